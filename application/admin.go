@@ -1,0 +1,214 @@
+package application
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Admin is the use case behind every administrative surface (the admin HTTP
+// API, the CLI that calls it, and later Remoting admin codes): it validates
+// requests, fills defaults and delegates to [ports.Admin].
+type Admin struct {
+	store ports.Admin
+	clock ports.Clock
+}
+
+// NewAdmin returns the admin use case over store.
+func NewAdmin(store ports.Admin, clock ports.Clock) *Admin {
+	return &Admin{store: store, clock: clock}
+}
+
+// DefaultTopicQueueCount is the queue count of a topic created without one
+// (RocketMQ's defaultTopicQueueNums).
+const DefaultTopicQueueCount = 8
+
+// TopicSpec is a request to create or update a topic. Zero fields take
+// defaults on create and keep the current value on update.
+type TopicSpec struct {
+	Name        string
+	Type        domain.MessageType
+	QueueCount  int32
+	Description *string
+}
+
+// CreateTopic creates a topic; it fails with ReasonAlreadyExists when the
+// name is taken.
+func (a *Admin) CreateTopic(ctx context.Context, s TopicSpec) (domain.Topic, error) {
+	t := domain.Topic{
+		Name:       s.Name,
+		Type:       s.Type,
+		QueueCount: s.QueueCount,
+		Permission: domain.PermReadWrite,
+	}
+	if t.Type == domain.MessageTypeUnspecified {
+		t.Type = domain.MessageTypeNormal
+	}
+	if t.QueueCount == 0 {
+		t.QueueCount = DefaultTopicQueueCount
+	}
+	if s.Description != nil {
+		t.Description = *s.Description
+	}
+	now := a.clock.Now().UTC().Truncate(time.Millisecond)
+	t.CreatedAt, t.UpdatedAt = now, now
+	if err := t.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	return a.store.CreateTopic(ctx, t)
+}
+
+// UpdateTopic changes the given fields of an existing topic.
+func (a *Admin) UpdateTopic(ctx context.Context, s TopicSpec) (domain.Topic, error) {
+	if err := domain.ValidateTopicName(s.Name); err != nil {
+		return domain.Topic{}, err
+	}
+	cur, err := a.findTopic(ctx, s.Name)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	if s.Type != domain.MessageTypeUnspecified {
+		cur.Type = s.Type
+	}
+	if s.QueueCount != 0 {
+		if s.QueueCount < cur.QueueCount {
+			return domain.Topic{}, domain.Errorf(domain.ReasonBadRequest,
+				"topic %q has %d queues; the queue count can only grow (messages in removed queues would become unreachable)", s.Name, cur.QueueCount)
+		}
+		cur.QueueCount = s.QueueCount
+	}
+	if s.Description != nil {
+		cur.Description = *s.Description
+	}
+	cur.UpdatedAt = a.clock.Now().UTC().Truncate(time.Millisecond)
+	if err := cur.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	return a.store.UpdateTopic(ctx, cur)
+}
+
+// DeleteTopic removes a topic and, eventually, its messages.
+func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
+	if err := domain.ValidateTopicName(name); err != nil {
+		return err
+	}
+	return a.store.DeleteTopic(ctx, name)
+}
+
+// Topic describes one topic.
+func (a *Admin) Topic(ctx context.Context, name string) (domain.Topic, error) {
+	if err := domain.ValidateTopicName(name); err != nil {
+		return domain.Topic{}, err
+	}
+	return a.findTopic(ctx, name)
+}
+
+// Topics lists every topic, sorted by name.
+func (a *Admin) Topics(ctx context.Context) ([]domain.Topic, error) {
+	return a.store.ListTopics(ctx)
+}
+
+func (a *Admin) findTopic(ctx context.Context, name string) (domain.Topic, error) {
+	all, err := a.store.ListTopics(ctx)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	for _, t := range all {
+		if t.Name == name {
+			return t, nil
+		}
+	}
+	return domain.Topic{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", name, name)
+}
+
+// GroupSpec is a request to create or update a consumer group. Nil or zero
+// fields take defaults on create and keep the current value on update.
+type GroupSpec struct {
+	Name                string
+	MaxDeliveryAttempts int32
+	RetryPolicy         *domain.RetryPolicy
+	Orderly             *bool
+	Description         *string
+}
+
+// CreateGroup creates a consumer group with RocketMQ's defaults for the
+// fields the spec leaves out.
+func (a *Admin) CreateGroup(ctx context.Context, s GroupSpec) (domain.ConsumerGroup, error) {
+	g := domain.NewConsumerGroup(s.Name)
+	applyGroupSpec(&g, s)
+	now := a.clock.Now().UTC().Truncate(time.Millisecond)
+	g.CreatedAt, g.UpdatedAt = now, now
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	return a.store.CreateGroup(ctx, g)
+}
+
+// UpdateGroup changes the given fields of an existing group.
+func (a *Admin) UpdateGroup(ctx context.Context, s GroupSpec) (domain.ConsumerGroup, error) {
+	g, err := a.Group(ctx, s.Name)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	applyGroupSpec(&g, s)
+	g.UpdatedAt = a.clock.Now().UTC().Truncate(time.Millisecond)
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	return a.store.UpdateGroup(ctx, g)
+}
+
+func applyGroupSpec(g *domain.ConsumerGroup, s GroupSpec) {
+	if s.MaxDeliveryAttempts != 0 {
+		g.MaxDeliveryAttempts = s.MaxDeliveryAttempts
+	}
+	if s.RetryPolicy != nil {
+		g.RetryPolicy = *s.RetryPolicy
+	}
+	if s.Orderly != nil {
+		g.Orderly = *s.Orderly
+	}
+	if s.Description != nil {
+		g.Description = *s.Description
+	}
+}
+
+// DeleteGroup removes a consumer group and its consumption state.
+func (a *Admin) DeleteGroup(ctx context.Context, name string) error {
+	if err := domain.ValidateGroupName(name); err != nil {
+		return err
+	}
+	return a.store.DeleteGroup(ctx, name)
+}
+
+// Group describes one consumer group.
+func (a *Admin) Group(ctx context.Context, name string) (domain.ConsumerGroup, error) {
+	if err := domain.ValidateGroupName(name); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	all, err := a.store.ListGroups(ctx)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	for _, g := range all {
+		if g.Name == name {
+			return g, nil
+		}
+	}
+	return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", name, name)
+}
+
+// Groups lists every consumer group, sorted by name.
+func (a *Admin) Groups(ctx context.Context) ([]domain.ConsumerGroup, error) {
+	return a.store.ListGroups(ctx)
+}
+
+// GroupStats reports a group's progress per queue.
+func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats, error) {
+	if err := domain.ValidateGroupName(name); err != nil {
+		return nil, err
+	}
+	return a.store.GroupStats(ctx, name)
+}

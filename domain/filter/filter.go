@@ -1,0 +1,97 @@
+package filter
+
+import (
+	"strings"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Type is the language of a filter expression.
+type Type uint8
+
+// Expression languages, as apache.rocketmq.v2.FilterType.
+const (
+	TypeTag Type = iota
+	TypeSQL92
+)
+
+func (t Type) String() string {
+	if t == TypeSQL92 {
+		return "SQL92"
+	}
+	return "TAG"
+}
+
+// Expression is a filter as a consumer subscribes with it.
+type Expression struct {
+	Type Type
+	Text string
+}
+
+// Filter decides whether a consumer receives a message.
+type Filter interface {
+	// Match reports whether m passes the filter.
+	Match(m *domain.Message) bool
+	// Expression returns what the filter was compiled from.
+	Expression() Expression
+}
+
+// MaxExpressionLength bounds filter expressions; longer ones are rejected.
+const MaxExpressionLength = 4096
+
+// Compile parses e into a Filter.
+func Compile(e Expression) (Filter, error) {
+	if len(e.Text) > MaxExpressionLength {
+		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "filter expression is %d bytes, longer than %d", len(e.Text), MaxExpressionLength)
+	}
+	switch e.Type {
+	case TypeTag:
+		return compileTag(e.Text)
+	case TypeSQL92:
+		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "SQL92 filter expressions are not supported yet; subscribe with a tag expression")
+	default:
+		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "unknown filter type %d", e.Type)
+	}
+}
+
+// All is the filter that matches every message ("*").
+var All Filter = &tagFilter{all: true, expr: "*"}
+
+type tagFilter struct {
+	all  bool
+	tags map[string]struct{}
+	expr string
+}
+
+func compileTag(text string) (Filter, error) {
+	t := strings.TrimSpace(text)
+	if t == "" || t == "*" {
+		return All, nil
+	}
+	parts := strings.Split(text, "||")
+	// Java's String.split drops trailing empty strings; an expression made of
+	// separators only leaves nothing and is rejected upstream.
+	for len(parts) > 0 && parts[len(parts)-1] == "" {
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) == 0 {
+		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "tag expression %q has no tag; use \"*\" or tags joined by \"||\"", text)
+	}
+	f := &tagFilter{tags: make(map[string]struct{}, len(parts)), expr: text}
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			f.tags[p] = struct{}{}
+		}
+	}
+	return f, nil
+}
+
+func (f *tagFilter) Match(m *domain.Message) bool {
+	if f.all {
+		return true
+	}
+	_, ok := f.tags[m.Tag]
+	return ok && m.Tag != ""
+}
+
+func (f *tagFilter) Expression() Expression { return Expression{Type: TypeTag, Text: f.expr} }

@@ -1,0 +1,131 @@
+package domain
+
+import (
+	"strings"
+	"unicode"
+)
+
+// Name limits, as the Apache proxy and clients enforce them.
+const (
+	MaxTopicNameLength = 127
+	MaxGroupNameLength = 120
+)
+
+// Prefixes of the topics the broker derives from consumer groups.
+const (
+	RetryTopicPrefix      = "%RETRY%"
+	DeadLetterTopicPrefix = "%DLQ%"
+)
+
+var systemTopics = map[string]struct{}{
+	"TBW102": {}, "SCHEDULE_TOPIC_XXXX": {}, "BenchmarkTest": {},
+	"RMQ_SYS_TRANS_HALF_TOPIC": {}, "RMQ_SYS_TRACE_TOPIC": {},
+	"RMQ_SYS_TRANS_OP_HALF_TOPIC": {}, "TRANS_CHECK_MAX_TIME_TOPIC": {},
+	"SELF_TEST_TOPIC": {}, "OFFSET_MOVED_EVENT": {}, "CHECKPOINT_TOPIC": {},
+}
+
+// IsSystemTopic reports whether name is reserved for the broker itself.
+func IsSystemTopic(name string) bool {
+	if _, ok := systemTopics[name]; ok {
+		return true
+	}
+	return strings.HasPrefix(name, "rmq_sys_")
+}
+
+// validNameChars reports whether every byte of s is in [%|a-zA-Z0-9_-].
+func validNameChars(s string) (bad rune, ok bool) {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
+			r == '%', r == '|', r == '_', r == '-':
+		default:
+			return r, false
+		}
+	}
+	return 0, true
+}
+
+func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+
+// ValidateTopicName checks a topic name as the Apache proxy does.
+func ValidateTopicName(name string) error {
+	if isBlank(name) {
+		return Errorf(ReasonIllegalTopic, "topic name cannot be blank")
+	}
+	if len(name) > MaxTopicNameLength {
+		return Errorf(ReasonIllegalTopic, "topic name %q is longer than %d characters", truncate(name), MaxTopicNameLength)
+	}
+	if r, ok := validNameChars(name); !ok {
+		return Errorf(ReasonIllegalTopic, "topic name %q contains illegal character %q; allowed are letters, digits, %%, |, _ and -", truncate(name), r)
+	}
+	if IsSystemTopic(name) {
+		return Errorf(ReasonIllegalTopic, "topic %q is a system topic and cannot be used by clients", name)
+	}
+	return nil
+}
+
+// ValidateGroupName checks a consumer group name as the Apache proxy does.
+func ValidateGroupName(name string) error {
+	if isBlank(name) {
+		return Errorf(ReasonIllegalConsumerGroup, "consumer group name cannot be blank")
+	}
+	if len(name) > MaxGroupNameLength {
+		return Errorf(ReasonIllegalConsumerGroup, "consumer group name %q is longer than %d characters", truncate(name), MaxGroupNameLength)
+	}
+	if r, ok := validNameChars(name); !ok {
+		return Errorf(ReasonIllegalConsumerGroup, "consumer group name %q contains illegal character %q; allowed are letters, digits, %%, |, _ and -", truncate(name), r)
+	}
+	if strings.HasPrefix(name, "CID_RMQ_SYS_") {
+		return Errorf(ReasonIllegalConsumerGroup, "consumer group %q is a system group and cannot be used by clients", name)
+	}
+	return nil
+}
+
+// ValidateTag checks a message tag: empty is allowed (no tag); otherwise it
+// must not be blank, contain '|' or contain control characters.
+func ValidateTag(tag string) error {
+	if tag == "" {
+		return nil
+	}
+	if isBlank(tag) {
+		return Errorf(ReasonIllegalMessageTag, "tag cannot be whitespace only")
+	}
+	if strings.ContainsRune(tag, '|') {
+		return Errorf(ReasonIllegalMessageTag, "tag %q cannot contain '|'", truncate(tag))
+	}
+	if hasControl(tag) {
+		return Errorf(ReasonIllegalMessageTag, "tag %q contains a control character", truncate(tag))
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryTopic names the retry topic of a consumer group (v1 form).
+func RetryTopic(group string) string { return RetryTopicPrefix + group }
+
+// DeadLetterTopic names the dead-letter topic of a consumer group.
+func DeadLetterTopic(group string) string { return DeadLetterTopicPrefix + group }
+
+// IsDeadLetterTopic reports whether topic is a %DLQ% topic.
+func IsDeadLetterTopic(topic string) bool { return strings.HasPrefix(topic, DeadLetterTopicPrefix) }
+
+// IsRetryTopic reports whether topic is a %RETRY% topic.
+func IsRetryTopic(topic string) bool { return strings.HasPrefix(topic, RetryTopicPrefix) }
+
+// truncate shortens user input echoed in messages so a huge name cannot
+// blow up a log line or a response.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

@@ -1,0 +1,31 @@
+package domain
+
+// reservedPropertyKeys are the property names RocketMQ uses for itself
+// (MessageConst.STRING_HASH_SET upstream). A user property with one of these
+// names is rejected with ReasonIllegalPropertyKey.
+var reservedPropertyKeys = map[string]struct{}{}
+
+func init() {
+	for _, k := range []string{
+		"TRACE_ON", "MSG_REGION", "KEYS", "TAGS", "WAIT", "DELAY", "RETRY_TOPIC",
+		"REAL_TOPIC", "REAL_QID", "TRAN_MSG", "PGROUP", "MIN_OFFSET", "MAX_OFFSET",
+		"BUYER_ID", "ORIGIN_MESSAGE_ID", "TRANSFER_FLAG", "CORRECTION_FLAG",
+		"MQ2_FLAG", "RECONSUME_TIME", "UNIQ_KEY", "MAX_RECONSUME_TIMES",
+		"CONSUME_START_TIME", "POP_CK", "POP_CK_OFFSET", "1ST_POP_TIME",
+		"TRAN_PREPARED_QUEUE_OFFSET", "DUP_INFO", "EXTEND_UNIQ_INFO", "INSTANCE_ID",
+		"CORRELATION_ID", "REPLY_TO_CLIENT", "TTL", "ARRIVE_TIME", "PUSH_REPLY_TIME",
+		"CLUSTER", "MSG_TYPE", "INNER_MULTI_QUEUE_OFFSET", "TIMER_DELAY_SEC",
+		"TIMER_DELIVER_MS", "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES",
+		"TIMER_OUT_MS", "TIMER_DEL_UNIQKEY", "TIMER_DELAY_LEVEL", "__BORNHOST",
+		"BORN_TIMESTAMP",
+	} {
+		reservedPropertyKeys[k] = struct{}{}
+	}
+}
+
+// IsReservedPropertyKey reports whether key is a system property name that a
+// user property may not use.
+func IsReservedPropertyKey(key string) bool {
+	_, ok := reservedPropertyKeys[key]
+	return ok
+}

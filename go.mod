@@ -1,0 +1,3 @@
+module github.com/rmqproxy/rmqproxy
+
+go 1.26.8

@@ -1,0 +1,106 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+)
+
+// Broker stores and delivers messages. It is implemented by the embedded
+// engine (local mode) and by the Remoting client of a RocketMQ cluster
+// (cluster mode). All methods honour ctx's deadline and cancellation.
+type Broker interface {
+	// Route returns the queues of a topic, sorted by broker name then queue
+	// id. A missing topic is a ReasonTopicNotFound error.
+	Route(ctx context.Context, topic string) (Route, error)
+
+	// Send stores msgs, which all belong to queue q's topic, in queue q, in
+	// order, and returns one receipt per message. It returns only once the
+	// messages are as durable as the broker's flush policy promises: with
+	// synchronous flush, they survive a crash of the process or the machine.
+	// Either all messages are stored or none is.
+	Send(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error)
+
+	// Pop hands out up to req.MaxMessages visible messages to req.Group and
+	// makes them invisible for req.InvisibleTime. When none is visible it
+	// waits up to req.PollTimeout for one (long polling), returning an empty
+	// slice, not an error, when none came. Every returned message carries a
+	// receipt handle and its delivery attempt.
+	Pop(ctx context.Context, req PopRequest) ([]domain.StoredMessage, error)
+
+	// Ack marks a delivered message consumed by the group; it is never
+	// delivered to that group again. A handle superseded by a later change
+	// or delivery is a ReasonInvalidReceiptHandle error.
+	Ack(ctx context.Context, req AckRequest) error
+
+	// ChangeInvisible sets when a delivered message becomes visible again,
+	// counting from now, and returns the handle that replaces req.Handle.
+	ChangeInvisible(ctx context.Context, req ChangeInvisibleRequest) (domain.ReceiptHandle, error)
+
+	// ForwardToDeadLetter moves a delivered message to the group's
+	// dead-letter queue (%DLQ%group) and acks the original.
+	ForwardToDeadLetter(ctx context.Context, req AckRequest) error
+}
+
+// Route is the set of queues of one topic.
+type Route struct {
+	Topic  domain.Topic
+	Queues []RouteQueue
+}
+
+// RouteQueue is one queue of a route.
+type RouteQueue struct {
+	BrokerName string
+	QueueID    int32
+	Permission domain.Permission
+}
+
+// WritableQueues returns the writable queues of the route in route order.
+func (r Route) WritableQueues() []RouteQueue {
+	out := make([]RouteQueue, 0, len(r.Queues))
+	for _, q := range r.Queues {
+		if q.Permission.Writable() {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// PopRequest asks a broker for messages for a consumer group.
+type PopRequest struct {
+	Group string
+	Topic string
+	// BrokerName selects the broker; empty means any.
+	BrokerName string
+	// QueueID selects the queue; -1 lets the broker choose among all
+	// readable queues of the topic.
+	QueueID       int32
+	MaxMessages   int32
+	InvisibleTime time.Duration
+	// PollTimeout is how long to wait for a message when none is visible.
+	PollTimeout time.Duration
+	// Filter selects the messages the group wants; messages that do not
+	// match are consumed silently (never delivered to this group).
+	Filter filter.Filter
+	// FIFO asks for ordered delivery: within a message group, a message is
+	// not delivered while an earlier one is in flight or not yet acked.
+	FIFO bool
+	// AttemptID lets a broker recognise a retried pop request.
+	AttemptID string
+}
+
+// AckRequest identifies one delivery of a message to a group.
+type AckRequest struct {
+	Group     string
+	Topic     string
+	MessageID string
+	Handle    domain.ReceiptHandle
+}
+
+// ChangeInvisibleRequest changes the invisible time of one delivery.
+type ChangeInvisibleRequest struct {
+	AckRequest
+	InvisibleTime time.Duration
+}

@@ -1,0 +1,46 @@
+package ports
+
+import (
+	"context"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Metadata answers questions about topics and consumer groups on the hot
+// path; implementations cache as they see fit.
+type Metadata interface {
+	// Topic returns a topic's configuration or a ReasonTopicNotFound error.
+	Topic(ctx context.Context, name string) (domain.Topic, error)
+	// ConsumerGroup returns a group's configuration or a
+	// ReasonConsumerGroupNotFound error.
+	ConsumerGroup(ctx context.Context, name string) (domain.ConsumerGroup, error)
+}
+
+// Admin changes topics and consumer groups. Create fails with
+// ReasonAlreadyExists, update and delete with ReasonTopicNotFound or
+// ReasonConsumerGroupNotFound.
+type Admin interface {
+	CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error)
+	UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error)
+	DeleteTopic(ctx context.Context, name string) error
+	ListTopics(ctx context.Context) ([]domain.Topic, error)
+
+	CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error)
+	UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error)
+	DeleteGroup(ctx context.Context, name string) error
+	ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
+
+	// GroupStats reports, per queue of each subscribed topic, what the group
+	// has consumed and what is still in flight.
+	GroupStats(ctx context.Context, group string) ([]QueueStats, error)
+}
+
+// QueueStats describes a group's progress on one queue.
+type QueueStats struct {
+	Topic      string
+	QueueID    int32
+	MaxOffset  int64 // next offset a new message will get
+	AckOffset  int64 // every message below this offset is consumed
+	InFlight   int64 // delivered, not yet acked
+	Consumable int64 // not yet delivered or visible again
+}
