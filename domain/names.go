@@ -129,3 +129,38 @@ func truncate(s string) string {
 	}
 	return s[:max] + "..."
 }
+
+// WrapNamespace qualifies a topic or group name with a namespace the way
+// RocketMQ does ("ns%name", "%RETRY%ns%group", "%DLQ%ns%group"). An empty
+// namespace, or a name that already carries it, is returned unchanged.
+func WrapNamespace(namespace, name string) string {
+	if namespace == "" || name == "" || IsSystemTopic(name) {
+		return name
+	}
+	for _, p := range []string{RetryTopicPrefix, DeadLetterTopicPrefix} {
+		if strings.HasPrefix(name, p) {
+			return p + WrapNamespace(namespace, name[len(p):])
+		}
+	}
+	if strings.HasPrefix(name, namespace+"%") {
+		return name
+	}
+	return namespace + "%" + name
+}
+
+// SplitNamespace undoes WrapNamespace for a plain (non retry/DLQ) name,
+// returning the namespace ("" if none) and the bare name. Retry and DLQ
+// prefixes are kept on the bare name.
+func SplitNamespace(name string) (namespace, bare string) {
+	prefix := ""
+	for _, p := range []string{RetryTopicPrefix, DeadLetterTopicPrefix} {
+		if strings.HasPrefix(name, p) {
+			prefix, name = p, name[len(p):]
+			break
+		}
+	}
+	if i := strings.IndexByte(name, '%'); i > 0 {
+		return name[:i], prefix + name[i+1:]
+	}
+	return "", prefix + name
+}

@@ -1,0 +1,109 @@
+package application
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// AckEntry is one message to acknowledge.
+type AckEntry struct {
+	MessageID     string
+	ReceiptHandle string
+}
+
+// AckMessage acknowledges messages of one topic for a group. A request-wide
+// problem (bad topic or group, no entry) is returned as the error; otherwise
+// the result holds one error (nil for success) per entry, in order.
+func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries []AckEntry) ([]error, error) {
+	if err := domain.ValidateTopicName(topic); err != nil {
+		return nil, err
+	}
+	if err := domain.ValidateGroupName(group); err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "no entry to acknowledge")
+	}
+	results := make([]error, len(entries))
+	for i, e := range entries {
+		results[i] = m.ackOne(ctx, group, topic, e)
+	}
+	return results, nil
+}
+
+func (m *Messaging) ackOne(ctx context.Context, group, topic string, e AckEntry) error {
+	h, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
+	if err != nil {
+		return err
+	}
+	if h.Expired(m.clock.Now()) {
+		return errExpiredHandle()
+	}
+	return m.broker.Ack(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: e.MessageID, Handle: h})
+}
+
+func errExpiredHandle() error {
+	return domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
+}
+
+// resolveHandle decodes a client's receipt handle and, if the proxy is
+// renewing that delivery for the client, stops renewing it and returns the
+// latest handle instead.
+func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle string) (domain.ReceiptHandle, error) {
+	h, err := domain.ParseReceiptHandle(handle)
+	if err != nil {
+		return domain.ReceiptHandle{}, err
+	}
+	return m.renewer.take(ports.RequestInfoFrom(ctx).ClientID, group, messageID, h), nil
+}
+
+// ChangeInvisibleDuration makes a received message visible again after d
+// (0 = now) and returns the receipt handle that replaces the given one.
+func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, messageID, handle string, d time.Duration) (string, error) {
+	if err := domain.ValidateTopicName(topic); err != nil {
+		return "", err
+	}
+	if err := domain.ValidateGroupName(group); err != nil {
+		return "", err
+	}
+	if err := m.checkInvisibleTime(d, 0); err != nil {
+		return "", err
+	}
+	h, err := m.resolveHandle(ctx, group, messageID, handle)
+	if err != nil {
+		return "", err
+	}
+	if h.Expired(m.clock.Now()) {
+		return "", errExpiredHandle()
+	}
+	nh, err := m.broker.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
+		AckRequest:    ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h},
+		InvisibleTime: d,
+	})
+	if err != nil {
+		return "", err
+	}
+	return nh.String(), nil
+}
+
+// ForwardToDeadLetterQueue moves a received message to the group's
+// dead-letter queue, as a consumer does when it gives up on a message.
+func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, messageID, handle string) error {
+	if err := domain.ValidateTopicName(topic); err != nil {
+		return err
+	}
+	if err := domain.ValidateGroupName(group); err != nil {
+		return err
+	}
+	h, err := m.resolveHandle(ctx, group, messageID, handle)
+	if err != nil {
+		return err
+	}
+	if h.CommitLogOffset < 0 {
+		return domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle has no commit log offset; pass the handle of a received message unchanged")
+	}
+	return m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h})
+}

@@ -1,0 +1,121 @@
+package application
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// UpdateSettings stores the settings a client declared on its Telemetry
+// stream, remembers ch as its command channel, and returns the values the
+// proxy imposes on it.
+func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch ports.ClientChannel) (ServerSettings, error) {
+	clientID := ports.RequestInfoFrom(ctx).ClientID
+	switch {
+	case s.Publishing != nil:
+		for _, t := range s.Publishing.Topics {
+			if err := domain.ValidateTopicName(t); err != nil {
+				return ServerSettings{}, err
+			}
+		}
+	case s.Subscription != nil:
+		if !s.ClientType.IsConsumer() {
+			return ServerSettings{}, domain.Errorf(domain.ReasonUnrecognizedClientType,
+				"client type %s cannot subscribe through this proxy; use a push or simple consumer", s.ClientType)
+		}
+		if err := domain.ValidateGroupName(s.Subscription.Group); err != nil {
+			return ServerSettings{}, err
+		}
+		for _, e := range s.Subscription.Entries {
+			if err := domain.ValidateTopicName(e.Topic); err != nil {
+				return ServerSettings{}, err
+			}
+			if _, err := filter.Compile(e.Filter); err != nil {
+				return ServerSettings{}, err
+			}
+		}
+	default:
+		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
+	}
+	m.sessions.put(clientID, s, ch)
+	return m.serverSettings(ctx, s)
+}
+
+// serverSettings computes what the proxy pushes to a client.
+func (m *Messaging) serverSettings(ctx context.Context, s ClientSettings) (ServerSettings, error) {
+	if s.Publishing != nil {
+		p := m.cfg.Producer
+		return ServerSettings{
+			MaxAttempts:         p.MaxAttempts,
+			Backoff:             domain.RetryPolicy{Initial: p.BackoffInitial, Max: p.BackoffMax, Multiplier: p.BackoffMultiplier},
+			MaxBodySize:         m.cfg.Limits.MaxBodySize,
+			ValidateMessageType: m.cfg.Limits.TopicMessageTypeCheck,
+		}, nil
+	}
+	out := ServerSettings{ReceiveBatchSize: m.cfg.Consumer.ReceiveBatchSize, LongPollingTimeout: m.cfg.Consumer.MaxLongPolling}
+	g, err := m.meta.ConsumerGroup(ctx, s.Subscription.Group)
+	switch {
+	case err == nil:
+		out.GroupKnown = true
+	case domain.HasReason(err, domain.ReasonConsumerGroupNotFound):
+		g = domain.NewConsumerGroup(s.Subscription.Group)
+	default:
+		return ServerSettings{}, err
+	}
+	out.MaxAttempts = g.MaxDeliveryAttempts
+	out.Backoff = g.RetryPolicy
+	out.FIFO = g.Orderly
+	return out, nil
+}
+
+// Heartbeat keeps a client's registration alive. The client must have sent
+// its settings on a Telemetry stream first.
+func (m *Messaging) Heartbeat(ctx context.Context, group string) error {
+	clientID := ports.RequestInfoFrom(ctx).ClientID
+	s, ok := m.sessions.touch(clientID)
+	if !ok {
+		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client: open the Telemetry stream and send settings first")
+	}
+	switch {
+	case s.ClientType == ClientTypeProducer:
+		return nil
+	case s.ClientType.IsConsumer():
+		return domain.ValidateGroupName(group)
+	default:
+		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
+	}
+}
+
+// NotifyClientTermination forgets a client that is shutting down and makes
+// the messages it held visible again soon.
+func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) error {
+	clientID := ports.RequestInfoFrom(ctx).ClientID
+	s, ok := m.sessions.Settings(clientID)
+	if !ok {
+		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
+	}
+	switch {
+	case s.ClientType == ClientTypeProducer:
+	case s.ClientType.IsConsumer():
+		if err := domain.ValidateGroupName(group); err != nil {
+			return err
+		}
+	default:
+		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
+	}
+	if s, ok := m.sessions.remove(clientID); ok {
+		m.clientGone(context.WithoutCancel(ctx), clientID, s)
+	}
+	return nil
+}
+
+// ClientSettingsOf returns the stored settings of the calling client.
+func (m *Messaging) ClientSettingsOf(ctx context.Context) (ClientSettings, bool) {
+	return m.sessions.Settings(ports.RequestInfoFrom(ctx).ClientID)
+}
+
+// sessionSweepPeriod is how often silent clients are looked for.
+const sessionSweepPeriod = 5 * time.Second

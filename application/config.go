@@ -1,0 +1,145 @@
+package application
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Config holds the behaviour settings of the messaging use cases. Defaults
+// are the Apache RocketMQ proxy's (ProxyConfig), so that official clients
+// observe the same limits and settings.
+type Config struct {
+	Limits   LimitsConfig   `yaml:"limits"`
+	Producer ProducerConfig `yaml:"producer"`
+	Consumer ConsumerConfig `yaml:"consumer"`
+	Clients  ClientsConfig  `yaml:"clients"`
+}
+
+// LimitsConfig bounds what a producer may send.
+type LimitsConfig struct {
+	MaxBodySize            int64         `yaml:"maxBodySize" unit:"bytes" help:"largest message body accepted (as sent, i.e. compressed if the client compressed it); also pushed to producers as publishing.max_body_size; 0 disables the check"`
+	RejectEmptyBody        bool          `yaml:"rejectEmptyBody" help:"reject messages without a body (MESSAGE_BODY_EMPTY)"`
+	MaxUserPropertyCount   int           `yaml:"maxUserPropertyCount" help:"most user properties one message may carry"`
+	MaxPropertiesSize      int64         `yaml:"maxPropertiesSize" unit:"bytes" help:"most bytes of user property keys and values, tag and keys of one message together"`
+	MaxMessageGroupSize    int           `yaml:"maxMessageGroupSize" help:"message groups must be shorter than this many bytes"`
+	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie"`
+	MaxTransactionRecovery time.Duration `yaml:"maxTransactionRecovery" help:"longest orphaned-transaction recovery duration a producer may ask for"`
+	TopicMessageTypeCheck  bool          `yaml:"topicMessageTypeCheck" help:"reject messages whose type does not match the topic's type, and ask clients to check it too"`
+}
+
+// ProducerConfig is the retry policy pushed to producers.
+type ProducerConfig struct {
+	MaxAttempts       int32         `yaml:"maxAttempts" help:"send attempts a producer makes, pushed in the settings handshake"`
+	BackoffInitial    time.Duration `yaml:"backoffInitial" help:"first wait between send attempts after throttling"`
+	BackoffMax        time.Duration `yaml:"backoffMax" help:"longest wait between send attempts"`
+	BackoffMultiplier float64       `yaml:"backoffMultiplier" help:"growth factor of the wait between send attempts"`
+}
+
+// ConsumerConfig shapes receiving.
+type ConsumerConfig struct {
+	MinInvisibleTime     time.Duration `yaml:"minInvisibleTime" help:"shortest invisible duration a ReceiveMessage may ask for"`
+	MaxInvisibleTime     time.Duration `yaml:"maxInvisibleTime" help:"longest invisible duration a ReceiveMessage or ChangeInvisibleDuration may ask for"`
+	MinLongPolling       time.Duration `yaml:"minLongPolling" help:"shortest long-polling time; a receive whose deadline leaves less is rejected (ILLEGAL_POLLING_TIME)"`
+	MaxLongPolling       time.Duration `yaml:"maxLongPolling" help:"longest long-polling time; also pushed to consumers"`
+	ReceiveBatchSize     int32         `yaml:"receiveBatchSize" help:"batch size pushed to push consumers"`
+	MaxBatchSize         int32         `yaml:"maxBatchSize" help:"larger receive batch sizes are reduced to this"`
+	AutoRenew            bool          `yaml:"autoRenew" help:"renew the invisible time of messages held by push consumers until they are acked"`
+	DefaultInvisibleTime time.Duration `yaml:"defaultInvisibleTime" help:"invisible time given to messages received by auto-renewing (push) consumers"`
+	RenewPeriod          time.Duration `yaml:"renewPeriod" help:"how often auto-renewal looks for messages about to become visible"`
+	RenewAhead           time.Duration `yaml:"renewAhead" help:"renew a message when it would become visible within this time"`
+	RenewMaxTime         time.Duration `yaml:"renewMaxTime" help:"stop renewing after this time since receipt and let the message be retried"`
+	InvisibleTimeOnClear time.Duration `yaml:"invisibleTimeOnClear" help:"invisible time left to messages of a client that went away, so they are redelivered quickly"`
+}
+
+// ClientsConfig governs client sessions.
+type ClientsConfig struct {
+	ExpiryTimeout time.Duration `yaml:"expiryTimeout" help:"a client that sent no heartbeat or telemetry for this long is forgotten and its held messages released"`
+}
+
+// DefaultConfig returns the Apache proxy's defaults.
+func DefaultConfig() Config {
+	l := domain.DefaultLimits()
+	return Config{
+		Limits: LimitsConfig{
+			MaxBodySize:            l.MaxBodySize,
+			RejectEmptyBody:        l.RejectEmptyBody,
+			MaxUserPropertyCount:   l.MaxUserPropertyCount,
+			MaxPropertiesSize:      int64(l.MaxPropertiesSize),
+			MaxMessageGroupSize:    l.MaxMessageGroupSize,
+			MaxDelay:               l.MaxDelay,
+			MaxTransactionRecovery: l.MaxTransactionRecovery,
+			TopicMessageTypeCheck:  true,
+		},
+		Producer: ProducerConfig{
+			MaxAttempts:       3,
+			BackoffInitial:    10 * time.Millisecond,
+			BackoffMax:        time.Second,
+			BackoffMultiplier: 2,
+		},
+		Consumer: ConsumerConfig{
+			MinInvisibleTime:     domain.DefaultMinInvisibleTime,
+			MaxInvisibleTime:     domain.DefaultMaxInvisibleTime,
+			MinLongPolling:       5 * time.Second,
+			MaxLongPolling:       20 * time.Second,
+			ReceiveBatchSize:     32,
+			MaxBatchSize:         32,
+			AutoRenew:            true,
+			DefaultInvisibleTime: 60 * time.Second,
+			RenewPeriod:          5 * time.Second,
+			RenewAhead:           10 * time.Second,
+			RenewMaxTime:         3 * time.Hour,
+			InvisibleTimeOnClear: time.Second,
+		},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second},
+	}
+}
+
+// Validate reports settings that cannot work together.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Limits.MaxBodySize < 0 {
+		bad("limits.maxBodySize must not be negative")
+	}
+	if c.Limits.MaxUserPropertyCount < 0 || c.Limits.MaxPropertiesSize < 0 || c.Limits.MaxMessageGroupSize < 0 {
+		bad("limits: counts and sizes must not be negative")
+	}
+	if c.Producer.MaxAttempts < 1 {
+		bad("producer.maxAttempts must be at least 1")
+	}
+	if c.Producer.BackoffInitial <= 0 || c.Producer.BackoffMax < c.Producer.BackoffInitial || c.Producer.BackoffMultiplier < 1 {
+		bad("producer: backoffInitial must be > 0, backoffMax ≥ backoffInitial and backoffMultiplier ≥ 1")
+	}
+	cc := c.Consumer
+	if cc.MinInvisibleTime < 0 || cc.MaxInvisibleTime < cc.MinInvisibleTime {
+		bad("consumer: need 0 ≤ minInvisibleTime ≤ maxInvisibleTime")
+	}
+	if cc.MinLongPolling <= 0 || cc.MaxLongPolling < cc.MinLongPolling {
+		bad("consumer: need 0 < minLongPolling ≤ maxLongPolling")
+	}
+	if cc.ReceiveBatchSize < 1 || cc.MaxBatchSize < 1 {
+		bad("consumer: receiveBatchSize and maxBatchSize must be at least 1")
+	}
+	if cc.AutoRenew && (cc.DefaultInvisibleTime <= cc.RenewAhead || cc.RenewPeriod <= 0 || cc.RenewMaxTime <= 0) {
+		bad("consumer: with autoRenew, defaultInvisibleTime must exceed renewAhead and renewPeriod, renewMaxTime must be positive")
+	}
+	if c.Clients.ExpiryTimeout < 10*time.Second {
+		bad("clients.expiryTimeout must be at least 10s (clients heartbeat every 10s)")
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) limits() domain.Limits {
+	return domain.Limits{
+		MaxBodySize:            c.Limits.MaxBodySize,
+		RejectEmptyBody:        c.Limits.RejectEmptyBody,
+		MaxUserPropertyCount:   c.Limits.MaxUserPropertyCount,
+		MaxPropertiesSize:      int(c.Limits.MaxPropertiesSize),
+		MaxMessageGroupSize:    c.Limits.MaxMessageGroupSize,
+		MaxDelay:               c.Limits.MaxDelay,
+		MaxTransactionRecovery: c.Limits.MaxTransactionRecovery,
+	}
+}

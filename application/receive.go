@@ -1,0 +1,207 @@
+package application
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// ReceiveRequest is a consumer's request for messages.
+type ReceiveRequest struct {
+	Group      string
+	Topic      string
+	BrokerName string // the broker the client targets; empty for any
+	Filter     filter.Expression
+	BatchSize  int32
+	// InvisibleTime is the simple consumer's requested invisible duration.
+	InvisibleTime time.Duration
+	// AutoRenew is set by push consumers: the proxy then chooses the
+	// invisible time and renews it until the message is acked.
+	AutoRenew bool
+	// LongPollingTimeout, when not nil, is the polling time the client asks
+	// for; otherwise it is derived from the request deadline.
+	LongPollingTimeout *time.Duration
+	AttemptID          string
+}
+
+// pollReserve is kept between the end of long polling and the client's
+// deadline so that an empty answer reaches the client before it gives up.
+const pollReserve = 100 * time.Millisecond
+
+// ReceiveMessage pops messages for a consumer group, long-polling until
+// messages come or the polling time ends. An empty result is a
+// ReasonMessageNotFound error, as clients expect. ctx carries the client's
+// deadline.
+func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]domain.StoredMessage, error) {
+	info := ports.RequestInfoFrom(ctx)
+	settings, ok := m.sessions.Settings(info.ClientID)
+	if !ok {
+		return nil, domain.Errorf(domain.ReasonUnrecognizedClientType,
+			"cannot find client settings for this client: open the Telemetry stream and send settings before receiving")
+	}
+	polling, err := m.pollingTime(ctx, req, settings, info.ClientVersion)
+	if err != nil {
+		return nil, err
+	}
+	if err := domain.ValidateTopicName(req.Topic); err != nil {
+		return nil, err
+	}
+	if err := domain.ValidateGroupName(req.Group); err != nil {
+		return nil, err
+	}
+	autoRenew := req.AutoRenew && m.cfg.Consumer.AutoRenew
+	invisible := req.InvisibleTime
+	if autoRenew {
+		invisible = m.cfg.Consumer.DefaultInvisibleTime
+	} else if err := m.checkInvisibleTime(invisible, m.cfg.Consumer.MinInvisibleTime); err != nil {
+		return nil, err
+	}
+	f, err := filter.Compile(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	if req.BatchSize < 1 {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "batch size must be at least 1, got %d", req.BatchSize)
+	}
+	batch := min(req.BatchSize, m.cfg.Consumer.MaxBatchSize)
+	group, err := m.meta.ConsumerGroup(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	popCtx, cancel := context.WithTimeout(ctx, polling)
+	defer cancel()
+	if dl, ok := ctx.Deadline(); ok {
+		popCtx, cancel = context.WithDeadline(popCtx, dl.Add(-pollReserve))
+		defer cancel()
+	}
+	msgs, err := m.broker.Pop(popCtx, ports.PopRequest{
+		Group:         req.Group,
+		Topic:         req.Topic,
+		BrokerName:    req.BrokerName,
+		QueueID:       -1,
+		MaxMessages:   batch,
+		InvisibleTime: invisible,
+		PollTimeout:   polling,
+		Filter:        f,
+		FIFO:          group.Orderly,
+		AttemptID:     req.AttemptID,
+	})
+	if err != nil {
+		if ctx.Err() == nil && popCtx.Err() != nil {
+			err = nil // polling time over: no message
+		} else {
+			return nil, err
+		}
+	}
+	msgs = m.dropExhausted(ctx, req.Group, group.MaxDeliveryAttempts, msgs)
+	if len(msgs) == 0 {
+		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
+	}
+	if autoRenew {
+		if !m.sessions.HasLiveChannel(info.ClientID) {
+			m.Release(ctx, req.Group, msgs)
+			return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", info.ClientID)
+		}
+		for i := range msgs {
+			if h, err := domain.ParseReceiptHandle(msgs[i].ReceiptHandle); err == nil {
+				m.renewer.track(info.ClientID, req.Group, &msgs[i], h)
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// pollingTime decides how long a receive may wait, as the Apache proxy
+// does: the client's long-polling timeout, or its remaining deadline minus
+// half its request timeout, clamped to the configured bounds and to the
+// deadline.
+func (m *Messaging) pollingTime(ctx context.Context, req ReceiveRequest, s ClientSettings, clientVersion string) (time.Duration, error) {
+	c := m.cfg.Consumer
+	remaining := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		remaining = dl.Sub(m.clock.Now())
+	}
+	var polling time.Duration
+	switch {
+	case req.LongPollingTimeout != nil:
+		polling = *req.LongPollingTimeout
+	case remaining >= 0:
+		polling = remaining - s.RequestTimeout/2
+	default:
+		polling = c.MaxLongPolling
+	}
+	polling = max(polling, c.MinLongPolling)
+	polling = min(polling, c.MaxLongPolling)
+	if remaining >= 0 && polling > remaining {
+		if remaining < c.MinLongPolling {
+			reason := domain.ReasonIllegalPollingTime
+			if clientVersion < "5.0.3" {
+				reason = domain.ReasonBadRequest
+			}
+			return 0, domain.Errorf(reason,
+				"the request deadline leaves %v for long polling, less than the minimum of %v; give the receive call a longer timeout (await duration)",
+				remaining.Round(time.Millisecond), c.MinLongPolling)
+		}
+		polling = remaining
+	}
+	return polling, nil
+}
+
+// checkInvisibleTime enforces [min, consumer.maxInvisibleTime].
+func (m *Messaging) checkInvisibleTime(d, minimum time.Duration) error {
+	maximum := m.cfg.Consumer.MaxInvisibleTime
+	if d < minimum || (maximum > 0 && d > maximum) {
+		return domain.Errorf(domain.ReasonIllegalInvisibleTime,
+			"invisible duration %v is out of range [%v, %v]", d, minimum, maximum)
+	}
+	return nil
+}
+
+// dropExhausted forwards messages delivered more often than the group
+// allows to the dead-letter queue and returns the others.
+func (m *Messaging) dropExhausted(ctx context.Context, group string, maxAttempts int32, msgs []domain.StoredMessage) []domain.StoredMessage {
+	if maxAttempts <= 0 {
+		return msgs
+	}
+	kept := msgs[:0]
+	for _, msg := range msgs {
+		if msg.DeliveryAttempt <= maxAttempts {
+			kept = append(kept, msg)
+			continue
+		}
+		h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
+		if err == nil {
+			err = m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h})
+		}
+		if err != nil {
+			m.log.LogAttrs(ctx, slog.LevelWarn, "forwarding an exhausted message to the dead-letter queue failed; it will be retried",
+				slog.String("consumer_group", group), slog.String("msg_id", msg.ID), slog.Any("error", err))
+		}
+	}
+	return kept
+}
+
+// Release makes received messages that could not be handed to the client
+// visible again soon (after consumer.invisibleTimeOnClear).
+func (m *Messaging) Release(ctx context.Context, group string, msgs []domain.StoredMessage) {
+	info := ports.RequestInfoFrom(ctx)
+	for _, msg := range msgs {
+		h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
+		if err != nil {
+			continue
+		}
+		h = m.renewer.take(info.ClientID, group, msg.ID, h)
+		_, err = m.broker.ChangeInvisible(context.WithoutCancel(ctx), ports.ChangeInvisibleRequest{
+			AckRequest:    ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h},
+			InvisibleTime: m.cfg.Consumer.InvisibleTimeOnClear,
+		})
+		if err != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+			m.log.LogAttrs(ctx, slog.LevelWarn, "releasing an undelivered message failed; it becomes visible when its invisible time ends",
+				slog.String("consumer_group", group), slog.String("msg_id", msg.ID), slog.Any("error", err))
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package application
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// renewSteps are the successive invisible times granted by auto-renewal,
+// as the Apache proxy's RenewStrategyPolicy; the last one repeats.
+var renewSteps = []time.Duration{time.Minute, 3 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour}
+
+// maxRenewFailures is how often a renewal may fail before it is given up.
+const maxRenewFailures = 3
+
+type holderKey struct {
+	clientID string
+	group    string
+}
+
+// heldMessage is one delivery a push consumer holds and the proxy renews.
+type heldMessage struct {
+	mu        sync.Mutex // held during a renewal and by whoever takes the message over
+	topic     string
+	handle    domain.ReceiptHandle // the latest handle at the broker
+	attempt   int32
+	first     time.Time
+	renewals  int
+	failures  int
+	forgotten bool
+}
+
+// Renewer keeps the deliveries of auto-renewing consumers (push consumers)
+// invisible until they are acked, as the Apache proxy does: the client acks
+// with the handle it received, and the proxy substitutes the latest handle
+// it obtained by renewing.
+type Renewer struct {
+	broker ports.Broker
+	meta   ports.Metadata
+	clock  ports.Clock
+	cfg    ConsumerConfig
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	held map[holderKey]map[string]*heldMessage // message id → delivery
+}
+
+// NewRenewer returns an empty renewal table.
+func NewRenewer(cfg Config, broker ports.Broker, meta ports.Metadata, clock ports.Clock, log *slog.Logger) *Renewer {
+	return &Renewer{broker: broker, meta: meta, clock: clock, cfg: cfg.Consumer, log: log, held: map[holderKey]map[string]*heldMessage{}}
+}
+
+// track starts renewing a delivery held by clientID in group.
+func (r *Renewer) track(clientID, group string, m *domain.StoredMessage, h domain.ReceiptHandle) {
+	k := holderKey{clientID, group}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byID := r.held[k]
+	if byID == nil {
+		byID = map[string]*heldMessage{}
+		r.held[k] = byID
+	}
+	byID[m.ID] = &heldMessage{topic: m.Topic, handle: h, attempt: m.DeliveryAttempt, first: r.clock.Now()}
+}
+
+// take stops renewing the delivery that h identifies and returns the handle
+// to use at the broker instead of h: the latest renewed one if the proxy
+// renewed it, h itself otherwise.
+func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle) domain.ReceiptHandle {
+	k := holderKey{clientID, group}
+	r.mu.Lock()
+	hm := r.held[k][messageID]
+	if hm == nil || !sameDelivery(hm.handle, h) {
+		r.mu.Unlock()
+		return h
+	}
+	delete(r.held[k], messageID)
+	if len(r.held[k]) == 0 {
+		delete(r.held, k)
+	}
+	r.mu.Unlock()
+	// A renewal in progress holds hm.mu: wait for it so its new handle is
+	// used (a broker call, bounded by the broker's own timeout).
+	hm.mu.Lock()
+	defer hm.mu.Unlock()
+	hm.forgotten = true
+	return hm.handle
+}
+
+// sameDelivery reports whether two handles name the same message at the
+// same broker (they may be different renewals of it).
+func sameDelivery(a, b domain.ReceiptHandle) bool {
+	return a.BrokerName == b.BrokerName && a.QueueID == b.QueueID && a.QueueOffset == b.QueueOffset
+}
+
+// release makes every delivery a departed client held visible again soon.
+func (r *Renewer) release(ctx context.Context, clientID, group string) {
+	k := holderKey{clientID, group}
+	r.mu.Lock()
+	byID := r.held[k]
+	delete(r.held, k)
+	r.mu.Unlock()
+	for id, hm := range byID {
+		hm.mu.Lock()
+		if !hm.forgotten {
+			hm.forgotten = true
+			_, err := r.broker.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
+				AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: id, Handle: hm.handle},
+				InvisibleTime: r.cfg.InvisibleTimeOnClear,
+			})
+			if err != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "release of a departed client's message failed; it becomes visible when its invisible time ends",
+					slog.String("client_id", clientID), slog.String("consumer_group", group), slog.String("msg_id", id), slog.Any("error", err))
+			}
+		}
+		hm.mu.Unlock()
+	}
+}
+
+// renewDue renews every held delivery that would become visible within
+// the renew-ahead window.
+func (r *Renewer) renewDue(ctx context.Context) {
+	now := r.clock.Now()
+	type item struct {
+		k  holderKey
+		id string
+		hm *heldMessage
+	}
+	var due []item
+	r.mu.Lock()
+	for k, byID := range r.held {
+		for id, hm := range byID {
+			due = append(due, item{k, id, hm})
+		}
+	}
+	r.mu.Unlock()
+	for _, it := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		r.renewOne(ctx, now, it.k, it.id, it.hm)
+	}
+}
+
+func (r *Renewer) renewOne(ctx context.Context, now time.Time, k holderKey, id string, hm *heldMessage) {
+	hm.mu.Lock()
+	defer hm.mu.Unlock()
+	if hm.forgotten || hm.handle.NextVisibleTime().Sub(now) > r.cfg.RenewAhead {
+		return
+	}
+	req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: k.group, Topic: hm.topic, MessageID: id, Handle: hm.handle}}
+	giveUp := now.Sub(hm.first) >= r.cfg.RenewMaxTime
+	if giveUp {
+		// Held too long: let the message be retried after the group's backoff.
+		req.InvisibleTime = time.Second
+		if g, err := r.meta.ConsumerGroup(ctx, k.group); err == nil {
+			req.InvisibleTime = g.RetryPolicy.Delay(hm.attempt)
+		}
+	} else {
+		step := hm.renewals
+		if step >= len(renewSteps) {
+			step = len(renewSteps) - 1
+		}
+		req.InvisibleTime = renewSteps[step]
+	}
+	h, err := r.broker.ChangeInvisible(ctx, req)
+	switch {
+	case err == nil && !giveUp:
+		hm.handle = h
+		hm.renewals++
+		hm.failures = 0
+		return
+	case err == nil:
+		r.log.LogAttrs(ctx, slog.LevelInfo, "message held longer than consumer.renewMaxTime; it will be retried",
+			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id))
+	case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
+		// Acked, expired or redelivered meanwhile: nothing left to renew.
+	default:
+		hm.failures++
+		if hm.failures < maxRenewFailures {
+			return
+		}
+		r.log.LogAttrs(ctx, slog.LevelWarn, "renewal of a held message failed repeatedly; it will become visible again",
+			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id), slog.Any("error", err))
+	}
+	hm.forgotten = true
+	r.mu.Lock()
+	if r.held[k][id] == hm {
+		delete(r.held[k], id)
+		if len(r.held[k]) == 0 {
+			delete(r.held, k)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// run renews due deliveries every renew period until ctx ends.
+func (r *Renewer) run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.RenewPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.renewDue(ctx)
+		}
+	}
+}
+
+// heldCount returns the number of deliveries being renewed.
+func (r *Renewer) heldCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, byID := range r.held {
+		n += len(byID)
+	}
+	return n
+}

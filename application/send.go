@@ -1,0 +1,81 @@
+package application
+
+import (
+	"context"
+	"sort"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// SendMessage validates a batch of messages for one topic in the Apache
+// proxy's order, selects a queue (consistent hash of the message group for
+// a single FIFO message, round robin otherwise) and stores the batch. It
+// returns one receipt per message, in order, or an error for the whole batch.
+func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]domain.SendReceipt, error) {
+	if len(msgs) == 0 {
+		return nil, domain.Errorf(domain.ReasonMessageCorrupted, "no message to send")
+	}
+	topic := msgs[0].Topic
+	if err := domain.ValidateTopicName(topic); err != nil {
+		return nil, err
+	}
+	now := m.clock.Now()
+	limits := m.cfg.limits()
+	for i := range msgs {
+		if msgs[i].Topic != topic {
+			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "topic in message is not same: a batch must target one topic (%q, then %q)", topic, msgs[i].Topic)
+		}
+		if err := limits.ValidateMessage(&msgs[i], now); err != nil {
+			return nil, err
+		}
+	}
+	route, err := m.broker.Route(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if m.cfg.Limits.TopicMessageTypeCheck {
+		if err := domain.CheckMessageType(topic, route.Topic.Type, &msgs[0]); err != nil {
+			return nil, err
+		}
+	}
+	queue, err := m.selectQueue(route, msgs)
+	if err != nil {
+		return nil, err
+	}
+	return m.broker.Send(ctx, queue, msgs)
+}
+
+// selectQueue picks the queue a batch is stored in.
+func (m *Messaging) selectQueue(route ports.Route, msgs []domain.Message) (domain.QueueRef, error) {
+	writable := route.WritableQueues()
+	if len(writable) == 0 {
+		return domain.QueueRef{}, domain.Errorf(domain.ReasonForbidden, "topic %q has no writable queue", route.Topic.Name)
+	}
+	sort.Slice(writable, func(i, j int) bool {
+		if writable[i].BrokerName != writable[j].BrokerName {
+			return writable[i].BrokerName < writable[j].BrokerName
+		}
+		return writable[i].QueueID < writable[j].QueueID
+	})
+	var q ports.RouteQueue
+	if g := commonGroup(msgs); g != "" {
+		q = writable[domain.FIFOQueueIndex(g, len(writable))]
+	} else {
+		q = writable[m.nextRoundRobin(route.Topic.Name)%uint64(len(writable))]
+	}
+	return domain.QueueRef{Topic: route.Topic.Name, BrokerName: q.BrokerName, QueueID: q.QueueID}, nil
+}
+
+// commonGroup returns the message group shared by every message of the
+// batch, or "" if there is none. (The Apache proxy hashes only single-message
+// requests; hashing a same-group batch keeps the group's order too.)
+func commonGroup(msgs []domain.Message) string {
+	g := msgs[0].Group
+	for i := 1; i < len(msgs) && g != ""; i++ {
+		if msgs[i].Group != g {
+			return ""
+		}
+	}
+	return g
+}

@@ -1,0 +1,232 @@
+package application
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// ClientType is the kind of client a session belongs to.
+type ClientType uint8
+
+// Client types, numbered as apache.rocketmq.v2.ClientType.
+const (
+	ClientTypeUnspecified ClientType = iota
+	ClientTypeProducer
+	ClientTypePushConsumer
+	ClientTypeSimpleConsumer
+	ClientTypePullConsumer
+	ClientTypeLitePushConsumer
+	ClientTypeLiteSimpleConsumer
+)
+
+var clientTypeNames = [...]string{"CLIENT_TYPE_UNSPECIFIED", "PRODUCER", "PUSH_CONSUMER", "SIMPLE_CONSUMER", "PULL_CONSUMER", "LITE_PUSH_CONSUMER", "LITE_SIMPLE_CONSUMER"}
+
+func (t ClientType) String() string {
+	if int(t) < len(clientTypeNames) {
+		return clientTypeNames[t]
+	}
+	return "CLIENT_TYPE_UNSPECIFIED"
+}
+
+// IsConsumer reports whether t subscribes to topics.
+func (t ClientType) IsConsumer() bool {
+	return t == ClientTypePushConsumer || t == ClientTypeSimpleConsumer
+}
+
+// ClientSettings is what a client declares in its Telemetry settings.
+type ClientSettings struct {
+	ClientType     ClientType
+	RequestTimeout time.Duration
+	Publishing     *PublishingSettings
+	Subscription   *SubscriptionSettings
+}
+
+// PublishingSettings lists the topics a producer publishes to.
+type PublishingSettings struct {
+	Topics []string
+}
+
+// SubscriptionSettings is a consumer's group and subscriptions.
+type SubscriptionSettings struct {
+	Group   string
+	Entries []SubscriptionEntry
+}
+
+// SubscriptionEntry is one topic a consumer subscribes to, with its filter.
+type SubscriptionEntry struct {
+	Topic  string
+	Filter filter.Expression
+}
+
+// ServerSettings are the values the proxy imposes on a client in the
+// settings handshake. Backoff carries either an exponential policy or a list
+// of delays.
+type ServerSettings struct {
+	MaxAttempts int32
+	Backoff     domain.RetryPolicy
+	// Producer values.
+	MaxBodySize         int64
+	ValidateMessageType bool
+	// Consumer values.
+	FIFO               bool
+	ReceiveBatchSize   int32
+	LongPollingTimeout time.Duration
+	// GroupKnown is false when the consumer group does not exist: upstream
+	// then keeps the client's own batch size and polling timeout and only
+	// fills them in when the client left them unset.
+	GroupKnown bool
+}
+
+// session is the proxy's knowledge of one client, keyed by client id.
+type session struct {
+	settings ClientSettings
+	channel  ports.ClientChannel
+	lastSeen time.Time
+}
+
+// Sessions is the registry of connected clients: their settings (from
+// Telemetry), their command channel and their liveness (heartbeats). A
+// client silent for longer than the expiry timeout is forgotten and what it
+// held is released.
+type Sessions struct {
+	clock   ports.Clock
+	expiry  time.Duration
+	log     *slog.Logger
+	onGone  func(ctx context.Context, clientID string, s ClientSettings)
+	mu      sync.Mutex
+	clients map[string]*session
+}
+
+// NewSessions returns an empty registry.
+func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
+	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, log: log, clients: map[string]*session{}}
+}
+
+// setOnGone registers the callback run when a client is forgotten.
+func (s *Sessions) setOnGone(f func(ctx context.Context, clientID string, st ClientSettings)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onGone = f
+}
+
+// put stores a client's settings and channel.
+func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.clients[clientID]
+	if cur == nil {
+		cur = &session{}
+		s.clients[clientID] = cur
+	}
+	cur.settings = st
+	if ch != nil {
+		cur.channel = ch
+	}
+	cur.lastSeen = s.clock.Now()
+}
+
+// Settings returns the stored settings of a client.
+func (s *Sessions) Settings(clientID string) (ClientSettings, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return ClientSettings{}, false
+	}
+	return cur.settings, true
+}
+
+// touch records that a client is alive; it reports whether the client is known.
+func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return ClientSettings{}, false
+	}
+	cur.lastSeen = s.clock.Now()
+	return cur.settings, true
+}
+
+// HasLiveChannel reports whether the client has an open command stream.
+func (s *Sessions) HasLiveChannel(clientID string) bool {
+	s.mu.Lock()
+	ch := (ports.ClientChannel)(nil)
+	if cur, ok := s.clients[clientID]; ok {
+		ch = cur.channel
+	}
+	s.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// remove forgets a client and returns its settings.
+func (s *Sessions) remove(clientID string) (ClientSettings, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return ClientSettings{}, false
+	}
+	delete(s.clients, clientID)
+	return cur.settings, true
+}
+
+// Count returns the number of known clients.
+func (s *Sessions) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+// expire forgets every client silent for longer than the expiry timeout.
+func (s *Sessions) expire(ctx context.Context) {
+	cutoff := s.clock.Now().Add(-s.expiry)
+	type gone struct {
+		id string
+		st ClientSettings
+	}
+	var expired []gone
+	s.mu.Lock()
+	for id, cur := range s.clients {
+		if cur.lastSeen.Before(cutoff) {
+			expired = append(expired, gone{id, cur.settings})
+			delete(s.clients, id)
+		}
+	}
+	onGone := s.onGone
+	s.mu.Unlock()
+	for _, g := range expired {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "client expired", slog.String("client_id", g.id), slog.String("client_type", g.st.ClientType.String()))
+		if onGone != nil {
+			onGone(ctx, g.id, g.st)
+		}
+	}
+}
+
+// run expires silent clients until ctx ends.
+func (s *Sessions) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.expire(ctx)
+		}
+	}
+}
