@@ -1,0 +1,68 @@
+package grpc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the gRPC ingress configuration (key "grpc").
+type Config struct {
+	Address                    string        `yaml:"address" help:"listen address of the MessagingService (host:port; :8081 listens on every interface)"`
+	TLS                        TLSConfig     `yaml:"tls"`
+	MaxRecvMessageSize         int64         `yaml:"maxRecvMessageSize" unit:"bytes" help:"largest gRPC request accepted"`
+	ClientIdleTimeout          time.Duration `yaml:"clientIdleTimeout" help:"close connections idle for this long"`
+	HandshakeTimeout           time.Duration `yaml:"handshakeTimeout" help:"time a new connection has to finish its TLS or HTTP/2 handshake"`
+	UseEndpointPortFromRequest bool          `yaml:"useEndpointPortFromRequest" help:"advertise the port the client dialled in routes instead of this listener's port (behind port-mapping load balancers)"`
+	MaxInflightPerKind         int           `yaml:"maxInflightPerKind" help:"requests of one kind (route, producer, consumer, client, transaction) served at once before new ones get TOO_MANY_REQUESTS"`
+}
+
+// TLSConfig selects the transport security of the gRPC port.
+type TLSConfig struct {
+	Mode          string `yaml:"mode" help:"permissive (TLS and plaintext on one port, the clients' defaults), enforcing (TLS only) or disabled (plaintext only)"`
+	CertFile      string `yaml:"certFile" help:"PEM certificate chain; empty: a self-signed certificate is generated in selfSignedDir"`
+	KeyFile       string `yaml:"keyFile" help:"PEM private key of certFile"`
+	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept"`
+}
+
+// DefaultConfig returns the Apache proxy's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Address:            ":8081",
+		TLS:                TLSConfig{Mode: TLSPermissive, SelfSignedDir: "./data/tls"},
+		MaxRecvMessageSize: 130 << 20,
+		ClientIdleTimeout:  120 * time.Second,
+		HandshakeTimeout:   10 * time.Second,
+		MaxInflightPerKind: 10000,
+	}
+}
+
+// Validate reports unusable settings.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Address); err != nil {
+		errs = append(errs, fmt.Errorf("address %q is not host:port: %v", c.Address, err))
+	}
+	switch c.TLS.Mode {
+	case TLSPermissive, TLSEnforcing, TLSDisabled:
+	default:
+		errs = append(errs, fmt.Errorf("tls.mode %q must be permissive, enforcing or disabled", c.TLS.Mode))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.certFile and tls.keyFile must be set together"))
+	}
+	if c.TLS.CertFile == "" && c.TLS.Mode != TLSDisabled && c.TLS.SelfSignedDir == "" {
+		errs = append(errs, errors.New("tls.selfSignedDir is required when no certificate is configured"))
+	}
+	if c.MaxRecvMessageSize < 1<<20 {
+		errs = append(errs, errors.New("maxRecvMessageSize must be at least 1MiB"))
+	}
+	if c.ClientIdleTimeout <= 0 || c.HandshakeTimeout <= 0 {
+		errs = append(errs, errors.New("clientIdleTimeout and handshakeTimeout must be positive"))
+	}
+	if c.MaxInflightPerKind < 1 {
+		errs = append(errs, errors.New("maxInflightPerKind must be at least 1"))
+	}
+	return errors.Join(errs...)
+}

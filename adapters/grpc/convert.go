@@ -1,0 +1,256 @@
+package grpc
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// resourceName qualifies a Resource with its namespace (or the request's
+// namespace header when the resource carries none).
+func resourceName(r *v2.Resource, info ports.RequestInfo) string {
+	ns := r.GetResourceNamespace()
+	if ns == "" {
+		ns = info.Namespace
+	}
+	return domain.WrapNamespace(ns, r.GetName())
+}
+
+// toResource splits a qualified name back into a Resource.
+func toResource(name string) *v2.Resource {
+	ns, bare := domain.SplitNamespace(name)
+	return &v2.Resource{ResourceNamespace: ns, Name: bare}
+}
+
+func toDomainMessage(m *v2.Message, info ports.RequestInfo) domain.Message {
+	sp := m.GetSystemProperties()
+	out := domain.Message{
+		Topic:          resourceName(m.GetTopic(), info),
+		Body:           m.GetBody(),
+		Compressed:     sp.GetBodyEncoding() == v2.Encoding_GZIP,
+		Tag:            sp.GetTag(),
+		Keys:           sp.GetKeys(),
+		ID:             sp.GetMessageId(),
+		Group:          sp.GetMessageGroup(),
+		Transactional:  sp.GetMessageType() == v2.MessageType_TRANSACTION,
+		TraceContext:   sp.GetTraceContext(),
+		BornHost:       sp.GetBornHost(),
+		ReconsumeTimes: sp.GetDeliveryAttempt(),
+		Properties:     m.GetUserProperties(),
+	}
+	if sp.GetDeliveryTimestamp() != nil {
+		out.DeliverAt = sp.GetDeliveryTimestamp().AsTime()
+	}
+	if sp.GetOrphanedTransactionRecoveryDuration() != nil {
+		out.TransactionRecovery = sp.GetOrphanedTransactionRecoveryDuration().AsDuration()
+	}
+	if sp.GetBornTimestamp() != nil {
+		out.BornAt = sp.GetBornTimestamp().AsTime()
+	}
+	if out.BornHost == "" && info.RemoteAddr.IsValid() {
+		out.BornHost = info.RemoteAddr.Addr().Unmap().String()
+	}
+	return out
+}
+
+var messageTypes = map[domain.MessageType]v2.MessageType{
+	domain.MessageTypeNormal:      v2.MessageType_NORMAL,
+	domain.MessageTypeFIFO:        v2.MessageType_FIFO,
+	domain.MessageTypeDelay:       v2.MessageType_DELAY,
+	domain.MessageTypeTransaction: v2.MessageType_TRANSACTION,
+}
+
+func toProtoMessageType(t domain.MessageType) v2.MessageType {
+	if p, ok := messageTypes[t]; ok {
+		return p
+	}
+	return v2.MessageType_MESSAGE_TYPE_UNSPECIFIED
+}
+
+// bodyDigest is the upper-case hex MD5 the clients verify case-sensitively.
+func bodyDigest(body []byte) *v2.Digest {
+	sum := md5.Sum(body)
+	return &v2.Digest{Type: v2.DigestType_MD5, Checksum: strings.ToUpper(hex.EncodeToString(sum[:]))}
+}
+
+// toProtoMessage renders a delivered message as the Apache proxy does.
+func toProtoMessage(m *domain.StoredMessage) *v2.Message {
+	sp := &v2.SystemProperties{
+		Keys:            m.Keys,
+		MessageId:       m.ID,
+		BodyDigest:      bodyDigest(m.Body),
+		BodyEncoding:    v2.Encoding_IDENTITY,
+		MessageType:     toProtoMessageType(m.Type()),
+		BornHost:        m.BornHost,
+		StoreHost:       m.StoreHost,
+		QueueId:         m.QueueID,
+		QueueOffset:     ptr(m.QueueOffset),
+		DeliveryAttempt: ptr(m.DeliveryAttempt),
+	}
+	if m.Compressed {
+		sp.BodyEncoding = v2.Encoding_GZIP
+	}
+	if m.Tag != "" {
+		sp.Tag = ptr(m.Tag)
+	}
+	if !m.BornAt.IsZero() {
+		sp.BornTimestamp = timestamppb.New(m.BornAt)
+	}
+	if !m.StoredAt.IsZero() {
+		sp.StoreTimestamp = timestamppb.New(m.StoredAt)
+	}
+	if !m.DeliverAt.IsZero() {
+		sp.DeliveryTimestamp = timestamppb.New(m.DeliverAt)
+	}
+	if m.ReceiptHandle != "" {
+		sp.ReceiptHandle = ptr(m.ReceiptHandle)
+	}
+	if m.Group != "" {
+		sp.MessageGroup = ptr(m.Group)
+	}
+	if m.TraceContext != "" {
+		sp.TraceContext = ptr(m.TraceContext)
+	}
+	if m.DeadLetter != nil {
+		sp.DeadLetterQueue = &v2.DeadLetterQueue{Topic: m.DeadLetter.Topic, MessageId: m.DeadLetter.MessageID}
+	}
+	return &v2.Message{
+		Topic:            toResource(m.Topic),
+		UserProperties:   m.Properties,
+		SystemProperties: sp,
+		Body:             m.Body,
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func toPermission(p domain.Permission) v2.Permission {
+	switch {
+	case p.Readable() && p.Writable():
+		return v2.Permission_READ_WRITE
+	case p.Readable():
+		return v2.Permission_READ
+	case p.Writable():
+		return v2.Permission_WRITE
+	default:
+		return v2.Permission_NONE
+	}
+}
+
+// advertisedEndpoints is what routes tell clients to dial: the addresses the
+// client used (port replaced by ours unless configured otherwise), or this
+// connection's local address when the client sent none.
+func advertisedEndpoints(req *v2.Endpoints, local netip.AddrPort, port int, keepPort bool) *v2.Endpoints {
+	if len(req.GetAddresses()) == 0 {
+		scheme := v2.AddressScheme_IPv4
+		if local.Addr().Unmap().Is6() {
+			scheme = v2.AddressScheme_IPv6
+		}
+		return &v2.Endpoints{Scheme: scheme, Addresses: []*v2.Address{{Host: local.Addr().Unmap().String(), Port: int32(port)}}}
+	}
+	out := &v2.Endpoints{Scheme: req.GetScheme()}
+	for _, a := range req.GetAddresses() {
+		p := int32(port)
+		if keepPort {
+			p = a.GetPort()
+		}
+		out.Addresses = append(out.Addresses, &v2.Address{Host: a.GetHost(), Port: p})
+	}
+	return out
+}
+
+func toFilterExpression(f *v2.FilterExpression) filter.Expression {
+	t := filter.TypeTag
+	if f.GetType() == v2.FilterType_SQL {
+		t = filter.TypeSQL92
+	}
+	return filter.Expression{Type: t, Text: f.GetExpression()}
+}
+
+var clientTypes = map[v2.ClientType]application.ClientType{
+	v2.ClientType_PRODUCER:             application.ClientTypeProducer,
+	v2.ClientType_PUSH_CONSUMER:        application.ClientTypePushConsumer,
+	v2.ClientType_SIMPLE_CONSUMER:      application.ClientTypeSimpleConsumer,
+	v2.ClientType_PULL_CONSUMER:        application.ClientTypePullConsumer,
+	v2.ClientType_LITE_PUSH_CONSUMER:   application.ClientTypeLitePushConsumer,
+	v2.ClientType_LITE_SIMPLE_CONSUMER: application.ClientTypeLiteSimpleConsumer,
+}
+
+func toClientSettings(s *v2.Settings, info ports.RequestInfo) application.ClientSettings {
+	out := application.ClientSettings{ClientType: clientTypes[s.GetClientType()]}
+	if s.GetRequestTimeout() != nil {
+		out.RequestTimeout = s.GetRequestTimeout().AsDuration()
+	}
+	if p := s.GetPublishing(); p != nil {
+		ps := &application.PublishingSettings{}
+		for _, t := range p.GetTopics() {
+			ps.Topics = append(ps.Topics, resourceName(t, info))
+		}
+		out.Publishing = ps
+	}
+	if sub := s.GetSubscription(); sub != nil {
+		ss := &application.SubscriptionSettings{Group: resourceName(sub.GetGroup(), info)}
+		for _, e := range sub.GetSubscriptions() {
+			ss.Entries = append(ss.Entries, application.SubscriptionEntry{
+				Topic:  resourceName(e.GetTopic(), info),
+				Filter: toFilterExpression(e.GetExpression()),
+			})
+		}
+		out.Subscription = ss
+	}
+	return out
+}
+
+// mergeSettings overlays the server's values on the client's settings, as
+// the Apache proxy's settings reply does.
+func mergeSettings(client *v2.Settings, s application.ServerSettings) *v2.Settings {
+	out := cloneSettings(client)
+	bp := &v2.RetryPolicy{MaxAttempts: s.MaxAttempts}
+	if len(s.Backoff.Delays) > 0 {
+		next := make([]*durationpb.Duration, len(s.Backoff.Delays))
+		for i, d := range s.Backoff.Delays {
+			next[i] = durationpb.New(d)
+		}
+		bp.Strategy = &v2.RetryPolicy_CustomizedBackoff{CustomizedBackoff: &v2.CustomizedBackoff{Next: next}}
+	} else {
+		bp.Strategy = &v2.RetryPolicy_ExponentialBackoff{ExponentialBackoff: &v2.ExponentialBackoff{
+			Initial:    durationpb.New(s.Backoff.Initial),
+			Max:        durationpb.New(s.Backoff.Max),
+			Multiplier: float32(s.Backoff.Multiplier),
+		}}
+	}
+	out.BackoffPolicy = bp
+	if p := out.GetPublishing(); p != nil {
+		p.MaxBodySize = int32(min(s.MaxBodySize, 1<<31-1))
+		p.ValidateMessageType = s.ValidateMessageType
+	}
+	if sub := out.GetSubscription(); sub != nil {
+		sub.Fifo = ptr(s.FIFO)
+		if s.GroupKnown || sub.ReceiveBatchSize == nil || sub.GetReceiveBatchSize() == 0 {
+			sub.ReceiveBatchSize = ptr(s.ReceiveBatchSize)
+		}
+		if s.GroupKnown || sub.LongPollingTimeout == nil || sub.GetLongPollingTimeout().AsDuration() == 0 {
+			sub.LongPollingTimeout = durationpb.New(s.LongPollingTimeout)
+		}
+	}
+	out.Metric = &v2.Metric{On: false}
+	return out
+}
+
+func durationOrZero(d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.AsDuration()
+}

@@ -1,0 +1,103 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// kind groups RPCs the way the Apache proxy's thread pools do, so that a
+// flood of one kind cannot starve the others.
+type kind uint8
+
+const (
+	kindRoute kind = iota
+	kindProducer
+	kindConsumer
+	kindClient
+	kindTransaction
+	kindCount
+)
+
+// admission bounds the requests of each kind served at once.
+type admission struct {
+	limit    int64
+	inflight [kindCount]atomic.Int64
+}
+
+func (a *admission) enter(k kind) bool {
+	if a.inflight[k].Add(1) > a.limit {
+		a.inflight[k].Add(-1)
+		return false
+	}
+	return true
+}
+
+func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
+
+// unary runs the request pipeline shared by every unary RPC: request info,
+// client id check, admission, then call; failures become the RPC's response
+// with a status, never a gRPC error.
+func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) Resp {
+	info := requestInfo(ctx)
+	if info.ClientID == "" {
+		return fail(&v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"})
+	}
+	if !s.admit.enter(k) {
+		return fail(&v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"})
+	}
+	defer s.admit.leave(k)
+	ctx = ports.WithRequestInfo(ctx, info)
+	resp, err := call(ctx)
+	if err != nil {
+		return fail(statusOf(ctx, s.log, err))
+	}
+	return resp
+}
+
+// recoverUnary turns a panic in a handler into gRPC INTERNAL with an id that
+// is logged with the stack, as the Apache proxy answers uncaught exceptions.
+func recoverUnary(log *slog.Logger) func(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = panicError(ctx, log, info.FullMethod, r)
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+func recoverStream(log *slog.Logger) func(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) error {
+	return func(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = panicError(ss.Context(), log, info.FullMethod, r)
+			}
+		}()
+		return h(srv, ss)
+	}
+}
+
+func panicError(ctx context.Context, log *slog.Logger, method string, r any) error {
+	id := errorID()
+	log.LogAttrs(ctx, slog.LevelError, "panic in gRPC handler", slog.String("method", method),
+		slog.String("error_id", id), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	return status.Errorf(codes.Internal, "internal error, id %s", id)
+}
+
+// isClientFault reports whether err is a bad-request class failure
+// (codes 40000-49999), which ends a Telemetry stream with INVALID_ARGUMENT.
+func isClientFault(err error) bool {
+	c := codeOf(domain.ReasonOf(err))
+	return domain.ReasonOf(err) != domain.ReasonInternal && c >= 40000 && c < 50000
+}

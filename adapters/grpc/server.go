@@ -1,0 +1,109 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// Server owns the gRPC listener and server.
+type Server struct {
+	cfg     Config
+	svc     *Service
+	log     *slog.Logger
+	srv     *grpclib.Server
+	health  *health.Server
+	lis     net.Listener
+	serving sync.WaitGroup
+
+	// shutdown is cancelled when the server stops, ending long polls and
+	// Telemetry streams so that a graceful stop does not wait for them.
+	shutdown context.Context
+	cancel   context.CancelFunc
+}
+
+// NewServer builds the gRPC server; it does not listen until Start.
+func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
+	tlsCfg, generated, err := serverTLSConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Info("serving TLS with a self-signed certificate; configure grpc.tls.certFile and grpc.tls.keyFile for production",
+			slog.String("dir", cfg.TLS.SelfSignedDir))
+	}
+	s := &Server{cfg: cfg, svc: svc, log: log, health: health.NewServer()}
+	s.shutdown, s.cancel = context.WithCancel(context.Background())
+	svc.shutdown = s.shutdown
+	s.srv = grpclib.NewServer(
+		grpclib.Creds(newSniffingCredentials(cfg.TLS.Mode, tlsCfg)),
+		grpclib.ConnectionTimeout(cfg.HandshakeTimeout),
+		grpclib.MaxRecvMsgSize(int(cfg.MaxRecvMessageSize)),
+		grpclib.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ClientIdleTimeout}),
+		grpclib.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpclib.ChainUnaryInterceptor(recoverUnary(log)),
+		grpclib.ChainStreamInterceptor(recoverStream(log)),
+	)
+	v2.RegisterMessagingServiceServer(s.srv, svc)
+	healthpb.RegisterHealthServer(s.srv, s.health)
+	reflection.Register(s.srv)
+	return s, nil
+}
+
+// Start binds the listener, so a port in use fails start-up, and serves in
+// a goroutine owned by the server.
+func (s *Server) Start(context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("grpc: listen on grpc.address %q: %w (is another rmqproxy or RocketMQ proxy running? choose another port with --grpc.address)", s.cfg.Address, err)
+	}
+	s.lis = lis
+	s.svc.port = lis.Addr().(*net.TCPAddr).Port
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		if err := s.srv.Serve(lis); err != nil && !errors.Is(err, grpclib.ErrServerStopped) {
+			s.log.Error("gRPC server stopped serving", slog.Any("error", err))
+		}
+	}()
+	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
+	return nil
+}
+
+// Addr returns the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr {
+	if s.lis == nil {
+		return nil
+	}
+	return s.lis.Addr()
+}
+
+// Stop ends long polls and Telemetry streams, lets in-flight calls finish
+// until ctx's deadline, then closes every connection.
+func (s *Server) Stop(ctx context.Context) error {
+	s.health.Shutdown()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.srv.Stop()
+		<-done
+	}
+	s.serving.Wait()
+	return nil
+}

@@ -1,0 +1,202 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Service implements apache.rocketmq.v2.MessagingService over the
+// application's use cases. PullMessage, the offset RPCs and
+// SyncLiteSubscription are answered with gRPC UNIMPLEMENTED, as the Apache
+// proxy does.
+type Service struct {
+	v2.UnimplementedMessagingServiceServer
+
+	app   *application.Messaging
+	cfg   Config
+	log   *slog.Logger
+	admit *admission
+	// port is the listener's port, advertised in routes.
+	port int
+	// shutdown ends long polls and Telemetry streams when the server stops.
+	shutdown context.Context
+}
+
+// NewService returns the MessagingService implementation.
+func NewService(cfg Config, app *application.Messaging, log *slog.Logger) *Service {
+	return &Service{app: app, cfg: cfg, log: log, admit: &admission{limit: int64(cfg.MaxInflightPerKind)}, shutdown: context.Background()}
+}
+
+func (s *Service) QueryRoute(ctx context.Context, req *v2.QueryRouteRequest) (*v2.QueryRouteResponse, error) {
+	return unary(s, ctx, kindRoute, func(ctx context.Context) (*v2.QueryRouteResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		queues, err := s.app.QueryRoute(ctx, resourceName(req.GetTopic(), info))
+		if err != nil {
+			return nil, err
+		}
+		eps := advertisedEndpoints(req.GetEndpoints(), info.LocalAddr, s.port, s.cfg.UseEndpointPortFromRequest)
+		resp := &v2.QueryRouteResponse{Status: okStatus()}
+		for _, q := range queues {
+			mq := &v2.MessageQueue{
+				Topic:      req.GetTopic(),
+				Id:         q.QueueID,
+				Permission: toPermission(q.Permission),
+				Broker:     &v2.Broker{Name: q.BrokerName, Id: 0, Endpoints: eps},
+			}
+			for _, t := range q.AcceptTypes {
+				mq.AcceptMessageTypes = append(mq.AcceptMessageTypes, toProtoMessageType(t))
+			}
+			resp.MessageQueues = append(resp.MessageQueues, mq)
+		}
+		return resp, nil
+	}, func(st *v2.Status) *v2.QueryRouteResponse { return &v2.QueryRouteResponse{Status: st} }), nil
+}
+
+func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRequest) (*v2.QueryAssignmentResponse, error) {
+	return unary(s, ctx, kindRoute, func(ctx context.Context) (*v2.QueryAssignmentResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		as, err := s.app.QueryAssignment(ctx, resourceName(req.GetTopic(), info), resourceName(req.GetGroup(), info))
+		if err != nil {
+			return nil, err
+		}
+		eps := advertisedEndpoints(req.GetEndpoints(), info.LocalAddr, s.port, s.cfg.UseEndpointPortFromRequest)
+		resp := &v2.QueryAssignmentResponse{Status: okStatus()}
+		for _, a := range as {
+			resp.Assignments = append(resp.Assignments, &v2.Assignment{MessageQueue: &v2.MessageQueue{
+				Topic:      req.GetTopic(),
+				Id:         a.QueueID,
+				Permission: toPermission(a.Permission),
+				Broker:     &v2.Broker{Name: a.BrokerName, Id: 0, Endpoints: eps},
+			}})
+		}
+		return resp, nil
+	}, func(st *v2.Status) *v2.QueryAssignmentResponse { return &v2.QueryAssignmentResponse{Status: st} }), nil
+}
+
+func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (*v2.SendMessageResponse, error) {
+	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.SendMessageResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		msgs := make([]domain.Message, len(req.GetMessages()))
+		for i, m := range req.GetMessages() {
+			msgs[i] = toDomainMessage(m, info)
+		}
+		receipts, err := s.app.SendMessage(ctx, msgs)
+		if err != nil {
+			return nil, err
+		}
+		resp := &v2.SendMessageResponse{Status: okStatus()}
+		for _, r := range receipts {
+			resp.Entries = append(resp.Entries, &v2.SendResultEntry{
+				Status:        okStatus(),
+				MessageId:     r.MessageID,
+				TransactionId: r.TransactionID,
+				Offset:        r.QueueOffset,
+				RecallHandle:  r.RecallHandle,
+			})
+		}
+		return resp, nil
+	}, func(st *v2.Status) *v2.SendMessageResponse { return &v2.SendMessageResponse{Status: st} }), nil
+}
+
+func (s *Service) AckMessage(ctx context.Context, req *v2.AckMessageRequest) (*v2.AckMessageResponse, error) {
+	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.AckMessageResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		entries := make([]application.AckEntry, len(req.GetEntries()))
+		for i, e := range req.GetEntries() {
+			entries[i] = application.AckEntry{MessageID: e.GetMessageId(), ReceiptHandle: e.GetReceiptHandle()}
+		}
+		results, err := s.app.AckMessage(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info), entries)
+		if err != nil {
+			return nil, err
+		}
+		resp := &v2.AckMessageResponse{}
+		codes := map[v2.Code]bool{}
+		for i, e := range req.GetEntries() {
+			st := statusOf(ctx, s.log, results[i])
+			codes[st.Code] = true
+			resp.Entries = append(resp.Entries, &v2.AckMessageResultEntry{MessageId: e.GetMessageId(), ReceiptHandle: e.GetReceiptHandle(), Status: st})
+		}
+		resp.Status = commonStatus(codes)
+		return resp, nil
+	}, func(st *v2.Status) *v2.AckMessageResponse { return &v2.AckMessageResponse{Status: st} }), nil
+}
+
+// commonStatus is the top-level status of a multi-entry response: the code
+// every entry shares, or MULTIPLE_RESULTS.
+func commonStatus(codes map[v2.Code]bool) *v2.Status {
+	if len(codes) != 1 {
+		return &v2.Status{Code: v2.Code_MULTIPLE_RESULTS, Message: v2.Code_MULTIPLE_RESULTS.String()}
+	}
+	for c := range codes {
+		return &v2.Status{Code: c, Message: c.String()}
+	}
+	return nil
+}
+
+func (s *Service) ChangeInvisibleDuration(ctx context.Context, req *v2.ChangeInvisibleDurationRequest) (*v2.ChangeInvisibleDurationResponse, error) {
+	// Every failure echoes the request's handle: the Go client overwrites
+	// its handle with the response's even when the status is not OK.
+	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.ChangeInvisibleDurationResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		h, err := s.app.ChangeInvisibleDuration(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info),
+			req.GetMessageId(), req.GetReceiptHandle(), durationOrZero(req.GetInvisibleDuration()))
+		if err != nil {
+			return nil, err
+		}
+		return &v2.ChangeInvisibleDurationResponse{Status: okStatus(), ReceiptHandle: h}, nil
+	}, func(st *v2.Status) *v2.ChangeInvisibleDurationResponse {
+		return &v2.ChangeInvisibleDurationResponse{Status: st, ReceiptHandle: req.GetReceiptHandle()}
+	}), nil
+}
+
+func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.ForwardMessageToDeadLetterQueueRequest) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
+	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		err := s.app.ForwardToDeadLetterQueue(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info),
+			req.GetMessageId(), req.GetReceiptHandle())
+		if err != nil {
+			return nil, err
+		}
+		return &v2.ForwardMessageToDeadLetterQueueResponse{Status: okStatus()}, nil
+	}, func(st *v2.Status) *v2.ForwardMessageToDeadLetterQueueResponse {
+		return &v2.ForwardMessageToDeadLetterQueueResponse{Status: st}
+	}), nil
+}
+
+func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.HeartbeatResponse, error) {
+	return unary(s, ctx, kindClient, func(ctx context.Context) (*v2.HeartbeatResponse, error) {
+		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx))); err != nil {
+			return nil, err
+		}
+		return &v2.HeartbeatResponse{Status: okStatus()}, nil
+	}, func(st *v2.Status) *v2.HeartbeatResponse { return &v2.HeartbeatResponse{Status: st} }), nil
+}
+
+func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyClientTerminationRequest) (*v2.NotifyClientTerminationResponse, error) {
+	return unary(s, ctx, kindClient, func(ctx context.Context) (*v2.NotifyClientTerminationResponse, error) {
+		if err := s.app.NotifyClientTermination(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx))); err != nil {
+			return nil, err
+		}
+		return &v2.NotifyClientTerminationResponse{Status: okStatus()}, nil
+	}, func(st *v2.Status) *v2.NotifyClientTerminationResponse {
+		return &v2.NotifyClientTerminationResponse{Status: st}
+	}), nil
+}
+
+func (s *Service) EndTransaction(ctx context.Context, req *v2.EndTransactionRequest) (*v2.EndTransactionResponse, error) {
+	return unary(s, ctx, kindTransaction, func(ctx context.Context) (*v2.EndTransactionResponse, error) {
+		return nil, domain.Errorf(domain.ReasonNotImplemented, "transactional messages are not supported by this rmqproxy version yet")
+	}, func(st *v2.Status) *v2.EndTransactionResponse { return &v2.EndTransactionResponse{Status: st} }), nil
+}
+
+func (s *Service) RecallMessage(ctx context.Context, req *v2.RecallMessageRequest) (*v2.RecallMessageResponse, error) {
+	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.RecallMessageResponse, error) {
+		return nil, domain.Errorf(domain.ReasonNotImplemented, "recalling delay messages is not supported by this rmqproxy version yet")
+	}, func(st *v2.Status) *v2.RecallMessageResponse { return &v2.RecallMessageResponse{Status: st} }), nil
+}

@@ -1,0 +1,119 @@
+package grpc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// codeOf maps a domain reason to the apache.rocketmq.v2.Code a client sees.
+// It is the only place where that mapping is made.
+func codeOf(r domain.Reason) v2.Code {
+	switch r {
+	case domain.ReasonBadRequest, domain.ReasonAlreadyExists:
+		return v2.Code_BAD_REQUEST
+	case domain.ReasonIllegalAccessPoint:
+		return v2.Code_ILLEGAL_ACCESS_POINT
+	case domain.ReasonIllegalTopic:
+		return v2.Code_ILLEGAL_TOPIC
+	case domain.ReasonIllegalConsumerGroup:
+		return v2.Code_ILLEGAL_CONSUMER_GROUP
+	case domain.ReasonIllegalMessageTag:
+		return v2.Code_ILLEGAL_MESSAGE_TAG
+	case domain.ReasonIllegalMessageKey:
+		return v2.Code_ILLEGAL_MESSAGE_KEY
+	case domain.ReasonIllegalMessageGroup:
+		return v2.Code_ILLEGAL_MESSAGE_GROUP
+	case domain.ReasonIllegalPropertyKey:
+		return v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY
+	case domain.ReasonInvalidTransactionID:
+		return v2.Code_INVALID_TRANSACTION_ID
+	case domain.ReasonIllegalMessageID:
+		return v2.Code_ILLEGAL_MESSAGE_ID
+	case domain.ReasonIllegalFilterExpression:
+		return v2.Code_ILLEGAL_FILTER_EXPRESSION
+	case domain.ReasonIllegalInvisibleTime:
+		return v2.Code_ILLEGAL_INVISIBLE_TIME
+	case domain.ReasonIllegalDeliveryTime:
+		return v2.Code_ILLEGAL_DELIVERY_TIME
+	case domain.ReasonInvalidReceiptHandle:
+		return v2.Code_INVALID_RECEIPT_HANDLE
+	case domain.ReasonMessageTypeConflict:
+		return v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+	case domain.ReasonUnrecognizedClientType:
+		return v2.Code_UNRECOGNIZED_CLIENT_TYPE
+	case domain.ReasonMessageCorrupted:
+		return v2.Code_MESSAGE_CORRUPTED
+	case domain.ReasonClientIDRequired:
+		return v2.Code_CLIENT_ID_REQUIRED
+	case domain.ReasonIllegalPollingTime:
+		return v2.Code_ILLEGAL_POLLING_TIME
+	case domain.ReasonIllegalOffset:
+		return v2.Code_ILLEGAL_OFFSET
+	case domain.ReasonUnauthorized:
+		return v2.Code_UNAUTHORIZED
+	case domain.ReasonForbidden:
+		return v2.Code_FORBIDDEN
+	case domain.ReasonNotFound:
+		return v2.Code_NOT_FOUND
+	case domain.ReasonMessageNotFound:
+		return v2.Code_MESSAGE_NOT_FOUND
+	case domain.ReasonTopicNotFound:
+		return v2.Code_TOPIC_NOT_FOUND
+	case domain.ReasonConsumerGroupNotFound:
+		return v2.Code_CONSUMER_GROUP_NOT_FOUND
+	case domain.ReasonOffsetNotFound:
+		return v2.Code_OFFSET_NOT_FOUND
+	case domain.ReasonBodyTooLarge:
+		return v2.Code_MESSAGE_BODY_TOO_LARGE
+	case domain.ReasonBodyEmpty:
+		return v2.Code_MESSAGE_BODY_EMPTY
+	case domain.ReasonPropertiesTooLarge:
+		return v2.Code_MESSAGE_PROPERTIES_TOO_LARGE
+	case domain.ReasonTooManyRequests, domain.ReasonUnavailable:
+		// Unavailable (shutting down, disk trouble) is answered like
+		// throttling: every official client backs off and retries.
+		return v2.Code_TOO_MANY_REQUESTS
+	case domain.ReasonNotImplemented:
+		return v2.Code_NOT_IMPLEMENTED
+	case domain.ReasonTimeout:
+		return v2.Code_PROXY_TIMEOUT
+	case domain.ReasonPersistenceTimeout:
+		return v2.Code_MASTER_PERSISTENCE_TIMEOUT
+	default:
+		return v2.Code_INTERNAL_SERVER_ERROR
+	}
+}
+
+// statusOf turns an error into the status a client sees. Errors without a
+// domain reason are internal: the client gets a short id, and the same id is
+// logged with the full error chain.
+func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
+	var de *domain.Error
+	switch {
+	case err == nil:
+		return okStatus()
+	case errors.As(err, &de) && de.Reason != domain.ReasonInternal:
+		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &v2.Status{Code: v2.Code_PROXY_TIMEOUT, Message: "the request deadline passed before the broker answered"}
+	default:
+		id := errorID()
+		log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("error_id", id), slog.Any("error", err))
+		return &v2.Status{Code: v2.Code_INTERNAL_SERVER_ERROR, Message: "internal error, id " + id}
+	}
+}
+
+func okStatus() *v2.Status { return &v2.Status{Code: v2.Code_OK, Message: "OK"} }
+
+func errorID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,187 @@
+package grpc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// TLS modes, as the Apache proxy's tls.server.mode.
+const (
+	TLSPermissive = "permissive" // TLS and plaintext on the same port
+	TLSEnforcing  = "enforcing"  // TLS only
+	TLSDisabled   = "disabled"   // plaintext only
+)
+
+// tlsRecordHandshake is the first byte of every TLS ClientHello.
+const tlsRecordHandshake = 0x16
+
+// sniffingCredentials serves TLS and plaintext on one listener: it reads the
+// first byte of each connection and either runs the TLS handshake or hands
+// the connection to gRPC as plaintext (HTTP/2 with prior knowledge).
+type sniffingCredentials struct {
+	mode string
+	tls  credentials.TransportCredentials // nil when mode is disabled
+}
+
+func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
+	c := &sniffingCredentials{mode: mode}
+	if cfg != nil {
+		c.tls = credentials.NewTLS(cfg)
+	}
+	return c
+}
+
+// errWrongTransport is returned for a connection that speaks the transport
+// the mode forbids; gRPC then closes it.
+var errWrongTransport = errors.New("connection rejected by grpc.tls.mode")
+
+func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	var first [1]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		return nil, nil, fmt.Errorf("read first byte: %w", err)
+	}
+	pc := &prefixedConn{Conn: conn, prefix: first[:]}
+	if first[0] == tlsRecordHandshake {
+		if c.tls == nil {
+			return nil, nil, fmt.Errorf("%w: TLS handshake on a plaintext-only port", errWrongTransport)
+		}
+		return c.tls.ServerHandshake(pc)
+	}
+	if c.mode == TLSEnforcing {
+		return nil, nil, fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
+	}
+	return pc, plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+func (c *sniffingCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("sniffing credentials are server-side only")
+}
+
+func (c *sniffingCredentials) Info() credentials.ProtocolInfo {
+	if c.tls != nil {
+		return c.tls.Info()
+	}
+	return credentials.ProtocolInfo{SecurityProtocol: "insecure"}
+}
+
+func (c *sniffingCredentials) Clone() credentials.TransportCredentials {
+	cp := *c
+	if c.tls != nil {
+		cp.tls = c.tls.Clone()
+	}
+	return &cp
+}
+
+func (c *sniffingCredentials) OverrideServerName(string) error { return nil }
+
+type plaintextInfo struct{ credentials.CommonAuthInfo }
+
+func (plaintextInfo) AuthType() string { return "insecure" }
+
+// prefixedConn replays bytes already read from a connection.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixedConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// serverTLSConfig loads the configured certificate, or a self-signed one
+// kept in dir (generated on first start), as the Apache proxy's test mode.
+func serverTLSConfig(cfg TLSConfig) (*tls.Config, bool, error) {
+	if cfg.Mode == TLSDisabled {
+		return nil, false, nil
+	}
+	certFile, keyFile, generated := cfg.CertFile, cfg.KeyFile, false
+	if certFile == "" {
+		certFile = filepath.Join(cfg.SelfSignedDir, "rmqproxy-selfsigned.crt")
+		keyFile = filepath.Join(cfg.SelfSignedDir, "rmqproxy-selfsigned.key")
+		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+			if err := writeSelfSigned(certFile, keyFile); err != nil {
+				return nil, false, fmt.Errorf("grpc.tls: generate self-signed certificate in %s: %w", cfg.SelfSignedDir, err)
+			}
+		}
+		generated = true
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, false, fmt.Errorf("grpc.tls: load certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, generated, nil
+}
+
+// writeSelfSigned creates an ECDSA P-256 certificate for localhost, the
+// loopback addresses and this host's name, valid for ten years.
+func writeSelfSigned(certFile, keyFile string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	names := []string{"localhost"}
+	if host != "" && host != "localhost" {
+		names = append(names, host)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "rmqproxy self-signed", Organization: []string{"rmqproxy"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              names,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
