@@ -1,0 +1,669 @@
+// Package commitlog is the local broker's append-only, segmented commit log
+// with group commit.
+//
+// One log holds every record of the broker (messages and consumer state).
+// Segment files live in one directory and are named by the 20-digit,
+// zero-padded logical offset of their first byte; the logical offset of a
+// record is its byte position in the whole log. A record never spans two
+// segments: when it does not fit, the log rolls to a new segment whose base
+// is the current end (segments therefore have variable sizes, and logical
+// offsets have no holes). See frame.go for the frame layout.
+//
+// Writes come from one writer goroutine owned by the Log. Appenders get
+// their offset synchronously (under a mutex), and the writer drains all
+// pending frames, writes them with one write per segment and, when any of
+// them asked for durability, calls fdatasync once for the whole group before
+// waking every waiter (group commit).
+//
+// Invariants callers rely on:
+//   - offsets are assigned in the order Append calls return, and bytes
+//     become visible ([Log.VisibleOffset]) and durable in that order;
+//   - with FlushSync, VisibleOffset only covers fdatasync'ed bytes, so a
+//     reader never sees a record that a crash could still take away;
+//   - Open never panics on any file content: a bad tail is truncated, bad
+//     data followed by valid records is refused (or truncated on request)
+//     with a *CorruptionError.
+package commitlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FlushPolicy says when appended bytes count as durable.
+type FlushPolicy int
+
+// Flush policies.
+const (
+	// FlushSync: a durable append completes after fdatasync.
+	FlushSync FlushPolicy = iota
+	// FlushAsync: an append completes after write(2); fdatasync runs every
+	// FlushInterval. A power failure loses up to one interval of writes;
+	// a process crash loses nothing that was written.
+	FlushAsync
+)
+
+// RecoveryMode says what Open does with a bad record followed by valid ones.
+type RecoveryMode int
+
+// Recovery modes.
+const (
+	RecoveryStrict   RecoveryMode = iota // refuse to open
+	RecoveryTruncate                     // truncate at the bad record
+)
+
+// Options configure a Log.
+type Options struct {
+	Dir           string
+	SegmentSize   int64
+	MaxRecordSize int64
+	Flush         FlushPolicy
+	FlushInterval time.Duration
+	Recovery      RecoveryMode
+	Logger        *slog.Logger
+	// KnownType reports whether a type byte is valid; frames with another
+	// type are treated as corrupt.
+	KnownType func(byte) bool
+	// OnAdvance is called by the writer goroutine each time VisibleOffset
+	// grows. It must not block.
+	OnAdvance func(visible int64)
+}
+
+// Errors.
+var (
+	ErrClosed   = errors.New("commit log closed")
+	ErrTooLarge = errors.New("record larger than the maximum record size")
+	ErrGone     = errors.New("offset is before the first segment (deleted by retention)")
+)
+
+// CorruptionError reports a bad record followed by valid data.
+type CorruptionError struct {
+	Segment string // path of the segment file
+	Offset  int64  // logical offset of the bad record
+	Reason  string
+	Dropped int64 // bytes from Offset to the end of the log
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("commit log is corrupt at offset %d (segment %s, byte %s of the segment: %s) and %d bytes follow, some of them valid records; "+
+		"it cannot be replayed past this point. To start anyway and drop everything from offset %d on (messages and acknowledgements stored after it are lost), set recovery: truncate; otherwise restore the data directory from a backup",
+		e.Offset, e.Segment, segmentPosHint(e), e.Reason, e.Dropped, e.Offset)
+}
+
+func segmentPosHint(e *CorruptionError) string {
+	base, err := strconv.ParseInt(filepath.Base(e.Segment), 10, 64)
+	if err != nil {
+		return "?"
+	}
+	return strconv.FormatInt(e.Offset-base, 10)
+}
+
+// Stats are cumulative counters.
+type Stats struct {
+	Appends int64 // records appended
+	Writes  int64 // write(2) calls
+	Fsyncs  int64 // fdatasync calls
+	Bytes   int64 // bytes written
+}
+
+type segment struct {
+	base int64
+	f    *os.File
+	path string
+	size atomic.Int64 // bytes in the file (grows only for the active segment)
+}
+
+type batch struct {
+	base int64
+	roll bool // create a new segment at base before writing
+	buf  []byte
+}
+
+// Log is an open commit log.
+type Log struct {
+	opts Options
+	log  *slog.Logger
+
+	// mu guards the fields below it (offset assignment and pending frames).
+	mu           sync.Mutex
+	next         int64 // next offset to assign
+	assignBase   int64 // base of the segment the next record goes to
+	pending      []*batch
+	wantSync     bool
+	forceSyncTo  int64
+	closing      bool
+	failure      error
+	spare        [][]byte
+	segMu        sync.RWMutex // guards segs; never held while taking mu
+	segs         []*segment
+	written      atomic.Int64
+	synced       atomic.Int64
+	advMu        sync.Mutex
+	advCh        chan struct{}
+	kick         chan struct{}
+	stop         chan struct{}
+	done         chan struct{}
+	abandon      atomic.Bool
+	stopOnce     sync.Once
+	stats        struct{ appends, writes, fsyncs, bytes atomic.Int64 }
+	failed       atomic.Pointer[error]
+}
+
+// SegmentName is the file name of the segment starting at base.
+func SegmentName(base int64) string { return fmt.Sprintf("%020d", base) }
+
+// Open opens (creating if needed) the log in opts.Dir, validates every
+// record from offset from to the end, calling replay for each valid one in
+// order (payload is only valid during the call), repairs a torn tail and
+// starts the writer. from must be 0 or an offset at a record boundary that
+// was valid before (a snapshot offset).
+func Open(opts Options, from int64, replay func(off int64, typ byte, payload []byte) error) (*Log, error) {
+	if opts.SegmentSize <= 0 || opts.MaxRecordSize <= 0 || FrameSize(int(opts.MaxRecordSize)) > opts.SegmentSize {
+		return nil, fmt.Errorf("commitlog: segment size %d must exceed max record size %d plus %d header bytes", opts.SegmentSize, opts.MaxRecordSize, PayloadStart)
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.KnownType == nil {
+		opts.KnownType = func(b byte) bool { return b != 0 }
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("commitlog: create %s: %w", opts.Dir, err)
+	}
+	l := &Log{
+		opts:  opts,
+		log:   opts.Logger,
+		advCh: make(chan struct{}),
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.closeFiles()
+		}
+	}()
+	if err := l.load(from, replay); err != nil {
+		return nil, err
+	}
+	ok = true
+	go l.run()
+	return l, nil
+}
+
+// load lists the segments, validates the log from from on and leaves the last
+// segment open for appending.
+func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
+	entries, err := os.ReadDir(l.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("commitlog: list %s: %w", l.opts.Dir, err)
+	}
+	var bases []int64
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != 20 || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || b < 0 {
+			continue
+		}
+		bases = append(bases, b)
+	}
+	slices.Sort(bases)
+	for _, b := range bases {
+		p := filepath.Join(l.opts.Dir, SegmentName(b))
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("commitlog: open segment %s: %w", p, err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return fmt.Errorf("commitlog: stat segment %s: %w", p, err)
+		}
+		s := &segment{base: b, f: f, path: p}
+		s.size.Store(st.Size())
+		l.segs = append(l.segs, s)
+	}
+	if len(l.segs) == 0 {
+		if from != 0 {
+			return fmt.Errorf("commitlog: the snapshot covers the log up to offset %d but %s holds no segment; restore the commit log or remove the snapshot files", from, l.opts.Dir)
+		}
+		if err := l.createSegment(0); err != nil {
+			return err
+		}
+	}
+	if err := l.scan(from, replay); err != nil {
+		return err
+	}
+	last := l.segs[len(l.segs)-1]
+	end := last.base + last.size.Load()
+	l.next, l.assignBase = end, last.base
+	l.written.Store(end)
+	l.synced.Store(end)
+	return nil
+}
+
+func (l *Log) createSegment(base int64) error {
+	p := filepath.Join(l.opts.Dir, SegmentName(base))
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("commitlog: create segment %s: %w", p, err)
+	}
+	if err := syncDir(l.opts.Dir); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("commitlog: fsync directory %s: %w", l.opts.Dir, err)
+	}
+	l.segMu.Lock()
+	l.segs = append(l.segs, &segment{base: base, f: f, path: p})
+	l.segMu.Unlock()
+	return nil
+}
+
+// Append assigns the next offset to a record of type typ and queues it for
+// the writer. It returns the record's offset and end (offset + frame size);
+// wait for durability with Wait(ctx, end). durable says whether some caller
+// will wait for this record to be durable: with FlushSync, a group that holds
+// only non-durable records is written but not fsynced (a later fsync covers
+// it, at the latest after FlushInterval).
+func (l *Log) Append(typ byte, payload []byte, durable bool) (off, end int64, err error) {
+	if int64(len(payload))+1 > l.opts.MaxRecordSize {
+		return 0, 0, ErrTooLarge
+	}
+	size := FrameSize(len(payload))
+	l.mu.Lock()
+	if l.failure != nil {
+		err := l.failure
+		l.mu.Unlock()
+		return 0, 0, err
+	}
+	if l.closing {
+		l.mu.Unlock()
+		return 0, 0, ErrClosed
+	}
+	off = l.next
+	var b *batch
+	if off+size-l.assignBase > l.opts.SegmentSize && off > l.assignBase {
+		l.assignBase = off
+		b = &batch{base: off, roll: true}
+		l.pending = append(l.pending, b)
+	} else if n := len(l.pending); n > 0 {
+		b = l.pending[n-1]
+	} else {
+		b = &batch{base: off}
+		l.pending = append(l.pending, b)
+	}
+	if b.buf == nil {
+		if n := len(l.spare); n > 0 {
+			b.buf, l.spare = l.spare[n-1][:0], l.spare[:n-1]
+		}
+	}
+	b.buf = appendFrame(b.buf, off, typ, payload)
+	l.next = off + size
+	if durable {
+		l.wantSync = true
+	}
+	l.mu.Unlock()
+	l.stats.appends.Add(1)
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return off, off + size, nil
+}
+
+// NextOffset is the offset the next Append will get.
+func (l *Log) NextOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next
+}
+
+// VisibleOffset is the end of the bytes that count as stored under the flush
+// policy: fsynced bytes with FlushSync, written bytes with FlushAsync.
+func (l *Log) VisibleOffset() int64 {
+	if l.opts.Flush == FlushSync {
+		return l.synced.Load()
+	}
+	return l.written.Load()
+}
+
+// SyncedOffset is the end of the fdatasync'ed bytes.
+func (l *Log) SyncedOffset() int64 { return l.synced.Load() }
+
+// StartOffset is the first offset still on disk.
+func (l *Log) StartOffset() int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return 0
+	}
+	return l.segs[0].base
+}
+
+// Stats returns the cumulative counters.
+func (l *Log) Stats() Stats {
+	return Stats{Appends: l.stats.appends.Load(), Writes: l.stats.writes.Load(),
+		Fsyncs: l.stats.fsyncs.Load(), Bytes: l.stats.bytes.Load()}
+}
+
+func (l *Log) advanceChan() chan struct{} {
+	l.advMu.Lock()
+	defer l.advMu.Unlock()
+	return l.advCh
+}
+
+func (l *Log) broadcast() {
+	l.advMu.Lock()
+	close(l.advCh)
+	l.advCh = make(chan struct{})
+	l.advMu.Unlock()
+}
+
+func (l *Log) err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Wait blocks until the bytes before end are stored as the flush policy
+// promises (see VisibleOffset), the log fails, or ctx is done. A ctx that is
+// done only stops the waiting: the record is written anyway.
+func (l *Log) Wait(ctx context.Context, end int64) error {
+	return l.waitFor(ctx, end, l.VisibleOffset)
+}
+
+// Sync forces an fdatasync covering every byte before end and waits for it.
+func (l *Log) Sync(ctx context.Context, end int64) error {
+	l.mu.Lock()
+	if end > l.forceSyncTo {
+		l.forceSyncTo = end
+	}
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return l.waitFor(ctx, end, l.synced.Load)
+}
+
+func (l *Log) waitFor(ctx context.Context, end int64, cur func() int64) error {
+	for {
+		ch := l.advanceChan()
+		if cur() >= end {
+			return nil
+		}
+		if err := l.err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+			if cur() >= end {
+				return nil
+			}
+			if err := l.err(); err != nil {
+				return err
+			}
+			return ErrClosed
+		}
+	}
+}
+
+// run is the writer goroutine.
+func (l *Log) run() {
+	defer close(l.done)
+	tick := time.NewTicker(l.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		periodic := false
+		select {
+		case <-l.kick:
+		case <-tick.C:
+			periodic = true
+		case <-l.stop:
+		}
+		if l.abandon.Load() {
+			return
+		}
+		l.mu.Lock()
+		batches := l.pending
+		l.pending = nil
+		want := l.wantSync && l.opts.Flush == FlushSync
+		l.wantSync = false
+		force := l.forceSyncTo
+		closing := l.closing
+		l.mu.Unlock()
+
+		err := l.writeBatches(batches)
+		if err == nil {
+			w := l.written.Load()
+			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load())
+			if needSync {
+				err = l.fsyncActive()
+				if err == nil {
+					l.synced.Store(w)
+				}
+			}
+		}
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		l.broadcast()
+		if l.opts.OnAdvance != nil {
+			l.opts.OnAdvance(l.VisibleOffset())
+		}
+		if closing {
+			l.mu.Lock()
+			empty := len(l.pending) == 0
+			l.mu.Unlock()
+			if empty {
+				return
+			}
+		}
+	}
+}
+
+func (l *Log) fail(err error) {
+	err = fmt.Errorf("commitlog: %w (the log is read-only until restart)", err)
+	l.failed.Store(&err)
+	l.mu.Lock()
+	l.failure = err
+	l.mu.Unlock()
+	l.log.Error("commit log write failed; refusing further appends", "err", err)
+	l.broadcast()
+}
+
+func (l *Log) active() *segment {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	return l.segs[len(l.segs)-1]
+}
+
+func (l *Log) writeBatches(batches []*batch) error {
+	for _, b := range batches {
+		if b.roll {
+			// Make the old segment complete before the new one exists:
+			// after any crash, only the last segment can have a torn tail.
+			if err := l.fsyncActive(); err != nil {
+				return err
+			}
+			l.synced.Store(l.written.Load())
+			if err := l.createSegment(b.base); err != nil {
+				return err
+			}
+		}
+		if len(b.buf) == 0 {
+			continue
+		}
+		s := l.active()
+		if got := s.base + s.size.Load(); got != b.base {
+			return fmt.Errorf("internal: batch at %d but segment %s ends at %d", b.base, s.path, got)
+		}
+		n, err := s.f.Write(b.buf)
+		s.size.Add(int64(n))
+		l.stats.writes.Add(1)
+		l.stats.bytes.Add(int64(n))
+		if err != nil {
+			return fmt.Errorf("write %s: %w", s.path, err)
+		}
+		l.written.Store(b.base + int64(n))
+		l.mu.Lock()
+		if len(l.spare) < 4 && cap(b.buf) <= 8<<20 {
+			l.spare = append(l.spare, b.buf[:0])
+		}
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+func (l *Log) fsyncActive() error {
+	s := l.active()
+	if err := fdatasync(s.f); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", s.path, err)
+	}
+	l.stats.fsyncs.Add(1)
+	return nil
+}
+
+// ReadAt reads n bytes at logical offset off. The caller must only read
+// bytes below VisibleOffset. It returns ErrGone when the segment holding off
+// was deleted.
+func (l *Log) ReadAt(off int64, n int) ([]byte, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 || off < l.segs[0].base {
+		return nil, ErrGone
+	}
+	i, found := slices.BinarySearchFunc(l.segs, off, func(s *segment, off int64) int {
+		switch {
+		case s.base < off:
+			return -1
+		case s.base > off:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		i--
+	}
+	s := l.segs[i]
+	if n < 0 || off-s.base+int64(n) > s.size.Load() {
+		return nil, fmt.Errorf("commitlog: read of %d bytes at %d beyond the end of segment %s", n, off, s.path)
+	}
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, off-s.base); err != nil {
+		return nil, fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	}
+	return buf, nil
+}
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Base    int64
+	Size    int64
+	ModTime time.Time
+	Path    string
+}
+
+// Segments lists the segments in offset order.
+func (l *Log) Segments() []SegmentInfo {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	out := make([]SegmentInfo, 0, len(l.segs))
+	for _, s := range l.segs {
+		si := SegmentInfo{Base: s.base, Size: s.size.Load(), Path: s.path}
+		if st, err := s.f.Stat(); err == nil {
+			si.ModTime = st.ModTime()
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+// RemoveBefore deletes, oldest first, whole segments that end at or before
+// limit and were last written before olderThan. The active segment is never
+// deleted. It returns how many segments it removed.
+func (l *Log) RemoveBefore(limit int64, olderThan time.Time) (int, error) {
+	removed := 0
+	for {
+		l.segMu.Lock()
+		if len(l.segs) < 2 {
+			l.segMu.Unlock()
+			return removed, nil
+		}
+		s := l.segs[0]
+		st, err := s.f.Stat()
+		if err != nil || s.base+s.size.Load() > limit || !st.ModTime().Before(olderThan) {
+			l.segMu.Unlock()
+			return removed, nil
+		}
+		l.segs = l.segs[1:]
+		l.segMu.Unlock()
+		_ = s.f.Close()
+		if err := os.Remove(s.path); err != nil {
+			return removed, fmt.Errorf("commitlog: remove %s: %w", s.path, err)
+		}
+		removed++
+		if err := syncDir(l.opts.Dir); err != nil {
+			return removed, fmt.Errorf("commitlog: fsync directory %s: %w", l.opts.Dir, err)
+		}
+	}
+}
+
+// Close writes and fsyncs every pending record, stops the writer and closes
+// the files. Appends after Close fail with ErrClosed.
+func (l *Log) Close(ctx context.Context) error {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.stopOnce.Do(func() { close(l.stop) })
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		// The writer goroutine still finishes the write it is doing; we stop
+		// waiting for it, as the caller asked.
+		return ctx.Err()
+	}
+	err := l.err()
+	l.closeFiles()
+	return err
+}
+
+// Abandon stops the writer without writing pending records or fsyncing, and
+// closes the files: what a kill -9 leaves behind (for crash tests).
+func (l *Log) Abandon() {
+	l.abandon.Store(true)
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+	l.closeFiles()
+}
+
+func (l *Log) closeFiles() {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	for _, s := range l.segs {
+		_ = s.f.Close()
+	}
+}

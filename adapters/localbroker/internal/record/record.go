@@ -1,0 +1,729 @@
+// Package record encodes and decodes the payloads of the records the local
+// broker writes into its commit log: message batches, dispatches, pop, ack,
+// change-invisible and dead-letter records, and topic/group deletions.
+//
+// It owns the byte layout only; framing (length, CRC, type byte) is the
+// commit log's job and the meaning of the records is the engine's.
+//
+// Invariants: every Decode function returns an error for malformed input and
+// never panics, whatever the bytes; integers are unsigned/zig-zag varints,
+// strings and byte slices are length-prefixed with a uvarint; Encode followed
+// by Decode yields an equal value.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Type is the record type byte of a commit-log frame.
+type Type uint8
+
+// Record types. Values are persisted: never renumber.
+const (
+	TypeMessageBatch    Type = 1
+	TypeDispatch        Type = 2
+	TypePop             Type = 3
+	TypeAck             Type = 4
+	TypeChangeInvisible Type = 5
+	TypeDeadLetter      Type = 6
+	TypeTopicDeleted    Type = 7
+	TypeGroupDeleted    Type = 8
+	maxType             Type = 8
+)
+
+// Known reports whether t is a record type this version understands.
+func (t Type) Known() bool { return t >= 1 && t <= maxType }
+
+func (t Type) String() string {
+	switch t {
+	case TypeMessageBatch:
+		return "message-batch"
+	case TypeDispatch:
+		return "dispatch"
+	case TypePop:
+		return "pop"
+	case TypeAck:
+		return "ack"
+	case TypeChangeInvisible:
+		return "change-invisible"
+	case TypeDeadLetter:
+		return "dead-letter"
+	case TypeTopicDeleted:
+		return "topic-deleted"
+	case TypeGroupDeleted:
+		return "group-deleted"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// ErrCorrupt is wrapped by every decoding error.
+var ErrCorrupt = errors.New("corrupt record")
+
+func corrupt(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+}
+
+// maxCount bounds list lengths in decoded records so a corrupt length cannot
+// make the decoder allocate unbounded memory.
+const maxCount = 1 << 20
+
+// writer appends primitives to a byte slice.
+type writer struct{ b []byte }
+
+func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *writer) byte1(v byte)     { w.b = append(w.b, v) }
+func (w *writer) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
+func (w *writer) bytes(p []byte)   { w.uvarint(uint64(len(p))); w.b = append(w.b, p...) }
+
+// reader consumes primitives; the first failure sticks in err.
+type reader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = corrupt("%s at byte %d", what, r.off)
+	}
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		r.fail("bad uvarint")
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.off:])
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+// nonneg reads a uvarint that must fit an int64.
+func (r *reader) nonneg() int64 {
+	v := r.uvarint()
+	if v > math.MaxInt64 {
+		r.fail("integer out of range")
+		return 0
+	}
+	return int64(v)
+}
+
+func (r *reader) int32v() int32 {
+	v := r.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		r.fail("int32 out of range")
+		return 0
+	}
+	return int32(v)
+}
+
+func (r *reader) byte1() byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.off >= len(r.b) {
+		r.fail("unexpected end")
+		return 0
+	}
+	v := r.b[r.off]
+	r.off++
+	return v
+}
+
+func (r *reader) raw() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.off) {
+		r.fail("length exceeds record")
+		return nil
+	}
+	p := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return p
+}
+
+func (r *reader) str() string { return string(r.raw()) }
+
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > maxCount || n > uint64(len(r.b)-r.off) {
+		r.fail("list length out of range")
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) end() error {
+	if r.err == nil && r.off != len(r.b) {
+		r.fail("trailing bytes")
+	}
+	return r.err
+}
+
+// Time encoding: 0 means the zero time.Time; otherwise Unix nanoseconds + 1
+// shifted so that the Unix epoch itself is representable.
+func encodeTime(w *writer, t time.Time) {
+	if t.IsZero() {
+		w.varint(0)
+		return
+	}
+	n := t.UnixNano()
+	if n >= 0 {
+		n++
+	}
+	w.varint(n)
+}
+
+func decodeTime(r *reader) time.Time {
+	n := r.varint()
+	switch {
+	case n == 0:
+		return time.Time{}
+	case n > 0:
+		n--
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Message flag bits.
+const (
+	flagCompressed    = 1 << 0
+	flagTransactional = 1 << 1
+	flagDeadLetter    = 1 << 2
+	knownFlags        = flagCompressed | flagTransactional | flagDeadLetter
+)
+
+// Message is one stored message as encoded inside a batch: the producer's
+// message, when it was stored, and where a dead-lettered copy came from.
+type Message struct {
+	domain.Message
+	StoredAt   time.Time
+	DeadLetter *domain.DeadLetterOrigin
+}
+
+// AppendMessage appends the encoding of m to dst. The topic is not encoded:
+// the batch (or the queue) it is read from names it.
+func AppendMessage(dst []byte, m *Message) []byte {
+	w := writer{b: dst}
+	var flags byte
+	if m.Compressed {
+		flags |= flagCompressed
+	}
+	if m.Transactional {
+		flags |= flagTransactional
+	}
+	if m.DeadLetter != nil {
+		flags |= flagDeadLetter
+	}
+	w.byte1(flags)
+	encodeTime(&w, m.StoredAt)
+	w.str(m.ID)
+	w.str(m.Tag)
+	w.uvarint(uint64(len(m.Keys)))
+	for _, k := range m.Keys {
+		w.str(k)
+	}
+	w.str(m.Group)
+	encodeTime(&w, m.DeliverAt)
+	w.varint(int64(m.TransactionRecovery))
+	w.str(m.TraceContext)
+	w.str(m.BornHost)
+	encodeTime(&w, m.BornAt)
+	w.varint(int64(m.ReconsumeTimes))
+	keys := make([]string, 0, len(m.Properties))
+	for k := range m.Properties {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	w.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.str(m.Properties[k])
+	}
+	if m.DeadLetter != nil {
+		w.str(m.DeadLetter.Topic)
+		w.str(m.DeadLetter.MessageID)
+	}
+	w.bytes(m.Body)
+	return w.b
+}
+
+// DecodeMessage decodes a message encoded by AppendMessage. The returned
+// message does not alias b. topic is set as the message's topic.
+func DecodeMessage(b []byte, topic string) (Message, error) {
+	r := reader{b: b}
+	m := decodeMessage(&r, topic)
+	if err := r.end(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+func decodeMessage(r *reader, topic string) Message {
+	var m Message
+	m.Topic = topic
+	flags := r.byte1()
+	if flags&^knownFlags != 0 {
+		r.fail("unknown message flags")
+	}
+	m.Compressed = flags&flagCompressed != 0
+	m.Transactional = flags&flagTransactional != 0
+	m.StoredAt = decodeTime(r)
+	m.ID = r.str()
+	m.Tag = r.str()
+	if n := r.count(); n > 0 {
+		m.Keys = make([]string, n)
+		for i := range m.Keys {
+			m.Keys[i] = r.str()
+		}
+	}
+	m.Group = r.str()
+	m.DeliverAt = decodeTime(r)
+	m.TransactionRecovery = time.Duration(r.varint())
+	m.TraceContext = r.str()
+	m.BornHost = r.str()
+	m.BornAt = decodeTime(r)
+	m.ReconsumeTimes = r.int32v()
+	if n := r.count(); n > 0 {
+		m.Properties = make(map[string]string, n)
+		for range n {
+			k := r.str()
+			m.Properties[k] = r.str()
+		}
+	}
+	if flags&flagDeadLetter != 0 {
+		m.DeadLetter = &domain.DeadLetterOrigin{Topic: r.str(), MessageID: r.str()}
+	}
+	if body := r.raw(); len(body) > 0 {
+		m.Body = slices.Clone(body)
+	} else if r.err == nil {
+		m.Body = []byte{}
+	}
+	return m
+}
+
+// Batch is a set of messages for one queue, stored atomically in one record.
+// QueueOffset is the queue offset of the first message, or -1 when the batch
+// is not dispatched at write time (delay and half messages: a later
+// [Dispatch] record gives each message its queue offset).
+type Batch struct {
+	Topic       string
+	QueueID     int32
+	QueueOffset int64
+	Messages    []Message
+}
+
+// Location is where one message of a batch lies inside the record payload.
+type Location struct {
+	Pos  int // byte position of the message encoding in the payload
+	Size int
+}
+
+// AppendBatch appends the payload of a message-batch record and reports where
+// each message's encoding lies in the returned payload.
+func AppendBatch(dst []byte, b *Batch) ([]byte, []Location) {
+	w := writer{b: dst}
+	start := len(dst)
+	locs := make([]Location, len(b.Messages))
+	appendBatch(&w, start, b, locs)
+	return w.b, locs
+}
+
+func appendBatch(w *writer, start int, b *Batch, locs []Location) {
+	w.str(b.Topic)
+	w.varint(int64(b.QueueID))
+	w.varint(b.QueueOffset)
+	w.uvarint(uint64(len(b.Messages)))
+	var buf []byte
+	for i := range b.Messages {
+		buf = AppendMessage(buf[:0], &b.Messages[i])
+		w.uvarint(uint64(len(buf)))
+		locs[i] = Location{Pos: len(w.b) - start, Size: len(buf)}
+		w.b = append(w.b, buf...)
+	}
+}
+
+// DecodeBatch decodes a message-batch payload.
+func DecodeBatch(p []byte) (Batch, []Location, error) {
+	r := reader{b: p}
+	b, locs := decodeBatch(&r, 0)
+	if err := r.end(); err != nil {
+		return Batch{}, nil, err
+	}
+	return b, locs, nil
+}
+
+func decodeBatch(r *reader, base int) (Batch, []Location) {
+	var b Batch
+	b.Topic = r.str()
+	b.QueueID = r.int32v()
+	b.QueueOffset = r.varint()
+	if b.QueueOffset < -1 {
+		r.fail("negative queue offset")
+	}
+	n := r.count()
+	if r.err != nil {
+		return b, nil
+	}
+	b.Messages = make([]Message, 0, n)
+	locs := make([]Location, 0, n)
+	for range n {
+		raw := r.raw()
+		if r.err != nil {
+			return b, nil
+		}
+		mr := reader{b: raw}
+		m := decodeMessage(&mr, b.Topic)
+		if err := mr.end(); err != nil {
+			r.err = err
+			return b, nil
+		}
+		b.Messages = append(b.Messages, m)
+		locs = append(locs, Location{Pos: r.off - len(raw) - base, Size: len(raw)})
+	}
+	return b, locs
+}
+
+// Dispatch makes a message stored earlier (at CommitLogOffset, Size bytes,
+// checksum CRC) visible in a queue at QueueOffset. Timers and transaction
+// commits will write it; replay applies it like a batch's dispatch.
+type Dispatch struct {
+	Topic           string
+	QueueID         int32
+	QueueOffset     int64
+	CommitLogOffset int64
+	Size            int32
+	CRC             uint32
+	TagHash         uint64
+	StoredAt        time.Time
+}
+
+// AppendDispatch appends the payload of a dispatch record.
+func AppendDispatch(dst []byte, d *Dispatch) []byte {
+	w := writer{b: dst}
+	w.str(d.Topic)
+	w.varint(int64(d.QueueID))
+	w.uvarint(uint64(d.QueueOffset))
+	w.uvarint(uint64(d.CommitLogOffset))
+	w.uvarint(uint64(d.Size))
+	w.uvarint(uint64(d.CRC))
+	w.uvarint(d.TagHash)
+	encodeTime(&w, d.StoredAt)
+	return w.b
+}
+
+// DecodeDispatch decodes a dispatch payload.
+func DecodeDispatch(p []byte) (Dispatch, error) {
+	r := reader{b: p}
+	var d Dispatch
+	d.Topic = r.str()
+	d.QueueID = r.int32v()
+	d.QueueOffset = r.nonneg()
+	d.CommitLogOffset = r.nonneg()
+	size := r.uvarint()
+	crc := r.uvarint()
+	if size > math.MaxInt32 || crc > math.MaxUint32 {
+		r.fail("size or crc out of range")
+	}
+	d.Size, d.CRC = int32(size), uint32(crc)
+	d.TagHash = r.uvarint()
+	d.StoredAt = decodeTime(&r)
+	return d, r.end()
+}
+
+// PopKind says what a pop did to one queue offset.
+type PopKind uint8
+
+// Pop entry kinds.
+const (
+	// PopDelivered: the message was delivered (Attempt is its attempt).
+	PopDelivered PopKind = 1
+	// PopConsumed: the message was consumed without delivery (filtered
+	// out, or its segment was deleted by retention).
+	PopConsumed PopKind = 2
+	// PopPassed: the cursor moved past a message that stays undelivered
+	// (FIFO: an earlier message of its group was not consumed yet).
+	PopPassed PopKind = 3
+)
+
+// PopEntry is one queue offset a pop touched.
+type PopEntry struct {
+	Kind     PopKind
+	Offset   int64
+	Attempt  int32
+	MsgGroup string // the message group, for FIFO ordering
+}
+
+// Pop records one pop on one queue for one consumer group: the receipt id
+// it issued, the invisible deadline, the cursor after it, and every offset
+// it delivered, consumed or passed.
+type Pop struct {
+	Group    string
+	Topic    string
+	QueueID  int32
+	Receipt  int64
+	PopTime  time.Time
+	Deadline time.Time
+	Next     int64
+	Entries  []PopEntry
+}
+
+// AppendPop appends the payload of a pop record.
+func AppendPop(dst []byte, p *Pop) []byte {
+	w := writer{b: dst}
+	w.str(p.Group)
+	w.str(p.Topic)
+	w.varint(int64(p.QueueID))
+	w.varint(p.Receipt)
+	encodeTime(&w, p.PopTime)
+	encodeTime(&w, p.Deadline)
+	w.varint(p.Next)
+	w.uvarint(uint64(len(p.Entries)))
+	for _, e := range p.Entries {
+		w.byte1(byte(e.Kind))
+		w.varint(e.Offset)
+		w.varint(int64(e.Attempt))
+		w.str(e.MsgGroup)
+	}
+	return w.b
+}
+
+// DecodePop decodes a pop payload.
+func DecodePop(b []byte) (Pop, error) {
+	r := reader{b: b}
+	var p Pop
+	p.Group = r.str()
+	p.Topic = r.str()
+	p.QueueID = r.int32v()
+	p.Receipt = r.varint()
+	p.PopTime = decodeTime(&r)
+	p.Deadline = decodeTime(&r)
+	p.Next = r.varint()
+	if n := r.count(); n > 0 {
+		p.Entries = make([]PopEntry, n)
+		for i := range p.Entries {
+			e := &p.Entries[i]
+			e.Kind = PopKind(r.byte1())
+			if e.Kind < PopDelivered || e.Kind > PopPassed {
+				r.fail("unknown pop entry kind")
+			}
+			e.Offset = r.varint()
+			e.Attempt = r.int32v()
+			e.MsgGroup = r.str()
+		}
+	}
+	return p, r.end()
+}
+
+// Ack records that a group consumed one message.
+type Ack struct {
+	Group   string
+	Topic   string
+	QueueID int32
+	Offset  int64
+	Receipt int64
+}
+
+// AppendAck appends the payload of an ack record.
+func AppendAck(dst []byte, a *Ack) []byte {
+	w := writer{b: dst}
+	w.str(a.Group)
+	w.str(a.Topic)
+	w.varint(int64(a.QueueID))
+	w.varint(a.Offset)
+	w.varint(a.Receipt)
+	return w.b
+}
+
+// DecodeAck decodes an ack payload.
+func DecodeAck(b []byte) (Ack, error) {
+	r := reader{b: b}
+	var a Ack
+	a.Group = r.str()
+	a.Topic = r.str()
+	a.QueueID = r.int32v()
+	a.Offset = r.varint()
+	a.Receipt = r.varint()
+	return a, r.end()
+}
+
+// ChangeInvisible records a new invisible deadline and receipt id for one
+// delivery.
+type ChangeInvisible struct {
+	Group      string
+	Topic      string
+	QueueID    int32
+	Offset     int64
+	OldReceipt int64
+	NewReceipt int64
+	Deadline   time.Time
+}
+
+// AppendChangeInvisible appends the payload of a change-invisible record.
+func AppendChangeInvisible(dst []byte, c *ChangeInvisible) []byte {
+	w := writer{b: dst}
+	w.str(c.Group)
+	w.str(c.Topic)
+	w.varint(int64(c.QueueID))
+	w.varint(c.Offset)
+	w.varint(c.OldReceipt)
+	w.varint(c.NewReceipt)
+	encodeTime(&w, c.Deadline)
+	return w.b
+}
+
+// DecodeChangeInvisible decodes a change-invisible payload.
+func DecodeChangeInvisible(b []byte) (ChangeInvisible, error) {
+	r := reader{b: b}
+	var c ChangeInvisible
+	c.Group = r.str()
+	c.Topic = r.str()
+	c.QueueID = r.int32v()
+	c.Offset = r.varint()
+	c.OldReceipt = r.varint()
+	c.NewReceipt = r.varint()
+	c.Deadline = decodeTime(&r)
+	return c, r.end()
+}
+
+// DeadLetter atomically consumes one message of a group and stores its copy
+// (Copy, a one-message batch for %DLQ%group) in the same record.
+type DeadLetter struct {
+	Group   string
+	Topic   string
+	QueueID int32
+	Offset  int64
+	Receipt int64
+	Copy    Batch
+}
+
+// AppendDeadLetter appends the payload of a dead-letter record and reports
+// where the copy's messages lie in the payload.
+func AppendDeadLetter(dst []byte, d *DeadLetter) ([]byte, []Location) {
+	w := writer{b: dst}
+	start := len(dst)
+	w.str(d.Group)
+	w.str(d.Topic)
+	w.varint(int64(d.QueueID))
+	w.varint(d.Offset)
+	w.varint(d.Receipt)
+	locs := make([]Location, len(d.Copy.Messages))
+	appendBatch(&w, start, &d.Copy, locs)
+	return w.b, locs
+}
+
+// DecodeDeadLetter decodes a dead-letter payload.
+func DecodeDeadLetter(b []byte) (DeadLetter, []Location, error) {
+	r := reader{b: b}
+	var d DeadLetter
+	d.Group = r.str()
+	d.Topic = r.str()
+	d.QueueID = r.int32v()
+	d.Offset = r.varint()
+	d.Receipt = r.varint()
+	var locs []Location
+	if r.err == nil {
+		d.Copy, locs = decodeBatch(&r, 0)
+	}
+	if err := r.end(); err != nil {
+		return DeadLetter{}, nil, err
+	}
+	return d, locs, nil
+}
+
+// Deleted records the deletion of a topic or group incarnation.
+type Deleted struct {
+	Name        string
+	Incarnation uint64
+}
+
+// AppendDeleted appends the payload of a topic- or group-deleted record.
+func AppendDeleted(dst []byte, d *Deleted) []byte {
+	w := writer{b: dst}
+	w.str(d.Name)
+	w.uvarint(d.Incarnation)
+	return w.b
+}
+
+// DecodeDeleted decodes a topic- or group-deleted payload.
+func DecodeDeleted(b []byte) (Deleted, error) {
+	r := reader{b: b}
+	var d Deleted
+	d.Name = r.str()
+	d.Incarnation = r.uvarint()
+	return d, r.end()
+}
+
+// Decode decodes the payload of a record of type t into one of *Batch-like
+// values (for tests and tools): Batch, Dispatch, Pop, Ack, ChangeInvisible,
+// DeadLetter or Deleted.
+func Decode(t Type, p []byte) (any, error) {
+	switch t {
+	case TypeMessageBatch:
+		b, _, err := DecodeBatch(p)
+		return b, err
+	case TypeDispatch:
+		return DecodeDispatch(p)
+	case TypePop:
+		return DecodePop(p)
+	case TypeAck:
+		return DecodeAck(p)
+	case TypeChangeInvisible:
+		return DecodeChangeInvisible(p)
+	case TypeDeadLetter:
+		d, _, err := DecodeDeadLetter(p)
+		return d, err
+	case TypeTopicDeleted, TypeGroupDeleted:
+		return DecodeDeleted(p)
+	}
+	return nil, corrupt("unknown record type %d", t)
+}
+
+// Encode is the inverse of Decode.
+func Encode(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case Batch:
+		b, _ := AppendBatch(dst, &v)
+		return b, nil
+	case Dispatch:
+		return AppendDispatch(dst, &v), nil
+	case Pop:
+		return AppendPop(dst, &v), nil
+	case Ack:
+		return AppendAck(dst, &v), nil
+	case ChangeInvisible:
+		return AppendChangeInvisible(dst, &v), nil
+	case DeadLetter:
+		b, _ := AppendDeadLetter(dst, &v)
+		return b, nil
+	case Deleted:
+		return AppendDeleted(dst, &v), nil
+	}
+	return nil, fmt.Errorf("record: cannot encode %T", v)
+}
