@@ -134,28 +134,28 @@ type Log struct {
 	log  *slog.Logger
 
 	// mu guards the fields below it (offset assignment and pending frames).
-	mu           sync.Mutex
-	next         int64 // next offset to assign
-	assignBase   int64 // base of the segment the next record goes to
-	pending      []*batch
-	wantSync     bool
-	forceSyncTo  int64
-	closing      bool
-	failure      error
-	spare        [][]byte
-	segMu        sync.RWMutex // guards segs; never held while taking mu
-	segs         []*segment
-	written      atomic.Int64
-	synced       atomic.Int64
-	advMu        sync.Mutex
-	advCh        chan struct{}
-	kick         chan struct{}
-	stop         chan struct{}
-	done         chan struct{}
-	abandon      atomic.Bool
-	stopOnce     sync.Once
-	stats        struct{ appends, writes, fsyncs, bytes atomic.Int64 }
-	failed       atomic.Pointer[error]
+	mu          sync.Mutex
+	next        int64 // next offset to assign
+	assignBase  int64 // base of the segment the next record goes to
+	pending     []*batch
+	wantSync    bool
+	forceSyncTo int64
+	closing     bool
+	failure     error
+	spare       [][]byte
+	segMu       sync.RWMutex // guards segs; never held while taking mu
+	segs        []*segment
+	written     atomic.Int64
+	synced      atomic.Int64
+	advMu       sync.Mutex
+	advCh       chan struct{}
+	kick        chan struct{}
+	stop        chan struct{}
+	done        chan struct{}
+	abandon     atomic.Bool
+	stopOnce    sync.Once
+	stats       struct{ appends, writes, fsyncs, bytes atomic.Int64 }
+	failed      atomic.Pointer[error]
 }
 
 // SegmentName is the file name of the segment starting at base.
