@@ -1,0 +1,69 @@
+// Package config is rmqproxy's typed configuration mechanism: it loads one
+// root struct from defaults, a YAML file, the environment and command-line
+// flags, validates it, prints it with secrets redacted, and describes every
+// setting for --help and the README.
+//
+// It owns the mechanism only. Each adapter declares its own Config struct
+// (with DefaultConfig and Validate); the composition root in cmd/rmqproxy
+// aggregates them into a root struct, fills it with the defaults and calls
+// [Load]. This is the only package that reads the process environment
+// ([FromOS]); adapters receive their Config slice through [Module].
+//
+// # Struct tags
+//
+//	yaml:"certFile"   the key of the field (camelCase); "-" skips the field,
+//	                  ",inline" flattens an embedded struct. Without a tag the
+//	                  field name with a lower-case first letter is used.
+//	help:"..."        one sentence shown by --help and the README table.
+//	secret:"true"     printed as REDACTED; implied by the [Secret] type.
+//	unit:"bytes"      on an int64: accepts 4MiB, 512KiB, 10MB or 4194304.
+//
+// Leaf types: string, bool, int, int32, int64, float64, time.Duration,
+// []string, [Secret], and any type whose pointer implements
+// encoding.TextUnmarshaler (and which implements encoding.TextMarshaler, so
+// it can be printed). Nested structs recurse. Any other field type is a bug in
+// the Config struct and makes [Load] and [Print] return an error and
+// [Reference] panic.
+//
+// # Sources and precedence
+//
+// A setting's key is its dotted YAML path, such as grpc.tls.certFile. Values
+// are applied in this order, each overriding the previous one:
+//
+//  1. the defaults already in the destination struct;
+//  2. the YAML file;
+//  3. the environment: RMQPROXY_ followed by the key in upper snake case,
+//     camelCase split into words (RMQPROXY_GRPC_TLS_CERT_FILE);
+//  4. the flags: --grpc.tls.certFile=value or --grpc.tls.certFile value;
+//     a boolean also accepts --grpc.tls.enabled alone. One leading dash works
+//     too.
+//
+// Lists ([]string) are YAML sequences in the file and comma-separated in the
+// environment and in flags; a later source replaces the whole list. When a
+// flag repeats, the last one wins.
+//
+// # Which file
+//
+// The file is chosen before any layering happens: --config <file> wins over
+// RMQPROXY_CONFIG, which wins over [Sources].File (the composition root's
+// default, possibly empty). An empty value (--config=) means "no file". A
+// file named by any of them must exist. Only then is the chosen file applied
+// over the defaults, the environment over the file and the flags over the
+// environment.
+//
+// # Errors
+//
+// Unknown YAML keys, unknown RMQPROXY_ environment variables and unknown flags
+// are errors that name the key and suggest the closest valid one. Variables
+// starting with RMQPROXY_TEST_ are left to the test suites and ignored. Type
+// errors name the key, where the value came from (file:line, environment
+// variable, flag) and the expected form. [Load] collects every such error and
+// returns them joined; only when all values loaded does it call Validate on
+// every struct that has one, prefixing each error with the struct's key path,
+// and again returns all of them joined. --help and -h make [Load] return
+// [ErrHelp].
+//
+// Invariants: Load, and the parsers behind it, never panic on any input (a
+// file, an environment or flags); they return errors. Print never writes a
+// non-empty secret.
+package config

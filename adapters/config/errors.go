@@ -1,0 +1,80 @@
+package config
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// ErrHelp is returned by [Load] when the flags ask for help (--help, -h);
+// the caller prints [Reference] (see [WriteHelp]) and exits successfully.
+var ErrHelp = errors.New("config: help requested")
+
+// FieldError is a value that could not be applied to a setting, or a failed
+// Validate of a struct.
+type FieldError struct {
+	Key    string // dotted key, or the struct's key path for validation errors ("" for the root)
+	Source string // "rmqproxy.yaml:12", "environment RMQPROXY_GRPC_ADDRESS", "flag --grpc.address"; "" for validation
+	Value  string // the offending text, "" when not applicable
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.Source != "" {
+		b.WriteString(e.Source)
+		b.WriteString(": ")
+	}
+	if e.Key != "" && !strings.HasSuffix(e.Source, e.Key) {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	if e.Value != "" {
+		b.WriteString("invalid value ")
+		b.WriteString(quoteShort(e.Value))
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// UnknownKeyError is a key in the file, an RMQPROXY_ variable or a flag that
+// names no setting.
+type UnknownKeyError struct {
+	Key        string // as written: "grpc.adress", "RMQPROXY_GRPC_ADRESS", "--grpc.adress"
+	Source     string // "rmqproxy.yaml:3", "environment", "flags"
+	Suggestion string // closest valid key in the same form, "" if none is close
+}
+
+func (e *UnknownKeyError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Source)
+	b.WriteString(": unknown ")
+	switch {
+	case strings.HasPrefix(e.Key, "-"):
+		b.WriteString("flag ")
+	case strings.HasPrefix(e.Key, EnvPrefix):
+		b.WriteString("environment variable ")
+	default:
+		b.WriteString("key ")
+	}
+	b.WriteString(quoteShort(e.Key))
+	if e.Suggestion != "" {
+		b.WriteString(" (did you mean ")
+		b.WriteString(e.Suggestion)
+		b.WriteString("?)")
+	}
+	return b.String()
+}
+
+// quoteShort quotes s for an error message, shortening it so that a huge
+// value cannot flood a log line.
+func quoteShort(s string) string {
+	const max = 80
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,431 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Sources are the places [Load] reads settings from, besides the defaults
+// already in the destination.
+type Sources struct {
+	// File is the YAML file to read when neither --config nor
+	// RMQPROXY_CONFIG names one; "" means none.
+	File string
+	// Env is the environment as os.Environ returns it ("KEY=value").
+	Env []string
+	// Args are the command-line flags, without the program name.
+	Args []string
+}
+
+// FromOS returns the process's environment and arguments (os.Args[1:]) with
+// defaultFile as the file to read when none is named. It is the only place
+// in rmqproxy that reads the environment.
+func FromOS(defaultFile string) Sources {
+	return Sources{File: defaultFile, Env: os.Environ(), Args: os.Args[1:]}
+}
+
+// Load fills the struct dst points to, which already holds the defaults,
+// from the file, the environment and the flags of src, in that order of
+// precedence (see the package documentation), then validates it.
+//
+// It returns [ErrHelp] when the flags ask for help, every load error joined
+// when some value could not be applied ([*FieldError], [*UnknownKeyError]),
+// and otherwise every validation error joined. dst may be partly updated
+// when Load fails.
+func Load(dst any, src Sources) error {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config: Load needs a non-nil pointer to a struct, not %T", dst)
+	}
+	s, err := schemaOf(rv.Elem().Type())
+	if err != nil {
+		return err
+	}
+	l := &loader{s: s, root: rv.Elem()}
+
+	flags, flagFile, help := l.parseArgs(src.Args)
+	if help {
+		return ErrHelp
+	}
+	envs, envFile := l.parseEnv(src.Env)
+
+	file := src.File
+	switch {
+	case flagFile != nil:
+		file = *flagFile
+	case envFile != nil:
+		file = *envFile
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("config file: %w", err))
+		} else {
+			l.applyYAML(data, file)
+		}
+	}
+	l.apply(envs)
+	l.apply(flags)
+	if len(l.errs) > 0 {
+		return errors.Join(l.errs...)
+	}
+	return validate(s, l.root)
+}
+
+type loader struct {
+	s    *schema
+	root reflect.Value
+	errs []error
+}
+
+// assignment is one textual value for a leaf, from the environment or a flag.
+type assignment struct {
+	f      *field
+	value  string
+	source string
+}
+
+func (l *loader) apply(as []assignment) {
+	for _, a := range as {
+		if err := setText(a.f, l.root.FieldByIndex(a.f.index), a.value); err != nil {
+			l.errs = append(l.errs, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: fmt.Errorf("%w; expected %s", err, expected(a.f))})
+		}
+	}
+}
+
+func (l *loader) keys(sections bool) []string {
+	out := make([]string, 0, len(l.s.byKey))
+	for k, f := range l.s.byKey {
+		if sections || !f.section {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out) // deterministic suggestions on ties
+	return out
+}
+
+// parseArgs turns flags into assignments. flagFile is non-nil when --config
+// was given.
+func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, help bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if rest := args[i+1:]; len(rest) > 0 {
+				l.errs = append(l.errs, fmt.Errorf("flags: unexpected arguments %q; settings are flags such as --grpc.address=:8081", rest))
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			l.errs = append(l.errs, fmt.Errorf("flags: unexpected argument %s; settings are flags such as --grpc.address=:8081", quoteShort(a)))
+			continue
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		name, value, hasValue := strings.Cut(name, "=")
+		takeValue := func() bool {
+			if hasValue {
+				return true
+			}
+			if i+1 < len(args) {
+				i++
+				value = args[i]
+				return true
+			}
+			return false
+		}
+		switch name {
+		case "help", "h":
+			help = true
+			continue
+		case configFlag:
+			if !takeValue() {
+				l.errs = append(l.errs, errors.New("flag --config: needs a file name"))
+				continue
+			}
+			v := value
+			flagFile = &v
+			continue
+		}
+		f := l.s.byKey[name]
+		if f == nil || f.section {
+			l.errs = append(l.errs, l.unknownFlag(name, f))
+			// Skip the value of an unknown flag so it is not reported as
+			// an unexpected argument too.
+			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+			}
+			continue
+		}
+		if !hasValue && f.kind == kindBool {
+			value, hasValue = "true", true
+		}
+		if !takeValue() {
+			l.errs = append(l.errs, &FieldError{Key: f.key, Source: "flag --" + f.key, Err: fmt.Errorf("needs a value: %s", expected(f))})
+			continue
+		}
+		as = append(as, assignment{f: f, value: value, source: "flag --" + f.key})
+	}
+	return as, flagFile, help
+}
+
+func (l *loader) unknownFlag(name string, f *field) error {
+	if f != nil { // a section
+		return &FieldError{Key: name, Source: "flag --" + name, Err: fmt.Errorf("is a group of settings, not a setting; set one of its keys, such as --%s", l.firstLeaf(f).key)}
+	}
+	e := &UnknownKeyError{Key: "--" + name, Source: "flags"}
+	if s := closest(name, l.keys(false)); s != "" {
+		e.Suggestion = "--" + s
+	}
+	return e
+}
+
+func (l *loader) firstLeaf(f *field) *field {
+	for f.section && len(f.children) > 0 {
+		f = f.children[0]
+	}
+	return f
+}
+
+// parseEnv turns RMQPROXY_ variables into assignments. envFile is non-nil
+// when RMQPROXY_CONFIG is set.
+func (l *loader) parseEnv(env []string) (as []assignment, envFile *string) {
+	var names []string
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, EnvPrefix) || strings.HasPrefix(k, testEnvPfx) {
+			continue
+		}
+		if k == configEnv {
+			file := v
+			envFile = &file
+			continue
+		}
+		f := l.s.byEnv[k]
+		if f == nil {
+			if names == nil {
+				for n := range l.s.byEnv {
+					names = append(names, n)
+				}
+				slices.Sort(names)
+			}
+			e := &UnknownKeyError{Key: k, Source: "environment"}
+			if s := closest(k, names); s != "" {
+				e.Suggestion = s + ", for " + l.s.byEnv[s].key
+			}
+			l.errs = append(l.errs, e)
+			continue
+		}
+		as = append(as, assignment{f: f, value: v, source: "environment " + k})
+	}
+	return as, envFile
+}
+
+// maxMergeDepth bounds YAML merge keys (<<) that merge mappings that merge
+// mappings, so an adversarial file cannot recurse without end.
+const maxMergeDepth = 8
+
+func (l *loader) applyYAML(data []byte, name string) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", name, err))
+		} else {
+			l.errs = append(l.errs, fmt.Errorf("%s:%d: a second YAML document; the file must hold exactly one", name, extra.Line))
+		}
+		return
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return
+	}
+	root := resolve(doc.Content[0])
+	if isNull(root) {
+		return
+	}
+	if root.Kind != yaml.MappingNode {
+		l.errs = append(l.errs, fmt.Errorf("%s:%d: the file must be a mapping of settings, such as \"grpc:\\n  address: :8081\"", name, root.Line))
+		return
+	}
+	l.applyMapping(l.s.root, root, name, 0)
+}
+
+// resolve follows aliases to the node they stand for.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func (l *loader) applyMapping(sec *field, m *yaml.Node, file string, merges int) {
+	// Merged mappings (<<: *defaults) first, so that explicit keys win.
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := resolve(m.Content[i]), resolve(m.Content[i+1])
+		if k == nil || k.Kind != yaml.ScalarNode || k.Tag != "!!merge" {
+			continue
+		}
+		if merges >= maxMergeDepth {
+			l.errs = append(l.errs, fmt.Errorf("%s:%d: merge keys nest deeper than %d levels", file, k.Line, maxMergeDepth))
+			continue
+		}
+		targets := []*yaml.Node{v}
+		if v != nil && v.Kind == yaml.SequenceNode {
+			targets = v.Content
+		}
+		for _, t := range targets {
+			if t = resolve(t); t == nil || t.Kind != yaml.MappingNode {
+				l.errs = append(l.errs, fmt.Errorf("%s:%d: a merge key (<<) needs a mapping or a list of mappings", file, k.Line))
+				continue
+			}
+			l.applyMapping(sec, t, file, merges+1)
+		}
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := resolve(m.Content[i]), resolve(m.Content[i+1])
+		if k == nil || v == nil {
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			l.errs = append(l.errs, fmt.Errorf("%s:%d: keys must be plain names", file, k.Line))
+			continue
+		}
+		if k.Tag == "!!merge" {
+			continue
+		}
+		key := k.Value
+		if sec.key != "" {
+			key = sec.key + "." + k.Value
+		}
+		where := file + ":" + strconv.Itoa(k.Line)
+		if line, dup := seen[k.Value]; dup {
+			l.errs = append(l.errs, fmt.Errorf("%s: key %s repeats the one on line %d", where, quoteShort(key), line))
+			continue
+		}
+		seen[k.Value] = k.Line
+		f := sec.child(k.Value)
+		if f == nil {
+			e := &UnknownKeyError{Key: key, Source: where}
+			e.Suggestion = closest(key, l.keys(true))
+			l.errs = append(l.errs, e)
+			continue
+		}
+		if f.section {
+			switch {
+			case isNull(v): // "grpc:" with every key commented out
+			case v.Kind == yaml.MappingNode:
+				l.applyMapping(f, v, file, merges)
+			default:
+				l.errs = append(l.errs, &FieldError{Key: f.key, Source: where, Err: fmt.Errorf("expected a mapping of settings such as %s", l.firstLeaf(f).name)})
+			}
+			continue
+		}
+		if err := l.setNode(f, v); err != nil {
+			l.errs = append(l.errs, &FieldError{Key: f.key, Source: file + ":" + strconv.Itoa(v.Line), Value: scalarText(v), Err: err})
+		}
+	}
+}
+
+func scalarText(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		return n.Value
+	}
+	return ""
+}
+
+func (l *loader) setNode(f *field, v *yaml.Node) error {
+	dst := l.root.FieldByIndex(f.index)
+	if isNull(v) {
+		return fmt.Errorf("empty value; remove the key to keep the default, or write %s", expected(f))
+	}
+	if f.kind == kindList {
+		if v.Kind != yaml.SequenceNode {
+			return fmt.Errorf("expected %s", expected(f))
+		}
+		items := make([]string, 0, len(v.Content))
+		for _, it := range v.Content {
+			if it = resolve(it); it == nil || it.Kind != yaml.ScalarNode || isNull(it) {
+				return fmt.Errorf("line %d: list items must be strings", v.Line)
+			}
+			items = append(items, it.Value)
+		}
+		dst.Set(reflect.ValueOf(items))
+		return nil
+	}
+	if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected %s, not a %s", expected(f), nodeKind(v))
+	}
+	if err := setScalar(f, dst, v.Value); err != nil {
+		return fmt.Errorf("%w; expected %s", err, expected(f))
+	}
+	return nil
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
+}
+
+func (f *field) child(name string) *field {
+	for _, c := range f.children {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// validator is what a Config struct implements to check itself.
+type validator interface{ Validate() error }
+
+// validate calls Validate on every struct of the tree that implements it,
+// parents before children, and joins all errors, each prefixed with its
+// struct's key path.
+func validate(s *schema, root reflect.Value) error {
+	var errs []error
+	var visit func(sec *field, v reflect.Value)
+	visit = func(sec *field, v reflect.Value) {
+		if vd, ok := v.Addr().Interface().(validator); ok {
+			if err := vd.Validate(); err != nil {
+				if multi, ok := err.(interface{ Unwrap() []error }); ok {
+					for _, e := range multi.Unwrap() {
+						errs = append(errs, &FieldError{Key: sec.key, Err: e})
+					}
+				} else {
+					errs = append(errs, &FieldError{Key: sec.key, Err: err})
+				}
+			}
+		}
+		for _, c := range sec.children {
+			if c.section {
+				visit(c, root.FieldByIndex(c.index))
+			}
+		}
+	}
+	visit(s.root, root)
+	return errors.Join(errs...)
+}
