@@ -1,0 +1,150 @@
+package domain_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+func TestNames(t *testing.T) {
+	cases := []struct {
+		name  string
+		topic domain.Reason // 0 (internal) means valid
+		group domain.Reason
+	}{
+		{"orders", 0, 0},
+		{"%RETRY%g", 0, 0},
+		{"a|b-c_d", 0, 0},
+		{"", domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
+		{"   ", domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
+		{"has space", domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
+		{"ünïcode", domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
+		{strings.Repeat("a", 121), 0, domain.ReasonIllegalConsumerGroup},
+		{strings.Repeat("a", 128), domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
+		{"TBW102", domain.ReasonIllegalTopic, 0},
+		{"rmq_sys_anything", domain.ReasonIllegalTopic, 0},
+		{"CID_RMQ_SYS_X", 0, domain.ReasonIllegalConsumerGroup},
+	}
+	check := func(kind, name string, err error, want domain.Reason) {
+		t.Helper()
+		if want == 0 && err != nil {
+			t.Errorf("%s %q: unexpected %v", kind, name, err)
+		}
+		if want != 0 && !domain.HasReason(err, want) {
+			t.Errorf("%s %q: got %v, want %v", kind, name, err, want)
+		}
+	}
+	for _, c := range cases {
+		check("topic", c.name, domain.ValidateTopicName(c.name), c.topic)
+		check("group", c.name, domain.ValidateGroupName(c.name), c.group)
+	}
+}
+
+func TestValidateMessage(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	base := func() domain.Message {
+		return domain.Message{Topic: "t", Body: []byte("x"), ID: "01ABC", Tag: "tag", Keys: []string{"k"}, Properties: map[string]string{"p": "v"}}
+	}
+	l := domain.DefaultLimits()
+	cases := []struct {
+		name   string
+		mutate func(*domain.Message)
+		want   domain.Reason
+	}{
+		{"valid", func(*domain.Message) {}, 0},
+		{"empty body", func(m *domain.Message) { m.Body = nil }, domain.ReasonBodyEmpty},
+		{"body over 4MiB", func(m *domain.Message) { m.Body = make([]byte, 4<<20+1) }, domain.ReasonBodyTooLarge},
+		{"body exactly 4MiB", func(m *domain.Message) { m.Body = make([]byte, 4<<20) }, 0},
+		{"129 properties", func(m *domain.Message) {
+			for i := range 129 {
+				m.Properties[strings.Repeat("k", i+1)] = "v"
+			}
+		}, domain.ReasonPropertiesTooLarge},
+		{"reserved key", func(m *domain.Message) { m.Properties["UNIQ_KEY"] = "x" }, domain.ReasonIllegalPropertyKey},
+		{"control char value", func(m *domain.Message) { m.Properties["p"] = "a\x01" }, domain.ReasonIllegalPropertyKey},
+		{"tag with bar", func(m *domain.Message) { m.Tag = "a|b" }, domain.ReasonIllegalMessageTag},
+		{"blank tag", func(m *domain.Message) { m.Tag = "  " }, domain.ReasonIllegalMessageTag},
+		{"blank key", func(m *domain.Message) { m.Keys = []string{" "} }, domain.ReasonIllegalMessageKey},
+		{"oversized key", func(m *domain.Message) { m.Keys = []string{strings.Repeat("k", 16<<10)} }, domain.ReasonPropertiesTooLarge},
+		{"blank id", func(m *domain.Message) { m.ID = " " }, domain.ReasonIllegalMessageID},
+		{"delay too far", func(m *domain.Message) { m.DeliverAt = now.Add(25 * time.Hour) }, domain.ReasonIllegalDeliveryTime},
+		{"delay in past ok", func(m *domain.Message) { m.DeliverAt = now.Add(-time.Hour) }, 0},
+		{"tx recovery too long", func(m *domain.Message) { m.Transactional = true; m.TransactionRecovery = 2 * time.Hour }, domain.ReasonBadRequest},
+		{"group of 64 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 64) }, domain.ReasonIllegalMessageGroup},
+		{"group of 63 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 63) }, 0},
+		{"blank group", func(m *domain.Message) { m.Group = " " }, domain.ReasonIllegalMessageGroup},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := base()
+			c.mutate(&m)
+			err := l.ValidateMessage(&m, now)
+			if c.want == 0 {
+				if err != nil {
+					t.Fatalf("unexpected %v", err)
+				}
+				return
+			}
+			if !domain.HasReason(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestMessageTypeDerivationAndCheck(t *testing.T) {
+	m := domain.Message{Group: "g"}
+	if m.Type() != domain.MessageTypeFIFO {
+		t.Fatal("group makes FIFO")
+	}
+	m.DeliverAt = time.Now()
+	if m.Type() != domain.MessageTypeDelay {
+		t.Fatal("delivery time wins over group")
+	}
+	m.Transactional = true
+	if m.Type() != domain.MessageTypeTransaction {
+		t.Fatal("transaction wins")
+	}
+	if err := domain.CheckMessageType("t", domain.MessageTypeMixed, &m); err != nil {
+		t.Fatal(err)
+	}
+	n := domain.Message{}
+	if err := domain.CheckMessageType("t", domain.MessageTypeFIFO, &n); !domain.HasReason(err, domain.ReasonMessageTypeConflict) {
+		t.Fatal(err)
+	}
+}
+
+func TestNamespace(t *testing.T) {
+	for _, c := range []struct{ ns, name, want string }{
+		{"", "t", "t"},
+		{"ns", "t", "ns%t"},
+		{"ns", "ns%t", "ns%t"},
+		{"ns", "%RETRY%g", "%RETRY%ns%g"},
+		{"ns", "%DLQ%g", "%DLQ%ns%g"},
+	} {
+		if got := domain.WrapNamespace(c.ns, c.name); got != c.want {
+			t.Errorf("wrap(%q,%q)=%q want %q", c.ns, c.name, got, c.want)
+		}
+	}
+	if ns, bare := domain.SplitNamespace("ns%t"); ns != "ns" || bare != "t" {
+		t.Errorf("split: %q %q", ns, bare)
+	}
+	if ns, bare := domain.SplitNamespace("%DLQ%ns%g"); ns != "ns" || bare != "%DLQ%g" {
+		t.Errorf("split dlq: %q %q", ns, bare)
+	}
+}
+
+func TestRetryPolicyDelay(t *testing.T) {
+	p := domain.RetryPolicy{Initial: time.Second, Max: 10 * time.Second, Multiplier: 2}
+	for attempt, want := range map[int32]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 9: 10 * time.Second} {
+		if got := p.Delay(attempt); got != want {
+			t.Errorf("exponential attempt %d: %v want %v", attempt, got, want)
+		}
+	}
+	c := domain.RetryPolicy{Delays: domain.DefaultRetryDelays()}
+	if c.Delay(1) != time.Second || c.Delay(18) != 2*time.Hour || c.Delay(99) != 2*time.Hour {
+		t.Error("customized delays")
+	}
+}
