@@ -1,0 +1,249 @@
+// Package consumequeue is the per-queue index of the local broker: for each
+// (topic, queue id) an append-only file of fixed-size entries, entry i being
+// the message at queue offset i.
+//
+// The index is derived data. The engine appends entries in memory when it
+// assigns queue offsets, writes them to the file lazily (only once the
+// commit-log record they point to is durable) and truncates/rebuilds them
+// from the commit log at recovery. The package does no fsync ordering of its
+// own beyond [Queue.Sync].
+//
+// Entry layout, 32 bytes, big endian:
+//
+//	0   8  commit-log offset of the message encoding
+//	8   4  size of the message encoding in bytes
+//	12  4  CRC-32C of the message encoding
+//	16  8  tag hash (FNV-1a 64 of the tag, 0 = no tag)
+//	24  8  store time, Unix milliseconds
+//
+// Invariants: DecodeEntry never panics; Get never returns an entry that was
+// not appended; a Queue is safe for concurrent use and every method fails
+// with ErrClosed after Close.
+package consumequeue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"os"
+	"sync"
+)
+
+// EntrySize is the size of one entry on disk.
+const EntrySize = 32
+
+// Entry locates one message of a queue in the commit log.
+type Entry struct {
+	CommitLogOffset int64
+	Size            int32
+	CRC             uint32
+	TagHash         uint64
+	StoredAtMs      int64
+}
+
+// ErrClosed is returned by a closed queue.
+var ErrClosed = errors.New("consume queue closed")
+
+// ErrBadEntry wraps entry decoding errors.
+var ErrBadEntry = errors.New("bad consume queue entry")
+
+// TagHash hashes a tag for the index; the empty tag hashes to 0.
+func TagHash(tag string) uint64 {
+	if tag == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, tag)
+	if v := h.Sum64(); v != 0 {
+		return v
+	}
+	return 1
+}
+
+// AppendEntry appends the encoding of e to dst.
+func AppendEntry(dst []byte, e Entry) []byte {
+	var b [EntrySize]byte
+	binary.BigEndian.PutUint64(b[0:], uint64(e.CommitLogOffset))
+	binary.BigEndian.PutUint32(b[8:], uint32(e.Size))
+	binary.BigEndian.PutUint32(b[12:], e.CRC)
+	binary.BigEndian.PutUint64(b[16:], e.TagHash)
+	binary.BigEndian.PutUint64(b[24:], uint64(e.StoredAtMs))
+	return append(dst, b[:]...)
+}
+
+// DecodeEntry decodes one entry.
+func DecodeEntry(b []byte) (Entry, error) {
+	if len(b) != EntrySize {
+		return Entry{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadEntry, len(b), EntrySize)
+	}
+	off := binary.BigEndian.Uint64(b[0:])
+	size := binary.BigEndian.Uint32(b[8:])
+	if off > math.MaxInt64 || size > math.MaxInt32 {
+		return Entry{}, fmt.Errorf("%w: offset or size out of range", ErrBadEntry)
+	}
+	return Entry{
+		CommitLogOffset: int64(off),
+		Size:            int32(size),
+		CRC:             binary.BigEndian.Uint32(b[12:]),
+		TagHash:         binary.BigEndian.Uint64(b[16:]),
+		StoredAtMs:      int64(binary.BigEndian.Uint64(b[24:])),
+	}, nil
+}
+
+// Queue is one open index file.
+type Queue struct {
+	mu      sync.Mutex
+	path    string
+	f       *os.File
+	flushed int64   // entries in the file
+	tail    []Entry // entries [flushed, flushed+len(tail)) not yet written
+	dirty   bool    // written since the last Sync
+	closed  bool
+}
+
+// Open opens or creates the index file at path. A partial last entry (a torn
+// write) is dropped.
+func Open(path string) (*Queue, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("consumequeue: open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("consumequeue: stat %s: %w", path, err)
+	}
+	n := st.Size() / EntrySize
+	if st.Size()%EntrySize != 0 {
+		if err := f.Truncate(n * EntrySize); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("consumequeue: truncate %s: %w", path, err)
+		}
+	}
+	return &Queue{path: path, f: f, flushed: n}, nil
+}
+
+// Path is the file's path.
+func (q *Queue) Path() string { return q.path }
+
+// Count is the number of entries (the next queue offset).
+func (q *Queue) Count() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.flushed + int64(len(q.tail))
+}
+
+// Append adds e at queue offset Count() (in memory until Flush).
+func (q *Queue) Append(e Entry) (int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0, ErrClosed
+	}
+	q.tail = append(q.tail, e)
+	return q.flushed + int64(len(q.tail)) - 1, nil
+}
+
+// Get returns the entry at queue offset i.
+func (q *Queue) Get(i int64) (Entry, error) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return Entry{}, ErrClosed
+	}
+	if i < 0 || i >= q.flushed+int64(len(q.tail)) {
+		q.mu.Unlock()
+		return Entry{}, fmt.Errorf("consumequeue: offset %d out of range", i)
+	}
+	if i >= q.flushed {
+		e := q.tail[i-q.flushed]
+		q.mu.Unlock()
+		return e, nil
+	}
+	q.mu.Unlock()
+	var b [EntrySize]byte
+	if _, err := q.f.ReadAt(b[:], i*EntrySize); err != nil {
+		return Entry{}, fmt.Errorf("consumequeue: read %s at %d: %w", q.path, i, err)
+	}
+	return DecodeEntry(b[:])
+}
+
+// Flush writes the in-memory entries below upTo to the file (no fsync).
+func (q *Queue) Flush(upTo int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	n := min(upTo-q.flushed, int64(len(q.tail)))
+	if n <= 0 {
+		return nil
+	}
+	buf := make([]byte, 0, n*EntrySize)
+	for _, e := range q.tail[:n] {
+		buf = AppendEntry(buf, e)
+	}
+	if _, err := q.f.WriteAt(buf, q.flushed*EntrySize); err != nil {
+		return fmt.Errorf("consumequeue: write %s: %w", q.path, err)
+	}
+	q.flushed += n
+	q.tail = append(q.tail[:0], q.tail[n:]...)
+	q.dirty = true
+	return nil
+}
+
+// Sync fsyncs the file if it was written since the last Sync.
+func (q *Queue) Sync() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if !q.dirty {
+		return nil
+	}
+	if err := q.f.Sync(); err != nil {
+		return fmt.Errorf("consumequeue: fsync %s: %w", q.path, err)
+	}
+	q.dirty = false
+	return nil
+}
+
+// TruncateTo drops every entry at or above queue offset n.
+func (q *Queue) TruncateTo(n int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if n < 0 {
+		n = 0
+	}
+	if n >= q.flushed {
+		if k := n - q.flushed; k < int64(len(q.tail)) {
+			q.tail = q.tail[:k]
+		}
+		return nil
+	}
+	q.tail = nil
+	if err := q.f.Truncate(n * EntrySize); err != nil {
+		return fmt.Errorf("consumequeue: truncate %s: %w", q.path, err)
+	}
+	q.flushed = n
+	q.dirty = true
+	return nil
+}
+
+// Close closes the file without flushing the in-memory entries.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	return q.f.Close()
+}

@@ -1,0 +1,128 @@
+package record
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+func sampleMessage() Message {
+	return Message{
+		Message: domain.Message{
+			Topic: "t", Body: []byte("hello"), Compressed: true, Tag: "TagA",
+			Keys: []string{"k1", "k2"}, ID: "0100AABB", Group: "g1",
+			DeliverAt: time.Unix(1700000000, 123).UTC(), Transactional: true,
+			TransactionRecovery: 3 * time.Second, TraceContext: "00-abc", BornHost: "10.0.0.1",
+			BornAt: time.Unix(0, 0).UTC(), ReconsumeTimes: 2, Properties: map[string]string{"a": "1", "b": ""},
+		},
+		StoredAt:   time.UnixMilli(1700000001000).UTC(),
+		DeadLetter: &domain.DeadLetterOrigin{Topic: "orig", MessageID: "X"},
+	}
+}
+
+func samples() []struct {
+	typ Type
+	v   any
+} {
+	m := sampleMessage()
+	plain := Message{Message: domain.Message{Topic: "t", ID: "id", Body: []byte{}}}
+	dm := sampleMessage()
+	dm.Topic = "%DLQ%g"
+	return []struct {
+		typ Type
+		v   any
+	}{
+		{TypeMessageBatch, Batch{Topic: "t", QueueID: 3, QueueOffset: 10, Messages: []Message{m, plain}}},
+		{TypeMessageBatch, Batch{Topic: "t", QueueID: 0, QueueOffset: -1, Messages: []Message{plain}}},
+		{TypeDispatch, Dispatch{Topic: "t", QueueID: 1, QueueOffset: 2, CommitLogOffset: 3, Size: 4, CRC: 5, TagHash: 6, StoredAt: time.UnixMilli(7).UTC()}},
+		{TypePop, Pop{Group: "g", Topic: "t", QueueID: 1, Receipt: 1 << 41, PopTime: time.UnixMilli(5).UTC(), Deadline: time.UnixMilli(9).UTC(), Next: 4,
+			Entries: []PopEntry{{Kind: PopDelivered, Offset: 1, Attempt: 2, MsgGroup: "x"}, {Kind: PopConsumed, Offset: 2}, {Kind: PopPassed, Offset: 3, MsgGroup: "y"}}}},
+		{TypeAck, Ack{Group: "g", Topic: "t", QueueID: 2, Offset: 7, Receipt: 99}},
+		{TypeChangeInvisible, ChangeInvisible{Group: "g", Topic: "t", QueueID: 2, Offset: 7, OldReceipt: 1, NewReceipt: 2, Deadline: time.UnixMilli(100).UTC()}},
+		{TypeDeadLetter, DeadLetter{Group: "g", Topic: "t", QueueID: 2, Offset: 7, Receipt: 3, Copy: Batch{Topic: "%DLQ%g", QueueOffset: 0, Messages: []Message{dm}}}},
+		{TypeTopicDeleted, Deleted{Name: "t", Incarnation: 42}},
+		{TypeGroupDeleted, Deleted{Name: "g", Incarnation: 43}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.typ.String(), func(t *testing.T) {
+			p, err := Encode(nil, s.v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Decode(s.typ, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, s.v) {
+				t.Fatalf("round trip:\n got %#v\nwant %#v", got, s.v)
+			}
+		})
+	}
+}
+
+func TestBatchLocations(t *testing.T) {
+	b := Batch{Topic: "t", QueueOffset: 0, Messages: []Message{sampleMessage(), {Message: domain.Message{ID: "2", Body: []byte("b")}}}}
+	p, locs := AppendBatch(nil, &b)
+	_, dlocs, err := DecodeBatch(p)
+	if err != nil || !reflect.DeepEqual(locs, dlocs) {
+		t.Fatalf("locations %v vs %v (%v)", locs, dlocs, err)
+	}
+	for i, l := range locs {
+		m, err := DecodeMessage(p[l.Pos:l.Pos+l.Size], "t")
+		if err != nil || m.ID != b.Messages[i].ID || !bytes.Equal(m.Body, b.Messages[i].Body) {
+			t.Fatalf("message %d at %v: %+v %v", i, l, m, err)
+		}
+	}
+	d := DeadLetter{Group: "g", Topic: "t", Copy: Batch{Topic: "%DLQ%g", Messages: []Message{sampleMessage()}}}
+	p, locs = AppendDeadLetter(nil, &d)
+	m, err := DecodeMessage(p[locs[0].Pos:locs[0].Pos+locs[0].Size], "%DLQ%g")
+	if err != nil || m.DeadLetter == nil || m.DeadLetter.Topic != "orig" {
+		t.Fatalf("dead-letter copy: %+v %v", m, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range samples() {
+		p, _ := Encode(nil, s.v)
+		f.Add(byte(s.typ), p)
+	}
+	f.Add(byte(1), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, typ byte, p []byte) {
+		v, err := Decode(Type(typ), p)
+		if err != nil {
+			return
+		}
+		re, err := Encode(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2, err := Decode(Type(typ), re)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(v, v2) {
+			t.Fatalf("re-encoding changed the record:\n%#v\n%#v", v, v2)
+		}
+	})
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	m := sampleMessage()
+	f.Add(AppendMessage(nil, &m))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMessage(b, "t")
+		if err != nil {
+			return
+		}
+		m2, err := DecodeMessage(AppendMessage(nil, &m), "t")
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-encoding changed the message: %v", err)
+		}
+	})
+}
