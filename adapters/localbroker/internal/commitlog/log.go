@@ -251,6 +251,11 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 		return err
 	}
 	last := l.segs[len(l.segs)-1]
+	// What survived a process crash may sit in the page cache only: make it
+	// durable before anything is served from it.
+	if err := fdatasync(last.f); err != nil {
+		return fmt.Errorf("commitlog: fdatasync %s: %w", last.path, err)
+	}
 	end := last.base + last.size.Load()
 	l.next, l.assignBase = end, last.base
 	l.written.Store(end)

@@ -1,0 +1,280 @@
+package localbroker
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Topic returns a topic's configuration, auto-creating it when configured.
+func (e *Engine) Topic(ctx context.Context, name string) (domain.Topic, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.Topic{}, err
+	}
+	t, err := e.topicLocked(name, true)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	return t.Topic, nil
+}
+
+// ConsumerGroup returns a group's configuration, auto-creating it when
+// configured.
+func (e *Engine) ConsumerGroup(ctx context.Context, name string) (domain.ConsumerGroup, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	g, err := e.groupLocked(name, true)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	return g.ConsumerGroup, nil
+}
+
+func stamp(created, updated *time.Time, now time.Time) {
+	now = now.UTC().Truncate(time.Millisecond)
+	if created.IsZero() {
+		*created = now
+	}
+	if updated.IsZero() {
+		*updated = now
+	}
+}
+
+// CreateTopic creates a topic; ReasonAlreadyExists when the name is taken.
+func (e *Engine) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	if t.Permission == domain.PermNone {
+		t.Permission = domain.PermReadWrite
+	}
+	if err := t.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.Topic{}, err
+	}
+	if _, ok := e.topics[t.Name]; ok {
+		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
+	}
+	stamp(&t.CreatedAt, &t.UpdatedAt, e.clock.Now())
+	tm, err := e.addTopicLocked(t)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	e.log.InfoContext(ctx, "topic created", "topic", t.Name, "type", t.Type.String(), "queues", t.QueueCount)
+	return tm.Topic, nil
+}
+
+// UpdateTopic replaces a topic's configuration; the queue count may only grow.
+func (e *Engine) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	if t.Permission == domain.PermNone {
+		t.Permission = domain.PermReadWrite
+	}
+	if err := t.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.Topic{}, err
+	}
+	cur, ok := e.topics[t.Name]
+	if !ok {
+		return domain.Topic{}, topicNotFound(t.Name)
+	}
+	if t.QueueCount < cur.QueueCount {
+		return domain.Topic{}, domain.Errorf(domain.ReasonBadRequest,
+			"topic %q has %d queues; the queue count can only grow (messages in removed queues would become unreachable)", t.Name, cur.QueueCount)
+	}
+	t.CreatedAt = cur.CreatedAt
+	if t.UpdatedAt.IsZero() {
+		t.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
+	}
+	old := cur.Topic
+	cur.Topic = t
+	if err := e.saveTopicsLocked(); err != nil {
+		cur.Topic = old
+		return domain.Topic{}, err
+	}
+	return t, nil
+}
+
+// DeleteTopic deletes a topic, its queues and every group's state on it.
+func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return err
+	}
+	t, ok := e.topics[name]
+	if !ok {
+		return topicNotFound(name)
+	}
+	rec := record.Deleted{Name: name, Incarnation: t.incarnation}
+	_, end, err := e.appendApplyLocked(record.TypeTopicDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
+	if err != nil {
+		return err
+	}
+	// Rare administrative call: wait under the lock so that no send can slip
+	// in between the deletion record and the metadata change.
+	if err := e.waitDurable(ctx, end, "the topic deletion"); err != nil {
+		return err
+	}
+	delete(e.topics, name)
+	if err := e.saveTopicsLocked(); err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "topic deleted", "topic", name)
+	return nil
+}
+
+// ListTopics lists every topic sorted by name.
+func (e *Engine) ListTopics(ctx context.Context) ([]domain.Topic, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	out := make([]domain.Topic, 0, len(e.topics))
+	for _, t := range e.topics {
+		out = append(out, t.Topic)
+	}
+	slices.SortFunc(out, func(a, b domain.Topic) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// CreateGroup creates a consumer group; ReasonAlreadyExists when taken.
+func (e *Engine) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if _, ok := e.groups[g.Name]; ok {
+		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
+	}
+	stamp(&g.CreatedAt, &g.UpdatedAt, e.clock.Now())
+	gm, err := e.addGroupLocked(g)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	e.log.InfoContext(ctx, "consumer group created", "consumer_group", g.Name)
+	return gm.ConsumerGroup, nil
+}
+
+// UpdateGroup replaces a group's configuration.
+func (e *Engine) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	cur, ok := e.groups[g.Name]
+	if !ok {
+		return domain.ConsumerGroup{}, groupNotFound(g.Name)
+	}
+	g.CreatedAt = cur.CreatedAt
+	if g.UpdatedAt.IsZero() {
+		g.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
+	}
+	old := cur.ConsumerGroup
+	cur.ConsumerGroup = g
+	if err := e.saveGroupsLocked(); err != nil {
+		cur.ConsumerGroup = old
+		return domain.ConsumerGroup{}, err
+	}
+	return g, nil
+}
+
+// DeleteGroup deletes a group and its consumer state.
+func (e *Engine) DeleteGroup(ctx context.Context, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return err
+	}
+	g, ok := e.groups[name]
+	if !ok {
+		return groupNotFound(name)
+	}
+	rec := record.Deleted{Name: name, Incarnation: g.incarnation}
+	_, end, err := e.appendApplyLocked(record.TypeGroupDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
+	if err != nil {
+		return err
+	}
+	if err := e.waitDurable(ctx, end, "the group deletion"); err != nil {
+		return err
+	}
+	delete(e.groups, name)
+	if err := e.saveGroupsLocked(); err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "consumer group deleted", "consumer_group", name)
+	return nil
+}
+
+// ListGroups lists every consumer group sorted by name.
+func (e *Engine) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	out := make([]domain.ConsumerGroup, 0, len(e.groups))
+	for _, g := range e.groups {
+		out = append(out, g.ConsumerGroup)
+	}
+	slices.SortFunc(out, func(a, b domain.ConsumerGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// GroupStats reports the group's progress on every queue it has state on,
+// sorted by topic and queue id.
+func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	if _, ok := e.groups[group]; !ok {
+		return nil, groupNotFound(group)
+	}
+	e.promoteLocked()
+	e.reviveDueLocked(e.clock.Now())
+	var keys []consKey
+	for k := range e.cons {
+		if k.group == group {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, cmpKey)
+	out := make([]ports.QueueStats, 0, len(keys))
+	for _, k := range keys {
+		c := e.cons[k]
+		var count, visible int64
+		if qi := e.queues[queueKey{k.topic, k.qid}]; qi != nil {
+			count, visible = qi.count, qi.visible
+		}
+		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: c.floor,
+			InFlight: c.inFlightCount(), Consumable: max(visible-c.next, 0) + int64(len(c.visible))})
+	}
+	return out, nil
+}

@@ -1,0 +1,852 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+type engineState int
+
+const (
+	stateNew engineState = iota
+	stateOpen
+	stateClosed
+)
+
+// keptSnapshots is how many snapshot files are kept; retention never deletes
+// a segment the oldest of them still needs, so an unreadable newest snapshot
+// falls back to the previous one.
+const keptSnapshots = 2
+
+// Engine is the embedded broker. It is safe for concurrent use.
+//
+// Lock order: snapMu, then mu. The commit log's and consume queues' own
+// locks are taken under mu, never the other way round.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	clock ports.Clock
+	flush commitlog.FlushPolicy
+
+	// snapMu serializes snapshots, retention and topic deletion.
+	snapMu sync.Mutex
+
+	mu            sync.Mutex
+	state         engineState
+	clog          *commitlog.Log
+	topics        map[string]*topicMeta
+	groups        map[string]*groupMeta
+	queues        map[queueKey]*queueIndex
+	cons          map[consKey]*consState
+	waiters       map[string]chan struct{} // long pollers per topic
+	pendingTopics map[string]struct{}      // topics with entries not yet visible
+	heap          deadlineHeap
+	boot, seq     uint64
+	rr            uint32
+	snapOffsets   []int64 // offsets of the kept snapshot files, oldest first
+	replaying     bool
+
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	advance    chan struct{}
+	reviveKick chan struct{}
+}
+
+// New validates cfg and returns an engine that is not open yet; Start opens
+// it. Every method fails with ReasonUnavailable until then.
+func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = ports.SystemClock{}
+	}
+	e := &Engine{
+		cfg:   cfg,
+		log:   log.With("component", "localbroker"),
+		clock: clock,
+	}
+	if cfg.Flush == "async" {
+		e.flush = commitlog.FlushAsync
+	}
+	return e, nil
+}
+
+func (e *Engine) dir(parts ...string) string {
+	return filepath.Join(append([]string{e.cfg.DataDir}, parts...)...)
+}
+
+func (e *Engine) resetMaps() {
+	e.topics = map[string]*topicMeta{}
+	e.groups = map[string]*groupMeta{}
+	e.queues = map[queueKey]*queueIndex{}
+	e.cons = map[consKey]*consState{}
+	e.waiters = map[string]chan struct{}{}
+	e.pendingTopics = map[string]struct{}{}
+	e.heap = nil
+}
+
+// Start recovers the engine from its data directory: it loads metadata and
+// the newest valid snapshot, replays the commit log after it (repairing a
+// torn tail), rebuilds the consume queues, and starts the background
+// goroutines (reviver, notifier, maintenance). ctx bounds nothing but is
+// accepted for fx.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != stateNew {
+		return domain.Errorf(domain.ReasonInternal, "local broker engine started twice")
+	}
+	started := time.Now()
+	for _, d := range []string{e.dir("meta"), e.dir("commitlog"), e.dir("consumequeue"), e.dir("snapshot")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create data directory %s (dataDir)", d))
+		}
+	}
+	e.resetMaps()
+	if err := e.loadMeta(); err != nil {
+		return err
+	}
+	snap, err := e.loadSnapshot()
+	if err != nil {
+		return err
+	}
+	if err := e.openQueues(snap); err != nil {
+		e.closeQueues()
+		return err
+	}
+	e.restoreLocked(snap)
+	e.advance = make(chan struct{}, 1)
+	e.reviveKick = make(chan struct{}, 1)
+	e.stop = make(chan struct{})
+	recovery := commitlog.RecoveryStrict
+	if e.cfg.Recovery == "truncate" {
+		recovery = commitlog.RecoveryTruncate
+	}
+	replayed := 0
+	e.replaying = true
+	clog, err := commitlog.Open(commitlog.Options{
+		Dir:           e.dir("commitlog"),
+		SegmentSize:   e.cfg.SegmentSize,
+		MaxRecordSize: e.cfg.MaxRecordSize,
+		Flush:         e.flush,
+		FlushInterval: e.cfg.FlushInterval,
+		Recovery:      recovery,
+		Logger:        e.log,
+		KnownType:     func(b byte) bool { return record.Type(b).Known() },
+		OnAdvance: func(int64) {
+			select {
+			case e.advance <- struct{}{}:
+			default:
+			}
+		},
+	}, snap.logOffset, func(off int64, typ byte, payload []byte) error {
+		replayed++
+		return e.applyRecordLocked(off, off+commitlog.FrameSize(len(payload)), record.Type(typ), payload)
+	})
+	e.replaying = false
+	if err != nil {
+		e.closeQueues()
+		var cerr *commitlog.CorruptionError
+		if errors.As(err, &cerr) {
+			return domain.Wrap(domain.ReasonInternal, err, "commit log is corrupt: "+cerr.Error())
+		}
+		return domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
+	}
+	e.clog = clog
+	e.pruneOrphansLocked()
+	e.state = stateOpen
+	e.reviveDueLocked(e.clock.Now())
+	e.wg.Add(3)
+	go e.notifyLoop()
+	go e.reviveLoop()
+	go e.maintenanceLoop()
+	e.log.InfoContext(ctx, "local broker opened", "data_dir", e.cfg.DataDir, "snapshot_offset", snap.logOffset,
+		"records_replayed", replayed, "log_end", clog.NextOffset(), "topics", len(e.topics), "groups", len(e.groups),
+		"flush", e.cfg.Flush, "took", time.Since(started))
+	return nil
+}
+
+// loadSnapshot returns the newest valid snapshot (or an empty one).
+func (e *Engine) loadSnapshot() (*snapshot, error) {
+	dir := e.dir("snapshot")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot list "+dir)
+	}
+	var offs []int64
+	for _, ent := range ents {
+		name := ent.Name()
+		if len(name) != 25 || filepath.Ext(name) != ".snap" {
+			continue
+		}
+		off, err := strconv.ParseInt(name[:20], 10, 64)
+		if err == nil && off >= 0 {
+			offs = append(offs, off)
+		}
+	}
+	slices.Sort(offs)
+	e.snapOffsets = offs
+	for i := len(offs) - 1; i >= 0; i-- {
+		p := filepath.Join(dir, snapshotName(offs[i]))
+		b, err := os.ReadFile(p)
+		if err == nil {
+			var s *snapshot
+			if s, err = decodeSnapshot(b); err == nil && s.logOffset == offs[i] {
+				return s, nil
+			} else if err == nil {
+				err = fmt.Errorf("%w: names offset %d but holds %d", errSnapshot, offs[i], s.logOffset)
+			}
+		}
+		e.log.Warn("ignoring unreadable snapshot; falling back to an older one or a full replay", "path", p, "err", err)
+	}
+	return &snapshot{}, nil
+}
+
+func snapshotName(off int64) string { return fmt.Sprintf("%020d.snap", off) }
+
+// openQueues opens the consume-queue files the snapshot knows, truncated to
+// the snapshot's entry counts, and removes the others: replay rebuilds every
+// entry after the snapshot.
+func (e *Engine) openQueues(s *snapshot) error {
+	want := map[queueKey]int64{}
+	for _, q := range s.queues {
+		want[queueKey{q.topic, q.qid}] = q.count
+	}
+	root := e.dir("consumequeue")
+	tdirs, err := os.ReadDir(root)
+	if err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot list "+root)
+	}
+	for _, td := range tdirs {
+		files, _ := os.ReadDir(filepath.Join(root, td.Name()))
+		for _, f := range files {
+			qid, err := strconv.ParseInt(f.Name(), 10, 32)
+			p := filepath.Join(root, td.Name(), f.Name())
+			if _, ok := want[queueKey{td.Name(), int32(qid)}]; err != nil || !ok {
+				if err := os.Remove(p); err != nil {
+					return domain.Wrap(domain.ReasonInternal, err, "cannot remove stale consume queue "+p)
+				}
+			}
+		}
+	}
+	for k, n := range want {
+		qi, err := e.openQueue(k)
+		if err != nil {
+			return err
+		}
+		if have := qi.cq.Count(); have < n {
+			return domain.Errorf(domain.ReasonInternal,
+				"consume queue %s has %d entries but the snapshot says %d; it was damaged or removed. Stop rmqproxy, delete %s and %s to rebuild everything from the commit log (this only works while no commit-log segment was deleted by retention)",
+				qi.cq.Path(), have, n, e.dir("consumequeue"), e.dir("snapshot"))
+		}
+		if err := qi.cq.TruncateTo(n); err != nil {
+			return domain.Wrap(domain.ReasonInternal, err, "cannot truncate consume queue "+qi.cq.Path())
+		}
+		qi.count, qi.visible = n, n
+	}
+	return nil
+}
+
+func (e *Engine) openQueue(k queueKey) (*queueIndex, error) {
+	dir := e.dir("consumequeue", k.topic)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+dir)
+	}
+	if statErr != nil {
+		if err := atomicfile.SyncDir(e.dir("consumequeue")); err != nil {
+			return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+dir)
+		}
+	}
+	p := filepath.Join(dir, strconv.Itoa(int(k.qid)))
+	_, statErr = os.Stat(p)
+	cq, err := consumequeue.Open(p)
+	if err != nil {
+		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot open consume queue "+p)
+	}
+	if statErr != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
+			_ = cq.Close()
+			return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+p)
+		}
+	}
+	qi := &queueIndex{cq: cq}
+	e.queues[k] = qi
+	return qi, nil
+}
+
+// queueLocked returns the index of a queue, opening its file on first use.
+func (e *Engine) queueLocked(topic string, qid int32) (*queueIndex, error) {
+	k := queueKey{topic, qid}
+	if qi, ok := e.queues[k]; ok {
+		return qi, nil
+	}
+	return e.openQueue(k)
+}
+
+func (e *Engine) closeQueues() {
+	for _, q := range e.queues {
+		_ = q.cq.Close()
+	}
+}
+
+// pruneOrphansLocked drops state of topics and groups that do not exist in
+// the metadata (records of topics whose metadata was removed by hand).
+func (e *Engine) pruneOrphansLocked() {
+	dropped := map[string]bool{}
+	for k, q := range e.queues {
+		if _, ok := e.topics[k.topic]; !ok {
+			_ = q.cq.Close()
+			delete(e.queues, k)
+			dropped[k.topic] = true
+		}
+	}
+	for t := range dropped {
+		_ = os.RemoveAll(e.dir("consumequeue", t))
+		e.log.Warn("the commit log holds messages of a topic missing from the metadata; ignoring them", "topic", t)
+	}
+	for k := range e.cons {
+		if _, ok := e.topics[k.topic]; !ok {
+			delete(e.cons, k)
+		} else if _, ok := e.groups[k.group]; !ok {
+			delete(e.cons, k)
+		}
+	}
+}
+
+// dispatchLocked appends a consume-queue entry at queue offset qoff for a
+// message whose record ends at logEnd.
+func (e *Engine) dispatchLocked(topic string, qid int32, qoff int64, ent consumequeue.Entry, logEnd int64) error {
+	qi, err := e.queueLocked(topic, qid)
+	if err != nil {
+		return err
+	}
+	switch {
+	case qoff < qi.count:
+		return nil // already indexed (idempotent replay)
+	case qoff > qi.count:
+		return domain.Errorf(domain.ReasonInternal,
+			"consume queue %s has %d entries but the commit log holds queue offset %d; delete %s and %s to rebuild the indexes from the commit log",
+			qi.cq.Path(), qi.count, qoff, e.dir("consumequeue"), e.dir("snapshot"))
+	}
+	if _, err := qi.cq.Append(ent); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot index message")
+	}
+	qi.count++
+	if e.replaying {
+		qi.visible = qi.count
+		return nil
+	}
+	qi.pend = append(qi.pend, pendEntry{logEnd: logEnd})
+	e.pendingTopics[topic] = struct{}{}
+	return nil
+}
+
+// applyRecordLocked applies one commit-log record to the in-memory state.
+// Live operations append a record and apply it with this same function, so
+// replay reproduces exactly what the live engine did.
+func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) error {
+	bad := func(err error) error {
+		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("commit-log record at offset %d (%s) has a valid checksum but cannot be decoded; was it written by a newer rmqproxy?", off, typ))
+	}
+	switch typ {
+	case record.TypeMessageBatch:
+		b, locs, err := record.DecodeBatch(p)
+		if err != nil {
+			return bad(err)
+		}
+		return e.dispatchBatchLocked(off, end, &b, p, locs)
+	case record.TypeDispatch:
+		d, err := record.DecodeDispatch(p)
+		if err != nil {
+			return bad(err)
+		}
+		return e.dispatchLocked(d.Topic, d.QueueID, d.QueueOffset, consumequeue.Entry{
+			CommitLogOffset: d.CommitLogOffset, Size: d.Size, CRC: d.CRC, TagHash: d.TagHash, StoredAtMs: d.StoredAt.UnixMilli(),
+		}, end)
+	case record.TypePop:
+		pop, err := record.DecodePop(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.applyPopLocked(&pop)
+	case record.TypeAck:
+		a, err := record.DecodeAck(p)
+		if err != nil {
+			return bad(err)
+		}
+		if c := e.cons[consKey{a.Group, a.Topic, a.QueueID}]; c != nil {
+			c.consume(a.Offset)
+		}
+	case record.TypeChangeInvisible:
+		ci, err := record.DecodeChangeInvisible(p)
+		if err != nil {
+			return bad(err)
+		}
+		k := consKey{ci.Group, ci.Topic, ci.QueueID}
+		if c := e.cons[k]; c != nil && c.applyChangeInvisible(&ci) {
+			e.heap.push(deadlineItem{deadline: ci.Deadline.UnixMilli(), key: k, offset: ci.Offset, receipt: ci.NewReceipt})
+		}
+	case record.TypeDeadLetter:
+		d, locs, err := record.DecodeDeadLetter(p)
+		if err != nil {
+			return bad(err)
+		}
+		if c := e.cons[consKey{d.Group, d.Topic, d.QueueID}]; c != nil {
+			c.consume(d.Offset)
+		}
+		// The copy's batch starts where its first message's length prefix
+		// does; locations are relative to the payload already.
+		return e.dispatchBatchLocked(off, end, &d.Copy, p, locs)
+	case record.TypeTopicDeleted:
+		d, err := record.DecodeDeleted(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.dropTopicStateLocked(d.Name)
+		if t, ok := e.topics[d.Name]; ok && t.incarnation == d.Incarnation && e.replaying {
+			// The deletion was interrupted before the metadata was saved.
+			delete(e.topics, d.Name)
+			if err := e.saveTopicsLocked(); err != nil {
+				return err
+			}
+		}
+	case record.TypeGroupDeleted:
+		d, err := record.DecodeDeleted(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.dropGroupStateLocked(d.Name)
+		if g, ok := e.groups[d.Name]; ok && g.incarnation == d.Incarnation && e.replaying {
+			delete(e.groups, d.Name)
+			if err := e.saveGroupsLocked(); err != nil {
+				return err
+			}
+		}
+	default:
+		return bad(fmt.Errorf("unknown record type %d", typ))
+	}
+	return nil
+}
+
+func (e *Engine) dispatchBatchLocked(off, end int64, b *record.Batch, p []byte, locs []record.Location) error {
+	if b.QueueOffset < 0 {
+		return nil // deferred: a dispatch record will index it
+	}
+	for i, loc := range locs {
+		msg := p[loc.Pos : loc.Pos+loc.Size]
+		m := &b.Messages[i]
+		ent := consumequeue.Entry{
+			CommitLogOffset: off + commitlog.PayloadStart + int64(loc.Pos),
+			Size:            int32(loc.Size),
+			CRC:             commitlog.Checksum(msg),
+			TagHash:         consumequeue.TagHash(m.Tag),
+			StoredAtMs:      m.StoredAt.UnixMilli(),
+		}
+		if err := e.dispatchLocked(b.Topic, b.QueueID, b.QueueOffset+int64(i), ent, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) applyPopLocked(p *record.Pop) {
+	k := consKey{p.Group, p.Topic, p.QueueID}
+	c := e.cons[k]
+	if c == nil {
+		c = newConsState()
+		e.cons[k] = c
+	}
+	c.applyPop(p)
+	for _, ent := range p.Entries {
+		if ent.Kind == record.PopDelivered {
+			if d := c.inflight[ent.Offset]; d != nil && d.receipt == p.Receipt {
+				e.heap.push(deadlineItem{deadline: d.deadline, key: k, offset: ent.Offset, receipt: p.Receipt})
+			}
+		}
+	}
+}
+
+func (e *Engine) dropTopicStateLocked(topic string) {
+	for k, q := range e.queues {
+		if k.topic == topic {
+			_ = q.cq.Close()
+			delete(e.queues, k)
+		}
+	}
+	_ = os.RemoveAll(e.dir("consumequeue", topic))
+	for k := range e.cons {
+		if k.topic == topic {
+			delete(e.cons, k)
+		}
+	}
+	delete(e.pendingTopics, topic)
+	e.wakeLocked(topic)
+}
+
+func (e *Engine) dropGroupStateLocked(group string) {
+	for k := range e.cons {
+		if k.group == group {
+			delete(e.cons, k)
+		}
+	}
+}
+
+// wakeLocked wakes the long pollers of topic.
+func (e *Engine) wakeLocked(topic string) {
+	if ch, ok := e.waiters[topic]; ok {
+		close(ch)
+		delete(e.waiters, topic)
+	}
+}
+
+func (e *Engine) waitChanLocked(topic string) chan struct{} {
+	ch, ok := e.waiters[topic]
+	if !ok {
+		ch = make(chan struct{})
+		e.waiters[topic] = ch
+	}
+	return ch
+}
+
+// promoteLocked makes entries whose records are now stored visible and wakes
+// the pollers of their topics.
+func (e *Engine) promoteLocked() {
+	if len(e.pendingTopics) == 0 || e.clog == nil {
+		return
+	}
+	vis := e.clog.VisibleOffset()
+	for t := range e.pendingTopics {
+		woke, left := false, false
+		for k, q := range e.queues {
+			if k.topic != t {
+				continue
+			}
+			if q.promote(vis) {
+				woke = true
+			}
+			if len(q.pend) > 0 {
+				left = true
+			}
+		}
+		if woke {
+			e.wakeLocked(t)
+		}
+		if !left {
+			delete(e.pendingTopics, t)
+		}
+	}
+}
+
+// reviveDueLocked handles every delivery whose invisible time has passed:
+// it becomes visible again, or goes to the dead-letter queue when it used
+// its group's last delivery attempt.
+func (e *Engine) reviveDueLocked(now time.Time) {
+	ms := now.UnixMilli()
+	for len(e.heap) > 0 && e.heap[0].deadline <= ms {
+		it := e.heap.pop()
+		c := e.cons[it.key]
+		if c == nil {
+			continue
+		}
+		d := c.inflight[it.offset]
+		if d == nil || d.visible || d.receipt != it.receipt || d.deadline != it.deadline {
+			continue
+		}
+		max := int32(domain.DefaultMaxDeliveryAttempts)
+		if g := e.groups[it.key.group]; g != nil {
+			max = g.MaxDeliveryAttempts
+		}
+		if d.attempt >= max && e.state == stateOpen {
+			if err := e.deadLetterLocked(it.key, it.offset, d.receipt, now); err == nil {
+				continue
+			} else {
+				e.log.Error("cannot move a message to the dead-letter queue; it stays visible", "consumer_group", it.key.group,
+					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "err", err)
+			}
+		}
+		d.visible = true
+		c.addVisible(it.offset)
+		e.wakeLocked(it.key.topic)
+	}
+}
+
+// nextDeadline returns the earliest pending deadline.
+func (e *Engine) nextDeadlineLocked() (int64, bool) {
+	if len(e.heap) == 0 {
+		return 0, false
+	}
+	return e.heap[0].deadline, true
+}
+
+func (e *Engine) notifyLoop() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.advance:
+			e.mu.Lock()
+			e.promoteLocked()
+			e.mu.Unlock()
+		}
+	}
+}
+
+func (e *Engine) kickReviver() {
+	select {
+	case e.reviveKick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) reviveLoop() {
+	defer e.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		e.mu.Lock()
+		now := e.clock.Now()
+		e.reviveDueLocked(now)
+		wait := time.Hour
+		if d, ok := e.nextDeadlineLocked(); ok {
+			wait = max(time.UnixMilli(d).Sub(now), time.Millisecond)
+		}
+		e.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-e.stop:
+			return
+		case <-e.reviveKick:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// flushQueueTick is how often visible consume-queue entries are written to
+// their files (not fsynced: snapshots fsync them).
+const flushQueueTick = time.Second
+
+func (e *Engine) maintenanceLoop() {
+	defer e.wg.Done()
+	flush := time.NewTicker(flushQueueTick)
+	defer flush.Stop()
+	snap := time.NewTicker(e.cfg.SnapshotInterval)
+	defer snap.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-e.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-flush.C:
+			e.flushQueues()
+		case <-snap.C:
+			if err := e.Snapshot(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("periodic snapshot failed; will retry", "err", err)
+				continue
+			}
+			if err := e.applyRetention(); err != nil {
+				e.log.Warn("retention failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// flushQueues writes visible consume-queue entries to their files.
+func (e *Engine) flushQueues() {
+	type job struct {
+		q  *consumequeue.Queue
+		to int64
+	}
+	e.mu.Lock()
+	jobs := make([]job, 0, len(e.queues))
+	for _, q := range e.queues {
+		jobs = append(jobs, job{q.cq, q.visible})
+	}
+	e.mu.Unlock()
+	for _, j := range jobs {
+		if err := j.q.Flush(j.to); err != nil && !errors.Is(err, consumequeue.ErrClosed) {
+			e.log.Warn("cannot write consume queue; will retry", "path", j.q.Path(), "err", err)
+		}
+	}
+}
+
+// Snapshot checkpoints consumer state and queue counts: it makes the commit
+// log durable up to the covered offset, writes and fsyncs the consume queues
+// up to the covered counts, then atomically writes the snapshot file. It
+// runs periodically and at Close; tests call it directly.
+func (e *Engine) Snapshot(ctx context.Context) error {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	e.mu.Lock()
+	if e.state != stateOpen {
+		e.mu.Unlock()
+		return unavailable()
+	}
+	clog := e.clog
+	off := clog.NextOffset()
+	if n := len(e.snapOffsets); n > 0 && e.snapOffsets[n-1] == off {
+		e.mu.Unlock()
+		return nil // nothing happened since the last snapshot
+	}
+	s := e.captureLocked(off)
+	type job struct {
+		q  *consumequeue.Queue
+		to int64
+	}
+	jobs := make([]job, 0, len(e.queues))
+	for _, sq := range s.queues {
+		jobs = append(jobs, job{e.queues[queueKey{sq.topic, sq.qid}].cq, sq.count})
+	}
+	e.mu.Unlock()
+	return e.writeSnapshot(ctx, clog, s, func() error {
+		for _, j := range jobs {
+			if err := j.q.Flush(j.to); err != nil {
+				return err
+			}
+			if err := j.q.Sync(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (e *Engine) writeSnapshot(ctx context.Context, clog *commitlog.Log, s *snapshot, flushQueues func() error) error {
+	if err := clog.Sync(ctx, s.logOffset); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "snapshot: cannot make the commit log durable")
+	}
+	if err := flushQueues(); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "snapshot: cannot write consume queues")
+	}
+	p := e.dir("snapshot", snapshotName(s.logOffset))
+	if err := atomicfile.Write(p, encodeSnapshot(s)); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "snapshot: cannot write "+p)
+	}
+	e.snapOffsets = append(e.snapOffsets, s.logOffset)
+	for len(e.snapOffsets) > keptSnapshots {
+		old := e.dir("snapshot", snapshotName(e.snapOffsets[0]))
+		if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) {
+			e.log.Warn("cannot remove old snapshot", "path", old, "err", err)
+			break
+		}
+		e.snapOffsets = e.snapOffsets[1:]
+	}
+	e.log.Debug("snapshot written", "path", p, "log_offset", s.logOffset, "queues", len(s.queues), "states", len(s.states))
+	return nil
+}
+
+// applyRetention deletes whole commit-log segments older than the retention
+// that every kept snapshot has moved past.
+func (e *Engine) applyRetention() error {
+	if e.cfg.Retention <= 0 {
+		return nil
+	}
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if len(e.snapOffsets) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	clog := e.clog
+	e.mu.Unlock()
+	if clog == nil {
+		return nil
+	}
+	n, err := clog.RemoveBefore(e.snapOffsets[0], e.clock.Now().Add(-e.cfg.Retention))
+	if n > 0 {
+		e.log.Info("retention deleted commit-log segments", "segments", n, "log_start", clog.StartOffset())
+	}
+	return err
+}
+
+func unavailable() error {
+	return domain.Errorf(domain.ReasonUnavailable, "the local broker is not running (starting or shutting down); retry")
+}
+
+// Close stops the background goroutines, writes and fsyncs everything
+// pending, writes a final snapshot and closes the files. Waiting senders get
+// their durable answer; new calls fail with ReasonUnavailable.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.state != stateOpen {
+		e.mu.Unlock()
+		return nil
+	}
+	e.mu.Unlock()
+	e.stopGoroutines()
+	snapErr := e.Snapshot(ctx)
+	e.snapMu.Lock()
+	e.mu.Lock()
+	e.state = stateClosed
+	clog := e.clog
+	e.mu.Unlock()
+	e.snapMu.Unlock()
+	err := clog.Close(ctx)
+	e.mu.Lock()
+	e.closeQueues()
+	e.mu.Unlock()
+	if err = errors.Join(snapErr, err); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "local broker did not close cleanly")
+	}
+	e.log.InfoContext(ctx, "local broker closed")
+	return nil
+}
+
+func (e *Engine) stopGoroutines() {
+	e.mu.Lock()
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	for t := range e.waiters {
+		e.wakeLocked(t)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// crash abandons the engine as kill -9 would: goroutines stop, nothing
+// pending is written, no snapshot, consume-queue tails are lost.
+func (e *Engine) crash() {
+	e.stopGoroutines()
+	e.mu.Lock()
+	e.state = stateClosed
+	clog := e.clog
+	e.mu.Unlock()
+	clog.Abandon()
+	e.mu.Lock()
+	e.closeQueues()
+	e.mu.Unlock()
+}

@@ -1,0 +1,145 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Config is the local broker's slice of rmqproxy's configuration.
+type Config struct {
+	DataDir          string        `yaml:"dataDir" help:"directory holding the commit log, consume queues, snapshots and metadata"`
+	BrokerName       string        `yaml:"brokerName" help:"broker name shown in routes and receipt handles; no spaces"`
+	StoreHost        string        `yaml:"storeHost" help:"ip:port recorded as the store host of stored messages"`
+	Flush            string        `yaml:"flush" help:"sync: a send returns after fdatasync (survives power loss); async: after write(2), fdatasync every flushInterval (survives a process crash, a power loss may lose up to one interval)"`
+	FlushInterval    time.Duration `yaml:"flushInterval" help:"how often written but unsynced commit-log bytes are fdatasync'ed"`
+	SegmentSize      int64         `yaml:"segmentSize" unit:"bytes" help:"size of one commit-log segment file"`
+	MaxRecordSize    int64         `yaml:"maxRecordSize" unit:"bytes" help:"largest commit-log record (one send batch); must be smaller than segmentSize"`
+	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
+	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
+	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record"`
+
+	AutoCreateTopics    bool   `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
+	AutoCreateTopicType string `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
+	AutoCreateGroups    bool   `yaml:"autoCreateGroups" help:"create unknown consumer groups on first receive"`
+	DefaultQueueCount   int32  `yaml:"defaultQueueCount" help:"queue count of auto-created topics"`
+}
+
+// DefaultConfig returns the configuration rmqproxy runs with when nothing is
+// configured.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:             "./data",
+		BrokerName:          "rmqproxy-local",
+		StoreHost:           "127.0.0.1:8081",
+		Flush:               "sync",
+		FlushInterval:       200 * time.Millisecond,
+		SegmentSize:         1 << 30,
+		MaxRecordSize:       64 << 20,
+		SnapshotInterval:    time.Minute,
+		Retention:           72 * time.Hour,
+		Recovery:            "strict",
+		AutoCreateTopics:    true,
+		AutoCreateTopicType: "MIXED",
+		AutoCreateGroups:    true,
+		DefaultQueueCount:   8,
+	}
+}
+
+// Validate checks the configuration; each message names the yaml key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("dataDir must not be empty")
+	}
+	if c.BrokerName == "" || strings.ContainsAny(c.BrokerName, " \t\r\n") {
+		bad("brokerName must be non-empty and contain no whitespace (it is a field of space-separated receipt handles), got %q", c.BrokerName)
+	}
+	if _, err := netip.ParseAddrPort(c.StoreHost); err != nil {
+		bad("storeHost must be ip:port, got %q", c.StoreHost)
+	}
+	switch c.Flush {
+	case "sync", "async":
+	default:
+		bad("flush must be sync or async, got %q", c.Flush)
+	}
+	if c.FlushInterval <= 0 {
+		bad("flushInterval must be > 0, got %v", c.FlushInterval)
+	}
+	if c.MaxRecordSize < 1024 {
+		bad("maxRecordSize must be at least 1024 bytes, got %d", c.MaxRecordSize)
+	}
+	if c.SegmentSize <= c.MaxRecordSize+64 {
+		bad("segmentSize must be > maxRecordSize (+64 bytes of framing), got segmentSize %d and maxRecordSize %d", c.SegmentSize, c.MaxRecordSize)
+	}
+	if c.SnapshotInterval <= 0 {
+		bad("snapshotInterval must be > 0, got %v", c.SnapshotInterval)
+	}
+	if c.Retention < 0 {
+		bad("retention must be >= 0 (0 keeps segments forever), got %v", c.Retention)
+	}
+	switch c.Recovery {
+	case "strict", "truncate":
+	default:
+		bad("recovery must be strict or truncate, got %q", c.Recovery)
+	}
+	if _, err := domain.ParseTopicMessageType(c.AutoCreateTopicType); err != nil {
+		bad("autoCreateTopicType must be NORMAL, FIFO, DELAY, TRANSACTION or MIXED, got %q", c.AutoCreateTopicType)
+	}
+	if c.DefaultQueueCount < 1 || c.DefaultQueueCount > domain.MaxQueueCount {
+		bad("defaultQueueCount must be in [1, %d], got %d", domain.MaxQueueCount, c.DefaultQueueCount)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("localbroker: %w", err)
+	}
+	return nil
+}
+
+// Module provides the embedded engine as *Engine, [ports.Broker],
+// [ports.Metadata] and [ports.Admin]. It takes Config, *slog.Logger and
+// [ports.Clock] from the container; the engine recovers in OnStart and
+// flushes, fsyncs and writes a final snapshot in OnStop.
+var Module = fx.Module("localbroker",
+	fx.Provide(
+		fx.Annotate(newModuleEngine,
+			fx.As(fx.Self()),
+			fx.As(new(ports.Broker)),
+			fx.As(new(ports.Metadata)),
+			fx.As(new(ports.Admin)),
+		),
+	),
+)
+
+func newModuleEngine(lc fx.Lifecycle, cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
+	e, err := New(cfg, log, clock)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{
+		OnStart: e.Start,
+		OnStop:  e.Close,
+	})
+	return e, nil
+}
+
+// Open creates an engine and recovers it from cfg.DataDir: New then Start.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
+	e, err := New(cfg, log, clock)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

@@ -1,0 +1,214 @@
+package localbroker
+
+import (
+	"container/heap"
+	"slices"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+)
+
+type queueKey struct {
+	topic string
+	qid   int32
+}
+
+type consKey struct {
+	group string
+	topic string
+	qid   int32
+}
+
+// queueIndex is the engine's view of one consume queue.
+type queueIndex struct {
+	cq *consumequeue.Queue
+	// count is the number of entries (next queue offset); visible counts the
+	// leading entries whose records are stored per the flush policy.
+	count   int64
+	visible int64
+	pend    []pendEntry // entries [visible, count), with the end of their record
+}
+
+type pendEntry struct{ logEnd int64 }
+
+// promote makes visible every pending entry whose record ends at or before
+// vis, and reports whether one did.
+func (q *queueIndex) promote(vis int64) bool {
+	n := 0
+	for n < len(q.pend) && q.pend[n].logEnd <= vis {
+		n++
+	}
+	if n == 0 {
+		return false
+	}
+	q.visible += int64(n)
+	q.pend = q.pend[n:]
+	if len(q.pend) == 0 {
+		q.pend = nil
+	}
+	return true
+}
+
+// delivery is the state of one offset in [floor, next) that is not consumed.
+type delivery struct {
+	attempt  int32 // deliveries so far (0: passed over, never delivered)
+	receipt  int64 // receipt id of the current delivery
+	deadline int64 // invisible until, Unix ms (0 when never delivered)
+	visible  bool  // may be delivered (again) now
+	msgGroup string
+}
+
+// consState is one consumer group's progress on one queue. Invariant: every
+// offset in [floor, next) is either in inflight or in acked, never both.
+type consState struct {
+	floor    int64
+	next     int64
+	inflight map[int64]*delivery
+	acked    map[int64]struct{}
+	visible  []int64 // sorted offsets of inflight entries with visible set
+}
+
+func newConsState() *consState {
+	return &consState{inflight: map[int64]*delivery{}, acked: map[int64]struct{}{}}
+}
+
+func (c *consState) addVisible(off int64) {
+	i, found := slices.BinarySearch(c.visible, off)
+	if !found {
+		c.visible = slices.Insert(c.visible, i, off)
+	}
+}
+
+func (c *consState) removeVisible(off int64) {
+	if i, found := slices.BinarySearch(c.visible, off); found {
+		c.visible = slices.Delete(c.visible, i, i+1)
+	}
+}
+
+// consume marks off consumed.
+func (c *consState) consume(off int64) {
+	if off < c.floor {
+		return
+	}
+	if d, ok := c.inflight[off]; ok {
+		if d.visible {
+			c.removeVisible(off)
+		}
+		delete(c.inflight, off)
+	}
+	c.acked[off] = struct{}{}
+	c.advanceFloor()
+}
+
+func (c *consState) advanceFloor() {
+	for c.floor < c.next {
+		if _, ok := c.acked[c.floor]; !ok {
+			return
+		}
+		delete(c.acked, c.floor)
+		c.floor++
+	}
+}
+
+// consumed reports whether off is consumed.
+func (c *consState) consumed(off int64) bool {
+	if off < c.floor {
+		return true
+	}
+	_, ok := c.acked[off]
+	return ok
+}
+
+// inFlightCount counts deliveries that are invisible now.
+func (c *consState) inFlightCount() int64 {
+	var n int64
+	for _, d := range c.inflight {
+		if !d.visible {
+			n++
+		}
+	}
+	return n
+}
+
+// applyPop applies a pop record. Delivered entries become invisible until
+// the record's deadline; the caller pushes them onto the deadline heap.
+func (c *consState) applyPop(p *record.Pop) {
+	if p.Next > c.next {
+		c.next = p.Next
+	}
+	deadline := p.Deadline.UnixMilli()
+	for _, e := range p.Entries {
+		if e.Offset < c.floor || e.Offset >= c.next {
+			continue
+		}
+		switch e.Kind {
+		case record.PopDelivered:
+			if c.consumed(e.Offset) {
+				continue
+			}
+			d := c.inflight[e.Offset]
+			if d == nil {
+				d = &delivery{}
+				c.inflight[e.Offset] = d
+			}
+			if d.visible {
+				c.removeVisible(e.Offset)
+			}
+			*d = delivery{attempt: e.Attempt, receipt: p.Receipt, deadline: deadline, msgGroup: e.MsgGroup}
+		case record.PopConsumed:
+			c.consume(e.Offset)
+		case record.PopPassed:
+			if c.consumed(e.Offset) {
+				continue
+			}
+			if _, ok := c.inflight[e.Offset]; !ok {
+				c.inflight[e.Offset] = &delivery{visible: true, msgGroup: e.MsgGroup}
+				c.addVisible(e.Offset)
+			}
+		}
+	}
+	// Offsets the cursor moved over without an entry cannot exist (a pop
+	// records every offset it passes), but keep the invariant regardless.
+	c.advanceFloor()
+}
+
+// applyChangeInvisible applies a change-invisible record and reports whether
+// the delivery existed.
+func (c *consState) applyChangeInvisible(ci *record.ChangeInvisible) bool {
+	d, ok := c.inflight[ci.Offset]
+	if !ok {
+		return false
+	}
+	if d.visible {
+		c.removeVisible(ci.Offset)
+	}
+	d.visible = false
+	d.receipt = ci.NewReceipt
+	d.deadline = ci.Deadline.UnixMilli()
+	return true
+}
+
+// deadlineItem is an entry of the revive heap; stale items (acked, changed,
+// redelivered) are skipped when popped.
+type deadlineItem struct {
+	deadline int64
+	key      consKey
+	offset   int64
+	receipt  int64
+}
+
+type deadlineHeap []deadlineItem
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadlineItem)) }
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func (h *deadlineHeap) push(it deadlineItem) { heap.Push(h, it) }
+func (h *deadlineHeap) pop() deadlineItem    { return heap.Pop(h).(deadlineItem) }
