@@ -1,0 +1,253 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// DefaultClientTimeout bounds a request of a client built without an
+// http.Client of its own.
+const DefaultClientTimeout = 30 * time.Second
+
+// maxResponseBody bounds what the client reads of an answer.
+const maxResponseBody = 16 << 20
+
+// Client calls the admin API. Its methods mirror [application.Admin] and
+// return the server's failures as *domain.Error with the server's reason and
+// message, so a CLI can print them as they are.
+type Client struct {
+	base string // scheme://host[:port], no trailing slash
+	hc   *http.Client
+}
+
+// NewClient returns a client of the admin API at baseURL, such as
+// "http://127.0.0.1:8082" or just "127.0.0.1:8082" (http is assumed).
+// httpClient may be nil for a client with a 30s timeout.
+func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
+	raw := strings.TrimSpace(baseURL)
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("admin address %q is not host:port or an http(s) URL, such as 127.0.0.1:8082", baseURL)
+	}
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: DefaultClientTimeout}
+	}
+	return &Client{base: strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), hc: httpClient}, nil
+}
+
+// Topics lists every topic, sorted by name.
+func (c *Client) Topics(ctx context.Context) ([]domain.Topic, error) {
+	var out TopicList
+	if err := c.do(ctx, http.MethodGet, "/v1/topics", nil, &out); err != nil {
+		return nil, err
+	}
+	ts := make([]domain.Topic, 0, len(out.Topics))
+	for _, t := range out.Topics {
+		d, err := t.Domain()
+		if err != nil {
+			return nil, c.badAnswer(err)
+		}
+		ts = append(ts, d)
+	}
+	return ts, nil
+}
+
+// Topic describes one topic.
+func (c *Client) Topic(ctx context.Context, name string) (domain.Topic, error) {
+	return c.topic(ctx, http.MethodGet, topicPath(name), nil)
+}
+
+// CreateTopic creates a topic; zero fields of s take the server's defaults.
+func (c *Client) CreateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error) {
+	req := CreateTopicRequest{Name: s.Name, Type: typeName(s.Type), QueueCount: s.QueueCount, Description: s.Description}
+	return c.topic(ctx, http.MethodPost, "/v1/topics", req)
+}
+
+// UpdateTopic changes the non-zero fields of s on topic s.Name.
+func (c *Client) UpdateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error) {
+	req := UpdateTopicRequest{Type: typeName(s.Type), QueueCount: s.QueueCount, Description: s.Description}
+	return c.topic(ctx, http.MethodPut, topicPath(s.Name), req)
+}
+
+// DeleteTopic deletes a topic.
+func (c *Client) DeleteTopic(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, topicPath(name), nil, nil)
+}
+
+// Groups lists every consumer group, sorted by name.
+func (c *Client) Groups(ctx context.Context) ([]domain.ConsumerGroup, error) {
+	var out GroupList
+	if err := c.do(ctx, http.MethodGet, "/v1/groups", nil, &out); err != nil {
+		return nil, err
+	}
+	gs := make([]domain.ConsumerGroup, 0, len(out.Groups))
+	for _, g := range out.Groups {
+		d, err := g.Domain()
+		if err != nil {
+			return nil, c.badAnswer(err)
+		}
+		gs = append(gs, d)
+	}
+	return gs, nil
+}
+
+// Group describes one consumer group.
+func (c *Client) Group(ctx context.Context, name string) (domain.ConsumerGroup, error) {
+	return c.group(ctx, http.MethodGet, groupPath(name), nil)
+}
+
+// CreateGroup creates a consumer group; zero and nil fields of s take
+// RocketMQ's defaults.
+func (c *Client) CreateGroup(ctx context.Context, s application.GroupSpec) (domain.ConsumerGroup, error) {
+	req := CreateGroupRequest{Name: s.Name, MaxDeliveryAttempts: s.MaxDeliveryAttempts, RetryPolicy: retryRequest(s.RetryPolicy), Orderly: s.Orderly, Description: s.Description}
+	return c.group(ctx, http.MethodPost, "/v1/groups", req)
+}
+
+// UpdateGroup changes the non-zero, non-nil fields of s on group s.Name.
+func (c *Client) UpdateGroup(ctx context.Context, s application.GroupSpec) (domain.ConsumerGroup, error) {
+	req := UpdateGroupRequest{MaxDeliveryAttempts: s.MaxDeliveryAttempts, RetryPolicy: retryRequest(s.RetryPolicy), Orderly: s.Orderly, Description: s.Description}
+	return c.group(ctx, http.MethodPut, groupPath(s.Name), req)
+}
+
+// DeleteGroup deletes a consumer group.
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, groupPath(name), nil, nil)
+}
+
+// GroupStats reports a group's progress per queue.
+func (c *Client) GroupStats(ctx context.Context, name string) ([]ports.QueueStats, error) {
+	var out GroupStats
+	if err := c.do(ctx, http.MethodGet, groupPath(name)+"/stats", nil, &out); err != nil {
+		return nil, err
+	}
+	qs := make([]ports.QueueStats, 0, len(out.Queues))
+	for _, q := range out.Queues {
+		qs = append(qs, ports.QueueStats(q))
+	}
+	return qs, nil
+}
+
+func topicPath(name string) string { return "/v1/topics/" + url.PathEscape(name) }
+func groupPath(name string) string { return "/v1/groups/" + url.PathEscape(name) }
+
+func (c *Client) topic(ctx context.Context, method, path string, body any) (domain.Topic, error) {
+	var out Topic
+	if err := c.do(ctx, method, path, body, &out); err != nil {
+		return domain.Topic{}, err
+	}
+	t, err := out.Domain()
+	if err != nil {
+		return domain.Topic{}, c.badAnswer(err)
+	}
+	return t, nil
+}
+
+func (c *Client) group(ctx context.Context, method, path string, body any) (domain.ConsumerGroup, error) {
+	var out Group
+	if err := c.do(ctx, method, path, body, &out); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	g, err := out.Domain()
+	if err != nil {
+		return domain.ConsumerGroup{}, c.badAnswer(err)
+	}
+	return g, nil
+}
+
+func (c *Client) badAnswer(err error) error {
+	return domain.Wrap(domain.ReasonInternal, err, "the admin API at "+c.base+" sent an answer this client does not understand (are the CLI and the server the same version?)")
+}
+
+// do sends one request and decodes a 2xx answer into out (when non-nil), or
+// turns any other answer into a *domain.Error.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("admin client: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if err != nil {
+		return c.transportError(err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.answerError(resp, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return c.badAnswer(err)
+	}
+	return nil
+}
+
+func (c *Client) transportError(err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
+			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? its admin API listens on admin.address, default %s; pass --admin-address",
+			c.base, DefaultAddress))
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return domain.Wrap(domain.ReasonTimeout, err, "the admin API at "+c.base+" did not answer in time")
+	}
+	return domain.Wrap(domain.ReasonUnavailable, err, "cannot reach the rmqproxy admin API at "+c.base)
+}
+
+// answerError rebuilds the server's *domain.Error from its JSON error body.
+// An answer that is not one (a proxy in between, another service on the
+// port) becomes a bad request for 4xx and an internal error otherwise.
+func (c *Client) answerError(resp *http.Response, data []byte) error {
+	var eb ErrorBody
+	if err := json.Unmarshal(data, &eb); err == nil && eb.Code != "" {
+		if r, ok := ReasonOfCode(eb.Code); ok {
+			return &domain.Error{Reason: r, Msg: eb.Message}
+		}
+		r := domain.ReasonInternal
+		if resp.StatusCode < 500 {
+			r = domain.ReasonBadRequest
+		}
+		return &domain.Error{Reason: r, Msg: fmt.Sprintf("%s: %s", eb.Code, eb.Message)}
+	}
+	r := domain.ReasonInternal
+	if resp.StatusCode < 500 {
+		r = domain.ReasonBadRequest
+	}
+	snippet := strings.TrimSpace(string(data))
+	if len(snippet) > 200 {
+		snippet = snippet[:200] + "..."
+	}
+	return &domain.Error{Reason: r, Msg: fmt.Sprintf("%s answered %s: %q (is %s the rmqproxy admin API?)", c.base, resp.Status, snippet, c.base)}
+}

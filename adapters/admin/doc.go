@@ -1,0 +1,32 @@
+// Package admin is rmqproxy's administrative HTTP/JSON API, its Go client
+// and the table/JSON rendering the CLI uses (rmqproxy topic ..., rmqproxy
+// group ...). The server drives [application.Admin]; it owns no state of its
+// own.
+//
+// Routes (JSON in and out; durations as strings such as "10s"):
+//
+//	GET    /v1/topics               list topics            → {"topics":[Topic...]}
+//	POST   /v1/topics               create a topic         ← CreateTopicRequest → 201 Topic
+//	GET    /v1/topics/{name}        describe a topic       → Topic
+//	PUT    /v1/topics/{name}        change given fields    ← UpdateTopicRequest → Topic
+//	DELETE /v1/topics/{name}        delete a topic         → 204
+//	GET    /v1/groups               list consumer groups   → {"groups":[Group...]}
+//	POST   /v1/groups               create a group         ← CreateGroupRequest → 201 Group
+//	GET    /v1/groups/{name}        describe a group       → Group
+//	PUT    /v1/groups/{name}        change given fields    ← UpdateGroupRequest → Group
+//	DELETE /v1/groups/{name}        delete a group         → 204
+//	GET    /v1/groups/{name}/stats  per-queue progress     → GroupStats
+//
+// Names in paths are percent-encoded (a topic may contain % and |).
+// Every failure is {"code":"TOPIC_NOT_FOUND","message":"..."} with an HTTP
+// status derived from the domain reason in one place ([StatusOf]); a failure
+// that is not a domain error is a 500 with a short id that is logged with the
+// full error, and nothing internal reaches the client.
+//
+// Request bodies are decoded strictly: unknown fields, trailing data, wrong
+// types and bodies over [MaxRequestBody] are 400 or 413 errors, never panics.
+//
+// The API is unauthenticated (until rmqproxy's security work lands) and so
+// listens on loopback by default; exposing admin.address beyond the host
+// lets anyone who reaches it create and delete topics.
+package admin

@@ -1,0 +1,58 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"go.uber.org/fx"
+)
+
+// Config is the admin API's slice of the configuration (key admin).
+type Config struct {
+	Enabled bool   `yaml:"enabled" help:"Serve the admin HTTP API that the rmqproxy topic and group commands use."`
+	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. It is unauthenticated until rmqproxy's security settings cover it, so keep it on loopback (the default) or behind a firewall."`
+}
+
+// DefaultAddress is where the admin API listens by default: loopback only,
+// since the API is unauthenticated.
+const DefaultAddress = "127.0.0.1:8082"
+
+// DefaultConfig returns the defaults: enabled, on 127.0.0.1:8082.
+func DefaultConfig() Config {
+	return Config{Enabled: true, Address: DefaultAddress}
+}
+
+// Validate checks the address when the API is enabled.
+func (c Config) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	return validateAddress(c.Address)
+}
+
+func validateAddress(addr string) error {
+	if addr == "" {
+		return errors.New("address is required when the admin API is enabled (set enabled: false to turn it off)")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("address %q: port %q is not a number between 0 and 65535", addr, port)
+	}
+	return nil
+}
+
+// Module provides the admin [Server] and ties it to the fx lifecycle: the
+// listener is bound in OnStart (so a taken port fails startup) and shut down
+// gracefully in OnStop. It needs a [Config], an *application.Admin and an
+// *slog.Logger.
+var Module = fx.Module("admin",
+	fx.Provide(New),
+	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
+		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
+	}),
+)

@@ -1,0 +1,321 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Timeouts of the HTTP server: an admin request is small and quick, and a
+// slow client must not hold a connection for long.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// Server serves the admin API over HTTP. Start binds and serves, Stop shuts
+// down gracefully; the zero value is not usable, use [New].
+type Server struct {
+	cfg   Config
+	admin *application.Admin
+	log   *slog.Logger
+
+	mu     sync.Mutex // guards the fields below
+	srv    *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc // cancels the root context of all requests
+	done   chan struct{}      // closed when the serving goroutine exits
+}
+
+// New returns a server for cfg over the admin use case. It does not listen
+// yet; see [Server.Start].
+func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin")}
+}
+
+// Start binds cfg.Address and serves in a goroutine that [Server.Stop]
+// stops. A taken port fails here, with an error naming admin.address. When
+// the API is disabled, Start does nothing.
+func (s *Server) Start(ctx context.Context) error {
+	if !s.cfg.Enabled {
+		s.log.InfoContext(ctx, "admin API disabled (admin.enabled is false)")
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("admin: server already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Address)
+	if err != nil {
+		hint := "check admin.address"
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = "another process (perhaps another rmqproxy) uses this port: stop it, or set admin.address to a free address"
+		}
+		return fmt.Errorf("admin: cannot listen on %s (setting admin.address): %w; %s", s.cfg.Address, err, hint)
+	}
+	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return root },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.ln, s.cancel, s.done = ln, cancel, make(chan struct{})
+	srv, done := s.srv, s.done
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin API stopped serving", "error", err)
+		}
+	}()
+	addr := ln.Addr().String()
+	s.log.InfoContext(ctx, "admin API listening", "address", addr)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		s.log.WarnContext(ctx, "admin API is unauthenticated and listens beyond loopback: anyone who reaches it can create and delete topics and groups", "address", addr)
+	}
+	return nil
+}
+
+// Addr returns the bound address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Stop stops accepting, lets in-flight requests finish until ctx's
+// deadline, then cancels them and closes every connection. It returns once
+// the serving goroutine has exited.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, cancel, done := s.srv, s.cancel, s.done
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		_ = srv.Close()
+		err = fmt.Errorf("admin: graceful shutdown: %w", err)
+	}
+	<-done
+	s.log.InfoContext(ctx, "admin API stopped")
+	return err
+}
+
+// Handler returns the API's HTTP handler, for tests and for embedding in
+// another server.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(path string, methods map[string]func(http.ResponseWriter, *http.Request) error) {
+		allow := ""
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			h, ok := methods[m]
+			if !ok {
+				continue
+			}
+			if allow != "" {
+				allow += ", "
+			}
+			allow += m
+			mux.HandleFunc(m+" "+path, func(w http.ResponseWriter, r *http.Request) {
+				if err := h(w, r); err != nil {
+					s.writeError(w, r, err)
+				}
+			})
+		}
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Code: "METHOD_NOT_ALLOWED",
+				Message: fmt.Sprintf("%s does not support %s; use %s", r.URL.Path, r.Method, allow)})
+		})
+	}
+	route("/v1/topics", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.listTopics, http.MethodPost: s.createTopic})
+	route("/v1/topics/{name}", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.getTopic, http.MethodPut: s.updateTopic, http.MethodDelete: s.deleteTopic})
+	route("/v1/groups", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.listGroups, http.MethodPost: s.createGroup})
+	route("/v1/groups/{name}", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.getGroup, http.MethodPut: s.updateGroup, http.MethodDelete: s.deleteGroup})
+	route("/v1/groups/{name}/stats", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.groupStats})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics and /v1/groups", r.Method, truncate(r.URL.Path)))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // a write error means the client is gone
+}
+
+func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.admin.Topics(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, topicsDTO(ts))
+	return nil
+}
+
+func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeRequest[CreateTopicRequest](w, r)
+	if err != nil {
+		return err
+	}
+	spec, err := req.Spec()
+	if err != nil {
+		return err
+	}
+	t, err := s.admin.CreateTopic(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "topic created", "topic", t.Name, "type", t.Type.String(), "queue_count", t.QueueCount)
+	w.Header().Set("Location", "/v1/topics/"+url.PathEscape(t.Name))
+	writeJSON(w, http.StatusCreated, topicDTO(t))
+	return nil
+}
+
+func (s *Server) getTopic(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.admin.Topic(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, topicDTO(t))
+	return nil
+}
+
+func (s *Server) updateTopic(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeRequest[UpdateTopicRequest](w, r)
+	if err != nil {
+		return err
+	}
+	spec, err := req.Spec(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	t, err := s.admin.UpdateTopic(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "topic updated", "topic", t.Name, "type", t.Type.String(), "queue_count", t.QueueCount)
+	writeJSON(w, http.StatusOK, topicDTO(t))
+	return nil
+}
+
+func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := s.admin.DeleteTopic(r.Context(), name); err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "topic deleted", "topic", name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := s.admin.Groups(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, groupsDTO(gs))
+	return nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeRequest[CreateGroupRequest](w, r)
+	if err != nil {
+		return err
+	}
+	spec, err := req.Spec()
+	if err != nil {
+		return err
+	}
+	g, err := s.admin.CreateGroup(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "consumer group created", "consumer_group", g.Name)
+	w.Header().Set("Location", "/v1/groups/"+url.PathEscape(g.Name))
+	writeJSON(w, http.StatusCreated, groupDTO(g))
+	return nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.admin.Group(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, groupDTO(g))
+	return nil
+}
+
+func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeRequest[UpdateGroupRequest](w, r)
+	if err != nil {
+		return err
+	}
+	spec, err := req.Spec(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	g, err := s.admin.UpdateGroup(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "consumer group updated", "consumer_group", g.Name)
+	writeJSON(w, http.StatusOK, groupDTO(g))
+	return nil
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := s.admin.DeleteGroup(r.Context(), name); err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "consumer group deleted", "consumer_group", name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) groupStats(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	qs, err := s.admin.GroupStats(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, statsDTO(name, qs))
+	return nil
+}

@@ -1,0 +1,568 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func wantReason(t *testing.T, err error, r domain.Reason) *domain.Error {
+	t.Helper()
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Reason != r {
+		t.Fatalf("want a %v error, got %v", r, err)
+	}
+	return de
+}
+
+func TestTopicLifecycle(t *testing.T) {
+	f := startServer(t)
+	ctx := t.Context()
+	name := "orders%eu|1" // % and | are legal in topic names and must survive the path
+
+	created, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.Topic{Name: name, Type: domain.MessageTypeNormal, QueueCount: application.DefaultTopicQueueCount,
+		Permission: domain.PermReadWrite, CreatedAt: testNow.Truncate(time.Millisecond), UpdatedAt: testNow.Truncate(time.Millisecond)}
+	if !reflect.DeepEqual(created, want) {
+		t.Fatalf("created %+v\nwant    %+v", created, want)
+	}
+
+	_, err = f.client.CreateTopic(ctx, application.TopicSpec{Name: name})
+	if de := wantReason(t, err, domain.ReasonAlreadyExists); !strings.Contains(de.Msg, "already exists") {
+		t.Fatalf("message %q", de.Msg)
+	}
+
+	fifo, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "a-fifo", Type: domain.MessageTypeFIFO, QueueCount: 2, Description: ptr("ordered")})
+	if err != nil || fifo.Type != domain.MessageTypeFIFO || fifo.QueueCount != 2 || fifo.Description != "ordered" {
+		t.Fatalf("create fifo: %+v %v", fifo, err)
+	}
+
+	got, err := f.client.Topic(ctx, name)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("describe: %+v %v", got, err)
+	}
+	list, err := f.client.Topics(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "a-fifo" || list[1].Name != name {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+
+	// Partial update: only the description changes.
+	upd, err := f.client.UpdateTopic(ctx, application.TopicSpec{Name: name, Description: ptr("EU orders")})
+	if err != nil || upd.Description != "EU orders" || upd.Type != domain.MessageTypeNormal || upd.QueueCount != 8 {
+		t.Fatalf("update description: %+v %v", upd, err)
+	}
+	upd, err = f.client.UpdateTopic(ctx, application.TopicSpec{Name: name, Type: domain.MessageTypeMixed, QueueCount: 16})
+	if err != nil || upd.Type != domain.MessageTypeMixed || upd.QueueCount != 16 || upd.Description != "EU orders" {
+		t.Fatalf("update type: %+v %v", upd, err)
+	}
+	_, err = f.client.UpdateTopic(ctx, application.TopicSpec{Name: name, QueueCount: 4})
+	if de := wantReason(t, err, domain.ReasonBadRequest); !strings.Contains(de.Msg, "can only grow") {
+		t.Fatalf("shrink message %q", de.Msg)
+	}
+	_, err = f.client.UpdateTopic(ctx, application.TopicSpec{Name: "missing"})
+	wantReason(t, err, domain.ReasonTopicNotFound)
+
+	if err := f.client.DeleteTopic(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Topic(ctx, name)
+	if de := wantReason(t, err, domain.ReasonTopicNotFound); !strings.Contains(de.Msg, "rmqproxy topic create") {
+		t.Fatalf("not found message %q", de.Msg)
+	}
+	wantReason(t, f.client.DeleteTopic(ctx, name), domain.ReasonTopicNotFound)
+
+	_, err = f.client.CreateTopic(ctx, application.TopicSpec{Name: "bad name!"})
+	wantReason(t, err, domain.ReasonIllegalTopic)
+	_, err = f.client.CreateTopic(ctx, application.TopicSpec{Name: "TBW102"})
+	wantReason(t, err, domain.ReasonIllegalTopic)
+	_, err = f.client.CreateTopic(ctx, application.TopicSpec{Name: "big", QueueCount: domain.MaxQueueCount + 1})
+	wantReason(t, err, domain.ReasonBadRequest)
+}
+
+func TestGroupLifecycle(t *testing.T) {
+	f := startServer(t)
+	ctx := t.Context()
+	now := testNow.Truncate(time.Millisecond)
+
+	g, err := f.client.CreateGroup(ctx, application.GroupSpec{Name: "billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.NewConsumerGroup("billing")
+	want.CreatedAt, want.UpdatedAt = now, now
+	if !reflect.DeepEqual(g, want) {
+		t.Fatalf("created %+v\nwant    %+v", g, want)
+	}
+	_, err = f.client.CreateGroup(ctx, application.GroupSpec{Name: "billing"})
+	wantReason(t, err, domain.ReasonAlreadyExists)
+
+	exp := domain.RetryPolicy{Initial: time.Second, Max: 2 * time.Hour, Multiplier: 2}
+	g2, err := f.client.CreateGroup(ctx, application.GroupSpec{Name: "audit", MaxDeliveryAttempts: 3, RetryPolicy: &exp, Orderly: ptr(true), Description: ptr("audit trail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g2.MaxDeliveryAttempts != 3 || !reflect.DeepEqual(g2.RetryPolicy, exp) || !g2.Orderly || g2.Description != "audit trail" {
+		t.Fatalf("created %+v", g2)
+	}
+
+	custom := domain.RetryPolicy{Delays: []time.Duration{time.Second, 90 * time.Second}}
+	upd, err := f.client.UpdateGroup(ctx, application.GroupSpec{Name: "audit", RetryPolicy: &custom, Orderly: ptr(false)})
+	if err != nil || !reflect.DeepEqual(upd.RetryPolicy, custom) || upd.Orderly || upd.MaxDeliveryAttempts != 3 || upd.Description != "audit trail" {
+		t.Fatalf("update: %+v %v", upd, err)
+	}
+	bad := domain.RetryPolicy{Initial: time.Minute, Max: time.Second, Multiplier: 2}
+	_, err = f.client.UpdateGroup(ctx, application.GroupSpec{Name: "audit", RetryPolicy: &bad})
+	wantReason(t, err, domain.ReasonBadRequest)
+	_, err = f.client.UpdateGroup(ctx, application.GroupSpec{Name: "nope"})
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+
+	gs, err := f.client.Groups(ctx)
+	if err != nil || len(gs) != 2 || gs[0].Name != "audit" || gs[1].Name != "billing" {
+		t.Fatalf("list: %+v %v", gs, err)
+	}
+	got, err := f.client.Group(ctx, "billing")
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("describe: %+v %v", got, err)
+	}
+
+	stats := []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, InFlight: 2, Consumable: 4}, {Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3}}
+	f.store.mu.Lock()
+	f.store.stats["billing"] = stats
+	f.store.mu.Unlock()
+	gotStats, err := f.client.GroupStats(ctx, "billing")
+	if err != nil || !reflect.DeepEqual(gotStats, stats) {
+		t.Fatalf("stats: %+v %v", gotStats, err)
+	}
+	empty, err := f.client.GroupStats(ctx, "audit")
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("empty stats: %+v %v", empty, err)
+	}
+	_, err = f.client.GroupStats(ctx, "nope")
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+
+	if err := f.client.DeleteGroup(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Group(ctx, "billing")
+	if de := wantReason(t, err, domain.ReasonConsumerGroupNotFound); !strings.Contains(de.Msg, "rmqproxy group create") {
+		t.Fatalf("message %q", de.Msg)
+	}
+	wantReason(t, f.client.DeleteGroup(ctx, "billing"), domain.ReasonConsumerGroupNotFound)
+	_, err = f.client.CreateGroup(ctx, application.GroupSpec{Name: "CID_RMQ_SYS_x"})
+	wantReason(t, err, domain.ReasonIllegalConsumerGroup)
+}
+
+// TestEveryReasonReachesTheClient sends each domain reason from the store
+// through the use case, the server's mapping and the client's, and checks
+// the client rebuilds the same reason and message.
+func TestEveryReasonReachesTheClient(t *testing.T) {
+	f := startServer(t)
+	f.logs.allowErrors() // ReasonInternal is logged at Error
+	for _, r := range domain.Reasons() {
+		t.Run(r.String(), func(t *testing.T) {
+			f.store.setFail(domain.Errorf(r, "failure %d", r))
+			_, err := f.client.Topics(t.Context())
+			de := wantReason(t, err, r)
+			if r == domain.ReasonInternal {
+				if strings.Contains(de.Msg, "failure") || !strings.Contains(de.Msg, "internal error (id ") {
+					t.Fatalf("internal message leaked or lacks an id: %q", de.Msg)
+				}
+				return
+			}
+			if want := "failure " + strconv.Itoa(int(r)); de.Msg != want {
+				t.Fatalf("message %q, want %q", de.Msg, want)
+			}
+		})
+	}
+}
+
+func TestInternalErrorsAreMaskedAndLogged(t *testing.T) {
+	f := startServer(t)
+	f.logs.allowErrors()
+	f.store.setFail(errors.New(`pq: relation "secret_table" does not exist`))
+
+	resp, body := f.raw(t, http.MethodGet, "/v1/topics", "", "")
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var eb admin.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil {
+		t.Fatal(err)
+	}
+	if eb.Code != "INTERNAL" || !regexp.MustCompile(`^[0-9a-f]{8}$`).MatchString(eb.ErrorID) {
+		t.Fatalf("body %+v", eb)
+	}
+	if strings.Contains(string(body), "secret_table") || strings.Contains(string(body), "pq:") {
+		t.Fatalf("internal error leaked: %s", body)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"error_id":"`+eb.ErrorID+`"`) || !strings.Contains(logs, "secret_table") {
+		t.Fatalf("log lacks the id %s with the full error:\n%s", eb.ErrorID, logs)
+	}
+
+	_, err := f.client.Topics(t.Context())
+	if de := wantReason(t, err, domain.ReasonInternal); strings.Contains(de.Msg, "secret") || !strings.Contains(de.Msg, "id ") {
+		t.Fatalf("client message %q", de.Msg)
+	}
+}
+
+// raw sends a request without the client, for what the client never sends.
+func (f *fixture) raw(t *testing.T, method, path, contentType, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := f.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestRequestDecoding(t *testing.T) {
+	f := startServer(t)
+	if _, err := f.client.CreateTopic(t.Context(), application.TopicSpec{Name: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.CreateGroup(t.Context(), application.GroupSpec{Name: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, method, path, ctype, body string
+		status                          int
+		code                            string
+		msg                             string // substring of the message
+	}{
+		{"create topic", "POST", "/v1/topics", "application/json", `{"name":"x","type":"fifo","queueCount":2}`, 201, "", ""},
+		{"content type with charset", "POST", "/v1/topics", "application/json; charset=utf-8", `{"name":"y"}`, 201, "", ""},
+		{"unknown field", "POST", "/v1/topics", "", `{"name":"z","queues":2}`, 400, "BAD_REQUEST", `unknown field "queues"`},
+		{"unknown field on update", "PUT", "/v1/topics/t", "", `{"name":"t"}`, 400, "BAD_REQUEST", `unknown field "name"`},
+		{"trailing data", "POST", "/v1/topics", "", `{"name":"z"} {}`, 400, "BAD_REQUEST", "exactly one JSON object"},
+		{"trailing garbage", "POST", "/v1/topics", "", `{"name":"z"} x`, 400, "BAD_REQUEST", "not valid JSON"},
+		{"null body", "POST", "/v1/topics", "", `null`, 400, "BAD_REQUEST", "not null"},
+		{"empty body", "POST", "/v1/topics", "", ``, 400, "BAD_REQUEST", "empty"},
+		{"array body", "POST", "/v1/topics", "", `[]`, 400, "BAD_REQUEST", "must be a JSON object"},
+		{"truncated", "POST", "/v1/topics", "", `{"name":`, 400, "BAD_REQUEST", "truncated"},
+		{"wrong type", "POST", "/v1/topics", "", `{"name":"z","queueCount":"8"}`, 400, "BAD_REQUEST", `"queueCount" must be a whole number`},
+		{"int32 overflow", "POST", "/v1/topics", "", `{"name":"z","queueCount":4294967296}`, 400, "BAD_REQUEST", "queueCount"},
+		{"bad message type", "POST", "/v1/topics", "", `{"name":"z","type":"BATCH"}`, 400, "BAD_REQUEST", "NORMAL"},
+		{"bad content type", "POST", "/v1/topics", "text/plain", `{"name":"z"}`, 400, "BAD_REQUEST", "Content-Type"},
+		{"body too large", "POST", "/v1/topics", "", `{"name":"z","description":"` + strings.Repeat("x", admin.MaxRequestBody) + `"}`, 413, "MESSAGE_BODY_TOO_LARGE", "larger than the limit of 65536 bytes"},
+		{"illegal topic name", "POST", "/v1/topics", "", `{"name":"a b"}`, 400, "ILLEGAL_TOPIC", "illegal character"},
+		{"both retry strategies", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"1m","multiplier":2},"customized":["1s"]}}`, 400, "BAD_REQUEST", "not both"},
+		{"no retry strategy", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{}}`, 400, "BAD_REQUEST", "needs a strategy"},
+		{"empty customized", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":[]}}`, 400, "BAD_REQUEST", "needs a strategy"},
+		{"numeric duration", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":[1000]}}`, 400, "BAD_REQUEST", `must be a string such as "10s"`},
+		{"bad duration", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":["soon"]}}`, 400, "BAD_REQUEST", `invalid duration "soon"`},
+		{"negative delay", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":["-1s"]}}`, 400, "BAD_REQUEST", "positive"},
+		{"exponential group", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"2h","multiplier":2}}}`, 201, "", ""},
+		{"customized group update", "PUT", "/v1/groups/g", "", `{"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`, 200, "", ""},
+		{"empty update", "PUT", "/v1/topics/t", "", `{}`, 200, "", ""},
+		{"method not allowed", "PATCH", "/v1/topics/t", "", `{}`, 405, "METHOD_NOT_ALLOWED", "GET, PUT, DELETE"},
+		{"method not allowed on collection", "DELETE", "/v1/groups", "", ``, 405, "METHOD_NOT_ALLOWED", "GET, POST"},
+		{"unknown path", "GET", "/v2/topics", "", ``, 404, "NOT_FOUND", "no such endpoint"},
+		{"illegal group in stats", "GET", "/v1/groups/a%20b/stats", "", ``, 400, "ILLEGAL_CONSUMER_GROUP", ""},
+		{"delete", "DELETE", "/v1/topics/t", "", ``, 204, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := f.raw(t, tt.method, tt.path, tt.ctype, tt.body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if tt.code == "" {
+				return
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("content type %q", ct)
+			}
+			var eb admin.ErrorBody
+			if err := json.Unmarshal(body, &eb); err != nil {
+				t.Fatalf("error body is not JSON: %s", body)
+			}
+			if eb.Code != tt.code || !strings.Contains(eb.Message, tt.msg) {
+				t.Fatalf("got %+v, want code %s and message with %q", eb, tt.code, tt.msg)
+			}
+			if tt.status == 405 && resp.Header.Get("Allow") == "" {
+				t.Fatal("405 without Allow")
+			}
+		})
+	}
+}
+
+func TestCreatedTopicJSON(t *testing.T) {
+	f := startServer(t)
+	resp, body := f.raw(t, "POST", "/v1/topics", "application/json", `{"name":"t","type":"DELAY","description":"d"}`)
+	if resp.StatusCode != 201 || resp.Header.Get("Location") != "/v1/topics/t" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "t", "type": "DELAY", "queueCount": 8.0, "permission": "READ_WRITE", "description": "d",
+		"createdAt": "2026-01-02T03:04:05.006Z", "updatedAt": "2026-01-02T03:04:05.006Z"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+
+	resp, body = f.raw(t, "POST", "/v1/groups", "", `{"name":"g"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var g struct {
+		RetryPolicy map[string][]string `json:"retryPolicy"`
+	}
+	if err := json.Unmarshal(body, &g); err != nil {
+		t.Fatal(err)
+	}
+	if c := g.RetryPolicy["customized"]; len(c) != 18 || c[0] != "1s" || c[4] != "1m" || c[17] != "2h" {
+		t.Fatalf("default retry policy %v", g.RetryPolicy)
+	}
+}
+
+func TestClientConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := admin.NewClient(addr, &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Topics(t.Context())
+	de := wantReason(t, err, domain.ReasonUnavailable)
+	for _, want := range []string{"is rmqproxy running?", "admin.address", "127.0.0.1:8082", "--admin-address", addr} {
+		if !strings.Contains(de.Msg, want) {
+			t.Errorf("message lacks %q: %s", want, de.Msg)
+		}
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Error("cause not kept")
+	}
+}
+
+func TestClientNonAPIAnswer(t *testing.T) {
+	f := startServer(t)
+	// A base URL with a path is kept: here it leads outside the API, whose
+	// JSON 404 the client turns into a NotFound error.
+	c, err := admin.NewClient(f.base+"/nope", f.http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Topics(t.Context())
+	wantReason(t, err, domain.ReasonNotFound)
+}
+
+func TestNewClientAddresses(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"127.0.0.1:8082", true}, {"http://localhost:8082/", true}, {"https://admin.example:443", true},
+		{"", false}, {"ftp://x", false}, {"http://", false}, {"::", false},
+	} {
+		_, err := admin.NewClient(tt.in, nil)
+		if (err == nil) != tt.ok {
+			t.Errorf("NewClient(%q): %v", tt.in, err)
+		}
+	}
+}
+
+func TestStartFailsWhenAddressInUse(t *testing.T) {
+	f := startServer(t)
+	logger, _ := newLogger(t)
+	second := admin.New(admin.Config{Enabled: true, Address: f.server.Addr().String()}, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
+	err := second.Start(t.Context())
+	if err == nil {
+		_ = second.Stop(t.Context())
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "admin.address") {
+		t.Fatalf("error %v", err)
+	}
+	if err := second.Stop(t.Context()); err != nil {
+		t.Fatalf("stop of a server that never started: %v", err)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	logger, _ := newLogger(t)
+	s := admin.New(admin.Config{Enabled: false, Address: "127.0.0.1:0"}, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != nil {
+		t.Fatal("disabled server listens")
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGracefulStop(t *testing.T) {
+	logger, _ := newLogger(t)
+	store := newFakeStore()
+	store.block, store.entered = make(chan struct{}), make(chan struct{}, 1)
+	s := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c, _ := admin.NewClient(s.Addr().String(), &http.Client{Transport: tr})
+
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.Topics(context.Background())
+		result <- err
+	}()
+	<-store.entered // the request is in flight
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned before the in-flight request finished: %v", err)
+	case err := <-result:
+		t.Fatalf("request finished before release: %v", err)
+	case <-time.After(50 * time.Millisecond): // a negative check: nothing may happen yet
+	}
+	close(store.block)
+	if err := <-result; err != nil {
+		t.Fatalf("in-flight request failed: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStopDeadlineCancelsRequests(t *testing.T) {
+	logger, _ := newLogger(t)
+	store := newFakeStore()
+	store.block, store.entered = make(chan struct{}), make(chan struct{}, 1)
+	defer close(store.block)
+	s := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c, _ := admin.NewClient(s.Addr().String(), &http.Client{Transport: tr})
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.Topics(context.Background())
+		result <- err
+	}()
+	<-store.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the stop deadline has passed
+	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := <-result; err == nil {
+		t.Fatal("request cut by the shutdown succeeded")
+	}
+}
+
+func TestModule(t *testing.T) {
+	logger, _ := newLogger(t)
+	var srv *admin.Server
+	app := fxtest.New(t,
+		fx.NopLogger,
+		fx.Supply(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, logger),
+		fx.Provide(func() *application.Admin { return application.NewAdmin(newFakeStore(), fixedClock{}) }),
+		admin.Module,
+		fx.Populate(&srv),
+	)
+	app.RequireStart()
+	tr := &http.Transport{}
+	c, _ := admin.NewClient(srv.Addr().String(), &http.Client{Transport: tr})
+	if _, err := c.CreateTopic(t.Context(), application.TopicSpec{Name: "via-fx"}); err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	app.RequireStop()
+	if _, err := c.Topics(t.Context()); err == nil {
+		t.Fatal("server still answers after stop")
+	}
+}
+
+func TestModuleStartFailsOnTakenPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	logger, _ := newLogger(t)
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(admin.Config{Enabled: true, Address: ln.Addr().String()}, logger),
+		fx.Provide(func() *application.Admin { return application.NewAdmin(newFakeStore(), fixedClock{}) }),
+		admin.Module,
+	)
+	err = app.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "admin.address") {
+		t.Fatalf("start: %v", err)
+	}
+	_ = app.Stop(t.Context())
+}
+
+func TestConfig(t *testing.T) {
+	if err := admin.DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := admin.DefaultConfig(); c.Address != "127.0.0.1:8082" || !c.Enabled {
+		t.Fatalf("defaults %+v", c)
+	}
+	for _, tt := range []struct {
+		cfg admin.Config
+		ok  bool
+	}{
+		{admin.Config{Enabled: true, Address: ":8082"}, true},
+		{admin.Config{Enabled: true, Address: "[::1]:0"}, true},
+		{admin.Config{Enabled: true, Address: ""}, false},
+		{admin.Config{Enabled: true, Address: "localhost"}, false},
+		{admin.Config{Enabled: true, Address: "localhost:http"}, false},
+		{admin.Config{Enabled: true, Address: "localhost:70000"}, false},
+		{admin.Config{Enabled: false, Address: ""}, true},
+	} {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%+v: %v", tt.cfg, err)
+		}
+	}
+}
