@@ -1,0 +1,60 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"go.uber.org/fx"
+)
+
+// Config is the health server's slice of the configuration (key health).
+type Config struct {
+	Address      string        `yaml:"address" help:"Listen address (host:port) of the health endpoints /healthz and /readyz (and, later, /metrics)."`
+	CheckTimeout time.Duration `yaml:"checkTimeout" help:"How long one readiness check may take before /readyz counts it as failing."`
+}
+
+// DefaultConfig returns the defaults: every interface, port 9090, 2s checks.
+func DefaultConfig() Config {
+	return Config{Address: ":9090", CheckTimeout: 2 * time.Second}
+}
+
+// Validate checks the address and the timeout.
+func (c Config) Validate() error {
+	var errs []error
+	if _, port, err := net.SplitHostPort(c.Address); err != nil {
+		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090", c.Address))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535", c.Address, port))
+	}
+	if c.CheckTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("checkTimeout must be positive, not %v", c.CheckTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// ReadinessGroup is the fx value group readiness checks are provided in.
+const ReadinessGroup = "readiness"
+
+// AsCheck annotates a constructor returning a [Check] so that fx adds its
+// result to the readiness group:
+//
+//	fx.Provide(health.AsCheck(func(p *pgxpool.Pool) health.Check {
+//		return health.Check{Name: "postgres", Check: p.Ping}
+//	}))
+func AsCheck(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+ReadinessGroup+`"`))
+}
+
+// Module provides the health [Server], fed with every [Check] of the
+// readiness group, and ties it to the fx lifecycle: OnStart binds the port
+// (a taken port fails startup), OnStop shuts the server down gracefully. It
+// needs a [Config] and an *slog.Logger.
+var Module = fx.Module("health",
+	fx.Provide(fx.Annotate(New, fx.ParamTags(``, `group:"`+ReadinessGroup+`"`, ``))),
+	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
+		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
+	}),
+)

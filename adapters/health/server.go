@@ -1,0 +1,238 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Check is one readiness condition contributed by an adapter, such as
+// "postgres" pinging its pool or "localbroker" reporting that recovery has
+// finished. Check returns nil when ready; it must return promptly once ctx
+// is done.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Result is the outcome of one check in a /readyz answer.
+type Result struct {
+	Name  string `json:"name"`
+	Error string `json:"error,omitempty"`
+}
+
+// Report is the JSON body of /readyz.
+type Report struct {
+	Status  string   `json:"status"` // "ready" or "not ready"
+	Failing []Result `json:"failing"`
+	Passing []string `json:"passing"`
+}
+
+const maxErrorText = 300 // a check's error is cut to this length in the answer
+
+// Server serves /healthz and /readyz. Use [New]; Start binds and serves,
+// Stop shuts down.
+type Server struct {
+	cfg    Config
+	checks []Check
+	log    *slog.Logger
+
+	stateMu sync.Mutex      // guards failing
+	failing map[string]bool // last outcome per check, to log changes only
+
+	mu   sync.Mutex // guards the fields below
+	srv  *http.Server
+	ln   net.Listener
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// New returns a server for cfg running checks. Check names must be unique
+// and non-empty, and every Check func non-nil: a bad check is a wiring bug
+// that fails startup with the offending name.
+func New(cfg Config, checks []Check, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultConfig().CheckTimeout
+	}
+	seen := map[string]bool{}
+	for _, c := range checks {
+		switch {
+		case c.Name == "":
+			return nil, errors.New("health: a readiness check has no name")
+		case c.Check == nil:
+			return nil, fmt.Errorf("health: readiness check %q has no Check func", c.Name)
+		case seen[c.Name]:
+			return nil, fmt.Errorf("health: two readiness checks are named %q", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	sorted := append([]Check(nil), checks...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	return &Server{cfg: cfg, checks: sorted, log: logger.With("component", "health"), failing: map[string]bool{}}, nil
+}
+
+// Start binds cfg.Address and serves in a goroutine that Stop ends. A taken
+// port fails here with an error naming health.address.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("health: server already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Address)
+	if err != nil {
+		hint := "check health.address"
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = "another process uses this port: stop it, or set health.address to a free address"
+		}
+		return fmt.Errorf("health: cannot listen on %s (setting health.address): %w; %s", s.cfg.Address, err, hint)
+	}
+	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      s.cfg.CheckTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return root },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.ln, s.stop, s.done = ln, cancel, make(chan struct{})
+	srv, done := s.srv, s.done
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("health server stopped serving", "error", err)
+		}
+	}()
+	s.log.InfoContext(ctx, "health endpoints listening", "address", ln.Addr().String(), "readiness_checks", len(s.checks))
+	return nil
+}
+
+// Addr returns the bound address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Stop stops accepting, lets running probes finish until ctx is done, then
+// cancels them and closes every connection. It returns once the serving
+// goroutine has exited.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, cancel, done := s.srv, s.stop, s.done
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		_ = srv.Close()
+		err = fmt.Errorf("health: graceful shutdown: %w", err)
+	}
+	<-done
+	return err
+}
+
+// Handler returns the health endpoints' handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rep := s.Ready(r.Context())
+		status := http.StatusOK
+		if len(rep.Failing) > 0 {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(rep)
+	})
+	return mux
+}
+
+// Ready runs every check concurrently, each bounded by the configured
+// timeout, waits for all of them and reports the outcome. Changes of a
+// check's outcome are logged (Warn when it starts failing, Info when it
+// recovers), not every probe.
+func (s *Server) Ready(ctx context.Context) Report {
+	errs := make([]error, len(s.checks))
+	var wg sync.WaitGroup
+	for i, c := range s.checks {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
+			defer cancel()
+			errs[i] = run(cctx, c, s.cfg.CheckTimeout)
+		})
+	}
+	wg.Wait()
+
+	rep := Report{Status: "ready", Failing: []Result{}, Passing: []string{}}
+	for i, c := range s.checks {
+		if errs[i] == nil {
+			rep.Passing = append(rep.Passing, c.Name)
+		} else {
+			text := errs[i].Error()
+			if len(text) > maxErrorText {
+				text = text[:maxErrorText] + "..."
+			}
+			rep.Failing = append(rep.Failing, Result{Name: c.Name, Error: text})
+		}
+		s.noteOutcome(ctx, c.Name, errs[i])
+	}
+	if len(rep.Failing) > 0 {
+		rep.Status = "not ready"
+	}
+	return rep
+}
+
+// run calls one check, turning a panic into a failure so that a buggy check
+// makes the proxy unready rather than crashing it.
+func run(ctx context.Context, c Check, timeout time.Duration) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("check panicked: %v", p)
+		}
+	}()
+	if err := c.Check(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("no answer within %v (health.checkTimeout): %w", timeout, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) noteOutcome(ctx context.Context, name string, err error) {
+	s.stateMu.Lock()
+	was, known := s.failing[name]
+	s.failing[name] = err != nil
+	s.stateMu.Unlock()
+	switch {
+	case err != nil && !was:
+		s.log.WarnContext(ctx, "readiness check failing", "check", name, "error", err)
+	case err == nil && was && known:
+		s.log.InfoContext(ctx, "readiness check passing again", "check", name)
+	}
+}

@@ -1,0 +1,288 @@
+package health_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/goleak"
+
+	"github.com/rmqproxy/rmqproxy/adapters/health"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+	t.Helper()
+	buf := &logBuffer{}
+	t.Cleanup(func() {
+		if strings.Contains(buf.String(), `"level":"ERROR"`) {
+			t.Errorf("unexpected Error log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// start runs a real server on 127.0.0.1:0 and returns its base URL and an
+// HTTP client whose idle connections are closed at cleanup.
+func start(t *testing.T, checks ...health.Check) (string, *http.Client, *logBuffer) {
+	t.Helper()
+	logger, logs := newLogger(t)
+	s, err := health.New(health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, checks, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return "http://" + s.Addr().String(), &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func pass(name string) health.Check {
+	return health.Check{Name: name, Check: func(context.Context) error { return nil }}
+}
+
+func fail(name, msg string) health.Check {
+	return health.Check{Name: name, Check: func(context.Context) error { return errors.New(msg) }}
+}
+
+func TestHealthz(t *testing.T) {
+	base, c, _ := start(t, fail("broker", "down")) // liveness ignores readiness
+	status, body := get(t, c, base+"/healthz")
+	if status != 200 || body != "ok\n" {
+		t.Fatalf("%d %q", status, body)
+	}
+	resp, err := c.Post(base+"/healthz", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /healthz: %d", resp.StatusCode)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	tests := []struct {
+		name    string
+		checks  []health.Check
+		status  int
+		want    health.Report
+		errText map[string]string // substring of each failing check's error
+	}{
+		{name: "no checks", status: 200, want: health.Report{Status: "ready", Failing: []health.Result{}, Passing: []string{}}},
+		{name: "all pass", checks: []health.Check{pass("b"), pass("a")}, status: 200,
+			want: health.Report{Status: "ready", Failing: []health.Result{}, Passing: []string{"a", "b"}}},
+		{name: "one fails", checks: []health.Check{pass("broker"), fail("postgres", "connection refused")}, status: 503,
+			want: health.Report{Status: "not ready", Failing: []health.Result{{Name: "postgres", Error: "connection refused"}}, Passing: []string{"broker"}}},
+		{name: "panic is a failure", checks: []health.Check{{Name: "buggy", Check: func(context.Context) error { panic("boom") }}}, status: 503,
+			want: health.Report{Status: "not ready", Failing: []health.Result{{Name: "buggy", Error: "check panicked: boom"}}, Passing: []string{}}},
+		{name: "long error is cut", checks: []health.Check{fail("x", strings.Repeat("e", 1000))}, status: 503,
+			want: health.Report{Status: "not ready", Failing: []health.Result{{Name: "x", Error: strings.Repeat("e", 300) + "..."}}, Passing: []string{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base, c, _ := start(t, tt.checks...)
+			status, body := get(t, c, base+"/readyz")
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
+			}
+			var got health.Report
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadyChecksRunConcurrentlyWithTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := func(name string) health.Check {
+			return health.Check{Name: name, Check: func(ctx context.Context) error {
+				<-ctx.Done() // never answers by itself
+				return ctx.Err()
+			}}
+		}
+		s, err := health.New(health.Config{Address: "127.0.0.1:0", CheckTimeout: 2 * time.Second}, []health.Check{slow("a"), slow("b"), pass("c")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		rep := s.Ready(t.Context())
+		if took := time.Since(begin); took != 2*time.Second {
+			t.Fatalf("took %v of virtual time; checks should run concurrently, each bounded by 2s", took)
+		}
+		if len(rep.Failing) != 2 || !strings.Contains(rep.Failing[0].Error, "no answer within 2s (health.checkTimeout)") {
+			t.Fatalf("report %+v", rep)
+		}
+		if !reflect.DeepEqual(rep.Passing, []string{"c"}) {
+			t.Fatalf("passing %v", rep.Passing)
+		}
+	})
+}
+
+func TestReadinessChangesAreLoggedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var failWith error
+	check := health.Check{Name: "broker", Check: func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return failWith
+	}}
+	logger, logs := newLogger(t)
+	s, err := health.New(health.DefaultConfig(), []health.Check{check}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failWith = err
+	}
+	s.Ready(t.Context())
+	set(errors.New("disk full"))
+	s.Ready(t.Context())
+	s.Ready(t.Context())
+	set(nil)
+	s.Ready(t.Context())
+	s.Ready(t.Context())
+	out := logs.String()
+	if n := strings.Count(out, "readiness check failing"); n != 1 {
+		t.Errorf("failing logged %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, "readiness check passing again"); n != 1 {
+		t.Errorf("recovery logged %d times:\n%s", n, out)
+	}
+	if !strings.Contains(out, `"component":"health"`) || !strings.Contains(out, `"check":"broker"`) {
+		t.Errorf("log lacks component or check:\n%s", out)
+	}
+}
+
+func TestNewRejectsBadChecks(t *testing.T) {
+	for name, checks := range map[string][]health.Check{
+		"empty name": {{Check: func(context.Context) error { return nil }}},
+		"nil func":   {{Name: "x"}},
+		"duplicate":  {pass("x"), pass("x")},
+	} {
+		if _, err := health.New(health.DefaultConfig(), checks, nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestStartFailsWhenAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, err := health.New(health.Config{Address: ln.Addr().String(), CheckTimeout: time.Second}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start(t.Context())
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "health.address") {
+		t.Fatalf("start: %v", err)
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestModuleCollectsReadinessGroup(t *testing.T) {
+	logger, _ := newLogger(t)
+	var srv *health.Server
+	app := fxtest.New(t,
+		fx.NopLogger,
+		fx.Supply(health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, logger),
+		// Two other "adapters" contribute checks.
+		fx.Module("broker", fx.Provide(health.AsCheck(func() health.Check { return pass("broker") }))),
+		fx.Module("postgres", fx.Provide(health.AsCheck(func() health.Check { return fail("postgres", "no connection") }))),
+		health.Module,
+		fx.Populate(&srv),
+	)
+	app.RequireStart()
+	tr := &http.Transport{}
+	c := &http.Client{Transport: tr}
+	status, body := get(t, c, "http://"+srv.Addr().String()+"/readyz")
+	tr.CloseIdleConnections()
+	app.RequireStop()
+	if status != 503 || !strings.Contains(body, `"failing":[{"name":"postgres","error":"no connection"}]`) || !strings.Contains(body, `"passing":["broker"]`) {
+		t.Fatalf("%d %s", status, body)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if c := health.DefaultConfig(); c.Address != ":9090" || c.Validate() != nil {
+		t.Fatalf("defaults %+v: %v", c, c.Validate())
+	}
+	for _, tt := range []struct {
+		cfg health.Config
+		ok  bool
+	}{
+		{health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, true},
+		{health.Config{Address: "", CheckTimeout: time.Second}, false},
+		{health.Config{Address: "9090", CheckTimeout: time.Second}, false},
+		{health.Config{Address: ":99999", CheckTimeout: time.Second}, false},
+		{health.Config{Address: ":9090", CheckTimeout: 0}, false},
+	} {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%+v: %v", tt.cfg, err)
+		}
+	}
+}
