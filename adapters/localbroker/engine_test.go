@@ -1,0 +1,904 @@
+package localbroker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// errorCatcher fails the test on any Error-level log the test did not expect.
+type errorCatcher struct {
+	t       testing.TB
+	allowed *[]string
+}
+
+func (h errorCatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h errorCatcher) Handle(_ context.Context, r slog.Record) error {
+	for _, a := range *h.allowed {
+		if strings.Contains(r.Message, a) {
+			return nil
+		}
+	}
+	h.t.Errorf("unexpected error log: %s", r.Message)
+	return nil
+}
+func (h errorCatcher) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h errorCatcher) WithGroup(string) slog.Handler      { return h }
+
+func testConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	cfg.SegmentSize = 64 << 10
+	cfg.MaxRecordSize = 16 << 10
+	cfg.SnapshotInterval = time.Hour
+	cfg.FlushInterval = 50 * time.Millisecond
+	return cfg
+}
+
+type harness struct {
+	t     testing.TB
+	cfg   Config
+	clock ports.Clock
+	e     *Engine
+	allow []string
+}
+
+func newHarness(t testing.TB, mod func(*Config)) *harness {
+	t.Helper()
+	cfg := testConfig(t.TempDir())
+	if mod != nil {
+		mod(&cfg)
+	}
+	h := &harness{t: t, cfg: cfg, clock: newFakeClock()}
+	h.open()
+	t.Cleanup(func() {
+		if h.e != nil && h.e.state == stateOpen {
+			if err := h.e.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	return h
+}
+
+func (h *harness) logger() *slog.Logger {
+	return slog.New(errorCatcher{t: h.t, allowed: &h.allow})
+}
+
+func (h *harness) open() {
+	h.t.Helper()
+	e, err := Open(context.Background(), h.cfg, h.logger(), h.clock)
+	if err != nil {
+		h.t.Fatalf("Open: %v", err)
+	}
+	h.e = e
+}
+
+func (h *harness) restart() {
+	h.t.Helper()
+	if err := h.e.Close(context.Background()); err != nil {
+		h.t.Fatalf("Close: %v", err)
+	}
+	h.open()
+}
+
+// crashRestart abandons the engine as kill -9 would and reopens it. With
+// settle, it first waits until every appended record reached the file (as a
+// kill -9 a moment later would find it); without, records still queued for
+// the writer are lost, as they may be in reality.
+func (h *harness) crashRestart(settle bool) {
+	h.t.Helper()
+	if settle {
+		if err := h.e.clog.Sync(context.Background(), h.e.clog.NextOffset()); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.e.crash()
+	h.open()
+}
+
+func (h *harness) fake() *fakeClock { return h.clock.(*fakeClock) }
+
+func msg(topic, id, tag string) domain.Message {
+	return domain.Message{Topic: topic, ID: id, Tag: tag, Body: []byte("body-" + id)}
+}
+
+func (h *harness) send(topic string, qid int32, msgs ...domain.Message) []domain.SendReceipt {
+	h.t.Helper()
+	r, err := h.e.Send(context.Background(), domain.QueueRef{Topic: topic, BrokerName: h.cfg.BrokerName, QueueID: qid}, msgs)
+	if err != nil {
+		h.t.Fatalf("Send: %v", err)
+	}
+	return r
+}
+
+func (h *harness) pop(group, topic string, qid int32, n int32, inv time.Duration) []domain.StoredMessage {
+	h.t.Helper()
+	out, err := h.e.Pop(context.Background(), ports.PopRequest{Group: group, Topic: topic, QueueID: qid, MaxMessages: n, InvisibleTime: inv})
+	if err != nil {
+		h.t.Fatalf("Pop: %v", err)
+	}
+	return out
+}
+
+func ackReq(group string, m domain.StoredMessage) ports.AckRequest {
+	hd, err := domain.ParseReceiptHandle(m.ReceiptHandle)
+	if err != nil {
+		panic(err)
+	}
+	return ports.AckRequest{Group: group, Topic: m.Topic, MessageID: m.ID, Handle: hd}
+}
+
+func (h *harness) ack(group string, m domain.StoredMessage) {
+	h.t.Helper()
+	if err := h.e.Ack(context.Background(), ackReq(group, m)); err != nil {
+		h.t.Fatalf("Ack: %v", err)
+	}
+}
+
+func wantReason(t testing.TB, err error, r domain.Reason) {
+	t.Helper()
+	if !domain.HasReason(err, r) {
+		t.Fatalf("got error %v, want reason %q", err, r)
+	}
+}
+
+func ids(ms []domain.StoredMessage) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func TestSendPopAckAllFields(t *testing.T) {
+	h := newHarness(t, nil)
+	full := domain.Message{
+		Topic: "orders", Body: []byte{0, 1, 2, 0xff}, Compressed: true, Tag: "TagA", Keys: []string{"k1", "k2"},
+		ID: "01AABBCCDDEEFF0011223344556677", TraceContext: "00-trace", BornHost: "10.1.2.3",
+		BornAt: time.Date(2025, 5, 6, 7, 8, 9, 123000000, time.UTC), ReconsumeTimes: 3,
+		Properties: map[string]string{"color": "red", "size": ""},
+	}
+	second := msg("orders", "m2", "")
+	rs := h.send("orders", 2, full, second)
+	if len(rs) != 2 || rs[0].QueueOffset != 0 || rs[1].QueueOffset != 1 || rs[0].QueueID != 2 || rs[0].MessageID != full.ID {
+		t.Fatalf("receipts %+v", rs)
+	}
+	got := h.pop("g", "orders", -1, 10, 30*time.Second)
+	if len(got) != 2 {
+		t.Fatalf("popped %d messages", len(got))
+	}
+	m := got[0]
+	if m.Topic != "orders" || !bytes.Equal(m.Body, full.Body) || !m.Compressed || m.Tag != "TagA" || !slices.Equal(m.Keys, full.Keys) ||
+		m.ID != full.ID || m.TraceContext != full.TraceContext || m.BornHost != full.BornHost || !m.BornAt.Equal(full.BornAt) ||
+		m.ReconsumeTimes != 3 || len(m.Properties) != 2 || m.Properties["color"] != "red" || m.Group != "" || !m.DeliverAt.IsZero() || m.Transactional {
+		t.Fatalf("message fields differ: %+v", m)
+	}
+	now := h.clock.Now()
+	if m.BrokerName != h.cfg.BrokerName || m.QueueID != 2 || m.QueueOffset != 0 || m.StoreHost != h.cfg.StoreHost ||
+		m.DeliveryAttempt != 1 || !m.StoredAt.Equal(now) || m.DeadLetter != nil || m.CommitLogOffset <= 0 {
+		t.Fatalf("stored fields: %+v", m)
+	}
+	hd, err := domain.ParseReceiptHandle(m.ReceiptHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hd.StartOffset <= 0 || hd.RetrieveTime != now.UnixMilli() || hd.InvisibleTime != 30000 || hd.BrokerName != h.cfg.BrokerName ||
+		hd.QueueID != 2 || hd.QueueOffset != 0 || hd.CommitLogOffset != m.CommitLogOffset {
+		t.Fatalf("handle %+v", hd)
+	}
+	if got[1].CommitLogOffset <= m.CommitLogOffset {
+		t.Fatal("commit-log offsets of a batch must grow")
+	}
+	for _, m := range got {
+		h.ack("g", m)
+	}
+	// Idempotent retry of an ack.
+	h.ack("g", got[0])
+	if again := h.pop("g", "orders", -1, 10, 30*time.Second); len(again) != 0 {
+		t.Fatalf("acked messages redelivered: %v", ids(again))
+	}
+	h.fake().Advance(time.Hour)
+	h.restart()
+	if again := h.pop("g", "orders", -1, 10, 30*time.Second); len(again) != 0 {
+		t.Fatalf("acked messages redelivered after restart: %v", ids(again))
+	}
+	// Another group sees everything.
+	if other := h.pop("g2", "orders", 2, 10, 30*time.Second); len(other) != 2 {
+		t.Fatalf("second group got %d", len(other))
+	}
+	st, err := h.e.GroupStats(t.Context(), "g")
+	if err != nil || len(st) != 1 || st[0].AckOffset != 2 || st[0].MaxOffset != 2 || st[0].InFlight != 0 || st[0].Consumable != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func TestInvisibleExpiryRedeliversWithNewHandle(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	first := h.pop("g", "t", 0, 1, 30*time.Second)
+	if len(first) != 1 {
+		t.Fatal("no message")
+	}
+	if again := h.pop("g", "t", 0, 1, 30*time.Second); len(again) != 0 {
+		t.Fatal("invisible message delivered again")
+	}
+	h.fake().Advance(30 * time.Second)
+	second := h.pop("g", "t", 0, 1, 30*time.Second)
+	if len(second) != 1 || second[0].QueueOffset != first[0].QueueOffset || second[0].DeliveryAttempt != 2 {
+		t.Fatalf("redelivery %+v", second)
+	}
+	if second[0].ReceiptHandle == first[0].ReceiptHandle {
+		t.Fatal("redelivery reused the handle")
+	}
+	wantReason(t, h.e.Ack(t.Context(), ackReq("g", first[0])), domain.ReasonInvalidReceiptHandle)
+	h.ack("g", second[0])
+	h.ack("g", second[0])
+	// An expired handle (visible again, not yet redelivered) is rejected.
+	h.send("t", 0, msg("t", "b", ""))
+	b := h.pop("g", "t", 0, 1, 10*time.Second)
+	h.fake().Advance(11 * time.Second)
+	err := h.e.Ack(t.Context(), ackReq("g", b[0]))
+	wantReason(t, err, domain.ReasonInvalidReceiptHandle)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("message %q does not say expired", err)
+	}
+}
+
+func TestChangeInvisible(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	m := h.pop("g", "t", 0, 1, 30*time.Second)[0]
+	h.fake().Advance(10 * time.Second)
+	req := ports.ChangeInvisibleRequest{AckRequest: ackReq("g", m), InvisibleTime: 60 * time.Second}
+	nh, err := h.e.ChangeInvisible(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := req.Handle
+	if nh.StartOffset == old.StartOffset || nh.InvisibleTime != 60000 || nh.RetrieveTime != h.clock.Now().UnixMilli() ||
+		nh.QueueOffset != old.QueueOffset || nh.CommitLogOffset != old.CommitLogOffset || nh.BrokerName != old.BrokerName {
+		t.Fatalf("new handle %+v from %+v", nh, old)
+	}
+	wantReason(t, h.e.Ack(t.Context(), ackReq("g", m)), domain.ReasonInvalidReceiptHandle)
+	_, err = h.e.ChangeInvisible(t.Context(), req)
+	wantReason(t, err, domain.ReasonInvalidReceiptHandle)
+	h.fake().Advance(30 * time.Second) // past the original deadline
+	if got := h.pop("g", "t", 0, 1, 30*time.Second); len(got) != 0 {
+		t.Fatal("extended message delivered early")
+	}
+	// Zero makes it visible now; it was delivered once.
+	req.Handle = nh
+	req.InvisibleTime = 0
+	if _, err := h.e.ChangeInvisible(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	got := h.pop("g", "t", 0, 1, 30*time.Second)
+	if len(got) != 1 || got[0].DeliveryAttempt != 2 {
+		t.Fatalf("after change to 0: %+v", got)
+	}
+	// Acking with the current handle works after a restart too.
+	h.crashRestart(true)
+	h.ack("g", got[0])
+	_, err = h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", got[0]), InvisibleTime: time.Second})
+	wantReason(t, err, domain.ReasonInvalidReceiptHandle)
+}
+
+func TestMaxAttemptsMovesToDeadLetter(t *testing.T) {
+	h := newHarness(t, nil)
+	g := domain.NewConsumerGroup("g")
+	g.MaxDeliveryAttempts = 2
+	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	orig := msg("t", "poison", "x")
+	h.send("t", 0, orig)
+	for attempt := int32(1); attempt <= 2; attempt++ {
+		got := h.pop("g", "t", 0, 1, 10*time.Second)
+		if len(got) != 1 || got[0].DeliveryAttempt != attempt {
+			t.Fatalf("attempt %d: %+v", attempt, got)
+		}
+		h.fake().Advance(10 * time.Second)
+	}
+	if got := h.pop("g", "t", 0, 1, 10*time.Second); len(got) != 0 {
+		t.Fatalf("delivered beyond max attempts: %+v", got)
+	}
+	dlq := domain.DeadLetterTopic("g")
+	top, err := h.e.Topic(t.Context(), dlq)
+	if err != nil || top.QueueCount != 1 || top.Type != domain.MessageTypeNormal || top.Permission != domain.PermReadWrite {
+		t.Fatalf("DLQ topic %+v %v", top, err)
+	}
+	h.crashRestart(true)
+	d := h.pop("inspector", dlq, -1, 10, time.Minute)
+	if len(d) != 1 || d[0].ID != "poison" || string(d[0].Body) != "body-poison" || d[0].Tag != "x" ||
+		d[0].DeadLetter == nil || d[0].DeadLetter.Topic != "t" || d[0].DeadLetter.MessageID != "poison" {
+		t.Fatalf("DLQ message %+v", d)
+	}
+	st, _ := h.e.GroupStats(t.Context(), "g")
+	if len(st) != 1 || st[0].AckOffset != 1 {
+		t.Fatalf("original not consumed: %+v", st)
+	}
+}
+
+func TestForwardToDeadLetter(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 1, msg("t", "m", ""))
+	m := h.pop("g", "t", 1, 1, time.Minute)[0]
+	if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("g", m)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("g", m)); err != nil {
+		t.Fatalf("retry must be idempotent: %v", err)
+	}
+	h.fake().Advance(time.Hour)
+	if got := h.pop("g", "t", -1, 10, time.Minute); len(got) != 0 {
+		t.Fatal("forwarded message redelivered")
+	}
+	d := h.pop("x", "%DLQ%g", 0, 10, time.Minute)
+	if len(d) != 1 || d[0].DeadLetter == nil || d[0].DeadLetter.Topic != "t" {
+		t.Fatalf("DLQ %+v", d)
+	}
+}
+
+func TestFilterSkipsNonMatching(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "1", "A"), msg("t", "2", "B"), msg("t", "3", "A"), msg("t", "4", ""))
+	f, err := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "t", QueueID: 0, MaxMessages: 10, InvisibleTime: time.Minute, Filter: f})
+	if err != nil || !slices.Equal(ids(got), []string{"1", "3"}) {
+		t.Fatalf("filtered pop %v %v", ids(got), err)
+	}
+	for _, m := range got {
+		h.ack("g", m)
+	}
+	st, _ := h.e.GroupStats(t.Context(), "g")
+	if st[0].AckOffset != 4 || st[0].Consumable != 0 {
+		t.Fatalf("skipped messages not consumed: %+v", st)
+	}
+	h.fake().Advance(time.Hour)
+	if again := h.pop("g", "t", 0, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("filtered messages delivered later: %v", ids(again))
+	}
+}
+
+func TestFIFOOrderPerMessageGroup(t *testing.T) {
+	h := newHarness(t, nil)
+	fm := func(id, group string) domain.Message { m := msg("f", id, ""); m.Group = group; return m }
+	h.send("f", 0, fm("A1", "A"), fm("B1", "B"), fm("A2", "A"), fm("B2", "B"), fm("C1", "C"))
+	pop := func() []domain.StoredMessage {
+		got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "f", QueueID: 0, MaxMessages: 10, InvisibleTime: time.Minute, FIFO: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := pop()
+	if !slices.Equal(ids(first), []string{"A1", "B1", "C1"}) {
+		t.Fatalf("first FIFO pop %v", ids(first))
+	}
+	if got := pop(); len(got) != 0 {
+		t.Fatalf("second pop while groups in flight: %v", ids(got))
+	}
+	h.ack("g", first[1]) // B1
+	if got := pop(); !slices.Equal(ids(got), []string{"B2"}) {
+		t.Fatalf("after B1 acked: %v", ids(got))
+	}
+	// A1 expires: it is redelivered before A2.
+	h.fake().Advance(time.Minute)
+	got := pop() // B2 and C1 expired too
+	if !slices.Equal(ids(got), []string{"A1", "B2", "C1"}) || got[0].DeliveryAttempt != 2 {
+		t.Fatalf("after A1 expired: %v", ids(got))
+	}
+	h.crashRestart(true)
+	h.ack("g", got[1])
+	if got := pop(); len(got) != 0 {
+		t.Fatalf("A2 delivered while A1 in flight: %v", ids(got))
+	}
+	h.ack("g", got[0])
+	if got := pop(); !slices.Equal(ids(got), []string{"A2"}) {
+		t.Fatalf("after A1 acked and a restart: %v", ids(got))
+	}
+}
+
+func TestSendValidation(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
+	ctx := t.Context()
+	_, err := h.e.Send(ctx, domain.QueueRef{Topic: "nope", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("nope", "1", "")})
+	wantReason(t, err, domain.ReasonTopicNotFound)
+	if !strings.Contains(err.Error(), "rmqproxy topic create nope --type NORMAL") {
+		t.Fatalf("message %q does not say how to create the topic", err)
+	}
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	_, err = h.e.Send(ctx, q, []domain.Message{msg("other", "1", "")})
+	wantReason(t, err, domain.ReasonMessageCorrupted)
+	_, err = h.e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 2}, []domain.Message{msg("t", "1", "")})
+	wantReason(t, err, domain.ReasonBadRequest)
+	_, err = h.e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: "elsewhere"}, []domain.Message{msg("t", "1", "")})
+	wantReason(t, err, domain.ReasonBadRequest)
+	delay := msg("t", "1", "")
+	delay.DeliverAt = h.clock.Now().Add(time.Minute)
+	_, err = h.e.Send(ctx, q, []domain.Message{delay})
+	wantReason(t, err, domain.ReasonNotImplemented)
+	tx := msg("t", "1", "")
+	tx.Transactional = true
+	_, err = h.e.Send(ctx, q, []domain.Message{tx})
+	wantReason(t, err, domain.ReasonNotImplemented)
+	fifo := msg("t", "1", "")
+	fifo.Group = "g"
+	_, err = h.e.Send(ctx, q, []domain.Message{fifo})
+	wantReason(t, err, domain.ReasonMessageTypeConflict)
+	big := msg("t", "1", "")
+	big.Body = make([]byte, h.cfg.MaxRecordSize)
+	_, err = h.e.Send(ctx, q, []domain.Message{big})
+	wantReason(t, err, domain.ReasonBodyTooLarge)
+	if _, err := h.e.UpdateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 2, Permission: domain.PermRead}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.e.Send(ctx, q, []domain.Message{msg("t", "1", "")})
+	wantReason(t, err, domain.ReasonForbidden)
+	_, err = h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "t", QueueID: -1, MaxMessages: 0})
+	wantReason(t, err, domain.ReasonBadRequest)
+	h.cfg.AutoCreateGroups = false
+	h.restart()
+	_, err = h.e.Pop(ctx, ports.PopRequest{Group: "nog", Topic: "t", QueueID: -1, MaxMessages: 1})
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+	_, err = h.e.Route(ctx, "missing")
+	wantReason(t, err, domain.ReasonTopicNotFound)
+	r, err := h.e.Route(ctx, "t")
+	if err != nil || len(r.Queues) != 2 || r.Queues[1].QueueID != 1 || r.Queues[0].BrokerName != h.cfg.BrokerName || r.Queues[0].Permission != domain.PermRead {
+		t.Fatalf("route %+v %v", r, err)
+	}
+	// A bad handle never panics.
+	wantReason(t, h.e.Ack(ctx, ports.AckRequest{Group: "g", Topic: "t", Handle: domain.ReceiptHandle{BrokerName: "other"}}), domain.ReasonInvalidReceiptHandle)
+}
+
+func TestAdmin(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
+	ctx := t.Context()
+	tp := domain.Topic{Name: "b", Type: domain.MessageTypeFIFO, QueueCount: 2, Permission: domain.PermReadWrite}
+	created, err := h.e.CreateTopic(ctx, tp)
+	if err != nil || created.CreatedAt.IsZero() {
+		t.Fatalf("create %+v %v", created, err)
+	}
+	_, err = h.e.CreateTopic(ctx, tp)
+	wantReason(t, err, domain.ReasonAlreadyExists)
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "a", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tp.QueueCount = 1
+	_, err = h.e.UpdateTopic(ctx, tp)
+	wantReason(t, err, domain.ReasonBadRequest)
+	tp.QueueCount = 4
+	if up, err := h.e.UpdateTopic(ctx, tp); err != nil || up.QueueCount != 4 || !up.CreatedAt.Equal(created.CreatedAt) {
+		t.Fatalf("update %+v %v", up, err)
+	}
+	_, err = h.e.UpdateTopic(ctx, domain.Topic{Name: "zz", Type: domain.MessageTypeNormal, QueueCount: 1})
+	wantReason(t, err, domain.ReasonTopicNotFound)
+	g := domain.NewConsumerGroup("grp")
+	if _, err := h.e.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.e.CreateGroup(ctx, g)
+	wantReason(t, err, domain.ReasonAlreadyExists)
+	g.MaxDeliveryAttempts = 5
+	if up, err := h.e.UpdateGroup(ctx, g); err != nil || up.MaxDeliveryAttempts != 5 {
+		t.Fatalf("update group %v", err)
+	}
+	wantReason(t, h.e.DeleteGroup(ctx, "missing"), domain.ReasonConsumerGroupNotFound)
+	_, err = h.e.UpdateGroup(ctx, domain.NewConsumerGroup("missing"))
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+	h.restart()
+	ts, _ := h.e.ListTopics(ctx)
+	if len(ts) != 2 || ts[0].Name != "a" || ts[1].Name != "b" || ts[1].QueueCount != 4 || ts[1].Type != domain.MessageTypeFIFO {
+		t.Fatalf("topics after restart %+v", ts)
+	}
+	gs, _ := h.e.ListGroups(ctx)
+	if len(gs) != 1 || gs[0].MaxDeliveryAttempts != 5 {
+		t.Fatalf("groups after restart %+v", gs)
+	}
+	// Deleting a topic drops its messages and state; a new topic of the
+	// same name starts empty, also after a crash and a full replay.
+	m := msg("a", "old", "")
+	h.send("a", 0, m)
+	h.pop("grp", "a", 0, 1, time.Minute)
+	if err := h.e.DeleteTopic(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, h.e.DeleteTopic(ctx, "a"), domain.ReasonTopicNotFound)
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "a", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.send("a", 0, msg("a", "new", ""))
+	h.crashRestart(true)
+	got := h.pop("grp", "a", 0, 10, time.Minute)
+	if !slices.Equal(ids(got), []string{"new"}) || got[0].QueueOffset != 0 {
+		t.Fatalf("recreated topic holds %v", ids(got))
+	}
+	if err := h.e.DeleteGroup(ctx, "grp"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.e.GroupStats(ctx, "grp")
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+	h.crashRestart(true)
+	if gs, _ := h.e.ListGroups(ctx); len(gs) != 0 {
+		t.Fatalf("deleted group back: %+v", gs)
+	}
+}
+
+func TestCrashKeepsAcknowledgedSendsAndAcks(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 16 << 10; c.MaxRecordSize = 4 << 10 })
+	const writers, per = 8, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sent := map[string]bool{}
+	for w := range writers {
+		wg.Go(func() {
+			for i := range per {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				_, err := h.e.Send(context.Background(), domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: int32(w % 4)}, []domain.Message{msg("t", id, "")})
+				if err != nil {
+					t.Errorf("Send: %v", err)
+					return
+				}
+				mu.Lock()
+				sent[id] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got := h.pop("g", "t", -1, 120, time.Minute)
+	acked := map[string]bool{}
+	for _, m := range got[:60] {
+		h.ack("g", m)
+		acked[m.ID] = true
+	}
+	h.crashRestart(false)
+	h.fake().Advance(2 * time.Minute) // the unacked deliveries expire
+	seen := map[string]int{}
+	for {
+		ms := h.pop("g", "t", -1, 64, time.Minute)
+		if len(ms) == 0 {
+			break
+		}
+		for _, m := range ms {
+			seen[m.ID]++
+		}
+	}
+	for id := range sent {
+		switch {
+		case acked[id] && seen[id] > 0:
+			t.Errorf("acked message %s redelivered after crash", id)
+		case !acked[id] && seen[id] != 1:
+			t.Errorf("sent message %s delivered %d times after crash", id, seen[id])
+		}
+	}
+	if len(sent) != writers*per {
+		t.Fatalf("sent %d", len(sent))
+	}
+}
+
+func TestSnapshotReplayEquivalence(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 16 << 10; c.MaxRecordSize = 4 << 10 })
+	ctx := t.Context()
+	step := func(round int) {
+		for i := range 10 {
+			h.send("t", int32(i%3), msg("t", fmt.Sprintf("r%d-%d", round, i), []string{"A", "B"}[i%2]))
+		}
+		got := h.pop("g", "t", -1, 6, 20*time.Second)
+		for i, m := range got {
+			switch i % 3 {
+			case 0:
+				h.ack("g", m)
+			case 1:
+				_, _ = h.e.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{AckRequest: ackReq("g", m), InvisibleTime: time.Minute})
+			}
+		}
+		f, _ := filter.Compile(filter.Expression{Text: "A"})
+		_, _ = h.e.Pop(ctx, ports.PopRequest{Group: "g2", Topic: "t", QueueID: -1, MaxMessages: 3, InvisibleTime: 5 * time.Second, Filter: f})
+		h.fake().Advance(15 * time.Second)
+	}
+	step(0)
+	step(1)
+	if err := h.e.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step(2)
+	step(3)
+	dump := func() []byte {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		h.e.promoteLocked()
+		h.e.reviveDueLocked(h.e.clock.Now())
+		return encodeSnapshot(h.e.captureLocked(0))
+	}
+	live := dump()
+	h.crashRestart(true)
+	fromSnap := dump()
+	h.e.crash()
+	snaps, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "snapshot", "*.snap"))
+	if len(snaps) == 0 {
+		t.Fatal("no snapshot written")
+	}
+	for _, s := range snaps {
+		os.Remove(s)
+	}
+	h.open()
+	fromLog := dump()
+	if !bytes.Equal(live, fromSnap) {
+		t.Error("state after snapshot + replay differs from the live state")
+	}
+	if !bytes.Equal(fromSnap, fromLog) {
+		t.Error("state after snapshot + replay differs from a full replay")
+	}
+}
+
+func TestReceiptIDsUniqueAcrossRestarts(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	seen := map[int64]bool{}
+	for range 3 {
+		m := h.pop("g", "t", 0, 1, time.Second)
+		if len(m) != 1 {
+			t.Fatal("no message")
+		}
+		hd, _ := domain.ParseReceiptHandle(m[0].ReceiptHandle)
+		if seen[hd.StartOffset] {
+			t.Fatalf("receipt id %d repeated", hd.StartOffset)
+		}
+		seen[hd.StartOffset] = true
+		h.fake().Advance(time.Second)
+		h.crashRestart(false) // the pop record may be lost: ids must still not repeat
+	}
+}
+
+func TestLongPoll(t *testing.T) {
+	h := newHarness(t, func(c *Config) {})
+	h.clock = ports.SystemClock{}
+	h.restart()
+	ctx := t.Context()
+	// Times out empty.
+	start := time.Now()
+	got, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "t", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: 50 * time.Millisecond})
+	if err != nil || got == nil || len(got) != 0 || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("timeout pop: %v %v after %v", got, err, time.Since(start))
+	}
+	// Wakes on send.
+	res := make(chan []domain.StoredMessage, 1)
+	go func() {
+		got, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "t", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: time.Minute})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- got
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		if _, ok := h.e.waiters["t"]; !ok {
+			return errors.New("poller not waiting yet")
+		}
+		return nil
+	})
+	h.send("t", 3, msg("t", "x", ""))
+	select {
+	case got := <-res:
+		if len(got) != 1 || got[0].ID != "x" {
+			t.Fatalf("woken pop got %v", ids(got))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll not woken by a send")
+	}
+	// Wakes when a delivery becomes visible again (reviver timer).
+	go func() {
+		got, _ := h.e.Pop(ctx, ports.PopRequest{Group: "g2", Topic: "t", QueueID: -1, MaxMessages: 1, InvisibleTime: 100 * time.Millisecond})
+		if len(got) != 1 {
+			t.Error("g2 got nothing")
+		}
+		got, _ = h.e.Pop(ctx, ports.PopRequest{Group: "g2", Topic: "t", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: time.Minute})
+		res <- got
+	}()
+	select {
+	case got := <-res:
+		if len(got) != 1 || got[0].DeliveryAttempt != 2 {
+			t.Fatalf("revived pop got %+v", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll not woken by an expired delivery")
+	}
+	// A cancelled context ends a poll.
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		got, err := h.e.Pop(cctx, ports.PopRequest{Group: "g3", Topic: "empty", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: time.Hour})
+		if err != nil || len(got) != 0 {
+			t.Errorf("cancelled poll: %v %v", got, err)
+		}
+		res <- got
+	}()
+	cancel()
+	select {
+	case <-res:
+	case <-time.After(10 * time.Second):
+		t.Fatal("poll hung past its context")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	tick, deadline := time.NewTicker(time.Millisecond), time.After(d)
+	defer tick.Stop()
+	for err := cond(); err != nil; err = cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("not within %v: %v", d, err)
+		case <-tick.C:
+		}
+	}
+}
+
+func TestTornTailAndCorruption(t *testing.T) {
+	h := newHarness(t, nil)
+	for i := range 5 {
+		h.send("t", 0, msg("t", fmt.Sprint(i), ""))
+	}
+	segs, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "commitlog", "0*"))
+	last := segs[len(segs)-1]
+	h.e.crash()
+	f, _ := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte{0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3}) // a torn record
+	f.Close()
+	h.open()
+	if got := h.pop("g", "t", 0, 10, time.Minute); len(got) != 5 {
+		t.Fatalf("after torn tail: %d messages", len(got))
+	}
+	h.send("t", 0, msg("t", "after", ""))
+	h.e.crash()
+	// Corrupt an early record: strict refuses, naming the way out.
+	b, _ := os.ReadFile(last)
+	b[20] ^= 0xff
+	os.WriteFile(last, b, 0o644)
+	_, err := Open(t.Context(), h.cfg, h.logger(), h.clock)
+	if err == nil || !strings.Contains(err.Error(), "recovery: truncate") || !strings.Contains(err.Error(), last) {
+		t.Fatalf("strict open: %v", err)
+	}
+	wantReason(t, err, domain.ReasonInternal)
+	h.cfg.Recovery = "truncate"
+	h.open()
+	if got := h.pop("g2", "t", 0, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("truncated log still has %d messages", len(got))
+	}
+}
+
+func TestRetentionSkipsDeletedMessages(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = &fakeClock{t: time.Now()} // segment ages come from file times
+	h.restart()
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send("t", 0, m)
+	}
+	ctx := t.Context()
+	if err := h.e.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.send("t", 0, msg("t", "late", ""))
+	if err := h.e.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.fake().Advance(2 * time.Hour)
+	if err := h.e.applyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if h.e.clog.StartOffset() == 0 {
+		t.Fatal("no segment deleted")
+	}
+	got := h.pop("g", "t", 0, 100, time.Minute)
+	if len(got) == 0 || len(got) >= 41 || got[len(got)-1].ID != "late" {
+		t.Fatalf("after retention got %d messages", len(got))
+	}
+	h.restart()
+	st, _ := h.e.GroupStats(ctx, "g")
+	if st[0].InFlight != int64(len(got)) || st[0].Consumable != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAsyncFlushAndCancelledSend(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Flush = "async" })
+	h.send("t", 0, msg("t", "a", ""))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := h.e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("t", "b", "")})
+	if err != nil {
+		wantReason(t, err, domain.ReasonPersistenceTimeout)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cause lost: %v", err)
+		}
+	}
+	h.restart()
+	if got := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"a", "b"}) {
+		t.Fatalf("got %v; a send whose caller stopped waiting must be stored once", ids(got))
+	}
+}
+
+func TestClosedEngineUnavailable(t *testing.T) {
+	h := newHarness(t, nil)
+	if err := h.e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.e.Route(t.Context(), "t")
+	wantReason(t, err, domain.ReasonUnavailable)
+	_, err = h.e.Send(t.Context(), domain.QueueRef{Topic: "t"}, []domain.Message{msg("t", "a", "")})
+	wantReason(t, err, domain.ReasonUnavailable)
+	if err := h.e.Close(t.Context()); err != nil {
+		t.Fatal("second Close:", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(*Config){
+		"segmentSize must be > maxRecordSize": func(c *Config) { c.SegmentSize = c.MaxRecordSize },
+		"brokerName":                          func(c *Config) { c.BrokerName = "a b" },
+		"flush must be sync or async":         func(c *Config) { c.Flush = "never" },
+		"recovery must be strict or truncate": func(c *Config) { c.Recovery = "x" },
+		"storeHost":                           func(c *Config) { c.StoreHost = "nohost" },
+		"autoCreateTopicType":                 func(c *Config) { c.AutoCreateTopicType = "BAD" },
+		"defaultQueueCount":                   func(c *Config) { c.DefaultQueueCount = 0 },
+		"retention":                           func(c *Config) { c.Retention = -1 },
+	}
+	for want, mod := range cases {
+		c := DefaultConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
