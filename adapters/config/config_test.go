@@ -395,6 +395,11 @@ func TestLoadErrors(t *testing.T) {
 			unknown: []config.UnknownKeyError{{Key: "RMQPROXY_GRPC_ADRESS", Source: "environment", Suggestion: "RMQPROXY_GRPC_ADDRESS, for grpc.address"}},
 		},
 		{
+			name:    "unknown env without a close match",
+			env:     []string{"RMQPROXY_FOO=x"},
+			unknown: []config.UnknownKeyError{{Key: "RMQPROXY_FOO", Source: "environment", Suggestion: ""}},
+		},
+		{
 			name:    "unknown flag, case typo",
 			args:    []string{"--grpc.tls.certfile=x"},
 			unknown: []config.UnknownKeyError{{Key: "--grpc.tls.certfile", Source: "flags", Suggestion: "--grpc.tls.certFile"}},

@@ -35,8 +35,9 @@
 //  3. the environment: RMQPROXY_ followed by the key in upper snake case,
 //     camelCase split into words (RMQPROXY_GRPC_TLS_CERT_FILE);
 //  4. the flags: --grpc.tls.certFile=value or --grpc.tls.certFile value;
-//     a boolean also accepts --grpc.tls.enabled alone. One leading dash works
-//     too.
+//     a boolean also accepts --grpc.tls.enabled alone (and never takes the
+//     next argument as its value: write --grpc.tls.enabled=false). One
+//     leading dash works too.
 //
 // Lists ([]string) are YAML sequences in the file and comma-separated in the
 // environment and in flags; a later source replaces the whole list. When a

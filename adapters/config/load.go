@@ -212,13 +212,14 @@ func (l *loader) parseEnv(env []string) (as []assignment, envFile *string) {
 		if f == nil {
 			if names == nil {
 				for n := range l.s.byEnv {
-					names = append(names, n)
+					names = append(names, strings.TrimPrefix(n, EnvPrefix))
 				}
 				slices.Sort(names)
 			}
+			// Compare without the prefix, which every candidate shares.
 			e := &UnknownKeyError{Key: k, Source: "environment"}
-			if s := closest(k, names); s != "" {
-				e.Suggestion = s + ", for " + l.s.byEnv[s].key
+			if s := closest(strings.TrimPrefix(k, EnvPrefix), names); s != "" {
+				e.Suggestion = EnvPrefix + s + ", for " + l.s.byEnv[EnvPrefix+s].key
 			}
 			l.errs = append(l.errs, e)
 			continue
