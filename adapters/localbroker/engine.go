@@ -54,7 +54,7 @@ type Engine struct {
 	queues        map[queueKey]*queueIndex
 	cons          map[consKey]*consState
 	waiters       map[string]chan struct{} // long pollers per topic
-	pendingTopics map[string]struct{}      // topics with entries not yet visible
+	pendingQueues map[queueKey]*queueIndex // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64
 	rr            uint32
@@ -100,7 +100,7 @@ func (e *Engine) resetMaps() {
 	e.queues = map[queueKey]*queueIndex{}
 	e.cons = map[consKey]*consState{}
 	e.waiters = map[string]chan struct{}{}
-	e.pendingTopics = map[string]struct{}{}
+	e.pendingQueues = map[queueKey]*queueIndex{}
 	e.heap = nil
 }
 
@@ -357,7 +357,7 @@ func (e *Engine) dispatchLocked(topic string, qid int32, qoff int64, ent consume
 		return nil
 	}
 	qi.pend = append(qi.pend, pendEntry{logEnd: logEnd})
-	e.pendingTopics[topic] = struct{}{}
+	e.pendingQueues[queueKey{topic, qid}] = qi
 	return nil
 }
 
@@ -491,6 +491,7 @@ func (e *Engine) dropTopicStateLocked(topic string) {
 		if k.topic == topic {
 			_ = q.cq.Close()
 			delete(e.queues, k)
+			delete(e.pendingQueues, k)
 		}
 	}
 	_ = os.RemoveAll(e.dir("consumequeue", topic))
@@ -499,7 +500,6 @@ func (e *Engine) dropTopicStateLocked(topic string) {
 			delete(e.cons, k)
 		}
 	}
-	delete(e.pendingTopics, topic)
 	e.wakeLocked(topic)
 }
 
@@ -531,28 +531,16 @@ func (e *Engine) waitChanLocked(topic string) chan struct{} {
 // promoteLocked makes entries whose records are now stored visible and wakes
 // the pollers of their topics.
 func (e *Engine) promoteLocked() {
-	if len(e.pendingTopics) == 0 || e.clog == nil {
+	if len(e.pendingQueues) == 0 || e.clog == nil {
 		return
 	}
 	vis := e.clog.VisibleOffset()
-	for t := range e.pendingTopics {
-		woke, left := false, false
-		for k, q := range e.queues {
-			if k.topic != t {
-				continue
-			}
-			if q.promote(vis) {
-				woke = true
-			}
-			if len(q.pend) > 0 {
-				left = true
-			}
+	for k, q := range e.pendingQueues {
+		if q.promote(vis) {
+			e.wakeLocked(k.topic)
 		}
-		if woke {
-			e.wakeLocked(t)
-		}
-		if !left {
-			delete(e.pendingTopics, t)
+		if len(q.pend) == 0 {
+			delete(e.pendingQueues, k)
 		}
 	}
 }

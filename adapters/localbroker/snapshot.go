@@ -89,8 +89,14 @@ func encodeSnapshot(s *snapshot) []byte {
 			w.i(a)
 		}
 	}
-	body := w.b[len(snapMagic):]
-	return binary.BigEndian.AppendUint32(w.b, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+	return encodeSnapshotRaw(w.b)
+}
+
+var snapCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeSnapshotRaw appends the checksum to magic+body.
+func encodeSnapshotRaw(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[len(snapMagic):], snapCRC))
 }
 
 type snapReader struct {
@@ -186,7 +192,7 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
 	}
 	body := b[len(snapMagic) : len(b)-4]
-	if binary.BigEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) {
+	if binary.BigEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(body, snapCRC) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errSnapshot)
 	}
 	r := snapReader{b: body}
