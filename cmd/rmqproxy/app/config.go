@@ -1,0 +1,98 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
+	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
+	"github.com/rmqproxy/rmqproxy/application"
+)
+
+// Modes and profiles.
+const (
+	ModeLocal   = "local"
+	ModeCluster = "cluster"
+
+	ProfileDevelopment = "development"
+	ProfileProduction  = "production"
+)
+
+// Root is the whole configuration of rmqproxy. Its keys are the dotted YAML
+// paths (grpc.address), the environment variables RMQPROXY_<KEY> and the
+// flags --<key>.
+type Root struct {
+	Mode      string             `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front a RocketMQ cluster (not available in this version)"`
+	Profile   string             `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation"`
+	Log       LogConfig          `yaml:"log"`
+	GRPC      grpcadapter.Config `yaml:"grpc"`
+	Admin     admin.Config       `yaml:"admin"`
+	Health    health.Config      `yaml:"health"`
+	Messaging application.Config `yaml:"messaging"`
+	Local     localbroker.Config `yaml:"local"`
+}
+
+// LogConfig selects the log output.
+type LogConfig struct {
+	Level  string `yaml:"level" help:"debug, info, warn or error"`
+	Format string `yaml:"format" help:"text or json"`
+}
+
+// Defaults returns the configuration used when nothing is configured, for
+// a profile.
+func Defaults(profile string) Root {
+	r := Root{
+		Mode:      ModeLocal,
+		Profile:   profile,
+		Log:       LogConfig{Level: "info", Format: "text"},
+		GRPC:      grpcadapter.DefaultConfig(),
+		Admin:     admin.DefaultConfig(),
+		Health:    health.DefaultConfig(),
+		Messaging: application.DefaultConfig(),
+		Local:     localbroker.DefaultConfig(),
+	}
+	if profile == ProfileProduction {
+		r.Local.AutoCreateTopics = false
+		r.Local.AutoCreateGroups = false
+	}
+	return r
+}
+
+// Validate checks settings that span sections.
+func (r Root) Validate() error {
+	var errs []error
+	switch r.Mode {
+	case ModeLocal:
+	case ModeCluster:
+		errs = append(errs, errors.New("mode: cluster mode is not available in this version of rmqproxy; use mode local"))
+	default:
+		errs = append(errs, fmt.Errorf("mode %q must be local or cluster", r.Mode))
+	}
+	if r.Profile != ProfileDevelopment && r.Profile != ProfileProduction {
+		errs = append(errs, fmt.Errorf("profile %q must be development or production", r.Profile))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the log settings.
+func (l LogConfig) Validate() error {
+	if _, err := l.level(); err != nil {
+		return err
+	}
+	if l.Format != "text" && l.Format != "json" {
+		return fmt.Errorf("format %q must be text or json", l.Format)
+	}
+	return nil
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(l.Level))); err != nil {
+		return 0, fmt.Errorf("level %q must be debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
