@@ -62,6 +62,8 @@ type Engine struct {
 	replaying     bool
 
 	stop       chan struct{}
+	bgCtx      context.Context // cancelled when stop is closed
+	bgCancel   context.CancelFunc
 	wg         sync.WaitGroup
 	advance    chan struct{}
 	reviveKick chan struct{}
@@ -137,6 +139,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.advance = make(chan struct{}, 1)
 	e.reviveKick = make(chan struct{}, 1)
 	e.stop = make(chan struct{})
+	e.bgCtx, e.bgCancel = context.WithCancel(context.Background())
 	recovery := commitlog.RecoveryStrict
 	if e.cfg.Recovery == "truncate" {
 		recovery = commitlog.RecoveryTruncate
@@ -646,12 +649,7 @@ func (e *Engine) maintenanceLoop() {
 	defer flush.Stop()
 	snap := time.NewTicker(e.cfg.SnapshotInterval)
 	defer snap.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-e.stop
-		cancel()
-	}()
+	ctx := e.bgCtx
 	for {
 		select {
 		case <-e.stop:
@@ -817,6 +815,7 @@ func (e *Engine) stopGoroutines() {
 	case <-e.stop:
 	default:
 		close(e.stop)
+		e.bgCancel()
 	}
 	for t := range e.waiters {
 		e.wakeLocked(t)
