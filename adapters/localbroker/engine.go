@@ -123,6 +123,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create data directory %s (dataDir)", d))
 		}
 	}
+	if err := atomicfile.SyncDir(e.cfg.DataDir); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot fsync the data directory (dataDir)")
+	}
 	e.resetMaps()
 	if err := e.loadMeta(); err != nil {
 		return err
