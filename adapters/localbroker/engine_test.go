@@ -591,6 +591,9 @@ func TestCrashKeepsAcknowledgedSendsAndAcks(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if st := h.e.Stats(); st.LogFsyncs >= st.LogAppends {
+		t.Errorf("concurrent sends did not share fsyncs: %+v", st)
+	}
 	got := h.pop("g", "t", -1, 120, time.Minute)
 	acked := map[string]bool{}
 	for _, m := range got[:60] {
@@ -619,6 +622,9 @@ func TestCrashKeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	}
 	if len(sent) != writers*per {
 		t.Fatalf("sent %d", len(sent))
+	}
+	if st := h.e.Stats(); st.LogEnd <= 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
@@ -900,5 +906,43 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v", want, err)
 		}
+	}
+}
+
+func TestIndexEntriesBeyondRecoveredLogDropped(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Flush = "async"; c.Recovery = "truncate" })
+	for i := range 3 {
+		h.send("t", 0, msg("t", fmt.Sprint("early", i), ""))
+	}
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var ends []int64
+	for i := range 4 {
+		h.send("t", 0, msg("t", fmt.Sprint("late", i), ""))
+		ends = append(ends, h.e.clog.NextOffset())
+	}
+	h.e.flushQueues() // the index file now points at all seven messages
+	if err := h.e.clog.Sync(t.Context(), ends[3]); err != nil {
+		t.Fatal(err)
+	}
+	h.e.crash()
+	// A power failure in async mode lost the last two records.
+	segs, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "commitlog", "0*"))
+	if err := os.Truncate(segs[len(segs)-1], ends[1]); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	got := h.pop("g", "t", 0, 100, time.Minute)
+	if !slices.Equal(ids(got), []string{"early0", "early1", "early2", "late0", "late1"}) {
+		t.Fatalf("after losing the tail: %v", ids(got))
+	}
+	// New sends reuse the dropped queue offsets consistently.
+	r := h.send("t", 0, msg("t", "new", ""))
+	if r[0].QueueOffset != 5 {
+		t.Fatalf("new message got queue offset %d", r[0].QueueOffset)
+	}
+	if got := h.pop("g", "t", 0, 100, time.Minute); !slices.Equal(ids(got), []string{"new"}) {
+		t.Fatalf("after new send: %v", ids(got))
 	}
 }
