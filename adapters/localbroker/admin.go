@@ -128,8 +128,9 @@ func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
 		return err
 	}
 	// Rare administrative call: wait under the lock so that no send can slip
-	// in between the deletion record and the metadata change.
-	if err := e.waitDurable(ctx, end, "the topic deletion"); err != nil {
+	// in between the deletion record and the metadata change, and finish it
+	// even if the caller stops waiting (the record is in the log already).
+	if err := e.waitDurable(context.WithoutCancel(ctx), end, "the topic deletion"); err != nil {
 		return err
 	}
 	delete(e.topics, name)
@@ -220,7 +221,7 @@ func (e *Engine) DeleteGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.waitDurable(ctx, end, "the group deletion"); err != nil {
+	if err := e.waitDurable(context.WithoutCancel(ctx), end, "the group deletion"); err != nil {
 		return err
 	}
 	delete(e.groups, name)
