@@ -133,7 +133,8 @@ type Log struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards the fields below it (offset assignment and pending frames).
+	// Lock order: mu and segMu are never held together; advMu is a leaf.
+	// mu guards offset assignment, pending frames and closing/failure state.
 	mu          sync.Mutex
 	next        int64 // next offset to assign
 	assignBase  int64 // base of the segment the next record goes to
@@ -143,7 +144,7 @@ type Log struct {
 	closing     bool
 	failure     error
 	spare       [][]byte
-	segMu       sync.RWMutex // guards segs; never held while taking mu
+	segMu       sync.RWMutex // guards segs
 	segs        []*segment
 	written     atomic.Int64
 	synced      atomic.Int64
