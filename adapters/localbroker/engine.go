@@ -60,6 +60,7 @@ type Engine struct {
 	rr            uint32
 	snapOffsets   []int64 // offsets of the kept snapshot files, oldest first
 	replaying     bool
+	lock          *os.File // flock on <dataDir>/LOCK, held while open
 
 	stop       chan struct{}
 	bgCtx      context.Context // cancelled when stop is closed
@@ -126,6 +127,16 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := atomicfile.SyncDir(e.cfg.DataDir); err != nil {
 		return domain.Wrap(domain.ReasonInternal, err, "cannot fsync the data directory (dataDir)")
 	}
+	lock, err := lockDataDir(e.cfg.DataDir)
+	if err != nil {
+		return domain.Wrap(domain.ReasonUnavailable, err, "cannot lock the data directory (dataDir)")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = lock.Close()
+		}
+	}()
 	e.resetMaps()
 	if err := e.loadMeta(); err != nil {
 		return err
@@ -178,6 +189,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		return domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
 	}
 	e.clog = clog
+	e.lock = lock
+	ok = true
 	e.pruneOrphansLocked()
 	e.state = stateOpen
 	e.reviveDueLocked(e.clock.Now())
@@ -804,6 +817,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	err := clog.Close(ctx)
 	e.mu.Lock()
 	e.closeQueues()
+	_ = e.lock.Close()
 	e.mu.Unlock()
 	if err = errors.Join(snapErr, err); err != nil {
 		return domain.Wrap(domain.ReasonInternal, err, "local broker did not close cleanly")
@@ -838,6 +852,7 @@ func (e *Engine) crash() {
 	clog.Abandon()
 	e.mu.Lock()
 	e.closeQueues()
+	_ = e.lock.Close()
 	e.mu.Unlock()
 }
 

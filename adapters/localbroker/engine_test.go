@@ -874,10 +874,15 @@ func TestAsyncFlushAndCancelledSend(t *testing.T) {
 
 func TestClosedEngineUnavailable(t *testing.T) {
 	h := newHarness(t, nil)
+	_, err := Open(t.Context(), h.cfg, nil, nil)
+	wantReason(t, err, domain.ReasonUnavailable)
+	if !strings.Contains(err.Error(), "another rmqproxy") {
+		t.Fatalf("second engine on one data directory: %v", err)
+	}
 	if err := h.e.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := h.e.Route(t.Context(), "t")
+	_, err = h.e.Route(t.Context(), "t")
 	wantReason(t, err, domain.ReasonUnavailable)
 	_, err = h.e.Send(t.Context(), domain.QueueRef{Topic: "t"}, []domain.Message{msg("t", "a", "")})
 	wantReason(t, err, domain.ReasonUnavailable)
