@@ -1,0 +1,152 @@
+package e2e_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// rmqproxyBinary builds cmd/rmqproxy once per test run.
+func rmqproxyBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rmqproxy-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "rmqproxy")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/rmqproxy/rmqproxy/cmd/rmqproxy").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// child is rmqproxy running as a separate process, so that it can be
+// killed with SIGKILL like a crashing machine would kill it.
+type child struct {
+	cmd       *exec.Cmd
+	grpcAddr  string
+	adminAddr string
+	exited    chan struct{}
+	mu        sync.Mutex
+	logs      strings.Builder
+}
+
+// startChild runs rmqproxy on dataDir with extra flags and waits until it
+// serves, or until it exits (then the returned child has exited closed and
+// its logs explain why).
+func startChild(t *testing.T, dataDir string, extra ...string) *child {
+	t.Helper()
+	args := append([]string{
+		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
+		"--local.dataDir=" + dataDir, "--grpc.tls.selfSignedDir=" + filepath.Join(dataDir, "tls"),
+		"--log.format=json", "--log.level=info",
+	}, extra...)
+	c := &child{cmd: exec.Command(rmqproxyBinary(t), args...), exited: make(chan struct{})}
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go c.readLogs(stderr, ready)
+	t.Cleanup(func() { c.kill(t) })
+	select {
+	case <-ready:
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rmqproxy did not start within 60s; logs:\n%s", c.output())
+	}
+	return c
+}
+
+// readLogs keeps the child's log and notes the addresses it listens on.
+func (c *child) readLogs(r io.Reader, ready chan struct{}) {
+	defer close(c.exited)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	signalled := false
+	for sc.Scan() {
+		line := sc.Text()
+		c.mu.Lock()
+		c.logs.WriteString(line + "\n")
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			addr, _ := rec["address"].(string)
+			switch rec["msg"] {
+			case "gRPC MessagingService listening":
+				c.grpcAddr = addr
+			case "admin API listening":
+				c.adminAddr = addr
+			case "rmqproxy started":
+				if !signalled {
+					signalled = true
+					close(ready)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	_ = c.cmd.Wait()
+}
+
+func (c *child) output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.String()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (c *child) kill(t *testing.T) {
+	if c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("rmqproxy pid %d did not exit after SIGKILL", c.cmd.Process.Pid)
+	}
+}
+
+// exitedWith waits for the process to end on its own and returns its logs.
+func (c *child) exitedWith(t *testing.T) (int, string) {
+	t.Helper()
+	select {
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rmqproxy did not exit; logs:\n%s", c.output())
+	}
+	return c.cmd.ProcessState.ExitCode(), c.output()
+}
+
+func (c *child) proxy(t *testing.T) *proxy {
+	t.Helper()
+	if c.grpcAddr == "" {
+		t.Fatalf("rmqproxy is not serving; logs:\n%s", c.output())
+	}
+	return &proxy{addr: c.grpcAddr}
+}

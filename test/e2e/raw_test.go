@@ -1,0 +1,133 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// rawClient is a MessagingService stub built from the protocol types of the
+// official Go client module, for what the client's API does not expose
+// (batch sends, malformed requests). It dials TLS like the clients do.
+type rawClient struct {
+	v2.MessagingServiceClient
+	clientID string
+}
+
+var rawSeq atomic.Int64
+
+func newRawClient(t *testing.T, p *proxy) *rawClient {
+	t.Helper()
+	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawClient{MessagingServiceClient: v2.NewMessagingServiceClient(conn), clientID: fmt.Sprintf("raw-client-%d", rawSeq.Add(1))}
+}
+
+// ctx returns a request context carrying the headers the official clients send.
+func (c *rawClient) ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx,
+		"x-mq-client-id", c.clientID, "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
+}
+
+// newMessageID returns a unique id in the v1 layout the clients use.
+func newMessageID() string {
+	return fmt.Sprintf("01%032X", rawSeq.Add(1))[:34]
+}
+
+func rawMessage(topic string, body []byte, tag string) *v2.Message {
+	sp := &v2.SystemProperties{
+		MessageId:     newMessageID(),
+		BodyEncoding:  v2.Encoding_IDENTITY,
+		MessageType:   v2.MessageType_NORMAL,
+		BornTimestamp: timestamppb.Now(),
+		BornHost:      "127.0.0.1",
+	}
+	if tag != "" {
+		sp.Tag = &tag
+	}
+	return &v2.Message{Topic: &v2.Resource{Name: topic}, Body: body, SystemProperties: sp, UserProperties: map[string]string{}}
+}
+
+// subscribe opens a Telemetry stream and sends consumer settings, as the
+// clients do before receiving.
+func (c *rawClient) subscribe(t *testing.T, group, topic string) {
+	t.Helper()
+	stream, err := c.Telemetry(c.ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_SIMPLE_CONSUMER
+	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType:     &ct,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
+			Group:         &v2.Resource{Name: group},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}},
+		}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := stream.Recv()
+	if err != nil || reply.GetSettings() == nil {
+		t.Fatalf("settings reply: %v %v", reply, err)
+	}
+}
+
+// receive reads one ReceiveMessage stream to its end.
+func (c *rawClient) receive(t *testing.T, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message) {
+	t.Helper()
+	stream, err := c.ReceiveMessage(c.ctx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *v2.Status
+	var msgs []*v2.Message
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		switch x := r.Content.(type) {
+		case *v2.ReceiveMessageResponse_Status:
+			st = x.Status
+		case *v2.ReceiveMessageResponse_Message:
+			msgs = append(msgs, x.Message)
+		}
+	}
+	return st, msgs
+}
+
+func receiveRequest(group, topic string, batch int32, invisible time.Duration) *v2.ReceiveMessageRequest {
+	return &v2.ReceiveMessageRequest{
+		Group:              &v2.Resource{Name: group},
+		MessageQueue:       &v2.MessageQueue{Topic: &v2.Resource{Name: topic}, Id: -1},
+		FilterExpression:   &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"},
+		BatchSize:          batch,
+		InvisibleDuration:  durationpb.New(invisible),
+		LongPollingTimeout: durationpb.New(time.Second),
+	}
+}
+
+func ackRequest(group, topic string, msgs []*v2.Message) *v2.AckMessageRequest {
+	req := &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic}}
+	for _, m := range msgs {
+		req.Entries = append(req.Entries, &v2.AckMessageEntry{MessageId: m.GetSystemProperties().GetMessageId(), ReceiptHandle: m.GetSystemProperties().GetReceiptHandle()})
+	}
+	return req
+}

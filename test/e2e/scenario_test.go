@@ -1,0 +1,303 @@
+package e2e_test
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+type sentMessage struct {
+	body  []byte
+	tag   string
+	keys  []string
+	props map[string]string
+}
+
+// TestThousandMessagesExactlyOnce sends 1000 messages (900 through the Go
+// producer, 100 in batches of 10 through the raw protocol) and checks that a
+// simple consumer and a push consumer each receive every one exactly once,
+// intact, and that a tag subscription receives exactly its tag.
+func TestThousandMessagesExactlyOnce(t *testing.T) {
+	p := startProxy(t, testConfig(t))
+	const topic = "orders"
+	p.createTopic(t, topic, domain.MessageTypeNormal, 8)
+	sent := map[string]sentMessage{}
+	var mu sync.Mutex
+	record := func(id string, m sentMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := sent[id]; dup {
+			t.Errorf("message id %s returned twice by send", id)
+		}
+		sent[id] = m
+	}
+
+	// 900 single sends from 10 concurrent goroutines.
+	pr := newProducer(t, p, topic)
+	var wg sync.WaitGroup
+	for w := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 900; i += 10 {
+				m := sentMessage{
+					body:  bytes.Repeat([]byte(fmt.Sprintf("single-%04d|", i)), 1+i%7),
+					tag:   []string{"TagA", "TagB"}[i%2],
+					keys:  []string{"k-" + strconv.Itoa(i), "order-" + strconv.Itoa(i/10)},
+					props: map[string]string{"index": strconv.Itoa(i), "kind": "single", "unicode": "ünï-" + strconv.Itoa(i)},
+				}
+				msg := &rmq.Message{Topic: topic, Body: m.body}
+				msg.SetTag(m.tag)
+				msg.SetKeys(m.keys...)
+				for k, v := range m.props {
+					msg.AddProperty(k, v)
+				}
+				r, err := pr.Send(t.Context(), msg)
+				if err != nil {
+					t.Errorf("send %d: %v", i, err)
+					return
+				}
+				record(r[0].MessageID, m)
+			}
+		}()
+	}
+	// 100 messages in 10 batch requests, which the Go client's API cannot make.
+	raw := newRawClient(t, p)
+	for b := range 10 {
+		req := &v2.SendMessageRequest{}
+		var ms []sentMessage
+		for j := range 10 {
+			i := 900 + b*10 + j
+			m := sentMessage{body: []byte(fmt.Sprintf("batched-%04d", i)), tag: []string{"TagA", "TagB"}[i%2],
+				keys: []string{"k-" + strconv.Itoa(i)}, props: map[string]string{"index": strconv.Itoa(i), "kind": "batch"}}
+			pm := rawMessage(topic, m.body, m.tag)
+			pm.SystemProperties.Keys = m.keys
+			pm.UserProperties = m.props
+			req.Messages = append(req.Messages, pm)
+			ms = append(ms, m)
+		}
+		resp, err := raw.SendMessage(raw.ctx(t), req)
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK || len(resp.GetEntries()) != 10 {
+			t.Fatalf("batch %d: %v %v", b, resp, err)
+		}
+		for j, e := range resp.GetEntries() {
+			if e.GetMessageId() != req.Messages[j].SystemProperties.MessageId || e.GetStatus().GetCode() != v2.Code_OK {
+				t.Fatalf("batch entry %d: %v", j, e)
+			}
+			if j > 0 && e.GetOffset() != resp.GetEntries()[j-1].GetOffset()+1 {
+				t.Fatalf("batch entries are not consecutive in one queue: %v", resp.GetEntries())
+			}
+			record(e.GetMessageId(), ms[j])
+		}
+	}
+	wg.Wait()
+	if len(sent) != 1000 {
+		t.Fatalf("sent %d messages", len(sent))
+	}
+	verify := func(who string, m *rmq.MessageView) {
+		want, ok := sent[m.GetMessageId()]
+		if !ok {
+			t.Errorf("%s: unknown message %s", who, m.GetMessageId())
+			return
+		}
+		if !bytes.Equal(m.GetBody(), want.body) || m.GetTag() == nil || *m.GetTag() != want.tag ||
+			fmt.Sprint(m.GetKeys()) != fmt.Sprint(want.keys) || fmt.Sprint(m.GetProperties()) != fmt.Sprint(want.props) {
+			t.Errorf("%s: message %s differs: body %q tag %v keys %v props %v; sent %+v", who, m.GetMessageId(),
+				m.GetBody(), m.GetTag(), m.GetKeys(), m.GetProperties(), want)
+		}
+	}
+
+	t.Run("simple consumer", func(t *testing.T) {
+		c := newSimpleConsumer(t, p, "g-simple", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+		got := newCollector()
+		waitFor(t, 60*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 32, 20*time.Second)
+			if err != nil && !isNoMessage(err) {
+				return err
+			}
+			for _, m := range ms {
+				verify("simple", m)
+				got.add(m)
+				if err := c.Ack(t.Context(), m); err != nil {
+					t.Errorf("ack: %v", err)
+				}
+			}
+			return got.wantAtLeast(1000)()
+		})
+		if n, dups := got.count(); n != 1000 || dups != 0 {
+			t.Fatalf("simple consumer got %d distinct, %d duplicates", n, dups)
+		}
+		// Acked messages are not delivered again.
+		ms, err := c.Receive(t.Context(), 32, 20*time.Second)
+		if len(ms) != 0 || !isNoMessage(err) {
+			t.Fatalf("after acking everything, receive returned %d messages, err %v", len(ms), err)
+		}
+	})
+
+	t.Run("push consumer", func(t *testing.T) {
+		got := newCollector()
+		pc, err := rmq.NewPushConsumer(p.clientConfig("g-push"),
+			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
+			rmq.WithPushConsumptionThreadCount(8),
+			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
+				verify("push", m)
+				got.add(m)
+				return rmq.SUCCESS
+			}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.GracefulStop()
+		waitFor(t, 60*time.Second, got.wantAtLeast(1000))
+		if n, dups := got.count(); n != 1000 || dups != 0 {
+			t.Fatalf("push consumer got %d distinct, %d duplicates", n, dups)
+		}
+		// Every message is acked: the group's stats show nothing in flight.
+		waitFor(t, 30*time.Second, func() error {
+			stats, err := p.admin.GroupStats(t.Context(), "g-push")
+			if err != nil {
+				return err
+			}
+			var acked, inflight int64
+			for _, s := range stats {
+				acked += s.AckOffset
+				inflight += s.InFlight
+			}
+			if acked != 1000 || inflight != 0 {
+				return fmt.Errorf("acked %d, in flight %d", acked, inflight)
+			}
+			return nil
+		})
+	})
+
+	t.Run("tag filter", func(t *testing.T) {
+		c := newSimpleConsumer(t, p, "g-tag-a", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
+		got := newCollector()
+		waitFor(t, 60*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 32, 20*time.Second)
+			if err != nil && !isNoMessage(err) {
+				return err
+			}
+			for _, m := range ms {
+				if m.GetTag() == nil || *m.GetTag() != "TagA" {
+					t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
+				}
+				got.add(m)
+				_ = c.Ack(t.Context(), m)
+			}
+			return got.wantAtLeast(500)()
+		})
+		ms, err := c.Receive(t.Context(), 32, 20*time.Second)
+		if n, dups := got.count(); n != 500 || dups != 0 || len(ms) != 0 || !isNoMessage(err) {
+			t.Fatalf("TagA subscription got %d distinct, %d dups, then %d more (%v)", n, dups, len(ms), err)
+		}
+	})
+}
+
+// TestRedeliveryInvisibleTimeAndDeadLetter follows one unacked message: it
+// comes back after its invisible time with a higher delivery attempt,
+// ChangeInvisibleDuration postpones it, and after the group's maximum
+// attempts it lands in the dead-letter queue.
+func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
+	p := startProxy(t, testConfig(t))
+	p.createTopic(t, "retry", domain.MessageTypeNormal, 2)
+	p.createGroup(t, application.GroupSpec{Name: "g-retry", MaxDeliveryAttempts: 3})
+	pr := newProducer(t, p, "retry")
+	msg := &rmq.Message{Topic: "retry", Body: []byte("payload")}
+	msg.AddProperty("p", "v")
+	r, err := pr.Send(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r[0].MessageID
+	c := newSimpleConsumer(t, p, "g-retry", time.Second, map[string]*rmq.FilterExpression{"retry": rmq.SUB_ALL})
+
+	receiveOne := func(invisible time.Duration) (*rmq.MessageView, time.Time) {
+		t.Helper()
+		var got *rmq.MessageView
+		waitFor(t, 30*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 1, invisible)
+			if len(ms) == 1 {
+				got = ms[0]
+				return nil
+			}
+			return fmt.Errorf("no message yet: %v", err)
+		})
+		if got.GetMessageId() != id {
+			t.Fatalf("received %s, want %s", got.GetMessageId(), id)
+		}
+		return got, time.Now()
+	}
+
+	m1, t1 := receiveOne(2 * time.Second)
+	if m1.GetDeliveryAttempt() != 1 {
+		t.Fatalf("first delivery attempt %d", m1.GetDeliveryAttempt())
+	}
+	m2, t2 := receiveOne(2 * time.Second)
+	if m2.GetDeliveryAttempt() != 2 {
+		t.Fatalf("redelivery attempt %d, want 2", m2.GetDeliveryAttempt())
+	}
+	if d := t2.Sub(t1); d < 1900*time.Millisecond {
+		t.Fatalf("redelivered after %v, before its 2s invisible time", d)
+	}
+	if m1.GetReceiptHandle() == m2.GetReceiptHandle() {
+		t.Fatal("a redelivery must carry a new receipt handle")
+	}
+	// The first delivery's handle is dead now.
+	if err := c.Ack(t.Context(), m1); err != nil {
+		t.Fatalf("simple consumer ack only logs status errors, got transport error %v", err)
+	}
+
+	// ChangeInvisibleDuration postpones the next delivery to ~5s from now.
+	tc := time.Now()
+	if err := c.ChangeInvisibleDuration(m2, 5*time.Second); err != nil {
+		t.Fatalf("change invisible duration: %v", err)
+	}
+	m3, t3 := receiveOne(time.Second)
+	if d := t3.Sub(tc); d < 4900*time.Millisecond {
+		t.Fatalf("changed message redelivered after %v, before its new 5s invisible time", d)
+	}
+	if m3.GetDeliveryAttempt() != 3 {
+		t.Fatalf("third delivery attempt %d", m3.GetDeliveryAttempt())
+	}
+
+	// Attempt 3 of 3 is not acked: the message goes to %DLQ%g-retry, a topic
+	// created when its first message arrives, as RocketMQ brokers do.
+	waitFor(t, 30*time.Second, func() error {
+		_, err := p.admin.Topic(t.Context(), "%DLQ%g-retry")
+		return err
+	})
+	dlq := newSimpleConsumer(t, p, "g-dlq-reader", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-retry": rmq.SUB_ALL})
+	var dead *rmq.MessageView
+	waitFor(t, 30*time.Second, func() error {
+		ms, err := dlq.Receive(t.Context(), 1, 10*time.Second)
+		if len(ms) == 1 {
+			dead = ms[0]
+			return nil
+		}
+		return fmt.Errorf("nothing in the DLQ yet: %v", err)
+	})
+	if dead.GetMessageId() != id || string(dead.GetBody()) != "payload" || dead.GetProperties()["p"] != "v" {
+		t.Fatalf("DLQ message %s %q %v", dead.GetMessageId(), dead.GetBody(), dead.GetProperties())
+	}
+	if err := dlq.Ack(t.Context(), dead); err != nil {
+		t.Fatal(err)
+	}
+	// The original group never sees it again.
+	ms, err := c.Receive(t.Context(), 1, time.Second)
+	if len(ms) != 0 || !isNoMessage(err) {
+		t.Fatalf("dead-lettered message delivered again: %d %v", len(ms), err)
+	}
+}
