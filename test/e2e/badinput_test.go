@@ -1,0 +1,299 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// TestBadInputGetsPreciseCodes sends malformed requests through the
+// protocol and checks each answer's apache.rocketmq.v2.Code. Where rmqproxy
+// deliberately differs from the Apache proxy, docs/compatibility.md says why.
+func TestBadInputGetsPreciseCodes(t *testing.T) {
+	cfg := testConfig(t)
+	p := startProxy(t, cfg)
+	p.createTopic(t, "normal", domain.MessageTypeNormal, 2)
+	p.createTopic(t, "fifo", domain.MessageTypeFIFO, 2)
+	p.createTopic(t, "delay", domain.MessageTypeDelay, 2)
+	p.createGroup(t, application.GroupSpec{Name: "g-bad"})
+	raw := newRawClient(t, p)
+
+	send := func(t *testing.T, msgs ...*v2.Message) *v2.Status {
+		t.Helper()
+		resp, err := raw.SendMessage(raw.ctx(t), &v2.SendMessageRequest{Messages: msgs})
+		if err != nil {
+			t.Fatalf("transport error: %v", err)
+		}
+		return resp.GetStatus()
+	}
+	msg := func(topic string, mutate func(*v2.Message)) *v2.Message {
+		m := rawMessage(topic, []byte("body"), "")
+		if mutate != nil {
+			mutate(m)
+		}
+		return m
+	}
+	many := func(n int) map[string]string {
+		out := map[string]string{}
+		for i := range n {
+			out["k"+strings.Repeat("x", i)] = "v"
+		}
+		return out
+	}
+	sendCases := []struct {
+		name string
+		msgs []*v2.Message
+		want v2.Code
+	}{
+		{"no message", nil, v2.Code_MESSAGE_CORRUPTED},
+		{"blank topic", []*v2.Message{msg("", nil)}, v2.Code_ILLEGAL_TOPIC},
+		{"topic with space", []*v2.Message{msg("bad topic", nil)}, v2.Code_ILLEGAL_TOPIC},
+		{"topic too long", []*v2.Message{msg(strings.Repeat("t", 128), nil)}, v2.Code_ILLEGAL_TOPIC},
+		{"system topic", []*v2.Message{msg("TBW102", nil)}, v2.Code_ILLEGAL_TOPIC},
+		{"unknown topic", []*v2.Message{msg("no-such-topic", nil)}, v2.Code_TOPIC_NOT_FOUND},
+		{"empty body", []*v2.Message{msg("normal", func(m *v2.Message) { m.Body = nil })}, v2.Code_MESSAGE_BODY_EMPTY},
+		{"body over 4MiB", []*v2.Message{msg("normal", func(m *v2.Message) { m.Body = make([]byte, 4<<20+1) })}, v2.Code_MESSAGE_BODY_TOO_LARGE},
+		{"129 properties", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = many(129) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"oversized keys", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{strings.Repeat("k", 17<<10)} })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"reserved property", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"UNIQ_KEY": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"tag with bar", []*v2.Message{msg("normal", func(m *v2.Message) { tag := "a|b"; m.SystemProperties.Tag = &tag })}, v2.Code_ILLEGAL_MESSAGE_TAG},
+		{"blank key", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{"  "} })}, v2.Code_ILLEGAL_MESSAGE_KEY},
+		{"blank message id", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = "" })}, v2.Code_ILLEGAL_MESSAGE_ID},
+		{"message group too long", []*v2.Message{msg("fifo", func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
+		{"FIFO message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"NORMAL message to FIFO topic", []*v2.Message{msg("fifo", nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"delay beyond the limit", []*v2.Message{msg("delay", func(m *v2.Message) {
+			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
+		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
+	}
+	for _, c := range sendCases {
+		t.Run("send/"+c.name, func(t *testing.T) {
+			if st := send(t, c.msgs...); st.GetCode() != c.want {
+				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), c.want)
+			}
+		})
+	}
+
+	t.Run("missing client id", func(t *testing.T) {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-mq-language", "GO")
+		resp, err := raw.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_CLIENT_ID_REQUIRED {
+			t.Fatalf("%v %v", resp, err)
+		}
+	})
+	t.Run("route", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			topic string
+			want  v2.Code
+		}{"illegal": {"a b", v2.Code_ILLEGAL_TOPIC}, "unknown": {"nope", v2.Code_TOPIC_NOT_FOUND}} {
+			resp, err := raw.QueryRoute(raw.ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: c.topic}})
+			if err != nil || resp.GetStatus().GetCode() != c.want {
+				t.Errorf("%s: %v %v", name, resp.GetStatus(), err)
+			}
+		}
+	})
+	t.Run("heartbeat before settings", func(t *testing.T) {
+		resp, err := raw.Heartbeat(raw.ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-bad"}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
+			t.Fatalf("%v %v", resp, err)
+		}
+	})
+	t.Run("receive before settings", func(t *testing.T) {
+		st, _ := raw.receive(t, receiveRequest("g-bad", "normal", 1, 10*time.Second))
+		if st.GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
+			t.Fatalf("%v", st)
+		}
+	})
+
+	raw.subscribe(t, "g-bad", "normal")
+	receiveCases := []struct {
+		name   string
+		mutate func(*v2.ReceiveMessageRequest)
+		want   v2.Code
+	}{
+		{"invisible time above 12h", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(13 * time.Hour) }, v2.Code_ILLEGAL_INVISIBLE_TIME},
+		{"invisible time below the minimum", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(100 * time.Millisecond) }, v2.Code_ILLEGAL_INVISIBLE_TIME},
+		{"illegal group", func(r *v2.ReceiveMessageRequest) { r.Group = &v2.Resource{Name: "bad group"} }, v2.Code_ILLEGAL_CONSUMER_GROUP},
+		{"illegal topic", func(r *v2.ReceiveMessageRequest) { r.MessageQueue.Topic = &v2.Resource{Name: "bad topic"} }, v2.Code_ILLEGAL_TOPIC},
+		{"bad tag expression", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = "||" }, v2.Code_ILLEGAL_FILTER_EXPRESSION},
+		{"zero batch size", func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 }, v2.Code_BAD_REQUEST},
+	}
+	for _, c := range receiveCases {
+		t.Run("receive/"+c.name, func(t *testing.T) {
+			req := receiveRequest("g-bad", "normal", 1, 10*time.Second)
+			c.mutate(req)
+			if st, _ := raw.receive(t, req); st.GetCode() != c.want {
+				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), c.want)
+			}
+		})
+	}
+	t.Run("receive/deadline too short for polling", func(t *testing.T) {
+		req := receiveRequest("g-bad", "normal", 1, 10*time.Second)
+		req.LongPollingTimeout = nil
+		ctx, cancel := context.WithTimeout(raw.ctx(t), 500*time.Millisecond)
+		defer cancel()
+		stream, err := raw.ReceiveMessage(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := stream.Recv()
+		if err != nil || r.GetStatus().GetCode() != v2.Code_ILLEGAL_POLLING_TIME {
+			t.Fatalf("%v %v", r, err)
+		}
+	})
+
+	ack := func(t *testing.T, handle string) *v2.AckMessageResponse {
+		t.Helper()
+		resp, err := raw.AckMessage(raw.ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"},
+			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: handle}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	t.Run("ack/malformed receipt handle", func(t *testing.T) {
+		resp := ack(t, "this is not a handle")
+		if resp.GetStatus().GetCode() != v2.Code_INVALID_RECEIPT_HANDLE || resp.GetEntries()[0].GetStatus().GetCode() != v2.Code_INVALID_RECEIPT_HANDLE {
+			t.Fatalf("%v", resp)
+		}
+		if resp.GetEntries()[0].GetReceiptHandle() != "this is not a handle" {
+			t.Fatal("entry must echo the client's handle")
+		}
+	})
+	t.Run("ack/expired receipt handle", func(t *testing.T) {
+		expired := domain.ReceiptHandle{StartOffset: 1, RetrieveTime: time.Now().Add(-time.Hour).UnixMilli(), InvisibleTime: 10_000,
+			BrokerName: "rmqproxy-local", QueueID: 0, QueueOffset: 0, CommitLogOffset: 0}
+		if resp := ack(t, expired.String()); resp.GetEntries()[0].GetStatus().GetCode() != v2.Code_INVALID_RECEIPT_HANDLE {
+			t.Fatalf("%v", resp)
+		}
+	})
+	t.Run("change invisible duration", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			handle string
+			d      time.Duration
+			want   v2.Code
+		}{
+			"negative":  {"1 2 3 0 0 b 0 0 0", -time.Second, v2.Code_ILLEGAL_INVISIBLE_TIME},
+			"above 12h": {"1 2 3 0 0 b 0 0 0", 13 * time.Hour, v2.Code_ILLEGAL_INVISIBLE_TIME},
+			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE},
+		} {
+			resp, err := raw.ChangeInvisibleDuration(raw.ctx(t), &v2.ChangeInvisibleDurationRequest{
+				Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"}, ReceiptHandle: c.handle,
+				InvisibleDuration: durationpb.New(c.d), MessageId: "01AB"})
+			if err != nil || resp.GetStatus().GetCode() != c.want || resp.GetReceiptHandle() != c.handle {
+				t.Errorf("%s: %v %v (the failed response must echo the request's handle)", name, resp, err)
+			}
+		}
+	})
+	t.Run("telemetry settings without publishing or subscription", func(t *testing.T) {
+		stream, err := raw.Telemetry(raw.ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{}}})
+		_, err = stream.Recv()
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("got %v, want gRPC INVALID_ARGUMENT", err)
+		}
+	})
+	t.Run("unimplemented pull", func(t *testing.T) {
+		stream, err := raw.PullMessage(raw.ctx(t), &v2.PullMessageRequest{})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.Unimplemented {
+			t.Fatalf("got %v", err)
+		}
+	})
+
+	t.Run("malformed protobuf and garbage bytes", func(t *testing.T) {
+		conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, body := range [][]byte{{0xff, 0xff, 0xff}, {0x0a, 0x80}, []byte("not protobuf at all")} {
+			var out rawBytes
+			err := conn.Invoke(raw.ctx(t), "/apache.rocketmq.v2.MessagingService/SendMessage", rawBytes(body), &out, grpc.ForceCodec(rawCodec{}))
+			if status.Code(err) == codes.OK {
+				t.Errorf("malformed protobuf %x accepted", body)
+			}
+		}
+		for _, junk := range [][]byte{randomBytes(4096), {0x16, 0x03, 0x01, 0x00}, []byte("GET / HTTP/1.1\r\n\r\n"), {}} {
+			c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(junk)
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			c.Read(make([]byte, 64))
+			c.Close()
+		}
+		// The server still serves.
+		resp, err := raw.QueryRoute(raw.ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("after garbage: %v %v", resp, err)
+		}
+	})
+}
+
+// TestBodyLimitIsConfigurable checks the messaging.limits.maxBodySize knob,
+// which is also what producers are told in the settings handshake.
+func TestBodyLimitIsConfigurable(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Messaging.Limits.MaxBodySize = 1024
+	p := startProxy(t, cfg)
+	p.createTopic(t, "small", domain.MessageTypeNormal, 1)
+	raw := newRawClient(t, p)
+	for size, want := range map[int]v2.Code{1024: v2.Code_OK, 1025: v2.Code_MESSAGE_BODY_TOO_LARGE} {
+		resp, err := raw.SendMessage(raw.ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{rawMessage("small", make([]byte, size), "")}})
+		if err != nil || resp.GetStatus().GetCode() != want {
+			t.Errorf("body of %d bytes: %v %v, want %v", size, resp.GetStatus(), err, want)
+		}
+	}
+	stream, err := raw.Telemetry(raw.ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_PRODUCER
+	stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: "small"}}}}}}})
+	reply, err := stream.Recv()
+	if err != nil || reply.GetSettings().GetPublishing().GetMaxBodySize() != 1024 {
+		t.Fatalf("settings reply %v %v", reply, err)
+	}
+}
+
+type rawBytes []byte
+
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.(rawBytes), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*rawBytes)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
