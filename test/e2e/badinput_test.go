@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"net"
 	"strings"
 	"testing"
@@ -26,24 +27,24 @@ import (
 // protocol and checks each answer's apache.rocketmq.v2.Code. Where rmqproxy
 // deliberately differs from the Apache proxy, docs/compatibility.md says why.
 func TestBadInputGetsPreciseCodes(t *testing.T) {
-	cfg := testConfig(t)
-	p := startProxy(t, cfg)
-	p.createTopic(t, "normal", domain.MessageTypeNormal, 2)
-	p.createTopic(t, "fifo", domain.MessageTypeFIFO, 2)
-	p.createTopic(t, "delay", domain.MessageTypeDelay, 2)
-	p.createGroup(t, application.GroupSpec{Name: "g-bad"})
-	raw := newRawClient(t, p)
+	cfg := testenv.Config(t)
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "normal", domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, "fifo", domain.MessageTypeFIFO, 2)
+	p.CreateTopic(t, "delay", domain.MessageTypeDelay, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: "g-bad"})
+	raw := testenv.NewRawClient(t, p)
 
 	send := func(t *testing.T, msgs ...*v2.Message) *v2.Status {
 		t.Helper()
-		resp, err := raw.SendMessage(raw.ctx(t), &v2.SendMessageRequest{Messages: msgs})
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: msgs})
 		if err != nil {
 			t.Fatalf("transport error: %v", err)
 		}
 		return resp.GetStatus()
 	}
 	msg := func(topic string, mutate func(*v2.Message)) *v2.Message {
-		m := rawMessage(topic, []byte("body"), "")
+		m := testenv.RawMessage(topic, []byte("body"), "")
 		if mutate != nil {
 			mutate(m)
 		}
@@ -103,26 +104,26 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			topic string
 			want  v2.Code
 		}{"illegal": {"a b", v2.Code_ILLEGAL_TOPIC}, "unknown": {"nope", v2.Code_TOPIC_NOT_FOUND}} {
-			resp, err := raw.QueryRoute(raw.ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: c.topic}})
+			resp, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: c.topic}})
 			if err != nil || resp.GetStatus().GetCode() != c.want {
 				t.Errorf("%s: %v %v", name, resp.GetStatus(), err)
 			}
 		}
 	})
 	t.Run("heartbeat before settings", func(t *testing.T) {
-		resp, err := raw.Heartbeat(raw.ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-bad"}})
+		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-bad"}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
 			t.Fatalf("%v %v", resp, err)
 		}
 	})
 	t.Run("receive before settings", func(t *testing.T) {
-		st, _ := raw.receive(t, receiveRequest("g-bad", "normal", 1, 10*time.Second))
+		st, _ := raw.Receive(t, testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second))
 		if st.GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
 			t.Fatalf("%v", st)
 		}
 	})
 
-	raw.subscribe(t, "g-bad", "normal")
+	raw.Subscribe(t, "g-bad", "normal")
 	receiveCases := []struct {
 		name   string
 		mutate func(*v2.ReceiveMessageRequest)
@@ -137,17 +138,17 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	}
 	for _, c := range receiveCases {
 		t.Run("receive/"+c.name, func(t *testing.T) {
-			req := receiveRequest("g-bad", "normal", 1, 10*time.Second)
+			req := testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second)
 			c.mutate(req)
-			if st, _ := raw.receive(t, req); st.GetCode() != c.want {
+			if st, _ := raw.Receive(t, req); st.GetCode() != c.want {
 				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), c.want)
 			}
 		})
 	}
 	t.Run("receive/deadline too short for polling", func(t *testing.T) {
-		req := receiveRequest("g-bad", "normal", 1, 10*time.Second)
+		req := testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second)
 		req.LongPollingTimeout = nil
-		ctx, cancel := context.WithTimeout(raw.ctx(t), 500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(raw.Ctx(t), 500*time.Millisecond)
 		defer cancel()
 		stream, err := raw.ReceiveMessage(ctx, req)
 		if err != nil {
@@ -161,7 +162,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 
 	ack := func(t *testing.T, handle string) *v2.AckMessageResponse {
 		t.Helper()
-		resp, err := raw.AckMessage(raw.ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"},
+		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"},
 			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: handle}}})
 		if err != nil {
 			t.Fatal(err)
@@ -194,7 +195,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			"above 12h": {"1 2 3 0 0 b 0 0 0", 13 * time.Hour, v2.Code_ILLEGAL_INVISIBLE_TIME},
 			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE},
 		} {
-			resp, err := raw.ChangeInvisibleDuration(raw.ctx(t), &v2.ChangeInvisibleDurationRequest{
+			resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{
 				Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"}, ReceiptHandle: c.handle,
 				InvisibleDuration: durationpb.New(c.d), MessageId: "01AB"})
 			if err != nil || resp.GetStatus().GetCode() != c.want || resp.GetReceiptHandle() != c.handle {
@@ -203,7 +204,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		}
 	})
 	t.Run("telemetry settings without publishing or subscription", func(t *testing.T) {
-		stream, err := raw.Telemetry(raw.ctx(t))
+		stream, err := raw.Telemetry(raw.Ctx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +215,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		}
 	})
 	t.Run("unimplemented pull", func(t *testing.T) {
-		stream, err := raw.PullMessage(raw.ctx(t), &v2.PullMessageRequest{})
+		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{})
 		if err == nil {
 			_, err = stream.Recv()
 		}
@@ -224,20 +225,20 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	})
 
 	t.Run("malformed protobuf and garbage bytes", func(t *testing.T) {
-		conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+		conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
 		for _, body := range [][]byte{{0xff, 0xff, 0xff}, {0x0a, 0x80}, []byte("not protobuf at all")} {
 			var out rawBytes
-			err := conn.Invoke(raw.ctx(t), "/apache.rocketmq.v2.MessagingService/SendMessage", rawBytes(body), &out, grpc.ForceCodec(rawCodec{}))
+			err := conn.Invoke(raw.Ctx(t), "/apache.rocketmq.v2.MessagingService/SendMessage", rawBytes(body), &out, grpc.ForceCodec(rawCodec{}))
 			if status.Code(err) == codes.OK {
 				t.Errorf("malformed protobuf %x accepted", body)
 			}
 		}
 		for _, junk := range [][]byte{randomBytes(4096), {0x16, 0x03, 0x01, 0x00}, []byte("GET / HTTP/1.1\r\n\r\n"), {}} {
-			c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+			c, err := net.DialTimeout("tcp", p.Addr, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,7 +248,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			c.Close()
 		}
 		// The server still serves.
-		resp, err := raw.QueryRoute(raw.ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
+		resp, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatalf("after garbage: %v %v", resp, err)
 		}
@@ -257,18 +258,18 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 // TestBodyLimitIsConfigurable checks the messaging.limits.maxBodySize knob,
 // which is also what producers are told in the settings handshake.
 func TestBodyLimitIsConfigurable(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := testenv.Config(t)
 	cfg.Messaging.Limits.MaxBodySize = 1024
-	p := startProxy(t, cfg)
-	p.createTopic(t, "small", domain.MessageTypeNormal, 1)
-	raw := newRawClient(t, p)
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "small", domain.MessageTypeNormal, 1)
+	raw := testenv.NewRawClient(t, p)
 	for size, want := range map[int]v2.Code{1024: v2.Code_OK, 1025: v2.Code_MESSAGE_BODY_TOO_LARGE} {
-		resp, err := raw.SendMessage(raw.ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{rawMessage("small", make([]byte, size), "")}})
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage("small", make([]byte, size), "")}})
 		if err != nil || resp.GetStatus().GetCode() != want {
 			t.Errorf("body of %d bytes: %v %v, want %v", size, resp.GetStatus(), err, want)
 		}
 	}
-	stream, err := raw.Telemetry(raw.ctx(t))
+	stream, err := raw.Telemetry(raw.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}

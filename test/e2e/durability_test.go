@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,9 +23,9 @@ import (
 // fastConsumer lets tests use short invisible times and polls.
 var fastConsumer = []string{"--messaging.consumer.minInvisibleTime=1s", "--messaging.consumer.minLongPolling=1s"}
 
-func createTopicVia(t *testing.T, c *child, name string, queues int32) {
+func createTopicVia(t *testing.T, c *testenv.Child, name string, queues int32) {
 	t.Helper()
-	ac, err := admin.NewClient(c.adminAddr, nil)
+	ac, err := admin.NewClient(c.AdminAddr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,16 +40,16 @@ func createTopicVia(t *testing.T, c *child, name string, queues int32) {
 // acked message is delivered again.
 func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	dataDir := t.TempDir()
-	c1 := startChild(t, dataDir, fastConsumer...)
+	c1 := testenv.StartChild(t, dataDir, fastConsumer...)
 	createTopicVia(t, c1, "durable", 4)
-	p1 := c1.proxy(t)
+	p1 := c1.Proxy(t)
 
 	var mu sync.Mutex
 	sentOK := map[string]bool{}
 	acked := map[string]bool{}
 
 	// Producers send until the process dies under them.
-	pr := newProducer(t, p1, "durable")
+	pr := testenv.NewProducer(t, p1, "durable")
 	ctx, stopSending := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -70,9 +71,9 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	}
 	// A consumer acks what it receives, and only counts an ack once the
 	// proxy confirmed it (the raw protocol shows the status).
-	raw := newRawClient(t, p1)
-	raw.subscribe(t, "g-durable", "durable")
-	waitFor(t, 60*time.Second, func() error {
+	raw := testenv.NewRawClient(t, p1)
+	raw.Subscribe(t, "g-durable", "durable")
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		n := ackSome(t, raw, "g-durable", "durable", &mu, acked)
 		mu.Lock()
 		defer mu.Unlock()
@@ -81,16 +82,16 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 		}
 		return nil
 	})
-	c1.kill(t) // SIGKILL while the producers are still sending
+	c1.Kill(t) // SIGKILL while the producers are still sending
 	mu.Lock()
 	t.Logf("before the kill: %d sends answered OK, %d acks confirmed", len(sentOK), len(acked))
 	mu.Unlock()
 
 	// Restart on the same port, as an operator would: the producers
 	// reconnect and go on; what they send now must be kept as well.
-	c2 := startChild(t, dataDir, append(fastConsumer, "--grpc.address="+c1.grpcAddr)...)
-	p2 := c2.proxy(t)
-	waitFor(t, 60*time.Second, func() error {
+	c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--grpc.address="+c1.GRPCAddr)...)
+	p2 := c2.Proxy(t)
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if n := len(sentOK); n < 1200 {
@@ -101,11 +102,11 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	stopSending()
 	wg.Wait()
 	_ = pr.GracefulStop()
-	raw2 := newRawClient(t, p2)
-	raw2.subscribe(t, "g-durable", "durable")
+	raw2 := testenv.NewRawClient(t, p2)
+	raw2.Subscribe(t, "g-durable", "durable")
 	redelivered := map[string]bool{}
 	var missing []string
-	waitFor(t, 90*time.Second, func() error {
+	testenv.WaitFor(t, 90*time.Second, func() error {
 		ackSome(t, raw2, "g-durable", "durable", &mu, redelivered)
 		missing = missing[:0]
 		for id := range sentOK {
@@ -138,8 +139,8 @@ func countNot(a, b map[string]bool) int {
 
 // ackSome receives one batch and acks it, recording the ids whose ack the
 // proxy confirmed. It returns how many new ids it recorded.
-func ackSome(t *testing.T, raw *rawClient, group, topic string, mu *sync.Mutex, into map[string]bool) int {
-	st, msgs := raw.receive(t, receiveRequest(group, topic, 32, 2*time.Second))
+func ackSome(t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into map[string]bool) int {
+	st, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 32, 2*time.Second))
 	switch {
 	case st == nil:
 		return 0 // the stream broke (the proxy is being killed)
@@ -149,7 +150,7 @@ func ackSome(t *testing.T, raw *rawClient, group, topic string, mu *sync.Mutex, 
 		t.Errorf("receive: %v", st)
 		return 0
 	}
-	resp, err := raw.AckMessage(raw.ctx(t), ackRequest(group, topic, msgs))
+	resp, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, msgs))
 	if err != nil {
 		return 0
 	}
@@ -171,9 +172,9 @@ func ackSome(t *testing.T, raw *rawClient, group, topic string, mu *sync.Mutex, 
 // operator chooses truncation.
 func TestTornTailAndCorruptionAtStart(t *testing.T) {
 	dataDir := t.TempDir()
-	c1 := startChild(t, dataDir, fastConsumer...)
+	c1 := testenv.StartChild(t, dataDir, fastConsumer...)
 	createTopicVia(t, c1, "torn", 1)
-	pr := newProducer(t, c1.proxy(t), "torn")
+	pr := testenv.NewProducer(t, c1.Proxy(t), "torn")
 	var ids []string
 	for i := range 50 {
 		r, err := pr.Send(t.Context(), &rmq.Message{Topic: "torn", Body: []byte(fmt.Sprintf("m%03d", i))})
@@ -183,7 +184,7 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 		ids = append(ids, r[0].MessageID)
 	}
 	_ = pr.GracefulStop()
-	c1.kill(t)
+	c1.Kill(t)
 
 	segs, _ := filepath.Glob(filepath.Join(dataDir, "commitlog", "*"))
 	sort.Strings(segs)
@@ -205,17 +206,17 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 		}
 		f.Write([]byte{0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3})
 		f.Close()
-		c := startChild(t, dataDir, fastConsumer...)
-		got := drain(t, c.proxy(t), "torn", "g-torn-"+t.Name()[len(t.Name())-4:])
+		c := testenv.StartChild(t, dataDir, fastConsumer...)
+		got := drain(t, c.Proxy(t), "torn", "g-torn-"+t.Name()[len(t.Name())-4:])
 		for _, id := range ids {
 			if !got[id] {
 				t.Errorf("message %s lost after torn-tail recovery", id)
 			}
 		}
-		if !strings.Contains(c.output(), "torn") {
-			t.Errorf("recovery did not report the torn tail; logs:\n%s", c.output())
+		if !strings.Contains(c.Output(), "torn") {
+			t.Errorf("recovery did not report the torn tail; logs:\n%s", c.Output())
 		}
-		c.kill(t)
+		c.Kill(t)
 	})
 
 	t.Run("corruption in the middle", func(t *testing.T) {
@@ -226,13 +227,13 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 		}
 		// Remove snapshots so that recovery must read the damaged range.
 		os.RemoveAll(filepath.Join(dataDir, "snapshot"))
-		c := startChild(t, dataDir)
-		code, logs := c.exitedWith(t)
+		c := testenv.StartChild(t, dataDir)
+		code, logs := c.ExitedWith(t)
 		if code == 0 || !strings.Contains(logs, filepath.Base(last)) || !strings.Contains(logs, "recovery") {
 			t.Fatalf("start on a corrupted log: exit %d, logs:\n%s", code, logs)
 		}
-		c2 := startChild(t, dataDir, append(fastConsumer, "--local.recovery=truncate")...)
-		got := drain(t, c2.proxy(t), "torn", "g-corrupt")
+		c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--local.recovery=truncate")...)
+		got := drain(t, c2.Proxy(t), "torn", "g-corrupt")
 		if len(got) == 0 || len(got) >= len(ids) {
 			t.Fatalf("after truncation %d of %d messages remain; expected the ones before the damage", len(got), len(ids))
 		}
@@ -240,14 +241,14 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 }
 
 // drain receives and acks every message of a topic for a fresh group.
-func drain(t *testing.T, p *proxy, topic, group string) map[string]bool {
+func drain(t *testing.T, p *testenv.Proxy, topic, group string) map[string]bool {
 	t.Helper()
-	raw := newRawClient(t, p)
-	raw.subscribe(t, group, topic)
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, group, topic)
 	var mu sync.Mutex
 	got := map[string]bool{}
 	empty := 0
-	waitFor(t, 60*time.Second, func() error {
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		if ackSome(t, raw, group, topic, &mu, got) == 0 {
 			empty++
 		} else {

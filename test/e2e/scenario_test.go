@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"strconv"
 	"sync"
 	"testing"
@@ -27,9 +28,9 @@ type sentMessage struct {
 // simple consumer and a push consumer each receive every one exactly once,
 // intact, and that a tag subscription receives exactly its tag.
 func TestThousandMessagesExactlyOnce(t *testing.T) {
-	p := startProxy(t, testConfig(t))
+	p := testenv.Start(t, testenv.Config(t))
 	const topic = "orders"
-	p.createTopic(t, topic, domain.MessageTypeNormal, 8)
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 8)
 	sent := map[string]sentMessage{}
 	var mu sync.Mutex
 	record := func(id string, m sentMessage) {
@@ -42,7 +43,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	}
 
 	// 900 single sends from 10 concurrent goroutines.
-	pr := newProducer(t, p, topic)
+	pr := testenv.NewProducer(t, p, topic)
 	var wg sync.WaitGroup
 	for w := range 10 {
 		wg.Add(1)
@@ -71,7 +72,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		}()
 	}
 	// 100 messages in 10 batch requests, which the Go client's API cannot make.
-	raw := newRawClient(t, p)
+	raw := testenv.NewRawClient(t, p)
 	for b := range 10 {
 		req := &v2.SendMessageRequest{}
 		var ms []sentMessage
@@ -79,13 +80,13 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 			i := 900 + b*10 + j
 			m := sentMessage{body: []byte(fmt.Sprintf("batched-%04d", i)), tag: []string{"TagA", "TagB"}[i%2],
 				keys: []string{"k-" + strconv.Itoa(i)}, props: map[string]string{"index": strconv.Itoa(i), "kind": "batch"}}
-			pm := rawMessage(topic, m.body, m.tag)
+			pm := testenv.RawMessage(topic, m.body, m.tag)
 			pm.SystemProperties.Keys = m.keys
 			pm.UserProperties = m.props
 			req.Messages = append(req.Messages, pm)
 			ms = append(ms, m)
 		}
-		resp, err := raw.SendMessage(raw.ctx(t), req)
+		resp, err := raw.SendMessage(raw.Ctx(t), req)
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK || len(resp.GetEntries()) != 10 {
 			t.Fatalf("batch %d: %v %v", b, resp, err)
 		}
@@ -117,40 +118,40 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	}
 
 	t.Run("simple consumer", func(t *testing.T) {
-		c := newSimpleConsumer(t, p, "g-simple", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-		got := newCollector()
-		waitFor(t, 60*time.Second, func() error {
+		c := testenv.NewSimpleConsumer(t, p, "g-simple", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+		got := testenv.NewCollector()
+		testenv.WaitFor(t, 60*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), 32, 20*time.Second)
-			if err != nil && !isNoMessage(err) {
+			if err != nil && !testenv.IsNoMessage(err) {
 				return err
 			}
 			for _, m := range ms {
 				verify("simple", m)
-				got.add(m)
+				got.Add(m)
 				if err := c.Ack(t.Context(), m); err != nil {
 					t.Errorf("ack: %v", err)
 				}
 			}
-			return got.wantAtLeast(1000)()
+			return got.WantAtLeast(1000)()
 		})
-		if n, dups := got.count(); n != 1000 || dups != 0 {
+		if n, dups := got.Count(); n != 1000 || dups != 0 {
 			t.Fatalf("simple consumer got %d distinct, %d duplicates", n, dups)
 		}
 		// Acked messages are not delivered again.
 		ms, err := c.Receive(t.Context(), 32, 20*time.Second)
-		if len(ms) != 0 || !isNoMessage(err) {
+		if len(ms) != 0 || !testenv.IsNoMessage(err) {
 			t.Fatalf("after acking everything, receive returned %d messages, err %v", len(ms), err)
 		}
 	})
 
 	t.Run("push consumer", func(t *testing.T) {
-		got := newCollector()
-		pc, err := rmq.NewPushConsumer(p.clientConfig("g-push"),
+		got := testenv.NewCollector()
+		pc, err := rmq.NewPushConsumer(p.ClientConfig("g-push"),
 			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 			rmq.WithPushConsumptionThreadCount(8),
 			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
 				verify("push", m)
-				got.add(m)
+				got.Add(m)
 				return rmq.SUCCESS
 			}}))
 		if err != nil {
@@ -160,13 +161,13 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pc.GracefulStop()
-		waitFor(t, 60*time.Second, got.wantAtLeast(1000))
-		if n, dups := got.count(); n != 1000 || dups != 0 {
+		testenv.WaitFor(t, 60*time.Second, got.WantAtLeast(1000))
+		if n, dups := got.Count(); n != 1000 || dups != 0 {
 			t.Fatalf("push consumer got %d distinct, %d duplicates", n, dups)
 		}
 		// Every message is acked: the group's stats show nothing in flight.
-		waitFor(t, 30*time.Second, func() error {
-			stats, err := p.admin.GroupStats(t.Context(), "g-push")
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			stats, err := p.Admin.GroupStats(t.Context(), "g-push")
 			if err != nil {
 				return err
 			}
@@ -183,24 +184,24 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("tag filter", func(t *testing.T) {
-		c := newSimpleConsumer(t, p, "g-tag-a", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
-		got := newCollector()
-		waitFor(t, 60*time.Second, func() error {
+		c := testenv.NewSimpleConsumer(t, p, "g-tag-a", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
+		got := testenv.NewCollector()
+		testenv.WaitFor(t, 60*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), 32, 20*time.Second)
-			if err != nil && !isNoMessage(err) {
+			if err != nil && !testenv.IsNoMessage(err) {
 				return err
 			}
 			for _, m := range ms {
 				if m.GetTag() == nil || *m.GetTag() != "TagA" {
 					t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
 				}
-				got.add(m)
+				got.Add(m)
 				_ = c.Ack(t.Context(), m)
 			}
-			return got.wantAtLeast(500)()
+			return got.WantAtLeast(500)()
 		})
 		ms, err := c.Receive(t.Context(), 32, 20*time.Second)
-		if n, dups := got.count(); n != 500 || dups != 0 || len(ms) != 0 || !isNoMessage(err) {
+		if n, dups := got.Count(); n != 500 || dups != 0 || len(ms) != 0 || !testenv.IsNoMessage(err) {
 			t.Fatalf("TagA subscription got %d distinct, %d dups, then %d more (%v)", n, dups, len(ms), err)
 		}
 	})
@@ -211,10 +212,10 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 // ChangeInvisibleDuration postpones it, and after the group's maximum
 // attempts it lands in the dead-letter queue.
 func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
-	p := startProxy(t, testConfig(t))
-	p.createTopic(t, "retry", domain.MessageTypeNormal, 2)
-	p.createGroup(t, application.GroupSpec{Name: "g-retry", MaxDeliveryAttempts: 3})
-	pr := newProducer(t, p, "retry")
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "retry", domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: "g-retry", MaxDeliveryAttempts: 3})
+	pr := testenv.NewProducer(t, p, "retry")
 	msg := &rmq.Message{Topic: "retry", Body: []byte("payload")}
 	msg.AddProperty("p", "v")
 	r, err := pr.Send(t.Context(), msg)
@@ -222,12 +223,12 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := r[0].MessageID
-	c := newSimpleConsumer(t, p, "g-retry", time.Second, map[string]*rmq.FilterExpression{"retry": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, "g-retry", time.Second, map[string]*rmq.FilterExpression{"retry": rmq.SUB_ALL})
 
 	receiveOne := func(invisible time.Duration) (*rmq.MessageView, time.Time) {
 		t.Helper()
 		var got *rmq.MessageView
-		waitFor(t, 30*time.Second, func() error {
+		testenv.WaitFor(t, 30*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), 1, invisible)
 			if len(ms) == 1 {
 				got = ms[0]
@@ -275,13 +276,13 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 
 	// Attempt 3 of 3 is not acked: the message goes to %DLQ%g-retry, a topic
 	// created when its first message arrives, as RocketMQ brokers do.
-	waitFor(t, 30*time.Second, func() error {
-		_, err := p.admin.Topic(t.Context(), "%DLQ%g-retry")
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, err := p.Admin.Topic(t.Context(), "%DLQ%g-retry")
 		return err
 	})
-	dlq := newSimpleConsumer(t, p, "g-dlq-reader", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-retry": rmq.SUB_ALL})
+	dlq := testenv.NewSimpleConsumer(t, p, "g-dlq-reader", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-retry": rmq.SUB_ALL})
 	var dead *rmq.MessageView
-	waitFor(t, 30*time.Second, func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		ms, err := dlq.Receive(t.Context(), 1, 10*time.Second)
 		if len(ms) == 1 {
 			dead = ms[0]
@@ -297,7 +298,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	}
 	// The original group never sees it again.
 	ms, err := c.Receive(t.Context(), 1, time.Second)
-	if len(ms) != 0 || !isNoMessage(err) {
+	if len(ms) != 0 || !testenv.IsNoMessage(err) {
 		t.Fatalf("dead-lettered message delivered again: %d %v", len(ms), err)
 	}
 }

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"testing"
 	"time"
 
@@ -10,9 +11,9 @@ import (
 )
 
 func TestSmokeSendReceiveAck(t *testing.T) {
-	p := startProxy(t, testConfig(t))
-	p.createTopic(t, "smoke", domain.MessageTypeNormal, 4)
-	pr := newProducer(t, p, "smoke")
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "smoke", domain.MessageTypeNormal, 4)
+	pr := testenv.NewProducer(t, p, "smoke")
 	msg := &rmq.Message{Topic: "smoke", Body: []byte("hello")}
 	msg.SetTag("a")
 	r, err := pr.Send(t.Context(), msg)
@@ -20,11 +21,11 @@ func TestSmokeSendReceiveAck(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	t.Logf("sent %s", r[0].MessageID)
-	c := newSimpleConsumer(t, p, "g-smoke", 2*time.Second, map[string]*rmq.FilterExpression{"smoke": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, "g-smoke", 2*time.Second, map[string]*rmq.FilterExpression{"smoke": rmq.SUB_ALL})
 	var got []*rmq.MessageView
-	waitFor(t, 20*time.Second, func() error {
+	testenv.WaitFor(t, 20*time.Second, func() error {
 		ms, err := c.Receive(t.Context(), 16, 10*time.Second)
-		if err != nil && !isNoMessage(err) {
+		if err != nil && !testenv.IsNoMessage(err) {
 			return err
 		}
 		got = append(got, ms...)

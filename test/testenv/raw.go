@@ -1,4 +1,4 @@
-package e2e_test
+package testenv
 
 import (
 	"context"
@@ -16,42 +16,42 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// rawClient is a MessagingService stub built from the protocol types of the
+// RawClient is a MessagingService stub built from the protocol types of the
 // official Go client module, for what the client's API does not expose
 // (batch sends, malformed requests). It dials TLS like the clients do.
-type rawClient struct {
+type RawClient struct {
 	v2.MessagingServiceClient
 	clientID string
 }
 
 var rawSeq atomic.Int64
 
-func newRawClient(t *testing.T, p *proxy) *rawClient {
+func NewRawClient(t testing.TB, p *Proxy) *RawClient {
 	t.Helper()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &rawClient{MessagingServiceClient: v2.NewMessagingServiceClient(conn), clientID: fmt.Sprintf("raw-client-%d", rawSeq.Add(1))}
+	return &RawClient{MessagingServiceClient: v2.NewMessagingServiceClient(conn), clientID: fmt.Sprintf("raw-client-%d", rawSeq.Add(1))}
 }
 
 // ctx returns a request context carrying the headers the official clients send.
-func (c *rawClient) ctx(t *testing.T) context.Context {
+func (c *RawClient) Ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx,
 		"x-mq-client-id", c.clientID, "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
 }
 
-// newMessageID returns a unique id in the v1 layout the clients use.
-func newMessageID() string {
+// NewMessageID returns a unique id in the v1 layout the clients use.
+func NewMessageID() string {
 	return fmt.Sprintf("01%032X", rawSeq.Add(1))[:34]
 }
 
-func rawMessage(topic string, body []byte, tag string) *v2.Message {
+func RawMessage(topic string, body []byte, tag string) *v2.Message {
 	sp := &v2.SystemProperties{
-		MessageId:     newMessageID(),
+		MessageId:     NewMessageID(),
 		BodyEncoding:  v2.Encoding_IDENTITY,
 		MessageType:   v2.MessageType_NORMAL,
 		BornTimestamp: timestamppb.Now(),
@@ -65,9 +65,9 @@ func rawMessage(topic string, body []byte, tag string) *v2.Message {
 
 // subscribe opens a Telemetry stream and sends consumer settings, as the
 // clients do before receiving.
-func (c *rawClient) subscribe(t *testing.T, group, topic string) {
+func (c *RawClient) Subscribe(t testing.TB, group, topic string) {
 	t.Helper()
-	stream, err := c.Telemetry(c.ctx(t))
+	stream, err := c.Telemetry(c.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +90,9 @@ func (c *rawClient) subscribe(t *testing.T, group, topic string) {
 }
 
 // receive reads one ReceiveMessage stream to its end.
-func (c *rawClient) receive(t *testing.T, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message) {
+func (c *RawClient) Receive(t testing.TB, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message) {
 	t.Helper()
-	stream, err := c.ReceiveMessage(c.ctx(t), req)
+	stream, err := c.ReceiveMessage(c.Ctx(t), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func (c *rawClient) receive(t *testing.T, req *v2.ReceiveMessageRequest) (*v2.St
 	return st, msgs
 }
 
-func receiveRequest(group, topic string, batch int32, invisible time.Duration) *v2.ReceiveMessageRequest {
+func ReceiveRequest(group, topic string, batch int32, invisible time.Duration) *v2.ReceiveMessageRequest {
 	return &v2.ReceiveMessageRequest{
 		Group:              &v2.Resource{Name: group},
 		MessageQueue:       &v2.MessageQueue{Topic: &v2.Resource{Name: topic}, Id: -1},
@@ -124,7 +124,7 @@ func receiveRequest(group, topic string, batch int32, invisible time.Duration) *
 	}
 }
 
-func ackRequest(group, topic string, msgs []*v2.Message) *v2.AckMessageRequest {
+func AckRequest(group, topic string, msgs []*v2.Message) *v2.AckMessageRequest {
 	req := &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic}}
 	for _, m := range msgs {
 		req.Entries = append(req.Entries, &v2.AckMessageEntry{MessageId: m.GetSystemProperties().GetMessageId(), ReceiptHandle: m.GetSystemProperties().GetReceiptHandle()})

@@ -1,4 +1,4 @@
-package e2e_test
+package testenv
 
 import (
 	"bufio"
@@ -21,8 +21,8 @@ var (
 	buildErr  error
 )
 
-// rmqproxyBinary builds cmd/rmqproxy once per test run.
-func rmqproxyBinary(t *testing.T) string {
+// Binary builds cmd/rmqproxy once per test run.
+func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "rmqproxy-e2e-bin")
@@ -42,28 +42,28 @@ func rmqproxyBinary(t *testing.T) string {
 	return binPath
 }
 
-// child is rmqproxy running as a separate process, so that it can be
+// Child is rmqproxy running as a separate process, so that it can be
 // killed with SIGKILL like a crashing machine would kill it.
-type child struct {
+type Child struct {
 	cmd       *exec.Cmd
-	grpcAddr  string
-	adminAddr string
+	GRPCAddr  string
+	AdminAddr string
 	exited    chan struct{}
 	mu        sync.Mutex
 	logs      strings.Builder
 }
 
-// startChild runs rmqproxy on dataDir with extra flags and waits until it
+// StartChild runs rmqproxy on dataDir with extra flags and waits until it
 // serves, or until it exits (then the returned child has exited closed and
 // its logs explain why).
-func startChild(t *testing.T, dataDir string, extra ...string) *child {
+func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	args := append([]string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
 		"--local.dataDir=" + dataDir, "--grpc.tls.selfSignedDir=" + filepath.Join(dataDir, "tls"),
 		"--log.format=json", "--log.level=info",
 	}, extra...)
-	c := &child{cmd: exec.Command(rmqproxyBinary(t), args...), exited: make(chan struct{})}
+	c := &Child{cmd: exec.Command(Binary(t), args...), exited: make(chan struct{})}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,18 +73,18 @@ func startChild(t *testing.T, dataDir string, extra ...string) *child {
 	}
 	ready := make(chan struct{})
 	go c.readLogs(stderr, ready)
-	t.Cleanup(func() { c.kill(t) })
+	t.Cleanup(func() { c.Kill(t) })
 	select {
 	case <-ready:
 	case <-c.exited:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("rmqproxy did not start within 60s; logs:\n%s", c.output())
+		t.Fatalf("rmqproxy did not start within 60s; logs:\n%s", c.Output())
 	}
 	return c
 }
 
 // readLogs keeps the child's log and notes the addresses it listens on.
-func (c *child) readLogs(r io.Reader, ready chan struct{}) {
+func (c *Child) readLogs(r io.Reader, ready chan struct{}) {
 	defer close(c.exited)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -98,9 +98,9 @@ func (c *child) readLogs(r io.Reader, ready chan struct{}) {
 			addr, _ := rec["address"].(string)
 			switch rec["msg"] {
 			case "gRPC MessagingService listening":
-				c.grpcAddr = addr
+				c.GRPCAddr = addr
 			case "admin API listening":
-				c.adminAddr = addr
+				c.AdminAddr = addr
 			case "rmqproxy started":
 				if !signalled {
 					signalled = true
@@ -113,14 +113,14 @@ func (c *child) readLogs(r io.Reader, ready chan struct{}) {
 	_ = c.cmd.Wait()
 }
 
-func (c *child) output() string {
+func (c *Child) Output() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.logs.String()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (c *child) kill(t *testing.T) {
+func (c *Child) Kill(t testing.TB) {
 	if c.cmd.Process == nil {
 		return
 	}
@@ -132,21 +132,21 @@ func (c *child) kill(t *testing.T) {
 	}
 }
 
-// exitedWith waits for the process to end on its own and returns its logs.
-func (c *child) exitedWith(t *testing.T) (int, string) {
+// ExitedWith waits for the process to end on its own and returns its logs.
+func (c *Child) ExitedWith(t testing.TB) (int, string) {
 	t.Helper()
 	select {
 	case <-c.exited:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("rmqproxy did not exit; logs:\n%s", c.output())
+		t.Fatalf("rmqproxy did not exit; logs:\n%s", c.Output())
 	}
-	return c.cmd.ProcessState.ExitCode(), c.output()
+	return c.cmd.ProcessState.ExitCode(), c.Output()
 }
 
-func (c *child) proxy(t *testing.T) *proxy {
+func (c *Child) Proxy(t testing.TB) *Proxy {
 	t.Helper()
-	if c.grpcAddr == "" {
-		t.Fatalf("rmqproxy is not serving; logs:\n%s", c.output())
+	if c.GRPCAddr == "" {
+		t.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
 	}
-	return &proxy{addr: c.grpcAddr}
+	return &Proxy{Addr: c.GRPCAddr}
 }

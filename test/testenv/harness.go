@@ -1,4 +1,4 @@
-package e2e_test
+package testenv
 
 import (
 	"context"
@@ -22,30 +22,30 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
-func TestMain(m *testing.M) {
-	// The Go client logs to files under its log root; keep them out of $HOME.
-	dir, err := os.MkdirTemp("", "rmqproxy-e2e-client-logs")
+// Main runs a test binary's tests with the Go client's log files kept in a
+// temporary directory instead of $HOME; call it from TestMain.
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "rmqproxy-test-client-logs")
 	if err != nil {
 		panic(err)
 	}
 	os.Setenv("rocketmq.client.logRoot", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	defer os.RemoveAll(dir)
+	return m.Run()
 }
 
-// proxy is an rmqproxy running in this process.
-type proxy struct {
-	addr    string // gRPC address for clients
-	admin   *application.Admin
-	dataDir string
+// Proxy is an rmqproxy running in this process.
+type Proxy struct {
+	Addr    string // gRPC address for clients
+	Admin   *application.Admin
+	DataDir string
 	fx      *fxtest.App
 }
 
-// testConfig is the configuration tests start from: loopback, port 0, a
+// Config is the configuration tests start from: loopback, port 0, a
 // private data directory, and short consumer minimums so that invisible-time
 // tests run in seconds.
-func testConfig(t *testing.T) app.Root {
+func Config(t testing.TB) app.Root {
 	cfg := app.Defaults(app.ProfileDevelopment)
 	dir := t.TempDir()
 	cfg.GRPC.Address = "127.0.0.1:0"
@@ -63,25 +63,25 @@ func testConfig(t *testing.T) app.Root {
 	return cfg
 }
 
-// startProxy runs rmqproxy in process until the test ends.
-func startProxy(t *testing.T, cfg app.Root) *proxy {
+// Start runs rmqproxy in process until the test ends.
+func Start(t testing.TB, cfg app.Root) *Proxy {
 	t.Helper()
 	var srv *grpcadapter.Server
-	p := &proxy{dataDir: cfg.Local.DataDir}
-	p.fx = fxtest.New(t, app.Options(cfg, testLogger(t)), fx.Populate(&srv, &p.admin))
+	p := &Proxy{DataDir: cfg.Local.DataDir}
+	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &p.Admin))
 	p.fx.RequireStart()
 	t.Cleanup(p.fx.RequireStop)
-	p.addr = srv.Addr().String()
+	p.Addr = srv.Addr().String()
 	return p
 }
 
-// testLogger fails the test on any Error-level log the test did not expect.
-func testLogger(t *testing.T) *slog.Logger {
+// Logger fails the test on any Error-level log the test did not expect.
+func Logger(t testing.TB) *slog.Logger {
 	return slog.New(&failOnError{t: t, h: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})})
 }
 
 type failOnError struct {
-	t *testing.T
+	t testing.TB
 	h slog.Handler
 }
 
@@ -99,27 +99,27 @@ func (f *failOnError) WithGroup(n string) slog.Handler {
 	return &failOnError{t: f.t, h: f.h.WithGroup(n)}
 }
 
-func (p *proxy) createTopic(t *testing.T, name string, typ domain.MessageType, queues int32) {
+func (p *Proxy) CreateTopic(t testing.TB, name string, typ domain.MessageType, queues int32) {
 	t.Helper()
-	if _, err := p.admin.CreateTopic(t.Context(), application.TopicSpec{Name: name, Type: typ, QueueCount: queues}); err != nil {
+	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: name, Type: typ, QueueCount: queues}); err != nil {
 		t.Fatalf("create topic %s: %v", name, err)
 	}
 }
 
-func (p *proxy) createGroup(t *testing.T, s application.GroupSpec) {
+func (p *Proxy) CreateGroup(t testing.TB, s application.GroupSpec) {
 	t.Helper()
-	if _, err := p.admin.CreateGroup(t.Context(), s); err != nil {
+	if _, err := p.Admin.CreateGroup(t.Context(), s); err != nil {
 		t.Fatalf("create group %s: %v", s.Name, err)
 	}
 }
 
-func (p *proxy) clientConfig(group string) *rmq.Config {
-	return &rmq.Config{Endpoint: p.addr, ConsumerGroup: group, Credentials: nil}
+func (p *Proxy) ClientConfig(group string) *rmq.Config {
+	return &rmq.Config{Endpoint: p.Addr, ConsumerGroup: group, Credentials: nil}
 }
 
-func newProducer(t *testing.T, p *proxy, topics ...string) rmq.Producer {
+func NewProducer(t testing.TB, p *Proxy, topics ...string) rmq.Producer {
 	t.Helper()
-	pr, err := rmq.NewProducer(p.clientConfig(""), rmq.WithTopics(topics...))
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(topics...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +130,9 @@ func newProducer(t *testing.T, p *proxy, topics ...string) rmq.Producer {
 	return pr
 }
 
-func newSimpleConsumer(t *testing.T, p *proxy, group string, await time.Duration, subs map[string]*rmq.FilterExpression) rmq.SimpleConsumer {
+func NewSimpleConsumer(t testing.TB, p *Proxy, group string, await time.Duration, subs map[string]*rmq.FilterExpression) rmq.SimpleConsumer {
 	t.Helper()
-	c, err := rmq.NewSimpleConsumer(p.clientConfig(group), rmq.WithSimpleAwaitDuration(await), rmq.WithSimpleSubscriptionExpressions(subs))
+	c, err := rmq.NewSimpleConsumer(p.ClientConfig(group), rmq.WithSimpleAwaitDuration(await), rmq.WithSimpleSubscriptionExpressions(subs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +143,8 @@ func newSimpleConsumer(t *testing.T, p *proxy, group string, await time.Duration
 	return c
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
+// WaitFor polls cond until it returns nil or the deadline passes.
+func WaitFor(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -157,16 +157,16 @@ func waitFor(t *testing.T, d time.Duration, cond func() error) {
 	}
 }
 
-// collector records received messages by id, counting duplicates.
-type collector struct {
+// Collector records received messages by id, counting duplicates.
+type Collector struct {
 	mu   sync.Mutex
 	seen map[string]*rmq.MessageView
 	dups int
 }
 
-func newCollector() *collector { return &collector{seen: map[string]*rmq.MessageView{}} }
+func NewCollector() *Collector { return &Collector{seen: map[string]*rmq.MessageView{}} }
 
-func (c *collector) add(m *rmq.MessageView) {
+func (c *Collector) Add(m *rmq.MessageView) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.seen[m.GetMessageId()]; ok {
@@ -176,24 +176,24 @@ func (c *collector) add(m *rmq.MessageView) {
 	c.seen[m.GetMessageId()] = m
 }
 
-func (c *collector) count() (int, int) {
+func (c *Collector) Count() (int, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.seen), c.dups
 }
 
-func (c *collector) wantAtLeast(n int) func() error {
+func (c *Collector) WantAtLeast(n int) func() error {
 	return func() error {
-		if got, _ := c.count(); got < n {
+		if got, _ := c.Count(); got < n {
 			return fmt.Errorf("received %d of %d", got, n)
 		}
 		return nil
 	}
 }
 
-// isNoMessage reports whether err is the MESSAGE_NOT_FOUND status a simple
+// IsNoMessage reports whether err is the MESSAGE_NOT_FOUND status a simple
 // consumer's Receive returns when long polling found nothing.
-func isNoMessage(err error) bool {
+func IsNoMessage(err error) bool {
 	var st *rmq.ErrRpcStatus
 	return errors.As(err, &st) && st.GetCode() == int32(v2.Code_MESSAGE_NOT_FOUND)
 }
