@@ -31,7 +31,11 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "rmqproxy")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/rmqproxy/rmqproxy/cmd/rmqproxy").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race") // the child is checked for races too
+		}
+		out, err := exec.Command("go", append(args, "github.com/rmqproxy/rmqproxy/cmd/rmqproxy")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
