@@ -23,14 +23,14 @@ type TLSConfig struct {
 	Mode          string `yaml:"mode" help:"permissive (TLS and plaintext on one port, the clients' defaults), enforcing (TLS only) or disabled (plaintext only)"`
 	CertFile      string `yaml:"certFile" help:"PEM certificate chain; empty: a self-signed certificate is generated in selfSignedDir"`
 	KeyFile       string `yaml:"keyFile" help:"PEM private key of certFile"`
-	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept"`
+	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept; empty: the tls folder of the data directory"`
 }
 
 // DefaultConfig returns the Apache proxy's defaults.
 func DefaultConfig() Config {
 	return Config{
 		Address:            ":8081",
-		TLS:                TLSConfig{Mode: TLSPermissive, SelfSignedDir: "./data/tls"},
+		TLS:                TLSConfig{Mode: TLSPermissive},
 		MaxRecvMessageSize: 130 << 20,
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
@@ -51,9 +51,6 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.certFile and tls.keyFile must be set together"))
-	}
-	if c.TLS.CertFile == "" && c.TLS.Mode != TLSDisabled && c.TLS.SelfSignedDir == "" {
-		errs = append(errs, errors.New("tls.selfSignedDir is required when no certificate is configured"))
 	}
 	if c.MaxRecvMessageSize < 1<<20 {
 		errs = append(errs, errors.New("maxRecvMessageSize must be at least 1MiB"))

@@ -117,6 +117,9 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, bool, error) {
 	}
 	certFile, keyFile, generated := cfg.CertFile, cfg.KeyFile, false
 	if certFile == "" {
+		if cfg.SelfSignedDir == "" {
+			return nil, false, errors.New("grpc.tls: no certificate configured and no directory for a self-signed one (grpc.tls.selfSignedDir)")
+		}
 		certFile = filepath.Join(cfg.SelfSignedDir, "rmqproxy-selfsigned.crt")
 		keyFile = filepath.Join(cfg.SelfSignedDir, "rmqproxy-selfsigned.key")
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {

@@ -49,7 +49,6 @@ func Config(t testing.TB) app.Root {
 	cfg := app.Defaults(app.ProfileDevelopment)
 	dir := t.TempDir()
 	cfg.GRPC.Address = "127.0.0.1:0"
-	cfg.GRPC.TLS.SelfSignedDir = filepath.Join(dir, "tls")
 	cfg.Admin.Address = "127.0.0.1:0"
 	cfg.Health.Address = "127.0.0.1:0"
 	cfg.Local.DataDir = filepath.Join(dir, "data")

@@ -64,7 +64,7 @@ func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	args := append([]string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
-		"--local.dataDir=" + dataDir, "--grpc.tls.selfSignedDir=" + filepath.Join(dataDir, "tls"),
+		"--local.dataDir=" + dataDir,
 		"--log.format=json", "--log.level=info",
 	}, extra...)
 	c := &Child{cmd: exec.Command(Binary(t), args...), exited: make(chan struct{})}

@@ -1,0 +1,84 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+func TestCodeOfEveryReason(t *testing.T) {
+	want := map[domain.Reason]v2.Code{
+		domain.ReasonInternal:                v2.Code_INTERNAL_SERVER_ERROR,
+		domain.ReasonBadRequest:              v2.Code_BAD_REQUEST,
+		domain.ReasonIllegalAccessPoint:      v2.Code_ILLEGAL_ACCESS_POINT,
+		domain.ReasonIllegalTopic:            v2.Code_ILLEGAL_TOPIC,
+		domain.ReasonIllegalConsumerGroup:    v2.Code_ILLEGAL_CONSUMER_GROUP,
+		domain.ReasonIllegalMessageTag:       v2.Code_ILLEGAL_MESSAGE_TAG,
+		domain.ReasonIllegalMessageKey:       v2.Code_ILLEGAL_MESSAGE_KEY,
+		domain.ReasonIllegalMessageGroup:     v2.Code_ILLEGAL_MESSAGE_GROUP,
+		domain.ReasonIllegalPropertyKey:      v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY,
+		domain.ReasonInvalidTransactionID:    v2.Code_INVALID_TRANSACTION_ID,
+		domain.ReasonIllegalMessageID:        v2.Code_ILLEGAL_MESSAGE_ID,
+		domain.ReasonIllegalFilterExpression: v2.Code_ILLEGAL_FILTER_EXPRESSION,
+		domain.ReasonIllegalInvisibleTime:    v2.Code_ILLEGAL_INVISIBLE_TIME,
+		domain.ReasonIllegalDeliveryTime:     v2.Code_ILLEGAL_DELIVERY_TIME,
+		domain.ReasonInvalidReceiptHandle:    v2.Code_INVALID_RECEIPT_HANDLE,
+		domain.ReasonMessageTypeConflict:     v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE,
+		domain.ReasonUnrecognizedClientType:  v2.Code_UNRECOGNIZED_CLIENT_TYPE,
+		domain.ReasonMessageCorrupted:        v2.Code_MESSAGE_CORRUPTED,
+		domain.ReasonClientIDRequired:        v2.Code_CLIENT_ID_REQUIRED,
+		domain.ReasonIllegalPollingTime:      v2.Code_ILLEGAL_POLLING_TIME,
+		domain.ReasonIllegalOffset:           v2.Code_ILLEGAL_OFFSET,
+		domain.ReasonUnauthorized:            v2.Code_UNAUTHORIZED,
+		domain.ReasonForbidden:               v2.Code_FORBIDDEN,
+		domain.ReasonNotFound:                v2.Code_NOT_FOUND,
+		domain.ReasonMessageNotFound:         v2.Code_MESSAGE_NOT_FOUND,
+		domain.ReasonTopicNotFound:           v2.Code_TOPIC_NOT_FOUND,
+		domain.ReasonConsumerGroupNotFound:   v2.Code_CONSUMER_GROUP_NOT_FOUND,
+		domain.ReasonOffsetNotFound:          v2.Code_OFFSET_NOT_FOUND,
+		domain.ReasonBodyTooLarge:            v2.Code_MESSAGE_BODY_TOO_LARGE,
+		domain.ReasonBodyEmpty:               v2.Code_MESSAGE_BODY_EMPTY,
+		domain.ReasonPropertiesTooLarge:      v2.Code_MESSAGE_PROPERTIES_TOO_LARGE,
+		domain.ReasonTooManyRequests:         v2.Code_TOO_MANY_REQUESTS,
+		domain.ReasonNotImplemented:          v2.Code_NOT_IMPLEMENTED,
+		domain.ReasonTimeout:                 v2.Code_PROXY_TIMEOUT,
+		domain.ReasonPersistenceTimeout:      v2.Code_MASTER_PERSISTENCE_TIMEOUT,
+		domain.ReasonUnavailable:             v2.Code_TOO_MANY_REQUESTS,
+		domain.ReasonAlreadyExists:           v2.Code_BAD_REQUEST,
+	}
+	for _, r := range domain.Reasons() {
+		w, ok := want[r]
+		if !ok {
+			t.Errorf("reason %v has no expected code in this table: add it", r)
+			continue
+		}
+		if got := codeOf(r); got != w {
+			t.Errorf("codeOf(%v) = %v, want %v", r, got, w)
+		}
+	}
+}
+
+func TestStatusOfHidesInternals(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	st := statusOf(context.Background(), log, fmt.Errorf("open segment: %w", errors.New("/secret/path: permission denied")))
+	if st.Code != v2.Code_INTERNAL_SERVER_ERROR || strings.Contains(st.Message, "secret") || !strings.Contains(st.Message, "id ") {
+		t.Fatalf("status %v leaks or lacks an id", st)
+	}
+	id := strings.TrimPrefix(st.Message, "internal error, id ")
+	if !strings.Contains(logged.String(), id) || !strings.Contains(logged.String(), "/secret/path") {
+		t.Fatalf("log %q does not hold the id %s and the cause", logged.String(), id)
+	}
+	st = statusOf(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", "x"))
+	if st.Code != v2.Code_TOPIC_NOT_FOUND || st.Message != `topic "x" does not exist` {
+		t.Fatalf("domain error status %v", st)
+	}
+}

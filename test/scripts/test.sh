@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole rmqproxy test suite: what README.md's test command and .ci/run
+# run. It installs nothing but Go modules so far (local mode needs no other
+# service) and skips nothing: every test, with the race detector, then a
+# short run of every fuzz target beyond its seed corpus.
+#
+# Usage: test/scripts/test.sh            (from anywhere)
+#        FUZZTIME=30s test/scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FUZZTIME=${FUZZTIME:-5s}
+
+echo "== go $(go env GOVERSION), $(nproc) cores"
+go mod download
+
+echo "== gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+echo "== tests (race detector on)"
+# Integration tests that need a service must not skip under this script.
+export RMQPROXY_TEST_REQUIRE_SERVICES=1
+go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzzing every target for ${FUZZTIME}"
+go test -list '^Fuzz' ./... | awk '
+  /^Fuzz/ { targets[n++] = $1; next }
+  /^ok/   { for (i = 0; i < n; i++) print $2, targets[i]; n = 0 }' |
+while read -r pkg target; do
+  echo "-- $pkg $target"
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+done
+echo "== all tests passed"
