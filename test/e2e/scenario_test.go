@@ -302,3 +302,74 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		t.Fatalf("dead-lettered message delivered again: %d %v", len(ms), err)
 	}
 }
+
+// TestPushConsumerHoldsMessageWhileProxyRenews has a push consumer keep a
+// message for several invisible times: the proxy renews it, no other
+// consumer of the group gets it meanwhile, and the consumer's ack (with the
+// handle it received, now stale at the broker) is applied to the renewed
+// delivery.
+func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Messaging.Consumer.DefaultInvisibleTime = 3 * time.Second
+	cfg.Messaging.Consumer.RenewAhead = 2 * time.Second
+	cfg.Messaging.Consumer.RenewPeriod = 200 * time.Millisecond
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "held", domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, "held")
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held", Body: []byte("slow work")}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	deliveries := 0
+	release := make(chan struct{})
+	pc, err := rmq.NewPushConsumer(p.ClientConfig("g-held"),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL}),
+		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
+			mu.Lock()
+			deliveries++
+			mu.Unlock()
+			<-release // hold the message for several invisible times
+			return rmq.SUCCESS
+		}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.GracefulStop()
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if deliveries == 0 {
+			return fmt.Errorf("not delivered yet")
+		}
+		return nil
+	})
+	// A second consumer of the group polls while the first one holds the
+	// message for three times its invisible time.
+	other := testenv.NewSimpleConsumer(t, p, "g-held", time.Second, map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL})
+	until := time.Now().Add(3 * cfg.Messaging.Consumer.DefaultInvisibleTime)
+	for time.Now().Before(until) {
+		ms, _ := other.Receive(t.Context(), 1, 10*time.Second)
+		if len(ms) > 0 {
+			t.Fatalf("a held message was delivered to another consumer (attempt %d)", ms[0].GetDeliveryAttempt())
+		}
+	}
+	close(release)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		stats, err := p.Admin.GroupStats(t.Context(), "g-held")
+		if err != nil {
+			return err
+		}
+		if len(stats) != 1 || stats[0].AckOffset != 1 || stats[0].InFlight != 0 {
+			return fmt.Errorf("group stats %+v", stats)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if deliveries != 1 {
+		t.Fatalf("delivered %d times", deliveries)
+	}
+}
