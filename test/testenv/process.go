@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -153,4 +155,26 @@ func (c *Child) Proxy(t testing.TB) *Proxy {
 		t.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
 	}
 	return &Proxy{Addr: c.GRPCAddr}
+}
+
+// Signal sends sig to the process.
+func (c *Child) Signal(sig os.Signal) error { return c.cmd.Process.Signal(sig) }
+
+// CLI runs the rmqproxy binary with args (for the topic and group commands)
+// and returns its exit code and combined output.
+func CLI(t testing.TB, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, Binary(t), args...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		t.Fatalf("run rmqproxy %v: %v", args, err)
+		return -1, ""
+	}
 }

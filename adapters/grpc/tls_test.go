@@ -1,0 +1,135 @@
+package grpc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// serveHealthOnly runs a gRPC server with the sniffing credentials and the
+// health service on 127.0.0.1:0.
+func serveHealthOnly(t *testing.T, cfg TLSConfig) string {
+	t.Helper()
+	c := DefaultConfig()
+	c.Address = "127.0.0.1:0"
+	c.TLS = cfg
+	s, err := NewServer(c, NewService(c, nil, slog.New(slog.NewTextHandler(io.Discard, nil))), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+	return s.Addr().String()
+}
+
+func healthCheck(addr string, creds credentials.TransportCredentials) error {
+	conn, err := grpclib.NewClient(addr, grpclib.WithTransportCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestTLSModes(t *testing.T) {
+	tlsClient := credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	plain := insecure.NewCredentials()
+	for _, c := range []struct {
+		mode               string
+		tlsOK, plaintextOK bool
+	}{
+		{TLSPermissive, true, true},
+		{TLSEnforcing, true, false},
+		{TLSDisabled, false, true},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			addr := serveHealthOnly(t, TLSConfig{Mode: c.mode, SelfSignedDir: t.TempDir()})
+			if err := healthCheck(addr, tlsClient); (err == nil) != c.tlsOK {
+				t.Errorf("TLS client: %v (want ok=%v)", err, c.tlsOK)
+			}
+			if err := healthCheck(addr, plain); (err == nil) != c.plaintextOK {
+				t.Errorf("plaintext client: %v (want ok=%v)", err, c.plaintextOK)
+			}
+		})
+	}
+}
+
+func TestSelfSignedIsKeptAndConfiguredCertificateWins(t *testing.T) {
+	dir := t.TempDir()
+	if _, generated, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil || !generated {
+		t.Fatalf("first start: generated=%v err=%v", generated, err)
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "rmqproxy-selfsigned.crt"))
+	if _, _, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(filepath.Join(dir, "rmqproxy-selfsigned.crt"))
+	if string(first) != string(second) {
+		t.Fatal("the self-signed certificate must be generated once and reused")
+	}
+
+	// An operator's certificate replaces the generated one.
+	other := t.TempDir()
+	cert, key := filepath.Join(other, "op.crt"), filepath.Join(other, "op.key")
+	if err := writeSelfSigned(cert, key); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveHealthOnly(t, TLSConfig{Mode: TLSEnforcing, CertFile: cert, KeyFile: key, SelfSignedDir: dir})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	served := conn.ConnectionState().PeerCertificates[0]
+	block, _ := pem.Decode(mustRead(t, cert))
+	want, _ := x509.ParseCertificate(block.Bytes)
+	if !served.Equal(want) {
+		t.Fatal("the server does not present the configured certificate")
+	}
+}
+
+func TestSlowOrSilentConnectionsDoNotBlockOthers(t *testing.T) {
+	addr := serveHealthOnly(t, TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()})
+	silent, err := net.Dial("tcp", addr) // never sends a byte
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if err := healthCheck(addr, insecure.NewCredentials()); err != nil {
+		t.Fatalf("a silent connection blocked a new one: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
