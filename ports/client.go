@@ -1,10 +1,25 @@
 package ports
 
+import (
+	"context"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
 // ClientChannel is a live server-to-client command stream of one client
 // (a gRPC Telemetry stream). The session registry holds the latest channel
-// of each client; a push consumer without a live channel cannot have its
-// deliveries renewed by the proxy.
+// of each client; commands such as transaction check-backs go through it.
 type ClientChannel interface {
 	// Done is closed when the stream ends.
 	Done() <-chan struct{}
+	// Send writes a command to the client; it does not wait for an answer
+	// (the client answers with a separate RPC) and gives up when ctx ends.
+	Send(ctx context.Context, cmd ClientCommand) error
+}
+
+// ClientCommand is a command the proxy sends a client. Exactly one field is set.
+type ClientCommand struct {
+	// RecoverTransaction asks a producer to resolve an orphaned transaction;
+	// it answers with EndTransaction.
+	RecoverTransaction *domain.StoredMessage
 }

@@ -30,6 +30,24 @@ func (c *telemetryChannel) send(cmd *v2.TelemetryCommand) error {
 	return c.stream.Send(cmd)
 }
 
+// Send writes a server command to the client. gRPC's stream write has no
+// context of its own: it blocks only while the client's flow-control window
+// is full, and fails once the stream is gone.
+func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch {
+	case cmd.RecoverTransaction != nil:
+		m := cmd.RecoverTransaction
+		return c.send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_RecoverOrphanedTransactionCommand{
+			RecoverOrphanedTransactionCommand: &v2.RecoverOrphanedTransactionCommand{Message: toProtoMessage(m), TransactionId: m.TransactionID},
+		}})
+	default:
+		return errors.New("empty client command")
+	}
+}
+
 var _ ports.ClientChannel = (*telemetryChannel)(nil)
 
 // Telemetry serves a client's settings handshake and, later, server-side

@@ -1,0 +1,66 @@
+package ports
+
+import (
+	"context"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Resolution is a producer's verdict on a transaction.
+type Resolution uint8
+
+// Resolutions, as apache.rocketmq.v2.TransactionResolution.
+const (
+	ResolutionUnknown Resolution = iota // undecided: the broker asks again later
+	ResolutionCommit
+	ResolutionRollback
+)
+
+func (r Resolution) String() string {
+	switch r {
+	case ResolutionCommit:
+		return "COMMIT"
+	case ResolutionRollback:
+		return "ROLLBACK"
+	default:
+		return "UNKNOWN"
+	}
+}
+
+// EndTransactionRequest resolves a half message.
+type EndTransactionRequest struct {
+	Topic         string
+	MessageID     string
+	TransactionID string
+	Resolution    Resolution
+	// FromCheck says the producer answers a transaction check-back.
+	FromCheck bool
+}
+
+// Transactions stores transactional (half) messages and resolves them.
+// Half messages are sent with [Broker.Send] (Message.Transactional set); the
+// receipt's TransactionID names the transaction. They stay invisible to
+// consumers until committed.
+type Transactions interface {
+	// EndTransaction commits or rolls back a half message. An unknown or
+	// already resolved transaction is a ReasonInvalidTransactionID error;
+	// ResolutionUnknown changes nothing.
+	EndTransaction(ctx context.Context, req EndTransactionRequest) error
+
+	// SetTransactionCheckHandler registers the function the broker calls to
+	// check back an orphaned half message (one neither committed nor rolled
+	// back in time). The handler must return quickly; the broker calls it
+	// again after its check interval until it gets an answer or gives up.
+	SetTransactionCheckHandler(h TransactionCheckHandler)
+}
+
+// TransactionCheck asks the producers of a topic to resolve a half message.
+type TransactionCheck struct {
+	// Message is the half message; Message.TransactionID names it.
+	Message domain.StoredMessage
+	// Checks counts the check-backs of this message so far, this one included.
+	Checks int32
+}
+
+// TransactionCheckHandler relays a check-back to a producer.
+type TransactionCheckHandler func(ctx context.Context, check TransactionCheck)
