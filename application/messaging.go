@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"go.uber.org/fx"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -20,15 +21,42 @@ type Messaging struct {
 	log      *slog.Logger
 	sessions *Sessions
 	renewer  *Renewer
+	// Optional capabilities of the broker side; nil answers NotImplemented.
+	transactions ports.Transactions
+	recaller     ports.Recaller
+	offsets      ports.Offsets
 
 	// roundRobin holds one send counter per topic for queue selection.
 	roundRobin sync.Map // topic → *atomic.Uint64
 }
 
+// MessagingParams are the dependencies of the messaging use cases. The
+// broker side provides Broker and Metadata; Transactions, Recaller and
+// Offsets are optional capabilities (without them the matching RPCs answer
+// NOT_IMPLEMENTED).
+type MessagingParams struct {
+	fx.In
+
+	Config       Config
+	Broker       ports.Broker
+	Meta         ports.Metadata
+	Clock        ports.Clock
+	Log          *slog.Logger
+	Sessions     *Sessions
+	Renewer      *Renewer
+	Transactions ports.Transactions `optional:"true"`
+	Recaller     ports.Recaller     `optional:"true"`
+	Offsets      ports.Offsets      `optional:"true"`
+}
+
 // NewMessaging wires the messaging use cases.
-func NewMessaging(cfg Config, broker ports.Broker, meta ports.Metadata, clock ports.Clock, log *slog.Logger, sessions *Sessions, renewer *Renewer) *Messaging {
-	m := &Messaging{cfg: cfg, broker: broker, meta: meta, clock: clock, log: log, sessions: sessions, renewer: renewer}
-	sessions.setOnGone(m.clientGone)
+func NewMessaging(p MessagingParams) *Messaging {
+	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
+		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets}
+	p.Sessions.setOnGone(m.clientGone)
+	if m.transactions != nil {
+		m.transactions.SetTransactionCheckHandler(m.relayTransactionCheck)
+	}
 	return m
 }
 

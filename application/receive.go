@@ -15,8 +15,12 @@ type ReceiveRequest struct {
 	Group      string
 	Topic      string
 	BrokerName string // the broker the client targets; empty for any
-	Filter     filter.Expression
-	BatchSize  int32
+	// QueueID is the queue of the client's assignment, -1 for any. It is
+	// honoured for push consumers of orderly groups, whose queues are shared
+	// out by QueryAssignment; others receive from any queue, as upstream.
+	QueueID   int32
+	Filter    filter.Expression
+	BatchSize int32
 	// InvisibleTime is the simple consumer's requested invisible duration.
 	InvisibleTime time.Duration
 	// AutoRenew is set by push consumers: the proxy then chooses the
@@ -72,6 +76,10 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	if err != nil {
 		return nil, err
 	}
+	queueID := int32(-1)
+	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {
+		queueID = req.QueueID
+	}
 	popCtx, cancel := context.WithTimeout(ctx, polling)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
@@ -82,7 +90,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		Group:         req.Group,
 		Topic:         req.Topic,
 		BrokerName:    req.BrokerName,
-		QueueID:       -1,
+		QueueID:       queueID,
 		MaxMessages:   batch,
 		InvisibleTime: invisible,
 		PollTimeout:   polling,

@@ -2,8 +2,10 @@ package application
 
 import (
 	"context"
+	"slices"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // RouteQueue is one queue of a topic as a client sees it in a route.
@@ -39,8 +41,12 @@ type Assignment struct {
 	Permission domain.Permission
 }
 
-// QueryAssignment tells a push consumer which queues to receive from: for
-// an orderly group each readable queue, otherwise one entry per broker.
+// QueryAssignment tells a push consumer which queues to receive from. For
+// an orderly group the readable queues are shared out among the group's live
+// push consumers (each queue to one consumer, as evenly as possible), so
+// that each consumer drains its own queues in order; a consumer that gets no
+// queue receives an empty assignment. Otherwise every consumer gets one
+// entry per broker with queue id -1 (any queue), as the Apache proxy does.
 func (m *Messaging) QueryAssignment(ctx context.Context, topic, group string) ([]Assignment, error) {
 	if err := domain.ValidateTopicName(topic); err != nil {
 		return nil, err
@@ -58,23 +64,44 @@ func (m *Messaging) QueryAssignment(ctx context.Context, topic, group string) ([
 	} else if !domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
 		return nil, err
 	}
-	var out []Assignment
+	var readable []Assignment
 	seen := map[string]bool{}
 	for _, q := range r.Queues {
 		if !q.Permission.Readable() {
 			continue
 		}
 		if orderly {
-			out = append(out, Assignment{BrokerName: q.BrokerName, QueueID: q.QueueID, Permission: q.Permission})
+			readable = append(readable, Assignment{BrokerName: q.BrokerName, QueueID: q.QueueID, Permission: q.Permission})
 			continue
 		}
 		if !seen[q.BrokerName] {
 			seen[q.BrokerName] = true
-			out = append(out, Assignment{BrokerName: q.BrokerName, QueueID: -1, Permission: q.Permission})
+			readable = append(readable, Assignment{BrokerName: q.BrokerName, QueueID: -1, Permission: q.Permission})
 		}
 	}
-	if len(out) == 0 {
+	if len(readable) == 0 {
 		return nil, domain.Errorf(domain.ReasonForbidden, "topic %q has no readable queue", topic)
 	}
-	return out, nil
+	if !orderly {
+		return readable, nil
+	}
+	consumers := m.sessions.pushConsumersOf(group)
+	me := slices.Index(consumers, ports.RequestInfoFrom(ctx).ClientID)
+	if me < 0 {
+		return readable, nil // not (or no longer) registered: serve every queue
+	}
+	return allocateAveragely(readable, len(consumers), me), nil
+}
+
+// allocateAveragely gives consumer index i of n its contiguous share of
+// queues, the first len(queues) mod n consumers getting one more, like
+// RocketMQ's AllocateMessageQueueAveragely.
+func allocateAveragely(queues []Assignment, n, i int) []Assignment {
+	q := len(queues)
+	size, extra := q/n, q%n
+	start := i*size + min(i, extra)
+	if i < extra {
+		size++
+	}
+	return queues[start : start+size]
 }

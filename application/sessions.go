@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -229,4 +230,44 @@ func (s *Sessions) run(ctx context.Context, every time.Duration) {
 			s.expire(ctx)
 		}
 	}
+}
+
+// producersOf returns the live command channels of producers that declared
+// topic in their publishing settings, in a stable order.
+func (s *Sessions) producersOf(topic string) []ports.ClientChannel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0)
+	for id, cur := range s.clients {
+		if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
+			continue
+		}
+		select {
+		case <-cur.channel.Done():
+			continue
+		default:
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]ports.ClientChannel, len(ids))
+	for i, id := range ids {
+		out[i] = s.clients[id].channel
+	}
+	return out
+}
+
+// pushConsumersOf returns the client ids of the push consumers of a group
+// that are alive, sorted.
+func (s *Sessions) pushConsumersOf(group string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id, cur := range s.clients {
+		if cur.settings.ClientType == ClientTypePushConsumer && cur.settings.Subscription != nil && cur.settings.Subscription.Group == group {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -1,0 +1,116 @@
+package application
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// PullRequest asks for the messages of one queue from an offset.
+type PullRequest struct {
+	Group     string
+	Queue     domain.QueueRef
+	Offset    int64
+	BatchSize int32
+	Filter    filter.Expression
+	// LongPollingTimeout, when not nil, is how long to wait for a message;
+	// otherwise the proxy's maximum long-polling time bounded by the deadline.
+	LongPollingTimeout *time.Duration
+}
+
+func (m *Messaging) checkQueue(group string, q domain.QueueRef) error {
+	if err := domain.ValidateTopicName(q.Topic); err != nil {
+		return err
+	}
+	if group != "" {
+		if err := domain.ValidateGroupName(group); err != nil {
+			return err
+		}
+	}
+	if q.QueueID < 0 {
+		return domain.Errorf(domain.ReasonBadRequest, "queue id %d is negative: name the queue from the topic's route", q.QueueID)
+	}
+	if m.offsets == nil {
+		return domain.Errorf(domain.ReasonNotImplemented, "pull and offset operations are not supported by this broker")
+	}
+	return nil
+}
+
+// PullMessage reads messages of one queue from an offset for a pull
+// consumer, waiting up to the polling time when none is there yet.
+func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.PullResult, error) {
+	if err := m.checkQueue(req.Group, req.Queue); err != nil {
+		return ports.PullResult{}, err
+	}
+	if req.Group == "" {
+		return ports.PullResult{}, domain.ValidateGroupName("")
+	}
+	if req.BatchSize < 1 {
+		return ports.PullResult{}, domain.Errorf(domain.ReasonBadRequest, "batch size must be at least 1, got %d", req.BatchSize)
+	}
+	if req.Offset < 0 {
+		return ports.PullResult{}, domain.Errorf(domain.ReasonIllegalOffset, "offset %d is negative", req.Offset)
+	}
+	f, err := filter.Compile(req.Filter)
+	if err != nil {
+		return ports.PullResult{}, err
+	}
+	polling := m.cfg.Consumer.MaxLongPolling
+	if req.LongPollingTimeout != nil {
+		polling = min(max(*req.LongPollingTimeout, 0), m.cfg.Consumer.MaxLongPolling)
+	}
+	pollCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithDeadline(ctx, dl.Add(-pollReserve))
+		defer cancel()
+	}
+	return m.offsets.Pull(pollCtx, ports.PullRequest{
+		Group:       req.Group,
+		Queue:       req.Queue,
+		Offset:      req.Offset,
+		BatchSize:   min(req.BatchSize, m.cfg.Consumer.MaxBatchSize),
+		Filter:      f,
+		PollTimeout: polling,
+	})
+}
+
+// UpdateOffset commits a pull consumer group's position in a queue.
+func (m *Messaging) UpdateOffset(ctx context.Context, group string, q domain.QueueRef, offset int64) error {
+	if err := m.checkQueue(group, q); err != nil {
+		return err
+	}
+	if group == "" {
+		return domain.ValidateGroupName("")
+	}
+	if offset < 0 {
+		return domain.Errorf(domain.ReasonIllegalOffset, "offset %d is negative", offset)
+	}
+	return m.offsets.UpdateOffset(ctx, group, q, offset)
+}
+
+// GetOffset returns a pull consumer group's committed position in a queue.
+func (m *Messaging) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
+	if err := m.checkQueue(group, q); err != nil {
+		return 0, err
+	}
+	if group == "" {
+		return 0, domain.ValidateGroupName("")
+	}
+	return m.offsets.GetOffset(ctx, group, q)
+}
+
+// QueryOffset finds an offset in a queue: its beginning, its end, or the
+// first message stored at or after a time.
+func (m *Messaging) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
+	if err := m.checkQueue("", q); err != nil {
+		return 0, err
+	}
+	if p == ports.OffsetTimestamp && at.IsZero() {
+		return 0, domain.Errorf(domain.ReasonBadRequest, "a TIMESTAMP offset query needs a timestamp")
+	}
+	return m.offsets.QueryOffset(ctx, q, p, at)
+}
