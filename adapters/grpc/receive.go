@@ -39,6 +39,7 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 			Group:      group,
 			Topic:      resourceName(req.GetMessageQueue().GetTopic(), info),
 			BrokerName: req.GetMessageQueue().GetBroker().GetName(),
+			QueueID:    req.GetMessageQueue().GetId(),
 			Filter:     toFilterExpression(req.GetFilterExpression()),
 			BatchSize:  req.GetBatchSize(),
 			AutoRenew:  req.GetAutoRenew(),
@@ -70,5 +71,54 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		}
 	}
 	_ = stream.Send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
+	return nil
+}
+
+// PullMessage streams, as the protocol defines: a status frame, one frame
+// per message, then the offset to pull from next.
+func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingService_PullMessageServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	defer context.AfterFunc(s.shutdown, cancel)()
+	var res ports.PullResult
+	st := func() *v2.Status {
+		info := requestInfo(ctx)
+		if info.ClientID == "" {
+			return &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}
+		}
+		if !s.admit.enter(kindConsumer) {
+			return &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
+		}
+		defer s.admit.leave(kindConsumer)
+		ctx = ports.WithRequestInfo(ctx, info)
+		r := application.PullRequest{
+			Group:     resourceName(req.GetGroup(), info),
+			Queue:     queueRef(req.GetMessageQueue(), info),
+			Offset:    req.GetOffset(),
+			BatchSize: req.GetBatchSize(),
+			Filter:    toFilterExpression(req.GetFilterExpression()),
+		}
+		if req.LongPollingTimeout != nil {
+			d := req.GetLongPollingTimeout().AsDuration()
+			r.LongPollingTimeout = &d
+		}
+		var err error
+		res, err = s.app.PullMessage(ctx, r)
+		if err == nil && len(res.Messages) == 0 {
+			return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message"}
+		}
+		return statusOf(ctx, s.log, err)
+	}()
+	if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
+		return nil
+	}
+	for i := range res.Messages {
+		if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Message{Message: toProtoMessage(&res.Messages[i])}}); err != nil {
+			return nil
+		}
+	}
+	if st.GetCode() == v2.Code_OK || st.GetCode() == v2.Code_MESSAGE_NOT_FOUND {
+		_ = stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
+	}
 	return nil
 }

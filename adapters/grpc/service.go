@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
@@ -12,9 +13,10 @@ import (
 )
 
 // Service implements apache.rocketmq.v2.MessagingService over the
-// application's use cases. PullMessage, the offset RPCs and
-// SyncLiteSubscription are answered with gRPC UNIMPLEMENTED, as the Apache
-// proxy does.
+// application's use cases. Beyond the Apache proxy it serves PullMessage
+// and the offset RPCs (UpdateOffset, GetOffset, QueryOffset) with the
+// semantics of the protocol definition; SyncLiteSubscription is answered
+// with gRPC UNIMPLEMENTED, as upstream.
 type Service struct {
 	v2.UnimplementedMessagingServiceServer
 
@@ -191,12 +193,89 @@ func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyCli
 
 func (s *Service) EndTransaction(ctx context.Context, req *v2.EndTransactionRequest) (*v2.EndTransactionResponse, error) {
 	return unary(s, ctx, kindTransaction, func(ctx context.Context) (*v2.EndTransactionResponse, error) {
-		return nil, domain.Errorf(domain.ReasonNotImplemented, "transactional messages are not supported by this rmqproxy version yet")
+		err := s.app.EndTransaction(ctx, ports.EndTransactionRequest{
+			Topic:         resourceName(req.GetTopic(), ports.RequestInfoFrom(ctx)),
+			MessageID:     req.GetMessageId(),
+			TransactionID: req.GetTransactionId(),
+			Resolution:    toResolution(req.GetResolution()),
+			FromCheck:     req.GetSource() == v2.TransactionSource_SOURCE_SERVER_CHECK,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &v2.EndTransactionResponse{Status: okStatus()}, nil
 	}, func(st *v2.Status) *v2.EndTransactionResponse { return &v2.EndTransactionResponse{Status: st} }), nil
+}
+
+func toResolution(r v2.TransactionResolution) ports.Resolution {
+	switch r {
+	case v2.TransactionResolution_COMMIT:
+		return ports.ResolutionCommit
+	case v2.TransactionResolution_ROLLBACK:
+		return ports.ResolutionRollback
+	default:
+		return ports.ResolutionUnknown
+	}
 }
 
 func (s *Service) RecallMessage(ctx context.Context, req *v2.RecallMessageRequest) (*v2.RecallMessageResponse, error) {
 	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.RecallMessageResponse, error) {
-		return nil, domain.Errorf(domain.ReasonNotImplemented, "recalling delay messages is not supported by this rmqproxy version yet")
+		id, err := s.app.RecallMessage(ctx, resourceName(req.GetTopic(), ports.RequestInfoFrom(ctx)), req.GetRecallHandle())
+		if err != nil {
+			return nil, err
+		}
+		return &v2.RecallMessageResponse{Status: okStatus(), MessageId: id}, nil
 	}, func(st *v2.Status) *v2.RecallMessageResponse { return &v2.RecallMessageResponse{Status: st} }), nil
+}
+
+// queueRef names the queue of a request's MessageQueue.
+func queueRef(mq *v2.MessageQueue, info ports.RequestInfo) domain.QueueRef {
+	return domain.QueueRef{Topic: resourceName(mq.GetTopic(), info), BrokerName: mq.GetBroker().GetName(), QueueID: mq.GetId()}
+}
+
+func (s *Service) UpdateOffset(ctx context.Context, req *v2.UpdateOffsetRequest) (*v2.UpdateOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.UpdateOffsetResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		if err := s.app.UpdateOffset(ctx, resourceName(req.GetGroup(), info), queueRef(req.GetMessageQueue(), info), req.GetOffset()); err != nil {
+			return nil, err
+		}
+		return &v2.UpdateOffsetResponse{Status: okStatus()}, nil
+	}, func(st *v2.Status) *v2.UpdateOffsetResponse { return &v2.UpdateOffsetResponse{Status: st} }), nil
+}
+
+func (s *Service) GetOffset(ctx context.Context, req *v2.GetOffsetRequest) (*v2.GetOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.GetOffsetResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		off, err := s.app.GetOffset(ctx, resourceName(req.GetGroup(), info), queueRef(req.GetMessageQueue(), info))
+		if err != nil {
+			return nil, err
+		}
+		return &v2.GetOffsetResponse{Status: okStatus(), Offset: off}, nil
+	}, func(st *v2.Status) *v2.GetOffsetResponse { return &v2.GetOffsetResponse{Status: st} }), nil
+}
+
+func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (*v2.QueryOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.QueryOffsetResponse, error) {
+		info := ports.RequestInfoFrom(ctx)
+		var policy ports.OffsetPolicy
+		switch req.GetQueryOffsetPolicy() {
+		case v2.QueryOffsetPolicy_BEGINNING:
+			policy = ports.OffsetBeginning
+		case v2.QueryOffsetPolicy_END:
+			policy = ports.OffsetEnd
+		case v2.QueryOffsetPolicy_TIMESTAMP:
+			policy = ports.OffsetTimestamp
+		default:
+			return nil, domain.Errorf(domain.ReasonBadRequest, "unknown query offset policy %d", req.GetQueryOffsetPolicy())
+		}
+		var at time.Time
+		if req.GetTimestamp() != nil {
+			at = req.GetTimestamp().AsTime()
+		}
+		off, err := s.app.QueryOffset(ctx, queueRef(req.GetMessageQueue(), info), policy, at)
+		if err != nil {
+			return nil, err
+		}
+		return &v2.QueryOffsetResponse{Status: okStatus(), Offset: off}, nil
+	}, func(st *v2.Status) *v2.QueryOffsetResponse { return &v2.QueryOffsetResponse{Status: st} }), nil
 }
