@@ -67,11 +67,16 @@ func RawMessage(topic string, body []byte, tag string) *v2.Message {
 // clients do before receiving.
 func (c *RawClient) Subscribe(t testing.TB, group, topic string) {
 	t.Helper()
+	c.SubscribeAs(t, v2.ClientType_SIMPLE_CONSUMER, group, topic)
+}
+
+// SubscribeAs is Subscribe for a given client type (e.g. a push consumer).
+func (c *RawClient) SubscribeAs(t testing.TB, ct v2.ClientType, group, topic string) {
+	t.Helper()
 	stream, err := c.Telemetry(c.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := v2.ClientType_SIMPLE_CONSUMER
 	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
 		ClientType:     &ct,
 		RequestTimeout: durationpb.New(3 * time.Second),

@@ -1,0 +1,217 @@
+package e2e_test
+
+import (
+	"fmt"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// orderLog records, per message group, the sequence numbers in the order a
+// consumer processed them.
+type orderLog struct {
+	mu     sync.Mutex
+	seqs   map[string][]int
+	failed map[string]bool // ids already failed once
+}
+
+func newOrderLog() *orderLog { return &orderLog{seqs: map[string][]int{}, failed: map[string]bool{}} }
+
+func (o *orderLog) record(m *rmq.MessageView) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	seq, _ := strconv.Atoi(m.GetProperties()["seq"])
+	o.seqs[*m.GetMessageGroup()] = append(o.seqs[*m.GetMessageGroup()], seq)
+}
+
+func (o *orderLog) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, s := range o.seqs {
+		n += len(s)
+	}
+	return n
+}
+
+// check verifies every group was processed exactly in send order, once.
+func (o *orderLog) check(t *testing.T, groups, perGroup int) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.seqs) != groups {
+		t.Fatalf("%d message groups processed, want %d", len(o.seqs), groups)
+	}
+	for g, s := range o.seqs {
+		if len(s) != perGroup {
+			t.Fatalf("group %s: %d messages processed, want %d: %v", g, len(s), perGroup, s)
+		}
+		for i, v := range s {
+			if v != i {
+				t.Fatalf("group %s processed out of order: %v", g, s)
+			}
+		}
+	}
+}
+
+func sendFIFO(t *testing.T, pr rmq.Producer, topic string, groups, perGroup int) {
+	t.Helper()
+	for i := range perGroup {
+		for g := range groups {
+			m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("g%d-%d", g, i))}
+			m.SetMessageGroup("group-" + strconv.Itoa(g))
+			m.AddProperty("seq", strconv.Itoa(i))
+			if _, err := pr.Send(t.Context(), m); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+		}
+	}
+}
+
+// TestFIFOPushConsumersKeepGroupOrder sends 10 message groups × 20 messages
+// to a FIFO topic and consumes them with two push consumers of an orderly
+// group, one of which fails a message once: every group is processed in
+// send order, exactly once, across both consumers.
+func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "fifo", domain.MessageTypeFIFO, 4)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo", Orderly: &orderly, RetryPolicy: &domain.RetryPolicy{Delays: []time.Duration{time.Second}}})
+	pr := testenv.NewProducer(t, p, "fifo")
+	const groups, perGroup = 10, 20
+	sendFIFO(t, pr, "fifo", groups, perGroup)
+
+	log := newOrderLog()
+	consumer := func() rmq.PushConsumer {
+		pc, err := rmq.NewPushConsumer(p.ClientConfig("g-fifo"),
+			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"fifo": rmq.SUB_ALL}),
+			rmq.WithPushConsumptionThreadCount(4),
+			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
+				if *m.GetMessageGroup() == "group-3" && m.GetProperties()["seq"] == "5" {
+					log.mu.Lock()
+					first := !log.failed[m.GetMessageId()]
+					log.failed[m.GetMessageId()] = true
+					log.mu.Unlock()
+					if first {
+						return rmq.FAILURE // retried in place: group-3 must wait for it
+					}
+				}
+				log.record(m)
+				return rmq.SUCCESS
+			}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return pc
+	}
+	a, b := consumer(), consumer()
+	defer a.GracefulStop()
+	defer b.GracefulStop()
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		if n := log.total(); n < groups*perGroup {
+			return fmt.Errorf("%d of %d processed", n, groups*perGroup)
+		}
+		return nil
+	})
+	log.check(t, groups, perGroup)
+}
+
+// TestFIFOSimpleConsumerBlocksGroupUntilAck shows the broker-side rule: while
+// a message of a group is in flight, the next one of that group is held back;
+// other groups go on.
+func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "fifo-s", domain.MessageTypeFIFO, 1)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-s", Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, "fifo-s")
+	sendFIFO(t, pr, "fifo-s", 2, 3) // group-0 and group-1, seq 0..2 each
+	c := testenv.NewSimpleConsumer(t, p, "g-fifo-s", time.Second, map[string]*rmq.FilterExpression{"fifo-s": rmq.SUB_ALL})
+	receive := func() []*rmq.MessageView {
+		t.Helper()
+		ms, err := c.Receive(t.Context(), 16, 20*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	first := receive()
+	heads := map[string]*rmq.MessageView{}
+	for _, m := range first {
+		if _, dup := heads[*m.GetMessageGroup()]; dup {
+			t.Fatalf("two messages of %s in flight at once", *m.GetMessageGroup())
+		}
+		heads[*m.GetMessageGroup()] = m
+		if m.GetProperties()["seq"] != "0" {
+			t.Fatalf("group %s started with seq %s", *m.GetMessageGroup(), m.GetProperties()["seq"])
+		}
+	}
+	if len(heads) != 2 {
+		t.Fatalf("first receive got %d groups' heads, want both", len(heads))
+	}
+	if more := receive(); len(more) != 0 {
+		t.Fatalf("a group's next message was delivered while its head was in flight")
+	}
+	if err := c.Ack(t.Context(), heads["group-0"]); err != nil {
+		t.Fatal(err)
+	}
+	next := receive()
+	if len(next) != 1 || *next[0].GetMessageGroup() != "group-0" || next[0].GetProperties()["seq"] != "1" {
+		t.Fatalf("after acking group-0's head got %d messages", len(next))
+	}
+}
+
+// TestFIFOAssignmentsShareQueuesAmongPushConsumers checks QueryAssignment
+// for an orderly group: the live push consumers get disjoint sets of queues
+// that together cover the topic, and a consumer that leaves gives its
+// queues back.
+func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "fifo-a", domain.MessageTypeFIFO, 5)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-a", Orderly: &orderly})
+	clients := []*testenv.RawClient{testenv.NewRawClient(t, p), testenv.NewRawClient(t, p)}
+	for _, c := range clients {
+		c.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-fifo-a", "fifo-a")
+	}
+	assigned := func(c *testenv.RawClient) []int32 {
+		resp, err := c.QueryAssignment(c.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: "fifo-a"}, Group: &v2.Resource{Name: "g-fifo-a"}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("query assignment: %v %v", resp, err)
+		}
+		var ids []int32
+		for _, a := range resp.GetAssignments() {
+			ids = append(ids, a.GetMessageQueue().GetId())
+		}
+		return ids
+	}
+	a, b := assigned(clients[0]), assigned(clients[1])
+	seen := map[int32]bool{}
+	for _, id := range append(append([]int32{}, a...), b...) {
+		if seen[id] {
+			t.Fatalf("queue %d assigned twice: %v and %v", id, a, b)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 5 || len(a) == 0 || len(b) == 0 {
+		t.Fatalf("assignments %v and %v do not share out 5 queues", a, b)
+	}
+	resp, err := clients[1].NotifyClientTermination(clients[1].Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: "g-fifo-a"}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("terminate: %v %v", resp, err)
+	}
+	if got := assigned(clients[0]); len(got) != 5 {
+		t.Fatalf("after the other consumer left, assignment %v", got)
+	}
+}

@@ -1,0 +1,2 @@
+package rmqproxy.interop;
+public final class Main { public static void main(String[] a) {} }
