@@ -1,2 +1,465 @@
 package rmqproxy.interop;
-public final class Main { public static void main(String[] a) {} }
+
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
+import org.apache.rocketmq.client.apis.consumer.FilterExpression;
+import org.apache.rocketmq.client.apis.consumer.FilterExpressionType;
+import org.apache.rocketmq.client.apis.consumer.PushConsumer;
+import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
+import org.apache.rocketmq.client.apis.message.Message;
+import org.apache.rocketmq.client.apis.message.MessageBuilder;
+import org.apache.rocketmq.client.apis.message.MessageView;
+import org.apache.rocketmq.client.apis.producer.Producer;
+import org.apache.rocketmq.client.apis.producer.SendReceipt;
+import org.apache.rocketmq.client.apis.producer.Transaction;
+import org.apache.rocketmq.client.apis.producer.TransactionResolution;
+
+/**
+ * The Java interop program: drives the official RocketMQ 5 Java client
+ * (org.apache.rocketmq:rocketmq-client-java) through one scenario against
+ * an endpoint and prints one JSON object per line for each event. Usage:
+ *
+ * <pre>
+ * java -cp target/classes:target/lib/* rmqproxy.interop.Main SCENARIO
+ *     --endpoint 127.0.0.1:8081 --topic T --group G [--count N]
+ *     [--groups K] [--delay-ms D] [--consumer simple|push]
+ *     [--linger-ms L] [--timeout-ms T]
+ * </pre>
+ *
+ * Scenarios: normal, fifo, delay, transaction. The client runs with its
+ * default settings (TLS on, certificate not verified). Errors go to stderr
+ * and end the program with a non-zero exit code.
+ */
+public final class Main {
+    private static final PrintStream OUT = System.out;
+    private static final Object OUT_LOCK = new Object();
+
+    private final Map<String, String> opts;
+    private final String scenario;
+    private final String endpoint;
+    private final String topic;
+    private final String group;
+    private final int count;
+    private final long lingerMillis;
+    private final long deadline;
+    private final ClientServiceProvider provider = ClientServiceProvider.loadService();
+    private final ClientConfiguration config;
+
+    // Distinct message ids received so far, and how many of them count toward the goal.
+    private final Set<String> received = Collections.synchronizedSet(new HashSet<>());
+
+    private Main(String scenario, Map<String, String> opts) {
+        this.scenario = scenario;
+        this.opts = opts;
+        this.endpoint = required("endpoint");
+        this.topic = required("topic");
+        this.group = required("group");
+        this.count = Integer.parseInt(opts.getOrDefault("count", "20"));
+        this.lingerMillis = Long.parseLong(opts.getOrDefault("linger-ms", "1500"));
+        this.deadline = System.currentTimeMillis() + Long.parseLong(opts.getOrDefault("timeout-ms", "90000"));
+        // Default settings: the builder's defaults (enableSsl true) stay as they are.
+        this.config = ClientConfiguration.newBuilder().setEndpoints(endpoint).build();
+    }
+
+    public static void main(String[] args) {
+        if (args.length < 1) {
+            System.err.println("usage: Main normal|fifo|delay|transaction --endpoint HOST:PORT --topic T --group G [...]");
+            System.exit(2);
+        }
+        Map<String, String> opts = new HashMap<>();
+        for (int i = 1; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--")) {
+                System.err.println("unexpected argument " + a);
+                System.exit(2);
+            }
+            String key = a.substring(2);
+            String value;
+            int eq = key.indexOf('=');
+            if (eq >= 0) {
+                value = key.substring(eq + 1);
+                key = key.substring(0, eq);
+            } else if (i + 1 < args.length) {
+                value = args[++i];
+            } else {
+                System.err.println("missing value for " + a);
+                System.exit(2);
+                return;
+            }
+            opts.put(key, value);
+        }
+        int code = 0;
+        try {
+            Main m = new Main(args[0], opts);
+            m.run();
+            emit(event("done"));
+        } catch (Throwable t) {
+            System.err.println("java interop " + args[0] + " failed: " + t);
+            t.printStackTrace(System.err);
+            code = 1;
+        }
+        System.out.flush();
+        // The client keeps non-daemon threads (schedulers, gRPC) after close; end here.
+        System.exit(code);
+    }
+
+    private String required(String key) {
+        String v = opts.get(key);
+        if (v == null || v.isEmpty()) {
+            throw new IllegalArgumentException("--" + key + " is required");
+        }
+        return v;
+    }
+
+    private void run() throws Exception {
+        switch (scenario) {
+            case "normal":
+                normal();
+                break;
+            case "fifo":
+                fifo();
+                break;
+            case "delay":
+                delay();
+                break;
+            case "transaction":
+                transaction();
+                break;
+            default:
+                throw new IllegalArgumentException("unknown scenario " + scenario);
+        }
+    }
+
+    // ---- scenarios ----
+
+    private void normal() throws Exception {
+        Consumer consumer = startConsumer();
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+            for (int i = 0; i < count; i++) {
+                String tag = i % 2 == 0 ? "TagA" : "TagB";
+                String body = "normal-java-" + i;
+                MessageBuilder b = provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag(tag)
+                    .setKeys("k-" + i, "order-" + i / 10)
+                    .addProperty("seq", Integer.toString(i)).addProperty("lang", "java")
+                    .addProperty("unicode", "ünï-" + i);
+                SendReceipt r = producer.send(b.build());
+                Map<String, Object> e = event("sent");
+                e.put("id", r.getMessageId().toString());
+                e.put("seq", i);
+                e.put("tag", tag);
+                e.put("keys", List.of("k-" + i, "order-" + i / 10));
+                e.put("body", body);
+                e.put("props", new TreeMap<>(Map.of("seq", Integer.toString(i), "lang", "java", "unicode", "ünï-" + i)));
+                emit(e);
+            }
+        }
+        consumer.awaitAndClose(count);
+    }
+
+    private void fifo() throws Exception {
+        int groups = Integer.parseInt(opts.getOrDefault("groups", "3"));
+        Consumer consumer = startConsumer();
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+            for (int i = 0; i < count; i++) {
+                String mg = "mg-" + i % groups;
+                int seq = i / groups;
+                String body = "fifo-java-" + mg + "-" + seq;
+                Message m = provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("fifo")
+                    .setKeys("k-" + i).setMessageGroup(mg).addProperty("seq", Integer.toString(seq)).build();
+                SendReceipt r = producer.send(m);
+                Map<String, Object> e = event("sent");
+                e.put("id", r.getMessageId().toString());
+                e.put("group", mg);
+                e.put("seq", seq);
+                e.put("body", body);
+                emit(e);
+            }
+        }
+        consumer.awaitAndClose(count);
+    }
+
+    private void delay() throws Exception {
+        long delayMillis = Long.parseLong(opts.getOrDefault("delay-ms", "3000"));
+        Consumer consumer = startConsumer();
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+            for (int i = 0; i < count; i++) {
+                String body = "delay-java-" + i;
+                long at = System.currentTimeMillis() + delayMillis;
+                Message m = provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("delay")
+                    .setKeys("k-" + i).setDeliveryTimestamp(at).addProperty("seq", Integer.toString(i)).build();
+                SendReceipt r = producer.send(m);
+                Map<String, Object> e = event("sent");
+                e.put("id", r.getMessageId().toString());
+                e.put("seq", i);
+                e.put("deliver_at", at);
+                e.put("body", body);
+                emit(e);
+            }
+        }
+        consumer.awaitAndClose(count);
+    }
+
+    /**
+     * Three half messages: "commit" is committed, "rollback" rolled back,
+     * "unknown" left open so that the broker checks it back; the checker
+     * answers COMMIT for it (and ROLLBACK for anything else it is asked).
+     */
+    private void transaction() throws Exception {
+        Consumer consumer = startConsumer();
+        Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic)
+            .setTransactionChecker(view -> {
+                String outcome = view.getProperties().getOrDefault("outcome", "");
+                TransactionResolution res = "unknown".equals(outcome) ? TransactionResolution.COMMIT
+                    : TransactionResolution.ROLLBACK;
+                Map<String, Object> e = event("checked");
+                e.put("id", view.getMessageId().toString());
+                e.put("outcome", outcome);
+                e.put("resolution", res.name());
+                emit(e);
+                return res;
+            }).build();
+        try {
+            for (String outcome : List.of("commit", "rollback", "unknown")) {
+                String body = "tx-java-" + outcome;
+                Message m = provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("tx")
+                    .setKeys("k-" + outcome).addProperty("outcome", outcome).build();
+                Transaction tx = producer.beginTransaction();
+                SendReceipt r = producer.send(m, tx);
+                Map<String, Object> e = event("sent");
+                e.put("id", r.getMessageId().toString());
+                e.put("outcome", outcome);
+                e.put("body", body);
+                emit(e);
+                if (outcome.equals("commit")) {
+                    tx.commit();
+                } else if (outcome.equals("rollback")) {
+                    tx.rollback();
+                }
+                Map<String, Object> d = event("resolved");
+                d.put("id", r.getMessageId().toString());
+                d.put("outcome", outcome);
+                emit(d);
+            }
+            // The producer stays up (it answers the check-back) until both
+            // the committed and the checked-back message have arrived.
+            consumer.awaitAndClose(2);
+        } finally {
+            producer.close();
+        }
+    }
+
+    // ---- consumers ----
+
+    private interface Consumer {
+        /** Waits for want distinct messages, then lingers to catch extras, then closes. */
+        void awaitAndClose(int want) throws Exception;
+    }
+
+    private Map<String, FilterExpression> subscription() {
+        return Map.of(topic, new FilterExpression("*", FilterExpressionType.TAG));
+    }
+
+    private Consumer startConsumer() throws Exception {
+        String kind = opts.getOrDefault("consumer", "simple");
+        if (kind.equals("push")) {
+            return startPush();
+        }
+        if (!kind.equals("simple")) {
+            throw new IllegalArgumentException("unknown consumer " + kind);
+        }
+        SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setAwaitDuration(Duration.ofSeconds(2)).build();
+        return want -> {
+            try {
+                boolean reached = false;
+                long lingerUntil = Long.MAX_VALUE;
+                while (System.currentTimeMillis() < lingerUntil) {
+                    if (!reached && System.currentTimeMillis() > deadline) {
+                        throw new IllegalStateException("received " + received.size() + " of " + want + " messages before the timeout");
+                    }
+                    List<MessageView> views = c.receive(16, Duration.ofSeconds(30));
+                    for (MessageView v : views) {
+                        onReceived(v, "simple");
+                        c.ack(v);
+                        Map<String, Object> e = event("acked");
+                        e.put("id", v.getMessageId().toString());
+                        emit(e);
+                    }
+                    if (!reached && received.size() >= want) {
+                        reached = true;
+                        lingerUntil = System.currentTimeMillis() + lingerMillis;
+                    }
+                }
+            } finally {
+                c.close();
+            }
+        };
+    }
+
+    private Consumer startPush() throws Exception {
+        Object lock = new Object();
+        PushConsumer c = provider.newPushConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setMessageListener(v -> {
+                onReceived(v, "push");
+                synchronized (lock) {
+                    lock.notifyAll();
+                }
+                return ConsumeResult.SUCCESS;
+            }).build();
+        return want -> {
+            try {
+                synchronized (lock) {
+                    while (received.size() < want) {
+                        long left = deadline - System.currentTimeMillis();
+                        if (left <= 0) {
+                            throw new IllegalStateException("received " + received.size() + " of " + want + " messages before the timeout");
+                        }
+                        lock.wait(left);
+                    }
+                }
+                // Linger: a duplicate or an unexpected message would show up now.
+                long until = System.currentTimeMillis() + lingerMillis;
+                synchronized (lock) {
+                    for (long left = lingerMillis; left > 0; left = until - System.currentTimeMillis()) {
+                        lock.wait(left);
+                    }
+                }
+            } finally {
+                c.close();
+            }
+        };
+    }
+
+    private void onReceived(MessageView v, String consumer) {
+        long now = System.currentTimeMillis();
+        Map<String, Object> e = event("received");
+        e.put("id", v.getMessageId().toString());
+        e.put("consumer", consumer);
+        e.put("topic", v.getTopic());
+        e.put("body", string(v.getBody()));
+        e.put("tag", v.getTag().orElse(null));
+        e.put("keys", new ArrayList<>(v.getKeys()));
+        e.put("props", new TreeMap<>(v.getProperties()));
+        e.put("group", v.getMessageGroup().orElse(null));
+        String seq = v.getProperties().get("seq");
+        if (seq != null) {
+            e.put("seq", Integer.parseInt(seq));
+        }
+        e.put("attempt", v.getDeliveryAttempt());
+        v.getDeliveryTimestamp().ifPresent(t -> e.put("deliver_at", t));
+        e.put("born", v.getBornTimestamp());
+        e.put("ts", now);
+        emit(e);
+        received.add(v.getMessageId().toString());
+    }
+
+    // ---- output ----
+
+    private static Map<String, Object> event(String name) {
+        Map<String, Object> e = new LinkedHashMap<>();
+        e.put("event", name);
+        return e;
+    }
+
+    private static void emit(Map<String, Object> e) {
+        StringBuilder sb = new StringBuilder();
+        json(sb, e);
+        synchronized (OUT_LOCK) {
+            OUT.println(sb);
+            OUT.flush();
+        }
+    }
+
+    private static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static String string(ByteBuffer b) {
+        ByteBuffer d = b.duplicate();
+        byte[] a = new byte[d.remaining()];
+        d.get(a);
+        return new String(a, StandardCharsets.UTF_8);
+    }
+
+    private static void json(StringBuilder sb, Object v) {
+        if (v == null) {
+            sb.append("null");
+        } else if (v instanceof String) {
+            quote(sb, (String) v);
+        } else if (v instanceof Number || v instanceof Boolean) {
+            sb.append(v);
+        } else if (v instanceof Map) {
+            sb.append('{');
+            boolean first = true;
+            for (Map.Entry<?, ?> en : ((Map<?, ?>) v).entrySet()) {
+                if (!first) {
+                    sb.append(',');
+                }
+                first = false;
+                quote(sb, String.valueOf(en.getKey()));
+                sb.append(':');
+                json(sb, en.getValue());
+            }
+            sb.append('}');
+        } else if (v instanceof Collection) {
+            sb.append('[');
+            boolean first = true;
+            for (Object o : (Collection<?>) v) {
+                if (!first) {
+                    sb.append(',');
+                }
+                first = false;
+                json(sb, o);
+            }
+            sb.append(']');
+        } else {
+            quote(sb, v.toString());
+        }
+    }
+
+    private static void quote(StringBuilder sb, String s) {
+        sb.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"':
+                    sb.append("\\\"");
+                    break;
+                case '\\':
+                    sb.append("\\\\");
+                    break;
+                case '\n':
+                    sb.append("\\n");
+                    break;
+                case '\r':
+                    sb.append("\\r");
+                    break;
+                case '\t':
+                    sb.append("\\t");
+                    break;
+                default:
+                    if (c < 0x20) {
+                        sb.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        sb.append(c);
+                    }
+            }
+        }
+        sb.append('"');
+    }
+}
