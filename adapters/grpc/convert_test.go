@@ -1,0 +1,74 @@
+package grpc
+
+import (
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+func TestMergeSettings(t *testing.T) {
+	consumer := v2.ClientType_PUSH_CONSUMER
+	client := &v2.Settings{
+		ClientType: &consumer,
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
+			Group:              &v2.Resource{Name: "g"},
+			ReceiveBatchSize:   ptr(int32(16)),
+			LongPollingTimeout: durationpb.New(30 * time.Second),
+		}},
+	}
+	server := application.ServerSettings{MaxAttempts: 17, Backoff: domain.RetryPolicy{Delays: []time.Duration{time.Second, 5 * time.Second}},
+		FIFO: true, ReceiveBatchSize: 32, LongPollingTimeout: 20 * time.Second}
+
+	t.Run("unknown group keeps the client's values", func(t *testing.T) {
+		got := mergeSettings(client, server)
+		sub := got.GetSubscription()
+		if sub.GetReceiveBatchSize() != 16 || sub.GetLongPollingTimeout().AsDuration() != 30*time.Second || !sub.GetFifo() {
+			t.Fatalf("subscription %v", sub)
+		}
+		if got.GetBackoffPolicy().GetMaxAttempts() != 17 || len(got.GetBackoffPolicy().GetCustomizedBackoff().GetNext()) != 2 {
+			t.Fatalf("backoff %v", got.GetBackoffPolicy())
+		}
+		if client.GetBackoffPolicy() != nil {
+			t.Fatal("the client's settings were modified")
+		}
+	})
+	t.Run("known group imposes the server's", func(t *testing.T) {
+		server.GroupKnown = true
+		sub := mergeSettings(client, server).GetSubscription()
+		if sub.GetReceiveBatchSize() != 32 || sub.GetLongPollingTimeout().AsDuration() != 20*time.Second {
+			t.Fatalf("subscription %v", sub)
+		}
+	})
+	t.Run("producers get an exponential policy and limits", func(t *testing.T) {
+		producer := v2.ClientType_PRODUCER
+		p := &v2.Settings{ClientType: &producer, PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{}}}
+		got := mergeSettings(p, application.ServerSettings{MaxAttempts: 3, Backoff: domain.RetryPolicy{Initial: 10 * time.Millisecond, Max: time.Second, Multiplier: 2},
+			MaxBodySize: 4 << 20, ValidateMessageType: true})
+		e := got.GetBackoffPolicy().GetExponentialBackoff()
+		if e.GetInitial().AsDuration() != 10*time.Millisecond || e.GetMultiplier() != 2 || got.GetPublishing().GetMaxBodySize() != 4<<20 || !got.GetPublishing().GetValidateMessageType() {
+			t.Fatalf("producer settings %v", got)
+		}
+		if got.GetMetric() == nil || got.GetMetric().GetOn() {
+			t.Fatal("metric must be present and off")
+		}
+	})
+}
+
+func TestToProtoMessageDigestAndEncoding(t *testing.T) {
+	m := &domain.StoredMessage{Message: domain.Message{Topic: "ns%t", Body: []byte("hello"), Compressed: true, Group: "g"}, DeliveryAttempt: 2, QueueOffset: 7}
+	p := toProtoMessage(m)
+	if p.GetSystemProperties().GetBodyDigest().GetChecksum() != "5D41402ABC4B2A76B9719D911017C592" {
+		t.Fatalf("digest %s", p.GetSystemProperties().GetBodyDigest().GetChecksum())
+	}
+	if p.GetSystemProperties().GetBodyEncoding() != v2.Encoding_GZIP || p.GetSystemProperties().GetMessageType() != v2.MessageType_FIFO {
+		t.Fatalf("encoding/type %v", p.GetSystemProperties())
+	}
+	if p.GetTopic().GetName() != "t" || p.GetTopic().GetResourceNamespace() != "ns" {
+		t.Fatalf("topic %v", p.GetTopic())
+	}
+}
