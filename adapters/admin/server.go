@@ -3,16 +3,14 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -32,12 +30,7 @@ type Server struct {
 	cfg   Config
 	admin *application.Admin
 	log   *slog.Logger
-
-	mu     sync.Mutex // guards the fields below
-	srv    *http.Server
-	ln     net.Listener
-	cancel context.CancelFunc // cancels the root context of all requests
-	done   chan struct{}      // closed when the serving goroutine exits
+	srv   *httpserve.Server // the listener, the serving goroutine and the root context
 }
 
 // New returns a server for cfg over the admin use case. It does not listen
@@ -46,7 +39,21 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin")}
+	s := &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin")}
+	s.srv = httpserve.New(httpserve.Options{
+		Module:            "admin",
+		Setting:           "admin.address",
+		Address:           cfg.Address,
+		PortHolder:        "another process (perhaps another rmqproxy)",
+		Name:              "admin API",
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		Logger:            s.log,
+	})
+	return s
 }
 
 // Start binds cfg.Address and serves in a goroutine that [Server.Stop]
@@ -57,73 +64,29 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.InfoContext(ctx, "admin API disabled (admin.enabled is false)")
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return errors.New("admin: server already started")
+	if err := s.srv.Start(ctx); err != nil {
+		return err
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Address)
-	if err != nil {
-		hint := "check admin.address"
-		if errors.Is(err, syscall.EADDRINUSE) {
-			hint = "another process (perhaps another rmqproxy) uses this port: stop it, or set admin.address to a free address"
-		}
-		return fmt.Errorf("admin: cannot listen on %s (setting admin.address): %w; %s", s.cfg.Address, err, hint)
-	}
-	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
-	s.srv = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return root },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.ln, s.cancel, s.done = ln, cancel, make(chan struct{})
-	srv, done := s.srv, s.done
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("admin API stopped serving", "error", err)
-		}
-	}()
-	addr := ln.Addr().String()
+	bound := s.srv.Addr()
+	addr := bound.String()
 	s.log.InfoContext(ctx, "admin API listening", "address", addr)
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+	if tcp, ok := bound.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		s.log.WarnContext(ctx, "admin API is unauthenticated and listens beyond loopback: anyone who reaches it can create and delete topics and groups", "address", addr)
 	}
 	return nil
 }
 
 // Addr returns the bound address, or nil before Start.
-func (s *Server) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *Server) Addr() net.Addr { return s.srv.Addr() }
 
 // Stop stops accepting, lets in-flight requests finish until ctx's
 // deadline, then cancels them and closes every connection. It returns once
 // the serving goroutine has exited.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	srv, cancel, done := s.srv, s.cancel, s.done
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
+	if s.srv.Addr() == nil {
+		return nil // never started: disabled, or Start failed
 	}
-	err := srv.Shutdown(ctx)
-	cancel()
-	if err != nil {
-		_ = srv.Close()
-		err = fmt.Errorf("admin: graceful shutdown: %w", err)
-	}
-	<-done
+	err := s.srv.Stop(ctx)
 	s.log.InfoContext(ctx, "admin API stopped")
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -434,25 +435,34 @@ func TestDisabled(t *testing.T) {
 	}
 }
 
-func TestGracefulStop(t *testing.T) {
+// startWithRequestInFlight starts a server whose store holds ListTopics
+// until release is called, sends it a list request and returns once the
+// request has reached the store, with the channel its outcome arrives on.
+func startWithRequestInFlight(t *testing.T) (s *admin.Server, release func(), result <-chan error) {
+	t.Helper()
 	logger, _ := newLogger(t)
 	store := newFakeStore()
 	store.block, store.entered = make(chan struct{}), make(chan struct{}, 1)
-	s := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
+	release = sync.OnceFunc(func() { close(store.block) })
+	t.Cleanup(release)
+	s = admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
+	t.Cleanup(tr.CloseIdleConnections)
 	c, _ := admin.NewClient(s.Addr().String(), &http.Client{Transport: tr})
-
-	result := make(chan error, 1)
+	res := make(chan error, 1)
 	go func() {
 		_, err := c.Topics(context.Background())
-		result <- err
+		res <- err
 	}()
 	<-store.entered // the request is in flight
+	return s, release, res
+}
 
+func TestGracefulStop(t *testing.T) {
+	s, release, result := startWithRequestInFlight(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop(context.Background()) }()
 	select {
@@ -462,7 +472,7 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("request finished before release: %v", err)
 	case <-time.After(50 * time.Millisecond): // a negative check: nothing may happen yet
 	}
-	close(store.block)
+	release()
 	if err := <-result; err != nil {
 		t.Fatalf("in-flight request failed: %v", err)
 	}
@@ -472,23 +482,7 @@ func TestGracefulStop(t *testing.T) {
 }
 
 func TestStopDeadlineCancelsRequests(t *testing.T) {
-	logger, _ := newLogger(t)
-	store := newFakeStore()
-	store.block, store.entered = make(chan struct{}), make(chan struct{}, 1)
-	defer close(store.block)
-	s := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	c, _ := admin.NewClient(s.Addr().String(), &http.Client{Transport: tr})
-	result := make(chan error, 1)
-	go func() {
-		_, err := c.Topics(context.Background())
-		result <- err
-	}()
-	<-store.entered
+	s, _, result := startWithRequestInFlight(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the stop deadline has passed
 	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {

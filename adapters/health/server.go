@@ -10,8 +10,9 @@ import (
 	"net/http"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 )
 
 // Check is one readiness condition contributed by an adapter, such as
@@ -48,11 +49,7 @@ type Server struct {
 	stateMu sync.Mutex      // guards failing
 	failing map[string]bool // last outcome per check, to log changes only
 
-	mu   sync.Mutex // guards the fields below
-	srv  *http.Server
-	ln   net.Listener
-	stop context.CancelFunc
-	done chan struct{}
+	srv *httpserve.Server // the listener, the serving goroutine and the root context
 }
 
 // New returns a server for cfg running checks. Check names must be unique
@@ -79,76 +76,38 @@ func New(cfg Config, checks []Check, logger *slog.Logger) (*Server, error) {
 	}
 	sorted := append([]Check(nil), checks...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	return &Server{cfg: cfg, checks: sorted, log: logger.With("component", "health"), failing: map[string]bool{}}, nil
+	s := &Server{cfg: cfg, checks: sorted, log: logger.With("component", "health"), failing: map[string]bool{}}
+	s.srv = httpserve.New(httpserve.Options{
+		Module:            "health",
+		Setting:           "health.address",
+		Address:           cfg.Address,
+		Name:              "health server",
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      cfg.CheckTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		Logger:            s.log,
+	})
+	return s, nil
 }
 
 // Start binds cfg.Address and serves in a goroutine that Stop ends. A taken
 // port fails here with an error naming health.address.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return errors.New("health: server already started")
+	if err := s.srv.Start(ctx); err != nil {
+		return err
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Address)
-	if err != nil {
-		hint := "check health.address"
-		if errors.Is(err, syscall.EADDRINUSE) {
-			hint = "another process uses this port: stop it, or set health.address to a free address"
-		}
-		return fmt.Errorf("health: cannot listen on %s (setting health.address): %w; %s", s.cfg.Address, err, hint)
-	}
-	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
-	s.srv = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		WriteTimeout:      s.cfg.CheckTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return root },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.ln, s.stop, s.done = ln, cancel, make(chan struct{})
-	srv, done := s.srv, s.done
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("health server stopped serving", "error", err)
-		}
-	}()
-	s.log.InfoContext(ctx, "health endpoints listening", "address", ln.Addr().String(), "readiness_checks", len(s.checks))
+	s.log.InfoContext(ctx, "health endpoints listening", "address", s.srv.Addr().String(), "readiness_checks", len(s.checks))
 	return nil
 }
 
 // Addr returns the bound address, or nil before Start.
-func (s *Server) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *Server) Addr() net.Addr { return s.srv.Addr() }
 
 // Stop stops accepting, lets running probes finish until ctx is done, then
 // cancels them and closes every connection. It returns once the serving
 // goroutine has exited.
-func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	srv, cancel, done := s.srv, s.stop, s.done
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	err := srv.Shutdown(ctx)
-	cancel()
-	if err != nil {
-		_ = srv.Close()
-		err = fmt.Errorf("health: graceful shutdown: %w", err)
-	}
-	<-done
-	return err
-}
+func (s *Server) Stop(ctx context.Context) error { return s.srv.Stop(ctx) }
 
 // Handler returns the health endpoints' handler.
 func (s *Server) Handler() http.Handler {
