@@ -187,13 +187,19 @@ class Run:
         try:
             for i in range(self.count):
                 body = f"delay-python-{i}"
-                at = now_ms() + self.args.delay_ms
+                # On send this client takes the delivery time in whole
+                # seconds since the epoch (its delay example does
+                # int(time.time()) + 10) and puts it into the protobuf
+                # Timestamp's seconds; received messages report it in
+                # milliseconds.
+                at_s = int(time.time()) + -(-self.args.delay_ms // 1000)
+                at = at_s * 1000
                 m = Message()
                 m.topic = self.topic
                 m.body = body.encode("utf-8")
                 m.tag = "delay"
                 m.keys = f"k-{i}"
-                m.delivery_timestamp = at
+                m.delivery_timestamp = at_s
                 m.add_property("seq", str(i))
                 r = p.send(m)
                 emit("sent", id=r.message_id, seq=i, deliver_at=at, body=body)

@@ -20,6 +20,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+echo "== official Java, Node.js and Python clients for test/interop"
+test/scripts/install-clients.sh
+
 echo "== tests (race detector on)"
 # Integration tests that need a service must not skip under this script.
 export RMQPROXY_TEST_REQUIRE_SERVICES=1

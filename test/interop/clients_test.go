@@ -1,0 +1,313 @@
+package interop_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The pinned client versions; test/scripts/install-clients.sh installs
+// them from test/java/pom.xml, test/node/package-lock.json and
+// test/python/requirements.txt.
+const (
+	javaClientVersion   = "5.2.0"
+	nodeClientVersion   = "1.0.8"
+	pythonClientVersion = "5.1.2"
+	installCommand      = "test/scripts/install-clients.sh"
+)
+
+// language is one official client and the interop program written with it.
+type language struct {
+	name string
+	// missing says what is not installed, or "" when the program can run.
+	missing func(root string) string
+	// command builds the program's command line; logDir receives the
+	// client's own log files.
+	command func(ctx context.Context, root, logDir string, args []string) *exec.Cmd
+}
+
+var languages = []language{
+	{
+		name: "java",
+		missing: func(root string) string {
+			if _, err := exec.LookPath("java"); err != nil {
+				return "java (a JDK 17+) is not on PATH"
+			}
+			dir := filepath.Join(root, "test", "java")
+			jar := filepath.Join(dir, "target", "lib", "rocketmq-client-java-"+javaClientVersion+".jar")
+			if _, err := os.Stat(jar); err != nil {
+				return "the Java client is not built (" + rel(root, jar) + " is missing)"
+			}
+			class := filepath.Join(dir, "target", "classes", "rmqproxy", "interop", "Main.class")
+			src := filepath.Join(dir, "src", "main", "java", "rmqproxy", "interop", "Main.java")
+			if newer(src, class) {
+				return "the Java interop program is not built or older than its source (" + rel(root, class) + ")"
+			}
+			return ""
+		},
+		command: func(ctx context.Context, root, logDir string, args []string) *exec.Cmd {
+			dir := filepath.Join(root, "test", "java", "target")
+			cp := filepath.Join(dir, "classes") + string(os.PathListSeparator) + filepath.Join(dir, "lib", "*")
+			// A small heap and quick startup: the suite shares 2 cores with the proxy.
+			return exec.CommandContext(ctx, "java", append([]string{
+				"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xms32m", "-Xmx256m",
+				"-Drocketmq.log.root=" + logDir,
+				"-cp", cp, "rmqproxy.interop.Main",
+			}, args...)...)
+		},
+	},
+	{
+		name: "node",
+		missing: func(root string) string {
+			if _, err := exec.LookPath("node"); err != nil {
+				return "node (Node.js 18+) is not on PATH"
+			}
+			pkg := filepath.Join(root, "test", "node", "node_modules", "rocketmq-client-nodejs", "package.json")
+			if v := packageVersion(pkg); v != nodeClientVersion {
+				return fmt.Sprintf("rocketmq-client-nodejs %s is not installed in test/node (found %q)", nodeClientVersion, v)
+			}
+			return ""
+		},
+		command: func(ctx context.Context, root, logDir string, args []string) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(root, "test", "node", "interop.js")}, args...)...)
+			// The client logs to $HOME/logs/rocketmq.
+			cmd.Env = append(os.Environ(), "HOME="+logDir)
+			return cmd
+		},
+	},
+	{
+		name: "python",
+		missing: func(root string) string {
+			py := filepath.Join(root, "test", "python", ".venv", "bin", "python")
+			if _, err := os.Stat(py); err != nil {
+				return "the Python venv test/python/.venv does not exist"
+			}
+			dist, _ := filepath.Glob(filepath.Join(root, "test", "python", ".venv", "lib", "python*", "site-packages",
+				"rocketmq_python_client-"+pythonClientVersion+".dist-info"))
+			if len(dist) == 0 {
+				return "rocketmq-python-client " + pythonClientVersion + " is not installed in test/python/.venv"
+			}
+			return ""
+		},
+		command: func(ctx context.Context, root, logDir string, args []string) *exec.Cmd {
+			dir := filepath.Join(root, "test", "python")
+			cmd := exec.CommandContext(ctx, filepath.Join(dir, ".venv", "bin", "python"),
+				append([]string{filepath.Join(dir, "interop.py")}, args...)...)
+			// The client logs to $HOME/logs/rocketmq_python.
+			cmd.Env = append(os.Environ(), "HOME="+logDir, "PYTHONUNBUFFERED=1")
+			return cmd
+		},
+	},
+}
+
+// repoRoot is the repository root (tests run in their package directory).
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// requireClient skips the test when lang's program cannot run, or fails it
+// when the environment promises every service
+// (RMQPROXY_TEST_REQUIRE_SERVICES=1, as test/scripts/test.sh sets).
+func requireClient(t *testing.T, lang language) {
+	t.Helper()
+	m := lang.missing(repoRoot(t))
+	if m == "" {
+		return
+	}
+	msg := fmt.Sprintf("%s interop client unavailable: %s; install it with %s", lang.name, m, installCommand)
+	if os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// event is one line a program printed. Fields a line does not have are zero.
+type event struct {
+	Event      string            `json:"event"`
+	ID         string            `json:"id"`
+	Consumer   string            `json:"consumer"`
+	Topic      string            `json:"topic"`
+	Body       string            `json:"body"`
+	Tag        string            `json:"tag"`
+	Keys       []string          `json:"keys"`
+	Props      map[string]string `json:"props"`
+	Group      string            `json:"group"`
+	Seq        *int              `json:"seq"`
+	Attempt    int               `json:"attempt"`
+	DeliverAt  int64             `json:"deliver_at"`
+	TS         int64             `json:"ts"`
+	Outcome    string            `json:"outcome"`
+	Resolution string            `json:"resolution"`
+}
+
+// program runs lang's interop program for one scenario and returns the
+// events it printed. It fails the test if the program exits non-zero, runs
+// past timeout, or ends without its "done" event; the program's stderr,
+// unparsed output and client log tails are logged then.
+func program(t *testing.T, lang language, timeout time.Duration, args ...string) []event {
+	t.Helper()
+	root, logDir := repoRoot(t), t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := lang.command(ctx, root, logDir, args)
+	cmd.Dir = root
+	cmd.WaitDelay = 10 * time.Second
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", lang.name, err)
+	}
+	pid := cmd.Process.Pid
+	// Normally Wait below has reaped it; this covers a test that stops early.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	var events []event
+	var transcript strings.Builder
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		transcript.WriteString(line + "\n")
+		if !strings.HasPrefix(line, "{") {
+			continue // a client's own console output
+		}
+		var e event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Errorf("%s printed a line that is not an event: %q: %v", lang.name, line, err)
+			continue
+		}
+		events = append(events, e)
+	}
+	waitErr := cmd.Wait()
+	t.Logf("%s %s: pid %d ran %v", lang.name, strings.Join(args, " "), pid, time.Since(start).Round(time.Millisecond))
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		t.Logf("%s stderr:\n%s", lang.name, tail(s, 60))
+	}
+	report := func() {
+		t.Logf("%s stdout:\n%s", lang.name, tail(transcript.String(), 200))
+		logTails(t, logDir)
+	}
+	switch {
+	case ctx.Err() != nil:
+		report()
+		t.Fatalf("%s did not finish within %v (killed pid %d)", lang.name, timeout, pid)
+	case waitErr != nil:
+		report()
+		t.Fatalf("%s exited with %v", lang.name, waitErr)
+	case len(events) == 0 || events[len(events)-1].Event != "done":
+		report()
+		t.Fatalf("%s ended without its done event", lang.name)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			report()
+		}
+	})
+	return events
+}
+
+// logTails logs the last lines of each log file the client wrote.
+func logTails(t *testing.T, dir string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 {
+			t.Logf("client log %s:\n%s", filepath.Base(path), tail(string(b), 80))
+		}
+		return nil
+	})
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = append([]string{fmt.Sprintf("[... %d lines]", len(parts)-lines)}, parts[len(parts)-lines:]...)
+	}
+	return strings.Join(parts, "\n")
+}
+
+func rel(root, path string) string {
+	if r, err := filepath.Rel(root, path); err == nil {
+		return r
+	}
+	return path
+}
+
+// newer reports whether a was modified after b, or b does not exist.
+func newer(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errB != nil {
+		return true
+	}
+	return errA == nil && sa.ModTime().After(sb.ModTime())
+}
+
+func packageVersion(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var pkg struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		return ""
+	}
+	return pkg.Version
+}
+
+// lockedBuffer is a bytes.Buffer safe for the exec copier and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// only returns the events named name.
+func only(events []event, name string) []event {
+	var out []event
+	for _, e := range events {
+		if e.Event == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,274 @@
+package interop_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// Sizes are small: the whole suite shares 2 cores in CI.
+const (
+	normalCount = 30
+	fifoCount   = 30
+	fifoGroups  = 3
+	delayCount  = 10
+	delay       = 3 * time.Second
+	// delayTolerance is how much earlier than its delivery time a delay
+	// message may arrive: the proxy's timer tick.
+	delayTolerance = time.Second
+	// programTimeout bounds one program run; the program gives up on its own
+	// a little earlier (--timeout-ms) so that it can say how far it got.
+	programTimeout = 2 * time.Minute
+)
+
+// TestInterop runs every scenario with every language's official client,
+// one rmqproxy per language, the languages in parallel.
+func TestInterop(t *testing.T) {
+	for _, lang := range languages {
+		t.Run(lang.name, func(t *testing.T) {
+			t.Parallel()
+			requireClient(t, lang)
+			p := testenv.Start(t, testenv.Config(t))
+			for _, consumer := range []string{"simple", "push"} {
+				t.Run("normal/"+consumer, func(t *testing.T) { normalScenario(t, p, lang, consumer) })
+			}
+			for _, consumer := range []string{"simple", "push"} {
+				t.Run("fifo/"+consumer, func(t *testing.T) { fifoScenario(t, p, lang, consumer) })
+			}
+			t.Run("delay", func(t *testing.T) { delayScenario(t, p, lang) })
+			t.Run("transaction", func(t *testing.T) { transactionScenario(t, p, lang) })
+		})
+	}
+}
+
+// names gives a subtest its own topic and consumer group.
+func names(lang language, scenario, consumer string) (topic, group string) {
+	base := lang.name + "-" + scenario
+	if consumer != "" {
+		base += "-" + consumer
+	}
+	return "t-" + base, "g-" + base
+}
+
+// normalScenario: N messages with tags, keys and properties, each received
+// exactly once and intact, acked (simple consumer) or consumed (push).
+func normalScenario(t *testing.T, p *testenv.Proxy, lang language, consumer string) {
+	topic, group := names(lang, "normal", consumer)
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 4)
+	evs := runOn(t, p, lang, "normal", topic, group, "--count", strconv.Itoa(normalCount), "--consumer", consumer)
+	sent, got := exactlyOnce(t, evs, normalCount)
+	for id, r := range got {
+		s := sent[id]
+		if r.Topic != topic || r.Body != s.Body || r.Tag != s.Tag || !sameSet(r.Keys, s.Keys) || !sameMap(r.Props, s.Props) {
+			t.Errorf("message %s arrived changed:\n got  topic %q body %q tag %q keys %v props %v\n sent topic %q body %q tag %q keys %v props %v",
+				id, r.Topic, r.Body, r.Tag, r.Keys, r.Props, topic, s.Body, s.Tag, s.Keys, s.Props)
+		}
+		if r.Attempt != 1 {
+			t.Errorf("message %s arrived with delivery attempt %d, want 1", id, r.Attempt)
+		}
+	}
+	if consumer == "simple" {
+		allAcked(t, evs, sent)
+	}
+}
+
+// fifoScenario: N messages in K message groups, sent one after the other in
+// per-group sequence; each group arrives in order, each message once.
+func fifoScenario(t *testing.T, p *testenv.Proxy, lang language, consumer string) {
+	topic, group := names(lang, "fifo", consumer)
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 4)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	evs := runOn(t, p, lang, "fifo", topic, group, "--count", strconv.Itoa(fifoCount),
+		"--groups", strconv.Itoa(fifoGroups), "--consumer", consumer)
+	sent, _ := exactlyOnce(t, evs, fifoCount)
+	next := map[string]int{} // message group -> next expected sequence number
+	var order []string
+	for _, r := range only(evs, "received") {
+		s, ok := sent[r.ID]
+		if !ok {
+			continue // reported by exactlyOnce
+		}
+		if r.Group != s.Group {
+			t.Errorf("message %s arrived with message group %q, sent with %q", r.ID, r.Group, s.Group)
+		}
+		if r.Seq == nil || *r.Seq != *s.Seq {
+			t.Errorf("message %s arrived with seq %v, sent with %d", r.ID, r.Seq, *s.Seq)
+			continue
+		}
+		order = append(order, fmt.Sprintf("%s/%d", r.Group, *r.Seq))
+		if *r.Seq != next[s.Group] {
+			t.Errorf("message group %s: got seq %d, want %d (FIFO order broken)", s.Group, *r.Seq, next[s.Group])
+		}
+		next[s.Group] = *r.Seq + 1
+		if r.Attempt != 1 {
+			t.Errorf("message %s arrived with delivery attempt %d, want 1", r.ID, r.Attempt)
+		}
+	}
+	t.Logf("receive order: %v", order)
+	if consumer == "simple" {
+		allAcked(t, evs, sent)
+	}
+}
+
+// delayScenario: messages with a delivery time of now+D arrive, none before
+// its time (less the proxy's tick).
+func delayScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "delay", "")
+	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
+	evs := runOn(t, p, lang, "delay", topic, group, "--count", strconv.Itoa(delayCount),
+		"--delay-ms", strconv.FormatInt(delay.Milliseconds(), 10))
+	sent, got := exactlyOnce(t, evs, delayCount)
+	for id, r := range got {
+		s := sent[id]
+		if early := time.Duration(s.DeliverAt-r.TS) * time.Millisecond; early > delayTolerance {
+			t.Errorf("delay message %s arrived %v before its delivery time (tolerance %v)", id, early, delayTolerance)
+		}
+		if r.DeliverAt != s.DeliverAt {
+			t.Errorf("delay message %s arrived with delivery timestamp %d, sent with %d", id, r.DeliverAt, s.DeliverAt)
+		}
+	}
+	allAcked(t, evs, sent)
+}
+
+// transactionScenario: three half messages; the committed one and the one
+// the producer's checker commits on check-back arrive, the rolled-back one
+// never does. The topic has one queue, so by the time the checked-back
+// message (committed last) arrives, a wrongly delivered rolled-back message
+// would have arrived before it.
+func transactionScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "transaction", "")
+	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 1)
+	evs := runOn(t, p, lang, "transaction", topic, group)
+	byOutcome := map[string]event{}
+	for _, s := range only(evs, "sent") {
+		byOutcome[s.Outcome] = s
+	}
+	if len(byOutcome) != 3 {
+		t.Fatalf("sent %d half messages, want commit, rollback and unknown: %v", len(byOutcome), byOutcome)
+	}
+	want := map[string]string{byOutcome["commit"].ID: "commit", byOutcome["unknown"].ID: "unknown"}
+	seen := map[string]int{}
+	for _, r := range only(evs, "received") {
+		seen[r.ID]++
+		switch {
+		case r.ID == byOutcome["rollback"].ID:
+			t.Errorf("the rolled-back message %s was delivered", r.ID)
+		case want[r.ID] == "":
+			t.Errorf("unexpected message %s (%q) delivered", r.ID, r.Body)
+		case r.Body != byOutcome[want[r.ID]].Body:
+			t.Errorf("message %s arrived with body %q, sent %q", r.ID, r.Body, byOutcome[want[r.ID]].Body)
+		}
+	}
+	for id, outcome := range want {
+		if seen[id] != 1 {
+			t.Errorf("the %s message %s was delivered %d times, want once", outcome, id, seen[id])
+		}
+	}
+	checkedBack := false
+	for _, c := range only(evs, "checked") {
+		switch c.ID {
+		case byOutcome["unknown"].ID:
+			checkedBack = checkedBack || c.Resolution == "COMMIT"
+		default:
+			t.Errorf("the proxy checked back message %s (%s), which the producer had already resolved", c.ID, c.Outcome)
+		}
+	}
+	if !checkedBack {
+		t.Errorf("the proxy never checked back the open transaction of message %s", byOutcome["unknown"].ID)
+	}
+}
+
+// runOn runs lang's program for scenario against p.
+func runOn(t *testing.T, p *testenv.Proxy, lang language, scenario, topic, group string, extra ...string) []event {
+	t.Helper()
+	args := append([]string{scenario,
+		"--endpoint", p.Addr,
+		"--topic", topic, "--group", group,
+		"--timeout-ms", strconv.FormatInt((programTimeout - 20*time.Second).Milliseconds(), 10),
+	}, extra...)
+	return program(t, lang, programTimeout, args...)
+}
+
+// exactlyOnce checks that n distinct messages were sent and each of them,
+// and nothing else, was received exactly once. It returns the sent and the
+// received events by message id.
+func exactlyOnce(t *testing.T, evs []event, n int) (sent, got map[string]event) {
+	t.Helper()
+	sent, got = map[string]event{}, map[string]event{}
+	for _, s := range only(evs, "sent") {
+		if _, dup := sent[s.ID]; dup {
+			t.Errorf("send returned message id %s twice", s.ID)
+		}
+		sent[s.ID] = s
+	}
+	if len(sent) != n {
+		t.Fatalf("sent %d distinct messages, want %d", len(sent), n)
+	}
+	count := map[string]int{}
+	for _, r := range only(evs, "received") {
+		count[r.ID]++
+		if _, ok := sent[r.ID]; !ok {
+			t.Errorf("received message %s (%q) that was not sent", r.ID, r.Body)
+			continue
+		}
+		if count[r.ID] == 2 {
+			t.Errorf("message %s received again (attempt %d) after it was consumed", r.ID, r.Attempt)
+		}
+		got[r.ID] = r
+	}
+	var lost []int
+	for id, s := range sent {
+		if count[id] == 0 {
+			if s.Seq != nil {
+				lost = append(lost, *s.Seq)
+			} else {
+				lost = append(lost, -1)
+			}
+		}
+	}
+	if len(lost) > 0 {
+		slices.Sort(lost)
+		t.Errorf("%d of %d messages never arrived (seq %v)", len(lost), n, lost)
+	}
+	return sent, got
+}
+
+// allAcked checks that a simple consumer acked every message it received.
+func allAcked(t *testing.T, evs []event, sent map[string]event) {
+	t.Helper()
+	acked := map[string]bool{}
+	for _, a := range only(evs, "acked") {
+		acked[a.ID] = true
+	}
+	for id := range sent {
+		if !acked[id] {
+			t.Errorf("message %s was not acked", id)
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
