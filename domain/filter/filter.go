@@ -48,7 +48,7 @@ func Compile(e Expression) (Filter, error) {
 	case TypeTag:
 		return compileTag(e.Text)
 	case TypeSQL92:
-		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "SQL92 filter expressions are not supported yet; subscribe with a tag expression")
+		return compileSQL92(e.Text)
 	default:
 		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "unknown filter type %d", e.Type)
 	}
