@@ -79,18 +79,27 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		return nil, domain.Errorf(domain.ReasonBadRequest, "no message to send")
 	}
 	now := e.clock.Now()
+	txns, timers := 0, 0
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Topic != q.Topic {
 			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "message %d is for topic %q but the batch is sent to topic %q; all messages of one send must share the queue's topic", i, m.Topic, q.Topic)
 		}
-		if m.Transactional {
-			return nil, domain.Errorf(domain.ReasonNotImplemented, "transactional messages are not supported by the local broker yet; send a normal message or use cluster mode")
-		}
-		if !m.DeliverAt.IsZero() && m.DeliverAt.After(now) {
-			return nil, domain.Errorf(domain.ReasonNotImplemented, "delay messages (delivery time %s) are not supported by the local broker yet; send without a delivery time or use cluster mode", m.DeliverAt.UTC().Format(time.RFC3339))
+		switch {
+		case m.Transactional:
+			txns++
+		case m.DeliverAt.After(now.Add(timerTick)):
+			timers++
 		}
 	}
+	if txns > 0 && txns < len(msgs) {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "%d of the %d messages of this send are transactional; send transactional messages apart from other messages", txns, len(msgs))
+	}
+	// Half messages and delay messages not yet due are stored deferred: in
+	// the log but in no queue until committed or due. A batch is stored in
+	// one record, so one such message defers the whole batch (its messages
+	// without a future delivery time are due at once).
+	deferred := txns > 0 || timers > 0
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
@@ -121,12 +130,17 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		return nil, err
 	}
 	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: qi.count, Messages: make([]record.Message, len(msgs))}
+	if deferred {
+		b.QueueOffset = -1
+	}
 	for i := range msgs {
 		b.Messages[i] = record.Message{Message: msgs[i], StoredAt: now}
 	}
 	first := qi.count
-	_, end, err := e.appendApplyLocked(record.TypeMessageBatch, func(dst []byte) []byte {
-		p, _ := record.AppendBatch(dst, &b)
+	var locs []record.Location
+	off, end, err := e.appendApplyLocked(record.TypeMessageBatch, func(dst []byte) []byte {
+		var p []byte
+		p, locs = record.AppendBatch(dst, &b)
 		return p
 	}, true)
 	e.mu.Unlock()
@@ -138,7 +152,21 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	}
 	out := make([]domain.SendReceipt, len(msgs))
 	for i := range msgs {
-		out[i] = domain.SendReceipt{MessageID: msgs[i].ID, QueueID: q.QueueID, QueueOffset: first + int64(i)}
+		m := &msgs[i]
+		origin := off + commitlog.PayloadStart + int64(locs[i].Pos)
+		r := domain.SendReceipt{MessageID: m.ID, QueueID: q.QueueID, QueueOffset: first + int64(i)}
+		if deferred {
+			// Not in the queue yet: the offset is known once the message
+			// is committed or due.
+			r.QueueOffset = -1
+		}
+		switch {
+		case m.Transactional:
+			r.TransactionID = e.transactionID(origin)
+		case !m.DeliverAt.IsZero():
+			r.RecallHandle = encodeRecallHandle(t.Name, e.cfg.BrokerName, m.DeliverAt.UnixMilli(), m.ID, origin)
+		}
+		out[i] = r
 	}
 	return out, nil
 }
@@ -412,9 +440,8 @@ func (e *Engine) popQueueLocked(t *topicMeta, qid int32, req *ports.PopRequest, 
 	for _, p := range picked {
 		h := domain.ReceiptHandle{StartOffset: receipt, RetrieveTime: now.UnixMilli(), InvisibleTime: inv,
 			BrokerName: e.cfg.BrokerName, QueueID: qid, QueueOffset: p.offset, CommitLogOffset: p.ent.CommitLogOffset}
-		sm := domain.StoredMessage{Message: p.msg.Message, BrokerName: e.cfg.BrokerName, QueueID: qid, QueueOffset: p.offset,
-			CommitLogOffset: p.ent.CommitLogOffset, StoredAt: p.msg.StoredAt, StoreHost: e.cfg.StoreHost,
-			DeliveryAttempt: c.inflight[p.offset].attempt, ReceiptHandle: h.String(), DeadLetter: p.msg.DeadLetter}
+		sm := e.storedMessage(t.Name, qid, p.offset, p.ent, &p.msg, c.inflight[p.offset].attempt)
+		sm.ReceiptHandle = h.String()
 		out = append(out, sm)
 	}
 	return out, len(picked) == 0, nil

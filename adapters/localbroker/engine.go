@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -62,12 +65,34 @@ type Engine struct {
 	replaying     bool
 	lock          *os.File // flock on <dataDir>/LOCK, held while open
 
+	// Delay messages: the on-disk timing wheel and its in-memory window.
+	timers *timerindex.Index
+	tw     timerWindow
+	// snapBuckets lists the timer buckets the newest kept snapshot records;
+	// a drained bucket's file is deleted only once no kept snapshot lists it.
+	snapBuckets map[int64]bool
+	// Transactions: pending half messages by origin, and their check-back
+	// schedule.
+	txns       map[int64]*txnState
+	txnHeap    txnHeap
+	txnHandler atomic.Pointer[ports.TransactionCheckHandler]
+	// Pull consumers' committed offsets.
+	offsets map[consKey]int64
+	// topicDeletedAt is the log offset of each topic's latest deletion
+	// record: deferred messages stored before it belong to a deleted
+	// incarnation of the topic.
+	topicDeletedAt map[string]int64
+	storeIP        netip.Addr
+	storePort      uint32
+
 	stop       chan struct{}
 	bgCtx      context.Context // cancelled when stop is closed
 	bgCancel   context.CancelFunc
 	wg         sync.WaitGroup
 	advance    chan struct{}
 	reviveKick chan struct{}
+	timerKick  chan struct{}
+	txnKick    chan struct{}
 }
 
 // New validates cfg and returns an engine that is not open yet; Start opens
@@ -90,6 +115,9 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
 	if cfg.Flush == "async" {
 		e.flush = commitlog.FlushAsync
 	}
+	if ap, err := netip.ParseAddrPort(cfg.StoreHost); err == nil {
+		e.storeIP, e.storePort = ap.Addr(), uint32(ap.Port())
+	}
 	return e, nil
 }
 
@@ -105,6 +133,11 @@ func (e *Engine) resetMaps() {
 	e.waiters = map[string]chan struct{}{}
 	e.pendingQueues = map[queueKey]*queueIndex{}
 	e.heap = nil
+	e.tw = newTimerWindow()
+	e.txns = map[int64]*txnState{}
+	e.txnHeap = nil
+	e.offsets = map[consKey]int64{}
+	e.topicDeletedAt = map[string]int64{}
 }
 
 // Start recovers the engine from its data directory: it loads metadata and
@@ -119,7 +152,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return domain.Errorf(domain.ReasonInternal, "local broker engine started twice")
 	}
 	started := time.Now()
-	for _, d := range []string{e.dir("meta"), e.dir("commitlog"), e.dir("consumequeue"), e.dir("snapshot")} {
+	for _, d := range []string{e.dir("meta"), e.dir("commitlog"), e.dir("consumequeue"), e.dir("snapshot"), e.dir("timer")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create data directory %s (dataDir)", d))
 		}
@@ -149,9 +182,23 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.closeQueues()
 		return err
 	}
+	timers, err := timerindex.Open(e.dir("timer"), timerBucketWidth.Milliseconds(), snap.timers)
+	if err != nil {
+		e.closeQueues()
+		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(
+			"the timer index (delay messages) is damaged. Stop rmqproxy, delete %s, %s and %s to rebuild the indexes from the commit log (this only works while no commit-log segment was deleted by retention)",
+			e.dir("timer"), e.dir("consumequeue"), e.dir("snapshot")))
+	}
+	e.timers = timers
+	e.snapBuckets = map[int64]bool{}
+	for _, b := range snap.timers {
+		e.snapBuckets[b.Start] = true
+	}
 	e.restoreLocked(snap)
 	e.advance = make(chan struct{}, 1)
 	e.reviveKick = make(chan struct{}, 1)
+	e.timerKick = make(chan struct{}, 1)
+	e.txnKick = make(chan struct{}, 1)
 	e.stop = make(chan struct{})
 	e.bgCtx, e.bgCancel = context.WithCancel(context.Background())
 	recovery := commitlog.RecoveryStrict
@@ -194,12 +241,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.pruneOrphansLocked()
 	e.state = stateOpen
 	e.reviveDueLocked(e.clock.Now())
-	e.wg.Add(3)
+	e.wg.Add(5)
 	go e.notifyLoop()
 	go e.reviveLoop()
 	go e.maintenanceLoop()
+	go e.timerLoop()
+	go e.txnLoop()
 	e.log.InfoContext(ctx, "local broker opened", "data_dir", e.cfg.DataDir, "snapshot_offset", snap.logOffset,
 		"records_replayed", replayed, "log_end", clog.NextOffset(), "topics", len(e.topics), "groups", len(e.groups),
+		"timer_buckets", e.timers.Len(), "pending_transactions", len(e.txns),
 		"flush", e.cfg.Flush, "took", time.Since(started))
 	return nil
 }
@@ -350,6 +400,18 @@ func (e *Engine) pruneOrphansLocked() {
 			delete(e.cons, k)
 		}
 	}
+	for k := range e.offsets {
+		if _, ok := e.topics[k.topic]; !ok {
+			delete(e.offsets, k)
+		} else if _, ok := e.groups[k.group]; !ok {
+			delete(e.offsets, k)
+		}
+	}
+	for o, t := range e.txns {
+		if _, ok := e.topics[t.topic]; !ok {
+			delete(e.txns, o)
+		}
+	}
 }
 
 // dispatchLocked appends a consume-queue entry at queue offset qoff for a
@@ -436,12 +498,40 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 		// The copy's batch starts where its first message's length prefix
 		// does; locations are relative to the payload already.
 		return e.dispatchBatchLocked(off, end, &d.Copy, p, locs)
+	case record.TypeResolve:
+		r, locs, err := record.DecodeResolve(p)
+		if err != nil {
+			return bad(err)
+		}
+		if r.Kind.Timer() {
+			e.timerDoneLocked(r.DeliverAt, r.Origin)
+		} else {
+			delete(e.txns, r.Origin)
+		}
+		if r.Copy != nil {
+			return e.dispatchBatchLocked(off, end, r.Copy, p, locs)
+		}
+	case record.TypeTxnCheck:
+		c, err := record.DecodeTxnCheck(p)
+		if err != nil {
+			return bad(err)
+		}
+		if st := e.txns[c.Origin]; st != nil {
+			st.checks, st.lastCheck = c.Checks, c.At.UnixMilli()
+			e.scheduleTxnLocked(c.Origin, st)
+		}
+	case record.TypeOffsetCommit:
+		o, err := record.DecodeOffsetCommit(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.offsets[consKey{o.Group, o.Topic, o.QueueID}] = o.Offset
 	case record.TypeTopicDeleted:
 		d, err := record.DecodeDeleted(p)
 		if err != nil {
 			return bad(err)
 		}
-		e.dropTopicStateLocked(d.Name)
+		e.dropTopicStateLocked(d.Name, off)
 		if t, ok := e.topics[d.Name]; ok && t.incarnation == d.Incarnation && e.replaying {
 			// The deletion was interrupted before the metadata was saved.
 			delete(e.topics, d.Name)
@@ -469,7 +559,8 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 
 func (e *Engine) dispatchBatchLocked(off, end int64, b *record.Batch, p []byte, locs []record.Location) error {
 	if b.QueueOffset < 0 {
-		return nil // deferred: a dispatch record will index it
+		e.deferBatchLocked(off, b, p, locs)
+		return nil
 	}
 	for i, loc := range locs {
 		msg := p[loc.Pos : loc.Pos+loc.Size]
@@ -505,7 +596,9 @@ func (e *Engine) applyPopLocked(p *record.Pop) {
 	}
 }
 
-func (e *Engine) dropTopicStateLocked(topic string) {
+// dropTopicStateLocked drops the state of a deleted topic; off is the log
+// offset of the deletion record.
+func (e *Engine) dropTopicStateLocked(topic string, off int64) {
 	for k, q := range e.queues {
 		if k.topic == topic {
 			_ = q.cq.Close()
@@ -519,6 +612,19 @@ func (e *Engine) dropTopicStateLocked(topic string) {
 			delete(e.cons, k)
 		}
 	}
+	for k := range e.offsets {
+		if k.topic == topic {
+			delete(e.offsets, k)
+		}
+	}
+	// Half messages are in memory: drop them now. Timers are on disk: the
+	// timer service drops those stored before the deletion when they fire.
+	for o, t := range e.txns {
+		if t.topic == topic {
+			delete(e.txns, o)
+		}
+	}
+	e.topicDeletedAt[topic] = off
 	e.wakeLocked(topic)
 }
 
@@ -526,6 +632,11 @@ func (e *Engine) dropGroupStateLocked(group string) {
 	for k := range e.cons {
 		if k.group == group {
 			delete(e.cons, k)
+		}
+	}
+	for k := range e.offsets {
+		if k.group == group {
+			delete(e.offsets, k)
 		}
 	}
 }
@@ -684,7 +795,8 @@ func (e *Engine) maintenanceLoop() {
 	}
 }
 
-// flushQueues writes visible consume-queue entries to their files.
+// flushQueues writes visible consume-queue entries and buffered timer-index
+// entries to their files.
 func (e *Engine) flushQueues() {
 	type job struct {
 		q  *consumequeue.Queue
@@ -695,10 +807,23 @@ func (e *Engine) flushQueues() {
 	for _, q := range e.queues {
 		jobs = append(jobs, job{q.cq, q.visible})
 	}
+	var buckets []*timerindex.Bucket
+	if e.timers != nil {
+		for _, b := range e.timers.Buckets() {
+			if b.Dirty() {
+				buckets = append(buckets, b)
+			}
+		}
+	}
 	e.mu.Unlock()
 	for _, j := range jobs {
 		if err := j.q.Flush(j.to); err != nil && !errors.Is(err, consumequeue.ErrClosed) {
 			e.log.Warn("cannot write consume queue; will retry", "path", j.q.Path(), "err", err)
+		}
+	}
+	for _, b := range buckets {
+		if err := b.Flush(-1); err != nil && !errors.Is(err, timerindex.ErrRemoved) {
+			e.log.Warn("cannot write timer index bucket; will retry", "path", b.Path(), "err", err)
 		}
 	}
 }
@@ -730,8 +855,16 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 	for _, sq := range s.queues {
 		jobs = append(jobs, job{e.queues[queueKey{sq.topic, sq.qid}].cq, sq.count})
 	}
+	type bucketJob struct {
+		b  *timerindex.Bucket
+		to int64
+	}
+	bjobs := make([]bucketJob, 0, len(s.timers))
+	for _, st := range s.timers {
+		bjobs = append(bjobs, bucketJob{e.timers.Bucket(st.Start), st.Length})
+	}
 	e.mu.Unlock()
-	return e.writeSnapshot(ctx, clog, s, func() error {
+	err := e.writeSnapshot(ctx, clog, s, func() error {
 		for _, j := range jobs {
 			if err := j.q.Flush(j.to); err != nil {
 				return err
@@ -740,8 +873,44 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 				return err
 			}
 		}
+		for _, j := range bjobs {
+			if err := j.b.Flush(j.to); err != nil {
+				return err
+			}
+			if err := j.b.Sync(); err != nil {
+				return err
+			}
+		}
+		if len(bjobs) > 0 {
+			return atomicfile.SyncDir(e.dir("timer"))
+		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	e.removeDrainedBuckets(s)
+	return nil
+}
+
+// removeDrainedBuckets deletes the files of timer buckets whose timers are
+// all resolved, once neither kept snapshot lists them (recovery from either
+// then deletes them anyway; see timerindex.Open).
+func (e *Engine) removeDrainedBuckets(s *snapshot) {
+	listed := make(map[int64]bool, len(s.timers))
+	for _, b := range s.timers {
+		listed[b.Start] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, b := range e.timers.Buckets() {
+		if st := b.State(); st.Adds <= st.Dones && !listed[st.Start] && !e.snapBuckets[st.Start] {
+			if err := e.timers.Remove(st.Start); err != nil {
+				e.log.Warn("cannot remove a drained timer bucket; will retry", "err", err)
+			}
+		}
+	}
+	e.snapBuckets = listed
 }
 
 func (e *Engine) writeSnapshot(ctx context.Context, clog *commitlog.Log, s *snapshot, flushQueues func() error) error {
@@ -769,7 +938,8 @@ func (e *Engine) writeSnapshot(ctx context.Context, clog *commitlog.Log, s *snap
 }
 
 // applyRetention deletes whole commit-log segments older than the retention
-// that every kept snapshot has moved past.
+// that every kept snapshot has moved past and that hold no pending delay or
+// half message.
 func (e *Engine) applyRetention() error {
 	if e.cfg.Retention <= 0 {
 		return nil
@@ -781,11 +951,15 @@ func (e *Engine) applyRetention() error {
 	}
 	e.mu.Lock()
 	clog := e.clog
+	limit := e.snapOffsets[0]
+	if pinned, ok := e.pinnedOffsetLocked(); ok {
+		limit = min(limit, pinned)
+	}
 	e.mu.Unlock()
 	if clog == nil {
 		return nil
 	}
-	n, err := clog.RemoveBefore(e.snapOffsets[0], e.clock.Now().Add(-e.cfg.Retention))
+	n, err := clog.RemoveBefore(limit, e.clock.Now().Add(-e.cfg.Retention))
 	if n > 0 {
 		e.log.Info("retention deleted commit-log segments", "segments", n, "log_start", clog.StartOffset())
 	}

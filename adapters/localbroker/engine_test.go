@@ -462,11 +462,13 @@ func TestSendValidation(t *testing.T) {
 	delay := msg("t", "1", "")
 	delay.DeliverAt = h.clock.Now().Add(time.Minute)
 	_, err = h.e.Send(ctx, q, []domain.Message{delay})
-	wantReason(t, err, domain.ReasonNotImplemented)
+	wantReason(t, err, domain.ReasonMessageTypeConflict)
 	tx := msg("t", "1", "")
 	tx.Transactional = true
 	_, err = h.e.Send(ctx, q, []domain.Message{tx})
-	wantReason(t, err, domain.ReasonNotImplemented)
+	wantReason(t, err, domain.ReasonMessageTypeConflict)
+	_, err = h.e.Send(ctx, q, []domain.Message{tx, msg("t", "2", "")})
+	wantReason(t, err, domain.ReasonBadRequest)
 	fifo := msg("t", "1", "")
 	fifo.Group = "g"
 	_, err = h.e.Send(ctx, q, []domain.Message{fifo})

@@ -32,6 +32,11 @@ type Config struct {
 	AutoCreateTopicType string `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
 	AutoCreateGroups    bool   `yaml:"autoCreateGroups" help:"create unknown consumer groups on first receive"`
 	DefaultQueueCount   int32  `yaml:"defaultQueueCount" help:"queue count of auto-created topics"`
+
+	TransactionTimeout        time.Duration `yaml:"transactionTimeout" help:"a half message neither committed nor rolled back this long after it was stored (or after its producer's recovery time, if longer) is checked back with a producer"`
+	TransactionCheckInterval  time.Duration `yaml:"transactionCheckInterval" help:"how long to wait between two check-backs of the same unresolved half message"`
+	TransactionCheckMax       int32         `yaml:"transactionCheckMax" help:"how many check-backs an unresolved half message gets before transactionCheckMaxAction applies"`
+	TransactionCheckMaxAction string        `yaml:"transactionCheckMaxAction" help:"what happens to a half message still unresolved after transactionCheckMax check-backs: rollback (discard it, logged as a warning), commit (deliver it) or keep (keep it, stop checking; it pins the commit log until resolved)"`
 }
 
 // DefaultConfig returns the configuration rmqproxy runs with when nothing is
@@ -52,6 +57,13 @@ func DefaultConfig() Config {
 		AutoCreateTopicType: "MIXED",
 		AutoCreateGroups:    true,
 		DefaultQueueCount:   8,
+		// Apache RocketMQ's BrokerConfig defaults: transactionTimeOut 6 s,
+		// transactionCheckInterval 30 s, transactionCheckMax 15; upstream
+		// discards the message after the last check.
+		TransactionTimeout:        6 * time.Second,
+		TransactionCheckInterval:  30 * time.Second,
+		TransactionCheckMax:       15,
+		TransactionCheckMaxAction: "rollback",
 	}
 }
 
@@ -99,6 +111,20 @@ func (c Config) Validate() error {
 	if c.DefaultQueueCount < 1 || c.DefaultQueueCount > domain.MaxQueueCount {
 		bad("defaultQueueCount must be in [1, %d], got %d", domain.MaxQueueCount, c.DefaultQueueCount)
 	}
+	if c.TransactionTimeout <= 0 {
+		bad("transactionTimeout must be > 0, got %v", c.TransactionTimeout)
+	}
+	if c.TransactionCheckInterval <= 0 {
+		bad("transactionCheckInterval must be > 0, got %v", c.TransactionCheckInterval)
+	}
+	if c.TransactionCheckMax < 1 {
+		bad("transactionCheckMax must be at least 1, got %d", c.TransactionCheckMax)
+	}
+	switch c.TransactionCheckMaxAction {
+	case "rollback", "commit", "keep":
+	default:
+		bad("transactionCheckMaxAction must be rollback, commit or keep, got %q", c.TransactionCheckMaxAction)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("localbroker: %w", err)
 	}
@@ -106,7 +132,8 @@ func (c Config) Validate() error {
 }
 
 // Module provides the embedded engine as *Engine, [ports.Broker],
-// [ports.Metadata] and [ports.Admin]. It takes Config, *slog.Logger and
+// [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller]
+// and [ports.Offsets]. It takes Config, *slog.Logger and
 // [ports.Clock] from the container; the engine recovers in OnStart and
 // flushes, fsyncs and writes a final snapshot in OnStop.
 var Module = fx.Module("localbroker",
@@ -116,6 +143,9 @@ var Module = fx.Module("localbroker",
 			fx.As(new(ports.Broker)),
 			fx.As(new(ports.Metadata)),
 			fx.As(new(ports.Admin)),
+			fx.As(new(ports.Transactions)),
+			fx.As(new(ports.Recaller)),
+			fx.As(new(ports.Offsets)),
 		),
 	),
 )

@@ -9,9 +9,11 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 )
 
-// Snapshot file layout: magic "RMQSNAP1", a body, and the CRC-32C of the
+// Snapshot file layout: magic "RMQSNAP2", a body, and the CRC-32C of the
 // body (4 bytes, big endian). The body holds, as varints and
 // length-prefixed strings:
 //
@@ -20,10 +22,20 @@ import (
 //	states: count, then per (group, topic, queueId): floor, next,
 //	        deliveries (offset, attempt, receipt, deadline ms, visible, message group),
 //	        acked offsets above the floor
+//	timer buckets: count, then per bucket: start ms, length, adds, dones, min origin
+//	transactions: count, then per half message: origin, topic, queueId, size, crc,
+//	        message id, stored ms, recovery ms, checks, last check ms
+//	pull offsets: count, then per (group, topic, queueId): offset
+//	topic deletions: count, then per topic: log offset of its latest deletion
 //
 // logOffset is the commit-log offset the snapshot covers: every record
-// before it is reflected in the snapshot, none after it.
-var snapMagic = []byte("RMQSNAP1")
+// before it is reflected in the snapshot, none after it. Version 1
+// snapshots ("RMQSNAP1", written before delay and transactional messages
+// existed) end after the states and are still read.
+var (
+	snapMagic   = []byte("RMQSNAP2")
+	snapMagicV1 = []byte("RMQSNAP1")
+)
 
 type snapQueue struct {
 	topic string
@@ -44,10 +56,30 @@ type snapState struct {
 	acked      []int64
 }
 
+// snapTxn is a pending half message.
+type snapTxn struct {
+	origin int64
+	st     txnState
+}
+
+type snapOffset struct {
+	key    consKey
+	offset int64
+}
+
+type snapDeleted struct {
+	topic  string
+	offset int64
+}
+
 type snapshot struct {
 	logOffset int64
 	queues    []snapQueue
 	states    []snapState
+	timers    []timerindex.State
+	txns      []snapTxn
+	offsets   []snapOffset
+	deleted   []snapDeleted
 }
 
 var errSnapshot = errors.New("bad snapshot")
@@ -88,6 +120,39 @@ func encodeSnapshot(s *snapshot) []byte {
 		for _, a := range st.acked {
 			w.i(a)
 		}
+	}
+	w.u(uint64(len(s.timers)))
+	for _, b := range s.timers {
+		w.i(b.Start)
+		w.i(b.Length)
+		w.i(b.Adds)
+		w.i(b.Dones)
+		w.i(b.MinOrigin)
+	}
+	w.u(uint64(len(s.txns)))
+	for _, t := range s.txns {
+		w.i(t.origin)
+		w.s(t.st.topic)
+		w.i(int64(t.st.qid))
+		w.i(int64(t.st.size))
+		w.u(uint64(t.st.crc))
+		w.s(t.st.msgID)
+		w.i(t.st.storedAt)
+		w.i(t.st.recovery)
+		w.i(int64(t.st.checks))
+		w.i(t.st.lastCheck)
+	}
+	w.u(uint64(len(s.offsets)))
+	for _, o := range s.offsets {
+		w.s(o.key.group)
+		w.s(o.key.topic)
+		w.i(int64(o.key.qid))
+		w.i(o.offset)
+	}
+	w.u(uint64(len(s.deleted)))
+	for _, d := range s.deleted {
+		w.s(d.topic)
+		w.i(d.offset)
 	}
 	return encodeSnapshotRaw(w.b)
 }
@@ -188,7 +253,11 @@ func (r *snapReader) bool() bool {
 
 // decodeSnapshot parses and checks a snapshot file; it never panics.
 func decodeSnapshot(b []byte) (*snapshot, error) {
-	if len(b) < len(snapMagic)+4 || !bytes.Equal(b[:len(snapMagic)], snapMagic) {
+	if len(b) < len(snapMagic)+4 {
+		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
+	}
+	v1 := bytes.Equal(b[:len(snapMagicV1)], snapMagicV1)
+	if !v1 && !bytes.Equal(b[:len(snapMagic)], snapMagic) {
 		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
 	}
 	body := b[len(snapMagic) : len(b)-4]
@@ -227,6 +296,9 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		}
 		s.states = append(s.states, st)
 	}
+	if !v1 {
+		r.decodeV2(s)
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}
@@ -234,6 +306,41 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		return nil, r.err
 	}
 	return s, nil
+}
+
+// decodeV2 reads the sections version 2 added.
+func (r *snapReader) decodeV2(s *snapshot) {
+	for range r.count() {
+		b := timerindex.State{Start: r.nonneg(), Length: r.nonneg(), Adds: r.nonneg(), Dones: r.nonneg(), MinOrigin: r.nonneg()}
+		if r.err == nil && (b.Length < timerindex.HeaderSize || b.Dones > b.Adds) {
+			r.fail("bad timer bucket")
+		}
+		s.timers = append(s.timers, b)
+	}
+	for range r.count() {
+		t := snapTxn{origin: r.nonneg()}
+		t.st.topic = r.s()
+		t.st.qid = r.i32()
+		t.st.size = r.i32()
+		crc := r.u()
+		if crc > math.MaxUint32 {
+			r.fail("crc out of range")
+		}
+		t.st.crc = uint32(crc)
+		t.st.msgID = r.s()
+		t.st.storedAt = r.i()
+		t.st.recovery = r.nonneg()
+		t.st.checks = r.i32()
+		t.st.lastCheck = r.i()
+		s.txns = append(s.txns, t)
+	}
+	for range r.count() {
+		o := snapOffset{key: consKey{group: r.s(), topic: r.s(), qid: r.i32()}, offset: r.nonneg()}
+		s.offsets = append(s.offsets, o)
+	}
+	for range r.count() {
+		s.deleted = append(s.deleted, snapDeleted{topic: r.s(), offset: r.nonneg()})
+	}
 }
 
 // captureLocked builds a snapshot of the current state, covering the log up
@@ -262,6 +369,25 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 		s.states = append(s.states, st)
 	}
 	slices.SortFunc(s.states, func(a, b snapState) int { return cmpKey(a.key, b.key) })
+	// Drained buckets are left out: every entry they hold before logOffset
+	// is resolved, so recovery from this snapshot deletes them.
+	for _, b := range e.timers.Buckets() {
+		if st := b.State(); st.Adds > st.Dones {
+			s.timers = append(s.timers, st)
+		}
+	}
+	for off, t := range e.txns {
+		s.txns = append(s.txns, snapTxn{origin: off, st: *t})
+	}
+	slices.SortFunc(s.txns, func(a, b snapTxn) int { return cmpInt(a.origin, b.origin) })
+	for k, o := range e.offsets {
+		s.offsets = append(s.offsets, snapOffset{key: k, offset: o})
+	}
+	slices.SortFunc(s.offsets, func(a, b snapOffset) int { return cmpKey(a.key, b.key) })
+	for t, o := range e.topicDeletedAt {
+		s.deleted = append(s.deleted, snapDeleted{topic: t, offset: o})
+	}
+	slices.SortFunc(s.deleted, func(a, b snapDeleted) int { return strings.Compare(a.topic, b.topic) })
 	return s
 }
 
@@ -306,5 +432,16 @@ func (e *Engine) restoreLocked(s *snapshot) {
 			}
 		}
 		e.cons[st.key] = c
+	}
+	for _, t := range s.txns {
+		st := t.st
+		e.txns[t.origin] = &st
+		e.scheduleTxnLocked(t.origin, &st)
+	}
+	for _, o := range s.offsets {
+		e.offsets[o.key] = o.offset
+	}
+	for _, d := range s.deleted {
+		e.topicDeletedAt[d.topic] = d.offset
 	}
 }

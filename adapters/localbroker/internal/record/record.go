@@ -1,6 +1,8 @@
 // Package record encodes and decodes the payloads of the records the local
 // broker writes into its commit log: message batches, dispatches, pop, ack,
-// change-invisible and dead-letter records, and topic/group deletions.
+// change-invisible and dead-letter records, topic/group deletions, the
+// resolutions of deferred (delay and half) messages, transaction check-backs
+// and pull-consumer offset commits.
 //
 // It owns the byte layout only; framing (length, CRC, type byte) is the
 // commit log's job and the meaning of the records is the engine's.
@@ -35,7 +37,10 @@ const (
 	TypeDeadLetter      Type = 6
 	TypeTopicDeleted    Type = 7
 	TypeGroupDeleted    Type = 8
-	maxType             Type = 8
+	TypeResolve         Type = 9
+	TypeTxnCheck        Type = 10
+	TypeOffsetCommit    Type = 11
+	maxType             Type = 11
 )
 
 // Known reports whether t is a record type this version understands.
@@ -59,6 +64,12 @@ func (t Type) String() string {
 		return "topic-deleted"
 	case TypeGroupDeleted:
 		return "group-deleted"
+	case TypeResolve:
+		return "resolve"
+	case TypeTxnCheck:
+		return "txn-check"
+	case TypeOffsetCommit:
+		return "offset-commit"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -216,15 +227,20 @@ const (
 	flagCompressed    = 1 << 0
 	flagTransactional = 1 << 1
 	flagDeadLetter    = 1 << 2
-	knownFlags        = flagCompressed | flagTransactional | flagDeadLetter
+	flagTxnOrigin     = 1 << 3
+	knownFlags        = flagCompressed | flagTransactional | flagDeadLetter | flagTxnOrigin
 )
 
 // Message is one stored message as encoded inside a batch: the producer's
-// message, when it was stored, and where a dead-lettered copy came from.
+// message, when it was stored, where a dead-lettered copy came from, and for
+// the copy a transaction commit made visible, where its half message is.
 type Message struct {
 	domain.Message
 	StoredAt   time.Time
 	DeadLetter *domain.DeadLetterOrigin
+	// TxnOrigin is the commit-log offset of the half message this message
+	// was committed from (it names the transaction); 0 for other messages.
+	TxnOrigin int64
 }
 
 // AppendMessage appends the encoding of m to dst. The topic is not encoded:
@@ -240,6 +256,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	if m.DeadLetter != nil {
 		flags |= flagDeadLetter
+	}
+	if m.TxnOrigin > 0 {
+		flags |= flagTxnOrigin
 	}
 	w.byte1(flags)
 	encodeTime(&w, m.StoredAt)
@@ -269,6 +288,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	if m.DeadLetter != nil {
 		w.str(m.DeadLetter.Topic)
 		w.str(m.DeadLetter.MessageID)
+	}
+	if m.TxnOrigin > 0 {
+		w.uvarint(uint64(m.TxnOrigin))
 	}
 	w.bytes(m.Body)
 	return w.b
@@ -319,6 +341,11 @@ func decodeMessage(r *reader, topic string) Message {
 	}
 	if flags&flagDeadLetter != 0 {
 		m.DeadLetter = &domain.DeadLetterOrigin{Topic: r.str(), MessageID: r.str()}
+	}
+	if flags&flagTxnOrigin != 0 {
+		if m.TxnOrigin = r.nonneg(); m.TxnOrigin == 0 {
+			r.fail("zero transaction origin")
+		}
 	}
 	if body := r.raw(); len(body) > 0 {
 		m.Body = slices.Clone(body)
@@ -411,8 +438,9 @@ func decodeBatch(r *reader, base int) (Batch, []Location) {
 }
 
 // Dispatch makes a message stored earlier (at CommitLogOffset, Size bytes,
-// checksum CRC) visible in a queue at QueueOffset. Timers and transaction
-// commits will write it; replay applies it like a batch's dispatch.
+// checksum CRC) visible in a queue at QueueOffset. Nothing writes it (timers
+// and transaction commits write [Resolve] records with a copy of the
+// message); replay still applies it like a batch's dispatch.
 type Dispatch struct {
 	Topic           string
 	QueueID         int32
@@ -680,9 +708,173 @@ func DecodeDeleted(b []byte) (Deleted, error) {
 	return d, r.end()
 }
 
+// ResolveKind says how a deferred message (a delay message or a half
+// message) left the deferred state.
+type ResolveKind uint8
+
+// Resolve kinds. Values are persisted: never renumber.
+const (
+	// ResolveTimerFire: a delay message became due; Copy (dispatched) is
+	// the message made visible in its queue.
+	ResolveTimerFire ResolveKind = 1
+	// ResolveTimerRecall: the producer recalled a delay message.
+	ResolveTimerRecall ResolveKind = 2
+	// ResolveTimerDrop: a due delay message could not be delivered (its
+	// topic was deleted, its bytes are damaged) and was discarded.
+	ResolveTimerDrop ResolveKind = 3
+	// ResolveTxnCommit: a half message was committed; Copy is the message
+	// made visible (dispatched), or a deferred copy when it is also a delay
+	// message that is not due yet.
+	ResolveTxnCommit ResolveKind = 4
+	// ResolveTxnRollback: a half message was rolled back (by the producer
+	// or after the last check-back).
+	ResolveTxnRollback ResolveKind = 5
+	// ResolveTxnDrop: a half message was discarded because it cannot be
+	// committed any more (its topic was deleted, its bytes are damaged).
+	ResolveTxnDrop ResolveKind = 6
+)
+
+// Timer reports whether k resolves a delay message (a timer).
+func (k ResolveKind) Timer() bool { return k >= ResolveTimerFire && k <= ResolveTimerDrop }
+
+func (k ResolveKind) String() string {
+	switch k {
+	case ResolveTimerFire:
+		return "timer-fire"
+	case ResolveTimerRecall:
+		return "timer-recall"
+	case ResolveTimerDrop:
+		return "timer-drop"
+	case ResolveTxnCommit:
+		return "txn-commit"
+	case ResolveTxnRollback:
+		return "txn-rollback"
+	case ResolveTxnDrop:
+		return "txn-drop"
+	}
+	return fmt.Sprintf("resolve(%d)", uint8(k))
+}
+
+// Resolve ends the deferred state of the message stored at Origin (the
+// commit-log offset of its encoding). For timers, DeliverAt (Unix ms) names
+// the timing-wheel bucket the timer is in. Copy, when set, is stored in the
+// same record: replay marks the origin resolved and indexes the copy
+// atomically, so a timer never fires twice and a commit is never lost.
+type Resolve struct {
+	Kind      ResolveKind
+	Origin    int64
+	DeliverAt int64
+	Copy      *Batch
+}
+
+// AppendResolve appends the payload of a resolve record and reports where
+// the copy's messages lie in the payload.
+func AppendResolve(dst []byte, r *Resolve) ([]byte, []Location) {
+	w := writer{b: dst}
+	start := len(dst)
+	w.byte1(byte(r.Kind))
+	w.uvarint(uint64(r.Origin))
+	w.varint(r.DeliverAt)
+	if r.Copy == nil {
+		w.byte1(0)
+		return w.b, nil
+	}
+	w.byte1(1)
+	locs := make([]Location, len(r.Copy.Messages))
+	appendBatch(&w, start, r.Copy, locs)
+	return w.b, locs
+}
+
+// DecodeResolve decodes a resolve payload.
+func DecodeResolve(b []byte) (Resolve, []Location, error) {
+	r := reader{b: b}
+	var v Resolve
+	v.Kind = ResolveKind(r.byte1())
+	if r.err == nil && (v.Kind < ResolveTimerFire || v.Kind > ResolveTxnDrop) {
+		r.fail("unknown resolve kind")
+	}
+	v.Origin = r.nonneg()
+	v.DeliverAt = r.varint()
+	var locs []Location
+	switch r.byte1() {
+	case 0:
+	case 1:
+		if r.err == nil {
+			c, l := decodeBatch(&r, 0)
+			v.Copy, locs = &c, l
+		}
+	default:
+		r.fail("bad copy flag")
+	}
+	if err := r.end(); err != nil {
+		return Resolve{}, nil, err
+	}
+	return v, locs, nil
+}
+
+// TxnCheck records that the broker checked back an orphaned half message
+// (at Origin) for the Checks-th time, at At.
+type TxnCheck struct {
+	Origin int64
+	Checks int32
+	At     time.Time
+}
+
+// AppendTxnCheck appends the payload of a txn-check record.
+func AppendTxnCheck(dst []byte, c *TxnCheck) []byte {
+	w := writer{b: dst}
+	w.uvarint(uint64(c.Origin))
+	w.varint(int64(c.Checks))
+	encodeTime(&w, c.At)
+	return w.b
+}
+
+// DecodeTxnCheck decodes a txn-check payload.
+func DecodeTxnCheck(b []byte) (TxnCheck, error) {
+	r := reader{b: b}
+	var c TxnCheck
+	c.Origin = r.nonneg()
+	c.Checks = r.int32v()
+	if r.err == nil && c.Checks < 1 {
+		r.fail("check count below 1")
+	}
+	c.At = decodeTime(&r)
+	return c, r.end()
+}
+
+// OffsetCommit records a pull consumer group's committed position in a
+// queue.
+type OffsetCommit struct {
+	Group   string
+	Topic   string
+	QueueID int32
+	Offset  int64
+}
+
+// AppendOffsetCommit appends the payload of an offset-commit record.
+func AppendOffsetCommit(dst []byte, o *OffsetCommit) []byte {
+	w := writer{b: dst}
+	w.str(o.Group)
+	w.str(o.Topic)
+	w.varint(int64(o.QueueID))
+	w.uvarint(uint64(o.Offset))
+	return w.b
+}
+
+// DecodeOffsetCommit decodes an offset-commit payload.
+func DecodeOffsetCommit(b []byte) (OffsetCommit, error) {
+	r := reader{b: b}
+	var o OffsetCommit
+	o.Group = r.str()
+	o.Topic = r.str()
+	o.QueueID = r.int32v()
+	o.Offset = r.nonneg()
+	return o, r.end()
+}
+
 // Decode decodes the payload of a record of type t into one of *Batch-like
 // values (for tests and tools): Batch, Dispatch, Pop, Ack, ChangeInvisible,
-// DeadLetter or Deleted.
+// DeadLetter, Deleted, Resolve, TxnCheck or OffsetCommit.
 func Decode(t Type, p []byte) (any, error) {
 	switch t {
 	case TypeMessageBatch:
@@ -701,6 +893,13 @@ func Decode(t Type, p []byte) (any, error) {
 		return d, err
 	case TypeTopicDeleted, TypeGroupDeleted:
 		return DecodeDeleted(p)
+	case TypeResolve:
+		r, _, err := DecodeResolve(p)
+		return r, err
+	case TypeTxnCheck:
+		return DecodeTxnCheck(p)
+	case TypeOffsetCommit:
+		return DecodeOffsetCommit(p)
 	}
 	return nil, corrupt("unknown record type %d", t)
 }
@@ -724,6 +923,13 @@ func Encode(dst []byte, v any) ([]byte, error) {
 		return b, nil
 	case Deleted:
 		return AppendDeleted(dst, &v), nil
+	case Resolve:
+		b, _ := AppendResolve(dst, &v)
+		return b, nil
+	case TxnCheck:
+		return AppendTxnCheck(dst, &v), nil
+	case OffsetCommit:
+		return AppendOffsetCommit(dst, &v), nil
 	}
 	return nil, fmt.Errorf("record: cannot encode %T", v)
 }

@@ -31,6 +31,7 @@ func samples() []struct {
 	plain := Message{Message: domain.Message{Topic: "t", ID: "id", Body: []byte{}}}
 	dm := sampleMessage()
 	dm.Topic = "%DLQ%g"
+	committed := Message{Message: domain.Message{Topic: "t", ID: "c", Body: []byte("x"), DeliverAt: time.UnixMilli(5).UTC()}, TxnOrigin: 99}
 	return []struct {
 		typ Type
 		v   any
@@ -45,6 +46,12 @@ func samples() []struct {
 		{TypeDeadLetter, DeadLetter{Group: "g", Topic: "t", QueueID: 2, Offset: 7, Receipt: 3, Copy: Batch{Topic: "%DLQ%g", QueueOffset: 0, Messages: []Message{dm}}}},
 		{TypeTopicDeleted, Deleted{Name: "t", Incarnation: 42}},
 		{TypeGroupDeleted, Deleted{Name: "g", Incarnation: 43}},
+		{TypeResolve, Resolve{Kind: ResolveTimerFire, Origin: 12, DeliverAt: 1700000000000, Copy: &Batch{Topic: "t", QueueID: 1, QueueOffset: 5, Messages: []Message{plain}}}},
+		{TypeResolve, Resolve{Kind: ResolveTxnCommit, Origin: 99, Copy: &Batch{Topic: "t", QueueID: 1, QueueOffset: -1, Messages: []Message{committed}}}},
+		{TypeResolve, Resolve{Kind: ResolveTimerRecall, Origin: 7, DeliverAt: -3}},
+		{TypeResolve, Resolve{Kind: ResolveTxnRollback, Origin: 8}},
+		{TypeTxnCheck, TxnCheck{Origin: 77, Checks: 3, At: time.UnixMilli(1700000000000).UTC()}},
+		{TypeOffsetCommit, OffsetCommit{Group: "g", Topic: "t", QueueID: 2, Offset: 1 << 40}},
 	}
 }
 

@@ -1,0 +1,303 @@
+package localbroker
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+var _ ports.Offsets = (*Engine)(nil)
+
+// Pull consumers read a queue from an offset and commit their position per
+// (group, topic, queue) with offset-commit records; the committed offsets
+// live in memory, are checkpointed by snapshots and rebuilt by replay. They
+// are independent of the pop state of the same group.
+
+// pullQueueLocked resolves a queue reference for pull and offset calls.
+func (e *Engine) pullQueueLocked(q domain.QueueRef, forRead bool) (*topicMeta, error) {
+	t, err := e.topicLocked(q.Topic, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkQueueRefLocked(t, q.BrokerName, q.QueueID); err != nil {
+		return nil, err
+	}
+	if forRead && !t.Permission.Readable() {
+		return nil, domain.Errorf(domain.ReasonForbidden, "topic %q is not readable (permission %d)", t.Name, t.Permission)
+	}
+	return t, nil
+}
+
+// offsetRangeLocked returns the smallest queue offset whose message is still
+// stored and the offset the next message will get (visible entries only).
+func (e *Engine) offsetRangeLocked(topic string, qid int32) (minOff, maxOff int64, err error) {
+	qi := e.queues[queueKey{topic, qid}]
+	if qi == nil {
+		return 0, 0, nil
+	}
+	minOff, err = e.minOffsetLocked(qi)
+	return minOff, qi.visible, err
+}
+
+// minOffsetLocked finds, by binary search, the first entry whose message
+// retention kept. Commit-log offsets grow along a queue (every entry points
+// into the record appended when the entry was), so one search suffices.
+func (e *Engine) minOffsetLocked(qi *queueIndex) (int64, error) {
+	start := e.clog.StartOffset()
+	if start == 0 || qi.visible == 0 {
+		return 0, nil
+	}
+	var ferr error
+	i := sort.Search(int(qi.visible), func(i int) bool {
+		ent, err := qi.cq.Get(int64(i))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		return ent.CommitLogOffset >= start
+	})
+	if ferr != nil {
+		return 0, domain.Wrap(domain.ReasonInternal, ferr, "cannot read the consume queue")
+	}
+	return int64(i), nil
+}
+
+func illegalOffset(q domain.QueueRef, off, minOff, maxOff int64) error {
+	return domain.Errorf(domain.ReasonIllegalOffset, "offset %d is outside the range of queue %s#%d, which holds offsets [%d, %d] (%d is where the next message goes)",
+		off, q.Topic, q.QueueID, minOff, maxOff, maxOff)
+}
+
+// Pull reads messages of one queue from an offset; see [ports.Offsets].
+func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
+	if req.BatchSize <= 0 {
+		return ports.PullResult{}, domain.Errorf(domain.ReasonBadRequest, "batch size must be positive, got %d", req.BatchSize)
+	}
+	if req.PollTimeout < 0 {
+		return ports.PullResult{}, domain.Errorf(domain.ReasonIllegalPollingTime, "poll timeout must not be negative, got %v", req.PollTimeout)
+	}
+	if req.Filter == nil {
+		req.Filter = filter.All
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	off := req.Offset
+	first := true
+	for {
+		e.mu.Lock()
+		if err := e.checkOpenLocked(); err != nil {
+			e.mu.Unlock()
+			return ports.PullResult{}, err
+		}
+		t, err := e.pullQueueLocked(req.Queue, true)
+		if err != nil {
+			e.mu.Unlock()
+			return ports.PullResult{}, err
+		}
+		if _, err := e.groupLocked(req.Group, true); err != nil {
+			e.mu.Unlock()
+			return ports.PullResult{}, err
+		}
+		e.promoteLocked()
+		minOff, maxOff, err := e.offsetRangeLocked(t.Name, req.Queue.QueueID)
+		if err != nil {
+			e.mu.Unlock()
+			return ports.PullResult{}, err
+		}
+		if first && (off < minOff || off > maxOff) {
+			e.mu.Unlock()
+			return ports.PullResult{}, illegalOffset(req.Queue, off, minOff, maxOff)
+		}
+		first = false
+		off = max(off, minOff)
+		res := ports.PullResult{NextOffset: off, MinOffset: minOff, MaxOffset: maxOff}
+		if off < maxOff {
+			msgs, next, err := e.pullLocked(t.Name, req.Queue.QueueID, off, maxOff, &req)
+			e.mu.Unlock()
+			if err != nil {
+				return ports.PullResult{}, err
+			}
+			off = next
+			if len(msgs) > 0 || ctx.Err() != nil {
+				res.Messages, res.NextOffset = msgs, next
+				return res, nil
+			}
+			continue // everything scanned was filtered out: look further
+		}
+		if req.PollTimeout <= 0 || ctx.Err() != nil {
+			e.mu.Unlock()
+			res.Messages = []domain.StoredMessage{}
+			return res, nil
+		}
+		ch := e.waitChanLocked(t.Name)
+		stop := e.stop
+		e.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(req.PollTimeout)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			req.PollTimeout = 0 // one last look, then return empty
+		case <-ctx.Done():
+		case <-stop:
+			res.Messages = []domain.StoredMessage{}
+			return res, nil
+		}
+	}
+}
+
+// pullLocked reads up to req.BatchSize matching messages from off (below
+// maxOff), examining at most maxScanPerQueue entries; it returns them and
+// the offset after the last entry examined.
+func (e *Engine) pullLocked(topic string, qid int32, off, maxOff int64, req *ports.PullRequest) ([]domain.StoredMessage, int64, error) {
+	qi := e.queues[queueKey{topic, qid}]
+	start := e.clog.StartOffset()
+	var out []domain.StoredMessage
+	next := off
+	for scanned := 0; next < maxOff && len(out) < int(req.BatchSize) && scanned < maxScanPerQueue; scanned++ {
+		ent, err := qi.cq.Get(next)
+		if err != nil {
+			return nil, 0, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
+		}
+		qoff := next
+		next++
+		if ent.CommitLogOffset < start {
+			continue // deleted by retention
+		}
+		m, gone, err := e.readMessageLocked(topic, ent)
+		if err != nil {
+			return nil, 0, err
+		}
+		if gone || !req.Filter.Match(&m.Message) {
+			continue
+		}
+		out = append(out, e.storedMessage(topic, qid, qoff, ent, &m, 1))
+	}
+	return out, next, nil
+}
+
+// storedMessage builds what consumers get for the message of an entry.
+func (e *Engine) storedMessage(topic string, qid int32, qoff int64, ent consumequeue.Entry, m *record.Message, attempt int32) domain.StoredMessage {
+	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: qid, QueueOffset: qoff,
+		CommitLogOffset: ent.CommitLogOffset, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost,
+		DeliveryAttempt: attempt, DeadLetter: m.DeadLetter}
+	sm.Topic = topic
+	if m.TxnOrigin > 0 {
+		sm.TransactionID = e.transactionID(m.TxnOrigin)
+	}
+	return sm
+}
+
+// UpdateOffset commits a group's position in a queue; durable before it
+// returns.
+func (e *Engine) UpdateOffset(ctx context.Context, group string, q domain.QueueRef, offset int64) error {
+	e.mu.Lock()
+	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	t, err := e.pullQueueLocked(q, false)
+	if err == nil {
+		_, err = e.groupLocked(group, true)
+	}
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.promoteLocked()
+	minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
+	if err == nil && (offset < 0 || offset > maxOff) {
+		err = illegalOffset(q, offset, minOff, maxOff)
+	}
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	rec := record.OffsetCommit{Group: group, Topic: t.Name, QueueID: q.QueueID, Offset: offset}
+	_, end, err := e.appendApplyLocked(record.TypeOffsetCommit, func(dst []byte) []byte { return record.AppendOffsetCommit(dst, &rec) }, true)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.waitDurable(ctx, end, "the offset commit")
+}
+
+// GetOffset returns a group's committed position in a queue.
+func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return 0, err
+	}
+	t, err := e.pullQueueLocked(q, false)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := e.groupLocked(group, true); err != nil {
+		return 0, err
+	}
+	off, ok := e.offsets[consKey{group, t.Name, q.QueueID}]
+	if !ok {
+		return 0, domain.Errorf(domain.ReasonOffsetNotFound, "consumer group %q has not committed an offset for queue %s#%d; query the queue's offsets to choose where to start", group, t.Name, q.QueueID)
+	}
+	return off, nil
+}
+
+// QueryOffset finds an offset of a queue by policy: the first still stored,
+// the next to be written, or the first message stored at or after at
+// (binary search over the store times of the index; store times grow along
+// a queue as long as the clock does not step back).
+func (e *Engine) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return 0, err
+	}
+	t, err := e.pullQueueLocked(q, false)
+	if err != nil {
+		return 0, err
+	}
+	e.promoteLocked()
+	minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
+	if err != nil {
+		return 0, err
+	}
+	switch p {
+	case ports.OffsetBeginning:
+		return minOff, nil
+	case ports.OffsetEnd:
+		return maxOff, nil
+	case ports.OffsetTimestamp:
+	default:
+		return 0, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", p)
+	}
+	qi := e.queues[queueKey{t.Name, q.QueueID}]
+	if qi == nil {
+		return 0, nil
+	}
+	ms := at.UnixMilli()
+	var ferr error
+	n := int(maxOff - minOff)
+	i := sort.Search(n, func(i int) bool {
+		ent, err := qi.cq.Get(minOff + int64(i))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		return ent.StoredAtMs >= ms
+	})
+	if ferr != nil {
+		return 0, domain.Wrap(domain.ReasonInternal, ferr, "cannot read the consume queue")
+	}
+	return minOff + int64(i), nil
+}

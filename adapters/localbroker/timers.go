@@ -1,0 +1,434 @@
+package localbroker
+
+import (
+	"container/heap"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+var _ ports.Recaller = (*Engine)(nil)
+
+// Delay (timer) messages.
+//
+// A delay message is stored in a deferred batch record (queue offset -1)
+// and added to the on-disk timing wheel (internal/timerindex): one file per
+// timerBucketWidth of delivery time. Only the buckets of the near future
+// (up to timerLookahead ahead, bounded by timerLoadLimit when many are
+// overdue) are loaded into memory, as a min-heap by delivery time. The
+// timer goroutine sleeps until the earliest loaded delivery time or the
+// next bucket to load, and fires due timers: each firing appends one
+// resolve record holding a copy of the message for its queue, so the
+// origin is marked resolved and the copy indexed atomically; a timer thus
+// never fires twice, across crashes too.
+const (
+	// timerBucketWidth is the span of delivery times one bucket file holds.
+	timerBucketWidth = time.Minute
+	// timerTick is the timer precision: a delivery time at most this far
+	// ahead counts as due (the message is stored as a normal message).
+	timerTick = 10 * time.Millisecond
+	// timerLookahead is how long before a bucket starts it is loaded.
+	timerLookahead = 5 * time.Second
+	// timerLoadLimit bounds the timers loaded in memory before further
+	// buckets (overdue after a long downtime) are loaded; one bucket is
+	// always loaded whole.
+	timerLoadLimit = 1 << 17
+	// timerFireBatch bounds the timers fired under one hold of the lock.
+	timerFireBatch = 1024
+)
+
+// liveTimer is a pending timer of a loaded bucket.
+type liveTimer struct {
+	deliverAt int64 // Unix ms
+	topic     string
+	qid       int32
+	size      int32
+	crc       uint32
+}
+
+type timerItem struct{ at, origin int64 }
+
+type timerHeap []timerItem
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].origin < h[j].origin)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerItem)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// timerWindow is the in-memory part of the timing wheel. Every bucket that
+// starts before loadedEnd is loaded: its pending timers are in live and
+// heap (heap entries of resolved timers are skipped lazily).
+type timerWindow struct {
+	loadedEnd int64
+	live      map[int64]*liveTimer // by origin
+	heap      timerHeap
+	topics    map[string]string // interned topic names
+}
+
+func newTimerWindow() timerWindow {
+	return timerWindow{loadedEnd: -1, live: map[int64]*liveTimer{}, topics: map[string]string{}}
+}
+
+func (w *timerWindow) add(e *timerindex.Entry) {
+	t, ok := w.topics[e.Topic]
+	if !ok {
+		t = e.Topic
+		w.topics[t] = t
+	}
+	w.live[e.Origin] = &liveTimer{deliverAt: e.DeliverAt, topic: t, qid: e.QueueID, size: e.Size, crc: e.CRC}
+	heap.Push(&w.heap, timerItem{at: e.DeliverAt, origin: e.Origin})
+}
+
+// deferBatchLocked registers the messages of a deferred batch (offset, and
+// p its payload): half messages as pending transactions, the others as
+// timers (a message without a delivery time in a deferred batch is due when
+// it was stored).
+func (e *Engine) deferBatchLocked(off int64, b *record.Batch, p []byte, locs []record.Location) {
+	for i, loc := range locs {
+		m := &b.Messages[i]
+		origin := off + commitlog.PayloadStart + int64(loc.Pos)
+		crc := commitlog.Checksum(p[loc.Pos : loc.Pos+loc.Size])
+		if m.Transactional {
+			e.addTxnLocked(origin, &txnState{topic: b.Topic, qid: b.QueueID, size: int32(loc.Size), crc: crc, msgID: m.ID,
+				storedAt: m.StoredAt.UnixMilli(), recovery: max(m.TransactionRecovery.Milliseconds(), 0)})
+			continue
+		}
+		at := m.DeliverAt
+		if at.IsZero() {
+			at = m.StoredAt
+		}
+		e.addTimerLocked(timerindex.Entry{DeliverAt: at.UnixMilli(), Origin: origin, Size: int32(loc.Size), CRC: crc,
+			QueueID: b.QueueID, Topic: b.Topic})
+	}
+}
+
+func (e *Engine) addTimerLocked(ent timerindex.Entry) {
+	b, _ := e.timers.Add(ent)
+	if b.Start() < e.tw.loadedEnd {
+		e.tw.add(&ent)
+		kick(e.timerKick)
+	}
+}
+
+func (e *Engine) timerDoneLocked(deliverAt, origin int64) {
+	e.timers.Done(deliverAt, origin)
+	delete(e.tw.live, origin)
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// loadTimersLocked loads the buckets that start before the lookahead
+// horizon into the window.
+func (e *Engine) loadTimersLocked(nowMs int64) (blocked bool) {
+	width := e.timers.Width()
+	horizon := e.timers.BucketStart(nowMs+timerLookahead.Milliseconds()) + width
+	for {
+		b, ok := e.timers.Next(max(e.tw.loadedEnd, 0))
+		if !ok || b.Start() >= horizon {
+			e.tw.loadedEnd = max(e.tw.loadedEnd, horizon)
+			return false
+		}
+		if len(e.tw.live) >= timerLoadLimit {
+			e.tw.loadedEnd = max(e.tw.loadedEnd, b.Start())
+			return true
+		}
+		e.loadBucketLocked(b)
+		e.tw.loadedEnd = b.Start() + width
+	}
+}
+
+func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
+	entries, err := b.Entries()
+	if err != nil {
+		e.log.Error("timer index bucket is damaged; delay messages after the damage are not delivered. Stop rmqproxy and delete the timer, consumequeue and snapshot directories to rebuild them from the commit log",
+			"path", b.Path(), "err", err)
+	}
+	for _, ent := range timerindex.Pending(entries) {
+		e.tw.add(&ent)
+	}
+}
+
+// timerPassLocked loads buckets that came near, fires up to timerFireBatch
+// due timers, and returns when it wants to run again.
+func (e *Engine) timerPassLocked(now time.Time) time.Time {
+	nowMs := now.UnixMilli()
+	blocked := e.loadTimersLocked(nowMs)
+	for fired := 0; len(e.tw.heap) > 0 && e.tw.heap[0].at <= nowMs; {
+		if fired >= timerFireBatch {
+			return now // more are due: run again at once (after others had the lock)
+		}
+		it := heap.Pop(&e.tw.heap).(timerItem)
+		lt := e.tw.live[it.origin]
+		if lt == nil || lt.deliverAt != it.at {
+			continue
+		}
+		if err := e.fireLocked(it.origin, lt, now); err != nil {
+			heap.Push(&e.tw.heap, it)
+			e.log.Warn("cannot deliver a due delay message; will retry", "topic", lt.topic, "err", err)
+			return now.Add(time.Second)
+		}
+		fired++
+	}
+	wake := now.Add(time.Hour)
+	if len(e.tw.heap) > 0 {
+		wake = time.UnixMilli(e.tw.heap[0].at)
+	}
+	if b, ok := e.timers.Next(max(e.tw.loadedEnd, 0)); ok && !blocked {
+		if at := time.UnixMilli(b.Start()).Add(-timerLookahead); at.Before(wake) {
+			wake = at
+		}
+	}
+	return wake
+}
+
+// fireLocked delivers one due timer: a resolve record with a copy of the
+// message for its queue (or, when the message cannot be delivered, a drop).
+func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
+	drop := func(level func(string, ...any), why string, args ...any) error {
+		level("delay message discarded: "+why, append([]any{"topic", lt.topic, "queue_id", lt.qid, "commit_log_offset", origin}, args...)...)
+		rec := record.Resolve{Kind: record.ResolveTimerDrop, Origin: origin, DeliverAt: lt.deliverAt}
+		_, _, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
+			p, _ := record.AppendResolve(dst, &rec)
+			return p
+		}, false)
+		return err
+	}
+	t, ok := e.topics[lt.topic]
+	if del, deleted := e.topicDeletedAt[lt.topic]; !ok || (deleted && origin < del) {
+		return drop(e.log.Warn, "its topic was deleted")
+	}
+	if lt.qid >= t.QueueCount {
+		return drop(e.log.Warn, "its queue no longer exists")
+	}
+	m, err := e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
+	if err != nil {
+		return drop(e.log.Error, "its stored bytes cannot be read", "err", err)
+	}
+	qi, err := e.queueLocked(lt.topic, lt.qid)
+	if err != nil {
+		return err
+	}
+	m.StoredAt = now
+	rec := record.Resolve{Kind: record.ResolveTimerFire, Origin: origin, DeliverAt: lt.deliverAt,
+		Copy: &record.Batch{Topic: lt.topic, QueueID: lt.qid, QueueOffset: qi.count, Messages: []record.Message{m}}}
+	_, _, err = e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
+		p, _ := record.AppendResolve(dst, &rec)
+		return p
+	}, true)
+	return err
+}
+
+// readDeferredLocked reads a deferred (delay or half) message at origin.
+func (e *Engine) readDeferredLocked(origin int64, size int32, crc uint32, topic string) (record.Message, error) {
+	b, err := e.clog.ReadAt(origin, int(size))
+	if err != nil {
+		return record.Message{}, err
+	}
+	if commitlog.Checksum(b) != crc {
+		return record.Message{}, errors.New("checksum mismatch")
+	}
+	return record.DecodeMessage(b, topic)
+}
+
+func (e *Engine) timerLoop() {
+	defer e.wg.Done()
+	e.runLoop(e.timerKick, func() time.Duration {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.state != stateOpen {
+			return time.Hour
+		}
+		now := e.clock.Now()
+		return e.timerPassLocked(now).Sub(now)
+	})
+}
+
+// runLoop calls pass until the engine stops, waiting the duration pass
+// returns (or less, when kicked).
+func (e *Engine) runLoop(kickCh chan struct{}, pass func() time.Duration) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := pass()
+		if wait <= 0 {
+			select {
+			case <-e.stop:
+				return
+			default:
+				continue
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-e.stop:
+			return
+		case <-kickCh:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// Recall handles are the base64 (URL alphabet) of "v1 topic brokerName
+// deliveryTimeMs messageId origin", upstream's layout plus the commit-log
+// offset of the stored message, which finds it in the timing wheel.
+const recallHandleVersion = "v1"
+
+func encodeRecallHandle(topic, broker string, deliverAt int64, msgID string, origin int64) string {
+	s := strings.Join([]string{recallHandleVersion, topic, broker, strconv.FormatInt(deliverAt, 10), msgID, strconv.FormatInt(origin, 10)}, " ")
+	return base64.URLEncoding.EncodeToString([]byte(s))
+}
+
+type recallHandle struct {
+	topic, broker, msgID string
+	deliverAt, origin    int64
+}
+
+// decodeRecallHandle parses a recall handle; every failure is a
+// ReasonBadRequest error, never a panic.
+func decodeRecallHandle(h string) (recallHandle, error) {
+	bad := func(why string) (recallHandle, error) {
+		return recallHandle{}, domain.Errorf(domain.ReasonBadRequest, "recall handle is malformed (%s); pass the recall handle of the send receipt unchanged", why)
+	}
+	if len(h) > 2048 {
+		return bad("too long")
+	}
+	raw, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		if raw, err = base64.RawURLEncoding.DecodeString(h); err != nil {
+			return bad("not base64")
+		}
+	}
+	f := strings.Split(string(raw), " ")
+	if len(f) != 6 || f[0] != recallHandleVersion {
+		return bad("unknown layout")
+	}
+	at, err1 := strconv.ParseInt(f[3], 10, 64)
+	origin, err2 := strconv.ParseInt(f[5], 10, 64)
+	if err1 != nil || err2 != nil || origin <= 0 || f[1] == "" || f[2] == "" {
+		return bad("bad field")
+	}
+	return recallHandle{topic: f[1], broker: f[2], deliverAt: at, msgID: f[4], origin: origin}, nil
+}
+
+// Recall cancels a delay message that has not been delivered; see
+// [ports.Recaller].
+func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, error) {
+	h, err := decodeRecallHandle(handle)
+	if err != nil {
+		return "", err
+	}
+	if h.topic != topic {
+		return "", domain.Errorf(domain.ReasonBadRequest, "the recall handle belongs to topic %q, not %q", h.topic, topic)
+	}
+	if h.broker != e.cfg.BrokerName {
+		return "", domain.Errorf(domain.ReasonBadRequest, "the recall handle belongs to broker %q, not to this local broker %q", h.broker, e.cfg.BrokerName)
+	}
+	notFound := func() (string, error) {
+		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q is not pending: it was already delivered or recalled, or never stored", h.msgID, topic)
+	}
+	e.mu.Lock()
+	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
+		return "", err
+	}
+	lt, err := e.pendingTimerLocked(h.deliverAt, h.origin)
+	if err != nil {
+		e.mu.Unlock()
+		return "", err
+	}
+	if lt == nil || lt.topic != topic {
+		e.mu.Unlock()
+		return notFound()
+	}
+	m, err := e.readDeferredLocked(h.origin, lt.size, lt.crc, topic)
+	if err != nil || m.ID != h.msgID {
+		e.mu.Unlock()
+		return notFound()
+	}
+	rec := record.Resolve{Kind: record.ResolveTimerRecall, Origin: h.origin, DeliverAt: lt.deliverAt}
+	_, end, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
+		p, _ := record.AppendResolve(dst, &rec)
+		return p
+	}, true)
+	e.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if err := e.waitDurable(ctx, end, "the recall"); err != nil {
+		return "", err
+	}
+	e.log.InfoContext(ctx, "delay message recalled", "topic", topic, "msg_id", m.ID)
+	return m.ID, nil
+}
+
+// pendingTimerLocked finds a pending timer: in the window when its bucket
+// is loaded, else by reading its bucket file.
+func (e *Engine) pendingTimerLocked(deliverAt, origin int64) (*liveTimer, error) {
+	start := e.timers.BucketStart(deliverAt)
+	if start < e.tw.loadedEnd {
+		lt := e.tw.live[origin]
+		if lt == nil || lt.deliverAt != deliverAt {
+			return nil, nil
+		}
+		return lt, nil
+	}
+	b := e.timers.Bucket(start)
+	if b == nil {
+		return nil, nil
+	}
+	entries, err := b.Entries()
+	if err != nil && !errors.Is(err, timerindex.ErrCorrupt) {
+		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot read the timer index")
+	}
+	for _, ent := range timerindex.Pending(entries) {
+		if ent.Origin == origin && ent.DeliverAt == deliverAt {
+			return &liveTimer{deliverAt: ent.DeliverAt, topic: ent.Topic, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}, nil
+		}
+	}
+	return nil, nil
+}
+
+// pinnedOffsetLocked is the smallest commit-log offset a pending delay or
+// half message is stored at (retention must keep it).
+func (e *Engine) pinnedOffsetLocked() (int64, bool) {
+	pinned, ok := int64(0), false
+	for _, b := range e.timers.Buckets() {
+		if st := b.State(); st.Adds > st.Dones && (!ok || st.MinOrigin < pinned) {
+			pinned, ok = st.MinOrigin, true
+		}
+	}
+	for o := range e.txns {
+		if !ok || o < pinned {
+			pinned, ok = o, true
+		}
+	}
+	return pinned, ok
+}

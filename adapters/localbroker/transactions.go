@@ -1,0 +1,318 @@
+package localbroker
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+var _ ports.Transactions = (*Engine)(nil)
+
+// Transactional (half) messages.
+//
+// A half message is stored in a deferred batch record and kept, until it is
+// resolved, in an in-memory map by origin (the commit-log offset of its
+// encoding), which snapshots checkpoint and replay rebuilds. Its transaction
+// id is the RocketMQ offset message id of the origin (store host and
+// offset), so it is unique and survives restarts. A commit appends a resolve
+// record holding a copy of the message for its queue (visible at once, or a
+// timer when it is also a delay message not yet due); a rollback appends a
+// resolve record without copy. Check-backs are txn-check records: counts and
+// times survive restarts.
+
+// txnState is a pending half message.
+type txnState struct {
+	topic     string
+	qid       int32
+	size      int32
+	crc       uint32
+	msgID     string
+	storedAt  int64 // Unix ms
+	recovery  int64 // ms the producer asked to wait before the first check
+	checks    int32 // check-backs so far
+	lastCheck int64 // Unix ms of the latest check-back, 0 before the first
+}
+
+type txnItem struct {
+	at     int64 // Unix ms
+	origin int64
+	checks int32 // the state's check count when scheduled (stale otherwise)
+}
+
+type txnHeap []txnItem
+
+func (h txnHeap) Len() int { return len(h) }
+func (h txnHeap) Less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].origin < h[j].origin)
+}
+func (h txnHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *txnHeap) Push(x any)   { *h = append(*h, x.(txnItem)) }
+func (h *txnHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// nextTxnAction is when the broker next acts on a pending half message: the
+// first check-back after max(recovery, transactionTimeout) from its store
+// time, then one every transactionCheckInterval; after transactionCheckMax
+// check-backs, one interval later, transactionCheckMaxAction applies (keep:
+// never).
+func (e *Engine) nextTxnAction(st *txnState) (int64, bool) {
+	if st.checks == 0 {
+		return st.storedAt + max(st.recovery, e.cfg.TransactionTimeout.Milliseconds()), true
+	}
+	if st.checks >= e.cfg.TransactionCheckMax && e.cfg.TransactionCheckMaxAction == "keep" {
+		return 0, false
+	}
+	return st.lastCheck + e.cfg.TransactionCheckInterval.Milliseconds(), true
+}
+
+func (e *Engine) scheduleTxnLocked(origin int64, st *txnState) {
+	if at, ok := e.nextTxnAction(st); ok {
+		heap.Push(&e.txnHeap, txnItem{at: at, origin: origin, checks: st.checks})
+		if !e.replaying && e.txnKick != nil {
+			kick(e.txnKick)
+		}
+	}
+}
+
+func (e *Engine) addTxnLocked(origin int64, st *txnState) {
+	e.txns[origin] = st
+	e.scheduleTxnLocked(origin, st)
+}
+
+// transactionID is the id of the transaction whose half message is at origin.
+func (e *Engine) transactionID(origin int64) string {
+	return domain.OffsetMessageID(e.storeIP, e.storePort, origin)
+}
+
+// SetTransactionCheckHandler registers the check-back handler; it may be
+// called before Start. The engine calls it from its own goroutine, never
+// under its locks.
+func (e *Engine) SetTransactionCheckHandler(h ports.TransactionCheckHandler) {
+	if h == nil {
+		e.txnHandler.Store(nil)
+		return
+	}
+	e.txnHandler.Store(&h)
+}
+
+// EndTransaction commits or rolls back a half message; see
+// [ports.Transactions]. It returns once the resolution is durable.
+func (e *Engine) EndTransaction(ctx context.Context, req ports.EndTransactionRequest) error {
+	invalid := func(format string, a ...any) error {
+		return domain.Errorf(domain.ReasonInvalidTransactionID, format, a...)
+	}
+	id, err := domain.ParseMessageID(req.TransactionID, true)
+	if err != nil || id.CommitLogOffset <= 0 {
+		return invalid("transaction id %q is malformed; pass the transaction id of the send receipt (or of the check-back) unchanged", truncateID(req.TransactionID))
+	}
+	origin := id.CommitLogOffset
+	e.mu.Lock()
+	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	st := e.txns[origin]
+	switch {
+	case st == nil:
+		e.mu.Unlock()
+		return invalid("transaction %s is unknown or already resolved (committed, rolled back, or discarded after %d unanswered check-backs)", req.TransactionID, e.cfg.TransactionCheckMax)
+	case st.topic != req.Topic:
+		e.mu.Unlock()
+		return invalid("transaction %s belongs to topic %q, not %q", req.TransactionID, st.topic, req.Topic)
+	case req.MessageID != "" && st.msgID != req.MessageID:
+		e.mu.Unlock()
+		return invalid("transaction %s is of message %q, not %q", req.TransactionID, st.msgID, req.MessageID)
+	}
+	var end int64
+	switch req.Resolution {
+	case ports.ResolutionCommit:
+		end, err = e.commitTxnLocked(origin, st, e.clock.Now())
+	case ports.ResolutionRollback:
+		end, err = e.resolveTxnLocked(origin, record.ResolveTxnRollback)
+	default:
+		e.mu.Unlock()
+		return nil // undecided: checked back later
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := e.waitDurable(ctx, end, "the end of the transaction"); err != nil {
+		return err
+	}
+	e.log.DebugContext(ctx, "transaction ended", "topic", req.Topic, "msg_id", st.msgID, "resolution", req.Resolution.String(), "from_check", req.FromCheck)
+	return nil
+}
+
+func truncateID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+func (e *Engine) resolveTxnLocked(origin int64, kind record.ResolveKind) (int64, error) {
+	rec := record.Resolve{Kind: kind, Origin: origin}
+	_, end, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
+		p, _ := record.AppendResolve(dst, &rec)
+		return p
+	}, true)
+	return end, err
+}
+
+// commitTxnLocked appends a commit: a copy of the half message for its
+// queue, or a timer when it is also a delay message that is not due.
+func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time) (int64, error) {
+	t, ok := e.topics[st.topic]
+	if !ok || st.qid >= t.QueueCount {
+		return 0, domain.Errorf(domain.ReasonInvalidTransactionID, "the topic %q of the transaction no longer exists", st.topic)
+	}
+	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+	if err != nil {
+		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
+		if _, derr := e.resolveTxnLocked(origin, record.ResolveTxnDrop); derr != nil {
+			return 0, derr
+		}
+		return 0, domain.Wrap(domain.ReasonInternal, err, "the half message of the transaction is damaged and was discarded")
+	}
+	m.Transactional = false
+	m.TxnOrigin = origin
+	m.StoredAt = now
+	b := &record.Batch{Topic: st.topic, QueueID: st.qid, QueueOffset: -1, Messages: []record.Message{m}}
+	if !m.DeliverAt.After(now.Add(timerTick)) {
+		qi, err := e.queueLocked(st.topic, st.qid)
+		if err != nil {
+			return 0, err
+		}
+		b.QueueOffset = qi.count
+	}
+	rec := record.Resolve{Kind: record.ResolveTxnCommit, Origin: origin, Copy: b}
+	_, end, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
+		p, _ := record.AppendResolve(dst, &rec)
+		return p
+	}, true)
+	return end, err
+}
+
+// txnPassLocked checks back, or applies transactionCheckMaxAction to, up to
+// timerFireBatch due half messages. It returns the check-backs to hand to
+// the handler (after the records are durable), the end of the last record
+// appended, and when it wants to run again.
+func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, end int64, wake time.Time) {
+	nowMs := now.UnixMilli()
+	for n := 0; len(e.txnHeap) > 0 && e.txnHeap[0].at <= nowMs; {
+		if n >= timerFireBatch {
+			return checks, end, now
+		}
+		it := heap.Pop(&e.txnHeap).(txnItem)
+		st := e.txns[it.origin]
+		if st == nil || st.checks != it.checks {
+			continue
+		}
+		n++
+		var err error
+		var recEnd int64
+		if st.checks >= e.cfg.TransactionCheckMax {
+			recEnd, err = e.txnMaxActionLocked(it.origin, st, now)
+		} else {
+			var c *ports.TransactionCheck
+			c, recEnd, err = e.txnCheckLocked(it.origin, st, now)
+			if c != nil {
+				checks = append(checks, *c)
+			}
+		}
+		if err != nil {
+			heap.Push(&e.txnHeap, it)
+			e.log.Warn("cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "err", err)
+			return checks, end, now.Add(time.Second)
+		}
+		end = max(end, recEnd)
+	}
+	wake = now.Add(time.Hour)
+	if len(e.txnHeap) > 0 {
+		wake = time.UnixMilli(e.txnHeap[0].at)
+	}
+	return checks, end, wake
+}
+
+func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (int64, error) {
+	switch e.cfg.TransactionCheckMaxAction {
+	case "commit":
+		e.log.Warn("transaction still unresolved after the last check-back; committing it (transactionCheckMaxAction: commit)",
+			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
+		end, err := e.commitTxnLocked(origin, st, now)
+		if domain.HasReason(err, domain.ReasonInvalidTransactionID) {
+			return e.resolveTxnLocked(origin, record.ResolveTxnDrop)
+		}
+		return end, err
+	default:
+		e.log.Warn("transaction still unresolved after the last check-back; discarding the half message (transactionCheckMaxAction: rollback)",
+			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
+		return e.resolveTxnLocked(origin, record.ResolveTxnRollback)
+	}
+}
+
+// txnCheckLocked records one more check-back and builds what the handler
+// gets.
+func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*ports.TransactionCheck, int64, error) {
+	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+	if err != nil {
+		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
+		end, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
+		return nil, end, err
+	}
+	rec := record.TxnCheck{Origin: origin, Checks: st.checks + 1, At: time.UnixMilli(now.UnixMilli())}
+	_, end, err := e.appendApplyLocked(record.TypeTxnCheck, func(dst []byte) []byte { return record.AppendTxnCheck(dst, &rec) }, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
+		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
+	return &ports.TransactionCheck{Message: sm, Checks: rec.Checks}, end, nil
+}
+
+// txnLoop runs check-backs: it records them under the lock, waits until
+// they are durable, then calls the handler without any engine lock.
+func (e *Engine) txnLoop() {
+	defer e.wg.Done()
+	e.runLoop(e.txnKick, func() time.Duration {
+		e.mu.Lock()
+		if e.state != stateOpen {
+			e.mu.Unlock()
+			return time.Hour
+		}
+		now := e.clock.Now()
+		checks, end, wake := e.txnPassLocked(now)
+		e.mu.Unlock()
+		e.deliverChecks(e.bgCtx, checks, end)
+		return wake.Sub(now)
+	})
+}
+
+// deliverChecks hands check-backs to the registered handler once the
+// records counting them are durable.
+func (e *Engine) deliverChecks(ctx context.Context, checks []ports.TransactionCheck, end int64) {
+	if len(checks) == 0 {
+		return
+	}
+	if err := e.clog.Wait(ctx, end); err != nil {
+		return // shutting down or failed: the checks are repeated after restart
+	}
+	hp := e.txnHandler.Load()
+	for _, c := range checks {
+		if hp == nil {
+			e.log.DebugContext(ctx, "no transaction check handler registered; the check-back counts but reaches no producer",
+				"topic", c.Message.Topic, "msg_id", c.Message.ID)
+			continue
+		}
+		(*hp)(ctx, c)
+	}
+}
