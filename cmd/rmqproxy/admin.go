@@ -89,19 +89,92 @@ func commandContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-func topicCommand(args []string, src config.Sources, stdout io.Writer) error {
+// adminCommand is one command over the admin API (topic, group): its
+// flags, shared by all its subcommands, and a table of subcommands.
+type adminCommand struct {
+	name  string // "topic": the command word, and what NAME names in errors
+	usage string
+	// setup registers the command's flags on fs and returns its
+	// subcommands, whose handlers read those flags.
+	setup func(fs *flag.FlagSet) map[string]subcommand
+}
+
+// subcommand is one action of an adminCommand.
+type subcommand struct {
+	named bool // takes exactly one NAME; the others ignore positional arguments
+	run   func(ctx context.Context, c *admin.Client, name string) (output, error)
+}
+
+// output is what a subcommand prints on success: text, or with --json the
+// API's JSON form of value when it has one.
+type output struct {
+	value any                   // for admin.PrintJSON; nil prints text even with --json
+	text  func(io.Writer) error // the table or the message
+}
+
+func (o output) print(w io.Writer, asJSON bool) error {
+	if asJSON && o.value != nil {
+		return admin.PrintJSON(w, o.value)
+	}
+	return o.text(w)
+}
+
+func show[T any](v T, table func(io.Writer, T) error) output {
+	return output{value: v, text: func(w io.Writer) error { return table(w, v) }}
+}
+
+// list fetches every object and shows them.
+func list[T any](get func(*admin.Client, context.Context) (T, error), table func(io.Writer, T) error) subcommand {
+	return subcommand{run: func(ctx context.Context, c *admin.Client, _ string) (output, error) {
+		v, err := get(c, ctx)
+		return show(v, table), err
+	}}
+}
+
+// describe fetches the named object (or its stats) and shows it.
+func describe[T any](get func(*admin.Client, context.Context, string) (T, error), table func(io.Writer, T) error) subcommand {
+	return subcommand{named: true, run: func(ctx context.Context, c *admin.Client, name string) (output, error) {
+		v, err := get(c, ctx, name)
+		return show(v, table), err
+	}}
+}
+
+// save builds a spec for the named object from the flags, sends it (create
+// or update) and shows the object the server answers with.
+func save[S, T any](spec func(name string) (S, error), send func(*admin.Client, context.Context, S) (T, error), table func(io.Writer, T) error) subcommand {
+	return subcommand{named: true, run: func(ctx context.Context, c *admin.Client, name string) (output, error) {
+		s, err := spec(name)
+		if err != nil {
+			return output{}, err
+		}
+		v, err := send(c, ctx, s)
+		return show(v, table), err
+	}}
+}
+
+// remove deletes the named object and says so, as text even with --json.
+func remove(del func(*admin.Client, context.Context, string) error, what string) subcommand {
+	return subcommand{named: true, run: func(ctx context.Context, c *admin.Client, name string) (output, error) {
+		return output{text: func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "deleted %s %s\n", what, name)
+			return err
+		}}, del(c, ctx, name)
+	}}
+}
+
+// run parses args (the subcommand, then flags and positional arguments in
+// any order) and runs the subcommand against the admin API.
+func (cmd adminCommand) run(args []string, src config.Sources, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w\n%s", errUsage, topicUsage)
+		return fmt.Errorf("%w\n%s", errUsage, cmd.usage)
 	}
 	sub := args[0]
-	f, err := newAdminFlags("topic "+sub, src)
+	f, err := newAdminFlags(cmd.name+" "+sub, src)
 	if err != nil {
 		return err
 	}
-	typ := f.fs.String("type", "", "message type: NORMAL, FIFO, DELAY, TRANSACTION or MIXED")
-	queues := f.fs.Int("queues", 0, "queue count")
-	desc := f.fs.String("description", "", "description")
-	pos, err := f.parse(args[1:], topicUsage)
+	subs := cmd.setup(f.fs)
+	pos, err := f.parse(args[1:], cmd.usage)
 	if err != nil {
 		return err
 	}
@@ -109,10 +182,32 @@ func topicCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	s, ok := subs[sub]
+	if !ok {
+		return fmt.Errorf("%w: unknown %s command %q\n%s", errUsage, cmd.name, sub, cmd.usage)
+	}
+	name := ""
+	if s.named {
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: %s %s needs exactly one %s name\n%s", errUsage, cmd.name, sub, cmd.name, cmd.usage)
+		}
+		name = pos[0]
+	}
 	ctx, cancel := commandContext()
 	defer cancel()
-	spec := func() (application.TopicSpec, error) {
-		s := application.TopicSpec{Name: pos[0], QueueCount: int32(*queues)}
+	out, err := s.run(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	return out.print(stdout, f.json)
+}
+
+var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
+	typ := fs.String("type", "", "message type: NORMAL, FIFO, DELAY, TRANSACTION or MIXED")
+	queues := fs.Int("queues", 0, "queue count")
+	desc := fs.String("description", "", "description")
+	spec := func(name string) (application.TopicSpec, error) {
+		s := application.TopicSpec{Name: name, QueueCount: int32(*queues)}
 		if *typ != "" {
 			t, err := domain.ParseTopicMessageType(*typ)
 			if err != nil {
@@ -120,140 +215,57 @@ func topicCommand(args []string, src config.Sources, stdout io.Writer) error {
 			}
 			s.Type = t
 		}
-		if flagSet(f.fs, "description") {
+		if flagSet(fs, "description") {
 			s.Description = desc
 		}
 		return s, nil
 	}
-	needName := func() error {
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: topic %s needs exactly one topic name\n%s", errUsage, sub, topicUsage)
-		}
-		return nil
+	return map[string]subcommand{
+		"list":     list((*admin.Client).Topics, admin.PrintTopics),
+		"describe": describe((*admin.Client).Topic, admin.PrintTopic),
+		"create":   save(spec, (*admin.Client).CreateTopic, admin.PrintTopic),
+		"update":   save(spec, (*admin.Client).UpdateTopic, admin.PrintTopic),
+		"delete":   remove((*admin.Client).DeleteTopic, "topic"),
 	}
-	switch sub {
-	case "list":
-		ts, err := c.Topics(ctx)
+}}
+
+var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
+	attempts := fs.Int("max-delivery-attempts", 0, "deliveries before a message goes to the dead-letter queue")
+	retry := fs.String("retry", "", "customized retry delays, comma separated")
+	retryExp := fs.String("retry-exponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
+	orderly := fs.Bool("orderly", false, "consume FIFO topics in message-group order")
+	desc := fs.String("description", "", "description")
+	spec := func(name string) (application.GroupSpec, error) {
+		s := application.GroupSpec{Name: name, MaxDeliveryAttempts: int32(*attempts)}
+		if flagSet(fs, "orderly") {
+			s.Orderly = orderly
+		}
+		if flagSet(fs, "description") {
+			s.Description = desc
+		}
+		p, err := retryPolicy(*retry, *retryExp)
 		if err != nil {
-			return err
+			return s, err
 		}
-		return render(stdout, f.json, ts, func() error { return admin.PrintTopics(stdout, ts) })
-	case "create", "update", "describe", "delete":
-		if err := needName(); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%w: unknown topic command %q\n%s", errUsage, sub, topicUsage)
+		s.RetryPolicy = p
+		return s, nil
 	}
-	var t domain.Topic
-	switch sub {
-	case "delete":
-		if err := c.DeleteTopic(ctx, pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted topic %s\n", pos[0])
-		return nil
-	case "describe":
-		t, err = c.Topic(ctx, pos[0])
-	default:
-		s, serr := spec()
-		if serr != nil {
-			return serr
-		}
-		if sub == "create" {
-			t, err = c.CreateTopic(ctx, s)
-		} else {
-			t, err = c.UpdateTopic(ctx, s)
-		}
+	return map[string]subcommand{
+		"list":     list((*admin.Client).Groups, admin.PrintGroups),
+		"describe": describe((*admin.Client).Group, admin.PrintGroup),
+		"stats":    describe((*admin.Client).GroupStats, admin.PrintGroupStats),
+		"create":   save(spec, (*admin.Client).CreateGroup, admin.PrintGroup),
+		"update":   save(spec, (*admin.Client).UpdateGroup, admin.PrintGroup),
+		"delete":   remove((*admin.Client).DeleteGroup, "consumer group"),
 	}
-	if err != nil {
-		return err
-	}
-	return render(stdout, f.json, t, func() error { return admin.PrintTopic(stdout, t) })
+}}
+
+func topicCommand(args []string, src config.Sources, stdout io.Writer) error {
+	return topics.run(args, src, stdout)
 }
 
 func groupCommand(args []string, src config.Sources, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w\n%s", errUsage, groupUsage)
-	}
-	sub := args[0]
-	f, err := newAdminFlags("group "+sub, src)
-	if err != nil {
-		return err
-	}
-	attempts := f.fs.Int("max-delivery-attempts", 0, "deliveries before a message goes to the dead-letter queue")
-	retry := f.fs.String("retry", "", "customized retry delays, comma separated")
-	retryExp := f.fs.String("retry-exponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
-	orderly := f.fs.Bool("orderly", false, "consume FIFO topics in message-group order")
-	desc := f.fs.String("description", "", "description")
-	pos, err := f.parse(args[1:], groupUsage)
-	if err != nil {
-		return err
-	}
-	c, err := f.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	if sub == "list" {
-		gs, err := c.Groups(ctx)
-		if err != nil {
-			return err
-		}
-		return render(stdout, f.json, gs, func() error { return admin.PrintGroups(stdout, gs) })
-	}
-	switch sub {
-	case "create", "update", "describe", "delete", "stats":
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: group %s needs exactly one group name\n%s", errUsage, sub, groupUsage)
-		}
-	default:
-		return fmt.Errorf("%w: unknown group command %q\n%s", errUsage, sub, groupUsage)
-	}
-	name := pos[0]
-	switch sub {
-	case "delete":
-		if err := c.DeleteGroup(ctx, name); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted consumer group %s\n", name)
-		return nil
-	case "stats":
-		st, err := c.GroupStats(ctx, name)
-		if err != nil {
-			return err
-		}
-		return render(stdout, f.json, st, func() error { return admin.PrintGroupStats(stdout, st) })
-	case "describe":
-		g, err := c.Group(ctx, name)
-		if err != nil {
-			return err
-		}
-		return render(stdout, f.json, g, func() error { return admin.PrintGroup(stdout, g) })
-	}
-	s := application.GroupSpec{Name: name, MaxDeliveryAttempts: int32(*attempts)}
-	if flagSet(f.fs, "orderly") {
-		s.Orderly = orderly
-	}
-	if flagSet(f.fs, "description") {
-		s.Description = desc
-	}
-	if p, err := retryPolicy(*retry, *retryExp); err != nil {
-		return err
-	} else if p != nil {
-		s.RetryPolicy = p
-	}
-	var g domain.ConsumerGroup
-	if sub == "create" {
-		g, err = c.CreateGroup(ctx, s)
-	} else {
-		g, err = c.UpdateGroup(ctx, s)
-	}
-	if err != nil {
-		return err
-	}
-	return render(stdout, f.json, g, func() error { return admin.PrintGroup(stdout, g) })
+	return groups.run(args, src, stdout)
 }
 
 func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
@@ -296,11 +308,4 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return set
-}
-
-func render(w io.Writer, asJSON bool, v any, table func() error) error {
-	if asJSON {
-		return admin.PrintJSON(w, v)
-	}
-	return table()
 }

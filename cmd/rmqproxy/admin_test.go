@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// fakeAPI stands in for a running proxy's admin API: it records each request
+// ("METHOD /escaped/path body") and answers with canned JSON. A name
+// containing "missing" is not found.
+type fakeAPI struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (f *fakeAPI) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reqs
+}
+
+const (
+	cannedTopic = `{"name":"NAME","type":"FIFO","queueCount":4,"permission":"READ_WRITE","description":"d","createdAt":"2026-01-02T03:04:05Z"}`
+	cannedGroup = `{"name":"NAME","maxDeliveryAttempts":5,"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`
+	cannedStats = `{"group":"g","queues":[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2}]}`
+)
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.reqs = append(f.reqs, strings.TrimSpace(r.Method+" "+r.URL.EscapedPath()+" "+string(body)))
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	p := r.URL.Path
+	name := p[strings.LastIndex(p, "/")+1:]
+	switch {
+	case strings.Contains(p, "missing"):
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"code":"TOPIC_NOT_FOUND","message":"topic missing does not exist"}`)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	case p == "/v1/topics" && r.Method == http.MethodGet:
+		_, _ = io.WriteString(w, `{"topics":[`+strings.ReplaceAll(cannedTopic, "NAME", "a")+`]}`)
+	case p == "/v1/groups" && r.Method == http.MethodGet:
+		_, _ = io.WriteString(w, `{"groups":[`+strings.ReplaceAll(cannedGroup, "NAME", "g")+`]}`)
+	case strings.HasSuffix(p, "/stats"):
+		_, _ = io.WriteString(w, cannedStats)
+	case strings.HasPrefix(p, "/v1/topics/"):
+		_, _ = io.WriteString(w, strings.ReplaceAll(cannedTopic, "NAME", name))
+	case strings.HasPrefix(p, "/v1/groups/"):
+		_, _ = io.WriteString(w, strings.ReplaceAll(cannedGroup, "NAME", name))
+	case p == "/v1/topics":
+		_, _ = io.WriteString(w, strings.ReplaceAll(cannedTopic, "NAME", "created"))
+	default:
+		_, _ = io.WriteString(w, strings.ReplaceAll(cannedGroup, "NAME", "created"))
+	}
+}
+
+// startFakeAPI serves a fakeAPI on 127.0.0.1:0 until the test ends.
+func startFakeAPI(t *testing.T) (*fakeAPI, string) {
+	t.Helper()
+	api := &fakeAPI{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return api, srv.Listener.Addr().String()
+}
+
+// closedAddress returns an address nothing listens on.
+func closedAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+const topicCreated = "Name:         created\nType:         FIFO\nQueues:       4\nPermission:   READ_WRITE\n" +
+	"Description:  d\nCreated:      2026-01-02T03:04:05Z\nUpdated:      -\n"
+
+func TestAdminCommands(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string // --admin-address of the fake API is appended unless given
+		code     int
+		stdout   string   // exact, when not empty
+		stderr   []string // substrings
+		requests []string // exactly these were sent; nil for none
+	}{
+		// Usage errors: exit 2, the usage on stderr, nothing sent.
+		{name: "topic alone", args: []string{"topic"}, code: 2, stderr: []string{"usage", "rmqproxy topic create NAME"}},
+		{name: "group alone", args: []string{"group"}, code: 2, stderr: []string{"usage", "rmqproxy group stats NAME"}},
+		{name: "unknown topic command", args: []string{"topic", "frobnicate", "x"}, code: 2,
+			stderr: []string{`usage: unknown topic command "frobnicate"`, "Usage:\n  rmqproxy topic create"}},
+		{name: "unknown group command", args: []string{"group", "stat", "g"}, code: 2,
+			stderr: []string{`usage: unknown group command "stat"`, "Usage:\n  rmqproxy group create"}},
+		{name: "topic without name", args: []string{"topic", "describe"}, code: 2,
+			stderr: []string{"usage: topic describe needs exactly one topic name\nUsage:"}},
+		{name: "group with two names", args: []string{"group", "create", "a", "b"}, code: 2,
+			stderr: []string{"usage: group create needs exactly one group name\nUsage:"}},
+		{name: "stats without name", args: []string{"group", "stats", "--json"}, code: 2,
+			stderr: []string{"group stats needs exactly one group name"}},
+		{name: "delete without name", args: []string{"topic", "delete"}, code: 2,
+			stderr: []string{"topic delete needs exactly one topic name"}},
+		{name: "unknown flag", args: []string{"topic", "list", "--bogus"}, code: 2,
+			stderr: []string{"usage: flag provided but not defined: -bogus\nUsage:"}},
+		{name: "group flag on topic", args: []string{"topic", "create", "t", "--orderly"}, code: 2,
+			stderr: []string{"flag provided but not defined: -orderly"}},
+		{name: "bad number", args: []string{"group", "create", "g", "--max-delivery-attempts", "many"}, code: 2,
+			stderr: []string{`invalid value "many" for flag -max-delivery-attempts`}},
+		{name: "help flag", args: []string{"group", "create", "--help"}, code: 2, stderr: []string{"usage\nUsage:\n  rmqproxy group create"}},
+		{name: "both retry strategies", args: []string{"group", "create", "g", "--retry", "1s", "--retry-exponential", "1s,2h,2"}, code: 2,
+			stderr: []string{"usage: give either --retry or --retry-exponential"}},
+		{name: "bad retry delay", args: []string{"group", "update", "g", "--retry", "1s,soon"}, code: 2,
+			stderr: []string{`usage: --retry: time: invalid duration "soon"`}},
+		{name: "exponential needs three parts", args: []string{"group", "create", "g", "--retry-exponential", "1s,2h"}, code: 2,
+			stderr: []string{"usage: --retry-exponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2"}},
+
+		// Failures: exit 1, the reason on stderr.
+		{name: "bad admin address", args: []string{"topic", "list", "--admin-address", "ftp://x"}, code: 1,
+			stderr: []string{`rmqproxy: admin address "ftp://x" is not host:port or an http(s) URL`}},
+		{name: "bad message type", args: []string{"topic", "create", "t", "--type", "BATCH"}, code: 1, stderr: []string{"rmqproxy: ", "BATCH"}},
+		{name: "not found", args: []string{"topic", "describe", "missing"}, code: 1,
+			stderr: []string{"rmqproxy: ", "topic missing does not exist"}, requests: []string{"GET /v1/topics/missing"}},
+
+		// Successes: the request the flags make and what is printed.
+		{name: "topic create, flags around the name", args: []string{"topic", "create", "--type", "FIFO", "t1", "--queues", "4", "--description", "made"},
+			stdout: topicCreated, requests: []string{`POST /v1/topics {"name":"t1","type":"FIFO","queueCount":4,"description":"made"}`}},
+		{name: "topic create, defaults", args: []string{"topic", "create", "t1"},
+			stdout: topicCreated, requests: []string{`POST /v1/topics {"name":"t1"}`}},
+		{name: "topic update, empty description is sent", args: []string{"topic", "update", "t1", "--description", ""},
+			requests: []string{`PUT /v1/topics/t1 {"description":""}`}},
+		{name: "topic list ignores positional arguments", args: []string{"topic", "list", "extra"},
+			stdout: "NAME  TYPE  QUEUES  PERMISSION  DESCRIPTION\na     FIFO  4       READ_WRITE  d\n", requests: []string{"GET /v1/topics"}},
+		{name: "topic describe escapes the name", args: []string{"topic", "describe", "a%b|c"}, requests: []string{"GET /v1/topics/a%25b%7Cc"}},
+		{name: "topic delete prints text even with --json", args: []string{"topic", "delete", "t1", "--json"},
+			stdout: "deleted topic t1\n", requests: []string{"DELETE /v1/topics/t1"}},
+		{name: "topic flags are accepted by every topic command", args: []string{"topic", "delete", "t1", "--queues", "3"},
+			stdout: "deleted topic t1\n", requests: []string{"DELETE /v1/topics/t1"}},
+		{name: "group create", args: []string{"group", "create", "g1", "--max-delivery-attempts", "5", "--retry", "1s, 5s", "--orderly"},
+			requests: []string{`POST /v1/groups {"name":"g1","maxDeliveryAttempts":5,"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`}},
+		{name: "group create, exponential", args: []string{"group", "create", "g1", "--retry-exponential", "1s,2h,2", "--description", "x"},
+			requests: []string{`POST /v1/groups {"name":"g1","retryPolicy":{"exponential":{"initial":"1s","max":"2h","multiplier":2}},"description":"x"}`}},
+		{name: "group update, orderly off", args: []string{"group", "update", "g1", "--orderly=false"},
+			stdout: "Name:                   g1\nMax delivery attempts:  5\nRetry policy:           customized 1s,5s\nOrderly:                true\n" +
+				"Description:            -\nCreated:                -\nUpdated:                -\n",
+			requests: []string{`PUT /v1/groups/g1 {"orderly":false}`}},
+		{name: "group list", args: []string{"group", "list"}, requests: []string{"GET /v1/groups"},
+			stdout: "NAME  MAX-ATTEMPTS  RETRY             ORDERLY  DESCRIPTION\ng     5             customized 1s,5s  true     -\n"},
+		{name: "group stats", args: []string{"group", "stats", "g"}, requests: []string{"GET /v1/groups/g/stats"},
+			stdout: "TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\nt      0      5           2           1          2           3\n"},
+		{name: "group delete", args: []string{"group", "delete", "g"}, stdout: "deleted consumer group g\n", requests: []string{"DELETE /v1/groups/g"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api, addr := startFakeAPI(t)
+			var stdout, stderr bytes.Buffer
+			args := tt.args
+			if !slices.Contains(args, "--admin-address") {
+				args = append(args[:len(args):len(args)], "--admin-address="+addr)
+			}
+			code := run(args, config.Sources{}, &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+			if tt.stdout != "" && stdout.String() != tt.stdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), tt.stdout)
+			}
+			if tt.code != 0 && stdout.Len() != 0 {
+				t.Errorf("stdout of a failed command: %s", stdout.String())
+			}
+			for _, want := range tt.stderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if tt.code == 0 && stderr.Len() != 0 {
+				t.Errorf("stderr of a successful command: %s", stderr.String())
+			}
+			if got := api.requests(); !reflect.DeepEqual(got, tt.requests) {
+				t.Errorf("requests %q, want %q", got, tt.requests)
+			}
+		})
+	}
+}
+
+// TestAdminCommandsJSON checks that --json prints the API's form of what
+// each command shows.
+func TestAdminCommandsJSON(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // a JSON value
+	}{
+		{[]string{"topic", "list"}, `{"topics":[` + strings.ReplaceAll(cannedTopic, "NAME", "a") + `]}`},
+		{[]string{"topic", "describe", "t1"}, strings.ReplaceAll(cannedTopic, "NAME", "t1")},
+		{[]string{"topic", "create", "t1"}, strings.ReplaceAll(cannedTopic, "NAME", "created")},
+		{[]string{"group", "list"}, `{"groups":[` + strings.ReplaceAll(cannedGroup, "NAME", "g") + `]}`},
+		{[]string{"group", "describe", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
+		{[]string{"group", "update", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
+		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2}]`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, addr := startFakeAPI(t)
+			var stdout, stderr bytes.Buffer
+			if code := run(append(tt.args, "--json", "--admin-address="+addr), config.Sources{}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			var got, want any
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, stdout.String())
+			}
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %s\nwant %s", stdout.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestAdminAddressFromConfiguration(t *testing.T) {
+	api, addr := startFakeAPI(t)
+	var stdout, stderr bytes.Buffer
+	src := config.Sources{Env: []string{"RMQPROXY_ADMIN_ADDRESS=" + addr}}
+	if code := run([]string{"topic", "list"}, src, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got := api.requests(); !reflect.DeepEqual(got, []string{"GET /v1/topics"}) {
+		t.Fatalf("requests %q", got)
+	}
+}
+
+func TestAdminConnectionRefused(t *testing.T) {
+	addr := closedAddress(t)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"group", "list", "--admin-address", addr}, config.Sources{}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "is rmqproxy running?") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	tests := []struct {
+		name                    string
+		customized, exponential string
+		want                    *domain.RetryPolicy
+		usage                   bool
+	}{
+		{name: "none"},
+		{name: "customized", customized: "1s, 5s,1m", want: &domain.RetryPolicy{Delays: []time.Duration{time.Second, 5 * time.Second, time.Minute}}},
+		{name: "exponential", exponential: "1s, 2h, 1.5", want: &domain.RetryPolicy{Initial: time.Second, Max: 2 * time.Hour, Multiplier: 1.5}},
+		{name: "both", customized: "1s", exponential: "1s,2h,2", usage: true},
+		{name: "bad delay", customized: "1s,", usage: true},
+		{name: "two parts", exponential: "1s,2h", usage: true},
+		{name: "bad multiplier", exponential: "1s,2h,x", usage: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := retryPolicy(tt.customized, tt.exponential)
+			if tt.usage {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("error %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
