@@ -79,6 +79,9 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"message group too long", []*v2.Message{msg("fifo", func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
 		{"FIFO message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"NORMAL message to FIFO topic", []*v2.Message{msg("fifo", nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"delay message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) {
+			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
+		})}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"delay beyond the limit", []*v2.Message{msg("delay", func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
@@ -214,13 +217,21 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatalf("got %v, want gRPC INVALID_ARGUMENT", err)
 		}
 	})
-	t.Run("unimplemented pull", func(t *testing.T) {
-		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{})
-		if err == nil {
-			_, err = stream.Recv()
-		}
+	t.Run("unimplemented lite subscription", func(t *testing.T) {
+		_, err := raw.SyncLiteSubscription(raw.Ctx(t), &v2.SyncLiteSubscriptionRequest{})
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("end an unknown transaction", func(t *testing.T) {
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "normal"},
+			MessageId: "01AB", TransactionId: "no-such-transaction", Resolution: v2.TransactionResolution_COMMIT})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID {
+			t.Fatalf("%v %v", resp, err)
+		}
+		resp, err = raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "normal"}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID {
+			t.Fatalf("blank transaction id: %v %v", resp, err)
 		}
 	})
 

@@ -1,0 +1,302 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// receiveAll acks and returns every message a simple consumer gets until
+// it has want distinct ones (or the deadline passes), keyed by message id,
+// with the time each was received.
+func receiveAll(t *testing.T, c rmq.SimpleConsumer, want int, within time.Duration) map[string]time.Time {
+	t.Helper()
+	got := map[string]time.Time{}
+	testenv.WaitFor(t, within, func() error {
+		ms, err := c.Receive(t.Context(), 16, 20*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		for _, m := range ms {
+			if _, dup := got[m.GetMessageId()]; dup {
+				t.Errorf("message %s delivered twice", m.GetMessageId())
+			}
+			got[m.GetMessageId()] = time.Now()
+			if err := c.Ack(t.Context(), m); err != nil {
+				t.Errorf("ack: %v", err)
+			}
+		}
+		if len(got) < want {
+			return fmt.Errorf("%d of %d received", len(got), want)
+		}
+		return nil
+	})
+	return got
+}
+
+// TestDelayMessagesArriveOnTime sends timer messages with arbitrary delivery
+// times; none is delivered early, all are delivered, and a recalled one
+// never is.
+func TestDelayMessagesArriveOnTime(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "delay", domain.MessageTypeDelay, 4)
+	pr := testenv.NewProducer(t, p, "delay")
+	due := map[string]time.Time{}
+	now := time.Now()
+	for i, d := range []time.Duration{1500 * time.Millisecond, 2700 * time.Millisecond, 3100 * time.Millisecond, -time.Second, 0} {
+		m := &rmq.Message{Topic: "delay", Body: []byte(fmt.Sprintf("delay-%d", i))}
+		at := now.Add(d)
+		m.SetDelayTimestamp(at)
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatalf("send delay message: %v", err)
+		}
+		due[r[0].MessageID] = at
+	}
+	// A recalled message is never delivered.
+	m := &rmq.Message{Topic: "delay", Body: []byte("recalled")}
+	m.SetDelayTimestamp(now.Add(2 * time.Second))
+	r, err := pr.Send(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r[0].RecallHandle == "" {
+		t.Fatal("a delay message's receipt has no recall handle")
+	}
+	if id, err := pr.Recall(t.Context(), "delay", r[0].RecallHandle); err != nil || id != r[0].MessageID {
+		t.Fatalf("recall: %q %v", id, err)
+	}
+	if _, err := pr.Recall(t.Context(), "delay", r[0].RecallHandle); err == nil {
+		t.Fatal("recalling twice succeeded")
+	}
+
+	c := testenv.NewSimpleConsumer(t, p, "g-delay", time.Second, map[string]*rmq.FilterExpression{"delay": rmq.SUB_ALL})
+	got := receiveAll(t, c, len(due), 30*time.Second)
+	for id, at := range got {
+		want, ok := due[id]
+		if !ok {
+			t.Fatalf("unexpected message %s (the recalled one?)", id)
+		}
+		if at.Before(want) {
+			t.Errorf("message %s delivered %v before its delivery time", id, want.Sub(at))
+		}
+	}
+	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+		t.Fatalf("recalled message delivered")
+	}
+}
+
+// TestTransactionsCommitRollbackAndCheckBack: a committed half message is
+// delivered, a rolled back one never, and orphaned ones are resolved by the
+// producer's transaction checker when the broker checks back.
+func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Local.TransactionTimeout = time.Second
+	cfg.Local.TransactionCheckInterval = time.Second
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "tx", domain.MessageTypeTransaction, 2)
+	checker := &rmq.TransactionChecker{Check: func(m *rmq.MessageView) rmq.TransactionResolution {
+		if m.GetProperties()["verdict"] == "commit" {
+			return rmq.COMMIT
+		}
+		return rmq.ROLLBACK
+	}}
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics("tx"), rmq.WithTransactionChecker(checker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pr.GracefulStop()
+	send := func(name, verdict string, end func(rmq.Transaction) error) string {
+		t.Helper()
+		tx := pr.BeginTransaction()
+		m := &rmq.Message{Topic: "tx", Body: []byte(name)}
+		m.AddProperty("verdict", verdict)
+		r, err := pr.SendWithTransaction(t.Context(), m, tx)
+		if err != nil {
+			t.Fatalf("send %s: %v", name, err)
+		}
+		if end != nil {
+			if err := end(tx); err != nil {
+				t.Fatalf("end %s: %v", name, err)
+			}
+		}
+		return r[0].MessageID
+	}
+	committed := send("committed", "", func(tx rmq.Transaction) error { return tx.Commit() })
+	send("rolled back", "", func(tx rmq.Transaction) error { return tx.RollBack() })
+	checkedCommit := send("orphan to commit", "commit", nil)
+	send("orphan to roll back", "rollback", nil)
+
+	c := testenv.NewSimpleConsumer(t, p, "g-tx", time.Second, map[string]*rmq.FilterExpression{"tx": rmq.SUB_ALL})
+	got := receiveAll(t, c, 2, 30*time.Second)
+	if _, ok := got[committed]; !ok {
+		t.Error("the committed message was not delivered")
+	}
+	if _, ok := got[checkedCommit]; !ok {
+		t.Error("the orphan the checker committed was not delivered")
+	}
+	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+		t.Fatalf("a rolled back message was delivered: %s", ms[0].GetBody())
+	}
+}
+
+// TestPullAndOffsets reads a queue by offset through the raw protocol (the
+// Go client has no pull consumer) and keeps a group's offset.
+func TestPullAndOffsets(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "pull", domain.MessageTypeNormal, 1)
+	raw := testenv.NewRawClient(t, p)
+	var ids []string
+	for i := range 10 {
+		m := testenv.RawMessage("pull", []byte(fmt.Sprintf("m%d", i)), []string{"even", "odd"}[i%2])
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatal(resp, err)
+		}
+		ids = append(ids, resp.GetEntries()[0].GetMessageId())
+	}
+	before := time.Now()
+	mq := &v2.MessageQueue{Topic: &v2.Resource{Name: "pull"}, Id: 0, Broker: &v2.Broker{Name: "rmqproxy-local"}}
+	query := func(policy v2.QueryOffsetPolicy, at time.Time) (int64, v2.Code) {
+		req := &v2.QueryOffsetRequest{MessageQueue: mq, QueryOffsetPolicy: policy}
+		if !at.IsZero() {
+			req.Timestamp = timestamppb.New(at)
+		}
+		resp, err := raw.QueryOffset(raw.Ctx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetOffset(), resp.GetStatus().GetCode()
+	}
+	if off, code := query(v2.QueryOffsetPolicy_BEGINNING, time.Time{}); off != 0 || code != v2.Code_OK {
+		t.Fatalf("beginning: %d %v", off, code)
+	}
+	if off, code := query(v2.QueryOffsetPolicy_END, time.Time{}); off != 10 || code != v2.Code_OK {
+		t.Fatalf("end: %d %v", off, code)
+	}
+	if off, code := query(v2.QueryOffsetPolicy_TIMESTAMP, before.Add(time.Hour)); off != 10 || code != v2.Code_OK {
+		t.Fatalf("timestamp after every message: %d %v", off, code)
+	}
+	pull := func(offset int64, batch int32, expr string) (*v2.Status, []*v2.Message, int64) {
+		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{Group: &v2.Resource{Name: "g-pull"}, MessageQueue: mq, Offset: offset, BatchSize: batch,
+			FilterExpression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: expr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st *v2.Status
+		var msgs []*v2.Message
+		next := int64(-1)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			switch x := r.Content.(type) {
+			case *v2.PullMessageResponse_Status:
+				st = x.Status
+			case *v2.PullMessageResponse_Message:
+				msgs = append(msgs, x.Message)
+			case *v2.PullMessageResponse_NextOffset:
+				next = x.NextOffset
+			}
+		}
+		return st, msgs, next
+	}
+	st, msgs, next := pull(0, 4, "*")
+	if st.GetCode() != v2.Code_OK || len(msgs) != 4 || next != 4 || msgs[0].GetSystemProperties().GetMessageId() != ids[0] {
+		t.Fatalf("pull 0..4: %v, %d messages, next %d", st, len(msgs), next)
+	}
+	st, msgs, next = pull(4, 32, "odd")
+	if st.GetCode() != v2.Code_OK || len(msgs) != 3 || next != 10 {
+		t.Fatalf("pull odd from 4: %v, %d messages, next %d", st, len(msgs), next)
+	}
+	if st, _, _ := pull(11, 1, "*"); st.GetCode() != v2.Code_ILLEGAL_OFFSET {
+		t.Fatalf("pull beyond the end: %v", st)
+	}
+
+	group := &v2.Resource{Name: "g-pull"}
+	get := func() (int64, v2.Code) {
+		resp, err := raw.GetOffset(raw.Ctx(t), &v2.GetOffsetRequest{Group: group, MessageQueue: mq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetOffset(), resp.GetStatus().GetCode()
+	}
+	if _, code := get(); code != v2.Code_OFFSET_NOT_FOUND {
+		t.Fatalf("offset of a group that never committed: %v", code)
+	}
+	for offset, want := range map[int64]v2.Code{4: v2.Code_OK, -1: v2.Code_ILLEGAL_OFFSET, 11: v2.Code_ILLEGAL_OFFSET} {
+		resp, err := raw.UpdateOffset(raw.Ctx(t), &v2.UpdateOffsetRequest{Group: group, MessageQueue: mq, Offset: offset})
+		if err != nil || resp.GetStatus().GetCode() != want {
+			t.Fatalf("update offset %d: %v %v, want %v", offset, resp, err, want)
+		}
+	}
+	if off, code := get(); off != 4 || code != v2.Code_OK {
+		t.Fatalf("committed offset %d %v", off, code)
+	}
+}
+
+// TestSQL92Filters subscribes with SQL92 expressions: matching messages
+// arrive, others do not, and a malformed expression is refused when the
+// consumer subscribes.
+func TestSQL92Filters(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "sql", domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, "sql")
+	want := map[string]bool{}
+	for i := range 20 {
+		m := &rmq.Message{Topic: "sql", Body: []byte(fmt.Sprint(i))}
+		m.SetTag([]string{"red", "blue"}[i%2])
+		m.AddProperty("n", fmt.Sprint(i))
+		if i%3 == 0 {
+			m.AddProperty("region", "eu")
+		}
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 5 && i%3 == 0 && i%2 == 0 { // n > 5 AND region = 'eu' AND TAGS = 'red'
+			want[r[0].MessageID] = true
+		}
+	}
+	c := testenv.NewSimpleConsumer(t, p, "g-sql", time.Second, map[string]*rmq.FilterExpression{
+		"sql": rmq.NewFilterExpressionWithType("n > 5 AND region = 'eu' AND TAGS = 'red'", rmq.SQL92)})
+	got := receiveAll(t, c, len(want), 30*time.Second)
+	for id := range got {
+		if !want[id] {
+			t.Errorf("message %s does not match the filter", id)
+		}
+	}
+	if ms, _ := c.Receive(t.Context(), 16, 2*time.Second); len(ms) != 0 {
+		t.Fatalf("non-matching message delivered: %s", ms[0].GetProperties())
+	}
+
+	bad, err := rmq.NewSimpleConsumer(p.ClientConfig("g-sql-bad"), rmq.WithSimpleAwaitDuration(time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"sql": rmq.NewFilterExpressionWithType("n >", rmq.SQL92)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+		bad.GracefulStop()
+		t.Fatalf("a consumer subscribing with a malformed SQL92 filter started: %v", err)
+	}
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, "g-sql-raw", "sql")
+	req := testenv.ReceiveRequest("g-sql-raw", "sql", 1, 10*time.Second)
+	req.FilterExpression = &v2.FilterExpression{Type: v2.FilterType_SQL, Expression: "n > AND"}
+	if st, _ := raw.Receive(t, req); st.GetCode() != v2.Code_ILLEGAL_FILTER_EXPRESSION {
+		t.Fatalf("receive with a malformed SQL92 filter: %v", st)
+	}
+}
+
