@@ -299,4 +299,3 @@ func TestSQL92Filters(t *testing.T) {
 		t.Fatalf("receive with a malformed SQL92 filter: %v", st)
 	}
 }
-
