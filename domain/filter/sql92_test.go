@@ -187,7 +187,7 @@ func TestSQL92NullSemantics(t *testing.T) {
 		{"missing NOT BETWEEN", "a NOT BETWEEN 0 AND 2", none, false},
 		{"missing IN", "a IN ('1')", none, false},
 		{"missing NOT IN", "a NOT IN ('1')", none, false},
-		// ComparisonExpression.java lines 85-102: CONTAINS family is FALSE, not NULL.
+		// ComparisonExpression.java lines 85-102 (rocketmq-all-5.3.3): CONTAINS is FALSE, not NULL.
 		{"missing CONTAINS", "a CONTAINS '1'", none, false},
 		{"missing NOT CONTAINS", "a NOT CONTAINS '1'", none, false},
 		{"NOT (missing CONTAINS)", "NOT (a CONTAINS '1')", none, true},
@@ -198,7 +198,7 @@ func TestSQL92NullSemantics(t *testing.T) {
 		{"bare property present", "a", onlyA, false},
 		{"NOT bare property present", "NOT a", onlyA, true},
 		{"NOT bare property missing", "NOT a", none, false},
-		// ComparisonExpression.java lines 367-385: NULL handling of '='.
+		// ComparisonExpression.java lines 367-385 (rocketmq-all-5.3.3): NULL handling of "=".
 		{"both missing are equal", "a = b", none, true},
 		{"both missing <>", "a <> b", none, false},
 		{"right missing is FALSE", "a = b", onlyA, false},
@@ -255,7 +255,7 @@ func TestSQL92NumbersAndStrings(t *testing.T) {
 // TestSQL92AbortStopsEverything checks that an exception upstream (a value
 // that does not parse) rejects the message even when a later OR operand is
 // TRUE, while an earlier TRUE short-circuits (broker module,
-// ExpressionMessageFilter.java lines 145-159 at rocketmq-all-5.3.3).
+// ExpressionMessageFilter.java lines 143-159 at rocketmq-all-5.3.3).
 func TestSQL92AbortStopsEverything(t *testing.T) {
 	m := &domain.Message{Tag: "T", Properties: map[string]string{"a": "x"}}
 	runMatchCases(t, []matchCase{
