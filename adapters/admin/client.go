@@ -57,15 +57,7 @@ func (c *Client) Topics(ctx context.Context) ([]domain.Topic, error) {
 	if err := c.do(ctx, http.MethodGet, "/v1/topics", nil, &out); err != nil {
 		return nil, err
 	}
-	ts := make([]domain.Topic, 0, len(out.Topics))
-	for _, t := range out.Topics {
-		d, err := t.Domain()
-		if err != nil {
-			return nil, c.badAnswer(err)
-		}
-		ts = append(ts, d)
-	}
-	return ts, nil
+	return fromWireList(c, out.Topics)
 }
 
 // Topic describes one topic.
@@ -96,15 +88,7 @@ func (c *Client) Groups(ctx context.Context) ([]domain.ConsumerGroup, error) {
 	if err := c.do(ctx, http.MethodGet, "/v1/groups", nil, &out); err != nil {
 		return nil, err
 	}
-	gs := make([]domain.ConsumerGroup, 0, len(out.Groups))
-	for _, g := range out.Groups {
-		d, err := g.Domain()
-		if err != nil {
-			return nil, c.badAnswer(err)
-		}
-		gs = append(gs, d)
-	}
-	return gs, nil
+	return fromWireList(c, out.Groups)
 }
 
 // Group describes one consumer group.
@@ -146,28 +130,46 @@ func (c *Client) GroupStats(ctx context.Context, name string) ([]ports.QueueStat
 func topicPath(name string) string { return "/v1/topics/" + url.PathEscape(name) }
 func groupPath(name string) string { return "/v1/groups/" + url.PathEscape(name) }
 
+// wire is the API's form of a domain value D ([Topic], [Group]).
+type wire[D any] interface {
+	Domain() (D, error)
+}
+
 func (c *Client) topic(ctx context.Context, method, path string, body any) (domain.Topic, error) {
-	var out Topic
-	if err := c.do(ctx, method, path, body, &out); err != nil {
-		return domain.Topic{}, err
-	}
-	t, err := out.Domain()
-	if err != nil {
-		return domain.Topic{}, c.badAnswer(err)
-	}
-	return t, nil
+	return fromWire[domain.Topic, Topic](ctx, c, method, path, body)
 }
 
 func (c *Client) group(ctx context.Context, method, path string, body any) (domain.ConsumerGroup, error) {
-	var out Group
+	return fromWire[domain.ConsumerGroup, Group](ctx, c, method, path, body)
+}
+
+// fromWire sends one request and converts the object answered to the
+// domain's form; an object it cannot convert is a bad answer.
+func fromWire[D any, W wire[D]](ctx context.Context, c *Client, method, path string, body any) (D, error) {
+	var out W
 	if err := c.do(ctx, method, path, body, &out); err != nil {
-		return domain.ConsumerGroup{}, err
+		var zero D
+		return zero, err
 	}
-	g, err := out.Domain()
+	d, err := out.Domain()
 	if err != nil {
-		return domain.ConsumerGroup{}, c.badAnswer(err)
+		var zero D
+		return zero, c.badAnswer(err)
 	}
-	return g, nil
+	return d, nil
+}
+
+// fromWireList converts the objects of a list answer to the domain's form.
+func fromWireList[D any, W wire[D]](c *Client, ws []W) ([]D, error) {
+	ds := make([]D, 0, len(ws))
+	for _, w := range ws {
+		d, err := w.Domain()
+		if err != nil {
+			return nil, c.badAnswer(err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
 }
 
 func (c *Client) badAnswer(err error) error {

@@ -1,76 +1,18 @@
-package admin
+package admin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
-	"github.com/rmqproxy/rmqproxy/ports"
 )
-
-// memStore is the smallest ports.Admin that lets every route succeed.
-type memStore struct {
-	topics map[string]domain.Topic
-	groups map[string]domain.ConsumerGroup
-}
-
-func (m *memStore) CreateTopic(_ context.Context, t domain.Topic) (domain.Topic, error) {
-	if _, ok := m.topics[t.Name]; ok {
-		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "exists")
-	}
-	m.topics[t.Name] = t
-	return t, nil
-}
-func (m *memStore) UpdateTopic(_ context.Context, t domain.Topic) (domain.Topic, error) {
-	m.topics[t.Name] = t
-	return t, nil
-}
-func (m *memStore) DeleteTopic(_ context.Context, name string) error {
-	delete(m.topics, name)
-	return nil
-}
-func (m *memStore) ListTopics(context.Context) ([]domain.Topic, error) {
-	out := []domain.Topic{}
-	for _, t := range m.topics {
-		out = append(out, t)
-	}
-	return out, nil
-}
-func (m *memStore) CreateGroup(_ context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	if _, ok := m.groups[g.Name]; ok {
-		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "exists")
-	}
-	m.groups[g.Name] = g
-	return g, nil
-}
-func (m *memStore) UpdateGroup(_ context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	m.groups[g.Name] = g
-	return g, nil
-}
-func (m *memStore) DeleteGroup(_ context.Context, name string) error {
-	delete(m.groups, name)
-	return nil
-}
-func (m *memStore) ListGroups(context.Context) ([]domain.ConsumerGroup, error) {
-	out := []domain.ConsumerGroup{}
-	for _, g := range m.groups {
-		out = append(out, g)
-	}
-	return out, nil
-}
-func (m *memStore) GroupStats(context.Context, string) ([]ports.QueueStats, error) { return nil, nil }
-
-type clock struct{}
-
-func (clock) Now() time.Time { return time.Unix(1e9, 0) }
 
 var routes = []struct{ method, path string }{
 	{"POST", "/v1/topics"},
@@ -113,8 +55,8 @@ func FuzzRequest(f *testing.F) {
 		f.Add(s.route, s.name, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, route uint8, name string, body []byte) {
-		store := &memStore{topics: map[string]domain.Topic{}, groups: map[string]domain.ConsumerGroup{}}
-		s := New(Config{Enabled: true}, application.NewAdmin(store, clock{}), slog.New(slog.DiscardHandler))
+		store := newFakeStore()
+		s := admin.New(admin.Config{Enabled: true}, application.NewAdmin(store, fixedClock{}), slog.New(slog.DiscardHandler))
 		h := s.Handler()
 		for _, seed := range []string{"t", "g"} { // something to update
 			store.topics[seed] = domain.Topic{Name: seed, Type: domain.MessageTypeNormal, QueueCount: 8, Permission: domain.PermReadWrite}
@@ -135,11 +77,11 @@ func FuzzRequest(f *testing.F) {
 			t.Fatalf("%s %s %q: %d %s", r.method, path, body, rec.Code, rec.Body.String())
 		}
 		if rec.Code >= 400 {
-			var eb ErrorBody
+			var eb admin.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil {
 				t.Fatalf("error answer is not JSON: %s", rec.Body.String())
 			}
-			if _, ok := ReasonOfCode(eb.Code); !ok && eb.Code != "METHOD_NOT_ALLOWED" || eb.Message == "" {
+			if _, ok := admin.ReasonOfCode(eb.Code); !ok && eb.Code != "METHOD_NOT_ALLOWED" || eb.Message == "" {
 				t.Fatalf("error answer %+v", eb)
 			}
 		}
@@ -153,7 +95,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		v, err := decodeBody[CreateGroupRequest](bytes.NewReader(body))
+		v, err := admin.DecodeCreateGroupRequest(bytes.NewReader(body))
 		if err != nil {
 			if domain.ReasonOf(err) != domain.ReasonBadRequest || domain.MessageOf(err) == "" {
 				t.Fatalf("decode error %v is not a BadRequest with a message", err)
@@ -164,7 +106,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		w, err := decodeBody[CreateGroupRequest](bytes.NewReader(again))
+		w, err := admin.DecodeCreateGroupRequest(bytes.NewReader(again))
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", again, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -387,6 +388,49 @@ func TestClientNonAPIAnswer(t *testing.T) {
 	}
 	_, err = c.Topics(t.Context())
 	wantReason(t, err, domain.ReasonNotFound)
+}
+
+// TestClientBadAnswers checks that an answer the client cannot turn into
+// domain values, for one object or in a list, is an internal error saying
+// so, not a zero value.
+func TestClientBadAnswers(t *testing.T) {
+	answers := map[string]string{
+		"/v1/topics":   `{"topics":[{"name":"t","type":"NORMAL","queueCount":8,"permission":"SOMETIMES"}]}`,
+		"/v1/topics/t": `{"name":"t","type":"BATCH","queueCount":8,"permission":"READ_WRITE"}`,
+		"/v1/groups":   `{"groups":[{"name":"g","retryPolicy":{}}]}`,
+		"/v1/groups/g": `{"name":"g","retryPolicy":{"customized":["1s"],"exponential":{"initial":"1s","max":"2s","multiplier":2}}}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answers[r.URL.Path])
+	}))
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := admin.NewClient(srv.URL, &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		call func(context.Context) (any, error)
+	}{
+		{"topics", func(ctx context.Context) (any, error) { return c.Topics(ctx) }},
+		{"topic", func(ctx context.Context) (any, error) { return c.Topic(ctx, "t") }},
+		{"groups", func(ctx context.Context) (any, error) { return c.Groups(ctx) }},
+		{"group", func(ctx context.Context) (any, error) { return c.Group(ctx, "g") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := tt.call(t.Context())
+			de := wantReason(t, err, domain.ReasonInternal)
+			if !strings.Contains(de.Msg, "sent an answer this client does not understand") {
+				t.Errorf("message %q", de.Msg)
+			}
+			if rv := reflect.ValueOf(v); !rv.IsZero() {
+				t.Errorf("value %+v returned with the error", v)
+			}
+		})
+	}
 }
 
 func TestNewClientAddresses(t *testing.T) {

@@ -1,0 +1,9 @@
+package admin
+
+import "io"
+
+// DecodeCreateGroupRequest exposes the strict decoder to the black-box
+// fuzz test.
+func DecodeCreateGroupRequest(body io.Reader) (CreateGroupRequest, error) {
+	return decodeBody[CreateGroupRequest](body)
+}
