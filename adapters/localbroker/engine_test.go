@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -632,7 +633,10 @@ func TestCrashKeepsAcknowledgedSendsAndAcks(t *testing.T) {
 
 func TestSnapshotReplayEquivalence(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 16 << 10; c.MaxRecordSize = 4 << 10 })
+	rec := &checkRecorder{}
+	h.e.SetTransactionCheckHandler(rec.handle)
 	ctx := t.Context()
+	var recall []domain.SendReceipt
 	step := func(round int) {
 		for i := range 10 {
 			h.send("t", int32(i%3), msg("t", fmt.Sprintf("r%d-%d", round, i), []string{"A", "B"}[i%2]))
@@ -648,7 +652,31 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 		}
 		f, _ := filter.Compile(filter.Expression{Text: "A"})
 		_, _ = h.e.Pop(ctx, ports.PopRequest{Group: "g2", Topic: "t", QueueID: -1, MaxMessages: 3, InvisibleTime: 5 * time.Second, Filter: f})
+		// Timers: one fires next round, one in a later bucket, one recalled.
+		now := h.clock.Now()
+		h.send("d", int32(round%2), delayMsg("d", fmt.Sprintf("soon%d", round), now.Add(10*time.Second)),
+			delayMsg("d", fmt.Sprintf("later%d", round), now.Add(3*time.Minute)))
+		recall = append(recall, h.send("d", 0, delayMsg("d", fmt.Sprintf("recalled%d", round), now.Add(time.Hour)))[0])
+		if round > 0 {
+			if _, err := h.e.Recall(ctx, "d", recall[round-1].RecallHandle); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Transactions: one committed, one rolled back, one left to the
+		// check-backs.
+		rs := h.send("x", 1, txMsg("x", fmt.Sprintf("c%d", round)), txMsg("x", fmt.Sprintf("rb%d", round)), txMsg("x", fmt.Sprintf("o%d", round)))
+		for i, res := range []ports.Resolution{ports.ResolutionCommit, ports.ResolutionRollback} {
+			if err := h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "x", MessageID: rs[i].MessageID, TransactionID: rs[i].TransactionID, Resolution: res}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A pull consumer's offset.
+		if err := h.e.UpdateOffset(ctx, "puller", domain.QueueRef{Topic: "t", QueueID: int32(round % 3)}, int64(round)); err != nil {
+			t.Fatal(err)
+		}
 		h.fake().Advance(15 * time.Second)
+		h.fireTimers()
+		h.checkTxns()
 	}
 	step(0)
 	step(1)
@@ -657,12 +685,15 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	}
 	step(2)
 	step(3)
+	if len(rec.counts()) == 0 {
+		t.Fatal("no transaction was checked back")
+	}
 	dump := func() []byte {
 		h.e.mu.Lock()
 		defer h.e.mu.Unlock()
 		h.e.promoteLocked()
 		h.e.reviveDueLocked(h.e.clock.Now())
-		return encodeSnapshot(h.e.captureLocked(0))
+		return h.e.canonicalStateLocked(t)
 	}
 	live := dump()
 	h.crashRestart(true)
@@ -678,11 +709,44 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	h.open()
 	fromLog := dump()
 	if !bytes.Equal(live, fromSnap) {
-		t.Error("state after snapshot + replay differs from the live state")
+		t.Errorf("state after snapshot + replay differs from the live state:\n%q\n%q", live, fromSnap)
 	}
 	if !bytes.Equal(fromSnap, fromLog) {
 		t.Error("state after snapshot + replay differs from a full replay")
 	}
+	if !bytes.Contains(live, []byte("\nlater3")) || !bytes.Contains(live, []byte("\nrecalled3")) || bytes.Contains(live, []byte("\nrecalled2")) {
+		t.Errorf("pending timers in the dump: %q", live[bytes.IndexByte(live, '\n'):])
+	}
+}
+
+// canonicalStateLocked is the snapshot of the state with the timer buckets
+// reduced to their pending timers (a bucket's bytes depend on when drained
+// buckets were deleted; its pending timers do not), followed by the pending
+// timers' message ids, one per line.
+func (e *Engine) canonicalStateLocked(t *testing.T) []byte {
+	s := e.captureLocked(0)
+	var pend []string
+	for i := range s.timers {
+		es, err := e.timers.Bucket(s.timers[i].Start).Entries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := timerindex.Pending(es)
+		st := timerindex.State{Start: s.timers[i].Start, Length: timerindex.HeaderSize, Adds: int64(len(p))}
+		for j, ent := range p {
+			if j == 0 || ent.Origin < st.MinOrigin {
+				st.MinOrigin = ent.Origin
+			}
+			m, err := e.readDeferredLocked(ent.Origin, ent.Size, ent.CRC, ent.Topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pend = append(pend, fmt.Sprintf("%s %d %d %s#%d", m.ID, ent.DeliverAt, ent.Origin, ent.Topic, ent.QueueID))
+		}
+		s.timers[i] = st
+	}
+	slices.Sort(pend)
+	return append(encodeSnapshot(s), ("\n" + strings.Join(pend, "\n"))...)
 }
 
 func TestReceiptIDsUniqueAcrossRestarts(t *testing.T) {

@@ -1,0 +1,584 @@
+package localbroker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// fireTimers runs the timer service at the fake clock's time until nothing
+// is due, and waits until what it fired is visible.
+func (h *harness) fireTimers() {
+	h.t.Helper()
+	e := h.e
+	e.mu.Lock()
+	for {
+		now := e.clock.Now()
+		if wake := e.timerPassLocked(now); wake.After(now) {
+			break
+		}
+	}
+	end := e.clog.NextOffset()
+	e.mu.Unlock()
+	h.settle(end)
+}
+
+// settle waits until the log is durable up to end and promotes the index
+// entries it covers.
+func (h *harness) settle(end int64) {
+	h.t.Helper()
+	if err := h.e.clog.Sync(context.Background(), end); err != nil {
+		h.t.Fatal(err)
+	}
+	h.e.mu.Lock()
+	h.e.promoteLocked()
+	h.e.mu.Unlock()
+}
+
+// checkTxns runs the transaction check-backs due at the fake clock's time.
+func (h *harness) checkTxns() {
+	h.t.Helper()
+	e := h.e
+	e.mu.Lock()
+	var all []ports.TransactionCheck
+	var end int64
+	for {
+		now := e.clock.Now()
+		checks, en, wake := e.txnPassLocked(now)
+		all, end = append(all, checks...), max(end, en)
+		if wake.After(now) {
+			break
+		}
+	}
+	e.mu.Unlock()
+	e.deliverChecks(context.Background(), all, end)
+	h.settle(e.clog.NextOffset())
+}
+
+func delayMsg(topic, id string, at time.Time) domain.Message {
+	m := msg(topic, id, "")
+	m.DeliverAt = at
+	return m
+}
+
+func txMsg(topic, id string) domain.Message {
+	m := msg(topic, id, "")
+	m.Transactional = true
+	return m
+}
+
+func (h *harness) queueCount(topic string, qid int32) int64 {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	if qi := h.e.queues[queueKey{topic, qid}]; qi != nil {
+		return qi.count
+	}
+	return 0
+}
+
+func TestDelayMessageDeliveredAtItsTime(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	rs := h.send("d", 1, delayMsg("d", "late", now.Add(30*time.Second)))
+	if rs[0].QueueOffset != -1 || rs[0].RecallHandle == "" || rs[0].QueueID != 1 || rs[0].MessageID != "late" {
+		t.Fatalf("receipt %+v", rs[0])
+	}
+	// Due, or within one tick: stored as a normal message.
+	rs = h.send("d", 1, delayMsg("d", "past", now.Add(-time.Hour)), delayMsg("d", "tick", now.Add(timerTick)))
+	if rs[0].QueueOffset != 0 || rs[1].QueueOffset != 1 || rs[0].RecallHandle == "" {
+		t.Fatalf("receipts of due messages %+v", rs)
+	}
+	due := h.pop("g", "d", 1, 10, time.Minute)
+	if !slices.Equal(ids(due), []string{"past", "tick"}) {
+		t.Fatalf("due messages: %v", ids(due))
+	}
+	for _, m := range due {
+		h.ack("g", m)
+	}
+	h.fake().Advance(29 * time.Second)
+	h.fireTimers()
+	if got := h.pop("g", "d", 1, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("delivered early: %v", ids(got))
+	}
+	h.fake().Advance(time.Second)
+	h.fireTimers()
+	got := h.pop("g", "d", 1, 10, time.Minute)
+	if len(got) != 1 || got[0].ID != "late" || got[0].QueueOffset != 2 || got[0].DeliveryAttempt != 1 ||
+		!got[0].DeliverAt.Equal(now.Add(30*time.Second)) || !got[0].StoredAt.Equal(h.clock.Now()) || string(got[0].Body) != "body-late" {
+		t.Fatalf("fired message %+v", got)
+	}
+	// It is an ordinary message from now on: acked once, never again.
+	h.ack("g", got[0])
+	h.crashRestart(false)
+	h.fireTimers()
+	h.fake().Advance(time.Hour)
+	if got := h.pop("g", "d", 1, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("after restart: %v", ids(got))
+	}
+	if n := h.queueCount("d", 1); n != 3 {
+		t.Fatalf("queue holds %d entries, want 3 (a timer fired twice?)", n)
+	}
+}
+
+func TestDelayMessagesSurviveCrashAndFireOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	var want []string
+	for i := range 40 {
+		// Spread over several buckets, some in the loaded window, some not.
+		at := now.Add(time.Duration(i*7) * time.Second)
+		if i == 0 {
+			at = now.Add(time.Second)
+		}
+		id := fmt.Sprintf("m%02d", i)
+		want = append(want, id)
+		h.send("d", int32(i%2), delayMsg("d", id, at))
+	}
+	h.fireTimers() // loads the first bucket
+	h.crashRestart(false)
+	h.fake().Advance(100 * time.Second)
+	h.fireTimers()
+	first := h.popAll("g", "d")
+	h.crashRestart(true) // fired records are on disk: they must not fire again
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.fake().Advance(time.Hour)
+	h.crashRestart(false)
+	h.fireTimers()
+	rest := h.popAll("g", "d")
+	all := append(first, rest...)
+	slices.Sort(all)
+	if !slices.Equal(all, want) {
+		t.Fatalf("delivered %v\nwant %v", all, want)
+	}
+	if len(first) == 0 || len(first) == len(want) {
+		t.Fatalf("first round delivered %d of %d", len(first), len(want))
+	}
+	if n := h.queueCount("d", 0) + h.queueCount("d", 1); n != int64(len(want)) {
+		t.Fatalf("queues hold %d entries for %d timers", n, len(want))
+	}
+}
+
+// popAll pops everything visible for group from topic and acks it.
+func (h *harness) popAll(group, topic string) []string {
+	h.t.Helper()
+	var out []string
+	for {
+		got := h.pop(group, topic, -1, 32, time.Hour)
+		if len(got) == 0 {
+			return out
+		}
+		for _, m := range got {
+			out = append(out, m.ID)
+			h.ack(group, m)
+		}
+	}
+}
+
+func TestOverdueTimersFireAtStart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clock = ports.SystemClock{}
+	h.restart()
+	now := time.Now()
+	h.send("d", 0, delayMsg("d", "a", now.Add(300*time.Millisecond)), delayMsg("d", "b", now.Add(2*time.Hour)))
+	h.send("d", 0, delayMsg("d", "c", now.Add(400*time.Millisecond)))
+	h.e.crash()
+	// Restart well after the first two were due: the timer goroutine fires
+	// them without anyone asking.
+	waitFor(t, 10*time.Second, func() error {
+		if time.Now().Before(now.Add(500 * time.Millisecond)) {
+			return fmt.Errorf("not due yet")
+		}
+		return nil
+	})
+	h.open()
+	got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "d", QueueID: -1, MaxMessages: 10, InvisibleTime: time.Minute, PollTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(got) < 2 {
+		more, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "d", QueueID: -1, MaxMessages: 10, InvisibleTime: time.Minute, PollTimeout: 5 * time.Second})
+		if err != nil || len(more) == 0 {
+			t.Fatalf("overdue timers not fired after restart: got %v (%v)", ids(got), err)
+		}
+		got = append(got, more...)
+	}
+	if !slices.Equal(ids(got), []string{"a", "c"}) {
+		t.Fatalf("fired %v", ids(got))
+	}
+}
+
+func TestDelayRealClockLateness(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clock = ports.SystemClock{}
+	h.restart()
+	at := time.Now().Add(150 * time.Millisecond)
+	h.send("d", 0, delayMsg("d", "x", at))
+	got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "d", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: 10 * time.Second})
+	late := time.Since(at)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("pop: %v %v", ids(got), err)
+	}
+	if late < 0 {
+		t.Fatalf("delivered %v early", -late)
+	}
+	t.Logf("delivered %v after its delivery time (long poll included)", late)
+}
+
+func TestRecall(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	ctx := t.Context()
+	near := h.send("d", 0, delayMsg("d", "near", now.Add(2*time.Second)))[0]
+	far := h.send("d", 0, delayMsg("d", "far", now.Add(time.Hour)))[0]
+	keep := h.send("d", 0, delayMsg("d", "keep", now.Add(time.Hour)))[0]
+	h.fireTimers() // the near bucket is loaded now, the far one is not
+	for _, r := range []domain.SendReceipt{near, far} {
+		id, err := h.e.Recall(ctx, "d", r.RecallHandle)
+		if err != nil || id != r.MessageID {
+			t.Fatalf("recall %s: %q %v", r.MessageID, id, err)
+		}
+		_, err = h.e.Recall(ctx, "d", r.RecallHandle)
+		wantReason(t, err, domain.ReasonNotFound)
+	}
+	_, err := h.e.Recall(ctx, "other", keep.RecallHandle)
+	wantReason(t, err, domain.ReasonBadRequest)
+	for _, bad := range []string{"", "!!!", "djEgZCBi", keep.RecallHandle[:len(keep.RecallHandle)-4]} {
+		_, err = h.e.Recall(ctx, "d", bad)
+		wantReason(t, err, domain.ReasonBadRequest)
+	}
+	// A handle naming a message that is not there.
+	forged := encodeRecallHandle("d", h.cfg.BrokerName, now.Add(time.Hour).UnixMilli(), "nobody", 12345)
+	_, err = h.e.Recall(ctx, "d", forged)
+	wantReason(t, err, domain.ReasonNotFound)
+	h.crashRestart(false)
+	_, err = h.e.Recall(ctx, "d", far.RecallHandle)
+	wantReason(t, err, domain.ReasonNotFound)
+	h.fake().Advance(2 * time.Hour)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"keep"}) {
+		t.Fatalf("delivered %v; recalled messages must not be", got)
+	}
+	_, err = h.e.Recall(ctx, "d", keep.RecallHandle)
+	wantReason(t, err, domain.ReasonNotFound)
+	// A delay message sent already due cannot be recalled.
+	due := h.send("d", 0, delayMsg("d", "due", h.clock.Now()))[0]
+	_, err = h.e.Recall(ctx, "d", due.RecallHandle)
+	wantReason(t, err, domain.ReasonNotFound)
+}
+
+func TestDrainedTimerBucketsRemoved(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	for i := range 5 {
+		h.send("d", 0, delayMsg("d", fmt.Sprint(i), now.Add(time.Duration(i)*time.Minute+time.Second)))
+	}
+	files := func() int {
+		ents, _ := os.ReadDir(filepath.Join(h.cfg.DataDir, "timer"))
+		return len(ents)
+	}
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := files(); n != 5 {
+		t.Fatalf("%d bucket files, want 5", n)
+	}
+	h.fake().Advance(10 * time.Minute)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); len(got) != 5 {
+		t.Fatalf("fired %v", got)
+	}
+	// The first snapshot after draining leaves the files (the previous
+	// snapshot still lists them), the second removes them.
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.send("t", 0, msg("t", "x", "")) // something new so the next snapshot is written
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := files(); n != 0 {
+		t.Fatalf("%d drained bucket files left", n)
+	}
+	h.crashRestart(false)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); len(got) != 0 {
+		t.Fatalf("after removal and restart: %v", got)
+	}
+}
+
+func TestTimersOfDeletedTopicDropped(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	h.send("d", 0, delayMsg("d", "old", now.Add(time.Minute)))
+	if err := h.e.DeleteTopic(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	h.send("d", 0, delayMsg("d", "new", now.Add(time.Minute)))
+	h.fake().Advance(2 * time.Minute)
+	h.crashRestart(false)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"new"}) {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+func TestTransactionCommitAndRollback(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	rs := h.send("tx", 2, txMsg("tx", "c"), txMsg("tx", "r"))
+	for _, r := range rs {
+		if r.TransactionID == "" || r.QueueOffset != -1 || r.RecallHandle != "" {
+			t.Fatalf("receipt %+v", r)
+		}
+	}
+	if rs[0].TransactionID == rs[1].TransactionID {
+		t.Fatal("two half messages share a transaction id")
+	}
+	if got := h.pop("g", "tx", -1, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("half message visible: %v", ids(got))
+	}
+	end := func(r domain.SendReceipt, res ports.Resolution) error {
+		return h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", MessageID: r.MessageID, TransactionID: r.TransactionID, Resolution: res})
+	}
+	if err := end(rs[0], ports.ResolutionUnknown); err != nil {
+		t.Fatal(err)
+	}
+	// Mismatches and garbage.
+	wantReason(t, h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "other", MessageID: "c", TransactionID: rs[0].TransactionID, Resolution: ports.ResolutionCommit}), domain.ReasonInvalidTransactionID)
+	wantReason(t, h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", MessageID: "r", TransactionID: rs[0].TransactionID, Resolution: ports.ResolutionCommit}), domain.ReasonInvalidTransactionID)
+	for _, bad := range []string{"", "xyz", "0123456789ABCDEF0123456789ABCDEF", strings.Repeat("F", 32)} {
+		wantReason(t, h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", TransactionID: bad, Resolution: ports.ResolutionCommit}), domain.ReasonInvalidTransactionID)
+	}
+	if err := end(rs[0], ports.ResolutionCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := end(rs[1], ports.ResolutionRollback); err != nil {
+		t.Fatal(err)
+	}
+	err := end(rs[0], ports.ResolutionCommit)
+	wantReason(t, err, domain.ReasonInvalidTransactionID)
+	if !strings.Contains(err.Error(), "already resolved") {
+		t.Fatalf("message %q", err)
+	}
+	wantReason(t, end(rs[1], ports.ResolutionCommit), domain.ReasonInvalidTransactionID)
+	got := h.pop("g", "tx", -1, 10, time.Minute)
+	if len(got) != 1 || got[0].ID != "c" || got[0].Transactional || got[0].TransactionID != rs[0].TransactionID ||
+		got[0].QueueID != 2 || got[0].QueueOffset != 0 {
+		t.Fatalf("committed message %+v", got)
+	}
+	// Resolutions survive a crash: nothing more is delivered, nothing can
+	// be resolved again.
+	h.crashRestart(false)
+	h.fake().Advance(time.Hour)
+	h.checkTxns()
+	wantReason(t, end(rs[1], ports.ResolutionCommit), domain.ReasonInvalidTransactionID)
+	if got := h.pop("g2", "tx", -1, 10, time.Minute); !slices.Equal(ids(got), []string{"c"}) {
+		t.Fatalf("after crash: %v", ids(got))
+	}
+}
+
+func TestTransactionalDelayMessageCommittedAsTimer(t *testing.T) {
+	h := newHarness(t, nil)
+	m := txMsg("tx", "td")
+	m.DeliverAt = h.clock.Now().Add(time.Minute)
+	r := h.send("tx", 0, m)[0]
+	if err := h.e.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "tx", MessageID: "td", TransactionID: r.TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+		t.Fatal(err)
+	}
+	h.fireTimers()
+	if got := h.pop("g", "tx", -1, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("delivered before its time: %v", ids(got))
+	}
+	h.crashRestart(false)
+	h.fake().Advance(time.Minute)
+	h.fireTimers()
+	got := h.pop("g", "tx", -1, 10, time.Minute)
+	if len(got) != 1 || got[0].TransactionID != r.TransactionID || got[0].Transactional {
+		t.Fatalf("committed delay message %+v", got)
+	}
+}
+
+type checkRecorder struct {
+	mu     sync.Mutex
+	checks []ports.TransactionCheck
+}
+
+func (c *checkRecorder) handle(_ context.Context, tc ports.TransactionCheck) {
+	c.mu.Lock()
+	c.checks = append(c.checks, tc)
+	c.mu.Unlock()
+}
+
+func (c *checkRecorder) counts() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int32
+	for _, tc := range c.checks {
+		out = append(out, tc.Checks)
+	}
+	return out
+}
+
+func (h *harness) txnChecks(origin int64) (int32, bool) {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	st := h.e.txns[origin]
+	if st == nil {
+		return 0, false
+	}
+	return st.checks, true
+}
+
+func originOf(t *testing.T, txID string) int64 {
+	t.Helper()
+	id, err := domain.ParseMessageID(txID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.CommitLogOffset
+}
+
+func TestTransactionCheckBack(t *testing.T) {
+	for _, action := range []string{"rollback", "commit", "keep"} {
+		t.Run(action, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.TransactionCheckMax = 3; c.TransactionCheckMaxAction = action })
+			rec := &checkRecorder{}
+			h.e.SetTransactionCheckHandler(rec.handle)
+			slow := txMsg("tx", "slow")
+			slow.TransactionRecovery = 20 * time.Second
+			rs := h.send("tx", 1, txMsg("tx", "orphan"), slow)
+			orphan, slowOrigin := originOf(t, rs[0].TransactionID), originOf(t, rs[1].TransactionID)
+			h.fake().Advance(5 * time.Second)
+			h.checkTxns()
+			if n, _ := h.txnChecks(orphan); n != 0 {
+				t.Fatalf("checked after 5s (transactionTimeout is 6s): %d", n)
+			}
+			h.fake().Advance(time.Second)
+			h.checkTxns()
+			if n, _ := h.txnChecks(orphan); n != 1 {
+				t.Fatalf("checks after 6s: %d", n)
+			}
+			if n, _ := h.txnChecks(slowOrigin); n != 0 {
+				t.Fatal("the producer's recovery time (20s) was not honoured")
+			}
+			waitFor(t, 10*time.Second, func() error {
+				if c := rec.counts(); len(c) != 1 {
+					return fmt.Errorf("handler got %v", c)
+				}
+				return nil
+			})
+			rec.mu.Lock()
+			c := rec.checks[0]
+			rec.mu.Unlock()
+			if c.Message.ID != "orphan" || c.Message.TransactionID != rs[0].TransactionID || c.Checks != 1 || !c.Message.Transactional ||
+				c.Message.Topic != "tx" || c.Message.QueueID != 1 || string(c.Message.Body) != "body-orphan" {
+				t.Fatalf("check %+v", c)
+			}
+			h.fake().Advance(14 * time.Second) // 20s: the slow one's first check
+			h.checkTxns()
+			if n, _ := h.txnChecks(slowOrigin); n != 1 {
+				t.Fatalf("slow one's checks at 20s: %d", n)
+			}
+			// Counting continues across a crash.
+			h.crashRestart(false)
+			h.e.SetTransactionCheckHandler(rec.handle)
+			h.fake().Advance(16 * time.Second) // 36s: orphan's second check
+			h.checkTxns()
+			if n, _ := h.txnChecks(orphan); n != 2 {
+				t.Fatalf("checks after restart: %d", n)
+			}
+			h.fake().Advance(30 * time.Second)
+			h.checkTxns()
+			if n, _ := h.txnChecks(orphan); n != 3 {
+				t.Fatalf("third check: %d", n)
+			}
+			h.fake().Advance(30 * time.Second) // one interval after the last check: the action
+			h.checkTxns()
+			n, pending := h.txnChecks(orphan)
+			if (action == "keep") != pending || (pending && n != 3) {
+				t.Fatalf("after the last check (%s): checks %d, pending %v", action, n, pending)
+			}
+			h.fake().Advance(time.Hour)
+			h.checkTxns()
+			h.restart()
+			got := h.pop("g", "tx", -1, 10, time.Minute)
+			wantDelivered := action == "commit"
+			if wantDelivered != slices.Contains(ids(got), "orphan") {
+				t.Fatalf("%s: delivered %v", action, ids(got))
+			}
+			err := h.e.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "tx", MessageID: "orphan", TransactionID: rs[0].TransactionID, Resolution: ports.ResolutionCommit})
+			if action == "keep" {
+				if err != nil {
+					t.Fatalf("a kept transaction can still be committed: %v", err)
+				}
+			} else {
+				wantReason(t, err, domain.ReasonInvalidTransactionID)
+			}
+			if n, _ := h.txnChecks(orphan); n > 3 {
+				t.Fatal("checked beyond transactionCheckMax")
+			}
+		})
+	}
+}
+
+func TestPendingDeferredMessagesPinRetention(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = &fakeClock{t: time.Now()}
+	h.restart()
+	now := h.clock.Now()
+	r := h.send("tx", 0, txMsg("tx", "half"))[0]
+	h.send("d", 0, delayMsg("d", "timer", now.Add(5*time.Hour)))
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = make([]byte, 500)
+		h.send("t", 0, m)
+	}
+	ctx := t.Context()
+	for range 2 {
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.send("t", 0, msg("t", "more", ""))
+	}
+	h.fake().Advance(2 * time.Hour)
+	if err := h.e.applyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if h.e.clog.StartOffset() != 0 {
+		t.Fatal("retention deleted a segment holding a pending half message")
+	}
+	if err := h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", MessageID: "half", TransactionID: r.TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+		t.Fatal(err)
+	}
+	h.fake().Advance(3 * time.Hour)
+	h.fireTimers()
+	for range 2 {
+		h.send("t", 0, msg("t", "more", ""))
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.e.applyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if h.e.clog.StartOffset() == 0 {
+		t.Fatal("resolved deferred messages still pin the log")
+	}
+	if got := h.popAll("g", "tx"); !slices.Equal(got, []string{"half"}) {
+		t.Fatalf("tx: %v", got)
+	}
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"timer"}) {
+		t.Fatalf("d: %v", got)
+	}
+}

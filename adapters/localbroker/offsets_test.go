@@ -1,0 +1,228 @@
+package localbroker
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func (h *harness) pull(group, topic string, qid int32, off int64, n int32, f filter.Filter) ports.PullResult {
+	h.t.Helper()
+	r, err := h.e.Pull(h.t.Context(), ports.PullRequest{Group: group, Queue: domain.QueueRef{Topic: topic, BrokerName: h.cfg.BrokerName, QueueID: qid}, Offset: off, BatchSize: n, Filter: f})
+	if err != nil {
+		h.t.Fatalf("Pull: %v", err)
+	}
+	return r
+}
+
+func TestPullReadsFromOffsets(t *testing.T) {
+	h := newHarness(t, nil)
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 1}
+	h.send("t", 1, msg("t", "0", "A"), msg("t", "1", "B"), msg("t", "2", "A"), msg("t", "3", "B"), msg("t", "4", "A"))
+	r := h.pull("p", "t", 1, 0, 2, nil)
+	if !slices.Equal(ids(r.Messages), []string{"0", "1"}) || r.NextOffset != 2 || r.MinOffset != 0 || r.MaxOffset != 5 {
+		t.Fatalf("pull: %v %+v", ids(r.Messages), r)
+	}
+	m := r.Messages[1]
+	if m.QueueOffset != 1 || m.QueueID != 1 || m.DeliveryAttempt != 1 || m.ReceiptHandle != "" || m.Topic != "t" ||
+		m.BrokerName != h.cfg.BrokerName || m.StoreHost != h.cfg.StoreHost || m.CommitLogOffset <= 0 || m.StoredAt.IsZero() || string(m.Body) != "body-1" {
+		t.Fatalf("pulled message %+v", m)
+	}
+	fA, _ := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: "A"})
+	r = h.pull("p", "t", 1, 1, 10, fA)
+	if !slices.Equal(ids(r.Messages), []string{"2", "4"}) || r.NextOffset != 5 {
+		t.Fatalf("filtered pull: %v next %d", ids(r.Messages), r.NextOffset)
+	}
+	fC, _ := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: "C"})
+	if r = h.pull("p", "t", 0, 0, 10, fC); len(r.Messages) != 0 || r.NextOffset != 0 || r.MaxOffset != 0 {
+		t.Fatalf("empty queue: %+v", r)
+	}
+	if r = h.pull("p", "t", 1, 0, 10, fC); len(r.Messages) != 0 || r.NextOffset != 5 {
+		t.Fatalf("nothing matches: %+v", r)
+	}
+	if r = h.pull("p", "t", 1, 5, 10, nil); r.Messages == nil || len(r.Messages) != 0 || r.NextOffset != 5 {
+		t.Fatalf("at the end: %+v", r)
+	}
+	for _, off := range []int64{-1, 6} {
+		_, err := h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: q, Offset: off, BatchSize: 1})
+		wantReason(t, err, domain.ReasonIllegalOffset)
+		if !strings.Contains(err.Error(), "[0, 5]") {
+			t.Fatalf("message %q does not give the range", err)
+		}
+	}
+	_, err := h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: q, BatchSize: 0})
+	wantReason(t, err, domain.ReasonBadRequest)
+	_, err = h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: domain.QueueRef{Topic: "t", QueueID: 99}, BatchSize: 1})
+	wantReason(t, err, domain.ReasonBadRequest)
+	// Pull does not touch the group's pop state.
+	if got := h.pop("p", "t", 1, 10, time.Minute); len(got) != 5 {
+		t.Fatalf("pop after pulls got %d", len(got))
+	}
+}
+
+func TestPullLongPoll(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clock = ports.SystemClock{}
+	h.restart()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	start := time.Now()
+	r, err := h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: q, BatchSize: 4, PollTimeout: 50 * time.Millisecond})
+	if err != nil || len(r.Messages) != 0 || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("timeout pull: %+v %v after %v", r, err, time.Since(start))
+	}
+	res := make(chan ports.PullResult, 1)
+	go func() {
+		r, err := h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: q, BatchSize: 4, PollTimeout: time.Minute})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		if _, ok := h.e.waiters["t"]; !ok {
+			return fmt.Errorf("puller not waiting yet")
+		}
+		return nil
+	})
+	h.send("t", 0, msg("t", "x", ""))
+	select {
+	case r := <-res:
+		if !slices.Equal(ids(r.Messages), []string{"x"}) || r.NextOffset != 1 {
+			t.Fatalf("woken pull: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long-polling pull not woken by a send")
+	}
+}
+
+func TestCommittedOffsets(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 2}
+	_, err := h.e.GetOffset(ctx, "p", q)
+	wantReason(t, err, domain.ReasonOffsetNotFound)
+	h.send("t", 2, msg("t", "a", ""), msg("t", "b", ""), msg("t", "c", ""))
+	for _, bad := range []int64{-1, 4} {
+		wantReason(t, h.e.UpdateOffset(ctx, "p", q, bad), domain.ReasonIllegalOffset)
+	}
+	if err := h.e.UpdateOffset(ctx, "p", q, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.UpdateOffset(ctx, "p2", q, 3); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 2 {
+		t.Fatalf("GetOffset: %d %v", off, err)
+	}
+	_, err = h.e.GetOffset(ctx, "p", domain.QueueRef{Topic: "t", QueueID: 1})
+	wantReason(t, err, domain.ReasonOffsetNotFound)
+	h.crashRestart(false)
+	if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 2 {
+		t.Fatalf("GetOffset after crash: %d %v", off, err)
+	}
+	if err := h.e.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.UpdateOffset(ctx, "p", q, 3); err != nil {
+		t.Fatal(err)
+	}
+	h.crashRestart(false)
+	if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 3 {
+		t.Fatalf("GetOffset after snapshot and crash: %d %v", off, err)
+	}
+	// Deleting the group drops its offsets.
+	if err := h.e.DeleteGroup(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.e.GetOffset(ctx, "p", q)
+	wantReason(t, err, domain.ReasonOffsetNotFound)
+	if off, err := h.e.GetOffset(ctx, "p2", q); err != nil || off != 3 {
+		t.Fatalf("other group's offset: %d %v", off, err)
+	}
+}
+
+func TestQueryOffset(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	query := func(p ports.OffsetPolicy, at time.Time) int64 {
+		t.Helper()
+		off, err := h.e.QueryOffset(ctx, q, p, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return off
+	}
+	t0 := h.clock.Now()
+	if query(ports.OffsetBeginning, time.Time{}) != 0 || query(ports.OffsetEnd, time.Time{}) != 0 || query(ports.OffsetTimestamp, t0) != 0 {
+		t.Fatal("empty queue")
+	}
+	for i := range 10 {
+		h.send("t", 0, msg("t", fmt.Sprint(i), ""), msg("t", fmt.Sprint(i, "b"), ""))
+		h.fake().Advance(time.Second)
+	}
+	if b, e := query(ports.OffsetBeginning, time.Time{}), query(ports.OffsetEnd, time.Time{}); b != 0 || e != 20 {
+		t.Fatalf("range [%d, %d]", b, e)
+	}
+	cases := []struct {
+		at   time.Time
+		want int64
+	}{
+		{t0.Add(-time.Hour), 0},
+		{t0, 0},
+		{t0.Add(time.Millisecond), 2},
+		{t0.Add(3 * time.Second), 6},
+		{t0.Add(9 * time.Second), 18},
+		{t0.Add(9*time.Second + time.Millisecond), 20}, // store times have millisecond precision
+		{t0.Add(time.Hour), 20},
+	}
+	for _, c := range cases {
+		if got := query(ports.OffsetTimestamp, c.at); got != c.want {
+			t.Errorf("timestamp %v: offset %d, want %d", c.at.Sub(t0), got, c.want)
+		}
+	}
+	_, err := h.e.QueryOffset(ctx, domain.QueueRef{Topic: "t", QueueID: 8}, ports.OffsetEnd, time.Time{})
+	wantReason(t, err, domain.ReasonBadRequest)
+}
+
+func TestMinOffsetAfterRetention(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = &fakeClock{t: time.Now()}
+	h.restart()
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send("t", 0, m)
+	}
+	for range 2 {
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.send("t", 0, msg("t", "late", ""))
+	}
+	h.fake().Advance(2 * time.Hour)
+	if err := h.e.applyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	minOff, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{})
+	if err != nil || minOff == 0 || minOff >= 42 {
+		t.Fatalf("min offset after retention: %d %v", minOff, err)
+	}
+	_, err = h.e.Pull(ctx, ports.PullRequest{Group: "p", Queue: q, Offset: minOff - 1, BatchSize: 1})
+	wantReason(t, err, domain.ReasonIllegalOffset)
+	r := h.pull("p", "t", 0, minOff, 100, nil)
+	if len(r.Messages) != int(42-minOff) || r.Messages[0].QueueOffset != minOff || r.MinOffset != minOff {
+		t.Fatalf("pull from the new minimum: %d messages, %+v", len(r.Messages), r.Messages[0])
+	}
+}
