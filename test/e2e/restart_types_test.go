@@ -1,0 +1,193 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+func adminClient(t *testing.T, c *testenv.Child) *admin.Client {
+	t.Helper()
+	ac, err := admin.NewClient(c.AdminAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ac
+}
+
+// TestKill9KeepsPendingTimers kills rmqproxy while delay messages wait for
+// their time: after a restart every one is delivered, none early.
+func TestKill9KeepsPendingTimers(t *testing.T) {
+	dir := t.TempDir()
+	c1 := testenv.StartChild(t, dir, fastConsumer...)
+	if _, err := adminClient(t, c1).CreateTopic(t.Context(), application.TopicSpec{Name: "timers", Type: domain.MessageTypeDelay, QueueCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	pr := testenv.NewProducer(t, c1.Proxy(t), "timers")
+	due := map[string]time.Time{}
+	start := time.Now()
+	for i := range 20 {
+		m := &rmq.Message{Topic: "timers", Body: []byte(strconv.Itoa(i))}
+		at := start.Add(3*time.Second + time.Duration(i)*100*time.Millisecond)
+		m.SetDelayTimestamp(at)
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		due[r[0].MessageID] = at
+	}
+	_ = pr.GracefulStop()
+	c1.Kill(t)
+	restartAt := time.Now()
+	c2 := testenv.StartChild(t, dir, fastConsumer...)
+	restart := time.Since(restartAt)
+	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-timers", time.Second, map[string]*rmq.FilterExpression{"timers": rmq.SUB_ALL})
+	got := receiveAll(t, c, len(due), 60*time.Second)
+	var latest time.Duration
+	for id, at := range got {
+		latest = max(latest, at.Sub(due[id]))
+		if want, ok := due[id]; !ok {
+			t.Errorf("unexpected message %s", id)
+		} else if at.Before(want) {
+			t.Errorf("message %s delivered %v early after the restart", id, want.Sub(at))
+		}
+	}
+	t.Logf("restart took %v; latest delivery %v after its time", restart, latest)
+}
+
+// TestKill9KeepsFIFOProgress acks the first half of each message group,
+// kills rmqproxy, and checks the rest arrives after a restart in order,
+// without the acked half.
+func TestKill9KeepsFIFOProgress(t *testing.T) {
+	dir := t.TempDir()
+	c1 := testenv.StartChild(t, dir, fastConsumer...)
+	ac := adminClient(t, c1)
+	if _, err := ac.CreateTopic(t.Context(), application.TopicSpec{Name: "fifo-r", Type: domain.MessageTypeFIFO, QueueCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	orderly := true
+	if _, err := ac.CreateGroup(t.Context(), application.GroupSpec{Name: "g-fifo-r", Orderly: &orderly}); err != nil {
+		t.Fatal(err)
+	}
+	pr := testenv.NewProducer(t, c1.Proxy(t), "fifo-r")
+	const groups, perGroup = 3, 10
+	sendFIFO(t, pr, "fifo-r", groups, perGroup)
+	_ = pr.GracefulStop()
+
+	next := map[string]int{}
+	consume := func(c rmq.SimpleConsumer, until func() bool) {
+		t.Helper()
+		testenv.WaitFor(t, 60*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 16, 10*time.Second)
+			if err != nil && !testenv.IsNoMessage(err) {
+				return err
+			}
+			for _, m := range ms {
+				g := *m.GetMessageGroup()
+				seq, _ := strconv.Atoi(m.GetProperties()["seq"])
+				if seq != next[g] {
+					t.Fatalf("group %s: got seq %d, expected %d", g, seq, next[g])
+				}
+				if err := c.Ack(t.Context(), m); err != nil {
+					t.Fatal(err)
+				}
+				next[g]++
+			}
+			if !until() {
+				return fmt.Errorf("progress %v", next)
+			}
+			return nil
+		})
+	}
+	c := testenv.NewSimpleConsumer(t, c1.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
+	consume(c, func() bool {
+		for g := range groups {
+			if next["group-"+strconv.Itoa(g)] < perGroup/2 {
+				return false
+			}
+		}
+		return true
+	})
+	_ = c.GracefulStop()
+	c1.Kill(t)
+
+	c2 := testenv.StartChild(t, dir, fastConsumer...)
+	c = testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
+	consume(c, func() bool {
+		for g := range groups {
+			if next["group-"+strconv.Itoa(g)] < perGroup {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestKill9KeepsTransactions resolves some half messages, kills rmqproxy
+// with one still open, and checks after a restart: the committed one is
+// delivered, the rolled back one never, and the open one is checked back
+// with a producer and committed.
+func TestKill9KeepsTransactions(t *testing.T) {
+	dir := t.TempDir()
+	flags := append(fastConsumer, "--local.transactionTimeout=1s", "--local.transactionCheckInterval=1s")
+	c1 := testenv.StartChild(t, dir, flags...)
+	if _, err := adminClient(t, c1).CreateTopic(t.Context(), application.TopicSpec{Name: "tx-r", Type: domain.MessageTypeTransaction, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// This producer never answers check-backs.
+	pr, err := rmq.NewProducer(c1.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	send := func(body string, end func(rmq.Transaction) error) string {
+		tx := pr.BeginTransaction()
+		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: "tx-r", Body: []byte(body)}, tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end != nil {
+			if err := end(tx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r[0].MessageID
+	}
+	committed := send("committed", func(tx rmq.Transaction) error { return tx.Commit() })
+	send("rolled back", func(tx rmq.Transaction) error { return tx.RollBack() })
+	open := send("open", nil)
+	_ = pr.GracefulStop()
+	c1.Kill(t)
+
+	c2 := testenv.StartChild(t, dir, flags...)
+	checker := &rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.COMMIT }}
+	pr2, err := rmq.NewProducer(c2.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-r"), rmq.WithTransactionChecker(checker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pr2.GracefulStop()
+	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-tx-r", time.Second, map[string]*rmq.FilterExpression{"tx-r": rmq.SUB_ALL})
+	got := receiveAll(t, c, 2, 60*time.Second)
+	if _, ok := got[committed]; !ok {
+		t.Error("the transaction committed before the kill was not delivered")
+	}
+	if _, ok := got[open]; !ok {
+		t.Error("the open transaction was not checked back and committed after the restart")
+	}
+	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+		t.Fatalf("the rolled back message was delivered: %s", ms[0].GetBody())
+	}
+}
