@@ -57,7 +57,7 @@ func (n *negNode) eval(m *domain.Message) value {
 	case vLong:
 		return value{kind: vLong, i: -v.i}
 	case vDouble:
-		return value{kind: vDouble, f: -v.f}
+		return doubleValue(-v.f())
 	case vAbort:
 		return v
 	}

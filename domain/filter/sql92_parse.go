@@ -436,7 +436,7 @@ func (p *parser) primary() (expr, *SyntaxError) {
 			err.Hint = "write 0 for zero"
 			return e, err
 		}
-		e.val = value{kind: vDouble, f: f}
+		e.val = doubleValue(f)
 	case tTrue, tFalse, tNull:
 		e.cat = catBoolConst
 		switch t.kind {

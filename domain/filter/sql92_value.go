@@ -26,13 +26,18 @@ const (
 )
 
 // value is one evaluated operand. It is passed by value so that Match does
-// not allocate.
+// not allocate, and kept small because every node returns one: i holds the
+// integer, or the bits of the double.
 type value struct {
 	kind kind
 	s    string
 	i    int64
-	f    float64
 }
+
+func doubleValue(f float64) value { return value{kind: vDouble, i: int64(math.Float64bits(f))} }
+
+// f returns a vDouble's number.
+func (v value) f() float64 { return math.Float64frombits(uint64(v.i)) }
 
 var (
 	nullValue  = value{}
@@ -66,7 +71,7 @@ func (v value) String() string {
 	case vInt, vLong:
 		return strconv.FormatInt(v.i, 10)
 	case vDouble:
-		return strconv.FormatFloat(v.f, 'g', -1, 64)
+		return strconv.FormatFloat(v.f(), 'g', -1, 64)
 	case vString:
 		return "'" + strings.ReplaceAll(v.s, "'", "''") + "'"
 	}
@@ -84,7 +89,7 @@ func javaEquals(l, r value) bool {
 	case vString:
 		return l.s == r.s
 	case vDouble:
-		return javaDoubleBits(l.f) == javaDoubleBits(r.f)
+		return javaDoubleBits(l.f()) == javaDoubleBits(r.f())
 	default:
 		return l.i == r.i
 	}
@@ -112,7 +117,7 @@ func javaCompare(l, r value) (c int, ok bool) {
 			case vInt, vLong:
 				return cmpInt(l.i, r.i), true
 			case vDouble:
-				return javaCompareDouble(float64(l.i), r.f), true
+				return javaCompareDouble(float64(l.i), r.f()), true
 			case vString:
 				n, ok := parseJavaInt(r.s, l.kind)
 				if !ok {
@@ -124,13 +129,13 @@ func javaCompare(l, r value) (c int, ok bool) {
 		case vDouble:
 			switch r.kind {
 			case vInt, vLong:
-				return javaCompareDouble(l.f, float64(r.i)), true
+				return javaCompareDouble(l.f(), float64(r.i)), true
 			case vString:
 				f, ok := parseJavaDouble(r.s)
 				if !ok {
 					return 0, false
 				}
-				return javaCompareDouble(l.f, f), true
+				return javaCompareDouble(l.f(), f), true
 			}
 			return -1, true
 		case vString:
@@ -148,7 +153,7 @@ func javaCompare(l, r value) (c int, ok bool) {
 				if !ok {
 					return 0, false
 				}
-				return javaCompareDouble(f, r.f), true
+				return javaCompareDouble(f, r.f()), true
 			}
 			return -1, true
 		}
@@ -158,7 +163,7 @@ func javaCompare(l, r value) (c int, ok bool) {
 	case vString:
 		return strings.Compare(l.s, r.s), true
 	case vDouble:
-		return javaCompareDouble(l.f, r.f), true
+		return javaCompareDouble(l.f(), r.f()), true
 	default:
 		return cmpInt(l.i, r.i), true
 	}
