@@ -38,7 +38,7 @@ type expr struct {
 type parser struct {
 	src   string
 	lex   lexer
-	ahead [3]token // tokens read but not consumed
+	ahead [2]token // tokens read but not consumed: upstream looks two ahead at most
 	n     int
 	depth int
 }
@@ -57,7 +57,8 @@ type parser struct {
 //	unary      = "+" unary | "-" unary | NOT unary | primary
 //	primary    = literal | property | "(" or ")"
 //
-// Nothing requires the end of the text after the selector (see sql92.go).
+// Nothing requires the end of the text after the selector (see the package
+// documentation).
 func parseSQL92(src string) (node, *SyntaxError) {
 	p := &parser{src: src, lex: lexer{src: src}}
 	e, err := p.or()
