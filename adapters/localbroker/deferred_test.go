@@ -509,6 +509,9 @@ func TestTransactionCheckBack(t *testing.T) {
 			if (action == "keep") != pending || (pending && n != 3) {
 				t.Fatalf("after the last check (%s): checks %d, pending %v", action, n, pending)
 			}
+			if action != "keep" && !h.warns.contains("transactionCheckMaxAction: "+action, "topic=tx", "msg_id=orphan") {
+				t.Fatalf("no warning naming the discarded/committed transaction: %q", h.warns.lines)
+			}
 			h.fake().Advance(time.Hour)
 			h.checkTxns()
 			h.restart()

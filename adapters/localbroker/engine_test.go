@@ -45,14 +45,44 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// errorCatcher fails the test on any Error-level log the test did not expect.
+// errorCatcher fails the test on any Error-level log the test did not expect,
+// and keeps Warn-level logs (message and attributes) for tests to inspect.
 type errorCatcher struct {
 	t       testing.TB
 	allowed *[]string
+	warns   *warnLog
 }
 
-func (h errorCatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+type warnLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnLog) contains(parts ...string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range w.lines {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (h errorCatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (h errorCatcher) Handle(_ context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		line := r.Message
+		r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+		h.warns.mu.Lock()
+		h.warns.lines = append(h.warns.lines, line)
+		h.warns.mu.Unlock()
+		return nil
+	}
 	for _, a := range *h.allowed {
 		if strings.Contains(r.Message, a) {
 			return nil
@@ -80,6 +110,7 @@ type harness struct {
 	clock ports.Clock
 	e     *Engine
 	allow []string
+	warns warnLog
 }
 
 func newHarness(t testing.TB, mod func(*Config)) *harness {
@@ -101,7 +132,7 @@ func newHarness(t testing.TB, mod func(*Config)) *harness {
 }
 
 func (h *harness) logger() *slog.Logger {
-	return slog.New(errorCatcher{t: h.t, allowed: &h.allow})
+	return slog.New(errorCatcher{t: h.t, allowed: &h.allow, warns: &h.warns})
 }
 
 func (h *harness) open() {
@@ -970,6 +1001,10 @@ func TestConfigValidate(t *testing.T) {
 		"autoCreateTopicType":                 func(c *Config) { c.AutoCreateTopicType = "BAD" },
 		"defaultQueueCount":                   func(c *Config) { c.DefaultQueueCount = 0 },
 		"retention":                           func(c *Config) { c.Retention = -1 },
+		"transactionTimeout":                  func(c *Config) { c.TransactionTimeout = 0 },
+		"transactionCheckInterval":            func(c *Config) { c.TransactionCheckInterval = -time.Second },
+		"transactionCheckMax must":            func(c *Config) { c.TransactionCheckMax = 0 },
+		"transactionCheckMaxAction":           func(c *Config) { c.TransactionCheckMaxAction = "drop" },
 	}
 	for want, mod := range cases {
 		c := DefaultConfig()

@@ -51,6 +51,18 @@ func TestKill9Child(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
+		// Delay messages due a moment later: some fire before the kill,
+		// some are pending when it comes.
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("r%s-d-%d", os.Getenv("RMQPROXY_KILL9_ROUND"), i)
+			q := domain.QueueRef{Topic: "d", BrokerName: cfg.BrokerName, QueueID: int32(i % 2)}
+			m := domain.Message{Topic: "d", ID: id, Body: []byte(id), DeliverAt: time.Now().Add(time.Duration(i%10) * 50 * time.Millisecond)}
+			if _, err := e.Send(context.Background(), q, []domain.Message{m}); err == nil {
+				say("delayed %s", id)
+			}
+		}
+	})
+	wg.Go(func() {
 		for {
 			ms, _ := e.Pop(context.Background(), ports.PopRequest{Group: "g", Topic: "t", QueueID: -1, MaxMessages: 8, InvisibleTime: time.Hour, PollTimeout: time.Second})
 			for _, m := range ms {
@@ -82,15 +94,17 @@ func TestKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		sent, acked := map[string]bool{}, map[string]bool{}
+		sent, acked, delayed := map[string]bool{}, map[string]bool{}, map[string]bool{}
 		sc := bufio.NewScanner(stdout)
-		for sc.Scan() && (len(sent) < 300 || len(acked) < 100) {
+		for sc.Scan() && (len(sent) < 300 || len(acked) < 100 || len(delayed) < 100) {
 			f := strings.Fields(sc.Text())
 			switch {
 			case len(f) == 2 && f[0] == "sent":
 				sent[f[1]] = true
 			case len(f) == 2 && f[0] == "acked":
 				acked[f[1]] = true
+			case len(f) == 2 && f[0] == "delayed":
+				delayed[f[1]] = true
 			default:
 				t.Logf("child: %s", sc.Text())
 			}
@@ -152,11 +166,41 @@ func TestKill9(t *testing.T) {
 				t.Errorf("round %d: ack of %s was answered OK but the message was delivered again", round, id)
 			}
 		}
+		// Every delay message whose send was answered OK is delivered (the
+		// overdue ones fire at start), each exactly once.
+		fired := map[string]int{}
+		missing := func() int {
+			n := 0
+			for id := range delayed {
+				if fired[id] == 0 {
+					n++
+				}
+			}
+			return n
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for missing() > 0 && time.Now().Before(deadline) {
+			ms, err := e.Pop(t.Context(), ports.PopRequest{Group: fmt.Sprintf("daudit%d", round), Topic: "d", QueueID: -1, MaxMessages: 256, InvisibleTime: time.Hour, PollTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				fired[m.ID]++
+			}
+		}
+		if n := missing(); n > 0 {
+			t.Errorf("round %d: %d of %d delay messages answered OK were never delivered", round, n, len(delayed))
+		}
+		for id, n := range fired {
+			if n > 1 {
+				t.Errorf("round %d: delay message %s delivered %d times to one group", round, id, n)
+			}
+		}
 		// Leave the redelivered messages in flight for the next round; the
 		// child's group continues from this state.
 		if err := e.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %d: %d sends and %d acks reported before SIGKILL, all kept", round, len(sent), len(acked))
+		t.Logf("round %d: %d sends, %d acks and %d delay sends reported before SIGKILL, all kept", round, len(sent), len(acked), len(delayed))
 	}
 }

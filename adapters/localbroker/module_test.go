@@ -18,13 +18,21 @@ func TestModuleLifecycle(t *testing.T) {
 	var admin ports.Admin
 	var meta ports.Metadata
 	var engine *Engine
+	var txns ports.Transactions
+	var recaller ports.Recaller
+	var offsets ports.Offsets
 	app := fxtest.New(t,
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 		fx.Provide(func() ports.Clock { return ports.SystemClock{} }),
 		Module,
-		fx.Populate(&broker, &admin, &meta, &engine),
+		fx.Populate(&broker, &admin, &meta, &engine, &txns, &recaller, &offsets),
 	)
+	// Registered before the engine starts, as the application does.
+	txns.SetTransactionCheckHandler(func(context.Context, ports.TransactionCheck) {})
 	app.RequireStart()
+	if txns != engine || recaller != engine || offsets != engine {
+		t.Fatal("the ports are not bound to the engine")
+	}
 	if _, err := admin.CreateTopic(t.Context(), domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,10 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*por
 	if err != nil {
 		return nil, 0, err
 	}
+	if rec.Checks >= e.cfg.TransactionCheckMax && e.cfg.TransactionCheckMaxAction == "keep" {
+		e.log.Warn("last check-back of a transaction; it stays pending until the producer resolves it (transactionCheckMaxAction: keep) and keeps its commit-log segment",
+			"topic", st.topic, "msg_id", st.msgID, "checks", rec.Checks)
+	}
 	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
 		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
 	return &ports.TransactionCheck{Message: sm, Checks: rec.Checks}, end, nil
