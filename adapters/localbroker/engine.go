@@ -725,6 +725,10 @@ func (e *Engine) notifyLoop() {
 		case <-e.advance:
 			e.mu.Lock()
 			e.promoteLocked()
+			if e.tw.waitLog {
+				e.tw.waitLog = false
+				kick(e.timerKick)
+			}
 			e.mu.Unlock()
 		}
 	}

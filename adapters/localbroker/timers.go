@@ -80,6 +80,8 @@ type timerWindow struct {
 	live      map[int64]*liveTimer // by origin
 	heap      timerHeap
 	topics    map[string]string // interned topic names
+	// waitLog is set when a due timer waits for its record to be stored.
+	waitLog bool
 }
 
 func newTimerWindow() timerWindow {
@@ -186,6 +188,10 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 		}
 		if err := e.fireLocked(it.origin, lt, now); err != nil {
 			heap.Push(&e.tw.heap, it)
+			if errors.Is(err, errNotStored) {
+				e.tw.waitLog = true // the notifier kicks the timer loop when the log advances
+				return now.Add(time.Hour)
+			}
 			e.log.Warn("cannot deliver a due delay message; will retry", "topic", lt.topic, "err", err)
 			return now.Add(time.Second)
 		}
@@ -223,6 +229,9 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 		return drop(e.log.Warn, "its queue no longer exists")
 	}
 	m, err := e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
+	if errors.Is(err, errNotStored) {
+		return err
+	}
 	if err != nil {
 		return drop(e.log.Error, "its stored bytes cannot be read", "err", err)
 	}
@@ -240,8 +249,16 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	return err
 }
 
+// errNotStored says a deferred message's record is appended but not yet
+// stored per the flush policy (a timer due within one group commit of its
+// send): it is delivered once the log advances.
+var errNotStored = errors.New("the record of the message is not stored yet")
+
 // readDeferredLocked reads a deferred (delay or half) message at origin.
 func (e *Engine) readDeferredLocked(origin int64, size int32, crc uint32, topic string) (record.Message, error) {
+	if origin+int64(size) > e.clog.VisibleOffset() {
+		return record.Message{}, errNotStored
+	}
 	b, err := e.clog.ReadAt(origin, int(size))
 	if err != nil {
 		return record.Message{}, err

@@ -3,6 +3,7 @@ package localbroker
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
@@ -176,6 +177,9 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time) (int
 		return 0, domain.Errorf(domain.ReasonInvalidTransactionID, "the topic %q of the transaction no longer exists", st.topic)
 	}
 	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+	if errors.Is(err, errNotStored) {
+		return 0, domain.Wrap(domain.ReasonUnavailable, err, "the half message is not stored yet; retry")
+	}
 	if err != nil {
 		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
 		if _, derr := e.resolveTxnLocked(origin, record.ResolveTxnDrop); derr != nil {
@@ -231,6 +235,9 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 		}
 		if err != nil {
 			heap.Push(&e.txnHeap, it)
+			if errors.Is(err, errNotStored) {
+				return checks, end, now.Add(10 * time.Millisecond)
+			}
 			e.log.Warn("cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "err", err)
 			return checks, end, now.Add(time.Second)
 		}
@@ -264,6 +271,9 @@ func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (
 // gets.
 func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*ports.TransactionCheck, int64, error) {
 	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+	if errors.Is(err, errNotStored) {
+		return nil, 0, err
+	}
 	if err != nil {
 		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
 		end, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
