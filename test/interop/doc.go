@@ -18,5 +18,17 @@
 // test/scripts/install-clients.sh installs the pinned clients. Without them
 // (or without the language's toolchain) the tests skip, naming what is
 // missing; with RMQPROXY_TEST_REQUIRE_SERVICES=1, as test/scripts/test.sh
-// sets it, they fail instead.
+// sets it, they fail instead. To run them alone:
+//
+//	test/scripts/install-clients.sh
+//	go test -race ./test/interop
+//
+// A program can also be run by hand against any rmqproxy, e.g.
+//
+//	node test/node/interop.js normal --endpoint 127.0.0.1:8081 --topic T --group G --count 5
+//	test/python/.venv/bin/python test/python/interop.py fifo --endpoint 127.0.0.1:8081 --topic F --group G
+//	java -cp 'test/java/target/classes:test/java/target/lib/*' rmqproxy.interop.Main delay --endpoint 127.0.0.1:8081 --topic D --group G
+//
+// (the simple consumers long-poll 2 s, so the proxy's
+// messaging.consumer.minLongPolling must be at most 2 s, as in the tests).
 package interop
