@@ -29,6 +29,11 @@
 //	test/python/.venv/bin/python test/python/interop.py fifo --endpoint 127.0.0.1:8081 --topic F --group G
 //	java -cp 'test/java/target/classes:test/java/target/lib/*' rmqproxy.interop.Main delay --endpoint 127.0.0.1:8081 --topic D --group G
 //
-// (the simple consumers long-poll 2 s, so the proxy's
-// messaging.consumer.minLongPolling must be at most 2 s, as in the tests).
+// The simple consumers wait 2 s per receive, so each receive's deadline is
+// about 5 s (await plus the clients' 3 s request timeout). Against the
+// proxy's default messaging.consumer.minLongPolling of 5 s that leaves too
+// little, and the proxy refuses the receive (ILLEGAL_POLLING_TIME, or
+// BAD_REQUEST for client versions below 5.0.3 such as Node.js 1.0.8, as the
+// Apache proxy does); start it with --messaging.consumer.minLongPolling=1s,
+// as testenv.Config does.
 package interop
