@@ -25,7 +25,7 @@ const (
 	delayTolerance = 10 * time.Millisecond
 	// programTimeout bounds one program run; the program gives up on its own
 	// a little earlier (--timeout-ms) so that it can say how far it got.
-	programTimeout = 90 * time.Second
+	programTimeout = 60 * time.Second
 )
 
 // TestInterop runs every scenario with every language's official client,
@@ -77,6 +77,7 @@ func normalScenario(t *testing.T, p *testenv.Proxy, lang language, consumer stri
 	if consumer == "simple" {
 		allAcked(t, evs, sent)
 	}
+	settled(t, p, group, topic, normalCount)
 }
 
 // fifoScenario: N messages in K message groups, sent one after the other in
@@ -116,6 +117,7 @@ func fifoScenario(t *testing.T, p *testenv.Proxy, lang language, consumer string
 	if consumer == "simple" {
 		allAcked(t, evs, sent)
 	}
+	settled(t, p, group, topic, fifoCount)
 }
 
 // delayScenario: messages with a delivery time of now+D arrive, none before
@@ -142,6 +144,7 @@ func delayScenario(t *testing.T, p *testenv.Proxy, lang language) {
 	if len(got) > 0 {
 		t.Logf("%d delay messages arrived %v to %v after their delivery time", len(got), minLate, maxLate)
 	}
+	settled(t, p, group, topic, delayCount)
 }
 
 // transactionScenario: three half messages; the committed one and the one
@@ -192,6 +195,8 @@ func transactionScenario(t *testing.T, p *testenv.Proxy, lang language) {
 	if !checkedBack {
 		t.Errorf("the proxy never checked back the open transaction of message %s", byOutcome["unknown"].ID)
 	}
+	// Only the two committed messages ever reached the topic's queue.
+	settled(t, p, group, topic, 2)
 }
 
 // runOn runs lang's program for scenario against p.
@@ -200,7 +205,7 @@ func runOn(t *testing.T, p *testenv.Proxy, lang language, scenario, topic, group
 	args := append([]string{scenario,
 		"--endpoint", p.Addr,
 		"--topic", topic, "--group", group,
-		"--timeout-ms", strconv.FormatInt((programTimeout - 20*time.Second).Milliseconds(), 10),
+		"--timeout-ms", strconv.FormatInt((programTimeout - 15*time.Second).Milliseconds(), 10),
 	}, extra...)
 	return program(t, lang, programTimeout, args...)
 }
@@ -247,6 +252,34 @@ func exactlyOnce(t *testing.T, evs []event, n int) (sent, got map[string]event) 
 		t.Errorf("%d of %d messages never arrived (seq %v)", len(lost), n, lost)
 	}
 	return sent, got
+}
+
+// settled waits until the proxy's own view of group on topic agrees with
+// what the program saw: want messages in the topic's queues, all of them
+// acked (none in flight, none left to deliver).
+func settled(t *testing.T, p *testenv.Proxy, group, topic string, want int64) {
+	t.Helper()
+	testenv.WaitFor(t, 15*time.Second, func() error {
+		stats, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return err
+		}
+		var total, acked, inFlight, consumable int64
+		for _, q := range stats {
+			if q.Topic != topic {
+				continue
+			}
+			total += q.MaxOffset
+			acked += q.AckOffset
+			inFlight += q.InFlight
+			consumable += q.Consumable
+		}
+		if total != want || acked != want || inFlight != 0 || consumable != 0 {
+			return fmt.Errorf("group %s on %s: %d messages in the queues (want %d), %d acked, %d in flight, %d consumable",
+				group, topic, total, want, acked, inFlight, consumable)
+		}
+		return nil
+	})
 }
 
 // allAcked checks that a simple consumer acked every message it received.
