@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -583,5 +584,44 @@ func TestPendingDeferredMessagesPinRetention(t *testing.T) {
 	}
 	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"timer"}) {
 		t.Fatalf("d: %v", got)
+	}
+}
+
+// TestTimerDueBeforeItsRecordIsStored fires a timer whose deferred batch
+// record is appended but not yet stored: it must wait for the log, not be
+// dropped (a delay of a few milliseconds under a slow fsync).
+func TestTimerDueBeforeItsRecordIsStored(t *testing.T) {
+	h := newHarness(t, nil)
+	e := h.e
+	now := h.clock.Now()
+	b := record.Batch{Topic: "d", QueueID: 0, QueueOffset: -1, Messages: []record.Message{{Message: delayMsg("d", "quick", now.Add(time.Second)), StoredAt: now}}}
+	if _, err := e.Topic(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	_, end, err := e.appendApplyLocked(record.TypeMessageBatch, func(dst []byte) []byte {
+		p, _ := record.AppendBatch(dst, &b)
+		return p
+	}, false)
+	live := -1
+	if err == nil {
+		h.fake().Advance(time.Second)
+		if e.clog.VisibleOffset() < end {
+			// The usual case: the record is not stored yet. Firing waits.
+			e.timerPassLocked(h.clock.Now())
+			live = len(e.tw.live)
+		}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live == 0 {
+		t.Fatal("the timer was resolved before its record was stored")
+	}
+	h.settle(end)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"quick"}) {
+		t.Fatalf("delivered %v", got)
 	}
 }

@@ -721,10 +721,14 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	}
 	dump := func() []byte {
 		h.e.mu.Lock()
-		defer h.e.mu.Unlock()
 		h.e.promoteLocked()
 		h.e.reviveDueLocked(h.e.clock.Now())
-		return h.e.canonicalStateLocked(t)
+		b, err := h.e.canonicalStateLocked()
+		h.e.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
 	live := dump()
 	h.crashRestart(true)
@@ -754,13 +758,13 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 // reduced to their pending timers (a bucket's bytes depend on when drained
 // buckets were deleted; its pending timers do not), followed by the pending
 // timers' message ids, one per line.
-func (e *Engine) canonicalStateLocked(t *testing.T) []byte {
+func (e *Engine) canonicalStateLocked() ([]byte, error) {
 	s := e.captureLocked(0)
 	var pend []string
 	for i := range s.timers {
 		es, err := e.timers.Bucket(s.timers[i].Start).Entries()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		p := timerindex.Pending(es)
 		st := timerindex.State{Start: s.timers[i].Start, Length: timerindex.HeaderSize, Adds: int64(len(p))}
@@ -770,14 +774,14 @@ func (e *Engine) canonicalStateLocked(t *testing.T) []byte {
 			}
 			m, err := e.readDeferredLocked(ent.Origin, ent.Size, ent.CRC, ent.Topic)
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 			pend = append(pend, fmt.Sprintf("%s %d %d %s#%d", m.ID, ent.DeliverAt, ent.Origin, ent.Topic, ent.QueueID))
 		}
 		s.timers[i] = st
 	}
 	slices.Sort(pend)
-	return append(encodeSnapshot(s), ("\n" + strings.Join(pend, "\n"))...)
+	return append(encodeSnapshot(s), ("\n" + strings.Join(pend, "\n"))...), nil
 }
 
 func TestReceiptIDsUniqueAcrossRestarts(t *testing.T) {
