@@ -358,26 +358,24 @@ func (e *Engine) popQueueLocked(t *topicMeta, qid int32, req *ports.PopRequest, 
 	rec := record.Pop{Group: req.Group, Topic: t.Name, QueueID: qid, Receipt: receipt, PopTime: time.UnixMilli(now.UnixMilli()),
 		Deadline: time.UnixMilli(now.UnixMilli() + inv), Next: c.next}
 	var picked []candidate
-	var blocked map[string]bool
+	// FIFO: groups that got a message in this pop.
+	var taken map[string]bool
 	if req.FIFO {
-		blocked = map[string]bool{}
-		for _, d := range c.inflight {
-			if !d.visible && d.msgGroup != "" {
-				blocked[d.msgGroup] = true
-			}
-		}
+		taken = map[string]bool{}
 	}
-	// Redeliveries first, in offset order.
-	for _, off := range c.visible {
+	// Redeliveries first, in offset order. FIFO pops only look at the
+	// first visible offset of each group that has nothing in flight.
+	cands := c.visible
+	if req.FIFO {
+		cands = c.fifoCandidates(remaining + maxScanPerQueue)
+	}
+	for _, off := range cands {
 		if len(picked) >= remaining {
 			break
 		}
 		d := c.inflight[off]
-		if blocked != nil && d.msgGroup != "" {
-			if blocked[d.msgGroup] {
-				continue
-			}
-			blocked[d.msgGroup] = true
+		if taken != nil && d.msgGroup != "" {
+			taken[d.msgGroup] = true
 		}
 		ent, err := qi.cq.Get(off)
 		if err != nil {
@@ -415,12 +413,12 @@ func (e *Engine) popQueueLocked(t *topicMeta, qid int32, req *ports.PopRequest, 
 			rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
 		}
-		if blocked != nil && m.Group != "" {
-			if blocked[m.Group] {
+		if taken != nil && m.Group != "" {
+			if taken[m.Group] || c.fifoBlocked(m.Group) {
 				rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopPassed, Offset: off, MsgGroup: m.Group})
 				continue
 			}
-			blocked[m.Group] = true
+			taken[m.Group] = true
 		}
 		rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: 1, MsgGroup: m.Group})
 		picked = append(picked, candidate{off, ent, m})

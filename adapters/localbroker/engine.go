@@ -702,8 +702,7 @@ func (e *Engine) reviveDueLocked(now time.Time) {
 					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "err", err)
 			}
 		}
-		d.visible = true
-		c.addVisible(it.offset)
+		c.setVisible(it.offset, d)
 		e.wakeLocked(it.key.topic)
 	}
 }

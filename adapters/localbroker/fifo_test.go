@@ -2,6 +2,8 @@ package localbroker
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -199,5 +201,142 @@ func TestFIFOOrderAcrossCrash(t *testing.T) {
 	h.crashRestart(false)
 	if last := h.popFIFO("g", "f", 10, time.Minute); !slices.Equal(ids(last), []string{"A2"}) {
 		t.Fatalf("after A1 acked and a crash: %v", ids(last))
+	}
+}
+
+// checkIndexes verifies that the pop indexes of every consumer state match
+// its deliveries.
+func (e *Engine) checkIndexes() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, c := range e.cons {
+		var vis, free []int64
+		grouped := map[string][]int64{}
+		busy := map[string]int32{}
+		for off, d := range c.inflight {
+			switch {
+			case !d.visible:
+				if d.msgGroup != "" {
+					busy[d.msgGroup]++
+				}
+			default:
+				vis = append(vis, off)
+				if d.msgGroup == "" {
+					free = append(free, off)
+				} else {
+					grouped[d.msgGroup] = append(grouped[d.msgGroup], off)
+				}
+			}
+		}
+		slices.Sort(vis)
+		slices.Sort(free)
+		for _, g := range grouped {
+			slices.Sort(g)
+		}
+		if !slices.Equal(vis, c.visible) || !slices.Equal(free, c.free) || !maps.EqualFunc(grouped, c.grouped, slices.Equal) || !maps.Equal(busy, c.busy) {
+			return fmt.Errorf("%v: indexes out of step: visible %v/%v free %v/%v grouped %v/%v busy %v/%v",
+				k, vis, c.visible, free, c.free, grouped, c.grouped, busy, c.busy)
+		}
+	}
+	return nil
+}
+
+// TestFIFORandomOperationsKeepOrder drives random pops (FIFO), acks,
+// invisible-time changes, expiries and crashes, and checks that within each
+// message group messages are consumed in order and the indexes stay in step.
+func TestFIFORandomOperationsKeepOrder(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { fifoRandomOperations(t, seed) })
+	}
+}
+
+func fifoRandomOperations(t *testing.T, seed uint64) {
+	h := newHarness(t, nil)
+	g := domain.NewConsumerGroup("g")
+	g.MaxDeliveryAttempts = 1000
+	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	const groups = 5
+	sentPer := map[string]int{}
+	nextWant := map[string]int{}
+	consumed := map[string]bool{}
+	held := map[string]domain.StoredMessage{} // the latest delivery of each message
+	popped, ackFail := 0, 0
+	pick := func() domain.StoredMessage {
+		keys := slices.Sorted(maps.Keys(held))
+		return held[keys[rng.IntN(len(keys))]]
+	}
+	for step := range 1500 {
+		switch op := rng.IntN(10); {
+		case op < 2:
+			var batch []domain.Message
+			for range 1 + rng.IntN(4) {
+				grp := fmt.Sprint("G", rng.IntN(groups))
+				if rng.IntN(5) == 0 {
+					grp = "" // messages without a group mix in
+				}
+				id := fmt.Sprintf("%s-%d", grp, sentPer[grp])
+				sentPer[grp]++
+				batch = append(batch, fifoMsg("f", id, grp))
+			}
+			h.send("f", 0, batch...)
+		case op < 4:
+			got := h.popFIFO("g", "f", int32(1+rng.IntN(8)), time.Duration(1+rng.IntN(20))*time.Second)
+			seen := map[string]bool{}
+			for _, m := range got {
+				if m.Group != "" && seen[m.Group] {
+					t.Fatalf("step %d: two messages of group %s in one pop", step, m.Group)
+				}
+				seen[m.Group] = true
+			}
+			popped += len(got)
+			for _, m := range got {
+				held[m.ID] = m
+			}
+		case op < 8 && len(held) > 0:
+			m := pick()
+			delete(held, m.ID)
+			if err := h.e.Ack(t.Context(), ackReq("g", m)); err != nil {
+				if domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+					ackFail++
+					continue // expired or superseded meanwhile
+				}
+				t.Fatal(err)
+			}
+			if consumed[m.ID] {
+				continue // an idempotent ack of a message consumed before
+			}
+			consumed[m.ID] = true
+			if m.Group != "" {
+				var n int
+				fmt.Sscanf(m.ID[len(m.Group)+1:], "%d", &n)
+				if n != nextWant[m.Group] {
+					t.Fatalf("step %d: group %s consumed message %d, want %d", step, m.Group, n, nextWant[m.Group])
+				}
+				nextWant[m.Group]++
+			}
+		case op == 8 && len(held) > 0:
+			m := pick()
+			_, _ = h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", m), InvisibleTime: time.Duration(rng.IntN(3)) * time.Second})
+		case op == 9:
+			h.fake().Advance(time.Duration(rng.IntN(15)) * time.Second)
+			if rng.IntN(20) == 0 {
+				h.crashRestart(rng.IntN(2) == 0)
+				clear(held) // receipts of lost pops may be stale; they only fail
+			}
+		}
+		if err := h.e.checkIndexes(); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+	}
+	n := 0
+	for _, v := range nextWant {
+		n += v
+	}
+	t.Logf("sent %v consumed %d popped %d ackFail %d", sentPer, len(consumed), popped, ackFail)
+	if n < 100 {
+		t.Fatalf("only %d grouped messages consumed; the test exercises too little", n)
 	}
 }

@@ -419,10 +419,12 @@ func (e *Engine) restoreLocked(s *snapshot) {
 		c.floor, c.next = st.floor, st.next
 		for _, d := range st.deliveries {
 			dd := d.d
+			if old := c.inflight[d.offset]; old != nil {
+				c.untrack(d.offset, old)
+			}
 			c.inflight[d.offset] = &dd
-			if dd.visible {
-				c.addVisible(d.offset)
-			} else {
+			c.track(d.offset, &dd)
+			if !dd.visible {
 				e.heap.push(deadlineItem{deadline: dd.deadline, key: st.key, offset: d.offset, receipt: dd.receipt})
 			}
 		}

@@ -60,29 +60,117 @@ type delivery struct {
 
 // consState is one consumer group's progress on one queue. Invariant: every
 // offset in [floor, next) is either in inflight or in acked, never both.
+//
+// Deliveries are indexed for pops: visible lists the offsets of every
+// visible delivery; for FIFO pops the same offsets are also split by message
+// group (grouped, and free for messages without a group), and busy counts the
+// invisible (in-flight) deliveries of each message group. A FIFO pop only
+// looks at the first visible offset of each group that is not busy, so its
+// cost does not grow with the backlog of a blocked group. track and untrack
+// keep the indexes in step with every change of a delivery.
 type consState struct {
 	floor    int64
 	next     int64
 	inflight map[int64]*delivery
 	acked    map[int64]struct{}
-	visible  []int64 // sorted offsets of inflight entries with visible set
+	visible  []int64            // sorted offsets of inflight entries with visible set
+	free     []int64            // the visible offsets without a message group, sorted
+	grouped  map[string][]int64 // the visible offsets of each message group, sorted
+	busy     map[string]int32   // invisible deliveries per message group
 }
 
 func newConsState() *consState {
-	return &consState{inflight: map[int64]*delivery{}, acked: map[int64]struct{}{}}
+	return &consState{inflight: map[int64]*delivery{}, acked: map[int64]struct{}{}, grouped: map[string][]int64{}, busy: map[string]int32{}}
 }
 
-func (c *consState) addVisible(off int64) {
-	i, found := slices.BinarySearch(c.visible, off)
-	if !found {
-		c.visible = slices.Insert(c.visible, i, off)
+func insertSorted(s []int64, off int64) []int64 {
+	if n := len(s); n == 0 || s[n-1] < off {
+		return append(s, off) // the common case: offsets arrive in order
+	}
+	i, found := slices.BinarySearch(s, off)
+	if found {
+		return s
+	}
+	return slices.Insert(s, i, off)
+}
+
+func removeSorted(s []int64, off int64) []int64 {
+	if len(s) > 0 && s[0] == off {
+		return s[1:] // the common case: the oldest goes first; no copying
+	}
+	if i, found := slices.BinarySearch(s, off); found {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
+}
+
+// track adds delivery d at off to the indexes.
+func (c *consState) track(off int64, d *delivery) {
+	switch {
+	case !d.visible:
+		if d.msgGroup != "" {
+			c.busy[d.msgGroup]++
+		}
+	default:
+		c.visible = insertSorted(c.visible, off)
+		if d.msgGroup == "" {
+			c.free = insertSorted(c.free, off)
+		} else {
+			c.grouped[d.msgGroup] = insertSorted(c.grouped[d.msgGroup], off)
+		}
 	}
 }
 
-func (c *consState) removeVisible(off int64) {
-	if i, found := slices.BinarySearch(c.visible, off); found {
-		c.visible = slices.Delete(c.visible, i, i+1)
+// untrack removes delivery d at off from the indexes.
+func (c *consState) untrack(off int64, d *delivery) {
+	switch {
+	case !d.visible:
+		if d.msgGroup != "" {
+			if c.busy[d.msgGroup]--; c.busy[d.msgGroup] <= 0 {
+				delete(c.busy, d.msgGroup)
+			}
+		}
+	default:
+		c.visible = removeSorted(c.visible, off)
+		if d.msgGroup == "" {
+			c.free = removeSorted(c.free, off)
+		} else if g := removeSorted(c.grouped[d.msgGroup], off); len(g) == 0 {
+			delete(c.grouped, d.msgGroup)
+		} else {
+			c.grouped[d.msgGroup] = g
+		}
 	}
+}
+
+// setVisible makes the delivery at off visible again.
+func (c *consState) setVisible(off int64, d *delivery) {
+	if d.visible {
+		return
+	}
+	c.untrack(off, d)
+	d.visible = true
+	c.track(off, d)
+}
+
+// fifoBlocked reports whether a message of group g that was never delivered
+// must wait: an earlier message of its group is in flight or visible.
+func (c *consState) fifoBlocked(g string) bool {
+	return c.busy[g] > 0 || len(c.grouped[g]) > 0
+}
+
+// fifoCandidates returns, in offset order, the visible offsets a FIFO pop
+// may deliver: the first visible offset of every message group that is not
+// busy, and up to limit visible offsets without a group.
+func (c *consState) fifoCandidates(limit int) []int64 {
+	out := make([]int64, 0, len(c.grouped)+min(limit, len(c.free)))
+	for g, offs := range c.grouped {
+		if c.busy[g] == 0 {
+			out = append(out, offs[0])
+		}
+	}
+	out = append(out, c.free[:min(limit, len(c.free))]...)
+	slices.Sort(out)
+	return out
 }
 
 // consume marks off consumed.
@@ -91,9 +179,7 @@ func (c *consState) consume(off int64) {
 		return
 	}
 	if d, ok := c.inflight[off]; ok {
-		if d.visible {
-			c.removeVisible(off)
-		}
+		c.untrack(off, d)
 		delete(c.inflight, off)
 	}
 	c.acked[off] = struct{}{}
@@ -150,11 +236,11 @@ func (c *consState) applyPop(p *record.Pop) {
 			if d == nil {
 				d = &delivery{}
 				c.inflight[e.Offset] = d
-			}
-			if d.visible {
-				c.removeVisible(e.Offset)
+			} else {
+				c.untrack(e.Offset, d)
 			}
 			*d = delivery{attempt: e.Attempt, receipt: p.Receipt, deadline: deadline, msgGroup: e.MsgGroup}
+			c.track(e.Offset, d)
 		case record.PopConsumed:
 			c.consume(e.Offset)
 		case record.PopPassed:
@@ -162,8 +248,9 @@ func (c *consState) applyPop(p *record.Pop) {
 				continue
 			}
 			if _, ok := c.inflight[e.Offset]; !ok {
-				c.inflight[e.Offset] = &delivery{visible: true, msgGroup: e.MsgGroup}
-				c.addVisible(e.Offset)
+				d := &delivery{visible: true, msgGroup: e.MsgGroup}
+				c.inflight[e.Offset] = d
+				c.track(e.Offset, d)
 			}
 		}
 	}
@@ -179,12 +266,11 @@ func (c *consState) applyChangeInvisible(ci *record.ChangeInvisible) bool {
 	if !ok {
 		return false
 	}
-	if d.visible {
-		c.removeVisible(ci.Offset)
-	}
+	c.untrack(ci.Offset, d)
 	d.visible = false
 	d.receipt = ci.NewReceipt
 	d.deadline = ci.Deadline.UnixMilli()
+	c.track(ci.Offset, d)
 	return true
 }
 
