@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole rmqproxy test suite: what README.md's test command and .ci/run
-# run. It installs nothing but Go modules so far (local mode needs no other
-# service) and skips nothing: every test, with the race detector, then a
-# short run of every fuzz target beyond its seed corpus.
+# run. It installs what the tests need (Go modules; the official Java,
+# Node.js and Python clients at pinned versions, through
+# install-clients.sh, which also installs the JDK, Node.js or Python from
+# Debian's packages when they are missing) and skips nothing: every test,
+# with the race detector, then a short run of every fuzz target beyond its
+# seed corpus.
 #
 # Usage: test/scripts/test.sh            (from anywhere)
 #        FUZZTIME=30s test/scripts/test.sh
