@@ -3,10 +3,15 @@ package localbroker
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -155,4 +160,144 @@ func BenchmarkFIFOPopAck(b *testing.B) {
 			b.ReportMetric(float64(e.clog.Stats().Fsyncs-before.Fsyncs)/float64(done), "fsyncs/op")
 		})
 	}
+}
+
+// BenchmarkPendingTimers adds 1,000,000 delay messages due over the next
+// day (about 1,440 timing-wheel buckets), measures how long that takes and
+// the memory and CPU the engine uses while idle with them pending, then
+// sends 100,000 more due within the same two seconds and measures how late
+// they become visible to consumers while the million stay pending. One run
+// takes about a minute: use -benchtime=1x.
+func BenchmarkPendingTimers(b *testing.B) {
+	const (
+		pending   = 1_000_000
+		firing    = 100_000
+		batchSize = 100
+		producers = 8
+	)
+	for range b.N {
+		cfg := DefaultConfig()
+		cfg.DataDir = b.TempDir()
+		cfg.SegmentSize = 256 << 20
+		cfg.MaxRecordSize = 4 << 20
+		e, err := Open(context.Background(), cfg, nil, ports.SystemClock{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := make([]byte, 100)
+		sendTimers := func(topic string, n int, at func(i int) time.Time) {
+			var wg sync.WaitGroup
+			for p := range producers {
+				wg.Go(func() {
+					batch := make([]domain.Message, 0, batchSize)
+					for i := p * batchSize; i < n; i += producers * batchSize {
+						batch = batch[:0]
+						for j := i; j < min(i+batchSize, n); j++ {
+							batch = append(batch, domain.Message{Topic: topic, ID: fmt.Sprint(j), Body: body, DeliverAt: at(j)})
+						}
+						q := domain.QueueRef{Topic: topic, BrokerName: cfg.BrokerName, QueueID: int32(i/batchSize) % 8}
+						if _, err := e.Send(context.Background(), q, batch); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		// 1. A million timers, due between one hour and one day from now.
+		start := time.Now()
+		base := start.Add(time.Hour)
+		sendTimers("pending", pending, func(i int) time.Time {
+			return base.Add(time.Duration(uint64(i)*2654435761%uint64(pending)) * (23 * time.Hour / pending))
+		})
+		addTime := time.Since(start)
+		b.ReportMetric(addTime.Seconds(), "add-s")
+		b.ReportMetric(pending/addTime.Seconds(), "adds/s")
+		// 2. Idle with them pending.
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "idle-heap-MB")
+		b.ReportMetric(vmRSSMB(), "idle-rss-MB")
+		cpu0 := processCPU()
+		idle := 5 * time.Second
+		<-time.After(idle) // the measurement itself: CPU used while idle
+		b.ReportMetric(float64((processCPU()-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
+		debug.FreeOSMemory()
+		b.ReportMetric(vmRSSMB(), "idle-rss-after-free-MB")
+		st := e.Stats()
+		b.ReportMetric(float64(st.TimerBuckets), "buckets")
+		b.ReportMetric(float64(st.TimersLoaded), "timers-in-memory")
+		// 3. 100,000 due within two seconds; observe when each becomes
+		// visible.
+		due := time.Now().Add(8 * time.Second)
+		sendTimers("fire", firing, func(i int) time.Time { return due.Add(time.Duration(i) * (2 * time.Second / firing)) })
+		late, dispatchLate := observeTimers(b, e, "fire", firing, 60*time.Second)
+		slices.Sort(late)
+		slices.Sort(dispatchLate)
+		pct := func(s []time.Duration, p float64) float64 {
+			if len(s) == 0 {
+				return -1
+			}
+			return float64(s[min(int(p*float64(len(s))), len(s)-1)].Microseconds()) / 1000
+		}
+		b.ReportMetric(pct(late, 0.50), "late-p50-ms")
+		b.ReportMetric(pct(late, 0.99), "late-p99-ms")
+		b.ReportMetric(pct(late, 1), "late-max-ms")
+		b.ReportMetric(pct(dispatchLate, 0.99), "dispatch-late-p99-ms")
+		b.ReportMetric(float64(len(late)), "fired")
+		if err := e.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// observeTimers polls the queues of topic every millisecond and returns,
+// for each message that became visible, how long after its delivery time
+// that was seen, and how long after its delivery time it was dispatched
+// (its index entry's store time).
+func observeTimers(b *testing.B, e *Engine, topic string, want int, limit time.Duration) (late, dispatchLate []time.Duration) {
+	seen := map[int32]int64{}
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for len(late) < want && time.Now().Before(deadline) {
+		<-tick.C
+		type span struct {
+			q        *consumequeue.Queue
+			qid      int32
+			from, to int64
+		}
+		var spans []span
+		e.mu.Lock()
+		e.promoteLocked()
+		for k, qi := range e.queues {
+			if k.topic == topic && qi.visible > seen[k.qid] {
+				spans = append(spans, span{qi.cq, k.qid, seen[k.qid], qi.visible})
+				seen[k.qid] = qi.visible
+			}
+		}
+		e.mu.Unlock()
+		now := time.Now()
+		for _, s := range spans {
+			for off := s.from; off < s.to; off++ {
+				ent, err := s.q.Get(off)
+				if err != nil {
+					b.Fatal(err)
+				}
+				raw, err := e.clog.ReadAt(ent.CommitLogOffset, int(ent.Size))
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := record.DecodeMessage(raw, topic)
+				if err != nil {
+					b.Fatal(err)
+				}
+				late = append(late, now.Sub(m.DeliverAt))
+				dispatchLate = append(dispatchLate, time.UnixMilli(ent.StoredAtMs).Sub(m.DeliverAt))
+			}
+		}
+	}
+	return late, dispatchLate
 }

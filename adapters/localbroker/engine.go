@@ -1041,17 +1041,26 @@ type Stats struct {
 	LogBytes   int64 // bytes written
 	LogStart   int64 // first commit-log offset still on disk
 	LogEnd     int64 // next commit-log offset
+
+	TimerBuckets        int // timing-wheel bucket files
+	TimersLoaded        int // pending timers of the buckets loaded in memory
+	PendingTransactions int // half messages neither committed nor rolled back
 }
 
 // Stats returns the current counters (zero before Start).
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	clog := e.clog
+	var buckets, loaded, txns int
+	if e.timers != nil {
+		buckets, loaded, txns = e.timers.Len(), len(e.tw.live), len(e.txns)
+	}
 	e.mu.Unlock()
 	if clog == nil {
 		return Stats{}
 	}
 	s := clog.Stats()
 	return Stats{LogAppends: s.Appends, LogWrites: s.Writes, LogFsyncs: s.Fsyncs, LogBytes: s.Bytes,
-		LogStart: clog.StartOffset(), LogEnd: clog.NextOffset()}
+		LogStart: clog.StartOffset(), LogEnd: clog.NextOffset(),
+		TimerBuckets: buckets, TimersLoaded: loaded, PendingTransactions: txns}
 }

@@ -162,14 +162,17 @@ func (e *Engine) loadTimersLocked(nowMs int64) (blocked bool) {
 }
 
 func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
+	started := time.Now()
 	entries, err := b.Entries()
 	if err != nil {
 		e.log.Error("timer index bucket is damaged; delay messages after the damage are not delivered. Stop rmqproxy and delete the timer, consumequeue and snapshot directories to rebuild them from the commit log",
 			"path", b.Path(), "err", err)
 	}
-	for _, ent := range timerindex.Pending(entries) {
-		e.tw.add(&ent)
+	pending := timerindex.Pending(entries)
+	for i := range pending {
+		e.tw.add(&pending[i])
 	}
+	e.log.Debug("timer bucket loaded", "path", b.Path(), "pending", len(pending), "entries", len(entries), "took", time.Since(started))
 }
 
 // timerPassLocked loads buckets that came near, fires up to timerFireBatch
