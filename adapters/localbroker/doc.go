@@ -1,23 +1,28 @@
 // Package localbroker is rmqproxy's embedded, durable, single-node broker
 // engine used in local mode. One [Engine] implements [ports.Broker],
-// [ports.Metadata] and [ports.Admin].
+// [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller] and
+// [ports.Offsets].
 //
 // Storage (see docs/storage.md for the full design note):
 //   - one append-only, segmented commit log (internal/commitlog) holds every
 //     message and every consumer-state change (pop, ack, change-invisible,
-//     dead-letter, deletions), written with group commit;
+//     dead-letter, deletions, resolutions of delay and half messages,
+//     transaction check-backs, pull offsets), written with group commit;
 //   - per-queue consume-queue index files (internal/consumequeue) are derived
 //     from the log and rebuilt from it at recovery;
+//   - delay messages wait in an on-disk timing wheel (internal/timerindex),
+//     one file per minute of delivery time, also derived from the log; only
+//     the buckets of the next seconds are loaded in memory;
 //   - consumer state (ack floor, cursor, in-flight deliveries, visible-again
-//     messages, acked offsets) lives in memory, is changed only together with
-//     a log record, and is checkpointed into snapshots; recovery loads the
-//     newest valid snapshot and replays the log after it;
+//     messages, acked offsets), pending transactions and pull offsets live in
+//     memory, are changed only together with a log record, and are
+//     checkpointed into snapshots; recovery loads the newest valid snapshot
+//     and replays the log after it;
 //   - topics, groups and the boot counter live in small files under meta/,
 //     replaced atomically.
 //
-// What it does not do (yet): delay/timer and transactional messages (Send
-// rejects them with ReasonNotImplemented; the record format already has the
-// deferred-dispatch record they need), pull with offsets, SQL92 filters.
+// What it does not do (yet): SQL92 filters; re-storing far-future timers so
+// that they do not keep old commit-log segments from retention.
 //
 // Invariants callers rely on:
 //   - a Send that returned without error is durable per the flush policy
@@ -26,5 +31,7 @@
 //   - an Ack that returned without error is durable the same way: the
 //     message is never delivered to that group again, even after a crash;
 //   - receipt ids never repeat, across restarts too;
+//   - a delay message is never delivered before its time and fires once,
+//     across crashes too; a committed or rolled-back transaction stays so;
 //   - every error is a *domain.Error; bad input or bad files never panic.
 package localbroker
