@@ -3,6 +3,7 @@ package localbroker
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
@@ -18,6 +19,9 @@ var (
 	_ ports.Metadata = (*Engine)(nil)
 	_ ports.Admin    = (*Engine)(nil)
 )
+
+// maxStorableTime is the latest time records can hold (Unix nanoseconds).
+var maxStorableTime = time.Unix(0, math.MaxInt64-1)
 
 // maxScanPerQueue bounds how many new messages one pop examines per queue,
 // so a long run of filtered-out messages cannot stall other callers.
@@ -84,6 +88,9 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		m := &msgs[i]
 		if m.Topic != q.Topic {
 			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "message %d is for topic %q but the batch is sent to topic %q; all messages of one send must share the queue's topic", i, m.Topic, q.Topic)
+		}
+		if m.DeliverAt.After(maxStorableTime) {
+			return nil, domain.Errorf(domain.ReasonIllegalDeliveryTime, "delivery time %s of message %d is beyond what the local broker can store (year 2262)", m.DeliverAt.UTC().Format(time.RFC3339), i)
 		}
 		switch {
 		case m.Transactional:

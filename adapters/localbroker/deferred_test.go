@@ -98,6 +98,8 @@ func TestDelayMessageDeliveredAtItsTime(t *testing.T) {
 	if rs[0].QueueOffset != 0 || rs[1].QueueOffset != 1 || rs[0].RecallHandle == "" {
 		t.Fatalf("receipts of due messages %+v", rs)
 	}
+	_, err := h.e.Send(t.Context(), domain.QueueRef{Topic: "d", BrokerName: h.cfg.BrokerName}, []domain.Message{delayMsg("d", "never", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))})
+	wantReason(t, err, domain.ReasonIllegalDeliveryTime)
 	due := h.pop("g", "d", 1, 10, time.Minute)
 	if !slices.Equal(ids(due), []string{"past", "tick"}) {
 		t.Fatalf("due messages: %v", ids(due))
@@ -216,6 +218,42 @@ func TestOverdueTimersFireAtStart(t *testing.T) {
 	}
 	if !slices.Equal(ids(got), []string{"a", "c"}) {
 		t.Fatalf("fired %v", ids(got))
+	}
+}
+
+// TestTimerGoroutineFindsNewBuckets runs the timer goroutine alone (real
+// clock, no test-driven passes) with short buckets: timers in buckets
+// created after it planned its sleep must still fire on time.
+func TestTimerGoroutineFindsNewBuckets(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clock = ports.SystemClock{}
+	h.engineMod = func(e *Engine) { e.timerWidth, e.timerLookahead = 100*time.Millisecond, 20*time.Millisecond }
+	h.restart()
+	now := time.Now()
+	// A far timer first, so the goroutine plans a long sleep.
+	h.send("d", 0, delayMsg("d", "far", now.Add(time.Hour)))
+	var want []string
+	for i := range 5 {
+		id := fmt.Sprint("n", i)
+		want = append(want, id)
+		h.send("d", 0, delayMsg("d", id, now.Add(time.Duration(300+150*i)*time.Millisecond)))
+	}
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		ms, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "d", QueueID: 0, MaxMessages: 10, InvisibleTime: time.Hour, PollTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if late := time.Since(m.DeliverAt); late < 0 {
+				t.Fatalf("%s delivered %v early", m.ID, -late)
+			}
+			got = append(got, m.ID)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("fired %v, want %v", got, want)
 	}
 }
 

@@ -66,8 +66,12 @@ type Engine struct {
 	lock          *os.File // flock on <dataDir>/LOCK, held while open
 
 	// Delay messages: the on-disk timing wheel and its in-memory window.
-	timers *timerindex.Index
-	tw     timerWindow
+	// timerWidth and timerLookahead are timerBucketWidth and timerLookahead
+	// (tests shrink them).
+	timers         *timerindex.Index
+	tw             timerWindow
+	timerWidth     time.Duration
+	timerLookahead time.Duration
 	// snapBuckets lists the timer buckets the newest kept snapshot records;
 	// a drained bucket's file is deleted only once no kept snapshot lists it.
 	snapBuckets map[int64]bool
@@ -108,9 +112,11 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
 		clock = ports.SystemClock{}
 	}
 	e := &Engine{
-		cfg:   cfg,
-		log:   log.With("component", "localbroker"),
-		clock: clock,
+		cfg:            cfg,
+		log:            log.With("component", "localbroker"),
+		clock:          clock,
+		timerWidth:     timerBucketWidth,
+		timerLookahead: timerLookahead,
 	}
 	if cfg.Flush == "async" {
 		e.flush = commitlog.FlushAsync
@@ -182,7 +188,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.closeQueues()
 		return err
 	}
-	timers, err := timerindex.Open(e.dir("timer"), timerBucketWidth.Milliseconds(), snap.timers)
+	timers, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
 	if err != nil {
 		e.closeQueues()
 		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(

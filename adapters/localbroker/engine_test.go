@@ -111,6 +111,8 @@ type harness struct {
 	e     *Engine
 	allow []string
 	warns warnLog
+	// engineMod changes the engine between New and Start.
+	engineMod func(*Engine)
 }
 
 func newHarness(t testing.TB, mod func(*Config)) *harness {
@@ -137,9 +139,15 @@ func (h *harness) logger() *slog.Logger {
 
 func (h *harness) open() {
 	h.t.Helper()
-	e, err := Open(context.Background(), h.cfg, h.logger(), h.clock)
+	e, err := New(h.cfg, h.logger(), h.clock)
 	if err != nil {
-		h.t.Fatalf("Open: %v", err)
+		h.t.Fatalf("New: %v", err)
+	}
+	if h.engineMod != nil {
+		h.engineMod(e)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		h.t.Fatalf("Start: %v", err)
 	}
 	h.e = e
 }

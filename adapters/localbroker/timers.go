@@ -122,9 +122,14 @@ func (e *Engine) deferBatchLocked(off int64, b *record.Batch, p []byte, locs []r
 }
 
 func (e *Engine) addTimerLocked(ent timerindex.Entry) {
-	b, _ := e.timers.Add(ent)
-	if b.Start() < e.tw.loadedEnd {
+	b, created := e.timers.Add(ent)
+	switch {
+	case b.Start() < e.tw.loadedEnd:
 		e.tw.add(&ent)
+		kick(e.timerKick)
+	case created:
+		// The timer goroutine may sleep until a later bucket: let it plan
+		// again with this one.
 		kick(e.timerKick)
 	}
 }
@@ -145,7 +150,7 @@ func kick(ch chan struct{}) {
 // horizon into the window.
 func (e *Engine) loadTimersLocked(nowMs int64) (blocked bool) {
 	width := e.timers.Width()
-	horizon := e.timers.BucketStart(nowMs+timerLookahead.Milliseconds()) + width
+	horizon := e.timers.BucketStart(nowMs+e.timerLookahead.Milliseconds()) + width
 	for {
 		b, ok := e.timers.Next(max(e.tw.loadedEnd, 0))
 		if !ok || b.Start() >= horizon {
@@ -205,7 +210,7 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 		wake = time.UnixMilli(e.tw.heap[0].at)
 	}
 	if b, ok := e.timers.Next(max(e.tw.loadedEnd, 0)); ok && !blocked {
-		if at := time.UnixMilli(b.Start()).Add(-timerLookahead); at.Before(wake) {
+		if at := time.UnixMilli(b.Start()).Add(-e.timerLookahead); at.Before(wake) {
 			wake = at
 		}
 	}
