@@ -141,7 +141,10 @@ type SendReceipt struct {
 	MessageID     string
 	TransactionID string
 	QueueID       int32
-	QueueOffset   int64
+	// QueueOffset is the message's offset in its queue, or -1 for a message
+	// that is deferred and not in a queue yet (a delay message before its
+	// time, a half message before its transaction commits).
+	QueueOffset int64
 	// RecallHandle lets the producer recall a delay message before delivery.
 	RecallHandle string
 }
