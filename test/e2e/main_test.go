@@ -7,4 +7,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// The proxy runs as a child process: see testenv.UseChildProcess for why.
+func TestMain(m *testing.M) {
+	testenv.UseChildProcess = true
+	os.Exit(testenv.Main(m))
+}

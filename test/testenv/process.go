@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 )
 
 var (
@@ -34,7 +39,7 @@ func Binary(t testing.TB) string {
 		}
 		binPath = filepath.Join(dir, "rmqproxy")
 		args := []string{"build", "-o", binPath}
-		if raceEnabled {
+		if raceEnabled || os.Getenv("RMQPROXY_TEST_CHILD_RACE") == "1" {
 			args = append(args, "-race") // the child is checked for races too
 		}
 		out, err := exec.Command("go", append(args, "github.com/rmqproxy/rmqproxy/cmd/rmqproxy")...).CombinedOutput()
@@ -177,4 +182,39 @@ func CLI(t testing.TB, args ...string) (int, string) {
 		t.Fatalf("run rmqproxy %v: %v", args, err)
 		return -1, ""
 	}
+}
+
+// startChildWithConfig runs the binary with cfg written to a YAML file (the
+// same file format operators use) and returns it as a Proxy whose admin
+// calls go through the admin HTTP API. Error-level logs of the child fail
+// the test.
+func startChildWithConfig(t testing.TB, cfg app.Root) *Proxy {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := config.Print(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Info level at least: the child reports its addresses and readiness
+	// in Info records.
+	c := StartChild(t, cfg.Local.DataDir, "--config="+file, "--log.level=info")
+	ac, err := admin.NewClient(c.AdminAddr, nil)
+	if err != nil {
+		t.Fatalf("rmqproxy did not start: %v; logs:\n%s", err, c.Output())
+	}
+	t.Cleanup(func() {
+		for _, line := range strings.Split(c.Output(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				t.Errorf("unexpected error log from rmqproxy: %s", line)
+			}
+		}
+	})
+	p := c.Proxy(t)
+	p.Admin = ac
+	p.DataDir = cfg.Local.DataDir
+	p.child = c
+	return p
 }
