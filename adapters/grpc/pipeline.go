@@ -48,20 +48,51 @@ func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
 // client id check, admission, then call; failures become the RPC's response
 // with a status, never a gRPC error.
 func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) Resp {
-	info := requestInfo(ctx)
-	if info.ClientID == "" {
-		return fail(&v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"})
+	ctx, leave, st := s.admitRequest(ctx, k)
+	if st != nil {
+		return fail(st)
 	}
-	if !s.admit.enter(k) {
-		return fail(&v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"})
-	}
-	defer s.admit.leave(k)
-	ctx = ports.WithRequestInfo(ctx, info)
+	defer leave()
 	resp, err := call(ctx)
 	if err != nil {
 		return fail(statusOf(ctx, s.log, err))
 	}
 	return resp
+}
+
+// admitRequest checks the client id and admission of a request of kind k.
+// On success it returns the context carrying the request info and the
+// function that ends the admission; otherwise the status to answer.
+func (s *Service) admitRequest(ctx context.Context, k kind) (context.Context, func(), *v2.Status) {
+	info := requestInfo(ctx)
+	if info.ClientID == "" {
+		return ctx, nil, &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}
+	}
+	if !s.admit.enter(k) {
+		return ctx, nil, &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
+	}
+	return ports.WithRequestInfo(ctx, info), func() { s.admit.leave(k) }, nil
+}
+
+// streamStatus runs the request pipeline of a server-streaming RPC and
+// returns the status its first frame carries. call runs with a context that
+// also ends when the server shuts down, so that long polls end; the stream
+// itself stays writable, and a poll cut short that way is answered as
+// "no new message".
+func (s *Service) streamStatus(streamCtx context.Context, k kind, call func(ctx context.Context, info ports.RequestInfo) error) *v2.Status {
+	ctx, cancel := context.WithCancel(streamCtx)
+	defer cancel()
+	defer context.AfterFunc(s.shutdown, cancel)()
+	ctx, leave, st := s.admitRequest(ctx, k)
+	if st != nil {
+		return st
+	}
+	defer leave()
+	err := call(ctx, ports.RequestInfoFrom(ctx))
+	if err != nil && s.shutdown.Err() != nil && streamCtx.Err() == nil {
+		return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message: the proxy is shutting down"}
+	}
+	return statusOf(ctx, s.log, err)
 }
 
 // recoverUnary turns a panic in a handler into gRPC INTERNAL with an id that

@@ -17,23 +17,9 @@ import (
 // with gRPC OK. Messages that cannot be written to the client are made
 // visible again.
 func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.MessagingService_ReceiveMessageServer) error {
-	// Long polling also ends when the server shuts down; the stream itself
-	// stays writable so the client still gets a proper answer.
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	defer context.AfterFunc(s.shutdown, cancel)()
 	var msgs []domain.StoredMessage
 	var group string
-	st := func() *v2.Status {
-		info := requestInfo(ctx)
-		if info.ClientID == "" {
-			return &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}
-		}
-		if !s.admit.enter(kindConsumer) {
-			return &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
-		}
-		defer s.admit.leave(kindConsumer)
-		ctx = ports.WithRequestInfo(ctx, info)
+	st := s.streamStatus(stream.Context(), kindConsumer, func(ctx context.Context, info ports.RequestInfo) error {
 		group = resourceName(req.GetGroup(), info)
 		r := application.ReceiveRequest{
 			Group:      group,
@@ -54,19 +40,19 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		}
 		var err error
 		msgs, err = s.app.ReceiveMessage(ctx, r)
-		if err != nil && s.shutdown.Err() != nil && stream.Context().Err() == nil {
-			return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message: the proxy is shutting down"}
-		}
-		return statusOf(ctx, s.log, err)
-	}()
+		return err
+	})
+	release := func(rest []domain.StoredMessage) {
+		s.app.Release(ports.WithRequestInfo(stream.Context(), requestInfo(stream.Context())), group, rest)
+	}
 	if err := stream.Send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
-		s.app.Release(ports.WithRequestInfo(stream.Context(), requestInfo(stream.Context())), group, msgs)
+		release(msgs)
 		return nil
 	}
 	for i := range msgs {
 		frame := &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: toProtoMessage(&msgs[i])}}
 		if err := stream.Send(frame); err != nil {
-			s.app.Release(ports.WithRequestInfo(stream.Context(), requestInfo(stream.Context())), group, msgs[i:])
+			release(msgs[i:])
 			return nil
 		}
 	}
@@ -77,20 +63,8 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 // PullMessage streams, as the protocol defines: a status frame, one frame
 // per message, then the offset to pull from next.
 func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingService_PullMessageServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	defer context.AfterFunc(s.shutdown, cancel)()
 	var res ports.PullResult
-	st := func() *v2.Status {
-		info := requestInfo(ctx)
-		if info.ClientID == "" {
-			return &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}
-		}
-		if !s.admit.enter(kindConsumer) {
-			return &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
-		}
-		defer s.admit.leave(kindConsumer)
-		ctx = ports.WithRequestInfo(ctx, info)
+	st := s.streamStatus(stream.Context(), kindConsumer, func(ctx context.Context, info ports.RequestInfo) error {
 		r := application.PullRequest{
 			Group:     resourceName(req.GetGroup(), info),
 			Queue:     queueRef(req.GetMessageQueue(), info),
@@ -105,10 +79,10 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 		var err error
 		res, err = s.app.PullMessage(ctx, r)
 		if err == nil && len(res.Messages) == 0 {
-			return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message"}
+			return domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 		}
-		return statusOf(ctx, s.log, err)
-	}()
+		return err
+	})
 	if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
 		return nil
 	}
