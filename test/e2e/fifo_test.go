@@ -215,3 +215,55 @@ func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
 		t.Fatalf("after the other consumer left, assignment %v", got)
 	}
 }
+
+// TestFIFOPoisonMessageGoesToDeadLetterQueue: a FIFO push consumer that
+// keeps failing one message forwards it to the dead-letter queue
+// (ForwardMessageToDeadLetterQueue) after the group's max attempts, and the
+// rest of its message group then goes on, in order.
+func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "fifo-p", domain.MessageTypeFIFO, 1)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-p", Orderly: &orderly, MaxDeliveryAttempts: 2,
+		RetryPolicy: &domain.RetryPolicy{Delays: []time.Duration{200 * time.Millisecond}}})
+	pr := testenv.NewProducer(t, p, "fifo-p")
+	sendFIFO(t, pr, "fifo-p", 1, 5) // group-0, seq 0..4; seq 2 is poison
+	log := newOrderLog()
+	pc, err := rmq.NewPushConsumer(p.ClientConfig("g-fifo-p"),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"fifo-p": rmq.SUB_ALL}),
+		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
+			if m.GetProperties()["seq"] == "2" {
+				return rmq.FAILURE
+			}
+			log.record(m)
+			return rmq.SUCCESS
+		}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.GracefulStop()
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		if n := log.total(); n < 4 {
+			return fmt.Errorf("%d of 4 processed", n)
+		}
+		return nil
+	})
+	log.mu.Lock()
+	got := fmt.Sprint(log.seqs["group-0"])
+	log.mu.Unlock()
+	if got != "[0 1 3 4]" {
+		t.Fatalf("group-0 processed %s, want [0 1 3 4] (2 dead-lettered)", got)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, err := p.Admin.Topic(t.Context(), "%DLQ%g-fifo-p")
+		return err
+	})
+	dlq := testenv.NewSimpleConsumer(t, p, "g-fifo-p-dlq", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-fifo-p": rmq.SUB_ALL})
+	got2 := receiveAll(t, dlq, 1, 30*time.Second)
+	if len(got2) != 1 {
+		t.Fatalf("DLQ holds %d messages", len(got2))
+	}
+}
