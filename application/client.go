@@ -112,10 +112,5 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	return nil
 }
 
-// ClientSettingsOf returns the stored settings of the calling client.
-func (m *Messaging) ClientSettingsOf(ctx context.Context) (ClientSettings, bool) {
-	return m.sessions.Settings(ports.RequestInfoFrom(ctx).ClientID)
-}
-
 // sessionSweepPeriod is how often silent clients are looked for.
 const sessionSweepPeriod = 5 * time.Second

@@ -26,8 +26,11 @@ type Messaging struct {
 	recaller     ports.Recaller
 	offsets      ports.Offsets
 
-	// roundRobin holds one send counter per topic for queue selection.
-	roundRobin sync.Map // topic → *atomic.Uint64
+	// sendTurns holds one counter per topic for send queue selection;
+	// checkTurns one per topic for picking the producer a transaction
+	// check-back goes to.
+	sendTurns  sync.Map // topic → *atomic.Uint64
+	checkTurns sync.Map // topic → *atomic.Uint64
 }
 
 // MessagingParams are the dependencies of the messaging use cases. The
@@ -60,13 +63,11 @@ func NewMessaging(p MessagingParams) *Messaging {
 	return m
 }
 
-// Sessions exposes the client registry (for adapters' diagnostics).
-func (m *Messaging) Sessions() *Sessions { return m.sessions }
-
-func (m *Messaging) nextRoundRobin(topic string) uint64 {
-	v, ok := m.roundRobin.Load(topic)
+// nextTurn returns the next value of the round-robin counter of key in turns.
+func nextTurn(turns *sync.Map, key string) uint64 {
+	v, ok := turns.Load(key)
 	if !ok {
-		v, _ = m.roundRobin.LoadOrStore(topic, new(atomic.Uint64))
+		v, _ = turns.LoadOrStore(key, new(atomic.Uint64))
 	}
 	return v.(*atomic.Uint64).Add(1) - 1
 }

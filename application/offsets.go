@@ -21,11 +21,13 @@ type PullRequest struct {
 	LongPollingTimeout *time.Duration
 }
 
-func (m *Messaging) checkQueue(group string, q domain.QueueRef) error {
+// checkQueue validates the queue a pull or offset request names and, when
+// the operation belongs to a consumer group (withGroup), the group.
+func (m *Messaging) checkQueue(withGroup bool, group string, q domain.QueueRef) error {
 	if err := domain.ValidateTopicName(q.Topic); err != nil {
 		return err
 	}
-	if group != "" {
+	if withGroup {
 		if err := domain.ValidateGroupName(group); err != nil {
 			return err
 		}
@@ -42,11 +44,8 @@ func (m *Messaging) checkQueue(group string, q domain.QueueRef) error {
 // PullMessage reads messages of one queue from an offset for a pull
 // consumer, waiting up to the polling time when none is there yet.
 func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.PullResult, error) {
-	if err := m.checkQueue(req.Group, req.Queue); err != nil {
+	if err := m.checkQueue(true, req.Group, req.Queue); err != nil {
 		return ports.PullResult{}, err
-	}
-	if req.Group == "" {
-		return ports.PullResult{}, domain.ValidateGroupName("")
 	}
 	if req.BatchSize < 1 {
 		return ports.PullResult{}, domain.Errorf(domain.ReasonBadRequest, "batch size must be at least 1, got %d", req.BatchSize)
@@ -80,11 +79,8 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 
 // UpdateOffset commits a pull consumer group's position in a queue.
 func (m *Messaging) UpdateOffset(ctx context.Context, group string, q domain.QueueRef, offset int64) error {
-	if err := m.checkQueue(group, q); err != nil {
+	if err := m.checkQueue(true, group, q); err != nil {
 		return err
-	}
-	if group == "" {
-		return domain.ValidateGroupName("")
 	}
 	if offset < 0 {
 		return domain.Errorf(domain.ReasonIllegalOffset, "offset %d is negative", offset)
@@ -94,11 +90,8 @@ func (m *Messaging) UpdateOffset(ctx context.Context, group string, q domain.Que
 
 // GetOffset returns a pull consumer group's committed position in a queue.
 func (m *Messaging) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
-	if err := m.checkQueue(group, q); err != nil {
+	if err := m.checkQueue(true, group, q); err != nil {
 		return 0, err
-	}
-	if group == "" {
-		return 0, domain.ValidateGroupName("")
 	}
 	return m.offsets.GetOffset(ctx, group, q)
 }
@@ -106,7 +99,7 @@ func (m *Messaging) GetOffset(ctx context.Context, group string, q domain.QueueR
 // QueryOffset finds an offset in a queue: its beginning, its end, or the
 // first message stored at or after a time.
 func (m *Messaging) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
-	if err := m.checkQueue("", q); err != nil {
+	if err := m.checkQueue(false, "", q); err != nil {
 		return 0, err
 	}
 	if p == ports.OffsetTimestamp && at.IsZero() {

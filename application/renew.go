@@ -211,14 +211,3 @@ func (r *Renewer) run(ctx context.Context) {
 		}
 	}
 }
-
-// heldCount returns the number of deliveries being renewed.
-func (r *Renewer) heldCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, byID := range r.held {
-		n += len(byID)
-	}
-	return n
-}

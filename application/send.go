@@ -62,7 +62,7 @@ func (m *Messaging) selectQueue(route ports.Route, msgs []domain.Message) (domai
 	if g := commonGroup(msgs); g != "" {
 		q = writable[domain.FIFOQueueIndex(g, len(writable))]
 	} else {
-		q = writable[m.nextRoundRobin(route.Topic.Name)%uint64(len(writable))]
+		q = writable[nextTurn(&m.sendTurns, route.Topic.Name)%uint64(len(writable))]
 	}
 	return domain.QueueRef{Topic: route.Topic.Name, BrokerName: q.BrokerName, QueueID: q.QueueID}, nil
 }

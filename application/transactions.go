@@ -3,7 +3,6 @@ package application
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -15,7 +14,7 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 	if err := domain.ValidateTopicName(req.Topic); err != nil {
 		return err
 	}
-	if isBlank(req.TransactionID) {
+	if domain.IsBlank(req.TransactionID) {
 		return domain.Errorf(domain.ReasonInvalidTransactionID, "transaction id cannot be blank: pass the transaction id of the send receipt")
 	}
 	if m.transactions == nil {
@@ -38,7 +37,7 @@ func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.Transacti
 			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
 		return
 	}
-	ch := producers[m.nextRoundRobin("\x00tx:"+c.Message.Topic)%uint64(len(producers))]
+	ch := producers[nextTurn(&m.checkTurns, c.Message.Topic)%uint64(len(producers))]
 	msg := c.Message
 	if err := ch.Send(ctx, ports.ClientCommand{RecoverTransaction: &msg}); err != nil {
 		m.log.LogAttrs(ctx, slog.LevelDebug, "sending a transaction check to a producer failed; the broker will ask again",
@@ -63,10 +62,8 @@ func (m *Messaging) RecallMessage(ctx context.Context, topic, handle string) (st
 			return "", domain.Errorf(domain.ReasonMessageTypeConflict, "topic %q is %s; only messages of DELAY (or MIXED) topics can be recalled", topic, t.Type)
 		}
 	}
-	if isBlank(handle) {
+	if domain.IsBlank(handle) {
 		return "", domain.Errorf(domain.ReasonBadRequest, "recall handle cannot be blank: pass the recall handle of the send receipt")
 	}
 	return m.recaller.Recall(ctx, topic, handle)
 }
-
-func isBlank(s string) bool { return strings.TrimSpace(s) == "" }

@@ -45,11 +45,13 @@ func validNameChars(s string) (bad rune, ok bool) {
 	return 0, true
 }
 
-func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+// IsBlank reports whether s is empty or only white space, as RocketMQ's
+// StringUtils.isBlank.
+func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
 // ValidateTopicName checks a topic name as the Apache proxy does.
 func ValidateTopicName(name string) error {
-	if isBlank(name) {
+	if IsBlank(name) {
 		return Errorf(ReasonIllegalTopic, "topic name cannot be blank")
 	}
 	if len(name) > MaxTopicNameLength {
@@ -66,7 +68,7 @@ func ValidateTopicName(name string) error {
 
 // ValidateGroupName checks a consumer group name as the Apache proxy does.
 func ValidateGroupName(name string) error {
-	if isBlank(name) {
+	if IsBlank(name) {
 		return Errorf(ReasonIllegalConsumerGroup, "consumer group name cannot be blank")
 	}
 	if len(name) > MaxGroupNameLength {
@@ -87,7 +89,7 @@ func ValidateTag(tag string) error {
 	if tag == "" {
 		return nil
 	}
-	if isBlank(tag) {
+	if IsBlank(tag) {
 		return Errorf(ReasonIllegalMessageTag, "tag cannot be whitespace only")
 	}
 	if strings.ContainsRune(tag, '|') {

@@ -67,7 +67,7 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	size += len(m.Tag)
 	for _, k := range m.Keys {
-		if isBlank(k) {
+		if IsBlank(k) {
 			return Errorf(ReasonIllegalMessageKey, "message key cannot be blank")
 		}
 		if hasControl(k) {
@@ -78,7 +78,7 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	if l.MaxPropertiesSize > 0 && size > l.MaxPropertiesSize {
 		return Errorf(ReasonPropertiesTooLarge, "user properties, tag and keys take %d bytes, more than the limit of %d bytes", size, l.MaxPropertiesSize)
 	}
-	if isBlank(m.ID) {
+	if IsBlank(m.ID) {
 		return Errorf(ReasonIllegalMessageID, "message id cannot be blank")
 	}
 	if m.Transactional && l.MaxTransactionRecovery > 0 && m.TransactionRecovery > l.MaxTransactionRecovery {
@@ -89,7 +89,7 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	if m.Group != "" {
 		switch {
-		case isBlank(m.Group):
+		case IsBlank(m.Group):
 			return Errorf(ReasonIllegalMessageGroup, "message group cannot be whitespace only")
 		case l.MaxMessageGroupSize > 0 && len(m.Group) >= l.MaxMessageGroupSize:
 			return Errorf(ReasonIllegalMessageGroup, "message group is %d bytes; it must be shorter than %d bytes", len(m.Group), l.MaxMessageGroupSize)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -246,6 +247,10 @@ func mergeSettings(client *v2.Settings, s application.ServerSettings) *v2.Settin
 	}
 	out.Metric = &v2.Metric{On: false}
 	return out
+}
+
+func cloneSettings(s *v2.Settings) *v2.Settings {
+	return proto.Clone(s).(*v2.Settings)
 }
 
 func durationOrZero(d *durationpb.Duration) time.Duration {

@@ -242,12 +242,8 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	if req.Filter == nil {
 		req.Filter = filter.All
 	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	lp := longPoll{remaining: req.PollTimeout}
+	defer lp.release()
 	for {
 		e.mu.Lock()
 		if err := e.checkOpenLocked(); err != nil {
@@ -285,23 +281,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			e.mu.Unlock()
 			continue
 		}
-		if req.PollTimeout <= 0 || ctx.Err() != nil {
-			e.mu.Unlock()
-			return []domain.StoredMessage{}, nil
-		}
-		ch := e.waitChanLocked(t.Name)
-		stop := e.stop
-		e.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(req.PollTimeout)
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			req.PollTimeout = 0 // one last look, then return empty
-		case <-ctx.Done():
-			return []domain.StoredMessage{}, nil
-		case <-stop:
+		if !e.waitLocked(ctx, &lp, t.Name) {
 			return []domain.StoredMessage{}, nil
 		}
 	}

@@ -655,6 +655,47 @@ func (e *Engine) wakeLocked(topic string) {
 	}
 }
 
+// longPoll is the waiting half of a long-polling read (Pop, Pull): the
+// poll time left and its timer, created on the first wait.
+type longPoll struct {
+	remaining time.Duration // 0 once the poll time ran out
+	timer     *time.Timer
+}
+
+func (lp *longPoll) release() {
+	if lp.timer != nil {
+		lp.timer.Stop()
+	}
+}
+
+// waitLocked is called with e.mu held and releases it. It waits until a
+// message may have arrived for topic or the poll time ran out (then the
+// caller looks once more), and reports false when the caller should stop
+// looking: no poll time left, ctx done, or the engine stopping.
+func (e *Engine) waitLocked(ctx context.Context, lp *longPoll, topic string) bool {
+	if lp.remaining <= 0 || ctx.Err() != nil {
+		e.mu.Unlock()
+		return false
+	}
+	ch := e.waitChanLocked(topic)
+	stop := e.stop
+	e.mu.Unlock()
+	if lp.timer == nil {
+		lp.timer = time.NewTimer(lp.remaining)
+	}
+	select {
+	case <-ch:
+		return true
+	case <-lp.timer.C:
+		lp.remaining = 0 // one last look, then give up
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	}
+}
+
 func (e *Engine) waitChanLocked(topic string) chan struct{} {
 	ch, ok := e.waiters[topic]
 	if !ok {

@@ -84,12 +84,8 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	if req.Filter == nil {
 		req.Filter = filter.All
 	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	lp := longPoll{remaining: req.PollTimeout}
+	defer lp.release()
 	off := req.Offset
 	first := true
 	for {
@@ -133,23 +129,7 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 			}
 			continue // everything scanned was filtered out: look further
 		}
-		if req.PollTimeout <= 0 || ctx.Err() != nil {
-			e.mu.Unlock()
-			res.Messages = []domain.StoredMessage{}
-			return res, nil
-		}
-		ch := e.waitChanLocked(t.Name)
-		stop := e.stop
-		e.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(req.PollTimeout)
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			req.PollTimeout = 0 // one last look, then return empty
-		case <-ctx.Done():
-		case <-stop:
+		if !e.waitLocked(ctx, &lp, t.Name) {
 			res.Messages = []domain.StoredMessage{}
 			return res, nil
 		}
