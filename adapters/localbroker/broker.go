@@ -219,7 +219,7 @@ func (e *Engine) readMessageLocked(topic string, ent consumequeue.Entry) (m reco
 	}
 	m, err = record.DecodeMessage(b, topic)
 	if err != nil {
-		e.log.Error("stored message cannot be decoded; skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset, "err", err)
+		e.log.Error("stored message cannot be decoded; skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset, "error", err)
 		return m, true, nil
 	}
 	return m, false, nil

@@ -291,7 +291,7 @@ func (e *Engine) loadSnapshot() (*snapshot, error) {
 				err = fmt.Errorf("%w: names offset %d but holds %d", errSnapshot, offs[i], s.logOffset)
 			}
 		}
-		e.log.Warn("ignoring unreadable snapshot; falling back to an older one or a full replay", "path", p, "err", err)
+		e.log.Warn("ignoring unreadable snapshot; falling back to an older one or a full replay", "path", p, "error", err)
 	}
 	return &snapshot{}, nil
 }
@@ -746,7 +746,7 @@ func (e *Engine) reviveDueLocked(now time.Time) {
 				continue
 			} else {
 				e.log.Error("cannot move a message to the dead-letter queue; it stays visible", "consumer_group", it.key.group,
-					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "err", err)
+					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "error", err)
 			}
 		}
 		c.setVisible(it.offset, d)
@@ -835,11 +835,11 @@ func (e *Engine) maintenanceLoop() {
 			e.flushQueues()
 		case <-snap.C:
 			if err := e.Snapshot(ctx); err != nil && ctx.Err() == nil {
-				e.log.Warn("periodic snapshot failed; will retry", "err", err)
+				e.log.Warn("periodic snapshot failed; will retry", "error", err)
 				continue
 			}
 			if err := e.applyRetention(); err != nil {
-				e.log.Warn("retention failed; will retry", "err", err)
+				e.log.Warn("retention failed; will retry", "error", err)
 			}
 		}
 	}
@@ -868,12 +868,12 @@ func (e *Engine) flushQueues() {
 	e.mu.Unlock()
 	for _, j := range jobs {
 		if err := j.q.Flush(j.to); err != nil && !errors.Is(err, consumequeue.ErrClosed) {
-			e.log.Warn("cannot write consume queue; will retry", "path", j.q.Path(), "err", err)
+			e.log.Warn("cannot write consume queue; will retry", "path", j.q.Path(), "error", err)
 		}
 	}
 	for _, b := range buckets {
 		if err := b.Flush(-1); err != nil && !errors.Is(err, timerindex.ErrRemoved) {
-			e.log.Warn("cannot write timer index bucket; will retry", "path", b.Path(), "err", err)
+			e.log.Warn("cannot write timer index bucket; will retry", "path", b.Path(), "error", err)
 		}
 	}
 }
@@ -956,7 +956,7 @@ func (e *Engine) removeDrainedBuckets(s *snapshot) {
 	for _, b := range e.timers.Buckets() {
 		if st := b.State(); st.Adds <= st.Dones && !listed[st.Start] && !e.snapBuckets[st.Start] {
 			if err := e.timers.Remove(st.Start); err != nil {
-				e.log.Warn("cannot remove a drained timer bucket; will retry", "err", err)
+				e.log.Warn("cannot remove a drained timer bucket; will retry", "error", err)
 			}
 		}
 	}
@@ -978,7 +978,7 @@ func (e *Engine) writeSnapshot(ctx context.Context, clog *commitlog.Log, s *snap
 	for len(e.snapOffsets) > keptSnapshots {
 		old := e.dir("snapshot", snapshotName(e.snapOffsets[0]))
 		if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) {
-			e.log.Warn("cannot remove old snapshot", "path", old, "err", err)
+			e.log.Warn("cannot remove old snapshot", "path", old, "error", err)
 			break
 		}
 		e.snapOffsets = e.snapOffsets[1:]

@@ -171,7 +171,7 @@ func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
 	entries, err := b.Entries()
 	if err != nil {
 		e.log.Error("timer index bucket is damaged; delay messages after the damage are not delivered. Stop rmqproxy and delete the timer, consumequeue and snapshot directories to rebuild them from the commit log",
-			"path", b.Path(), "err", err)
+			"path", b.Path(), "error", err)
 	}
 	pending := timerindex.Pending(entries)
 	for i := range pending {
@@ -200,7 +200,7 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 				e.tw.waitLog = true // the notifier kicks the timer loop when the log advances
 				return now.Add(time.Hour)
 			}
-			e.log.Warn("cannot deliver a due delay message; will retry", "topic", lt.topic, "err", err)
+			e.log.Warn("cannot deliver a due delay message; will retry", "topic", lt.topic, "error", err)
 			return now.Add(time.Second)
 		}
 		fired++
@@ -241,7 +241,7 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 		return err
 	}
 	if err != nil {
-		return drop(e.log.Error, "its stored bytes cannot be read", "err", err)
+		return drop(e.log.Error, "its stored bytes cannot be read", "error", err)
 	}
 	qi, err := e.queueLocked(lt.topic, lt.qid)
 	if err != nil {

@@ -181,7 +181,7 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time) (int
 		return 0, domain.Wrap(domain.ReasonUnavailable, err, "the half message is not stored yet; retry")
 	}
 	if err != nil {
-		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
+		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
 		if _, derr := e.resolveTxnLocked(origin, record.ResolveTxnDrop); derr != nil {
 			return 0, derr
 		}
@@ -238,7 +238,7 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 			if errors.Is(err, errNotStored) {
 				return checks, end, now.Add(10 * time.Millisecond)
 			}
-			e.log.Warn("cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "err", err)
+			e.log.Warn("cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "error", err)
 			return checks, end, now.Add(time.Second)
 		}
 		end = max(end, recEnd)
@@ -275,7 +275,7 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*por
 		return nil, 0, err
 	}
 	if err != nil {
-		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "err", err)
+		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
 		end, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		return nil, end, err
 	}

@@ -494,7 +494,7 @@ func (l *Log) fail(err error) {
 	l.mu.Lock()
 	l.failure = err
 	l.mu.Unlock()
-	l.log.Error("commit log write failed; refusing further appends", "err", err)
+	l.log.Error("commit log write failed; refusing further appends", "error", err)
 	l.broadcast()
 }
 
