@@ -2,7 +2,6 @@ package application
 
 import (
 	"context"
-	"go.uber.org/fx"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -35,11 +34,9 @@ type Messaging struct {
 
 // MessagingParams are the dependencies of the messaging use cases. The
 // broker side provides Broker and Metadata; Transactions, Recaller and
-// Offsets are optional capabilities (without them the matching RPCs answer
+// Offsets are optional capabilities (nil: the matching RPCs answer
 // NOT_IMPLEMENTED).
 type MessagingParams struct {
-	fx.In
-
 	Config       Config
 	Broker       ports.Broker
 	Meta         ports.Metadata
@@ -47,9 +44,9 @@ type MessagingParams struct {
 	Log          *slog.Logger
 	Sessions     *Sessions
 	Renewer      *Renewer
-	Transactions ports.Transactions `optional:"true"`
-	Recaller     ports.Recaller     `optional:"true"`
-	Offsets      ports.Offsets      `optional:"true"`
+	Transactions ports.Transactions
+	Recaller     ports.Recaller
+	Offsets      ports.Offsets
 }
 
 // NewMessaging wires the messaging use cases.

@@ -14,7 +14,6 @@ import (
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
-	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -53,7 +52,7 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		fx.Provide(func() ports.Clock { return ports.SystemClock{} }),
 		config.Module(cfg),
 		brokerModule(cfg),
-		application.Module,
+		applicationModule,
 		grpcadapter.Module,
 		admin.Module,
 		health.Module,

@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// applicationModule wires the use cases. They need an application.Config,
+// a *slog.Logger, a ports.Clock, and the broker-side ports (Broker,
+// Metadata, Admin and the optional capabilities) from the local or cluster
+// module. The application package itself knows nothing of fx.
+var applicationModule = fx.Module("application",
+	fx.Provide(
+		application.NewSessions,
+		application.NewRenewer,
+		newMessaging,
+		application.NewAdmin,
+	),
+	fx.Invoke(runApplication),
+)
+
+// messagingParams collects the messaging use cases' dependencies; the
+// broker-side capabilities are optional.
+type messagingParams struct {
+	fx.In
+
+	Config       application.Config
+	Broker       ports.Broker
+	Meta         ports.Metadata
+	Clock        ports.Clock
+	Log          *slog.Logger
+	Sessions     *application.Sessions
+	Renewer      *application.Renewer
+	Transactions ports.Transactions `optional:"true"`
+	Recaller     ports.Recaller     `optional:"true"`
+	Offsets      ports.Offsets      `optional:"true"`
+}
+
+func newMessaging(p messagingParams) *application.Messaging {
+	return application.NewMessaging(application.MessagingParams{
+		Config: p.Config, Broker: p.Broker, Meta: p.Meta, Clock: p.Clock, Log: p.Log,
+		Sessions: p.Sessions, Renewer: p.Renewer,
+		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets,
+	})
+}
+
+// runApplication runs the use cases' background work (session expiry,
+// auto-renewal) for the lifetime of the application.
+func runApplication(lc fx.Lifecycle, m *application.Messaging, log *slog.Logger) {
+	var (
+		cancel context.CancelFunc
+		wg     sync.WaitGroup
+	)
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			var ctx context.Context
+			ctx, cancel = context.WithCancel(context.Background())
+			wg.Add(1)
+			go func() { defer wg.Done(); m.Run(ctx) }()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			cancel()
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				log.Warn("application background work did not stop in time")
+				return ctx.Err()
+			}
+		},
+	})
+}
