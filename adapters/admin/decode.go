@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -19,14 +18,9 @@ const MaxRequestBody = 64 << 10
 // decodeRequest reads r's body, at most MaxRequestBody bytes, into a *T.
 // It is strict: unknown fields, a second JSON value after the first, null,
 // and wrong types are ReasonBadRequest errors; an oversized body is
-// ReasonBodyTooLarge. It never panics on any input.
+// ReasonBodyTooLarge. It never panics on any input. The Content-Type was
+// checked before any route ([Server.guard]).
 func decodeRequest[T any](w http.ResponseWriter, r *http.Request) (T, error) {
-	var zero T
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return zero, domain.Errorf(domain.ReasonBadRequest, "Content-Type must be application/json, not %q", truncate(ct))
-		}
-	}
 	return decodeBody[T](http.MaxBytesReader(w, r.Body, MaxRequestBody))
 }
 

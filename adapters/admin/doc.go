@@ -26,6 +26,12 @@
 // Request bodies are decoded strictly: unknown fields, trailing data, wrong
 // types and bodies over [MaxRequestBody] are 400 or 413 errors, never panics.
 //
+// Before any route, a request must be addressed to loopback, the host of
+// admin.address or a host in admin.allowedHosts (else 403 FORBIDDEN, which
+// defeats DNS rebinding), and a request with a body, and every POST and
+// PUT, must have Content-Type: application/json (else 415
+// UNSUPPORTED_MEDIA_TYPE, which defeats cross-site form posts).
+//
 // The API is unauthenticated (until rmqproxy's security work lands) and so
 // listens on loopback by default; exposing admin.address beyond the host
 // lets anyone who reaches it create and delete topics.

@@ -70,7 +70,8 @@ func FuzzRequest(f *testing.F) {
 				path += "/stats"
 			}
 		}
-		req := httptest.NewRequest(r.method, "http://admin"+path, bytes.NewReader(body))
+		req := httptest.NewRequest(r.method, "http://127.0.0.1:8082"+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
@@ -84,6 +85,44 @@ func FuzzRequest(f *testing.F) {
 			if _, ok := admin.ReasonOfCode(eb.Code); !ok && eb.Code != "METHOD_NOT_ALLOWED" || eb.Message == "" {
 				t.Fatalf("error answer %+v", eb)
 			}
+		}
+	})
+}
+
+// FuzzGuard drives the Host and Content-Type checks with arbitrary headers:
+// they never panic, and every refusal is a JSON ErrorBody (403 FORBIDDEN or
+// 415 UNSUPPORTED_MEDIA_TYPE) with a message.
+func FuzzGuard(f *testing.F) {
+	for _, s := range []struct{ host, ctype string }{
+		{"127.0.0.1:8082", "application/json"},
+		{"localhost", "application/json; charset=utf-8"},
+		{"[::1]:8082", "text/plain"},
+		{"evil.example", "application/json"},
+		{"[", ""},
+		{"a:b:c", "application/json;;"},
+		{"", "multipart/form-data; boundary=\""},
+	} {
+		f.Add(s.host, s.ctype)
+	}
+	f.Fuzz(func(t *testing.T, host, ctype string) {
+		s := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:8082", AllowedHosts: []string{"admin.example", "10.0.0.1:8082"}},
+			application.NewAdmin(newFakeStore(), fixedClock{}), slog.New(slog.DiscardHandler))
+		req := httptest.NewRequest("POST", "http://127.0.0.1:8082/v1/topics", strings.NewReader(`{"name":"t"}`))
+		req.Host = host
+		req.Header.Set("Content-Type", ctype)
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		switch rec.Code {
+		case 201, 400:
+			return
+		case 403, 415:
+		default:
+			t.Fatalf("Host %q, Content-Type %q: %d %s", host, ctype, rec.Code, rec.Body.String())
+		}
+		var eb admin.ErrorBody
+		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Message == "" ||
+			eb.Code != map[int]string{403: "FORBIDDEN", 415: admin.CodeUnsupportedMediaType}[rec.Code] {
+			t.Fatalf("refusal %d %s", rec.Code, rec.Body.String())
 		}
 	})
 }

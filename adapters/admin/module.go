@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"go.uber.org/fx"
 )
@@ -13,6 +14,8 @@ import (
 type Config struct {
 	Enabled bool   `yaml:"enabled" help:"Serve the admin HTTP API that the rmqproxy topic and group commands use."`
 	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. It is unauthenticated until rmqproxy's security settings cover it, so keep it on loopback (the default) or behind a firewall."`
+	// AllowedHosts guards against DNS rebinding: see guard.go.
+	AllowedHosts []string `yaml:"allowedHosts" help:"Host names (or host:port) the admin API answers besides loopback and the host of admin.address; requests addressed to any other Host header get 403, so a web page cannot reach the API by DNS rebinding. * allows every host."`
 }
 
 // DefaultAddress is where the admin API listens by default: loopback only,
@@ -29,7 +32,13 @@ func (c Config) Validate() error {
 	if !c.Enabled {
 		return nil
 	}
-	return validateAddress(c.Address)
+	errs := []error{validateAddress(c.Address)}
+	for _, h := range c.AllowedHosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ \t@?#") {
+			errs = append(errs, fmt.Errorf("allowedHosts: %q is not a host name, an IP address or host:port, such as admin.example.com or 10.0.0.5:8082", h))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func validateAddress(addr string) error {

@@ -92,7 +92,8 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Handler returns the API's HTTP handler, for tests and for embedding in
-// another server.
+// another server. It answers only requests addressed to an allowed host and
+// whose body is declared as JSON (see guard.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(path string, methods map[string]func(http.ResponseWriter, *http.Request) error) {
@@ -131,7 +132,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics and /v1/groups", r.Method, truncate(r.URL.Path)))
 	})
-	return mux
+	return s.guard(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

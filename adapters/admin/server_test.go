@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -267,30 +268,38 @@ func TestRequestDecoding(t *testing.T) {
 	}{
 		{"create topic", "POST", "/v1/topics", "application/json", `{"name":"x","type":"fifo","queueCount":2}`, 201, "", ""},
 		{"content type with charset", "POST", "/v1/topics", "application/json; charset=utf-8", `{"name":"y"}`, 201, "", ""},
-		{"unknown field", "POST", "/v1/topics", "", `{"name":"z","queues":2}`, 400, "BAD_REQUEST", `unknown field "queues"`},
-		{"unknown field on update", "PUT", "/v1/topics/t", "", `{"name":"t"}`, 400, "BAD_REQUEST", `unknown field "name"`},
-		{"trailing data", "POST", "/v1/topics", "", `{"name":"z"} {}`, 400, "BAD_REQUEST", "exactly one JSON object"},
-		{"trailing garbage", "POST", "/v1/topics", "", `{"name":"z"} x`, 400, "BAD_REQUEST", "not valid JSON"},
-		{"null body", "POST", "/v1/topics", "", `null`, 400, "BAD_REQUEST", "not null"},
-		{"empty body", "POST", "/v1/topics", "", ``, 400, "BAD_REQUEST", "empty"},
-		{"array body", "POST", "/v1/topics", "", `[]`, 400, "BAD_REQUEST", "must be a JSON object"},
-		{"truncated", "POST", "/v1/topics", "", `{"name":`, 400, "BAD_REQUEST", "truncated"},
-		{"wrong type", "POST", "/v1/topics", "", `{"name":"z","queueCount":"8"}`, 400, "BAD_REQUEST", `"queueCount" must be a whole number`},
-		{"int32 overflow", "POST", "/v1/topics", "", `{"name":"z","queueCount":4294967296}`, 400, "BAD_REQUEST", "queueCount"},
-		{"bad message type", "POST", "/v1/topics", "", `{"name":"z","type":"BATCH"}`, 400, "BAD_REQUEST", "NORMAL"},
-		{"bad content type", "POST", "/v1/topics", "text/plain", `{"name":"z"}`, 400, "BAD_REQUEST", "Content-Type"},
-		{"body too large", "POST", "/v1/topics", "", `{"name":"z","description":"` + strings.Repeat("x", admin.MaxRequestBody) + `"}`, 413, "MESSAGE_BODY_TOO_LARGE", "larger than the limit of 65536 bytes"},
-		{"illegal topic name", "POST", "/v1/topics", "", `{"name":"a b"}`, 400, "ILLEGAL_TOPIC", "illegal character"},
-		{"both retry strategies", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"1m","multiplier":2},"customized":["1s"]}}`, 400, "BAD_REQUEST", "not both"},
-		{"no retry strategy", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{}}`, 400, "BAD_REQUEST", "needs a strategy"},
-		{"empty customized", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":[]}}`, 400, "BAD_REQUEST", "needs a strategy"},
-		{"numeric duration", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":[1000]}}`, 400, "BAD_REQUEST", `must be a string such as "10s"`},
-		{"bad duration", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":["soon"]}}`, 400, "BAD_REQUEST", `invalid duration "soon"`},
-		{"negative delay", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"customized":["-1s"]}}`, 400, "BAD_REQUEST", "positive"},
-		{"exponential group", "POST", "/v1/groups", "", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"2h","multiplier":2}}}`, 201, "", ""},
-		{"customized group update", "PUT", "/v1/groups/g", "", `{"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`, 200, "", ""},
-		{"empty update", "PUT", "/v1/topics/t", "", `{}`, 200, "", ""},
-		{"method not allowed", "PATCH", "/v1/topics/t", "", `{}`, 405, "METHOD_NOT_ALLOWED", "GET, PUT, DELETE"},
+		{"unknown field", "POST", "/v1/topics", "application/json", `{"name":"z","queues":2}`, 400, "BAD_REQUEST", `unknown field "queues"`},
+		{"unknown field on update", "PUT", "/v1/topics/t", "application/json", `{"name":"t"}`, 400, "BAD_REQUEST", `unknown field "name"`},
+		{"trailing data", "POST", "/v1/topics", "application/json", `{"name":"z"} {}`, 400, "BAD_REQUEST", "exactly one JSON object"},
+		{"trailing garbage", "POST", "/v1/topics", "application/json", `{"name":"z"} x`, 400, "BAD_REQUEST", "not valid JSON"},
+		{"null body", "POST", "/v1/topics", "application/json", `null`, 400, "BAD_REQUEST", "not null"},
+		{"empty body", "POST", "/v1/topics", "application/json", ``, 400, "BAD_REQUEST", "empty"},
+		{"array body", "POST", "/v1/topics", "application/json", `[]`, 400, "BAD_REQUEST", "must be a JSON object"},
+		{"truncated", "POST", "/v1/topics", "application/json", `{"name":`, 400, "BAD_REQUEST", "truncated"},
+		{"wrong type", "POST", "/v1/topics", "application/json", `{"name":"z","queueCount":"8"}`, 400, "BAD_REQUEST", `"queueCount" must be a whole number`},
+		{"int32 overflow", "POST", "/v1/topics", "application/json", `{"name":"z","queueCount":4294967296}`, 400, "BAD_REQUEST", "queueCount"},
+		{"bad message type", "POST", "/v1/topics", "application/json", `{"name":"z","type":"BATCH"}`, 400, "BAD_REQUEST", "NORMAL"},
+		{"bad content type", "POST", "/v1/topics", "text/plain", `{"name":"z"}`, 415, "UNSUPPORTED_MEDIA_TYPE", `has Content-Type "text/plain"; send the body as JSON with Content-Type: application/json`},
+		{"no content type", "POST", "/v1/topics", "", `{"name":"z"}`, 415, "UNSUPPORTED_MEDIA_TYPE", "has no Content-Type"},
+		{"form post", "POST", "/v1/topics", "application/x-www-form-urlencoded", `name=z`, 415, "UNSUPPORTED_MEDIA_TYPE", "application/x-www-form-urlencoded"},
+		{"multipart form post", "POST", "/v1/groups", "multipart/form-data; boundary=x", "--x\r\n", 415, "UNSUPPORTED_MEDIA_TYPE", "multipart/form-data"},
+		{"update without content type", "PUT", "/v1/topics/t", "", `{}`, 415, "UNSUPPORTED_MEDIA_TYPE", "PUT /v1/topics/t has no Content-Type"},
+		{"empty post without content type", "POST", "/v1/groups", "", ``, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"delete with a text body", "DELETE", "/v1/topics/t", "text/plain", `x`, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"json suffix type is not json", "POST", "/v1/topics", "application/problem+json", `{"name":"z"}`, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"get without content type", "GET", "/v1/topics/t", "", ``, 200, "", ""},
+		{"body too large", "POST", "/v1/topics", "application/json", `{"name":"z","description":"` + strings.Repeat("x", admin.MaxRequestBody) + `"}`, 413, "MESSAGE_BODY_TOO_LARGE", "larger than the limit of 65536 bytes"},
+		{"illegal topic name", "POST", "/v1/topics", "application/json", `{"name":"a b"}`, 400, "ILLEGAL_TOPIC", "illegal character"},
+		{"both retry strategies", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"1m","multiplier":2},"customized":["1s"]}}`, 400, "BAD_REQUEST", "not both"},
+		{"no retry strategy", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{}}`, 400, "BAD_REQUEST", "needs a strategy"},
+		{"empty customized", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"customized":[]}}`, 400, "BAD_REQUEST", "needs a strategy"},
+		{"numeric duration", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"customized":[1000]}}`, 400, "BAD_REQUEST", `must be a string such as "10s"`},
+		{"bad duration", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"customized":["soon"]}}`, 400, "BAD_REQUEST", `invalid duration "soon"`},
+		{"negative delay", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"customized":["-1s"]}}`, 400, "BAD_REQUEST", "positive"},
+		{"exponential group", "POST", "/v1/groups", "application/json", `{"name":"h","retryPolicy":{"exponential":{"initial":"1s","max":"2h","multiplier":2}}}`, 201, "", ""},
+		{"customized group update", "PUT", "/v1/groups/g", "application/json", `{"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`, 200, "", ""},
+		{"empty update", "PUT", "/v1/topics/t", "application/json", `{}`, 200, "", ""},
+		{"method not allowed", "PATCH", "/v1/topics/t", "application/json", `{}`, 405, "METHOD_NOT_ALLOWED", "GET, PUT, DELETE"},
 		{"method not allowed on collection", "DELETE", "/v1/groups", "", ``, 405, "METHOD_NOT_ALLOWED", "GET, POST"},
 		{"unknown path", "GET", "/v2/topics", "", ``, 404, "NOT_FOUND", "no such endpoint"},
 		{"illegal group in stats", "GET", "/v1/groups/a%20b/stats", "", ``, 400, "ILLEGAL_CONSUMER_GROUP", ""},
@@ -322,6 +331,129 @@ func TestRequestDecoding(t *testing.T) {
 	}
 }
 
+// TestHostHeader: the API answers requests addressed to loopback, to the
+// host of admin.address and to admin.allowedHosts, and refuses any other
+// Host (a DNS-rebinding page) with a 403 that says how to allow it.
+func TestHostHeader(t *testing.T) {
+	store := newFakeStore()
+	logger, _ := newLogger(t)
+	cfg := admin.Config{Enabled: true, Address: "127.0.0.1:0", AllowedHosts: []string{"Admin.Example.COM", "10.1.2.3:8082", "[fd00::1]"}}
+	srv := admin.New(cfg, application.NewAdmin(store, fixedClock{}), logger)
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	base := "http://" + srv.Addr().String()
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{srv.Addr().String(), true},
+		{"127.0.0.1", true},
+		{"127.8.9.10:1", true},
+		{"localhost:8082", true},
+		{"LOCALHOST.", true},
+		{"[::1]:8082", true},
+		{"[::ffff:127.0.0.1]:8082", true},
+		{"admin.example.com", true},
+		{"admin.example.com:9999", true},
+		{"10.1.2.3:8082", true},
+		{"[fd00::1]:1234", true},
+		{"10.1.2.3:8083", false}, // allowed on 8082 only
+		{"10.1.2.3", false},
+		{"evil.example", false},
+		{"evil.example:8082", false},
+		{"localhost.evil.example", false},
+		{"127.0.0.1.evil.example", false},
+		{"admin.example.com.evil.example", false},
+		{"0.0.0.0:8082", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/topics", strings.NewReader(`{"name":"t`+strconv.Itoa(len(tt.host))+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if tt.ok {
+				if resp.StatusCode == http.StatusForbidden {
+					t.Fatalf("refused: %s", body)
+				}
+				return
+			}
+			var eb admin.ErrorBody
+			if resp.StatusCode != http.StatusForbidden || json.Unmarshal(body, &eb) != nil || eb.Code != "FORBIDDEN" {
+				t.Fatalf("status %d %s, want 403 FORBIDDEN", resp.StatusCode, body)
+			}
+			for _, want := range []string{"does not answer requests for host", "admin.allowedHosts", "RMQPROXY_ADMIN_ALLOWED_HOSTS"} {
+				if !strings.Contains(eb.Message, want) {
+					t.Fatalf("message %q lacks %q", eb.Message, want)
+				}
+			}
+		})
+	}
+	if n := len(store.topics); n == 0 {
+		t.Fatal("no allowed request reached the store")
+	}
+
+	// The client reports the refusal as the server's forbidden error.
+	c, err := admin.NewClient(base, &http.Client{Transport: &hostRewriter{host: "evil.example", next: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Topics(t.Context())
+	if de := wantReason(t, err, domain.ReasonForbidden); !strings.Contains(de.Msg, "admin.allowedHosts") {
+		t.Fatalf("client error %q", de.Msg)
+	}
+}
+
+// TestAllowedHostsWildcardAndListenHost: "*" turns the check off, and the
+// host of a specific admin.address is allowed without configuration.
+func TestAllowedHostsWildcardAndListenHost(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  admin.Config
+		host string
+		want int
+	}{
+		{admin.Config{Enabled: true, AllowedHosts: []string{"*"}}, "evil.example", http.StatusOK},
+		{admin.Config{Enabled: true, Address: "10.9.8.7:8082"}, "10.9.8.7:8082", http.StatusOK},
+		{admin.Config{Enabled: true, Address: "myhost:8082"}, "MYHOST:8082", http.StatusOK},
+		{admin.Config{Enabled: true, Address: "0.0.0.0:8082"}, "0.0.0.0:8082", http.StatusForbidden},
+		{admin.Config{Enabled: true, Address: ":8082"}, "evil.example", http.StatusForbidden},
+		{admin.Config{Enabled: true}, "", http.StatusForbidden},
+	} {
+		s := admin.New(tt.cfg, application.NewAdmin(newFakeStore(), fixedClock{}), slog.New(slog.DiscardHandler))
+		req := httptest.NewRequest("GET", "http://x/v1/topics", nil)
+		req.Host = tt.host
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%+v, Host %q: %d %s, want %d", tt.cfg, tt.host, rec.Code, rec.Body.String(), tt.want)
+		}
+	}
+}
+
+type hostRewriter struct {
+	host string
+	next http.RoundTripper
+}
+
+func (h *hostRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Host = h.host
+	return h.next.RoundTrip(r)
+}
+
 func TestCreatedTopicJSON(t *testing.T) {
 	f := startServer(t)
 	resp, body := f.raw(t, "POST", "/v1/topics", "application/json", `{"name":"t","type":"DELAY","description":"d"}`)
@@ -338,7 +470,7 @@ func TestCreatedTopicJSON(t *testing.T) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
 
-	resp, body = f.raw(t, "POST", "/v1/groups", "", `{"name":"g"}`)
+	resp, body = f.raw(t, "POST", "/v1/groups", "application/json", `{"name":"g"}`)
 	if resp.StatusCode != 201 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -598,6 +730,10 @@ func TestConfig(t *testing.T) {
 		{admin.Config{Enabled: true, Address: "localhost:http"}, false},
 		{admin.Config{Enabled: true, Address: "localhost:70000"}, false},
 		{admin.Config{Enabled: false, Address: ""}, true},
+		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{"admin.example.com", "10.0.0.5:8082", "[fd00::1]", "*"}}, true},
+		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{"http://admin.example.com"}}, false},
+		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{""}}, false},
+		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{"a b"}}, false},
 	} {
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%+v: %v", tt.cfg, err)
