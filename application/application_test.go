@@ -43,6 +43,7 @@ func TestPollingTime(t *testing.T) {
 		{"remaining deadline when polling would pass it", 6 * time.Second, d(20 * time.Second), 3 * time.Second, "5.1.4", 6 * time.Second, 0},
 		{"deadline too short", 3 * time.Second, nil, 3 * time.Second, "5.1.4", 0, domain.ReasonIllegalPollingTime},
 		{"deadline too short, old client", 3 * time.Second, nil, 3 * time.Second, "5.0.2", 0, domain.ReasonBadRequest},
+		{"deadline too short, client 5.0.10", 3 * time.Second, nil, 3 * time.Second, "5.0.10", 0, domain.ReasonIllegalPollingTime},
 		{"no deadline", 0, nil, 3 * time.Second, "5.1.4", 20 * time.Second, 0},
 	}
 	for _, c := range cases {

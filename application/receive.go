@@ -146,8 +146,9 @@ func (m *Messaging) pollingTime(ctx context.Context, req ReceiveRequest, s Clien
 	polling = min(polling, c.MaxLongPolling)
 	if remaining >= 0 && polling > remaining {
 		if remaining < c.MinLongPolling {
+			// Clients older than 5.0.3 do not know ILLEGAL_POLLING_TIME.
 			reason := domain.ReasonIllegalPollingTime
-			if clientVersion < "5.0.3" {
+			if compareVersions(clientVersion, "5.0.3") < 0 {
 				reason = domain.ReasonBadRequest
 			}
 			return 0, domain.Errorf(reason,

@@ -46,18 +46,22 @@ func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
 
 // unary runs the request pipeline shared by every unary RPC: request info,
 // client id check, admission, then call; failures become the RPC's response
-// with a status, never a gRPC error.
-func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) Resp {
+// with a status. The only gRPC errors are CANCELLED and DEADLINE_EXCEEDED
+// for a request the client gave up on, whose answer nobody reads.
+func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) (Resp, error) {
 	ctx, leave, st := s.admitRequest(ctx, k)
 	if st != nil {
-		return fail(st)
+		return fail(st), nil
 	}
 	defer leave()
 	resp, err := call(ctx)
 	if err != nil {
-		return fail(statusOf(ctx, s.log, err))
+		if clientGaveUp(ctx, err) {
+			return resp, status.FromContextError(ctx.Err()).Err()
+		}
+		return fail(statusOf(ctx, s.log, err)), nil
 	}
-	return resp
+	return resp, nil
 }
 
 // admitRequest checks the client id and admission of a request of kind k.

@@ -68,8 +68,16 @@ func (s *Server) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("grpc: listen on grpc.address %q: %w (is another rmqproxy or RocketMQ proxy running? choose another port with --grpc.address)", s.cfg.Address, err)
 	}
+	s.serve(lis, lis.Addr().(*net.TCPAddr).Port)
+	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
+	return nil
+}
+
+// serve serves on lis in a goroutine owned by the server; port is the port
+// advertised in routes.
+func (s *Server) serve(lis net.Listener, port int) {
 	s.lis = lis
-	s.svc.port = lis.Addr().(*net.TCPAddr).Port
+	s.svc.port = port
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.serving.Add(1)
@@ -79,8 +87,6 @@ func (s *Server) Start(context.Context) error {
 			s.log.Error("gRPC server stopped serving", slog.Any("error", err))
 		}
 	}()
-	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
-	return nil
 }
 
 // Addr returns the bound address (useful with port 0).

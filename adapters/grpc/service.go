@@ -57,7 +57,7 @@ func (s *Service) QueryRoute(ctx context.Context, req *v2.QueryRouteRequest) (*v
 			resp.MessageQueues = append(resp.MessageQueues, mq)
 		}
 		return resp, nil
-	}, func(st *v2.Status) *v2.QueryRouteResponse { return &v2.QueryRouteResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.QueryRouteResponse { return &v2.QueryRouteResponse{Status: st} })
 }
 
 func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRequest) (*v2.QueryAssignmentResponse, error) {
@@ -78,7 +78,7 @@ func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRe
 			}})
 		}
 		return resp, nil
-	}, func(st *v2.Status) *v2.QueryAssignmentResponse { return &v2.QueryAssignmentResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.QueryAssignmentResponse { return &v2.QueryAssignmentResponse{Status: st} })
 }
 
 func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (*v2.SendMessageResponse, error) {
@@ -103,7 +103,7 @@ func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (
 			})
 		}
 		return resp, nil
-	}, func(st *v2.Status) *v2.SendMessageResponse { return &v2.SendMessageResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.SendMessageResponse { return &v2.SendMessageResponse{Status: st} })
 }
 
 func (s *Service) AckMessage(ctx context.Context, req *v2.AckMessageRequest) (*v2.AckMessageResponse, error) {
@@ -126,7 +126,7 @@ func (s *Service) AckMessage(ctx context.Context, req *v2.AckMessageRequest) (*v
 		}
 		resp.Status = commonStatus(codes)
 		return resp, nil
-	}, func(st *v2.Status) *v2.AckMessageResponse { return &v2.AckMessageResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.AckMessageResponse { return &v2.AckMessageResponse{Status: st} })
 }
 
 // commonStatus is the top-level status of a multi-entry response: the code
@@ -154,7 +154,7 @@ func (s *Service) ChangeInvisibleDuration(ctx context.Context, req *v2.ChangeInv
 		return &v2.ChangeInvisibleDurationResponse{Status: okStatus(), ReceiptHandle: h}, nil
 	}, func(st *v2.Status) *v2.ChangeInvisibleDurationResponse {
 		return &v2.ChangeInvisibleDurationResponse{Status: st, ReceiptHandle: req.GetReceiptHandle()}
-	}), nil
+	})
 }
 
 func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.ForwardMessageToDeadLetterQueueRequest) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
@@ -168,7 +168,7 @@ func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.F
 		return &v2.ForwardMessageToDeadLetterQueueResponse{Status: okStatus()}, nil
 	}, func(st *v2.Status) *v2.ForwardMessageToDeadLetterQueueResponse {
 		return &v2.ForwardMessageToDeadLetterQueueResponse{Status: st}
-	}), nil
+	})
 }
 
 func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.HeartbeatResponse, error) {
@@ -177,7 +177,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.
 			return nil, err
 		}
 		return &v2.HeartbeatResponse{Status: okStatus()}, nil
-	}, func(st *v2.Status) *v2.HeartbeatResponse { return &v2.HeartbeatResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.HeartbeatResponse { return &v2.HeartbeatResponse{Status: st} })
 }
 
 func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyClientTerminationRequest) (*v2.NotifyClientTerminationResponse, error) {
@@ -188,7 +188,7 @@ func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyCli
 		return &v2.NotifyClientTerminationResponse{Status: okStatus()}, nil
 	}, func(st *v2.Status) *v2.NotifyClientTerminationResponse {
 		return &v2.NotifyClientTerminationResponse{Status: st}
-	}), nil
+	})
 }
 
 func (s *Service) EndTransaction(ctx context.Context, req *v2.EndTransactionRequest) (*v2.EndTransactionResponse, error) {
@@ -204,7 +204,7 @@ func (s *Service) EndTransaction(ctx context.Context, req *v2.EndTransactionRequ
 			return nil, err
 		}
 		return &v2.EndTransactionResponse{Status: okStatus()}, nil
-	}, func(st *v2.Status) *v2.EndTransactionResponse { return &v2.EndTransactionResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.EndTransactionResponse { return &v2.EndTransactionResponse{Status: st} })
 }
 
 func toResolution(r v2.TransactionResolution) ports.Resolution {
@@ -225,7 +225,7 @@ func (s *Service) RecallMessage(ctx context.Context, req *v2.RecallMessageReques
 			return nil, err
 		}
 		return &v2.RecallMessageResponse{Status: okStatus(), MessageId: id}, nil
-	}, func(st *v2.Status) *v2.RecallMessageResponse { return &v2.RecallMessageResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.RecallMessageResponse { return &v2.RecallMessageResponse{Status: st} })
 }
 
 // queueRef names the queue of a request's MessageQueue.
@@ -240,7 +240,7 @@ func (s *Service) UpdateOffset(ctx context.Context, req *v2.UpdateOffsetRequest)
 			return nil, err
 		}
 		return &v2.UpdateOffsetResponse{Status: okStatus()}, nil
-	}, func(st *v2.Status) *v2.UpdateOffsetResponse { return &v2.UpdateOffsetResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.UpdateOffsetResponse { return &v2.UpdateOffsetResponse{Status: st} })
 }
 
 func (s *Service) GetOffset(ctx context.Context, req *v2.GetOffsetRequest) (*v2.GetOffsetResponse, error) {
@@ -251,7 +251,7 @@ func (s *Service) GetOffset(ctx context.Context, req *v2.GetOffsetRequest) (*v2.
 			return nil, err
 		}
 		return &v2.GetOffsetResponse{Status: okStatus(), Offset: off}, nil
-	}, func(st *v2.Status) *v2.GetOffsetResponse { return &v2.GetOffsetResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.GetOffsetResponse { return &v2.GetOffsetResponse{Status: st} })
 }
 
 func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (*v2.QueryOffsetResponse, error) {
@@ -277,5 +277,5 @@ func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (
 			return nil, err
 		}
 		return &v2.QueryOffsetResponse{Status: okStatus(), Offset: off}, nil
-	}, func(st *v2.Status) *v2.QueryOffsetResponse { return &v2.QueryOffsetResponse{Status: st} }), nil
+	}, func(st *v2.Status) *v2.QueryOffsetResponse { return &v2.QueryOffsetResponse{Status: st} })
 }

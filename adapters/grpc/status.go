@@ -93,7 +93,9 @@ func codeOf(r domain.Reason) v2.Code {
 
 // statusOf turns an error into the status a client sees. Errors without a
 // domain reason are internal: the client gets a short id, and the same id is
-// logged with the full error chain.
+// logged with the full error chain. A request the client gave up on (it
+// cancelled, or its deadline passed) is not a server fault: it is answered
+// without an error log.
 func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
 	var de *domain.Error
 	switch {
@@ -101,6 +103,9 @@ func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
 		return okStatus()
 	case errors.As(err, &de) && de.Reason != domain.ReasonInternal:
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
+	case clientGaveUp(ctx, err) && errors.Is(err, context.Canceled):
+		log.LogAttrs(ctx, slog.LevelDebug, "the client cancelled the request", slog.Any("error", err))
+		return &v2.Status{Code: v2.Code_BAD_REQUEST, Message: "the client cancelled the request"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &v2.Status{Code: v2.Code_PROXY_TIMEOUT, Message: "the request deadline passed before the broker answered"}
 	default:
@@ -108,6 +113,12 @@ func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
 		log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("error_id", id), slog.Any("error", err))
 		return &v2.Status{Code: v2.Code_INTERNAL_SERVER_ERROR, Message: "internal error, id " + id}
 	}
+}
+
+// clientGaveUp reports whether err is the end of ctx (the client cancelled
+// or its deadline passed), rather than a failure of the server.
+func clientGaveUp(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 func okStatus() *v2.Status { return &v2.Status{Code: v2.Code_OK, Message: "OK"} }

@@ -1,0 +1,356 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// fakeBroker is the broker side of the gRPC service's unit tests. Methods a
+// test does not set panic through the embedded nil interface.
+type fakeBroker struct {
+	ports.Broker
+	mu    sync.Mutex
+	sent  []domain.Message
+	send  func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error)
+	pop   func(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error)
+	group domain.ConsumerGroup
+}
+
+func (b *fakeBroker) Route(_ context.Context, topic string) (ports.Route, error) {
+	if topic == "missing" {
+		return ports.Route{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", topic)
+	}
+	return ports.Route{
+		Topic:  domain.Topic{Name: topic, Type: domain.MessageTypeNormal},
+		Queues: []ports.RouteQueue{{BrokerName: "b", QueueID: 0, Permission: domain.PermReadWrite}},
+	}, nil
+}
+
+func (b *fakeBroker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+	if b.send != nil {
+		return b.send(ctx, q, msgs)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]domain.SendReceipt, len(msgs))
+	for i, m := range msgs {
+		b.sent = append(b.sent, m)
+		out[i] = domain.SendReceipt{MessageID: m.ID, QueueID: q.QueueID, QueueOffset: int64(len(b.sent) - 1)}
+	}
+	return out, nil
+}
+
+func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	if b.pop != nil {
+		return b.pop(ctx, req)
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (b *fakeBroker) Topic(_ context.Context, name string) (domain.Topic, error) {
+	return domain.Topic{Name: name, Type: domain.MessageTypeNormal}, nil
+}
+
+func (b *fakeBroker) ConsumerGroup(_ context.Context, name string) (domain.ConsumerGroup, error) {
+	g := b.group
+	if g.Name == "" {
+		g = domain.NewConsumerGroup(name)
+	}
+	return g, nil
+}
+
+// recordingHandler keeps log records so tests can check levels.
+type recordingHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// errors returns the messages of the Error-level records.
+func (h *recordingHandler) errors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.records {
+		if r.Level >= slog.LevelError {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}
+
+type testServer struct {
+	client v2.MessagingServiceClient
+	app    *application.Messaging
+	logs   *recordingHandler
+	srv    *Server
+}
+
+// startTestServer serves the MessagingService with cfg over an in-memory
+// listener, backed by b, and stops it when the test ends.
+func startTestServer(t *testing.T, b *fakeBroker, edit ...func(*Config, *application.Config)) *testServer {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.TLS.Mode = TLSDisabled
+	acfg := application.DefaultConfig()
+	acfg.Consumer.MinLongPolling = 100 * time.Millisecond
+	for _, e := range edit {
+		e(&cfg, &acfg)
+	}
+	logs := &recordingHandler{}
+	log := slog.New(logs)
+	clock := ports.SystemClock{}
+	sessions := application.NewSessions(acfg, clock, log)
+	renewer := application.NewRenewer(acfg, b, b, clock, log)
+	app := application.NewMessaging(application.MessagingParams{Config: acfg, Broker: b, Meta: b, Clock: clock, Log: log, Sessions: sessions, Renewer: renewer})
+	srv, err := NewServer(cfg, NewService(cfg, app, log), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	srv.serve(lis, 8081)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+	conn, err := grpclib.NewClient("passthrough:///bufnet",
+		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpclib.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &testServer{client: v2.NewMessagingServiceClient(conn), app: app, logs: logs, srv: srv}
+}
+
+// clientCtx carries the headers the official clients send.
+func clientCtx(ctx context.Context, clientID string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", clientID, "x-mq-language", "GO", "x-mq-client-version", "5.1.4")
+}
+
+func sendRequest(topic string) *v2.SendMessageRequest {
+	return &v2.SendMessageRequest{Messages: []*v2.Message{{
+		Topic: &v2.Resource{Name: topic},
+		Body:  []byte("hello"),
+		SystemProperties: &v2.SystemProperties{
+			MessageId: "01000000000000000000000000000001", MessageType: v2.MessageType_NORMAL,
+			BodyEncoding: v2.Encoding_IDENTITY, BornTimestamp: timestamppb.Now(), BornHost: "127.0.0.1",
+		},
+	}}}
+}
+
+func TestServiceSendMessage(t *testing.T) {
+	b := &fakeBroker{}
+	ts := startTestServer(t, b)
+	ctx := clientCtx(t.Context(), "c1")
+	resp, err := ts.client.SendMessage(ctx, sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK || len(resp.GetEntries()) != 1 {
+		t.Fatalf("send: %v, %v", resp, err)
+	}
+	if len(b.sent) != 1 || string(b.sent[0].Body) != "hello" || b.sent[0].Topic != "t" {
+		t.Fatalf("broker got %+v", b.sent)
+	}
+	cases := []struct {
+		name string
+		ctx  context.Context
+		req  *v2.SendMessageRequest
+		want v2.Code
+	}{
+		{"no client id", t.Context(), sendRequest("t"), v2.Code_CLIENT_ID_REQUIRED},
+		{"bad topic", ctx, sendRequest("bad topic"), v2.Code_ILLEGAL_TOPIC},
+		{"unknown topic", ctx, sendRequest("missing"), v2.Code_TOPIC_NOT_FOUND},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := ts.client.SendMessage(c.ctx, c.req)
+			if err != nil || resp.GetStatus().GetCode() != c.want {
+				t.Fatalf("got %v, %v; want %v", resp.GetStatus(), err, c.want)
+			}
+		})
+	}
+	if e := ts.logs.errors(); len(e) != 0 {
+		t.Fatalf("error logs: %v", e)
+	}
+}
+
+func TestServiceInternalErrorHasAnID(t *testing.T) {
+	b := &fakeBroker{send: func(context.Context, domain.QueueRef, []domain.Message) ([]domain.SendReceipt, error) {
+		return nil, errors.New("disk on fire at /secret")
+	}}
+	ts := startTestServer(t, b)
+	resp, err := ts.client.SendMessage(clientCtx(t.Context(), "c1"), sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_INTERNAL_SERVER_ERROR || strings.Contains(resp.GetStatus().GetMessage(), "secret") {
+		t.Fatalf("got %v, %v", resp.GetStatus(), err)
+	}
+	if e := ts.logs.errors(); len(e) != 1 {
+		t.Fatalf("want one error log, got %v", e)
+	}
+}
+
+// TestServiceClientCancelIsNotAnError cancels sends and receives while the
+// broker works on them: the client sees CANCELLED, and the server logs no
+// error (it is not a server fault).
+func TestServiceClientCancelIsNotAnError(t *testing.T) {
+	entered := make(chan struct{}, 2)
+	b := &fakeBroker{
+		send: func(ctx context.Context, _ domain.QueueRef, _ []domain.Message) ([]domain.SendReceipt, error) {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, fmt.Errorf("append: %w", ctx.Err())
+		},
+		pop: func(ctx context.Context, _ ports.PopRequest) ([]domain.StoredMessage, error) {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, fmt.Errorf("pop: %w", ctx.Err())
+		},
+	}
+	ts := startTestServer(t, b)
+	ctx, cancel := context.WithCancel(clientCtx(t.Context(), "c1"))
+	go func() { <-entered; cancel() }()
+	_, err := ts.client.SendMessage(ctx, sendRequest("t"))
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("send: %v", err)
+	}
+
+	subscribe(t, ts, "c2", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
+	ctx, cancel = context.WithCancel(clientCtx(t.Context(), "c2"))
+	defer cancel()
+	stream, err := ts.client.ReceiveMessage(ctx, receiveRequest("g", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	cancel()
+	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("receive: %v", err)
+	}
+	// The handlers finish after the client saw the cancellation; stopping
+	// the server waits for them.
+	stopCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = ts.srv.Stop(stopCtx)
+	if e := ts.logs.errors(); len(e) != 0 {
+		t.Fatalf("error logs for a cancelled request: %v", e)
+	}
+}
+
+func subscribe(t *testing.T, ts *testServer, clientID string, ct v2.ClientType, group, topic string) v2.MessagingService_TelemetryClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(clientCtx(context.Background(), clientID))
+	t.Cleanup(cancel)
+	stream, err := ts.client.Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType:     &ct,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
+			Group:         &v2.Resource{Name: group},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}},
+		}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := stream.Recv()
+	if err != nil || reply.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("settings reply: %v, %v", reply, err)
+	}
+	return stream
+}
+
+func receiveRequest(group, topic string) *v2.ReceiveMessageRequest {
+	return &v2.ReceiveMessageRequest{
+		Group:             &v2.Resource{Name: group},
+		MessageQueue:      &v2.MessageQueue{Topic: &v2.Resource{Name: topic}, Id: -1, Broker: &v2.Broker{Name: "b"}},
+		FilterExpression:  &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"},
+		BatchSize:         1,
+		InvisibleDuration: durationpb.New(30 * time.Second),
+	}
+}
+
+// receiveAll reads a ReceiveMessage stream to its end.
+func receiveAll(t *testing.T, stream v2.MessagingService_ReceiveMessageClient) (*v2.Status, []*v2.Message) {
+	t.Helper()
+	var st *v2.Status
+	var msgs []*v2.Message
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return st, msgs
+		}
+		if err != nil {
+			t.Fatalf("receive stream: %v", err)
+		}
+		switch c := r.GetContent().(type) {
+		case *v2.ReceiveMessageResponse_Status:
+			st = c.Status
+		case *v2.ReceiveMessageResponse_Message:
+			msgs = append(msgs, c.Message)
+		}
+	}
+}
+
+func TestServiceAdmissionLimit(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	b := &fakeBroker{send: func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+		entered <- struct{}{}
+		<-release
+		return []domain.SendReceipt{{MessageID: msgs[0].ID}}, nil
+	}}
+	ts := startTestServer(t, b, func(c *Config, _ *application.Config) { c.MaxInflightPerKind = 1 })
+	ctx := clientCtx(t.Context(), "c1")
+	done := make(chan *v2.SendMessageResponse)
+	go func() {
+		resp, _ := ts.client.SendMessage(ctx, sendRequest("t"))
+		done <- resp
+	}()
+	<-entered
+	resp, err := ts.client.SendMessage(ctx, sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("second send: %v, %v", resp.GetStatus(), err)
+	}
+	// Another kind is not affected.
+	if r, err := ts.client.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "t"}}); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("route: %v, %v", r.GetStatus(), err)
+	}
+	close(release)
+	if r := <-done; r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("first send: %v", r.GetStatus())
+	}
+}
