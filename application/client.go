@@ -71,13 +71,24 @@ func (m *Messaging) serverSettings(ctx context.Context, s ClientSettings) (Serve
 	return out, nil
 }
 
-// Heartbeat keeps a client's registration alive. The client must have sent
-// its settings on a Telemetry stream first.
-func (m *Messaging) Heartbeat(ctx context.Context, group string) error {
+// Heartbeat keeps a client's registration alive. A client the proxy does
+// not know (after a restart, before it re-sends its settings) is
+// registered with the type and group its heartbeat names.
+func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok := m.sessions.touch(clientID)
 	if !ok {
-		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client: open the Telemetry stream and send settings first")
+		switch {
+		case ct == ClientTypeProducer:
+			s = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}})
+		case ct.IsConsumer():
+			if err := domain.ValidateGroupName(group); err != nil {
+				return err
+			}
+			s = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}})
+		default:
+			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client: open the Telemetry stream and send settings first")
+		}
 	}
 	switch {
 	case s.ClientType == ClientTypeProducer:

@@ -42,10 +42,13 @@ const pollReserve = 100 * time.Millisecond
 // deadline.
 func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]domain.StoredMessage, error) {
 	info := ports.RequestInfoFrom(ctx)
-	settings, ok := m.sessions.Settings(info.ClientID)
-	if !ok {
-		return nil, domain.Errorf(domain.ReasonUnrecognizedClientType,
-			"cannot find client settings for this client: open the Telemetry stream and send settings before receiving")
+	settings, known := m.sessions.Settings(info.ClientID)
+	if !known {
+		// Unknown client, typically after a restart: the request names its
+		// group, topic and filter, which is all a receive needs, and the
+		// group's stored settings do the rest until the client re-sends its
+		// own.
+		settings = provisionalConsumer(req)
 	}
 	polling, err := m.pollingTime(ctx, req, settings, info.ClientVersion)
 	if err != nil {
@@ -75,6 +78,9 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	group, err := m.meta.ConsumerGroup(ctx, req.Group)
 	if err != nil {
 		return nil, err
+	}
+	if !known {
+		m.sessions.putProvisional(info.ClientID, settings)
 	}
 	queueID := int32(-1)
 	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {
@@ -110,7 +116,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 	}
 	if autoRenew {
-		if !m.sessions.HasLiveChannel(info.ClientID) {
+		if !m.sessions.connected(info.ClientID) {
 			m.Release(ctx, req.Group, msgs)
 			return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", info.ClientID)
 		}
@@ -121,6 +127,24 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		}
 	}
 	return msgs, nil
+}
+
+// provisionalRequestTimeout stands for a client's request timeout until
+// it declares its own; it is the official clients' default.
+const provisionalRequestTimeout = 3 * time.Second
+
+// provisionalConsumer infers a consumer's settings from one of its
+// receives: push consumers ask for auto-renewal, simple consumers do not.
+func provisionalConsumer(req ReceiveRequest) ClientSettings {
+	ct := ClientTypeSimpleConsumer
+	if req.AutoRenew {
+		ct = ClientTypePushConsumer
+	}
+	return ClientSettings{
+		ClientType:     ct,
+		RequestTimeout: provisionalRequestTimeout,
+		Subscription:   &SubscriptionSettings{Group: req.Group, Entries: []SubscriptionEntry{{Topic: req.Topic, Filter: req.Filter}}},
+	}
 }
 
 // pollingTime decides how long a receive may wait, as the Apache proxy

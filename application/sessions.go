@@ -89,6 +89,10 @@ type session struct {
 	settings ClientSettings
 	channel  ports.ClientChannel
 	lastSeen time.Time
+	// provisional says the settings were inferred from a receive or a
+	// heartbeat, not declared on a Telemetry stream (after a restart the Go
+	// client re-sends its settings only on its five-minute sync).
+	provisional bool
 }
 
 // Sessions is the registry of connected clients: their settings (from
@@ -126,10 +130,25 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 		s.clients[clientID] = cur
 	}
 	cur.settings = st
+	cur.provisional = false
 	if ch != nil {
 		cur.channel = ch
 	}
 	cur.lastSeen = s.clock.Now()
+}
+
+// putProvisional stores settings inferred from a request of a client that
+// has not declared its own, unless it has meanwhile; it returns the
+// client's settings either way.
+func (s *Sessions) putProvisional(clientID string, st ClientSettings) ClientSettings {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.clients[clientID]; ok {
+		cur.lastSeen = s.clock.Now()
+		return cur.settings
+	}
+	s.clients[clientID] = &session{settings: st, provisional: true, lastSeen: s.clock.Now()}
+	return st
 }
 
 // Settings returns the stored settings of a client.
@@ -155,16 +174,18 @@ func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
 	return cur.settings, true
 }
 
-// HasLiveChannel reports whether the client has an open command stream.
-func (s *Sessions) HasLiveChannel(clientID string) bool {
-	s.mu.Lock()
-	ch := (ports.ClientChannel)(nil)
-	if cur, ok := s.clients[clientID]; ok {
-		ch = cur.channel
-	}
-	s.mu.Unlock()
-	if ch == nil {
+// connected reports whether a known client has not lost its command
+// stream: the stream is open, or the client has not opened one since this
+// process started (its settings came from a receive or heartbeat after a
+// restart, and the Go client reopens its stream only with its next
+// settings sync).
+func (s *Sessions) connected(clientID string) bool {
+	ch, ok := s.channel(clientID)
+	if !ok {
 		return false
+	}
+	if ch == nil {
+		return true
 	}
 	select {
 	case <-ch.Done():
@@ -172,6 +193,18 @@ func (s *Sessions) HasLiveChannel(clientID string) bool {
 	default:
 		return true
 	}
+}
+
+// channel returns the command stream of a client (nil if it opened none)
+// and whether the client is known.
+func (s *Sessions) channel(clientID string) (ports.ClientChannel, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return nil, false
+	}
+	return cur.channel, true
 }
 
 // remove forgets a client and returns its settings.

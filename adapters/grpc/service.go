@@ -173,7 +173,7 @@ func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.F
 
 func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.HeartbeatResponse, error) {
 	return unary(s, ctx, kindClient, func(ctx context.Context) (*v2.HeartbeatResponse, error) {
-		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx))); err != nil {
+		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx)), application.ClientType(req.GetClientType())); err != nil {
 			return nil, err
 		}
 		return &v2.HeartbeatResponse{Status: okStatus()}, nil

@@ -1,0 +1,342 @@
+package application
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func receiveReq(group, topic, tags string, autoRenew bool) ReceiveRequest {
+	poll := time.Second
+	return ReceiveRequest{Group: group, Topic: topic, QueueID: -1, Filter: filter.Expression{Type: filter.TypeTag, Text: tags},
+		BatchSize: 8, InvisibleTime: 30 * time.Second, AutoRenew: autoRenew, LongPollingTimeout: &poll}
+}
+
+// TestReceiveWithoutSettings is a consumer the proxy does not know (it
+// restarted, and the client re-sends its settings only minutes later): the
+// receive is served with its own group and filter and the group's stored
+// settings, and the client is registered until its settings arrive.
+func TestReceiveWithoutSettings(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		autoRenew bool
+		want      ClientType
+	}{
+		{"simple consumer", false, ClientTypeSimpleConsumer},
+		{"push consumer", true, ClientTypePushConsumer},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, b, _ := newTestMessaging(DefaultConfig())
+			b.groups["g"] = domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 5, Orderly: true}
+			b.add("t", "m1", "a")
+			b.add("t", "m2", "b")
+			b.add("t", "m3", "c")
+			ctx := asClient(t.Context(), "c1")
+			msgs, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "a||c", c.autoRenew))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != 2 || msgs[0].ID != "m1" || msgs[1].ID != "m3" {
+				t.Fatalf("received %v, want m1 and m3 (the request's filter)", ids(msgs))
+			}
+			if p := b.pops[0]; !p.FIFO || p.Group != "g" || p.Topic != "t" {
+				t.Fatalf("pop %+v does not follow the group's stored settings", p)
+			}
+			s, ok := m.sessions.Settings("c1")
+			if !ok || s.ClientType != c.want || s.Subscription.Group != "g" {
+				t.Fatalf("session %+v, %v", s, ok)
+			}
+			if c.autoRenew && len(m.renewer.held[holderKey{"c1", "g"}]) != 2 {
+				t.Fatalf("auto-renewal does not track the deliveries: %v", m.renewer.held)
+			}
+			// The client's own settings replace the inferred ones.
+			declared := ClientSettings{ClientType: c.want, RequestTimeout: 10 * time.Second,
+				Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+			if _, err := m.UpdateSettings(ctx, declared, newOpenChannel()); err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := m.sessions.Settings("c1"); s.RequestTimeout != 10*time.Second {
+				t.Fatalf("declared settings not kept: %+v", s)
+			}
+		})
+	}
+}
+
+func TestReceiveWithoutSettingsValidatesFirst(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	ctx := asClient(t.Context(), "c1")
+	for _, r := range []ReceiveRequest{
+		receiveReq("bad group", "t", "*", false),
+		receiveReq("g", "bad topic", "*", false),
+		func() ReceiveRequest {
+			r := receiveReq("g", "t", "a >", true)
+			r.Filter.Type = filter.TypeSQL92
+			return r
+		}(),
+	} {
+		if _, err := m.ReceiveMessage(ctx, r); err == nil || domain.HasReason(err, domain.ReasonMessageNotFound) {
+			t.Fatalf("%+v: %v", r, err)
+		}
+	}
+	if m.sessions.Count() != 0 {
+		t.Fatal("an invalid receive registered the client")
+	}
+}
+
+// TestPushConsumerDisconnected: a push consumer whose command stream ended
+// gets no message to renew (as upstream), one that has not opened a stream
+// since the proxy started does.
+func TestPushConsumerDisconnected(t *testing.T) {
+	m, b, _ := newTestMessaging(DefaultConfig())
+	ctx := asClient(t.Context(), "c1")
+	ch := newOpenChannel()
+	settings := ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: 3 * time.Second,
+		Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Text: "*"}}}}}
+	if _, err := m.UpdateSettings(ctx, settings, ch); err != nil {
+		t.Fatal(err)
+	}
+	ch.close()
+	b.add("t", "m1", "")
+	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
+		t.Fatalf("receive after the stream ended: %v", err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != m.cfg.Consumer.InvisibleTimeOnClear {
+		t.Fatalf("the popped message was not released: %+v", ch)
+	}
+}
+
+func TestHeartbeatRegistersUnknownClient(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	cases := []struct {
+		name   string
+		client string
+		group  string
+		ct     ClientType
+		want   domain.Reason // 0: OK
+	}{
+		{"producer", "p", "", ClientTypeProducer, 0},
+		{"push consumer", "c", "g", ClientTypePushConsumer, 0},
+		{"simple consumer", "s", "g", ClientTypeSimpleConsumer, 0},
+		{"consumer with a bad group", "x", "bad group", ClientTypeSimpleConsumer, domain.ReasonIllegalConsumerGroup},
+		{"unspecified type", "u", "g", ClientTypeUnspecified, domain.ReasonUnrecognizedClientType},
+		{"pull consumer", "l", "g", ClientTypePullConsumer, domain.ReasonUnrecognizedClientType},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := m.Heartbeat(asClient(t.Context(), c.client), c.group, c.ct)
+			if c.want == 0 && err != nil || c.want != 0 && !domain.HasReason(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			s, ok := m.sessions.Settings(c.client)
+			if ok != (c.want == 0) || ok && s.ClientType != c.ct {
+				t.Fatalf("session %+v, %v", s, ok)
+			}
+		})
+	}
+	if got := m.sessions.pushConsumersOf("g"); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("push consumers of g: %v", got)
+	}
+}
+
+func ids(msgs []domain.StoredMessage) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// receiveHeld makes client c1 receive one message with auto-renewal and
+// returns it with the handle the client got.
+func receiveHeld(t *testing.T, m *Messaging, b *fakeBroker) (domain.StoredMessage, domain.ReceiptHandle) {
+	t.Helper()
+	b.add("t", "m1", "")
+	msgs, err := m.ReceiveMessage(asClient(t.Context(), "c1"), receiveReq("g", "t", "*", true))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %v, %v", msgs, err)
+	}
+	h, err := domain.ParseReceiptHandle(msgs[0].ReceiptHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs[0], h
+}
+
+func TestRenewalSteps(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	msg, first := receiveHeld(t, m, b)
+	if first.InvisibleTime != cfg.Consumer.DefaultInvisibleTime.Milliseconds() {
+		t.Fatalf("first invisible time %v", first.InvisibleTime)
+	}
+	// Not due yet: nothing renewed.
+	clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead - time.Second)
+	m.renewer.renewDue(t.Context())
+	if n := len(b.changesSnapshot()); n != 0 {
+		t.Fatalf("%d renewals before the renew-ahead window", n)
+	}
+	// Each renewal grants the next step, starting from the delivery's latest handle.
+	var last domain.ReceiptHandle
+	for i, want := range renewSteps[:4] {
+		clock.t = clock.t.Add(2 * time.Second)
+		if i > 0 {
+			clock.t = last.NextVisibleTime().Add(-cfg.Consumer.RenewAhead)
+		}
+		m.renewer.renewDue(t.Context())
+		ch := b.changesSnapshot()
+		if len(ch) != i+1 || ch[i].InvisibleTime != want {
+			t.Fatalf("renewal %d: %+v, want %v", i, ch, want)
+		}
+		if i > 0 && ch[i].Handle.StartOffset != last.StartOffset {
+			t.Fatalf("renewal %d used handle %v, not the latest %v", i, ch[i].Handle, last)
+		}
+		last = m.renewer.held[holderKey{"c1", "g"}][msg.ID].handle
+	}
+	// The client acks with the handle it received; the proxy substitutes the latest.
+	res, err := m.AckMessage(asClient(t.Context(), "c1"), "g", "t", []AckEntry{{MessageID: msg.ID, ReceiptHandle: first.String()}})
+	if err != nil || res[0] != nil {
+		t.Fatalf("ack: %v %v", res, err)
+	}
+	if len(b.acks) != 1 || b.acks[0].Handle != last {
+		t.Fatalf("acked with %v, want the latest handle %v", b.acks, last)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("acked delivery still renewed: %v", m.renewer.held)
+	}
+}
+
+func TestRenewalGivesUpAfterMaxTime(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	b.groups["g"] = domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 5, RetryPolicy: domain.RetryPolicy{Delays: []time.Duration{7 * time.Second}}}
+	receiveHeld(t, m, b)
+	clock.t = clock.t.Add(cfg.Consumer.RenewMaxTime)
+	m.renewer.renewDue(t.Context())
+	ch := b.changesSnapshot()
+	if len(ch) != 1 || ch[0].InvisibleTime != 7*time.Second {
+		t.Fatalf("give-up change %+v, want the group's retry delay", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatal("a given-up delivery is still renewed")
+	}
+}
+
+func TestRenewalFailures(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		name      string
+		err       error
+		forgetsAt int
+	}{
+		{"transient errors are retried", errors.New("disk busy"), maxRenewFailures},
+		{"a superseded handle is forgotten at once", domain.Errorf(domain.ReasonInvalidReceiptHandle, "gone"), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, b, clock := newTestMessaging(cfg)
+			receiveHeld(t, m, b)
+			b.changeErr = c.err
+			clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - time.Second)
+			for i := 1; i <= c.forgetsAt; i++ {
+				if len(m.renewer.held) == 0 {
+					t.Fatalf("forgotten after %d attempts, want %d", i-1, c.forgetsAt)
+				}
+				m.renewer.renewDue(t.Context())
+			}
+			if len(m.renewer.held) != 0 || len(b.changesSnapshot()) != c.forgetsAt {
+				t.Fatalf("after %d attempts: held %v, %d changes", c.forgetsAt, m.renewer.held, len(b.changesSnapshot()))
+			}
+		})
+	}
+}
+
+// TestReleaseUndelivered: messages that could not be written to the client
+// become visible again after invisibleTimeOnClear, through the latest
+// handle of a renewed delivery.
+func TestReleaseUndelivered(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	msg, _ := receiveHeld(t, m, b)
+	clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - time.Second)
+	m.renewer.renewDue(t.Context())
+	latest := m.renewer.held[holderKey{"c1", "g"}][msg.ID].handle
+	m.Release(asClient(t.Context(), "c1"), "g", []domain.StoredMessage{msg})
+	ch := b.changesSnapshot()
+	if len(ch) != 2 || ch[1].Handle != latest || ch[1].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+		t.Fatalf("release %+v, want the latest handle %v with %v", ch, latest, cfg.Consumer.InvisibleTimeOnClear)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatal("a released delivery is still renewed")
+	}
+}
+
+// TestDepartedClientReleasesHeld: a client that terminates (or expires)
+// hands back what it held.
+func TestDepartedClientReleasesHeld(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, _ := newTestMessaging(cfg)
+	receiveHeld(t, m, b)
+	ctx := asClient(t.Context(), "c1")
+	if err := m.NotifyClientTermination(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	ch := b.changesSnapshot()
+	if len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+		t.Fatalf("release on termination: %+v", ch)
+	}
+	if m.sessions.Count() != 0 || len(m.renewer.held) != 0 {
+		t.Fatal("terminated client still known")
+	}
+}
+
+func TestQueryAssignment(t *testing.T) {
+	route := ports.Route{Topic: domain.Topic{Name: "t"}}
+	for _, br := range []string{"b1", "b2"} {
+		for q := range int32(3) {
+			route.Queues = append(route.Queues, ports.RouteQueue{BrokerName: br, QueueID: q, Permission: domain.PermReadWrite})
+		}
+	}
+	route.Queues = append(route.Queues, ports.RouteQueue{BrokerName: "b2", QueueID: 9, Permission: domain.PermWrite})
+	queues := func(as []Assignment) (out []string) {
+		for _, a := range as {
+			out = append(out, a.BrokerName+"#"+string(rune('0'+a.QueueID)))
+		}
+		return out
+	}
+	m, b, _ := newTestMessaging(DefaultConfig())
+	b.route = route
+	b.groups["fifo"] = domain.ConsumerGroup{Name: "fifo", Orderly: true}
+	for _, id := range []string{"c1", "c2"} {
+		if err := m.Heartbeat(asClient(t.Context(), id), "fifo", ClientTypePushConsumer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name, client, group string
+		want                []string
+	}{
+		{"concurrent group: any queue of each broker", "c1", "g", []string{"b1#/", "b2#/"}},
+		{"orderly group, first consumer", "c1", "fifo", []string{"b1#0", "b1#1", "b1#2"}},
+		{"orderly group, second consumer", "c2", "fifo", []string{"b2#0", "b2#1", "b2#2"}},
+		{"orderly group, unregistered consumer", "c3", "fifo", []string{"b1#0", "b1#1", "b1#2", "b2#0", "b2#1", "b2#2"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			as, err := m.QueryAssignment(asClient(t.Context(), c.client), "t", c.group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := queues(as); len(got) != len(c.want) || (len(got) > 0 && (got[0] != c.want[0] || got[len(got)-1] != c.want[len(c.want)-1])) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	b.route = ports.Route{Topic: domain.Topic{Name: "t"}, Queues: []ports.RouteQueue{{BrokerName: "b1", Permission: domain.PermWrite}}}
+	if _, err := m.QueryAssignment(asClient(t.Context(), "c1"), "t", "g"); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Fatalf("no readable queue: %v", err)
+	}
+}

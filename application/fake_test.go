@@ -1,0 +1,131 @@
+package application
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// fakeBroker is the broker side of the application's unit tests: it hands
+// out the messages queued in pending, records pops and invisible-time
+// changes, and issues a new handle per change. Methods a test does not need
+// panic through the embedded nil interface.
+type fakeBroker struct {
+	ports.Broker
+	clock *movingClock
+
+	mu        sync.Mutex
+	pending   []domain.StoredMessage
+	pops      []ports.PopRequest
+	changes   []ports.ChangeInvisibleRequest
+	acks      []ports.AckRequest
+	changeErr error // returned by ChangeInvisible when set
+	nextStart int64
+	route     ports.Route
+	groups    map[string]domain.ConsumerGroup
+}
+
+func newFakeBroker(clock *movingClock) *fakeBroker {
+	return &fakeBroker{clock: clock, nextStart: 1000, groups: map[string]domain.ConsumerGroup{}}
+}
+
+func (b *fakeBroker) handle(q int32, offset int64, invisible time.Duration) domain.ReceiptHandle {
+	b.nextStart++
+	return domain.ReceiptHandle{StartOffset: b.nextStart, RetrieveTime: b.clock.Now().UnixMilli(), InvisibleTime: invisible.Milliseconds(),
+		BrokerName: "b", QueueID: q, QueueOffset: offset, CommitLogOffset: offset * 100}
+}
+
+// add queues a message for the next pop.
+func (b *fakeBroker) add(topic, id, tag string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending = append(b.pending, domain.StoredMessage{
+		Message:    domain.Message{Topic: topic, ID: id, Tag: tag, Body: []byte("x")},
+		BrokerName: "b", QueueOffset: int64(len(b.pending)), DeliveryAttempt: 1,
+	})
+}
+
+func (b *fakeBroker) Route(context.Context, string) (ports.Route, error) { return b.route, nil }
+
+func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pops = append(b.pops, req)
+	var out, kept []domain.StoredMessage
+	for _, m := range b.pending {
+		if int32(len(out)) < req.MaxMessages && req.Filter.Match(&m.Message) {
+			m.ReceiptHandle = b.handle(m.QueueID, m.QueueOffset, req.InvisibleTime).String()
+			out = append(out, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	b.pending = kept
+	return out, nil
+}
+
+func (b *fakeBroker) Ack(_ context.Context, req ports.AckRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acks = append(b.acks, req)
+	return nil
+}
+
+func (b *fakeBroker) ChangeInvisible(_ context.Context, req ports.ChangeInvisibleRequest) (domain.ReceiptHandle, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.changes = append(b.changes, req)
+	if b.changeErr != nil {
+		return domain.ReceiptHandle{}, b.changeErr
+	}
+	return b.handle(req.Handle.QueueID, req.Handle.QueueOffset, req.InvisibleTime), nil
+}
+
+func (b *fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error { return nil }
+
+func (b *fakeBroker) Topic(_ context.Context, name string) (domain.Topic, error) {
+	return domain.Topic{Name: name, Type: domain.MessageTypeNormal}, nil
+}
+
+func (b *fakeBroker) ConsumerGroup(_ context.Context, name string) (domain.ConsumerGroup, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g, ok := b.groups[name]; ok {
+		return g, nil
+	}
+	return domain.NewConsumerGroup(name), nil
+}
+
+func (b *fakeBroker) changesSnapshot() []ports.ChangeInvisibleRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]ports.ChangeInvisibleRequest(nil), b.changes...)
+}
+
+// newTestMessaging returns use cases over a fake broker with a clock the
+// test moves.
+func newTestMessaging(cfg Config) (*Messaging, *fakeBroker, *movingClock) {
+	clock := &movingClock{t: time.Unix(1_700_000_000, 0)}
+	b := newFakeBroker(clock)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewSessions(cfg, clock, log)
+	r := NewRenewer(cfg, b, b, clock, log)
+	return NewMessaging(MessagingParams{Config: cfg, Broker: b, Meta: b, Clock: clock, Log: log, Sessions: s, Renewer: r}), b, clock
+}
+
+func asClient(ctx context.Context, clientID string) context.Context {
+	return ports.WithRequestInfo(ctx, ports.RequestInfo{ClientID: clientID, ClientVersion: "5.1.4", Protocol: "grpc"})
+}
+
+// openChannel is a ClientChannel a test can close.
+type openChannel struct{ done chan struct{} }
+
+func newOpenChannel() *openChannel                                     { return &openChannel{done: make(chan struct{})} }
+func (c *openChannel) Done() <-chan struct{}                           { return c.done }
+func (c *openChannel) Send(context.Context, ports.ClientCommand) error { return nil }
+func (c *openChannel) close()                                          { close(c.done) }
