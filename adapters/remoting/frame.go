@@ -1,0 +1,140 @@
+package remoting
+
+import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"math"
+	"strconv"
+)
+
+// DefaultMaxFrameSize is the Java default (com.rocketmq.remoting.frameMaxLength):
+// 16 MiB, counted with the 4-byte length prefix.
+const DefaultMaxFrameSize = 16 << 20
+
+// maxHeaderLen is what the 24-bit header length can say.
+const maxHeaderLen = 1<<24 - 1
+
+// AppendCommand appends c as one frame (length prefix, header, body) to dst
+// in c.Serialize's header encoding and returns the extended slice. It fails
+// only for a command the wire cannot carry (a binary header with a code or
+// version outside 16 bits, a key longer than 32767 bytes, a header over
+// 16 MiB, a frame over 2 GiB); dst is then returned unchanged.
+func AppendCommand(dst []byte, c *Command) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	hstart := len(dst)
+	var err error
+	switch c.Serialize {
+	case JSON:
+		dst = appendJSONHeader(dst, c)
+	case RocketMQ:
+		dst, err = appendBinaryHeader(dst, c)
+	default:
+		err = frameErr(-1, "cannot encode serialize type "+c.Serialize.String())
+	}
+	if err != nil {
+		return dst[:start], err
+	}
+	hlen := len(dst) - hstart
+	if hlen > maxHeaderLen {
+		return dst[:start], frameErr(-1, "header of "+strconv.Itoa(hlen)+" bytes exceeds 16 MiB")
+	}
+	dst = append(dst, c.Body...)
+	total := len(dst) - start - 4
+	if total > math.MaxInt32 {
+		return dst[:start], frameErr(-1, "frame of "+strconv.Itoa(total)+" bytes exceeds 2 GiB")
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(total))
+	binary.BigEndian.PutUint32(dst[start+4:], uint32(c.Serialize)<<24|uint32(hlen))
+	return dst, nil
+}
+
+// Decode decodes the frame at the start of b (length prefix included) and
+// returns it with the number of bytes it used. When b holds only part of a
+// frame it returns io.ErrUnexpectedEOF and n = 0: read more and call again.
+// A length prefix over maxFrame (DefaultMaxFrameSize when maxFrame <= 0)
+// is a *FrameError matching ErrFrameTooLarge. The command's Body aliases b.
+func Decode(b []byte, maxFrame int) (cmd *Command, n int, err error) {
+	if len(b) < 4 {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	length, err := frameLength(b, maxFrame)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b)-4 < length {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	cmd, err = decodeFrame(b[4 : 4+length])
+	if err != nil {
+		return nil, 0, err
+	}
+	return cmd, 4 + length, nil
+}
+
+// ReadCommand reads one frame from r. It returns io.EOF when r ends
+// cleanly before a frame, io.ErrUnexpectedEOF when it ends inside one, and
+// a *FrameError for a malformed or over-long frame (maxFrame as in
+// Decode). It allocates one buffer of the frame's size, after checking the
+// size, and the command's Body aliases it.
+func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
+	var prefix [4]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return nil, err
+	}
+	length, err := frameLength(prefix[:], maxFrame)
+	if err != nil {
+		return nil, err
+	}
+	frame := make([]byte, length)
+	if _, err := io.ReadFull(r, frame); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return decodeFrame(frame)
+}
+
+func frameLength(prefix []byte, maxFrame int) (int, error) {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrameSize
+	}
+	length := int64(int32(binary.BigEndian.Uint32(prefix)))
+	if length < 4 {
+		return 0, frameErr(-1, "length prefix "+strconv.FormatInt(length, 10)+" is below 4")
+	}
+	if length+4 > int64(maxFrame) {
+		return 0, &FrameError{Offset: -1, tooLarge: true,
+			Reason: "frame of " + strconv.FormatInt(length+4, 10) + " bytes exceeds the maximum of " + strconv.Itoa(maxFrame)}
+	}
+	return int(length), nil
+}
+
+// decodeFrame decodes a frame without its length prefix.
+func decodeFrame(f []byte) (*Command, error) {
+	word := binary.BigEndian.Uint32(f)
+	st := SerializeType(word >> 24)
+	hlen := int(word & 0xFFFFFF)
+	if hlen > len(f)-4 {
+		return nil, frameErr(1, "header length "+strconv.Itoa(hlen)+" exceeds the frame's "+strconv.Itoa(len(f)-4)+" bytes")
+	}
+	cmd := &Command{Serialize: st}
+	var err error
+	switch st {
+	case JSON:
+		err = decodeJSONHeader(cmd, f[4:4+hlen])
+	case RocketMQ:
+		err = decodeBinaryHeader(cmd, f[4:4+hlen])
+	default:
+		err = frameErr(0, "unknown serialize type "+strconv.Itoa(int(st)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if body := f[4+hlen:]; len(body) > 0 {
+		cmd.Body = body
+	}
+	return cmd, nil
+}
