@@ -52,3 +52,5 @@ func decodeErr(what, reason string) error { return &DecodeError{What: what, Reas
 // ErrFrameTooLarge matches (errors.Is) the *FrameError returned when a
 // length prefix exceeds the caller's maximum.
 var ErrFrameTooLarge = errors.New("remoting: frame larger than the maximum")
+
+func itoa(i int) string { return strconv.Itoa(i) }

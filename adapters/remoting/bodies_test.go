@@ -1,0 +1,73 @@
+package remoting_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+)
+
+// A route as a NameServer writes it for an old client (fastjson default
+// mode: numeric map keys unquoted).
+const fastjsonRoute = `{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911",1:"127.0.0.1:10921"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}`
+
+// The same route in standard JSON (version >= 401 or acceptStandardJsonOnly).
+const standardRoute = `{"brokerDatas":[{"brokerAddrs":{"0":"127.0.0.1:10911","1":"127.0.0.1:10921"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false,"zoneName":null}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}],"topicQueueMappingByBroker":null}`
+
+func TestRouteBodies(t *testing.T) {
+	want := remoting.TopicRouteData{
+		QueueDatas: []remoting.QueueData{{BrokerName: "broker-a", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}},
+		BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "broker-a",
+			BrokerAddrs: map[int64]string{0: "127.0.0.1:10911", 1: "127.0.0.1:10921"}}},
+		FilterServerTable: map[string][]string{},
+	}
+	for name, body := range map[string]string{"fastjson": fastjsonRoute, "standard": standardRoute} {
+		var got remoting.TopicRouteData
+		if err := remoting.DecodeJSONBody([]byte(body), &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %+v", name, got)
+		}
+	}
+	// Object keys (maps keyed by MessageQueue) become their JSON text.
+	norm, err := remoting.NormalizeJSON([]byte(`{"offsetTable":{{"brokerName":"b", "queueId":0,"topic":"T"}:12, true:1, x_y:[1, {2:3}]}}`))
+	if err != nil || string(norm) != `{"offsetTable":{"{\"brokerName\":\"b\",\"queueId\":0,\"topic\":\"T\"}":12,"true":1,"x_y":[1,{"2":3}]}}` {
+		t.Fatalf("%s %v", norm, err)
+	}
+	for _, bad := range []string{``, `{`, `{"a":1,}`, `{"a" 1}`, `[1 2]`, `{"a":1} x`, `"\x"`} {
+		var v any
+		if err := remoting.DecodeJSONBody([]byte(bad), &v); err == nil {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+}
+
+func TestBodiesRoundTrip(t *testing.T) {
+	hb := remoting.HeartbeatData{ClientID: "127.0.0.1@1#2", ProducerDataSet: []remoting.ProducerData{{GroupName: "PG"}},
+		ConsumerDataSet: []remoting.ConsumerData{{GroupName: "CG", ConsumeType: remoting.ConsumePop,
+			MessageModel: remoting.MessageModelClustering, ConsumeFromWhere: remoting.ConsumeFromLastOffset,
+			SubscriptionDataSet: []remoting.SubscriptionData{{Topic: "T", SubString: "TagA || TagB", TagsSet: []string{"TagA", "TagB"},
+				CodeSet: []int32{remoting.TagHashCode("TagA"), remoting.TagHashCode("TagB")}, SubVersion: 1, ExpressionType: "TAG"}}}}}
+	b, err := remoting.EncodeJSONBody(hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got remoting.HeartbeatData
+	if err := remoting.DecodeJSONBody(b, &got); err != nil || !reflect.DeepEqual(got, hb) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	// Java's "TagA".hashCode() and a character outside the BMP.
+	if remoting.TagHashCode("TagA") != 2598919 || remoting.TagHashCode("😀") != 1772899 {
+		t.Fatalf("hash %d %d", remoting.TagHashCode("TagA"), remoting.TagHashCode("😀"))
+	}
+	var cl remoting.ConsumerListBody
+	if err := remoting.DecodeJSONBody([]byte(`{"consumerIdList":["10.0.0.1@1234"]}`), &cl); err != nil || cl.ConsumerIDList[0] != "10.0.0.1@1234" {
+		t.Fatal(err)
+	}
+	var lock remoting.LockBatchResponseBody
+	if err := remoting.DecodeJSONBody([]byte(`{"lockOKMQSet":[{"brokerName":"b","queueId":1,"topic":"T"}]}`), &lock); err != nil ||
+		lock.LockOKMQSet[0] != (remoting.MessageQueue{Topic: "T", BrokerName: "b", QueueID: 1}) {
+		t.Fatal(err)
+	}
+}

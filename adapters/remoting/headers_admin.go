@@ -1,0 +1,157 @@
+package remoting
+
+// GetRouteInfoRequestHeader asks a NameServer for a topic's route
+// (GET_ROUTEINFO_BY_TOPIC).
+type GetRouteInfoRequestHeader struct {
+	RPC
+	Topic string // required
+	// AcceptStandardJSONOnly asks for quoted map keys in the route body;
+	// rmqproxy always sets it (and sends a version that implies it).
+	AcceptStandardJSONOnly bool
+}
+
+func (h *GetRouteInfoRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "topic", h.Topic)
+	dst = appendOptBool(dst, "acceptStandardJsonOnly", h.AcceptStandardJSONOnly)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *GetRouteInfoRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "route request header"}
+	h.Topic = r.str("topic", true)
+	h.AcceptStandardJSONOnly = r.boolean("acceptStandardJsonOnly")
+	h.RPC.decode(&r)
+	return r.err
+}
+
+// Topic permission bits (PermName).
+const (
+	PermPriority int32 = 1 << 3
+	PermRead     int32 = 1 << 2
+	PermWrite    int32 = 1 << 1
+	PermInherit  int32 = 1 << 0
+)
+
+// Topic attribute "message.type" values, as upstream's TopicMessageType
+// names them; CreateTopicRequestHeader.Attributes carries them as
+// "+message.type=FIFO".
+const (
+	MessageTypeNormal      = "NORMAL"
+	MessageTypeFIFO        = "FIFO"
+	MessageTypeDelay       = "DELAY"
+	MessageTypeTransaction = "TRANSACTION"
+	MessageTypeMixed       = "MIXED"
+)
+
+// CreateTopicRequestHeader creates or updates a topic on one broker
+// (UPDATE_AND_CREATE_TOPIC).
+type CreateTopicRequestHeader struct {
+	RPC
+	Topic           string // required
+	DefaultTopic    string // required; Java tools send "TBW102"
+	ReadQueueNums   int32  // required
+	WriteQueueNums  int32  // required
+	Perm            int32  // required; Perm* bits, usually PermRead|PermWrite
+	TopicFilterType string // required; "SINGLE_TAG"
+	TopicSysFlag    int32
+	Order           bool
+	// Attributes is upstream's attribute string: comma-separated
+	// "+key=value" (set) and "-key" (delete) entries, e.g.
+	// "+message.type=FIFO" (see [FormatAttributes]).
+	Attributes string
+	Force      bool
+}
+
+func (h *CreateTopicRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "topic", h.Topic)
+	dst = appendStr(dst, "defaultTopic", h.DefaultTopic)
+	dst = appendInt(dst, "readQueueNums", int64(h.ReadQueueNums))
+	dst = appendInt(dst, "writeQueueNums", int64(h.WriteQueueNums))
+	dst = appendInt(dst, "perm", int64(h.Perm))
+	dst = appendStr(dst, "topicFilterType", h.TopicFilterType)
+	dst = appendInt(dst, "topicSysFlag", int64(h.TopicSysFlag))
+	dst = appendBool(dst, "order", h.Order)
+	dst = appendOptStr(dst, "attributes", h.Attributes)
+	dst = appendBool(dst, "force", h.Force)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *CreateTopicRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "create topic request header"}
+	h.Topic = r.str("topic", true)
+	h.DefaultTopic = r.str("defaultTopic", true)
+	h.ReadQueueNums = r.i32("readQueueNums", true)
+	h.WriteQueueNums = r.i32("writeQueueNums", true)
+	h.Perm = r.i32("perm", true)
+	h.TopicFilterType = r.str("topicFilterType", true)
+	h.TopicSysFlag = r.i32("topicSysFlag", false)
+	h.Order = r.boolean("order")
+	h.Attributes = r.str("attributes", false)
+	h.Force = r.boolean("force")
+	h.RPC.decode(&r)
+	return r.err
+}
+
+// TopicRequestHeader names a topic: DELETE_TOPIC_IN_BROKER, GET_TOPIC_CONFIG,
+// GET_TOPIC_STATS_INFO and (with ClusterName) DELETE_TOPIC_IN_NAMESRV.
+type TopicRequestHeader struct {
+	RPC
+	Topic       string // required
+	ClusterName string // DELETE_TOPIC_IN_NAMESRV only; empty = every cluster
+}
+
+func (h *TopicRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "topic", h.Topic)
+	dst = appendOptStr(dst, "clusterName", h.ClusterName)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *TopicRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "topic request header"}
+	h.Topic = r.str("topic", true)
+	h.ClusterName = r.str("clusterName", false)
+	h.RPC.decode(&r)
+	return r.err
+}
+
+// DeleteSubscriptionGroupRequestHeader deletes a group on one broker
+// (DELETE_SUBSCRIPTIONGROUP).
+type DeleteSubscriptionGroupRequestHeader struct {
+	RPC
+	GroupName   string // required
+	CleanOffset bool
+}
+
+func (h *DeleteSubscriptionGroupRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "groupName", h.GroupName)
+	dst = appendBool(dst, "cleanOffset", h.CleanOffset)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *DeleteSubscriptionGroupRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "delete subscription group request header"}
+	h.GroupName = r.str("groupName", true)
+	h.CleanOffset = r.boolean("cleanOffset")
+	h.RPC.decode(&r)
+	return r.err
+}
+
+// GetSubscriptionGroupConfigRequestHeader reads one group's config
+// (GET_SUBSCRIPTIONGROUP_CONFIG); the answer's body is a
+// [SubscriptionGroupConfig].
+type GetSubscriptionGroupConfigRequestHeader struct {
+	RPC
+	Group string // required
+}
+
+func (h *GetSubscriptionGroupConfigRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "group", h.Group)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *GetSubscriptionGroupConfigRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "get subscription group config request header"}
+	h.Group = r.str("group", true)
+	h.RPC.decode(&r)
+	return r.err
+}

@@ -1,0 +1,314 @@
+package remoting
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"math"
+	"net/netip"
+	"strconv"
+)
+
+// Magic codes of stored messages.
+const (
+	// MagicV1 records have a 1-byte topic length.
+	MagicV1 int32 = -626843481 // 0xDAA320A7
+	// MagicV2 records have a 2-byte topic length (topics over 127 bytes).
+	MagicV2 int32 = -626843477 // 0xDAA320AB
+)
+
+// Message is one message in the stored/transfer format, as PULL_MESSAGE,
+// POP_MESSAGE, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE and CHECK_TRANSACTION_STATE
+// bodies carry it. Body is as stored: compressed when the system flag says
+// so (see [Decompress]); a decoded Body aliases the bytes it came from.
+type Message struct {
+	MagicCode                 int32 // MagicV1 or MagicV2
+	BodyCRC                   int32
+	QueueID                   int32
+	Flag                      int32
+	QueueOffset               int64
+	CommitLogOffset           int64
+	SysFlag                   int32
+	BornTimestamp             int64
+	BornHost                  netip.AddrPort
+	StoreTimestamp            int64
+	StoreHost                 netip.AddrPort
+	ReconsumeTimes            int32
+	PreparedTransactionOffset int64
+	Body                      []byte
+	Topic                     string
+	Properties                Properties
+}
+
+// OffsetMsgID returns the message's offset message id (store host and
+// commit-log offset), as Java clients compute it on decode.
+func (m *Message) OffsetMsgID() string { return OffsetMsgID(m.StoreHost, m.CommitLogOffset) }
+
+// MsgID returns the id clients show: UNIQ_KEY when present, else the
+// offset message id.
+func (m *Message) MsgID() string {
+	if v, ok := m.Properties.Get(PropertyUniqKey); ok {
+		return v
+	}
+	return m.OffsetMsgID()
+}
+
+// CRCValid reports whether BodyCRC matches Body (brokers store the CRC of
+// the body as stored).
+func (m *Message) CRCValid() bool { return int32(crc32.ChecksumIEEE(m.Body)) == m.BodyCRC }
+
+func hostLen(a netip.AddrPort) int {
+	if a.Addr().Is4() || !a.Addr().IsValid() {
+		return 4
+	}
+	return 16
+}
+
+// AppendMessage appends m in the stored format. The host flags in the
+// written system flag follow the addresses (IPv4 or IPv6); the magic is
+// MagicV2 when m asks for it or the topic is longer than 127 bytes.
+func AppendMessage(dst []byte, m *Message) ([]byte, error) {
+	propsLen := 0
+	for _, kv := range m.Properties {
+		if err := CheckProperty(kv.Key, kv.Value); err != nil {
+			return dst, err
+		}
+		propsLen += len(kv.Key) + len(kv.Value) + 2
+	}
+	if propsLen > MaxPropertiesLen {
+		return dst, decodeErr("message", "properties of "+strconv.Itoa(propsLen)+" bytes exceed 32767")
+	}
+	magic := m.MagicCode
+	if magic != MagicV2 && len(m.Topic) > 127 {
+		magic = MagicV2
+	}
+	if magic != MagicV2 {
+		magic = MagicV1
+	}
+	if len(m.Topic) > math.MaxInt16 {
+		return dst, decodeErr("message", "topic longer than 32767 bytes")
+	}
+	sysFlag := m.SysFlag &^ (SysFlagBornHostV6 | SysFlagStoreHostV6)
+	if hostLen(m.BornHost) == 16 {
+		sysFlag |= SysFlagBornHostV6
+	}
+	if hostLen(m.StoreHost) == 16 {
+		sysFlag |= SysFlagStoreHostV6
+	}
+	topicLenSize := 1
+	if magic == MagicV2 {
+		topicLenSize = 2
+	}
+	size := 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + hostLen(m.BornHost) + 4 + 8 + hostLen(m.StoreHost) + 4 + 4 + 8 +
+		4 + len(m.Body) + topicLenSize + len(m.Topic) + 2 + propsLen
+	if size > math.MaxInt32 {
+		return dst, decodeErr("message", "record larger than 2 GiB")
+	}
+	be := binary.BigEndian
+	dst = be.AppendUint32(dst, uint32(size))
+	dst = be.AppendUint32(dst, uint32(magic))
+	dst = be.AppendUint32(dst, uint32(m.BodyCRC))
+	dst = be.AppendUint32(dst, uint32(m.QueueID))
+	dst = be.AppendUint32(dst, uint32(m.Flag))
+	dst = be.AppendUint64(dst, uint64(m.QueueOffset))
+	dst = be.AppendUint64(dst, uint64(m.CommitLogOffset))
+	dst = be.AppendUint32(dst, uint32(sysFlag))
+	dst = be.AppendUint64(dst, uint64(m.BornTimestamp))
+	dst = appendHost(dst, m.BornHost)
+	dst = be.AppendUint64(dst, uint64(m.StoreTimestamp))
+	dst = appendHost(dst, m.StoreHost)
+	dst = be.AppendUint32(dst, uint32(m.ReconsumeTimes))
+	dst = be.AppendUint64(dst, uint64(m.PreparedTransactionOffset))
+	dst = be.AppendUint32(dst, uint32(len(m.Body)))
+	dst = append(dst, m.Body...)
+	if magic == MagicV2 {
+		dst = be.AppendUint16(dst, uint16(len(m.Topic)))
+	} else {
+		dst = append(dst, byte(len(m.Topic)))
+	}
+	dst = append(dst, m.Topic...)
+	dst = be.AppendUint16(dst, uint16(propsLen))
+	for _, kv := range m.Properties {
+		dst = append(dst, kv.Key...)
+		dst = append(dst, NameValueSeparator)
+		dst = append(dst, kv.Value...)
+		dst = append(dst, PropertySeparator)
+	}
+	return dst, nil
+}
+
+func appendHost(dst []byte, a netip.AddrPort) []byte {
+	if !a.Addr().IsValid() {
+		return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	if a.Addr().Is4() {
+		ip := a.Addr().As4()
+		dst = append(dst, ip[:]...)
+	} else {
+		ip := a.Addr().As16()
+		dst = append(dst, ip[:]...)
+	}
+	return binary.BigEndian.AppendUint32(dst, uint32(a.Port()))
+}
+
+// msgReader reads big-endian fields, remembering the first shortfall.
+type msgReader struct {
+	b   []byte
+	i   int
+	bad bool
+}
+
+func (r *msgReader) take(n int) []byte {
+	if r.bad || n < 0 || n > len(r.b)-r.i {
+		r.bad = true
+		return nil
+	}
+	v := r.b[r.i : r.i+n]
+	r.i += n
+	return v
+}
+
+func (r *msgReader) u16() uint16 {
+	if v := r.take(2); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (r *msgReader) i32() int32 {
+	if v := r.take(4); v != nil {
+		return int32(binary.BigEndian.Uint32(v))
+	}
+	return 0
+}
+
+func (r *msgReader) i64() int64 {
+	if v := r.take(8); v != nil {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func (r *msgReader) host(v6 bool) (netip.AddrPort, bool) {
+	var a netip.Addr
+	if v6 {
+		ip := r.take(16)
+		if ip == nil {
+			return netip.AddrPort{}, false
+		}
+		a = netip.AddrFrom16([16]byte(ip))
+	} else {
+		ip := r.take(4)
+		if ip == nil {
+			return netip.AddrPort{}, false
+		}
+		a = netip.AddrFrom4([4]byte(ip))
+	}
+	port := r.i32()
+	if port < 0 || port > 65535 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a, uint16(port)), !r.bad
+}
+
+// minStoredLen is the smallest possible stored record (IPv4 hosts, empty
+// body, topic and properties).
+const minStoredLen = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + 1 + 2
+
+// DecodeMessages decodes the concatenated stored-format records of a
+// pull/pop/query body. Each record must be exactly as long as its TOTALSIZE
+// says. On a malformed record it returns the records before it and a
+// *DecodeError naming the record. Bodies, topics and properties alias
+// body (the strings share one copy of each record's text).
+func DecodeMessages(body []byte) ([]Message, error) {
+	n := 0
+	for i := 0; i+4 <= len(body) && n < len(body)/minStoredLen; n++ {
+		size := int(int32(binary.BigEndian.Uint32(body[i:])))
+		if size < minStoredLen || size > len(body)-i {
+			break
+		}
+		i += size
+	}
+	msgs := make([]Message, 0, n+1)
+	for i := 0; i < len(body); {
+		m, size, err := decodeMessage(body[i:])
+		if err != nil {
+			return msgs, &DecodeError{What: "message " + strconv.Itoa(len(msgs)) + " at byte " + strconv.Itoa(i), Reason: err.Error()}
+		}
+		msgs = append(msgs, m)
+		i += size
+	}
+	return msgs, nil
+}
+
+// DecodeMessage decodes one stored-format record that fills b.
+func DecodeMessage(b []byte) (Message, error) {
+	m, size, err := decodeMessage(b)
+	if err == nil && size != len(b) {
+		err = decodeErr("message", strconv.Itoa(len(b)-size)+" bytes after the record")
+	}
+	if err != nil {
+		if _, ok := err.(*DecodeError); !ok {
+			err = decodeErr("message", err.Error())
+		}
+		return Message{}, err
+	}
+	return m, nil
+}
+
+type reasonErr string
+
+func (e reasonErr) Error() string { return string(e) }
+
+func decodeMessage(b []byte) (Message, int, error) {
+	var m Message
+	if len(b) < 4 {
+		return m, 0, reasonErr("truncated size")
+	}
+	size := int(int32(binary.BigEndian.Uint32(b)))
+	if size < minStoredLen || size > len(b) {
+		return m, 0, reasonErr("size " + strconv.Itoa(size) + " outside 65.." + strconv.Itoa(len(b)))
+	}
+	r := msgReader{b: b[:size], i: 4}
+	m.MagicCode = r.i32()
+	if m.MagicCode != MagicV1 && m.MagicCode != MagicV2 {
+		return m, 0, reasonErr("bad magic code " + strconv.Itoa(int(m.MagicCode)))
+	}
+	m.BodyCRC = r.i32()
+	m.QueueID = r.i32()
+	m.Flag = r.i32()
+	m.QueueOffset = r.i64()
+	m.CommitLogOffset = r.i64()
+	m.SysFlag = r.i32()
+	m.BornTimestamp = r.i64()
+	var ok bool
+	if m.BornHost, ok = r.host(m.SysFlag&SysFlagBornHostV6 != 0); !ok {
+		return m, 0, reasonErr("bad born host")
+	}
+	m.StoreTimestamp = r.i64()
+	if m.StoreHost, ok = r.host(m.SysFlag&SysFlagStoreHostV6 != 0); !ok {
+		return m, 0, reasonErr("bad store host")
+	}
+	m.ReconsumeTimes = r.i32()
+	m.PreparedTransactionOffset = r.i64()
+	bodyLen := r.i32()
+	if body := r.take(int(bodyLen)); len(body) > 0 {
+		m.Body = body
+	}
+	var topicLen int
+	if m.MagicCode == MagicV2 {
+		topicLen = int(int16(r.u16()))
+	} else if t := r.take(1); t != nil {
+		topicLen = int(int8(t[0]))
+	}
+	topic := r.take(topicLen)
+	props := r.take(int(int16(r.u16())))
+	if r.bad {
+		return m, 0, reasonErr("fields overrun the record's size " + strconv.Itoa(size))
+	}
+	if r.i != size {
+		return m, 0, reasonErr(strconv.Itoa(size-r.i) + " unread bytes inside the record")
+	}
+	m.Topic = string(topic)
+	m.Properties = ParseProperties(string(props))
+	return m, size, nil
+}
