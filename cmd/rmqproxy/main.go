@@ -156,7 +156,7 @@ func serve(args []string, src config.Sources, stderr io.Writer) error {
 		log.Info("stopping", "signal", s.String())
 	case <-a.Done():
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout(cfg))
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
 		return fmt.Errorf("stop: %w", err)

@@ -1,13 +1,19 @@
 package e2e_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -78,5 +84,165 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 	run(0, "group", "create", "after-restart")
 	if out := drain(t, c2.Proxy(t), "kept", "after-restart"); len(out) != 1 {
 		t.Fatalf("after a graceful restart %d messages", len(out))
+	}
+}
+
+// TestSIGTERMWithRequestsInFlight stops rmqproxy with SIGTERM while
+// producers are sending and a consumer is long polling: it ends the long
+// poll, drains, closes the engine and exits 0 within its stop budgets, and
+// every send answered OK is there after a restart.
+func TestSIGTERMWithRequestsInFlight(t *testing.T) {
+	dataDir := t.TempDir()
+	c := testenv.StartChild(t, dataDir, append(fastConsumer, "--shutdown.grpcDrain=20s", "--shutdown.engineClose=20s")...)
+	createTopicVia(t, c, "inflight", 4)
+	createTopicVia(t, c, "quiet", 1)
+	p := c.Proxy(t)
+
+	var mu sync.Mutex
+	sentOK := map[string]bool{}
+	pr := testenv.NewProducer(t, p, "inflight")
+	sending, stopSending := context.WithCancel(t.Context())
+	defer stopSending()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() { // sends until told to stop
+			defer wg.Done()
+			for i := 0; sending.Err() == nil; i++ {
+				ctx, cancel := context.WithTimeout(sending, 5*time.Second)
+				r, err := pr.Send(ctx, &rmq.Message{Topic: "inflight", Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
+				cancel()
+				if err != nil {
+					continue // outcome unknown
+				}
+				mu.Lock()
+				sentOK[r[0].MessageID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sentOK) < 200 {
+			return fmt.Errorf("%d sends answered OK", len(sentOK))
+		}
+		return nil
+	})
+
+	// A long poll on an empty topic: it would wait 20s.
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, "g-quiet", "quiet")
+	req := testenv.ReceiveRequest("g-quiet", "quiet", 1, 10*time.Second)
+	req.LongPollingTimeout = durationpb.New(20 * time.Second)
+	stream, err := raw.ReceiveMessage(raw.Ctx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A unary call on the same connection returns after the server has
+	// read the long poll's frames: the poll is one of its pending RPCs.
+	if _, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "quiet"}}); err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				polled <- err
+				return
+			}
+		}
+	}()
+
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, logs := c.ExitedWith(t)
+	if code != 0 || !strings.Contains(logs, "local broker closed") || !strings.Contains(logs, "rmqproxy stopped") {
+		t.Fatalf("SIGTERM: exit %d, logs:\n%s", code, logs)
+	}
+	if strings.Contains(logs, "ran out of its time budget") || strings.Contains(logs, `"level":"ERROR"`) {
+		t.Fatalf("SIGTERM with requests in flight:\n%s", logs)
+	}
+	select {
+	case err := <-polled:
+		t.Logf("the long poll ended with %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long poll did not end with the process")
+	}
+	mu.Lock()
+	beforeExit := len(sentOK)
+	mu.Unlock()
+
+	// Restart on the same port: the producer's retries reach it and the
+	// senders stop; everything answered OK, before or after, is there.
+	c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--grpc.address="+c.GRPCAddr)...)
+	stopSending()
+	wg.Wait()
+	_ = pr.GracefulStop()
+	got := drain(t, c2.Proxy(t), "inflight", "g-after")
+	mu.Lock()
+	defer mu.Unlock()
+	missing := 0
+	for id := range sentOK {
+		if !got[id] {
+			missing++
+		}
+	}
+	t.Logf("%d sends answered OK before the process exited, %d in all; %d delivered after the restart", beforeExit, len(sentOK), len(got))
+	if missing > 0 {
+		t.Fatalf("%d of %d sends answered OK are gone after a graceful stop", missing, len(sentOK))
+	}
+}
+
+// TestDrainOverrunStillClosesTheEngine: a client holds the gRPC drain up
+// (a request whose body never comes) past shutdown.grpcDrain. The overrun
+// is logged, the engine still gets its own budget to flush and release the
+// data directory, the process exits 0, and it restarts with the data.
+func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
+	dataDir := t.TempDir()
+	c := testenv.StartChild(t, dataDir, "--shutdown.grpcDrain=1s", "--shutdown.engineClose=20s")
+	createTopicVia(t, c, "kept", 1)
+	p := c.Proxy(t)
+	pr := testenv.NewProducer(t, p, "kept")
+	r, err := pr.Send(t.Context(), &rmq.Message{Topic: "kept", Body: []byte("before SIGTERM")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.GracefulStop()
+
+	// A SendMessage whose request message never arrives: the server waits
+	// for it, and a graceful stop waits for the server.
+	conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	held, err := conn.NewStream(t.Context(), &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/apache.rocketmq.v2.MessagingService/SendMessage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As above: a unary call on the same connection proves the server
+	// has the held stream.
+	mc := v2.NewMessagingServiceClient(conn)
+	if _, err := mc.QueryRoute(testenv.NewRawClient(t, p).Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, logs := c.ExitedWith(t)
+	if code != 0 || !strings.Contains(logs, "shutdown stage ran out of its time budget") || !strings.Contains(logs, `"stage":"gRPC drain"`) ||
+		!strings.Contains(logs, "local broker closed") || !strings.Contains(logs, "rmqproxy stopped") {
+		t.Fatalf("SIGTERM with a held drain: exit %d, logs:\n%s", code, logs)
+	}
+	if err := held.RecvMsg(new(v2.SendMessageResponse)); err == nil {
+		t.Fatal("the held request got an answer")
+	}
+
+	c2 := testenv.StartChild(t, dataDir, fastConsumer...)
+	if got := drain(t, c2.Proxy(t), "kept", "g-after"); !got[r[0].MessageID] || len(got) != 1 {
+		t.Fatalf("after the restart: %v, want %s", got, r[0].MessageID)
 	}
 }

@@ -34,6 +34,7 @@ type Root struct {
 	Health    health.Config      `yaml:"health"`
 	Messaging application.Config `yaml:"messaging"`
 	Local     localbroker.Config `yaml:"local"`
+	Shutdown  ShutdownConfig     `yaml:"shutdown"`
 }
 
 // LogConfig selects the log output.
@@ -54,6 +55,7 @@ func Defaults(profile string) Root {
 		Health:    health.DefaultConfig(),
 		Messaging: application.DefaultConfig(),
 		Local:     localbroker.DefaultConfig(),
+		Shutdown:  DefaultShutdownConfig(),
 	}
 	if profile == ProfileProduction {
 		r.Local.AutoCreateTopics = false

@@ -17,12 +17,9 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// Timeouts of the whole application's start (which includes local storage
-// recovery) and stop (which includes draining requests and flushing).
-const (
-	StartTimeout = 10 * time.Minute
-	StopTimeout  = 30 * time.Second
-)
+// StartTimeout bounds the whole application's start, which includes local
+// storage recovery. The stop's is [StopTimeout], from the stages' budgets.
+const StartTimeout = 10 * time.Minute
 
 // NewLogger builds the process logger from the log settings.
 func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
@@ -47,15 +44,17 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.StartTimeout(StartTimeout),
-		fx.StopTimeout(StopTimeout),
+		fx.StopTimeout(StopTimeout(cfg)),
 		fx.Supply(log),
 		fx.Provide(func() ports.Clock { return ports.SystemClock{} }),
 		config.Module(cfg),
-		brokerModule(cfg),
-		applicationModule,
-		grpcadapter.Module,
-		admin.Module,
-		health.Module,
+		// Each module's OnStop hooks run with their stage's own budget
+		// (stopped in reverse: health, admin, gRPC, application, engine).
+		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
+		inStage(stage{"background work", "", minorStageBudget}, applicationModule),
+		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
+		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),
+		inStage(stage{"health", "", minorStageBudget}, health.Module),
 	)
 }
 

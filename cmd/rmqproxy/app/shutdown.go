@@ -1,0 +1,109 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.uber.org/fx"
+)
+
+// ShutdownConfig gives each stage of a graceful stop its own time budget.
+// The stages run one after the other, in reverse start order: the health
+// and admin servers, the gRPC drain, the use cases' background work, then
+// the storage engine. A stage that runs out of its budget is logged and
+// the next one still runs with its full budget, so the engine flushes and
+// releases the data directory even when clients held the gRPC drain up.
+type ShutdownConfig struct {
+	GRPCDrain   time.Duration `yaml:"grpcDrain" help:"at shutdown, how long in-flight gRPC requests may take to finish once the port stops accepting (long polls end at once); then they are cancelled and shutdown goes on"`
+	EngineClose time.Duration `yaml:"engineClose" help:"at shutdown, how long the storage engine may take to flush, fsync, write its final snapshot and release the data directory; it runs after the gRPC drain, whether or not that finished in time"`
+}
+
+// DefaultShutdownConfig returns the defaults: together with the smaller
+// stages they fit Kubernetes' default 30 s termination grace period.
+func DefaultShutdownConfig() ShutdownConfig {
+	return ShutdownConfig{GRPCDrain: 10 * time.Second, EngineClose: 15 * time.Second}
+}
+
+// Validate checks that every budget is positive.
+func (c ShutdownConfig) Validate() error {
+	var errs []error
+	if c.GRPCDrain <= 0 {
+		errs = append(errs, fmt.Errorf("grpcDrain must be positive, not %v", c.GRPCDrain))
+	}
+	if c.EngineClose <= 0 {
+		errs = append(errs, fmt.Errorf("engineClose must be positive, not %v", c.EngineClose))
+	}
+	return errors.Join(errs...)
+}
+
+// minorStageBudget bounds the stop of each of the small stages: the health
+// and admin HTTP servers (quick requests only) and the use cases'
+// background loops.
+const minorStageBudget = 5 * time.Second
+
+// stopMargin is what the whole stop allows beyond the sum of the stages'
+// budgets, for fx's own work between hooks.
+const stopMargin = 5 * time.Second
+
+// StopTimeout is the time the whole application has to stop: the sum of
+// its stages' budgets and a margin. Past it the process gives up waiting.
+func StopTimeout(cfg Root) time.Duration {
+	return cfg.Shutdown.GRPCDrain + cfg.Shutdown.EngineClose + 3*minorStageBudget + stopMargin
+}
+
+// stage is one step of shutdown: the OnStop hooks of the modules it wraps.
+type stage struct {
+	name    string        // in logs: "gRPC drain"
+	setting string        // the key of its budget, "" for a fixed one
+	budget  time.Duration // for each OnStop hook of the stage
+}
+
+// inStage runs the OnStop hooks that opts register with a context of
+// their own, bounded by the stage's budget and not by the stages before
+// it. It decorates fx.Lifecycle for opts only.
+func inStage(s stage, opts ...fx.Option) fx.Option {
+	return fx.Module("shutdown stage "+s.name, append([]fx.Option{
+		fx.Decorate(func(lc fx.Lifecycle, log *slog.Logger) fx.Lifecycle {
+			return &stagedLifecycle{Lifecycle: lc, stage: s, log: log}
+		}),
+	}, opts...)...)
+}
+
+// stagedLifecycle gives every OnStop hook appended to it its stage's budget.
+type stagedLifecycle struct {
+	fx.Lifecycle
+	stage stage
+	log   *slog.Logger
+}
+
+func (l *stagedLifecycle) Append(h fx.Hook) {
+	if stop := h.OnStop; stop != nil {
+		h.OnStop = func(ctx context.Context) error { return l.stop(ctx, stop) }
+	}
+	l.Lifecycle.Append(h)
+}
+
+// stop runs one OnStop hook with the stage's budget. The context is
+// detached from ctx's deadline (the whole stop's, which is longer than the
+// sum of the stages) so that an earlier stage's overrun cannot eat into
+// this one; ctx's values are kept.
+func (l *stagedLifecycle) stop(ctx context.Context, hook func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.stage.budget)
+	defer cancel()
+	start := time.Now()
+	err := hook(sctx)
+	if errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		attrs := []any{"stage", l.stage.name, "budget", l.stage.budget, "took", time.Since(start).Round(time.Millisecond)}
+		if l.stage.setting != "" {
+			attrs = append(attrs, "setting", l.stage.setting)
+		}
+		if err != nil {
+			attrs = append(attrs, "error", err)
+		}
+		l.log.WarnContext(ctx, "shutdown stage ran out of its time budget; going on with the next stage", attrs...)
+	}
+	return err
+}

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+)
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStageOverrunDoesNotStarveTheNext: a first stage whose hook holds on
+// until its budget is gone is logged, and the stage after it (the engine's)
+// still runs, with a live context of its own, even though the first used
+// up more than the whole stop's context would have left it.
+func TestStageOverrunDoesNotStarveTheNext(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var (
+		drainDeadline time.Time
+		engineCtxErr  error = errors.New("engine stage never ran")
+		engineLeft    time.Time
+	)
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(log),
+		// Appended first, so stopped last: like the engine.
+		inStage(stage{"engine close", "shutdown.engineClose", time.Hour}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
+				engineCtxErr = ctx.Err()
+				engineLeft, _ = ctx.Deadline()
+				return nil
+			}})
+		})),
+		inStage(stage{"gRPC drain", "shutdown.grpcDrain", 50 * time.Millisecond}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
+				drainDeadline, _ = ctx.Deadline()
+				<-ctx.Done() // a drain that clients hold up
+				return nil
+			}})
+		})),
+	)
+	if err := app.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The whole stop has a deadline far beyond the drain's budget, as in
+	// serve; what matters is that each stage gets its own.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := app.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if engineCtxErr != nil {
+		t.Fatalf("engine stage context: %v", engineCtxErr)
+	}
+	if !engineLeft.After(drainDeadline.Add(30 * time.Minute)) {
+		t.Fatalf("engine stage deadline %v is not its own hour after the drain's %v", engineLeft, drainDeadline)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "shutdown stage ran out of its time budget") || !strings.Contains(out, `stage="gRPC drain"`) ||
+		!strings.Contains(out, "setting=shutdown.grpcDrain") || strings.Contains(out, `stage="engine close"`) {
+		t.Fatalf("logs:\n%s", out)
+	}
+}
+
+// TestStopTimeoutCoversTheStages: the whole stop waits for every stage's
+// budget, so fx never cuts the last stage short.
+func TestStopTimeoutCoversTheStages(t *testing.T) {
+	cfg := Defaults(ProfileDevelopment)
+	cfg.Shutdown.GRPCDrain, cfg.Shutdown.EngineClose = time.Minute, 2*time.Minute
+	if got, min := StopTimeout(cfg), 3*time.Minute+3*minorStageBudget; got <= min {
+		t.Fatalf("StopTimeout %v, want more than %v", got, min)
+	}
+	if err := (ShutdownConfig{}).Validate(); err == nil || !strings.Contains(err.Error(), "grpcDrain") || !strings.Contains(err.Error(), "engineClose") {
+		t.Fatalf("zero budgets: %v", err)
+	}
+}
