@@ -54,3 +54,46 @@ func decodeErr(what, reason string) error { return &DecodeError{What: what, Reas
 var ErrFrameTooLarge = errors.New("remoting: frame larger than the maximum")
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// ResponseError is a peer's answer with a code the caller did not expect:
+// the code and remark as the broker or NameServer sent them.
+type ResponseError struct {
+	Code   ResponseCode
+	Remark string
+}
+
+func (e *ResponseError) Error() string {
+	if e.Remark == "" {
+		return "remoting: " + e.Code.String()
+	}
+	return "remoting: " + e.Code.String() + ": " + e.Remark
+}
+
+// Retryable reports whether another broker (or a later attempt) may
+// succeed: the codes on which upstream's producer retries elsewhere
+// (SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, NO_PERMISSION,
+// TOPIC_NOT_EXIST, NO_BUYER_ID, NOT_IN_CURRENT_UNIT, GO_AWAY) plus the
+// flow-control answers (POLLING_FULL, FLOW_CONTROL).
+func (e *ResponseError) Retryable() bool {
+	switch e.Code {
+	case ResponseSystemError, ResponseSystemBusy, ResponseServiceNotAvailable, ResponseNoPermission,
+		ResponseTopicNotExist, ResponseNoBuyerId, ResponseNotInCurrentUnit, ResponseGoAway,
+		ResponsePollingFull, ResponseFlowControl:
+		return true
+	}
+	return false
+}
+
+// Expect returns nil when resp's code is one of ok (SUCCESS when ok is
+// empty), and a *ResponseError otherwise.
+func Expect(resp *Command, ok ...ResponseCode) error {
+	if len(ok) == 0 && resp.Code == int32(ResponseSuccess) {
+		return nil
+	}
+	for _, c := range ok {
+		if resp.Code == int32(c) {
+			return nil
+		}
+	}
+	return &ResponseError{Code: ResponseCode(resp.Code), Remark: resp.Remark}
+}

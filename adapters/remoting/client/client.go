@@ -1,0 +1,326 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+)
+
+// Handler serves a request a peer sent on one of the client's connections
+// (addr is the peer's address). It returns the answer, or nil for none;
+// the client sets the answer's opaque and response flag, and sends nothing
+// for a oneway request whatever the handler returns. ctx ends when the
+// client closes.
+type Handler func(ctx context.Context, addr string, req *remoting.Command) *remoting.Command
+
+// Config tunes a Client; zero values take the defaults named on each field.
+type Config struct {
+	// ConnsPerAddr is how many connections to open to one address (2).
+	ConnsPerAddr int
+	// MaxInFlight bounds the requests awaiting an answer on one
+	// connection (1024); callers beyond it wait with their context.
+	MaxInFlight int
+	// DialTimeout bounds connecting, TLS included (3 s).
+	DialTimeout time.Duration
+	// WriteTimeout bounds writing buffered frames to a peer that does not
+	// read (10 s); past it the connection is dropped.
+	WriteTimeout time.Duration
+	// DefaultTimeout applies to calls whose context has no deadline (30 s).
+	DefaultTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the back-off after a failed dial
+	// (100 ms, doubling up to 5 s).
+	ReconnectMin, ReconnectMax time.Duration
+	// MaxFrameSize bounds frames read (remoting.DefaultMaxFrameSize).
+	MaxFrameSize int
+	// TLS, when set, wraps every connection (ServerName defaults to the
+	// address's host).
+	TLS *tls.Config
+	// Sign, when set, is the last thing done to every request and oneway
+	// request before encoding (e.g. remoting.Credentials.Sign).
+	Sign func(*remoting.Command)
+	// Handlers serve peer-initiated requests by code; a request without a
+	// handler gets REQUEST_CODE_NOT_SUPPORTED.
+	Handlers map[remoting.RequestCode]Handler
+	// MaxHandlers bounds handlers running at once (64); beyond it a request
+	// gets SYSTEM_BUSY (a oneway request is dropped).
+	MaxHandlers int
+	// Dial, when set, replaces net.Dialer (tests use it).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Logger receives connection events (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ConnsPerAddr <= 0 {
+		c.ConnsPerAddr = 2
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1024
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 3 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = 30 * time.Second
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = 100 * time.Millisecond
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = max(5*time.Second, c.ReconnectMin)
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = remoting.DefaultMaxFrameSize
+	}
+	if c.MaxHandlers <= 0 {
+		c.MaxHandlers = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Client sends Remoting requests. It is safe for concurrent use; Close
+// stops everything it started.
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	opaque   atomic.Int32
+	handlers chan struct{} // semaphore of running handlers
+	root     context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	pools  map[string]*pool
+	conns  map[*conn]struct{}
+}
+
+// New returns a client; it dials nothing until the first call.
+func New(cfg Config) *Client {
+	cfg.defaults()
+	root, stop := context.WithCancel(context.Background())
+	return &Client{cfg: cfg, log: cfg.Logger.With("component", "remoting"), handlers: make(chan struct{}, cfg.MaxHandlers),
+		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{})}
+}
+
+// Close closes every connection, fails the calls in progress with
+// KindClosed, stops the handlers' context and waits for every goroutine
+// the client started.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conns := make([]*conn, 0, len(c.conns))
+	for cn := range c.conns {
+		conns = append(conns, cn)
+	}
+	c.mu.Unlock()
+	c.stop()
+	for _, cn := range conns {
+		cn.fail(&Error{Kind: KindClosed, Addr: cn.addr, delivered: true, Err: ErrClosed})
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Invoke sends req to addr and returns the answer, whatever its code (see
+// remoting.Expect). Invoke owns req until it returns: it sets its Opaque
+// and Flag and signs it. Errors are *Error.
+func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
+		defer cancel()
+	}
+	cn, err := c.conn(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return cn.invoke(ctx, req)
+}
+
+// InvokeOneway sends req with the oneway flag and returns once it is
+// queued for writing; no answer is awaited.
+func (c *Client) InvokeOneway(ctx context.Context, addr string, req *remoting.Command) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
+		defer cancel()
+	}
+	cn, err := c.conn(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return cn.oneway(ctx, req)
+}
+
+func (c *Client) nextOpaque() int32 { return c.opaque.Add(1) }
+
+// pool is the connections to one address.
+type pool struct {
+	next  atomic.Uint32
+	slots []slot
+}
+
+// slot holds one connection of a pool and its reconnect state.
+type slot struct {
+	mu       sync.Mutex
+	conn     *conn
+	dialing  chan struct{} // closed when the running dial ends
+	nextDial time.Time
+	backoff  time.Duration
+	lastErr  error
+}
+
+func (c *Client) pool(addr string) (*pool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed}
+	}
+	p := c.pools[addr]
+	if p == nil {
+		p = &pool{slots: make([]slot, c.cfg.ConnsPerAddr)}
+		c.pools[addr] = p
+	}
+	return p, nil
+}
+
+// conn returns a usable connection to addr, dialling one if needed.
+func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
+	p, err := c.pool(addr)
+	if err != nil {
+		return nil, err
+	}
+	start := p.next.Add(1)
+	// Prefer a connected slot; dial in the chosen one otherwise.
+	for i := range p.slots {
+		s := &p.slots[(int(start)+i)%len(p.slots)]
+		s.mu.Lock()
+		cn := s.conn
+		s.mu.Unlock()
+		if cn != nil && cn.usable() {
+			return cn, nil
+		}
+	}
+	s := &p.slots[int(start)%len(p.slots)]
+	for {
+		s.mu.Lock()
+		if s.conn != nil && s.conn.usable() {
+			cn := s.conn
+			s.mu.Unlock()
+			return cn, nil
+		}
+		if ch := s.dialing; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctxError(ctx, addr, false)
+			}
+		}
+		if wait := time.Until(s.nextDial); wait > 0 {
+			last := s.lastErr
+			s.mu.Unlock()
+			return nil, &Error{Kind: KindDial, Addr: addr, Err: errors.Join(errBackoff, last)}
+		}
+		ch := make(chan struct{})
+		s.dialing = ch
+		s.mu.Unlock()
+
+		cn, err := c.dial(ctx, addr)
+
+		s.mu.Lock()
+		s.dialing = nil
+		close(ch)
+		if err != nil {
+			if ctx.Err() == nil { // the peer failed, not the caller's context
+				s.backoff = min(max(2*s.backoff, c.cfg.ReconnectMin), c.cfg.ReconnectMax)
+				s.nextDial = time.Now().Add(s.backoff)
+				s.lastErr = err
+			}
+			s.mu.Unlock()
+			if ctx.Err() != nil {
+				return nil, ctxError(ctx, addr, false)
+			}
+			return nil, &Error{Kind: KindDial, Addr: addr, Err: err}
+		}
+		s.conn, s.backoff, s.lastErr = cn, 0, nil
+		s.mu.Unlock()
+		return cn, nil
+	}
+}
+
+func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	var nc net.Conn
+	var err error
+	if c.cfg.Dial != nil {
+		nc, err = c.cfg.Dial(dctx, addr)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(dctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.TLS != nil {
+		tc := c.cfg.TLS.Clone()
+		if tc.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				tc.ServerName = host
+			}
+		}
+		tconn := tls.Client(nc, tc)
+		if err := tconn.HandshakeContext(dctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tconn
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		nc.Close()
+		return nil, ErrClosed
+	}
+	cn := newConn(c, addr, nc)
+	c.conns[cn] = struct{}{}
+	c.wg.Add(2)
+	c.mu.Unlock()
+	go cn.readLoop()
+	go cn.writeLoop()
+	c.log.LogAttrs(ctx, slog.LevelDebug, "connected", slog.String("addr", addr))
+	return cn, nil
+}
+
+func (c *Client) forget(cn *conn) {
+	c.mu.Lock()
+	delete(c.conns, cn)
+	c.mu.Unlock()
+}
+
+func ctxError(ctx context.Context, addr string, delivered bool) error {
+	kind := KindCanceled
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		kind = KindTimeout
+	}
+	return &Error{Kind: kind, Addr: addr, delivered: delivered, Err: ctx.Err()}
+}

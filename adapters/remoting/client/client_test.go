@@ -1,0 +1,427 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newClient(t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	c := client.New(cfg)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func request(n string) *remoting.Command {
+	return remoting.NewRequest(remoting.RequestHeartBeat, remoting.Fields{{Key: "n", Value: n}}, nil)
+}
+
+func asError(t *testing.T, err error) *client.Error {
+	t.Helper()
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *client.Error", err, err)
+	}
+	return ce
+}
+
+func TestInvokeMatchesAnswersByOpaque(t *testing.T) {
+	fb := newFakeBroker(t, echo)
+	c := newClient(t, client.Config{ConnsPerAddr: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := strconv.Itoa(i)
+			resp, err := c.Invoke(t.Context(), fb.addr(), request(n))
+			if err == nil && resp.Remark != n {
+				err = fmt.Errorf("call %s got answer %q", n, resp.Remark)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := fb.acceptedConns(); got > 2 {
+		t.Fatalf("%d connections for a pool of 2", got)
+	}
+}
+
+func TestPeerRequests(t *testing.T) {
+	got := make(chan *remoting.Command, 2)
+	handler := func(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
+		got <- req
+		return remoting.NewResponse(req, remoting.ResponseSuccess, "handled "+strconv.Itoa(int(req.Code)))
+	}
+	results := make(chan error, 1)
+	fb := newFakeBroker(t, func(p *peer) {
+		results <- func() error {
+			req, err := p.read() // the client's first call opens the connection
+			if err != nil {
+				return err
+			}
+			// A oneway CHECK_TRANSACTION_STATE: handled, never answered.
+			check := remoting.NewRequest(remoting.RequestCheckTransactionState, remoting.Fields{{Key: "msgId", Value: "m1"}}, []byte("half"))
+			check.Flag, check.Opaque = remoting.FlagOneway, 100
+			// GET_CONSUMER_RUNNING_INFO expects an answer with its opaque.
+			info := remoting.NewRequest(remoting.RequestGetConsumerRunningInfo, nil, nil)
+			info.Opaque = 101
+			unknown := remoting.NewRequest(999, nil, nil)
+			unknown.Opaque = 102
+			for _, r := range []*remoting.Command{check, info, unknown} {
+				if err := p.write(r); err != nil {
+					return err
+				}
+			}
+			answers := map[int32]*remoting.Command{}
+			for len(answers) < 2 {
+				a, err := p.read()
+				if err != nil {
+					return err
+				}
+				if !a.IsResponse() {
+					return fmt.Errorf("expected answers, got request %d", a.Code)
+				}
+				answers[a.Opaque] = a
+			}
+			if a := answers[101]; a == nil || a.Remark != "handled 307" {
+				return fmt.Errorf("running info answer %+v", a)
+			}
+			if a := answers[102]; a == nil || a.Code != int32(remoting.ResponseRequestCodeNotSupported) || a.Remark != " request type 999 not supported" {
+				return fmt.Errorf("unknown code answer %+v", a)
+			}
+			if _, ok := answers[100]; ok {
+				return errors.New("a oneway request was answered")
+			}
+			return p.write(answer(req, "done"))
+		}()
+	})
+	c := newClient(t, client.Config{Handlers: map[remoting.RequestCode]client.Handler{
+		remoting.RequestCheckTransactionState:  handler,
+		remoting.RequestGetConsumerRunningInfo: handler,
+	}})
+	resp, err := c.Invoke(t.Context(), fb.addr(), request("x"))
+	if err != nil || resp.Remark != "done" {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if err := <-results; err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int32]bool{}
+	for i := 0; i < 2; i++ {
+		r := <-got
+		codes[r.Code] = true
+		if r.Code == int32(remoting.RequestCheckTransactionState) && (r.Fields.Value("msgId") != "m1" || string(r.Body) != "half") {
+			t.Fatalf("check request %+v", r)
+		}
+	}
+	if !codes[39] || !codes[307] {
+		t.Fatalf("handled %v", codes)
+	}
+}
+
+// A broker that misbehaves must not crash or wedge the client: each case
+// ends with a retryable *Error, and the next call succeeds on a new
+// connection.
+func TestMisbehavingPeer(t *testing.T) {
+	tests := []struct {
+		name      string
+		misbehave func(p *peer, req *remoting.Command)
+		kind      client.Kind
+	}{
+		{"answers garbage", func(p *peer, req *remoting.Command) {
+			_ = p.writeRaw([]byte{0, 0, 0, 12, 9, 0, 0, 4, 'j', 'u', 'n', 'k', 0, 0, 0, 0})
+		}, client.KindConnection},
+		{"answers a huge length", func(p *peer, req *remoting.Command) {
+			_ = p.writeRaw([]byte{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+		}, client.KindConnection},
+		{"closes mid-frame", func(p *peer, req *remoting.Command) {
+			b, _ := remoting.AppendCommand(nil, answer(req, "half"))
+			_ = p.writeRaw(b[:len(b)/2])
+		}, client.KindConnection},
+		{"closes without answering", func(p *peer, req *remoting.Command) {}, client.KindConnection},
+		{"never answers", func(p *peer, req *remoting.Command) {
+			_, _ = p.read() // hold the connection open until the client gives up
+		}, client.KindTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			fb := newFakeBroker(t, func(p *peer) {
+				for {
+					req, err := p.read()
+					if err != nil {
+						return
+					}
+					if calls.Add(1) == 1 {
+						tt.misbehave(p, req)
+						return // and close the connection
+					}
+					_ = p.write(answer(req, "ok"))
+				}
+			})
+			c := newClient(t, client.Config{ConnsPerAddr: 1, ReconnectMin: time.Millisecond, ReconnectMax: time.Millisecond})
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			_, err := c.Invoke(ctx, fb.addr(), request("1"))
+			ce := asError(t, err)
+			if ce.Kind != tt.kind || !ce.Retryable() || !ce.MaybeDelivered() {
+				t.Fatalf("error %v: kind %v retryable %v delivered %v", err, ce.Kind, ce.Retryable(), ce.MaybeDelivered())
+			}
+			waitFor(t, 5*time.Second, func() error {
+				resp, err := c.Invoke(t.Context(), fb.addr(), request("2"))
+				if err != nil {
+					return err
+				}
+				if resp.Remark != "ok" {
+					return fmt.Errorf("answer %q", resp.Remark)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestInFlightBound(t *testing.T) {
+	release := make(chan struct{})
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if req.Fields.Value("n") == "held" {
+				go func() {
+					select {
+					case <-release:
+					case <-time.After(10 * time.Second):
+					}
+					_ = p.write(answer(req, "held"))
+				}()
+				continue
+			}
+			_ = p.write(answer(req, "ok"))
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1, MaxInFlight: 1})
+	first := make(chan error, 1)
+	go func() {
+		resp, err := c.Invoke(t.Context(), fb.addr(), request("held"))
+		if err == nil && resp.Remark != "held" {
+			err = fmt.Errorf("answer %q", resp.Remark)
+		}
+		first <- err
+	}()
+	// Wait until the first call holds the only slot: a second call then
+	// waits and ends with its context, unsent.
+	waitFor(t, 5*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		_, err := c.Invoke(ctx, fb.addr(), request("second"))
+		if err == nil {
+			return errors.New("second call got through: first not yet in flight")
+		}
+		ce := asError(t, err)
+		if ce.Kind != client.KindTimeout || ce.MaybeDelivered() {
+			t.Fatalf("second call: %v (delivered %v)", err, ce.MaybeDelivered())
+		}
+		return nil
+	})
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("third")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReconnectBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var dials atomic.Int32
+	dial := func(ctx context.Context, a string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", a)
+	}
+	c := newClient(t, client.Config{ConnsPerAddr: 1, ReconnectMin: time.Hour, Dial: dial})
+	_, err = c.Invoke(t.Context(), addr, request("1"))
+	if ce := asError(t, err); ce.Kind != client.KindDial || !ce.Retryable() || ce.MaybeDelivered() {
+		t.Fatalf("first: %v", err)
+	}
+	_, err = c.Invoke(t.Context(), addr, request("2"))
+	if ce := asError(t, err); ce.Kind != client.KindDial || dials.Load() != 1 {
+		t.Fatalf("second call during back-off: %v after %d dials", err, dials.Load())
+	}
+
+	// With a short back-off the client reconnects once the broker is up.
+	c2 := newClient(t, client.Config{ConnsPerAddr: 1, ReconnectMin: time.Millisecond, ReconnectMax: 2 * time.Millisecond})
+	fb := newFakeBroker(t, echo)
+	bad := "127.0.0.1:1"
+	if _, err := c2.Invoke(t.Context(), bad, request("x")); err == nil {
+		t.Fatal("dial to port 1 succeeded")
+	}
+	waitFor(t, 5*time.Second, func() error {
+		_, err := c2.Invoke(t.Context(), fb.addr(), request("y"))
+		return err
+	})
+}
+
+func TestGoAwayMovesToANewConnection(t *testing.T) {
+	var first atomic.Bool
+	first.Store(true)
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			resp := answer(req, "ok")
+			if first.CompareAndSwap(true, false) {
+				resp.Code = int32(remoting.ResponseGoAway)
+			}
+			_ = p.write(resp)
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1})
+	resp, err := c.Invoke(t.Context(), fb.addr(), request("1"))
+	if err != nil || remoting.Expect(resp) == nil || !remoting.Expect(resp).(*remoting.ResponseError).Retryable() {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("2")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fb.acceptedConns(); n != 2 {
+		t.Fatalf("%d connections after GO_AWAY, want 2", n)
+	}
+}
+
+func TestOnewayAndSigning(t *testing.T) {
+	cred := remoting.Credentials{AccessKey: "rocketmq2", SecretKey: "12345678"}
+	got := make(chan *remoting.Command, 1)
+	fb := newFakeBroker(t, func(p *peer) {
+		req, err := p.read()
+		if err == nil {
+			got <- req
+		}
+		_, _ = p.read()
+	})
+	c := newClient(t, client.Config{Sign: cred.Sign})
+	req := remoting.NewRequest(remoting.RequestEndTransaction, remoting.Fields{{Key: "topic", Value: "TopicTest"}}, nil)
+	if err := c.InvokeOneway(t.Context(), fb.addr(), req); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if !r.IsOneway() || r.Fields.Value("Signature") != "GeeGoP9mRvDhoVp4PD5omX0prgE=" || r.Fields.Value("AccessKey") != "rocketmq2" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestCloseEndsCallsInProgress(t *testing.T) {
+	fb := newFakeBroker(t, func(p *peer) { _, _ = p.read(); _, _ = p.read() })
+	c := client.New(client.Config{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Invoke(context.Background(), fb.addr(), request("1"))
+		done <- err
+	}()
+	waitFor(t, 5*time.Second, func() error {
+		if fb.acceptedConns() == 0 {
+			return errors.New("not connected yet")
+		}
+		return nil
+	})
+	c.Close()
+	err := <-done
+	if ce := asError(t, err); ce.Kind != client.KindClosed && ce.Kind != client.KindConnection {
+		t.Fatalf("%v", err)
+	}
+	_, err = c.Invoke(t.Context(), fb.addr(), request("2"))
+	if ce := asError(t, err); ce.Kind != client.KindClosed || ce.Retryable() {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	cert := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBroker{ln: ln}
+	fb.wg.Add(1)
+	go func() {
+		defer fb.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fb.mu.Lock()
+			fb.conns = append(fb.conns, nc)
+			fb.mu.Unlock()
+			fb.wg.Add(1)
+			go func() { defer fb.wg.Done(); defer nc.Close(); echo(&peer{t: t, nc: nc, br: newReader(nc)}) }()
+		}
+	}()
+	t.Cleanup(fb.close)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	c := newClient(t, client.Config{TLS: &tls.Config{RootCAs: pool}})
+	resp, err := c.Invoke(t.Context(), fb.addr(), request("tls"))
+	if err != nil || resp.Remark != "tls" {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	plain := newClient(t, client.Config{TLS: &tls.Config{}}) // no trust in the cert
+	if _, err := plain.Invoke(t.Context(), fb.addr(), request("x")); asError(t, err).Kind != client.KindDial {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}

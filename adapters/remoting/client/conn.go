@@ -1,0 +1,287 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+)
+
+// conn is one connection: a reader goroutine that matches answers to
+// waiting calls and serves peer requests, a writer goroutine that writes
+// queued frames in batches.
+type conn struct {
+	c      *Client
+	addr   string
+	nc     net.Conn
+	writeq chan *[]byte  // encoded frames, owned by the writer once queued
+	sem    chan struct{} // in-flight slots
+	done   chan struct{} // closed by fail
+	goaway atomic.Bool   // the peer said GO_AWAY: take no new calls
+
+	mu      sync.Mutex
+	pending map[int32]chan *remoting.Command
+	err     *Error // why the connection failed; nil while it lives
+}
+
+func newConn(c *Client, addr string, nc net.Conn) *conn {
+	return &conn{c: c, addr: addr, nc: nc, writeq: make(chan *[]byte, 256), sem: make(chan struct{}, c.cfg.MaxInFlight),
+		done: make(chan struct{}), pending: make(map[int32]chan *remoting.Command)}
+}
+
+func (cn *conn) usable() bool {
+	select {
+	case <-cn.done:
+		return false
+	default:
+		return !cn.goaway.Load()
+	}
+}
+
+// fail closes the connection once, failing every waiting call.
+func (cn *conn) fail(err *Error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err = err
+	cn.pending = nil
+	close(cn.done)
+	cn.mu.Unlock()
+	cn.nc.Close()
+	cn.c.forget(cn)
+	if err.Kind != KindClosed {
+		cn.c.log.LogAttrs(context.Background(), slog.LevelWarn, "remoting connection dropped",
+			slog.String("addr", cn.addr), slog.String("error", err.Error()))
+	}
+}
+
+// failure returns the connection's error as seen by one call.
+func (cn *conn) failure(delivered bool) error {
+	cn.mu.Lock()
+	e := *cn.err
+	cn.mu.Unlock()
+	e.delivered = delivered
+	return &e
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+func (cn *conn) encode(req *remoting.Command) (*[]byte, error) {
+	if cn.c.cfg.Sign != nil {
+		cn.c.cfg.Sign(req)
+	}
+	buf := bufPool.Get().(*[]byte)
+	frame, err := remoting.AppendCommand((*buf)[:0], req)
+	if err != nil {
+		putBuf(buf)
+		return nil, &Error{Kind: KindEncode, Addr: cn.addr, Err: err}
+	}
+	*buf = frame
+	return buf, nil
+}
+
+func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Command, error) {
+	select {
+	case cn.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctxError(ctx, cn.addr, false)
+	case <-cn.done:
+		return nil, cn.failure(false)
+	}
+	defer func() { <-cn.sem }()
+	req.Opaque = cn.c.nextOpaque()
+	req.Flag &^= remoting.FlagResponse | remoting.FlagOneway
+	buf, err := cn.encode(req)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *remoting.Command, 1)
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		putBuf(buf)
+		return nil, cn.failure(false)
+	}
+	cn.pending[req.Opaque] = ch
+	cn.mu.Unlock()
+	select {
+	case cn.writeq <- buf:
+	case <-ctx.Done():
+		cn.forget(req.Opaque)
+		putBuf(buf)
+		return nil, ctxError(ctx, cn.addr, false)
+	case <-cn.done:
+		putBuf(buf)
+		return nil, cn.failure(false)
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		cn.forget(req.Opaque)
+		return nil, ctxError(ctx, cn.addr, true)
+	case <-cn.done:
+		select { // the answer may have come just before the failure
+		case resp := <-ch:
+			return resp, nil
+		default:
+		}
+		return nil, cn.failure(true)
+	}
+}
+
+func (cn *conn) forget(opaque int32) {
+	cn.mu.Lock()
+	delete(cn.pending, opaque)
+	cn.mu.Unlock()
+}
+
+func (cn *conn) oneway(ctx context.Context, req *remoting.Command) error {
+	req.Opaque = cn.c.nextOpaque()
+	req.Flag = req.Flag&^remoting.FlagResponse | remoting.FlagOneway
+	buf, err := cn.encode(req)
+	if err != nil {
+		return err
+	}
+	select {
+	case cn.writeq <- buf:
+		return nil
+	case <-ctx.Done():
+		putBuf(buf)
+		return ctxError(ctx, cn.addr, false)
+	case <-cn.done:
+		putBuf(buf)
+		return cn.failure(false)
+	}
+}
+
+func (cn *conn) writeLoop() {
+	defer cn.c.wg.Done()
+	bw := bufio.NewWriterSize(cn.nc, 64<<10)
+	for {
+		var buf *[]byte
+		select {
+		case buf = <-cn.writeq:
+		case <-cn.done:
+			return
+		}
+		if err := cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.WriteTimeout)); err != nil {
+			cn.fail(&Error{Kind: KindConnection, Addr: cn.addr, Err: err})
+			return
+		}
+		_, err := bw.Write(*buf)
+		putBuf(buf)
+		for err == nil && len(cn.writeq) > 0 && bw.Buffered() < 64<<10 {
+			buf = <-cn.writeq
+			_, err = bw.Write(*buf)
+			putBuf(buf)
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			cn.fail(&Error{Kind: KindConnection, Addr: cn.addr, Err: err})
+			return
+		}
+	}
+}
+
+func (cn *conn) readLoop() {
+	defer cn.c.wg.Done()
+	br := bufio.NewReaderSize(cn.nc, 64<<10)
+	for {
+		cmd, err := remoting.ReadCommand(br, cn.c.cfg.MaxFrameSize)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("peer closed the connection")
+			} else if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errors.New("peer closed the connection inside a frame")
+			}
+			cn.fail(&Error{Kind: KindConnection, Addr: cn.addr, Err: err})
+			return
+		}
+		if cmd.IsResponse() {
+			if cmd.Code == int32(remoting.ResponseGoAway) {
+				cn.goaway.Store(true)
+			}
+			cn.mu.Lock()
+			ch, ok := cn.pending[cmd.Opaque]
+			delete(cn.pending, cmd.Opaque)
+			cn.mu.Unlock()
+			if ok {
+				ch <- cmd // buffered, one answer per call
+			}
+			continue
+		}
+		cn.serve(cmd)
+	}
+}
+
+// serve runs the handler of a peer's request on its own goroutine, or
+// answers at once when there is none or too many run.
+func (cn *conn) serve(req *remoting.Command) {
+	c := cn.c
+	h := c.cfg.Handlers[remoting.RequestCode(req.Code)]
+	if h == nil {
+		cn.respond(remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported,
+			" request type "+strconv.Itoa(int(req.Code))+" not supported"), req)
+		return
+	}
+	select {
+	case c.handlers <- struct{}{}:
+	default:
+		c.log.LogAttrs(c.root, slog.LevelWarn, "too many remoting handlers running; refusing a peer request",
+			slog.String("addr", cn.addr), slog.Int("code", int(req.Code)))
+		cn.respond(remoting.NewResponse(req, remoting.ResponseSystemBusy, "[OVERLOAD]system busy, rmqproxy handlers full"), req)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.handlers }()
+		if resp := h(c.root, cn.addr, req); resp != nil {
+			cn.respond(resp, req)
+		}
+	}()
+}
+
+func (cn *conn) respond(resp, req *remoting.Command) {
+	if req.IsOneway() {
+		return
+	}
+	resp.Opaque = req.Opaque
+	resp.Flag = resp.Flag&^remoting.FlagOneway | remoting.FlagResponse
+	buf := bufPool.Get().(*[]byte)
+	frame, err := remoting.AppendCommand((*buf)[:0], resp)
+	if err != nil {
+		putBuf(buf)
+		cn.c.log.LogAttrs(cn.c.root, slog.LevelError, "cannot encode an answer to a peer request",
+			slog.String("addr", cn.addr), slog.String("error", err.Error()))
+		return
+	}
+	*buf = frame
+	select {
+	case cn.writeq <- buf:
+	case <-cn.done:
+		putBuf(buf)
+	case <-cn.c.root.Done():
+		putBuf(buf)
+	}
+}

@@ -1,0 +1,139 @@
+package client_test
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+)
+
+// fakeBroker is a net.Listener on loopback whose connections are served by
+// a test's function; it stands in for a broker that misbehaves on demand.
+type fakeBroker struct {
+	ln       net.Listener
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted int
+}
+
+// peer is one accepted connection, with framing helpers.
+type peer struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+	mu sync.Mutex // serializes writes
+}
+
+func (p *peer) read() (*remoting.Command, error) { return remoting.ReadCommand(p.br, 0) }
+
+func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
+
+func (p *peer) write(cmd *remoting.Command) error {
+	b, err := remoting.AppendCommand(nil, cmd)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err = p.nc.Write(b)
+	return err
+}
+
+func (p *peer) writeRaw(b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.nc.Write(b)
+	return err
+}
+
+// answer returns a success answer to req with remark.
+func answer(req *remoting.Command, remark string) *remoting.Command {
+	return &remoting.Command{Code: 0, Opaque: req.Opaque, Flag: remoting.FlagResponse, Remark: remark, Version: 479}
+}
+
+func newFakeBroker(t *testing.T, serve func(p *peer)) *fakeBroker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBroker{ln: ln}
+	fb.wg.Add(1)
+	go func() {
+		defer fb.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fb.mu.Lock()
+			fb.conns = append(fb.conns, nc)
+			fb.accepted++
+			fb.mu.Unlock()
+			fb.wg.Add(1)
+			go func() {
+				defer fb.wg.Done()
+				defer nc.Close()
+				serve(&peer{t: t, nc: nc, br: bufio.NewReader(nc)})
+			}()
+		}
+	}()
+	t.Cleanup(fb.close)
+	return fb
+}
+
+func (fb *fakeBroker) addr() string { return fb.ln.Addr().String() }
+
+func (fb *fakeBroker) acceptedConns() int {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	return fb.accepted
+}
+
+func (fb *fakeBroker) close() {
+	fb.ln.Close()
+	fb.mu.Lock()
+	for _, c := range fb.conns {
+		c.Close()
+	}
+	fb.mu.Unlock()
+	fb.wg.Wait()
+}
+
+// echo answers every request with its "n" field as remark, each from its
+// own goroutine (so answers come out of order).
+func echo(p *peer) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		req, err := p.read()
+		if err != nil {
+			return
+		}
+		if req.IsOneway() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.write(answer(req, req.Fields.Value("n")))
+		}()
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	tick, deadline := time.NewTicker(5*time.Millisecond), time.After(d)
+	defer tick.Stop()
+	for err := cond(); err != nil; err = cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("not within %v: %v", d, err)
+		case <-tick.C:
+		}
+	}
+}
