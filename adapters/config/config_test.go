@@ -599,10 +599,10 @@ func TestValidate(t *testing.T) {
 		want []string // FieldError keys, in order
 	}{
 		{name: "valid", args: nil, want: nil},
-		{name: "root", args: []string{"--mode=hybrid"}, want: []string{""}},
-		{name: "pointer receiver, two errors", args: []string{"--grpc.address=", "--grpc.workers=-1"}, want: []string{"grpc", "grpc"}},
-		{name: "nested value receiver", args: []string{"--grpc.tls.enabled"}, want: []string{"grpc.tls"}},
-		{name: "all of them", args: []string{"--mode=x", "--grpc.address=", "--grpc.tls.enabled"}, want: []string{"", "grpc", "grpc.tls"}},
+		{name: "root", args: []string{"--mode=hybrid"}, want: []string{"mode"}},
+		{name: "pointer receiver, two errors", args: []string{"--grpc.address=", "--grpc.workers=-1"}, want: []string{"grpc.address", "grpc.workers"}},
+		{name: "nested value receiver", args: []string{"--grpc.tls.enabled"}, want: []string{"grpc.tls.certFile"}},
+		{name: "all of them", args: []string{"--mode=x", "--grpc.address=", "--grpc.tls.enabled"}, want: []string{"mode", "grpc.address", "grpc.tls.certFile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -623,8 +623,97 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	_, err := load(t, "", nil, []string{"--grpc.tls.enabled"})
-	if want := "grpc.tls: certFile is required when TLS is enabled"; err == nil || err.Error() != want {
+	if want := "grpc.tls.certFile is required when TLS is enabled"; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+type keyedSub struct {
+	MaxSize int `yaml:"maxSize"`
+	MinSize int `yaml:"minSize"`
+}
+
+type keyedLocal struct {
+	DataDir string   `yaml:"dataDir"`
+	Flush   string   `yaml:"flush"`
+	Sub     keyedSub `yaml:"sub"`
+}
+
+// keyedLocalErr is what keyedLocal.Validate returns.
+var keyedLocalErr error
+
+func (keyedLocal) Validate() error { return keyedLocalErr }
+
+type keyedRoot struct {
+	Mode  string     `yaml:"mode"`
+	Local keyedLocal `yaml:"local"`
+	Host  string     `yaml:"host"`
+}
+
+// Derive fills host from mode when it was left empty.
+func (r *keyedRoot) Derive() {
+	if r.Host == "" {
+		r.Host = "derived-from-" + r.Mode
+	}
+}
+
+// TestValidationErrorsNameFullKeys: a Config's messages name its own keys;
+// the errors Load returns name them in full (local.flush, not flush).
+func TestValidationErrorsNameFullKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		keys []string
+		msgs []string
+	}{
+		{"leading key, quoted value untouched", errors.New(`flush must be sync or async, got "maxSize"`),
+			[]string{"local.flush"}, []string{`local.flush must be sync or async, got "maxSize"`}},
+		{"wrapped join with a package prefix", fmt.Errorf("localbroker: %w", errors.Join(errors.New("dataDir must not be empty"), errors.New("sub.maxSize must be >= sub.minSize."))),
+			[]string{"local.dataDir", "local.sub.maxSize"}, []string{"local.dataDir must not be empty", "local.sub.maxSize must be >= local.sub.minSize."}},
+		{"single error with a package prefix", errors.New("localbroker: flush must be sync"),
+			[]string{"local.flush"}, []string{"local.flush must be sync"}},
+		{"section then relative names", errors.New("sub: minSize must be below maxSize"),
+			[]string{"local.sub"}, []string{"local.sub: local.sub.minSize must be below local.sub.maxSize"}},
+		{"two keys", errors.New("flush and dataDir clash"),
+			[]string{"local.flush"}, []string{"local.flush and local.dataDir clash"}},
+		{"no key", errors.New("something is off"), []string{"local"}, []string{"local: something is off"}},
+		{"not a key of this section", errors.New("mode is wrong"), []string{"local"}, []string{"local: mode is wrong"}},
+		{"escaped quote", errors.New(`flush "a\" dataDir" is odd`), []string{"local.flush"}, []string{`local.flush "a\" dataDir" is odd`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyedLocalErr = tt.err
+			defer func() { keyedLocalErr = nil }()
+			cfg := keyedRoot{Mode: "m"}
+			err := config.Load(&cfg, config.Sources{})
+			var keys, msgs []string
+			for _, e := range flatten(err) {
+				var fe *config.FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("not a FieldError: %v", e)
+				}
+				keys, msgs = append(keys, fe.Key), append(msgs, fe.Error())
+			}
+			if !reflect.DeepEqual(keys, tt.keys) || !reflect.DeepEqual(msgs, tt.msgs) {
+				t.Fatalf("got keys %q messages %q\nwant     %q          %q", keys, msgs, tt.keys, tt.msgs)
+			}
+			if !errors.Is(err, tt.err) && len(tt.keys) == 1 && !strings.Contains(tt.name, "prefix") {
+				t.Fatalf("the Config's error is not wrapped: %v", err)
+			}
+		})
+	}
+}
+
+// TestDerive: Derive fills what the sources left empty, before validation,
+// and leaves what they set.
+func TestDerive(t *testing.T) {
+	cfg := keyedRoot{Mode: "m"}
+	if err := config.Load(&cfg, config.Sources{Args: []string{"--mode=x"}}); err != nil || cfg.Host != "derived-from-x" {
+		t.Fatalf("derived %q, %v", cfg.Host, err)
+	}
+	cfg = keyedRoot{Mode: "m"}
+	if err := config.Load(&cfg, config.Sources{Args: []string{"--mode=x", "--host=h"}}); err != nil || cfg.Host != "h" {
+		t.Fatalf("explicit %q, %v", cfg.Host, err)
 	}
 }
 

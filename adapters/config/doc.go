@@ -59,9 +59,14 @@
 // starting with RMQPROXY_TEST_ are left to the test suites and ignored. Type
 // errors name the key, where the value came from (file:line, environment
 // variable, flag) and the expected form. [Load] collects every such error and
-// returns them joined; only when all values loaded does it call Validate on
-// every struct that has one, prefixing each error with the struct's key path,
-// and again returns all of them joined. --help and -h make [Load] return
+// returns them joined; only when all values loaded does it call Derive on
+// every struct that has one with a pointer receiver (to fill settings left
+// empty from others, such as local.storeHost from grpc.address), then
+// Validate on every struct that has one, and again returns all errors
+// joined. A Config's Validate names its own keys ("flush must be sync or
+// async"); each of its errors becomes a [*FieldError] that names them in
+// full ("local.flush must be sync or async"), or is prefixed with the
+// struct's key path when it names none. --help and -h make [Load] return
 // [ErrHelp].
 //
 // Invariants: Load, and the parsers behind it, never panic on any input (a

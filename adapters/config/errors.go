@@ -13,7 +13,7 @@ var ErrHelp = errors.New("config: help requested")
 // FieldError is a value that could not be applied to a setting, or a failed
 // Validate of a struct.
 type FieldError struct {
-	Key    string // dotted key, or the struct's key path for validation errors ("" for the root)
+	Key    string // dotted key; for a validation error the key its message starts with, else the struct's key path ("" for the root)
 	Source string // "rmqproxy.yaml:12", "environment RMQPROXY_GRPC_ADDRESS", "flag --grpc.address"; "" for validation
 	Value  string // the offending text, "" when not applicable
 	Err    error
@@ -25,7 +25,8 @@ func (e *FieldError) Error() string {
 		b.WriteString(e.Source)
 		b.WriteString(": ")
 	}
-	if e.Key != "" && !strings.HasSuffix(e.Source, e.Key) {
+	msg := e.Err.Error()
+	if e.Key != "" && !strings.HasSuffix(e.Source, e.Key) && !startsWithKey(msg, e.Key) {
 		b.WriteString(e.Key)
 		b.WriteString(": ")
 	}
@@ -34,8 +35,18 @@ func (e *FieldError) Error() string {
 		b.WriteString(quoteShort(e.Value))
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Err.Error())
+	b.WriteString(msg)
 	return b.String()
+}
+
+// startsWithKey reports whether msg names key first (a validation message
+// written with full keys), so that the key need not be repeated before it.
+func startsWithKey(msg, key string) bool {
+	if !strings.HasPrefix(msg, key) {
+		return false
+	}
+	rest := msg[len(key):]
+	return rest == "" || strings.IndexAny(rest[:1], ".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") < 0
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }

@@ -78,6 +78,7 @@ func Load(dst any, src Sources) error {
 	if len(l.errs) > 0 {
 		return errors.Join(l.errs...)
 	}
+	derive(s, l.root)
 	return validate(s, l.root)
 }
 
@@ -403,21 +404,40 @@ func (f *field) child(name string) *field {
 // validator is what a Config struct implements to check itself.
 type validator interface{ Validate() error }
 
+// deriver is what a Config struct implements to fill settings left empty
+// from other settings (local.storeHost from grpc.address), after every
+// source was applied and before validation.
+type deriver interface{ Derive() }
+
+// derive calls Derive on every struct of the tree that implements it with a
+// pointer receiver, parents before children.
+func derive(s *schema, root reflect.Value) {
+	var visit func(sec *field, v reflect.Value)
+	visit = func(sec *field, v reflect.Value) {
+		if d, ok := v.Addr().Interface().(deriver); ok {
+			d.Derive()
+		}
+		for _, c := range sec.children {
+			if c.section {
+				visit(c, root.FieldByIndex(c.index))
+			}
+		}
+	}
+	visit(s.root, root)
+}
+
 // validate calls Validate on every struct of the tree that implements it,
-// parents before children, and joins all errors, each prefixed with its
-// struct's key path.
+// parents before children, and joins all errors. Each becomes a
+// [*FieldError] whose key is the setting its message starts with, written
+// in full (see [schema.validationError]), or else the struct's key path.
 func validate(s *schema, root reflect.Value) error {
 	var errs []error
 	var visit func(sec *field, v reflect.Value)
 	visit = func(sec *field, v reflect.Value) {
 		if vd, ok := v.Addr().Interface().(validator); ok {
 			if err := vd.Validate(); err != nil {
-				if multi, ok := err.(interface{ Unwrap() []error }); ok {
-					for _, e := range multi.Unwrap() {
-						errs = append(errs, &FieldError{Key: sec.key, Err: e})
-					}
-				} else {
-					errs = append(errs, &FieldError{Key: sec.key, Err: err})
+				for _, e := range splitErrors(err) {
+					errs = append(errs, s.validationError(sec, e))
 				}
 			}
 		}
@@ -429,4 +449,23 @@ func validate(s *schema, root reflect.Value) error {
 	}
 	visit(s.root, root)
 	return errors.Join(errs...)
+}
+
+// splitErrors returns the errors joined in err, also when the join is
+// wrapped with a prefix ("localbroker: " + errors.Join(...)), which the
+// key of each part makes redundant.
+func splitErrors(err error) []error {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range multi.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		if _, ok := inner.(interface{ Unwrap() []error }); ok && strings.HasSuffix(err.Error(), inner.Error()) {
+			return splitErrors(inner)
+		}
+	}
+	return []error{err}
 }

@@ -19,7 +19,7 @@ import (
 type Config struct {
 	DataDir          string        `yaml:"dataDir" help:"directory holding the commit log, consume queues, snapshots and metadata"`
 	BrokerName       string        `yaml:"brokerName" help:"broker name shown in routes and receipt handles; no spaces"`
-	StoreHost        string        `yaml:"storeHost" help:"ip:port recorded as the store host of stored messages"`
+	StoreHost        string        `yaml:"storeHost" help:"ip:port recorded as the store host of stored messages; empty (the default): follows grpc.address, with 127.0.0.1 when that listens on every interface or names a host"`
 	Flush            string        `yaml:"flush" help:"sync: a send returns after fdatasync (survives power loss); async: after write(2), fdatasync every flushInterval (survives a process crash, a power loss may lose up to one interval)"`
 	FlushInterval    time.Duration `yaml:"flushInterval" help:"how often written but unsynced commit-log bytes are fdatasync'ed"`
 	SegmentSize      int64         `yaml:"segmentSize" unit:"bytes" help:"size of one commit-log segment file"`

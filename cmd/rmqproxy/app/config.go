@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
@@ -57,11 +61,52 @@ func Defaults(profile string) Root {
 		Local:     localbroker.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
 	}
+	// Follow grpc.address and local.dataDir unless set (see Derive).
+	r.Local.StoreHost = ""
+	r.GRPC.TLS.SelfSignedDir = ""
 	if profile == ProfileProduction {
 		r.Local.AutoCreateTopics = false
 		r.Local.AutoCreateGroups = false
 	}
 	return r
+}
+
+// Derive fills the settings that follow others when they are left empty:
+// local.storeHost follows grpc.address (its IP, or 127.0.0.1 when it
+// listens on every interface or names a host; and its port), and
+// grpc.tls.selfSignedDir is the tls folder of local.dataDir. config.Load
+// calls it before validation; Options calls it again for a Root built in
+// code.
+func (r *Root) Derive() {
+	if r.Local.StoreHost == "" {
+		r.Local.StoreHost = storeHostOf(r.GRPC.Address)
+	}
+	if r.GRPC.TLS.SelfSignedDir == "" {
+		r.GRPC.TLS.SelfSignedDir = filepath.Join(r.Local.DataDir, "tls")
+	}
+}
+
+// storeHostOf is the ip:port stored messages record for a gRPC listen
+// address. An address that does not parse (which grpc.address's own
+// validation reports) gives 127.0.0.1:8081.
+func storeHostOf(grpcAddress string) string {
+	host, port, err := net.SplitHostPort(grpcAddress)
+	if err != nil {
+		return "127.0.0.1:8081"
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		n, err := net.LookupPort("tcp", port) // a service name, from /etc/services
+		if err != nil {
+			return "127.0.0.1:8081"
+		}
+		p = uint64(n)
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil || ip.IsUnspecified() {
+		ip = netip.MustParseAddr("127.0.0.1")
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(p)).String()
 }
 
 // Validate checks settings that span sections.

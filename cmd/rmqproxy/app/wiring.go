@@ -3,7 +3,6 @@ package app
 import (
 	"io"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/fx"
@@ -34,9 +33,7 @@ func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 // Options returns the fx options of the whole proxy for cfg. The broker
 // side is chosen by cfg.Mode; only local mode exists in this version.
 func Options(cfg Root, log *slog.Logger) fx.Option {
-	if cfg.GRPC.TLS.SelfSignedDir == "" {
-		cfg.GRPC.TLS.SelfSignedDir = filepath.Join(cfg.Local.DataDir, "tls")
-	}
+	cfg.Derive()
 	return fx.Options(
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
