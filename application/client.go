@@ -33,8 +33,12 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 			if err := domain.ValidateTopicName(e.Topic); err != nil {
 				return ServerSettings{}, err
 			}
-			if _, err := filter.Compile(e.Filter); err != nil {
+			if err := m.cfg.checkFilterLength(e.Filter); err != nil {
 				return ServerSettings{}, err
+			}
+			if _, err := filter.Compile(e.Filter); err != nil {
+				// Upstream's fixed text for settings (the cause stays in the chain).
+				return ServerSettings{}, domain.Wrap(domain.ReasonIllegalFilterExpression, err, "expression format is not correct")
 			}
 		}
 	default:

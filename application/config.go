@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
 )
 
 // Config holds the behaviour settings of the messaging use cases. Defaults
@@ -28,6 +29,9 @@ type LimitsConfig struct {
 	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie"`
 	MaxTransactionRecovery time.Duration `yaml:"maxTransactionRecovery" help:"longest orphaned-transaction recovery duration a producer may ask for"`
 	TopicMessageTypeCheck  bool          `yaml:"topicMessageTypeCheck" help:"reject messages whose type does not match the topic's type, and ask clients to check it too"`
+	// MaxFilterExpressionLength protects the proxy: each receive compiles
+	// its filter, and a SQL92 filter costs its size per message examined.
+	MaxFilterExpressionLength int64 `yaml:"maxFilterExpressionLength" unit:"bytes" help:"longest tag or SQL92 filter expression a consumer may subscribe or receive with (ILLEGAL_FILTER_EXPRESSION beyond); 0: no bound but the gRPC request size, as the Apache proxy"`
 }
 
 // ProducerConfig is the retry policy pushed to producers.
@@ -72,6 +76,8 @@ func DefaultConfig() Config {
 			MaxDelay:               l.MaxDelay,
 			MaxTransactionRecovery: l.MaxTransactionRecovery,
 			TopicMessageTypeCheck:  true,
+
+			MaxFilterExpressionLength: filter.DefaultMaxExpressionLength,
 		},
 		Producer: ProducerConfig{
 			MaxAttempts:       3,
@@ -104,7 +110,7 @@ func (c Config) Validate() error {
 	if c.Limits.MaxBodySize < 0 {
 		bad("limits.maxBodySize must not be negative")
 	}
-	if c.Limits.MaxUserPropertyCount < 0 || c.Limits.MaxPropertiesSize < 0 || c.Limits.MaxMessageGroupSize < 0 {
+	if c.Limits.MaxUserPropertyCount < 0 || c.Limits.MaxPropertiesSize < 0 || c.Limits.MaxMessageGroupSize < 0 || c.Limits.MaxFilterExpressionLength < 0 {
 		bad("limits: counts and sizes must not be negative")
 	}
 	if c.Producer.MaxAttempts < 1 {
@@ -142,4 +148,21 @@ func (c Config) limits() domain.Limits {
 		MaxDelay:               c.Limits.MaxDelay,
 		MaxTransactionRecovery: c.Limits.MaxTransactionRecovery,
 	}
+}
+
+// compileFilter compiles a consumer's filter expression within the
+// configured length bound.
+func (c Config) compileFilter(e filter.Expression) (filter.Filter, error) {
+	if err := c.checkFilterLength(e); err != nil {
+		return nil, err
+	}
+	return filter.Compile(e)
+}
+
+func (c Config) checkFilterLength(e filter.Expression) error {
+	if limit := c.Limits.MaxFilterExpressionLength; limit > 0 && int64(len(e.Text)) > limit {
+		return domain.Errorf(domain.ReasonIllegalFilterExpression,
+			"filter expression is %d bytes, longer than the limit of %d bytes (messaging.limits.maxFilterExpressionLength)", len(e.Text), limit)
+	}
+	return nil
 }

@@ -53,7 +53,7 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 	if req.Offset < 0 {
 		return ports.PullResult{}, domain.Errorf(domain.ReasonIllegalOffset, "offset %d is negative", req.Offset)
 	}
-	f, err := filter.Compile(req.Filter)
+	f, err := m.cfg.compileFilter(req.Filter)
 	if err != nil {
 		return ports.PullResult{}, err
 	}

@@ -67,7 +67,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	} else if err := m.checkInvisibleTime(invisible, m.cfg.Consumer.MinInvisibleTime); err != nil {
 		return nil, err
 	}
-	f, err := filter.Compile(req.Filter)
+	f, err := m.cfg.compileFilter(req.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -175,21 +175,22 @@ func (m *Messaging) pollingTime(ctx context.Context, req ReceiveRequest, s Clien
 			if compareVersions(clientVersion, "5.0.3") < 0 {
 				reason = domain.ReasonBadRequest
 			}
-			return 0, domain.Errorf(reason,
-				"the request deadline leaves %v for long polling, less than the minimum of %v; give the receive call a longer timeout (await duration)",
-				remaining.Round(time.Millisecond), c.MinLongPolling)
+			return 0, domain.Errorf(reason, "The deadline time remaining is not enough for polling, please check network condition")
 		}
 		polling = remaining
 	}
 	return polling, nil
 }
 
-// checkInvisibleTime enforces [min, consumer.maxInvisibleTime].
+// checkInvisibleTime enforces [min, consumer.maxInvisibleTime] with the
+// Apache proxy's messages; like upstream it compares whole milliseconds.
 func (m *Messaging) checkInvisibleTime(d, minimum time.Duration) error {
 	maximum := m.cfg.Consumer.MaxInvisibleTime
-	if d < minimum || (maximum > 0 && d > maximum) {
-		return domain.Errorf(domain.ReasonIllegalInvisibleTime,
-			"invisible duration %v is out of range [%v, %v]", d, minimum, maximum)
+	if d.Milliseconds() < minimum.Milliseconds() {
+		return domain.Errorf(domain.ReasonIllegalInvisibleTime, "the invisibleTime is too small. min is %d", minimum.Milliseconds())
+	}
+	if maximum > 0 && d.Milliseconds() > maximum.Milliseconds() {
+		return domain.Errorf(domain.ReasonIllegalInvisibleTime, "the invisibleTime is too large. max is %d", maximum.Milliseconds())
 	}
 	return nil
 }

@@ -80,7 +80,7 @@ func (m *Messaging) QueryAssignment(ctx context.Context, topic, group string) ([
 		}
 	}
 	if len(readable) == 0 {
-		return nil, domain.Errorf(domain.ReasonForbidden, "topic %q has no readable queue", topic)
+		return nil, domain.Errorf(domain.ReasonForbidden, "no readable queue")
 	}
 	if !orderly {
 		return readable, nil

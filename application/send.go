@@ -24,7 +24,7 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 	limits := m.cfg.limits()
 	for i := range msgs {
 		if msgs[i].Topic != topic {
-			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "topic in message is not same: a batch must target one topic (%q, then %q)", topic, msgs[i].Topic)
+			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "topic in message is not same")
 		}
 		if err := limits.ValidateMessage(&msgs[i], now); err != nil {
 			return nil, err

@@ -15,7 +15,7 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 		return err
 	}
 	if domain.IsBlank(req.TransactionID) {
-		return domain.Errorf(domain.ReasonInvalidTransactionID, "transaction id cannot be blank: pass the transaction id of the send receipt")
+		return domain.Errorf(domain.ReasonInvalidTransactionID, "transaction id cannot be empty")
 	}
 	if m.transactions == nil {
 		return domain.Errorf(domain.ReasonNotImplemented, "transactions are not supported by this broker")

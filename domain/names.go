@@ -3,6 +3,7 @@ package domain
 import (
 	"strings"
 	"unicode"
+	"unicode/utf16"
 )
 
 // Name limits, as the Apache proxy and clients enforce them.
@@ -49,54 +50,72 @@ func validNameChars(s string) (bad rune, ok bool) {
 // StringUtils.isBlank.
 func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
-// ValidateTopicName checks a topic name as the Apache proxy does.
+// nameCharsPattern is how the Apache proxy's messages describe the
+// characters allowed in topic and group names.
+const nameCharsPattern = "^[%|a-zA-Z0-9_-]+$"
+
+// javaLength is the length of s as Java's String.length counts it (UTF-16
+// code units), which is how upstream measures names.
+func javaLength(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// ValidateTopicName checks a topic name as the Apache proxy does, with its
+// messages (the client library's Validators.checkTopic, then the proxy's
+// system-topic check).
 func ValidateTopicName(name string) error {
 	if IsBlank(name) {
-		return Errorf(ReasonIllegalTopic, "topic name cannot be blank")
+		return Errorf(ReasonIllegalTopic, "The specified topic is blank")
 	}
-	if len(name) > MaxTopicNameLength {
-		return Errorf(ReasonIllegalTopic, "topic name %q is longer than %d characters", truncate(name), MaxTopicNameLength)
+	if javaLength(name) > MaxTopicNameLength {
+		return Errorf(ReasonIllegalTopic, "The specified topic is longer than topic max length %d.", MaxTopicNameLength)
 	}
-	if r, ok := validNameChars(name); !ok {
-		return Errorf(ReasonIllegalTopic, "topic name %q contains illegal character %q; allowed are letters, digits, %%, |, _ and -", truncate(name), r)
+	if _, ok := validNameChars(name); !ok {
+		return Errorf(ReasonIllegalTopic, "The specified topic[%s] contains illegal characters, allowing only %s", name, nameCharsPattern)
 	}
 	if IsSystemTopic(name) {
-		return Errorf(ReasonIllegalTopic, "topic %q is a system topic and cannot be used by clients", name)
+		return Errorf(ReasonIllegalTopic, "cannot access system topic")
 	}
 	return nil
 }
 
-// ValidateGroupName checks a consumer group name as the Apache proxy does.
+// ValidateGroupName checks a consumer group name as the Apache proxy does,
+// with its messages.
 func ValidateGroupName(name string) error {
 	if IsBlank(name) {
-		return Errorf(ReasonIllegalConsumerGroup, "consumer group name cannot be blank")
+		return Errorf(ReasonIllegalConsumerGroup, "the specified group is blank")
 	}
-	if len(name) > MaxGroupNameLength {
-		return Errorf(ReasonIllegalConsumerGroup, "consumer group name %q is longer than %d characters", truncate(name), MaxGroupNameLength)
+	if javaLength(name) > MaxGroupNameLength {
+		return Errorf(ReasonIllegalConsumerGroup, "the specified group[%s] is longer than group max length: %d.", truncate(name), MaxGroupNameLength)
 	}
-	if r, ok := validNameChars(name); !ok {
-		return Errorf(ReasonIllegalConsumerGroup, "consumer group name %q contains illegal character %q; allowed are letters, digits, %%, |, _ and -", truncate(name), r)
+	if _, ok := validNameChars(name); !ok {
+		return Errorf(ReasonIllegalConsumerGroup, "the specified group[%s] contains illegal characters, allowing only %s", name, nameCharsPattern)
 	}
 	if strings.HasPrefix(name, "CID_RMQ_SYS_") {
-		return Errorf(ReasonIllegalConsumerGroup, "consumer group %q is a system group and cannot be used by clients", name)
+		return Errorf(ReasonIllegalConsumerGroup, "cannot use system consumer group")
 	}
 	return nil
 }
 
-// ValidateTag checks a message tag: empty is allowed (no tag); otherwise it
-// must not be blank, contain '|' or contain control characters.
+// ValidateTag checks a message tag as the Apache proxy does: empty is
+// allowed (no tag); otherwise it must not be blank, contain '|' or contain
+// control characters.
 func ValidateTag(tag string) error {
 	if tag == "" {
 		return nil
 	}
 	if IsBlank(tag) {
-		return Errorf(ReasonIllegalMessageTag, "tag cannot be whitespace only")
+		return Errorf(ReasonIllegalMessageTag, "tag cannot be the char sequence of whitespace")
 	}
 	if strings.ContainsRune(tag, '|') {
-		return Errorf(ReasonIllegalMessageTag, "tag %q cannot contain '|'", truncate(tag))
+		return Errorf(ReasonIllegalMessageTag, "tag cannot contain '|'")
 	}
 	if hasControl(tag) {
-		return Errorf(ReasonIllegalMessageTag, "tag %q contains a control character", truncate(tag))
+		return Errorf(ReasonIllegalMessageTag, "tag cannot contain control character")
 	}
 	return nil
 }
@@ -125,7 +144,7 @@ func IsRetryTopic(topic string) bool { return strings.HasPrefix(topic, RetryTopi
 // truncate shortens user input echoed in messages so a huge name cannot
 // blow up a log line or a response.
 func truncate(s string) string {
-	const max = 64
+	const max = 256
 	if len(s) <= max {
 		return s
 	}

@@ -41,24 +41,28 @@ func DefaultLimits() Limits {
 }
 
 // ValidateMessage applies the per-message send rules in the Apache proxy's
-// order and returns the first failure. now is the proxy's clock.
+// order, with its messages, and returns the first failure. now is the
+// proxy's clock.
 func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	if l.RejectEmptyBody && len(m.Body) == 0 {
-		return Errorf(ReasonBodyEmpty, "message body is empty")
+		return Errorf(ReasonBodyEmpty, "message body cannot be empty")
 	}
 	if l.MaxBodySize > 0 && int64(len(m.Body)) > l.MaxBodySize {
-		return Errorf(ReasonBodyTooLarge, "message body is %d bytes, larger than the limit of %d bytes", len(m.Body), l.MaxBodySize)
+		return Errorf(ReasonBodyTooLarge, "message body cannot exceed the max %d", l.MaxBodySize)
 	}
 	if l.MaxUserPropertyCount > 0 && len(m.Properties) > l.MaxUserPropertyCount {
-		return Errorf(ReasonPropertiesTooLarge, "message has %d user properties, more than the limit of %d", len(m.Properties), l.MaxUserPropertyCount)
+		return Errorf(ReasonPropertiesTooLarge, "too many user properties, max is %d", l.MaxUserPropertyCount)
 	}
 	size := 0
 	for k, v := range m.Properties {
 		if IsReservedPropertyKey(k) {
-			return Errorf(ReasonIllegalPropertyKey, "property key %q is used by the system; choose another name", k)
+			return Errorf(ReasonIllegalPropertyKey, "property is used by system: %s", k)
 		}
-		if hasControl(k) || hasControl(v) {
-			return Errorf(ReasonIllegalPropertyKey, "property %q contains a control character", truncate(k))
+		if hasControl(k) {
+			return Errorf(ReasonIllegalPropertyKey, "the key of property cannot contain control character")
+		}
+		if hasControl(v) {
+			return Errorf(ReasonIllegalPropertyKey, "the value of property cannot contain control character")
 		}
 		size += len(k) + len(v)
 	}
@@ -67,34 +71,34 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	size += len(m.Tag)
 	for _, k := range m.Keys {
-		if IsBlank(k) {
-			return Errorf(ReasonIllegalMessageKey, "message key cannot be blank")
+		if k != "" && IsBlank(k) {
+			return Errorf(ReasonIllegalMessageKey, "key cannot be the char sequence of whitespace")
 		}
 		if hasControl(k) {
-			return Errorf(ReasonIllegalMessageKey, "message key %q contains a control character", truncate(k))
+			return Errorf(ReasonIllegalMessageKey, "key cannot contain control character")
 		}
 		size += len(k)
 	}
 	if l.MaxPropertiesSize > 0 && size > l.MaxPropertiesSize {
-		return Errorf(ReasonPropertiesTooLarge, "user properties, tag and keys take %d bytes, more than the limit of %d bytes", size, l.MaxPropertiesSize)
+		return Errorf(ReasonPropertiesTooLarge, "the total size of user property is too large, max is %d", l.MaxPropertiesSize)
 	}
 	if IsBlank(m.ID) {
-		return Errorf(ReasonIllegalMessageID, "message id cannot be blank")
+		return Errorf(ReasonIllegalMessageID, "message id cannot be empty")
 	}
 	if m.Transactional && l.MaxTransactionRecovery > 0 && m.TransactionRecovery > l.MaxTransactionRecovery {
-		return Errorf(ReasonBadRequest, "orphaned transaction recovery duration %v exceeds the limit of %v", m.TransactionRecovery, l.MaxTransactionRecovery)
+		return Errorf(ReasonBadRequest, "the max transaction recovery time of message is too large, max is %d", int64(l.MaxTransactionRecovery/time.Second))
 	}
 	if !m.DeliverAt.IsZero() && l.MaxDelay > 0 && m.DeliverAt.Sub(now) > l.MaxDelay {
-		return Errorf(ReasonIllegalDeliveryTime, "delivery time %s is more than %v in the future", m.DeliverAt.UTC().Format(time.RFC3339Nano), l.MaxDelay)
+		return Errorf(ReasonIllegalDeliveryTime, "the max delay time of message is too large, max is %d", l.MaxDelay.Milliseconds())
 	}
 	if m.Group != "" {
 		switch {
 		case IsBlank(m.Group):
-			return Errorf(ReasonIllegalMessageGroup, "message group cannot be whitespace only")
+			return Errorf(ReasonIllegalMessageGroup, "message group cannot be the char sequence of whitespace")
 		case l.MaxMessageGroupSize > 0 && len(m.Group) >= l.MaxMessageGroupSize:
-			return Errorf(ReasonIllegalMessageGroup, "message group is %d bytes; it must be shorter than %d bytes", len(m.Group), l.MaxMessageGroupSize)
+			return Errorf(ReasonIllegalMessageGroup, "message group exceed the max size %d", l.MaxMessageGroupSize)
 		case hasControl(m.Group):
-			return Errorf(ReasonIllegalMessageGroup, "message group %q contains a control character", truncate(m.Group))
+			return Errorf(ReasonIllegalMessageGroup, "message group cannot contain control character")
 		}
 	}
 	return nil

@@ -70,7 +70,7 @@ func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.
 func (s *Service) admitRequest(ctx context.Context, k kind) (context.Context, func(), *v2.Status) {
 	info := requestInfo(ctx)
 	if info.ClientID == "" {
-		return ctx, nil, &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}
+		return ctx, nil, &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}
 	}
 	if !s.admit.enter(k) {
 		return ctx, nil, &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}

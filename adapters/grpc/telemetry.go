@@ -60,7 +60,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 	info := requestInfo(ctx)
 	ch := &telemetryChannel{stream: stream}
 	if info.ClientID == "" {
-		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty: send the x-mq-client-id header"}})
+		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
 		return nil
 	}
 	ctx = ports.WithRequestInfo(ctx, info)
@@ -121,9 +121,9 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 		server, err := s.app.UpdateSettings(ctx, toClientSettings(c.Settings, info), ch)
 		if err != nil {
 			if isClientFault(err) {
-				return status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed: %s", statusOf(ctx, s.log, err).GetMessage())
+				return status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 			}
-			return status.Errorf(codes.Internal, "process client telemetryCommand failed: %s", statusOf(ctx, s.log, err).GetMessage())
+			return status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 		}
 		reply := &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}
 		if err := ch.send(reply); err != nil {

@@ -79,8 +79,9 @@
 //     string literals in the list;
 //   - CONTAINS, STARTSWITH, ENDSWITH (and NOT forms) with anything but a
 //     string literal on the right (the left side may be anything);
-//   - more than [MaxExpressionLength] bytes, or parentheses and prefix
-//     operators nested more than 100 deep (these two bounds are rmqproxy's).
+//   - parentheses and prefix operators nested more than 100 deep (this bound
+//     is rmqproxy's; the length of an expression is bounded by the caller,
+//     see [DefaultMaxExpressionLength]).
 //
 // # SQL92: evaluation
 //

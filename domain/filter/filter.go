@@ -36,14 +36,16 @@ type Filter interface {
 	Expression() Expression
 }
 
-// MaxExpressionLength bounds filter expressions; longer ones are rejected.
-const MaxExpressionLength = 4096
+// DefaultMaxExpressionLength is the default bound on the length of filter
+// expressions a proxy accepts. Upstream has none of its own (only the gRPC
+// message size); compiling is linear in the length and evaluating a SQL92
+// expression is linear in its size per message, so a proxy bounds it (see
+// the application's limits).
+const DefaultMaxExpressionLength = 64 << 10
 
-// Compile parses e into a Filter.
+// Compile parses e into a Filter. Its cost is linear in the length of the
+// expression; callers bound the length.
 func Compile(e Expression) (Filter, error) {
-	if len(e.Text) > MaxExpressionLength {
-		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "filter expression is %d bytes, longer than %d", len(e.Text), MaxExpressionLength)
-	}
 	switch e.Type {
 	case TypeTag:
 		return compileTag(e.Text)

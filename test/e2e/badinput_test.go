@@ -87,10 +87,34 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
 		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
 	}
+	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
+	// and the client library's Validators), which client code matches.
+	upstreamText := map[string]string{
+		"no message":             "no message to send",
+		"blank topic":            "The specified topic is blank",
+		"topic with space":       "The specified topic[bad topic] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$",
+		"topic too long":         "The specified topic is longer than topic max length 127.",
+		"system topic":           "cannot access system topic",
+		"empty body":             "message body cannot be empty",
+		"body over 4MiB":         "message body cannot exceed the max 4194304",
+		"129 properties":         "too many user properties, max is 128",
+		"oversized keys":         "the total size of user property is too large, max is 16384",
+		"reserved property":      "property is used by system: UNIQ_KEY",
+		"tag with bar":           "tag cannot contain '|'",
+		"blank key":              "key cannot be the char sequence of whitespace",
+		"blank message id":       "message id cannot be empty",
+		"message group too long": "message group exceed the max size 64",
+		"delay beyond the limit": "the max delay time of message is too large, max is 86400000",
+		"batch mixing topics":    "topic in message is not same",
+	}
 	for _, c := range sendCases {
 		t.Run("send/"+c.name, func(t *testing.T) {
-			if st := send(t, c.msgs...); st.GetCode() != c.want {
+			st := send(t, c.msgs...)
+			if st.GetCode() != c.want {
 				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), c.want)
+			}
+			if want, ok := upstreamText[c.name]; ok && st.GetMessage() != want {
+				t.Fatalf("message %q, upstream says %q", st.GetMessage(), want)
 			}
 		})
 	}
@@ -98,7 +122,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	t.Run("missing client id", func(t *testing.T) {
 		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-mq-language", "GO")
 		resp, err := raw.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_CLIENT_ID_REQUIRED {
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_CLIENT_ID_REQUIRED || resp.GetStatus().GetMessage() != "client id cannot be empty" {
 			t.Fatalf("%v %v", resp, err)
 		}
 	})
@@ -134,20 +158,31 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		name   string
 		mutate func(*v2.ReceiveMessageRequest)
 		want   v2.Code
+		text   string // upstream's fixed text, if it has one
 	}{
-		{"invisible time above 12h", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(13 * time.Hour) }, v2.Code_ILLEGAL_INVISIBLE_TIME},
-		{"invisible time below the minimum", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(100 * time.Millisecond) }, v2.Code_ILLEGAL_INVISIBLE_TIME},
-		{"illegal group", func(r *v2.ReceiveMessageRequest) { r.Group = &v2.Resource{Name: "bad group"} }, v2.Code_ILLEGAL_CONSUMER_GROUP},
-		{"illegal topic", func(r *v2.ReceiveMessageRequest) { r.MessageQueue.Topic = &v2.Resource{Name: "bad topic"} }, v2.Code_ILLEGAL_TOPIC},
-		{"bad tag expression", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = "||" }, v2.Code_ILLEGAL_FILTER_EXPRESSION},
-		{"zero batch size", func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 }, v2.Code_BAD_REQUEST},
+		{"invisible time above 12h", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(13 * time.Hour) }, v2.Code_ILLEGAL_INVISIBLE_TIME,
+			"the invisibleTime is too large. max is 43200000"},
+		{"invisible time below the minimum", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = durationpb.New(100 * time.Millisecond) }, v2.Code_ILLEGAL_INVISIBLE_TIME,
+			"the invisibleTime is too small. min is 1000"},
+		{"illegal group", func(r *v2.ReceiveMessageRequest) { r.Group = &v2.Resource{Name: "bad group"} }, v2.Code_ILLEGAL_CONSUMER_GROUP,
+			"the specified group[bad group] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"},
+		{"illegal topic", func(r *v2.ReceiveMessageRequest) { r.MessageQueue.Topic = &v2.Resource{Name: "bad topic"} }, v2.Code_ILLEGAL_TOPIC,
+			"The specified topic[bad topic] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"},
+		{"system group", func(r *v2.ReceiveMessageRequest) { r.Group = &v2.Resource{Name: "CID_RMQ_SYS_X"} }, v2.Code_ILLEGAL_CONSUMER_GROUP,
+			"cannot use system consumer group"},
+		{"bad tag expression", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = "||" }, v2.Code_ILLEGAL_FILTER_EXPRESSION, ""},
+		{"zero batch size", func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 }, v2.Code_BAD_REQUEST, ""},
 	}
 	for _, c := range receiveCases {
 		t.Run("receive/"+c.name, func(t *testing.T) {
 			req := testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second)
 			c.mutate(req)
-			if st, _ := raw.Receive(t, req); st.GetCode() != c.want {
+			st, _ := raw.Receive(t, req)
+			if st.GetCode() != c.want {
 				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), c.want)
+			}
+			if c.text != "" && st.GetMessage() != c.text {
+				t.Fatalf("message %q, upstream says %q", st.GetMessage(), c.text)
 			}
 		})
 	}
@@ -161,7 +196,8 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := stream.Recv()
-		if err != nil || r.GetStatus().GetCode() != v2.Code_ILLEGAL_POLLING_TIME {
+		if err != nil || r.GetStatus().GetCode() != v2.Code_ILLEGAL_POLLING_TIME ||
+			r.GetStatus().GetMessage() != "The deadline time remaining is not enough for polling, please check network condition" {
 			t.Fatalf("%v %v", r, err)
 		}
 	})
@@ -196,16 +232,20 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			handle string
 			d      time.Duration
 			want   v2.Code
+			text   string
 		}{
-			"negative":  {"1 2 3 0 0 b 0 0 0", -time.Second, v2.Code_ILLEGAL_INVISIBLE_TIME},
-			"above 12h": {"1 2 3 0 0 b 0 0 0", 13 * time.Hour, v2.Code_ILLEGAL_INVISIBLE_TIME},
-			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE},
+			"negative":  {"1 2 3 0 0 b 0 0 0", -time.Second, v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too small. min is 0"},
+			"above 12h": {"1 2 3 0 0 b 0 0 0", 13 * time.Hour, v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too large. max is 43200000"},
+			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE, ""},
 		} {
 			resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{
 				Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"}, ReceiptHandle: c.handle,
 				InvisibleDuration: durationpb.New(c.d), MessageId: "01AB"})
 			if err != nil || resp.GetStatus().GetCode() != c.want || resp.GetReceiptHandle() != c.handle {
 				t.Errorf("%s: %v %v (the failed response must echo the request's handle)", name, resp, err)
+			}
+			if c.text != "" && resp.GetStatus().GetMessage() != c.text {
+				t.Errorf("%s: message %q, upstream says %q", name, resp.GetStatus().GetMessage(), c.text)
 			}
 		}
 	})
@@ -233,7 +273,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 		resp, err = raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "normal"}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID {
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID || resp.GetStatus().GetMessage() != "transaction id cannot be empty" {
 			t.Fatalf("blank transaction id: %v %v", resp, err)
 		}
 	})

@@ -1,0 +1,87 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// longExpression joins parts with sep until the result is at least n bytes.
+func longExpression(n int, sep string, part func(i int) string) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(part(i))
+	}
+	return b.String()
+}
+
+// TestLongFilterExpressions subscribes with 10 KiB tag and SQL92
+// expressions, which the Apache proxy accepts: they receive their messages
+// and only those. An expression beyond messaging.limits.maxFilterExpressionLength
+// is refused with ILLEGAL_FILTER_EXPRESSION naming the setting.
+func TestLongFilterExpressions(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "long-filter", domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, "long-filter")
+	wantTag, wantSQL := map[string]bool{}, map[string]bool{}
+	for i := range 12 {
+		m := &rmq.Message{Topic: "long-filter", Body: []byte(fmt.Sprint(i))}
+		m.SetTag([]string{"hit", "miss", "other"}[i%3])
+		m.AddProperty("code", fmt.Sprintf("c%d", i%4))
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			wantTag[r[0].MessageID] = true
+		}
+		if i%4 == 1 {
+			wantSQL[r[0].MessageID] = true
+		}
+	}
+	// 10 KiB: hundreds of tags that never occur, and "hit" at the end.
+	tags := longExpression(10<<10, "||", func(i int) string { return fmt.Sprintf("absent-tag-%05d", i) }) + "||hit"
+	sql := longExpression(10<<10, " OR ", func(i int) string { return fmt.Sprintf("code = 'absent-%05d'", i) }) + " OR code = 'c1'"
+	for _, c := range []struct {
+		name, group string
+		expr        *rmq.FilterExpression
+		want        map[string]bool
+	}{
+		{"tag", "g-long-tag", rmq.NewFilterExpression(tags), wantTag},
+		{"sql92", "g-long-sql", rmq.NewFilterExpressionWithType(sql, rmq.SQL92), wantSQL},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cons := testenv.NewSimpleConsumer(t, p, c.group, time.Second, map[string]*rmq.FilterExpression{"long-filter": c.expr})
+			got := receiveAll(t, cons, len(c.want), 30*time.Second)
+			for id := range got {
+				if !c.want[id] {
+					t.Errorf("message %s does not match the filter", id)
+				}
+			}
+			if ms, _ := cons.Receive(t.Context(), 16, 2*time.Second); len(ms) != 0 {
+				t.Fatalf("non-matching message delivered: %v", ms[0].GetTag())
+			}
+		})
+	}
+
+	t.Run("beyond the limit", func(t *testing.T) {
+		raw := testenv.NewRawClient(t, p)
+		raw.Subscribe(t, "g-long-raw", "long-filter")
+		req := testenv.ReceiveRequest("g-long-raw", "long-filter", 1, 10*time.Second)
+		req.FilterExpression.Expression = longExpression(64<<10+1, "||", func(i int) string { return "t" })
+		st, _ := raw.Receive(t, req)
+		if st.GetCode() != v2.Code_ILLEGAL_FILTER_EXPRESSION || !strings.Contains(st.GetMessage(), "messaging.limits.maxFilterExpressionLength") {
+			t.Fatalf("%v", st)
+		}
+	})
+}
