@@ -51,6 +51,7 @@ func stamp(created, updated *time.Time, now time.Time) {
 }
 
 // CreateTopic creates a topic; ReasonAlreadyExists when the name is taken.
+// The topic-put record is durable when it returns.
 func (e *Engine) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	if t.Permission == domain.PermNone {
 		t.Permission = domain.PermReadWrite
@@ -59,16 +60,21 @@ func (e *Engine) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 		return domain.Topic{}, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return domain.Topic{}, err
 	}
 	if _, ok := e.topics[t.Name]; ok {
+		e.mu.Unlock()
 		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
 	}
 	stamp(&t.CreatedAt, &t.UpdatedAt, e.clock.Now())
-	tm, err := e.addTopicLocked(t)
+	tm, end, err := e.putTopicLocked(t, 0, true)
+	e.mu.Unlock()
 	if err != nil {
+		return domain.Topic{}, err
+	}
+	if err := e.waitDurable(ctx, end, "the topic creation"); err != nil {
 		return domain.Topic{}, err
 	}
 	e.log.InfoContext(ctx, "topic created", "topic", t.Name, "type", t.Type.String(), "queues", t.QueueCount)
@@ -84,15 +90,17 @@ func (e *Engine) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 		return domain.Topic{}, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return domain.Topic{}, err
 	}
 	cur, ok := e.topics[t.Name]
 	if !ok {
+		e.mu.Unlock()
 		return domain.Topic{}, topicNotFound(t.Name)
 	}
 	if t.QueueCount < cur.QueueCount {
+		e.mu.Unlock()
 		return domain.Topic{}, domain.Errorf(domain.ReasonBadRequest,
 			"topic %q has %d queues; the queue count can only grow (messages in removed queues would become unreachable)", t.Name, cur.QueueCount)
 	}
@@ -100,41 +108,38 @@ func (e *Engine) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if t.UpdatedAt.IsZero() {
 		t.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
 	}
-	old := cur.Topic
-	cur.Topic = t
-	if err := e.saveTopicsLocked(); err != nil {
-		cur.Topic = old
+	_, end, err := e.putTopicLocked(t, cur.incarnation, true)
+	e.mu.Unlock()
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	if err := e.waitDurable(ctx, end, "the topic update"); err != nil {
 		return domain.Topic{}, err
 	}
 	return t, nil
 }
 
 // DeleteTopic deletes a topic, its queues and every group's state on it.
+// The topic is gone at once; its consume-queue files are removed once the
+// deletion record is durable and no kept snapshot lists them.
 func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return err
 	}
 	t, ok := e.topics[name]
 	if !ok {
+		e.mu.Unlock()
 		return topicNotFound(name)
 	}
 	rec := record.Deleted{Name: name, Incarnation: t.incarnation}
 	_, end, err := e.appendApplyLocked(record.TypeTopicDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
+	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	// Rare administrative call: wait under the lock so that no send can slip
-	// in between the deletion record and the metadata change, and finish it
-	// even if the caller stops waiting (the record is in the log already).
-	if err := e.waitDurable(context.WithoutCancel(ctx), end, "the topic deletion"); err != nil {
-		return err
-	}
-	delete(e.topics, name)
-	if err := e.saveTopicsLocked(); err != nil {
+	if err := e.waitDurable(ctx, end, "the topic deletion"); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "topic deleted", "topic", name)
@@ -162,16 +167,21 @@ func (e *Engine) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 		return domain.ConsumerGroup{}, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return domain.ConsumerGroup{}, err
 	}
 	if _, ok := e.groups[g.Name]; ok {
+		e.mu.Unlock()
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
 	}
 	stamp(&g.CreatedAt, &g.UpdatedAt, e.clock.Now())
-	gm, err := e.addGroupLocked(g)
+	gm, end, err := e.putGroupLocked(g, 0, true)
+	e.mu.Unlock()
 	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if err := e.waitDurable(ctx, end, "the group creation"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	e.log.InfoContext(ctx, "consumer group created", "consumer_group", g.Name)
@@ -184,22 +194,25 @@ func (e *Engine) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 		return domain.ConsumerGroup{}, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return domain.ConsumerGroup{}, err
 	}
 	cur, ok := e.groups[g.Name]
 	if !ok {
+		e.mu.Unlock()
 		return domain.ConsumerGroup{}, groupNotFound(g.Name)
 	}
 	g.CreatedAt = cur.CreatedAt
 	if g.UpdatedAt.IsZero() {
 		g.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
 	}
-	old := cur.ConsumerGroup
-	cur.ConsumerGroup = g
-	if err := e.saveGroupsLocked(); err != nil {
-		cur.ConsumerGroup = old
+	_, end, err := e.putGroupLocked(g, cur.incarnation, true)
+	e.mu.Unlock()
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if err := e.waitDurable(ctx, end, "the group update"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	return g, nil
@@ -208,24 +221,22 @@ func (e *Engine) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 // DeleteGroup deletes a group and its consumer state.
 func (e *Engine) DeleteGroup(ctx context.Context, name string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
 		return err
 	}
 	g, ok := e.groups[name]
 	if !ok {
+		e.mu.Unlock()
 		return groupNotFound(name)
 	}
 	rec := record.Deleted{Name: name, Incarnation: g.incarnation}
 	_, end, err := e.appendApplyLocked(record.TypeGroupDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
+	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := e.waitDurable(context.WithoutCancel(ctx), end, "the group deletion"); err != nil {
-		return err
-	}
-	delete(e.groups, name)
-	if err := e.saveGroupsLocked(); err != nil {
+	if err := e.waitDurable(ctx, end, "the group deletion"); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "consumer group deleted", "consumer_group", name)

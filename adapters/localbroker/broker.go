@@ -131,11 +131,7 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 			return nil, err
 		}
 	}
-	qi, err := e.queueLocked(t.Name, q.QueueID)
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
+	qi := e.queueLocked(t.Name, q.QueueID)
 	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: qi.count, Messages: make([]record.Message, len(msgs))}
 	if deferred {
 		b.QueueOffset = -1
@@ -591,10 +587,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 	if err != nil {
 		return 0, err
 	}
-	dqi, err := e.queueLocked(dlq.Name, 0)
-	if err != nil {
-		return 0, err
-	}
+	dqi := e.queueLocked(dlq.Name, 0)
 	cp := m
 	cp.Topic = dlq.Name
 	cp.StoredAt = now

@@ -18,8 +18,11 @@
 //     memory, are changed only together with a log record, and are
 //     checkpointed into snapshots; recovery loads the newest valid snapshot
 //     and replays the log after it;
-//   - topics, groups and the boot counter live in small files under meta/,
-//     replaced atomically.
+//   - topics and groups are log records too (topic-put, group-put and the
+//     deletions), applied by the same function live and in replay and kept
+//     in snapshots, so the log and the snapshots define them; auto-creation
+//     is one record, bounded in count and rate; the boot counter is a small
+//     file under meta/ (the JSON files of older versions are imported once).
 //
 // What it does not do (yet): SQL92 filters; re-storing far-future timers so
 // that they do not keep old commit-log segments from retention.

@@ -89,6 +89,18 @@ type Engine struct {
 	storeIP        netip.Addr
 	storePort      uint32
 
+	// Auto-creation token bucket (see allowAutoCreateLocked).
+	autoTokens float64
+	autoLast   time.Time
+	// removals are consume-queue files of deleted topics, removed once the
+	// deletion record is durable and no snapshot still to be written lists
+	// them (see removeQueuesLocked).
+	removals []queueRemoval
+	// shortQueues are queues whose file holds fewer entries than the
+	// snapshot recovery started from says (their topic was deleted before
+	// a crash, or the file was damaged); replay must delete their topic.
+	shortQueues map[queueKey]int64
+
 	stop       chan struct{}
 	bgCtx      context.Context // cancelled when stop is closed
 	bgCancel   context.CancelFunc
@@ -144,6 +156,8 @@ func (e *Engine) resetMaps() {
 	e.txnHeap = nil
 	e.offsets = map[consKey]int64{}
 	e.topicDeletedAt = map[string]int64{}
+	e.removals = nil
+	e.shortQueues = map[queueKey]int64{}
 }
 
 // Start recovers the engine from its data directory: it loads metadata and
@@ -177,11 +191,17 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}()
 	e.resetMaps()
-	if err := e.loadMeta(); err != nil {
+	if err := e.loadBoot(); err != nil {
 		return err
 	}
 	snap, err := e.loadSnapshot()
 	if err != nil {
+		return err
+	}
+	imported := false
+	if snap.defs {
+		e.ignoreLegacyMeta()
+	} else if imported, err = e.importLegacyMeta(); err != nil {
 		return err
 	}
 	if err := e.openQueues(snap); err != nil {
@@ -241,11 +261,24 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		return domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
 	}
+	if err := e.checkShortQueuesLocked(); err != nil {
+		clog.Abandon()
+		e.closeQueues()
+		return err
+	}
 	e.clog = clog
 	e.lock = lock
 	ok = true
-	e.pruneOrphansLocked()
 	e.state = stateOpen
+	if err := e.adoptOrphansLocked(imported); err != nil {
+		e.state = stateNew
+		e.clog = nil
+		_ = clog.Close(ctx)
+		e.closeQueues()
+		ok = false
+		return err
+	}
+	e.removeQueuesLocked(clog.SyncedOffset())
 	e.reviveDueLocked(e.clock.Now())
 	e.wg.Add(5)
 	go e.notifyLoop()
@@ -329,11 +362,11 @@ func (e *Engine) openQueues(s *snapshot) error {
 			return err
 		}
 		if have := qi.cq.Count(); have < n {
-			return domain.Errorf(domain.ReasonInternal,
-				"consume queue %s has %d entries but the snapshot says %d; it was damaged or removed. Stop rmqproxy, delete %s and %s to rebuild everything from the commit log (this only works while no commit-log segment was deleted by retention)",
-				qi.cq.Path(), have, n, e.dir("consumequeue"), e.dir("snapshot"))
-		}
-		if err := qi.cq.TruncateTo(n); err != nil {
+			// Fine if replay deletes the topic (its files went with a
+			// deletion the snapshot does not cover yet); see
+			// checkShortQueuesLocked.
+			e.shortQueues[k] = have
+		} else if err := qi.cq.TruncateTo(n); err != nil {
 			return domain.Wrap(domain.ReasonInternal, err, "cannot truncate consume queue "+qi.cq.Path())
 		}
 		qi.count, qi.visible = n, n
@@ -341,41 +374,34 @@ func (e *Engine) openQueues(s *snapshot) error {
 	return nil
 }
 
+func (e *Engine) queuePath(k queueKey) string {
+	return e.dir("consumequeue", k.topic, strconv.Itoa(int(k.qid)))
+}
+
+// openQueue opens the existing file of a queue the snapshot lists.
 func (e *Engine) openQueue(k queueKey) (*queueIndex, error) {
-	dir := e.dir("consumequeue", k.topic)
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+dir)
-	}
-	if statErr != nil {
-		if err := atomicfile.SyncDir(e.dir("consumequeue")); err != nil {
-			return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+dir)
-		}
-	}
-	p := filepath.Join(dir, strconv.Itoa(int(k.qid)))
-	_, statErr = os.Stat(p)
+	p := e.queuePath(k)
 	cq, err := consumequeue.Open(p)
 	if err != nil {
 		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot open consume queue "+p)
-	}
-	if statErr != nil {
-		if err := atomicfile.SyncDir(dir); err != nil {
-			_ = cq.Close()
-			return nil, domain.Wrap(domain.ReasonInternal, err, "cannot create "+p)
-		}
 	}
 	qi := &queueIndex{cq: cq}
 	e.queues[k] = qi
 	return qi, nil
 }
 
-// queueLocked returns the index of a queue, opening its file on first use.
-func (e *Engine) queueLocked(topic string, qid int32) (*queueIndex, error) {
+// queueLocked returns the index of a queue, creating an empty one on first
+// use. A new queue does no I/O: its file is created when its first entries
+// are written (see consumequeue.Create), so applying a record never fails on
+// a file.
+func (e *Engine) queueLocked(topic string, qid int32) *queueIndex {
 	k := queueKey{topic, qid}
 	if qi, ok := e.queues[k]; ok {
-		return qi, nil
+		return qi
 	}
-	return e.openQueue(k)
+	qi := &queueIndex{cq: consumequeue.Create(e.queuePath(k))}
+	e.queues[k] = qi
+	return qi
 }
 
 func (e *Engine) closeQueues() {
@@ -384,49 +410,137 @@ func (e *Engine) closeQueues() {
 	}
 }
 
-// pruneOrphansLocked drops state of topics and groups that do not exist in
-// the metadata (records of topics whose metadata was removed by hand).
-func (e *Engine) pruneOrphansLocked() {
-	dropped := map[string]bool{}
-	for k, q := range e.queues {
-		if _, ok := e.topics[k.topic]; !ok {
-			_ = q.cq.Close()
-			delete(e.queues, k)
-			dropped[k.topic] = true
+// checkShortQueuesLocked fails recovery when a queue's file held fewer
+// entries than the snapshot says and replay did not delete its topic: the
+// file was damaged or removed.
+func (e *Engine) checkShortQueuesLocked() error {
+	for k, have := range e.shortQueues {
+		qi := e.queues[k]
+		if qi == nil {
+			continue
 		}
+		return domain.Errorf(domain.ReasonInternal,
+			"consume queue %s has %d entries but the snapshot says more; it was damaged or removed. Stop rmqproxy, delete %s and %s to rebuild everything from the commit log (this only works while no commit-log segment was deleted by retention)",
+			qi.cq.Path(), have, e.dir("consumequeue"), e.dir("snapshot"))
 	}
-	for t := range dropped {
-		_ = os.RemoveAll(e.dir("consumequeue", t))
-		e.log.Warn("the commit log holds messages of a topic missing from the metadata; ignoring them", "topic", t)
+	e.shortQueues = map[queueKey]int64{}
+	return nil
+}
+
+// adoptOrphansLocked runs once recovery is complete. It gives a definition
+// to every topic and group that has messages or state but none (a data
+// directory of an older version whose topics.json or groups.json was lost):
+// the data stays reachable, with a warning saying what was assumed. When
+// imported is set (definitions came from an older version's JSON files),
+// it then records every definition in the log, waits for that to be
+// durable, and renames the JSON files: from then on the log and the
+// snapshots define topics and groups. The engine is open (appends work).
+func (e *Engine) adoptOrphansLocked(imported bool) error {
+	now := e.clock.Now().UTC().Truncate(time.Millisecond)
+	queues := map[string]int32{}
+	for k := range e.queues {
+		queues[k.topic] = max(queues[k.topic], k.qid+1)
 	}
 	for k := range e.cons {
-		if _, ok := e.topics[k.topic]; !ok {
-			delete(e.cons, k)
-		} else if _, ok := e.groups[k.group]; !ok {
-			delete(e.cons, k)
-		}
+		queues[k.topic] = max(queues[k.topic], k.qid+1)
 	}
 	for k := range e.offsets {
-		if _, ok := e.topics[k.topic]; !ok {
-			delete(e.offsets, k)
-		} else if _, ok := e.groups[k.group]; !ok {
-			delete(e.offsets, k)
+		queues[k.topic] = max(queues[k.topic], k.qid+1)
+	}
+	for _, t := range e.txns {
+		queues[t.topic] = max(queues[t.topic], t.qid+1)
+	}
+	var end int64
+	for name, n := range queues {
+		if _, ok := e.topics[name]; ok {
+			continue
+		}
+		t := domain.Topic{Name: name, Type: domain.MessageTypeMixed, QueueCount: max(n, 1), Permission: domain.PermReadWrite,
+			Description: "recovered from the commit log: its definition was missing", CreatedAt: now, UpdatedAt: now}
+		if domain.IsDeadLetterTopic(name) {
+			t.Type = domain.MessageTypeNormal
+		}
+		if err := t.Validate(); err != nil {
+			e.log.Warn("the commit log holds messages of a topic without a definition and with an invalid name; they stay unreachable", "topic", name, "err", err)
+			continue
+		}
+		_, pe, err := e.putTopicLocked(t, 0, true)
+		if err != nil {
+			return err
+		}
+		end = pe
+		e.log.Warn("the commit log holds messages of a topic without a definition (meta/topics.json of an older version lost?); recreated it: check its type and queue count with `rmqproxy topic describe`",
+			"topic", name, "type", t.Type.String(), "queues", t.QueueCount)
+	}
+	groups := map[string]bool{}
+	for k := range e.cons {
+		groups[k.group] = true
+	}
+	for k := range e.offsets {
+		groups[k.group] = true
+	}
+	for name := range groups {
+		if _, ok := e.groups[name]; ok {
+			continue
+		}
+		if err := domain.ValidateGroupName(name); err != nil {
+			continue
+		}
+		g := domain.NewConsumerGroup(name)
+		g.CreatedAt, g.UpdatedAt = now, now
+		g.Description = "recovered from the commit log: its definition was missing"
+		_, pe, err := e.putGroupLocked(g, 0, true)
+		if err != nil {
+			return err
+		}
+		end = pe
+		e.log.Warn("the commit log holds consumer state of a group without a definition (meta/groups.json of an older version lost?); recreated it with default settings: check them with `rmqproxy group describe`",
+			"consumer_group", name)
+	}
+	if imported {
+		// Record every definition, so that the log and the snapshots hold
+		// them from now on (one record per topic or group).
+		for _, t := range e.topics {
+			if _, pe, err := e.putTopicLocked(t.Topic, t.incarnation, true); err != nil {
+				return err
+			} else {
+				end = pe
+			}
+		}
+		for _, g := range e.groups {
+			if _, pe, err := e.putGroupLocked(g.ConsumerGroup, g.incarnation, true); err != nil {
+				return err
+			} else {
+				end = pe
+			}
 		}
 	}
-	for o, t := range e.txns {
-		if _, ok := e.topics[t.topic]; !ok {
-			delete(e.txns, o)
-		}
+	if end == 0 {
+		return nil
 	}
+	if err := e.clog.Sync(context.Background(), end); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot record topic and group definitions in the commit log")
+	}
+	if imported {
+		for _, name := range []string{topicsFile, groupsFile} {
+			p := e.metaPath(name)
+			if err := os.Rename(p, p+importedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				e.log.Warn("cannot rename an imported metadata file; it is ignored from now on, delete it", "path", p, "err", err)
+			}
+		}
+		if err := atomicfile.SyncDir(e.dir("meta")); err != nil {
+			e.log.Warn("cannot fsync the meta directory", "err", err)
+		}
+		e.log.Info("topic and group definitions imported from an older version's JSON files into the commit log",
+			"topics", len(e.topics), "groups", len(e.groups))
+	}
+	return nil
 }
 
 // dispatchLocked appends a consume-queue entry at queue offset qoff for a
 // message whose record ends at logEnd.
 func (e *Engine) dispatchLocked(topic string, qid int32, qoff int64, ent consumequeue.Entry, logEnd int64) error {
-	qi, err := e.queueLocked(topic, qid)
-	if err != nil {
-		return err
-	}
+	qi := e.queueLocked(topic, qid)
 	switch {
 	case qoff < qi.count:
 		return nil // already indexed (idempotent replay)
@@ -537,13 +651,9 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 		if err != nil {
 			return bad(err)
 		}
-		e.dropTopicStateLocked(d.Name, off)
-		if t, ok := e.topics[d.Name]; ok && t.incarnation == d.Incarnation && e.replaying {
-			// The deletion was interrupted before the metadata was saved.
+		e.dropTopicStateLocked(d.Name, off, end)
+		if t, ok := e.topics[d.Name]; ok && t.incarnation == d.Incarnation {
 			delete(e.topics, d.Name)
-			if err := e.saveTopicsLocked(); err != nil {
-				return err
-			}
 		}
 	case record.TypeGroupDeleted:
 		d, err := record.DecodeDeleted(p)
@@ -551,12 +661,21 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 			return bad(err)
 		}
 		e.dropGroupStateLocked(d.Name)
-		if g, ok := e.groups[d.Name]; ok && g.incarnation == d.Incarnation && e.replaying {
+		if g, ok := e.groups[d.Name]; ok && g.incarnation == d.Incarnation {
 			delete(e.groups, d.Name)
-			if err := e.saveGroupsLocked(); err != nil {
-				return err
-			}
 		}
+	case record.TypeTopicPut:
+		t, err := record.DecodeTopicPut(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.applyTopicPutLocked(&t)
+	case record.TypeGroupPut:
+		g, err := record.DecodeGroupPut(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.applyGroupPutLocked(&g)
 	default:
 		return bad(fmt.Errorf("unknown record type %d", typ))
 	}
@@ -602,17 +721,22 @@ func (e *Engine) applyPopLocked(p *record.Pop) {
 	}
 }
 
-// dropTopicStateLocked drops the state of a deleted topic; off is the log
-// offset of the deletion record.
-func (e *Engine) dropTopicStateLocked(topic string, off int64) {
+// dropTopicStateLocked drops the state of a deleted topic; off and end are
+// the log offset and end of the deletion record. The topic's consume-queue
+// files stay until the deletion is durable and covered by every snapshot
+// that may be written with them (see removeQueuesLocked): a crash before
+// must find them as a snapshot lists them, or find a deletion to replay.
+func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
+	rm := queueRemoval{topic: topic, end: end}
 	for k, q := range e.queues {
 		if k.topic == topic {
-			_ = q.cq.Close()
+			rm.queues = append(rm.queues, q.cq)
 			delete(e.queues, k)
 			delete(e.pendingQueues, k)
+			delete(e.shortQueues, k)
 		}
 	}
-	_ = os.RemoveAll(e.dir("consumequeue", topic))
+	e.removals = append(e.removals, rm)
 	for k := range e.cons {
 		if k.topic == topic {
 			delete(e.cons, k)
@@ -645,6 +769,40 @@ func (e *Engine) dropGroupStateLocked(group string) {
 			delete(e.offsets, k)
 		}
 	}
+}
+
+// queueRemoval is the consume-queue files of a deleted topic, to remove once
+// the log is durable up to end.
+type queueRemoval struct {
+	topic  string
+	end    int64
+	queues []*consumequeue.Queue
+}
+
+// removeQueuesLocked closes and deletes the consume-queue files of topics
+// whose deletion record ends at or before upTo, which must be durable: no
+// recovery can then need them (a snapshot that lists them is followed by
+// the deletion in the log). It runs with snapMu held, or while nothing else
+// runs (Start), so that no snapshot is writing these queues meanwhile; a
+// new queue of the same name creates its file only after this (its entries
+// are stored after the deletion), so the files removed are never its own.
+func (e *Engine) removeQueuesLocked(upTo int64) {
+	keep := e.removals[:0]
+	for _, rm := range e.removals {
+		if rm.end > upTo {
+			keep = append(keep, rm)
+			continue
+		}
+		for _, q := range rm.queues {
+			if err := q.Remove(); err != nil {
+				e.log.Warn("cannot remove a consume queue of a deleted topic; delete it by hand", "topic", rm.topic, "err", err)
+			}
+		}
+		// The directory goes when it is empty (a later incarnation's
+		// files, if any, keep it).
+		_ = os.Remove(e.dir("consumequeue", rm.topic))
+	}
+	e.removals = keep
 }
 
 // wakeLocked wakes the long pollers of topic.
@@ -852,7 +1010,12 @@ func (e *Engine) flushQueues() {
 		q  *consumequeue.Queue
 		to int64
 	}
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
 	e.mu.Lock()
+	if e.clog != nil {
+		e.removeQueuesLocked(e.clog.SyncedOffset())
+	}
 	jobs := make([]job, 0, len(e.queues))
 	for _, q := range e.queues {
 		jobs = append(jobs, job{q.cq, q.visible})
@@ -897,6 +1060,10 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		return nil // nothing happened since the last snapshot
 	}
 	s := e.captureLocked(off)
+	// The files of topics deleted before off go first (their deletion is
+	// made durable below, before anything is written): a recreated topic's
+	// new file must not be removed after it was written.
+	removals := e.removals
 	type job struct {
 		q  *consumequeue.Queue
 		to int64
@@ -915,6 +1082,11 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	err := e.writeSnapshot(ctx, clog, s, func() error {
+		if len(removals) > 0 {
+			e.mu.Lock()
+			e.removeQueuesLocked(s.logOffset)
+			e.mu.Unlock()
+		}
 		for _, j := range jobs {
 			if err := j.q.Flush(j.to); err != nil {
 				return err
@@ -1014,6 +1186,12 @@ func (e *Engine) applyRetention() error {
 		e.log.Info("retention deleted commit-log segments", "segments", n, "log_start", clog.StartOffset())
 	}
 	return err
+}
+
+// checkWritableLocked is checkOpenLocked for calls that append records.
+// (The failed state joins it.)
+func (e *Engine) checkWritableLocked() error {
+	return e.checkOpenLocked()
 }
 
 func unavailable() error {

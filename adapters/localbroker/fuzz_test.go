@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -26,6 +27,11 @@ func sampleSnapshot() *snapshot {
 			storedAt: 1_700_000_000_000, recovery: 5000, checks: 2, lastCheck: 1_700_000_030_000}}},
 		offsets: []snapOffset{{key: consKey{"p", "t", 2}, offset: 7}},
 		deleted: []snapDeleted{{topic: "old", offset: 4242}},
+		defs:    true,
+		topics: []record.TopicPut{{Topic: domain.Topic{Name: "t", Type: domain.MessageTypeFIFO, QueueCount: 4, Permission: domain.PermReadWrite,
+			CreatedAt: time.UnixMilli(1_700_000_000_000).UTC(), UpdatedAt: time.UnixMilli(1_700_000_000_001).UTC()}, Incarnation: 1<<40 | 2}},
+		groups: []record.GroupPut{{Group: domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 3, Orderly: true,
+			RetryPolicy: domain.RetryPolicy{Delays: []time.Duration{time.Second}}}, Incarnation: 1<<40 | 3}},
 	}
 }
 
@@ -33,14 +39,27 @@ func sampleSnapshot() *snapshot {
 // transactional messages existed.
 func TestSnapshotV1StillRead(t *testing.T) {
 	s := sampleSnapshot()
-	s.timers, s.txns, s.offsets, s.deleted = nil, nil, nil, nil
+	s.timers, s.txns, s.offsets, s.deleted, s.defs, s.topics, s.groups = nil, nil, nil, nil, false, nil, nil
 	b := encodeSnapshot(s)
-	// A v1 file is the v2 encoding without the (here empty) new sections.
-	v1 := append(bytes.Clone(snapMagicV1), b[len(snapMagic):len(b)-4-4]...)
+	// A v1 file is the v3 encoding without the (here empty) new sections.
+	v1 := append(bytes.Clone(snapMagicV1), b[len(snapMagic):len(b)-4-6]...)
 	v1 = encodeSnapshotRaw(v1)
 	got, err := decodeSnapshot(v1)
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("v1 snapshot: %+v %v", got, err)
+	}
+}
+
+// TestSnapshotV2StillRead reads a snapshot written before topics and groups
+// were log records: it has no definitions (defs unset).
+func TestSnapshotV2StillRead(t *testing.T) {
+	s := sampleSnapshot()
+	s.defs, s.topics, s.groups = false, nil, nil
+	b := encodeSnapshot(s)
+	v2 := append(bytes.Clone(snapMagicV2), b[len(snapMagic):len(b)-4-2]...)
+	got, err := decodeSnapshot(encodeSnapshotRaw(v2))
+	if err != nil || !reflect.DeepEqual(got, s) {
+		t.Fatalf("v2 snapshot: %+v %v", got, err)
 	}
 }
 
@@ -88,6 +107,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if err != nil {
 			return
 		}
+		s.defs = true // older versions are written as the current one
 		s2, err := decodeSnapshot(encodeSnapshot(s))
 		if err != nil || !reflect.DeepEqual(s, s2) {
 			t.Fatalf("re-encoding changed the snapshot: %v", err)

@@ -6,24 +6,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
-// Metadata files under <dataDir>/meta/, each replaced atomically:
+// Topics and consumer groups are defined by commit-log records (topic-put,
+// group-put and the deletion records), applied live and in replay by the
+// same function and checkpointed in snapshots: the log is their source of
+// truth. Versions before that kept them in two JSON files under
+// <dataDir>/meta/, which are imported once and then renamed with the
+// suffix importedSuffix:
 //
-//	topics.json  every topic, with its incarnation id
-//	groups.json  every consumer group, with its incarnation id
+//	topics.json  every topic, with its incarnation id (legacy, imported)
+//	groups.json  every consumer group, with its incarnation id (legacy, imported)
 //	boot         the boot counter (high bits of every receipt id)
 const (
-	topicsFile = "topics.json"
-	groupsFile = "groups.json"
-	bootFile   = "boot"
-	metaFormat = 1
+	topicsFile     = "topics.json"
+	groupsFile     = "groups.json"
+	bootFile       = "boot"
+	metaFormat     = 1
+	importedSuffix = ".imported"
 )
 
 type topicMeta struct {
@@ -80,6 +85,8 @@ type bootDoc struct {
 	Boot   uint64 `json:"boot"`
 }
 
+// encodeTopics writes the legacy topics.json (tests build old data
+// directories with it).
 func encodeTopics(ts []topicMeta) []byte {
 	doc := topicsDoc{Format: metaFormat, Topics: []topicJSON{}}
 	for _, t := range ts {
@@ -130,6 +137,7 @@ func validateStoredTopic(t domain.Topic) error {
 	return t.Validate()
 }
 
+// encodeGroups writes the legacy groups.json (for tests, as encodeTopics).
 func encodeGroups(gs []groupMeta) []byte {
 	doc := groupsDoc{Format: metaFormat, Groups: []groupJSON{}}
 	for _, g := range gs {
@@ -197,47 +205,73 @@ func (e *Engine) readMeta(name string) ([]byte, error) {
 	return b, err
 }
 
-// loadMeta loads topics, groups and the boot counter, and persists the next
-// boot counter before any receipt id of this boot is issued.
-func (e *Engine) loadMeta() error {
-	bad := func(name string, err error) error {
-		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("metadata file %s is unreadable or invalid; fix or restore it (it is JSON)", e.metaPath(name)))
-	}
-	b, err := e.readMeta(topicsFile)
+func badMeta(path string, err error) error {
+	return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("metadata file %s is unreadable or invalid; fix or restore it (it is JSON)", path))
+}
+
+// loadBoot loads the boot counter and persists the next one before any
+// receipt id of this boot is issued.
+func (e *Engine) loadBoot() error {
+	var boot uint64
+	b, err := e.readMeta(bootFile)
 	if err != nil {
-		return bad(topicsFile, err)
+		return badMeta(e.metaPath(bootFile), err)
 	}
 	if b != nil {
+		if boot, err = decodeBoot(b); err != nil {
+			return badMeta(e.metaPath(bootFile), err)
+		}
+	}
+	return e.newBootLocked(boot + 1)
+}
+
+// importLegacyMeta reads topics.json and groups.json of a data directory
+// written by a version that kept definitions there, when the snapshot
+// recovery starts from predates definitions in the log. It reports whether
+// it found either file; Start then records every definition in the log and
+// renames the files (see finishImportLocked).
+func (e *Engine) importLegacyMeta() (bool, error) {
+	found := false
+	b, err := e.readMeta(topicsFile)
+	if err != nil {
+		return false, badMeta(e.metaPath(topicsFile), err)
+	}
+	if b != nil {
+		found = true
 		ts, err := decodeTopics(b)
 		if err != nil {
-			return bad(topicsFile, err)
+			return false, badMeta(e.metaPath(topicsFile), err)
 		}
 		for _, t := range ts {
 			e.topics[t.Name] = &topicMeta{Topic: t.Topic, incarnation: t.incarnation}
 		}
 	}
 	if b, err = e.readMeta(groupsFile); err != nil {
-		return bad(groupsFile, err)
+		return false, badMeta(e.metaPath(groupsFile), err)
 	}
 	if b != nil {
+		found = true
 		gs, err := decodeGroups(b)
 		if err != nil {
-			return bad(groupsFile, err)
+			return false, badMeta(e.metaPath(groupsFile), err)
 		}
 		for _, g := range gs {
 			e.groups[g.Name] = &groupMeta{ConsumerGroup: g.ConsumerGroup, incarnation: g.incarnation}
 		}
 	}
-	var boot uint64
-	if b, err = e.readMeta(bootFile); err != nil {
-		return bad(bootFile, err)
-	}
-	if b != nil {
-		if boot, err = decodeBoot(b); err != nil {
-			return bad(bootFile, err)
+	return found, nil
+}
+
+// ignoreLegacyMeta warns about JSON metadata files next to a snapshot that
+// holds the definitions already (they are not read: importing them again
+// could bring back deleted topics).
+func (e *Engine) ignoreLegacyMeta() {
+	for _, name := range []string{topicsFile, groupsFile} {
+		if _, err := os.Stat(e.metaPath(name)); err == nil {
+			e.log.Warn("ignoring a metadata file of an older version: topics and groups are recovered from the commit log and snapshots; delete the file",
+				"path", e.metaPath(name))
 		}
 	}
-	return e.newBootLocked(boot + 1)
 }
 
 // Receipt ids (and topic/group incarnations) are boot<<idSeqBits | seq. The
@@ -270,30 +304,6 @@ func (e *Engine) nextIDLocked() (int64, error) {
 	return int64(e.boot<<idSeqBits | e.seq), nil
 }
 
-func (e *Engine) saveTopicsLocked() error {
-	ts := make([]topicMeta, 0, len(e.topics))
-	for _, t := range e.topics {
-		ts = append(ts, *t)
-	}
-	slices.SortFunc(ts, func(a, b topicMeta) int { return strings.Compare(a.Name, b.Name) })
-	if err := atomicfile.Write(e.metaPath(topicsFile), encodeTopics(ts)); err != nil {
-		return domain.Wrap(domain.ReasonInternal, err, "cannot persist topic metadata")
-	}
-	return nil
-}
-
-func (e *Engine) saveGroupsLocked() error {
-	gs := make([]groupMeta, 0, len(e.groups))
-	for _, g := range e.groups {
-		gs = append(gs, *g)
-	}
-	slices.SortFunc(gs, func(a, b groupMeta) int { return strings.Compare(a.Name, b.Name) })
-	if err := atomicfile.Write(e.metaPath(groupsFile), encodeGroups(gs)); err != nil {
-		return domain.Wrap(domain.ReasonInternal, err, "cannot persist consumer group metadata")
-	}
-	return nil
-}
-
 func topicNotFound(name string) error {
 	return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s --type NORMAL`", name, name)
 }
@@ -302,8 +312,34 @@ func groupNotFound(name string) error {
 	return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", name, name)
 }
 
+// allowAutoCreateLocked applies the auto-creation bounds: at most
+// autoCreateMaxTopics topics (autoCreateMaxGroups groups) may exist for
+// auto-creation to add one, and at most autoCreateRate creations per second
+// happen (a token bucket holding one second of creations).
+func (e *Engine) allowAutoCreateLocked(kind, name string, have, limit int, setting string, notFound domain.Reason) error {
+	if have >= limit {
+		return domain.Errorf(notFound, "%s %q does not exist and is not auto-created: %d %ss exist, the limit of local.%s; create it with `rmqproxy %s create %s`, or raise local.%s",
+			kind, name, have, kind, setting, kind, name, setting)
+	}
+	now := e.clock.Now()
+	burst := max(e.cfg.AutoCreateRate, 1)
+	if e.autoLast.IsZero() {
+		e.autoTokens = burst
+	} else if dt := now.Sub(e.autoLast).Seconds(); dt > 0 {
+		e.autoTokens = min(burst, e.autoTokens+dt*e.cfg.AutoCreateRate)
+	}
+	e.autoLast = now
+	if e.autoTokens < 1 {
+		return domain.Errorf(domain.ReasonTooManyRequests, "%s %q does not exist and auto-creation is limited to %g per second (local.autoCreateRate); retry, or create it with `rmqproxy %s create %s`",
+			kind, name, e.cfg.AutoCreateRate, kind, name)
+	}
+	e.autoTokens--
+	return nil
+}
+
 // topicLocked returns the topic, creating it when auto-creation is enabled
-// and create is set.
+// and create is set. An auto-created topic is one topic-put record, not
+// waited for: anything that depends on it (a send) is stored after it.
 func (e *Engine) topicLocked(name string, create bool) (*topicMeta, error) {
 	if t, ok := e.topics[name]; ok {
 		return t, nil
@@ -320,25 +356,60 @@ func (e *Engine) topicLocked(name string, create bool) (*topicMeta, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	tm, err := e.addTopicLocked(t)
+	if err := e.allowAutoCreateLocked("topic", name, len(e.topics), e.cfg.AutoCreateMaxTopics, "autoCreateMaxTopics", domain.ReasonTopicNotFound); err != nil {
+		return nil, err
+	}
+	tm, _, err := e.putTopicLocked(t, 0, false)
 	if err == nil {
 		e.log.Info("topic auto-created", "topic", name, "type", t.Type.String(), "queues", t.QueueCount)
 	}
 	return tm, err
 }
 
-func (e *Engine) addTopicLocked(t domain.Topic) (*topicMeta, error) {
-	inc, err := e.nextIDLocked()
+// putTopicLocked appends a topic-put record for t and applies it;
+// incarnation 0 creates a new incarnation. t must be valid and the change
+// allowed: applying the record cannot fail. It returns the record's end for
+// callers that wait for durability.
+func (e *Engine) putTopicLocked(t domain.Topic, incarnation uint64, durable bool) (*topicMeta, int64, error) {
+	if incarnation == 0 {
+		inc, err := e.nextIDLocked()
+		if err != nil {
+			return nil, 0, err
+		}
+		incarnation = uint64(inc)
+	}
+	rec := record.TopicPut{Topic: t, Incarnation: incarnation}
+	_, end, err := e.appendApplyLocked(record.TypeTopicPut, func(dst []byte) []byte { return record.AppendTopicPut(dst, &rec) }, durable)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	tm := &topicMeta{Topic: t, incarnation: uint64(inc)}
-	e.topics[t.Name] = tm
-	if err := e.saveTopicsLocked(); err != nil {
-		delete(e.topics, t.Name)
-		return nil, err
+	return e.topics[t.Name], end, nil
+}
+
+// putGroupLocked is putTopicLocked for a consumer group.
+func (e *Engine) putGroupLocked(g domain.ConsumerGroup, incarnation uint64, durable bool) (*groupMeta, int64, error) {
+	if incarnation == 0 {
+		inc, err := e.nextIDLocked()
+		if err != nil {
+			return nil, 0, err
+		}
+		incarnation = uint64(inc)
 	}
-	return tm, nil
+	rec := record.GroupPut{Group: g, Incarnation: incarnation}
+	_, end, err := e.appendApplyLocked(record.TypeGroupPut, func(dst []byte) []byte { return record.AppendGroupPut(dst, &rec) }, durable)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.groups[g.Name], end, nil
+}
+
+// applyTopicPutLocked and applyGroupPutLocked apply definition records.
+func (e *Engine) applyTopicPutLocked(p *record.TopicPut) {
+	e.topics[p.Topic.Name] = &topicMeta{Topic: p.Topic, incarnation: p.Incarnation}
+}
+
+func (e *Engine) applyGroupPutLocked(p *record.GroupPut) {
+	e.groups[p.Group.Name] = &groupMeta{ConsumerGroup: p.Group, incarnation: p.Incarnation}
 }
 
 // groupLocked returns the group, creating it when auto-creation is enabled
@@ -353,28 +424,17 @@ func (e *Engine) groupLocked(name string, create bool) (*groupMeta, error) {
 	if !create || !e.cfg.AutoCreateGroups {
 		return nil, groupNotFound(name)
 	}
+	if err := e.allowAutoCreateLocked("group", name, len(e.groups), e.cfg.AutoCreateMaxGroups, "autoCreateMaxGroups", domain.ReasonConsumerGroupNotFound); err != nil {
+		return nil, err
+	}
 	g := domain.NewConsumerGroup(name)
 	now := e.clock.Now().UTC().Truncate(time.Millisecond)
 	g.CreatedAt, g.UpdatedAt = now, now
-	gm, err := e.addGroupLocked(g)
+	gm, _, err := e.putGroupLocked(g, 0, false)
 	if err == nil {
 		e.log.Info("consumer group auto-created", "consumer_group", name)
 	}
 	return gm, err
-}
-
-func (e *Engine) addGroupLocked(g domain.ConsumerGroup) (*groupMeta, error) {
-	inc, err := e.nextIDLocked()
-	if err != nil {
-		return nil, err
-	}
-	gm := &groupMeta{ConsumerGroup: g, incarnation: uint64(inc)}
-	e.groups[g.Name] = gm
-	if err := e.saveGroupsLocked(); err != nil {
-		delete(e.groups, g.Name)
-		return nil, err
-	}
-	return gm, nil
 }
 
 // dlqTopicLocked returns the dead-letter topic of group, creating it (one
@@ -387,5 +447,6 @@ func (e *Engine) dlqTopicLocked(group string) (*topicMeta, error) {
 	now := e.clock.Now().UTC().Truncate(time.Millisecond)
 	t := domain.Topic{Name: name, Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite,
 		Description: "dead-letter queue of consumer group " + group, CreatedAt: now, UpdatedAt: now}
-	return e.addTopicLocked(t)
+	tm, _, err := e.putTopicLocked(t, 0, false)
+	return tm, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -28,10 +29,13 @@ type Config struct {
 	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
 	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record"`
 
-	AutoCreateTopics    bool   `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
-	AutoCreateTopicType string `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
-	AutoCreateGroups    bool   `yaml:"autoCreateGroups" help:"create unknown consumer groups on first receive"`
-	DefaultQueueCount   int32  `yaml:"defaultQueueCount" help:"queue count of auto-created topics"`
+	AutoCreateTopics    bool    `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
+	AutoCreateTopicType string  `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
+	AutoCreateGroups    bool    `yaml:"autoCreateGroups" help:"create unknown consumer groups on first receive"`
+	AutoCreateMaxTopics int     `yaml:"autoCreateMaxTopics" help:"auto-creation creates no topic once this many topics exist (the client gets TOPIC_NOT_FOUND saying so); topics created with rmqproxy topic create are not limited"`
+	AutoCreateMaxGroups int     `yaml:"autoCreateMaxGroups" help:"auto-creation creates no consumer group once this many groups exist (CONSUMER_GROUP_NOT_FOUND saying so)"`
+	AutoCreateRate      float64 `yaml:"autoCreateRate" help:"at most this many topics and groups are auto-created per second, with bursts of one second's worth; beyond it the client gets TOO_MANY_REQUESTS and retries"`
+	DefaultQueueCount   int32   `yaml:"defaultQueueCount" help:"queue count of auto-created topics"`
 
 	TransactionTimeout        time.Duration `yaml:"transactionTimeout" help:"a half message neither committed nor rolled back this long after it was stored (or after its producer's recovery time, if longer) is checked back with a producer"`
 	TransactionCheckInterval  time.Duration `yaml:"transactionCheckInterval" help:"how long to wait between two check-backs of the same unresolved half message"`
@@ -56,6 +60,9 @@ func DefaultConfig() Config {
 		AutoCreateTopics:    true,
 		AutoCreateTopicType: "MIXED",
 		AutoCreateGroups:    true,
+		AutoCreateMaxTopics: 1000,
+		AutoCreateMaxGroups: 1000,
+		AutoCreateRate:      100,
 		DefaultQueueCount:   8,
 		// Apache RocketMQ's BrokerConfig defaults: transactionTimeOut 6 s,
 		// transactionCheckInterval 30 s, transactionCheckMax 15; upstream
@@ -107,6 +114,15 @@ func (c Config) Validate() error {
 	}
 	if _, err := domain.ParseTopicMessageType(c.AutoCreateTopicType); err != nil {
 		bad("autoCreateTopicType must be NORMAL, FIFO, DELAY, TRANSACTION or MIXED, got %q", c.AutoCreateTopicType)
+	}
+	if c.AutoCreateMaxTopics < 0 {
+		bad("autoCreateMaxTopics must be >= 0, got %d", c.AutoCreateMaxTopics)
+	}
+	if c.AutoCreateMaxGroups < 0 {
+		bad("autoCreateMaxGroups must be >= 0, got %d", c.AutoCreateMaxGroups)
+	}
+	if !(c.AutoCreateRate > 0) || math.IsInf(c.AutoCreateRate, 0) {
+		bad("autoCreateRate must be a positive number of creations per second, got %v", c.AutoCreateRate)
 	}
 	if c.DefaultQueueCount < 1 || c.DefaultQueueCount > domain.MaxQueueCount {
 		bad("defaultQueueCount must be in [1, %d], got %d", domain.MaxQueueCount, c.DefaultQueueCount)

@@ -10,10 +10,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 )
 
-// Snapshot file layout: magic "RMQSNAP2", a body, and the CRC-32C of the
+// Snapshot file layout: magic "RMQSNAP3", a body, and the CRC-32C of the
 // body (4 bytes, big endian). The body holds, as varints and
 // length-prefixed strings:
 //
@@ -27,13 +28,18 @@ import (
 //	        message id, stored ms, recovery ms, checks, last check ms
 //	pull offsets: count, then per (group, topic, queueId): offset
 //	topic deletions: count, then per topic: log offset of its latest deletion
+//	topics: count, then per topic: a topic-put record payload (length-prefixed)
+//	groups: count, then per group: a group-put record payload (length-prefixed)
 //
 // logOffset is the commit-log offset the snapshot covers: every record
-// before it is reflected in the snapshot, none after it. Version 1
-// snapshots ("RMQSNAP1", written before delay and transactional messages
-// existed) end after the states and are still read.
+// before it is reflected in the snapshot, none after it. Older versions are
+// still read: "RMQSNAP1" (before delay and transactional messages) ends
+// after the states, "RMQSNAP2" (before topics and groups were log records)
+// after the topic deletions; recovery from them imports the definitions
+// from the JSON files of that version (see importLegacyMeta).
 var (
-	snapMagic   = []byte("RMQSNAP2")
+	snapMagic   = []byte("RMQSNAP3")
+	snapMagicV2 = []byte("RMQSNAP2")
 	snapMagicV1 = []byte("RMQSNAP1")
 )
 
@@ -80,6 +86,11 @@ type snapshot struct {
 	txns      []snapTxn
 	offsets   []snapOffset
 	deleted   []snapDeleted
+	// defs is set when the snapshot holds the topic and group definitions
+	// (version 3), even if there are none.
+	defs   bool
+	topics []record.TopicPut
+	groups []record.GroupPut
 }
 
 var errSnapshot = errors.New("bad snapshot")
@@ -153,6 +164,14 @@ func encodeSnapshot(s *snapshot) []byte {
 	for _, d := range s.deleted {
 		w.s(d.topic)
 		w.i(d.offset)
+	}
+	w.u(uint64(len(s.topics)))
+	for i := range s.topics {
+		w.s(string(record.AppendTopicPut(nil, &s.topics[i])))
+	}
+	w.u(uint64(len(s.groups)))
+	for i := range s.groups {
+		w.s(string(record.AppendGroupPut(nil, &s.groups[i])))
 	}
 	return encodeSnapshotRaw(w.b)
 }
@@ -256,8 +275,13 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 	if len(b) < len(snapMagic)+4 {
 		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
 	}
-	v1 := bytes.Equal(b[:len(snapMagicV1)], snapMagicV1)
-	if !v1 && !bytes.Equal(b[:len(snapMagic)], snapMagic) {
+	version := 0
+	for v, m := range [][]byte{snapMagicV1, snapMagicV2, snapMagic} {
+		if bytes.Equal(b[:len(m)], m) {
+			version = v + 1
+		}
+	}
+	if version == 0 {
 		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
 	}
 	body := b[len(snapMagic) : len(b)-4]
@@ -296,8 +320,11 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		}
 		s.states = append(s.states, st)
 	}
-	if !v1 {
+	if version >= 2 {
 		r.decodeV2(s)
+	}
+	if version >= 3 {
+		r.decodeV3(s)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
@@ -340,6 +367,25 @@ func (r *snapReader) decodeV2(s *snapshot) {
 	}
 	for range r.count() {
 		s.deleted = append(s.deleted, snapDeleted{topic: r.s(), offset: r.nonneg()})
+	}
+}
+
+// decodeV3 reads the definitions version 3 added.
+func (r *snapReader) decodeV3(s *snapshot) {
+	s.defs = true
+	for range r.count() {
+		t, err := record.DecodeTopicPut([]byte(r.s()))
+		if err != nil && r.err == nil {
+			r.fail("bad topic: " + err.Error())
+		}
+		s.topics = append(s.topics, t)
+	}
+	for range r.count() {
+		g, err := record.DecodeGroupPut([]byte(r.s()))
+		if err != nil && r.err == nil {
+			r.fail("bad group: " + err.Error())
+		}
+		s.groups = append(s.groups, g)
 	}
 }
 
@@ -388,6 +434,15 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 		s.deleted = append(s.deleted, snapDeleted{topic: t, offset: o})
 	}
 	slices.SortFunc(s.deleted, func(a, b snapDeleted) int { return strings.Compare(a.topic, b.topic) })
+	s.defs = true
+	for _, t := range e.topics {
+		s.topics = append(s.topics, record.TopicPut{Topic: t.Topic, Incarnation: t.incarnation})
+	}
+	slices.SortFunc(s.topics, func(a, b record.TopicPut) int { return strings.Compare(a.Topic.Name, b.Topic.Name) })
+	for _, g := range e.groups {
+		s.groups = append(s.groups, record.GroupPut{Group: g.ConsumerGroup, Incarnation: g.incarnation})
+	}
+	slices.SortFunc(s.groups, func(a, b record.GroupPut) int { return strings.Compare(a.Group.Name, b.Group.Name) })
 	return s
 }
 
@@ -445,5 +500,11 @@ func (e *Engine) restoreLocked(s *snapshot) {
 	}
 	for _, d := range s.deleted {
 		e.topicDeletedAt[d.topic] = d.offset
+	}
+	for i := range s.topics {
+		e.applyTopicPutLocked(&s.topics[i])
+	}
+	for i := range s.groups {
+		e.applyGroupPutLocked(&s.groups[i])
 	}
 }

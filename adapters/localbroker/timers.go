@@ -243,10 +243,7 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	if err != nil {
 		return drop(e.log.Error, "its stored bytes cannot be read", "error", err)
 	}
-	qi, err := e.queueLocked(lt.topic, lt.qid)
-	if err != nil {
-		return err
-	}
+	qi := e.queueLocked(lt.topic, lt.qid)
 	m.StoredAt = now
 	rec := record.Resolve{Kind: record.ResolveTimerFire, Origin: origin, DeliverAt: lt.deliverAt,
 		Copy: &record.Batch{Topic: lt.topic, QueueID: lt.qid, QueueOffset: qi.count, Messages: []record.Message{m}}}

@@ -192,11 +192,7 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time) (int
 	m.StoredAt = now
 	b := &record.Batch{Topic: st.topic, QueueID: st.qid, QueueOffset: -1, Messages: []record.Message{m}}
 	if !m.DeliverAt.After(now.Add(timerTick)) {
-		qi, err := e.queueLocked(st.topic, st.qid)
-		if err != nil {
-			return 0, err
-		}
-		b.QueueOffset = qi.count
+		b.QueueOffset = e.queueLocked(st.topic, st.qid).count
 	}
 	rec := record.Resolve{Kind: record.ResolveTxnCommit, Origin: origin, Copy: b}
 	_, end, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {

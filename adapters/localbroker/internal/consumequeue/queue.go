@@ -4,9 +4,10 @@
 //
 // The index is derived data. The engine appends entries in memory when it
 // assigns queue offsets, writes them to the file lazily (only once the
-// commit-log record they point to is durable) and truncates/rebuilds them
-// from the commit log at recovery. The package does no fsync ordering of its
-// own beyond [Queue.Sync].
+// commit-log record they point to is durable; a new queue's file is created
+// by its first write) and truncates/rebuilds them from the commit log at
+// recovery. The package does no fsync ordering of its own beyond
+// [Queue.Sync].
 //
 // Entry layout, 32 bytes, big endian:
 //
@@ -29,7 +30,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 )
 
 // EntrySize is the size of one entry on disk.
@@ -101,13 +105,18 @@ type Queue struct {
 	flushed int64   // entries in the file
 	tail    []Entry // entries [flushed, flushed+len(tail)) not yet written
 	dirty   bool    // written since the last Sync
+	created bool    // the file was created by Flush; Sync fsyncs its directories
 	closed  bool
 }
 
-// Open opens or creates the index file at path. A partial last entry (a torn
-// write) is dropped.
+// Open opens the index file at path. A partial last entry (a torn write) is
+// dropped. A missing file opens an empty queue whose file the first Flush
+// creates.
 func Open(path string) (*Queue, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return Create(path), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumequeue: open %s: %w", path, err)
 	}
@@ -124,6 +133,13 @@ func Open(path string) (*Queue, error) {
 		}
 	}
 	return &Queue{path: path, f: f, flushed: n}, nil
+}
+
+// Create returns a new, empty queue for path without touching the disk: the
+// first Flush creates the file (replacing any file left at path) and its
+// directory. Appending to a queue therefore never does I/O.
+func Create(path string) *Queue {
+	return &Queue{path: path}
 }
 
 // Path is the file's path.
@@ -182,6 +198,17 @@ func (q *Queue) Flush(upTo int64) error {
 	if n <= 0 {
 		return nil
 	}
+	if q.f == nil {
+		dir := filepath.Dir(q.path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("consumequeue: create %s: %w", dir, err)
+		}
+		f, err := os.OpenFile(q.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("consumequeue: create %s: %w", q.path, err)
+		}
+		q.f, q.created = f, true
+	}
 	buf := make([]byte, 0, n*EntrySize)
 	for _, e := range q.tail[:n] {
 		buf = AppendEntry(buf, e)
@@ -208,6 +235,16 @@ func (q *Queue) Sync() error {
 	if err := q.f.Sync(); err != nil {
 		return fmt.Errorf("consumequeue: fsync %s: %w", q.path, err)
 	}
+	if q.created {
+		// The new file's name, and its topic directory's, must be durable too.
+		dir := filepath.Dir(q.path)
+		for _, d := range []string{dir, filepath.Dir(dir)} {
+			if err := atomicfile.SyncDir(d); err != nil {
+				return fmt.Errorf("consumequeue: %w", err)
+			}
+		}
+		q.created = false
+	}
 	q.dirty = false
 	return nil
 }
@@ -229,6 +266,9 @@ func (q *Queue) TruncateTo(n int64) error {
 		return nil
 	}
 	q.tail = nil
+	if q.f == nil {
+		return nil
+	}
 	if err := q.f.Truncate(n * EntrySize); err != nil {
 		return fmt.Errorf("consumequeue: truncate %s: %w", q.path, err)
 	}
@@ -245,5 +285,19 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	if q.f == nil {
+		return nil
+	}
 	return q.f.Close()
+}
+
+// Remove closes the queue and deletes its file (a missing file is fine).
+func (q *Queue) Remove() error {
+	if err := q.Close(); err != nil {
+		return err
+	}
+	if err := os.Remove(q.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("consumequeue: remove %s: %w", q.path, err)
+	}
+	return nil
 }

@@ -1,8 +1,8 @@
 // Package record encodes and decodes the payloads of the records the local
 // broker writes into its commit log: message batches, dispatches, pop, ack,
-// change-invisible and dead-letter records, topic/group deletions, the
-// resolutions of deferred (delay and half) messages, transaction check-backs
-// and pull-consumer offset commits.
+// change-invisible and dead-letter records, topic/group definitions and
+// deletions, the resolutions of deferred (delay and half) messages,
+// transaction check-backs and pull-consumer offset commits.
 //
 // It owns the byte layout only; framing (length, CRC, type byte) is the
 // commit log's job and the meaning of the records is the engine's.
@@ -40,7 +40,9 @@ const (
 	TypeResolve         Type = 9
 	TypeTxnCheck        Type = 10
 	TypeOffsetCommit    Type = 11
-	maxType             Type = 11
+	TypeTopicPut        Type = 12
+	TypeGroupPut        Type = 13
+	maxType             Type = 13
 )
 
 // Known reports whether t is a record type this version understands.
@@ -70,6 +72,10 @@ func (t Type) String() string {
 		return "txn-check"
 	case TypeOffsetCommit:
 		return "offset-commit"
+	case TypeTopicPut:
+		return "topic-put"
+	case TypeGroupPut:
+		return "group-put"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -874,7 +880,7 @@ func DecodeOffsetCommit(b []byte) (OffsetCommit, error) {
 
 // Decode decodes the payload of a record of type t into one of *Batch-like
 // values (for tests and tools): Batch, Dispatch, Pop, Ack, ChangeInvisible,
-// DeadLetter, Deleted, Resolve, TxnCheck or OffsetCommit.
+// DeadLetter, Deleted, Resolve, TxnCheck, OffsetCommit, TopicPut or GroupPut.
 func Decode(t Type, p []byte) (any, error) {
 	switch t {
 	case TypeMessageBatch:
@@ -900,6 +906,10 @@ func Decode(t Type, p []byte) (any, error) {
 		return DecodeTxnCheck(p)
 	case TypeOffsetCommit:
 		return DecodeOffsetCommit(p)
+	case TypeTopicPut:
+		return DecodeTopicPut(p)
+	case TypeGroupPut:
+		return DecodeGroupPut(p)
 	}
 	return nil, corrupt("unknown record type %d", t)
 }
@@ -930,6 +940,109 @@ func Encode(dst []byte, v any) ([]byte, error) {
 		return AppendTxnCheck(dst, &v), nil
 	case OffsetCommit:
 		return AppendOffsetCommit(dst, &v), nil
+	case TopicPut:
+		return AppendTopicPut(dst, &v), nil
+	case GroupPut:
+		return AppendGroupPut(dst, &v), nil
 	}
 	return nil, fmt.Errorf("record: cannot encode %T", v)
+}
+
+// TopicPut records the creation or update of a topic: its whole definition
+// and its incarnation (a new incarnation is a creation).
+type TopicPut struct {
+	Topic       domain.Topic
+	Incarnation uint64
+}
+
+// AppendTopicPut appends the payload of a topic-put record.
+func AppendTopicPut(dst []byte, t *TopicPut) []byte {
+	w := writer{b: dst}
+	w.str(t.Topic.Name)
+	w.byte1(byte(t.Topic.Type))
+	w.varint(int64(t.Topic.QueueCount))
+	w.byte1(byte(t.Topic.Permission))
+	w.str(t.Topic.Description)
+	encodeTime(&w, t.Topic.CreatedAt)
+	encodeTime(&w, t.Topic.UpdatedAt)
+	w.uvarint(t.Incarnation)
+	return w.b
+}
+
+// DecodeTopicPut decodes a topic-put payload. It checks the layout only;
+// the engine validates the definition before appending it.
+func DecodeTopicPut(b []byte) (TopicPut, error) {
+	r := reader{b: b}
+	var t TopicPut
+	t.Topic.Name = r.str()
+	t.Topic.Type = domain.MessageType(r.byte1())
+	t.Topic.QueueCount = r.int32v()
+	t.Topic.Permission = domain.Permission(r.byte1())
+	t.Topic.Description = r.str()
+	t.Topic.CreatedAt = decodeTime(&r)
+	t.Topic.UpdatedAt = decodeTime(&r)
+	t.Incarnation = r.uvarint()
+	return t, r.end()
+}
+
+// GroupPut records the creation or update of a consumer group.
+type GroupPut struct {
+	Group       domain.ConsumerGroup
+	Incarnation uint64
+}
+
+// AppendGroupPut appends the payload of a group-put record.
+func AppendGroupPut(dst []byte, g *GroupPut) []byte {
+	w := writer{b: dst}
+	c := &g.Group
+	w.str(c.Name)
+	w.varint(int64(c.MaxDeliveryAttempts))
+	w.varint(int64(c.RetryPolicy.Initial))
+	w.varint(int64(c.RetryPolicy.Max))
+	w.uvarint(math.Float64bits(c.RetryPolicy.Multiplier))
+	w.uvarint(uint64(len(c.RetryPolicy.Delays)))
+	for _, d := range c.RetryPolicy.Delays {
+		w.varint(int64(d))
+	}
+	var flags byte
+	if c.Orderly {
+		flags |= 1
+	}
+	w.byte1(flags)
+	w.str(c.Description)
+	encodeTime(&w, c.CreatedAt)
+	encodeTime(&w, c.UpdatedAt)
+	w.uvarint(g.Incarnation)
+	return w.b
+}
+
+// DecodeGroupPut decodes a group-put payload (layout only, as DecodeTopicPut).
+func DecodeGroupPut(b []byte) (GroupPut, error) {
+	r := reader{b: b}
+	var g GroupPut
+	c := &g.Group
+	c.Name = r.str()
+	c.MaxDeliveryAttempts = r.int32v()
+	c.RetryPolicy.Initial = time.Duration(r.varint())
+	c.RetryPolicy.Max = time.Duration(r.varint())
+	c.RetryPolicy.Multiplier = math.Float64frombits(r.uvarint())
+	if math.IsNaN(c.RetryPolicy.Multiplier) || math.IsInf(c.RetryPolicy.Multiplier, 0) {
+		r.fail("multiplier not finite")
+	}
+	if n := r.count(); n > 0 {
+		c.RetryPolicy.Delays = make([]time.Duration, n)
+		for i := range n {
+			c.RetryPolicy.Delays[i] = time.Duration(r.varint())
+		}
+	}
+	flags := r.byte1()
+	if flags&^1 != 0 {
+		r.fail("unknown group flags")
+	}
+	c.Orderly = flags&1 != 0
+	c.Description = r.str()
+	c.CreatedAt = decodeTime(&r)
+	c.UpdatedAt = decodeTime(&r)
+	g.Incarnation = r.uvarint()
+	return g, r.end()
 }

@@ -52,6 +52,12 @@ func samples() []struct {
 		{TypeResolve, Resolve{Kind: ResolveTxnRollback, Origin: 8}},
 		{TypeTxnCheck, TxnCheck{Origin: 77, Checks: 3, At: time.UnixMilli(1700000000000).UTC()}},
 		{TypeOffsetCommit, OffsetCommit{Group: "g", Topic: "t", QueueID: 2, Offset: 1 << 40}},
+		{TypeTopicPut, TopicPut{Topic: domain.Topic{Name: "t", Type: domain.MessageTypeMixed, QueueCount: 8, Permission: domain.PermReadWrite,
+			Description: "d", CreatedAt: time.UnixMilli(1700000000000).UTC(), UpdatedAt: time.UnixMilli(1700000000001).UTC()}, Incarnation: 1<<40 | 3}},
+		{TypeGroupPut, GroupPut{Group: domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 17, Orderly: true, Description: "x",
+			RetryPolicy: domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Delays: []time.Duration{time.Second, 5 * time.Second}},
+			CreatedAt:   time.UnixMilli(1700000000000).UTC()}, Incarnation: 7}},
+		{TypeGroupPut, GroupPut{Group: domain.ConsumerGroup{Name: "h"}}},
 	}
 }
 

@@ -1,0 +1,312 @@
+package localbroker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// TestCrashAfterTopicDeleteStarts is the regression test of a crash right
+// after a topic deletion: the last snapshot still lists the topic's queues,
+// so recovery must not need their files (they went with the topic).
+func TestCrashAfterTopicDeleteStarts(t *testing.T) {
+	for _, settle := range []bool{true, false} {
+		h := newHarness(t, nil)
+		ctx := t.Context()
+		h.send("a", 0, msg("a", "m1", ""))
+		h.send("keep", 0, msg("keep", "k1", ""))
+		h.pop("g", "a", 0, 1, time.Minute)
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.e.DeleteTopic(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		h.crashRestart(settle)
+		if ts, _ := h.e.ListTopics(ctx); slices.ContainsFunc(ts, func(t domain.Topic) bool { return t.Name == "a" }) {
+			t.Fatalf("deleted topic back after the crash: %+v", ts)
+		}
+		// A new topic of the same name starts empty; the other topic keeps
+		// its message; both survive another crash and restart.
+		if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "a", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		h.send("a", 0, msg("a", "m2", ""))
+		h.crashRestart(true)
+		if got := h.pop("g", "a", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m2"}) || got[0].QueueOffset != 0 {
+			t.Fatalf("recreated topic holds %v", ids(got))
+		}
+		if got := h.pop("g", "keep", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"k1"}) {
+			t.Fatalf("other topic holds %v", ids(got))
+		}
+		h.restart()
+	}
+}
+
+// TestCrashAfterGroupDeleteStarts: the same for a consumer group with state
+// and a dead-letter topic.
+func TestCrashAfterGroupDeleteStarts(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("a", 0, msg("a", "m1", ""), msg("a", "m2", ""))
+	got := h.pop("g", "a", 0, 1, time.Minute)
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", got[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.DeleteGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	h.crashRestart(true)
+	if gs, _ := h.e.ListGroups(ctx); len(gs) != 0 {
+		t.Fatalf("deleted group back: %+v", gs)
+	}
+	// A new group of the same name starts from the first message.
+	if got := h.pop("g", "a", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m1", "m2"}) {
+		t.Fatalf("new group got %v", ids(got))
+	}
+	h.restart()
+}
+
+// newClosedHarness is newHarness without opening the engine (the test
+// prepares the data directory first, then calls open).
+func newClosedHarness(t *testing.T, mod func(*Config)) *harness {
+	cfg := testConfig(t.TempDir())
+	if mod != nil {
+		mod(&cfg)
+	}
+	h := &harness{t: t, cfg: cfg, clock: newFakeClock()}
+	t.Cleanup(func() {
+		if h.e != nil && h.e.state == stateOpen {
+			if err := h.e.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	return h
+}
+
+// writeLegacyDataDir builds the data directory of a version that kept
+// topics and groups in meta/*.json: a commit log with one message batch for
+// topic "legacy" (queue 1 of 2) and no definition records, the JSON files
+// (unless withJSON is false) and, with v2Snapshot, an empty version-2
+// snapshot at offset 0.
+func writeLegacyDataDir(t *testing.T, cfg Config, withJSON, v2Snapshot bool) {
+	t.Helper()
+	for _, d := range []string{"meta", "commitlog", "snapshot"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clog, err := commitlog.Open(commitlog.Options{Dir: filepath.Join(cfg.DataDir, "commitlog"), SegmentSize: cfg.SegmentSize,
+		MaxRecordSize: cfg.MaxRecordSize}, 0, func(int64, byte, []byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := record.Batch{Topic: "legacy", QueueID: 1, QueueOffset: 0, Messages: []record.Message{
+		{Message: msg("legacy", "old1", "tagA"), StoredAt: now}, {Message: msg("legacy", "old2", ""), StoredAt: now}}}
+	p, _ := record.AppendBatch(nil, &b)
+	_, end, err := clog.Append(byte(record.TypeMessageBatch), p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clog.Wait(t.Context(), end); err != nil {
+		t.Fatal(err)
+	}
+	if err := clog.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if withJSON {
+		ts := []topicMeta{{Topic: domain.Topic{Name: "legacy", Type: domain.MessageTypeFIFO, QueueCount: 2, Permission: domain.PermReadWrite,
+			CreatedAt: now, UpdatedAt: now}, incarnation: 5}}
+		gs := []groupMeta{{ConsumerGroup: domain.NewConsumerGroup("lg"), incarnation: 6}}
+		gs[0].MaxDeliveryAttempts = 4
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "meta", topicsFile), encodeTopics(ts), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "meta", groupsFile), encodeGroups(gs), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v2Snapshot {
+		s := encodeSnapshot(&snapshot{})
+		v2 := append(bytes.Clone(snapMagicV2), s[len(snapMagic):len(s)-4-2]...)
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "snapshot", snapshotName(0)), encodeSnapshotRaw(v2), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLegacyMetadataImported: a data directory of an older version is
+// imported once (definitions recorded in the log, JSON files renamed); from
+// then on the JSON files play no role.
+func TestLegacyMetadataImported(t *testing.T) {
+	for _, v2 := range []bool{false, true} {
+		h := newClosedHarness(t, func(c *Config) { c.AutoCreateTopics, c.AutoCreateGroups = false, false })
+		writeLegacyDataDir(t, h.cfg, true, v2)
+		h.open()
+		ctx := t.Context()
+		check := func(when string) {
+			t.Helper()
+			tp, err := h.e.Topic(ctx, "legacy")
+			if err != nil || tp.Type != domain.MessageTypeFIFO || tp.QueueCount != 2 {
+				t.Fatalf("%s: topic %+v %v", when, tp, err)
+			}
+			g, err := h.e.ConsumerGroup(ctx, "lg")
+			if err != nil || g.MaxDeliveryAttempts != 4 {
+				t.Fatalf("%s: group %+v %v", when, g, err)
+			}
+		}
+		check("after the import")
+		for _, name := range []string{topicsFile, groupsFile} {
+			if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "meta", name)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s still there after the import: %v", name, err)
+			}
+			if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "meta", name+importedSuffix)); err != nil {
+				t.Fatalf("%s not kept as %s: %v", name, importedSuffix, err)
+			}
+		}
+		h.crashRestart(true) // from the v2 snapshot (or none) and the log alone
+		check("after a crash")
+		if got := h.pop("lg", "legacy", 1, 10, time.Minute); !slices.Equal(ids(got), []string{"old1", "old2"}) {
+			t.Fatalf("legacy messages: %v", ids(got))
+		}
+		if err := h.e.DeleteTopic(ctx, "legacy"); err != nil {
+			t.Fatal(err)
+		}
+		h.restart() // writes a v3 snapshot
+		if _, err := h.e.Topic(ctx, "legacy"); !domain.HasReason(err, domain.ReasonTopicNotFound) {
+			t.Fatalf("deleted topic back: %v", err)
+		}
+		check2 := func() {
+			if g, err := h.e.ConsumerGroup(ctx, "lg"); err != nil || g.MaxDeliveryAttempts != 4 {
+				t.Fatalf("group %+v %v", g, err)
+			}
+		}
+		check2()
+		// A topics.json put back is ignored: it would bring back the topic.
+		if err := os.Rename(filepath.Join(h.cfg.DataDir, "meta", topicsFile+importedSuffix), filepath.Join(h.cfg.DataDir, "meta", topicsFile)); err != nil {
+			t.Fatal(err)
+		}
+		h.crashRestart(true)
+		if _, err := h.e.Topic(ctx, "legacy"); !domain.HasReason(err, domain.ReasonTopicNotFound) {
+			t.Fatalf("deleted topic back from topics.json: %v", err)
+		}
+		if !h.warns.contains("ignoring a metadata file of an older version") {
+			t.Fatal("no warning about the ignored topics.json")
+		}
+		check2()
+		h.restart()
+	}
+}
+
+// TestLostTopicsJSONKeepsDataReachable is the regression test of a deleted
+// topics.json: the messages of the topic stay reachable (the topic is
+// recreated from the log, with a warning), and so does the group's state.
+func TestLostTopicsJSONKeepsDataReachable(t *testing.T) {
+	h := newClosedHarness(t, func(c *Config) { c.AutoCreateTopics, c.AutoCreateGroups = false, false })
+	writeLegacyDataDir(t, h.cfg, false, true)
+	h.open()
+	if !h.warns.contains("topic without a definition", "legacy") {
+		t.Fatal("no warning about the recreated topic")
+	}
+	tp, err := h.e.Topic(t.Context(), "legacy")
+	if err != nil || tp.QueueCount != 2 {
+		t.Fatalf("topic %+v %v", tp, err)
+	}
+	if _, err := h.e.CreateGroup(t.Context(), domain.NewConsumerGroup("g")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.pop("g", "legacy", 1, 10, time.Minute); !slices.Equal(ids(got), []string{"old1", "old2"}) {
+		t.Fatalf("messages of the topic whose definition was lost: %v", ids(got))
+	}
+	h.crashRestart(true)
+	if _, err := h.e.Topic(t.Context(), "legacy"); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+}
+
+// TestNewDataDirHasNoMetadataFiles: definitions live in the log and the
+// snapshots only; removing meta/ (but the boot counter) loses nothing.
+func TestNewDataDirHasNoMetadataFiles(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
+	ctx := t.Context()
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 3}); err != nil {
+		t.Fatal(err)
+	}
+	g := domain.NewConsumerGroup("g")
+	g.MaxDeliveryAttempts = 9
+	if _, err := h.e.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.send("t", 2, msg("t", "m", ""))
+	for _, restart := range []func(){func() { h.crashRestart(false) }, h.restart, h.restart} {
+		restart()
+		if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "meta", topicsFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("topics.json written: %v", err)
+		}
+		if tp, err := h.e.Topic(ctx, "t"); err != nil || tp.QueueCount != 3 {
+			t.Fatalf("topic %+v %v", tp, err)
+		}
+		if g, err := h.e.ConsumerGroup(ctx, "g"); err != nil || g.MaxDeliveryAttempts != 9 {
+			t.Fatalf("group %+v %v", g, err)
+		}
+	}
+	if got := h.pop("g", "t", 2, 10, time.Minute); !slices.Equal(ids(got), []string{"m"}) {
+		t.Fatalf("got %v", ids(got))
+	}
+}
+
+// TestAutoCreateBounded: auto-creation stops at the configured count with a
+// precise error, and is rate limited with a retryable one.
+func TestAutoCreateBounded(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateMaxTopics = 3; c.AutoCreateMaxGroups = 2; c.AutoCreateRate = 2 })
+	ctx := t.Context()
+	for _, n := range []string{"a", "b"} {
+		if _, err := h.e.Route(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := h.e.Route(ctx, "c")
+	wantReason(t, err, domain.ReasonTooManyRequests)
+	if !strings.Contains(err.Error(), "local.autoCreateRate") {
+		t.Fatalf("rate error does not name the setting: %v", err)
+	}
+	h.fake().Advance(time.Second)
+	if _, err := h.e.Route(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	h.fake().Advance(time.Minute)
+	_, err = h.e.Route(ctx, "d")
+	wantReason(t, err, domain.ReasonTopicNotFound)
+	if !strings.Contains(err.Error(), "local.autoCreateMaxTopics") || !strings.Contains(err.Error(), "rmqproxy topic create d") {
+		t.Fatalf("count error: %v", err)
+	}
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "d", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatalf("explicit creation is not limited: %v", err)
+	}
+	for _, g := range []string{"g1", "g2"} {
+		if _, err := h.e.ConsumerGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = h.e.ConsumerGroup(ctx, "g3")
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+	if !strings.Contains(err.Error(), "local.autoCreateMaxGroups") {
+		t.Fatalf("group count error: %v", err)
+	}
+}

@@ -1,0 +1,127 @@
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// snapshotCovers waits until rmqproxy wrote a snapshot covering the whole
+// commit log as it is now (the proxy runs with a short snapshot interval).
+func snapshotCovers(t *testing.T, dir string) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "commitlog", "0*"))
+	slices.Sort(segs)
+	st, err := os.Stat(segs[len(segs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := strconv.ParseInt(filepath.Base(segs[len(segs)-1]), 10, 64)
+	end := base + st.Size()
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshot", "*.snap"))
+		for _, s := range snaps {
+			if off, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(s), ".snap"), 10, 64); off >= end {
+				return nil
+			}
+		}
+		return fmt.Errorf("no snapshot covers offset %d yet: %v", end, snaps)
+	})
+}
+
+// startServing starts rmqproxy on dir and fails with its logs when it does
+// not serve.
+func startServing(t *testing.T, dir string, flags ...string) *testenv.Child {
+	t.Helper()
+	c := testenv.StartChild(t, dir, flags...)
+	if c.AdminAddr == "" || c.GRPCAddr == "" {
+		t.Fatalf("rmqproxy does not serve; logs:\n%s", c.Output())
+	}
+	return c
+}
+
+// TestKill9RightAfterTopicAndGroupDelete kills rmqproxy right after a topic
+// deletion (whose consume queues the last snapshot lists) and right after a
+// group deletion (whose state it holds): the data directory must start, and
+// serve, each time.
+func TestKill9RightAfterTopicAndGroupDelete(t *testing.T) {
+	dir := t.TempDir()
+	flags := append([]string{"--local.snapshotInterval=200ms"}, fastConsumer...)
+	c := testenv.StartChild(t, dir, flags...)
+	ac := adminClient(t, c)
+	ctx := t.Context()
+	for _, name := range []string{"doomed", "kept"} {
+		if _, err := ac.CreateTopic(ctx, application.TopicSpec{Name: name, Type: domain.MessageTypeNormal, QueueCount: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ac.CreateGroup(ctx, application.GroupSpec{Name: "g-doomed"}); err != nil {
+		t.Fatal(err)
+	}
+	pr := testenv.NewProducer(t, c.Proxy(t), "doomed", "kept")
+	for i := range 10 {
+		for _, topic := range []string{"doomed", "kept"} {
+			if _, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint(topic, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = pr.GracefulStop()
+	raw := testenv.NewRawClient(t, c.Proxy(t))
+	raw.Subscribe(t, "g-doomed", "kept")
+	if st, msgs := raw.Receive(t, testenv.ReceiveRequest("g-doomed", "kept", 4, time.Minute)); st.GetCode() != v2.Code_OK || len(msgs) == 0 {
+		t.Fatalf("receive: %v, %d messages", st, len(msgs))
+	}
+	snapshotCovers(t, dir)
+
+	// Crash right after the topic deletion.
+	if err := ac.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(t)
+	c = startServing(t, dir, flags...)
+	ac = adminClient(t, c)
+	if _, err := ac.Topic(ctx, "doomed"); err == nil {
+		t.Fatal("the deleted topic is back after the crash")
+	}
+	if _, err := ac.CreateTopic(ctx, application.TopicSpec{Name: "doomed", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	snapshotCovers(t, dir)
+
+	// Crash right after the group deletion.
+	if err := ac.DeleteGroup(ctx, "g-doomed"); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(t)
+	c = startServing(t, dir, flags...)
+	ac = adminClient(t, c)
+	if _, err := ac.Group(ctx, "g-doomed"); err == nil {
+		t.Fatal("the deleted group is back after the crash")
+	}
+	// It serves: the kept topic still holds its ten messages for a new
+	// group, and the recreated topic takes and delivers a message.
+	p := c.Proxy(t)
+	pr = testenv.NewProducer(t, p, "doomed")
+	if _, err := pr.Send(ctx, &rmq.Message{Topic: "doomed", Body: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.GracefulStop()
+	sc := testenv.NewSimpleConsumer(t, p, "g-after", time.Second, map[string]*rmq.FilterExpression{"kept": rmq.SUB_ALL, "doomed": rmq.SUB_ALL})
+	got := receiveAll(t, sc, 11, 60*time.Second)
+	if len(got) != 11 {
+		t.Fatalf("received %d messages after the crashes, want 11", len(got))
+	}
+}
