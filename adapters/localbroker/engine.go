@@ -461,7 +461,7 @@ func (e *Engine) adoptOrphansLocked(imported bool) error {
 			t.Type = domain.MessageTypeNormal
 		}
 		if err := t.Validate(); err != nil {
-			e.log.Warn("the commit log holds messages of a topic without a definition and with an invalid name; they stay unreachable", "topic", name, "err", err)
+			e.log.Warn("the commit log holds messages of a topic without a definition and with an invalid name; they stay unreachable", "topic", name, "error", err)
 			continue
 		}
 		_, pe, err := e.putTopicLocked(t, 0, true)
@@ -525,11 +525,11 @@ func (e *Engine) adoptOrphansLocked(imported bool) error {
 		for _, name := range []string{topicsFile, groupsFile} {
 			p := e.metaPath(name)
 			if err := os.Rename(p, p+importedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				e.log.Warn("cannot rename an imported metadata file; it is ignored from now on, delete it", "path", p, "err", err)
+				e.log.Warn("cannot rename an imported metadata file; it is ignored from now on, delete it", "path", p, "error", err)
 			}
 		}
 		if err := atomicfile.SyncDir(e.dir("meta")); err != nil {
-			e.log.Warn("cannot fsync the meta directory", "err", err)
+			e.log.Warn("cannot fsync the meta directory", "error", err)
 		}
 		e.log.Info("topic and group definitions imported from an older version's JSON files into the commit log",
 			"topics", len(e.topics), "groups", len(e.groups))
@@ -795,7 +795,7 @@ func (e *Engine) removeQueuesLocked(upTo int64) {
 		}
 		for _, q := range rm.queues {
 			if err := q.Remove(); err != nil {
-				e.log.Warn("cannot remove a consume queue of a deleted topic; delete it by hand", "topic", rm.topic, "err", err)
+				e.log.Warn("cannot remove a consume queue of a deleted topic; delete it by hand", "topic", rm.topic, "error", err)
 			}
 		}
 		// The directory goes when it is empty (a later incarnation's

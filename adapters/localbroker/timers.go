@@ -196,6 +196,10 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 		}
 		if err := e.fireLocked(it.origin, lt, now); err != nil {
 			heap.Push(&e.tw.heap, it)
+			var early *notDueError
+			if errors.As(err, &early) {
+				return early.at // due within this millisecond
+			}
 			if errors.Is(err, errNotStored) {
 				e.tw.waitLog = true // the notifier kicks the timer loop when the log advances
 				return now.Add(time.Hour)
@@ -243,6 +247,11 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	if err != nil {
 		return drop(e.log.Error, "its stored bytes cannot be read", "error", err)
 	}
+	if now.Before(m.DeliverAt) {
+		// Timers hold delivery times in milliseconds; the message has the
+		// exact time, and it is never delivered before it.
+		return &notDueError{at: m.DeliverAt}
+	}
 	qi := e.queueLocked(lt.topic, lt.qid)
 	m.StoredAt = now
 	rec := record.Resolve{Kind: record.ResolveTimerFire, Origin: origin, DeliverAt: lt.deliverAt,
@@ -253,6 +262,11 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	}, true)
 	return err
 }
+
+// notDueError says a timer's millisecond has come but not its exact time.
+type notDueError struct{ at time.Time }
+
+func (e *notDueError) Error() string { return "the delay message is due at " + e.at.String() }
 
 // errNotStored says a deferred message's record is appended but not yet
 // stored per the flush policy (a timer due within one group commit of its
