@@ -153,6 +153,8 @@ type event struct {
 	TS         int64             `json:"ts"`
 	Outcome    string            `json:"outcome"`
 	Resolution string            `json:"resolution"`
+	Case       string            `json:"case"`
+	Message    string            `json:"message"`
 }
 
 // program runs lang's interop program for one scenario and returns the

@@ -13,7 +13,9 @@
 // needs, run the program, and check what it printed: every message arrives
 // exactly once and intact, FIFO groups in order, delay messages not before
 // their time, committed and checked-back transactions arrive and rolled-back
-// ones never do.
+// ones never do. The Java program also runs "limits": receives with an
+// invisible duration out of bounds get ILLEGAL_INVISIBLE_TIME with the Apache
+// proxy's text, and a 10 KiB tag expression receives its messages.
 //
 // test/scripts/install-clients.sh installs the pinned clients. Without them
 // (or without the language's toolchain) the tests skip, naming what is

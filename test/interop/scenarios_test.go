@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,9 @@ func TestInterop(t *testing.T) {
 			}
 			t.Run("delay", func(t *testing.T) { delayScenario(t, p, lang) })
 			t.Run("transaction", func(t *testing.T) { transactionScenario(t, p, lang) })
+			if lang.name == "java" {
+				t.Run("limits", func(t *testing.T) { limitsScenario(t, p, lang) })
+			}
 		})
 	}
 }
@@ -313,4 +317,42 @@ func sameMap(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// limitsScenario (Java): receives with an invisible duration out of bounds
+// are refused with ILLEGAL_INVISIBLE_TIME and the Apache proxy's text, and a
+// consumer subscribed with a 10 KiB tag expression receives the message that
+// matches it and only that one.
+func limitsScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "limits", "")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	evs := runOn(t, p, lang, "limits", topic, group)
+	// testenv.Config sets the minimum invisible time to 1 s; the maximum is
+	// the default 12 h. The Java client prefixes the request id and code.
+	want := map[string]string{
+		"invisible-too-small": "response-code=40011] the invisibleTime is too small. min is 1000",
+		"invisible-too-large": "response-code=40011] the invisibleTime is too large. max is 43200000",
+	}
+	for _, e := range only(evs, "accepted") {
+		t.Errorf("receive %s was accepted", e.Case)
+	}
+	rejected := only(evs, "rejected")
+	for _, e := range rejected {
+		if w := want[e.Case]; !strings.HasSuffix(e.Message, w) {
+			t.Errorf("receive %s: %q, want it to end with %q", e.Case, e.Message, w)
+		}
+	}
+	if len(rejected) != len(want) {
+		t.Errorf("%d receives rejected, want %d", len(rejected), len(want))
+	}
+	var hit string
+	for _, s := range only(evs, "sent") {
+		if s.Tag == "hit" {
+			hit = s.ID
+		}
+	}
+	got := only(evs, "received")
+	if len(got) != 1 || got[0].ID != hit {
+		t.Errorf("the 10 KiB tag expression received %v, want only the message tagged hit (%s)", got, hit)
+	}
 }

@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientException;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
 import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
 import org.apache.rocketmq.client.apis.consumer.FilterExpression;
@@ -41,7 +42,7 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  *     [--linger-ms L] [--timeout-ms T]
  * </pre>
  *
- * Scenarios: normal, fifo, delay, transaction. The client runs with its
+ * Scenarios: normal, fifo, delay, transaction, limits. The client runs with its
  * default settings (TLS on, certificate not verified). Errors go to stderr
  * and end the program with a non-zero exit code.
  */
@@ -139,6 +140,9 @@ public final class Main {
                 break;
             case "transaction":
                 transaction();
+                break;
+            case "limits":
+                limits();
                 break;
             default:
                 throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -260,6 +264,67 @@ public final class Main {
             consumer.awaitAndClose(2);
         } finally {
             producer.close();
+        }
+    }
+
+    /**
+     * Limits as a client sees them: receives whose invisible duration is
+     * below the minimum or above the maximum are refused (one "rejected"
+     * event each, with the exception's message), and a consumer subscribed
+     * with a 10 KiB tag expression receives the one message ("hit") that
+     * matches it and not the other ("miss").
+     */
+    private void limits() throws Exception {
+        try (SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setAwaitDuration(Duration.ofSeconds(2)).build()) {
+            Map<String, Duration> cases = new LinkedHashMap<>();
+            cases.put("invisible-too-small", Duration.ofMillis(100));
+            cases.put("invisible-too-large", Duration.ofHours(13));
+            for (Map.Entry<String, Duration> k : cases.entrySet()) {
+                Map<String, Object> e;
+                try {
+                    c.receive(1, k.getValue());
+                    e = event("accepted");
+                } catch (ClientException ex) {
+                    e = event("rejected");
+                    e.put("message", ex.getMessage());
+                }
+                e.put("case", k.getKey());
+                emit(e);
+            }
+        }
+        StringBuilder tags = new StringBuilder();
+        for (int i = 0; tags.length() < 10 * 1024; i++) {
+            tags.append(String.format("absent-tag-%05d||", i));
+        }
+        tags.append("hit");
+        try (SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group + "-long")
+            .setSubscriptionExpressions(Map.of(topic, new FilterExpression(tags.toString(), FilterExpressionType.TAG)))
+            .setAwaitDuration(Duration.ofSeconds(2)).build()) {
+            try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+                for (String tag : List.of("miss", "hit")) {
+                    String body = "limits-java-" + tag;
+                    SendReceipt r = producer.send(provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag(tag).build());
+                    Map<String, Object> e = event("sent");
+                    e.put("id", r.getMessageId().toString());
+                    e.put("tag", tag);
+                    e.put("body", body);
+                    emit(e);
+                }
+            }
+            long lingerUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < lingerUntil) {
+                if (received.isEmpty() && System.currentTimeMillis() > deadline) {
+                    throw new IllegalStateException("the consumer with a 10 KiB tag expression received nothing before the timeout");
+                }
+                for (MessageView v : c.receive(16, Duration.ofSeconds(30))) {
+                    onReceived(v, "simple");
+                    c.ack(v);
+                }
+                if (!received.isEmpty() && lingerUntil == Long.MAX_VALUE) {
+                    lingerUntil = System.currentTimeMillis() + lingerMillis;
+                }
+            }
         }
     }
 
