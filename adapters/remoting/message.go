@@ -52,9 +52,12 @@ func (m *Message) MsgID() string {
 	return m.OffsetMsgID()
 }
 
-// CRCValid reports whether BodyCRC matches Body (brokers store the CRC of
-// the body as stored).
-func (m *Message) CRCValid() bool { return int32(crc32.ChecksumIEEE(m.Body)) == m.BodyCRC }
+// CRCValid reports whether BodyCRC matches Body: brokers store the CRC-32
+// of the body as stored with its top bit cleared (UtilAll.crc32).
+func (m *Message) CRCValid() bool { return BodyCRC(m.Body) == m.BodyCRC }
+
+// BodyCRC returns the body checksum brokers store: CRC-32 (IEEE) & 0x7FFFFFFF.
+func BodyCRC(body []byte) int32 { return int32(crc32.ChecksumIEEE(body) & 0x7FFFFFFF) }
 
 func hostLen(a netip.AddrPort) int {
 	if a.Addr().Is4() || !a.Addr().IsValid() {

@@ -130,8 +130,8 @@ func TestStoredMessageRoundTrip(t *testing.T) {
 	}
 	m := sampleMessage()
 	m.Body = []byte("x")
-	m.BodyCRC = -1931733373 // crc32("x") = 0x8cdc1683 as int32
-	if !m.CRCValid() {
+	m.BodyCRC = 0x0cdc1683 // crc32("x") = 0x8cdc1683, top bit cleared as brokers store it
+	if !m.CRCValid() || remoting.BodyCRC([]byte("body-2")) != 1745213322 {
 		t.Fatal("crc")
 	}
 }

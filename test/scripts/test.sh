@@ -3,7 +3,8 @@
 # run. It installs what the tests need (Go modules; the official Java,
 # Node.js and Python clients at pinned versions, through
 # install-clients.sh, which also installs the JDK, Node.js or Python from
-# Debian's packages when they are missing) and skips nothing: every test,
+# Debian's packages when they are missing; the pinned Apache RocketMQ
+# NameServer and Broker jars, through install-rocketmq.sh) and skips nothing: every test,
 # with the race detector, then a short run of every fuzz target beyond its
 # seed corpus.
 #
@@ -28,6 +29,9 @@ go vet ./...
 
 echo "== official Java, Node.js and Python clients for test/interop"
 test/scripts/install-clients.sh
+
+echo "== Apache RocketMQ NameServer and Broker for test/rocketmqenv (cluster mode)"
+test/scripts/install-rocketmq.sh
 
 echo "== tests (race detector on)"
 # Integration tests that need a service must not skip under this script.
