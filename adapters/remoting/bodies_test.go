@@ -2,6 +2,7 @@ package remoting_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -69,5 +70,38 @@ func TestBodiesRoundTrip(t *testing.T) {
 	if err := remoting.DecodeJSONBody([]byte(`{"lockOKMQSet":[{"brokerName":"b","queueId":1,"topic":"T"}]}`), &lock); err != nil ||
 		lock.LockOKMQSet[0] != (remoting.MessageQueue{Topic: "T", BrokerName: "b", QueueID: 1}) {
 		t.Fatal(err)
+	}
+}
+
+// Java collections default to empty, and brokers iterate them without a
+// null check: a heartbeat with "producerDataSet":null is answered with a
+// NullPointerException (seen with Apache RocketMQ 5.5.0). Empty slices must
+// encode as [], never null.
+func TestBodiesEncodeEmptyCollections(t *testing.T) {
+	tests := []struct {
+		v    any
+		want []string
+	}{
+		{remoting.HeartbeatData{ConsumerDataSet: []remoting.ConsumerData{{SubscriptionDataSet: []remoting.SubscriptionData{{}}}}},
+			[]string{`"producerDataSet":[]`, `"subscriptionDataSet":[{`, `"tagsSet":[]`, `"codeSet":[]`}},
+		{remoting.HeartbeatData{ProducerDataSet: []remoting.ProducerData{{}}, ConsumerDataSet: []remoting.ConsumerData{{}}},
+			[]string{`"consumerDataSet":[{`, `"subscriptionDataSet":[]`}},
+		{remoting.HeartbeatData{}, []string{`"producerDataSet":[]`, `"consumerDataSet":[]`}},
+		{remoting.LockBatchRequestBody{}, []string{`"mqSet":[]`}},
+		{remoting.TopicRouteData{}, []string{`"queueDatas":[]`, `"brokerDatas":[]`}},
+		{remoting.BrokerData{}, []string{`"brokerAddrs":{}`}},
+		{remoting.ConsumerRunningInfo{}, []string{`"properties":{}`, `"subscriptionSet":[]`}},
+		{remoting.ConsumerListBody{}, []string{`"consumerIdList":[]`}},
+	}
+	for _, tt := range tests {
+		b, err := remoting.EncodeJSONBody(tt.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%T encodes as %s, want %s in it", tt.v, b, w)
+			}
+		}
 	}
 }

@@ -64,7 +64,7 @@ func decode[H any, P interface {
 // topic, read its route in both JSON dialects, heartbeat, send single and
 // batch, pull, pop, change invisible time, ack, and offsets.
 func TestClientAgainstRealRocketMQ(t *testing.T) {
-	cl := rocketmqenv.Start(t, rocketmqenv.Options{})
+	cl := rocketmqenv.Start(t, rocketmqenv.Options{Extra: []string{"realTimeNotifyConsumerChange=true"}})
 	c := client.New(client.Config{})
 	defer c.Close()
 	r := &rmq{t: t, c: c, cl: cl}
@@ -303,6 +303,78 @@ func TestClientAgainstRealRocketMQ(t *testing.T) {
 		}
 		return nil
 	})
+
+	adminAndNotify(t, r, fifoTopic)
+}
+
+// adminAndNotify: subscription groups, locks, topic deletion, and a
+// NOTIFY_CONSUMER_IDS_CHANGED the broker sends on its own to a client's
+// registered handler when a second consumer joins the group.
+func adminAndNotify(t *testing.T, r *rmq, topic string) {
+	cl, rpc := r.cl, remoting.RPC{BrokerName: r.cl.BrokerName}
+	const group = "CG-orderly"
+	g := remoting.NewSubscriptionGroupConfig(group)
+	g.ConsumeMessageOrderly, g.RetryMaxTimes = true, 3
+	body, _ := remoting.EncodeJSONBody(g)
+	r.call(cl.Broker, remoting.RequestUpdateAndCreateSubscriptiongroup, &remoting.RPCHeader{}, body)
+	resp := r.call(cl.Broker, remoting.RequestGetSubscriptiongroupConfig, &remoting.GetSubscriptionGroupConfigRequestHeader{Group: group}, nil)
+	var got remoting.SubscriptionGroupConfig
+	if err := remoting.DecodeJSONBody(resp.Body, &got); err != nil || !got.ConsumeMessageOrderly || got.RetryMaxTimes != 3 || got.GroupName != group {
+		t.Fatalf("group config %s: %v", resp.Body, err)
+	}
+
+	// Two clients join the group; the first hears that the ids changed.
+	notified := make(chan string, 4)
+	first := client.New(client.Config{Handlers: map[remoting.RequestCode]client.Handler{
+		remoting.RequestNotifyConsumerIdsChanged: func(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
+			var h remoting.ConsumerGroupRequestHeader
+			if err := h.DecodeFields(req.Fields); err == nil {
+				notified <- h.ConsumerGroup
+			}
+			return nil
+		}}})
+	defer first.Close()
+	second := client.New(client.Config{})
+	defer second.Close()
+	join := func(c *client.Client, id string) {
+		hb := remoting.HeartbeatData{ClientID: id, ConsumerDataSet: []remoting.ConsumerData{{GroupName: group,
+			ConsumeType: remoting.ConsumePassively, MessageModel: remoting.MessageModelClustering, ConsumeFromWhere: remoting.ConsumeFromLastOffset,
+			SubscriptionDataSet: []remoting.SubscriptionData{{Topic: topic, SubString: "*", SubVersion: 1, ExpressionType: remoting.ExpressionTag}}}}}
+		body, _ := remoting.EncodeJSONBody(hb)
+		resp, err := c.Invoke(t.Context(), cl.Broker, remoting.NewRequest(remoting.RequestHeartBeat, nil, body))
+		if err != nil || remoting.Expect(resp) != nil {
+			t.Fatalf("heartbeat %s: %v %+v", id, err, resp)
+		}
+	}
+	join(first, "127.0.0.1@first")
+	join(second, "127.0.0.1@second")
+	select {
+	case g := <-notified:
+		if g != group {
+			t.Fatalf("notified for %q", g)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no NOTIFY_CONSUMER_IDS_CHANGED within 60 s")
+	}
+
+	// Lock and unlock a queue for the group.
+	lock := remoting.LockBatchRequestBody{ConsumerGroup: group, ClientID: "127.0.0.1@first",
+		MQSet: []remoting.MessageQueue{{Topic: topic, BrokerName: cl.BrokerName, QueueID: 1}}}
+	body, _ = remoting.EncodeJSONBody(lock)
+	resp = r.call(cl.Broker, remoting.RequestLockBatchMq, &remoting.RPCHeader{RPC: rpc}, body)
+	var locked remoting.LockBatchResponseBody
+	if err := remoting.DecodeJSONBody(resp.Body, &locked); err != nil || len(locked.LockOKMQSet) != 1 || locked.LockOKMQSet[0] != lock.MQSet[0] {
+		t.Fatalf("lock %s: %v", resp.Body, err)
+	}
+	r.call(cl.Broker, remoting.RequestUnlockBatchMq, &remoting.RPCHeader{RPC: rpc}, body)
+
+	// Delete the group, then the topic on the broker and in the NameServer.
+	r.call(cl.Broker, remoting.RequestDeleteSubscriptiongroup, &remoting.DeleteSubscriptionGroupRequestHeader{GroupName: group, CleanOffset: true}, nil)
+	r.call(cl.Broker, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{Topic: topic}, nil)
+	r.call(cl.NameServer, remoting.RequestDeleteTopicInNamesrv, &remoting.TopicRequestHeader{Topic: topic, ClusterName: cl.ClusterName}, nil)
+	if _, err := r.try(cl.NameServer, remoting.RequestGetRouteinfoByTopic, &remoting.GetRouteInfoRequestHeader{Topic: topic}, nil, remoting.JSON); !isCode(err, remoting.ResponseTopicNotExist) {
+		t.Fatalf("route after deletion: %v", err)
+	}
 }
 
 func isCode(err error, code remoting.ResponseCode) bool {
