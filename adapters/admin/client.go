@@ -219,7 +219,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 func (c *Client) transportError(err error) error {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
-			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? its admin API listens on admin.address, default %s; pass --admin-address",
+			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? its admin API listens on admin.address, default %s; pass --admin.address",
 			c.base, DefaultAddress))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -53,3 +53,9 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Closest returns the candidate nearest to s, as the suggestions of [Load]'s
+// errors choose it (edit distance ignoring case, or the same last path
+// element), or "" when none is a plausible typo of s. The CLI uses it for
+// its own commands and flags, so every "did you mean" reads alike.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
@@ -19,58 +22,72 @@ const topicUsage = `Usage:
   rmqproxy topic create NAME [--type NORMAL|FIFO|DELAY|TRANSACTION|MIXED] [--queues N] [--description TEXT]
   rmqproxy topic update NAME [--type T] [--queues N] [--description TEXT]
   rmqproxy topic delete NAME
-  rmqproxy topic list [--json]
-  rmqproxy topic describe NAME [--json]
+  rmqproxy topic list
+  rmqproxy topic describe NAME
 
-Every topic command takes --admin-address HOST:PORT (default: admin.address of
-the configuration, 127.0.0.1:8082) and talks to a running rmqproxy.
-`
+` + adminFlagsUsage
 
 const groupUsage = `Usage:
-  rmqproxy group create NAME [--max-delivery-attempts N] [--retry 1s,5s,...]
-                             [--retry-exponential INITIAL,MAX,MULTIPLIER] [--orderly] [--description TEXT]
+  rmqproxy group create NAME [--maxDeliveryAttempts N] [--retry 1s,5s,...]
+                             [--retryExponential INITIAL,MAX,MULTIPLIER] [--orderly] [--description TEXT]
   rmqproxy group update NAME [same flags]
   rmqproxy group delete NAME
-  rmqproxy group list [--json]
-  rmqproxy group describe NAME [--json]
-  rmqproxy group stats NAME [--json]
+  rmqproxy group list
+  rmqproxy group describe NAME
+  rmqproxy group stats NAME
 
---retry sets customized delays (the last repeats); --retry-exponential sets
-an exponential backoff, e.g. 1s,2h,2. Every group command takes
---admin-address HOST:PORT (default 127.0.0.1:8082).
+--retry sets customized delays (the last repeats); --retryExponential sets
+an exponential backoff, e.g. 1s,2h,2.
+
+` + adminFlagsUsage
+
+const adminFlagsUsage = `These commands talk to the admin API of a running rmqproxy. Flags go before
+or after NAME, as --flag=value or --flag value; every command takes:
+  --admin.address HOST:PORT  the admin API (default: admin.address of the
+                             configuration, 127.0.0.1:8082)
+  --config FILE              read admin.address from this configuration file
+                             (else RMQPROXY_CONFIG, RMQPROXY_ADMIN_ADDRESS)
+  --wait DURATION            wait this long for a proxy that is still starting
+                             (default 10s; 0 fails at once)
+  --json                     print JSON (list, describe, stats, create, update)
 `
+
+// defaultWait is how long the admin commands wait for a proxy that is
+// starting (recovering its data) before its admin API listens.
+const defaultWait = 10 * time.Second
 
 // adminFlags are the flags shared by topic and group commands.
 type adminFlags struct {
 	fs      *flag.FlagSet
 	address string
+	config  string
+	wait    time.Duration
 	json    bool
 }
 
-func newAdminFlags(name string, src config.Sources) (*adminFlags, error) {
-	// The admin address defaults to the configured one (file and
-	// environment), so the CLI finds a proxy configured the same way.
-	cfg, err := loadConfig(nil, src)
-	if err != nil {
-		return nil, err
-	}
+func newAdminFlags(name string) *adminFlags {
 	f := &adminFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	f.fs.SetOutput(io.Discard)
 	f.fs.Usage = func() {}
-	f.fs.StringVar(&f.address, "admin-address", cfg.Admin.Address, "address of a running rmqproxy's admin API")
+	f.fs.StringVar(&f.address, "admin.address", "", "address of a running rmqproxy's admin API")
+	f.fs.StringVar(&f.config, "config", "", "configuration file to read admin.address from")
+	f.fs.DurationVar(&f.wait, "wait", defaultWait, "how long to wait for a starting proxy")
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
-	return f, nil
+	return f
 }
 
 // parse parses flags that may come before or after the positional name.
+// An unknown flag gets the same "did you mean" as a setting does.
 func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
+	if err := f.checkNames(args); err != nil {
+		return nil, fmt.Errorf("%w: %v\n%s", errUsage, err, usage)
+	}
 	var positional []string
 	for {
 		if err := f.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, fmt.Errorf("%w\n%s", errUsage, usage)
-			}
-			return nil, fmt.Errorf("%w: %v\n%s", errUsage, err, usage)
+			// "for flag -name": the flag package's single dash.
+			msg := strings.ReplaceAll(err.Error(), " flag -", " flag --")
+			return nil, fmt.Errorf("%w: %s\n%s", errUsage, msg, usage)
 		}
 		args = f.fs.Args()
 		if len(args) == 0 {
@@ -79,6 +96,50 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// checkNames reports the first flag in args that is not defined.
+func (f *adminFlags) checkNames(args []string) error {
+	var names []string
+	f.fs.VisitAll(func(fl *flag.Flag) { names = append(names, fl.Name) })
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		fl := f.fs.Lookup(name)
+		if fl == nil {
+			return fmt.Errorf("unknown flag %q%s", "--"+name, didYouMean(name, names, "--"))
+		}
+		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value
+		}
+	}
+	return nil
+}
+
+// resolveAddress fills the admin address from the configuration (a file
+// named by --config or RMQPROXY_CONFIG, then RMQPROXY_ADMIN_ADDRESS) when
+// --admin.address was not given, so the CLI finds a proxy configured the
+// same way.
+func (f *adminFlags) resolveAddress(src config.Sources) error {
+	if f.address != "" {
+		return nil
+	}
+	var args []string
+	if f.config != "" {
+		args = []string{"--config", f.config}
+	}
+	cfg, err := loadConfig(args, src)
+	if err != nil {
+		return err
+	}
+	f.address = cfg.Admin.Address
+	return nil
 }
 
 func (f *adminFlags) client() (*admin.Client, error) {
@@ -164,27 +225,24 @@ func remove(del func(*admin.Client, context.Context, string) error, what string)
 
 // run parses args (the subcommand, then flags and positional arguments in
 // any order) and runs the subcommand against the admin API.
-func (cmd adminCommand) run(args []string, src config.Sources, stdout io.Writer) error {
+func (cmd adminCommand) run(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w\n%s", errUsage, cmd.usage)
+		return fmt.Errorf("%w: rmqproxy %s needs a command\n%s", errUsage, cmd.name, cmd.usage)
 	}
 	sub := args[0]
-	f, err := newAdminFlags(cmd.name+" "+sub, src)
-	if err != nil {
+	if isHelp(sub) || slices.ContainsFunc(args[1:], isHelpFlag) {
+		_, err := io.WriteString(stdout, cmd.usage)
 		return err
 	}
+	f := newAdminFlags(cmd.name + " " + sub)
 	subs := cmd.setup(f.fs)
+	s, ok := subs[sub]
+	if !ok {
+		return fmt.Errorf("%w: unknown %s command %q%s\n%s", errUsage, cmd.name, sub, didYouMean(sub, slices.Sorted(maps.Keys(subs)), ""), cmd.usage)
+	}
 	pos, err := f.parse(args[1:], cmd.usage)
 	if err != nil {
 		return err
-	}
-	c, err := f.client()
-	if err != nil {
-		return err
-	}
-	s, ok := subs[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown %s command %q\n%s", errUsage, cmd.name, sub, cmd.usage)
 	}
 	name := ""
 	if s.named {
@@ -193,13 +251,51 @@ func (cmd adminCommand) run(args []string, src config.Sources, stdout io.Writer)
 		}
 		name = pos[0]
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	out, err := s.run(ctx, c, name)
+	if err := f.resolveAddress(src); err != nil {
+		return err
+	}
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	out, err := runWaiting(f, stderr, func() (output, error) {
+		ctx, cancel := commandContext()
+		defer cancel()
+		return s.run(ctx, c, name)
+	})
 	if err != nil {
 		return err
 	}
 	return out.print(stdout, f.json)
+}
+
+func isHelpFlag(arg string) bool { return arg != "help" && isHelp(arg) }
+
+// runWaiting runs call, and while the admin API refuses connections (a
+// proxy still starting: it listens once its data is recovered) calls it
+// again, for up to --wait. Nothing was sent when a connection is refused,
+// so a retried create cannot apply twice. It says once on stderr that it
+// waits.
+func runWaiting(f *adminFlags, stderr io.Writer, call func() (output, error)) (output, error) {
+	out, err := call()
+	if !errors.Is(err, syscall.ECONNREFUSED) || f.wait <= 0 {
+		return out, err
+	}
+	fmt.Fprintf(stderr, "rmqproxy: no admin API at %s yet; waiting up to %v for rmqproxy to start (--wait changes this)\n", f.address, f.wait)
+	deadline := time.NewTimer(f.wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return out, fmt.Errorf("%w (waited %v)", err, f.wait)
+		case <-tick.C:
+		}
+		if out, err = call(); !errors.Is(err, syscall.ECONNREFUSED) {
+			return out, err
+		}
+	}
 }
 
 var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
@@ -230,9 +326,9 @@ var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag
 }}
 
 var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
-	attempts := fs.Int("max-delivery-attempts", 0, "deliveries before a message goes to the dead-letter queue")
+	attempts := fs.Int("maxDeliveryAttempts", 0, "deliveries before a message goes to the dead-letter queue")
 	retry := fs.String("retry", "", "customized retry delays, comma separated")
-	retryExp := fs.String("retry-exponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
+	retryExp := fs.String("retryExponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
 	orderly := fs.Bool("orderly", false, "consume FIFO topics in message-group order")
 	desc := fs.String("description", "", "description")
 	spec := func(name string) (application.GroupSpec, error) {
@@ -260,18 +356,10 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 	}
 }}
 
-func topicCommand(args []string, src config.Sources, stdout io.Writer) error {
-	return topics.run(args, src, stdout)
-}
-
-func groupCommand(args []string, src config.Sources, stdout io.Writer) error {
-	return groups.run(args, src, stdout)
-}
-
 func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 	switch {
 	case customized != "" && exponential != "":
-		return nil, fmt.Errorf("%w: give either --retry or --retry-exponential", errUsage)
+		return nil, fmt.Errorf("%w: give either --retry or --retryExponential", errUsage)
 	case customized != "":
 		var p domain.RetryPolicy
 		for _, s := range strings.Split(customized, ",") {
@@ -285,7 +373,7 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 	case exponential != "":
 		parts := strings.Split(exponential, ",")
 		if len(parts) != 3 {
-			return nil, fmt.Errorf("%w: --retry-exponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2", errUsage)
+			return nil, fmt.Errorf("%w: --retryExponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2", errUsage)
 		}
 		var p domain.RetryPolicy
 		var err1, err2, err3 error
@@ -293,7 +381,7 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 		p.Max, err2 = time.ParseDuration(strings.TrimSpace(parts[1]))
 		_, err3 = fmt.Sscanf(strings.TrimSpace(parts[2]), "%g", &p.Multiplier)
 		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("%w: --retry-exponential: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: --retryExponential: %v", errUsage, err)
 		}
 		return &p, nil
 	}

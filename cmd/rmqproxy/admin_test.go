@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -97,7 +99,7 @@ const topicCreated = "Name:         created\nType:         FIFO\nQueues:       4
 func TestAdminCommands(t *testing.T) {
 	tests := []struct {
 		name     string
-		args     []string // --admin-address of the fake API is appended unless given
+		args     []string // --admin.address of the fake API is appended unless given
 		code     int
 		stdout   string   // exact, when not empty
 		stderr   []string // substrings
@@ -119,21 +121,34 @@ func TestAdminCommands(t *testing.T) {
 		{name: "delete without name", args: []string{"topic", "delete"}, code: 2,
 			stderr: []string{"topic delete needs exactly one topic name"}},
 		{name: "unknown flag", args: []string{"topic", "list", "--bogus"}, code: 2,
-			stderr: []string{"usage: flag provided but not defined: -bogus\nUsage:"}},
+			stderr: []string{"usage: unknown flag \"--bogus\"\nUsage:"}},
+		{name: "misspelled flag", args: []string{"topic", "create", "t", "--tpye", "FIFO"}, code: 2,
+			stderr: []string{"usage: unknown flag \"--tpye\" (did you mean --type?)\nUsage:"}},
+		{name: "old flag style", args: []string{"group", "create", "g", "--max-delivery-attempts=3"}, code: 2,
+			stderr: []string{"unknown flag \"--max-delivery-attempts\" (did you mean --maxDeliveryAttempts?)"}},
+		{name: "old address flag", args: []string{"group", "list", "--admin-address", "x"}, code: 2,
+			stderr: []string{"unknown flag \"--admin-address\" (did you mean --admin.address?)"}},
+		{name: "flag value looks like a flag name", args: []string{"topic", "create", "t", "--description", "--tpye"},
+			stdout: topicCreated, requests: []string{`POST /v1/topics {"name":"t","description":"--tpye"}`}},
+		{name: "misspelled subcommand", args: []string{"group", "craete", "g"}, code: 2,
+			stderr: []string{"unknown group command \"craete\" (did you mean create?)"}},
 		{name: "group flag on topic", args: []string{"topic", "create", "t", "--orderly"}, code: 2,
-			stderr: []string{"flag provided but not defined: -orderly"}},
-		{name: "bad number", args: []string{"group", "create", "g", "--max-delivery-attempts", "many"}, code: 2,
-			stderr: []string{`invalid value "many" for flag -max-delivery-attempts`}},
-		{name: "help flag", args: []string{"group", "create", "--help"}, code: 2, stderr: []string{"usage\nUsage:\n  rmqproxy group create"}},
-		{name: "both retry strategies", args: []string{"group", "create", "g", "--retry", "1s", "--retry-exponential", "1s,2h,2"}, code: 2,
-			stderr: []string{"usage: give either --retry or --retry-exponential"}},
+			stderr: []string{"unknown flag \"--orderly\""}},
+		{name: "bad number", args: []string{"group", "create", "g", "--maxDeliveryAttempts", "many"}, code: 2,
+			stderr: []string{`invalid value "many" for flag --maxDeliveryAttempts`}},
+		{name: "help flag", args: []string{"group", "create", "--help"}, stdout: groupUsage},
+		{name: "help after a name", args: []string{"topic", "create", "t", "-h"}, stdout: topicUsage},
+		{name: "help as a subcommand", args: []string{"topic", "help"}, stdout: topicUsage},
+		{name: "help flag alone", args: []string{"group", "--help"}, stdout: groupUsage},
+		{name: "both retry strategies", args: []string{"group", "create", "g", "--retry", "1s", "--retryExponential", "1s,2h,2"}, code: 2,
+			stderr: []string{"usage: give either --retry or --retryExponential"}},
 		{name: "bad retry delay", args: []string{"group", "update", "g", "--retry", "1s,soon"}, code: 2,
 			stderr: []string{`usage: --retry: time: invalid duration "soon"`}},
-		{name: "exponential needs three parts", args: []string{"group", "create", "g", "--retry-exponential", "1s,2h"}, code: 2,
-			stderr: []string{"usage: --retry-exponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2"}},
+		{name: "exponential needs three parts", args: []string{"group", "create", "g", "--retryExponential", "1s,2h"}, code: 2,
+			stderr: []string{"usage: --retryExponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2"}},
 
 		// Failures: exit 1, the reason on stderr.
-		{name: "bad admin address", args: []string{"topic", "list", "--admin-address", "ftp://x"}, code: 1,
+		{name: "bad admin address", args: []string{"topic", "list", "--admin.address", "ftp://x"}, code: 1,
 			stderr: []string{`rmqproxy: admin address "ftp://x" is not host:port or an http(s) URL`}},
 		{name: "bad message type", args: []string{"topic", "create", "t", "--type", "BATCH"}, code: 1, stderr: []string{"rmqproxy: ", "BATCH"}},
 		{name: "not found", args: []string{"topic", "describe", "missing"}, code: 1,
@@ -153,9 +168,9 @@ func TestAdminCommands(t *testing.T) {
 			stdout: "deleted topic t1\n", requests: []string{"DELETE /v1/topics/t1"}},
 		{name: "topic flags are accepted by every topic command", args: []string{"topic", "delete", "t1", "--queues", "3"},
 			stdout: "deleted topic t1\n", requests: []string{"DELETE /v1/topics/t1"}},
-		{name: "group create", args: []string{"group", "create", "g1", "--max-delivery-attempts", "5", "--retry", "1s, 5s", "--orderly"},
+		{name: "group create", args: []string{"group", "create", "g1", "--maxDeliveryAttempts", "5", "--retry", "1s, 5s", "--orderly"},
 			requests: []string{`POST /v1/groups {"name":"g1","maxDeliveryAttempts":5,"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`}},
-		{name: "group create, exponential", args: []string{"group", "create", "g1", "--retry-exponential", "1s,2h,2", "--description", "x"},
+		{name: "group create, exponential", args: []string{"group", "create", "g1", "--retryExponential", "1s,2h,2", "--description", "x"},
 			requests: []string{`POST /v1/groups {"name":"g1","retryPolicy":{"exponential":{"initial":"1s","max":"2h","multiplier":2}},"description":"x"}`}},
 		{name: "group update, orderly off", args: []string{"group", "update", "g1", "--orderly=false"},
 			stdout: "Name:                   g1\nMax delivery attempts:  5\nRetry policy:           customized 1s,5s\nOrderly:                true\n" +
@@ -172,8 +187,8 @@ func TestAdminCommands(t *testing.T) {
 			api, addr := startFakeAPI(t)
 			var stdout, stderr bytes.Buffer
 			args := tt.args
-			if !slices.Contains(args, "--admin-address") {
-				args = append(args[:len(args):len(args)], "--admin-address="+addr)
+			if !slices.Contains(args, "--admin.address") {
+				args = append(args[:len(args):len(args)], "--admin.address="+addr)
 			}
 			code := run(args, config.Sources{}, &stdout, &stderr)
 			if code != tt.code {
@@ -219,7 +234,7 @@ func TestAdminCommandsJSON(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			_, addr := startFakeAPI(t)
 			var stdout, stderr bytes.Buffer
-			if code := run(append(tt.args, "--json", "--admin-address="+addr), config.Sources{}, &stdout, &stderr); code != 0 {
+			if code := run(append(tt.args, "--json", "--admin.address="+addr), config.Sources{}, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 			var got, want any
@@ -248,14 +263,20 @@ func TestAdminAddressFromConfiguration(t *testing.T) {
 	}
 }
 
-func TestAdminConnectionRefused(t *testing.T) {
-	addr := closedAddress(t)
+// TestAdminAddressFromConfigFile: --config names the file admin.address
+// is read from.
+func TestAdminAddressFromConfigFile(t *testing.T) {
+	api, addr := startFakeAPI(t)
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	if err := os.WriteFile(file, []byte("admin:\n  address: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"group", "list", "--admin-address", addr}, config.Sources{}, &stdout, &stderr); code != 1 {
+	if code := run([]string{"group", "list", "--config", file}, config.Sources{}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "is rmqproxy running?") {
-		t.Fatalf("stderr: %s", stderr.String())
+	if got := api.requests(); !reflect.DeepEqual(got, []string{"GET /v1/groups"}) {
+		t.Fatalf("requests %q", got)
 	}
 }
 

@@ -2,8 +2,8 @@
 // gRPC clients and, in local mode (the default), stores messages in an
 // embedded durable broker engine in the same process.
 //
-// Run "rmqproxy help" for the commands and "rmqproxy serve --help" for every
-// setting.
+// Run "rmqproxy --help" for the commands and "rmqproxy serve --help" for
+// every setting.
 package main
 
 import (
@@ -13,6 +13,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"go.uber.org/fx"
@@ -21,8 +24,9 @@ import (
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version from the build information is used.
+var version = ""
 
 const usage = `rmqproxy: a RocketMQ 5 proxy serving the official gRPC clients.
 
@@ -31,46 +35,77 @@ Usage:
   rmqproxy config print [--setting=value ...]
                                            print the effective configuration (secrets redacted)
   rmqproxy topic create|update|delete|list|describe ...
+                                           manage the topics of a running proxy
   rmqproxy group create|update|delete|list|describe|stats ...
-                                           manage topics and consumer groups of a running proxy
-  rmqproxy version                         print the version
-  rmqproxy help [command]                  show help
+                                           manage the consumer groups of a running proxy
+  rmqproxy version                         print the version (also --version)
+  rmqproxy help [command]                  show help (also --help, or COMMAND --help)
 
 Settings come from defaults < a YAML file (--config FILE or RMQPROXY_CONFIG)
 < environment (RMQPROXY_GRPC_ADDRESS=...) < flags (--grpc.address=...).
 "rmqproxy serve --help" lists every setting.
 
 Quick start:
-  rmqproxy                                 # gRPC on :8081, data under ./data
+  rmqproxy &                               # gRPC on :8081, admin API on 127.0.0.1:8082, data in ./data
   rmqproxy topic create orders --type NORMAL
 `
+
+const serveUsage = `Usage: rmqproxy [serve] [--config FILE] [--setting=value ...]
+
+Runs the proxy until SIGINT or SIGTERM, then stops in stages (see the
+shutdown settings). Flags are --key=value or --key value; a boolean alone
+(--admin.enabled) means true.
+
+`
+
+const configUsage = `Usage: rmqproxy config print [--config FILE] [--setting=value ...]
+
+Prints the effective configuration as YAML that --config reads back, with
+each setting's help as a comment and secrets redacted.
+
+`
+
+// commands are the first words run knows, for suggestions.
+var commands = []string{"serve", "config", "topic", "group", "version", "help"}
 
 func main() {
 	os.Exit(run(os.Args[1:], config.FromOS(""), os.Stdout, os.Stderr))
 }
 
-// run executes one command and returns the process exit code.
+// run executes one command and returns the process exit code: 0 on
+// success, 1 on a failure, 2 on a usage error.
 func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	cmd, rest := "serve", args
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, rest = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case isHelp(a):
+			cmd, rest = "help", args[1:]
+		case a == "--version" || a == "-version":
+			cmd, rest = "version", args[1:]
+		case a != "" && a[0] != '-':
+			cmd, rest = a, args[1:]
+		}
 	}
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(rest, src, stderr)
+		err = serve(rest, src, stdout, stderr)
 	case "config":
 		err = configCommand(rest, src, stdout)
 	case "topic":
-		err = topicCommand(rest, src, stdout)
+		err = topics.run(rest, src, stdout, stderr)
 	case "group":
-		err = groupCommand(rest, src, stdout)
+		err = groups.run(rest, src, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "rmqproxy", version)
-	case "help", "-h", "--help":
+		if len(rest) > 0 {
+			err = fmt.Errorf("%w: rmqproxy version takes no arguments", errUsage)
+			break
+		}
+		fmt.Fprintln(stdout, versionString())
+	case "help":
 		err = help(rest, stdout)
 	default:
-		err = fmt.Errorf("unknown command %q; run \"rmqproxy help\"", cmd)
+		err = fmt.Errorf("%w: unknown command %q%s; run \"rmqproxy help\"", errUsage, cmd, didYouMean(cmd, commands, ""))
 	}
 	switch {
 	case err == nil:
@@ -86,27 +121,98 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// didYouMean returns " (did you mean PREFIX+X?)" for the candidate X
+// closest to s, or "".
+func didYouMean(s string, candidates []string, prefix string) string {
+	if c := config.Closest(s, candidates); c != "" {
+		return " (did you mean " + prefix + c + "?)"
+	}
+	return ""
+}
+
 func help(args []string, w io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(w, usage)
 		return nil
 	}
 	switch args[0] {
-	case "serve", "config":
-		return writeSettingsHelp(w)
+	case "serve":
+		return writeSettingsHelp(w, serveUsage)
+	case "config":
+		return writeSettingsHelp(w, configUsage)
 	case "topic":
 		fmt.Fprint(w, topicUsage)
 	case "group":
 		fmt.Fprint(w, groupUsage)
+	case "version":
+		fmt.Fprintln(w, "Usage: rmqproxy version (or rmqproxy --version): print the version, commit and Go version of this build")
+	case "help":
+		fmt.Fprint(w, usage)
 	default:
-		return fmt.Errorf("%w: no help for %q", errUsage, args[0])
+		return fmt.Errorf("%w: no help for %q%s; the commands are %s", errUsage, args[0], didYouMean(args[0], commands, ""), strings.Join(commands, ", "))
 	}
 	return nil
 }
 
-func writeSettingsHelp(w io.Writer) error {
+func writeSettingsHelp(w io.Writer, intro string) error {
+	fmt.Fprint(w, intro)
 	fmt.Fprintln(w, "Settings (flag, type, environment variable, default):")
 	return config.WriteHelp(w, config.Reference(app.Defaults(app.ProfileDevelopment)))
+}
+
+// versionString describes this build: the version set with -ldflags or
+// recorded by the go command (a tagged module version), the commit it was
+// built from when the go command stamped it, and the Go version.
+func versionString() string {
+	info, _ := debug.ReadBuildInfo()
+	return describeBuild(version, info)
+}
+
+// describeBuild is versionString over given inputs; info may be nil.
+func describeBuild(v string, info *debug.BuildInfo) string {
+	ok := info != nil
+	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	if v == "" {
+		v = "dev"
+	}
+	details := []string{}
+	if ok {
+		var rev, modified string
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" {
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if modified == "true" {
+				rev += "-dirty"
+			}
+			details = append(details, "commit "+rev)
+		}
+	}
+	goVersion := runtime.Version()
+	if ok && info.GoVersion != "" {
+		goVersion = info.GoVersion
+	}
+	details = append(details, goVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return "rmqproxy " + v + " (" + strings.Join(details, ", ") + ")"
 }
 
 // loadConfig reads the configuration. The profile is read first, because
@@ -129,10 +235,10 @@ func loadConfig(args []string, src config.Sources) (app.Root, error) {
 	return root, nil
 }
 
-func serve(args []string, src config.Sources, stderr io.Writer) error {
+func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(args, src)
 	if errors.Is(err, config.ErrHelp) {
-		return writeSettingsHelp(stderr)
+		return writeSettingsHelp(stdout, serveUsage)
 	}
 	if err != nil {
 		return err
@@ -147,7 +253,7 @@ func serve(args []string, src config.Sources, stderr io.Writer) error {
 	if err := a.Start(startCtx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	log.Info("rmqproxy started", "version", version, "mode", cfg.Mode, "profile", cfg.Profile)
+	log.Info("rmqproxy started", "version", versionString(), "mode", cfg.Mode, "profile", cfg.Profile)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -166,12 +272,19 @@ func serve(args []string, src config.Sources, stderr io.Writer) error {
 }
 
 func configCommand(args []string, src config.Sources, stdout io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return writeSettingsHelp(stdout, configUsage)
+	}
 	if len(args) == 0 || args[0] != "print" {
-		return fmt.Errorf("%w: rmqproxy config print [--setting=value ...]", errUsage)
+		sub := ": rmqproxy config needs a command"
+		if len(args) > 0 {
+			sub = fmt.Sprintf(": unknown config command %q%s", args[0], didYouMean(args[0], []string{"print"}, ""))
+		}
+		return fmt.Errorf("%w%s\nUsage: rmqproxy config print [--config FILE] [--setting=value ...]", errUsage, sub)
 	}
 	cfg, err := loadConfig(args[1:], src)
 	if errors.Is(err, config.ErrHelp) {
-		return writeSettingsHelp(stdout)
+		return writeSettingsHelp(stdout, configUsage)
 	}
 	if err != nil {
 		return err

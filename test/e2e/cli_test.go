@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +25,7 @@ import (
 func TestCLIAndGracefulShutdown(t *testing.T) {
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, "--profile=production")
-	admin := "--admin-address=" + c.AdminAddr
+	admin := "--admin.address=" + c.AdminAddr
 	run := func(want int, args ...string) string {
 		t.Helper()
 		code, out := testenv.CLI(t, append(args, admin)...)
@@ -44,7 +45,7 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 	if out := run(1, "topic", "create", "bad topic"); !strings.Contains(out, "illegal") {
 		t.Fatalf("bad name: %s", out)
 	}
-	run(0, "group", "create", "cli-group", "--max-delivery-attempts", "5", "--retry", "1s,5s", "--orderly")
+	run(0, "group", "create", "cli-group", "--maxDeliveryAttempts", "5", "--retry", "1s,5s", "--orderly")
 	if out := run(0, "group", "list"); !strings.Contains(out, "cli-group") {
 		t.Fatalf("group list: %s", out)
 	}
@@ -80,7 +81,7 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 		t.Fatalf("SIGTERM: exit %d, logs:\n%s", code, logs)
 	}
 	c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--profile=production")...)
-	admin = "--admin-address=" + c2.AdminAddr
+	admin = "--admin.address=" + c2.AdminAddr
 	run(0, "group", "create", "after-restart")
 	if out := drain(t, c2.Proxy(t), "kept", "after-restart"); len(out) != 1 {
 		t.Fatalf("after a graceful restart %d messages", len(out))
@@ -244,5 +245,51 @@ func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	c2 := testenv.StartChild(t, dataDir, fastConsumer...)
 	if got := drain(t, c2.Proxy(t), "kept", "g-after"); !got[r[0].MessageID] || len(got) != 1 {
 		t.Fatalf("after the restart: %v, want %s", got, r[0].MessageID)
+	}
+}
+
+// TestCLIHelpAndVersion runs the binary as a new user would first.
+func TestCLIHelpAndVersion(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, []string{"rmqproxy topic create|", "rmqproxy group create|", "rmqproxy version", "rmqproxy serve --help"}},
+		{[]string{"topic", "--help"}, []string{"rmqproxy topic create NAME", "--admin.address", "--wait"}},
+		{[]string{"group", "--help"}, []string{"rmqproxy group create NAME", "--maxDeliveryAttempts"}},
+		{[]string{"serve", "--help"}, []string{"--grpc.address", "--shutdown.engineClose"}},
+		{[]string{"version"}, []string{"rmqproxy "}},
+	} {
+		code, out := testenv.CLI(t, tt.args...)
+		for _, w := range tt.want {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("rmqproxy %v: exit %d, output lacks %q:\n%s", tt.args, code, w, out)
+			}
+		}
+	}
+	_, v1 := testenv.CLI(t, "version")
+	if _, v2 := testenv.CLI(t, "--version"); v1 != v2 {
+		t.Errorf("version %q, --version %q", v1, v2)
+	}
+	if code, out := testenv.CLI(t, "topic", "create", "x", "--tpye", "FIFO"); code != 2 || !strings.Contains(out, "did you mean --type?") {
+		t.Errorf("misspelled flag: exit %d:\n%s", code, out)
+	}
+}
+
+// TestStartAndCreateInOneBlock is README's "./rmqproxy &" followed at once
+// by "./rmqproxy topic create": the command waits for the starting proxy.
+func TestStartAndCreateInOneBlock(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	testenv.StartChildNoWait(t, t.TempDir(), "--admin.address="+adminAddr)
+	if code, out := testenv.CLI(t, "topic", "create", "orders", "--type", "NORMAL", "--admin.address="+adminAddr); code != 0 {
+		t.Fatalf("topic create right after the start: exit %d:\n%s", code, out)
+	}
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, "orders") {
+		t.Fatalf("topic list: exit %d:\n%s", code, out)
 	}
 }

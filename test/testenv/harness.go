@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,16 +24,46 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// Main runs a test binary's tests with the Go client's log files kept in a
-// temporary directory instead of $HOME; call it from TestMain.
+// Main runs a test binary's tests and leaves nothing behind: the Go
+// client's log files go to a temporary directory instead of
+// $HOME/logs/rocketmq, and that directory and the rmqproxy binary [Binary]
+// built are removed when the tests end. Directories that earlier runs
+// left behind because they were killed (a test timeout) are removed at the
+// start. Call it from TestMain.
 func Main(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "rmqproxy-test-client-logs")
+	removeStaleTemp()
+	dir, err := os.MkdirTemp("", tempPrefix("client-logs"))
 	if err != nil {
 		panic(err)
 	}
-	os.Setenv("rocketmq.client.logRoot", dir)
 	defer os.RemoveAll(dir)
+	defer removeBinary()
+	os.Setenv("rocketmq.client.logRoot", dir)
+	// The client chose its log file when its package was initialised,
+	// before this ran; make it choose again.
+	rmq.ResetLogger()
 	return m.Run()
+}
+
+// tempPrefix names a temporary directory of this test process:
+// rmqproxy-test-PID-KIND-.
+func tempPrefix(kind string) string {
+	return fmt.Sprintf("rmqproxy-test-%d-%s-", os.Getpid(), kind)
+}
+
+// removeStaleTemp removes the temporary directories of test processes that
+// are gone. Those of running processes (other test runs) stay.
+func removeStaleTemp() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "rmqproxy-test-*-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "rmqproxy-test-%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Proxy is an rmqproxy under test, in this process or in a child process

@@ -24,19 +24,22 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 )
 
-// Binary builds cmd/rmqproxy once per test run.
+// Binary builds cmd/rmqproxy once per test run, into a temporary
+// directory that [Main] removes when the run ends.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rmqproxy-e2e-bin")
+		dir, err := os.MkdirTemp("", tempPrefix("bin"))
 		if err != nil {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "rmqproxy")
 		args := []string{"build", "-o", binPath}
 		if raceEnabled || os.Getenv("RMQPROXY_TEST_CHILD_RACE") == "1" {
@@ -53,6 +56,13 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// removeBinary deletes what Binary built.
+func removeBinary() {
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+}
+
 // Child is rmqproxy running as a separate process, so that it can be
 // killed with SIGKILL like a crashing machine would kill it.
 type Child struct {
@@ -60,6 +70,7 @@ type Child struct {
 	GRPCAddr  string
 	AdminAddr string
 	exited    chan struct{}
+	ready     chan struct{} // closed when it logs "rmqproxy started"
 	mu        sync.Mutex
 	logs      strings.Builder
 }
@@ -69,12 +80,27 @@ type Child struct {
 // its logs explain why).
 func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
+	c := StartChildNoWait(t, dataDir, extra...)
+	select {
+	case <-c.ready:
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rmqproxy did not start within 60s; logs:\n%s", c.Output())
+	}
+	return c
+}
+
+// StartChildNoWait starts rmqproxy as StartChild does but returns at once,
+// while it is still starting, as "./rmqproxy &" in a shell does. It is
+// killed when the test ends.
+func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
+	t.Helper()
 	args := append([]string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
 		"--local.dataDir=" + dataDir,
 		"--log.format=json", "--log.level=info",
 	}, extra...)
-	c := &Child{cmd: exec.Command(Binary(t), args...), exited: make(chan struct{})}
+	c := &Child{cmd: exec.Command(Binary(t), args...), exited: make(chan struct{}), ready: make(chan struct{})}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,15 +108,8 @@ func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
-	go c.readLogs(stderr, ready)
+	go c.readLogs(stderr, c.ready)
 	t.Cleanup(func() { c.Kill(t) })
-	select {
-	case <-ready:
-	case <-c.exited:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("rmqproxy did not start within 60s; logs:\n%s", c.Output())
-	}
 	return c
 }
 

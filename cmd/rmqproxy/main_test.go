@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/config"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, config.Sources{}, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// TestHelp: every way of asking for help prints it on stdout and exits 0;
+// the top-level help lists the commands.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // substrings of stdout
+	}{
+		{[]string{"--help"}, []string{"rmqproxy topic create|", "rmqproxy group create|", "rmqproxy version", "rmqproxy config print", "rmqproxy serve --help"}},
+		{[]string{"-h"}, []string{"rmqproxy topic create|"}},
+		{[]string{"help"}, []string{"rmqproxy topic create|"}},
+		{[]string{"help", "help"}, []string{"rmqproxy topic create|"}},
+		{[]string{"help", "serve"}, []string{"Usage: rmqproxy [serve]", "--grpc.address", "--shutdown.grpcDrain", "RMQPROXY_LOCAL_DATA_DIR"}},
+		{[]string{"serve", "--help"}, []string{"Usage: rmqproxy [serve]", "--local.flush"}},
+		{[]string{"--grpc.address=:1", "--help"}, []string{"Usage: rmqproxy [serve]"}},
+		{[]string{"config", "--help"}, []string{"Usage: rmqproxy config print", "--local.flush"}},
+		{[]string{"config", "print", "-h"}, []string{"Usage: rmqproxy config print", "--local.flush"}},
+		{[]string{"help", "topic"}, []string{"rmqproxy topic describe NAME", "--admin.address", "--wait"}},
+		{[]string{"topic", "--help"}, []string{"rmqproxy topic describe NAME"}},
+		{[]string{"group", "-h"}, []string{"rmqproxy group stats NAME", "--maxDeliveryAttempts"}},
+		{[]string{"group", "stats", "--help"}, []string{"rmqproxy group stats NAME"}},
+		{[]string{"help", "version"}, []string{"rmqproxy version"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestUsageErrors: mistakes exit 2 with a message on stderr that suggests
+// the nearest command.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tpoic", "list"}, `unknown command "tpoic" (did you mean topic?)`},
+		{[]string{"sreve"}, `unknown command "sreve" (did you mean serve?)`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"; run "rmqproxy help"`},
+		{[]string{"help", "gruop"}, `no help for "gruop" (did you mean group?)`},
+		{[]string{"config"}, "rmqproxy config needs a command"},
+		{[]string{"config", "prnit"}, `unknown config command "prnit" (did you mean print?)`},
+		{[]string{"version", "x"}, "rmqproxy version takes no arguments"},
+		{[]string{"topic"}, "rmqproxy topic needs a command"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != 2 || out != "" || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}
+
+// TestConfigErrorsNameFullKeys: a bad setting is reported under its full
+// key, as the user wrote it.
+func TestConfigErrorsNameFullKeys(t *testing.T) {
+	code, _, errOut := runCLI("config", "print", "--local.flush=bogus", "--log.level=loud", "--shutdown.grpcDrain=0s")
+	for _, want := range []string{`local.flush must be sync or async, got "bogus"`, `log.level "loud" must be`, "shutdown.grpcDrain must be positive"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	if code, _, errOut := runCLI("--grpc.adress=:1"); code != 1 || !strings.Contains(errOut, "did you mean --grpc.address?") {
+		t.Errorf("misspelled setting: exit %d:\n%s", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	_, a, _ := runCLI("version")
+	code, b, _ := runCLI("--version")
+	if code != 0 || a != b || !strings.HasPrefix(a, "rmqproxy ") || !strings.Contains(a, runtime.Version()) {
+		t.Fatalf("version %q, --version %q", a, b)
+	}
+	vcs := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+	platform := runtime.GOOS + "/" + runtime.GOARCH
+	for _, tt := range []struct {
+		ldflags string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"v1.2.3", vcs, "rmqproxy v1.2.3 (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
+		{"", vcs, "rmqproxy dev (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
+		{"", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v0.4.0"}}, "rmqproxy v0.4.0 (go1.26.1 " + platform + ")"},
+		{"", nil, "rmqproxy dev (" + runtime.Version() + " " + platform + ")"},
+	} {
+		if got := describeBuild(tt.ldflags, tt.info); got != tt.want {
+			t.Errorf("describeBuild(%q, %+v) = %q, want %q", tt.ldflags, tt.info, got, tt.want)
+		}
+	}
+}
+
+// syncWriter is a buffer a command writes to while the test reads it.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestAdminCommandWaitsForAStartingProxy: run while nothing listens yet
+// (a proxy recovering its data), a command says it waits, and succeeds
+// once the admin API is up, having sent its request once.
+func TestAdminCommandWaitsForAStartingProxy(t *testing.T) {
+	addr := closedAddress(t)
+	var stdout, stderr syncWriter
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"topic", "create", "orders", "--admin.address=" + addr, "--wait=1m"}, config.Sources{}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "waiting up to 1m0s for rmqproxy to start") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no waiting message; stderr %q", stderr.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before the API was up: %s", code, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &fakeAPI{}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: api}}
+	srv.Start()
+	defer srv.Close()
+	select {
+	case code := <-done:
+		if code != 0 || stdout.String() != topicCreated {
+			t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout.String(), stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the command did not finish once the API was up")
+	}
+	if got := api.requests(); !reflect.DeepEqual(got, []string{`POST /v1/topics {"name":"orders"}`}) {
+		t.Fatalf("requests %q", got)
+	}
+}
+
+// TestAdminCommandWaitIsBounded: with nothing coming up, the command gives
+// up after --wait and says how long it waited; --wait=0 does not wait.
+func TestAdminCommandWaitIsBounded(t *testing.T) {
+	addr := closedAddress(t)
+	code, _, errOut := runCLI("group", "list", "--admin.address="+addr, "--wait=300ms")
+	if code != 1 || !strings.Contains(errOut, "waiting up to 300ms") || !strings.Contains(errOut, "is rmqproxy running?") || !strings.Contains(errOut, "(waited 300ms)") {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	code, _, errOut = runCLI("group", "list", "--admin.address="+addr, "--wait=0")
+	if code != 1 || strings.Contains(errOut, "waiting") || !strings.Contains(errOut, "is rmqproxy running?") {
+		t.Fatalf("--wait=0: exit %d:\n%s", code, errOut)
+	}
+}
