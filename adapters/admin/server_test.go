@@ -500,7 +500,7 @@ func TestClientConnectionRefused(t *testing.T) {
 	}
 	_, err = c.Topics(t.Context())
 	de := wantReason(t, err, domain.ReasonUnavailable)
-	for _, want := range []string{"is rmqproxy running?", "admin.address", "127.0.0.1:8082", "--admin-address", addr} {
+	for _, want := range []string{"is rmqproxy running?", "admin.address", "127.0.0.1:8082", "--admin.address", addr} {
 		if !strings.Contains(de.Msg, want) {
 			t.Errorf("message lacks %q: %s", want, de.Msg)
 		}

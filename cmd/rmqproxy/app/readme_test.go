@@ -3,6 +3,9 @@ package app_test
 import (
 	"flag"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,6 +45,99 @@ func TestREADMESettingsTable(t *testing.T) {
 		return
 	}
 	t.Fatal("README.md's settings table is out of date; run: go test ./cmd/rmqproxy/app -update")
+}
+
+const (
+	examplePath  = "docs/examples/quickstart/main.go"
+	exampleBegin = "<!-- example:begin (docs/examples/quickstart/main.go; go test ./cmd/rmqproxy/app -update) -->\n"
+	exampleEnd   = "<!-- example:end -->"
+)
+
+// TestREADMEExample keeps the Go program README.md shows equal to
+// docs/examples/quickstart/main.go, which TestREADMEExampleBuilds builds.
+func TestREADMEExample(t *testing.T) {
+	const path = "../../../README.md"
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../../" + examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i, j := strings.Index(s, exampleBegin), strings.Index(s, exampleEnd)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the example markers %q ... %q", exampleBegin, exampleEnd)
+	}
+	want := "```go\n" + string(example) + "```\n"
+	if s[i+len(exampleBegin):j] == want {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(s[:i+len(exampleBegin)]+want+s[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("README.md's Go example differs from %s; run: go test ./cmd/rmqproxy/app -update", examplePath)
+}
+
+// TestREADMEExampleBuilds compiles the example, and checks that the go get
+// line README.md gives pins the client version this module is tested with.
+func TestREADMEExampleBuilds(t *testing.T) {
+	cmd := exec.Command("go", "build", "-o", os.DevNull, "./"+filepath.Dir(examplePath))
+	cmd.Dir = "../../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", examplePath, err, out)
+	}
+	gomod, err := os.ReadFile("../../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const client = "github.com/apache/rocketmq-clients/golang/v5"
+	version := ""
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == client {
+			version = f[1]
+		}
+	}
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "go get " + client + "@" + version; version == "" || !strings.Contains(string(readme), want+"\n") {
+		t.Fatalf("README.md lacks %q (the client version of go.mod)", want)
+	}
+}
+
+// TestREADMETwoCommands: the README's set-up is exactly two commands, one
+// that runs rmqproxy in local mode and one that runs the whole suite.
+func TestREADMETwoCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "## Two commands\n")
+	if i < 0 {
+		t.Fatal(`README.md lacks "## Two commands"`)
+	}
+	s = s[i:]
+	start := strings.Index(s, "```sh\n")
+	end := strings.Index(s[start+6:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no sh block under Two commands")
+	}
+	var cmds []string
+	for _, line := range strings.Split(s[start+6:start+6+end], "\n") {
+		if c, _, _ := strings.Cut(line, "#"); strings.TrimSpace(c) != "" {
+			cmds = append(cmds, strings.TrimSpace(c))
+		}
+	}
+	if want := []string{"go run ./cmd/rmqproxy", "test/scripts/test.sh"}; !slices.Equal(cmds, want) {
+		t.Fatalf("set-up commands %q, want %q", cmds, want)
+	}
 }
 
 // TestExampleConfigLoads checks that the example configuration shipped in
