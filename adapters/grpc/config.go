@@ -15,7 +15,13 @@ type Config struct {
 	ClientIdleTimeout          time.Duration `yaml:"clientIdleTimeout" help:"close connections idle for this long"`
 	HandshakeTimeout           time.Duration `yaml:"handshakeTimeout" help:"time a new connection has to finish its TLS or HTTP/2 handshake"`
 	UseEndpointPortFromRequest bool          `yaml:"useEndpointPortFromRequest" help:"advertise the port the client dialled in routes instead of this listener's port (behind port-mapping load balancers)"`
-	MaxInflightPerKind         int           `yaml:"maxInflightPerKind" help:"requests of one kind (route, producer, consumer, client, transaction) served at once before new ones get TOO_MANY_REQUESTS"`
+	MaxInflightPerKind         int           `yaml:"maxInflightPerKind" help:"requests of one kind (route, producer, consumer, long poll, client, Telemetry stream, transaction) served at once before new ones get TOO_MANY_REQUESTS; long polls and Telemetry streams count for as long as they are open"`
+	MaxHeaderListSize          int64         `yaml:"maxHeaderListSize" unit:"bytes" help:"largest header block (metadata) of a request; larger ones reset their stream (the Apache proxy's limit, grpc-java's default)"`
+	MaxConcurrentStreams       int           `yaml:"maxConcurrentStreams" help:"streams (calls) one connection may have open at once; more are refused and the clients queue them"`
+	MaxConnectionsPerAddress   int           `yaml:"maxConnectionsPerAddress" help:"connections one client IP address may hold; more are closed at once (raise it when many clients share an address behind NAT); 0: no limit"`
+	MaxStreamResetsPerSecond   int           `yaml:"maxStreamResetsPerSecond" help:"stream resets (RST_STREAM) a connection may send per second on average, with bursts of ten times as many; a connection resetting faster is closed (HTTP/2 rapid reset); 0: no limit"`
+	SettingsTimeout            time.Duration `yaml:"settingsTimeout" help:"a Telemetry stream that sends no client settings within this time is ended"`
+	Reflection                 bool          `yaml:"reflection" help:"serve gRPC server reflection (lets tools such as grpcurl list the services); off in the production profile"`
 }
 
 // TLSConfig selects the transport security of the gRPC port.
@@ -35,6 +41,14 @@ func DefaultConfig() Config {
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
 		MaxInflightPerKind: 10000,
+		MaxHeaderListSize:  8 << 10,
+		// The official clients keep one connection per endpoint and use a
+		// stream per call; producers may have many sends in flight.
+		MaxConcurrentStreams:     1000,
+		MaxConnectionsPerAddress: 1000,
+		MaxStreamResetsPerSecond: 100,
+		SettingsTimeout:          10 * time.Second,
+		Reflection:               true,
 	}
 }
 
@@ -60,6 +74,18 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightPerKind < 1 {
 		errs = append(errs, errors.New("maxInflightPerKind must be at least 1"))
+	}
+	if c.MaxHeaderListSize < 1<<10 || c.MaxHeaderListSize > 1<<30 {
+		errs = append(errs, errors.New("maxHeaderListSize must be between 1KiB and 1GiB"))
+	}
+	if c.MaxConcurrentStreams < 1 {
+		errs = append(errs, errors.New("maxConcurrentStreams must be at least 1"))
+	}
+	if c.MaxConnectionsPerAddress < 0 || c.MaxStreamResetsPerSecond < 0 {
+		errs = append(errs, errors.New("maxConnectionsPerAddress and maxStreamResetsPerSecond must not be negative (0: no limit)"))
+	}
+	if c.SettingsTimeout <= 0 {
+		errs = append(errs, errors.New("settingsTimeout must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -23,7 +23,12 @@ const (
 	kindRoute kind = iota
 	kindProducer
 	kindConsumer
+	// kindPoll counts receives and pulls for as long as they long-poll, so
+	// that waiting consumers cannot starve acks.
+	kindPoll
 	kindClient
+	// kindTelemetry counts open Telemetry streams.
+	kindTelemetry
 	kindTransaction
 	kindCount
 )

@@ -46,10 +46,21 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, svc: svc, log: log, health: health.NewServer()}
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
+	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
+	if cfg.MaxStreamResetsPerSecond > 0 {
+		creds.wrap = func(c net.Conn) net.Conn {
+			return newResetWatcher(c, cfg.MaxStreamResetsPerSecond, func() {
+				log.Warn("closing a connection that resets streams faster than grpc.maxStreamResetsPerSecond",
+					slog.String("remote_addr", c.RemoteAddr().String()), slog.Int("max_per_second", cfg.MaxStreamResetsPerSecond))
+			})
+		}
+	}
 	s.srv = grpclib.NewServer(
-		grpclib.Creds(newSniffingCredentials(cfg.TLS.Mode, tlsCfg)),
+		grpclib.Creds(creds),
 		grpclib.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpclib.MaxRecvMsgSize(int(cfg.MaxRecvMessageSize)),
+		grpclib.MaxHeaderListSize(uint32(cfg.MaxHeaderListSize)),
+		grpclib.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		grpclib.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ClientIdleTimeout}),
 		grpclib.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpclib.ChainUnaryInterceptor(recoverUnary(log)),
@@ -57,7 +68,9 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	)
 	v2.RegisterMessagingServiceServer(s.srv, svc)
 	healthpb.RegisterHealthServer(s.srv, s.health)
-	reflection.Register(s.srv)
+	if cfg.Reflection {
+		reflection.Register(s.srv)
+	}
 	return s, nil
 }
 
@@ -68,7 +81,11 @@ func (s *Server) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("grpc: listen on grpc.address %q: %w (is another rmqproxy or RocketMQ proxy running? choose another port with --grpc.address)", s.cfg.Address, err)
 	}
-	s.serve(lis, lis.Addr().(*net.TCPAddr).Port)
+	port := lis.Addr().(*net.TCPAddr).Port
+	if s.cfg.MaxConnectionsPerAddress > 0 {
+		lis = newConnLimiter(lis, s.cfg.MaxConnectionsPerAddress, s.log)
+	}
+	s.serve(lis, port)
 	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
 	return nil
 }

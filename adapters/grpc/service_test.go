@@ -354,3 +354,13 @@ func TestServiceAdmissionLimit(t *testing.T) {
 		t.Fatalf("first send: %v", r.GetStatus())
 	}
 }
+
+func TestReflectionIsASetting(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		ts := startTestServer(t, &fakeBroker{}, func(c *Config, _ *application.Config) { c.Reflection = on })
+		_, served := ts.srv.srv.GetServiceInfo()["grpc.reflection.v1.ServerReflection"]
+		if served != on {
+			t.Errorf("grpc.reflection %v: reflection served %v", on, served)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc/codes"
@@ -63,7 +64,17 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
 		return nil
 	}
+	// The stream counts in admission for as long as it is open.
+	if !s.admit.enter(kindTelemetry) {
+		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
+		return nil
+	}
+	defer s.admit.leave(kindTelemetry)
 	ctx = ports.WithRequestInfo(ctx, info)
+	// A client opens its stream to send its settings at once; one that does
+	// not within grpc.settingsTimeout is ended.
+	settingsTimer := time.NewTimer(s.cfg.SettingsTimeout)
+	defer settingsTimer.Stop()
 	// A reader goroutine owned by this handler feeds inbound commands, so
 	// the handler can also end the stream when the server shuts down. It
 	// exits when the stream ends, which happens at the latest when this
@@ -93,6 +104,9 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			return nil
 		case <-ctx.Done():
 			return nil
+		case <-settingsTimer.C:
+			return status.Errorf(codes.FailedPrecondition,
+				"no client settings within %v of opening the Telemetry stream (grpc.settingsTimeout); send the settings command first", s.cfg.SettingsTimeout)
 		case msg = <-in:
 		}
 		if errors.Is(msg.err, io.EOF) {
@@ -110,6 +124,9 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		s.admit.leave(kindClient)
 		if err != nil {
 			return err
+		}
+		if msg.cmd.GetSettings() != nil {
+			settingsTimer.Stop()
 		}
 	}
 }

@@ -37,6 +37,9 @@ const tlsRecordHandshake = 0x16
 type sniffingCredentials struct {
 	mode string
 	tls  credentials.TransportCredentials // nil when mode is disabled
+	// wrap, when set, wraps the connection gRPC reads HTTP/2 from (after
+	// TLS), e.g. to watch its frames.
+	wrap func(net.Conn) net.Conn
 }
 
 func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
@@ -61,12 +64,23 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 		if c.tls == nil {
 			return nil, nil, fmt.Errorf("%w: TLS handshake on a plaintext-only port", errWrongTransport)
 		}
-		return c.tls.ServerHandshake(pc)
+		tc, info, err := c.tls.ServerHandshake(pc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c.wrapped(tc), info, nil
 	}
 	if c.mode == TLSEnforcing {
 		return nil, nil, fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
 	}
-	return pc, plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	return c.wrapped(pc), plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+func (c *sniffingCredentials) wrapped(conn net.Conn) net.Conn {
+	if c.wrap == nil {
+		return conn
+	}
+	return c.wrap(conn)
 }
 
 func (c *sniffingCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {

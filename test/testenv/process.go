@@ -181,6 +181,9 @@ func (c *Child) Proxy(t testing.TB) *Proxy {
 	return &Proxy{Addr: c.GRPCAddr}
 }
 
+// PID is the process id of the child.
+func (c *Child) PID() int { return c.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (c *Child) Signal(sig os.Signal) error { return c.cmd.Process.Signal(sig) }
 

@@ -31,7 +31,7 @@ const (
 // flags --<key>.
 type Root struct {
 	Mode      string             `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front a RocketMQ cluster (not available in this version)"`
-	Profile   string             `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation"`
+	Profile   string             `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation and gRPC reflection"`
 	Log       LogConfig          `yaml:"log"`
 	GRPC      grpcadapter.Config `yaml:"grpc"`
 	Admin     admin.Config       `yaml:"admin"`
@@ -67,6 +67,7 @@ func Defaults(profile string) Root {
 	if profile == ProfileProduction {
 		r.Local.AutoCreateTopics = false
 		r.Local.AutoCreateGroups = false
+		r.GRPC.Reflection = false
 	}
 	return r
 }

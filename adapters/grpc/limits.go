@@ -1,0 +1,182 @@
+package grpc
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The gRPC port listens on every interface and has no authentication yet,
+// so what one client can make the server hold is bounded here and by the
+// server options in NewServer:
+//
+//   - header blocks: grpc.maxHeaderListSize (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE;
+//     larger blocks reset their stream);
+//   - streams per connection: grpc.maxConcurrentStreams (SETTINGS_MAX_CONCURRENT_STREAMS;
+//     more are refused with REFUSED_STREAM);
+//   - connections per client address: grpc.maxConnectionsPerAddress (connLimiter);
+//   - stream resets: grpc.maxStreamResetsPerSecond (resetWatcher closes a
+//     connection that resets streams faster, the HTTP/2 "rapid reset" attack);
+//   - Telemetry streams: grpc.settingsTimeout and the telemetry admission kind.
+
+// connLimiter is a listener that refuses a connection when its client
+// address already holds the maximum number of connections. A refused
+// connection is closed at once; the listener keeps accepting.
+type connLimiter struct {
+	net.Listener
+	max int
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[netip.Addr]int
+
+	refused    atomic.Int64
+	lastWarned atomic.Int64 // unix nanoseconds of the last warning
+}
+
+func newConnLimiter(l net.Listener, max int, log *slog.Logger) *connLimiter {
+	return &connLimiter{Listener: l, max: max, log: log, conns: map[netip.Addr]int{}}
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		addr := remoteIP(c)
+		l.mu.Lock()
+		n := l.conns[addr]
+		if n >= l.max {
+			l.mu.Unlock()
+			_ = c.Close()
+			l.warnRefused(addr)
+			continue
+		}
+		l.conns[addr] = n + 1
+		l.mu.Unlock()
+		return &limitedConn{Conn: c, release: func() { l.release(addr) }}, nil
+	}
+}
+
+func (l *connLimiter) release(addr netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[addr] <= 1 {
+		delete(l.conns, addr)
+		return
+	}
+	l.conns[addr]--
+}
+
+// warnRefused logs refusals at most every ten seconds, with how many there
+// were, so that a flood cannot flood the log too.
+func (l *connLimiter) warnRefused(addr netip.Addr) {
+	n := l.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastWarned.Load()
+	if now-last < int64(10*time.Second) || !l.lastWarned.CompareAndSwap(last, now) {
+		return
+	}
+	l.refused.Add(-n)
+	l.log.Warn("refused connections from a client address that holds grpc.maxConnectionsPerAddress connections",
+		slog.String("remote_ip", addr.String()), slog.Int("max", l.max), slog.Int64("refused_since_last_warning", n))
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	return addrPort(c.RemoteAddr()).Addr().Unmap()
+}
+
+// limitedConn gives its slot back once, when it is closed.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// errTooManyResets ends a connection whose client resets streams faster
+// than grpc.maxStreamResetsPerSecond allows.
+var errTooManyResets = errors.New("the client reset streams faster than grpc.maxStreamResetsPerSecond allows")
+
+// HTTP/2 framing, as far as resetWatcher needs it (RFC 9113 §3.4, §4.1).
+const (
+	http2Preface     = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	http2FrameHeader = 9
+	http2RSTStream   = 0x3
+)
+
+// resetWatcher reads the client-to-server byte stream of an HTTP/2
+// connection (after TLS) and counts RST_STREAM frames in a token bucket
+// refilled at rate per second up to burst. When the bucket is empty the
+// connection's Read fails, which makes the gRPC transport close it. It only
+// follows frame headers, so its cost is a few operations per frame.
+type resetWatcher struct {
+	net.Conn
+	rate, burst float64
+	onAbuse     func()
+
+	skip   int // bytes of the preface or of a frame payload still to pass
+	hdr    [http2FrameHeader]byte
+	hdrLen int
+
+	tokens float64
+	last   time.Time
+	failed bool
+}
+
+func newResetWatcher(c net.Conn, perSecond int, onAbuse func()) *resetWatcher {
+	burst := float64(perSecond) * 10
+	return &resetWatcher{Conn: c, rate: float64(perSecond), burst: burst, onAbuse: onAbuse,
+		skip: len(http2Preface), tokens: burst, last: time.Now()}
+}
+
+// Read is called by the transport's single reader goroutine only.
+func (w *resetWatcher) Read(b []byte) (int, error) {
+	if w.failed {
+		return 0, errTooManyResets
+	}
+	n, err := w.Conn.Read(b)
+	for p := b[:n]; len(p) > 0; {
+		if w.skip > 0 {
+			k := min(w.skip, len(p))
+			w.skip -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(w.hdr[w.hdrLen:], p)
+		w.hdrLen += k
+		p = p[k:]
+		if w.hdrLen < http2FrameHeader {
+			break
+		}
+		w.hdrLen = 0
+		w.skip = int(w.hdr[0])<<16 | int(w.hdr[1])<<8 | int(w.hdr[2])
+		if w.hdr[3] == http2RSTStream && !w.take() {
+			// Frames already read may be handed to the transport; the
+			// next Read fails and the connection closes.
+			w.failed = true
+			w.onAbuse()
+		}
+	}
+	return n, err
+}
+
+func (w *resetWatcher) take() bool {
+	now := time.Now()
+	w.tokens = min(w.burst, w.tokens+now.Sub(w.last).Seconds()*w.rate)
+	w.last = now
+	if w.tokens < 1 {
+		return false
+	}
+	w.tokens--
+	return true
+}

@@ -1,0 +1,136 @@
+package grpc
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+// chunkConn serves a byte stream in reads of random sizes.
+type chunkConn struct {
+	net.Conn
+	data []byte
+	rnd  *rand.Rand
+}
+
+func (c *chunkConn) Read(b []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(b), 1+c.rnd.IntN(20), len(c.data))
+	copy(b, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// frames builds a client byte stream: the preface, then for each entry a
+// HEADERS frame whose payload is full of RST_STREAM type bytes (which must
+// not be mistaken for frames) and, when reset is set, a RST_STREAM frame.
+func frames(t *testing.T, resets []bool) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&buf, nil)
+	for i, reset := range resets {
+		id := uint32(2*i + 1)
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: bytes.Repeat([]byte{3}, 40), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return buf.Bytes()
+}
+
+func TestResetWatcher(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		resets    int
+		others    int
+		perSecond int
+		wantAbuse bool
+	}{
+		// perSecond 1: a burst of 10; beyond it needs 20 more tokens, which
+		// only 20 s of reading could refill.
+		{"within the burst", 10, 50, 1, false},
+		{"beyond the burst", 30, 50, 1, true},
+		{"no resets", 0, 5000, 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seq := make([]bool, 0, c.resets+c.others)
+			for range c.resets {
+				seq = append(seq, true)
+			}
+			for range c.others {
+				seq = append(seq, false)
+			}
+			rnd := rand.New(rand.NewPCG(1, 2))
+			rnd.Shuffle(len(seq), func(i, j int) { seq[i], seq[j] = seq[j], seq[i] })
+			abused := false
+			w := newResetWatcher(&chunkConn{data: frames(t, seq), rnd: rnd}, c.perSecond, func() { abused = true })
+			_, err := io.Copy(io.Discard, w)
+			if abused != c.wantAbuse || c.wantAbuse != errors.Is(err, errTooManyResets) {
+				t.Fatalf("abuse %v, read error %v; want abuse %v", abused, err, c.wantAbuse)
+			}
+		})
+	}
+}
+
+func TestConnLimiter(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newConnLimiter(lis, 2, slog.New(slog.DiscardHandler))
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	first, second := <-accepted, <-accepted
+	// The third is closed by the limiter: its read ends.
+	if _, err := clients[2].Read(make([]byte, 1)); err == nil {
+		t.Fatal("the third connection was not closed")
+	}
+	// Closing one (twice: the slot is given back once) makes room for one.
+	first.Close()
+	first.Close()
+	c, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	third := <-accepted
+	third.Close()
+	second.Close()
+	l.mu.Lock()
+	n := l.conns[remoteIP(second)]
+	l.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d connections counted after all closed", n)
+	}
+}
