@@ -21,8 +21,10 @@ type ShutdownConfig struct {
 	EngineClose time.Duration `yaml:"engineClose" help:"at shutdown, how long the storage engine may take to flush, fsync, write its final snapshot and release the data directory; it runs after the gRPC drain, whether or not that finished in time"`
 }
 
-// DefaultShutdownConfig returns the defaults: together with the smaller
-// stages they fit Kubernetes' default 30 s termination grace period.
+// DefaultShutdownConfig returns the defaults. The two stages together fit
+// Kubernetes' default 30 s termination grace period; the small stages
+// (5 s each at most) normally take milliseconds, so the worst case of the
+// whole stop is 45 s ([StopTimeout]).
 func DefaultShutdownConfig() ShutdownConfig {
 	return ShutdownConfig{GRPCDrain: 10 * time.Second, EngineClose: 15 * time.Second}
 }
