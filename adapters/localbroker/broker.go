@@ -42,6 +42,9 @@ func ioError(err error, what string) error {
 	case errors.Is(err, commitlog.ErrTooLarge):
 		return domain.Wrap(domain.ReasonBodyTooLarge, err, what+": the record exceeds maxRecordSize; send fewer or smaller messages")
 	}
+	if de := storageError(err, what); de != nil {
+		return de
+	}
 	return domain.Wrap(domain.ReasonInternal, err, what)
 }
 
@@ -107,6 +110,9 @@ func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	// one record, so one such message defers the whole batch (its messages
 	// without a future delivery time are due at once).
 	deferred := txns > 0 || timers > 0
+	if err := e.waitRoom(ctx, msgs); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
@@ -187,13 +193,16 @@ func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) err
 // appendApplyLocked encodes a record, appends it to the log and applies it
 // to the in-memory state, all under mu so that log order equals apply order.
 func (e *Engine) appendApplyLocked(typ record.Type, encode func([]byte) []byte, durable bool) (off, end int64, err error) {
+	if e.failed != nil {
+		return 0, 0, e.failedError()
+	}
 	p := encode(nil)
 	off, end, err = e.clog.Append(byte(typ), p, durable)
 	if err != nil {
 		return 0, 0, ioError(err, "cannot append to the commit log")
 	}
 	if err := e.applyRecordLocked(off, end, typ, p); err != nil {
-		return 0, 0, err
+		return 0, 0, e.failLocked(err)
 	}
 	return off, end, nil
 }

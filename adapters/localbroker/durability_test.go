@@ -4,16 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/tmpfs"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // TestCrashAfterTopicDeleteStarts is the regression test of a crash right
@@ -309,4 +315,221 @@ func TestAutoCreateBounded(t *testing.T) {
 	if !strings.Contains(err.Error(), "local.autoCreateMaxGroups") {
 		t.Fatalf("group count error: %v", err)
 	}
+}
+
+// TestDiskFullEngine fills a small tmpfs with sends: sends then get a
+// retryable error, receives and acks go on (the reserve), the engine starts
+// again on the full disk, resumes by itself once the file system grows, and
+// nothing acknowledged is lost.
+func TestDiskFullEngine(t *testing.T) {
+	mnt := tmpfs.Mount(t, "3m")
+	h := newClosedHarness(t, func(c *Config) {
+		c.DataDir = filepath.Join(mnt, "data")
+		c.SegmentSize, c.MaxRecordSize = 1<<20, 64<<10
+		c.MaxPendingBytes = 1 << 20
+		c.DiskReserve = 256 << 10
+	})
+	h.clock = ports.SystemClock{}
+	h.open()
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}
+	body := bytes.Repeat([]byte{'x'}, 4<<10)
+	sent := map[string]bool{}
+	var fullErr error
+	for i := 0; fullErr == nil; i++ {
+		if i > 2000 {
+			t.Fatal("a 3 MiB file system never filled")
+		}
+		id := fmt.Sprint("m", i)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := h.e.Send(sctx, q, []domain.Message{{Topic: "t", ID: id, Body: body}})
+		cancel()
+		switch {
+		case err == nil:
+			sent[id] = true
+		case domain.HasReason(err, domain.ReasonUnavailable):
+			fullErr = err
+		default:
+			t.Fatalf("send %d on a filling disk: %v (want a retryable code)", i, err)
+		}
+	}
+	if !strings.Contains(fullErr.Error(), "disk holding local.dataDir is full") {
+		t.Fatalf("the disk-full error does not say so: %v", fullErr)
+	}
+	if err := h.e.Ready(ctx); err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("readiness on a full disk: %v", err)
+	}
+	// Receives and acks go on.
+	acked := map[string]bool{}
+	got := h.pop("g", "t", -1, 8, time.Minute)
+	if len(got) == 0 {
+		t.Fatal("nothing received on a full disk")
+	}
+	for _, m := range got {
+		h.ack("g", m)
+		acked[m.ID] = true
+	}
+	t.Logf("%d sends stored before the disk was full; %d received and acked while full", len(sent), len(acked))
+
+	// A restart on the full disk works and says what is wrong.
+	_ = h.e.Close(ctx) // the final snapshot may fail for lack of space
+	h.allow = append(h.allow, "commit log write failed")
+	h.open()
+	if err := h.e.Ready(ctx); err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("readiness after a restart on a full disk: %v", err)
+	}
+	if !h.warns.contains("disk holding local.dataDir is full") {
+		t.Fatal("no warning about the full disk at start")
+	}
+	_, err := h.e.Send(ctx, q, []domain.Message{{Topic: "t", ID: "refused", Body: body}})
+	wantReason(t, err, domain.ReasonUnavailable)
+
+	// Space comes back: the engine resumes by itself.
+	tmpfs.Resize(t, mnt, "16m")
+	waitFor(t, 30*time.Second, func() error {
+		_, err := h.e.Send(ctx, q, []domain.Message{{Topic: "t", ID: "after", Body: body}})
+		return err
+	})
+	sent["after"] = true
+	if err := h.e.Ready(ctx); err != nil {
+		t.Fatalf("not ready after space came back: %v", err)
+	}
+	for {
+		got := h.pop("g", "t", -1, 64, time.Minute)
+		if len(got) == 0 {
+			break
+		}
+		for _, m := range got {
+			if acked[m.ID] {
+				t.Errorf("message %s acked on the full disk was delivered again", m.ID)
+			}
+			h.ack("g", m)
+			acked[m.ID] = true
+		}
+	}
+	h.restart()
+	if got := h.pop("g", "t", -1, 64, time.Minute); len(got) != 0 {
+		t.Fatalf("%d acked messages delivered again after a restart", len(got))
+	}
+	for id := range sent {
+		if !acked[id] {
+			t.Errorf("message %s was stored but never delivered", id)
+		}
+	}
+}
+
+// TestFailedStateAfterFsyncError: an fdatasync error is not retried (the
+// kernel may have dropped the pages): every write answers a retryable code
+// naming the failure, readiness says why, reads go on, and a restart
+// recovers from the log.
+func TestFailedStateAfterFsyncError(t *testing.T) {
+	h := newClosedHarness(t, nil)
+	var fail atomic.Bool
+	h.engineMod = func(e *Engine) {
+		e.syncFault = func(f *os.File) error {
+			if fail.Load() {
+				return syscall.EIO
+			}
+			return f.Sync()
+		}
+	}
+	h.open()
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""))
+	got := h.pop("g", "t", 0, 1, time.Minute)
+	h.ack("g", got[0])
+	fail.Store(true)
+	h.allow = append(h.allow, "commit log write failed")
+	_, err := h.e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("t", "c", "")})
+	wantReason(t, err, domain.ReasonUnavailable)
+	if !strings.Contains(err.Error(), "restart rmqproxy") || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("send after the fsync error: %v", err)
+	}
+	for _, call := range []func() error{
+		func() error {
+			_, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "t", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute})
+			return err
+		},
+		func() error {
+			_, err := h.e.CreateTopic(ctx, domain.Topic{Name: "x", Type: domain.MessageTypeNormal, QueueCount: 1})
+			return err
+		},
+	} {
+		if err := call(); !domain.HasReason(err, domain.ReasonUnavailable) {
+			t.Fatalf("write after the fsync error: %v", err)
+		}
+	}
+	if err := h.e.Ready(ctx); err == nil || !strings.Contains(err.Error(), "restart rmqproxy") {
+		t.Fatalf("readiness after the fsync error: %v", err)
+	}
+	if _, err := h.e.Pull(ctx, ports.PullRequest{Group: "g", Queue: domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, Offset: 0, BatchSize: 10}); err != nil {
+		t.Fatalf("a read after the fsync error: %v", err)
+	}
+	fail.Store(false)
+	h.crashRestart(false)
+	if err := h.e.Ready(ctx); err != nil {
+		t.Fatalf("not ready after a restart: %v", err)
+	}
+	h.fake().Advance(2 * time.Minute)
+	seen := map[string]bool{}
+	for _, m := range h.pop("g", "t", 0, 10, time.Minute) {
+		seen[m.ID] = true
+		h.ack("g", m)
+	}
+	if seen["a"] || !seen["b"] {
+		t.Fatalf("after the restart got %v: the acked message must not come back, the other must", seen)
+	}
+	h.send("t", 0, msg("t", "d", ""))
+}
+
+// TestSendBackPressure: while the disk stalls, the bytes waiting to be
+// written stay under local.maxPendingBytes; sends beyond wait within their
+// deadline and then get TOO_MANY_REQUESTS; once the disk moves, sends work.
+func TestSendBackPressure(t *testing.T) {
+	h := newClosedHarness(t, func(c *Config) { c.MaxPendingBytes = 1 << 20; c.MaxRecordSize = 256 << 10; c.SegmentSize = 64 << 20 })
+	release := make(chan struct{})
+	var stall atomic.Bool
+	h.engineMod = func(e *Engine) {
+		e.syncFault = func(f *os.File) error {
+			if stall.Load() {
+				<-release
+			}
+			return f.Sync()
+		}
+	}
+	h.open()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}
+	body := bytes.Repeat([]byte{'x'}, 100<<10)
+	stall.Store(true)
+	var wg sync.WaitGroup
+	var busy, timedOut atomic.Int32
+	var maxPending atomic.Int64
+	for i := range 40 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			defer cancel()
+			_, err := h.e.Send(ctx, q, []domain.Message{{Topic: "t", ID: fmt.Sprint(i), Body: body}})
+			if p := h.e.clog.PendingBytes(); p > maxPending.Load() {
+				maxPending.Store(p)
+			}
+			switch {
+			case domain.HasReason(err, domain.ReasonTooManyRequests):
+				busy.Add(1)
+			case domain.HasReason(err, domain.ReasonPersistenceTimeout):
+				timedOut.Add(1)
+			default:
+				t.Errorf("send %d while the disk stalls: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if busy.Load() == 0 || maxPending.Load() > h.cfg.MaxPendingBytes {
+		t.Fatalf("%d sends refused, %d timed out waiting for durability, at most %d bytes pending (bound %d)",
+			busy.Load(), timedOut.Load(), maxPending.Load(), h.cfg.MaxPendingBytes)
+	}
+	t.Logf("%d sends got TOO_MANY_REQUESTS, %d were accepted and timed out waiting for the disk; at most %d bytes pending",
+		busy.Load(), timedOut.Load(), maxPending.Load())
+	stall.Store(false)
+	close(release)
+	h.send("t", 0, msg("t", "after", ""))
 }

@@ -60,6 +60,7 @@ type Engine struct {
 	pendingQueues map[queueKey]*queueIndex // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64
+	bootSlot      int // slot of the boot file holding boot
 	rr            uint32
 	snapOffsets   []int64 // offsets of the kept snapshot files, oldest first
 	replaying     bool
@@ -96,6 +97,17 @@ type Engine struct {
 	// deletion record is durable and no snapshot still to be written lists
 	// them (see removeQueuesLocked).
 	removals []queueRemoval
+	// Storage trouble (see health.go): failed is set when applying an
+	// appended record failed (under mu); failedAt, phase, replayed and
+	// clogRef are read by Ready without the lock.
+	failed   error
+	failedAt atomic.Pointer[error]
+	phase    atomic.Int32
+	replayed atomic.Int64
+	clogRef  atomic.Pointer[commitlog.Log]
+	limited  limitedLog
+	// syncFault, when set by a test before Start, replaces fdatasync.
+	syncFault func(*os.File) error
 	// shortQueues are queues whose file holds fewer entries than the
 	// snapshot recovery started from says (their topic was deleted before
 	// a crash, or the file was damaged); replay must delete their topic.
@@ -172,6 +184,12 @@ func (e *Engine) Start(ctx context.Context) error {
 		return domain.Errorf(domain.ReasonInternal, "local broker engine started twice")
 	}
 	started := time.Now()
+	e.phase.Store(phaseRecovering)
+	defer func() {
+		if e.state != stateOpen {
+			e.phase.Store(phaseNew)
+		}
+	}()
 	for _, d := range []string{e.dir("meta"), e.dir("commitlog"), e.dir("consumequeue"), e.dir("snapshot"), e.dir("timer")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create data directory %s (dataDir)", d))
@@ -242,6 +260,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		Recovery:      recovery,
 		Logger:        e.log,
 		KnownType:     func(b byte) bool { return record.Type(b).Known() },
+		MaxPending:    e.cfg.MaxPendingBytes,
+		Reserve:       e.cfg.DiskReserve,
+		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
+		Sync:          e.syncFault,
 		OnAdvance: func(int64) {
 			select {
 			case e.advance <- struct{}{}:
@@ -250,6 +272,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		},
 	}, snap.logOffset, func(off int64, typ byte, payload []byte) error {
 		replayed++
+		e.replayed.Add(1)
 		return e.applyRecordLocked(off, off+commitlog.FrameSize(len(payload)), record.Type(typ), payload)
 	})
 	e.replaying = false
@@ -279,6 +302,12 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	e.removeQueuesLocked(clog.SyncedOffset())
+	e.clogRef.Store(clog)
+	e.phase.Store(phaseOpen)
+	if full, err := clog.DiskFull(); full {
+		e.log.Warn("the disk holding local.dataDir is full: receives and acknowledgements work while the reserve lasts, sends are refused; free space on the file system (or enlarge it) and rmqproxy resumes by itself",
+			"data_dir", e.cfg.DataDir, "error", err)
+	}
 	e.reviveDueLocked(e.clock.Now())
 	e.wg.Add(5)
 	go e.notifyLoop()
@@ -903,7 +932,7 @@ func (e *Engine) reviveDueLocked(now time.Time) {
 			if err := e.deadLetterLocked(it.key, it.offset, d.receipt, now); err == nil {
 				continue
 			} else {
-				e.log.Error("cannot move a message to the dead-letter queue; it stays visible", "consumer_group", it.key.group,
+				e.warnLimited("dead-letter", "cannot move a message to the dead-letter queue; it stays visible", "consumer_group", it.key.group,
 					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "error", err)
 			}
 		}
@@ -993,11 +1022,12 @@ func (e *Engine) maintenanceLoop() {
 			e.flushQueues()
 		case <-snap.C:
 			if err := e.Snapshot(ctx); err != nil && ctx.Err() == nil {
-				e.log.Warn("periodic snapshot failed; will retry", "error", err)
-				continue
+				e.warnLimited("snapshot", "periodic snapshot failed; will retry", "error", err)
 			}
+			// Retention runs even when the snapshot failed (a full disk):
+			// deleting old segments may be what makes room.
 			if err := e.applyRetention(); err != nil {
-				e.log.Warn("retention failed; will retry", "error", err)
+				e.warnLimited("retention", "retention failed; will retry", "error", err)
 			}
 		}
 	}
@@ -1031,12 +1061,12 @@ func (e *Engine) flushQueues() {
 	e.mu.Unlock()
 	for _, j := range jobs {
 		if err := j.q.Flush(j.to); err != nil && !errors.Is(err, consumequeue.ErrClosed) {
-			e.log.Warn("cannot write consume queue; will retry", "path", j.q.Path(), "error", err)
+			e.warnLimited("flush-queue", "cannot write consume queue; will retry", "path", j.q.Path(), "error", err)
 		}
 	}
 	for _, b := range buckets {
 		if err := b.Flush(-1); err != nil && !errors.Is(err, timerindex.ErrRemoved) {
-			e.log.Warn("cannot write timer index bucket; will retry", "path", b.Path(), "error", err)
+			e.warnLimited("flush-bucket", "cannot write timer index bucket; will retry", "path", b.Path(), "error", err)
 		}
 	}
 }
@@ -1213,6 +1243,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.snapMu.Lock()
 	e.mu.Lock()
 	e.state = stateClosed
+	e.phase.Store(phaseClosed)
 	clog := e.clog
 	e.mu.Unlock()
 	e.snapMu.Unlock()
@@ -1249,6 +1280,7 @@ func (e *Engine) crash() {
 	e.stopGoroutines()
 	e.mu.Lock()
 	e.state = stateClosed
+	e.phase.Store(phaseClosed)
 	clog := e.clog
 	e.mu.Unlock()
 	clog.Abandon()

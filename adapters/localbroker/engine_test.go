@@ -101,6 +101,7 @@ func testConfig(dir string) Config {
 	cfg.MaxRecordSize = 16 << 10
 	cfg.SnapshotInterval = time.Hour
 	cfg.FlushInterval = 50 * time.Millisecond
+	cfg.DiskReserve = 256 << 10
 	return cfg
 }
 

@@ -2,6 +2,8 @@ package localbroker
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -203,4 +205,60 @@ func FuzzDecodeGroups(f *testing.F) {
 			}
 		}
 	})
+}
+
+func FuzzDecodeBootFile(f *testing.F) {
+	f.Add(encodeBoot(7))
+	f.Add(append(encodeBootSlot(3), encodeBootSlot(4)...))
+	f.Add(encodeBootSlot(1 << 40))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		boot, slot, err := decodeBootFile(b)
+		if err != nil {
+			return
+		}
+		if slot != 0 && slot != 1 {
+			t.Fatalf("slot %d", slot)
+		}
+		file := make([]byte, 2*bootSlotSize)
+		copy(file[slot*bootSlotSize:], encodeBootSlot(boot))
+		if b2, _, err := decodeBootFile(file); err != nil || b2 != boot {
+			t.Fatalf("re-encoding changed the counter: %d %d %v", boot, b2, err)
+		}
+	})
+}
+
+// TestBootCounterSlots: the counter grows across restarts from a JSON file
+// of an older version, and a torn slot falls back to the other one.
+func TestBootCounterSlots(t *testing.T) {
+	h := newClosedHarness(t, nil)
+	meta := filepath.Join(h.cfg.DataDir, "meta")
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(meta, bootFile), encodeBoot(41), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(42); want < 46; want++ {
+		h.open()
+		if h.e.boot != want {
+			t.Fatalf("boot %d, want %d", h.e.boot, want)
+		}
+		if err := h.e.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Slots: 42 went to slot 1 (slot 0 held the JSON), 43 to slot 0, 44 to
+	// 1, 45 to 0. Tear the slot written last (0): the other (44) is read,
+	// and the next boot is 45 again, which is fine: ids of a boot are only
+	// issued after its counter is durable, and 45's write never completed.
+	p := filepath.Join(meta, bootFile)
+	b, _ := os.ReadFile(p)
+	b[10] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	if h.e.boot != 45 {
+		t.Fatalf("after a torn slot: boot %d, want 45", h.e.boot)
+	}
 }

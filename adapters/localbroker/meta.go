@@ -1,9 +1,12 @@
 package localbroker
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,7 +25,8 @@ import (
 //
 //	topics.json  every topic, with its incarnation id (legacy, imported)
 //	groups.json  every consumer group, with its incarnation id (legacy, imported)
-//	boot         the boot counter (high bits of every receipt id)
+//	boot         the boot counter (high bits of every receipt id), two
+//	             checksummed slots overwritten in place (see bootSlotSize)
 const (
 	topicsFile     = "topics.json"
 	groupsFile     = "groups.json"
@@ -178,9 +182,11 @@ func decodeGroups(b []byte) ([]groupMeta, error) {
 	return out, nil
 }
 
+// decodeBoot parses the JSON boot file of older versions (only its first
+// JSON value: a slot written over its tail does not matter).
 func decodeBoot(b []byte) (uint64, error) {
 	var doc bootDoc
-	if err := json.Unmarshal(b, &doc); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
 		return 0, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if doc.Format != metaFormat {
@@ -192,6 +198,45 @@ func decodeBoot(b []byte) (uint64, error) {
 func encodeBoot(n uint64) []byte {
 	b, _ := json.Marshal(bootDoc{Format: metaFormat, Boot: n})
 	return append(b, '\n')
+}
+
+// The boot file holds two slots of bootSlotSize bytes at offsets 0 and
+// bootSlotSize: magic "RMQBOOT1", the counter (8 bytes, big endian), the
+// CRC-32C of those 16 bytes, zero padding. The counter is the largest of
+// the valid slots. A new counter overwrites the other slot in place and is
+// fdatasync'ed before use: a torn write damages only the slot being
+// written, and overwriting the file's first block needs no free space, so
+// a restart works on a full disk. A file of an older version holds JSON
+// (decodeBoot), read as slot 0.
+const bootSlotSize = 64
+
+var bootMagic = []byte("RMQBOOT1")
+
+// decodeBootFile returns the boot counter in b and the slot holding it.
+func decodeBootFile(b []byte) (boot uint64, slot int, err error) {
+	found := false
+	for i := range 2 {
+		p := b[min(i*bootSlotSize, len(b)):min((i+1)*bootSlotSize, len(b))]
+		if len(p) < 20 || !bytes.Equal(p[:8], bootMagic) || binary.BigEndian.Uint32(p[16:20]) != crc32.Checksum(p[:16], snapCRC) {
+			continue
+		}
+		if v := binary.BigEndian.Uint64(p[8:16]); !found || v > boot {
+			boot, slot, found = v, i, true
+		}
+	}
+	if found {
+		return boot, slot, nil
+	}
+	boot, err = decodeBoot(b)
+	return boot, 0, err
+}
+
+func encodeBootSlot(boot uint64) []byte {
+	b := make([]byte, bootSlotSize)
+	copy(b, bootMagic)
+	binary.BigEndian.PutUint64(b[8:], boot)
+	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], snapCRC))
+	return b
 }
 
 func (e *Engine) metaPath(name string) string { return filepath.Join(e.cfg.DataDir, "meta", name) }
@@ -215,11 +260,13 @@ func (e *Engine) loadBoot() error {
 	var boot uint64
 	b, err := e.readMeta(bootFile)
 	if err != nil {
-		return badMeta(e.metaPath(bootFile), err)
+		return domain.Wrap(domain.ReasonInternal, err, "cannot read the boot counter "+e.metaPath(bootFile))
 	}
+	e.bootSlot = 1 // a new file: write slot 0
 	if b != nil {
-		if boot, err = decodeBoot(b); err != nil {
-			return badMeta(e.metaPath(bootFile), err)
+		if boot, e.bootSlot, err = decodeBootFile(b); err != nil {
+			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(
+				"the boot counter %s is damaged; it only has to be larger than before: stop rmqproxy and write a larger number into it as {\"format\":1,\"boot\":N}, for example 1000000", e.metaPath(bootFile)))
 		}
 	}
 	return e.newBootLocked(boot + 1)
@@ -286,11 +333,33 @@ func (e *Engine) newBootLocked(boot uint64) error {
 	if boot > maxBoot {
 		return domain.Errorf(domain.ReasonInternal, "boot counter exhausted (%d); receipt ids cannot be kept unique", boot)
 	}
-	if err := atomicfile.Write(e.metaPath(bootFile), encodeBoot(boot)); err != nil {
-		return domain.Wrap(domain.ReasonInternal, err, "cannot persist the boot counter")
+	if err := e.writeBootSlot(1-e.bootSlot, boot); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot persist the boot counter "+e.metaPath(bootFile))
 	}
-	e.boot, e.seq = boot, 0
+	e.boot, e.seq, e.bootSlot = boot, 0, 1-e.bootSlot
 	return nil
+}
+
+// writeBootSlot overwrites one slot of the boot file in place and makes it
+// durable.
+func (e *Engine) writeBootSlot(slot int, boot uint64) error {
+	p := e.metaPath(bootFile)
+	_, statErr := os.Stat(p)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(encodeBootSlot(boot), int64(slot*bootSlotSize))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && statErr != nil {
+		err = atomicfile.SyncDir(filepath.Dir(p))
+	}
+	return err
 }
 
 // nextIDLocked returns a new receipt id, unique forever.

@@ -28,6 +28,9 @@ type Config struct {
 	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
 	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
 	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record"`
+	MaxPendingBytes  int64         `yaml:"maxPendingBytes" unit:"bytes" help:"bound on the commit-log bytes accepted but not yet written; beyond it sends wait (within their deadline) and then get TOO_MANY_REQUESTS"`
+	DiskReserve      int64         `yaml:"diskReserve" unit:"bytes" help:"space kept in a ballast file (commitlog/reserve) and given up when the disk is full, so that acknowledgements and receives go on while sends are refused; 0 turns it off"`
+	DiskHighWater    float64       `yaml:"diskHighWater" help:"/readyz and grpc.health.v1 report not ready once the file system of dataDir is fuller than this fraction (0.95 = 95%); 0 turns the check off"`
 
 	AutoCreateTopics    bool    `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
 	AutoCreateTopicType string  `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
@@ -57,6 +60,9 @@ func DefaultConfig() Config {
 		SnapshotInterval:    time.Minute,
 		Retention:           72 * time.Hour,
 		Recovery:            "strict",
+		MaxPendingBytes:     64 << 20,
+		DiskReserve:         64 << 20,
+		DiskHighWater:       0.95,
 		AutoCreateTopics:    true,
 		AutoCreateTopicType: "MIXED",
 		AutoCreateGroups:    true,
@@ -106,6 +112,15 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < 0 {
 		bad("retention must be >= 0 (0 keeps segments forever), got %v", c.Retention)
+	}
+	if c.MaxPendingBytes < 1<<20 {
+		bad("maxPendingBytes must be at least 1 MiB, got %d", c.MaxPendingBytes)
+	}
+	if c.DiskReserve < 0 {
+		bad("diskReserve must be >= 0 (0 turns the reserve off), got %d", c.DiskReserve)
+	}
+	if !(c.DiskHighWater >= 0 && c.DiskHighWater < 1) {
+		bad("diskHighWater must be a fraction in [0, 1) (0 turns the check off), got %v", c.DiskHighWater)
 	}
 	switch c.Recovery {
 	case "strict", "truncate":

@@ -204,7 +204,7 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 				e.tw.waitLog = true // the notifier kicks the timer loop when the log advances
 				return now.Add(time.Hour)
 			}
-			e.log.Warn("cannot deliver a due delay message; will retry", "topic", lt.topic, "error", err)
+			e.warnLimited("timer-fire", "cannot deliver a due delay message; will retry", "topic", lt.topic, "error", err)
 			return now.Add(time.Second)
 		}
 		fired++

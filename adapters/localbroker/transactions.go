@@ -234,7 +234,7 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 			if errors.Is(err, errNotStored) {
 				return checks, end, now.Add(10 * time.Millisecond)
 			}
-			e.log.Warn("cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "error", err)
+			e.warnLimited("txn-check", "cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "error", err)
 			return checks, end, now.Add(time.Second)
 		}
 		end = max(end, recEnd)

@@ -15,6 +15,20 @@
 // them asked for durability, calls fdatasync once for the whole group before
 // waking every waiter (group commit).
 //
+// Bounded memory and a full disk: the bytes appended but not yet written
+// are bounded by Options.MaxPending (Append fails with [ErrBusy] beyond it;
+// [Log.WaitRoom] waits for room). A write that fails with ENOSPC is not a
+// failure: the writer truncates the partial write away, keeps the records,
+// enters the disk-full state and writes them again once there is room. It
+// makes room at once by shrinking a ballast file (Options.Reserve bytes,
+// Dir/reserve) that it keeps at full size while the disk has space: while
+// the disk is full, only record types Options.ReserveType accepts (small
+// consumer-state records) are appended; the others fail with [ErrDiskFull].
+// The log leaves the disk-full state by itself once it could grow the
+// ballast back. Any other write error, and every fdatasync error, is
+// permanent: the log refuses every append until it is reopened (a failed
+// fsync may have dropped dirty pages; retrying would hide data loss).
+//
 // Invariants callers rely on:
 //   - offsets are assigned in the order Append calls return, and bytes
 //     become visible ([Log.VisibleOffset]) and durable in that order;
@@ -36,6 +50,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -76,6 +91,22 @@ type Options struct {
 	// OnAdvance is called by the writer goroutine each time VisibleOffset
 	// grows. It must not block.
 	OnAdvance func(visible int64)
+	// MaxPending bounds the bytes appended but not yet written (0: no
+	// bound). Appends fail with ErrBusy when it would be exceeded, except
+	// that types ReserveType accepts may use up to twice it, and a record
+	// always fits when nothing is pending.
+	MaxPending int64
+	// Reserve is the size of the ballast file Dir/reserve, given up to make
+	// room for consumer-state records when the disk is full (0: none).
+	Reserve int64
+	// ReserveType reports whether records of a type may be appended while
+	// the disk is full (nil: none may).
+	ReserveType func(byte) bool
+	// Sync replaces fdatasync (fault-injection tests).
+	Sync func(*os.File) error
+	// DiskRetry is how often a write waiting for disk space is tried again
+	// (default one second).
+	DiskRetry time.Duration
 }
 
 // Errors.
@@ -83,7 +114,18 @@ var (
 	ErrClosed   = errors.New("commit log closed")
 	ErrTooLarge = errors.New("record larger than the maximum record size")
 	ErrGone     = errors.New("offset is before the first segment (deleted by retention)")
+	// ErrBusy: too many bytes wait to be written (Options.MaxPending).
+	ErrBusy = errors.New("too many bytes wait to be written to the commit log")
+	// ErrDiskFull: the disk is full and the record's type may not use the
+	// reserve.
+	ErrDiskFull = errors.New("the disk is full")
+	// ErrFailed is wrapped by every error of a log that failed for good
+	// (see Failure).
+	ErrFailed = errors.New("the log is read-only until it is reopened")
 )
+
+// reserveName is the ballast file's name in the log directory.
+const reserveName = "reserve"
 
 // CorruptionError reports a bad record followed by valid data.
 type CorruptionError struct {
@@ -157,6 +199,14 @@ type Log struct {
 	stopOnce    sync.Once
 	stats       struct{ appends, writes, fsyncs, bytes atomic.Int64 }
 	failed      atomic.Pointer[error]
+
+	// full is set while the disk is full (see the package comment); it is
+	// written by the writer goroutine only. reserve is the ballast file's
+	// current size (writer goroutine only after Open).
+	full     atomic.Bool
+	fullErr  atomic.Pointer[error] // the ENOSPC error that set full
+	reserve  int64
+	waitDisk atomic.Int64 // bytes held back for lack of space
 }
 
 // SegmentName is the file name of the segment starting at base.
@@ -180,6 +230,15 @@ func Open(opts Options, from int64, replay func(off int64, typ byte, payload []b
 	if opts.KnownType == nil {
 		opts.KnownType = func(b byte) bool { return b != 0 }
 	}
+	if opts.ReserveType == nil {
+		opts.ReserveType = func(byte) bool { return false }
+	}
+	if opts.Sync == nil {
+		opts.Sync = fdatasync
+	}
+	if opts.DiskRetry <= 0 {
+		opts.DiskRetry = time.Second
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("commitlog: create %s: %w", opts.Dir, err)
 	}
@@ -199,6 +258,12 @@ func Open(opts Options, from int64, replay func(off int64, typ byte, payload []b
 	}()
 	if err := l.load(from, replay); err != nil {
 		return nil, err
+	}
+	if err := l.growReserve(); err != nil {
+		if !isNoSpace(err) {
+			return nil, err
+		}
+		l.setFull(err)
 	}
 	ok = true
 	go l.run()
@@ -254,7 +319,7 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 	last := l.segs[len(l.segs)-1]
 	// What survived a process crash may sit in the page cache only: make it
 	// durable before anything is served from it.
-	if err := fdatasync(last.f); err != nil {
+	if err := l.opts.Sync(last.f); err != nil {
 		return fmt.Errorf("commitlog: fdatasync %s: %w", last.path, err)
 	}
 	end := last.base + last.size.Load()
@@ -266,9 +331,18 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 
 func (l *Log) createSegment(base int64) error {
 	p := filepath.Join(l.opts.Dir, SegmentName(base))
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	// Not O_EXCL: an attempt that failed for lack of space may have left the
+	// empty file behind.
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("commitlog: create segment %s: %w", p, err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != 0 {
+		_ = f.Close()
+		if err == nil {
+			err = fmt.Errorf("it holds %d bytes", st.Size())
+		}
+		return fmt.Errorf("commitlog: new segment %s: %w", p, err)
 	}
 	if err := syncDir(l.opts.Dir); err != nil {
 		_ = f.Close()
@@ -301,6 +375,16 @@ func (l *Log) Append(typ byte, payload []byte, durable bool) (off, end int64, er
 		l.mu.Unlock()
 		return 0, 0, ErrClosed
 	}
+	reserved := l.opts.ReserveType(typ)
+	if l.full.Load() && !reserved {
+		err := l.diskFullError()
+		l.mu.Unlock()
+		return 0, 0, err
+	}
+	if !l.roomLocked(size, reserved) {
+		l.mu.Unlock()
+		return 0, 0, ErrBusy
+	}
 	off = l.next
 	var b *batch
 	if off+size-l.assignBase > l.opts.SegmentSize && off > l.assignBase {
@@ -330,6 +414,75 @@ func (l *Log) Append(typ byte, payload []byte, durable bool) (off, end int64, er
 	default:
 	}
 	return off, off + size, nil
+}
+
+// roomLocked reports whether a record of size bytes fits under MaxPending.
+func (l *Log) roomLocked(size int64, reserved bool) bool {
+	max := l.opts.MaxPending
+	if max <= 0 {
+		return true
+	}
+	if reserved {
+		max *= 2
+	}
+	pending := l.next - l.written.Load()
+	return pending == 0 || pending+size <= max
+}
+
+// WaitRoom waits until a record of size payload bytes (of a type the
+// reserve does not accept) would fit under MaxPending, the log fails or
+// closes, or ctx is done (then it returns ctx's error). An Append after it
+// can still find the room taken by another appender and fail with ErrBusy.
+func (l *Log) WaitRoom(ctx context.Context, size int) error {
+	frame := FrameSize(size)
+	for {
+		ch := l.advanceChan()
+		l.mu.Lock()
+		room, closing := l.roomLocked(frame, false), l.closing
+		l.mu.Unlock()
+		if err := l.err(); err != nil {
+			return err
+		}
+		if closing {
+			return ErrClosed
+		}
+		if room {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+		}
+	}
+}
+
+// DiskFull reports whether the log is in the disk-full state, and the
+// error that put it there.
+func (l *Log) DiskFull() (bool, error) {
+	if !l.full.Load() {
+		return false, nil
+	}
+	return true, l.diskFullError()
+}
+
+func (l *Log) diskFullError() error {
+	if p := l.fullErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrDiskFull, *p)
+	}
+	return ErrDiskFull
+}
+
+// Failure returns the error that made the log refuse appends for good, or
+// nil.
+func (l *Log) Failure() error { return l.err() }
+
+// PendingBytes is how many appended bytes are not written yet.
+func (l *Log) PendingBytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - l.written.Load()
 }
 
 // NextOffset is the offset the next Append will get.
@@ -438,12 +591,21 @@ func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.opts.FlushInterval)
 	defer tick.Stop()
+	var held []*batch     // batches waiting for disk space, oldest first
+	var retry *time.Timer // while held: when to try again
+	var retryC <-chan time.Time
+	var lastFullCheck time.Time
 	for {
 		periodic := false
+		kick := l.kick
+		if held != nil {
+			kick = nil // appends do not make room: wait for the retry
+		}
 		select {
-		case <-l.kick:
+		case <-kick:
 		case <-tick.C:
 			periodic = true
+		case <-retryC:
 		case <-l.stop:
 		}
 		if l.abandon.Load() {
@@ -451,6 +613,9 @@ func (l *Log) run() {
 		}
 		l.mu.Lock()
 		batches := l.pending
+		if held != nil {
+			batches = append(held, batches...)
+		}
 		l.pending = nil
 		want := l.wantSync && l.opts.Flush == FlushSync
 		l.wantSync = false
@@ -458,10 +623,25 @@ func (l *Log) run() {
 		closing := l.closing
 		l.mu.Unlock()
 
-		err := l.writeBatches(batches)
+		n, err := l.writeBatches(batches)
+		held = nil
+		retryC = nil
+		if err != nil && isNoSpace(err) {
+			held = batches[n:]
+			l.holdForSpace(held, err)
+			if l.shrinkReserve() {
+				retryC = closedTimeChan // room was made: try again at once
+			} else if closing {
+				l.fail(fmt.Errorf("closing with the disk full: %d bytes could not be written: %w", l.waitDisk.Load(), err))
+				return
+			}
+			err = nil
+		} else if err == nil {
+			l.waitDisk.Store(0)
+		}
 		if err == nil {
 			w := l.written.Load()
-			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load())
+			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load() || held != nil)
 			if needSync {
 				err = l.fsyncActive()
 				if err == nil {
@@ -473,11 +653,26 @@ func (l *Log) run() {
 			l.fail(err)
 			return
 		}
+		if held == nil && l.full.Load() && time.Since(lastFullCheck) >= l.opts.DiskRetry {
+			lastFullCheck = time.Now()
+			l.tryLeaveFull()
+		}
+		if retryC == nil && (held != nil || l.full.Load()) {
+			// Try the held write again, or to leave the disk-full state,
+			// after DiskRetry.
+			if retry == nil {
+				retry = time.NewTimer(l.opts.DiskRetry)
+				defer retry.Stop()
+			} else {
+				retry.Reset(l.opts.DiskRetry)
+			}
+			retryC = retry.C
+		}
 		l.broadcast()
 		if l.opts.OnAdvance != nil {
 			l.opts.OnAdvance(l.VisibleOffset())
 		}
-		if closing {
+		if closing && held == nil {
 			l.mu.Lock()
 			empty := len(l.pending) == 0
 			l.mu.Unlock()
@@ -488,8 +683,99 @@ func (l *Log) run() {
 	}
 }
 
+// closedTimeChan is always ready: a retry without waiting.
+var closedTimeChan = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// holdForSpace notes that held could not be written for lack of space.
+func (l *Log) holdForSpace(held []*batch, err error) {
+	var n int64
+	for _, b := range held {
+		n += int64(len(b.buf))
+	}
+	l.waitDisk.Store(n)
+	l.setFull(err)
+}
+
+// setFull enters the disk-full state (logged once per episode).
+func (l *Log) setFull(err error) {
+	l.fullErr.Store(&err)
+	if !l.full.Swap(true) {
+		l.log.Warn("the disk holding the commit log is full: sends are refused (consumer-state records go on while the reserve lasts) until space is freed; rmqproxy resumes by itself",
+			"dir", l.opts.Dir, "error", err, "reserve_left", l.reserve)
+	}
+}
+
+// tryLeaveFull leaves the disk-full state once the ballast could be grown
+// back to its full size.
+func (l *Log) tryLeaveFull() {
+	if err := l.growReserve(); err != nil {
+		l.fullErr.Store(&err)
+		return
+	}
+	l.full.Store(false)
+	l.log.Info("disk space is available again: the commit log accepts every record", "dir", l.opts.Dir)
+}
+
+// growReserve makes the ballast file Reserve bytes long, with its blocks
+// allocated.
+func (l *Log) growReserve() error {
+	if l.opts.Reserve <= 0 {
+		return nil
+	}
+	p := filepath.Join(l.opts.Dir, reserveName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("commitlog: open %s: %w", p, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("commitlog: stat %s: %w", p, err)
+	}
+	l.reserve = st.Size()
+	if l.reserve >= l.opts.Reserve {
+		return nil
+	}
+	if err := allocate(f, l.reserve, l.opts.Reserve-l.reserve); err != nil {
+		// Keep what could not be allocated out of the file size.
+		_ = f.Truncate(l.reserve)
+		return fmt.Errorf("commitlog: grow %s to %d bytes: %w", p, l.opts.Reserve, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("commitlog: fsync %s: %w", p, err)
+	}
+	l.reserve = l.opts.Reserve
+	return nil
+}
+
+// shrinkReserve gives the ballast's space back to the file system, in
+// steps of a quarter of the reserve, and reports whether it freed any.
+func (l *Log) shrinkReserve() bool {
+	if l.reserve <= 0 {
+		return false
+	}
+	step := max(l.opts.Reserve/4, 64<<10)
+	to := max(l.reserve-step, 0)
+	p := filepath.Join(l.opts.Dir, reserveName)
+	if err := os.Truncate(p, to); err != nil {
+		l.log.Warn("cannot shrink the commit log's reserve file", "path", p, "error", err)
+		l.reserve = 0
+		return false
+	}
+	l.reserve = to
+	return true
+}
+
 func (l *Log) fail(err error) {
-	err = fmt.Errorf("commitlog: %w (the log is read-only until restart)", err)
+	err = fmt.Errorf("commitlog: %w (%w)", err, ErrFailed)
 	l.failed.Store(&err)
 	l.mu.Lock()
 	l.failure = err
@@ -504,33 +790,44 @@ func (l *Log) active() *segment {
 	return l.segs[len(l.segs)-1]
 }
 
-func (l *Log) writeBatches(batches []*batch) error {
-	for _, b := range batches {
+// writeBatches writes batches in order and returns how many it wrote
+// completely. A batch that fails is truncated away from its segment (so a
+// retry writes it whole) and stays as it was, with its roll if it had one
+// and the roll did not happen.
+func (l *Log) writeBatches(batches []*batch) (int, error) {
+	for i, b := range batches {
 		if b.roll {
 			// Make the old segment complete before the new one exists:
 			// after any crash, only the last segment can have a torn tail.
 			if err := l.fsyncActive(); err != nil {
-				return err
+				return i, err
 			}
 			l.synced.Store(l.written.Load())
 			if err := l.createSegment(b.base); err != nil {
-				return err
+				return i, err
 			}
+			b.roll = false
 		}
 		if len(b.buf) == 0 {
 			continue
 		}
 		s := l.active()
 		if got := s.base + s.size.Load(); got != b.base {
-			return fmt.Errorf("internal: batch at %d but segment %s ends at %d", b.base, s.path, got)
+			return i, fmt.Errorf("internal: batch at %d but segment %s ends at %d", b.base, s.path, got)
 		}
 		n, err := s.f.Write(b.buf)
-		s.size.Add(int64(n))
 		l.stats.writes.Add(1)
 		l.stats.bytes.Add(int64(n))
 		if err != nil {
-			return fmt.Errorf("write %s: %w", s.path, err)
+			if n > 0 {
+				if terr := s.f.Truncate(b.base - s.base); terr != nil {
+					// Not retryable: the segment holds a partial batch.
+					return i, fmt.Errorf("write %s: %v; then truncate: %w", s.path, err, terr)
+				}
+			}
+			return i, fmt.Errorf("write %s: %w", s.path, err)
 		}
+		s.size.Add(int64(n))
 		l.written.Store(b.base + int64(n))
 		l.mu.Lock()
 		if len(l.spare) < 4 && cap(b.buf) <= 8<<20 {
@@ -538,12 +835,12 @@ func (l *Log) writeBatches(batches []*batch) error {
 		}
 		l.mu.Unlock()
 	}
-	return nil
+	return len(batches), nil
 }
 
 func (l *Log) fsyncActive() error {
 	s := l.active()
-	if err := fdatasync(s.f); err != nil {
+	if err := l.opts.Sync(s.f); err != nil {
 		return fmt.Errorf("fdatasync %s: %w", s.path, err)
 	}
 	l.stats.fsyncs.Add(1)

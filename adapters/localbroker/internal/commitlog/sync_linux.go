@@ -18,3 +18,20 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// allocate gives f's range [off, off+n) real blocks (fallocate), writing
+// zeros where the file system cannot preallocate.
+func allocate(f *os.File, off, n int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, off, n)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EOPNOTSUPP:
+			return writeZeros(f, off, n)
+		}
+		return err
+	}
+}

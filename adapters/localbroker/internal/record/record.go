@@ -45,6 +45,18 @@ const (
 	maxType             Type = 13
 )
 
+// ConsumerState reports whether t is a small record of consumer or
+// definition state (no message inside): these may still be appended while
+// the disk is full, into the commit log's reserve.
+func (t Type) ConsumerState() bool {
+	switch t {
+	case TypePop, TypeAck, TypeChangeInvisible, TypeTopicDeleted, TypeGroupDeleted, TypeTxnCheck,
+		TypeOffsetCommit, TypeTopicPut, TypeGroupPut:
+		return true
+	}
+	return false
+}
+
 // Known reports whether t is a record type this version understands.
 func (t Type) Known() bool { return t >= 1 && t <= maxType }
 

@@ -1,0 +1,164 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// This file holds the engine's answers to storage trouble: the failed
+// state, the disk-full and back-pressure errors clients get, readiness, and
+// rate-limited logging of failures that repeat.
+
+// storageError maps the commit log's retryable and permanent failures to
+// domain errors (nil for other errors).
+func storageError(err error, what string) error {
+	switch {
+	case errors.Is(err, commitlog.ErrBusy):
+		return domain.Wrap(domain.ReasonTooManyRequests, err, what+": more than local.maxPendingBytes wait to be written to the commit log (the disk is slower than the load); retry")
+	case errors.Is(err, commitlog.ErrDiskFull):
+		return domain.Wrap(domain.ReasonUnavailable, err, what+": the disk holding local.dataDir is full; messages are refused until space is freed (acknowledgements and receives go on while the reserve, local.diskReserve, lasts); retry later")
+	case errors.Is(err, commitlog.ErrFailed):
+		return domain.Wrap(domain.ReasonUnavailable, err, what+": the local broker stopped writing after a storage failure; restart rmqproxy (it recovers from the commit log)")
+	}
+	return nil
+}
+
+// failLocked puts the engine in the failed state after applying an appended
+// record failed (which validation before appending should make impossible):
+// live state may now differ from what replay builds, so every later write is
+// refused until a restart replays the log. It returns the error callers get.
+func (e *Engine) failLocked(cause error) error {
+	if e.failed == nil {
+		e.failed = cause
+		e.failedAt.Store(&cause)
+		e.log.Error("the local broker stopped writing: applying a stored record failed; restart rmqproxy to recover from the commit log", "error", cause)
+	}
+	return e.failedError()
+}
+
+func (e *Engine) failedError() error {
+	return domain.Wrap(domain.ReasonUnavailable, e.failed, "the local broker stopped writing after an internal failure; restart rmqproxy (it recovers from the commit log)")
+}
+
+// Phases of the engine's life, for readiness (read without the engine lock).
+const (
+	phaseNew int32 = iota
+	phaseRecovering
+	phaseOpen
+	phaseClosed
+)
+
+// Ready reports whether the engine serves normally: nil, or an error that
+// says why not — starting, recovering the commit log, closed, stopped
+// writing after a storage failure, the disk full, or the disk past
+// local.diskHighWater. It does not take the engine lock and does no I/O
+// but one statfs.
+func (e *Engine) Ready(ctx context.Context) error {
+	switch e.phase.Load() {
+	case phaseNew:
+		return errors.New("the local broker has not started")
+	case phaseRecovering:
+		return fmt.Errorf("the local broker is recovering its data directory (commit-log records replayed: %d)", e.replayed.Load())
+	case phaseClosed:
+		return errors.New("the local broker is closed")
+	}
+	if p := e.failedAt.Load(); p != nil {
+		return fmt.Errorf("the local broker stopped writing after a failure; restart rmqproxy: %w", *p)
+	}
+	clog := e.clogRef.Load()
+	if clog == nil {
+		return errors.New("the local broker is not open")
+	}
+	if err := clog.Failure(); err != nil {
+		return fmt.Errorf("the commit log stopped writing after a storage failure; restart rmqproxy: %w", err)
+	}
+	if full, err := clog.DiskFull(); full {
+		return fmt.Errorf("the disk holding local.dataDir (%s) is full: messages are refused until space is freed: %w", e.cfg.DataDir, err)
+	}
+	if e.cfg.DiskHighWater > 0 && e.cfg.DiskHighWater < 1 {
+		used, size, err := diskUsage(e.cfg.DataDir)
+		if err == nil && size > 0 && float64(used)/float64(size) > e.cfg.DiskHighWater {
+			return fmt.Errorf("the disk holding local.dataDir (%s) is %.1f%% full, past local.diskHighWater (%.1f%%); free space before it fills up",
+				e.cfg.DataDir, 100*float64(used)/float64(size), 100*e.cfg.DiskHighWater)
+		}
+	}
+	return nil
+}
+
+// limitedLog logs a repeating failure at most once per interval per key,
+// saying how many were suppressed in between.
+type limitedLog struct {
+	mu   sync.Mutex
+	last map[string]limitedEntry
+}
+
+type limitedEntry struct {
+	at         time.Time
+	suppressed int
+}
+
+const logEvery = time.Minute
+
+// allow reports whether to log key now, and how many were suppressed since
+// the last time it was logged.
+func (l *limitedLog) allow(key string, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last = map[string]limitedEntry{}
+	}
+	ent, ok := l.last[key]
+	if ok && now.Sub(ent.at) < logEvery {
+		ent.suppressed++
+		l.last[key] = ent
+		return false, 0
+	}
+	l.last[key] = limitedEntry{at: now}
+	return true, ent.suppressed
+}
+
+// warnLimited logs a warning at most once a minute per key.
+func (e *Engine) warnLimited(key, msg string, args ...any) {
+	ok, suppressed := e.limited.allow(key, time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "repeats_suppressed", suppressed)
+	}
+	e.log.Warn(msg, args...)
+}
+
+// waitRoom waits, before a send takes the engine lock, until the commit
+// log's pending bytes leave room for the messages (local.maxPendingBytes),
+// for at most as long as ctx allows: then the send gets TOO_MANY_REQUESTS.
+func (e *Engine) waitRoom(ctx context.Context, msgs []domain.Message) error {
+	clog := e.clogRef.Load()
+	if clog == nil {
+		return nil // not open: the caller reports that
+	}
+	size := 64
+	for i := range msgs {
+		m := &msgs[i]
+		size += 128 + len(m.Body) + len(m.ID) + len(m.Tag) + len(m.Group) + len(m.TraceContext)
+		for k, v := range m.Properties {
+			size += len(k) + len(v) + 4
+		}
+		for _, k := range m.Keys {
+			size += len(k) + 2
+		}
+	}
+	if err := clog.WaitRoom(ctx, size); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return domain.Wrap(domain.ReasonTooManyRequests, err, "the send waited for room in the commit log until its deadline: more than local.maxPendingBytes wait to be written (the disk is slower than the load); retry")
+		}
+		return ioError(err, "the send")
+	}
+	return nil
+}
