@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -84,11 +85,20 @@ func New(cfg Config, checks []Check, logger *slog.Logger) (*Server, error) {
 		Name:              "health server",
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		WriteTimeout:      cfg.CheckTimeout + 10*time.Second,
+		WriteTimeout:      writeTimeout(cfg),
 		IdleTimeout:       2 * time.Minute,
 		Logger:            s.log,
 	})
 	return s, nil
+}
+
+// writeTimeout bounds one answer: a readiness probe, or a CPU profile or
+// trace of up to 110 seconds when pprof is on.
+func writeTimeout(cfg Config) time.Duration {
+	if cfg.Pprof {
+		return 2 * time.Minute
+	}
+	return cfg.CheckTimeout + 10*time.Second
 }
 
 // Start binds cfg.Address and serves in a goroutine that Stop ends. A taken
@@ -128,6 +138,13 @@ func (s *Server) Handler() http.Handler {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(rep)
 	})
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

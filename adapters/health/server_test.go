@@ -58,8 +58,13 @@ func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 // HTTP client whose idle connections are closed at cleanup.
 func start(t *testing.T, checks ...health.Check) (string, *http.Client, *logBuffer) {
 	t.Helper()
+	return startWith(t, health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, checks...)
+}
+
+func startWith(t *testing.T, cfg health.Config, checks ...health.Check) (string, *http.Client, *logBuffer) {
+	t.Helper()
 	logger, logs := newLogger(t)
-	s, err := health.New(health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, checks, logger)
+	s, err := health.New(cfg, checks, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +116,19 @@ func TestHealthz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /healthz: %d", resp.StatusCode)
+	}
+}
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	base, c, _ := start(t)
+	if status, _ := get(t, c, base+"/debug/pprof/"); status != http.StatusNotFound {
+		t.Fatalf("pprof off: GET /debug/pprof/ answered %d, want 404", status)
+	}
+	base, c, _ = startWith(t, health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second, Pprof: true})
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/profile?seconds=1"} {
+		if status, body := get(t, c, base+path); status != http.StatusOK || body == "" {
+			t.Fatalf("pprof on: GET %s answered %d with %d bytes", path, status, len(body))
+		}
 	}
 }
 

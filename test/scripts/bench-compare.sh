@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: rmqproxy (local mode, flush: sync) and the Apache
+# RocketMQ proxy 5.5.0 (local mode, SYNC_FLUSH), one after the other on this
+# machine, driven by the same load generator (test/bench/loadgen, the
+# official Go client v5.1.4 in a process of its own). Prints the Markdown
+# table of docs/benchmarks.md and keeps the raw JSON lines.
+#
+# Usage: test/scripts/bench-compare.sh [rmqproxy|apache ...]   (default: both)
+# Environment:
+#   BENCH_ROUNDS=3          times each point is measured
+#   BENCH_DURATION=10s      measured time of one produce point
+#   BENCH_DRAIN=20000       messages drained by two simple consumers
+#   BENCH_FIRST_WARMUP=20s  unmeasured sending (64 in flight) before the first
+#                           point, so that the JVM's JIT has compiled the path
+#   BENCH_OUT=DIR           where results.jsonl and the servers' logs go
+#                           (default: a new temporary directory, kept)
+#   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
+#                           ~/.cache/rmqproxy-bench/apache-5.5.0)
+#   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy (e.g. --grpc.pprofAddress=...)
+#
+# Everything binds 127.0.0.1 on free ports; both servers are stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(apache rmqproxy)
+rounds=${BENCH_ROUNDS:-3}
+duration=${BENCH_DURATION:-10s}
+drain=${BENCH_DRAIN:-20000}
+out=${BENCH_OUT:-$(mktemp -d /tmp/bench-compare.XXXXXX)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+apache_version=5.5.0
+cache=${BENCH_APACHE_CACHE:-$HOME/.cache/rmqproxy-bench/apache-$apache_version}
+
+log() { echo "bench-compare: $*" >&2; }
+
+# free_port prints a TCP port that nothing listens on, whose neighbours
+# (port-2 and port+1, which the RocketMQ broker also binds) are free too.
+free_port() {
+	python3 - <<'EOF'
+import socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    if p > 1026 and p < 65534 and all(free(q) for q in (p - 2, p - 1, p, p + 1)):
+        print(p); break
+EOF
+}
+
+pids=()
+# stop PID [SECONDS]: SIGTERM, wait, then SIGKILL.
+stop() {
+	local pid=$1 wait=${2:-30}
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq $((wait * 10))); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	log "pid $pid did not stop in ${wait}s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+	for pid in "${pids[@]}"; do stop "$pid" 5; done
+}
+trap cleanup EXIT
+
+# wait_port PORT SECONDS WHAT
+wait_port() {
+	for _ in $(seq $(($2 * 5))); do
+		if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+		sleep 0.2
+	done
+	log "$3 does not listen on 127.0.0.1:$1 after $2s"
+	return 1
+}
+
+log "building rmqproxy and the load generator"
+go build -o "$out/rmqproxy" ./cmd/rmqproxy
+go build -o "$out/loadgen" ./test/bench/loadgen
+clk_tck=$(getconf CLK_TCK)
+results=$out/results.jsonl
+
+{
+	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+	echo "kernel: $(uname -sr)"
+	dev=$(df --output=source "$out" | tail -1)
+	echo "disk: $dev ($(df -h --output=size,pcent "$out" | tail -1 | xargs) used, rotational=$(lsblk -dno ROTA "$dev" 2>/dev/null | xargs), $(lsblk -dno MODEL "$dev" 2>/dev/null | xargs))"
+	# 1 KiB O_DSYNC writes: what one fdatasync costs on this disk.
+	echo "sync writes: $(dd if=/dev/zero of="$out/sync-probe" bs=1k count=2000 oflag=dsync 2>&1 | tail -1)"
+	rm -f "$out/sync-probe"
+	echo "go: $(go version | cut -d' ' -f3), java: $(java -version 2>&1 | head -1)"
+	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$out/machine.txt"
+
+loadgen_run() {
+	local label=$1 endpoint=$2 pid=$3
+	log "$label: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
+		-clk-tck "$clk_tck" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds "$rounds" -duration "$duration" -drain "$drain" \
+		-topic bench -drain-topic drain -group g-drain | tee -a "$results"
+}
+
+run_rmqproxy() {
+	local grpc admin health data=$out/rmqproxy-data
+	grpc=$(free_port) admin=$(free_port) health=$(free_port)
+	rm -rf "$data"
+	log "rmqproxy: starting on 127.0.0.1:$grpc (flush: sync, data in $data)"
+	# shellcheck disable=SC2086 # BENCH_RMQPROXY_FLAGS is a list of flags
+	"$out/rmqproxy" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
+		--health.address=127.0.0.1:"$health" --local.dataDir="$data" --local.flush=sync \
+		--log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/rmqproxy.log" &
+	local pid=$!
+	pids+=("$pid")
+	wait_port "$admin" 60 "rmqproxy admin API"
+	for t in bench drain; do
+		RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" topic create "$t" --type NORMAL --queues 8 > /dev/null
+	done
+	RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" group create g-drain > /dev/null
+	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$grpc" -topic bench -timeout 60s
+	loadgen_run rmqproxy 127.0.0.1:"$grpc" "$pid"
+	stop "$pid" 30
+}
+
+install_apache() {
+	if [ -f "$cache/installed" ]; then return 0; fi
+	log "installing Apache RocketMQ $apache_version into $cache (Maven Central)"
+	rm -rf "$cache"
+	mkdir -p "$cache/conf"
+	mvn -q -f test/apache/pom.xml dependency:copy-dependencies -DoutputDirectory="$cache/lib" -DincludeScope=runtime
+	for m in namesrv broker proxy tools; do
+		unzip -p "$cache/lib/rocketmq-$m-$apache_version.jar" "rmq.$m.logback.xml" > "$cache/conf/rmq.$m.logback.xml"
+	done
+	touch "$cache/installed"
+}
+
+run_apache() {
+	install_apache
+	local home=$out/apache ns proxy_grpc proxy_remoting broker
+	rm -rf "$home"
+	mkdir -p "$home/conf" "$home/store"
+	cp "$cache"/conf/*.xml "$home/conf/"
+	ns=$(free_port) proxy_grpc=$(free_port) proxy_remoting=$(free_port) broker=$(free_port)
+	cat > "$home/conf/namesrv.conf" <<-EOF
+		listenPort=$ns
+		bindAddress=127.0.0.1
+	EOF
+	cat > "$home/conf/broker.conf" <<-EOF
+		brokerClusterName=DefaultCluster
+		brokerName=broker-a
+		brokerId=0
+		listenPort=$broker
+		bindAddress=127.0.0.1
+		brokerIP1=127.0.0.1
+		brokerIP2=127.0.0.1
+		namesrvAddr=127.0.0.1:$ns
+		storePathRootDir=$home/store
+		storePathCommitLog=$home/store/commitlog
+		mappedFileSizeCommitLog=134217728
+		diskMaxUsedSpaceRatio=95
+		flushDiskType=SYNC_FLUSH
+	EOF
+	cat > "$home/conf/proxy.json" <<-EOF
+		{
+		  "rocketMQClusterName": "DefaultCluster",
+		  "proxyMode": "local",
+		  "grpcServerPort": $proxy_grpc,
+		  "remotingListenPort": $proxy_remoting,
+		  "namesrvAddr": "127.0.0.1:$ns",
+		  "localServeAddr": "127.0.0.1",
+		  "brokerConfigPath": "$home/conf/broker.conf"
+		}
+	EOF
+	local cp="$cache/lib/*"
+	export ROCKETMQ_HOME=$home
+	log "apache: starting the NameServer on 127.0.0.1:$ns"
+	java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
+		-Dtls.server.mode=disabled -cp "$cp" org.apache.rocketmq.namesrv.NamesrvStartup -c "$home/conf/namesrv.conf" \
+		> "$home/namesrv.out" 2>&1 &
+	local ns_pid=$!
+	pids+=("$ns_pid")
+	wait_port "$ns" 60 "NameServer"
+	log "apache: starting the proxy (local mode, broker on $broker) with gRPC on 127.0.0.1:$proxy_grpc"
+	java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
+		-cp "$cp" org.apache.rocketmq.proxy.ProxyStartup -pc "$home/conf/proxy.json" -pm local \
+		> "$home/proxy.out" 2>&1 &
+	local proxy_pid=$!
+	pids+=("$proxy_pid")
+	wait_port "$broker" 120 "the proxy's broker"
+	local admin=(java -Xms128m -Xmx256m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.tools.logback.xml"
+		-cp "$cp" org.apache.rocketmq.tools.command.MQAdminStartup)
+	for t in bench drain; do
+		"${admin[@]}" updateTopic -n 127.0.0.1:"$ns" -b 127.0.0.1:"$broker" -t "$t" -r 8 -w 8 -a +message.type=NORMAL > "$home/admin.out" 2>&1 ||
+			{ cat "$home/admin.out" >&2; return 1; }
+	done
+	"${admin[@]}" updateSubGroup -n 127.0.0.1:"$ns" -b 127.0.0.1:"$broker" -g g-drain > "$home/admin.out" 2>&1 ||
+		{ cat "$home/admin.out" >&2; return 1; }
+	wait_port "$proxy_grpc" 120 "the proxy's gRPC port"
+	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$proxy_grpc" -topic bench -timeout 120s
+	loadgen_run "apache-proxy-$apache_version" 127.0.0.1:"$proxy_grpc" "$proxy_pid"
+	stop "$proxy_pid" 30
+	stop "$ns_pid" 30
+}
+
+for t in "${targets[@]}"; do
+	case $t in
+	rmqproxy) run_rmqproxy ;;
+	apache) run_apache ;;
+	*) log "unknown target $t (want rmqproxy or apache)"; exit 2 ;;
+	esac
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
+cat "$out/machine.txt"
+echo
+"$out/loadgen" table "$results"
+log "raw results and logs in $out"
