@@ -16,7 +16,11 @@
 #                           (default: a new temporary directory, kept)
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
 #                           ~/.cache/rmqproxy-bench/apache-5.5.0)
-#   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy (e.g. --grpc.pprofAddress=...)
+#   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy
+#
+# rmqproxy runs with health.pprof on (health.address on loopback), so that
+# the load generator can read its allocation counters; while it runs, e.g.
+#   go tool pprof http://127.0.0.1:HEALTHPORT/debug/pprof/profile?seconds=10
 #
 # Everything binds 127.0.0.1 on free ports; both servers are stopped by PID.
 set -euo pipefail
@@ -102,12 +106,14 @@ results=$out/results.jsonl
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out/machine.txt"
 
+# loadgen_run LABEL ENDPOINT PID [loadgen flags]
 loadgen_run() {
 	local label=$1 endpoint=$2 pid=$3
+	shift 3
 	log "$label: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
 		-clk-tck "$clk_tck" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds "$rounds" -duration "$duration" -drain "$drain" \
-		-topic bench -drain-topic drain -group g-drain | tee -a "$results"
+		-topic bench -drain-topic drain -group g-drain "$@" | tee -a "$results"
 }
 
 run_rmqproxy() {
@@ -118,7 +124,7 @@ run_rmqproxy() {
 	# shellcheck disable=SC2086 # BENCH_RMQPROXY_FLAGS is a list of flags
 	"$out/rmqproxy" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
 		--health.address=127.0.0.1:"$health" --local.dataDir="$data" --local.flush=sync \
-		--log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/rmqproxy.log" &
+		--health.pprof=true --log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/rmqproxy.log" &
 	local pid=$!
 	pids+=("$pid")
 	wait_port "$admin" 60 "rmqproxy admin API"
@@ -127,7 +133,7 @@ run_rmqproxy() {
 	done
 	RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" group create g-drain > /dev/null
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$grpc" -topic bench -timeout 60s
-	loadgen_run rmqproxy 127.0.0.1:"$grpc" "$pid"
+	loadgen_run rmqproxy 127.0.0.1:"$grpc" "$pid" -pprof http://127.0.0.1:"$health"/debug/pprof
 	stop "$pid" 30
 }
 

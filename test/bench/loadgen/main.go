@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -87,11 +88,17 @@ type Result struct {
 	ServerCPUPer1k float64 `json:"serverCpuPer1k"`
 	ClientCPUPer1k float64 `json:"clientCpuPer1k"`
 	ServerRSSMiB   float64 `json:"serverRssMiB,omitempty"`
-	Load1          float64 `json:"load1"` // 1-minute load average at the end
+	// ServerAllocsPerMsg and ServerBytesPerMsg are the heap allocations
+	// (objects, bytes) of a Go server per message, from the Mallocs and
+	// TotalAlloc counters of its /debug/pprof/heap?debug=1 page (-pprof).
+	ServerAllocsPerMsg float64 `json:"serverAllocsPerMsg,omitempty"`
+	ServerBytesPerMsg  float64 `json:"serverBytesPerMsg,omitempty"`
+	Load1              float64 `json:"load1"` // 1-minute load average at the end
 }
 
 type runFlags struct {
 	label, endpoint, topic, drainTopic, group string
+	pprof                                     string
 	pid, body, rounds, drain, consumers       int
 	inFlight                                  []int
 	duration, warmup, firstWarmup, await      time.Duration
@@ -104,6 +111,7 @@ func run(ctx context.Context, args []string) error {
 	var inFlight string
 	fs.StringVar(&f.label, "label", "server", "name of the server in the results")
 	fs.StringVar(&f.endpoint, "endpoint", "127.0.0.1:8081", "gRPC endpoint")
+	fs.StringVar(&f.pprof, "pprof", "", "base URL of the server's pprof pages (http://host:port/debug/pprof), for its allocation counts (empty: not measured)")
 	fs.IntVar(&f.pid, "pid", 0, "server process id, for its CPU time (0: not measured)")
 	fs.StringVar(&f.topic, "topic", "bench", "NORMAL topic the produce workloads send to")
 	fs.StringVar(&f.drainTopic, "drain-topic", "drain", "NORMAL topic of the drain workload")
@@ -263,6 +271,10 @@ func measure(f *runFlags, r *Result, work func() (int64, error)) (int64, error) 
 		return 0, err
 	}
 	cli0 := selfCPU()
+	mem0, err := serverMem(f.pprof)
+	if err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	n, err := work()
 	if err != nil {
@@ -274,12 +286,60 @@ func measure(f *runFlags, r *Result, work func() (int64, error)) (int64, error) 
 		return 0, err
 	}
 	cli1 := selfCPU()
+	mem1, err := serverMem(f.pprof)
+	if err != nil {
+		return 0, err
+	}
 	if n > 0 {
 		r.PerSec = float64(n) / r.Seconds
+		if f.pprof != "" {
+			r.ServerAllocsPerMsg = float64(mem1.mallocs-mem0.mallocs) / float64(n)
+			r.ServerBytesPerMsg = float64(mem1.bytes-mem0.bytes) / float64(n)
+		}
 		r.ServerCPUPer1k = (srv1 - srv0) / float64(n) * 1000
 		r.ClientCPUPer1k = (cli1 - cli0) / float64(n) * 1000
 	}
 	return n, nil
+}
+
+type memCounters struct{ mallocs, bytes uint64 }
+
+// serverMem reads the Mallocs and TotalAlloc lines of a Go server's
+// /debug/pprof/heap?debug=1 page (zero when base is empty).
+func serverMem(base string) (memCounters, error) {
+	var m memCounters
+	if base == "" {
+		return m, nil
+	}
+	resp, err := http.Get(strings.TrimSuffix(base, "/") + "/heap?debug=1")
+	if err != nil {
+		return m, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return m, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return m, fmt.Errorf("%s: %s", base, resp.Status)
+	}
+	var found int
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# Mallocs = "); ok {
+			m.mallocs, err = strconv.ParseUint(v, 10, 64)
+			found++
+		} else if v, ok := strings.CutPrefix(line, "# TotalAlloc = "); ok {
+			m.bytes, err = strconv.ParseUint(v, 10, 64)
+			found++
+		}
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", base, err)
+		}
+	}
+	if found != 2 {
+		return m, fmt.Errorf("%s: no Mallocs and TotalAlloc lines in the heap page", base)
+	}
+	return m, nil
 }
 
 func finish(f *runFlags, r *Result) {
@@ -528,8 +588,8 @@ func table(w io.Writer, files []string) error {
 		slices.Sort(v)
 		return v[len(v)/2], v[0], v[len(v)-1]
 	}
-	fmt.Fprintln(w, "| server | workload | rounds | msgs/s (median, range) | p50 ms | p99 ms | server CPU s / 1k msgs | client CPU s / 1k msgs | errors | server RSS MiB |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(w, "| server | workload | rounds | msgs/s (median, range) | p50 ms | p99 ms | server CPU s / 1k msgs | server allocs / msg | client CPU s / 1k msgs | errors | server RSS MiB |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, k := range keys {
 		rs := groups[k]
 		rate, lo, hi := med(rs, func(r Result) float64 { return r.PerSec })
@@ -538,6 +598,11 @@ func table(w io.Writer, files []string) error {
 		scpu, _, _ := med(rs, func(r Result) float64 { return r.ServerCPUPer1k })
 		ccpu, _, _ := med(rs, func(r Result) float64 { return r.ClientCPUPer1k })
 		rss, _, _ := med(rs, func(r Result) float64 { return r.ServerRSSMiB })
+		allocs, _, _ := med(rs, func(r Result) float64 { return r.ServerAllocsPerMsg })
+		allocStr := ""
+		if allocs > 0 {
+			allocStr = fmt.Sprintf("%.0f", allocs)
+		}
 		var errs int64
 		for _, r := range rs {
 			errs += r.Errors
@@ -549,8 +614,8 @@ func table(w io.Writer, files []string) error {
 			work = fmt.Sprintf("drain %d msgs, %d simple consumers", rs[0].Messages, k.inFlight)
 			p50s, p99s = "", ""
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f (%.0f–%.0f) | %s | %s | %.3f | %.3f | %d | %.0f |\n",
-			k.label, work, len(rs), rate, lo, hi, p50s, p99s, scpu, ccpu, errs, rss)
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f (%.0f–%.0f) | %s | %s | %.3f | %s | %.3f | %d | %.0f |\n",
+			k.label, work, len(rs), rate, lo, hi, p50s, p99s, scpu, allocStr, ccpu, errs, rss)
 	}
 	return nil
 }
