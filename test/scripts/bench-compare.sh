@@ -91,7 +91,6 @@ wait_port() {
 log "building rmqproxy and the load generator"
 go build -o "$out/rmqproxy" ./cmd/rmqproxy
 go build -o "$out/loadgen" ./test/bench/loadgen
-clk_tck=$(getconf CLK_TCK)
 results=$out/results.jsonl
 
 {
@@ -112,7 +111,7 @@ loadgen_run() {
 	shift 3
 	log "$label: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
-		-clk-tck "$clk_tck" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds "$rounds" -duration "$duration" -drain "$drain" \
+		-first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds "$rounds" -duration "$duration" -drain "$drain" \
 		-topic bench -drain-topic drain -group g-drain "$@" | tee -a "$results"
 }
 

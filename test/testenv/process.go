@@ -66,13 +66,14 @@ func removeBinary() {
 // Child is rmqproxy running as a separate process, so that it can be
 // killed with SIGKILL like a crashing machine would kill it.
 type Child struct {
-	cmd       *exec.Cmd
-	GRPCAddr  string
-	AdminAddr string
-	exited    chan struct{}
-	ready     chan struct{} // closed when it logs "rmqproxy started"
-	mu        sync.Mutex
-	logs      strings.Builder
+	cmd        *exec.Cmd
+	GRPCAddr   string
+	AdminAddr  string
+	HealthAddr string
+	exited     chan struct{}
+	ready      chan struct{} // closed when it logs "rmqproxy started"
+	mu         sync.Mutex
+	logs       strings.Builder
 }
 
 // StartChild runs rmqproxy on dataDir with extra flags and waits until it
@@ -131,6 +132,8 @@ func (c *Child) readLogs(r io.Reader, ready chan struct{}) {
 				c.GRPCAddr = addr
 			case "admin API listening":
 				c.AdminAddr = addr
+			case "health endpoints listening":
+				c.HealthAddr = addr
 			case "rmqproxy started":
 				if !signalled {
 					signalled = true

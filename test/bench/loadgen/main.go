@@ -31,10 +31,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +43,8 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/test/bench/servercost"
 )
 
 func main() {
@@ -102,7 +102,6 @@ type runFlags struct {
 	pid, body, rounds, drain, consumers       int
 	inFlight                                  []int
 	duration, warmup, firstWarmup, await      time.Duration
-	clkTck                                    float64
 }
 
 func run(ctx context.Context, args []string) error {
@@ -125,7 +124,6 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&f.drain, "drain", 20000, "messages of the drain workload (0: no drain)")
 	fs.IntVar(&f.consumers, "consumers", 2, "simple consumers of the drain workload")
 	fs.DurationVar(&f.await, "await", 5*time.Second, "long-polling time of the simple consumers")
-	fs.Float64Var(&f.clkTck, "clk-tck", 100, "clock ticks per second of /proc/<pid>/stat (getconf CLK_TCK)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -266,12 +264,12 @@ func percentile(sorted []time.Duration, q float64) float64 {
 // measure runs work and fills the time and CPU figures of r; work returns
 // the number of messages it handled.
 func measure(f *runFlags, r *Result, work func() (int64, error)) (int64, error) {
-	srv0, err := procCPU(f.pid, f.clkTck)
+	srv0, err := serverCPU(f.pid)
 	if err != nil {
 		return 0, err
 	}
 	cli0 := selfCPU()
-	mem0, err := serverMem(f.pprof)
+	mem0, err := serverHeap(f.pprof)
 	if err != nil {
 		return 0, err
 	}
@@ -281,20 +279,20 @@ func measure(f *runFlags, r *Result, work func() (int64, error)) (int64, error) 
 		return 0, err
 	}
 	r.Seconds = time.Since(start).Seconds()
-	srv1, err := procCPU(f.pid, f.clkTck)
+	srv1, err := serverCPU(f.pid)
 	if err != nil {
 		return 0, err
 	}
 	cli1 := selfCPU()
-	mem1, err := serverMem(f.pprof)
+	mem1, err := serverHeap(f.pprof)
 	if err != nil {
 		return 0, err
 	}
 	if n > 0 {
 		r.PerSec = float64(n) / r.Seconds
 		if f.pprof != "" {
-			r.ServerAllocsPerMsg = float64(mem1.mallocs-mem0.mallocs) / float64(n)
-			r.ServerBytesPerMsg = float64(mem1.bytes-mem0.bytes) / float64(n)
+			r.ServerAllocsPerMsg = float64(mem1.Mallocs-mem0.Mallocs) / float64(n)
+			r.ServerBytesPerMsg = float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(n)
 		}
 		r.ServerCPUPer1k = (srv1 - srv0) / float64(n) * 1000
 		r.ClientCPUPer1k = (cli1 - cli0) / float64(n) * 1000
@@ -302,48 +300,24 @@ func measure(f *runFlags, r *Result, work func() (int64, error)) (int64, error) 
 	return n, nil
 }
 
-type memCounters struct{ mallocs, bytes uint64 }
+func serverCPU(pid int) (float64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	return servercost.CPU(pid)
+}
 
-// serverMem reads the Mallocs and TotalAlloc lines of a Go server's
-// /debug/pprof/heap?debug=1 page (zero when base is empty).
-func serverMem(base string) (memCounters, error) {
-	var m memCounters
+func serverHeap(base string) (servercost.Heap, error) {
 	if base == "" {
-		return m, nil
+		return servercost.Heap{}, nil
 	}
-	resp, err := http.Get(strings.TrimSuffix(base, "/") + "/heap?debug=1")
-	if err != nil {
-		return m, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return m, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return m, fmt.Errorf("%s: %s", base, resp.Status)
-	}
-	var found int
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "# Mallocs = "); ok {
-			m.mallocs, err = strconv.ParseUint(v, 10, 64)
-			found++
-		} else if v, ok := strings.CutPrefix(line, "# TotalAlloc = "); ok {
-			m.bytes, err = strconv.ParseUint(v, 10, 64)
-			found++
-		}
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", base, err)
-		}
-	}
-	if found != 2 {
-		return m, fmt.Errorf("%s: no Mallocs and TotalAlloc lines in the heap page", base)
-	}
-	return m, nil
+	return servercost.ReadHeap(base)
 }
 
 func finish(f *runFlags, r *Result) {
-	r.ServerRSSMiB = procRSSMiB(f.pid)
+	if f.pid != 0 {
+		r.ServerRSSMiB = servercost.RSSMiB(f.pid)
+	}
 	r.Load1 = load1()
 }
 
@@ -481,47 +455,6 @@ func wait(ctx context.Context, args []string) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// procCPU is the user+system CPU seconds of process pid (0 when pid is 0).
-func procCPU(pid int, clkTck float64) (float64, error) {
-	if pid == 0 {
-		return 0, nil
-	}
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	// utime and stime are fields 14 and 15 of stat(5); the slice starts at 3.
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	ut, err1 := strconv.ParseFloat(fields[11], 64)
-	st, err2 := strconv.ParseFloat(fields[12], 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return (ut + st) / clkTck, nil
-}
-
-func procRSSMiB(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func selfCPU() float64 {
