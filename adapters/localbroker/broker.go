@@ -190,13 +190,26 @@ func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) err
 	return nil
 }
 
+// maxReusedEncodeBuf bounds the encoding buffer kept between records, so
+// that one large batch does not pin its size.
+const maxReusedEncodeBuf = 1 << 20
+
 // appendApplyLocked encodes a record, appends it to the log and applies it
 // to the in-memory state, all under mu so that log order equals apply order.
 func (e *Engine) appendApplyLocked(typ record.Type, encode func([]byte) []byte, durable bool) (off, end int64, err error) {
 	if e.failed != nil {
 		return 0, 0, e.failedError()
 	}
-	p := encode(nil)
+	// The commit log copies the record and applying it keeps no reference,
+	// so one buffer serves every record (taken while in use, in case an
+	// apply ever appends).
+	p := encode(e.encodeBuf[:0])
+	e.encodeBuf = nil
+	defer func() {
+		if cap(p) <= maxReusedEncodeBuf {
+			e.encodeBuf = p
+		}
+	}()
 	off, end, err = e.clog.Append(byte(typ), p, durable)
 	if err != nil {
 		return 0, 0, ioError(err, "cannot append to the commit log")

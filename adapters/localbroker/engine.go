@@ -65,6 +65,9 @@ type Engine struct {
 	snapOffsets   []int64 // offsets of the kept snapshot files, oldest first
 	replaying     bool
 	lock          *os.File // flock on <dataDir>/LOCK, held while open
+	// encodeBuf is reused to encode records (the commit log copies them);
+	// see appendApplyLocked.
+	encodeBuf []byte
 
 	// Delay messages: the on-disk timing wheel and its in-memory window.
 	// timerWidth and timerLookahead are timerBucketWidth and timerLookahead
@@ -600,7 +603,8 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 	}
 	switch typ {
 	case record.TypeMessageBatch:
-		b, locs, err := record.DecodeBatch(p)
+		// Indexing needs no bodies, keys or properties: they are not copied.
+		b, locs, err := record.DecodeBatchMeta(p)
 		if err != nil {
 			return bad(err)
 		}

@@ -10,7 +10,8 @@
 // Invariants: every Decode function returns an error for malformed input and
 // never panics, whatever the bytes; integers are unsigned/zig-zag varints,
 // strings and byte slices are length-prefixed with a uvarint; Encode followed
-// by Decode yields an equal value.
+// by Decode yields an equal value; decoded values never alias the payload
+// (the engine reuses its encoding buffer once a record is applied).
 package record
 
 import (
@@ -117,6 +118,9 @@ type reader struct {
 	b   []byte
 	off int
 	err error
+	// meta makes decodeMessage check but not copy message bodies, keys and
+	// user properties (see DecodeBatchMeta).
+	meta bool
 }
 
 func (r *reader) fail(what string) {
@@ -337,7 +341,11 @@ func decodeMessage(r *reader, topic string) Message {
 	m.StoredAt = decodeTime(r)
 	m.ID = r.str()
 	m.Tag = r.str()
-	if n := r.count(); n > 0 {
+	if n := r.count(); n > 0 && r.meta {
+		for range n {
+			r.raw()
+		}
+	} else if n > 0 {
 		m.Keys = make([]string, n)
 		for i := range m.Keys {
 			m.Keys[i] = r.str()
@@ -350,7 +358,11 @@ func decodeMessage(r *reader, topic string) Message {
 	m.BornHost = r.str()
 	m.BornAt = decodeTime(r)
 	m.ReconsumeTimes = r.int32v()
-	if n := r.count(); n > 0 {
+	if n := r.count(); n > 0 && r.meta {
+		for range 2 * n {
+			r.raw()
+		}
+	} else if n > 0 {
 		m.Properties = make(map[string]string, n)
 		for range n {
 			k := r.str()
@@ -365,9 +377,12 @@ func decodeMessage(r *reader, topic string) Message {
 			r.fail("zero transaction origin")
 		}
 	}
-	if body := r.raw(); len(body) > 0 {
+	body := r.raw()
+	switch {
+	case r.meta: // checked, not copied
+	case len(body) > 0:
 		m.Body = slices.Clone(body)
-	} else if r.err == nil {
+	case r.err == nil:
 		m.Body = []byte{}
 	}
 	return m
@@ -405,18 +420,59 @@ func appendBatch(w *writer, start int, b *Batch, locs []Location) {
 	w.varint(int64(b.QueueID))
 	w.varint(b.QueueOffset)
 	w.uvarint(uint64(len(b.Messages)))
-	var buf []byte
+	w.b = slices.Grow(w.b, batchSizeHint(b))
 	for i := range b.Messages {
-		buf = AppendMessage(buf[:0], &b.Messages[i])
-		w.uvarint(uint64(len(buf)))
-		locs[i] = Location{Pos: len(w.b) - start, Size: len(buf)}
-		w.b = append(w.b, buf...)
+		// Encode the message in place after room for the longest length
+		// prefix, then move it next to the prefix its length needs: no
+		// scratch buffer and no second copy of the body elsewhere.
+		at := len(w.b)
+		w.b = append(w.b, make([]byte, binary.MaxVarintLen64)...)
+		w.b = AppendMessage(w.b, &b.Messages[i])
+		size := len(w.b) - at - binary.MaxVarintLen64
+		n := binary.PutUvarint(w.b[at:], uint64(size))
+		copy(w.b[at+n:], w.b[at+binary.MaxVarintLen64:])
+		w.b = w.b[:at+n+size]
+		locs[i] = Location{Pos: at + n - start, Size: size}
 	}
+}
+
+// batchSizeHint is about the encoded size of b's messages (exact for the
+// variable parts, a generous allowance for the varints), so that encoding
+// a batch allocates once.
+func batchSizeHint(b *Batch) int {
+	n := 0
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		n += 2*binary.MaxVarintLen64 + 100 + len(m.Body) + len(m.ID) + len(m.Tag) + len(m.Group) + len(m.TraceContext) + len(m.BornHost)
+		for _, k := range m.Keys {
+			n += len(k) + binary.MaxVarintLen64
+		}
+		for k, v := range m.Properties {
+			n += len(k) + len(v) + 2*binary.MaxVarintLen64
+		}
+		if m.DeadLetter != nil {
+			n += len(m.DeadLetter.Topic) + len(m.DeadLetter.MessageID) + 2*binary.MaxVarintLen64
+		}
+	}
+	return n
 }
 
 // DecodeBatch decodes a message-batch payload.
 func DecodeBatch(p []byte) (Batch, []Location, error) {
 	r := reader{b: p}
+	b, locs := decodeBatch(&r, 0)
+	if err := r.end(); err != nil {
+		return Batch{}, nil, err
+	}
+	return b, locs, nil
+}
+
+// DecodeBatchMeta decodes a message-batch payload like DecodeBatch, except
+// that the messages come without Body, Keys and Properties: those are
+// checked as thoroughly but not copied. It is what applying the record to
+// the engine's indexes needs, live and in replay.
+func DecodeBatchMeta(p []byte) (Batch, []Location, error) {
+	r := reader{b: p, meta: true}
 	b, locs := decodeBatch(&r, 0)
 	if err := r.end(); err != nil {
 		return Batch{}, nil, err
@@ -443,7 +499,7 @@ func decodeBatch(r *reader, base int) (Batch, []Location) {
 		if r.err != nil {
 			return b, nil
 		}
-		mr := reader{b: raw}
+		mr := reader{b: raw, meta: r.meta}
 		m := decodeMessage(&mr, b.Topic)
 		if err := mr.end(); err != nil {
 			r.err = err

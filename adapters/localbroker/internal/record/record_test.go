@@ -100,6 +100,63 @@ func TestBatchLocations(t *testing.T) {
 	}
 }
 
+// TestDecodeBatchMeta: the same batch as DecodeBatch, without bodies, keys
+// and properties, and the same verdict on damaged payloads.
+func TestDecodeBatchMeta(t *testing.T) {
+	full := sampleMessage()
+	b := Batch{Topic: "t", QueueID: 1, QueueOffset: 4, Messages: []Message{full, {Message: domain.Message{ID: "2", Body: []byte("b")}}}}
+	p, locs := AppendBatch(nil, &b)
+	got, glocs, err := DecodeBatchMeta(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := DecodeBatch(p)
+	for i := range want.Messages {
+		want.Messages[i].Body, want.Messages[i].Keys, want.Messages[i].Properties = nil, nil, nil
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(glocs, locs) {
+		t.Fatalf("DecodeBatchMeta:\n got %#v %v\nwant %#v %v", got, glocs, want, locs)
+	}
+	for cut := range len(p) {
+		_, _, errFull := DecodeBatch(p[:cut])
+		_, _, errMeta := DecodeBatchMeta(p[:cut])
+		if (errFull == nil) != (errMeta == nil) {
+			t.Fatalf("payload cut at %d: DecodeBatch says %v, DecodeBatchMeta %v", cut, errFull, errMeta)
+		}
+	}
+}
+
+// TestBatchLayout pins the batch layout (each message as a uvarint length
+// and its AppendMessage encoding) for bodies whose encodings need 1, 2 and
+// 3 length bytes, with a prefix already in dst and properties present.
+func TestBatchLayout(t *testing.T) {
+	var msgs []Message
+	for _, n := range []int{0, 60, 100, 127, 128, 200, 16300, 16383, 16384, 20000} {
+		m := sampleMessage()
+		m.Body = bytes.Repeat([]byte{'x'}, n)
+		msgs = append(msgs, m)
+	}
+	b := Batch{Topic: "topic", QueueID: 2, QueueOffset: 77, Messages: msgs}
+	dst := []byte("prefix")
+	p, locs := AppendBatch(dst, &b)
+	want := writer{b: []byte("prefix")}
+	want.str(b.Topic)
+	want.varint(int64(b.QueueID))
+	want.varint(b.QueueOffset)
+	want.uvarint(uint64(len(msgs)))
+	for i := range msgs {
+		enc := AppendMessage(nil, &msgs[i])
+		want.uvarint(uint64(len(enc)))
+		if got := (Location{Pos: len(want.b) - len("prefix"), Size: len(enc)}); locs[i] != got {
+			t.Errorf("message %d: location %+v, want %+v", i, locs[i], got)
+		}
+		want.b = append(want.b, enc...)
+	}
+	if !bytes.Equal(p, want.b) {
+		t.Fatalf("AppendBatch wrote %d bytes that differ from the layout (%d bytes)", len(p), len(want.b))
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, s := range samples() {
 		p, _ := Encode(nil, s.v)
