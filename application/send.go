@@ -1,8 +1,10 @@
 package application
 
 import (
+	"cmp"
 	"context"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -52,11 +54,11 @@ func (m *Messaging) selectQueue(route ports.Route, msgs []domain.Message) (domai
 	if len(writable) == 0 {
 		return domain.QueueRef{}, domain.Errorf(domain.ReasonForbidden, "topic %q has no writable queue", route.Topic.Name)
 	}
-	sort.Slice(writable, func(i, j int) bool {
-		if writable[i].BrokerName != writable[j].BrokerName {
-			return writable[i].BrokerName < writable[j].BrokerName
+	slices.SortFunc(writable, func(a, b ports.RouteQueue) int {
+		if c := strings.Compare(a.BrokerName, b.BrokerName); c != 0 {
+			return c
 		}
-		return writable[i].QueueID < writable[j].QueueID
+		return cmp.Compare(a.QueueID, b.QueueID)
 	})
 	var q ports.RouteQueue
 	if g := commonGroup(msgs); g != "" {

@@ -25,9 +25,10 @@ const (
 // x-mq-channel-id, rpc-*) are never consulted. The addresses come from the
 // connection.
 func requestInfo(ctx context.Context) ports.RequestInfo {
-	md, _ := metadata.FromIncomingContext(ctx)
+	// One value at a time: metadata.FromIncomingContext would copy every
+	// header of every request.
 	get := func(k string) string {
-		if v := md.Get(k); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
 			return v[0]
 		}
 		return ""

@@ -92,15 +92,18 @@ func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (
 		if err != nil {
 			return nil, err
 		}
-		resp := &v2.SendMessageResponse{Status: okStatus()}
-		for _, r := range receipts {
-			resp.Entries = append(resp.Entries, &v2.SendResultEntry{
-				Status:        okStatus(),
-				MessageId:     r.MessageID,
-				TransactionId: r.TransactionID,
-				Offset:        r.QueueOffset,
-				RecallHandle:  r.RecallHandle,
-			})
+		// The entries are allocated together and share the response's
+		// status (statuses are never changed once built).
+		resp := &v2.SendMessageResponse{Status: okStatus(), Entries: make([]*v2.SendResultEntry, len(receipts))}
+		entries := make([]v2.SendResultEntry, len(receipts))
+		for i, r := range receipts {
+			e := &entries[i]
+			e.Status = resp.Status
+			e.MessageId = r.MessageID
+			e.TransactionId = r.TransactionID
+			e.Offset = r.QueueOffset
+			e.RecallHandle = r.RecallHandle
+			resp.Entries[i] = e
 		}
 		return resp, nil
 	}, func(st *v2.Status) *v2.SendMessageResponse { return &v2.SendMessageResponse{Status: st} })
