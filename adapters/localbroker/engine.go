@@ -265,6 +265,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		KnownType:     func(b byte) bool { return record.Type(b).Known() },
 		MaxPending:    e.cfg.MaxPendingBytes,
 		Reserve:       e.cfg.DiskReserve,
+		ReserveFile:   e.dir("reserve"),
 		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
 		Sync:          e.syncFault,
 		OnAdvance: func(int64) {

@@ -21,7 +21,7 @@
 // failure: the writer truncates the partial write away, keeps the records,
 // enters the disk-full state and writes them again once there is room. It
 // makes room at once by shrinking a ballast file (Options.Reserve bytes,
-// Dir/reserve) that it keeps at full size while the disk has space: while
+// Options.ReserveFile) that it keeps at full size while the disk has space: while
 // the disk is full, only record types Options.ReserveType accepts (small
 // consumer-state records) are appended; the others fail with [ErrDiskFull].
 // The log leaves the disk-full state by itself once it could grow the
@@ -96,9 +96,12 @@ type Options struct {
 	// that types ReserveType accepts may use up to twice it, and a record
 	// always fits when nothing is pending.
 	MaxPending int64
-	// Reserve is the size of the ballast file Dir/reserve, given up to make
+	// Reserve is the size of the ballast file ReserveFile, given up to make
 	// room for consumer-state records when the disk is full (0: none).
 	Reserve int64
+	// ReserveFile is the ballast file's path (default Dir/reserve); it
+	// should be on the log's file system.
+	ReserveFile string
 	// ReserveType reports whether records of a type may be appended while
 	// the disk is full (nil: none may).
 	ReserveType func(byte) bool
@@ -123,9 +126,6 @@ var (
 	// (see Failure).
 	ErrFailed = errors.New("the log is read-only until it is reopened")
 )
-
-// reserveName is the ballast file's name in the log directory.
-const reserveName = "reserve"
 
 // CorruptionError reports a bad record followed by valid data.
 type CorruptionError struct {
@@ -238,6 +238,9 @@ func Open(opts Options, from int64, replay func(off int64, typ byte, payload []b
 	}
 	if opts.DiskRetry <= 0 {
 		opts.DiskRetry = time.Second
+	}
+	if opts.ReserveFile == "" {
+		opts.ReserveFile = filepath.Join(opts.Dir, "reserve")
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("commitlog: create %s: %w", opts.Dir, err)
@@ -730,7 +733,7 @@ func (l *Log) growReserve() error {
 	if l.opts.Reserve <= 0 {
 		return nil
 	}
-	p := filepath.Join(l.opts.Dir, reserveName)
+	p := l.opts.ReserveFile
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("commitlog: open %s: %w", p, err)
@@ -764,7 +767,7 @@ func (l *Log) shrinkReserve() bool {
 	}
 	step := max(l.opts.Reserve/4, 64<<10)
 	to := max(l.reserve-step, 0)
-	p := filepath.Join(l.opts.Dir, reserveName)
+	p := l.opts.ReserveFile
 	if err := os.Truncate(p, to); err != nil {
 		l.log.Warn("cannot shrink the commit log's reserve file", "path", p, "error", err)
 		l.reserve = 0
