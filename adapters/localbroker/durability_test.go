@@ -533,3 +533,62 @@ func TestSendBackPressure(t *testing.T) {
 	close(release)
 	h.send("t", 0, msg("t", "after", ""))
 }
+
+// TestCloseKeepsLockUntilWriterStops: a Close whose context ends while the
+// commit-log writer is stuck in fdatasync returns at once, and the data
+// directory stays locked (another engine cannot open it) until the writer
+// has stopped.
+func TestCloseKeepsLockUntilWriterStops(t *testing.T) {
+	h := newClosedHarness(t, nil)
+	release := make(chan struct{})
+	var stall atomic.Bool
+	h.engineMod = func(e *Engine) {
+		e.syncFault = func(f *os.File) error {
+			if stall.Load() {
+				<-release
+			}
+			return f.Sync()
+		}
+	}
+	h.open()
+	h.send("t", 0, msg("t", "a", ""))
+	stall.Store(true)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := h.e.Send(context.Background(), domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("t", "b", "")})
+		sent <- err
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		if h.e.clog.Stats().Fsyncs == 0 || h.e.clog.PendingBytes() > 0 {
+			return errors.New("the send is not in fdatasync yet")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.e.Close(ctx); err == nil {
+		t.Fatal("Close with a stuck writer and an ended context succeeded")
+	}
+	if !h.warns.contains("the commit-log writer did not stop in time") {
+		t.Fatal("no warning about the writer still running")
+	}
+	_, err := Open(t.Context(), h.cfg, nil, nil)
+	wantReason(t, err, domain.ReasonUnavailable)
+	if !strings.Contains(err.Error(), "lock") {
+		t.Fatalf("a second engine opened the data directory while the writer ran: %v", err)
+	}
+	close(release)
+	if err := <-sent; err != nil {
+		t.Fatalf("the send waiting in fdatasync: %v", err)
+	}
+	select {
+	case <-h.e.clog.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not stop")
+	}
+	_ = h.e.lock.Close() // this process would exit here, releasing the lock
+	h.open()
+	if got := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"a", "b"}) {
+		t.Fatalf("after the restart: %v", ids(got))
+	}
+}

@@ -1123,6 +1123,9 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 			e.mu.Unlock()
 		}
 		for _, j := range jobs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := j.q.Flush(j.to); err != nil {
 				return err
 			}
@@ -1131,6 +1134,9 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 			}
 		}
 		for _, j := range bjobs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := j.b.Flush(j.to); err != nil {
 				return err
 			}
@@ -1233,9 +1239,13 @@ func unavailable() error {
 	return domain.Errorf(domain.ReasonUnavailable, "the local broker is not running (starting or shutting down); retry")
 }
 
-// Close stops the background goroutines, writes and fsyncs everything
-// pending, writes a final snapshot and closes the files. Waiting senders get
-// their durable answer; new calls fail with ReasonUnavailable.
+// Close stops the background goroutines, writes a final snapshot, writes and
+// fsyncs everything pending, closes the files and, last, unlocks the data
+// directory. Waiting senders get their durable answer; new calls fail with
+// ReasonUnavailable. ctx bounds the wait: when it ends, Close returns its
+// error without waiting for a stuck write, and the data directory stays
+// locked until the writer has stopped — in practice until the process
+// exits, which releases the lock.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.state != stateOpen {
@@ -1255,8 +1265,21 @@ func (e *Engine) Close(ctx context.Context) error {
 	err := clog.Close(ctx)
 	e.mu.Lock()
 	e.closeQueues()
-	_ = e.lock.Close()
+	// The data directory is unlocked only once the commit-log writer has
+	// stopped (after writing and fsyncing what was pending): another
+	// process must never open the log while this one may still write it.
+	stopped := true
+	select {
+	case <-clog.Done():
+		_ = e.lock.Close()
+	default:
+		stopped = false
+	}
 	e.mu.Unlock()
+	if !stopped {
+		e.log.WarnContext(ctx, "the commit-log writer did not stop in time (shutdown.engineClose); it goes on writing what is pending, and the data directory stays locked until rmqproxy exits",
+			"pending_bytes", clog.PendingBytes())
+	}
 	if err = errors.Join(snapErr, err); err != nil {
 		return domain.Wrap(domain.ReasonInternal, err, "local broker did not close cleanly")
 	}

@@ -196,6 +196,7 @@ type Log struct {
 	stop        chan struct{}
 	done        chan struct{}
 	abandon     atomic.Bool
+	closeOnExit atomic.Bool
 	stopOnce    sync.Once
 	stats       struct{ appends, writes, fsyncs, bytes atomic.Int64 }
 	failed      atomic.Pointer[error]
@@ -592,6 +593,11 @@ func (l *Log) waitFor(ctx context.Context, end int64, cur func() int64) error {
 // run is the writer goroutine.
 func (l *Log) run() {
 	defer close(l.done)
+	defer func() {
+		if l.closeOnExit.Load() {
+			l.closeFiles() // Close stopped waiting for us
+		}
+	}()
 	tick := time.NewTicker(l.opts.FlushInterval)
 	defer tick.Stop()
 	var held []*batch     // batches waiting for disk space, oldest first
@@ -936,7 +942,9 @@ func (l *Log) RemoveBefore(limit int64, olderThan time.Time) (int, error) {
 }
 
 // Close writes and fsyncs every pending record, stops the writer and closes
-// the files. Appends after Close fail with ErrClosed.
+// the files. Appends after Close fail with ErrClosed. When ctx ends first,
+// Close returns ctx's error at once: the writer goes on writing what is
+// pending and closes the files when it is done (Done tells when).
 func (l *Log) Close(ctx context.Context) error {
 	l.mu.Lock()
 	l.closing = true
@@ -945,14 +953,22 @@ func (l *Log) Close(ctx context.Context) error {
 	select {
 	case <-l.done:
 	case <-ctx.Done():
-		// The writer goroutine still finishes the write it is doing; we stop
-		// waiting for it, as the caller asked.
+		l.closeOnExit.Store(true)
+		select {
+		case <-l.done: // it stopped meanwhile, maybe before seeing the flag
+			l.closeFiles()
+		default:
+		}
 		return ctx.Err()
 	}
 	err := l.err()
 	l.closeFiles()
 	return err
 }
+
+// Done is closed once the writer goroutine has stopped (after Close or
+// Abandon): no write to the log's files happens after it.
+func (l *Log) Done() <-chan struct{} { return l.done }
 
 // Abandon stops the writer without writing pending records or fsyncing, and
 // closes the files: what a kill -9 leaves behind (for crash tests).
