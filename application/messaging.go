@@ -30,6 +30,9 @@ type Messaging struct {
 	// check-back goes to.
 	sendTurns  sync.Map // topic → *atomic.Uint64
 	checkTurns sync.Map // topic → *atomic.Uint64
+
+	// checks queues transaction check-backs for the dispatch workers.
+	checks chan ports.TransactionCheck
 }
 
 // MessagingParams are the dependencies of the messaging use cases. The
@@ -52,7 +55,8 @@ type MessagingParams struct {
 // NewMessaging wires the messaging use cases.
 func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
-		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets}
+		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets,
+		checks: make(chan ports.TransactionCheck, checkQueueLength)}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {
 		m.transactions.SetTransactionCheckHandler(m.relayTransactionCheck)

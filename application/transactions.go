@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -26,23 +27,68 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 	return m.transactions.EndTransaction(ctx, req)
 }
 
-// relayTransactionCheck forwards a broker's check-back of an orphaned
-// transaction to a producer of its topic that has a live Telemetry stream
-// on this proxy; the producer answers with EndTransaction. Without such a
-// producer the broker asks again after its check interval.
+// Check-back dispatch: the broker hands check-backs to relayTransactionCheck
+// from its own goroutine, which must never wait for a client. They queue
+// (up to checkQueueLength; beyond, a check-back is dropped and the broker
+// asks again after its check interval) for checkWorkers workers, which give
+// each to a producer's command channel; a channel that does not take it at
+// once (a stalled client) is passed over for the next producer.
+const (
+	checkQueueLength = 1024
+	checkWorkers     = 4
+	// checkSendTimeout bounds one hand-over to a client's channel.
+	checkSendTimeout = 3 * time.Second
+)
+
+// relayTransactionCheck queues a broker's check-back of an orphaned
+// transaction for the dispatch workers; it never blocks.
 func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.TransactionCheck) {
+	select {
+	case m.checks <- c:
+	default:
+		m.log.LogAttrs(ctx, slog.LevelWarn, "too many transaction check-backs waiting for producers; dropped one, the broker will ask again",
+			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
+	}
+}
+
+// dispatchChecks hands queued check-backs to producers until ctx ends.
+func (m *Messaging) dispatchChecks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-m.checks:
+			m.deliverCheck(ctx, c)
+		}
+	}
+}
+
+// deliverCheck gives a check-back to a producer of its topic that has a
+// live Telemetry stream on this proxy, taking producers in turn and passing
+// over those whose channel does not take it; the producer answers with
+// EndTransaction. Without such a producer the broker asks again after its
+// check interval.
+func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) {
 	producers := m.sessions.producersOf(c.Message.Topic)
 	if len(producers) == 0 {
 		m.log.LogAttrs(ctx, slog.LevelDebug, "no producer connected to resolve an orphaned transaction; the broker will ask again",
 			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
 		return
 	}
-	ch := producers[nextTurn(&m.checkTurns, c.Message.Topic)%uint64(len(producers))]
+	first := nextTurn(&m.checkTurns, c.Message.Topic)
 	msg := c.Message
-	if err := ch.Send(ctx, ports.ClientCommand{RecoverTransaction: &msg}); err != nil {
-		m.log.LogAttrs(ctx, slog.LevelDebug, "sending a transaction check to a producer failed; the broker will ask again",
-			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID), slog.Any("error", err))
+	var err error
+	for i := range uint64(len(producers)) {
+		ch := producers[(first+i)%uint64(len(producers))]
+		sctx, cancel := context.WithTimeout(ctx, checkSendTimeout)
+		err = ch.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg})
+		cancel()
+		if err == nil {
+			return
+		}
 	}
+	m.log.LogAttrs(ctx, slog.LevelDebug, "no producer took a transaction check-back; the broker will ask again",
+		slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID), slog.Int("producers", len(producers)), slog.Any("error", err))
 }
 
 // RecallMessage cancels a delay message that has not been delivered yet.

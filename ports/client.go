@@ -12,8 +12,11 @@ import (
 type ClientChannel interface {
 	// Done is closed when the stream ends.
 	Done() <-chan struct{}
-	// Send writes a command to the client; it does not wait for an answer
-	// (the client answers with a separate RPC) and gives up when ctx ends.
+	// Send hands a command to the client; it does not wait for an answer
+	// (the client answers with a separate RPC). Commands wait in a bounded
+	// per-client queue: Send waits for room until ctx ends, and fails at
+	// once when the stream has ended or the client does not read it, so that
+	// the caller can try another client.
 	Send(ctx context.Context, cmd ClientCommand) error
 }
 

@@ -1,6 +1,7 @@
 package grpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,8 @@ type fakeBroker struct {
 	send  func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error)
 	pop   func(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error)
 	group domain.ConsumerGroup
+
+	checkHandler ports.TransactionCheckHandler
 }
 
 func (b *fakeBroker) Route(_ context.Context, topic string) (ports.Route, error) {
@@ -68,6 +71,20 @@ func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.St
 	}
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+func (b *fakeBroker) EndTransaction(context.Context, ports.EndTransactionRequest) error { return nil }
+
+func (b *fakeBroker) SetTransactionCheckHandler(h ports.TransactionCheckHandler) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.checkHandler = h
+}
+
+func (b *fakeBroker) handler() ports.TransactionCheckHandler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checkHandler
 }
 
 func (b *fakeBroker) Topic(_ context.Context, name string) (domain.Topic, error) {
@@ -112,6 +129,7 @@ func (h *recordingHandler) errors() []string {
 }
 
 type testServer struct {
+	lis    *bufconn.Listener
 	client v2.MessagingServiceClient
 	app    *application.Messaging
 	logs   *recordingHandler
@@ -134,7 +152,12 @@ func startTestServer(t *testing.T, b *fakeBroker, edit ...func(*Config, *applica
 	clock := ports.SystemClock{}
 	sessions := application.NewSessions(acfg, clock, log)
 	renewer := application.NewRenewer(acfg, b, b, clock, log)
-	app := application.NewMessaging(application.MessagingParams{Config: acfg, Broker: b, Meta: b, Clock: clock, Log: log, Sessions: sessions, Renewer: renewer})
+	app := application.NewMessaging(application.MessagingParams{Config: acfg, Broker: b, Meta: b, Clock: clock, Log: log,
+		Sessions: sessions, Renewer: renewer, Transactions: b})
+	runCtx, stopRun := context.WithCancel(context.Background())
+	running := make(chan struct{})
+	go func() { defer close(running); app.Run(runCtx) }()
+	t.Cleanup(func() { stopRun(); <-running })
 	srv, err := NewServer(cfg, NewService(cfg, app, log), log)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +176,7 @@ func startTestServer(t *testing.T, b *fakeBroker, edit ...func(*Config, *applica
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testServer{client: v2.NewMessagingServiceClient(conn), app: app, logs: logs, srv: srv}
+	return &testServer{lis: lis, client: v2.NewMessagingServiceClient(conn), app: app, logs: logs, srv: srv}
 }
 
 // clientCtx carries the headers the official clients send.
@@ -363,4 +386,74 @@ func TestReflectionIsASetting(t *testing.T) {
 			t.Errorf("grpc.reflection %v: reflection served %v", on, served)
 		}
 	}
+}
+
+// producerStream opens a Telemetry stream on its own connection (with a
+// fixed 64 KiB flow-control window) and declares a producer of topic.
+func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.MessagingService_TelemetryClient {
+	t.Helper()
+	conn, err := grpclib.NewClient("passthrough:///bufnet",
+		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
+		grpclib.WithTransportCredentials(insecure.NewCredentials()),
+		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// A deadline, so that a test waiting on the stream ends by itself.
+	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), clientID), time.Minute)
+	t.Cleanup(cancel)
+	stream, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_PRODUCER
+	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := stream.Recv(); err != nil || reply.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("settings reply: %v, %v", reply, err)
+	}
+	return stream
+}
+
+// TestCheckBacksPassOverAStalledClient: of two producers of a topic, one
+// never reads its Telemetry stream (its flow-control window fills with the
+// first check-back). Every check-back still reaches the other producer,
+// except the few the stalled one's bounded queue took before it counted as
+// stalled, and the broker's calls never block.
+func TestCheckBacksPassOverAStalledClient(t *testing.T) {
+	b := &fakeBroker{}
+	ts := startTestServer(t, b)
+	producerStream(t, ts, "stalled", "tx") // never read again
+	healthy := producerStream(t, ts, "healthy", "tx")
+	const checks = 200
+	body := bytes.Repeat([]byte("x"), 256<<10) // four times the stalled client's window
+	h := b.handler()
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		for i := range checks {
+			msg := domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: fmt.Sprintf("m%03d", i), Body: body}, TransactionID: fmt.Sprintf("tx%03d", i)}
+			h(context.Background(), ports.TransactionCheck{Message: msg, Checks: 1})
+		}
+	}()
+	got := map[string]bool{}
+	// The stalled client takes at most its queue and the message its
+	// stream is stuck on (and one the stream's buffers may hold).
+	for len(got) < checks-telemetryQueueLength-2 {
+		cmd, err := healthy.Recv()
+		if err != nil {
+			t.Fatalf("healthy producer after %d check-backs: %v", len(got), err)
+		}
+		if rc := cmd.GetRecoverOrphanedTransactionCommand(); rc != nil {
+			got[rc.GetTransactionId()] = true
+		}
+	}
+	<-relayed
+	t.Logf("the healthy producer got %d of %d check-backs", len(got), checks)
 }

@@ -15,38 +15,104 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
+// telemetryQueueLength bounds the server commands waiting for one client's
+// Telemetry stream.
+const telemetryQueueLength = 16
+
+// stalledAfter is how long a write to a client's Telemetry stream may wait
+// (for the client to open its HTTP/2 flow-control window) before the client
+// counts as stalled: commands are then refused at once instead of waiting
+// for room in its queue.
+const stalledAfter = time.Second
+
+// errClientStalled is the answer of a channel whose client does not read.
+var errClientStalled = errors.New("the client does not read its Telemetry stream (its queue is full and its last command has not been taken)")
+
 // telemetryChannel is a client's Telemetry stream seen as a command
-// channel. The receive loop owns reading; writes are serialised by mu so
-// that replies and server-initiated commands never interleave.
+// channel. The Telemetry handler is the stream's only writer: it writes
+// the replies to the client's commands and the server commands queued by
+// Send, so that a client that does not read blocks nobody but its own
+// handler.
 type telemetryChannel struct {
 	stream v2.MessagingService_TelemetryServer
-	mu     sync.Mutex
+	queue  chan *v2.TelemetryCommand
+
+	mu      sync.Mutex
+	gen     uint64        // counts writes, so that a late stall mark is ignored
+	stalled chan struct{} // closed while a write has waited longer than stalledAfter
+	isStall bool
+}
+
+func newTelemetryChannel(stream v2.MessagingService_TelemetryServer) *telemetryChannel {
+	return &telemetryChannel{stream: stream, queue: make(chan *v2.TelemetryCommand, telemetryQueueLength), stalled: make(chan struct{})}
 }
 
 func (c *telemetryChannel) Done() <-chan struct{} { return c.stream.Context().Done() }
 
-func (c *telemetryChannel) send(cmd *v2.TelemetryCommand) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stream.Send(cmd)
-}
-
-// Send writes a server command to the client. gRPC's stream write has no
-// context of its own: it blocks only while the client's flow-control window
-// is full, and fails once the stream is gone.
+// Send queues a server command for the client. When the queue is full it
+// waits for room until ctx ends, unless the client is stalled; it fails at
+// once when the stream has ended.
 func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var msg *v2.TelemetryCommand
 	switch {
 	case cmd.RecoverTransaction != nil:
 		m := cmd.RecoverTransaction
-		return c.send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_RecoverOrphanedTransactionCommand{
+		msg = &v2.TelemetryCommand{Command: &v2.TelemetryCommand_RecoverOrphanedTransactionCommand{
 			RecoverOrphanedTransactionCommand: &v2.RecoverOrphanedTransactionCommand{Message: toProtoMessage(m), TransactionId: m.TransactionID},
-		}})
+		}}
 	default:
 		return errors.New("empty client command")
 	}
+	select {
+	case <-c.Done():
+		return errors.New("the client's Telemetry stream has ended")
+	case c.queue <- msg:
+		return nil
+	default:
+	}
+	c.mu.Lock()
+	stalled := c.stalled
+	c.mu.Unlock()
+	select {
+	case c.queue <- msg:
+		return nil
+	case <-stalled:
+		return errClientStalled
+	case <-c.Done():
+		return errors.New("the client's Telemetry stream has ended")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// write sends a queued command on the stream, marking the client stalled
+// while the write waits longer than stalledAfter. Only the handler calls it.
+func (c *telemetryChannel) write(cmd *v2.TelemetryCommand) error {
+	c.mu.Lock()
+	c.gen++
+	gen := c.gen
+	c.mu.Unlock()
+	t := time.AfterFunc(stalledAfter, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.gen == gen && !c.isStall {
+			c.isStall = true
+			close(c.stalled)
+		}
+	})
+	err := c.stream.Send(cmd)
+	t.Stop()
+	c.mu.Lock()
+	c.gen++
+	if c.isStall {
+		c.isStall = false
+		c.stalled = make(chan struct{})
+	}
+	c.mu.Unlock()
+	return err
 }
 
 var _ ports.ClientChannel = (*telemetryChannel)(nil)
@@ -59,14 +125,14 @@ var _ ports.ClientChannel = (*telemetryChannel)(nil)
 func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	info := requestInfo(ctx)
-	ch := &telemetryChannel{stream: stream}
+	ch := newTelemetryChannel(stream)
 	if info.ClientID == "" {
-		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
+		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
 		return nil
 	}
 	// The stream counts in admission for as long as it is open.
 	if !s.admit.enter(kindTelemetry) {
-		_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
+		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 		return nil
 	}
 	defer s.admit.leave(kindTelemetry)
@@ -107,6 +173,11 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		case <-settingsTimer.C:
 			return status.Errorf(codes.FailedPrecondition,
 				"no client settings within %v of opening the Telemetry stream (grpc.settingsTimeout); send the settings command first", s.cfg.SettingsTimeout)
+		case cmd := <-ch.queue:
+			if err := ch.write(cmd); err != nil {
+				return nil // the client went away
+			}
+			continue
 		case msg = <-in:
 		}
 		if errors.Is(msg.err, io.EOF) {
@@ -117,7 +188,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			return nil
 		}
 		if !s.admit.enter(kindClient) {
-			_ = ch.send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
+			_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 			return nil
 		}
 		err := s.telemetryCommand(ctx, ch, msg.cmd)
@@ -143,7 +214,7 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 			return status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 		}
 		reply := &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}
-		if err := ch.send(reply); err != nil {
+		if err := ch.stream.Send(reply); err != nil {
 			return nil // the client went away; nothing to answer
 		}
 	default:

@@ -106,19 +106,13 @@ func TestHostileTelemetryStreams(t *testing.T) {
 			}
 		}
 	}
-	// One more on a full connection is refused.
-	extra, err := hs[0].OpenStream(telemetryPath, "hostile-extra")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var limited, timedOut, other int
 	var sample string
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		limited, timedOut, other = 0, 0, 0
 		for _, h := range hs {
-			for id, s := range h.Streams() {
+			for _, s := range h.Streams() {
 				switch {
-				case id == extra && h == hs[0]:
 				case s.Ended && s.GRPCStatus == "0" && s.DataBytes > 0: // a status command, then OK
 					limited++
 				case s.Ended && s.GRPCStatus == "9" && strings.Contains(s.GRPCMsg, "grpc.settingsTimeout"):
@@ -134,9 +128,6 @@ func TestHostileTelemetryStreams(t *testing.T) {
 		}
 		return nil
 	})
-	if s := hs[0].Stream(extra); !s.Reset || s.ResetCode != http2.ErrCodeRefusedStream {
-		t.Errorf("stream %d beyond grpc.maxConcurrentStreams: %+v, want REFUSED_STREAM", extra, s)
-	}
 	if limited != conns*perConn-admitted || timedOut != admitted {
 		t.Errorf("%d streams got TOO_MANY_REQUESTS (want %d), %d were timed out (want %d)", limited, conns*perConn-admitted, timedOut, admitted)
 	}
@@ -147,6 +138,42 @@ func TestHostileTelemetryStreams(t *testing.T) {
 		t.Errorf("peak RSS grew by %d MiB", grew>>20)
 	}
 	stillServes(t, c)
+}
+
+// TestHostileStreamsPerConnection: a stream beyond grpc.maxConcurrentStreams
+// on one connection is refused (REFUSED_STREAM) while the others stay open.
+func TestHostileStreamsPerConnection(t *testing.T) {
+	const limit = 100
+	c := testenv.StartChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConcurrentStreams=%d", limit), "--grpc.settingsTimeout=1m")
+	h, err := testenv.DialH2(c.GRPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if v, ok := h.Setting(http2.SettingMaxConcurrentStreams); !ok || v != limit {
+			return fmt.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d (sent: %v)", v, ok)
+		}
+		return nil
+	})
+	for i := range limit {
+		if _, err := h.OpenStream(telemetryPath, fmt.Sprintf("hostile-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra, err := h.OpenStream(telemetryPath, "hostile-extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if s := h.Stream(extra); !s.Reset || s.ResetCode != http2.ErrCodeRefusedStream {
+			return fmt.Errorf("stream %d beyond grpc.maxConcurrentStreams: %+v, want REFUSED_STREAM", extra, s)
+		}
+		return nil
+	})
+	if n := len(h.Streams()); n != 1 {
+		t.Errorf("the server answered on %d streams; only the refused one should have ended", n)
+	}
 }
 
 // TestHostileRapidReset: 200,000 streams opened and reset at once on one
