@@ -32,7 +32,7 @@ func (c *chunkConn) Read(b []byte) (int, error) {
 // frames builds a client byte stream: the preface, then for each entry a
 // HEADERS frame whose payload is full of RST_STREAM type bytes (which must
 // not be mistaken for frames) and, when reset is set, a RST_STREAM frame.
-func frames(t *testing.T, resets []bool) []byte {
+func frames(t testing.TB, resets []bool) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(http2.ClientPreface)
 	fr := http2.NewFramer(&buf, nil)
@@ -133,4 +133,24 @@ func TestConnLimiter(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d connections counted after all closed", n)
 	}
+}
+
+// FuzzResetWatcher: any byte stream, read in any chunks, passes through
+// unchanged and never panics the watcher.
+func FuzzResetWatcher(f *testing.F) {
+	f.Add(frames(f, []bool{true, false, true}), uint64(1))
+	f.Add([]byte(http2.ClientPreface+"\x00\x00\x04\x03\x00\x00\x00\x00\x01\x00\x00\x00\x08"), uint64(2))
+	f.Add([]byte{}, uint64(3))
+	f.Add(bytes.Repeat([]byte{0xff}, 64), uint64(4))
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		w := newResetWatcher(&chunkConn{data: bytes.Clone(data), rnd: rand.New(rand.NewPCG(seed, seed))}, 1, func() {})
+		var out bytes.Buffer
+		_, err := io.Copy(&out, w)
+		if err != nil && !errors.Is(err, errTooManyResets) {
+			t.Fatal(err)
+		}
+		if err == nil && !bytes.Equal(out.Bytes(), data) {
+			t.Fatal("the watcher changed the bytes")
+		}
+	})
 }

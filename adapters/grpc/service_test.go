@@ -457,3 +457,38 @@ func TestCheckBacksPassOverAStalledClient(t *testing.T) {
 	<-relayed
 	t.Logf("the healthy producer got %d of %d check-backs", len(got), checks)
 }
+
+// TestLongPollsCountInTheirOwnKind: a receive counts in admission for as
+// long as it long-polls, in its own kind: a second receive beyond the limit
+// gets TOO_MANY_REQUESTS, while acks (the consumer kind) still pass.
+func TestLongPollsCountInTheirOwnKind(t *testing.T) {
+	polling := make(chan struct{})
+	b := &fakeBroker{pop: func(ctx context.Context, _ ports.PopRequest) ([]domain.StoredMessage, error) {
+		close(polling)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	ts := startTestServer(t, b, func(c *Config, _ *application.Config) { c.MaxInflightPerKind = 1 })
+	subscribe(t, ts, "c1", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
+	ctx, cancel := context.WithCancel(clientCtx(t.Context(), "c1"))
+	defer cancel()
+	first, err := ts.client.ReceiveMessage(ctx, receiveRequest("g", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-polling
+	second, err := ts.client.ReceiveMessage(clientCtx(t.Context(), "c1"), receiveRequest("g", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := receiveAll(t, second); st.GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("second receive while one long-polls: %v", st)
+	}
+	resp, err := ts.client.AckMessage(clientCtx(t.Context(), "c1"), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g"}, Topic: &v2.Resource{Name: "t"},
+		Entries: []*v2.AckMessageEntry{{MessageId: "01", ReceiptHandle: "garbage"}}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_RECEIPT_HANDLE {
+		t.Fatalf("ack while a receive long-polls: %v, %v", resp.GetStatus(), err)
+	}
+	cancel()
+	_, _ = first.Recv()
+}
