@@ -44,7 +44,9 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	default:
 		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
 	}
-	m.sessions.put(clientID, s, ch)
+	if err := m.sessions.put(clientID, s, ch); err != nil {
+		return ServerSettings{}, err
+	}
 	return m.serverSettings(ctx, s)
 }
 
@@ -82,16 +84,20 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok := m.sessions.touch(clientID)
 	if !ok {
+		var err error
 		switch {
 		case ct == ClientTypeProducer:
-			s = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}})
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}})
 		case ct.IsConsumer():
 			if err := domain.ValidateGroupName(group); err != nil {
 				return err
 			}
-			s = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}})
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}})
 		default:
-			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client: open the Telemetry stream and send settings first")
+			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
+		}
+		if err != nil {
+			return err
 		}
 	}
 	switch {

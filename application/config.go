@@ -61,6 +61,7 @@ type ConsumerConfig struct {
 // ClientsConfig governs client sessions.
 type ClientsConfig struct {
 	ExpiryTimeout time.Duration `yaml:"expiryTimeout" help:"a client that sent no heartbeat or telemetry for this long is forgotten and its held messages released"`
+	MaxClients    int           `yaml:"maxClients" help:"clients (client ids) known at once; a new one beyond gets TOO_MANY_REQUESTS until others expire"`
 }
 
 // DefaultConfig returns the Apache proxy's defaults.
@@ -99,7 +100,7 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000},
 	}
 }
 
@@ -134,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients.ExpiryTimeout < 10*time.Second {
 		bad("clients.expiryTimeout must be at least 10s (clients heartbeat every 10s)")
+	}
+	if c.Clients.MaxClients < 1 {
+		bad("clients.maxClients must be at least 1")
 	}
 	return errors.Join(errs...)
 }

@@ -340,3 +340,37 @@ func TestQueryAssignment(t *testing.T) {
 		t.Fatalf("no readable queue: %v", err)
 	}
 }
+
+// TestClientRegistryIsBounded: beyond messaging.clients.maxClients a new
+// client is refused with TOO_MANY_REQUESTS, by settings, heartbeat or
+// receive alike; known clients go on, and room comes back as clients expire.
+func TestClientRegistryIsBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Clients.MaxClients = 2
+	m, _, clock := newTestMessaging(cfg)
+	producer := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}
+	for _, id := range []string{"a", "b"} {
+		if _, err := m.UpdateSettings(asClient(t.Context(), id), producer, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := func(what string, err error) {
+		t.Helper()
+		if !domain.HasReason(err, domain.ReasonTooManyRequests) {
+			t.Errorf("%s of a new client with a full registry: %v", what, err)
+		}
+	}
+	_, err := m.UpdateSettings(asClient(t.Context(), "c"), producer, nil)
+	full("settings", err)
+	full("heartbeat", m.Heartbeat(asClient(t.Context(), "c"), "", ClientTypeProducer))
+	_, err = m.ReceiveMessage(asClient(t.Context(), "c"), receiveReq("g", "t", "*", false))
+	full("receive", err)
+	if err := m.Heartbeat(asClient(t.Context(), "a"), "", ClientTypeProducer); err != nil {
+		t.Errorf("a known client's heartbeat: %v", err)
+	}
+	clock.t = clock.t.Add(cfg.Clients.ExpiryTimeout + time.Second)
+	m.sessions.expire(t.Context())
+	if err := m.Heartbeat(asClient(t.Context(), "c"), "", ClientTypeProducer); err != nil {
+		t.Errorf("after the others expired: %v", err)
+	}
+}

@@ -80,7 +80,9 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, err
 	}
 	if !known {
-		m.sessions.putProvisional(info.ClientID, settings)
+		if _, err := m.sessions.putProvisional(info.ClientID, settings); err != nil {
+			return nil, err
+		}
 	}
 	queueID := int32(-1)
 	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {

@@ -102,6 +102,7 @@ type session struct {
 type Sessions struct {
 	clock   ports.Clock
 	expiry  time.Duration
+	max     int // most clients known at once
 	log     *slog.Logger
 	onGone  func(ctx context.Context, clientID string, s ClientSettings)
 	mu      sync.Mutex
@@ -110,7 +111,7 @@ type Sessions struct {
 
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
-	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, log: log, clients: map[string]*session{}}
+	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, log: log, clients: map[string]*session{}}
 }
 
 // setOnGone registers the callback run when a client is forgotten.
@@ -120,12 +121,22 @@ func (s *Sessions) setOnGone(f func(ctx context.Context, clientID string, st Cli
 	s.onGone = f
 }
 
-// put stores a client's settings and channel.
-func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) {
+// errTooManyClients refuses a new client when the registry is full.
+func (s *Sessions) errTooManyClients() error {
+	return domain.Errorf(domain.ReasonTooManyRequests,
+		"the proxy knows %d clients, its limit (messaging.clients.maxClients); clients are forgotten %v after their last heartbeat", s.max, s.expiry)
+}
+
+// put stores a client's settings and channel; a new client is refused when
+// the registry is full.
+func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.clients[clientID]
 	if cur == nil {
+		if len(s.clients) >= s.max {
+			return s.errTooManyClients()
+		}
 		cur = &session{}
 		s.clients[clientID] = cur
 	}
@@ -135,20 +146,24 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 		cur.channel = ch
 	}
 	cur.lastSeen = s.clock.Now()
+	return nil
 }
 
 // putProvisional stores settings inferred from a request of a client that
 // has not declared its own, unless it has meanwhile; it returns the
-// client's settings either way.
-func (s *Sessions) putProvisional(clientID string, st ClientSettings) ClientSettings {
+// client's settings either way, or an error when the registry is full.
+func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSettings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.clients[clientID]; ok {
 		cur.lastSeen = s.clock.Now()
-		return cur.settings
+		return cur.settings, nil
+	}
+	if len(s.clients) >= s.max {
+		return ClientSettings{}, s.errTooManyClients()
 	}
 	s.clients[clientID] = &session{settings: st, provisional: true, lastSeen: s.clock.Now()}
-	return st
+	return st, nil
 }
 
 // Settings returns the stored settings of a client.
