@@ -38,6 +38,7 @@ Usage:
                                            manage the topics of a running proxy
   rmqproxy group create|update|delete|list|describe|stats ...
                                            manage the consumer groups of a running proxy
+  rmqproxy migrate up|down|version         manage the PostgreSQL schema (users, ACLs, audit log)
   rmqproxy version                         print the version (also --version)
   rmqproxy help [command]                  show help (also --help, or COMMAND --help)
 
@@ -66,7 +67,7 @@ each setting's help as a comment and secrets redacted.
 `
 
 // commands are the first words run knows, for suggestions.
-var commands = []string{"serve", "config", "topic", "group", "version", "help"}
+var commands = []string{"serve", "config", "topic", "group", "migrate", "version", "help"}
 
 func main() {
 	os.Exit(run(os.Args[1:], config.FromOS(""), os.Stdout, os.Stderr))
@@ -96,6 +97,8 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 		err = topics.run(rest, src, stdout, stderr)
 	case "group":
 		err = groups.run(rest, src, stdout, stderr)
+	case "migrate":
+		err = migrateCommand(rest, src, stdout)
 	case "version":
 		if len(rest) > 0 {
 			err = fmt.Errorf("%w: rmqproxy version takes no arguments", errUsage)
@@ -153,6 +156,8 @@ func help(args []string, w io.Writer) error {
 		fmt.Fprint(w, topicUsage)
 	case "group":
 		fmt.Fprint(w, groupUsage)
+	case "migrate":
+		fmt.Fprint(w, migrateUsage)
 	case "version":
 		fmt.Fprintln(w, "Usage: rmqproxy version (or rmqproxy --version): print the version, commit and Go version of this build")
 	case "help":

@@ -4,7 +4,9 @@
 # Node.js and Python clients at pinned versions, through
 # install-clients.sh, which also installs the JDK, Node.js or Python from
 # Debian's packages when they are missing; the pinned Apache RocketMQ
-# NameServer and Broker jars, through install-rocketmq.sh) and skips nothing: every test,
+# NameServer and Broker jars, through install-rocketmq.sh; PostgreSQL from
+# Debian's packages, through install-postgres.sh, which also starts a
+# throwaway server on loopback for the run) and skips nothing: every test,
 # with the race detector, then a short run of every fuzz target beyond its
 # seed corpus.
 #
@@ -32,6 +34,11 @@ test/scripts/install-clients.sh
 
 echo "== Apache RocketMQ NameServer and Broker for test/rocketmqenv (cluster mode)"
 test/scripts/install-rocketmq.sh
+
+echo "== PostgreSQL for the security tests (install-postgres.sh; stopped when this script ends)"
+pgdir=$(mktemp -d /tmp/rmqproxy-pg.XXXXXX)
+trap 'test/scripts/install-postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+eval "$(test/scripts/install-postgres.sh start "$pgdir")"
 
 echo "== tests (race detector on)"
 # Integration tests that need a service must not skip under this script.

@@ -14,6 +14,7 @@ import (
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
+	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/application"
 )
 
@@ -39,6 +40,7 @@ type Root struct {
 	Messaging application.Config `yaml:"messaging"`
 	Local     localbroker.Config `yaml:"local"`
 	Shutdown  ShutdownConfig     `yaml:"shutdown"`
+	Postgres  postgres.Config    `yaml:"postgres"`
 }
 
 // LogConfig selects the log output.
@@ -60,6 +62,7 @@ func Defaults(profile string) Root {
 		Messaging: application.DefaultConfig(),
 		Local:     localbroker.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
+		Postgres:  postgres.DefaultConfig(),
 	}
 	// Follow grpc.address and local.dataDir unless set (see Derive).
 	r.Local.StoreHost = ""
@@ -123,6 +126,7 @@ func (r Root) Validate() error {
 	if r.Profile != ProfileDevelopment && r.Profile != ProfileProduction {
 		errs = append(errs, fmt.Errorf("profile %q must be development or production", r.Profile))
 	}
+	errs = append(errs, r.validateSecurity()...)
 	return errors.Join(errs...)
 }
 
@@ -143,4 +147,16 @@ func (l LogConfig) level() (slog.Level, error) {
 		return 0, fmt.Errorf("level %q must be debug, info, warn or error", l.Level)
 	}
 	return lv, nil
+}
+
+// validateSecurity checks the settings of authentication and its policy
+// store together.
+func (r Root) validateSecurity() []error {
+	var errs []error
+	if r.Profile == ProfileProduction && r.Postgres.DSN != "" {
+		if err := postgres.RequireVerifiedTLS(r.Postgres.DSN); err != nil {
+			errs = append(errs, fmt.Errorf("postgres.%w", err))
+		}
+	}
+	return errs
 }

@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/golang-migrate/migrate/v4"
+	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for golang-migrate
+
+	"github.com/rmqproxy/rmqproxy/migrations"
+)
+
+// Schema is the PostgreSQL schema rmqproxy's tables live in; golang-migrate
+// keeps its version table (schema_migrations) there too.
+const Schema = "rmqproxy"
+
+// MigrateOp is what [Migrate] does.
+type MigrateOp int
+
+// Migration operations.
+const (
+	MigrateVersion MigrateOp = iota // report only
+	MigrateUp                       // apply every pending migration
+	MigrateDown                     // revert Steps migrations (all when Steps is 0)
+)
+
+// SchemaState is a database's schema version.
+type SchemaState struct {
+	Version uint // 0: no migration applied
+	Dirty   bool // a migration failed half-way; fix it by hand, then force
+	Latest  uint // the latest version this build knows
+}
+
+// Migrate runs op on the database dsn names, with the migrations embedded
+// in the binary, under golang-migrate's advisory lock (concurrent runs
+// wait for each other). It creates the schema rmqproxy when missing (the
+// DSN's role needs CREATE on the database for that, and owns the tables).
+func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaState, error) {
+	state := SchemaState{Latest: migrations.Latest()}
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		return state, errors.New("postgres.dsn is not a PostgreSQL connection string")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return state, fmt.Errorf("open PostgreSQL: %w", err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return state, fmt.Errorf("connect to PostgreSQL: %w", redact(err))
+	}
+	if op != MigrateVersion {
+		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+Schema); err != nil {
+			return state, fmt.Errorf("create schema %s: %w", Schema, err)
+		}
+	} else {
+		var exists bool
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, Schema).Scan(&exists); err != nil {
+			return state, err
+		}
+		if !exists {
+			return state, nil
+		}
+	}
+	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: Schema, MigrationsTable: "schema_migrations"})
+	if err != nil {
+		return state, fmt.Errorf("prepare migrations: %w", err)
+	}
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return state, err
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		return state, err
+	}
+	defer m.Close()
+	// Stop a long migration when ctx ends (between statements).
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case m.GracefulStop <- true:
+		default:
+		}
+	})
+	defer stop()
+	if v, dirty, err := m.Version(); err == nil && v > state.Latest {
+		return SchemaState{Version: v, Dirty: dirty, Latest: state.Latest}, fmt.Errorf("the database's schema version %d is newer than this rmqproxy knows (%d): use the rmqproxy release that migrated it", v, state.Latest)
+	}
+	if op == MigrateDown && steps > 0 {
+		// golang-migrate reverts what it can before reporting a short
+		// limit; refuse before touching anything instead.
+		v, _, err := m.Version()
+		if errors.Is(err, migrate.ErrNilVersion) {
+			v, err = 0, nil
+		}
+		if err != nil {
+			return state, err
+		}
+		if applied := migrations.Applied(v); steps > applied {
+			return SchemaState{Version: v, Latest: state.Latest}, fmt.Errorf("cannot revert %d migrations: only %d applied", steps, applied)
+		}
+	}
+	switch op {
+	case MigrateUp:
+		err = m.Up()
+	case MigrateDown:
+		if steps > 0 {
+			err = m.Steps(-steps)
+		} else {
+			err = m.Down()
+		}
+	}
+	if errors.Is(err, migrate.ErrNoChange) {
+		err = nil
+	}
+	v, dirty, verr := m.Version()
+	if verr != nil && !errors.Is(verr, migrate.ErrNilVersion) {
+		return state, verr
+	}
+	state.Version, state.Dirty = v, dirty
+	if err != nil {
+		return state, fmt.Errorf("migrate: %w", err)
+	}
+	return state, nil
+}
+
+// CheckSchema reads the schema version of the database pool q talks to and
+// refuses what this build cannot run on: no schema, an older one, a dirty
+// one, or a newer one.
+func CheckSchema(ctx context.Context, q Querier) (SchemaState, error) {
+	st := SchemaState{Latest: migrations.Latest()}
+	var v int64
+	err := q.QueryRow(ctx, `SELECT version, dirty FROM rmqproxy.schema_migrations LIMIT 1`).Scan(&v, &st.Dirty)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"): // undefined table / schema
+		return st, fmt.Errorf("the database has no rmqproxy schema: run rmqproxy migrate up (with the owner's postgres.dsn) first")
+	case errors.Is(err, pgx.ErrNoRows):
+		return st, fmt.Errorf("the database's rmqproxy schema has no migration applied: run rmqproxy migrate up first")
+	case err != nil:
+		return st, fmt.Errorf("read the schema version: %w", redact(err))
+	}
+	st.Version = uint(v)
+	switch {
+	case st.Version > st.Latest:
+		return st, fmt.Errorf("the database's schema version %d is newer than this rmqproxy knows (%d): upgrade rmqproxy, or run \"rmqproxy migrate down\" with the release that migrated it", st.Version, st.Latest)
+	case st.Dirty:
+		return st, fmt.Errorf("the database's schema version %d is dirty (a migration failed half-way): repair it by hand, then run rmqproxy migrate up", st.Version)
+	case st.Version < st.Latest:
+		return st, fmt.Errorf("the database's schema version %d is older than this rmqproxy needs (%d): run rmqproxy migrate up", st.Version, st.Latest)
+	}
+	return st, nil
+}
+
+// Querier is what CheckSchema needs (a pool, a connection or a transaction).
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}

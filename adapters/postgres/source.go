@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// PolicyChannel is the NOTIFY channel the schema's triggers announce new
+// policy revisions on.
+const PolicyChannel = "rmqproxy_policy"
+
+// Source follows the policy in PostgreSQL (ports.PolicySource): a
+// dedicated connection LISTENs for revision announcements, and a ticker
+// checks the revision every reloadInterval in case a notification was
+// missed. Reloads are serialized and load only revisions newer than the
+// one in force.
+type Source struct {
+	store *Store
+	dsn   string
+	cfg   Config
+	log   *slog.Logger
+
+	mu      sync.Mutex // serializes reloads; guards the fields below
+	current int64
+	listen  error // why the LISTEN connection is down
+	load    error // why the last reload failed
+}
+
+var _ ports.PolicySource = (*Source)(nil)
+
+// NewSource returns a source reading through store and listening with its
+// own connection to dsn.
+func NewSource(store *Store, dsn string, cfg Config, log *slog.Logger) *Source {
+	return &Source{store: store, dsn: dsn, cfg: cfg, log: log}
+}
+
+// Load implements ports.PolicySource.
+func (s *Source) Load(ctx context.Context) (domain.PolicySnapshot, error) {
+	snap, err := s.store.LoadSnapshot(ctx)
+	if err == nil {
+		s.mu.Lock()
+		s.current = snap.Revision
+		s.mu.Unlock()
+	}
+	return snap, err
+}
+
+// Health implements ports.PolicySource.
+func (s *Source) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.listen != nil:
+		return fmt.Errorf("enforcing policy revision %d; PostgreSQL unreachable: %v", s.current, s.listen)
+	case s.load != nil:
+		return fmt.Errorf("enforcing policy revision %d; reloading failed: %v", s.current, s.load)
+	}
+	return nil
+}
+
+// Watch implements ports.PolicySource.
+func (s *Source) Watch(ctx context.Context, current int64, apply func(domain.PolicySnapshot) error) {
+	s.mu.Lock()
+	if current > s.current {
+		s.current = current
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.listenLoop(ctx, apply) })
+	wg.Go(func() {
+		t := time.NewTicker(s.cfg.ReloadInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.reload(ctx, apply, 0)
+			}
+		}
+	})
+	wg.Wait()
+}
+
+// reload loads and applies the policy if its revision is newer than the
+// one in force (and than hint, a revision a notification announced).
+func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) error, hint int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hint > 0 && hint <= s.current {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rev, err := s.store.Revision(rctx)
+	if err != nil {
+		s.setLoad(ctx, redact(err))
+		return
+	}
+	if rev <= s.current {
+		s.setLoad(ctx, nil)
+		return
+	}
+	snap, err := s.store.LoadSnapshot(rctx)
+	if err != nil {
+		s.setLoad(ctx, err)
+		return
+	}
+	if err := apply(snap); err != nil {
+		s.setLoad(ctx, fmt.Errorf("policy revision %d refused: %w", snap.Revision, err))
+		return
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "policy loaded", slog.Int64("revision", snap.Revision),
+		slog.Int64("previous_revision", s.current), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
+	s.current = snap.Revision
+	s.setLoad(ctx, nil)
+}
+
+// setLoad records the outcome of a reload; s.mu is held.
+func (s *Source) setLoad(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil && s.load == nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "policy reload failed; the policy in force stays", slog.Int64("revision", s.current), slog.Any("error", err))
+	}
+	if err == nil && s.load != nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "policy reloads work again", slog.Int64("revision", s.current))
+	}
+	s.load = err
+}
+
+func (s *Source) setListen(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.listen == nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "lost PostgreSQL: enforcing the policy in force until it is back",
+			slog.Int64("revision", s.current), slog.Any("error", err))
+	}
+	if err == nil && s.listen != nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "PostgreSQL reachable again; listening for policy changes", slog.Int64("revision", s.current))
+	}
+	s.listen = err
+}
+
+// listenLoop keeps a LISTEN connection open, reconnecting after
+// reconnectDelay, and reloads on every notification and after every
+// (re)connect, which catches changes made while it was disconnected.
+func (s *Source) listenLoop(ctx context.Context, apply func(domain.PolicySnapshot) error) {
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, apply)
+		if ctx.Err() != nil {
+			return
+		}
+		s.setListen(ctx, redact(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.ReconnectDelay):
+		}
+	}
+}
+
+func (s *Source) listenOnce(ctx context.Context, apply func(domain.PolicySnapshot) error) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.Connect(cctx, s.dsn)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, `LISTEN `+PolicyChannel); err != nil {
+		return err
+	}
+	s.setListen(ctx, nil)
+	s.reload(ctx, apply, 0)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		rev, _ := strconv.ParseInt(n.Payload, 10, 64)
+		s.reload(ctx, apply, rev)
+	}
+}

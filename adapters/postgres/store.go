@@ -1,0 +1,585 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Store is the administrative side of the security state
+// (ports.SecurityStore) and the loader of policy snapshots.
+type Store struct {
+	pool    *pgxpool.Pool
+	keys    *Keyring // nil: secrets can be neither written nor read
+	proxyID string
+}
+
+// NewStore returns a store over pool. keys may be nil for a process that
+// only reads the audit log.
+func NewStore(pool *pgxpool.Pool, keys *Keyring, proxyID string) *Store {
+	return &Store{pool: pool, keys: keys, proxyID: proxyID}
+}
+
+var _ ports.SecurityStore = (*Store)(nil)
+
+// maxList bounds list answers.
+const maxList = 10000
+
+// txFunc runs fn in a transaction; user changes lock the users table so
+// that the last-super-user rule cannot race.
+func (s *Store) txFunc(ctx context.Context, op string, lockUsers bool, fn func(pgx.Tx) error) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if lockUsers {
+			if _, err := tx.Exec(ctx, `LOCK TABLE rmqproxy.users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+	return storeError(op, err)
+}
+
+func (s *Store) insertAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEvent) error {
+	_, err := tx.Exec(ctx, insertAuditSQL, auditArgs(s.proxyID, 0, e)...)
+	return err
+}
+
+const insertAuditSQL = `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, principal, source_ip, protocol,
+  operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+var auditColumns = []string{"occurred_at", "proxy_id", "seq", "category", "principal", "source_ip", "protocol",
+	"operation", "resource", "actions", "decision", "reason", "policy_revision", "request_id", "client_id", "details"}
+
+func auditArgs(proxyID string, seq int64, e domain.AuditEvent) []any {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	var ip any
+	if e.SourceIP.IsValid() {
+		ip = e.SourceIP.Unmap()
+	}
+	var details any
+	if e.Details != "" && json.Valid([]byte(e.Details)) {
+		details = e.Details
+	}
+	return []any{e.Time, proxyID, seq, e.Category, clean(e.Principal, 256), ip, clean(e.Protocol, 32),
+		clean(e.Operation, 128), clean(e.Resource, 1100), clean(e.Actions, 128), e.Decision, clean(e.Reason, 512),
+		e.Revision, clean(e.RequestID, 128), clean(e.ClientID, 256), details}
+}
+
+// clean makes client-supplied text storable: valid UTF-8 without NUL
+// (PostgreSQL text refuses both), at most n bytes.
+func clean(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}
+
+func adminEvent(by ports.Actor, op, resource string, details map[string]any) domain.AuditEvent {
+	e := domain.AuditEvent{
+		Time: time.Now(), Category: domain.AuditAdmin, Principal: by.Principal, SourceIP: by.SourceIP,
+		Protocol: by.Protocol, Operation: op, Resource: resource, Decision: domain.AuditAllow, RequestID: by.RequestID,
+	}
+	if len(details) > 0 {
+		b, _ := json.Marshal(details)
+		e.Details = string(b)
+	}
+	return e
+}
+
+func (s *Store) sealInto(ctx context.Context, tx pgx.Tx, user string, secret domain.Secret) error {
+	if s.keys == nil {
+		return domain.Errorf(domain.ReasonBadRequest, "no key to encrypt secrets with: set postgres.secretKeys")
+	}
+	keyID, nonce, ct, err := s.keys.Seal(user, 1, secret)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rmqproxy.user_secrets (username, slot, key_id, nonce, ciphertext, weak)
+  VALUES ($1, 1, $2, $3, $4, $5)
+  ON CONFLICT (username, slot) DO UPDATE SET key_id = $2, nonce = $3, ciphertext = $4, weak = $5, created_at = now(), expires_at = NULL`,
+		user, keyID, nonce, ct, len(secret) < 32)
+	return err
+}
+
+// CreateUser implements ports.SecurityStore.
+func (s *Store) CreateUser(ctx context.Context, by ports.Actor, u domain.User, secret domain.Secret) error {
+	return s.txFunc(ctx, "create user", true, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, description, created_by, updated_by)
+  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (username) DO NOTHING`,
+			u.Name, u.Type.String(), u.Status.String(), u.Description, by.Principal)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.Errorf(domain.ReasonAlreadyExists, "user %q already exists; use user update", u.Name)
+		}
+		if err := s.sealInto(ctx, tx, u.Name, secret); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, adminEvent(by, "user.create", domain.SubjectOf(u.Name),
+			map[string]any{"type": u.Type.String(), "status": u.Status.String()}))
+	})
+}
+
+func scanUser(row pgx.Row) (domain.User, error) {
+	var u domain.User
+	var typ, status string
+	if err := row.Scan(&u.Name, &typ, &status, &u.Description); err != nil {
+		return u, err
+	}
+	var err error
+	if u.Type, err = domain.ParseUserType(typ); err != nil {
+		return u, err
+	}
+	u.Status, err = domain.ParseUserStatus(status)
+	return u, err
+}
+
+// lastEnabledSuper reports whether name is the only enabled super user.
+func lastEnabledSuper(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
+	var others int
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM rmqproxy.users WHERE user_type = 'Super' AND status = 'enable' AND username <> $1`, name).Scan(&others)
+	return others == 0, err
+}
+
+// UpdateUser implements ports.SecurityStore.
+func (s *Store) UpdateUser(ctx context.Context, by ports.Actor, name string, upd ports.UserUpdate) (domain.User, error) {
+	var out domain.User
+	err := s.txFunc(ctx, "update user", true, func(tx pgx.Tx) error {
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users WHERE username = $1 FOR UPDATE`, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.Errorf(domain.ReasonNotFound, "user %q does not exist", name)
+		}
+		if err != nil {
+			return err
+		}
+		wasSuper := u.Type == domain.UserSuper && u.Status == domain.UserEnabled
+		changed := map[string]any{}
+		if upd.Type != nil && *upd.Type != u.Type {
+			u.Type, changed["type"] = *upd.Type, upd.Type.String()
+		}
+		if upd.Status != nil && *upd.Status != u.Status {
+			u.Status, changed["status"] = *upd.Status, upd.Status.String()
+		}
+		if upd.Description != nil && *upd.Description != u.Description {
+			u.Description, changed["description"] = *upd.Description, true
+		}
+		if wasSuper && (u.Type != domain.UserSuper || u.Status != domain.UserEnabled) {
+			last, err := lastEnabledSuper(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			if last {
+				return domain.Errorf(domain.ReasonBadRequest, "user %q is the last enabled super user; create or enable another super user first", name)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE rmqproxy.users SET user_type = $2, status = $3, description = $4,
+  updated_at = now(), updated_by = $5, row_version = row_version + 1 WHERE username = $1`,
+			name, u.Type.String(), u.Status.String(), u.Description, by.Principal); err != nil {
+			return err
+		}
+		if upd.Secret != nil {
+			if err := s.sealInto(ctx, tx, name, upd.Secret); err != nil {
+				return err
+			}
+			changed["secret"] = "changed"
+		}
+		out = u
+		return s.insertAudit(ctx, tx, adminEvent(by, "user.update", domain.SubjectOf(name), changed))
+	})
+	return out, err
+}
+
+// DeleteUser implements ports.SecurityStore.
+func (s *Store) DeleteUser(ctx context.Context, by ports.Actor, name string) error {
+	return s.txFunc(ctx, "delete user", true, func(tx pgx.Tx) error {
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users WHERE username = $1 FOR UPDATE`, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.Errorf(domain.ReasonNotFound, "user %q does not exist", name)
+		}
+		if err != nil {
+			return err
+		}
+		if u.Type == domain.UserSuper && u.Status == domain.UserEnabled {
+			last, err := lastEnabledSuper(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			if last {
+				return domain.Errorf(domain.ReasonBadRequest, "user %q is the last enabled super user; create or enable another super user first", name)
+			}
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM rmqproxy.acl_entries WHERE subject = $1`, domain.SubjectOf(name))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rmqproxy.users WHERE username = $1`, name); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, adminEvent(by, "user.delete", domain.SubjectOf(name),
+			map[string]any{"entries_deleted": tag.RowsAffected()}))
+	})
+}
+
+// GetUser implements ports.SecurityStore.
+func (s *Store) GetUser(ctx context.Context, name string) (domain.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users WHERE username = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, domain.Errorf(domain.ReasonNotFound, "user %q does not exist", name)
+	}
+	return u, storeError("get user", err)
+}
+
+// ListUsers implements ports.SecurityStore; filter is matched literally.
+func (s *Store) ListUsers(ctx context.Context, filter string) ([]domain.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users
+  WHERE $1 = '' OR strpos(username, $1) > 0 ORDER BY username LIMIT $2`, clean(filter, 256), maxList)
+	if err != nil {
+		return nil, storeError("list users", err)
+	}
+	defer rows.Close()
+	var out []domain.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, storeError("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, storeError("list users", rows.Err())
+}
+
+func entryArgs(e domain.ACLEntry) []any {
+	ips := e.SourceIPs
+	if ips == nil {
+		ips = []netip.Prefix{}
+	}
+	return []any{e.Subject, e.PolicyType.String(), e.Resource.Type.String(), e.Resource.Pattern.String(), e.Resource.Name,
+		e.Actions.Names(), ips, e.Decision.String(), e.Description}
+}
+
+const upsertEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,
+  actions, source_cidrs, decision, description, created_by, updated_by)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+  ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO UPDATE SET
+  actions = $6, source_cidrs = $7, decision = $8, description = $9, updated_at = now(), updated_by = $10`
+
+func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entries []domain.ACLEntry) error {
+	for _, e := range entries {
+		name, err := domain.ParseSubject(e.Subject)
+		if err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rmqproxy.users WHERE username = $1)`, name).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return domain.Errorf(domain.ReasonNotFound, "user %q does not exist; create it before granting it access", name)
+		}
+		if _, err := tx.Exec(ctx, upsertEntrySQL, append(entryArgs(e), by.Principal)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutEntries implements ports.SecurityStore.
+func (s *Store) PutEntries(ctx context.Context, by ports.Actor, entries []domain.ACLEntry) error {
+	return s.txFunc(ctx, "put ACL entries", false, func(tx pgx.Tx) error {
+		if err := s.putEntries(ctx, tx, by, entries); err != nil {
+			return err
+		}
+		for _, e := range entries {
+			ips := make([]string, len(e.SourceIPs))
+			for i, p := range e.SourceIPs {
+				ips[i] = p.String()
+			}
+			ev := adminEvent(by, "acl.put", e.Resource.Key(), map[string]any{
+				"subject": e.Subject, "policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips})
+			ev.Actions = e.Actions.String()
+			if err := s.insertAudit(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+const entryFilterSQL = ` WHERE ($1 = '' OR subject = $1)
+  AND ($2 = '' OR (resource_type = $2 AND resource_pattern = $3 AND resource_name = $4))
+  AND ($5 = '' OR policy_type = $5)`
+
+func filterArgs(f ports.EntryFilter) ([]any, error) {
+	args := []any{f.Subject, "", "", "", ""}
+	if f.Resource != "" {
+		r, err := domain.ParseResource(f.Resource)
+		if err != nil {
+			return nil, err
+		}
+		args[1], args[2], args[3] = r.Type.String(), r.Pattern.String(), r.Name
+	}
+	if f.PolicyType != nil {
+		args[4] = f.PolicyType.String()
+	}
+	return args, nil
+}
+
+// DeleteEntries implements ports.SecurityStore.
+func (s *Store) DeleteEntries(ctx context.Context, by ports.Actor, f ports.EntryFilter) (int, error) {
+	if f.Subject == "" {
+		return 0, domain.Errorf(domain.ReasonBadRequest, "name the subject whose entries to delete")
+	}
+	args, err := filterArgs(f)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.txFunc(ctx, "delete ACL entries", false, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM rmqproxy.acl_entries`+entryFilterSQL, args...)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if n == 0 {
+			return domain.Errorf(domain.ReasonNotFound, "no ACL entry of %s matches", f.Subject)
+		}
+		return s.insertAudit(ctx, tx, adminEvent(by, "acl.delete", f.Resource, map[string]any{"subject": f.Subject, "deleted": n}))
+	})
+	return int(n), err
+}
+
+const selectEntriesSQL = `SELECT id, subject, policy_type, resource_type, resource_pattern, resource_name, actions,
+  source_cidrs, decision, description FROM rmqproxy.acl_entries`
+
+func scanEntry(row pgx.Row) (domain.ACLEntry, error) {
+	var e domain.ACLEntry
+	var ptype, rtype, pattern, decision string
+	var actions []string
+	if err := row.Scan(&e.ID, &e.Subject, &ptype, &rtype, &pattern, &e.Resource.Name, &actions, &e.SourceIPs, &decision, &e.Description); err != nil {
+		return e, err
+	}
+	var ok1, ok2 bool
+	e.Resource.Type, ok1 = domain.ParseResourceType(rtype)
+	e.Resource.Pattern, ok2 = domain.ParsePattern(pattern)
+	if !ok1 || !ok2 {
+		return e, fmt.Errorf("entry %d: unknown resource type %q or pattern %q", e.ID, rtype, pattern)
+	}
+	var err error
+	if e.PolicyType, err = domain.ParsePolicyType(ptype); err != nil {
+		return e, err
+	}
+	if e.Decision, err = domain.ParseDecision(decision); err != nil {
+		return e, err
+	}
+	if e.Actions, err = domain.ParseActions(strings.Join(actions, ",")); err != nil {
+		return e, err
+	}
+	if len(e.SourceIPs) == 0 {
+		e.SourceIPs = nil
+	}
+	for i, p := range e.SourceIPs {
+		if p.Addr().Is4In6() {
+			e.SourceIPs[i] = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+	}
+	return e, e.Validate()
+}
+
+// ListEntries implements ports.SecurityStore.
+func (s *Store) ListEntries(ctx context.Context, f ports.EntryFilter) ([]domain.ACLEntry, error) {
+	args, err := filterArgs(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, selectEntriesSQL+entryFilterSQL+` ORDER BY subject, policy_type, id LIMIT $6`, append(args, maxList)...)
+	if err != nil {
+		return nil, storeError("list ACL entries", err)
+	}
+	defer rows.Close()
+	var out []domain.ACLEntry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, storeError("list ACL entries", err)
+		}
+		out = append(out, e)
+	}
+	return out, storeError("list ACL entries", rows.Err())
+}
+
+// Import implements ports.SecurityStore.
+func (s *Store) Import(ctx context.Context, by ports.Actor, users []domain.UserRecord, entries []domain.ACLEntry) error {
+	return s.txFunc(ctx, "import", true, func(tx pgx.Tx) error {
+		created, updated := 0, 0
+		for _, u := range users {
+			var inserted bool
+			err := tx.QueryRow(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, description, created_by, updated_by)
+  VALUES ($1, $2, $3, $4, $5, $5)
+  ON CONFLICT (username) DO UPDATE SET user_type = $2, status = $3, description = $4, updated_at = now(), updated_by = $5,
+  row_version = rmqproxy.users.row_version + 1
+  RETURNING (xmax = 0)`, u.Name, u.Type.String(), u.Status.String(), u.Description, by.Principal).Scan(&inserted)
+			if err != nil {
+				return err
+			}
+			if inserted {
+				created++
+			} else {
+				updated++
+			}
+			if len(u.Secrets) > 0 {
+				if err := s.sealInto(ctx, tx, u.Name, u.Secrets[0]); err != nil {
+					return err
+				}
+			} else if inserted {
+				return domain.Errorf(domain.ReasonBadRequest, "user %q is new and has no secret in the import", u.Name)
+			}
+		}
+		if err := s.putEntries(ctx, tx, by, entries); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, adminEvent(by, "import", "", map[string]any{
+			"users_created": created, "users_updated": updated, "entries": len(entries)}))
+	})
+}
+
+// RecordAdmin implements ports.SecurityStore.
+func (s *Store) RecordAdmin(ctx context.Context, e domain.AuditEvent) error {
+	_, err := s.pool.Exec(ctx, insertAuditSQL, auditArgs(s.proxyID, 0, e)...)
+	return storeError("record audit event", err)
+}
+
+// QueryAudit implements ports.SecurityStore: newest first.
+func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEvent, error) {
+	if q.Limit <= 0 || q.Limit > maxList {
+		q.Limit = 1000
+	}
+	var since, until any
+	if !q.Since.IsZero() {
+		since = q.Since
+	}
+	if !q.Until.IsZero() {
+		until = q.Until
+	}
+	rows, err := s.pool.Query(ctx, `SELECT occurred_at, category, principal, source_ip, protocol, operation, resource, actions,
+  decision, reason, policy_revision, request_id, client_id, coalesce(details::text, '')
+  FROM rmqproxy.audit_events
+  WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR decision = $2) AND ($3 = '' OR category = $3)
+  AND ($4::timestamptz IS NULL OR occurred_at >= $4) AND ($5::timestamptz IS NULL OR occurred_at < $5)
+  ORDER BY occurred_at DESC, id DESC LIMIT $6`, clean(q.Principal, 256), q.Decision, q.Category, since, until, q.Limit)
+	if err != nil {
+		return nil, storeError("query audit log", err)
+	}
+	defer rows.Close()
+	var out []domain.AuditEvent
+	for rows.Next() {
+		var e domain.AuditEvent
+		var ip *netip.Addr
+		if err := rows.Scan(&e.Time, &e.Category, &e.Principal, &ip, &e.Protocol, &e.Operation, &e.Resource, &e.Actions,
+			&e.Decision, &e.Reason, &e.Revision, &e.RequestID, &e.ClientID, &e.Details); err != nil {
+			return nil, storeError("query audit log", err)
+		}
+		if ip != nil {
+			e.SourceIP = *ip
+		}
+		out = append(out, e)
+	}
+	return out, storeError("query audit log", rows.Err())
+}
+
+// Revision returns the current policy revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var r int64
+	err := s.pool.QueryRow(ctx, `SELECT revision FROM rmqproxy.policy_revision`).Scan(&r)
+	return r, err
+}
+
+// LoadSnapshot reads users, their secrets and every ACL entry in one
+// REPEATABLE READ transaction, so the snapshot is consistent with exactly
+// one revision. Expired secrets are left out. A secret that cannot be
+// decrypted fails the whole load (the previous snapshot stays in force).
+func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error) {
+	var snap domain.PolicySnapshot
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT revision FROM rmqproxy.policy_revision`).Scan(&snap.Revision); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users ORDER BY username`)
+		if err != nil {
+			return err
+		}
+		index := map[string]int{}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			index[u.Name] = len(snap.Users)
+			snap.Users = append(snap.Users, domain.UserRecord{User: u})
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT username, slot, key_id, nonce, ciphertext FROM rmqproxy.user_secrets
+  WHERE expires_at IS NULL OR expires_at > now() ORDER BY username, slot`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var name, keyID string
+			var slot int
+			var nonce, ct []byte
+			if err := rows.Scan(&name, &slot, &keyID, &nonce, &ct); err != nil {
+				rows.Close()
+				return err
+			}
+			if s.keys == nil {
+				rows.Close()
+				return errors.New("user secrets are stored but postgres.secretKeys is not set")
+			}
+			plain, err := s.keys.Open(name, slot, keyID, nonce, ct)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			if i, ok := index[name]; ok {
+				snap.Users[i].Secrets = append(snap.Users[i].Secrets, domain.Secret(plain))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, selectEntriesSQL+` ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				return err
+			}
+			snap.Entries = append(snap.Entries, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return domain.PolicySnapshot{}, fmt.Errorf("load the policy: %w", redact(err))
+	}
+	return snap, nil
+}

@@ -1,0 +1,400 @@
+package application
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Policy sources (auth.source).
+const (
+	SourcePostgres = "postgres"
+	SourceFile     = "file"
+)
+
+// SecurityConfig is the auth slice of the configuration.
+type SecurityConfig struct {
+	Enabled            bool   `yaml:"enabled" help:"authenticate every client request (AccessKey and HMAC signature, as the official clients send them) and authorize it against the ACL policy; off by default"`
+	Source             string `yaml:"source" help:"where users and ACL policies come from: postgres (postgres.dsn; changes reach every proxy within a second) or file (auth.file, reloaded when it changes)"`
+	File               string `yaml:"file" help:"policy file (YAML: users with secrets, and ACL entries) for auth.source file; keep it readable by rmqproxy only"`
+	Authorization      bool   `yaml:"authorization" help:"check the ACL policy after authentication (default deny); false: every authenticated user may do anything"`
+	SuperUserBypass    bool   `yaml:"superUserBypass" help:"super users skip the ACL policy, as in Apache RocketMQ; false: super users need entries too"`
+	ConflictResolution string `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
+	AuditAllowed       bool   `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per request: heavy); denials, authentication failures and admin changes are always audited"`
+	CacheSize          int    `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
+}
+
+// DefaultSecurityConfig returns the defaults: authentication off.
+func DefaultSecurityConfig() SecurityConfig {
+	return SecurityConfig{
+		Source:             SourcePostgres,
+		Authorization:      true,
+		SuperUserBypass:    true,
+		ConflictResolution: domain.DenyOverrides.String(),
+		CacheSize:          100000,
+	}
+}
+
+// Validate checks the settings.
+func (c SecurityConfig) Validate() error {
+	var errs []error
+	if c.Source != SourcePostgres && c.Source != SourceFile {
+		errs = append(errs, fmt.Errorf("source %q must be postgres or file", c.Source))
+	}
+	if c.Enabled && c.Source == SourceFile && c.File == "" {
+		errs = append(errs, errors.New("file is required with source file (a YAML policy file; see docs/security.md)"))
+	}
+	if _, err := domain.ParseConflictMode(c.ConflictResolution); err != nil {
+		errs = append(errs, errors.New("conflictResolution must be deny_overrides or rocketmq"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("cacheSize must not be negative (0: no cache)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	User     domain.User
+	Revision int64 // policy revision it was authenticated against
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the authenticated principal of ctx.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Credentials are what a request presents: the AccessKey, the bytes the
+// client signed (built by the protocol adapter: the date-time for gRPC,
+// the sorted ext-field values and body for Remoting) and the signature's
+// 20 raw bytes. Fault, when set, is a malformed-credentials reason found
+// by the adapter before any of that could be read.
+type Credentials struct {
+	AccessKey string
+	Content   []byte
+	Signature []byte
+	Fault     string
+}
+
+// Authentication failure reasons, for the audit log.
+const (
+	ReasonMissingCredentials = "missing_credentials"
+	ReasonMalformed          = "malformed_authorization"
+	ReasonClockSkew          = "clock_skew"
+	ReasonBadSignature       = "bad_signature"
+)
+
+// securityState is one policy revision: users by name and the compiled ACL
+// policy. It is replaced whole, never changed.
+type securityState struct {
+	revision int64
+	users    map[string]domain.UserRecord
+	policy   ports.Policy
+	loadedAt time.Time
+}
+
+// Security authenticates and authorizes requests of every protocol against
+// the policy in force, and audits the outcome. The policy is an immutable
+// snapshot swapped atomically when the source announces a new revision;
+// requests never wait for the policy store.
+type Security struct {
+	cfg      SecurityConfig
+	mode     domain.ConflictMode
+	source   ports.PolicySource   // nil when authentication is off
+	compiler ports.PolicyCompiler // nil when authentication is off
+	audit    ports.AuditSink      // may be nil
+	log      *slog.Logger
+	state    atomic.Pointer[securityState]
+
+	failMu   sync.Mutex
+	failLog  map[string]time.Time // rate limit of authentication failure logs per (source IP, AK)
+	failSeen time.Time
+}
+
+// SecurityParams are the dependencies of [NewSecurity]; Source, Compiler
+// and Audit may be nil when authentication is off.
+type SecurityParams struct {
+	Config   SecurityConfig
+	Source   ports.PolicySource
+	Compiler ports.PolicyCompiler
+	Audit    ports.AuditSink
+	Log      *slog.Logger
+}
+
+// NewSecurity returns the security use case. With authentication on, it
+// needs a source and a compiler; Start loads the first snapshot.
+func NewSecurity(p SecurityParams) (*Security, error) {
+	mode, err := domain.ParseConflictMode(p.Config.ConflictResolution)
+	if err != nil {
+		return nil, err
+	}
+	if p.Config.Enabled && (p.Source == nil || p.Compiler == nil) {
+		return nil, errors.New("auth.enabled needs a policy source and an authorizer")
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Security{cfg: p.Config, mode: mode, source: p.Source, compiler: p.Compiler, audit: p.Audit, log: p.Log, failLog: map[string]time.Time{}}, nil
+}
+
+// Enabled reports whether requests are authenticated.
+func (s *Security) Enabled() bool { return s.cfg.Enabled }
+
+// Mode returns the conflict resolution in force.
+func (s *Security) Mode() domain.ConflictMode { return s.mode }
+
+// Load loads the first snapshot; a proxy with authentication on does not
+// start without one.
+func (s *Security) Load(ctx context.Context) error {
+	if !s.cfg.Enabled {
+		return nil
+	}
+	snap, err := s.source.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load the security policy (auth.source %s): %w", s.cfg.Source, err)
+	}
+	return s.Apply(snap)
+}
+
+// Run follows the policy source until ctx ends.
+func (s *Security) Run(ctx context.Context) {
+	if !s.cfg.Enabled {
+		return
+	}
+	s.source.Watch(ctx, s.Revision(), s.Apply)
+}
+
+// Apply compiles a snapshot and puts it in force. A snapshot that does not
+// compile is refused and the previous one stays.
+func (s *Security) Apply(snap domain.PolicySnapshot) error {
+	policy, err := s.compiler.Compile(snap.Entries)
+	if err != nil {
+		return err
+	}
+	users := make(map[string]domain.UserRecord, len(snap.Users))
+	for _, u := range snap.Users {
+		users[u.Name] = u
+	}
+	s.state.Store(&securityState{revision: snap.Revision, users: users, policy: policy, loadedAt: time.Now()})
+	return nil
+}
+
+// Revision returns the policy revision in force (0 before the first load).
+func (s *Security) Revision() int64 {
+	if st := s.state.Load(); st != nil {
+		return st.revision
+	}
+	return 0
+}
+
+// Health returns nil, or why the policy in force may be stale.
+func (s *Security) Health() error {
+	if !s.cfg.Enabled || s.source == nil {
+		return nil
+	}
+	return s.source.Health()
+}
+
+var errUnauthorized = domain.Errorf(domain.ReasonUnauthorized, "authentication failed: check the AccessKey and SecretKey the client is configured with")
+
+// Authenticate verifies credentials: the user must exist and be enabled,
+// and HMAC-SHA1(secret, content) must equal the signature (constant-time,
+// against each of the user's secrets). Every failure answers the same
+// UNAUTHORIZED message, so a client cannot learn whether a user exists;
+// the audit event says why. op names the operation for the audit log.
+func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (Principal, error) {
+	st := s.state.Load()
+	if st == nil {
+		st = &securityState{}
+	}
+	reason := c.Fault
+	var u domain.UserRecord
+	if reason == "" {
+		var ok bool
+		u, ok = st.users[c.AccessKey]
+		switch {
+		case !ok:
+			reason = domain.ReasonUnknownUser
+		case !verify(u.Secrets, c.Content, c.Signature):
+			reason = ReasonBadSignature
+		case u.Status != domain.UserEnabled:
+			reason = domain.ReasonUserDisabled
+		}
+	}
+	if reason != "" {
+		s.authnFailed(ctx, st, op, c.AccessKey, reason)
+		return Principal{}, errUnauthorized
+	}
+	return Principal{User: u.User, Revision: st.revision}, nil
+}
+
+// verify compares sig with HMAC-SHA1(secret, content) for every secret,
+// always computing all of them.
+func verify(secrets []domain.Secret, content, sig []byte) bool {
+	ok := false
+	for _, secret := range secrets {
+		m := hmac.New(sha1.New, secret)
+		m.Write(content)
+		if hmac.Equal(m.Sum(nil), sig) {
+			ok = true
+		}
+	}
+	return ok && len(sig) == sha1.Size
+}
+
+// Sign returns HMAC-SHA1(secret, content), the signature clients compute.
+func Sign(secret, content []byte) []byte {
+	m := hmac.New(sha1.New, secret)
+	m.Write(content)
+	return m.Sum(nil)
+}
+
+func (s *Security) authnFailed(ctx context.Context, st *securityState, op, ak, reason string) {
+	info := ports.RequestInfoFrom(ctx)
+	s.record(domain.AuditEvent{
+		Category: domain.AuditAuthn, Principal: ak, SourceIP: info.RemoteAddr.Addr(), Protocol: info.Protocol,
+		Operation: op, Decision: domain.AuditDeny, Reason: reason, Revision: st.revision,
+		RequestID: info.RequestID, ClientID: info.ClientID,
+	})
+	// Log at most once per minute per (source address, AccessKey).
+	key := info.RemoteAddr.Addr().String() + "\x00" + ak
+	now := time.Now()
+	s.failMu.Lock()
+	last, seen := s.failLog[key]
+	if !seen || now.Sub(last) >= time.Minute {
+		s.failLog[key] = now
+	}
+	if now.Sub(s.failSeen) > time.Minute { // forget old keys so the map stays small
+		for k, t := range s.failLog {
+			if now.Sub(t) >= time.Minute {
+				delete(s.failLog, k)
+			}
+		}
+		s.failSeen = now
+	}
+	s.failMu.Unlock()
+	if !seen || now.Sub(last) >= time.Minute {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "authentication failed", slog.String("access_key", clipText(ak)),
+			slog.String("reason", reason), slog.String("remote_addr", info.RemoteAddr.String()), slog.String("operation", op))
+	}
+}
+
+func clipText(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// Authorize checks that p may make every access in reqs (all must pass; the
+// first denial decides). Denials answer FORBIDDEN naming the resource and
+// the missing action; they are always audited, allowed requests only with
+// auth.auditAllowed.
+func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest) error {
+	if !s.cfg.Enabled {
+		return nil
+	}
+	st := s.state.Load()
+	if st == nil {
+		return domain.Errorf(domain.ReasonUnavailable, "the security policy is not loaded yet")
+	}
+	var d domain.AccessDecision
+	var denied *domain.AccessRequest
+	u, ok := st.users[p.User.Name]
+	switch {
+	case !ok:
+		// Deleted since authentication (a policy swap in between).
+		d, denied = domain.AccessDecision{Reason: domain.ReasonUnknownUser}, firstOr(reqs)
+	case u.Status != domain.UserEnabled:
+		d, denied = domain.AccessDecision{Reason: domain.ReasonUserDisabled}, firstOr(reqs)
+	case u.Type == domain.UserSuper && s.cfg.SuperUserBypass:
+		d = domain.AccessDecision{Allowed: true, Reason: domain.ReasonSuperUser}
+	case !s.cfg.Authorization:
+		d = domain.AccessDecision{Allowed: true, Reason: "authorization_disabled"}
+	default:
+		subject := u.Subject()
+		for i := range reqs {
+			d = st.policy.Decide(subject, reqs[i])
+			if !d.Allowed {
+				denied = &reqs[i]
+				break
+			}
+		}
+	}
+	if denied == nil && d.Allowed {
+		if s.cfg.AuditAllowed {
+			s.recordDecision(ctx, st, p, op, firstOr(reqs), d, domain.AuditAllow)
+		}
+		return nil
+	}
+	s.recordDecision(ctx, st, p, op, denied, d, domain.AuditDeny)
+	if denied == nil {
+		return domain.Errorf(domain.ReasonForbidden, "%s has no permission for %s", p.User.Subject(), op)
+	}
+	return domain.Errorf(domain.ReasonForbidden, "%s has no permission to %s %s from %s",
+		p.User.Subject(), denied.Actions.String(), denied.Resource.Key(), addrText(denied.SourceIP))
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return "an unknown address"
+	}
+	return a.Unmap().String()
+}
+
+func firstOr(reqs []domain.AccessRequest) *domain.AccessRequest {
+	if len(reqs) == 0 {
+		return nil
+	}
+	return &reqs[0]
+}
+
+func (s *Security) recordDecision(ctx context.Context, st *securityState, p Principal, op string, req *domain.AccessRequest, d domain.AccessDecision, decision string) {
+	info := ports.RequestInfoFrom(ctx)
+	e := domain.AuditEvent{
+		Category: domain.AuditAuthz, Principal: p.User.Name, SourceIP: info.RemoteAddr.Addr(), Protocol: info.Protocol,
+		Operation: op, Decision: decision, Reason: d.Reason, Revision: st.revision, RequestID: info.RequestID, ClientID: info.ClientID,
+	}
+	if req != nil {
+		e.Resource, e.Actions = req.Resource.Key(), req.Actions.String()
+	}
+	s.record(e)
+}
+
+func (s *Security) record(e domain.AuditEvent) {
+	if s.audit == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.audit.Record(e)
+}
+
+// AuditDropped returns how many audit events were dropped (0 without an
+// audit sink).
+func (s *Security) AuditDropped() uint64 {
+	if s.audit == nil {
+		return 0
+	}
+	return s.audit.Dropped()
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+)
+
+const migrateUsage = `Usage:
+  rmqproxy migrate up                 apply every pending migration
+  rmqproxy migrate down [N | --all]   revert the last N migrations (default 1)
+  rmqproxy migrate version            print the schema version
+
+Manages the PostgreSQL schema rmqproxy keeps users, ACL policies and the
+audit log in (schema rmqproxy, created when missing), with the migrations
+built into this binary. Run it with the schema owner's connection string;
+concurrent runs wait for each other (advisory lock). A proxy refuses to
+start on a schema older or newer than it knows.
+
+Settings: --postgres.dsn DSN (or RMQPROXY_POSTGRES_DSN, or postgres.dsn in
+--config FILE). "down" drops tables and with them the audit log: it is for
+development; production schemas only move forward.
+`
+
+// splitArgs separates a command's own arguments from settings: --config
+// FILE and --key=value / --key value for dotted keys (--postgres.dsn) go
+// to the configuration, the rest (positional words and the own flags in
+// own, each with whether it takes a value) is returned in order.
+func splitArgs(args []string, own map[string]bool) (rest, settings []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(rest, args[i+1:]...), settings, nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		takesValue, isOwn := own[name]
+		switch {
+		case isOwn:
+			rest = append(rest, a)
+			if takesValue && !hasValue {
+				if i+1 >= len(args) {
+					return nil, nil, fmt.Errorf("%w: flag --%s needs a value", errUsage, name)
+				}
+				i++
+				rest = append(rest, args[i])
+			}
+		case name == "config" || strings.Contains(name, "."):
+			settings = append(settings, a)
+			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+				settings = append(settings, args[i])
+			}
+		default:
+			names := []string{"config", "postgres.dsn"}
+			for n := range own {
+				names = append(names, n)
+			}
+			return nil, nil, fmt.Errorf("%w: unknown flag --%s%s", errUsage, name, didYouMean(name, names, "--"))
+		}
+	}
+	return rest, settings, nil
+}
+
+func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		if len(args) == 0 {
+			return fmt.Errorf("%w: rmqproxy migrate needs a command\n%s", errUsage, migrateUsage)
+		}
+		_, err := io.WriteString(stdout, migrateUsage)
+		return err
+	}
+	rest, settings, err := splitArgs(args[1:], map[string]bool{"all": false})
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, migrateUsage)
+	}
+	op, steps := postgres.MigrateVersion, 0
+	switch args[0] {
+	case "up":
+		op = postgres.MigrateUp
+		if len(rest) > 0 {
+			return fmt.Errorf("%w: migrate up takes no arguments, got %q\n%s", errUsage, rest[0], migrateUsage)
+		}
+	case "down":
+		op, steps = postgres.MigrateDown, 1
+		switch {
+		case len(rest) == 0:
+		case len(rest) == 1 && (rest[0] == "--all" || rest[0] == "-all"):
+			steps = 0
+		case len(rest) == 1:
+			n, err := strconv.Atoi(rest[0])
+			if err != nil || n < 1 {
+				return fmt.Errorf("%w: migrate down takes a number of migrations (1 or more) or --all, not %q\n%s", errUsage, rest[0], migrateUsage)
+			}
+			steps = n
+		default:
+			return fmt.Errorf("%w: migrate down takes N or --all\n%s", errUsage, migrateUsage)
+		}
+	case "version":
+		if len(rest) > 0 {
+			return fmt.Errorf("%w: migrate version takes no arguments\n%s", errUsage, migrateUsage)
+		}
+	default:
+		return fmt.Errorf("%w: unknown migrate command %q%s\n%s", errUsage, args[0], didYouMean(args[0], []string{"up", "down", "version"}, ""), migrateUsage)
+	}
+	cfg, err := loadConfig(settings, src)
+	if err != nil {
+		return err
+	}
+	if cfg.Postgres.DSN == "" {
+		return errors.New("no PostgreSQL to migrate: set --postgres.dsn, RMQPROXY_POSTGRES_DSN or postgres.dsn in --config FILE")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	st, err := postgres.Migrate(ctx, cfg.Postgres.DSN, op, steps)
+	if err != nil {
+		return err
+	}
+	dirty := ""
+	if st.Dirty {
+		dirty = " (dirty: a migration failed half-way)"
+	}
+	fmt.Fprintf(stdout, "schema version %d%s; this rmqproxy knows up to %d\n", st.Version, dirty, st.Latest)
+	return nil
+}

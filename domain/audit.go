@@ -1,0 +1,50 @@
+package domain
+
+import (
+	"net/netip"
+	"time"
+)
+
+// AuditEvent records one security decision or administrative change: who
+// (the principal, or the AccessKey a failed authentication claimed), from
+// where, over which protocol, doing what to which resource, and the
+// outcome with its reason. It never carries secrets, signatures or message
+// bodies.
+type AuditEvent struct {
+	Time      time.Time
+	Category  string // AuditAuthn, AuditAuthz, AuditAdmin, AuditSystem
+	Principal string
+	SourceIP  netip.Addr
+	Protocol  string // "grpc", "remoting", "admin-http", "cli"
+	Operation string // e.g. "SendMessage", "user.create"
+	Resource  string // resource key, e.g. "Topic:orders"
+	Actions   string // e.g. "Pub,Sub"
+	Decision  string // AuditAllow, AuditDeny, AuditError
+	Reason    string
+	Revision  int64 // policy revision the decision used
+	RequestID string
+	ClientID  string
+	Details   string // JSON object, bounded; optional
+}
+
+// Audit categories and decisions.
+const (
+	AuditAuthn  = "authn"
+	AuditAuthz  = "authz"
+	AuditAdmin  = "admin"
+	AuditSystem = "system"
+
+	AuditAllow = "ALLOW"
+	AuditDeny  = "DENY"
+	AuditError = "ERROR"
+)
+
+// AuditQuery selects audit events, newest first.
+type AuditQuery struct {
+	Principal string    // exact; empty: any
+	Decision  string    // exact; empty: any
+	Category  string    // exact; empty: any
+	Since     time.Time // inclusive; zero: no bound
+	Until     time.Time // exclusive; zero: no bound
+	Limit     int       // at most this many (1..10000)
+}

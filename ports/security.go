@@ -1,0 +1,101 @@
+package ports
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// PolicySource is where users, their secrets and ACL entries come from
+// (PostgreSQL, a policy file). The hot path never calls it: the security
+// use case loads a snapshot at start and then receives new ones.
+type PolicySource interface {
+	// Load reads the current policy.
+	Load(ctx context.Context) (domain.PolicySnapshot, error)
+	// Watch calls apply with every newer snapshot until ctx ends; it
+	// returns only then. When the source is unreachable it keeps the last
+	// snapshot in force, reports the reason through Health and retries.
+	// An apply error (a snapshot the authorizer refuses) keeps the
+	// previous snapshot too.
+	Watch(ctx context.Context, current int64, apply func(domain.PolicySnapshot) error)
+	// Health returns nil, or why the policy in force may be stale.
+	Health() error
+}
+
+// PolicyCompiler turns the ACL entries of a snapshot into a [Policy].
+type PolicyCompiler interface {
+	Compile(entries []domain.ACLEntry) (Policy, error)
+}
+
+// Policy decides access requests for subjects. It is immutable and safe
+// for concurrent use; it may cache decisions (a new snapshot compiles a new
+// Policy, which is how caches are invalidated).
+type Policy interface {
+	Decide(subject string, req domain.AccessRequest) domain.AccessDecision
+}
+
+// AuditSink records audit events off the hot path. Record never blocks:
+// when its bounded buffer is full the event is dropped and counted, never
+// silently.
+type AuditSink interface {
+	Record(e domain.AuditEvent)
+	// Dropped returns how many events were dropped so far.
+	Dropped() uint64
+}
+
+// Actor is who makes an administrative change, for the audit record
+// written with it.
+type Actor struct {
+	Principal string
+	SourceIP  netip.Addr
+	Protocol  string // "cli", "admin-http", "remoting"
+	RequestID string
+}
+
+// UserUpdate changes some of a user's fields; nil fields stay.
+type UserUpdate struct {
+	Type        *domain.UserType
+	Status      *domain.UserStatus
+	Description *string
+	Secret      domain.Secret // nil: keep
+}
+
+// EntryFilter selects ACL entries; empty fields select all.
+type EntryFilter struct {
+	Subject    string // exact
+	Resource   string // exact resource key
+	PolicyType *domain.PolicyType
+}
+
+// SecurityStore is the administrative side of the policy store: users and
+// ACL entries, changed in transactions that also write their audit
+// record, and the audit log. Errors carry ReasonNotFound,
+// ReasonAlreadyExists, ReasonBadRequest or ReasonUnavailable.
+type SecurityStore interface {
+	CreateUser(ctx context.Context, by Actor, u domain.User, secret domain.Secret) error
+	UpdateUser(ctx context.Context, by Actor, name string, upd UserUpdate) (domain.User, error)
+	// DeleteUser deletes a user and its ACL entries; it refuses to delete
+	// the last enabled super user.
+	DeleteUser(ctx context.Context, by Actor, name string) error
+	GetUser(ctx context.Context, name string) (domain.User, error)
+	// ListUsers lists users whose name contains filter (literally).
+	ListUsers(ctx context.Context, filter string) ([]domain.User, error)
+
+	// PutEntries creates or replaces entries by (subject, policy type,
+	// resource), all in one transaction.
+	PutEntries(ctx context.Context, by Actor, entries []domain.ACLEntry) error
+	// DeleteEntries deletes the entries f selects (f.Subject is required)
+	// and returns how many.
+	DeleteEntries(ctx context.Context, by Actor, f EntryFilter) (int, error)
+	ListEntries(ctx context.Context, f EntryFilter) ([]domain.ACLEntry, error)
+
+	// Import creates or updates users (with their secrets when given) and
+	// entries in one transaction.
+	Import(ctx context.Context, by Actor, users []domain.UserRecord, entries []domain.ACLEntry) error
+
+	// RecordAdmin writes one audit event synchronously (for refused admin
+	// attempts, which change nothing).
+	RecordAdmin(ctx context.Context, e domain.AuditEvent) error
+	QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEvent, error)
+}
