@@ -45,8 +45,8 @@ type H2Stream struct {
 	DataBytes  int           // response body bytes received
 }
 
-// DialH2 opens a connection, sends the client preface and an empty SETTINGS
-// frame, and starts reading.
+// DialH2 opens a connection, sends the client preface and a SETTINGS frame,
+// and starts reading. Only a failed dial is an error.
 func DialH2(addr string) (*H2Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -57,20 +57,19 @@ func DialH2(addr string) (*H2Conn, error) {
 	h.fr = http2.NewFramer(c, c)
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.fr.MaxHeaderListSize = 1 << 20
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-		c.Close()
-		return nil, err
-	}
-	// A large connection window, so that response bodies never block.
-	if err := h.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30}); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if err := h.fr.WriteWindowUpdate(0, 1<<30); err != nil {
-		c.Close()
-		return nil, err
-	}
+	// A write fails when the server has already closed the connection (a
+	// refused connection); the reader then reports the closure.
 	go h.read()
+	_ = h.write(func() error {
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			return err
+		}
+		// A large connection window, so that response bodies never block.
+		if err := h.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30}); err != nil {
+			return err
+		}
+		return h.fr.WriteWindowUpdate(0, 1<<30)
+	})
 	return h, nil
 }
 
