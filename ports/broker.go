@@ -35,9 +35,19 @@ type Broker interface {
 	// or delivery is a ReasonInvalidReceiptHandle error.
 	Ack(ctx context.Context, req AckRequest) error
 
+	// AckBatch acks several deliveries (of any groups and topics) at once,
+	// sharing the wait for durability; it returns one error per request, in
+	// order (nil for success).
+	AckBatch(ctx context.Context, reqs []AckRequest) []error
+
 	// ChangeInvisible sets when a delivered message becomes visible again,
 	// counting from now, and returns the handle that replaces req.Handle.
 	ChangeInvisible(ctx context.Context, req ChangeInvisibleRequest) (domain.ReceiptHandle, error)
+
+	// ChangeInvisibleBatch changes several deliveries at once, sharing the
+	// wait for durability; it returns one handle and one error per request,
+	// in order (the handle is valid where the error is nil).
+	ChangeInvisibleBatch(ctx context.Context, reqs []ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error)
 
 	// ForwardToDeadLetter moves a delivered message to the group's
 	// dead-letter queue (%DLQ%group) and acks the original.

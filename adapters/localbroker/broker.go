@@ -220,236 +220,6 @@ func (e *Engine) appendApplyLocked(typ record.Type, encode func([]byte) []byte, 
 	return off, end, nil
 }
 
-// readMessageLocked reads the message an index entry points to. gone is set
-// when its segment was deleted by retention or the bytes are damaged (the
-// message cannot be delivered and is skipped).
-func (e *Engine) readMessageLocked(topic string, ent consumequeue.Entry) (m record.Message, gone bool, err error) {
-	b, err := e.clog.ReadAt(ent.CommitLogOffset, int(ent.Size))
-	if errors.Is(err, commitlog.ErrGone) {
-		return m, true, nil
-	}
-	if err != nil {
-		return m, false, domain.Wrap(domain.ReasonInternal, err, "cannot read a stored message")
-	}
-	if commitlog.Checksum(b) != ent.CRC {
-		e.log.Error("stored message is damaged (checksum mismatch); skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset)
-		return m, true, nil
-	}
-	m, err = record.DecodeMessage(b, topic)
-	if err != nil {
-		e.log.Error("stored message cannot be decoded; skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset, "error", err)
-		return m, true, nil
-	}
-	return m, false, nil
-}
-
-// Pop hands out visible messages; see [ports.Broker].
-func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
-	if req.MaxMessages <= 0 {
-		return nil, domain.Errorf(domain.ReasonBadRequest, "maxMessages must be positive, got %d", req.MaxMessages)
-	}
-	if req.InvisibleTime < 0 {
-		return nil, domain.Errorf(domain.ReasonIllegalInvisibleTime, "invisible time must not be negative, got %v", req.InvisibleTime)
-	}
-	if req.PollTimeout < 0 {
-		return nil, domain.Errorf(domain.ReasonIllegalPollingTime, "poll timeout must not be negative, got %v", req.PollTimeout)
-	}
-	if req.BrokerName != "" && req.BrokerName != e.cfg.BrokerName {
-		return nil, domain.Errorf(domain.ReasonBadRequest, "pop asks broker %q but this is the local broker %q", req.BrokerName, e.cfg.BrokerName)
-	}
-	if req.Filter == nil {
-		req.Filter = filter.All
-	}
-	lp := longPoll{remaining: req.PollTimeout}
-	defer lp.release()
-	for {
-		e.mu.Lock()
-		if err := e.checkOpenLocked(); err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-		t, err := e.topicLocked(req.Topic, true)
-		if err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-		if _, err := e.groupLocked(req.Group, true); err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-		if !t.Permission.Readable() {
-			e.mu.Unlock()
-			return nil, domain.Errorf(domain.ReasonForbidden, "topic %q is not readable (permission %d)", t.Name, t.Permission)
-		}
-		if req.QueueID >= 0 {
-			if err := e.checkQueueRefLocked(t, "", req.QueueID); err != nil {
-				e.mu.Unlock()
-				return nil, err
-			}
-		}
-		now := e.clock.Now()
-		e.promoteLocked()
-		e.reviveDueLocked(now)
-		msgs, progressed, err := e.popLocked(t, &req, now)
-		if err != nil || len(msgs) > 0 {
-			e.mu.Unlock()
-			return msgs, err
-		}
-		if progressed {
-			e.mu.Unlock()
-			continue
-		}
-		if !e.waitLocked(ctx, &lp, t.Name) {
-			return []domain.StoredMessage{}, nil
-		}
-	}
-}
-
-// popLocked pops from the topic's queues for one request. progressed says
-// that state changed without a message to return (filtered messages were
-// consumed): the caller looks again at once.
-func (e *Engine) popLocked(t *topicMeta, req *ports.PopRequest, now time.Time) ([]domain.StoredMessage, bool, error) {
-	var qids []int32
-	if req.QueueID >= 0 {
-		qids = []int32{req.QueueID}
-	} else {
-		start := int32(e.rr % uint32(t.QueueCount))
-		e.rr++
-		for i := range t.QueueCount {
-			qids = append(qids, (start+i)%t.QueueCount)
-		}
-	}
-	var out []domain.StoredMessage
-	progressed := false
-	for _, qid := range qids {
-		remaining := int(req.MaxMessages) - len(out)
-		if remaining <= 0 {
-			break
-		}
-		msgs, prog, err := e.popQueueLocked(t, qid, req, now, remaining)
-		if err != nil {
-			return out, progressed, err
-		}
-		out = append(out, msgs...)
-		progressed = progressed || prog
-	}
-	return out, progressed, nil
-}
-
-type candidate struct {
-	offset int64
-	ent    consumequeue.Entry
-	msg    record.Message
-}
-
-func (e *Engine) popQueueLocked(t *topicMeta, qid int32, req *ports.PopRequest, now time.Time, remaining int) ([]domain.StoredMessage, bool, error) {
-	qi := e.queues[queueKey{t.Name, qid}]
-	if qi == nil {
-		return nil, false, nil
-	}
-	k := consKey{req.Group, t.Name, qid}
-	c := e.cons[k]
-	if c == nil {
-		c = newConsState()
-	}
-	if len(c.visible) == 0 && c.next >= qi.visible {
-		return nil, false, nil
-	}
-	receipt, err := e.nextIDLocked()
-	if err != nil {
-		return nil, false, err
-	}
-	inv := req.InvisibleTime.Milliseconds()
-	rec := record.Pop{Group: req.Group, Topic: t.Name, QueueID: qid, Receipt: receipt, PopTime: time.UnixMilli(now.UnixMilli()),
-		Deadline: time.UnixMilli(now.UnixMilli() + inv), Next: c.next}
-	var picked []candidate
-	// FIFO: groups that got a message in this pop.
-	var taken map[string]bool
-	if req.FIFO {
-		taken = map[string]bool{}
-	}
-	// Redeliveries first, in offset order. FIFO pops only look at the
-	// first visible offset of each group that has nothing in flight.
-	cands := c.visible
-	if req.FIFO {
-		cands = c.fifoCandidates(remaining + maxScanPerQueue)
-	}
-	for _, off := range cands {
-		if len(picked) >= remaining {
-			break
-		}
-		d := c.inflight[off]
-		if taken != nil && d.msgGroup != "" {
-			taken[d.msgGroup] = true
-		}
-		ent, err := qi.cq.Get(off)
-		if err != nil {
-			return nil, false, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
-		}
-		m, gone, err := e.readMessageLocked(t.Name, ent)
-		if err != nil {
-			return nil, false, err
-		}
-		if gone || !req.Filter.Match(&m.Message) {
-			rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
-			continue
-		}
-		rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: d.attempt + 1, MsgGroup: m.Group})
-		picked = append(picked, candidate{off, ent, m})
-	}
-	// Then messages never delivered.
-	start := e.clog.StartOffset()
-	next := c.next
-	for scanned := 0; len(picked) < remaining && next < qi.visible && scanned < maxScanPerQueue; scanned++ {
-		off := next
-		next++
-		ent, err := qi.cq.Get(off)
-		if err != nil {
-			return nil, false, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
-		}
-		var m record.Message
-		gone := ent.CommitLogOffset < start
-		if !gone {
-			if m, gone, err = e.readMessageLocked(t.Name, ent); err != nil {
-				return nil, false, err
-			}
-		}
-		if gone || !req.Filter.Match(&m.Message) {
-			rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
-			continue
-		}
-		if taken != nil && m.Group != "" {
-			if taken[m.Group] || c.fifoBlocked(m.Group) {
-				rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopPassed, Offset: off, MsgGroup: m.Group})
-				continue
-			}
-			taken[m.Group] = true
-		}
-		rec.Entries = append(rec.Entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: 1, MsgGroup: m.Group})
-		picked = append(picked, candidate{off, ent, m})
-	}
-	rec.Next = next
-	if len(rec.Entries) == 0 {
-		return nil, false, nil
-	}
-	if _, _, err := e.appendApplyLocked(record.TypePop, func(dst []byte) []byte { return record.AppendPop(dst, &rec) }, false); err != nil {
-		return nil, false, err
-	}
-	if len(picked) > 0 {
-		e.kickReviver()
-	}
-	out := make([]domain.StoredMessage, 0, len(picked))
-	c = e.cons[k]
-	for _, p := range picked {
-		h := domain.ReceiptHandle{StartOffset: receipt, RetrieveTime: now.UnixMilli(), InvisibleTime: inv,
-			BrokerName: e.cfg.BrokerName, QueueID: qid, QueueOffset: p.offset, CommitLogOffset: p.ent.CommitLogOffset}
-		sm := e.storedMessage(t.Name, qid, p.offset, p.ent, &p.msg, c.inflight[p.offset].attempt)
-		sm.ReceiptHandle = h.String()
-		out = append(out, sm)
-	}
-	return out, len(picked) == 0, nil
-}
-
 // handleTarget resolves an ack-like request to the delivery it names. done
 // is set when the message is already consumed (the request is an
 // idempotent retry).
@@ -479,7 +249,7 @@ func (e *Engine) handleTargetLocked(req ports.AckRequest, now time.Time) (k cons
 	}
 	d = c.inflight[h.QueueOffset]
 	switch {
-	case d == nil:
+	case d == nil || d.held:
 		return k, nil, true, nil
 	case d.receipt != h.StartOffset:
 		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle was superseded by a later delivery or invisible-time change; use the newest handle of this message")
@@ -491,115 +261,195 @@ func (e *Engine) handleTargetLocked(req ports.AckRequest, now time.Time) (k cons
 
 // Ack marks a delivered message consumed; durable before return.
 func (e *Engine) Ack(ctx context.Context, req ports.AckRequest) error {
+	return e.AckBatch(ctx, []ports.AckRequest{req})[0]
+}
+
+// AckBatch acks several deliveries: one record each, appended under one
+// hold of the lock, and one wait for their durability; see [ports.Broker].
+func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
+	errs := make([]error, len(reqs))
+	appended := make([]bool, len(reqs))
+	var end int64
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
-		return err
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
-	k, d, done, err := e.handleTargetLocked(req, e.clock.Now())
-	if err != nil || done {
-		e.mu.Unlock()
-		return err
-	}
-	rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset, Receipt: d.receipt}
-	_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
-	if err == nil {
-		e.wakeLocked(k.topic) // a FIFO message group may be unblocked
+	now := e.clock.Now()
+	for i, req := range reqs {
+		k, d, done, err := e.handleTargetLocked(req, now)
+		if err != nil || done {
+			errs[i] = err
+			continue
+		}
+		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset, Receipt: d.receipt}
+		_, recEnd, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		appended[i], end = true, recEnd
+		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true) // a FIFO message group may be unblocked
 	}
 	e.mu.Unlock()
-	if err != nil {
-		return err
+	e.waitBatch(ctx, end, "the ack", appended, errs)
+	return errs
+}
+
+// waitBatch waits once for the records of a batch, which end at or before
+// end, and sets the error of every appended entry when that fails.
+func (e *Engine) waitBatch(ctx context.Context, end int64, what string, appended []bool, errs []error) {
+	if end == 0 {
+		return
 	}
-	return e.waitDurable(ctx, end, "the ack")
+	if err := e.waitDurable(ctx, end, what); err != nil {
+		for i, ok := range appended {
+			if ok {
+				errs[i] = err
+			}
+		}
+	}
 }
 
 // ChangeInvisible sets a new invisible deadline and issues a new handle.
 func (e *Engine) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleRequest) (domain.ReceiptHandle, error) {
-	if req.InvisibleTime < 0 {
-		return domain.ReceiptHandle{}, domain.Errorf(domain.ReasonIllegalInvisibleTime, "invisible time must not be negative, got %v", req.InvisibleTime)
-	}
+	hs, errs := e.ChangeInvisibleBatch(ctx, []ports.ChangeInvisibleRequest{req})
+	return hs[0], errs[0]
+}
+
+// ChangeInvisibleBatch changes the invisible time of several deliveries
+// with one wait for durability; see [ports.Broker].
+func (e *Engine) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {
+	hs := make([]domain.ReceiptHandle, len(reqs))
+	errs := make([]error, len(reqs))
+	appended := make([]bool, len(reqs))
+	var end int64
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
-		return domain.ReceiptHandle{}, err
+		for i := range errs {
+			errs[i] = err
+		}
+		return hs, errs
 	}
 	now := e.clock.Now()
-	k, d, done, err := e.handleTargetLocked(req.AckRequest, now)
-	if err == nil && done {
-		err = domain.Errorf(domain.ReasonInvalidReceiptHandle, "the message was already acknowledged; its invisible time cannot change")
-	}
-	if err != nil {
-		e.mu.Unlock()
-		return domain.ReceiptHandle{}, err
-	}
-	receipt, err := e.nextIDLocked()
-	if err != nil {
-		e.mu.Unlock()
-		return domain.ReceiptHandle{}, err
-	}
 	nowMs := now.UnixMilli()
-	inv := req.InvisibleTime.Milliseconds()
-	rec := record.ChangeInvisible{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset,
-		OldReceipt: d.receipt, NewReceipt: receipt, Deadline: time.UnixMilli(nowMs + inv)}
-	_, end, err := e.appendApplyLocked(record.TypeChangeInvisible, func(dst []byte) []byte { return record.AppendChangeInvisible(dst, &rec) }, true)
-	if err == nil {
+	for i, req := range reqs {
+		if req.InvisibleTime < 0 {
+			errs[i] = domain.Errorf(domain.ReasonIllegalInvisibleTime, "invisible time must not be negative, got %v", req.InvisibleTime)
+			continue
+		}
+		k, d, done, err := e.handleTargetLocked(req.AckRequest, now)
+		if err == nil && done {
+			err = domain.Errorf(domain.ReasonInvalidReceiptHandle, "the message was already acknowledged; its invisible time cannot change")
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		receipt, err := e.nextIDLocked()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		inv := req.InvisibleTime.Milliseconds()
+		rec := record.ChangeInvisible{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset,
+			OldReceipt: d.receipt, NewReceipt: receipt, Deadline: time.UnixMilli(nowMs + inv)}
+		_, recEnd, err := e.appendApplyLocked(record.TypeChangeInvisible, func(dst []byte) []byte { return record.AppendChangeInvisible(dst, &rec) }, true)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		appended[i], end = true, recEnd
+		h := req.Handle
+		h.StartOffset, h.RetrieveTime, h.InvisibleTime = receipt, nowMs, inv
+		hs[i] = h
+	}
+	if end > 0 {
 		e.reviveDueLocked(now)
 		e.kickReviver()
 	}
 	e.mu.Unlock()
-	if err != nil {
-		return domain.ReceiptHandle{}, err
+	e.waitBatch(ctx, end, "the invisible-time change", appended, errs)
+	for i := range hs {
+		if errs[i] != nil {
+			hs[i] = domain.ReceiptHandle{}
+		}
 	}
-	h := req.Handle
-	h.StartOffset, h.RetrieveTime, h.InvisibleTime = receipt, nowMs, inv
-	if err := e.waitDurable(ctx, end, "the invisible-time change"); err != nil {
-		return domain.ReceiptHandle{}, err
-	}
-	return h, nil
+	return hs, errs
 }
 
 // ForwardToDeadLetter moves a delivered message to %DLQ%group.
 func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
-	e.mu.Lock()
-	if err := e.checkOpenLocked(); err != nil {
+	// The message is read without the engine lock, between two checks of
+	// the delivery.
+	var pre *popRead
+	for {
+		e.mu.Lock()
+		if err := e.checkOpenLocked(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+		now := e.clock.Now()
+		k, d, done, err := e.handleTargetLocked(req, now)
+		if err != nil || done {
+			e.mu.Unlock()
+			return err
+		}
+		if pre == nil {
+			qi := e.queues[queueKey{k.topic, k.qid}]
+			if qi == nil {
+				e.mu.Unlock()
+				return domain.Errorf(domain.ReasonInternal, "queue %s#%d has no index", k.topic, k.qid)
+			}
+			cq, start := qi.cq, e.clog.StartOffset()
+			e.mu.Unlock()
+			cache := map[int64]*popRead{}
+			if err := e.readForPop(k.topic, cq, start, []int64{d.offset}, filter.All, cache); err != nil {
+				if errors.Is(err, consumequeue.ErrClosed) {
+					return domain.Errorf(domain.ReasonTopicNotFound, "topic %q was deleted", k.topic)
+				}
+				return err
+			}
+			pre = cache[d.offset]
+			continue
+		}
+		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre)
 		e.mu.Unlock()
-		return err
+		if err != nil {
+			return err
+		}
+		return e.waitDurable(ctx, end, "the dead-letter move")
 	}
-	now := e.clock.Now()
-	k, d, done, err := e.handleTargetLocked(req, now)
-	if err != nil || done {
-		e.mu.Unlock()
-		return err
-	}
-	end, err := e.deadLetterEndLocked(k, req.Handle.QueueOffset, d.receipt, now)
-	e.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return e.waitDurable(ctx, end, "the dead-letter move")
 }
 
 // deadLetterLocked moves one delivery to the group's dead-letter queue
-// without waiting for durability (used by the reviver).
+// without waiting for durability (used by the reviver; it reads the message
+// under the lock).
 func (e *Engine) deadLetterLocked(k consKey, off, receipt int64, now time.Time) error {
-	_, err := e.deadLetterEndLocked(k, off, receipt, now)
+	_, err := e.deadLetterEndLocked(k, off, receipt, now, nil)
 	return err
 }
 
-func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time) (int64, error) {
-	qi := e.queues[queueKey{k.topic, k.qid}]
-	if qi == nil {
-		return 0, domain.Errorf(domain.ReasonInternal, "queue %s#%d has no index", k.topic, k.qid)
+// deadLetterEndLocked appends the dead-letter record of a delivery and
+// returns its end; pre is the message read beforehand (nil: read it now).
+func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead) (int64, error) {
+	if pre == nil {
+		qi := e.queues[queueKey{k.topic, k.qid}]
+		if qi == nil {
+			return 0, domain.Errorf(domain.ReasonInternal, "queue %s#%d has no index", k.topic, k.qid)
+		}
+		cache := map[int64]*popRead{}
+		if err := e.readForPop(k.topic, qi.cq, e.clog.StartOffset(), []int64{off}, filter.All, cache); err != nil {
+			return 0, err
+		}
+		pre = cache[off]
 	}
-	ent, err := qi.cq.Get(off)
-	if err != nil {
-		return 0, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
-	}
-	m, gone, err := e.readMessageLocked(k.topic, ent)
-	if err != nil {
-		return 0, err
-	}
-	if gone {
+	m := pre.msg
+	if pre.gone {
 		// Nothing left to copy: just consume it.
 		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt}
 		_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)

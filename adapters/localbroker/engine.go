@@ -56,8 +56,10 @@ type Engine struct {
 	groups        map[string]*groupMeta
 	queues        map[queueKey]*queueIndex
 	cons          map[consKey]*consState
-	waiters       map[string]chan struct{} // long pollers per topic
-	pendingQueues map[queueKey]*queueIndex // queues with entries not yet visible
+	waiters       map[queueKey]map[*poller]struct{}  // long pollers per queue
+	gates         map[consKey]*sync.Mutex            // serialize the pops of a group on a queue
+	readHook      atomic.Pointer[func(topic string)] // tests: called before a pop reads messages
+	pendingQueues map[queueKey]*queueIndex           // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64
 	bootSlot      int // slot of the boot file holding boot
@@ -163,7 +165,8 @@ func (e *Engine) resetMaps() {
 	e.groups = map[string]*groupMeta{}
 	e.queues = map[queueKey]*queueIndex{}
 	e.cons = map[consKey]*consState{}
-	e.waiters = map[string]chan struct{}{}
+	e.waiters = map[queueKey]map[*poller]struct{}{}
+	e.gates = map[consKey]*sync.Mutex{}
 	e.pendingQueues = map[queueKey]*queueIndex{}
 	e.heap = nil
 	e.tw = newTimerWindow()
@@ -630,16 +633,15 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 			return bad(err)
 		}
 		if c := e.cons[consKey{a.Group, a.Topic, a.QueueID}]; c != nil {
-			c.consume(a.Offset)
+			c.ack(a.Offset)
 		}
 	case record.TypeChangeInvisible:
 		ci, err := record.DecodeChangeInvisible(p)
 		if err != nil {
 			return bad(err)
 		}
-		k := consKey{ci.Group, ci.Topic, ci.QueueID}
-		if c := e.cons[k]; c != nil && c.applyChangeInvisible(&ci) {
-			e.heap.push(deadlineItem{deadline: ci.Deadline.UnixMilli(), key: k, offset: ci.Offset, receipt: ci.NewReceipt})
+		if c := e.cons[consKey{ci.Group, ci.Topic, ci.QueueID}]; c != nil {
+			c.applyChangeInvisible(&ci)
 		}
 	case record.TypeDeadLetter:
 		d, locs, err := record.DecodeDeadLetter(p)
@@ -742,17 +744,10 @@ func (e *Engine) applyPopLocked(p *record.Pop) {
 	k := consKey{p.Group, p.Topic, p.QueueID}
 	c := e.cons[k]
 	if c == nil {
-		c = newConsState()
+		c = newConsState(k, &e.heap)
 		e.cons[k] = c
 	}
 	c.applyPop(p)
-	for _, ent := range p.Entries {
-		if ent.Kind == record.PopDelivered {
-			if d := c.inflight[ent.Offset]; d != nil && d.receipt == p.Receipt {
-				e.heap.push(deadlineItem{deadline: d.deadline, key: k, offset: ent.Offset, receipt: p.Receipt})
-			}
-		}
-	}
 }
 
 // dropTopicStateLocked drops the state of a deleted topic; off and end are
@@ -771,9 +766,15 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 		}
 	}
 	e.removals = append(e.removals, rm)
-	for k := range e.cons {
+	for k, c := range e.cons {
 		if k.topic == topic {
+			c.release()
 			delete(e.cons, k)
+		}
+	}
+	for k := range e.gates {
+		if k.topic == topic {
+			delete(e.gates, k)
 		}
 	}
 	for k := range e.offsets {
@@ -789,13 +790,19 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 		}
 	}
 	e.topicDeletedAt[topic] = off
-	e.wakeLocked(topic)
+	e.wakeTopicLocked(topic)
 }
 
 func (e *Engine) dropGroupStateLocked(group string) {
-	for k := range e.cons {
+	for k, c := range e.cons {
 		if k.group == group {
+			c.release()
 			delete(e.cons, k)
+		}
+	}
+	for k := range e.gates {
+		if k.group == group {
+			delete(e.gates, k)
 		}
 	}
 	for k := range e.offsets {
@@ -839,64 +846,6 @@ func (e *Engine) removeQueuesLocked(upTo int64) {
 	e.removals = keep
 }
 
-// wakeLocked wakes the long pollers of topic.
-func (e *Engine) wakeLocked(topic string) {
-	if ch, ok := e.waiters[topic]; ok {
-		close(ch)
-		delete(e.waiters, topic)
-	}
-}
-
-// longPoll is the waiting half of a long-polling read (Pop, Pull): the
-// poll time left and its timer, created on the first wait.
-type longPoll struct {
-	remaining time.Duration // 0 once the poll time ran out
-	timer     *time.Timer
-}
-
-func (lp *longPoll) release() {
-	if lp.timer != nil {
-		lp.timer.Stop()
-	}
-}
-
-// waitLocked is called with e.mu held and releases it. It waits until a
-// message may have arrived for topic or the poll time ran out (then the
-// caller looks once more), and reports false when the caller should stop
-// looking: no poll time left, ctx done, or the engine stopping.
-func (e *Engine) waitLocked(ctx context.Context, lp *longPoll, topic string) bool {
-	if lp.remaining <= 0 || ctx.Err() != nil {
-		e.mu.Unlock()
-		return false
-	}
-	ch := e.waitChanLocked(topic)
-	stop := e.stop
-	e.mu.Unlock()
-	if lp.timer == nil {
-		lp.timer = time.NewTimer(lp.remaining)
-	}
-	select {
-	case <-ch:
-		return true
-	case <-lp.timer.C:
-		lp.remaining = 0 // one last look, then give up
-		return true
-	case <-ctx.Done():
-		return false
-	case <-stop:
-		return false
-	}
-}
-
-func (e *Engine) waitChanLocked(topic string) chan struct{} {
-	ch, ok := e.waiters[topic]
-	if !ok {
-		ch = make(chan struct{})
-		e.waiters[topic] = ch
-	}
-	return ch
-}
-
 // promoteLocked makes entries whose records are now stored visible and wakes
 // the pollers of their topics.
 func (e *Engine) promoteLocked() {
@@ -906,7 +855,7 @@ func (e *Engine) promoteLocked() {
 	vis := e.clog.VisibleOffset()
 	for k, q := range e.pendingQueues {
 		if q.promote(vis) {
-			e.wakeLocked(k.topic)
+			e.wakeLocked(k, "", false)
 		}
 		if len(q.pend) == 0 {
 			delete(e.pendingQueues, k)
@@ -920,29 +869,22 @@ func (e *Engine) promoteLocked() {
 func (e *Engine) reviveDueLocked(now time.Time) {
 	ms := now.UnixMilli()
 	for len(e.heap) > 0 && e.heap[0].deadline <= ms {
-		it := e.heap.pop()
-		c := e.cons[it.key]
-		if c == nil {
-			continue
-		}
-		d := c.inflight[it.offset]
-		if d == nil || d.visible || d.receipt != it.receipt || d.deadline != it.deadline {
-			continue
-		}
+		d := e.heap[0]
+		c := d.cs
 		max := int32(domain.DefaultMaxDeliveryAttempts)
-		if g := e.groups[it.key.group]; g != nil {
+		if g := e.groups[c.key.group]; g != nil {
 			max = g.MaxDeliveryAttempts
 		}
 		if d.attempt >= max && e.state == stateOpen {
-			if err := e.deadLetterLocked(it.key, it.offset, d.receipt, now); err == nil {
-				continue
-			} else {
-				e.warnLimited("dead-letter", "cannot move a message to the dead-letter queue; it stays visible", "consumer_group", it.key.group,
-					"topic", it.key.topic, "queue_id", it.key.qid, "queue_offset", it.offset, "error", err)
+			err := e.deadLetterLocked(c.key, d.offset, d.receipt, now)
+			if err == nil && d.hidx < 0 {
+				continue // consumed (or held, in a FIFO run): out of the heap
 			}
+			e.warnLimited("dead-letter", "cannot move a message to the dead-letter queue; it stays visible", "consumer_group", c.key.group,
+				"topic", c.key.topic, "queue_id", c.key.qid, "queue_offset", d.offset, "error", err)
 		}
-		c.setVisible(it.offset, d)
-		e.wakeLocked(it.key.topic)
+		c.revive(d)
+		e.wakeLocked(queueKey{c.key.topic, c.key.qid}, c.key.group, false)
 	}
 }
 
@@ -1294,9 +1236,6 @@ func (e *Engine) stopGoroutines() {
 	default:
 		close(e.stop)
 		e.bgCancel()
-	}
-	for t := range e.waiters {
-		e.wakeLocked(t)
 	}
 	e.mu.Unlock()
 	e.wg.Wait()

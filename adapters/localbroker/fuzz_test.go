@@ -20,9 +20,10 @@ func sampleSnapshot() *snapshot {
 		queues:    []snapQueue{{topic: "t", qid: 0, count: 10}, {topic: "%DLQ%g", qid: 0, count: 1}},
 		states: []snapState{{
 			key: consKey{"g", "t", 0}, floor: 2, next: 8,
-			deliveries: []snapDelivery{{offset: 3, d: delivery{attempt: 2, receipt: 1<<40 | 7, deadline: 1700000000000, msgGroup: "A"}},
-				{offset: 5, d: delivery{visible: true, msgGroup: "B"}}},
-			acked: []int64{4, 6, 7},
+			deliveries: []snapDelivery{{offset: 3, d: deliveryState{attempt: 2, receipt: 1<<40 | 7, deadline: 1700000000000, msgGroup: "A", run: 1<<40 | 5}},
+				{offset: 5, d: deliveryState{visible: true, msgGroup: "B"}},
+				{offset: 6, d: deliveryState{attempt: 1, receipt: 1<<40 | 5, deadline: 1700000000000, msgGroup: "A", run: 1<<40 | 5, held: true}}},
+			acked: []offRange{{2, 3}, {4, 5}, {7, 8}},
 		}},
 		timers: []timerindex.State{{Start: 1_700_000_040_000, Length: 300, Adds: 4, Dones: 1, MinOrigin: 77}},
 		txns: []snapTxn{{origin: 99, st: txnState{topic: "tx", qid: 1, size: 40, crc: 0xfeedface, msgID: "01AB",
@@ -37,31 +38,80 @@ func sampleSnapshot() *snapshot {
 	}
 }
 
-// TestSnapshotV1StillRead reads a snapshot written before delay and
-// transactional messages existed.
-func TestSnapshotV1StillRead(t *testing.T) {
-	s := sampleSnapshot()
-	s.timers, s.txns, s.offsets, s.deleted, s.defs, s.topics, s.groups = nil, nil, nil, nil, false, nil, nil
-	b := encodeSnapshot(s)
-	// A v1 file is the v3 encoding without the (here empty) new sections.
-	v1 := append(bytes.Clone(snapMagicV1), b[len(snapMagic):len(b)-4-6]...)
-	v1 = encodeSnapshotRaw(v1)
-	got, err := decodeSnapshot(v1)
-	if err != nil || !reflect.DeepEqual(got, s) {
-		t.Fatalf("v1 snapshot: %+v %v", got, err)
+// encodeSnapshotOld writes s in the layout of an older version (1 to 3):
+// acked offsets one by one, deliveries without run id and held flag,
+// without the sections later versions added.
+func encodeSnapshotOld(s *snapshot, version int) []byte {
+	magic := [][]byte{snapMagicV1, snapMagicV2, snapMagicV3}[version-1]
+	w := snapWriter{b: bytes.Clone(magic)}
+	w.i(s.logOffset)
+	w.u(uint64(len(s.queues)))
+	for _, q := range s.queues {
+		w.s(q.topic)
+		w.i(int64(q.qid))
+		w.i(q.count)
 	}
+	w.u(uint64(len(s.states)))
+	for _, st := range s.states {
+		w.s(st.key.group)
+		w.s(st.key.topic)
+		w.i(int64(st.key.qid))
+		w.i(st.floor)
+		w.i(st.next)
+		w.u(uint64(len(st.deliveries)))
+		for _, d := range st.deliveries {
+			w.i(d.offset)
+			w.i(int64(d.d.attempt))
+			w.i(d.d.receipt)
+			w.i(d.d.deadline)
+			w.bool(d.d.visible)
+			w.s(d.d.msgGroup)
+		}
+		var acked []int64
+		for _, a := range st.acked {
+			for o := a.from; o < a.to; o++ {
+				acked = append(acked, o)
+			}
+		}
+		w.u(uint64(len(acked)))
+		for _, a := range acked {
+			w.i(a)
+		}
+	}
+	// The later sections are the current encoding's, after an empty head
+	// (magic, then one byte each: offset 0, no queue, no state).
+	rest := encodeSnapshot(&snapshot{timers: s.timers, txns: s.txns, offsets: s.offsets, deleted: s.deleted, topics: s.topics, groups: s.groups})
+	rest = rest[len(snapMagic)+3 : len(rest)-4]
+	switch version {
+	case 1:
+		rest = nil
+	case 2:
+		rest = rest[:len(rest)-2] // without the (empty) definitions
+	}
+	return encodeSnapshotRaw(append(w.b, rest...))
 }
 
-// TestSnapshotV2StillRead reads a snapshot written before topics and groups
-// were log records: it has no definitions (defs unset).
-func TestSnapshotV2StillRead(t *testing.T) {
+// TestOldSnapshotsStillRead reads snapshots of versions 1 (written before
+// delay and transactional messages existed), 2 (before topics and groups
+// were log records: no definitions) and 3 (before FIFO runs and acked
+// ranges).
+func TestOldSnapshotsStillRead(t *testing.T) {
 	s := sampleSnapshot()
+	s.states[0].deliveries = s.states[0].deliveries[:2]
+	s.states[0].deliveries[0].d.run = 0
+	got, err := decodeSnapshot(encodeSnapshotOld(s, 3))
+	if err != nil || !reflect.DeepEqual(got, s) {
+		t.Fatalf("v3 snapshot: %+v %v", got, err)
+	}
 	s.defs, s.topics, s.groups = false, nil, nil
-	b := encodeSnapshot(s)
-	v2 := append(bytes.Clone(snapMagicV2), b[len(snapMagic):len(b)-4-2]...)
-	got, err := decodeSnapshot(encodeSnapshotRaw(v2))
+	got, err = decodeSnapshot(encodeSnapshotOld(s, 2))
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("v2 snapshot: %+v %v", got, err)
+	}
+	s.timers, s.txns, s.offsets, s.deleted = nil, nil, nil, nil
+	got, err = decodeSnapshot(encodeSnapshotOld(s, 1))
+	if err != nil || !reflect.DeepEqual(got, s) {
+		t.Fatalf("v1 snapshot: %+v %v", got, err)
 	}
 }
 
@@ -104,6 +154,9 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(encodeSnapshot(sampleSnapshot()))
 	f.Add(encodeSnapshot(&snapshot{}))
 	f.Add([]byte("RMQSNAP1"))
+	for v := 1; v <= 3; v++ {
+		f.Add(encodeSnapshotOld(sampleSnapshot(), v))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeSnapshot(b)
 		if err != nil {

@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -86,6 +87,8 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	}
 	lp := longPoll{remaining: req.PollTimeout}
 	defer lp.release()
+	var p *poller
+	defer e.unregister(&p)
 	off := req.Offset
 	first := true
 	for {
@@ -116,9 +119,16 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 		first = false
 		off = max(off, minOff)
 		res := ports.PullResult{NextOffset: off, MinOffset: minOff, MaxOffset: maxOff}
+		if p == nil && req.PollTimeout > 0 {
+			p = e.registerLocked(t.Name, []int32{req.Queue.QueueID}, "", false)
+		}
 		if off < maxOff {
-			msgs, next, err := e.pullLocked(t.Name, req.Queue.QueueID, off, maxOff, &req)
+			cq, start := e.queues[queueKey{t.Name, req.Queue.QueueID}].cq, e.clog.StartOffset()
 			e.mu.Unlock()
+			msgs, next, err := e.pull(t.Name, req.Queue.QueueID, cq, start, off, maxOff, &req)
+			if errors.Is(err, consumequeue.ErrClosed) {
+				continue // the topic was deleted meanwhile
+			}
 			if err != nil {
 				return ports.PullResult{}, err
 			}
@@ -129,23 +139,25 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 			}
 			continue // everything scanned was filtered out: look further
 		}
-		if !e.waitLocked(ctx, &lp, t.Name) {
+		e.mu.Unlock()
+		if p == nil || !e.wait(ctx, &lp, p) {
 			res.Messages = []domain.StoredMessage{}
 			return res, nil
 		}
 	}
 }
 
-// pullLocked reads up to req.BatchSize matching messages from off (below
+// pull reads up to req.BatchSize matching messages from off (below
 // maxOff), examining at most maxScanPerQueue entries; it returns them and
-// the offset after the last entry examined.
-func (e *Engine) pullLocked(topic string, qid int32, off, maxOff int64, req *ports.PullRequest) ([]domain.StoredMessage, int64, error) {
-	qi := e.queues[queueKey{topic, qid}]
-	start := e.clog.StartOffset()
+// the offset after the last entry examined. It needs no engine lock.
+func (e *Engine) pull(topic string, qid int32, cq *consumequeue.Queue, start, off, maxOff int64, req *ports.PullRequest) ([]domain.StoredMessage, int64, error) {
 	var out []domain.StoredMessage
 	next := off
 	for scanned := 0; next < maxOff && len(out) < int(req.BatchSize) && scanned < maxScanPerQueue; scanned++ {
-		ent, err := qi.cq.Get(next)
+		ent, err := cq.Get(next)
+		if errors.Is(err, consumequeue.ErrClosed) {
+			return nil, 0, err
+		}
 		if err != nil {
 			return nil, 0, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
 		}
@@ -154,7 +166,7 @@ func (e *Engine) pullLocked(topic string, qid int32, off, maxOff int64, req *por
 		if ent.CommitLogOffset < start {
 			continue // deleted by retention
 		}
-		m, gone, err := e.readMessageLocked(topic, ent)
+		m, gone, err := e.readMessage(topic, ent)
 		if err != nil {
 			return nil, 0, err
 		}

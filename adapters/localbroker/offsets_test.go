@@ -88,7 +88,7 @@ func TestPullLongPoll(t *testing.T) {
 	waitFor(t, 10*time.Second, func() error {
 		h.e.mu.Lock()
 		defer h.e.mu.Unlock()
-		if _, ok := h.e.waiters["t"]; !ok {
+		if _, ok := h.e.waiters[queueKey{"t", q.QueueID}]; !ok {
 			return fmt.Errorf("puller not waiting yet")
 		}
 		return nil

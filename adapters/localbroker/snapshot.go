@@ -14,15 +14,16 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 )
 
-// Snapshot file layout: magic "RMQSNAP3", a body, and the CRC-32C of the
+// Snapshot file layout: magic "RMQSNAP4", a body, and the CRC-32C of the
 // body (4 bytes, big endian). The body holds, as varints and
 // length-prefixed strings:
 //
 //	logOffset
 //	queues: count, then per queue: topic, queueId, entry count
 //	states: count, then per (group, topic, queueId): floor, next,
-//	        deliveries (offset, attempt, receipt, deadline ms, visible, message group),
-//	        acked offsets above the floor
+//	        deliveries (offset, attempt, receipt, deadline ms, visible, message group,
+//	        FIFO run id, held),
+//	        acked offsets above the floor as ranges (first offset, length)
 //	timer buckets: count, then per bucket: start ms, length, adds, dones, min origin
 //	transactions: count, then per half message: origin, topic, queueId, size, crc,
 //	        message id, stored ms, recovery ms, checks, last check ms
@@ -36,9 +37,12 @@ import (
 // still read: "RMQSNAP1" (before delay and transactional messages) ends
 // after the states, "RMQSNAP2" (before topics and groups were log records)
 // after the topic deletions; recovery from them imports the definitions
-// from the JSON files of that version (see importLegacyMeta).
+// from the JSON files of that version (see importLegacyMeta). Versions 1 to
+// 3 list acked offsets one by one and have deliveries without run id and
+// held flag ("RMQSNAP3", before FIFO runs).
 var (
-	snapMagic   = []byte("RMQSNAP3")
+	snapMagic   = []byte("RMQSNAP4")
+	snapMagicV3 = []byte("RMQSNAP3")
 	snapMagicV2 = []byte("RMQSNAP2")
 	snapMagicV1 = []byte("RMQSNAP1")
 )
@@ -51,7 +55,7 @@ type snapQueue struct {
 
 type snapDelivery struct {
 	offset int64
-	d      delivery
+	d      deliveryState
 }
 
 type snapState struct {
@@ -59,7 +63,7 @@ type snapState struct {
 	floor      int64
 	next       int64
 	deliveries []snapDelivery
-	acked      []int64
+	acked      []offRange
 }
 
 // snapTxn is a pending half message.
@@ -126,10 +130,13 @@ func encodeSnapshot(s *snapshot) []byte {
 			w.i(d.d.deadline)
 			w.bool(d.d.visible)
 			w.s(d.d.msgGroup)
+			w.i(d.d.run)
+			w.bool(d.d.held)
 		}
 		w.u(uint64(len(st.acked)))
 		for _, a := range st.acked {
-			w.i(a)
+			w.i(a.from)
+			w.i(a.to - a.from)
 		}
 	}
 	w.u(uint64(len(s.timers)))
@@ -276,7 +283,7 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		return nil, fmt.Errorf("%w: missing magic", errSnapshot)
 	}
 	version := 0
-	for v, m := range [][]byte{snapMagicV1, snapMagicV2, snapMagic} {
+	for v, m := range [][]byte{snapMagicV1, snapMagicV2, snapMagicV3, snapMagic} {
 		if bytes.Equal(b[:len(m)], m) {
 			version = v + 1
 		}
@@ -305,18 +312,38 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 			if att < 0 || att > math.MaxInt32 {
 				r.fail("attempt out of range")
 			}
-			d.d = delivery{attempt: int32(att), receipt: r.i(), deadline: r.i(), visible: r.bool(), msgGroup: r.s()}
+			d.d = deliveryState{attempt: int32(att), receipt: r.i(), deadline: r.i(), visible: r.bool(), msgGroup: r.s()}
+			if version >= 4 {
+				d.d.run, d.d.held = r.i(), r.bool()
+				if r.err == nil && d.d.held && d.d.visible {
+					r.fail("delivery both held and visible")
+				}
+			}
 			if r.err == nil && (d.offset < st.floor || d.offset >= st.next) {
 				r.fail("delivery outside [floor, next)")
 			}
 			st.deliveries = append(st.deliveries, d)
 		}
-		for range r.count() {
-			a := r.nonneg()
-			if r.err == nil && (a < st.floor || a >= st.next) {
-				r.fail("acked offset outside [floor, next)")
+		if version >= 4 {
+			for range r.count() {
+				a := offRange{from: r.nonneg()}
+				a.to = a.from + r.nonneg()
+				if r.err == nil && (a.from < st.floor || a.to > st.next || a.to <= a.from ||
+					len(st.acked) > 0 && a.from <= st.acked[len(st.acked)-1].to) {
+					r.fail("bad acked range")
+				}
+				st.acked = append(st.acked, a)
 			}
-			st.acked = append(st.acked, a)
+		} else {
+			var offs []int64
+			for range r.count() {
+				a := r.nonneg()
+				if r.err == nil && (a < st.floor || a >= st.next) {
+					r.fail("acked offset outside [floor, next)")
+				}
+				offs = append(offs, a)
+			}
+			st.acked = rangesOf(offs)
 		}
 		s.states = append(s.states, st)
 	}
@@ -333,6 +360,20 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		return nil, r.err
 	}
 	return s, nil
+}
+
+// rangesOf turns a list of offsets into sorted, merged ranges.
+func rangesOf(offs []int64) []offRange {
+	slices.Sort(offs)
+	var out []offRange
+	for _, o := range offs {
+		if n := len(out); n > 0 && out[n-1].to >= o {
+			out[n-1].to = max(out[n-1].to, o+1)
+			continue
+		}
+		out = append(out, offRange{o, o + 1})
+	}
+	return out
 }
 
 // decodeV2 reads the sections version 2 added.
@@ -403,15 +444,11 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 		return int(a.qid - b.qid)
 	})
 	for k, c := range e.cons {
-		st := snapState{key: k, floor: c.floor, next: c.next}
+		st := snapState{key: k, floor: c.floor, next: c.next, acked: c.acked.ranges(c.floor, c.next)}
 		for off, d := range c.inflight {
-			st.deliveries = append(st.deliveries, snapDelivery{offset: off, d: *d})
+			st.deliveries = append(st.deliveries, snapDelivery{offset: off, d: d.deliveryState})
 		}
 		slices.SortFunc(st.deliveries, func(a, b snapDelivery) int { return cmpInt(a.offset, b.offset) })
-		for off := range c.acked {
-			st.acked = append(st.acked, off)
-		}
-		slices.Sort(st.acked)
 		s.states = append(s.states, st)
 	}
 	slices.SortFunc(s.states, func(a, b snapState) int { return cmpKey(a.key, b.key) })
@@ -470,24 +507,35 @@ func cmpKey(a, b consKey) int {
 // the caller, which owns the consume-queue files).
 func (e *Engine) restoreLocked(s *snapshot) {
 	for _, st := range s.states {
-		c := newConsState()
+		c := newConsState(st.key, &e.heap)
 		c.floor, c.next = st.floor, st.next
 		for _, d := range st.deliveries {
-			dd := d.d
-			if old := c.inflight[d.offset]; old != nil {
-				c.untrack(d.offset, old)
+			c.set(d.offset, d.d)
+			if d.d.run != 0 {
+				rk := runKey{d.d.run, d.d.msgGroup}
+				c.runs[rk] = append(c.runs[rk], d.offset)
 			}
-			c.inflight[d.offset] = &dd
-			c.track(d.offset, &dd)
-			if !dd.visible {
-				e.heap.push(deadlineItem{deadline: dd.deadline, key: st.key, offset: d.offset, receipt: dd.receipt})
-			}
+		}
+		for _, offs := range c.runs {
+			slices.Sort(offs)
 		}
 		for _, a := range st.acked {
-			if _, ok := c.inflight[a]; !ok {
-				c.acked[a] = struct{}{}
+			for off := a.from; off < a.to; {
+				// Deliveries win over acked offsets (a damaged file could
+				// list both).
+				if _, ok := c.inflight[off]; ok {
+					off++
+					continue
+				}
+				end := off + 1
+				for end < a.to && c.inflight[end] == nil {
+					end++
+				}
+				c.acked.addRange(off, end)
+				off = end
 			}
 		}
+		c.advanceFloor()
 		e.cons[st.key] = c
 	}
 	for _, t := range s.txns {

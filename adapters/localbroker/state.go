@@ -49,14 +49,38 @@ func (q *queueIndex) promote(vis int64) bool {
 	return true
 }
 
-// delivery is the state of one offset in [floor, next) that is not consumed.
-type delivery struct {
+// deliveryState is what a snapshot keeps of a delivery.
+type deliveryState struct {
 	attempt  int32 // deliveries so far (0: passed over, never delivered)
 	receipt  int64 // receipt id of the current delivery
 	deadline int64 // invisible until, Unix ms (0 when never delivered)
 	visible  bool  // may be delivered (again) now
 	msgGroup string
+	// run is the receipt id of the FIFO pop that delivered this message
+	// together with later messages of its group (a run), 0 otherwise.
+	run int64
+	// held is set when the consumer acked the message while an earlier
+	// message of its run was still in flight: it is consumed once every
+	// earlier one is, and delivered again with them if one of them becomes
+	// visible again (as the Apache broker's orderly pop does).
+	held bool
 }
+
+// delivery is the state of one offset in [floor, next) that is not consumed.
+type delivery struct {
+	deliveryState
+	offset int64
+	cs     *consState
+	hidx   int // index in the deadline heap, -1 when not in it
+}
+
+func newDelivery(c *consState, off int64, st deliveryState) *delivery {
+	return &delivery{deliveryState: st, offset: off, cs: c, hidx: -1}
+}
+
+// inFlight reports whether the delivery is invisible and awaits its ack:
+// exactly those are in the deadline heap.
+func (d *delivery) inFlight() bool { return !d.visible && !d.held }
 
 // consState is one consumer group's progress on one queue. Invariant: every
 // offset in [floor, next) is either in inflight or in acked, never both.
@@ -64,23 +88,30 @@ type delivery struct {
 // Deliveries are indexed for pops: visible lists the offsets of every
 // visible delivery; for FIFO pops the same offsets are also split by message
 // group (grouped, and free for messages without a group), and busy counts the
-// invisible (in-flight) deliveries of each message group. A FIFO pop only
-// looks at the first visible offset of each group that is not busy, so its
-// cost does not grow with the backlog of a blocked group. track and untrack
-// keep the indexes in step with every change of a delivery.
+// in-flight deliveries of each message group. A FIFO pop only looks at the
+// visible offsets of the groups that are not busy, so its cost does not grow
+// with the backlog of a blocked group. Every in-flight delivery is in the
+// engine's deadline heap, and nothing else is. track and untrack keep the
+// indexes and the heap in step with every change of a delivery.
 type consState struct {
+	key      consKey
 	floor    int64
 	next     int64
 	inflight map[int64]*delivery
-	acked    map[int64]struct{}
+	acked    ackSet
 	visible  []int64            // sorted offsets of inflight entries with visible set
 	free     []int64            // the visible offsets without a message group, sorted
 	grouped  map[string][]int64 // the visible offsets of each message group, sorted
-	busy     map[string]int32   // invisible deliveries per message group
+	busy     map[string]int32   // in-flight deliveries per message group
+	// runs lists the offsets of every FIFO run of two or more messages; an
+	// offset whose delivery has a different run is stale.
+	runs map[runKey][]int64
+	dl   *deadlineHeap
 }
 
-func newConsState() *consState {
-	return &consState{inflight: map[int64]*delivery{}, acked: map[int64]struct{}{}, grouped: map[string][]int64{}, busy: map[string]int32{}}
+func newConsState(k consKey, dl *deadlineHeap) *consState {
+	return &consState{key: k, inflight: map[int64]*delivery{}, grouped: map[string][]int64{}, busy: map[string]int32{},
+		runs: map[runKey][]int64{}, dl: dl}
 }
 
 func insertSorted(s []int64, off int64) []int64 {
@@ -104,33 +135,38 @@ func removeSorted(s []int64, off int64) []int64 {
 	return s
 }
 
-// track adds delivery d at off to the indexes.
-func (c *consState) track(off int64, d *delivery) {
+// track adds delivery d to the indexes.
+func (c *consState) track(d *delivery) {
 	switch {
+	case d.held:
 	case !d.visible:
 		if d.msgGroup != "" {
 			c.busy[d.msgGroup]++
 		}
+		c.dl.add(d)
 	default:
-		c.visible = insertSorted(c.visible, off)
+		c.visible = insertSorted(c.visible, d.offset)
 		if d.msgGroup == "" {
-			c.free = insertSorted(c.free, off)
+			c.free = insertSorted(c.free, d.offset)
 		} else {
-			c.grouped[d.msgGroup] = insertSorted(c.grouped[d.msgGroup], off)
+			c.grouped[d.msgGroup] = insertSorted(c.grouped[d.msgGroup], d.offset)
 		}
 	}
 }
 
-// untrack removes delivery d at off from the indexes.
-func (c *consState) untrack(off int64, d *delivery) {
+// untrack removes delivery d from the indexes.
+func (c *consState) untrack(d *delivery) {
 	switch {
+	case d.held:
 	case !d.visible:
 		if d.msgGroup != "" {
 			if c.busy[d.msgGroup]--; c.busy[d.msgGroup] <= 0 {
 				delete(c.busy, d.msgGroup)
 			}
 		}
+		c.dl.remove(d)
 	default:
+		off := d.offset
 		c.visible = removeSorted(c.visible, off)
 		if d.msgGroup == "" {
 			c.free = removeSorted(c.free, off)
@@ -142,14 +178,36 @@ func (c *consState) untrack(off int64, d *delivery) {
 	}
 }
 
-// setVisible makes the delivery at off visible again.
-func (c *consState) setVisible(off int64, d *delivery) {
+// set replaces the state of the delivery at off (creating it).
+func (c *consState) set(off int64, st deliveryState) *delivery {
+	d := c.inflight[off]
+	if d == nil {
+		d = newDelivery(c, off, st)
+		c.inflight[off] = d
+	} else {
+		c.untrack(d)
+		d.deliveryState = st
+	}
+	c.track(d)
+	return d
+}
+
+// setVisible makes delivery d visible (again).
+func (c *consState) setVisible(d *delivery) {
 	if d.visible {
 		return
 	}
-	c.untrack(off, d)
-	d.visible = true
-	c.track(off, d)
+	c.untrack(d)
+	d.visible, d.held = true, false
+	c.track(d)
+}
+
+// release drops every delivery from the deadline heap (the state is being
+// discarded).
+func (c *consState) release() {
+	for _, d := range c.inflight {
+		c.dl.remove(d)
+	}
 }
 
 // fifoBlocked reports whether a message of group g that was never delivered
@@ -158,58 +216,125 @@ func (c *consState) fifoBlocked(g string) bool {
 	return c.busy[g] > 0 || len(c.grouped[g]) > 0
 }
 
-// fifoCandidates returns, in offset order, the visible offsets a FIFO pop
-// may deliver: the first visible offset of every message group that is not
-// busy, and up to limit visible offsets without a group.
-func (c *consState) fifoCandidates(limit int) []int64 {
-	out := make([]int64, 0, len(c.grouped)+min(limit, len(c.free)))
-	for g, offs := range c.grouped {
-		if c.busy[g] == 0 {
-			out = append(out, offs[0])
-		}
-	}
-	out = append(out, c.free[:min(limit, len(c.free))]...)
-	slices.Sort(out)
-	return out
+// runKey names a run: the pop that delivered it and its message group.
+type runKey struct {
+	run   int64
+	group string
 }
 
-// consume marks off consumed.
+func (d *delivery) runKey() runKey { return runKey{d.run, d.msgGroup} }
+
+// runMembers returns the offsets of a run, in order, dropping stale ones.
+func (c *consState) runMembers(rk runKey) []int64 {
+	offs := c.runs[rk]
+	live := offs[:0]
+	for _, off := range offs {
+		if d := c.inflight[off]; d != nil && d.run == rk.run {
+			live = append(live, off)
+		}
+	}
+	switch {
+	case len(live) == 0:
+		delete(c.runs, rk)
+	case len(live) < len(offs):
+		c.runs[rk] = live
+	}
+	return live
+}
+
+// ack applies a consumer's ack of off: the message is consumed, unless an
+// earlier message of its FIFO run is not, in which case it is held (an
+// earlier one in flight) or made visible again with them (an earlier one
+// visible again).
+func (c *consState) ack(off int64) {
+	d := c.inflight[off]
+	if d != nil && d.run != 0 {
+		inFlight, visible := false, false
+		for _, m := range c.runMembers(d.runKey()) {
+			if m >= off {
+				break
+			}
+			md := c.inflight[m]
+			visible = visible || md.visible
+			inFlight = inFlight || !md.visible
+		}
+		switch {
+		case visible:
+			c.setVisible(d)
+			return
+		case inFlight:
+			c.untrack(d)
+			d.held = true
+			c.track(d)
+			return
+		}
+	}
+	c.consume(off)
+}
+
+// consume marks off consumed (acked, dead-lettered or filtered out); later
+// messages of its run that were held are consumed with it.
 func (c *consState) consume(off int64) {
-	if off < c.floor {
+	if off < c.floor || off >= c.next {
 		return
 	}
-	if d, ok := c.inflight[off]; ok {
-		c.untrack(off, d)
+	d, ok := c.inflight[off]
+	if ok {
+		c.untrack(d)
 		delete(c.inflight, off)
 	}
-	c.acked[off] = struct{}{}
+	c.acked.add(off)
+	if ok && d.run != 0 {
+		for _, m := range c.runMembers(d.runKey()) {
+			md := c.inflight[m]
+			if !md.held {
+				break
+			}
+			c.untrack(md)
+			delete(c.inflight, m)
+			c.acked.add(m)
+		}
+	}
 	c.advanceFloor()
 }
 
 func (c *consState) advanceFloor() {
-	for c.floor < c.next {
-		if _, ok := c.acked[c.floor]; !ok {
-			return
-		}
-		delete(c.acked, c.floor)
-		c.floor++
+	if c.floor < c.next && c.acked.has(c.floor) {
+		c.floor = c.acked.next(c.floor, c.next, false)
+		c.acked.trim(c.floor)
 	}
 }
 
 // consumed reports whether off is consumed.
 func (c *consState) consumed(off int64) bool {
-	if off < c.floor {
-		return true
-	}
-	_, ok := c.acked[off]
-	return ok
+	return off < c.floor || c.acked.has(off)
 }
 
-// inFlightCount counts deliveries that are invisible now.
+// revive makes an in-flight delivery whose deadline passed visible again,
+// with the later messages of its run that were held.
+func (c *consState) revive(d *delivery) {
+	c.setVisible(d)
+	c.releaseRun(d)
+}
+
+// releaseRun makes the later messages of d's run that were held visible:
+// d left flight without being consumed.
+func (c *consState) releaseRun(d *delivery) {
+	if d.run == 0 {
+		return
+	}
+	for _, m := range c.runMembers(d.runKey()) {
+		if md := c.inflight[m]; m > d.offset && md.held {
+			c.setVisible(md)
+		}
+	}
+}
+
+// inFlightCount counts deliveries that are in flight now.
 func (c *consState) inFlightCount() int64 {
 	var n int64
 	for _, d := range c.inflight {
-		if !d.visible {
+		if d.inFlight() {
 			n++
 		}
 	}
@@ -217,30 +342,52 @@ func (c *consState) inFlightCount() int64 {
 }
 
 // applyPop applies a pop record. Delivered entries become invisible until
-// the record's deadline; the caller pushes them onto the deadline heap.
+// the record's deadline; the messages of one group that an orderly pop
+// delivered together form a run.
 func (c *consState) applyPop(p *record.Pop) {
 	if p.Next > c.next {
 		c.next = p.Next
 	}
 	deadline := p.Deadline.UnixMilli()
+	var runLen map[string]int
+	if p.Orderly {
+		for _, e := range p.Entries {
+			if e.Kind == record.PopDelivered && e.MsgGroup != "" {
+				if runLen == nil {
+					runLen = map[string]int{}
+				}
+				runLen[e.MsgGroup]++
+			}
+		}
+	}
 	for _, e := range p.Entries {
 		if e.Offset < c.floor || e.Offset >= c.next {
 			continue
+		}
+		// A pop only touches visible deliveries; one that is in flight in
+		// this state is one whose expiry replay did not see (expiries are
+		// not logged): release its run as that expiry did.
+		old := c.inflight[e.Offset]
+		var oldRun runKey
+		if old != nil && old.run != 0 && e.Kind != record.PopPassed {
+			oldRun = old.runKey()
+			c.releaseRun(old)
 		}
 		switch e.Kind {
 		case record.PopDelivered:
 			if c.consumed(e.Offset) {
 				continue
 			}
-			d := c.inflight[e.Offset]
-			if d == nil {
-				d = &delivery{}
-				c.inflight[e.Offset] = d
-			} else {
-				c.untrack(e.Offset, d)
+			st := deliveryState{attempt: e.Attempt, receipt: p.Receipt, deadline: deadline, msgGroup: e.MsgGroup}
+			if runLen[e.MsgGroup] > 1 {
+				st.run = p.Receipt
+				rk := runKey{p.Receipt, e.MsgGroup}
+				c.runs[rk] = append(c.runs[rk], e.Offset)
 			}
-			*d = delivery{attempt: e.Attempt, receipt: p.Receipt, deadline: deadline, msgGroup: e.MsgGroup}
-			c.track(e.Offset, d)
+			c.set(e.Offset, st)
+			if oldRun.run != 0 {
+				c.runMembers(oldRun) // drops the offset from its old run
+			}
 		case record.PopConsumed:
 			c.consume(e.Offset)
 		case record.PopPassed:
@@ -248,10 +395,13 @@ func (c *consState) applyPop(p *record.Pop) {
 				continue
 			}
 			if _, ok := c.inflight[e.Offset]; !ok {
-				d := &delivery{visible: true, msgGroup: e.MsgGroup}
-				c.inflight[e.Offset] = d
-				c.track(e.Offset, d)
+				c.set(e.Offset, deliveryState{visible: true, msgGroup: e.MsgGroup})
 			}
+		}
+	}
+	for g := range runLen {
+		if offs := c.runs[runKey{p.Receipt, g}]; len(offs) > 1 {
+			slices.Sort(offs)
 		}
 	}
 	// Offsets the cursor moved over without an entry cannot exist (a pop
@@ -263,38 +413,52 @@ func (c *consState) applyPop(p *record.Pop) {
 // the delivery existed.
 func (c *consState) applyChangeInvisible(ci *record.ChangeInvisible) bool {
 	d, ok := c.inflight[ci.Offset]
-	if !ok {
+	if !ok || d.held {
 		return false
 	}
-	c.untrack(ci.Offset, d)
-	d.visible = false
-	d.receipt = ci.NewReceipt
-	d.deadline = ci.Deadline.UnixMilli()
-	c.track(ci.Offset, d)
+	st := d.deliveryState
+	st.visible = false
+	st.receipt = ci.NewReceipt
+	st.deadline = ci.Deadline.UnixMilli()
+	c.set(ci.Offset, st)
 	return true
 }
 
-// deadlineItem is an entry of the revive heap; stale items (acked, changed,
-// redelivered) are skipped when popped.
-type deadlineItem struct {
-	deadline int64
-	key      consKey
-	offset   int64
-	receipt  int64
-}
-
-type deadlineHeap []deadlineItem
+// deadlineHeap is a min-heap by deadline of every in-flight delivery (of
+// all consumer states); acks, changes and revivals remove or move their
+// entries, so it holds one entry per message in flight.
+type deadlineHeap []*delivery
 
 func (h deadlineHeap) Len() int           { return len(h) }
 func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadlineItem)) }
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	d := x.(*delivery)
+	d.hidx = len(*h)
+	*h = append(*h, d)
+}
 func (h *deadlineHeap) Pop() any {
 	old := *h
-	it := old[len(old)-1]
+	d := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return it
+	d.hidx = -1
+	return d
 }
 
-func (h *deadlineHeap) push(it deadlineItem) { heap.Push(h, it) }
-func (h *deadlineHeap) pop() deadlineItem    { return heap.Pop(h).(deadlineItem) }
+func (h *deadlineHeap) add(d *delivery) {
+	if d.hidx >= 0 {
+		heap.Fix(h, d.hidx)
+		return
+	}
+	heap.Push(h, d)
+}
+
+func (h *deadlineHeap) remove(d *delivery) {
+	if d.hidx >= 0 {
+		heap.Remove(h, d.hidx)
+	}
+}

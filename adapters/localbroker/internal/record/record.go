@@ -594,7 +594,14 @@ type Pop struct {
 	Deadline time.Time
 	Next     int64
 	Entries  []PopEntry
+	// Orderly marks a FIFO pop: the messages of one message group it
+	// delivered form a run. Encoded as a trailing flags field, written only
+	// when set, so records written before it existed decode unchanged.
+	Orderly bool
 }
+
+// popFlagOrderly is bit 0 of a pop record's trailing flags.
+const popFlagOrderly = 1
 
 // AppendPop appends the payload of a pop record.
 func AppendPop(dst []byte, p *Pop) []byte {
@@ -612,6 +619,9 @@ func AppendPop(dst []byte, p *Pop) []byte {
 		w.varint(e.Offset)
 		w.varint(int64(e.Attempt))
 		w.str(e.MsgGroup)
+	}
+	if p.Orderly {
+		w.uvarint(popFlagOrderly)
 	}
 	return w.b
 }
@@ -639,6 +649,12 @@ func DecodePop(b []byte) (Pop, error) {
 			e.Attempt = r.int32v()
 			e.MsgGroup = r.str()
 		}
+	}
+	if r.err == nil && r.off < len(r.b) {
+		if f := r.uvarint(); f != popFlagOrderly {
+			r.fail("unknown pop flags")
+		}
+		p.Orderly = true
 	}
 	return p, r.end()
 }

@@ -41,6 +41,8 @@ func samples() []struct {
 		{TypeDispatch, Dispatch{Topic: "t", QueueID: 1, QueueOffset: 2, CommitLogOffset: 3, Size: 4, CRC: 5, TagHash: 6, StoredAt: time.UnixMilli(7).UTC()}},
 		{TypePop, Pop{Group: "g", Topic: "t", QueueID: 1, Receipt: 1 << 41, PopTime: time.UnixMilli(5).UTC(), Deadline: time.UnixMilli(9).UTC(), Next: 4,
 			Entries: []PopEntry{{Kind: PopDelivered, Offset: 1, Attempt: 2, MsgGroup: "x"}, {Kind: PopConsumed, Offset: 2}, {Kind: PopPassed, Offset: 3, MsgGroup: "y"}}}},
+		{TypePop, Pop{Group: "g", Topic: "t", QueueID: 1, Receipt: 7, PopTime: time.UnixMilli(5).UTC(), Deadline: time.UnixMilli(9).UTC(), Next: 4,
+			Entries: []PopEntry{{Kind: PopDelivered, Offset: 1, Attempt: 1, MsgGroup: "x"}, {Kind: PopDelivered, Offset: 2, Attempt: 1, MsgGroup: "x"}}, Orderly: true}},
 		{TypeAck, Ack{Group: "g", Topic: "t", QueueID: 2, Offset: 7, Receipt: 99}},
 		{TypeChangeInvisible, ChangeInvisible{Group: "g", Topic: "t", QueueID: 2, Offset: 7, OldReceipt: 1, NewReceipt: 2, Deadline: time.UnixMilli(100).UTC()}},
 		{TypeDeadLetter, DeadLetter{Group: "g", Topic: "t", QueueID: 2, Offset: 7, Receipt: 3, Copy: Batch{Topic: "%DLQ%g", QueueOffset: 0, Messages: []Message{dm}}}},

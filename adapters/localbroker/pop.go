@@ -1,0 +1,398 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// The pop path reads consume-queue entries and message bytes without the
+// engine lock. A pop of one queue alternates: under the lock it walks the
+// consumer state and lists the offsets whose messages it has not read yet;
+// without the lock it reads them into a cache; under the lock again it
+// walks once more, with the current state, and when nothing is missing it
+// appends the pop record. Entries and message bytes at an offset never
+// change, so the cache stays valid for as long as the queue is the same
+// one (a deleted and re-created topic gets new queues). Pops of one group
+// on one queue are serialized by a gate so that they do not read the same
+// messages twice; acks, expiries and sends go on meanwhile.
+
+// popRead is what a pop learned about the message at one offset.
+type popRead struct {
+	ent   consumequeue.Entry
+	msg   record.Message
+	gone  bool // deleted by retention or damaged: consumed without delivery
+	match bool // passes the pop's filter
+}
+
+// popWalk is the outcome of walking a consumer state for one pop.
+type popWalk struct {
+	entries []record.PopEntry
+	picks   []int64 // offsets delivered, in entries order
+	next    int64   // cursor after the pop
+	missing []int64 // offsets whose messages must be read before deciding
+}
+
+// Pop hands out visible messages; see [ports.Broker].
+func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	if req.MaxMessages <= 0 {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "maxMessages must be positive, got %d", req.MaxMessages)
+	}
+	if req.InvisibleTime < 0 {
+		return nil, domain.Errorf(domain.ReasonIllegalInvisibleTime, "invisible time must not be negative, got %v", req.InvisibleTime)
+	}
+	if req.PollTimeout < 0 {
+		return nil, domain.Errorf(domain.ReasonIllegalPollingTime, "poll timeout must not be negative, got %v", req.PollTimeout)
+	}
+	if req.BrokerName != "" && req.BrokerName != e.cfg.BrokerName {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "pop asks broker %q but this is the local broker %q", req.BrokerName, e.cfg.BrokerName)
+	}
+	if req.Filter == nil {
+		req.Filter = filter.All
+	}
+	lp := longPoll{remaining: req.PollTimeout}
+	defer lp.release()
+	var p *poller
+	defer e.unregister(&p)
+	for {
+		e.mu.Lock()
+		if err := e.checkOpenLocked(); err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		t, err := e.topicLocked(req.Topic, true)
+		if err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		if _, err := e.groupLocked(req.Group, true); err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		if !t.Permission.Readable() {
+			e.mu.Unlock()
+			return nil, domain.Errorf(domain.ReasonForbidden, "topic %q is not readable (permission %d)", t.Name, t.Permission)
+		}
+		if req.QueueID >= 0 {
+			if err := e.checkQueueRefLocked(t, "", req.QueueID); err != nil {
+				e.mu.Unlock()
+				return nil, err
+			}
+		}
+		now := e.clock.Now()
+		e.promoteLocked()
+		e.reviveDueLocked(now)
+		qids := e.popOrderLocked(t, &req)
+		gates := make([]*sync.Mutex, len(qids))
+		for i, qid := range qids {
+			gates[i] = e.gateLocked(consKey{req.Group, t.Name, qid})
+		}
+		if req.PollTimeout > 0 && (p == nil || len(p.keys) != len(qids)) {
+			// Registered before looking, so no wake-up is lost.
+			e.unregisterLocked(p)
+			p = e.registerLocked(t.Name, qids, req.Group, req.FIFO)
+		}
+		e.mu.Unlock()
+		msgs, progressed, err := e.popQueues(t.Name, qids, gates, &req, now)
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		if progressed {
+			continue
+		}
+		if p == nil || !e.wait(ctx, &lp, p) {
+			return []domain.StoredMessage{}, nil
+		}
+	}
+}
+
+// popOrderLocked lists the queues a pop looks at, in the order it does.
+func (e *Engine) popOrderLocked(t *topicMeta, req *ports.PopRequest) []int32 {
+	if req.QueueID >= 0 {
+		return []int32{req.QueueID}
+	}
+	qids := make([]int32, 0, t.QueueCount)
+	start := int32(e.rr % uint32(t.QueueCount))
+	e.rr++
+	for i := range t.QueueCount {
+		qids = append(qids, (start+i)%t.QueueCount)
+	}
+	return qids
+}
+
+func (e *Engine) gateLocked(k consKey) *sync.Mutex {
+	g := e.gates[k]
+	if g == nil {
+		g = &sync.Mutex{}
+		e.gates[k] = g
+	}
+	return g
+}
+
+// popQueues pops from the queues in order until the request is full. A
+// queue whose gate another pop of the group holds is skipped, and looked at
+// (after that pop) only when the others had nothing. progressed says that
+// state changed without a message to return (filtered messages were
+// consumed): the caller looks again at once.
+func (e *Engine) popQueues(topic string, qids []int32, gates []*sync.Mutex, req *ports.PopRequest, now time.Time) ([]domain.StoredMessage, bool, error) {
+	var out []domain.StoredMessage
+	progressed := false
+	var skipped []int
+	one := func(i int) error {
+		msgs, prog, err := e.popQueue(topic, qids[i], req, now, int(req.MaxMessages)-len(out))
+		gates[i].Unlock()
+		out = append(out, msgs...)
+		progressed = progressed || prog
+		return err
+	}
+	for i := range qids {
+		if len(out) >= int(req.MaxMessages) {
+			break
+		}
+		if !gates[i].TryLock() {
+			skipped = append(skipped, i)
+			continue
+		}
+		if err := one(i); err != nil {
+			return out, progressed, err
+		}
+	}
+	for _, i := range skipped {
+		if len(out) > 0 || progressed {
+			break
+		}
+		gates[i].Lock()
+		if err := one(i); err != nil {
+			return out, progressed, err
+		}
+	}
+	return out, progressed, nil
+}
+
+// popQueue pops up to remaining messages from one queue; the caller holds
+// the queue's gate for the group.
+func (e *Engine) popQueue(topic string, qid int32, req *ports.PopRequest, now time.Time, remaining int) ([]domain.StoredMessage, bool, error) {
+	k := consKey{req.Group, topic, qid}
+	var qi *queueIndex
+	cache := map[int64]*popRead{}
+	ahead := max(remaining, 8)
+	for {
+		e.mu.Lock()
+		if err := e.checkOpenLocked(); err != nil {
+			e.mu.Unlock()
+			return nil, false, err
+		}
+		cur := e.queues[queueKey{topic, qid}]
+		if cur == nil {
+			e.mu.Unlock()
+			return nil, false, nil
+		}
+		if cur != qi {
+			qi, cache = cur, map[int64]*popRead{}
+		}
+		c := e.cons[k]
+		if c == nil {
+			c = newConsState(k, &e.heap) // empty; created for real by the record
+		}
+		if len(c.visible) == 0 && c.next >= qi.visible {
+			e.mu.Unlock()
+			return nil, false, nil
+		}
+		w := walkPop(c, qi, req, remaining, ahead, cache)
+		if len(w.missing) == 0 {
+			out, err := e.commitPopLocked(k, qi, req, now, w, cache)
+			e.mu.Unlock()
+			return out, err == nil && len(out) == 0 && len(w.entries) > 0, err
+		}
+		start := e.clog.StartOffset()
+		e.mu.Unlock()
+		if err := e.readForPop(topic, qi.cq, start, w.missing, req.Filter, cache); err != nil {
+			if errors.Is(err, consumequeue.ErrClosed) {
+				continue // the queue went away (topic deleted): look again
+			}
+			return nil, false, err
+		}
+		ahead = min(2*ahead, maxScanPerQueue)
+	}
+}
+
+// readForPop reads the messages at offs into cache, without the engine lock.
+func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, offs []int64, f filter.Filter, cache map[int64]*popRead) error {
+	if hook := e.readHook.Load(); hook != nil {
+		(*hook)(topic)
+	}
+	for _, off := range offs {
+		ent, err := cq.Get(off)
+		if err != nil {
+			if errors.Is(err, consumequeue.ErrClosed) {
+				return err
+			}
+			return domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
+		}
+		r := &popRead{ent: ent, gone: ent.CommitLogOffset < start}
+		if !r.gone {
+			if r.msg, r.gone, err = e.readMessage(topic, ent); err != nil {
+				return err
+			}
+		}
+		r.match = !r.gone && f.Match(&r.msg.Message)
+		cache[off] = r
+	}
+	return nil
+}
+
+// readMessage reads the message an index entry points to; it needs no
+// engine lock. gone is set when its segment was deleted by retention or the
+// bytes are damaged (the message cannot be delivered and is skipped).
+func (e *Engine) readMessage(topic string, ent consumequeue.Entry) (m record.Message, gone bool, err error) {
+	b, err := e.clog.ReadAt(ent.CommitLogOffset, int(ent.Size))
+	if errors.Is(err, commitlog.ErrGone) {
+		return m, true, nil
+	}
+	if err != nil {
+		return m, false, domain.Wrap(domain.ReasonInternal, err, "cannot read a stored message")
+	}
+	if commitlog.Checksum(b) != ent.CRC {
+		e.log.Error("stored message is damaged (checksum mismatch); skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset)
+		return m, true, nil
+	}
+	m, err = record.DecodeMessage(b, topic)
+	if err != nil {
+		e.log.Error("stored message cannot be decoded; skipping it", "topic", topic, "commit_log_offset", ent.CommitLogOffset, "error", err)
+		return m, true, nil
+	}
+	return m, false, nil
+}
+
+// walkPop decides what a pop of up to remaining messages does with the
+// current state c (under the engine lock). Offsets whose messages are not in
+// cache are listed in missing, up to ahead of them; the decision is final
+// only when none is missing.
+//
+// Redeliveries (visible deliveries) go first, in offset order, then
+// messages never delivered, from the cursor. A FIFO pop skips the message
+// groups with a delivery in flight and hands out a run: the visible
+// messages of a group, then its new ones, in order, as long as every
+// earlier message of the group is in this pop; a new message of a group
+// that must wait is passed (recorded as a visible delivery never made).
+func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahead int, cache map[int64]*popRead) popWalk {
+	var w popWalk
+	look := func(off int64) *popRead {
+		r := cache[off]
+		if r == nil {
+			w.missing = append(w.missing, off)
+		}
+		return r
+	}
+	full := func() bool { return len(w.picks) >= remaining || len(w.missing) >= ahead }
+	cands := c.visible
+	var handled map[string]int // FIFO: visible offsets of each group this pop dealt with
+	if req.FIFO {
+		cands = c.fifoCandidates(remaining + ahead)
+		handled = map[string]int{}
+	}
+	for _, off := range cands {
+		if full() {
+			break
+		}
+		r := look(off)
+		if r == nil {
+			continue
+		}
+		d := c.inflight[off]
+		if handled != nil && d.msgGroup != "" {
+			handled[d.msgGroup]++
+		}
+		if r.gone || !r.match {
+			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
+			continue
+		}
+		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: d.attempt + 1, MsgGroup: r.msg.Group})
+		w.picks = append(w.picks, off)
+	}
+	var waiting map[string]bool // FIFO: groups whose new messages this pop passes
+	next := c.next
+	for scanned := 0; next < qi.visible && scanned < maxScanPerQueue && !full(); scanned++ {
+		off := next
+		next++
+		r := look(off)
+		if r == nil {
+			continue
+		}
+		if r.gone || !r.match {
+			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
+			continue
+		}
+		if g := r.msg.Group; req.FIFO && g != "" {
+			if waiting[g] || c.busy[g] > 0 || handled[g] < len(c.grouped[g]) {
+				if waiting == nil {
+					waiting = map[string]bool{}
+				}
+				waiting[g] = true
+				w.entries = append(w.entries, record.PopEntry{Kind: record.PopPassed, Offset: off, MsgGroup: g})
+				continue
+			}
+		}
+		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: 1, MsgGroup: r.msg.Group})
+		w.picks = append(w.picks, off)
+	}
+	w.next = next
+	return w
+}
+
+// fifoCandidates returns, in offset order, up to limit visible offsets a
+// FIFO pop may deliver: those of the message groups with nothing in flight
+// (each group's first ones) and those without a group.
+func (c *consState) fifoCandidates(limit int) []int64 {
+	out := make([]int64, 0, min(limit, len(c.visible)))
+	for g, offs := range c.grouped {
+		if c.busy[g] == 0 {
+			out = append(out, offs[:min(limit, len(offs))]...)
+		}
+	}
+	out = append(out, c.free[:min(limit, len(c.free))]...)
+	slices.Sort(out)
+	return out[:min(limit, len(out))]
+}
+
+// commitPopLocked appends the pop record of a complete walk and builds the
+// messages it hands out.
+func (e *Engine) commitPopLocked(k consKey, qi *queueIndex, req *ports.PopRequest, now time.Time, w popWalk, cache map[int64]*popRead) ([]domain.StoredMessage, error) {
+	if len(w.entries) == 0 {
+		return nil, nil
+	}
+	receipt, err := e.nextIDLocked()
+	if err != nil {
+		return nil, err
+	}
+	inv := req.InvisibleTime.Milliseconds()
+	rec := record.Pop{Group: k.group, Topic: k.topic, QueueID: k.qid, Receipt: receipt, PopTime: time.UnixMilli(now.UnixMilli()),
+		Deadline: time.UnixMilli(now.UnixMilli() + inv), Next: w.next, Entries: w.entries, Orderly: req.FIFO}
+	if _, _, err := e.appendApplyLocked(record.TypePop, func(dst []byte) []byte { return record.AppendPop(dst, &rec) }, false); err != nil {
+		return nil, err
+	}
+	if len(w.picks) == 0 {
+		return nil, nil
+	}
+	e.kickReviver()
+	c := e.cons[k]
+	out := make([]domain.StoredMessage, 0, len(w.picks))
+	for _, off := range w.picks {
+		r := cache[off]
+		h := domain.ReceiptHandle{StartOffset: receipt, RetrieveTime: now.UnixMilli(), InvisibleTime: inv,
+			BrokerName: e.cfg.BrokerName, QueueID: k.qid, QueueOffset: off, CommitLogOffset: r.ent.CommitLogOffset}
+		sm := e.storedMessage(k.topic, k.qid, off, r.ent, &r.msg, c.inflight[off].attempt)
+		sm.ReceiptHandle = h.String()
+		out = append(out, sm)
+	}
+	return out, nil
+}

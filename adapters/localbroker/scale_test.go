@@ -1,0 +1,278 @@
+package localbroker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func TestAckSetMatchesAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 10 {
+		var s ackSet
+		want := map[int64]bool{}
+		floor, next := int64(rng.IntN(3*ackChunkBits)), int64(0)
+		next = floor + int64(rng.IntN(5*ackChunkBits))
+		for range rng.IntN(3000) {
+			if next == floor {
+				break
+			}
+			a := floor + int64(rng.IntN(int(next-floor)))
+			if rng.IntN(20) == 0 {
+				b := min(a+int64(rng.IntN(2*ackChunkBits)), next)
+				s.addRange(a, b)
+				for o := a; o < b; o++ {
+					want[o] = true
+				}
+			} else {
+				s.add(a)
+				want[a] = true
+			}
+			if rng.IntN(50) == 0 { // the floor moves up
+				f := s.next(floor, next, false)
+				for o := floor; o < f; o++ {
+					delete(want, o)
+				}
+				floor = f
+				s.trim(floor)
+			}
+		}
+		var ranges []offRange
+		for o := floor; o < next; o++ {
+			if s.has(o) != want[o] {
+				t.Fatalf("round %d: has(%d) = %v, want %v", round, o, s.has(o), want[o])
+			}
+			if want[o] {
+				if n := len(ranges); n > 0 && ranges[n-1].to == o {
+					ranges[n-1].to++
+				} else {
+					ranges = append(ranges, offRange{o, o + 1})
+				}
+			}
+		}
+		if got := s.ranges(floor, next); !slices.Equal(got, ranges) {
+			t.Fatalf("round %d: ranges %v, want %v", round, got, ranges)
+		}
+	}
+}
+
+// popAckCycles pops (batches of 100) and acks (in batches, so that the
+// million cycles take seconds) n messages of topic t, leaving hold of the
+// first ones unacked.
+func popAckCycles(t *testing.T, e *Engine, topic string, n, hold int, inv time.Duration) []domain.StoredMessage {
+	t.Helper()
+	ctx := t.Context()
+	var held []domain.StoredMessage
+	for done := 0; done < n; {
+		ms, err := e.Pop(ctx, ports.PopRequest{Group: "g", Topic: topic, QueueID: 0, MaxMessages: 100, InvisibleTime: inv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			t.Fatalf("pop found nothing after %d of %d", done, n)
+		}
+		reqs := make([]ports.AckRequest, 0, len(ms))
+		for _, m := range ms {
+			if len(held) < hold {
+				held = append(held, m)
+				continue
+			}
+			reqs = append(reqs, ackReq("g", m))
+		}
+		for i, err := range e.AckBatch(ctx, reqs) {
+			if err != nil {
+				t.Fatalf("ack %d: %v", i, err)
+			}
+		}
+		done += len(ms)
+	}
+	return held
+}
+
+// sendMany stores n small messages in queue 0 of topic, 1,000 per record.
+func sendMany(t *testing.T, e *Engine, topic string, n int) {
+	t.Helper()
+	q := domain.QueueRef{Topic: topic, BrokerName: e.cfg.BrokerName, QueueID: 0}
+	batch := make([]domain.Message, 0, 1000)
+	for i := 0; i < n; i += len(batch) {
+		batch = batch[:0]
+		for j := 0; j < 1000 && i+j < n; j++ {
+			batch = append(batch, domain.Message{Topic: topic, ID: fmt.Sprint(i + j), Body: []byte("x")})
+		}
+		if _, err := e.Send(t.Context(), q, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func heapInUseMB() float64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / (1 << 20)
+}
+
+// scaleCycles is how many pop+ack cycles the memory tests make: a million
+// (about 6 s), or 20,000 with -short or the race detector.
+func scaleCycles() int {
+	if testing.Short() || raceEnabled {
+		return 20_000
+	}
+	return 1_000_000
+}
+
+func scaleHarness(t *testing.T) *harness {
+	return newHarness(t, func(c *Config) {
+		c.SegmentSize = 256 << 20
+		c.MaxRecordSize = 4 << 20
+		c.Flush = "async" // acks wait for the write, not an fsync: the test is about memory
+	})
+}
+
+// TestDeadlineHeapHoldsOnlyInFlight: a million pops and acks with a 12 h
+// invisible time leave one deadline-heap entry per message still in flight
+// (the heap used to keep an entry per pop until its deadline passed).
+func TestDeadlineHeapHoldsOnlyInFlight(t *testing.T) {
+	h := scaleHarness(t)
+	n := scaleCycles()
+	sendMany(t, h.e, "t", n)
+	before := heapInUseMB()
+	started := time.Now()
+	held := popAckCycles(t, h.e, "t", n, 10, 12*time.Hour)
+	took := time.Since(started)
+	h.e.mu.Lock()
+	heapLen, inFlight := len(h.e.heap), h.e.cons[consKey{"g", "t", 0}].inFlightCount()
+	h.e.mu.Unlock()
+	after := heapInUseMB()
+	t.Logf("%d pop+ack cycles in %v: deadline heap %d entries, %d in flight; Go heap %.1f MB before, %.1f MB after; VmRSS %.1f MB",
+		n, took.Round(time.Millisecond), heapLen, inFlight, before, after, vmRSSMB())
+	if heapLen != len(held) || inFlight != int64(len(held)) {
+		t.Fatalf("deadline heap holds %d entries for %d messages in flight", heapLen, len(held))
+	}
+	if err := h.e.checkIndexes(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAckedSetBoundedBehindHeldMessage: one message held while a million
+// after it are acked costs kilobytes, in memory and in the snapshot (a map
+// cost ~66 B per acked offset, and the snapshot listed each one).
+func TestAckedSetBoundedBehindHeldMessage(t *testing.T) {
+	h := scaleHarness(t)
+	n := scaleCycles()
+	sendMany(t, h.e, "t", n)
+	h.e.flushQueues()
+	before := heapInUseMB()
+	popAckCycles(t, h.e, "t", n, 1, time.Hour)
+	h.e.flushQueues()
+	after := heapInUseMB()
+	h.e.mu.Lock()
+	c := h.e.cons[consKey{"g", "t", 0}]
+	floor, next, setBytes := c.floor, c.next, c.acked.memBytes()
+	s := h.e.captureLocked(h.e.clog.NextOffset())
+	h.e.mu.Unlock()
+	snap := len(encodeSnapshot(s))
+	t.Logf("1 held + %d acked: floor %d next %d; acked set %d B; Go heap %.1f MB before the cycles, %.1f MB after; VmRSS %.1f MB; snapshot %d B",
+		n-1, floor, next, setBytes, before, after, vmRSSMB(), snap)
+	if floor != 0 || next != int64(n) {
+		t.Fatalf("floor %d next %d", floor, next)
+	}
+	// Bound: 8 B per 4,096 offsets (16 with the slice's spare capacity)
+	// plus two partly acked chunks (the held message's and the cursor's).
+	if bound := 16*(n/ackChunkBits+2) + 2*520; setBytes > bound {
+		t.Fatalf("acked set holds %d B, bound %d B", setBytes, bound)
+	}
+	if snap > 4096 {
+		t.Fatalf("snapshot of one state is %d B", snap)
+	}
+	// The state survives a restart (snapshot) and a replay.
+	h.restart()
+	h.crashRestart(false)
+	h.e.mu.Lock()
+	c = h.e.cons[consKey{"g", "t", 0}]
+	gotFloor, gotNext, consumed := c.floor, c.next, c.consumed(int64(n-1))
+	h.e.mu.Unlock()
+	if gotFloor != 0 || gotNext != int64(n) || !consumed {
+		t.Fatalf("after restart: floor %d next %d", gotFloor, gotNext)
+	}
+}
+
+// TestPopReadsMessagesWithoutTheEngineLock blocks a pop in the middle of
+// reading a message and checks that sends, acks and other pops go on.
+func TestPopReadsMessagesWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	h.send("t", 1, msg("t", "b", ""))
+	first := h.pop("g", "t", 1, 1, time.Minute)
+	reading, release := make(chan struct{}), make(chan struct{})
+	hook := func(topic string) {
+		if topic == "t" {
+			h.e.readHook.Store(nil)
+			close(reading)
+			<-release
+		}
+	}
+	h.e.readHook.Store(&hook)
+	done := make(chan []domain.StoredMessage)
+	go func() {
+		got, err := h.e.Pop(context.Background(), ports.PopRequest{Group: "g2", Topic: "t", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	<-reading
+	// Meanwhile the engine serves others.
+	h.send("u", 0, msg("u", "c", ""))
+	h.ack("g", first[0])
+	if got := h.pop("g3", "u", 0, 1, time.Minute); len(got) != 1 {
+		t.Fatalf("pop of another group: %v", ids(got))
+	}
+	close(release)
+	if got := <-done; !slices.Equal(ids(got), []string{"a"}) {
+		t.Fatalf("the blocked pop got %v", ids(got))
+	}
+}
+
+// TestAckWakesOnlyItsQueuesFIFOPollers: long pollers wait per queue; an
+// ack wakes the FIFO pollers of its group on its queue, nothing else.
+func TestAckWakesOnlyItsQueuesFIFOPollers(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, fifoMsg("t", "A1", "A"), fifoMsg("t", "A2", "A"))
+	got := h.popFIFO("g", "t", 1, time.Minute)
+	h.e.mu.Lock()
+	same := h.e.registerLocked("t", []int32{0}, "g", true)
+	other := h.e.registerLocked("t", []int32{1, 2, 3}, "g", true)
+	otherGroup := h.e.registerLocked("t", []int32{0}, "g2", true)
+	plain := h.e.registerLocked("t", []int32{0}, "g", false)
+	h.e.mu.Unlock()
+	h.ack("g", got[0])
+	woken := func(p *poller) bool {
+		select {
+		case <-p.ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if !woken(same) || woken(other) || woken(otherGroup) || woken(plain) {
+		t.Fatalf("woken: same queue %v, other queues %v, other group %v, non-FIFO poller %v", woken(same), woken(other), woken(otherGroup), woken(plain))
+	}
+	h.send("t", 2, msg("t", "x", ""))
+	h.e.mu.Lock()
+	h.e.promoteLocked()
+	h.e.mu.Unlock()
+	waitFor(t, 10*time.Second, func() error {
+		if !woken(other) {
+			return fmt.Errorf("a new message in queue 2 did not wake its poller")
+		}
+		return nil
+	})
+}
