@@ -27,22 +27,30 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 	if len(entries) == 0 {
 		return nil, domain.Errorf(domain.ReasonBadRequest, "no entry to acknowledge")
 	}
+	// One broker call for all entries: their records share the wait for
+	// durability (one group commit instead of one fsync per entry).
 	results := make([]error, len(entries))
+	reqs := make([]ports.AckRequest, 0, len(entries))
+	idx := make([]int, 0, len(entries))
+	now := m.clock.Now()
 	for i, e := range entries {
-		results[i] = m.ackOne(ctx, group, topic, e)
+		h, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
+		if err == nil && h.Expired(now) {
+			err = errExpiredHandle()
+		}
+		if err != nil {
+			results[i] = err
+			continue
+		}
+		reqs = append(reqs, ports.AckRequest{Group: group, Topic: topic, MessageID: e.MessageID, Handle: h})
+		idx = append(idx, i)
+	}
+	if len(reqs) > 0 {
+		for j, err := range m.broker.AckBatch(ctx, reqs) {
+			results[idx[j]] = err
+		}
 	}
 	return results, nil
-}
-
-func (m *Messaging) ackOne(ctx context.Context, group, topic string, e AckEntry) error {
-	h, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
-	if err != nil {
-		return err
-	}
-	if h.Expired(m.clock.Now()) {
-		return errExpiredHandle()
-	}
-	return m.broker.Ack(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: e.MessageID, Handle: h})
 }
 
 func errExpiredHandle() error {

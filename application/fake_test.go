@@ -24,6 +24,7 @@ type fakeBroker struct {
 	pops      []ports.PopRequest
 	changes   []ports.ChangeInvisibleRequest
 	acks      []ports.AckRequest
+	batches   []int // entries of each AckBatch / ChangeInvisibleBatch call
 	changeErr error // returned by ChangeInvisible when set
 	nextStart int64
 	route     ports.Route
@@ -84,6 +85,28 @@ func (b *fakeBroker) ChangeInvisible(_ context.Context, req ports.ChangeInvisibl
 		return domain.ReceiptHandle{}, b.changeErr
 	}
 	return b.handle(req.Handle.QueueID, req.Handle.QueueOffset, req.InvisibleTime), nil
+}
+
+func (b *fakeBroker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(reqs))
+	b.mu.Unlock()
+	errs := make([]error, len(reqs))
+	for i, r := range reqs {
+		errs[i] = b.Ack(ctx, r)
+	}
+	return errs
+}
+
+func (b *fakeBroker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(reqs))
+	b.mu.Unlock()
+	hs, errs := make([]domain.ReceiptHandle, len(reqs)), make([]error, len(reqs))
+	for i, r := range reqs {
+		hs[i], errs[i] = b.ChangeInvisible(ctx, r)
+	}
+	return hs, errs
 }
 
 func (b *fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error { return nil }

@@ -104,7 +104,10 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		PollTimeout:   polling,
 		Filter:        f,
 		FIFO:          group.Orderly,
-		AttemptID:     req.AttemptID,
+		// Simple consumers get runs of a message group, as from the Apache
+		// proxy; push consumers one message per group (docs/compatibility.md).
+		FIFORuns:  group.Orderly && !req.AutoRenew,
+		AttemptID: req.AttemptID,
 	})
 	if err != nil {
 		if ctx.Err() == nil && popCtx.Err() != nil {
@@ -225,19 +228,26 @@ func (m *Messaging) dropExhausted(ctx context.Context, group string, maxAttempts
 // visible again soon (after consumer.invisibleTimeOnClear).
 func (m *Messaging) Release(ctx context.Context, group string, msgs []domain.StoredMessage) {
 	info := ports.RequestInfoFrom(ctx)
+	reqs := make([]ports.ChangeInvisibleRequest, 0, len(msgs))
 	for _, msg := range msgs {
 		h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
 		if err != nil {
 			continue
 		}
 		h = m.renewer.take(info.ClientID, group, msg.ID, h)
-		_, err = m.broker.ChangeInvisible(context.WithoutCancel(ctx), ports.ChangeInvisibleRequest{
+		reqs = append(reqs, ports.ChangeInvisibleRequest{
 			AckRequest:    ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h},
 			InvisibleTime: m.cfg.Consumer.InvisibleTimeOnClear,
 		})
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	_, errs := m.broker.ChangeInvisibleBatch(context.WithoutCancel(ctx), reqs)
+	for i, err := range errs {
 		if err != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
 			m.log.LogAttrs(ctx, slog.LevelWarn, "releasing an undelivered message failed; it becomes visible when its invisible time ends",
-				slog.String("consumer_group", group), slog.String("msg_id", msg.ID), slog.Any("error", err))
+				slog.String("consumer_group", group), slog.String("msg_id", reqs[i].MessageID), slog.Any("error", err))
 		}
 	}
 }

@@ -97,79 +97,137 @@ func sameDelivery(a, b domain.ReceiptHandle) bool {
 	return a.BrokerName == b.BrokerName && a.QueueID == b.QueueID && a.QueueOffset == b.QueueOffset
 }
 
-// release makes every delivery a departed client held visible again soon.
+// release makes every delivery a departed client held visible again soon,
+// with one broker call for all of them.
 func (r *Renewer) release(ctx context.Context, clientID, group string) {
 	k := holderKey{clientID, group}
 	r.mu.Lock()
 	byID := r.held[k]
 	delete(r.held, k)
 	r.mu.Unlock()
+	var reqs []ports.ChangeInvisibleRequest
+	var locked []*heldMessage
 	for id, hm := range byID {
 		hm.mu.Lock()
-		if !hm.forgotten {
-			hm.forgotten = true
-			_, err := r.broker.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
-				AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: id, Handle: hm.handle},
-				InvisibleTime: r.cfg.InvisibleTimeOnClear,
-			})
-			if err != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
-				r.log.LogAttrs(ctx, slog.LevelWarn, "release of a departed client's message failed; it becomes visible when its invisible time ends",
-					slog.String("client_id", clientID), slog.String("consumer_group", group), slog.String("msg_id", id), slog.Any("error", err))
-			}
+		if hm.forgotten {
+			hm.mu.Unlock()
+			continue
 		}
-		hm.mu.Unlock()
+		hm.forgotten = true
+		locked = append(locked, hm)
+		reqs = append(reqs, ports.ChangeInvisibleRequest{
+			AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: id, Handle: hm.handle},
+			InvisibleTime: r.cfg.InvisibleTimeOnClear,
+		})
 	}
+	defer func() {
+		for _, hm := range locked {
+			hm.mu.Unlock()
+		}
+	}()
+	if len(reqs) == 0 {
+		return
+	}
+	_, errs := r.broker.ChangeInvisibleBatch(ctx, reqs)
+	for i, err := range errs {
+		if err != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "release of a departed client's message failed; it becomes visible when its invisible time ends",
+				slog.String("client_id", clientID), slog.String("consumer_group", group), slog.String("msg_id", reqs[i].MessageID), slog.Any("error", err))
+		}
+	}
+}
+
+const (
+	// renewBatch is how many renewals share one broker call (and one wait
+	// for durability).
+	renewBatch = 64
+	// renewWorkers bounds the broker calls for renewals in progress at once.
+	renewWorkers = 4
+)
+
+// renewItem is one held delivery considered for renewal.
+type renewItem struct {
+	k      holderKey
+	id     string
+	hm     *heldMessage
+	giveUp bool
 }
 
 // renewDue renews every held delivery that would become visible within
-// the renew-ahead window.
+// the renew-ahead window: in batches of renewBatch, on at most renewWorkers
+// goroutines, which it waits for.
 func (r *Renewer) renewDue(ctx context.Context) {
 	now := r.clock.Now()
-	type item struct {
-		k  holderKey
-		id string
-		hm *heldMessage
-	}
-	var due []item
+	var due []renewItem
 	r.mu.Lock()
 	for k, byID := range r.held {
 		for id, hm := range byID {
-			due = append(due, item{k, id, hm})
+			due = append(due, renewItem{k: k, id: id, hm: hm})
 		}
 	}
 	r.mu.Unlock()
-	for _, it := range due {
-		if ctx.Err() != nil {
-			return
+	if len(due) == 0 {
+		return
+	}
+	batches := make(chan []renewItem)
+	var wg sync.WaitGroup
+	for range min(renewWorkers, (len(due)+renewBatch-1)/renewBatch) {
+		wg.Go(func() {
+			for b := range batches {
+				r.renewBatch(ctx, now, b)
+			}
+		})
+	}
+	for len(due) > 0 && ctx.Err() == nil {
+		n := min(renewBatch, len(due))
+		batches <- due[:n]
+		due = due[n:]
+	}
+	close(batches)
+	wg.Wait()
+}
+
+// renewBatch renews the due deliveries of items with one broker call,
+// holding each one's lock meanwhile.
+func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewItem) {
+	var reqs []ports.ChangeInvisibleRequest
+	var todo []renewItem
+	for _, it := range items {
+		hm := it.hm
+		hm.mu.Lock()
+		if hm.forgotten || hm.handle.NextVisibleTime().Sub(now) > r.cfg.RenewAhead {
+			hm.mu.Unlock()
+			continue
 		}
-		r.renewOne(ctx, now, it.k, it.id, it.hm)
+		req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: it.k.group, Topic: hm.topic, MessageID: it.id, Handle: hm.handle}}
+		it.giveUp = now.Sub(hm.first) >= r.cfg.RenewMaxTime
+		if it.giveUp {
+			// Held too long: let the message be retried after the group's backoff.
+			req.InvisibleTime = time.Second
+			if g, err := r.meta.ConsumerGroup(ctx, it.k.group); err == nil {
+				req.InvisibleTime = g.RetryPolicy.Delay(hm.attempt)
+			}
+		} else {
+			req.InvisibleTime = renewSteps[min(hm.renewals, len(renewSteps)-1)]
+		}
+		reqs = append(reqs, req)
+		todo = append(todo, it)
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	hs, errs := r.broker.ChangeInvisibleBatch(ctx, reqs)
+	for i, it := range todo {
+		r.renewed(ctx, it, hs[i], errs[i])
+		it.hm.mu.Unlock()
 	}
 }
 
-func (r *Renewer) renewOne(ctx context.Context, now time.Time, k holderKey, id string, hm *heldMessage) {
-	hm.mu.Lock()
-	defer hm.mu.Unlock()
-	if hm.forgotten || hm.handle.NextVisibleTime().Sub(now) > r.cfg.RenewAhead {
-		return
-	}
-	req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: k.group, Topic: hm.topic, MessageID: id, Handle: hm.handle}}
-	giveUp := now.Sub(hm.first) >= r.cfg.RenewMaxTime
-	if giveUp {
-		// Held too long: let the message be retried after the group's backoff.
-		req.InvisibleTime = time.Second
-		if g, err := r.meta.ConsumerGroup(ctx, k.group); err == nil {
-			req.InvisibleTime = g.RetryPolicy.Delay(hm.attempt)
-		}
-	} else {
-		step := hm.renewals
-		if step >= len(renewSteps) {
-			step = len(renewSteps) - 1
-		}
-		req.InvisibleTime = renewSteps[step]
-	}
-	h, err := r.broker.ChangeInvisible(ctx, req)
+// renewed records the outcome of one renewal; the caller holds it.hm.mu.
+func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHandle, err error) {
+	k, id, hm := it.k, it.id, it.hm
 	switch {
-	case err == nil && !giveUp:
+	case err == nil && !it.giveUp:
 		hm.handle = h
 		hm.renewals++
 		hm.failures = 0

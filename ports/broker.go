@@ -97,6 +97,12 @@ type PopRequest struct {
 	// FIFO asks for ordered delivery: within a message group, a message is
 	// not delivered while an earlier one is in flight or not yet acked.
 	FIFO bool
+	// FIFORuns lets a FIFO pop hand out a run of a message group: up to
+	// MaxMessages consecutive messages of it, in order (otherwise one
+	// message per group). An ack of a later message of a run is final only
+	// once the earlier ones are acked; if one of them becomes visible again
+	// first, the run is delivered again from it.
+	FIFORuns bool
 	// AttemptID lets a broker recognise a retried pop request.
 	AttemptID string
 }

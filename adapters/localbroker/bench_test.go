@@ -109,13 +109,18 @@ func BenchmarkPopAck(b *testing.B) {
 }
 
 // BenchmarkFIFOPopAck measures FIFO pop (batches of up to 32) and ack of
-// 1 KiB messages of one queue, with 1 and with 100 message groups. Within a
-// group only one message is in flight, so with one group every pop returns
-// one message; the acks of one pop run concurrently (as a consumer handling
-// several groups at once would) and share fsyncs.
+// 1 KiB messages of one queue, with 1 and with 100 message groups, with
+// runs (simple consumers: up to 32 consecutive messages of a group per pop)
+// and without (push consumers: one message per group per pop). The acks of
+// one pop run concurrently (as a consumer handling several groups at once
+// would) and share fsyncs.
 func BenchmarkFIFOPopAck(b *testing.B) {
-	for _, groups := range []int{1, 100} {
-		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
+	for _, bc := range []struct {
+		groups int
+		runs   bool
+	}{{1, false}, {1, true}, {100, false}, {100, true}} {
+		groups := bc.groups
+		b.Run(fmt.Sprintf("groups=%d/runs=%v", groups, bc.runs), func(b *testing.B) {
 			e := benchEngine(b)
 			ctx := context.Background()
 			body := make([]byte, 1024)
@@ -134,7 +139,7 @@ func BenchmarkFIFOPopAck(b *testing.B) {
 			b.ResetTimer()
 			done, pops := 0, 0
 			for done < b.N {
-				ms, err := e.Pop(ctx, ports.PopRequest{Group: "c", Topic: "fifo", QueueID: 0, MaxMessages: 32, InvisibleTime: time.Minute, FIFO: true})
+				ms, err := e.Pop(ctx, ports.PopRequest{Group: "c", Topic: "fifo", QueueID: 0, MaxMessages: 32, InvisibleTime: time.Minute, FIFO: true, FIFORuns: bc.runs})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -158,6 +163,59 @@ func BenchmarkFIFOPopAck(b *testing.B) {
 			b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "msgs/s")
 			b.ReportMetric(float64(done)/float64(pops), "msgs/pop")
 			b.ReportMetric(float64(e.clog.Stats().Fsyncs-before.Fsyncs)/float64(done), "fsyncs/op")
+		})
+	}
+}
+
+// BenchmarkAckBatch measures acking the 32 messages of a pop one by one
+// (each waiting for its fsync, as AckMessage did with several entries) and
+// as one batch (one wait for all): fsyncs per acked message.
+func BenchmarkAckBatch(b *testing.B) {
+	for _, batched := range []bool{false, true} {
+		b.Run(fmt.Sprintf("batched=%v", batched), func(b *testing.B) {
+			e := benchEngine(b)
+			ctx := context.Background()
+			batch := make([]domain.Message, 0, 64)
+			for i := 0; i < b.N; i += len(batch) {
+				batch = batch[:0]
+				for j := 0; j < 64 && i+j < b.N; j++ {
+					batch = append(batch, domain.Message{Topic: "t", ID: fmt.Sprint(i + j), Body: []byte("x")})
+				}
+				if _, err := e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: e.cfg.BrokerName, QueueID: 0}, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			before := e.clog.Stats()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				ms, err := e.Pop(ctx, ports.PopRequest{Group: "c", Topic: "t", QueueID: 0, MaxMessages: 32, InvisibleTime: time.Minute})
+				if err != nil || len(ms) == 0 {
+					b.Fatalf("pop: %v (%d of %d done)", err, done, b.N)
+				}
+				reqs := make([]ports.AckRequest, len(ms))
+				for i, m := range ms {
+					h, _ := domain.ParseReceiptHandle(m.ReceiptHandle)
+					reqs[i] = ports.AckRequest{Group: "c", Topic: "t", Handle: h}
+				}
+				if batched {
+					for _, err := range e.AckBatch(ctx, reqs) {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				} else {
+					for _, r := range reqs {
+						if err := e.Ack(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				done += len(ms)
+			}
+			b.StopTimer()
+			st := e.clog.Stats()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(st.Fsyncs-before.Fsyncs)/float64(b.N), "fsyncs/op")
 		})
 	}
 }

@@ -448,7 +448,7 @@ func TestFIFOOrderPerMessageGroup(t *testing.T) {
 	fm := func(id, group string) domain.Message { m := msg("f", id, ""); m.Group = group; return m }
 	h.send("f", 0, fm("A1", "A"), fm("B1", "B"), fm("A2", "A"), fm("B2", "B"), fm("C1", "C"))
 	pop := func() []domain.StoredMessage {
-		got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "f", QueueID: 0, MaxMessages: 10, InvisibleTime: time.Minute, FIFO: true})
+		got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "f", QueueID: 0, MaxMessages: 10, InvisibleTime: time.Minute, FIFO: true, FIFORuns: true})
 		if err != nil {
 			t.Fatal(err)
 		}

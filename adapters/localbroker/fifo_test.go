@@ -19,9 +19,17 @@ func fifoMsg(topic, id, group string) domain.Message {
 	return m
 }
 
+// popFIFO pops as a simple consumer of an orderly group does (runs).
 func (h *harness) popFIFO(group, topic string, n int32, inv time.Duration) []domain.StoredMessage {
 	h.t.Helper()
-	got, err := h.e.Pop(h.t.Context(), ports.PopRequest{Group: group, Topic: topic, QueueID: -1, MaxMessages: n, InvisibleTime: inv, FIFO: true})
+	return h.popFIFOMode(group, topic, n, inv, true)
+}
+
+// popFIFOMode pops with or without runs (push consumers get one message per
+// group).
+func (h *harness) popFIFOMode(group, topic string, n int32, inv time.Duration, runs bool) []domain.StoredMessage {
+	h.t.Helper()
+	got, err := h.e.Pop(h.t.Context(), ports.PopRequest{Group: group, Topic: topic, QueueID: -1, MaxMessages: n, InvisibleTime: inv, FIFO: true, FIFORuns: runs})
 	if err != nil {
 		h.t.Fatalf("Pop: %v", err)
 	}
@@ -108,6 +116,21 @@ func TestFIFORunRedeliveredWhenItsHeadIsNotAcked(t *testing.T) {
 	}
 	if err := h.e.checkIndexes(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFIFOWithoutRunsOneMessagePerGroup: without runs (push consumers) a
+// FIFO pop hands out one message per group.
+func TestFIFOWithoutRunsOneMessagePerGroup(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "B1", "B"), fifoMsg("f", "A2", "A"), fifoMsg("f", "B2", "B"), fifoMsg("f", "N1", ""), fifoMsg("f", "N2", ""))
+	got := h.popFIFOMode("g", "f", 10, time.Minute, false)
+	if !slices.Equal(ids(got), []string{"A1", "B1", "N1", "N2"}) {
+		t.Fatalf("first pop %v", ids(got))
+	}
+	h.ack("g", got[0])
+	if next := h.popFIFOMode("g", "f", 10, time.Minute, false); !slices.Equal(ids(next), []string{"A2"}) {
+		t.Fatalf("after A1 acked: %v", ids(next))
 	}
 }
 
@@ -331,8 +354,9 @@ func (e *Engine) checkIndexes() (err error) {
 // message of the group's previous run is still in flight; and the indexes
 // and the deadline heap stay in step.
 func TestFIFORandomOperationsKeepOrder(t *testing.T) {
-	for seed := range uint64(6) {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { fifoRandomOperations(t, seed) })
+	for seed := range uint64(8) {
+		runs := seed%4 != 3
+		t.Run(fmt.Sprint("seed", seed, "runs", runs), func(t *testing.T) { fifoRandomOperations(t, seed, runs) })
 	}
 }
 
@@ -345,7 +369,7 @@ type fifoRun struct {
 	lost     bool // a crash may have lost its pop record
 }
 
-func fifoRandomOperations(t *testing.T, seed uint64) {
+func fifoRandomOperations(t *testing.T, seed uint64, runs bool) {
 	h := newHarness(t, nil)
 	g := domain.NewConsumerGroup("g")
 	g.MaxDeliveryAttempts = 1000
@@ -356,7 +380,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 	const groups = 5
 	sentPer := map[string]int{}
 	confirmed := map[string]int{} // messages of each group finally consumed
-	runs := map[string]*fifoRun{}
+	lastRun := map[string]*fifoRun{}
 	held := map[string]domain.StoredMessage{} // the latest delivery of each message
 	popped, ackFail, redelivered := 0, 0, 0
 	seq := func(m domain.StoredMessage) int {
@@ -392,7 +416,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 			h.send("f", 0, batch...)
 		case op < 4:
 			inv := time.Duration(1+rng.IntN(20)) * time.Second
-			got := h.popFIFO("g", "f", int32(1+rng.IntN(8)), inv)
+			got := h.popFIFOMode("g", "f", int32(1+rng.IntN(8)), inv, runs)
 			tr("%d pop inv %v: %v", step, inv, ids(got))
 			popped += len(got)
 			byGroup := map[string][]domain.StoredMessage{}
@@ -403,7 +427,10 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 				}
 			}
 			for grp, ms := range byGroup {
-				if prev := runs[grp]; prev != nil && !prev.lost {
+				if !runs && len(ms) > 1 {
+					t.Fatalf("step %d: %v of group %s in one pop without runs", step, ids(ms), grp)
+				}
+				if prev := lastRun[grp]; prev != nil && !prev.lost {
 					for i := range prev.handles {
 						if !prev.acked[i] && now.Before(prev.deadline[i]) {
 							t.Fatalf("step %d: group %s delivered %v while %s-%d is in flight", step, grp, ids(ms), grp, prev.start+i)
@@ -414,7 +441,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 				if r.start != confirmed[grp] {
 					t.Fatalf("step %d: group %s run starts at %d, but %d is the first not consumed", step, grp, r.start, confirmed[grp])
 				}
-				if r.start < sentPer[grp] && runs[grp] != nil && r.start < runs[grp].start+len(runs[grp].handles) {
+				if r.start < sentPer[grp] && lastRun[grp] != nil && r.start < lastRun[grp].start+len(lastRun[grp].handles) {
 					redelivered++
 				}
 				for i, m := range ms {
@@ -425,7 +452,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 					r.acked = append(r.acked, false)
 					r.deadline = append(r.deadline, now.Add(inv))
 				}
-				runs[grp] = r
+				lastRun[grp] = r
 			}
 		case op < 8 && len(held) > 0:
 			m := pick()
@@ -439,7 +466,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 				}
 				t.Fatal(err)
 			}
-			r := runs[m.Group]
+			r := lastRun[m.Group]
 			if m.Group == "" || r == nil || seq(m) < r.start || seq(m) >= r.start+len(r.handles) || r.handles[seq(m)-r.start] != m.ReceiptHandle {
 				continue // no group, or an idempotent ack of a message consumed before
 			}
@@ -454,7 +481,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 			if err == nil {
 				m.ReceiptHandle = nh.String()
 				held[m.ID] = m
-				if r := runs[m.Group]; m.Group != "" && r != nil && seq(m) >= r.start && seq(m) < r.start+len(r.handles) {
+				if r := lastRun[m.Group]; m.Group != "" && r != nil && seq(m) >= r.start && seq(m) < r.start+len(r.handles) {
 					r.handles[seq(m)-r.start] = m.ReceiptHandle
 					r.deadline[seq(m)-r.start] = nh.NextVisibleTime()
 				}
@@ -468,7 +495,7 @@ func fifoRandomOperations(t *testing.T, seed uint64) {
 				tr("%d crash settle=%v", step, settle)
 				h.crashRestart(settle)
 				clear(held) // receipts of lost pops may be stale; they only fail
-				for _, r := range runs {
+				for _, r := range lastRun {
 					r.lost = true
 				}
 			}

@@ -280,10 +280,11 @@ func (e *Engine) readMessage(topic string, ent consumequeue.Entry) (m record.Mes
 //
 // Redeliveries (visible deliveries) go first, in offset order, then
 // messages never delivered, from the cursor. A FIFO pop skips the message
-// groups with a delivery in flight and hands out a run: the visible
-// messages of a group, then its new ones, in order, as long as every
-// earlier message of the group is in this pop; a new message of a group
-// that must wait is passed (recorded as a visible delivery never made).
+// groups with a delivery in flight and hands out one message per group, or
+// with FIFORuns a run: the visible messages of a group, then its new ones,
+// in order, as long as every earlier message of the group is in this pop.
+// A new message of a group that must wait is passed (recorded as a visible
+// delivery never made).
 func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahead int, cache map[int64]*popRead) popWalk {
 	var w popWalk
 	look := func(off int64) *popRead {
@@ -296,9 +297,14 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 	full := func() bool { return len(w.picks) >= remaining || len(w.missing) >= ahead }
 	cands := c.visible
 	var handled map[string]int // FIFO: visible offsets of each group this pop dealt with
+	var taken map[string]int   // FIFO: messages of each group this pop delivers
+	perGroup := remaining
 	if req.FIFO {
-		cands = c.fifoCandidates(remaining + ahead)
-		handled = map[string]int{}
+		if !req.FIFORuns {
+			perGroup = 1
+		}
+		cands = c.fifoCandidates(remaining+ahead, perGroup)
+		handled, taken = map[string]int{}, map[string]int{}
 	}
 	for _, off := range cands {
 		if full() {
@@ -318,6 +324,9 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		}
 		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: d.attempt + 1, MsgGroup: r.msg.Group})
 		w.picks = append(w.picks, off)
+		if taken != nil {
+			taken[r.msg.Group]++
+		}
 	}
 	var waiting map[string]bool // FIFO: groups whose new messages this pop passes
 	next := c.next
@@ -333,7 +342,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 			continue
 		}
 		if g := r.msg.Group; req.FIFO && g != "" {
-			if waiting[g] || c.busy[g] > 0 || handled[g] < len(c.grouped[g]) {
+			if waiting[g] || c.busy[g] > 0 || handled[g] < len(c.grouped[g]) || taken[g] >= perGroup {
 				if waiting == nil {
 					waiting = map[string]bool{}
 				}
@@ -344,19 +353,22 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		}
 		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: 1, MsgGroup: r.msg.Group})
 		w.picks = append(w.picks, off)
+		if taken != nil {
+			taken[r.msg.Group]++
+		}
 	}
 	w.next = next
 	return w
 }
 
 // fifoCandidates returns, in offset order, up to limit visible offsets a
-// FIFO pop may deliver: those of the message groups with nothing in flight
-// (each group's first ones) and those without a group.
-func (c *consState) fifoCandidates(limit int) []int64 {
+// FIFO pop may deliver: the first perGroup of each message group with
+// nothing in flight, and those without a group.
+func (c *consState) fifoCandidates(limit, perGroup int) []int64 {
 	out := make([]int64, 0, min(limit, len(c.visible)))
 	for g, offs := range c.grouped {
 		if c.busy[g] == 0 {
-			out = append(out, offs[:min(limit, len(offs))]...)
+			out = append(out, offs[:min(limit, perGroup, len(offs))]...)
 		}
 	}
 	out = append(out, c.free[:min(limit, len(c.free))]...)
@@ -376,7 +388,7 @@ func (e *Engine) commitPopLocked(k consKey, qi *queueIndex, req *ports.PopReques
 	}
 	inv := req.InvisibleTime.Milliseconds()
 	rec := record.Pop{Group: k.group, Topic: k.topic, QueueID: k.qid, Receipt: receipt, PopTime: time.UnixMilli(now.UnixMilli()),
-		Deadline: time.UnixMilli(now.UnixMilli() + inv), Next: w.next, Entries: w.entries, Orderly: req.FIFO}
+		Deadline: time.UnixMilli(now.UnixMilli() + inv), Next: w.next, Entries: w.entries, Orderly: req.FIFO && req.FIFORuns}
 	if _, _, err := e.appendApplyLocked(record.TypePop, func(dst []byte) []byte { return record.AppendPop(dst, &rec) }, false); err != nil {
 		return nil, err
 	}
