@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"fmt"
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"slices"
 	"strconv"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"sync"
 	"testing"
 	"time"
@@ -128,8 +130,9 @@ func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
 }
 
 // TestFIFOSimpleConsumerBlocksGroupUntilAck shows the broker-side rule: while
-// a message of a group is in flight, the next one of that group is held back;
-// other groups go on.
+// messages of a group are in flight, the next ones of that group are held
+// back; other groups go on. A receive hands out a run of each group: up to
+// the batch size of its consecutive messages, in order.
 func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
 	p.CreateTopic(t, "fifo-s", domain.MessageTypeFIFO, 1)
@@ -138,37 +141,107 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 	pr := testenv.NewProducer(t, p, "fifo-s")
 	sendFIFO(t, pr, "fifo-s", 2, 3) // group-0 and group-1, seq 0..2 each
 	c := testenv.NewSimpleConsumer(t, p, "g-fifo-s", time.Second, map[string]*rmq.FilterExpression{"fifo-s": rmq.SUB_ALL})
-	receive := func() []*rmq.MessageView {
+	receive := func(n int32) []*rmq.MessageView {
 		t.Helper()
-		ms, err := c.Receive(t.Context(), 16, 20*time.Second)
+		ms, err := c.Receive(t.Context(), n, 20*time.Second)
 		if err != nil && !testenv.IsNoMessage(err) {
 			t.Fatal(err)
 		}
 		return ms
 	}
-	first := receive()
-	heads := map[string]*rmq.MessageView{}
-	for _, m := range first {
-		if _, dup := heads[*m.GetMessageGroup()]; dup {
-			t.Fatalf("two messages of %s in flight at once", *m.GetMessageGroup())
+	seq := func(ms []*rmq.MessageView) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, *m.GetMessageGroup()+"/"+m.GetProperties()["seq"])
 		}
-		heads[*m.GetMessageGroup()] = m
-		if m.GetProperties()["seq"] != "0" {
-			t.Fatalf("group %s started with seq %s", *m.GetMessageGroup(), m.GetProperties()["seq"])
-		}
+		return out
 	}
-	if len(heads) != 2 {
-		t.Fatalf("first receive got %d groups' heads, want both", len(heads))
+	first := receive(2)
+	if !slices.Equal(seq(first), []string{"group-0/0", "group-1/0"}) {
+		t.Fatalf("first receive of 2: %v, want both groups' heads", seq(first))
 	}
-	if more := receive(); len(more) != 0 {
-		t.Fatalf("a group's next message was delivered while its head was in flight")
+	if more := receive(16); len(more) != 0 {
+		t.Fatalf("a group's next message was delivered while its head was in flight: %v", seq(more))
 	}
-	if err := c.Ack(t.Context(), heads["group-0"]); err != nil {
+	if err := c.Ack(t.Context(), first[0]); err != nil {
 		t.Fatal(err)
 	}
-	next := receive()
-	if len(next) != 1 || *next[0].GetMessageGroup() != "group-0" || next[0].GetProperties()["seq"] != "1" {
-		t.Fatalf("after acking group-0's head got %d messages", len(next))
+	// group-0 goes on with a run of its remaining messages; group-1 waits.
+	if next := receive(16); !slices.Equal(seq(next), []string{"group-0/1", "group-0/2"}) {
+		t.Fatalf("after acking group-0's head: %v", seq(next))
+	}
+}
+
+// TestFIFOSimpleConsumerReceivesRunsOfOneGroup: a receive with batch size 3
+// on a FIFO topic with one message group gets 3 consecutive messages of it,
+// in order, as from the Apache proxy. When the consumer acks the later two
+// but not the first, the whole run comes again after the invisible
+// duration, as the Apache broker's orderly pop does; once the first is
+// acked too, the group goes on.
+func TestFIFOSimpleConsumerReceivesRunsOfOneGroup(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "fifo-run", domain.MessageTypeFIFO, 2)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-run", Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, "fifo-run")
+	sendFIFO(t, pr, "fifo-run", 1, 6)
+	c := testenv.NewSimpleConsumer(t, p, "g-fifo-run", time.Second, map[string]*rmq.FilterExpression{"fifo-run": rmq.SUB_ALL})
+	seqs := func(ms []*rmq.MessageView) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.GetProperties()["seq"])
+		}
+		return out
+	}
+	var run []*rmq.MessageView
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 3, 3*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		run = ms
+		if len(run) == 0 {
+			return fmt.Errorf("nothing received")
+		}
+		return nil
+	})
+	if !slices.Equal(seqs(run), []string{"0", "1", "2"}) {
+		t.Fatalf("one receive of 3 got seq %v, want a run 0 1 2", seqs(run))
+	}
+	for _, m := range run[1:] {
+		if err := c.Ack(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var again []*rmq.MessageView
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 3, 20*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		again = append(again, ms...)
+		if len(again) == 0 {
+			return fmt.Errorf("the run did not come again")
+		}
+		return nil
+	})
+	if !slices.Equal(seqs(again), []string{"0", "1", "2"}) {
+		t.Fatalf("after seq 0 was left unacked: seq %v, want the run 0 1 2 again", seqs(again))
+	}
+	for _, m := range again {
+		if m.GetDeliveryAttempt() != 2 {
+			t.Fatalf("seq %s attempt %d, want 2", m.GetProperties()["seq"], m.GetDeliveryAttempt())
+		}
+		if err := c.Ack(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := c.Receive(t.Context(), 3, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seqs(ms), []string{"3", "4", "5"}) {
+		t.Fatalf("after the run was acked: seq %v", seqs(ms))
 	}
 }
 

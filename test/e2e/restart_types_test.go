@@ -64,8 +64,10 @@ func TestKill9KeepsPendingTimers(t *testing.T) {
 }
 
 // TestKill9KeepsFIFOProgress acks the first half of each message group,
-// kills rmqproxy, and checks the rest arrives after a restart in order,
-// without the acked half.
+// then receives a run of each group and acks all of it but its first
+// message, kills rmqproxy, and checks after a restart that each group's
+// run comes again from its unacked first message and the rest follows in
+// order, without the acked half.
 func TestKill9KeepsFIFOProgress(t *testing.T) {
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, fastConsumer...)
@@ -78,15 +80,15 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := testenv.NewProducer(t, c1.Proxy(t), "fifo-r")
-	const groups, perGroup = 3, 10
+	const groups, perGroup = 3, 12
 	sendFIFO(t, pr, "fifo-r", groups, perGroup)
 	_ = pr.GracefulStop()
 
 	next := map[string]int{}
-	consume := func(c rmq.SimpleConsumer, until func() bool) {
+	consume := func(c rmq.SimpleConsumer, batch int32, until func() bool) {
 		t.Helper()
 		testenv.WaitFor(t, 60*time.Second, func() error {
-			ms, err := c.Receive(t.Context(), 16, 10*time.Second)
+			ms, err := c.Receive(t.Context(), batch, 10*time.Second)
 			if err != nil && !testenv.IsNoMessage(err) {
 				return err
 			}
@@ -108,7 +110,7 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 		})
 	}
 	c := testenv.NewSimpleConsumer(t, c1.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
-	consume(c, func() bool {
+	consume(c, 1, func() bool {
 		for g := range groups {
 			if next["group-"+strconv.Itoa(g)] < perGroup/2 {
 				return false
@@ -116,12 +118,56 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 		}
 		return true
 	})
+	// A run of each group with its later messages acked and its first
+	// not: the acks are final only once the first one is acked.
+	runs := map[string][]string{}
+	want := 0 // groups with two or more messages left
+	for g := range groups {
+		if next["group-"+strconv.Itoa(g)] <= perGroup-2 {
+			want++
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 3*groups, 10*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		got := map[string][]*rmq.MessageView{}
+		for _, m := range ms {
+			got[*m.GetMessageGroup()] = append(got[*m.GetMessageGroup()], m)
+		}
+		for g, run := range got {
+			if _, seen := runs[g]; seen || len(run) < 2 {
+				continue // a run of one, or one seen before that came again
+			}
+			for i, m := range run {
+				runs[g] = append(runs[g], m.GetProperties()["seq"])
+				if i > 0 {
+					if err := c.Ack(t.Context(), m); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if len(runs) < want {
+			return fmt.Errorf("runs %v, want %d", runs, want)
+		}
+		return nil
+	})
+	if want == 0 {
+		t.Fatal("no group has two messages left for a run; send more")
+	}
+	for g, r := range runs {
+		if r[0] != strconv.Itoa(next[g]) {
+			t.Fatalf("group %s: run %v, expected one from seq %d", g, r, next[g])
+		}
+	}
 	_ = c.GracefulStop()
 	c1.Kill(t)
 
 	c2 := testenv.StartChild(t, dir, fastConsumer...)
 	c = testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
-	consume(c, func() bool {
+	consume(c, 16, func() bool {
 		for g := range groups {
 			if next["group-"+strconv.Itoa(g)] < perGroup {
 				return false
