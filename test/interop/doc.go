@@ -15,7 +15,10 @@
 // their time, committed and checked-back transactions arrive and rolled-back
 // ones never do. The Java program also runs "limits": receives with an
 // invisible duration out of bounds get ILLEGAL_INVISIBLE_TIME with the Apache
-// proxy's text, and a 10 KiB tag expression receives its messages.
+// proxy's text, and a 10 KiB tag expression receives its messages; and
+// "fiforun": a simple consumer receiving with a batch size of 3 from one
+// message group gets a run of 3, and the run comes again when its first
+// message is not acked.
 //
 // test/scripts/install-clients.sh installs the pinned clients. Without them
 // (or without the language's toolchain) the tests skip, naming what is

@@ -47,6 +47,7 @@ func TestInterop(t *testing.T) {
 			t.Run("transaction", func(t *testing.T) { transactionScenario(t, p, lang) })
 			if lang.name == "java" {
 				t.Run("limits", func(t *testing.T) { limitsScenario(t, p, lang) })
+				t.Run("fiforun", func(t *testing.T) { fifoRunScenario(t, p, lang) })
 			}
 		})
 	}
@@ -355,4 +356,45 @@ func limitsScenario(t *testing.T, p *testenv.Proxy, lang language) {
 	if len(got) != 1 || got[0].ID != hit {
 		t.Errorf("the 10 KiB tag expression received %v, want only the message tagged hit (%s)", got, hit)
 	}
+}
+
+// fifoRunScenario (Java): a simple consumer of an orderly group receives
+// with a batch size of 3 from a FIFO topic with one message group and gets
+// a run of 3 consecutive messages, as from the Apache proxy; it acks the
+// later two but not the first, and the whole run comes again (attempt 2);
+// once it is acked the rest follows.
+func fifoRunScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "fiforun", "")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 2)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	evs := runOn(t, p, lang, "fiforun", topic, group)
+	type round struct {
+		seqs     []int
+		attempts []int
+	}
+	var rounds []round
+	var cur round
+	for _, e := range evs {
+		switch e.Event {
+		case "received":
+			if e.Seq != nil {
+				cur.seqs = append(cur.seqs, *e.Seq)
+			}
+			cur.attempts = append(cur.attempts, e.Attempt)
+		case "round":
+			rounds = append(rounds, cur)
+			cur = round{}
+		}
+	}
+	want := []round{{[]int{0, 1, 2}, []int{1, 1, 1}}, {[]int{0, 1, 2}, []int{2, 2, 2}}, {[]int{3, 4, 5}, []int{1, 1, 1}}}
+	if len(rounds) != len(want) {
+		t.Fatalf("rounds %v, want %v", rounds, want)
+	}
+	for i := range want {
+		if !slices.Equal(rounds[i].seqs, want[i].seqs) || !slices.Equal(rounds[i].attempts, want[i].attempts) {
+			t.Errorf("round %d: seq %v attempts %v, want seq %v attempts %v", i+1, rounds[i].seqs, rounds[i].attempts, want[i].seqs, want[i].attempts)
+		}
+	}
+	settled(t, p, group, topic, 6)
 }

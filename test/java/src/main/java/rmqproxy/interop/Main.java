@@ -42,7 +42,7 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  *     [--linger-ms L] [--timeout-ms T]
  * </pre>
  *
- * Scenarios: normal, fifo, delay, transaction, limits. The client runs with its
+ * Scenarios: normal, fifo, fiforun, delay, transaction, limits. The client runs with its
  * default settings (TLS on, certificate not verified). Errors go to stderr
  * and end the program with a non-zero exit code.
  */
@@ -143,6 +143,9 @@ public final class Main {
                 break;
             case "limits":
                 limits();
+                break;
+            case "fiforun":
+                fifoRun();
                 break;
             default:
                 throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -326,6 +329,68 @@ public final class Main {
                 }
             }
         }
+    }
+
+    /**
+     * One message group of six messages on a FIFO topic; a simple consumer
+     * receives with a batch size of 3 (the Apache proxy hands out a run of
+     * 3 consecutive messages), acks the later two but not the first, and
+     * receives again: the run comes again after its invisible time. Then it
+     * acks the run and receives the rest. Emits "received" for every
+     * message and "round" after each receive that got messages.
+     */
+    private void fifoRun() throws Exception {
+        try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+            for (int seq = 0; seq < 6; seq++) {
+                String body = "fiforun-java-" + seq;
+                SendReceipt r = producer.send(provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("fifo")
+                    .setMessageGroup("mg").addProperty("seq", Integer.toString(seq)).build());
+                Map<String, Object> e = event("sent");
+                e.put("id", r.getMessageId().toString());
+                e.put("seq", seq);
+                emit(e);
+            }
+        }
+        try (SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setAwaitDuration(Duration.ofSeconds(2)).build()) {
+            List<MessageView> run = receiveRound(c, Duration.ofSeconds(3), 1);
+            for (MessageView v : run.subList(1, run.size())) {
+                ack(c, v);
+            }
+            for (int round = 2; round <= 3; round++) {
+                for (MessageView v : receiveRound(c, Duration.ofSeconds(30), round)) {
+                    ack(c, v);
+                }
+            }
+        }
+    }
+
+    /** Receives (batch size 3) until messages come; emits them and the round. */
+    private List<MessageView> receiveRound(SimpleConsumer c, Duration invisible, int round) throws Exception {
+        while (true) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new IllegalStateException("round " + round + ": nothing received before the timeout");
+            }
+            List<MessageView> got = c.receive(3, invisible);
+            if (got.isEmpty()) {
+                continue;
+            }
+            for (MessageView v : got) {
+                onReceived(v, "simple");
+            }
+            Map<String, Object> e = event("round");
+            e.put("seq", round);
+            e.put("case", Integer.toString(got.size()));
+            emit(e);
+            return got;
+        }
+    }
+
+    private void ack(SimpleConsumer c, MessageView v) throws ClientException {
+        c.ack(v);
+        Map<String, Object> e = event("acked");
+        e.put("id", v.getMessageId().toString());
+        emit(e);
     }
 
     // ---- consumers ----
