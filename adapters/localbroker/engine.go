@@ -1058,6 +1058,7 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		bjobs = append(bjobs, bucketJob{e.timers.Bucket(st.Start), st.Length})
 	}
 	e.mu.Unlock()
+	s.sortCanonical() // sorted and encoded without the engine lock
 	err := e.writeSnapshot(ctx, clog, s, func() error {
 		if len(removals) > 0 {
 			e.mu.Lock()

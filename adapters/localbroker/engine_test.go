@@ -772,6 +772,7 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 // timers' message ids, one per line.
 func (e *Engine) canonicalStateLocked() ([]byte, error) {
 	s := e.captureLocked(0)
+	s.sortCanonical()
 	var pend []string
 	for i := range s.timers {
 		es, err := e.timers.Bucket(s.timers[i].Start).Entries()

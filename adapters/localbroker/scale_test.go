@@ -177,6 +177,7 @@ func TestAckedSetBoundedBehindHeldMessage(t *testing.T) {
 	c := h.e.cons[consKey{"g", "t", 0}]
 	floor, next, setBytes := c.floor, c.next, c.acked.memBytes()
 	s := h.e.captureLocked(h.e.clog.NextOffset())
+	s.sortCanonical()
 	h.e.mu.Unlock()
 	snap := len(encodeSnapshot(s))
 	t.Logf("1 held + %d acked: floor %d next %d; acked set %d B; Go heap %.1f MB before the cycles, %.1f MB after; VmRSS %.1f MB; snapshot %d B",

@@ -430,28 +430,22 @@ func (r *snapReader) decodeV3(s *snapshot) {
 	}
 }
 
-// captureLocked builds a snapshot of the current state, covering the log up
-// to logOffset. Output is canonical (sorted) so equal states encode equally.
+// captureLocked copies the current state into a snapshot covering the log
+// up to logOffset. It only copies (the engine lock is held); sortCanonical,
+// called without the lock, orders it so that equal states encode equally.
 func (e *Engine) captureLocked(logOffset int64) *snapshot {
-	s := &snapshot{logOffset: logOffset}
+	s := &snapshot{logOffset: logOffset, queues: make([]snapQueue, 0, len(e.queues)), states: make([]snapState, 0, len(e.cons))}
 	for k, q := range e.queues {
 		s.queues = append(s.queues, snapQueue{topic: k.topic, qid: k.qid, count: q.count})
 	}
-	slices.SortFunc(s.queues, func(a, b snapQueue) int {
-		if c := strings.Compare(a.topic, b.topic); c != 0 {
-			return c
-		}
-		return int(a.qid - b.qid)
-	})
 	for k, c := range e.cons {
-		st := snapState{key: k, floor: c.floor, next: c.next, acked: c.acked.ranges(c.floor, c.next)}
+		st := snapState{key: k, floor: c.floor, next: c.next, acked: c.acked.ranges(c.floor, c.next),
+			deliveries: make([]snapDelivery, 0, len(c.inflight))}
 		for off, d := range c.inflight {
 			st.deliveries = append(st.deliveries, snapDelivery{offset: off, d: d.deliveryState})
 		}
-		slices.SortFunc(st.deliveries, func(a, b snapDelivery) int { return cmpInt(a.offset, b.offset) })
 		s.states = append(s.states, st)
 	}
-	slices.SortFunc(s.states, func(a, b snapState) int { return cmpKey(a.key, b.key) })
 	// Drained buckets are left out: every entry they hold before logOffset
 	// is resolved, so recovery from this snapshot deletes them.
 	for _, b := range e.timers.Buckets() {
@@ -462,25 +456,39 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 	for off, t := range e.txns {
 		s.txns = append(s.txns, snapTxn{origin: off, st: *t})
 	}
-	slices.SortFunc(s.txns, func(a, b snapTxn) int { return cmpInt(a.origin, b.origin) })
 	for k, o := range e.offsets {
 		s.offsets = append(s.offsets, snapOffset{key: k, offset: o})
 	}
-	slices.SortFunc(s.offsets, func(a, b snapOffset) int { return cmpKey(a.key, b.key) })
 	for t, o := range e.topicDeletedAt {
 		s.deleted = append(s.deleted, snapDeleted{topic: t, offset: o})
 	}
-	slices.SortFunc(s.deleted, func(a, b snapDeleted) int { return strings.Compare(a.topic, b.topic) })
 	s.defs = true
 	for _, t := range e.topics {
 		s.topics = append(s.topics, record.TopicPut{Topic: t.Topic, Incarnation: t.incarnation})
 	}
-	slices.SortFunc(s.topics, func(a, b record.TopicPut) int { return strings.Compare(a.Topic.Name, b.Topic.Name) })
 	for _, g := range e.groups {
 		s.groups = append(s.groups, record.GroupPut{Group: g.ConsumerGroup, Incarnation: g.incarnation})
 	}
-	slices.SortFunc(s.groups, func(a, b record.GroupPut) int { return strings.Compare(a.Group.Name, b.Group.Name) })
 	return s
+}
+
+// sortCanonical orders a captured snapshot canonically.
+func (s *snapshot) sortCanonical() {
+	slices.SortFunc(s.queues, func(a, b snapQueue) int {
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return int(a.qid - b.qid)
+	})
+	for i := range s.states {
+		slices.SortFunc(s.states[i].deliveries, func(a, b snapDelivery) int { return cmpInt(a.offset, b.offset) })
+	}
+	slices.SortFunc(s.states, func(a, b snapState) int { return cmpKey(a.key, b.key) })
+	slices.SortFunc(s.txns, func(a, b snapTxn) int { return cmpInt(a.origin, b.origin) })
+	slices.SortFunc(s.offsets, func(a, b snapOffset) int { return cmpKey(a.key, b.key) })
+	slices.SortFunc(s.deleted, func(a, b snapDeleted) int { return strings.Compare(a.topic, b.topic) })
+	slices.SortFunc(s.topics, func(a, b record.TopicPut) int { return strings.Compare(a.Topic.Name, b.Topic.Name) })
+	slices.SortFunc(s.groups, func(a, b record.GroupPut) int { return strings.Compare(a.Group.Name, b.Group.Name) })
 }
 
 func cmpInt(a, b int64) int {
