@@ -61,7 +61,7 @@ func (h *harness) checkTxns() {
 		}
 	}
 	e.mu.Unlock()
-	e.deliverChecks(context.Background(), all, end, nil)
+	e.deliverChecks(context.Background(), all, end)
 	h.settle(e.clog.NextOffset())
 }
 

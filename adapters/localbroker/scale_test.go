@@ -277,34 +277,3 @@ func TestAckWakesOnlyItsQueuesFIFOPollers(t *testing.T) {
 		return nil
 	})
 }
-
-// TestStalledCheckBackHandlerDoesNotBlockOthers: the check-backs of a
-// producer that does not take them (its handler blocks, whatever its
-// context says) do not hold back the check-backs of others: handlers run on
-// a pool.
-func TestStalledCheckBackHandlerDoesNotBlockOthers(t *testing.T) {
-	h := newHarness(t, nil)
-	got := make(chan string, 16)
-	release := make(chan struct{})
-	defer close(release) // before the harness closes the engine
-	h.e.SetTransactionCheckHandler(func(ctx context.Context, c ports.TransactionCheck) {
-		if c.Message.Topic == "stalled" {
-			<-release
-			return
-		}
-		got <- c.Message.ID
-	})
-	h.send("stalled", 0, txMsg("stalled", "s1"))
-	h.send("stalled", 0, txMsg("stalled", "s2"))
-	h.send("ok", 0, txMsg("ok", "o1"))
-	h.fake().Advance(h.cfg.TransactionTimeout)
-	kick(h.e.txnKick)
-	select {
-	case id := <-got:
-		if id != "o1" {
-			t.Fatalf("check-back of %s", id)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a stalled producer's check-backs held back another producer's")
-	}
-}

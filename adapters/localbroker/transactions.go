@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
@@ -290,37 +289,12 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*por
 	return &ports.TransactionCheck{Message: sm, Checks: rec.Checks}, end, nil
 }
 
-const (
-	// checkWorkers bounds the check-back handlers running at once, so that
-	// a producer slow to take its check-backs delays only its own.
-	checkWorkers = 8
-	// checkQueue bounds the check-backs waiting for a worker; beyond it a
-	// check-back is dropped (it counts; the next one comes one
-	// transactionCheckInterval later).
-	checkQueue = 1024
-	// checkTimeout bounds one handler call.
-	checkTimeout = 10 * time.Second
-)
-
 // txnLoop runs check-backs: it records them under the lock, waits until
-// they are durable, then hands them to its pool of checkWorkers goroutines,
-// which call the handler without any engine lock; it stops them and waits
-// for them when the engine stops.
+// they are durable, then calls the handler without any engine lock (the
+// handler returns at once: the application queues check-backs for its own
+// dispatch workers).
 func (e *Engine) txnLoop() {
 	defer e.wg.Done()
-	queue := make(chan ports.TransactionCheck, checkQueue)
-	var workers sync.WaitGroup
-	for range checkWorkers {
-		workers.Go(func() {
-			for c := range queue {
-				e.handleCheck(c)
-			}
-		})
-	}
-	defer func() {
-		close(queue)
-		workers.Wait()
-	}()
 	e.runLoop(e.txnKick, func() time.Duration {
 		e.mu.Lock()
 		if e.state != stateOpen {
@@ -330,48 +304,27 @@ func (e *Engine) txnLoop() {
 		now := e.clock.Now()
 		checks, end, wake := e.txnPassLocked(now)
 		e.mu.Unlock()
-		e.deliverChecks(e.bgCtx, checks, end, queue)
+		e.deliverChecks(e.bgCtx, checks, end)
 		return wake.Sub(now)
 	})
 }
 
-// deliverChecks hands check-backs to the handler once the records counting
-// them are durable: through queue (never waiting for room), or directly
-// when queue is nil.
-func (e *Engine) deliverChecks(ctx context.Context, checks []ports.TransactionCheck, end int64, queue chan<- ports.TransactionCheck) {
+// deliverChecks hands check-backs to the registered handler once the
+// records counting them are durable.
+func (e *Engine) deliverChecks(ctx context.Context, checks []ports.TransactionCheck, end int64) {
 	if len(checks) == 0 {
 		return
 	}
 	if err := e.clog.Wait(ctx, end); err != nil {
 		return // shutting down or failed: the checks are repeated after restart
 	}
-	dropped := 0
+	hp := e.txnHandler.Load()
 	for _, c := range checks {
-		if queue == nil {
-			e.handleCheck(c)
+		if hp == nil {
+			e.log.DebugContext(ctx, "no transaction check handler registered; the check-back counts but reaches no producer",
+				"topic", c.Message.Topic, "msg_id", c.Message.ID)
 			continue
 		}
-		select {
-		case queue <- c:
-		default:
-			dropped++
-		}
+		(*hp)(ctx, c)
 	}
-	if dropped > 0 {
-		e.log.WarnContext(ctx, "transaction check-backs dropped: the producers take them more slowly than they come; each is checked again one check interval later",
-			"dropped", dropped, "queued", len(queue))
-	}
-}
-
-// handleCheck calls the registered handler for one check-back.
-func (e *Engine) handleCheck(c ports.TransactionCheck) {
-	hp := e.txnHandler.Load()
-	if hp == nil {
-		e.log.Debug("no transaction check handler registered; the check-back counts but reaches no producer",
-			"topic", c.Message.Topic, "msg_id", c.Message.ID)
-		return
-	}
-	ctx, cancel := context.WithTimeout(e.bgCtx, checkTimeout)
-	defer cancel()
-	(*hp)(ctx, c)
 }
