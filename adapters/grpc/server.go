@@ -15,6 +15,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // streamWorkers is how many goroutines serve requests (see NumStreamWorkers
@@ -36,6 +38,45 @@ type Server struct {
 	// Telemetry streams so that a graceful stop does not wait for them.
 	shutdown context.Context
 	cancel   context.CancelFunc
+
+	// readiness, when set, decides the grpc.health.v1 status: a goroutine
+	// probes it every readinessPoll while serving (see watchReadiness).
+	readiness ports.Readiness
+	probing   sync.WaitGroup
+}
+
+// readinessPoll is how often grpc.health.v1 asks the readiness checks.
+const readinessPoll = time.Second
+
+// SetReadiness makes grpc.health.v1 report r (SERVING when it passes,
+// NOT_SERVING otherwise) instead of SERVING whenever the port is open. Call
+// it before Start.
+func (s *Server) SetReadiness(r ports.Readiness) { s.readiness = r }
+
+// watchReadiness sets the health status from the readiness checks until the
+// server stops.
+func (s *Server) watchReadiness() {
+	defer s.probing.Done()
+	tick := time.NewTicker(readinessPoll)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(s.shutdown, readinessPoll)
+		status := healthpb.HealthCheckResponse_SERVING
+		if err := s.readiness.Ready(ctx); err != nil {
+			status = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		cancel()
+		if s.shutdown.Err() != nil {
+			return
+		}
+		s.health.SetServingStatus("", status)
+		s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, status)
+		select {
+		case <-s.shutdown.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // NewServer builds the gRPC server; it does not listen until Start.
@@ -106,8 +147,15 @@ func (s *Server) Start(context.Context) error {
 func (s *Server) serve(lis net.Listener, port int) {
 	s.lis = lis
 	s.svc.port = port
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if s.readiness == nil {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	} else {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+		s.probing.Add(1)
+		go s.watchReadiness()
+	}
 	s.serving.Add(1)
 	go func() {
 		defer s.serving.Done()
@@ -128,8 +176,9 @@ func (s *Server) Addr() net.Addr {
 // Stop ends long polls and Telemetry streams, lets in-flight calls finish
 // until ctx's deadline, then closes every connection.
 func (s *Server) Stop(ctx context.Context) error {
-	s.health.Shutdown()
 	s.cancel()
+	s.probing.Wait()
+	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() { s.srv.GracefulStop(); close(done) }()
 	select {

@@ -1,13 +1,17 @@
 package health
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // Config is the health server's slice of the configuration (key health).
@@ -50,12 +54,29 @@ func AsCheck(constructor any) any {
 }
 
 // Module provides the health [Server], fed with every [Check] of the
-// readiness group, and ties it to the fx lifecycle: OnStart binds the port
+// readiness group, and the outcome of all checks as a [ports.Readiness] (for
+// protocol health services such as grpc.health.v1), and ties it to the fx lifecycle: OnStart binds the port
 // (a taken port fails startup), OnStop shuts the server down gracefully. It
 // needs a [Config] and an *slog.Logger.
 var Module = fx.Module("health",
 	fx.Provide(fx.Annotate(New, fx.ParamTags(``, `group:"`+ReadinessGroup+`"`, ``))),
+	fx.Provide(func(s *Server) ports.Readiness { return readiness{s} }),
 	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
 	}),
 )
+
+// readiness is every check's outcome as a ports.Readiness.
+type readiness struct{ s *Server }
+
+func (r readiness) Ready(ctx context.Context) error {
+	rep := r.s.Ready(ctx)
+	if len(rep.Failing) == 0 {
+		return nil
+	}
+	parts := make([]string, len(rep.Failing))
+	for i, f := range rep.Failing {
+		parts[i] = f.Name + ": " + f.Error
+	}
+	return fmt.Errorf("not ready: %s", strings.Join(parts, "; "))
+}

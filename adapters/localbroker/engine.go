@@ -198,15 +198,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	}()
 	for _, d := range []string{e.dir("meta"), e.dir("commitlog"), e.dir("consumequeue"), e.dir("snapshot"), e.dir("timer")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create data directory %s (dataDir)", d))
+			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot create %s under local.dataDir", d))
 		}
 	}
 	if err := atomicfile.SyncDir(e.cfg.DataDir); err != nil {
-		return domain.Wrap(domain.ReasonInternal, err, "cannot fsync the data directory (dataDir)")
+		return domain.Wrap(domain.ReasonInternal, err, "cannot fsync the data directory (local.dataDir)")
 	}
 	lock, err := lockDataDir(e.cfg.DataDir)
 	if err != nil {
-		return domain.Wrap(domain.ReasonUnavailable, err, "cannot lock the data directory (dataDir)")
+		return domain.Wrap(domain.ReasonUnavailable, err, "cannot lock the data directory (local.dataDir)")
 	}
 	ok := false
 	defer func() {

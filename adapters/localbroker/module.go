@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
 	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/adapters/health"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -164,9 +167,13 @@ func (c Config) Validate() error {
 
 // Module provides the embedded engine as *Engine, [ports.Broker],
 // [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller]
-// and [ports.Offsets]. It takes Config, *slog.Logger and
+// and [ports.Offsets], and its readiness check ("localbroker", see
+// [Engine.Ready]) to the health server. It takes Config, *slog.Logger and
 // [ports.Clock] from the container; the engine recovers in OnStart and
-// flushes, fsyncs and writes a final snapshot in OnStop.
+// flushes, fsyncs and writes a final snapshot in OnStop. The hooks are
+// appended by the module's invoke, not when the engine is built, so that
+// modules listed before it (the health server) start before recovery and
+// report it.
 var Module = fx.Module("localbroker",
 	fx.Provide(
 		fx.Annotate(newModuleEngine,
@@ -178,19 +185,57 @@ var Module = fx.Module("localbroker",
 			fx.As(new(ports.Recaller)),
 			fx.As(new(ports.Offsets)),
 		),
+		health.AsCheck(func(e *Engine) health.Check { return health.Check{Name: "localbroker", Check: e.Ready} }),
 	),
+	fx.Invoke(func(lc fx.Lifecycle, e *Engine) {
+		lc.Append(fx.Hook{OnStart: e.Start, OnStop: e.Close})
+	}),
 )
 
-func newModuleEngine(lc fx.Lifecycle, cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
+func newModuleEngine(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
 	e, err := New(cfg, log, clock)
 	if err != nil {
 		return nil, err
 	}
-	lc.Append(fx.Hook{
-		OnStart: e.Start,
-		OnStop:  e.Close,
-	})
+	// Checked when the engine is built, before anything else uses the
+	// directory (the gRPC server keeps its self-signed certificate under
+	// it): the first error then names the setting to fix.
+	if err := CheckDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// CheckDataDir checks that dir (local.dataDir) is, or can be created as, a
+// directory that rmqproxy can read and write; the error names the setting
+// and the cause.
+func CheckDataDir(dir string) error {
+	bad := func(what string, err error) error {
+		return fmt.Errorf("local.dataDir %q %s: %w; choose another directory with --local.dataDir", dir, what, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return bad("cannot be created", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return bad("cannot be read", err)
+	}
+	if !st.IsDir() {
+		return bad("is not a directory", errors.New("a file is in its place"))
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return bad("cannot be read", err)
+	}
+	f, err := os.CreateTemp(dir, ".rmqproxy-write-check-*")
+	if err != nil {
+		return bad("is not writable", err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	if err := os.Remove(name); err != nil {
+		return bad("is not writable", err)
+	}
+	return nil
 }
 
 // Open creates an engine and recovers it from cfg.DataDir: New then Start.

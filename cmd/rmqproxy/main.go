@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"go.uber.org/dig"
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
@@ -262,7 +263,9 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	log := app.NewLogger(stderr, cfg.Log)
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
-		return err
+		// The cause a constructor returned, without the dependency
+		// injection's chain of "could not build arguments for ...".
+		return dig.RootCause(err)
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout)
 	defer cancel()

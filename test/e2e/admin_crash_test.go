@@ -125,3 +125,26 @@ func TestKill9RightAfterTopicAndGroupDelete(t *testing.T) {
 		t.Fatalf("received %d messages after the crashes, want 11", len(got))
 	}
 }
+
+// TestUnusableDataDirNamesTheSetting: a file where the data directory
+// should be stops rmqproxy with one line that names local.dataDir and the
+// cause, without the dependency-injection chain and before anything else
+// (the self-signed certificate lives under the data directory too).
+func TestUnusableDataDirNamesTheSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.StartChild(t, file)
+	code, logs := c.ExitedWith(t)
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	last := lines[len(lines)-1]
+	if code == 0 || !strings.HasPrefix(last, "rmqproxy: local.dataDir") || !strings.Contains(last, "not a directory") {
+		t.Fatalf("exit %d, last line %q; logs:\n%s", code, last, logs)
+	}
+	for _, noise := range []string{"could not build", "reflect", "tls", "fx"} {
+		if strings.Contains(logs, noise) {
+			t.Errorf("the output mentions %q:\n%s", noise, logs)
+		}
+	}
+}

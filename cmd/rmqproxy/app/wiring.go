@@ -38,6 +38,10 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
 			l.UseLogLevel(slog.LevelDebug)
+			// fx's own error lines repeat, wrapped in its chain of
+			// constructors, the error rmqproxy prints when it stops: keep
+			// them for debugging only.
+			l.UseErrorLevel(slog.LevelDebug)
 			return l
 		}),
 		fx.StartTimeout(StartTimeout),
@@ -45,13 +49,15 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		fx.Supply(log),
 		fx.Provide(func() ports.Clock { return ports.SystemClock{} }),
 		config.Module(cfg),
-		// Each module's OnStop hooks run with their stage's own budget
-		// (stopped in reverse: health, admin, gRPC, application, engine).
+		// Each module's OnStop hooks run with their stage's own budget.
+		// They start in this order and stop in reverse (admin, gRPC,
+		// application, engine, health): the health endpoints come up
+		// first, so that /readyz reports the engine's recovery, and go last.
+		inStage(stage{"health", "", minorStageBudget}, health.Module),
 		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
 		inStage(stage{"background work", "", minorStageBudget}, applicationModule),
 		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
 		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),
-		inStage(stage{"health", "", minorStageBudget}, health.Module),
 	)
 }
 
