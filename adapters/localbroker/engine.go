@@ -111,8 +111,13 @@ type Engine struct {
 	replayed atomic.Int64
 	clogRef  atomic.Pointer[commitlog.Log]
 	limited  limitedLog
+	damaged  atomic.Pointer[error] // a consume-queue entry failed its checksum while running
 	// syncFault, when set by a test before Start, replaces fdatasync.
 	syncFault func(*os.File) error
+	// rebuild holds the queues recovery rebuilds from the log, with the
+	// entry count the snapshot gives them (see rebuild.go).
+	rebuild    map[queueKey]int64
+	rebuildErr error
 	// shortQueues are queues whose file holds fewer entries than the
 	// snapshot recovery started from says (their topic was deleted before
 	// a crash, or the file was damaged); replay must delete their topic.
@@ -176,6 +181,8 @@ func (e *Engine) resetMaps() {
 	e.topicDeletedAt = map[string]int64{}
 	e.removals = nil
 	e.shortQueues = map[queueKey]int64{}
+	e.rebuild = map[queueKey]int64{}
+	e.rebuildErr = nil
 }
 
 // Start recovers the engine from its data directory: it loads metadata and
@@ -214,88 +221,38 @@ func (e *Engine) Start(ctx context.Context) error {
 			_ = lock.Close()
 		}
 	}()
-	e.resetMaps()
 	if err := e.loadBoot(); err != nil {
 		return err
 	}
-	snap, err := e.loadSnapshot()
+	current, err := e.queueFormatCurrent()
 	if err != nil {
 		return err
 	}
-	imported := false
-	if snap.defs {
-		e.ignoreLegacyMeta()
-	} else if imported, err = e.importLegacyMeta(); err != nil {
-		return err
+	// A queue found shorter than the snapshot says whose topic the replay
+	// did not delete is damaged: recovery runs again, rebuilding it.
+	force := map[queueKey]bool{}
+	var clog *commitlog.Log
+	var snap *snapshot
+	var imported bool
+	var replayed int
+	for attempt := 0; ; attempt++ {
+		clog, snap, imported, replayed, err = e.recoverLocked(current, force)
+		var short *shortQueuesError
+		if attempt == 0 && errors.As(err, &short) {
+			e.log.Warn("consume queues are shorter than the snapshot says (damaged or removed); recovering again, rebuilding them from the commit log",
+				"queues", short.Error())
+			for _, k := range short.keys {
+				force[k] = true
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
-	if err := e.openQueues(snap); err != nil {
-		e.closeQueues()
-		return err
-	}
-	timers, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
-	if err != nil {
-		e.closeQueues()
-		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(
-			"the timer index (delay messages) is damaged. Stop rmqproxy, delete %s, %s and %s to rebuild the indexes from the commit log (this only works while no commit-log segment was deleted by retention)",
-			e.dir("timer"), e.dir("consumequeue"), e.dir("snapshot")))
-	}
-	e.timers = timers
-	e.snapBuckets = map[int64]bool{}
-	for _, b := range snap.timers {
-		e.snapBuckets[b.Start] = true
-	}
-	e.restoreLocked(snap)
-	e.advance = make(chan struct{}, 1)
-	e.reviveKick = make(chan struct{}, 1)
-	e.timerKick = make(chan struct{}, 1)
-	e.txnKick = make(chan struct{}, 1)
 	e.stop = make(chan struct{})
 	e.bgCtx, e.bgCancel = context.WithCancel(context.Background())
-	recovery := commitlog.RecoveryStrict
-	if e.cfg.Recovery == "truncate" {
-		recovery = commitlog.RecoveryTruncate
-	}
-	replayed := 0
-	e.replaying = true
-	clog, err := commitlog.Open(commitlog.Options{
-		Dir:           e.dir("commitlog"),
-		SegmentSize:   e.cfg.SegmentSize,
-		MaxRecordSize: e.cfg.MaxRecordSize,
-		Flush:         e.flush,
-		FlushInterval: e.cfg.FlushInterval,
-		Recovery:      recovery,
-		Logger:        e.log,
-		KnownType:     func(b byte) bool { return record.Type(b).Known() },
-		MaxPending:    e.cfg.MaxPendingBytes,
-		Reserve:       e.cfg.DiskReserve,
-		ReserveFile:   e.dir("reserve"),
-		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
-		Sync:          e.syncFault,
-		OnAdvance: func(int64) {
-			select {
-			case e.advance <- struct{}{}:
-			default:
-			}
-		},
-	}, snap.logOffset, func(off int64, typ byte, payload []byte) error {
-		replayed++
-		e.replayed.Add(1)
-		return e.applyRecordLocked(off, off+commitlog.FrameSize(len(payload)), record.Type(typ), payload)
-	})
-	e.replaying = false
-	if err != nil {
-		e.closeQueues()
-		var cerr *commitlog.CorruptionError
-		if errors.As(err, &cerr) {
-			return domain.Wrap(domain.ReasonInternal, err, "commit log is corrupt: "+cerr.Error())
-		}
-		return domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
-	}
-	if err := e.checkShortQueuesLocked(); err != nil {
-		clog.Abandon()
-		e.closeQueues()
-		return err
-	}
 	e.clog = clog
 	e.lock = lock
 	ok = true
@@ -327,6 +284,114 @@ func (e *Engine) Start(ctx context.Context) error {
 		"timer_buckets", e.timers.Len(), "pending_transactions", len(e.txns),
 		"flush", e.cfg.Flush, "took", time.Since(started))
 	return nil
+}
+
+// recoverLocked loads the newest valid snapshot and the definitions, opens
+// the consume queues and the timer index, and replays the commit log after
+// the snapshot — from its oldest segment when queues must be rebuilt (see
+// rebuild.go): those of an older format (current unset), those found
+// damaged, and those in force. On a *shortQueuesError every file is closed
+// and the caller may recover again with those queues forced.
+func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *commitlog.Log, snap *snapshot, imported bool, replayed int, err error) {
+	e.resetMaps()
+	if snap, err = e.loadSnapshot(); err != nil {
+		return nil, nil, false, 0, err
+	}
+	if snap.defs {
+		e.ignoreLegacyMeta()
+	} else if imported, err = e.importLegacyMeta(); err != nil {
+		return nil, nil, false, 0, err
+	}
+	if err := e.openQueues(snap, current, force); err != nil {
+		e.closeQueues()
+		return nil, nil, false, 0, err
+	}
+	timers, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
+	if err != nil {
+		e.closeQueues()
+		return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(
+			"the timer index (delay messages) is damaged. Stop rmqproxy, delete %s, %s and %s to rebuild the indexes from the commit log (this only works while no commit-log segment was deleted by retention)",
+			e.dir("timer"), e.dir("consumequeue"), e.dir("snapshot")))
+	}
+	e.timers = timers
+	e.snapBuckets = map[int64]bool{}
+	for _, b := range snap.timers {
+		e.snapBuckets[b.Start] = true
+	}
+	e.restoreLocked(snap)
+	e.advance = make(chan struct{}, 1)
+	e.reviveKick = make(chan struct{}, 1)
+	e.timerKick = make(chan struct{}, 1)
+	e.txnKick = make(chan struct{}, 1)
+	recovery := commitlog.RecoveryStrict
+	if e.cfg.Recovery == "truncate" {
+		recovery = commitlog.RecoveryTruncate
+	}
+	from := snap.logOffset
+	if len(e.rebuild) > 0 {
+		from = commitlog.FromStart
+		e.log.Warn("rebuilding consume queues from the commit log; recovery reads the whole log once", "queues", len(e.rebuild))
+	}
+	rebuilt := false
+	e.replaying = true
+	clog, err = commitlog.Open(commitlog.Options{
+		Dir:           e.dir("commitlog"),
+		SegmentSize:   e.cfg.SegmentSize,
+		MaxRecordSize: e.cfg.MaxRecordSize,
+		Flush:         e.flush,
+		FlushInterval: e.cfg.FlushInterval,
+		Recovery:      recovery,
+		Logger:        e.log,
+		KnownType:     func(b byte) bool { return record.Type(b).Known() },
+		MaxPending:    e.cfg.MaxPendingBytes,
+		Reserve:       e.cfg.DiskReserve,
+		ReserveFile:   e.dir("reserve"),
+		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
+		Sync:          e.syncFault,
+		OnAdvance: func(int64) {
+			select {
+			case e.advance <- struct{}{}:
+			default:
+			}
+		},
+	}, from, func(off int64, typ byte, payload []byte) error {
+		if off < snap.logOffset {
+			return e.rebuildRecordLocked(off, record.Type(typ), payload)
+		}
+		if !rebuilt {
+			rebuilt = true
+			if err := e.finishRebuildLocked(); err != nil {
+				return err
+			}
+		}
+		replayed++
+		e.replayed.Add(1)
+		return e.applyRecordLocked(off, off+commitlog.FrameSize(len(payload)), record.Type(typ), payload)
+	})
+	e.replaying = false
+	if err == nil && !rebuilt {
+		if err = e.finishRebuildLocked(); err != nil {
+			clog.Abandon()
+		}
+	}
+	if err != nil {
+		e.closeQueues()
+		var cerr *commitlog.CorruptionError
+		if errors.As(err, &cerr) {
+			return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, "commit log is corrupt: "+cerr.Error())
+		}
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return nil, nil, false, 0, err
+		}
+		return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
+	}
+	if err := e.checkShortQueuesLocked(); err != nil {
+		clog.Abandon()
+		e.closeQueues()
+		return nil, nil, false, 0, err
+	}
+	return clog, snap, imported, replayed, nil
 }
 
 // loadSnapshot returns the newest valid snapshot (or an empty one).
@@ -367,10 +432,12 @@ func (e *Engine) loadSnapshot() (*snapshot, error) {
 
 func snapshotName(off int64) string { return fmt.Sprintf("%020d.snap", off) }
 
-// openQueues opens the consume-queue files the snapshot knows, truncated to
-// the snapshot's entry counts, and removes the others: replay rebuilds every
-// entry after the snapshot.
-func (e *Engine) openQueues(s *snapshot) error {
+// openQueues opens the consume-queue files the snapshot knows, checked and
+// truncated to the snapshot's entry counts, and removes the others: replay
+// rebuilds every entry after the snapshot. Queues of an older format (when
+// current is unset), with an entry that fails its checksum, or in force,
+// are rebuilt from the log (e.rebuild).
+func (e *Engine) openQueues(s *snapshot, current bool, force map[queueKey]bool) error {
 	want := map[queueKey]int64{}
 	for _, q := range s.queues {
 		want[queueKey{q.topic, q.qid}] = q.count
@@ -381,6 +448,9 @@ func (e *Engine) openQueues(s *snapshot) error {
 		return domain.Wrap(domain.ReasonInternal, err, "cannot list "+root)
 	}
 	for _, td := range tdirs {
+		if !td.IsDir() {
+			continue
+		}
 		files, _ := os.ReadDir(filepath.Join(root, td.Name()))
 		for _, f := range files {
 			qid, err := strconv.ParseInt(f.Name(), 10, 32)
@@ -392,12 +462,43 @@ func (e *Engine) openQueues(s *snapshot) error {
 			}
 		}
 	}
+	if !current && len(want) > 0 {
+		e.log.Info("consume queues of an older format: rebuilding them from the commit log", "queues", len(want))
+	}
+	rebuild := func(k queueKey, n int64) error {
+		if err := e.removeQueueFile(k); err != nil {
+			return err
+		}
+		e.queueLocked(k.topic, k.qid)
+		e.rebuild[k] = n
+		return nil
+	}
 	for k, n := range want {
+		if !current || force[k] {
+			if err := rebuild(k, n); err != nil {
+				return err
+			}
+			continue
+		}
 		qi, err := e.openQueue(k)
 		if err != nil {
 			return err
 		}
-		if have := qi.cq.Count(); have < n {
+		good, err := qi.cq.Check(n)
+		if err != nil {
+			return domain.Wrap(domain.ReasonInternal, err, "cannot check consume queue "+qi.cq.Path())
+		}
+		have := qi.cq.Count()
+		if good < min(have, n) {
+			e.log.Warn("consume queue entry fails its checksum; rebuilding the queue from the commit log", "path", qi.cq.Path(), "entry", good)
+			_ = qi.cq.Close()
+			delete(e.queues, k)
+			if err := rebuild(k, n); err != nil {
+				return err
+			}
+			continue
+		}
+		if have < n {
 			// Fine if replay deletes the topic (its files went with a
 			// deletion the snapshot does not cover yet); see
 			// checkShortQueuesLocked.
@@ -446,20 +547,20 @@ func (e *Engine) closeQueues() {
 	}
 }
 
-// checkShortQueuesLocked fails recovery when a queue's file held fewer
-// entries than the snapshot says and replay did not delete its topic: the
-// file was damaged or removed.
+// checkShortQueuesLocked fails recovery with a *shortQueuesError when a
+// queue's file held fewer entries than the snapshot says and replay did not
+// delete its topic: the file was damaged or removed.
 func (e *Engine) checkShortQueuesLocked() error {
-	for k, have := range e.shortQueues {
-		qi := e.queues[k]
-		if qi == nil {
-			continue
+	var short shortQueuesError
+	for k := range e.shortQueues {
+		if e.queues[k] != nil {
+			short.keys = append(short.keys, k)
 		}
-		return domain.Errorf(domain.ReasonInternal,
-			"consume queue %s has %d entries but the snapshot says more; it was damaged or removed. Stop rmqproxy, delete %s and %s to rebuild everything from the commit log (this only works while no commit-log segment was deleted by retention)",
-			qi.cq.Path(), have, e.dir("consumequeue"), e.dir("snapshot"))
 	}
 	e.shortQueues = map[queueKey]int64{}
+	if len(short.keys) > 0 {
+		return &short
+	}
 	return nil
 }
 
@@ -724,15 +825,7 @@ func (e *Engine) dispatchBatchLocked(off, end int64, b *record.Batch, p []byte, 
 		return nil
 	}
 	for i, loc := range locs {
-		msg := p[loc.Pos : loc.Pos+loc.Size]
-		m := &b.Messages[i]
-		ent := consumequeue.Entry{
-			CommitLogOffset: off + commitlog.PayloadStart + int64(loc.Pos),
-			Size:            int32(loc.Size),
-			CRC:             commitlog.Checksum(msg),
-			TagHash:         consumequeue.TagHash(m.Tag),
-			StoredAtMs:      m.StoredAt.UnixMilli(),
-		}
+		ent := batchEntry(off, p, loc, &b.Messages[i])
 		if err := e.dispatchLocked(b.Topic, b.QueueID, b.QueueOffset+int64(i), ent, end); err != nil {
 			return err
 		}

@@ -75,6 +75,9 @@ func (e *Engine) Ready(ctx context.Context) error {
 	if clog == nil {
 		return errors.New("the local broker is not open")
 	}
+	if p := e.damaged.Load(); p != nil {
+		return fmt.Errorf("a consume-queue index is damaged; restart rmqproxy to rebuild it from the commit log: %w", *p)
+	}
 	if err := clog.Failure(); err != nil {
 		return fmt.Errorf("the commit log stopped writing after a storage failure; restart rmqproxy: %w", err)
 	}

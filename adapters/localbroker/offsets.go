@@ -64,7 +64,7 @@ func (e *Engine) minOffsetLocked(qi *queueIndex) (int64, error) {
 		return ent.CommitLogOffset >= start
 	})
 	if ferr != nil {
-		return 0, domain.Wrap(domain.ReasonInternal, ferr, "cannot read the consume queue")
+		return 0, e.queueReadError(ferr)
 	}
 	return int64(i), nil
 }
@@ -159,7 +159,7 @@ func (e *Engine) pull(topic string, qid int32, cq *consumequeue.Queue, start, of
 			return nil, 0, err
 		}
 		if err != nil {
-			return nil, 0, domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
+			return nil, 0, e.queueReadError(err)
 		}
 		qoff := next
 		next++
@@ -289,7 +289,7 @@ func (e *Engine) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.Off
 		return ent.StoredAtMs >= ms
 	})
 	if ferr != nil {
-		return 0, domain.Wrap(domain.ReasonInternal, ferr, "cannot read the consume queue")
+		return 0, e.queueReadError(ferr)
 	}
 	return minOff + int64(i), nil
 }

@@ -236,7 +236,7 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 			if errors.Is(err, consumequeue.ErrClosed) {
 				return err
 			}
-			return domain.Wrap(domain.ReasonInternal, err, "cannot read the consume queue")
+			return e.queueReadError(err)
 		}
 		r := &popRead{ent: ent, gone: ent.CommitLogOffset < start}
 		if !r.gone {
@@ -254,6 +254,9 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 // engine lock. gone is set when its segment was deleted by retention or the
 // bytes are damaged (the message cannot be delivered and is skipped).
 func (e *Engine) readMessage(topic string, ent consumequeue.Entry) (m record.Message, gone bool, err error) {
+	if ent.Size == 0 {
+		return m, true, nil // a placeholder of a rebuilt queue (consumequeue.Gone)
+	}
 	b, err := e.clog.ReadAt(ent.CommitLogOffset, int(ent.Size))
 	if errors.Is(err, commitlog.ErrGone) {
 		return m, true, nil

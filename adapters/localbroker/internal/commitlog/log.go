@@ -210,6 +210,9 @@ type Log struct {
 	waitDisk atomic.Int64 // bytes held back for lack of space
 }
 
+// FromStart, as Open's from, replays the log from its oldest segment on.
+const FromStart = -1
+
 // SegmentName is the file name of the segment starting at base.
 func SegmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 
@@ -310,7 +313,7 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 		l.segs = append(l.segs, s)
 	}
 	if len(l.segs) == 0 {
-		if from != 0 {
+		if from != 0 && from != FromStart {
 			return fmt.Errorf("commitlog: the snapshot covers the log up to offset %d but %s holds no segment; restore the commit log or remove the snapshot files", from, l.opts.Dir)
 		}
 		if err := l.createSegment(0); err != nil {

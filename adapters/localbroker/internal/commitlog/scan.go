@@ -94,6 +94,9 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 		}
 	}
 	first := l.segs[0]
+	if from == FromStart {
+		from = first.base
+	}
 	if from < first.base {
 		return fmt.Errorf("commitlog: replay must start at offset %d but the oldest segment %s starts at %d; the segments in between are missing", from, first.path, first.base)
 	}

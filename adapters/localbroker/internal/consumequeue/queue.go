@@ -9,23 +9,30 @@
 // recovery. The package does no fsync ordering of its own beyond
 // [Queue.Sync].
 //
-// Entry layout, 32 bytes, big endian:
+// Entry layout, 36 bytes, big endian:
 //
 //	0   8  commit-log offset of the message encoding
-//	8   4  size of the message encoding in bytes
+//	8   4  size of the message encoding in bytes (0: a placeholder, see Gone)
 //	12  4  CRC-32C of the message encoding
 //	16  8  tag hash (FNV-1a 64 of the tag, 0 = no tag)
 //	24  8  store time, Unix milliseconds
+//	32  4  CRC-32C of bytes 0..31 of the entry
 //
-// Invariants: DecodeEntry never panics; Get never returns an entry that was
-// not appended; a Queue is safe for concurrent use and every method fails
-// with ErrClosed after Close.
+// The entry checksum tells a damaged entry from a damaged message: a file
+// whose entries fail it (or a file of the 32-byte format of older versions,
+// whose bytes fail it too) is rebuilt from the commit log by the engine.
+//
+// Invariants: DecodeEntry never panics and returns ErrBadEntry for an entry
+// that fails its checksum; Get never returns an entry that was not appended;
+// a Queue is safe for concurrent use and every method fails with ErrClosed
+// after Close.
 package consumequeue
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"hash/fnv"
 	"io"
 	"math"
@@ -37,7 +44,14 @@ import (
 )
 
 // EntrySize is the size of one entry on disk.
-const EntrySize = 32
+const EntrySize = 36
+
+// Gone is the placeholder a rebuild writes for a queue offset whose message
+// the commit log no longer holds (retention deleted its segment): readers
+// treat an entry of size 0 as a message that is gone.
+var Gone = Entry{}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Entry locates one message of a queue in the commit log.
 type Entry struct {
@@ -75,6 +89,7 @@ func AppendEntry(dst []byte, e Entry) []byte {
 	binary.BigEndian.PutUint32(b[12:], e.CRC)
 	binary.BigEndian.PutUint64(b[16:], e.TagHash)
 	binary.BigEndian.PutUint64(b[24:], uint64(e.StoredAtMs))
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
 	return append(dst, b[:]...)
 }
 
@@ -82,6 +97,9 @@ func AppendEntry(dst []byte, e Entry) []byte {
 func DecodeEntry(b []byte) (Entry, error) {
 	if len(b) != EntrySize {
 		return Entry{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadEntry, len(b), EntrySize)
+	}
+	if binary.BigEndian.Uint32(b[32:]) != crc32.Checksum(b[:32], castagnoli) {
+		return Entry{}, fmt.Errorf("%w: checksum mismatch", ErrBadEntry)
 	}
 	off := binary.BigEndian.Uint64(b[0:])
 	size := binary.BigEndian.Uint32(b[8:])
@@ -184,7 +202,38 @@ func (q *Queue) Get(i int64) (Entry, error) {
 	if _, err := q.f.ReadAt(b[:], i*EntrySize); err != nil {
 		return Entry{}, fmt.Errorf("consumequeue: read %s at %d: %w", q.path, i, err)
 	}
-	return DecodeEntry(b[:])
+	e, err := DecodeEntry(b[:])
+	if err != nil {
+		return Entry{}, fmt.Errorf("consumequeue: %s entry %d: %w", q.path, i, err)
+	}
+	return e, nil
+}
+
+// Check reads the file's entries below n and returns how many leading ones
+// are present and pass their checksum (n when all do).
+func (q *Queue) Check(n int64) (int64, error) {
+	q.mu.Lock()
+	f, flushed := q.f, q.flushed
+	q.mu.Unlock()
+	if f == nil {
+		return 0, nil
+	}
+	n = min(n, flushed)
+	const chunk = 8192 // entries per read
+	buf := make([]byte, chunk*EntrySize)
+	for i := int64(0); i < n; {
+		k := min(n-i, chunk)
+		if _, err := f.ReadAt(buf[:k*EntrySize], i*EntrySize); err != nil {
+			return i, fmt.Errorf("consumequeue: read %s: %w", q.path, err)
+		}
+		for j := range k {
+			if _, err := DecodeEntry(buf[j*EntrySize : (j+1)*EntrySize]); err != nil {
+				return i + j, nil
+			}
+		}
+		i += k
+	}
+	return n, nil
 }
 
 // Flush writes the in-memory entries below upTo to the file (no fsync).

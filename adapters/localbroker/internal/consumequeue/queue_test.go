@@ -70,3 +70,44 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestEntryChecksum: a flipped bit in any entry byte fails the entry's
+// checksum; Check finds the first bad entry, Get refuses it.
+func TestEntryChecksum(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "0")
+	q := Create(p)
+	for i := range 5 {
+		if _, err := q.Append(Entry{CommitLogOffset: int64(i * 100), Size: 10, CRC: 7, TagHash: 9, StoredAtMs: 11}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Flush(5); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	good := AppendEntry(nil, Entry{CommitLogOffset: 5, Size: 1})
+	for i := range EntrySize * 8 {
+		b := bytes.Clone(good)
+		b[i/8] ^= 1 << (i % 8)
+		if _, err := DecodeEntry(b); !errors.Is(err, ErrBadEntry) {
+			t.Fatalf("bit %d flipped: %v", i, err)
+		}
+	}
+	b, _ := os.ReadFile(p)
+	b[3*EntrySize+1] ^= 4
+	os.WriteFile(p, b, 0o644)
+	q, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if n, err := q.Check(5); err != nil || n != 3 {
+		t.Fatalf("Check = %d, %v; want 3", n, err)
+	}
+	if _, err := q.Get(3); !errors.Is(err, ErrBadEntry) {
+		t.Fatalf("Get of the bad entry: %v", err)
+	}
+	if e, err := q.Get(4); err != nil || e.CommitLogOffset != 400 {
+		t.Fatalf("Get(4) = %+v, %v", e, err)
+	}
+}
