@@ -9,7 +9,8 @@
 //     dead-letter, deletions, resolutions of delay and half messages,
 //     transaction check-backs, pull offsets), written with group commit;
 //   - per-queue consume-queue index files (internal/consumequeue) are derived
-//     from the log and rebuilt from it at recovery;
+//     from the log: every entry carries a checksum, and recovery rebuilds a
+//     damaged, short or old-format queue from the log (rebuild.go);
 //   - delay messages wait in an on-disk timing wheel (internal/timerindex),
 //     one file per minute of delivery time, also derived from the log; only
 //     the buckets of the next seconds are loaded in memory;
@@ -24,6 +25,15 @@
 //     is one record, bounded in count and rate; the boot counter is a small
 //     file under meta/ (the JSON files of older versions are imported once).
 //
+// Storage trouble (health.go): the commit log's unwritten bytes are bounded
+// (sends wait, then get a retryable error); a full disk refuses sends with a
+// retryable error while consumer-state records go on into a reserve, and
+// the engine resumes by itself when space returns; an fsync error or a
+// failed apply puts the engine in a failed state (writes refused with a
+// retryable error until a restart). [Engine.Ready] reports all of these,
+// recovery, and a disk past local.diskHighWater to the health server, and
+// Close unlocks the data directory only after the log writer stopped.
+//
 // What it does not do (yet): SQL92 filters; re-storing far-future timers so
 // that they do not keep old commit-log segments from retention.
 //
@@ -36,5 +46,7 @@
 //   - receipt ids never repeat, across restarts too;
 //   - a delay message is never delivered before its time and fires once,
 //     across crashes too; a committed or rolled-back transaction stays so;
-//   - every error is a *domain.Error; bad input or bad files never panic.
+//   - every error is a *domain.Error; bad input or bad files never panic;
+//   - every check that can refuse a change runs before its record is
+//     appended: applying an appended record does no I/O and cannot fail.
 package localbroker
