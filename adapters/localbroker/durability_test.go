@@ -553,6 +553,7 @@ func TestCloseKeepsLockUntilWriterStops(t *testing.T) {
 	}
 	h.open()
 	h.send("t", 0, msg("t", "a", ""))
+	endA := h.e.clog.NextOffset()
 	stall.Store(true)
 	sent := make(chan error, 1)
 	go func() {
@@ -560,7 +561,7 @@ func TestCloseKeepsLockUntilWriterStops(t *testing.T) {
 		sent <- err
 	}()
 	waitFor(t, 10*time.Second, func() error {
-		if h.e.clog.Stats().Fsyncs == 0 || h.e.clog.PendingBytes() > 0 {
+		if h.e.clog.NextOffset() == endA || h.e.clog.PendingBytes() > 0 {
 			return errors.New("the send is not in fdatasync yet")
 		}
 		return nil
