@@ -1,0 +1,249 @@
+package casbin
+
+import (
+	_ "embed"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	casbinv2 "github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+//go:embed model.conf
+var modelText string
+
+// Compiler builds casbin policies (ports.PolicyCompiler).
+type Compiler struct {
+	mode      domain.ConflictMode
+	cacheSize int
+	stats     *Stats
+}
+
+// Stats counts decisions of every policy a compiler built.
+type Stats struct {
+	Hits, Misses atomic.Uint64
+}
+
+var _ ports.PolicyCompiler = (*Compiler)(nil)
+
+// NewCompiler returns a compiler for mode whose policies cache up to
+// cacheSize decisions each (0: no cache).
+func NewCompiler(mode domain.ConflictMode, cacheSize int) *Compiler {
+	return &Compiler{mode: mode, cacheSize: cacheSize, stats: &Stats{}}
+}
+
+// Stats returns the decision counters.
+func (c *Compiler) Stats() *Stats { return c.stats }
+
+// Compile implements ports.PolicyCompiler: it validates every entry (a
+// snapshot with an invalid entry is refused whole) and builds one enforcer
+// per subject.
+func (c *Compiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
+	p := &Policy{enforcers: map[string]*casbinv2.Enforcer{}, resources: map[string]domain.Resource{}, ips: map[string][]netip.Prefix{}, stats: c.stats}
+	subjects := map[string]bool{}
+	for _, e := range entries {
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("ACL entry %d: %w", e.ID, err)
+		}
+		subjects[e.Subject] = true
+		p.resources[e.Resource.Key()] = e.Resource
+		p.ips[ipsText(e)] = e.SourceIPs
+	}
+	adapter := NewAdapter(entries, c.mode)
+	for subject := range subjects {
+		m, err := model.NewModelFromString(modelText)
+		if err != nil {
+			return nil, err
+		}
+		enf, err := casbinv2.NewEnforcer(m)
+		if err != nil {
+			return nil, err
+		}
+		enf.EnableAutoSave(false)
+		enf.SetAdapter(adapter)
+		enf.AddFunction("resMatch", p.resMatch)
+		enf.AddFunction("actMatch", actMatch)
+		enf.AddFunction("ipAllowed", p.ipAllowed)
+		if err := enf.LoadFilteredPolicy(subject); err != nil {
+			return nil, fmt.Errorf("load the entries of %s: %w", subject, err)
+		}
+		p.enforcers[subject] = enf
+	}
+	if c.cacheSize > 0 {
+		p.cache = newCache(c.cacheSize)
+	}
+	return p, nil
+}
+
+// Policy is a compiled, immutable policy (ports.Policy).
+type Policy struct {
+	enforcers map[string]*casbinv2.Enforcer
+	// resources and ips hold the parsed forms of every p.res and p.ips
+	// string, built before the policy is used and only read afterwards.
+	resources map[string]domain.Resource
+	ips       map[string][]netip.Prefix
+	cache     *cache
+	stats     *Stats
+}
+
+// Decide implements ports.Policy.
+func (p *Policy) Decide(subject string, req domain.AccessRequest) domain.AccessDecision {
+	var key string
+	if p.cache != nil {
+		key = cacheKey(subject, req)
+		if d, ok := p.cache.get(key); ok {
+			p.stats.Hits.Add(1)
+			return d
+		}
+		p.stats.Misses.Add(1)
+	}
+	d := p.decide(subject, req)
+	if p.cache != nil {
+		p.cache.put(key, d)
+	}
+	return d
+}
+
+// DecideUncached decides without the cache (benchmarks).
+func (p *Policy) DecideUncached(subject string, req domain.AccessRequest) domain.AccessDecision {
+	return p.decide(subject, req)
+}
+
+func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessDecision {
+	enf, ok := p.enforcers[subject]
+	if !ok {
+		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
+	}
+	ip := ""
+	if req.SourceIP.IsValid() {
+		ip = req.SourceIP.Unmap().String()
+	}
+	allowed, explain, err := enf.EnforceEx(subject, req.Resource.Key(), strconv.FormatUint(uint64(req.Actions), 10), ip)
+	if err != nil {
+		// Fail closed; the entries were validated, so this is a bug.
+		return domain.AccessDecision{Reason: "authorizer_error: " + err.Error()}
+	}
+	if len(explain) < 7 {
+		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
+	}
+	id, _ := strconv.ParseInt(explain[6], 10, 64)
+	return domain.AccessDecision{Allowed: allowed, EntryID: id, Reason: "entry:" + explain[6]}
+}
+
+// resMatch(r.res, p.res): does the entry's resource cover the request's?
+func (p *Policy) resMatch(args ...interface{}) (interface{}, error) {
+	rres, _ := args[0].(string)
+	pres, _ := args[1].(string)
+	entry, ok := p.resources[pres]
+	if !ok {
+		return false, nil
+	}
+	typ, name, ok := strings.Cut(rres, ":")
+	if !ok {
+		return false, nil
+	}
+	t, ok := domain.ParseResourceType(typ)
+	if !ok {
+		return false, nil
+	}
+	return entry.Matches(domain.Resource{Type: t, Name: name}), nil
+}
+
+// actMatch(r.act, p.act): do the entry's actions cover any requested one?
+func actMatch(args ...interface{}) (interface{}, error) {
+	ra, _ := args[0].(string)
+	pa, _ := args[1].(string)
+	r, err1 := strconv.ParseUint(ra, 10, 16)
+	a, err2 := strconv.ParseUint(pa, 10, 16)
+	if err1 != nil || err2 != nil {
+		return false, nil
+	}
+	return domain.Action(a).Covers(domain.Action(r)), nil
+}
+
+// ipAllowed(r.ip, p.ips): is the request's address in the entry's list
+// (any address when the list is empty; never a request without address)?
+func (p *Policy) ipAllowed(args ...interface{}) (interface{}, error) {
+	rip, _ := args[0].(string)
+	pips, _ := args[1].(string)
+	if pips == "" {
+		return true, nil
+	}
+	if rip == "" {
+		return false, nil
+	}
+	ip, err := netip.ParseAddr(rip)
+	if err != nil {
+		return false, nil
+	}
+	return domain.ACLEntry{SourceIPs: p.ips[pips]}.MatchesSource(ip), nil
+}
+
+func cacheKey(subject string, req domain.AccessRequest) string {
+	var b strings.Builder
+	b.Grow(len(subject) + len(req.Resource.Name) + 40)
+	b.WriteString(subject)
+	b.WriteByte(0)
+	b.WriteString(req.Resource.Type.String())
+	b.WriteByte(0)
+	b.WriteString(req.Resource.Name)
+	b.WriteByte(0)
+	b.WriteString(strconv.FormatUint(uint64(req.Actions), 10))
+	b.WriteByte(0)
+	if req.SourceIP.IsValid() {
+		b.WriteString(req.SourceIP.Unmap().String())
+	}
+	return b.String()
+}
+
+// cache is a bounded decision cache in shards; a full shard is emptied
+// (decisions are cheap to recompute, and a bound matters more than LRU
+// order).
+type cache struct {
+	seed   maphash.Seed
+	shards [16]cacheShard
+	limit  int // per shard
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]domain.AccessDecision
+}
+
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), limit: max(1, size/16)}
+	for i := range c.shards {
+		c.shards[i].m = map[string]domain.AccessDecision{}
+	}
+	return c
+}
+
+func (c *cache) shard(key string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
+}
+
+func (c *cache) get(key string) (domain.AccessDecision, bool) {
+	s := c.shard(key)
+	s.mu.RLock()
+	d, ok := s.m[key]
+	s.mu.RUnlock()
+	return d, ok
+}
+
+func (c *cache) put(key string, d domain.AccessDecision) {
+	s := c.shard(key)
+	s.mu.Lock()
+	if len(s.m) >= c.limit {
+		clear(s.m)
+	}
+	s.m[key] = d
+	s.mu.Unlock()
+}
