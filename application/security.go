@@ -330,6 +330,10 @@ func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs [
 		d = domain.AccessDecision{Allowed: true, Reason: domain.ReasonSuperUser}
 	case !s.cfg.Authorization:
 		d = domain.AccessDecision{Allowed: true, Reason: "authorization_disabled"}
+	case len(reqs) == 0:
+		// The request needs no access (a producer's heartbeat): being
+		// authenticated is enough.
+		d = domain.AccessDecision{Allowed: true, Reason: "no_access_needed"}
 	default:
 		subject := u.Subject()
 		for i := range reqs {
@@ -352,6 +356,20 @@ func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs [
 	}
 	return domain.Errorf(domain.ReasonForbidden, "%s has no permission to %s %s from %s",
 		p.User.Subject(), denied.Actions.String(), denied.Resource.Key(), addrText(denied.SourceIP))
+}
+
+// Refuse denies a request that maps to no access at all (an operation the
+// authorization table does not know): fail closed, for every user.
+func (s *Security) Refuse(ctx context.Context, p Principal, op, reason string) error {
+	if !s.cfg.Enabled {
+		return nil
+	}
+	st := s.state.Load()
+	if st == nil {
+		st = &securityState{}
+	}
+	s.recordDecision(ctx, st, p, op, nil, domain.AccessDecision{Reason: reason}, domain.AuditDeny)
+	return domain.Errorf(domain.ReasonForbidden, "%s is not permitted through this proxy", op)
 }
 
 func addrText(a netip.Addr) string {

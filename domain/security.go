@@ -163,6 +163,22 @@ func ValidateSecret(s Secret) error {
 	return nil
 }
 
+// ValidateImportedSecret checks a secret taken over from an existing
+// RocketMQ ACL (plain_acl.yml, an ACL 2.0 export): those are often short
+// (upstream's samples use 8 characters), so only the character set and
+// the upper bound apply; the store flags short ones as weak.
+func ValidateImportedSecret(s Secret) error {
+	if len(s) == 0 || len(s) > MaxSecretLength {
+		return Errorf(ReasonBadRequest, "secret must have 1 to %d bytes", MaxSecretLength)
+	}
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e {
+			return Errorf(ReasonBadRequest, "secret has a character that is not printable ASCII (spaces and control characters are refused)")
+		}
+	}
+	return nil
+}
+
 // ResourceType is the kind of a resource.
 type ResourceType uint8
 

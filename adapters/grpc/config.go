@@ -22,6 +22,7 @@ type Config struct {
 	MaxStreamResetsPerSecond   int           `yaml:"maxStreamResetsPerSecond" help:"stream resets (RST_STREAM) a connection may send per second on average, with bursts of ten times as many; a connection resetting faster is closed (HTTP/2 rapid reset); 0: no limit"`
 	SettingsTimeout            time.Duration `yaml:"settingsTimeout" help:"a Telemetry stream that sends no client settings within this time is ended"`
 	Reflection                 bool          `yaml:"reflection" help:"serve gRPC server reflection (lets tools such as grpcurl list the services); off in the production profile"`
+	Auth                       AuthConfig    `yaml:"auth"`
 }
 
 // TLSConfig selects the transport security of the gRPC port.
@@ -49,6 +50,7 @@ func DefaultConfig() Config {
 		MaxStreamResetsPerSecond: 100,
 		SettingsTimeout:          10 * time.Second,
 		Reflection:               true,
+		Auth:                     DefaultAuthConfig(),
 	}
 }
 

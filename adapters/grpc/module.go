@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -13,9 +14,26 @@ import (
 // container, grpc.health.v1 reports it.
 var Module = fx.Module("grpc",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("component", "grpc") }),
-	fx.Provide(NewService, NewServer),
+	fx.Provide(newService, NewServer),
 	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, r ports.Readiness) {
 		s.SetReadiness(r)
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
 	}, fx.ParamTags(``, ``, `optional:"true"`))),
 )
+
+type serviceParams struct {
+	fx.In
+
+	Config   Config
+	App      *application.Messaging
+	Log      *slog.Logger
+	Security *application.Security `optional:"true"`
+}
+
+func newService(p serviceParams) *Service {
+	s := NewService(p.Config, p.App, p.Log)
+	if p.Security != nil {
+		s.UseSecurity(p.Security, p.Config.Auth)
+	}
+	return s
+}

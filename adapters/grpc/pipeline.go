@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -53,8 +54,8 @@ func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
 // client id check, admission, then call; failures become the RPC's response
 // with a status. The only gRPC errors are CANCELLED and DEADLINE_EXCEEDED
 // for a request the client gave up on, whose answer nobody reads.
-func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) (Resp, error) {
-	ctx, leave, st := s.admitRequest(ctx, k)
+func unary[Resp any](s *Service, ctx context.Context, k kind, req any, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) (Resp, error) {
+	ctx, leave, st := s.admitRequest(ctx, k, req)
 	if st != nil {
 		return fail(st), nil
 	}
@@ -69,11 +70,28 @@ func unary[Resp any](s *Service, ctx context.Context, k kind, call func(context.
 	return resp, nil
 }
 
-// admitRequest checks the client id and admission of a request of kind k.
-// On success it returns the context carrying the request info and the
-// function that ends the admission; otherwise the status to answer.
-func (s *Service) admitRequest(ctx context.Context, k kind) (context.Context, func(), *v2.Status) {
+// admitRequest authenticates and authorizes req (when auth is enabled),
+// then checks the client id and admission of a request of kind k, in the
+// Apache proxy's order. On success it returns the context carrying the
+// request info (and principal) and the function that ends the admission;
+// otherwise the status to answer.
+func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Context, func(), *v2.Status) {
 	info := requestInfo(ctx)
+	if s.auth != nil {
+		ctx = s.auth.stripReserved(ctx)
+		ctx = ports.WithRequestInfo(ctx, info)
+		if s.sec.Enabled() {
+			op, _ := accessOf(req, info)
+			p, st := s.auth.authenticate(ctx, op)
+			if st == nil {
+				st = s.authorize(ctx, p, req)
+			}
+			if st != nil {
+				return ctx, nil, st
+			}
+			ctx = application.WithPrincipal(ctx, p)
+		}
+	}
 	if info.ClientID == "" {
 		return ctx, nil, &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}
 	}
@@ -88,11 +106,11 @@ func (s *Service) admitRequest(ctx context.Context, k kind) (context.Context, fu
 // also ends when the server shuts down, so that long polls end; the stream
 // itself stays writable, and a poll cut short that way is answered as
 // "no new message".
-func (s *Service) streamStatus(streamCtx context.Context, k kind, call func(ctx context.Context, info ports.RequestInfo) error) *v2.Status {
+func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call func(ctx context.Context, info ports.RequestInfo) error) *v2.Status {
 	ctx, cancel := context.WithCancel(streamCtx)
 	defer cancel()
 	defer context.AfterFunc(s.shutdown, cancel)()
-	ctx, leave, st := s.admitRequest(ctx, k)
+	ctx, leave, st := s.admitRequest(ctx, k, req)
 	if st != nil {
 		return st
 	}

@@ -19,7 +19,7 @@ import (
 func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.MessagingService_ReceiveMessageServer) error {
 	var msgs []domain.StoredMessage
 	var group string
-	st := s.streamStatus(stream.Context(), kindPoll, func(ctx context.Context, info ports.RequestInfo) error {
+	st := s.streamStatus(stream.Context(), kindPoll, req, func(ctx context.Context, info ports.RequestInfo) error {
 		group = resourceName(req.GetGroup(), info)
 		r := application.ReceiveRequest{
 			Group:      group,
@@ -64,7 +64,7 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 // per message, then the offset to pull from next.
 func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingService_PullMessageServer) error {
 	var res ports.PullResult
-	st := s.streamStatus(stream.Context(), kindPoll, func(ctx context.Context, info ports.RequestInfo) error {
+	st := s.streamStatus(stream.Context(), kindPoll, req, func(ctx context.Context, info ports.RequestInfo) error {
 		r := application.PullRequest{
 			Group:     resourceName(req.GetGroup(), info),
 			Queue:     queueRef(req.GetMessageQueue(), info),

@@ -28,6 +28,18 @@ type Service struct {
 	port int
 	// shutdown ends long polls and Telemetry streams when the server stops.
 	shutdown context.Context
+	// sec and auth authenticate and authorize requests; nil until
+	// UseSecurity.
+	sec  *application.Security
+	auth *authenticator
+}
+
+// UseSecurity makes the service authenticate and authorize requests with
+// sec when sec.Enabled(), and always drop the metadata keys clients must
+// not set (x-mq-authorization-ak, x-mq-channel-id, rpc-*).
+func (s *Service) UseSecurity(sec *application.Security, cfg AuthConfig) {
+	s.sec = sec
+	s.auth = &authenticator{sec: sec, cfg: cfg, now: time.Now}
 }
 
 // NewService returns the MessagingService implementation.
@@ -36,7 +48,7 @@ func NewService(cfg Config, app *application.Messaging, log *slog.Logger) *Servi
 }
 
 func (s *Service) QueryRoute(ctx context.Context, req *v2.QueryRouteRequest) (*v2.QueryRouteResponse, error) {
-	return unary(s, ctx, kindRoute, func(ctx context.Context) (*v2.QueryRouteResponse, error) {
+	return unary(s, ctx, kindRoute, req, func(ctx context.Context) (*v2.QueryRouteResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		queues, err := s.app.QueryRoute(ctx, resourceName(req.GetTopic(), info))
 		if err != nil {
@@ -61,7 +73,7 @@ func (s *Service) QueryRoute(ctx context.Context, req *v2.QueryRouteRequest) (*v
 }
 
 func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRequest) (*v2.QueryAssignmentResponse, error) {
-	return unary(s, ctx, kindRoute, func(ctx context.Context) (*v2.QueryAssignmentResponse, error) {
+	return unary(s, ctx, kindRoute, req, func(ctx context.Context) (*v2.QueryAssignmentResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		as, err := s.app.QueryAssignment(ctx, resourceName(req.GetTopic(), info), resourceName(req.GetGroup(), info))
 		if err != nil {
@@ -82,7 +94,7 @@ func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRe
 }
 
 func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (*v2.SendMessageResponse, error) {
-	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.SendMessageResponse, error) {
+	return unary(s, ctx, kindProducer, req, func(ctx context.Context) (*v2.SendMessageResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		msgs := make([]domain.Message, len(req.GetMessages()))
 		for i, m := range req.GetMessages() {
@@ -110,7 +122,7 @@ func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (
 }
 
 func (s *Service) AckMessage(ctx context.Context, req *v2.AckMessageRequest) (*v2.AckMessageResponse, error) {
-	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.AckMessageResponse, error) {
+	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.AckMessageResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		entries := make([]application.AckEntry, len(req.GetEntries()))
 		for i, e := range req.GetEntries() {
@@ -147,7 +159,7 @@ func commonStatus(codes map[v2.Code]bool) *v2.Status {
 func (s *Service) ChangeInvisibleDuration(ctx context.Context, req *v2.ChangeInvisibleDurationRequest) (*v2.ChangeInvisibleDurationResponse, error) {
 	// Every failure echoes the request's handle: the Go client overwrites
 	// its handle with the response's even when the status is not OK.
-	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.ChangeInvisibleDurationResponse, error) {
+	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.ChangeInvisibleDurationResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		h, err := s.app.ChangeInvisibleDuration(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info),
 			req.GetMessageId(), req.GetReceiptHandle(), durationOrZero(req.GetInvisibleDuration()))
@@ -161,7 +173,7 @@ func (s *Service) ChangeInvisibleDuration(ctx context.Context, req *v2.ChangeInv
 }
 
 func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.ForwardMessageToDeadLetterQueueRequest) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
-	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
+	return unary(s, ctx, kindProducer, req, func(ctx context.Context) (*v2.ForwardMessageToDeadLetterQueueResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		err := s.app.ForwardToDeadLetterQueue(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info),
 			req.GetMessageId(), req.GetReceiptHandle())
@@ -175,7 +187,7 @@ func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.F
 }
 
 func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.HeartbeatResponse, error) {
-	return unary(s, ctx, kindClient, func(ctx context.Context) (*v2.HeartbeatResponse, error) {
+	return unary(s, ctx, kindClient, req, func(ctx context.Context) (*v2.HeartbeatResponse, error) {
 		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx)), application.ClientType(req.GetClientType())); err != nil {
 			return nil, err
 		}
@@ -184,7 +196,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.
 }
 
 func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyClientTerminationRequest) (*v2.NotifyClientTerminationResponse, error) {
-	return unary(s, ctx, kindClient, func(ctx context.Context) (*v2.NotifyClientTerminationResponse, error) {
+	return unary(s, ctx, kindClient, req, func(ctx context.Context) (*v2.NotifyClientTerminationResponse, error) {
 		if err := s.app.NotifyClientTermination(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx))); err != nil {
 			return nil, err
 		}
@@ -195,7 +207,7 @@ func (s *Service) NotifyClientTermination(ctx context.Context, req *v2.NotifyCli
 }
 
 func (s *Service) EndTransaction(ctx context.Context, req *v2.EndTransactionRequest) (*v2.EndTransactionResponse, error) {
-	return unary(s, ctx, kindTransaction, func(ctx context.Context) (*v2.EndTransactionResponse, error) {
+	return unary(s, ctx, kindTransaction, req, func(ctx context.Context) (*v2.EndTransactionResponse, error) {
 		err := s.app.EndTransaction(ctx, ports.EndTransactionRequest{
 			Topic:         resourceName(req.GetTopic(), ports.RequestInfoFrom(ctx)),
 			MessageID:     req.GetMessageId(),
@@ -222,7 +234,7 @@ func toResolution(r v2.TransactionResolution) ports.Resolution {
 }
 
 func (s *Service) RecallMessage(ctx context.Context, req *v2.RecallMessageRequest) (*v2.RecallMessageResponse, error) {
-	return unary(s, ctx, kindProducer, func(ctx context.Context) (*v2.RecallMessageResponse, error) {
+	return unary(s, ctx, kindProducer, req, func(ctx context.Context) (*v2.RecallMessageResponse, error) {
 		id, err := s.app.RecallMessage(ctx, resourceName(req.GetTopic(), ports.RequestInfoFrom(ctx)), req.GetRecallHandle())
 		if err != nil {
 			return nil, err
@@ -237,7 +249,7 @@ func queueRef(mq *v2.MessageQueue, info ports.RequestInfo) domain.QueueRef {
 }
 
 func (s *Service) UpdateOffset(ctx context.Context, req *v2.UpdateOffsetRequest) (*v2.UpdateOffsetResponse, error) {
-	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.UpdateOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.UpdateOffsetResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		if err := s.app.UpdateOffset(ctx, resourceName(req.GetGroup(), info), queueRef(req.GetMessageQueue(), info), req.GetOffset()); err != nil {
 			return nil, err
@@ -247,7 +259,7 @@ func (s *Service) UpdateOffset(ctx context.Context, req *v2.UpdateOffsetRequest)
 }
 
 func (s *Service) GetOffset(ctx context.Context, req *v2.GetOffsetRequest) (*v2.GetOffsetResponse, error) {
-	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.GetOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.GetOffsetResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		off, err := s.app.GetOffset(ctx, resourceName(req.GetGroup(), info), queueRef(req.GetMessageQueue(), info))
 		if err != nil {
@@ -258,7 +270,7 @@ func (s *Service) GetOffset(ctx context.Context, req *v2.GetOffsetRequest) (*v2.
 }
 
 func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (*v2.QueryOffsetResponse, error) {
-	return unary(s, ctx, kindConsumer, func(ctx context.Context) (*v2.QueryOffsetResponse, error) {
+	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.QueryOffsetResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
 		var policy ports.OffsetPolicy
 		switch req.GetQueryOffsetPolicy() {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -126,6 +127,22 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	info := requestInfo(ctx)
 	ch := newTelemetryChannel(stream)
+	// The stream's principal is authenticated when it opens; every
+	// Settings command on it is authorized.
+	var principal application.Principal
+	secured := s.auth != nil && s.sec.Enabled()
+	if s.auth != nil {
+		ctx = s.auth.stripReserved(ctx)
+	}
+	if secured {
+		p, st := s.auth.authenticate(ports.WithRequestInfo(ctx, info), "Telemetry")
+		if st != nil {
+			_ = stream.Send(&v2.TelemetryCommand{Status: st})
+			return nil
+		}
+		principal = p
+		ctx = application.WithPrincipal(ctx, p)
+	}
 	if info.ClientID == "" {
 		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
 		return nil
@@ -186,6 +203,12 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		if msg.err != nil {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "telemetry stream ended", slog.String("client_id", info.ClientID), slog.Any("error", msg.err))
 			return nil
+		}
+		if settings := msg.cmd.GetSettings(); settings != nil && secured {
+			if st := s.authorize(ctx, principal, settings); st != nil {
+				_ = stream.Send(&v2.TelemetryCommand{Status: st})
+				return nil
+			}
 		}
 		if !s.admit.enter(kindClient) {
 			_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})

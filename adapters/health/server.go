@@ -33,9 +33,28 @@ type Result struct {
 
 // Report is the JSON body of /readyz.
 type Report struct {
-	Status  string   `json:"status"` // "ready" or "not ready"
+	Status  string   `json:"status"` // "ready", "degraded" or "not ready"
 	Failing []Result `json:"failing"`
 	Passing []string `json:"passing"`
+	// Degraded lists checks that serve, but not as well as they should
+	// (e.g. enforcing a security policy that may be stale because its
+	// database is unreachable); they do not make the proxy unready.
+	Degraded []Result `json:"degraded,omitempty"`
+}
+
+// degradedError marks a check's error as degradation, not failure.
+type degradedError struct{ err error }
+
+func (d degradedError) Error() string { return d.err.Error() }
+func (d degradedError) Unwrap() error { return d.err }
+
+// Degraded wraps err so that /readyz lists it under "degraded" and stays
+// ready (200).
+func Degraded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return degradedError{err}
 }
 
 const maxErrorText = 300 // a check's error is cut to this length in the answer
@@ -166,6 +185,7 @@ func (s *Server) Ready(ctx context.Context) Report {
 
 	rep := Report{Status: "ready", Failing: []Result{}, Passing: []string{}}
 	for i, c := range s.checks {
+		var d degradedError
 		if errs[i] == nil {
 			rep.Passing = append(rep.Passing, c.Name)
 		} else {
@@ -173,12 +193,19 @@ func (s *Server) Ready(ctx context.Context) Report {
 			if len(text) > maxErrorText {
 				text = text[:maxErrorText] + "..."
 			}
-			rep.Failing = append(rep.Failing, Result{Name: c.Name, Error: text})
+			if errors.As(errs[i], &d) {
+				rep.Degraded = append(rep.Degraded, Result{Name: c.Name, Error: text})
+			} else {
+				rep.Failing = append(rep.Failing, Result{Name: c.Name, Error: text})
+			}
 		}
 		s.noteOutcome(ctx, c.Name, errs[i])
 	}
-	if len(rep.Failing) > 0 {
+	switch {
+	case len(rep.Failing) > 0:
 		rep.Status = "not ready"
+	case len(rep.Degraded) > 0:
+		rep.Status = "degraded"
 	}
 	return rep
 }

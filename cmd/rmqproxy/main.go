@@ -40,6 +40,12 @@ Usage:
   rmqproxy group create|update|delete|list|describe|stats ...
                                            manage the consumer groups of a running proxy
   rmqproxy migrate up|down|version         manage the PostgreSQL schema (users, ACLs, audit log)
+  rmqproxy user create|update|delete|get|list ...
+                                           manage the users clients authenticate as (PostgreSQL)
+  rmqproxy acl create|update|delete|get|list|import ...
+                                           manage ACL 2.0 entries (PostgreSQL)
+  rmqproxy audit query [--principal P] [--since 1h]
+                                           read the audit log (PostgreSQL)
   rmqproxy version                         print the version (also --version)
   rmqproxy help [command]                  show help (also --help, or COMMAND --help)
 
@@ -67,8 +73,11 @@ each setting's help as a comment and secrets redacted.
 
 `
 
+// stdin is where --secret-stdin reads from (tests replace it).
+var stdin io.Reader = os.Stdin
+
 // commands are the first words run knows, for suggestions.
-var commands = []string{"serve", "config", "topic", "group", "migrate", "version", "help"}
+var commands = []string{"serve", "config", "topic", "group", "migrate", "user", "acl", "audit", "version", "help"}
 
 func main() {
 	os.Exit(run(os.Args[1:], config.FromOS(""), os.Stdout, os.Stderr))
@@ -100,6 +109,8 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 		err = groups.run(rest, src, stdout, stderr)
 	case "migrate":
 		err = migrateCommand(rest, src, stdout)
+	case "user", "acl", "audit":
+		err = securityRun[cmd](rest, src, stdin, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			err = fmt.Errorf("%w: rmqproxy version takes no arguments", errUsage)
@@ -159,6 +170,12 @@ func help(args []string, w io.Writer) error {
 		fmt.Fprint(w, groupUsage)
 	case "migrate":
 		fmt.Fprint(w, migrateUsage)
+	case "user":
+		fmt.Fprint(w, userUsage)
+	case "acl":
+		fmt.Fprint(w, aclUsage)
+	case "audit":
+		fmt.Fprint(w, auditUsage)
 	case "version":
 		fmt.Fprintln(w, "Usage: rmqproxy version (or rmqproxy --version): print the version, commit and Go version of this build")
 	case "help":

@@ -31,16 +31,17 @@ const (
 // paths (grpc.address), the environment variables RMQPROXY_<KEY> and the
 // flags --<key>.
 type Root struct {
-	Mode      string             `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front a RocketMQ cluster (not available in this version)"`
-	Profile   string             `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation and gRPC reflection"`
-	Log       LogConfig          `yaml:"log"`
-	GRPC      grpcadapter.Config `yaml:"grpc"`
-	Admin     admin.Config       `yaml:"admin"`
-	Health    health.Config      `yaml:"health"`
-	Messaging application.Config `yaml:"messaging"`
-	Local     localbroker.Config `yaml:"local"`
-	Shutdown  ShutdownConfig     `yaml:"shutdown"`
-	Postgres  postgres.Config    `yaml:"postgres"`
+	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front a RocketMQ cluster (not available in this version)"`
+	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation and gRPC reflection"`
+	Log       LogConfig                  `yaml:"log"`
+	GRPC      grpcadapter.Config         `yaml:"grpc"`
+	Admin     admin.Config               `yaml:"admin"`
+	Health    health.Config              `yaml:"health"`
+	Messaging application.Config         `yaml:"messaging"`
+	Local     localbroker.Config         `yaml:"local"`
+	Shutdown  ShutdownConfig             `yaml:"shutdown"`
+	Auth      application.SecurityConfig `yaml:"auth"`
+	Postgres  postgres.Config            `yaml:"postgres"`
 }
 
 // LogConfig selects the log output.
@@ -62,6 +63,7 @@ func Defaults(profile string) Root {
 		Messaging: application.DefaultConfig(),
 		Local:     localbroker.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
+		Auth:      application.DefaultSecurityConfig(),
 		Postgres:  postgres.DefaultConfig(),
 	}
 	// Follow grpc.address and local.dataDir unless set (see Derive).
@@ -153,6 +155,14 @@ func (l LogConfig) level() (slog.Level, error) {
 // store together.
 func (r Root) validateSecurity() []error {
 	var errs []error
+	if r.Auth.Enabled && r.Auth.Source == application.SourcePostgres {
+		if r.Postgres.DSN == "" {
+			errs = append(errs, errors.New("auth.source postgres needs postgres.dsn (or use auth.source file with auth.file)"))
+		}
+		if r.Postgres.SecretKeys == "" {
+			errs = append(errs, errors.New("auth.source postgres needs postgres.secretKeys, the keys user secrets are encrypted with"))
+		}
+	}
 	if r.Profile == ProfileProduction && r.Postgres.DSN != "" {
 		if err := postgres.RequireVerifiedTLS(r.Postgres.DSN); err != nil {
 			errs = append(errs, fmt.Errorf("postgres.%w", err))

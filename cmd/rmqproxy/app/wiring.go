@@ -56,6 +56,7 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		inStage(stage{"health", "", minorStageBudget}, health.Module),
 		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
 		inStage(stage{"background work", "", minorStageBudget}, applicationModule),
+		inStage(stage{"security", "", minorStageBudget}, securityModule(cfg)),
 		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
 		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),
 	)

@@ -1,0 +1,107 @@
+package grpc
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAuthorization(t *testing.T) {
+	sig := "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+	cases := []struct {
+		name, v, ak string
+		ok          bool
+	}{
+		{"java", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, Signature=" + sig, "alice", true},
+		{"go", "MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature=" + sig, "alice", true},
+		{"uppercase hex", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, Signature=" + strings.ToUpper(sig), "alice", true},
+		{"no SignedHeaders", "MQv2-HMAC-SHA1 Credential=a.b@c-d_e, Signature=" + sig, "a.b@c-d_e", true},
+		{"unknown item ignored", "MQv2-HMAC-SHA1 Credential=alice, Region=x, Signature=" + sig, "alice", true},
+		{"other algorithm", "AWS4-HMAC-SHA256 Credential=alice, Signature=" + sig, "", false},
+		{"no space", "MQv2-HMAC-SHA1", "", false},
+		{"missing signature", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time", "alice", false},
+		{"missing credential", "MQv2-HMAC-SHA1 SignedHeaders=x-mq-date-time, Signature=" + sig, "", false},
+		{"duplicate credential", "MQv2-HMAC-SHA1 Credential=alice, Credential=admin, Signature=" + sig, "", false},
+		{"duplicate signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=" + sig + ", Signature=" + sig, "", false},
+		{"other signed headers", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=host, Signature=" + sig, "", false},
+		{"short signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=abcd", "alice", false},
+		{"non-hex signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=" + strings.Repeat("zz", 20), "alice", false},
+		{"item without =", "MQv2-HMAC-SHA1 Credential=alice, junk, Signature=" + sig, "", false},
+		{"bad access key", "MQv2-HMAC-SHA1 Credential=al'ice, Signature=" + sig, "al'ice", false},
+		{"empty access key", "MQv2-HMAC-SHA1 Credential=/x, Signature=" + sig, "", false},
+		{"huge", "MQv2-HMAC-SHA1 Credential=" + strings.Repeat("a", 2000) + ", Signature=" + sig, "", false},
+	}
+	for _, c := range cases {
+		ak, got, err := parseAuthorization(c.v)
+		if (err == nil) != c.ok || (c.ok && (ak != c.ak || len(got) != 20)) {
+			t.Errorf("%s: ak %q, %d signature bytes, error %v", c.name, ak, len(got), err)
+		}
+	}
+}
+
+func TestWithinSkew(t *testing.T) {
+	now := time.Date(2025, 9, 19, 9, 25, 40, 0, time.UTC)
+	any := DefaultAuthConfig()
+	utc := AuthConfig{ClockSkew: ClockSkewUTC, ClockSkewWindow: 5 * time.Minute}
+	off := AuthConfig{ClockSkew: ClockSkewOff}
+	cases := []struct {
+		d            time.Duration
+		anyOK, utcOK bool
+	}{
+		{0, true, true},
+		{4 * time.Minute, true, true},
+		{-6 * time.Minute, false, false},
+		{8 * time.Hour, true, false},                   // UTC+8 local time labelled Z
+		{8*time.Hour + 3*time.Minute, true, false},     // and a clock 3 minutes fast
+		{-(5*time.Hour + 30*time.Minute), true, false}, // UTC-5:30
+		{5*time.Hour + 45*time.Minute, true, false},    // Nepal, UTC+5:45
+		{14 * time.Hour, true, false},                  // UTC+14 (Kiribati)
+		{15 * time.Hour, false, false},                 // no zone is that far ahead
+		{-13 * time.Hour, false, false},                // nor behind
+		{7*time.Minute + 30*time.Second, false, false}, // between two offsets
+		{-48 * time.Hour, false, false},                // stale
+	}
+	for _, c := range cases {
+		ts := now.Add(c.d)
+		if got := withinSkew(any, ts, now); got != c.anyOK {
+			t.Errorf("any_offset %v: %v", c.d, got)
+		}
+		if got := withinSkew(utc, ts, now); got != c.utcOK {
+			t.Errorf("utc %v: %v", c.d, got)
+		}
+		if !withinSkew(off, ts, now) {
+			t.Errorf("off %v refused", c.d)
+		}
+	}
+}
+
+func FuzzParseAuthorization(f *testing.F) {
+	for _, s := range []string{
+		"MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
+		"MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature=0A1B2C3D4E5F60718293A4B5C6D7E8F901234567",
+		"MQv2-HMAC-SHA1 ,,,=,=", "MQv2-HMAC-SHA1 Credential==, Signature==", "", " ",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		ak, sig, err := parseAuthorization(v)
+		if err != nil {
+			return
+		}
+		if len(sig) != 20 || ak == "" || len(v) > maxAuthorization {
+			t.Fatalf("%q accepted as %q with %d signature bytes", v, ak, len(sig))
+		}
+	})
+}
+
+func FuzzParseDateTime(f *testing.F) {
+	for _, s := range []string{"20250919T092540Z", "20251319T092540Z", "2025-09-19T09:25:40Z", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		ts, err := parseDateTime(v)
+		if err == nil && ts.Format(dateTimeLayout) != v {
+			t.Fatalf("%q parsed as %v", v, ts)
+		}
+	})
+}

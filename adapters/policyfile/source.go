@@ -1,0 +1,201 @@
+package policyfile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Source reads the policy file (ports.PolicySource) and reloads it when its
+// content changes (checked every interval). The revision counts the
+// versions this process loaded.
+type Source struct {
+	path     string
+	interval time.Duration
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	sum  [32]byte
+	rev  int64
+	fail error
+}
+
+var _ ports.PolicySource = (*Source)(nil)
+
+// NewSource returns a source for the file at path.
+func NewSource(path string, interval time.Duration, log *slog.Logger) *Source {
+	return &Source{path: path, interval: interval, log: log}
+}
+
+func (s *Source) read() (domain.PolicySnapshot, [32]byte, error) {
+	st, err := os.Stat(s.path)
+	if err != nil {
+		return domain.PolicySnapshot{}, [32]byte{}, fmt.Errorf("policy file: %w", err)
+	}
+	if st.Size() > MaxFileSize {
+		return domain.PolicySnapshot{}, [32]byte{}, fmt.Errorf("policy file %s is larger than %d bytes", s.path, MaxFileSize)
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return domain.PolicySnapshot{}, [32]byte{}, fmt.Errorf("policy file: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	users, entries, err := Decode(data)
+	if err != nil {
+		return domain.PolicySnapshot{}, sum, fmt.Errorf("policy file %s: %w", s.path, err)
+	}
+	for _, u := range users {
+		if len(u.Secrets) == 0 {
+			return domain.PolicySnapshot{}, sum, fmt.Errorf("policy file %s: user %q has no secret", s.path, u.Name)
+		}
+	}
+	return domain.PolicySnapshot{Users: users, Entries: entries}, sum, nil
+}
+
+// Load implements ports.PolicySource.
+func (s *Source) Load(context.Context) (domain.PolicySnapshot, error) {
+	snap, sum, err := s.read()
+	if err != nil {
+		return snap, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev++
+	s.sum = sum
+	snap.Revision = s.rev
+	return snap, nil
+}
+
+// Watch implements ports.PolicySource.
+func (s *Source) Watch(ctx context.Context, _ int64, apply func(domain.PolicySnapshot) error) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap, sum, err := s.read()
+		s.mu.Lock()
+		if err == nil && sum == s.sum {
+			s.setFail(ctx, nil)
+			s.mu.Unlock()
+			continue
+		}
+		if err == nil {
+			snap.Revision = s.rev + 1
+			if err = apply(snap); err == nil {
+				s.rev, s.sum = snap.Revision, sum
+				s.log.LogAttrs(ctx, slog.LevelInfo, "policy file reloaded", slog.String("file", s.path), slog.Int64("revision", s.rev),
+					slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
+			}
+		}
+		s.setFail(ctx, err)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Source) setFail(ctx context.Context, err error) {
+	if err != nil && (s.fail == nil || s.fail.Error() != err.Error()) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "policy file not reloaded; the policy in force stays", slog.Int64("revision", s.rev), slog.Any("error", err))
+	}
+	s.fail = err
+}
+
+// Health implements ports.PolicySource.
+func (s *Source) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return fmt.Errorf("enforcing policy revision %d; %v", s.rev, s.fail)
+	}
+	return nil
+}
+
+// LogAudit is an audit sink that writes each event as one JSON line to the
+// process log (component audit), through a bounded buffer: Record never
+// blocks, and events that do not fit are counted in Dropped.
+type LogAudit struct {
+	log     *slog.Logger
+	ch      chan domain.AuditEvent
+	dropped atomic.Uint64
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+}
+
+var _ ports.AuditSink = (*LogAudit)(nil)
+
+// NewLogAudit returns a sink with a buffer of size events.
+func NewLogAudit(log *slog.Logger, size int) *LogAudit {
+	return &LogAudit{log: log, ch: make(chan domain.AuditEvent, size)}
+}
+
+// Record implements ports.AuditSink.
+func (a *LogAudit) Record(e domain.AuditEvent) {
+	select {
+	case a.ch <- e:
+	default:
+		a.dropped.Add(1)
+	}
+}
+
+// Dropped implements ports.AuditSink.
+func (a *LogAudit) Dropped() uint64 { return a.dropped.Load() }
+
+// Start starts the writing goroutine.
+func (a *LogAudit) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	a.done.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				for {
+					select {
+					case e := <-a.ch:
+						a.write(e)
+					default:
+						return
+					}
+				}
+			case e := <-a.ch:
+				a.write(e)
+			}
+		}
+	})
+	return nil
+}
+
+// Stop writes what is buffered and stops.
+func (a *LogAudit) Stop(context.Context) error {
+	if a.stop != nil {
+		a.stop()
+		a.done.Wait()
+	}
+	return nil
+}
+
+func (a *LogAudit) write(e domain.AuditEvent) {
+	var ip string
+	if e.SourceIP.IsValid() {
+		ip = e.SourceIP.String()
+	}
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(map[string]any{
+		"time": e.Time, "category": e.Category, "principal": e.Principal, "source_ip": ip, "protocol": e.Protocol,
+		"operation": e.Operation, "resource": e.Resource, "actions": e.Actions, "decision": e.Decision, "reason": e.Reason,
+		"policy_revision": e.Revision, "request_id": e.RequestID, "client_id": e.ClientID,
+	})
+	a.log.Info("audit", slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
+}

@@ -1,0 +1,404 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	"github.com/apache/rocketmq-clients/golang/v5/credentials"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/pgenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// secured is a PostgreSQL database with users and ACLs, and the flags that
+// start a proxy on it.
+type secured struct {
+	dsn   string
+	keys  string
+	store *postgres.Store
+	flags []string
+}
+
+const (
+	adminSecret = "admin-secret-0123456789abcdef"
+	aliceSecret = "alice-secret-0123456789abcdef"
+	bobSecret   = "bob-secret-0123456789abcdef00"
+	carolSecret = "carol-secret-0123456789abcdef"
+)
+
+var cliActor = ports.Actor{Principal: "test", Protocol: "cli"}
+
+func newSecured(t *testing.T) *secured {
+	t.Helper()
+	dsn := pgenv.Database(t)
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	keys := "k1:" + base64.StdEncoding.EncodeToString(k[:])
+	ring, err := postgres.ParseKeyring(keys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := &secured{dsn: dsn, keys: keys, store: postgres.NewStore(pool, ring, "e2e"),
+		flags: []string{"--auth.enabled", "--auth.source=postgres", "--postgres.dsn=" + dsn, "--postgres.secretKeys=" + keys,
+			"--messaging.consumer.minLongPolling=1s"}}
+	ctx := t.Context()
+	for _, u := range []struct {
+		name, secret string
+		typ          domain.UserType
+		status       domain.UserStatus
+	}{
+		{"admin", adminSecret, domain.UserSuper, domain.UserEnabled},
+		{"alice", aliceSecret, domain.UserNormal, domain.UserEnabled},
+		{"bob", bobSecret, domain.UserNormal, domain.UserDisabled},
+		{"carol", carolSecret, domain.UserNormal, domain.UserEnabled},
+	} {
+		if err := s.store.CreateUser(ctx, cliActor, domain.User{Name: u.name, Type: u.typ, Status: u.status}, domain.Secret(u.secret)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.put(t,
+		aclEntry(t, "User:alice", "Topic:orders-*", "Pub,Sub", "Allow"),
+		aclEntry(t, "User:alice", "Topic:orders-secret", "All", "Deny"),
+		aclEntry(t, "User:alice", "Group:g-orders", "Sub", "Allow"),
+		aclEntry(t, "User:bob", "*", "All", "Allow"),
+		aclEntry(t, "User:carol", "Topic:orders-*", "Pub", "Allow", "10.0.0.0/8"),
+		aclEntry(t, "User:carol", "Topic:orders-local", "Pub", "Allow", "127.0.0.0/8"),
+	)
+	return s
+}
+
+func (s *secured) put(t *testing.T, entries ...domain.ACLEntry) {
+	t.Helper()
+	if err := s.store.PutEntries(t.Context(), cliActor, entries); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func aclEntry(t *testing.T, subject, res, acts, decision string, ips ...string) domain.ACLEntry {
+	t.Helper()
+	r, err := domain.ParseResource(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := domain.ParseActions(acts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := domain.ParseDecision(decision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := domain.ACLEntry{Subject: subject, Resource: r, Actions: a, Decision: d}
+	for _, ip := range ips {
+		p, err := domain.ParseSourceIP(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SourceIPs = append(e.SourceIPs, p)
+	}
+	return e
+}
+
+func (s *secured) start(t *testing.T, extra ...string) *testenv.Child {
+	t.Helper()
+	c := testenv.StartChild(t, t.TempDir(), append(append([]string{}, s.flags...), extra...)...)
+	if c.GRPCAddr == "" {
+		t.Fatalf("rmqproxy did not start:\n%s", c.Output())
+	}
+	return c
+}
+
+func createTopics(t *testing.T, c *testenv.Child, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if code, out := testenv.CLI(t, "topic", "create", n, "--admin.address="+c.AdminAddr); code != 0 {
+			t.Fatalf("topic create %s: %s", n, out)
+		}
+	}
+}
+
+func clientConfig(c *testenv.Child, ak, sk, group string) *rmq.Config {
+	cfg := &rmq.Config{Endpoint: c.GRPCAddr, ConsumerGroup: group}
+	if ak != "" {
+		cfg.Credentials = &credentials.SessionCredentials{AccessKey: ak, AccessSecret: sk}
+	}
+	return cfg
+}
+
+// startProducer starts a producer; it returns the start error.
+func startProducer(t *testing.T, cfg *rmq.Config, topics ...string) (rmq.Producer, error) {
+	t.Helper()
+	p, err := rmq.NewProducer(cfg, rmq.WithTopics(topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = p.GracefulStop() })
+	return p, nil
+}
+
+func send(p rmq.Producer, topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := p.Send(ctx, &rmq.Message{Topic: topic, Body: []byte("hello " + topic)})
+	return err
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "CODE: "+code) {
+		t.Fatalf("%s: got %v, want %s", what, err, code)
+	}
+}
+
+// TestSecurityWithOfficialClient is "must be shown" 2 with the Go client
+// v5.1.4 configured with credentials: allowed publish and subscribe work;
+// a denied topic answers FORBIDDEN; a bad signature, an unknown user and a
+// disabled user answer UNAUTHORIZED; prefix patterns, deny-overrides and
+// source address conditions decide as ACL 2.0 says; the denials are in the
+// audit log.
+func TestSecurityWithOfficialClient(t *testing.T) {
+	s := newSecured(t)
+	c := s.start(t)
+	createTopics(t, c, "orders-eu", "orders-secret", "orders-local", "payments")
+
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+	if err != nil {
+		t.Fatalf("alice's producer: %v", err)
+	}
+	if err := send(alice, "orders-eu"); err != nil {
+		t.Fatalf("alice publishes to orders-eu (Topic:orders-* Allow): %v", err)
+	}
+	wantCode(t, "alice publishes to payments (no entry)", send(alice, "payments"), "FORBIDDEN")
+	wantCode(t, "alice publishes to orders-secret (Deny beats the prefix Allow)", send(alice, "orders-secret"), "FORBIDDEN")
+
+	// Subscribe: group and topic allowed.
+	cons, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, "g-orders"), rmq.WithSimpleAwaitDuration(2*time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"orders-eu": rmq.SUB_ALL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Start(); err != nil {
+		t.Fatalf("alice's consumer: %v", err)
+	}
+	t.Cleanup(func() { _ = cons.GracefulStop() })
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		mvs, err := cons.Receive(ctx, 16, 20*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, mv := range mvs {
+			if err := cons.Ack(ctx, mv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// A group alice has no grant on: its Telemetry settings are refused
+	// (a status command, then the end of the stream, as upstream), so the
+	// client cannot start.
+	other, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, "g-other"), rmq.WithSimpleAwaitDuration(time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"orders-eu": rmq.SUB_ALL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(); err == nil {
+		_ = other.GracefulStop()
+		t.Fatal("alice started a consumer of group g-other")
+	}
+
+	// Authentication failures.
+	_, err = startProducer(t, clientConfig(c, "alice", "wrong-secret-0123456789", ""), "orders-eu")
+	wantCode(t, "bad signature", err, "UNAUTHORIZED")
+	_, err = startProducer(t, clientConfig(c, "mallory", aliceSecret, ""), "orders-eu")
+	wantCode(t, "unknown user", err, "UNAUTHORIZED")
+	_, err = startProducer(t, clientConfig(c, "bob", bobSecret, ""), "orders-eu")
+	wantCode(t, "disabled user", err, "UNAUTHORIZED")
+	_, err = startProducer(t, clientConfig(c, "", "", ""), "orders-eu")
+	wantCode(t, "no credentials", err, "UNAUTHORIZED")
+
+	// Source address conditions: carol may publish to orders-* only from
+	// 10.0.0.0/8, to orders-local from loopback.
+	carol, err := startProducer(t, clientConfig(c, "carol", carolSecret, ""), "orders-local")
+	if err != nil {
+		t.Fatalf("carol's producer: %v", err)
+	}
+	if err := send(carol, "orders-local"); err != nil {
+		t.Fatalf("carol publishes from loopback to orders-local: %v", err)
+	}
+	wantCode(t, "carol publishes from loopback to orders-eu (entry limited to 10.0.0.0/8)", send(carol, "orders-eu"), "FORBIDDEN")
+
+	// Super user: no entries needed.
+	admin, err := startProducer(t, clientConfig(c, "admin", adminSecret, ""), "payments")
+	if err != nil {
+		t.Fatalf("admin's producer: %v", err)
+	}
+	if err := send(admin, "payments"); err != nil {
+		t.Fatalf("super user publishes: %v", err)
+	}
+
+	// Every denial is audited (written in batches off the hot path).
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			seen[e.Category+" "+e.Principal+" "+e.Reason+" "+e.Resource] = true
+		}
+		for _, want := range []string{
+			"authz alice no_match_default_deny Topic:payments",
+			"authn alice bad_signature ",
+			"authn mallory unknown_user ",
+			"authn bob user_disabled ",
+			"authn  missing_credentials ",
+			"authz carol no_match_default_deny Topic:orders-eu",
+			"authz alice no_match_default_deny Group:g-other",
+		} {
+			if !seen[want] {
+				return fmt.Errorf("no audit event %q in %v", want, seen)
+			}
+		}
+		return nil
+	})
+}
+
+// rawCall calls QueryRoute with hand-made metadata.
+func rawCall(t *testing.T, addr string, md ...string) *v2.Status {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, append([]string{"x-mq-client-id", "raw-client", "x-mq-language", "GO", "x-mq-protocol", "v2", "x-mq-client-version", "5.1.4"}, md...)...)
+	resp, err := v2.NewMessagingServiceClient(conn).QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "orders-eu"}, Endpoints: &v2.Endpoints{Addresses: []*v2.Address{{Host: "127.0.0.1", Port: 8081}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetStatus()
+}
+
+func signed(ak, secret string, at time.Time, upper bool, extra ...string) []string {
+	dt := at.Format("20060102T150405Z")
+	m := hmac.New(sha1.New, []byte(secret))
+	m.Write([]byte(dt))
+	sig := hex.EncodeToString(m.Sum(nil))
+	if upper {
+		sig = strings.ToUpper(sig)
+	}
+	return append([]string{"x-mq-date-time", dt, "authorization",
+		"MQv2-HMAC-SHA1 Credential=" + ak + ", SignedHeaders=x-mq-date-time, Signature=" + sig}, extra...)
+}
+
+// TestSignatureRules drives the signature rules with hand-made metadata:
+// both hex cases; local time of any time zone labelled Z (as the Java and
+// Go clients send it); a stale or future timestamp; a smuggled
+// x-mq-authorization-ak naming the super user.
+func TestSignatureRules(t *testing.T) {
+	s := newSecured(t)
+	c := s.start(t)
+	createTopics(t, c, "orders-eu")
+	now := time.Now().UTC()
+	for _, tc := range []struct {
+		name string
+		md   []string
+		want v2.Code
+	}{
+		{"lowercase hex (Go client)", signed("alice", aliceSecret, now, false), v2.Code_OK},
+		{"uppercase hex (Java client)", signed("alice", aliceSecret, now, true), v2.Code_OK},
+		{"client in UTC+8 labels local time Z", signed("alice", aliceSecret, now.Add(8*time.Hour), false), v2.Code_OK},
+		{"client in UTC-5:30", signed("alice", aliceSecret, now.Add(-(5*time.Hour + 30*time.Minute)), false), v2.Code_OK},
+		{"stale date-time (two days old)", signed("alice", aliceSecret, now.Add(-48*time.Hour), false), v2.Code_UNAUTHORIZED},
+		{"date-time 7m30s off any time zone", signed("alice", aliceSecret, now.Add(-7*time.Minute-30*time.Second), false), v2.Code_UNAUTHORIZED},
+		{"date-time a day ahead", signed("alice", aliceSecret, now.Add(24*time.Hour), false), v2.Code_UNAUTHORIZED},
+		{"no date-time", signed("alice", aliceSecret, now, false)[2:], v2.Code_UNAUTHORIZED},
+		{"go credential form AK//Rocketmq", []string{"x-mq-date-time", now.Format("20060102T150405Z"), "authorization",
+			"MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature=" + strings.Split(signed("alice", aliceSecret, now, false)[3], "Signature=")[1]}, v2.Code_OK},
+		{"a retry re-signed on the same context (Go client): two of each, the last pair counts",
+			append(signed("alice", "stale-secret-0123456789", now.Add(-time.Hour), false), signed("alice", aliceSecret, now, false)...), v2.Code_OK},
+		{"truncated signature", []string{"x-mq-date-time", now.Format("20060102T150405Z"), "authorization", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, Signature=abcdef"}, v2.Code_UNAUTHORIZED},
+		{"smuggled x-mq-authorization-ak", signed("carol", carolSecret, now, false, "x-mq-authorization-ak", "admin", "rpc-remote-address", "10.1.1.1:1"), v2.Code_FORBIDDEN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st := rawCall(t, c.GRPCAddr, tc.md...); st.GetCode() != tc.want {
+				t.Fatalf("got %v %q, want %v", st.GetCode(), st.GetMessage(), tc.want)
+			}
+		})
+	}
+	// With grpc.auth.clockSkew utc, a timestamp 10 minutes old is stale.
+	utc := s.start(t, "--grpc.auth.clockSkew=utc")
+	createTopics(t, utc, "orders-eu")
+	if st := rawCall(t, utc.GRPCAddr, signed("alice", aliceSecret, now.Add(-10*time.Minute), false)...); st.GetCode() != v2.Code_UNAUTHORIZED {
+		t.Fatalf("utc, 10 minutes old: %v", st)
+	}
+	if st := rawCall(t, utc.GRPCAddr, signed("alice", aliceSecret, time.Now().UTC(), false)...); st.GetCode() != v2.Code_OK {
+		t.Fatalf("utc, now: %v", st)
+	}
+}
+
+// TestPolicyChangeReachesRunningProxies is "must be shown" 3: a change
+// made with the CLI against PostgreSQL takes effect in two running proxies
+// without restart.
+func TestPolicyChangeReachesRunningProxies(t *testing.T) {
+	s := newSecured(t)
+	proxies := []*testenv.Child{s.start(t), s.start(t)}
+	var producers []rmq.Producer
+	for _, c := range proxies {
+		createTopics(t, c, "orders-eu", "payments")
+		p, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "before the grant", send(p, "payments"), "FORBIDDEN")
+		producers = append(producers, p)
+	}
+	pgflags := []string{"--postgres.dsn=" + s.dsn, "--postgres.secretKeys=" + s.keys}
+	if code, out := testenv.CLI(t, append([]string{"acl", "create", "User:alice", "--resource", "Topic:payments", "--actions", "Pub", "--decision", "Allow"}, pgflags...)...); code != 0 {
+		t.Fatalf("acl create: %s", out)
+	}
+	for i, p := range producers {
+		testenv.WaitFor(t, 5*time.Second, func() error { return send(p, "payments") })
+		t.Logf("proxy %d applies the grant", i)
+	}
+	if code, out := testenv.CLI(t, append([]string{"acl", "delete", "User:alice", "--resource", "Topic:payments"}, pgflags...)...); code != 0 {
+		t.Fatalf("acl delete: %s", out)
+	}
+	for _, p := range producers {
+		testenv.WaitFor(t, 5*time.Second, func() error {
+			if err := send(p, "payments"); err == nil || !strings.Contains(err.Error(), "FORBIDDEN") {
+				return fmt.Errorf("still allowed: %v", err)
+			}
+			return nil
+		})
+	}
+}
