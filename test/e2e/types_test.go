@@ -94,6 +94,61 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 	}
 }
 
+// TestPastDueDelayMessageDelivered: a delay message whose delivery time
+// lies 20 s in the past is stored as due and reaches a simple consumer that
+// is already waiting in a long poll (speed: BenchmarkPastDueDelayUnderLoad).
+func TestPastDueDelayMessageDelivered(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, "past-due", domain.MessageTypeDelay, 4)
+	c := testenv.NewSimpleConsumer(t, p, "g-past-due", 5*time.Second, map[string]*rmq.FilterExpression{"past-due": rmq.SUB_ALL})
+	got, failed := make(chan string, 16), make(chan error, 1)
+	receiving := make(chan struct{})
+	go func() {
+		defer close(receiving)
+		for n := 0; n < 3 && t.Context().Err() == nil; {
+			ms, err := c.Receive(t.Context(), 16, 20*time.Second)
+			if err != nil && !testenv.IsNoMessage(err) {
+				failed <- fmt.Errorf("receive: %w", err)
+				return
+			}
+			for _, m := range ms {
+				if err := c.Ack(t.Context(), m); err != nil {
+					failed <- fmt.Errorf("ack: %w", err)
+					return
+				}
+				got <- m.GetMessageId()
+				n++
+			}
+		}
+	}()
+	pr := testenv.NewProducer(t, p, "past-due")
+	want := map[string]bool{}
+	for i := range 3 {
+		m := &rmq.Message{Topic: "past-due", Body: []byte(fmt.Sprint("past-", i))}
+		m.SetDelayTimestamp(time.Now().Add(-20 * time.Second))
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		want[r[0].MessageID] = true
+	}
+	deadline := time.After(60 * time.Second)
+	for range 3 {
+		select {
+		case id := <-got:
+			if !want[id] {
+				t.Fatalf("unexpected message %s", id)
+			}
+			delete(want, id)
+		case err := <-failed:
+			t.Fatal(err)
+		case <-deadline:
+			t.Fatalf("past-due delay messages %v not delivered within 60 s", want)
+		}
+	}
+	<-receiving
+}
+
 // TestTransactionsCommitRollbackAndCheckBack: a committed half message is
 // delivered, a rolled back one never, and orphaned ones are resolved by the
 // producer's transaction checker when the broker checks back.

@@ -48,6 +48,7 @@ func TestInterop(t *testing.T) {
 			if lang.name == "java" {
 				t.Run("limits", func(t *testing.T) { limitsScenario(t, p, lang) })
 				t.Run("fiforun", func(t *testing.T) { fifoRunScenario(t, p, lang) })
+				t.Run("pastdue", func(t *testing.T) { pastDueScenario(t, p, lang) })
 			}
 		})
 	}
@@ -397,4 +398,27 @@ func fifoRunScenario(t *testing.T, p *testenv.Proxy, lang language) {
 		}
 	}
 	settled(t, p, group, topic, 6)
+}
+
+// pastDueScenario (Java): delay messages whose delivery time lies 20 s in
+// the past reach the simple consumer, which is already receiving while they
+// are sent, at once. Their lateness (from the send to the receive) is
+// logged, not asserted: speed is measured by BenchmarkPastDueDelayUnderLoad.
+func pastDueScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "pastdue", "")
+	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
+	const past = 20 * time.Second
+	evs := runOn(t, p, lang, "delay", topic, group, "--count", strconv.Itoa(delayCount),
+		"--delay-ms", strconv.FormatInt(-past.Milliseconds(), 10))
+	sent, got := exactlyOnce(t, evs, delayCount)
+	var late []time.Duration
+	for id, r := range got {
+		late = append(late, time.Duration(r.TS-(sent[id].DeliverAt+past.Milliseconds()))*time.Millisecond)
+	}
+	slices.Sort(late)
+	if len(late) > 0 {
+		t.Logf("%d past-due delay messages arrived %v to %v after their send", len(late), late[0], late[len(late)-1])
+	}
+	allAcked(t, evs, sent)
+	settled(t, p, group, topic, delayCount)
 }

@@ -414,13 +414,18 @@ public final class Main {
         }
         SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
             .setSubscriptionExpressions(subscription()).setAwaitDuration(Duration.ofSeconds(2)).build();
-        return want -> {
+        // The consumer receives from now on, while the scenario sends: a
+        // message reaches a consumer that is already waiting for it.
+        Object lock = new Object();
+        Throwable[] failure = new Throwable[1];
+        boolean[] stop = new boolean[1];
+        Thread loop = new Thread(() -> {
             try {
-                boolean reached = false;
-                long lingerUntil = Long.MAX_VALUE;
-                while (System.currentTimeMillis() < lingerUntil) {
-                    if (!reached && System.currentTimeMillis() > deadline) {
-                        throw new IllegalStateException("received " + received.size() + " of " + want + " messages before the timeout");
+                while (true) {
+                    synchronized (lock) {
+                        if (stop[0]) {
+                            return;
+                        }
                     }
                     List<MessageView> views = c.receive(16, Duration.ofSeconds(30));
                     for (MessageView v : views) {
@@ -430,12 +435,51 @@ public final class Main {
                         e.put("id", v.getMessageId().toString());
                         emit(e);
                     }
-                    if (!reached && received.size() >= want) {
-                        reached = true;
-                        lingerUntil = System.currentTimeMillis() + lingerMillis;
+                    synchronized (lock) {
+                        lock.notifyAll();
+                    }
+                }
+            } catch (Throwable t) {
+                synchronized (lock) {
+                    failure[0] = t;
+                    lock.notifyAll();
+                }
+            }
+        }, "simple-consumer");
+        loop.start();
+        return want -> {
+            try {
+                synchronized (lock) {
+                    while (received.size() < want && failure[0] == null) {
+                        long left = deadline - System.currentTimeMillis();
+                        if (left <= 0) {
+                            throw new IllegalStateException("received " + received.size() + " of " + want + " messages before the timeout");
+                        }
+                        lock.wait(left);
+                    }
+                }
+                // Linger: a duplicate or an unexpected message would show up now.
+                long until = System.currentTimeMillis() + lingerMillis;
+                synchronized (lock) {
+                    for (long left = lingerMillis; left > 0 && failure[0] == null; left = until - System.currentTimeMillis()) {
+                        lock.wait(left);
+                    }
+                    stop[0] = true;
+                    if (failure[0] != null) {
+                        throw new IllegalStateException("simple consumer failed", failure[0]);
+                    }
+                }
+                loop.join();
+                synchronized (lock) {
+                    if (failure[0] != null) {
+                        throw new IllegalStateException("simple consumer failed", failure[0]);
                     }
                 }
             } finally {
+                synchronized (lock) {
+                    stop[0] = true;
+                }
+                loop.join(10_000);
                 c.close();
             }
         };
