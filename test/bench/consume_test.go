@@ -84,22 +84,59 @@ func BenchmarkConsumePushAck(b *testing.B) {
 }
 
 // BenchmarkFIFOConsume drains a FIFO backlog spread over 1 or 100 message
-// groups with a push consumer of an orderly group. With one group only one
-// message is in flight at a time, so the rate is bounded by one round trip
-// plus one durable ack per message; with 100 groups they proceed in
-// parallel.
+// groups with a consumer of an orderly group. A push consumer gets one
+// message per group per receive (docs/compatibility.md), so with one group
+// its rate is bounded by one round trip plus one durable ack per message. A
+// simple consumer receiving 32 at a time gets runs of a group (up to 32
+// consecutive messages) and acks them concurrently.
 func BenchmarkFIFOConsume(b *testing.B) {
-	for _, groups := range []int{1, 100} {
-		b.Run("groups="+strconv.Itoa(groups), func(b *testing.B) {
-			p := testenv.Start(b, testenv.Config(b))
-			p.CreateTopic(b, "fifo", domain.MessageTypeFIFO, 8)
-			orderly := true
-			p.CreateGroup(b, application.GroupSpec{Name: "g-fifo", Orderly: &orderly})
-			pr := testenv.NewProducer(b, p, "fifo")
-			preload(b, pr, "fifo", b.N, func(i int) string { return "group-" + strconv.Itoa(i%groups) })
-			b.ResetTimer()
-			b.ReportMetric(consumeAll(b, p, "g-fifo", "fifo", b.N), "msgs/s")
-			b.ReportMetric(0, "ns/op")
-		})
+	for _, consumer := range []string{"push", "simple"} {
+		for _, groups := range []int{1, 100} {
+			b.Run(consumer+"/groups="+strconv.Itoa(groups), func(b *testing.B) {
+				p := testenv.Start(b, testenv.Config(b))
+				p.CreateTopic(b, "fifo", domain.MessageTypeFIFO, 8)
+				orderly := true
+				p.CreateGroup(b, application.GroupSpec{Name: "g-fifo", Orderly: &orderly})
+				pr := testenv.NewProducer(b, p, "fifo")
+				preload(b, pr, "fifo", b.N, func(i int) string { return "group-" + strconv.Itoa(i%groups) })
+				b.ResetTimer()
+				if consumer == "push" {
+					b.ReportMetric(consumeAll(b, p, "g-fifo", "fifo", b.N), "msgs/s")
+				} else {
+					b.ReportMetric(consumeSimple(b, p, "g-fifo", "fifo", b.N), "msgs/s")
+				}
+				b.ReportMetric(0, "ns/op")
+			})
+		}
 	}
+}
+
+// consumeSimple runs a simple consumer (receives of 32, the acks of each
+// receive concurrent) until it has acked n messages and returns the
+// messages per second it achieved.
+func consumeSimple(b *testing.B, p *testenv.Proxy, group, topic string, n int) float64 {
+	b.Helper()
+	start := time.Now()
+	c := testenv.NewSimpleConsumer(b, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	deadline := time.Now().Add(10 * time.Minute)
+	for done := 0; done < n; {
+		if time.Now().After(deadline) {
+			b.Fatalf("consumed %d of %d in 10 minutes", done, n)
+		}
+		ms, err := c.Receive(b.Context(), 32, time.Minute)
+		if err != nil && !testenv.IsNoMessage(err) {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, m := range ms {
+			wg.Go(func() {
+				if err := c.Ack(b.Context(), m); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		done += len(ms)
+	}
+	return float64(n) / time.Since(start).Seconds()
 }
