@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -47,7 +48,12 @@ var cliActor = ports.Actor{Principal: "test", Protocol: "cli"}
 
 func newSecured(t *testing.T) *secured {
 	t.Helper()
-	dsn := pgenv.Database(t)
+	return newSecuredOn(t, pgenv.Database(t))
+}
+
+// newSecuredOn fills the migrated database dsn with users and entries.
+func newSecuredOn(t *testing.T, dsn string) *secured {
+	t.Helper()
 	var k [32]byte
 	_, _ = rand.Read(k[:])
 	keys := "k1:" + base64.StdEncoding.EncodeToString(k[:])
@@ -401,4 +407,100 @@ func TestPolicyChangeReachesRunningProxies(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// readyStatus returns the proxy's /readyz status ("ready", "degraded", ...).
+func readyStatus(t *testing.T, c *testenv.Child) string {
+	t.Helper()
+	_, body := readyz(t, c.HealthAddr)
+	var rep struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	return rep.Status
+}
+
+// TestPostgresOutageDuringTraffic is "must be shown" 3, second half:
+// PostgreSQL stopped and restarted while clients work. The proxy keeps
+// serving with the last policy (allowed stays allowed, denied stays
+// denied), reports itself degraded, buffers audit events and counts those
+// that do not fit, and recovers by itself: the audit log then holds every
+// event that was buffered plus one audit.dropped event counting the rest,
+// so buffered + dropped equals what happened.
+func TestPostgresOutageDuringTraffic(t *testing.T) {
+	srv := pgenv.StartServer(t)
+	dsn := pgenv.NewDatabase(t, srv.DSN)
+	pgenv.Migrate(t, dsn)
+	s := newSecuredOn(t, dsn)
+	const buffer = 20
+	c := s.start(t, "--postgres.reconnectDelay=100ms", fmt.Sprintf("--postgres.audit.bufferSize=%d", buffer), "--postgres.audit.batchSize=5")
+	createTopics(t, c, "orders-eu", "payments")
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readyStatus(t, c); got != "ready" {
+		t.Fatalf("readyz before the outage: %s", got)
+	}
+
+	srv.Stop(t)
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if got := readyStatus(t, c); got != "degraded" {
+			return fmt.Errorf("readyz %s", got)
+		}
+		return nil
+	})
+	// Traffic during the outage: the last policy holds.
+	for i := range 5 {
+		if err := send(alice, "orders-eu"); err != nil {
+			t.Fatalf("allowed send %d during the outage: %v", i, err)
+		}
+	}
+	const denials = 3 * buffer
+	for range denials {
+		// carol may use orders-* only from 10.0.0.0/8.
+		if st := rawCall(t, c.GRPCAddr, signed("carol", carolSecret, time.Now().UTC(), false)...); st.GetCode() != v2.Code_FORBIDDEN {
+			t.Fatalf("denied request during the outage: %v", st)
+		}
+	}
+
+	srv.Start(t)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if got := readyStatus(t, c); got != "ready" {
+			return fmt.Errorf("readyz %s", got)
+		}
+		return nil
+	})
+	// Every denial is either in the audit log or counted as dropped.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Limit: 10000})
+		if err != nil {
+			return err
+		}
+		logged, dropped := 0, 0
+		for _, e := range evs {
+			switch {
+			case e.Category == domain.AuditAuthz && e.Principal == "carol" && e.Operation == "QueryRoute":
+				logged++
+			case e.Operation == "audit.dropped":
+				var d struct {
+					Dropped int `json:"dropped"`
+				}
+				if err := json.Unmarshal([]byte(e.Details), &d); err != nil {
+					return err
+				}
+				dropped += d.Dropped
+			}
+		}
+		if dropped == 0 || logged+dropped < denials {
+			return fmt.Errorf("%d denials logged, %d events counted as dropped; %d denials happened", logged, dropped, denials)
+		}
+		t.Logf("%d denials during the outage: %d in the audit log, %d counted as dropped", denials, logged, dropped)
+		return nil
+	})
+	// The policy follows changes again.
+	s.put(t, aclEntry(t, "User:alice", "Topic:payments", "Pub", "Allow"))
+	testenv.WaitFor(t, 10*time.Second, func() error { return send(alice, "payments") })
 }
