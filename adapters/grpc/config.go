@@ -31,13 +31,18 @@ type TLSConfig struct {
 	CertFile      string `yaml:"certFile" help:"PEM certificate chain; empty: a self-signed certificate is generated in selfSignedDir"`
 	KeyFile       string `yaml:"keyFile" help:"PEM private key of certFile"`
 	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept; empty: the tls folder of the data directory"`
+	// Client certificates (mTLS).
+	ClientAuth   string `yaml:"clientAuth" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a TLS client without a valid certificate is refused)"`
+	ClientCAFile string `yaml:"clientCAFile" help:"PEM bundle of the CAs that sign client certificates (clientAuth request or require); reloaded with the certificate"`
+	// ReloadInterval is how often the files are checked for changes.
+	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often certFile, keyFile and clientCAFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
 }
 
 // DefaultConfig returns the Apache proxy's defaults.
 func DefaultConfig() Config {
 	return Config{
 		Address:            ":8081",
-		TLS:                TLSConfig{Mode: TLSPermissive},
+		TLS:                TLSConfig{Mode: TLSPermissive, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second},
 		MaxRecvMessageSize: 130 << 20,
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
@@ -67,6 +72,21 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.certFile and tls.keyFile must be set together"))
+	}
+	switch c.TLS.ClientAuth {
+	case ClientAuthNone:
+	case ClientAuthRequest, ClientAuthRequire:
+		if c.TLS.ClientCAFile == "" {
+			errs = append(errs, fmt.Errorf("tls.clientAuth %s needs tls.clientCAFile, the CAs client certificates are verified against", c.TLS.ClientAuth))
+		}
+		if c.TLS.Mode == TLSDisabled {
+			errs = append(errs, fmt.Errorf("tls.clientAuth %s needs TLS: set tls.mode to enforcing", c.TLS.ClientAuth))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("tls.clientAuth %q must be none, request or require", c.TLS.ClientAuth))
+	}
+	if c.TLS.ReloadInterval < 0 {
+		errs = append(errs, errors.New("tls.reloadInterval must not be negative (0: never reload)"))
 	}
 	if c.MaxRecvMessageSize < 1<<20 {
 		errs = append(errs, errors.New("maxRecvMessageSize must be at least 1MiB"))

@@ -39,6 +39,10 @@ type Server struct {
 	shutdown context.Context
 	cancel   context.CancelFunc
 
+	// certs serves the TLS certificate and reloads it (nil with TLS off).
+	certs     *certStore
+	reloading sync.WaitGroup
+
 	// readiness, when set, decides the grpc.health.v1 status: a goroutine
 	// probes it every readinessPoll while serving (see watchReadiness).
 	readiness ports.Readiness
@@ -81,7 +85,7 @@ func (s *Server) watchReadiness() {
 
 // NewServer builds the gRPC server; it does not listen until Start.
 func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
-	tlsCfg, generated, err := serverTLSConfig(cfg.TLS)
+	tlsCfg, certs, generated, err := serverTLSConfig(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +93,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		log.Info("serving TLS with a self-signed certificate; configure grpc.tls.certFile and grpc.tls.keyFile for production",
 			slog.String("dir", cfg.TLS.SelfSignedDir))
 	}
-	s := &Server{cfg: cfg, svc: svc, log: log, health: health.NewServer()}
+	s := &Server{cfg: cfg, svc: svc, log: log, health: health.NewServer(), certs: certs}
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
 	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
@@ -138,6 +142,9 @@ func (s *Server) Start(context.Context) error {
 		lis = newConnLimiter(lis, s.cfg.MaxConnectionsPerAddress, s.log)
 	}
 	s.serve(lis, port)
+	if s.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
+		s.reloading.Go(func() { s.certs.watch(s.shutdown, s.cfg.TLS.ReloadInterval, s.log) })
+	}
 	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
 	return nil
 }
@@ -177,6 +184,7 @@ func (s *Server) Addr() net.Addr {
 // until ctx's deadline, then closes every connection.
 func (s *Server) Stop(ctx context.Context) error {
 	s.cancel()
+	s.reloading.Wait()
 	s.probing.Wait()
 	s.health.Shutdown()
 	done := make(chan struct{})

@@ -24,6 +24,13 @@ import (
 // health service on 127.0.0.1:0.
 func serveHealthOnly(t *testing.T, cfg TLSConfig) string {
 	t.Helper()
+	return startServer(t, cfg).Addr().String()
+}
+
+// startServer starts a server with cfg on 127.0.0.1:0, stopped when the
+// test ends.
+func startServer(t *testing.T, cfg TLSConfig) *Server {
+	t.Helper()
 	c := DefaultConfig()
 	c.Address = "127.0.0.1:0"
 	c.TLS = cfg
@@ -39,7 +46,7 @@ func serveHealthOnly(t *testing.T, cfg TLSConfig) string {
 		defer cancel()
 		s.Stop(ctx)
 	})
-	return s.Addr().String()
+	return s
 }
 
 func healthCheck(addr string, creds credentials.TransportCredentials) error {
@@ -81,11 +88,11 @@ func TestTLSModes(t *testing.T) {
 
 func TestSelfSignedIsKeptAndConfiguredCertificateWins(t *testing.T) {
 	dir := t.TempDir()
-	if _, generated, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil || !generated {
+	if _, _, generated, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil || !generated {
 		t.Fatalf("first start: generated=%v err=%v", generated, err)
 	}
 	first, _ := os.ReadFile(filepath.Join(dir, "rmqproxy-selfsigned.crt"))
-	if _, _, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil {
+	if _, _, _, err := serverTLSConfig(TLSConfig{Mode: TLSPermissive, SelfSignedDir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	second, _ := os.ReadFile(filepath.Join(dir, "rmqproxy-selfsigned.crt"))

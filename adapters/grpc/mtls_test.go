@@ -1,0 +1,176 @@
+package grpc
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// testCA issues certificates for tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a PEM certificate and key for cn, valid from notBefore to
+// notAfter.
+func (ca *testCA) issue(t *testing.T, cn string, serial int64, client bool, notBefore, notAfter time.Time) ([]byte, []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	usage := x509.ExtKeyUsageServerAuth
+	if client {
+		usage = x509.ExtKeyUsageClientAuth
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, NotBefore: notBefore, NotAfter: notAfter,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+func writeFiles(t *testing.T, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".tmp", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMutualTLS: with clientAuth require, a TLS client without a
+// certificate (or with one from another CA) is refused and one with a
+// certificate from clientCAFile is served; enforcing refuses plaintext.
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, other := newTestCA(t), newTestCA(t)
+	certPEM, keyPEM := ca.issue(t, "server", 2, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, key, caFile := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key"), filepath.Join(dir, "ca.pem")
+	writeFiles(t, map[string][]byte{cert: certPEM, key: keyPEM, caFile: ca.pem})
+	addr := serveHealthOnly(t, TLSConfig{Mode: TLSEnforcing, CertFile: cert, KeyFile: key, ClientAuth: ClientAuthRequire, ClientCAFile: caFile, ReloadInterval: time.Hour})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	client := func(c *testCA) credentials.TransportCredentials {
+		cfg := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+		if c != nil {
+			cp, kp := c.issue(t, "client", 3, true, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+			pair, err := tls.X509KeyPair(cp, kp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+		return credentials.NewTLS(cfg)
+	}
+	if err := healthCheck(addr, client(ca)); err != nil {
+		t.Fatalf("client with a certificate from the CA: %v", err)
+	}
+	if err := healthCheck(addr, client(nil)); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	if err := healthCheck(addr, client(other)); err == nil {
+		t.Fatal("a client with a certificate from another CA was served")
+	}
+	if err := healthCheck(addr, insecure.NewCredentials()); err == nil {
+		t.Fatal("enforcing served plaintext")
+	}
+}
+
+// TestCertificateRotation: a new certificate written over the files is
+// served to new connections without restart; a broken one is refused and
+// the previous one stays.
+func TestCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	c1, k1 := ca.issue(t, "server", 101, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeFiles(t, map[string][]byte{cert: c1, key: k1})
+	srv := startServer(t, TLSConfig{Mode: TLSPermissive, CertFile: cert, KeyFile: key, ClientAuth: ClientAuthNone, ReloadInterval: 20 * time.Millisecond})
+	addr := srv.Addr().String()
+	serial := func() (int64, error) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	waitSerial := func(want int64) {
+		t.Helper()
+		tick, deadline := time.NewTicker(10*time.Millisecond), time.After(10*time.Second)
+		defer tick.Stop()
+		for {
+			got, err := serial()
+			if err == nil && got == want {
+				return
+			}
+			select {
+			case <-deadline:
+				t.Fatalf("serving serial %d (%v), want %d", got, err, want)
+			case <-tick.C:
+			}
+		}
+	}
+	waitSerial(101)
+	c2, k2 := ca.issue(t, "server", 102, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeFiles(t, map[string][]byte{cert: c2, key: k2})
+	waitSerial(102)
+	// A certificate with the wrong key, then an expired one: each refused
+	// (counted), and 102 stays.
+	failures := func(n uint64) {
+		t.Helper()
+		tick, deadline := time.NewTicker(10*time.Millisecond), time.After(10*time.Second)
+		defer tick.Stop()
+		for srv.certs.failures.Load() < n {
+			select {
+			case <-deadline:
+				t.Fatalf("%d reload failures, want %d", srv.certs.failures.Load(), n)
+			case <-tick.C:
+			}
+		}
+		if got, err := serial(); err != nil || got != 102 {
+			t.Fatalf("after bad files: serial %d, %v", got, err)
+		}
+	}
+	c3, _ := ca.issue(t, "server", 103, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeFiles(t, map[string][]byte{cert: c3})
+	failures(1)
+	c4, k4 := ca.issue(t, "server", 104, false, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	writeFiles(t, map[string][]byte{cert: c4, key: k4})
+	failures(2)
+	c5, k5 := ca.issue(t, "server", 105, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeFiles(t, map[string][]byte{cert: c5, key: k5})
+	waitSerial(105)
+}
