@@ -58,7 +58,7 @@ type Engine struct {
 	cons          map[consKey]*consState
 	waiters       map[queueKey]map[*poller]struct{}  // long pollers per queue
 	gates         map[consKey]*sync.Mutex            // serialize the pops of a group on a queue
-	readHook      atomic.Pointer[func(topic string)] // tests: called before a pop reads messages
+	readHook      atomic.Pointer[func(topic string)] // tests: called before messages are read
 	pendingQueues map[queueKey]*queueIndex           // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64

@@ -231,11 +231,13 @@ func TestPopReadsMessagesWithoutTheEngineLock(t *testing.T) {
 	}()
 	<-reading
 	// Meanwhile the engine serves others.
-	h.send("u", 0, msg("u", "c", ""))
-	h.ack("g", first[0])
-	if got := h.pop("g3", "u", 0, 1, time.Minute); len(got) != 1 {
-		t.Fatalf("pop of another group: %v", ids(got))
-	}
+	servesMeanwhile(t, release, func() {
+		h.send("u", 0, msg("u", "c", ""))
+		h.ack("g", first[0])
+		if got := h.pop("g3", "u", 0, 1, time.Minute); len(got) != 1 {
+			t.Errorf("pop of another group: %v", ids(got))
+		}
+	})
 	close(release)
 	if got := <-done; !slices.Equal(ids(got), []string{"a"}) {
 		t.Fatalf("the blocked pop got %v", ids(got))
@@ -276,4 +278,72 @@ func TestAckWakesOnlyItsQueuesFIFOPollers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestDeferredMessagesReadWithoutTheEngineLock blocks the read of a firing
+// timer's message and of a committed half message, and checks that the
+// engine serves others meanwhile.
+func TestDeferredMessagesReadWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	block := func(topic string) (reading, release chan struct{}) {
+		reading, release = make(chan struct{}), make(chan struct{})
+		hook := func(tp string) {
+			if tp == topic {
+				h.e.readHook.Store(nil)
+				close(reading)
+				<-release
+			}
+		}
+		h.e.readHook.Store(&hook)
+		return reading, release
+	}
+	// A timer firing.
+	h.send("d", 0, delayMsg("d", "timer", h.clock.Now().Add(time.Second)))
+	reading, release := block("d")
+	h.fake().Advance(2 * time.Second)
+	kick(h.e.timerKick)
+	<-reading
+	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-timer", "")) })
+	close(release)
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.pop("g", "d", 0, 1, time.Minute); len(got) != 1 {
+			return fmt.Errorf("fired message not delivered yet")
+		}
+		return nil
+	})
+	// A commit.
+	r := h.send("tx", 0, txMsg("tx", "half"))[0]
+	reading, release = block("tx")
+	done := make(chan error, 1)
+	go func() {
+		done <- h.e.EndTransaction(context.Background(), ports.EndTransactionRequest{Topic: "tx", MessageID: "half", TransactionID: r.TransactionID, Resolution: ports.ResolutionCommit})
+	}()
+	<-reading
+	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-commit", "")) })
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.pop("g", "tx", 0, 1, time.Minute); !slices.Equal(ids(got), []string{"half"}) {
+		t.Fatalf("committed message: %v", ids(got))
+	}
+}
+
+// servesMeanwhile runs f, which needs the engine lock, while a read is
+// blocked; if f does not finish within 30 s (the read holds the lock), it
+// releases the read and fails.
+func servesMeanwhile(t *testing.T, release chan struct{}, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		close(release)
+		<-done
+		t.Fatal("the engine did not serve others while a message was being read: the read holds the engine lock")
+	}
 }

@@ -82,6 +82,9 @@ type timerWindow struct {
 	topics    map[string]string // interned topic names
 	// waitLog is set when a due timer waits for its record to be stored.
 	waitLog bool
+	// pre holds messages of due timers read before the timer goroutine
+	// took the lock for a pass (nil outside such a pass).
+	pre map[int64]*deferredRead
 }
 
 func newTimerWindow() timerWindow {
@@ -240,7 +243,13 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	if lt.qid >= t.QueueCount {
 		return drop(e.log.Warn, "its queue no longer exists")
 	}
-	m, err := e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
+	var m record.Message
+	var err error
+	if r := e.tw.pre[origin]; r != nil && !errors.Is(r.err, errNotStored) {
+		m, err = r.m, r.err
+	} else {
+		m, err = e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
+	}
 	if errors.Is(err, errNotStored) {
 		return err
 	}
@@ -273,8 +282,17 @@ func (e *notDueError) Error() string { return "the delay message is due at " + e
 // send): it is delivered once the log advances.
 var errNotStored = errors.New("the record of the message is not stored yet")
 
-// readDeferredLocked reads a deferred (delay or half) message at origin.
+// readDeferredLocked reads a deferred (delay or half) message at origin
+// under the engine lock.
 func (e *Engine) readDeferredLocked(origin int64, size int32, crc uint32, topic string) (record.Message, error) {
+	return e.readDeferred(origin, size, crc, topic)
+}
+
+// readDeferred reads a deferred message; it needs no engine lock.
+func (e *Engine) readDeferred(origin int64, size int32, crc uint32, topic string) (record.Message, error) {
+	if hook := e.readHook.Load(); hook != nil {
+		(*hook)(topic)
+	}
 	if origin+int64(size) > e.clog.VisibleOffset() {
 		return record.Message{}, errNotStored
 	}
@@ -288,17 +306,60 @@ func (e *Engine) readDeferredLocked(origin int64, size int32, crc uint32, topic 
 	return record.DecodeMessage(b, topic)
 }
 
+// timerLoop runs timer passes. Before a pass it reads, without the engine
+// lock, the messages of the timers that are due, so that firing them reads
+// nothing under the lock (a timer due meanwhile is read under it).
 func (e *Engine) timerLoop() {
 	defer e.wg.Done()
 	e.runLoop(e.timerKick, func() time.Duration {
+		e.mu.Lock()
+		if e.state != stateOpen {
+			e.mu.Unlock()
+			return time.Hour
+		}
+		due := e.dueTimersLocked(e.clock.Now().UnixMilli(), timerFireBatch)
+		e.mu.Unlock()
+		var pre map[int64]*deferredRead
+		if len(due) > 0 {
+			pre = make(map[int64]*deferredRead, len(due))
+			for _, d := range due {
+				m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
+				pre[d.origin] = &deferredRead{m: m, err: err}
+			}
+		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if e.state != stateOpen {
 			return time.Hour
 		}
+		e.tw.pre = pre
+		defer func() { e.tw.pre = nil }()
 		now := e.clock.Now()
 		return e.timerPassLocked(now).Sub(now)
 	})
+}
+
+// dueTimer is a due timer of the window, copied for a read without the lock.
+type dueTimer struct {
+	origin int64
+	liveTimer
+}
+
+// dueTimersLocked lists up to limit loaded timers due at nowMs.
+func (e *Engine) dueTimersLocked(nowMs int64, limit int) []dueTimer {
+	if len(e.tw.heap) == 0 || e.tw.heap[0].at > nowMs {
+		return nil
+	}
+	var out []dueTimer
+	for _, it := range e.tw.heap {
+		if len(out) >= limit {
+			break
+		}
+		if lt := e.tw.live[it.origin]; it.at <= nowMs && lt != nil && lt.deliverAt == it.at {
+			out = append(out, dueTimer{it.origin, *lt})
+		}
+	}
+	return out
 }
 
 // runLoop calls pass until the engine stops, waiting the duration pass

@@ -115,27 +115,29 @@ func (e *Engine) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 		return invalid("transaction id %q is malformed; pass the transaction id of the send receipt (or of the check-back) unchanged", truncateID(req.TransactionID))
 	}
 	origin := id.CommitLogOffset
+	// A commit reads the half message first, without the engine lock (an
+	// origin names one half message for good, so the read stays valid).
+	var pre *deferredRead
+	if req.Resolution == ports.ResolutionCommit {
+		e.mu.Lock()
+		st, err := e.lookupTxnLocked(origin, req)
+		e.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		m, err := e.readDeferred(origin, st.size, st.crc, st.topic)
+		pre = &deferredRead{m: m, err: err}
+	}
 	e.mu.Lock()
-	if err := e.checkOpenLocked(); err != nil {
+	st, err := e.lookupTxnLocked(origin, req)
+	if err != nil {
 		e.mu.Unlock()
 		return err
-	}
-	st := e.txns[origin]
-	switch {
-	case st == nil:
-		e.mu.Unlock()
-		return invalid("transaction %s is unknown or already resolved (committed, rolled back, or discarded after %d unanswered check-backs)", req.TransactionID, e.cfg.TransactionCheckMax)
-	case st.topic != req.Topic:
-		e.mu.Unlock()
-		return invalid("transaction %s belongs to topic %q, not %q", req.TransactionID, st.topic, req.Topic)
-	case req.MessageID != "" && st.msgID != req.MessageID:
-		e.mu.Unlock()
-		return invalid("transaction %s is of message %q, not %q", req.TransactionID, st.msgID, req.MessageID)
 	}
 	var end int64
 	switch req.Resolution {
 	case ports.ResolutionCommit:
-		end, err = e.commitTxnLocked(origin, st, e.clock.Now())
+		end, err = e.commitTxnLocked(origin, st, e.clock.Now(), pre)
 	case ports.ResolutionRollback:
 		end, err = e.resolveTxnLocked(origin, record.ResolveTxnRollback)
 	default:
@@ -151,6 +153,26 @@ func (e *Engine) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	}
 	e.log.DebugContext(ctx, "transaction ended", "topic", req.Topic, "msg_id", st.msgID, "resolution", req.Resolution.String(), "from_check", req.FromCheck)
 	return nil
+}
+
+// lookupTxnLocked finds the pending transaction an EndTransaction names.
+func (e *Engine) lookupTxnLocked(origin int64, req ports.EndTransactionRequest) (*txnState, error) {
+	invalid := func(format string, a ...any) error {
+		return domain.Errorf(domain.ReasonInvalidTransactionID, format, a...)
+	}
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	st := e.txns[origin]
+	switch {
+	case st == nil:
+		return nil, invalid("transaction %s is unknown or already resolved (committed, rolled back, or discarded after %d unanswered check-backs)", req.TransactionID, e.cfg.TransactionCheckMax)
+	case st.topic != req.Topic:
+		return nil, invalid("transaction %s belongs to topic %q, not %q", req.TransactionID, st.topic, req.Topic)
+	case req.MessageID != "" && st.msgID != req.MessageID:
+		return nil, invalid("transaction %s is of message %q, not %q", req.TransactionID, st.msgID, req.MessageID)
+	}
+	return st, nil
 }
 
 func truncateID(s string) string {
@@ -169,14 +191,25 @@ func (e *Engine) resolveTxnLocked(origin int64, kind record.ResolveKind) (int64,
 	return end, err
 }
 
+// deferredRead is a deferred message read before taking the engine lock.
+type deferredRead struct {
+	m   record.Message
+	err error
+}
+
 // commitTxnLocked appends a commit: a copy of the half message for its
-// queue, or a timer when it is also a delay message that is not due.
-func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time) (int64, error) {
+// queue, or a timer when it is also a delay message that is not due. pre
+// is the half message read beforehand (nil: read it now).
+func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time, pre *deferredRead) (int64, error) {
 	t, ok := e.topics[st.topic]
 	if !ok || st.qid >= t.QueueCount {
 		return 0, domain.Errorf(domain.ReasonInvalidTransactionID, "the topic %q of the transaction no longer exists", st.topic)
 	}
-	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+	if pre == nil {
+		m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
+		pre = &deferredRead{m: m, err: err}
+	}
+	m, err := pre.m, pre.err
 	if errors.Is(err, errNotStored) {
 		return 0, domain.Wrap(domain.ReasonUnavailable, err, "the half message is not stored yet; retry")
 	}
@@ -251,7 +284,7 @@ func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (
 	case "commit":
 		e.log.Warn("transaction still unresolved after the last check-back; committing it (transactionCheckMaxAction: commit)",
 			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
-		end, err := e.commitTxnLocked(origin, st, now)
+		end, err := e.commitTxnLocked(origin, st, now, nil)
 		if domain.HasReason(err, domain.ReasonInvalidTransactionID) {
 			return e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		}
