@@ -31,6 +31,17 @@ const maxResponseBody = 16 << 20
 type Client struct {
 	base string // scheme://host[:port], no trailing slash
 	hc   *http.Client
+	// accessKey and secret sign every request (WithCredentials).
+	accessKey string
+	secret    []byte
+}
+
+// WithCredentials makes the client sign every request as accessKey (a
+// Super user), as a proxy with auth.enabled requires.
+func (c *Client) WithCredentials(accessKey string, secret []byte) *Client {
+	cp := *c
+	cp.accessKey, cp.secret = accessKey, secret
+	return &cp
 }
 
 // NewClient returns a client of the admin API at baseURL, such as
@@ -195,6 +206,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.accessKey != "" {
+		auth, dt := application.SignRequest(c.accessKey, c.secret, time.Now())
+		req.Header.Set(HeaderAuthorization, auth)
+		req.Header.Set(HeaderDateTime, dt)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return c.transportError(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/application"
 )
 
 // Config is the admin API's slice of the configuration (key admin).
@@ -15,6 +17,10 @@ type Config struct {
 	Enabled bool   `yaml:"enabled" help:"Serve the admin HTTP API that the rmqproxy topic and group commands use."`
 	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. It is unauthenticated until rmqproxy's security settings cover it, so keep it on loopback (the default) or behind a firewall."`
 	// AllowedHosts guards against DNS rebinding: see guard.go.
+	// AccessKey and SecretKey are what the rmqproxy topic and group
+	// commands sign their calls with when the proxy has auth.enabled.
+	AccessKey    string   `yaml:"accessKey" help:"Super user the rmqproxy topic and group commands sign admin API calls as, when the proxy has auth.enabled (the API then answers Super users only)"`
+	SecretKey    string   `yaml:"secretKey" secret:"true" help:"secret of admin.accessKey (set it through RMQPROXY_ADMIN_SECRET_KEY or the configuration file, not on the command line)"`
 	AllowedHosts []string `yaml:"allowedHosts" help:"Host names (or host:port) the admin API answers besides loopback and the host of admin.address; requests addressed to any other Host header get 403, so a web page cannot reach the API by DNS rebinding. * allows every host."`
 }
 
@@ -61,7 +67,10 @@ func validateAddress(addr string) error {
 // *slog.Logger.
 var Module = fx.Module("admin",
 	fx.Provide(New),
-	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
+	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security) {
+		if sec != nil {
+			s.UseSecurity(sec)
+		}
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	}),
+	}, fx.ParamTags(``, ``, `optional:"true"`))),
 )

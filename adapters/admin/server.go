@@ -30,7 +30,8 @@ type Server struct {
 	cfg   Config
 	admin *application.Admin
 	log   *slog.Logger
-	srv   *httpserve.Server // the listener, the serving goroutine and the root context
+	srv   *httpserve.Server     // the listener, the serving goroutine and the root context
+	sec   *application.Security // nil or disabled: no authentication (see UseSecurity)
 }
 
 // New returns a server for cfg over the admin use case. It does not listen
@@ -132,7 +133,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics and /v1/groups", r.Method, truncate(r.URL.Path)))
 	})
-	return s.guard(mux)
+	return s.guard(s.authenticate(mux))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,10 +2,8 @@ package grpc
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,18 +20,15 @@ const (
 	mdAuthorization = "authorization"
 	mdDateTime      = "x-mq-date-time"
 
-	authAlgorithm  = "MQv2-HMAC-SHA1"
-	dateTimeLayout = "20060102T150405Z"
-	// maxAuthorization bounds the authorization value; a real one is
-	// about 130 bytes.
-	maxAuthorization = 1024
+	dateTimeLayout   = application.DateTimeLayout
+	maxAuthorization = application.MaxAuthorization
 )
 
 // Clock skew policies (grpc.auth.clockSkew).
 const (
-	ClockSkewAnyOffset = "any_offset"
-	ClockSkewUTC       = "utc"
-	ClockSkewOff       = "off"
+	ClockSkewAnyOffset = application.ClockSkewAnyOffset
+	ClockSkewUTC       = application.ClockSkewUTC
+	ClockSkewOff       = application.ClockSkewOff
 )
 
 // AuthConfig tunes request authentication on the gRPC port (auth.enabled
@@ -153,89 +148,14 @@ func (a *authenticator) stripReserved(ctx context.Context) context.Context {
 	return metadata.NewIncomingContext(ctx, md)
 }
 
-var errMalformed = errors.New("malformed authorization")
+// parseAuthorization, parseDateTime and withinSkew are the rules shared
+// with the admin API, in the application layer.
+func parseAuthorization(v string) (string, []byte, error) { return application.ParseAuthorization(v) }
 
-// parseAuthorization reads "MQv2-HMAC-SHA1 Credential=<AK>[/...],
-// SignedHeaders=x-mq-date-time, Signature=<40 hex digits>" strictly: the
-// algorithm must be MQv2-HMAC-SHA1; Credential and Signature must appear
-// once each; SignedHeaders, when present, must name x-mq-date-time only;
-// other items are ignored, as upstream does. The access key is the
-// credential up to its first "/" (the Go client appends "//Rocketmq").
-// It returns the access key (possibly, on error, what was read of it).
-func parseAuthorization(v string) (ak string, sig []byte, err error) {
-	if len(v) > maxAuthorization {
-		return "", nil, errMalformed
-	}
-	alg, rest, ok := strings.Cut(v, " ")
-	if !ok || alg != authAlgorithm {
-		return "", nil, errMalformed
-	}
-	var cred, sigHex string
-	var haveCred, haveSig bool
-	for _, item := range strings.Split(rest, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		k, val, ok := strings.Cut(item, "=")
-		if !ok {
-			return "", nil, errMalformed
-		}
-		switch strings.TrimSpace(k) {
-		case "Credential":
-			if haveCred {
-				return "", nil, errMalformed
-			}
-			cred, haveCred = strings.TrimSpace(val), true
-		case "Signature":
-			if haveSig {
-				return "", nil, errMalformed
-			}
-			sigHex, haveSig = strings.TrimSpace(val), true
-		case "SignedHeaders":
-			if !strings.EqualFold(strings.TrimSpace(val), mdDateTime) {
-				return "", nil, errMalformed
-			}
-		}
-	}
-	ak, _, _ = strings.Cut(cred, "/")
-	if !haveCred || !haveSig || domain.ValidateUserName(ak) != nil {
-		return ak, nil, errMalformed
-	}
-	if len(sigHex) != 40 {
-		return ak, nil, errMalformed
-	}
-	sig, err = hex.DecodeString(sigHex) // either case
-	if err != nil {
-		return ak, nil, errMalformed
-	}
-	return ak, sig, nil
-}
+func parseDateTime(v string) (time.Time, error) { return application.ParseDateTime(v) }
 
-// parseDateTime reads x-mq-date-time, yyyyMMdd'T'HHmmss'Z'.
-func parseDateTime(v string) (time.Time, error) {
-	if len(v) != len(dateTimeLayout) {
-		return time.Time{}, errMalformed
-	}
-	return time.Parse(dateTimeLayout, v)
-}
-
-// withinSkew applies the clock skew policy to a signed timestamp. The
-// official Java and Go clients format their local time and label it Z, so
-// with any_offset the timestamp may be off by a time zone offset: a whole
-// number of quarter hours between -12:00 and +14:00.
 func withinSkew(cfg AuthConfig, ts, now time.Time) bool {
-	d := ts.Sub(now)
-	switch cfg.ClockSkew {
-	case ClockSkewOff:
-		return true
-	case ClockSkewUTC:
-		return d.Abs() <= cfg.ClockSkewWindow
-	}
-	const quarter = 15 * time.Minute
-	k := d.Round(quarter) / quarter
-	k = max(-48, min(56, k))
-	return (d - k*quarter).Abs() <= cfg.ClockSkewWindow
+	return application.WithinClockSkew(cfg.ClockSkew, cfg.ClockSkewWindow, ts, now)
 }
 
 // authorize checks the accesses a request needs; on denial it returns the

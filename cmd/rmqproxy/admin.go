@@ -50,6 +50,10 @@ or after NAME, as --flag=value or --flag value; every command takes:
   --wait DURATION            wait this long for a proxy that is still starting
                              (default 10s; 0 fails at once)
   --json                     print JSON (list, describe, stats, create, update)
+  --admin.accessKey NAME     Super user to sign calls as, for a proxy with
+                             auth.enabled; its secret comes from
+                             RMQPROXY_ADMIN_SECRET_KEY or admin.secretKey in the
+                             configuration file, never from the command line
 `
 
 // defaultWait is how long the admin commands wait for a proxy that is
@@ -63,6 +67,9 @@ type adminFlags struct {
 	config  string
 	wait    time.Duration
 	json    bool
+	// accessKey and secretKey sign calls to a proxy with auth.enabled.
+	accessKey string
+	secretKey string
 }
 
 func newAdminFlags(name string) *adminFlags {
@@ -73,6 +80,7 @@ func newAdminFlags(name string) *adminFlags {
 	f.fs.StringVar(&f.config, "config", "", "configuration file to read admin.address from")
 	f.fs.DurationVar(&f.wait, "wait", defaultWait, "how long to wait for a starting proxy")
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
+	f.fs.StringVar(&f.accessKey, "admin.accessKey", "", "Super user to sign calls as")
 	return f
 }
 
@@ -127,9 +135,6 @@ func (f *adminFlags) checkNames(args []string) error {
 // --admin.address was not given, so the CLI finds a proxy configured the
 // same way.
 func (f *adminFlags) resolveAddress(src config.Sources) error {
-	if f.address != "" {
-		return nil
-	}
 	var args []string
 	if f.config != "" {
 		args = []string{"--config", f.config}
@@ -138,12 +143,25 @@ func (f *adminFlags) resolveAddress(src config.Sources) error {
 	if err != nil {
 		return err
 	}
-	f.address = cfg.Admin.Address
+	if f.address == "" {
+		f.address = cfg.Admin.Address
+	}
+	if f.accessKey == "" {
+		f.accessKey = cfg.Admin.AccessKey
+	}
+	f.secretKey = cfg.Admin.SecretKey
 	return nil
 }
 
 func (f *adminFlags) client() (*admin.Client, error) {
-	return admin.NewClient(f.address, nil)
+	c, err := admin.NewClient(f.address, nil)
+	if err != nil || f.accessKey == "" {
+		return c, err
+	}
+	if f.secretKey == "" {
+		return nil, fmt.Errorf("%w: --admin.accessKey %s needs its secret in RMQPROXY_ADMIN_SECRET_KEY or admin.secretKey of --config FILE", errUsage, f.accessKey)
+	}
+	return c.WithCredentials(f.accessKey, []byte(f.secretKey)), nil
 }
 
 func commandContext() (context.Context, context.CancelFunc) {

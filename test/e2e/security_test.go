@@ -136,10 +136,13 @@ func (s *secured) start(t *testing.T, extra ...string) *testenv.Child {
 	return c
 }
 
+// createTopics creates topics through the admin API, signed as the Super
+// user admin (the API answers only Super users once auth is on).
 func createTopics(t *testing.T, c *testenv.Child, names ...string) {
 	t.Helper()
+	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", adminSecret)
 	for _, n := range names {
-		if code, out := testenv.CLI(t, "topic", "create", n, "--admin.address="+c.AdminAddr); code != 0 {
+		if code, out := testenv.CLI(t, "topic", "create", n, "--admin.address="+c.AdminAddr, "--admin.accessKey=admin"); code != 0 {
 			t.Fatalf("topic create %s: %s", n, out)
 		}
 	}
@@ -191,6 +194,23 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 	s := newSecured(t)
 	c := s.start(t)
 	createTopics(t, c, "orders-eu", "orders-secret", "orders-local", "payments")
+	// The admin API answers Super users only.
+	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", "")
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr); code == 0 || !strings.Contains(strings.ToLower(out), "unauthorized") {
+		t.Fatalf("admin API without credentials: exit %d: %s", code, out)
+	}
+	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", aliceSecret)
+	if code, out := testenv.CLI(t, "topic", "create", "alice-topic", "--admin.address="+c.AdminAddr, "--admin.accessKey=alice"); code == 0 || !strings.Contains(strings.ToLower(out), "forbidden") {
+		t.Fatalf("admin API as a Normal user: exit %d: %s", code, out)
+	}
+	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", "wrong-secret-0123456789")
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr, "--admin.accessKey=admin"); code == 0 || !strings.Contains(strings.ToLower(out), "unauthorized") {
+		t.Fatalf("admin API with a wrong secret: exit %d: %s", code, out)
+	}
+	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", adminSecret)
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr, "--admin.accessKey=admin"); code != 0 || !strings.Contains(out, "orders-eu") {
+		t.Fatalf("admin API as Super: exit %d: %s", code, out)
+	}
 
 	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
 	if err != nil {
@@ -287,6 +307,8 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 			"authn  missing_credentials ",
 			"authz carol no_match_default_deny Topic:orders-eu",
 			"authz alice no_match_default_deny Group:g-other",
+			"authz alice admin_requires_super_user ",
+			"authn  missing_credentials ",
 		} {
 			if !seen[want] {
 				return fmt.Errorf("no audit event %q in %v", want, seen)
