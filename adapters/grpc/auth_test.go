@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rmqproxy/rmqproxy/application"
 )
 
 func TestParseAuthorization(t *testing.T) {
@@ -105,3 +109,31 @@ func FuzzParseDateTime(f *testing.F) {
 		}
 	})
 }
+
+// TestRetryCarriesTwoSignatures: the Go client v5.1.4 re-signs the same
+// context when it retries a send, so the retry carries two authorization
+// and two x-mq-date-time values; the last pair is read (as grpc-java's
+// Metadata.get, which the Apache proxy uses, returns the last value).
+func TestRetryCarriesTwoSignatures(t *testing.T) {
+	now := time.Date(2025, 9, 19, 9, 25, 40, 0, time.UTC)
+	a := &authenticator{cfg: DefaultAuthConfig(), now: func() time.Time { return now }}
+	sign := func(at time.Time) (string, string) {
+		return application.SignRequest("alice", []byte("alice-secret-0123"), at)
+	}
+	auth1, dt1 := sign(now.Add(-time.Hour))
+	auth2, dt2 := sign(now)
+	md := metadata.Pairs(mdAuthorization, auth1, mdDateTime, dt1, mdAuthorization, auth2, mdDateTime, dt2)
+	c := a.credentials(md)
+	if c.Fault != "" || string(c.Content) != dt2 || c.AccessKey != "alice" {
+		t.Fatalf("%+v", c)
+	}
+	if !hmacEqual(application.Sign([]byte("alice-secret-0123"), c.Content), c.Signature) {
+		t.Fatal("the signature is not the last one's")
+	}
+	// Unequal counts are malformed.
+	if c := a.credentials(metadata.Pairs(mdAuthorization, auth1, mdAuthorization, auth2, mdDateTime, dt2)); c.Fault != application.ReasonMalformed {
+		t.Fatalf("two signatures, one date-time: %+v", c)
+	}
+}
+
+func hmacEqual(a, b []byte) bool { return string(a) == string(b) }
