@@ -695,6 +695,18 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 		}
 		f, _ := filter.Compile(filter.Expression{Text: "A"})
 		_, _ = h.e.Pop(ctx, ports.PopRequest{Group: "g2", Topic: "t", QueueID: -1, MaxMessages: 3, InvisibleTime: 5 * time.Second, Filter: f})
+		// FIFO runs: the later messages of each run acked (held), the first
+		// of group B's too (so B's become final); A's run comes again after
+		// its invisible time.
+		h.send("f", 0, fifoMsg("f", fmt.Sprint("fa", round, "-0"), "A"), fifoMsg("f", fmt.Sprint("fb", round, "-0"), "B"),
+			fifoMsg("f", fmt.Sprint("fa", round, "-1"), "A"), fifoMsg("f", fmt.Sprint("fb", round, "-1"), "B"))
+		seen := map[string]bool{}
+		for _, m := range h.popFIFO("gf", "f", 6, 10*time.Second) {
+			if seen[m.Group] || m.Group == "B" {
+				h.ack("gf", m)
+			}
+			seen[m.Group] = true
+		}
 		// Timers: one fires next round, one in a later bucket, one recalled.
 		now := h.clock.Now()
 		h.send("d", int32(round%2), delayMsg("d", fmt.Sprintf("soon%d", round), now.Add(10*time.Second)),
