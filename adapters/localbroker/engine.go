@@ -703,17 +703,29 @@ func (e *Engine) dispatchLocked(topic string, qid int32, qoff int64, ent consume
 // Live operations append a record and apply it with this same function, so
 // replay reproduces exactly what the live engine did.
 func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) error {
-	bad := func(err error) error {
-		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("commit-log record at offset %d (%s) has a valid checksum but cannot be decoded; was it written by a newer rmqproxy?", off, typ))
+	if typ != record.TypeMessageBatch {
+		return e.applyStateRecordLocked(off, end, typ, p)
 	}
+	// Every send comes here, in a small stack frame. Indexing needs no
+	// bodies, keys or properties: they are not copied.
+	b, locs, err := record.DecodeBatchMeta(p)
+	if err != nil {
+		return undecodable(off, typ, err)
+	}
+	return e.dispatchBatchLocked(off, end, &b, p, locs)
+}
+
+func undecodable(off int64, typ record.Type, err error) error {
+	return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("commit-log record at offset %d (%s) has a valid checksum but cannot be decoded; was it written by a newer rmqproxy?", off, typ))
+}
+
+// applyStateRecordLocked applies the records other than message batches.
+// Its stack frame is large (a slot for each record type's values): kept
+// off the send path, it does not make every send's goroutine grow its
+// stack.
+func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byte) error {
+	bad := func(err error) error { return undecodable(off, typ, err) }
 	switch typ {
-	case record.TypeMessageBatch:
-		// Indexing needs no bodies, keys or properties: they are not copied.
-		b, locs, err := record.DecodeBatchMeta(p)
-		if err != nil {
-			return bad(err)
-		}
-		return e.dispatchBatchLocked(off, end, &b, p, locs)
 	case record.TypeDispatch:
 		d, err := record.DecodeDispatch(p)
 		if err != nil {
