@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: rmqproxy (local mode, flush: sync) and the Apache
-# RocketMQ proxy 5.5.0 (local mode, SYNC_FLUSH), one after the other on this
-# machine, driven by the same load generator (test/bench/loadgen, the
-# official Go client v5.1.4 in a process of its own). Prints the Markdown
-# table of docs/benchmarks.md and keeps the raw JSON lines.
+# RocketMQ proxy 5.5.0 (local mode, SYNC_FLUSH) on this machine, driven by
+# the same load generator (test/bench/loadgen: the official Go client v5.1.4
+# in a process of its own, 1 KiB bodies). Both servers run for the whole
+# benchmark and are measured in turns, round by round, so that load from
+# elsewhere on the machine falls on both alike. Prints the Markdown table of
+# docs/benchmarks.md and keeps the raw JSON lines.
 #
-# Usage: test/scripts/bench-compare.sh [rmqproxy|apache ...]   (default: both)
+# Usage: test/scripts/bench-compare.sh [apache] [rmqproxy] [baseline=BINARY]
+#        (default: apache rmqproxy; baseline= adds an earlier rmqproxy build)
 # Environment:
-#   BENCH_ROUNDS=3          times each point is measured
+#   BENCH_ROUNDS=3          rounds; each measures every point of every server
 #   BENCH_DURATION=10s      measured time of one produce point
-#   BENCH_DRAIN=20000       messages drained by two simple consumers
-#   BENCH_FIRST_WARMUP=20s  unmeasured sending (64 in flight) before the first
-#                           point, so that the JVM's JIT has compiled the path
+#   BENCH_DRAIN=20000       messages drained by two simple consumers per round
+#   BENCH_FIRST_WARMUP=20s  unmeasured sending (64 in flight) to each server
+#                           first, so that the JVM's JIT has compiled the path
 #   BENCH_OUT=DIR           where results.jsonl and the servers' logs go
 #                           (default: a new temporary directory, kept)
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
@@ -22,13 +25,19 @@
 # the load generator can read its allocation counters; while it runs, e.g.
 #   go tool pprof http://127.0.0.1:HEALTHPORT/debug/pprof/profile?seconds=10
 #
-# Everything binds 127.0.0.1 on free ports; both servers are stopped by PID.
+# Everything binds 127.0.0.1 on free ports; every server is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(apache rmqproxy)
+for t in "${targets[@]}"; do
+	case $t in
+	apache | rmqproxy | baseline=?*) ;;
+	*) echo "bench-compare: unknown target $t (want apache, rmqproxy or baseline=BINARY)" >&2; exit 2 ;;
+	esac
+done
 rounds=${BENCH_ROUNDS:-3}
 duration=${BENCH_DURATION:-10s}
 drain=${BENCH_DRAIN:-20000}
@@ -74,7 +83,7 @@ stop() {
 	wait "$pid" 2>/dev/null || true
 }
 cleanup() {
-	for pid in "${pids[@]}"; do stop "$pid" 5; done
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}" 5; done
 }
 trap cleanup EXIT
 
@@ -105,35 +114,30 @@ results=$out/results.jsonl
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out/machine.txt"
 
-# loadgen_run LABEL ENDPOINT PID [loadgen flags]
-loadgen_run() {
-	local label=$1 endpoint=$2 pid=$3
-	shift 3
-	log "$label: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
-		-first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds "$rounds" -duration "$duration" -drain "$drain" \
-		-topic bench -drain-topic drain -group g-drain "$@" | tee -a "$results"
-}
+# Started servers: label -> "endpoint pid [loadgen flags]".
+declare -A servers
+labels=()
 
-run_rmqproxy() {
-	local grpc admin health data=$out/rmqproxy-data
+# start_rmqproxy LABEL BINARY
+start_rmqproxy() {
+	local label=$1 bin=$2 grpc admin health data=$out/$1-data
 	grpc=$(free_port) admin=$(free_port) health=$(free_port)
 	rm -rf "$data"
-	log "rmqproxy: starting on 127.0.0.1:$grpc (flush: sync, data in $data)"
+	log "$label: starting $bin on 127.0.0.1:$grpc (flush: sync, data in $data)"
 	# shellcheck disable=SC2086 # BENCH_RMQPROXY_FLAGS is a list of flags
-	"$out/rmqproxy" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
+	"$bin" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
 		--health.address=127.0.0.1:"$health" --local.dataDir="$data" --local.flush=sync \
-		--health.pprof=true --log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/rmqproxy.log" &
+		--health.pprof=true --log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/$label.log" &
 	local pid=$!
 	pids+=("$pid")
-	wait_port "$admin" 60 "rmqproxy admin API"
+	wait_port "$admin" 60 "$label admin API"
 	for t in bench drain; do
 		RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" topic create "$t" --type NORMAL --queues 8 > /dev/null
 	done
 	RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" group create g-drain > /dev/null
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$grpc" -topic bench -timeout 60s
-	loadgen_run rmqproxy 127.0.0.1:"$grpc" "$pid" -pprof http://127.0.0.1:"$health"/debug/pprof
-	stop "$pid" 30
+	servers[$label]="127.0.0.1:$grpc $pid -pprof http://127.0.0.1:$health/debug/pprof"
+	labels+=("$label")
 }
 
 install_apache() {
@@ -148,7 +152,7 @@ install_apache() {
 	touch "$cache/installed"
 }
 
-run_apache() {
+start_apache() {
 	install_apache
 	local home=$out/apache ns proxy_grpc proxy_remoting broker
 	rm -rf "$home"
@@ -211,18 +215,46 @@ run_apache() {
 		{ cat "$home/admin.out" >&2; return 1; }
 	wait_port "$proxy_grpc" 120 "the proxy's gRPC port"
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$proxy_grpc" -topic bench -timeout 120s
-	loadgen_run "apache-proxy-$apache_version" 127.0.0.1:"$proxy_grpc" "$proxy_pid"
-	stop "$proxy_pid" 30
-	stop "$ns_pid" 30
+	servers[apache-proxy-$apache_version]="127.0.0.1:$proxy_grpc $proxy_pid"
+	labels+=("apache-proxy-$apache_version")
 }
 
 for t in "${targets[@]}"; do
 	case $t in
-	rmqproxy) run_rmqproxy ;;
-	apache) run_apache ;;
-	*) log "unknown target $t (want rmqproxy or apache)"; exit 2 ;;
+	apache) start_apache ;;
+	rmqproxy) start_rmqproxy rmqproxy "$out/rmqproxy" ;;
+	baseline=*) start_rmqproxy rmqproxy-baseline "${t#baseline=}" ;;
 	esac
 done
+
+# measure LABEL [loadgen flags]: one loadgen run against a started server.
+measure() {
+	local label=$1 endpoint pid extra
+	shift
+	read -r endpoint pid extra <<< "${servers[$label]}"
+	log "$label: $* (load $(cut -d' ' -f1-3 /proc/loadavg))"
+	# shellcheck disable=SC2086 # extra is a list of flags
+	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
+		-duration "$duration" -topic bench -drain-topic drain -group g-drain $extra "$@" | tee -a "$results"
+}
+
+for label in "${labels[@]}"; do
+	measure "$label" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds 0 -drain 0
+done
+for round in $(seq "$rounds"); do
+	for label in "${labels[@]}"; do
+		measure "$label" -first-warmup 0 -rounds 1 -first-round "$round" -drain 0
+	done
+done
+if [ "$drain" -gt 0 ]; then
+	for round in $(seq "$rounds"); do
+		for label in "${labels[@]}"; do
+			measure "$label" -first-warmup 0 -inflight "" -rounds 1 -first-round "$round" -drain "$drain"
+		done
+	done
+fi
+for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}" 30; done # the proxy before its NameServer
+pids=()
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 cat "$out/machine.txt"
 echo

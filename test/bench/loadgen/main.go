@@ -20,11 +20,13 @@
 //
 //	loadgen run -label rmqproxy -endpoint 127.0.0.1:8081 -pid 1234 \
 //	    -topic bench -drain-topic drain -group g-drain
+//	loadgen run ... -inflight "" -rounds 1 -first-round 2   (one drain, as round 2)
 //	loadgen wait -endpoint 127.0.0.1:8081 -topic bench -timeout 60s
 //	loadgen table results.jsonl
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,7 +101,8 @@ type Result struct {
 type runFlags struct {
 	label, endpoint, topic, drainTopic, group string
 	pprof                                     string
-	pid, body, rounds, drain, consumers       int
+	pid, body, rounds, firstRound             int
+	drain, consumers                          int
 	inFlight                                  []int
 	duration, warmup, firstWarmup, await      time.Duration
 }
@@ -121,13 +124,14 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured sending before each produce point")
 	fs.DurationVar(&f.firstWarmup, "first-warmup", 20*time.Second, "unmeasured sending with 64 in flight before the first point (JIT compilation, page cache, connection set-up)")
 	fs.IntVar(&f.rounds, "rounds", 3, "times each point is measured")
+	fs.IntVar(&f.firstRound, "first-round", 1, "number of the first round in the results (when a script interleaves servers round by round)")
 	fs.IntVar(&f.drain, "drain", 20000, "messages of the drain workload (0: no drain)")
 	fs.IntVar(&f.consumers, "consumers", 2, "simple consumers of the drain workload")
 	fs.DurationVar(&f.await, "await", 5*time.Second, "long-polling time of the simple consumers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, s := range strings.Split(inFlight, ",") {
+	for _, s := range strings.FieldsFunc(inFlight, func(r rune) bool { return r == ',' }) { // "": no produce points
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			return fmt.Errorf("-inflight: %q is not a positive number", s)
@@ -155,7 +159,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	enc := json.NewEncoder(os.Stdout)
-	for round := 1; round <= f.rounds; round++ {
+	for round := f.firstRound; round < f.firstRound+f.rounds; round++ {
 		for _, n := range f.inFlight {
 			if _, err := produce(ctx, pr, f.topic, body, n, f.warmup, nil); err != nil {
 				return err
@@ -177,7 +181,7 @@ func run(ctx context.Context, args []string) error {
 	if f.drain == 0 {
 		return nil
 	}
-	for round := 1; round <= f.rounds; round++ {
+	for round := f.firstRound; round < f.firstRound+f.rounds; round++ {
 		r, err := drain(ctx, &f, pr, body)
 		if err != nil {
 			return err
@@ -513,6 +517,18 @@ func table(w io.Writer, files []string) error {
 		}
 		groups[k] = append(groups[k], r)
 	}
+	// Servers in the order they first appear; per server, the produce
+	// points by sends in flight, then the drain.
+	labelOrder := map[string]int{}
+	for _, k := range keys {
+		if _, ok := labelOrder[k.label]; !ok {
+			labelOrder[k.label] = len(labelOrder)
+		}
+	}
+	slices.SortStableFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(labelOrder[a.label], labelOrder[b.label]),
+			cmp.Compare(a.kind, b.kind)*-1, cmp.Compare(a.inFlight, b.inFlight)) // "produce" before "drain"
+	})
 	med := func(rs []Result, get func(Result) float64) (m, lo, hi float64) {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
@@ -549,6 +565,37 @@ func table(w io.Writer, files []string) error {
 		}
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f (%.0f–%.0f) | %s | %s | %.3f | %s | %.3f | %d | %.0f |\n",
 			k.label, work, len(rs), rate, lo, hi, p50s, p99s, scpu, allocStr, ccpu, errs, rss)
+	}
+	// Each other server against the first Apache one, point by point.
+	var ref string
+	for _, k := range keys {
+		if strings.HasPrefix(k.label, "apache") {
+			ref = k.label
+			break
+		}
+	}
+	if ref == "" {
+		return nil
+	}
+	fmt.Fprintf(w, "\n| server | workload | throughput vs %s (median / median) | p99 ms (vs %s) |\n| --- | --- | --- | --- |\n", ref, ref)
+	for _, k := range keys {
+		base, ok := groups[key{ref, k.kind, k.inFlight}]
+		if k.label == ref || !ok {
+			continue
+		}
+		rs := groups[k]
+		rate, _, _ := med(rs, func(r Result) float64 { return r.PerSec })
+		baseRate, _, _ := med(base, func(r Result) float64 { return r.PerSec })
+		work := fmt.Sprintf("produce, %d in flight", k.inFlight)
+		p99 := ""
+		if k.kind == "drain" {
+			work = fmt.Sprintf("drain, %d simple consumers", k.inFlight)
+		} else {
+			mine, _, _ := med(rs, func(r Result) float64 { return r.P99ms })
+			theirs, _, _ := med(base, func(r Result) float64 { return r.P99ms })
+			p99 = fmt.Sprintf("%.2f (%.2f)", mine, theirs)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f× | %s |\n", k.label, work, rate/baseRate, p99)
 	}
 	return nil
 }
