@@ -20,6 +20,10 @@
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
 #                           ~/.cache/rmqproxy-bench/apache-5.5.0)
 #   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy
+#   BENCH_NICE=N            run the servers and the load generator at nice N
+#                           (e.g. -10 as root: on a machine others use, the
+#                           benchmark then gets the CPU first, alike for all
+#                           servers, closer to a machine of its own)
 #
 # rmqproxy runs with health.pprof on (health.address on loopback), so that
 # the load generator can read its allocation counters; while it runs, e.g.
@@ -48,6 +52,7 @@ apache_version=5.5.0
 cache=${BENCH_APACHE_CACHE:-$HOME/.cache/rmqproxy-bench/apache-$apache_version}
 
 log() { echo "bench-compare: $*" >&2; }
+nice=(nice -n "${BENCH_NICE:-0}") # execs the command: $! stays the server's PID
 
 # free_port prints a TCP port that nothing listens on, whose neighbours
 # (port-2 and port+1, which the RocketMQ broker also binds) are free too.
@@ -111,7 +116,7 @@ results=$out/results.jsonl
 	echo "sync writes: $(dd if=/dev/zero of="$out/sync-probe" bs=1k count=2000 oflag=dsync 2>&1 | tail -1)"
 	rm -f "$out/sync-probe"
 	echo "go: $(go version | cut -d' ' -f3), java: $(java -version 2>&1 | head -1)"
-	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); benchmark processes at nice ${BENCH_NICE:-0}"
 } > "$out/machine.txt"
 
 # Started servers: label -> "endpoint pid [loadgen flags]".
@@ -125,7 +130,7 @@ start_rmqproxy() {
 	rm -rf "$data"
 	log "$label: starting $bin on 127.0.0.1:$grpc (flush: sync, data in $data)"
 	# shellcheck disable=SC2086 # BENCH_RMQPROXY_FLAGS is a list of flags
-	"$bin" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
+	"${nice[@]}" "$bin" --grpc.address=127.0.0.1:"$grpc" --admin.address=127.0.0.1:"$admin" \
 		--health.address=127.0.0.1:"$health" --local.dataDir="$data" --local.flush=sync \
 		--health.pprof=true --log.level=warn ${BENCH_RMQPROXY_FLAGS:-} 2> "$out/$label.log" &
 	local pid=$!
@@ -192,14 +197,14 @@ start_apache() {
 	local cp="$cache/lib/*"
 	export ROCKETMQ_HOME=$home
 	log "apache: starting the NameServer on 127.0.0.1:$ns"
-	java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
+	"${nice[@]}" java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
 		-Dtls.server.mode=disabled -cp "$cp" org.apache.rocketmq.namesrv.NamesrvStartup -c "$home/conf/namesrv.conf" \
 		> "$home/namesrv.out" 2>&1 &
 	local ns_pid=$!
 	pids+=("$ns_pid")
 	wait_port "$ns" 60 "NameServer"
 	log "apache: starting the proxy (local mode, broker on $broker) with gRPC on 127.0.0.1:$proxy_grpc"
-	java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
+	"${nice[@]}" java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
 		-cp "$cp" org.apache.rocketmq.proxy.ProxyStartup -pc "$home/conf/proxy.json" -pm local \
 		> "$home/proxy.out" 2>&1 &
 	local proxy_pid=$!
@@ -234,7 +239,7 @@ measure() {
 	read -r endpoint pid extra <<< "${servers[$label]}"
 	log "$label: $* (load $(cut -d' ' -f1-3 /proc/loadavg))"
 	# shellcheck disable=SC2086 # extra is a list of flags
-	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
+	"${nice[@]}" env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" run -label "$label" -endpoint "$endpoint" -pid "$pid" \
 		-duration "$duration" -topic bench -drain-topic drain -group g-drain $extra "$@" | tee -a "$results"
 }
 
