@@ -33,7 +33,7 @@ func benchEngine(b *testing.B) *Engine {
 // BenchmarkSend measures durable sends of one 1 KiB message (flush: sync)
 // through the whole engine with 1 and 64 concurrent producers.
 func BenchmarkSend(b *testing.B) {
-	for _, writers := range []int{1, 64} {
+	for _, writers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			e := benchEngine(b)
 			body := make([]byte, 1024)
