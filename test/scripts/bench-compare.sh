@@ -13,8 +13,10 @@
 #   BENCH_ROUNDS=3          rounds; each measures every point of every server
 #   BENCH_DURATION=10s      measured time of one produce point
 #   BENCH_DRAIN=20000       messages drained by two simple consumers per round
-#   BENCH_FIRST_WARMUP=20s  unmeasured sending (64 in flight) to each server
-#                           first, so that the JVM's JIT has compiled the path
+#   BENCH_FIRST_WARMUP=20s  sending (64 in flight) to each server first, before
+#                           a warm-up round 0 of every workload (left out of
+#                           the table), so that the JVM's JIT has compiled
+#                           every path
 #   BENCH_OUT=DIR           where results.jsonl and the servers' logs go
 #                           (default: a new temporary directory, kept)
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
@@ -243,8 +245,10 @@ measure() {
 		-duration "$duration" -topic bench -drain-topic drain -group g-drain $extra "$@" | tee -a "$results"
 }
 
+# Round 0 warms every server up (JIT compilation, caches, connections): the
+# first warm-up, then every workload once; the table leaves it out.
 for label in "${labels[@]}"; do
-	measure "$label" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds 0 -drain 0
+	measure "$label" -first-warmup "${BENCH_FIRST_WARMUP:-20s}" -rounds 1 -first-round 0 -drain "$drain"
 done
 for round in $(seq "$rounds"); do
 	for label in "${labels[@]}"; do

@@ -14,7 +14,8 @@
 //
 // Every measurement is one JSON line on stdout. `loadgen table FILE...`
 // reads such lines and prints the Markdown table of docs/benchmarks.md
-// (median of the rounds, with the range).
+// (median of the rounds, with the range; round 0 is a warm-up and left
+// out).
 //
 // Usage:
 //
@@ -511,6 +512,9 @@ func table(w io.Writer, files []string) error {
 	var keys []key
 	groups := map[key][]Result{}
 	for _, r := range results {
+		if r.Round < 1 {
+			continue // a warm-up round
+		}
 		k := key{r.Label, r.Kind, r.InFlight}
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
