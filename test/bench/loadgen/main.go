@@ -348,9 +348,23 @@ func drain(ctx context.Context, f *runFlags, pr rmq.Producer, body []byte) (Resu
 		defer c.GracefulStop()
 		consumers[i] = c
 	}
-	var acked, failed atomic.Int64
+	// A message counts once it was acked, or once an ack of it failed: an
+	// ack the client gave up on (its request timeout, on a busy machine)
+	// may still have been applied, and then the message never comes back.
+	// Failures are reported as errors.
+	var mu sync.Mutex
+	settled := make(map[string]bool, f.drain)
+	var done, failed atomic.Int64
 	var firstErr atomic.Value
 	want := int64(f.drain)
+	settle := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !settled[id] {
+			settled[id] = true
+			done.Add(1)
+		}
+	}
 	n, err := measure(f, &r, func() (int64, error) {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
@@ -360,7 +374,7 @@ func drain(ctx context.Context, f *runFlags, pr rmq.Producer, body []byte) (Resu
 			go func() {
 				defer wg.Done()
 				defer cancel() // the first consumer to finish (or fail) ends the drain
-				for acked.Load() < want && dctx.Err() == nil {
+				for done.Load() < want && dctx.Err() == nil {
 					msgs, err := c.Receive(dctx, 32, 60*time.Second)
 					if err != nil {
 						if !isNoMessage(err) && dctx.Err() == nil {
@@ -377,9 +391,8 @@ func drain(ctx context.Context, f *runFlags, pr rmq.Producer, body []byte) (Resu
 							if err := c.Ack(context.Background(), m); err != nil {
 								failed.Add(1)
 								firstErr.CompareAndSwap(nil, err.Error())
-								return
 							}
-							acked.Add(1)
+							settle(m.GetMessageId())
 						}()
 					}
 					aw.Wait()
@@ -387,10 +400,13 @@ func drain(ctx context.Context, f *runFlags, pr rmq.Producer, body []byte) (Resu
 			}()
 		}
 		wg.Wait()
-		if acked.Load() < want {
-			return 0, fmt.Errorf("drain: %d of %d acked (%d errors, first: %v)", acked.Load(), want, failed.Load(), firstErr.Load())
+		if done.Load() < want {
+			return 0, fmt.Errorf("drain: %d of %d acked (%d errors, first: %v)", done.Load(), want, failed.Load(), firstErr.Load())
 		}
-		return acked.Load(), nil
+		if e := firstErr.Load(); e != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: drain: %d receives or acks failed, the first with: %s\n", failed.Load(), e)
+		}
+		return done.Load(), nil
 	})
 	if err != nil {
 		return r, err
