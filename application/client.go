@@ -47,6 +47,7 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	if err := m.sessions.put(clientID, s, ch); err != nil {
 		return ServerSettings{}, err
 	}
+	m.track(ctx, clientID, s)
 	return m.serverSettings(ctx, s)
 }
 
@@ -102,9 +103,14 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 	}
 	switch {
 	case s.ClientType == ClientTypeProducer:
+		m.track(ctx, clientID, s)
 		return nil
 	case s.ClientType.IsConsumer():
-		return domain.ValidateGroupName(group)
+		if err := domain.ValidateGroupName(group); err != nil {
+			return err
+		}
+		m.track(ctx, clientID, s)
+		return nil
 	default:
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
 	}

@@ -24,6 +24,7 @@ type Messaging struct {
 	transactions ports.Transactions
 	recaller     ports.Recaller
 	offsets      ports.Offsets
+	tracker      ports.ClientTracker
 
 	// sendTurns holds one counter per topic for send queue selection;
 	// checkTurns one per topic for picking the producer a transaction
@@ -38,7 +39,8 @@ type Messaging struct {
 // MessagingParams are the dependencies of the messaging use cases. The
 // broker side provides Broker and Metadata; Transactions, Recaller and
 // Offsets are optional capabilities (nil: the matching RPCs answer
-// NOT_IMPLEMENTED).
+// NOT_IMPLEMENTED); Tracker, when set, hears of every client's settings,
+// heartbeats and departure.
 type MessagingParams struct {
 	Config       Config
 	Broker       ports.Broker
@@ -50,12 +52,13 @@ type MessagingParams struct {
 	Transactions ports.Transactions
 	Recaller     ports.Recaller
 	Offsets      ports.Offsets
+	Tracker      ports.ClientTracker
 }
 
 // NewMessaging wires the messaging use cases.
 func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
-		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets,
+		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets, tracker: p.Tracker,
 		checks: make(chan ports.TransactionCheck, checkQueueLength)}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {
@@ -78,4 +81,26 @@ func (m *Messaging) clientGone(ctx context.Context, clientID string, st ClientSe
 	if st.Subscription != nil {
 		m.renewer.release(ctx, clientID, st.Subscription.Group)
 	}
+	if m.tracker != nil {
+		m.tracker.ClientGone(ctx, clientID)
+	}
+}
+
+// track tells the tracker (if any) what a live client produces or consumes.
+func (m *Messaging) track(ctx context.Context, clientID string, st ClientSettings) {
+	if m.tracker == nil {
+		return
+	}
+	info := ports.RequestInfoFrom(ctx)
+	c := ports.ActiveClient{ClientID: clientID, Language: info.Language, Version: info.ClientVersion}
+	if st.Publishing != nil {
+		c.ProducerTopics = st.Publishing.Topics
+	}
+	if st.Subscription != nil {
+		c.ConsumerGroup = st.Subscription.Group
+		for _, e := range st.Subscription.Entries {
+			c.Subscriptions = append(c.Subscriptions, ports.Subscription{Topic: e.Topic, Filter: e.Filter})
+		}
+	}
+	m.tracker.ClientActive(ctx, c)
 }

@@ -76,6 +76,12 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	}
 	batch := min(req.BatchSize, m.cfg.Consumer.MaxBatchSize)
 	group, err := m.meta.ConsumerGroup(ctx, req.Group)
+	if domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
+		// The broker has the last word: a RocketMQ broker may create the
+		// group on its first pop (autoCreateSubscriptionGroup), and
+		// answers CONSUMER_GROUP_NOT_FOUND itself otherwise.
+		group, err = domain.NewConsumerGroup(req.Group), nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,9 @@ const (
 	ReasonPersistenceTimeout
 	ReasonUnavailable // the backend cannot serve now (shutting down, disk full); retriable
 	ReasonAlreadyExists
+	// ReasonBrokerError: a RocketMQ broker refused the request with an
+	// answer no other reason describes; Msg carries the broker's remark.
+	ReasonBrokerError
 	reasonCount
 )
 
@@ -90,6 +93,7 @@ var reasonNames = [...]string{
 	ReasonPersistenceTimeout:      "persistence timeout",
 	ReasonUnavailable:             "unavailable",
 	ReasonAlreadyExists:           "already exists",
+	ReasonBrokerError:             "broker error",
 }
 
 // Reasons lists every defined reason; adapters table-test their mapping with it.

@@ -57,6 +57,7 @@ var reasons = map[domain.Reason]httpError{
 	domain.ReasonPersistenceTimeout:      {http.StatusGatewayTimeout, "MASTER_PERSISTENCE_TIMEOUT"},
 	domain.ReasonUnavailable:             {http.StatusServiceUnavailable, "UNAVAILABLE"},
 	domain.ReasonAlreadyExists:           {http.StatusConflict, "ALREADY_EXISTS"},
+	domain.ReasonBrokerError:             {http.StatusBadGateway, "BROKER_ERROR"},
 }
 
 // StatusOf maps a domain reason to its HTTP status and error code. It is the

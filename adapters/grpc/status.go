@@ -86,6 +86,10 @@ func codeOf(r domain.Reason) v2.Code {
 		return v2.Code_PROXY_TIMEOUT
 	case domain.ReasonPersistenceTimeout:
 		return v2.Code_MASTER_PERSISTENCE_TIMEOUT
+	case domain.ReasonBrokerError:
+		// The Apache proxy answers any broker code it has no mapping for
+		// with INTERNAL_SERVER_ERROR and the broker's remark.
+		return v2.Code_INTERNAL_SERVER_ERROR
 	default:
 		return v2.Code_INTERNAL_SERVER_ERROR
 	}

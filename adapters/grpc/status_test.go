@@ -53,6 +53,7 @@ func TestCodeOfEveryReason(t *testing.T) {
 		domain.ReasonPersistenceTimeout:      v2.Code_MASTER_PERSISTENCE_TIMEOUT,
 		domain.ReasonUnavailable:             v2.Code_TOO_MANY_REQUESTS,
 		domain.ReasonAlreadyExists:           v2.Code_BAD_REQUEST,
+		domain.ReasonBrokerError:             v2.Code_INTERNAL_SERVER_ERROR,
 	}
 	for _, r := range domain.Reasons() {
 		w, ok := want[r]

@@ -287,6 +287,81 @@ type SubscriptionGroupConfig struct {
 	ConsumeTimeoutMinute           int32                    `json:"consumeTimeoutMinute"`
 	SubscriptionDataSet            []SimpleSubscriptionData `json:"subscriptionDataSet,omitempty"`
 	Attributes                     map[string]string        `json:"attributes,omitempty"`
+	// GroupRetryPolicy is what the Apache proxy pushes to gRPC consumers
+	// as their backoff policy; nil means upstream's default (customized,
+	// 1s 5s 10s 30s 1m ... 2h).
+	GroupRetryPolicy *GroupRetryPolicy `json:"groupRetryPolicy,omitempty"`
+}
+
+// Group retry policy types.
+const (
+	RetryPolicyCustomized  = "CUSTOMIZED"
+	RetryPolicyExponential = "EXPONENTIAL"
+)
+
+// GroupRetryPolicy is a consumer group's retry policy: Type selects which
+// of the two policies applies (CUSTOMIZED when empty).
+type GroupRetryPolicy struct {
+	Type                   string                  `json:"type"`
+	ExponentialRetryPolicy *ExponentialRetryPolicy `json:"exponentialRetryPolicy,omitempty"`
+	CustomizedRetryPolicy  *CustomizedRetryPolicy  `json:"customizedRetryPolicy,omitempty"`
+}
+
+// ExponentialRetryPolicy waits Initial*Multiplier^n ms, at most Max ms.
+// Upstream's defaults are 5 s, 2 h and 2 (the multiplier is an integer).
+type ExponentialRetryPolicy struct {
+	Initial    int64 `json:"initial"`
+	Max        int64 `json:"max"`
+	Multiplier int64 `json:"multiplier"`
+}
+
+// CustomizedRetryPolicy lists the waits in ms.
+type CustomizedRetryPolicy struct {
+	Next []int64 `json:"next"`
+}
+
+// TopicConfigWrapper is the body of a GET_ALL_TOPIC_CONFIG answer (upstream
+// TopicConfigAndMappingSerializeWrapper; only the topic table is modelled).
+type TopicConfigWrapper struct {
+	TopicConfigTable map[string]TopicConfig `json:"topicConfigTable"`
+}
+
+// SubscriptionGroupWrapper is the body of a GET_ALL_SUBSCRIPTIONGROUP_CONFIG
+// answer (only the group table is modelled).
+type SubscriptionGroupWrapper struct {
+	SubscriptionGroupTable map[string]SubscriptionGroupConfig `json:"subscriptionGroupTable"`
+}
+
+// TopicList is the body of a GET_ALL_TOPIC_LIST_FROM_NAMESERVER answer.
+type TopicList struct {
+	TopicList  []string `json:"topicList"`
+	BrokerAddr string   `json:"brokerAddr,omitempty"`
+}
+
+// OffsetWrapper is one queue of a consume-stats answer.
+type OffsetWrapper struct {
+	BrokerOffset   int64 `json:"brokerOffset"`
+	ConsumerOffset int64 `json:"consumerOffset"`
+	PullOffset     int64 `json:"pullOffset"`
+	LastTimestamp  int64 `json:"lastTimestamp"`
+}
+
+// ConsumeStats is the body of a GET_CONSUME_STATS answer. Its offset table
+// is keyed by MessageQueue objects, which fastjson writes as object keys;
+// [DecodeJSONBody] turns each into its compact JSON text, which
+// [ParseMessageQueueKey] reads back.
+type ConsumeStats struct {
+	OffsetTable map[string]OffsetWrapper `json:"offsetTable"`
+	ConsumeTps  float64                  `json:"consumeTps"`
+}
+
+// ParseMessageQueueKey decodes an offset-table key of [ConsumeStats].
+func ParseMessageQueueKey(key string) (MessageQueue, error) {
+	var mq MessageQueue
+	if err := json.Unmarshal([]byte(key), &mq); err != nil {
+		return mq, &DecodeError{What: "message queue key", Reason: "malformed", Err: err}
+	}
+	return mq, nil
 }
 
 // NewSubscriptionGroupConfig returns a group config with upstream's

@@ -236,6 +236,18 @@ func FuzzJSONBody(f *testing.F) {
 		_ = remoting.DecodeJSONBody(b, &route)
 		var hb remoting.HeartbeatData
 		_ = remoting.DecodeJSONBody(b, &hb)
+		var topics remoting.TopicConfigWrapper
+		_ = remoting.DecodeJSONBody(b, &topics)
+		var groups remoting.SubscriptionGroupWrapper
+		_ = remoting.DecodeJSONBody(b, &groups)
+		var stats remoting.ConsumeStats
+		if remoting.DecodeJSONBody(b, &stats) == nil {
+			for k := range stats.OffsetTable {
+				_, _ = remoting.ParseMessageQueueKey(k)
+			}
+		}
+		var list remoting.TopicList
+		_ = remoting.DecodeJSONBody(b, &list)
 		norm, err := remoting.NormalizeJSON(b)
 		if err != nil {
 			return

@@ -155,3 +155,26 @@ func (h *GetSubscriptionGroupConfigRequestHeader) DecodeFields(f Fields) error {
 	h.RPC.decode(&r)
 	return r.err
 }
+
+// GetConsumeStatsRequestHeader asks a broker for a consumer group's
+// offsets (GET_CONSUME_STATS); an empty topic means every topic the group
+// has offsets for.
+type GetConsumeStatsRequestHeader struct {
+	RPC
+	ConsumerGroup string // required
+	Topic         string
+}
+
+func (h *GetConsumeStatsRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "consumerGroup", h.ConsumerGroup)
+	dst = appendOptStr(dst, "topic", h.Topic)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *GetConsumeStatsRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "get consume stats request header"}
+	h.ConsumerGroup = r.str("consumerGroup", true)
+	h.Topic = r.str("topic", false)
+	h.RPC.decode(&r)
+	return r.err
+}

@@ -80,6 +80,8 @@ func headerSamples() []struct {
 			&remoting.DeleteSubscriptionGroupRequestHeader{}},
 		{"get group", &remoting.GetSubscriptionGroupConfigRequestHeader{RPC: rpc, Group: "G"},
 			&remoting.GetSubscriptionGroupConfigRequestHeader{}},
+		{"consume stats", &remoting.GetConsumeStatsRequestHeader{RPC: rpc, ConsumerGroup: "G", Topic: "T"},
+			&remoting.GetConsumeStatsRequestHeader{}},
 	}
 }
 

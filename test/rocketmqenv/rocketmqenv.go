@@ -14,6 +14,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,14 +34,18 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 )
 
-// Cluster is a running NameServer with one Broker (a master).
+// Cluster is a running NameServer with one Broker (a master), or with
+// the brokers AddBroker started.
 type Cluster struct {
 	NameServer  string // "127.0.0.1:port"
-	Broker      string // the broker's Remoting address
+	Broker      string // the (first) broker's Remoting address
 	BrokerName  string
 	ClusterName string
 	Dir         string // stores and logs
+	java, lib   string
+	mu          sync.Mutex
 	procs       []*proc
+	ownsDir     bool
 }
 
 // Options change the broker's settings; Extra lines go into broker.conf.
@@ -58,57 +64,163 @@ func LibDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "rocketmq", "target", "lib")
 }
 
-// unavailable skips (or, when services are required, fails) the test.
-func unavailable(t testing.TB, why string) {
-	t.Helper()
-	msg := "Apache RocketMQ not available: " + why + "; run test/scripts/install-rocketmq.sh"
-	if os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg)
+// UnavailableError says why RocketMQ cannot run here (no java, no jars).
+type UnavailableError struct{ Why string }
+
+func (e *UnavailableError) Error() string {
+	return "Apache RocketMQ not available: " + e.Why + "; run test/scripts/install-rocketmq.sh"
+}
+
+// Required reports whether tests must not skip for a missing service
+// (RMQPROXY_TEST_REQUIRE_SERVICES=1, as test/scripts/test.sh runs).
+func Required() bool { return os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" }
+
+// Available returns an *UnavailableError when java or the jars are missing.
+func Available() (java, lib string, err error) {
+	java, lerr := exec.LookPath("java")
+	if lerr != nil {
+		return "", "", &UnavailableError{"no java on PATH"}
 	}
-	t.Skip(msg)
+	lib = LibDir()
+	jars, _ := filepath.Glob(filepath.Join(lib, "rocketmq-broker-*.jar"))
+	if len(jars) == 0 {
+		return "", "", &UnavailableError{"no broker jar in " + lib}
+	}
+	return java, lib, nil
+}
+
+// unavailable skips (or, when services are required, fails) the test.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if Required() {
+		t.Fatal(err)
+	}
+	t.Skip(err)
+}
+
+func (o *Options) defaults() {
+	if o.BrokerName == "" {
+		o.BrokerName = "broker-a"
+	}
+	if o.ClusterName == "" {
+		o.ClusterName = "RmqproxyCluster"
+	}
 }
 
 // Start starts a NameServer and a Broker and returns once the broker has
-// registered with the NameServer.
+// registered with the NameServer; both stop when the test ends.
 func Start(t testing.TB, opt Options) *Cluster {
 	t.Helper()
-	if opt.BrokerName == "" {
-		opt.BrokerName = "broker-a"
+	if _, _, err := Available(); err != nil {
+		unavailable(t, err)
 	}
-	if opt.ClusterName == "" {
-		opt.ClusterName = "RmqproxyCluster"
+	c, err := LaunchNameServer(t.TempDir())
+	if c != nil {
+		t.Cleanup(c.Close)
 	}
-	java, err := exec.LookPath("java")
 	if err != nil {
-		unavailable(t, "no java on PATH")
-	}
-	lib := LibDir()
-	jars, _ := filepath.Glob(filepath.Join(lib, "rocketmq-broker-*.jar"))
-	if len(jars) == 0 {
-		unavailable(t, "no broker jar in "+lib)
-	}
-	dir := t.TempDir()
-	c := &Cluster{BrokerName: opt.BrokerName, ClusterName: opt.ClusterName, Dir: dir}
-	t.Cleanup(func() { c.Stop(t) })
-	conf := filepath.Join(dir, "conf")
-	if err := os.MkdirAll(conf, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := c.launchBroker(opt); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// LaunchNameServer starts a NameServer (no broker) with its files in dir
+// (a new temporary directory, removed by Close, when dir is ""). It is for
+// TestMain, which has no *testing.T: the caller must Close the cluster.
+// Missing java or jars give an *UnavailableError.
+func LaunchNameServer(dir string) (*Cluster, error) {
+	java, lib, err := Available()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, java: java, lib: lib}
+	if dir == "" {
+		if c.Dir, err = os.MkdirTemp("", "rmqproxy-rocketmq"); err != nil {
+			return nil, err
+		}
+		c.ownsDir = true
+	}
+	conf := filepath.Join(c.Dir, "conf")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		return c, err
 	}
 	for jar, name := range map[string]string{"rocketmq-namesrv-": "rmq.namesrv.logback.xml", "rocketmq-broker-": "rmq.broker.logback.xml"} {
 		if err := extract(lib, jar, name, filepath.Join(conf, name)); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 	}
-
-	nsPort := freePorts(t, 0)
+	nsPort, err := freePorts(0)
+	if err != nil {
+		return c, err
+	}
 	c.NameServer = "127.0.0.1:" + strconv.Itoa(nsPort)
-	writeLines(t, filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1")
-	c.start(t, java, lib, "namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", "-c", filepath.Join(conf, "namesrv.conf"))
+	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1"); err != nil {
+		return c, err
+	}
+	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
+		return c, err
+	}
+	return c, nil
+}
 
-	// The broker listens on P, P-2 (the "fast" port) and P+1 (HA).
-	port := freePorts(t, 2)
-	c.Broker = "127.0.0.1:" + strconv.Itoa(port)
-	store := filepath.Join(dir, "store")
+// Broker is one broker JVM started by AddBroker.
+type Broker struct {
+	Name, Cluster, Addr string
+	c                   *Cluster
+	p                   *proc
+}
+
+// AddBroker starts a broker (a master) against c's NameServer and returns
+// once the NameServer lists it. When the test ends it is killed (SIGKILL:
+// its store is temporary) and the NameServer has forgotten it.
+func (c *Cluster) AddBroker(t testing.TB, opt Options) *Broker {
+	t.Helper()
+	b, err := c.launchBroker(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Kill(); err != nil {
+			t.Error(err)
+		}
+	})
+	return b
+}
+
+// Kill stops the broker with SIGKILL and waits until the NameServer no
+// longer lists it (it drops a broker whose connection closed).
+func (b *Broker) Kill() error {
+	b.p.kill(syscall.SIGKILL, 0)
+	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
+	defer cl.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, err := b.c.clusterInfo(cl)
+		if err == nil {
+			if bd, ok := info.BrokerAddrTable[b.Name]; !ok || bd.BrokerAddrs[remoting.MasterID] != b.Addr {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the NameServer still lists killed broker %s after a minute (%v)", b.Name, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the NameServer, which has no change notification
+	}
+}
+
+// launchBroker starts a broker and waits until it is registered.
+func (c *Cluster) launchBroker(opt Options) (*Broker, error) {
+	opt.defaults()
+	port, err := freePorts(2) // the broker listens on P, P-2 (the "fast" port) and P+1 (HA)
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	name := "broker-" + opt.BrokerName
+	store := filepath.Join(c.Dir, name, "store")
 	lines := []string{
 		"brokerClusterName=" + opt.ClusterName, "brokerName=" + opt.BrokerName, "brokerId=0",
 		"namesrvAddr=" + c.NameServer, "listenPort=" + strconv.Itoa(port), "haListenPort=" + strconv.Itoa(port+1),
@@ -117,20 +229,32 @@ func Start(t testing.TB, opt Options) *Cluster {
 		"mappedFileSizeCommitLog=134217728", "diskMaxUsedSpaceRatio=95", "autoCreateTopicEnable=false",
 		"autoCreateSubscriptionGroup=true", "enablePropertyFilter=true",
 	}
-	writeLines(t, filepath.Join(conf, "broker.conf"), append(lines, opt.Extra...)...)
-	c.start(t, java, lib, "broker", "1g", "org.apache.rocketmq.broker.BrokerStartup", "-c", filepath.Join(conf, "broker.conf"))
-
-	c.waitRegistered(t)
-	return c
+	conf := filepath.Join(c.Dir, "conf", name+".conf")
+	if err := writeLines(conf, append(lines, opt.Extra...)...); err != nil {
+		return nil, err
+	}
+	p, err := c.start(name, "1g", "org.apache.rocketmq.broker.BrokerStartup", "-c", conf)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p}
+	c.mu.Lock()
+	if c.Broker == "" {
+		c.Broker, c.BrokerName, c.ClusterName = addr, opt.BrokerName, opt.ClusterName
+	}
+	c.mu.Unlock()
+	if err := c.waitRegistered(b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // freePorts returns a free port P such that P-below .. P+1 are free too.
-func freePorts(t testing.TB, below int) int {
-	t.Helper()
+func freePorts(below int) (int, error) {
 	for range 100 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
 		ok := p-below > 1024 && p+1 < 65536
@@ -147,18 +271,14 @@ func freePorts(t testing.TB, below int) int {
 		}
 		ln.Close()
 		if ok {
-			return p
+			return p, nil
 		}
 	}
-	t.Fatal("no free port range")
-	return 0
+	return 0, errors.New("no free port range")
 }
 
-func writeLines(t testing.TB, path string, lines ...string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+func writeLines(path string, lines ...string) error {
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // extract copies one file out of the jar whose name starts with prefix.
@@ -203,33 +323,64 @@ func (p *proc) tail() string {
 	return strings.Join(p.out, "\n")
 }
 
-func (c *Cluster) start(t testing.TB, java, lib, name, heap, main string, args ...string) {
-	t.Helper()
+// exited reports whether the JVM has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends sig to the JVM's process group and waits for it to end; when
+// grace > 0 and it is still running after grace, SIGKILL follows.
+func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
+	pid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pid, sig)
+	if grace > 0 {
+		select {
+		case <-p.done:
+			return
+		case <-time.After(grace):
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	<-p.done
+}
+
+func (c *Cluster) start(name, heap, main string, args ...string) (*proc, error) {
 	home := filepath.Join(c.Dir, name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	logConf := "rmq.broker.logback.xml"
+	if name == "namesrv" {
+		logConf = "rmq.namesrv.logback.xml"
 	}
 	jvm := []string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true",
 		"-Dtls.server.mode=disabled", "-Duser.home=" + home,
-		"-Drmq.logback.configurationFile=" + filepath.Join(c.Dir, "conf", "rmq."+name+".logback.xml"),
-		"-cp", filepath.Join(lib, "*"), main}
-	cmd := exec.Command(java, append(jvm, args...)...)
+		"-Drmq.logback.configurationFile=" + filepath.Join(c.Dir, "conf", logConf),
+		"-cp", filepath.Join(c.lib, "*"), main}
+	cmd := exec.Command(c.java, append(jvm, args...)...)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	pw.Close()
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	c.mu.Lock()
 	c.procs = append(c.procs, p)
+	c.mu.Unlock()
 	go func() { // ends when the JVM closes its output
 		defer close(p.done)
 		defer pr.Close()
@@ -244,11 +395,11 @@ func (c *Cluster) start(t testing.TB, java, lib, name, heap, main string, args .
 		}
 		_ = cmd.Wait()
 	}()
+	return p, nil
 }
 
 // waitRegistered waits until the NameServer lists the broker.
-func (c *Cluster) waitRegistered(t testing.TB) {
-	t.Helper()
+func (c *Cluster) waitRegistered(b *Broker) error {
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -256,24 +407,25 @@ func (c *Cluster) waitRegistered(t testing.TB) {
 	defer tick.Stop()
 	var last error
 	for time.Now().Before(deadline) {
-		for _, p := range c.procs {
-			select {
-			case <-p.done:
-				t.Fatalf("%s exited while starting:\n%s", p.name, p.tail())
-			default:
+		c.mu.Lock()
+		procs := slices.Clone(c.procs)
+		c.mu.Unlock()
+		for _, p := range procs {
+			if p.exited() && (p == b.p || p.name == "namesrv") {
+				return fmt.Errorf("%s exited while starting:\n%s", p.name, p.tail())
 			}
 		}
 		info, err := c.clusterInfo(cl)
 		if err == nil {
-			if bd, ok := info.BrokerAddrTable[c.BrokerName]; ok && bd.BrokerAddrs[remoting.MasterID] == c.Broker {
-				return
+			if bd, ok := info.BrokerAddrTable[b.Name]; ok && bd.BrokerAddrs[remoting.MasterID] == b.Addr {
+				return nil
 			}
-			err = fmt.Errorf("broker %s not registered yet: %+v", c.BrokerName, info)
+			err = fmt.Errorf("broker %s not registered yet: %+v", b.Name, info)
 		}
 		last = err
 		<-tick.C
 	}
-	t.Fatalf("RocketMQ not ready within 2 minutes: %v\nbroker output:\n%s", last, c.procs[len(c.procs)-1].tail())
+	return fmt.Errorf("RocketMQ not ready within 2 minutes: %v\nbroker output:\n%s", last, b.p.tail())
 }
 
 func (c *Cluster) clusterInfo(cl *client.Client) (*remoting.ClusterInfo, error) {
@@ -293,20 +445,20 @@ func (c *Cluster) clusterInfo(cl *client.Client) (*remoting.ClusterInfo, error) 
 	return &info, nil
 }
 
-// Stop stops the JVMs, broker first: SIGTERM to each process group, then
-// SIGKILL to a group still running after 30 s.
-func (c *Cluster) Stop(t testing.TB) {
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		pid := p.cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			t.Logf("%s (pid %d) ignored SIGTERM for 30 s; killing it", p.name, pid)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-p.done
+// Close stops the JVMs, brokers first: SIGTERM to each process group, then
+// SIGKILL to a group still running after 30 s. It removes the directory
+// when LaunchNameServer made it.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	procs := c.procs
+	c.procs = nil
+	c.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		if !procs[i].exited() {
+			procs[i].kill(syscall.SIGTERM, 30*time.Second)
 		}
 	}
-	c.procs = nil
+	if c.ownsDir {
+		_ = os.RemoveAll(c.Dir)
+	}
 }

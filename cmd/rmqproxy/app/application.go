@@ -37,16 +37,17 @@ type messagingParams struct {
 	Log          *slog.Logger
 	Sessions     *application.Sessions
 	Renewer      *application.Renewer
-	Transactions ports.Transactions `optional:"true"`
-	Recaller     ports.Recaller     `optional:"true"`
-	Offsets      ports.Offsets      `optional:"true"`
+	Transactions ports.Transactions  `optional:"true"`
+	Recaller     ports.Recaller      `optional:"true"`
+	Offsets      ports.Offsets       `optional:"true"`
+	Tracker      ports.ClientTracker `optional:"true"`
 }
 
 func newMessaging(p messagingParams) *application.Messaging {
 	return application.NewMessaging(application.MessagingParams{
 		Config: p.Config, Broker: p.Broker, Meta: p.Meta, Clock: p.Clock, Log: p.Log,
 		Sessions: p.Sessions, Renewer: p.Renewer,
-		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets,
+		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets, Tracker: p.Tracker,
 	})
 }
 

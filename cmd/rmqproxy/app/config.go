@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/cluster"
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
@@ -31,14 +32,15 @@ const (
 // paths (grpc.address), the environment variables RMQPROXY_<KEY> and the
 // flags --<key>.
 type Root struct {
-	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front a RocketMQ cluster (not available in this version)"`
-	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation and gRPC reflection"`
+	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front an Apache RocketMQ cluster (NameServers and brokers, see the cluster section)"`
+	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection"`
 	Log       LogConfig                  `yaml:"log"`
 	GRPC      grpcadapter.Config         `yaml:"grpc"`
 	Admin     admin.Config               `yaml:"admin"`
 	Health    health.Config              `yaml:"health"`
 	Messaging application.Config         `yaml:"messaging"`
 	Local     localbroker.Config         `yaml:"local"`
+	Cluster   cluster.Config             `yaml:"cluster"`
 	Shutdown  ShutdownConfig             `yaml:"shutdown"`
 	Auth      application.SecurityConfig `yaml:"auth"`
 	Postgres  postgres.Config            `yaml:"postgres"`
@@ -62,6 +64,7 @@ func Defaults(profile string) Root {
 		Health:    health.DefaultConfig(),
 		Messaging: application.DefaultConfig(),
 		Local:     localbroker.DefaultConfig(),
+		Cluster:   cluster.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),
 		Auth:      application.DefaultSecurityConfig(),
 		Postgres:  postgres.DefaultConfig(),
@@ -119,9 +122,7 @@ func storeHostOf(grpcAddress string) string {
 func (r Root) Validate() error {
 	var errs []error
 	switch r.Mode {
-	case ModeLocal:
-	case ModeCluster:
-		errs = append(errs, errors.New("mode: cluster mode is not available in this version of rmqproxy; use mode local"))
+	case ModeLocal, ModeCluster:
 	default:
 		errs = append(errs, fmt.Errorf("mode %q must be local or cluster", r.Mode))
 	}

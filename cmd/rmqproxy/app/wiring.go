@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/cluster"
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
@@ -31,7 +32,8 @@ func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 }
 
 // Options returns the fx options of the whole proxy for cfg. The broker
-// side is chosen by cfg.Mode; only local mode exists in this version.
+// side is chosen by cfg.Mode: the embedded engine (local) or the Remoting
+// adapter in front of a RocketMQ cluster (cluster).
 func Options(cfg Root, log *slog.Logger) fx.Option {
 	cfg.Derive()
 	return fx.Options(
@@ -63,6 +65,8 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 }
 
 func brokerModule(cfg Root) fx.Option {
-	// cluster mode plugs a Remoting-backed ports.Broker in here.
+	if cfg.Mode == ModeCluster {
+		return cluster.Module
+	}
 	return localbroker.Module
 }

@@ -1,0 +1,410 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// routeWait bounds how long CreateTopic waits for the NameServers to
+// publish a new topic's route.
+const routeWait = 15 * time.Second
+
+// Topic implements [ports.Metadata] from the cached route and topic
+// configuration.
+func (b *Broker) Topic(ctx context.Context, name string) (domain.Topic, error) {
+	e, err := b.meta.topic(ctx, name)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	return e.route.Topic, nil
+}
+
+// Route implements [ports.Broker] from the cached NameServer route.
+func (b *Broker) Route(ctx context.Context, topic string) (ports.Route, error) {
+	e, err := b.meta.topic(ctx, topic)
+	if err != nil {
+		return ports.Route{}, err
+	}
+	return e.route, nil
+}
+
+// ConsumerGroup implements [ports.Metadata] from the cached group
+// configuration of the cluster's first master that answers. Like a
+// broker's own lookup it creates the group when the broker auto-creates
+// groups (autoCreateSubscriptionGroup).
+func (b *Broker) ConsumerGroup(ctx context.Context, name string) (domain.ConsumerGroup, error) {
+	return b.meta.consumerGroup(ctx, name)
+}
+
+// eachMaster runs f on every master of the cluster, all of them even
+// when some fail, and joins the failures (each naming its broker).
+func (b *Broker) eachMaster(ctx context.Context, f func(m master) error) error {
+	ms, err := b.meta.clusterMasters(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range ms {
+		if err := f(m); err != nil {
+			b.failed(m.name, err)
+			errs = append(errs, fmt.Errorf("broker %s: %w", m.name, err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	first := mapError(errs[0])
+	if len(errs) < len(ms) {
+		return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...),
+			fmt.Sprintf("%d of %d brokers failed (the others applied the change; run the command again): %s", len(errs), len(ms), domain.MessageOf(first)))
+	}
+	return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), domain.MessageOf(first))
+}
+
+// allTopics reads every topic configuration of the cluster's masters.
+func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig, error) {
+	out := map[string]remoting.TopicConfig{}
+	err := b.eachMaster(ctx, func(m master) error {
+		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllTopicConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
+		if err != nil {
+			return err
+		}
+		var w remoting.TopicConfigWrapper
+		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
+			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's topic table could not be decoded")
+		}
+		for n, tc := range w.TopicConfigTable {
+			if _, seen := out[n]; !seen {
+				out[n] = tc
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// userTopic reports whether a topic is one users create (not RocketMQ's
+// own, a retry or dead-letter topic, or the topic named after a broker or
+// cluster).
+func (b *Broker) userTopic(name string, v *clusterView) bool {
+	if domain.IsSystemTopic(name) || strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) ||
+		strings.HasPrefix(name, remoting.DLQGroupTopicPrefix) || domain.ValidateTopicName(name) != nil {
+		return false
+	}
+	if v != nil {
+		if _, ok := v.brokers[name]; ok {
+			return false
+		}
+		if slices.Contains(v.clusters, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// ListTopics implements [ports.Admin]: the user topics of every master.
+func (b *Broker) ListTopics(ctx context.Context) ([]domain.Topic, error) {
+	all, err := b.allTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := b.meta.view(ctx)
+	out := make([]domain.Topic, 0, len(all))
+	for n, tc := range all {
+		if b.userTopic(n, v) {
+			tc.TopicName = n
+			out = append(out, topicOf(&tc))
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.Topic) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// topicExists reports whether a master of the cluster has the topic.
+func (b *Broker) topicExists(ctx context.Context, name string) (bool, error) {
+	all, err := b.allTopics(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, ok := all[name]
+	return ok, nil
+}
+
+// putTopic creates or updates a topic on every master, with its message
+// type as the message.type attribute (FIFO topics are also "order").
+func (b *Broker) putTopic(ctx context.Context, t domain.Topic) error {
+	perm := int32(0)
+	if t.Permission.Readable() {
+		perm |= remoting.PermRead
+	}
+	if t.Permission.Writable() {
+		perm |= remoting.PermWrite
+	}
+	err := b.eachMaster(ctx, func(m master) error {
+		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateTopic, &remoting.CreateTopicRequestHeader{
+			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
+			WriteQueueNums: t.QueueCount, Perm: perm, TopicFilterType: "SINGLE_TAG", Order: t.Type == domain.MessageTypeFIFO,
+			Attributes: remoting.FormatAttributes(map[string]string{remoting.TopicAttributeMessageType: t.Type.String()})}, nil)
+		return err
+	})
+	b.meta.invalidateTopic(t.Name)
+	return err
+}
+
+// CreateTopic implements [ports.Admin]: UPDATE_AND_CREATE_TOPIC on every
+// master of the cluster, then a wait until the NameServers route it (so
+// that clients can use it as soon as the command returns).
+func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	if t.Permission == domain.PermNone {
+		t.Permission = domain.PermReadWrite
+	}
+	if err := t.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	exists, err := b.topicExists(ctx, t.Name)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	if exists {
+		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
+	}
+	if err := b.putTopic(ctx, t); err != nil {
+		return domain.Topic{}, err
+	}
+	if err := b.awaitRoute(ctx, t.Name); err != nil {
+		return domain.Topic{}, err
+	}
+	return t, nil
+}
+
+// awaitRoute waits until the NameServers route a topic.
+func (b *Broker) awaitRoute(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, routeWait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b.meta.invalidateTopic(name)
+		_, err := b.meta.topic(ctx, name)
+		if err == nil {
+			return nil
+		}
+		if !domain.HasReason(err, domain.ReasonTopicNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return domain.Errorf(domain.ReasonTimeout, "the brokers created topic %q but the NameServers do not route it after %v; it will appear once the brokers register it", name, routeWait)
+		case <-tick.C:
+		}
+	}
+}
+
+// UpdateTopic implements [ports.Admin] with UPDATE_AND_CREATE_TOPIC on every
+// master.
+func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	if t.Permission == domain.PermNone {
+		t.Permission = domain.PermReadWrite
+	}
+	if err := t.Validate(); err != nil {
+		return domain.Topic{}, err
+	}
+	exists, err := b.topicExists(ctx, t.Name)
+	if err != nil {
+		return domain.Topic{}, err
+	}
+	if !exists {
+		return domain.Topic{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", t.Name, t.Name)
+	}
+	if err := b.putTopic(ctx, t); err != nil {
+		return domain.Topic{}, err
+	}
+	return t, nil
+}
+
+// DeleteTopic implements [ports.Admin]: DELETE_TOPIC_IN_BROKER on every
+// master, then DELETE_TOPIC_IN_NAMESRV for the cluster.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	exists, err := b.topicExists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", name)
+	}
+	err = b.eachMaster(ctx, func(m master) error {
+		_, err := b.call(ctx, m.addr, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: name}, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = b.callNameServer(ctx, func() *remoting.Command {
+		return remoting.NewRequest(remoting.RequestDeleteTopicInNamesrv,
+			remoting.EncodeHeader(&remoting.TopicRequestHeader{Topic: name, ClusterName: b.cfg.ClusterName}), nil)
+	})
+	b.meta.forgetTopic(name)
+	return mapError(err)
+}
+
+// sysGroups are RocketMQ's own consumer groups (MixAll).
+var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true, "SCHEDULE_CONSUMER": true,
+	"FILTERSRV_CONSUMER": true, "__MONITOR_CONSUMER": true, "SELF_TEST_C_GROUP": true, "CID_ONS-HTTP-PROXY": true,
+	"CID_ONSAPI_PERMISSION": true, "CID_ONSAPI_OWNER": true, "CID_ONSAPI_PULL": true}
+
+// allGroups reads every subscription group of the cluster's masters
+// (without creating any, unlike a single-group lookup).
+func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
+	out := map[string]remoting.SubscriptionGroupConfig{}
+	err := b.eachMaster(ctx, func(m master) error {
+		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllSubscriptiongroupConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
+		if err != nil {
+			return err
+		}
+		var w remoting.SubscriptionGroupWrapper
+		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
+			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's group table could not be decoded")
+		}
+		for n, g := range w.SubscriptionGroupTable {
+			if _, seen := out[n]; !seen {
+				out[n] = g
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ListGroups implements [ports.Admin]: the user groups of every master.
+func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error) {
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]domain.ConsumerGroup, 0, len(all))
+	for n, g := range all {
+		if sysGroups[n] || strings.HasPrefix(n, "CID_RMQ_SYS_") || domain.ValidateGroupName(n) != nil {
+			continue
+		}
+		g.GroupName = n
+		out = append(out, groupOf(&g))
+	}
+	slices.SortFunc(out, func(a, b domain.ConsumerGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup) error {
+	body, err := remoting.EncodeJSONBody(subscriptionGroupOf(g))
+	if err != nil {
+		return err
+	}
+	err = b.eachMaster(ctx, func(m master) error {
+		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateSubscriptiongroup, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, body)
+		return err
+	})
+	b.meta.forgetGroup(g.Name)
+	return err
+}
+
+// CreateGroup implements [ports.Admin]: UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+// on every master.
+func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if _, ok := all[g.Name]; ok {
+		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
+	}
+	if err := b.putGroup(ctx, g); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	return g, nil
+}
+
+// UpdateGroup implements [ports.Admin].
+func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
+	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if _, ok := all[g.Name]; !ok {
+		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", g.Name, g.Name)
+	}
+	if err := b.putGroup(ctx, g); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	return g, nil
+}
+
+// DeleteGroup implements [ports.Admin]: DELETE_SUBSCRIPTIONGROUP (with its
+// offsets) on every master.
+func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := all[name]; !ok {
+		return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", name)
+	}
+	err = b.eachMaster(ctx, func(m master) error {
+		_, err := b.call(ctx, m.addr, remoting.RequestDeleteSubscriptiongroup,
+			&remoting.DeleteSubscriptionGroupRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, GroupName: name, CleanOffset: true}, nil)
+		return err
+	})
+	b.meta.forgetGroup(name)
+	return err
+}
+
+// GroupStats implements [ports.Admin] with GET_CONSUME_STATS on every
+// master: per queue, the broker's end offset and the group's consumed
+// offset. Brokers do not report what a pop consumer holds in flight, so
+// InFlight is 0 and Consumable counts from the consumed offset.
+func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
+	var out []ports.QueueStats
+	err := b.eachMaster(ctx, func(m master) error {
+		resp, err := b.call(ctx, m.addr, remoting.RequestGetConsumeStats,
+			&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, ConsumerGroup: group}, nil)
+		if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var cs remoting.ConsumeStats
+		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
+			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
+		}
+		for k, o := range cs.OffsetTable {
+			mq, err := remoting.ParseMessageQueueKey(k)
+			if err != nil || strings.HasPrefix(mq.Topic, remoting.RetryGroupTopicPrefix) {
+				continue
+			}
+			consumed := max(o.ConsumerOffset, 0)
+			out = append(out, ports.QueueStats{Topic: mq.Topic, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
+				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0)})
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b ports.QueueStats) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.QueueID - b.QueueID)
+	})
+	return out, err
+}

@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Broker is the cluster adapter: every broker port over Remoting. Use
+// [New], then Start; Close stops it.
+type Broker struct {
+	cfg   Config
+	log   *slog.Logger
+	clock ports.Clock
+	rpc   *client.Client
+	// id is how this proxy names itself to the brokers (heartbeats).
+	id string
+
+	// nsCur is the index of the NameServer that answered last.
+	nsCur atomic.Int32
+
+	meta    *metaCache
+	faults  *faults
+	clients *clientSet
+
+	checkMu sync.RWMutex
+	check   ports.TransactionCheckHandler
+
+	// popTurns rotates receives that name no broker over the brokers.
+	popTurns atomic.Uint64
+
+	// Lifecycle of the heartbeat loop (see Start and Close).
+	stop     context.CancelFunc
+	loopDone chan struct{}
+	kick     chan struct{} // bounded (1): a pending "heartbeat now"
+}
+
+// New returns a cluster adapter for cfg; it dials nothing until Start.
+func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = ports.SystemClock{}
+	}
+	b := &Broker{cfg: cfg, log: log.With("component", "cluster"), clock: clock, id: proxyClientID(),
+		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1)}
+	b.meta = newMetaCache(b)
+	ccfg := client.Config{
+		ConnsPerAddr: cfg.ConnectionsPerBroker,
+		MaxInFlight:  cfg.MaxInFlight,
+		DialTimeout:  cfg.DialTimeout,
+		Logger:       b.log,
+		Handlers: map[remoting.RequestCode]client.Handler{
+			remoting.RequestCheckTransactionState: b.onCheckTransaction,
+			// Pop consumers need no rebalancing: the notice is dropped.
+			remoting.RequestNotifyConsumerIdsChanged: func(context.Context, string, *remoting.Command) *remoting.Command { return nil },
+		},
+	}
+	if cfg.TLS.Enabled {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		ccfg.TLS = tc
+	}
+	if cfg.ACL.AccessKey != "" {
+		creds := remoting.Credentials{AccessKey: cfg.ACL.AccessKey, SecretKey: cfg.ACL.SecretKey}
+		ccfg.Sign = creds.Sign
+	}
+	b.rpc = client.New(ccfg)
+	return b, nil
+}
+
+func tlsConfig(c BrokerTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an explicit, documented test setting
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cluster: tls.caFile %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// proxyClientID names this process to the brokers, unique per start so
+// that two rmqproxy instances never share a registration.
+func proxyClientID() string {
+	host, _ := os.Hostname()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("rmqproxy@%s@%d@%s", host, os.Getpid(), hex.EncodeToString(r[:]))
+}
+
+// Start waits (up to Config.StartTimeout, or ctx) for a NameServer to
+// answer, reads the cluster's brokers, and starts the heartbeat loop. It
+// fails with a message naming the NameServers when none answers.
+func (b *Broker) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.StartTimeout)
+	defer cancel()
+	var lastErr error
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := b.meta.refreshCluster(ctx)
+		if err == nil {
+			break
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; check the addresses and that the NameServers run",
+				b.cfg.NameServers, b.cfg.StartTimeout, lastErr)
+		case <-tick.C:
+		}
+	}
+	if masters := b.meta.masters(); len(masters) == 0 {
+		b.log.Warn("the NameServers know no master broker of the cluster yet; rmqproxy is not ready until one registers",
+			slog.String("cluster", b.cfg.ClusterName))
+	}
+	loopCtx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	b.loopDone = make(chan struct{})
+	go func() {
+		defer close(b.loopDone)
+		b.heartbeatLoop(loopCtx)
+	}()
+	return nil
+}
+
+// Close stops the heartbeat loop, unregisters this proxy's groups from the
+// brokers (best effort, bounded by ctx) and closes every connection.
+func (b *Broker) Close(ctx context.Context) error {
+	if b.stop != nil {
+		b.stop()
+		select {
+		case <-b.loopDone:
+		case <-ctx.Done():
+		}
+		b.unregisterAll(ctx)
+	}
+	return b.rpc.Close()
+}
+
+// Ready reports whether a NameServer answers and at least one master
+// broker of the cluster answers; it is the adapter's readiness check.
+func (b *Broker) Ready(ctx context.Context) error {
+	info, err := b.meta.refreshCluster(ctx)
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for _, m := range info.masterList() {
+		req := remoting.NewRequest(remoting.RequestGetBrokerRuntimeInfo, nil, nil)
+		resp, err := b.invoke(ctx, m.addr, req)
+		if err == nil {
+			err = remoting.Expect(resp)
+		}
+		if err == nil {
+			return nil
+		}
+		lastErr = fmt.Errorf("broker %s (%s): %w", m.name, m.addr, err)
+	}
+	if lastErr == nil {
+		return fmt.Errorf("cluster %q has no master broker registered with the NameServers", b.cfg.ClusterName)
+	}
+	return lastErr
+}
+
+// invoke sends one request, bounded by ctx and Config.RequestTimeout.
+func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
+	return b.invokeFor(ctx, addr, req, b.cfg.RequestTimeout)
+}
+
+// invokeFor sends one request, bounded by ctx and timeout.
+func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return b.rpc.Invoke(ctx, addr, req)
+}
+
+// call sends a request built from code, header and body to addr and
+// returns the answer when its code is one of ok (SUCCESS when none);
+// otherwise a *remoting.ResponseError or *client.Error.
+func (b *Broker) call(ctx context.Context, addr string, code remoting.RequestCode, h remoting.Header, body []byte, ok ...remoting.ResponseCode) (*remoting.Command, error) {
+	var f remoting.Fields
+	if h != nil {
+		f = remoting.EncodeHeader(h)
+	}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(code, f, body))
+	if err != nil {
+		return nil, err
+	}
+	return resp, remoting.Expect(resp, ok...)
+}
+
+// callNameServer sends a request to the NameServers, starting with the one
+// that answered last and failing over to the next on a transport failure
+// (not on an answer). mk builds a fresh request per attempt.
+func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command, ok ...remoting.ResponseCode) (*remoting.Command, error) {
+	n := len(b.cfg.NameServers)
+	start := int(b.nsCur.Load())
+	var lastErr error
+	for i := range n {
+		idx := (start + i) % n
+		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], mk())
+		if err == nil {
+			b.nsCur.Store(int32(idx))
+			return resp, remoting.Expect(resp, ok...)
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+		var ce *client.Error
+		if !errors.As(err, &ce) || !ce.Retryable() {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// decodeHeader decodes resp's header into h, as a domain error when the
+// broker's answer does not fit.
+func decodeHeader(resp *remoting.Command, h remoting.Header) error {
+	if err := h.DecodeFields(resp.Fields); err != nil {
+		return domain.Wrap(domain.ReasonBrokerError, err, "the broker's answer could not be decoded")
+	}
+	return nil
+}
+
+// SetTransactionCheckHandler implements [ports.Transactions].
+func (b *Broker) SetTransactionCheckHandler(h ports.TransactionCheckHandler) {
+	b.checkMu.Lock()
+	defer b.checkMu.Unlock()
+	b.check = h
+}
+
+func (b *Broker) checkHandler() ports.TransactionCheckHandler {
+	b.checkMu.RLock()
+	defer b.checkMu.RUnlock()
+	return b.check
+}

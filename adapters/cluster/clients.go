@@ -1,0 +1,262 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// clientTTL forgets a tracked client that the application neither
+// refreshed nor reported gone (a safety net: the application's own expiry
+// is shorter).
+const clientTTL = 3 * time.Minute
+
+// clientSet is the set of clients connected to this proxy, and the groups
+// they add up to.
+type clientSet struct {
+	mu      sync.Mutex
+	clients map[string]trackedClient
+	// gone are groups no client holds any more, to unregister from the
+	// brokers on the next heartbeat round.
+	goneProducers map[string]bool
+	goneConsumers map[string]bool
+}
+
+type trackedClient struct {
+	c    ports.ActiveClient
+	seen time.Time
+}
+
+func newClientSet() *clientSet {
+	return &clientSet{clients: map[string]trackedClient{}, goneProducers: map[string]bool{}, goneConsumers: map[string]bool{}}
+}
+
+// groups returns the producer groups (topics) and consumer groups of a set
+// of clients.
+func groupsOf(cs map[string]trackedClient) (producers, consumers map[string]bool) {
+	producers, consumers = map[string]bool{}, map[string]bool{}
+	for _, t := range cs {
+		for _, topic := range t.c.ProducerTopics {
+			producers[topic] = true
+		}
+		if t.c.ConsumerGroup != "" {
+			consumers[t.c.ConsumerGroup] = true
+		}
+	}
+	return producers, consumers
+}
+
+// ClientActive implements [ports.ClientTracker]. A client that brings a
+// group the brokers have not seen from this proxy triggers a heartbeat
+// round at once (a producer must be registered before the broker's first
+// transaction check).
+func (b *Broker) ClientActive(ctx context.Context, c ports.ActiveClient) {
+	s := b.clients
+	s.mu.Lock()
+	old, had := s.clients[c.ClientID]
+	s.clients[c.ClientID] = trackedClient{c: c, seen: b.clock.Now()}
+	news := !had || !slices.Equal(old.c.ProducerTopics, c.ProducerTopics) || old.c.ConsumerGroup != c.ConsumerGroup ||
+		!slices.Equal(old.c.Subscriptions, c.Subscriptions)
+	for _, t := range c.ProducerTopics {
+		delete(s.goneProducers, t)
+	}
+	delete(s.goneConsumers, c.ConsumerGroup)
+	s.mu.Unlock()
+	if news {
+		b.heartbeatSoon()
+	}
+}
+
+// ClientGone implements [ports.ClientTracker]: the groups no other client
+// holds are unregistered from the brokers on the next round.
+func (b *Broker) ClientGone(ctx context.Context, clientID string) {
+	s := b.clients
+	s.mu.Lock()
+	if _, ok := s.clients[clientID]; !ok {
+		s.mu.Unlock()
+		return
+	}
+	before, beforeC := groupsOf(s.clients)
+	delete(s.clients, clientID)
+	after, afterC := groupsOf(s.clients)
+	for g := range before {
+		if !after[g] {
+			s.goneProducers[g] = true
+		}
+	}
+	for g := range beforeC {
+		if !afterC[g] {
+			s.goneConsumers[g] = true
+		}
+	}
+	s.mu.Unlock()
+	b.heartbeatSoon()
+}
+
+func (b *Broker) heartbeatSoon() {
+	select {
+	case b.kick <- struct{}{}:
+	default: // a round is pending already
+	}
+}
+
+// heartbeatData builds this proxy's heartbeat: one producer group per
+// topic a connected producer publishes to (the Apache proxy's producer
+// group for gRPC producers), one pop consumer group per group a connected
+// consumer belongs to, with the union of their subscriptions. It also
+// returns (and forgets) the groups to unregister.
+func (b *Broker) heartbeatData() (hb remoting.HeartbeatData, goneP, goneC []string) {
+	s := b.clients
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := b.clock.Now()
+	for id, t := range s.clients {
+		if now.Sub(t.seen) > clientTTL {
+			delete(s.clients, id)
+		}
+	}
+	producers, _ := groupsOf(s.clients)
+	subs := map[string]map[string]remoting.SubscriptionData{}
+	for _, t := range s.clients {
+		g := t.c.ConsumerGroup
+		if g == "" {
+			continue
+		}
+		if subs[g] == nil {
+			subs[g] = map[string]remoting.SubscriptionData{}
+		}
+		for _, sub := range t.c.Subscriptions {
+			subs[g][sub.Topic] = subscriptionData(sub, t.seen)
+		}
+	}
+	hb = remoting.HeartbeatData{ClientID: b.id}
+	for _, p := range slices.Sorted(maps.Keys(producers)) {
+		hb.ProducerDataSet = append(hb.ProducerDataSet, remoting.ProducerData{GroupName: p})
+	}
+	for _, g := range slices.Sorted(maps.Keys(subs)) {
+		cd := remoting.ConsumerData{GroupName: g, ConsumeType: remoting.ConsumePop, MessageModel: remoting.MessageModelClustering,
+			ConsumeFromWhere: remoting.ConsumeFromLastOffset}
+		for _, t := range slices.Sorted(maps.Keys(subs[g])) {
+			cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, subs[g][t])
+		}
+		hb.ConsumerDataSet = append(hb.ConsumerDataSet, cd)
+	}
+	goneP = slices.Sorted(maps.Keys(s.goneProducers))
+	goneC = slices.Sorted(maps.Keys(s.goneConsumers))
+	clear(s.goneProducers)
+	clear(s.goneConsumers)
+	return hb, goneP, goneC
+}
+
+// subscriptionData is a subscription as a Java client's heartbeat
+// carries it (tags and their hash codes for tag expressions).
+func subscriptionData(s ports.Subscription, at time.Time) remoting.SubscriptionData {
+	sd := remoting.SubscriptionData{Topic: s.Topic, SubString: "*", ExpressionType: remoting.ExpressionTag, SubVersion: at.UnixMilli()}
+	text := strings.TrimSpace(s.Filter.Text)
+	if s.Filter.Type == filter.TypeSQL92 {
+		sd.ExpressionType, sd.SubString = remoting.ExpressionSQL92, text
+		return sd
+	}
+	if text == "" || text == "*" {
+		return sd
+	}
+	sd.SubString = text
+	for tag := range strings.SplitSeq(text, "||") {
+		if tag = strings.TrimSpace(tag); tag != "" {
+			sd.TagsSet = append(sd.TagsSet, tag)
+			sd.CodeSet = append(sd.CodeSet, remoting.TagHashCode(tag))
+		}
+	}
+	return sd
+}
+
+// heartbeatLoop registers the connected clients' groups with every master
+// of the cluster every HeartbeatInterval, and at once when a group
+// appears or goes; it also keeps the cluster view fresh.
+func (b *Broker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		b.heartbeatRound(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := b.meta.refreshCluster(ctx); err != nil && ctx.Err() == nil {
+				b.log.LogAttrs(ctx, slog.LevelWarn, "reading the cluster's brokers failed", slog.Any("error", err))
+			}
+		case <-b.kick:
+		}
+	}
+}
+
+// heartbeatRound sends one heartbeat (and the pending unregistrations) to
+// every master, one at a time, each bounded by the request timeout.
+func (b *Broker) heartbeatRound(ctx context.Context) {
+	hb, goneP, goneC := b.heartbeatData()
+	ms := b.meta.masters()
+	if len(ms) == 0 {
+		return
+	}
+	body, err := remoting.EncodeJSONBody(hb)
+	if err != nil {
+		b.log.LogAttrs(ctx, slog.LevelError, "encoding a heartbeat failed", slog.Any("error", err))
+		return
+	}
+	for _, m := range ms {
+		if ctx.Err() != nil {
+			return
+		}
+		b.unregister(ctx, m, goneP, goneC)
+		if len(hb.ProducerDataSet) == 0 && len(hb.ConsumerDataSet) == 0 {
+			continue
+		}
+		if _, err := b.call(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
+			b.failed(m.name, err)
+			b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
+				slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
+		}
+	}
+}
+
+// unregister tells one broker that this proxy no longer has clients in the
+// given groups.
+func (b *Broker) unregister(ctx context.Context, m master, producers, consumers []string) {
+	send := func(h *remoting.UnregisterClientRequestHeader) {
+		if _, err := b.call(ctx, m.addr, remoting.RequestUnregisterClient, h, nil); err != nil && ctx.Err() == nil {
+			b.log.LogAttrs(ctx, slog.LevelDebug, "unregistering a group from a broker failed; the broker expires it",
+				slog.String("broker", m.name), slog.Any("error", err))
+		}
+	}
+	for _, p := range producers {
+		send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ProducerGroup: p})
+	}
+	for _, c := range consumers {
+		send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ConsumerGroup: c})
+	}
+}
+
+// unregisterAll removes every group of this proxy from every broker, on
+// shutdown.
+func (b *Broker) unregisterAll(ctx context.Context) {
+	s := b.clients
+	s.mu.Lock()
+	producers, consumers := groupsOf(s.clients)
+	s.mu.Unlock()
+	ps := slices.Sorted(maps.Keys(producers))
+	cs := slices.Sorted(maps.Keys(consumers))
+	if len(ps)+len(cs) == 0 {
+		return
+	}
+	for _, m := range b.meta.masters() {
+		b.unregister(ctx, m, ps, cs)
+	}
+}

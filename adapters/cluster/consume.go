@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// maxPopBatch is the most messages one POP_MESSAGE asks for (the Apache
+// proxy's ProxyUtils.MAX_MSG_NUMS_FOR_POP_REQUEST).
+const maxPopBatch = 32
+
+// pollReserve is kept between the end of a broker's long poll and the
+// caller's deadline, so that the broker's answer (and the messages it
+// popped) arrives before the caller gives up.
+func pollReserve(remaining time.Duration) time.Duration {
+	return min(max(remaining/10, 200*time.Millisecond), time.Second)
+}
+
+// Pop implements [ports.Broker] with one POP_MESSAGE to one broker: the
+// one the client names, else the next readable one in turn (avoiding an
+// isolated one). The broker long-polls for the polling time; its
+// checkpoints become the receipt handles. Messages the filter does not
+// match (a tag hash collision at the broker) are acked and dropped, as the
+// Apache proxy does.
+func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	e, err := b.meta.topic(ctx, req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	broker, err := b.popBroker(e, req.BrokerName)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := e.addr(broker)
+	if err != nil {
+		return nil, err
+	}
+	f := req.Filter
+	if f == nil {
+		f = filter.All
+	}
+	expr := f.Expression()
+	expType, exp := remoting.ExpressionTag, "*"
+	if expr.Type == filter.TypeSQL92 {
+		expType, exp = remoting.ExpressionSQL92, expr.Text
+	} else if expr.Text != "" {
+		exp = expr.Text
+	}
+	poll := req.PollTimeout
+	timeout := b.cfg.RequestTimeout + poll
+	if dl, ok := ctx.Deadline(); ok {
+		remaining := time.Until(dl)
+		poll = min(poll, remaining-pollReserve(remaining))
+		timeout = remaining
+	}
+	poll = max(poll, 0)
+	h := remoting.PopMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ConsumerGroup: req.Group, Topic: req.Topic,
+		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
+		PollTime: poll.Milliseconds(), BornTime: b.clock.Now().UnixMilli(), InitMode: remoting.InitModeMax,
+		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
+	resp, err := b.invokeFor(ctx, addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&h), nil), timeout)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.failed(broker, err)
+		}
+		return nil, mapError(err)
+	}
+	switch remoting.ResponseCode(resp.Code) {
+	case remoting.ResponseSuccess:
+	case remoting.ResponsePollingTimeout, remoting.ResponsePullNotFound, remoting.ResponseNoMessage:
+		return nil, nil
+	case remoting.ResponsePollingFull:
+		return nil, domain.Errorf(domain.ReasonTooManyRequests, "polling full")
+	default:
+		err := remoting.Expect(resp)
+		if isCode(err, remoting.ResponseTopicNotExist) {
+			b.meta.invalidateTopic(req.Topic)
+		}
+		return nil, mapError(err)
+	}
+	var ph remoting.PopMessageResponseHeader
+	if err := decodeHeader(resp, &ph); err != nil {
+		return nil, err
+	}
+	raw, err := remoting.DecodeMessages(resp.Body)
+	if err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
+	}
+	if err := remoting.PopCheckpoints(req.Topic, &ph, broker, req.FIFO, raw); err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")
+	}
+	out := make([]domain.StoredMessage, 0, len(raw))
+	for i := range raw {
+		m := &raw[i]
+		ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+		if err != nil {
+			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message has no usable checkpoint; it becomes visible again after its invisible time",
+				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
+			continue
+		}
+		handle, _ := handleOf(ck, m.CommitLogOffset)
+		sm, err := storedMessage(m, req.Topic, broker)
+		if err != nil {
+			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message cannot be delivered; it becomes visible again after its invisible time",
+				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
+			continue
+		}
+		sm.ReceiptHandle = handle.String()
+		if !f.Match(&sm.Message) {
+			// Not for this subscription (the broker filters tags by hash):
+			// consumed silently.
+			if err := b.Ack(context.WithoutCancel(ctx), ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: sm.ID, Handle: handle}); err != nil {
+				b.log.LogAttrs(ctx, slog.LevelDebug, "acking a filtered-out message failed; the broker redelivers it later",
+					slog.String("msg_id", sm.ID), slog.Any("error", err))
+			}
+			continue
+		}
+		out = append(out, sm)
+	}
+	return out, nil
+}
+
+// popBroker returns the broker a receive goes to: the named one when it
+// has a readable queue of the topic, else the next readable broker in
+// turn that is not isolated (any readable one when all are).
+func (b *Broker) popBroker(e *topicEntry, named string) (string, error) {
+	var readable []string
+	seen := map[string]bool{}
+	for _, q := range e.route.Queues {
+		if q.Permission.Readable() && !seen[q.BrokerName] {
+			seen[q.BrokerName] = true
+			readable = append(readable, q.BrokerName)
+		}
+	}
+	if len(readable) == 0 {
+		return "", domain.Errorf(domain.ReasonForbidden, "no readable queue")
+	}
+	if named != "" && seen[named] {
+		return named, nil
+	}
+	now := b.clock.Now()
+	turn := b.popTurns.Add(1)
+	for i := range readable {
+		n := readable[(int(turn)+i)%len(readable)]
+		if !b.faults.isolated(n, now) {
+			return n, nil
+		}
+	}
+	return readable[int(turn)%len(readable)], nil
+}
+
+// handleBroker returns the address of the broker a receipt handle names.
+func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (string, error) {
+	return b.meta.brokerAddr(ctx, h.BrokerName)
+}
+
+// Ack implements [ports.Broker]: ACK_MESSAGE to the handle's broker, with
+// the handle as the checkpoint and the retry topic when the message came
+// from one.
+func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
+	h := req.Handle
+	addr, err := b.handleBroker(ctx, h)
+	if err != nil {
+		return err
+	}
+	_, err = b.call(ctx, addr, remoting.RequestAckMessage, &remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName},
+		ConsumerGroup: req.Group, Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset}, nil)
+	if err != nil {
+		b.failed(h.BrokerName, err)
+		return mapError(err)
+	}
+	return nil
+}
+
+// ChangeInvisible implements [ports.Broker]: CHANGE_MESSAGE_INVISIBLETIME to
+// the handle's broker; the new handle is the new checkpoint with the same
+// commit-log offset.
+func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleRequest) (domain.ReceiptHandle, error) {
+	h := req.Handle
+	addr, err := b.handleBroker(ctx, h)
+	if err != nil {
+		return domain.ReceiptHandle{}, err
+	}
+	ch := remoting.ChangeInvisibleTimeRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName}, ConsumerGroup: req.Group,
+		Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset,
+		InvisibleTime: req.InvisibleTime.Milliseconds()}
+	resp, err := b.call(ctx, addr, remoting.RequestChangeMessageInvisibletime, &ch, nil)
+	if err != nil {
+		b.failed(h.BrokerName, err)
+		return domain.ReceiptHandle{}, mapError(err)
+	}
+	var cr remoting.ChangeInvisibleTimeResponseHeader
+	if err := decodeHeader(resp, &cr); err != nil {
+		return domain.ReceiptHandle{}, err
+	}
+	return handleOf(remoting.ChangedExtraInfo(&ch, &cr, h.BrokerName), h.CommitLogOffset)
+}
+
+// ForwardToDeadLetter implements [ports.Broker] as the Apache proxy does:
+// CONSUMER_SEND_MSG_BACK with delay level -1 (straight to %DLQ%group) to
+// the handle's broker, then an ack of the delivery. A failed ack is only
+// logged: the message is in the dead-letter queue already, and a second
+// delivery would be forwarded again.
+func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
+	h := req.Handle
+	if h.CommitLogOffset < 0 {
+		return domain.Errorf(domain.ReasonInvalidReceiptHandle, "commit log offset is empty")
+	}
+	addr, err := b.handleBroker(ctx, h)
+	if err != nil {
+		return err
+	}
+	_, err = b.call(ctx, addr, remoting.RequestConsumerSendMsgBack, &remoting.ConsumerSendMsgBackRequestHeader{
+		RPC: remoting.RPC{BrokerName: h.BrokerName}, Offset: h.CommitLogOffset, Group: req.Group, DelayLevel: -1,
+		OriginMsgID: req.MessageID, OriginTopic: realTopic(req.Topic, req.Group, h), MaxReconsumeTimes: remoting.Int32(0)}, nil)
+	if err != nil {
+		b.failed(h.BrokerName, err)
+		return mapError(err)
+	}
+	if err := b.Ack(ctx, req); err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a message was forwarded to the dead-letter queue but acking it failed; it may be forwarded again",
+			slog.String("consumer_group", req.Group), slog.String("msg_id", req.MessageID), slog.Any("error", err))
+	}
+	return nil
+}

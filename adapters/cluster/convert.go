@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// Property keys the Apache proxy writes that package remoting does not
+// name (upstream MessageConst).
+const (
+	propTraceContext = "TRACE_CONTEXT"
+	propCRC32        = "__CRC32#"
+	transientPrefix  = "__RMQ.TRANSIENT."
+)
+
+// maxBodySize bounds a decompressed message body (Remoting producers
+// compress bodies; gRPC clients receive them inflated).
+const maxBodySize = 64 << 20
+
+// gzipMagic starts a body a gRPC producer gzip-compressed; it is passed
+// through compressed, as the client asked (body_encoding GZIP).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// messageProperties builds the broker properties of a message as the
+// Apache proxy's SendMessageActivity does: the producer group is the topic
+// name, the delivery time goes in TIMER_DELIVER_MS.
+func messageProperties(m *domain.Message) remoting.Properties {
+	p := make(remoting.Properties, 0, 12+len(m.Properties))
+	add := func(k, v string) { p = append(p, remoting.Field{Key: k, Value: v}) }
+	add(remoting.PropertyUniqKey, m.ID)
+	if m.Tag != "" {
+		add(remoting.PropertyTags, m.Tag)
+	}
+	if len(m.Keys) > 0 {
+		add(remoting.PropertyKeys, strings.Join(m.Keys, " "))
+	}
+	if m.Transactional {
+		add(remoting.PropertyTransactionPrepared, "true")
+		if m.TransactionRecovery > 0 {
+			add(remoting.PropertyCheckImmunityTimeInSeconds, strconv.FormatInt(int64(m.TransactionRecovery/time.Second), 10))
+		}
+	}
+	if !m.DeliverAt.IsZero() {
+		add(remoting.PropertyTimerDeliverMS, strconv.FormatInt(m.DeliverAt.UnixMilli(), 10))
+	}
+	add(remoting.PropertyReconsumeTime, strconv.FormatInt(int64(m.ReconsumeTimes), 10))
+	add(remoting.PropertyProducerGroup, m.Topic)
+	if m.Group != "" {
+		add(remoting.PropertyShardingKey, m.Group)
+	}
+	if m.TraceContext != "" {
+		add(propTraceContext, m.TraceContext)
+	}
+	if m.BornHost != "" {
+		add(remoting.PropertyBornHost, m.BornHost)
+	}
+	if !m.BornAt.IsZero() {
+		add(remoting.PropertyBornTimestamp, strconv.FormatInt(m.BornAt.UnixMilli(), 10))
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+		add(k, m.Properties[k])
+	}
+	return p
+}
+
+// sysFlagOf is the message system flag the Apache proxy sends.
+func sysFlagOf(m *domain.Message) int32 {
+	var f int32
+	if m.Compressed {
+		f |= remoting.SysFlagCompressed
+	}
+	if m.Transactional {
+		f |= remoting.TransactionPrepared
+	}
+	return f
+}
+
+// systemProperty reports whether a broker property is RocketMQ's own and
+// not shown to clients as a user property. It is upstream's
+// MessageConst.STRING_HASH_SET plus the keys the Apache proxy itself writes
+// (and leaks to consumers as user properties: sharding key, trace context,
+// transaction bookkeeping).
+func systemProperty(k string) bool {
+	if domain.IsReservedPropertyKey(k) || strings.HasPrefix(k, transientPrefix) {
+		return true
+	}
+	switch k {
+	case remoting.PropertyShardingKey, propTraceContext, remoting.PropertyTransactionID,
+		remoting.PropertyTransactionCheckTimes, remoting.PropertyCheckImmunityTimeInSeconds,
+		remoting.PropertyInnerNum, remoting.PropertyInnerBase, remoting.PropertyDLQOriginTopic,
+		remoting.PropertyDLQOriginMessageID, remoting.PropertyTimerDelayMS, remoting.PropertyStartDeliverTime,
+		remoting.PropertyFirstPopTime, propCRC32, "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES",
+		"TIMER_OUT_MS", "TIMER_DEL_UNIQKEY", "TIMER_DELAY_LEVEL", "POP_CK_OFFSET", "DUP_INFO":
+		return true
+	}
+	return false
+}
+
+// storedMessage turns a message a broker delivered into the domain's, as
+// the Apache proxy's GrpcConverter reads it. topic is the topic the
+// client asked for (a retried message is stored in a retry topic);
+// brokerName the broker it came from.
+func storedMessage(m *remoting.Message, topic, brokerName string) (domain.StoredMessage, error) {
+	p := m.Properties
+	s := domain.StoredMessage{
+		Message: domain.Message{
+			Topic:          topic,
+			Body:           m.Body,
+			Tag:            p.Value(remoting.PropertyTags),
+			ID:             m.MsgID(),
+			Group:          p.Value(remoting.PropertyShardingKey),
+			Transactional:  p.Value(remoting.PropertyTransactionPrepared) == "true",
+			TraceContext:   p.Value(propTraceContext),
+			BornHost:       p.Value(remoting.PropertyBornHost),
+			BornAt:         time.UnixMilli(m.BornTimestamp),
+			ReconsumeTimes: m.ReconsumeTimes,
+		},
+		BrokerName:      brokerName,
+		QueueID:         m.QueueID,
+		QueueOffset:     m.QueueOffset,
+		CommitLogOffset: m.CommitLogOffset,
+		StoredAt:        time.UnixMilli(m.StoreTimestamp),
+		DeliveryAttempt: m.ReconsumeTimes + 1,
+	}
+	if m.SysFlag&remoting.SysFlagCompressed != 0 {
+		if bytes.HasPrefix(m.Body, gzipMagic) {
+			s.Compressed = true
+		} else {
+			body, err := remoting.Decompress(m.Body, m.SysFlag, maxBodySize)
+			if err != nil {
+				return s, domain.Wrap(domain.ReasonBrokerError, err, "a compressed message body could not be inflated")
+			}
+			s.Body = body
+		}
+	}
+	if k := p.Value(remoting.PropertyKeys); k != "" {
+		s.Keys = strings.Fields(k)
+	}
+	if s.BornHost == "" && m.BornHost.IsValid() {
+		s.BornHost = m.BornHost.String()
+	}
+	if m.StoreHost.IsValid() {
+		s.StoreHost = m.StoreHost.String()
+	}
+	if v, ok := p.Get(remoting.PropertyTimerDelaySec); ok {
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.DeliverAt = time.Now().Add(time.Duration(sec) * time.Second)
+		}
+	} else if v, ok := p.Get(remoting.PropertyTimerDeliverMS); ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.DeliverAt = time.UnixMilli(ms)
+		}
+	}
+	if ot, oid := p.Value(remoting.PropertyDLQOriginTopic), p.Value(remoting.PropertyDLQOriginMessageID); ot != "" && oid != "" {
+		s.DeadLetter = &domain.DeadLetterOrigin{Topic: ot, MessageID: oid}
+	}
+	for _, f := range p {
+		if systemProperty(f.Key) {
+			continue
+		}
+		if s.Properties == nil {
+			s.Properties = map[string]string{}
+		}
+		s.Properties[f.Key] = f.Value
+	}
+	return s, nil
+}
+
+// handleOf builds the receipt handle of a popped message: the broker's
+// checkpoint with the commit-log offset appended (the Apache proxy's form).
+func handleOf(ck remoting.ExtraInfo, commitLogOffset int64) (domain.ReceiptHandle, error) {
+	h := domain.ReceiptHandle{
+		StartOffset: ck.CkQueueOffset, RetrieveTime: ck.PopTime, InvisibleTime: ck.InvisibleTime,
+		ReviveQueueID: ck.ReviveQid, BrokerName: ck.BrokerName, QueueID: ck.QueueID,
+		QueueOffset: ck.QueueOffset, CommitLogOffset: commitLogOffset,
+	}
+	switch ck.RetryFlag {
+	case remoting.RetryFlagRetryV1:
+		h.TopicType = domain.ReceiptTopicRetryV1
+	case remoting.RetryFlagRetryV2:
+		h.TopicType = domain.ReceiptTopicRetryV2
+	}
+	if h.QueueOffset < 0 {
+		h.QueueOffset = ck.CkQueueOffset
+	}
+	return h, nil
+}
+
+// realTopic is the topic a delivery's ack or change must name: the retry
+// topic when the handle says the message came from one.
+func realTopic(topic, group string, h domain.ReceiptHandle) string {
+	switch h.TopicType {
+	case domain.ReceiptTopicRetryV1:
+		return remoting.PopRetryTopic(topic, group, false)
+	case domain.ReceiptTopicRetryV2:
+		return remoting.PopRetryTopic(topic, group, true)
+	}
+	return topic
+}

@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// mapError turns a failed broker or NameServer call into a domain error.
+// It is the one place where broker answers get their meaning, chosen so
+// that the gRPC adapter gives clients the code the Apache proxy gives for
+// the same broker answer (its ResponseBuilder): TOPIC_NOT_EXIST →
+// TOPIC_NOT_FOUND, SYSTEM_BUSY → TOO_MANY_REQUESTS, REQUEST_CODE_NOT_SUPPORTED →
+// NOT_IMPLEMENTED, SUBSCRIPTION_GROUP_NOT_EXIST → CONSUMER_GROUP_NOT_FOUND, a
+// timeout → PROXY_TIMEOUT, any other code → INTERNAL_SERVER_ERROR with the
+// broker's remark. A broker that cannot be reached is UNAVAILABLE (which
+// clients retry after a back-off) rather than upstream's internal error.
+// Domain errors pass through; a cancellation stays a context error.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	var re *remoting.ResponseError
+	if errors.As(err, &re) {
+		return mapResponse(re)
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		switch ce.Kind {
+		case client.KindTimeout:
+			return domain.Wrap(domain.ReasonTimeout, err, "the broker did not answer in time")
+		case client.KindCanceled:
+			return errors.Join(context.Canceled, err)
+		case client.KindDial, client.KindConnection:
+			return domain.Wrap(domain.ReasonUnavailable, err, "the broker cannot be reached now; retry")
+		case client.KindClosed:
+			return domain.Wrap(domain.ReasonUnavailable, err, "rmqproxy is shutting down")
+		}
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return domain.Wrap(domain.ReasonTimeout, err, "the broker did not answer in time")
+	}
+	return err
+}
+
+func mapResponse(re *remoting.ResponseError) error {
+	msg := re.Remark
+	if msg == "" {
+		msg = re.Code.String()
+	}
+	switch re.Code {
+	case remoting.ResponseTopicNotExist:
+		return domain.Wrap(domain.ReasonTopicNotFound, re, msg)
+	case remoting.ResponseSystemBusy, remoting.ResponsePollingFull, remoting.ResponseFlowControl:
+		return domain.Wrap(domain.ReasonTooManyRequests, re, msg)
+	case remoting.ResponseRequestCodeNotSupported:
+		return domain.Wrap(domain.ReasonNotImplemented, re, msg)
+	case remoting.ResponseSubscriptionGroupNotExist:
+		return domain.Wrap(domain.ReasonConsumerGroupNotFound, re, msg)
+	case remoting.ResponseFlushDiskTimeout, remoting.ResponseFlushSlaveTimeout, remoting.ResponseSlaveNotAvailable:
+		return domain.Wrap(domain.ReasonPersistenceTimeout, re, msg)
+	}
+	return domain.Wrap(domain.ReasonBrokerError, re, msg)
+}
+
+// isCode reports whether err is a broker answer with code c.
+func isCode(err error, c remoting.ResponseCode) bool {
+	var re *remoting.ResponseError
+	return errors.As(err, &re) && re.Code == c
+}
+
+// transportFailure reports whether err says the broker could not be
+// reached or did not answer (as opposed to an answer).
+func transportFailure(err error) bool {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Kind {
+	case client.KindDial, client.KindConnection, client.KindTimeout:
+		return true
+	}
+	return false
+}
+
+// notStored reports whether a failed send certainly stored nothing, so
+// that it may be retried on another broker without a duplicate: no
+// connection could be made, or the broker answered that it refused the
+// message (busy, not writable, not serving).
+func notStored(err error) bool {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.Kind == client.KindDial
+	}
+	var re *remoting.ResponseError
+	if errors.As(err, &re) {
+		switch re.Code {
+		case remoting.ResponseSystemBusy, remoting.ResponseServiceNotAvailable, remoting.ResponseNoPermission:
+			return true
+		}
+	}
+	return false
+}

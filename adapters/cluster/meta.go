@@ -1,0 +1,513 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// maxStale bounds how long a cached route is still served when the
+// NameServers cannot be asked for a fresh one.
+const maxStale = 5 * time.Minute
+
+// master is one master broker: its name and Remoting address.
+type master struct{ name, addr string }
+
+// clusterView is what the NameServers said about the brokers.
+type clusterView struct {
+	// brokers maps every broker name the NameServers know (any cluster) to
+	// its master's address ("" when it has none).
+	brokers map[string]string
+	// members are the broker names of the configured cluster, sorted.
+	members []string
+	// clusters are the names of every cluster, to tell their topics apart.
+	clusters []string
+	fetched  time.Time
+}
+
+// masterList returns the masters of the configured cluster, in name order.
+func (v *clusterView) masterList() []master {
+	out := make([]master, 0, len(v.members))
+	for _, n := range v.members {
+		if a := v.brokers[n]; a != "" {
+			out = append(out, master{n, a})
+		}
+	}
+	return out
+}
+
+// topicEntry is a cached topic: its route and configuration.
+type topicEntry struct {
+	route   ports.Route
+	masters map[string]string // broker name → master address, from the route
+	fetched time.Time
+	stale   bool // a broker failed for it: read again before the next use
+}
+
+// metaCache caches the cluster's brokers, topic routes and configurations
+// and group configurations; lookups of one key share one fetch.
+type metaCache struct {
+	b     *Broker
+	group singleflight.Group
+
+	mu      sync.Mutex
+	cluster *clusterView
+	topics  map[string]*topicEntry
+	groups  map[string]groupEntry
+}
+
+type groupEntry struct {
+	g       domain.ConsumerGroup
+	fetched time.Time
+}
+
+func newMetaCache(b *Broker) *metaCache {
+	return &metaCache{b: b, topics: map[string]*topicEntry{}, groups: map[string]groupEntry{}}
+}
+
+// refreshCluster reads the cluster's brokers from the NameServers.
+func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
+	v, err, _ := c.group.Do("cluster", func() (any, error) {
+		resp, err := c.b.callNameServer(ctx, func() *remoting.Command {
+			return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
+		})
+		if err != nil {
+			return nil, mapError(err)
+		}
+		var info remoting.ClusterInfo
+		if err := remoting.DecodeJSONBody(resp.Body, &info); err != nil {
+			return nil, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's cluster info could not be decoded")
+		}
+		view := &clusterView{brokers: map[string]string{}, fetched: c.b.clock.Now()}
+		for name, bd := range info.BrokerAddrTable {
+			view.brokers[name] = bd.BrokerAddrs[remoting.MasterID]
+		}
+		view.members = slices.Sorted(slices.Values(info.ClusterAddrTable[c.b.cfg.ClusterName]))
+		for name := range info.ClusterAddrTable {
+			view.clusters = append(view.clusters, name)
+		}
+		c.mu.Lock()
+		c.cluster = view
+		c.mu.Unlock()
+		return view, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*clusterView), nil
+}
+
+// clusterView returns the cached view, reading it when missing or older
+// than the route TTL.
+func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
+	c.mu.Lock()
+	v := c.cluster
+	c.mu.Unlock()
+	if v != nil && c.b.clock.Now().Sub(v.fetched) < c.b.cfg.RouteTTL {
+		return v, nil
+	}
+	fresh, err := c.refreshCluster(ctx)
+	if err != nil && v != nil && c.b.clock.Now().Sub(v.fetched) < maxStale {
+		return v, nil
+	}
+	return fresh, err
+}
+
+// masters returns the masters of the cached cluster view.
+func (c *metaCache) masters() []master {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cluster == nil {
+		return nil
+	}
+	return c.cluster.masterList()
+}
+
+// clusterMasters returns the masters of the configured cluster, or
+// ReasonUnavailable when it has none.
+func (c *metaCache) clusterMasters(ctx context.Context) ([]master, error) {
+	v, err := c.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms := v.masterList()
+	if len(ms) == 0 {
+		return nil, domain.Errorf(domain.ReasonUnavailable, "cluster %q has no master broker registered with the NameServers; check cluster.clusterName and the brokers", c.b.cfg.ClusterName)
+	}
+	return ms, nil
+}
+
+// brokerAddr returns the master address of a broker by name, reading the
+// cluster again when the name is unknown.
+func (c *metaCache) brokerAddr(ctx context.Context, name string) (string, error) {
+	c.mu.Lock()
+	for _, e := range c.topics {
+		if a := e.masters[name]; a != "" {
+			c.mu.Unlock()
+			return a, nil
+		}
+	}
+	var known string
+	if c.cluster != nil {
+		known = c.cluster.brokers[name]
+	}
+	c.mu.Unlock()
+	if known != "" {
+		return known, nil
+	}
+	v, err := c.refreshCluster(ctx)
+	if err != nil {
+		return "", err
+	}
+	if a := v.brokers[name]; a != "" {
+		return a, nil
+	}
+	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q is not a broker of this cluster (or has no master now)", name)
+}
+
+// brokerNameOf returns the name of the broker at addr, or "".
+func (c *metaCache) brokerNameOf(addr string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cluster != nil {
+		for n, a := range c.cluster.brokers {
+			if a == addr {
+				return n
+			}
+		}
+	}
+	for _, e := range c.topics {
+		for n, a := range e.masters {
+			if a == addr {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// topic returns a topic's route and configuration, from the cache when
+// fresh enough. A topic the NameServers do not know is
+// ReasonTopicNotFound.
+func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error) {
+	c.mu.Lock()
+	e := c.topics[name]
+	c.mu.Unlock()
+	now := c.b.clock.Now()
+	if e != nil && !e.stale && now.Sub(e.fetched) < c.b.cfg.RouteTTL {
+		return e, nil
+	}
+	v, err, _ := c.group.Do("topic\x00"+name, func() (any, error) { return c.fetchTopic(ctx, name) })
+	if err != nil {
+		if e != nil && now.Sub(e.fetched) < maxStale && !domain.HasReason(err, domain.ReasonTopicNotFound) {
+			c.b.log.LogAttrs(ctx, slog.LevelDebug, "serving a stale route", slog.String("topic", name), slog.Any("error", err))
+			return e, nil
+		}
+		return nil, err
+	}
+	return v.(*topicEntry), nil
+}
+
+// fetchTopic reads a topic's route from the NameServers and its
+// configuration from one of its brokers, and caches both.
+func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, error) {
+	resp, err := c.b.callNameServer(ctx, func() *remoting.Command {
+		return remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
+			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil)
+	})
+	if err != nil {
+		if isCode(err, remoting.ResponseTopicNotExist) {
+			c.forgetTopic(name)
+			return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist in the cluster; create it with `rmqproxy topic create %s`", name, name)
+		}
+		return nil, mapError(err)
+	}
+	var rd remoting.TopicRouteData
+	if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
+	}
+	e := &topicEntry{masters: map[string]string{}, fetched: c.b.clock.Now()}
+	for _, bd := range rd.BrokerDatas {
+		if a := bd.BrokerAddrs[remoting.MasterID]; a != "" {
+			e.masters[bd.BrokerName] = a
+		}
+	}
+	e.route = routeOf(name, &rd, e.masters)
+	cfg, err := c.topicConfig(ctx, name, e)
+	if err != nil {
+		return nil, err
+	}
+	e.route.Topic = cfg
+	c.mu.Lock()
+	c.topics[name] = e
+	c.mu.Unlock()
+	return e, nil
+}
+
+// topicConfig reads the topic's configuration from the first broker of
+// its route that answers.
+func (c *metaCache) topicConfig(ctx context.Context, name string, e *topicEntry) (domain.Topic, error) {
+	names := slices.Sorted(maps.Keys(e.masters))
+	var lastErr error
+	for _, bn := range names {
+		resp, err := c.b.call(ctx, e.masters[bn], remoting.RequestGetTopicConfig, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: bn}, Topic: name}, nil)
+		if err != nil {
+			c.b.failed(bn, err)
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		var tc remoting.TopicConfig
+		if err := remoting.DecodeJSONBody(resp.Body, &tc); err != nil {
+			return domain.Topic{}, domain.Wrap(domain.ReasonBrokerError, err, "broker "+bn+"'s configuration of topic "+name+" could not be decoded")
+		}
+		return topicOf(&tc), nil
+	}
+	if lastErr == nil {
+		return domain.Topic{}, domain.Errorf(domain.ReasonUnavailable, "topic %q has no master broker in its route now", name)
+	}
+	return domain.Topic{}, mapError(lastErr)
+}
+
+// routeOf turns a NameServer route into the port's route: the queues of
+// each broker with a master, sorted by broker name then queue id. Queue i
+// is readable when i < readQueueNums and the broker's permission allows
+// reads, writable likewise; slaves add no queue.
+func routeOf(topic string, rd *remoting.TopicRouteData, masters map[string]string) ports.Route {
+	r := ports.Route{Topic: domain.Topic{Name: topic}}
+	for _, qd := range rd.QueueDatas {
+		if masters[qd.BrokerName] == "" {
+			continue
+		}
+		n := max(qd.ReadQueueNums, qd.WriteQueueNums)
+		for i := range n {
+			var p domain.Permission
+			if i < qd.ReadQueueNums && qd.Perm&remoting.PermRead != 0 {
+				p |= domain.PermRead
+			}
+			if i < qd.WriteQueueNums && qd.Perm&remoting.PermWrite != 0 {
+				p |= domain.PermWrite
+			}
+			r.Queues = append(r.Queues, ports.RouteQueue{BrokerName: qd.BrokerName, QueueID: i, Permission: p})
+		}
+	}
+	slices.SortFunc(r.Queues, func(a, b ports.RouteQueue) int {
+		if a.BrokerName != b.BrokerName {
+			if a.BrokerName < b.BrokerName {
+				return -1
+			}
+			return 1
+		}
+		return int(a.QueueID - b.QueueID)
+	})
+	return r
+}
+
+// topicOf turns a broker's topic configuration into the domain's. A topic
+// without the message.type attribute is NORMAL, as upstream reads it.
+func topicOf(tc *remoting.TopicConfig) domain.Topic {
+	t := domain.Topic{Name: tc.TopicName, QueueCount: max(tc.ReadQueueNums, tc.WriteQueueNums), Type: domain.MessageTypeNormal}
+	if tc.Perm&remoting.PermRead != 0 {
+		t.Permission |= domain.PermRead
+	}
+	if tc.Perm&remoting.PermWrite != 0 {
+		t.Permission |= domain.PermWrite
+	}
+	if v, ok := tc.Attributes[remoting.TopicAttributeMessageType]; ok {
+		if mt, err := domain.ParseTopicMessageType(v); err == nil {
+			t.Type = mt
+		} else {
+			t.Type = domain.MessageTypeUnspecified
+		}
+	}
+	return t
+}
+
+// invalidateTopic makes the next use of a topic read its route again.
+func (c *metaCache) invalidateTopic(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.topics[name]; e != nil {
+		e.stale = true
+	}
+}
+
+// invalidateBroker marks every route through a broker stale.
+func (c *metaCache) invalidateBroker(brokerName string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.topics {
+		if _, ok := e.masters[brokerName]; ok {
+			e.stale = true
+		}
+	}
+}
+
+func (c *metaCache) forgetTopic(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.topics, name)
+}
+
+// consumerGroup returns a group's configuration from the first master of
+// the cluster that answers, cached for the route TTL.
+func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.ConsumerGroup, error) {
+	c.mu.Lock()
+	e, ok := c.groups[name]
+	c.mu.Unlock()
+	if ok && c.b.clock.Now().Sub(e.fetched) < c.b.cfg.RouteTTL {
+		return e.g, nil
+	}
+	v, err, _ := c.group.Do("group\x00"+name, func() (any, error) {
+		ms, err := c.clusterMasters(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var lastErr error
+		for _, m := range ms {
+			resp, err := c.b.call(ctx, m.addr, remoting.RequestGetSubscriptiongroupConfig,
+				&remoting.GetSubscriptionGroupConfigRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Group: name}, nil)
+			if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {
+				c.forgetGroup(name)
+				return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist in the cluster; create it with `rmqproxy group create %s`", name, name)
+			}
+			if err != nil {
+				c.b.failed(m.name, err)
+				lastErr = err
+				if ctx.Err() != nil {
+					break
+				}
+				continue
+			}
+			var sg remoting.SubscriptionGroupConfig
+			if err := remoting.DecodeJSONBody(resp.Body, &sg); err != nil {
+				return nil, domain.Wrap(domain.ReasonBrokerError, err, "broker "+m.name+"'s configuration of group "+name+" could not be decoded")
+			}
+			g := groupOf(&sg)
+			c.mu.Lock()
+			c.groups[name] = groupEntry{g: g, fetched: c.b.clock.Now()}
+			c.mu.Unlock()
+			return g, nil
+		}
+		return nil, mapError(lastErr)
+	})
+	if err != nil {
+		if ok && c.b.clock.Now().Sub(e.fetched) < maxStale && !domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
+			return e.g, nil
+		}
+		return domain.ConsumerGroup{}, err
+	}
+	return v.(domain.ConsumerGroup), nil
+}
+
+func (c *metaCache) forgetGroup(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.groups, name)
+}
+
+// groupOf turns a broker's subscription group into the domain's: max
+// delivery attempts = retryMaxTimes + 1 and the group retry policy, as the
+// Apache proxy derives a consumer's backoff policy.
+func groupOf(sg *remoting.SubscriptionGroupConfig) domain.ConsumerGroup {
+	g := domain.ConsumerGroup{Name: sg.GroupName, MaxDeliveryAttempts: sg.RetryMaxTimes + 1, Orderly: sg.ConsumeMessageOrderly}
+	p := sg.GroupRetryPolicy
+	switch {
+	case p != nil && p.Type == remoting.RetryPolicyExponential:
+		e := remoting.ExponentialRetryPolicy{Initial: 5000, Max: 7200000, Multiplier: 2}
+		if p.ExponentialRetryPolicy != nil {
+			e = *p.ExponentialRetryPolicy
+		}
+		g.RetryPolicy = domain.RetryPolicy{Initial: time.Duration(e.Initial) * time.Millisecond,
+			Max: time.Duration(e.Max) * time.Millisecond, Multiplier: float64(e.Multiplier)}
+	case p != nil && p.CustomizedRetryPolicy != nil && len(p.CustomizedRetryPolicy.Next) > 0:
+		for _, ms := range p.CustomizedRetryPolicy.Next {
+			g.RetryPolicy.Delays = append(g.RetryPolicy.Delays, time.Duration(ms)*time.Millisecond)
+		}
+	default:
+		g.RetryPolicy.Delays = domain.DefaultRetryDelays()
+	}
+	return g
+}
+
+// subscriptionGroupOf is groupOf's inverse, on upstream's defaults.
+func subscriptionGroupOf(g domain.ConsumerGroup) remoting.SubscriptionGroupConfig {
+	sg := remoting.NewSubscriptionGroupConfig(g.Name)
+	sg.RetryMaxTimes = g.MaxDeliveryAttempts - 1
+	sg.ConsumeMessageOrderly = g.Orderly
+	p := g.RetryPolicy
+	if len(p.Delays) > 0 {
+		next := make([]int64, len(p.Delays))
+		for i, d := range p.Delays {
+			next[i] = d.Milliseconds()
+		}
+		sg.GroupRetryPolicy = &remoting.GroupRetryPolicy{Type: remoting.RetryPolicyCustomized,
+			CustomizedRetryPolicy: &remoting.CustomizedRetryPolicy{Next: next}}
+	} else {
+		sg.GroupRetryPolicy = &remoting.GroupRetryPolicy{Type: remoting.RetryPolicyExponential,
+			ExponentialRetryPolicy: &remoting.ExponentialRetryPolicy{Initial: p.Initial.Milliseconds(), Max: p.Max.Milliseconds(),
+				Multiplier: max(1, int64(p.Multiplier+0.5))}}
+	}
+	return sg
+}
+
+// faults remembers brokers that failed recently.
+type faults struct {
+	window time.Duration
+	mu     sync.Mutex
+	until  map[string]time.Time
+}
+
+func newFaults(window time.Duration) *faults {
+	return &faults{window: window, until: map[string]time.Time{}}
+}
+
+func (f *faults) mark(broker string, now time.Time) {
+	if f.window <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.until[broker] = now.Add(f.window)
+}
+
+func (f *faults) isolated(broker string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.until[broker]
+	if ok && !now.Before(t) {
+		delete(f.until, broker)
+		return false
+	}
+	return ok
+}
+
+// failed records a failed call to a broker: a transport failure isolates
+// the broker and makes the routes through it be read again.
+func (b *Broker) failed(brokerName string, err error) {
+	if !transportFailure(err) {
+		return
+	}
+	b.faults.mark(brokerName, b.clock.Now())
+	b.meta.invalidateBroker(brokerName)
+}
+
+// checkTopicRoute returns the entry and an error for a broker missing from
+// it.
+func (e *topicEntry) addr(brokerName string) (string, error) {
+	if a := e.masters[brokerName]; a != "" {
+		return a, nil
+	}
+	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q serves no queue of topic %q", brokerName, e.route.Topic.Name)
+}

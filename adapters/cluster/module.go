@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Config is the cluster adapter's slice of rmqproxy's configuration (key
+// cluster).
+type Config struct {
+	NameServers []string `yaml:"nameServers" help:"NameServer addresses (host:port) of the RocketMQ cluster; rmqproxy asks them in turn and fails over to the next when one does not answer"`
+	ClusterName string   `yaml:"clusterName" help:"the brokerClusterName of the brokers rmqproxy serves: admin commands create topics and groups on every master of this cluster, and heartbeats go to them"`
+
+	RequestTimeout       time.Duration `yaml:"requestTimeout" help:"longest wait for a broker or NameServer answer when the client's own deadline is not shorter (long polls wait for the client's polling time on top)"`
+	DialTimeout          time.Duration `yaml:"dialTimeout" help:"longest wait for a TCP (and TLS) connection to a broker or NameServer"`
+	StartTimeout         time.Duration `yaml:"startTimeout" help:"how long start-up waits for a NameServer to answer before rmqproxy gives up"`
+	ConnectionsPerBroker int           `yaml:"connectionsPerBroker" help:"TCP connections kept to each broker and NameServer"`
+	MaxInFlight          int           `yaml:"maxInFlight" help:"most requests waiting for an answer on one connection; more wait for a free slot"`
+	RouteTTL             time.Duration `yaml:"routeTTL" help:"how long a topic route, topic configuration or group configuration is used before it is read again (a failed broker call refreshes it at once)"`
+	Isolation            time.Duration `yaml:"isolation" help:"a broker that failed a call is avoided for this long by sends and receives that can go elsewhere"`
+	HeartbeatInterval    time.Duration `yaml:"heartbeatInterval" help:"how often the producer and consumer groups of connected clients are registered with every broker (brokers forget a registration after 120 s)"`
+
+	TLS BrokerTLS `yaml:"tls"`
+	ACL BrokerACL `yaml:"acl"`
+}
+
+// BrokerTLS configures TLS on the connections to brokers and NameServers.
+type BrokerTLS struct {
+	Enabled            bool   `yaml:"enabled" help:"connect to brokers and NameServers with TLS"`
+	CAFile             string `yaml:"caFile" help:"PEM file of the certificate authorities that sign the brokers' certificates; empty: the system's"`
+	ServerName         string `yaml:"serverName" help:"name checked against the brokers' certificates; empty: the host of each address"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only)"`
+}
+
+// BrokerACL holds the credentials rmqproxy signs its broker requests with
+// (RocketMQ's classic ACL, AclClientRPCHook).
+type BrokerACL struct {
+	AccessKey string `yaml:"accessKey" help:"access key of the brokers' ACL; empty: requests are not signed"`
+	SecretKey string `yaml:"secretKey" secret:"true" help:"secret key of the brokers' ACL"`
+}
+
+// DefaultConfig returns the defaults: a NameServer on localhost, the
+// cluster name RocketMQ brokers use by default, and the Apache proxy's
+// timeouts where it has them.
+func DefaultConfig() Config {
+	return Config{
+		NameServers:          []string{"127.0.0.1:9876"},
+		ClusterName:          "DefaultCluster",
+		RequestTimeout:       5 * time.Second,
+		DialTimeout:          3 * time.Second,
+		StartTimeout:         10 * time.Second,
+		ConnectionsPerBroker: 2,
+		MaxInFlight:          1024,
+		RouteTTL:             20 * time.Second,
+		Isolation:            10 * time.Second,
+		HeartbeatInterval:    10 * time.Second,
+	}
+}
+
+// Validate checks the configuration; each message names the yaml key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.NameServers) == 0 {
+		bad("nameServers must list at least one NameServer address (host:port)")
+	}
+	for _, a := range c.NameServers {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			bad("nameServers: %q is not host:port", a)
+			continue
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			bad("nameServers: %q: port must be a number between 1 and 65535", a)
+		}
+	}
+	if strings.TrimSpace(c.ClusterName) == "" {
+		bad("clusterName must not be empty (the brokerClusterName of the brokers, DefaultCluster unless they set one)")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"requestTimeout", c.RequestTimeout}, {"dialTimeout", c.DialTimeout}, {"startTimeout", c.StartTimeout},
+		{"routeTTL", c.RouteTTL}, {"heartbeatInterval", c.HeartbeatInterval}} {
+		if d.v <= 0 {
+			bad("%s must be > 0, got %v", d.key, d.v)
+		}
+	}
+	if c.Isolation < 0 {
+		bad("isolation must be >= 0 (0 never avoids a failed broker), got %v", c.Isolation)
+	}
+	if c.HeartbeatInterval >= 120*time.Second {
+		bad("heartbeatInterval must be shorter than the brokers' 120 s client expiry, got %v", c.HeartbeatInterval)
+	}
+	if c.ConnectionsPerBroker < 1 || c.ConnectionsPerBroker > 64 {
+		bad("connectionsPerBroker must be in [1, 64], got %d", c.ConnectionsPerBroker)
+	}
+	if c.MaxInFlight < 1 {
+		bad("maxInFlight must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.TLS.CAFile != "" {
+		if _, err := os.Stat(c.TLS.CAFile); err != nil {
+			bad("tls.caFile: %v", err)
+		}
+	}
+	if (c.ACL.AccessKey == "") != (c.ACL.SecretKey == "") {
+		bad("acl.accessKey and acl.secretKey must be set together")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return nil
+}
+
+// Module provides the cluster adapter as *Broker, [ports.Broker],
+// [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller],
+// [ports.Offsets] and [ports.ClientTracker], and its readiness check
+// ("cluster", see [Broker.Ready]) to the health server. It takes Config,
+// *slog.Logger and [ports.Clock] from the container. OnStart fails when no
+// NameServer answers within Config.StartTimeout; OnStop stops the
+// heartbeats, unregisters this proxy from the brokers and closes every
+// connection. The hooks are appended by the module's invoke, so that
+// modules listed before it (the health server) start first and report the
+// wait.
+var Module = fx.Module("cluster",
+	fx.Provide(
+		fx.Annotate(New,
+			fx.As(fx.Self()),
+			fx.As(new(ports.Broker)),
+			fx.As(new(ports.Metadata)),
+			fx.As(new(ports.Admin)),
+			fx.As(new(ports.Transactions)),
+			fx.As(new(ports.Recaller)),
+			fx.As(new(ports.Offsets)),
+			fx.As(new(ports.ClientTracker)),
+		),
+		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.Ready} }),
+	),
+	fx.Invoke(func(lc fx.Lifecycle, b *Broker) {
+		lc.Append(fx.Hook{OnStart: b.Start, OnStop: b.Close})
+	}),
+)

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// queueBroker returns the broker address of a queue of a topic.
+func (b *Broker) queueBroker(ctx context.Context, q domain.QueueRef) (string, error) {
+	e, err := b.meta.topic(ctx, q.Topic)
+	if err != nil {
+		return "", err
+	}
+	return e.addr(q.BrokerName)
+}
+
+// Pull implements [ports.Offsets] with PULL_MESSAGE (suspended for the
+// polling time at the broker, subscription in the request).
+func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
+	q := req.Queue
+	addr, err := b.queueBroker(ctx, q)
+	if err != nil {
+		return ports.PullResult{}, err
+	}
+	f := req.Filter
+	if f == nil {
+		f = filter.All
+	}
+	expr := f.Expression()
+	expType, exp := remoting.ExpressionTag, "*"
+	if expr.Type == filter.TypeSQL92 {
+		expType, exp = remoting.ExpressionSQL92, expr.Text
+	} else if expr.Text != "" {
+		exp = expr.Text
+	}
+	poll := req.PollTimeout
+	timeout := b.cfg.RequestTimeout + poll
+	if dl, ok := ctx.Deadline(); ok {
+		remaining := time.Until(dl)
+		poll = min(poll, remaining-pollReserve(remaining))
+		timeout = remaining
+	}
+	poll = max(poll, 0)
+	flags := remoting.PullSubscription
+	if poll > 0 {
+		flags |= remoting.PullSuspend
+	}
+	h := remoting.PullMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: req.Group, Topic: q.Topic,
+		QueueID: q.QueueID, QueueOffset: req.Offset, MaxMsgNums: max(req.BatchSize, 1), SysFlag: flags,
+		SuspendTimeoutMillis: poll.Milliseconds(), Subscription: exp, SubVersion: b.clock.Now().UnixMilli(), ExpressionType: expType}
+	resp, err := b.invokeFor(ctx, addr, remoting.NewRequest(remoting.RequestPullMessage, remoting.EncodeHeader(&h), nil), timeout)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.failed(q.BrokerName, err)
+		}
+		return ports.PullResult{}, mapError(err)
+	}
+	var ph remoting.PullMessageResponseHeader
+	code := remoting.ResponseCode(resp.Code)
+	switch code {
+	case remoting.ResponseSuccess, remoting.ResponsePullNotFound, remoting.ResponsePullRetryImmediately, remoting.ResponsePullOffsetMoved:
+		if err := decodeHeader(resp, &ph); err != nil {
+			return ports.PullResult{}, err
+		}
+	default:
+		return ports.PullResult{}, mapError(remoting.Expect(resp))
+	}
+	out := ports.PullResult{NextOffset: ph.NextBeginOffset, MinOffset: ph.MinOffset, MaxOffset: ph.MaxOffset}
+	switch code {
+	case remoting.ResponsePullOffsetMoved:
+		return ports.PullResult{}, domain.Errorf(domain.ReasonIllegalOffset,
+			"offset %d is out of range of queue %s: it holds offsets [%d, %d)", req.Offset, q, ph.MinOffset, ph.MaxOffset)
+	case remoting.ResponsePullNotFound, remoting.ResponsePullRetryImmediately:
+		if req.Offset > ph.MaxOffset {
+			return ports.PullResult{}, domain.Errorf(domain.ReasonIllegalOffset,
+				"offset %d is beyond the end of queue %s (%d)", req.Offset, q, ph.MaxOffset)
+		}
+		return out, nil
+	}
+	raw, err := remoting.DecodeMessages(resp.Body)
+	if err != nil {
+		return ports.PullResult{}, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pull answer could not be decoded")
+	}
+	for i := range raw {
+		sm, err := storedMessage(&raw[i], q.Topic, q.BrokerName)
+		if err != nil {
+			return ports.PullResult{}, err
+		}
+		if f.Match(&sm.Message) {
+			out.Messages = append(out.Messages, sm)
+		}
+	}
+	return out, nil
+}
+
+// queueOffset asks a queue's minimum or maximum offset.
+func (b *Broker) queueOffset(ctx context.Context, addr string, q domain.QueueRef, maxOffset bool) (int64, error) {
+	rpc := remoting.RPC{BrokerName: q.BrokerName}
+	code, h := remoting.RequestGetMinOffset, remoting.GetMinOffsetRequestHeader(rpc, q.Topic, q.QueueID)
+	if maxOffset {
+		code, h = remoting.RequestGetMaxOffset, remoting.GetMaxOffsetRequestHeader(rpc, q.Topic, q.QueueID, false)
+	}
+	resp, err := b.call(ctx, addr, code, h, nil)
+	if err != nil {
+		b.failed(q.BrokerName, err)
+		return 0, mapError(err)
+	}
+	var oh remoting.OffsetResponseHeader
+	if err := decodeHeader(resp, &oh); err != nil {
+		return 0, err
+	}
+	return oh.Offset, nil
+}
+
+// UpdateOffset implements [ports.Offsets]: UPDATE_CONSUMER_OFFSET, after
+// checking the offset against the queue's end.
+func (b *Broker) UpdateOffset(ctx context.Context, group string, q domain.QueueRef, offset int64) error {
+	addr, err := b.queueBroker(ctx, q)
+	if err != nil {
+		return err
+	}
+	maxOff, err := b.queueOffset(ctx, addr, q, true)
+	if err != nil {
+		return err
+	}
+	if offset < 0 || offset > maxOff {
+		return domain.Errorf(domain.ReasonIllegalOffset, "offset %d is out of range of queue %s: [0, %d]", offset, q, maxOff)
+	}
+	_, err = b.call(ctx, addr, remoting.RequestUpdateConsumerOffset, &remoting.UpdateConsumerOffsetRequestHeader{
+		RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: group, Topic: q.Topic, QueueID: q.QueueID, CommitOffset: offset}, nil)
+	if err != nil {
+		b.failed(q.BrokerName, err)
+		return mapError(err)
+	}
+	return nil
+}
+
+// GetOffset implements [ports.Offsets]: QUERY_CONSUMER_OFFSET, asking the
+// broker not to answer 0 for a group that never committed.
+func (b *Broker) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
+	addr, err := b.queueBroker(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	no := false
+	resp, err := b.call(ctx, addr, remoting.RequestQueryConsumerOffset, &remoting.QueryConsumerOffsetRequestHeader{
+		RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: group, Topic: q.Topic, QueueID: q.QueueID, SetZeroIfNotFound: &no}, nil)
+	if isCode(err, remoting.ResponseQueryNotFound) {
+		return 0, domain.Errorf(domain.ReasonOffsetNotFound, "consumer group %q has committed no offset for queue %s", group, q)
+	}
+	if err != nil {
+		b.failed(q.BrokerName, err)
+		return 0, mapError(err)
+	}
+	var oh remoting.OffsetResponseHeader
+	if err := decodeHeader(resp, &oh); err != nil {
+		return 0, err
+	}
+	return oh.Offset, nil
+}
+
+// QueryOffset implements [ports.Offsets]: GET_MIN_OFFSET, GET_MAX_OFFSET or
+// SEARCH_OFFSET_BY_TIMESTAMP.
+func (b *Broker) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
+	addr, err := b.queueBroker(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	switch p {
+	case ports.OffsetBeginning:
+		return b.queueOffset(ctx, addr, q, false)
+	case ports.OffsetEnd:
+		return b.queueOffset(ctx, addr, q, true)
+	}
+	resp, err := b.call(ctx, addr, remoting.RequestSearchOffsetByTimestamp, &remoting.SearchOffsetRequestHeader{
+		RPC: remoting.RPC{BrokerName: q.BrokerName}, Topic: q.Topic, QueueID: q.QueueID, Timestamp: at.UnixMilli(), BoundaryType: remoting.BoundaryLower}, nil)
+	if err != nil {
+		b.failed(q.BrokerName, err)
+		return 0, mapError(err)
+	}
+	var oh remoting.OffsetResponseHeader
+	if err := decodeHeader(resp, &oh); err != nil {
+		return 0, err
+	}
+	return oh.Offset, nil
+}

@@ -1,0 +1,347 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// Header values the Apache proxy sends with every send.
+const (
+	defaultTopic          = "TBW102"
+	defaultTopicQueueNums = 4
+)
+
+// maxSendAttempts bounds the brokers one send is tried on.
+const maxSendAttempts = 3
+
+// Send implements [ports.Broker]: it stores msgs in queue q with one
+// SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) to q's broker. When that broker
+// is isolated after a recent failure, or the attempt fails in a way that
+// stored nothing, a batch without a message group moves to a queue of
+// another broker; a FIFO batch stays on its queue to keep its order.
+func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+	if len(msgs) == 0 {
+		return nil, domain.Errorf(domain.ReasonMessageCorrupted, "no message to send")
+	}
+	e, err := b.meta.topic(ctx, q.Topic)
+	if err != nil {
+		return nil, err
+	}
+	movable := msgs[0].Group == ""
+	tried := map[string]bool{}
+	if movable && b.faults.isolated(q.BrokerName, b.clock.Now()) {
+		if alt, ok := b.otherQueue(e, q, tried); ok {
+			q = alt
+		}
+	}
+	body, code, props, err := encodeSend(msgs)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		tried[q.BrokerName] = true
+		receipts, err := b.sendTo(ctx, e, q, msgs, body, code, props)
+		if err == nil {
+			return receipts, nil
+		}
+		b.failed(q.BrokerName, err)
+		if isCode(err, remoting.ResponseTopicNotExist) {
+			b.meta.invalidateTopic(q.Topic)
+		}
+		if !movable || attempt >= maxSendAttempts || !notStored(err) || ctx.Err() != nil {
+			return nil, mapError(err)
+		}
+		alt, ok := b.otherQueue(e, q, tried)
+		if !ok {
+			return nil, mapError(err)
+		}
+		b.log.LogAttrs(ctx, slog.LevelDebug, "send failed before storing; trying another broker",
+			slog.String("broker", q.BrokerName), slog.String("next", alt.BrokerName), slog.Any("error", err))
+		q = alt
+	}
+}
+
+// otherQueue picks a writable queue of a broker not tried yet and not
+// isolated, preferring q's queue id.
+func (b *Broker) otherQueue(e *topicEntry, q domain.QueueRef, tried map[string]bool) (domain.QueueRef, bool) {
+	now := b.clock.Now()
+	var best *ports.RouteQueue
+	for i := range e.route.Queues {
+		rq := &e.route.Queues[i]
+		if !rq.Permission.Writable() || tried[rq.BrokerName] || rq.BrokerName == q.BrokerName || b.faults.isolated(rq.BrokerName, now) {
+			continue
+		}
+		if best == nil || (best.BrokerName == rq.BrokerName && rq.QueueID == q.QueueID) {
+			best = rq
+		}
+	}
+	if best == nil {
+		return q, false
+	}
+	return domain.QueueRef{Topic: q.Topic, BrokerName: best.BrokerName, QueueID: best.QueueID}, true
+}
+
+// encodeSend builds the body, request code and header properties of a send.
+func encodeSend(msgs []domain.Message) ([]byte, remoting.RequestCode, string, error) {
+	if len(msgs) == 1 {
+		props, err := remoting.FormatProperties(messageProperties(&msgs[0]))
+		if err != nil {
+			return nil, 0, "", domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the message's properties do not fit a RocketMQ message")
+		}
+		return msgs[0].Body, remoting.RequestSendMessageV2, props, nil
+	}
+	batch := make([]remoting.BatchMessage, len(msgs))
+	for i := range msgs {
+		batch[i] = remoting.BatchMessage{Body: msgs[i].Body, Properties: messageProperties(&msgs[i])}
+	}
+	body, err := remoting.EncodeBatch(batch)
+	if err != nil {
+		return nil, 0, "", domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the batch does not fit a RocketMQ batch message")
+	}
+	return body, remoting.RequestSendBatchMessage, "", nil
+}
+
+// sendTo sends to one queue and returns one receipt per message, or the
+// raw failure (see mapError).
+func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, msgs []domain.Message, body []byte, code remoting.RequestCode, props string) ([]domain.SendReceipt, error) {
+	addr, err := e.addr(q.BrokerName)
+	if err != nil {
+		return nil, err
+	}
+	first := &msgs[0]
+	born := first.BornAt
+	if born.IsZero() {
+		born = b.clock.Now()
+	}
+	h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ProducerGroup: q.Topic, Topic: q.Topic,
+		DefaultTopic: defaultTopic, DefaultTopicQueueNums: defaultTopicQueueNums, QueueID: q.QueueID, SysFlag: sysFlagOf(first),
+		BornTimestamp: born.UnixMilli(), Properties: props, Batch: len(msgs) > 1}
+	resp, err := b.invoke(ctx, addr, remoting.NewRequest(code, h.AppendFieldsV2(nil), body))
+	if err != nil {
+		return nil, err
+	}
+	if err := remoting.Expect(resp); err != nil {
+		return nil, err
+	}
+	var sr remoting.SendMessageResponseHeader
+	if err := decodeHeader(resp, &sr); err != nil {
+		return nil, err
+	}
+	ids := strings.Split(sr.MsgID, ",")
+	out := make([]domain.SendReceipt, len(msgs))
+	for i := range msgs {
+		r := domain.SendReceipt{MessageID: msgs[i].ID, QueueID: sr.QueueID, QueueOffset: sr.QueueOffset + int64(i), RecallHandle: sr.RecallHandle}
+		if len(msgs) > 1 {
+			r.RecallHandle = ""
+		}
+		if msgs[i].Transactional {
+			var clo int64 = -1
+			if i < len(ids) {
+				if _, off, err := remoting.ParseOffsetMsgID(ids[i]); err == nil {
+					clo = off
+				}
+			}
+			r.TransactionID = transactionID{Broker: q.BrokerName, CommitLogOffset: clo, QueueOffset: r.QueueOffset, MessageID: msgs[i].ID}.String()
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// transactionID locates a half message, so that any rmqproxy instance can
+// end the transaction: the broker holding it, its commit-log offset and
+// its offset in the half-message queue (what END_TRANSACTION needs), and
+// its message id. Clients treat it as opaque.
+type transactionID struct {
+	Broker          string
+	CommitLogOffset int64
+	QueueOffset     int64
+	MessageID       string
+}
+
+const txIDVersion = "t1"
+
+// String encodes the id as URL-safe base64 of its space-separated fields.
+func (t transactionID) String() string {
+	raw := strings.Join([]string{txIDVersion, t.Broker, strconv.FormatInt(t.CommitLogOffset, 10),
+		strconv.FormatInt(t.QueueOffset, 10), t.MessageID}, " ")
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// parseTransactionID decodes an id made by String.
+func parseTransactionID(s string) (transactionID, error) {
+	bad := domain.Errorf(domain.ReasonInvalidTransactionID,
+		"transaction id %q was not issued by rmqproxy in cluster mode; pass the transaction id of the send receipt or of the check-back", truncate(s, 64))
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) > 1024 {
+		return transactionID{}, bad
+	}
+	f := strings.Split(string(raw), " ")
+	if len(f) != 5 || f[0] != txIDVersion || f[1] == "" {
+		return transactionID{}, bad
+	}
+	t := transactionID{Broker: f[1], MessageID: f[4]}
+	if t.CommitLogOffset, err = strconv.ParseInt(f[2], 10, 64); err != nil || t.CommitLogOffset < 0 {
+		return transactionID{}, bad
+	}
+	if t.QueueOffset, err = strconv.ParseInt(f[3], 10, 64); err != nil || t.QueueOffset < 0 {
+		return transactionID{}, bad
+	}
+	return t, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// EndTransaction implements [ports.Transactions]: END_TRANSACTION to the
+// broker the transaction id names, with the producer group = topic that
+// the half message was sent with.
+func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionRequest) error {
+	t, err := parseTransactionID(req.TransactionID)
+	if err != nil {
+		return err
+	}
+	var verdict int32
+	switch req.Resolution {
+	case ports.ResolutionCommit:
+		verdict = remoting.TransactionCommit
+	case ports.ResolutionRollback:
+		verdict = remoting.TransactionRollback
+	default:
+		return nil
+	}
+	addr, err := b.meta.brokerAddr(ctx, t.Broker)
+	if err != nil {
+		return err
+	}
+	msgID := req.MessageID
+	if msgID == "" {
+		msgID = t.MessageID
+	}
+	h := remoting.EndTransactionRequestHeader{RPC: remoting.RPC{BrokerName: t.Broker}, Topic: req.Topic, ProducerGroup: req.Topic,
+		TranStateTableOffset: t.QueueOffset, CommitLogOffset: t.CommitLogOffset, CommitOrRollback: verdict,
+		FromTransactionCheck: req.FromCheck, MsgID: msgID, TransactionID: t.MessageID}
+	_, err = b.call(ctx, addr, remoting.RequestEndTransaction, &h, nil)
+	if err != nil {
+		b.failed(t.Broker, err)
+		if isCode(err, remoting.ResponseSystemError) {
+			// The broker found no such half message, or it is resolved.
+			return domain.Wrap(domain.ReasonInvalidTransactionID, err, "the transaction cannot be ended: "+remarkOf(err))
+		}
+		return mapError(err)
+	}
+	return nil
+}
+
+func remarkOf(err error) string {
+	var re *remoting.ResponseError
+	if errors.As(err, &re) && re.Remark != "" {
+		return re.Remark
+	}
+	return err.Error()
+}
+
+// onCheckTransaction serves a broker's CHECK_TRANSACTION_STATE: the half
+// message goes to the application's check handler, which relays it to a
+// producer of its topic connected to this proxy; the producer answers with
+// EndTransaction. The broker sends it oneway and asks again later when
+// nobody answers.
+func (b *Broker) onCheckTransaction(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
+	var h remoting.CheckTransactionStateRequestHeader
+	if err := h.DecodeFields(req.Fields); err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a broker sent a transaction check this proxy cannot read", slog.String("broker_addr", addr), slog.Any("error", err))
+		return nil
+	}
+	m, err := remoting.DecodeMessage(req.Body)
+	if err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a broker sent a transaction check with a message this proxy cannot read", slog.String("broker_addr", addr), slog.Any("error", err))
+		return nil
+	}
+	broker := h.BrokerName
+	if broker == "" {
+		broker = b.meta.brokerNameOf(addr)
+	}
+	handler := b.checkHandler()
+	if broker == "" || handler == nil {
+		return nil
+	}
+	topic := m.Topic
+	if rt := m.Properties.Value(remoting.PropertyRealTopic); rt != "" && strings.HasPrefix(topic, "RMQ_SYS_") {
+		topic = rt
+	}
+	sm, err := storedMessage(&m, topic, broker)
+	if err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a transaction check's message cannot be relayed", slog.String("broker", broker), slog.Any("error", err))
+		return nil
+	}
+	id := m.Properties.Value(remoting.PropertyUniqKey)
+	if id == "" {
+		id = h.MsgID
+	}
+	sm.TransactionID = transactionID{Broker: broker, CommitLogOffset: h.CommitLogOffset, QueueOffset: h.TranStateTableOffset, MessageID: id}.String()
+	checks, _ := strconv.ParseInt(m.Properties.Value(remoting.PropertyTransactionCheckTimes), 10, 32)
+	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	handler(hctx, ports.TransactionCheck{Message: sm, Checks: int32(checks)})
+	return nil
+}
+
+// recallHandle is what a broker's recall handle holds (upstream
+// RecallMessageHandle.HandleV1: URL-safe base64 of "v1 topic broker
+// deliveryTimeMs messageId").
+func parseRecallHandle(s string) (topic, broker string, ok bool) {
+	raw, err := base64.URLEncoding.DecodeString(s)
+	if err != nil {
+		if raw, err = base64.RawURLEncoding.DecodeString(s); err != nil {
+			return "", "", false
+		}
+	}
+	f := strings.Split(string(raw), " ")
+	if len(f) < 5 || f[0] != "v1" || f[2] == "" {
+		return "", "", false
+	}
+	return f[1], f[2], true
+}
+
+// Recall implements [ports.Recaller]: RECALL_MESSAGE to the broker the
+// recall handle names.
+func (b *Broker) Recall(ctx context.Context, topic, handle string) (string, error) {
+	_, broker, ok := parseRecallHandle(handle)
+	if !ok {
+		return "", domain.Errorf(domain.ReasonBadRequest, "recall handle is invalid: pass the recall handle of a delay message's send receipt")
+	}
+	addr, err := b.meta.brokerAddr(ctx, broker)
+	if err != nil {
+		return "", err
+	}
+	resp, err := b.call(ctx, addr, remoting.RequestRecallMessage,
+		&remoting.RecallMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ProducerGroup: topic, Topic: topic, RecallHandle: handle}, nil)
+	if err != nil {
+		b.failed(broker, err)
+		switch {
+		case isCode(err, remoting.ResponseIllegalOperation) && strings.Contains(remarkOf(err), "timestamp invalid"):
+			return "", domain.Wrap(domain.ReasonNotFound, err, "the message cannot be recalled: its delivery time has passed")
+		case isCode(err, remoting.ResponseNoPermission):
+			return "", domain.Wrap(domain.ReasonBrokerError, err, remarkOf(err)+" (the broker's recallMessageEnable is false)")
+		}
+		return "", mapError(err)
+	}
+	var rh remoting.RecallMessageResponseHeader
+	if err := decodeHeader(resp, &rh); err != nil {
+		return "", err
+	}
+	return rh.MsgID, nil
+}
