@@ -91,12 +91,11 @@ func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig
 	return out, err
 }
 
-// userTopic reports whether a topic is one users create (not RocketMQ's
-// own, a retry or dead-letter topic, or the topic named after a broker or
-// cluster).
+// userTopic reports whether a topic is one users see: theirs and the
+// dead-letter topics the brokers create, not RocketMQ's own, retry topics
+// or the topics named after a broker or cluster.
 func (b *Broker) userTopic(name string, v *clusterView) bool {
-	if domain.IsSystemTopic(name) || strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) ||
-		strings.HasPrefix(name, remoting.DLQGroupTopicPrefix) || domain.ValidateTopicName(name) != nil {
+	if domain.IsSystemTopic(name) || strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) || domain.ValidateTopicName(name) != nil {
 		return false
 	}
 	if v != nil {

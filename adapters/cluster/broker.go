@@ -161,7 +161,9 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 		b.unregisterAll(ctx)
 	}
-	return b.rpc.Close()
+	err := b.rpc.Close()
+	b.log.Info("cluster adapter closed")
+	return err
 }
 
 // Ready reports whether a NameServer answers and at least one master

@@ -65,7 +65,11 @@ func messageProperties(m *domain.Message) remoting.Properties {
 		add(remoting.PropertyBornTimestamp, strconv.FormatInt(m.BornAt.UnixMilli(), 10))
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-		add(k, m.Properties[k])
+		// An empty value does not survive RocketMQ's properties string
+		// (Java drops it when parsing): leave it out, as it would arrive.
+		if v := m.Properties[k]; v != "" {
+			add(k, v)
+		}
 	}
 	return p
 }

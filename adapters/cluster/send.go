@@ -94,8 +94,11 @@ func (b *Broker) otherQueue(e *topicEntry, q domain.QueueRef, tried map[string]b
 func encodeSend(msgs []domain.Message) ([]byte, remoting.RequestCode, string, error) {
 	if len(msgs) == 1 {
 		props, err := remoting.FormatProperties(messageProperties(&msgs[0]))
+		if err == nil && len(props) > remoting.MaxPropertiesLen {
+			err = errors.New("properties exceed 32767 bytes")
+		}
 		if err != nil {
-			return nil, 0, "", domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the message's properties do not fit a RocketMQ message")
+			return nil, 0, "", propertiesError(err)
 		}
 		return msgs[0].Body, remoting.RequestSendMessageV2, props, nil
 	}
@@ -105,9 +108,19 @@ func encodeSend(msgs []domain.Message) ([]byte, remoting.RequestCode, string, er
 	}
 	body, err := remoting.EncodeBatch(batch)
 	if err != nil {
-		return nil, 0, "", domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the batch does not fit a RocketMQ batch message")
+		return nil, 0, "", propertiesError(err)
 	}
 	return body, remoting.RequestSendBatchMessage, "", nil
+}
+
+// propertiesError explains properties RocketMQ's format cannot carry: too
+// long in all (32767 bytes), or a separator character in a key or value.
+func propertiesError(err error) error {
+	var de *remoting.DecodeError
+	if errors.As(err, &de) && !strings.Contains(de.Reason, "exceed") {
+		return domain.Wrap(domain.ReasonBadRequest, err, "a message property cannot be stored by RocketMQ: "+de.Reason)
+	}
+	return domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the message's properties are longer than RocketMQ's limit of 32767 bytes")
 }
 
 // sendTo sends to one queue and returns one receipt per message, or the

@@ -57,6 +57,7 @@ func startServing(t *testing.T, dir string, flags ...string) *testenv.Child {
 // group deletion (whose state it holds): the data directory must start, and
 // serve, each time.
 func TestKill9RightAfterTopicAndGroupDelete(t *testing.T) {
+	testenv.LocalOnly(t, "it reads the embedded broker's snapshot files")
 	dir := t.TempDir()
 	flags := append([]string{"--local.snapshotInterval=200ms"}, fastConsumer...)
 	c := testenv.StartChild(t, dir, flags...)

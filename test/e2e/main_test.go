@@ -8,7 +8,9 @@ import (
 )
 
 // The proxy runs as a child process: see testenv.UseChildProcess for why.
+// Every test runs twice: against local mode, then against cluster mode in
+// front of a real Apache RocketMQ (testenv.MainTargets).
 func TestMain(m *testing.M) {
 	testenv.UseChildProcess = true
-	os.Exit(testenv.Main(m))
+	os.Exit(testenv.MainTargets(m))
 }

@@ -211,8 +211,19 @@ func (b *Broker) Kill() error {
 	}
 }
 
-// launchBroker starts a broker and waits until it is registered.
+// launchBroker starts a broker and waits until it is registered. A
+// broker that lost its ports to another process between the check and its
+// bind is started again on others.
 func (c *Cluster) launchBroker(opt Options) (*Broker, error) {
+	for attempt := 1; ; attempt++ {
+		b, err := c.launchBrokerOnce(opt)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return b, err
+		}
+	}
+}
+
+func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	opt.defaults()
 	port, err := freePorts(2) // the broker listens on P, P-2 (the "fast" port) and P+1 (HA)
 	if err != nil {
@@ -238,14 +249,15 @@ func (c *Cluster) launchBroker(opt Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p}
+	if err := c.waitRegistered(b); err != nil {
+		p.kill(syscall.SIGKILL, 0)
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.Broker == "" {
 		c.Broker, c.BrokerName, c.ClusterName = addr, opt.BrokerName, opt.ClusterName
 	}
 	c.mu.Unlock()
-	if err := c.waitRegistered(b); err != nil {
-		return nil, err
-	}
 	return b, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,48 +15,133 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
 )
 
-// nameServer is the NameServer MainWithNameServer started for the test
-// binary, or nil; nameServerErr says why there is none.
+// Targets: what the proxy under test serves from.
+const (
+	// TargetLocal: rmqproxy's embedded broker (mode local).
+	TargetLocal = "local"
+	// TargetCluster: a real Apache RocketMQ NameServer and Broker, through
+	// rmqproxy in mode cluster.
+	TargetCluster = "cluster"
+)
+
+// Target is the target of the running pass: [Config] and [StartChild]
+// configure rmqproxy for it. [MainTargets] sets it.
+var Target = TargetLocal
+
 var (
+	// nameServer is the NameServer of the test binary's cluster pass, or
+	// nil; nameServerErr says why there is none.
 	nameServer    *rocketmqenv.Cluster
 	nameServerErr error
 	brokerSeq     atomic.Int32
+	// brokers holds the broker each test of the cluster pass runs against.
+	brokers sync.Map // testing.TB → *rocketmqenv.Broker
 )
 
-// MainWithNameServer is Main for test binaries that run rmqproxy in
-// cluster mode: it starts one Apache RocketMQ NameServer for the whole
-// binary (JVMs are slow to start) and stops it after the tests. When java
-// or the jars are missing, the cluster tests skip (or fail under
-// RMQPROXY_TEST_REQUIRE_SERVICES=1) and the others run.
-func MainWithNameServer(m *testing.M) int {
+// targets returns the targets to run: RMQPROXY_TEST_TARGETS
+// ("local,cluster" by default).
+func targets() []string {
+	v := os.Getenv("RMQPROXY_TEST_TARGETS")
+	if v == "" {
+		return []string{TargetLocal, TargetCluster}
+	}
+	return strings.Split(v, ",")
+}
+
+// MainTargets runs a test binary's tests once per target, the same tests
+// against both: first local mode, then cluster mode in front of a real
+// Apache RocketMQ (one NameServer for the binary, a broker of its own per
+// test, since JVMs are slow to start). When java or the RocketMQ jars are
+// missing the cluster pass is skipped with a message (a failure under
+// RMQPROXY_TEST_REQUIRE_SERVICES=1). RMQPROXY_TEST_TARGETS=local (or
+// cluster) runs one pass. Tests that only make sense for the embedded
+// broker call [LocalOnly].
+func MainTargets(m *testing.M) int {
+	code := 0
+	for _, target := range targets() {
+		fmt.Printf("=== target %s\n", target)
+		var c int
+		switch target {
+		case TargetLocal:
+			Target = TargetLocal
+			c = Main(m)
+		case TargetCluster:
+			c = mainCluster(m, false)
+		default:
+			fmt.Fprintf(os.Stderr, "RMQPROXY_TEST_TARGETS: unknown target %q (local or cluster)\n", target)
+			c = 2
+		}
+		code = max(code, c)
+	}
+	return code
+}
+
+// MainWithNameServer runs a test binary whose tests are all cluster-mode
+// tests (they call [ClusterConfig]): one pass, target cluster.
+func MainWithNameServer(m *testing.M) int { return mainCluster(m, true) }
+
+func mainCluster(m *testing.M, always bool) int {
+	Target = TargetCluster
+	defer func() { Target = TargetLocal }()
 	ns, err := rocketmqenv.LaunchNameServer("")
 	if ns != nil {
 		defer ns.Close()
 	}
 	var missing *rocketmqenv.UnavailableError
-	if err != nil && !errors.As(err, &missing) {
+	switch {
+	case err == nil:
+	case !errors.As(err, &missing) || rocketmqenv.Required():
 		fmt.Fprintln(os.Stderr, "starting the RocketMQ NameServer:", err)
 		return 1
+	case !always:
+		fmt.Println("SKIP target cluster:", err)
+		return 0
 	}
 	nameServer, nameServerErr = ns, err
+	defer func() { nameServer, nameServerErr = nil, nil }()
 	return Main(m)
+}
+
+// LocalOnly skips the test in the cluster pass: it is about the embedded
+// broker (its files, its recovery), which cluster mode does not have.
+func LocalOnly(t testing.TB, why string) {
+	t.Helper()
+	if Target == TargetCluster {
+		t.Skip("local mode only: " + why)
+	}
 }
 
 // ClusterBroker is the broker a cluster-mode test runs against.
 type ClusterBroker = rocketmqenv.Broker
 
-// ClusterConfig starts a broker of its own for this test (in a cluster of
-// its own) against the binary's NameServer, and returns Config(t) turned
-// to cluster mode in front of it. The broker checks orphaned transactions
-// every second after one second (as the local-mode tests configure the
-// embedded engine) and allows recalls. It skips the test when RocketMQ
-// cannot run here, or fails it under RMQPROXY_TEST_REQUIRE_SERVICES=1.
-func ClusterConfig(t testing.TB, extra ...string) (app.Root, *ClusterBroker) {
+// Broker returns the broker of the test in the cluster pass, starting it
+// on first use (nil in the local pass).
+func Broker(t testing.TB) *ClusterBroker {
 	t.Helper()
+	if Target != TargetCluster {
+		return nil
+	}
+	return clusterBroker(t)
+}
+
+// clusterBroker starts (once per test) a broker of its own, in a cluster
+// of its own, against the binary's NameServer. It checks orphaned
+// transactions every second after one second (as the local-mode tests
+// configure the embedded engine), writes transaction outcomes within 100
+// ms (its default of 3 s would let a check-back reach a transaction
+// committed a second earlier, and a checker that commits again would
+// duplicate the message) and allows recalls. It skips the test
+// when RocketMQ cannot run here, or fails it under
+// RMQPROXY_TEST_REQUIRE_SERVICES=1.
+func clusterBroker(t testing.TB) *ClusterBroker {
+	t.Helper()
+	if b, ok := brokers.Load(t); ok {
+		return b.(*ClusterBroker)
+	}
 	if nameServer == nil {
 		err := nameServerErr
 		if err == nil {
-			err = errors.New("the test binary did not start a NameServer (use testenv.MainWithNameServer in TestMain)")
+			err = errors.New("the test binary started no NameServer (TestMain must use testenv.MainTargets or MainWithNameServer)")
 		}
 		if rocketmqenv.Required() {
 			t.Fatal(err)
@@ -62,13 +149,51 @@ func ClusterConfig(t testing.TB, extra ...string) (app.Root, *ClusterBroker) {
 		t.Skip(err)
 	}
 	n := strconv.Itoa(int(brokerSeq.Add(1)))
-	opt := rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n,
-		Extra: append([]string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "recallMessageEnable=true"}, extra...)}
-	b := nameServer.AddBroker(t, opt)
-	cfg := Config(t)
+	b := nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n,
+		Extra: []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true"}})
+	brokers.Store(t, b)
+	t.Cleanup(func() { brokers.Delete(t) })
+	t.Logf("target cluster: broker %s at %s, NameServer %s", b.Name, b.Addr, nameServer.NameServer)
+	return b
+}
+
+// clusterFlags are the command-line settings that put a child rmqproxy in
+// front of the test's broker.
+func clusterFlags(t testing.TB) []string {
+	b := clusterBroker(t)
+	return []string{"--mode=cluster", "--cluster.nameServers=" + nameServer.NameServer, "--cluster.clusterName=" + b.Cluster,
+		"--cluster.routeTTL=2s"}
+}
+
+// applyTarget turns cfg to cluster mode in front of the test's broker in
+// the cluster pass.
+func applyTarget(t testing.TB, cfg *app.Root) {
+	if Target != TargetCluster {
+		return
+	}
+	b := clusterBroker(t)
 	cfg.Mode = app.ModeCluster
 	cfg.Cluster.NameServers = []string{nameServer.NameServer}
-	cfg.Cluster.ClusterName = opt.ClusterName
+	cfg.Cluster.ClusterName = b.Cluster
 	cfg.Cluster.RouteTTL = 2 * time.Second
-	return cfg, b
+}
+
+// ClusterConfig is [Config] for a test that runs in cluster mode only (a
+// binary using [MainWithNameServer]): rmqproxy in front of a broker of the
+// test's own.
+func ClusterConfig(t testing.TB) (app.Root, *ClusterBroker) {
+	t.Helper()
+	if Target != TargetCluster {
+		t.Fatal("ClusterConfig needs the cluster target (testenv.MainWithNameServer)")
+	}
+	return Config(t), clusterBroker(t)
+}
+
+// BrokerClosedLog is the log message rmqproxy writes once its broker side
+// has closed at shutdown, for the running target.
+func BrokerClosedLog() string {
+	if Target == TargetCluster {
+		return "cluster adapter closed"
+	}
+	return "local broker closed"
 }

@@ -97,7 +97,8 @@ var UseChildProcess bool
 
 // Config is the configuration tests start from: loopback, port 0, a
 // private data directory, and short consumer minimums so that invisible-time
-// tests run in seconds.
+// tests run in seconds. In the cluster pass (see [Target]) it is cluster
+// mode in front of a broker of the test's own.
 func Config(t testing.TB) app.Root {
 	cfg := app.Defaults(app.ProfileDevelopment)
 	dir := t.TempDir()
@@ -112,6 +113,7 @@ func Config(t testing.TB) app.Root {
 	// Push consumers long-poll this long and wait for it when they stop.
 	cfg.Messaging.Consumer.MaxLongPolling = 5 * time.Second
 	cfg.Log.Level = "warn"
+	applyTarget(t, &cfg)
 	return cfg
 }
 

@@ -78,7 +78,8 @@ type Child struct {
 
 // StartChild runs rmqproxy on dataDir with extra flags and waits until it
 // serves, or until it exits (then the returned child has exited closed and
-// its logs explain why).
+// its logs explain why). In the cluster pass it runs in cluster mode in
+// front of the test's broker (the same one across restarts).
 func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	c := StartChildNoWait(t, dataDir, extra...)
@@ -96,11 +97,15 @@ func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 // killed when the test ends.
 func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
-	args := append([]string{
+	args := []string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
 		"--local.dataDir=" + dataDir,
 		"--log.format=json", "--log.level=info",
-	}, extra...)
+	}
+	if Target == TargetCluster {
+		args = append(args, clusterFlags(t)...)
+	}
+	args = append(args, extra...)
 	c := &Child{cmd: exec.Command(Binary(t), args...), exited: make(chan struct{}), ready: make(chan struct{})}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {

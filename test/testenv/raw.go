@@ -136,3 +136,22 @@ func AckRequest(group, topic string, msgs []*v2.Message) *v2.AckMessageRequest {
 	}
 	return req
 }
+
+// WaitForRoute waits until the proxy routes a topic (QueryRoute answers
+// OK): in cluster mode a topic a broker created on its own (a dead-letter
+// topic) is routable once the broker has registered it with the
+// NameServers, a moment after it exists.
+func WaitForRoute(t testing.TB, p *Proxy, topic string) {
+	t.Helper()
+	raw := NewRawClient(t, p)
+	WaitFor(t, 30*time.Second, func() error {
+		resp, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: topic}})
+		if err != nil {
+			return err
+		}
+		if resp.GetStatus().GetCode() != v2.Code_OK {
+			return fmt.Errorf("route of %s: %v", topic, resp.GetStatus())
+		}
+		return nil
+	})
+}

@@ -1,0 +1,263 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func TestTransactionIDRoundTrip(t *testing.T) {
+	in := transactionID{Broker: "broker-a", CommitLogOffset: 123456789, QueueOffset: 42, MessageID: "01AB"}
+	s := in.String()
+	if strings.ContainsAny(s, " +/=") {
+		t.Fatalf("id %q is not URL-safe", s)
+	}
+	out, err := parseTransactionID(s)
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v", out, err)
+	}
+	for _, bad := range []string{"", "!!!", "dDEgYiAxIDI", in.String() + "!",
+		transactionID{Broker: "b", CommitLogOffset: -1, QueueOffset: 1, MessageID: "m"}.String()} {
+		if _, err := parseTransactionID(bad); !domain.HasReason(err, domain.ReasonInvalidTransactionID) {
+			t.Errorf("parse %q: %v, want INVALID_TRANSACTION_ID", bad, err)
+		}
+	}
+}
+
+func TestRecallHandleParse(t *testing.T) {
+	// What the broker builds (RecallMessageHandle.HandleV1.buildHandle).
+	h := "djEgZGVsYXkgYnJva2VyLWEgMTcwMDAwMDAwMDAwMCAwMUFC"
+	topic, broker, ok := parseRecallHandle(h)
+	if !ok || topic != "delay" || broker != "broker-a" {
+		t.Fatalf("parse: %q %q %v", topic, broker, ok)
+	}
+	for _, bad := range []string{"", "x", "djIgYSBiIGMgZA=="} {
+		if _, _, ok := parseRecallHandle(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestRouteOfSplitsReadAndWriteQueues(t *testing.T) {
+	rd := &remoting.TopicRouteData{QueueDatas: []remoting.QueueData{
+		{BrokerName: "b", ReadQueueNums: 2, WriteQueueNums: 3, Perm: remoting.PermRead | remoting.PermWrite},
+		{BrokerName: "a", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead},
+		{BrokerName: "gone", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6},
+	}}
+	r := routeOf("T", rd, map[string]string{"a": "1.1.1.1:1", "b": "2.2.2.2:2"})
+	want := []ports.RouteQueue{
+		{BrokerName: "a", QueueID: 0, Permission: domain.PermRead},
+		{BrokerName: "b", QueueID: 0, Permission: domain.PermReadWrite},
+		{BrokerName: "b", QueueID: 1, Permission: domain.PermReadWrite},
+		{BrokerName: "b", QueueID: 2, Permission: domain.PermWrite},
+	}
+	if !reflect.DeepEqual(r.Queues, want) {
+		t.Fatalf("queues %+v", r.Queues)
+	}
+}
+
+func TestTopicOfReadsMessageType(t *testing.T) {
+	for attr, want := range map[string]domain.MessageType{"": domain.MessageTypeNormal, "FIFO": domain.MessageTypeFIFO,
+		"MIXED": domain.MessageTypeMixed, "DELAY": domain.MessageTypeDelay, "LITE": domain.MessageTypeUnspecified} {
+		tc := remoting.TopicConfig{TopicName: "T", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}
+		if attr != "" {
+			tc.Attributes = map[string]string{remoting.TopicAttributeMessageType: attr}
+		}
+		if got := topicOf(&tc); got.Type != want || got.QueueCount != 4 || got.Permission != domain.PermReadWrite {
+			t.Errorf("attribute %q: %+v", attr, got)
+		}
+	}
+}
+
+func TestGroupConfigRoundTrip(t *testing.T) {
+	for _, g := range []domain.ConsumerGroup{
+		{Name: "g1", MaxDeliveryAttempts: 5, Orderly: true, RetryPolicy: domain.RetryPolicy{Delays: []time.Duration{time.Second, time.Minute}}},
+		{Name: "g2", MaxDeliveryAttempts: 17, RetryPolicy: domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 3}},
+	} {
+		sg := subscriptionGroupOf(g)
+		body, err := remoting.EncodeJSONBody(sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back remoting.SubscriptionGroupConfig
+		if err := remoting.DecodeJSONBody(body, &back); err != nil {
+			t.Fatal(err)
+		}
+		if got := groupOf(&back); !reflect.DeepEqual(got, g) {
+			t.Errorf("round trip of %+v: %+v (body %s)", g, got, body)
+		}
+	}
+	// A group without a retry policy (created by mqadmin) gets upstream's
+	// default delays.
+	sg := remoting.NewSubscriptionGroupConfig("plain")
+	if g := groupOf(&sg); g.MaxDeliveryAttempts != 17 || !reflect.DeepEqual(g.RetryPolicy.Delays, domain.DefaultRetryDelays()) {
+		t.Errorf("default group: %+v", g)
+	}
+}
+
+func TestMessageRoundTripThroughBrokerFormat(t *testing.T) {
+	born := time.UnixMilli(1700000000123)
+	in := domain.Message{Topic: "T", Body: []byte("hello"), Tag: "TagA", Keys: []string{"k1", "k2"}, ID: "01ABCDEF",
+		Group: "g", DeliverAt: time.UnixMilli(1700000009999), TraceContext: "00-abc", BornHost: "10.0.0.1",
+		BornAt: born, ReconsumeTimes: 2, Properties: map[string]string{"a": "1", "ü": "ß"}}
+	stored := remoting.Message{MagicCode: remoting.MagicV1, QueueID: 3, QueueOffset: 7, CommitLogOffset: 99,
+		BornTimestamp: born.UnixMilli(), StoreTimestamp: born.UnixMilli() + 5, ReconsumeTimes: 2,
+		BornHost: netip.MustParseAddrPort("10.0.0.1:1234"), StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"),
+		Body: in.Body, Topic: "T", Properties: messageProperties(&in)}
+	// What brokers add on their own.
+	stored.Properties = append(stored.Properties, remoting.Field{Key: remoting.PropertyPopCK, Value: "1 2 3 4 0 b 3 7"},
+		remoting.Field{Key: "CLUSTER", Value: "c"}, remoting.Field{Key: remoting.PropertyFirstPopTime, Value: "1"},
+		remoting.Field{Key: "__RMQ.TRANSIENT.TOPIC_SYS_FLAG", Value: "0"})
+	b, err := remoting.AppendMessage(nil, &stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := remoting.DecodeMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := storedMessage(&dec, "T", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != in.ID || got.Tag != in.Tag || !reflect.DeepEqual(got.Keys, in.Keys) || got.Group != in.Group ||
+		!got.DeliverAt.Equal(in.DeliverAt) || got.TraceContext != in.TraceContext || got.BornHost != in.BornHost ||
+		!got.BornAt.Equal(born) || string(got.Body) != "hello" || got.DeliveryAttempt != 3 || got.QueueOffset != 7 ||
+		got.CommitLogOffset != 99 || got.StoreHost != "127.0.0.1:10911" || got.BrokerName != "b" {
+		t.Fatalf("stored message %+v", got)
+	}
+	if !reflect.DeepEqual(got.Properties, in.Properties) {
+		t.Fatalf("user properties %v, want %v", got.Properties, in.Properties)
+	}
+}
+
+func TestCompressedBodies(t *testing.T) {
+	// A Remoting producer's zlib body is inflated; a gRPC producer's gzip
+	// body passes through, flagged compressed.
+	z, flag, err := remoting.Compress([]byte("hello hello hello"), remoting.CompressionZlib, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := remoting.Message{Body: z, SysFlag: flag}
+	s, err := storedMessage(&m, "T", "b")
+	if err != nil || string(s.Body) != "hello hello hello" || s.Compressed {
+		t.Fatalf("zlib: %q %v %v", s.Body, s.Compressed, err)
+	}
+	gz := []byte{0x1f, 0x8b, 8, 0, 0}
+	m = remoting.Message{Body: gz, SysFlag: remoting.SysFlagCompressed}
+	if s, err = storedMessage(&m, "T", "b"); err != nil || !s.Compressed || string(s.Body) != string(gz) {
+		t.Fatalf("gzip: %v %v", s.Compressed, err)
+	}
+	m = remoting.Message{Body: []byte("not zlib"), SysFlag: remoting.SysFlagCompressed}
+	if _, err = storedMessage(&m, "T", "b"); !domain.HasReason(err, domain.ReasonBrokerError) {
+		t.Fatalf("corrupt: %v", err)
+	}
+}
+
+func TestHandleOfKeepsRetryFlagAndCommitLogOffset(t *testing.T) {
+	ck, err := remoting.ParseExtraInfo("5 1700000000000 60000 3 2 broker-a 1 9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := handleOf(ck, 4711)
+	if h.String() != "5 1700000000000 60000 3 2 broker-a 1 9 4711" || h.TopicType != domain.ReceiptTopicRetryV2 {
+		t.Fatalf("handle %q", h.String())
+	}
+	if got := realTopic("T", "G", h); got != "%RETRY%G+T" {
+		t.Fatalf("real topic %q", got)
+	}
+}
+
+func TestMapError(t *testing.T) {
+	resp := func(c remoting.ResponseCode) error { return &remoting.ResponseError{Code: c, Remark: "r"} }
+	for _, tt := range []struct {
+		err  error
+		want domain.Reason
+	}{
+		{resp(remoting.ResponseTopicNotExist), domain.ReasonTopicNotFound},
+		{resp(remoting.ResponseSystemBusy), domain.ReasonTooManyRequests},
+		{resp(remoting.ResponsePollingFull), domain.ReasonTooManyRequests},
+		{resp(remoting.ResponseRequestCodeNotSupported), domain.ReasonNotImplemented},
+		{resp(remoting.ResponseSubscriptionGroupNotExist), domain.ReasonConsumerGroupNotFound},
+		{resp(remoting.ResponseFlushDiskTimeout), domain.ReasonPersistenceTimeout},
+		{resp(remoting.ResponseSystemError), domain.ReasonBrokerError},
+		{resp(remoting.ResponseNoPermission), domain.ReasonBrokerError},
+		{&client.Error{Kind: client.KindTimeout}, domain.ReasonTimeout},
+		{&client.Error{Kind: client.KindDial}, domain.ReasonUnavailable},
+		{&client.Error{Kind: client.KindConnection}, domain.ReasonUnavailable},
+		{context.DeadlineExceeded, domain.ReasonTimeout},
+	} {
+		got := mapError(tt.err)
+		if domain.ReasonOf(got) != tt.want {
+			t.Errorf("mapError(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+	if err := mapError(resp(remoting.ResponseSystemError)); domain.MessageOf(err) != "r" {
+		t.Errorf("the broker's remark is not the message: %q", domain.MessageOf(err))
+	}
+	if err := mapError(&client.Error{Kind: client.KindCanceled}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled call is %v", err)
+	}
+}
+
+func TestNotStoredOnlyWhenNothingCanHaveBeenStored(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&client.Error{Kind: client.KindDial}, true},
+		{&client.Error{Kind: client.KindTimeout}, false},
+		{&client.Error{Kind: client.KindConnection}, false},
+		{&remoting.ResponseError{Code: remoting.ResponseSystemBusy}, true},
+		{&remoting.ResponseError{Code: remoting.ResponseFlushDiskTimeout}, false},
+		{&remoting.ResponseError{Code: remoting.ResponseSystemError}, false},
+	} {
+		if got := notStored(tt.err); got != tt.want {
+			t.Errorf("notStored(%v) = %v", tt.err, got)
+		}
+	}
+}
+
+func TestHeartbeatAggregatesGroups(t *testing.T) {
+	b := &Broker{id: "me", clock: ports.SystemClock{}, clients: newClientSet(), kick: make(chan struct{}, 1)}
+	ctx := context.Background()
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "p1", ProducerTopics: []string{"T1", "T2"}})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "p2", ProducerTopics: []string{"T2"}})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c1", ConsumerGroup: "G",
+		Subscriptions: []ports.Subscription{{Topic: "T1", Filter: filter.Expression{Text: "a || b"}}}})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c2", ConsumerGroup: "G",
+		Subscriptions: []ports.Subscription{{Topic: "T3", Filter: filter.Expression{Type: filter.TypeSQL92, Text: "x > 1"}}}})
+	hb, goneP, goneC := b.heartbeatData()
+	if len(hb.ProducerDataSet) != 2 || hb.ProducerDataSet[0].GroupName != "T1" || len(hb.ConsumerDataSet) != 1 ||
+		len(hb.ConsumerDataSet[0].SubscriptionDataSet) != 2 || len(goneP)+len(goneC) != 0 || hb.ClientID != "me" {
+		t.Fatalf("heartbeat %+v", hb)
+	}
+	sub := hb.ConsumerDataSet[0].SubscriptionDataSet[0]
+	if sub.Topic != "T1" || !reflect.DeepEqual(sub.TagsSet, []string{"a", "b"}) || len(sub.CodeSet) != 2 || sub.ExpressionType != "TAG" {
+		t.Fatalf("tag subscription %+v", sub)
+	}
+	if s := hb.ConsumerDataSet[0].SubscriptionDataSet[1]; s.ExpressionType != "SQL92" || s.SubString != "x > 1" {
+		t.Fatalf("sql subscription %+v", s)
+	}
+	// p1 leaves: T1 has no producer left, T2 still has p2.
+	b.ClientGone(ctx, "p1")
+	b.ClientGone(ctx, "c1")
+	hb, goneP, goneC = b.heartbeatData()
+	if !reflect.DeepEqual(goneP, []string{"T1"}) || len(goneC) != 0 || len(hb.ProducerDataSet) != 1 {
+		t.Fatalf("after p1 left: gone %v %v, heartbeat %+v", goneP, goneC, hb)
+	}
+	b.ClientGone(ctx, "c2")
+	if _, _, goneC = b.heartbeatData(); !reflect.DeepEqual(goneC, []string{"G"}) {
+		t.Fatalf("group G not unregistered: %v", goneC)
+	}
+}
