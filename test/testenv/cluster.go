@@ -57,28 +57,32 @@ func targets() []string {
 // cluster) runs one pass. Tests that only make sense for the embedded
 // broker call [LocalOnly].
 func MainTargets(m *testing.M) int {
-	code := 0
-	for _, target := range targets() {
-		fmt.Printf("=== target %s\n", target)
-		var c int
-		switch target {
-		case TargetLocal:
-			Target = TargetLocal
-			c = Main(m)
-		case TargetCluster:
-			c = mainCluster(m, false)
-		default:
-			fmt.Fprintf(os.Stderr, "RMQPROXY_TEST_TARGETS: unknown target %q (local or cluster)\n", target)
-			c = 2
+	return withTestDirs(func() int {
+		code := 0
+		for _, target := range targets() {
+			fmt.Printf("=== target %s\n", target)
+			var c int
+			switch target {
+			case TargetLocal:
+				Target = TargetLocal
+				c = m.Run()
+			case TargetCluster:
+				c = mainCluster(m, false)
+			default:
+				fmt.Fprintf(os.Stderr, "RMQPROXY_TEST_TARGETS: unknown target %q (local or cluster)\n", target)
+				c = 2
+			}
+			code = max(code, c)
 		}
-		code = max(code, c)
-	}
-	return code
+		return code
+	})
 }
 
 // MainWithNameServer runs a test binary whose tests are all cluster-mode
 // tests (they call [ClusterConfig]): one pass, target cluster.
-func MainWithNameServer(m *testing.M) int { return mainCluster(m, true) }
+func MainWithNameServer(m *testing.M) int {
+	return withTestDirs(func() int { return mainCluster(m, true) })
+}
 
 func mainCluster(m *testing.M, always bool) int {
 	Target = TargetCluster
@@ -99,7 +103,7 @@ func mainCluster(m *testing.M, always bool) int {
 	}
 	nameServer, nameServerErr = ns, err
 	defer func() { nameServer, nameServerErr = nil, nil }()
-	return Main(m)
+	return m.Run()
 }
 
 // LocalOnly skips the test in the cluster pass: it is about the embedded

@@ -30,7 +30,11 @@ import (
 // built are removed when the tests end. Directories that earlier runs
 // left behind because they were killed (a test timeout) are removed at the
 // start. Call it from TestMain.
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return withTestDirs(m.Run) }
+
+// withTestDirs runs f with the client's log directory set up and removes
+// it and the built binary afterwards.
+func withTestDirs(f func() int) int {
 	removeStaleTemp()
 	dir, err := os.MkdirTemp("", tempPrefix("client-logs"))
 	if err != nil {
@@ -42,7 +46,7 @@ func Main(m *testing.M) int {
 	// The client chose its log file when its package was initialised,
 	// before this ran; make it choose again.
 	rmq.ResetLogger()
-	return m.Run()
+	return f()
 }
 
 // tempPrefix names a temporary directory of this test process:
