@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -228,4 +229,44 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			slog.String("consumer_group", req.Group), slog.String("msg_id", req.MessageID), slog.Any("error", err))
 	}
 	return nil
+}
+
+// batchParallelism bounds the broker calls one batch runs at once.
+const batchParallelism = 16
+
+// each runs f(i) for i in [0, n), at most batchParallelism at a time, and
+// returns when all have returned.
+func each(n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	sem := make(chan struct{}, batchParallelism)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// AckBatch implements [ports.Broker]: one ACK_MESSAGE per delivery, run
+// side by side (brokers ack each checkpoint on its own).
+func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
+	errs := make([]error, len(reqs))
+	each(len(reqs), func(i int) { errs[i] = b.Ack(ctx, reqs[i]) })
+	return errs
+}
+
+// ChangeInvisibleBatch implements [ports.Broker]: one
+// CHANGE_MESSAGE_INVISIBLETIME per delivery, run side by side.
+func (b *Broker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {
+	handles := make([]domain.ReceiptHandle, len(reqs))
+	errs := make([]error, len(reqs))
+	each(len(reqs), func(i int) { handles[i], errs[i] = b.ChangeInvisible(ctx, reqs[i]) })
+	return handles, errs
 }

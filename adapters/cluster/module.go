@@ -150,3 +150,14 @@ var Module = fx.Module("cluster",
 		lc.Append(fx.Hook{OnStart: b.Start, OnStop: b.Close})
 	}),
 )
+
+// The ports the adapter implements.
+var (
+	_ ports.Broker        = (*Broker)(nil)
+	_ ports.Metadata      = (*Broker)(nil)
+	_ ports.Admin         = (*Broker)(nil)
+	_ ports.Transactions  = (*Broker)(nil)
+	_ ports.Recaller      = (*Broker)(nil)
+	_ ports.Offsets       = (*Broker)(nil)
+	_ ports.ClientTracker = (*Broker)(nil)
+)

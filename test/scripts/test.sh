@@ -43,11 +43,13 @@ eval "$(test/scripts/install-postgres.sh start "$pgdir")"
 echo "== tests (race detector on)"
 # Integration tests that need a service must not skip under this script.
 export RMQPROXY_TEST_REQUIRE_SERVICES=1
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$')
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$\|/test/cluster$')
 # The end-to-end tests drive the proxy with the official Go client, which has
 # data races of its own (see test/testenv UseChildProcess): the test process
 # runs without the race detector, the proxy it starts is built with it.
-RMQPROXY_TEST_CHILD_RACE=1 go test -count=1 -timeout 20m ./test/e2e
+# test/e2e runs every scenario against local mode, then against cluster mode
+# in front of a real Apache RocketMQ (testenv.MainTargets).
+RMQPROXY_TEST_CHILD_RACE=1 go test -count=1 -timeout 40m ./test/e2e ./test/cluster
 
 echo "== fuzzing every target for ${FUZZTIME}"
 go test -list '^Fuzz' ./... | awk '
