@@ -59,6 +59,7 @@ func grpcHealth(t *testing.T, addr string) healthpb.HealthCheckResponse_ServingS
 // local broker's readiness check; here the disk is past a high-water mark
 // set below its use, then a proxy without it is ready.
 func TestReadinessReportsTheEngine(t *testing.T) {
+	testenv.LocalOnly(t, "it fills the embedded broker's disk; test/cluster covers cluster readiness")
 	c := testenv.StartChild(t, t.TempDir(), "--local.diskHighWater=0.000001")
 	addr := healthAddr(t, c)
 	code, body := readyz(t, addr)

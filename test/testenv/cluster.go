@@ -201,3 +201,7 @@ func BrokerClosedLog() string {
 	}
 	return "local broker closed"
 }
+
+// NameServer returns the NameServer of the cluster pass (nil in the local
+// pass), for tests that start brokers of their own.
+func NameServer() *rocketmqenv.Cluster { return nameServer }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,7 +80,8 @@ type Child struct {
 // StartChild runs rmqproxy on dataDir with extra flags and waits until it
 // serves, or until it exits (then the returned child has exited closed and
 // its logs explain why). In the cluster pass it runs in cluster mode in
-// front of the test's broker (the same one across restarts).
+// front of the test's broker (the same one across restarts), unless extra
+// sets --mode itself.
 func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	c := StartChildNoWait(t, dataDir, extra...)
@@ -102,7 +104,7 @@ func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
 		"--local.dataDir=" + dataDir,
 		"--log.format=json", "--log.level=info",
 	}
-	if Target == TargetCluster {
+	if Target == TargetCluster && !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--mode=") }) {
 		args = append(args, clusterFlags(t)...)
 	}
 	args = append(args, extra...)
