@@ -374,8 +374,15 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 // offset. Brokers do not report what a pop consumer holds in flight, so
 // InFlight is 0 and Consumable counts from the consumed offset.
 func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := all[group]; !ok {
+		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", group)
+	}
 	var out []ports.QueueStats
-	err := b.eachMaster(ctx, func(m master) error {
+	err = b.eachMaster(ctx, func(m master) error {
 		resp, err := b.call(ctx, m.addr, remoting.RequestGetConsumeStats,
 			&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, ConsumerGroup: group}, nil)
 		if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {

@@ -105,3 +105,30 @@ func TestBodiesEncodeEmptyCollections(t *testing.T) {
 		}
 	}
 }
+
+// consumeStatsBody is a GET_CONSUME_STATS answer as fastjson writes it: the
+// offset table keyed by MessageQueue objects.
+const consumeStatsBody = `{"consumeTps":0.0,"offsetTable":{{"brokerName":"broker-a","queueId":1,"topic":"T"}:{"brokerOffset":10,"consumerOffset":7,"lastTimestamp":1700000000000,"pullOffset":10},{"brokerName":"broker-a","queueId":0,"topic":"%RETRY%G"}:{"brokerOffset":0,"consumerOffset":0,"lastTimestamp":0,"pullOffset":0}}}`
+
+func TestConsumeStatsObjectKeys(t *testing.T) {
+	var cs remoting.ConsumeStats
+	if err := remoting.DecodeJSONBody([]byte(consumeStatsBody), &cs); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for k, o := range cs.OffsetTable {
+		mq, err := remoting.ParseMessageQueueKey(k)
+		if err != nil {
+			t.Fatalf("key %q: %v", k, err)
+		}
+		if mq == (remoting.MessageQueue{Topic: "T", BrokerName: "broker-a", QueueID: 1}) {
+			found = o.BrokerOffset == 10 && o.ConsumerOffset == 7
+		}
+	}
+	if !found || len(cs.OffsetTable) != 2 {
+		t.Fatalf("offset table %+v", cs.OffsetTable)
+	}
+	if _, err := remoting.ParseMessageQueueKey("{not json"); err == nil {
+		t.Fatal("a malformed key parsed")
+	}
+}

@@ -40,7 +40,9 @@ var (
 	propertySeeds  = []string{"TAGS\x01TagA\x02UNIQ_KEY\x01AC110001000118B4AAC2000000000000\x02WAIT\x01true\x02", "a\x01b", "\x02\x01\x02k\x01v\x01w"}
 	extraInfoSeeds = []string{"100 1700000000000 60000 3 0 broker-a 2 105", "1 2 3 999 2 b 0", "1 2 3 4 1 b 0 5 6789", "1 2 3"}
 	infoSeeds      = []string{"0 1 100;1 1 5", "0 1 100,101,103", "0 qo1%100 2;0 1 0", "0 1"}
-	jsonSeeds      = []string{fastjsonRoute, standardRoute, `{"consumerIdList":["a"]}`, `{{"a":1}:2,x:[true,null]}`, `[[[`}
+	jsonSeeds      = []string{fastjsonRoute, standardRoute, `{"consumerIdList":["a"]}`, `{{"a":1}:2,x:[true,null]}`, `[[[`, consumeStatsBody,
+		`{"topicConfigTable":{"T":{"topicName":"T","readQueueNums":4,"writeQueueNums":4,"perm":6,"attributes":{"message.type":"FIFO"}}},"dataVersion":{"counter":3}}`,
+		`{"subscriptionGroupTable":{"G":{"groupName":"G","retryMaxTimes":3,"groupRetryPolicy":{"type":"EXPONENTIAL","exponentialRetryPolicy":{"initial":1000,"max":60000,"multiplier":2}}}}}`}
 	msgIDSeeds     = []string{"C0A8000A00002A9F0000000000001234", "AC110001000118B4AAC2000000000000", "20010db8000000000000000000000002" + "00002A9F0000000000000007"}
 )
 
