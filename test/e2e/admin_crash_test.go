@@ -132,6 +132,7 @@ func TestKill9RightAfterTopicAndGroupDelete(t *testing.T) {
 // cause, without the dependency-injection chain and before anything else
 // (the self-signed certificate lives under the data directory too).
 func TestUnusableDataDirNamesTheSetting(t *testing.T) {
+	testenv.LocalOnly(t, "cluster mode keeps no data in local.dataDir (only the self-signed certificate, whose error names grpc.tls)")
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

@@ -30,8 +30,8 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
 	p.CreateTopic(t, "normal", domain.MessageTypeNormal, 2)
-	p.CreateTopic(t, "fifo", domain.MessageTypeFIFO, 2)
-	p.CreateTopic(t, "delay", domain.MessageTypeDelay, 2)
+	p.CreateTopic(t, "bad-fifo", domain.MessageTypeFIFO, 2)
+	p.CreateTopic(t, "bad-delay", domain.MessageTypeDelay, 2)
 	p.CreateGroup(t, application.GroupSpec{Name: "g-bad"})
 	raw := testenv.NewRawClient(t, p)
 
@@ -76,16 +76,16 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"tag with bar", []*v2.Message{msg("normal", func(m *v2.Message) { tag := "a|b"; m.SystemProperties.Tag = &tag })}, v2.Code_ILLEGAL_MESSAGE_TAG},
 		{"blank key", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{"  "} })}, v2.Code_ILLEGAL_MESSAGE_KEY},
 		{"blank message id", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = "" })}, v2.Code_ILLEGAL_MESSAGE_ID},
-		{"message group too long", []*v2.Message{msg("fifo", func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
+		{"message group too long", []*v2.Message{msg("bad-fifo", func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
 		{"FIFO message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"NORMAL message to FIFO topic", []*v2.Message{msg("fifo", nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"NORMAL message to FIFO topic", []*v2.Message{msg("bad-fifo", nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"delay message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
 		})}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"delay beyond the limit", []*v2.Message{msg("delay", func(m *v2.Message) {
+		{"delay beyond the limit", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
+		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
 	// and the client library's Validators), which client code matches.

@@ -205,10 +205,10 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, "--shutdown.grpcDrain=1s", "--shutdown.engineClose=20s")
-	createTopicVia(t, c, "kept", 1)
+	createTopicVia(t, c, "kept-drain", 1)
 	p := c.Proxy(t)
-	pr := testenv.NewProducer(t, p, "kept")
-	r, err := pr.Send(t.Context(), &rmq.Message{Topic: "kept", Body: []byte("before SIGTERM")})
+	pr := testenv.NewProducer(t, p, "kept-drain")
+	r, err := pr.Send(t.Context(), &rmq.Message{Topic: "kept-drain", Body: []byte("before SIGTERM")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	// As above: a unary call on the same connection proves the server
 	// has the held stream.
 	mc := v2.NewMessagingServiceClient(conn)
-	if _, err := mc.QueryRoute(testenv.NewRawClient(t, p).Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "kept"}}); err != nil {
+	if _, err := mc.QueryRoute(testenv.NewRawClient(t, p).Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "kept-drain"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -245,7 +245,7 @@ func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	}
 
 	c2 := testenv.StartChild(t, dataDir, fastConsumer...)
-	if got := drain(t, c2.Proxy(t), "kept", "g-after"); !got[r[0].MessageID] || len(got) != 1 {
+	if got := drain(t, c2.Proxy(t), "kept-drain", "g-after-drain"); !got[r[0].MessageID] || len(got) != 1 {
 		t.Fatalf("after the restart: %v, want %s", got, r[0].MessageID)
 	}
 }
@@ -288,10 +288,10 @@ func TestStartAndCreateInOneBlock(t *testing.T) {
 	adminAddr := ln.Addr().String()
 	ln.Close()
 	testenv.StartChildNoWait(t, t.TempDir(), "--admin.address="+adminAddr)
-	if code, out := testenv.CLI(t, "topic", "create", "orders", "--type", "NORMAL", "--admin.address="+adminAddr); code != 0 {
+	if code, out := testenv.CLI(t, "topic", "create", "orders-cli", "--type", "NORMAL", "--admin.address="+adminAddr); code != 0 {
 		t.Fatalf("topic create right after the start: exit %d:\n%s", code, out)
 	}
-	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, "orders") {
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, "orders-cli") {
 		t.Fatalf("topic list: exit %d:\n%s", code, out)
 	}
 }

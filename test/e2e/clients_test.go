@@ -33,12 +33,12 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Messaging.Clients.ExpiryTimeout = 10 * time.Second
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "held", domain.MessageTypeNormal, 1)
-	pr := testenv.NewProducer(t, p, "held")
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held", Body: []byte("x")}); err != nil {
+	p.CreateTopic(t, "held-departed", domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, "held-departed")
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held-departed", Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	other := testenv.NewSimpleConsumer(t, p, "g-held", time.Second, map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL})
+	other := testenv.NewSimpleConsumer(t, p, "g-held-departed", time.Second, map[string]*rmq.FilterExpression{"held-departed": rmq.SUB_ALL})
 	// waitRedelivered waits until the other consumer gets message id, acking
 	// whatever it receives, and returns how long that took.
 	waitRedelivered := func(id string, within time.Duration) time.Duration {
@@ -59,12 +59,12 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 
 	// A push consumer takes the message and says goodbye.
 	leaver := testenv.NewRawClient(t, p)
-	leaver.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held", "held")
-	msgs := pushReceive(t, leaver, "g-held", "held")
+	leaver.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held-departed", "held-departed")
+	msgs := pushReceive(t, leaver, "g-held-departed", "held-departed")
 	if len(msgs) != 1 {
 		t.Fatalf("push receive got %d", len(msgs))
 	}
-	resp, err := leaver.NotifyClientTermination(leaver.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: "g-held"}})
+	resp, err := leaver.NotifyClientTermination(leaver.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: "g-held-departed"}})
 	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("terminate: %v %v", resp, err)
 	}
@@ -74,12 +74,12 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 	}
 
 	// A push consumer takes it again and then falls silent.
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held", Body: []byte("y")}); err != nil {
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held-departed", Body: []byte("y")}); err != nil {
 		t.Fatal(err)
 	}
 	silent := testenv.NewRawClient(t, p)
-	silent.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held", "held")
-	msgs = pushReceive(t, silent, "g-held", "held")
+	silent.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held-departed", "held-departed")
+	msgs = pushReceive(t, silent, "g-held-departed", "held-departed")
 	if len(msgs) != 1 {
 		t.Fatalf("push receive got %d", len(msgs))
 	}

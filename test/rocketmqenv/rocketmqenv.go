@@ -193,6 +193,9 @@ func (c *Cluster) AddBroker(t testing.TB, opt Options) *Broker {
 // Kill stops the broker with SIGKILL and waits until the NameServer no
 // longer lists it (it drops a broker whose connection closed).
 func (b *Broker) Kill() error {
+	if b.p.exited() {
+		return nil
+	}
 	b.p.kill(syscall.SIGKILL, 0)
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
@@ -210,6 +213,11 @@ func (b *Broker) Kill() error {
 		time.Sleep(100 * time.Millisecond) // polling the NameServer, which has no change notification
 	}
 }
+
+// LaunchBroker starts a broker (a master) against c's NameServer and
+// returns once the NameServer lists it; Close stops it. It is for
+// TestMain, which has no *testing.T; tests use AddBroker.
+func (c *Cluster) LaunchBroker(opt Options) (*Broker, error) { return c.launchBroker(opt) }
 
 // launchBroker starts a broker and waits until it is registered. A
 // broker that lost its ports to another process between the check and its
@@ -371,6 +379,7 @@ func (c *Cluster) start(name, heap, main string, args ...string) (*proc, error) 
 		logConf = "rmq.namesrv.logback.xml"
 	}
 	jvm := []string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true",
+		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
 		"-Dtls.server.mode=disabled", "-Duser.home=" + home,
 		"-Drmq.logback.configurationFile=" + filepath.Join(c.Dir, "conf", logConf),
 		"-cp", filepath.Join(c.lib, "*"), main}

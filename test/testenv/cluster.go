@@ -33,10 +33,25 @@ var (
 	// nil; nameServerErr says why there is none.
 	nameServer    *rocketmqenv.Cluster
 	nameServerErr error
-	brokerSeq     atomic.Int32
-	// brokers holds the broker each test of the cluster pass runs against.
-	brokers sync.Map // testing.TB → *rocketmqenv.Broker
+	// sharedBroker is the broker every test of the cluster pass runs
+	// against (JVMs are slow to start: one per pass keeps the suite fast).
+	sharedBroker *rocketmqenv.Broker
+	brokerSeq    atomic.Int32
+
+	// claims records which test first used each topic and consumer group
+	// name in the cluster pass: tests share one broker, so a name two tests
+	// use would mix their messages and offsets.
+	claimsMu sync.Mutex
+	claims   = map[string]string{}
 )
+
+// brokerSettings configure the cluster pass's broker: it checks orphaned
+// transactions every second after one second (as the local-mode tests
+// configure the embedded engine), writes transaction outcomes within 100
+// ms (its default of 3 s would let a check-back reach a transaction
+// committed a second earlier, and a checker that commits again would
+// duplicate the message) and allows recalls.
+var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true"}
 
 // targets returns the targets to run: RMQPROXY_TEST_TARGETS
 // ("local,cluster" by default).
@@ -50,12 +65,14 @@ func targets() []string {
 
 // MainTargets runs a test binary's tests once per target, the same tests
 // against both: first local mode, then cluster mode in front of a real
-// Apache RocketMQ (one NameServer for the binary, a broker of its own per
-// test, since JVMs are slow to start). When java or the RocketMQ jars are
-// missing the cluster pass is skipped with a message (a failure under
-// RMQPROXY_TEST_REQUIRE_SERVICES=1). RMQPROXY_TEST_TARGETS=local (or
-// cluster) runs one pass. Tests that only make sense for the embedded
-// broker call [LocalOnly].
+// Apache RocketMQ (one NameServer and one broker for the whole pass, since
+// JVMs are slow to start: every topic and consumer group name must
+// therefore be used by one test only, which [Proxy.CreateTopic],
+// [Proxy.CreateGroup], [Proxy.ClientConfig] and [RawClient.Subscribe]
+// check). When java or the RocketMQ jars are missing the cluster pass is
+// skipped with a message (a failure under RMQPROXY_TEST_REQUIRE_SERVICES=1).
+// RMQPROXY_TEST_TARGETS=local (or cluster) runs one pass. Tests that only
+// make sense for the embedded broker call [LocalOnly].
 func MainTargets(m *testing.M) int {
 	return withTestDirs(func() int {
 		code := 0
@@ -101,8 +118,20 @@ func mainCluster(m *testing.M, always bool) int {
 		fmt.Println("SKIP target cluster:", err)
 		return 0
 	}
+	if ns != nil {
+		sharedBroker, err = ns.LaunchBroker(rocketmqenv.Options{BrokerName: "broker-a", ClusterName: "rmqproxy-e2e", Extra: brokerSettings})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting the RocketMQ broker:", err)
+			return 1
+		}
+	}
 	nameServer, nameServerErr = ns, err
-	defer func() { nameServer, nameServerErr = nil, nil }()
+	defer func() {
+		nameServer, nameServerErr, sharedBroker = nil, nil, nil
+		claimsMu.Lock()
+		clear(claims)
+		claimsMu.Unlock()
+	}()
 	return m.Run()
 }
 
@@ -128,21 +157,12 @@ func Broker(t testing.TB) *ClusterBroker {
 	return clusterBroker(t)
 }
 
-// clusterBroker starts (once per test) a broker of its own, in a cluster
-// of its own, against the binary's NameServer. It checks orphaned
-// transactions every second after one second (as the local-mode tests
-// configure the embedded engine), writes transaction outcomes within 100
-// ms (its default of 3 s would let a check-back reach a transaction
-// committed a second earlier, and a checker that commits again would
-// duplicate the message) and allows recalls. It skips the test
-// when RocketMQ cannot run here, or fails it under
+// clusterBroker returns the cluster pass's broker. It skips the test when
+// RocketMQ cannot run here, or fails it under
 // RMQPROXY_TEST_REQUIRE_SERVICES=1.
 func clusterBroker(t testing.TB) *ClusterBroker {
 	t.Helper()
-	if b, ok := brokers.Load(t); ok {
-		return b.(*ClusterBroker)
-	}
-	if nameServer == nil {
+	if sharedBroker == nil {
 		err := nameServerErr
 		if err == nil {
 			err = errors.New("the test binary started no NameServer (TestMain must use testenv.MainTargets or MainWithNameServer)")
@@ -152,13 +172,38 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 		}
 		t.Skip(err)
 	}
+	return sharedBroker
+}
+
+// AddClusterBroker starts a broker of the test's own (in a cluster of its
+// own, with the cluster pass's settings) against the binary's NameServer;
+// it is killed when the test ends.
+func AddClusterBroker(t testing.TB) *ClusterBroker {
+	t.Helper()
+	clusterBroker(t)
 	n := strconv.Itoa(int(brokerSeq.Add(1)))
-	b := nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n,
-		Extra: []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true"}})
-	brokers.Store(t, b)
-	t.Cleanup(func() { brokers.Delete(t) })
-	t.Logf("target cluster: broker %s at %s, NameServer %s", b.Name, b.Addr, nameServer.NameServer)
-	return b
+	return nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n, Extra: brokerSettings})
+}
+
+// Claim records that the running test uses a topic or consumer group name
+// (kind says which) in the cluster pass, and fails the test when another
+// test used it before: the pass's tests share one broker.
+func Claim(t testing.TB, kind, name string) {
+	t.Helper()
+	if Target != TargetCluster || name == "" {
+		return
+	}
+	test, _, _ := strings.Cut(t.Name(), "/")
+	key := kind + " " + name
+	claimsMu.Lock()
+	first, used := claims[key]
+	if !used {
+		claims[key] = test
+	}
+	claimsMu.Unlock()
+	if used && first != test {
+		t.Fatalf("%s %q is used by %s too: the cluster pass's tests share one broker, so give it a name no other test uses", kind, name, first)
+	}
 }
 
 // clusterFlags are the command-line settings that put a child rmqproxy in

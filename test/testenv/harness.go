@@ -73,7 +73,8 @@ func removeStaleTemp() {
 // Proxy is an rmqproxy under test, in this process or in a child process
 // (see [UseChildProcess]).
 type Proxy struct {
-	Addr    string // gRPC address for clients
+	t       testing.TB // the test it serves, for name claims (see Claim)
+	Addr    string     // gRPC address for clients
 	Admin   AdminAPI
 	DataDir string
 	fx      *fxtest.App
@@ -130,7 +131,7 @@ func Start(t testing.TB, cfg app.Root) *Proxy {
 	}
 	var srv *grpcadapter.Server
 	var admin *application.Admin
-	p := &Proxy{DataDir: cfg.Local.DataDir}
+	p := &Proxy{t: t, DataDir: cfg.Local.DataDir}
 	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin))
 	p.fx.RequireStart()
 	p.Admin = admin
@@ -165,6 +166,7 @@ func (f *failOnError) WithGroup(n string) slog.Handler {
 
 func (p *Proxy) CreateTopic(t testing.TB, name string, typ domain.MessageType, queues int32) {
 	t.Helper()
+	Claim(t, "topic", name)
 	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: name, Type: typ, QueueCount: queues}); err != nil {
 		t.Fatalf("create topic %s: %v", name, err)
 	}
@@ -172,12 +174,16 @@ func (p *Proxy) CreateTopic(t testing.TB, name string, typ domain.MessageType, q
 
 func (p *Proxy) CreateGroup(t testing.TB, s application.GroupSpec) {
 	t.Helper()
+	Claim(t, "consumer group", s.Name)
 	if _, err := p.Admin.CreateGroup(t.Context(), s); err != nil {
 		t.Fatalf("create group %s: %v", s.Name, err)
 	}
 }
 
 func (p *Proxy) ClientConfig(group string) *rmq.Config {
+	if p.t != nil {
+		Claim(p.t, "consumer group", group)
+	}
 	return &rmq.Config{Endpoint: p.Addr, ConsumerGroup: group, Credentials: nil}
 }
 

@@ -188,7 +188,7 @@ func (c *Child) Proxy(t testing.TB) *Proxy {
 	if c.GRPCAddr == "" {
 		t.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
 	}
-	return &Proxy{Addr: c.GRPCAddr}
+	return &Proxy{t: t, Addr: c.GRPCAddr}
 }
 
 // PID is the process id of the child.

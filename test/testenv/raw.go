@@ -73,6 +73,7 @@ func (c *RawClient) Subscribe(t testing.TB, group, topic string) {
 // SubscribeAs is Subscribe for a given client type (e.g. a push consumer).
 func (c *RawClient) SubscribeAs(t testing.TB, ct v2.ClientType, group, topic string) {
 	t.Helper()
+	Claim(t, "consumer group", group)
 	stream, err := c.Telemetry(c.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
