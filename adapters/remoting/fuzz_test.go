@@ -43,7 +43,7 @@ var (
 	jsonSeeds      = []string{fastjsonRoute, standardRoute, `{"consumerIdList":["a"]}`, `{{"a":1}:2,x:[true,null]}`, `[[[`, consumeStatsBody,
 		`{"topicConfigTable":{"T":{"topicName":"T","readQueueNums":4,"writeQueueNums":4,"perm":6,"attributes":{"message.type":"FIFO"}}},"dataVersion":{"counter":3}}`,
 		`{"subscriptionGroupTable":{"G":{"groupName":"G","retryMaxTimes":3,"groupRetryPolicy":{"type":"EXPONENTIAL","exponentialRetryPolicy":{"initial":1000,"max":60000,"multiplier":2}}}}}`}
-	msgIDSeeds     = []string{"C0A8000A00002A9F0000000000001234", "AC110001000118B4AAC2000000000000", "20010db8000000000000000000000002" + "00002A9F0000000000000007"}
+	msgIDSeeds = []string{"C0A8000A00002A9F0000000000001234", "AC110001000118B4AAC2000000000000", "20010db8000000000000000000000002" + "00002A9F0000000000000007"}
 )
 
 func seedFiles(t testing.TB) map[string][]string {
