@@ -170,7 +170,36 @@ func LaunchNameServer(dir string) (*Cluster, error) {
 type Broker struct {
 	Name, Cluster, Addr string
 	c                   *Cluster
+	mu                  sync.Mutex
 	p                   *proc
+	proc, conf          string // the JVM's name and config file, for Restart
+}
+
+func (b *Broker) current() *proc {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.p
+}
+
+// Stop stops the broker as an operator would (SIGTERM, SIGKILL after 30
+// s); its store stays for Restart. Unlike Kill it does not wait for the
+// NameServer to forget it.
+func (b *Broker) Stop() { b.current().kill(syscall.SIGTERM, 30*time.Second) }
+
+// Restart starts the stopped (or killed) broker again on the same ports
+// and store, and returns once the NameServer lists it.
+func (b *Broker) Restart() error {
+	if !b.current().exited() {
+		return fmt.Errorf("broker %s is running", b.Name)
+	}
+	p, err := b.c.start(b.proc, "1g", "org.apache.rocketmq.broker.BrokerStartup", "-c", b.conf)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.p = p
+	b.mu.Unlock()
+	return b.c.waitRegistered(b)
 }
 
 // AddBroker starts a broker (a master) against c's NameServer and returns
@@ -193,10 +222,11 @@ func (c *Cluster) AddBroker(t testing.TB, opt Options) *Broker {
 // Kill stops the broker with SIGKILL and waits until the NameServer no
 // longer lists it (it drops a broker whose connection closed).
 func (b *Broker) Kill() error {
-	if b.p.exited() {
+	p := b.current()
+	if p.exited() {
 		return nil
 	}
-	b.p.kill(syscall.SIGKILL, 0)
+	p.kill(syscall.SIGKILL, 0)
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
 	deadline := time.Now().Add(time.Minute)
@@ -256,7 +286,7 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p}
+	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf}
 	if err := c.waitRegistered(b); err != nil {
 		p.kill(syscall.SIGKILL, 0)
 		return nil, err
@@ -432,7 +462,7 @@ func (c *Cluster) waitRegistered(b *Broker) error {
 		procs := slices.Clone(c.procs)
 		c.mu.Unlock()
 		for _, p := range procs {
-			if p.exited() && (p == b.p || p.name == "namesrv") {
+			if p.exited() && (p == b.current() || p.name == "namesrv") {
 				return fmt.Errorf("%s exited while starting:\n%s", p.name, p.tail())
 			}
 		}
@@ -446,7 +476,7 @@ func (c *Cluster) waitRegistered(b *Broker) error {
 		last = err
 		<-tick.C
 	}
-	return fmt.Errorf("RocketMQ not ready within 2 minutes: %v\nbroker output:\n%s", last, b.p.tail())
+	return fmt.Errorf("RocketMQ not ready within 2 minutes: %v\nbroker output:\n%s", last, b.current().tail())
 }
 
 func (c *Cluster) clusterInfo(cl *client.Client) (*remoting.ClusterInfo, error) {

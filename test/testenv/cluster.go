@@ -175,14 +175,19 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 	return sharedBroker
 }
 
-// AddClusterBroker starts a broker of the test's own (in a cluster of its
-// own, with the cluster pass's settings) against the binary's NameServer;
-// it is killed when the test ends.
-func AddClusterBroker(t testing.TB) *ClusterBroker {
+// AddClusterBrokers starts n brokers of the test's own, in a cluster of
+// their own, with the cluster pass's settings, against the binary's
+// NameServer; they are killed when the test ends.
+func AddClusterBrokers(t testing.TB, n int) []*ClusterBroker {
 	t.Helper()
 	clusterBroker(t)
-	n := strconv.Itoa(int(brokerSeq.Add(1)))
-	return nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n, Extra: brokerSettings})
+	cluster := "cluster-" + strconv.Itoa(int(brokerSeq.Add(1)))
+	out := make([]*ClusterBroker, n)
+	for i := range out {
+		name := "broker-" + strconv.Itoa(int(brokerSeq.Add(1)))
+		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: brokerSettings})
+	}
+	return out
 }
 
 // Claim records that the running test uses a topic or consumer group name
@@ -228,8 +233,8 @@ func applyTarget(t testing.TB, cfg *app.Root) {
 }
 
 // ClusterConfig is [Config] for a test that runs in cluster mode only (a
-// binary using [MainWithNameServer]): rmqproxy in front of a broker of the
-// test's own.
+// binary using [MainWithNameServer]): rmqproxy in front of the pass's
+// broker.
 func ClusterConfig(t testing.TB) (app.Root, *ClusterBroker) {
 	t.Helper()
 	if Target != TargetCluster {
