@@ -44,7 +44,7 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	default:
 		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
 	}
-	if err := m.sessions.put(clientID, s, ch); err != nil {
+	if err := m.sessions.put(clientID, s.fromCaller(ctx), ch); err != nil {
 		return ServerSettings{}, err
 	}
 	m.track(ctx, clientID, s)
@@ -88,12 +88,12 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 		var err error
 		switch {
 		case ct == ClientTypeProducer:
-			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}})
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}}.fromCaller(ctx))
 		case ct.IsConsumer():
 			if err := domain.ValidateGroupName(group); err != nil {
 				return err
 			}
-			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}})
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}}.fromCaller(ctx))
 		default:
 			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
 		}

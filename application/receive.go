@@ -86,7 +86,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, err
 	}
 	if !known {
-		if _, err := m.sessions.putProvisional(info.ClientID, settings); err != nil {
+		if _, err := m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx)); err != nil {
 			return nil, err
 		}
 	}

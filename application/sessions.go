@@ -46,6 +46,49 @@ type ClientSettings struct {
 	RequestTimeout time.Duration
 	Publishing     *PublishingSettings
 	Subscription   *SubscriptionSettings
+	// Language and Version come from the request metadata of the call
+	// that registered the client (x-mq-language, x-mq-client-version),
+	// not from its settings; for metrics and client listings.
+	Language, Version string
+}
+
+// fromCaller fills the settings' Language and Version from the request.
+func (s ClientSettings) fromCaller(ctx context.Context) ClientSettings {
+	info := ports.RequestInfoFrom(ctx)
+	s.Language, s.Version = info.Language, info.ClientVersion
+	return s
+}
+
+// ClientCount is how many known clients share a type, a language, a
+// version and, for consumers, a group.
+type ClientCount struct {
+	Type              ClientType
+	Language, Version string
+	Group             string
+	Count             int
+}
+
+// Census counts the known clients by type, language, version and group.
+func (s *Sessions) Census() []ClientCount {
+	type key struct {
+		t       ClientType
+		l, v, g string
+	}
+	s.mu.Lock()
+	counts := map[key]int{}
+	for _, c := range s.clients {
+		k := key{t: c.settings.ClientType, l: c.settings.Language, v: c.settings.Version}
+		if c.settings.Subscription != nil {
+			k.g = c.settings.Subscription.Group
+		}
+		counts[k]++
+	}
+	s.mu.Unlock()
+	out := make([]ClientCount, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, ClientCount{Type: k.t, Language: k.l, Version: k.v, Group: k.g, Count: n})
+	}
+	return out
 }
 
 // PublishingSettings lists the topics a producer publishes to.

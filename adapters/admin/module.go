@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/application"
 )
 
@@ -63,14 +64,16 @@ func validateAddress(addr string) error {
 
 // Module provides the admin [Server] and ties it to the fx lifecycle: the
 // listener is bound in OnStart (so a taken port fails startup) and shut down
-// gracefully in OnStop. It needs a [Config], an *application.Admin and an
+// gracefully in OnStop; the routes of the value group httproutes (such as
+// /metrics) are mounted behind the host guard. It needs a [Config], an *application.Admin and an
 // *slog.Logger.
 var Module = fx.Module("admin",
 	fx.Provide(New),
-	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security) {
+	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security, routes []httpserve.Route) {
 		if sec != nil {
 			s.UseSecurity(sec)
 		}
+		s.Mount(routes...)
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	}, fx.ParamTags(``, ``, `optional:"true"`))),
+	}, fx.ParamTags(``, ``, `optional:"true"`, `group:"`+httpserve.RoutesGroup+`"`))),
 )

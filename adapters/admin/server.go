@@ -32,6 +32,8 @@ type Server struct {
 	log   *slog.Logger
 	srv   *httpserve.Server     // the listener, the serving goroutine and the root context
 	sec   *application.Security // nil or disabled: no authentication (see UseSecurity)
+	// routes are contributed by other adapters (see Mount).
+	routes []httpserve.Route
 }
 
 // New returns a server for cfg over the admin use case. It does not listen
@@ -55,6 +57,13 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		Logger:            s.log,
 	})
 	return s
+}
+
+// Mount adds routes other adapters contribute (such as /metrics) behind
+// the same host guard; call it before Start.
+func (s *Server) Mount(routes ...httpserve.Route) {
+	s.routes = append(s.routes, routes...)
+	s.srv.SetHandler(s.Handler())
 }
 
 // Start binds cfg.Address and serves in a goroutine that [Server.Stop]
@@ -130,6 +139,9 @@ func (s *Server) Handler() http.Handler {
 		http.MethodGet: s.getGroup, http.MethodPut: s.updateGroup, http.MethodDelete: s.deleteGroup})
 	route("/v1/groups/{name}/stats", map[string]func(http.ResponseWriter, *http.Request) error{
 		http.MethodGet: s.groupStats})
+	for _, r := range s.routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics and /v1/groups", r.Method, truncate(r.URL.Path)))
 	})

@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -28,6 +29,8 @@ type serviceParams struct {
 	App      *application.Messaging
 	Log      *slog.Logger
 	Security *application.Security `optional:"true"`
+	// Telemetry comes from adapters/otel when it is in the graph.
+	Telemetry *observe.Telemetry `optional:"true"`
 }
 
 func newService(p serviceParams) *Service {
@@ -35,5 +38,6 @@ func newService(p serviceParams) *Service {
 	if p.Security != nil {
 		s.UseSecurity(p.Security, p.Config.Auth)
 	}
+	s.UseTelemetry(p.Telemetry)
 	return s
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	grpclib "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,6 +51,36 @@ func (a *admission) enter(k kind) bool {
 }
 
 func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
+
+var kindNames = [kindCount]string{"route", "producer", "consumer", "poll", "client", "telemetry", "transaction"}
+
+// observe reports the requests in flight by kind (rmqproxy_rpc_inflight)
+// and the receives and pulls waiting for messages
+// (rmqproxy_longpoll_waiters), read when metrics are collected.
+func (a *admission) observe(meter metric.Meter) error {
+	inflight, err := meter.Int64ObservableGauge("rmqproxy_rpc_inflight",
+		metric.WithDescription("gRPC requests being served, by kind (the Apache proxy's thread pools); telemetry counts open Telemetry streams."))
+	if err != nil {
+		return err
+	}
+	waiters, err := meter.Int64ObservableGauge("rmqproxy_longpoll_waiters",
+		metric.WithDescription("Receives and pulls in flight, most of them long-polling for messages."))
+	if err != nil {
+		return err
+	}
+	sets := make([]metric.ObserveOption, kindCount)
+	for k := range kindCount {
+		sets[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("protocol_type", "grpc"), attribute.String("kind", kindNames[k])))
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for k := range kindCount {
+			o.ObserveInt64(inflight, a.inflight[k].Load(), sets[k])
+		}
+		o.ObserveInt64(waiters, a.inflight[kindPoll].Load())
+		return nil
+	}, inflight, waiters)
+	return err
+}
 
 // unary runs the request pipeline shared by every unary RPC: request info,
 // client id check, admission, then call; failures become the RPC's response

@@ -105,6 +105,12 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 			})
 		}
 	}
+	unary := []grpclib.UnaryServerInterceptor{recoverUnary(log)}
+	stream := []grpclib.StreamServerInterceptor{recoverStream(log)}
+	if o := newObserver(svc.tel, log); o != nil {
+		unary = append(unary, o.unary)
+		stream = append(stream, o.stream)
+	}
 	s.srv = grpclib.NewServer(
 		grpclib.Creds(creds),
 		grpclib.ConnectionTimeout(cfg.HandshakeTimeout),
@@ -113,8 +119,9 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		grpclib.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		grpclib.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ClientIdleTimeout}),
 		grpclib.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpclib.ChainUnaryInterceptor(recoverUnary(log)),
-		grpclib.ChainStreamInterceptor(recoverStream(log)),
+		// The request chain: see observe.go.
+		grpclib.ChainUnaryInterceptor(unary...),
+		grpclib.ChainStreamInterceptor(stream...),
 		// Requests run on long-lived workers instead of a new goroutine
 		// each: a fresh goroutine grows its stack by copying on every
 		// request of the deep send path (13% of the CPU of a durable send).

@@ -7,6 +7,7 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -32,6 +33,20 @@ type Service struct {
 	// UseSecurity.
 	sec  *application.Security
 	auth *authenticator
+	// tel traces, measures and logs requests (see observe.go); nil until
+	// UseTelemetry.
+	tel *observe.Telemetry
+}
+
+// UseTelemetry makes the server built on the service trace, measure and
+// log requests as tel says. Call it before NewServer.
+func (s *Service) UseTelemetry(tel *observe.Telemetry) {
+	s.tel = tel
+	if tel.Measuring() {
+		if err := s.admit.observe(tel.Metrics.Meter()); err != nil {
+			s.log.Warn("cannot register the in-flight request gauges", slog.Any("error", err))
+		}
+	}
 }
 
 // UseSecurity makes the service authenticate and authorize requests with

@@ -1,9 +1,14 @@
 // Package health serves rmqproxy's health endpoints on their own HTTP port
-// (health.address, default :9090; metrics will join them there):
+// (health.address, default :9090), with the metrics:
 //
-//	GET /healthz  200 "ok" while the process runs (liveness)
+//	GET /livez    200 "ok" while the process runs (liveness; /healthz is
+//	              the same, kept for existing probes)
 //	GET /readyz   200 {"status":"ready",...} when every readiness check
-//	              passes, 503 {"status":"not ready","failing":[...]} otherwise
+//	              passes, 503 {"status":"not ready","failing":[...]} otherwise;
+//	              checks that serve but not fully are listed under
+//	              "degraded" with their reasons, and stay 200
+//	GET /metrics  the Prometheus exposition, when adapters/otel contributes it
+//	              (routes of the value group httproutes are mounted here)
 //
 // Readiness checks come from the other adapters through the fx value group
 // "readiness": an adapter provides a [Check] (see [AsCheck]) and the server

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -61,9 +63,10 @@ func AsCheck(constructor any) any {
 var Module = fx.Module("health",
 	fx.Provide(fx.Annotate(New, fx.ParamTags(``, `group:"`+ReadinessGroup+`"`, ``))),
 	fx.Provide(func(s *Server) ports.Readiness { return readiness{s} }),
-	fx.Invoke(func(lc fx.Lifecycle, s *Server) {
+	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, routes []httpserve.Route) {
+		s.Mount(routes...)
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	}),
+	}, fx.ParamTags(``, ``, `group:"`+httpserve.RoutesGroup+`"`))),
 )
 
 // readiness is every check's outcome as a ports.Readiness.

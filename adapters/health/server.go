@@ -70,6 +70,8 @@ type Server struct {
 	failing map[string]bool // last outcome per check, to log changes only
 
 	srv *httpserve.Server // the listener, the serving goroutine and the root context
+	// routes are contributed by other adapters (see Mount).
+	routes []httpserve.Route
 }
 
 // New returns a server for cfg running checks. Check names must be unique
@@ -130,6 +132,13 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// Mount adds routes other adapters contribute (such as /metrics); call it
+// before Start.
+func (s *Server) Mount(routes ...httpserve.Route) {
+	s.routes = append(s.routes, routes...)
+	s.srv.SetHandler(s.Handler())
+}
+
 // Addr returns the bound address, or nil before Start.
 func (s *Server) Addr() net.Addr { return s.srv.Addr() }
 
@@ -141,11 +150,13 @@ func (s *Server) Stop(ctx context.Context) error { return s.srv.Stop(ctx) }
 // Handler returns the health endpoints' handler.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	live := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
-	})
+	}
+	mux.HandleFunc("GET /livez", live)
+	mux.HandleFunc("GET /healthz", live)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		rep := s.Ready(r.Context())
 		status := http.StatusOK
@@ -157,6 +168,9 @@ func (s *Server) Handler() http.Handler {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(rep)
 	})
+	for _, r := range s.routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

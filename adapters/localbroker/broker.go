@@ -52,6 +52,17 @@ func ioError(err error, what string) error {
 // policy. When ctx ends first the record is still stored: the caller just
 // stops waiting, as with a RocketMQ flush timeout.
 func (e *Engine) waitDurable(ctx context.Context, end int64, what string) error {
+	if h := e.hooks.Durable; h != nil {
+		if done := h(ctx); done != nil {
+			err := e.waitDurableUnobserved(ctx, end, what)
+			done(err)
+			return err
+		}
+	}
+	return e.waitDurableUnobserved(ctx, end, what)
+}
+
+func (e *Engine) waitDurableUnobserved(ctx context.Context, end int64, what string) error {
 	if err := e.clog.Wait(ctx, end); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return domain.Wrap(domain.ReasonPersistenceTimeout, err, what+" was written but not confirmed durable before the request ended; it will be stored unless the machine fails now")
@@ -82,6 +93,17 @@ func (e *Engine) Route(ctx context.Context, topic string) (ports.Route, error) {
 // Send stores msgs in queue q atomically (one record, consecutive queue
 // offsets) and returns once they are durable per the flush policy.
 func (e *Engine) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+	if h := e.hooks.Send; h != nil {
+		if sctx, done := h(ctx, len(msgs)); done != nil {
+			r, err := e.send(sctx, q, msgs)
+			done(err)
+			return r, err
+		}
+	}
+	return e.send(ctx, q, msgs)
+}
+
+func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
 	if len(msgs) == 0 {
 		return nil, domain.Errorf(domain.ReasonBadRequest, "no message to send")
 	}

@@ -114,6 +114,8 @@ type Engine struct {
 	damaged  atomic.Pointer[error] // a consume-queue entry failed its checksum while running
 	// syncFault, when set by a test before Start, replaces fdatasync.
 	syncFault func(*os.File) error
+	// hooks observe storage work (see SetHooks); set before Start.
+	hooks Hooks
 	// rebuild holds the queues recovery rebuilds from the log, with the
 	// entry count the snapshot gives them (see rebuild.go).
 	rebuild    map[queueKey]int64
@@ -348,6 +350,7 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		ReserveFile:   e.dir("reserve"),
 		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
 		Sync:          e.syncFault,
+		OnSync:        e.hooks.Fsync,
 		OnAdvance: func(int64) {
 			select {
 			case e.advance <- struct{}{}:

@@ -64,6 +64,14 @@ func New(opts Options) *Server {
 	return &Server{opts: opts}
 }
 
+// SetHandler replaces the handler given in the options; call it before
+// Start.
+func (s *Server) SetHandler(h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Handler = h
+}
+
 // Start binds the address and serves in a goroutine that [Server.Stop]
 // stops. A taken port fails here, with an error naming the setting.
 func (s *Server) Start(ctx context.Context) error {
@@ -133,3 +141,16 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-done
 	return err
 }
+
+// Route is an endpoint one adapter contributes to the HTTP servers of
+// others (such as /metrics, from adapters/otel, on the health and admin
+// ports), through the fx value group [RoutesGroup].
+type Route struct {
+	// Pattern is an http.ServeMux pattern, such as "GET /metrics".
+	Pattern string
+	Handler http.Handler
+}
+
+// RoutesGroup is the fx value group of [Route]s the health and admin
+// servers mount.
+const RoutesGroup = "httproutes"

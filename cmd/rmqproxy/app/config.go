@@ -15,6 +15,7 @@ import (
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/application"
 )
@@ -44,12 +45,17 @@ type Root struct {
 	Shutdown  ShutdownConfig             `yaml:"shutdown"`
 	Auth      application.SecurityConfig `yaml:"auth"`
 	Postgres  postgres.Config            `yaml:"postgres"`
+	Tracing   otel.TracingConfig         `yaml:"tracing"`
+	Metrics   otel.MetricsConfig         `yaml:"metrics"`
+	OTLP      otel.OTLPConfig            `yaml:"otlp"`
 }
 
 // LogConfig selects the log output.
 type LogConfig struct {
 	Level  string `yaml:"level" help:"debug, info, warn or error"`
 	Format string `yaml:"format" help:"text or json"`
+	Access bool   `yaml:"access" help:"log one line per request (component=access): RPC, code, duration, client id, request id, trace id, topic, group and message ids; never credentials"`
+	Bodies bool   `yaml:"bodies" help:"with log.access, also log the first 256 bytes of each message body sent; for debugging only, since bodies may hold personal or secret data"`
 }
 
 // Defaults returns the configuration used when nothing is configured, for
@@ -68,6 +74,9 @@ func Defaults(profile string) Root {
 		Shutdown:  DefaultShutdownConfig(),
 		Auth:      application.DefaultSecurityConfig(),
 		Postgres:  postgres.DefaultConfig(),
+		Tracing:   otel.DefaultTracingConfig(),
+		Metrics:   otel.DefaultMetricsConfig(),
+		OTLP:      otel.DefaultOTLPConfig(),
 	}
 	// Follow grpc.address and local.dataDir unless set (see Derive).
 	r.Local.StoreHost = ""

@@ -24,7 +24,7 @@ type ShutdownConfig struct {
 // DefaultShutdownConfig returns the defaults. The two stages together fit
 // Kubernetes' default 30 s termination grace period; the small stages
 // (5 s each at most) normally take milliseconds, so the worst case of the
-// whole stop is 45 s ([StopTimeout]).
+// whole stop is 55 s ([StopTimeout]: five small stages).
 func DefaultShutdownConfig() ShutdownConfig {
 	return ShutdownConfig{GRPCDrain: 10 * time.Second, EngineClose: 15 * time.Second}
 }
@@ -42,8 +42,8 @@ func (c ShutdownConfig) Validate() error {
 }
 
 // minorStageBudget bounds the stop of each of the small stages: the health
-// and admin HTTP servers (quick requests only) and the use cases'
-// background loops.
+// and admin HTTP servers (quick requests only), the use cases'
+// background loops and the telemetry flush.
 const minorStageBudget = 5 * time.Second
 
 // stopMargin is what the whole stop allows beyond the sum of the stages'
@@ -53,7 +53,7 @@ const stopMargin = 5 * time.Second
 // StopTimeout is the time the whole application has to stop: the sum of
 // its stages' budgets and a margin. Past it the process gives up waiting.
 func StopTimeout(cfg Root) time.Duration {
-	return cfg.Shutdown.GRPCDrain + cfg.Shutdown.EngineClose + 3*minorStageBudget + stopMargin
+	return cfg.Shutdown.GRPCDrain + cfg.Shutdown.EngineClose + 5*minorStageBudget + stopMargin
 }
 
 // stage is one step of shutdown: the OnStop hooks of the modules it wraps.

@@ -14,6 +14,7 @@ import (
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -25,10 +26,12 @@ const StartTimeout = 10 * time.Minute
 func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 	lv, _ := c.level()
 	opts := &slog.HandlerOptions{Level: lv}
+	// otel.LogHandler adds the trace id, client id and request id of the
+	// request a record is logged for.
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(otel.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(otel.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // Options returns the fx options of the whole proxy for cfg. The broker
@@ -53,8 +56,12 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		config.Module(cfg),
 		// Each module's OnStop hooks run with their stage's own budget.
 		// They start in this order and stop in reverse (admin, gRPC,
-		// application, engine, health): the health endpoints come up
-		// first, so that /readyz reports the engine's recovery, and go last.
+		// application, engine, health, telemetry): the health endpoints
+		// come up first, so that /readyz reports the engine's recovery,
+		// and go last but for the telemetry, which flushes the spans and
+		// metrics of everything before it.
+		inStage(stage{"telemetry flush", "", minorStageBudget}, observabilityModule(cfg)),
+		traceBrokerCalls(cfg),
 		inStage(stage{"health", "", minorStageBudget}, health.Module),
 		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
 		inStage(stage{"background work", "", minorStageBudget}, applicationModule),

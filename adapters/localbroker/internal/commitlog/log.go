@@ -107,6 +107,9 @@ type Options struct {
 	ReserveType func(byte) bool
 	// Sync replaces fdatasync (fault-injection tests).
 	Sync func(*os.File) error
+	// OnSync, when set, is told the duration and outcome of each fdatasync
+	// of a segment (metrics); it runs on the writer and must not block.
+	OnSync func(time.Duration, error)
 	// DiskRetry is how often a write waiting for disk space is tried again
 	// (default one second).
 	DiskRetry time.Duration
@@ -852,7 +855,15 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 
 func (l *Log) fsyncActive() error {
 	s := l.active()
-	if err := l.opts.Sync(s.f); err != nil {
+	var start time.Time
+	if l.opts.OnSync != nil {
+		start = time.Now()
+	}
+	err := l.opts.Sync(s.f)
+	if l.opts.OnSync != nil {
+		l.opts.OnSync(time.Since(start), err)
+	}
+	if err != nil {
 		return fmt.Errorf("fdatasync %s: %w", s.path, err)
 	}
 	l.stats.fsyncs.Add(1)

@@ -1,0 +1,529 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// The request chain (see NewServer): recover, then observe (span, metrics,
+// access log), then whatever limits are added after it, then the handler.
+// Observing before the limits makes a refused request show in the metrics
+// and the access log with its code (TOO_MANY_REQUESTS), like any other.
+
+// rpcMethod describes one MessagingService method for spans and metrics.
+type rpcMethod struct {
+	name string // SendMessage
+	// op is messaging.operation.name and the first word of span names
+	// ("send my-topic"); opType is messaging.operation.type, if the
+	// method moves messages.
+	op       string
+	opType   attribute.KeyValue
+	longPoll bool
+	// stream: server-streaming methods observed frame by frame; Telemetry
+	// is not observed (it lives as long as the client).
+	stream bool
+}
+
+var rpcMethods = func() map[string]*rpcMethod {
+	m := map[string]*rpcMethod{}
+	add := func(name, op string, opType attribute.KeyValue, longPoll, stream bool) {
+		m["/"+v2.MessagingService_ServiceDesc.ServiceName+"/"+name] = &rpcMethod{name: name, op: op, opType: opType, longPoll: longPoll, stream: stream}
+	}
+	none := attribute.KeyValue{}
+	add("QueryRoute", "query_route", none, false, false)
+	add("QueryAssignment", "query_assignment", none, false, false)
+	add("SendMessage", "send", observe.OpSend, false, false)
+	add("ReceiveMessage", "receive", observe.OpReceive, true, true)
+	add("PullMessage", "pull", observe.OpReceive, true, true)
+	add("AckMessage", "ack", observe.OpSettle, false, false)
+	add("ChangeInvisibleDuration", "change_invisible_duration", observe.OpSettle, false, false)
+	add("ForwardMessageToDeadLetterQueue", "forward_to_dlq", observe.OpSettle, false, false)
+	add("EndTransaction", "end_transaction", observe.OpSettle, false, false)
+	add("RecallMessage", "recall", observe.OpSettle, false, false)
+	add("Heartbeat", "heartbeat", none, false, false)
+	add("NotifyClientTermination", "notify_client_termination", none, false, false)
+	add("UpdateOffset", "update_offset", none, false, false)
+	add("GetOffset", "get_offset", none, false, false)
+	add("QueryOffset", "query_offset", none, false, false)
+	return m
+}()
+
+// observer traces, measures and logs requests; see [observe.Telemetry].
+type observer struct {
+	tel *observe.Telemetry
+	log *slog.Logger // access log
+}
+
+// newObserver returns nil when tel observes nothing, so that the
+// interceptors are left out of the chain.
+func newObserver(tel *observe.Telemetry, log *slog.Logger) *observer {
+	if !tel.Active() {
+		return nil
+	}
+	return &observer{tel: tel, log: log.With("component", "access")}
+}
+
+func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (any, error) {
+	m := rpcMethods[info.FullMethod]
+	if m == nil {
+		return h(ctx, req)
+	}
+	start := time.Now()
+	var span trace.Span
+	if o.tel.Tracing() {
+		ctx, span = o.startUnarySpan(ctx, m, req)
+	}
+	resp, err := h(ctx, req)
+	d := time.Since(start)
+	code := responseCode(resp, err)
+	name := code.String()
+	if err != nil {
+		name = grpcCodeName(err)
+	}
+	if o.tel.Measuring() {
+		o.measureUnary(ctx, m, req, resp, code, name, d)
+	}
+	if span != nil {
+		endSpan(span, resp, err, code)
+	}
+	if o.tel.AccessLog {
+		o.accessLog(ctx, m, req, resp, name, d, 0)
+	}
+	return resp, err
+}
+
+func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) error {
+	m := rpcMethods[info.FullMethod]
+	if m == nil || !m.stream {
+		return h(srv, ss)
+	}
+	w := &observedStream{ServerStream: ss, o: o, m: m, ctx: ss.Context(), start: time.Now(), code: v2.Code_CODE_UNSPECIFIED}
+	if o.tel.Tracing() {
+		w.ctx, w.span = o.tel.Tracer.Start(incomingTraceContext(w.ctx), m.op, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(observe.SystemRocketMQ, observe.KeyOperationName.String(m.op), m.opType,
+				observe.KeyRPCSystem.String("grpc"), observe.KeyRPCService.String(v2.MessagingService_ServiceDesc.ServiceName),
+				observe.KeyRPCMethod.String(m.name), observe.KeyClientID.String(clientIDOf(w.ctx)), observe.KeyLegacyClientID.String(clientIDOf(w.ctx))))
+	}
+	err := h(srv, w)
+	d := time.Since(w.start)
+	code := w.codeName(err)
+	if o.tel.Measuring() {
+		o.tel.Metrics.RPC(w.ctx, "grpc", m.name, code, m.longPoll, d)
+	}
+	if w.span != nil {
+		w.span.SetAttributes(observe.KeyBatchCount.Int(w.count))
+		if w.code != v2.Code_CODE_UNSPECIFIED {
+			w.span.SetAttributes(observe.KeyStatusCode.Int(int(w.code)))
+		}
+		if err != nil || (w.code != v2.Code_OK && w.code != v2.Code_MESSAGE_NOT_FOUND && w.code != v2.Code_CODE_UNSPECIFIED) {
+			w.span.SetStatus(codes.Error, code)
+		}
+		w.span.End()
+	}
+	if o.tel.AccessLog {
+		o.accessLog(w.ctx, m, w.req, nil, code, d, w.count)
+	}
+	return err
+}
+
+// observedStream watches the frames of a server-streaming call: its
+// request, its status frame and the messages it delivers.
+type observedStream struct {
+	grpclib.ServerStream
+	o     *observer
+	m     *rpcMethod
+	ctx   context.Context
+	span  trace.Span
+	start time.Time
+	req   any
+	code  v2.Code
+	count int
+}
+
+func (w *observedStream) Context() context.Context { return w.ctx }
+
+func (w *observedStream) RecvMsg(msg any) error {
+	err := w.ServerStream.RecvMsg(msg)
+	if err == nil && w.req == nil {
+		w.req = msg
+		if w.span != nil {
+			topic, group := streamTarget(msg)
+			w.span.SetName(w.m.op + " " + topic)
+			w.span.SetAttributes(observe.KeyDestination.String(topic), observe.KeyConsumerGroup.String(group), observe.KeyLegacyGroup.String(group))
+		}
+	}
+	return err
+}
+
+func (w *observedStream) SendMsg(msg any) error {
+	err := w.ServerStream.SendMsg(msg)
+	var st *v2.Status
+	var pm *v2.Message
+	switch f := msg.(type) {
+	case *v2.ReceiveMessageResponse:
+		st, pm = f.GetStatus(), f.GetMessage()
+	case *v2.PullMessageResponse:
+		st, pm = f.GetStatus(), f.GetMessage()
+	}
+	if st != nil {
+		w.code = st.GetCode()
+	}
+	if pm == nil || err != nil {
+		return err
+	}
+	w.count++
+	sp := pm.GetSystemProperties()
+	if w.o.tel.Measuring() {
+		_, group := streamTarget(w.req)
+		w.o.tel.Metrics.MessagesOut(w.ctx, resourceLabel(pm.GetTopic()), group, sp.GetDeliveryAttempt() > 1, 1, int64(len(pm.GetBody())))
+	}
+	if w.span != nil {
+		// The consumer's span links to the producer's: the message carries
+		// the trace context of its send.
+		if sc, ok := observe.ParseTraceParent(sp.GetTraceContext(), ""); ok {
+			w.span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{observe.KeyMessageID.String(sp.GetMessageId())}})
+		}
+		if w.count == 1 {
+			w.span.SetAttributes(observe.KeyMessageID.String(sp.GetMessageId()))
+		}
+	}
+	return nil
+}
+
+func (w *observedStream) codeName(err error) string {
+	if err != nil {
+		return grpcCodeName(err)
+	}
+	return w.code.String()
+}
+
+// streamTarget returns the topic and group a receive or pull is for.
+func streamTarget(req any) (topic, group string) {
+	switch r := req.(type) {
+	case *v2.ReceiveMessageRequest:
+		return resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+	case *v2.PullMessageRequest:
+		return resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+	}
+	return "", ""
+}
+
+// resourceLabel is the name a resource is shown under in spans, metrics
+// and the access log: namespace%name, as stored.
+func resourceLabel(r *v2.Resource) string {
+	return domain.WrapNamespace(r.GetResourceNamespace(), r.GetName())
+}
+
+// responseCode is the RocketMQ status of a unary response, or
+// CODE_UNSPECIFIED when the call failed with a gRPC error.
+func responseCode(resp any, err error) v2.Code {
+	if err != nil {
+		return v2.Code_CODE_UNSPECIFIED
+	}
+	if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok {
+		return r.GetStatus().GetCode()
+	}
+	return v2.Code_CODE_UNSPECIFIED
+}
+
+func grpcCodeName(err error) string {
+	return "GRPC_" + strings.ToUpper(status.Code(err).String())
+}
+
+func clientIDOf(ctx context.Context) string {
+	if v := metadata.ValueFromIncomingContext(ctx, mdClientID); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// incomingTraceContext makes the caller's W3C trace context (traceparent
+// and tracestate metadata, as OpenTelemetry's gRPC instrumentation sends
+// them) the parent of the request's span.
+func incomingTraceContext(ctx context.Context) context.Context {
+	tp := metadata.ValueFromIncomingContext(ctx, "traceparent")
+	if len(tp) == 0 {
+		return ctx
+	}
+	var ts string
+	if v := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(v) > 0 {
+		ts = v[0]
+	}
+	if sc, ok := observe.ParseTraceParent(tp[0], ts); ok {
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	return ctx
+}
+
+// startUnarySpan starts the span of a unary request. A send's span is the
+// child of the caller's trace context, or else, for a single message, of
+// the trace context the producer put in the message (as the C++ client
+// does); it links to the contexts of the other messages of a batch. The
+// send's own context is then written into every message that carries
+// none, so that the consumer's receive span can link to it.
+func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (context.Context, trace.Span) {
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs, observe.SystemRocketMQ, observe.KeyOperationName.String(m.op),
+		observe.KeyRPCSystem.String("grpc"), observe.KeyRPCService.String(v2.MessagingService_ServiceDesc.ServiceName), observe.KeyRPCMethod.String(m.name))
+	if m.opType.Valid() {
+		attrs = append(attrs, m.opType)
+	}
+	if id := clientIDOf(ctx); id != "" {
+		attrs = append(attrs, observe.KeyClientID.String(id), observe.KeyLegacyClientID.String(id))
+	}
+	parent := incomingTraceContext(ctx)
+	hasParent := trace.SpanContextFromContext(parent).IsValid()
+	var links []trace.Link
+	topic, group := "", ""
+	switch r := req.(type) {
+	case *v2.SendMessageRequest:
+		msgs := r.GetMessages()
+		if len(msgs) > 0 {
+			topic = resourceLabel(msgs[0].GetTopic())
+		}
+		attrs = append(attrs, observe.KeyBatchCount.Int(len(msgs)))
+		if len(msgs) == 1 {
+			attrs = append(attrs, messageAttrs(msgs[0])...)
+		}
+		for _, pm := range msgs {
+			sc, ok := observe.ParseTraceParent(pm.GetSystemProperties().GetTraceContext(), "")
+			switch {
+			case !ok:
+			case !hasParent && len(msgs) == 1:
+				parent, hasParent = trace.ContextWithRemoteSpanContext(parent, sc), true
+			default:
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+	case *v2.AckMessageRequest:
+		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		attrs = append(attrs, observe.KeyBatchCount.Int(len(r.GetEntries())))
+		if len(r.GetEntries()) == 1 {
+			attrs = append(attrs, observe.KeyMessageID.String(r.GetEntries()[0].GetMessageId()))
+		}
+	case *v2.ChangeInvisibleDurationRequest:
+		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()))
+	case *v2.ForwardMessageToDeadLetterQueueRequest:
+		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()), observe.KeyDeliveryAttempt.Int(int(r.GetDeliveryAttempt())))
+	case *v2.EndTransactionRequest:
+		topic = resourceLabel(r.GetTopic())
+		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()))
+	case *v2.RecallMessageRequest:
+		topic = resourceLabel(r.GetTopic())
+	case *v2.QueryRouteRequest:
+		topic = resourceLabel(r.GetTopic())
+	case *v2.QueryAssignmentRequest:
+		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+	case *v2.HeartbeatRequest:
+		group = resourceLabel(r.GetGroup())
+	case *v2.NotifyClientTerminationRequest:
+		group = resourceLabel(r.GetGroup())
+	case *v2.UpdateOffsetRequest:
+		topic, group = resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+	case *v2.GetOffsetRequest:
+		topic, group = resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+	case *v2.QueryOffsetRequest:
+		topic = resourceLabel(r.GetMessageQueue().GetTopic())
+	}
+	if topic != "" {
+		attrs = append(attrs, observe.KeyDestination.String(topic))
+	}
+	if group != "" {
+		attrs = append(attrs, observe.KeyConsumerGroup.String(group), observe.KeyLegacyGroup.String(group))
+	}
+	name := m.op
+	if topic != "" && m.opType.Valid() {
+		name = m.op + " " + topic
+	}
+	ctx, span := o.tel.Tracer.Start(parent, name,
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...), trace.WithLinks(links...))
+	if r, ok := req.(*v2.SendMessageRequest); ok {
+		if tp := observe.TraceParent(span.SpanContext()); tp != "" {
+			for _, pm := range r.GetMessages() {
+				if pm.GetSystemProperties().GetTraceContext() != "" {
+					continue
+				}
+				if pm.SystemProperties == nil {
+					pm.SystemProperties = &v2.SystemProperties{}
+				}
+				pm.SystemProperties.TraceContext = &tp
+			}
+		}
+	}
+	return ctx, span
+}
+
+// messageAttrs are the attributes of a single message sent.
+func messageAttrs(pm *v2.Message) []attribute.KeyValue {
+	sp := pm.GetSystemProperties()
+	a := []attribute.KeyValue{
+		observe.KeyMessageID.String(sp.GetMessageId()),
+		observe.KeyBodySize.Int(len(pm.GetBody())),
+		observe.KeyMessageType.String(messageTypeLabel(sp.GetMessageType())),
+	}
+	if ns := pm.GetTopic().GetResourceNamespace(); ns != "" {
+		a = append(a, observe.KeyNamespace.String(ns))
+	}
+	if t := sp.GetTag(); t != "" {
+		a = append(a, observe.KeyMessageTag.String(t))
+	}
+	if k := sp.GetKeys(); len(k) > 0 {
+		a = append(a, observe.KeyMessageKeys.StringSlice(k))
+	}
+	if g := sp.GetMessageGroup(); g != "" {
+		a = append(a, observe.KeyMessageGroup.String(g))
+	}
+	if ts := sp.GetDeliveryTimestamp(); ts != nil {
+		a = append(a, observe.KeyDeliveryTime.Int64(ts.AsTime().UnixMilli()))
+	}
+	return a
+}
+
+// endSpan sets what the response tells and ends the span. A non-OK status
+// is an error, except "no new message" for a receive.
+func endSpan(span trace.Span, resp any, err error, code v2.Code) {
+	if err != nil {
+		span.SetAttributes(observe.KeyGRPCStatusCode.Int(int(status.Code(err))))
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return
+	}
+	span.SetAttributes(observe.KeyGRPCStatusCode.Int(0), observe.KeyStatusCode.Int(int(code)))
+	if r, ok := resp.(*v2.SendMessageResponse); ok && len(r.GetEntries()) == 1 {
+		span.SetAttributes(observe.KeyMessageID.String(r.GetEntries()[0].GetMessageId()))
+	}
+	if code != v2.Code_OK && code != v2.Code_MESSAGE_NOT_FOUND {
+		msg := ""
+		if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok {
+			msg = r.GetStatus().GetMessage()
+		}
+		span.SetAttributes(observe.KeyStatusMessage.String(msg))
+		span.SetStatus(codes.Error, code.String())
+	}
+	span.End()
+}
+
+// measureUnary records a unary request's metrics: its latency, and the
+// messages it stored or settled, counted from the entries answered OK.
+func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any, code v2.Code, name string, d time.Duration) {
+	mt := o.tel.Metrics
+	mt.RPC(ctx, "grpc", m.name, name, false, d)
+	switch r := req.(type) {
+	case *v2.SendMessageRequest:
+		out, _ := resp.(*v2.SendMessageResponse)
+		entries := out.GetEntries()
+		for i, pm := range r.GetMessages() {
+			if i < len(entries) && entries[i].GetStatus().GetCode() == v2.Code_OK {
+				mt.MessageIn(ctx, resourceLabel(pm.GetTopic()), messageTypeLabel(pm.GetSystemProperties().GetMessageType()), len(pm.GetBody()))
+			}
+		}
+	case *v2.AckMessageRequest:
+		out, _ := resp.(*v2.AckMessageResponse)
+		n := 0
+		for _, e := range out.GetEntries() {
+			if e.GetStatus().GetCode() == v2.Code_OK {
+				n++
+			}
+		}
+		mt.Settle(ctx, observe.SettledAck, resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup()), n)
+	case *v2.ForwardMessageToDeadLetterQueueRequest:
+		if code == v2.Code_OK {
+			mt.Settle(ctx, observe.SettledDLQ, resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup()), 1)
+		}
+	case *v2.EndTransactionRequest:
+		if code == v2.Code_OK {
+			switch r.GetResolution() {
+			case v2.TransactionResolution_COMMIT:
+				mt.Settle(ctx, observe.SettledCommit, resourceLabel(r.GetTopic()), "", 1)
+			case v2.TransactionResolution_ROLLBACK:
+				mt.Settle(ctx, observe.SettledRollback, resourceLabel(r.GetTopic()), "", 1)
+			}
+		}
+	}
+}
+
+// messageTypeLabel is upstream's message_type label value.
+func messageTypeLabel(t v2.MessageType) string {
+	switch t {
+	case v2.MessageType_FIFO:
+		return "fifo"
+	case v2.MessageType_DELAY:
+		return "delay"
+	case v2.MessageType_TRANSACTION:
+		return "transaction"
+	}
+	return "normal"
+}
+
+// maxLoggedBody is how much of a body the access log shows with LogBodies.
+const maxLoggedBody = 256
+
+// accessLog writes one line per request: who, what, outcome, how long.
+// Metadata other than the client and request ids never appears (it may
+// hold credentials), and bodies only with the debugging switch.
+func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, code string, d time.Duration, delivered int) {
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs, slog.String("rpc", m.name), slog.String("code", code), slog.Duration("duration", d),
+		slog.String("client_id", clientIDOf(ctx)))
+	if v := metadata.ValueFromIncomingContext(ctx, mdRequestID); len(v) > 0 {
+		attrs = append(attrs, slog.String("request_id", v[0]))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	switch r := req.(type) {
+	case *v2.SendMessageRequest:
+		msgs := r.GetMessages()
+		ids := make([]string, 0, len(msgs))
+		for _, pm := range msgs {
+			ids = append(ids, pm.GetSystemProperties().GetMessageId())
+		}
+		if len(msgs) > 0 {
+			attrs = append(attrs, slog.String("topic", resourceLabel(msgs[0].GetTopic())))
+		}
+		attrs = append(attrs, slog.Any("message_ids", ids))
+		if o.tel.LogBodies {
+			bodies := make([]string, 0, len(msgs))
+			for _, pm := range msgs {
+				b := pm.GetBody()
+				if len(b) > maxLoggedBody {
+					b = b[:maxLoggedBody]
+				}
+				bodies = append(bodies, string(b))
+			}
+			attrs = append(attrs, slog.Any("bodies", bodies))
+		}
+	case *v2.ReceiveMessageRequest, *v2.PullMessageRequest:
+		topic, group := streamTarget(r)
+		attrs = append(attrs, slog.String("topic", topic), slog.String("group", group), slog.Int("messages", delivered))
+	case *v2.AckMessageRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.Int("entries", len(r.GetEntries())))
+	case *v2.ChangeInvisibleDurationRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.String("message_id", r.GetMessageId()))
+	case *v2.ForwardMessageToDeadLetterQueueRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.String("message_id", r.GetMessageId()))
+	case *v2.EndTransactionRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("message_id", r.GetMessageId()), slog.String("resolution", r.GetResolution().String()))
+	case *v2.QueryRouteRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())))
+	}
+	if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok && code != "OK" {
+		attrs = append(attrs, slog.String("status_message", r.GetStatus().GetMessage()))
+	}
+	o.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}

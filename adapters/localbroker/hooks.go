@@ -1,0 +1,35 @@
+package localbroker
+
+import (
+	"context"
+	"time"
+)
+
+// Hooks let an observer see the engine's storage work without the engine
+// knowing what observes it: adapters/otel turns them into spans and a
+// histogram, and the composition root wires them (see [Engine.SetHooks]).
+// Every field may be nil, and a nil field costs one comparison. Hooks run
+// on the caller's goroutine (Fsync on the commit log's writer) and must not
+// block.
+type Hooks struct {
+	// Send is called when a send enters the engine with its number of
+	// messages; it returns the context the send continues with (carrying
+	// the observer's span) and the function called with the send's outcome,
+	// or a nil function to observe nothing.
+	Send func(ctx context.Context, messages int) (context.Context, func(error))
+	// Durable is called when a request starts waiting for its record to be
+	// as durable as the flush policy promises (with group commit, the fsync
+	// it waits for is shared); the returned function, if not nil, is called
+	// with the wait's outcome.
+	Durable func(ctx context.Context) func(error)
+	// Fsync is told the duration and outcome of each fdatasync of the
+	// commit log.
+	Fsync func(d time.Duration, err error)
+}
+
+// SetHooks installs the storage hooks; call it before Start.
+func (e *Engine) SetHooks(h Hooks) { e.hooks = h }
+
+// DiskUsage returns the bytes used and the size of the file system holding
+// local.dataDir, as df counts them.
+func (e *Engine) DiskUsage() (used, size uint64, err error) { return diskUsage(e.cfg.DataDir) }

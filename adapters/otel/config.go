@@ -1,0 +1,143 @@
+package otel
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// OTLPConfig says where spans (and, with metrics.otlp, metrics) are
+// exported (key otlp).
+type OTLPConfig struct {
+	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)."`
+	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS. Empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http."`
+	Headers  string        `yaml:"headers" secret:"true" help:"Headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted."`
+	Timeout  time.Duration `yaml:"timeout" help:"How long one export may take before it is abandoned."`
+}
+
+// TracingConfig turns tracing on (key tracing).
+type TracingConfig struct {
+	Enabled     bool    `yaml:"enabled" help:"Trace every request with OpenTelemetry and export the spans over OTLP (see otlp.*). Off by default; off costs nothing."`
+	SampleRatio float64 `yaml:"sampleRatio" help:"Fraction of traces kept, between 0 and 1, for requests that carry no sampling decision; a request whose caller (traceparent metadata) or message (trace_context) carries a trace context follows that context's decision."`
+}
+
+// MetricsConfig says which metrics are kept and where they go (key
+// metrics).
+type MetricsConfig struct {
+	Enabled      bool          `yaml:"enabled" help:"Record metrics (RocketMQ's rocketmq_* names and rmqproxy_* ones; see docs/observability.md)."`
+	Prometheus   bool          `yaml:"prometheus" help:"Serve the metrics in the Prometheus text format at /metrics on health.address and admin.address."`
+	OTLP         bool          `yaml:"otlp" help:"Also push the metrics over OTLP to otlp.endpoint every metrics.otlpInterval."`
+	OTLPInterval time.Duration `yaml:"otlpInterval" help:"How often metrics are pushed over OTLP."`
+	Topics       []string      `yaml:"topics" help:"Topics whose metrics carry their own topic label; every other topic is counted under topic=\"_other\". Empty: the first metrics.maxTopics topics seen."`
+	Groups       []string      `yaml:"groups" help:"Consumer groups whose metrics carry their own consumer_group label; every other group is counted under \"_other\". Empty: the first metrics.maxGroups groups seen."`
+	MaxTopics    int           `yaml:"maxTopics" help:"With no metrics.topics list, how many topics get a label of their own (bounds the number of time series)."`
+	MaxGroups    int           `yaml:"maxGroups" help:"With no metrics.groups list, how many consumer groups get a label of their own."`
+}
+
+// Protocols of OTLP export.
+const (
+	ProtocolGRPC = "grpc"
+	ProtocolHTTP = "http"
+)
+
+// DefaultOTLPConfig returns the defaults: gRPC to a collector on this host.
+func DefaultOTLPConfig() OTLPConfig {
+	return OTLPConfig{Protocol: ProtocolGRPC, Timeout: 10 * time.Second}
+}
+
+// DefaultTracingConfig returns the defaults: off, every trace kept once on.
+func DefaultTracingConfig() TracingConfig { return TracingConfig{SampleRatio: 1} }
+
+// DefaultMetricsConfig returns the defaults: metrics on, served to
+// Prometheus, not pushed; 100 topics and 100 groups labelled.
+func DefaultMetricsConfig() MetricsConfig {
+	return MetricsConfig{Enabled: true, Prometheus: true, OTLPInterval: time.Minute, MaxTopics: 100, MaxGroups: 100}
+}
+
+// Validate checks the protocol, the endpoint URL and the headers.
+func (c OTLPConfig) Validate() error {
+	var errs []error
+	if c.Protocol != ProtocolGRPC && c.Protocol != ProtocolHTTP {
+		errs = append(errs, fmt.Errorf("protocol %q must be grpc or http", c.Protocol))
+	}
+	if c.Endpoint != "" {
+		if _, _, err := parseEndpoint(c.Endpoint); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := parseHeaders(c.Headers); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout must be positive, not %v", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the sample ratio.
+func (c TracingConfig) Validate() error {
+	if c.SampleRatio < 0 || c.SampleRatio > 1 {
+		return fmt.Errorf("sampleRatio %v must be between 0 and 1 (0.01 keeps one trace in a hundred)", c.SampleRatio)
+	}
+	return nil
+}
+
+// Validate checks the interval and the label bounds.
+func (c MetricsConfig) Validate() error {
+	var errs []error
+	if c.OTLP && c.OTLPInterval < time.Second {
+		errs = append(errs, fmt.Errorf("otlpInterval %v must be at least 1s", c.OTLPInterval))
+	}
+	if c.MaxTopics < 0 || c.MaxGroups < 0 {
+		errs = append(errs, errors.New("maxTopics and maxGroups must not be negative (0 counts every topic or group under \"_other\")"))
+	}
+	for _, n := range append(append([]string(nil), c.Topics...), c.Groups...) {
+		if strings.TrimSpace(n) == "" {
+			errs = append(errs, errors.New("topics and groups must not contain empty names"))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// endpoint returns the host:port and whether the connection is plaintext.
+func (c OTLPConfig) endpoint() (hostPort string, insecure bool) {
+	if c.Endpoint == "" {
+		if c.Protocol == ProtocolHTTP {
+			return "127.0.0.1:4318", true
+		}
+		return "127.0.0.1:4317", true
+	}
+	hostPort, insecure, _ = parseEndpoint(c.Endpoint)
+	return hostPort, insecure
+}
+
+func parseEndpoint(s string) (hostPort string, insecure bool, err error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", false, fmt.Errorf("endpoint %q must be a URL such as http://127.0.0.1:4317 (plaintext) or https://collector.example.com:4317 (TLS)", s)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", false, fmt.Errorf("endpoint %q must not have a path: the OTLP paths (/v1/traces, /v1/metrics) are added", s)
+	}
+	return u.Host, u.Scheme == "http", nil
+}
+
+func parseHeaders(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			// The value may be a secret: name the position, not the text.
+			return nil, errors.New("headers must be key=value pairs separated by commas")
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
+}

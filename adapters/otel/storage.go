@@ -1,0 +1,59 @@
+package otel
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// StorageHooks turn the local broker's storage events into spans and a
+// histogram; the composition root copies them into the engine's hooks
+// (localbroker.Hooks has the same fields). A nil field observes nothing:
+// Send and Durable are nil with tracing off, Fsync with metrics off.
+type StorageHooks struct {
+	// Send starts the span of a send in the engine (check, encode, append
+	// to the commit log, wait for durability); it returns the context the
+	// send continues with and the function that ends the span.
+	Send func(ctx context.Context, messages int) (context.Context, func(error))
+	// Durable starts the span of waiting for an appended record to be as
+	// durable as the flush policy promises (group commit: the fsync is
+	// shared with other requests).
+	Durable func(ctx context.Context) func(error)
+	// Fsync records one fdatasync of the commit log.
+	Fsync func(d time.Duration, err error)
+}
+
+// StorageHooks returns the hooks for the local broker's storage engine.
+// Spans are made only within a recorded span (a sampled request).
+func (p *Provider) StorageHooks() StorageHooks {
+	var h StorageHooks
+	if tr := p.tel.Tracer; tr != nil {
+		h.Send = func(ctx context.Context, messages int) (context.Context, func(error)) {
+			return storeSpan(ctx, tr, "store send", attribute.Int("messaging.batch.message_count", messages))
+		}
+		h.Durable = func(ctx context.Context) func(error) {
+			_, done := storeSpan(ctx, tr, "store wait durable")
+			return done
+		}
+	}
+	if m := p.tel.Metrics; m != nil {
+		h.Fsync = func(d time.Duration, _ error) { m.Fsync(d) }
+	}
+	return h
+}
+
+func storeSpan(ctx context.Context, tr trace.Tracer, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, nil
+	}
+	ctx, span := tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+}

@@ -1,0 +1,205 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// observabilityModule wires adapters/otel to the rest of the proxy: the
+// Telemetry the inbound adapters record with (provided by otel.Module),
+// the tracing decorator around the broker port, the storage engine's
+// hooks, and the gauges read from the client registry and the engine.
+func observabilityModule(cfg Root) fx.Option {
+	opts := []fx.Option{
+		otel.Module,
+		fx.Supply(
+			otel.Logging{AccessLog: cfg.Log.Access, LogBodies: cfg.Log.Bodies},
+			otel.Info{Mode: cfg.Mode, InstanceID: cfg.Local.StoreHost},
+		),
+		fx.Invoke(registerClientGauges),
+	}
+	if cfg.Mode == ModeLocal {
+		opts = append(opts, fx.Invoke(instrumentEngine))
+	}
+	return fx.Options(opts...)
+}
+
+// traceBrokerCalls decorates the broker port with spans when tracing is on;
+// it must sit at the root so that it applies to the application module.
+func traceBrokerCalls(cfg Root) fx.Option {
+	if !cfg.Tracing.Enabled {
+		return fx.Options()
+	}
+	kind := trace.SpanKindInternal
+	if cfg.Mode == ModeCluster {
+		kind = trace.SpanKindClient
+	}
+	return fx.Decorate(func(b ports.Broker, p *otel.Provider) ports.Broker {
+		return otel.TraceBroker(b, p.Tracer(), kind)
+	})
+}
+
+// instrumentEngine installs the storage hooks and the engine's gauges.
+func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, log *slog.Logger) {
+	h := p.StorageHooks()
+	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync})
+	meter := p.Meter()
+	if meter == nil {
+		return
+	}
+	if err := registerEngineGauges(meter, p.Telemetry().Metrics.Labels(), e, admin); err != nil {
+		log.Warn("cannot register the storage gauges", slog.Any("error", err))
+	}
+}
+
+// labelPolicy bounds the label values of topics and groups (see
+// metrics.topics and metrics.groups).
+type labelPolicy interface {
+	Topic(name string) string
+	Group(name string) string
+}
+
+// registerEngineGauges reports the local broker's storage and, per topic
+// and group, its consumers' progress (upstream's rocketmq_consumer_*
+// gauges), computed when metrics are collected.
+func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker.Engine, admin ports.Admin) error {
+	logBytes, err := meter.Int64ObservableGauge("rmqproxy_storage_commitlog_bytes", metric.WithDescription("Bytes of the commit log still on disk."), metric.WithUnit("By"))
+	if err != nil {
+		return err
+	}
+	fsyncs, err := meter.Int64ObservableCounter("rmqproxy_storage_fsyncs_total", metric.WithDescription("fdatasync calls of the commit log since start (group commit: fewer than the sends)."))
+	if err != nil {
+		return err
+	}
+	appends, err := meter.Int64ObservableCounter("rmqproxy_storage_appends_total", metric.WithDescription("Records appended to the commit log since start."))
+	if err != nil {
+		return err
+	}
+	diskUsed, err := meter.Int64ObservableGauge("rmqproxy_storage_disk_used_bytes", metric.WithDescription("Bytes used on the file system holding local.dataDir (as df counts them)."), metric.WithUnit("By"))
+	if err != nil {
+		return err
+	}
+	diskSize, err := meter.Int64ObservableGauge("rmqproxy_storage_disk_size_bytes", metric.WithDescription("Size of the file system holding local.dataDir."), metric.WithUnit("By"))
+	if err != nil {
+		return err
+	}
+	half, err := meter.Int64ObservableGauge("rocketmq_half_messages", metric.WithDescription("Transactional half messages neither committed nor rolled back."))
+	if err != nil {
+		return err
+	}
+	lag, err := meter.Int64ObservableGauge("rocketmq_consumer_lag_messages", metric.WithDescription("Messages of a topic not yet consumed (acked) by a group."))
+	if err != nil {
+		return err
+	}
+	inflight, err := meter.Int64ObservableGauge("rocketmq_consumer_inflight_messages", metric.WithDescription("Messages delivered to a group and not yet acked."))
+	if err != nil {
+		return err
+	}
+	ready, err := meter.Int64ObservableGauge("rocketmq_consumer_ready_messages", metric.WithDescription("Messages a group can receive now (not delivered yet, or visible again)."))
+	if err != nil {
+		return err
+	}
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		st := e.Stats()
+		o.ObserveInt64(logBytes, st.LogEnd-st.LogStart)
+		o.ObserveInt64(fsyncs, st.LogFsyncs)
+		o.ObserveInt64(appends, st.LogAppends)
+		o.ObserveInt64(half, int64(st.PendingTransactions))
+		if used, size, err := e.DiskUsage(); err == nil {
+			o.ObserveInt64(diskUsed, int64(used))
+			o.ObserveInt64(diskSize, int64(size))
+		}
+		// Several topics or groups may share a label value (_other):
+		// sum before observing.
+		type key struct{ topic, group string }
+		type progress struct{ lag, inflight, ready int64 }
+		sums := map[key]progress{}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		groups, err := admin.ListGroups(ctx)
+		if err != nil {
+			return nil // not ready yet, or shutting down: report storage only
+		}
+		for _, g := range groups {
+			stats, err := admin.GroupStats(ctx, g.Name)
+			if err != nil {
+				continue
+			}
+			for _, q := range stats {
+				k := key{labels.Topic(q.Topic), labels.Group(g.Name)}
+				p := sums[k]
+				p.lag += max(q.MaxOffset-q.AckOffset, 0)
+				p.inflight += q.InFlight
+				p.ready += q.Consumable
+				sums[k] = p
+			}
+		}
+		for k, p := range sums {
+			set := metric.WithAttributeSet(attribute.NewSet(attribute.String("topic", k.topic), attribute.String("consumer_group", k.group)))
+			o.ObserveInt64(lag, p.lag, set)
+			o.ObserveInt64(inflight, p.inflight, set)
+			o.ObserveInt64(ready, p.ready, set)
+		}
+		return nil
+	}, logBytes, fsyncs, appends, diskUsed, diskSize, half, lag, inflight, ready)
+	return err
+}
+
+// registerClientGauges reports the known clients by language and version
+// (upstream's rocketmq_producer_connections and
+// rocketmq_consumer_connections; here a "connection" is a client the proxy
+// knows, whatever its number of TCP connections).
+func registerClientGauges(p *otel.Provider, sessions *application.Sessions, log *slog.Logger) {
+	meter := p.Meter()
+	if meter == nil {
+		return
+	}
+	labels := p.Telemetry().Metrics.Labels()
+	producers, err := meter.Int64ObservableGauge("rocketmq_producer_connections", metric.WithDescription("Producers the proxy knows, by client language and version."))
+	if err != nil {
+		log.Warn("cannot register the client gauges", slog.Any("error", err))
+		return
+	}
+	consumers, err := meter.Int64ObservableGauge("rocketmq_consumer_connections", metric.WithDescription("Consumers the proxy knows, by consumer group, client language and version."))
+	if err != nil {
+		log.Warn("cannot register the client gauges", slog.Any("error", err))
+		return
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		type key struct {
+			consumer       bool
+			lang, ver, grp string
+		}
+		sums := map[key]int64{}
+		for _, c := range sessions.Census() {
+			k := key{consumer: c.Type.IsConsumer(), lang: c.Language, ver: c.Version}
+			if k.consumer {
+				k.grp = labels.Group(c.Group)
+			}
+			sums[k] += int64(c.Count)
+		}
+		for k, n := range sums {
+			if k.consumer {
+				o.ObserveInt64(consumers, n, metric.WithAttributes(attribute.String("consumer_group", k.grp),
+					attribute.String("language", k.lang), attribute.String("version", k.ver)))
+			} else {
+				o.ObserveInt64(producers, n, metric.WithAttributes(attribute.String("language", k.lang), attribute.String("version", k.ver)))
+			}
+		}
+		return nil
+	}, producers, consumers)
+	if err != nil {
+		log.Warn("cannot register the client gauges", slog.Any("error", err))
+	}
+}
