@@ -18,6 +18,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
+	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -79,6 +80,16 @@ type Proxy struct {
 	DataDir string
 	fx      *fxtest.App
 	child   *Child
+	health  string
+}
+
+// HealthAddr is the address of the health port (/livez, /readyz,
+// /metrics).
+func (p *Proxy) HealthAddr() string {
+	if p.child != nil {
+		return p.child.HealthAddr
+	}
+	return p.health
 }
 
 // AdminAPI is the part of the admin use case tests drive; the in-process
@@ -131,12 +142,14 @@ func Start(t testing.TB, cfg app.Root) *Proxy {
 	}
 	var srv *grpcadapter.Server
 	var admin *application.Admin
+	var hs *health.Server
 	p := &Proxy{t: t, DataDir: cfg.Local.DataDir}
-	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin))
+	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin, &hs))
 	p.fx.RequireStart()
 	p.Admin = admin
 	t.Cleanup(p.fx.RequireStop)
 	p.Addr = srv.Addr().String()
+	p.health = hs.Addr().String()
 	return p
 }
 

@@ -1,0 +1,379 @@
+package e2e_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// tracedProxy starts rmqproxy exporting every span to an OTLP receiver in
+// this test process. The batch span processor exports every 100 ms (the
+// child inherits OTEL_BSP_SCHEDULE_DELAY) so that the test waits briefly.
+func tracedProxy(t *testing.T) (*testenv.Proxy, *testenv.OTLPCollector, app.Root) {
+	t.Helper()
+	col := testenv.StartOTLPCollector(t)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	cfg := testenv.Config(t)
+	cfg.Tracing.Enabled = true
+	cfg.Tracing.SampleRatio = 1
+	cfg.OTLP.Endpoint = col.Endpoint()
+	return testenv.Start(t, cfg), col, cfg
+}
+
+// findSpan waits for a span that match accepts.
+func findSpan(t *testing.T, col *testenv.OTLPCollector, what string, match func(testenv.Span) bool) testenv.Span {
+	t.Helper()
+	var found testenv.Span
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		for _, s := range col.Spans() {
+			if match(s) {
+				found = s
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s span among %d received", what, len(col.Spans()))
+	})
+	return found
+}
+
+func wantAttrs(t *testing.T, s testenv.Span, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		got, ok := s.Attrs[k]
+		switch {
+		case !ok:
+			t.Errorf("span %q has no attribute %s (attributes: %v)", s.Name, k, s.Attrs)
+		case v != "*" && got != v:
+			t.Errorf("span %q: %s = %q, want %q", s.Name, k, got, v)
+		case v == "*" && got == "":
+			t.Errorf("span %q: %s is empty", s.Name, k)
+		}
+	}
+}
+
+// TestTracingSendAndConsumeAreLinked: a send and its consume through the
+// official Go client produce spans in an OTLP receiver: the send span (with
+// the RocketMQ attributes) whose context rides in the message, the broker
+// and storage spans under it, and a receive span that links to the send
+// span, then the ack.
+func TestTracingSendAndConsumeAreLinked(t *testing.T) {
+	p, col, cfg := tracedProxy(t)
+	const topic, group = "otel-traced", "g-otel-traced"
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
+	msg := &rmq.Message{Topic: topic, Body: []byte("traced body")}
+	msg.SetTag("tag-a")
+	msg.SetKeys("key-1")
+	r, err := pr.Send(t.Context(), msg)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	id := r[0].MessageID
+
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	var got *rmq.MessageView
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 1, 20*time.Second)
+		if len(ms) > 0 {
+			got = ms[0]
+			return nil
+		}
+		if err == nil || testenv.IsNoMessage(err) {
+			return fmt.Errorf("no message yet")
+		}
+		return err
+	})
+	if got.GetMessageId() != id {
+		t.Fatalf("received %s, sent %s", got.GetMessageId(), id)
+	}
+	if err := c.Ack(t.Context(), got); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+
+	send := findSpan(t, col, "send", func(s testenv.Span) bool {
+		return s.Name == "send "+topic && s.Attrs["messaging.message.id"] == id
+	})
+	wantAttrs(t, send, map[string]string{
+		"messaging.system":                "rocketmq",
+		"messaging.operation.type":        "send",
+		"messaging.operation.name":        "send",
+		"messaging.destination.name":      topic,
+		"messaging.client.id":             "*",
+		"messaging.rocketmq.client_id":    "*",
+		"messaging.rocketmq.message.tag":  "tag-a",
+		"messaging.rocketmq.message.keys": "key-1",
+		"messaging.rocketmq.message.type": "normal",
+		"messaging.message.body.size":     "11",
+		"messaging.batch.message_count":   "1",
+		"rpc.system":                      "grpc",
+		"rpc.method":                      "SendMessage",
+		"rocketmq.status.code":            "20000",
+		"rpc.grpc.status_code":            "0",
+	})
+	if send.Kind.String() != "SPAN_KIND_SERVER" {
+		t.Errorf("send span kind %v, want server", send.Kind)
+	}
+	if send.ResourceAttrs["service.name"] != "rmqproxy" {
+		t.Errorf("resource service.name %q", send.ResourceAttrs["service.name"])
+	}
+	// The trace context rode in the message: the consumer sees the send
+	// span's context in the message's trace_context system property.
+	tp := got.GetTraceContext()
+	if tp == nil || !strings.Contains(*tp, send.TraceID+"-"+send.SpanID) {
+		t.Errorf("received trace_context %v, want the send span's context %s-%s", tp, send.TraceID, send.SpanID)
+	}
+
+	recv := findSpan(t, col, "receive", func(s testenv.Span) bool {
+		if s.Name != "receive "+topic {
+			return false
+		}
+		for _, l := range s.Links {
+			if l.SpanID == send.SpanID {
+				return true
+			}
+		}
+		return false
+	})
+	wantAttrs(t, recv, map[string]string{
+		"messaging.system":                "rocketmq",
+		"messaging.operation.type":        "receive",
+		"messaging.destination.name":      topic,
+		"messaging.consumer.group.name":   group,
+		"messaging.rocketmq.client_group": group,
+		"messaging.client.id":             "*",
+		"messaging.message.id":            id,
+		"messaging.batch.message_count":   "1",
+		"rpc.method":                      "ReceiveMessage",
+	})
+	for _, l := range recv.Links {
+		if l.SpanID == send.SpanID && (l.TraceID != send.TraceID || l.Attrs["messaging.message.id"] != id) {
+			t.Errorf("receive link %+v, want trace %s and message id %s", l, send.TraceID, id)
+		}
+	}
+
+	ack := findSpan(t, col, "ack", func(s testenv.Span) bool {
+		return s.Name == "ack "+topic && s.Attrs["messaging.message.id"] == id
+	})
+	wantAttrs(t, ack, map[string]string{"messaging.operation.type": "settle", "messaging.consumer.group.name": group, "rocketmq.status.code": "20000"})
+
+	// The broker call is a child of the send span; in local mode the
+	// engine's append and its wait for durability are children of it.
+	broker := findSpan(t, col, "broker send", func(s testenv.Span) bool {
+		return s.Name == "broker send "+topic && s.ParentSpanID == send.SpanID
+	})
+	if broker.TraceID != send.TraceID {
+		t.Errorf("broker span in trace %s, send in %s", broker.TraceID, send.TraceID)
+	}
+	if cfg.Mode == app.ModeLocal {
+		store := findSpan(t, col, "store send", func(s testenv.Span) bool { return s.Name == "store send" && s.ParentSpanID == broker.SpanID })
+		findSpan(t, col, "store wait durable", func(s testenv.Span) bool { return s.Name == "store wait durable" && s.ParentSpanID == store.SpanID })
+	}
+}
+
+// TestTracingFollowsTheProducersContext: a producer that puts a W3C
+// trace context in trace_context (as the C++ client does) gets a proxy
+// send span that is the child of its span, and its consumer receives that
+// context unchanged; a caller's traceparent metadata (OpenTelemetry's gRPC
+// instrumentation) makes the request's span its child.
+func TestTracingFollowsTheProducersContext(t *testing.T) {
+	p, col, _ := tracedProxy(t)
+	const topic, group = "otel-parent", "g-otel-parent"
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	raw := testenv.NewRawClient(t, p)
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	producerCtx := "00-" + traceID + "-" + parentID + "-01"
+	m := testenv.RawMessage(topic, []byte("x"), "")
+	m.SystemProperties.TraceContext = &producerCtx
+	id := m.GetSystemProperties().GetMessageId()
+	resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("send: %v %v", resp.GetStatus(), err)
+	}
+	send := findSpan(t, col, "send", func(s testenv.Span) bool { return s.Attrs["messaging.message.id"] == id && s.Name == "send "+topic })
+	if send.TraceID != traceID || send.ParentSpanID != parentID {
+		t.Errorf("send span trace %s parent %s, want the producer's %s %s", send.TraceID, send.ParentSpanID, traceID, parentID)
+	}
+	raw.Subscribe(t, group, topic)
+	var msgs []*v2.Message
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, msgs = raw.Receive(t, testenv.ReceiveRequest(group, topic, 1, 30*time.Second))
+		if len(msgs) == 0 {
+			return fmt.Errorf("no message yet")
+		}
+		return nil
+	})
+	if got := msgs[0].GetSystemProperties().GetTraceContext(); len(msgs) != 1 || got != producerCtx {
+		t.Fatalf("received %d messages with trace_context %q, want one with the producer's %s", len(msgs), got, producerCtx)
+	}
+	recv := findSpan(t, col, "receive", func(s testenv.Span) bool { return s.Name == "receive "+topic && len(s.Links) > 0 })
+	if len(recv.Links) != 1 || recv.Links[0].SpanID != parentID || recv.Links[0].TraceID != traceID {
+		t.Errorf("receive links %+v, want the producer's span %s", recv.Links, parentID)
+	}
+
+	// traceparent metadata parents the request's span.
+	const callerTrace, callerSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	ctx := metadata.AppendToOutgoingContext(raw.Ctx(t), "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+	if _, err := raw.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: topic}, Endpoints: &v2.Endpoints{}}); err != nil {
+		t.Fatal(err)
+	}
+	route := findSpan(t, col, "query_route", func(s testenv.Span) bool { return s.Name == "query_route" && s.TraceID == callerTrace })
+	if route.ParentSpanID != callerSpan {
+		t.Errorf("query_route span parent %s, want the caller's %s", route.ParentSpanID, callerSpan)
+	}
+}
+
+// scrape reads the proxy's /metrics.
+func scrape(t *testing.T, p *testenv.Proxy) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + p.HealthAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// metricValue is the value of the series of name whose labels include
+// labels (counter, gauge, or a histogram's count); 0 when absent.
+func metricValue(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+	sum := 0.0
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// TestMetricsCountExactly scrapes /metrics around a scenario of the
+// official Go client: 10 sends of 100 bytes, then 10 receives and acks.
+// The counters move by exactly those amounts.
+func TestMetricsCountExactly(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	const topic, group, n, size = "otel-metrics", "g-otel-metrics", 10, 100
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+
+	in := map[string]string{"topic": topic, "message_type": "normal"}
+	out := map[string]string{"topic": topic, "consumer_group": group}
+	sendOK := map[string]string{"protocol_type": "grpc", "request_code": "SendMessage", "response_code": "OK"}
+	ackOK := map[string]string{"protocol_type": "grpc", "request_code": "AckMessage", "response_code": "OK"}
+	before := scrape(t, p)
+
+	for i := range n {
+		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: bytes.Repeat([]byte{'a' + byte(i)}, size)}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	mid := scrape(t, p)
+	delta := func(a, b map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+		return metricValue(b, name, labels) - metricValue(a, name, labels)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rocketmq_messages_in_total", in, n},
+		{"rocketmq_throughput_in_total", in, n * size},
+		{"rocketmq_message_size", in, n},
+		{"rocketmq_rpc_latency", sendOK, n},
+		{"rocketmq_messages_out_total", out, 0},
+	} {
+		if got := delta(before, mid, c.name, c.labels); got != c.want {
+			t.Errorf("after %d sends: %s%v moved by %v, want %v", n, c.name, c.labels, got, c.want)
+		}
+	}
+	if v := metricValue(mid, "rocketmq_producer_connections", map[string]string{"language": "GO"}); v < 1 {
+		t.Errorf("rocketmq_producer_connections{language=GO} = %v, want at least 1: %v", v, mid["rocketmq_producer_connections"])
+	}
+
+	var got []*rmq.MessageView
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 16, 30*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		for _, m := range ms {
+			if err := c.Ack(t.Context(), m); err != nil {
+				return err
+			}
+		}
+		got = append(got, ms...)
+		if len(got) < n {
+			return fmt.Errorf("%d of %d received", len(got), n)
+		}
+		return nil
+	})
+	after := scrape(t, p)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rocketmq_messages_out_total", out, float64(len(got))},
+		{"rocketmq_throughput_out_total", out, float64(len(got) * size)},
+		{"rmqproxy_messages_acked_total", out, float64(len(got))},
+		{"rocketmq_rpc_latency", ackOK, float64(len(got))},
+		{"rocketmq_messages_in_total", in, 0},
+	} {
+		if got := delta(mid, after, c.name, c.labels); got != c.want {
+			t.Errorf("after receiving and acking: %s%v moved by %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if len(got) != n {
+		t.Errorf("received %d messages, want %d (each once)", len(got), n)
+	}
+	if v := metricValue(after, "rocketmq_consumer_connections", map[string]string{"consumer_group": group, "language": "GO"}); v != 1 {
+		t.Errorf("rocketmq_consumer_connections{consumer_group=%s} = %v, want 1", group, v)
+	}
+	if v := metricValue(after, "rocketmq_consumer_lag_messages", out); v != 0 {
+		t.Errorf("rocketmq_consumer_lag_messages%v = %v after everything was acked, want 0", out, v)
+	}
+	if v := metricValue(after, "rmqproxy_storage_fsync_latency", nil); v < 1 {
+		t.Errorf("rmqproxy_storage_fsync_latency has %v observations, want some", v)
+	}
+}
