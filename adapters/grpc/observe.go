@@ -112,10 +112,17 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 	}
 	w := &observedStream{ServerStream: ss, o: o, m: m, ctx: ss.Context(), start: time.Now(), code: v2.Code_CODE_UNSPECIFIED}
 	if o.tel.Tracing() {
-		w.ctx, w.span = o.tel.Tracer.Start(incomingTraceContext(w.ctx), m.op, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(observe.SystemRocketMQ, observe.KeyOperationName.String(m.op), m.opType,
+		var span trace.Span
+		w.ctx, span = o.tel.Tracer.Start(incomingTraceContext(w.ctx), m.op, trace.WithSpanKind(trace.SpanKindServer))
+		if span.IsRecording() {
+			id := clientIDOf(w.ctx)
+			span.SetAttributes(observe.SystemRocketMQ, observe.KeyOperationName.String(m.op), m.opType,
 				observe.KeyRPCSystem.String("grpc"), observe.KeyRPCService.String(v2.MessagingService_ServiceDesc.ServiceName),
-				observe.KeyRPCMethod.String(m.name), observe.KeyClientID.String(clientIDOf(w.ctx)), observe.KeyLegacyClientID.String(clientIDOf(w.ctx))))
+				observe.KeyRPCMethod.String(m.name), observe.KeyClientID.String(id), observe.KeyLegacyClientID.String(id))
+			w.span = span
+		} else {
+			defer span.End()
+		}
 	}
 	err := h(srv, w)
 	d := time.Since(w.start)
@@ -274,7 +281,22 @@ func incomingTraceContext(ctx context.Context) context.Context {
 // does); it links to the contexts of the other messages of a batch. The
 // send's own context is then written into every message that carries
 // none, so that the consumer's receive span can link to it.
+//
+// The sampler decides on the parent alone, so the span starts bare and
+// gets its name, attributes and links only when it records: a request
+// that is not sampled builds none of them.
 func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (context.Context, trace.Span) {
+	parent := incomingTraceContext(ctx)
+	send, _ := req.(*v2.SendMessageRequest)
+	if send != nil && len(send.GetMessages()) == 1 && !trace.SpanContextFromContext(parent).IsValid() {
+		if sc, ok := observe.ParseTraceParent(send.GetMessages()[0].GetSystemProperties().GetTraceContext(), ""); ok {
+			parent = trace.ContextWithRemoteSpanContext(parent, sc)
+		}
+	}
+	ctx, span := o.tel.Tracer.Start(parent, m.op, trace.WithSpanKind(trace.SpanKindServer))
+	if !span.IsRecording() {
+		return ctx, span
+	}
 	attrs := make([]attribute.KeyValue, 0, 16)
 	attrs = append(attrs, observe.SystemRocketMQ, observe.KeyOperationName.String(m.op),
 		observe.KeyRPCSystem.String("grpc"), observe.KeyRPCService.String(v2.MessagingService_ServiceDesc.ServiceName), observe.KeyRPCMethod.String(m.name))
@@ -284,9 +306,6 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 	if id := clientIDOf(ctx); id != "" {
 		attrs = append(attrs, observe.KeyClientID.String(id), observe.KeyLegacyClientID.String(id))
 	}
-	parent := incomingTraceContext(ctx)
-	hasParent := trace.SpanContextFromContext(parent).IsValid()
-	var links []trace.Link
 	topic, group := "", ""
 	switch r := req.(type) {
 	case *v2.SendMessageRequest:
@@ -298,14 +317,10 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 		if len(msgs) == 1 {
 			attrs = append(attrs, messageAttrs(msgs[0])...)
 		}
+		parentSpan := trace.SpanContextFromContext(parent).SpanID()
 		for _, pm := range msgs {
-			sc, ok := observe.ParseTraceParent(pm.GetSystemProperties().GetTraceContext(), "")
-			switch {
-			case !ok:
-			case !hasParent && len(msgs) == 1:
-				parent, hasParent = trace.ContextWithRemoteSpanContext(parent, sc), true
-			default:
-				links = append(links, trace.Link{SpanContext: sc})
+			if sc, ok := observe.ParseTraceParent(pm.GetSystemProperties().GetTraceContext(), ""); ok && sc.SpanID() != parentSpan {
+				span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{observe.KeyMessageID.String(pm.GetSystemProperties().GetMessageId())}})
 			}
 		}
 	case *v2.AckMessageRequest:
@@ -342,19 +357,17 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 	}
 	if topic != "" {
 		attrs = append(attrs, observe.KeyDestination.String(topic))
+		if m.opType.Valid() {
+			span.SetName(m.op + " " + topic)
+		}
 	}
 	if group != "" {
 		attrs = append(attrs, observe.KeyConsumerGroup.String(group), observe.KeyLegacyGroup.String(group))
 	}
-	name := m.op
-	if topic != "" && m.opType.Valid() {
-		name = m.op + " " + topic
-	}
-	ctx, span := o.tel.Tracer.Start(parent, name,
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...), trace.WithLinks(links...))
-	if r, ok := req.(*v2.SendMessageRequest); ok {
+	span.SetAttributes(attrs...)
+	if send != nil {
 		if tp := observe.TraceParent(span.SpanContext()); tp != "" {
-			for _, pm := range r.GetMessages() {
+			for _, pm := range send.GetMessages() {
 				if pm.GetSystemProperties().GetTraceContext() != "" {
 					continue
 				}
@@ -397,6 +410,10 @@ func messageAttrs(pm *v2.Message) []attribute.KeyValue {
 // endSpan sets what the response tells and ends the span. A non-OK status
 // is an error, except "no new message" for a receive.
 func endSpan(span trace.Span, resp any, err error, code v2.Code) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if err != nil {
 		span.SetAttributes(observe.KeyGRPCStatusCode.Int(int(status.Code(err))))
 		span.SetStatus(codes.Error, err.Error())

@@ -1,0 +1,142 @@
+package observe_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+)
+
+func TestLabelsAllowList(t *testing.T) {
+	l := observe.NewLabels([]string{"a", "b"}, 100, nil, 2)
+	for name, want := range map[string]string{"a": "a", "b": "b", "c": observe.Other, "": ""} {
+		if got := l.Topic(name); got != want {
+			t.Errorf("Topic(%q) = %q, want %q", name, got, want)
+		}
+	}
+	// No group allow-list: the first two names seen keep their label.
+	for _, c := range []struct{ name, want string }{{"g1", "g1"}, {"g2", "g2"}, {"g3", observe.Other}, {"g1", "g1"}, {"g4", observe.Other}} {
+		if got := l.Group(c.name); got != c.want {
+			t.Errorf("Group(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+	if got := observe.NewLabels(nil, 0, nil, 0).Topic("x"); got != observe.Other {
+		t.Errorf("maxTopics 0: Topic(x) = %q, want %q", got, observe.Other)
+	}
+}
+
+func TestTraceParent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	sc, ok := observe.ParseTraceParent(tp, "")
+	if !ok || !sc.IsSampled() || sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sc.SpanID().String() != "00f067aa0ba902b7" {
+		t.Fatalf("ParseTraceParent(%s) = %v %v", tp, sc, ok)
+	}
+	if got := observe.TraceParent(sc); got != tp {
+		t.Errorf("TraceParent = %q, want %q", got, tp)
+	}
+	unsampled := sc.WithTraceFlags(0)
+	if got := observe.TraceParent(unsampled); !strings.HasSuffix(got, "-00") {
+		t.Errorf("unsampled TraceParent = %q, want flags 00", got)
+	}
+	if got := observe.TraceParent(trace.SpanContext{}); got != "" {
+		t.Errorf("TraceParent(invalid) = %q, want empty", got)
+	}
+	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"} {
+		if _, ok := observe.ParseTraceParent(bad, ""); ok {
+			t.Errorf("ParseTraceParent(%q) accepted", bad)
+		}
+	}
+}
+
+func newMetrics(t testing.TB) (*observe.Metrics, *sdkmetric.ManualReader) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 1, nil, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, r
+}
+
+func sums(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					topic, _ := p.Attributes.Value("topic")
+					out[m.Name+"/"+topic.AsString()] += p.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					out[m.Name] += int64(p.Count)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Names beyond the label bound are counted under _other, not dropped.
+func TestMetricsBoundLabels(t *testing.T) {
+	m, r := newMetrics(t)
+	ctx := context.Background()
+	m.MessageIn(ctx, "t1", "normal", 10)
+	m.MessageIn(ctx, "t2", "normal", 20)
+	m.MessageIn(ctx, "t3", "normal", 30)
+	m.MessagesOut(ctx, "t1", "g", false, 2, 20)
+	m.Settle(ctx, observe.SettledAck, "t1", "g", 2)
+	m.RPC(ctx, "grpc", "SendMessage", "OK", false, time.Millisecond)
+	got := sums(t, r)
+	want := map[string]int64{
+		"rocketmq_messages_in_total/t1": 1, "rocketmq_messages_in_total/" + observe.Other: 2,
+		"rocketmq_throughput_in_total/t1": 10, "rocketmq_throughput_in_total/" + observe.Other: 50,
+		"rocketmq_messages_out_total/t1": 2, "rocketmq_throughput_out_total/t1": 20,
+		"rmqproxy_messages_acked_total/t1": 2, "rocketmq_rpc_latency": 1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// Recording a label combination seen before allocates nothing, so that
+// metrics cost the send path no garbage.
+func TestMetricsRecordWithoutAllocating(t *testing.T) {
+	m, _ := newMetrics(t)
+	ctx := context.Background()
+	record := func() {
+		m.RPC(ctx, "grpc", "SendMessage", "OK", false, time.Millisecond)
+		m.MessageIn(ctx, "topic", "normal", 1024)
+		m.MessagesOut(ctx, "topic", "group", false, 1, 1024)
+		m.Settle(ctx, observe.SettledAck, "topic", "group", 1)
+	}
+	record()
+	if n := testing.AllocsPerRun(100, record); n != 0 {
+		t.Errorf("recording allocates %v times, want 0", n)
+	}
+}
+
+func TestNilTelemetryRecordsNothing(t *testing.T) {
+	var tel *observe.Telemetry
+	if tel.Tracing() || tel.Measuring() || tel.Active() {
+		t.Error("a nil Telemetry is active")
+	}
+	var m *observe.Metrics
+	m.RPC(context.Background(), "grpc", "x", "OK", false, 0) // must not panic
+	m.MessageIn(context.Background(), "t", "normal", 1)
+	m.Fsync(time.Millisecond)
+}
