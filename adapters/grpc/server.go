@@ -108,8 +108,9 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	unary := []grpclib.UnaryServerInterceptor{recoverUnary(log)}
 	stream := []grpclib.StreamServerInterceptor{recoverStream(log)}
 	if o := newObserver(svc.tel, log); o != nil {
-		unary = append(unary, o.unary)
-		stream = append(stream, o.stream)
+		// The observer contains panics itself (see observe.go).
+		unary = []grpclib.UnaryServerInterceptor{o.unary}
+		stream = []grpclib.StreamServerInterceptor{o.stream}
 	}
 	s.srv = grpclib.NewServer(
 		grpclib.Creds(creds),

@@ -18,7 +18,7 @@ import (
 
 // Config is the health server's slice of the configuration (key health).
 type Config struct {
-	Address      string        `yaml:"address" help:"Listen address (host:port) of the health endpoints /healthz and /readyz (and, later, /metrics)."`
+	Address      string        `yaml:"address" help:"Listen address (host:port) of the health endpoints /livez, /healthz and /readyz and of the Prometheus metrics /metrics."`
 	CheckTimeout time.Duration `yaml:"checkTimeout" help:"How long one readiness check may take before /readyz counts it as failing."`
 	Pprof        bool          `yaml:"pprof" help:"Also serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on health.address, for performance work. Off by default: profiles can hold message contents, so keep health.address on loopback when this is on."`
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,9 +106,11 @@ func fail(name, msg string) health.Check {
 
 func TestHealthz(t *testing.T) {
 	base, c, _ := start(t, fail("broker", "down")) // liveness ignores readiness
-	status, body := get(t, c, base+"/healthz")
-	if status != 200 || body != "ok\n" {
-		t.Fatalf("%d %q", status, body)
+	for _, path := range []string{"/healthz", "/livez"} {
+		status, body := get(t, c, base+path)
+		if status != 200 || body != "ok\n" {
+			t.Fatalf("%s: %d %q", path, status, body)
+		}
 	}
 	resp, err := c.Post(base+"/healthz", "text/plain", nil)
 	if err != nil {
@@ -116,6 +119,25 @@ func TestHealthz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /healthz: %d", resp.StatusCode)
+	}
+}
+
+// Routes of the httproutes group (such as /metrics from adapters/otel)
+// are served next to the health endpoints.
+func TestModuleMountsContributedRoutes(t *testing.T) {
+	var s *health.Server
+	app := fxtest.New(t,
+		fx.Supply(health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, slog.New(slog.DiscardHandler)),
+		fx.Provide(fx.Annotate(func() httpserve.Route {
+			return httpserve.Route{Pattern: "GET /metrics", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics\n")) })}
+		}, fx.ResultTags(`group:"`+httpserve.RoutesGroup+`"`))),
+		health.Module, fx.Populate(&s))
+	app.RequireStart()
+	defer app.RequireStop()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	if status, body := get(t, c, "http://"+s.Addr().String()+"/metrics"); status != 200 || body != "metrics\n" {
+		t.Fatalf("GET /metrics: %d %q", status, body)
 	}
 }
 

@@ -1,0 +1,69 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+)
+
+func TestObserverOffIsLeftOut(t *testing.T) {
+	for _, tel := range []*observe.Telemetry{nil, {}} {
+		if o := newObserver(tel, slog.New(slog.DiscardHandler)); o != nil {
+			t.Errorf("newObserver(%+v) = %v, want nil (no interceptor)", tel, o)
+		}
+	}
+}
+
+// With metrics on and tracing off, observing a send allocates nothing
+// once its label combination has been seen.
+func TestObserveSendWithoutAllocating(t *testing.T) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler))
+	req := &v2.SendMessageRequest{Messages: []*v2.Message{{Topic: &v2.Resource{Name: "t"}, Body: make([]byte, 1024),
+		SystemProperties: &v2.SystemProperties{MessageId: "id", MessageType: v2.MessageType_NORMAL}}}}
+	resp := &v2.SendMessageResponse{Status: okStatus(), Entries: []*v2.SendResultEntry{{Status: okStatus(), MessageId: "id"}}}
+	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
+	h := func(context.Context, any) (any, error) { return resp, nil }
+	ctx := context.Background()
+	call := func() { _, _ = o.unary(ctx, req, info, h) }
+	call()
+	if n := testing.AllocsPerRun(100, call); n != 0 {
+		t.Errorf("observing a send allocates %v times, want 0", n)
+	}
+}
+
+// The observer contains a handler's panic as recoverUnary does: gRPC
+// INTERNAL, counted in the metrics.
+func TestObserverRecoversPanics(t *testing.T) {
+	o := newObserver(&observe.Telemetry{AccessLog: true}, slog.New(slog.DiscardHandler))
+	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
+	_, err := o.unary(context.Background(), &v2.SendMessageRequest{}, info, func(context.Context, any) (any, error) { panic("boom") })
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("panic answered %v, want INTERNAL", err)
+	}
+	sinfo := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/Telemetry"}
+	err = o.stream(nil, ctxStream{ctx: context.Background()}, sinfo, func(any, grpclib.ServerStream) error { panic("boom") })
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("stream panic answered %v, want INTERNAL", err)
+	}
+}
+
+type ctxStream struct {
+	grpclib.ServerStream
+	ctx context.Context
+}
+
+func (c ctxStream) Context() context.Context { return c.ctx }
