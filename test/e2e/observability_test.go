@@ -287,11 +287,30 @@ next:
 	return sum
 }
 
+// hasSeries reports whether name has a series whose labels include labels.
+func hasSeries(fams map[string]*dto.MetricFamily, name string, labels map[string]string) bool {
+next:
+	for _, m := range fams[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // TestMetricsCountExactly scrapes /metrics around a scenario of the
 // official Go client: 10 sends of 100 bytes, then 10 receives and acks.
 // The counters move by exactly those amounts.
 func TestMetricsCountExactly(t *testing.T) {
-	p := testenv.Start(t, testenv.Config(t))
+	cfg := testenv.Config(t)
+	p := testenv.Start(t, cfg)
 	const topic, group, n, size = "otel-metrics", "g-otel-metrics", 10, 100
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
 	pr := testenv.NewProducer(t, p, topic)
@@ -369,6 +388,12 @@ func TestMetricsCountExactly(t *testing.T) {
 	}
 	if v := metricValue(after, "rocketmq_consumer_connections", map[string]string{"consumer_group": group, "language": "GO"}); v != 1 {
 		t.Errorf("rocketmq_consumer_connections{consumer_group=%s} = %v, want 1", group, v)
+	}
+	if cfg.Mode != app.ModeLocal {
+		return // the storage and consumer-progress gauges are the embedded broker's
+	}
+	if !hasSeries(after, "rocketmq_consumer_lag_messages", out) {
+		t.Errorf("no rocketmq_consumer_lag_messages%v in local mode", out)
 	}
 	if v := metricValue(after, "rocketmq_consumer_lag_messages", out); v != 0 {
 		t.Errorf("rocketmq_consumer_lag_messages%v = %v after everything was acked, want 0", out, v)
