@@ -140,3 +140,29 @@ func TestNilTelemetryRecordsNothing(t *testing.T) {
 	m.MessageIn(context.Background(), "t", "normal", 1)
 	m.Fsync(time.Millisecond)
 }
+
+// A trace context comes from clients (trace_context, traceparent metadata):
+// parsing never panics, and what it accepts formats back to a valid value.
+func FuzzParseTraceParent(f *testing.F) {
+	for _, s := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"", "-", "00--", "00-zz-zz-zz",
+	} {
+		f.Add(s, "")
+	}
+	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	f.Fuzz(func(t *testing.T, tp, ts string) {
+		sc, ok := observe.ParseTraceParent(tp, ts)
+		if !ok {
+			return
+		}
+		again, ok := observe.ParseTraceParent(observe.TraceParent(sc), "")
+		if !ok || again.TraceID() != sc.TraceID() || again.SpanID() != sc.SpanID() || again.TraceFlags() != sc.TraceFlags() {
+			t.Fatalf("%q parsed to %v, which formats to %q, parsed again to %v", tp, sc, observe.TraceParent(sc), again)
+		}
+	})
+}

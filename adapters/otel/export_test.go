@@ -1,0 +1,160 @@
+package otel_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
+)
+
+// metricsReceiver is an OTLP/gRPC metrics receiver keeping the metric
+// names it was sent and the headers of the last export.
+type metricsReceiver struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	mu      sync.Mutex
+	names   map[string]bool
+	headers metadata.MD
+}
+
+func (r *metricsReceiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.headers, _ = metadata.FromIncomingContext(ctx)
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				r.names[m.GetName()] = true
+			}
+		}
+	}
+	return &colmetricspb.ExportMetricsServiceResponse{}, nil
+}
+
+// Metrics are pushed over OTLP/gRPC with the configured headers.
+func TestMetricsOverOTLPGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &metricsReceiver{names: map[string]bool{}}
+	srv := grpc.NewServer()
+	colmetricspb.RegisterMetricsServiceServer(srv, rec)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	p, err := otel.New(otel.Options{
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: "http://" + lis.Addr().String(), Headers: "authorization=Bearer t0ken", Timeout: 5 * time.Second},
+		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
+		Info:    otel.Info{Mode: "local"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	if p.MetricsHandler() != nil {
+		t.Error("/metrics served with metrics.prometheus off")
+	}
+	p.Telemetry().Metrics.MessageIn(context.Background(), "t", "normal", 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, name := range []string{"rocketmq_messages_in_total", "rocketmq_throughput_in_total", "rocketmq_proxy_up"} {
+		if !rec.names[name] {
+			t.Errorf("%s not exported (got %v)", name, rec.names)
+		}
+	}
+	if got := rec.headers.Get("authorization"); len(got) != 1 || got[0] != "Bearer t0ken" {
+		t.Errorf("authorization header %v", got)
+	}
+}
+
+// Spans are exported over OTLP/HTTP (protobuf) to /v1/traces.
+func TestTracesOverOTLPHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var names []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "unexpected "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					names = append(names, s.GetName())
+				}
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		_, _ = w.Write(out)
+	}))
+	defer srv.Close()
+	p, err := otel.New(otel.Options{
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolHTTP, Endpoint: srv.URL, Timeout: 5 * time.Second},
+		Tracing: otel.TracingConfig{Enabled: true, SampleRatio: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	_, span := p.Tracer().Start(context.Background(), "send t")
+	span.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) != 1 || names[0] != "send t" {
+		t.Errorf("exported spans %v, want [send t]", names)
+	}
+}
+
+// With a sample ratio of 0 a request without a sampling decision is not
+// recorded; one whose caller sampled it is (parent-based).
+func TestSamplingFollowsTheParent(t *testing.T) {
+	p, err := otel.New(otel.Options{OTLP: otel.DefaultOTLPConfig(), Tracing: otel.TracingConfig{Enabled: true, SampleRatio: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	}()
+	if _, s := p.Tracer().Start(context.Background(), "root"); s.IsRecording() {
+		t.Error("ratio 0 recorded a root span")
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	if _, s := p.Tracer().Start(trace.ContextWithRemoteSpanContext(context.Background(), sampled), "child"); !s.IsRecording() {
+		t.Error("a child of a sampled caller was not recorded")
+	}
+}
