@@ -80,8 +80,7 @@ type Child struct {
 // StartChild runs rmqproxy on dataDir with extra flags and waits until it
 // serves, or until it exits (then the returned child has exited closed and
 // its logs explain why). In the cluster pass it runs in cluster mode in
-// front of the test's broker (the same one across restarts), unless extra
-// sets --mode itself.
+// front of the pass's broker, unless extra sets --mode or --config itself.
 func StartChild(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	c := StartChildNoWait(t, dataDir, extra...)
@@ -104,7 +103,9 @@ func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
 		"--local.dataDir=" + dataDir,
 		"--log.format=json", "--log.level=info",
 	}
-	if Target == TargetCluster && !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--mode=") }) {
+	if Target == TargetCluster && !slices.ContainsFunc(extra, func(a string) bool {
+		return strings.HasPrefix(a, "--mode=") || strings.HasPrefix(a, "--config=")
+	}) {
 		args = append(args, clusterFlags(t)...)
 	}
 	args = append(args, extra...)
