@@ -25,6 +25,8 @@ type Messaging struct {
 	recaller     ports.Recaller
 	offsets      ports.Offsets
 	tracker      ports.ClientTracker
+	// traffic applies rate limits to sends and receives; nil: none.
+	traffic *Traffic
 
 	// sendTurns holds one counter per topic for send queue selection;
 	// checkTurns one per topic for picking the producer a transaction
@@ -53,12 +55,15 @@ type MessagingParams struct {
 	Recaller     ports.Recaller
 	Offsets      ports.Offsets
 	Tracker      ports.ClientTracker
+	// Traffic, when set, applies rate limits to sends and receives.
+	Traffic *Traffic
 }
 
 // NewMessaging wires the messaging use cases.
 func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
 		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets, tracker: p.Tracker,
+		traffic: p.Traffic,
 		checks: make(chan ports.TransactionCheck, checkQueueLength)}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {

@@ -94,6 +94,18 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {
 		queueID = req.QueueID
 	}
+	if m.traffic != nil {
+		// Rate limits are waited out within the polling time, so that a
+		// throttled consumer is slowed down rather than told to poll again.
+		room, waited, err := m.traffic.AwaitReceive(ctx, req.Group, req.Topic, polling)
+		if err != nil {
+			return nil, err
+		}
+		polling -= waited
+		if room > 0 {
+			batch = min(batch, room)
+		}
+	}
 	popCtx, cancel := context.WithTimeout(ctx, polling)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
@@ -123,6 +135,13 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		}
 	}
 	msgs = m.dropExhausted(ctx, req.Group, group.MaxDeliveryAttempts, msgs)
+	if m.traffic != nil && len(msgs) > 0 {
+		var bytes int64
+		for i := range msgs {
+			bytes += int64(len(msgs[i].Body))
+		}
+		m.traffic.ChargeReceive(ctx, req.Group, req.Topic, len(msgs), bytes)
+	}
 	if len(msgs) == 0 {
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 	}

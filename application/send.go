@@ -32,6 +32,15 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 			return nil, err
 		}
 	}
+	if m.traffic != nil {
+		var bytes int64
+		for i := range msgs {
+			bytes += int64(len(msgs[i].Body))
+		}
+		if err := m.traffic.AdmitSend(ctx, topic, len(msgs), bytes); err != nil {
+			return nil, err
+		}
+	}
 	route, err := m.broker.Route(ctx, topic)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,315 @@
+package application
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func clientCtx(id string) context.Context {
+	return ports.WithRequestInfo(context.Background(), ports.RequestInfo{ClientID: id})
+}
+
+func newTestTraffic(t *testing.T, r TrafficRules) (*Traffic, *movingClock) {
+	t.Helper()
+	clock := &movingClock{t: time.Unix(1_700_000_000, 0)}
+	tr := NewTraffic(DefaultTrafficConfig(), clock)
+	if _, err := tr.SetRules(r); err != nil {
+		t.Fatal(err)
+	}
+	return tr, clock
+}
+
+func throttledCount(tr *Traffic, sc string, d Direction) uint64 {
+	for _, c := range tr.Stats().Throttled {
+		if c.Scope == sc && c.Direction == d {
+			return c.Count
+		}
+	}
+	return 0
+}
+
+func TestTrafficWithoutRulesAdmitsEverything(t *testing.T) {
+	tr := NewTraffic(DefaultTrafficConfig(), ports.SystemClock{})
+	for range 1000 {
+		if err := tr.AdmitSend(clientCtx("c"), "t", 10, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _, err := tr.AwaitReceive(clientCtx("c"), "g", "t", 0); n != 0 || err != nil {
+		t.Fatalf("receive limit %d, %v; want none", n, err)
+	}
+}
+
+func TestTrafficClientSendLimitIsPerClient(t *testing.T) {
+	tr, clock := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 10}}}})
+	for i := range 10 {
+		if err := tr.AdmitSend(clientCtx("a"), "t", 1, 100); err != nil {
+			t.Fatalf("send %d within the burst: %v", i, err)
+		}
+	}
+	err := tr.AdmitSend(clientCtx("a"), "t", 1, 100)
+	if !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "this client may send 10 messages per second") {
+		t.Fatalf("11th send: %v; want TooManyRequests naming the client limit", err)
+	}
+	if err := tr.AdmitSend(clientCtx("b"), "t", 1, 100); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	clock.t = clock.t.Add(100 * time.Millisecond) // one token back
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 100); err != nil {
+		t.Fatalf("after 100ms: %v", err)
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 100); err == nil {
+		t.Fatal("second send after 100ms admitted; want refused")
+	}
+	if n := throttledCount(tr, "client", DirectionSend); n != 2 {
+		t.Fatalf("client send throttles %d, want 2", n)
+	}
+}
+
+func TestTrafficRefusalChargesNothing(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{
+		Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 5}}},
+		Topics:  ScopeRules{Named: map[string]Limits{"hot": {Send: FlowLimits{Messages: Rate{PerSecond: 1}}}}},
+	})
+	if err := tr.AdmitSend(clientCtx("a"), "hot", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // refused by the topic: the client's tokens are untouched
+		if err := tr.AdmitSend(clientCtx("a"), "hot", 1, 0); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), `topic "hot"`) {
+			t.Fatalf("send to the hot topic: %v", err)
+		}
+	}
+	for i := range 4 {
+		if err := tr.AdmitSend(clientCtx("a"), "cold", 1, 0); err != nil {
+			t.Fatalf("send %d to another topic: %v (refusals were charged to the client)", i, err)
+		}
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "cold", 1, 0); err == nil {
+		t.Fatal("6th send of the client admitted")
+	}
+}
+
+func TestTrafficTenantsAndDefaults(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{
+		Topics:     ScopeRules{Default: &Limits{Send: FlowLimits{Messages: Rate{PerSecond: 2}}}},
+		Namespaces: ScopeRules{Named: map[string]Limits{"tenant1": {Send: FlowLimits{Messages: Rate{PerSecond: 3}}}}},
+		Users:      ScopeRules{Named: map[string]Limits{"alice": {Send: FlowLimits{Messages: Rate{PerSecond: 1}}}}},
+	})
+	// Each topic has its own default bucket.
+	for _, topic := range []string{"x", "x", "y", "y"} {
+		if err := tr.AdmitSend(clientCtx("a"), topic, 1, 0); err != nil {
+			t.Fatalf("%s: %v", topic, err)
+		}
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "x", 1, 0); err == nil {
+		t.Fatal("third send to x admitted")
+	}
+	// The namespace's quota is shared by its topics and clients.
+	ns := func(topic string) string { return domain.WrapNamespace("tenant1", topic) }
+	for i, topic := range []string{"p", "q", "r"} {
+		if err := tr.AdmitSend(clientCtx(fmt.Sprint("c", i)), ns(topic), 1, 0); err != nil {
+			t.Fatalf("%s: %v", topic, err)
+		}
+	}
+	if err := tr.AdmitSend(clientCtx("c9"), ns("s"), 1, 0); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), `namespace "tenant1"`) {
+		t.Fatalf("4th send of the namespace: %v", err)
+	}
+	// A user's quota follows the authenticated principal.
+	alice := WithPrincipal(clientCtx("d"), Principal{User: domain.User{Name: "alice"}})
+	if err := tr.AdmitSend(alice, "z1", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.AdmitSend(alice, "z2", 1, 0); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), `user "alice"`) {
+		t.Fatalf("alice's second send: %v", err)
+	}
+	if err := tr.AdmitSend(clientCtx("d"), "z2", 1, 0); err != nil {
+		t.Fatalf("the same client unauthenticated: %v", err)
+	}
+}
+
+func TestTrafficLargeRequestsPassAtTheAverage(t *testing.T) {
+	tr, clock := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Bytes: Rate{PerSecond: 1000}}}})
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 5000); err != nil {
+		t.Fatalf("a message larger than the burst with a full bucket: %v", err)
+	}
+	clock.t = clock.t.Add(4 * time.Second) // still 1000 bytes in debt
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 1); err == nil {
+		t.Fatal("admitted while in debt")
+	}
+	clock.t = clock.t.Add(1001 * time.Millisecond)
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 1); err != nil {
+		t.Fatalf("after the debt is paid: %v", err)
+	}
+}
+
+func TestTrafficReceiveWaitsOrThrottles(t *testing.T) {
+	tr, clock := newTestTraffic(t, TrafficRules{
+		Groups: ScopeRules{Named: map[string]Limits{"g": {Receive: FlowLimits{Messages: Rate{PerSecond: 10, Burst: 4}}}}},
+	})
+	ctx := clientCtx("a")
+	n, waited, err := tr.AwaitReceive(ctx, "g", "t", time.Second)
+	if err != nil || n != 4 || waited != 0 {
+		t.Fatalf("first receive: room %d, waited %v, %v; want 4 at once", n, waited, err)
+	}
+	tr.ChargeReceive(ctx, "g", "t", 6, 0) // a batch beyond the room: 2 in debt
+	// The fake clock does not move: the bucket cannot recover within a
+	// zero wait, and the refusal names the group.
+	_, _, err = tr.AwaitReceive(ctx, "g", "t", 0)
+	if !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), `group "g" may receive 10 messages per second`) {
+		t.Fatalf("receive in debt: %v", err)
+	}
+	if n := throttledCount(tr, "group", DirectionReceive); n != 1 {
+		t.Fatalf("group receive throttles %d, want 1", n)
+	}
+	clock.t = clock.t.Add(500 * time.Millisecond) // +5 tokens: 3
+	if n, _, err := tr.AwaitReceive(ctx, "g", "t", 0); err != nil || n != 3 {
+		t.Fatalf("after 500ms: room %d, %v; want 3", n, err)
+	}
+	if n, _, err := tr.AwaitReceive(clientCtx("b"), "other", "t", 0); err != nil || n != 0 {
+		t.Fatalf("another group: room %d, %v; want no limit", n, err)
+	}
+}
+
+func TestTrafficReceiveWaitsForTokens(t *testing.T) {
+	tr := NewTraffic(DefaultTrafficConfig(), ports.SystemClock{})
+	if _, err := tr.SetRules(TrafficRules{Clients: Limits{Receive: FlowLimits{Messages: Rate{PerSecond: 100, Burst: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := clientCtx("a")
+	tr.ChargeReceive(ctx, "g", "t", 2, 0) // one message in debt: 20 ms to recover one
+	n, waited, err := tr.AwaitReceive(ctx, "g", "t", time.Minute)
+	if err != nil || n != 1 || waited <= 0 {
+		t.Fatalf("room %d after waiting %v, %v; want 1 after a wait", n, waited, err)
+	}
+	if st := tr.Stats(); st.ReceiveWaits != 1 || st.ReceiveWaitTime <= 0 {
+		t.Fatalf("stats %+v; want one receive wait", st)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	tr.ChargeReceive(ctx, "g", "t", 5, 0)
+	if _, _, err := tr.AwaitReceive(cctx, "g", "t", time.Minute); err != context.Canceled {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+}
+
+func TestTrafficInflightBytes(t *testing.T) {
+	cfg := DefaultTrafficConfig()
+	cfg.MaxInflightBytes = 100
+	tr := NewTraffic(cfg, ports.SystemClock{})
+	release60, err := tr.AcquireBytes(60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.AcquireBytes(50); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "traffic.maxInflightBytes") {
+		t.Fatalf("over the budget: %v", err)
+	}
+	release40, err := tr.AcquireBytes(40)
+	if err != nil {
+		t.Fatalf("up to the budget: %v", err)
+	}
+	release60()
+	release40()
+	if tr.InflightBytes() != 0 {
+		t.Fatalf("in flight %d after release", tr.InflightBytes())
+	}
+	releaseBig, err := tr.AcquireBytes(500)
+	if err != nil {
+		t.Fatalf("a request larger than the budget with nothing in flight: %v", err)
+	}
+	if _, err := tr.AcquireBytes(1); err == nil {
+		t.Fatal("admitted beside the oversized request")
+	}
+	releaseBig()
+	if throttledCount(tr, "inflight_bytes", DirectionSend) != 2 {
+		t.Fatalf("stats %+v", tr.Stats().Throttled)
+	}
+}
+
+func TestTrafficClientInflight(t *testing.T) {
+	cfg := DefaultTrafficConfig()
+	cfg.MaxInflightPerClient = 2
+	tr := NewTraffic(cfg, ports.SystemClock{})
+	l1, err1 := tr.EnterClient("a", DirectionSend)
+	l2, err2 := tr.EnterClient("a", DirectionReceive)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if _, err := tr.EnterClient("a", DirectionSend); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("third request: %v", err)
+	}
+	if l, err := tr.EnterClient("b", DirectionSend); err != nil {
+		t.Fatalf("another client: %v", err)
+	} else {
+		l()
+	}
+	l1()
+	l3, err := tr.EnterClient("a", DirectionSend)
+	if err != nil {
+		t.Fatalf("after one ended: %v", err)
+	}
+	l2()
+	l3()
+	if len(tr.clientRequest) != 0 {
+		t.Fatalf("clients left in the map: %v", tr.clientRequest)
+	}
+}
+
+func TestTrafficIdleBucketsAreSwept(t *testing.T) {
+	tr, clock := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 10}}}})
+	for i := range minSweep {
+		if err := tr.AdmitSend(clientCtx(fmt.Sprint("c", i)), "t", 1, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.t = clock.t.Add(time.Second) // every bucket full again
+	if err := tr.AdmitSend(clientCtx("new"), "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.Stats().Buckets; n > 1 {
+		t.Fatalf("%d buckets after the sweep, want at most 1 (the new client's)", n)
+	}
+}
+
+func TestTrafficReloadCapsTokens(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 100}}}})
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := tr.SetRules(TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 2}}}})
+	if err != nil || rev != 2 {
+		t.Fatalf("revision %d, %v", rev, err)
+	}
+	for range 2 {
+		if err := tr.AdmitSend(clientCtx("a"), "t", 1, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 0); err == nil {
+		t.Fatal("the old burst survived the reload")
+	}
+}
+
+func TestTrafficRulesValidate(t *testing.T) {
+	bad := []TrafficRules{
+		{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: -1}}}},
+		{Topics: ScopeRules{Named: map[string]Limits{"": {}}}},
+		{Groups: ScopeRules{Named: map[string]Limits{"g": {Send: FlowLimits{Bytes: Rate{PerSecond: 1}}}}}},
+		{Users: ScopeRules{Default: &Limits{Receive: FlowLimits{Bytes: Rate{PerSecond: 1, Burst: -2}}}}},
+	}
+	for i, r := range bad {
+		tr := NewTraffic(DefaultTrafficConfig(), ports.SystemClock{})
+		if _, err := tr.SetRules(r); err == nil {
+			t.Errorf("rules %d accepted", i)
+		}
+	}
+	ok := TrafficRules{Namespaces: ScopeRules{Named: map[string]Limits{"": {Send: FlowLimits{Messages: Rate{PerSecond: 1}}}}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("the default namespace: %v", err)
+	}
+}
