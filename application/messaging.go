@@ -64,7 +64,7 @@ func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
 		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets, tracker: p.Tracker,
 		traffic: p.Traffic,
-		checks: make(chan ports.TransactionCheck, checkQueueLength)}
+		checks:  make(chan ports.TransactionCheck, checkQueueLength)}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {
 		m.transactions.SetTransactionCheckHandler(m.relayTransactionCheck)
