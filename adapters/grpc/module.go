@@ -31,6 +31,7 @@ type serviceParams struct {
 	Security *application.Security `optional:"true"`
 	// Telemetry comes from adapters/otel when it is in the graph.
 	Telemetry *observe.Telemetry `optional:"true"`
+	Traffic  *application.Traffic  `optional:"true"`
 }
 
 func newService(p serviceParams) *Service {
@@ -39,5 +40,8 @@ func newService(p serviceParams) *Service {
 		s.UseSecurity(p.Security, p.Config.Auth)
 	}
 	s.UseTelemetry(p.Telemetry)
+	if p.Traffic != nil {
+		s.UseTraffic(p.Traffic)
+	}
 	return s
 }

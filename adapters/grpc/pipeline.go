@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"go.opentelemetry.io/otel/attribute"
@@ -130,8 +131,49 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 	if !s.admit.enter(k) {
 		return ctx, nil, &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
 	}
-	return ports.WithRequestInfo(ctx, info), func() { s.admit.leave(k) }, nil
+	if s.traffic == nil {
+		return ports.WithRequestInfo(ctx, info), func() { s.admit.leave(k) }, nil
+	}
+	leaveClient, err := s.traffic.EnterClient(info.ClientID, k.direction())
+	if err != nil {
+		s.admit.leave(k)
+		return ctx, nil, statusOf(ctx, s.log, err)
+	}
+	release := func() {}
+	if send, ok := req.(*v2.SendMessageRequest); ok {
+		if release, err = s.traffic.AcquireBytes(bodyBytes(send)); err != nil {
+			leaveClient()
+			s.admit.leave(k)
+			return ctx, nil, statusOf(ctx, s.log, err)
+		}
+	}
+	return ports.WithRequestInfo(ctx, info), func() { release(); leaveClient(); s.admit.leave(k) }, nil
 }
+
+// direction tells which way the requests of a kind move messages, for the
+// traffic counters.
+func (k kind) direction() application.Direction {
+	if k == kindConsumer || k == kindPoll {
+		return application.DirectionReceive
+	}
+	return application.DirectionSend
+}
+
+// bodyBytes is what a send request counts in traffic.maxInflightBytes:
+// the bytes of its message bodies.
+func bodyBytes(req *v2.SendMessageRequest) int64 {
+	var n int64
+	for _, m := range req.GetMessages() {
+		n += int64(len(m.GetBody()))
+	}
+	return n
+}
+
+// throttledPollHold is how long a receive or pull refused with
+// TOO_MANY_REQUESTS is held before the answer (at most until its
+// deadline): the Java push consumer polls again 20 ms after a throttled
+// receive, which would otherwise make a refused consumer spin.
+const throttledPollHold = time.Second
 
 // streamStatus runs the request pipeline of a server-streaming RPC and
 // returns the status its first frame carries. call runs with a context that
@@ -144,6 +186,20 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 	defer context.AfterFunc(s.shutdown, cancel)()
 	ctx, leave, st := s.admitRequest(ctx, k, req)
 	if st != nil {
+		if st.GetCode() == v2.Code_TOO_MANY_REQUESTS {
+			hold := throttledPollHold
+			if dl, ok := ctx.Deadline(); ok {
+				hold = min(hold, time.Until(dl)-time.Second)
+			}
+			if hold > 0 {
+				t := time.NewTimer(hold)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+		}
 		return st
 	}
 	defer leave()

@@ -36,6 +36,9 @@ type Service struct {
 	// tel traces, measures and logs requests (see observe.go); nil until
 	// UseTelemetry.
 	tel *observe.Telemetry
+	// traffic bounds each client's requests in flight and the send bytes
+	// in flight; nil until UseTraffic.
+	traffic *application.Traffic
 }
 
 // UseTelemetry makes the server built on the service trace, measure and
@@ -48,6 +51,11 @@ func (s *Service) UseTelemetry(tel *observe.Telemetry) {
 		}
 	}
 }
+
+// UseTraffic makes the service refuse requests beyond traffic's per-client
+// and in-flight bytes bounds with TOO_MANY_REQUESTS. (Its rate limits are
+// applied by the use cases.)
+func (s *Service) UseTraffic(t *application.Traffic) { s.traffic = t }
 
 // UseSecurity makes the service authenticate and authorize requests with
 // sec when sec.Enabled(), and always drop the metadata keys clients must

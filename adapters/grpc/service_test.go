@@ -140,6 +140,13 @@ type testServer struct {
 // listener, backed by b, and stops it when the test ends.
 func startTestServer(t *testing.T, b *fakeBroker, edit ...func(*Config, *application.Config)) *testServer {
 	t.Helper()
+	return startTrafficServer(t, b, nil, edit...)
+}
+
+// startTrafficServer is startTestServer with traffic governance tr (nil:
+// none).
+func startTrafficServer(t *testing.T, b *fakeBroker, tr *application.Traffic, edit ...func(*Config, *application.Config)) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.TLS.Mode = TLSDisabled
 	acfg := application.DefaultConfig()
@@ -153,12 +160,16 @@ func startTestServer(t *testing.T, b *fakeBroker, edit ...func(*Config, *applica
 	sessions := application.NewSessions(acfg, clock, log)
 	renewer := application.NewRenewer(acfg, b, b, clock, log)
 	app := application.NewMessaging(application.MessagingParams{Config: acfg, Broker: b, Meta: b, Clock: clock, Log: log,
-		Sessions: sessions, Renewer: renewer, Transactions: b})
+		Sessions: sessions, Renewer: renewer, Transactions: b, Traffic: tr})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	running := make(chan struct{})
 	go func() { defer close(running); app.Run(runCtx) }()
 	t.Cleanup(func() { stopRun(); <-running })
-	srv, err := NewServer(cfg, NewService(cfg, app, log), log)
+	svc := NewService(cfg, app, log)
+	if tr != nil {
+		svc.UseTraffic(tr)
+	}
+	srv, err := NewServer(cfg, svc, log)
 	if err != nil {
 		t.Fatal(err)
 	}

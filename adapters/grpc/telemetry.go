@@ -153,6 +153,14 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		return nil
 	}
 	defer s.admit.leave(kindTelemetry)
+	if s.traffic != nil {
+		leaveClient, err := s.traffic.EnterClient(info.ClientID, application.DirectionSend)
+		if err != nil {
+			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
+			return nil
+		}
+		defer leaveClient()
+	}
 	ctx = ports.WithRequestInfo(ctx, info)
 	// A client opens its stream to send its settings at once; one that does
 	// not within grpc.settingsTimeout is ended.

@@ -19,6 +19,7 @@ var applicationModule = fx.Module("application",
 	fx.Provide(
 		application.NewSessions,
 		application.NewRenewer,
+		application.NewTraffic,
 		newMessaging,
 		application.NewAdmin,
 	),
@@ -41,6 +42,7 @@ type messagingParams struct {
 	Recaller     ports.Recaller      `optional:"true"`
 	Offsets      ports.Offsets       `optional:"true"`
 	Tracker      ports.ClientTracker `optional:"true"`
+	Traffic      *application.Traffic
 }
 
 func newMessaging(p messagingParams) *application.Messaging {
@@ -48,6 +50,7 @@ func newMessaging(p messagingParams) *application.Messaging {
 		Config: p.Config, Broker: p.Broker, Meta: p.Meta, Clock: p.Clock, Log: p.Log,
 		Sessions: p.Sessions, Renewer: p.Renewer,
 		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets, Tracker: p.Tracker,
+		Traffic: p.Traffic,
 	})
 }
 

@@ -40,6 +40,7 @@ type Root struct {
 	Admin     admin.Config               `yaml:"admin"`
 	Health    health.Config              `yaml:"health"`
 	Messaging application.Config         `yaml:"messaging"`
+	Traffic   application.TrafficConfig  `yaml:"traffic"`
 	Local     localbroker.Config         `yaml:"local"`
 	Cluster   cluster.Config             `yaml:"cluster"`
 	Shutdown  ShutdownConfig             `yaml:"shutdown"`
@@ -69,6 +70,7 @@ func Defaults(profile string) Root {
 		Admin:     admin.DefaultConfig(),
 		Health:    health.DefaultConfig(),
 		Messaging: application.DefaultConfig(),
+		Traffic:   application.DefaultTrafficConfig(),
 		Local:     localbroker.DefaultConfig(),
 		Cluster:   cluster.DefaultConfig(),
 		Shutdown:  DefaultShutdownConfig(),

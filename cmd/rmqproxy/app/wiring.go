@@ -15,6 +15,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
+	"github.com/rmqproxy/rmqproxy/adapters/trafficfile"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -64,7 +65,7 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		traceBrokerCalls(cfg),
 		inStage(stage{"health", "", minorStageBudget}, health.Module),
 		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
-		inStage(stage{"background work", "", minorStageBudget}, applicationModule),
+		inStage(stage{"background work", "", minorStageBudget}, applicationModule, trafficfile.Module),
 		inStage(stage{"security", "", minorStageBudget}, securityModule(cfg)),
 		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
 		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),

@@ -1,0 +1,146 @@
+package grpc
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// blockingSends makes the fake broker hold every send until release is
+// closed, signalling each arrival on entered.
+func blockingSends() (*fakeBroker, chan struct{}, chan struct{}) {
+	entered := make(chan struct{}, 16)
+	release := make(chan struct{})
+	b := &fakeBroker{send: func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+		entered <- struct{}{}
+		<-release
+		return []domain.SendReceipt{{MessageID: msgs[0].ID}}, nil
+	}}
+	return b, entered, release
+}
+
+func TestClientInflightBound(t *testing.T) {
+	b, entered, release := blockingSends()
+	cfg := application.DefaultTrafficConfig()
+	cfg.MaxInflightPerClient = 1
+	ts := startTrafficServer(t, b, application.NewTraffic(cfg, ports.SystemClock{}))
+	done := make(chan *v2.SendMessageResponse)
+	go func() {
+		resp, _ := ts.client.SendMessage(clientCtx(t.Context(), "c1"), sendRequest("t"))
+		done <- resp
+	}()
+	<-entered
+	resp, err := ts.client.SendMessage(clientCtx(t.Context(), "c1"), sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("second send of c1: %v, %v", resp.GetStatus(), err)
+	}
+	go func() {
+		resp, _ := ts.client.SendMessage(clientCtx(t.Context(), "c2"), sendRequest("t"))
+		done <- resp
+	}()
+	<-entered // c2's send reached the broker beside c1's
+	close(release)
+	for range 2 {
+		if r := <-done; r.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("held send: %v", r.GetStatus())
+		}
+	}
+	if r, err := ts.client.SendMessage(clientCtx(t.Context(), "c1"), sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("c1 after its send ended: %v, %v", r.GetStatus(), err)
+	}
+}
+
+func TestInflightBytesBudget(t *testing.T) {
+	b, entered, release := blockingSends()
+	cfg := application.DefaultTrafficConfig()
+	cfg.MaxInflightBytes = 8 // one "hello" (5 bytes) at a time
+	tr := application.NewTraffic(cfg, ports.SystemClock{})
+	ts := startTrafficServer(t, b, tr)
+	done := make(chan *v2.SendMessageResponse)
+	go func() {
+		resp, _ := ts.client.SendMessage(clientCtx(t.Context(), "c1"), sendRequest("t"))
+		done <- resp
+	}()
+	<-entered
+	if got := tr.InflightBytes(); got != 5 {
+		t.Fatalf("in flight %d bytes, want 5", got)
+	}
+	resp, err := ts.client.SendMessage(clientCtx(t.Context(), "c2"), sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("send beyond the budget: %v, %v", resp.GetStatus(), err)
+	}
+	close(release)
+	if r := <-done; r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("held send: %v", r.GetStatus())
+	}
+	if got := tr.InflightBytes(); got != 0 {
+		t.Fatalf("in flight %d bytes after the sends, want 0", got)
+	}
+	if r, err := ts.client.SendMessage(clientCtx(t.Context(), "c2"), sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("send after the budget freed: %v, %v", r.GetStatus(), err)
+	}
+}
+
+func TestRateLimitedSendAndReceive(t *testing.T) {
+	popped := 0
+	b := &fakeBroker{pop: func(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+		popped++
+		msgs := make([]domain.StoredMessage, req.MaxMessages)
+		for i := range msgs {
+			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: "t", ID: "01", Body: []byte("x")}, ReceiptHandle: "h"}
+		}
+		return msgs, nil
+	}}
+	tr := application.NewTraffic(application.DefaultTrafficConfig(), ports.SystemClock{})
+	if _, err := tr.SetRules(application.TrafficRules{
+		Clients: application.Limits{Send: application.FlowLimits{Messages: application.Rate{PerSecond: 0.001, Burst: 2}}},
+		Groups:  application.ScopeRules{Named: map[string]application.Limits{"g": {Receive: application.FlowLimits{Messages: application.Rate{PerSecond: 0.001, Burst: 3}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ts := startTrafficServer(t, b, tr)
+	for i := range 2 {
+		if r, err := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send %d: %v, %v", i, r.GetStatus(), err)
+		}
+	}
+	r, err := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("t"))
+	if err != nil || r.GetStatus().GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("third send: %v, %v", r.GetStatus(), err)
+	}
+	if r, err := ts.client.SendMessage(clientCtx(t.Context(), "p2"), sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("another producer: %v, %v", r.GetStatus(), err)
+	}
+
+	subscribe(t, ts, "c1", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
+	req := receiveRequest("g", "t")
+	req.BatchSize = 32
+	req.LongPollingTimeout = durationpb.New(200 * time.Millisecond)
+	stream, err := ts.client.ReceiveMessage(clientCtx(t.Context(), "c1"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The batch is cut to the group's three tokens.
+	if st, msgs := receiveAll(t, stream); st.GetCode() != v2.Code_OK || len(msgs) != 3 {
+		t.Fatalf("first receive: %v, %d messages; want 3", st, len(msgs))
+	}
+	stream, err = ts.client.ReceiveMessage(clientCtx(t.Context(), "c1"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Out of tokens for far longer than the poll: held for the poll, then
+	// throttled, without reaching the broker.
+	if st, msgs := receiveAll(t, stream); st.GetCode() != v2.Code_TOO_MANY_REQUESTS || len(msgs) != 0 {
+		t.Fatalf("second receive: %v, %d messages; want TOO_MANY_REQUESTS", st, len(msgs))
+	}
+	if popped != 1 {
+		t.Fatalf("broker popped %d times, want 1", popped)
+	}
+}
