@@ -30,8 +30,8 @@ type serviceParams struct {
 	Log      *slog.Logger
 	Security *application.Security `optional:"true"`
 	// Telemetry comes from adapters/otel when it is in the graph.
-	Telemetry *observe.Telemetry `optional:"true"`
-	Traffic  *application.Traffic  `optional:"true"`
+	Telemetry *observe.Telemetry   `optional:"true"`
+	Traffic   *application.Traffic `optional:"true"`
 }
 
 func newService(p serviceParams) *Service {
