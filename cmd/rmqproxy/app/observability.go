@@ -27,7 +27,7 @@ func observabilityModule(cfg Root) fx.Option {
 			otel.Logging{AccessLog: cfg.Log.Access, LogBodies: cfg.Log.Bodies},
 			otel.Info{Mode: cfg.Mode, InstanceID: cfg.Local.StoreHost},
 		),
-		fx.Invoke(registerClientGauges),
+		fx.Invoke(registerClientGauges, registerTrafficMetrics),
 	}
 	if cfg.Mode == ModeLocal {
 		opts = append(opts, fx.Invoke(instrumentEngine))
@@ -201,5 +201,58 @@ func registerClientGauges(p *otel.Provider, sessions *application.Sessions, log 
 	}, producers, consumers)
 	if err != nil {
 		log.Warn("cannot register the client gauges", slog.Any("error", err))
+	}
+}
+
+// registerTrafficMetrics reports what traffic governance refused and held:
+// requests refused by each bound (rate limits by scope, the in-flight
+// bytes budget, the per-client bound) and receives that waited for their
+// rate limits, read from the counters when metrics are collected.
+func registerTrafficMetrics(p *otel.Provider, t *application.Traffic, log *slog.Logger) {
+	meter := p.Meter()
+	if meter == nil {
+		return
+	}
+	err := func() error {
+		throttled, err := meter.Int64ObservableCounter("rmqproxy_throttled_requests_total",
+			metric.WithDescription("Requests refused with TOO_MANY_REQUESTS by traffic governance, by scope (client, topic, group, namespace, user: rate limits; inflight_bytes, client_inflight: budgets) and direction; receives count when they were held for their whole polling time."))
+		if err != nil {
+			return err
+		}
+		waits, err := meter.Int64ObservableCounter("rmqproxy_throttled_receive_waits_total",
+			metric.WithDescription("Receives that waited for their rate limits to recover, then were served."))
+		if err != nil {
+			return err
+		}
+		waited, err := meter.Float64ObservableCounter("rmqproxy_throttled_receive_wait_seconds_total",
+			metric.WithDescription("Time receives spent waiting for their rate limits."), metric.WithUnit("s"))
+		if err != nil {
+			return err
+		}
+		inflight, err := meter.Int64ObservableGauge("rmqproxy_inflight_send_bytes",
+			metric.WithDescription("Message bytes of send requests being processed (bounded by traffic.maxInflightBytes)."), metric.WithUnit("By"))
+		if err != nil {
+			return err
+		}
+		revision, err := meter.Int64ObservableGauge("rmqproxy_traffic_rules_revision",
+			metric.WithDescription("Revision of the traffic rules in force (0: none loaded); it counts the rule sets loaded since start."))
+		if err != nil {
+			return err
+		}
+		_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			st := t.Stats()
+			for _, c := range st.Throttled {
+				o.ObserveInt64(throttled, int64(c.Count), metric.WithAttributes(attribute.String("scope", c.Scope), attribute.String("direction", c.Direction.String())))
+			}
+			o.ObserveInt64(waits, int64(st.ReceiveWaits))
+			o.ObserveFloat64(waited, st.ReceiveWaitTime.Seconds())
+			o.ObserveInt64(inflight, st.InflightBytes)
+			o.ObserveInt64(revision, st.RulesRevision)
+			return nil
+		}, throttled, waits, waited, inflight, revision)
+		return err
+	}()
+	if err != nil {
+		log.Warn("cannot register the traffic metrics", slog.Any("error", err))
 	}
 }
