@@ -7,4 +7,6 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// Every scenario runs against local mode, then against cluster mode in
+// front of a real Apache RocketMQ (testenv.MainTargets).
+func TestMain(m *testing.M) { os.Exit(testenv.MainTargets(m)) }
