@@ -1,0 +1,183 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestSIGKILLOneOfTwoProxies runs one consumer group through two rmqproxy
+// instances in front of the same cluster, each with a producer and a
+// consumer, and kills one instance with SIGKILL mid-run: every send either
+// instance answered OK is consumed, by the group's consumer on the
+// surviving instance once the killed one's deliveries become visible
+// again.
+func TestSIGKILLOneOfTwoProxies(t *testing.T) {
+	fast := []string{"--messaging.consumer.minInvisibleTime=1s", "--messaging.consumer.minLongPolling=1s", "--messaging.consumer.maxLongPolling=5s"}
+	a := testenv.StartChild(t, t.TempDir(), fast...)
+	b := testenv.StartChild(t, t.TempDir(), fast...)
+	pa, pb := a.Proxy(t), b.Proxy(t)
+	admin := adminOf(t, a)
+	if _, err := admin.CreateTopic(t.Context(), application.TopicSpec{Name: "ha", Type: domain.MessageTypeNormal, QueueCount: 4}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Claim(t, "topic", "ha")
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string]string{} // message id → proxy that answered OK
+		received = map[string]string{} // message id → proxy it came through
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		killed   atomic.Bool
+		sentOK   atomic.Int64
+	)
+	produce := func(name string, p *testenv.Proxy) {
+		pr := testenv.NewProducer(t, p, "ha")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pace := time.NewTicker(20 * time.Millisecond)
+			defer pace.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-pace.C:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				r, err := pr.Send(ctx, &rmq.Message{Topic: "ha", Body: []byte(fmt.Sprintf("%s-%d", name, i))})
+				cancel()
+				if err != nil {
+					if name == "A" && killed.Load() {
+						return // its proxy is gone
+					}
+					continue // not acknowledged: nothing to check
+				}
+				mu.Lock()
+				acked[r[0].MessageID] = name
+				mu.Unlock()
+				sentOK.Add(1)
+			}
+		}()
+	}
+	consume := func(name string, p *testenv.Proxy) rmq.SimpleConsumer {
+		c := testenv.NewSimpleConsumer(t, p, "g-ha", time.Second, map[string]*rmq.FilterExpression{"ha": rmq.SUB_ALL})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if name == "A" && killed.Load() {
+					return
+				}
+				ms, _ := c.Receive(context.Background(), 16, 3*time.Second)
+				for _, m := range ms {
+					mu.Lock()
+					received[m.GetMessageId()] = name
+					mu.Unlock()
+					_ = c.Ack(context.Background(), m)
+				}
+			}
+		}()
+		return c
+	}
+	produce("A", pa)
+	produce("B", pb)
+	consume("A", pa)
+	cb := consume("B", pb)
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+
+	atLeast := func(n int64) func() error {
+		return func() error {
+			if got := sentOK.Load(); got < n {
+				return fmt.Errorf("%d of %d sends answered OK", got, n)
+			}
+			return nil
+		}
+	}
+	testenv.WaitFor(t, 60*time.Second, atLeast(400))
+	testenv.WaitFor(t, 60*time.Second, func() error { // both instances serve the group
+		mu.Lock()
+		defer mu.Unlock()
+		per := map[string]int{}
+		for _, via := range received {
+			per[via]++
+		}
+		if per["A"] == 0 || per["B"] == 0 {
+			return fmt.Errorf("received through %v", per)
+		}
+		return nil
+	})
+	killed.Store(true)
+	a.Kill(t)
+	before := sentOK.Load()
+	testenv.WaitFor(t, 60*time.Second, atLeast(before+200))
+	close(stop)
+	wg.Wait()
+
+	// Everything acknowledged, through either instance, is consumed through
+	// B (what A's consumer held comes back after its invisible time).
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		mu.Lock()
+		missing := 0
+		for id := range acked {
+			if _, ok := received[id]; !ok {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		ms, _ := cb.Receive(context.Background(), 16, 3*time.Second)
+		for _, m := range ms {
+			mu.Lock()
+			received[m.GetMessageId()] = "B"
+			mu.Unlock()
+			_ = cb.Ack(context.Background(), m)
+		}
+		return fmt.Errorf("%d acknowledged sends not consumed yet", missing)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	by := map[string]int{}
+	for _, p := range acked {
+		by[p]++
+	}
+	via := map[string]int{}
+	for _, p := range received {
+		via[p]++
+	}
+	t.Logf("sends answered OK per proxy %v; consumed through %v", by, via)
+}
+
+func adminOf(t *testing.T, c *testenv.Child) *admin.Client {
+	t.Helper()
+	ac, err := admin.NewClient(c.AdminAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ac
+}
