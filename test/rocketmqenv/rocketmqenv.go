@@ -166,6 +166,65 @@ func LaunchNameServer(dir string) (*Cluster, error) {
 	return c, nil
 }
 
+// ApacheProxy is an Apache RocketMQ proxy in cluster mode, started by
+// StartApacheProxy, for differential tests.
+type ApacheProxy struct {
+	GRPC string // "127.0.0.1:port": TLS or plaintext, as the proxy sniffs
+	p    *proc
+}
+
+// StartApacheProxy starts the Apache proxy (rocketmq-proxy, cluster mode)
+// in front of c's NameServer and the brokers of clusterName, and returns
+// once its gRPC port accepts connections (clients should still wait for a
+// first QueryRoute to answer). It is killed when the test ends.
+func (c *Cluster) StartApacheProxy(t testing.TB, clusterName string) *ApacheProxy {
+	t.Helper()
+	conf := filepath.Join(c.Dir, "conf")
+	if err := extract(c.lib, "rocketmq-proxy-", "rmq.proxy.logback.xml", filepath.Join(conf, "rmq.proxy.logback.xml")); err != nil {
+		t.Fatal(err)
+	}
+	grpcPort, err := freePorts(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remotingPort, err := freePorts(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("proxy-%d", grpcPort)
+	file := filepath.Join(conf, name+".json")
+	cfg := fmt.Sprintf(`{"rocketMQClusterName":%q,"namesrvAddr":%q,"grpcServerPort":%d,"remotingListenPort":%d,"proxyMode":"cluster","localServeAddr":"127.0.0.1"}`,
+		clusterName, c.NameServer, grpcPort, remotingPort)
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", "-pc", file, "-pm", "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.kill(syscall.SIGKILL, 0)
+		}
+	})
+	ap := &ApacheProxy{GRPC: "127.0.0.1:" + strconv.Itoa(grpcPort), p: p}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if p.exited() {
+			t.Fatalf("the Apache proxy exited while starting:\n%s", p.tail())
+		}
+		conn, err := net.DialTimeout("tcp", ap.GRPC, time.Second)
+		if err == nil {
+			conn.Close()
+			return ap
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Apache proxy did not listen within 2 minutes:\n%s", p.tail())
+		}
+		time.Sleep(200 * time.Millisecond) // polling a port, which has no readiness notification
+	}
+}
+
 // Broker is one broker JVM started by AddBroker.
 type Broker struct {
 	Name, Cluster, Addr string
@@ -405,12 +464,17 @@ func (c *Cluster) start(name, heap, main string, args ...string) (*proc, error) 
 		return nil, err
 	}
 	logConf := "rmq.broker.logback.xml"
-	if name == "namesrv" {
+	tls := "-Dtls.server.mode=disabled" // Remoting TLS: certificate generation dominates a start
+	switch {
+	case name == "namesrv":
 		logConf = "rmq.namesrv.logback.xml"
+	case strings.HasPrefix(name, "proxy"):
+		// The proxy's gRPC port serves TLS and plaintext, as clients expect.
+		logConf, tls = "rmq.proxy.logback.xml", "-Dtls.server.mode=permissive"
 	}
 	jvm := []string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true",
 		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
-		"-Dtls.server.mode=disabled", "-Duser.home=" + home,
+		tls, "-Duser.home=" + home,
 		"-Drmq.logback.configurationFile=" + filepath.Join(c.Dir, "conf", logConf),
 		"-cp", filepath.Join(c.lib, "*"), main}
 	cmd := exec.Command(c.java, append(jvm, args...)...)

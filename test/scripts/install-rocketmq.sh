@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Apache RocketMQ NameServer and Broker that test/rocketmqenv
-# starts for cluster-mode tests: the jars of the release pinned in
+# starts for cluster-mode tests (and the Apache proxy the differential test
+# compares rmqproxy with): the jars of the release pinned in
 # test/rocketmq/pom.xml, from Maven Central, copied to
 # test/rocketmq/target/lib (mvn dependency:copy-dependencies; nothing is
 # built from source). The Maven cache (~/.m2) stays outside the repo.
