@@ -11,7 +11,7 @@ const Other = "_other"
 // first max names seen do. Every other name is [Other]. Safe for concurrent
 // use; a name seen before costs one map lookup under a read lock.
 type Labels struct {
-	topics, groups nameSet
+	topics, groups *nameSet
 }
 
 // NewLabels returns the label policy: topics and groups are the allow-lists
@@ -33,8 +33,8 @@ type nameSet struct {
 	seen  map[string]struct{}
 }
 
-func newNameSet(allow []string, max int) nameSet {
-	s := nameSet{max: max, seen: map[string]struct{}{}}
+func newNameSet(allow []string, max int) *nameSet {
+	s := &nameSet{max: max, seen: map[string]struct{}{}}
 	if len(allow) > 0 {
 		s.fixed = true
 		for _, n := range allow {
