@@ -47,6 +47,10 @@ type Server struct {
 	// probes it every readinessPoll while serving (see watchReadiness).
 	readiness ports.Readiness
 	probing   sync.WaitGroup
+	// statusMu orders the status updates; draining is set once the
+	// server reports NOT_SERVING for good.
+	statusMu sync.Mutex
+	draining bool
 }
 
 // readinessPoll is how often grpc.health.v1 asks the readiness checks.
@@ -73,8 +77,7 @@ func (s *Server) watchReadiness() {
 		if s.shutdown.Err() != nil {
 			return
 		}
-		s.health.SetServingStatus("", status)
-		s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, status)
+		s.setStatus(status)
 		select {
 		case <-s.shutdown.Done():
 			return
@@ -188,21 +191,59 @@ func (s *Server) Addr() net.Addr {
 	return s.lis.Addr()
 }
 
-// Stop ends long polls and Telemetry streams, lets in-flight calls finish
-// until ctx's deadline, then closes every connection.
+// ReportNotServing makes grpc.health.v1 answer NOT_SERVING from now on,
+// while the server goes on serving: the first step of a graceful stop,
+// which lets load balancers steer new clients away before connections
+// close (see shutdown.drainDelay).
+func (s *Server) ReportNotServing() {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	s.draining = true
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+}
+
+// setStatus sets the grpc.health.v1 status, unless the server is draining.
+func (s *Server) setStatus(status healthpb.HealthCheckResponse_ServingStatus) {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	if s.draining {
+		return
+	}
+	s.health.SetServingStatus("", status)
+	s.health.SetServingStatus(v2.MessagingService_ServiceDesc.ServiceName, status)
+}
+
+// Stop drains the server: it reports NOT_SERVING, closes the listener and
+// sends every connection a GOAWAY (clients make new calls on a new
+// connection, to another proxy behind a load balancer), then answers the
+// long polls at once ("no new message") and ends the Telemetry streams,
+// lets the other in-flight calls (sends) finish until ctx's deadline, and
+// closes every connection.
 func (s *Server) Stop(ctx context.Context) error {
-	s.cancel()
-	s.reloading.Wait()
-	s.probing.Wait()
+	s.ReportNotServing()
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() { s.srv.GracefulStop(); close(done) }()
+	// The serving goroutine returns once GracefulStop has closed the
+	// listener; GracefulStop sends the GOAWAYs right after. Long polls end
+	// only then, so that clients poll again on a new connection rather
+	// than here.
+	listenerClosed := make(chan struct{})
+	go func() { s.serving.Wait(); close(listenerClosed) }()
+	select {
+	case <-listenerClosed:
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.reloading.Wait()
+	s.probing.Wait()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		s.srv.Stop()
 		<-done
 	}
-	s.serving.Wait()
+	<-listenerClosed
 	return nil
 }

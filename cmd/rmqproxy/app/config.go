@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
@@ -87,6 +88,8 @@ func Defaults(profile string) Root {
 		r.Local.AutoCreateTopics = false
 		r.Local.AutoCreateGroups = false
 		r.GRPC.Reflection = false
+		// Behind a load balancer: let it see the proxy unready first.
+		r.Shutdown.DrainDelay = 5 * time.Second
 	}
 	return r
 }

@@ -11,12 +11,13 @@ import (
 )
 
 // ShutdownConfig gives each stage of a graceful stop its own time budget.
-// The stages run one after the other, in reverse start order: the health
-// and admin servers, the gRPC drain, the use cases' background work, then
-// the storage engine. A stage that runs out of its budget is logged and
+// The stages run one after the other, in reverse start order: the drain
+// notice (not ready, still serving), the admin server, the gRPC drain, the
+// use cases' background work, the storage engine, then the health server. A stage that runs out of its budget is logged and
 // the next one still runs with its full budget, so the engine flushes and
 // releases the data directory even when clients held the gRPC drain up.
 type ShutdownConfig struct {
+	DrainDelay  time.Duration `yaml:"drainDelay" help:"at shutdown, how long the proxy goes on serving after it reports not ready (/readyz 503 and grpc.health.v1 NOT_SERVING), so that load balancers and Kubernetes Services stop sending it new clients before it closes its port; 0: close at once"`
 	GRPCDrain   time.Duration `yaml:"grpcDrain" help:"at shutdown, how long in-flight gRPC requests may take to finish once the port stops accepting (long polls end at once); then they are cancelled and shutdown goes on"`
 	EngineClose time.Duration `yaml:"engineClose" help:"at shutdown, how long the storage engine may take to flush, fsync, write its final snapshot and release the data directory; it runs after the gRPC drain, whether or not that finished in time"`
 }
@@ -29,9 +30,12 @@ func DefaultShutdownConfig() ShutdownConfig {
 	return ShutdownConfig{GRPCDrain: 10 * time.Second, EngineClose: 15 * time.Second}
 }
 
-// Validate checks that every budget is positive.
+// Validate checks that every budget is positive (the drain delay may be 0).
 func (c ShutdownConfig) Validate() error {
 	var errs []error
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("drainDelay must not be negative, not %v", c.DrainDelay))
+	}
 	if c.GRPCDrain <= 0 {
 		errs = append(errs, fmt.Errorf("grpcDrain must be positive, not %v", c.GRPCDrain))
 	}
@@ -53,8 +57,12 @@ const stopMargin = 5 * time.Second
 // StopTimeout is the time the whole application has to stop: the sum of
 // its stages' budgets and a margin. Past it the process gives up waiting.
 func StopTimeout(cfg Root) time.Duration {
-	return cfg.Shutdown.GRPCDrain + cfg.Shutdown.EngineClose + 5*minorStageBudget + stopMargin
+	return drainStageBudget(cfg) + cfg.Shutdown.GRPCDrain + cfg.Shutdown.EngineClose + 5*minorStageBudget + stopMargin
 }
+
+// drainStageBudget bounds the drain notice: its delay and a second for
+// reporting not ready.
+func drainStageBudget(cfg Root) time.Duration { return cfg.Shutdown.DrainDelay + time.Second }
 
 // stage is one step of shutdown: the OnStop hooks of the modules it wraps.
 type stage struct {

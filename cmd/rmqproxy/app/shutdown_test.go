@@ -89,11 +89,14 @@ func TestStageOverrunDoesNotStarveTheNext(t *testing.T) {
 // budget, so fx never cuts the last stage short.
 func TestStopTimeoutCoversTheStages(t *testing.T) {
 	cfg := Defaults(ProfileDevelopment)
-	cfg.Shutdown.GRPCDrain, cfg.Shutdown.EngineClose = time.Minute, 2*time.Minute
-	if got, min := StopTimeout(cfg), 3*time.Minute+3*minorStageBudget; got <= min {
+	cfg.Shutdown.DrainDelay, cfg.Shutdown.GRPCDrain, cfg.Shutdown.EngineClose = time.Minute, time.Minute, 2*time.Minute
+	if got, min := StopTimeout(cfg), 4*time.Minute+3*minorStageBudget; got <= min {
 		t.Fatalf("StopTimeout %v, want more than %v", got, min)
 	}
-	if err := (ShutdownConfig{}).Validate(); err == nil || !strings.Contains(err.Error(), "grpcDrain") || !strings.Contains(err.Error(), "engineClose") {
+	if err := (ShutdownConfig{}).Validate(); err == nil || !strings.Contains(err.Error(), "grpcDrain") || !strings.Contains(err.Error(), "engineClose") || strings.Contains(err.Error(), "drainDelay") {
 		t.Fatalf("zero budgets: %v", err)
+	}
+	if err := (ShutdownConfig{DrainDelay: -time.Second, GRPCDrain: 1, EngineClose: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "drainDelay") {
+		t.Fatalf("negative drain delay: %v", err)
 	}
 }

@@ -69,6 +69,8 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		inStage(stage{"security", "", minorStageBudget}, securityModule(cfg)),
 		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
 		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),
+		// Stops first: not ready, still serving, for shutdown.drainDelay.
+		inStage(stage{"drain notice", "shutdown.drainDelay", drainStageBudget(cfg)}, drainModule(cfg)),
 	)
 }
 

@@ -1,0 +1,246 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// retryable reports whether a client error is one the official clients
+// retry by themselves or that says "try again elsewhere or later": the
+// proxy is throttling, going away, or gone.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return true
+	}
+	if c := rpcCode(err); c != 0 {
+		return c == v2.Code_TOO_MANY_REQUESTS || c == v2.Code_MESSAGE_NOT_FOUND
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled:
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "transport is closing") || strings.Contains(msg, "error reading from server: EOF")
+}
+
+// errorLog keeps the client errors of a run, by kind.
+type errorLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+	bad    []string
+}
+
+func (l *errorLog) add(op string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.counts == nil {
+		l.counts = map[string]int{}
+	}
+	key := op + ": " + err.Error()
+	if c := rpcCode(err); c != 0 {
+		key = op + ": " + c.String()
+	} else if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		key = op + ": gRPC " + s.Code().String()
+	}
+	l.counts[key]++
+	if !retryable(err) && len(l.bad) < 20 {
+		l.bad = append(l.bad, op+": "+err.Error())
+	}
+}
+
+// TestDrainOnSIGTERM: SIGTERM during a produce/consume run of the official
+// Go client. The proxy reports not ready first (/readyz 503 naming the
+// shutdown, while sends still succeed during shutdown.drainDelay), then
+// stops: the process exits by itself, no shutdown stage overruns its
+// budget, the clients see only retryable errors, and after a restart on
+// the same data every acknowledged send is consumed.
+func TestDrainOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	begin := time.Now()
+	defer func() { t.Logf("test body took %v", time.Since(begin)) }()
+	c := testenv.StartChild(t, data, "--shutdown.drainDelay=1s", "--shutdown.grpcDrain=10s")
+	createTopicCLI(t, c, "drain-t")
+	testenv.Claim(t, "consumer group", "drain-g")
+	if code, out := testenv.CLI(t, "group", "create", "drain-g", "--admin.address="+c.AdminAddr); code != 0 {
+		t.Fatalf("group create: exit %d:\n%s", code, out)
+	}
+	p := c.Proxy(t)
+	producer := testenv.NewProducer(t, p, "drain-t")
+	consumer := testenv.NewSimpleConsumer(t, p, "drain-g", 5*time.Second, map[string]*rmq.FilterExpression{"drain-t": rmq.SUB_ALL})
+
+	var (
+		mu         sync.Mutex
+		acked      = map[string]time.Time{} // message id → when the send was acknowledged
+		consumed   = map[string]bool{}
+		errs       errorLog
+		notReadyAt time.Time
+	)
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				r, err := producer.Send(sctx, &rmq.Message{Topic: "drain-t", Body: fmt.Appendf(nil, "w%d-%d", w, i)})
+				cancel()
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.add("send", err)
+					}
+					continue
+				}
+				mu.Lock()
+				acked[r[0].MessageID] = time.Now()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			ms, err := consumer.Receive(ctx, 16, 20*time.Second)
+			if err != nil && ctx.Err() == nil && !testenv.IsNoMessage(err) {
+				errs.add("receive", err)
+			}
+			for _, m := range ms {
+				mu.Lock()
+				consumed[m.GetMessageId()] = true
+				mu.Unlock()
+				if err := consumer.Ack(ctx, m); err != nil && ctx.Err() == nil {
+					errs.add("ack", err)
+				}
+			}
+		}
+	})
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked), len(consumed)
+	}
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		if a, r := count(); a < 300 || r < 50 {
+			errs.mu.Lock()
+			defer errs.mu.Unlock()
+			return fmt.Errorf("%d sends acknowledged, %d messages received; client errors %v", a, r, errs.counts)
+		}
+		return nil
+	})
+
+	t.Logf("%v sending SIGTERM", time.Since(begin))
+	// Watch readiness from the moment of SIGTERM.
+	health := c.HealthAddr
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			resp, err := http.Get("http://" + health + "/readyz")
+			if err != nil {
+				return // the health server is gone
+			}
+			var body [4096]byte
+			n, _ := resp.Body.Read(body[:])
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body[:n]), "shutting down") {
+				mu.Lock()
+				notReadyAt = time.Now()
+				mu.Unlock()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	sigterm := time.Now()
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, logs := c.ExitedWith(t)
+	exited := time.Since(sigterm)
+	<-watched
+	// The clients' loops end with the context; the official client may
+	// take its own request timeouts to notice, so they are waited for
+	// when the test ends. Nothing is acknowledged by a stopped proxy.
+	stop()
+	t.Cleanup(wg.Wait)
+
+	if code != 0 || !strings.Contains(logs, `"msg":"rmqproxy stopped"`) {
+		t.Fatalf("exit code %d; logs:\n%s", code, logs)
+	}
+	if strings.Contains(logs, "ran out of its time budget") {
+		t.Fatalf("a shutdown stage overran its budget:\n%s", logs)
+	}
+	if i, j := strings.Index(logs, "draining: reporting not ready"), strings.Index(logs, "admin API stopped"); i < 0 || j < i {
+		t.Fatalf("the drain notice did not come first:\n%s", logs)
+	}
+	mu.Lock()
+	if notReadyAt.IsZero() {
+		mu.Unlock()
+		t.Fatal("/readyz never reported the shutdown")
+	}
+	servedWhileNotReady := 0
+	for _, at := range acked {
+		if at.After(notReadyAt) {
+			servedWhileNotReady++
+		}
+	}
+	want := make(map[string]bool, len(acked))
+	for id := range acked {
+		want[id] = true
+	}
+	mu.Unlock()
+	if servedWhileNotReady == 0 {
+		t.Errorf("no send was acknowledged after /readyz reported the shutdown; the drain delay should keep serving")
+	}
+	errs.mu.Lock()
+	t.Logf("SIGTERM → exit %v; %d sends acknowledged (%d after /readyz said 503), client errors by kind: %v",
+		exited.Round(time.Millisecond), len(want), servedWhileNotReady, errs.counts)
+	if len(errs.bad) > 0 {
+		t.Errorf("errors the clients do not retry: %q", errs.bad)
+	}
+	errs.mu.Unlock()
+
+	// Restart on the same data (the same broker in cluster mode) and
+	// consume what is left: every acknowledged send must be there.
+	t.Logf("%v restarting", time.Since(begin))
+	c2 := testenv.StartChild(t, data)
+	consumer2 := testenv.NewSimpleConsumer(t, c2.Proxy(t), "drain-g", 5*time.Second, map[string]*rmq.FilterExpression{"drain-t": rmq.SUB_ALL})
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		ms, err := consumer2.Receive(t.Context(), 32, 20*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		mu.Lock()
+		for _, m := range ms {
+			consumed[m.GetMessageId()] = true
+		}
+		missing := 0
+		for id := range want {
+			if !consumed[id] {
+				missing++
+			}
+		}
+		mu.Unlock()
+		for _, m := range ms {
+			_ = consumer2.Ack(t.Context(), m)
+		}
+		t.Logf("%v received %d", time.Since(begin), len(ms))
+		if missing > 0 {
+			return fmt.Errorf("%d of %d acknowledged sends not consumed yet", missing, len(want))
+		}
+		return nil
+	})
+}
