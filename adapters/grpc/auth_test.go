@@ -1,6 +1,7 @@
 package grpc
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -137,3 +138,31 @@ func TestRetryCarriesTwoSignatures(t *testing.T) {
 }
 
 func hmacEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// TestStripReserved: the keys the Apache proxy reserves are removed from a
+// request's metadata (and counted), the others kept; a request without
+// them keeps its context as it is.
+func TestStripReserved(t *testing.T) {
+	a := &authenticator{}
+	plain := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-mq-client-id", "c1", "x-mq-language", "GOLANG"))
+	if got := a.stripReserved(plain); got != plain {
+		t.Fatal("a request without reserved metadata got a new context")
+	}
+	if a.stripped.Load() != 0 {
+		t.Fatalf("stripped = %d, want 0", a.stripped.Load())
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(
+		"x-mq-client-id", "c1", "x-mq-channel-id", "smuggled", "rpc-remote-address", "10.0.0.1:1", "x-mq-authorization-ak", "ak"))
+	md, _ := metadata.FromIncomingContext(a.stripReserved(ctx))
+	for _, k := range reservedMetadata {
+		if v := md.Get(k); len(v) > 0 {
+			t.Errorf("%s = %q survived", k, v)
+		}
+	}
+	if v := md.Get("x-mq-client-id"); len(v) != 1 || v[0] != "c1" {
+		t.Errorf("x-mq-client-id = %q, want c1", v)
+	}
+	if a.stripped.Load() != 1 {
+		t.Fatalf("stripped = %d, want 1", a.stripped.Load())
+	}
+}

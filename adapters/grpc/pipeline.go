@@ -112,8 +112,8 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 	info := requestInfo(ctx)
 	if s.auth != nil {
 		ctx = s.auth.stripReserved(ctx)
-		ctx = ports.WithRequestInfo(ctx, info)
 		if s.sec.Enabled() {
+			ctx = ports.WithRequestInfo(ctx, info) // authorize reads it
 			op, _ := accessOf(req, info)
 			p, st := s.auth.authenticate(ctx, op)
 			if st == nil {

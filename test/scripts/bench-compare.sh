@@ -22,10 +22,10 @@
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
 #                           ~/.cache/rmqproxy-bench/apache-5.5.0)
 #   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy
-#   BENCH_NICE=N            run the servers and the load generator at nice N
-#                           (e.g. -10 as root: on a machine others use, the
-#                           benchmark then gets the CPU first, alike for all
-#                           servers, closer to a machine of its own)
+#   BENCH_NICE=N            run the benchmark in a session of its own at nice N
+#                           (e.g. -5, as root): on a machine others use, it
+#                           then gets most of the CPU, alike for every server
+#                           measured, closer to a machine of its own
 #
 # rmqproxy runs with health.pprof on (health.address on loopback), so that
 # the load generator can read its allocation counters; while it runs, e.g.
@@ -33,6 +33,16 @@
 #
 # Everything binds 127.0.0.1 on free ports; every server is stopped by PID.
 set -euo pipefail
+# With BENCH_NICE, run in a session of our own and give its scheduling
+# group that nice value: with autogroup scheduling (Linux's default for
+# desktop and many server kernels) the CPU is shared between sessions, and a
+# process's own nice value only counts inside its session.
+if [ -n "${BENCH_NICE:-}" ] && [ -z "${BENCH_OWN_SESSION:-}" ]; then
+	BENCH_OWN_SESSION=1 exec setsid --wait "$0" "$@"
+fi
+if [ -n "${BENCH_NICE:-}" ] && [ -w /proc/self/autogroup ]; then
+	echo "$BENCH_NICE" > /proc/$$/autogroup 2>/dev/null || echo "bench-compare: cannot set the session's nice value" >&2
+fi
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
@@ -118,7 +128,7 @@ results=$out/results.jsonl
 	echo "sync writes: $(dd if=/dev/zero of="$out/sync-probe" bs=1k count=2000 oflag=dsync 2>&1 | tail -1)"
 	rm -f "$out/sync-probe"
 	echo "go: $(go version | cut -d' ' -f3), java: $(java -version 2>&1 | head -1)"
-	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); benchmark processes at nice ${BENCH_NICE:-0}"
+	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); benchmark session at nice ${BENCH_NICE:-0} ($(cat /proc/$$/autogroup 2>/dev/null))"
 } > "$out/machine.txt"
 
 # Started servers: label -> "endpoint pid [loadgen flags]".
