@@ -310,6 +310,16 @@ func clipText(s string) string {
 // the missing action; they are always audited, allowed requests only with
 // auth.auditAllowed.
 func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest) error {
+	return s.authorize(ctx, p, op, reqs, s.cfg.AuditAllowed)
+}
+
+// AuthorizeAudited is Authorize for admin actions: the decision is audited
+// whether it allows or denies, whatever auth.auditAllowed says.
+func (s *Security) AuthorizeAudited(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest) error {
+	return s.authorize(ctx, p, op, reqs, true)
+}
+
+func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest, auditAllowed bool) error {
 	if !s.cfg.Enabled {
 		return nil
 	}
@@ -345,7 +355,7 @@ func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs [
 		}
 	}
 	if denied == nil && d.Allowed {
-		if s.cfg.AuditAllowed {
+		if auditAllowed {
 			s.recordDecision(ctx, st, p, op, firstOr(reqs), d, domain.AuditAllow)
 		}
 		return nil

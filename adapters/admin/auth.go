@@ -1,8 +1,13 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -22,8 +27,10 @@ const adminClockSkew = 5 * time.Minute
 
 // UseSecurity makes the server require, when sec.Enabled(), a signed
 // request from an enabled Super user on every call (401 UNAUTHORIZED for a
-// missing or bad signature, 403 FORBIDDEN for a user who is not Super);
-// every call is audited as protocol admin-http.
+// missing or bad signature, 403 FORBIDDEN for a user who is not Super),
+// then authorizes the call's access (see adminAccess) like a data-plane
+// request; every call's outcome, allowed or not, is audited as protocol
+// admin-http.
 func (s *Server) UseSecurity(sec *application.Security) { s.sec = sec }
 
 func (s *Server) authenticate(next http.Handler) http.Handler {
@@ -39,9 +46,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		ctx := ports.WithRequestInfo(r.Context(), info)
 		op := "admin " + r.Method + " " + r.URL.Path
 		p, err := s.sec.Authenticate(ctx, op, adminCredentials(r, time.Now()))
-		if err == nil && p.User.Type != domain.UserSuper {
+		switch {
+		case err != nil:
+		case p.User.Type != domain.UserSuper:
 			err = s.sec.Refuse(ctx, p, op, "admin_requires_super_user")
 			err = domain.Errorf(domain.ReasonForbidden, "the admin API answers Super users only; %s is a Normal user (%s)", p.User.Name, domain.MessageOf(err))
+		default:
+			err = s.sec.AuthorizeAudited(ctx, p, op, adminAccess(r, info.RemoteAddr.Addr()))
 		}
 		if err != nil {
 			s.writeError(w, r.WithContext(ctx), err)
@@ -69,4 +80,66 @@ func adminCredentials(r *http.Request, now time.Time) application.Credentials {
 		return application.Credentials{AccessKey: ak, Fault: application.ReasonClockSkew}
 	}
 	return application.Credentials{AccessKey: ak, Content: []byte(dt), Signature: sig}
+}
+
+// adminAccess maps an admin call to what it accesses, as the Remoting
+// admin request codes do: reading, creating, updating or deleting one topic
+// or group (the name of a created one comes from the body, which is put
+// back for the handler), listing them (Cluster LIST) and anything else,
+// such as /metrics or an unknown path (Cluster GET).
+func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
+	one := func(res domain.Resource, a domain.Action) []domain.AccessRequest {
+		return []domain.AccessRequest{{Resource: res, Actions: a, SourceIP: ip}}
+	}
+	var segs []string
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/v1/"); ok {
+		segs = strings.Split(rest, "/")
+		for i, seg := range segs {
+			if u, err := url.PathUnescape(seg); err == nil {
+				segs[i] = u
+			}
+		}
+	}
+	var resource func(string) domain.Resource
+	if len(segs) > 0 {
+		switch segs[0] {
+		case "topics":
+			resource = domain.TopicResource
+		case "groups":
+			resource = domain.GroupResource
+		}
+	}
+	switch {
+	case resource == nil:
+	case len(segs) == 1 && r.Method == http.MethodGet:
+		return one(domain.ClusterResource(""), domain.ActionList)
+	case len(segs) == 1 && r.Method == http.MethodPost:
+		return one(resource(peekName(r)), domain.ActionCreate)
+	case len(segs) == 2 && r.Method == http.MethodGet, len(segs) == 3 && segs[2] == "stats" && r.Method == http.MethodGet:
+		return one(resource(segs[1]), domain.ActionGet)
+	case len(segs) == 2 && r.Method == http.MethodPut:
+		return one(resource(segs[1]), domain.ActionUpdate)
+	case len(segs) == 2 && r.Method == http.MethodDelete:
+		return one(resource(segs[1]), domain.ActionDelete)
+	}
+	return one(domain.ClusterResource(""), domain.ActionGet)
+}
+
+// peekName reads the name field of a create request's JSON body and puts
+// the body back; a body that does not parse gives "" (the handler then
+// refuses it precisely).
+func peekName(r *http.Request) string {
+	if r.Body == nil {
+		return ""
+	}
+	data, _ := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
+	var v struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.Name
 }

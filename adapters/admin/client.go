@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,6 +242,13 @@ func (c *Client) transportError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return domain.Wrap(domain.ReasonTimeout, err, "the admin API at "+c.base+" did not answer in time")
 	}
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" serves plain HTTP (its admin.tls.enabled is false): use an http:// address")
+	}
+	var unknownAuthority x509.UnknownAuthorityError
+	if errors.As(err, &unknownAuthority) {
+		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" presents a certificate this client does not trust: pass the CA that signed it with --admin.caFile")
+	}
 	return domain.Wrap(domain.ReasonUnavailable, err, "cannot reach the rmqproxy admin API at "+c.base)
 }
 
@@ -264,6 +272,10 @@ func (c *Client) answerError(resp *http.Response, data []byte) error {
 		r = domain.ReasonBadRequest
 	}
 	snippet := strings.TrimSpace(string(data))
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(snippet, "HTTP request to an HTTPS server") {
+		return &domain.Error{Reason: domain.ReasonBadRequest, Msg: fmt.Sprintf(
+			"the admin API at %s serves HTTPS only (admin.tls.enabled): use an https:// address (or --config with admin.tls.enabled) and --admin.caFile with the CA of its certificate", c.base)}
+	}
 	if len(snippet) > 200 {
 		snippet = snippet[:200] + "..."
 	}

@@ -7,3 +7,6 @@ import "io"
 func DecodeCreateGroupRequest(body io.Reader) (CreateGroupRequest, error) {
 	return decodeBody[CreateGroupRequest](body)
 }
+
+// AdminAccess exposes the mapping of admin calls to accesses.
+var AdminAccess = adminAccess

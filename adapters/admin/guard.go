@@ -11,8 +11,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
-// The admin API has no authentication yet, so two checks run before any
-// route and keep a web page in the operator's browser from using it:
+// Two checks run before any route (and before authentication) and keep a
+// web page in the operator's browser from using the API:
 //
 //   - The Host header must name loopback (localhost, 127.0.0.0/8, [::1]),
 //     the host of admin.address, or a host in admin.allowedHosts. A page on

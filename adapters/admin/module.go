@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/fx"
 
@@ -16,7 +18,9 @@ import (
 // Config is the admin API's slice of the configuration (key admin).
 type Config struct {
 	Enabled bool   `yaml:"enabled" help:"Serve the admin HTTP API that the rmqproxy topic and group commands use."`
-	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. It is unauthenticated until rmqproxy's security settings cover it, so keep it on loopback (the default) or behind a firewall."`
+	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. Loopback by default; an address beyond loopback (another interface, 0.0.0.0, :8082) is refused unless auth.enabled is true (every call then needs a Super user's signature) and admin.tls.enabled is true."`
+	// TLS makes the API serve HTTPS only.
+	TLS TLSConfig `yaml:"tls"`
 	// AllowedHosts guards against DNS rebinding: see guard.go.
 	// AccessKey and SecretKey are what the rmqproxy topic and group
 	// commands sign their calls with when the proxy has auth.enabled.
@@ -25,13 +29,54 @@ type Config struct {
 	AllowedHosts []string `yaml:"allowedHosts" help:"Host names (or host:port) the admin API answers besides loopback and the host of admin.address; requests addressed to any other Host header get 403, so a web page cannot reach the API by DNS rebinding. * allows every host."`
 }
 
-// DefaultAddress is where the admin API listens by default: loopback only,
-// since the API is unauthenticated.
+// TLSConfig is the admin API's transport security (key admin.tls).
+type TLSConfig struct {
+	Enabled        bool          `yaml:"enabled" help:"serve the admin API over HTTPS only (plain HTTP is refused), with certFile and keyFile; needed, with auth.enabled, for an admin.address beyond loopback"`
+	CertFile       string        `yaml:"certFile" help:"PEM certificate chain of the admin API (admin.tls.enabled)"`
+	KeyFile        string        `yaml:"keyFile" help:"PEM private key of admin.tls.certFile"`
+	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often admin.tls.certFile and keyFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
+}
+
+// DefaultAddress is where the admin API listens by default: loopback only.
 const DefaultAddress = "127.0.0.1:8082"
 
-// DefaultConfig returns the defaults: enabled, on 127.0.0.1:8082.
+// DefaultConfig returns the defaults: enabled, plain HTTP on 127.0.0.1:8082.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Address: DefaultAddress}
+	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{ReloadInterval: 30 * time.Second}}
+}
+
+// Loopback reports whether address (host:port) can only be reached from
+// this host: its host is a loopback IP or localhost. An empty host, an
+// unspecified address (0.0.0.0, ::) or any other name is not.
+func Loopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// CheckExposure refuses an admin API reachable beyond loopback unless
+// every call is authenticated (authEnabled, i.e. auth.enabled) and
+// encrypted (admin.tls.enabled): the calls create and delete topics and
+// groups, and their signatures must not travel in clear text.
+func (c Config) CheckExposure(authEnabled bool) error {
+	if !c.Enabled || Loopback(c.Address) || (authEnabled && c.TLS.Enabled) {
+		return nil
+	}
+	var missing []string
+	if !authEnabled {
+		missing = append(missing, "auth.enabled true (every admin call then needs a Super user's signature)")
+	}
+	if !c.TLS.Enabled {
+		missing = append(missing, "admin.tls.enabled true with admin.tls.certFile and admin.tls.keyFile (HTTPS only)")
+	}
+	return fmt.Errorf("admin.address %q listens beyond loopback, which needs %s; or set admin.address to a loopback address such as %s",
+		c.Address, strings.Join(missing, " and "), DefaultAddress)
 }
 
 // Validate checks the address when the API is enabled.
@@ -40,6 +85,12 @@ func (c Config) Validate() error {
 		return nil
 	}
 	errs := []error{validateAddress(c.Address)}
+	if c.TLS.Enabled && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.enabled needs tls.certFile and tls.keyFile (PEM certificate chain and its private key)"))
+	}
+	if c.TLS.ReloadInterval < 0 {
+		errs = append(errs, errors.New("tls.reloadInterval must not be negative (0: never reload)"))
+	}
 	for _, h := range c.AllowedHosts {
 		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ \t@?#") {
 			errs = append(errs, fmt.Errorf("allowedHosts: %q is not a host name, an IP address or host:port, such as admin.example.com or 10.0.0.5:8082", h))

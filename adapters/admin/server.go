@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -34,6 +36,12 @@ type Server struct {
 	sec   *application.Security // nil or disabled: no authentication (see UseSecurity)
 	// routes are contributed by other adapters (see Mount).
 	routes []httpserve.Route
+	// certs serves and reloads the certificate with admin.tls.enabled;
+	// the watch goroutine is stopped by stopWatch and waited for on
+	// watchDone (nil without reloading).
+	certs     *certreload.Store
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // New returns a server for cfg over the admin use case. It does not listen
@@ -67,23 +75,52 @@ func (s *Server) Mount(routes ...httpserve.Route) {
 }
 
 // Start binds cfg.Address and serves in a goroutine that [Server.Stop]
-// stops. A taken port fails here, with an error naming admin.address. When
-// the API is disabled, Start does nothing.
+// stops. A taken port fails here, with an error naming admin.address; so
+// does an address beyond loopback without authentication and TLS (see
+// [Config.CheckExposure]) and a certificate that does not load. When the
+// API is disabled, Start does nothing.
 func (s *Server) Start(ctx context.Context) error {
 	if !s.cfg.Enabled {
 		s.log.InfoContext(ctx, "admin API disabled (admin.enabled is false)")
 		return nil
 	}
+	if err := s.cfg.CheckExposure(s.sec != nil && s.sec.Enabled()); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if s.cfg.TLS.Enabled {
+		s.certs = certreload.New(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, "", tls.NoClientCert, []string{"http/1.1"})
+		if err := s.certs.Load(time.Now()); err != nil {
+			return fmt.Errorf("admin.tls: %w", err)
+		}
+		s.srv.SetTLS(s.certs.ServerConfig())
+	}
 	if err := s.srv.Start(ctx); err != nil {
 		return err
 	}
-	bound := s.srv.Addr()
-	addr := bound.String()
-	s.log.InfoContext(ctx, "admin API listening", "address", addr)
-	if tcp, ok := bound.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		s.log.WarnContext(ctx, "admin API is unauthenticated and listens beyond loopback: anyone who reaches it can create and delete topics and groups", "address", addr)
+	if s.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
+		wctx, cancel := context.WithCancel(context.Background()) // cancelled in Stop
+		s.stopWatch, s.watchDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.watchDone)
+			s.certs.Watch(wctx, s.cfg.TLS.ReloadInterval, s.log)
+		}()
 	}
+	scheme := "http"
+	if s.certs != nil {
+		scheme = "https"
+	}
+	s.log.InfoContext(ctx, "admin API listening", "address", s.srv.Addr().String(), "scheme", scheme,
+		"authenticated", s.sec != nil && s.sec.Enabled())
 	return nil
+}
+
+// CertificateReloads returns how many changed certificates the API has
+// loaded and refused since Start (0, 0 without admin.tls).
+func (s *Server) CertificateReloads() (loaded, refused uint64) {
+	if s.certs == nil {
+		return 0, 0
+	}
+	return s.certs.Reloads(), s.certs.Failures()
 }
 
 // Addr returns the bound address, or nil before Start.
@@ -97,6 +134,10 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil // never started: disabled, or Start failed
 	}
 	err := s.srv.Stop(ctx)
+	if s.stopWatch != nil {
+		s.stopWatch()
+		<-s.watchDone
+	}
 	s.log.InfoContext(ctx, "admin API stopped")
 	return err
 }

@@ -153,10 +153,10 @@ func TestCertificateRotation(t *testing.T) {
 		t.Helper()
 		tick, deadline := time.NewTicker(10*time.Millisecond), time.After(10*time.Second)
 		defer tick.Stop()
-		for srv.certs.failures.Load() < n {
+		for srv.certs.Failures() < n {
 			select {
 			case <-deadline:
-				t.Fatalf("%d reload failures, want %d", srv.certs.failures.Load(), n)
+				t.Fatalf("%d reload failures, want %d", srv.certs.Failures(), n)
 			case <-tick.C:
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -40,7 +41,7 @@ type Server struct {
 	cancel   context.CancelFunc
 
 	// certs serves the TLS certificate and reloads it (nil with TLS off).
-	certs     *certStore
+	certs     *certreload.Store
 	reloading sync.WaitGroup
 
 	// readiness, when set, decides the grpc.health.v1 status: a goroutine
@@ -154,7 +155,7 @@ func (s *Server) Start(context.Context) error {
 	}
 	s.serve(lis, port)
 	if s.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
-		s.reloading.Go(func() { s.certs.watch(s.shutdown, s.cfg.TLS.ReloadInterval, s.log) })
+		s.reloading.Go(func() { s.certs.Watch(s.shutdown, s.cfg.TLS.ReloadInterval, s.log) })
 	}
 	s.log.Info("gRPC MessagingService listening", slog.String("address", lis.Addr().String()), slog.String("tls_mode", s.cfg.TLS.Mode))
 	return nil

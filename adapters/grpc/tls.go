@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -13,15 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 )
 
 // TLS modes, as the Apache proxy's tls.server.mode.
@@ -133,120 +132,10 @@ const (
 	ClientAuthRequire = "require"
 )
 
-// certStore holds the certificate served and the client CA pool, and
-// reloads them when their files change: new handshakes get the new ones,
-// existing connections keep theirs. A change that does not load (a key
-// that does not match, an unparsable or expired certificate, half-written
-// files) is logged and the previous pair stays.
-type certStore struct {
-	certFile, keyFile, caFile string
-	clientAuth                tls.ClientAuthType
-
-	cert     atomic.Pointer[tls.Certificate]
-	clientCA atomic.Pointer[x509.CertPool]
-	sum      [32]byte // of the files last loaded (or last refused); load and watch only
-	reloads  atomic.Uint64
-	failures atomic.Uint64
-}
-
-func (c *certStore) fingerprint() ([32]byte, error) {
-	var all []byte
-	for _, name := range []string{c.certFile, c.keyFile, c.caFile} {
-		if name == "" {
-			continue
-		}
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return [32]byte{}, err
-		}
-		all = append(append(all, b...), 0)
-	}
-	return sha256.Sum256(all), nil
-}
-
-// load reads the files and, when they form a usable set, swaps them in.
-func (c *certStore) load(now time.Time) error {
-	sum, err := c.fingerprint()
-	if err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return fmt.Errorf("load certificate %s and key %s: %w", c.certFile, c.keyFile, err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return fmt.Errorf("certificate %s: %w", c.certFile, err)
-	}
-	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-		return fmt.Errorf("certificate %s is valid from %s to %s, not now", c.certFile, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
-	}
-	cert.Leaf = leaf
-	var pool *x509.CertPool
-	if c.caFile != "" {
-		pemData, err := os.ReadFile(c.caFile)
-		if err != nil {
-			return err
-		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemData) {
-			return fmt.Errorf("tls.clientCAFile %s holds no PEM certificate", c.caFile)
-		}
-	}
-	c.cert.Store(&cert)
-	if pool != nil {
-		c.clientCA.Store(pool)
-	}
-	c.sum = sum
-	return nil
-}
-
-// config returns the TLS configuration of one handshake.
-func (c *certStore) config(*tls.ClientHelloInfo) (*tls.Config, error) {
-	return &tls.Config{
-		Certificates: []tls.Certificate{*c.cert.Load()},
-		ClientAuth:   c.clientAuth,
-		ClientCAs:    c.clientCA.Load(),
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2"},
-		// Full-size TLS records from the first byte: the small records Go
-		// starts with after every idle second only cost more records (and
-		// encryption calls) per response.
-		DynamicRecordSizingDisabled: true,
-	}, nil
-}
-
-// watch reloads changed files every interval until ctx ends.
-func (c *certStore) watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sum, err := c.fingerprint()
-		if err != nil || sum == c.sum {
-			continue
-		}
-		if err := c.load(time.Now()); err != nil {
-			c.failures.Add(1)
-			c.sum = sum // do not retry the same bad files every tick
-			log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
-				slog.String("cert_file", c.certFile), slog.Any("error", err))
-			continue
-		}
-		c.reloads.Add(1)
-		log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded", slog.String("cert_file", c.certFile),
-			slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
-	}
-}
-
 // serverTLSConfig loads the configured certificate, or a self-signed one
 // kept in dir (generated on first start), as the Apache proxy's test mode.
 // The returned store serves and reloads them.
-func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certStore, bool, error) {
+func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error) {
 	if cfg.Mode == TLSDisabled {
 		return nil, nil, false, nil
 	}
@@ -264,17 +153,18 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certStore, bool, error) {
 		}
 		generated = true
 	}
-	store := &certStore{certFile: certFile, keyFile: keyFile, caFile: cfg.ClientCAFile}
+	clientAuth := tls.NoClientCert
 	switch cfg.ClientAuth {
 	case ClientAuthRequest:
-		store.clientAuth = tls.VerifyClientCertIfGiven
+		clientAuth = tls.VerifyClientCertIfGiven
 	case ClientAuthRequire:
-		store.clientAuth = tls.RequireAndVerifyClientCert
+		clientAuth = tls.RequireAndVerifyClientCert
 	}
-	if err := store.load(time.Now()); err != nil {
+	store := certreload.New(certFile, keyFile, cfg.ClientCAFile, clientAuth, []string{"h2"})
+	if err := store.Load(time.Now()); err != nil {
 		return nil, nil, false, fmt.Errorf("grpc.tls: %w", err)
 	}
-	return &tls.Config{GetConfigForClient: store.config, MinVersion: tls.VersionTLS12}, store, generated, nil
+	return &tls.Config{GetConfigForClient: store.Config, MinVersion: tls.VersionTLS12}, store, generated, nil
 }
 
 // writeSelfSigned creates an ECDSA P-256 certificate for localhost, the

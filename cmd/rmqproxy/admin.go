@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,6 +58,12 @@ or after NAME, as --flag=value or --flag value; every command takes:
                              auth.enabled; its secret comes from
                              RMQPROXY_ADMIN_SECRET_KEY or admin.secretKey in the
                              configuration file, never from the command line
+  --admin.caFile FILE        PEM CA bundle that signs the admin API's HTTPS
+                             certificate (else the system's roots)
+  --admin.insecureSkipVerify do not verify the admin API's certificate (tests
+                             only: anyone in between can read the signed calls)
+HTTPS is used for an https:// address, or for a bare HOST:PORT when the
+configuration has admin.tls.enabled.
 `
 
 // defaultWait is how long the admin commands wait for a proxy that is
@@ -70,6 +80,10 @@ type adminFlags struct {
 	// accessKey and secretKey sign calls to a proxy with auth.enabled.
 	accessKey string
 	secretKey string
+	// HTTPS: tls follows admin.tls.enabled of the configuration.
+	tls                bool
+	caFile             string
+	insecureSkipVerify bool
 }
 
 func newAdminFlags(name string) *adminFlags {
@@ -81,6 +95,8 @@ func newAdminFlags(name string) *adminFlags {
 	f.fs.DurationVar(&f.wait, "wait", defaultWait, "how long to wait for a starting proxy")
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
 	f.fs.StringVar(&f.accessKey, "admin.accessKey", "", "Super user to sign calls as")
+	f.fs.StringVar(&f.caFile, "admin.caFile", "", "PEM CA bundle of the admin API's certificate")
+	f.fs.BoolVar(&f.insecureSkipVerify, "admin.insecureSkipVerify", false, "do not verify the admin API's certificate")
 	return f
 }
 
@@ -150,11 +166,20 @@ func (f *adminFlags) resolveAddress(src config.Sources) error {
 		f.accessKey = cfg.Admin.AccessKey
 	}
 	f.secretKey = cfg.Admin.SecretKey
+	f.tls = cfg.Admin.TLS.Enabled
 	return nil
 }
 
 func (f *adminFlags) client() (*admin.Client, error) {
-	c, err := admin.NewClient(f.address, nil)
+	address := strings.TrimSpace(f.address)
+	if f.tls && !strings.Contains(address, "://") {
+		address = "https://" + address
+	}
+	hc, err := f.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	c, err := admin.NewClient(address, hc)
 	if err != nil || f.accessKey == "" {
 		return c, err
 	}
@@ -162,6 +187,25 @@ func (f *adminFlags) client() (*admin.Client, error) {
 		return nil, fmt.Errorf("%w: --admin.accessKey %s needs its secret in RMQPROXY_ADMIN_SECRET_KEY or admin.secretKey of --config FILE", errUsage, f.accessKey)
 	}
 	return c.WithCredentials(f.accessKey, []byte(f.secretKey)), nil
+}
+
+// httpClient is the HTTP client of the admin commands: the system's roots,
+// or --admin.caFile's, or no verification with --admin.insecureSkipVerify.
+func (f *adminFlags) httpClient() (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: f.insecureSkipVerify} //nolint:gosec // an explicit, documented flag
+	if f.caFile != "" {
+		pemData, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --admin.caFile: %v", errUsage, err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("%w: --admin.caFile %s holds no PEM certificate", errUsage, f.caFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Timeout: admin.DefaultClientTimeout, Transport: tr}, nil
 }
 
 func commandContext() (context.Context, context.CancelFunc) {

@@ -2,6 +2,7 @@ package httpserve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,11 @@ type Options struct {
 	// stopped serving" when serving fails.
 	Name string
 
-	Handler           http.Handler
+	Handler http.Handler
+	// TLS, when set, makes the server speak HTTPS only: a plain HTTP
+	// request gets net/http's 400 "Client sent an HTTP request to an HTTPS
+	// server" and the connection is closed.
+	TLS               *tls.Config
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -72,6 +77,14 @@ func (s *Server) SetHandler(h http.Handler) {
 	s.opts.Handler = h
 }
 
+// SetTLS makes the server speak HTTPS with cfg (see [Options.TLS]); call it
+// before Start.
+func (s *Server) SetTLS(cfg *tls.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.TLS = cfg
+}
+
 // Start binds the address and serves in a goroutine that [Server.Stop]
 // stops. A taken port fails here, with an error naming the setting.
 func (s *Server) Start(ctx context.Context) error {
@@ -89,6 +102,9 @@ func (s *Server) Start(ctx context.Context) error {
 			hint = fmt.Sprintf("%s uses this port: stop it, or set %s to a free address", o.PortHolder, o.Setting)
 		}
 		return fmt.Errorf("%s: cannot listen on %s (setting %s): %w; %s", o.Module, o.Address, o.Setting, err, hint)
+	}
+	if o.TLS != nil {
+		ln = tls.NewListener(ln, o.TLS)
 	}
 	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
 	s.srv = &http.Server{

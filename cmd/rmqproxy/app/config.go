@@ -144,6 +144,7 @@ func (r Root) Validate() error {
 		errs = append(errs, fmt.Errorf("profile %q must be development or production", r.Profile))
 	}
 	errs = append(errs, r.validateSecurity()...)
+	errs = append(errs, r.Admin.CheckExposure(r.Auth.Enabled))
 	return errors.Join(errs...)
 }
 
