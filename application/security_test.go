@@ -54,6 +54,7 @@ type recorder struct {
 
 func (r *recorder) Record(e domain.AuditEvent) { r.mu.Lock(); r.evs = append(r.evs, e); r.mu.Unlock() }
 func (r *recorder) Dropped() uint64            { return 0 }
+func (r *recorder) Stats() ports.AuditStats    { return ports.AuditStats{} }
 func (r *recorder) last() domain.AuditEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -42,6 +42,18 @@ type AuditSink interface {
 	Record(e domain.AuditEvent)
 	// Dropped returns how many events were dropped so far.
 	Dropped() uint64
+	// Stats returns the sink's counters, for metrics.
+	Stats() AuditStats
+}
+
+// AuditStats are an audit sink's counters. Written and Dropped never
+// decrease; Buffered is the occupancy of the bounded buffer (at most
+// Capacity) at the time of the call.
+type AuditStats struct {
+	Written  uint64 // events written to the audit store
+	Dropped  uint64 // events dropped because the buffer was full
+	Buffered int    // events waiting in the buffer
+	Capacity int    // size of the buffer
 }
 
 // Actor is who makes an administrative change, for the audit record

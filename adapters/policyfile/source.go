@@ -130,6 +130,7 @@ type LogAudit struct {
 	log     *slog.Logger
 	ch      chan domain.AuditEvent
 	dropped atomic.Uint64
+	written atomic.Uint64
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 }
@@ -152,6 +153,11 @@ func (a *LogAudit) Record(e domain.AuditEvent) {
 
 // Dropped implements ports.AuditSink.
 func (a *LogAudit) Dropped() uint64 { return a.dropped.Load() }
+
+// Stats implements ports.AuditSink.
+func (a *LogAudit) Stats() ports.AuditStats {
+	return ports.AuditStats{Written: a.written.Load(), Dropped: a.dropped.Load(), Buffered: len(a.ch), Capacity: cap(a.ch)}
+}
 
 // Start starts the writing goroutine.
 func (a *LogAudit) Start(context.Context) error {
@@ -198,4 +204,5 @@ func (a *LogAudit) write(e domain.AuditEvent) {
 		"policy_revision": e.Revision, "request_id": e.RequestID, "client_id": e.ClientID,
 	})
 	a.log.Info("audit", slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
+	a.written.Add(1)
 }

@@ -64,6 +64,11 @@ func (w *AuditWriter) Dropped() uint64 { return w.dropped.Load() }
 // Written returns how many events were written.
 func (w *AuditWriter) Written() uint64 { return w.written.Load() }
 
+// Stats implements ports.AuditSink.
+func (w *AuditWriter) Stats() ports.AuditStats {
+	return ports.AuditStats{Written: w.written.Load(), Dropped: w.dropped.Load(), Buffered: len(w.ch), Capacity: cap(w.ch)}
+}
+
 // Pending returns how many events wait in the buffer.
 func (w *AuditWriter) Pending() int { return len(w.ch) }
 

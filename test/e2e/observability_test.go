@@ -239,7 +239,13 @@ func TestTracingFollowsTheProducersContext(t *testing.T) {
 // scrape reads the proxy's /metrics.
 func scrape(t *testing.T, p *testenv.Proxy) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + p.HealthAddr() + "/metrics")
+	return scrapeAt(t, p.HealthAddr())
+}
+
+// scrapeAt reads /metrics of the health endpoints at addr.
+func scrapeAt(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

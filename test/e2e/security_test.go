@@ -17,6 +17,7 @@ import (
 	"github.com/apache/rocketmq-clients/golang/v5/credentials"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -466,6 +467,20 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 	if got := readyStatus(t, c); got != "ready" {
 		t.Fatalf("readyz before the outage: %s", got)
 	}
+	// The audit metrics: nothing dropped, the buffer empty once the admin
+	// calls' events are written.
+	var m0 map[string]*dto.MetricFamily
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		m0 = scrapeAt(t, c.HealthAddr)
+		if b := metricValue(m0, "rmqproxy_audit_buffered_events", nil); b != 0 {
+			return fmt.Errorf("%v audit events buffered", b)
+		}
+		return nil
+	})
+	if capacity, dropped := metricValue(m0, "rmqproxy_audit_buffer_capacity", nil), metricValue(m0, "rmqproxy_audit_dropped_total", nil); capacity != buffer || dropped != 0 {
+		t.Fatalf("before the outage: audit buffer capacity %v (want %d), %v dropped (want 0)", capacity, buffer, dropped)
+	}
+	written0 := metricValue(m0, "rmqproxy_audit_events_total", nil)
 
 	srv.Stop(t)
 	testenv.WaitFor(t, 10*time.Second, func() error {
@@ -486,6 +501,20 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 		if st := rawCall(t, c.GRPCAddr, signed("carol", carolSecret, time.Now().UTC(), false)...); st.GetCode() != v2.Code_FORBIDDEN {
 			t.Fatalf("denied request during the outage: %v", st)
 		}
+	}
+
+	// The writer holds one batch (1 to batchSize events) and retries it;
+	// the buffer is full; everything else was dropped and counted.
+	m1 := scrapeAt(t, c.HealthAddr)
+	if b := metricValue(m1, "rmqproxy_audit_buffered_events", nil); b != buffer {
+		t.Fatalf("during the outage: %v audit events buffered, want %d (full)", b, buffer)
+	}
+	dropped1 := metricValue(m1, "rmqproxy_audit_dropped_total", nil)
+	if dropped1 < denials-buffer-5 || dropped1 > denials-buffer-1 {
+		t.Fatalf("during the outage: %v audit events dropped, want %d..%d", dropped1, denials-buffer-5, denials-buffer-1)
+	}
+	if w := metricValue(m1, "rmqproxy_audit_events_total", nil); w != written0 {
+		t.Fatalf("during the outage: %v audit events written, want %v (none since the outage began)", w, written0)
 	}
 
 	srv.Start(t)
@@ -520,6 +549,18 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 			return fmt.Errorf("%d denials logged, %d events counted as dropped; %d denials happened", logged, dropped, denials)
 		}
 		t.Logf("%d denials during the outage: %d in the audit log, %d counted as dropped", denials, logged, dropped)
+		// The metrics agree exactly with the log: the drops counted, and
+		// every logged denial plus the one audit.dropped event written.
+		m2 := scrapeAt(t, c.HealthAddr)
+		if d := metricValue(m2, "rmqproxy_audit_dropped_total", nil); d != float64(dropped) || d != dropped1 {
+			return fmt.Errorf("rmqproxy_audit_dropped_total %v, the log counts %d, %v during the outage", d, dropped, dropped1)
+		}
+		if w := metricValue(m2, "rmqproxy_audit_events_total", nil) - written0; w != float64(logged+1) {
+			return fmt.Errorf("rmqproxy_audit_events_total moved by %v, want %d (%d denials and one audit.dropped event)", w, logged+1, logged)
+		}
+		if b := metricValue(m2, "rmqproxy_audit_buffered_events", nil); b != 0 {
+			return fmt.Errorf("%v audit events still buffered", b)
+		}
 		return nil
 	})
 	// The policy follows changes again.

@@ -32,6 +32,9 @@ func observabilityModule(cfg Root) fx.Option {
 	if cfg.Mode == ModeLocal {
 		opts = append(opts, fx.Invoke(instrumentEngine))
 	}
+	if cfg.Auth.Enabled {
+		opts = append(opts, fx.Invoke(registerAuditMetrics))
+	}
 	return fx.Options(opts...)
 }
 
@@ -254,5 +257,49 @@ func registerTrafficMetrics(p *otel.Provider, t *application.Traffic, log *slog.
 	}()
 	if err != nil {
 		log.Warn("cannot register the traffic metrics", slog.Any("error", err))
+	}
+}
+
+// registerAuditMetrics reports the audit sink's counters (auth.enabled
+// only: without it nothing is audited): events written, events dropped
+// because the bounded buffer was full, and the buffer's occupancy and size.
+func registerAuditMetrics(p *otel.Provider, audit ports.AuditSink, log *slog.Logger) {
+	meter := p.Meter()
+	if meter == nil {
+		return
+	}
+	err := func() error {
+		written, err := meter.Int64ObservableCounter("rmqproxy_audit_events_total",
+			metric.WithDescription("Audit events written to the audit store (PostgreSQL, or the log with auth.source file), including the audit.dropped events that record drops."))
+		if err != nil {
+			return err
+		}
+		dropped, err := meter.Int64ObservableCounter("rmqproxy_audit_dropped_total",
+			metric.WithDescription("Audit events dropped because the audit buffer was full (the store was slow or unreachable); each loss is also recorded by one audit.dropped event once writing resumes."))
+		if err != nil {
+			return err
+		}
+		buffered, err := meter.Int64ObservableGauge("rmqproxy_audit_buffered_events",
+			metric.WithDescription("Audit events waiting in the bounded audit buffer; at rmqproxy_audit_buffer_capacity new events are dropped."))
+		if err != nil {
+			return err
+		}
+		capacity, err := meter.Int64ObservableGauge("rmqproxy_audit_buffer_capacity",
+			metric.WithDescription("Size of the audit buffer (postgres.audit.bufferSize)."))
+		if err != nil {
+			return err
+		}
+		_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			st := audit.Stats()
+			o.ObserveInt64(written, int64(st.Written))
+			o.ObserveInt64(dropped, int64(st.Dropped))
+			o.ObserveInt64(buffered, int64(st.Buffered))
+			o.ObserveInt64(capacity, int64(st.Capacity))
+			return nil
+		}, written, dropped, buffered, capacity)
+		return err
+	}()
+	if err != nil {
+		log.Warn("cannot register the audit metrics", slog.Any("error", err))
 	}
 }
