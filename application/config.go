@@ -62,6 +62,8 @@ type ConsumerConfig struct {
 type ClientsConfig struct {
 	ExpiryTimeout time.Duration `yaml:"expiryTimeout" help:"a client that sent no heartbeat or telemetry for this long is forgotten and its held messages released"`
 	MaxClients    int           `yaml:"maxClients" help:"clients (client ids) known at once; a new one beyond gets TOO_MANY_REQUESTS until others expire"`
+	// CommandTimeout is the Apache proxy's grpcProxyRelayRequestTimeoutInSeconds.
+	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream"`
 }
 
 // DefaultConfig returns the Apache proxy's defaults.
@@ -100,7 +102,7 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, CommandTimeout: 5 * time.Second},
 	}
 }
 
@@ -138,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients.MaxClients < 1 {
 		bad("clients.maxClients must be at least 1")
+	}
+	if c.Clients.CommandTimeout <= 0 {
+		bad("clients.commandTimeout must be positive, such as 5s")
 	}
 	return errors.Join(errs...)
 }

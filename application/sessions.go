@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -50,12 +51,15 @@ type ClientSettings struct {
 	// that registered the client (x-mq-language, x-mq-client-version),
 	// not from its settings; for metrics and client listings.
 	Language, Version string
+	// RemoteAddr is the address that call came from, for client listings.
+	RemoteAddr netip.AddrPort
 }
 
-// fromCaller fills the settings' Language and Version from the request.
+// fromCaller fills the settings' Language, Version and RemoteAddr from the
+// request.
 func (s ClientSettings) fromCaller(ctx context.Context) ClientSettings {
 	info := ports.RequestInfoFrom(ctx)
-	s.Language, s.Version = info.Language, info.ClientVersion
+	s.Language, s.Version, s.RemoteAddr = info.Language, info.ClientVersion, info.RemoteAddr
 	return s
 }
 
@@ -132,6 +136,8 @@ type session struct {
 	settings ClientSettings
 	channel  ports.ClientChannel
 	lastSeen time.Time
+	// since is when this process first heard of the client.
+	since time.Time
 	// provisional says the settings were inferred from a receive or a
 	// heartbeat, not declared on a Telemetry stream (after a restart the Go
 	// client re-sends its settings only on its five-minute sync).
@@ -150,6 +156,8 @@ type Sessions struct {
 	onGone  func(ctx context.Context, clientID string, s ClientSettings)
 	mu      sync.Mutex
 	clients map[string]*session
+	// replies are the answers awaited from clients (see clientops.go).
+	replies pendingReplies
 }
 
 // NewSessions returns an empty registry.
@@ -180,7 +188,7 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 		if len(s.clients) >= s.max {
 			return s.errTooManyClients()
 		}
-		cur = &session{}
+		cur = &session{since: s.clock.Now()}
 		s.clients[clientID] = cur
 	}
 	cur.settings = st
@@ -205,7 +213,8 @@ func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSet
 	if len(s.clients) >= s.max {
 		return ClientSettings{}, s.errTooManyClients()
 	}
-	s.clients[clientID] = &session{settings: st, provisional: true, lastSeen: s.clock.Now()}
+	now := s.clock.Now()
+	s.clients[clientID] = &session{settings: st, provisional: true, lastSeen: now, since: now}
 	return st, nil
 }
 

@@ -25,4 +25,28 @@ type ClientCommand struct {
 	// RecoverTransaction asks a producer to resolve an orphaned transaction;
 	// it answers with EndTransaction.
 	RecoverTransaction *domain.StoredMessage
+	// PrintThreadStack asks a client for the stacks of its threads
+	// (goroutines); it answers on its command stream with the nonce.
+	PrintThreadStack *ThreadStackCommand
+	// VerifyMessage asks a consumer to consume a message as a check; it
+	// answers on its command stream with the nonce and its result.
+	VerifyMessage *VerifyMessageCommand
+}
+
+// ThreadStackCommand is a request for a client's thread stacks.
+type ThreadStackCommand struct {
+	Nonce string
+}
+
+// VerifyMessageCommand is a request to consume Message as a check.
+type VerifyMessageCommand struct {
+	Nonce   string
+	Message domain.StoredMessage
+}
+
+// MessageLookup finds a stored message by its id, for operators (it may
+// scan: it is not for the hot path). A message it cannot find is a
+// ReasonMessageNotFound error, a missing topic ReasonTopicNotFound.
+type MessageLookup interface {
+	LookupMessage(ctx context.Context, topic, messageID string) (domain.StoredMessage, error)
 }

@@ -120,11 +120,14 @@ func validateAddress(addr string) error {
 // *slog.Logger.
 var Module = fx.Module("admin",
 	fx.Provide(New),
-	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security, routes []httpserve.Route) {
+	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security, ops *application.ClientOps, routes []httpserve.Route) {
 		if sec != nil {
 			s.UseSecurity(sec)
 		}
+		if ops != nil {
+			s.UseClientOps(ops)
+		}
 		s.Mount(routes...)
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	}, fx.ParamTags(``, ``, `optional:"true"`, `group:"`+httpserve.RoutesGroup+`"`))),
+	}, fx.ParamTags(``, ``, `optional:"true"`, `optional:"true"`, `group:"`+httpserve.RoutesGroup+`"`))),
 )

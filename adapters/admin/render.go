@@ -95,6 +95,8 @@ func PrintJSON(w io.Writer, v any) error {
 		out = groupsDTO(x)
 	case []ports.QueueStats:
 		out = statsDTO("", x).Queues
+	case ClientList, ClientAnswer:
+		out = x
 	default:
 		return fmt.Errorf("admin: PrintJSON cannot print %T", v)
 	}

@@ -32,8 +32,9 @@ type Server struct {
 	cfg   Config
 	admin *application.Admin
 	log   *slog.Logger
-	srv   *httpserve.Server     // the listener, the serving goroutine and the root context
-	sec   *application.Security // nil or disabled: no authentication (see UseSecurity)
+	srv   *httpserve.Server      // the listener, the serving goroutine and the root context
+	sec   *application.Security  // nil or disabled: no authentication (see UseSecurity)
+	ops   *application.ClientOps // nil: the client endpoints answer NOT_IMPLEMENTED
 	// routes are contributed by other adapters (see Mount).
 	routes []httpserve.Route
 	// certs serves and reloads the certificate with admin.tls.enabled;
@@ -180,11 +181,17 @@ func (s *Server) Handler() http.Handler {
 		http.MethodGet: s.getGroup, http.MethodPut: s.updateGroup, http.MethodDelete: s.deleteGroup})
 	route("/v1/groups/{name}/stats", map[string]func(http.ResponseWriter, *http.Request) error{
 		http.MethodGet: s.groupStats})
+	route("/v1/clients", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodGet: s.listClients})
+	route("/v1/clients/{id}/stack", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodPost: s.clientStack})
+	route("/v1/clients/{id}/verify", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodPost: s.verifyMessage})
 	for _, r := range s.routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics and /v1/groups", r.Method, truncate(r.URL.Path)))
+		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics, /v1/groups and /v1/clients", r.Method, truncate(r.URL.Path)))
 	})
 	return s.guard(s.authenticate(mux))
 }

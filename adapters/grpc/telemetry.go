@@ -64,6 +64,14 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 		msg = &v2.TelemetryCommand{Command: &v2.TelemetryCommand_RecoverOrphanedTransactionCommand{
 			RecoverOrphanedTransactionCommand: &v2.RecoverOrphanedTransactionCommand{Message: toProtoMessage(m), TransactionId: m.TransactionID},
 		}}
+	case cmd.PrintThreadStack != nil:
+		msg = &v2.TelemetryCommand{Command: &v2.TelemetryCommand_PrintThreadStackTraceCommand{
+			PrintThreadStackTraceCommand: &v2.PrintThreadStackTraceCommand{Nonce: cmd.PrintThreadStack.Nonce},
+		}}
+	case cmd.VerifyMessage != nil:
+		msg = &v2.TelemetryCommand{Command: &v2.TelemetryCommand_VerifyMessageCommand{
+			VerifyMessageCommand: &v2.VerifyMessageCommand{Nonce: cmd.VerifyMessage.Nonce, Message: toProtoMessage(&cmd.VerifyMessage.Message)},
+		}}
 	default:
 		return errors.New("empty client command")
 	}
@@ -248,9 +256,14 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 		if err := ch.stream.Send(reply); err != nil {
 			return nil // the client went away; nothing to answer
 		}
+	case *v2.TelemetryCommand_ThreadStackTrace:
+		s.app.ClientReplied(ctx, application.ClientReply{Nonce: c.ThreadStackTrace.GetNonce(), Code: cmd.GetStatus().GetCode().String(),
+			Message: cmd.GetStatus().GetMessage(), StackTrace: c.ThreadStackTrace.GetThreadStackTrace()})
+	case *v2.TelemetryCommand_VerifyMessageResult:
+		s.app.ClientReplied(ctx, application.ClientReply{Nonce: c.VerifyMessageResult.GetNonce(), Code: cmd.GetStatus().GetCode().String(),
+			Message: cmd.GetStatus().GetMessage()})
 	default:
-		// Replies to server commands (thread stack traces, verify results)
-		// have no pending request to complete yet; other commands are ignored.
+		// Other commands from a client are ignored, as upstream does.
 		s.log.LogAttrs(ctx, slog.LevelDebug, "ignored telemetry command", slog.String("client_id", ports.RequestInfoFrom(ctx).ClientID))
 	}
 	return nil

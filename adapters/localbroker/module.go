@@ -166,8 +166,8 @@ func (c Config) Validate() error {
 }
 
 // Module provides the embedded engine as *Engine, [ports.Broker],
-// [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller]
-// and [ports.Offsets], and its readiness check ("localbroker", see
+// [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller],
+// [ports.Offsets] and [ports.MessageLookup], and its readiness check ("localbroker", see
 // [Engine.Ready]) to the health server. It takes Config, *slog.Logger and
 // [ports.Clock] from the container; the engine recovers in OnStart and
 // flushes, fsyncs and writes a final snapshot in OnStop. The hooks are
@@ -184,6 +184,7 @@ var Module = fx.Module("localbroker",
 			fx.As(new(ports.Transactions)),
 			fx.As(new(ports.Recaller)),
 			fx.As(new(ports.Offsets)),
+			fx.As(new(ports.MessageLookup)),
 		),
 		health.AsCheck(func(e *Engine) health.Check { return health.Check{Name: "localbroker", Check: e.Ready} }),
 	),

@@ -45,6 +45,22 @@ an exponential backoff, e.g. 1s,2h,2.
 
 ` + adminFlagsUsage
 
+const clientUsage = `Usage:
+  rmqproxy client list [--group GROUP] [--topic TOPIC]
+  rmqproxy client stack CLIENT_ID
+  rmqproxy client verify CLIENT_ID --topic TOPIC --messageId ID
+
+list shows the clients connected to the proxy (client id, kind, language,
+version, group, topics, remote address, since when); --group and --topic
+filter it. stack asks a client for its thread (goroutine) stacks and prints
+them; verify asks a consumer to consume a stored message as a check and
+prints its verdict (the Java push consumer runs its listener; other clients
+answer NOT_IMPLEMENTED). Both go through the client's Telemetry stream to
+this proxy and wait messaging.clients.commandTimeout (5s) for its answer;
+they exit 1 when the client does not answer or answers other than OK.
+
+` + adminFlagsUsage
+
 const adminFlagsUsage = `These commands talk to the admin API of a running rmqproxy. Flags go before
 or after NAME, as --flag=value or --flag value; every command takes:
   --admin.address HOST:PORT  the admin API (default: admin.address of the
@@ -217,6 +233,8 @@ func commandContext() (context.Context, context.CancelFunc) {
 type adminCommand struct {
 	name  string // "topic": the command word, and what NAME names in errors
 	usage string
+	// arg is what the positional argument is, when not "<name> name".
+	arg string
 	// setup registers the command's flags on fs and returns its
 	// subcommands, whose handlers read those flags.
 	setup func(fs *flag.FlagSet) map[string]subcommand
@@ -233,13 +251,21 @@ type subcommand struct {
 type output struct {
 	value any                   // for admin.PrintJSON; nil prints text even with --json
 	text  func(io.Writer) error // the table or the message
+	// failure, when set, is returned after printing (the command exits 1).
+	failure error
 }
 
 func (o output) print(w io.Writer, asJSON bool) error {
+	var err error
 	if asJSON && o.value != nil {
-		return admin.PrintJSON(w, o.value)
+		err = admin.PrintJSON(w, o.value)
+	} else {
+		err = o.text(w)
 	}
-	return o.text(w)
+	if err != nil {
+		return err
+	}
+	return o.failure
 }
 
 func show[T any](v T, table func(io.Writer, T) error) output {
@@ -309,7 +335,11 @@ func (cmd adminCommand) run(args []string, src config.Sources, stdout, stderr io
 	name := ""
 	if s.named {
 		if len(pos) != 1 {
-			return fmt.Errorf("%w: %s %s needs exactly one %s name\n%s", errUsage, cmd.name, sub, cmd.name, cmd.usage)
+			arg := cmd.arg
+			if arg == "" {
+				arg = cmd.name + " name"
+			}
+			return fmt.Errorf("%w: %s %s needs exactly one %s\n%s", errUsage, cmd.name, sub, arg, cmd.usage)
 		}
 		name = pos[0]
 	}
@@ -415,6 +445,38 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 		"create":   save(spec, (*admin.Client).CreateGroup, admin.PrintGroup),
 		"update":   save(spec, (*admin.Client).UpdateGroup, admin.PrintGroup),
 		"delete":   remove((*admin.Client).DeleteGroup, "consumer group"),
+	}
+}}
+
+var clients = adminCommand{name: "client", usage: clientUsage, arg: "client id", setup: func(fs *flag.FlagSet) map[string]subcommand {
+	group := fs.String("group", "", "list: consumers of this group only")
+	topic := fs.String("topic", "", "list: clients of this topic only; verify: the message's topic")
+	messageID := fs.String("messageId", "", "verify: the message's id")
+	// answered shows a client's answer; one other than OK fails the command.
+	answered := func(a admin.ClientAnswer, err error) (output, error) {
+		out := show(a, admin.PrintClientAnswer)
+		if err == nil && a.Code != "OK" {
+			out.failure = fmt.Errorf("client %s answered %s", a.ClientID, a.Code)
+			if a.Message != "" {
+				out.failure = fmt.Errorf("%w: %s", out.failure, a.Message)
+			}
+		}
+		return out, err
+	}
+	return map[string]subcommand{
+		"list": {run: func(ctx context.Context, c *admin.Client, _ string) (output, error) {
+			l, err := c.Clients(ctx, application.ClientFilter{Group: *group, Topic: *topic})
+			return show(l, admin.PrintClients), err
+		}},
+		"stack": {named: true, run: func(ctx context.Context, c *admin.Client, id string) (output, error) {
+			return answered(c.ClientStack(ctx, id))
+		}},
+		"verify": {named: true, run: func(ctx context.Context, c *admin.Client, id string) (output, error) {
+			if *topic == "" || *messageID == "" {
+				return output{}, fmt.Errorf("%w: client verify needs --topic and --messageId\n%s", errUsage, clientUsage)
+			}
+			return answered(c.VerifyMessage(ctx, id, *topic, *messageID))
+		}},
 	}
 }}
 

@@ -39,6 +39,8 @@ Usage:
                                            manage the topics of a running proxy
   rmqproxy group create|update|delete|list|describe|stats ...
                                            manage the consumer groups of a running proxy
+  rmqproxy client list|stack|verify ...    list the connected clients, print a client's thread
+                                           stacks, have a consumer verify a message
   rmqproxy migrate up|down|version         manage the PostgreSQL schema (users, ACLs, audit log)
   rmqproxy user create|update|delete|get|list ...
                                            manage the users clients authenticate as (PostgreSQL)
@@ -77,7 +79,7 @@ each setting's help as a comment and secrets redacted.
 var stdin io.Reader = os.Stdin
 
 // commands are the first words run knows, for suggestions.
-var commands = []string{"serve", "config", "topic", "group", "migrate", "user", "acl", "audit", "version", "help"}
+var commands = []string{"serve", "config", "topic", "group", "client", "migrate", "user", "acl", "audit", "version", "help"}
 
 func main() {
 	os.Exit(run(os.Args[1:], config.FromOS(""), os.Stdout, os.Stderr))
@@ -107,6 +109,8 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 		err = topics.run(rest, src, stdout, stderr)
 	case "group":
 		err = groups.run(rest, src, stdout, stderr)
+	case "client":
+		err = clients.run(rest, src, stdout, stderr)
 	case "migrate":
 		err = migrateCommand(rest, src, stdout)
 	case "user", "acl", "audit":
@@ -168,6 +172,8 @@ func help(args []string, w io.Writer) error {
 		fmt.Fprint(w, topicUsage)
 	case "group":
 		fmt.Fprint(w, groupUsage)
+	case "client":
+		fmt.Fprint(w, clientUsage)
 	case "migrate":
 		fmt.Fprint(w, migrateUsage)
 	case "user":

@@ -22,6 +22,7 @@ var applicationModule = fx.Module("application",
 		application.NewTraffic,
 		newMessaging,
 		application.NewAdmin,
+		newClientOps,
 	),
 	fx.Invoke(runApplication),
 )
@@ -52,6 +53,18 @@ func newMessaging(p messagingParams) *application.Messaging {
 		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets, Tracker: p.Tracker,
 		Traffic: p.Traffic,
 	})
+}
+
+// newClientOps wires the client operations; the broker side may not be
+// able to look a message up by id.
+func newClientOps(p struct {
+	fx.In
+	Config   application.Config
+	Sessions *application.Sessions
+	Lookup   ports.MessageLookup `optional:"true"`
+	Log      *slog.Logger
+}) *application.ClientOps {
+	return application.NewClientOps(p.Config, p.Sessions, p.Lookup, p.Log)
 }
 
 // runApplication runs the use cases' background work (session expiry,

@@ -1,0 +1,264 @@
+package application
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// ClientOps is what operators do with the connected clients: list them,
+// and ask one, through its command stream, for its thread stacks or to
+// consume a stored message as a check. It serves the admin API.
+type ClientOps struct {
+	sessions *Sessions
+	lookup   ports.MessageLookup // nil: verify answers NOT_IMPLEMENTED
+	timeout  time.Duration
+	log      *slog.Logger
+}
+
+// NewClientOps returns the client operations over the session registry.
+// lookup may be nil when the broker side cannot find a message by id.
+func NewClientOps(cfg Config, sessions *Sessions, lookup ports.MessageLookup, log *slog.Logger) *ClientOps {
+	return &ClientOps{sessions: sessions, lookup: lookup, timeout: cfg.Clients.CommandTimeout, log: log}
+}
+
+// ClientFilter selects clients in a listing; empty fields match all.
+type ClientFilter struct {
+	// Group matches consumers of that consumer group.
+	Group string
+	// Topic matches producers that declared the topic and consumers that
+	// subscribe to it.
+	Topic string
+}
+
+// ClientInfo describes one known client.
+type ClientInfo struct {
+	ClientID          string
+	Type              ClientType
+	Language, Version string
+	// Group is a consumer's group.
+	Group string
+	// Topics are what a producer publishes to or a consumer subscribes to.
+	Topics     []string
+	RemoteAddr netip.AddrPort
+	// Since is when this proxy first heard of the client, LastSeen its
+	// last heartbeat, settings or receive.
+	Since, LastSeen time.Time
+	// Streaming says the client's command stream (Telemetry) to this
+	// proxy is open: only then do stack and verify reach it.
+	Streaming bool
+}
+
+// Kind is "producer", "consumer" or "" (a client that declared neither).
+func (c ClientInfo) Kind() string {
+	switch {
+	case c.Type == ClientTypeProducer:
+		return "producer"
+	case c.Type.IsConsumer() || c.Group != "":
+		return "consumer"
+	}
+	return ""
+}
+
+// Clients lists the known clients that match f, sorted by client id.
+func (o *ClientOps) Clients(f ClientFilter) []ClientInfo {
+	s := o.sessions
+	s.mu.Lock()
+	out := make([]ClientInfo, 0, len(s.clients))
+	for id, cur := range s.clients {
+		c := ClientInfo{ClientID: id, Type: cur.settings.ClientType, Language: cur.settings.Language, Version: cur.settings.Version,
+			RemoteAddr: cur.settings.RemoteAddr, Since: cur.since, LastSeen: cur.lastSeen, Streaming: isOpen(cur.channel)}
+		if p := cur.settings.Publishing; p != nil {
+			c.Topics = slices.Clone(p.Topics)
+		}
+		if sub := cur.settings.Subscription; sub != nil {
+			c.Group = sub.Group
+			for _, e := range sub.Entries {
+				c.Topics = append(c.Topics, e.Topic)
+			}
+		}
+		slices.Sort(c.Topics)
+		c.Topics = slices.Compact(c.Topics)
+		if (f.Group == "" || c.Group == f.Group) && (f.Topic == "" || slices.Contains(c.Topics, f.Topic)) {
+			out = append(out, c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ClientInfo) int { return cmp.Compare(a.ClientID, b.ClientID) })
+	return out
+}
+
+func isOpen(ch ports.ClientChannel) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// ClientReply is a client's answer to a command on its command stream.
+type ClientReply struct {
+	// Nonce is the command's.
+	Nonce string
+	// Code is the name of the client's status code (apache.rocketmq.v2.Code:
+	// OK, NOT_IMPLEMENTED, FAILED_TO_CONSUME_MESSAGE, ...), Message its text.
+	Code    string
+	Message string
+	// StackTrace is the answer to a thread stack request.
+	StackTrace string
+}
+
+// OK reports whether the client answered with status OK.
+func (r ClientReply) OK() bool { return r.Code == "OK" }
+
+// ThreadStack asks a client for its thread stacks and waits for the answer
+// up to messaging.clients.commandTimeout.
+func (o *ClientOps) ThreadStack(ctx context.Context, clientID string) (ClientReply, error) {
+	ch, err := o.commandChannel(clientID)
+	if err != nil {
+		return ClientReply{}, err
+	}
+	return o.ask(ctx, clientID, ch, "thread stack", func(nonce string) ports.ClientCommand {
+		return ports.ClientCommand{PrintThreadStack: &ports.ThreadStackCommand{Nonce: nonce}}
+	})
+}
+
+// VerifyMessage looks the message up in topic and asks a consumer to
+// consume it as a check, waiting for the answer up to
+// messaging.clients.commandTimeout. The consumer's verdict is in the
+// reply's code (OK: consumed).
+func (o *ClientOps) VerifyMessage(ctx context.Context, clientID, topic, messageID string) (ClientReply, error) {
+	if err := domain.ValidateTopicName(topic); err != nil {
+		return ClientReply{}, err
+	}
+	if messageID == "" {
+		return ClientReply{}, domain.Errorf(domain.ReasonIllegalMessageID, "a message id is required (the id the producer got from its send)")
+	}
+	ch, err := o.commandChannel(clientID)
+	if err != nil {
+		return ClientReply{}, err
+	}
+	if st, _ := o.sessions.Settings(clientID); !st.ClientType.IsConsumer() {
+		return ClientReply{}, domain.Errorf(domain.ReasonBadRequest,
+			"client %s is a %s; only a push or simple consumer can verify a message", clientID, st.ClientType)
+	}
+	if o.lookup == nil {
+		return ClientReply{}, domain.Errorf(domain.ReasonNotImplemented, "this proxy's broker cannot look a message up by id")
+	}
+	msg, err := o.lookup.LookupMessage(ctx, topic, messageID)
+	if err != nil {
+		return ClientReply{}, err
+	}
+	return o.ask(ctx, clientID, ch, "verify message", func(nonce string) ports.ClientCommand {
+		return ports.ClientCommand{VerifyMessage: &ports.VerifyMessageCommand{Nonce: nonce, Message: msg}}
+	})
+}
+
+// commandChannel returns the open command stream of a client.
+func (o *ClientOps) commandChannel(clientID string) (ports.ClientChannel, error) {
+	if clientID == "" {
+		return nil, domain.Errorf(domain.ReasonClientIDRequired, "a client id is required; rmqproxy client list shows them")
+	}
+	ch, ok := o.sessions.channel(clientID)
+	if !ok {
+		return nil, domain.Errorf(domain.ReasonNotFound, "no client %s is known to this proxy; rmqproxy client list shows the connected ones", clientID)
+	}
+	if !isOpen(ch) {
+		return nil, domain.Errorf(domain.ReasonUnavailable,
+			"client %s has no open Telemetry stream to this proxy, and commands reach a client only through it; the client opens one with its next settings sync (within 5 minutes)", clientID)
+	}
+	return ch, nil
+}
+
+// ask sends the command build makes with a fresh nonce and waits for the
+// client's answer carrying that nonce.
+func (o *ClientOps) ask(ctx context.Context, clientID string, ch ports.ClientChannel, what string, build func(nonce string) ports.ClientCommand) (ClientReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	nonce, answer := o.sessions.replies.await(clientID)
+	defer o.sessions.replies.forget(nonce)
+	if err := ch.Send(ctx, build(nonce)); err != nil {
+		return ClientReply{}, domain.Wrap(domain.ReasonUnavailable, err, "cannot send the "+what+" request to client "+clientID)
+	}
+	select {
+	case r := <-answer:
+		o.log.LogAttrs(ctx, slog.LevelInfo, "client answered", slog.String("client_id", clientID), slog.String("request", what),
+			slog.String("nonce", nonce), slog.String("code", r.Code))
+		return r, nil
+	case <-ctx.Done():
+		if err := context.Cause(ctx); err != context.DeadlineExceeded {
+			return ClientReply{}, err
+		}
+		return ClientReply{}, domain.Errorf(domain.ReasonTimeout,
+			"client %s did not answer the %s request within %v (messaging.clients.commandTimeout): it may not support the request, or be busy or stalled", clientID, what, o.timeout)
+	}
+}
+
+// ClientReplied hands a client's answer on its command stream to the
+// operation waiting for it. An answer nobody waits for (late, or with a
+// nonce of another client) is dropped.
+func (m *Messaging) ClientReplied(ctx context.Context, r ClientReply) {
+	clientID := ports.RequestInfoFrom(ctx).ClientID
+	if !m.sessions.replies.complete(clientID, r) {
+		m.log.LogAttrs(ctx, slog.LevelDebug, "client answer nobody waits for", slog.String("client_id", clientID), slog.String("nonce", r.Nonce))
+	}
+}
+
+// pendingReplies are the answers awaited from clients, by nonce. Nonces are
+// decimal numbers from a per-proxy counter, as the Apache proxy's; an
+// answer completes a wait only when it comes from the client asked. The
+// zero value is ready to use; entries live as long as their waiter (await
+// ... forget), so the map is bounded by the operations in progress.
+type pendingReplies struct {
+	next atomic.Uint64
+	mu   sync.Mutex
+	m    map[string]pendingReply
+}
+
+type pendingReply struct {
+	clientID string
+	answer   chan ClientReply // capacity 1: complete never blocks
+}
+
+func (p *pendingReplies) await(clientID string) (string, <-chan ClientReply) {
+	nonce := strconv.FormatUint(p.next.Add(1), 10)
+	ch := make(chan ClientReply, 1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]pendingReply{}
+	}
+	p.m[nonce] = pendingReply{clientID: clientID, answer: ch}
+	return nonce, ch
+}
+
+func (p *pendingReplies) forget(nonce string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, nonce)
+}
+
+func (p *pendingReplies) complete(clientID string, r ClientReply) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w, ok := p.m[r.Nonce]
+	if !ok || w.clientID != clientID {
+		return false
+	}
+	delete(p.m, r.Nonce)
+	w.answer <- r
+	return true
+}
