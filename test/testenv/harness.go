@@ -83,6 +83,15 @@ type Proxy struct {
 	health  string
 }
 
+// AdminAddr is the address of the admin API of a proxy run as a child
+// process (empty in-process), for the CLI.
+func (p *Proxy) AdminAddr() string {
+	if p.child != nil {
+		return p.child.AdminAddr
+	}
+	return ""
+}
+
 // HealthAddr is the address of the health port (/livez, /readyz,
 // /metrics).
 func (p *Proxy) HealthAddr() string {

@@ -36,6 +36,9 @@ func NewRawClient(t testing.TB, p *Proxy) *RawClient {
 	return &RawClient{MessagingServiceClient: v2.NewMessagingServiceClient(conn), clientID: fmt.Sprintf("raw-client-%d", rawSeq.Add(1))}
 }
 
+// ID is the client id the raw client sends.
+func (c *RawClient) ID() string { return c.clientID }
+
 // ctx returns a request context carrying the headers the official clients send.
 func (c *RawClient) Ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

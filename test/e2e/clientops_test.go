@@ -1,0 +1,169 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestClientOperations drives rmqproxy client list, stack and verify (the
+// CLI, through the admin API) against the official Go client v5.1.4 and a
+// raw client: the Go client answers a thread stack request with its
+// goroutine dump and a verify request with NOT_IMPLEMENTED; the raw
+// client receives the stored message in its VerifyMessageCommand and
+// answers for it; a client that does not answer times out with a clear
+// message.
+func TestClientOperations(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Messaging.Clients.CommandTimeout = 2 * time.Second
+	p := testenv.Start(t, cfg)
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		code, out := testenv.CLI(t, append(args, "--admin.address="+p.AdminAddr())...)
+		if code != want {
+			t.Fatalf("rmqproxy %v: exit %d, want %d:\n%s", args, code, want, out)
+		}
+		return out
+	}
+	list := func(args ...string) []admin.ConnectedClient {
+		t.Helper()
+		var l admin.ClientList
+		out := cli(0, append([]string{"client", "list", "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("client list --json: %v\n%s", err, out)
+		}
+		return l.Clients
+	}
+	p.CreateTopic(t, "cops-topic", domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, "cops-other", domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: "cops-group"})
+	producer := testenv.NewProducer(t, p, "cops-topic")
+	consumer := testenv.NewSimpleConsumer(t, p, "cops-group", 2*time.Second, map[string]*rmq.FilterExpression{"cops-topic": rmq.SUB_ALL})
+	_ = consumer
+
+	// Both official clients are listed once their settings arrived.
+	var prod, cons admin.ConnectedClient
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		prod, cons = admin.ConnectedClient{}, admin.ConnectedClient{}
+		for _, cl := range list() {
+			switch {
+			case cl.Kind == "producer" && cl.TelemetryStream:
+				prod = cl
+			case cl.Kind == "consumer" && cl.TelemetryStream:
+				cons = cl
+			}
+		}
+		if prod.ClientID == "" || cons.ClientID == "" {
+			return fmt.Errorf("no producer and consumer with open streams yet")
+		}
+		return nil
+	})
+	if prod.ClientType != "PRODUCER" || prod.Language != "GO" || prod.Version != "5.1.4" || strings.Join(prod.Topics, ",") != "cops-topic" ||
+		!strings.HasPrefix(prod.RemoteAddress, "127.0.0.1:") || prod.ConnectedSince.IsZero() || time.Since(prod.ConnectedSince) > time.Minute {
+		t.Fatalf("producer listed as %+v", prod)
+	}
+	if cons.ClientType != "SIMPLE_CONSUMER" || cons.Group != "cops-group" || strings.Join(cons.Topics, ",") != "cops-topic" || cons.Language != "GO" {
+		t.Fatalf("consumer listed as %+v", cons)
+	}
+	if got := list("--group", "cops-group"); len(got) != 1 || got[0].ClientID != cons.ClientID {
+		t.Fatalf("--group cops-group: %+v", got)
+	}
+	if got := list("--topic", "cops-topic"); len(got) != 2 {
+		t.Fatalf("--topic cops-topic: %+v", got)
+	}
+	if got := list("--topic", "cops-other"); len(got) != 0 {
+		t.Fatalf("--topic cops-other: %+v", got)
+	}
+	if out := cli(0, "client", "list"); !strings.Contains(out, "CLIENT-ID") || !strings.Contains(out, prod.ClientID) || !strings.Contains(out, "cops-group") {
+		t.Fatalf("client list table:\n%s", out)
+	}
+
+	// stack: the Go client's goroutine dump, as text and as JSON.
+	if out := cli(0, "client", "stack", prod.ClientID); !strings.Contains(out, "goroutine ") || !strings.Contains(out, "rocketmq-clients/golang") {
+		t.Fatalf("client stack:\n%.2000s", out)
+	}
+	var ans admin.ClientAnswer
+	if out := cli(0, "client", "stack", cons.ClientID, "--json"); json.Unmarshal([]byte(out), &ans) != nil || ans.Code != "OK" || ans.Nonce == "" || !strings.Contains(ans.StackTrace, "goroutine ") {
+		t.Fatalf("client stack --json: %.2000s", out)
+	}
+
+	// verify: the Go consumer answers NOT_IMPLEMENTED (exit 1, the verdict printed).
+	receipt, err := producer.Send(t.Context(), &rmq.Message{Topic: "cops-topic", Body: []byte("verify me")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgID := receipt[0].MessageID
+	if out := cli(1, "client", "verify", cons.ClientID, "--topic", "cops-topic", "--messageId", msgID); !strings.Contains(out, "answered NOT_IMPLEMENTED for message "+msgID) {
+		t.Fatalf("client verify with the Go consumer:\n%s", out)
+	}
+	if out := cli(1, "client", "verify", prod.ClientID, "--topic", "cops-topic", "--messageId", msgID); !strings.Contains(out, "only a push or simple consumer") {
+		t.Fatalf("client verify with a producer:\n%s", out)
+	}
+	if out := cli(1, "client", "verify", cons.ClientID, "--topic", "cops-topic", "--messageId", "01NOSUCHMESSAGE"); !strings.Contains(out, "MESSAGE_NOT_FOUND") && !strings.Contains(out, "no stored message") {
+		t.Fatalf("client verify of an unknown message:\n%s", out)
+	}
+	if out := cli(2, "client", "verify", cons.ClientID, "--topic", "cops-topic"); !strings.Contains(out, "needs --topic and --messageId") {
+		t.Fatalf("client verify without --messageId:\n%s", out)
+	}
+	if out := cli(1, "client", "stack", "no-such-client"); !strings.Contains(out, "no client no-such-client is known") {
+		t.Fatalf("client stack of an unknown client:\n%s", out)
+	}
+
+	// A raw consumer gets the stored message in the verify command and
+	// answers for it; an answer with another nonce is ignored.
+	raw := testenv.NewRawClient(t, p)
+	stream, err := raw.Telemetry(raw.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_PUSH_CONSUMER
+	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: "cops-group"},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: "cops-topic"}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetSettings() == nil {
+		t.Fatalf("settings reply: %v %v", r, err)
+	}
+	answered := make(chan *v2.VerifyMessageCommand, 1)
+	go func() {
+		defer close(answered)
+		cmd, err := stream.Recv()
+		if err != nil || cmd.GetVerifyMessageCommand() == nil {
+			return
+		}
+		v := cmd.GetVerifyMessageCommand()
+		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_OK}, Command: &v2.TelemetryCommand_VerifyMessageResult{VerifyMessageResult: &v2.VerifyMessageResult{Nonce: v.GetNonce() + "0"}}})
+		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_FAILED_TO_CONSUME_MESSAGE, Message: "listener said later"},
+			Command: &v2.TelemetryCommand_VerifyMessageResult{VerifyMessageResult: &v2.VerifyMessageResult{Nonce: v.GetNonce()}}})
+		answered <- v
+	}()
+	out := cli(1, "client", "verify", raw.ID(), "--topic", "cops-topic", "--messageId", msgID)
+	if !strings.Contains(out, "answered FAILED_TO_CONSUME_MESSAGE for message "+msgID+" of topic cops-topic: listener said later") {
+		t.Fatalf("client verify with the raw consumer:\n%s", out)
+	}
+	v := <-answered
+	if m := v.GetMessage(); m.GetSystemProperties().GetMessageId() != msgID || string(m.GetBody()) != "verify me" || m.GetTopic().GetName() != "cops-topic" {
+		t.Fatalf("verify command carried %v", m)
+	}
+
+	// A client that does not answer: the command times out after
+	// messaging.clients.commandTimeout, saying so.
+	silent := testenv.NewRawClient(t, p)
+	silent.Subscribe(t, "cops-group", "cops-topic")
+	start := time.Now()
+	if out := cli(1, "client", "stack", silent.ID()); !strings.Contains(out, "client "+silent.ID()+" did not answer the thread stack request within 2s") {
+		t.Fatalf("client stack of a silent client:\n%s", out)
+	}
+	t.Logf("silent client: answered after %v", time.Since(start).Round(time.Millisecond))
+}
