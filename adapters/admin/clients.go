@@ -96,26 +96,26 @@ func (s *Server) clientOps() (*application.ClientOps, error) {
 }
 
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request) error {
-	ops, err := s.clientOps()
-	if err != nil {
-		return err
-	}
 	q := r.URL.Query()
 	for k := range q {
 		if k != "group" && k != "topic" {
 			return domain.Errorf(domain.ReasonBadRequest, "unknown query parameter %q; /v1/clients takes group and topic", truncate(k))
 		}
 	}
+	ops, err := s.clientOps()
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, clientsDTO(ops.Clients(application.ClientFilter{Group: q.Get("group"), Topic: q.Get("topic")})))
 	return nil
 }
 
 func (s *Server) clientStack(w http.ResponseWriter, r *http.Request) error {
-	ops, err := s.clientOps()
-	if err != nil {
+	if _, err := decodeRequest[struct{}](w, r); err != nil {
 		return err
 	}
-	if _, err := decodeRequest[struct{}](w, r); err != nil {
+	ops, err := s.clientOps()
+	if err != nil {
 		return err
 	}
 	id := r.PathValue("id")
@@ -129,11 +129,11 @@ func (s *Server) clientStack(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) verifyMessage(w http.ResponseWriter, r *http.Request) error {
-	ops, err := s.clientOps()
+	req, err := decodeRequest[VerifyMessageRequest](w, r)
 	if err != nil {
 		return err
 	}
-	req, err := decodeRequest[VerifyMessageRequest](w, r)
+	ops, err := s.clientOps()
 	if err != nil {
 		return err
 	}

@@ -303,8 +303,19 @@ func TestRequestDecoding(t *testing.T) {
 		{"method not allowed on collection", "DELETE", "/v1/groups", "", ``, 405, "METHOD_NOT_ALLOWED", "GET, POST"},
 		{"unknown path", "GET", "/v2/topics", "", ``, 404, "NOT_FOUND", "no such endpoint"},
 		{"illegal group in stats", "GET", "/v1/groups/a%20b/stats", "", ``, 400, "ILLEGAL_CONSUMER_GROUP", ""},
+		{"clients", "GET", "/v1/clients?group=g&topic=t", "", ``, 200, "", ""},
+		{"clients with an unknown parameter", "GET", "/v1/clients?tpoic=t", "", ``, 400, "BAD_REQUEST", `unknown query parameter "tpoic"`},
+		{"stack of an unknown client", "POST", "/v1/clients/nobody/stack", "application/json", `{}`, 404, "NOT_FOUND", "no client nobody is known"},
+		{"stack without content type", "POST", "/v1/clients/nobody/stack", "", ``, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"stack with a field", "POST", "/v1/clients/nobody/stack", "application/json", `{"nonce":"1"}`, 400, "BAD_REQUEST", `unknown field "nonce"`},
+		{"stack by GET", "GET", "/v1/clients/nobody/stack", "", ``, 405, "METHOD_NOT_ALLOWED", "POST"},
+		{"verify with an unknown field", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"t","id":"m"}`, 400, "BAD_REQUEST", `unknown field "id"`},
+		{"verify with an unknown client", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"t","messageId":"m"}`, 404, "NOT_FOUND", "rmqproxy client list"},
+		{"verify with an illegal topic", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"a b","messageId":"m"}`, 400, "ILLEGAL_TOPIC", ""},
 		{"delete", "DELETE", "/v1/topics/t", "", ``, 204, "", ""},
 	}
+	log := slog.New(slog.DiscardHandler)
+	f.server.UseClientOps(application.NewClientOps(application.DefaultConfig(), application.NewSessions(application.DefaultConfig(), fixedClock{}, log), nil, log))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := f.raw(t, tt.method, tt.path, tt.ctype, tt.body)
@@ -328,6 +339,18 @@ func TestRequestDecoding(t *testing.T) {
 				t.Fatal("405 without Allow")
 			}
 		})
+	}
+}
+
+// TestClientsWithoutClientOperations: a server not given the client
+// operations answers their endpoints NOT_IMPLEMENTED.
+func TestClientsWithoutClientOperations(t *testing.T) {
+	f := startServer(t)
+	if _, err := f.client.Clients(t.Context(), application.ClientFilter{}); domain.ReasonOf(err) != domain.ReasonNotImplemented {
+		t.Fatalf("Clients: %v", err)
+	}
+	if _, err := f.client.ClientStack(t.Context(), "x"); domain.ReasonOf(err) != domain.ReasonNotImplemented {
+		t.Fatalf("ClientStack: %v", err)
 	}
 }
 

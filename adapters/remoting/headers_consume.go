@@ -544,3 +544,43 @@ func (h *ViewMessageRequestHeader) DecodeFields(f Fields) error {
 	h.Offset = r.i64("offset", true)
 	return r.err
 }
+
+// QueryMessageRequestHeader looks messages up in a broker's index
+// (QUERY_MESSAGE) by key, or with UniqueKey by message id (UNIQ_KEY): the
+// broker then answers up to its defaultQueryMaxNum messages, in a body of
+// encoded messages, or QUERY_NOT_FOUND.
+type QueryMessageRequestHeader struct {
+	Topic          string // required
+	Key            string // required
+	MaxNum         int32  // required
+	BeginTimestamp int64  // required, ms
+	EndTimestamp   int64  // required, ms
+	// UniqueKey sends the _UNIQUE_KEY_QUERY flag: Key is a message id.
+	UniqueKey bool
+}
+
+// UniqueKeyQueryFlag is the extension field of a QUERY_MESSAGE by message id.
+const UniqueKeyQueryFlag = "_UNIQUE_KEY_QUERY"
+
+func (h *QueryMessageRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "topic", h.Topic)
+	dst = appendStr(dst, "key", h.Key)
+	dst = appendInt(dst, "maxNum", int64(h.MaxNum))
+	dst = appendInt(dst, "beginTimestamp", h.BeginTimestamp)
+	dst = appendInt(dst, "endTimestamp", h.EndTimestamp)
+	if h.UniqueKey {
+		dst = appendStr(dst, UniqueKeyQueryFlag, "true")
+	}
+	return dst
+}
+
+func (h *QueryMessageRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "query message request header"}
+	h.Topic = r.str("topic", true)
+	h.Key = r.str("key", true)
+	h.MaxNum = r.i32("maxNum", true)
+	h.BeginTimestamp = r.i64("beginTimestamp", true)
+	h.EndTimestamp = r.i64("endTimestamp", true)
+	h.UniqueKey = r.str(UniqueKeyQueryFlag, false) == "true"
+	return r.err
+}

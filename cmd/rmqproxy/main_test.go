@@ -74,6 +74,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"config", "prnit"}, `unknown config command "prnit" (did you mean print?)`},
 		{[]string{"version", "x"}, "rmqproxy version takes no arguments"},
 		{[]string{"topic"}, "rmqproxy topic needs a command"},
+		{[]string{"client", "stack"}, "client stack needs exactly one client id"},
+		{[]string{"client", "verify", "id", "--topic", "t", "--message-id", "m"}, `unknown flag "--message-id" (did you mean --messageId?)`},
+		{[]string{"client", "lsit"}, `unknown client command "lsit" (did you mean list?)`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,0 +1,155 @@
+package application
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// answeringChannel hands each command to answer, which may reply through
+// the Messaging use case as the gRPC adapter does (before Send returns: the
+// answer waits in its buffer).
+type answeringChannel struct {
+	openChannel
+	answer func(cmd ports.ClientCommand)
+}
+
+func (c *answeringChannel) Send(_ context.Context, cmd ports.ClientCommand) error {
+	c.answer(cmd)
+	return nil
+}
+
+type lookupFunc func(ctx context.Context, topic, id string) (domain.StoredMessage, error)
+
+func (f lookupFunc) LookupMessage(ctx context.Context, topic, id string) (domain.StoredMessage, error) {
+	return f(ctx, topic, id)
+}
+
+func newTestClientOps(t *testing.T, lookup ports.MessageLookup) (*Messaging, *ClientOps) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Clients.CommandTimeout = 200 * time.Millisecond
+	m, _, _ := newTestMessaging(cfg)
+	return m, NewClientOps(cfg, m.sessions, lookup, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func register(t *testing.T, m *Messaging, clientID string, s ClientSettings, ch ports.ClientChannel) {
+	t.Helper()
+	ctx := ports.WithRequestInfo(t.Context(), ports.RequestInfo{ClientID: clientID, Language: "JAVA", ClientVersion: "5.0.7",
+		RemoteAddr: netip.MustParseAddrPort("10.1.2.3:4567")})
+	if _, err := m.UpdateSettings(ctx, s, ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientOpsListsAndFilters(t *testing.T) {
+	m, ops := newTestClientOps(t, nil)
+	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t2", "t1", "t1"}}}, newOpenChannel())
+	closed := newOpenChannel()
+	register(t, m, "c1", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: "g",
+		Entries: []SubscriptionEntry{{Topic: "t1"}}}}, closed)
+	closed.close()
+	all := ops.Clients(ClientFilter{})
+	if len(all) != 2 || all[0].ClientID != "c1" || all[1].ClientID != "p1" {
+		t.Fatalf("all: %+v", all)
+	}
+	c, p := all[0], all[1]
+	if c.Kind() != "consumer" || c.Group != "g" || c.Streaming || strings.Join(c.Topics, ",") != "t1" {
+		t.Fatalf("consumer: %+v", c)
+	}
+	if p.Kind() != "producer" || !p.Streaming || strings.Join(p.Topics, ",") != "t1,t2" || p.Language != "JAVA" || p.Version != "5.0.7" ||
+		p.RemoteAddr.String() != "10.1.2.3:4567" || p.Since.IsZero() {
+		t.Fatalf("producer: %+v", p)
+	}
+	if got := ops.Clients(ClientFilter{Group: "g"}); len(got) != 1 || got[0].ClientID != "c1" {
+		t.Fatalf("group g: %+v", got)
+	}
+	if got := ops.Clients(ClientFilter{Topic: "t2"}); len(got) != 1 || got[0].ClientID != "p1" {
+		t.Fatalf("topic t2: %+v", got)
+	}
+	if got := ops.Clients(ClientFilter{Topic: "t1", Group: "nope"}); len(got) != 0 {
+		t.Fatalf("topic t1 group nope: %+v", got)
+	}
+}
+
+func TestThreadStackWaitsForTheAnswerWithItsNonce(t *testing.T) {
+	m, ops := newTestClientOps(t, nil)
+	ch := &answeringChannel{openChannel: *newOpenChannel()}
+	ch.answer = func(cmd ports.ClientCommand) {
+		nonce := cmd.PrintThreadStack.Nonce
+		// Another client's answer with the same nonce, and a wrong nonce, are dropped.
+		m.ClientReplied(asClient(context.Background(), "other"), ClientReply{Nonce: nonce, Code: "OK", StackTrace: "not mine"})
+		m.ClientReplied(asClient(context.Background(), "p1"), ClientReply{Nonce: nonce + "9", Code: "OK", StackTrace: "wrong nonce"})
+		m.ClientReplied(asClient(context.Background(), "p1"), ClientReply{Nonce: nonce, Code: "OK", StackTrace: "goroutine 1"})
+	}
+	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, ch)
+	r, err := ops.ThreadStack(t.Context(), "p1")
+	if err != nil || !r.OK() || r.StackTrace != "goroutine 1" {
+		t.Fatalf("ThreadStack = %+v, %v", r, err)
+	}
+	if n := len(m.sessions.replies.m); n != 0 {
+		t.Fatalf("%d pending replies left", n)
+	}
+}
+
+func TestThreadStackTimesOutAndRefusesUnknownClients(t *testing.T) {
+	m, ops := newTestClientOps(t, nil)
+	register(t, m, "silent", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, newOpenChannel())
+	_, err := ops.ThreadStack(t.Context(), "silent")
+	if domain.ReasonOf(err) != domain.ReasonTimeout || !strings.Contains(err.Error(), "did not answer the thread stack request within 200ms (messaging.clients.commandTimeout)") {
+		t.Fatalf("silent client: %v", err)
+	}
+	if _, err := ops.ThreadStack(t.Context(), "nobody"); domain.ReasonOf(err) != domain.ReasonNotFound {
+		t.Fatalf("unknown client: %v", err)
+	}
+	gone := newOpenChannel()
+	register(t, m, "gone", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, gone)
+	gone.close()
+	if _, err := ops.ThreadStack(t.Context(), "gone"); domain.ReasonOf(err) != domain.ReasonUnavailable {
+		t.Fatalf("client without a stream: %v", err)
+	}
+	if n := len(m.sessions.replies.m); n != 0 {
+		t.Fatalf("%d pending replies left", n)
+	}
+}
+
+func TestVerifyMessageSendsTheStoredMessage(t *testing.T) {
+	lookup := lookupFunc(func(_ context.Context, topic, id string) (domain.StoredMessage, error) {
+		if id != "M1" {
+			return domain.StoredMessage{}, domain.Errorf(domain.ReasonMessageNotFound, "no %s", id)
+		}
+		return domain.StoredMessage{Message: domain.Message{Topic: topic, ID: id, Body: []byte("b")}}, nil
+	})
+	m, ops := newTestClientOps(t, lookup)
+	got := make(chan domain.StoredMessage, 1)
+	ch := &answeringChannel{openChannel: *newOpenChannel()}
+	ch.answer = func(cmd ports.ClientCommand) {
+		got <- cmd.VerifyMessage.Message
+		m.ClientReplied(asClient(context.Background(), "c1"), ClientReply{Nonce: cmd.VerifyMessage.Nonce, Code: "FAILED_TO_CONSUME_MESSAGE", Message: "later"})
+	}
+	register(t, m, "c1", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t"}}}}, ch)
+	r, err := ops.VerifyMessage(t.Context(), "c1", "t", "M1")
+	if err != nil || r.OK() || r.Code != "FAILED_TO_CONSUME_MESSAGE" || r.Message != "later" {
+		t.Fatalf("VerifyMessage = %+v, %v", r, err)
+	}
+	if msg := <-got; msg.ID != "M1" || string(msg.Body) != "b" || msg.Topic != "t" {
+		t.Fatalf("command carried %+v", msg)
+	}
+	if _, err := ops.VerifyMessage(t.Context(), "c1", "t", "M2"); domain.ReasonOf(err) != domain.ReasonMessageNotFound {
+		t.Fatalf("unknown message: %v", err)
+	}
+	if _, err := ops.VerifyMessage(t.Context(), "c1", "t", ""); domain.ReasonOf(err) != domain.ReasonIllegalMessageID {
+		t.Fatalf("empty message id: %v", err)
+	}
+	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, newOpenChannel())
+	if _, err := ops.VerifyMessage(t.Context(), "p1", "t", "M1"); domain.ReasonOf(err) != domain.ReasonBadRequest {
+		t.Fatalf("producer: %v", err)
+	}
+}
