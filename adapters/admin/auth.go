@@ -85,8 +85,10 @@ func adminCredentials(r *http.Request, now time.Time) application.Credentials {
 // adminAccess maps an admin call to what it accesses, as the Remoting
 // admin request codes do: reading, creating, updating or deleting one topic
 // or group (the name of a created one comes from the body, which is put
-// back for the handler), listing them (Cluster LIST) and anything else,
-// such as /metrics or an unknown path (Cluster GET).
+// back for the handler), listing them (Cluster LIST), having a consumer
+// verify a message (Sub on its topic, as CONSUME_MESSAGE_DIRECTLY) and
+// anything else, such as listing clients or asking one for its stacks (as
+// GET_PRODUCER_CONNECTION_LIST), /metrics or an unknown path (Cluster GET).
 func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 	one := func(res domain.Resource, a domain.Action) []domain.AccessRequest {
 		return []domain.AccessRequest{{Resource: res, Actions: a, SourceIP: ip}}
@@ -110,11 +112,14 @@ func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 		}
 	}
 	switch {
+	case len(segs) == 3 && segs[0] == "clients" && segs[2] == "verify" && r.Method == http.MethodPost:
+		// As CONSUME_MESSAGE_DIRECTLY: Sub on the message's topic.
+		return one(domain.TopicResource(peekField(r, "topic")), domain.ActionSub)
 	case resource == nil:
 	case len(segs) == 1 && r.Method == http.MethodGet:
 		return one(domain.ClusterResource(""), domain.ActionList)
 	case len(segs) == 1 && r.Method == http.MethodPost:
-		return one(resource(peekName(r)), domain.ActionCreate)
+		return one(resource(peekField(r, "name")), domain.ActionCreate)
 	case len(segs) == 2 && r.Method == http.MethodGet, len(segs) == 3 && segs[2] == "stats" && r.Method == http.MethodGet:
 		return one(resource(segs[1]), domain.ActionGet)
 	case len(segs) == 2 && r.Method == http.MethodPut:
@@ -125,10 +130,10 @@ func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 	return one(domain.ClusterResource(""), domain.ActionGet)
 }
 
-// peekName reads the name field of a create request's JSON body and puts
-// the body back; a body that does not parse gives "" (the handler then
-// refuses it precisely).
-func peekName(r *http.Request) string {
+// peekField reads a string field of a request's JSON body (the name of a
+// created object, the topic of a verify) and puts the body back; a body
+// that does not parse gives "" (the handler then refuses it precisely).
+func peekField(r *http.Request, key string) string {
 	if r.Body == nil {
 		return ""
 	}
@@ -137,9 +142,8 @@ func peekName(r *http.Request) string {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
-	var v struct {
-		Name string `json:"name"`
-	}
+	var v map[string]any
 	_ = json.Unmarshal(data, &v)
-	return v.Name
+	f, _ := v[key].(string)
+	return f
 }
