@@ -1,10 +1,16 @@
 package cluster_test
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +22,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/bench/servercost"
+	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -28,7 +36,22 @@ import (
 //	go test -run '^$' -bench Cluster -benchtime 5000x ./test/cluster
 //
 // Everything (broker, proxies, clients) shares the machine, so compare the
-// paths with each other, not with a dedicated deployment.
+// paths with each other, not with a dedicated deployment. rmqproxy runs as
+// a child process (the built binary, like the Apache proxy runs in a JVM of
+// its own), so that each process's CPU time can be told apart: every row
+// reports the CPU milliseconds per message of the proxy, the broker JVM
+// and this test process (the Go client, or the direct Remoting client).
+//
+// CLUSTER_BENCH_CPUPROFILE=FILE writes a CPU profile of rmqproxy taken
+// during its produce and consume rows (FILE.produce, FILE.consume), over
+// CLUSTER_BENCH_PROFILE_SECONDS (10) from the start of the row; give the
+// row enough messages to last that long. Every row first sends or
+// receives CLUSTER_BENCH_WARMUP (3000) messages untimed. After the rows the
+// CPU the processes use while idle is printed (the 5.5.0 broker's timer
+// wheel flush alone spins ~0.35 CPU-s/s here); CLUSTER_BENCH_THREADS=1
+// adds the broker's busiest threads. CLUSTER_BENCH_DIRECT_SENDERS changes
+// the direct produce row's senders (16), e.g. to compare the broker's cost
+// per message at the rate the proxies reach.
 
 var benchBody = func() []byte {
 	b := make([]byte, 1024)
@@ -42,6 +65,7 @@ var benchBody = func() []byte {
 // benchmark and returns them with a topic of benchmark's own.
 type benchPaths struct {
 	ours, theirs *testenv.Proxy
+	apache       *rocketmqenv.ApacheProxy
 	broker       *testenv.ClusterBroker
 	topic        string
 }
@@ -53,13 +77,167 @@ func startPaths(b *testing.B) *benchPaths {
 	cfg, broker := testenv.ClusterConfig(b)
 	cfg.Messaging = application.DefaultConfig()
 	cfg.Log.Level = "warn"
-	ours := testenv.Start(b, cfg)
+	cfg.Health.Pprof = true
+	ours := testenv.Start(b, cfg) // a child process: see TestMain
 	apache := testenv.NameServer().StartApacheProxy(b, broker.Cluster)
 	topic := fmt.Sprintf("bench-%d", benchSeq.Add(1))
 	ours.CreateTopic(b, topic, domain.MessageTypeNormal, 8)
 	theirs := &testenv.Proxy{Addr: apache.GRPC}
 	testenv.WaitForRoute(b, theirs, topic)
-	return &benchPaths{ours: ours, theirs: theirs, broker: broker, topic: topic}
+	return &benchPaths{ours: ours, theirs: theirs, apache: apache, broker: broker, topic: topic}
+}
+
+// idleCPU prints the CPU the broker and the proxies use per second while
+// nothing is sent (after the rows, warm): the broker's background services (flush, reput,
+// revive, timers, ...) spin whatever the load, so its CPU per message in
+// a slow row holds more of them than in a fast one.
+func (p *benchPaths) idleCPU(b *testing.B) {
+	b.Helper()
+	pids := map[string]int{"broker": p.broker.PID(), "rmqproxy": p.ours.PID(), "apache-proxy": p.apache.PID()}
+	before := map[string]float64{}
+	for name, pid := range pids {
+		s, err := servercost.CPU(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before[name] = s
+	}
+	threads := threadCPU(p.broker.PID())
+	const window = 3 * time.Second
+	time.Sleep(window) // measuring idle time: nothing to wait for
+	for name, pid := range pids {
+		s, err := servercost.CPU(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("idle: %s uses %.0f CPU-ms/s\n", name, (s-before[name])*1000/window.Seconds())
+	}
+	if os.Getenv("CLUSTER_BENCH_THREADS") == "" {
+		return
+	}
+	type use struct {
+		name string
+		ms   float64
+	}
+	var top []use
+	for tid, after := range threadCPU(p.broker.PID()) {
+		if t0, ok := threads[tid]; ok && after.cpu > t0.cpu {
+			top = append(top, use{after.name, (after.cpu - t0.cpu) * 1000 / window.Seconds()})
+		}
+	}
+	slices.SortFunc(top, func(a, b use) int { return cmp.Compare(b.ms, a.ms) })
+	for _, u := range top[:min(len(top), 15)] {
+		fmt.Printf("idle: broker thread %-16s %.0f CPU-ms/s\n", u.name, u.ms)
+	}
+}
+
+type threadUse struct {
+	name string
+	cpu  float64
+}
+
+// threadCPU reads the CPU seconds of each thread of pid (by thread id).
+func threadCPU(pid int) map[string]threadUse {
+	out := map[string]threadUse{}
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		raw, err := os.ReadFile(dir + "/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[end+1:])
+		if open < 0 || len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		out[e.Name()] = threadUse{s[open+1 : end], (ut + st) / servercost.UserHZ}
+	}
+	return out
+}
+
+// proxyPID is the process id of the proxy of a row (0 for none).
+func (p *benchPaths) proxyPID(name string) int {
+	switch name {
+	case "rmqproxy":
+		return p.ours.PID()
+	case "apache-proxy":
+		return p.apache.PID()
+	}
+	return 0
+}
+
+// cpuMeter reports the CPU time processes spend during a row, per
+// message, as proxy-, broker- and client-cpu-ms/msg (client = this test
+// process).
+type cpuMeter struct {
+	names []string
+	pids  []int
+	start []float64
+}
+
+func meterCPU(b *testing.B, proxy, broker int) *cpuMeter {
+	b.Helper()
+	m := &cpuMeter{}
+	for _, p := range []struct {
+		name string
+		pid  int
+	}{{"proxy", proxy}, {"broker", broker}, {"client", os.Getpid()}} {
+		if p.pid == 0 {
+			continue
+		}
+		s, err := servercost.CPU(p.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.names, m.pids, m.start = append(m.names, p.name), append(m.pids, p.pid), append(m.start, s)
+	}
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B, msgs int64) {
+	b.Helper()
+	if msgs == 0 {
+		return
+	}
+	for i, pid := range m.pids {
+		s, err := servercost.CPU(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric((s-m.start[i])*1000/float64(msgs), m.names[i]+"-cpu-ms/msg")
+	}
+}
+
+// profileProxy takes a CPU profile of rmqproxy over the start of a row when
+// CLUSTER_BENCH_CPUPROFILE is set; the returned function waits for it.
+func profileProxy(b *testing.B, p *testenv.Proxy, suffix string) func() {
+	file := os.Getenv("CLUSTER_BENCH_CPUPROFILE")
+	if file == "" || b.N < 100 {
+		return func() {}
+	}
+	secs := cmp.Or(os.Getenv("CLUSTER_BENCH_PROFILE_SECONDS"), "10")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + p.HealthAddr() + "/debug/pprof/profile?seconds=" + secs)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(file+"."+suffix, data, 0o644)
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // percentiles reports p50 and p99 of ds as metrics.
@@ -72,43 +250,82 @@ func percentiles(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-// runSenders runs send b.N times from senders goroutines and reports
-// throughput and send latency.
-func runSenders(b *testing.B, senders int, send func(ctx context.Context) error) {
-	b.SetBytes(int64(len(benchBody)))
-	var next atomic.Int64
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, b.N)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, b.N/senders+1)
-			for next.Add(1) <= int64(b.N) {
-				t0 := time.Now()
-				if err := send(b.Context()); err != nil {
-					b.Error(err)
-					return
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
+// warmup is how many messages a row sends or receives, untimed, before it
+// measures (CLUSTER_BENCH_WARMUP, 3000): the JVMs compile their hot paths
+// over the first thousands of calls, and a row that ran cold would pay for
+// the rows after it.
+func warmup(b *testing.B) int64 {
+	if b.N < 100 {
+		return 0 // the N=1 probe run
 	}
-	wg.Wait()
+	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_WARMUP")); err == nil {
+		return int64(n)
+	}
+	return 3000
+}
+
+// startRow starts measuring a row: CPU per process and, for rmqproxy, a
+// profile when asked for. The returned function reports them for msgs.
+func (p *benchPaths) startRow(b *testing.B, name, workload string) func(msgs int64) {
+	m := meterCPU(b, p.proxyPID(name), p.broker.PID())
+	wait := func() {}
+	if name == "rmqproxy" {
+		wait = profileProxy(b, p.ours, workload)
+	}
+	return func(msgs int64) {
+		m.report(b, msgs)
+		wait()
+	}
+}
+
+// runSenders runs send from senders goroutines warmup(b) times untimed,
+// then b.N times, and reports throughput and send latency of the latter.
+// begin is called between the two and returns what ends the measurement.
+func runSenders(b *testing.B, senders int, begin func() func(int64), send func(ctx context.Context) error) {
+	b.SetBytes(int64(len(benchBody)))
+	drive := func(n int64, lat *[]time.Duration) {
+		var next atomic.Int64
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				local := make([]time.Duration, 0, n/int64(senders)+1)
+				for next.Add(1) <= n {
+					t0 := time.Now()
+					if err := send(b.Context()); err != nil {
+						b.Error(err)
+						return
+					}
+					local = append(local, time.Since(t0))
+				}
+				mu.Lock()
+				*lat = append(*lat, local...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
+	b.StopTimer()
+	var ignored []time.Duration
+	drive(warmup(b), &ignored)
+	end := begin()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	b.StartTimer()
+	start := time.Now()
+	drive(int64(b.N), &lat)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	b.StopTimer()
+	end(int64(b.N))
 	percentiles(b, lat)
 }
 
 // BenchmarkClusterProduce: 16 concurrent senders of 1 KiB messages.
 func BenchmarkClusterProduce(b *testing.B) {
 	paths := startPaths(b)
+	defer paths.idleCPU(b)
 	const senders = 16
 	for _, via := range []struct {
 		name string
@@ -116,17 +333,23 @@ func BenchmarkClusterProduce(b *testing.B) {
 	}{{"rmqproxy", paths.ours}, {"apache-proxy", paths.theirs}} {
 		b.Run(via.name, func(b *testing.B) {
 			pr := testenv.NewProducer(b, via.p, paths.topic)
-			runSenders(b, senders, func(ctx context.Context) error {
+			begin := func() func(int64) { return paths.startRow(b, via.name, "produce") }
+			runSenders(b, senders, begin, func(ctx context.Context) error {
 				_, err := pr.Send(ctx, &rmq.Message{Topic: paths.topic, Body: benchBody})
 				return err
 			})
 		})
 	}
+	directSenders := senders
+	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_DIRECT_SENDERS")); err == nil {
+		directSenders = n
+	}
 	b.Run("direct-remoting", func(b *testing.B) {
 		rc := client.New(client.Config{})
 		defer rc.Close()
 		var seq atomic.Int64
-		runSenders(b, senders, func(ctx context.Context) error {
+		begin := func() func(int64) { return paths.startRow(b, "direct-remoting", "produce") }
+		runSenders(b, directSenders, begin, func(ctx context.Context) error {
 			n := seq.Add(1)
 			props, _ := remoting.FormatProperties(remoting.Properties{{Key: remoting.PropertyUniqKey, Value: fmt.Sprintf("BENCH%028X", n)}})
 			h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: paths.broker.Name}, ProducerGroup: paths.topic,
@@ -134,11 +357,21 @@ func BenchmarkClusterProduce(b *testing.B) {
 				BornTimestamp: time.Now().UnixMilli(), Properties: props}
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			resp, err := rc.Invoke(cctx, paths.broker.Addr, remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody))
-			if err != nil {
-				return err
+			// Up to 3 attempts on a busy broker, as the Java producer
+			// (retryTimesWhenSendFailed 2) and the Go client both do.
+			var err error
+			for range 3 {
+				req := remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody)
+				var resp *remoting.Command
+				if resp, err = rc.Invoke(cctx, paths.broker.Addr, req); err != nil {
+					return err
+				}
+				var re *remoting.ResponseError
+				if err = remoting.Expect(resp); !errors.As(err, &re) || !re.Retryable() {
+					return err
+				}
 			}
-			return remoting.Expect(resp)
+			return err
 		})
 	})
 }
@@ -148,16 +381,20 @@ func BenchmarkClusterProduce(b *testing.B) {
 // loops (POP_MESSAGE + ACK_MESSAGE) straight to the broker.
 func BenchmarkClusterConsume(b *testing.B) {
 	paths := startPaths(b)
+	defer paths.idleCPU(b)
 	pr := testenv.NewProducer(b, paths.ours, paths.topic)
+	// Each row consumes its warm-up, then b.N; a consumer may go past
+	// the warm-up by a batch.
 	preload := func(b *testing.B) {
 		b.Helper()
 		var wg sync.WaitGroup
 		var next atomic.Int64
+		total := int64(b.N) + warmup(b) + 4*32
 		for range 16 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for next.Add(1) <= int64(b.N) {
+				for next.Add(1) <= total {
 					if _, err := pr.Send(b.Context(), &rmq.Message{Topic: paths.topic, Body: benchBody}); err != nil {
 						b.Error(err)
 						return
@@ -167,19 +404,35 @@ func BenchmarkClusterConsume(b *testing.B) {
 		}
 		wg.Wait()
 	}
-	consumeWith := func(b *testing.B, receive func(ctx context.Context) (int, error)) {
-		var got atomic.Int64
-		var wg sync.WaitGroup
+	consumeWith := func(b *testing.B, name string, receive func(ctx context.Context) (int, error)) {
 		b.SetBytes(int64(len(benchBody)))
+		// Warm-up: each consumer stops after a receive once the count
+		// is reached, with nothing left unacknowledged.
+		var warm atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for warm.Load() < warmup(b) {
+					n, err := receive(b.Context())
+					if err != nil && !testenv.IsNoMessage(err) {
+						b.Error(err)
+						return
+					}
+					warm.Add(int64(n))
+				}
+			})
+		}
+		wg.Wait()
+		var got atomic.Int64
+		end := paths.startRow(b, name, "consume")
 		b.ResetTimer()
+		b.StartTimer()
 		start := time.Now()
 		// The last message ends the other consumers' long polls.
 		ctx, done := context.WithCancel(b.Context())
 		defer done()
 		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for ctx.Err() == nil {
 					n, err := receive(ctx)
 					if err != nil && ctx.Err() == nil && !testenv.IsNoMessage(err) {
@@ -190,10 +443,12 @@ func BenchmarkClusterConsume(b *testing.B) {
 						done()
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		b.ReportMetric(float64(got.Load())/time.Since(start).Seconds(), "msgs/s")
+		b.StopTimer()
+		end(got.Load())
 	}
 	for i, via := range []struct {
 		name string
@@ -205,8 +460,7 @@ func BenchmarkClusterConsume(b *testing.B) {
 			group := "g-bench-" + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
 			// 5 s: both proxies refuse a shorter long poll (minimum 5 s).
 			c := testenv.NewSimpleConsumer(b, via.p, group, 5*time.Second, map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL})
-			b.StartTimer()
-			consumeWith(b, func(ctx context.Context) (int, error) {
+			consumeWith(b, via.name, func(ctx context.Context) (int, error) {
 				ms, err := c.Receive(ctx, 32, 30*time.Second)
 				for _, m := range ms {
 					if err := c.Ack(ctx, m); err != nil {
@@ -224,8 +478,7 @@ func BenchmarkClusterConsume(b *testing.B) {
 		rc := client.New(client.Config{})
 		defer rc.Close()
 		rpc := remoting.RPC{BrokerName: paths.broker.Name}
-		b.StartTimer()
-		consumeWith(b, func(ctx context.Context) (int, error) {
+		consumeWith(b, "direct-remoting", func(ctx context.Context) (int, error) {
 			pop := remoting.PopMessageRequestHeader{RPC: rpc, ConsumerGroup: group, Topic: paths.topic, QueueID: -1, MaxMsgNums: 32,
 				InvisibleTime: 30000, PollTime: 1000, BornTime: time.Now().UnixMilli(), InitMode: remoting.InitModeMin,
 				ExpType: remoting.ExpressionTag, Exp: "*"}

@@ -225,6 +225,9 @@ func (c *Cluster) StartApacheProxy(t testing.TB, clusterName string) *ApacheProx
 	}
 }
 
+// PID is the Apache proxy JVM's process id (benchmarks read its CPU time).
+func (a *ApacheProxy) PID() int { return a.p.cmd.Process.Pid }
+
 // Broker is one broker JVM started by AddBroker.
 type Broker struct {
 	Name, Cluster, Addr string
@@ -233,6 +236,10 @@ type Broker struct {
 	p                   *proc
 	proc, conf          string // the JVM's name and config file, for Restart
 }
+
+// PID is the running broker JVM's process id (benchmarks read its CPU
+// time).
+func (b *Broker) PID() int { return b.current().cmd.Process.Pid }
 
 func (b *Broker) current() *proc {
 	b.mu.Lock()

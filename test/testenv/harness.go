@@ -101,6 +101,15 @@ func (p *Proxy) HealthAddr() string {
 	return p.health
 }
 
+// PID is the process id of a proxy run as a child process, 0 for one in
+// this process.
+func (p *Proxy) PID() int {
+	if p.child == nil {
+		return 0
+	}
+	return p.child.PID()
+}
+
 // AdminAPI is the part of the admin use case tests drive; the in-process
 // *application.Admin and the admin HTTP client (*admin.Client) both have it.
 type AdminAPI interface {
