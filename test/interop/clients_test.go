@@ -155,6 +155,10 @@ type event struct {
 	Resolution string            `json:"resolution"`
 	Case       string            `json:"case"`
 	Message    string            `json:"message"`
+	// verify: the admin API's HTTP status and answer, and the client asked.
+	Status int    `json:"status"`
+	Answer string `json:"answer"`
+	Client string `json:"client"`
 }
 
 // program runs lang's interop program for one scenario and returns the

@@ -1,6 +1,7 @@
 package interop_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -49,6 +51,7 @@ func TestInterop(t *testing.T) {
 				t.Run("limits", func(t *testing.T) { limitsScenario(t, p, lang) })
 				t.Run("fiforun", func(t *testing.T) { fifoRunScenario(t, p, lang) })
 				t.Run("pastdue", func(t *testing.T) { pastDueScenario(t, p, lang) })
+				t.Run("verify", func(t *testing.T) { verifyScenario(t, p, lang) })
 			}
 		})
 	}
@@ -421,4 +424,43 @@ func pastDueScenario(t *testing.T, p *testenv.Proxy, lang language) {
 	}
 	allAcked(t, evs, sent)
 	settled(t, p, group, topic, delayCount)
+}
+
+// verifyScenario (Java): rmqproxy client verify through the admin API with
+// the official Java push consumer, the one client that runs its listener
+// on a VerifyMessageCommand: the program's consumer consumes two messages,
+// then has the proxy send each back to it for verification; its listener
+// accepts one and fails the other the second time, and the admin API
+// answers OK and FAILED_TO_CONSUME_MESSAGE for them.
+func verifyScenario(t *testing.T, p *testenv.Proxy, lang language) {
+	topic, group := names(lang, "verify", "")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	evs := runOn(t, p, lang, "verify", topic, group, "--admin", p.AdminAddr())
+	sent := map[string]string{} // id → verdict
+	for _, e := range only(evs, "sent") {
+		sent[e.ID] = e.Props["verdict"]
+	}
+	received := map[string]int{}
+	for _, e := range only(evs, "received") {
+		received[e.ID]++
+	}
+	verified := only(evs, "verify")
+	if len(sent) != 2 || len(verified) != 2 {
+		t.Fatalf("sent %v, verify answers %+v", sent, verified)
+	}
+	for _, v := range verified {
+		var a admin.ClientAnswer
+		if err := json.Unmarshal([]byte(v.Answer), &a); err != nil || v.Status != 200 {
+			t.Fatalf("verify %s: HTTP %d %s", v.ID, v.Status, v.Answer)
+		}
+		want := map[string]string{"ok": "OK", "fail": "FAILED_TO_CONSUME_MESSAGE"}[sent[v.ID]]
+		if a.Code != want || a.ClientID != v.Client || a.MessageID != v.ID || a.Topic != topic || a.Nonce == "" {
+			t.Errorf("verify of the %q message %s: %+v, want code %s", sent[v.ID], v.ID, a, want)
+		}
+		// Once consumed, once verified.
+		if received[v.ID] != 2 {
+			t.Errorf("message %s reached the listener %d times, want 2", v.ID, received[v.ID])
+		}
+	}
 }

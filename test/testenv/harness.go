@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	adminapi "github.com/rmqproxy/rmqproxy/adapters/admin"
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -81,15 +82,16 @@ type Proxy struct {
 	fx      *fxtest.App
 	child   *Child
 	health  string
+	admin   string // the admin API's address, in process
 }
 
-// AdminAddr is the address of the admin API of a proxy run as a child
-// process (empty in-process), for the CLI.
+// AdminAddr is the address of the proxy's admin HTTP API (for the CLI),
+// empty when it is disabled.
 func (p *Proxy) AdminAddr() string {
 	if p.child != nil {
 		return p.child.AdminAddr
 	}
-	return ""
+	return p.admin
 }
 
 // HealthAddr is the address of the health port (/livez, /readyz,
@@ -161,10 +163,14 @@ func Start(t testing.TB, cfg app.Root) *Proxy {
 	var srv *grpcadapter.Server
 	var admin *application.Admin
 	var hs *health.Server
+	var as *adminapi.Server
 	p := &Proxy{t: t, DataDir: cfg.Local.DataDir}
-	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin, &hs))
+	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin, &hs, &as))
 	p.fx.RequireStart()
 	p.Admin = admin
+	if a := as.Addr(); a != nil {
+		p.admin = a.String()
+	}
 	t.Cleanup(p.fx.RequireStop)
 	p.Addr = srv.Addr().String()
 	p.health = hs.Addr().String()

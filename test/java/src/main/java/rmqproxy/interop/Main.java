@@ -42,7 +42,8 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  *     [--linger-ms L] [--timeout-ms T]
  * </pre>
  *
- * Scenarios: normal, fifo, fiforun, delay, transaction, limits. The client runs with its
+ * Scenarios: normal, fifo, fiforun, delay, transaction, limits, verify (with
+ * --admin HOST:PORT). The client runs with its
  * default settings (TLS on, certificate not verified). Errors go to stderr
  * and end the program with a non-zero exit code.
  */
@@ -147,12 +148,103 @@ public final class Main {
             case "fiforun":
                 fifoRun();
                 break;
+            case "verify":
+                verify();
+                break;
             default:
                 throw new IllegalArgumentException("unknown scenario " + scenario);
         }
     }
 
     // ---- scenarios ----
+
+    /**
+     * verify: a push consumer consumes two messages, then asks rmqproxy's
+     * admin API (--admin) to have itself verify each of them (rmqproxy
+     * client verify): the proxy sends a VerifyMessageCommand on the
+     * consumer's Telemetry stream, the client runs its listener on the
+     * message again and answers. The listener accepts a message the first
+     * time and, the second time, fails the one whose verdict property says
+     * so. Events: sent, received (twice per message), verify (the admin
+     * API's HTTP status and answer).
+     */
+    private void verify() throws Exception {
+        String admin = required("admin");
+        Map<String, Integer> seen = new HashMap<>();
+        Object lock = new Object();
+        PushConsumer c = provider.newPushConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setMessageListener(v -> {
+                onReceived(v, "push");
+                int n;
+                synchronized (lock) {
+                    n = seen.merge(v.getMessageId().toString(), 1, Integer::sum);
+                    lock.notifyAll();
+                }
+                boolean fail = n > 1 && "fail".equals(v.getProperties().get("verdict"));
+                return fail ? ConsumeResult.FAILURE : ConsumeResult.SUCCESS;
+            }).build();
+        try {
+            List<String> ids = new ArrayList<>();
+            try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+                for (String verdict : List.of("ok", "fail")) {
+                    String body = "verify-java-" + verdict;
+                    SendReceipt r = producer.send(provider.newMessageBuilder().setTopic(topic).setBody(bytes(body))
+                        .setTag("verify").addProperty("verdict", verdict).build());
+                    Map<String, Object> e = event("sent");
+                    e.put("id", r.getMessageId().toString());
+                    e.put("body", body);
+                    e.put("props", new TreeMap<>(Map.of("verdict", verdict)));
+                    emit(e);
+                    ids.add(r.getMessageId().toString());
+                }
+            }
+            synchronized (lock) {
+                while (!seen.keySet().containsAll(ids)) {
+                    long left = deadline - System.currentTimeMillis();
+                    if (left <= 0) {
+                        throw new IllegalStateException("received " + seen.keySet() + " of " + ids + " before the timeout");
+                    }
+                    lock.wait(left);
+                }
+            }
+            java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+            String self = ownClientId(http, admin);
+            for (String id : ids) {
+                String body = "{\"topic\":\"" + topic + "\",\"messageId\":\"" + id + "\"}";
+                java.net.http.HttpResponse<String> resp = http.send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create("http://" + admin + "/v1/clients/" + java.net.URLEncoder.encode(self, StandardCharsets.UTF_8).replace("+", "%20") + "/verify"))
+                    .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString(body)).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+                Map<String, Object> e = event("verify");
+                e.put("id", id);
+                e.put("client", self);
+                e.put("status", resp.statusCode());
+                e.put("answer", resp.body());
+                emit(e);
+            }
+        } finally {
+            c.close();
+        }
+    }
+
+    /** Finds this program's push consumer in the admin API's client list. */
+    private String ownClientId(java.net.http.HttpClient http, String admin) throws Exception {
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile(
+            "\"clientId\": \"([^\"]+)\",\\s*\"kind\": \"consumer\",\\s*\"clientType\": \"PUSH_CONSUMER\",\\s*\"language\": \"JAVA\"");
+        while (true) {
+            String list = http.send(java.net.http.HttpRequest.newBuilder(
+                    java.net.URI.create("http://" + admin + "/v1/clients?group=" + java.net.URLEncoder.encode(group, StandardCharsets.UTF_8))).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            java.util.regex.Matcher m = p.matcher(list);
+            if (m.find()) {
+                return m.group(1);
+            }
+            if (System.currentTimeMillis() > deadline) {
+                throw new IllegalStateException("the push consumer is not in the admin API's client list: " + list);
+            }
+            Thread.sleep(100);
+        }
+    }
 
     private void normal() throws Exception {
         Consumer consumer = startConsumer();
