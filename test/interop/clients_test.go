@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -48,10 +51,12 @@ var languages = []language{
 			if _, err := os.Stat(jar); err != nil {
 				return "the Java client is not built (" + rel(root, jar) + " is missing)"
 			}
-			class := filepath.Join(dir, "target", "classes", "rmqproxy", "interop", "Main.class")
-			src := filepath.Join(dir, "src", "main", "java", "rmqproxy", "interop", "Main.java")
-			if newer(src, class) {
-				return "the Java interop program is not built or older than its source (" + rel(root, class) + ")"
+			built, err := os.ReadFile(filepath.Join(dir, "target", ".sources.sha256"))
+			if err != nil {
+				return "the Java interop program is not built (" + rel(root, filepath.Join(dir, "target")) + ")"
+			}
+			if sum, err := sourcesDigest(filepath.Join(dir, "src")); err != nil || sum != strings.TrimSpace(string(built)) {
+				return "the Java interop program was built from other sources than " + rel(root, filepath.Join(dir, "src")) + " (run test/scripts/install-clients.sh)"
 			}
 			return ""
 		},
@@ -265,14 +270,30 @@ func rel(root, path string) string {
 	return path
 }
 
-// newer reports whether a was modified after b, or b does not exist.
-func newer(a, b string) bool {
-	sa, errA := os.Stat(a)
-	sb, errB := os.Stat(b)
-	if errB != nil {
-		return true
+// sourcesDigest is the SHA-256 of the files under dir, concatenated in
+// byte order of their paths: what install-clients.sh records in
+// target/.sources.sha256 when it builds (or finds built) the Java program.
+func sourcesDigest(dir string) (string, error) {
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			paths = append(paths, p)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
-	return errA == nil && sa.ModTime().After(sb.ModTime())
+	sort.Strings(paths)
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func packageVersion(path string) string {
