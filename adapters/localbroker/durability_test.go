@@ -18,9 +18,9 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
-	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/tmpfs"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
 // TestCrashAfterTopicDeleteStarts is the regression test of a crash right

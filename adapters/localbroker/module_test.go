@@ -16,9 +16,9 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
-	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/tmpfs"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
 func TestModuleLifecycle(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/tmpfs"
+	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
 // blockingSync makes fdatasync wait until release is closed, so that
