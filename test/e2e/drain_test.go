@@ -74,7 +74,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	begin := time.Now()
 	defer func() { t.Logf("test body took %v", time.Since(begin)) }()
-	c := testenv.StartChild(t, data, "--shutdown.drainDelay=1s", "--shutdown.grpcDrain=10s")
+	c := testenv.StartChild(t, data, "--shutdown.drainDelay=3s", "--shutdown.grpcDrain=10s")
 	createTopicCLI(t, c, "drain-t")
 	testenv.Claim(t, "consumer group", "drain-g")
 	if code, out := testenv.CLI(t, "group", "create", "drain-g", "--admin.address="+c.AdminAddr); code != 0 {

@@ -47,7 +47,7 @@ func stillServes(t *testing.T, c *testenv.Child) {
 // (8 KiB) and closes a connection that sends far more, instead of holding
 // 100 × 8 MB.
 func TestHostileHeaderBlocks(t *testing.T) {
-	c := testenv.StartChild(t, t.TempDir())
+	c := testenv.StartMeasuredChild(t, t.TempDir())
 	before := memory(t, c)
 	h, err := testenv.DialH2(c.GRPCAddr)
 	if err != nil {
@@ -81,7 +81,7 @@ func TestHostileHeaderBlocks(t *testing.T) {
 // with a status that says why.
 func TestHostileTelemetryStreams(t *testing.T) {
 	const conns, perConn, admitted = 10, 1000, 4000
-	c := testenv.StartChild(t, t.TempDir(), "--grpc.settingsTimeout=3s", "--grpc.maxConcurrentStreams=1000",
+	c := testenv.StartMeasuredChild(t, t.TempDir(), "--grpc.settingsTimeout=3s", "--grpc.maxConcurrentStreams=1000",
 		fmt.Sprintf("--grpc.maxInflightPerKind=%d", admitted))
 	before := memory(t, c)
 	var hs []*testenv.H2Conn
@@ -147,7 +147,7 @@ func TestHostileTelemetryStreams(t *testing.T) {
 // on one connection is refused (REFUSED_STREAM) while the others stay open.
 func TestHostileStreamsPerConnection(t *testing.T) {
 	const limit = 100
-	c := testenv.StartChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConcurrentStreams=%d", limit), "--grpc.settingsTimeout=1m")
+	c := testenv.StartMeasuredChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConcurrentStreams=%d", limit), "--grpc.settingsTimeout=1m")
 	h, err := testenv.DialH2(c.GRPCAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestHostileStreamsPerConnection(t *testing.T) {
 // connection (HTTP/2 rapid reset). The server closes the connection once
 // it resets faster than grpc.maxStreamResetsPerSecond allows.
 func TestHostileRapidReset(t *testing.T) {
-	c := testenv.StartChild(t, t.TempDir())
+	c := testenv.StartMeasuredChild(t, t.TempDir())
 	before := memory(t, c)
 	h, err := testenv.DialH2(c.GRPCAddr)
 	if err != nil {
@@ -221,7 +221,7 @@ func TestHostileRapidReset(t *testing.T) {
 // within the limit are served.
 func TestHostileConnectionsPerAddress(t *testing.T) {
 	const limit = 20
-	c := testenv.StartChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConnectionsPerAddress=%d", limit))
+	c := testenv.StartMeasuredChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConnectionsPerAddress=%d", limit))
 	before := memory(t, c)
 	var hs []*testenv.H2Conn
 	for range limit + 10 {

@@ -50,8 +50,14 @@ var (
 // configure the embedded engine), writes transaction outcomes within 100
 // ms (its default of 3 s would let a check-back reach a transaction
 // committed a second earlier, and a checker that commits again would
-// duplicate the message) and allows recalls.
-var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true"}
+// duplicate the message) and allows recalls. It also waits up to 10 s
+// before shedding queued sends as "broker busy" (default 200 ms, and 1 s
+// for a busy page cache): on a 2-core machine that runs the whole suite,
+// a send often waits longer than 200 ms in the broker's queue, and the
+// tests that expect rmqproxy's own TOO_MANY_REQUESTS would see the
+// broker's instead.
+var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true",
+	"waitTimeMillsInSendQueue=10000", "osPageCacheBusyTimeOutMills=10000"}
 
 // targets returns the targets to run: RMQPROXY_TEST_TARGETS
 // ("local,cluster" by default).
