@@ -1,6 +1,7 @@
 package application
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -68,6 +69,10 @@ func (c SecurityConfig) Validate() error {
 type Principal struct {
 	User     domain.User
 	Revision int64 // policy revision it was authenticated against
+	// secret is the user's secret the signature verified with: a later
+	// policy without it revokes the principal (WatchRevocation).
+	// domain.Secret never prints its value.
+	secret domain.Secret
 }
 
 type principalKey struct{}
@@ -101,6 +106,7 @@ const (
 	ReasonMalformed          = "malformed_authorization"
 	ReasonClockSkew          = "clock_skew"
 	ReasonBadSignature       = "bad_signature"
+	ReasonSecretChanged      = "secret_changed" // a revoked stream's secret is no longer the user's
 )
 
 // securityState is one policy revision: users by name and the compiled ACL
@@ -128,6 +134,17 @@ type Security struct {
 	failMu   sync.Mutex
 	failLog  map[string]time.Time // rate limit of authentication failure logs per (source IP, AK)
 	failSeen time.Time
+
+	// watches are the principals of open streams and long polls (see
+	// WatchRevocation); Apply checks them against each new policy.
+	watchMu sync.Mutex
+	watches map[*revocationWatch]struct{}
+}
+
+// revocationWatch is one open stream's or long poll's principal.
+type revocationWatch struct {
+	p      Principal
+	revoke func(error)
 }
 
 // SecurityParams are the dependencies of [NewSecurity]; Source, Compiler
@@ -153,7 +170,8 @@ func NewSecurity(p SecurityParams) (*Security, error) {
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Security{cfg: p.Config, mode: mode, source: p.Source, compiler: p.Compiler, audit: p.Audit, log: p.Log, failLog: map[string]time.Time{}}, nil
+	return &Security{cfg: p.Config, mode: mode, source: p.Source, compiler: p.Compiler, audit: p.Audit, log: p.Log,
+		failLog: map[string]time.Time{}, watches: map[*revocationWatch]struct{}{}}, nil
 }
 
 // Enabled reports whether requests are authenticated.
@@ -194,8 +212,95 @@ func (s *Security) Apply(snap domain.PolicySnapshot) error {
 	for _, u := range snap.Users {
 		users[u.Name] = u
 	}
-	s.state.Store(&securityState{revision: snap.Revision, users: users, policy: policy, loadedAt: time.Now()})
+	st := &securityState{revision: snap.Revision, users: users, policy: policy, loadedAt: time.Now()}
+	s.state.Store(st)
+	s.revokeStale(st)
 	return nil
+}
+
+// WatchRevocation calls revoke, at most once, when a policy applied later
+// no longer accepts p: its user is deleted or disabled, or the secret it
+// signed with is gone (changed). revoke runs in the goroutine that applies
+// the policy, so it must only signal (cancel a context, close a channel);
+// it gets the UNAUTHORIZED error to answer. A principal already revoked
+// when the watch starts is revoked at once. stop ends the watch; call it
+// when the stream or long poll ends. With authentication off it does
+// nothing.
+func (s *Security) WatchRevocation(p Principal, revoke func(error)) (stop func()) {
+	if !s.cfg.Enabled || p.User.Name == "" {
+		return func() {}
+	}
+	w := &revocationWatch{p: p, revoke: revoke}
+	s.watchMu.Lock()
+	s.watches[w] = struct{}{}
+	s.watchMu.Unlock()
+	// A policy applied between authentication and now was not checked
+	// against w. (If Apply checks it too, only one of them fires.)
+	if st := s.state.Load(); st != nil && st.revision != p.Revision {
+		if reason := rejects(st, p); reason != "" {
+			s.watchMu.Lock()
+			_, mine := s.watches[w]
+			delete(s.watches, w)
+			s.watchMu.Unlock()
+			if mine {
+				s.fire(st, w, reason)
+			}
+		}
+	}
+	return func() {
+		s.watchMu.Lock()
+		delete(s.watches, w)
+		s.watchMu.Unlock()
+	}
+}
+
+// revokeStale revokes the watched principals st does not accept, and
+// audits each revocation.
+func (s *Security) revokeStale(st *securityState) {
+	type revoked struct {
+		w      *revocationWatch
+		reason string
+	}
+	var out []revoked
+	s.watchMu.Lock()
+	for w := range s.watches {
+		if reason := rejects(st, w.p); reason != "" {
+			delete(s.watches, w)
+			out = append(out, revoked{w, reason})
+		}
+	}
+	s.watchMu.Unlock()
+	for _, r := range out {
+		s.fire(st, r.w, r.reason)
+	}
+}
+
+// fire audits a revocation and signals it; w is already out of watches.
+func (s *Security) fire(st *securityState, w *revocationWatch, reason string) {
+	s.record(domain.AuditEvent{Category: domain.AuditAuthn, Principal: w.p.User.Name, Operation: "revoke",
+		Decision: domain.AuditDeny, Reason: reason, Revision: st.revision})
+	w.revoke(errRevoked)
+}
+
+// errRevoked ends a stream or long poll whose principal was revoked; it
+// says no more than a failed authentication does.
+var errRevoked = domain.Errorf(domain.ReasonUnauthorized, "authentication failed: the credentials of this request are no longer valid; check the AccessKey and SecretKey the client is configured with")
+
+// rejects returns why st no longer accepts p, or "".
+func rejects(st *securityState, p Principal) string {
+	u, ok := st.users[p.User.Name]
+	switch {
+	case !ok:
+		return domain.ReasonUnknownUser
+	case u.Status != domain.UserEnabled:
+		return domain.ReasonUserDisabled
+	}
+	for _, secret := range u.Secrets {
+		if bytes.Equal(secret, p.secret) {
+			return ""
+		}
+	}
+	return ReasonSecretChanged
 }
 
 // Revision returns the policy revision in force (0 before the first load).
@@ -228,13 +333,17 @@ func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (
 	}
 	reason := c.Fault
 	var u domain.UserRecord
+	var secret domain.Secret
 	if reason == "" {
 		var ok bool
 		u, ok = st.users[c.AccessKey]
+		if ok {
+			secret = verify(u.Secrets, c.Content, c.Signature)
+		}
 		switch {
 		case !ok:
 			reason = domain.ReasonUnknownUser
-		case !verify(u.Secrets, c.Content, c.Signature):
+		case secret == nil:
 			reason = ReasonBadSignature
 		case u.Status != domain.UserEnabled:
 			reason = domain.ReasonUserDisabled
@@ -244,21 +353,25 @@ func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (
 		s.authnFailed(ctx, st, op, c.AccessKey, reason)
 		return Principal{}, errUnauthorized
 	}
-	return Principal{User: u.User, Revision: st.revision}, nil
+	return Principal{User: u.User, Revision: st.revision, secret: secret}, nil
 }
 
 // verify compares sig with HMAC-SHA1(secret, content) for every secret,
-// always computing all of them.
-func verify(secrets []domain.Secret, content, sig []byte) bool {
-	ok := false
+// always computing all of them, and returns the one that matches (nil:
+// none).
+func verify(secrets []domain.Secret, content, sig []byte) domain.Secret {
+	var match domain.Secret
 	for _, secret := range secrets {
 		m := hmac.New(sha1.New, secret)
 		m.Write(content)
 		if hmac.Equal(m.Sum(nil), sig) {
-			ok = true
+			match = secret
 		}
 	}
-	return ok && len(sig) == sha1.Size
+	if len(sig) != sha1.Size {
+		return nil
+	}
+	return match
 }
 
 // Sign returns HMAC-SHA1(secret, content), the signature clients compute.

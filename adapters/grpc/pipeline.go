@@ -203,7 +203,18 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 		return st
 	}
 	defer leave()
+	// A long poll whose principal is revoked by a policy change (user
+	// deleted, disabled, secret changed) ends at once with UNAUTHORIZED.
+	if p, ok := application.PrincipalFrom(ctx); ok {
+		var cancelCause context.CancelCauseFunc
+		ctx, cancelCause = context.WithCancelCause(ctx)
+		defer cancelCause(nil)
+		defer s.sec.WatchRevocation(p, cancelCause)()
+	}
 	err := call(ctx, ports.RequestInfoFrom(ctx))
+	if cause := context.Cause(ctx); cause != nil && domain.ReasonOf(cause) == domain.ReasonUnauthorized && streamCtx.Err() == nil {
+		return statusOf(ctx, s.log, cause)
+	}
 	if err != nil && s.shutdown.Err() != nil && streamCtx.Err() == nil {
 		return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message: the proxy is shutting down"}
 	}

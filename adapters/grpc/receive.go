@@ -45,6 +45,12 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 	release := func(rest []domain.StoredMessage) {
 		s.app.Release(ports.WithRequestInfo(stream.Context(), requestInfo(stream.Context())), group, rest)
 	}
+	if st.GetCode() != v2.Code_OK && len(msgs) > 0 {
+		// Received, then refused (the principal was revoked meanwhile):
+		// the messages go back, the client gets the status only.
+		release(msgs)
+		msgs = nil
+	}
 	if err := stream.Send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
 		release(msgs)
 		return nil

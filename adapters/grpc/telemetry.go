@@ -155,6 +155,14 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}})
 		return nil
 	}
+	// A policy change that revokes the principal (user deleted, disabled,
+	// secret changed) ends the stream with UNAUTHORIZED.
+	var revoked chan error // nil (never ready) without authentication
+	if secured {
+		revoked = make(chan error, 1)
+		stop := s.sec.WatchRevocation(principal, func(err error) { revoked <- err })
+		defer stop()
+	}
 	// The stream counts in admission for as long as it is open.
 	if !s.admit.enter(kindTelemetry) {
 		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
@@ -202,6 +210,9 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		case <-s.shutdown.Done():
 			return nil
 		case <-ctx.Done():
+			return nil
+		case err := <-revoked:
+			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil
 		case <-settingsTimer.C:
 			return status.Errorf(codes.FailedPrecondition,

@@ -1,0 +1,86 @@
+package application_test
+
+import (
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// TestWatchRevocation: a policy that deletes or disables a user, or drops
+// the secret a principal signed with, revokes that principal's watches
+// (once each, audited, with UNAUTHORIZED); other principals, and a
+// principal whose other secret slot changed, are untouched.
+func TestWatchRevocation(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	sec, rec := newSecurity(t, cfg)
+	auth := func(ak, secret string) application.Principal {
+		t.Helper()
+		p, err := sec.Authenticate(t.Context(), "Telemetry", creds(ak, secret, "20250101T000000Z"))
+		if err != nil {
+			t.Fatalf("%s: %v", ak, err)
+		}
+		return p
+	}
+	type fired struct {
+		n   int
+		err error
+	}
+	watch := func(p application.Principal) (*fired, func()) {
+		f := &fired{}
+		stop := sec.WatchRevocation(p, func(err error) { f.n++; f.err = err })
+		return f, stop
+	}
+	root, aliceNew, aliceOld := auth("root", "root-secret"), auth("alice", "alice-secret"), auth("alice", "old-secret")
+	fRoot, _ := watch(root)
+	fNew, _ := watch(aliceNew)
+	fOld, _ := watch(aliceOld)
+	fStopped, stop := watch(aliceOld)
+	stop()
+
+	users := func(alice domain.UserRecord) []domain.UserRecord {
+		return []domain.UserRecord{
+			{User: domain.User{Name: "root", Type: domain.UserSuper}, Secrets: []domain.Secret{domain.Secret("root-secret")}},
+			alice,
+		}
+	}
+	apply := func(rev int64, us []domain.UserRecord) {
+		t.Helper()
+		if err := sec.Apply(domain.PolicySnapshot{Revision: rev, Users: us}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old slot replaced: only the principal that signed with it goes.
+	apply(8, users(domain.UserRecord{User: domain.User{Name: "alice"}, Secrets: []domain.Secret{domain.Secret("new-secret"), domain.Secret("alice-secret")}}))
+	if fOld.n != 1 || !domain.HasReason(fOld.err, domain.ReasonUnauthorized) || fNew.n != 0 || fRoot.n != 0 || fStopped.n != 0 {
+		t.Fatalf("secret slot changed: old %+v new %+v root %+v stopped %+v", fOld, fNew, fRoot, fStopped)
+	}
+	if e := rec.last(); e.Principal != "alice" || e.Reason != application.ReasonSecretChanged || e.Operation != "revoke" || e.Decision != domain.AuditDeny || e.Revision != 8 {
+		t.Fatalf("audited %+v", e)
+	}
+	// Disabled.
+	apply(9, users(domain.UserRecord{User: domain.User{Name: "alice", Status: domain.UserDisabled}, Secrets: []domain.Secret{domain.Secret("alice-secret")}}))
+	if fNew.n != 1 || fOld.n != 1 || fRoot.n != 0 {
+		t.Fatalf("disabled: new %+v old %+v root %+v", fNew, fOld, fRoot)
+	}
+	if e := rec.last(); e.Reason != domain.ReasonUserDisabled {
+		t.Fatalf("audited %+v", e)
+	}
+	// Deleted, and a watch started after the change (the policy moved
+	// between authentication and the watch): revoked at once.
+	p := auth("root", "root-secret")
+	apply(10, nil)
+	fLate, _ := watch(p)
+	if fRoot.n != 1 || fLate.n != 1 || fNew.n != 1 {
+		t.Fatalf("deleted: root %+v late %+v new %+v", fRoot, fLate, fNew)
+	}
+	if e := rec.last(); e.Reason != domain.ReasonUnknownUser {
+		t.Fatalf("audited %+v", e)
+	}
+	// With authentication off nothing is watched.
+	off, _ := newSecurity(t, application.DefaultSecurityConfig())
+	if stop := off.WatchRevocation(p, func(error) { t.Fatal("revoked with authentication off") }); stop == nil {
+		t.Fatal("nil stop")
+	}
+}
