@@ -1,6 +1,10 @@
 package application_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -82,5 +86,46 @@ func TestWatchRevocation(t *testing.T) {
 	off, _ := newSecurity(t, application.DefaultSecurityConfig())
 	if stop := off.WatchRevocation(p, func(error) { t.Fatal("revoked with authentication off") }); stop == nil {
 		t.Fatal("nil stop")
+	}
+}
+
+// countHandler counts log records.
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h countHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h countHandler) WithGroup(string) slog.Handler             { return h }
+
+// TestAuthenticationFailureLogIsBounded: a client that invents a new
+// AccessKey for every request gets every failure audited, but the
+// rate-limited failure log remembers (and logs) at most 10000 keys per
+// minute, so neither the map nor the log grows with the requests.
+func TestAuthenticationFailureLogIsBounded(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	var logged atomic.Int64
+	rec := &recorder{}
+	sec, err := application.NewSecurity(application.SecurityParams{Config: cfg, Source: staticSource{domain.PolicySnapshot{Revision: 1}},
+		Compiler: refCompiler{}, Audit: rec, Log: slog.New(countHandler{&logged})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 25000
+	for i := range n {
+		if _, err := sec.Authenticate(t.Context(), "SendMessage", creds(fmt.Sprintf("ak-%d", i), "x", "x")); err == nil {
+			t.Fatal("authenticated")
+		}
+	}
+	if got := logged.Load(); got != 10000 {
+		t.Errorf("%d failures logged, want 10000 (the bound)", got)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.evs) != n {
+		t.Errorf("%d failures audited, want %d", len(rec.evs), n)
 	}
 }

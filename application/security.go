@@ -319,6 +319,10 @@ func (s *Security) Health() error {
 	return s.source.Health()
 }
 
+// maxFailLog bounds the keys of the authentication failure log's rate
+// limit.
+const maxFailLog = 10000
+
 var errUnauthorized = domain.Errorf(domain.ReasonUnauthorized, "authentication failed: check the AccessKey and SecretKey the client is configured with")
 
 // Authenticate verifies credentials: the user must exist and be enabled,
@@ -388,14 +392,13 @@ func (s *Security) authnFailed(ctx context.Context, st *securityState, op, ak, r
 		Operation: op, Decision: domain.AuditDeny, Reason: reason, Revision: st.revision,
 		RequestID: info.RequestID, ClientID: info.ClientID,
 	})
-	// Log at most once per minute per (source address, AccessKey).
-	key := info.RemoteAddr.Addr().String() + "\x00" + ak
+	// Log at most once per minute per (source address, AccessKey), and
+	// remember at most maxFailLog keys: a client inventing a new AccessKey
+	// per request cannot grow the map (or the log) without bound; the
+	// audit log still gets every failure.
+	key := info.RemoteAddr.Addr().String() + "\x00" + clipText(ak)
 	now := time.Now()
 	s.failMu.Lock()
-	last, seen := s.failLog[key]
-	if !seen || now.Sub(last) >= time.Minute {
-		s.failLog[key] = now
-	}
 	if now.Sub(s.failSeen) > time.Minute { // forget old keys so the map stays small
 		for k, t := range s.failLog {
 			if now.Sub(t) >= time.Minute {
@@ -404,8 +407,13 @@ func (s *Security) authnFailed(ctx context.Context, st *securityState, op, ak, r
 		}
 		s.failSeen = now
 	}
+	last, seen := s.failLog[key]
+	logIt := (!seen && len(s.failLog) < maxFailLog) || (seen && now.Sub(last) >= time.Minute)
+	if logIt {
+		s.failLog[key] = now
+	}
 	s.failMu.Unlock()
-	if !seen || now.Sub(last) >= time.Minute {
+	if logIt {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "authentication failed", slog.String("access_key", clipText(ak)),
 			slog.String("reason", reason), slog.String("remote_addr", info.RemoteAddr.String()), slog.String("operation", op))
 	}

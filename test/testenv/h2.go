@@ -166,6 +166,19 @@ func (h *H2Conn) OpenStream(path, clientID string) (uint32, error) {
 	return id, err
 }
 
+// OpenStreamWithHeaders starts a call of path with extra header fields,
+// written as they are (no validation: a test may send what a client
+// library refuses to), and sends nothing more on it.
+func (h *H2Conn) OpenStreamWithHeaders(path, clientID string, extra ...hpack.HeaderField) (uint32, error) {
+	var id uint32
+	err := h.write(func() error {
+		id = h.next
+		h.next += 2
+		return h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.headerBlock(path, clientID, extra...), EndHeaders: true})
+	})
+	return id, err
+}
+
 // OpenAndReset starts a call of path and resets it at once (the HTTP/2
 // rapid-reset pattern).
 func (h *H2Conn) OpenAndReset(path, clientID string) error {
