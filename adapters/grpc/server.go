@@ -32,7 +32,7 @@ type Server struct {
 	log     *slog.Logger
 	srv     *grpclib.Server
 	health  *health.Server
-	lis     net.Listener
+	lis     *closeNotifyListener
 	serving sync.WaitGroup
 
 	// shutdown is cancelled when the server stops, ending long polls and
@@ -163,7 +163,8 @@ func (s *Server) Start(context.Context) error {
 
 // serve serves on lis in a goroutine owned by the server; port is the port
 // advertised in routes.
-func (s *Server) serve(lis net.Listener, port int) {
+func (s *Server) serve(inner net.Listener, port int) {
+	lis := &closeNotifyListener{Listener: inner, closed: make(chan struct{})}
 	s.lis = lis
 	s.svc.port = port
 	if s.readiness == nil {
@@ -226,15 +227,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() { s.srv.GracefulStop(); close(done) }()
-	// The serving goroutine returns once GracefulStop has closed the
-	// listener; GracefulStop sends the GOAWAYs right after. Long polls end
-	// only then, so that clients poll again on a new connection rather
-	// than here.
-	listenerClosed := make(chan struct{})
-	go func() { s.serving.Wait(); close(listenerClosed) }()
-	select {
-	case <-listenerClosed:
-	case <-ctx.Done():
+	// GracefulStop closes the listener, then sends the GOAWAYs. Long polls
+	// end only then, so that clients poll again on a new connection rather
+	// than here. (Serve itself returns only once GracefulStop is done, which
+	// waits for the long polls: not a signal to wait for.)
+	if s.lis != nil {
+		select {
+		case <-s.lis.closed:
+		case <-ctx.Done():
+		}
 	}
 	s.cancel()
 	s.reloading.Wait()
@@ -245,6 +246,19 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.srv.Stop()
 		<-done
 	}
-	<-listenerClosed
+	s.serving.Wait()
 	return nil
+}
+
+// closeNotifyListener closes its channel closed when the listener is
+// closed.
+type closeNotifyListener struct {
+	net.Listener
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *closeNotifyListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
