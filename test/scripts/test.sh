@@ -43,13 +43,29 @@ eval "$(test/scripts/install-postgres.sh start "$pgdir")"
 echo "== tests (race detector on)"
 # Integration tests that need a service must not skip under this script.
 export RMQPROXY_TEST_REQUIRE_SERVICES=1
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$\|/test/cluster$')
-# The end-to-end tests drive the proxy with the official Go client, which has
+# Two runs side by side, printed once both have ended: the packages' own tests
+# (interop included) with the race detector, and the end-to-end tests. The
+# end-to-end tests drive the proxy with the official Go client, which has
 # data races of its own (see test/testenv UseChildProcess): the test process
 # runs without the race detector, the proxy it starts is built with it.
 # test/e2e runs every scenario against local mode, then against cluster mode
-# in front of a real Apache RocketMQ (testenv.MainTargets).
-RMQPROXY_TEST_CHILD_RACE=1 go test -count=1 -timeout 40m ./test/e2e ./test/cluster
+# in front of a real Apache RocketMQ (testenv.MainTargets). Much of their
+# time is spent waiting (long polls, restarts, JVMs starting), so running
+# them side by side keeps both cores busy.
+logs=$(mktemp -d /tmp/rmqproxy-test-logs.XXXXXX)
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$\|/test/cluster$') >"$logs/packages" 2>&1 &
+packages=$!
+e2e_rc=0
+RMQPROXY_TEST_CHILD_RACE=1 go test -count=1 -timeout 40m ./test/e2e ./test/cluster >"$logs/e2e" 2>&1 || e2e_rc=$?
+packages_rc=0
+wait "$packages" || packages_rc=$?
+echo "-- packages (go test -race)"; cat "$logs/packages"
+echo "-- end to end (test/e2e, test/cluster)"; cat "$logs/e2e"
+rm -rf "$logs"
+if [ "$packages_rc" != 0 ] || [ "$e2e_rc" != 0 ]; then
+  echo "== tests failed (${SECONDS}s)"; exit 1
+fi
+echo "-- tests passed (${SECONDS}s since the start)"
 
 echo "== fuzzing every target for ${FUZZTIME}"
 go test -list '^Fuzz' ./... | awk '
@@ -59,4 +75,4 @@ while read -r pkg target; do
   echo "-- $pkg $target"
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
 done
-echo "== all tests passed"
+echo "== all tests passed (${SECONDS}s)"
