@@ -76,6 +76,15 @@ func TestAdminAPIOverTLS(t *testing.T) {
 	if code, out := testenv.CLI(t, append([]string{"topic", "list"}, signed...)...); code == 0 || !strings.Contains(out, "--admin.caFile") {
 		t.Fatalf("topic list without the CA: exit %d, want a refusal that names --admin.caFile: %s", code, out)
 	}
+	// A bare HOST:PORT is HTTPS when the configuration file says
+	// admin.tls.enabled.
+	cfgFile := filepath.Join(dir, "cli.yaml")
+	if err := os.WriteFile(cfgFile, []byte("admin:\n  tls:\n    enabled: true\n    certFile: "+certFile+"\n    keyFile: "+keyFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := testenv.CLI(t, "topic", "describe", "tls-topic", "--config="+cfgFile, "--admin.address="+c.AdminAddr, "--admin.accessKey=admin", "--admin.caFile="+caFile); code != 0 || !strings.Contains(out, "tls-topic") {
+		t.Fatalf("topic describe with --config (admin.tls.enabled) and a bare address: exit %d: %s", code, out)
+	}
 	// Plain HTTP: refused by the server, and the CLI says why.
 	if code, out := testenv.CLI(t, "topic", "list", "--admin.address=http://"+c.AdminAddr, "--admin.accessKey=admin"); code == 0 || !strings.Contains(out, "serves HTTPS only") {
 		t.Fatalf("topic list over plain HTTP: exit %d: %s", code, out)
@@ -130,6 +139,7 @@ func TestAdminAPIOverTLS(t *testing.T) {
 			"ALLOW admin POST /v1/topics Topic:tls-topic Create super_user":             1,
 			"ALLOW admin GET /v1/topics Cluster: List super_user":                       1,
 			"ALLOW admin DELETE /v1/topics/tls-topic Topic:tls-topic Delete super_user": 1,
+			"ALLOW admin GET /v1/topics/tls-topic Topic:tls-topic Get super_user":       1,
 		}
 		for k, n := range want {
 			if seen[k] != n {
