@@ -196,10 +196,15 @@ func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command)
 	return b.invokeFor(ctx, addr, req, b.cfg.RequestTimeout)
 }
 
-// invokeFor sends one request, bounded by ctx and timeout.
+// invokeFor sends one request, bounded by ctx and timeout. A ctx that ends
+// sooner anyway (a gRPC call's deadline, usually) is used as it is: a
+// derived context costs a timer and four allocations per request.
 func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	return b.rpc.Invoke(ctx, addr, req)
 }
 

@@ -130,18 +130,30 @@ func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, m
 	if err != nil {
 		return nil, err
 	}
+	resp, err := b.invoke(ctx, addr, sendRequest(q, msgs, body, code, props, b.clock.Now()))
+	if err != nil {
+		return nil, err
+	}
+	return sendReceipts(resp, q, msgs)
+}
+
+// sendRequest builds the request that stores msgs in q (now is the born
+// time of a message without one).
+func sendRequest(q domain.QueueRef, msgs []domain.Message, body []byte, code remoting.RequestCode, props string, now time.Time) *remoting.Command {
 	first := &msgs[0]
 	born := first.BornAt
 	if born.IsZero() {
-		born = b.clock.Now()
+		born = now
 	}
 	h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ProducerGroup: q.Topic, Topic: q.Topic,
 		DefaultTopic: defaultTopic, DefaultTopicQueueNums: defaultTopicQueueNums, QueueID: q.QueueID, SysFlag: sysFlagOf(first),
 		BornTimestamp: born.UnixMilli(), Properties: props, Batch: len(msgs) > 1}
-	resp, err := b.invoke(ctx, addr, remoting.NewRequest(code, h.AppendFieldsV2(nil), body))
-	if err != nil {
-		return nil, err
-	}
+	return remoting.NewRequest(code, h.AppendFieldsV2(nil), body)
+}
+
+// sendReceipts reads a broker's answer to sendRequest: one receipt per
+// message, or the answer's failure.
+func sendReceipts(resp *remoting.Command, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
 	if err := remoting.Expect(resp); err != nil {
 		return nil, err
 	}
@@ -149,14 +161,17 @@ func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, m
 	if err := decodeHeader(resp, &sr); err != nil {
 		return nil, err
 	}
-	ids := strings.Split(sr.MsgID, ",")
 	out := make([]domain.SendReceipt, len(msgs))
+	var ids []string // offset message ids, read for transactional messages only
 	for i := range msgs {
 		r := domain.SendReceipt{MessageID: msgs[i].ID, QueueID: sr.QueueID, QueueOffset: sr.QueueOffset + int64(i), RecallHandle: sr.RecallHandle}
 		if len(msgs) > 1 {
 			r.RecallHandle = ""
 		}
 		if msgs[i].Transactional {
+			if ids == nil {
+				ids = strings.Split(sr.MsgID, ",")
+			}
 			var clo int64 = -1
 			if i < len(ids) {
 				if _, off, err := remoting.ParseOffsetMsgID(ids[i]); err == nil {

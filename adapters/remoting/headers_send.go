@@ -1,5 +1,11 @@
 package remoting
 
+import "slices"
+
+// sendHeaderFields is the most fields a send request header has (its own
+// 14 and RPC's 5): room for them is made once.
+const sendHeaderFields = 19
+
 // SendMessageRequestHeader is the header of SEND_MESSAGE (V1 keys: the
 // Java field names) and of SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (V2 keys
 // "a".."n"). Which form a request carries is decided by its code: see
@@ -25,6 +31,7 @@ type SendMessageRequestHeader struct {
 
 // AppendFields writes the V1 keys (SEND_MESSAGE).
 func (h *SendMessageRequestHeader) AppendFields(dst Fields) Fields {
+	dst = slices.Grow(dst, sendHeaderFields)
 	dst = appendStr(dst, "producerGroup", h.ProducerGroup)
 	dst = appendStr(dst, "topic", h.Topic)
 	dst = appendStr(dst, "defaultTopic", h.DefaultTopic)
@@ -64,6 +71,7 @@ func (h *SendMessageRequestHeader) DecodeFields(f Fields) error {
 // AppendFieldsV2 writes the V2 keys (SEND_MESSAGE_V2, SEND_BATCH_MESSAGE);
 // the broker name goes in "n" (and not in "bname").
 func (h *SendMessageRequestHeader) AppendFieldsV2(dst Fields) Fields {
+	dst = slices.Grow(dst, sendHeaderFields)
 	dst = appendStr(dst, "a", h.ProducerGroup)
 	dst = appendStr(dst, "b", h.Topic)
 	dst = appendStr(dst, "c", h.DefaultTopic)

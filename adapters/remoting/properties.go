@@ -124,10 +124,25 @@ func AppendProperties(dst []byte, p Properties) ([]byte, error) {
 	return dst, nil
 }
 
-// FormatProperties returns the properties string of p.
+// FormatProperties returns the properties string of p (one allocation of
+// its exact size).
 func FormatProperties(p Properties) (string, error) {
-	b, err := AppendProperties(make([]byte, 0, 64*len(p)), p)
-	return string(b), err
+	n := 0
+	for _, kv := range p {
+		if err := CheckProperty(kv.Key, kv.Value); err != nil {
+			return "", err
+		}
+		n += len(kv.Key) + len(kv.Value) + 2
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, kv := range p {
+		sb.WriteString(kv.Key)
+		sb.WriteByte(NameValueSeparator)
+		sb.WriteString(kv.Value)
+		sb.WriteByte(PropertySeparator)
+	}
+	return sb.String(), nil
 }
 
 // ParseProperties reads a properties string as Java's

@@ -76,6 +76,13 @@ func (cn *conn) failure(delivered bool) error {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// answerPool recycles the channels calls wait on. A channel goes back only
+// after its answer was taken from it: the reader sends at most one answer
+// per call and drops the call's entry before sending, so nothing can still
+// send into a recycled channel. A call that ends without its answer leaves
+// its channel to the garbage collector.
+var answerPool = sync.Pool{New: func() any { return make(chan *remoting.Command, 1) }}
+
 func putBuf(b *[]byte) {
 	if cap(*b) <= 1<<20 {
 		*b = (*b)[:0]
@@ -112,11 +119,12 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan *remoting.Command, 1)
+	ch := answerPool.Get().(chan *remoting.Command)
 	cn.mu.Lock()
 	if cn.err != nil {
 		cn.mu.Unlock()
 		putBuf(buf)
+		answerPool.Put(ch)
 		return nil, cn.failure(false)
 	}
 	cn.pending[req.Opaque] = ch
@@ -133,6 +141,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 	}
 	select {
 	case resp := <-ch:
+		answerPool.Put(ch)
 		return resp, nil
 	case <-ctx.Done():
 		cn.forget(req.Opaque)
@@ -140,6 +149,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 	case <-cn.done:
 		select { // the answer may have come just before the failure
 		case resp := <-ch:
+			answerPool.Put(ch)
 			return resp, nil
 		default:
 		}

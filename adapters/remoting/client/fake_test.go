@@ -55,7 +55,7 @@ func answer(req *remoting.Command, remark string) *remoting.Command {
 	return &remoting.Command{Code: 0, Opaque: req.Opaque, Flag: remoting.FlagResponse, Remark: remark, Version: 479}
 }
 
-func newFakeBroker(t *testing.T, serve func(p *peer)) *fakeBroker {
+func newFakeBroker(t testing.TB, serve func(p *peer)) *fakeBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
