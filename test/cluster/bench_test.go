@@ -172,16 +172,39 @@ func (p *benchPaths) proxyPID(name string) int {
 
 // cpuMeter reports the CPU time processes spend during a row, per
 // message, as proxy-, broker- and client-cpu-ms/msg (client = this test
-// process).
+// process), and the proxy's read and write system calls per message.
 type cpuMeter struct {
-	names []string
-	pids  []int
-	start []float64
+	names    []string
+	pids     []int
+	start    []float64
+	proxy    int   // the proxy's pid, 0 for none
+	syscalls int64 // the proxy's reads and writes so far
+}
+
+// syscallsOf returns the read and write system calls process pid has made
+// (/proc/<pid>/io syscr + syscw), 0 when it cannot be read.
+func syscallsOf(pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		if k == "syscr" || k == "syscw" {
+			c, _ := strconv.ParseInt(v, 10, 64)
+			n += c
+		}
+	}
+	return n
 }
 
 func meterCPU(b *testing.B, proxy, broker int) *cpuMeter {
 	b.Helper()
-	m := &cpuMeter{}
+	m := &cpuMeter{proxy: proxy}
+	if proxy != 0 {
+		m.syscalls = syscallsOf(proxy)
+	}
 	for _, p := range []struct {
 		name string
 		pid  int
@@ -209,6 +232,9 @@ func (m *cpuMeter) report(b *testing.B, msgs int64) {
 			b.Fatal(err)
 		}
 		b.ReportMetric((s-m.start[i])*1000/float64(msgs), m.names[i]+"-cpu-ms/msg")
+	}
+	if m.proxy != 0 {
+		b.ReportMetric(float64(syscallsOf(m.proxy)-m.syscalls)/float64(msgs), "proxy-rw-calls/msg")
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,7 @@ func BenchmarkInvokeSend(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(8) // 16 goroutines on 2 cores
 	b.ReportAllocs()
+	w0 := syscalls(b, "syscw")
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -103,4 +106,22 @@ func BenchmarkInvokeSend(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	// Both ends' writes: the client's writer and the answering peer.
+	b.ReportMetric(float64(syscalls(b, "syscw")-w0)/float64(b.N), "writes/op")
+}
+
+// syscalls reads a counter of /proc/self/io (syscr, syscw).
+func syscalls(b *testing.B, name string) int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skip("no /proc/self/io:", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+": "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
