@@ -652,6 +652,38 @@ type AccessRequest struct {
 	SourceIP netip.Addr
 }
 
+// AccessRequests collects what one request needs, from one source IP: one
+// AccessRequest per resource, the actions of repeated mentions merged. The
+// request tables of every protocol build their lists with it.
+type AccessRequests struct {
+	SourceIP netip.Addr
+	List     []AccessRequest
+}
+
+// Add adds acts on res.
+func (a *AccessRequests) Add(res Resource, acts Action) {
+	for i := range a.List {
+		if a.List[i].Resource == res {
+			a.List[i].Actions |= acts
+			return
+		}
+	}
+	a.List = append(a.List, AccessRequest{Resource: res, Actions: acts, SourceIP: a.SourceIP})
+}
+
+// AddTopic adds acts on the topic name. Retry and dead-letter topics
+// (%RETRY%group, %DLQ%group) belong to their consumer group: they need Sub
+// on the group instead.
+func (a *AccessRequests) AddTopic(name string, acts Action) {
+	for _, prefix := range []string{RetryTopicPrefix, DeadLetterTopicPrefix} {
+		if g, ok := strings.CutPrefix(name, prefix); ok {
+			a.Add(GroupResource(g), ActionSub)
+			return
+		}
+	}
+	a.Add(TopicResource(name), acts)
+}
+
 // AccessDecision is the outcome of one authorization check.
 type AccessDecision struct {
 	Allowed bool

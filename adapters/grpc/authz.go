@@ -1,9 +1,6 @@
 package grpc
 
 import (
-	"net/netip"
-	"strings"
-
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -28,9 +25,9 @@ func accessOf(req any, info ports.RequestInfo) (op string, reqs []domain.AccessR
 	if ip.IsValid() {
 		ip = ip.Unmap()
 	}
-	a := accessList{ip: ip}
-	topic := func(r *v2.Resource, acts domain.Action) { a.topic(resourceName(r, info), acts) }
-	group := func(r *v2.Resource, acts domain.Action) { a.add(domain.GroupResource(resourceName(r, info)), acts) }
+	a := domain.AccessRequests{SourceIP: ip}
+	topic := func(r *v2.Resource, acts domain.Action) { a.AddTopic(resourceName(r, info), acts) }
+	group := func(r *v2.Resource, acts domain.Action) { a.Add(domain.GroupResource(resourceName(r, info)), acts) }
 	const sub = domain.ActionSub
 	switch r := req.(type) {
 	case *v2.QueryRouteRequest:
@@ -113,36 +110,8 @@ func accessOf(req any, info ports.RequestInfo) (op string, reqs []domain.AccessR
 	default:
 		return opUnmapped, nil
 	}
-	return op, a.reqs
+	return op, a.List
 }
 
 // opUnmapped names a request type the table does not know.
 const opUnmapped = "unmapped"
-
-// accessList collects distinct accesses.
-type accessList struct {
-	ip   netip.Addr
-	reqs []domain.AccessRequest
-}
-
-func (l *accessList) add(res domain.Resource, acts domain.Action) {
-	for i := range l.reqs {
-		if l.reqs[i].Resource == res {
-			l.reqs[i].Actions |= acts
-			return
-		}
-	}
-	l.reqs = append(l.reqs, domain.AccessRequest{Resource: res, Actions: acts, SourceIP: l.ip})
-}
-
-// topic adds a topic access; retry and dead-letter topics are their
-// group's: Sub on the group.
-func (l *accessList) topic(name string, acts domain.Action) {
-	for _, prefix := range []string{domain.RetryTopicPrefix, domain.DeadLetterTopicPrefix} {
-		if g, ok := strings.CutPrefix(name, prefix); ok {
-			l.add(domain.GroupResource(g), domain.ActionSub)
-			return
-		}
-	}
-	l.add(domain.TopicResource(name), acts)
-}

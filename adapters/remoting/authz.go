@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -96,10 +95,10 @@ func Op(code RequestCode) string { return "remoting:" + strconv.Itoa(int(code)) 
 // arrive namespaced). known is false for request codes the ingress does
 // not serve or the table does not map: they must be refused.
 func AccessOf(cmd *Command, source netip.Addr) (reqs []domain.AccessRequest, known bool, err error) {
-	l := accessList{ip: source}
+	l := domain.AccessRequests{SourceIP: source}
 	f := cmd.Fields
-	topic := func(key string, acts domain.Action) { l.topic(f.Value(key), acts) }
-	group := func(key string, acts domain.Action) { l.add(domain.GroupResource(f.Value(key)), acts) }
+	topic := func(key string, acts domain.Action) { l.AddTopic(f.Value(key), acts) }
+	group := func(key string, acts domain.Action) { l.Add(domain.GroupResource(f.Value(key)), acts) }
 	const sub = domain.ActionSub
 	switch RequestCode(cmd.Code) {
 	case RequestSendMessage:
@@ -141,10 +140,10 @@ func AccessOf(cmd *Command, source netip.Addr) (reqs []domain.AccessRequest, kno
 			}
 		}
 		for _, c := range hb.ConsumerDataSet {
-			l.add(domain.GroupResource(c.GroupName), sub)
+			l.Add(domain.GroupResource(c.GroupName), sub)
 			for _, s := range c.SubscriptionDataSet {
 				if !domain.IsRetryTopic(s.Topic) {
-					l.topic(s.Topic, sub)
+					l.AddTopic(s.Topic, sub)
 				}
 			}
 		}
@@ -153,10 +152,10 @@ func AccessOf(cmd *Command, source netip.Addr) (reqs []domain.AccessRequest, kno
 		if err := DecodeJSONBody(cmd.Body, &body); err != nil {
 			return nil, true, domain.Wrap(domain.ReasonBadRequest, err, "the lock body is not valid")
 		}
-		l.add(domain.GroupResource(body.ConsumerGroup), sub)
+		l.Add(domain.GroupResource(body.ConsumerGroup), sub)
 		for _, mq := range body.MQSet {
 			if !domain.IsRetryTopic(mq.Topic) {
-				l.topic(mq.Topic, sub)
+				l.AddTopic(mq.Topic, sub)
 			}
 		}
 	case RequestQueryMessage:
@@ -172,41 +171,13 @@ func AccessOf(cmd *Command, source netip.Addr) (reqs []domain.AccessRequest, kno
 	case RequestGetConsumerConnectionList, RequestGetConsumeStats:
 		group("consumerGroup", domain.ActionGet)
 	case RequestGetBrokerClusterInfo:
-		l.add(domain.ClusterResource(""), domain.ActionGet)
+		l.Add(domain.ClusterResource(""), domain.ActionGet)
 	case RequestAuthCreateUser, RequestAuthUpdateUser, RequestAuthDeleteUser, RequestAuthCreateAcl, RequestAuthUpdateAcl, RequestAuthDeleteAcl:
-		l.add(domain.ClusterResource(""), domain.ActionUpdate)
+		l.Add(domain.ClusterResource(""), domain.ActionUpdate)
 	case RequestAuthGetUser, RequestAuthListUser, RequestAuthGetAcl, RequestAuthListAcl:
-		l.add(domain.ClusterResource(""), domain.ActionGet)
+		l.Add(domain.ClusterResource(""), domain.ActionGet)
 	default:
 		return nil, false, nil
 	}
-	return l.reqs, true, nil
-}
-
-// accessList collects distinct accesses.
-type accessList struct {
-	ip   netip.Addr
-	reqs []domain.AccessRequest
-}
-
-func (l *accessList) add(res domain.Resource, acts domain.Action) {
-	for i := range l.reqs {
-		if l.reqs[i].Resource == res {
-			l.reqs[i].Actions |= acts
-			return
-		}
-	}
-	l.reqs = append(l.reqs, domain.AccessRequest{Resource: res, Actions: acts, SourceIP: l.ip})
-}
-
-// topic adds a topic access; retry and dead-letter topics are their
-// group's (Sub).
-func (l *accessList) topic(name string, acts domain.Action) {
-	for _, prefix := range []string{domain.RetryTopicPrefix, domain.DeadLetterTopicPrefix} {
-		if g, ok := strings.CutPrefix(name, prefix); ok {
-			l.add(domain.GroupResource(g), domain.ActionSub)
-			return
-		}
-	}
-	l.add(domain.TopicResource(name), acts)
+	return l.List, true, nil
 }
