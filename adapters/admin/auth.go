@@ -2,6 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,7 +22,16 @@ import (
 const (
 	HeaderAuthorization = "Authorization"
 	HeaderDateTime      = "X-Mq-Date-Time"
+	// HeaderRequestID answers the id of the call in the audit log.
+	HeaderRequestID = "X-Request-Id"
 )
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // adminClockSkew bounds the admin CLI's timestamp: it signs in UTC.
 const adminClockSkew = 5 * time.Minute
@@ -39,7 +50,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		info := ports.RequestInfo{Protocol: "admin-http"}
+		// Each call gets an id, answered in X-Request-Id and kept in its
+		// audit events, so an operator can match the two.
+		info := ports.RequestInfo{Protocol: "admin-http", RequestID: newRequestID()}
+		w.Header().Set(HeaderRequestID, info.RequestID)
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			info.RemoteAddr = ap
 		}

@@ -133,6 +133,9 @@ func TestAdminAPIOverTLS(t *testing.T) {
 		for _, e := range evs {
 			if e.Protocol == "admin-http" {
 				seen[e.Decision+" "+e.Operation+" "+e.Resource+" "+e.Actions+" "+e.Reason]++
+				if len(e.RequestID) != 16 || !e.SourceIP.IsLoopback() {
+					return fmt.Errorf("admin event without a request id or source address: %+v", e)
+				}
 			}
 		}
 		want := map[string]int{
