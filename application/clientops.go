@@ -3,10 +3,13 @@ package application
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +29,93 @@ type ClientOps struct {
 }
 
 // NewClientOps returns the client operations over the session registry.
-// lookup may be nil when the broker side cannot find a message by id.
-func NewClientOps(cfg Config, sessions *Sessions, lookup ports.MessageLookup, log *slog.Logger) *ClientOps {
-	return &ClientOps{sessions: sessions, lookup: lookup, timeout: cfg.Clients.CommandTimeout, log: log}
+// lookup may be nil when the broker side cannot find a message by id;
+// relay, when set, is a broker side whose brokers ask about the consumers
+// (GET_CONSUMER_RUNNING_INFO), and gets ConsumerRunningInfo as its handler.
+func NewClientOps(cfg Config, sessions *Sessions, lookup ports.MessageLookup, relay ports.ConsumerRunningInfoRelay, log *slog.Logger) *ClientOps {
+	o := &ClientOps{sessions: sessions, lookup: lookup, timeout: cfg.Clients.CommandTimeout, log: log}
+	if relay != nil {
+		relay.SetConsumerRunningInfoHandler(o.ConsumerRunningInfo)
+	}
+	return o
+}
+
+// maxStackRequests bounds the thread stack requests ConsumerRunningInfo
+// has in flight at once.
+const maxStackRequests = 16
+
+// ConsumerRunningInfo describes the connected consumers of a group for a
+// broker's GET_CONSUMER_RUNNING_INFO: who they are, since when, what they
+// subscribe to and, with withStacks, the thread stacks each answers within
+// messaging.clients.commandTimeout (asked at once, up to 16 at a time).
+// The Apache proxy relays a jstack request to one gRPC client only when it
+// runs in the broker's process; here the broker sees one registration per
+// proxy, so the answer covers all of the group's clients of this proxy.
+func (o *ClientOps) ConsumerRunningInfo(ctx context.Context, group string, withStacks bool) (ports.ConsumerRunningInfo, error) {
+	var out ports.ConsumerRunningInfo
+	subs := map[string]ports.Subscription{}
+	s := o.sessions
+	s.mu.Lock()
+	for id, cur := range s.clients {
+		sub := cur.settings.Subscription
+		if sub == nil || sub.Group != group {
+			continue
+		}
+		out.Clients = append(out.Clients, id)
+		if out.Since.IsZero() || cur.since.Before(out.Since) {
+			out.Since = cur.since
+		}
+		for _, e := range sub.Entries {
+			subs[e.Topic] = ports.Subscription{Topic: e.Topic, Filter: e.Filter}
+		}
+	}
+	slices.Sort(out.Clients)
+	for _, id := range out.Clients {
+		st := s.clients[id].settings
+		out.Versions = append(out.Versions, strings.TrimSpace(st.Language+" "+st.Version))
+	}
+	s.mu.Unlock()
+	if len(out.Clients) == 0 {
+		return out, domain.Errorf(domain.ReasonNotFound, "no consumer of group %s is connected to this proxy", group)
+	}
+	for _, t := range slices.Sorted(maps.Keys(subs)) {
+		out.Subscriptions = append(out.Subscriptions, subs[t])
+	}
+	if withStacks {
+		out.Stacks = o.stacks(ctx, out.Clients)
+	}
+	return out, nil
+}
+
+// stacks asks each client for its thread stacks, up to maxStackRequests at
+// once, and joins the answers in the order of ids.
+func (o *ClientOps) stacks(ctx context.Context, ids []string) string {
+	texts := make([]string, len(ids))
+	sem := make(chan struct{}, maxStackRequests)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ch, err := o.commandChannel(id)
+			var r ClientReply
+			if err == nil {
+				r, err = o.ask(ctx, id, ch, "thread stack", func(nonce string) ports.ClientCommand {
+					return ports.ClientCommand{PrintThreadStack: &ports.ThreadStackCommand{Nonce: nonce}}
+				})
+			}
+			switch {
+			case err != nil:
+				texts[i] = fmt.Sprintf("client %s: no thread stacks: %s\n", id, domain.MessageOf(err))
+			case !r.OK():
+				texts[i] = fmt.Sprintf("client %s: answered %s %s\n", id, r.Code, r.Message)
+			default:
+				texts[i] = fmt.Sprintf("client %s:\n%s\n", id, strings.TrimRight(r.StackTrace, "\n"))
+			}
+		})
+	}
+	wg.Wait()
+	return strings.Join(texts, "\n")
 }
 
 // ClientFilter selects clients in a listing; empty fields match all.

@@ -37,7 +37,7 @@ func newTestClientOps(t *testing.T, lookup ports.MessageLookup) (*Messaging, *Cl
 	cfg := DefaultConfig()
 	cfg.Clients.CommandTimeout = 200 * time.Millisecond
 	m, _, _ := newTestMessaging(cfg)
-	return m, NewClientOps(cfg, m.sessions, lookup, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return m, NewClientOps(cfg, m.sessions, lookup, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func register(t *testing.T, m *Messaging, clientID string, s ClientSettings, ch ports.ClientChannel) {
@@ -151,5 +151,49 @@ func TestVerifyMessageSendsTheStoredMessage(t *testing.T) {
 	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, newOpenChannel())
 	if _, err := ops.VerifyMessage(t.Context(), "p1", "t", "M1"); domain.ReasonOf(err) != domain.ReasonBadRequest {
 		t.Fatalf("producer: %v", err)
+	}
+}
+
+// recordingRelay records the handler the client operations register.
+type recordingRelay struct {
+	h ports.ConsumerRunningInfoHandler
+}
+
+func (r *recordingRelay) SetConsumerRunningInfoHandler(h ports.ConsumerRunningInfoHandler) { r.h = h }
+
+func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Clients.CommandTimeout = 200 * time.Millisecond
+	m, _, _ := newTestMessaging(cfg)
+	relay := &recordingRelay{}
+	NewClientOps(cfg, m.sessions, nil, relay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if relay.h == nil {
+		t.Fatal("no handler registered with the relay")
+	}
+	answering := &answeringChannel{openChannel: *newOpenChannel()}
+	answering.answer = func(cmd ports.ClientCommand) {
+		m.ClientReplied(asClient(context.Background(), "c1"), ClientReply{Nonce: cmd.PrintThreadStack.Nonce, Code: "OK", StackTrace: "goroutine 7\n"})
+	}
+	sub := func(topics ...string) *SubscriptionSettings {
+		s := &SubscriptionSettings{Group: "g"}
+		for _, t := range topics {
+			s.Entries = append(s.Entries, SubscriptionEntry{Topic: t})
+		}
+		return s
+	}
+	register(t, m, "c1", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1")}, answering)
+	register(t, m, "c2", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: sub("t1", "t2")}, newOpenChannel()) // silent
+	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t1"}}}, newOpenChannel())
+	info, err := relay.h(t.Context(), "g", false)
+	if err != nil || strings.Join(info.Clients, ",") != "c1,c2" || strings.Join(info.Versions, ",") != "JAVA 5.0.7,JAVA 5.0.7" ||
+		len(info.Subscriptions) != 2 || info.Subscriptions[0].Topic != "t1" || info.Subscriptions[1].Topic != "t2" || info.Stacks != "" || info.Since.IsZero() {
+		t.Fatalf("info = %+v, %v", info, err)
+	}
+	info, err = relay.h(t.Context(), "g", true)
+	if err != nil || !strings.Contains(info.Stacks, "client c1:\ngoroutine 7\n") || !strings.Contains(info.Stacks, "client c2: no thread stacks: client c2 did not answer") {
+		t.Fatalf("stacks = %q, %v", info.Stacks, err)
+	}
+	if _, err := relay.h(t.Context(), "nobody", false); domain.ReasonOf(err) != domain.ReasonNotFound {
+		t.Fatalf("unknown group: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -49,4 +50,34 @@ type VerifyMessageCommand struct {
 // ReasonMessageNotFound error, a missing topic ReasonTopicNotFound.
 type MessageLookup interface {
 	LookupMessage(ctx context.Context, topic, messageID string) (domain.StoredMessage, error)
+}
+
+// ConsumerRunningInfo is what this proxy knows of the connected consumers
+// of one group, for a broker's GET_CONSUMER_RUNNING_INFO (mqadmin
+// consumerStatus).
+type ConsumerRunningInfo struct {
+	// Clients are the group's consumers connected to this proxy, and
+	// Versions their languages and versions ("GO 5.1.4"), in the same order.
+	Clients  []string
+	Versions []string
+	// Since is when the first of them connected.
+	Since time.Time
+	// Subscriptions are the topics and filters they subscribe to, one per
+	// topic.
+	Subscriptions []Subscription
+	// Stacks, when asked for, are the clients' thread stacks, each under a
+	// line naming the client (or saying why it has none).
+	Stacks string
+}
+
+// ConsumerRunningInfoHandler answers what the proxy knows of a consumer
+// group's connected clients; withStacks asks each for its thread stacks.
+// A group without connected consumers is a ReasonNotFound error.
+type ConsumerRunningInfoHandler func(ctx context.Context, group string, withStacks bool) (ConsumerRunningInfo, error)
+
+// ConsumerRunningInfoRelay is a broker side whose brokers ask the proxy
+// about its consumers (cluster mode); the application registers the
+// handler once, before serving.
+type ConsumerRunningInfoRelay interface {
+	SetConsumerRunningInfoHandler(h ConsumerRunningInfoHandler)
 }

@@ -315,7 +315,7 @@ func TestRequestDecoding(t *testing.T) {
 		{"delete", "DELETE", "/v1/topics/t", "", ``, 204, "", ""},
 	}
 	log := slog.New(slog.DiscardHandler)
-	f.server.UseClientOps(application.NewClientOps(application.DefaultConfig(), application.NewSessions(application.DefaultConfig(), fixedClock{}, log), nil, log))
+	f.server.UseClientOps(application.NewClientOps(application.DefaultConfig(), application.NewSessions(application.DefaultConfig(), fixedClock{}, log), nil, nil, log))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := f.raw(t, tt.method, tt.path, tt.ctype, tt.body)

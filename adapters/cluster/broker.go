@@ -39,6 +39,9 @@ type Broker struct {
 
 	checkMu sync.RWMutex
 	check   ports.TransactionCheckHandler
+	// runningInfo answers brokers' GET_CONSUMER_RUNNING_INFO; nil until
+	// the application sets it (see runninginfo.go).
+	runningInfo atomic.Pointer[ports.ConsumerRunningInfoHandler]
 
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
@@ -69,7 +72,8 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		DialTimeout:  cfg.DialTimeout,
 		Logger:       b.log,
 		Handlers: map[remoting.RequestCode]client.Handler{
-			remoting.RequestCheckTransactionState: b.onCheckTransaction,
+			remoting.RequestCheckTransactionState:  b.onCheckTransaction,
+			remoting.RequestGetConsumerRunningInfo: b.onConsumerRunningInfo,
 			// Pop consumers need no rebalancing: the notice is dropped.
 			remoting.RequestNotifyConsumerIdsChanged: func(context.Context, string, *remoting.Command) *remoting.Command { return nil },
 		},

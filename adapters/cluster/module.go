@@ -124,7 +124,8 @@ func (c Config) Validate() error {
 
 // Module provides the cluster adapter as *Broker, [ports.Broker],
 // [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller],
-// [ports.Offsets], [ports.ClientTracker] and [ports.MessageLookup], and its readiness check
+// [ports.Offsets], [ports.ClientTracker], [ports.MessageLookup] and
+// [ports.ConsumerRunningInfoRelay], and its readiness check
 // ("cluster", see [Broker.Ready]) to the health server. It takes Config,
 // *slog.Logger and [ports.Clock] from the container. OnStart fails when no
 // NameServer answers within Config.StartTimeout; OnStop stops the
@@ -144,6 +145,7 @@ var Module = fx.Module("cluster",
 			fx.As(new(ports.Offsets)),
 			fx.As(new(ports.ClientTracker)),
 			fx.As(new(ports.MessageLookup)),
+			fx.As(new(ports.ConsumerRunningInfoRelay)),
 		),
 		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.Ready} }),
 	),

@@ -56,15 +56,17 @@ func newMessaging(p messagingParams) *application.Messaging {
 }
 
 // newClientOps wires the client operations; the broker side may not be
-// able to look a message up by id.
+// able to look a message up by id, and only in cluster mode do brokers ask
+// about the consumers.
 func newClientOps(p struct {
 	fx.In
 	Config   application.Config
 	Sessions *application.Sessions
-	Lookup   ports.MessageLookup `optional:"true"`
+	Lookup   ports.MessageLookup            `optional:"true"`
+	Relay    ports.ConsumerRunningInfoRelay `optional:"true"`
 	Log      *slog.Logger
 }) *application.ClientOps {
-	return application.NewClientOps(p.Config, p.Sessions, p.Lookup, p.Log)
+	return application.NewClientOps(p.Config, p.Sessions, p.Lookup, p.Relay, p.Log)
 }
 
 // runApplication runs the use cases' background work (session expiry,

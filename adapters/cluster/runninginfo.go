@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// runningInfoTimeout bounds the answer to one GET_CONSUMER_RUNNING_INFO
+// (the broker waits for it on behalf of an admin tool).
+const runningInfoTimeout = 10 * time.Second
+
+// SetConsumerRunningInfoHandler implements [ports.ConsumerRunningInfoRelay].
+func (b *Broker) SetConsumerRunningInfoHandler(h ports.ConsumerRunningInfoHandler) {
+	b.runningInfo.Store(&h)
+}
+
+// onConsumerRunningInfo serves a broker's GET_CONSUMER_RUNNING_INFO (what
+// mqadmin consumerStatus asks through the broker). The brokers know this
+// proxy as one client registering every group of its clients, so the
+// answer describes the group's clients connected to this proxy: their
+// subscriptions, versions and start, and with jstackEnable their thread
+// stacks, asked for over their Telemetry streams. The Apache proxy in
+// cluster mode answers REQUEST_CODE_NOT_SUPPORTED (docs/compatibility.md).
+func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
+	var h remoting.GetConsumerRunningInfoRequestHeader
+	if err := h.DecodeFields(req.Fields); err != nil {
+		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot read the request: "+err.Error())
+	}
+	if h.ClientID != b.id {
+		return remoting.NewResponse(req, remoting.ResponseSystemError, "this proxy is client "+b.id+", not "+h.ClientID)
+	}
+	handler := b.runningInfo.Load()
+	if handler == nil {
+		return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "this proxy does not describe its consumers")
+	}
+	ctx, cancel := context.WithTimeout(ctx, runningInfoTimeout)
+	defer cancel()
+	info, err := (*handler)(ctx, h.ConsumerGroup, h.JstackEnable)
+	if err != nil {
+		return remoting.NewResponse(req, remoting.ResponseSystemError, domain.MessageOf(err))
+	}
+	body := remoting.ConsumerRunningInfo{
+		Properties: map[string]string{
+			remoting.RunningInfoConsumeType:    remoting.ConsumePop,
+			remoting.RunningInfoConsumeOrderly: "false",
+			remoting.RunningInfoClientVersion:  strings.Join(info.Versions, ","),
+			remoting.RunningInfoStartTimestamp: strconv.FormatInt(info.Since.UnixMilli(), 10),
+			remoting.RunningInfoNameServerAddr: strings.Join(b.cfg.NameServers, ";"),
+			"PROXY_CLIENTS":                    strings.Join(info.Clients, ","),
+		},
+		JStack: info.Stacks,
+	}
+	now := b.clock.Now()
+	for _, s := range info.Subscriptions {
+		body.SubscriptionSet = append(body.SubscriptionSet, subscriptionData(s, now))
+	}
+	data, err := remoting.EncodeJSONBody(body)
+	if err != nil {
+		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot encode the answer: "+err.Error())
+	}
+	b.log.LogAttrs(ctx, slog.LevelInfo, "consumer running info answered", slog.String("broker_addr", addr),
+		slog.String("consumer_group", h.ConsumerGroup), slog.Int("clients", len(info.Clients)), slog.Bool("jstack", h.JstackEnable))
+	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	resp.Body = data
+	return resp
+}
+
+var _ ports.ConsumerRunningInfoRelay = (*Broker)(nil)

@@ -1,0 +1,79 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestConsumerRunningInfoThroughTheBroker asks the broker, as mqadmin
+// consumerStatus does, for the running info of a group whose consumer (the
+// official Go client) is connected through rmqproxy: the broker lists the
+// proxy as the group's client (GET_CONSUMER_LIST_BY_GROUP) and relays
+// GET_CONSUMER_RUNNING_INFO to it; the proxy answers with the group's
+// subscription and client version and, with jstackEnable, the client's
+// goroutine dump, which it asked for over the client's Telemetry stream.
+func TestConsumerRunningInfoThroughTheBroker(t *testing.T) {
+	cfg, broker := testenv.ClusterConfig(t)
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "running-info", domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: "g-running-info"})
+	testenv.NewSimpleConsumer(t, p, "g-running-info", 2*time.Second, map[string]*rmq.FilterExpression{
+		"running-info": rmq.NewFilterExpression("TagA||TagB")})
+
+	rc := client.New(client.Config{})
+	t.Cleanup(func() { _ = rc.Close() })
+	call := func(code remoting.RequestCode, h remoting.Header) *remoting.Command {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		resp, err := rc.Invoke(ctx, broker.Addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var ids []string
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		resp := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: "g-running-info"})
+		var l remoting.ConsumerListBody
+		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) == 0 {
+			return fmt.Errorf("the broker lists no consumer of the group yet: %d %s", resp.Code, resp.Remark)
+		}
+		ids = l.ConsumerIDList
+		return nil
+	})
+	if len(ids) != 1 {
+		t.Fatalf("consumers of the group at the broker: %v, want the proxy alone", ids)
+	}
+	for _, jstack := range []bool{false, true} {
+		resp := call(remoting.RequestGetConsumerRunningInfo, &remoting.GetConsumerRunningInfoRequestHeader{
+			ConsumerGroup: "g-running-info", ClientID: ids[0], JstackEnable: jstack})
+		if resp.Code != int32(remoting.ResponseSuccess) {
+			t.Fatalf("jstack %v: code %d %s", jstack, resp.Code, resp.Remark)
+		}
+		var info remoting.ConsumerRunningInfo
+		if err := remoting.DecodeJSONBody(resp.Body, &info); err != nil {
+			t.Fatalf("jstack %v: %v: %s", jstack, err, resp.Body)
+		}
+		if info.Properties[remoting.RunningInfoConsumeType] != "CONSUME_POP" || info.Properties[remoting.RunningInfoClientVersion] != "GO 5.1.4" ||
+			len(info.SubscriptionSet) != 1 || info.SubscriptionSet[0].Topic != "running-info" ||
+			!slices.Equal(info.SubscriptionSet[0].TagsSet, []string{"TagA", "TagB"}) {
+			t.Fatalf("jstack %v: running info %+v", jstack, info)
+		}
+		if got := strings.Contains(info.JStack, "goroutine "); got != jstack {
+			t.Fatalf("jstack %v: stacks in the answer: %v\n%.1000s", jstack, got, info.JStack)
+		}
+	}
+}
