@@ -70,6 +70,8 @@ func headerSamples() []struct {
 			&remoting.UnregisterClientRequestHeader{}},
 		{"rpc only", &remoting.RPCHeader{RPC: rpc}, &remoting.RPCHeader{}},
 		{"view message", &remoting.ViewMessageRequestHeader{Topic: "T", Offset: 1}, &remoting.ViewMessageRequestHeader{}},
+		{"query message by id", &remoting.QueryMessageRequestHeader{Topic: "T", Key: "01AB", MaxNum: 32, EndTimestamp: 1 << 62, UniqueKey: true},
+			&remoting.QueryMessageRequestHeader{}},
 		{"route", &remoting.GetRouteInfoRequestHeader{RPC: rpc, Topic: "T", AcceptStandardJSONOnly: true},
 			&remoting.GetRouteInfoRequestHeader{}},
 		{"create topic", &remoting.CreateTopicRequestHeader{RPC: rpc, Topic: "T", DefaultTopic: "TBW102", ReadQueueNums: 8,
