@@ -36,7 +36,10 @@ import (
 //	go test -run '^$' -bench Cluster -benchtime 5000x ./test/cluster
 //
 // Everything (broker, proxies, clients) shares the machine, so compare the
-// paths with each other, not with a dedicated deployment. rmqproxy runs as
+// paths with each other, not with a dedicated deployment. The broker and
+// the Apache proxy are JVMs of the benchmark's own with their production
+// JIT (C2) and collector; the tests' quick-start flags (C1 only, serial
+// GC) made both several times slower per message. rmqproxy runs as
 // a child process (the built binary, like the Apache proxy runs in a JVM of
 // its own), so that each process's CPU time can be told apart: every row
 // reports the CPU milliseconds per message of the proxy, the broker JVM
@@ -74,12 +77,12 @@ var benchSeq atomic.Int32
 
 func startPaths(b *testing.B) *benchPaths {
 	b.Helper()
-	cfg, broker := testenv.ClusterConfig(b)
+	cfg, broker := testenv.AddBenchmarkBroker(b)
 	cfg.Messaging = application.DefaultConfig()
 	cfg.Log.Level = "warn"
 	cfg.Health.Pprof = true
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
-	apache := testenv.NameServer().StartApacheProxy(b, broker.Cluster)
+	apache := testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
 	topic := fmt.Sprintf("bench-%d", benchSeq.Add(1))
 	ours.CreateTopic(b, topic, domain.MessageTypeNormal, 8)
 	theirs := &testenv.Proxy{Addr: apache.GRPC}

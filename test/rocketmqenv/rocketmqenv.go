@@ -53,6 +53,11 @@ type Options struct {
 	BrokerName  string   // "broker-a"
 	ClusterName string   // "RmqproxyCluster"
 	Extra       []string // e.g. "autoCreateTopicEnable=true"
+	// ServerJIT runs the JVM with its production defaults (tiered C1+C2
+	// JIT, the default collector) instead of the quick-start C1-only,
+	// serial-GC flags tests use. Benchmarks set it: C1-only code is
+	// several times slower once warm.
+	ServerJIT bool
 }
 
 // LibDir returns where install-rocketmq.sh puts the jars.
@@ -160,7 +165,7 @@ func LaunchNameServer(dir string) (*Cluster, error) {
 	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1"); err != nil {
 		return c, err
 	}
-	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
+	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -178,6 +183,13 @@ type ApacheProxy struct {
 // once its gRPC port accepts connections (clients should still wait for a
 // first QueryRoute to answer). It is killed when the test ends.
 func (c *Cluster) StartApacheProxy(t testing.TB, clusterName string) *ApacheProxy {
+	t.Helper()
+	return c.StartApacheProxyJIT(t, clusterName, false)
+}
+
+// StartApacheProxyJIT is StartApacheProxy with the JVM's production JIT
+// and collector when serverJIT is set (see Options.ServerJIT).
+func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJIT bool) *ApacheProxy {
 	t.Helper()
 	conf := filepath.Join(c.Dir, "conf")
 	if err := extract(c.lib, "rocketmq-proxy-", "rmq.proxy.logback.xml", filepath.Join(conf, "rmq.proxy.logback.xml")); err != nil {
@@ -198,7 +210,7 @@ func (c *Cluster) StartApacheProxy(t testing.TB, clusterName string) *ApacheProx
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", "-pc", file, "-pm", "cluster")
+	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", serverJIT, "-pc", file, "-pm", "cluster")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +247,7 @@ type Broker struct {
 	mu                  sync.Mutex
 	p                   *proc
 	proc, conf          string // the JVM's name and config file, for Restart
+	serverJIT           bool
 }
 
 // PID is the running broker JVM's process id (benchmarks read its CPU
@@ -258,7 +271,7 @@ func (b *Broker) Restart() error {
 	if !b.current().exited() {
 		return fmt.Errorf("broker %s is running", b.Name)
 	}
-	p, err := b.c.start(b.proc, "1g", "org.apache.rocketmq.broker.BrokerStartup", "-c", b.conf)
+	p, err := b.c.start(b.proc, "1g", "org.apache.rocketmq.broker.BrokerStartup", b.serverJIT, "-c", b.conf)
 	if err != nil {
 		return err
 	}
@@ -348,11 +361,11 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	if err := writeLines(conf, append(lines, opt.Extra...)...); err != nil {
 		return nil, err
 	}
-	p, err := c.start(name, "1g", "org.apache.rocketmq.broker.BrokerStartup", "-c", conf)
+	p, err := c.start(name, "1g", "org.apache.rocketmq.broker.BrokerStartup", opt.ServerJIT, "-c", conf)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf}
+	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf, serverJIT: opt.ServerJIT}
 	if err := c.waitRegistered(b); err != nil {
 		p.kill(syscall.SIGKILL, 0)
 		return nil, err
@@ -465,7 +478,7 @@ func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
 	<-p.done
 }
 
-func (c *Cluster) start(name, heap, main string, args ...string) (*proc, error) {
+func (c *Cluster) start(name, heap, main string, serverJIT bool, args ...string) (*proc, error) {
 	home := filepath.Join(c.Dir, name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
@@ -479,11 +492,14 @@ func (c *Cluster) start(name, heap, main string, args ...string) (*proc, error) 
 		// The proxy's gRPC port serves TLS and plaintext, as clients expect.
 		logConf, tls = "rmq.proxy.logback.xml", "-Dtls.server.mode=permissive"
 	}
-	jvm := []string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true",
-		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
-		tls, "-Duser.home=" + home,
-		"-Drmq.logback.configurationFile=" + filepath.Join(c.Dir, "conf", logConf),
-		"-cp", filepath.Join(c.lib, "*"), main}
+	quick := []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} // fast start, slow steady state
+	if serverJIT {
+		quick = nil
+	}
+	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true"}, quick...)
+	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home,
+		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf),
+		"-cp", filepath.Join(c.lib, "*"), main)
 	cmd := exec.Command(c.java, append(jvm, args...)...)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+home)

@@ -181,6 +181,21 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 	return sharedBroker
 }
 
+// AddBenchmarkBroker starts a broker of the test's own, in a cluster of its
+// own, with the cluster pass's settings and the JVM's production JIT and
+// collector (rocketmqenv.Options.ServerJIT), and returns it with a
+// configuration of rmqproxy in front of it; it is killed when the test
+// ends.
+func AddBenchmarkBroker(t testing.TB) (app.Root, *ClusterBroker) {
+	t.Helper()
+	clusterBroker(t)
+	n := strconv.Itoa(int(brokerSeq.Add(1)))
+	b := nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n, Extra: brokerSettings, ServerJIT: true})
+	cfg := Config(t)
+	cfg.Cluster.ClusterName = b.Cluster
+	return cfg, b
+}
+
 // AddClusterBrokers starts n brokers of the test's own, in a cluster of
 // their own, with the cluster pass's settings, against the binary's
 // NameServer; they are killed when the test ends.
