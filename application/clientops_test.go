@@ -197,3 +197,18 @@ func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
 		t.Fatalf("unknown group: %v", err)
 	}
 }
+
+func TestCommandTimeoutIsBounded(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second, 26 * time.Second} {
+		cfg := DefaultConfig()
+		cfg.Clients.CommandTimeout = d
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "clients.commandTimeout must be between 0 and 25s") {
+			t.Errorf("commandTimeout %v: %v", d, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Clients.CommandTimeout = 25 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -63,8 +63,12 @@ type ClientsConfig struct {
 	ExpiryTimeout time.Duration `yaml:"expiryTimeout" help:"a client that sent no heartbeat or telemetry for this long is forgotten and its held messages released"`
 	MaxClients    int           `yaml:"maxClients" help:"clients (client ids) known at once; a new one beyond gets TOO_MANY_REQUESTS until others expire"`
 	// CommandTimeout is the Apache proxy's grpcProxyRelayRequestTimeoutInSeconds.
-	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream"`
+	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream (at most 25s)"`
 }
+
+// maxCommandTimeout bounds clients.commandTimeout below the admin CLI's
+// own 30 s wait, so that a client that does not answer is reported as such.
+const maxCommandTimeout = 25 * time.Second
 
 // DefaultConfig returns the Apache proxy's defaults.
 func DefaultConfig() Config {
@@ -141,8 +145,8 @@ func (c Config) Validate() error {
 	if c.Clients.MaxClients < 1 {
 		bad("clients.maxClients must be at least 1")
 	}
-	if c.Clients.CommandTimeout <= 0 {
-		bad("clients.commandTimeout must be positive, such as 5s")
+	if c.Clients.CommandTimeout <= 0 || c.Clients.CommandTimeout > maxCommandTimeout {
+		bad("clients.commandTimeout must be between 0 and %v (the admin CLI waits 30s for an answer), such as 5s", maxCommandTimeout)
 	}
 	return errors.Join(errs...)
 }
