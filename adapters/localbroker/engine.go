@@ -111,7 +111,7 @@ type Engine struct {
 	replayed atomic.Int64
 	clogRef  atomic.Pointer[commitlog.Log]
 	limited  limitedLog
-	damaged  atomic.Pointer[error] // a consume-queue entry failed its checksum while running
+	damaged  atomic.Pointer[error] // a consume-queue entry or timer bucket failed its checksum while running
 	// syncFault, when set by a test before Start, replaces fdatasync.
 	syncFault func(*os.File) error
 	// hooks observe storage work (see SetHooks); set before Start.
@@ -120,6 +120,13 @@ type Engine struct {
 	// entry count the snapshot gives them (see rebuild.go).
 	rebuild    map[queueKey]int64
 	rebuildErr error
+	// timerRebuild rebuilds the timer buckets recovery found damaged
+	// (timerDamage; see rebuild.go); timerScanFrom is the offset of the
+	// first record the rebuild scan met (-1 before it met one).
+	timerRebuild  *timerindex.Rebuilder
+	timerDamage   []timerindex.Damage
+	timerScanFrom int64
+	rebuildStart  time.Time
 	// shortQueues are queues whose file holds fewer entries than the
 	// snapshot recovery started from says (their topic was deleted before
 	// a crash, or the file was damaged); replay must delete their topic.
@@ -185,6 +192,7 @@ func (e *Engine) resetMaps() {
 	e.shortQueues = map[queueKey]int64{}
 	e.rebuild = map[queueKey]int64{}
 	e.rebuildErr = nil
+	e.timerRebuild, e.timerDamage, e.timerScanFrom = nil, nil, -1
 }
 
 // Start recovers the engine from its data directory: it loads metadata and
@@ -308,14 +316,15 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		e.closeQueues()
 		return nil, nil, false, 0, err
 	}
-	timers, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
+	timers, damaged, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
 	if err != nil {
 		e.closeQueues()
-		return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf(
-			"the timer index (delay messages) is damaged. Stop rmqproxy, delete %s, %s and %s to rebuild the indexes from the commit log (this only works while no commit-log segment was deleted by retention)",
-			e.dir("timer"), e.dir("consumequeue"), e.dir("snapshot")))
+		return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, "cannot open the timer index (delay messages) in "+e.dir("timer"))
 	}
 	e.timers = timers
+	if len(damaged) > 0 {
+		e.startTimerRebuildLocked(damaged)
+	}
 	e.snapBuckets = map[int64]bool{}
 	for _, b := range snap.timers {
 		e.snapBuckets[b.Start] = true
@@ -330,9 +339,13 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		recovery = commitlog.RecoveryTruncate
 	}
 	from := snap.logOffset
+	e.rebuildStart = time.Now()
 	if len(e.rebuild) > 0 {
 		from = commitlog.FromStart
 		e.log.Warn("rebuilding consume queues from the commit log; recovery reads the whole log once", "queues", len(e.rebuild))
+	}
+	if e.timerRebuild != nil {
+		from = commitlog.FromStart
 	}
 	rebuilt := false
 	e.replaying = true
@@ -378,6 +391,9 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		}
 	}
 	if err != nil {
+		if e.timerRebuild != nil {
+			e.timerRebuild.Abort()
+		}
 		e.closeQueues()
 		var cerr *commitlog.CorruptionError
 		if errors.As(err, &cerr) {

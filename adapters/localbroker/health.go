@@ -76,7 +76,7 @@ func (e *Engine) Ready(ctx context.Context) error {
 		return errors.New("the local broker is not open")
 	}
 	if p := e.damaged.Load(); p != nil {
-		return fmt.Errorf("a consume-queue index is damaged; restart rmqproxy to rebuild it from the commit log: %w", *p)
+		return fmt.Errorf("an index (consume queue or timer bucket) is damaged; restart rmqproxy to rebuild it from the commit log: %w", *p)
 	}
 	if err := clog.Failure(); err != nil {
 		return fmt.Errorf("the commit log stopped writing after a storage failure; restart rmqproxy: %w", err)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
@@ -22,6 +24,23 @@ import (
 // the records before the snapshot, and replays the records after it as
 // usual. A queue offset whose record retention deleted gets a placeholder
 // (consumequeue.Gone): its message is gone, as it would be anyway.
+//
+// Timer buckets are derived from the log the same way. Recovery checks
+// every entry of every bucket the snapshot lists (header, checksums, and
+// the add and done counts the snapshot recorded); a bucket that is
+// missing, short or fails a check is rebuilt by the same scan from the
+// oldest segment: each deferred delay message before the snapshot adds its
+// timer, each timer resolve record (fire, recall, drop) before it adds a
+// done, exactly as the live engine appended them. A pending delay message
+// pins its segment and every later one against retention (see
+// pinnedOffsetLocked), so the scan meets every pending timer of the
+// bucket, and the resolve of every timer that already fired (a timer thus
+// never fires twice). A resolve of a timer stored before the oldest
+// segment (retention deleted it after the timer resolved) is not written:
+// its add is not in the scan. The rebuilder streams the entries to
+// temporary files and renames them over the damaged ones once the scan
+// reaches the snapshot (timerindex.Rebuilder); the replay after the
+// snapshot then appends to them as usual.
 
 // queueFormatFile marks the consume-queue directory's entry format.
 const (
@@ -90,7 +109,14 @@ func (e *Engine) rebuildRecordLocked(off int64, typ record.Type, p []byte) error
 	bad := func(err error) error {
 		return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("rebuilding consume queues: commit-log record at offset %d (%s) cannot be decoded", off, typ))
 	}
+	if e.timerScanFrom < 0 {
+		e.timerScanFrom = off
+	}
 	batch := func(b *record.Batch, locs []record.Location) {
+		if b.QueueOffset < 0 && e.timerRebuild != nil {
+			e.rebuildTimersLocked(off, b, p, locs)
+			return
+		}
 		k := queueKey{b.Topic, b.QueueID}
 		if _, ok := e.rebuild[k]; !ok || b.QueueOffset < 0 {
 			return
@@ -116,6 +142,9 @@ func (e *Engine) rebuildRecordLocked(off int64, typ record.Type, p []byte) error
 		r, locs, err := record.DecodeResolve(p)
 		if err != nil {
 			return bad(err)
+		}
+		if r.Kind.Timer() && e.timerRebuild != nil && r.Origin >= e.timerScanFrom {
+			e.timerRebuild.Done(r.DeliverAt, r.Origin)
 		}
 		if r.Copy != nil {
 			batch(r.Copy, locs)
@@ -203,6 +232,66 @@ func (e *Engine) finishRebuildLocked() error {
 		}
 		e.log.Info("consume queue rebuilt from the commit log", "path", qi.cq.Path(), "entries", n)
 	}
+	return e.finishTimerRebuildLocked()
+}
+
+// startTimerRebuildLocked starts rebuilding the damaged timer buckets: the
+// recovery scan then starts at the oldest segment.
+func (e *Engine) startTimerRebuildLocked(damaged []timerindex.Damage) {
+	starts := make([]int64, len(damaged))
+	for i, d := range damaged {
+		starts[i] = d.Start
+	}
+	e.timerRebuild = e.timers.Rebuild(starts)
+	e.timerDamage = damaged
+	e.log.Info("timer index buckets are damaged; rebuilding them from the commit log (recovery reads the whole log once)", "buckets", len(damaged))
+}
+
+// rebuildTimersLocked re-derives, from a deferred batch before the
+// snapshot, the timers of the buckets being rebuilt.
+func (e *Engine) rebuildTimersLocked(off int64, b *record.Batch, p []byte, locs []record.Location) {
+	for i, loc := range locs {
+		m := &b.Messages[i]
+		at := timerAt(m)
+		if m.Transactional || !e.timerRebuild.Wants(at) {
+			continue
+		}
+		e.timerRebuild.Add(timerindex.Entry{DeliverAt: at, Origin: off + commitlog.PayloadStart + int64(loc.Pos), Size: int32(loc.Size),
+			CRC: commitlog.Checksum(p[loc.Pos : loc.Pos+loc.Size]), QueueID: b.QueueID, Topic: b.Topic})
+	}
+}
+
+// finishTimerRebuildLocked puts the rebuilt timer buckets in place (the
+// scan reached the snapshot) and logs one warning saying what was damaged
+// and how many pending timers the rebuilt buckets hold.
+func (e *Engine) finishTimerRebuildLocked() error {
+	rb := e.timerRebuild
+	if rb == nil {
+		return nil
+	}
+	e.timerRebuild = nil
+	got, err := rb.Finish()
+	if err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot write a rebuilt timer index bucket in "+e.dir("timer"))
+	}
+	var restored, expected int64
+	for _, b := range got {
+		restored += b.Pending
+	}
+	damaged := make([]string, len(e.timerDamage))
+	for i, d := range e.timerDamage {
+		damaged[i] = d.Path + ": " + d.Reason
+		expected += d.Want.Adds - d.Want.Dones
+	}
+	e.log.Warn("timer index buckets were damaged; rebuilt them from the commit log",
+		"damaged", strings.Join(damaged, "; "), "buckets", len(got), "timers_restored", restored,
+		"timers_per_snapshot", expected, "scanned_from", e.timerScanFrom, "took", time.Since(e.rebuildStart))
+	if restored < expected {
+		// Only a commit log missing segments it should hold explains it.
+		e.log.Error("the snapshot counts more pending delay messages in the damaged timer buckets than the commit log holds; the missing ones cannot be delivered",
+			"missing", expected-restored, "log_start", e.timerScanFrom)
+	}
+	e.timerDamage = nil
 	return nil
 }
 

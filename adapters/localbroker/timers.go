@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -115,13 +116,18 @@ func (e *Engine) deferBatchLocked(off int64, b *record.Batch, p []byte, locs []r
 				storedAt: m.StoredAt.UnixMilli(), recovery: max(m.TransactionRecovery.Milliseconds(), 0)})
 			continue
 		}
-		at := m.DeliverAt
-		if at.IsZero() {
-			at = m.StoredAt
-		}
-		e.addTimerLocked(timerindex.Entry{DeliverAt: at.UnixMilli(), Origin: origin, Size: int32(loc.Size), CRC: crc,
+		e.addTimerLocked(timerindex.Entry{DeliverAt: timerAt(m), Origin: origin, Size: int32(loc.Size), CRC: crc,
 			QueueID: b.QueueID, Topic: b.Topic})
 	}
+}
+
+// timerAt is the delivery time (Unix ms) of the timer of a delay message m
+// of a deferred batch.
+func timerAt(m *record.Message) int64 {
+	if m.DeliverAt.IsZero() {
+		return m.StoredAt.UnixMilli()
+	}
+	return m.DeliverAt.UnixMilli()
 }
 
 func (e *Engine) addTimerLocked(ent timerindex.Entry) {
@@ -173,8 +179,15 @@ func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
 	started := time.Now()
 	entries, err := b.Entries()
 	if err != nil {
-		e.log.Error("timer index bucket is damaged; delay messages after the damage are not delivered. Stop rmqproxy and delete the timer, consumequeue and snapshot directories to rebuild them from the commit log",
-			"path", b.Path(), "error", err)
+		// Recovery checked the bucket: it was damaged since. The timers
+		// after the damage are intact in the commit log, and a restart
+		// rebuilds the bucket from it (timers fired meanwhile have their
+		// resolve records: they do not fire again).
+		err = fmt.Errorf("timer index bucket %s: %w", b.Path(), err)
+		if e.damaged.CompareAndSwap(nil, &err) {
+			e.log.Error("a timer index bucket is damaged: delay messages after the damage are held back; restart rmqproxy to rebuild the bucket from the commit log",
+				"path", b.Path(), "error", err)
+		}
 	}
 	pending := timerindex.Pending(entries)
 	for i := range pending {

@@ -36,6 +36,7 @@
 package timerindex
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -378,57 +379,70 @@ func Name(start int64) string { return fmt.Sprintf("%020d", start) }
 
 // Open opens the index in dir with buckets of width milliseconds, keeping
 // exactly the buckets want lists, truncated to their recorded lengths, and
-// deleting every other bucket file (the log replay after the snapshot
-// recreates their entries). A bucket shorter than recorded, or missing, is
-// an error: the index was damaged and must be rebuilt.
-func Open(dir string, width int64, want []State) (*Index, error) {
+// deleting every other file (the log replay after the snapshot recreates
+// their entries; a ".rebuild" file is a rebuild a crash interrupted).
+//
+// Every entry of a listed bucket is checked (header, checksums, counters
+// against the snapshot's). A listed bucket that is missing, shorter than
+// recorded, or fails a check is not opened but returned in damaged: the
+// caller must rebuild it from the commit log (see Rebuild) before it uses
+// the index.
+func Open(dir string, width int64, want []State) (x *Index, damaged []Damage, err error) {
 	if width <= 0 {
-		return nil, fmt.Errorf("timerindex: bucket width %d must be positive", width)
+		return nil, nil, fmt.Errorf("timerindex: bucket width %d must be positive", width)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("timerindex: create %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("timerindex: create %s: %w", dir, err)
 	}
-	x := &Index{dir: dir, width: width, byTime: map[int64]*Bucket{}}
+	x = &Index{dir: dir, width: width, byTime: map[int64]*Bucket{}}
 	wanted := map[int64]State{}
 	for _, s := range want {
 		wanted[s.Start] = s
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("timerindex: list %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("timerindex: list %s: %w", dir, err)
 	}
 	for _, ent := range ents {
 		p := filepath.Join(dir, ent.Name())
 		start, perr := strconv.ParseInt(ent.Name(), 10, 64)
 		st, ok := wanted[start]
-		if perr != nil || len(ent.Name()) != 20 || !ok {
+		if perr != nil || len(ent.Name()) != 20 || !ok || !ent.Type().IsRegular() {
 			if err := os.RemoveAll(p); err != nil {
-				return nil, fmt.Errorf("timerindex: remove stale bucket %s: %w", p, err)
+				return nil, nil, fmt.Errorf("timerindex: remove stale bucket %s: %w", p, err)
 			}
+			continue
+		}
+		if why, err := check(p, st); err != nil {
+			return nil, nil, err
+		} else if why != "" {
+			damaged = append(damaged, Damage{Start: start, Path: p, Reason: why, Want: st})
 			continue
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("timerindex: stat %s: %w", p, err)
-		}
-		if fi.Size() < st.Length {
-			return nil, fmt.Errorf("timerindex: bucket %s has %d bytes but the snapshot says %d", p, fi.Size(), st.Length)
+			return nil, nil, fmt.Errorf("timerindex: stat %s: %w", p, err)
 		}
 		if fi.Size() > st.Length {
 			if err := os.Truncate(p, st.Length); err != nil {
-				return nil, fmt.Errorf("timerindex: truncate %s: %w", p, err)
+				return nil, nil, fmt.Errorf("timerindex: truncate %s: %w", p, err)
 			}
 		}
 		x.byTime[start] = &Bucket{start: start, path: p, flushed: st.Length, adds: st.Adds, dones: st.Dones, minOrigin: st.MinOrigin}
 		x.starts = append(x.starts, start)
 	}
+	found := make(map[int64]bool, len(damaged))
+	for _, d := range damaged {
+		found[d.Start] = true
+	}
 	for start, st := range wanted {
-		if _, ok := x.byTime[start]; !ok && st.Length > 0 {
-			return nil, fmt.Errorf("timerindex: bucket %s is missing but the snapshot says it has %d bytes", filepath.Join(dir, Name(start)), st.Length)
+		if _, ok := x.byTime[start]; !ok && !found[start] {
+			damaged = append(damaged, Damage{Start: start, Path: filepath.Join(dir, Name(start)), Reason: "missing", Want: st})
 		}
 	}
 	slices.Sort(x.starts)
-	return x, nil
+	slices.SortFunc(damaged, func(a, b Damage) int { return cmp.Compare(a.Start, b.Start) })
+	return x, damaged, nil
 }
 
 // Dir is the index directory.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -37,8 +38,8 @@ func TestEntriesRoundTrip(t *testing.T) {
 
 func TestIndexFlushTruncateReopen(t *testing.T) {
 	dir := t.TempDir()
-	x, err := Open(dir, 60_000, nil)
-	if err != nil {
+	x, damaged, err := Open(dir, 60_000, nil)
+	if err != nil || len(damaged) != 0 {
 		t.Fatal(err)
 	}
 	b, created := x.Add(Entry{DeliverAt: 120_500, Origin: 10, Size: 5, Topic: "t"})
@@ -70,9 +71,9 @@ func TestIndexFlushTruncateReopen(t *testing.T) {
 	if nb, ok := x.Next(120_001); !ok || nb.Start() != 180_000 {
 		t.Fatal("Next")
 	}
-	y, err := Open(dir, 60_000, []State{st})
-	if err != nil {
-		t.Fatal(err)
+	y, damaged, err := Open(dir, 60_000, []State{st})
+	if err != nil || len(damaged) != 0 {
+		t.Fatal(err, damaged)
 	}
 	if y.Len() != 1 {
 		t.Fatalf("%d buckets after reopen", y.Len())
@@ -85,9 +86,10 @@ func TestIndexFlushTruncateReopen(t *testing.T) {
 		t.Fatal("unlisted bucket kept")
 	}
 	// A bucket shorter than recorded is damage.
-	st.Length += 100
-	if _, err := Open(dir, 60_000, []State{st}); err == nil {
-		t.Fatal("short bucket accepted")
+	short := st
+	short.Length += 100
+	if _, damaged, err := Open(dir, 60_000, []State{short}); err != nil || len(damaged) != 1 || !strings.HasPrefix(damaged[0].Reason, "truncated") {
+		t.Fatalf("short bucket: %+v %v", damaged, err)
 	}
 	if err := y.Remove(120_000); err != nil {
 		t.Fatal(err)
@@ -95,8 +97,8 @@ func TestIndexFlushTruncateReopen(t *testing.T) {
 	if y.Len() != 0 {
 		t.Fatal("Remove")
 	}
-	if _, err := Open(dir, 60_000, []State{{Start: 120_000, Length: 50}}); err == nil {
-		t.Fatal("missing bucket accepted")
+	if _, damaged, err := Open(dir, 60_000, []State{{Start: 120_000, Length: 50}}); err != nil || len(damaged) != 1 || damaged[0].Reason != "missing" {
+		t.Fatalf("missing bucket: %+v %v", damaged, err)
 	}
 }
 
