@@ -13,7 +13,10 @@
 //     damaged, short or old-format queue from the log (rebuild.go);
 //   - delay messages wait in an on-disk timing wheel (internal/timerindex),
 //     one file per minute of delivery time, also derived from the log; only
-//     the buckets of the next seconds are loaded in memory;
+//     the buckets of the next seconds are loaded in memory; recovery checks
+//     every bucket entry and rebuilds a missing, short or damaged bucket
+//     from the retained log, which holds every pending delay message
+//     (streamed to a temporary file, renamed into place; rebuild.go);
 //   - consumer state (ack floor, cursor, in-flight deliveries, visible-again
 //     messages, acked offsets), pending transactions and pull offsets live in
 //     memory, are changed only together with a log record, and are
@@ -34,8 +37,9 @@
 // recovery, and a disk past local.diskHighWater to the health server, and
 // Close unlocks the data directory only after the log writer stopped.
 //
-// What it does not do (yet): SQL92 filters; re-storing far-future timers so
-// that they do not keep old commit-log segments from retention.
+// What it does not do (yet): re-storing far-future timers so that they do
+// not keep old commit-log segments from retention; repairing a damaged
+// index while running (a restart does).
 //
 // Invariants callers rely on:
 //   - a Send that returned without error is durable per the flush policy

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,9 +19,14 @@ import (
 // ahead: 61 one-minute buckets) and nothing else: "intact" checks every
 // bucket entry as every start does; "all-buckets-deleted" deletes every
 // bucket file first, so the start rebuilds the whole timer index from the
-// commit log.
+// commit log. It reports the heap in use after each start (after a GC):
+// what the index costs once open. RMQPROXY_BENCH_TIMERS sets another
+// number of timers.
 func BenchmarkTimerRebuild(b *testing.B) {
-	const timers, batch = 100_000, 500
+	timers, batch := 100_000, 500
+	if n, err := strconv.Atoi(os.Getenv("RMQPROXY_BENCH_TIMERS")); err == nil && n >= batch {
+		timers = n / batch * batch
+	}
 	cfg := DefaultConfig()
 	cfg.DataDir = b.TempDir()
 	cfg.SegmentSize = 64 << 20
@@ -37,7 +44,7 @@ func BenchmarkTimerRebuild(b *testing.B) {
 		for j := range ms {
 			n := i + j
 			ms[j] = domain.Message{Topic: "delay", ID: fmt.Sprint("m", n), Body: body,
-				DeliverAt: now.Add(10*time.Minute + time.Duration(n)*time.Hour/timers)}
+				DeliverAt: now.Add(10*time.Minute + time.Duration(n)*time.Hour/time.Duration(timers))}
 		}
 		if _, err := e.Send(ctx, domain.QueueRef{Topic: "delay", BrokerName: cfg.BrokerName, QueueID: int32(i / batch % 4)}, ms); err != nil {
 			b.Fatal(err)
@@ -80,9 +87,13 @@ func BenchmarkTimerRebuild(b *testing.B) {
 				for _, bk := range e.timers.Buckets() {
 					pending += bk.Pending()
 				}
-				if got := e.Stats().TimerBuckets; got != len(buckets) || pending != timers {
+				if got := e.Stats().TimerBuckets; got != len(buckets) || pending != int64(timers) {
 					b.Fatalf("%d buckets, %d pending timers after the start, want %d, %d", got, pending, len(buckets), timers)
 				}
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 				if err := e.Close(ctx); err != nil {
 					b.Fatal(err)
 				}
