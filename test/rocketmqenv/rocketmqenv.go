@@ -32,6 +32,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/test/testenv/childproc"
 )
 
 // Cluster is a running NameServer with one Broker (a master), or with
@@ -504,6 +505,7 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, args ...string)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	childproc.DieWithParent(cmd)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err

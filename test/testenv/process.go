@@ -21,6 +21,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
+	"github.com/rmqproxy/rmqproxy/test/testenv/childproc"
 )
 
 // builds holds the binaries built in this test run: with the race
@@ -151,6 +152,7 @@ func startChild(t testing.TB, binary, dataDir string, extra []string) *Child {
 	}
 	args = append(args, extra...)
 	c := &Child{cmd: exec.Command(binary, args...), exited: make(chan struct{}), ready: make(chan struct{})}
+	childproc.DieWithParent(c.cmd)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
