@@ -263,6 +263,22 @@ func BenchmarkDecide(b *testing.B) {
 				i++
 			}
 		})
+		// A resource none of the subject's entries covers (a name outside
+		// its patterns): decided before the enforcer runs.
+		b.Run(fmt.Sprintf("entries=%d/uncached/unmatched", n), func(b *testing.B) {
+			pol, reqs := benchPolicy(b, n, 0)
+			for i := range reqs {
+				reqs[i].Resource = domain.TopicResource(fmt.Sprintf("other-%04d", i))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if d := pol.DecideUncached("User:bench", reqs[i%len(reqs)]); d.Allowed || d.Reason != domain.ReasonNoMatch {
+					b.Fatal(d)
+				}
+				i++
+			}
+		})
 		b.Run(fmt.Sprintf("entries=%d/uncached", n), func(b *testing.B) {
 			pol, reqs := benchPolicy(b, n, 0)
 			b.ReportAllocs()
