@@ -61,9 +61,11 @@ type Options struct {
 	ServerJIT bool
 }
 
-// LibDir returns where install-rocketmq.sh puts the jars.
+// LibDir returns where install-rocketmq.sh puts the jars, or the directory
+// RMQPROXY_TEST_ROCKETMQ_LIB names (a RMQPROXY_TEST_ name: rmqproxy refuses
+// unknown RMQPROXY_ variables, and the children inherit the environment).
 func LibDir() string {
-	if d := os.Getenv("RMQPROXY_ROCKETMQ_LIB"); d != "" {
+	if d := os.Getenv("RMQPROXY_TEST_ROCKETMQ_LIB"); d != "" {
 		return d
 	}
 	_, file, _, _ := runtime.Caller(0)
