@@ -10,6 +10,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // bucketFile is the timer-index file of the bucket holding time at.
@@ -153,6 +154,15 @@ func TestDamagedTimerBucketRebuilt(t *testing.T) {
 			send("later", 1, later)
 			send("later2", 0, later.Add(20*time.Second))
 			send("hour", 1, now.Add(time.Hour))
+			// A committed transactional delay message: its timer comes from
+			// the commit's resolve record (a deferred copy).
+			tm := txMsg("d", "txn-later")
+			tm.DeliverAt = later.Add(3 * time.Second)
+			want["txn-later"] = tm.DeliverAt
+			tr := h.send("d", 0, tm)[0]
+			if err := h.e.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "d", MessageID: "txn-later", TransactionID: tr.TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+				t.Fatal(err)
+			}
 			h.fake().Advance(time.Second)
 			h.fireTimers()
 			if got := h.popAll("g", "d"); !slices.Equal(got, []string{"fired"}) {
