@@ -436,17 +436,31 @@ func TestPolicyChangeReachesRunningProxies(t *testing.T) {
 	}
 }
 
-// readyStatus returns the proxy's /readyz status ("ready", "degraded", ...).
-func readyStatus(t *testing.T, c *testenv.Child) string {
+// securityReadiness returns what /readyz says of the "security" check:
+// "ready", "degraded" or "failing". The other checks are left out: in the
+// cluster pass on a loaded machine the broker's check can time out now and
+// then, which makes the whole proxy "not ready" for a moment.
+func securityReadiness(t *testing.T, c *testenv.Child) string {
 	t.Helper()
 	_, body := readyz(t, c.HealthAddr)
 	var rep struct {
-		Status string `json:"status"`
+		Failing  []struct{ Name string } `json:"failing"`
+		Degraded []struct{ Name string } `json:"degraded"`
 	}
 	if err := json.Unmarshal([]byte(body), &rep); err != nil {
 		t.Fatalf("%v: %s", err, body)
 	}
-	return rep.Status
+	for _, r := range rep.Failing {
+		if r.Name == "security" {
+			return "failing"
+		}
+	}
+	for _, r := range rep.Degraded {
+		if r.Name == "security" {
+			return "degraded"
+		}
+	}
+	return "ready"
 }
 
 // TestPostgresOutageDuringTraffic is "must be shown" 3, second half:
@@ -468,7 +482,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readyStatus(t, c); got != "ready" {
+	if got := securityReadiness(t, c); got != "ready" {
 		t.Fatalf("readyz before the outage: %s", got)
 	}
 	// The audit metrics: nothing dropped, the buffer empty once the admin
@@ -488,7 +502,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 
 	srv.Stop(t)
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		if got := readyStatus(t, c); got != "degraded" {
+		if got := securityReadiness(t, c); got != "degraded" {
 			return fmt.Errorf("readyz %s", got)
 		}
 		return nil
@@ -523,7 +537,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 
 	srv.Start(t)
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		if got := readyStatus(t, c); got != "ready" {
+		if got := securityReadiness(t, c); got != "ready" {
 			return fmt.Errorf("readyz %s", got)
 		}
 		return nil
