@@ -18,6 +18,7 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 
+	"github.com/rmqproxy/rmqproxy/adapters/cluster"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -79,6 +80,9 @@ func startPaths(b *testing.B) *benchPaths {
 	b.Helper()
 	cfg, broker := testenv.AddBenchmarkBroker(b)
 	cfg.Messaging = application.DefaultConfig()
+	// The production route TTL, not the tests' 2 s: an expired route is
+	// read again in the send path (NameServer + broker round trips).
+	cfg.Cluster.RouteTTL = cluster.DefaultConfig().RouteTTL
 	cfg.Log.Level = "warn"
 	cfg.Health.Pprof = true
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
