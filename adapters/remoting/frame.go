@@ -76,8 +76,11 @@ func Decode(b []byte, maxFrame int) (cmd *Command, n int, err error) {
 // ReadCommand reads one frame from r. It returns io.EOF when r ends
 // cleanly before a frame, io.ErrUnexpectedEOF when it ends inside one, and
 // a *FrameError for a malformed or over-long frame (maxFrame as in
-// Decode). It allocates one buffer of the frame's size, after checking the
-// size, and the command's Body aliases it.
+// Decode). It checks the frame's size before allocating; a JSON header
+// that fits r's buffer is decoded from one string copied out of the buffer
+// and the body gets a buffer of its own (one allocation for an answer
+// without body), anything else is read into one buffer of the frame's size
+// that the command's Body aliases.
 func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 	var prefix [4]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
@@ -87,14 +90,45 @@ func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	frame := make([]byte, length)
-	if _, err := io.ReadFull(r, frame); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return nil, unexpected(err)
+	}
+	word := binary.BigEndian.Uint32(prefix[:])
+	st, hlen := SerializeType(word>>24), int(word&0xFFFFFF)
+	if st != JSON || hlen > length-4 || hlen > r.Size() {
+		frame := make([]byte, length)
+		copy(frame, prefix[:])
+		if _, err := io.ReadFull(r, frame[4:]); err != nil {
+			return nil, unexpected(err)
 		}
+		return decodeFrame(frame)
+	}
+	h, err := r.Peek(hlen)
+	if err != nil {
+		return nil, unexpected(err)
+	}
+	hdr := string(h)
+	_, _ = r.Discard(hlen) // what Peek returned is buffered
+	var body []byte
+	if n := length - 4 - hlen; n > 0 {
+		body = make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, unexpected(err)
+		}
+	}
+	cmd := &Command{Serialize: JSON, Body: body}
+	if err := decodeJSONHeaderString(cmd, hdr); err != nil {
 		return nil, err
 	}
-	return decodeFrame(frame)
+	return cmd, nil
+}
+
+// unexpected turns a clean end of r inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func frameLength(prefix []byte, maxFrame int) (int, error) {

@@ -41,8 +41,12 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 // skipped, keys may come in any order, numbers may be quoted; the language
 // may be a name or a number; extFields values that are numbers or
 // booleans keep their text and null values are dropped.
-func decodeJSONHeader(c *Command, h []byte) error {
-	p := jsonScanner{s: string(h), base: 4}
+func decodeJSONHeader(c *Command, h []byte) error { return decodeJSONHeaderString(c, string(h)) }
+
+// decodeJSONHeaderString is decodeJSONHeader of a header already a string
+// (the decoded strings are substrings of it).
+func decodeJSONHeaderString(c *Command, h string) error {
+	p := jsonScanner{s: h, base: 4}
 	err := p.object(0, func(key string) error {
 		var err error
 		switch key {
