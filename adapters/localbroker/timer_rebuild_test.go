@@ -301,10 +301,11 @@ func TestTimerBucketDamagedWhileRunning(t *testing.T) {
 	h.allow = append(h.allow, "timer index bucket is damaged")
 	now := h.clock.Now()
 	want := map[string]time.Time{}
+	var last domain.SendReceipt
 	for i := range 5 {
 		id := fmt.Sprint("m", i)
 		want[id] = now.Add(10*time.Minute + time.Duration(i)*time.Second)
-		h.send("d", 0, delayMsg("d", id, want[id]))
+		last = h.send("d", 0, delayMsg("d", id, want[id]))[0]
 	}
 	if err := h.e.Snapshot(t.Context()); err != nil {
 		t.Fatal(err)
@@ -318,6 +319,10 @@ func TestTimerBucketDamagedWhileRunning(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A recall of a timer after the damage (its bucket not loaded) must
+	// not say the message is not pending.
+	_, err = h.e.Recall(t.Context(), "d", last.RecallHandle)
+	wantReason(t, err, domain.ReasonUnavailable)
 	h.fake().Advance(11 * time.Minute)
 	h.fireTimers()
 	first := h.popAll("g", "d")

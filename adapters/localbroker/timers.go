@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -183,11 +182,7 @@ func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
 		// after the damage are intact in the commit log, and a restart
 		// rebuilds the bucket from it (timers fired meanwhile have their
 		// resolve records: they do not fire again).
-		err = fmt.Errorf("timer index bucket %s: %w", b.Path(), err)
-		if e.damaged.CompareAndSwap(nil, &err) {
-			e.log.Error("a timer index bucket is damaged: delay messages after the damage are held back; restart rmqproxy to rebuild the bucket from the commit log",
-				"path", b.Path(), "error", err)
-		}
+		e.timerBucketDamaged(b, err)
 	}
 	pending := timerindex.Pending(entries)
 	for i := range pending {
@@ -523,7 +518,22 @@ func (e *Engine) pendingTimerLocked(deliverAt, origin int64) (*liveTimer, error)
 			return &liveTimer{deliverAt: ent.DeliverAt, topic: ent.Topic, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}, nil
 		}
 	}
+	if err != nil {
+		// The timer may be after the damage: do not say it is not pending.
+		e.timerBucketDamaged(b, err)
+		return nil, domain.Wrap(domain.ReasonUnavailable, err, "the timer index is damaged; the delay messages are intact and rmqproxy rebuilds the index when it restarts; retry later")
+	}
 	return nil, nil
+}
+
+// timerBucketDamaged reports a bucket found damaged while running
+// (recovery checked it): timers after the damage are held back until a
+// restart rebuilds the bucket from the commit log; readiness says so.
+func (e *Engine) timerBucketDamaged(b *timerindex.Bucket, err error) {
+	if e.damaged.CompareAndSwap(nil, &err) {
+		e.log.Error("a timer index bucket is damaged: delay messages after the damage are held back; restart rmqproxy to rebuild the bucket from the commit log",
+			"path", b.Path(), "error", err)
+	}
 }
 
 // pinnedOffsetLocked is the smallest commit-log offset a pending delay or
