@@ -344,7 +344,9 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		from = commitlog.FromStart
 		e.log.Warn("rebuilding consume queues from the commit log; recovery reads the whole log once", "queues", len(e.rebuild))
 	}
-	if e.timerRebuild != nil {
+	if e.timerRebuild != nil && len(e.rebuild) == 0 {
+		from = e.timerScanStart(snap.logOffset)
+	} else if e.timerRebuild != nil {
 		from = commitlog.FromStart
 	}
 	rebuilt := false

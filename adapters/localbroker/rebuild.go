@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,9 +36,11 @@ import (
 // pins its segment and every later one against retention (see
 // pinnedOffsetLocked), so the scan meets every pending timer of the
 // bucket, and the resolve of every timer that already fired (a timer thus
-// never fires twice). A resolve of a timer stored before the oldest
-// segment (retention deleted it after the timer resolved) is not written:
-// its add is not in the scan. The rebuilder streams the entries to
+// never fires twice). A resolve of a timer stored before the first segment
+// scanned (retention deleted it after the timer resolved) is not written:
+// its add is not in the scan. When no consume queue needs rebuilding, the
+// scan starts at the segment of the smallest origin the snapshot records
+// for the damaged buckets rather than the oldest one. The rebuilder streams the entries to
 // temporary files and renames them over the damaged ones once the scan
 // reaches the snapshot (timerindex.Rebuilder); the replay after the
 // snapshot then appends to them as usual.
@@ -245,6 +248,32 @@ func (e *Engine) startTimerRebuildLocked(damaged []timerindex.Damage) {
 	e.timerRebuild = e.timers.Rebuild(starts)
 	e.timerDamage = damaged
 	e.log.Info("timer index buckets are damaged; rebuilding them from the commit log (recovery reads the whole log once)", "buckets", len(damaged))
+}
+
+// timerScanStart is where the scan of a timer-only rebuild starts: the
+// segment holding the smallest origin of any add of the damaged buckets
+// (the snapshot records it), or the oldest segment. Every add of those
+// buckets is at or after it, so every resolve they hold is too.
+func (e *Engine) timerScanStart(snapOffset int64) int64 {
+	lowest := snapOffset
+	for _, d := range e.timerDamage {
+		lowest = min(lowest, d.Want.MinOrigin)
+	}
+	ents, err := os.ReadDir(e.dir("commitlog"))
+	if err != nil {
+		return commitlog.FromStart // commitlog.Open reports it
+	}
+	from := int64(commitlog.FromStart)
+	for _, ent := range ents {
+		base, err := strconv.ParseInt(ent.Name(), 10, 64)
+		if err != nil || ent.Name() != commitlog.SegmentName(base) {
+			continue
+		}
+		if base <= lowest && base > from {
+			from = base
+		}
+	}
+	return from
 }
 
 // rebuildTimersLocked re-derives, from a deferred batch before the

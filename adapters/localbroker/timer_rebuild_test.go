@@ -346,3 +346,47 @@ func TestTimerBucketDamagedWhileRunning(t *testing.T) {
 		t.Fatalf("queue holds %d messages for 5 timers", n)
 	}
 }
+
+// TestTimerRebuildScansFromItsOldestAdd: with no consume queue to rebuild,
+// the scan starts at the segment of the damaged bucket's smallest origin,
+// not at the oldest segment, and still restores every timer (and the
+// recall of one).
+func TestTimerRebuildScansFromItsOldestAdd(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10 })
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = make([]byte, 500)
+		h.send("t", 0, m)
+	}
+	start := h.e.clog.NextOffset()
+	now := h.clock.Now()
+	at := now.Add(10 * time.Minute)
+	want := map[string]time.Time{"a": at, "b": at.Add(time.Second)}
+	h.send("d", 0, delayMsg("d", "a", want["a"]))
+	r := h.send("d", 1, delayMsg("d", "recalled", at.Add(2*time.Second)))[0]
+	h.send("d", 1, delayMsg("d", "b", want["b"]))
+	if _, err := h.e.Recall(t.Context(), "d", r.RecallHandle); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := h.bucketFile(at)
+	h.e.crash()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	var from int64 = -1
+	for _, l := range h.warns.lines {
+		if i := strings.Index(l, "scanned_from="); i >= 0 && strings.Contains(l, "timers_restored=2 timers_per_snapshot=2") {
+			_, _ = fmt.Sscanf(l[i:], "scanned_from=%d", &from)
+		}
+	}
+	if from <= 0 || from > start {
+		t.Fatalf("scan started at %d (the delay messages start at %d): %q", from, start, h.warns.lines)
+	}
+	if got := h.deliverInOrder("d", want); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("delivered %v", got)
+	}
+}
