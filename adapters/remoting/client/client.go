@@ -249,6 +249,10 @@ func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
 		s.mu.Lock()
 		s.dialing = nil
 		close(ch)
+		if errors.Is(err, ErrClosed) { // Close ran during the dial
+			s.mu.Unlock()
+			return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed}
+		}
 		if err != nil {
 			if ctx.Err() == nil { // the peer failed, not the caller's context
 				s.backoff = min(max(2*s.backoff, c.cfg.ReconnectMin), c.cfg.ReconnectMax)
