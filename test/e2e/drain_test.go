@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -198,9 +199,13 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		mu.Unlock()
 		t.Fatal("/readyz never reported the shutdown")
 	}
+	// The proxy's own log says when it turned not ready (the same clock):
+	// a /readyz answer can take seconds on a loaded machine, so the
+	// moment the watcher saw it is later than the change.
+	drainedAt := logTime(t, logs, "draining: reporting not ready")
 	servedWhileNotReady := 0
 	for _, at := range acked {
-		if at.After(notReadyAt) {
+		if at.After(drainedAt) {
 			servedWhileNotReady++
 		}
 	}
@@ -253,4 +258,24 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// logTime returns the time of the first JSON log line of logs that
+// contains msg.
+func logTime(t *testing.T, logs, msg string) time.Time {
+	t.Helper()
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		var rec struct {
+			Time time.Time `json:"time"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		return rec.Time
+	}
+	t.Fatalf("no log line says %q:\n%s", msg, logs)
+	return time.Time{}
 }

@@ -66,8 +66,12 @@ class Run {
   }
 
   base() {
-    // Default settings: sslEnabled is left unset (plaintext).
-    return { endpoints: this.opts.endpoint, namespace: '' };
+    // Default settings: sslEnabled is left unset (plaintext). The request
+    // timeout is 10 s instead of 3 s: on a loaded 2-core test machine a
+    // first send can take longer than 3 s, and the client then sends the
+    // message again under the same id while the first copy was stored, a
+    // duplicate that a FIFO scenario sees as broken order.
+    return { endpoints: this.opts.endpoint, namespace: '', requestTimeout: 10000 };
   }
 
   onReceived(view, consumer) {

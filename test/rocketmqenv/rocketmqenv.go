@@ -284,6 +284,19 @@ func (b *Broker) Restart() error {
 	return b.c.waitRegistered(b)
 }
 
+// EnsureRunning returns once the NameServer lists the broker: at once when
+// it does, after a wait when the broker is alive but not listed (a broker
+// starved of CPU can miss its registrations), and after a restart on the
+// same ports and store when its process has exited; exit then holds the
+// end of the dead process's output.
+func (b *Broker) EnsureRunning() (exit string, err error) {
+	if p := b.current(); p.exited() {
+		exit = p.tail()
+		return exit, b.Restart()
+	}
+	return "", b.c.waitRegistered(b)
+}
+
 // AddBroker starts a broker (a master) against c's NameServer and returns
 // once the NameServer lists it. When the test ends it is killed (SIGKILL:
 // its store is temporary) and the NameServer has forgotten it.

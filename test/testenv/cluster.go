@@ -45,18 +45,18 @@ var (
 	claims   = map[string]string{}
 )
 
-// brokerSettings configure the cluster pass's broker: it checks orphaned
-// transactions every second after one second (as the local-mode tests
-// configure the embedded engine), writes transaction outcomes within 100
-// ms (its default of 3 s would let a check-back reach a transaction
-// committed a second earlier, and a checker that commits again would
-// duplicate the message) and allows recalls. It also waits up to 10 s
-// before shedding queued sends as "broker busy" (default 200 ms, and 1 s
-// for a busy page cache): on a 2-core machine that runs the whole suite,
-// a send often waits longer than 200 ms in the broker's queue, and the
-// tests that expect rmqproxy's own TOO_MANY_REQUESTS would see the
-// broker's instead.
-var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=1000", "transactionOpBatchInterval=100", "recallMessageEnable=true",
+// brokerSettings configure the cluster pass's broker. Transactions: a
+// half message is checked back once it is a second old, then every 3
+// seconds while no outcome reached the broker (with a 1 s interval, a
+// check-back answer that took over a second to come back through the
+// proxy on a loaded machine got the half checked, and committed, twice);
+// outcomes are written within 100 ms (the default 3 s would let a check
+// reach a transaction committed a second earlier). Recalls are allowed.
+// Queued sends are shed as "broker busy" only after 10 s (default 200 ms,
+// and 1 s for a busy page cache): on a 2-core machine running the whole
+// suite a send often waits longer in the broker's queue, and the tests
+// that expect rmqproxy's own TOO_MANY_REQUESTS would see the broker's.
+var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=3000", "transactionOpBatchInterval=100", "recallMessageEnable=true",
 	"waitTimeMillsInSendQueue=10000", "osPageCacheBusyTimeOutMills=10000"}
 
 // targets returns the targets to run: RMQPROXY_TEST_TARGETS
@@ -134,6 +134,7 @@ func mainCluster(m *testing.M, always bool) int {
 	nameServer, nameServerErr = ns, err
 	defer func() {
 		nameServer, nameServerErr, sharedBroker = nil, nil, nil
+		brokerCheckedFor.Clear()
 		claimsMu.Lock()
 		clear(claims)
 		claimsMu.Unlock()
@@ -178,7 +179,31 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 		}
 		t.Skip(err)
 	}
+	ensureSharedBroker(t)
 	return sharedBroker
+}
+
+// brokerCheckedFor is the top-level test for which the shared broker was
+// last checked.
+var brokerCheckedFor sync.Map // test name → struct{}
+
+// ensureSharedBroker checks once per top-level test that the pass's broker
+// is registered, so that a broker that died or dropped out under load
+// fails one test (the one that was running) rather than every later one:
+// a dead broker is restarted on its store, one not listed is waited for.
+func ensureSharedBroker(t testing.TB) {
+	t.Helper()
+	test, _, _ := strings.Cut(t.Name(), "/")
+	if _, checked := brokerCheckedFor.LoadOrStore(test, struct{}{}); checked {
+		return
+	}
+	exit, err := sharedBroker.EnsureRunning()
+	if exit != "" {
+		t.Logf("the cluster pass's broker had exited before %s; restarted it. Its last output:\n%s", test, exit)
+	}
+	if err != nil {
+		t.Fatalf("the cluster pass's broker is not available: %v", err)
+	}
 }
 
 // AddBenchmarkBroker starts a broker of the test's own, in a cluster of its
