@@ -7,8 +7,9 @@
 # NameServer and Broker jars, through install-rocketmq.sh; PostgreSQL from
 # Debian's packages, through install-postgres.sh, which also starts a
 # throwaway server on loopback for the run) and skips nothing: every test,
-# with the race detector, then a short run of every fuzz target beyond its
-# seed corpus.
+# with the race detector, and alongside them a short run of every fuzz
+# target beyond its seed corpus. About 20 minutes on 2 cores from a fresh
+# checkout (4 of them installing), 15 once the clients are installed.
 #
 # Usage: test/scripts/test.sh            (from anywhere)
 #        FUZZTIME=200000x test/scripts/test.sh   (executions per fuzz target)
@@ -40,39 +41,55 @@ pgdir=$(mktemp -d /tmp/rmqproxy-pg.XXXXXX)
 trap 'test/scripts/install-postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 eval "$(test/scripts/install-postgres.sh start "$pgdir")"
 
-echo "== tests (race detector on)"
+# fuzz runs every fuzz target for $FUZZTIME beyond its seed corpus (the
+# seeds run with the tests). It fails at the first target that finds a
+# crasher (go test prints it and saves it under testdata/fuzz).
+fuzz() {
+  go test -list '^Fuzz' ./... | awk '
+    /^Fuzz/ { targets[n++] = $1; next }
+    /^ok/   { for (i = 0; i < n; i++) print $2, targets[i]; n = 0 }' |
+  while read -r pkg target; do
+    echo "-- $pkg $target"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" || return 1
+  done
+}
+
+echo "== tests (race detector on) and fuzzing (every target for ${FUZZTIME})"
 # Integration tests that need a service must not skip under this script.
 export RMQPROXY_TEST_REQUIRE_SERVICES=1
-# Two runs side by side, printed once both have ended: the packages' own tests
-# (interop included) with the race detector, and the end-to-end tests. The
-# end-to-end tests drive the proxy with the official Go client, which has
-# data races of its own (see test/testenv UseChildProcess): the test process
-# runs without the race detector, the proxy it starts is built with it.
-# test/e2e runs every scenario against local mode, then against cluster mode
-# in front of a real Apache RocketMQ (testenv.MainTargets). Much of their
-# time is spent waiting (long polls, restarts, JVMs starting), so running
-# them side by side keeps both cores busy.
+# Three runs side by side, printed once all have ended: the packages' own
+# tests (interop included) with the race detector, and the end-to-end tests
+# against local mode and against cluster mode (test/e2e's scenarios in front
+# of a real Apache RocketMQ, and test/cluster), each target in a process of
+# its own (RMQPROXY_TEST_TARGETS; each test binary starts its own NameServer
+# and broker on free ports). The end-to-end tests drive the proxy with the
+# official Go client, which has data races of its own (see test/testenv
+# UseChildProcess): the test process runs without the race detector, the
+# proxy it starts is built with it. The end-to-end tests spend most of
+# their time waiting (long polls, restarts, JVMs starting), so running the
+# three at once keeps both cores busy.
 logs=$(mktemp -d /tmp/rmqproxy-test-logs.XXXXXX)
+# Fuzzing is CPU-bound and the end-to-end tests mostly wait: it runs
+# alongside them at a lower priority, on the CPU they leave idle.
+nice -n 10 bash -c "$(declare -f fuzz); FUZZTIME=$FUZZTIME fuzz" >"$logs/fuzz" 2>&1 &
+fuzzing=$!
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$\|/test/cluster$') >"$logs/packages" 2>&1 &
 packages=$!
-e2e_rc=0
-RMQPROXY_TEST_CHILD_RACE=1 go test -count=1 -timeout 40m ./test/e2e ./test/cluster >"$logs/e2e" 2>&1 || e2e_rc=$?
-packages_rc=0
+RMQPROXY_TEST_CHILD_RACE=1 RMQPROXY_TEST_TARGETS=cluster go test -count=1 -timeout 30m ./test/e2e ./test/cluster >"$logs/cluster" 2>&1 &
+cluster=$!
+local_rc=0
+RMQPROXY_TEST_CHILD_RACE=1 RMQPROXY_TEST_TARGETS=local go test -count=1 -timeout 30m ./test/e2e >"$logs/local" 2>&1 || local_rc=$?
+packages_rc=0 cluster_rc=0 fuzz_rc=0
 wait "$packages" || packages_rc=$?
+wait "$cluster" || cluster_rc=$?
+wait "$fuzzing" || fuzz_rc=$?
 echo "-- packages (go test -race)"; cat "$logs/packages"
-echo "-- end to end (test/e2e, test/cluster)"; cat "$logs/e2e"
+echo "-- end to end, local mode (test/e2e)"; cat "$logs/local"
+echo "-- end to end, cluster mode (test/e2e, test/cluster)"; cat "$logs/cluster"
+echo "-- fuzzing"; grep -v '^fuzz: elapsed' "$logs/fuzz"
 rm -rf "$logs"
-if [ "$packages_rc" != 0 ] || [ "$e2e_rc" != 0 ]; then
+if [ "$packages_rc" != 0 ] || [ "$local_rc" != 0 ] || [ "$cluster_rc" != 0 ] || [ "$fuzz_rc" != 0 ]; then
   echo "== tests failed (${SECONDS}s)"; exit 1
 fi
-echo "-- tests passed (${SECONDS}s since the start)"
-
-echo "== fuzzing every target for ${FUZZTIME}"
-go test -list '^Fuzz' ./... | awk '
-  /^Fuzz/ { targets[n++] = $1; next }
-  /^ok/   { for (i = 0; i < n; i++) print $2, targets[i]; n = 0 }' |
-while read -r pkg target; do
-  echo "-- $pkg $target"
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
-done
 echo "== all tests passed (${SECONDS}s)"
+
