@@ -31,7 +31,7 @@ func queryRoute(t *testing.T, addr string, md ...string) (*v2.Status, error) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, append([]string{"x-mq-client-id", "hostile", "x-mq-language", "GO", "x-mq-protocol", "v2", "x-mq-client-version", "5.1.4"}, md...)...)
+	ctx = metadata.AppendToOutgoingContext(ctx, append([]string{"x-mq-client-id", "raw-client", "x-mq-language", "GO", "x-mq-protocol", "v2", "x-mq-client-version", "5.1.4"}, md...)...)
 	resp, err := v2.NewMessagingServiceClient(conn).QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "orders-eu"}, Endpoints: &v2.Endpoints{Addresses: []*v2.Address{{Host: "127.0.0.1", Port: 8081}}}})
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -37,28 +36,8 @@ func openTelemetry(t *testing.T, addr, ak, secret, group, topic string) v2.Messa
 	if err != nil {
 		t.Fatal(err)
 	}
-	sendSettings(t, stream, group, topic)
+	testenv.SendSettings(t, stream, v2.ClientType_SIMPLE_CONSUMER, group, topic)
 	return stream
-}
-
-func sendSettings(t *testing.T, stream v2.MessagingService_TelemetryClient, group, topic string) {
-	t.Helper()
-	ct := v2.ClientType_SIMPLE_CONSUMER
-	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-		ClientType:     &ct,
-		RequestTimeout: durationpb.New(3 * time.Second),
-		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
-			Group:         &v2.Resource{Name: group},
-			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}},
-		}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, err := stream.Recv()
-	if err != nil || reply.GetSettings() == nil {
-		t.Fatalf("settings reply: %v %v", reply, err)
-	}
 }
 
 // TestRevokedUserLosesOpenStreams: a user disabled, deleted or given a new
@@ -156,7 +135,7 @@ func TestRevokedUserLosesOpenStreams(t *testing.T) {
 		}
 	}
 	// alice is untouched: her Telemetry stream still answers settings.
-	sendSettings(t, opened["alice"].telemetry, group, topic)
+	testenv.SendSettings(t, opened["alice"].telemetry, v2.ClientType_SIMPLE_CONSUMER, group, topic)
 
 	// Each revocation is audited.
 	testenv.WaitFor(t, 10*time.Second, func() error {

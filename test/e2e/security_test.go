@@ -18,9 +18,6 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -323,22 +320,14 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 	})
 }
 
-// rawCall calls QueryRoute with hand-made metadata.
+// rawCall calls QueryRoute with hand-made metadata (see queryRoute).
 func rawCall(t *testing.T, addr string, md ...string) *v2.Status {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	st, err := queryRoute(t, addr, md...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, append([]string{"x-mq-client-id", "raw-client", "x-mq-language", "GO", "x-mq-protocol", "v2", "x-mq-client-version", "5.1.4"}, md...)...)
-	resp, err := v2.NewMessagingServiceClient(conn).QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "orders-eu"}, Endpoints: &v2.Endpoints{Addresses: []*v2.Address{{Host: "127.0.0.1", Port: 8081}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.GetStatus()
+	return st
 }
 
 func signed(ak, secret string, at time.Time, upper bool, extra ...string) []string {

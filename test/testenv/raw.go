@@ -81,21 +81,7 @@ func (c *RawClient) SubscribeAs(t testing.TB, ct v2.ClientType, group, topic str
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-		ClientType:     &ct,
-		RequestTimeout: durationpb.New(3 * time.Second),
-		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
-			Group:         &v2.Resource{Name: group},
-			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}},
-		}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, err := stream.Recv()
-	if err != nil || reply.GetSettings() == nil {
-		t.Fatalf("settings reply: %v %v", reply, err)
-	}
+	SendSettings(t, stream, ct, group, topic)
 }
 
 // receive reads one ReceiveMessage stream to its end.
@@ -158,4 +144,26 @@ func WaitForRoute(t testing.TB, p *Proxy, topic string) {
 		}
 		return nil
 	})
+}
+
+// SendSettings sends a consumer's settings (group, a "*" subscription to
+// topic) on a Telemetry stream and waits for the settings reply, as the
+// official clients do when they start.
+func SendSettings(t testing.TB, stream v2.MessagingService_TelemetryClient, ct v2.ClientType, group, topic string) {
+	t.Helper()
+	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType:     &ct,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{
+			Group:         &v2.Resource{Name: group},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}},
+		}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := stream.Recv()
+	if err != nil || reply.GetSettings() == nil {
+		t.Fatalf("settings reply: %v %v", reply, err)
+	}
 }
