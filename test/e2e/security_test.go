@@ -425,33 +425,6 @@ func TestPolicyChangeReachesRunningProxies(t *testing.T) {
 	}
 }
 
-// securityReadiness returns what /readyz says of the "security" check:
-// "ready", "degraded" or "failing". The other checks are left out: in the
-// cluster pass on a loaded machine the broker's check can time out now and
-// then, which makes the whole proxy "not ready" for a moment.
-func securityReadiness(t *testing.T, c *testenv.Child) string {
-	t.Helper()
-	_, body := readyz(t, c.HealthAddr)
-	var rep struct {
-		Failing  []struct{ Name string } `json:"failing"`
-		Degraded []struct{ Name string } `json:"degraded"`
-	}
-	if err := json.Unmarshal([]byte(body), &rep); err != nil {
-		t.Fatalf("%v: %s", err, body)
-	}
-	for _, r := range rep.Failing {
-		if r.Name == "security" {
-			return "failing"
-		}
-	}
-	for _, r := range rep.Degraded {
-		if r.Name == "security" {
-			return "degraded"
-		}
-	}
-	return "ready"
-}
-
 // TestPostgresOutageDuringTraffic is "must be shown" 3, second half:
 // PostgreSQL stopped and restarted while clients work. The proxy keeps
 // serving with the last policy (allowed stays allowed, denied stays
@@ -471,7 +444,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := securityReadiness(t, c); got != "ready" {
+	if got := checkReadiness(t, c.HealthAddr, "security").state; got != "ready" {
 		t.Fatalf("readyz before the outage: %s", got)
 	}
 	// The audit metrics: nothing dropped, the buffer empty once the admin
@@ -491,7 +464,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 
 	srv.Stop(t)
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		if got := securityReadiness(t, c); got != "degraded" {
+		if got := checkReadiness(t, c.HealthAddr, "security").state; got != "degraded" {
 			return fmt.Errorf("readyz %s", got)
 		}
 		return nil
@@ -526,7 +499,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 
 	srv.Start(t)
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		if got := securityReadiness(t, c); got != "ready" {
+		if got := checkReadiness(t, c.HealthAddr, "security").state; got != "ready" {
 			return fmt.Errorf("readyz %s", got)
 		}
 		return nil
