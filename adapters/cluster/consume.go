@@ -42,25 +42,8 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	if err != nil {
 		return nil, err
 	}
-	f := req.Filter
-	if f == nil {
-		f = filter.All
-	}
-	expr := f.Expression()
-	expType, exp := remoting.ExpressionTag, "*"
-	if expr.Type == filter.TypeSQL92 {
-		expType, exp = remoting.ExpressionSQL92, expr.Text
-	} else if expr.Text != "" {
-		exp = expr.Text
-	}
-	poll := req.PollTimeout
-	timeout := b.cfg.RequestTimeout + poll
-	if dl, ok := ctx.Deadline(); ok {
-		remaining := time.Until(dl)
-		poll = min(poll, remaining-pollReserve(remaining))
-		timeout = remaining
-	}
-	poll = max(poll, 0)
+	f, expType, exp := remotingExpression(req.Filter)
+	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
 	h := remoting.PopMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ConsumerGroup: req.Group, Topic: req.Topic,
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
 		PollTime: poll.Milliseconds(), BornTime: b.clock.Now().UnixMilli(), InitMode: remoting.InitModeMax,
@@ -269,4 +252,35 @@ func (b *Broker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 	errs := make([]error, len(reqs))
 	each(len(reqs), func(i int) { handles[i], errs[i] = b.ChangeInvisible(ctx, reqs[i]) })
 	return handles, errs
+}
+
+// remotingExpression returns the filter to match with (filter.All for
+// none) and how POP_MESSAGE and PULL_MESSAGE carry it: its type and text
+// ("*" for every message).
+func remotingExpression(req filter.Filter) (f filter.Filter, expType, exp string) {
+	f = req
+	if f == nil {
+		f = filter.All
+	}
+	expr := f.Expression()
+	switch {
+	case expr.Type == filter.TypeSQL92:
+		return f, remoting.ExpressionSQL92, expr.Text
+	case expr.Text != "":
+		return f, remoting.ExpressionTag, expr.Text
+	}
+	return f, remoting.ExpressionTag, "*"
+}
+
+// pollBudget is how long the broker may hold a long poll and how long the
+// call may take in all: the requested poll, cut to leave a reserve before
+// ctx's deadline.
+func (b *Broker) pollBudget(ctx context.Context, requested time.Duration) (poll, timeout time.Duration) {
+	poll, timeout = requested, b.cfg.RequestTimeout+requested
+	if dl, ok := ctx.Deadline(); ok {
+		remaining := time.Until(dl)
+		poll = min(poll, remaining-pollReserve(remaining))
+		timeout = remaining
+	}
+	return max(poll, 0), timeout
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
-	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -27,25 +26,8 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	if err != nil {
 		return ports.PullResult{}, err
 	}
-	f := req.Filter
-	if f == nil {
-		f = filter.All
-	}
-	expr := f.Expression()
-	expType, exp := remoting.ExpressionTag, "*"
-	if expr.Type == filter.TypeSQL92 {
-		expType, exp = remoting.ExpressionSQL92, expr.Text
-	} else if expr.Text != "" {
-		exp = expr.Text
-	}
-	poll := req.PollTimeout
-	timeout := b.cfg.RequestTimeout + poll
-	if dl, ok := ctx.Deadline(); ok {
-		remaining := time.Until(dl)
-		poll = min(poll, remaining-pollReserve(remaining))
-		timeout = remaining
-	}
-	poll = max(poll, 0)
+	f, expType, exp := remotingExpression(req.Filter)
+	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
 	flags := remoting.PullSubscription
 	if poll > 0 {
 		flags |= remoting.PullSuspend

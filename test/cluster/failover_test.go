@@ -129,15 +129,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 		wg.Wait()
 	}()
 
-	atLeast := func(n int64) func() error {
-		return func() error {
-			if got := sentOK.Load(); got < n {
-				return fmt.Errorf("%d of %d sends answered OK", got, n)
-			}
-			return nil
-		}
-	}
-	testenv.WaitFor(t, 60*time.Second, atLeast(300))
+	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, 300))
 	// Sends spread over both brokers.
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		mu.Lock()
@@ -157,7 +149,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 	}
 	phase.Store(1)
 	before := sentOK.Load()
-	testenv.WaitFor(t, 90*time.Second, atLeast(before+300))
+	testenv.WaitFor(t, 90*time.Second, sendsAnsweredOK(&sentOK, before+300))
 	if okDown.Load() == 0 {
 		t.Fatal("no send succeeded while a broker was down")
 	}
@@ -177,7 +169,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 	}
 	phase.Store(2)
 	before = sentOK.Load()
-	testenv.WaitFor(t, 90*time.Second, atLeast(before+300))
+	testenv.WaitFor(t, 90*time.Second, sendsAnsweredOK(&sentOK, before+300))
 	close(stop)
 	wg.Wait()
 	logPer("after the restart")

@@ -109,15 +109,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 		wg.Wait()
 	}()
 
-	atLeast := func(n int64) func() error {
-		return func() error {
-			if got := sentOK.Load(); got < n {
-				return fmt.Errorf("%d of %d sends answered OK", got, n)
-			}
-			return nil
-		}
-	}
-	testenv.WaitFor(t, 60*time.Second, atLeast(400))
+	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, 400))
 	testenv.WaitFor(t, 60*time.Second, func() error { // both instances serve the group
 		mu.Lock()
 		defer mu.Unlock()
@@ -133,7 +125,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 	killed.Store(true)
 	a.Kill(t)
 	before := sentOK.Load()
-	testenv.WaitFor(t, 60*time.Second, atLeast(before+200))
+	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, before+200))
 	close(stop)
 	wg.Wait()
 
@@ -180,4 +172,15 @@ func adminOf(t *testing.T, c *testenv.Child) *admin.Client {
 		t.Fatal(err)
 	}
 	return ac
+}
+
+// sendsAnsweredOK is a testenv.WaitFor condition: at least n of the sends
+// counted in sent were answered OK.
+func sendsAnsweredOK(sent *atomic.Int64, n int64) func() error {
+	return func() error {
+		if got := sent.Load(); got < n {
+			return fmt.Errorf("%d of %d sends answered OK", got, n)
+		}
+		return nil
+	}
 }
