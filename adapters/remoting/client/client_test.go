@@ -232,6 +232,11 @@ func TestInFlightBound(t *testing.T) {
 		}
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1, MaxInFlight: 1})
+	// Connect first: a probe below with its 20 ms budget must wait for the
+	// slot, not be cut short while dialing on a loaded machine.
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
+		t.Fatal(err)
+	}
 	first := make(chan error, 1)
 	go func() {
 		resp, err := c.Invoke(t.Context(), fb.addr(), request("held"))
