@@ -26,11 +26,13 @@ import (
 // its limit gets TOO_MANY_REQUESTS, a second client keeps its throughput).
 // The rmqproxy binary runs as a child process with a traffic rules file
 // that limits topic noisy to 100 messages/s. Client B, the official Go
-// producer with 16 sends in flight, sends b.N 1 KiB messages to topic
-// quiet alone, then b.N more while client A floods topic noisy with 16
-// sends in flight:
-//   - neighbour=none: A stays idle, the control: its ratio is the drift
-//     between two runs of B alone (on a shared machine it is not 1);
+// producer with 16 sends in flight, sends 1 KiB messages to topic quiet
+// in alternating slices: one slice alone, the next while client A floods
+// topic noisy with 16 sends in flight, and so on, b.N messages in each
+// phase. Interleaving makes a change of the machine's speed during the run
+// (other work, a slower disk) hit both phases alike. Client A is:
+//   - neighbour=none: idle, the control: its ratio shows what is left of
+//     the drift between the phases;
 //   - neighbour=go: the official Go producer, which retries a refused send
 //     with its backoff and then fails it (a misbehaving application);
 //   - neighbour=raw: raw SendMessage calls in a tight loop with no backoff
@@ -42,7 +44,7 @@ import (
 // process, on the same cores as B and the proxy, so on a small machine it
 // takes CPU from B's client too.
 //
-//	go test -run '^$' -bench NoisyNeighbour -benchtime 5000x ./test/bench
+//	go test -run '^$' -bench NoisyNeighbour -benchtime 20000x ./test/bench
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	for _, kind := range []string{"none", "go", "raw"} {
 		b.Run("neighbour="+kind, func(b *testing.B) { noisyNeighbour(b, kind) })
@@ -76,10 +78,11 @@ func noisyNeighbour(b *testing.B, kind string) {
 		}
 		return s
 	}
-	// send has B send n messages with 16 in flight and returns its rate
-	// and the CPU (cores) the proxy and this process (both clients) used
-	// meanwhile.
-	send := func(n int) (rate, proxyCores, clientCores float64) {
+	// phase sums B's sends, wall time and the CPU seconds the proxy and
+	// this process (both clients) used over the slices of one phase.
+	type phase struct{ msgs, seconds, proxyCPU, clientCPU float64 }
+	// send has B send n messages with 16 in flight into ph.
+	send := func(n int, ph *phase) {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		p0, c0, start := cpu(child.PID()), cpu(os.Getpid()), time.Now()
@@ -94,16 +97,14 @@ func noisyNeighbour(b *testing.B, kind string) {
 			})
 		}
 		wg.Wait()
-		d := time.Since(start).Seconds()
-		return float64(n) / d, (cpu(child.PID()) - p0) / d, (cpu(os.Getpid()) - c0) / d
+		ph.msgs += float64(n)
+		ph.seconds += time.Since(start).Seconds()
+		ph.proxyCPU += cpu(child.PID()) - p0
+		ph.clientCPU += cpu(os.Getpid()) - c0
 	}
-	send(1000) // warm up: connections, routes, settings
+	send(1000, &phase{}) // warm up: connections, routes, settings
 
-	b.SetBytes(int64(len(body1KiB)))
-	b.ResetTimer()
-	alone, aloneProxy, aloneClients := send(b.N)
-
-	// Client A floods until B is done.
+	// Client A floods while its gate is open.
 	ctx, stop := context.WithCancel(b.Context())
 	var accepted, refused, other atomic.Int64
 	count := func(code v2.Code) {
@@ -146,39 +147,100 @@ func noisyNeighbour(b *testing.B, kind string) {
 			count(resp.GetStatus().GetCode())
 		}
 	}
+	gate := newFloodGate()
 	var flood sync.WaitGroup
 	if sendA != nil {
 		for range 16 {
 			flood.Go(func() {
-				for ctx.Err() == nil {
+				for gate.wait(ctx) {
 					sendA(ctx)
 				}
 			})
 		}
-		// Measure once the flood is past its burst and being refused.
-		testenv.WaitFor(b, 30*time.Second, func() error {
-			if refused.Load() < 100 {
-				return errors.New("the flood has not been refused 100 times yet")
-			}
-			return nil
-		})
 	}
-	a0, r0, t0 := accepted.Load(), refused.Load(), time.Now()
-	neighboured, neighbouredProxy, neighbouredClients := send(b.N)
-	elapsed := time.Since(t0).Seconds()
-	a1, r1 := accepted.Load(), refused.Load()
+	const slices = 8
+	var alone, neighboured phase
+	var acceptedDuring, refusedDuring float64
+	b.SetBytes(int64(len(body1KiB)))
+	b.ResetTimer()
+	for i := range slices {
+		n := b.N / slices
+		if i == slices-1 {
+			n = b.N - n*(slices-1)
+		}
+		send(n, &alone)
+		if sendA != nil {
+			gate.open()
+			// Measure once the flood is past the burst its bucket saved
+			// while paused and is being refused.
+			r := refused.Load()
+			testenv.WaitFor(b, 30*time.Second, func() error {
+				if refused.Load() < r+50 {
+					return errors.New("the flood has not been refused 50 more times yet")
+				}
+				return nil
+			})
+		}
+		a0, r0 := accepted.Load(), refused.Load()
+		send(n, &neighboured)
+		acceptedDuring += float64(accepted.Load() - a0)
+		refusedDuring += float64(refused.Load() - r0)
+		gate.close()
+	}
 	stop()
 	flood.Wait()
 	b.StopTimer()
 	// Sends cut by the stop end otherwise; more would be a finding.
 	b.Logf("flood: %d accepted, %d refused, %d other answers (including those cut by the stop)", accepted.Load(), refused.Load(), other.Load())
-	b.ReportMetric(alone, "alone-msgs/s")
-	b.ReportMetric(neighboured, "neighboured-msgs/s")
-	b.ReportMetric(neighboured/alone, "ratio")
-	b.ReportMetric(float64(a1-a0)/elapsed, "flood-accepted/s")
-	b.ReportMetric(float64(r1-r0)/elapsed, "flood-refused/s")
-	b.ReportMetric(aloneProxy, "proxy-cores-alone")
-	b.ReportMetric(neighbouredProxy, "proxy-cores-neighboured")
-	b.ReportMetric(aloneClients, "client-cores-alone")
-	b.ReportMetric(neighbouredClients, "client-cores-neighboured")
+	aloneRate, neighbouredRate := alone.msgs/alone.seconds, neighboured.msgs/neighboured.seconds
+	b.ReportMetric(aloneRate, "alone-msgs/s")
+	b.ReportMetric(neighbouredRate, "neighboured-msgs/s")
+	b.ReportMetric(neighbouredRate/aloneRate, "ratio")
+	b.ReportMetric(acceptedDuring/neighboured.seconds, "flood-accepted/s")
+	b.ReportMetric(refusedDuring/neighboured.seconds, "flood-refused/s")
+	b.ReportMetric(alone.proxyCPU/alone.seconds, "proxy-cores-alone")
+	b.ReportMetric(neighboured.proxyCPU/neighboured.seconds, "proxy-cores-neighboured")
+	b.ReportMetric(alone.clientCPU/alone.seconds, "client-cores-alone")
+	b.ReportMetric(neighboured.clientCPU/neighboured.seconds, "client-cores-neighboured")
+}
+
+// floodGate pauses and resumes the flooding client between slices.
+type floodGate struct {
+	mu     sync.Mutex
+	opened chan struct{} // closed while the gate is open
+}
+
+func newFloodGate() *floodGate { return &floodGate{opened: make(chan struct{})} }
+
+func (g *floodGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.opened:
+	default:
+		close(g.opened)
+	}
+}
+
+func (g *floodGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.opened:
+		g.opened = make(chan struct{})
+	default:
+	}
+}
+
+// wait blocks until the gate is open and reports false once ctx ends.
+func (g *floodGate) wait(ctx context.Context) bool {
+	g.mu.Lock()
+	opened := g.opened
+	g.mu.Unlock()
+	select {
+	case <-opened:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
