@@ -16,6 +16,7 @@ type Config struct {
 	HandshakeTimeout           time.Duration `yaml:"handshakeTimeout" help:"time a new connection has to finish its TLS or HTTP/2 handshake"`
 	UseEndpointPortFromRequest bool          `yaml:"useEndpointPortFromRequest" help:"advertise the port the client dialled in routes instead of this listener's port (behind port-mapping load balancers)"`
 	MaxInflightPerKind         int           `yaml:"maxInflightPerKind" help:"requests of one kind (route, producer, consumer, long poll, client, Telemetry stream, transaction) served at once before new ones get TOO_MANY_REQUESTS; long polls and Telemetry streams count for as long as they are open"`
+	ThrottledSendHold          time.Duration `yaml:"throttledSendHold" help:"how long the answer to a send refused with TOO_MANY_REQUESTS (a rate limit, an in-flight cap) is held, with the request's slots already freed, so that a client resending at once without backoff cannot make the proxy spend its cores on refusals (at most half of the request's remaining deadline; the official clients back off longer anyway); 0: answer at once"`
 	MaxHeaderListSize          int64         `yaml:"maxHeaderListSize" unit:"bytes" help:"largest header block (metadata) of a request; larger ones reset their stream (the Apache proxy's limit, grpc-java's default)"`
 	MaxConcurrentStreams       int           `yaml:"maxConcurrentStreams" help:"streams (calls) one connection may have open at once; more are refused and the clients queue them"`
 	MaxConnectionsPerAddress   int           `yaml:"maxConnectionsPerAddress" help:"connections one client IP address may hold; more are closed at once (raise it when many clients share an address behind NAT); 0: no limit"`
@@ -47,6 +48,7 @@ func DefaultConfig() Config {
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
 		MaxInflightPerKind: 10000,
+		ThrottledSendHold:  20 * time.Millisecond,
 		MaxHeaderListSize:  8 << 10,
 		// The official clients keep one connection per endpoint and use a
 		// stream per call; producers may have many sends in flight.
@@ -96,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightPerKind < 1 {
 		errs = append(errs, errors.New("maxInflightPerKind must be at least 1"))
+	}
+	if c.ThrottledSendHold < 0 {
+		errs = append(errs, errors.New("throttledSendHold must not be negative (0: answer at once)"))
 	}
 	if c.MaxHeaderListSize < 1<<10 || c.MaxHeaderListSize > 1<<30 {
 		errs = append(errs, errors.New("maxHeaderListSize must be between 1KiB and 1GiB"))

@@ -90,17 +90,48 @@ func (a *admission) observe(meter metric.Meter) error {
 func unary[Resp any](s *Service, ctx context.Context, k kind, req any, call func(context.Context) (Resp, error), fail func(*v2.Status) Resp) (Resp, error) {
 	ctx, leave, st := s.admitRequest(ctx, k, req)
 	if st != nil {
+		s.holdThrottledSend(ctx, req, st)
 		return fail(st), nil
 	}
-	defer leave()
 	resp, err := call(ctx)
+	leave()
 	if err != nil {
 		if clientGaveUp(ctx, err) {
 			return resp, status.FromContextError(ctx.Err()).Err()
 		}
-		return fail(statusOf(ctx, s.log, err)), nil
+		st := statusOf(ctx, s.log, err)
+		s.holdThrottledSend(ctx, req, st)
+		return fail(st), nil
 	}
 	return resp, nil
+}
+
+// holdThrottledSend delays the answer to a send refused with
+// TOO_MANY_REQUESTS by grpc.throttledSendHold (at most half of what is
+// left of its deadline), after its admission ended: a client that resends
+// at once without backoff then gets a few refusals a second per send in
+// flight instead of thousands, whose cost other clients would pay.
+func (s *Service) holdThrottledSend(ctx context.Context, req any, st *v2.Status) {
+	if st.GetCode() != v2.Code_TOO_MANY_REQUESTS || s.cfg.ThrottledSendHold <= 0 {
+		return
+	}
+	if _, ok := req.(*v2.SendMessageRequest); !ok {
+		return
+	}
+	hold := s.cfg.ThrottledSendHold
+	if dl, ok := ctx.Deadline(); ok {
+		hold = min(hold, time.Until(dl)/2)
+	}
+	if hold <= 0 {
+		return
+	}
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.shutdown.Done():
+	}
 }
 
 // admitRequest authenticates and authorizes req (when auth is enabled),

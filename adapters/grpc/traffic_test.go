@@ -2,6 +2,7 @@ package grpc
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -142,5 +143,76 @@ func TestRateLimitedSendAndReceive(t *testing.T) {
 	}
 	if popped != 1 {
 		t.Fatalf("broker popped %d times, want 1", popped)
+	}
+}
+
+func TestThrottledSendHeldWithoutItsSlots(t *testing.T) {
+	const hold = 300 * time.Millisecond
+	tr := application.NewTraffic(application.DefaultTrafficConfig(), ports.SystemClock{})
+	if _, err := tr.SetRules(application.TrafficRules{
+		Topics: application.ScopeRules{Named: map[string]application.Limits{"limited": {Send: application.FlowLimits{Messages: application.Rate{PerSecond: 0.001, Burst: 1}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ts := startTrafficServer(t, &fakeBroker{}, tr, func(c *Config, _ *application.Config) {
+		c.ThrottledSendHold = hold
+		c.MaxInflightPerKind = 1 // a held refusal keeping its slot would refuse every other send
+	})
+	if r, err := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("limited")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("first send: %v, %v", r.GetStatus(), err)
+	}
+	type answer struct {
+		code v2.Code
+		took time.Duration
+	}
+	refused := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		r, _ := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("limited"))
+		refused <- answer{r.GetStatus().GetCode(), time.Since(start)}
+	}()
+	throttled := func() uint64 {
+		var n uint64
+		for _, c := range tr.Stats().Throttled {
+			n += c.Count
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for throttled() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second send was not refused within 10 s")
+		}
+		runtime.Gosched()
+	}
+	// The refusal is being held: its slot is free, so a send of another
+	// producer is served (one may still meet the slot for a moment).
+	served := false
+	for {
+		select {
+		case a := <-refused:
+			if a.code != v2.Code_TOO_MANY_REQUESTS {
+				t.Fatalf("send over the limit: %v", a.code)
+			}
+			if a.took < hold {
+				t.Fatalf("refusal answered after %v, before the %v hold", a.took, hold)
+			}
+			if !served {
+				t.Fatal("no other send was served while the refusal was held: it kept its slot")
+			}
+			return
+		default:
+		}
+		if served {
+			continue
+		}
+		r, err := ts.client.SendMessage(clientCtx(t.Context(), "p2"), sendRequest("free"))
+		switch {
+		case err == nil && r.GetStatus().GetCode() == v2.Code_OK:
+			served = true
+		case err == nil && r.GetStatus().GetCode() == v2.Code_TOO_MANY_REQUESTS:
+		default:
+			t.Fatalf("send of another producer: %v, %v", r.GetStatus(), err)
+		}
 	}
 }
