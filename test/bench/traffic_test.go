@@ -36,7 +36,9 @@ import (
 //   - neighbour=go: the official Go producer, which retries a refused send
 //     with its backoff and then fails it (a misbehaving application);
 //   - neighbour=raw: raw SendMessage calls in a tight loop with no backoff
-//     (the worst neighbour a proxy can have).
+//     (the worst neighbour a proxy can have), whose refusals the proxy
+//     answers after grpc.throttledSendHold (20 ms);
+//   - neighbour=raw/hold=0: the same with refusals answered at once.
 //
 // It reports B's msgs/s alone and with the neighbour, their ratio, A's
 // accepted and refused sends per second, and the CPU (in cores) the proxy
@@ -49,14 +51,17 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	for _, kind := range []string{"none", "go", "raw"} {
 		b.Run("neighbour="+kind, func(b *testing.B) { noisyNeighbour(b, kind) })
 	}
+	// The same flood with refusals answered at once, to show what
+	// grpc.throttledSendHold saves.
+	b.Run("neighbour=raw/hold=0", func(b *testing.B) { noisyNeighbour(b, "raw", "--grpc.throttledSendHold=0s") })
 }
 
-func noisyNeighbour(b *testing.B, kind string) {
+func noisyNeighbour(b *testing.B, kind string, flags ...string) {
 	rules := filepath.Join(b.TempDir(), "traffic.yaml")
 	if err := os.WriteFile(rules, []byte("topics:\n  noisy: {send: {messagesPerSecond: 100}}\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	child := testenv.StartChild(b, b.TempDir(), "--traffic.rulesFile="+rules)
+	child := testenv.StartChild(b, b.TempDir(), append([]string{"--traffic.rulesFile=" + rules}, flags...)...)
 	if child.GRPCAddr == "" {
 		b.Fatalf("rmqproxy is not serving; logs:\n%s", child.Output())
 	}
