@@ -45,44 +45,44 @@ func (c *Compiler) Stats() *Stats { return c.stats }
 
 // Compile implements ports.PolicyCompiler: it validates every entry (a
 // snapshot with an invalid entry is refused whole) and builds one enforcer
-// per subject.
+// per subject, or, for a subject with more than [matchSetThreshold]
+// entries, one per set of its resources that requests match, on first use.
 func (c *Compiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
-	p := &Policy{enforcers: map[string]*casbinv2.Enforcer{}, resources: map[string]domain.Resource{}, ips: map[string][]netip.Prefix{},
-		subjectResources: map[string][]domain.Resource{}, stats: c.stats}
-	subjects := map[string]bool{}
-	seen := map[[2]string]bool{}
+	proto, err := model.NewModelFromString(modelText)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{subjects: map[string]*subjectPolicy{}, resources: map[string]domain.Resource{}, ips: map[string][]netip.Prefix{},
+		stats: c.stats, mode: c.mode, proto: proto}
 	for _, e := range entries {
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("ACL entry %d: %w", e.ID, err)
 		}
-		subjects[e.Subject] = true
+		sp := p.subjects[e.Subject]
+		if sp == nil {
+			sp = &subjectPolicy{byKey: map[string][]domain.ACLEntry{}}
+			p.subjects[e.Subject] = sp
+		}
 		key := e.Resource.Key()
 		p.resources[key] = e.Resource
-		if k := [2]string{e.Subject, key}; !seen[k] {
-			seen[k] = true
-			p.subjectResources[e.Subject] = append(p.subjectResources[e.Subject], e.Resource)
+		if _, seen := sp.byKey[key]; !seen {
+			sp.keys = append(sp.keys, key)
+			sp.keyResources = append(sp.keyResources, e.Resource)
 		}
+		sp.byKey[key] = append(sp.byKey[key], e)
+		sp.entries = append(sp.entries, e)
 		p.ips[ipsText(e)] = e.SourceIPs
 	}
-	adapter := NewAdapter(entries, c.mode)
-	for subject := range subjects {
-		m, err := model.NewModelFromString(modelText)
-		if err != nil {
-			return nil, err
+	for subject, sp := range p.subjects {
+		if len(sp.entries) > matchSetThreshold {
+			sp.sets = &enforcerSets{limit: matchSetCacheSize, m: map[string]*casbinv2.Enforcer{}}
+			continue
 		}
-		enf, err := casbinv2.NewEnforcer(m)
+		enf, err := p.enforcer(sp.entries)
 		if err != nil {
-			return nil, err
-		}
-		enf.EnableAutoSave(false)
-		enf.SetAdapter(adapter)
-		enf.AddFunction("resMatch", p.resMatch)
-		enf.AddFunction("actMatch", actMatch)
-		enf.AddFunction("ipAllowed", p.ipAllowed)
-		if err := enf.LoadFilteredPolicy(subject); err != nil {
 			return nil, fmt.Errorf("load the entries of %s: %w", subject, err)
 		}
-		p.enforcers[subject] = enf
+		sp.all = enf
 	}
 	if c.cacheSize > 0 {
 		p.cache = newCache(c.cacheSize)
@@ -90,20 +90,67 @@ func (c *Compiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
 	return p, nil
 }
 
+// matchSetThreshold is the number of entries above which a subject's
+// requests are decided by an enforcer holding only the entries whose
+// resource matches the request: casbin evaluates its matcher on every
+// entry of an enforcer (milliseconds at a thousand), while the entries one
+// request matches are few.
+const matchSetThreshold = 32
+
+// matchSetCacheSize bounds the enforcers one policy keeps per set of
+// matched resources (each a few kilobytes; a full cache is emptied).
+const matchSetCacheSize = 1024
+
+// enforcer returns a casbin enforcer over entries (all of one subject).
+func (p *Policy) enforcer(entries []domain.ACLEntry) (*casbinv2.Enforcer, error) {
+	enf, err := casbinv2.NewEnforcer(p.proto.Copy())
+	if err != nil {
+		return nil, err
+	}
+	enf.EnableAutoSave(false)
+	enf.SetAdapter(NewAdapter(entries, p.mode))
+	enf.AddFunction("resMatch", p.resMatch)
+	enf.AddFunction("actMatch", actMatch)
+	enf.AddFunction("ipAllowed", p.ipAllowed)
+	if err := enf.LoadPolicy(); err != nil {
+		return nil, err
+	}
+	return enf, nil
+}
+
 // Policy is a compiled, immutable policy (ports.Policy).
 type Policy struct {
-	enforcers map[string]*casbinv2.Enforcer
+	subjects map[string]*subjectPolicy
 	// resources and ips hold the parsed forms of every p.res and p.ips
 	// string, built before the policy is used and only read afterwards.
 	resources map[string]domain.Resource
 	ips       map[string][]netip.Prefix
-	// subjectResources are the distinct resource keys of each subject's
-	// entries: a request none of them covers is decided (no match,
-	// denied) without running the enforcer, whose cost grows with the
-	// entries (milliseconds at a thousand).
-	subjectResources map[string][]domain.Resource
-	cache            *cache
-	stats            *Stats
+	cache     *cache
+	stats     *Stats
+	mode      domain.ConflictMode
+	proto     model.Model // the parsed model, copied for every enforcer
+}
+
+// subjectPolicy holds one subject's entries.
+type subjectPolicy struct {
+	entries []domain.ACLEntry
+	// keys are the distinct resource keys of the entries (keyResources
+	// their parsed forms) and byKey the entries of each: a request none
+	// of them covers is decided (no match, denied) without an enforcer.
+	keys         []string
+	keyResources []domain.Resource
+	byKey        map[string][]domain.ACLEntry
+	// all is the enforcer of every entry (small subjects); sets holds the
+	// enforcers per set of matched keys (subjects above matchSetThreshold).
+	all  *casbinv2.Enforcer
+	sets *enforcerSets
+}
+
+// enforcerSets caches enforcers by the set of resource keys they hold.
+type enforcerSets struct {
+	mu    sync.Mutex
+	limit int
+	m     map[string]*casbinv2.Enforcer
 }
 
 // Decide implements ports.Policy.
@@ -130,12 +177,21 @@ func (p *Policy) DecideUncached(subject string, req domain.AccessRequest) domain
 }
 
 func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessDecision {
-	enf, ok := p.enforcers[subject]
+	sp, ok := p.subjects[subject]
 	if !ok {
 		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
 	}
-	res := req.Resource.Key()
-	if !p.anyResourceMatches(subject, res) {
+	key := req.Resource.Key()
+	rr, ok := requestResource(key)
+	if !ok {
+		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
+	}
+	enf, err := p.enforcerFor(sp, rr)
+	if err != nil {
+		// Fail closed; the entries were validated, so this is a bug.
+		return domain.AccessDecision{Reason: "authorizer_error: " + err.Error()}
+	}
+	if enf == nil {
 		// What the enforcer answers too: no entry matches.
 		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
 	}
@@ -143,9 +199,8 @@ func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessD
 	if req.SourceIP.IsValid() {
 		ip = req.SourceIP.Unmap().String()
 	}
-	allowed, explain, err := enf.EnforceEx(subject, res, strconv.FormatUint(uint64(req.Actions), 10), ip)
+	allowed, explain, err := enf.EnforceEx(subject, key, strconv.FormatUint(uint64(req.Actions), 10), ip)
 	if err != nil {
-		// Fail closed; the entries were validated, so this is a bug.
 		return domain.AccessDecision{Reason: "authorizer_error: " + err.Error()}
 	}
 	if len(explain) < 7 {
@@ -155,19 +210,51 @@ func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessD
 	return domain.AccessDecision{Allowed: allowed, EntryID: id, Reason: "entry:" + explain[6]}
 }
 
-// anyResourceMatches reports whether an entry of subject covers the
-// request resource key res, as resMatch decides it.
-func (p *Policy) anyResourceMatches(subject, res string) bool {
-	req, ok := requestResource(res)
-	if !ok {
-		return false
-	}
-	for _, entry := range p.subjectResources[subject] {
-		if entry.Matches(req) {
-			return true
+// enforcerFor returns the enforcer that decides a request for res: nil
+// when no entry of the subject covers res; the subject's enforcer when it
+// has few entries; otherwise one holding only the entries of the keys
+// that cover res, which has the same first match (the adapter ranks them
+// by priority, then id, as it ranks all of them).
+func (p *Policy) enforcerFor(sp *subjectPolicy, res domain.Resource) (*casbinv2.Enforcer, error) {
+	var matched []int
+	for i := range sp.keyResources {
+		if sp.keyResources[i].Matches(res) {
+			matched = append(matched, i)
 		}
 	}
-	return false
+	if matched == nil {
+		return nil, nil
+	}
+	if sp.sets == nil {
+		return sp.all, nil
+	}
+	var id strings.Builder
+	for _, i := range matched {
+		id.WriteString(strconv.Itoa(i))
+		id.WriteByte(' ')
+	}
+	sets := sp.sets
+	sets.mu.Lock()
+	enf := sets.m[id.String()]
+	sets.mu.Unlock()
+	if enf != nil {
+		return enf, nil
+	}
+	var entries []domain.ACLEntry
+	for _, i := range matched {
+		entries = append(entries, sp.byKey[sp.keys[i]]...)
+	}
+	enf, err := p.enforcer(entries)
+	if err != nil {
+		return nil, err
+	}
+	sets.mu.Lock()
+	if len(sets.m) >= sets.limit {
+		clear(sets.m)
+	}
+	sets.m[id.String()] = enf
+	sets.mu.Unlock()
+	return enf, nil
 }
 
 // resMatch(r.res, p.res): does the entry's resource cover the request's?
