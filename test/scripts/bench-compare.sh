@@ -22,6 +22,11 @@
 #   BENCH_APACHE_CACHE=DIR  where the Apache jars are installed (default
 #                           ~/.cache/rmqproxy-bench/apache-5.5.0)
 #   BENCH_RMQPROXY_FLAGS    extra flags for rmqproxy
+#   BENCH_FREEZE=1          stop (SIGSTOP) the servers not being measured and
+#                           continue them (SIGCONT) for their turn, so that an
+#                           idle server's background threads (the Apache
+#                           broker's timer and flush services spin while idle)
+#                           take no CPU from the one measured; 0: all run
 #   BENCH_NICE=N            run the benchmark in a session of its own at nice N
 #                           (e.g. -5, as root): on a machine others use, it
 #                           then gets most of the CPU, alike for every server
@@ -91,6 +96,7 @@ pids=()
 stop() {
 	local pid=$1 wait=${2:-30}
 	kill -TERM "$pid" 2>/dev/null || return 0
+	kill -CONT "$pid" 2>/dev/null || true # frozen for another server's turn
 	for _ in $(seq $((wait * 10))); do
 		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
 		sleep 0.1
@@ -131,8 +137,9 @@ results=$out/results.jsonl
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); benchmark session at nice ${BENCH_NICE:-0} ($(cat /proc/$$/autogroup 2>/dev/null))"
 } > "$out/machine.txt"
 
-# Started servers: label -> "endpoint pid [loadgen flags]".
-declare -A servers
+# Started servers: label -> "endpoint pid [loadgen flags]"; label -> the
+# PIDs frozen while another server is measured.
+declare -A servers processes
 labels=()
 
 # start_rmqproxy LABEL BINARY
@@ -154,6 +161,7 @@ start_rmqproxy() {
 	RMQPROXY_ADMIN_ADDRESS=127.0.0.1:$admin "$out/rmqproxy" group create g-drain > /dev/null
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$grpc" -topic bench -timeout 60s
 	servers[$label]="127.0.0.1:$grpc $pid -pprof http://127.0.0.1:$health/debug/pprof"
+	processes[$label]=$pid
 	labels+=("$label")
 }
 
@@ -233,6 +241,7 @@ start_apache() {
 	wait_port "$proxy_grpc" 120 "the proxy's gRPC port"
 	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint 127.0.0.1:"$proxy_grpc" -topic bench -timeout 120s
 	servers[apache-proxy-$apache_version]="127.0.0.1:$proxy_grpc $proxy_pid"
+	processes[apache-proxy-$apache_version]="$proxy_pid $ns_pid"
 	labels+=("apache-proxy-$apache_version")
 }
 
@@ -244,10 +253,26 @@ for t in "${targets[@]}"; do
 	esac
 done
 
+# turn LABEL: with BENCH_FREEZE (the default), continue LABEL's processes
+# and stop every other server's, then wait until LABEL serves again.
+turn() {
+	local label=$1 other endpoint
+	[ "${BENCH_FREEZE:-1}" = 1 ] || return 0
+	for other in "${labels[@]}"; do
+		# shellcheck disable=SC2086 # a list of PIDs
+		[ "$other" = "$label" ] || kill -STOP ${processes[$other]}
+	done
+	# shellcheck disable=SC2086
+	kill -CONT ${processes[$label]}
+	read -r endpoint _ <<< "${servers[$label]}"
+	env "rocketmq.client.logRoot=$out/client-logs" "$out/loadgen" wait -endpoint "$endpoint" -topic bench -timeout 120s
+}
+
 # measure LABEL [loadgen flags]: one loadgen run against a started server.
 measure() {
 	local label=$1 endpoint pid extra
 	shift
+	turn "$label"
 	read -r endpoint pid extra <<< "${servers[$label]}"
 	log "$label: $* (load $(cut -d' ' -f1-3 /proc/loadavg))"
 	# shellcheck disable=SC2086 # extra is a list of flags
@@ -272,6 +297,10 @@ if [ "$drain" -gt 0 ]; then
 		done
 	done
 fi
+for label in "${labels[@]}"; do
+	# shellcheck disable=SC2086
+	kill -CONT ${processes[$label]} 2>/dev/null || true
+done
 for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}" 30; done # the proxy before its NameServer
 pids=()
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
