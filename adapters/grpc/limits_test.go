@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/rmqproxy/rmqproxy/application"
 )
 
 // chunkConn serves a byte stream in reads of random sizes.
@@ -153,4 +156,47 @@ func FuzzResetWatcher(f *testing.F) {
 			t.Fatal("the watcher changed the bytes")
 		}
 	})
+}
+
+// TestFlowControlWindow reads the SETTINGS the server announces: a fixed
+// window of grpc.flowControlWindow, or none (HTTP/2's 65,535 bytes, which
+// grpc-go's estimation then grows) with 0.
+func TestFlowControlWindow(t *testing.T) {
+	for _, c := range []struct {
+		window int64
+		want   uint32
+	}{{1 << 20, 1 << 20}, {256 << 10, 256 << 10}, {0, 65535}} {
+		ts := startTestServer(t, &fakeBroker{}, func(cfg *Config, _ *application.Config) { cfg.FlowControlWindow = c.window })
+		conn, err := ts.lis.DialContext(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(conn, conn)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		got := uint32(65535) // HTTP/2's initial window when none is announced
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("window %d: no SETTINGS from the server: %v", c.window, err)
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				if v, ok := sf.Value(http2.SettingInitialWindowSize); ok {
+					got = v
+				}
+				break
+			}
+		}
+		if got != c.want {
+			t.Fatalf("flowControlWindow %d: the server announced an initial window of %d, want %d", c.window, got, c.want)
+		}
+	}
 }
