@@ -93,8 +93,11 @@ func unary[Resp any](s *Service, ctx context.Context, k kind, req any, call func
 		s.holdThrottledSend(ctx, req, st)
 		return fail(st), nil
 	}
-	resp, err := call(ctx)
-	leave()
+	// The admission ends before a refusal is held (and when call panics).
+	resp, err := func() (Resp, error) {
+		defer leave()
+		return call(ctx)
+	}()
 	if err != nil {
 		if clientGaveUp(ctx, err) {
 			return resp, status.FromContextError(ctx.Err()).Err()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -214,5 +216,25 @@ func TestThrottledSendHeldWithoutItsSlots(t *testing.T) {
 		default:
 			t.Fatalf("send of another producer: %v, %v", r.GetStatus(), err)
 		}
+	}
+}
+
+// A send whose handler panics gives its admission slot back: with one slot
+// per kind, the next send is served.
+func TestPanickingSendFreesItsSlot(t *testing.T) {
+	var calls int
+	b := &fakeBroker{send: func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+		calls++
+		if calls == 1 {
+			panic("a bug in the broker port")
+		}
+		return []domain.SendReceipt{{MessageID: msgs[0].ID}}, nil
+	}}
+	ts := startTestServer(t, b, func(c *Config, _ *application.Config) { c.MaxInflightPerKind = 1 })
+	if _, err := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("t")); status.Code(err) != codes.Internal {
+		t.Fatalf("panicking send: %v", err)
+	}
+	if r, err := ts.client.SendMessage(clientCtx(t.Context(), "p1"), sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("send after the panic: %v, %v", r.GetStatus(), err)
 	}
 }
