@@ -75,7 +75,10 @@ func (c *Compiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
 	}
 	for subject, sp := range p.subjects {
 		if len(sp.entries) > matchSetThreshold {
-			sp.sets = &enforcerSets{limit: matchSetCacheSize, m: map[string]*casbinv2.Enforcer{}}
+			sp.bySet = true
+			if p.sets == nil {
+				p.sets = &enforcerSets{limit: matchSetCacheSize, m: map[string]*casbinv2.Enforcer{}}
+			}
 			continue
 		}
 		enf, err := p.enforcer(sp.entries)
@@ -97,8 +100,9 @@ func (c *Compiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
 // request matches are few.
 const matchSetThreshold = 32
 
-// matchSetCacheSize bounds the enforcers one policy keeps per set of
-// matched resources (each a few kilobytes; a full cache is emptied).
+// matchSetCacheSize bounds the enforcers one policy keeps per subject and
+// set of matched resources, all subjects together: about 10 KB each with
+// a few entries, so ~10 MB at most (a full cache is emptied).
 const matchSetCacheSize = 1024
 
 // enforcer returns a casbin enforcer over entries (all of one subject).
@@ -129,6 +133,8 @@ type Policy struct {
 	stats     *Stats
 	mode      domain.ConflictMode
 	proto     model.Model // the parsed model, copied for every enforcer
+	// sets holds the enforcers of subjects decided by matching set.
+	sets *enforcerSets
 }
 
 // subjectPolicy holds one subject's entries.
@@ -140,10 +146,11 @@ type subjectPolicy struct {
 	keys         []string
 	keyResources []domain.Resource
 	byKey        map[string][]domain.ACLEntry
-	// all is the enforcer of every entry (small subjects); sets holds the
-	// enforcers per set of matched keys (subjects above matchSetThreshold).
-	all  *casbinv2.Enforcer
-	sets *enforcerSets
+	// all is the enforcer of every entry (small subjects); a subject above
+	// matchSetThreshold (bySet) is decided by an enforcer per set of
+	// matched keys, kept in Policy.sets.
+	all   *casbinv2.Enforcer
+	bySet bool
 }
 
 // enforcerSets caches enforcers by the set of resource keys they hold.
@@ -186,7 +193,7 @@ func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessD
 	if !ok {
 		return domain.AccessDecision{Reason: domain.ReasonNoMatch}
 	}
-	enf, err := p.enforcerFor(sp, rr)
+	enf, err := p.enforcerFor(subject, sp, rr)
 	if err != nil {
 		// Fail closed; the entries were validated, so this is a bug.
 		return domain.AccessDecision{Reason: "authorizer_error: " + err.Error()}
@@ -215,7 +222,7 @@ func (p *Policy) decide(subject string, req domain.AccessRequest) domain.AccessD
 // has few entries; otherwise one holding only the entries of the keys
 // that cover res, which has the same first match (the adapter ranks them
 // by priority, then id, as it ranks all of them).
-func (p *Policy) enforcerFor(sp *subjectPolicy, res domain.Resource) (*casbinv2.Enforcer, error) {
+func (p *Policy) enforcerFor(subject string, sp *subjectPolicy, res domain.Resource) (*casbinv2.Enforcer, error) {
 	var matched []int
 	for i := range sp.keyResources {
 		if sp.keyResources[i].Matches(res) {
@@ -225,15 +232,17 @@ func (p *Policy) enforcerFor(sp *subjectPolicy, res domain.Resource) (*casbinv2.
 	if matched == nil {
 		return nil, nil
 	}
-	if sp.sets == nil {
+	if !sp.bySet {
 		return sp.all, nil
 	}
 	var id strings.Builder
+	id.WriteString(subject)
+	id.WriteByte(0)
 	for _, i := range matched {
 		id.WriteString(strconv.Itoa(i))
 		id.WriteByte(' ')
 	}
-	sets := sp.sets
+	sets := p.sets
 	sets.mu.Lock()
 	enf := sets.m[id.String()]
 	sets.mu.Unlock()
