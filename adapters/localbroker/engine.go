@@ -346,8 +346,6 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 	}
 	if e.timerRebuild != nil && len(e.rebuild) == 0 {
 		from = e.timerScanStart(snap.logOffset)
-	} else if e.timerRebuild != nil {
-		from = commitlog.FromStart
 	}
 	rebuilt := false
 	e.replaying = true

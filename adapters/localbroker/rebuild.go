@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -247,7 +246,7 @@ func (e *Engine) startTimerRebuildLocked(damaged []timerindex.Damage) {
 	}
 	e.timerRebuild = e.timers.Rebuild(starts)
 	e.timerDamage = damaged
-	e.log.Info("timer index buckets are damaged; rebuilding them from the commit log (recovery reads the whole log once)", "buckets", len(damaged))
+	e.log.Info("timer index buckets are damaged; rebuilding them from the commit log (recovery reads it from the segment of their oldest timer, or from the start when consume queues are rebuilt too)", "buckets", len(damaged))
 }
 
 // timerScanStart is where the scan of a timer-only rebuild starts: the
@@ -259,17 +258,13 @@ func (e *Engine) timerScanStart(snapOffset int64) int64 {
 	for _, d := range e.timerDamage {
 		lowest = min(lowest, d.Want.MinOrigin)
 	}
-	ents, err := os.ReadDir(e.dir("commitlog"))
+	bases, err := commitlog.SegmentBases(e.dir("commitlog"))
 	if err != nil {
 		return commitlog.FromStart // commitlog.Open reports it
 	}
 	from := int64(commitlog.FromStart)
-	for _, ent := range ents {
-		base, err := strconv.ParseInt(ent.Name(), 10, 64)
-		if err != nil || ent.Name() != commitlog.SegmentName(base) {
-			continue
-		}
-		if base <= lowest && base > from {
+	for _, base := range bases {
+		if base <= lowest {
 			from = base
 		}
 	}

@@ -42,17 +42,22 @@ func Write(path string, data []byte) error {
 
 // SyncDir fsyncs a directory so that names created, renamed or removed in it
 // are durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+func SyncDir(dir string) error { return syncPath(dir, "directory ") }
+
+// SyncFile fsyncs the file at path (written through another handle).
+func SyncFile(path string) error { return syncPath(path, "") }
+
+func syncPath(p, what string) error {
+	f, err := os.Open(p)
 	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
+		return fmt.Errorf("open %s%s: %w", what, p, err)
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
+		return fmt.Errorf("fsync %s%s: %w", what, p, err)
 	}
 	return nil
 }

@@ -219,6 +219,29 @@ const FromStart = -1
 // SegmentName is the file name of the segment starting at base.
 func SegmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 
+// SegmentBases lists the base offsets of the segment files in dir, in
+// order.
+func SegmentBases(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: list %s: %w", dir, err)
+	}
+	var bases []int64
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != 20 || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || b < 0 {
+			continue
+		}
+		bases = append(bases, b)
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
 // Open opens (creating if needed) the log in opts.Dir, validates every
 // record from offset from to the end, calling replay for each valid one in
 // order (payload is only valid during the call), repairs a torn tail and
@@ -283,23 +306,10 @@ func Open(opts Options, from int64, replay func(off int64, typ byte, payload []b
 // load lists the segments, validates the log from from on and leaves the last
 // segment open for appending.
 func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
-	entries, err := os.ReadDir(l.opts.Dir)
+	bases, err := SegmentBases(l.opts.Dir)
 	if err != nil {
-		return fmt.Errorf("commitlog: list %s: %w", l.opts.Dir, err)
+		return err
 	}
-	var bases []int64
-	for _, e := range entries {
-		name := e.Name()
-		if len(name) != 20 || !e.Type().IsRegular() {
-			continue
-		}
-		b, err := strconv.ParseInt(name, 10, 64)
-		if err != nil || b < 0 {
-			continue
-		}
-		bases = append(bases, b)
-	}
-	slices.Sort(bases)
 	for _, b := range bases {
 		p := filepath.Join(l.opts.Dir, SegmentName(b))
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)

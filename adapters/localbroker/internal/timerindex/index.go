@@ -114,25 +114,45 @@ func DecodeEntries(b []byte) ([]Entry, int, error) {
 	var out []Entry
 	pos := 0
 	for pos < len(b) {
-		if len(b)-pos < 8 {
-			return out, pos, fmt.Errorf("%w: truncated header at byte %d", ErrCorrupt, pos)
-		}
-		n := int(binary.BigEndian.Uint32(b[pos:]))
-		if n < 2 || n > maxPayload || n > len(b)-pos-8 {
-			return out, pos, fmt.Errorf("%w: bad length %d at byte %d", ErrCorrupt, n, pos)
-		}
-		p := b[pos+8 : pos+8+n]
-		if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(b[pos+4:]) {
-			return out, pos, fmt.Errorf("%w: checksum mismatch at byte %d", ErrCorrupt, pos)
-		}
-		e, err := decodePayload(p)
+		n, err := entryLength(b[pos:], int64(len(b)-pos), int64(pos))
 		if err != nil {
-			return out, pos, fmt.Errorf("%w at byte %d", err, pos)
+			return out, pos, err
+		}
+		e, err := checkedPayload(b[pos:pos+8], b[pos+8:pos+8+int(n)], int64(pos))
+		if err != nil {
+			return out, pos, err
 		}
 		out = append(out, e)
-		pos += 8 + n
+		pos += 8 + int(n)
 	}
 	return out, pos, nil
+}
+
+// entryLength reads the payload length from the 8-byte entry header hdr
+// (when left, the bytes from the entry to the end, can hold one) and
+// checks it against left; pos is the entry's byte position, for the error.
+func entryLength(hdr []byte, left, pos int64) (int64, error) {
+	if left < 8 {
+		return 0, fmt.Errorf("%w: truncated entry at byte %d", ErrCorrupt, pos)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr))
+	if n < 2 || n > maxPayload || n > left-8 {
+		return 0, fmt.Errorf("%w: bad entry length %d at byte %d", ErrCorrupt, n, pos)
+	}
+	return n, nil
+}
+
+// checkedPayload checks payload p against the checksum in the entry header
+// hdr and decodes it; pos is the entry's byte position, for the error.
+func checkedPayload(hdr, p []byte, pos int64) (Entry, error) {
+	if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(hdr[4:8]) {
+		return Entry{}, fmt.Errorf("%w: checksum mismatch at byte %d", ErrCorrupt, pos)
+	}
+	e, err := decodePayload(p)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w at byte %d", err, pos)
+	}
+	return e, nil
 }
 
 func decodePayload(p []byte) (Entry, error) {

@@ -2,14 +2,13 @@ package timerindex
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 )
@@ -55,26 +54,23 @@ func check(p string, st State) (string, error) {
 	}
 	var adds, dones, minOrigin int64
 	for pos := HeaderSize; pos < st.Length; {
-		if st.Length-pos < 8 {
-			return fmt.Sprintf("truncated entry at byte %d", pos), nil
+		hdr := buf[:8]
+		if st.Length-pos >= 8 {
+			if _, err := io.ReadFull(r, hdr); err != nil {
+				return "", fmt.Errorf("timerindex: read %s: %w", p, err)
+			}
 		}
-		if _, err := io.ReadFull(r, buf[:8]); err != nil {
-			return "", fmt.Errorf("timerindex: read %s: %w", p, err)
-		}
-		n := int64(binary.BigEndian.Uint32(buf[:4]))
-		if n < 2 || n > maxPayload || n > st.Length-pos-8 {
-			return fmt.Sprintf("bad entry length %d at byte %d", n, pos), nil
+		n, err := entryLength(hdr, st.Length-pos, pos)
+		if err != nil {
+			return damageReason(err), nil
 		}
 		payload := buf[8 : 8+n]
 		if _, err := io.ReadFull(r, payload); err != nil {
 			return "", fmt.Errorf("timerindex: read %s: %w", p, err)
 		}
-		if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(buf[4:8]) {
-			return fmt.Sprintf("checksum mismatch at byte %d", pos), nil
-		}
-		e, err := decodePayload(payload)
+		e, err := checkedPayload(hdr, payload, pos)
 		if err != nil {
-			return fmt.Sprintf("%v at byte %d", err, pos), nil
+			return damageReason(err), nil
 		}
 		switch e.Kind {
 		case KindAdd:
@@ -92,6 +88,12 @@ func check(p string, st State) (string, error) {
 			adds, dones, minOrigin, st.Adds, st.Dones, st.MinOrigin), nil
 	}
 	return "", nil
+}
+
+// damageReason is a decoding error as a Damage reason, without the
+// ErrCorrupt prefix every such error has.
+func damageReason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": ")
 }
 
 // rebuildSuffix names the temporary file of a bucket being rebuilt (Open
@@ -238,7 +240,7 @@ func (r *Rebuilder) Finish() ([]Rebuilt, error) {
 	}
 	slices.Sort(starts)
 	for _, s := range starts {
-		if err := syncFile(r.buckets[s].tmp); err != nil {
+		if err := atomicfile.SyncFile(r.buckets[s].tmp); err != nil {
 			r.Abort()
 			return nil, err
 		}
@@ -272,19 +274,4 @@ func (r *Rebuilder) Abort() {
 	for _, b := range r.buckets {
 		_ = os.Remove(b.tmp)
 	}
-}
-
-func syncFile(p string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("timerindex: open %s: %w", p, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("timerindex: fsync %s: %w", p, err)
-	}
-	return nil
 }
