@@ -125,10 +125,16 @@ func (s *Service) holdThrottledSend(ctx context.Context, req any, st *v2.Status)
 	if dl, ok := ctx.Deadline(); ok {
 		hold = min(hold, time.Until(dl)/2)
 	}
-	if hold <= 0 {
+	s.holdAnswer(ctx, hold)
+}
+
+// holdAnswer waits d before a refusal is answered (not at all when d is
+// not positive), or less when ctx or the server's shutdown ends first.
+func (s *Service) holdAnswer(ctx context.Context, d time.Duration) {
+	if d <= 0 {
 		return
 	}
-	t := time.NewTimer(hold)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -225,14 +231,7 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 			if dl, ok := ctx.Deadline(); ok {
 				hold = min(hold, time.Until(dl)-time.Second)
 			}
-			if hold > 0 {
-				t := time.NewTimer(hold)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-				}
-			}
+			s.holdAnswer(ctx, hold)
 		}
 		return st
 	}

@@ -183,8 +183,8 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 	return sharedBroker
 }
 
-// brokerCheckedFor is the top-level test for which the shared broker was
-// last checked.
+// brokerCheckedFor holds the top-level tests for which the shared broker
+// was checked (see ensureSharedBroker).
 var brokerCheckedFor sync.Map // test name → struct{}
 
 // ensureSharedBroker checks once per top-level test that the pass's broker
