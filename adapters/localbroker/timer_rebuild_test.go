@@ -264,15 +264,7 @@ func TestTimerRebuildAfterRetention(t *testing.T) {
 	}
 	second := first.Add(20 * time.Second)
 	h.send("d", 0, delayMsg("d", "kept", second))
-	if err := h.e.Snapshot(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	p := h.bucketFile(second)
-	h.e.crash()
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	h.open()
+	p := h.restartWithoutBucket(t, second)
 	if !h.warns.contains("rebuilt them", p, "timers_restored=1 timers_per_snapshot=1") {
 		t.Fatalf("warnings %q", h.warns.lines)
 	}
@@ -368,15 +360,7 @@ func TestTimerRebuildScansFromItsOldestAdd(t *testing.T) {
 	if _, err := h.e.Recall(t.Context(), "d", r.RecallHandle); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.e.Snapshot(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	p := h.bucketFile(at)
-	h.e.crash()
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	h.open()
+	h.restartWithoutBucket(t, at)
 	var from int64 = -1
 	for _, l := range h.warns.lines {
 		if i := strings.Index(l, "scanned_from="); i >= 0 && strings.Contains(l, "timers_restored=2 timers_per_snapshot=2") {
@@ -389,4 +373,21 @@ func TestTimerRebuildScansFromItsOldestAdd(t *testing.T) {
 	if got := h.deliverInOrder("d", want); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("delivered %v", got)
 	}
+}
+
+// restartWithoutBucket snapshots, crashes, deletes the timer bucket of at
+// (as a bad disk would lose it) and reopens the engine; it returns the
+// bucket's path.
+func (h *harness) restartWithoutBucket(t *testing.T, at time.Time) string {
+	t.Helper()
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := h.bucketFile(at)
+	h.e.crash()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	return p
 }
