@@ -196,6 +196,7 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 		}
 	})
 	var events []event
+	var arrived []time.Duration // when each event's line was read, since start
 	var transcript strings.Builder
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -211,6 +212,7 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 			continue
 		}
 		events = append(events, e)
+		arrived = append(arrived, time.Since(start))
 	}
 	waitErr := cmd.Wait()
 	t.Logf("%s %s: pid %d ran %v", lang.name, strings.Join(args, " "), pid, time.Since(start).Round(time.Millisecond))
@@ -218,6 +220,9 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 		t.Logf("%s stderr:\n%s", lang.name, tail(s, 60))
 	}
 	report := func() {
+		// The summary first: CI output may keep only the start of a
+		// failure's log, and the transcript below can be long.
+		t.Logf("%s events: %s", lang.name, summarize(events, arrived))
 		t.Logf("%s stdout:\n%s", lang.name, tail(transcript.String(), 200))
 		logTails(t, logDir)
 	}
@@ -241,6 +246,50 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 }
 
 // logTails logs the last lines of each log file the client wrote.
+// summarize says, per kind of event, how many a program printed and when
+// the first and last of them came (since the program started), and which
+// sent messages it never received: enough to tell a slow run from a lost
+// message without reading the transcript.
+func summarize(events []event, arrived []time.Duration) string {
+	type span struct {
+		n           int
+		first, last time.Duration
+	}
+	kinds := map[string]*span{}
+	var order []string
+	received := map[string]bool{}
+	for i, e := range events {
+		s := kinds[e.Event]
+		if s == nil {
+			s = &span{first: arrived[i]}
+			kinds[e.Event] = s
+			order = append(order, e.Event)
+		}
+		s.n++
+		s.last = arrived[i]
+		if e.Event == "received" {
+			received[e.ID] = true
+		}
+	}
+	var b strings.Builder
+	for _, k := range order {
+		s := kinds[k]
+		fmt.Fprintf(&b, "%s %d (%v..%v); ", k, s.n, s.first.Round(time.Millisecond), s.last.Round(time.Millisecond))
+	}
+	var missing []string
+	for _, e := range only(events, "sent") {
+		if !received[e.ID] {
+			m := e.ID
+			if e.Seq != nil {
+				m = fmt.Sprintf("%s (group %q seq %d)", e.ID, e.Group, *e.Seq)
+			}
+			missing = append(missing, m)
+		}
+	}
+	fmt.Fprintf(&b, "sent but not received: %d %v", len(missing), missing)
+	return b.String()
+}
+
 func logTails(t *testing.T, dir string) {
 	t.Helper()
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
