@@ -1,6 +1,7 @@
 package application
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -372,5 +373,33 @@ func TestClientRegistryIsBounded(t *testing.T) {
 	m.sessions.expire(t.Context())
 	if err := m.Heartbeat(asClient(t.Context(), "c"), "", ClientTypeProducer); err != nil {
 		t.Errorf("after the others expired: %v", err)
+	}
+}
+
+// TestPopOutlivesThePollingTime: the broker polls for the client's
+// long-polling time, but the call may take until just before the client's
+// deadline, so that an answer arriving late (a loaded broker) still reaches
+// the client. Ending the call with the polling time lost such answers'
+// messages for their whole invisible time (a second delivery attempt).
+func TestPopOutlivesThePollingTime(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Consumer.MinLongPolling = time.Second
+	m, b, _ := newTestMessaging(cfg)
+	b.add("t", "m1", "a")
+	ctx, cancel := context.WithTimeout(asClient(t.Context(), "c1"), 5*time.Second)
+	defer cancel()
+	req := receiveReq("g", "t", "*", false)
+	poll := 2 * time.Second
+	req.LongPollingTimeout = &poll
+	if _, err := m.ReceiveMessage(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.pops[0].PollTimeout; got != poll {
+		t.Fatalf("the broker polls for %v, want the client's %v", got, poll)
+	}
+	// 5 s less the reserve for the answer to reach the client (and
+	// whatever this test spent getting here).
+	if left := b.popLeft[0]; left < 4*time.Second || left > 5*time.Second-pollReserve {
+		t.Fatalf("the pop's context had %v left, want nearly the client's 5 s deadline less %v", left, pollReserve)
 	}
 }

@@ -22,6 +22,7 @@ type fakeBroker struct {
 	mu        sync.Mutex
 	pending   []domain.StoredMessage
 	pops      []ports.PopRequest
+	popLeft   []time.Duration // how long each pop's context had left, -1 for none
 	changes   []ports.ChangeInvisibleRequest
 	acks      []ports.AckRequest
 	batches   []int // entries of each AckBatch / ChangeInvisibleBatch call
@@ -57,6 +58,11 @@ func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.St
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pops = append(b.pops, req)
+	left := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	b.popLeft = append(b.popLeft, left)
 	var out, kept []domain.StoredMessage
 	for _, m := range b.pending {
 		if int32(len(out)) < req.MaxMessages && req.Filter.Match(&m.Message) {

@@ -106,10 +106,16 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 			batch = min(batch, room)
 		}
 	}
-	popCtx, cancel := context.WithTimeout(ctx, polling)
-	defer cancel()
+	// The broker's long poll ends after PollTimeout; the context bounds
+	// only how long its answer may take after that. Ending the context with
+	// the polling time instead would abandon an answer that arrives a
+	// little late (a loaded broker in cluster mode), and the messages it
+	// popped would stay invisible for the whole invisible time, then come
+	// again as a second delivery attempt.
+	popCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
-		popCtx, cancel = context.WithDeadline(popCtx, dl.Add(-pollReserve))
+		var cancel context.CancelFunc
+		popCtx, cancel = context.WithDeadline(ctx, dl.Add(-pollReserve))
 		defer cancel()
 	}
 	msgs, err := m.broker.Pop(popCtx, ports.PopRequest{

@@ -26,8 +26,11 @@ type Broker interface {
 	// Pop hands out up to req.MaxMessages visible messages to req.Group and
 	// makes them invisible for req.InvisibleTime. When none is visible it
 	// waits up to req.PollTimeout for one (long polling), returning an empty
-	// slice, not an error, when none came. Every returned message carries a
-	// receipt handle and its delivery attempt.
+	// slice, not an error, when none came. ctx bounds the whole call, the
+	// broker's answer included; it usually ends well after the polling
+	// time, so that a broker that popped messages late in its poll gets its
+	// answer through. Every returned message carries a receipt handle and
+	// its delivery attempt.
 	Pop(ctx context.Context, req PopRequest) ([]domain.StoredMessage, error)
 
 	// Ack marks a delivered message consumed by the group; it is never
