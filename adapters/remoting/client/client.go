@@ -142,6 +142,20 @@ func (c *Client) Close() error {
 // remoting.Expect). Invoke owns req until it returns: it sets its Opaque
 // and Flag and signs it. Errors are *Error.
 func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
+	return c.InvokeWithLate(ctx, addr, req, nil)
+}
+
+// LateHandler receives the answer to a call whose caller gave up (its
+// context ended) after the request was sent, when the answer still comes
+// within a minute; ctx ends when the client closes. It runs on a goroutine
+// of its own, bounded like the handlers of peer requests.
+type LateHandler func(ctx context.Context, addr string, resp *remoting.Command)
+
+// InvokeWithLate is Invoke, but an answer that comes after ctx ended goes
+// to late: for requests whose effect the caller must undo when it cannot
+// use the answer (a POP_MESSAGE hides the messages it returns). An answer
+// that comes while ctx ends is returned, not handed to late.
+func (c *Client) InvokeWithLate(ctx context.Context, addr string, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
@@ -151,7 +165,7 @@ func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command)
 	if err != nil {
 		return nil, err
 	}
-	return cn.invoke(ctx, req)
+	return cn.invoke(ctx, req, late)
 }
 
 // InvokeOneway sends req with the oneway flag and returns once it is

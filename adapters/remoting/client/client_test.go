@@ -437,3 +437,60 @@ func selfSigned(t *testing.T) tls.Certificate {
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// TestLateAnswer: the answer to a call whose caller gave up goes to the
+// call's late handler (a POP_MESSAGE's messages are released there), and
+// is dropped for a call without one.
+func TestLateAnswer(t *testing.T) {
+	release := make(chan struct{})
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			<-release
+			if err := p.write(answer(req, req.Fields.Value("n"))); err != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, client.Config{})
+	late := make(chan string, 2)
+	for _, n := range []string{"with-handler", "without"} {
+		var h client.LateHandler
+		if n == "with-handler" {
+			h = func(_ context.Context, addr string, resp *remoting.Command) {
+				if addr != fb.addr() {
+					t.Errorf("late answer from %s, want %s", addr, fb.addr())
+				}
+				late <- resp.Remark
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		_, err := c.InvokeWithLate(ctx, fb.addr(), request(n), h)
+		cancel()
+		if ce := asError(t, err); ce.Kind != client.KindTimeout {
+			t.Fatalf("%s: %v, want a timeout", n, err)
+		}
+	}
+	close(release)
+	select {
+	case got := <-late:
+		if got != "with-handler" {
+			t.Fatalf("late handler got the answer to %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late answer never reached its handler")
+	}
+	// The connection still serves calls after the late answers.
+	resp, err := c.Invoke(t.Context(), fb.addr(), request("after"))
+	if err != nil || resp.Remark != "after" {
+		t.Fatalf("call after the late answers: %v %v", resp, err)
+	}
+	select {
+	case got := <-late:
+		t.Fatalf("a second late answer %q reached the handler", got)
+	default:
+	}
+}

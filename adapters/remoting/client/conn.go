@@ -28,13 +28,24 @@ type conn struct {
 	goaway atomic.Bool   // the peer said GO_AWAY: take no new calls
 
 	mu      sync.Mutex
-	pending map[int32]chan *remoting.Command
+	pending map[int32]answer
 	err     *Error // why the connection failed; nil while it lives
 }
 
+// answer is where the answer to a call goes: to its waiting caller, or,
+// once the caller gave up, to the call's late handler, if it has one.
+type answer struct {
+	ch   chan *remoting.Command // buffered (1); nil once the caller gave up
+	late LateHandler
+}
+
+// lateWindow is how long an answer to a call whose caller gave up is
+// still awaited for its late handler.
+const lateWindow = time.Minute
+
 func newConn(c *Client, addr string, nc net.Conn) *conn {
 	return &conn{c: c, addr: addr, nc: nc, writeq: make(chan *[]byte, 256), sem: make(chan struct{}, c.cfg.MaxInFlight),
-		done: make(chan struct{}), pending: make(map[int32]chan *remoting.Command)}
+		done: make(chan struct{}), pending: make(map[int32]answer)}
 }
 
 func (cn *conn) usable() bool {
@@ -104,7 +115,7 @@ func (cn *conn) encode(req *remoting.Command) (*[]byte, error) {
 	return buf, nil
 }
 
-func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Command, error) {
+func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
 	select {
 	case cn.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -127,7 +138,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 		answerPool.Put(ch)
 		return nil, cn.failure(false)
 	}
-	cn.pending[req.Opaque] = ch
+	cn.pending[req.Opaque] = answer{ch: ch}
 	cn.mu.Unlock()
 	select {
 	case cn.writeq <- buf:
@@ -144,7 +155,9 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 		answerPool.Put(ch)
 		return resp, nil
 	case <-ctx.Done():
-		cn.forget(req.Opaque)
+		if resp, ok := cn.giveUp(req.Opaque, ch, late); ok {
+			return resp, nil
+		}
 		return nil, ctxError(ctx, cn.addr, true)
 	case <-cn.done:
 		select { // the answer may have come just before the failure
@@ -155,6 +168,45 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command) (*remoting.Co
 		}
 		return nil, cn.failure(true)
 	}
+}
+
+// giveUp stops waiting for the answer to opaque: the answer, when it comes,
+// goes to late (within lateWindow), or nowhere. An answer that came while
+// the caller was giving up is returned instead (ok), so that it is never
+// dropped between the two.
+func (cn *conn) giveUp(opaque int32, ch chan *remoting.Command, late LateHandler) (resp *remoting.Command, ok bool) {
+	cn.mu.Lock()
+	_, waiting := cn.pending[opaque]
+	if waiting {
+		if late != nil {
+			cn.pending[opaque] = answer{late: late}
+			time.AfterFunc(lateWindow, func() { cn.forgetLate(opaque) })
+		} else {
+			delete(cn.pending, opaque)
+		}
+	}
+	cn.mu.Unlock()
+	if waiting {
+		return nil, false
+	}
+	// The reader took the entry, and sent the answer under the lock; or the
+	// connection failed, and no answer comes.
+	select {
+	case resp := <-ch:
+		answerPool.Put(ch)
+		return resp, true
+	default:
+		return nil, false
+	}
+}
+
+// forgetLate drops a late handler whose answer did not come in time.
+func (cn *conn) forgetLate(opaque int32) {
+	cn.mu.Lock()
+	if a, ok := cn.pending[opaque]; ok && a.ch == nil {
+		delete(cn.pending, opaque)
+	}
+	cn.mu.Unlock()
 }
 
 func (cn *conn) forget(opaque int32) {
@@ -232,11 +284,14 @@ func (cn *conn) readLoop() {
 				cn.goaway.Store(true)
 			}
 			cn.mu.Lock()
-			ch, ok := cn.pending[cmd.Opaque]
+			a, ok := cn.pending[cmd.Opaque]
 			delete(cn.pending, cmd.Opaque)
+			if ok && a.ch != nil {
+				a.ch <- cmd // buffered, one answer per call; under the lock for giveUp
+			}
 			cn.mu.Unlock()
-			if ok {
-				ch <- cmd // buffered, one answer per call
+			if ok && a.ch == nil {
+				cn.runLate(a.late, cmd)
 			}
 			continue
 		}
@@ -269,6 +324,25 @@ func (cn *conn) serve(req *remoting.Command) {
 		if resp := h(c.root, cn.addr, req); resp != nil {
 			cn.respond(resp, req)
 		}
+	}()
+}
+
+// runLate runs a late handler on its own goroutine, within the same bound
+// as the peer's requests; when too many run, the answer is dropped.
+func (cn *conn) runLate(late LateHandler, resp *remoting.Command) {
+	c := cn.c
+	select {
+	case c.handlers <- struct{}{}:
+	default:
+		c.log.LogAttrs(c.root, slog.LevelWarn, "too many remoting handlers running; dropping an answer that came after its caller gave up",
+			slog.String("addr", cn.addr), slog.Int("code", int(resp.Code)))
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.handlers }()
+		late(c.root, cn.addr, resp)
 	}()
 }
 
