@@ -197,19 +197,20 @@ func (b *Broker) Ready(ctx context.Context) error {
 
 // invoke sends one request, bounded by ctx and Config.RequestTimeout.
 func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
-	return b.invokeFor(ctx, addr, req, b.cfg.RequestTimeout)
+	return b.invokeFor(ctx, addr, req, b.cfg.RequestTimeout, nil)
 }
 
-// invokeFor sends one request, bounded by ctx and timeout. A ctx that ends
+// invokeFor sends one request, bounded by ctx and timeout; an answer that
+// comes after that goes to late, when not nil. A ctx that ends
 // sooner anyway (a gRPC call's deadline, usually) is used as it is: a
 // derived context costs a timer and four allocations per request.
-func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	return b.rpc.Invoke(ctx, addr, req)
+	return b.rpc.InvokeWithLate(ctx, addr, req, late)
 }
 
 // call sends a request built from code, header and body to addr and

@@ -48,7 +48,8 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
 		PollTime: poll.Milliseconds(), BornTime: b.clock.Now().UnixMilli(), InitMode: remoting.InitModeMax,
 		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
-	resp, err := b.invokeFor(ctx, addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&h), nil), timeout)
+	resp, err := b.invokeFor(ctx, addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&h), nil), timeout,
+		func(ctx context.Context, _ string, resp *remoting.Command) { b.releaseLatePop(ctx, req, broker, resp) })
 	if err != nil {
 		if ctx.Err() == nil {
 			b.failed(broker, err)
@@ -68,16 +69,9 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		}
 		return nil, mapError(err)
 	}
-	var ph remoting.PopMessageResponseHeader
-	if err := decodeHeader(resp, &ph); err != nil {
-		return nil, err
-	}
-	raw, err := remoting.DecodeMessages(resp.Body)
+	raw, err := popped(resp, req, broker)
 	if err != nil {
-		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
-	}
-	if err := remoting.PopCheckpoints(req.Topic, &ph, broker, req.FIFO, raw); err != nil {
-		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")
+		return nil, err
 	}
 	out := make([]domain.StoredMessage, 0, len(raw))
 	for i := range raw {
@@ -108,6 +102,68 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		out = append(out, sm)
 	}
 	return out, nil
+}
+
+// popped decodes the messages of a successful POP_MESSAGE answer, each
+// with its checkpoint.
+func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remoting.Message, error) {
+	var ph remoting.PopMessageResponseHeader
+	if err := decodeHeader(resp, &ph); err != nil {
+		return nil, err
+	}
+	raw, err := remoting.DecodeMessages(resp.Body)
+	if err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
+	}
+	if err := remoting.PopCheckpoints(req.Topic, &ph, broker, req.FIFO, raw); err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")
+	}
+	return raw, nil
+}
+
+// lateReleaseInvisibleTime is how long messages of a pop answer that came
+// after the receive gave up stay invisible: as the Apache proxy's receive
+// writer does for messages it cannot write to the client, they are made
+// visible again after a second, not after the receive's invisible time.
+const lateReleaseInvisibleTime = time.Second
+
+// releaseLatePop handles a POP_MESSAGE answer that came after its receive
+// gave up (a loaded broker answering past the deadline): the messages it
+// popped would otherwise stay invisible for the whole invisible time and
+// then come again as a second delivery attempt.
+func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broker string, resp *remoting.Command) {
+	if remoting.ResponseCode(resp.Code) != remoting.ResponseSuccess {
+		return
+	}
+	raw, err := popped(resp, req, broker)
+	if err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and cannot be read; its messages become visible after their invisible time",
+			slog.String("broker", broker), slog.Any("error", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	released := 0
+	for i := range raw {
+		m := &raw[i]
+		ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+		if err != nil {
+			continue
+		}
+		handle, _ := handleOf(ck, m.CommitLogOffset)
+		_, err = b.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
+			AckRequest:    ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: m.MsgID(), Handle: handle},
+			InvisibleTime: lateReleaseInvisibleTime})
+		if err != nil {
+			b.log.LogAttrs(ctx, slog.LevelWarn, "releasing a message of a late pop answer failed; it becomes visible after its invisible time",
+				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
+			continue
+		}
+		released++
+	}
+	b.log.LogAttrs(ctx, slog.LevelInfo, "a pop answer came after its receive gave up; its messages were made visible again",
+		slog.String("broker", broker), slog.String("consumer_group", req.Group), slog.String("topic", req.Topic),
+		slog.Int("messages", len(raw)), slog.Int("released", released))
 }
 
 // popBroker returns the broker a receive goes to: the named one when it
