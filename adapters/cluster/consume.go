@@ -161,7 +161,7 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 		}
 		released++
 	}
-	b.log.LogAttrs(ctx, slog.LevelInfo, "a pop answer came after its receive gave up; its messages were made visible again",
+	b.log.LogAttrs(ctx, slog.LevelInfo, "a pop answer came after its receive gave up; its messages were released to be delivered again in a second",
 		slog.String("broker", broker), slog.String("consumer_group", req.Group), slog.String("topic", req.Topic),
 		slog.Int("messages", len(raw)), slog.Int("released", released))
 }
