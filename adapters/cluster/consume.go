@@ -76,13 +76,12 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	out := make([]domain.StoredMessage, 0, len(raw))
 	for i := range raw {
 		m := &raw[i]
-		ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+		handle, err := popHandle(m)
 		if err != nil {
 			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message has no usable checkpoint; it becomes visible again after its invisible time",
 				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
 			continue
 		}
-		handle, _ := handleOf(ck, m.CommitLogOffset)
 		sm, err := storedMessage(m, req.Topic, broker)
 		if err != nil {
 			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message cannot be delivered; it becomes visible again after its invisible time",
@@ -121,6 +120,17 @@ func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remo
 	return raw, nil
 }
 
+// popHandle is the receipt handle of a popped message: its checkpoint
+// (set by [popped]) and its commit-log offset.
+func popHandle(m *remoting.Message) (domain.ReceiptHandle, error) {
+	ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+	if err != nil {
+		return domain.ReceiptHandle{}, err
+	}
+	h, _ := handleOf(ck, m.CommitLogOffset)
+	return h, nil
+}
+
 // lateReleaseInvisibleTime is how long messages of a pop answer that came
 // after the receive gave up stay invisible: as the Apache proxy's receive
 // writer does for messages it cannot write to the client, they are made
@@ -141,22 +151,21 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 			slog.String("broker", broker), slog.Any("error", err))
 		return
 	}
+	reqs := make([]ports.ChangeInvisibleRequest, 0, len(raw))
+	for i := range raw {
+		if h, err := popHandle(&raw[i]); err == nil {
+			reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime,
+				AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}})
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
+	_, errs := b.ChangeInvisibleBatch(ctx, reqs)
 	released := 0
-	for i := range raw {
-		m := &raw[i]
-		ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
-		if err != nil {
-			continue
-		}
-		handle, _ := handleOf(ck, m.CommitLogOffset)
-		_, err = b.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
-			AckRequest:    ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: m.MsgID(), Handle: handle},
-			InvisibleTime: lateReleaseInvisibleTime})
+	for i, err := range errs {
 		if err != nil {
 			b.log.LogAttrs(ctx, slog.LevelWarn, "releasing a message of a late pop answer failed; it becomes visible after its invisible time",
-				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
+				slog.String("broker", broker), slog.String("msg_id", reqs[i].MessageID), slog.Any("error", err))
 			continue
 		}
 		released++

@@ -245,7 +245,6 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 	return events
 }
 
-// logTails logs the last lines of each log file the client wrote.
 // summarize says, per kind of event, how many a program printed and when
 // the first and last of them came (since the program started), and which
 // sent messages it never received: enough to tell a slow run from a lost
@@ -290,6 +289,7 @@ func summarize(events []event, arrived []time.Duration) string {
 	return b.String()
 }
 
+// logTails logs the last lines of each log file the client wrote.
 func logTails(t *testing.T, dir string) {
 	t.Helper()
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
