@@ -338,6 +338,12 @@ type TopicList struct {
 	BrokerAddr string   `json:"brokerAddr,omitempty"`
 }
 
+// KVTable is the body of a GET_KVLIST_BY_NAMESPACE answer: one namespace
+// of a NameServer's KV config.
+type KVTable struct {
+	Table map[string]string `json:"table"`
+}
+
 // OffsetWrapper is one queue of a consume-stats answer.
 type OffsetWrapper struct {
 	BrokerOffset   int64 `json:"brokerOffset"`

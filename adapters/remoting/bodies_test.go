@@ -132,3 +132,15 @@ func TestConsumeStatsObjectKeys(t *testing.T) {
 		t.Fatal("a malformed key parsed")
 	}
 }
+
+// TestKVTable decodes a GET_KVLIST_BY_NAMESPACE answer as a NameServer
+// writes it.
+func TestKVTable(t *testing.T) {
+	var kv remoting.KVTable
+	if err := remoting.DecodeJSONBody([]byte(`{"table":{"orders":"EU orders, \"priority\"","pay":"line 1\nline 2"}}`), &kv); err != nil {
+		t.Fatal(err)
+	}
+	if len(kv.Table) != 2 || kv.Table["orders"] != `EU orders, "priority"` || kv.Table["pay"] != "line 1\nline 2" {
+		t.Fatalf("table %q", kv.Table)
+	}
+}

@@ -42,6 +42,7 @@ var (
 	infoSeeds      = []string{"0 1 100;1 1 5", "0 1 100,101,103", "0 qo1%100 2;0 1 0", "0 1"}
 	jsonSeeds      = []string{fastjsonRoute, standardRoute, `{"consumerIdList":["a"]}`, `{{"a":1}:2,x:[true,null]}`, `[[[`, consumeStatsBody,
 		`{"topicConfigTable":{"T":{"topicName":"T","readQueueNums":4,"writeQueueNums":4,"perm":6,"attributes":{"message.type":"FIFO"}}},"dataVersion":{"counter":3}}`,
+		`{"table":{"orders":"EU orders","pay\u00e9":"line 1\nline 2"}}`, `{"table":{}}`,
 		`{"subscriptionGroupTable":{"G":{"groupName":"G","retryMaxTimes":3,"groupRetryPolicy":{"type":"EXPONENTIAL","exponentialRetryPolicy":{"initial":1000,"max":60000,"multiplier":2}}}}}`}
 	msgIDSeeds = []string{"C0A8000A00002A9F0000000000001234", "AC110001000118B4AAC2000000000000", "20010db8000000000000000000000002" + "00002A9F0000000000000007"}
 )
@@ -250,6 +251,8 @@ func FuzzJSONBody(f *testing.F) {
 		}
 		var list remoting.TopicList
 		_ = remoting.DecodeJSONBody(b, &list)
+		var kv remoting.KVTable
+		_ = remoting.DecodeJSONBody(b, &kv)
 		norm, err := remoting.NormalizeJSON(b)
 		if err != nil {
 			return

@@ -178,3 +178,62 @@ func (h *GetConsumeStatsRequestHeader) DecodeFields(f Fields) error {
 	h.RPC.decode(&r)
 	return r.err
 }
+
+// KVConfigRequestHeader names one entry of a NameServer's KV config: the
+// header of PUT_KV_CONFIG (with Value), GET_KV_CONFIG and DELETE_KV_CONFIG
+// (without). A NameServer keeps its KV config in memory and in its
+// kvConfig.json; it is not shared between NameServers, so writers send it
+// to each of them (as upstream's admin tools do).
+type KVConfigRequestHeader struct {
+	Namespace string // required
+	Key       string // required
+	Value     string // PUT_KV_CONFIG only (required there)
+}
+
+func (h *KVConfigRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "namespace", h.Namespace)
+	dst = appendStr(dst, "key", h.Key)
+	return appendOptStr(dst, "value", h.Value)
+}
+
+func (h *KVConfigRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "KV config request header"}
+	h.Namespace = r.str("namespace", true)
+	h.Key = r.str("key", true)
+	h.Value = r.str("value", false)
+	return r.err
+}
+
+// KVConfigResponseHeader is the header of a GET_KV_CONFIG answer; a
+// NameServer without the entry answers QUERY_NOT_FOUND instead.
+type KVConfigResponseHeader struct {
+	Value string
+}
+
+func (h *KVConfigResponseHeader) AppendFields(dst Fields) Fields {
+	return appendOptStr(dst, "value", h.Value)
+}
+
+func (h *KVConfigResponseHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "KV config response header"}
+	h.Value = r.str("value", false)
+	return r.err
+}
+
+// KVNamespaceRequestHeader asks a NameServer for every entry of one KV
+// config namespace (GET_KVLIST_BY_NAMESPACE); the answer's body is a
+// [KVTable], or the code is QUERY_NOT_FOUND when the NameServer never had
+// the namespace.
+type KVNamespaceRequestHeader struct {
+	Namespace string // required
+}
+
+func (h *KVNamespaceRequestHeader) AppendFields(dst Fields) Fields {
+	return appendStr(dst, "namespace", h.Namespace)
+}
+
+func (h *KVNamespaceRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "KV namespace request header"}
+	h.Namespace = r.str("namespace", true)
+	return r.err
+}

@@ -84,6 +84,10 @@ func headerSamples() []struct {
 			&remoting.GetSubscriptionGroupConfigRequestHeader{}},
 		{"consume stats", &remoting.GetConsumeStatsRequestHeader{RPC: rpc, ConsumerGroup: "G", Topic: "T"},
 			&remoting.GetConsumeStatsRequestHeader{}},
+		{"kv config", &remoting.KVConfigRequestHeader{Namespace: "rmqproxy.topic.description.C", Key: "T", Value: "orders, \"EU\"\nline 2"},
+			&remoting.KVConfigRequestHeader{}},
+		{"kv config response", &remoting.KVConfigResponseHeader{Value: "v"}, &remoting.KVConfigResponseHeader{}},
+		{"kv namespace", &remoting.KVNamespaceRequestHeader{Namespace: "N"}, &remoting.KVNamespaceRequestHeader{}},
 	}
 }
 
