@@ -109,9 +109,14 @@ func (b *Broker) userTopic(name string, v *clusterView) bool {
 	return true
 }
 
-// ListTopics implements [ports.Admin]: the user topics of every master.
+// ListTopics implements [ports.Admin]: the user topics of every master,
+// with their descriptions from the NameServers.
 func (b *Broker) ListTopics(ctx context.Context) ([]domain.Topic, error) {
 	all, err := b.allTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	descs, err := b.descriptions(ctx, topicDescriptions)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +125,9 @@ func (b *Broker) ListTopics(ctx context.Context) ([]domain.Topic, error) {
 	for n, tc := range all {
 		if b.userTopic(n, v) {
 			tc.TopicName = n
-			out = append(out, topicOf(&tc))
+			t := topicOf(&tc)
+			t.Description = descs[n]
+			out = append(out, t)
 		}
 	}
 	slices.SortFunc(out, func(a, b domain.Topic) int { return strings.Compare(a.Name, b.Name) })
@@ -160,7 +167,9 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic) error {
 
 // CreateTopic implements [ports.Admin]: UPDATE_AND_CREATE_TOPIC on every
 // master of the cluster, then a wait until the NameServers route it (so
-// that clients can use it as soon as the command returns).
+// that clients can use it as soon as the command returns), then its
+// description to every NameServer. A NameServer that does not take the
+// description leaves the topic created: the error says so.
 func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	if t.Permission == domain.PermNone {
 		t.Permission = domain.PermReadWrite
@@ -180,6 +189,12 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	}
 	if err := b.awaitRoute(ctx, t.Name); err != nil {
 		return domain.Topic{}, err
+	}
+	// Also without a description: a topic of the same name deleted by
+	// other tools may have left one.
+	if err := b.storeDescription(ctx, topicDescriptions, t.Name, t.Description); err != nil {
+		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was created", t.Name), err,
+			fmt.Sprintf("once they answer, run `rmqproxy topic update %s --description` with the text again", t.Name))
 	}
 	return t, nil
 }
@@ -208,7 +223,7 @@ func (b *Broker) awaitRoute(ctx context.Context, name string) error {
 }
 
 // UpdateTopic implements [ports.Admin] with UPDATE_AND_CREATE_TOPIC on every
-// master.
+// master, then the description (kept or changed) to every NameServer.
 func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	if t.Permission == domain.PermNone {
 		t.Permission = domain.PermReadWrite
@@ -226,11 +241,16 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := b.putTopic(ctx, t); err != nil {
 		return domain.Topic{}, err
 	}
+	if err := b.storeDescription(ctx, topicDescriptions, t.Name, t.Description); err != nil {
+		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was updated", t.Name), err,
+			"once they answer, run the command again")
+	}
 	return t, nil
 }
 
 // DeleteTopic implements [ports.Admin]: DELETE_TOPIC_IN_BROKER on every
-// master, then DELETE_TOPIC_IN_NAMESRV for the cluster.
+// master, then DELETE_TOPIC_IN_NAMESRV for the cluster, then
+// DELETE_KV_CONFIG of its description on every NameServer.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	exists, err := b.topicExists(ctx, name)
 	if err != nil {
@@ -251,7 +271,14 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 			remoting.EncodeHeader(&remoting.TopicRequestHeader{Topic: name, ClusterName: b.cfg.ClusterName}), nil)
 	})
 	b.meta.forgetTopic(name)
-	return mapError(err)
+	if err != nil {
+		return mapError(err)
+	}
+	if err := b.storeDescription(ctx, topicDescriptions, name, ""); err != nil {
+		return descriptionFailed(fmt.Sprintf("topic %q was deleted", name), err,
+			"it stays there until a topic of that name is created again, which replaces it")
+	}
+	return nil
 }
 
 // sysGroups are RocketMQ's own consumer groups (MixAll).
@@ -282,19 +309,26 @@ func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.Subscriptio
 	return out, err
 }
 
-// ListGroups implements [ports.Admin]: the user groups of every master.
+// ListGroups implements [ports.Admin]: the user groups of every master,
+// with their descriptions from the NameServers.
 func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error) {
 	all, err := b.allGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
+	descs, err := b.descriptions(ctx, groupDescriptions)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]domain.ConsumerGroup, 0, len(all))
-	for n, g := range all {
+	for n, sg := range all {
 		if sysGroups[n] || strings.HasPrefix(n, "CID_RMQ_SYS_") || domain.ValidateGroupName(n) != nil {
 			continue
 		}
-		g.GroupName = n
-		out = append(out, groupOf(&g))
+		sg.GroupName = n
+		g := groupOf(&sg)
+		g.Description = descs[n]
+		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b domain.ConsumerGroup) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -313,8 +347,20 @@ func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup) error {
 	return err
 }
 
+// putGroupDescription stores a group's description (what: "consumer group
+// \"g\" was created") on every NameServer.
+func (b *Broker) putGroupDescription(ctx context.Context, g domain.ConsumerGroup, what, advice string) error {
+	if err := b.storeDescription(ctx, groupDescriptions, g.Name, g.Description); err != nil {
+		return descriptionFailed(what, err, advice)
+	}
+	return nil
+}
+
 // CreateGroup implements [ports.Admin]: UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
-// on every master.
+// on every master, then its description to every NameServer (also an
+// empty one: a group of the same name deleted by other tools may have left
+// one). A NameServer that does not take the description leaves the group
+// created: the error says so.
 func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
@@ -329,10 +375,14 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if err := b.putGroup(ctx, g); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
+	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was created", g.Name),
+		fmt.Sprintf("once they answer, run `rmqproxy group update %s --description` with the text again", g.Name)); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
 	return g, nil
 }
 
-// UpdateGroup implements [ports.Admin].
+// UpdateGroup implements [ports.Admin] like CreateGroup.
 func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
@@ -347,11 +397,15 @@ func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if err := b.putGroup(ctx, g); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
+	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was updated", g.Name), "once they answer, run the command again"); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
 	return g, nil
 }
 
 // DeleteGroup implements [ports.Admin]: DELETE_SUBSCRIPTIONGROUP (with its
-// offsets) on every master.
+// offsets) on every master, then DELETE_KV_CONFIG of its description on
+// every NameServer.
 func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 	all, err := b.allGroups(ctx)
 	if err != nil {
@@ -366,7 +420,14 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 		return err
 	})
 	b.meta.forgetGroup(name)
-	return err
+	if err != nil {
+		return err
+	}
+	if err := b.storeDescription(ctx, groupDescriptions, name, ""); err != nil {
+		return descriptionFailed(fmt.Sprintf("consumer group %q was deleted", name), err,
+			"it stays there until a group of that name is created again, which replaces it")
+	}
+	return nil
 }
 
 // GroupStats implements [ports.Admin] with GET_CONSUME_STATS on every

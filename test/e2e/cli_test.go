@@ -35,19 +35,40 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 		return out
 	}
 	run(0, "topic", "create", "cli-topic", "--type", "FIFO", "--queues", "4", "--description", "made by the CLI")
-	if out := run(0, "topic", "describe", "cli-topic", "--json"); !strings.Contains(out, `"type": "FIFO"`) || !strings.Contains(out, `"queueCount": 4`) {
+	if out := run(0, "topic", "describe", "cli-topic", "--json"); !strings.Contains(out, `"type": "FIFO"`) || !strings.Contains(out, `"queueCount": 4`) ||
+		!strings.Contains(out, `"description": "made by the CLI"`) {
 		t.Fatalf("describe: %s", out)
 	}
+	// An update that leaves the description out keeps it; one that sets
+	// it replaces it; list and describe show it (in cluster mode the
+	// NameServers keep it).
 	run(0, "topic", "update", "cli-topic", "--queues", "6")
+	if out := run(0, "topic", "describe", "cli-topic"); !strings.Contains(out, "made by the CLI") {
+		t.Fatalf("describe after an update without --description: %s", out)
+	}
+	run(0, "topic", "update", "cli-topic", "--description", `orders, "EU" & more`)
+	if out := run(0, "topic", "list"); !strings.Contains(out, `orders, "EU" & more`) || strings.Contains(out, "made by the CLI") {
+		t.Fatalf("topic list after a new description: %s", out)
+	}
 	if out := run(1, "topic", "update", "cli-topic", "--queues", "2"); !strings.Contains(out, "can only grow") {
 		t.Fatalf("shrinking: %s", out)
 	}
 	if out := run(1, "topic", "create", "bad topic"); !strings.Contains(out, "illegal") {
 		t.Fatalf("bad name: %s", out)
 	}
-	run(0, "group", "create", "cli-group", "--maxDeliveryAttempts", "5", "--retry", "1s,5s", "--orderly")
-	if out := run(0, "group", "list"); !strings.Contains(out, "cli-group") {
+	run(0, "group", "create", "cli-group", "--maxDeliveryAttempts", "5", "--retry", "1s,5s", "--orderly", "--description", "billing consumers")
+	if out := run(0, "group", "list"); !strings.Contains(out, "cli-group") || !strings.Contains(out, "billing consumers") {
 		t.Fatalf("group list: %s", out)
+	}
+	run(0, "group", "update", "cli-group", "--description", "")
+	if out := run(0, "group", "describe", "cli-group", "--json"); !strings.Contains(out, `"name": "cli-group"`) || strings.Contains(out, "billing consumers") {
+		t.Fatalf("group describe after the description was cleared: %s", out)
+	}
+	run(0, "group", "update", "cli-group", "--description", "billing consumers, again")
+	run(0, "group", "delete", "cli-group")
+	run(0, "group", "create", "cli-group")
+	if out := run(0, "group", "describe", "cli-group", "--json"); strings.Contains(out, "billing consumers") {
+		t.Fatalf("a group created again has the deleted one's description: %s", out)
 	}
 	run(0, "topic", "create", "kept", "--type", "NORMAL")
 	if out := run(0, "topic", "list"); !strings.Contains(out, "cli-topic") || !strings.Contains(out, "kept") {
@@ -56,6 +77,10 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 	run(0, "topic", "delete", "cli-topic")
 	if out := run(1, "topic", "describe", "cli-topic"); !strings.Contains(out, "does not exist") {
 		t.Fatalf("deleted topic: %s", out)
+	}
+	run(0, "topic", "create", "cli-topic", "--type", "FIFO")
+	if out := run(0, "topic", "describe", "cli-topic", "--json"); strings.Contains(out, "EU") {
+		t.Fatalf("a topic created again has the deleted one's description: %s", out)
 	}
 	if out := run(2, "topic", "frobnicate"); !strings.Contains(out, "Usage") {
 		t.Fatalf("usage: %s", out)
