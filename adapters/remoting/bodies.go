@@ -414,3 +414,25 @@ func TagHashCode(tag string) int32 {
 	}
 	return h
 }
+
+// Consume results of a [ConsumeMessageDirectlyResult] (upstream's CMResult;
+// Java tools read the name).
+const (
+	CMResultSuccess        = "CR_SUCCESS"
+	CMResultLater          = "CR_LATER"
+	CMResultRollback       = "CR_ROLLBACK"
+	CMResultCommit         = "CR_COMMIT"
+	CMResultThrowException = "CR_THROW_EXCEPTION"
+	CMResultReturnNull     = "CR_RETURN_NULL"
+)
+
+// ConsumeMessageDirectlyResult is the body of a CONSUME_MESSAGE_DIRECTLY
+// answer: how the consumer's listener took the message. ConsumeResult is a
+// CMResult* name; SpentTimeMills (upstream's spelling) the time it took.
+type ConsumeMessageDirectlyResult struct {
+	Order          bool   `json:"order"`
+	AutoCommit     bool   `json:"autoCommit"`
+	ConsumeResult  string `json:"consumeResult,omitempty"`
+	Remark         string `json:"remark,omitempty"`
+	SpentTimeMills int64  `json:"spentTimeMills"`
+}

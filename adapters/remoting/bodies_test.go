@@ -66,6 +66,12 @@ func TestBodiesRoundTrip(t *testing.T) {
 	if err := remoting.DecodeJSONBody([]byte(`{"consumerIdList":["10.0.0.1@1234"]}`), &cl); err != nil || cl.ConsumerIDList[0] != "10.0.0.1@1234" {
 		t.Fatal(err)
 	}
+	// A Java client's answer to CONSUME_MESSAGE_DIRECTLY (fastjson, keys sorted).
+	var direct remoting.ConsumeMessageDirectlyResult
+	if err := remoting.DecodeJSONBody([]byte(`{"autoCommit":true,"consumeResult":"CR_LATER","order":false,"remark":"r","spentTimeMills":3}`), &direct); err != nil ||
+		direct != (remoting.ConsumeMessageDirectlyResult{AutoCommit: true, ConsumeResult: remoting.CMResultLater, Remark: "r", SpentTimeMills: 3}) {
+		t.Fatalf("%+v %v", direct, err)
+	}
 	var lock remoting.LockBatchResponseBody
 	if err := remoting.DecodeJSONBody([]byte(`{"lockOKMQSet":[{"brokerName":"b","queueId":1,"topic":"T"}]}`), &lock); err != nil ||
 		lock.LockOKMQSet[0] != (remoting.MessageQueue{Topic: "T", BrokerName: "b", QueueID: 1}) {

@@ -490,6 +490,48 @@ func (h *GetConsumerRunningInfoRequestHeader) DecodeFields(f Fields) error {
 	return r.err
 }
 
+// ConsumeMessageDirectlyRequestHeader is what an admin tool sends a broker
+// (CONSUME_MESSAGE_DIRECTLY: mqadmin queryMsgById with a group and client
+// id) and the broker forwards to the consumer client with the message (the
+// broker reads it by the offset message id MsgID) as the body, after
+// setting BrokerName and, when it knows them, the topic's and the group's
+// system flags. The answer's body is a [ConsumeMessageDirectlyResult].
+// Upstream names it ConsumeMessageDirectlyResultRequestHeader.
+type ConsumeMessageDirectlyRequestHeader struct {
+	RPC
+	ConsumerGroup string // required
+	ClientID      string
+	MsgID         string
+	BrokerName    string
+	Topic         string
+	TopicSysFlag  *int32
+	GroupSysFlag  *int32
+}
+
+func (h *ConsumeMessageDirectlyRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "consumerGroup", h.ConsumerGroup)
+	dst = appendOptStr(dst, "clientId", h.ClientID)
+	dst = appendOptStr(dst, "msgId", h.MsgID)
+	dst = appendOptStr(dst, "brokerName", h.BrokerName)
+	dst = appendOptStr(dst, "topic", h.Topic)
+	dst = appendOptInt32(dst, "topicSysFlag", h.TopicSysFlag)
+	dst = appendOptInt32(dst, "groupSysFlag", h.GroupSysFlag)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *ConsumeMessageDirectlyRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "consume message directly request header"}
+	h.ConsumerGroup = r.str("consumerGroup", true)
+	h.ClientID = r.str("clientId", false)
+	h.MsgID = r.str("msgId", false)
+	h.BrokerName = r.str("brokerName", false)
+	h.Topic = r.str("topic", false)
+	h.TopicSysFlag = r.optI32("topicSysFlag")
+	h.GroupSysFlag = r.optI32("groupSysFlag")
+	h.RPC.decode(&r)
+	return r.err
+}
+
 // UnregisterClientRequestHeader says a client leaves (UNREGISTER_CLIENT).
 type UnregisterClientRequestHeader struct {
 	RPC
