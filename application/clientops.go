@@ -31,11 +31,14 @@ type ClientOps struct {
 // NewClientOps returns the client operations over the session registry.
 // lookup may be nil when the broker side cannot find a message by id;
 // relay, when set, is a broker side whose brokers ask about the consumers
-// (GET_CONSUMER_RUNNING_INFO), and gets ConsumerRunningInfo as its handler.
-func NewClientOps(cfg Config, sessions *Sessions, lookup ports.MessageLookup, relay ports.ConsumerRunningInfoRelay, log *slog.Logger) *ClientOps {
+// (GET_CONSUMER_RUNNING_INFO) or have one consume a message
+// (CONSUME_MESSAGE_DIRECTLY), and gets ConsumerRunningInfo and
+// ConsumeDirectly as its handlers.
+func NewClientOps(cfg Config, sessions *Sessions, lookup ports.MessageLookup, relay ports.ConsumerRelay, log *slog.Logger) *ClientOps {
 	o := &ClientOps{sessions: sessions, lookup: lookup, timeout: cfg.Clients.CommandTimeout, log: log}
 	if relay != nil {
 		relay.SetConsumerRunningInfoHandler(o.ConsumerRunningInfo)
+		relay.SetConsumeDirectlyHandler(o.ConsumeDirectly)
 	}
 	return o
 }
@@ -252,6 +255,115 @@ func (o *ClientOps) VerifyMessage(ctx context.Context, clientID, topic, messageI
 	return o.ask(ctx, clientID, ch, "verify message", func(nonce string) ports.ClientCommand {
 		return ports.ClientCommand{VerifyMessage: &ports.VerifyMessageCommand{Nonce: nonce, Message: msg}}
 	})
+}
+
+// ConsumeDirectly has a consumer of group consume msg as a check, for a
+// broker's CONSUME_MESSAGE_DIRECTLY (an admin tool's request, which names
+// this proxy as the client: the brokers know it as one client of every
+// group of its clients). It asks the group's consumers connected to this
+// proxy that subscribe to the message's topic and have an open Telemetry
+// stream, push consumers first (the official Java push consumer is the one
+// client that runs its listener on a VerifyMessageCommand; the others
+// answer NOT_IMPLEMENTED), then by client id; a consumer that answers
+// NOT_IMPLEMENTED or cannot be sent the request hands it to the next one.
+// Each waits up to messaging.clients.commandTimeout, all within ctx. It
+// returns the first other answer, or the last NOT_IMPLEMENTED.
+func (o *ClientOps) ConsumeDirectly(ctx context.Context, group string, msg domain.StoredMessage) (ports.ConsumeDirectlyAnswer, error) {
+	ids, err := o.directCandidates(group, msg.Topic)
+	if err != nil {
+		return ports.ConsumeDirectlyAnswer{}, err
+	}
+	var last ports.ConsumeDirectlyAnswer
+	var lastErr error
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		ch, err := o.commandChannel(id)
+		var r ClientReply
+		if err == nil {
+			r, err = o.ask(ctx, id, ch, "verify message", func(nonce string) ports.ClientCommand {
+				return ports.ClientCommand{VerifyMessage: &ports.VerifyMessageCommand{Nonce: nonce, Message: msg}}
+			})
+		}
+		switch {
+		case err != nil && domain.ReasonOf(err) == domain.ReasonUnavailable:
+			lastErr = err // its stream closed meanwhile: ask the next one
+			continue
+		case err != nil:
+			return ports.ConsumeDirectlyAnswer{}, err
+		}
+		last = ports.ConsumeDirectlyAnswer{ClientID: id, Code: r.Code, Message: r.Message, Asked: last.Asked + 1}
+		if r.Code != "NOT_IMPLEMENTED" {
+			return last, nil
+		}
+	}
+	if last.ClientID != "" {
+		return last, nil
+	}
+	if lastErr == nil {
+		lastErr = context.Cause(ctx)
+	}
+	return ports.ConsumeDirectlyAnswer{}, lastErr
+}
+
+// directCandidates lists the consumers ConsumeDirectly asks, in order, or
+// says precisely why there is none.
+func (o *ClientOps) directCandidates(group, topic string) ([]string, error) {
+	type candidate struct {
+		id   string
+		push bool
+	}
+	var in, streaming []candidate
+	var others []string // topics the group's consumers subscribe to
+	s := o.sessions
+	s.mu.Lock()
+	for id, cur := range s.clients {
+		sub := cur.settings.Subscription
+		if sub == nil || sub.Group != group || !cur.settings.ClientType.IsConsumer() {
+			continue
+		}
+		covers := false
+		for _, e := range sub.Entries {
+			covers = covers || e.Topic == topic
+			others = append(others, e.Topic)
+		}
+		if !covers {
+			continue
+		}
+		c := candidate{id: id, push: cur.settings.ClientType == ClientTypePushConsumer}
+		in = append(in, c)
+		if isOpen(cur.channel) {
+			streaming = append(streaming, c)
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case len(in) == 0 && len(others) == 0:
+		return nil, domain.Errorf(domain.ReasonNotFound, "no consumer of group %s is connected to this proxy", group)
+	case len(in) == 0:
+		slices.Sort(others)
+		return nil, domain.Errorf(domain.ReasonNotFound, "no consumer of group %s connected to this proxy subscribes to topic %s (they subscribe to %s)",
+			group, topic, strings.Join(slices.Compact(others), ", "))
+	case len(streaming) == 0:
+		return nil, domain.Errorf(domain.ReasonUnavailable,
+			"no consumer of group %s subscribing to topic %s has an open Telemetry stream to this proxy, and a request reaches a client only through it; a client opens one with its next settings sync (within 5 minutes)",
+			group, topic)
+	}
+	slices.SortFunc(streaming, func(a, b candidate) int {
+		if a.push != b.push {
+			if a.push {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	ids := make([]string, len(streaming))
+	for i, c := range streaming {
+		ids[i] = c.id
+	}
+	return ids, nil
 }
 
 // commandChannel returns the open command stream of a client.

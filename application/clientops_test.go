@@ -154,12 +154,14 @@ func TestVerifyMessageSendsTheStoredMessage(t *testing.T) {
 	}
 }
 
-// recordingRelay records the handler the client operations register.
+// recordingRelay records the handlers the client operations register.
 type recordingRelay struct {
-	h ports.ConsumerRunningInfoHandler
+	h      ports.ConsumerRunningInfoHandler
+	direct ports.ConsumeDirectlyHandler
 }
 
 func (r *recordingRelay) SetConsumerRunningInfoHandler(h ports.ConsumerRunningInfoHandler) { r.h = h }
+func (r *recordingRelay) SetConsumeDirectlyHandler(h ports.ConsumeDirectlyHandler)         { r.direct = h }
 
 func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
 	cfg := DefaultConfig()
@@ -195,6 +197,92 @@ func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
 	}
 	if _, err := relay.h(t.Context(), "nobody", false); domain.ReasonOf(err) != domain.ReasonNotFound {
 		t.Fatalf("unknown group: %v", err)
+	}
+}
+
+// TestConsumeDirectlyAsksAConsumerOfTheTopic: a broker's consume-directly
+// goes to a consumer of the group that subscribes to the message's topic
+// and has an open stream, push consumers first; one answering
+// NOT_IMPLEMENTED hands it to the next; no such consumer, or none
+// answering in time, is a precise error.
+func TestConsumeDirectlyAsksAConsumerOfTheTopic(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Clients.CommandTimeout = 200 * time.Millisecond
+	m, _, _ := newTestMessaging(cfg)
+	relay := &recordingRelay{}
+	NewClientOps(cfg, m.sessions, nil, relay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if relay.direct == nil {
+		t.Fatal("no consume-directly handler registered with the relay")
+	}
+	var asked []string
+	answering := func(id, code string) *answeringChannel {
+		ch := &answeringChannel{openChannel: *newOpenChannel()}
+		ch.answer = func(cmd ports.ClientCommand) {
+			asked = append(asked, id+":"+cmd.VerifyMessage.Message.ID)
+			m.ClientReplied(asClient(context.Background(), id), ClientReply{Nonce: cmd.VerifyMessage.Nonce, Code: code, Message: id + " says " + code})
+		}
+		return ch
+	}
+	sub := func(topics ...string) *SubscriptionSettings {
+		s := &SubscriptionSettings{Group: "g"}
+		for _, t := range topics {
+			s.Entries = append(s.Entries, SubscriptionEntry{Topic: t})
+		}
+		return s
+	}
+	msg := func(topic string) domain.StoredMessage {
+		return domain.StoredMessage{Message: domain.Message{Topic: topic, ID: "M1", Body: []byte("b")}}
+	}
+	if _, err := relay.direct(t.Context(), "g", msg("t1")); domain.ReasonOf(err) != domain.ReasonNotFound ||
+		!strings.Contains(err.Error(), "no consumer of group g is connected") {
+		t.Fatalf("no consumer: %v", err)
+	}
+	register(t, m, "a-simple", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: sub("t1")}, answering("a-simple", "NOT_IMPLEMENTED"))
+	register(t, m, "b-push", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1")}, answering("b-push", "NOT_IMPLEMENTED"))
+	register(t, m, "c-push", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1")}, answering("c-push", "OK"))
+	register(t, m, "d-other", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t9")}, answering("d-other", "OK"))
+	closed := newOpenChannel()
+	register(t, m, "e-closed", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1", "t2")}, closed)
+	closed.close()
+
+	a, err := relay.direct(t.Context(), "g", msg("t1"))
+	if err != nil || a.ClientID != "c-push" || a.Code != "OK" || a.Asked != 2 || strings.Join(asked, ",") != "b-push:M1,c-push:M1" {
+		t.Fatalf("answer %+v, %v; asked %v", a, err, asked)
+	}
+	if _, err := relay.direct(t.Context(), "g", msg("t3")); domain.ReasonOf(err) != domain.ReasonNotFound ||
+		!strings.Contains(err.Error(), "subscribes to topic t3 (they subscribe to t1, t2, t9)") {
+		t.Fatalf("topic nobody subscribes to: %v", err)
+	}
+	if _, err := relay.direct(t.Context(), "g", msg("t2")); domain.ReasonOf(err) != domain.ReasonUnavailable ||
+		!strings.Contains(err.Error(), "has an open Telemetry stream") {
+		t.Fatalf("only a closed stream: %v", err)
+	}
+
+	// All answer NOT_IMPLEMENTED: the last answer, and how many were asked.
+	m2, _, _ := newTestMessaging(cfg)
+	NewClientOps(cfg, m2.sessions, nil, relay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m = m2
+	asked = nil
+	register(t, m, "x", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1")}, answering("x", "NOT_IMPLEMENTED"))
+	register(t, m, "y", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: sub("t1")}, answering("y", "NOT_IMPLEMENTED"))
+	a, err = relay.direct(t.Context(), "g", msg("t1"))
+	if err != nil || a.ClientID != "y" || a.Code != "NOT_IMPLEMENTED" || a.Asked != 2 || a.Message != "y says NOT_IMPLEMENTED" {
+		t.Fatalf("all NOT_IMPLEMENTED: %+v, %v", a, err)
+	}
+
+	// A silent consumer: the caller's deadline cause is the error.
+	m3, _, _ := newTestMessaging(cfg)
+	NewClientOps(cfg, m3.sessions, nil, relay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	register(t, m3, "s", ClientSettings{ClientType: ClientTypePushConsumer, Subscription: sub("t1")}, newOpenChannel())
+	cause := domain.Errorf(domain.ReasonTimeout, "the caller's bound")
+	ctx, cancel := context.WithTimeoutCause(t.Context(), 50*time.Millisecond, cause)
+	defer cancel()
+	if _, err := relay.direct(ctx, "g", msg("t1")); err != cause {
+		t.Fatalf("silent consumer within the caller's bound: %v", err)
+	}
+	if _, err := relay.direct(t.Context(), "g", msg("t1")); domain.ReasonOf(err) != domain.ReasonTimeout ||
+		!strings.Contains(err.Error(), "client s did not answer the verify message request within 200ms") {
+		t.Fatalf("silent consumer: %v", err)
 	}
 }
 

@@ -75,9 +75,31 @@ type ConsumerRunningInfo struct {
 // A group without connected consumers is a ReasonNotFound error.
 type ConsumerRunningInfoHandler func(ctx context.Context, group string, withStacks bool) (ConsumerRunningInfo, error)
 
-// ConsumerRunningInfoRelay is a broker side whose brokers ask the proxy
-// about its consumers (cluster mode); the application registers the
-// handler once, before serving.
-type ConsumerRunningInfoRelay interface {
+// ConsumeDirectlyAnswer is a consumer's answer to a request to consume a
+// message as a check (a broker's CONSUME_MESSAGE_DIRECTLY relayed as a
+// VerifyMessageCommand).
+type ConsumeDirectlyAnswer struct {
+	// ClientID is the consumer that answered.
+	ClientID string
+	// Code is the name of the client's status code (apache.rocketmq.v2.Code:
+	// OK, FAILED_TO_CONSUME_MESSAGE, NOT_IMPLEMENTED, ...), Message its text.
+	Code    string
+	Message string
+	// Asked is how many of the group's consumers were asked: a consumer
+	// that answers NOT_IMPLEMENTED hands the request to the next one.
+	Asked int
+}
+
+// ConsumeDirectlyHandler has a connected consumer of group that subscribes
+// to the message's topic consume msg as a check, and returns its answer. No
+// such consumer is a ReasonNotFound error; none that answers in time (ctx)
+// a ReasonTimeout error or ctx's cause.
+type ConsumeDirectlyHandler func(ctx context.Context, group string, msg domain.StoredMessage) (ConsumeDirectlyAnswer, error)
+
+// ConsumerRelay is a broker side whose brokers ask the proxy about its
+// consumers, or have one consume a message (cluster mode); the application
+// registers the handlers once, before serving.
+type ConsumerRelay interface {
 	SetConsumerRunningInfoHandler(h ConsumerRunningInfoHandler)
+	SetConsumeDirectlyHandler(h ConsumeDirectlyHandler)
 }

@@ -42,6 +42,9 @@ type Broker struct {
 	// runningInfo answers brokers' GET_CONSUMER_RUNNING_INFO; nil until
 	// the application sets it (see runninginfo.go).
 	runningInfo atomic.Pointer[ports.ConsumerRunningInfoHandler]
+	// consumeDirectly relays brokers' CONSUME_MESSAGE_DIRECTLY to a
+	// consumer; nil until the application sets it (see consumedirect.go).
+	consumeDirectly atomic.Pointer[ports.ConsumeDirectlyHandler]
 
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
@@ -74,6 +77,7 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		Handlers: map[remoting.RequestCode]client.Handler{
 			remoting.RequestCheckTransactionState:  b.onCheckTransaction,
 			remoting.RequestGetConsumerRunningInfo: b.onConsumerRunningInfo,
+			remoting.RequestConsumeMessageDirectly: b.onConsumeDirectly,
 			// Pop consumers need no rebalancing: the notice is dropped.
 			remoting.RequestNotifyConsumerIdsChanged: func(context.Context, string, *remoting.Command) *remoting.Command { return nil },
 		},

@@ -125,7 +125,7 @@ func (c Config) Validate() error {
 // Module provides the cluster adapter as *Broker, [ports.Broker],
 // [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller],
 // [ports.Offsets], [ports.ClientTracker], [ports.MessageLookup] and
-// [ports.ConsumerRunningInfoRelay], and its readiness check
+// [ports.ConsumerRelay], and its readiness check
 // ("cluster", see [Broker.Ready]) to the health server. It takes Config,
 // *slog.Logger and [ports.Clock] from the container. OnStart fails when no
 // NameServer answers within Config.StartTimeout; OnStop stops the
@@ -145,7 +145,7 @@ var Module = fx.Module("cluster",
 			fx.As(new(ports.Offsets)),
 			fx.As(new(ports.ClientTracker)),
 			fx.As(new(ports.MessageLookup)),
-			fx.As(new(ports.ConsumerRunningInfoRelay)),
+			fx.As(new(ports.ConsumerRelay)),
 		),
 		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.Ready} }),
 	),

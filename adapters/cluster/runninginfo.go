@@ -16,7 +16,7 @@ import (
 // (the broker waits for it on behalf of an admin tool).
 const runningInfoTimeout = 10 * time.Second
 
-// SetConsumerRunningInfoHandler implements [ports.ConsumerRunningInfoRelay].
+// SetConsumerRunningInfoHandler implements [ports.ConsumerRelay].
 func (b *Broker) SetConsumerRunningInfoHandler(h ports.ConsumerRunningInfoHandler) {
 	b.runningInfo.Store(&h)
 }
@@ -72,4 +72,4 @@ func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *re
 	return resp
 }
 
-var _ ports.ConsumerRunningInfoRelay = (*Broker)(nil)
+var _ ports.ConsumerRelay = (*Broker)(nil)

@@ -62,8 +62,8 @@ func newClientOps(p struct {
 	fx.In
 	Config   application.Config
 	Sessions *application.Sessions
-	Lookup   ports.MessageLookup            `optional:"true"`
-	Relay    ports.ConsumerRunningInfoRelay `optional:"true"`
+	Lookup   ports.MessageLookup `optional:"true"`
+	Relay    ports.ConsumerRelay `optional:"true"`
 	Log      *slog.Logger
 }) *application.ClientOps {
 	return application.NewClientOps(p.Config, p.Sessions, p.Lookup, p.Relay, p.Log)
