@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,12 +98,12 @@ func (b *Broker) onConsumeDirectly(ctx context.Context, addr string, req *remoti
 	case "NOT_IMPLEMENTED":
 		log("not supported")
 		return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, fmt.Sprintf(
-			"%s of group %s connected to this proxy answered NOT_IMPLEMENTED %q: only the official Java push consumer consumes a message on request (a VerifyMessageCommand)",
-			consumersAsked(answer), h.ConsumerGroup, answer.Message))
+			"%s of group %s connected to this proxy answered NOT_IMPLEMENTED%s: only the official Java push consumer consumes a message on request (a VerifyMessageCommand)",
+			consumersAsked(answer), h.ConsumerGroup, quoted(answer.Message)))
 	default:
 		log("client error")
-		return remoting.NewResponse(req, remoting.ResponseSystemError, fmt.Sprintf("client %s of group %s answered %s %q",
-			answer.ClientID, h.ConsumerGroup, answer.Code, answer.Message))
+		return remoting.NewResponse(req, remoting.ResponseSystemError, fmt.Sprintf("client %s of group %s answered %s%s",
+			answer.ClientID, h.ConsumerGroup, answer.Code, quoted(answer.Message)))
 	}
 	body.SpentTimeMills = b.clock.Now().Sub(start).Milliseconds()
 	data, err := remoting.EncodeJSONBody(body)
@@ -122,4 +123,12 @@ func consumersAsked(a ports.ConsumeDirectlyAnswer) string {
 		return "client " + a.ClientID
 	}
 	return fmt.Sprintf("all %d consumers (the last: %s)", a.Asked, a.ClientID)
+}
+
+// quoted is a client's status message, quoted after a space, or nothing.
+func quoted(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " " + strconv.Quote(msg)
 }
