@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -437,12 +438,21 @@ func pastDueScenario(t *testing.T, p *testenv.Proxy, lang language) {
 // on a VerifyMessageCommand: the program's consumer consumes two messages,
 // then has the proxy send each back to it for verification; its listener
 // accepts one and fails the other the second time, and the admin API
-// answers OK and FAILED_TO_CONSUME_MESSAGE for them.
+// answers OK and FAILED_TO_CONSUME_MESSAGE for them. In the cluster target
+// each message is then also sent back to the consumer through the broker
+// (CONSUME_MESSAGE_DIRECTLY, see brokerVerifier), which answers CR_SUCCESS
+// and CR_LATER for them.
 func verifyScenario(t *testing.T, p *testenv.Proxy, lang language) {
 	topic, group := names(lang, "verify", "")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
-	evs := runOn(t, p, lang, "verify", topic, group, "--admin", p.AdminAddr())
+	adminAddr, perMessage := p.AdminAddr(), 2 // consumed once, verified once
+	var viaBroker *brokerVerifier
+	if testenv.Target == testenv.TargetCluster {
+		viaBroker = startBrokerVerifier(t, p, group)
+		adminAddr, perMessage = viaBroker.Addr, 3 // and once through the broker
+	}
+	evs := runOn(t, p, lang, "verify", topic, group, "--admin", adminAddr)
 	sent := map[string]string{} // id → verdict
 	for _, e := range only(evs, "sent") {
 		sent[e.ID] = e.Props["verdict"]
@@ -464,9 +474,19 @@ func verifyScenario(t *testing.T, p *testenv.Proxy, lang language) {
 		if a.Code != want || a.ClientID != v.Client || a.MessageID != v.ID || a.Topic != topic || a.Nonce == "" {
 			t.Errorf("verify of the %q message %s: %+v, want code %s", sent[v.ID], v.ID, a, want)
 		}
-		// Once consumed, once verified.
-		if received[v.ID] != 2 {
-			t.Errorf("message %s reached the listener %d times, want 2", v.ID, received[v.ID])
+		if received[v.ID] != perMessage {
+			t.Errorf("message %s reached the listener %d times, want %d", v.ID, received[v.ID], perMessage)
+		}
+		if viaBroker == nil {
+			continue
+		}
+		b, ok := viaBroker.answer(v.ID)
+		want = map[string]string{"ok": remoting.CMResultSuccess, "fail": remoting.CMResultLater}[sent[v.ID]]
+		t.Logf("the broker's answer for the %q message: %+v", sent[v.ID], b)
+		if !ok || b.Err != "" || b.Code != int32(remoting.ResponseSuccess) || b.Result.ConsumeResult != want ||
+			b.Result.Remark != "from gRPC client "+v.Client {
+			t.Errorf("consume directly through the broker of the %q message %s: %+v (recorded %v), want %s from client %s",
+				sent[v.ID], v.ID, b, ok, want, v.Client)
 		}
 	}
 }
