@@ -43,4 +43,10 @@ type QueueStats struct {
 	AckOffset  int64 // every message below this offset is consumed
 	InFlight   int64 // delivered, not yet acked
 	Consumable int64 // not yet delivered or visible again
+	// InFlightUnknown says that the broker does not report what is in
+	// flight (cluster mode: a RocketMQ broker counts popped messages
+	// only in its metrics), so InFlight is 0 without meaning nothing is
+	// in flight; AckOffset is then the offset up to which messages were
+	// delivered, and Consumable counts only messages never delivered.
+	InFlightUnknown bool
 }

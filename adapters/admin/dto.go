@@ -148,6 +148,9 @@ type QueueStats struct {
 	AckOffset  int64  `json:"ackOffset"`
 	InFlight   int64  `json:"inFlight"`
 	Consumable int64  `json:"consumable"`
+	// InFlightUnknown (cluster mode): the brokers do not report what is
+	// in flight; inFlight stays 0 for clients that read it as a number.
+	InFlightUnknown bool `json:"inFlightUnknown,omitempty"`
 }
 
 // GroupStats is the answer of GET /v1/groups/{name}/stats.

@@ -62,20 +62,48 @@ func PrintGroup(w io.Writer, g domain.ConsumerGroup) error {
 }
 
 // PrintGroupStats writes a group's per-queue progress, with the backlog
-// (consumable + in flight) of each queue and a total line.
+// (consumable + in flight) of each queue and a total line. An in-flight
+// count the broker does not report is "?", the backlog then at least the
+// consumable count (">=N"), and a note under the table says what the
+// other columns mean there.
 func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TOPIC\tQUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
 	var inFlight, consumable int64
+	unknown := false
 	for _, q := range stats {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", cell(q.Topic, 0), q.QueueID, q.MaxOffset, q.AckOffset, q.InFlight, q.Consumable, q.InFlight+q.Consumable)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%s\n", cell(q.Topic, 0), q.QueueID, q.MaxOffset, q.AckOffset,
+			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, q.InFlightUnknown))
 		inFlight += q.InFlight
 		consumable += q.Consumable
+		unknown = unknown || q.InFlightUnknown
 	}
 	if len(stats) > 1 {
-		fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%d\n", inFlight, consumable, inFlight+consumable)
+		fmt.Fprintf(tw, "TOTAL\t\t\t\t%s\t%d\t%s\n", inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, unknown))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if unknown {
+		_, err := fmt.Fprintln(w, "IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n"+
+			"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.")
+		return err
+	}
+	return nil
+}
+
+func inFlightCell(n int64, unknown bool) string {
+	if unknown {
+		return "?"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func backlogCell(n int64, unknown bool) string {
+	if unknown {
+		return ">=" + strconv.FormatInt(n, 10)
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // PrintJSON writes v in the admin API's JSON form, so that `--output json`

@@ -51,6 +51,16 @@ func TestPrintTables(t *testing.T) {
 				"orders  0      10          4           2          4           6\n" +
 				"orders  1      3           3           0          0           0\n" +
 				"TOTAL                                  2          4           6\n"},
+		{"stats without in-flight counts", func(b *bytes.Buffer) error {
+			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, Consumable: 6, InFlightUnknown: true},
+				{Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3, InFlightUnknown: true}})
+		},
+			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
+				"orders  0      10          4           ?          6           >=6\n" +
+				"orders  1      3           3           ?          0           >=0\n" +
+				"TOTAL                                  ?          6           >=6\n" +
+				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
+				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

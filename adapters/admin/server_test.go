@@ -149,13 +149,27 @@ func TestGroupLifecycle(t *testing.T) {
 		t.Fatalf("describe: %+v %v", got, err)
 	}
 
-	stats := []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, InFlight: 2, Consumable: 4}, {Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3}}
+	stats := []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, InFlight: 2, Consumable: 4},
+		{Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3}, {Topic: "orders", QueueID: 2, MaxOffset: 5, AckOffset: 1, Consumable: 4, InFlightUnknown: true}}
 	f.store.mu.Lock()
 	f.store.stats["billing"] = stats
 	f.store.mu.Unlock()
 	gotStats, err := f.client.GroupStats(ctx, "billing")
 	if err != nil || !reflect.DeepEqual(gotStats, stats) {
 		t.Fatalf("stats: %+v %v", gotStats, err)
+	}
+	// An in-flight count the broker does not report keeps "inFlight" a
+	// number (0) for clients that read it, and says so beside it.
+	resp, body := f.raw(t, "GET", "/v1/groups/billing/stats", "", "")
+	var js struct{ Queues []map[string]any }
+	if err := json.Unmarshal(body, &js); err != nil || resp.StatusCode != 200 || len(js.Queues) != 3 {
+		t.Fatalf("stats JSON: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	for i, q := range js.Queues {
+		_, flagged := q["inFlightUnknown"]
+		if q["inFlight"] != float64(stats[i].InFlight) || flagged != stats[i].InFlightUnknown || (flagged && q["inFlightUnknown"] != true) {
+			t.Fatalf("queue %d in JSON: %v", i, q)
+		}
 	}
 	empty, err := f.client.GroupStats(ctx, "audit")
 	if err != nil || len(empty) != 0 {

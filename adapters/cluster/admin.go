@@ -431,9 +431,13 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 }
 
 // GroupStats implements [ports.Admin] with GET_CONSUME_STATS on every
-// master: per queue, the broker's end offset and the group's consumed
-// offset. Brokers do not report what a pop consumer holds in flight, so
-// InFlight is 0 and Consumable counts from the consumed offset.
+// master: per queue, the broker's end offset and the group's consumer
+// offset. A broker commits a pop consumer's offset when it delivers the
+// messages, not when they are acked, and counts what is in flight only in
+// its metrics (its pullOffset, upstream's "#Inflight" pullOffset −
+// consumerOffset, stays at the consumer offset: measured on 5.5.0), so
+// InFlightUnknown is set, AckOffset is the delivered offset and
+// Consumable counts the messages never delivered.
 func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
 	all, err := b.allGroups(ctx)
 	if err != nil {
@@ -463,7 +467,7 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 			}
 			consumed := max(o.ConsumerOffset, 0)
 			out = append(out, ports.QueueStats{Topic: mq.Topic, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
-				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0)})
+				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0), InFlightUnknown: true})
 		}
 		return nil
 	})
