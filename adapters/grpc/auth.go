@@ -64,7 +64,14 @@ func (c AuthConfig) Validate() error {
 // reservedMetadata are keys the Apache proxy adds itself (only when
 // absent) and reads identity or addresses from. rmqproxy never reads them;
 // they are removed from inbound requests so that nothing downstream can.
-var reservedMetadata = []string{"x-mq-authorization-ak", "x-mq-channel-id", "rpc-remote-address", "rpc-local-address"}
+var reservedMetadata = []string{reservedAK, reservedChannelID, reservedRemoteAddr, reservedLocalAddr}
+
+const (
+	reservedAK         = "x-mq-authorization-ak"
+	reservedChannelID  = "x-mq-channel-id"
+	reservedRemoteAddr = "rpc-remote-address"
+	reservedLocalAddr  = "rpc-local-address"
+)
 
 // authenticator checks the signature of gRPC requests.
 type authenticator struct {

@@ -2,13 +2,19 @@ package grpc
 
 import (
 	"context"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/metadata"
 
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 func TestParseAuthorization(t *testing.T) {
@@ -164,5 +170,53 @@ func TestStripReserved(t *testing.T) {
 	}
 	if a.stripped.Load() != 1 {
 		t.Fatalf("stripped = %d, want 1", a.stripped.Load())
+	}
+}
+
+// TestCallerMetadataThroughTheServer: through the server, the use case
+// sees the caller's metadata as the client sent it (read once per stream
+// by tapHeaders) and never the reserved keys, which are dropped and counted.
+func TestCallerMetadataThroughTheServer(t *testing.T) {
+	b := &fakeBroker{}
+	var mu sync.Mutex
+	var got ports.RequestInfo
+	var md metadata.MD
+	b.send = func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = ports.RequestInfoFrom(ctx)
+		md, _ = metadata.FromIncomingContext(ctx)
+		return []domain.SendReceipt{{MessageID: msgs[0].ID, QueueID: q.QueueID}}, nil
+	}
+	ts := startTestServer(t, b)
+	sec, err := application.NewSecurity(application.SecurityParams{Config: application.DefaultSecurityConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.svc.UseSecurity(sec, AuthConfig{}) // authentication off: reserved keys are still dropped
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-mq-client-id", "c1", "x-mq-language", "JAVA",
+		"x-mq-client-version", "5.0.7", "x-mq-namespace", "ns1", "x-mq-request-id", "r-1",
+		"x-mq-channel-id", "smuggled", "rpc-remote-address", "10.0.0.1:1", "x-mq-authorization-ak", "admin")
+	resp, err := ts.client.SendMessage(ctx, sendRequest("t"))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("send: %v, %v", resp, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := ports.RequestInfo{ClientID: "c1", Language: "JAVA", ClientVersion: "5.0.7", Namespace: "ns1", RequestID: "r-1", Protocol: "grpc"}
+	got.RemoteAddr, got.LocalAddr = netip.AddrPort{}, netip.AddrPort{} // an in-memory listener has no addresses
+	if got != want {
+		t.Errorf("request info = %+v, want %+v", got, want)
+	}
+	for _, k := range reservedMetadata {
+		if v := md.Get(k); len(v) > 0 {
+			t.Errorf("%s = %q reached the use case", k, v)
+		}
+	}
+	if v := md.Get("x-mq-client-id"); len(v) != 1 || v[0] != "c1" {
+		t.Errorf("x-mq-client-id = %q, want c1", v)
+	}
+	if n := ts.srv.svc.auth.stripped.Load(); n != 1 {
+		t.Errorf("stripped = %d, want 1", n)
 	}
 }

@@ -149,9 +149,8 @@ func (s *Service) holdAnswer(ctx context.Context, d time.Duration) {
 // request info (and principal) and the function that ends the admission;
 // otherwise the status to answer.
 func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Context, func(), *v2.Status) {
-	info := requestInfo(ctx)
+	info, ctx := s.callerInfo(ctx)
 	if s.auth != nil {
-		ctx = s.auth.stripReserved(ctx)
 		if s.sec.Enabled() {
 			ctx = ports.WithRequestInfo(ctx, info) // authorize reads it
 			op, _ := accessOf(req, info)

@@ -43,7 +43,8 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		return err
 	})
 	release := func(rest []domain.StoredMessage) {
-		s.app.Release(ports.WithRequestInfo(stream.Context(), requestInfo(stream.Context())), group, rest)
+		info, ctx := s.callerInfo(stream.Context())
+		s.app.Release(ports.WithRequestInfo(ctx, info), group, rest)
 	}
 	if st.GetCode() != v2.Code_OK && len(msgs) > 0 {
 		// Received, then refused (the principal was revoked meanwhile):

@@ -133,6 +133,8 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		// More streams than workers at once still get goroutines of their
 		// own, as without the option.
 		grpclib.NumStreamWorkers(streamWorkers),
+		// The caller's metadata is read once per stream (tap.go).
+		grpclib.InTapHandle(svc.tapHeaders),
 	}
 	if cfg.FlowControlWindow > 0 {
 		// Fixed windows turn grpc-go's window estimation off: it pings the

@@ -132,16 +132,12 @@ var _ ports.ClientChannel = (*telemetryChannel)(nil)
 // failure with INTERNAL; pipeline failures are written as a status command
 // followed by a normal end of stream, as the Apache proxy does.
 func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
-	ctx := stream.Context()
-	info := requestInfo(ctx)
+	info, ctx := s.callerInfo(stream.Context())
 	ch := newTelemetryChannel(stream)
 	// The stream's principal is authenticated when it opens; every
 	// Settings command on it is authorized.
 	var principal application.Principal
 	secured := s.auth != nil && s.sec.Enabled()
-	if s.auth != nil {
-		ctx = s.auth.stripReserved(ctx)
-	}
 	if secured {
 		p, st := s.auth.authenticate(ports.WithRequestInfo(ctx, info), "Telemetry")
 		if st != nil {
