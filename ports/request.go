@@ -27,6 +27,13 @@ func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
 	return context.WithValue(ctx, requestInfoKey{}, info)
 }
 
+// LookupRequestInfo returns the RequestInfo of ctx and whether ctx carries
+// one.
+func LookupRequestInfo(ctx context.Context) (RequestInfo, bool) {
+	info, ok := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return info, ok
+}
+
 // RequestInfoFrom returns the RequestInfo of ctx, or the zero value.
 func RequestInfoFrom(ctx context.Context) RequestInfo {
 	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)

@@ -152,7 +152,6 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 	info, ctx := s.callerInfo(ctx)
 	if s.auth != nil {
 		if s.sec.Enabled() {
-			ctx = ports.WithRequestInfo(ctx, info) // authorize reads it
 			op, _ := accessOf(req, info)
 			p, st := s.auth.authenticate(ctx, op)
 			if st == nil {
@@ -171,7 +170,7 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 		return ctx, nil, &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
 	}
 	if s.traffic == nil {
-		return ports.WithRequestInfo(ctx, info), func() { s.admit.leave(k) }, nil
+		return ctx, func() { s.admit.leave(k) }, nil
 	}
 	leaveClient, err := s.traffic.EnterClient(info.ClientID, k.direction())
 	if err != nil {
@@ -186,7 +185,7 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 			return ctx, nil, statusOf(ctx, s.log, err)
 		}
 	}
-	return ports.WithRequestInfo(ctx, info), func() { release(); leaveClient(); s.admit.leave(k) }, nil
+	return ctx, func() { release(); leaveClient(); s.admit.leave(k) }, nil
 }
 
 // direction tells which way the requests of a kind move messages, for the

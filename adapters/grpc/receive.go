@@ -43,8 +43,8 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		return err
 	})
 	release := func(rest []domain.StoredMessage) {
-		info, ctx := s.callerInfo(stream.Context())
-		s.app.Release(ports.WithRequestInfo(ctx, info), group, rest)
+		_, ctx := s.callerInfo(stream.Context())
+		s.app.Release(ctx, group, rest)
 	}
 	if st.GetCode() != v2.Code_OK && len(msgs) > 0 {
 		// Received, then refused (the principal was revoked meanwhile):

@@ -10,9 +10,6 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// tappedKey marks a stream context whose metadata tapHeaders has read.
-type tappedKey struct{}
-
 // tapHeaders runs once per stream, before its handler, in the connection's
 // reader (grpc.InTapHandle): it reads the caller's metadata in one pass
 // over the header map the transport built, instead of one lookup per key
@@ -54,20 +51,21 @@ func (s *Service) tapHeaders(ctx context.Context, in *tap.Info) (context.Context
 		s.auth.stripped.Add(1)
 		ctx = metadata.NewIncomingContext(ctx, md)
 	}
-	return context.WithValue(ctx, tappedKey{}, info), nil
+	return ports.WithRequestInfo(ctx, info), nil
 }
 
 // callerInfo returns what the request's metadata says about its caller and
-// ctx without the reserved metadata keys (when security is in use, see
-// UseSecurity): from tapHeaders when it ran, read now otherwise (a service
-// called without its server, as in unit tests).
+// a context that carries it (ports.RequestInfoFrom) without the reserved
+// metadata keys (when security is in use, see UseSecurity): tapHeaders made
+// it when it ran; otherwise (a service called without its server, as in
+// unit tests) it is made now.
 func (s *Service) callerInfo(ctx context.Context) (ports.RequestInfo, context.Context) {
-	if info, ok := ctx.Value(tappedKey{}).(ports.RequestInfo); ok {
+	if info, ok := ports.LookupRequestInfo(ctx); ok {
 		return info, ctx
 	}
 	info := requestInfo(ctx)
 	if s.auth != nil {
 		ctx = s.auth.stripReserved(ctx)
 	}
-	return info, ctx
+	return info, ports.WithRequestInfo(ctx, info)
 }

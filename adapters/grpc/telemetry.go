@@ -139,7 +139,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 	var principal application.Principal
 	secured := s.auth != nil && s.sec.Enabled()
 	if secured {
-		p, st := s.auth.authenticate(ports.WithRequestInfo(ctx, info), "Telemetry")
+		p, st := s.auth.authenticate(ctx, "Telemetry")
 		if st != nil {
 			_ = stream.Send(&v2.TelemetryCommand{Status: st})
 			return nil
@@ -173,7 +173,6 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		}
 		defer leaveClient()
 	}
-	ctx = ports.WithRequestInfo(ctx, info)
 	// A client opens its stream to send its settings at once; one that does
 	// not within grpc.settingsTimeout is ended.
 	settingsTimer := time.NewTimer(s.cfg.SettingsTimeout)
