@@ -350,20 +350,21 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 	rebuilt := false
 	e.replaying = true
 	clog, err = commitlog.Open(commitlog.Options{
-		Dir:           e.dir("commitlog"),
-		SegmentSize:   e.cfg.SegmentSize,
-		MaxRecordSize: e.cfg.MaxRecordSize,
-		Flush:         e.flush,
-		FlushInterval: e.cfg.FlushInterval,
-		Recovery:      recovery,
-		Logger:        e.log,
-		KnownType:     func(b byte) bool { return record.Type(b).Known() },
-		MaxPending:    e.cfg.MaxPendingBytes,
-		Reserve:       e.cfg.DiskReserve,
-		ReserveFile:   e.dir("reserve"),
-		ReserveType:   func(b byte) bool { return record.Type(b).ConsumerState() },
-		Sync:          e.syncFault,
-		OnSync:        e.hooks.Fsync,
+		Dir:             e.dir("commitlog"),
+		SegmentSize:     e.cfg.SegmentSize,
+		MaxRecordSize:   e.cfg.MaxRecordSize,
+		Flush:           e.flush,
+		FlushInterval:   e.cfg.FlushInterval,
+		GroupCommitWait: e.cfg.GroupCommitWait,
+		Recovery:        recovery,
+		Logger:          e.log,
+		KnownType:       func(b byte) bool { return record.Type(b).Known() },
+		MaxPending:      e.cfg.MaxPendingBytes,
+		Reserve:         e.cfg.DiskReserve,
+		ReserveFile:     e.dir("reserve"),
+		ReserveType:     func(b byte) bool { return record.Type(b).ConsumerState() },
+		Sync:            e.syncFault,
+		OnSync:          e.hooks.Fsync,
 		OnAdvance: func(int64) {
 			select {
 			case e.advance <- struct{}{}:

@@ -26,6 +26,7 @@ type Config struct {
 	StoreHost        string        `yaml:"storeHost" help:"ip:port recorded as the store host of stored messages; empty (the default): follows grpc.address, with 127.0.0.1 when that listens on every interface or names a host"`
 	Flush            string        `yaml:"flush" help:"sync: a send returns after fdatasync (survives power loss); async: after write(2), fdatasync every flushInterval (survives a process crash, a power loss may lose up to one interval)"`
 	FlushInterval    time.Duration `yaml:"flushInterval" help:"how often written but unsynced commit-log bytes are fdatasync'ed"`
+	GroupCommitWait  time.Duration `yaml:"groupCommitWait" help:"with flush: sync, the longest the commit-log writer waits for more sends before one fdatasync covers them all, when its previous fdatasync covered several (a lone sender never waits); 0 syncs as soon as anything is written"`
 	SegmentSize      int64         `yaml:"segmentSize" unit:"bytes" help:"size of one commit-log segment file"`
 	MaxRecordSize    int64         `yaml:"maxRecordSize" unit:"bytes" help:"largest commit-log record (one send batch); must be smaller than segmentSize"`
 	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
@@ -103,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 {
 		bad("flushInterval must be > 0, got %v", c.FlushInterval)
+	}
+	if c.GroupCommitWait < 0 || c.GroupCommitWait > time.Second {
+		bad("groupCommitWait must be between 0 and 1s, got %v", c.GroupCommitWait)
 	}
 	if c.MaxRecordSize < 1024 {
 		bad("maxRecordSize must be at least 1024 bytes, got %d", c.MaxRecordSize)
