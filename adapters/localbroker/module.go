@@ -59,6 +59,7 @@ func DefaultConfig() Config {
 		StoreHost:           "127.0.0.1:8081",
 		Flush:               "sync",
 		FlushInterval:       200 * time.Millisecond,
+		GroupCommitWait:     500 * time.Microsecond,
 		SegmentSize:         1 << 30,
 		MaxRecordSize:       64 << 20,
 		SnapshotInterval:    time.Minute,

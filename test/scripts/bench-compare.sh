@@ -124,6 +124,7 @@ log "building rmqproxy and the load generator"
 go build -o "$out/rmqproxy" ./cmd/rmqproxy
 go build -o "$out/loadgen" ./test/bench/loadgen
 results=$out/results.jsonl
+: > "$results" # a reused BENCH_OUT starts a new table
 
 {
 	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
