@@ -332,6 +332,71 @@ func TestDeferredMessagesReadWithoutTheEngineLock(t *testing.T) {
 // servesMeanwhile runs f, which needs the engine lock, while a read is
 // blocked; if f does not finish within 30 s (the read holds the lock), it
 // releases the read and fails.
+// TestTimerDueDuringItsPassIsReadWithoutTheEngineLock: a timer that comes
+// due after a pass read its due messages (and before it took the lock) is
+// not read under the lock: the pass ends and the next one reads it first.
+func TestTimerDueDuringItsPassIsReadWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	start := h.clock.Now()
+	h.send("early", 0, delayMsg("early", "e", start.Add(time.Second)))
+	h.send("late", 0, delayMsg("late", "l", start.Add(5*time.Second)))
+	reading, release := make(chan struct{}), make(chan struct{})
+	var hook func(string)
+	hook = func(topic string) {
+		switch topic {
+		case "early":
+			// Between the pass's read and its lock, "late" comes due.
+			h.fake().Advance(10 * time.Second)
+		case "late":
+			h.e.readHook.Store(nil)
+			close(reading)
+			<-release
+		}
+	}
+	h.e.readHook.Store(&hook)
+	h.fake().Advance(2 * time.Second)
+	kick(h.e.timerKick)
+	<-reading
+	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-read", "")) })
+	close(release)
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.pop("g", "late", 0, 1, time.Minute); len(got) != 1 {
+			return fmt.Errorf("the late timer's message is not delivered yet")
+		}
+		return nil
+	})
+	if got := h.pop("g", "early", 0, 1, time.Minute); !slices.Equal(ids(got), []string{"e"}) {
+		t.Fatalf("the early timer's message: %v", ids(got))
+	}
+}
+
+// TestDueTimersListsTheFirstOnesInHeapOrder: with more timers due than a
+// pass fires, the pass reads beforehand the ones it pops first.
+func TestDueTimersListsTheFirstOnesInHeapOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	start := h.clock.Now().Truncate(time.Millisecond)
+	for i := 40; i > 0; i-- { // sent in reverse order of delivery
+		h.send("d", 0, delayMsg("d", fmt.Sprintf("m%02d", i), start.Add(time.Duration(i)*time.Second)))
+	}
+	h.e.mu.Lock()
+	due := h.e.dueTimersLocked(start.Add(30*time.Second).UnixMilli(), 7)
+	h.e.mu.Unlock()
+	var got, want []int64
+	for i, d := range due {
+		got = append(got, d.deliverAt)
+		want = append(want, start.Add(time.Duration(i+1)*time.Second).UnixMilli())
+	}
+	if len(due) != 7 || !slices.Equal(got, want) {
+		t.Fatalf("due timers at (ms): %v, want the first seven: %v", got, want)
+	}
+	h.e.mu.Lock()
+	none := h.e.dueTimersLocked(start.UnixMilli(), 7)
+	h.e.mu.Unlock()
+	if len(none) != 0 {
+		t.Fatalf("%d timers listed before any is due", len(none))
+	}
+}
+
 func servesMeanwhile(t *testing.T, release chan struct{}, f func()) {
 	t.Helper()
 	done := make(chan struct{})

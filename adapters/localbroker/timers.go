@@ -83,7 +83,8 @@ type timerWindow struct {
 	// waitLog is set when a due timer waits for its record to be stored.
 	waitLog bool
 	// pre holds messages of due timers read before the timer goroutine
-	// took the lock for a pass (nil outside such a pass).
+	// took the lock for a pass (nil outside such a pass: then a pass reads
+	// what it fires under the lock, as tests and recovery may).
 	pre map[int64]*deferredRead
 }
 
@@ -207,6 +208,9 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 		}
 		if err := e.fireLocked(it.origin, lt, now); err != nil {
 			heap.Push(&e.tw.heap, it)
+			if errors.Is(err, errNotPreRead) {
+				return now // read it without the lock first: run again at once
+			}
 			var early *notDueError
 			if errors.As(err, &early) {
 				return early.at // due within this millisecond
@@ -253,9 +257,17 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	}
 	var m record.Message
 	var err error
-	if r := e.tw.pre[origin]; r != nil && !errors.Is(r.err, errNotStored) {
+	switch r := e.tw.pre[origin]; {
+	case r != nil && !errors.Is(r.err, errNotStored):
 		m, err = r.m, r.err
-	} else {
+	case e.tw.pre != nil && (r == nil || origin+int64(lt.size) <= e.clog.VisibleOffset()):
+		// Came due (or was stored) after the read that preceded this pass:
+		// the next pass reads it, so that no disk read happens under the
+		// engine lock.
+		return errNotPreRead
+	case e.tw.pre != nil:
+		return errNotStored
+	default:
 		m, err = e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
 	}
 	if errors.Is(err, errNotStored) {
@@ -284,6 +296,11 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 type notDueError struct{ at time.Time }
 
 func (e *notDueError) Error() string { return "the delay message is due at " + e.at.String() }
+
+// errNotPreRead says a due timer's message was not read before the timer
+// pass took the engine lock (it came due meanwhile): the pass ends and the
+// next one reads it first.
+var errNotPreRead = errors.New("the message of the timer was not read before the pass")
 
 // errNotStored says a deferred message's record is appended but not yet
 // stored per the flush policy (a timer due within one group commit of its
@@ -316,7 +333,8 @@ func (e *Engine) readDeferred(origin int64, size int32, crc uint32, topic string
 
 // timerLoop runs timer passes. Before a pass it reads, without the engine
 // lock, the messages of the timers that are due, so that firing them reads
-// nothing under the lock (a timer due meanwhile is read under it).
+// nothing under the lock (a timer that came due meanwhile ends the pass:
+// the next one reads it first).
 func (e *Engine) timerLoop() {
 	defer e.wg.Done()
 	e.runLoop(e.timerKick, func() time.Duration {
@@ -327,13 +345,10 @@ func (e *Engine) timerLoop() {
 		}
 		due := e.dueTimersLocked(e.clock.Now().UnixMilli(), timerFireBatch)
 		e.mu.Unlock()
-		var pre map[int64]*deferredRead
-		if len(due) > 0 {
-			pre = make(map[int64]*deferredRead, len(due))
-			for _, d := range due {
-				m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
-				pre[d.origin] = &deferredRead{m: m, err: err}
-			}
+		pre := make(map[int64]*deferredRead, len(due)) // non-nil: this pass reads nothing under the lock
+		for _, d := range due {
+			m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
+			pre[d.origin] = &deferredRead{m: m, err: err}
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -353,21 +368,50 @@ type dueTimer struct {
 	liveTimer
 }
 
-// dueTimersLocked lists up to limit loaded timers due at nowMs.
+// dueTimersLocked lists up to limit loaded timers due at nowMs, the first
+// ones a pass pops (the heap's order), so that a pass finds what it fires
+// first among them. It walks the heap best-first: O(limit log limit).
 func (e *Engine) dueTimersLocked(nowMs int64, limit int) []dueTimer {
-	if len(e.tw.heap) == 0 || e.tw.heap[0].at > nowMs {
+	h := e.tw.heap
+	if len(h) == 0 || h[0].at > nowMs {
 		return nil
 	}
 	var out []dueTimer
-	for _, it := range e.tw.heap {
-		if len(out) >= limit {
-			break
+	frontier := indexHeap{heap: h, idx: []int{0}}
+	for len(frontier.idx) > 0 && len(out) < limit {
+		i := heap.Pop(&frontier).(int)
+		it := h[i]
+		if it.at > nowMs {
+			continue // its subtree is later still
 		}
-		if lt := e.tw.live[it.origin]; it.at <= nowMs && lt != nil && lt.deliverAt == it.at {
+		if lt := e.tw.live[it.origin]; lt != nil && lt.deliverAt == it.at {
 			out = append(out, dueTimer{it.origin, *lt})
+		}
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(h) {
+				heap.Push(&frontier, c)
+			}
 		}
 	}
 	return out
+}
+
+// indexHeap orders indexes of a timerHeap by their items, for a best-first
+// walk of it.
+type indexHeap struct {
+	heap timerHeap
+	idx  []int
+}
+
+func (f *indexHeap) Len() int           { return len(f.idx) }
+func (f *indexHeap) Less(i, j int) bool { return f.heap.Less(f.idx[i], f.idx[j]) }
+func (f *indexHeap) Swap(i, j int)      { f.idx[i], f.idx[j] = f.idx[j], f.idx[i] }
+func (f *indexHeap) Push(x any)         { f.idx = append(f.idx, x.(int)) }
+func (f *indexHeap) Pop() any {
+	n := len(f.idx) - 1
+	x := f.idx[n]
+	f.idx = f.idx[:n]
+	return x
 }
 
 // runLoop calls pass until the engine stops, waiting the duration pass
