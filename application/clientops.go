@@ -65,6 +65,7 @@ func (o *ClientOps) ConsumerRunningInfo(ctx context.Context, group string, withS
 			continue
 		}
 		out.Clients = append(out.Clients, id)
+		out.Push = out.Push || cur.settings.ClientType == ClientTypePushConsumer
 		if out.Since.IsZero() || cur.since.Before(out.Since) {
 			out.Since = cur.since
 		}

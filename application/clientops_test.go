@@ -188,7 +188,8 @@ func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
 	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t1"}}}, newOpenChannel())
 	info, err := relay.h(t.Context(), "g", false)
 	if err != nil || strings.Join(info.Clients, ",") != "c1,c2" || strings.Join(info.Versions, ",") != "JAVA 5.0.7,JAVA 5.0.7" ||
-		len(info.Subscriptions) != 2 || info.Subscriptions[0].Topic != "t1" || info.Subscriptions[1].Topic != "t2" || info.Stacks != "" || info.Since.IsZero() {
+		len(info.Subscriptions) != 2 || info.Subscriptions[0].Topic != "t1" || info.Subscriptions[1].Topic != "t2" || info.Stacks != "" || info.Since.IsZero() ||
+		!info.Push {
 		t.Fatalf("info = %+v, %v", info, err)
 	}
 	info, err = relay.h(t.Context(), "g", true)
@@ -197,6 +198,10 @@ func TestConsumerRunningInfoDescribesTheGroupsClients(t *testing.T) {
 	}
 	if _, err := relay.h(t.Context(), "nobody", false); domain.ReasonOf(err) != domain.ReasonNotFound {
 		t.Fatalf("unknown group: %v", err)
+	}
+	register(t, m, "c3", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: "g-simple"}}, newOpenChannel())
+	if info, err := relay.h(t.Context(), "g-simple", false); err != nil || info.Push {
+		t.Fatalf("a group of simple consumers: info = %+v, %v", info, err)
 	}
 }
 

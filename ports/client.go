@@ -62,6 +62,9 @@ type ConsumerRunningInfo struct {
 	Versions []string
 	// Since is when the first of them connected.
 	Since time.Time
+	// Push says whether one of them is a push consumer (it runs a
+	// listener, which consumes a message on request: ConsumeDirectlyHandler).
+	Push bool
 	// Subscriptions are the topics and filters they subscribe to, one per
 	// topic.
 	Subscriptions []Subscription

@@ -48,7 +48,7 @@ func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *re
 	}
 	body := remoting.ConsumerRunningInfo{
 		Properties: map[string]string{
-			remoting.RunningInfoConsumeType:    remoting.ConsumePop,
+			remoting.RunningInfoConsumeType:    consumeType(info.Push),
 			remoting.RunningInfoConsumeOrderly: "false",
 			remoting.RunningInfoClientVersion:  strings.Join(info.Versions, ","),
 			remoting.RunningInfoStartTimestamp: strconv.FormatInt(info.Since.UnixMilli(), 10),
@@ -70,6 +70,18 @@ func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *re
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	resp.Body = data
 	return resp
+}
+
+// consumeType is the consume type a group's running info reports:
+// CONSUME_PASSIVELY (push) when one of its clients here is a push consumer,
+// as its users see it (the gRPC push consumer pops underneath), so that
+// mqadmin queryMsgById -g -d, which asks only a push-type client to consume
+// a message, reaches it (ConsumeDirectly); CONSUME_POP otherwise.
+func consumeType(push bool) string {
+	if push {
+		return remoting.ConsumePassively
+	}
+	return remoting.ConsumePop
 }
 
 var _ ports.ConsumerRelay = (*Broker)(nil)

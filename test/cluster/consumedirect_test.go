@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -48,52 +52,9 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 		sent[topic] = r[0].MessageID
 	}
 
-	rc := client.New(client.Config{})
-	t.Cleanup(func() { _ = rc.Close() })
-	call := func(code remoting.RequestCode, h remoting.Header) *remoting.Command {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		resp, err := rc.Invoke(ctx, broker.Addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	// The offset message id the admin tool sends: it finds the message by
-	// its unique id first (QUERY_MESSAGE), as queryMsgById does.
-	offsetID := func(topic string) string {
-		var id string
-		testenv.WaitFor(t, 30*time.Second, func() error {
-			resp := call(remoting.RequestQueryMessage, &remoting.QueryMessageRequestHeader{Topic: topic, Key: sent[topic], MaxNum: 32,
-				EndTimestamp: math.MaxInt64, UniqueKey: true})
-			if resp.Code != int32(remoting.ResponseSuccess) {
-				return fmt.Errorf("query %s: %d %s", sent[topic], resp.Code, resp.Remark)
-			}
-			msgs, err := remoting.DecodeMessages(resp.Body)
-			if err != nil {
-				return err
-			}
-			for i := range msgs {
-				if msgs[i].MsgID() == sent[topic] {
-					id = msgs[i].OffsetMsgID()
-					return nil
-				}
-			}
-			return fmt.Errorf("query %s: not among %d messages", sent[topic], len(msgs))
-		})
-		return id
-	}
-	var proxyID string
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		resp := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: group})
-		var l remoting.ConsumerListBody
-		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) != 1 {
-			return fmt.Errorf("the broker lists no consumer of the group yet: %d %s", resp.Code, resp.Remark)
-		}
-		proxyID = l.ConsumerIDList[0]
-		return nil
-	})
+	call := brokerCaller(t, broker.Addr)
+	offsetID := func(topic string) string { return offsetMessageID(t, call, topic, sent[topic]) }
+	proxyID := groupClient(t, call, group)
 
 	tests := []struct {
 		name, topic, clientID string
@@ -124,5 +85,122 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 				t.Errorf("%s: remark %q, want %q in it", tt.name, resp.Remark, want)
 			}
 		}
+	}
+}
+
+// brokerCaller returns a function that sends one request to the broker at
+// addr with the project's Remoting client and returns its answer.
+func brokerCaller(t *testing.T, addr string) func(remoting.RequestCode, remoting.Header) *remoting.Command {
+	rc := client.New(client.Config{})
+	t.Cleanup(func() { _ = rc.Close() })
+	return func(code remoting.RequestCode, h remoting.Header) *remoting.Command {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		resp, err := rc.Invoke(ctx, addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+}
+
+// offsetMessageID returns the offset message id of the message of topic
+// whose unique id is id, as an admin tool finds it (QUERY_MESSAGE by unique
+// key, as mqadmin queryMsgById does first).
+func offsetMessageID(t *testing.T, call func(remoting.RequestCode, remoting.Header) *remoting.Command, topic, id string) string {
+	t.Helper()
+	var offsetID string
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		resp := call(remoting.RequestQueryMessage, &remoting.QueryMessageRequestHeader{Topic: topic, Key: id, MaxNum: 32,
+			EndTimestamp: math.MaxInt64, UniqueKey: true})
+		if resp.Code != int32(remoting.ResponseSuccess) {
+			return fmt.Errorf("query %s: %d %s", id, resp.Code, resp.Remark)
+		}
+		msgs, err := remoting.DecodeMessages(resp.Body)
+		if err != nil {
+			return err
+		}
+		for i := range msgs {
+			if msgs[i].MsgID() == id {
+				offsetID = msgs[i].OffsetMsgID()
+				return nil
+			}
+		}
+		return fmt.Errorf("query %s: not among %d messages", id, len(msgs))
+	})
+	return offsetID
+}
+
+// groupClient waits until the broker lists one client of group (the proxy,
+// which registers every group of its clients) and returns its id.
+func groupClient(t *testing.T, call func(remoting.RequestCode, remoting.Header) *remoting.Command, group string) string {
+	t.Helper()
+	var id string
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		resp := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: group})
+		var l remoting.ConsumerListBody
+		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) != 1 {
+			return fmt.Errorf("the broker lists no consumer of the group yet: %d %s", resp.Code, resp.Remark)
+		}
+		id = l.ConsumerIDList[0]
+		return nil
+	})
+	return id
+}
+
+// TestMQAdminQueryMsgByIDReachesThePushConsumer runs the real admin tool
+// (rocketmq-tools 5.5.0's mqadmin queryMsgById -t TOPIC -i ID -g GROUP -d CLIENT) against
+// a group whose consumer, connected through rmqproxy, is a push consumer
+// (the official Go client). The tool first asks the client's running info
+// and goes on only for a push-type client: rmqproxy reports the group
+// CONSUME_PASSIVELY, so the tool sends CONSUME_MESSAGE_DIRECTLY, which
+// reaches the Go consumer; it answers NOT_IMPLEMENTED (the Java push
+// consumer's CR_SUCCESS is in test/interop's verify scenario), and the tool
+// prints the proxy's answer saying so.
+func TestMQAdminQueryMsgByIDReachesThePushConsumer(t *testing.T) {
+	cfg, broker := testenv.ClusterConfig(t)
+	java, lib, err := rocketmqenv.Available()
+	if err != nil {
+		t.Fatal(err) // ClusterConfig ran the broker from the same jars
+	}
+	p := testenv.Start(t, cfg)
+	const group, topic = "g-direct-admin", "direct-admin"
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
+		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(*rmq.MessageView) rmq.ConsumerResult { return rmq.SUCCESS }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.GracefulStop() })
+	producer := testenv.NewProducer(t, p, topic)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	r, err := producer.Send(ctx, &rmq.Message{Topic: topic, Body: []byte("consume me on request")})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := brokerCaller(t, broker.Addr)
+	offsetID := offsetMessageID(t, call, topic, r[0].MessageID)
+	proxyID := groupClient(t, call, group)
+
+	ctx, cancel = context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, java, "-Xms64m", "-Xmx128m", "-cp", filepath.Join(lib, "*"),
+		"org.apache.rocketmq.tools.command.MQAdminStartup", "queryMsgById",
+		"-n", cfg.Cluster.NameServers[0], "-t", topic, "-i", offsetID, "-g", group, "-d", proxyID)
+	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	t.Logf("mqadmin queryMsgById -g %s -d %s (exit: %v):\n%s", group, proxyID, err, out)
+	if strings.Contains(string(out), "not push consumer") {
+		t.Fatal("mqadmin took the group's client for a non-push consumer and did not send CONSUME_MESSAGE_DIRECTLY")
+	}
+	if want := "of group " + group + " connected to this proxy answered NOT_IMPLEMENTED"; !strings.Contains(string(out), want) {
+		t.Fatalf("mqadmin's output lacks the proxy's answer %q", want)
 	}
 }
