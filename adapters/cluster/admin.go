@@ -437,7 +437,10 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 // its metrics (its pullOffset, upstream's "#Inflight" pullOffset −
 // consumerOffset, stays at the consumer offset: measured on 5.5.0), so
 // InFlightUnknown is set, AckOffset is the delivered offset and
-// Consumable counts the messages never delivered.
+// Consumable counts the messages never delivered. The group's retry topics
+// (where the broker revives what was not acked in time) are rows of their
+// own, under the broker's names: what waits there for redelivery is part of
+// the backlog.
 func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
 	all, err := b.allGroups(ctx)
 	if err != nil {
@@ -462,7 +465,7 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 		}
 		for k, o := range cs.OffsetTable {
 			mq, err := remoting.ParseMessageQueueKey(k)
-			if err != nil || strings.HasPrefix(mq.Topic, remoting.RetryGroupTopicPrefix) {
+			if err != nil {
 				continue
 			}
 			consumed := max(o.ConsumerOffset, 0)

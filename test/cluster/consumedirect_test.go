@@ -2,8 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,9 +50,9 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 		sent[topic] = r[0].MessageID
 	}
 
-	call := brokerCaller(t, broker.Addr)
-	offsetID := func(topic string) string { return offsetMessageID(t, call, topic, sent[topic]) }
-	proxyID := groupClient(t, call, group)
+	bc := newBrokerClient(t, broker.Addr)
+	offsetID := func(topic string) string { return bc.offsetID(topic, sent[topic]) }
+	proxyID := bc.groupClient(group)
 
 	tests := []struct {
 		name, topic, clientID string
@@ -73,7 +71,7 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 	}
 	for _, tt := range tests {
 		msgID := offsetID(tt.topic)
-		resp := call(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{
+		resp := bc.do(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{
 			ConsumerGroup: group, ClientID: tt.clientID, MsgID: msgID, Topic: tt.topic})
 		t.Logf("%s: code %d remark %q", tt.name, resp.Code, resp.Remark)
 		if resp.Code != int32(tt.code) {
@@ -88,64 +86,57 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 	}
 }
 
-// brokerCaller returns a function that sends one request to the broker at
-// addr with the project's Remoting client and returns its answer.
-func brokerCaller(t *testing.T, addr string) func(remoting.RequestCode, remoting.Header) *remoting.Command {
-	rc := client.New(client.Config{})
-	t.Cleanup(func() { _ = rc.Close() })
-	return func(code remoting.RequestCode, h remoting.Header) *remoting.Command {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		resp, err := rc.Invoke(ctx, addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+// brokerClient talks to a broker straight, with the project's Remoting
+// client, as admin tools do; every call fails the test when the broker
+// does not answer.
+type brokerClient struct {
+	t    *testing.T
+	call testenv.BrokerCall
 }
 
-// offsetMessageID returns the offset message id of the message of topic
-// whose unique id is id, as an admin tool finds it (QUERY_MESSAGE by unique
-// key, as mqadmin queryMsgById does first).
-func offsetMessageID(t *testing.T, call func(remoting.RequestCode, remoting.Header) *remoting.Command, topic, id string) string {
-	t.Helper()
-	var offsetID string
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		resp := call(remoting.RequestQueryMessage, &remoting.QueryMessageRequestHeader{Topic: topic, Key: id, MaxNum: 32,
-			EndTimestamp: math.MaxInt64, UniqueKey: true})
-		if resp.Code != int32(remoting.ResponseSuccess) {
-			return fmt.Errorf("query %s: %d %s", id, resp.Code, resp.Remark)
-		}
-		msgs, err := remoting.DecodeMessages(resp.Body)
-		if err != nil {
-			return err
-		}
-		for i := range msgs {
-			if msgs[i].MsgID() == id {
-				offsetID = msgs[i].OffsetMsgID()
-				return nil
-			}
-		}
-		return fmt.Errorf("query %s: not among %d messages", id, len(msgs))
-	})
+func newBrokerClient(t *testing.T, addr string) brokerClient {
+	rc := client.New(client.Config{})
+	t.Cleanup(func() { _ = rc.Close() })
+	return brokerClient{t, func(ctx context.Context, code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
+		return rc.Invoke(ctx, addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+	}}
+}
+
+// do sends one request and returns the broker's answer.
+func (b brokerClient) do(code remoting.RequestCode, h remoting.Header) *remoting.Command {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := b.call(ctx, code, h)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp
+}
+
+// offsetID returns the offset message id of the message of topic whose
+// unique id is id (see testenv.MessageOffsetID), waiting up to 30 s.
+func (b brokerClient) offsetID(topic, id string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.t.Context(), 30*time.Second)
+	defer cancel()
+	offsetID, err := testenv.MessageOffsetID(ctx, b.call, topic, id)
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	return offsetID
 }
 
-// groupClient waits until the broker lists one client of group (the proxy,
-// which registers every group of its clients) and returns its id.
-func groupClient(t *testing.T, call func(remoting.RequestCode, remoting.Header) *remoting.Command, group string) string {
-	t.Helper()
-	var id string
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		resp := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: group})
-		var l remoting.ConsumerListBody
-		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) != 1 {
-			return fmt.Errorf("the broker lists no consumer of the group yet: %d %s", resp.Code, resp.Remark)
-		}
-		id = l.ConsumerIDList[0]
-		return nil
-	})
+// groupClient returns the broker's one client of group (the proxy),
+// waiting up to 30 s.
+func (b brokerClient) groupClient(group string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.t.Context(), 30*time.Second)
+	defer cancel()
+	id, err := testenv.SoleGroupClient(ctx, b.call, group)
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	return id
 }
 
@@ -185,9 +176,9 @@ func TestMQAdminQueryMsgByIDReachesThePushConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := brokerCaller(t, broker.Addr)
-	offsetID := offsetMessageID(t, call, topic, r[0].MessageID)
-	proxyID := groupClient(t, call, group)
+	bc := newBrokerClient(t, broker.Addr)
+	offsetID := bc.offsetID(topic, r[0].MessageID)
+	proxyID := bc.groupClient(group)
 
 	ctx, cancel = context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

@@ -1,8 +1,6 @@
 package cluster_test
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
-	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -32,34 +29,11 @@ func TestConsumerRunningInfoThroughTheBroker(t *testing.T) {
 	testenv.NewSimpleConsumer(t, p, "g-running-info", 2*time.Second, map[string]*rmq.FilterExpression{
 		"running-info": rmq.NewFilterExpression("TagA||TagB")})
 
-	rc := client.New(client.Config{})
-	t.Cleanup(func() { _ = rc.Close() })
-	call := func(code remoting.RequestCode, h remoting.Header) *remoting.Command {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		resp, err := rc.Invoke(ctx, broker.Addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	var ids []string
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		resp := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: "g-running-info"})
-		var l remoting.ConsumerListBody
-		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) == 0 {
-			return fmt.Errorf("the broker lists no consumer of the group yet: %d %s", resp.Code, resp.Remark)
-		}
-		ids = l.ConsumerIDList
-		return nil
-	})
-	if len(ids) != 1 {
-		t.Fatalf("consumers of the group at the broker: %v, want the proxy alone", ids)
-	}
+	bc := newBrokerClient(t, broker.Addr)
+	proxyID := bc.groupClient("g-running-info") // the proxy alone
 	for _, jstack := range []bool{false, true} {
-		resp := call(remoting.RequestGetConsumerRunningInfo, &remoting.GetConsumerRunningInfoRequestHeader{
-			ConsumerGroup: "g-running-info", ClientID: ids[0], JstackEnable: jstack})
+		resp := bc.do(remoting.RequestGetConsumerRunningInfo, &remoting.GetConsumerRunningInfoRequestHeader{
+			ConsumerGroup: "g-running-info", ClientID: proxyID, JstackEnable: jstack})
 		if resp.Code != int32(remoting.ResponseSuccess) {
 			t.Fatalf("jstack %v: code %d %s", jstack, resp.Code, resp.Remark)
 		}

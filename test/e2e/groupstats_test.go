@@ -71,3 +71,110 @@ func TestGroupStatsInFlight(t *testing.T) {
 	}
 	expect("3 acked", ports.QueueStats{AckOffset: 3, Consumable: 2})
 }
+
+// TestGroupStatsRedelivery receives 2 of 3 messages and lets their
+// invisible time pass. Local mode makes them consumable again in their
+// queue; a RocketMQ broker revives them into the group's retry topic, whose
+// queues the stats list as rows of their own (as mqadmin consumerProgress
+// does), so that what waits for redelivery is never left out of the
+// backlog. After everything is received and acked nothing is consumable.
+func TestGroupStatsRedelivery(t *testing.T) {
+	const topic, group = "stats-retry", "g-stats-retry"
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	raw := testenv.NewRawClient(t, p)
+	for i := range 3 {
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send: %v %v", resp, err)
+		}
+	}
+	raw.Subscribe(t, group, topic)
+	received := 0
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 2-int32(received), 2*time.Second))
+		received += len(msgs)
+		if received < 2 {
+			return fmt.Errorf("received %d of 2", received)
+		}
+		return nil
+	})
+	cluster := testenv.Target == testenv.TargetCluster
+	// stats sums the group's rows of the topic and of its retry topics.
+	type sums struct{ main, retry ports.QueueStats }
+	stats := func() (sums, error) {
+		rows, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return sums{}, err
+		}
+		var s sums
+		for _, r := range rows {
+			dst := &s.main
+			switch {
+			case r.Topic == topic:
+			case strings.HasPrefix(r.Topic, "%RETRY%") && strings.Contains(r.Topic, topic):
+				dst = &s.retry
+				dst.Topic = r.Topic
+			default:
+				return sums{}, fmt.Errorf("a row of another topic: %+v", r)
+			}
+			dst.MaxOffset += r.MaxOffset
+			dst.AckOffset += r.AckOffset
+			dst.InFlight += r.InFlight
+			dst.Consumable += r.Consumable
+		}
+		return s, nil
+	}
+	expect := func(when string, check func(sums) error) {
+		t.Helper()
+		testenv.WaitFor(t, 3*time.Minute, func() error {
+			s, err := stats()
+			if err == nil {
+				err = check(s)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", when, err)
+			}
+			return nil
+		})
+	}
+	expect("2 received, invisible time over", func(s sums) error {
+		if cluster {
+			// The broker revived the 2 into the retry topic.
+			if s.main.AckOffset != 2 || s.main.Consumable != 1 || s.retry.Consumable != 2 {
+				return fmt.Errorf("stats %+v, want the topic's ack offset 2 with 1 consumable and 2 consumable in the retry topic", s)
+			}
+			return nil
+		}
+		if s.main.AckOffset != 0 || s.main.InFlight != 0 || s.main.Consumable != 3 || s.retry != (ports.QueueStats{}) {
+			return fmt.Errorf("stats %+v, want 3 consumable, none in flight", s)
+		}
+		return nil
+	})
+	if cluster {
+		s, _ := stats()
+		code, out := testenv.CLI(t, "group", "stats", group, "--admin.address="+p.AdminAddr())
+		if code != 0 || !strings.Contains(out, s.retry.Topic) {
+			t.Fatalf("rmqproxy group stats does not list the retry topic %q: exit %d:\n%s", s.retry.Topic, code, out)
+		}
+	}
+	var got []*v2.Message
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 3, time.Minute))
+		got = append(got, msgs...)
+		if len(got) < 3 {
+			return fmt.Errorf("received %d of 3 again", len(got))
+		}
+		return nil
+	})
+	if ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, got)); err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("ack: %v %v", ack, err)
+	}
+	expect("all received and acked", func(s sums) error {
+		if s.main.AckOffset != 3 || s.main.InFlight != 0 || s.main.Consumable != 0 || s.retry.Consumable != 0 {
+			return fmt.Errorf("stats %+v, want everything consumed", s)
+		}
+		return nil
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -108,67 +107,20 @@ func (v *brokerVerifier) answer(id string) (brokerAnswer, bool) {
 func (v *brokerVerifier) consumeDirectly(ctx context.Context, topic, id string) brokerAnswer {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	call := func(code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
+	call := func(ctx context.Context, code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 		defer ccancel()
 		return v.rc.Invoke(cctx, v.brokerAddr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
 	}
-	// retry runs f until it succeeds or ctx ends (the broker indexes a
-	// message and learns the group from the proxy's heartbeat a little after
-	// the fact); polling at 100 ms.
-	retry := func(f func() error) error {
-		for {
-			err := f()
-			if err == nil {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	var proxyID, offsetID string
-	err := retry(func() error {
-		resp, err := call(remoting.RequestGetConsumerListByGroup, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: v.group})
-		if err != nil {
-			return err
-		}
-		var l remoting.ConsumerListBody
-		if resp.Code != int32(remoting.ResponseSuccess) || remoting.DecodeJSONBody(resp.Body, &l) != nil || len(l.ConsumerIDList) != 1 {
-			return fmt.Errorf("consumers of group %s at the broker: %d %s %s", v.group, resp.Code, resp.Remark, resp.Body)
-		}
-		proxyID = l.ConsumerIDList[0]
-		return nil
-	})
-	if err == nil {
-		err = retry(func() error {
-			resp, err := call(remoting.RequestQueryMessage, &remoting.QueryMessageRequestHeader{Topic: topic, Key: id, MaxNum: 32,
-				EndTimestamp: math.MaxInt64, UniqueKey: true})
-			if err != nil {
-				return err
-			}
-			if resp.Code != int32(remoting.ResponseSuccess) {
-				return fmt.Errorf("query %s: %d %s", id, resp.Code, resp.Remark)
-			}
-			msgs, err := remoting.DecodeMessages(resp.Body)
-			if err != nil {
-				return err
-			}
-			for i := range msgs {
-				if msgs[i].MsgID() == id {
-					offsetID = msgs[i].OffsetMsgID()
-					return nil
-				}
-			}
-			return fmt.Errorf("query %s: not among %d messages", id, len(msgs))
-		})
-	}
+	proxyID, err := testenv.SoleGroupClient(ctx, call, v.group)
 	if err != nil {
 		return brokerAnswer{Err: err.Error()}
 	}
-	resp, err := call(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{
+	offsetID, err := testenv.MessageOffsetID(ctx, call, topic, id)
+	if err != nil {
+		return brokerAnswer{Err: err.Error()}
+	}
+	resp, err := call(ctx, remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{
 		ConsumerGroup: v.group, ClientID: proxyID, MsgID: offsetID, Topic: topic})
 	if err != nil {
 		return brokerAnswer{Err: err.Error()}
