@@ -22,17 +22,7 @@ import (
 // than 0, and its ack offset is the delivered offset.
 func TestGroupStatsInFlight(t *testing.T) {
 	const topic, group = "stats-inflight", "g-stats-inflight"
-	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
-	p.CreateGroup(t, application.GroupSpec{Name: group})
-	raw := testenv.NewRawClient(t, p)
-	for i := range 5 {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("send: %v %v", resp, err)
-		}
-	}
-	raw.Subscribe(t, group, topic)
+	p, raw := statsSetup(t, topic, group, 5)
 	var got []*v2.Message
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 3-int32(len(got)), 2*time.Minute))
@@ -80,17 +70,7 @@ func TestGroupStatsInFlight(t *testing.T) {
 // backlog. After everything is received and acked nothing is consumable.
 func TestGroupStatsRedelivery(t *testing.T) {
 	const topic, group = "stats-retry", "g-stats-retry"
-	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
-	p.CreateGroup(t, application.GroupSpec{Name: group})
-	raw := testenv.NewRawClient(t, p)
-	for i := range 3 {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("send: %v %v", resp, err)
-		}
-	}
-	raw.Subscribe(t, group, topic)
+	p, raw := statsSetup(t, topic, group, 3)
 	received := 0
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 2-int32(received), 2*time.Second))
@@ -177,4 +157,22 @@ func TestGroupStatsRedelivery(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// statsSetup starts a proxy with a one-queue topic holding n messages and a
+// group subscribed to it through a raw client.
+func statsSetup(t *testing.T, topic, group string, n int) (*testenv.Proxy, *testenv.RawClient) {
+	t.Helper()
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	raw := testenv.NewRawClient(t, p)
+	for i := range n {
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send: %v %v", resp, err)
+		}
+	}
+	raw.Subscribe(t, group, topic)
+	return p, raw
 }
