@@ -48,6 +48,10 @@ type Engine struct {
 
 	// snapMu serializes snapshots, retention and topic deletion.
 	snapMu sync.Mutex
+	// recallMu serializes recalls: a recall reads its message without the
+	// engine lock, and only another recall can resolve a timer whose
+	// bucket is not loaded meanwhile (see Recall).
+	recallMu sync.Mutex
 
 	mu            sync.Mutex
 	state         engineState

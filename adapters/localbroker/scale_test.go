@@ -370,6 +370,67 @@ func TestTimerDueDuringItsPassIsReadWithoutTheEngineLock(t *testing.T) {
 	}
 }
 
+// TestRecallReadsWithoutTheEngineLock blocks the read of a recalled delay
+// message and checks that the engine serves others meanwhile; then it lets
+// the timer fire while a second recall's read is blocked: that recall finds
+// the message delivered and answers not found, and it is delivered once.
+func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	ctx := t.Context()
+	type result struct {
+		id  string
+		err error
+	}
+	recallBlocked := func(topic, handle string) (release chan struct{}, done chan result) {
+		reading := make(chan struct{})
+		release, done = make(chan struct{}), make(chan result, 1)
+		hook := func(tp string) {
+			if tp == topic {
+				h.e.readHook.Store(nil)
+				close(reading)
+				<-release
+			}
+		}
+		h.e.readHook.Store(&hook)
+		go func() {
+			id, err := h.e.Recall(ctx, topic, handle)
+			done <- result{id, err}
+		}()
+		<-reading
+		return release, done
+	}
+	// A timer whose bucket is loaded and one whose bucket is not.
+	for _, at := range []time.Duration{2 * time.Second, time.Hour} {
+		r := h.send("r", 0, delayMsg("r", fmt.Sprint("recall-", at), now.Add(at)))[0]
+		h.fireTimers()
+		release, done := recallBlocked("r", r.RecallHandle)
+		servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-recall", "")) })
+		close(release)
+		if got := <-done; got.err != nil || got.id != r.MessageID {
+			t.Fatalf("recall of the message due in %v: %q %v", at, got.id, got.err)
+		}
+	}
+	// The timer fires while the recall reads.
+	r := h.send("f", 0, delayMsg("f", "fires", now.Add(3*time.Second)))[0]
+	h.fireTimers()
+	release, done := recallBlocked("f", r.RecallHandle)
+	h.fake().Advance(4 * time.Second)
+	kick(h.e.timerKick)
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.pop("g", "f", 0, 1, time.Minute); len(got) != 1 {
+			return fmt.Errorf("the due message is not delivered yet")
+		}
+		return nil
+	})
+	close(release)
+	got := <-done
+	wantReason(t, got.err, domain.ReasonNotFound)
+	if again := h.pop("g2", "f", 0, 8, time.Minute); !slices.Equal(ids(again), []string{"fires"}) {
+		t.Fatalf("the fired message in its queue: %v, want it once", ids(again))
+	}
+}
+
 // TestDueTimersListsTheFirstOnesInHeapOrder: with more timers due than a
 // pass fires, the pass reads beforehand the ones it pops first.
 func TestDueTimersListsTheFirstOnesInHeapOrder(t *testing.T) {

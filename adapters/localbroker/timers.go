@@ -503,6 +503,8 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	notFound := func() (string, error) {
 		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q is not pending: it was already delivered or recalled, or never stored", h.msgID, topic)
 	}
+	e.recallMu.Lock()
+	defer e.recallMu.Unlock()
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
@@ -517,8 +519,20 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 		e.mu.Unlock()
 		return notFound()
 	}
-	m, err := e.readDeferredLocked(h.origin, lt.size, lt.crc, topic)
+	size, crc := lt.size, lt.crc
+	e.mu.Unlock()
+	// The message is read without the engine lock, to check that the
+	// handle names it (its id); meanwhile the timer may fire.
+	m, err := e.readDeferred(h.origin, size, crc, topic)
 	if err != nil || m.ID != h.msgID {
+		return notFound()
+	}
+	e.mu.Lock()
+	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
+		return "", err
+	}
+	if !e.timerStillPendingLocked(h.deliverAt, h.origin) {
 		e.mu.Unlock()
 		return notFound()
 	}
@@ -536,6 +550,19 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	}
 	e.log.InfoContext(ctx, "delay message recalled", "topic", topic, "msg_id", m.ID)
 	return m.ID, nil
+}
+
+// timerStillPendingLocked tells whether a timer that pendingTimerLocked
+// found pending, before the engine lock was let go, still is: a loaded
+// timer is pending while it is in the window; one whose bucket is still
+// not loaded cannot have fired, and recalls (the only other way to resolve
+// it) are serialized by recallMu.
+func (e *Engine) timerStillPendingLocked(deliverAt, origin int64) bool {
+	if e.timers.BucketStart(deliverAt) >= e.tw.loadedEnd {
+		return true
+	}
+	lt := e.tw.live[origin]
+	return lt != nil && lt.deliverAt == deliverAt
 }
 
 // pendingTimerLocked finds a pending timer: in the window when its bucket
