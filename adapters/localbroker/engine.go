@@ -63,6 +63,7 @@ type Engine struct {
 	waiters       map[queueKey]map[*poller]struct{}  // long pollers per queue
 	gates         map[consKey]*sync.Mutex            // serialize the pops of a group on a queue
 	readHook      atomic.Pointer[func(topic string)] // tests: called before messages are read
+	bucketHook    atomic.Pointer[func(from int64)]   // tests: called after a timer bucket is read
 	pendingQueues map[queueKey]*queueIndex           // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64

@@ -431,6 +431,58 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 	}
 }
 
+// TestTimerBucketLoadedWithoutTheEngineLock holds a timer pass right after
+// it read a bucket it is about to load and checks that the engine serves
+// others meanwhile; a delay message sent into that bucket and a recall of
+// one of its timers meanwhile are not lost on the way: the pass reads what
+// was appended since from where its read ended.
+func TestTimerBucketLoadedWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	start := h.clock.Now()
+	at := start.Add(2 * time.Hour) // a bucket the window does not hold yet
+	h.send("b", 0, delayMsg("b", "before", at))
+	recalled := h.send("b", 0, delayMsg("b", "recalled", at))[0]
+	reading, release := make(chan struct{}), make(chan struct{})
+	hook := func(from int64) {
+		if from == 0 {
+			h.e.bucketHook.Store(nil)
+			close(reading)
+			<-release
+		}
+	}
+	h.e.bucketHook.Store(&hook)
+	h.fake().Advance(at.Sub(start) - time.Second) // the bucket comes within the lookahead
+	kick(h.e.timerKick)
+	<-reading
+	servesMeanwhile(t, release, func() {
+		h.send("u", 0, msg("u", "during-load", ""))
+		h.send("b", 0, delayMsg("b", "during", at))
+		if id, err := h.e.Recall(t.Context(), "b", recalled.RecallHandle); err != nil || id != "recalled" {
+			t.Errorf("recall during the load: %q %v", id, err)
+		}
+	})
+	close(release)
+	h.fake().Advance(2 * time.Second)
+	kick(h.e.timerKick)
+	var got []string
+	waitFor(t, 10*time.Second, func() error {
+		for _, m := range h.pop("g", "b", 0, 8, time.Minute) {
+			got = append(got, m.ID)
+		}
+		if len(got) < 2 {
+			return fmt.Errorf("delivered so far: %v", got)
+		}
+		return nil
+	})
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"before", "during"}) {
+		t.Fatalf("delivered %v, want before and during (not the recalled one)", got)
+	}
+	if more := h.pop("g", "b", 0, 8, time.Minute); len(more) != 0 {
+		t.Fatalf("delivered besides: %v", ids(more))
+	}
+}
+
 // TestDueTimersListsTheFirstOnesInHeapOrder: with more timers due than a
 // pass fires, the pass reads beforehand the ones it pops first.
 func TestDueTimersListsTheFirstOnesInHeapOrder(t *testing.T) {

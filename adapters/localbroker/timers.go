@@ -86,6 +86,18 @@ type timerWindow struct {
 	// took the lock for a pass (nil outside such a pass: then a pass reads
 	// what it fires under the lock, as tests and recovery may).
 	pre map[int64]*deferredRead
+	// preload holds the buckets a pass may load, read before the timer
+	// goroutine took the lock for it (nil outside such a pass).
+	preload map[*timerindex.Bucket]*bucketRead
+}
+
+// bucketRead is a timer bucket's entries read without the engine lock, and
+// the bucket's length they reach (entries appended later are read from
+// there, mostly from memory).
+type bucketRead struct {
+	entries []timerindex.Entry
+	length  int64
+	err     error
 }
 
 func newTimerWindow() timerWindow {
@@ -175,9 +187,49 @@ func (e *Engine) loadTimersLocked(nowMs int64) (blocked bool) {
 	}
 }
 
+// bucketsToLoadLocked lists the buckets loadTimersLocked would load at
+// nowMs, as far as the window's limit allows by their pending counts.
+func (e *Engine) bucketsToLoadLocked(nowMs int64) []*timerindex.Bucket {
+	width := e.timers.Width()
+	horizon := e.timers.BucketStart(nowMs+e.timerLookahead.Milliseconds()) + width
+	live := int64(len(e.tw.live))
+	var out []*timerindex.Bucket
+	for from := max(e.tw.loadedEnd, 0); live < timerLoadLimit; {
+		b, ok := e.timers.Next(from)
+		if !ok || b.Start() >= horizon {
+			break
+		}
+		out = append(out, b)
+		live += b.Pending()
+		from = b.Start() + width
+	}
+	return out
+}
+
+// readBucket reads a bucket's entries from byte from on; it needs no
+// engine lock.
+func (e *Engine) readBucket(b *timerindex.Bucket, from int64) ([]timerindex.Entry, int64, error) {
+	es, n, err := b.EntriesFrom(from)
+	if hook := e.bucketHook.Load(); hook != nil {
+		(*hook)(from)
+	}
+	return es, n, err
+}
+
+// loadBucketLocked adds a bucket's pending timers to the window: from the
+// read that preceded the pass, plus what was appended since (in memory
+// unless flushed meanwhile), or, outside a pass, read now.
 func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
 	started := time.Now()
-	entries, err := b.Entries()
+	var entries []timerindex.Entry
+	var err error
+	if r := e.tw.preload[b]; r != nil && r.err == nil {
+		var more []timerindex.Entry
+		more, _, err = e.readBucket(b, r.length)
+		entries = append(r.entries, more...)
+	} else {
+		entries, _, err = e.readBucket(b, 0)
+	}
 	if err != nil {
 		// Recovery checked the bucket: it was damaged since. The timers
 		// after the damage are intact in the commit log, and a restart
@@ -332,9 +384,11 @@ func (e *Engine) readDeferred(origin int64, size int32, crc uint32, topic string
 }
 
 // timerLoop runs timer passes. Before a pass it reads, without the engine
-// lock, the messages of the timers that are due, so that firing them reads
-// nothing under the lock (a timer that came due meanwhile ends the pass:
-// the next one reads it first).
+// lock, the messages of the timers that are due and the bucket files the
+// pass will load, so that firing and loading read nothing under the lock
+// (a timer that came due meanwhile ends the pass: the next one reads it
+// first; entries appended to a bucket since its read are read from memory,
+// or from the file if it was flushed meanwhile).
 func (e *Engine) timerLoop() {
 	defer e.wg.Done()
 	e.runLoop(e.timerKick, func() time.Duration {
@@ -343,20 +397,30 @@ func (e *Engine) timerLoop() {
 			e.mu.Unlock()
 			return time.Hour
 		}
-		due := e.dueTimersLocked(e.clock.Now().UnixMilli(), timerFireBatch)
+		nowMs := e.clock.Now().UnixMilli()
+		due := e.dueTimersLocked(nowMs, timerFireBatch)
+		loads := e.bucketsToLoadLocked(nowMs)
 		e.mu.Unlock()
 		pre := make(map[int64]*deferredRead, len(due)) // non-nil: this pass reads nothing under the lock
 		for _, d := range due {
 			m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
 			pre[d.origin] = &deferredRead{m: m, err: err}
 		}
+		var preload map[*timerindex.Bucket]*bucketRead
+		for _, b := range loads {
+			if preload == nil {
+				preload = make(map[*timerindex.Bucket]*bucketRead, len(loads))
+			}
+			es, n, err := e.readBucket(b, 0)
+			preload[b] = &bucketRead{entries: es, length: n, err: err}
+		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if e.state != stateOpen {
 			return time.Hour
 		}
-		e.tw.pre = pre
-		defer func() { e.tw.pre = nil }()
+		e.tw.pre, e.tw.preload = pre, preload
+		defer func() { e.tw.pre, e.tw.preload = nil, nil }()
 		now := e.clock.Now()
 		return e.timerPassLocked(now).Sub(now)
 	})

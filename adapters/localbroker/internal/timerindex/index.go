@@ -359,30 +359,49 @@ func (b *Bucket) Dirty() bool {
 // damaged file it returns the entries before the damage and an error
 // wrapping ErrCorrupt.
 func (b *Bucket) Entries() ([]Entry, error) {
+	es, _, err := b.EntriesFrom(0)
+	return es, err
+}
+
+// EntriesFrom reads the entries from byte from of the bucket on (0: every
+// entry; else a length an earlier call returned) and returns them with the
+// bucket's length they reach. Entries appended after a read stay in memory
+// until the bucket is flushed, so reading them again from that length
+// mostly needs no I/O. Errors as for Entries.
+func (b *Bucket) EntriesFrom(from int64) ([]Entry, int64, error) {
 	b.mu.Lock()
-	flushed, tail := b.flushed, slices.Clone(b.tail)
+	flushed, total := b.flushed, b.flushed+int64(len(b.tail))
+	if from < 0 || from > total {
+		b.mu.Unlock()
+		return nil, total, fmt.Errorf("%w: %s has %d bytes, not the %d read before", ErrCorrupt, b.path, total, from)
+	}
+	tail := slices.Clone(b.tail[max(from-flushed, 0):])
 	b.mu.Unlock()
-	buf := make([]byte, flushed, flushed+int64(len(tail)))
-	if flushed > 0 {
+	var buf []byte
+	if from < flushed {
+		buf = make([]byte, flushed-from, total-from)
 		f, err := os.Open(b.path)
 		if err != nil {
-			return nil, fmt.Errorf("timerindex: open %s: %w", b.path, err)
+			return nil, total, fmt.Errorf("timerindex: open %s: %w", b.path, err)
 		}
-		_, err = f.ReadAt(buf, 0)
+		_, err = f.ReadAt(buf, from)
 		_ = f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("timerindex: read %s: %w", b.path, err)
+			return nil, total, fmt.Errorf("timerindex: read %s: %w", b.path, err)
 		}
 	}
 	buf = append(buf, tail...)
-	if int64(len(buf)) < HeaderSize || string(buf[:HeaderSize]) != Header {
-		return nil, fmt.Errorf("%w: %s does not start with %q", ErrCorrupt, b.path, Header)
+	if from == 0 {
+		if int64(len(buf)) < HeaderSize || string(buf[:HeaderSize]) != Header {
+			return nil, total, fmt.Errorf("%w: %s does not start with %q", ErrCorrupt, b.path, Header)
+		}
+		buf = buf[HeaderSize:]
 	}
-	es, _, err := DecodeEntries(buf[HeaderSize:])
+	es, _, err := DecodeEntries(buf)
 	if err != nil {
 		err = fmt.Errorf("%s: %w", b.path, err)
 	}
-	return es, err
+	return es, total, err
 }
 
 // Index is the set of buckets of one directory. It is not safe for

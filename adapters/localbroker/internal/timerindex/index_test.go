@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,4 +124,55 @@ func FuzzDecodeEntries(f *testing.F) {
 			t.Fatalf("re-encoding changed the entries: %v", err)
 		}
 	})
+}
+
+// TestEntriesFromALength: reading again from the length an earlier read
+// returned gives exactly what was appended since, whether it is still in
+// memory, flushed, or both.
+func TestEntriesFromALength(t *testing.T) {
+	x, damaged, err := Open(t.TempDir(), 60_000, nil)
+	if err != nil || len(damaged) != 0 {
+		t.Fatal(err)
+	}
+	add := func(origins ...int64) {
+		for _, o := range origins {
+			x.Add(Entry{DeliverAt: 60_000 + o, Origin: o, Size: 5, Topic: "t"})
+		}
+	}
+	origins := func(es []Entry) (out []int64) {
+		for _, e := range es {
+			out = append(out, e.Origin)
+		}
+		return out
+	}
+	add(1, 2)
+	b := x.Bucket(60_000)
+	if err := b.Flush(-1); err != nil {
+		t.Fatal(err)
+	}
+	add(3)
+	es, n, err := b.EntriesFrom(0)
+	if err != nil || !slices.Equal(origins(es), []int64{1, 2, 3}) || n != b.State().Length {
+		t.Fatalf("EntriesFrom(0): %v %d %v", origins(es), n, err)
+	}
+	if es, m, err := b.EntriesFrom(n); err != nil || len(es) != 0 || m != n {
+		t.Fatalf("nothing appended: %v %d %v", origins(es), m, err)
+	}
+	add(4)
+	if err := b.Flush(-1); err != nil { // 3 and 4 go to the file
+		t.Fatal(err)
+	}
+	add(5)
+	x.Done(60_001, 1)
+	more, m, err := b.EntriesFrom(n)
+	if err != nil || !slices.Equal(origins(more), []int64{4, 5, 1}) || more[2].Kind != KindDone || m != b.State().Length {
+		t.Fatalf("EntriesFrom(%d): %v %d %v", n, origins(more), m, err)
+	}
+	all, _ := b.Entries()
+	if got := origins(Pending(append(es, more...))); !slices.Equal(got, origins(Pending(all))) {
+		t.Fatalf("pending from the two reads %v, from one %v", got, origins(Pending(all)))
+	}
+	if _, _, err := b.EntriesFrom(m + 1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("EntriesFrom beyond the end: %v", err)
+	}
 }
