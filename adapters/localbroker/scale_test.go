@@ -371,7 +371,8 @@ func TestTimerDueDuringItsPassIsReadWithoutTheEngineLock(t *testing.T) {
 }
 
 // TestRecallReadsWithoutTheEngineLock blocks the read of a recalled delay
-// message and checks that the engine serves others meanwhile; then it lets
+// message (and of the bucket of a timer not loaded) and checks that the
+// engine serves others meanwhile; then it lets
 // the timer fire while a second recall's read is blocked: that recall finds
 // the message delivered and answers not found, and it is delivered once.
 func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
@@ -410,6 +411,27 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 		if got := <-done; got.err != nil || got.id != r.MessageID {
 			t.Fatalf("recall of the message due in %v: %q %v", at, got.id, got.err)
 		}
+	}
+	// A timer whose bucket is not loaded: its bucket is read without the
+	// lock too.
+	far := h.send("r", 0, delayMsg("r", "far", now.Add(2*time.Hour)))[0]
+	bucketRead, releaseBucket := make(chan struct{}), make(chan struct{})
+	bucketHook := func(int64) {
+		h.e.bucketHook.Store(nil)
+		close(bucketRead)
+		<-releaseBucket
+	}
+	h.e.bucketHook.Store(&bucketHook)
+	farDone := make(chan result, 1)
+	go func() {
+		id, err := h.e.Recall(ctx, "r", far.RecallHandle)
+		farDone <- result{id, err}
+	}()
+	<-bucketRead
+	servesMeanwhile(t, releaseBucket, func() { h.send("u", 0, msg("u", "during-bucket-read", "")) })
+	close(releaseBucket)
+	if got := <-farDone; got.err != nil || got.id != far.MessageID {
+		t.Fatalf("recall of the message due in 2h: %q %v", got.id, got.err)
 	}
 	// The timer fires while the recall reads.
 	r := h.send("f", 0, delayMsg("f", "fires", now.Add(3*time.Second)))[0]

@@ -574,20 +574,20 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 		e.mu.Unlock()
 		return "", err
 	}
-	lt, err := e.pendingTimerLocked(h.deliverAt, h.origin)
-	if err != nil {
-		e.mu.Unlock()
-		return "", err
+	lt, pending, b := e.windowTimerLocked(h.deliverAt, h.origin)
+	e.mu.Unlock()
+	// The bucket (when not loaded) and the message are read without the
+	// engine lock; meanwhile the timer may be loaded and fire.
+	if b != nil {
+		var err error
+		if lt, pending, err = e.bucketTimer(b, h.deliverAt, h.origin); err != nil {
+			return "", err
+		}
 	}
-	if lt == nil || lt.topic != topic {
-		e.mu.Unlock()
+	if !pending || lt.topic != topic {
 		return notFound()
 	}
-	size, crc := lt.size, lt.crc
-	e.mu.Unlock()
-	// The message is read without the engine lock, to check that the
-	// handle names it (its id); meanwhile the timer may fire.
-	m, err := e.readDeferred(h.origin, size, crc, topic)
+	m, err := e.readDeferred(h.origin, lt.size, lt.crc, topic)
 	if err != nil || m.ID != h.msgID {
 		return notFound()
 	}
@@ -616,11 +616,11 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	return m.ID, nil
 }
 
-// timerStillPendingLocked tells whether a timer that pendingTimerLocked
-// found pending, before the engine lock was let go, still is: a loaded
-// timer is pending while it is in the window; one whose bucket is still
-// not loaded cannot have fired, and recalls (the only other way to resolve
-// it) are serialized by recallMu.
+// timerStillPendingLocked tells whether a timer found pending (by
+// windowTimerLocked or bucketTimer) before the engine lock was let go still
+// is: a loaded timer is pending while it is in the window; one whose bucket
+// is still not loaded cannot have fired, and recalls (the only other way to
+// resolve it) are serialized by recallMu.
 func (e *Engine) timerStillPendingLocked(deliverAt, origin int64) bool {
 	if e.timers.BucketStart(deliverAt) >= e.tw.loadedEnd {
 		return true
@@ -629,36 +629,38 @@ func (e *Engine) timerStillPendingLocked(deliverAt, origin int64) bool {
 	return lt != nil && lt.deliverAt == deliverAt
 }
 
-// pendingTimerLocked finds a pending timer: in the window when its bucket
-// is loaded, else by reading its bucket file.
-func (e *Engine) pendingTimerLocked(deliverAt, origin int64) (*liveTimer, error) {
+// windowTimerLocked finds a pending timer in the window when its bucket is
+// loaded; else it returns the bucket to look in (nil: there is none, the
+// timer is not pending).
+func (e *Engine) windowTimerLocked(deliverAt, origin int64) (t liveTimer, pending bool, b *timerindex.Bucket) {
 	start := e.timers.BucketStart(deliverAt)
-	if start < e.tw.loadedEnd {
-		lt := e.tw.live[origin]
-		if lt == nil || lt.deliverAt != deliverAt {
-			return nil, nil
-		}
-		return lt, nil
+	if start >= e.tw.loadedEnd {
+		return liveTimer{}, false, e.timers.Bucket(start)
 	}
-	b := e.timers.Bucket(start)
-	if b == nil {
-		return nil, nil
+	if lt := e.tw.live[origin]; lt != nil && lt.deliverAt == deliverAt {
+		return *lt, true, nil
 	}
-	entries, err := b.Entries()
+	return liveTimer{}, false, nil
+}
+
+// bucketTimer finds a pending timer by reading its bucket file; it needs no
+// engine lock.
+func (e *Engine) bucketTimer(b *timerindex.Bucket, deliverAt, origin int64) (liveTimer, bool, error) {
+	entries, _, err := e.readBucket(b, 0)
 	if err != nil && !errors.Is(err, timerindex.ErrCorrupt) {
-		return nil, domain.Wrap(domain.ReasonInternal, err, "cannot read the timer index")
+		return liveTimer{}, false, domain.Wrap(domain.ReasonInternal, err, "cannot read the timer index")
 	}
 	for _, ent := range timerindex.Pending(entries) {
 		if ent.Origin == origin && ent.DeliverAt == deliverAt {
-			return &liveTimer{deliverAt: ent.DeliverAt, topic: ent.Topic, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}, nil
+			return liveTimer{deliverAt: ent.DeliverAt, topic: ent.Topic, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}, true, nil
 		}
 	}
 	if err != nil {
 		// The timer may be after the damage: do not say it is not pending.
 		e.timerBucketDamaged(b, err)
-		return nil, domain.Wrap(domain.ReasonUnavailable, err, "the timer index is damaged; the delay messages are intact and rmqproxy rebuilds the index when it restarts; retry later")
+		return liveTimer{}, false, domain.Wrap(domain.ReasonUnavailable, err, "the timer index is damaged; the delay messages are intact and rmqproxy rebuilds the index when it restarts; retry later")
 	}
-	return nil, nil
+	return liveTimer{}, false, nil
 }
 
 // timerBucketDamaged reports a bucket found damaged while running
