@@ -88,8 +88,11 @@ type Engine struct {
 	snapBuckets map[int64]bool
 	// Transactions: pending half messages by origin, and their check-back
 	// schedule.
-	txns       map[int64]*txnState
-	txnHeap    txnHeap
+	txns    map[int64]*txnState
+	txnHeap txnHeap
+	// txnPre holds the half messages of due transactions read before the
+	// transaction goroutine took the lock for a pass (nil outside one).
+	txnPre     map[int64]*deferredRead
 	txnHandler atomic.Pointer[ports.TransactionCheckHandler]
 	// Pull consumers' committed offsets.
 	offsets map[consKey]int64

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,6 +503,60 @@ func TestTimerBucketLoadedWithoutTheEngineLock(t *testing.T) {
 	}
 	if more := h.pop("g", "b", 0, 8, time.Minute); len(more) != 0 {
 		t.Fatalf("delivered besides: %v", ids(more))
+	}
+}
+
+// TestTransactionChecksReadWithoutTheEngineLock blocks the read of a half
+// message for its check-back, then for its commit by
+// transactionCheckMaxAction, and checks that the engine serves others
+// meanwhile each time.
+func TestTransactionChecksReadWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TransactionCheckMax = 1; c.TransactionCheckMaxAction = "commit" })
+	rec := &checkRecorder{}
+	h.e.SetTransactionCheckHandler(rec.handle)
+	h.send("tx", 0, txMsg("tx", "half"))
+	// phase holds the first read of the half message until the engine has
+	// served a send, lets later reads pass, waits for done, and checks that
+	// the half message was read once: before the pass, not again under the
+	// lock.
+	phase := func(advance time.Duration, what string, done func() error) {
+		t.Helper()
+		var reads atomic.Int32
+		reading, release := make(chan struct{}), make(chan struct{})
+		hook := func(tp string) {
+			if tp == "tx" && reads.Add(1) == 1 {
+				close(reading)
+				<-release
+			}
+		}
+		h.e.readHook.Store(&hook)
+		defer h.e.readHook.Store(nil)
+		h.fake().Advance(advance)
+		kick(h.e.txnKick)
+		<-reading
+		servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-"+what, "")) })
+		close(release)
+		waitFor(t, 10*time.Second, done)
+		if n := reads.Load(); n != 1 {
+			t.Fatalf("%s: the half message was read %d times, want once (without the engine lock)", what, n)
+		}
+	}
+	phase(7*time.Second, "check", func() error { // transactionTimeout 6 s: the check-back
+		if c := rec.counts(); len(c) != 1 {
+			return fmt.Errorf("check-backs handled: %v", c)
+		}
+		return nil
+	})
+	phase(31*time.Second, "commit", func() error { // the next interval: transactionCheckMaxAction commits it
+		h.e.mu.Lock() // (a pop would read the message too)
+		defer h.e.mu.Unlock()
+		if qi := h.e.queues[queueKey{"tx", 0}]; qi == nil || qi.visible != 1 {
+			return fmt.Errorf("not committed yet")
+		}
+		return nil
+	})
+	if got := h.pop("g", "tx", 0, 1, time.Minute); !slices.Equal(ids(got), []string{"half"}) {
+		t.Fatalf("committed message: %v", ids(got))
 	}
 }
 

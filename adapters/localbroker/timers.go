@@ -307,22 +307,8 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	if lt.qid >= t.QueueCount {
 		return drop(e.log.Warn, "its queue no longer exists")
 	}
-	var m record.Message
-	var err error
-	switch r := e.tw.pre[origin]; {
-	case r != nil && !errors.Is(r.err, errNotStored):
-		m, err = r.m, r.err
-	case e.tw.pre != nil && (r == nil || origin+int64(lt.size) <= e.clog.VisibleOffset()):
-		// Came due (or was stored) after the read that preceded this pass:
-		// the next pass reads it, so that no disk read happens under the
-		// engine lock.
-		return errNotPreRead
-	case e.tw.pre != nil:
-		return errNotStored
-	default:
-		m, err = e.readDeferredLocked(origin, lt.size, lt.crc, lt.topic)
-	}
-	if errors.Is(err, errNotStored) {
+	m, err := e.passReadLocked(e.tw.pre, origin, lt.size, lt.crc, lt.topic)
+	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
 		return err
 	}
 	if err != nil {
@@ -349,9 +335,39 @@ type notDueError struct{ at time.Time }
 
 func (e *notDueError) Error() string { return "the delay message is due at " + e.at.String() }
 
-// errNotPreRead says a due timer's message was not read before the timer
-// pass took the engine lock (it came due meanwhile): the pass ends and the
-// next one reads it first.
+// passReadLocked returns a deferred (delay or half) message for a timer or
+// transaction pass: the one read before the pass took the engine lock
+// (pre), errNotPreRead when that read did not cover it (it came due, or
+// was stored, after it: the pass ends and the next one reads it first, so
+// that no disk read happens under the lock), errNotStored when it is still
+// not stored. Outside such a pass (pre nil) it reads the message now.
+func (e *Engine) passReadLocked(pre map[int64]*deferredRead, origin int64, size int32, crc uint32, topic string) (record.Message, error) {
+	r := pre[origin]
+	switch {
+	case r != nil && !errors.Is(r.err, errNotStored):
+		return r.m, r.err
+	case pre == nil:
+		return e.readDeferredLocked(origin, size, crc, topic)
+	case r == nil || origin+int64(size) <= e.clog.VisibleOffset():
+		return record.Message{}, errNotPreRead
+	default:
+		return record.Message{}, errNotStored
+	}
+}
+
+// preRead reads, without the engine lock, the deferred messages a pass is
+// about to need; the map is never nil (see passReadLocked).
+func (e *Engine) preRead(due []dueTimer) map[int64]*deferredRead {
+	pre := make(map[int64]*deferredRead, len(due))
+	for _, d := range due {
+		m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
+		pre[d.origin] = &deferredRead{m: m, err: err}
+	}
+	return pre
+}
+
+// errNotPreRead says a due timer's or transaction's message was not read
+// before its pass took the engine lock (see passReadLocked).
 var errNotPreRead = errors.New("the message of the timer was not read before the pass")
 
 // errNotStored says a deferred message's record is appended but not yet
@@ -401,11 +417,7 @@ func (e *Engine) timerLoop() {
 		due := e.dueTimersLocked(nowMs, timerFireBatch)
 		loads := e.bucketsToLoadLocked(nowMs)
 		e.mu.Unlock()
-		pre := make(map[int64]*deferredRead, len(due)) // non-nil: this pass reads nothing under the lock
-		for _, d := range due {
-			m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
-			pre[d.origin] = &deferredRead{m: m, err: err}
-		}
+		pre := e.preRead(due)
 		var preload map[*timerindex.Bucket]*bucketRead
 		for _, b := range loads {
 			if preload == nil {
@@ -434,48 +446,21 @@ type dueTimer struct {
 
 // dueTimersLocked lists up to limit loaded timers due at nowMs, the first
 // ones a pass pops (the heap's order), so that a pass finds what it fires
-// first among them. It walks the heap best-first: O(limit log limit).
+// first among them.
 func (e *Engine) dueTimersLocked(nowMs int64, limit int) []dueTimer {
 	h := e.tw.heap
-	if len(h) == 0 || h[0].at > nowMs {
-		return nil
-	}
 	var out []dueTimer
-	frontier := indexHeap{heap: h, idx: []int{0}}
-	for len(frontier.idx) > 0 && len(out) < limit {
-		i := heap.Pop(&frontier).(int)
+	walkHeapInOrder(len(h), h.Less, func(i int) bool {
 		it := h[i]
-		if it.at > nowMs {
-			continue // its subtree is later still
+		if it.at > nowMs || len(out) >= limit {
+			return false
 		}
 		if lt := e.tw.live[it.origin]; lt != nil && lt.deliverAt == it.at {
 			out = append(out, dueTimer{it.origin, *lt})
 		}
-		for _, c := range []int{2*i + 1, 2*i + 2} {
-			if c < len(h) {
-				heap.Push(&frontier, c)
-			}
-		}
-	}
+		return true
+	})
 	return out
-}
-
-// indexHeap orders indexes of a timerHeap by their items, for a best-first
-// walk of it.
-type indexHeap struct {
-	heap timerHeap
-	idx  []int
-}
-
-func (f *indexHeap) Len() int           { return len(f.idx) }
-func (f *indexHeap) Less(i, j int) bool { return f.heap.Less(f.idx[i], f.idx[j]) }
-func (f *indexHeap) Swap(i, j int)      { f.idx[i], f.idx[j] = f.idx[j], f.idx[i] }
-func (f *indexHeap) Push(x any)         { f.idx = append(f.idx, x.(int)) }
-func (f *indexHeap) Pop() any {
-	n := len(f.idx) - 1
-	x := f.idx[n]
-	f.idx = f.idx[:n]
-	return x
 }
 
 // runLoop calls pass until the engine stops, waiting the duration pass

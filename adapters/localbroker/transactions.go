@@ -264,6 +264,9 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 		}
 		if err != nil {
 			heap.Push(&e.txnHeap, it)
+			if errors.Is(err, errNotPreRead) {
+				return checks, end, now // read it without the lock first: run again at once
+			}
 			if errors.Is(err, errNotStored) {
 				return checks, end, now.Add(10 * time.Millisecond)
 			}
@@ -282,9 +285,13 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (int64, error) {
 	switch e.cfg.TransactionCheckMaxAction {
 	case "commit":
+		m, err := e.passReadLocked(e.txnPre, origin, st.size, st.crc, st.topic)
+		if errors.Is(err, errNotPreRead) {
+			return 0, err
+		}
 		e.log.Warn("transaction still unresolved after the last check-back; committing it (transactionCheckMaxAction: commit)",
 			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
-		end, err := e.commitTxnLocked(origin, st, now, nil)
+		end, err := e.commitTxnLocked(origin, st, now, &deferredRead{m: m, err: err})
 		if domain.HasReason(err, domain.ReasonInvalidTransactionID) {
 			return e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		}
@@ -299,8 +306,8 @@ func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (
 // txnCheckLocked records one more check-back and builds what the handler
 // gets.
 func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*ports.TransactionCheck, int64, error) {
-	m, err := e.readDeferredLocked(origin, st.size, st.crc, st.topic)
-	if errors.Is(err, errNotStored) {
+	m, err := e.passReadLocked(e.txnPre, origin, st.size, st.crc, st.topic)
+	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
 		return nil, 0, err
 	}
 	if err != nil {
@@ -322,10 +329,12 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*por
 	return &ports.TransactionCheck{Message: sm, Checks: rec.Checks}, end, nil
 }
 
-// txnLoop runs check-backs: it records them under the lock, waits until
-// they are durable, then calls the handler without any engine lock (the
-// handler returns at once: the application queues check-backs for its own
-// dispatch workers).
+// txnLoop runs check-backs: it reads the due half messages without the
+// engine lock, records the check-backs under it, waits until they are
+// durable, then calls the handler without any engine lock (the handler
+// returns at once: the application queues check-backs for its own dispatch
+// workers). A transaction that came due after the read ends the pass; the
+// next one reads it first (see passReadLocked).
 func (e *Engine) txnLoop() {
 	defer e.wg.Done()
 	e.runLoop(e.txnKick, func() time.Duration {
@@ -334,12 +343,44 @@ func (e *Engine) txnLoop() {
 			e.mu.Unlock()
 			return time.Hour
 		}
+		due := e.dueTxnsLocked(e.clock.Now().UnixMilli(), timerFireBatch)
+		e.mu.Unlock()
+		pre := e.preRead(due)
+		e.mu.Lock()
+		if e.state != stateOpen {
+			e.mu.Unlock()
+			return time.Hour
+		}
 		now := e.clock.Now()
+		e.txnPre = pre
 		checks, end, wake := e.txnPassLocked(now)
+		e.txnPre = nil
 		e.mu.Unlock()
 		e.deliverChecks(e.bgCtx, checks, end)
 		return wake.Sub(now)
 	})
+}
+
+// dueTxnsLocked lists up to limit pending transactions due at nowMs, the
+// first ones a pass pops.
+func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []dueTimer {
+	h := e.txnHeap
+	var out []dueTimer
+	walkHeapInOrder(len(h), h.Less, func(i int) bool {
+		it := h[i]
+		if it.at > nowMs || len(out) >= limit {
+			return false
+		}
+		st := e.txns[it.origin]
+		if st == nil || st.checks != it.checks {
+			return true // stale
+		}
+		if st.checks < e.cfg.TransactionCheckMax || e.cfg.TransactionCheckMaxAction == "commit" { // the others read nothing
+			out = append(out, dueTimer{it.origin, liveTimer{topic: st.topic, size: st.size, crc: st.crc}})
+		}
+		return true
+	})
+	return out
 }
 
 // deliverChecks hands check-backs to the registered handler once the
