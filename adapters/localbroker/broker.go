@@ -448,14 +448,6 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	}
 }
 
-// deadLetterLocked moves one delivery to the group's dead-letter queue
-// without waiting for durability (used by the reviver; it reads the message
-// under the lock).
-func (e *Engine) deadLetterLocked(k consKey, off, receipt int64, now time.Time) error {
-	_, err := e.deadLetterEndLocked(k, off, receipt, now, nil)
-	return err
-}
-
 // deadLetterEndLocked appends the dead-letter record of a delivery and
 // returns its end; pre is the message read beforehand (nil: read it now).
 func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead) (int64, error) {

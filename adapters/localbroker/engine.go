@@ -20,6 +20,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -146,8 +147,12 @@ type Engine struct {
 	wg         sync.WaitGroup
 	advance    chan struct{}
 	reviveKick chan struct{}
-	timerKick  chan struct{}
-	txnKick    chan struct{}
+	// dlqPre holds the messages of exhausted deliveries the reviver read
+	// before it took the lock for a pass (nil outside one); see
+	// reviveDueLocked.
+	dlqPre    map[dlqKey]*dlqRead
+	timerKick chan struct{}
+	txnKick   chan struct{}
 }
 
 // New validates cfg and returns an engine that is not open yet; Start opens
@@ -998,18 +1003,26 @@ func (e *Engine) promoteLocked() {
 
 // reviveDueLocked handles every delivery whose invisible time has passed:
 // it becomes visible again, or goes to the dead-letter queue when it used
-// its group's last delivery attempt.
-func (e *Engine) reviveDueLocked(now time.Time) {
+// its group's last delivery attempt. The message of such a delivery is
+// read without the engine lock, by the reviver before its pass (dlqPre):
+// one it has not read stops the revival there (what is due behind it waits
+// for that pass) and kicks the reviver, which reads it and runs again.
+// It reports whether it stopped so.
+func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 	ms := now.UnixMilli()
 	for len(e.heap) > 0 && e.heap[0].deadline <= ms {
 		d := e.heap[0]
 		c := d.cs
-		max := int32(domain.DefaultMaxDeliveryAttempts)
-		if g := e.groups[c.key.group]; g != nil {
-			max = g.MaxDeliveryAttempts
-		}
-		if d.attempt >= max && e.state == stateOpen {
-			err := e.deadLetterLocked(c.key, d.offset, d.receipt, now)
+		if e.exhaustedLocked(d) && e.state == stateOpen {
+			pre := e.dlqPre[dlqKey{c, d.offset}]
+			if pre == nil {
+				e.kickReviver()
+				return true
+			}
+			err := pre.err
+			if err == nil {
+				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, now, pre.read)
+			}
 			if err == nil && d.hidx < 0 {
 				continue // consumed (or held, in a FIFO run): out of the heap
 			}
@@ -1019,6 +1032,82 @@ func (e *Engine) reviveDueLocked(now time.Time) {
 		c.revive(d)
 		e.wakeLocked(queueKey{c.key.topic, c.key.qid}, c.key.group, false)
 	}
+	return false
+}
+
+// exhaustedLocked reports whether a delivery used its group's last
+// delivery attempt.
+func (e *Engine) exhaustedLocked(d *delivery) bool {
+	limit := int32(domain.DefaultMaxDeliveryAttempts)
+	if g := e.groups[d.cs.key.group]; g != nil {
+		limit = g.MaxDeliveryAttempts
+	}
+	return d.attempt >= limit
+}
+
+// dlqKey names a delivery's message: its consumer state and offset.
+type dlqKey struct {
+	cs  *consState
+	off int64
+}
+
+// dlqRead is the message of an exhausted delivery read by the reviver
+// without the engine lock, or why it could not be read.
+type dlqRead struct {
+	read *popRead
+	err  error
+}
+
+// reviveReadLimit bounds how many due deliveries the reviver looks at, and
+// how many exhausted ones it reads, before a pass.
+const reviveReadLimit = 4096
+
+// exhaustedDue lists, in deadline order, the due deliveries that used their
+// last attempt (at most timerFireBatch of the first reviveReadLimit), with
+// what reading their messages without the lock needs.
+func (e *Engine) exhaustedDueLocked(nowMs int64) []exhaustedDue {
+	var out []exhaustedDue
+	visited := 0
+	walkHeapInOrder(len(e.heap), e.heap.Less, func(i int) bool {
+		d := e.heap[i]
+		if d.deadline > nowMs || visited >= reviveReadLimit || len(out) >= timerFireBatch {
+			return false
+		}
+		visited++
+		if e.exhaustedLocked(d) {
+			x := exhaustedDue{key: dlqKey{d.cs, d.offset}, topic: d.cs.key.topic, start: e.clog.StartOffset()}
+			if qi := e.queues[queueKey{d.cs.key.topic, d.cs.key.qid}]; qi != nil {
+				x.cq = qi.cq
+			}
+			out = append(out, x)
+		}
+		return true
+	})
+	return out
+}
+
+// exhaustedDue is an exhausted delivery to read before a reviver pass.
+type exhaustedDue struct {
+	key   dlqKey
+	topic string
+	cq    *consumequeue.Queue
+	start int64
+}
+
+// readExhausted reads the messages of exhausted deliveries; it needs no
+// engine lock. The map is never nil.
+func (e *Engine) readExhausted(due []exhaustedDue) map[dlqKey]*dlqRead {
+	out := make(map[dlqKey]*dlqRead, len(due))
+	for _, x := range due {
+		if x.cq == nil {
+			out[x.key] = &dlqRead{err: domain.Errorf(domain.ReasonInternal, "queue %s#%d has no index", x.topic, x.key.cs.key.qid)}
+			continue
+		}
+		cache := map[int64]*popRead{}
+		err := e.readForPop(x.topic, x.cq, x.start, []int64{x.key.off}, filter.All, cache)
+		out[x.key] = &dlqRead{read: cache[x.key.off], err: err}
+	}
+	return out
 }
 
 // nextDeadline returns the earliest pending deadline.
@@ -1054,19 +1143,42 @@ func (e *Engine) kickReviver() {
 	}
 }
 
+// revivePass reads the messages of the exhausted deliveries that are due
+// without the engine lock, then revives (or dead-letters) what is due under
+// it. It returns how long until the next deadline, and whether it stopped
+// at an exhausted delivery it had not read (see reviveDueLocked).
+func (e *Engine) revivePass() (wait time.Duration, stopped bool) {
+	e.mu.Lock()
+	due := e.exhaustedDueLocked(e.clock.Now().UnixMilli())
+	e.mu.Unlock()
+	pre := e.readExhausted(due)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	e.dlqPre = pre
+	stopped = e.reviveDueLocked(now)
+	e.dlqPre = nil
+	wait = time.Hour
+	if d, ok := e.nextDeadlineLocked(); ok {
+		wait = max(time.UnixMilli(d).Sub(now), time.Millisecond)
+	}
+	return wait, stopped
+}
+
 func (e *Engine) reviveLoop() {
 	defer e.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		e.mu.Lock()
-		now := e.clock.Now()
-		e.reviveDueLocked(now)
-		wait := time.Hour
-		if d, ok := e.nextDeadlineLocked(); ok {
-			wait = max(time.UnixMilli(d).Sub(now), time.Millisecond)
+		wait, stopped := e.revivePass()
+		if stopped {
+			select {
+			case <-e.stop:
+				return
+			default:
+				continue // an exhausted delivery came due after the read: read it
+			}
 		}
-		e.mu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-e.stop:

@@ -151,6 +151,7 @@ func TestFIFODeadLetterReleasesGroup(t *testing.T) {
 		h.fake().Advance(5 * time.Second)
 	}
 	// A1 used its attempts: it goes to the DLQ and A2 follows.
+	h.revive()
 	got := h.popFIFO("g", "f", 1, 5*time.Second)
 	if !slices.Equal(ids(got), []string{"A2"}) || got[0].DeliveryAttempt != 1 {
 		t.Fatalf("after A1 dead-lettered: %v", ids(got))
@@ -183,6 +184,7 @@ func TestFIFODeadLetterOfRunHeadReleasesHeldAcks(t *testing.T) {
 	run := h.popFIFO("g", "f", 2, 5*time.Second)
 	h.ack("g", run[1])
 	h.fake().Advance(5 * time.Second)
+	h.revive()
 	if got := h.popFIFO("g", "f", 10, 5*time.Second); !slices.Equal(ids(got), []string{"A3"}) {
 		t.Fatalf("after A1 dead-lettered: %v", ids(got))
 	}

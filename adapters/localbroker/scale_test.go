@@ -560,6 +560,48 @@ func TestTransactionChecksReadWithoutTheEngineLock(t *testing.T) {
 	}
 }
 
+// TestDeadLetterMoveReadsWithoutTheEngineLock holds the read of a message
+// that used its last delivery attempt, which the reviver moves to the
+// dead-letter queue, and checks that the engine serves others meanwhile and
+// that the message is read once (not again under the lock).
+func TestDeadLetterMoveReadsWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	g := domain.NewConsumerGroup("g")
+	g.MaxDeliveryAttempts = 1
+	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	h.send("dl", 0, msg("dl", "poison", ""))
+	if got := h.pop("g", "dl", 0, 1, 5*time.Second); len(got) != 1 {
+		t.Fatalf("first delivery: %v", ids(got))
+	}
+	var reads atomic.Int32
+	reading, release := make(chan struct{}), make(chan struct{})
+	hook := func(tp string) {
+		if tp == "dl" && reads.Add(1) == 1 {
+			close(reading)
+			<-release
+		}
+	}
+	h.e.readHook.Store(&hook)
+	defer h.e.readHook.Store(nil)
+	h.fake().Advance(6 * time.Second)
+	h.e.kickReviver()
+	<-reading
+	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-dead-letter", "")) })
+	close(release)
+	dlq := domain.DeadLetterTopic("g")
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.pop("inspector", dlq, 0, 1, time.Minute); !slices.Equal(ids(got), []string{"poison"}) {
+			return fmt.Errorf("in the dead-letter queue: %v", ids(got))
+		}
+		return nil
+	})
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("the message was read %d times, want once (without the engine lock)", n)
+	}
+}
+
 // TestDueTimersListsTheFirstOnesInHeapOrder: with more timers due than a
 // pass fires, the pass reads beforehand the ones it pops first.
 func TestDueTimersListsTheFirstOnesInHeapOrder(t *testing.T) {
