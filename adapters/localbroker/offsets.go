@@ -48,11 +48,18 @@ func (e *Engine) offsetRangeLocked(topic string, qid int32) (minOff, maxOff int6
 
 // minOffsetLocked finds, by binary search, the first entry whose message
 // retention kept. Commit-log offsets grow along a queue (every entry points
-// into the record appended when the entry was), so one search suffices.
+// into the record appended when the entry was), so one search suffices,
+// and its answer holds until retention moves the log's start again (later
+// entries are all kept): it is cached, so that pulls and offset queries
+// read consume-queue entries under the engine lock once per queue after
+// each retention run, not every time.
 func (e *Engine) minOffsetLocked(qi *queueIndex) (int64, error) {
 	start := e.clog.StartOffset()
 	if start == 0 || qi.visible == 0 {
 		return 0, nil
+	}
+	if qi.minStart == start {
+		return qi.minOff, nil
 	}
 	var ferr error
 	i := sort.Search(int(qi.visible), func(i int) bool {
@@ -66,6 +73,7 @@ func (e *Engine) minOffsetLocked(qi *queueIndex) (int64, error) {
 	if ferr != nil {
 		return 0, e.queueReadError(ferr)
 	}
+	qi.minStart, qi.minOff = start, int64(i)
 	return int64(i), nil
 }
 

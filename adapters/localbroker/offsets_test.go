@@ -225,4 +225,38 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 	if len(r.Messages) != int(42-minOff) || r.Messages[0].QueueOffset != minOff || r.MinOffset != minOff {
 		t.Fatalf("pull from the new minimum: %d messages, %+v", len(r.Messages), r.Messages[0])
 	}
+	// The answer is kept until retention moves the start again; messages
+	// sent since do not change it.
+	h.e.mu.Lock()
+	qi := h.e.queues[queueKey{"t", 0}]
+	cachedStart, cached := qi.minStart, qi.minOff
+	h.e.mu.Unlock()
+	if cachedStart != h.e.clog.StartOffset() || cached != minOff {
+		t.Fatalf("cached minimum %d for start %d, want %d for %d", cached, cachedStart, minOff, h.e.clog.StartOffset())
+	}
+	for range 40 {
+		m := msg("t", "more", "")
+		m.Body = bytes.Repeat([]byte{'y'}, 500)
+		h.send("t", 0, m)
+	}
+	if got, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{}); err != nil || got != minOff {
+		t.Fatalf("min offset after more sends: %d %v, want %d", got, err, minOff)
+	}
+	for range 2 {
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.send("t", 0, msg("t", "late", ""))
+	}
+	h.fake().Advance(2 * time.Hour)
+	if err := h.e.applyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{})
+	if err != nil || again <= minOff {
+		t.Fatalf("min offset after a second retention run: %d %v, want more than %d", again, err, minOff)
+	}
+	if r := h.pull("p", "t", 0, again, 1, nil); len(r.Messages) != 1 || r.Messages[0].QueueOffset != again {
+		t.Fatalf("pull from the second minimum %d: %+v", again, r.Messages)
+	}
 }

@@ -27,6 +27,10 @@ type queueIndex struct {
 	count   int64
 	visible int64
 	pend    []pendEntry // entries [visible, count), with the end of their record
+	// minStart and minOff cache minOffsetLocked's answer for the commit
+	// log's start offset minStart (0: none yet): the first entry retention
+	// kept moves only when retention moves the start.
+	minStart, minOff int64
 }
 
 type pendEntry struct{ logEnd int64 }
