@@ -672,16 +672,7 @@ func TestOldFormatQueuesRebuilt(t *testing.T) {
 	}
 	h.send("u", 0, msg("u", "u0", ""))
 	ctx := t.Context()
-	for range 2 {
-		if err := h.e.Snapshot(ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.send("t", 0, msg("t", "late", ""))
-	}
-	h.fake().Advance(2 * time.Hour)
-	if err := h.e.applyRetention(); err != nil {
-		t.Fatal(err)
-	}
+	h.retire("t", "late")
 	if h.e.clog.StartOffset() == 0 {
 		t.Fatal("no segment deleted")
 	}

@@ -203,6 +203,23 @@ func (h *harness) revive() {
 	}
 }
 
+// retire takes two snapshots, each followed by a send of a message with id
+// to topic (queue 0), so that the segments before them are no longer
+// needed, then moves the clock two hours on and applies retention.
+func (h *harness) retire(topic, id string) {
+	h.t.Helper()
+	for range 2 {
+		if err := h.e.Snapshot(h.t.Context()); err != nil {
+			h.t.Fatal(err)
+		}
+		h.send(topic, 0, msg(topic, id, ""))
+	}
+	h.fake().Advance(2 * time.Hour)
+	if err := h.e.applyRetention(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 func (h *harness) pop(group, topic string, qid int32, n int32, inv time.Duration) []domain.StoredMessage {
 	h.t.Helper()
 	out, err := h.e.Pop(context.Background(), ports.PopRequest{Group: group, Topic: topic, QueueID: qid, MaxMessages: n, InvisibleTime: inv})

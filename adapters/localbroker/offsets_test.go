@@ -205,16 +205,7 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 		m.Body = bytes.Repeat([]byte{'x'}, 500)
 		h.send("t", 0, m)
 	}
-	for range 2 {
-		if err := h.e.Snapshot(ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.send("t", 0, msg("t", "late", ""))
-	}
-	h.fake().Advance(2 * time.Hour)
-	if err := h.e.applyRetention(); err != nil {
-		t.Fatal(err)
-	}
+	h.retire("t", "late")
 	minOff, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{})
 	if err != nil || minOff == 0 || minOff >= 42 {
 		t.Fatalf("min offset after retention: %d %v", minOff, err)
@@ -242,16 +233,7 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 	if got, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{}); err != nil || got != minOff {
 		t.Fatalf("min offset after more sends: %d %v, want %d", got, err, minOff)
 	}
-	for range 2 {
-		if err := h.e.Snapshot(ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.send("t", 0, msg("t", "late", ""))
-	}
-	h.fake().Advance(2 * time.Hour)
-	if err := h.e.applyRetention(); err != nil {
-		t.Fatal(err)
-	}
+	h.retire("t", "late")
 	again, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{})
 	if err != nil || again <= minOff {
 		t.Fatalf("min offset after a second retention run: %d %v, want more than %d", again, err, minOff)

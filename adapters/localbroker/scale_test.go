@@ -213,15 +213,7 @@ func TestPopReadsMessagesWithoutTheEngineLock(t *testing.T) {
 	h.send("t", 0, msg("t", "a", ""))
 	h.send("t", 1, msg("t", "b", ""))
 	first := h.pop("g", "t", 1, 1, time.Minute)
-	reading, release := make(chan struct{}), make(chan struct{})
-	hook := func(topic string) {
-		if topic == "t" {
-			h.e.readHook.Store(nil)
-			close(reading)
-			<-release
-		}
-	}
-	h.e.readHook.Store(&hook)
+	held := holdFirstRead(h, "t")
 	done := make(chan []domain.StoredMessage)
 	go func() {
 		got, err := h.e.Pop(context.Background(), ports.PopRequest{Group: "g2", Topic: "t", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute})
@@ -230,16 +222,13 @@ func TestPopReadsMessagesWithoutTheEngineLock(t *testing.T) {
 		}
 		done <- got
 	}()
-	<-reading
-	// Meanwhile the engine serves others.
-	servesMeanwhile(t, release, func() {
+	held.servesMeanwhile(t, func() {
 		h.send("u", 0, msg("u", "c", ""))
 		h.ack("g", first[0])
 		if got := h.pop("g3", "u", 0, 1, time.Minute); len(got) != 1 {
 			t.Errorf("pop of another group: %v", ids(got))
 		}
 	})
-	close(release)
 	if got := <-done; !slices.Equal(ids(got), []string{"a"}) {
 		t.Fatalf("the blocked pop got %v", ids(got))
 	}
@@ -286,26 +275,12 @@ func TestAckWakesOnlyItsQueuesFIFOPollers(t *testing.T) {
 // engine serves others meanwhile.
 func TestDeferredMessagesReadWithoutTheEngineLock(t *testing.T) {
 	h := newHarness(t, nil)
-	block := func(topic string) (reading, release chan struct{}) {
-		reading, release = make(chan struct{}), make(chan struct{})
-		hook := func(tp string) {
-			if tp == topic {
-				h.e.readHook.Store(nil)
-				close(reading)
-				<-release
-			}
-		}
-		h.e.readHook.Store(&hook)
-		return reading, release
-	}
 	// A timer firing.
 	h.send("d", 0, delayMsg("d", "timer", h.clock.Now().Add(time.Second)))
-	reading, release := block("d")
+	held := holdFirstRead(h, "d")
 	h.fake().Advance(2 * time.Second)
 	kick(h.e.timerKick)
-	<-reading
-	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-timer", "")) })
-	close(release)
+	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-timer", "")) })
 	waitFor(t, 10*time.Second, func() error {
 		if got := h.pop("g", "d", 0, 1, time.Minute); len(got) != 1 {
 			return fmt.Errorf("fired message not delivered yet")
@@ -314,20 +289,49 @@ func TestDeferredMessagesReadWithoutTheEngineLock(t *testing.T) {
 	})
 	// A commit.
 	r := h.send("tx", 0, txMsg("tx", "half"))[0]
-	reading, release = block("tx")
+	held = holdFirstRead(h, "tx")
 	done := make(chan error, 1)
 	go func() {
 		done <- h.e.EndTransaction(context.Background(), ports.EndTransactionRequest{Topic: "tx", MessageID: "half", TransactionID: r.TransactionID, Resolution: ports.ResolutionCommit})
 	}()
-	<-reading
-	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-commit", "")) })
-	close(release)
+	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-commit", "")) })
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if got := h.pop("g", "tx", 0, 1, time.Minute); !slices.Equal(ids(got), []string{"half"}) {
 		t.Fatalf("committed message: %v", ids(got))
 	}
+}
+
+// heldRead holds the first read of one topic's messages (the engine's
+// read hook) until the engine has served others, and counts that topic's
+// reads.
+type heldRead struct {
+	reading, release chan struct{}
+	reads            atomic.Int32
+}
+
+// holdFirstRead installs the hook; it stays until the test ends.
+func holdFirstRead(h *harness, topic string) *heldRead {
+	r := &heldRead{reading: make(chan struct{}), release: make(chan struct{})}
+	hook := func(tp string) {
+		if tp == topic && r.reads.Add(1) == 1 {
+			close(r.reading)
+			<-r.release
+		}
+	}
+	h.e.readHook.Store(&hook)
+	h.t.Cleanup(func() { h.e.readHook.Store(nil) })
+	return r
+}
+
+// servesMeanwhile waits for the held read, checks that f (which needs the
+// engine lock) finishes while it is held, then lets it go.
+func (r *heldRead) servesMeanwhile(t *testing.T, f func()) {
+	t.Helper()
+	<-r.reading
+	servesMeanwhile(t, r.release, f)
+	close(r.release)
 }
 
 // servesMeanwhile runs f, which needs the engine lock, while a read is
@@ -384,31 +388,20 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 		id  string
 		err error
 	}
-	recallBlocked := func(topic, handle string) (release chan struct{}, done chan result) {
-		reading := make(chan struct{})
-		release, done = make(chan struct{}), make(chan result, 1)
-		hook := func(tp string) {
-			if tp == topic {
-				h.e.readHook.Store(nil)
-				close(reading)
-				<-release
-			}
-		}
-		h.e.readHook.Store(&hook)
+	recallHeld := func(topic, handle string) (*heldRead, chan result) {
+		held, done := holdFirstRead(h, topic), make(chan result, 1)
 		go func() {
 			id, err := h.e.Recall(ctx, topic, handle)
 			done <- result{id, err}
 		}()
-		<-reading
-		return release, done
+		return held, done
 	}
 	// A timer whose bucket is loaded and one whose bucket is not.
 	for _, at := range []time.Duration{2 * time.Second, time.Hour} {
 		r := h.send("r", 0, delayMsg("r", fmt.Sprint("recall-", at), now.Add(at)))[0]
 		h.fireTimers()
-		release, done := recallBlocked("r", r.RecallHandle)
-		servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-recall", "")) })
-		close(release)
+		held, done := recallHeld("r", r.RecallHandle)
+		held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-recall", "")) })
 		if got := <-done; got.err != nil || got.id != r.MessageID {
 			t.Fatalf("recall of the message due in %v: %q %v", at, got.id, got.err)
 		}
@@ -437,7 +430,8 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 	// The timer fires while the recall reads.
 	r := h.send("f", 0, delayMsg("f", "fires", now.Add(3*time.Second)))[0]
 	h.fireTimers()
-	release, done := recallBlocked("f", r.RecallHandle)
+	held, done := recallHeld("f", r.RecallHandle)
+	<-held.reading
 	h.fake().Advance(4 * time.Second)
 	kick(h.e.timerKick)
 	waitFor(t, 10*time.Second, func() error {
@@ -446,7 +440,7 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 		}
 		return nil
 	})
-	close(release)
+	close(held.release)
 	got := <-done
 	wantReason(t, got.err, domain.ReasonNotFound)
 	if again := h.pop("g2", "f", 0, 8, time.Minute); !slices.Equal(ids(again), []string{"fires"}) {
@@ -521,23 +515,12 @@ func TestTransactionChecksReadWithoutTheEngineLock(t *testing.T) {
 	// lock.
 	phase := func(advance time.Duration, what string, done func() error) {
 		t.Helper()
-		var reads atomic.Int32
-		reading, release := make(chan struct{}), make(chan struct{})
-		hook := func(tp string) {
-			if tp == "tx" && reads.Add(1) == 1 {
-				close(reading)
-				<-release
-			}
-		}
-		h.e.readHook.Store(&hook)
-		defer h.e.readHook.Store(nil)
+		held := holdFirstRead(h, "tx")
 		h.fake().Advance(advance)
 		kick(h.e.txnKick)
-		<-reading
-		servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-"+what, "")) })
-		close(release)
+		held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-"+what, "")) })
 		waitFor(t, 10*time.Second, done)
-		if n := reads.Load(); n != 1 {
+		if n := held.reads.Load(); n != 1 {
 			t.Fatalf("%s: the half message was read %d times, want once (without the engine lock)", what, n)
 		}
 	}
@@ -575,21 +558,10 @@ func TestDeadLetterMoveReadsWithoutTheEngineLock(t *testing.T) {
 	if got := h.pop("g", "dl", 0, 1, 5*time.Second); len(got) != 1 {
 		t.Fatalf("first delivery: %v", ids(got))
 	}
-	var reads atomic.Int32
-	reading, release := make(chan struct{}), make(chan struct{})
-	hook := func(tp string) {
-		if tp == "dl" && reads.Add(1) == 1 {
-			close(reading)
-			<-release
-		}
-	}
-	h.e.readHook.Store(&hook)
-	defer h.e.readHook.Store(nil)
+	held := holdFirstRead(h, "dl")
 	h.fake().Advance(6 * time.Second)
 	h.e.kickReviver()
-	<-reading
-	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-dead-letter", "")) })
-	close(release)
+	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-dead-letter", "")) })
 	dlq := domain.DeadLetterTopic("g")
 	waitFor(t, 10*time.Second, func() error {
 		if got := h.pop("inspector", dlq, 0, 1, time.Minute); !slices.Equal(ids(got), []string{"poison"}) {
@@ -597,7 +569,7 @@ func TestDeadLetterMoveReadsWithoutTheEngineLock(t *testing.T) {
 		}
 		return nil
 	})
-	if n := reads.Load(); n != 1 {
+	if n := held.reads.Load(); n != 1 {
 		t.Fatalf("the message was read %d times, want once (without the engine lock)", n)
 	}
 }
