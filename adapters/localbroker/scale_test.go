@@ -584,12 +584,12 @@ func TestDueTimersListsTheFirstOnesInHeapOrder(t *testing.T) {
 	}
 	h.e.mu.Lock()
 	due := h.e.dueTimersLocked(start.Add(30*time.Second).UnixMilli(), 7)
-	h.e.mu.Unlock()
 	var got, want []int64
 	for i, d := range due {
-		got = append(got, d.deliverAt)
+		got = append(got, h.e.tw.live[d.origin].deliverAt)
 		want = append(want, start.Add(time.Duration(i+1)*time.Second).UnixMilli())
 	}
+	h.e.mu.Unlock()
 	if len(due) != 7 || !slices.Equal(got, want) {
 		t.Fatalf("due timers at (ms): %v, want the first seven: %v", got, want)
 	}

@@ -357,7 +357,7 @@ func (e *Engine) passReadLocked(pre map[int64]*deferredRead, origin int64, size 
 
 // preRead reads, without the engine lock, the deferred messages a pass is
 // about to need; the map is never nil (see passReadLocked).
-func (e *Engine) preRead(due []dueTimer) map[int64]*deferredRead {
+func (e *Engine) preRead(due []deferredRef) map[int64]*deferredRead {
 	pre := make(map[int64]*deferredRead, len(due))
 	for _, d := range due {
 		m, err := e.readDeferred(d.origin, d.size, d.crc, d.topic)
@@ -418,11 +418,8 @@ func (e *Engine) timerLoop() {
 		loads := e.bucketsToLoadLocked(nowMs)
 		e.mu.Unlock()
 		pre := e.preRead(due)
-		var preload map[*timerindex.Bucket]*bucketRead
+		preload := make(map[*timerindex.Bucket]*bucketRead, len(loads))
 		for _, b := range loads {
-			if preload == nil {
-				preload = make(map[*timerindex.Bucket]*bucketRead, len(loads))
-			}
 			es, n, err := e.readBucket(b, 0)
 			preload[b] = &bucketRead{entries: es, length: n, err: err}
 		}
@@ -438,25 +435,28 @@ func (e *Engine) timerLoop() {
 	})
 }
 
-// dueTimer is a due timer of the window, copied for a read without the lock.
-type dueTimer struct {
+// deferredRef locates a deferred (delay or half) message, copied under the
+// lock for a read without it.
+type deferredRef struct {
 	origin int64
-	liveTimer
+	size   int32
+	crc    uint32
+	topic  string
 }
 
 // dueTimersLocked lists up to limit loaded timers due at nowMs, the first
 // ones a pass pops (the heap's order), so that a pass finds what it fires
 // first among them.
-func (e *Engine) dueTimersLocked(nowMs int64, limit int) []dueTimer {
+func (e *Engine) dueTimersLocked(nowMs int64, limit int) []deferredRef {
 	h := e.tw.heap
-	var out []dueTimer
+	var out []deferredRef
 	walkHeapInOrder(len(h), h.Less, func(i int) bool {
 		it := h[i]
 		if it.at > nowMs || len(out) >= limit {
 			return false
 		}
 		if lt := e.tw.live[it.origin]; lt != nil && lt.deliverAt == it.at {
-			out = append(out, dueTimer{it.origin, *lt})
+			out = append(out, deferredRef{origin: it.origin, size: lt.size, crc: lt.crc, topic: lt.topic})
 		}
 		return true
 	})
@@ -581,7 +581,10 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 		e.mu.Unlock()
 		return "", err
 	}
-	if !e.timerStillPendingLocked(h.deliverAt, h.origin) {
+	// Still pending? A loaded timer is while it is in the window; one whose
+	// bucket is still not loaded cannot have fired, and only a recall could
+	// have resolved it (recalls are serialized by recallMu).
+	if _, pending, b := e.windowTimerLocked(h.deliverAt, h.origin); !pending && b == nil {
 		e.mu.Unlock()
 		return notFound()
 	}
@@ -599,19 +602,6 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	}
 	e.log.InfoContext(ctx, "delay message recalled", "topic", topic, "msg_id", m.ID)
 	return m.ID, nil
-}
-
-// timerStillPendingLocked tells whether a timer found pending (by
-// windowTimerLocked or bucketTimer) before the engine lock was let go still
-// is: a loaded timer is pending while it is in the window; one whose bucket
-// is still not loaded cannot have fired, and recalls (the only other way to
-// resolve it) are serialized by recallMu.
-func (e *Engine) timerStillPendingLocked(deliverAt, origin int64) bool {
-	if e.timers.BucketStart(deliverAt) >= e.tw.loadedEnd {
-		return true
-	}
-	lt := e.tw.live[origin]
-	return lt != nil && lt.deliverAt == deliverAt
 }
 
 // windowTimerLocked finds a pending timer in the window when its bucket is

@@ -363,9 +363,9 @@ func (e *Engine) txnLoop() {
 
 // dueTxnsLocked lists up to limit pending transactions due at nowMs, the
 // first ones a pass pops.
-func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []dueTimer {
+func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []deferredRef {
 	h := e.txnHeap
-	var out []dueTimer
+	var out []deferredRef
 	walkHeapInOrder(len(h), h.Less, func(i int) bool {
 		it := h[i]
 		if it.at > nowMs || len(out) >= limit {
@@ -376,7 +376,7 @@ func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []dueTimer {
 			return true // stale
 		}
 		if st.checks < e.cfg.TransactionCheckMax || e.cfg.TransactionCheckMaxAction == "commit" { // the others read nothing
-			out = append(out, dueTimer{it.origin, liveTimer{topic: st.topic, size: st.size, crc: st.crc}})
+			out = append(out, deferredRef{origin: it.origin, size: st.size, crc: st.crc, topic: st.topic})
 		}
 		return true
 	})
