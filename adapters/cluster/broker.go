@@ -46,6 +46,10 @@ type Broker struct {
 	// consumer; nil until the application sets it (see consumedirect.go).
 	consumeDirectly atomic.Pointer[ports.ConsumeDirectlyHandler]
 
+	// batchRefusals says when a broker last refused a BATCH_ACK_MESSAGE
+	// (see batchack.go), to warn once a minute per broker.
+	batchRefusals refusals
+
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
 

@@ -302,14 +302,6 @@ func each(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// AckBatch implements [ports.Broker]: one ACK_MESSAGE per delivery, run
-// side by side (brokers ack each checkpoint on its own).
-func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
-	errs := make([]error, len(reqs))
-	each(len(reqs), func(i int) { errs[i] = b.Ack(ctx, reqs[i]) })
-	return errs
-}
-
 // ChangeInvisibleBatch implements [ports.Broker]: one
 // CHANGE_MESSAGE_INVISIBLETIME per delivery, run side by side.
 func (b *Broker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {

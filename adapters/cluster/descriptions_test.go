@@ -24,11 +24,19 @@ type fakeKV struct {
 
 func startFakeKV(t *testing.T) *fakeKV {
 	t.Helper()
+	f := &fakeKV{kv: map[string]map[string]string{}}
+	f.addr = startFakeSocket(t, f.answer)
+	return f
+}
+
+// startFakeSocket serves Remoting requests on a loopback port with answer
+// until the test ends, and returns the address.
+func startFakeSocket(t *testing.T, answer func(*remoting.Command) *remoting.Command) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeKV{addr: ln.Addr().String(), kv: map[string]map[string]string{}}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	serve := func(nc net.Conn) {
@@ -40,7 +48,7 @@ func startFakeKV(t *testing.T) *fakeKV {
 			if err != nil {
 				return
 			}
-			b, _ := remoting.AppendCommand(nil, f.answer(req))
+			b, _ := remoting.AppendCommand(nil, answer(req))
 			if _, err := nc.Write(b); err != nil {
 				return
 			}
@@ -59,7 +67,7 @@ func startFakeKV(t *testing.T) *fakeKV {
 			t.Cleanup(func() { nc.Close() })
 		}
 	}()
-	return f
+	return ln.Addr().String()
 }
 
 func (f *fakeKV) answer(req *remoting.Command) *remoting.Command {

@@ -77,6 +77,12 @@ func isCode(err error, c remoting.ResponseCode) bool {
 	return errors.As(err, &re) && re.Code == c
 }
 
+// isResponse reports whether err is a broker's answer (any code).
+func isResponse(err error) bool {
+	var re *remoting.ResponseError
+	return errors.As(err, &re)
+}
+
 // transportFailure reports whether err says the broker could not be
 // reached or did not answer (as opposed to an answer).
 func transportFailure(err error) bool {

@@ -436,3 +436,63 @@ type ConsumeMessageDirectlyResult struct {
 	Remark         string `json:"remark,omitempty"`
 	SpentTimeMills int64  `json:"spentTimeMills"`
 }
+
+// BatchAckMessageRequestBody is the body of BATCH_ACK_MESSAGE: acks of
+// several pop checkpoints on one broker in one request. Brokers answer one
+// code for the whole body.
+type BatchAckMessageRequestBody struct {
+	BrokerName string     `json:"brokerName"`
+	Acks       []BatchAck `json:"acks"`
+}
+
+// BatchAck acks offsets of one pop checkpoint (one queue, one pop). The
+// field names are upstream's short JSON names; Offsets is the Java BitSet
+// of the acked offsets relative to StartOffset, in BitSet.toByteArray form
+// (bit i of byte j is offset StartOffset+8j+i), which fastjson writes as
+// base64 just as encoding/json writes a []byte.
+type BatchAck struct {
+	ConsumerGroup string `json:"c"`
+	// Topic is the topic the consumer popped; Retry says whether the
+	// checkpoint is of its pop retry topic (a RetryFlag* value).
+	Topic         string `json:"t"`
+	Retry         string `json:"r"`
+	StartOffset   int64  `json:"so"`
+	QueueID       int32  `json:"q"`
+	ReviveQueueID int32  `json:"rq"`
+	PopTime       int64  `json:"pt"`
+	InvisibleTime int64  `json:"it"`
+	Offsets       []byte `json:"b"`
+}
+
+// maxBatchAckSpan bounds how far past StartOffset an offset in a BatchAck
+// may lie: brokers read the set as a Java BitSet indexed by int, and 1 MiB
+// of bits is far beyond any pop batch (at most 32 messages upstream).
+const maxBatchAckSpan = 8 << 20
+
+// Ack adds queueOffset to the set; it reports false when the offset lies
+// before StartOffset or too far past it to be one of this checkpoint's.
+func (a *BatchAck) Ack(queueOffset int64) bool {
+	d := queueOffset - a.StartOffset
+	if d < 0 || d >= maxBatchAckSpan {
+		return false
+	}
+	i := int(d)
+	for len(a.Offsets) <= i/8 {
+		a.Offsets = append(a.Offsets, 0)
+	}
+	a.Offsets[i/8] |= 1 << (i % 8)
+	return true
+}
+
+// AckedOffsets returns the queue offsets in the set, in ascending order.
+func (a *BatchAck) AckedOffsets() []int64 {
+	var out []int64
+	for j, by := range a.Offsets {
+		for i := range 8 {
+			if by&(1<<i) != 0 {
+				out = append(out, a.StartOffset+int64(j*8+i))
+			}
+		}
+	}
+	return out
+}

@@ -92,3 +92,11 @@ func (b ConsumerListBody) MarshalJSON() ([]byte, error) {
 	p.ConsumerIDList = orEmpty(p.ConsumerIDList)
 	return json.Marshal(p)
 }
+
+// MarshalJSON writes empty collections as [].
+func (b BatchAckMessageRequestBody) MarshalJSON() ([]byte, error) {
+	type plain BatchAckMessageRequestBody
+	p := plain(b)
+	p.Acks = orEmpty(p.Acks)
+	return json.Marshal(p)
+}

@@ -42,7 +42,7 @@ var (
 	infoSeeds      = []string{"0 1 100;1 1 5", "0 1 100,101,103", "0 qo1%100 2;0 1 0", "0 1"}
 	jsonSeeds      = []string{fastjsonRoute, standardRoute, `{"consumerIdList":["a"]}`, `{{"a":1}:2,x:[true,null]}`, `[[[`, consumeStatsBody,
 		`{"topicConfigTable":{"T":{"topicName":"T","readQueueNums":4,"writeQueueNums":4,"perm":6,"attributes":{"message.type":"FIFO"}}},"dataVersion":{"counter":3}}`,
-		`{"table":{"orders":"EU orders","pay\u00e9":"line 1\nline 2"}}`, `{"table":{}}`,
+		`{"table":{"orders":"EU orders","pay\u00e9":"line 1\nline 2"}}`, `{"table":{}}`, batchAckBody,
 		`{"autoCommit":true,"consumeResult":"CR_SUCCESS","order":false,"remark":"from gRPC client","spentTimeMills":12}`,
 		`{"subscriptionGroupTable":{"G":{"groupName":"G","retryMaxTimes":3,"groupRetryPolicy":{"type":"EXPONENTIAL","exponentialRetryPolicy":{"initial":1000,"max":60000,"multiplier":2}}}}}`}
 	msgIDSeeds = []string{"C0A8000A00002A9F0000000000001234", "AC110001000118B4AAC2000000000000", "20010db8000000000000000000000002" + "00002A9F0000000000000007"}
@@ -256,6 +256,12 @@ func FuzzJSONBody(f *testing.F) {
 		_ = remoting.DecodeJSONBody(b, &kv)
 		var direct remoting.ConsumeMessageDirectlyResult
 		_ = remoting.DecodeJSONBody(b, &direct)
+		var acks remoting.BatchAckMessageRequestBody
+		if remoting.DecodeJSONBody(b, &acks) == nil {
+			for i := range acks.Acks {
+				_ = acks.Acks[i].AckedOffsets()
+			}
+		}
 		norm, err := remoting.NormalizeJSON(b)
 		if err != nil {
 			return

@@ -103,6 +103,17 @@ func (p *Proxy) HealthAddr() string {
 	return p.health
 }
 
+// Logs returns what a proxy run as a child process logged so far (its
+// stderr, copied as it comes); a proxy in this process logs to the test's
+// output instead, and Logs fails the test.
+func (p *Proxy) Logs(t testing.TB) string {
+	t.Helper()
+	if p.child == nil {
+		t.Fatal("Logs needs a proxy run as a child process (testenv.UseChildProcess)")
+	}
+	return p.child.Output()
+}
+
 // PID is the process id of a proxy run as a child process, 0 for one in
 // this process.
 func (p *Proxy) PID() int {

@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// AckBatch implements [ports.Broker]. With cluster.batchAck on, the
+// deliveries of one broker go in one BATCH_ACK_MESSAGE, where those of one
+// pop checkpoint are one BatchAck (the broker then writes one ack record
+// for them, not one each); the brokers' requests run side by side. A
+// delivery of an orderly pop, a broker with a single delivery, or a
+// handle whose offset cannot be one of its checkpoint's gets its own
+// ACK_MESSAGE, as every delivery does with batchAck off.
+//
+// A broker answers a whole BATCH_ACK_MESSAGE with one code, so a batch
+// the broker refuses is retried one ACK_MESSAGE per delivery: each then
+// gets the broker's own answer. (Brokers skip, rather than refuse, a
+// batched offset outside the queue's range, which a single ACK_MESSAGE
+// answers with NO_MESSAGE; docs/compatibility.md.)
+func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
+	errs := make([]error, len(reqs))
+	var singles []int
+	byBroker := map[string][]int{}
+	var brokers []string // byBroker's keys in first-seen order
+	for i, r := range reqs {
+		if !b.cfg.BatchAck || len(reqs) == 1 || !batchable(r.Handle) {
+			singles = append(singles, i)
+			continue
+		}
+		name := r.Handle.BrokerName
+		if _, ok := byBroker[name]; !ok {
+			brokers = append(brokers, name)
+		}
+		byBroker[name] = append(byBroker[name], i)
+	}
+	var batches [][]int
+	for _, name := range brokers {
+		if idx := byBroker[name]; len(idx) > 1 {
+			batches = append(batches, idx)
+		} else {
+			singles = append(singles, idx[0])
+		}
+	}
+	each(len(singles)+len(batches), func(k int) {
+		if k < len(singles) {
+			i := singles[k]
+			errs[i] = b.Ack(ctx, reqs[i])
+			return
+		}
+		b.batchAck(ctx, reqs, batches[k-len(singles)], errs)
+	})
+	return errs
+}
+
+// batchable reports whether a delivery may be acked in a BatchAck: not of
+// an orderly pop (the broker acks those one offset at a time, under the
+// queue's order lock, whose failures it answers for the whole batch), and
+// with its offset within its checkpoint's span.
+func batchable(h domain.ReceiptHandle) bool {
+	if h.ReviveQueueID == remoting.OrderlyReviveQid {
+		return false
+	}
+	probe := remoting.BatchAck{StartOffset: h.StartOffset}
+	return probe.Ack(h.QueueOffset)
+}
+
+// ackKey identifies one pop checkpoint of one group and topic.
+type ackKey struct {
+	group, topic string
+	retry        domain.ReceiptTopicType
+	queueID      int32
+	startOffset  int64
+	popTime      int64
+}
+
+// batchAck acks reqs[idx...] (all of one broker) with one
+// BATCH_ACK_MESSAGE and sets their errs.
+func (b *Broker) batchAck(ctx context.Context, reqs []ports.AckRequest, idx []int, errs []error) {
+	name := reqs[idx[0]].Handle.BrokerName
+	fail := func(err error) {
+		for _, i := range idx {
+			errs[i] = err
+		}
+	}
+	addr, err := b.meta.brokerAddr(ctx, name)
+	if err != nil {
+		fail(err)
+		return
+	}
+	body := remoting.BatchAckMessageRequestBody{BrokerName: name}
+	at := map[ackKey]int{}
+	for _, i := range idx {
+		r, h := reqs[i], reqs[i].Handle
+		k := ackKey{group: r.Group, topic: r.Topic, retry: h.TopicType, queueID: h.QueueID, startOffset: h.StartOffset, popTime: h.RetrieveTime}
+		j, ok := at[k]
+		if !ok {
+			j = len(body.Acks)
+			at[k] = j
+			body.Acks = append(body.Acks, remoting.BatchAck{ConsumerGroup: r.Group, Topic: r.Topic,
+				Retry: retryFlag(h.TopicType), StartOffset: h.StartOffset, QueueID: h.QueueID,
+				ReviveQueueID: h.ReviveQueueID, PopTime: h.RetrieveTime, InvisibleTime: h.InvisibleTime})
+		}
+		body.Acks[j].Ack(h.QueueOffset) // cannot fail: batchable checked the span
+	}
+	enc, err := remoting.EncodeJSONBody(body)
+	if err != nil {
+		fail(domain.Wrap(domain.ReasonInternal, err, "encoding a batch ack"))
+		return
+	}
+	_, err = b.call(ctx, addr, remoting.RequestBatchAckMessage, nil, enc)
+	switch {
+	case err == nil:
+		return
+	case isResponse(err):
+		// The broker refused the batch as a whole (an older broker without
+		// BATCH_ACK_MESSAGE, an ACL that does not allow it, ...): ask once
+		// per delivery, so each gets its own answer.
+		if b.batchRefusals.first(name, b.clock.Now()) {
+			b.log.Warn("a broker refused BATCH_ACK_MESSAGE; its deliveries are acked one ACK_MESSAGE each (set cluster.batchAck to false to skip the attempt)",
+				"broker", name, "error", err)
+		}
+		each(len(idx), func(k int) { errs[idx[k]] = b.Ack(ctx, reqs[idx[k]]) })
+	default:
+		b.failed(name, err)
+		fail(mapError(err))
+	}
+}
+
+// retryFlag is the checkpoint retry flag of a receipt handle's topic type.
+func retryFlag(t domain.ReceiptTopicType) string {
+	switch t {
+	case domain.ReceiptTopicRetryV1:
+		return remoting.RetryFlagRetryV1
+	case domain.ReceiptTopicRetryV2:
+		return remoting.RetryFlagRetryV2
+	}
+	return remoting.RetryFlagNormal
+}
+
+// refusals remembers, per broker, when a refusal was last logged.
+type refusals struct {
+	mu     sync.Mutex
+	logged map[string]time.Time
+}
+
+// first reports whether a refusal by broker at now is the first in a
+// minute (and so is to be logged).
+func (r *refusals) first(broker string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.logged[broker]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	if r.logged == nil {
+		r.logged = map[string]time.Time{}
+	}
+	r.logged[broker] = now
+	return true
+}

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// fakeAckBroker is a NameServer and two brokers behind one socket that
+// records the acks it gets; refuseBatch makes it answer BATCH_ACK_MESSAGE
+// as a broker without it does.
+type fakeAckBroker struct {
+	addr        string
+	refuseBatch bool
+	mu          sync.Mutex
+	batches     []remoting.BatchAckMessageRequestBody
+	singles     []remoting.AckMessageRequestHeader
+}
+
+func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	switch remoting.RequestCode(req.Code) {
+	case remoting.RequestGetBrokerClusterInfo:
+		info := remoting.ClusterInfo{BrokerAddrTable: map[string]remoting.BrokerData{}, ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}}
+		for _, n := range []string{"b1", "b2"} {
+			info.BrokerAddrTable[n] = remoting.BrokerData{Cluster: "DefaultCluster", BrokerName: n, BrokerAddrs: map[int64]string{0: f.addr}}
+		}
+		resp.Body, _ = remoting.EncodeJSONBody(info)
+	case remoting.RequestBatchAckMessage:
+		if f.refuseBatch {
+			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "request type 200151 not supported")
+		}
+		var body remoting.BatchAckMessageRequestBody
+		if err := remoting.DecodeJSONBody(req.Body, &body); err != nil {
+			return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+		}
+		f.batches = append(f.batches, body)
+	case remoting.RequestAckMessage:
+		var h remoting.AckMessageRequestHeader
+		if err := h.DecodeFields(req.Fields); err != nil {
+			return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+		}
+		f.singles = append(f.singles, h)
+	default:
+		return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
+	}
+	return resp
+}
+
+func newAckBroker(t *testing.T, refuseBatch, batchAck bool) (*fakeAckBroker, *Broker) {
+	t.Helper()
+	f := &fakeAckBroker{refuseBatch: refuseBatch}
+	f.addr = startFakeSocket(t, f.answer)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{f.addr}
+	cfg.BatchAck = batchAck
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	return f, b
+}
+
+// ackDeliveries are six deliveries: three of one pop of b1's queue 1
+// (offsets 100, 102 and 109 of a checkpoint at 100), one of another pop of
+// that queue, one from b1's retry topic, one of an orderly pop of b1 and
+// one of b2.
+func ackDeliveries() []ports.AckRequest {
+	h := func(broker string, start, popTime, off int64, topic domain.ReceiptTopicType, revive int32) domain.ReceiptHandle {
+		return domain.ReceiptHandle{StartOffset: start, RetrieveTime: popTime, InvisibleTime: 30000, ReviveQueueID: revive,
+			TopicType: topic, BrokerName: broker, QueueID: 1, QueueOffset: off, CommitLogOffset: 4096}
+	}
+	n := domain.ReceiptTopicNormal
+	hs := []domain.ReceiptHandle{
+		h("b1", 100, 1000, 100, n, 3), h("b1", 100, 1000, 109, n, 3), h("b1", 100, 1000, 102, n, 3),
+		h("b1", 110, 2000, 111, n, 3),
+		h("b1", 7, 3000, 7, domain.ReceiptTopicRetryV2, 5),
+		h("b1", 200, 4000, 200, n, remoting.OrderlyReviveQid),
+		h("b2", 50, 5000, 51, n, 0),
+	}
+	reqs := make([]ports.AckRequest, len(hs))
+	for i, x := range hs {
+		reqs[i] = ports.AckRequest{Group: "G", Topic: "T", MessageID: "m", Handle: x}
+	}
+	return reqs
+}
+
+// TestAckBatchOneRequestPerBroker: the deliveries of b1 go in one
+// BATCH_ACK_MESSAGE, one BatchAck per pop checkpoint with its offsets in
+// the bit set; the orderly one and b2's only one get ACK_MESSAGE each.
+func TestAckBatchOneRequestPerBroker(t *testing.T) {
+	f, b := newAckBroker(t, false, true)
+	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 1 || f.batches[0].BrokerName != "b1" || len(f.batches[0].Acks) != 3 {
+		t.Fatalf("batches %+v, want one of b1 with three checkpoints", f.batches)
+	}
+	want := []struct {
+		retry   string
+		start   int64
+		revive  int32
+		offsets []int64
+	}{{"0", 100, 3, []int64{100, 102, 109}}, {"0", 110, 3, []int64{111}}, {"2", 7, 5, []int64{7}}}
+	for i, a := range f.batches[0].Acks {
+		w := want[i]
+		if a.ConsumerGroup != "G" || a.Topic != "T" || a.Retry != w.retry || a.StartOffset != w.start || a.ReviveQueueID != w.revive ||
+			a.QueueID != 1 || a.InvisibleTime != 30000 || !reflect.DeepEqual(a.AckedOffsets(), w.offsets) {
+			t.Fatalf("checkpoint %d: %+v (offsets %v), want %+v", i, a, a.AckedOffsets(), w)
+		}
+	}
+	var offs []int64
+	for _, s := range f.singles {
+		offs = append(offs, s.Offset)
+	}
+	slices.Sort(offs)
+	if !reflect.DeepEqual(offs, []int64{51, 200}) {
+		t.Fatalf("single acks at offsets %v, want the orderly delivery's and b2's (51, 200)", offs)
+	}
+}
+
+// TestAckBatchRefusedAcksOneByOne: a broker that refuses BATCH_ACK_MESSAGE
+// still gets every delivery acked (one ACK_MESSAGE each), and every entry
+// succeeds.
+func TestAckBatchRefusedAcksOneByOne(t *testing.T) {
+	f, b := newAckBroker(t, true, true)
+	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 0 || len(f.singles) != len(ackDeliveries()) {
+		t.Fatalf("%d batches and %d single acks, want every delivery acked on its own", len(f.batches), len(f.singles))
+	}
+}
+
+// TestAckBatchOff: with cluster.batchAck off every delivery gets its own
+// ACK_MESSAGE.
+func TestAckBatchOff(t *testing.T) {
+	f, b := newAckBroker(t, false, false)
+	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 0 || len(f.singles) != len(ackDeliveries()) {
+		t.Fatalf("%d batches and %d single acks, want one ACK_MESSAGE per delivery", len(f.batches), len(f.singles))
+	}
+}
