@@ -116,17 +116,19 @@ func (b *Broker) ListTopics(ctx context.Context) ([]domain.Topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	descs, err := b.descriptions(ctx, topicDescriptions)
+	v, _ := b.meta.view(ctx)
+	entries, err := b.entries(ctx, topicKV, func(n string) bool { _, ok := all[n]; return ok && b.userTopic(n, v) })
 	if err != nil {
 		return nil, err
 	}
-	v, _ := b.meta.view(ctx)
 	out := make([]domain.Topic, 0, len(all))
 	for n, tc := range all {
 		if b.userTopic(n, v) {
 			tc.TopicName = n
 			t := topicOf(&tc)
-			t.Description = descs[n]
+			e := entries[n]
+			t.Description = e.Description
+			t.CreatedAt, t.UpdatedAt = e.times()
 			out = append(out, t)
 		}
 	}
@@ -192,7 +194,7 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	}
 	// Also without a description: a topic of the same name deleted by
 	// other tools may have left one.
-	if err := b.storeDescription(ctx, topicDescriptions, t.Name, t.Description); err != nil {
+	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was created", t.Name), err,
 			fmt.Sprintf("once they answer, run `rmqproxy topic update %s --description` with the text again", t.Name))
 	}
@@ -241,7 +243,7 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := b.putTopic(ctx, t); err != nil {
 		return domain.Topic{}, err
 	}
-	if err := b.storeDescription(ctx, topicDescriptions, t.Name, t.Description); err != nil {
+	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was updated", t.Name), err,
 			"once they answer, run the command again")
 	}
@@ -274,7 +276,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err != nil {
 		return mapError(err)
 	}
-	if err := b.storeDescription(ctx, topicDescriptions, name, ""); err != nil {
+	if err := b.storeEntry(ctx, topicKV, name, kvEntry{}); err != nil {
 		return descriptionFailed(fmt.Sprintf("topic %q was deleted", name), err,
 			"it stays there until a topic of that name is created again, which replaces it")
 	}
@@ -316,7 +318,7 @@ func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 	if err != nil {
 		return nil, err
 	}
-	descs, err := b.descriptions(ctx, groupDescriptions)
+	entries, err := b.entries(ctx, groupKV, func(n string) bool { _, ok := all[n]; return ok })
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +329,9 @@ func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 		}
 		sg.GroupName = n
 		g := groupOf(&sg)
-		g.Description = descs[n]
+		e := entries[n]
+		g.Description = e.Description
+		g.CreatedAt, g.UpdatedAt = e.times()
 		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b domain.ConsumerGroup) int { return strings.Compare(a.Name, b.Name) })
@@ -350,7 +354,7 @@ func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup) error {
 // putGroupDescription stores a group's description (what: "consumer group
 // \"g\" was created") on every NameServer.
 func (b *Broker) putGroupDescription(ctx context.Context, g domain.ConsumerGroup, what, advice string) error {
-	if err := b.storeDescription(ctx, groupDescriptions, g.Name, g.Description); err != nil {
+	if err := b.storeEntry(ctx, groupKV, g.Name, entryOf(g.Description, g.CreatedAt, g.UpdatedAt)); err != nil {
 		return descriptionFailed(what, err, advice)
 	}
 	return nil
@@ -423,7 +427,7 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.storeDescription(ctx, groupDescriptions, name, ""); err != nil {
+	if err := b.storeEntry(ctx, groupKV, name, kvEntry{}); err != nil {
 		return descriptionFailed(fmt.Sprintf("consumer group %q was deleted", name), err,
 			"it stays there until a group of that name is created again, which replaces it")
 	}

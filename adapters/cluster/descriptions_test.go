@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -135,52 +137,65 @@ func newKVBroker(t *testing.T, nameServers ...string) *Broker {
 	return b
 }
 
-// TestDescriptionsInKVConfig: a description goes to every NameServer under
-// the cluster's namespace, is read back from the first that answers, and
-// an empty one deletes the entry. A NameServer that cannot be reached
-// makes the write fail with its address, after the others took it.
+// TestDescriptionsInKVConfig: a description and its times go to every
+// NameServer under the cluster's namespaces and are read back; the zero
+// entry deletes both. A NameServer that cannot be reached makes the write
+// fail with its address, after the others took it.
 func TestDescriptionsInKVConfig(t *testing.T) {
 	ns1, ns2, dead := startFakeKV(t), startFakeKV(t), deadAddr(t)
 	ctx := t.Context()
+	all := func(string) bool { return true }
 
 	b := newKVBroker(t, ns1.addr, ns2.addr)
-	if got, err := b.descriptions(ctx, groupDescriptions); err != nil || len(got) != 0 {
+	if got, err := b.entries(ctx, groupKV, all); err != nil || len(got) != 0 {
 		t.Fatalf("a namespace no NameServer has: %v %v", got, err)
 	}
-	if err := b.storeDescription(ctx, topicDescriptions, "orders", "EU orders, \"priority\"\nline 2"); err != nil {
+	orders := kvEntry{Description: "EU orders, \"priority\"\nline 2", Created: 1_700_000_000_000, Updated: 1_700_000_000_500}
+	if err := b.storeEntry(ctx, topicKV, "orders", orders); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []*fakeKV{ns1, ns2} {
-		if v, _ := f.get("rmqproxy.topic.description.C1", "orders"); v != "EU orders, \"priority\"\nline 2" {
+		if v, _ := f.get("rmqproxy.topic.description.C1", "orders"); v != orders.Description {
 			t.Fatalf("NameServer %s holds %q", f.addr, v)
 		}
+		if v, _ := f.get("rmqproxy.topic.times.C1", "orders"); v != "1700000000000 1700000000500" {
+			t.Fatalf("NameServer %s holds the times %q", f.addr, v)
+		}
 	}
-	got, err := b.descriptions(ctx, topicDescriptions)
-	if err != nil || got["orders"] != "EU orders, \"priority\"\nline 2" || len(got) != 1 {
-		t.Fatalf("read back: %q %v", got, err)
+	got, err := b.entries(ctx, topicKV, all)
+	if err != nil || got["orders"] != orders || len(got) != 1 {
+		t.Fatalf("read back: %+v %v", got, err)
 	}
-	if err := b.storeDescription(ctx, topicDescriptions, "orders", ""); err != nil {
+	if c, u := got["orders"].times(); !c.Equal(time.UnixMilli(1_700_000_000_000)) || !u.Equal(time.UnixMilli(1_700_000_000_500)) {
+		t.Fatalf("times %v %v", c, u)
+	}
+	if err := b.storeEntry(ctx, topicKV, "orders", kvEntry{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []*fakeKV{ns1, ns2} {
-		if v, ok := f.get("rmqproxy.topic.description.C1", "orders"); ok {
-			t.Fatalf("NameServer %s still holds %q after the delete", f.addr, v)
+		for _, ns := range []string{"rmqproxy.topic.description.C1", "rmqproxy.topic.times.C1"} {
+			if v, ok := f.get(ns, "orders"); ok {
+				t.Fatalf("NameServer %s still holds %q in %s after the delete", f.addr, v, ns)
+			}
 		}
 	}
-	if got, err := b.descriptions(ctx, topicDescriptions); err != nil || len(got) != 0 {
-		t.Fatalf("after the delete: %q %v", got, err)
+	if got, err := b.entries(ctx, topicKV, all); err != nil || len(got) != 0 {
+		t.Fatalf("after the delete: %+v %v", got, err)
 	}
 
 	// One NameServer of two cannot be reached: the other takes it, and
 	// the error names the one that did not.
 	b = newKVBroker(t, ns1.addr, dead)
-	err = b.storeDescription(ctx, groupDescriptions, "g1", "made by a test")
+	err = b.storeEntry(ctx, groupKV, "g1", kvEntry{Description: "made by a test", Created: 1, Updated: 1})
 	var se *storeError
 	if !errors.As(err, &se) || len(se.failed) != 1 || !strings.Contains(err.Error(), "1 of 2 NameServers failed") || !strings.Contains(err.Error(), dead) {
 		t.Fatalf("write with a NameServer down: %v", err)
 	}
 	if v, _ := ns1.get("rmqproxy.group.description.C1", "g1"); v != "made by a test" {
 		t.Fatalf("the NameServer that answers holds %q", v)
+	}
+	if got, err := b.entries(ctx, groupKV, all); err != nil || got["g1"].Description != "made by a test" {
+		t.Fatalf("read with a NameServer down: %+v %v", got, err)
 	}
 	de := descriptionFailed(`consumer group "g1" was created`, err, "run it again")
 	if domain.ReasonOf(de) != domain.ReasonUnavailable || !strings.Contains(domain.MessageOf(de), `consumer group "g1" was created, but its description was not stored on every NameServer`) ||
@@ -190,8 +205,66 @@ func TestDescriptionsInKVConfig(t *testing.T) {
 
 	// No NameServer answers: reading descriptions fails precisely.
 	b = newKVBroker(t, dead)
-	if _, err := b.descriptions(ctx, topicDescriptions); domain.ReasonOf(err) != domain.ReasonUnavailable ||
+	if _, err := b.entries(ctx, topicKV, all); domain.ReasonOf(err) != domain.ReasonUnavailable ||
 		!strings.Contains(domain.MessageOf(err), "rmqproxy.topic.description.C1") {
 		t.Fatalf("read with no NameServer: %v", err)
+	}
+}
+
+// TestDescriptionsLatestWins: NameServers that missed changes hold older
+// copies. A read takes each entry's latest copy wherever it is (also when
+// the first NameServer is the stale one), gives it to the NameServers
+// that hold another copy, and leaves alone entries of topics that do not
+// exist and entries without times (nothing tells which copy is right).
+func TestDescriptionsLatestWins(t *testing.T) {
+	ns1, ns2 := startFakeKV(t), startFakeKV(t)
+	ctx := t.Context()
+	put := func(f *fakeKV, ns, key, value string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.kv[ns] == nil {
+			f.kv[ns] = map[string]string{}
+		}
+		f.kv[ns][key] = value
+	}
+	const descs, times = "rmqproxy.topic.description.C1", "rmqproxy.topic.times.C1"
+	// "a": ns1 missed the last update. "b": ns2 missed the creation.
+	// "gone": ns1 missed an update of a topic deleted since. "legacy":
+	// descriptions without times that differ.
+	put(ns1, descs, "a", "old")
+	put(ns1, times, "a", "100 100")
+	put(ns2, descs, "a", "new")
+	put(ns2, times, "a", "100 200")
+	put(ns1, descs, "b", "only here")
+	put(ns1, times, "b", "300 300")
+	put(ns2, descs, "gone", "stale")
+	put(ns2, times, "gone", "50 60")
+	put(ns1, descs, "legacy", "one")
+	put(ns2, descs, "legacy", "two")
+
+	b := newKVBroker(t, ns1.addr, ns2.addr)
+	live := func(n string) bool { return n != "gone" }
+	got, err := b.entries(ctx, topicKV, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]kvEntry{"a": {"new", 100, 200}, "b": {"only here", 300, 300}, "gone": {"stale", 50, 60}, "legacy": {Description: "one"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read %+v, want %+v", got, want)
+	}
+	for _, c := range []struct {
+		f         *fakeKV
+		ns, key   string
+		want      string
+		wantFound bool
+	}{
+		{ns1, descs, "a", "new", true}, {ns1, times, "a", "100 200", true},
+		{ns2, descs, "b", "only here", true}, {ns2, times, "b", "300 300", true},
+		{ns1, descs, "gone", "", false},
+		{ns1, descs, "legacy", "one", true}, {ns2, descs, "legacy", "two", true},
+	} {
+		if v, ok := c.f.get(c.ns, c.key); v != c.want || ok != c.wantFound {
+			t.Fatalf("NameServer %s holds %q (%v) at %s/%s, want %q (%v)", c.f.addr, v, ok, c.ns, c.key, c.want, c.wantFound)
+		}
 	}
 }

@@ -1,12 +1,18 @@
 package cluster_test
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -54,5 +60,86 @@ func TestDescriptionsAcrossProxies(t *testing.T) {
 	}
 	if tp, err := a.Admin.Topic(t.Context(), "described-half"); err != nil || tp.Description != half {
 		t.Fatalf("the topic and its description on the NameServer that answers: %+v %v", tp, err)
+	}
+}
+
+// TestDescriptionsLatestCopyAcrossNameServers runs a second, real
+// NameServer beside the cluster's, as the KV config of a cluster with two
+// NameServers: rmqproxy writes a topic's description and times to both. The
+// first NameServer is then made to hold what it would had it been down
+// during the last update (the older description and times, written with
+// PUT_KV_CONFIG as rmqproxy writes them). A describe still shows the
+// latest update (not the first NameServer's copy), with the created time
+// of the creation, and gives the first NameServer the latest copy again.
+func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
+	cfg, _ := testenv.ClusterConfig(t)
+	second, err := rocketmqenv.LaunchNameServer(t.TempDir())
+	if second != nil {
+		t.Cleanup(second.Close)
+	}
+	if err == nil {
+		err = second.AwaitNameServer()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := cfg.Cluster.NameServers[0]
+	cfg.Cluster.NameServers = []string{first, second.NameServer}
+	p := testenv.Start(t, cfg)
+	testenv.Claim(t, "topic", "described-twice")
+	v1, v2 := "first text", "second text"
+	created, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "described-twice", Type: domain.MessageTypeNormal, Description: &v1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	kv := func(addr string, code remoting.RequestCode, ns, value string) string {
+		t.Helper()
+		h := &remoting.KVConfigRequestHeader{Namespace: ns + cfg.Cluster.ClusterName, Key: "described-twice", Value: value}
+		resp, err := rc.Invoke(t.Context(), addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+		if err == nil {
+			err = remoting.Expect(resp)
+		}
+		if err != nil {
+			t.Fatalf("%v on NameServer %s: %v", code, addr, err)
+		}
+		var out remoting.KVConfigResponseHeader
+		_ = out.DecodeFields(resp.Fields)
+		return out.Value
+	}
+	createdTimes := kv(first, remoting.RequestGetKvConfig, "rmqproxy.topic.times.", "")
+	if want := fmt.Sprint(created.CreatedAt.UnixMilli(), " ", created.CreatedAt.UnixMilli()); createdTimes != want {
+		t.Fatalf("the NameServer holds the times %q, want %q", createdTimes, want)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() error { // updated times must differ from the created ones
+		if time.Since(created.CreatedAt) < 5*time.Millisecond {
+			return errors.New("too soon")
+		}
+		return nil
+	})
+	updated, err := p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: "described-twice", Description: &v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{first, second.NameServer} {
+		if d := kv(ns, remoting.RequestGetKvConfig, "rmqproxy.topic.description.", ""); d != v2 {
+			t.Fatalf("NameServer %s holds %q after the update", ns, d)
+		}
+	}
+	// The first NameServer "missed" the update.
+	kv(first, remoting.RequestPutKvConfig, "rmqproxy.topic.description.", v1)
+	kv(first, remoting.RequestPutKvConfig, "rmqproxy.topic.times.", createdTimes)
+
+	tp, err := p.Admin.Topic(t.Context(), "described-twice")
+	if err != nil || tp.Description != v2 || !tp.CreatedAt.Equal(created.CreatedAt) || !tp.UpdatedAt.Equal(updated.UpdatedAt) || tp.UpdatedAt.Equal(tp.CreatedAt) {
+		t.Fatalf("described as %+v (%v), want %q created %v updated %v", tp, err, v2, created.CreatedAt, updated.UpdatedAt)
+	}
+	if d := kv(first, remoting.RequestGetKvConfig, "rmqproxy.topic.description.", ""); d != v2 {
+		t.Fatalf("the first NameServer was not given the latest description: it holds %q", d)
+	}
+	code, out := testenv.CLI(t, "topic", "describe", "described-twice", "--admin.address="+p.AdminAddr())
+	if code != 0 || !strings.Contains(out, "Created:      "+created.CreatedAt.Format(time.RFC3339)) {
+		t.Fatalf("rmqproxy topic describe: exit %d:\n%s", code, out)
 	}
 }

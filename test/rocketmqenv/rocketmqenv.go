@@ -553,6 +553,35 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, args ...string)
 	return p, nil
 }
 
+// AwaitNameServer waits until the NameServer answers a request (a
+// NameServer started by LaunchNameServer alone, before a broker
+// registers with it, which waits for it anyway).
+func (c *Cluster) AwaitNameServer() error {
+	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
+	defer cl.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := c.clusterInfo(cl)
+		if err == nil {
+			return nil
+		}
+		c.mu.Lock()
+		procs := slices.Clone(c.procs)
+		c.mu.Unlock()
+		for _, p := range procs {
+			if p.name == "namesrv" && p.exited() {
+				return fmt.Errorf("the NameServer exited while starting:\n%s", p.tail())
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the NameServer did not answer within 2 minutes: %v", err)
+		}
+		<-tick.C
+	}
+}
+
 // waitRegistered waits until the NameServer lists the broker.
 func (c *Cluster) waitRegistered(b *Broker) error {
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})

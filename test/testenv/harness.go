@@ -127,6 +127,7 @@ func (p *Proxy) PID() int {
 // *application.Admin and the admin HTTP client (*admin.Client) both have it.
 type AdminAPI interface {
 	CreateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error)
+	UpdateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error)
 	CreateGroup(ctx context.Context, s application.GroupSpec) (domain.ConsumerGroup, error)
 	Topic(ctx context.Context, name string) (domain.Topic, error)
 	GroupStats(ctx context.Context, name string) ([]ports.QueueStats, error)
