@@ -99,11 +99,7 @@ func ackDeliveries() []ports.AckRequest {
 // the bit set; the orderly one and b2's only one get ACK_MESSAGE each.
 func TestAckBatchOneRequestPerBroker(t *testing.T) {
 	f, b := newAckBroker(t, false, true)
-	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
-		if err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
+	ackAll(t, b)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.batches) != 1 || f.batches[0].BrokerName != "b1" || len(f.batches[0].Acks) != 3 {
@@ -132,35 +128,32 @@ func TestAckBatchOneRequestPerBroker(t *testing.T) {
 	}
 }
 
-// TestAckBatchRefusedAcksOneByOne: a broker that refuses BATCH_ACK_MESSAGE
-// still gets every delivery acked (one ACK_MESSAGE each), and every entry
-// succeeds.
-func TestAckBatchRefusedAcksOneByOne(t *testing.T) {
-	f, b := newAckBroker(t, true, true)
-	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
-		if err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.batches) != 0 || len(f.singles) != len(ackDeliveries()) {
-		t.Fatalf("%d batches and %d single acks, want every delivery acked on its own", len(f.batches), len(f.singles))
+// TestAckBatchOneByOne: every delivery gets its own ACK_MESSAGE, and
+// every entry succeeds, when the broker refuses BATCH_ACK_MESSAGE and when
+// cluster.batchAck is off.
+func TestAckBatchOneByOne(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		refuseBatch, batchAck bool
+	}{{"refused by the broker", true, true}, {"batchAck off", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			f, b := newAckBroker(t, c.refuseBatch, c.batchAck)
+			ackAll(t, b)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.batches) != 0 || len(f.singles) != len(ackDeliveries()) {
+				t.Fatalf("%d batches and %d single acks, want one ACK_MESSAGE per delivery", len(f.batches), len(f.singles))
+			}
+		})
 	}
 }
 
-// TestAckBatchOff: with cluster.batchAck off every delivery gets its own
-// ACK_MESSAGE.
-func TestAckBatchOff(t *testing.T) {
-	f, b := newAckBroker(t, false, false)
+// ackAll acks ackDeliveries through b and fails the test on any error.
+func ackAll(t *testing.T, b *Broker) {
+	t.Helper()
 	for i, err := range b.AckBatch(t.Context(), ackDeliveries()) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.batches) != 0 || len(f.singles) != len(ackDeliveries()) {
-		t.Fatalf("%d batches and %d single acks, want one ACK_MESSAGE per delivery", len(f.batches), len(f.singles))
 	}
 }

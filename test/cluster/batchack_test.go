@@ -37,15 +37,7 @@ func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
 			t.Fatalf("send: %v %v", resp, err)
 		}
 	}
-	var got []*v2.Message
-	testenv.WaitFor(t, 60*time.Second, func() error {
-		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 6-int32(len(got)), 3*time.Second))
-		got = append(got, msgs...)
-		if len(got) < 6 {
-			return fmt.Errorf("received %d of 6", len(got))
-		}
-		return nil
-	})
+	got := raw.ReceiveN(t, group, topic, 6, 3*time.Second, 60*time.Second)
 	var acked, kept []*v2.Message
 	for i, m := range got {
 		if i%2 == 0 {

@@ -23,15 +23,7 @@ import (
 func TestGroupStatsInFlight(t *testing.T) {
 	const topic, group = "stats-inflight", "g-stats-inflight"
 	p, raw := statsSetup(t, topic, group, 5)
-	var got []*v2.Message
-	testenv.WaitFor(t, 60*time.Second, func() error {
-		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 3-int32(len(got)), 2*time.Minute))
-		got = append(got, msgs...)
-		if len(got) < 3 {
-			return fmt.Errorf("received %d of 3", len(got))
-		}
-		return nil
-	})
+	got := raw.ReceiveN(t, group, topic, 3, 2*time.Minute, 60*time.Second)
 	cluster := testenv.Target == testenv.TargetCluster
 	expect := func(when string, want ports.QueueStats) {
 		t.Helper()
@@ -71,15 +63,7 @@ func TestGroupStatsInFlight(t *testing.T) {
 func TestGroupStatsRedelivery(t *testing.T) {
 	const topic, group = "stats-retry", "g-stats-retry"
 	p, raw := statsSetup(t, topic, group, 3)
-	received := 0
-	testenv.WaitFor(t, 60*time.Second, func() error {
-		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 2-int32(received), 2*time.Second))
-		received += len(msgs)
-		if received < 2 {
-			return fmt.Errorf("received %d of 2", received)
-		}
-		return nil
-	})
+	raw.ReceiveN(t, group, topic, 2, 2*time.Second, 60*time.Second)
 	cluster := testenv.Target == testenv.TargetCluster
 	// stats sums the group's rows of the topic and of its retry topics.
 	type sums struct{ main, retry ports.QueueStats }
@@ -139,15 +123,7 @@ func TestGroupStatsRedelivery(t *testing.T) {
 			t.Fatalf("rmqproxy group stats does not list the retry topic %q: exit %d:\n%s", s.retry.Topic, code, out)
 		}
 	}
-	var got []*v2.Message
-	testenv.WaitFor(t, 60*time.Second, func() error {
-		_, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 3, time.Minute))
-		got = append(got, msgs...)
-		if len(got) < 3 {
-			return fmt.Errorf("received %d of 3 again", len(got))
-		}
-		return nil
-	})
+	got := raw.ReceiveN(t, group, topic, 3, time.Minute, 60*time.Second)
 	if ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, got)); err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("ack: %v %v", ack, err)
 	}

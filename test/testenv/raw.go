@@ -84,6 +84,23 @@ func (c *RawClient) SubscribeAs(t testing.TB, ct v2.ClientType, group, topic str
 	SendSettings(t, stream, ct, group, topic)
 }
 
+// ReceiveN receives from group and topic, asking for at most the
+// messages still missing each time, until n have come (within timeout),
+// and returns them. Each receive's messages stay invisible for invisible.
+func (c *RawClient) ReceiveN(t testing.TB, group, topic string, n int, invisible, timeout time.Duration) []*v2.Message {
+	t.Helper()
+	var got []*v2.Message
+	WaitFor(t, timeout, func() error {
+		st, msgs := c.Receive(t, ReceiveRequest(group, topic, int32(n-len(got)), invisible))
+		got = append(got, msgs...)
+		if len(got) < n {
+			return fmt.Errorf("received %d of %d (last status %v)", len(got), n, st)
+		}
+		return nil
+	})
+	return got
+}
+
 // receive reads one ReceiveMessage stream to its end.
 func (c *RawClient) Receive(t testing.TB, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message) {
 	t.Helper()
