@@ -15,8 +15,8 @@ import (
 // pop checkpoint are one BatchAck (the broker then writes one ack record
 // for them, not one each); the brokers' requests run side by side. A
 // delivery of an orderly pop, a broker with a single delivery, or a
-// handle whose offset cannot be one of its checkpoint's gets its own
-// ACK_MESSAGE, as every delivery does with batchAck off.
+// handle whose offset cannot be one of its checkpoint's is acked as by
+// [Broker.Ack], as every delivery is with batchAck off.
 //
 // A broker answers a whole BATCH_ACK_MESSAGE with one code, so a batch
 // the broker refuses is retried one ACK_MESSAGE per delivery: each then
@@ -53,9 +53,52 @@ func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 			errs[i] = b.Ack(ctx, reqs[i])
 			return
 		}
-		b.batchAck(ctx, reqs, batches[k-len(singles)], errs)
+		idx := batches[k-len(singles)]
+		name := reqs[idx[0]].Handle.BrokerName
+		addr, err := b.meta.brokerAddr(ctx, name)
+		if err != nil {
+			for _, i := range idx {
+				errs[i] = err
+			}
+			return
+		}
+		batch := make([]ports.AckRequest, len(idx))
+		for j, i := range idx {
+			batch[j] = reqs[i]
+		}
+		for j, err := range b.ackOnBroker(ctx, name, addr, batch) {
+			errs[idx[j]] = err
+		}
 	})
 	return errs
+}
+
+// Ack implements [ports.Broker]: ACK_MESSAGE to the handle's broker, with
+// the handle as the checkpoint and the retry topic when the message came
+// from one. With cluster.batchAck on, acks that arrive while a broker has
+// ackFlightsPerBroker of them in flight wait and go together in one
+// BATCH_ACK_MESSAGE (see ackLine).
+func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
+	addr, err := b.handleBroker(ctx, req.Handle)
+	if err != nil {
+		return err
+	}
+	if b.cfg.BatchAck && batchable(req.Handle) {
+		return b.ackLines.line(req.Handle.BrokerName).ack(ctx, b, addr, req)
+	}
+	return b.ackAt(ctx, addr, req)
+}
+
+// ackAt sends one ACK_MESSAGE to the broker at addr.
+func (b *Broker) ackAt(ctx context.Context, addr string, req ports.AckRequest) error {
+	h := req.Handle
+	_, err := b.call(ctx, addr, remoting.RequestAckMessage, &remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName},
+		ConsumerGroup: req.Group, Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset}, nil)
+	if err != nil {
+		b.failed(h.BrokerName, err)
+		return mapError(err)
+	}
+	return nil
 }
 
 // batchable reports whether a delivery may be acked in a BatchAck: not of
@@ -79,24 +122,25 @@ type ackKey struct {
 	popTime      int64
 }
 
-// batchAck acks reqs[idx...] (all of one broker) with one
-// BATCH_ACK_MESSAGE and sets their errs.
-func (b *Broker) batchAck(ctx context.Context, reqs []ports.AckRequest, idx []int, errs []error) {
-	name := reqs[idx[0]].Handle.BrokerName
-	fail := func(err error) {
-		for _, i := range idx {
+// ackOnBroker acks reqs, all batchable deliveries of the broker name at
+// addr: one ACK_MESSAGE for one, else one BATCH_ACK_MESSAGE. It returns
+// one error per request.
+func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []ports.AckRequest) []error {
+	errs := make([]error, len(reqs))
+	if len(reqs) == 1 {
+		errs[0] = b.ackAt(ctx, addr, reqs[0])
+		return errs
+	}
+	fail := func(err error) []error {
+		for i := range errs {
 			errs[i] = err
 		}
-	}
-	addr, err := b.meta.brokerAddr(ctx, name)
-	if err != nil {
-		fail(err)
-		return
+		return errs
 	}
 	body := remoting.BatchAckMessageRequestBody{BrokerName: name}
 	at := map[ackKey]int{}
-	for _, i := range idx {
-		r, h := reqs[i], reqs[i].Handle
+	for _, r := range reqs {
+		h := r.Handle
 		k := ackKey{group: r.Group, topic: r.Topic, retry: h.TopicType, queueID: h.QueueID, startOffset: h.StartOffset, popTime: h.RetrieveTime}
 		j, ok := at[k]
 		if !ok {
@@ -110,13 +154,12 @@ func (b *Broker) batchAck(ctx context.Context, reqs []ports.AckRequest, idx []in
 	}
 	enc, err := remoting.EncodeJSONBody(body)
 	if err != nil {
-		fail(domain.Wrap(domain.ReasonInternal, err, "encoding a batch ack"))
-		return
+		return fail(domain.Wrap(domain.ReasonInternal, err, "encoding a batch ack"))
 	}
 	_, err = b.call(ctx, addr, remoting.RequestBatchAckMessage, nil, enc)
 	switch {
 	case err == nil:
-		return
+		return errs
 	case isResponse(err):
 		// The broker refused the batch as a whole (an older broker without
 		// BATCH_ACK_MESSAGE, an ACL that does not allow it, ...): ask once
@@ -125,11 +168,11 @@ func (b *Broker) batchAck(ctx context.Context, reqs []ports.AckRequest, idx []in
 			b.log.Warn("a broker refused BATCH_ACK_MESSAGE; its deliveries are acked one ACK_MESSAGE each (set cluster.batchAck to false to skip the attempt)",
 				"broker", name, "error", err)
 		}
-		each(len(idx), func(k int) { errs[idx[k]] = b.Ack(ctx, reqs[idx[k]]) })
-	default:
-		b.failed(name, err)
-		fail(mapError(err))
+		each(len(reqs), func(i int) { errs[i] = b.ackAt(ctx, addr, reqs[i]) })
+		return errs
 	}
+	b.failed(name, err)
+	return fail(mapError(err))
 }
 
 // retryFlag is the checkpoint retry flag of a receipt handle's topic type.

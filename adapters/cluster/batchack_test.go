@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -18,12 +20,16 @@ import (
 type fakeAckBroker struct {
 	addr        string
 	refuseBatch bool
+	hold        chan struct{} // when set, ACK_MESSAGE is answered once it is closed
 	mu          sync.Mutex
 	batches     []remoting.BatchAckMessageRequestBody
 	singles     []remoting.AckMessageRequestHeader
 }
 
 func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
+	if f.hold != nil && remoting.RequestCode(req.Code) == remoting.RequestAckMessage {
+		<-f.hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
@@ -57,7 +63,11 @@ func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
 
 func newAckBroker(t *testing.T, refuseBatch, batchAck bool) (*fakeAckBroker, *Broker) {
 	t.Helper()
-	f := &fakeAckBroker{refuseBatch: refuseBatch}
+	return startAckBroker(t, &fakeAckBroker{refuseBatch: refuseBatch}, batchAck)
+}
+
+func startAckBroker(t *testing.T, f *fakeAckBroker, batchAck bool) (*fakeAckBroker, *Broker) {
+	t.Helper()
 	f.addr = startFakeSocket(t, f.answer)
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{f.addr}
@@ -155,5 +165,76 @@ func ackAll(t *testing.T, b *Broker) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
+	}
+}
+
+// TestConcurrentAcksShareARequest: while ackFlightsPerBroker acks are in
+// flight to a broker (its answers held back), ten more wait; once the
+// broker answers, the ten go in one BATCH_ACK_MESSAGE, as one BatchAck
+// (they are of one pop checkpoint). An ack whose caller gives up while it
+// waits is not sent.
+func TestConcurrentAcksShareARequest(t *testing.T) {
+	f, b := startAckBroker(t, &fakeAckBroker{hold: make(chan struct{})}, true)
+	ctx := t.Context()
+	if _, err := b.meta.brokerAddr(ctx, "b1"); err != nil { // before answers are held
+		t.Fatal(err)
+	}
+	ack := func(ctx context.Context, off int64) error {
+		return b.Ack(ctx, ports.AckRequest{Group: "G", Topic: "T", MessageID: "m", Handle: domain.ReceiptHandle{StartOffset: 0,
+			RetrieveTime: 1000, InvisibleTime: 30000, ReviveQueueID: 3, BrokerName: "b1", QueueID: 1, QueueOffset: off, CommitLogOffset: 1}})
+	}
+	line := b.ackLines.line("b1")
+	state := func() (int, int) {
+		line.mu.Lock()
+		defer line.mu.Unlock()
+		return line.inFlight, len(line.waiting)
+	}
+	waitState := func(inFlight, waiting int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f, w := state()
+			if f == inFlight && w == waiting {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
+			}
+			time.Sleep(time.Millisecond) // polling a state that has no notification
+		}
+	}
+	errs := make(chan error, 20)
+	for i := range ackFlightsPerBroker {
+		go func() { errs <- ack(ctx, int64(i)) }()
+	}
+	waitState(ackFlightsPerBroker, 0)
+	for i := range 10 {
+		go func() { errs <- ack(ctx, int64(10+i)) }()
+	}
+	waitState(ackFlightsPerBroker, 10)
+	gaveUp, cancel := context.WithCancel(ctx)
+	gone := make(chan error, 1)
+	go func() { gone <- ack(gaveUp, 99) }()
+	waitState(ackFlightsPerBroker, 11)
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the ack given up on: %v", err)
+	}
+	waitState(ackFlightsPerBroker, 10)
+	close(f.hold)
+	for range ackFlightsPerBroker + 10 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitState(0, 0)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.singles) != ackFlightsPerBroker || len(f.batches) != 1 || len(f.batches[0].Acks) != 1 {
+		t.Fatalf("%d single acks and batches %+v, want %d single acks and one batch of one checkpoint", len(f.singles), f.batches, ackFlightsPerBroker)
+	}
+	want := []int64{10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
+	if got := f.batches[0].Acks[0].AckedOffsets(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("batched offsets %v, want %v", got, want)
 	}
 }

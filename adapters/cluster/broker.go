@@ -49,6 +49,8 @@ type Broker struct {
 	// batchRefusals says when a broker last refused a BATCH_ACK_MESSAGE
 	// (see batchack.go), to warn once a minute per broker.
 	batchRefusals refusals
+	// ackLines coalesces concurrent acks per broker (see ackline.go).
+	ackLines ackLines
 
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64

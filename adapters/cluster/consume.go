@@ -209,24 +209,6 @@ func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (stri
 	return b.meta.brokerAddr(ctx, h.BrokerName)
 }
 
-// Ack implements [ports.Broker]: ACK_MESSAGE to the handle's broker, with
-// the handle as the checkpoint and the retry topic when the message came
-// from one.
-func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
-	h := req.Handle
-	addr, err := b.handleBroker(ctx, h)
-	if err != nil {
-		return err
-	}
-	_, err = b.call(ctx, addr, remoting.RequestAckMessage, &remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName},
-		ConsumerGroup: req.Group, Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset}, nil)
-	if err != nil {
-		b.failed(h.BrokerName, err)
-		return mapError(err)
-	}
-	return nil
-}
-
 // ChangeInvisible implements [ports.Broker]: CHANGE_MESSAGE_INVISIBLETIME to
 // the handle's broker; the new handle is the new checkpoint with the same
 // commit-log offset.

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +15,68 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
-// TestBatchAckIsFinalOnTheBroker acks every other one of six received
-// messages in one AckMessage request, which rmqproxy sends to the broker
-// as one BATCH_ACK_MESSAGE (cluster.batchAck, on by default) naming the
-// acked offsets of each pop checkpoint in a bit set. When the invisible
-// time is over the broker revives exactly the three others: it revives a
-// checkpoint's unacked offsets together, so had it read another offset set
-// from the body, or not applied the batch, an acked message would come
-// back with them. The broker did not refuse the batch either (rmqproxy
+// TestBatchAckIsFinalOnTheBroker acks every other one of the messages of
+// one receive, once in one AckMessage request (which rmqproxy sends to the
+// broker as one BATCH_ACK_MESSAGE naming the acked offsets of each pop
+// checkpoint in a bit set) and once in concurrent requests of one entry
+// each (as a push consumer's consumption threads ack; rmqproxy coalesces
+// those that wait for a request in flight into BATCH_ACK_MESSAGEs). When
+// the invisible time is over the broker revives exactly the others: it
+// revives a checkpoint's unacked offsets together, so had it read another
+// offset set from a body, or not applied a batch, an acked message would
+// come back with them. The broker did not refuse a batch either (rmqproxy
 // would then have acked one by one, and logged it).
 func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
-	const topic, group = "batch-ack", "g-batch-ack"
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
+	t.Run("one request", func(t *testing.T) {
+		ackHalfAndWatchRevival(t, p, "batch-ack", 6, func(raw *testenv.RawClient, group, topic string, acked []*v2.Message) {
+			ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, acked))
+			if err != nil || ack.GetStatus().GetCode() != v2.Code_OK || len(ack.GetEntries()) != len(acked) {
+				t.Fatalf("ack of %d entries: %v %v", len(acked), ack, err)
+			}
+			for _, e := range ack.GetEntries() {
+				if e.GetStatus().GetCode() != v2.Code_OK {
+					t.Fatalf("ack entry %s: %v", e.GetMessageId(), e.GetStatus())
+				}
+			}
+		})
+	})
+	t.Run("concurrent requests", func(t *testing.T) {
+		ackHalfAndWatchRevival(t, p, "batch-ack-concurrent", 32, func(raw *testenv.RawClient, group, topic string, acked []*v2.Message) {
+			var wg sync.WaitGroup
+			for _, m := range acked {
+				wg.Go(func() {
+					ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, []*v2.Message{m}))
+					if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+						t.Errorf("ack of %s: %v %v", m.GetSystemProperties().GetMessageId(), ack, err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+	})
+	if logs := p.Logs(t); strings.Contains(logs, "refused BATCH_ACK_MESSAGE") {
+		t.Fatalf("the broker refused a batch; rmqproxy acked one by one:\n%s", logs)
+	}
+}
+
+// ackHalfAndWatchRevival sends n messages to a one-queue topic of its own,
+// receives them with an invisible time of 3 s, acks every other one with
+// ack, and checks that the broker delivers exactly the others again.
+func ackHalfAndWatchRevival(t *testing.T, p *testenv.Proxy, topic string, n int, ack func(raw *testenv.RawClient, group, topic string, acked []*v2.Message)) {
+	group := "g-" + topic
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	raw := testenv.NewRawClient(t, p)
 	raw.Subscribe(t, group, topic)
-	for i := range 6 {
+	for i := range n {
 		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatalf("send: %v %v", resp, err)
 		}
 	}
-	got := raw.ReceiveN(t, group, topic, 6, 3*time.Second, 60*time.Second)
+	got := raw.ReceiveN(t, group, topic, n, 3*time.Second, 60*time.Second)
 	var acked, kept []*v2.Message
 	for i, m := range got {
 		if i%2 == 0 {
@@ -46,15 +85,7 @@ func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
 			kept = append(kept, m)
 		}
 	}
-	ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, acked))
-	if err != nil || ack.GetStatus().GetCode() != v2.Code_OK || len(ack.GetEntries()) != len(acked) {
-		t.Fatalf("ack of %d entries: %v %v", len(acked), ack, err)
-	}
-	for _, e := range ack.GetEntries() {
-		if e.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("ack entry %s: %v", e.GetMessageId(), e.GetStatus())
-		}
-	}
+	ack(raw, group, topic, acked)
 	ids := func(ms []*v2.Message) map[string]bool {
 		s := map[string]bool{}
 		for _, m := range ms {
@@ -94,7 +125,4 @@ func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
 	})
 	// Anything revived with them is there by now.
 	receiveAgain(5 * time.Second)
-	if logs := p.Logs(t); strings.Contains(logs, "refused BATCH_ACK_MESSAGE") {
-		t.Fatalf("the broker refused the batch; rmqproxy acked one by one:\n%s", logs)
-	}
 }
