@@ -85,6 +85,9 @@ func startPaths(b *testing.B) *benchPaths {
 	cfg.Cluster.RouteTTL = cluster.DefaultConfig().RouteTTL
 	cfg.Log.Level = "warn"
 	cfg.Health.Pprof = true
+	if v := os.Getenv("CLUSTER_BENCH_BATCH_ACK"); v != "" {
+		cfg.Cluster.BatchAck = v != "false"
+	}
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
 	apache := testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
 	topic := fmt.Sprintf("bench-%d", benchSeq.Add(1))
@@ -409,6 +412,88 @@ func BenchmarkClusterProduce(b *testing.B) {
 	})
 }
 
+// preload sends total messages to the benchmark's topic through pr, from
+// 16 senders.
+func (p *benchPaths) preload(b *testing.B, pr rmq.Producer, total int64) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= total {
+				if _, err := pr.Send(b.Context(), &rmq.Message{Topic: p.topic, Body: benchBody}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkClusterConsumePush: b.N messages preloaded, then consumed by one
+// official Go push consumer (its defaults: 20 consumption threads, each
+// acking the message it consumed) through each proxy. The row ends when
+// the listener has seen b.N messages after its warm-up.
+// CLUSTER_BENCH_BATCH_ACK=false turns rmqproxy's cluster.batchAck off
+// (acks then go one ACK_MESSAGE each, as through the Apache proxy).
+func BenchmarkClusterConsumePush(b *testing.B) {
+	paths := startPaths(b)
+	defer paths.idleCPU(b)
+	pr := testenv.NewProducer(b, paths.ours, paths.topic)
+	for i, via := range []struct {
+		name string
+		p    *testenv.Proxy
+	}{{"rmqproxy", paths.ours}, {"apache-proxy", paths.theirs}} {
+		b.Run(via.name, func(b *testing.B) {
+			b.StopTimer()
+			b.SetBytes(int64(len(benchBody)))
+			warm := warmup(b)
+			paths.preload(b, pr, int64(b.N)+warm)
+			group := "g-bench-push-" + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
+			var seen atomic.Int64
+			warmed, done := make(chan struct{}), make(chan struct{})
+			pc, err := rmq.NewPushConsumer(&rmq.Config{Endpoint: via.p.Addr, ConsumerGroup: group},
+				rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL}),
+				rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(*rmq.MessageView) rmq.ConsumerResult {
+					switch seen.Add(1) {
+					case warm:
+						close(warmed)
+					case warm + int64(b.N):
+						close(done)
+					}
+					return rmq.SUCCESS
+				}}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if warm == 0 {
+				close(warmed)
+			}
+			if err := pc.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer pc.GracefulStop()
+			await := func(c chan struct{}, what string) {
+				select {
+				case <-c:
+				case <-time.After(10 * time.Minute):
+					b.Fatalf("%s: %d of %d messages consumed", what, seen.Load(), warm+int64(b.N))
+				}
+			}
+			await(warmed, "warm-up")
+			end := paths.startRow(b, via.name, "consume-push")
+			b.ResetTimer()
+			b.StartTimer()
+			start := time.Now()
+			await(done, "run")
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			b.StopTimer()
+			end(int64(b.N))
+		})
+	}
+}
+
 // BenchmarkClusterConsume: b.N messages preloaded, then received and acked
 // by 4 simple consumers (batches of 32) through each proxy, and by 4 pop
 // loops (POP_MESSAGE + ACK_MESSAGE) straight to the broker.
@@ -418,25 +503,7 @@ func BenchmarkClusterConsume(b *testing.B) {
 	pr := testenv.NewProducer(b, paths.ours, paths.topic)
 	// Each row consumes its warm-up, then b.N; a consumer may go past
 	// the warm-up by a batch.
-	preload := func(b *testing.B) {
-		b.Helper()
-		var wg sync.WaitGroup
-		var next atomic.Int64
-		total := int64(b.N) + warmup(b) + 4*32
-		for range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= total {
-					if _, err := pr.Send(b.Context(), &rmq.Message{Topic: paths.topic, Body: benchBody}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-	}
+	preload := func(b *testing.B) { paths.preload(b, pr, int64(b.N)+warmup(b)+4*32) }
 	consumeWith := func(b *testing.B, name string, receive func(ctx context.Context) (int, error)) {
 		b.SetBytes(int64(len(benchBody)))
 		// Warm-up: each consumer stops after a receive once the count
