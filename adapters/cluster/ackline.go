@@ -73,13 +73,8 @@ func (l *ackLine) ack(ctx context.Context, b *Broker, addr string, req ports.Ack
 	}
 	l.waiting = append(l.waiting, w)
 	l.mu.Unlock()
-	select {
-	case err := <-w.done:
+	if ok, err := l.await(ctx, b, addr, w, ctx.Done()); ok {
 		return err
-	case batch := <-w.lead:
-		l.send(ctx, b, addr, batch)
-		return <-w.done
-	case <-ctx.Done():
 	}
 	l.mu.Lock()
 	if i := slices.Index(l.waiting, w); i >= 0 {
@@ -89,12 +84,21 @@ func (l *ackLine) ack(ctx context.Context, b *Broker, addr string, req ports.Ack
 	}
 	l.mu.Unlock()
 	// Taken into a request already, or given one to send: see it through.
+	_, err := l.await(ctx, b, addr, w, nil)
+	return err
+}
+
+// await waits for w's result, sending the batch w is given to send if it
+// comes first, or until giveUp is closed (then ok is false).
+func (l *ackLine) await(ctx context.Context, b *Broker, addr string, w *ackWaiter, giveUp <-chan struct{}) (ok bool, err error) {
 	select {
 	case err := <-w.done:
-		return err
+		return true, err
 	case batch := <-w.lead:
 		l.send(ctx, b, addr, batch)
-		return <-w.done
+		return true, <-w.done
+	case <-giveUp:
+		return false, nil
 	}
 }
 

@@ -363,10 +363,7 @@ func BenchmarkClusterProduce(b *testing.B) {
 	paths := startPaths(b)
 	defer paths.idleCPU(b)
 	const senders = 16
-	for _, via := range []struct {
-		name string
-		p    *testenv.Proxy
-	}{{"rmqproxy", paths.ours}, {"apache-proxy", paths.theirs}} {
+	for _, via := range paths.proxies() {
 		b.Run(via.name, func(b *testing.B) {
 			pr := testenv.NewProducer(b, via.p, paths.topic)
 			begin := func() func(int64) { return paths.startRow(b, via.name, "produce") }
@@ -412,6 +409,17 @@ func BenchmarkClusterProduce(b *testing.B) {
 	})
 }
 
+// proxyPath is one of the two proxies a benchmark compares.
+type proxyPath struct {
+	name string
+	p    *testenv.Proxy
+}
+
+// proxies returns rmqproxy and the Apache proxy, in that order.
+func (p *benchPaths) proxies() []proxyPath {
+	return []proxyPath{{"rmqproxy", p.ours}, {"apache-proxy", p.theirs}}
+}
+
 // preload sends total messages to the benchmark's topic through pr, from
 // 16 senders.
 func (p *benchPaths) preload(b *testing.B, pr rmq.Producer, total int64) {
@@ -441,10 +449,7 @@ func BenchmarkClusterConsumePush(b *testing.B) {
 	paths := startPaths(b)
 	defer paths.idleCPU(b)
 	pr := testenv.NewProducer(b, paths.ours, paths.topic)
-	for i, via := range []struct {
-		name string
-		p    *testenv.Proxy
-	}{{"rmqproxy", paths.ours}, {"apache-proxy", paths.theirs}} {
+	for i, via := range paths.proxies() {
 		b.Run(via.name, func(b *testing.B) {
 			b.StopTimer()
 			b.SetBytes(int64(len(benchBody)))
@@ -550,10 +555,7 @@ func BenchmarkClusterConsume(b *testing.B) {
 		b.StopTimer()
 		end(got.Load())
 	}
-	for i, via := range []struct {
-		name string
-		p    *testenv.Proxy
-	}{{"rmqproxy", paths.ours}, {"apache-proxy", paths.theirs}} {
+	for i, via := range paths.proxies() {
 		b.Run(via.name, func(b *testing.B) {
 			b.StopTimer()
 			preload(b)
