@@ -67,6 +67,12 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonConsumerGroupNotFound, re, msg)
 	case remoting.ResponseFlushDiskTimeout, remoting.ResponseFlushSlaveTimeout, remoting.ResponseSlaveNotAvailable:
 		return domain.Wrap(domain.ReasonPersistenceTimeout, re, msg)
+	case remoting.ResponseNoPermission:
+		// A broker's authentication failing (wrong or missing credentials
+		// of rmqproxy itself) or a permission (a topic not writable): the
+		// client cannot fix either, so the code stays upstream's.
+		return domain.Wrap(domain.ReasonBrokerError, re, "the broker denied rmqproxy's request (NO_PERMISSION): "+msg+
+			"; if the broker authenticates requests, cluster.acl.accessKey and cluster.acl.secretKey must be a user of the broker")
 	}
 	return domain.Wrap(domain.ReasonBrokerError, re, msg)
 }

@@ -431,6 +431,12 @@ func TestLoadErrors(t *testing.T) {
 			fields: []config.FieldError{{Key: "grpc.workers", Source: "flag --grpc.workers"}},
 		},
 		{
+			name:       "a secret copied from config print",
+			file:       "postgres:\n  dsn: REDACTED\n",
+			fields:     []config.FieldError{{Key: "postgres.dsn", Source: "rmqproxy.yaml:2", Value: "REDACTED"}},
+			wantInText: []string{"placeholder `rmqproxy config print` writes", "real value"},
+		},
+		{
 			name:       "yaml type error names file and line",
 			file:       "mode: local\ngrpc:\n  keepAlive: 10\n",
 			fields:     []config.FieldError{{Key: "grpc.keepAlive", Source: "rmqproxy.yaml:3", Value: "10"}},

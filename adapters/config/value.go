@@ -92,6 +92,9 @@ func setScalar(f *field, v reflect.Value, s string) error {
 	}
 	switch f.kind {
 	case kindString:
+		if f.secret && s == redacted {
+			return errors.New("it is the placeholder `rmqproxy config print` writes for a secret; give the real value (or set it by environment variable)")
+		}
 		v.SetString(s)
 	case kindBool:
 		b, err := parseBool(s)

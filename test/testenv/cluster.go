@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,12 +227,18 @@ func AddBenchmarkBroker(t testing.TB) (app.Root, *ClusterBroker) {
 // NameServer; they are killed when the test ends.
 func AddClusterBrokers(t testing.TB, n int) []*ClusterBroker {
 	t.Helper()
+	return AddClusterBrokersWith(t, n)
+}
+
+// AddClusterBrokersWith is AddClusterBrokers with extra broker.conf lines.
+func AddClusterBrokersWith(t testing.TB, n int, extra ...string) []*ClusterBroker {
+	t.Helper()
 	clusterBroker(t)
 	cluster := "cluster-" + strconv.Itoa(int(brokerSeq.Add(1)))
 	out := make([]*ClusterBroker, n)
 	for i := range out {
 		name := "broker-" + strconv.Itoa(int(brokerSeq.Add(1)))
-		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: brokerSettings})
+		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: append(slices.Clone(brokerSettings), extra...)})
 	}
 	return out
 }

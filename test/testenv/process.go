@@ -140,6 +140,13 @@ func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
 
 func startChild(t testing.TB, binary, dataDir string, extra []string) *Child {
 	t.Helper()
+	return startChildEnv(t, binary, dataDir, extra, nil)
+}
+
+// startChildEnv is startChild with environment variables added to the
+// child's (this process's).
+func startChildEnv(t testing.TB, binary, dataDir string, extra, env []string) *Child {
+	t.Helper()
 	args := []string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
 		"--local.dataDir=" + dataDir,
@@ -152,6 +159,9 @@ func startChild(t testing.TB, binary, dataDir string, extra []string) *Child {
 	}
 	args = append(args, extra...)
 	c := &Child{cmd: exec.Command(binary, args...), exited: make(chan struct{}), ready: make(chan struct{})}
+	if len(env) > 0 {
+		c.cmd.Env = append(os.Environ(), env...)
+	}
 	childproc.DieWithParent(c.cmd)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
@@ -266,6 +276,7 @@ func CLI(t testing.TB, args ...string) (int, string) {
 // the test.
 func startChildWithConfig(t testing.TB, cfg app.Root) *Proxy {
 	t.Helper()
+	env := moveSecrets(&cfg)
 	var buf bytes.Buffer
 	if err := config.Print(&buf, cfg); err != nil {
 		t.Fatal(err)
@@ -276,7 +287,7 @@ func startChildWithConfig(t testing.TB, cfg app.Root) *Proxy {
 	}
 	// Info level at least: the child reports its addresses and readiness
 	// in Info records.
-	c := StartChild(t, cfg.Local.DataDir, "--config="+file, "--log.level=info")
+	c := waitStarted(t, startChildEnv(t, Binary(t), cfg.Local.DataDir, []string{"--config=" + file, "--log.level=info"}, env))
 	ac, err := admin.NewClient(c.AdminAddr, nil)
 	if err != nil {
 		t.Fatalf("rmqproxy did not start: %v; logs:\n%s", err, c.Output())
@@ -293,4 +304,23 @@ func startChildWithConfig(t testing.TB, cfg app.Root) *Proxy {
 	p.DataDir = cfg.Local.DataDir
 	p.child = c
 	return p
+}
+
+// moveSecrets empties cfg's secrets, which config.Print writes as REDACTED
+// (a value rmqproxy refuses), and returns them as the environment
+// variables that give them to the child.
+func moveSecrets(cfg *app.Root) []string {
+	var env []string
+	move := func(s *string, name string) {
+		if *s != "" {
+			env = append(env, name+"="+*s)
+			*s = ""
+		}
+	}
+	move(&cfg.Admin.SecretKey, "RMQPROXY_ADMIN_SECRET_KEY")
+	move(&cfg.Postgres.DSN, "RMQPROXY_POSTGRES_DSN")
+	move(&cfg.Postgres.SecretKeys, "RMQPROXY_POSTGRES_SECRET_KEYS")
+	move(&cfg.OTLP.Headers, "RMQPROXY_OTLP_HEADERS")
+	move(&cfg.Cluster.ACL.SecretKey, "RMQPROXY_CLUSTER_ACL_SECRET_KEY")
+	return env
 }
