@@ -59,6 +59,9 @@ type Options struct {
 	// serial-GC flags tests use. Benchmarks set it: C1-only code is
 	// several times slower once warm.
 	ServerJIT bool
+	// JVM flags added to the broker's, e.g. its TLS system properties
+	// ("-Dtls.server.mode=enforcing"; the default is disabled).
+	JVM []string
 }
 
 // LibDir returns where install-rocketmq.sh puts the jars, or the directory
@@ -139,7 +142,11 @@ func Start(t testing.TB, opt Options) *Cluster {
 // (a new temporary directory, removed by Close, when dir is ""). It is for
 // TestMain, which has no *testing.T: the caller must Close the cluster.
 // Missing java or jars give an *UnavailableError.
-func LaunchNameServer(dir string) (*Cluster, error) {
+func LaunchNameServer(dir string) (*Cluster, error) { return LaunchNameServerWith(dir, nil) }
+
+// LaunchNameServerWith is LaunchNameServer with JVM flags added to the
+// NameServer's (e.g. "-Dtls.server.mode=permissive").
+func LaunchNameServerWith(dir string, jvm []string) (*Cluster, error) {
 	java, lib, err := Available()
 	if err != nil {
 		return nil, err
@@ -168,7 +175,7 @@ func LaunchNameServer(dir string) (*Cluster, error) {
 	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1"); err != nil {
 		return c, err
 	}
-	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
+	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, jvm, "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -213,7 +220,7 @@ func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJI
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", serverJIT, "-pc", file, "-pm", "cluster")
+	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", serverJIT, nil, "-pc", file, "-pm", "cluster")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +258,7 @@ type Broker struct {
 	p                   *proc
 	proc, conf          string // the JVM's name and config file, for Restart
 	serverJIT           bool
+	jvm                 []string // Options.JVM, for restarts
 }
 
 // PID is the running broker JVM's process id (benchmarks read its CPU
@@ -274,7 +282,7 @@ func (b *Broker) Restart() error {
 	if !b.current().exited() {
 		return fmt.Errorf("broker %s is running", b.Name)
 	}
-	p, err := b.c.start(b.proc, "1g", "org.apache.rocketmq.broker.BrokerStartup", b.serverJIT, "-c", b.conf)
+	p, err := b.c.start(b.proc, "1g", "org.apache.rocketmq.broker.BrokerStartup", b.serverJIT, b.jvm, "-c", b.conf)
 	if err != nil {
 		return err
 	}
@@ -377,11 +385,11 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	if err := writeLines(conf, append(lines, opt.Extra...)...); err != nil {
 		return nil, err
 	}
-	p, err := c.start(name, "1g", "org.apache.rocketmq.broker.BrokerStartup", opt.ServerJIT, "-c", conf)
+	p, err := c.start(name, "1g", "org.apache.rocketmq.broker.BrokerStartup", opt.ServerJIT, opt.JVM, "-c", conf)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf, serverJIT: opt.ServerJIT}
+	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf, serverJIT: opt.ServerJIT, jvm: opt.JVM}
 	if err := c.waitRegistered(b); err != nil {
 		p.kill(syscall.SIGKILL, 0)
 		return nil, err
@@ -494,7 +502,7 @@ func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
 	<-p.done
 }
 
-func (c *Cluster) start(name, heap, main string, serverJIT bool, args ...string) (*proc, error) {
+func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []string, args ...string) (*proc, error) {
 	home := filepath.Join(c.Dir, name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
@@ -514,8 +522,9 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, args ...string)
 	}
 	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true"}, quick...)
 	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home,
-		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf),
-		"-cp", filepath.Join(c.lib, "*"), main)
+		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf))
+	jvm = append(jvm, jvmExtra...) // after the defaults: a repeated -D takes the last value
+	jvm = append(jvm, "-cp", filepath.Join(c.lib, "*"), main)
 	cmd := exec.Command(c.java, append(jvm, args...)...)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+home)
