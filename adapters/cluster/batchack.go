@@ -109,8 +109,7 @@ func batchable(h domain.ReceiptHandle) bool {
 	if h.ReviveQueueID == remoting.OrderlyReviveQid {
 		return false
 	}
-	probe := remoting.BatchAck{StartOffset: h.StartOffset}
-	return probe.Ack(h.QueueOffset)
+	return remoting.InBatchAckSpan(h.StartOffset, h.QueueOffset)
 }
 
 // ackKey identifies one pop checkpoint of one group and topic.

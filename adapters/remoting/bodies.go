@@ -469,14 +469,21 @@ type BatchAck struct {
 // of bits is far beyond any pop batch (at most 32 messages upstream).
 const maxBatchAckSpan = 8 << 20
 
-// Ack adds queueOffset to the set; it reports false when the offset lies
-// before StartOffset or too far past it to be one of this checkpoint's.
+// InBatchAckSpan reports whether a BatchAck of a checkpoint starting at
+// startOffset can hold queueOffset: not before it, and not too far past it
+// to be one of its offsets.
+func InBatchAckSpan(startOffset, queueOffset int64) bool {
+	d := queueOffset - startOffset
+	return d >= 0 && d < maxBatchAckSpan
+}
+
+// Ack adds queueOffset to the set; it reports false when the offset is not
+// in the checkpoint's span (InBatchAckSpan).
 func (a *BatchAck) Ack(queueOffset int64) bool {
-	d := queueOffset - a.StartOffset
-	if d < 0 || d >= maxBatchAckSpan {
+	if !InBatchAckSpan(a.StartOffset, queueOffset) {
 		return false
 	}
-	i := int(d)
+	i := int(queueOffset - a.StartOffset)
 	for len(a.Offsets) <= i/8 {
 		a.Offsets = append(a.Offsets, 0)
 	}

@@ -10,8 +10,6 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -66,16 +64,8 @@ func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
 // ack, and checks that the broker delivers exactly the others again.
 func ackHalfAndWatchRevival(t *testing.T, p *testenv.Proxy, topic string, n int, ack func(raw *testenv.RawClient, group, topic string, acked []*v2.Message)) {
 	group := "g-" + topic
-	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
-	p.CreateGroup(t, application.GroupSpec{Name: group})
-	raw := testenv.NewRawClient(t, p)
-	raw.Subscribe(t, group, topic)
-	for i := range n {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("send: %v %v", resp, err)
-		}
-	}
+	raw := p.Subscriber(t, topic, group, 1)
+	raw.SendN(t, topic, n)
 	got := raw.ReceiveN(t, group, topic, n, 3*time.Second, 60*time.Second)
 	var acked, kept []*v2.Message
 	for i, m := range got {

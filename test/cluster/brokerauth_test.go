@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
-	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -40,17 +37,9 @@ func TestBrokerWithAuthentication(t *testing.T) {
 	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}
 	p := testenv.Start(t, cfg)
 	const topic, group = "auth-orders", "g-auth-orders"
-	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
-	p.CreateGroup(t, application.GroupSpec{Name: group})
-	raw := testenv.NewRawClient(t, p)
-	raw.Subscribe(t, group, topic)
+	raw := p.Subscriber(t, topic, group, 1)
 	const n = 12
-	for i := range n {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("send to the authenticating broker: %v %v", resp, err)
-		}
-	}
+	raw.SendN(t, topic, n)
 	got := raw.ReceiveN(t, group, topic, n, time.Minute, 60*time.Second)
 	ackOK := func(msgs []*v2.Message) {
 		t.Helper()

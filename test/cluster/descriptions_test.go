@@ -73,16 +73,7 @@ func TestDescriptionsAcrossProxies(t *testing.T) {
 // of the creation, and gives the first NameServer the latest copy again.
 func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
-	second, err := rocketmqenv.LaunchNameServer(t.TempDir())
-	if second != nil {
-		t.Cleanup(second.Close)
-	}
-	if err == nil {
-		err = second.AwaitNameServer()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := rocketmqenv.StartNameServer(t)
 	first := cfg.Cluster.NameServers[0]
 	cfg.Cluster.NameServers = []string{first, second.NameServer}
 	p := testenv.Start(t, cfg)

@@ -143,12 +143,7 @@ func statsSetup(t *testing.T, topic, group string, n int) (*testenv.Proxy, *test
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	raw := testenv.NewRawClient(t, p)
-	for i := range n {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
-		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("send: %v %v", resp, err)
-		}
-	}
+	raw.SendN(t, topic, n)
 	raw.Subscribe(t, group, topic)
 	return p, raw
 }

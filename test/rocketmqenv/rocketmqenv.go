@@ -138,6 +138,27 @@ func Start(t testing.TB, opt Options) *Cluster {
 	return c
 }
 
+// StartNameServer starts a NameServer of the test's own (no broker), with
+// JVM flags added to its own, and returns once it answers; it stops when
+// the test ends.
+func StartNameServer(t testing.TB, jvm ...string) *Cluster {
+	t.Helper()
+	if _, _, err := Available(); err != nil {
+		unavailable(t, err)
+	}
+	c, err := LaunchNameServerWith(t.TempDir(), jvm)
+	if c != nil {
+		t.Cleanup(c.Close)
+	}
+	if err == nil {
+		err = c.AwaitNameServer()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // LaunchNameServer starts a NameServer (no broker) with its files in dir
 // (a new temporary directory, removed by Close, when dir is ""). It is for
 // TestMain, which has no *testing.T: the caller must Close the cluster.

@@ -229,6 +229,18 @@ func (p *Proxy) CreateGroup(t testing.TB, s application.GroupSpec) {
 	}
 }
 
+// Subscriber creates a normal topic with queues queues and a consumer
+// group, and returns a raw client subscribed to the topic as a simple
+// consumer of the group.
+func (p *Proxy) Subscriber(t testing.TB, topic, group string, queues int32) *RawClient {
+	t.Helper()
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, queues)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	raw := NewRawClient(t, p)
+	raw.Subscribe(t, group, topic)
+	return raw
+}
+
 func (p *Proxy) ClientConfig(group string) *rmq.Config {
 	if p.t != nil {
 		Claim(p.t, "consumer group", group)

@@ -84,6 +84,18 @@ func (c *RawClient) SubscribeAs(t testing.TB, ct v2.ClientType, group, topic str
 	SendSettings(t, stream, ct, group, topic)
 }
 
+// SendN sends n one-message requests to topic (bodies "m0", "m1", ...)
+// and fails the test unless each is answered OK.
+func (c *RawClient) SendN(t testing.TB, topic string, n int) {
+	t.Helper()
+	for i := range n {
+		resp, err := c.SendMessage(c.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{RawMessage(topic, []byte(fmt.Sprint("m", i)), "")}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send %d to %s: %v %v", i, topic, resp, err)
+		}
+	}
+}
+
 // ReceiveN receives from group and topic, asking for at most the
 // messages still missing each time, until n have come (within timeout),
 // and returns them. Each receive's messages stay invisible for invisible.
