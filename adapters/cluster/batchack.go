@@ -77,14 +77,14 @@ func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 // the handle as the checkpoint and the retry topic when the message came
 // from one. With cluster.batchAck on, acks that arrive while a broker has
 // ackFlightsPerBroker of them in flight wait and go together in one
-// BATCH_ACK_MESSAGE (see ackLine).
+// BATCH_ACK_MESSAGE (see ackline.go).
 func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
 	addr, err := b.handleBroker(ctx, req.Handle)
 	if err != nil {
 		return err
 	}
 	if b.cfg.BatchAck && batchable(req.Handle) {
-		return b.ackLines.line(req.Handle.BrokerName).ack(ctx, b, addr, req)
+		return b.coalescedAck(ctx, req.Handle.BrokerName, addr, req)
 	}
 	return b.ackAt(ctx, addr, req)
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -183,51 +182,32 @@ func TestConcurrentAcksShareARequest(t *testing.T) {
 		return b.Ack(ctx, ports.AckRequest{Group: "G", Topic: "T", MessageID: "m", Handle: domain.ReceiptHandle{StartOffset: 0,
 			RetrieveTime: 1000, InvisibleTime: 30000, ReviveQueueID: 3, BrokerName: "b1", QueueID: 1, QueueOffset: off, CommitLogOffset: 1}})
 	}
-	line := b.ackLines.line("b1")
-	state := func() (int, int) {
-		line.mu.Lock()
-		defer line.mu.Unlock()
-		return line.inFlight, len(line.waiting)
-	}
-	waitState := func(inFlight, waiting int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			f, w := state()
-			if f == inFlight && w == waiting {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
-			}
-			time.Sleep(time.Millisecond) // polling a state that has no notification
-		}
-	}
+	line := b.ackLines.Line("b1")
 	errs := make(chan error, 20)
 	for i := range ackFlightsPerBroker {
 		go func() { errs <- ack(ctx, int64(i)) }()
 	}
-	waitState(ackFlightsPerBroker, 0)
+	waitLine(t, line.State, ackFlightsPerBroker, 0)
 	for i := range 10 {
 		go func() { errs <- ack(ctx, int64(10+i)) }()
 	}
-	waitState(ackFlightsPerBroker, 10)
+	waitLine(t, line.State, ackFlightsPerBroker, 10)
 	gaveUp, cancel := context.WithCancel(ctx)
 	gone := make(chan error, 1)
 	go func() { gone <- ack(gaveUp, 99) }()
-	waitState(ackFlightsPerBroker, 11)
+	waitLine(t, line.State, ackFlightsPerBroker, 11)
 	cancel()
 	if err := <-gone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the ack given up on: %v", err)
 	}
-	waitState(ackFlightsPerBroker, 10)
+	waitLine(t, line.State, ackFlightsPerBroker, 10)
 	close(f.hold)
 	for range ackFlightsPerBroker + 10 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitState(0, 0)
+	waitLine(t, line.State, 0, 0)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.singles) != ackFlightsPerBroker || len(f.batches) != 1 || len(f.batches[0].Acks) != 1 {

@@ -51,6 +51,9 @@ type Broker struct {
 	batchRefusals refusals
 	// ackLines coalesces concurrent acks per broker (see ackline.go).
 	ackLines ackLines
+	// sendLines coalesces concurrent sends per broker and topic (see
+	// sendline.go).
+	sendLines sendLines
 
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
@@ -73,7 +76,8 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		clock = ports.SystemClock{}
 	}
 	b := &Broker{cfg: cfg, log: log.With("component", "cluster"), clock: clock, id: proxyClientID(),
-		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1)}
+		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1),
+		ackLines: ackLines{Limits: ackLimits}, sendLines: sendLines{Limits: sendLimits}}
 	b.meta = newMetaCache(b)
 	ccfg := client.Config{
 		ConnsPerAddr: cfg.ConnectionsPerBroker,

@@ -107,6 +107,20 @@ func systemProperty(k string) bool {
 	return false
 }
 
+// bornTime is when the producer made m: its BORN_TIMESTAMP property, which
+// proxies (the Apache proxy and rmqproxy) set to the client's born time,
+// else the stored born time. The two differ only for a message rmqproxy
+// sent in a batch with others (see sendline.go): the broker stores the
+// batch's born time for all of them.
+func bornTime(m *remoting.Message) time.Time {
+	if v := m.Properties.Value(remoting.PropertyBornTimestamp); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+			return time.UnixMilli(ms)
+		}
+	}
+	return time.UnixMilli(m.BornTimestamp)
+}
+
 // storedMessage turns a message a broker delivered into the domain's, as
 // the Apache proxy's GrpcConverter reads it. topic is the topic the
 // client asked for (a retried message is stored in a retry topic);
@@ -123,7 +137,7 @@ func storedMessage(m *remoting.Message, topic, brokerName string) (domain.Stored
 			Transactional:  p.Value(remoting.PropertyTransactionPrepared) == "true",
 			TraceContext:   p.Value(propTraceContext),
 			BornHost:       p.Value(remoting.PropertyBornHost),
-			BornAt:         time.UnixMilli(m.BornTimestamp),
+			BornAt:         bornTime(m),
 			ReconsumeTimes: m.ReconsumeTimes,
 		},
 		BrokerName:      brokerName,

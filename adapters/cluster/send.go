@@ -24,7 +24,9 @@ const (
 const maxSendAttempts = 3
 
 // Send implements [ports.Broker]: it stores msgs in queue q with one
-// SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) to q's broker. When that broker
+// SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) to q's broker; a lone normal
+// message may share a SEND_BATCH_MESSAGE with concurrent ones (see
+// sendline.go) and then goes to the queue of the request's first. When that broker
 // is isolated after a recent failure, or the attempt fails in a way that
 // stored nothing, a batch without a message group moves to a queue of
 // another broker; a FIFO batch stays on its queue to keep its order.
@@ -47,9 +49,18 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	if err != nil {
 		return nil, err
 	}
+	coalesce := b.coalescible(msgs)
 	for attempt := 1; ; attempt++ {
 		tried[q.BrokerName] = true
-		receipts, err := b.sendTo(ctx, e, q, msgs, body, code, props)
+		var receipts []domain.SendReceipt
+		if attempt == 1 && coalesce {
+			var r domain.SendReceipt
+			if r, err = b.sendCoalesced(ctx, e, q, &msgs[0], props); err == nil {
+				receipts = []domain.SendReceipt{r}
+			}
+		} else {
+			receipts, err = b.sendTo(ctx, e, q, msgs, body, code, props)
+		}
 		if err == nil {
 			return receipts, nil
 		}

@@ -19,19 +19,44 @@ type BatchMessage struct {
 // BODYCRC 0, FLAG, BODYLEN+BODY, PROPLEN(int16)+PROPERTIES.
 func AppendBatchMessage(dst []byte, m *BatchMessage) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, make([]byte, 20)...)
-	binary.BigEndian.PutUint32(dst[start+12:], uint32(m.Flag))
-	if len(m.Body) > math.MaxInt32-64 {
-		return dst[:start], decodeErr("batch message", "body larger than 2 GiB")
-	}
-	binary.BigEndian.PutUint32(dst[start+16:], uint32(len(m.Body)))
-	dst = append(dst, m.Body...)
-	propAt := len(dst)
-	dst = append(dst, 0, 0)
-	dst, err := AppendProperties(dst, m.Properties)
+	dst, err := appendBatchHead(dst, m.Flag, m.Body)
 	if err != nil {
+		return dst, err
+	}
+	if dst, err = AppendProperties(dst, m.Properties); err != nil {
 		return dst[:start], err
 	}
+	return finishBatchRecord(dst, start)
+}
+
+// AppendBatchRecord appends one batch record like AppendBatchMessage, with
+// properties already formatted (FormatProperties) and not checked again.
+func AppendBatchRecord(dst []byte, flag int32, body []byte, properties string) ([]byte, error) {
+	start := len(dst)
+	dst, err := appendBatchHead(dst, flag, body)
+	if err != nil {
+		return dst, err
+	}
+	return finishBatchRecord(append(dst, properties...), start)
+}
+
+// appendBatchHead appends a record's fixed fields, its body and room for
+// the properties' length; finishBatchRecord fills in the lengths once the
+// properties follow.
+func appendBatchHead(dst []byte, flag int32, body []byte) ([]byte, error) {
+	start := len(dst)
+	if len(body) > math.MaxInt32-64 {
+		return dst, decodeErr("batch message", "body larger than 2 GiB")
+	}
+	dst = append(dst, make([]byte, 20)...)
+	binary.BigEndian.PutUint32(dst[start+12:], uint32(flag))
+	binary.BigEndian.PutUint32(dst[start+16:], uint32(len(body)))
+	dst = append(dst, body...)
+	return append(dst, 0, 0), nil
+}
+
+func finishBatchRecord(dst []byte, start int) ([]byte, error) {
+	propAt := start + 20 + int(binary.BigEndian.Uint32(dst[start+16:]))
 	plen := len(dst) - propAt - 2
 	if plen > MaxPropertiesLen {
 		return dst[:start], decodeErr("batch message", "properties of "+strconv.Itoa(plen)+" bytes exceed 32767")

@@ -1,0 +1,154 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a Flush that records its requests and, while hold is open,
+// keeps them in flight.
+type recorder struct {
+	hold     chan struct{}
+	mu       sync.Mutex
+	requests [][]int
+}
+
+func (r *recorder) flush(items []int) []int {
+	if r.hold != nil {
+		<-r.hold
+	}
+	r.mu.Lock()
+	r.requests = append(r.requests, slices.Clone(items))
+	r.mu.Unlock()
+	out := make([]int, len(items))
+	for i, v := range items {
+		out[i] = -v
+	}
+	return out
+}
+
+// waitState waits until l has inFlight requests in flight and waiting
+// items waiting.
+func waitState(t *testing.T, l *Line[int, int], inFlight, waiting int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, w := l.State()
+		if f == inFlight && w == waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
+		}
+		time.Sleep(time.Millisecond) // the line has no notification of its state
+	}
+}
+
+// TestWaitingItemsShareARequest: items beyond the flights wait and go in
+// one request once a flight returns, bounded by MaxItems and MaxWeight;
+// each caller gets its own result; a caller that gives up while waiting
+// is not sent.
+func TestWaitingItemsShareARequest(t *testing.T) {
+	r := &recorder{hold: make(chan struct{})}
+	l := New[int, int](Limits[int]{Flights: 2, MaxItems: 4, MaxWeight: 300, Weight: func(v int) int { return v }})
+	type result struct{ in, out int }
+	results := make(chan result, 20)
+	do := func(ctx context.Context, v int) {
+		out, err := l.Do(ctx, v, r.flush)
+		if err != nil {
+			t.Errorf("item %d: %v", v, err)
+		}
+		results <- result{v, out}
+	}
+	go do(t.Context(), 1)
+	go do(t.Context(), 2)
+	waitState(t, l, 2, 0)
+	// Six more: 10, 20, 30, 40 fit one request by count; 250 and 60 do
+	// not fit beside them by weight (250 > 300 - 100).
+	for i, v := range []int{10, 20, 30, 40, 250, 60} {
+		go do(t.Context(), v)
+		waitState(t, l, 2, i+1)
+	}
+	gaveUp, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	go func() { _, err := l.Do(gaveUp, 99, r.flush); gone <- err }()
+	waitState(t, l, 2, 7)
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the item given up on: %v", err)
+	}
+	waitState(t, l, 2, 6)
+	close(r.hold)
+	for range 8 {
+		if res := <-results; res.out != -res.in {
+			t.Fatalf("item %d got %d", res.in, res.out)
+		}
+	}
+	waitState(t, l, 0, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var batches [][]int
+	for _, req := range r.requests {
+		if len(req) > 1 {
+			batches = append(batches, req)
+		}
+	}
+	// The two flights' returns take {10,20,30,40} and then {250} or
+	// {250,60} (whichever returns second finds 60 still waiting or sent).
+	if len(batches) == 0 || !slices.Equal(batches[0], []int{10, 20, 30, 40}) {
+		t.Fatalf("requests %v, want the first coalesced one to be [10 20 30 40]", r.requests)
+	}
+	for _, req := range r.requests {
+		sum := 0
+		for _, v := range req {
+			sum += v
+		}
+		if len(req) > 1 && sum > 300 {
+			t.Fatalf("request %v weighs %d, more than 300", req, sum)
+		}
+		if slices.Contains(req, 99) {
+			t.Fatalf("the item given up on was sent: %v", r.requests)
+		}
+	}
+}
+
+// TestEveryItemGetsItsResult: many concurrent callers, each gets the
+// result of its own item, and the line ends idle.
+func TestEveryItemGetsItsResult(t *testing.T) {
+	r := &recorder{}
+	l := New[int, int](Limits[int]{Flights: 3, MaxItems: 8})
+	var wg sync.WaitGroup
+	for i := 1; i <= 2000; i++ {
+		wg.Go(func() {
+			if out, err := l.Do(t.Context(), i, r.flush); err != nil || out != -i {
+				t.Errorf("item %d: %d, %v", i, out, err)
+			}
+		})
+	}
+	wg.Wait()
+	if f, w := l.State(); f != 0 || w != 0 {
+		t.Fatalf("%d in flight and %d waiting after all returned", f, w)
+	}
+	n := 0
+	for _, req := range r.requests {
+		n += len(req)
+		if len(req) > 8 {
+			t.Fatalf("a request of %d items, more than MaxItems", len(req))
+		}
+	}
+	if n != 2000 {
+		t.Fatalf("%d items sent, want 2000 (each once)", n)
+	}
+}
+
+// TestLinesKeepOneLinePerKey: Lines makes a line per key, once.
+func TestLinesKeepOneLinePerKey(t *testing.T) {
+	var s Lines[string, int, int]
+	if s.Line("a") != s.Line("a") || s.Line("a") == s.Line("b") || s.Len() != 2 {
+		t.Fatal("want one line per key")
+	}
+}

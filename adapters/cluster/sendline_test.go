@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// fakeSendBroker is a NameServer and a broker (b1, topic T of 4 queues)
+// behind one socket that stores what it is sent: per queue, the messages
+// in order. While hold is open it answers no SEND_MESSAGE_V2; with
+// refuseBatch it answers SEND_BATCH_MESSAGE as a broker whose
+// maxMessageSize the batch exceeds.
+type fakeSendBroker struct {
+	addr        string
+	hold        chan struct{}
+	refuseBatch bool
+	mu          sync.Mutex
+	singles     int
+	batches     [][]remoting.BatchMessage
+	queues      map[int32][]remoting.Properties
+}
+
+func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
+	code := remoting.RequestCode(req.Code)
+	if f.hold != nil && code == remoting.RequestSendMessageV2 {
+		<-f.hold
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	switch code {
+	case remoting.RequestGetRouteinfoByTopic:
+		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+			QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}},
+			BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: f.addr}}}})
+	case remoting.RequestGetTopicConfig:
+		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6,
+			Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
+	case remoting.RequestSendMessageV2, remoting.RequestSendBatchMessage:
+		var h remoting.SendMessageRequestHeader
+		if err := h.DecodeFieldsV2(req.Fields); err != nil {
+			return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+		}
+		msgs := []remoting.BatchMessage{{Body: req.Body, Properties: remoting.ParseProperties(h.Properties)}}
+		if code == remoting.RequestSendBatchMessage {
+			if f.refuseBatch {
+				return remoting.NewResponse(req, remoting.ResponseMessageIllegal, "the message body size over max value, MAX: 4096")
+			}
+			var err error
+			if msgs, err = remoting.DecodeBatch(req.Body); err != nil || !h.Batch {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, fmt.Sprint("bad batch: ", err))
+			}
+			f.batches = append(f.batches, msgs)
+		} else {
+			f.singles++
+		}
+		if f.queues == nil {
+			f.queues = map[int32][]remoting.Properties{}
+		}
+		sr := remoting.SendMessageResponseHeader{MsgID: "0A00000100002A9F0000000000000000", QueueID: h.QueueID, QueueOffset: int64(len(f.queues[h.QueueID]))}
+		for _, m := range msgs {
+			f.queues[h.QueueID] = append(f.queues[h.QueueID], m.Properties)
+		}
+		resp.Fields = sr.AppendFields(nil)
+	default:
+		return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
+	}
+	return resp
+}
+
+func startSendBroker(t *testing.T, f *fakeSendBroker) *Broker {
+	t.Helper()
+	f.addr = startFakeSocket(t, f.answer)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{f.addr}
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	return b
+}
+
+// sendOne sends message i (its id, key and user property say i) to queue
+// i%4 of T and returns its receipt.
+func sendOne(ctx context.Context, b *Broker, i int) (domain.SendReceipt, error) {
+	m := domain.Message{Topic: "T", Body: []byte("body " + strconv.Itoa(i)), ID: fmt.Sprintf("ID%06d", i), Keys: []string{"k" + strconv.Itoa(i)},
+		BornAt: time.UnixMilli(1_700_000_000_000 + int64(i)), Properties: map[string]string{"n": strconv.Itoa(i)}}
+	r, err := b.Send(ctx, domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: int32(i % 4)}, []domain.Message{m})
+	if err != nil {
+		return domain.SendReceipt{}, err
+	}
+	return r[0], nil
+}
+
+// sendsInFlight fills b's send line of T on b1 (the broker holding its
+// answers) and queues ten more sends behind it, plus one whose caller
+// gives up; it returns the results of the fourteen sends once f answers.
+func sendsInFlight(t *testing.T, f *fakeSendBroker, b *Broker) map[int]domain.SendReceipt {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := b.meta.topic(ctx, "T"); err != nil { // before answers are held
+		t.Fatal(err)
+	}
+	line := b.sendLines.Line(sendKey{broker: "b1", topic: "T"})
+	type result struct {
+		i   int
+		r   domain.SendReceipt
+		err error
+	}
+	results := make(chan result, 20)
+	send := func(i int) {
+		r, err := sendOne(ctx, b, i)
+		results <- result{i, r, err}
+	}
+	for i := range sendFlights {
+		go send(i)
+	}
+	waitLine(t, line.State, sendFlights, 0)
+	for i := range 10 {
+		go send(10 + i)
+		waitLine(t, line.State, sendFlights, i+1) // in this order
+	}
+	gaveUp, cancel := context.WithCancel(ctx)
+	gone := make(chan error, 1)
+	go func() { _, err := sendOne(gaveUp, b, 99); gone <- err }()
+	waitLine(t, line.State, sendFlights, 11)
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the send given up on: %v", err)
+	}
+	waitLine(t, line.State, sendFlights, 10)
+	close(f.hold)
+	out := map[int]domain.SendReceipt{}
+	for range sendFlights + 10 {
+		res := <-results
+		if res.err != nil {
+			t.Fatalf("send %d: %v", res.i, res.err)
+		}
+		out[res.i] = res.r
+	}
+	waitLine(t, line.State, 0, 0)
+	return out
+}
+
+// TestConcurrentSendsShareARequest: while sendFlights sends are in flight
+// to a broker, ten more wait; once it answers, the ten go in one
+// SEND_BATCH_MESSAGE to the queue of the first of them, each with its own
+// properties (id, keys, user property, born time); each caller's receipt
+// has its message's offset. A send whose caller gives up while it waits
+// is not sent.
+func TestConcurrentSendsShareARequest(t *testing.T) {
+	f := &fakeSendBroker{hold: make(chan struct{})}
+	b := startSendBroker(t, f)
+	receipts := sendsInFlight(t, f, b)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.singles != sendFlights || len(f.batches) != 1 || len(f.batches[0]) != 10 {
+		t.Fatalf("%d single sends and %d batches, want %d single sends and one batch of 10", f.singles, len(f.batches), sendFlights)
+	}
+	for j, m := range f.batches[0] {
+		i := 10 + j
+		p := m.Properties
+		if string(m.Body) != "body "+strconv.Itoa(i) || p.Value(remoting.PropertyUniqKey) != fmt.Sprintf("ID%06d", i) || p.Value(remoting.PropertyKeys) != "k"+strconv.Itoa(i) ||
+			p.Value("n") != strconv.Itoa(i) || p.Value(remoting.PropertyBornTimestamp) != strconv.Itoa(1_700_000_000_000+i) {
+			t.Fatalf("batched message %d: body %q, properties %v", j, m.Body, p)
+		}
+	}
+	// The batch went to message 10's queue (2), after its single send.
+	for i, r := range receipts {
+		q := f.queues[r.QueueID]
+		if r.QueueOffset < 0 || int(r.QueueOffset) >= len(q) || q[r.QueueOffset].Value(remoting.PropertyUniqKey) != r.MessageID || r.MessageID != fmt.Sprintf("ID%06d", i) {
+			t.Fatalf("send %d: receipt %+v does not point at its message", i, r)
+		}
+		if i >= 10 && r.QueueID != 2 {
+			t.Fatalf("send %d went to queue %d, want the batch's queue 2", i, r.QueueID)
+		}
+	}
+}
+
+// TestBatchRefusedSendsAlone: a batch the broker refuses as such
+// (MESSAGE_ILLEGAL, e.g. above its maxMessageSize) is sent again one
+// message at a time, each to its own queue, and every send succeeds.
+func TestBatchRefusedSendsAlone(t *testing.T) {
+	f := &fakeSendBroker{hold: make(chan struct{}), refuseBatch: true}
+	b := startSendBroker(t, f)
+	receipts := sendsInFlight(t, f, b)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.singles != sendFlights+10 {
+		t.Fatalf("%d single sends, want %d", f.singles, sendFlights+10)
+	}
+	for i, r := range receipts {
+		if r.QueueID != int32(i%4) || f.queues[r.QueueID][r.QueueOffset].Value(remoting.PropertyUniqKey) != r.MessageID {
+			t.Fatalf("send %d: receipt %+v", i, r)
+		}
+	}
+}
+
+// TestCoalesceSendsOff: with cluster.coalesceSends off, every message goes
+// alone, however many are in flight: none enters a send line.
+func TestCoalesceSendsOff(t *testing.T) {
+	f := &fakeSendBroker{}
+	f.addr = startFakeSocket(t, f.answer)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{f.addr}
+	cfg.CoalesceSends = false
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if _, err := sendOne(t.Context(), b, i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if f.singles != 64 || len(f.batches) != 0 || b.sendLines.Len() != 0 {
+		t.Fatalf("%d single sends, %d batches and %d send lines, want 64 and none", f.singles, len(f.batches), b.sendLines.Len())
+	}
+}
+
+// waitLine waits until state reports inFlight requests in flight and
+// waiting items waiting.
+func waitLine(t *testing.T, state func() (int, int), inFlight, waiting int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, w := state()
+		if f == inFlight && w == waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
+		}
+		time.Sleep(time.Millisecond) // polling a state that has no notification
+	}
+}
