@@ -27,6 +27,12 @@
 // or a broker that answered "busy"), never after a timeout or a broken
 // connection, so that retries never duplicate a message.
 //
+// Under load the adapter sends fewer, larger requests without delaying a
+// lone one: concurrent acks to a broker, and concurrent sends of single
+// normal messages to one topic on a broker, are coalesced like a group
+// commit into BATCH_ACK_MESSAGE and SEND_BATCH_MESSAGE (ackline.go,
+// sendline.go, package coalesce).
+//
 // What it does not do: it creates nothing on its own (topics and groups are
 // created by the admin use cases, or by the brokers' auto-creation), it
 // polls nothing (long polling happens in the broker: pop and pull carry the

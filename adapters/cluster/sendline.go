@@ -83,8 +83,10 @@ func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.Queu
 	key := sendKey{broker: q.BrokerName, topic: q.Topic, compressed: m.Compressed}
 	res, err := b.sendLines.Line(key).Do(ctx, item, func(items []pendingSend) []sendResult {
 		if len(items) == 1 {
-			// This caller's own message, alone: as without the line.
-			receipts, err := b.sendTo(ctx, e, q, []domain.Message{*m}, m.Body, remoting.RequestSendMessageV2, props)
+			// Alone (it is this caller's own: a request's first item is
+			// its sender's): as without the line.
+			it := items[0]
+			receipts, err := b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
 			if err != nil {
 				return []sendResult{{err: err}}
 			}

@@ -53,7 +53,9 @@ import (
 // receives CLUSTER_BENCH_WARMUP (3000) messages untimed. After the rows the
 // CPU the processes use while idle is printed (the 5.5.0 broker's timer
 // wheel flush alone spins ~0.35 CPU-s/s here); CLUSTER_BENCH_THREADS=1
-// adds the broker's busiest threads. CLUSTER_BENCH_DIRECT_SENDERS changes
+// adds the broker's busiest threads. CLUSTER_BENCH_COALESCE_SENDS=false
+// and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
+// acks off. CLUSTER_BENCH_DIRECT_SENDERS changes
 // the direct produce row's senders (16), e.g. to compare the broker's cost
 // per message at the rate the proxies reach.
 
@@ -87,6 +89,9 @@ func startPaths(b *testing.B) *benchPaths {
 	cfg.Health.Pprof = true
 	if v := os.Getenv("CLUSTER_BENCH_BATCH_ACK"); v != "" {
 		cfg.Cluster.BatchAck = v != "false"
+	}
+	if v := os.Getenv("CLUSTER_BENCH_COALESCE_SENDS"); v != "" {
+		cfg.Cluster.CoalesceSends = v != "false"
 	}
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
 	apache := testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
