@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"slices"
 	"sync"
@@ -192,15 +191,7 @@ func TestConcurrentAcksShareARequest(t *testing.T) {
 		go func() { errs <- ack(ctx, int64(10+i)) }()
 	}
 	waitLine(t, line.State, ackFlightsPerBroker, 10)
-	gaveUp, cancel := context.WithCancel(ctx)
-	gone := make(chan error, 1)
-	go func() { gone <- ack(gaveUp, 99) }()
-	waitLine(t, line.State, ackFlightsPerBroker, 11)
-	cancel()
-	if err := <-gone; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the ack given up on: %v", err)
-	}
-	waitLine(t, line.State, ackFlightsPerBroker, 10)
+	giveUpWhileWaiting(t, line.State, ackFlightsPerBroker, 10, func(ctx context.Context) error { return ack(ctx, 99) })
 	close(f.hold)
 	for range ackFlightsPerBroker + 10 {
 		if err := <-errs; err != nil {

@@ -129,15 +129,7 @@ func sendsInFlight(t *testing.T, f *fakeSendBroker, b *Broker) map[int]domain.Se
 		go send(10 + i)
 		waitLine(t, line.State, sendFlights, i+1) // in this order
 	}
-	gaveUp, cancel := context.WithCancel(ctx)
-	gone := make(chan error, 1)
-	go func() { _, err := sendOne(gaveUp, b, 99); gone <- err }()
-	waitLine(t, line.State, sendFlights, 11)
-	cancel()
-	if err := <-gone; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the send given up on: %v", err)
-	}
-	waitLine(t, line.State, sendFlights, 10)
+	giveUpWhileWaiting(t, line.State, sendFlights, 10, func(ctx context.Context) error { _, err := sendOne(ctx, b, 99); return err })
 	close(f.hold)
 	out := map[int]domain.SendReceipt{}
 	for range sendFlights + 10 {
@@ -230,6 +222,23 @@ func TestCoalesceSendsOff(t *testing.T) {
 	if f.singles != 64 || len(f.batches) != 0 || b.sendLines.Len() != 0 {
 		t.Fatalf("%d single sends, %d batches and %d send lines, want 64 and none", f.singles, len(f.batches), b.sendLines.Len())
 	}
+}
+
+// giveUpWhileWaiting starts call (one more item for a line with inFlight
+// requests in flight and waiting items waiting), waits until it waits
+// too, gives up on it, and checks that it ends with its context's error
+// and no longer waits.
+func giveUpWhileWaiting(t *testing.T, state func() (int, int), inFlight, waiting int, call func(context.Context) error) {
+	t.Helper()
+	gaveUp, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	go func() { gone <- call(gaveUp) }()
+	waitLine(t, state, inFlight, waiting+1)
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the call given up on: %v", err)
+	}
+	waitLine(t, state, inFlight, waiting)
 }
 
 // waitLine waits until state reports inFlight requests in flight and
