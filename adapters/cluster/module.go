@@ -29,7 +29,7 @@ type Config struct {
 	RouteTTL             time.Duration `yaml:"routeTTL" help:"how long a topic route, topic configuration or group configuration is used before it is read again (a failed broker call refreshes it at once)"`
 	Isolation            time.Duration `yaml:"isolation" help:"a broker that failed a call is avoided for this long by sends and receives that can go elsewhere"`
 	HeartbeatInterval    time.Duration `yaml:"heartbeatInterval" help:"how often the producer and consumer groups of connected clients are registered with every broker (brokers forget a registration after 120 s)"`
-	CoalesceSends        bool          `yaml:"coalesceSends" help:"concurrent sends of single normal messages to one topic on one broker go together in a SEND_BATCH_MESSAGE: the messages that arrive while 4 send requests to it are in flight (a lone send goes at once, alone); the broker stores a batch for a fraction of the CPU per message; off: one SEND_MESSAGE_V2 per message, as the Apache proxy does"`
+	CoalesceSends        bool          `yaml:"coalesceSends" help:"concurrent sends of single normal messages to one topic on one broker go together in a SEND_BATCH_MESSAGE: the messages that arrive while 2 send requests to it are in flight (a lone send goes at once, alone); the broker stores a batch for a fraction of the CPU per message; off: one SEND_MESSAGE_V2 per message, as the Apache proxy does"`
 	BatchAck             bool          `yaml:"batchAck" help:"acks to one broker go together in a BATCH_ACK_MESSAGE: the entries of an AckMessage request, and the acks that arrive while 4 ack requests are in flight to it (the acks of one pop share one ack record on the broker); off: one ACK_MESSAGE per ack, as the Apache proxy does by default"`
 
 	TLS BrokerTLS `yaml:"tls"`
