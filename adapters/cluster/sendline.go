@@ -60,7 +60,7 @@ type sendResult struct {
 type sendLines = coalesce.Lines[sendKey, pendingSend, sendResult]
 
 var sendLimits = coalesce.Limits[pendingSend]{Flights: sendFlights, MaxItems: maxCoalescedSends, MaxWeight: maxCoalescedSendLen,
-	Weight: func(p pendingSend) int { return 22 + len(p.msg.Body) + len(p.props) }}
+	Weight: func(p pendingSend) int { return 22 + len(p.msg.Body) + len(p.props) }} // its batch record's bytes
 
 // coalescible reports whether msgs may share a request with other sends.
 func (b *Broker) coalescible(msgs []domain.Message) bool {
@@ -119,7 +119,7 @@ func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueR
 	size, latest, bounded := 0, time.Time{}, true
 	for i, it := range items {
 		msgs[i] = *it.msg
-		size += 22 + len(it.msg.Body) + len(it.props)
+		size += sendLimits.Weight(it)
 		if it.deadline.IsZero() {
 			bounded = false
 		} else if it.deadline.After(latest) {
