@@ -53,10 +53,11 @@ import (
 // receives CLUSTER_BENCH_WARMUP (3000) messages untimed. After the rows the
 // CPU the processes use while idle is printed (the 5.5.0 broker's timer
 // wheel flush alone spins ~0.35 CPU-s/s here); CLUSTER_BENCH_THREADS=1
-// adds the broker's busiest threads. CLUSTER_BENCH_COALESCE_SENDS=false
+// adds the broker's busiest threads. CLUSTER_BENCH_SENDERS changes the
+// produce rows' concurrent senders (16). CLUSTER_BENCH_COALESCE_SENDS=false
 // and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
 // acks off. CLUSTER_BENCH_DIRECT_SENDERS changes
-// the direct produce row's senders (16), e.g. to compare the broker's cost
+// the direct produce row's alone, e.g. to compare the broker's cost
 // per message at the rate the proxies reach.
 
 var benchBody = func() []byte {
@@ -367,7 +368,10 @@ func runSenders(b *testing.B, senders int, begin func() func(int64), send func(c
 func BenchmarkClusterProduce(b *testing.B) {
 	paths := startPaths(b)
 	defer paths.idleCPU(b)
-	const senders = 16
+	senders := 16
+	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_SENDERS")); err == nil && n > 0 {
+		senders = n
+	}
 	for _, via := range paths.proxies() {
 		b.Run(via.name, func(b *testing.B) {
 			pr := testenv.NewProducer(b, via.p, paths.topic)
