@@ -67,15 +67,23 @@ func newAckBroker(t *testing.T, refuseBatch, batchAck bool) (*fakeAckBroker, *Br
 func startAckBroker(t *testing.T, f *fakeAckBroker, batchAck bool) (*fakeAckBroker, *Broker) {
 	t.Helper()
 	f.addr = startFakeSocket(t, f.answer)
+	return f, newOnFakeSocket(t, f.addr, func(c *Config) { c.BatchAck = batchAck })
+}
+
+// newOnFakeSocket returns an adapter whose one NameServer is addr (a fake
+// socket), its configuration changed by configure, closed when the test
+// ends.
+func newOnFakeSocket(t *testing.T, addr string, configure func(*Config)) *Broker {
+	t.Helper()
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{f.addr}
-	cfg.BatchAck = batchAck
+	cfg.NameServers = []string{addr}
+	configure(&cfg)
 	b, err := New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
-	return f, b
+	return b
 }
 
 // ackDeliveries are six deliveries: three of one pop of b1's queue 1

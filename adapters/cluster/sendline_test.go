@@ -76,17 +76,10 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 	return resp
 }
 
-func startSendBroker(t *testing.T, f *fakeSendBroker) *Broker {
+func startSendBroker(t *testing.T, f *fakeSendBroker, configure func(*Config)) *Broker {
 	t.Helper()
 	f.addr = startFakeSocket(t, f.answer)
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{f.addr}
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
-	return b
+	return newOnFakeSocket(t, f.addr, configure)
 }
 
 // sendOne sends message i (its id, key and user property say i) to queue
@@ -151,7 +144,7 @@ func sendsInFlight(t *testing.T, f *fakeSendBroker, b *Broker) map[int]domain.Se
 // is not sent.
 func TestConcurrentSendsShareARequest(t *testing.T) {
 	f := &fakeSendBroker{hold: make(chan struct{})}
-	b := startSendBroker(t, f)
+	b := startSendBroker(t, f, func(*Config) {})
 	receipts := sendsInFlight(t, f, b)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -183,7 +176,7 @@ func TestConcurrentSendsShareARequest(t *testing.T) {
 // message at a time, each to its own queue, and every send succeeds.
 func TestBatchRefusedSendsAlone(t *testing.T) {
 	f := &fakeSendBroker{hold: make(chan struct{}), refuseBatch: true}
-	b := startSendBroker(t, f)
+	b := startSendBroker(t, f, func(*Config) {})
 	receipts := sendsInFlight(t, f, b)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,15 +194,7 @@ func TestBatchRefusedSendsAlone(t *testing.T) {
 // alone, however many are in flight: none enters a send line.
 func TestCoalesceSendsOff(t *testing.T) {
 	f := &fakeSendBroker{}
-	f.addr = startFakeSocket(t, f.answer)
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{f.addr}
-	cfg.CoalesceSends = false
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
+	b := startSendBroker(t, f, func(c *Config) { c.CoalesceSends = false })
 	var wg sync.WaitGroup
 	for i := range 64 {
 		wg.Go(func() {
@@ -219,6 +204,8 @@ func TestCoalesceSendsOff(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.singles != 64 || len(f.batches) != 0 || b.sendLines.Len() != 0 {
 		t.Fatalf("%d single sends, %d batches and %d send lines, want 64 and none", f.singles, len(f.batches), b.sendLines.Len())
 	}
