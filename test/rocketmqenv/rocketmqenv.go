@@ -150,9 +150,6 @@ func StartNameServer(t testing.TB, jvm ...string) *Cluster {
 	if c != nil {
 		t.Cleanup(c.Close)
 	}
-	if err == nil {
-		err = c.AwaitNameServer()
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +157,8 @@ func StartNameServer(t testing.TB, jvm ...string) *Cluster {
 }
 
 // LaunchNameServer starts a NameServer (no broker) with its files in dir
-// (a new temporary directory, removed by Close, when dir is ""). It is for
+// (a new temporary directory, removed by Close, when dir is "") and
+// returns once it answers. It is for
 // TestMain, which has no *testing.T: the caller must Close the cluster.
 // Missing java or jars give an *UnavailableError.
 func LaunchNameServer(dir string) (*Cluster, error) { return LaunchNameServerWith(dir, nil) }
@@ -188,18 +186,41 @@ func LaunchNameServerWith(dir string, jvm []string) (*Cluster, error) {
 			return c, err
 		}
 	}
+	// A port found free can be taken (e.g. as the local port of another
+	// process's connection) before the NameServer binds it: then it is
+	// started again on another.
+	for attempt := 1; ; attempt++ {
+		err := c.launchNameServerOnce(conf, jvm)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return c, err
+		}
+	}
+}
+
+// launchNameServerOnce starts the NameServer on a free port and waits
+// until it answers; one that exited while starting is forgotten.
+func (c *Cluster) launchNameServerOnce(conf string, jvm []string) error {
 	nsPort, err := freePorts(0)
 	if err != nil {
-		return c, err
+		return err
 	}
 	c.NameServer = "127.0.0.1:" + strconv.Itoa(nsPort)
 	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1"); err != nil {
-		return c, err
+		return err
 	}
-	if _, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, jvm, "-c", filepath.Join(conf, "namesrv.conf")); err != nil {
-		return c, err
+	p, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, jvm, "-c", filepath.Join(conf, "namesrv.conf"))
+	if err != nil {
+		return err
 	}
-	return c, nil
+	if err := c.awaitNameServer(); err != nil {
+		if p.exited() {
+			c.mu.Lock()
+			c.procs = slices.DeleteFunc(c.procs, func(q *proc) bool { return q == p })
+			c.mu.Unlock()
+		}
+		return err
+	}
+	return nil
 }
 
 // ApacheProxy is an Apache RocketMQ proxy in cluster mode, started by
@@ -583,10 +604,9 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 	return p, nil
 }
 
-// AwaitNameServer waits until the NameServer answers a request (a
-// NameServer started by LaunchNameServer alone, before a broker
-// registers with it, which waits for it anyway).
-func (c *Cluster) AwaitNameServer() error {
+// awaitNameServer waits until the NameServer answers a request, or fails
+// when it exited.
+func (c *Cluster) awaitNameServer() error {
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
 	deadline := time.Now().Add(2 * time.Minute)
