@@ -50,10 +50,10 @@ import (
 // during its produce and consume rows (FILE.produce, FILE.consume), over
 // CLUSTER_BENCH_PROFILE_SECONDS (10) from the start of the row; give the
 // row enough messages to last that long. Every row first sends or
-// receives CLUSTER_BENCH_WARMUP (3000) messages untimed. After the rows the
+// receives CLUSTER_BENCH_WARMUP (20000) messages untimed. After the rows the
 // CPU the processes use while idle is printed (the 5.5.0 broker's timer
 // wheel flush alone spins ~0.35 CPU-s/s here); CLUSTER_BENCH_THREADS=1
-// adds the broker's busiest threads. CLUSTER_BENCH_SENDERS changes the
+// adds the broker's busiest threads, idle and in each row. CLUSTER_BENCH_SENDERS changes the
 // produce rows' concurrent senders (16). CLUSTER_BENCH_COALESCE_SENDS=false
 // and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
 // acks off. CLUSTER_BENCH_DIRECT_SENDERS changes
@@ -131,20 +131,29 @@ func (p *benchPaths) idleCPU(b *testing.B) {
 	if os.Getenv("CLUSTER_BENCH_THREADS") == "" {
 		return
 	}
-	type use struct {
-		name string
-		ms   float64
-	}
-	var top []use
-	for tid, after := range threadCPU(p.broker.PID()) {
-		if t0, ok := threads[tid]; ok && after.cpu > t0.cpu {
-			top = append(top, use{after.name, (after.cpu - t0.cpu) * 1000 / window.Seconds()})
-		}
-	}
-	slices.SortFunc(top, func(a, b use) int { return cmp.Compare(b.ms, a.ms) })
-	for _, u := range top[:min(len(top), 15)] {
+	for _, u := range busiestThreads(threads, threadCPU(p.broker.PID()), window.Seconds()) {
 		fmt.Printf("idle: broker thread %-16s %.0f CPU-ms/s\n", u.name, u.ms)
 	}
+}
+
+// threadShare is the CPU milliseconds a thread used per unit (a second, a
+// message).
+type threadShare struct {
+	name string
+	ms   float64
+}
+
+// busiestThreads returns the 15 threads that used the most CPU between
+// two threadCPU readings, in milliseconds per unit (units between them).
+func busiestThreads(before, after map[string]threadUse, units float64) []threadShare {
+	var top []threadShare
+	for tid, a := range after {
+		if t0, ok := before[tid]; ok && a.cpu > t0.cpu {
+			top = append(top, threadShare{a.name, (a.cpu - t0.cpu) * 1000 / units})
+		}
+	}
+	slices.SortFunc(top, func(a, b threadShare) int { return cmp.Compare(b.ms, a.ms) })
+	return top[:min(len(top), 15)]
 }
 
 type threadUse struct {
@@ -293,9 +302,12 @@ func percentiles(b *testing.B, ds []time.Duration) {
 }
 
 // warmup is how many messages a row sends or receives, untimed, before it
-// measures (CLUSTER_BENCH_WARMUP, 3000): the JVMs compile their hot paths
-// over the first thousands of calls, and a row that ran cold would pay for
-// the rows after it.
+// measures (CLUSTER_BENCH_WARMUP, 20000): the JVMs compile their hot paths
+// over the first tens of thousands of calls, and a row that ran cold
+// would pay for the rows after it. With 3000 the broker's C2 compiler
+// thread still took 0.41 CPU-ms per message during rmqproxy's consume row
+// (the first) and 0.003 during the direct one (the last), half of the
+// broker's CPU in that row.
 func warmup(b *testing.B) int64 {
 	if b.N < 100 {
 		return 0 // the N=1 probe run
@@ -303,7 +315,7 @@ func warmup(b *testing.B) int64 {
 	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_WARMUP")); err == nil {
 		return int64(n)
 	}
-	return 3000
+	return 20000
 }
 
 // startRow starts measuring a row: CPU per process and, for rmqproxy, a
@@ -314,9 +326,19 @@ func (p *benchPaths) startRow(b *testing.B, name, workload string) func(msgs int
 	if name == "rmqproxy" {
 		wait = profileProxy(b, p.ours, workload)
 	}
+	threads := os.Getenv("CLUSTER_BENCH_THREADS") != ""
+	var before map[string]threadUse
+	if threads {
+		before = threadCPU(p.broker.PID())
+	}
 	return func(msgs int64) {
 		m.report(b, msgs)
 		wait()
+		if threads && msgs > 0 {
+			for _, u := range busiestThreads(before, threadCPU(p.broker.PID()), float64(msgs)) {
+				b.Logf("broker thread %-16s %.4f CPU-ms/msg", u.name, u.ms)
+			}
+		}
 	}
 }
 
