@@ -50,7 +50,8 @@ import (
 // during its produce and consume rows (FILE.produce, FILE.consume), over
 // CLUSTER_BENCH_PROFILE_SECONDS (10) from the start of the row; give the
 // row enough messages to last that long. Every row first sends or
-// receives CLUSTER_BENCH_WARMUP (20000) messages untimed. After the rows the
+// receives CLUSTER_BENCH_WARMUP (3000) messages untimed, after a warm-up
+// pass over all rows (see benchPasses). After the rows the
 // CPU the processes use while idle is printed (the 5.5.0 broker's timer
 // wheel flush alone spins ~0.35 CPU-s/s here); CLUSTER_BENCH_THREADS=1
 // adds the broker's busiest threads, idle and in each row. CLUSTER_BENCH_SENDERS changes the
@@ -302,12 +303,9 @@ func percentiles(b *testing.B, ds []time.Duration) {
 }
 
 // warmup is how many messages a row sends or receives, untimed, before it
-// measures (CLUSTER_BENCH_WARMUP, 20000): the JVMs compile their hot paths
-// over the first tens of thousands of calls, and a row that ran cold
-// would pay for the rows after it. With 3000 the broker's C2 compiler
-// thread still took 0.41 CPU-ms per message during rmqproxy's consume row
-// (the first) and 0.003 during the direct one (the last), half of the
-// broker's CPU in that row.
+// measures (CLUSTER_BENCH_WARMUP, 3000): its own connections and the
+// proxy's hot paths; the JVMs' compilers are warmed by a whole pass first
+// (see benchPasses).
 func warmup(b *testing.B) int64 {
 	if b.N < 100 {
 		return 0 // the N=1 probe run
@@ -315,7 +313,7 @@ func warmup(b *testing.B) int64 {
 	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_WARMUP")); err == nil {
 		return int64(n)
 	}
-	return 20000
+	return 3000
 }
 
 // startRow starts measuring a row: CPU per process and, for rmqproxy, a
@@ -394,50 +392,65 @@ func BenchmarkClusterProduce(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_SENDERS")); err == nil && n > 0 {
 		senders = n
 	}
-	for _, via := range paths.proxies() {
-		b.Run(via.name, func(b *testing.B) {
-			pr := testenv.NewProducer(b, via.p, paths.topic)
-			begin := func() func(int64) { return paths.startRow(b, via.name, "produce") }
-			runSenders(b, senders, begin, func(ctx context.Context) error {
-				_, err := pr.Send(ctx, &rmq.Message{Topic: paths.topic, Body: benchBody})
+	for _, pass := range benchPasses() {
+		for _, via := range paths.proxies() {
+			b.Run(pass+via.name, func(b *testing.B) {
+				pr := testenv.NewProducer(b, via.p, paths.topic)
+				begin := func() func(int64) { return paths.startRow(b, via.name, "produce") }
+				runSenders(b, senders, begin, func(ctx context.Context) error {
+					_, err := pr.Send(ctx, &rmq.Message{Topic: paths.topic, Body: benchBody})
+					return err
+				})
+			})
+		}
+		directSenders := senders
+		if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_DIRECT_SENDERS")); err == nil {
+			directSenders = n
+		}
+		b.Run(pass+"direct-remoting", func(b *testing.B) {
+			rc := client.New(client.Config{})
+			defer rc.Close()
+			var seq atomic.Int64
+			begin := func() func(int64) { return paths.startRow(b, "direct-remoting", "produce") }
+			runSenders(b, directSenders, begin, func(ctx context.Context) error {
+				n := seq.Add(1)
+				props, _ := remoting.FormatProperties(remoting.Properties{{Key: remoting.PropertyUniqKey, Value: fmt.Sprintf("BENCH%028X", n)}})
+				h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: paths.broker.Name}, ProducerGroup: paths.topic,
+					Topic: paths.topic, DefaultTopic: "TBW102", DefaultTopicQueueNums: 4, QueueID: int32(n % 8),
+					BornTimestamp: time.Now().UnixMilli(), Properties: props}
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				// Up to 3 attempts on a busy broker, as the Java producer
+				// (retryTimesWhenSendFailed 2) and the Go client both do.
+				var err error
+				for range 3 {
+					req := remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody)
+					var resp *remoting.Command
+					if resp, err = rc.Invoke(cctx, paths.broker.Addr, req); err != nil {
+						return err
+					}
+					var re *remoting.ResponseError
+					if err = remoting.Expect(resp); !errors.As(err, &re) || !re.Retryable() {
+						return err
+					}
+				}
 				return err
 			})
 		})
 	}
-	directSenders := senders
-	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_DIRECT_SENDERS")); err == nil {
-		directSenders = n
+}
+
+// benchPasses names the passes of the produce and consume benchmarks over
+// their rows: first a pass whose rows ("warm-…") warm the JVMs for all
+// rows alike, then the measured one. Measured in one pass, the first row
+// paid for the broker's JIT compiling what every row runs (its C2 thread
+// took 0.41 CPU-ms per message in rmqproxy's consume row, 0.003 in the
+// direct row that came last). CLUSTER_BENCH_PASSES=1 skips the warm pass.
+func benchPasses() []string {
+	if os.Getenv("CLUSTER_BENCH_PASSES") == "1" {
+		return []string{""}
 	}
-	b.Run("direct-remoting", func(b *testing.B) {
-		rc := client.New(client.Config{})
-		defer rc.Close()
-		var seq atomic.Int64
-		begin := func() func(int64) { return paths.startRow(b, "direct-remoting", "produce") }
-		runSenders(b, directSenders, begin, func(ctx context.Context) error {
-			n := seq.Add(1)
-			props, _ := remoting.FormatProperties(remoting.Properties{{Key: remoting.PropertyUniqKey, Value: fmt.Sprintf("BENCH%028X", n)}})
-			h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: paths.broker.Name}, ProducerGroup: paths.topic,
-				Topic: paths.topic, DefaultTopic: "TBW102", DefaultTopicQueueNums: 4, QueueID: int32(n % 8),
-				BornTimestamp: time.Now().UnixMilli(), Properties: props}
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			// Up to 3 attempts on a busy broker, as the Java producer
-			// (retryTimesWhenSendFailed 2) and the Go client both do.
-			var err error
-			for range 3 {
-				req := remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody)
-				var resp *remoting.Command
-				if resp, err = rc.Invoke(cctx, paths.broker.Addr, req); err != nil {
-					return err
-				}
-				var re *remoting.ResponseError
-				if err = remoting.Expect(resp); !errors.As(err, &re) || !re.Retryable() {
-					return err
-				}
-			}
-			return err
-		})
-	})
+	return []string{"warm-", ""}
 }
 
 // proxyPath is one of the two proxies a benchmark compares.
@@ -586,71 +599,73 @@ func BenchmarkClusterConsume(b *testing.B) {
 		b.StopTimer()
 		end(got.Load())
 	}
-	for i, via := range paths.proxies() {
-		b.Run(via.name, func(b *testing.B) {
+	for _, pass := range benchPasses() {
+		for i, via := range paths.proxies() {
+			b.Run(pass+via.name, func(b *testing.B) {
+				b.StopTimer()
+				preload(b)
+				group := "g-bench-" + pass + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
+				// 5 s: both proxies refuse a shorter long poll (minimum 5 s).
+				c := testenv.NewSimpleConsumer(b, via.p, group, 5*time.Second, map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL})
+				consumeWith(b, via.name, func(ctx context.Context) (int, error) {
+					ms, err := c.Receive(ctx, 32, 30*time.Second)
+					for _, m := range ms {
+						if err := c.Ack(ctx, m); err != nil {
+							return 0, err
+						}
+					}
+					return len(ms), err
+				})
+			})
+		}
+		b.Run(pass+"direct-remoting", func(b *testing.B) {
 			b.StopTimer()
 			preload(b)
-			group := "g-bench-" + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
-			// 5 s: both proxies refuse a shorter long poll (minimum 5 s).
-			c := testenv.NewSimpleConsumer(b, via.p, group, 5*time.Second, map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL})
-			consumeWith(b, via.name, func(ctx context.Context) (int, error) {
-				ms, err := c.Receive(ctx, 32, 30*time.Second)
-				for _, m := range ms {
-					if err := c.Ack(ctx, m); err != nil {
+			group := "g-bench-" + pass + "direct-" + strconv.Itoa(b.N)
+			rc := client.New(client.Config{})
+			defer rc.Close()
+			rpc := remoting.RPC{BrokerName: paths.broker.Name}
+			consumeWith(b, "direct-remoting", func(ctx context.Context) (int, error) {
+				pop := remoting.PopMessageRequestHeader{RPC: rpc, ConsumerGroup: group, Topic: paths.topic, QueueID: -1, MaxMsgNums: 32,
+					InvisibleTime: 30000, PollTime: 1000, BornTime: time.Now().UnixMilli(), InitMode: remoting.InitModeMin,
+					ExpType: remoting.ExpressionTag, Exp: "*"}
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				resp, err := rc.Invoke(cctx, paths.broker.Addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&pop), nil))
+				if err != nil {
+					return 0, err
+				}
+				if resp.Code != int32(remoting.ResponseSuccess) {
+					return 0, nil // polled, nothing there
+				}
+				var ph remoting.PopMessageResponseHeader
+				if err := ph.DecodeFields(resp.Fields); err != nil {
+					return 0, err
+				}
+				msgs, err := remoting.DecodeMessages(resp.Body)
+				if err != nil {
+					return 0, err
+				}
+				if err := remoting.PopCheckpoints(paths.topic, &ph, paths.broker.Name, false, msgs); err != nil {
+					return 0, err
+				}
+				for _, m := range msgs {
+					ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+					if err != nil {
+						return 0, err
+					}
+					ack := remoting.AckMessageRequestHeader{RPC: rpc, ConsumerGroup: group, Topic: ck.RealTopic(paths.topic, group),
+						QueueID: ck.QueueID, ExtraInfo: ck.String(), Offset: ck.QueueOffset}
+					r, err := rc.Invoke(cctx, paths.broker.Addr, remoting.NewRequest(remoting.RequestAckMessage, remoting.EncodeHeader(&ack), nil))
+					if err != nil {
+						return 0, err
+					}
+					if err := remoting.Expect(r); err != nil {
 						return 0, err
 					}
 				}
-				return len(ms), err
+				return len(msgs), nil
 			})
 		})
 	}
-	b.Run("direct-remoting", func(b *testing.B) {
-		b.StopTimer()
-		preload(b)
-		group := "g-bench-direct-" + strconv.Itoa(b.N)
-		rc := client.New(client.Config{})
-		defer rc.Close()
-		rpc := remoting.RPC{BrokerName: paths.broker.Name}
-		consumeWith(b, "direct-remoting", func(ctx context.Context) (int, error) {
-			pop := remoting.PopMessageRequestHeader{RPC: rpc, ConsumerGroup: group, Topic: paths.topic, QueueID: -1, MaxMsgNums: 32,
-				InvisibleTime: 30000, PollTime: 1000, BornTime: time.Now().UnixMilli(), InitMode: remoting.InitModeMin,
-				ExpType: remoting.ExpressionTag, Exp: "*"}
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			resp, err := rc.Invoke(cctx, paths.broker.Addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&pop), nil))
-			if err != nil {
-				return 0, err
-			}
-			if resp.Code != int32(remoting.ResponseSuccess) {
-				return 0, nil // polled, nothing there
-			}
-			var ph remoting.PopMessageResponseHeader
-			if err := ph.DecodeFields(resp.Fields); err != nil {
-				return 0, err
-			}
-			msgs, err := remoting.DecodeMessages(resp.Body)
-			if err != nil {
-				return 0, err
-			}
-			if err := remoting.PopCheckpoints(paths.topic, &ph, paths.broker.Name, false, msgs); err != nil {
-				return 0, err
-			}
-			for _, m := range msgs {
-				ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
-				if err != nil {
-					return 0, err
-				}
-				ack := remoting.AckMessageRequestHeader{RPC: rpc, ConsumerGroup: group, Topic: ck.RealTopic(paths.topic, group),
-					QueueID: ck.QueueID, ExtraInfo: ck.String(), Offset: ck.QueueOffset}
-				r, err := rc.Invoke(cctx, paths.broker.Addr, remoting.NewRequest(remoting.RequestAckMessage, remoting.EncodeHeader(&ack), nil))
-				if err != nil {
-					return 0, err
-				}
-				if err := remoting.Expect(r); err != nil {
-					return 0, err
-				}
-			}
-			return len(msgs), nil
-		})
-	})
 }
