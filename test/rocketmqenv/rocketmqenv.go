@@ -247,43 +247,61 @@ func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJI
 	if err := extract(c.lib, "rocketmq-proxy-", "rmq.proxy.logback.xml", filepath.Join(conf, "rmq.proxy.logback.xml")); err != nil {
 		t.Fatal(err)
 	}
+	// Started again on other ports when one was taken before it bound
+	// (see LaunchNameServerWith).
+	for attempt := 1; ; attempt++ {
+		ap, err := c.launchApacheProxy(conf, clusterName, serverJIT)
+		if ap != nil {
+			t.Cleanup(func() {
+				if !ap.p.exited() {
+					ap.p.kill(syscall.SIGKILL, 0)
+				}
+			})
+		}
+		if err == nil {
+			return ap
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// launchApacheProxy starts the Apache proxy on free ports and waits until
+// its gRPC port accepts connections.
+func (c *Cluster) launchApacheProxy(conf, clusterName string, serverJIT bool) (*ApacheProxy, error) {
 	grpcPort, err := freePorts(0)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	remotingPort, err := freePorts(0)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	name := fmt.Sprintf("proxy-%d", grpcPort)
 	file := filepath.Join(conf, name+".json")
 	cfg := fmt.Sprintf(`{"rocketMQClusterName":%q,"namesrvAddr":%q,"grpcServerPort":%d,"remotingListenPort":%d,"proxyMode":"cluster","localServeAddr":"127.0.0.1"}`,
 		clusterName, c.NameServer, grpcPort, remotingPort)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p, err := c.start(name, "512m", "org.apache.rocketmq.proxy.ProxyStartup", serverJIT, nil, "-pc", file, "-pm", "cluster")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.kill(syscall.SIGKILL, 0)
-		}
-	})
 	ap := &ApacheProxy{GRPC: "127.0.0.1:" + strconv.Itoa(grpcPort), p: p}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if p.exited() {
-			t.Fatalf("the Apache proxy exited while starting:\n%s", p.tail())
+			return ap, fmt.Errorf("the Apache proxy exited while starting:\n%s", p.tail())
 		}
 		conn, err := net.DialTimeout("tcp", ap.GRPC, time.Second)
 		if err == nil {
 			conn.Close()
-			return ap
+			return ap, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the Apache proxy did not listen within 2 minutes:\n%s", p.tail())
+			return ap, fmt.Errorf("the Apache proxy did not listen within 2 minutes:\n%s", p.tail())
 		}
 		time.Sleep(200 * time.Millisecond) // polling a port, which has no readiness notification
 	}
