@@ -49,11 +49,11 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	if err != nil {
 		return nil, err
 	}
-	coalesce := b.coalescible(msgs)
+	shared := b.coalescible(msgs)
 	for attempt := 1; ; attempt++ {
 		tried[q.BrokerName] = true
 		var receipts []domain.SendReceipt
-		if attempt == 1 && coalesce {
+		if attempt == 1 && shared {
 			var r domain.SendReceipt
 			if r, err = b.sendCoalesced(ctx, e, q, &msgs[0], props); err == nil {
 				receipts = []domain.SendReceipt{r}

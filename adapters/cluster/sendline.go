@@ -86,12 +86,8 @@ func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.Queu
 		if len(items) == 1 {
 			// Alone (it is this caller's own: a request's first item is
 			// its sender's): as without the line.
-			it := items[0]
-			receipts, err := b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
-			if err != nil {
-				return []sendResult{{err: err}}
-			}
-			return []sendResult{{receipt: receipts[0]}}
+			r, err := b.sendAlone(ctx, e, q, items[0])
+			return []sendResult{{receipt: r, err: err}}
 		}
 		return b.sendBatchOf(ctx, e, q, items)
 	})
@@ -99,15 +95,20 @@ func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.Queu
 	case err != nil:
 		return domain.SendReceipt{}, err
 	case res.alone:
-		receipts, err := b.sendTo(ctx, e, q, []domain.Message{*m}, m.Body, remoting.RequestSendMessageV2, props)
-		if err != nil {
-			return domain.SendReceipt{}, err
-		}
-		return receipts[0], nil
+		return b.sendAlone(ctx, e, q, item)
 	case res.err != nil:
 		return domain.SendReceipt{}, res.err
 	}
 	return res.receipt, nil
+}
+
+// sendAlone sends it in a SEND_MESSAGE_V2 of its own to q.
+func (b *Broker) sendAlone(ctx context.Context, e *topicEntry, q domain.QueueRef, it pendingSend) (domain.SendReceipt, error) {
+	receipts, err := b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
+	if err != nil {
+		return domain.SendReceipt{}, err
+	}
+	return receipts[0], nil
 }
 
 // sendBatchOf sends items, messages of several callers, in one

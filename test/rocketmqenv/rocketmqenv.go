@@ -186,13 +186,18 @@ func LaunchNameServerWith(dir string, jvm []string) (*Cluster, error) {
 			return c, err
 		}
 	}
-	// A port found free can be taken (e.g. as the local port of another
-	// process's connection) before the NameServer binds it: then it is
-	// started again on another.
+	return c, onFreePorts(func() error { return c.launchNameServerOnce(conf, jvm) })
+}
+
+// onFreePorts runs launch, which starts a process on ports freePorts found
+// free, again (at most 3 times in all) while it fails because one of them
+// was taken before the process bound it (e.g. as the local port of another
+// process's connection).
+func onFreePorts(launch func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := c.launchNameServerOnce(conf, jvm)
+		err := launch()
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
-			return c, err
+			return err
 		}
 	}
 }
@@ -247,24 +252,24 @@ func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJI
 	if err := extract(c.lib, "rocketmq-proxy-", "rmq.proxy.logback.xml", filepath.Join(conf, "rmq.proxy.logback.xml")); err != nil {
 		t.Fatal(err)
 	}
-	// Started again on other ports when one was taken before it bound
-	// (see LaunchNameServerWith).
-	for attempt := 1; ; attempt++ {
-		ap, err := c.launchApacheProxy(conf, clusterName, serverJIT)
+	var ap *ApacheProxy
+	err := onFreePorts(func() error {
+		var err error
+		ap, err = c.launchApacheProxy(conf, clusterName, serverJIT)
 		if ap != nil {
+			p := ap.p
 			t.Cleanup(func() {
-				if !ap.p.exited() {
-					ap.p.kill(syscall.SIGKILL, 0)
+				if !p.exited() {
+					p.kill(syscall.SIGKILL, 0)
 				}
 			})
 		}
-		if err == nil {
-			return ap
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
-			t.Fatal(err)
-		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return ap
 }
 
 // launchApacheProxy starts the Apache proxy on free ports and waits until
@@ -416,12 +421,13 @@ func (c *Cluster) LaunchBroker(opt Options) (*Broker, error) { return c.launchBr
 // broker that lost its ports to another process between the check and its
 // bind is started again on others.
 func (c *Cluster) launchBroker(opt Options) (*Broker, error) {
-	for attempt := 1; ; attempt++ {
-		b, err := c.launchBrokerOnce(opt)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
-			return b, err
-		}
-	}
+	var b *Broker
+	err := onFreePorts(func() error {
+		var err error
+		b, err = c.launchBrokerOnce(opt)
+		return err
+	})
+	return b, err
 }
 
 func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
