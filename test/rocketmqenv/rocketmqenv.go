@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -280,6 +281,9 @@ func (c *Cluster) launchApacheProxy(conf, clusterName string, serverJIT bool) (*
 		return nil, err
 	}
 	remotingPort, err := freePorts(0)
+	for err == nil && remotingPort >= grpcPort-1 && remotingPort <= grpcPort+1 {
+		remotingPort, err = freePorts(0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -469,31 +473,53 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 }
 
 // freePorts returns a free port P such that P-below .. P+1 are free too.
+// The ports are taken from below the kernel's ephemeral range, so that no
+// outgoing connection (nor a listener on port 0) can take one of them while
+// a broker is stopped for a Restart on the same ports; CI once saw a
+// restarted broker's HA port taken that way.
 func freePorts(below int) (int, error) {
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ok := p-below > 1024 && p+1 < 65536
-		for q := p - below; ok && q <= p+1; q++ {
-			if q == p {
-				continue
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		ln.Close()
-		if ok {
+	lo, hi := 10000, ephemeralLow()-2
+	if hi-lo < 1000 {
+		lo, hi = 1025+below, 65534 // an unusual port range: any port will do
+	}
+	for range 200 {
+		p := lo + below + rand.IntN(hi-lo-below)
+		if portsFree(p-below, p+1) {
 			return p, nil
 		}
 	}
 	return 0, errors.New("no free port range")
+}
+
+// portsFree reports whether every port from..to can be listened on at
+// 127.0.0.1 now.
+func portsFree(from, to int) bool {
+	for q := from; q <= to; q++ {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's range for local ports of
+// outgoing connections (32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 1024 {
+		return 32768
+	}
+	return n
 }
 
 func writeLines(path string, lines ...string) error {
