@@ -486,60 +486,63 @@ func (p *benchPaths) preload(b *testing.B, pr rmq.Producer, total int64) {
 // BenchmarkClusterConsumePush: b.N messages preloaded, then consumed by one
 // official Go push consumer (its defaults: 20 consumption threads, each
 // acking the message it consumed) through each proxy. The row ends when
-// the listener has seen b.N messages after its warm-up.
+// the listener has seen b.N messages after its warm-up; a warm-up pass
+// over both rows comes first (see benchPasses).
 // CLUSTER_BENCH_BATCH_ACK=false turns rmqproxy's cluster.batchAck off
 // (acks then go one ACK_MESSAGE each, as through the Apache proxy).
 func BenchmarkClusterConsumePush(b *testing.B) {
 	paths := startPaths(b)
 	defer paths.idleCPU(b)
 	pr := testenv.NewProducer(b, paths.ours, paths.topic)
-	for i, via := range paths.proxies() {
-		b.Run(via.name, func(b *testing.B) {
-			b.StopTimer()
-			b.SetBytes(int64(len(benchBody)))
-			warm := warmup(b)
-			paths.preload(b, pr, int64(b.N)+warm)
-			group := "g-bench-push-" + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
-			var seen atomic.Int64
-			warmed, done := make(chan struct{}), make(chan struct{})
-			pc, err := rmq.NewPushConsumer(&rmq.Config{Endpoint: via.p.Addr, ConsumerGroup: group},
-				rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL}),
-				rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(*rmq.MessageView) rmq.ConsumerResult {
-					switch seen.Add(1) {
-					case warm:
-						close(warmed)
-					case warm + int64(b.N):
-						close(done)
-					}
-					return rmq.SUCCESS
-				}}))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if warm == 0 {
-				close(warmed)
-			}
-			if err := pc.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer pc.GracefulStop()
-			await := func(c chan struct{}, what string) {
-				select {
-				case <-c:
-				case <-time.After(10 * time.Minute):
-					b.Fatalf("%s: %d of %d messages consumed", what, seen.Load(), warm+int64(b.N))
+	for _, pass := range benchPasses() {
+		for i, via := range paths.proxies() {
+			b.Run(pass+via.name, func(b *testing.B) {
+				b.StopTimer()
+				b.SetBytes(int64(len(benchBody)))
+				warm := warmup(b)
+				paths.preload(b, pr, int64(b.N)+warm)
+				group := "g-bench-push-" + pass + via.name + "-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
+				var seen atomic.Int64
+				warmed, done := make(chan struct{}), make(chan struct{})
+				pc, err := rmq.NewPushConsumer(&rmq.Config{Endpoint: via.p.Addr, ConsumerGroup: group},
+					rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{paths.topic: rmq.SUB_ALL}),
+					rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(*rmq.MessageView) rmq.ConsumerResult {
+						switch seen.Add(1) {
+						case warm:
+							close(warmed)
+						case warm + int64(b.N):
+							close(done)
+						}
+						return rmq.SUCCESS
+					}}))
+				if err != nil {
+					b.Fatal(err)
 				}
-			}
-			await(warmed, "warm-up")
-			end := paths.startRow(b, via.name, "consume-push")
-			b.ResetTimer()
-			b.StartTimer()
-			start := time.Now()
-			await(done, "run")
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
-			b.StopTimer()
-			end(int64(b.N))
-		})
+				if warm == 0 {
+					close(warmed)
+				}
+				if err := pc.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer pc.GracefulStop()
+				await := func(c chan struct{}, what string) {
+					select {
+					case <-c:
+					case <-time.After(10 * time.Minute):
+						b.Fatalf("%s: %d of %d messages consumed", what, seen.Load(), warm+int64(b.N))
+					}
+				}
+				await(warmed, "warm-up")
+				end := paths.startRow(b, via.name, "consume-push")
+				b.ResetTimer()
+				b.StartTimer()
+				start := time.Now()
+				await(done, "run")
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+				b.StopTimer()
+				end(int64(b.N))
+			})
+		}
 	}
 }
 
