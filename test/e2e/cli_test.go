@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
 
 // TestCLIAndGracefulShutdown drives the topic and group commands of the real
@@ -121,7 +122,7 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 // every send answered OK is there after a restart.
 func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 	dataDir := t.TempDir()
-	c := testenv.StartChild(t, dataDir, append(fastConsumer, "--shutdown.grpcDrain=20s", "--shutdown.engineClose=20s")...)
+	c := testenv.StartChild(t, dataDir, append(fastConsumer, "--shutdown.grpcDrain=20s", "--shutdown.engineClose=20s", "--grpc.address="+freeport.Addr(t))...)
 	createTopicVia(t, c, "inflight", 4)
 	createTopicVia(t, c, "quiet", 1)
 	p := c.Proxy(t)

@@ -16,6 +16,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
@@ -32,7 +33,7 @@ func TestDiskFullThroughTheGoClient(t *testing.T) {
 	data := filepath.Join(mnt, "data")
 	small := []string{"--local.segmentSize=1048576", "--local.maxRecordSize=65536",
 		"--local.maxPendingBytes=1048576", "--local.diskReserve=262144"}
-	c := testenv.StartChild(t, data, small...)
+	c := testenv.StartChild(t, data, append(small, "--grpc.address="+freeport.Addr(t))...)
 	createTopicCLI(t, c, "full-t")
 	testenv.Claim(t, "consumer group", "full-g")
 	if code, out := testenv.CLI(t, "group", "create", "full-g", "--admin.address="+c.AdminAddr); code != 0 {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
 
 // retryable reports whether a client error is one the official clients
@@ -75,7 +76,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	begin := time.Now()
 	defer func() { t.Logf("test body took %v", time.Since(begin)) }()
-	c := testenv.StartChild(t, data, "--shutdown.drainDelay=3s", "--shutdown.grpcDrain=10s")
+	c := testenv.StartChild(t, data, "--shutdown.drainDelay=3s", "--shutdown.grpcDrain=10s", "--grpc.address="+freeport.Addr(t))
 	createTopicCLI(t, c, "drain-t")
 	testenv.Claim(t, "consumer group", "drain-g")
 	if code, out := testenv.CLI(t, "group", "create", "drain-g", "--admin.address="+c.AdminAddr); code != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,7 +41,7 @@ func createTopicVia(t *testing.T, c *testenv.Child, name string, queues int32) {
 // acked message is delivered again.
 func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	dataDir := t.TempDir()
-	c1 := testenv.StartChild(t, dataDir, fastConsumer...)
+	c1 := testenv.StartChild(t, dataDir, append(fastConsumer, "--grpc.address="+freeport.Addr(t))...)
 	createTopicVia(t, c1, "durable", 4)
 	p1 := c1.Proxy(t)
 

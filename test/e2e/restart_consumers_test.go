@@ -10,6 +10,7 @@ import (
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
 
 // TestConsumersResumeAfterKill9 kills rmqproxy under a simple consumer and a
@@ -20,7 +21,7 @@ import (
 // times are logged, not asserted.
 func TestConsumersResumeAfterKill9(t *testing.T) {
 	dir := t.TempDir()
-	c1 := testenv.StartChild(t, dir, fastConsumer...)
+	c1 := testenv.StartChild(t, dir, append(fastConsumer, "--grpc.address="+freeport.Addr(t))...)
 	createTopicVia(t, c1, "resume", 2)
 	p1 := c1.Proxy(t)
 	pr := testenv.NewProducer(t, p1, "resume")

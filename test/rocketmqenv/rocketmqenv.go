@@ -14,10 +14,8 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -34,6 +32,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/test/testenv/childproc"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
 
 // Cluster is a running NameServer with one Broker (a master), or with
@@ -206,7 +205,7 @@ func onFreePorts(launch func() error) error {
 // launchNameServerOnce starts the NameServer on a free port and waits
 // until it answers; one that exited while starting is forgotten.
 func (c *Cluster) launchNameServerOnce(conf string, jvm []string) error {
-	nsPort, err := freePorts(0)
+	nsPort, err := freeport.Range(0)
 	if err != nil {
 		return err
 	}
@@ -276,13 +275,13 @@ func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJI
 // launchApacheProxy starts the Apache proxy on free ports and waits until
 // its gRPC port accepts connections.
 func (c *Cluster) launchApacheProxy(conf, clusterName string, serverJIT bool) (*ApacheProxy, error) {
-	grpcPort, err := freePorts(0)
+	grpcPort, err := freeport.Range(0)
 	if err != nil {
 		return nil, err
 	}
-	remotingPort, err := freePorts(0)
+	remotingPort, err := freeport.Range(0)
 	for err == nil && remotingPort >= grpcPort-1 && remotingPort <= grpcPort+1 {
-		remotingPort, err = freePorts(0)
+		remotingPort, err = freeport.Range(0)
 	}
 	if err != nil {
 		return nil, err
@@ -436,7 +435,7 @@ func (c *Cluster) launchBroker(opt Options) (*Broker, error) {
 
 func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	opt.defaults()
-	port, err := freePorts(2) // the broker listens on P, P-2 (the "fast" port) and P+1 (HA)
+	port, err := freeport.Range(2) // the broker listens on P, P-2 (the "fast" port) and P+1 (HA)
 	if err != nil {
 		return nil, err
 	}
@@ -470,56 +469,6 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	}
 	c.mu.Unlock()
 	return b, nil
-}
-
-// freePorts returns a free port P such that P-below .. P+1 are free too.
-// The ports are taken from below the kernel's ephemeral range, so that no
-// outgoing connection (nor a listener on port 0) can take one of them while
-// a broker is stopped for a Restart on the same ports; CI once saw a
-// restarted broker's HA port taken that way.
-func freePorts(below int) (int, error) {
-	lo, hi := 10000, ephemeralLow()-2
-	if hi-lo < 1000 {
-		lo, hi = 1025+below, 65534 // an unusual port range: any port will do
-	}
-	for range 200 {
-		p := lo + below + rand.IntN(hi-lo-below)
-		if portsFree(p-below, p+1) {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free port range")
-}
-
-// portsFree reports whether every port from..to can be listened on at
-// 127.0.0.1 now.
-func portsFree(from, to int) bool {
-	for q := from; q <= to; q++ {
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
-		if err != nil {
-			return false
-		}
-		l.Close()
-	}
-	return true
-}
-
-// ephemeralLow is the first port of the kernel's range for local ports of
-// outgoing connections (32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n <= 1024 {
-		return 32768
-	}
-	return n
 }
 
 func writeLines(path string, lines ...string) error {

@@ -1,11 +1,11 @@
-package rocketmqenv
+package freeport
 
 import "testing"
 
 func TestFreePortsAvoidEphemeralRange(t *testing.T) {
 	low := ephemeralLow()
 	for range 50 {
-		p, err := freePorts(2)
+		p, err := Range(2)
 		if err != nil {
 			t.Fatal(err)
 		}
