@@ -231,15 +231,37 @@ func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Comma
 // returns the answer when its code is one of ok (SUCCESS when none);
 // otherwise a *remoting.ResponseError or *client.Error.
 func (b *Broker) call(ctx context.Context, addr string, code remoting.RequestCode, h remoting.Header, body []byte, ok ...remoting.ResponseCode) (*remoting.Command, error) {
-	var f remoting.Fields
-	if h != nil {
-		f = remoting.EncodeHeader(h)
-	}
-	resp, err := b.invoke(ctx, addr, remoting.NewRequest(code, f, body))
+	resp, err := b.invoke(ctx, addr, newRequest(code, h, body))
 	if err != nil {
 		return nil, err
 	}
 	return resp, remoting.Expect(resp, ok...)
+}
+
+// callPinned is call for HEART_BEAT and UNREGISTER_CLIENT: always on the
+// same connection to addr (see client.InvokePinned), so that a broker
+// keeps this proxy's registrations on one connection, which the heartbeats
+// renew and the unregistrations clear. Spread over the pool, a group
+// unregistered on one connection stayed registered on the other until the
+// broker's expiry (120 s), and then the broker closed that connection with
+// whatever requests were in flight on it.
+func (b *Broker) callPinned(ctx context.Context, addr string, code remoting.RequestCode, h remoting.Header, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := b.rpc.InvokePinned(ctx, addr, newRequest(code, h, body))
+	if err != nil {
+		return err
+	}
+	return remoting.Expect(resp)
+}
+
+// newRequest builds a request from code, header (nil for none) and body.
+func newRequest(code remoting.RequestCode, h remoting.Header, body []byte) *remoting.Command {
+	var f remoting.Fields
+	if h != nil {
+		f = remoting.EncodeHeader(h)
+	}
+	return remoting.NewRequest(code, f, body)
 }
 
 // callNameServer sends a request to the NameServers, starting with the one

@@ -219,7 +219,7 @@ func (b *Broker) heartbeatRound(ctx context.Context) {
 		if len(hb.ProducerDataSet) == 0 && len(hb.ConsumerDataSet) == 0 {
 			continue
 		}
-		if _, err := b.call(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
+		if err := b.callPinned(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
 			b.failed(m.name, err)
 			b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
 				slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
@@ -231,7 +231,7 @@ func (b *Broker) heartbeatRound(ctx context.Context) {
 // given groups.
 func (b *Broker) unregister(ctx context.Context, m master, producers, consumers []string) {
 	send := func(h *remoting.UnregisterClientRequestHeader) {
-		if _, err := b.call(ctx, m.addr, remoting.RequestUnregisterClient, h, nil); err != nil && ctx.Err() == nil {
+		if err := b.callPinned(ctx, m.addr, remoting.RequestUnregisterClient, h, nil); err != nil && ctx.Err() == nil {
 			b.log.LogAttrs(ctx, slog.LevelDebug, "unregistering a group from a broker failed; the broker expires it",
 				slog.String("broker", m.name), slog.Any("error", err))
 		}

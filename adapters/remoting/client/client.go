@@ -156,12 +156,28 @@ type LateHandler func(ctx context.Context, addr string, resp *remoting.Command)
 // use the answer (a POP_MESSAGE hides the messages it returns). An answer
 // that comes while ctx ends is returned, not handed to late.
 func (c *Client) InvokeWithLate(ctx context.Context, addr string, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
+	return c.invoke(ctx, addr, req, late, false)
+}
+
+// InvokePinned is Invoke on the first connection of addr's pool (dialled
+// when needed) instead of the next one, for requests whose effect the peer
+// ties to the connection they arrive on. A broker registers a HEART_BEAT's
+// groups on its connection, UNREGISTER_CLIENT removes them from that
+// connection only, and a registration not renewed within its expiry (120
+// s) makes the broker close the connection, failing every call in flight
+// on it: spread over the pool, such requests leave registrations behind on
+// the other connections, which then expire.
+func (c *Client) InvokePinned(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
+	return c.invoke(ctx, addr, req, nil, true)
+}
+
+func (c *Client) invoke(ctx context.Context, addr string, req *remoting.Command, late LateHandler, pinned bool) (*remoting.Command, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
 		defer cancel()
 	}
-	cn, err := c.conn(ctx, addr)
+	cn, err := c.conn(ctx, addr, pinned)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +192,7 @@ func (c *Client) InvokeOneway(ctx context.Context, addr string, req *remoting.Co
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
 		defer cancel()
 	}
-	cn, err := c.conn(ctx, addr)
+	cn, err := c.conn(ctx, addr, false)
 	if err != nil {
 		return err
 	}
@@ -215,21 +231,29 @@ func (c *Client) pool(addr string) (*pool, error) {
 	return p, nil
 }
 
-// conn returns a usable connection to addr, dialling one if needed.
-func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
+// conn returns a usable connection to addr, dialling one if needed: the
+// next connected one of the pool, or the pool's first when pinned.
+func (c *Client) conn(ctx context.Context, addr string, pinned bool) (*conn, error) {
 	p, err := c.pool(addr)
 	if err != nil {
 		return nil, err
 	}
-	start := p.next.Add(1)
-	// Prefer a connected slot; dial in the chosen one otherwise.
-	for i := range p.slots {
-		s := &p.slots[(int(start)+i)%len(p.slots)]
-		s.mu.Lock()
-		cn := s.conn
-		s.mu.Unlock()
-		if cn != nil && cn.usable() {
-			return cn, nil
+	var start uint32
+	if !pinned {
+		start = p.next.Add(1)
+		// Prefer a connected slot, and dial the chosen one in the background
+		// when it is not; dial in the chosen one when none is connected.
+		for i := range p.slots {
+			s := &p.slots[(int(start)+i)%len(p.slots)]
+			s.mu.Lock()
+			cn := s.conn
+			s.mu.Unlock()
+			if cn != nil && cn.usable() {
+				if i > 0 {
+					c.fill(addr, &p.slots[int(start)%len(p.slots)])
+				}
+				return cn, nil
+			}
 		}
 	}
 	s := &p.slots[int(start)%len(p.slots)]
@@ -261,28 +285,66 @@ func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
 		cn, err := c.dial(ctx, addr)
 
 		s.mu.Lock()
-		s.dialing = nil
-		close(ch)
-		if errors.Is(err, ErrClosed) { // Close ran during the dial
-			s.mu.Unlock()
+		c.dialed(s, ch, cn, err, ctx.Err() == nil)
+		s.mu.Unlock()
+		switch {
+		case errors.Is(err, ErrClosed): // Close ran during the dial
 			return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed}
-		}
-		if err != nil {
-			if ctx.Err() == nil { // the peer failed, not the caller's context
-				s.backoff = min(max(2*s.backoff, c.cfg.ReconnectMin), c.cfg.ReconnectMax)
-				s.nextDial = time.Now().Add(s.backoff)
-				s.lastErr = err
-			}
-			s.mu.Unlock()
-			if ctx.Err() != nil {
-				return nil, ctxError(ctx, addr, false)
-			}
+		case err != nil && ctx.Err() != nil:
+			return nil, ctxError(ctx, addr, false)
+		case err != nil:
 			return nil, &Error{Kind: KindDial, Addr: addr, Err: err}
 		}
-		s.conn, s.backoff, s.lastErr = cn, 0, nil
-		s.mu.Unlock()
 		return cn, nil
 	}
+}
+
+// dialed records in s (s.mu held) how its dial, announced by ch, ended: its
+// connection, or, when the peer failed (not the caller's context nor
+// Close), the back-off before the next dial.
+func (c *Client) dialed(s *slot, ch chan struct{}, cn *conn, err error, peerFailed bool) {
+	s.dialing = nil
+	close(ch)
+	switch {
+	case err == nil:
+		s.conn, s.backoff, s.lastErr = cn, 0, nil
+	case peerFailed && !errors.Is(err, ErrClosed):
+		s.backoff = min(max(2*s.backoff, c.cfg.ReconnectMin), c.cfg.ReconnectMax)
+		s.nextDial = time.Now().Add(s.backoff)
+		s.lastErr = err
+	}
+}
+
+// fill dials slot s of addr's pool in the background, unless it is
+// connected, dialling or backing off; calls meanwhile use the pool's
+// other connections. Without it a pool whose first calls did not race
+// kept one connection whatever its size.
+func (c *Client) fill(addr string, s *slot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (s.conn != nil && s.conn.usable()) || s.dialing != nil || time.Now().Before(s.nextDial) {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	ch := make(chan struct{})
+	s.dialing = ch
+	go func() {
+		defer c.wg.Done()
+		cn, err := c.dial(c.root, addr)
+		s.mu.Lock()
+		c.dialed(s, ch, cn, err, c.root.Err() == nil)
+		s.mu.Unlock()
+		if err != nil && c.root.Err() == nil && !errors.Is(err, ErrClosed) {
+			c.log.LogAttrs(c.root, slog.LevelDebug, "dialling another connection of the pool failed",
+				slog.String("addr", addr), slog.String("error", err.Error()))
+		}
+	}()
 }
 
 func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {

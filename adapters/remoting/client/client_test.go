@@ -494,3 +494,111 @@ func TestLateAnswer(t *testing.T) {
 	default:
 	}
 }
+
+// TestPinnedCallsShareOneConnection: pinned calls (HEART_BEAT and
+// UNREGISTER_CLIENT, whose registrations a broker keeps per connection)
+// all go on one connection of the pool, whichever connection other calls
+// take, also after that connection is replaced.
+func TestPinnedCallsShareOneConnection(t *testing.T) {
+	fb := newFakeBroker(t, nameConnection)
+	c := newClient(t, client.Config{ConnsPerAddr: 2, ReconnectMin: time.Millisecond})
+	via := func(pinned bool) string {
+		t.Helper()
+		call := c.Invoke
+		if pinned {
+			call = c.InvokePinned
+		}
+		resp, err := call(t.Context(), fb.addr(), request("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Remark
+	}
+	round := func() (pinned, others map[string]bool) {
+		pinned, others = map[string]bool{}, map[string]bool{}
+		for range 20 {
+			others[via(false)] = true
+			pinned[via(true)] = true
+			others[via(false)] = true
+		}
+		return pinned, others
+	}
+	waitFor(t, 10*time.Second, func() error { // the pool fills up (see TestPoolFillsUp)
+		_, others := round()
+		if len(others) != 2 {
+			return fmt.Errorf("unpinned calls used %d connections of a pool of 2", len(others))
+		}
+		return nil
+	})
+	pinned, others := round()
+	if len(others) != 2 {
+		t.Fatalf("unpinned calls used %d connections of a pool of 2", len(others))
+	}
+	if len(pinned) != 1 {
+		t.Fatalf("pinned calls used %d connections: %v", len(pinned), pinned)
+	}
+	// The pinned connection is lost: pinned calls move to its replacement
+	// together.
+	fb.mu.Lock()
+	for _, nc := range fb.conns {
+		if pinned[nc.RemoteAddr().String()] {
+			nc.Close()
+		}
+	}
+	fb.mu.Unlock()
+	var again map[string]bool
+	waitFor(t, 10*time.Second, func() error {
+		if _, err := c.InvokePinned(t.Context(), fb.addr(), request("x")); err != nil {
+			return err
+		}
+		again, _ = round()
+		if len(again) != 1 {
+			return fmt.Errorf("pinned calls used %d connections after a reconnect: %v", len(again), again)
+		}
+		return nil
+	})
+	for a := range again {
+		if pinned[a] {
+			t.Fatalf("pinned calls still go on the closed connection %s", a)
+		}
+	}
+}
+
+// nameConnection answers each request with the address of the connection
+// it came on (the client's end).
+func nameConnection(p *peer) {
+	for {
+		req, err := p.read()
+		if err != nil {
+			return
+		}
+		if err := p.write(answer(req, p.nc.RemoteAddr().String())); err != nil {
+			return
+		}
+	}
+}
+
+// TestPoolFillsUp: one call after the other (never racing for a first
+// connection), the calls end up spread over as many connections as the
+// pool holds, and no more are opened.
+func TestPoolFillsUp(t *testing.T) {
+	fb := newFakeBroker(t, nameConnection)
+	c := newClient(t, client.Config{ConnsPerAddr: 3})
+	waitFor(t, 10*time.Second, func() error {
+		seen := map[string]bool{}
+		for range 30 {
+			resp, err := c.Invoke(t.Context(), fb.addr(), request("x"))
+			if err != nil {
+				return err
+			}
+			seen[resp.Remark] = true
+		}
+		if len(seen) != 3 {
+			return fmt.Errorf("30 calls in a row used %d connections of a pool of 3", len(seen))
+		}
+		return nil
+	})
+	if n := fb.acceptedConns(); n != 3 {
+		t.Fatalf("%d connections accepted for a pool of 3", n)
+	}
+}
