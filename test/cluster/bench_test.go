@@ -57,7 +57,7 @@ import (
 // adds the broker's busiest threads, idle and in each row. CLUSTER_BENCH_SENDERS changes the
 // produce rows' concurrent senders (16). CLUSTER_BENCH_COALESCE_SENDS=false
 // and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
-// acks off. CLUSTER_BENCH_DIRECT_SENDERS changes
+// acks off; CLUSTER_BENCH_CONNECTIONS sets cluster.connectionsPerBroker. CLUSTER_BENCH_DIRECT_SENDERS changes
 // the direct produce row's alone, e.g. to compare the broker's cost
 // per message at the rate the proxies reach.
 
@@ -94,6 +94,9 @@ func startPaths(b *testing.B) *benchPaths {
 	}
 	if v := os.Getenv("CLUSTER_BENCH_COALESCE_SENDS"); v != "" {
 		cfg.Cluster.CoalesceSends = v != "false"
+	}
+	if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_CONNECTIONS")); err == nil {
+		cfg.Cluster.ConnectionsPerBroker = n
 	}
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
 	apache := testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
