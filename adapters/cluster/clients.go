@@ -180,7 +180,8 @@ func subscriptionData(s ports.Subscription, at time.Time) remoting.SubscriptionD
 
 // heartbeatLoop registers the connected clients' groups with every master
 // of the cluster every HeartbeatInterval, and at once when a group
-// appears or goes; it also keeps the cluster view fresh.
+// appears or goes; it also keeps the cluster view fresh and forgets idle
+// coalescing lines.
 func (b *Broker) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -193,6 +194,10 @@ func (b *Broker) heartbeatLoop(ctx context.Context) {
 			if _, err := b.meta.refreshCluster(ctx); err != nil && ctx.Err() == nil {
 				b.log.LogAttrs(ctx, slog.LevelWarn, "reading the cluster's brokers failed", slog.Any("error", err))
 			}
+			// Idle coalescing lines go, so that those of deleted topics and
+			// departed brokers do not pile up; a busy line is kept.
+			b.sendLines.Prune()
+			b.ackLines.Prune()
 		case <-b.kick:
 		}
 	}

@@ -10,6 +10,7 @@ package coalesce
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -178,7 +179,23 @@ func (s *Lines[K, T, R]) Line(key K) *Line[T, R] {
 	return line
 }
 
-// Len returns the number of lines made.
+// Prune forgets the lines with nothing in flight nor waiting (a later item
+// of their key gets a new one) and returns how many it forgot, so that the
+// lines of destinations gone (a deleted topic, a broker taken out) do not
+// pile up. A caller that took such a line before still completes on it,
+// only without sharing requests with the callers of the new one.
+func (s *Lines[K, T, R]) Prune() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.lines)
+	maps.DeleteFunc(s.lines, func(_ K, l *Line[T, R]) bool {
+		inFlight, waiting := l.State()
+		return inFlight == 0 && waiting == 0
+	})
+	return n - len(s.lines)
+}
+
+// Len returns the number of lines held.
 func (s *Lines[K, T, R]) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -152,3 +152,32 @@ func TestLinesKeepOneLinePerKey(t *testing.T) {
 		t.Fatal("want one line per key")
 	}
 }
+
+// TestPruneForgetsIdleLines: Prune drops the lines with nothing in flight
+// or waiting, keeps a busy one, and a pruned key gets a new line.
+func TestPruneForgetsIdleLines(t *testing.T) {
+	s := Lines[string, int, int]{Limits: Limits[int]{Flights: 1, MaxItems: 8}}
+	idle := s.Line("idle")
+	busy := s.Line("busy")
+	r := &recorder{hold: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = busy.Do(t.Context(), 1, r.flush) // held in flight until released
+	}()
+	waitState(t, busy, 1, 0)
+	if n := s.Prune(); n != 1 || s.Len() != 1 {
+		t.Fatalf("Prune forgot %d lines, %d left; want 1 forgotten (the idle one), 1 left", n, s.Len())
+	}
+	if s.Line("busy") != busy {
+		t.Fatal("the busy line was replaced")
+	}
+	if s.Line("idle") == idle {
+		t.Fatal("the idle line was kept")
+	}
+	close(r.hold)
+	<-done
+	if n := s.Prune(); n != 2 || s.Len() != 0 {
+		t.Fatalf("Prune forgot %d lines, %d left; want 2 and 0", n, s.Len())
+	}
+}
