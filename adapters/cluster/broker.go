@@ -58,6 +58,10 @@ type Broker struct {
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
 
+	// readyAt is when a readiness probe last passed (UnixNano), 0 after a
+	// broker's transport failure (see Ready).
+	readyAt atomic.Int64
+
 	// Lifecycle of the heartbeat loop (see Start and Close).
 	stop     context.CancelFunc
 	loopDone chan struct{}
@@ -184,9 +188,31 @@ func (b *Broker) Close(ctx context.Context) error {
 	return err
 }
 
+// readyReuse is how long a passed readiness probe answers for the next
+// ones. The gRPC health service asks every second and orchestrators ask
+// again; each probe costs a NameServer a listing of the whole cluster and
+// a broker its runtime info (disk and store statistics), from every
+// rmqproxy instance. A broker's transport failure ends the reuse at once.
+const readyReuse = 5 * time.Second
+
 // Ready reports whether a NameServer answers and at least one master
-// broker of the cluster answers; it is the adapter's readiness check.
+// broker of the cluster answers; it is the adapter's readiness check. A
+// probe that passed is reused for readyReuse, unless a broker failed since.
 func (b *Broker) Ready(ctx context.Context) error {
+	now := b.clock.Now()
+	if at := b.readyAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < readyReuse {
+		return nil
+	}
+	if err := b.probe(ctx); err != nil {
+		return err
+	}
+	b.readyAt.Store(now.UnixNano())
+	return nil
+}
+
+// probe asks the NameServers for the cluster and its masters, one after
+// the other, for their runtime info, until one answers.
+func (b *Broker) probe(ctx context.Context) error {
 	info, err := b.meta.refreshCluster(ctx)
 	if err != nil {
 		return err

@@ -501,6 +501,7 @@ func (b *Broker) failed(brokerName string, err error) {
 	}
 	b.faults.mark(brokerName, b.clock.Now())
 	b.meta.invalidateBroker(brokerName)
+	b.readyAt.Store(0) // the next readiness check probes again
 }
 
 // checkTopicRoute returns the entry and an error for a broker missing from
