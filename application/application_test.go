@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
-	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 type fixedClock struct{ t time.Time }
@@ -96,23 +96,17 @@ func TestAllocateAveragely(t *testing.T) {
 
 func TestSessionsExpireSilentClients(t *testing.T) {
 	cfg := DefaultConfig()
-	clock := &movingClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	s := NewSessions(cfg, clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var gone []string
 	s.setOnGone(func(_ context.Context, id string, _ ClientSettings) { gone = append(gone, id) })
 	s.put("a", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, nil)
 	s.put("b", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: "g"}}, nil)
-	clock.t = clock.t.Add(100 * time.Second)
+	clock.Advance(100 * time.Second)
 	s.touch("b")
-	clock.t = clock.t.Add(30 * time.Second) // a: 130s silent, b: 30s
+	clock.Advance(30 * time.Second) // a: 130s silent, b: 30s
 	s.expire(context.Background())
 	if len(gone) != 1 || gone[0] != "a" || s.Count() != 1 {
 		t.Fatalf("expired %v, %d left", gone, s.Count())
 	}
 }
-
-type movingClock struct{ t time.Time }
-
-func (c *movingClock) Now() time.Time { return c.t }
-
-var _ ports.Clock = (*movingClock)(nil)

@@ -53,7 +53,7 @@ func TestRenewalsShareBrokerCalls(t *testing.T) {
 		}
 		got += len(msgs)
 	}
-	clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead)
 	m.renewer.renewDue(t.Context())
 	if got := len(b.changesSnapshot()); got != n {
 		t.Fatalf("%d renewals, want %d", got, n)

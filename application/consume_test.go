@@ -176,7 +176,7 @@ func TestRenewalSteps(t *testing.T) {
 		t.Fatalf("first invisible time %v", first.InvisibleTime)
 	}
 	// Not due yet: nothing renewed.
-	clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead - time.Second)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead - time.Second)
 	m.renewer.renewDue(t.Context())
 	if n := len(b.changesSnapshot()); n != 0 {
 		t.Fatalf("%d renewals before the renew-ahead window", n)
@@ -184,9 +184,9 @@ func TestRenewalSteps(t *testing.T) {
 	// Each renewal grants the next step, starting from the delivery's latest handle.
 	var last domain.ReceiptHandle
 	for i, want := range renewSteps[:4] {
-		clock.t = clock.t.Add(2 * time.Second)
+		clock.Advance(2 * time.Second)
 		if i > 0 {
-			clock.t = last.NextVisibleTime().Add(-cfg.Consumer.RenewAhead)
+			clock.Set(last.NextVisibleTime().Add(-cfg.Consumer.RenewAhead))
 		}
 		m.renewer.renewDue(t.Context())
 		ch := b.changesSnapshot()
@@ -216,7 +216,7 @@ func TestRenewalGivesUpAfterMaxTime(t *testing.T) {
 	m, b, clock := newTestMessaging(cfg)
 	b.groups["g"] = domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 5, RetryPolicy: domain.RetryPolicy{Delays: []time.Duration{7 * time.Second}}}
 	receiveHeld(t, m, b)
-	clock.t = clock.t.Add(cfg.Consumer.RenewMaxTime)
+	clock.Advance(cfg.Consumer.RenewMaxTime)
 	m.renewer.renewDue(t.Context())
 	ch := b.changesSnapshot()
 	if len(ch) != 1 || ch[0].InvisibleTime != 7*time.Second {
@@ -241,7 +241,7 @@ func TestRenewalFailures(t *testing.T) {
 			m, b, clock := newTestMessaging(cfg)
 			receiveHeld(t, m, b)
 			b.changeErr = c.err
-			clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - time.Second)
+			clock.Advance(cfg.Consumer.DefaultInvisibleTime - time.Second)
 			for i := 1; i <= c.forgetsAt; i++ {
 				if len(m.renewer.held) == 0 {
 					t.Fatalf("forgotten after %d attempts, want %d", i-1, c.forgetsAt)
@@ -262,7 +262,7 @@ func TestReleaseUndelivered(t *testing.T) {
 	cfg := DefaultConfig()
 	m, b, clock := newTestMessaging(cfg)
 	msg, _ := receiveHeld(t, m, b)
-	clock.t = clock.t.Add(cfg.Consumer.DefaultInvisibleTime - time.Second)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - time.Second)
 	m.renewer.renewDue(t.Context())
 	latest := m.renewer.held[holderKey{"c1", "g"}][msg.ID].handle
 	m.Release(asClient(t.Context(), "c1"), "g", []domain.StoredMessage{msg})
@@ -369,7 +369,7 @@ func TestClientRegistryIsBounded(t *testing.T) {
 	if err := m.Heartbeat(asClient(t.Context(), "a"), "", ClientTypeProducer); err != nil {
 		t.Errorf("a known client's heartbeat: %v", err)
 	}
-	clock.t = clock.t.Add(cfg.Clients.ExpiryTimeout + time.Second)
+	clock.Advance(cfg.Clients.ExpiryTimeout + time.Second)
 	m.sessions.expire(t.Context())
 	if err := m.Heartbeat(asClient(t.Context(), "c"), "", ClientTypeProducer); err != nil {
 		t.Errorf("after the others expired: %v", err)

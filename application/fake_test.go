@@ -9,6 +9,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // fakeBroker is the broker side of the application's unit tests: it hands
@@ -17,7 +18,7 @@ import (
 // panic through the embedded nil interface.
 type fakeBroker struct {
 	ports.Broker
-	clock *movingClock
+	clock *clocktest.Clock
 
 	mu        sync.Mutex
 	pending   []domain.StoredMessage
@@ -32,7 +33,7 @@ type fakeBroker struct {
 	groups    map[string]domain.ConsumerGroup
 }
 
-func newFakeBroker(clock *movingClock) *fakeBroker {
+func newFakeBroker(clock *clocktest.Clock) *fakeBroker {
 	return &fakeBroker{clock: clock, nextStart: 1000, groups: map[string]domain.ConsumerGroup{}}
 }
 
@@ -138,8 +139,8 @@ func (b *fakeBroker) changesSnapshot() []ports.ChangeInvisibleRequest {
 
 // newTestMessaging returns use cases over a fake broker with a clock the
 // test moves.
-func newTestMessaging(cfg Config) (*Messaging, *fakeBroker, *movingClock) {
-	clock := &movingClock{t: time.Unix(1_700_000_000, 0)}
+func newTestMessaging(cfg Config) (*Messaging, *fakeBroker, *clocktest.Clock) {
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newFakeBroker(clock)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := NewSessions(cfg, clock, log)

@@ -9,15 +9,16 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 func clientCtx(id string) context.Context {
 	return ports.WithRequestInfo(context.Background(), ports.RequestInfo{ClientID: id})
 }
 
-func newTestTraffic(t *testing.T, r TrafficRules) (*Traffic, *movingClock) {
+func newTestTraffic(t *testing.T, r TrafficRules) (*Traffic, *clocktest.Clock) {
 	t.Helper()
-	clock := &movingClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	tr := NewTraffic(DefaultTrafficConfig(), clock)
 	if _, err := tr.SetRules(r); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestTrafficClientSendLimitIsPerClient(t *testing.T) {
 	if err := tr.AdmitSend(clientCtx("b"), "t", 1, 100); err != nil {
 		t.Fatalf("another client: %v", err)
 	}
-	clock.t = clock.t.Add(100 * time.Millisecond) // one token back
+	clock.Advance(100 * time.Millisecond) // one token back
 	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 100); err != nil {
 		t.Fatalf("after 100ms: %v", err)
 	}
@@ -138,11 +139,11 @@ func TestTrafficLargeRequestsPassAtTheAverage(t *testing.T) {
 	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 5000); err != nil {
 		t.Fatalf("a message larger than the burst with a full bucket: %v", err)
 	}
-	clock.t = clock.t.Add(4 * time.Second) // still 1000 bytes in debt
+	clock.Advance(4 * time.Second) // still 1000 bytes in debt
 	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 1); err == nil {
 		t.Fatal("admitted while in debt")
 	}
-	clock.t = clock.t.Add(1001 * time.Millisecond)
+	clock.Advance(1001 * time.Millisecond)
 	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 1); err != nil {
 		t.Fatalf("after the debt is paid: %v", err)
 	}
@@ -167,7 +168,7 @@ func TestTrafficReceiveWaitsOrThrottles(t *testing.T) {
 	if n := throttledCount(tr, "group", DirectionReceive); n != 1 {
 		t.Fatalf("group receive throttles %d, want 1", n)
 	}
-	clock.t = clock.t.Add(500 * time.Millisecond) // +5 tokens: 3
+	clock.Advance(500 * time.Millisecond) // +5 tokens: 3
 	if n, _, err := tr.AwaitReceive(ctx, "g", "t", 0); err != nil || n != 3 {
 		t.Fatalf("after 500ms: room %d, %v; want 3", n, err)
 	}
@@ -267,7 +268,7 @@ func TestTrafficIdleBucketsAreSwept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock.t = clock.t.Add(time.Second) // every bucket full again
+	clock.Advance(time.Second) // every bucket full again
 	if err := tr.AdmitSend(clientCtx("new"), "t", 1, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -245,12 +245,18 @@ func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command)
 // sooner anyway (a gRPC call's deadline, usually) is used as it is: a
 // derived context costs a timer and four allocations per request.
 func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := bounded(ctx, timeout)
+	defer cancel()
 	return b.rpc.InvokeWithLate(ctx, addr, req, late)
+}
+
+// bounded returns ctx ending within timeout: ctx itself when it ends sooner
+// anyway (with a no-op cancel), a derived context otherwise.
+func bounded(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
 }
 
 // call sends a request built from code, header and body to addr and
@@ -272,7 +278,7 @@ func (b *Broker) call(ctx context.Context, addr string, code remoting.RequestCod
 // broker's expiry (120 s), and then the broker closed that connection with
 // whatever requests were in flight on it.
 func (b *Broker) callPinned(ctx context.Context, addr string, code remoting.RequestCode, h remoting.Header, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	ctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	resp, err := b.rpc.InvokePinned(ctx, addr, newRequest(code, h, body))
 	if err != nil {

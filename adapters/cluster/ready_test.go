@@ -2,32 +2,14 @@ package cluster
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
-
-// steppedClock is a ports.Clock that moves only when told.
-type steppedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *steppedClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestReadinessProbeIsReused: a readiness probe that passed answers the
 // checks of the next readyReuse without asking the NameServer or a broker
@@ -51,7 +33,7 @@ func TestReadinessProbeIsReused(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
-	clock := &steppedClock{now: time.Unix(1_700_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b, err := New(cfg, nil, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -69,12 +51,12 @@ func TestReadinessProbeIsReused(t *testing.T) {
 	}
 	ready(1, 1)
 	for range 4 { // checks a second apart reuse the probe
-		clock.add(time.Second)
+		clock.Advance(time.Second)
 		ready(1, 1)
 	}
-	clock.add(time.Second) // readyReuse after the probe
+	clock.Advance(time.Second) // readyReuse after the probe
 	ready(2, 2)
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	ready(2, 2)
 	b.failed("b1", &client.Error{Kind: client.KindConnection, Addr: addr, Err: errors.New("peer closed the connection")})
 	ready(3, 3)

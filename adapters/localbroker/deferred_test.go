@@ -14,6 +14,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // fireTimers runs the timer service at the fake clock's time until nothing
@@ -576,7 +577,7 @@ func TestTransactionCheckBack(t *testing.T) {
 
 func TestPendingDeferredMessagesPinRetention(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
-	h.clock = &fakeClock{t: time.Now()}
+	h.clock = clocktest.New(time.Now())
 	h.restart()
 	now := h.clock.Now()
 	r := h.send("tx", 0, txMsg("tx", "half"))[0]

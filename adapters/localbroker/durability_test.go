@@ -20,6 +20,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
@@ -662,7 +663,7 @@ func TestShortQueueRebuilt(t *testing.T) {
 // whose first records retention deleted (placeholders: gone).
 func TestOldFormatQueuesRebuilt(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
-	h.clock = &fakeClock{t: time.Now()} // segment ages come from file times
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
 	h.restart()
 	body := bytes.Repeat([]byte{'x'}, 500)
 	for i := range 40 {

@@ -20,29 +20,13 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // errorCatcher fails the test on any Error-level log the test did not expect,
@@ -176,7 +160,7 @@ func (h *harness) crashRestart(settle bool) {
 	h.open()
 }
 
-func (h *harness) fake() *fakeClock { return h.clock.(*fakeClock) }
+func (h *harness) fake() *clocktest.Clock { return h.clock.(*clocktest.Clock) }
 
 func msg(topic, id, tag string) domain.Message {
 	return domain.Message{Topic: topic, ID: id, Tag: tag, Body: []byte("body-" + id)}
@@ -977,7 +961,7 @@ func TestTornTailAndCorruption(t *testing.T) {
 
 func TestRetentionSkipsDeletedMessages(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
-	h.clock = &fakeClock{t: time.Now()} // segment ages come from file times
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
 	h.restart()
 	for i := range 40 {
 		m := msg("t", fmt.Sprint(i), "")

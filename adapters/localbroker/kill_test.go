@@ -14,6 +14,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // The child side of TestKill9: it sends and acks as fast as it can and
@@ -122,7 +123,7 @@ func TestKill9(t *testing.T) {
 		}
 		// Recover with a clock far ahead so that every unacked delivery is
 		// visible again, and read everything.
-		clock := &fakeClock{t: time.Now().Add(2 * time.Hour * time.Duration(round+1))}
+		clock := clocktest.New(time.Now().Add(2 * time.Hour * time.Duration(round+1)))
 		cfg := testConfig(dir)
 		cfg.SegmentSize = 32 << 10
 		cfg.MaxRecordSize = 8 << 10

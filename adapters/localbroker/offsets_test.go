@@ -11,6 +11,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 func (h *harness) pull(group, topic string, qid int32, off int64, n int32, f filter.Filter) ports.PullResult {
@@ -196,7 +197,7 @@ func TestQueryOffset(t *testing.T) {
 
 func TestMinOffsetAfterRetention(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
-	h.clock = &fakeClock{t: time.Now()}
+	h.clock = clocktest.New(time.Now())
 	h.restart()
 	ctx := t.Context()
 	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}

@@ -11,6 +11,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // bucketFile is the timer-index file of the bucket holding time at.
@@ -229,7 +230,7 @@ func TestDamagedTimerBucketRebuilt(t *testing.T) {
 // bucket look drained (its file deleted, the timer lost).
 func TestTimerRebuildAfterRetention(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
-	h.clock = &fakeClock{t: time.Now()} // segment ages come from file times
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
 	h.restart()
 	now := h.clock.Now()
 	at := h.e.timers.BucketStart(now.Add(5*time.Hour).UnixMilli()) + 10_000

@@ -35,8 +35,8 @@ func TestRegistrationsStayOnOneConnection(t *testing.T) {
 	producer := testenv.NewProducer(t, p, topic)
 	consumer := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	bc := newBrokerClient(t, broker.Addr)
-	addrs := func(code remoting.RequestCode, key, name string) ([]string, error) {
-		resp := bc.do(code, connectionListHeader{key: name})
+	addrs := func(code remoting.RequestCode, h remoting.Header) ([]string, error) {
+		resp := bc.do(code, h)
 		if resp.Code != int32(remoting.ResponseSuccess) {
 			return nil, nil // the broker has no client of the group
 		}
@@ -56,11 +56,11 @@ func TestRegistrationsStayOnOneConnection(t *testing.T) {
 	}
 	registered := func() (consumers, producers []string) {
 		t.Helper()
-		consumers, err := addrs(remoting.RequestGetConsumerConnectionList, "consumerGroup", group)
+		consumers, err := addrs(remoting.RequestGetConsumerConnectionList, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: group})
 		if err != nil {
 			t.Fatal(err)
 		}
-		producers, err = addrs(remoting.RequestGetProducerConnectionList, "producerGroup", topic)
+		producers, err = addrs(remoting.RequestGetProducerConnectionList, producerGroupHeader(topic))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,16 +132,13 @@ func TestRegistrationsStayOnOneConnection(t *testing.T) {
 	})
 }
 
-// connectionListHeader is the one-field header of
-// GET_CONSUMER_CONNECTION_LIST (consumerGroup) and
-// GET_PRODUCER_CONNECTION_LIST (producerGroup).
-type connectionListHeader map[string]string
+// producerGroupHeader is the header of GET_PRODUCER_CONNECTION_LIST, its
+// one field producerGroup (GET_CONSUMER_CONNECTION_LIST's is
+// remoting.ConsumerGroupRequestHeader).
+type producerGroupHeader string
 
-func (h connectionListHeader) AppendFields(dst remoting.Fields) remoting.Fields {
-	for k, v := range h {
-		dst = append(dst, remoting.Field{Key: k, Value: v})
-	}
-	return dst
+func (h producerGroupHeader) AppendFields(dst remoting.Fields) remoting.Fields {
+	return append(dst, remoting.Field{Key: "producerGroup", Value: string(h)})
 }
 
-func (h connectionListHeader) DecodeFields(remoting.Fields) error { return nil }
+func (h producerGroupHeader) DecodeFields(remoting.Fields) error { return nil }
