@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,11 @@ type Broker struct {
 	// readyAt is when a readiness probe last passed (UnixNano), 0 after a
 	// broker's transport failure (see Ready).
 	readyAt atomic.Int64
+	// brokerAnsweredAt is when a broker last answered a request (UnixNano,
+	// kept to the second), 0 after a broker's transport failure: traffic
+	// that a broker answers stands in for the readiness probe's request
+	// to it (see Ready).
+	brokerAnsweredAt atomic.Int64
 
 	// Lifecycle of the heartbeat loop (see Start and Close).
 	stop     context.CancelFunc
@@ -200,22 +206,35 @@ const readyReuse = 5 * time.Second
 // probe that passed is reused for readyReuse, unless a broker failed since.
 func (b *Broker) Ready(ctx context.Context) error {
 	now := b.clock.Now()
-	if at := b.readyAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < readyReuse {
+	if recent(b.readyAt.Load(), now) {
 		return nil
 	}
-	if err := b.probe(ctx); err != nil {
+	if err := b.probe(ctx, now); err != nil {
 		return err
 	}
 	b.readyAt.Store(now.UnixNano())
 	return nil
 }
 
+// recent reports whether the UnixNano stamp at (0: never) lies within
+// readyReuse before now.
+func recent(at int64, now time.Time) bool {
+	return at != 0 && now.Sub(time.Unix(0, at)) < readyReuse
+}
+
 // probe asks the NameServers for the cluster and its masters, one after
-// the other, for their runtime info, until one answers.
-func (b *Broker) probe(ctx context.Context) error {
+// the other, for their runtime info, until one answers. When a broker
+// answered a request within readyReuse, the NameServer's answer is enough:
+// under load a broker can take seconds to gather its runtime info (store
+// and disk statistics) while it answers sends and pops at once, and
+// readiness must not fail an instance that is serving.
+func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	info, err := b.meta.refreshCluster(ctx)
 	if err != nil {
 		return err
+	}
+	if recent(b.brokerAnsweredAt.Load(), now) {
+		return nil
 	}
 	var lastErr error
 	for _, m := range info.masterList() {
@@ -247,7 +266,24 @@ func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command)
 func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
 	ctx, cancel := bounded(ctx, timeout)
 	defer cancel()
-	return b.rpc.InvokeWithLate(ctx, addr, req, late)
+	resp, err := b.rpc.InvokeWithLate(ctx, addr, req, late)
+	if err == nil {
+		b.answered(addr)
+	}
+	return resp, err
+}
+
+// answered records that addr answered a request, when addr is a broker's.
+// The stamp is kept to the second, so that the hot path mostly only reads
+// it.
+func (b *Broker) answered(addr string) {
+	if slices.Contains(b.cfg.NameServers, addr) {
+		return
+	}
+	now := b.clock.Now().UnixNano()
+	if now-b.brokerAnsweredAt.Load() >= int64(time.Second) {
+		b.brokerAnsweredAt.Store(now)
+	}
 }
 
 // bounded returns ctx ending within timeout: ctx itself when it ends sooner
@@ -284,6 +320,7 @@ func (b *Broker) callPinned(ctx context.Context, addr string, code remoting.Requ
 	if err != nil {
 		return err
 	}
+	b.answered(addr)
 	return remoting.Expect(resp)
 }
 

@@ -501,7 +501,8 @@ func (b *Broker) failed(brokerName string, err error) {
 	}
 	b.faults.mark(brokerName, b.clock.Now())
 	b.meta.invalidateBroker(brokerName)
-	b.readyAt.Store(0) // the next readiness check probes again
+	b.readyAt.Store(0)          // the next readiness check probes again,
+	b.brokerAnsweredAt.Store(0) // and asks a broker too
 }
 
 // checkTopicRoute returns the entry and an error for a broker missing from

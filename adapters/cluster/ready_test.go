@@ -61,3 +61,61 @@ func TestReadinessProbeIsReused(t *testing.T) {
 	b.failed("b1", &client.Error{Kind: client.KindConnection, Addr: addr, Err: errors.New("peer closed the connection")})
 	ready(3, 3)
 }
+
+// TestBrokerTrafficStandsInForTheReadinessProbe: when a broker answered a
+// request within readyReuse, readiness asks only the NameServer, not the
+// broker's runtime info (which a loaded broker can take seconds to
+// gather); answers older than that, or a broker's transport failure since,
+// make the probe ask the broker again.
+func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
+	var listings, runtimeInfos atomic.Int32
+	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerRuntimeInfo {
+			runtimeInfos.Add(1)
+		}
+		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	})
+	nameServer := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			listings.Add(1)
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
+				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: brokerAddr}}},
+				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{nameServer}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b, err := New(cfg, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(t.Context()) })
+	ready := func(wantListings, wantRuntimeInfos int32) {
+		t.Helper()
+		if err := b.Ready(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if l, r := listings.Load(), runtimeInfos.Load(); l != wantListings || r != wantRuntimeInfos {
+			t.Fatalf("%d cluster listings and %d runtime-info requests, want %d and %d", l, r, wantListings, wantRuntimeInfos)
+		}
+	}
+	traffic := func() {
+		t.Helper()
+		if _, err := b.call(t.Context(), brokerAddr, remoting.RequestGetMaxOffset, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready(1, 1)
+	clock.Advance(readyReuse)
+	traffic()
+	ready(2, 1) // the broker's answer stands in for its runtime info
+	clock.Advance(readyReuse)
+	ready(3, 2) // that answer is too old now
+	clock.Advance(readyReuse)
+	traffic()
+	b.failed("b1", &client.Error{Kind: client.KindConnection, Addr: brokerAddr, Err: errors.New("peer closed the connection")})
+	ready(4, 3) // a transport failure since the answer
+}
