@@ -168,13 +168,20 @@ func TestNonDurableAppendsSkipFsync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Written soon, but not fsynced: wait on a condition, not a sleep.
-	deadline := time.Now().Add(5 * time.Second)
-	for l.written.Load() < end {
-		if time.Now().After(deadline) {
-			t.Fatal("record not written")
+	// Written soon, but not fsynced: wait on a condition, not a sleep. The
+	// channel is taken before the check, or an advance between the two
+	// would leave the wait on a channel that nothing closes.
+	deadline := time.After(5 * time.Second)
+	for {
+		advanced := l.advanceChan()
+		if l.written.Load() >= end {
+			break
 		}
-		<-l.advanceChan()
+		select {
+		case <-advanced:
+		case <-deadline:
+			t.Fatal("record not written within 5s")
+		}
 	}
 	if l.SyncedOffset() >= end || l.Stats().Fsyncs != 0 {
 		t.Fatalf("a non-durable record was fsynced alone")
