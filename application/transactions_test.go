@@ -10,6 +10,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // recordingChannel records the commands it takes, or refuses them all.
@@ -58,24 +59,10 @@ func TestCheckBacksPassOverRefusingProducers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 30*time.Second, func() error {
+	waitfor.Condition(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if got := healthy.count(); got < n {
 			return fmt.Errorf("the healthy producer got %d of %d check-backs", got, n)
 		}
 		return nil
 	})
-}
-
-// waitFor polls cond until it returns nil or d passes.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(10*time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
-	}
 }

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // TestReadinessProbeIsReused: a readiness probe that passed answers the
@@ -118,4 +121,39 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 	traffic()
 	b.failed("b1", &client.Error{Kind: client.KindConnection, Addr: brokerAddr, Err: errors.New("peer closed the connection")})
 	ready(4, 3) // a transport failure since the answer
+}
+
+// TestHeartbeatLoopForgetsIdleLines: the heartbeat loop prunes the
+// coalescing lines that have nothing in flight, so those of deleted topics
+// and departed brokers do not pile up.
+func TestHeartbeatLoopForgetsIdleLines(t *testing.T) {
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
+				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	cfg.HeartbeatInterval = 10 * time.Millisecond
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ackLines.Line("b1")
+	b.sendLines.Line(sendKey{broker: "b1", topic: "deleted-topic"})
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) }) // t.Context() ends before cleanups: Close would not wait for the loop
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if a, s := b.ackLines.Len(), b.sendLines.Len(); a+s != 0 {
+			return fmt.Errorf("with 10 ms heartbeats: %d ack lines and %d send lines left, want none", a, s)
+		}
+		return nil
+	})
 }

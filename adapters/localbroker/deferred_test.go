@@ -15,6 +15,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // fireTimers runs the timer service at the fake clock's time until nothing
@@ -199,7 +200,7 @@ func TestOverdueTimersFireAtStart(t *testing.T) {
 	h.e.crash()
 	// Restart well after the first two were due: the timer goroutine fires
 	// them without anyone asking.
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if time.Now().Before(now.Add(500 * time.Millisecond)) {
 			return fmt.Errorf("not due yet")
 		}
@@ -512,7 +513,7 @@ func TestTransactionCheckBack(t *testing.T) {
 			if n, _ := h.txnChecks(slowOrigin); n != 0 {
 				t.Fatal("the producer's recovery time (20s) was not honoured")
 			}
-			waitFor(t, 10*time.Second, func() error {
+			waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 				if c := rec.counts(); len(c) != 1 {
 					return fmt.Errorf("handler got %v", c)
 				}

@@ -22,6 +22,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // TestCrashAfterTopicDeleteStarts is the regression test of a crash right
@@ -388,7 +389,7 @@ func TestDiskFullEngine(t *testing.T) {
 
 	// Space comes back: the engine resumes by itself.
 	tmpfs.Resize(t, mnt, "16m")
-	waitFor(t, 30*time.Second, func() error {
+	waitfor.Condition(t, 30*time.Second, time.Millisecond, func() error {
 		_, err := h.e.Send(ctx, q, []domain.Message{{Topic: "t", ID: "after", Body: body}})
 		return err
 	})
@@ -561,7 +562,7 @@ func TestCloseKeepsLockUntilWriterStops(t *testing.T) {
 		_, err := h.e.Send(context.Background(), domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("t", "b", "")})
 		sent <- err
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if h.e.clog.NextOffset() == endA || h.e.clog.PendingBytes() > 0 {
 			return errors.New("the send is not in fdatasync yet")
 		}

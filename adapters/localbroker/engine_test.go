@@ -21,6 +21,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -862,7 +863,7 @@ func TestLongPoll(t *testing.T) {
 		}
 		res <- got
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		h.e.mu.Lock()
 		defer h.e.mu.Unlock()
 		if _, ok := h.e.waiters[queueKey{"t", 3}]; !ok {
@@ -910,19 +911,6 @@ func TestLongPoll(t *testing.T) {
 	case <-res:
 	case <-time.After(10 * time.Second):
 		t.Fatal("poll hung past its context")
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestModuleLifecycle(t *testing.T) {
@@ -158,7 +159,7 @@ func TestReadyReportsRecoveryAndHighWater(t *testing.T) {
 	}
 	started := make(chan error, 1)
 	go func() { started <- e.Start(context.Background()) }()
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if err := e.Ready(t.Context()); err == nil || !strings.Contains(err.Error(), "recovering") {
 			return fmt.Errorf("readiness while recovering: %v", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func (h *harness) pull(group, topic string, qid int32, off int64, n int32, f filter.Filter) ports.PullResult {
@@ -86,7 +87,7 @@ func TestPullLongPoll(t *testing.T) {
 		}
 		res <- r
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		h.e.mu.Lock()
 		defer h.e.mu.Unlock()
 		if _, ok := h.e.waiters[queueKey{"t", q.QueueID}]; !ok {

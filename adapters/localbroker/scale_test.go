@@ -12,6 +12,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestAckSetMatchesAMap(t *testing.T) {
@@ -262,7 +263,7 @@ func TestAckWakesOnlyItsQueuesFIFOPollers(t *testing.T) {
 	h.e.mu.Lock()
 	h.e.promoteLocked()
 	h.e.mu.Unlock()
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if !woken(other) {
 			return fmt.Errorf("a new message in queue 2 did not wake its poller")
 		}
@@ -281,7 +282,7 @@ func TestDeferredMessagesReadWithoutTheEngineLock(t *testing.T) {
 	h.fake().Advance(2 * time.Second)
 	kick(h.e.timerKick)
 	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-timer", "")) })
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if got := h.pop("g", "d", 0, 1, time.Minute); len(got) != 1 {
 			return fmt.Errorf("fired message not delivered yet")
 		}
@@ -364,7 +365,7 @@ func TestTimerDueDuringItsPassIsReadWithoutTheEngineLock(t *testing.T) {
 	<-reading
 	servesMeanwhile(t, release, func() { h.send("u", 0, msg("u", "during-read", "")) })
 	close(release)
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if got := h.pop("g", "late", 0, 1, time.Minute); len(got) != 1 {
 			return fmt.Errorf("the late timer's message is not delivered yet")
 		}
@@ -434,7 +435,7 @@ func TestRecallReadsWithoutTheEngineLock(t *testing.T) {
 	<-held.reading
 	h.fake().Advance(4 * time.Second)
 	kick(h.e.timerKick)
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if got := h.pop("g", "f", 0, 1, time.Minute); len(got) != 1 {
 			return fmt.Errorf("the due message is not delivered yet")
 		}
@@ -482,7 +483,7 @@ func TestTimerBucketLoadedWithoutTheEngineLock(t *testing.T) {
 	h.fake().Advance(2 * time.Second)
 	kick(h.e.timerKick)
 	var got []string
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		for _, m := range h.pop("g", "b", 0, 8, time.Minute) {
 			got = append(got, m.ID)
 		}
@@ -519,7 +520,7 @@ func TestTransactionChecksReadWithoutTheEngineLock(t *testing.T) {
 		h.fake().Advance(advance)
 		kick(h.e.txnKick)
 		held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-"+what, "")) })
-		waitFor(t, 10*time.Second, done)
+		waitfor.Condition(t, 10*time.Second, time.Millisecond, done)
 		if n := held.reads.Load(); n != 1 {
 			t.Fatalf("%s: the half message was read %d times, want once (without the engine lock)", what, n)
 		}
@@ -563,7 +564,7 @@ func TestDeadLetterMoveReadsWithoutTheEngineLock(t *testing.T) {
 	h.e.kickReviver()
 	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-dead-letter", "")) })
 	dlq := domain.DeadLetterTopic("g")
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
 		if got := h.pop("inspector", dlq, 0, 1, time.Minute); !slices.Equal(ids(got), []string{"poison"}) {
 			return fmt.Errorf("in the dead-letter queue: %v", ids(got))
 		}

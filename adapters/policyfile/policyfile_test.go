@@ -10,6 +10,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/policyfile"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // An ACL 2.0 export as mqadmin lists users and ACLs (JSON).
@@ -207,7 +208,7 @@ func TestSourceReloads(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	write("users: [oops")
-	waitUntil(t, func() bool { return src.Health() != nil })
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the condition", func() bool { return src.Health() != nil })
 	write("users:\n  - name: alice\n    secret: alice-secret-0123\n")
 	select {
 	case s := <-applied:
@@ -217,7 +218,7 @@ func TestSourceReloads(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no reload")
 	}
-	waitUntil(t, func() bool { return src.Health() == nil })
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the condition", func() bool { return src.Health() == nil })
 }
 
 func FuzzDecode(f *testing.F) {

@@ -20,6 +20,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/migrations"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func newKey() string {
@@ -332,20 +333,6 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it returns nil or d passes.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(10*time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
-	}
-}
-
 type applied struct {
 	mu   sync.Mutex
 	revs []int64
@@ -385,7 +372,7 @@ func TestSourceFollowsChanges(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); src.Watch(wctx, snap.Revision, views[i].apply) }()
 		t.Cleanup(func() { cancel(); <-done })
-		waitFor(t, 10*time.Second, src.Health)
+		waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, src.Health)
 	}
 	if err := s.CreateUser(ctx, actor, domain.User{Name: "bob"}, domain.Secret("bob-secret-0123456789")); err != nil {
 		t.Fatal(err)
@@ -394,7 +381,7 @@ func TestSourceFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range views {
-		waitFor(t, 5*time.Second, func() error {
+		waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
 			if views[i].entries() != 1 {
 				return errors.New("entry not loaded")
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // rmq wraps a client and the cluster for the steps below.
@@ -95,7 +96,7 @@ func TestClientAgainstRealRocketMQ(t *testing.T) {
 	// client's version without acceptStandardJsonOnly: unquoted broker ids).
 	for _, std := range []bool{true, false} {
 		var route remoting.TopicRouteData
-		waitFor(t, 30*time.Second, func() error {
+		waitfor.Condition(t, 30*time.Second, 100*time.Millisecond, func() error {
 			req := remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
 				remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: topic, AcceptStandardJSONOnly: std}), nil)
 			if !std {
@@ -177,7 +178,7 @@ func TestClientAgainstRealRocketMQ(t *testing.T) {
 	// Queue bounds, once with a ROCKETMQ binary header. The broker builds
 	// its consume queue after it answers a send (its reput service), so
 	// the bound can lag behind for a moment on a loaded machine.
-	waitFor(t, 30*time.Second, func() error {
+	waitfor.Condition(t, 30*time.Second, 100*time.Millisecond, func() error {
 		resp, err := r.try(cl.Broker, remoting.RequestGetMaxOffset, remoting.GetMaxOffsetRequestHeader(rpc, topic, 0, true), nil, remoting.RocketMQ)
 		if err != nil {
 			return err
@@ -232,7 +233,7 @@ func TestClientAgainstRealRocketMQ(t *testing.T) {
 
 	// Pop all four, change one's invisible time, ack all with the right handles.
 	popped := map[string]remoting.Message{}
-	waitFor(t, 60*time.Second, func() error {
+	waitfor.Condition(t, 60*time.Second, 100*time.Millisecond, func() error {
 		pop := remoting.PopMessageRequestHeader{RPC: rpc, ConsumerGroup: popGroup, Topic: topic, QueueID: -1, MaxMsgNums: 32,
 			InvisibleTime: 60000, PollTime: 1000, BornTime: time.Now().UnixMilli(), InitMode: remoting.InitModeMin,
 			ExpType: remoting.ExpressionTag, Exp: "*"}
@@ -289,7 +290,7 @@ func TestClientAgainstRealRocketMQ(t *testing.T) {
 	if err != nil || remoting.Expect(resp) != nil {
 		t.Fatalf("fifo send: %v %+v", err, resp)
 	}
-	waitFor(t, 60*time.Second, func() error {
+	waitfor.Condition(t, 60*time.Second, 100*time.Millisecond, func() error {
 		pop := remoting.PopMessageRequestHeader{RPC: rpc, ConsumerGroup: popGroup + "-fifo", Topic: fifoTopic, QueueID: -1,
 			MaxMsgNums: 32, InvisibleTime: 60000, PollTime: 1000, BornTime: time.Now().UnixMilli(), InitMode: remoting.InitModeMin,
 			ExpType: remoting.ExpressionTag, Exp: "*", Order: true}
@@ -388,17 +389,4 @@ func adminAndNotify(t *testing.T, r *rmq, topic string) {
 func isCode(err error, code remoting.ResponseCode) bool {
 	var re *remoting.ResponseError
 	return errors.As(err, &re) && re.Code == code
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(100*time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -240,7 +241,7 @@ func TestGracefulStop(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop(context.Background()) }()
 	var d net.Dialer
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
 		conn, err := d.DialContext(t.Context(), "tcp", addr)
 		if err != nil {
 			return nil // no longer accepting
@@ -300,18 +301,5 @@ func TestServerErrorsLogAtDebug(t *testing.T) {
 	r, ok := logs.find("handler bug")
 	if !ok || r.Level != slog.LevelDebug {
 		t.Fatalf("the panic is not logged at Debug: %v %v", ok, r.Level)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(10*time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
 	}
 }

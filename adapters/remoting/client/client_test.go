@@ -22,6 +22,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -198,7 +199,7 @@ func TestMisbehavingPeer(t *testing.T) {
 			if ce.Kind != tt.kind || !ce.Retryable() || !ce.MaybeDelivered() {
 				t.Fatalf("error %v: kind %v retryable %v delivered %v", err, ce.Kind, ce.Retryable(), ce.MaybeDelivered())
 			}
-			waitFor(t, 5*time.Second, func() error {
+			waitfor.Condition(t, 5*time.Second, 5*time.Millisecond, func() error {
 				resp, err := c.Invoke(t.Context(), fb.addr(), request("2"))
 				if err != nil {
 					return err
@@ -249,7 +250,7 @@ func TestInFlightBound(t *testing.T) {
 	}()
 	// Wait until the first call holds the only slot: a second call then
 	// waits and ends with its context, unsent.
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Condition(t, 5*time.Second, 5*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 		defer cancel()
 		_, err := c.Invoke(ctx, fb.addr(), request("second"))
@@ -306,7 +307,7 @@ func TestReconnectBackoff(t *testing.T) {
 	if _, err := c2.Invoke(t.Context(), bad, request("x")); err == nil {
 		t.Fatal("dial to port 1 succeeded")
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Condition(t, 5*time.Second, 5*time.Millisecond, func() error {
 		_, err := c2.Invoke(t.Context(), fb.addr(), request("y"))
 		return err
 	})
@@ -370,7 +371,7 @@ func TestCloseEndsCallsInProgress(t *testing.T) {
 		_, err := c.Invoke(context.Background(), fb.addr(), request("1"))
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Condition(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if fb.acceptedConns() == 0 {
 			return errors.New("not connected yet")
 		}
@@ -523,7 +524,7 @@ func TestPinnedCallsShareOneConnection(t *testing.T) {
 		}
 		return pinned, others
 	}
-	waitFor(t, 10*time.Second, func() error { // the pool fills up (see TestPoolFillsUp)
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error { // the pool fills up (see TestPoolFillsUp)
 		_, others := round()
 		if len(others) != 2 {
 			return fmt.Errorf("unpinned calls used %d connections of a pool of 2", len(others))
@@ -547,7 +548,7 @@ func TestPinnedCallsShareOneConnection(t *testing.T) {
 	}
 	fb.mu.Unlock()
 	var again map[string]bool
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if _, err := c.InvokePinned(t.Context(), fb.addr(), request("x")); err != nil {
 			return err
 		}
@@ -584,7 +585,7 @@ func nameConnection(p *peer) {
 func TestPoolFillsUp(t *testing.T) {
 	fb := newFakeBroker(t, nameConnection)
 	c := newClient(t, client.Config{ConnsPerAddr: 3})
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
 		seen := map[string]bool{}
 		for range 30 {
 			resp, err := c.Invoke(t.Context(), fb.addr(), request("x"))

@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 )
@@ -122,18 +121,5 @@ func echo(p *peer) {
 			defer wg.Done()
 			_ = p.write(answer(req, req.Fields.Value("n")))
 		}()
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	tick, deadline := time.NewTicker(5*time.Millisecond), time.After(d)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not within %v: %v", d, err)
-		case <-tick.C:
-		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // blockingSync makes fdatasync wait until release is closed, so that
@@ -37,7 +38,7 @@ func TestPendingBytesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return l.written.Load() >= end }) // written, now syncing
+	waitfor.True(t, 10*time.Second, time.Millisecond, "the condition", func() bool { return l.written.Load() >= end }) // written, now syncing
 	var accepted, state int
 	for {
 		_, _, err := l.Append(1, payloadN(1, 500), true)
@@ -78,17 +79,6 @@ func TestPendingBytesBounded(t *testing.T) {
 	}
 	if _, _, err := l.Append(1, payloadN(3, 500), true); err != nil {
 		t.Fatalf("append after the writer caught up: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -168,7 +158,7 @@ func TestDiskFullRecovers(t *testing.T) {
 		t.Fatalf("ordinary append while full: %v", err)
 	}
 	tmpfs.Resize(t, filepath.Dir(dir), "4m")
-	waitFor(t, func() bool { full, _ := l.DiskFull(); return !full })
+	waitfor.True(t, 10*time.Second, time.Millisecond, "the condition", func() bool { full, _ := l.DiskFull(); return !full })
 	for i := range 10 {
 		off, _ := appendWait(t, l, 1, payloadN(i, 8<<10))
 		stored = append(stored, off)
