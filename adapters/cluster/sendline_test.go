@@ -11,6 +11,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // fakeSendBroker is a NameServer and a broker (b1, topic T of 4 queues)
@@ -232,15 +233,10 @@ func giveUpWhileWaiting(t *testing.T, state func() (int, int), inFlight, waiting
 // waiting items waiting.
 func waitLine(t *testing.T, state func() (int, int), inFlight, waiting int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f, w := state()
-		if f == inFlight && w == waiting {
-			return
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error { // the line has no notification of its state
+		if f, w := state(); f != inFlight || w != waiting {
+			return fmt.Errorf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
-		}
-		time.Sleep(time.Millisecond) // polling a state that has no notification
-	}
+		return nil
+	})
 }

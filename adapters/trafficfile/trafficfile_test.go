@@ -2,6 +2,7 @@ package trafficfile_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/trafficfile"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestDecodeExample(t *testing.T) {
@@ -109,17 +111,15 @@ func writeFile(t *testing.T, path, content string) {
 // waitRevision waits until the rules in force have revision rev.
 func waitRevision(t *testing.T, tr *application.Traffic, rev int64) application.TrafficRules {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, got := tr.Rules()
-		if got == rev {
-			return r
+	var r application.TrafficRules
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
+		var got int64
+		if r, got = tr.Rules(); got != rev {
+			return fmt.Errorf("rules revision %d, want %d", got, rev)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rules revision %d, want %d", got, rev)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return r
 }
 
 func TestSourceReloads(t *testing.T) {
@@ -142,13 +142,7 @@ func TestSourceReloads(t *testing.T) {
 	// A broken file keeps the rules in force and is reported.
 	writeFile(t, path, "clients: {send: {messagesPerSecond: oops}}\n")
 	s.Reload()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Health() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a broken file is not reported")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "a broken file is reported", func() bool { return s.Health() != nil })
 	if r, rev := tr.Rules(); rev != 2 || r.Clients.Send.Messages.PerSecond != 2 || !strings.Contains(s.Health().Error(), "revision 2") {
 		t.Fatalf("after a broken file: revision %d, %+v, %v", rev, r.Clients, s.Health())
 	}

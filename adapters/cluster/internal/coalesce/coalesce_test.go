@@ -3,10 +3,13 @@ package coalesce
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // recorder is a Flush that records its requests and, while hold is open,
@@ -35,17 +38,12 @@ func (r *recorder) flush(items []int) []int {
 // items waiting.
 func waitState(t *testing.T, l *Line[int, int], inFlight, waiting int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f, w := l.State()
-		if f == inFlight && w == waiting {
-			return
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error { // the line has no notification of its state
+		if f, w := l.State(); f != inFlight || w != waiting {
+			return fmt.Errorf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d in flight and %d waiting, want %d and %d", f, w, inFlight, waiting)
-		}
-		time.Sleep(time.Millisecond) // the line has no notification of its state
-	}
+		return nil
+	})
 }
 
 // TestWaitingItemsShareARequest: items beyond the flights wait and go in
