@@ -24,6 +24,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // Main runs a test binary's tests and leaves nothing behind: the Go
@@ -277,15 +278,7 @@ func NewSimpleConsumer(t testing.TB, p *Proxy, group string, await time.Duration
 // WaitFor polls cond until it returns nil or the deadline passes.
 func WaitFor(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for err := cond(); err != nil; err = cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", d, err)
-		}
-		<-tick.C
-	}
+	waitfor.Condition(t, d, 20*time.Millisecond, cond)
 }
 
 // Collector records received messages by id, counting duplicates.
