@@ -499,6 +499,32 @@ func ParseSubject(s string) (string, error) {
 	return name, nil
 }
 
+// ParseACLEntry builds an ACL entry of the default policy type from its
+// parts as an administrator writes them: a resource key ("Topic:orders"),
+// actions ("Pub,Sub"), a decision ("Allow") and source addresses or
+// prefixes (none: any). It checks each part; Validate checks the whole.
+func ParseACLEntry(subject, resource, actions, decision string, sourceIPs ...string) (ACLEntry, error) {
+	e := ACLEntry{Subject: subject}
+	var err error
+	if e.Resource, err = ParseResource(resource); err != nil {
+		return ACLEntry{}, err
+	}
+	if e.Actions, err = ParseActions(actions); err != nil {
+		return ACLEntry{}, err
+	}
+	if e.Decision, err = ParseDecision(decision); err != nil {
+		return ACLEntry{}, err
+	}
+	for _, s := range sourceIPs {
+		p, err := ParseSourceIP(s)
+		if err != nil {
+			return ACLEntry{}, err
+		}
+		e.SourceIPs = append(e.SourceIPs, p)
+	}
+	return e, nil
+}
+
 // ParseSourceIP reads an address or a CIDR prefix ("10.0.0.1",
 // "10.0.0.0/8", "::1", "fd00::/8"); an address is a /32 or /128 prefix.
 // IPv4-mapped IPv6 addresses are unmapped. Host bits are cleared.

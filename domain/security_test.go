@@ -268,3 +268,26 @@ func FuzzParseResource(f *testing.F) {
 		}
 	})
 }
+
+func TestParseACLEntry(t *testing.T) {
+	e, err := domain.ParseACLEntry("User:alice", "Topic:orders", "Pub,Sub", "Allow", "10.0.0.0/8", "::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Subject != "User:alice" || e.Resource.Key() != "Topic:orders" || e.Actions != domain.ActionPub|domain.ActionSub || e.Decision != domain.Allow ||
+		len(e.SourceIPs) != 2 || e.SourceIPs[1].String() != "::1/128" {
+		t.Fatalf("%+v", e)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][4]string{{"Nope:x", "Pub", "Allow", ""}, {"Topic:x", "Fly", "Allow", ""}, {"Topic:x", "Pub", "Maybe", ""}, {"Topic:x", "Pub", "Allow", "10.0.0.999"}} {
+		ips := []string{}
+		if bad[3] != "" {
+			ips = append(ips, bad[3])
+		}
+		if _, err := domain.ParseACLEntry("User:alice", bad[0], bad[1], bad[2], ips...); err == nil {
+			t.Errorf("ParseACLEntry(%q) = nil error", bad)
+		}
+	}
+}

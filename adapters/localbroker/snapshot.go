@@ -101,10 +101,16 @@ var errSnapshot = errors.New("bad snapshot")
 
 type snapWriter struct{ b []byte }
 
-func (w *snapWriter) u(v uint64)  { w.b = binary.AppendUvarint(w.b, v) }
-func (w *snapWriter) i(v int64)   { w.b = binary.AppendVarint(w.b, v) }
-func (w *snapWriter) s(v string)  { w.u(uint64(len(v))); w.b = append(w.b, v...) }
-func (w *snapWriter) bool(v bool) { w.b = append(w.b, map[bool]byte{false: 0, true: 1}[v]) }
+func (w *snapWriter) u(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *snapWriter) i(v int64)  { w.b = binary.AppendVarint(w.b, v) }
+func (w *snapWriter) s(v string) { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *snapWriter) bool(v bool) {
+	var b byte
+	if v {
+		b = 1
+	}
+	w.b = append(w.b, b)
+}
 
 func encodeSnapshot(s *snapshot) []byte {
 	w := snapWriter{b: bytes.Clone(snapMagic)}

@@ -459,28 +459,17 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		if *resource == "" || *actions == "" {
 			return fmt.Errorf("%w: acl %s needs --resource and --actions\n%s", errUsage, sub, aclUsage)
 		}
-		entry.Subject = pos[0]
-		if entry.Resource, err = domain.ParseResource(*resource); err != nil {
-			return err
+		var ips []string
+		for _, s := range strings.Split(*sourceIPs, ",") {
+			if strings.TrimSpace(s) != "" {
+				ips = append(ips, s)
+			}
 		}
-		if entry.Actions, err = domain.ParseActions(*actions); err != nil {
-			return err
-		}
-		if entry.Decision, err = domain.ParseDecision(*decision); err != nil {
+		if entry, err = domain.ParseACLEntry(pos[0], *resource, *actions, *decision, ips...); err != nil {
 			return err
 		}
 		if ptype != nil {
 			entry.PolicyType = *ptype
-		}
-		for _, s := range strings.Split(*sourceIPs, ",") {
-			if strings.TrimSpace(s) == "" {
-				continue
-			}
-			p, err := domain.ParseSourceIP(s)
-			if err != nil {
-				return err
-			}
-			entry.SourceIPs = append(entry.SourceIPs, p)
 		}
 		if err := entry.Validate(); err != nil {
 			return err

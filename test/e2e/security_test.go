@@ -102,25 +102,9 @@ func (s *secured) put(t *testing.T, entries ...domain.ACLEntry) {
 
 func aclEntry(t *testing.T, subject, res, acts, decision string, ips ...string) domain.ACLEntry {
 	t.Helper()
-	r, err := domain.ParseResource(res)
+	e, err := domain.ParseACLEntry(subject, res, acts, decision, ips...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	a, err := domain.ParseActions(acts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := domain.ParseDecision(decision)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := domain.ACLEntry{Subject: subject, Resource: r, Actions: a, Decision: d}
-	for _, ip := range ips {
-		p, err := domain.ParseSourceIP(ip)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.SourceIPs = append(e.SourceIPs, p)
 	}
 	return e
 }
