@@ -394,23 +394,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &fakeBroker{ln: ln}
-	fb.wg.Add(1)
-	go func() {
-		defer fb.wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fb.mu.Lock()
-			fb.conns = append(fb.conns, nc)
-			fb.mu.Unlock()
-			fb.wg.Add(1)
-			go func() { defer fb.wg.Done(); defer nc.Close(); echo(&peer{t: t, nc: nc, br: newReader(nc)}) }()
-		}
-	}()
-	t.Cleanup(fb.close)
+	fb := fakeBrokerOn(t, ln, echo)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
 	c := newClient(t, client.Config{TLS: &tls.Config{RootCAs: pool}})

@@ -29,8 +29,6 @@ type peer struct {
 
 func (p *peer) read() (*remoting.Command, error) { return remoting.ReadCommand(p.br, 0) }
 
-func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
-
 func (p *peer) write(cmd *remoting.Command) error {
 	b, err := remoting.AppendCommand(nil, cmd)
 	if err != nil {
@@ -60,6 +58,11 @@ func newFakeBroker(t testing.TB, serve func(p *peer)) *fakeBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fakeBrokerOn(t, ln, serve)
+}
+
+// fakeBrokerOn is newFakeBroker on a listener of the test's (a TLS one).
+func fakeBrokerOn(t testing.TB, ln net.Listener, serve func(p *peer)) *fakeBroker {
 	fb := &fakeBroker{ln: ln}
 	fb.wg.Add(1)
 	go func() {
