@@ -176,27 +176,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 
 	// Every acknowledged send is consumed, including those the killed
 	// broker held.
-	testenv.WaitFor(t, 120*time.Second, func() error {
-		mu.Lock()
-		missing := 0
-		for id := range acked {
-			if _, ok := received[id]; !ok {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			return nil
-		}
-		ms, _ := c.Receive(context.Background(), 32, 20*time.Second)
-		for _, m := range ms {
-			mu.Lock()
-			received[m.GetMessageId()] = brokerOf(m.GetReceiptHandle())
-			mu.Unlock()
-			_ = c.Ack(context.Background(), m)
-		}
-		return fmt.Errorf("%d acknowledged sends not consumed yet", missing)
-	})
+	drainAcked(t, 120*time.Second, c, 32, 20*time.Second, &mu, acked, received, func(m *rmq.MessageView) string { return brokerOf(m.GetReceiptHandle()) })
 	mu.Lock()
 	defer mu.Unlock()
 	per := map[string]int{}

@@ -131,27 +131,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 
 	// Everything acknowledged, through either instance, is consumed through
 	// B (what A's consumer held comes back after its invisible time).
-	testenv.WaitFor(t, 90*time.Second, func() error {
-		mu.Lock()
-		missing := 0
-		for id := range acked {
-			if _, ok := received[id]; !ok {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			return nil
-		}
-		ms, _ := cb.Receive(context.Background(), 16, 3*time.Second)
-		for _, m := range ms {
-			mu.Lock()
-			received[m.GetMessageId()] = "B"
-			mu.Unlock()
-			_ = cb.Ack(context.Background(), m)
-		}
-		return fmt.Errorf("%d acknowledged sends not consumed yet", missing)
-	})
+	drainAcked(t, 90*time.Second, cb, 16, 3*time.Second, &mu, acked, received, func(*rmq.MessageView) string { return "B" })
 	mu.Lock()
 	defer mu.Unlock()
 	by := map[string]int{}
