@@ -26,9 +26,7 @@ func TestReadinessProbeIsReused(t *testing.T) {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetBrokerClusterInfo:
 			listings.Add(1)
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetBrokerRuntimeInfo:
 			runtimeInfos.Add(1)
 		}
@@ -82,9 +80,7 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
 			listings.Add(1)
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: brokerAddr}}},
-				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+			resp.Body = oneBrokerCluster(brokerAddr)
 		}
 		return resp
 	})
@@ -131,9 +127,7 @@ func TestHeartbeatLoopForgetsIdleLines(t *testing.T) {
 	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+			resp.Body = oneBrokerCluster(addr)
 		}
 		return resp
 	})
@@ -156,4 +150,13 @@ func TestHeartbeatLoopForgetsIdleLines(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// oneBrokerCluster is a NameServer's GET_BROKER_CLUSTER_INFO body for a
+// cluster of one master, b1 at addr.
+func oneBrokerCluster(addr string) []byte {
+	body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
+		BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+	return body
 }
