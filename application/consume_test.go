@@ -168,6 +168,21 @@ func receiveHeld(t *testing.T, m *Messaging, b *fakeBroker) (domain.StoredMessag
 	return msgs[0], h
 }
 
+// heldHandle returns the latest handle of client c1's held delivery of msg
+// in group g.
+func heldHandle(t *testing.T, m *Messaging, msg domain.StoredMessage) domain.ReceiptHandle {
+	t.Helper()
+	h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := m.renewer.held[holderKey{"c1", "g"}][deliveryOf(msg.ID, h)]
+	if hm == nil {
+		t.Fatalf("delivery of %s at %v not held", msg.ID, h)
+	}
+	return hm.handle
+}
+
 func TestRenewalSteps(t *testing.T) {
 	cfg := DefaultConfig()
 	m, b, clock := newTestMessaging(cfg)
@@ -196,7 +211,7 @@ func TestRenewalSteps(t *testing.T) {
 		if i > 0 && ch[i].Handle.StartOffset != last.StartOffset {
 			t.Fatalf("renewal %d used handle %v, not the latest %v", i, ch[i].Handle, last)
 		}
-		last = m.renewer.held[holderKey{"c1", "g"}][msg.ID].handle
+		last = heldHandle(t, m, msg)
 	}
 	// The client acks with the handle it received; the proxy substitutes the latest.
 	res, err := m.AckMessage(asClient(t.Context(), "c1"), "g", "t", []AckEntry{{MessageID: msg.ID, ReceiptHandle: first.String()}})
@@ -209,6 +224,40 @@ func TestRenewalSteps(t *testing.T) {
 	if len(m.renewer.held) != 0 {
 		t.Fatalf("acked delivery still renewed: %v", m.renewer.held)
 	}
+}
+
+// TestRenewalKeepsEveryDeliveryOfAMessageID: two stored copies of one
+// message (a producer's retried send) share its message id; a push consumer
+// holding both gets both renewed, and acking one leaves the other renewed.
+// Keyed by message id alone, the second delivery replaced the first, which
+// became visible again while the consumer still processed it.
+func TestRenewalKeepsEveryDeliveryOfAMessageID(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	b.add("t", "dup", "")
+	b.add("t", "dup", "")
+	ctx := asClient(t.Context(), "c1")
+	msgs, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("receive: %v, %v", msgs, err)
+	}
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+	m.renewer.renewDue(t.Context())
+	if ch := b.changesSnapshot(); len(ch) != 2 || ch[0].Handle.QueueOffset == ch[1].Handle.QueueOffset {
+		t.Fatalf("renewals %+v, want one for each of the 2 deliveries", ch)
+	}
+	renewed := heldHandle(t, m, msgs[0])
+	if res, err := m.AckMessage(ctx, "g", "t", []AckEntry{{MessageID: "dup", ReceiptHandle: msgs[0].ReceiptHandle}}); err != nil || res[0] != nil {
+		t.Fatalf("ack: %v %v", res, err)
+	}
+	if len(b.acks) != 1 || b.acks[0].Handle != renewed {
+		t.Fatalf("acked %+v, want the renewed handle of the first delivery", b.acks)
+	}
+	left := m.renewer.held[holderKey{"c1", "g"}]
+	if len(left) != 1 {
+		t.Fatalf("held after acking one of two: %v", left)
+	}
+	heldHandle(t, m, msgs[1])
 }
 
 func TestRenewalGivesUpAfterMaxTime(t *testing.T) {
@@ -264,7 +313,7 @@ func TestReleaseUndelivered(t *testing.T) {
 	msg, _ := receiveHeld(t, m, b)
 	clock.Advance(cfg.Consumer.DefaultInvisibleTime - time.Second)
 	m.renewer.renewDue(t.Context())
-	latest := m.renewer.held[holderKey{"c1", "g"}][msg.ID].handle
+	latest := heldHandle(t, m, msg)
 	m.Release(asClient(t.Context(), "c1"), "g", []domain.StoredMessage{msg})
 	ch := b.changesSnapshot()
 	if len(ch) != 2 || ch[1].Handle != latest || ch[1].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {

@@ -22,6 +22,23 @@ type holderKey struct {
 	group    string
 }
 
+// deliveryKey names one delivery a holder keeps: its message id and where
+// it was stored. A message id alone does not do: two stored copies of one
+// message (a producer's retried send) share it and may be held at once,
+// and each must be renewed until it is acked.
+type deliveryKey struct {
+	messageID   string
+	brokerName  string
+	queueID     int32
+	queueOffset int64
+}
+
+// deliveryOf returns the key of the delivery of messageID that h (or any
+// renewal of it, see [sameDelivery]) identifies.
+func deliveryOf(messageID string, h domain.ReceiptHandle) deliveryKey {
+	return deliveryKey{messageID: messageID, brokerName: h.BrokerName, queueID: h.QueueID, queueOffset: h.QueueOffset}
+}
+
 // heldMessage is one delivery a push consumer holds and the proxy renews.
 type heldMessage struct {
 	mu        sync.Mutex // held during a renewal and by whoever takes the message over
@@ -46,12 +63,12 @@ type Renewer struct {
 	log    *slog.Logger
 
 	mu   sync.Mutex
-	held map[holderKey]map[string]*heldMessage // message id → delivery
+	held map[holderKey]map[deliveryKey]*heldMessage
 }
 
 // NewRenewer returns an empty renewal table.
 func NewRenewer(cfg Config, broker ports.Broker, meta ports.Metadata, clock ports.Clock, log *slog.Logger) *Renewer {
-	return &Renewer{broker: broker, meta: meta, clock: clock, cfg: cfg.Consumer, log: log, held: map[holderKey]map[string]*heldMessage{}}
+	return &Renewer{broker: broker, meta: meta, clock: clock, cfg: cfg.Consumer, log: log, held: map[holderKey]map[deliveryKey]*heldMessage{}}
 }
 
 // track starts renewing a delivery held by clientID in group.
@@ -59,26 +76,26 @@ func (r *Renewer) track(clientID, group string, m *domain.StoredMessage, h domai
 	k := holderKey{clientID, group}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	byID := r.held[k]
-	if byID == nil {
-		byID = map[string]*heldMessage{}
-		r.held[k] = byID
+	deliveries := r.held[k]
+	if deliveries == nil {
+		deliveries = map[deliveryKey]*heldMessage{}
+		r.held[k] = deliveries
 	}
-	byID[m.ID] = &heldMessage{topic: m.Topic, handle: h, attempt: m.DeliveryAttempt, first: r.clock.Now()}
+	deliveries[deliveryOf(m.ID, h)] = &heldMessage{topic: m.Topic, handle: h, attempt: m.DeliveryAttempt, first: r.clock.Now()}
 }
 
 // take stops renewing the delivery that h identifies and returns the handle
 // to use at the broker instead of h: the latest renewed one if the proxy
 // renewed it, h itself otherwise.
 func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle) domain.ReceiptHandle {
-	k := holderKey{clientID, group}
+	k, d := holderKey{clientID, group}, deliveryOf(messageID, h)
 	r.mu.Lock()
-	hm := r.held[k][messageID]
+	hm := r.held[k][d]
 	if hm == nil || !sameDelivery(hm.handle, h) {
 		r.mu.Unlock()
 		return h
 	}
-	delete(r.held[k], messageID)
+	delete(r.held[k], d)
 	if len(r.held[k]) == 0 {
 		delete(r.held, k)
 	}
@@ -102,12 +119,12 @@ func sameDelivery(a, b domain.ReceiptHandle) bool {
 func (r *Renewer) release(ctx context.Context, clientID, group string) {
 	k := holderKey{clientID, group}
 	r.mu.Lock()
-	byID := r.held[k]
+	deliveries := r.held[k]
 	delete(r.held, k)
 	r.mu.Unlock()
 	var reqs []ports.ChangeInvisibleRequest
 	var locked []*heldMessage
-	for id, hm := range byID {
+	for d, hm := range deliveries {
 		hm.mu.Lock()
 		if hm.forgotten {
 			hm.mu.Unlock()
@@ -116,7 +133,7 @@ func (r *Renewer) release(ctx context.Context, clientID, group string) {
 		hm.forgotten = true
 		locked = append(locked, hm)
 		reqs = append(reqs, ports.ChangeInvisibleRequest{
-			AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: id, Handle: hm.handle},
+			AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: d.messageID, Handle: hm.handle},
 			InvisibleTime: r.cfg.InvisibleTimeOnClear,
 		})
 	}
@@ -148,7 +165,7 @@ const (
 // renewItem is one held delivery considered for renewal.
 type renewItem struct {
 	k      holderKey
-	id     string
+	d      deliveryKey
 	hm     *heldMessage
 	giveUp bool
 }
@@ -160,9 +177,9 @@ func (r *Renewer) renewDue(ctx context.Context) {
 	now := r.clock.Now()
 	var due []renewItem
 	r.mu.Lock()
-	for k, byID := range r.held {
-		for id, hm := range byID {
-			due = append(due, renewItem{k: k, id: id, hm: hm})
+	for k, deliveries := range r.held {
+		for d, hm := range deliveries {
+			due = append(due, renewItem{k: k, d: d, hm: hm})
 		}
 	}
 	r.mu.Unlock()
@@ -199,7 +216,7 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 			hm.mu.Unlock()
 			continue
 		}
-		req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: it.k.group, Topic: hm.topic, MessageID: it.id, Handle: hm.handle}}
+		req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: it.k.group, Topic: hm.topic, MessageID: it.d.messageID, Handle: hm.handle}}
 		it.giveUp = now.Sub(hm.first) >= r.cfg.RenewMaxTime
 		if it.giveUp {
 			// Held too long: let the message be retried after the group's backoff.
@@ -225,7 +242,7 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 
 // renewed records the outcome of one renewal; the caller holds it.hm.mu.
 func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHandle, err error) {
-	k, id, hm := it.k, it.id, it.hm
+	k, id, hm := it.k, it.d.messageID, it.hm
 	switch {
 	case err == nil && !it.giveUp:
 		hm.handle = h
@@ -247,8 +264,8 @@ func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHan
 	}
 	hm.forgotten = true
 	r.mu.Lock()
-	if r.held[k][id] == hm {
-		delete(r.held[k], id)
+	if r.held[k][it.d] == hm {
+		delete(r.held[k], it.d)
 		if len(r.held[k]) == 0 {
 			delete(r.held, k)
 		}
