@@ -88,11 +88,15 @@ func TestReceiveWithoutSettingsValidatesFirst(t *testing.T) {
 	}
 }
 
-// TestPushConsumerDisconnected: a push consumer whose command stream ended
-// gets no message to renew (as upstream), one that has not opened a stream
-// since the proxy started does.
-func TestPushConsumerDisconnected(t *testing.T) {
-	m, b, _ := newTestMessaging(DefaultConfig())
+// TestPushConsumerWithClosedStreamIsServed: a push consumer whose
+// Telemetry stream ended is still registered (it heartbeats; the Go client
+// reopens its stream only at its five-minute settings sync), so its
+// receives are served and renewed, as upstream serves a client as long as
+// it has a channel. Refusing them popped, released and so re-delivered the
+// messages on every poll until they went to the dead-letter queue unread.
+func TestPushConsumerWithClosedStreamIsServed(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
 	ctx := asClient(t.Context(), "c1")
 	ch := newOpenChannel()
 	settings := ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: 3 * time.Second,
@@ -101,13 +105,49 @@ func TestPushConsumerDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.close()
+	if err := m.Heartbeat(ctx, "g", ClientTypePushConsumer); err != nil {
+		t.Fatal(err)
+	}
+	b.add("t", "m1", "")
+	msgs, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive after the stream ended: %v, %v", ids(msgs), err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 0 {
+		t.Fatalf("a delivered message was released: %+v", ch)
+	}
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+	m.renewer.renewDue(t.Context())
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != renewSteps[0] {
+		t.Fatalf("the delivery is not renewed: %+v", ch)
+	}
+}
+
+// TestPushConsumerGoneDuringPoll: a push consumer that terminates while its
+// receive long-polls is refused, as upstream refuses a client without a
+// channel, and the messages popped for it are released, not renewed.
+func TestPushConsumerGoneDuringPoll(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, _ := newTestMessaging(cfg)
+	ctx := asClient(t.Context(), "c1")
+	if err := m.Heartbeat(ctx, "g", ClientTypePushConsumer); err != nil {
+		t.Fatal(err)
+	}
+	b.beforePop = func() {
+		if err := m.NotifyClientTermination(ctx, "g"); err != nil {
+			t.Error(err)
+		}
+	}
 	b.add("t", "m1", "")
 	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
 	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
-		t.Fatalf("receive after the stream ended: %v", err)
+		t.Fatalf("receive of a client gone during the poll: %v", err)
 	}
-	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != m.cfg.Consumer.InvisibleTimeOnClear {
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
 		t.Fatalf("the popped message was not released: %+v", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("a departed client's delivery is renewed: %v", m.renewer.held)
 	}
 }
 

@@ -31,6 +31,9 @@ type fakeBroker struct {
 	nextStart int64
 	route     ports.Route
 	groups    map[string]domain.ConsumerGroup
+	// beforePop, when set, runs at the start of each Pop, as if during
+	// its long poll.
+	beforePop func()
 }
 
 func newFakeBroker(clock *clocktest.Clock) *fakeBroker {
@@ -56,6 +59,9 @@ func (b *fakeBroker) add(topic, id, tag string) {
 func (b *fakeBroker) Route(context.Context, string) (ports.Route, error) { return b.route, nil }
 
 func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	if b.beforePop != nil {
+		b.beforePop()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pops = append(b.pops, req)

@@ -152,15 +152,32 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 	}
 	if autoRenew {
-		if !m.sessions.connected(info.ClientID) {
-			m.Release(ctx, req.Group, msgs)
-			return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", info.ClientID)
+		return m.holdForRenewal(ctx, req.Group, msgs)
+	}
+	return msgs, nil
+}
+
+// holdForRenewal starts renewing the deliveries of an auto-renewing
+// receive, which the proxy keeps invisible for as long as the client is
+// registered (its session, not its Telemetry stream, which renewal does not
+// need: the Go client reopens a broken stream only at its five-minute
+// settings sync, and refusing it meanwhile dead-lettered its messages
+// unread). The session exists when the pop starts (ReceiveMessage registers
+// an unknown client first), so only a client that terminated or expired
+// during the long poll is refused, as the Apache proxy refuses a client
+// without a channel: its messages are released.
+func (m *Messaging) holdForRenewal(ctx context.Context, group string, msgs []domain.StoredMessage) ([]domain.StoredMessage, error) {
+	clientID := ports.RequestInfoFrom(ctx).ClientID
+	for i := range msgs {
+		if h, err := domain.ParseReceiptHandle(msgs[i].ReceiptHandle); err == nil {
+			m.renewer.track(clientID, group, &msgs[i], h)
 		}
-		for i := range msgs {
-			if h, err := domain.ParseReceiptHandle(msgs[i].ReceiptHandle); err == nil {
-				m.renewer.track(info.ClientID, req.Group, &msgs[i], h)
-			}
-		}
+	}
+	// Checked after tracking: a client removed from now on has what it
+	// holds released by clientGone, one removed before is seen here.
+	if !m.sessions.known(clientID) {
+		m.Release(ctx, group, msgs)
+		return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", clientID)
 	}
 	return msgs, nil
 }

@@ -241,25 +241,14 @@ func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
 	return cur.settings, true
 }
 
-// connected reports whether a known client has not lost its command
-// stream: the stream is open, or the client has not opened one since this
-// process started (its settings came from a receive or heartbeat after a
-// restart, and the Go client reopens its stream only with its next
-// settings sync).
-func (s *Sessions) connected(clientID string) bool {
-	ch, ok := s.channel(clientID)
-	if !ok {
-		return false
-	}
-	if ch == nil {
-		return true
-	}
-	select {
-	case <-ch.Done():
-		return false
-	default:
-		return true
-	}
+// known reports whether a client is registered: by its settings, a
+// heartbeat or a receive, until it terminates or expires. Its Telemetry
+// stream may have ended meanwhile (see [Sessions.channel]).
+func (s *Sessions) known(clientID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.clients[clientID]
+	return ok
 }
 
 // channel returns the command stream of a client (nil if it opened none)
