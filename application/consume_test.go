@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -179,7 +180,7 @@ func TestHeartbeatRegistersUnknownClient(t *testing.T) {
 			}
 		})
 	}
-	if got := m.sessions.pushConsumersOf("g"); len(got) != 1 || got[0] != "c" {
+	if got := m.sessions.pushConsumersOf("g", "t"); len(got) != 1 || got[0] != "c" {
 		t.Fatalf("push consumers of g: %v", got)
 	}
 }
@@ -428,6 +429,67 @@ func TestQueryAssignment(t *testing.T) {
 	b.route = ports.Route{Topic: domain.Topic{Name: "t"}, Queues: []ports.RouteQueue{{BrokerName: "b1", Permission: domain.PermWrite}}}
 	if _, err := m.QueryAssignment(asClient(t.Context(), "c1"), "t", "g"); !domain.HasReason(err, domain.ReasonForbidden) {
 		t.Fatalf("no readable queue: %v", err)
+	}
+}
+
+// TestOrderlyAssignmentCountsLiveSubscribers: the queues of an orderly
+// group's topic go only to push consumers that subscribe to it and still
+// heartbeat. Counting every push consumer of the group left queues of t to
+// a consumer of another version that reads only u, and those of a killed
+// consumer unread until its session expired.
+func TestOrderlyAssignmentCountsLiveSubscribers(t *testing.T) {
+	m, b, clock := newTestMessaging(DefaultConfig())
+	for q := range int32(4) {
+		b.route.Queues = append(b.route.Queues, ports.RouteQueue{BrokerName: "b1", QueueID: q, Permission: domain.PermReadWrite})
+	}
+	b.route.Topic = domain.Topic{Name: "t"}
+	b.groups["fifo"] = domain.ConsumerGroup{Name: "fifo", Orderly: true}
+	subscribe := func(id string, topics ...string) {
+		t.Helper()
+		s := ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: "fifo"}}
+		for _, topic := range topics {
+			s.Subscription.Entries = append(s.Subscription.Entries, SubscriptionEntry{Topic: topic, Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}})
+		}
+		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, newOpenChannel()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assigned := func(id string) int {
+		t.Helper()
+		as, err := m.QueryAssignment(asClient(t.Context(), id), "t", "fifo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(as)
+	}
+	heartbeat := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if err := m.Heartbeat(asClient(t.Context(), id), "fifo", ClientTypePushConsumer); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	subscribe("c1", "t", "u") // new version
+	subscribe("c2", "u")      // old version: does not read t
+	if n := assigned("c1"); n != 4 {
+		t.Fatalf("c1, the only subscriber of t, is assigned %d of its 4 queues", n)
+	}
+	// c3 subscribes to t; c0 has only heartbeated (its settings are to
+	// come), so it may subscribe to t too.
+	subscribe("c3", "t")
+	heartbeat("c0")
+	if got := []int{assigned("c0"), assigned("c1"), assigned("c3")}; !slices.Equal(got, []int{2, 1, 1}) {
+		t.Fatalf("queues of c0, c1, c3: %v, want 2, 1, 1", got)
+	}
+	// c3 and c0 stop heartbeating (kill -9): past assignmentLiveness c1
+	// reads every queue, long before their sessions expire.
+	for range 4 {
+		clock.Advance(assignmentLiveness / 3)
+		heartbeat("c1", "c2")
+	}
+	if n := assigned("c1"); n != 4 {
+		t.Fatalf("with the other subscribers silent for longer than %v, c1 is assigned %d of 4 queues", assignmentLiveness, n)
 	}
 }
 

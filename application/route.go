@@ -42,11 +42,13 @@ type Assignment struct {
 }
 
 // QueryAssignment tells a push consumer which queues to receive from. For
-// an orderly group the readable queues are shared out among the group's live
-// push consumers (each queue to one consumer, as evenly as possible), so
-// that each consumer drains its own queues in order; a consumer that gets no
-// queue receives an empty assignment. Otherwise every consumer gets one
-// entry per broker with queue id -1 (any queue), as the Apache proxy does.
+// an orderly group the readable queues are shared out among the group's
+// push consumers that subscribe to the topic and heartbeat (see
+// [Sessions.pushConsumersOf]; each queue to one consumer, as evenly as
+// possible), so that each consumer drains its own queues in order; a
+// consumer that gets no queue receives an empty assignment, one not counted
+// every queue. Otherwise every consumer gets one entry per broker with
+// queue id -1 (any queue), as the Apache proxy does.
 func (m *Messaging) QueryAssignment(ctx context.Context, topic, group string) ([]Assignment, error) {
 	if err := domain.ValidateTopicName(topic); err != nil {
 		return nil, err
@@ -85,7 +87,7 @@ func (m *Messaging) QueryAssignment(ctx context.Context, topic, group string) ([
 	if !orderly {
 		return readable, nil
 	}
-	consumers := m.sessions.pushConsumersOf(group)
+	consumers := m.sessions.pushConsumersOf(group, topic)
 	me := slices.Index(consumers, ports.RequestInfoFrom(ctx).ClientID)
 	if me < 0 {
 		return readable, nil // not (or no longer) registered: serve every queue

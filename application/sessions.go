@@ -346,17 +346,44 @@ func (s *Sessions) producersOf(topic string) []ports.ClientChannel {
 	return out
 }
 
+// assignmentLiveness is how recently a push consumer must have been heard
+// from (settings, heartbeat or receive registration) to be given queues of
+// an orderly group. The official clients heartbeat every 10 s (Go client
+// v5.1.4: HEART_BEAT_PERIOD, first after 1 s), so three periods pass a
+// consumer over only once it missed two heartbeats in a row: one late or
+// lost heartbeat does not reshuffle the queues, and the queues of a killed
+// consumer go to the others within about 30 s rather than staying unread
+// until its session expires (messaging.clients.expiryTimeout, 120 s).
+const assignmentLiveness = 30 * time.Second
+
 // pushConsumersOf returns the client ids of the push consumers of a group
-// that are alive, sorted.
-func (s *Sessions) pushConsumersOf(group string) []string {
+// that subscribe to topic and were heard from within assignmentLiveness,
+// sorted, so that every consumer of this process computes its share from
+// the same list.
+func (s *Sessions) pushConsumersOf(group, topic string) []string {
+	cutoff := s.clock.Now().Add(-assignmentLiveness)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
 	for id, cur := range s.clients {
-		if cur.settings.ClientType == ClientTypePushConsumer && cur.settings.Subscription != nil && cur.settings.Subscription.Group == group {
+		sub := cur.settings.Subscription
+		if cur.settings.ClientType != ClientTypePushConsumer || sub == nil || sub.Group != group {
+			continue
+		}
+		if sub.subscribes(topic) && !cur.lastSeen.Before(cutoff) {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// subscribes reports whether the subscription includes topic. One without
+// entries (a consumer registered by a heartbeat, whose settings have not
+// come yet) counts as subscribing to every topic.
+func (s *SubscriptionSettings) subscribes(topic string) bool {
+	if len(s.Entries) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(s.Entries, func(e SubscriptionEntry) bool { return e.Topic == topic })
 }
