@@ -194,10 +194,12 @@ func (b *Broker) heartbeatLoop(ctx context.Context) {
 			if _, err := b.meta.refreshCluster(ctx); err != nil && ctx.Err() == nil {
 				b.log.LogAttrs(ctx, slog.LevelWarn, "reading the cluster's brokers failed", slog.Any("error", err))
 			}
-			// Idle coalescing lines go, so that those of deleted topics and
-			// departed brokers do not pile up; a busy line is kept.
+			// Idle coalescing lines and cached topics and groups unused for
+			// long go, so that those of deleted topics and departed brokers
+			// do not pile up; a busy line is kept.
 			b.sendLines.Prune()
 			b.ackLines.Prune()
+			b.meta.prune(b.clock.Now())
 		case <-b.kick:
 		}
 	}

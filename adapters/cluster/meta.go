@@ -61,8 +61,11 @@ type metaCache struct {
 
 	mu      sync.Mutex
 	cluster *clusterView
-	topics  map[string]*topicEntry
-	groups  map[string]groupEntry
+	// clusterStale: a broker failed since the view was read; the next use
+	// reads it again (a restarted broker may have a new address).
+	clusterStale bool
+	topics       map[string]*topicEntry
+	groups       map[string]groupEntry
 }
 
 type groupEntry struct {
@@ -76,7 +79,7 @@ func newMetaCache(b *Broker) *metaCache {
 
 // refreshCluster reads the cluster's brokers from the NameServers.
 func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
-	v, err, _ := c.group.Do("cluster", func() (any, error) {
+	v, err := c.shared(ctx, "cluster", func(ctx context.Context) (any, error) {
 		resp, err := c.b.callNameServer(ctx, func() *remoting.Command {
 			return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
 		})
@@ -96,7 +99,7 @@ func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 			view.clusters = append(view.clusters, name)
 		}
 		c.mu.Lock()
-		c.cluster = view
+		c.cluster, c.clusterStale = view, false
 		c.mu.Unlock()
 		return view, nil
 	})
@@ -106,13 +109,29 @@ func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 	return v.(*clusterView), nil
 }
 
+// shared runs fetch once for the concurrent lookups of key. The fetch runs
+// under a context that no one caller's cancellation or deadline ends (each
+// request in it is bounded by cluster.requestTimeout), so that a caller who
+// gives up does not fail the others; each caller waits only as long as its
+// own ctx allows.
+func (c *metaCache) shared(ctx context.Context, key string, fetch func(context.Context) (any, error)) (any, error) {
+	detached := context.WithoutCancel(ctx)
+	ch := c.group.DoChan(key, func() (any, error) { return fetch(detached) })
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, mapError(ctx.Err())
+	}
+}
+
 // clusterView returns the cached view, reading it when missing or older
 // than the route TTL.
 func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
 	c.mu.Lock()
-	v := c.cluster
+	v, stale := c.cluster, c.clusterStale
 	c.mu.Unlock()
-	if v != nil && c.b.clock.Now().Sub(v.fetched) < c.b.cfg.RouteTTL {
+	if v != nil && !stale && c.b.clock.Now().Sub(v.fetched) < c.b.cfg.RouteTTL {
 		return v, nil
 	}
 	fresh, err := c.refreshCluster(ctx)
@@ -146,32 +165,48 @@ func (c *metaCache) clusterMasters(ctx context.Context) ([]master, error) {
 	return ms, nil
 }
 
-// brokerAddr returns the master address of a broker by name, reading the
-// cluster again when the name is unknown.
+// brokerAddr returns the master address of a broker by name (for the
+// requests that a receipt handle or a transaction addresses to its broker),
+// from the cluster view, which the heartbeat loop reads every
+// cluster.heartbeatInterval and a broker's failure makes read again: a
+// broker restarted at a new address, or a new master after a failover, is
+// found there, whereas a cached route of a topic no one uses any more may
+// keep the old address. A name the view does not know makes it read again;
+// a name it still does not know is looked for in the freshest route.
 func (c *metaCache) brokerAddr(ctx context.Context, name string) (string, error) {
-	c.mu.Lock()
-	for _, e := range c.topics {
-		if a := e.masters[name]; a != "" {
-			c.mu.Unlock()
+	v, err := c.view(ctx)
+	if err == nil {
+		if a := v.brokers[name]; a != "" {
 			return a, nil
 		}
+		if v, err = c.refreshCluster(ctx); err == nil {
+			if a := v.brokers[name]; a != "" {
+				return a, nil
+			}
+		}
 	}
-	var known string
-	if c.cluster != nil {
-		known = c.cluster.brokers[name]
+	if a := c.routedAddr(name); a != "" {
+		return a, nil
 	}
-	c.mu.Unlock()
-	if known != "" {
-		return known, nil
-	}
-	v, err := c.refreshCluster(ctx)
 	if err != nil {
 		return "", err
 	}
-	if a := v.brokers[name]; a != "" {
-		return a, nil
-	}
 	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q is not a broker of this cluster (or has no master now)", name)
+}
+
+// routedAddr returns the address of a broker's master in the most recently
+// read route that names it and no failure has made stale, or "".
+func (c *metaCache) routedAddr(name string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var addr string
+	var at time.Time
+	for _, e := range c.topics {
+		if a := e.masters[name]; a != "" && !e.stale && e.fetched.After(at) {
+			addr, at = a, e.fetched
+		}
+	}
+	return addr
 }
 
 // brokerNameOf returns the name of the broker at addr, or "".
@@ -201,12 +236,13 @@ func (c *metaCache) brokerNameOf(addr string) string {
 func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error) {
 	c.mu.Lock()
 	e := c.topics[name]
+	stale := e != nil && e.stale
 	c.mu.Unlock()
 	now := c.b.clock.Now()
-	if e != nil && !e.stale && now.Sub(e.fetched) < c.b.cfg.RouteTTL {
+	if e != nil && !stale && now.Sub(e.fetched) < c.b.cfg.RouteTTL {
 		return e, nil
 	}
-	v, err, _ := c.group.Do("topic\x00"+name, func() (any, error) { return c.fetchTopic(ctx, name) })
+	v, err := c.shared(ctx, "topic\x00"+name, func(ctx context.Context) (any, error) { return c.fetchTopic(ctx, name) })
 	if err != nil {
 		if e != nil && now.Sub(e.fetched) < maxStale && !domain.HasReason(err, domain.ReasonTopicNotFound) {
 			c.b.log.LogAttrs(ctx, slog.LevelDebug, "serving a stale route", slog.String("topic", name), slog.Any("error", err))
@@ -343,15 +379,27 @@ func (c *metaCache) invalidateTopic(name string) {
 	}
 }
 
-// invalidateBroker marks every route through a broker stale.
+// invalidateBroker marks every route through a broker stale, and the
+// cluster view.
 func (c *metaCache) invalidateBroker(brokerName string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.clusterStale = true
 	for _, e := range c.topics {
 		if _, ok := e.masters[brokerName]; ok {
 			e.stale = true
 		}
 	}
+}
+
+// prune forgets the topics and groups not read for maxStale (they would
+// not be served from the cache any more): those of deleted topics and
+// groups, and those no client uses now.
+func (c *metaCache) prune(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	maps.DeleteFunc(c.topics, func(_ string, e *topicEntry) bool { return now.Sub(e.fetched) >= maxStale })
+	maps.DeleteFunc(c.groups, func(_ string, e groupEntry) bool { return now.Sub(e.fetched) >= maxStale })
 }
 
 func (c *metaCache) forgetTopic(name string) {
@@ -369,7 +417,7 @@ func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.Cons
 	if ok && c.b.clock.Now().Sub(e.fetched) < c.b.cfg.RouteTTL {
 		return e.g, nil
 	}
-	v, err, _ := c.group.Do("group\x00"+name, func() (any, error) {
+	v, err := c.shared(ctx, "group\x00"+name, func(ctx context.Context) (any, error) {
 		ms, err := c.clusterMasters(ctx)
 		if err != nil {
 			return nil, err

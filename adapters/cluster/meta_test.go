@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
+)
+
+// fakeTopicNameServer answers as a NameServer and broker at once: one
+// master b1 at its own address, and topic T on it. Route lookups wait for
+// hold (nil: at once).
+func fakeTopicNameServer(t *testing.T, hold <-chan struct{}) (addr string, routeLookups *atomic.Int32) {
+	routeLookups = new(atomic.Int32)
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			routeLookups.Add(1)
+			if hold != nil {
+				<-hold
+			}
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},
+				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+			})
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		}
+		return resp
+	})
+	return addr, routeLookups
+}
+
+func newTestBroker(t *testing.T, nameServer string, clock *clocktest.Clock) *Broker {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{nameServer}
+	var c ports.Clock
+	if clock != nil {
+		c = clock
+	}
+	b, err := New(cfg, nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	return b
+}
+
+// TestBrokerAddrFollowsTheClusterView: the requests a receipt handle or a
+// transaction addresses to a broker by name go to the master the
+// NameServers list now. A broker restarted at a new address (a Kubernetes
+// pod) or a new master after a failover is found there, even while a
+// route of an idle topic, read before the move, still names the old one.
+func TestBrokerAddrFollowsTheClusterView(t *testing.T) {
+	const oldAddr = "127.0.0.1:1" // nothing listens there
+	nameServer, _ := fakeTopicNameServer(t, nil)
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, nameServer, clock)
+	b.meta.topics["idle"] = &topicEntry{masters: map[string]string{"b1": oldAddr}, fetched: clock.Now()}
+	for range 20 { // the topics map's order is random: ask often
+		if a, err := b.meta.brokerAddr(t.Context(), "b1"); err != nil || a != nameServer {
+			t.Fatalf("brokerAddr(b1) = %q, %v; want %s, the NameServers' master", a, err, nameServer)
+		}
+	}
+	// After a failure of the broker the view is read again.
+	reads := func() time.Time { return b.meta.cluster.fetched }
+	before := reads()
+	clock.Advance(time.Second)
+	b.failed("b1", &client.Error{Kind: client.KindConnection, Addr: oldAddr, Err: errors.New("peer closed the connection")})
+	if _, err := b.meta.brokerAddr(t.Context(), "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if !reads().After(before) {
+		t.Fatal("a broker's failure did not make the cluster view be read again")
+	}
+}
+
+// TestSharedLookupOutlivesAGivingUpCaller: concurrent lookups of one
+// uncached topic share one fetch; the first caller giving up does not fail
+// the others, and a caller waits no longer than its own context allows.
+func TestSharedLookupOutlivesAGivingUpCaller(t *testing.T) {
+	hold := make(chan struct{})
+	nameServer, lookups := fakeTopicNameServer(t, hold)
+	b := newTestBroker(t, nameServer, nil)
+	first, giveUp := context.WithCancel(t.Context())
+	firstDone := make(chan error, 1)
+	go func() { _, err := b.meta.topic(first, "T"); firstDone <- err }()
+	waitfor.True(t, 10*time.Second, time.Millisecond, "the first caller's route lookup", func() bool { return lookups.Load() > 0 })
+	second := make(chan error, 1)
+	go func() { _, err := b.meta.topic(t.Context(), "T"); second <- err }()
+	short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.meta.topic(short, "T"); err == nil {
+		t.Fatal("a lookup with a 20 ms deadline returned a route the NameServer had not given yet")
+	}
+	giveUp()
+	if err := <-firstDone; err == nil {
+		t.Fatal("the caller who gave up got a route")
+	}
+	close(hold)
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("the other caller failed with the first one's cancellation: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other caller got no answer")
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Fatalf("%d route lookups, want 1 shared", n)
+	}
+}
+
+// TestTopicLookupAndBrokerFailureRace: a broker failure marks routes stale
+// while lookups read them (run with -race).
+func TestTopicLookupAndBrokerFailureRace(t *testing.T) {
+	nameServer, _ := fakeTopicNameServer(t, nil)
+	b := newTestBroker(t, nameServer, nil)
+	if _, err := b.meta.topic(t.Context(), "T"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() { defer wg.Done(); _, _ = b.meta.topic(t.Context(), "T") }()
+		go func() {
+			defer wg.Done()
+			b.failed("b1", &client.Error{Kind: client.KindConnection, Err: errors.New("peer closed the connection")})
+		}()
+	}
+	wg.Wait()
+}
+
+// TestPruneForgetsUnusedTopicsAndGroups: cached topics and groups not read
+// for maxStale go (they would not be served any more); fresher ones stay.
+func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
+	nameServer, _ := fakeTopicNameServer(t, nil)
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, nameServer, clock)
+	now := clock.Now()
+	b.meta.topics["deleted"] = &topicEntry{fetched: now.Add(-maxStale)}
+	b.meta.topics["used"] = &topicEntry{fetched: now.Add(-time.Second)}
+	b.meta.groups["gone"] = groupEntry{fetched: now.Add(-maxStale - time.Second)}
+	b.meta.groups["g"] = groupEntry{fetched: now}
+	b.meta.prune(now)
+	if _, ok := b.meta.topics["deleted"]; ok || len(b.meta.topics) != 1 || len(b.meta.groups) != 1 {
+		t.Fatalf("after pruning: topics %v, groups %v", b.meta.topics, b.meta.groups)
+	}
+}
