@@ -254,19 +254,27 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	return lastErr
 }
 
-// invoke sends one request, bounded by ctx and Config.RequestTimeout.
+// invoke sends one request, bounded by ctx and Config.RequestTimeout. A
+// ctx that ends sooner anyway (a gRPC call's deadline, usually) is used as
+// it is: a derived context costs a timer and four allocations per request.
 func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
-	return b.invokeFor(ctx, addr, req, b.cfg.RequestTimeout, nil)
+	ctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := b.rpc.Invoke(ctx, addr, req)
+	if err == nil {
+		b.answered(addr)
+	}
+	return resp, err
 }
 
-// invokeFor sends one request, bounded by ctx and timeout; an answer that
-// comes after that goes to late, when not nil. A ctx that ends
-// sooner anyway (a gRPC call's deadline, usually) is used as it is: a
-// derived context costs a timer and four allocations per request.
-func (b *Broker) invokeFor(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
+// poll sends a long poll (POP_MESSAGE, PULL_MESSAGE with suspend), bounded
+// by ctx and timeout; an answer that comes after that goes to late, when
+// not nil. Long polls take no in-flight slot of the connection (see
+// client.InvokeLongPoll).
+func (b *Broker) poll(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
 	ctx, cancel := bounded(ctx, timeout)
 	defer cancel()
-	resp, err := b.rpc.InvokeWithLate(ctx, addr, req, late)
+	resp, err := b.rpc.InvokeLongPoll(ctx, addr, req, late)
 	if err == nil {
 		b.answered(addr)
 	}

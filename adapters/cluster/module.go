@@ -25,7 +25,7 @@ type Config struct {
 	DialTimeout          time.Duration `yaml:"dialTimeout" help:"longest wait for a TCP (and TLS) connection to a broker or NameServer"`
 	StartTimeout         time.Duration `yaml:"startTimeout" help:"how long start-up waits for a NameServer to answer before rmqproxy gives up"`
 	ConnectionsPerBroker int           `yaml:"connectionsPerBroker" help:"TCP connections kept to each broker and NameServer"`
-	MaxInFlight          int           `yaml:"maxInFlight" help:"most requests waiting for an answer on one connection; more wait for a free slot"`
+	MaxInFlight          int           `yaml:"maxInFlight" help:"most requests waiting for an answer on one connection; more wait for a free slot (long polls of receives and pulls take none)"`
 	RouteTTL             time.Duration `yaml:"routeTTL" help:"how long a topic route, topic configuration or group configuration is used before it is read again (a failed broker call refreshes it at once)"`
 	Isolation            time.Duration `yaml:"isolation" help:"a broker that failed a call is avoided for this long by sends and receives that can go elsewhere"`
 	HeartbeatInterval    time.Duration `yaml:"heartbeatInterval" help:"how often the producer and consumer groups of connected clients are registered with every broker (brokers forget a registration after 120 s)"`

@@ -25,7 +25,8 @@ type Config struct {
 	// ConnsPerAddr is how many connections to open to one address (2).
 	ConnsPerAddr int
 	// MaxInFlight bounds the requests awaiting an answer on one
-	// connection (1024); callers beyond it wait with their context.
+	// connection (1024); callers beyond it wait with their context. Long
+	// polls (InvokeLongPoll) do not count.
 	MaxInFlight int
 	// DialTimeout bounds connecting, TLS included (3 s).
 	DialTimeout time.Duration
@@ -156,7 +157,19 @@ type LateHandler func(ctx context.Context, addr string, resp *remoting.Command)
 // use the answer (a POP_MESSAGE hides the messages it returns). An answer
 // that comes while ctx ends is returned, not handed to late.
 func (c *Client) InvokeWithLate(ctx context.Context, addr string, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
-	return c.invoke(ctx, addr, req, late, false)
+	return c.invoke(ctx, addr, req, late, callPooled)
+}
+
+// InvokeLongPoll is InvokeWithLate for a request that the peer holds until
+// it has something to answer or its poll time ends (POP_MESSAGE,
+// PULL_MESSAGE with suspend). It takes none of the connection's
+// MaxInFlight slots: held polls would otherwise fill them, and the quick
+// requests behind them (acks, sends) would wait for a slot until their
+// deadline although the peer answers them at once. The caller bounds its
+// long polls (rmqproxy admits receives at the gRPC side, and a broker
+// answers POLLING_FULL beyond its own limit).
+func (c *Client) InvokeLongPoll(ctx context.Context, addr string, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
+	return c.invoke(ctx, addr, req, late, callLongPoll)
 }
 
 // InvokePinned is Invoke on the first connection of addr's pool (dialled
@@ -168,20 +181,29 @@ func (c *Client) InvokeWithLate(ctx context.Context, addr string, req *remoting.
 // on it: spread over the pool, such requests leave registrations behind on
 // the other connections, which then expire.
 func (c *Client) InvokePinned(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
-	return c.invoke(ctx, addr, req, nil, true)
+	return c.invoke(ctx, addr, req, nil, callPinned)
 }
 
-func (c *Client) invoke(ctx context.Context, addr string, req *remoting.Command, late LateHandler, pinned bool) (*remoting.Command, error) {
+// callKind says how a call uses an address's pool.
+type callKind uint8
+
+const (
+	callPooled   callKind = iota // the next connection, one in-flight slot
+	callPinned                   // the first connection, one in-flight slot
+	callLongPoll                 // the next connection, no slot
+)
+
+func (c *Client) invoke(ctx context.Context, addr string, req *remoting.Command, late LateHandler, kind callKind) (*remoting.Command, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.DefaultTimeout)
 		defer cancel()
 	}
-	cn, err := c.conn(ctx, addr, pinned)
+	cn, err := c.conn(ctx, addr, kind == callPinned)
 	if err != nil {
 		return nil, err
 	}
-	return cn.invoke(ctx, req, late)
+	return cn.invoke(ctx, req, late, kind != callLongPoll)
 }
 
 // InvokeOneway sends req with the oneway flag and returns once it is

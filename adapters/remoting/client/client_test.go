@@ -587,3 +587,47 @@ func TestPoolFillsUp(t *testing.T) {
 		t.Fatalf("%d connections accepted for a pool of 3", n)
 	}
 }
+
+// TestLongPollsTakeNoInFlightSlot: polls a broker holds (here all it is
+// sent of them, as many as the pool has slots) do not keep a quick request
+// waiting for a slot; the quick requests themselves are still bounded.
+func TestLongPollsTakeNoInFlightSlot(t *testing.T) {
+	polls := make(chan struct{}, 64)
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
+				polls <- struct{}{}
+				continue // held until the test ends
+			}
+			_ = p.write(answer(req, "ok"))
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 2, MaxInFlight: 4})
+	pollCtx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop() // before the wait
+	for range 16 { // twice the pool's slots
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = c.InvokeLongPoll(pollCtx, fb.addr(), remoting.NewRequest(remoting.RequestPopMessage, nil, nil), nil)
+		}()
+	}
+	for range 16 {
+		select {
+		case <-polls:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the broker did not get every long poll: they waited for slots")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if resp, err := c.Invoke(ctx, fb.addr(), remoting.NewRequest(remoting.RequestAckMessage, nil, nil)); err != nil || resp.Remark != "ok" {
+		t.Fatalf("an ack behind held polls: %+v, %v", resp, err)
+	}
+}

@@ -115,15 +115,20 @@ func (cn *conn) encode(req *remoting.Command) (*[]byte, error) {
 	return buf, nil
 }
 
-func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
-	select {
-	case cn.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctxError(ctx, cn.addr, false)
-	case <-cn.done:
-		return nil, cn.failure(false)
+// invoke sends req and waits for its answer; with slot, it first takes one
+// of the connection's MaxInFlight slots (waiting for one when all are
+// taken).
+func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHandler, slot bool) (*remoting.Command, error) {
+	if slot {
+		select {
+		case cn.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctxError(ctx, cn.addr, false)
+		case <-cn.done:
+			return nil, cn.failure(false)
+		}
+		defer func() { <-cn.sem }()
 	}
-	defer func() { <-cn.sem }()
 	req.Opaque = cn.c.nextOpaque()
 	req.Flag &^= remoting.FlagResponse | remoting.FlagOneway
 	buf, err := cn.encode(req)

@@ -15,7 +15,8 @@
 //     hang or a panic; late answers are dropped;
 //   - at most Config.MaxInFlight requests wait for answers on one
 //     connection; a caller beyond the bound waits for a slot until its
-//     context ends;
+//     context ends; long polls (InvokeLongPoll) take no slot, so that polls
+//     a broker holds never keep quick requests waiting;
 //   - a connection that fails is dropped and redialled on demand; after a
 //     failed dial the address is not dialled again before a back-off
 //     (doubling from Config.ReconnectMin to ReconnectMax) and calls fail
