@@ -68,9 +68,11 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 }
 
 // PullMessage streams, as the protocol defines: a status frame, one frame
-// per message, then the offset to pull from next.
+// per message, then the offset to pull from next. A pull that a shutdown
+// cut short (answered MESSAGE_NOT_FOUND) names the offset it was asked
+// for: the pull read nothing, and the client goes on from there.
 func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingService_PullMessageServer) error {
-	var res ports.PullResult
+	res := ports.PullResult{NextOffset: req.GetOffset()}
 	st := s.streamStatus(stream.Context(), kindPoll, req, func(ctx context.Context, info ports.RequestInfo) error {
 		r := application.PullRequest{
 			Group:     resourceName(req.GetGroup(), info),
@@ -83,12 +85,15 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 			d := req.GetLongPollingTimeout().AsDuration()
 			r.LongPollingTimeout = &d
 		}
-		var err error
-		res, err = s.app.PullMessage(ctx, r)
-		if err == nil && len(res.Messages) == 0 {
+		pulled, err := s.app.PullMessage(ctx, r)
+		if err != nil {
+			return err
+		}
+		res = pulled
+		if len(res.Messages) == 0 {
 			return domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 		}
-		return err
+		return nil
 	})
 	if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
 		return nil

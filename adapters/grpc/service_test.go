@@ -36,9 +36,32 @@ type fakeBroker struct {
 	sent  []domain.Message
 	send  func(ctx context.Context, q domain.QueueRef, msgs []domain.Message) ([]domain.SendReceipt, error)
 	pop   func(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error)
+	pull  func(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) // set: the broker serves pulls
 	group domain.ConsumerGroup
 
 	checkHandler ports.TransactionCheckHandler
+}
+
+// fakeOffsets serves pulls with the fake broker's pull; the other methods
+// panic through the embedded nil interface.
+type fakeOffsets struct {
+	b *fakeBroker
+}
+
+func (o fakeOffsets) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
+	return o.b.pull(ctx, req)
+}
+
+func (fakeOffsets) UpdateOffset(context.Context, string, domain.QueueRef, int64) error {
+	panic("not used")
+}
+
+func (fakeOffsets) GetOffset(context.Context, string, domain.QueueRef) (int64, error) {
+	panic("not used")
+}
+
+func (fakeOffsets) QueryOffset(context.Context, domain.QueueRef, ports.OffsetPolicy, time.Time) (int64, error) {
+	panic("not used")
 }
 
 func (b *fakeBroker) Route(_ context.Context, topic string) (ports.Route, error) {
@@ -159,8 +182,12 @@ func startTrafficServer(t *testing.T, b *fakeBroker, tr *application.Traffic, ed
 	clock := ports.SystemClock{}
 	sessions := application.NewSessions(acfg, clock, log)
 	renewer := application.NewRenewer(acfg, b, b, clock, log)
+	var offsets ports.Offsets
+	if b.pull != nil {
+		offsets = fakeOffsets{b}
+	}
 	app := application.NewMessaging(application.MessagingParams{Config: acfg, Broker: b, Meta: b, Clock: clock, Log: log,
-		Sessions: sessions, Renewer: renewer, Transactions: b, Traffic: tr})
+		Sessions: sessions, Renewer: renewer, Transactions: b, Traffic: tr, Offsets: offsets})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	running := make(chan struct{})
 	go func() { defer close(running); app.Run(runCtx) }()
