@@ -128,12 +128,20 @@ func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 	switch {
 	case len(segs) == 3 && segs[0] == "clients" && segs[2] == "verify" && r.Method == http.MethodPost:
 		// As CONSUME_MESSAGE_DIRECTLY: Sub on the message's topic.
-		return one(domain.TopicResource(peekField(r, "topic")), domain.ActionSub)
+		var body struct {
+			Topic string `json:"topic"`
+		}
+		peekBody(r, &body)
+		return one(domain.TopicResource(body.Topic), domain.ActionSub)
 	case resource == nil:
 	case len(segs) == 1 && r.Method == http.MethodGet:
 		return one(domain.ClusterResource(""), domain.ActionList)
 	case len(segs) == 1 && r.Method == http.MethodPost:
-		return one(resource(peekField(r, "name")), domain.ActionCreate)
+		var body struct {
+			Name string `json:"name"`
+		}
+		peekBody(r, &body)
+		return one(resource(body.Name), domain.ActionCreate)
 	case len(segs) == 2 && r.Method == http.MethodGet, len(segs) == 3 && segs[2] == "stats" && r.Method == http.MethodGet:
 		return one(resource(segs[1]), domain.ActionGet)
 	case len(segs) == 2 && r.Method == http.MethodPut:
@@ -144,20 +152,22 @@ func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 	return one(domain.ClusterResource(""), domain.ActionGet)
 }
 
-// peekField reads a string field of a request's JSON body (the name of a
-// created object, the topic of a verify) and puts the body back; a body
-// that does not parse gives "" (the handler then refuses it precisely).
-func peekField(r *http.Request, key string) string {
+// peekBody decodes a copy of r's JSON body into v, a struct with the field
+// the handler will act on, and puts the body back. It decodes as the
+// handler does (encoding/json into a struct: keys match field names
+// case-insensitively, and of several matching keys the last wins), so that
+// what is authorized is what the handler creates: a lookup of the exact
+// key in a map authorized "name" of {"name":"a","NAME":"b"} while the
+// handler created b. A body that does not parse leaves v as it is (the
+// handler then refuses it precisely).
+func peekBody(r *http.Request, v any) {
 	if r.Body == nil {
-		return ""
+		return
 	}
 	data, _ := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
 	r.Body = struct {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
-	var v map[string]any
-	_ = json.Unmarshal(data, &v)
-	f, _ := v[key].(string)
-	return f
+	_ = json.Unmarshal(data, v)
 }
