@@ -34,7 +34,7 @@ type TLSConfig struct {
 	KeyFile       string `yaml:"keyFile" help:"PEM private key of certFile"`
 	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept; empty: the tls folder of the data directory"`
 	// Client certificates (mTLS).
-	ClientAuth   string `yaml:"clientAuth" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a TLS client without a valid certificate is refused)"`
+	ClientAuth   string `yaml:"clientAuth" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a client without a valid certificate is refused; needs tls.mode enforcing)"`
 	ClientCAFile string `yaml:"clientCAFile" help:"PEM bundle of the CAs that sign client certificates (clientAuth request or require); reloaded with the certificate"`
 	// ReloadInterval is how often the files are checked for changes.
 	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often certFile, keyFile and clientCAFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
@@ -84,6 +84,9 @@ func (c Config) Validate() error {
 		}
 		if c.TLS.Mode == TLSDisabled {
 			errs = append(errs, fmt.Errorf("tls.clientAuth %s needs TLS: set tls.mode to enforcing", c.TLS.ClientAuth))
+		}
+		if c.TLS.ClientAuth == ClientAuthRequire && c.TLS.Mode == TLSPermissive {
+			errs = append(errs, errors.New("tls.clientAuth require needs tls.mode enforcing: in permissive mode a plaintext client, which presents no certificate, is served"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("tls.clientAuth %q must be none, request or require", c.TLS.ClientAuth))

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,29 @@ func TestCertificateRotation(t *testing.T) {
 	c5, k5 := ca.issue(t, "server", 105, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	writeFiles(t, map[string][]byte{cert: c5, key: k5})
 	waitSerial(105)
+}
+
+// TestClientAuthRequireNeedsEnforcing: require on a permissive port is
+// refused at start (a plaintext client there presents no certificate and
+// would be served); request goes with permissive, require with enforcing.
+func TestClientAuthRequireNeedsEnforcing(t *testing.T) {
+	for _, tc := range []struct {
+		mode, auth string
+		ok         bool
+	}{
+		{TLSPermissive, ClientAuthRequire, false},
+		{TLSEnforcing, ClientAuthRequire, true},
+		{TLSPermissive, ClientAuthRequest, true},
+		{TLSDisabled, ClientAuthRequest, false},
+	} {
+		cfg := DefaultConfig()
+		cfg.TLS.Mode, cfg.TLS.ClientAuth, cfg.TLS.ClientCAFile = tc.mode, tc.auth, "ca.pem"
+		err := cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("mode %s, clientAuth %s: Validate() = %v, want ok %v", tc.mode, tc.auth, err, tc.ok)
+		}
+		if err != nil && tc.mode == TLSPermissive && !strings.Contains(err.Error(), "needs tls.mode enforcing") {
+			t.Errorf("mode %s, clientAuth %s: %v does not say what to do", tc.mode, tc.auth, err)
+		}
+	}
 }
