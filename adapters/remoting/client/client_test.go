@@ -610,8 +610,9 @@ func TestLongPollsTakeNoInFlightSlot(t *testing.T) {
 	pollCtx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stop() // before the wait
-	for range 16 { // twice the pool's slots
+	defer stop() // runs before the wait
+	// Twice the pool's slots.
+	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
