@@ -303,8 +303,15 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 	now := e.clock.Now()
 	for i, req := range reqs {
 		k, d, done, err := e.handleTargetLocked(req, now)
-		if err != nil || done {
+		if err != nil {
 			errs[i] = err
+			continue
+		}
+		if done {
+			// Acked before (a retry, or a duplicate of a concurrent ack):
+			// answered OK only once what made it so is durable, which the
+			// first ack may not be yet (its caller may have timed out).
+			appended[i], end = true, max(end, e.clog.NextOffset())
 			continue
 		}
 		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset, Receipt: d.receipt}
@@ -417,9 +424,14 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 		}
 		now := e.clock.Now()
 		k, d, done, err := e.handleTargetLocked(req, now)
-		if err != nil || done {
+		if err != nil {
 			e.mu.Unlock()
 			return err
+		}
+		if done { // consumed before: OK once that is durable (see AckBatch)
+			end := e.clog.NextOffset()
+			e.mu.Unlock()
+			return e.waitDurable(ctx, end, "the dead-letter move")
 		}
 		if pre == nil {
 			qi := e.queues[queueKey{k.topic, k.qid}]

@@ -744,3 +744,65 @@ func TestQueueEntryDamagedWhileRunning(t *testing.T) {
 		t.Fatalf("after the restart: %v", ids(got))
 	}
 }
+
+// TestRetriedAckAnsweredOnlyWhenDurable: an ack retried while the first
+// attempt's record still waits for its fdatasync (the first caller timed
+// out) is not answered OK before that record is durable; once it is
+// answered OK, a kill -9 does not bring the message back. The same holds
+// for a dead-letter move of a message acked before.
+func TestRetriedAckAnsweredOnlyWhenDurable(t *testing.T) {
+	h := newClosedHarness(t, nil)
+	var blocking atomic.Bool
+	block, entered := make(chan struct{}), make(chan struct{}, 1)
+	h.engineMod = func(e *Engine) {
+		e.syncFault = func(f *os.File) error {
+			if blocking.Load() {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-block
+			}
+			return f.Sync()
+		}
+	}
+	unblock := sync.OnceFunc(func() { blocking.Store(false); close(block) })
+	defer unblock() // also when the test fails with the writer inside fdatasync
+	h.open()
+	h.send("t", 0, msg("t", "a", ""))
+	got := h.pop("g", "t", 0, 1, time.Minute)
+	blocking.Store(true)
+	sendDone := make(chan struct{})
+	go func() { // another producer's send: the writer is then inside fdatasync
+		defer close(sendDone)
+		_, _ = h.e.Send(context.Background(), domain.QueueRef{Topic: "other", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("other", "o", "")})
+	}()
+	<-entered
+	attempt := func(d time.Duration, call func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return call(ctx)
+	}
+	ack := func(ctx context.Context) error { return h.e.Ack(ctx, ackReq("g", got[0])) }
+	dlq := func(ctx context.Context) error { return h.e.ForwardToDeadLetter(ctx, ackReq("g", got[0])) }
+	if err := attempt(50*time.Millisecond, ack); err == nil {
+		t.Fatal("the first ack was answered OK while the log could not be synced")
+	}
+	if err := attempt(100*time.Millisecond, ack); err == nil {
+		t.Fatal("a retried ack was answered OK before the first attempt's record was durable")
+	}
+	if err := attempt(100*time.Millisecond, dlq); err == nil {
+		t.Fatal("a dead-letter move of the acked message was answered OK before the ack was durable")
+	}
+	unblock()
+	<-sendDone
+	if err := attempt(10*time.Second, ack); err != nil {
+		t.Fatalf("the retried ack once the log syncs again: %v", err)
+	}
+	h.e.crash() // kill -9
+	h.open()
+	h.fake().Advance(2 * time.Minute)
+	if again := h.pop("g", "t", 0, 1, time.Minute); len(again) != 0 {
+		t.Fatalf("a message acked OK was delivered again after kill -9: %v (attempt %d)", ids(again), again[0].DeliveryAttempt)
+	}
+}
