@@ -223,6 +223,12 @@ func (s *Store) DeleteUser(ctx context.Context, by ports.Actor, name string) err
 				return domain.Errorf(domain.ReasonBadRequest, "user %q is the last enabled super user; create or enable another super user first", name)
 			}
 		}
+		// The user's row is locked (FOR UPDATE, above) before its entries
+		// are deleted: a grant that locked the row first has committed by
+		// now, and this statement, with a snapshot of its own under READ
+		// COMMITTED, sees and deletes its entry; a later grant waits for
+		// the row and finds no user. Deleting the entries first would miss
+		// the entry of a grant still in flight.
 		tag, err := tx.Exec(ctx, `DELETE FROM rmqproxy.acl_entries WHERE subject = $1`, domain.SubjectOf(name))
 		if err != nil {
 			return err
@@ -278,18 +284,25 @@ const upsertEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, 
   ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO UPDATE SET
   actions = $6, source_cidrs = $7, decision = $8, description = $9, updated_at = now(), updated_by = $10`
 
+// putEntries upserts entries whose users exist. It locks each user's row
+// (FOR KEY SHARE) until the transaction ends: a DeleteUser of that user
+// either finished before (the entry is refused) or waits for this
+// transaction at its own FOR UPDATE and then deletes the entry with the
+// user. Without the lock, a delete committed between the check and the
+// INSERT left an entry that a later user of the same name inherited.
 func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entries []domain.ACLEntry) error {
 	for _, e := range entries {
 		name, err := domain.ParseSubject(e.Subject)
 		if err != nil {
 			return err
 		}
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rmqproxy.users WHERE username = $1)`, name).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM rmqproxy.users WHERE username = $1 FOR KEY SHARE`, name).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
 			return domain.Errorf(domain.ReasonNotFound, "user %q does not exist; create it before granting it access", name)
+		}
+		if err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, upsertEntrySQL, append(entryArgs(e), by.Principal)...); err != nil {
 			return err
