@@ -116,6 +116,55 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestMigrateEntriesReferenceUsers: migration 2 deletes (and audits)
+// entries whose user is gone, which version 1 could leave behind, and from
+// then on the database itself refuses such entries and deletes a user's
+// entries with it.
+func TestMigrateEntriesReferenceUsers(t *testing.T) {
+	dsn := pgenv.Database(t)
+	ctx := t.Context()
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, int(migrations.Latest())-1); err != nil {
+		t.Fatalf("down to version 1: %v", err)
+	}
+	p := pool(t, dsn)
+	s := postgres.NewStore(p, keyring(t, "k1:"+newKey(), ""), "test-proxy")
+	if err := s.CreateUser(ctx, actor, domain.User{Name: "alice"}, domain.Secret("alice-secret-0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	const insert = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,
+  actions, decision, created_by, updated_by) VALUES ($1, 'Custom', 'Topic', 'PREFIXED', 'pay', '{Pub,Sub}', 'Allow', 'x', 'x')`
+	for _, subject := range []string{"User:alice", "User:gone"} {
+		if _, err := p.Exec(ctx, insert, subject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	var subjects []string
+	if err := p.QueryRow(ctx, `SELECT array_agg(subject ORDER BY subject) FROM rmqproxy.acl_entries`).Scan(&subjects); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(subjects, " ") != "User:alice" {
+		t.Fatalf("entries after migrating: %v", subjects)
+	}
+	evs, err := s.QueryAudit(ctx, domain.AuditQuery{Category: domain.AuditSystem})
+	if err != nil || len(evs) != 1 || evs[0].Operation != "acl.delete" || evs[0].Resource != "Topic:pay*" || evs[0].Reason != "orphan_entry" ||
+		!strings.Contains(evs[0].Details, `"subject": "User:gone"`) {
+		t.Fatalf("audit of the deleted orphan: %+v %v", evs, err)
+	}
+	if _, err := p.Exec(ctx, insert, "User:gone"); err == nil || !strings.Contains(err.Error(), "acl_entries_user_fk") {
+		t.Fatalf("an entry of an unknown user: %v", err)
+	}
+	if _, err := p.Exec(ctx, `DELETE FROM rmqproxy.users WHERE username = 'alice'`); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := p.QueryRow(ctx, `SELECT count(*) FROM rmqproxy.acl_entries`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("entries left after their user: %d %v", left, err)
+	}
+}
+
 func TestKeyring(t *testing.T) {
 	k1, k2 := newKey(), newKey()
 	old := keyring(t, "k1:"+k1, "")
