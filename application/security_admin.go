@@ -154,14 +154,19 @@ func (a *SecurityAdmin) ListEntries(ctx context.Context, f ports.EntryFilter) ([
 }
 
 // Import creates or updates users and entries in one transaction.
-func (a *SecurityAdmin) Import(ctx context.Context, by ports.Actor, users []domain.UserRecord, entries []domain.ACLEntry) error {
+func (a *SecurityAdmin) Import(ctx context.Context, by ports.Actor, users []ports.ImportUser, entries []domain.ACLEntry) error {
 	for _, u := range users {
 		if err := domain.ValidateUserName(u.Name); err != nil {
 			return err
 		}
-		for _, s := range u.Secrets {
-			if err := domain.ValidateImportedSecret(s); err != nil {
+		if u.Secret != nil {
+			if err := domain.ValidateImportedSecret(u.Secret); err != nil {
 				return domain.Errorf(domain.ReasonBadRequest, "user %q: %s", u.Name, domain.MessageOf(err))
+			}
+		}
+		if u.Description != nil {
+			if err := domain.ValidateDescription(*u.Description); err != nil {
+				return err
 			}
 		}
 	}

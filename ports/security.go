@@ -73,6 +73,16 @@ type UserUpdate struct {
 	Secret      domain.Secret // nil: keep
 }
 
+// ImportUser is a user as an import file gives it. A field the file
+// leaves out is nil (Secret: empty): an existing user keeps what is stored
+// (an import never demotes, disables or re-enables a user it says nothing
+// about), a new user gets the default (Normal, enable, no description) and
+// must have a secret.
+type ImportUser struct {
+	Name string
+	UserUpdate
+}
+
 // EntryFilter selects ACL entries; empty fields select all.
 type EntryFilter struct {
 	Subject    string // exact
@@ -103,8 +113,10 @@ type SecurityStore interface {
 	ListEntries(ctx context.Context, f EntryFilter) ([]domain.ACLEntry, error)
 
 	// Import creates or updates users (with their secrets when given) and
-	// entries in one transaction.
-	Import(ctx context.Context, by Actor, users []domain.UserRecord, entries []domain.ACLEntry) error
+	// entries in one transaction, audited as the single operations are
+	// (user.create, user.update, acl.put). Like UpdateUser it refuses to
+	// leave no enabled super user when it demotes or disables one.
+	Import(ctx context.Context, by Actor, users []ImportUser, entries []domain.ACLEntry) error
 
 	// RecordAdmin writes one audit event synchronously (for refused admin
 	// attempts, which change nothing).

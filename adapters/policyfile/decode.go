@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // MaxFileSize bounds a policy or import file.
@@ -70,9 +71,34 @@ func (a *actionsList) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // Decode reads a policy file or an ACL 2.0 export (YAML or JSON; JSON may
-// also be a bare array of AclInfo). Users without a secret are returned
-// without one (an import keeps the stored secret of an existing user).
+// also be a bare array of AclInfo). A user without userType or userStatus
+// is Normal or enabled; one without a secret has none.
 func Decode(data []byte) ([]domain.UserRecord, []domain.ACLEntry, error) {
+	imported, entries, err := DecodeImport(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	users := make([]domain.UserRecord, len(imported))
+	for i, u := range imported {
+		users[i].Name = u.Name
+		if u.Type != nil {
+			users[i].Type = *u.Type
+		}
+		if u.Status != nil {
+			users[i].Status = *u.Status
+		}
+		if u.Secret != nil {
+			users[i].Secrets = []domain.Secret{u.Secret}
+		}
+	}
+	return users, entries, nil
+}
+
+// DecodeImport reads what [Decode] reads for an import: a field a user
+// leaves out (userType, userStatus, the secret; the format has no
+// description) is nil, so that the import keeps the stored value of an
+// existing user.
+func DecodeImport(data []byte) ([]ports.ImportUser, []domain.ACLEntry, error) {
 	if len(data) > MaxFileSize {
 		return nil, nil, fmt.Errorf("the file is %d bytes, more than %d", len(data), MaxFileSize)
 	}
@@ -92,8 +118,8 @@ func Decode(data []byte) ([]domain.UserRecord, []domain.ACLEntry, error) {
 	return f.convert()
 }
 
-func (f File) convert() ([]domain.UserRecord, []domain.ACLEntry, error) {
-	var users []domain.UserRecord
+func (f File) convert() ([]ports.ImportUser, []domain.ACLEntry, error) {
+	var users []ports.ImportUser
 	seen := map[string]bool{}
 	for i, u := range f.Users {
 		name := u.Username
@@ -107,17 +133,20 @@ func (f File) convert() ([]domain.UserRecord, []domain.ACLEntry, error) {
 			return nil, nil, fmt.Errorf("user %q appears twice", name)
 		}
 		seen[name] = true
-		rec := domain.UserRecord{User: domain.User{Name: name}}
-		var err error
+		rec := ports.ImportUser{Name: name}
 		if u.UserType != "" {
-			if rec.Type, err = domain.ParseUserType(u.UserType); err != nil {
+			typ, err := domain.ParseUserType(u.UserType)
+			if err != nil {
 				return nil, nil, fmt.Errorf("user %q: %v", name, err)
 			}
+			rec.Type = &typ
 		}
 		if u.UserStatus != "" {
-			if rec.Status, err = domain.ParseUserStatus(u.UserStatus); err != nil {
+			status, err := domain.ParseUserStatus(u.UserStatus)
+			if err != nil {
 				return nil, nil, fmt.Errorf("user %q: %v", name, err)
 			}
+			rec.Status = &status
 		}
 		secret := u.Password
 		if secret == "" {
@@ -127,7 +156,7 @@ func (f File) convert() ([]domain.UserRecord, []domain.ACLEntry, error) {
 			if err := domain.ValidateImportedSecret(domain.Secret(secret)); err != nil {
 				return nil, nil, fmt.Errorf("user %q: %v", name, err)
 			}
-			rec.Secrets = []domain.Secret{domain.Secret(secret)}
+			rec.Secret = domain.Secret(secret)
 		}
 		users = append(users, rec)
 	}

@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // plainACL is ACL 1.0's plain_acl.yml.
@@ -22,7 +23,7 @@ type plainAccount struct {
 	AccessKey          string   `yaml:"accessKey"`
 	SecretKey          string   `yaml:"secretKey"`
 	WhiteRemoteAddress string   `yaml:"whiteRemoteAddress"`
-	Admin              bool     `yaml:"admin"`
+	Admin              *bool    `yaml:"admin"` // nil: an import keeps the stored type
 	DefaultTopicPerm   string   `yaml:"defaultTopicPerm"`
 	DefaultGroupPerm   string   `yaml:"defaultGroupPerm"`
 	TopicPerms         []string `yaml:"topicPerms"`
@@ -30,7 +31,9 @@ type plainAccount struct {
 }
 
 // DecodePlainACL converts a plain_acl.yml as upstream's AuthMigrator does:
-// each account becomes a user (admin: Super) with its secretKey; each
+// each account becomes a user (admin: true Super, false Normal; without
+// admin an existing user keeps its type, a new one is Normal; an existing
+// user keeps its status) with its secretKey; each
 // topicPerms/groupPerms item a Custom entry (PUB → Pub, SUB → Sub, PUB|SUB
 // → Pub,Sub, DENY → All denied); defaultTopicPerm/defaultGroupPerm Default
 // entries on Topic:* and Group:*. Unlike upstream, whiteRemoteAddress is
@@ -39,7 +42,7 @@ type plainAccount struct {
 // means any address), and unknown permissions are errors instead of All.
 // globalWhiteRemoteAddresses, which let v1 skip signatures, are not
 // imported: the returned warnings say so.
-func DecodePlainACL(data []byte) (users []domain.UserRecord, entries []domain.ACLEntry, warnings []string, err error) {
+func DecodePlainACL(data []byte) (users []ports.ImportUser, entries []domain.ACLEntry, warnings []string, err error) {
 	if len(data) > MaxFileSize {
 		return nil, nil, nil, fmt.Errorf("the file is %d bytes, more than %d", len(data), MaxFileSize)
 	}
@@ -67,9 +70,14 @@ func DecodePlainACL(data []byte) (users []domain.UserRecord, entries []domain.AC
 		if len(a.SecretKey) < 16 {
 			warnings = append(warnings, fmt.Sprintf("account %q: its secretKey has %d characters; rotate it (rmqproxy user update %s --secret-generate)", a.AccessKey, len(a.SecretKey), a.AccessKey))
 		}
-		u := domain.UserRecord{User: domain.User{Name: a.AccessKey, Description: "imported from plain_acl.yml"}, Secrets: []domain.Secret{domain.Secret(a.SecretKey)}}
-		if a.Admin {
-			u.Type = domain.UserSuper
+		description := "imported from plain_acl.yml"
+		u := ports.ImportUser{Name: a.AccessKey, UserUpdate: ports.UserUpdate{Description: &description, Secret: domain.Secret(a.SecretKey)}}
+		if a.Admin != nil {
+			typ := domain.UserNormal
+			if *a.Admin {
+				typ = domain.UserSuper
+			}
+			u.Type = &typ
 		}
 		users = append(users, u)
 		ips, err := V1Addresses(a.WhiteRemoteAddress)

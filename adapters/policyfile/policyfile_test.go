@@ -72,6 +72,29 @@ func TestDecodeACL2Export(t *testing.T) {
 	}
 }
 
+// TestDecodeImportLeavesOmittedFieldsNil: for an import, what a user
+// leaves out is nil, so that an existing user keeps it (Decode, for the
+// policy file, gives the defaults instead).
+func TestDecodeImportLeavesOmittedFieldsNil(t *testing.T) {
+	data := []byte(`{"users": [{"username": "root"}, {"name": "app", "secret": "app-secret-0123", "userType": "super", "userStatus": "disabled"}]}`)
+	users, _, err := policyfile.DecodeImport(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, app := users[0], users[1]
+	if root.Name != "root" || root.Type != nil || root.Status != nil || root.Description != nil || root.Secret != nil {
+		t.Errorf("root: %+v", root)
+	}
+	if app.Name != "app" || *app.Type != domain.UserSuper || *app.Status != domain.UserDisabled || string(app.Secret) != "app-secret-0123" {
+		t.Errorf("app: %+v", app)
+	}
+	records, _, err := policyfile.Decode(data)
+	if err != nil || records[0].Type != domain.UserNormal || records[0].Status != domain.UserEnabled || len(records[0].Secrets) != 0 ||
+		records[1].Type != domain.UserSuper || string(records[1].Secrets[0]) != "app-secret-0123" {
+		t.Fatalf("Decode: %+v %v", records, err)
+	}
+}
+
 // upstream's sample plain_acl.yml, with every permission form and address
 // syntax.
 const plainACL = `
@@ -111,7 +134,10 @@ func TestDecodePlainACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(users) != 3 || users[0].Type != domain.UserNormal || users[1].Type != domain.UserSuper {
+	// admin: false is Normal, admin: true Super; without admin (and
+	// always for the status) an import keeps what is stored.
+	if len(users) != 3 || *users[0].Type != domain.UserNormal || *users[1].Type != domain.UserSuper || users[2].Type != nil ||
+		users[0].Status != nil || string(users[2].Secret) != "1234567890abcdef1234" {
 		t.Fatalf("users: %+v", users)
 	}
 	got := map[string]string{}

@@ -118,21 +118,27 @@ func (s *Store) sealInto(ctx context.Context, tx pgx.Tx, user string, secret dom
 // CreateUser implements ports.SecurityStore.
 func (s *Store) CreateUser(ctx context.Context, by ports.Actor, u domain.User, secret domain.Secret) error {
 	return s.txFunc(ctx, "create user", true, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, description, created_by, updated_by)
-  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (username) DO NOTHING`,
-			u.Name, u.Type.String(), u.Status.String(), u.Description, by.Principal)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return domain.Errorf(domain.ReasonAlreadyExists, "user %q already exists; use user update", u.Name)
-		}
-		if err := s.sealInto(ctx, tx, u.Name, secret); err != nil {
-			return err
-		}
-		return s.insertAudit(ctx, tx, adminEvent(by, "user.create", domain.SubjectOf(u.Name),
-			map[string]any{"type": u.Type.String(), "status": u.Status.String()}))
+		return s.createUser(ctx, tx, by, u, secret)
 	})
+}
+
+// createUser inserts u with its secret and writes the user.create audit
+// event, in tx.
+func (s *Store) createUser(ctx context.Context, tx pgx.Tx, by ports.Actor, u domain.User, secret domain.Secret) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, description, created_by, updated_by)
+  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (username) DO NOTHING`,
+		u.Name, u.Type.String(), u.Status.String(), u.Description, by.Principal)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.Errorf(domain.ReasonAlreadyExists, "user %q already exists; use user update", u.Name)
+	}
+	if err := s.sealInto(ctx, tx, u.Name, secret); err != nil {
+		return err
+	}
+	return s.insertAudit(ctx, tx, adminEvent(by, "user.create", domain.SubjectOf(u.Name),
+		map[string]any{"type": u.Type.String(), "status": u.Status.String()}))
 }
 
 func scanUser(row pgx.Row) (domain.User, error) {
@@ -160,25 +166,11 @@ func lastEnabledSuper(ctx context.Context, tx pgx.Tx, name string) (bool, error)
 func (s *Store) UpdateUser(ctx context.Context, by ports.Actor, name string, upd ports.UserUpdate) (domain.User, error) {
 	var out domain.User
 	err := s.txFunc(ctx, "update user", true, func(tx pgx.Tx) error {
-		u, err := scanUser(tx.QueryRow(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users WHERE username = $1 FOR UPDATE`, name))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.Errorf(domain.ReasonNotFound, "user %q does not exist", name)
-		}
+		u, _, demoted, err := s.updateUser(ctx, tx, by, name, upd, false)
 		if err != nil {
 			return err
 		}
-		wasSuper := u.Type == domain.UserSuper && u.Status == domain.UserEnabled
-		changed := map[string]any{}
-		if upd.Type != nil && *upd.Type != u.Type {
-			u.Type, changed["type"] = *upd.Type, upd.Type.String()
-		}
-		if upd.Status != nil && *upd.Status != u.Status {
-			u.Status, changed["status"] = *upd.Status, upd.Status.String()
-		}
-		if upd.Description != nil && *upd.Description != u.Description {
-			u.Description, changed["description"] = *upd.Description, true
-		}
-		if wasSuper && (u.Type != domain.UserSuper || u.Status != domain.UserEnabled) {
+		if demoted {
 			last, err := lastEnabledSuper(ctx, tx, name)
 			if err != nil {
 				return err
@@ -187,21 +179,55 @@ func (s *Store) UpdateUser(ctx context.Context, by ports.Actor, name string, upd
 				return domain.Errorf(domain.ReasonBadRequest, "user %q is the last enabled super user; create or enable another super user first", name)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE rmqproxy.users SET user_type = $2, status = $3, description = $4,
-  updated_at = now(), updated_by = $5, row_version = row_version + 1 WHERE username = $1`,
-			name, u.Type.String(), u.Status.String(), u.Description, by.Principal); err != nil {
-			return err
-		}
-		if upd.Secret != nil {
-			if err := s.sealInto(ctx, tx, name, upd.Secret); err != nil {
-				return err
-			}
-			changed["secret"] = "changed"
-		}
 		out = u
-		return s.insertAudit(ctx, tx, adminEvent(by, "user.update", domain.SubjectOf(name), changed))
+		return nil
 	})
 	return out, err
+}
+
+// updateUser changes the user name as upd says and writes the
+// user.update audit event (naming the changed fields), in tx; with
+// onlyChanges, a user upd does not change is left alone, unaudited. It
+// returns the user as changed, whether upd changed anything, and whether
+// it took away an enabled super user's rights: the caller applies the
+// last-super-user rule, before its transaction commits.
+func (s *Store) updateUser(ctx context.Context, tx pgx.Tx, by ports.Actor, name string, upd ports.UserUpdate, onlyChanges bool) (u domain.User, changes, demoted bool, err error) {
+	u, err = scanUser(tx.QueryRow(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users WHERE username = $1 FOR UPDATE`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, false, domain.Errorf(domain.ReasonNotFound, "user %q does not exist", name)
+	}
+	if err != nil {
+		return u, false, false, err
+	}
+	wasSuper := u.Type == domain.UserSuper && u.Status == domain.UserEnabled
+	changed := map[string]any{}
+	if upd.Type != nil && *upd.Type != u.Type {
+		u.Type, changed["type"] = *upd.Type, upd.Type.String()
+	}
+	if upd.Status != nil && *upd.Status != u.Status {
+		u.Status, changed["status"] = *upd.Status, upd.Status.String()
+	}
+	if upd.Description != nil && *upd.Description != u.Description {
+		u.Description, changed["description"] = *upd.Description, true
+	}
+	if upd.Secret != nil {
+		changed["secret"] = "changed"
+	}
+	if onlyChanges && len(changed) == 0 {
+		return u, false, false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE rmqproxy.users SET user_type = $2, status = $3, description = $4,
+  updated_at = now(), updated_by = $5, row_version = row_version + 1 WHERE username = $1`,
+		name, u.Type.String(), u.Status.String(), u.Description, by.Principal); err != nil {
+		return u, false, false, err
+	}
+	if upd.Secret != nil {
+		if err := s.sealInto(ctx, tx, name, upd.Secret); err != nil {
+			return u, false, false, err
+		}
+	}
+	demoted = wasSuper && (u.Type != domain.UserSuper || u.Status != domain.UserEnabled)
+	return u, len(changed) > 0, demoted, s.insertAudit(ctx, tx, adminEvent(by, "user.update", domain.SubjectOf(name), changed))
 }
 
 // DeleteUser implements ports.SecurityStore.
@@ -284,7 +310,8 @@ const upsertEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, 
   ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO UPDATE SET
   actions = $6, source_cidrs = $7, decision = $8, description = $9, updated_at = now(), updated_by = $10`
 
-// putEntries upserts entries whose users exist. It locks each user's row
+// putEntries upserts entries whose users exist, each with its acl.put
+// audit event. It locks each user's row
 // (FOR KEY SHARE) until the transaction ends: a DeleteUser of that user
 // either finished before (the entry is refused) or waits for this
 // transaction at its own FOR UPDATE and then deletes the entry with the
@@ -307,6 +334,16 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 		if _, err := tx.Exec(ctx, upsertEntrySQL, append(entryArgs(e), by.Principal)...); err != nil {
 			return err
 		}
+		ips := make([]string, len(e.SourceIPs))
+		for i, p := range e.SourceIPs {
+			ips[i] = p.String()
+		}
+		ev := adminEvent(by, "acl.put", e.Resource.Key(), map[string]any{
+			"subject": e.Subject, "policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips})
+		ev.Actions = e.Actions.String()
+		if err := s.insertAudit(ctx, tx, ev); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -314,22 +351,7 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 // PutEntries implements ports.SecurityStore.
 func (s *Store) PutEntries(ctx context.Context, by ports.Actor, entries []domain.ACLEntry) error {
 	return s.txFunc(ctx, "put ACL entries", false, func(tx pgx.Tx) error {
-		if err := s.putEntries(ctx, tx, by, entries); err != nil {
-			return err
-		}
-		for _, e := range entries {
-			ips := make([]string, len(e.SourceIPs))
-			for i, p := range e.SourceIPs {
-				ips[i] = p.String()
-			}
-			ev := adminEvent(by, "acl.put", e.Resource.Key(), map[string]any{
-				"subject": e.Subject, "policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips})
-			ev.Actions = e.Actions.String()
-			if err := s.insertAudit(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.putEntries(ctx, tx, by, entries)
 	})
 }
 
@@ -435,31 +457,60 @@ func (s *Store) ListEntries(ctx context.Context, f ports.EntryFilter) ([]domain.
 	return out, storeError("list ACL entries", rows.Err())
 }
 
-// Import implements ports.SecurityStore.
-func (s *Store) Import(ctx context.Context, by ports.Actor, users []domain.UserRecord, entries []domain.ACLEntry) error {
+// Import implements ports.SecurityStore. Each user is created or updated
+// as CreateUser and UpdateUser do it (with their audit events), fields
+// the import leaves out keep their stored value, and the last-super-user
+// rule holds for the import as a whole: it may demote a super user that
+// it promotes another to replace, in any order.
+func (s *Store) Import(ctx context.Context, by ports.Actor, users []ports.ImportUser, entries []domain.ACLEntry) error {
 	return s.txFunc(ctx, "import", true, func(tx pgx.Tx) error {
 		created, updated := 0, 0
+		var demoted []string
 		for _, u := range users {
-			var inserted bool
-			err := tx.QueryRow(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, description, created_by, updated_by)
-  VALUES ($1, $2, $3, $4, $5, $5)
-  ON CONFLICT (username) DO UPDATE SET user_type = $2, status = $3, description = $4, updated_at = now(), updated_by = $5,
-  row_version = rmqproxy.users.row_version + 1
-  RETURNING (xmax = 0)`, u.Name, u.Type.String(), u.Status.String(), u.Description, by.Principal).Scan(&inserted)
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rmqproxy.users WHERE username = $1)`, u.Name).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				if u.Secret == nil {
+					return domain.Errorf(domain.ReasonBadRequest, "user %q is new and has no secret in the import", u.Name)
+				}
+				nu := domain.User{Name: u.Name}
+				if u.Type != nil {
+					nu.Type = *u.Type
+				}
+				if u.Status != nil {
+					nu.Status = *u.Status
+				}
+				if u.Description != nil {
+					nu.Description = *u.Description
+				}
+				if err := s.createUser(ctx, tx, by, nu, u.Secret); err != nil {
+					return err
+				}
+				created++
+				continue
+			}
+			_, changes, lost, err := s.updateUser(ctx, tx, by, u.Name, u.UserUpdate, true)
 			if err != nil {
 				return err
 			}
-			if inserted {
-				created++
-			} else {
+			if lost {
+				demoted = append(demoted, u.Name)
+			}
+			if changes {
 				updated++
 			}
-			if len(u.Secrets) > 0 {
-				if err := s.sealInto(ctx, tx, u.Name, u.Secrets[0]); err != nil {
-					return err
-				}
-			} else if inserted {
-				return domain.Errorf(domain.ReasonBadRequest, "user %q is new and has no secret in the import", u.Name)
+		}
+		if len(demoted) > 0 {
+			var supers int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM rmqproxy.users WHERE user_type = 'Super' AND status = 'enable'`).Scan(&supers); err != nil {
+				return err
+			}
+			if supers == 0 {
+				return domain.Errorf(domain.ReasonBadRequest, "the import demotes or disables %s and leaves no enabled super user; "+
+					"give one user userType Super and userStatus enable in the file, or create or enable another super user first (nothing was imported)",
+					strings.Join(demoted, ", "))
 			}
 		}
 		if err := s.putEntries(ctx, tx, by, entries); err != nil {

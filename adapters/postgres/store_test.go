@@ -1,12 +1,15 @@
 package postgres_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rmqproxy/rmqproxy/adapters/policyfile"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -90,6 +93,116 @@ func TestGrantRacingUserDeleteLeavesNoEntry(t *testing.T) {
 			}
 			if es, err := s.ListEntries(ctx, ports.EntryFilter{Subject: "User:bob"}); err != nil || len(es) != 0 {
 				t.Fatalf("a new user bob inherits %v (%v)", es, err)
+			}
+		})
+	}
+}
+
+// TestImportAsSingleOperations: an import changes users as user create and
+// user update do: it keeps the last enabled super user (for the import as a
+// whole, in any order), keeps what the file leaves out, and writes the
+// same audit events, one per created or changed user and per entry. It
+// used to overwrite type and status without the rule (omitted: Normal,
+// enable) and audit only a count.
+func TestImportAsSingleOperations(t *testing.T) {
+	type event struct {
+		op, resource string
+		details      map[string]any
+	}
+	cases := []struct {
+		name    string
+		file    string
+		refused bool              // BadRequest, nothing changed
+		users   map[string]string // name: "type status" after the import
+		events  []event           // admin audit events of the import, oldest first
+	}{{
+		name:  "omitted type and status keep a super user",
+		file:  `{"users":[{"username":"root","password":"rotated-secret-0123456789"},{"username":"app"}]}`,
+		users: map[string]string{"root": "Super enable", "app": "Normal disable"},
+		events: []event{
+			{"user.update", "User:root", map[string]any{"secret": "changed"}},
+			{"import", "", map[string]any{"users_created": 0.0, "users_updated": 1.0, "entries": 0.0}},
+		},
+	}, {
+		name:    "the last enabled super user is not disabled",
+		file:    `{"users":[{"username":"root","userStatus":"disable"}]}`,
+		refused: true,
+	}, {
+		name:    "the last enabled super user is not demoted",
+		file:    `users: [{username: root, userType: Normal}, {username: carol, password: carol-secret-0123456789}]`,
+		refused: true,
+	}, {
+		name:  "a super user hands over to another in the same import",
+		file:  `{"users":[{"username":"root","userStatus":"disable"},{"username":"app","userType":"Super","userStatus":"enable"}]}`,
+		users: map[string]string{"root": "Super disable", "app": "Super enable"},
+		events: []event{
+			{"user.update", "User:root", map[string]any{"status": "disable"}},
+			{"user.update", "User:app", map[string]any{"type": "Super", "status": "enable"}},
+			{"import", "", map[string]any{"users_created": 0.0, "users_updated": 2.0, "entries": 0.0}},
+		},
+	}, {
+		name: "new users and entries are audited one by one",
+		file: `{"users":[{"username":"carol","password":"carol-secret-0123456789"}],
+  "acls":[{"subject":"User:carol","policies":[{"policyType":"Custom","entries":[{"resource":"Topic:t","actions":["Pub"],"decision":"Allow"}]}]}]}`,
+		users: map[string]string{"root": "Super enable", "app": "Normal disable", "carol": "Normal enable"},
+		events: []event{
+			{"user.create", "User:carol", map[string]any{"type": "Normal", "status": "enable"}},
+			{"acl.put", "Topic:t", map[string]any{"subject": "User:carol", "policy_type": "Custom", "decision": "Allow", "source_ips": []any{}}},
+			{"import", "", map[string]any{"users_created": 1.0, "users_updated": 0.0, "entries": 1.0}},
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _, _ := newStore(t)
+			ctx := t.Context()
+			if err := s.CreateUser(ctx, actor, domain.User{Name: "root", Type: domain.UserSuper}, testSecret); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateUser(ctx, actor, domain.User{Name: "app", Status: domain.UserDisabled}, testSecret); err != nil {
+				t.Fatal(err)
+			}
+			before, err := s.QueryAudit(ctx, domain.AuditQuery{Category: domain.AuditAdmin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			users, entries, err := policyfile.DecodeImport([]byte(c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Import(ctx, actor, users, entries)
+			if c.refused {
+				if !domain.HasReason(err, domain.ReasonBadRequest) {
+					t.Fatalf("import: %v, want refused", err)
+				}
+				c.users = map[string]string{"root": "Super enable", "app": "Normal disable"}
+			} else if err != nil {
+				t.Fatalf("import: %v", err)
+			}
+			all, err := s.ListUsers(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, u := range all {
+				got[u.Name] = u.Type.String() + " " + u.Status.String()
+			}
+			if !reflect.DeepEqual(got, c.users) {
+				t.Errorf("users after the import: %v, want %v", got, c.users)
+			}
+			evs, err := s.QueryAudit(ctx, domain.AuditQuery{Category: domain.AuditAdmin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var written []event
+			for i := len(evs) - len(before) - 1; i >= 0; i-- {
+				e := event{op: evs[i].Operation, resource: evs[i].Resource}
+				if err := json.Unmarshal([]byte(evs[i].Details), &e.details); err != nil {
+					t.Fatalf("details of %s: %v", e.op, err)
+				}
+				written = append(written, e)
+			}
+			if !reflect.DeepEqual(written, c.events) {
+				t.Errorf("audit events of the import:\n%v\nwant\n%v", written, c.events)
 			}
 		})
 	}

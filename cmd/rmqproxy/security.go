@@ -214,6 +214,31 @@ func printUsers(w io.Writer, users []domain.User, asJSON bool) error {
 	return tw.Flush()
 }
 
+// printImportUsers lists the users of an import; "(kept)" marks what the
+// file leaves out, which an existing user keeps (a new one gets the
+// default: Normal, enable).
+func printImportUsers(w io.Writer, users []ports.ImportUser) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tSTATUS\tSECRET\tDESCRIPTION")
+	for _, u := range users {
+		typ, status, secret, desc := "(kept)", "(kept)", "(kept)", "(kept)"
+		if u.Type != nil {
+			typ = u.Type.String()
+		}
+		if u.Status != nil {
+			status = u.Status.String()
+		}
+		if u.Secret != nil {
+			secret = "(set)"
+		}
+		if u.Description != nil {
+			desc = oneLine(*u.Description)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, typ, status, secret, desc)
+	}
+	return tw.Flush()
+}
+
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -475,7 +500,7 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 			return err
 		}
 	}
-	var users []domain.UserRecord
+	var users []ports.ImportUser
 	var entries []domain.ACLEntry
 	if sub == "import" {
 		data, err := readFileBounded(pos[0])
@@ -484,7 +509,7 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		}
 		switch *format {
 		case "acl":
-			users, entries, err = policyfile.Decode(data)
+			users, entries, err = policyfile.DecodeImport(data)
 		case "plain":
 			var warnings []string
 			users, entries, warnings, err = policyfile.DecodePlainACL(data)
@@ -499,11 +524,7 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		}
 		if *dryRun {
 			fmt.Fprintf(stdout, "would import %d users and %d ACL entries:\n", len(users), len(entries))
-			names := make([]domain.User, len(users))
-			for i, u := range users {
-				names[i] = u.User
-			}
-			if err := printUsers(stdout, names, false); err != nil {
+			if err := printImportUsers(stdout, users); err != nil {
 				return err
 			}
 			return printEntries(stdout, entries, false)
