@@ -62,6 +62,63 @@ func TestCrashAfterTopicDeleteStarts(t *testing.T) {
 	}
 }
 
+// TestAsyncRecreatedTopicKeepsItsQueueFile is the regression test of a topic
+// deleted and re-created (by a send) before the periodic fdatasync made the
+// deletion durable, with flush: async: the new incarnation's entries are
+// visible at once, so the index flush created the new queue's file at the
+// old file's path (truncating it), and the old incarnation's removal then
+// unlinked the live file and its directory; every later snapshot failed to
+// fsync the missing directory, and the clean restart rebuilt the queue from
+// the whole log.
+func TestAsyncRecreatedTopicKeepsItsQueueFile(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Flush = "async"
+		c.FlushInterval = time.Hour // only the test fdatasyncs
+	})
+	ctx := t.Context()
+	k := queueKey{"a", 0}
+	// visibleFlush waits until the notifier made every entry of the queue
+	// visible (after write(2), in async mode), then runs the index flush.
+	visibleFlush := func() {
+		t.Helper()
+		waitfor.True(t, 10*time.Second, time.Millisecond, "entries visible", func() bool {
+			h.e.mu.Lock()
+			defer h.e.mu.Unlock()
+			qi := h.e.queues[k]
+			return qi != nil && qi.visible == qi.count
+		})
+		h.e.flushQueues()
+	}
+	h.send("a", 0, msg("a", "m1", ""))
+	visibleFlush() // the first incarnation's file exists
+	if err := h.e.DeleteTopic(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	h.send("a", 0, msg("a", "m2", "")) // auto-creates the topic again
+	visibleFlush()                     // the deletion is not durable yet
+	if err := h.e.clog.Sync(ctx, h.e.clog.NextOffset()); err != nil {
+		t.Fatal(err)
+	}
+	visibleFlush() // removes the first incarnation's file
+	if _, err := os.Stat(h.e.queuePath(k)); err != nil {
+		t.Fatalf("the new incarnation's queue file: %v", err)
+	}
+	for i := range 3 {
+		h.send("a", 0, msg("a", fmt.Sprintf("m%d", 3+i), ""))
+		visibleFlush()
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Fatalf("snapshot %d: %v", i, err)
+		}
+	}
+	h.restart()
+	if h.warns.contains("rebuilding") {
+		t.Error("a clean restart rebuilt a consume queue from the commit log")
+	}
+	if got := h.pop("g", "a", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m2", "m3", "m4", "m5"}) || got[0].QueueOffset != 0 {
+		t.Fatalf("recreated topic holds %v", ids(got))
+	}
+}
+
 // TestCrashAfterGroupDeleteStarts: the same for a consumer group with state
 // and a dead-letter topic.
 func TestCrashAfterGroupDeleteStarts(t *testing.T) {

@@ -962,9 +962,13 @@ type queueRemoval struct {
 // whose deletion record ends at or before upTo, which must be durable: no
 // recovery can then need them (a snapshot that lists them is followed by
 // the deletion in the log). It runs with snapMu held, or while nothing else
-// runs (Start), so that no snapshot is writing these queues meanwhile; a
-// new queue of the same name creates its file only after this (its entries
-// are stored after the deletion), so the files removed are never its own.
+// runs (Start), so that no snapshot is writing these queues meanwhile. A
+// new queue of the same name creates its file only after this, so the files
+// removed are never its own: flushQueues does not write a queue whose topic
+// has a removal pending (with flush: async its entries are visible before
+// the deletion is durable), and Snapshot runs this before it writes any
+// queue, once the log is durable up to its offset, which every pending
+// removal ends before.
 func (e *Engine) removeQueuesLocked(upTo int64) {
 	keep := e.removals[:0]
 	for _, rm := range e.removals {
@@ -1238,9 +1242,21 @@ func (e *Engine) flushQueues() {
 	if e.clog != nil {
 		e.removeQueuesLocked(e.clog.SyncedOffset())
 	}
+	// A queue of a topic whose older incarnation's files are still to be
+	// removed is not written yet: its file would be created at the path of
+	// the old one (truncating it before the deletion is durable), and the
+	// removal would then unlink the live file. With flush: async its
+	// entries are visible before the deletion is durable; they stay in
+	// memory until the next flush after it is.
+	removing := make(map[string]bool, len(e.removals))
+	for _, rm := range e.removals {
+		removing[rm.topic] = true
+	}
 	jobs := make([]job, 0, len(e.queues))
-	for _, q := range e.queues {
-		jobs = append(jobs, job{q.cq, q.visible})
+	for k, q := range e.queues {
+		if !removing[k.topic] {
+			jobs = append(jobs, job{q.cq, q.visible})
+		}
 	}
 	var buckets []*timerindex.Bucket
 	if e.timers != nil {
