@@ -500,6 +500,38 @@ func TestFIFOOrderPerMessageGroup(t *testing.T) {
 	}
 }
 
+// TestPopProgressStopsWhenContextEnds: a pop that consumed messages without
+// returning any (filtered out, or passed FIFO messages) looks again at
+// once, but not once its caller went away: it went on through the whole
+// backlog, maxScanPerQueue at a time.
+func TestPopProgressStopsWhenContextEnds(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 4 * maxScanPerQueue
+	for i := 0; i < n; i += 100 {
+		var batch []domain.Message
+		for j := range 100 {
+			batch = append(batch, msg("t", fmt.Sprint(i+j), "skip"))
+		}
+		h.send("t", 0, batch...)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	f, err := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: "keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "t", QueueID: 0, MaxMessages: 32, InvisibleTime: time.Minute, Filter: f})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %v, %v", ids(got), err)
+	}
+	h.e.mu.Lock()
+	next := h.e.cons[consKey{"g", "t", 0}].next
+	h.e.mu.Unlock()
+	if next > maxScanPerQueue {
+		t.Fatalf("a pop whose context ended went on to offset %d (one pass examines %d)", next, maxScanPerQueue)
+	}
+}
+
 func TestSendValidation(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
 	ctx := t.Context()

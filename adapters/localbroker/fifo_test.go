@@ -263,6 +263,78 @@ func TestFIFOGroupsProceedInParallel(t *testing.T) {
 	}
 }
 
+// TestFIFOPassedMessagesBounded is the regression test of a blocked
+// message group's backlog turned into deliveries: each new message of a
+// group that must wait was recorded as passed, and a pop that passed some
+// looked again at once, so one empty pop passed the group's whole backlog
+// (100,000 messages: 100,000 deliveries of ~150 B, all in pop records and
+// snapshots). The cursor now stops at maxPassedPerQueue passed messages;
+// later messages of other groups wait there, earlier ones proceed.
+func TestFIFOPassedMessagesBounded(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 16 << 20 })
+	const n = 3 * maxPassedPerQueue
+	early, late := 10, n-10 // offsets of group B's messages, before and beyond the bound
+	var batch []domain.Message
+	for i := range n {
+		m := fifoMsg("f", fmt.Sprint("A", i), "A")
+		if i == early || i == late {
+			m = fifoMsg("f", fmt.Sprint("B", i), "B")
+		}
+		if batch = append(batch, m); len(batch) == 100 || i == n-1 {
+			h.send("f", 0, batch...)
+			batch = nil
+		}
+	}
+	got := h.popFIFOMode("g", "f", 32, time.Minute, false)
+	if want := []string{"A0", fmt.Sprint("B", early)}; !slices.Equal(ids(got), want) {
+		t.Fatalf("first pop %v, want %v", ids(got), want)
+	}
+	h.ack("g", got[1])
+	if more := h.popFIFOMode("g", "f", 32, time.Minute, false); len(more) != 0 {
+		t.Fatalf("delivered %v while A0 is in flight and B waits beyond the bound", ids(more))
+	}
+	h.e.mu.Lock()
+	c := h.e.cons[consKey{"g", "f", 0}]
+	deliveries, next := len(c.inflight), c.next
+	h.e.mu.Unlock()
+	if deliveries > maxPassedPerQueue+1 || next > maxPassedPerQueue+2 {
+		t.Fatalf("after the pops: %d deliveries, cursor %d; want at most %d passed", deliveries, next, maxPassedPerQueue)
+	}
+	if err := h.e.checkIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	// Acking A0 releases the group: everything comes, in order per group.
+	h.ack("g", got[0])
+	seen := map[string][]string{"A": {"A0"}, "B": {fmt.Sprint("B", early)}}
+	for total := 2; total < n; {
+		more := h.popFIFO("g", "f", 32, time.Minute)
+		if len(more) == 0 {
+			t.Fatalf("nothing to pop after %d of %d messages", total, n)
+		}
+		for _, m := range more {
+			seen[m.Group] = append(seen[m.Group], m.ID)
+		}
+		reqs := make([]ports.AckRequest, len(more))
+		for i, m := range more {
+			reqs[i] = ackReq("g", m)
+		}
+		for _, err := range h.e.AckBatch(t.Context(), reqs) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += len(more)
+	}
+	if want := []string{fmt.Sprint("B", early), fmt.Sprint("B", late)}; !slices.Equal(seen["B"], want) {
+		t.Fatalf("group B got %v, want %v", seen["B"], want)
+	}
+	for i, id := range seen["A"] {
+		if want := fmt.Sprint("A", i+min(i/early, 1)+min(i/(late-1), 1)); id != want {
+			t.Fatalf("group A: message %d is %s, want %s", i, id, want)
+		}
+	}
+}
+
 func TestFIFOOrderAcrossCrash(t *testing.T) {
 	h := newHarness(t, nil)
 	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "B1", "B"))
@@ -310,9 +382,13 @@ func (e *Engine) checkIndexes() (err error) {
 		var vis, free []int64
 		grouped := map[string][]int64{}
 		busy := map[string]int32{}
+		passed := 0
 		for off, d := range c.inflight {
 			if d.offset != off || d.cs != c {
 				return fmt.Errorf("%v: delivery %d names offset %d", k, off, d.offset)
+			}
+			if d.attempt == 0 {
+				passed++
 			}
 			if d.inFlight() != (d.hidx >= 0) || d.hidx >= 0 && (d.hidx >= len(e.heap) || e.heap[d.hidx] != d) {
 				return fmt.Errorf("%v: delivery %d in flight %v but heap index %d", k, off, d.inFlight(), d.hidx)
@@ -343,6 +419,9 @@ func (e *Engine) checkIndexes() (err error) {
 		if !slices.Equal(vis, c.visible) || !slices.Equal(free, c.free) || !maps.EqualFunc(grouped, c.grouped, slices.Equal) || !maps.Equal(busy, c.busy) {
 			return fmt.Errorf("%v: indexes out of step: visible %v/%v free %v/%v grouped %v/%v busy %v/%v",
 				k, vis, c.visible, free, c.free, grouped, c.grouped, busy, c.busy)
+		}
+		if passed != c.passed {
+			return fmt.Errorf("%v: %d passed deliveries but %d counted", k, passed, c.passed)
 		}
 	}
 	return nil

@@ -26,6 +26,14 @@ import (
 // on one queue are serialized by a gate so that they do not read the same
 // messages twice; acks, expiries and sends go on meanwhile.
 
+// maxPassedPerQueue bounds the passed FIFO messages (see walkPop) of one
+// consumer state: each costs a delivery (~150 B, also in snapshots) and a
+// pop-record entry. At the bound the cursor stops: messages after it wait,
+// whatever their message group, until passed ones are delivered. 1,024 (as
+// many as one pop examines) lets other groups proceed past a blocked
+// group's backlog of that size, for ~150 KB per group and queue.
+const maxPassedPerQueue = 1024
+
 // popRead is what a pop learned about the message at one offset.
 type popRead struct {
 	ent   consumequeue.Entry
@@ -107,6 +115,12 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			return msgs, err
 		}
 		if progressed {
+			// Messages were consumed or passed without one to return: look
+			// again at once, while the caller still waits (a backlog can
+			// take many passes).
+			if ctx.Err() != nil {
+				return []domain.StoredMessage{}, nil
+			}
 			continue
 		}
 		if p == nil || !e.wait(ctx, &lp, p) {
@@ -287,7 +301,9 @@ func (e *Engine) readMessage(topic string, ent consumequeue.Entry) (m record.Mes
 // with FIFORuns a run: the visible messages of a group, then its new ones,
 // in order, as long as every earlier message of the group is in this pop.
 // A new message of a group that must wait is passed (recorded as a visible
-// delivery never made).
+// delivery never made), unless the state has maxPassedPerQueue passed
+// messages: the cursor then stops before it, and what follows waits
+// (head-of-line) until passed messages are delivered.
 func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahead int, cache map[int64]*popRead) popWalk {
 	var w popWalk
 	look := func(off int64) *popRead {
@@ -309,6 +325,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		cands = c.fifoCandidates(remaining+ahead, perGroup)
 		handled, taken = map[string]int{}, map[string]int{}
 	}
+	unpassed := 0 // passed messages this pop delivers or consumes
 	for _, off := range cands {
 		if full() {
 			break
@@ -321,6 +338,9 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		if handled != nil && d.msgGroup != "" {
 			handled[d.msgGroup]++
 		}
+		if d.attempt == 0 {
+			unpassed++
+		}
 		if r.gone || !r.match {
 			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
@@ -332,12 +352,20 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		}
 	}
 	var waiting map[string]bool // FIFO: groups whose new messages this pop passes
+	// FIFO: new messages this pop may pass, and passes. Near the bound it
+	// reads no further ahead than it may go: the message at which the
+	// cursor stops is read (it may be deliverable), those after it are not.
+	canPass, passed := maxPassedPerQueue-c.passed+unpassed, 0
+	unread := 0 // new messages listed as missing
 	next := c.next
 	for scanned := 0; next < qi.visible && scanned < maxScanPerQueue && !full(); scanned++ {
 		off := next
 		next++
 		r := look(off)
 		if r == nil {
+			if unread++; req.FIFO && unread > canPass-passed {
+				break
+			}
 			continue
 		}
 		if r.gone || !r.match {
@@ -346,6 +374,11 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		}
 		if g := r.msg.Group; req.FIFO && g != "" {
 			if waiting[g] || c.busy[g] > 0 || handled[g] < len(c.grouped[g]) || taken[g] >= perGroup {
+				if passed >= canPass {
+					next = off // the bound: the cursor stops here
+					break
+				}
+				passed++
 				if waiting == nil {
 					waiting = map[string]bool{}
 				}

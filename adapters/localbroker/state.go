@@ -94,7 +94,8 @@ func (d *delivery) inFlight() bool { return !d.visible && !d.held }
 // group (grouped, and free for messages without a group), and busy counts the
 // in-flight deliveries of each message group. A FIFO pop only looks at the
 // visible offsets of the groups that are not busy, so its cost does not grow
-// with the backlog of a blocked group. Every in-flight delivery is in the
+// with the backlog of a blocked group; passed counts the deliveries never
+// made, which FIFO pops bound (maxPassedPerQueue). Every in-flight delivery is in the
 // engine's deadline heap, and nothing else is. track and untrack keep the
 // indexes and the heap in step with every change of a delivery.
 type consState struct {
@@ -107,6 +108,7 @@ type consState struct {
 	free     []int64            // the visible offsets without a message group, sorted
 	grouped  map[string][]int64 // the visible offsets of each message group, sorted
 	busy     map[string]int32   // in-flight deliveries per message group
+	passed   int                // deliveries never made (attempt 0): passed FIFO messages
 	// runs lists the offsets of every FIFO run of two or more messages; an
 	// offset whose delivery has a different run is stale.
 	runs map[runKey][]int64
@@ -141,6 +143,9 @@ func removeSorted(s []int64, off int64) []int64 {
 
 // track adds delivery d to the indexes.
 func (c *consState) track(d *delivery) {
+	if d.attempt == 0 {
+		c.passed++
+	}
 	switch {
 	case d.held:
 	case !d.visible:
@@ -160,6 +165,9 @@ func (c *consState) track(d *delivery) {
 
 // untrack removes delivery d from the indexes.
 func (c *consState) untrack(d *delivery) {
+	if d.attempt == 0 {
+		c.passed--
+	}
 	switch {
 	case d.held:
 	case !d.visible:
