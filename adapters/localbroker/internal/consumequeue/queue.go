@@ -200,6 +200,9 @@ func (q *Queue) Get(i int64) (Entry, error) {
 	q.mu.Unlock()
 	var b [EntrySize]byte
 	if _, err := q.f.ReadAt(b[:], i*EntrySize); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return Entry{}, ErrClosed // closed since the check above
+		}
 		return Entry{}, fmt.Errorf("consumequeue: read %s at %d: %w", q.path, i, err)
 	}
 	e, err := DecodeEntry(b[:])

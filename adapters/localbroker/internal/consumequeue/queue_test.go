@@ -111,3 +111,23 @@ func TestEntryChecksum(t *testing.T) {
 		t.Fatalf("Get(4) = %+v, %v", e, err)
 	}
 }
+
+// TestGetRacingCloseIsErrClosed: Get reads a written entry after it let go
+// of the queue's mutex, so a Close (a removal of a deleted topic's queue)
+// can close the file in between; that read is ErrClosed, which callers
+// reading without the engine lock (pop, pull, offset queries) take as "the
+// topic was deleted: look again", not as a storage error.
+func TestGetRacingCloseIsErrClosed(t *testing.T) {
+	q := Create(filepath.Join(t.TempDir(), "0"))
+	if _, err := q.Append(Entry{CommitLogOffset: 1, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Flush(1); err != nil {
+		t.Fatal(err)
+	}
+	_ = q.f.Close() // as Close does between Get's check and its read
+	if _, err := q.Get(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get = %v, want ErrClosed", err)
+	}
+	_ = q.Close()
+}
