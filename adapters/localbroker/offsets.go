@@ -256,46 +256,74 @@ func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 // QueryOffset finds an offset of a queue by policy: the first still stored,
 // the next to be written, or the first message stored at or after at
 // (binary search over the store times of the index; store times grow along
-// a queue as long as the clock does not step back).
+// a queue as long as the clock does not step back). The search reads
+// entries without the engine lock, as Pull does: entries never change while
+// the queue exists (retention deletes segments, not entries), and a queue
+// closed meanwhile (its topic deleted) makes it look again.
 func (e *Engine) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
-		return 0, err
+	for {
+		e.mu.Lock()
+		if err := e.checkOpenLocked(); err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+		t, err := e.pullQueueLocked(q, false)
+		if err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+		e.promoteLocked()
+		minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
+		if err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+		switch p {
+		case ports.OffsetBeginning:
+			e.mu.Unlock()
+			return minOff, nil
+		case ports.OffsetEnd:
+			e.mu.Unlock()
+			return maxOff, nil
+		case ports.OffsetTimestamp:
+		default:
+			e.mu.Unlock()
+			return 0, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", p)
+		}
+		qi := e.queues[queueKey{t.Name, q.QueueID}]
+		if qi == nil {
+			e.mu.Unlock()
+			return 0, nil
+		}
+		cq := qi.cq
+		e.mu.Unlock()
+		off, err := e.searchStoreTime(t.Name, cq, minOff, maxOff, at.UnixMilli())
+		if errors.Is(err, consumequeue.ErrClosed) {
+			continue // the topic was deleted meanwhile
+		}
+		return off, err
 	}
-	t, err := e.pullQueueLocked(q, false)
-	if err != nil {
-		return 0, err
+}
+
+// searchStoreTime returns the first offset in [minOff, maxOff) of cq whose
+// entry was stored at or after ms (maxOff when none was). It needs no
+// engine lock.
+func (e *Engine) searchStoreTime(topic string, cq *consumequeue.Queue, minOff, maxOff, ms int64) (int64, error) {
+	if hook := e.readHook.Load(); hook != nil {
+		(*hook)(topic)
 	}
-	e.promoteLocked()
-	minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
-	if err != nil {
-		return 0, err
-	}
-	switch p {
-	case ports.OffsetBeginning:
-		return minOff, nil
-	case ports.OffsetEnd:
-		return maxOff, nil
-	case ports.OffsetTimestamp:
-	default:
-		return 0, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", p)
-	}
-	qi := e.queues[queueKey{t.Name, q.QueueID}]
-	if qi == nil {
-		return 0, nil
-	}
-	ms := at.UnixMilli()
 	var ferr error
-	n := int(maxOff - minOff)
-	i := sort.Search(n, func(i int) bool {
-		ent, err := qi.cq.Get(minOff + int64(i))
+	i := sort.Search(int(maxOff-minOff), func(i int) bool {
+		ent, err := cq.Get(minOff + int64(i))
 		if err != nil {
 			ferr = err
 			return true
 		}
 		return ent.StoredAtMs >= ms
 	})
+	if errors.Is(ferr, consumequeue.ErrClosed) {
+		return 0, ferr
+	}
 	if ferr != nil {
 		return 0, e.queueReadError(ferr)
 	}

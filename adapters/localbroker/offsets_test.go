@@ -196,6 +196,50 @@ func TestQueryOffset(t *testing.T) {
 	wantReason(t, err, domain.ReasonBadRequest)
 }
 
+// TestQueryOffsetByTimeReadsWithoutTheEngineLock blocks the binary search
+// of an offset query by time (a read of consume-queue entries per probe)
+// and checks that the engine serves others meanwhile: the search held the
+// engine lock. A deletion of the topic during the search (its queue closed
+// under it) makes the query look again, not fail.
+func TestQueryOffsetByTimeReadsWithoutTheEngineLock(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	t0 := h.clock.Now()
+	for i := range 10 {
+		h.send("t", 0, msg("t", fmt.Sprint(i), ""))
+		h.fake().Advance(time.Second)
+	}
+	h.e.flushQueues() // the search reads the file
+	type result struct {
+		off int64
+		err error
+	}
+	query := func() (*heldRead, chan result) {
+		held, done := holdFirstRead(h, "t"), make(chan result, 1)
+		go func() {
+			off, err := h.e.QueryOffset(ctx, q, ports.OffsetTimestamp, t0.Add(3*time.Second))
+			done <- result{off, err}
+		}()
+		return held, done
+	}
+	held, done := query()
+	held.servesMeanwhile(t, func() { h.send("u", 0, msg("u", "during-query", "")) })
+	if got := <-done; got.err != nil || got.off != 3 {
+		t.Fatalf("query: offset %d, %v; want 3", got.off, got.err)
+	}
+	held, done = query()
+	held.servesMeanwhile(t, func() {
+		if err := h.e.DeleteTopic(ctx, "t"); err != nil {
+			t.Error(err)
+		}
+		h.e.flushQueues() // the deletion is durable: the queue is closed and removed
+	})
+	if got := <-done; got.err != nil && !domain.HasReason(got.err, domain.ReasonTopicNotFound) || got.err == nil && got.off != 0 {
+		t.Fatalf("query during the topic's deletion: offset %d, %v; want 0 (a new topic) or topic not found", got.off, got.err)
+	}
+}
+
 func TestMinOffsetAfterRetention(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
 	h.clock = clocktest.New(time.Now())
