@@ -308,3 +308,14 @@ func BrokerClosedLog() string {
 // NameServer returns the NameServer of the cluster pass (nil in the local
 // pass), for tests that start brokers of their own.
 func NameServer() *rocketmqenv.Cluster { return nameServer }
+
+// SkipUnlessRequired skips t with the message, or fails it under
+// RMQPROXY_TEST_REQUIRE_SERVICES=1 (the README test command), which must
+// skip nothing.
+func SkipUnlessRequired(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if rocketmqenv.Required() {
+		t.Fatalf(format+" (RMQPROXY_TEST_REQUIRE_SERVICES=1 forbids skipping)", args...)
+	}
+	t.Skipf(format, args...)
+}
