@@ -7,6 +7,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -36,12 +38,19 @@ func createTopicVia(t *testing.T, c *testenv.Child, name string, queues int32) {
 }
 
 // TestKill9KeepsAcknowledgedSendsAndAcks kills rmqproxy with SIGKILL while
-// producers are sending and a consumer is acking, restarts it on the same
-// data, and checks that every send answered OK is still there and that no
-// acked message is delivered again.
+// producers are sending and consumers are acking (both keep going through
+// the kill, so that some sends and acks are in flight when it lands),
+// restarts it on the same data, and checks that every send answered OK is
+// still there and that no message whose ack was answered OK is delivered
+// again, however long after its invisible time one waits.
 func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	dataDir := t.TempDir()
-	c1 := testenv.StartChild(t, dataDir, append(fastConsumer, "--grpc.address="+freeport.Addr(t))...)
+	// The commit-log writer waits up to 20 ms to group records under one
+	// fdatasync: an ack answered before its record is durable would then
+	// still be unwritten, in the process's memory, for long enough that
+	// the kill lands on some (correct code answers only after the wait).
+	args := append(slices.Clip(fastConsumer), "--local.groupCommitWait=20ms")
+	c1 := testenv.StartChild(t, dataDir, append(slices.Clip(args), "--grpc.address="+freeport.Addr(t))...)
 	createTopicVia(t, c1, "durable", 4)
 	p1 := c1.Proxy(t)
 
@@ -70,32 +79,71 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 			}
 		}()
 	}
-	// A consumer acks what it receives, and only counts an ack once the
-	// proxy confirmed it (the raw protocol shows the status).
-	raw := testenv.NewRawClient(t, p1)
-	raw.Subscribe(t, "g-durable", "durable")
+	// A backlog first, so that the consumers below never wait for messages.
 	testenv.WaitFor(t, 60*time.Second, func() error {
-		n := ackSome(t, raw, "g-durable", "durable", &mu, acked)
 		mu.Lock()
 		defer mu.Unlock()
-		if len(acked) < 300 || len(sentOK) < 1000 {
-			return fmt.Errorf("acked %d (new %d), sent %d", len(acked), n, len(sentOK))
+		if n := len(sentOK); n < 1500 {
+			return fmt.Errorf("%d sends answered OK so far", n)
 		}
 		return nil
 	})
-	c1.Kill(t) // SIGKILL while the producers are still sending
+	// Consumers ack what they receive, concurrently and without pause, so
+	// that acks are being answered at the moment of the kill; an ack counts
+	// only once the proxy answered it OK (the raw protocol shows the status).
+	raw := testenv.NewRawClient(t, p1)
+	raw.Subscribe(t, "g-durable", "durable")
+	// Once 500 acks are confirmed, the kill comes the moment the next ack
+	// is answered OK, while the other consumers' acks are in flight: an
+	// ack answered before its record is durable is then lost.
+	ackCtx, stopAcking := context.WithCancel(t.Context())
+	killNow := make(chan struct{})
+	var killOnce sync.Once
+	var ackers sync.WaitGroup
+	for range 8 {
+		ackers.Add(1)
+		go func() {
+			defer ackers.Done()
+			for ackCtx.Err() == nil {
+				n := ackOnce(ackCtx, t, raw, "g-durable", "durable", &mu, acked)
+				if n < 0 {
+					time.Sleep(10 * time.Millisecond) // the proxy is gone
+					continue
+				}
+				mu.Lock()
+				enough := n > 0 && len(acked) >= 500
+				mu.Unlock()
+				if enough {
+					killOnce.Do(func() { close(killNow) })
+				}
+			}
+		}()
+	}
+	select {
+	case <-killNow:
+	case <-time.After(60 * time.Second):
+		mu.Lock()
+		a, n := len(acked), len(sentOK)
+		mu.Unlock()
+		t.Fatalf("acked only %d of %d sent in a minute", a, n)
+	}
+	c1.Kill(t) // SIGKILL while the producers send and the consumers ack
+	stopAcking()
+	ackers.Wait()
 	mu.Lock()
 	t.Logf("before the kill: %d sends answered OK, %d acks confirmed", len(sentOK), len(acked))
+	sentBefore := len(sentOK)
 	mu.Unlock()
 
 	// Restart on the same port, as an operator would: the producers
 	// reconnect and go on; what they send now must be kept as well.
-	c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--grpc.address="+c1.GRPCAddr)...)
+	c2 := testenv.StartChild(t, dataDir, append(slices.Clip(args), "--grpc.address="+c1.GRPCAddr)...)
+	restarted := time.Now()
 	p2 := c2.Proxy(t)
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if n := len(sentOK); n < 1200 {
+		if n := len(sentOK); n < sentBefore+200 {
 			return fmt.Errorf("%d sends answered OK so far", n)
 		}
 		return nil
@@ -107,8 +155,14 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	raw2.Subscribe(t, "g-durable", "durable")
 	redelivered := map[string]bool{}
 	var missing []string
+	// Keep receiving until every send answered OK has come and for well
+	// over the invisible time (2 s) after the restart, so that a delivery
+	// in flight at the kill, whose ack was lost, is delivered again.
+	const settle = 3 * ackInvisible
 	testenv.WaitFor(t, 90*time.Second, func() error {
-		ackSome(t, raw2, "g-durable", "durable", &mu, redelivered)
+		n := ackOnce(t.Context(), t, raw2, "g-durable", "durable", &mu, redelivered)
+		mu.Lock()
+		defer mu.Unlock()
 		missing = missing[:0]
 		for id := range sentOK {
 			if !acked[id] && !redelivered[id] {
@@ -118,14 +172,78 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 		if len(missing) > 0 {
 			return fmt.Errorf("%d acknowledged sends not delivered yet", len(missing))
 		}
+		if since := time.Since(restarted); since < settle || n != 0 {
+			return fmt.Errorf("still receiving (%d after restart, %v since)", len(redelivered), since)
+		}
 		return nil
 	})
+	n := 0
 	for id := range redelivered {
 		if acked[id] {
-			t.Errorf("message %s was acked before the kill and delivered again after restart", id)
+			if n++; n <= 10 {
+				t.Errorf("message %s was acked OK before the kill and delivered again after restart", id)
+			}
 		}
 	}
+	if n > 0 {
+		t.Errorf("%d messages acked OK before the kill were delivered again", n)
+	}
 	t.Logf("after restart: %d delivered (%d of them sent without a confirmed answer)", len(redelivered), countNot(redelivered, sentOK))
+}
+
+// ackInvisible is the invisible time of ackOnce's receives.
+const ackInvisible = 2 * time.Second
+
+// ackOnce receives one batch and acks it, recording the ids whose ack the
+// proxy answered OK. Safe for concurrent use; it returns how many new ids
+// it recorded, or -1 when the proxy could not be reached or the stream
+// broke (the proxy is being killed).
+func ackOnce(ctx context.Context, t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into map[string]bool) int {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx,
+		"x-mq-client-id", raw.ID(), "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
+	stream, err := raw.ReceiveMessage(ctx, testenv.ReceiveRequest(group, topic, 32, ackInvisible))
+	if err != nil {
+		return -1
+	}
+	var st *v2.Status
+	var msgs []*v2.Message
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		switch x := r.Content.(type) {
+		case *v2.ReceiveMessageResponse_Status:
+			st = x.Status
+		case *v2.ReceiveMessageResponse_Message:
+			msgs = append(msgs, x.Message)
+		}
+	}
+	switch {
+	case st == nil:
+		return -1
+	case st.GetCode() == v2.Code_MESSAGE_NOT_FOUND:
+		return 0
+	case st.GetCode() != v2.Code_OK:
+		t.Errorf("receive: %v", st)
+		return 0
+	}
+	resp, err := raw.AckMessage(ctx, testenv.AckRequest(group, topic, msgs))
+	if err != nil {
+		return -1
+	}
+	n := 0
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range resp.GetEntries() {
+		if e.GetStatus().GetCode() == v2.Code_OK && !into[e.GetMessageId()] {
+			into[e.GetMessageId()] = true
+			n++
+		}
+	}
+	return n
 }
 
 func countNot(a, b map[string]bool) int {
