@@ -57,6 +57,9 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	var mu sync.Mutex
 	sentOK := map[string]bool{}
 	acked := map[string]bool{}
+	// unsure holds the messages whose ack was sent but not answered OK
+	// (the kill cut it off): the ack may or may not have been applied.
+	unsure := map[string]bool{}
 
 	// Producers send until the process dies under them.
 	pr := testenv.NewProducer(t, p1, "durable")
@@ -105,7 +108,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 		go func() {
 			defer ackers.Done()
 			for ackCtx.Err() == nil {
-				n := ackOnce(ackCtx, t, raw, "g-durable", "durable", &mu, acked)
+				n := ackOnce(ackCtx, t, raw, "g-durable", "durable", &mu, acked, unsure)
 				if n < 0 {
 					time.Sleep(10 * time.Millisecond) // the proxy is gone
 					continue
@@ -131,7 +134,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	stopAcking()
 	ackers.Wait()
 	mu.Lock()
-	t.Logf("before the kill: %d sends answered OK, %d acks confirmed", len(sentOK), len(acked))
+	t.Logf("before the kill: %d sends answered OK, %d acks confirmed, %d unanswered", len(sentOK), len(acked), len(unsure))
 	sentBefore := len(sentOK)
 	mu.Unlock()
 
@@ -160,12 +163,12 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	// in flight at the kill, whose ack was lost, is delivered again.
 	const settle = 3 * ackInvisible
 	testenv.WaitFor(t, 90*time.Second, func() error {
-		n := ackOnce(t.Context(), t, raw2, "g-durable", "durable", &mu, redelivered)
+		n := ackOnce(t.Context(), t, raw2, "g-durable", "durable", &mu, redelivered, nil)
 		mu.Lock()
 		defer mu.Unlock()
 		missing = missing[:0]
 		for id := range sentOK {
-			if !acked[id] && !redelivered[id] {
+			if !acked[id] && !redelivered[id] && !unsure[id] {
 				missing = append(missing, id)
 			}
 		}
@@ -194,11 +197,12 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 // ackInvisible is the invisible time of ackOnce's receives.
 const ackInvisible = 2 * time.Second
 
-// ackOnce receives one batch and acks it, recording the ids whose ack the
-// proxy answered OK. Safe for concurrent use; it returns how many new ids
-// it recorded, or -1 when the proxy could not be reached or the stream
-// broke (the proxy is being killed).
-func ackOnce(ctx context.Context, t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into map[string]bool) int {
+// ackOnce receives one batch and acks it, recording in into the ids whose
+// ack the proxy answered OK and in unsure (unless nil) those whose ack was
+// sent but not answered OK. Safe for concurrent use; it returns how many
+// new ids it recorded in into, or -1 when the proxy could not be reached or
+// the stream broke (the proxy is being killed).
+func ackOnce(ctx context.Context, t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into, unsure map[string]bool) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx,
@@ -231,17 +235,26 @@ func ackOnce(ctx context.Context, t *testing.T, raw *testenv.RawClient, group, t
 		return 0
 	}
 	resp, err := raw.AckMessage(ctx, testenv.AckRequest(group, topic, msgs))
-	if err != nil {
-		return -1
-	}
 	n := 0
 	mu.Lock()
 	defer mu.Unlock()
+	ok := map[string]bool{}
 	for _, e := range resp.GetEntries() {
-		if e.GetStatus().GetCode() == v2.Code_OK && !into[e.GetMessageId()] {
-			into[e.GetMessageId()] = true
-			n++
+		if e.GetStatus().GetCode() == v2.Code_OK {
+			ok[e.GetMessageId()] = true
+			if !into[e.GetMessageId()] {
+				into[e.GetMessageId()] = true
+				n++
+			}
 		}
+	}
+	for _, m := range msgs {
+		if id := m.GetSystemProperties().GetMessageId(); !ok[id] && unsure != nil {
+			unsure[id] = true
+		}
+	}
+	if err != nil {
+		return -1
 	}
 	return n
 }
