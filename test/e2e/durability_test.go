@@ -16,7 +16,6 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -205,25 +204,10 @@ const ackInvisible = 2 * time.Second
 func ackOnce(ctx context.Context, t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into, unsure map[string]bool) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx,
-		"x-mq-client-id", raw.ID(), "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
-	stream, err := raw.ReceiveMessage(ctx, testenv.ReceiveRequest(group, topic, 32, ackInvisible))
+	ctx = raw.WithHeaders(ctx)
+	st, msgs, err := raw.ReceiveWith(ctx, testenv.ReceiveRequest(group, topic, 32, ackInvisible))
 	if err != nil {
 		return -1
-	}
-	var st *v2.Status
-	var msgs []*v2.Message
-	for {
-		r, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		switch x := r.Content.(type) {
-		case *v2.ReceiveMessageResponse_Status:
-			st = x.Status
-		case *v2.ReceiveMessageResponse_Message:
-			msgs = append(msgs, x.Message)
-		}
 	}
 	switch {
 	case st == nil:

@@ -43,6 +43,12 @@ func (c *RawClient) ID() string { return c.clientID }
 func (c *RawClient) Ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
+	return c.WithHeaders(ctx)
+}
+
+// WithHeaders returns ctx carrying the headers the official Go client
+// sends, with this client's id.
+func (c *RawClient) WithHeaders(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx,
 		"x-mq-client-id", c.clientID, "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
 }
@@ -113,12 +119,23 @@ func (c *RawClient) ReceiveN(t testing.TB, group, topic string, n int, invisible
 	return got
 }
 
-// receive reads one ReceiveMessage stream to its end.
+// Receive reads one ReceiveMessage stream to its end.
 func (c *RawClient) Receive(t testing.TB, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message) {
 	t.Helper()
-	stream, err := c.ReceiveMessage(c.Ctx(t), req)
+	st, msgs, err := c.ReceiveWith(c.Ctx(t), req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return st, msgs
+}
+
+// ReceiveWith is Receive under ctx (which must carry the client's headers,
+// see WithHeaders), returning an error when the call cannot start; a stream
+// that breaks ends the reading (the status is then nil when none came).
+func (c *RawClient) ReceiveWith(ctx context.Context, req *v2.ReceiveMessageRequest) (*v2.Status, []*v2.Message, error) {
+	stream, err := c.ReceiveMessage(ctx, req)
+	if err != nil {
+		return nil, nil, err
 	}
 	var st *v2.Status
 	var msgs []*v2.Message
@@ -134,7 +151,7 @@ func (c *RawClient) Receive(t testing.TB, req *v2.ReceiveMessageRequest) (*v2.St
 			msgs = append(msgs, x.Message)
 		}
 	}
-	return st, msgs
+	return st, msgs, nil
 }
 
 func ReceiveRequest(group, topic string, batch int32, invisible time.Duration) *v2.ReceiveMessageRequest {
