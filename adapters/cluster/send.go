@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,13 +277,32 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	_, err = b.call(ctx, addr, remoting.RequestEndTransaction, &h, nil)
 	if err != nil {
 		b.failed(t.Broker, err)
-		if isCode(err, remoting.ResponseSystemError) {
-			// The broker found no such half message, or it is resolved.
-			return domain.Wrap(domain.ReasonInvalidTransactionID, err, "the transaction cannot be ended: "+remarkOf(err))
-		}
-		return mapError(err)
+		return endTransactionError(err)
 	}
 	return nil
+}
+
+// halfMessageRefusals are the remarks of the 5.x broker's
+// EndTransactionProcessor when the transaction id does not name a
+// pending half message of this producer group (never there, resolved
+// already, or another group's). It answers store failures ("OS page cache
+// busy", "Create mapped file failed.", timer flow control, ...) with the
+// same SYSTEM_ERROR code: those are transient and keep the broker's code.
+var halfMessageRefusals = []string{
+	"Find prepared transaction message failed",
+	"The producer group wrong",
+	"The transaction state table offset wrong",
+	"The commit log offset wrong",
+}
+
+// endTransactionError maps a failed END_TRANSACTION: INVALID_TRANSACTION_ID
+// only when the broker refused the id itself.
+func endTransactionError(err error) error {
+	var re *remoting.ResponseError
+	if errors.As(err, &re) && re.Code == remoting.ResponseSystemError && slices.Contains(halfMessageRefusals, re.Remark) {
+		return domain.Wrap(domain.ReasonInvalidTransactionID, err, "the transaction cannot be ended: "+re.Remark)
+	}
+	return mapError(err)
 }
 
 func remarkOf(err error) string {
