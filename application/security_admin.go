@@ -169,6 +169,9 @@ func (a *SecurityAdmin) Import(ctx context.Context, by ports.Actor, users []port
 				return err
 			}
 		}
+		if err := domain.ValidateDescription(u.DescriptionIfNew); err != nil {
+			return err
+		}
 	}
 	for _, e := range entries {
 		if err := e.Validate(); err != nil {

@@ -81,6 +81,9 @@ type UserUpdate struct {
 type ImportUser struct {
 	Name string
 	UserUpdate
+	// DescriptionIfNew is the description of a user the import creates
+	// when Description is nil; an existing user keeps its own.
+	DescriptionIfNew string
 }
 
 // EntryFilter selects ACL entries; empty fields select all.

@@ -70,8 +70,8 @@ func DecodePlainACL(data []byte) (users []ports.ImportUser, entries []domain.ACL
 		if len(a.SecretKey) < 16 {
 			warnings = append(warnings, fmt.Sprintf("account %q: its secretKey has %d characters; rotate it (rmqproxy user update %s --secret-generate)", a.AccessKey, len(a.SecretKey), a.AccessKey))
 		}
-		description := "imported from plain_acl.yml"
-		u := ports.ImportUser{Name: a.AccessKey, UserUpdate: ports.UserUpdate{Description: &description, Secret: domain.Secret(a.SecretKey)}}
+		u := ports.ImportUser{Name: a.AccessKey, UserUpdate: ports.UserUpdate{Secret: domain.Secret(a.SecretKey)},
+			DescriptionIfNew: "imported from plain_acl.yml"}
 		if a.Admin != nil {
 			typ := domain.UserNormal
 			if *a.Admin {

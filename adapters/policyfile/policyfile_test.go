@@ -140,6 +140,12 @@ func TestDecodePlainACL(t *testing.T) {
 		users[0].Status != nil || string(users[2].Secret) != "1234567890abcdef1234" {
 		t.Fatalf("users: %+v", users)
 	}
+	// plain_acl.yml has no descriptions: an existing user keeps its own.
+	for _, u := range users {
+		if u.Description != nil || u.DescriptionIfNew != "imported from plain_acl.yml" {
+			t.Errorf("user %s: description %v, if new %q", u.Name, u.Description, u.DescriptionIfNew)
+		}
+	}
 	got := map[string]string{}
 	for _, e := range entries {
 		ips := []string{}

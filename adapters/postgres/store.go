@@ -482,6 +482,7 @@ func (s *Store) Import(ctx context.Context, by ports.Actor, users []ports.Import
 				if u.Status != nil {
 					nu.Status = *u.Status
 				}
+				nu.Description = u.DescriptionIfNew
 				if u.Description != nil {
 					nu.Description = *u.Description
 				}

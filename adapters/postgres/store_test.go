@@ -207,3 +207,35 @@ func TestImportAsSingleOperations(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainACLImportKeepsDescriptions: plain_acl.yml has no descriptions;
+// importing it describes the users it creates and leaves an existing
+// user's description as it was.
+func TestPlainACLImportKeepsDescriptions(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, actor, domain.User{Name: "root", Type: domain.UserSuper, Description: "payments on-call"}, testSecret); err != nil {
+		t.Fatal(err)
+	}
+	users, entries, _, err := policyfile.DecodePlainACL([]byte("accounts:\n" +
+		"  - {accessKey: root, secretKey: root-secret-0123456789, admin: true}\n" +
+		"  - {accessKey: fresh, secretKey: fresh-secret-0123456789}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Import(ctx, actor, users, entries); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListUsers(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, u := range all {
+		got[u.Name] = u.Description
+	}
+	want := map[string]string{"root": "payments on-call", "fresh": "imported from plain_acl.yml"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("descriptions after the import: %v, want %v", got, want)
+	}
+}
