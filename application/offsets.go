@@ -61,20 +61,41 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 	if req.LongPollingTimeout != nil {
 		polling = min(max(*req.LongPollingTimeout, 0), m.cfg.Consumer.MaxLongPolling)
 	}
+	batch := min(req.BatchSize, m.cfg.Consumer.MaxBatchSize)
+	if m.traffic != nil {
+		// A pull is a receive for the rate limits (the group's, the
+		// topic's, ...), waited out within its polling time as a receive's.
+		room, waited, err := m.traffic.AwaitReceive(ctx, req.Group, req.Queue.Topic, polling)
+		if err != nil {
+			return ports.PullResult{}, err
+		}
+		polling = max(polling-waited, 0)
+		if room > 0 {
+			batch = min(batch, room)
+		}
+	}
 	pollCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		pollCtx, cancel = context.WithDeadline(ctx, dl.Add(-pollReserve))
 		defer cancel()
 	}
-	return m.offsets.Pull(pollCtx, ports.PullRequest{
+	res, err := m.offsets.Pull(pollCtx, ports.PullRequest{
 		Group:       req.Group,
 		Queue:       req.Queue,
 		Offset:      req.Offset,
-		BatchSize:   min(req.BatchSize, m.cfg.Consumer.MaxBatchSize),
+		BatchSize:   batch,
 		Filter:      f,
 		PollTimeout: polling,
 	})
+	if err == nil && m.traffic != nil && len(res.Messages) > 0 {
+		var bytes int64
+		for i := range res.Messages {
+			bytes += int64(len(res.Messages[i].Body))
+		}
+		m.traffic.ChargeReceive(ctx, req.Group, req.Queue.Topic, len(res.Messages), bytes)
+	}
+	return res, err
 }
 
 // UpdateOffset commits a pull consumer group's position in a queue.

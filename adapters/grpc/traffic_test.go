@@ -238,3 +238,54 @@ func TestPanickingSendFreesItsSlot(t *testing.T) {
 		t.Fatalf("send after the panic: %v, %v", r.GetStatus(), err)
 	}
 }
+
+// TestRateLimitedPull: a pull is a receive for the rate limits, so that a
+// consumer group limited in messages per second cannot read past its limit
+// by pulling instead of receiving. The batch is cut to the tokens left,
+// and a pull with no token left is throttled without reaching the broker.
+func TestRateLimitedPull(t *testing.T) {
+	pulled := 0
+	b := &fakeBroker{pull: func(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
+		pulled++
+		msgs := make([]domain.StoredMessage, req.BatchSize)
+		for i := range msgs {
+			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: "t", ID: "01", Body: []byte("x")}, QueueOffset: req.Offset + int64(i)}
+		}
+		return ports.PullResult{Messages: msgs, NextOffset: req.Offset + int64(len(msgs)), MaxOffset: 1000}, nil
+	}}
+	tr := application.NewTraffic(application.DefaultTrafficConfig(), ports.SystemClock{})
+	if _, err := tr.SetRules(application.TrafficRules{
+		Groups: application.ScopeRules{Named: map[string]application.Limits{"g": {Receive: application.FlowLimits{Messages: application.Rate{PerSecond: 0.001, Burst: 3}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ts := startTrafficServer(t, b, tr)
+	ctx, cancel := context.WithTimeout(clientCtx(t.Context(), "c1"), 20*time.Second)
+	defer cancel()
+	req := pullRequest(0)
+	req.BatchSize = 32
+	req.LongPollingTimeout = durationpb.New(200 * time.Millisecond)
+	stream, err := ts.client.PullMessage(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, next := pullAll(t, stream); st.GetCode() != v2.Code_OK || next != 3 {
+		t.Fatalf("first pull: %v, next offset %d; want OK and 3 (the batch cut to the group's three tokens)", st, next)
+	}
+	req = pullRequest(3)
+	req.LongPollingTimeout = durationpb.New(200 * time.Millisecond)
+	if stream, err = ts.client.PullMessage(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := pullAll(t, stream); st.GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("second pull: %v; want TOO_MANY_REQUESTS", st)
+	}
+	for _, c := range tr.Stats().Throttled {
+		if c.Scope == "group" && c.Direction == application.DirectionReceive && c.Count != 1 {
+			t.Fatalf("group receive throttles %d, want 1", c.Count)
+		}
+	}
+	if pulled != 1 {
+		t.Fatalf("broker pulled %d times, want 1", pulled)
+	}
+}
