@@ -79,6 +79,15 @@ func Decode(data []byte) (application.TrafficRules, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return application.TrafficRules{}, fmt.Errorf("not a traffic rules file: %v", trimYAMLError(err))
 	}
+	// Only the first document is decoded: rules after it would silently
+	// not be in force.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return application.TrafficRules{}, fmt.Errorf("not a traffic rules file: %v", trimYAMLError(err))
+		}
+		return application.TrafficRules{}, fmt.Errorf("line %d: a second YAML document; the file must hold exactly one", extra.Line)
+	}
 	r := application.TrafficRules{}
 	if f.Clients != nil {
 		r.Clients = f.Clients.convert()

@@ -70,6 +70,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"topics:\n  \"\": {send: {messagesPerSecond: 3}}\n", "is not a name"},
 		{"topics: [1, 2]\n", "not a traffic rules file"},
 		{strings.Repeat("#", trafficfile.MaxFileSize+1), "more than"},
+		// A second document would be ignored: half the file in force.
+		{"topics:\n  a: {send: {messagesPerSecond: 5}}\n---\ntopics:\n  b: {send: {messagesPerSecond: 5}}\n", "second YAML document"},
+		{`{"topics": {"a": {"send": {"messagesPerSecond": 5}}}} {"groups": {}}`, "not a traffic rules file"},
 	} {
 		_, err := trafficfile.Decode([]byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
