@@ -108,7 +108,8 @@ type TrafficRules struct {
 }
 
 // Validate reports limits that cannot work: negative or non-finite rates,
-// and send limits on consumer groups (sends have no group).
+// bursts without a rate (which would limit nothing), and send limits on
+// consumer groups (sends have no group).
 func (r TrafficRules) Validate() error {
 	var errs []error
 	check := func(where string, l Limits) {
@@ -119,6 +120,8 @@ func (r TrafficRules) Validate() error {
 			{"receive.messagesPerSecond", l.Receive.Messages}, {"receive.bytesPerSecond", l.Receive.Bytes}} {
 			if !(f.r.PerSecond >= 0) || math.IsInf(f.r.PerSecond, 0) || !(f.r.Burst >= 0) || math.IsInf(f.r.Burst, 0) {
 				errs = append(errs, fmt.Errorf("%s: %s and its burst must be finite and not negative", where, f.name))
+			} else if f.r.Burst > 0 && f.r.PerSecond == 0 {
+				errs = append(errs, fmt.Errorf("%s: a burst without %s limits nothing; set the rate too", where, f.name))
 			}
 		}
 	}

@@ -302,6 +302,9 @@ func TestTrafficRulesValidate(t *testing.T) {
 		{Topics: ScopeRules{Named: map[string]Limits{"": {}}}},
 		{Groups: ScopeRules{Named: map[string]Limits{"g": {Send: FlowLimits{Bytes: Rate{PerSecond: 1}}}}}},
 		{Users: ScopeRules{Default: &Limits{Receive: FlowLimits{Bytes: Rate{PerSecond: 1, Burst: -2}}}}},
+		// A burst without its rate would limit nothing.
+		{Topics: ScopeRules{Named: map[string]Limits{"t": {Send: FlowLimits{Messages: Rate{Burst: 100}}}}}},
+		{Clients: Limits{Receive: FlowLimits{Bytes: Rate{Burst: 1 << 20}}}},
 	}
 	for i, r := range bad {
 		tr := NewTraffic(DefaultTrafficConfig(), ports.SystemClock{})

@@ -67,6 +67,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"topics:\n  t: {send: {messagesPerSecond: -3}}\n", "must be finite and not negative"},
 		{"topics:\n  t: {send: {messagesPerSecond: .inf}}\n", "must be finite"},
 		{"groups:\n  g: {send: {messagesPerSecond: 3}}\n", "receive limits only"},
+		{"topics:\n  t: {send: {burstMessages: 100}}\n", "without send.messagesPerSecond"},
 		{"topics:\n  \"\": {send: {messagesPerSecond: 3}}\n", "is not a name"},
 		{"topics: [1, 2]\n", "not a traffic rules file"},
 		{strings.Repeat("#", trafficfile.MaxFileSize+1), "more than"},
@@ -87,7 +88,7 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
-	f.Add([]byte(`{"clients": {"receive": {"messagesPerSecond": 1e3, "burstBytes": "2 MB"}}}`))
+	f.Add([]byte(`{"clients": {"receive": {"messagesPerSecond": 1e3, "bytesPerSecond": "1 MB", "burstBytes": "2 MB"}}}`))
 	f.Add([]byte("users:\n  \"*\": {send: {bytesPerSecond: 1GiB}}\nnamespaces:\n  \"\": {}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := trafficfile.Decode(data)
