@@ -937,6 +937,41 @@ func TestReferencePanicsOnBadStruct(t *testing.T) {
 	config.Reference(struct{ C chan int }{})
 }
 
+// TestRedactedPlaceholderOverridden: a file written by config print holds
+// REDACTED for each secret; the environment or a flag that gives the real
+// value overrides it, as any later source overrides the file. Only a
+// placeholder that nothing overrides is refused.
+func TestRedactedPlaceholderOverridden(t *testing.T) {
+	file := "postgres:\n  dsn: REDACTED\ngrpc:\n  tls:\n    keyPassword: REDACTED\n"
+	for name, c := range map[string]struct{ env, args []string }{
+		"environment": {env: []string{"RMQPROXY_POSTGRES_DSN=postgres://u:real@db/rmq", "RMQPROXY_GRPC_TLS_KEY_PASSWORD=pw"}},
+		"flags":       {args: []string{"--postgres.dsn=postgres://u:real@db/rmq", "--grpc.tls.keyPassword", "pw"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := load(t, file, c.env, c.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Postgres.DSN != "postgres://u:real@db/rmq" || cfg.GRPC.TLS.KeyPassword.Reveal() != "pw" {
+				t.Fatalf("dsn %q, keyPassword %q", cfg.Postgres.DSN, cfg.GRPC.TLS.KeyPassword.Reveal())
+			}
+		})
+	}
+	_, err := load(t, file, []string{"RMQPROXY_POSTGRES_DSN=postgres://u:real@db/rmq"}, nil)
+	var fe *config.FieldError
+	if !errors.As(err, &fe) || fe.Key != "grpc.tls.keyPassword" || strings.Contains(err.Error(), "postgres.dsn") {
+		t.Fatalf("only keyPassword left as the placeholder: %v", err)
+	}
+	_, err = load(t, "", []string{"RMQPROXY_POSTGRES_DSN=REDACTED"}, []string{"--postgres.dsn=postgres://u:real@db/rmq"})
+	if err != nil {
+		t.Fatalf("a flag over a placeholder in the environment: %v", err)
+	}
+	_, err = load(t, "", nil, []string{"--postgres.dsn=REDACTED"})
+	if !errors.As(err, &fe) || fe.Key != "postgres.dsn" {
+		t.Fatalf("the placeholder as a flag: %v", err)
+	}
+}
+
 func TestSecret(t *testing.T) {
 	s := config.Secret("hunter2")
 	var logs bytes.Buffer

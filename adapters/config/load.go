@@ -75,6 +75,11 @@ func Load(dst any, src Sources) error {
 	}
 	l.apply(envs)
 	l.apply(flags)
+	for _, key := range l.placeholderKeys {
+		if err, ok := l.placeholders[key]; ok {
+			l.errs = append(l.errs, err)
+		}
+	}
 	if len(l.errs) > 0 {
 		return errors.Join(l.errs...)
 	}
@@ -86,7 +91,31 @@ type loader struct {
 	s    *schema
 	root reflect.Value
 	errs []error
+	// placeholders are the errors of secrets set to the REDACTED
+	// placeholder, by key, reported only if no later source sets them
+	// (an environment variable over a file written by config print).
+	placeholders    map[string]error
+	placeholderKeys []string // in the order they were met
 }
+
+// fail records the error of setting f: at once, or, for the REDACTED
+// placeholder of a secret, unless a later source sets f.
+func (l *loader) fail(f *field, err error) {
+	if !errors.Is(err, errPlaceholder) {
+		l.errs = append(l.errs, err)
+		return
+	}
+	if l.placeholders == nil {
+		l.placeholders = map[string]error{}
+	}
+	if _, seen := l.placeholders[f.key]; !seen {
+		l.placeholderKeys = append(l.placeholderKeys, f.key)
+	}
+	l.placeholders[f.key] = err
+}
+
+// set records that f was set, which overrides an earlier placeholder.
+func (l *loader) set(f *field) { delete(l.placeholders, f.key) }
 
 // assignment is one textual value for a leaf, from the environment or a flag.
 type assignment struct {
@@ -98,8 +127,10 @@ type assignment struct {
 func (l *loader) apply(as []assignment) {
 	for _, a := range as {
 		if err := setText(a.f, l.root.FieldByIndex(a.f.index), a.value); err != nil {
-			l.errs = append(l.errs, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: fmt.Errorf("%w; expected %s", err, expected(a.f))})
+			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: fmt.Errorf("%w; expected %s", err, expected(a.f))})
+			continue
 		}
+		l.set(a.f)
 	}
 }
 
@@ -342,8 +373,10 @@ func (l *loader) applyMapping(sec *field, m *yaml.Node, file string, merges int)
 			continue
 		}
 		if err := l.setNode(f, v); err != nil {
-			l.errs = append(l.errs, &FieldError{Key: f.key, Source: file + ":" + strconv.Itoa(v.Line), Value: scalarText(v), Err: err})
+			l.fail(f, &FieldError{Key: f.key, Source: file + ":" + strconv.Itoa(v.Line), Value: scalarText(v), Err: err})
+			continue
 		}
+		l.set(f)
 	}
 }
 

@@ -15,6 +15,10 @@ import (
 // cannot make a parser do unbounded work.
 const maxValueLen = 64 << 10
 
+// errPlaceholder is the error of a secret set to the text Print writes
+// for it. Load reports it only when no later source sets the secret.
+var errPlaceholder = errors.New("it is the placeholder `rmqproxy config print` writes for a secret; give the real value (or set it by environment variable)")
+
 // expected describes the accepted form of a kind, for error messages.
 func expected(f *field) string {
 	switch f.kind {
@@ -93,7 +97,7 @@ func setScalar(f *field, v reflect.Value, s string) error {
 	switch f.kind {
 	case kindString:
 		if f.secret && s == redacted {
-			return errors.New("it is the placeholder `rmqproxy config print` writes for a secret; give the real value (or set it by environment variable)")
+			return errPlaceholder
 		}
 		v.SetString(s)
 	case kindBool:
