@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -392,10 +393,10 @@ func runWaiting(f *adminFlags, stderr io.Writer, call func() (output, error)) (o
 
 var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
 	typ := fs.String("type", "", "message type: NORMAL, FIFO, DELAY, TRANSACTION or MIXED")
-	queues := fs.Int("queues", 0, "queue count")
+	queues := int32Flag(fs, "queues", "queue count")
 	desc := fs.String("description", "", "description")
 	spec := func(name string) (application.TopicSpec, error) {
-		s := application.TopicSpec{Name: name, QueueCount: int32(*queues)}
+		s := application.TopicSpec{Name: name, QueueCount: *queues}
 		if *typ != "" {
 			t, err := domain.ParseTopicMessageType(*typ)
 			if err != nil {
@@ -418,13 +419,13 @@ var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag
 }}
 
 var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag.FlagSet) map[string]subcommand {
-	attempts := fs.Int("maxDeliveryAttempts", 0, "deliveries before a message goes to the dead-letter queue")
+	attempts := int32Flag(fs, "maxDeliveryAttempts", "deliveries before a message goes to the dead-letter queue")
 	retry := fs.String("retry", "", "customized retry delays, comma separated")
 	retryExp := fs.String("retryExponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
 	orderly := fs.Bool("orderly", false, "consume FIFO topics in message-group order")
 	desc := fs.String("description", "", "description")
 	spec := func(name string) (application.GroupSpec, error) {
-		s := application.GroupSpec{Name: name, MaxDeliveryAttempts: int32(*attempts)}
+		s := application.GroupSpec{Name: name, MaxDeliveryAttempts: *attempts}
 		if flagSet(fs, "orderly") {
 			s.Orderly = orderly
 		}
@@ -510,6 +511,28 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 		return &p, nil
 	}
 	return nil, nil
+}
+
+// int32Value is a flag for a count that is an int32 on the wire: a value
+// out of its range is refused rather than wrapped.
+type int32Value int32
+
+func (v *int32Value) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 32)
+	if err != nil {
+		return errors.New("not a whole number between -2147483648 and 2147483647")
+	}
+	*v = int32Value(n)
+	return nil
+}
+
+func (v *int32Value) String() string { return strconv.FormatInt(int64(*v), 10) }
+
+// int32Flag defines an int32 flag with default 0.
+func int32Flag(fs *flag.FlagSet, name, usage string) *int32 {
+	var v int32
+	fs.Var((*int32Value)(&v), name, usage)
+	return &v
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -136,6 +136,12 @@ func TestAdminCommands(t *testing.T) {
 			stderr: []string{"unknown flag \"--orderly\""}},
 		{name: "bad number", args: []string{"group", "create", "g", "--maxDeliveryAttempts", "many"}, code: 2,
 			stderr: []string{`invalid value "many" for flag --maxDeliveryAttempts`}},
+		// Counts are int32 on the wire: a larger number must not wrap
+		// (4294967300 would become 4 queues).
+		{name: "queue count out of range", args: []string{"topic", "create", "t", "--queues", "4294967300"}, code: 2,
+			stderr: []string{`invalid value "4294967300" for flag --queues`}},
+		{name: "delivery attempts out of range", args: []string{"group", "create", "g", "--maxDeliveryAttempts=4294967301"}, code: 2,
+			stderr: []string{`invalid value "4294967301" for flag --maxDeliveryAttempts`}},
 		{name: "help flag", args: []string{"group", "create", "--help"}, stdout: groupUsage},
 		{name: "help after a name", args: []string{"topic", "create", "t", "-h"}, stdout: topicUsage},
 		{name: "help as a subcommand", args: []string{"topic", "help"}, stdout: topicUsage},
