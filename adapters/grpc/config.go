@@ -3,6 +3,7 @@ package grpc
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 )
@@ -112,8 +113,8 @@ func (c Config) Validate() error {
 	if c.FlowControlWindow != 0 && (c.FlowControlWindow < 64<<10 || c.FlowControlWindow > 1<<30) {
 		errs = append(errs, errors.New("flowControlWindow must be 0 (estimated) or between 64KiB and 1GiB"))
 	}
-	if c.MaxConcurrentStreams < 1 {
-		errs = append(errs, errors.New("maxConcurrentStreams must be at least 1"))
+	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
+		errs = append(errs, errors.New("maxConcurrentStreams must be between 1 and 4294967295 (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)"))
 	}
 	if c.MaxConnectionsPerAddress < 0 || c.MaxStreamResetsPerSecond < 0 {
 		errs = append(errs, errors.New("maxConnectionsPerAddress and maxStreamResetsPerSecond must not be negative (0: no limit)"))
