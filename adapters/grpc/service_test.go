@@ -115,6 +115,9 @@ func (b *fakeBroker) Topic(_ context.Context, name string) (domain.Topic, error)
 }
 
 func (b *fakeBroker) ConsumerGroup(_ context.Context, name string) (domain.ConsumerGroup, error) {
+	if name == "panics" {
+		panic("a bug in the metadata port")
+	}
 	g := b.group
 	if g.Name == "" {
 		g = domain.NewConsumerGroup(name)

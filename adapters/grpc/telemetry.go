@@ -236,8 +236,11 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 			return nil
 		}
-		err := s.telemetryCommand(ctx, ch, msg.cmd)
-		s.admit.leave(kindClient)
+		// The slot is given back also when the command panics.
+		err := func() error {
+			defer s.admit.leave(kindClient)
+			return s.telemetryCommand(ctx, ch, msg.cmd)
+		}()
 		if err != nil {
 			return err
 		}

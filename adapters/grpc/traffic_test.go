@@ -289,3 +289,30 @@ func TestRateLimitedPull(t *testing.T) {
 		t.Fatalf("broker pulled %d times, want 1", pulled)
 	}
 }
+
+// TestPanickingTelemetryCommandFreesItsSlot: a Telemetry command that
+// panics ends its stream with INTERNAL and gives its client-kind slot
+// back, as a panicking unary request does; a leaked slot would count for
+// ever, and once grpc.maxInflightPerKind of them leaked every settings
+// command and heartbeat would be refused with "flow limit".
+func TestPanickingTelemetryCommandFreesItsSlot(t *testing.T) {
+	ts := startTestServer(t, &fakeBroker{}, func(c *Config, _ *application.Config) { c.MaxInflightPerKind = 1 })
+	ctx, cancel := context.WithTimeout(clientCtx(t.Context(), "c1"), 10*time.Second)
+	defer cancel()
+	stream, err := ts.client.Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_SIMPLE_CONSUMER
+	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct,
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: "panics"},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: "t"}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Internal {
+		t.Fatalf("panicking settings command: %v; want INTERNAL", err)
+	}
+	subscribe(t, ts, "c2", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
+}
