@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -504,7 +505,11 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 		var err1, err2, err3 error
 		p.Initial, err1 = time.ParseDuration(strings.TrimSpace(parts[0]))
 		p.Max, err2 = time.ParseDuration(strings.TrimSpace(parts[1]))
-		_, err3 = fmt.Sscanf(strings.TrimSpace(parts[2]), "%g", &p.Multiplier)
+		// ParseFloat, not Sscanf, which ignores text after the number.
+		m := strings.TrimSpace(parts[2])
+		if p.Multiplier, err3 = strconv.ParseFloat(m, 64); err3 != nil || math.IsNaN(p.Multiplier) || math.IsInf(p.Multiplier, 0) {
+			err3 = fmt.Errorf("multiplier %q is not a number", m)
+		}
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return nil, fmt.Errorf("%w: --retryExponential: %v", errUsage, err)
 		}

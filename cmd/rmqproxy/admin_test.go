@@ -150,6 +150,8 @@ func TestAdminCommands(t *testing.T) {
 			stderr: []string{"usage: give either --retry or --retryExponential"}},
 		{name: "bad retry delay", args: []string{"group", "update", "g", "--retry", "1s,soon"}, code: 2,
 			stderr: []string{`usage: --retry: time: invalid duration "soon"`}},
+		{name: "exponential multiplier with trailing text", args: []string{"group", "create", "g", "--retryExponential", "1s,2h,2x"}, code: 2,
+			stderr: []string{`usage: --retryExponential: multiplier "2x" is not a number`}},
 		{name: "exponential needs three parts", args: []string{"group", "create", "g", "--retryExponential", "1s,2h"}, code: 2,
 			stderr: []string{"usage: --retryExponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2"}},
 
