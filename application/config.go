@@ -139,6 +139,15 @@ func (c Config) Validate() error {
 	if cc.AutoRenew && (cc.DefaultInvisibleTime <= cc.RenewAhead || cc.RenewPeriod <= 0 || cc.RenewMaxTime <= 0) {
 		bad("consumer: with autoRenew, defaultInvisibleTime must exceed renewAhead and renewPeriod, renewMaxTime must be positive")
 	}
+	// A message due within renewAhead is renewed by the scan every
+	// renewPeriod: one due just after a scan must still be due, not
+	// visible, at the next.
+	if cc.AutoRenew && cc.RenewAhead <= cc.RenewPeriod {
+		bad("consumer: with autoRenew, renewAhead (%v) must exceed renewPeriod (%v), or messages turn visible between two renewals and are delivered again", cc.RenewAhead, cc.RenewPeriod)
+	}
+	if cc.InvisibleTimeOnClear < 0 {
+		bad("consumer: invisibleTimeOnClear must not be negative")
+	}
 	if c.Clients.ExpiryTimeout < 10*time.Second {
 		bad("clients.expiryTimeout must be at least 10s (clients heartbeat every 10s)")
 	}
