@@ -284,6 +284,11 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := app.NewLogger(stderr, cfg.Log)
+	// SIGHUP (systemctl reload, log rotation) must never end the process:
+	// the traffic rules reload on it while they run, and before that (a
+	// local-mode recovery can take minutes) and during the stop it is
+	// dropped here instead of taking the default action.
+	defer holdHangup()()
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
 		// The cause a constructor returned, without the dependency
@@ -311,6 +316,14 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	}
 	log.Info("rmqproxy stopped")
 	return nil
+}
+
+// holdHangup catches SIGHUP and drops it until the returned func is
+// called; other handlers of the signal still receive it.
+func holdHangup() (release func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return func() { signal.Stop(c) }
 }
 
 func configCommand(args []string, src config.Sources, stdout io.Writer) error {
