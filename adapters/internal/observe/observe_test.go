@@ -2,6 +2,7 @@ package observe_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +166,27 @@ func FuzzParseTraceParent(f *testing.F) {
 			t.Fatalf("%q parsed to %v, which formats to %q, parsed again to %v", tp, sc, observe.TraceParent(sc), again)
 		}
 	})
+}
+
+// Client languages and versions are free-form metadata: bounded in number
+// and length.
+func TestLabelsBoundClientValues(t *testing.T) {
+	l := observe.NewLabels(nil, 10, nil, 10)
+	if got := l.Language("JAVA"); got != "JAVA" {
+		t.Errorf("Language(JAVA) = %q", got)
+	}
+	if got := l.Version(strings.Repeat("9", observe.MaxClientLabelLength+1)); got != observe.Other {
+		t.Errorf("an overlong version = %q, want %q", got, observe.Other)
+	}
+	for i := range observe.MaxClientVersions {
+		if got, v := l.Version(fmt.Sprint(i)), fmt.Sprint(i); got != v {
+			t.Fatalf("Version(%s) = %q", v, got)
+		}
+	}
+	if got := l.Version("one-too-many"); got != observe.Other {
+		t.Errorf("version beyond the bound = %q, want %q", got, observe.Other)
+	}
+	if got := l.Version("0"); got != "0" {
+		t.Errorf("a version seen before = %q", got)
+	}
 }

@@ -67,10 +67,13 @@ func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin
 }
 
 // labelPolicy bounds the label values of topics and groups (see
-// metrics.topics and metrics.groups).
+// metrics.topics and metrics.groups) and of the client languages and
+// versions clients declare.
 type labelPolicy interface {
 	Topic(name string) string
 	Group(name string) string
+	Language(name string) string
+	Version(name string) string
 }
 
 // registerEngineGauges reports the local broker's storage and, per topic
@@ -168,16 +171,23 @@ func registerClientGauges(p *otel.Provider, sessions *application.Sessions, log 
 	if meter == nil {
 		return
 	}
-	labels := p.Telemetry().Metrics.Labels()
+	if err := observeClients(meter, p.Telemetry().Metrics.Labels(), sessions.Census); err != nil {
+		log.Warn("cannot register the client gauges", slog.Any("error", err))
+	}
+}
+
+// observeClients registers the client gauges over census. The language
+// and version labels come from the clients' metadata, free-form: they go
+// through the label policy's bounds like topics and groups, and the
+// clients that share label values after it are summed.
+func observeClients(meter metric.Meter, labels labelPolicy, census func() []application.ClientCount) error {
 	producers, err := meter.Int64ObservableGauge("rocketmq_producer_connections", metric.WithDescription("Producers the proxy knows, by client language and version."))
 	if err != nil {
-		log.Warn("cannot register the client gauges", slog.Any("error", err))
-		return
+		return err
 	}
 	consumers, err := meter.Int64ObservableGauge("rocketmq_consumer_connections", metric.WithDescription("Consumers the proxy knows, by consumer group, client language and version."))
 	if err != nil {
-		log.Warn("cannot register the client gauges", slog.Any("error", err))
-		return
+		return err
 	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		type key struct {
@@ -185,8 +195,8 @@ func registerClientGauges(p *otel.Provider, sessions *application.Sessions, log 
 			lang, ver, grp string
 		}
 		sums := map[key]int64{}
-		for _, c := range sessions.Census() {
-			k := key{consumer: c.Type.IsConsumer(), lang: c.Language, ver: c.Version}
+		for _, c := range census() {
+			k := key{consumer: c.Type.IsConsumer(), lang: labels.Language(c.Language), ver: labels.Version(c.Version)}
 			if k.consumer {
 				k.grp = labels.Group(c.Group)
 			}
@@ -202,9 +212,7 @@ func registerClientGauges(p *otel.Provider, sessions *application.Sessions, log 
 		}
 		return nil
 	}, producers, consumers)
-	if err != nil {
-		log.Warn("cannot register the client gauges", slog.Any("error", err))
-	}
+	return err
 }
 
 // registerTrafficMetrics reports what traffic governance refused and held:
