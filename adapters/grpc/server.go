@@ -63,18 +63,18 @@ const readinessPoll = time.Second
 func (s *Server) SetReadiness(r ports.Readiness) { s.readiness = r }
 
 // watchReadiness sets the health status from the readiness checks until the
-// server stops.
+// server stops. The checks get the time the readiness gives them
+// (health.checkTimeout), as on /readyz: a deadline of the poll interval
+// here would fail a check that /readyz passes.
 func (s *Server) watchReadiness() {
 	defer s.probing.Done()
 	tick := time.NewTicker(readinessPoll)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(s.shutdown, readinessPoll)
 		status := healthpb.HealthCheckResponse_SERVING
-		if err := s.readiness.Ready(ctx); err != nil {
+		if err := s.readiness.Ready(s.shutdown); err != nil {
 			status = healthpb.HealthCheckResponse_NOT_SERVING
 		}
-		cancel()
 		if s.shutdown.Err() != nil {
 			return
 		}
