@@ -451,7 +451,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			pre = cache[d.offset]
 			continue
 		}
-		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre)
+		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre, false)
 		e.mu.Unlock()
 		if err != nil {
 			return err
@@ -462,7 +462,9 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and
 // returns its end; pre is the message read beforehand (nil: read it now).
-func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead) (int64, error) {
+// exhausted says the engine moves it itself, its delivery having used the
+// group's last attempt (hooks.DeadLetter is told).
+func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead, exhausted bool) (int64, error) {
 	if pre == nil {
 		qi := e.queues[queueKey{k.topic, k.qid}]
 		if qi == nil {
@@ -503,6 +505,9 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 	if err == nil {
 		e.log.Info("message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 			"queue_id", k.qid, "queue_offset", off, "msg_id", m.ID, "dlq_topic", dlq.Name)
+		if h := e.hooks.DeadLetter; h != nil && exhausted {
+			h(k.topic, k.group)
+		}
 	}
 	return end, err
 }

@@ -25,6 +25,11 @@ type Hooks struct {
 	// Fsync is told the duration and outcome of each fdatasync of the
 	// commit log.
 	Fsync func(d time.Duration, err error)
+	// DeadLetter is told each message the engine moves to a dead-letter
+	// queue by itself, because its delivery used the group's last attempt
+	// (a consumer's ForwardToDeadLetter is the inbound adapter's to
+	// count). It runs under the engine's lock.
+	DeadLetter func(topic, group string)
 }
 
 // SetHooks installs the storage hooks; call it before Start.

@@ -67,7 +67,7 @@ func TestProviderOff(t *testing.T) {
 		t.Error("a provider with tracing and metrics off records something")
 	}
 	h := p.StorageHooks()
-	if h.Send != nil || h.Durable != nil || h.Fsync != nil {
+	if h.Send != nil || h.Durable != nil || h.Fsync != nil || h.DeadLetter != nil {
 		t.Error("storage hooks installed with tracing and metrics off")
 	}
 	if err := p.Shutdown(context.Background()); err != nil {

@@ -7,12 +7,15 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 )
 
 // StorageHooks turn the local broker's storage events into spans and a
 // histogram; the composition root copies them into the engine's hooks
 // (localbroker.Hooks has the same fields). A nil field observes nothing:
-// Send and Durable are nil with tracing off, Fsync with metrics off.
+// Send and Durable are nil with tracing off, Fsync and DeadLetter with
+// metrics off.
 type StorageHooks struct {
 	// Send starts the span of a send in the engine (check, encode, append
 	// to the commit log, wait for durability); it returns the context the
@@ -24,6 +27,10 @@ type StorageHooks struct {
 	Durable func(ctx context.Context) func(error)
 	// Fsync records one fdatasync of the commit log.
 	Fsync func(d time.Duration, err error)
+	// DeadLetter counts a message the engine moved to a dead-letter queue
+	// itself, its delivery attempts exhausted
+	// (rocketmq_send_to_dlq_messages_total).
+	DeadLetter func(topic, group string)
 }
 
 // StorageHooks returns the hooks for the local broker's storage engine.
@@ -41,6 +48,7 @@ func (p *Provider) StorageHooks() StorageHooks {
 	}
 	if m := p.tel.Metrics; m != nil {
 		h.Fsync = func(d time.Duration, _ error) { m.Fsync(d) }
+		h.DeadLetter = func(topic, group string) { m.Settle(context.Background(), observe.SettledDLQ, topic, group, 1) }
 	}
 	return h
 }

@@ -56,7 +56,7 @@ func traceBrokerCalls(cfg Root) fx.Option {
 // instrumentEngine installs the storage hooks and the engine's gauges.
 func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, log *slog.Logger) {
 	h := p.StorageHooks()
-	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync})
+	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter})
 	meter := p.Meter()
 	if meter == nil {
 		return

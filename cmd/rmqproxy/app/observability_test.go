@@ -3,14 +3,21 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // The language and version labels of the connection gauges come from the
@@ -63,5 +70,110 @@ func TestClientGaugesBoundClientLabels(t *testing.T) {
 		if sum != want {
 			t.Errorf("%s sums to %v, want %v (every client counted, under _other beyond the bounds)", name, sum, want)
 		}
+	}
+}
+
+// scrape returns the metric families p serves at /metrics.
+func scrape(t *testing.T, p *otel.Provider) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	p.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+// counterValue is the value of the series of name whose labels include
+// want, 0 when there is none.
+func counterValue(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	var v float64
+	for _, m := range families[name].GetMetric() {
+		n := 0
+		for _, l := range m.GetLabel() {
+			if want[l.GetName()] == l.GetValue() {
+				n++
+			}
+		}
+		if n == len(want) {
+			v += m.GetCounter().GetValue()
+		}
+	}
+	return v
+}
+
+// A message the local broker moves to the dead-letter queue itself, because
+// its delivery used the group's last attempt (how a simple consumer's
+// poison message ends), counts in rocketmq_send_to_dlq_messages_total, as
+// upstream's broker counts it; the metric counted only the consumers'
+// ForwardMessageToDeadLetterQueue calls.
+func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
+	p, err := otel.New(otel.Options{Metrics: otel.DefaultMetricsConfig(), Info: otel.Info{Mode: ModeLocal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	cfg := localbroker.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.FlushInterval = 50 * time.Millisecond
+	log := slog.New(slog.DiscardHandler)
+	e, err := localbroker.New(cfg, log, ports.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	instrumentEngine(e, p, e, log)
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	g := domain.NewConsumerGroup("g")
+	g.MaxDeliveryAttempts = 1
+	if _, err := e.CreateGroup(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTopic(t.Context(), domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Send(t.Context(), domain.QueueRef{Topic: "t", BrokerName: cfg.BrokerName, QueueID: 0},
+		[]domain.Message{{Topic: "t", ID: "poison", Body: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "t", QueueID: 0, MaxMessages: 1, InvisibleTime: 50 * time.Millisecond})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("pop: %v %v", got, err)
+	}
+	// Not acked: when its invisible time ends, the engine dead-letters it.
+	labels := map[string]string{"topic": "t", "consumer_group": "g"}
+	waitfor.Condition(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if v := counterValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != 1 {
+			return fmt.Errorf("rocketmq_send_to_dlq_messages_total%v = %v, want 1", labels, v)
+		}
+		return nil
+	})
+	// A consumer's own forward is counted by the gRPC adapter, which
+	// answers it, not a second time by the engine.
+	if _, err := e.Send(t.Context(), domain.QueueRef{Topic: "t", BrokerName: cfg.BrokerName, QueueID: 0},
+		[]domain.Message{{Topic: "t", ID: "forwarded", Body: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "t", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("pop: %v %v", got, err)
+	}
+	h, err := domain.ParseReceiptHandle(got[0].ReceiptHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ForwardToDeadLetter(t.Context(), ports.AckRequest{Group: "g", Topic: "t", MessageID: got[0].ID, Handle: h}); err != nil {
+		t.Fatal(err)
+	}
+	if v := counterValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != 1 {
+		t.Errorf("after a consumer's forward, rocketmq_send_to_dlq_messages_total%v = %v, want still 1", labels, v)
 	}
 }
