@@ -3,6 +3,10 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -25,7 +29,7 @@ func observabilityModule(cfg Root) fx.Option {
 		otel.Module,
 		fx.Supply(
 			otel.Logging{AccessLog: cfg.Log.Access, LogBodies: cfg.Log.Bodies},
-			otel.Info{Mode: cfg.Mode, InstanceID: cfg.Local.StoreHost},
+			telemetryInfo(cfg),
 		),
 		fx.Invoke(registerClientGauges, registerTrafficMetrics),
 	}
@@ -36,6 +40,26 @@ func observabilityModule(cfg Root) fx.Option {
 		opts = append(opts, fx.Invoke(registerAuditMetrics))
 	}
 	return fx.Options(opts...)
+}
+
+// telemetryInfo describes this proxy in the resource of its spans and
+// metrics. Its instance id (service.instance.id) must tell it from the
+// other proxies of a deployment: local.storeHost when that names a real
+// address; when it is the loopback fallback (grpc.address listening on
+// every interface, the default), which every proxy shares, the host name
+// with the port instead.
+func telemetryInfo(cfg Root) otel.Info {
+	id := cfg.Local.StoreHost
+	ap, err := netip.ParseAddrPort(id)
+	if err != nil || ap.Addr().IsLoopback() || ap.Addr().IsUnspecified() {
+		if host, herr := os.Hostname(); herr == nil && host != "" {
+			id = host
+			if err == nil {
+				id = net.JoinHostPort(host, strconv.Itoa(int(ap.Port())))
+			}
+		}
+	}
+	return otel.Info{Mode: cfg.Mode, InstanceID: id}
 }
 
 // traceBrokerCalls decorates the broker port with spans when tracing is on;

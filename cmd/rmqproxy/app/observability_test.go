@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +177,27 @@ func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
 	}
 	if v := counterValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != 1 {
 		t.Errorf("after a consumer's forward, rocketmq_send_to_dlq_messages_total%v = %v, want still 1", labels, v)
+	}
+}
+
+// Every proxy of a deployment must report its own service.instance.id:
+// with the default grpc.address (every interface) local.storeHost is the
+// loopback fallback 127.0.0.1:8081 on every host, so OTLP metrics and
+// spans of all proxies carried the same resource.
+func TestInstanceIDTellsProxiesApart(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skip("no host name")
+	}
+	cfg := Defaults(ProfileProduction)
+	cfg.Derive()
+	if got, want := telemetryInfo(cfg).InstanceID, net.JoinHostPort(host, "8081"); got != want {
+		t.Errorf("default configuration: instance id %q, want %q (local.storeHost is %s)", got, want, cfg.Local.StoreHost)
+	}
+	cfg.GRPC.Address = "10.1.2.3:9876"
+	cfg.Local.StoreHost = ""
+	cfg.Derive()
+	if got := telemetryInfo(cfg).InstanceID; got != "10.1.2.3:9876" {
+		t.Errorf("grpc.address on 10.1.2.3: instance id %q, want the store host 10.1.2.3:9876", got)
 	}
 }
