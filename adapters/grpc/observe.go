@@ -8,9 +8,10 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -160,7 +161,7 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 			w.span.SetAttributes(observe.KeyStatusCode.Int(int(w.code)))
 		}
 		if err != nil || (w.code != v2.Code_OK && w.code != v2.Code_MESSAGE_NOT_FOUND && w.code != v2.Code_CODE_UNSPECIFIED) {
-			w.span.SetStatus(codes.Error, code)
+			w.span.SetStatus(otelcodes.Error, code)
 		}
 		w.span.End()
 	}
@@ -270,8 +271,35 @@ func responseCode(resp any, err error) v2.Code {
 	return v2.Code_CODE_UNSPECIFIED
 }
 
+// grpcCodeName is the response_code of a request that failed with a gRPC
+// error: GRPC_ and the code's canonical name (GRPC_DEADLINE_EXCEEDED).
 func grpcCodeName(err error) string {
-	return "GRPC_" + strings.ToUpper(status.Code(err).String())
+	c := status.Code(err)
+	if int(c) < len(grpcCodeNames) {
+		return grpcCodeNames[c]
+	}
+	return "GRPC_" + strings.ToUpper(c.String())
+}
+
+// grpcCodeNames are the response_code values of the gRPC codes, by code.
+var grpcCodeNames = [...]string{
+	codes.OK:                 "GRPC_OK",
+	codes.Canceled:           "GRPC_CANCELLED",
+	codes.Unknown:            "GRPC_UNKNOWN",
+	codes.InvalidArgument:    "GRPC_INVALID_ARGUMENT",
+	codes.DeadlineExceeded:   "GRPC_DEADLINE_EXCEEDED",
+	codes.NotFound:           "GRPC_NOT_FOUND",
+	codes.AlreadyExists:      "GRPC_ALREADY_EXISTS",
+	codes.PermissionDenied:   "GRPC_PERMISSION_DENIED",
+	codes.ResourceExhausted:  "GRPC_RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "GRPC_FAILED_PRECONDITION",
+	codes.Aborted:            "GRPC_ABORTED",
+	codes.OutOfRange:         "GRPC_OUT_OF_RANGE",
+	codes.Unimplemented:      "GRPC_UNIMPLEMENTED",
+	codes.Internal:           "GRPC_INTERNAL",
+	codes.Unavailable:        "GRPC_UNAVAILABLE",
+	codes.DataLoss:           "GRPC_DATA_LOSS",
+	codes.Unauthenticated:    "GRPC_UNAUTHENTICATED",
 }
 
 func clientIDOf(ctx context.Context) string {
@@ -440,7 +468,7 @@ func endSpan(span trace.Span, resp any, err error, code v2.Code) {
 	}
 	if err != nil {
 		span.SetAttributes(observe.KeyGRPCStatusCode.Int(int(status.Code(err))))
-		span.SetStatus(codes.Error, err.Error())
+		span.SetStatus(otelcodes.Error, err.Error())
 		span.End()
 		return
 	}
@@ -454,7 +482,7 @@ func endSpan(span trace.Span, resp any, err error, code v2.Code) {
 			msg = r.GetStatus().GetMessage()
 		}
 		span.SetAttributes(observe.KeyStatusMessage.String(msg))
-		span.SetStatus(codes.Error, code.String())
+		span.SetStatus(otelcodes.Error, code.String())
 	}
 	span.End()
 }

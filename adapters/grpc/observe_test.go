@@ -7,6 +7,7 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	grpclib "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,3 +68,43 @@ type ctxStream struct {
 }
 
 func (c ctxStream) Context() context.Context { return c.ctx }
+
+// A request that fails with a gRPC error is counted under GRPC_ and the
+// code's canonical name (GRPC_DEADLINE_EXCEEDED), as docs/observability.md
+// says, not under its Go name run together (GRPC_DEADLINEEXCEEDED).
+func TestGRPCErrorResponseCode(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler))
+	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
+	for _, c := range []codes.Code{codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled} {
+		_, _ = o.unary(context.Background(), &v2.SendMessageRequest{}, info, func(context.Context, any) (any, error) {
+			return nil, status.Error(c, "x")
+		})
+	}
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if h, ok := mt.Data.(metricdata.Histogram[float64]); ok && mt.Name == observe.MetricRPCLatency {
+				for _, p := range h.DataPoints {
+					v, _ := p.Attributes.Value(observe.LabelResponseCode)
+					got[v.AsString()] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"GRPC_DEADLINE_EXCEEDED", "GRPC_RESOURCE_EXHAUSTED", "GRPC_CANCELLED"} {
+		if !got[want] {
+			t.Errorf("response_code %s not recorded (got %v)", want, got)
+		}
+	}
+}
