@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,13 +174,46 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	if s.cfg.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		// No /debug/pprof/cmdline: secrets may be given as flags.
+		mux.Handle("GET /debug/pprof/", localOnly(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", http.NotFoundHandler())
+		mux.Handle("GET /debug/pprof/profile", localOnly(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", localOnly(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", localOnly(http.HandlerFunc(pprof.Trace)))
 	}
 	return mux
+}
+
+// localOnly serves the runtime profiles only to a client on this host that
+// addresses it by a loopback name: profiles can hold message contents and
+// secrets and cost CPU, health.address usually listens on every interface
+// for /metrics and the probes, and a web page must not reach the profiles
+// through DNS rebinding.
+func localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !peer.Addr().Unmap().IsLoopback() || !loopbackHost(r.Host) {
+			http.Error(w, "the runtime profiles (health.pprof) are served only to clients on this host that address it as localhost, 127.0.0.1 or [::1]; "+
+				"reach them through an SSH tunnel or kubectl port-forward", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this host by a loopback
+// name or address.
+func loopbackHost(hostHeader string) bool {
+	host, _, err := net.SplitHostPort(hostHeader)
+	if err != nil {
+		host = hostHeader
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Ready runs every check concurrently, each bounded by the configured

@@ -152,6 +152,24 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 			t.Fatalf("pprof on: GET %s answered %d with %d bytes", path, status, len(body))
 		}
 	}
+	// The command line can hold secrets given as flags.
+	if status, _ := get(t, c, base+"/debug/pprof/cmdline"); status != http.StatusNotFound {
+		t.Fatalf("pprof on: GET /debug/pprof/cmdline answered %d, want 404", status)
+	}
+	// A web page reaching the port by DNS rebinding sends its own Host.
+	req, err := http.NewRequest(http.MethodGet, base+"/debug/pprof/heap?debug=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example:9090"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("pprof on: GET with Host %s answered %d, want 403", req.Host, resp.StatusCode)
+	}
 }
 
 func TestReadyz(t *testing.T) {
