@@ -632,3 +632,53 @@ func TestLongPollsTakeNoInFlightSlot(t *testing.T) {
 		t.Fatalf("an ack behind held polls: %+v, %v", resp, err)
 	}
 }
+
+// TestEndedContextSendsNothing: a call whose context has already ended is
+// not written to the peer (Go's select picks at random among ready cases,
+// so without a check a quarter of such calls still went out), and it says
+// so: not delivered.
+func TestEndedContextSendsNothing(t *testing.T) {
+	var dead atomic.Int32
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if req.Fields.Value("n") == "dead" {
+				dead.Add(1)
+			}
+			if !req.IsOneway() {
+				_ = p.write(answer(req, "ok"))
+			}
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1})
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i := range 200 {
+		var err error
+		switch i % 3 {
+		case 0:
+			_, err = c.Invoke(ended, fb.addr(), request("dead"))
+		case 1:
+			_, err = c.InvokeLongPoll(ended, fb.addr(), request("dead"), nil)
+		default:
+			err = c.InvokeOneway(ended, fb.addr(), request("dead"))
+		}
+		if ce := asError(t, err); ce.Kind != client.KindCanceled || ce.MaybeDelivered() {
+			t.Fatalf("call %d with an ended context: %v (delivered %v)", i, err, ce.MaybeDelivered())
+		}
+	}
+	// One connection writes in order: the broker has read every earlier
+	// frame when it answers this one.
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("sync")); err != nil {
+		t.Fatal(err)
+	}
+	if n := dead.Load(); n != 0 {
+		t.Fatalf("%d of 200 calls with an ended context reached the broker", n)
+	}
+}

@@ -129,6 +129,12 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		}
 		defer func() { <-cn.sem }()
 	}
+	// A select among ready cases picks one at random: without this check a
+	// call whose context ended before (or while) it took a slot would still
+	// be written, after its deadline, one time in four.
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx, cn.addr, false)
+	}
 	req.Opaque = cn.c.nextOpaque()
 	req.Flag &^= remoting.FlagResponse | remoting.FlagOneway
 	buf, err := cn.encode(req)
@@ -221,6 +227,9 @@ func (cn *conn) forget(opaque int32) {
 }
 
 func (cn *conn) oneway(ctx context.Context, req *remoting.Command) error {
+	if ctx.Err() != nil { // see invoke
+		return ctxError(ctx, cn.addr, false)
+	}
 	req.Opaque = cn.c.nextOpaque()
 	req.Flag = req.Flag&^remoting.FlagResponse | remoting.FlagOneway
 	buf, err := cn.encode(req)
