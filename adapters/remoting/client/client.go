@@ -35,6 +35,15 @@ type Config struct {
 	WriteTimeout time.Duration
 	// DefaultTimeout applies to calls whose context has no deadline (30 s).
 	DefaultTimeout time.Duration
+	// SilenceTimeout drops a connection when a call's deadline passes while
+	// the peer has sent nothing since the call was written and nothing at
+	// all for this long (10 s). A peer gone without closing the connection
+	// (a network path or a NAT entry lost, a host that vanished) is
+	// otherwise noticed only when TCP gives up, many minutes later, and
+	// every call on the connection times out meanwhile; upstream's client
+	// closes a connection on a call's timeout for the same reason. Long
+	// polls (InvokeLongPoll) do not count: a broker holds them silently.
+	SilenceTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the back-off after a failed dial
 	// (100 ms, doubling up to 5 s).
 	ReconnectMin, ReconnectMax time.Duration
@@ -73,6 +82,9 @@ func (c *Config) defaults() {
 	}
 	if c.DefaultTimeout <= 0 {
 		c.DefaultTimeout = 30 * time.Second
+	}
+	if c.SilenceTimeout <= 0 {
+		c.SilenceTimeout = 10 * time.Second
 	}
 	if c.ReconnectMin <= 0 {
 		c.ReconnectMin = 100 * time.Millisecond

@@ -682,3 +682,79 @@ func TestEndedContextSendsNothing(t *testing.T) {
 		t.Fatalf("%d of 200 calls with an ended context reached the broker", n)
 	}
 }
+
+// TestSilentConnectionIsReplaced: a peer that stops answering without
+// closing the connection (a lost network path) does not keep every later
+// call timing out on that connection: once a call's deadline passes after
+// the peer was silent for SilenceTimeout, the connection is dropped and
+// the next call gets a new one.
+func TestSilentConnectionIsReplaced(t *testing.T) {
+	var conns atomic.Int32
+	fb := newFakeBroker(t, func(p *peer) {
+		silent := conns.Add(1) == 1
+		for {
+			req, err := p.read()
+			if err != nil {
+				return // the client dropped the connection (or the test ended)
+			}
+			if !silent {
+				_ = p.write(answer(req, "ok"))
+			}
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1, SilenceTimeout: 100 * time.Millisecond})
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.Invoke(ctx, fb.addr(), request("x"))
+		return err
+	})
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want the silent one and its replacement", n)
+	}
+}
+
+// TestSlowAnswerOnALiveConnection: a call that times out on a connection
+// whose peer answers other calls meanwhile does not drop it, however
+// short SilenceTimeout is.
+func TestSlowAnswerOnALiveConnection(t *testing.T) {
+	gotSlow := make(chan struct{})
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if req.Fields.Value("n") == "slow" {
+				close(gotSlow) // and never answered
+				continue
+			}
+			_ = p.write(answer(req, "ok"))
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1, SilenceTimeout: time.Millisecond})
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err := c.Invoke(ctx, fb.addr(), request("slow"))
+		slow <- err
+	}()
+	<-gotSlow
+	// An answer read after the slow call was written: the peer is alive.
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("fast")); err != nil {
+		t.Fatal(err)
+	}
+	if ce := asError(t, <-slow); ce.Kind != client.KindTimeout {
+		t.Fatalf("slow call: %v", ce)
+	}
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("after")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fb.acceptedConns(); n != 1 {
+		t.Fatalf("%d connections: a live one was dropped", n)
+	}
+}

@@ -27,10 +27,20 @@ type conn struct {
 	done   chan struct{} // closed by fail
 	goaway atomic.Bool   // the peer said GO_AWAY: take no new calls
 
+	// lastRead is when the peer last sent a frame (monotonic, see mono),
+	// for dropping a connection whose peer went silent (SilenceTimeout).
+	lastRead atomic.Int64
+
 	mu      sync.Mutex
 	pending map[int32]answer
 	err     *Error // why the connection failed; nil while it lives
 }
+
+// monoStart anchors mono: time.Since reads the monotonic clock.
+var monoStart = time.Now()
+
+// mono returns monotonic nanoseconds, for stamps kept in atomics.
+func mono() int64 { return int64(time.Since(monoStart)) }
 
 // answer is where the answer to a call goes: to its waiting caller, or,
 // once the caller gave up, to the call's late handler, if it has one.
@@ -44,8 +54,10 @@ type answer struct {
 const lateWindow = time.Minute
 
 func newConn(c *Client, addr string, nc net.Conn) *conn {
-	return &conn{c: c, addr: addr, nc: nc, writeq: make(chan *[]byte, 256), sem: make(chan struct{}, c.cfg.MaxInFlight),
+	cn := &conn{c: c, addr: addr, nc: nc, writeq: make(chan *[]byte, 256), sem: make(chan struct{}, c.cfg.MaxInFlight),
 		done: make(chan struct{}), pending: make(map[int32]answer)}
+	cn.lastRead.Store(mono())
+	return cn
 }
 
 func (cn *conn) usable() bool {
@@ -151,6 +163,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 	}
 	cn.pending[req.Opaque] = answer{ch: ch}
 	cn.mu.Unlock()
+	sent := mono()
 	select {
 	case cn.writeq <- buf:
 	case <-ctx.Done():
@@ -168,6 +181,9 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 	case <-ctx.Done():
 		if resp, ok := cn.giveUp(req.Opaque, ch, late); ok {
 			return resp, nil
+		}
+		if slot && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cn.dropIfSilent(sent)
 		}
 		return nil, ctxError(ctx, cn.addr, true)
 	case <-cn.done:
@@ -209,6 +225,20 @@ func (cn *conn) giveUp(opaque int32, ch chan *remoting.Command, late LateHandler
 	default:
 		return nil, false
 	}
+}
+
+// dropIfSilent fails the connection when its peer sent nothing since a
+// call whose deadline just passed was queued (at sent) and nothing at all
+// for SilenceTimeout: the peer is gone or stuck, and without this the
+// connection would stay in the pool, every call on it timing out, until TCP
+// gave up. Only quick calls ask: a broker holds long polls silently.
+func (cn *conn) dropIfSilent(sent int64) {
+	last, silence := cn.lastRead.Load(), cn.c.cfg.SilenceTimeout
+	if last >= sent || time.Duration(mono()-last) < silence {
+		return
+	}
+	cn.fail(&Error{Kind: KindConnection, Addr: cn.addr,
+		Err: errors.New("the peer sent nothing for " + silence.String() + " while a call waited past its deadline")})
 }
 
 // forgetLate drops a late handler whose answer did not come in time.
@@ -293,6 +323,7 @@ func (cn *conn) readLoop() {
 			cn.fail(&Error{Kind: KindConnection, Addr: cn.addr, Err: err})
 			return
 		}
+		cn.lastRead.Store(mono())
 		if cmd.IsResponse() {
 			if cmd.Code == int32(remoting.ResponseGoAway) {
 				cn.goaway.Store(true)

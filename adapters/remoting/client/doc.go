@@ -17,10 +17,11 @@
 //     connection; a caller beyond the bound waits for a slot until its
 //     context ends; long polls (InvokeLongPoll) take no slot, so that polls
 //     a broker holds never keep quick requests waiting;
-//   - a connection that fails is dropped and redialled on demand; after a
-//     failed dial the address is not dialled again before a back-off
-//     (doubling from Config.ReconnectMin to ReconnectMax) and calls fail
-//     fast with a retryable *Error meanwhile;
+//   - a connection that fails is dropped and redialled on demand, and so is
+//     one whose peer went silent (Config.SilenceTimeout) while a call waited
+//     past its deadline; after a failed dial the address is not dialled
+//     again before a back-off (doubling from Config.ReconnectMin to
+//     ReconnectMax) and calls fail fast with a retryable *Error meanwhile;
 //   - every goroutine (one reader and one writer per connection, one per
 //     running handler) is owned by the Client and has exited when Close
 //     returns.
