@@ -758,3 +758,40 @@ func TestSlowAnswerOnALiveConnection(t *testing.T) {
 		t.Fatalf("%d connections: a live one was dropped", n)
 	}
 }
+
+// TestGoAwayConnectionsAreClosed: a connection the peer answered GO_AWAY on
+// takes no new calls and is closed once no call waits on it; it was left
+// open, so that a broker answering GO_AWAY through its shutdown grace
+// period gathered one open connection per call until it exited.
+func TestGoAwayConnectionsAreClosed(t *testing.T) {
+	var open atomic.Int32
+	fb := newFakeBroker(t, func(p *peer) {
+		open.Add(1)
+		defer open.Add(-1)
+		for {
+			req, err := p.read()
+			if err != nil {
+				return // closed by the client
+			}
+			resp := answer(req, "go away")
+			resp.Code = int32(remoting.ResponseGoAway)
+			_ = p.write(resp)
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 2})
+	for range 20 {
+		resp, err := c.Invoke(t.Context(), fb.addr(), request("x"))
+		if err != nil || resp.Code != int32(remoting.ResponseGoAway) {
+			t.Fatalf("%+v %v", resp, err)
+		}
+	}
+	if n := fb.acceptedConns(); n != 20 {
+		t.Fatalf("%d connections for 20 calls answered GO_AWAY, want one each", n)
+	}
+	waitfor.Condition(t, 5*time.Second, time.Millisecond, func() error {
+		if n := open.Load(); n != 0 {
+			return fmt.Errorf("%d connections answered GO_AWAY still open", n)
+		}
+		return nil
+	})
+}

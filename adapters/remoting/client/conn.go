@@ -82,9 +82,29 @@ func (cn *conn) fail(err *Error) {
 	cn.mu.Unlock()
 	cn.nc.Close()
 	cn.c.forget(cn)
-	if err.Kind != KindClosed {
+	if err.Kind != KindClosed && err.Err != errDrained {
 		cn.c.log.LogAttrs(context.Background(), slog.LevelWarn, "remoting connection dropped",
 			slog.String("addr", cn.addr), slog.String("error", err.Error()))
+	}
+}
+
+// errDrained closes a connection the peer said GO_AWAY on once no call
+// waits on it.
+var errDrained = errors.New("the peer said GO_AWAY and no call waits on the connection")
+
+// closeIfDrained closes the connection when the peer said GO_AWAY on it
+// (so that it takes no new calls) and no call waits for an answer on it
+// any more. Left open, such connections piled up: while a broker answers
+// GO_AWAY (its shutdown grace period) each call dials a new connection.
+func (cn *conn) closeIfDrained() {
+	if !cn.goaway.Load() {
+		return
+	}
+	cn.mu.Lock()
+	drained := cn.err == nil && len(cn.pending) == 0
+	cn.mu.Unlock()
+	if drained {
+		cn.fail(&Error{Kind: KindConnection, Addr: cn.addr, Err: errDrained})
 	}
 }
 
@@ -214,6 +234,7 @@ func (cn *conn) giveUp(opaque int32, ch chan *remoting.Command, late LateHandler
 	}
 	cn.mu.Unlock()
 	if waiting {
+		cn.closeIfDrained()
 		return nil, false
 	}
 	// The reader took the entry, and sent the answer under the lock; or the
@@ -248,12 +269,14 @@ func (cn *conn) forgetLate(opaque int32) {
 		delete(cn.pending, opaque)
 	}
 	cn.mu.Unlock()
+	cn.closeIfDrained()
 }
 
 func (cn *conn) forget(opaque int32) {
 	cn.mu.Lock()
 	delete(cn.pending, opaque)
 	cn.mu.Unlock()
+	cn.closeIfDrained()
 }
 
 func (cn *conn) oneway(ctx context.Context, req *remoting.Command) error {
@@ -338,6 +361,7 @@ func (cn *conn) readLoop() {
 			if ok && a.ch == nil {
 				cn.runLate(a.late, cmd)
 			}
+			cn.closeIfDrained()
 			continue
 		}
 		cn.serve(cmd)
