@@ -157,6 +157,13 @@ func FuzzDecodeMessages(f *testing.F) {
 		if err != nil || (len(msgs) > 0 && !reflect.DeepEqual(again, msgs)) {
 			t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, again, msgs)
 		}
+		// DecodeMessage takes exactly one record.
+		one, err := remoting.DecodeMessage(body)
+		if all, aerr := remoting.DecodeMessages(body); (err == nil) != (aerr == nil && len(all) == 1) {
+			t.Fatalf("DecodeMessage err %v, DecodeMessages %d messages, err %v", err, len(all), aerr)
+		} else if err == nil && !reflect.DeepEqual(one, all[0]) {
+			t.Fatalf("DecodeMessage %+v != DecodeMessages %+v", one, all[0])
+		}
 	})
 }
 
@@ -250,6 +257,7 @@ func FuzzJSONBody(f *testing.F) {
 				_, _ = remoting.ParseMessageQueueKey(k)
 			}
 		}
+		_, _ = remoting.ParseMessageQueueKey(string(b))
 		var list remoting.TopicList
 		_ = remoting.DecodeJSONBody(b, &list)
 		var kv remoting.KVTable
