@@ -19,9 +19,11 @@
 //     a broker holds never keep quick requests waiting;
 //   - a connection that fails is dropped and redialled on demand, and so is
 //     one whose peer went silent (Config.SilenceTimeout) while a call waited
-//     past its deadline; after a failed dial the address is not dialled
-//     again before a back-off (doubling from Config.ReconnectMin to
-//     ReconnectMax) and calls fail fast with a retryable *Error meanwhile;
+//     past its deadline; one the peer said GO_AWAY on takes no new calls
+//     and is closed once no call waits on it; after a failed dial the
+//     address is not dialled again before a back-off (doubling from
+//     Config.ReconnectMin to ReconnectMax) and calls fail fast with a
+//     retryable *Error meanwhile;
 //   - every goroutine (one reader and one writer per connection, one per
 //     running handler) is owned by the Client and has exited when Close
 //     returns.
