@@ -192,6 +192,7 @@ func TestMapError(t *testing.T) {
 		{resp(remoting.ResponseFlushDiskTimeout), domain.ReasonPersistenceTimeout},
 		{resp(remoting.ResponseSystemError), domain.ReasonBrokerError},
 		{resp(remoting.ResponseNoPermission), domain.ReasonBrokerError},
+		{resp(remoting.ResponseGoAway), domain.ReasonUnavailable},
 		{&client.Error{Kind: client.KindTimeout}, domain.ReasonTimeout},
 		{&client.Error{Kind: client.KindDial}, domain.ReasonUnavailable},
 		{&client.Error{Kind: client.KindConnection}, domain.ReasonUnavailable},
@@ -221,6 +222,7 @@ func TestNotStoredOnlyWhenNothingCanHaveBeenStored(t *testing.T) {
 		{&remoting.ResponseError{Code: remoting.ResponseSystemBusy}, true},
 		{&remoting.ResponseError{Code: remoting.ResponseFlushDiskTimeout}, false},
 		{&remoting.ResponseError{Code: remoting.ResponseSystemError}, false},
+		{&remoting.ResponseError{Code: remoting.ResponseGoAway}, true},
 	} {
 		if got := notStored(tt.err); got != tt.want {
 			t.Errorf("notStored(%v) = %v", tt.err, got)

@@ -61,6 +61,10 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonTopicNotFound, re, msg)
 	case remoting.ResponseSystemBusy, remoting.ResponsePollingFull, remoting.ResponseFlowControl:
 		return domain.Wrap(domain.ReasonTooManyRequests, re, msg)
+	case remoting.ResponseGoAway:
+		// A 5.3.1+ broker (or proxy) in its shutdown grace period answers
+		// every request so, without acting on it.
+		return domain.Wrap(domain.ReasonUnavailable, re, "the broker is shutting down (GO_AWAY); retry")
 	case remoting.ResponseRequestCodeNotSupported:
 		return domain.Wrap(domain.ReasonNotImplemented, re, msg)
 	case remoting.ResponseSubscriptionGroupNotExist:
@@ -90,8 +94,12 @@ func isResponse(err error) bool {
 }
 
 // transportFailure reports whether err says the broker could not be
-// reached or did not answer (as opposed to an answer).
+// reached or did not answer (as opposed to an answer), or that it is
+// shutting down (GO_AWAY): either way requests should go elsewhere.
 func transportFailure(err error) bool {
+	if isCode(err, remoting.ResponseGoAway) {
+		return true
+	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
 		return false
@@ -106,7 +114,8 @@ func transportFailure(err error) bool {
 // notStored reports whether a failed send certainly stored nothing, so
 // that it may be retried on another broker without a duplicate: no
 // connection could be made, or the broker answered that it refused the
-// message (busy, not writable, not serving).
+// message (busy, not writable, not serving, shutting down: GO_AWAY is
+// answered instead of processing the request).
 func notStored(err error) bool {
 	var ce *client.Error
 	if errors.As(err, &ce) {
@@ -115,7 +124,7 @@ func notStored(err error) bool {
 	var re *remoting.ResponseError
 	if errors.As(err, &re) {
 		switch re.Code {
-		case remoting.ResponseSystemBusy, remoting.ResponseServiceNotAvailable, remoting.ResponseNoPermission:
+		case remoting.ResponseSystemBusy, remoting.ResponseServiceNotAvailable, remoting.ResponseNoPermission, remoting.ResponseGoAway:
 			return true
 		}
 	}
