@@ -31,11 +31,10 @@ type sentMessage struct {
 // intact, and that a tag subscription receives exactly its tag.
 func TestThousandMessagesExactlyOnce(t *testing.T) {
 	cfg := testenv.Config(t)
-	// Push consumers' messages stay invisible this long between renewals,
-	// so that one whose ack did not reach the broker comes back soon.
-	cfg.Messaging.Consumer.DefaultInvisibleTime = pushInvisible
-	cfg.Messaging.Consumer.RenewAhead = 2 * time.Second
-	cfg.Messaging.Consumer.RenewPeriod = time.Second
+	// Push consumers' messages stay invisible testenv.PushInvisible
+	// between renewals, so that one whose ack did not reach the broker
+	// comes back soon.
+	testenv.ShortPushInvisible(&cfg)
 	p := testenv.Start(t, cfg)
 	const topic = "orders"
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 8)
@@ -171,7 +170,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		// Every message is acked: none comes back after the invisible time
 		// the proxy gave it (it stops renewing once acked) and the
 		// broker's revive delay.
-		deadline := time.Now().Add(pushInvisible + reviveDelay())
+		deadline := time.Now().Add(testenv.PushInvisible + testenv.ReviveDelay())
 		for time.Now().Before(deadline) {
 			if _, dups := got.Count(); dups != 0 {
 				break
@@ -242,21 +241,7 @@ const (
 	// seen), short enough to wait for it to pass.
 	simpleInvisible = 8 * time.Second
 	simpleBatch     = 8
-	// pushInvisible is the invisible time the proxy gives push consumers'
-	// messages (renewed until acked).
-	pushInvisible = 5 * time.Second
 )
-
-// reviveDelay is how long after a message's invisible time ran out the
-// broker may take to deliver it again: the embedded broker revives on
-// time; a RocketMQ broker once its revive service has read the checkpoint
-// (a few seconds).
-func reviveDelay() time.Duration {
-	if testenv.Target == testenv.TargetCluster {
-		return 10 * time.Second
-	}
-	return 2 * time.Second
-}
 
 // expectNoRedelivery receives with short waits for longer than invisible
 // plus the broker's revive delay, and fails on any message: everything c
@@ -267,7 +252,7 @@ func reviveDelay() time.Duration {
 // the deadline.
 func expectNoRedelivery(t *testing.T, c rmq.SimpleConsumer, invisible time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(invisible + reviveDelay())
+	deadline := time.Now().Add(invisible + testenv.ReviveDelay())
 	giveUp := deadline.Add(time.Minute)
 	for {
 		ms, err := c.Receive(t.Context(), 32, invisible)
