@@ -5,9 +5,11 @@
 //
 //   node interop.js SCENARIO --endpoint 127.0.0.1:8081 --topic T --group G
 //       [--count N] [--groups K] [--delay-ms D] [--consumer simple|push]
-//       [--linger-ms L] [--timeout-ms T]
+//       [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
 //
-// Scenarios: normal, fifo, delay, transaction. The client runs with its
+// Scenarios: normal, fifo, delay, transaction. The simple consumer receives
+// with an invisible duration of I ms (default 30000) and acks each message.
+// The client runs with its
 // default settings (plaintext). Errors go to stderr with a non-zero exit.
 'use strict';
 
@@ -61,6 +63,7 @@ class Run {
     this.count = Number(opts.count ?? 20);
     this.lingerMs = Number(opts['linger-ms'] ?? 1500);
     this.deadline = Date.now() + Number(opts['timeout-ms'] ?? 90000);
+    this.invisibleMs = Number(opts['invisible-ms'] ?? 30000);
     this.received = new Set();
     this.waiters = [];
   }
@@ -146,7 +149,7 @@ class Run {
             if (lingerUntil === Infinity && Date.now() > this.deadline) {
               throw new Error(`received ${this.received.size} of ${want} messages before the timeout`);
             }
-            const views = await c.receive(16, 30000);
+            const views = await c.receive(16, this.invisibleMs);
             for (const v of views) {
               this.onReceived(v, 'simple');
               await c.ack(v);

@@ -7,9 +7,11 @@ prints one JSON object per line for each event:
 
     python interop.py SCENARIO --endpoint 127.0.0.1:8081 --topic T --group G
         [--count N] [--groups K] [--delay-ms D] [--consumer simple|push]
-        [--linger-ms L] [--timeout-ms T]
+        [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
 
-Scenarios: normal, fifo, delay, transaction. The client runs with its
+Scenarios: normal, fifo, delay, transaction. The simple consumer receives
+with an invisible duration of I ms (default 30000; this client takes whole
+seconds) and acks each message. The client runs with its
 default settings (plaintext). Errors go to stderr with a non-zero exit.
 """
 
@@ -48,6 +50,8 @@ class Run:
         self.count = args.count
         self.linger = args.linger_ms / 1000.0
         self.deadline = time.monotonic() + args.timeout_ms / 1000.0
+        # The client takes the invisible duration in whole seconds.
+        self.invisible_s = max(1, args.invisible_ms // 1000)
         self.received = set()
         self.cond = threading.Condition()
         # Default settings: no credentials, no TLS (the constructors' default).
@@ -120,7 +124,7 @@ class Run:
                 while linger_until is None or time.monotonic() < linger_until:
                     if linger_until is None and time.monotonic() > self.deadline:
                         raise RuntimeError(f"received {len(self.received)} of {want} messages before the timeout")
-                    for msg in c.receive(16, 30):
+                    for msg in c.receive(16, self.invisible_s):
                         self.on_received(msg, "simple")
                         c.ack(msg)
                         emit("acked", id=msg.message_id)
@@ -258,6 +262,7 @@ def main():
     ap.add_argument("--consumer", default="simple")
     ap.add_argument("--linger-ms", type=int, default=1500)
     ap.add_argument("--timeout-ms", type=int, default=90000)
+    ap.add_argument("--invisible-ms", type=int, default=30000)
     args = ap.parse_args()
     code = 0
     try:

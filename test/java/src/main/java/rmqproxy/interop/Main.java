@@ -39,11 +39,12 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * java -cp target/classes:target/lib/* rmqproxy.interop.Main SCENARIO
  *     --endpoint 127.0.0.1:8081 --topic T --group G [--count N]
  *     [--groups K] [--delay-ms D] [--consumer simple|push]
- *     [--linger-ms L] [--timeout-ms T]
+ *     [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
  * </pre>
  *
  * Scenarios: normal, fifo, fiforun, delay, transaction, limits, verify (with
- * --admin HOST:PORT). The client runs with its
+ * --admin HOST:PORT). Simple consumers receive with an invisible duration
+ * of I ms (default 30000) and ack each message. The client runs with its
  * default settings (TLS on, certificate not verified). Errors go to stderr
  * and end the program with a non-zero exit code.
  */
@@ -59,6 +60,8 @@ public final class Main {
     private final int count;
     private final long lingerMillis;
     private final long deadline;
+    // The invisible duration of the simple consumers' receives of messages they ack.
+    private final Duration invisible;
     private final ClientServiceProvider provider = ClientServiceProvider.loadService();
     private final ClientConfiguration config;
 
@@ -74,6 +77,7 @@ public final class Main {
         this.count = Integer.parseInt(opts.getOrDefault("count", "20"));
         this.lingerMillis = Long.parseLong(opts.getOrDefault("linger-ms", "1500"));
         this.deadline = System.currentTimeMillis() + Long.parseLong(opts.getOrDefault("timeout-ms", "90000"));
+        this.invisible = Duration.ofMillis(Long.parseLong(opts.getOrDefault("invisible-ms", "30000")));
         // Default settings: the builder's defaults (enableSsl true) stay as they are.
         this.config = ClientConfiguration.newBuilder().setEndpoints(endpoint).build();
     }
@@ -412,7 +416,7 @@ public final class Main {
                 if (received.isEmpty() && System.currentTimeMillis() > deadline) {
                     throw new IllegalStateException("the consumer with a 10 KiB tag expression received nothing before the timeout");
                 }
-                for (MessageView v : c.receive(16, Duration.ofSeconds(30))) {
+                for (MessageView v : c.receive(16, invisible)) {
                     onReceived(v, "simple");
                     c.ack(v);
                 }
@@ -450,7 +454,7 @@ public final class Main {
                 ack(c, v);
             }
             for (int round = 2; round <= 3; round++) {
-                for (MessageView v : receiveRound(c, Duration.ofSeconds(30), round)) {
+                for (MessageView v : receiveRound(c, invisible, round)) {
                     ack(c, v);
                 }
             }
@@ -519,7 +523,7 @@ public final class Main {
                             return;
                         }
                     }
-                    List<MessageView> views = c.receive(16, Duration.ofSeconds(30));
+                    List<MessageView> views = c.receive(16, invisible);
                     for (MessageView v : views) {
                         onReceived(v, "simple");
                         c.ack(v);
