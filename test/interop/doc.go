@@ -24,6 +24,17 @@
 // from a send to its receive is the proxy's delivery time, not the time the
 // program took to send the rest.)
 //
+// Every scenario runs against local mode and then cluster mode (a real
+// Apache RocketMQ broker behind rmqproxy). After a program ends, the
+// group's stats in rmqproxy's admin API must show every message acked; in
+// cluster mode they show only what the broker delivered, so there the
+// programs' simple consumers receive with a 15 s invisible duration,
+// rmqproxy gives push consumers' messages 5 s (renewed until acked), and
+// once every language's scenarios have run, TestInterop receives from each
+// of their groups until that time and the broker's revive delay have
+// passed since its program ended: a message delivered again is one whose
+// ack did not reach the broker.
+//
 // test/scripts/install-clients.sh installs the pinned clients. Without them
 // (or without the language's toolchain) the tests skip, naming what is
 // missing; with RMQPROXY_TEST_REQUIRE_SERVICES=1, as test/scripts/test.sh
