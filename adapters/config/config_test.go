@@ -928,6 +928,32 @@ func TestReference(t *testing.T) {
 	}
 }
 
+// TestHelpLayout: each setting's line of --help is its flag and type, then
+// its environment variable and default, and its help follows indented. No
+// line is padded: the help lines, a long unbreakable word (a URL) among
+// them, used to set the width of the flag column, so that every flag line
+// ran to about 150 columns and every help line ended in spaces.
+func TestHelpLayout(t *testing.T) {
+	ref := []config.Setting{
+		{Flag: "--a", Type: "string", Env: "RMQPROXY_A", Default: "x", Help: "Short."},
+		{Flag: "--b.long", Type: "secret", Env: "RMQPROXY_B_LONG",
+			Help: "A connection string such as postgres://user:PASSWORD@db.example.com:5432/rmqproxy?sslmode=verify-full&sslrootcert=/etc/rmqproxy/pg-ca.pem here."},
+	}
+	var help bytes.Buffer
+	if err := config.WriteHelp(&help, ref); err != nil {
+		t.Fatal(err)
+	}
+	want := "  --a string  RMQPROXY_A (default x)\n" +
+		"      Short.\n" +
+		"  --b.long secret  RMQPROXY_B_LONG (default \"\")\n" +
+		"      A connection string such as\n" +
+		"      postgres://user:PASSWORD@db.example.com:5432/rmqproxy?sslmode=verify-full&sslrootcert=/etc/rmqproxy/pg-ca.pem\n" +
+		"      here.\n"
+	if got := help.String(); got != want {
+		t.Fatalf("help:\n%s\nwant:\n%s", strings.ReplaceAll(got, " \n", "·\n"), want)
+	}
+}
+
 func TestReferencePanicsOnBadStruct(t *testing.T) {
 	defer func() {
 		if recover() == nil {

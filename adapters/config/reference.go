@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 )
 
 // Setting describes one setting for --help and the README; [Reference]
@@ -70,20 +69,23 @@ func cell(s string) string {
 }
 
 // WriteHelp writes settings as the settings part of --help: one entry per
-// setting with its flag, type, environment variable, default and help.
+// setting, a line with its flag, type, environment variable and default,
+// then its help wrapped and indented. Nothing is padded: a help line (a
+// long URL) must not widen the flag lines.
 func WriteHelp(w io.Writer, settings []Setting) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var b strings.Builder
 	for _, s := range settings {
 		def := s.Default
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(tw, "  %s %s\t%s (default %s)\n", s.Flag, s.Type, s.Env, def)
+		fmt.Fprintf(&b, "  %s %s  %s (default %s)\n", s.Flag, s.Type, s.Env, def)
 		if s.Help != "" {
 			for line := range strings.SplitSeq(wrap(s.Help, 72), "\n") {
-				fmt.Fprintf(tw, "      %s\t\n", line)
+				fmt.Fprintf(&b, "      %s\n", line)
 			}
 		}
 	}
-	return tw.Flush()
+	_, err := io.WriteString(w, b.String())
+	return err
 }
