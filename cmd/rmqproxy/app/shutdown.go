@@ -24,8 +24,9 @@ type ShutdownConfig struct {
 
 // DefaultShutdownConfig returns the defaults. The two stages together fit
 // Kubernetes' default 30 s termination grace period; the small stages
-// (5 s each at most) normally take milliseconds, so the worst case of the
-// whole stop is 55 s ([StopTimeout]: five small stages).
+// (5 s each at most) normally take milliseconds; the worst case of the
+// whole stop ([StopTimeout]: five small stages and a margin) is 56 s, 61 s
+// with the production profile's drain delay.
 func DefaultShutdownConfig() ShutdownConfig {
 	return ShutdownConfig{GRPCDrain: 10 * time.Second, EngineClose: 15 * time.Second}
 }
