@@ -53,7 +53,7 @@ type ConsumerConfig struct {
 	AutoRenew            bool          `yaml:"autoRenew" help:"renew the invisible time of messages held by push consumers until they are acked"`
 	DefaultInvisibleTime time.Duration `yaml:"defaultInvisibleTime" help:"invisible time given to messages received by auto-renewing (push) consumers"`
 	RenewPeriod          time.Duration `yaml:"renewPeriod" help:"how often auto-renewal looks for messages about to become visible"`
-	RenewAhead           time.Duration `yaml:"renewAhead" help:"renew a message when it would become visible within this time"`
+	RenewAhead           time.Duration `yaml:"renewAhead" help:"renew a message when it would become visible within this time; must exceed renewPeriod and stay below defaultInvisibleTime"`
 	RenewMaxTime         time.Duration `yaml:"renewMaxTime" help:"stop renewing after this time since receipt and let the message be retried"`
 	InvisibleTimeOnClear time.Duration `yaml:"invisibleTimeOnClear" help:"invisible time left to messages of a client that went away, so they are redelivered quickly"`
 }
