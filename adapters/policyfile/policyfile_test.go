@@ -290,3 +290,29 @@ func FuzzDecodePlainACL(f *testing.F) {
 		}
 	})
 }
+
+// TestSecurityDocExampleLoads decodes the policy file docs/security.md
+// shows under "Turning it on without a database" (the YAML block that
+// starts with users:), so that the example an operator copies loads.
+func TestSecurityDocExampleLoads(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Turning it on without a database")
+	if !ok {
+		t.Fatal(`docs/security.md lacks "## Turning it on without a database"`)
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\nusers:")
+	body, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("docs/security.md shows no policy file (a yaml block starting with users:) in that section")
+	}
+	users, entries, err := policyfile.Decode([]byte("users:" + body))
+	if err != nil {
+		t.Fatalf("the policy file of docs/security.md does not load: %v", err)
+	}
+	if len(users) == 0 || len(entries) == 0 {
+		t.Fatalf("decoded %d users and %d entries", len(users), len(entries))
+	}
+}
