@@ -82,8 +82,9 @@ Prints audit events, newest first: authentication failures, authorization
 denials (and allowed requests with auth.auditAllowed), admin changes, and
 "audit.dropped" system events that count events lost when the buffer was
 full. --since takes a duration back from now (1h) or an RFC 3339 time.
-
-` + pgSettingsUsage
+It reads PostgreSQL directly (auth.source postgres). Settings:
+  --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
+`
 
 // securityCLI is what the user, acl and audit commands need.
 type securityCLI struct {
