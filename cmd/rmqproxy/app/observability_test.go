@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
@@ -45,7 +46,7 @@ func TestClientGaugesBoundClientLabels(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	p.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(rec.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func scrape(t *testing.T, p *otel.Provider) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	p.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(rec.Body)
 	if err != nil {
 		t.Fatal(err)
