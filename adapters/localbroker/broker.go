@@ -20,8 +20,12 @@ var (
 	_ ports.Admin    = (*Engine)(nil)
 )
 
-// maxStorableTime is the latest time records can hold (Unix nanoseconds).
-var maxStorableTime = time.Unix(0, math.MaxInt64-1)
+// minStorableTime and maxStorableTime are the earliest and latest times
+// records can hold (Unix nanoseconds); a time outside would wrap around.
+var (
+	minStorableTime = time.Unix(0, math.MinInt64)
+	maxStorableTime = time.Unix(0, math.MaxInt64-1)
+)
 
 // maxScanPerQueue bounds how many new messages one pop examines per queue,
 // so a long run of filtered-out messages cannot stall other callers.
@@ -116,6 +120,9 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		}
 		if m.DeliverAt.After(maxStorableTime) {
 			return nil, domain.Errorf(domain.ReasonIllegalDeliveryTime, "delivery time %s of message %d is beyond what the local broker can store (year 2262)", m.DeliverAt.UTC().Format(time.RFC3339), i)
+		}
+		if !m.DeliverAt.IsZero() && m.DeliverAt.Before(minStorableTime) {
+			return nil, domain.Errorf(domain.ReasonIllegalDeliveryTime, "delivery time %s of message %d is before what the local broker can store (year 1677)", m.DeliverAt.UTC().Format(time.RFC3339), i)
 		}
 		switch {
 		case m.Transactional:

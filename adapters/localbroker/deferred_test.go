@@ -3,6 +3,7 @@ package localbroker
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -654,5 +655,43 @@ func TestTimerDueBeforeItsRecordIsStored(t *testing.T) {
 	h.fireTimers()
 	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"quick"}) {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// TestDelayMessageBeforeStorableTimeRefused: a delivery time before 1678
+// cannot be held in Unix nanoseconds. It used to wrap around on encoding:
+// a message of a deferred batch (or a half message, once committed) was
+// scheduled for a year around 2184 instead of at once — never delivered,
+// and pinning its commit-log segment from retention for good. Such a time
+// is refused, as one after 2262 is.
+func TestDelayMessageBeforeStorableTimeRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	ancient := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	ref := domain.QueueRef{Topic: "d", BrokerName: h.cfg.BrokerName}
+	tx := txMsg("d", "tx")
+	tx.DeliverAt = ancient
+	for _, batch := range [][]domain.Message{
+		{delayMsg("d", "ancient", ancient)},
+		{delayMsg("d", "soon", now.Add(time.Second)), delayMsg("d", "ancient", ancient)},
+		{tx},
+	} {
+		_, err := h.e.Send(t.Context(), ref, batch)
+		wantReason(t, err, domain.ReasonIllegalDeliveryTime)
+	}
+	// The earliest storable time is accepted, and due at once.
+	h.send("d", 0, delayMsg("d", "earliest", time.Unix(0, math.MinInt64)), delayMsg("d", "soon", now.Add(time.Second)))
+	h.fake().Advance(time.Second)
+	h.fireTimers()
+	got := h.popAll("g", "d")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"earliest", "soon"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	h.e.mu.Lock()
+	_, pinned := h.e.pinnedOffsetLocked()
+	h.e.mu.Unlock()
+	if pinned {
+		t.Fatal("a delivered delay message still pins the commit log")
 	}
 }
