@@ -695,3 +695,32 @@ func TestDelayMessageBeforeStorableTimeRefused(t *testing.T) {
 		t.Fatal("a delivered delay message still pins the commit log")
 	}
 }
+
+// TestRecallAfterDeliveryTimeRefused: once its delivery time has passed a
+// delay message cannot be recalled, as upstream's RecallMessageProcessor
+// refuses ("timestamp invalid") and cluster mode answers: it is delivered,
+// even when the timer has not fired yet (overdue after a downtime, or a
+// timer goroutine behind). The answer must not depend on that timing.
+func TestRecallAfterDeliveryTimeRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	ctx := t.Context()
+	near := h.send("d", 0, delayMsg("d", "near", now.Add(2*time.Second)))[0]
+	far := h.send("d", 0, delayMsg("d", "far", now.Add(time.Hour)))[0]
+	h.fireTimers() // the near bucket is loaded, the far one is not
+	h.fake().Advance(2 * time.Hour)
+	// Neither timer has fired: nothing told the timer goroutine the clock moved.
+	for _, r := range []domain.SendReceipt{near, far} {
+		_, err := h.e.Recall(ctx, "d", r.RecallHandle)
+		wantReason(t, err, domain.ReasonNotFound)
+		if err != nil && !strings.Contains(err.Error(), "delivery time has passed") {
+			t.Fatalf("recall of %s: %v", r.MessageID, err)
+		}
+	}
+	h.fireTimers()
+	got := h.popAll("g", "d")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"far", "near"}) {
+		t.Fatalf("delivered %v", got)
+	}
+}

@@ -552,6 +552,15 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	notFound := func() (string, error) {
 		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q is not pending: it was already delivered or recalled, or never stored", h.msgID, topic)
 	}
+	// Once its delivery time has passed a message is delivered, whether or
+	// not its timer fired yet (as upstream, which refuses such a recall).
+	passed := func(at int64) bool { return at <= e.clock.Now().UnixMilli() }
+	tooLate := func() (string, error) {
+		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q cannot be recalled: its delivery time has passed", h.msgID, topic)
+	}
+	if passed(h.deliverAt) {
+		return tooLate()
+	}
 	e.recallMu.Lock()
 	defer e.recallMu.Unlock()
 	e.mu.Lock()
@@ -587,6 +596,10 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	if _, pending, b := e.windowTimerLocked(h.deliverAt, h.origin); !pending && b == nil {
 		e.mu.Unlock()
 		return notFound()
+	}
+	if passed(lt.deliverAt) {
+		e.mu.Unlock()
+		return tooLate()
 	}
 	rec := record.Resolve{Kind: record.ResolveTimerRecall, Origin: h.origin, DeliverAt: lt.deliverAt}
 	_, end, err := e.appendApplyLocked(record.TypeResolve, func(dst []byte) []byte {
