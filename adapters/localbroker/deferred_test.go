@@ -724,3 +724,45 @@ func TestRecallAfterDeliveryTimeRefused(t *testing.T) {
 		t.Fatalf("delivered %v", got)
 	}
 }
+
+// TestResolvedTransactionsLeaveNoSchedule: the check-back schedule of a
+// resolved transaction is dropped lazily, when it comes due; a producer
+// that asks for a long recovery time (up to an hour) and commits at once
+// left one entry per transaction there for that long — memory growing with
+// the transaction rate times the recovery time. The schedule stays within
+// a bound of the pending transactions, and still checks those back.
+func TestResolvedTransactionsLeaveNoSchedule(t *testing.T) {
+	h := newHarness(t, nil)
+	rec := &checkRecorder{}
+	h.e.SetTransactionCheckHandler(rec.handle)
+	orphan := h.send("tx", 0, txMsg("tx", "orphan"))[0]
+	const n = 4 * txnHeapSlack
+	for i := range n / 8 {
+		var batch []domain.Message
+		for j := range 8 {
+			m := txMsg("tx", fmt.Sprintf("m%d-%d", i, j))
+			m.TransactionRecovery = time.Hour
+			batch = append(batch, m)
+		}
+		for _, r := range h.send("tx", 1, batch...) {
+			if err := h.e.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "tx", MessageID: r.MessageID,
+				TransactionID: r.TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.e.mu.Lock()
+	scheduled, pending := len(h.e.txnHeap), len(h.e.txns)
+	h.e.mu.Unlock()
+	if pending != 1 || scheduled > 2*pending+txnHeapSlack {
+		t.Fatalf("%d check-backs scheduled for %d pending transactions (%d resolved)", scheduled, pending, n)
+	}
+	h.fake().Advance(6 * time.Second)
+	h.checkTxns()
+	if c, _ := h.txnChecks(originOf(t, orphan.TransactionID)); c != 1 {
+		t.Fatalf("the pending transaction was checked %d times, want 1", c)
+	}
+	if got := h.popAll("g", "tx"); len(got) != n {
+		t.Fatalf("%d committed messages delivered, want %d", len(got), n)
+	}
+}

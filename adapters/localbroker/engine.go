@@ -808,7 +808,7 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 		if r.Kind.Timer() {
 			e.timerDoneLocked(r.DeliverAt, r.Origin)
 		} else {
-			delete(e.txns, r.Origin)
+			e.forgetTxnLocked(r.Origin)
 		}
 		if r.Copy != nil {
 			return e.dispatchBatchLocked(off, end, r.Copy, p, locs)
@@ -927,6 +927,7 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 			delete(e.txns, o)
 		}
 	}
+	e.compactTxnHeapLocked()
 	e.topicDeletedAt[topic] = off
 	e.wakeTopicLocked(topic)
 }

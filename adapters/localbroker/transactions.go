@@ -83,6 +83,36 @@ func (e *Engine) scheduleTxnLocked(origin int64, st *txnState) {
 	}
 }
 
+// txnHeapSlack is how many entries of resolved transactions the check-back
+// schedule may hold beyond twice the pending ones before it is rebuilt:
+// such entries are otherwise dropped only when they come due, which a
+// producer's recovery time can put an hour away.
+const txnHeapSlack = 1024
+
+// forgetTxnLocked drops a resolved or discarded transaction; its schedule
+// entry goes stale.
+func (e *Engine) forgetTxnLocked(origin int64) {
+	delete(e.txns, origin)
+	e.compactTxnHeapLocked()
+}
+
+// compactTxnHeapLocked rebuilds the check-back schedule without its stale
+// entries once they outnumber the pending transactions by txnHeapSlack
+// (amortized O(1) per resolution).
+func (e *Engine) compactTxnHeapLocked() {
+	if len(e.txnHeap) <= 2*len(e.txns)+txnHeapSlack {
+		return
+	}
+	live := make(txnHeap, 0, len(e.txns))
+	for _, it := range e.txnHeap {
+		if st := e.txns[it.origin]; st != nil && st.checks == it.checks {
+			live = append(live, it)
+		}
+	}
+	heap.Init(&live)
+	e.txnHeap = live
+}
+
 func (e *Engine) addTxnLocked(origin int64, st *txnState) {
 	e.txns[origin] = st
 	e.scheduleTxnLocked(origin, st)
