@@ -44,13 +44,7 @@ func TestClientGaugesBoundClientLabels(t *testing.T) {
 	if err := observeClients(p.Meter(), p.Telemetry().Metrics.Labels(), func() []application.ClientCount { return census }); err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	p.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := scrape(t, p)
 	for name, want := range map[string]float64{"rocketmq_producer_connections": 2 * clients, "rocketmq_consumer_connections": clients} {
 		f := families[name]
 		if f == nil {
