@@ -156,19 +156,24 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 	if status, _ := get(t, c, base+"/debug/pprof/cmdline"); status != http.StatusNotFound {
 		t.Fatalf("pprof on: GET /debug/pprof/cmdline answered %d, want 404", status)
 	}
-	// A web page reaching the port by DNS rebinding sends its own Host.
-	req, err := http.NewRequest(http.MethodGet, base+"/debug/pprof/heap?debug=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = "rebound.example:9090"
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("pprof on: GET with Host %s answered %d, want 403", req.Host, resp.StatusCode)
+	// A web page reaching the port by DNS rebinding sends its own Host:
+	// every profile endpoint refuses it (the CPU profile and the trace at
+	// once, not after their second).
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/profile?seconds=1",
+		"/debug/pprof/symbol", "/debug/pprof/trace?seconds=1"} {
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "rebound.example:9090"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("pprof on: GET %s with Host %s answered %d, want 403", path, req.Host, resp.StatusCode)
+		}
 	}
 }
 
