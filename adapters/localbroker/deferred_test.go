@@ -723,6 +723,24 @@ func TestRecallAfterDeliveryTimeRefused(t *testing.T) {
 	if !slices.Equal(got, []string{"far", "near"}) {
 		t.Fatalf("delivered %v", got)
 	}
+	// The delivery time passes while the recall reads the message without
+	// the engine lock (its timer has not fired): the recall still refuses.
+	r := h.send("e", 0, delayMsg("e", "during-read", h.clock.Now().Add(2*time.Second)))[0]
+	h.fireTimers()
+	held := holdFirstRead(h, "e")
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.e.Recall(ctx, "e", r.RecallHandle)
+		done <- err
+	}()
+	<-held.reading
+	h.fake().Advance(time.Hour)
+	close(held.release)
+	wantReason(t, <-done, domain.ReasonNotFound)
+	h.fireTimers()
+	if got := h.popAll("g", "e"); !slices.Equal(got, []string{"during-read"}) {
+		t.Fatalf("the message whose delivery time passed during the recall: delivered %v", got)
+	}
 }
 
 // TestResolvedTransactionsLeaveNoSchedule: the check-back schedule of a
