@@ -1,42 +1,157 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/config"
 )
 
-// TestHangupWhileServingIsHeld: serve holds SIGHUP for its whole run, so
-// that a reload signal arriving before the traffic rules module listens
-// (a long local-mode recovery) or after it stopped does not end the
-// process. A child process holds the signal and sends it to itself; then
-// a SIGUSR1, which it waits for: a signal sent to oneself is handled
-// before kill returns, so once SIGUSR1 arrives SIGHUP has been handled.
+// raiseHangup sends SIGHUP to this process and then a SIGUSR1, which it
+// waits for on usr: a signal sent to oneself is handled before kill
+// returns, and SIGHUP (1) is delivered before SIGUSR1 (10), so once
+// SIGUSR1 arrives SIGHUP has been handled. Without a handler, SIGHUP has
+// ended the process by then. It exits the process on failure.
+func raiseHangup(usr <-chan os.Signal) {
+	if syscall.Kill(os.Getpid(), syscall.SIGHUP) != nil || syscall.Kill(os.Getpid(), syscall.SIGUSR1) != nil {
+		os.Exit(3)
+	}
+	select {
+	case <-usr:
+	case <-time.After(30 * time.Second):
+		os.Exit(4)
+	}
+}
+
+// requireHangupDefault fails (skips, outside the README test command) when
+// this process ignores SIGHUP (started under nohup): its children inherit
+// that, and SIGHUP could not end them whatever the code does.
+func requireHangupDefault(t *testing.T) {
+	t.Helper()
+	if !signal.Ignored(syscall.SIGHUP) {
+		return
+	}
+	if os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" {
+		t.Fatal("SIGHUP is ignored (nohup?): the test could not fail (RMQPROXY_TEST_REQUIRE_SERVICES=1 forbids skipping)")
+	}
+	t.Skip("SIGHUP is ignored (nohup?): the test could not fail")
+}
+
+// TestHangupWhileServingIsHeld: holdHangup catches SIGHUP until released.
+// A child process holds the signal and sends it to itself (raiseHangup).
 func TestHangupWhileServingIsHeld(t *testing.T) {
 	if os.Getenv("RMQPROXY_TEST_HANGUP_CHILD") == "1" {
 		defer holdHangup()()
 		usr := make(chan os.Signal, 1)
 		signal.Notify(usr, syscall.SIGUSR1)
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			os.Exit(3)
-		}
-		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
-			os.Exit(3)
-		}
-		select {
-		case <-usr:
-			os.Exit(0)
-		case <-time.After(30 * time.Second):
-			os.Exit(4)
-		}
+		raiseHangup(usr)
+		os.Exit(0)
 	}
+	requireHangupDefault(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHangupWhileServingIsHeld$")
 	cmd.Env = append(os.Environ(), "RMQPROXY_TEST_HANGUP_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the child holding SIGHUP: %v\n%s", err, out)
+	}
+}
+
+// hangupLog is serve's log in the child of TestServeHoldsHangup: it sends
+// SIGHUP to the process while serve logs the lines of hangupMoments; and
+// once serve has started, it asks for the stop.
+type hangupLog struct {
+	usr  <-chan os.Signal
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen []string
+	stop func()
+}
+
+// hangupMoments are log lines of serve's start and stop: the local broker
+// opening (after its recovery), closing, and "rmqproxy stopped", logged
+// once every module has stopped. At the last one the traffic rules module,
+// which listens for SIGHUP while it runs, has stopped: only serve's own
+// hold keeps the signal from ending the process. (With today's wiring the
+// module listens already when the local broker opens and still when it
+// closes.)
+var hangupMoments = []string{`msg="local broker opened"`, `msg="local broker closed"`, `msg="rmqproxy stopped"`}
+
+func (l *hangupLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf.Write(p)
+	l.mu.Unlock()
+	for _, m := range hangupMoments {
+		if bytes.Contains(p, []byte(m)) {
+			raiseHangup(l.usr)
+			l.mu.Lock()
+			l.seen = append(l.seen, m)
+			l.mu.Unlock()
+		}
+	}
+	if bytes.Contains(p, []byte(`msg="rmqproxy started"`)) {
+		l.stop()
+	}
+	return len(p), nil
+}
+
+// TestServeHoldsHangup: serve holds SIGHUP for its whole run, so that a
+// reload signal arriving while the traffic rules module does not listen
+// (before it started, after it stopped) does not end the process. A child
+// process runs serve in local mode and sends itself SIGHUP at moments of
+// the start and of the stop (hangupMoments).
+func TestServeHoldsHangup(t *testing.T) {
+	if dir := os.Getenv("RMQPROXY_TEST_SERVE_HANGUP_DIR"); dir != "" {
+		usr := make(chan os.Signal, 1)
+		signal.Notify(usr, syscall.SIGUSR1)
+		// serve listens for SIGTERM only once it has logged that it
+		// started: until then the child's own handler keeps a SIGTERM
+		// from ending the process, and it is sent again until serve ends.
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		served := make(chan struct{})
+		var once sync.Once
+		log := &hangupLog{usr: usr, stop: func() {
+			once.Do(func() {
+				go func() {
+					tick := time.NewTicker(50 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+						select {
+						case <-served:
+							return
+						case <-tick.C:
+						}
+					}
+				}()
+			})
+		}}
+		err := serve([]string{"--local.dataDir=" + filepath.Join(dir, "data"), "--grpc.address=127.0.0.1:0",
+			"--grpc.tls.mode=disabled", "--health.address=127.0.0.1:0", "--admin.address=127.0.0.1:0"},
+			config.Sources{}, os.Stdout, log)
+		close(served)
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		if err != nil || len(log.seen) != len(hangupMoments) {
+			fmt.Printf("serve: %v; SIGHUP sent at %q of %q\n%s", err, log.seen, hangupMoments, log.buf.String())
+			os.Exit(5)
+		}
+		os.Exit(0)
+	}
+	requireHangupDefault(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHoldsHangup$")
+	cmd.Env = append(os.Environ(), "RMQPROXY_TEST_SERVE_HANGUP_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("serve with SIGHUP at %s: %v\n%s", strings.Join(hangupMoments, ", "), err, out)
 	}
 }
