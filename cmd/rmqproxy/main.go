@@ -285,9 +285,9 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	}
 	log := app.NewLogger(stderr, cfg.Log)
 	// SIGHUP (systemctl reload, log rotation) must never end the process:
-	// the traffic rules reload on it while they run, and before that (a
-	// local-mode recovery can take minutes) and during the stop it is
-	// dropped here instead of taking the default action.
+	// the traffic rules module reloads on it between its start and stop
+	// hooks; outside them (while fx builds the graph and after the module
+	// stopped) it is dropped here instead of taking the default action.
 	defer holdHangup()()
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
