@@ -32,18 +32,29 @@ func raiseHangup(usr <-chan os.Signal) {
 	}
 }
 
-// requireHangupDefault fails (skips, outside the README test command) when
-// this process ignores SIGHUP (started under nohup): its children inherit
-// that, and SIGHUP could not end them whatever the code does.
-func requireHangupDefault(t *testing.T) {
+// hangupChild returns the command that runs this test binary's test
+// named run in a child process with SIGHUP at its default action. When
+// this process ignores SIGHUP (started under nohup) its children would
+// inherit that, and SIGHUP could not end them whatever the code does: the
+// child is then started through python3, which resets the signal to its
+// default before it execs. Without python3 the test cannot run: it fails
+// under the README test command (RMQPROXY_TEST_REQUIRE_SERVICES=1) and is
+// skipped otherwise.
+func hangupChild(t *testing.T, run string) *exec.Cmd {
 	t.Helper()
+	args := []string{os.Args[0], "-test.run=^" + run + "$"}
 	if !signal.Ignored(syscall.SIGHUP) {
-		return
+		return exec.Command(args[0], args[1:]...)
 	}
-	if os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatal("SIGHUP is ignored (nohup?): the test could not fail (RMQPROXY_TEST_REQUIRE_SERVICES=1 forbids skipping)")
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("SIGHUP is ignored (nohup?) and there is no python3 to start the child with it at its default: the test could not fail")
+		}
+		t.Skip("SIGHUP is ignored (nohup?) and there is no python3 to start the child with it at its default: the test could not fail")
 	}
-	t.Skip("SIGHUP is ignored (nohup?): the test could not fail")
+	reset := "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+	return exec.Command(py, append([]string{"-c", reset}, args...)...)
 }
 
 // TestHangupWhileServingIsHeld: holdHangup catches SIGHUP until released.
@@ -56,8 +67,7 @@ func TestHangupWhileServingIsHeld(t *testing.T) {
 		raiseHangup(usr)
 		os.Exit(0)
 	}
-	requireHangupDefault(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHangupWhileServingIsHeld$")
+	cmd := hangupChild(t, "TestHangupWhileServingIsHeld")
 	cmd.Env = append(os.Environ(), "RMQPROXY_TEST_HANGUP_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -147,8 +157,7 @@ func TestServeHoldsHangup(t *testing.T) {
 		}
 		os.Exit(0)
 	}
-	requireHangupDefault(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHoldsHangup$")
+	cmd := hangupChild(t, "TestServeHoldsHangup")
 	cmd.Env = append(os.Environ(), "RMQPROXY_TEST_SERVE_HANGUP_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
