@@ -61,18 +61,10 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 	if req.LongPollingTimeout != nil {
 		polling = min(max(*req.LongPollingTimeout, 0), m.cfg.Consumer.MaxLongPolling)
 	}
-	batch := min(req.BatchSize, m.cfg.Consumer.MaxBatchSize)
-	if m.traffic != nil {
-		// A pull is a receive for the rate limits (the group's, the
-		// topic's, ...), waited out within its polling time as a receive's.
-		room, waited, err := m.traffic.AwaitReceive(ctx, req.Group, req.Queue.Topic, polling)
-		if err != nil {
-			return ports.PullResult{}, err
-		}
-		polling = max(polling-waited, 0)
-		if room > 0 {
-			batch = min(batch, room)
-		}
+	// A pull is a receive for the rate limits (the group's, the topic's, ...).
+	batch, polling, err := m.awaitReceiveRoom(ctx, req.Group, req.Queue.Topic, min(req.BatchSize, m.cfg.Consumer.MaxBatchSize), polling)
+	if err != nil {
+		return ports.PullResult{}, err
 	}
 	pollCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
@@ -88,12 +80,8 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 		Filter:      f,
 		PollTimeout: polling,
 	})
-	if err == nil && m.traffic != nil && len(res.Messages) > 0 {
-		var bytes int64
-		for i := range res.Messages {
-			bytes += int64(len(res.Messages[i].Body))
-		}
-		m.traffic.ChargeReceive(ctx, req.Group, req.Queue.Topic, len(res.Messages), bytes)
+	if err == nil {
+		m.chargeReceived(ctx, req.Group, req.Queue.Topic, res.Messages)
 	}
 	return res, err
 }

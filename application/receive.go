@@ -94,17 +94,8 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {
 		queueID = req.QueueID
 	}
-	if m.traffic != nil {
-		// Rate limits are waited out within the polling time, so that a
-		// throttled consumer is slowed down rather than told to poll again.
-		room, waited, err := m.traffic.AwaitReceive(ctx, req.Group, req.Topic, polling)
-		if err != nil {
-			return nil, err
-		}
-		polling -= waited
-		if room > 0 {
-			batch = min(batch, room)
-		}
+	if batch, polling, err = m.awaitReceiveRoom(ctx, req.Group, req.Topic, batch, polling); err != nil {
+		return nil, err
 	}
 	// The broker's long poll ends after PollTimeout; the context bounds
 	// only how long its answer may take after that. Ending the context with
@@ -141,13 +132,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		}
 	}
 	msgs = m.dropExhausted(ctx, req.Group, group.MaxDeliveryAttempts, msgs)
-	if m.traffic != nil && len(msgs) > 0 {
-		var bytes int64
-		for i := range msgs {
-			bytes += int64(len(msgs[i].Body))
-		}
-		m.traffic.ChargeReceive(ctx, req.Group, req.Topic, len(msgs), bytes)
-	}
+	m.chargeReceived(ctx, req.Group, req.Topic, msgs)
 	if len(msgs) == 0 {
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 	}
@@ -155,6 +140,36 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return m.holdForRenewal(ctx, req.Group, msgs)
 	}
 	return msgs, nil
+}
+
+// awaitReceiveRoom waits out the receive rate limits of group and topic
+// within the polling time, so that a throttled consumer (receive or pull)
+// is slowed down rather than told to poll again; it returns the batch cut to
+// the room the limits leave and the polling time left.
+func (m *Messaging) awaitReceiveRoom(ctx context.Context, group, topic string, batch int32, polling time.Duration) (int32, time.Duration, error) {
+	if m.traffic == nil {
+		return batch, polling, nil
+	}
+	room, waited, err := m.traffic.AwaitReceive(ctx, group, topic, polling)
+	if err != nil {
+		return 0, 0, err
+	}
+	if room > 0 {
+		batch = min(batch, room)
+	}
+	return batch, max(polling-waited, 0), nil
+}
+
+// chargeReceived charges delivered messages to the receive rate limits.
+func (m *Messaging) chargeReceived(ctx context.Context, group, topic string, msgs []domain.StoredMessage) {
+	if m.traffic == nil || len(msgs) == 0 {
+		return
+	}
+	var bytes int64
+	for i := range msgs {
+		bytes += int64(len(msgs[i].Body))
+	}
+	m.traffic.ChargeReceive(ctx, group, topic, len(msgs), bytes)
 }
 
 // holdForRenewal starts renewing the deliveries of an auto-renewing

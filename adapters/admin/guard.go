@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
@@ -78,7 +79,7 @@ func (g *hostGuard) allows(hostHeader string) bool {
 	if host == "" {
 		return false
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+	if httpserve.LoopbackName(host) {
 		return true
 	}
 	if _, ok := g.hosts[host]; ok {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -50,14 +49,7 @@ func DefaultConfig() Config {
 // unspecified address (0.0.0.0, ::) or any other name is not.
 func Loopback(address string) bool {
 	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	return err == nil && httpserve.LoopbackName(host)
 }
 
 // CheckExposure refuses an admin API reachable beyond loopback unless

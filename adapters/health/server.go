@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -192,28 +191,13 @@ func (s *Server) Handler() http.Handler {
 func localOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil || !peer.Addr().Unmap().IsLoopback() || !loopbackHost(r.Host) {
+		if err != nil || !peer.Addr().Unmap().IsLoopback() || !httpserve.LoopbackHostHeader(r.Host) {
 			http.Error(w, "the runtime profiles (health.pprof) are served only to clients on this host that address it as localhost, 127.0.0.1 or [::1]; "+
 				"reach them through an SSH tunnel or kubectl port-forward", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// loopbackHost reports whether a Host header names this host by a loopback
-// name or address.
-func loopbackHost(hostHeader string) bool {
-	host, _, err := net.SplitHostPort(hostHeader)
-	if err != nil {
-		host = hostHeader
-	}
-	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Ready runs every check concurrently, each bounded by the configured

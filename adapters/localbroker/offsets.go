@@ -262,47 +262,57 @@ func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 // closed meanwhile (its topic deleted) makes it look again.
 func (e *Engine) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
 	for {
-		e.mu.Lock()
-		if err := e.checkOpenLocked(); err != nil {
-			e.mu.Unlock()
-			return 0, err
+		s, err := e.planOffsetQuery(q, p)
+		if err != nil || s.cq == nil {
+			return s.found, err
 		}
-		t, err := e.pullQueueLocked(q, false)
-		if err != nil {
-			e.mu.Unlock()
-			return 0, err
-		}
-		e.promoteLocked()
-		minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
-		if err != nil {
-			e.mu.Unlock()
-			return 0, err
-		}
-		switch p {
-		case ports.OffsetBeginning:
-			e.mu.Unlock()
-			return minOff, nil
-		case ports.OffsetEnd:
-			e.mu.Unlock()
-			return maxOff, nil
-		case ports.OffsetTimestamp:
-		default:
-			e.mu.Unlock()
-			return 0, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", p)
-		}
-		qi := e.queues[queueKey{t.Name, q.QueueID}]
-		if qi == nil {
-			e.mu.Unlock()
-			return 0, nil
-		}
-		cq := qi.cq
-		e.mu.Unlock()
-		off, err := e.searchStoreTime(t.Name, cq, minOff, maxOff, at.UnixMilli())
+		off, err := e.searchStoreTime(s.topic, s.cq, s.minOff, s.maxOff, at.UnixMilli())
 		if errors.Is(err, consumequeue.ErrClosed) {
 			continue // the topic was deleted meanwhile
 		}
 		return off, err
 	}
+}
+
+// offsetQuery is what QueryOffset learns under the engine lock: the
+// answer (found) when the policy needs no search, else the queue to search
+// by store time and its offset range.
+type offsetQuery struct {
+	found          int64
+	topic          string
+	cq             *consumequeue.Queue
+	minOff, maxOff int64
+}
+
+func (e *Engine) planOffsetQuery(q domain.QueueRef, p ports.OffsetPolicy) (offsetQuery, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return offsetQuery{}, err
+	}
+	t, err := e.pullQueueLocked(q, false)
+	if err != nil {
+		return offsetQuery{}, err
+	}
+	e.promoteLocked()
+	minOff, maxOff, err := e.offsetRangeLocked(t.Name, q.QueueID)
+	if err != nil {
+		return offsetQuery{}, err
+	}
+	switch p {
+	case ports.OffsetBeginning:
+		return offsetQuery{found: minOff}, nil
+	case ports.OffsetEnd:
+		return offsetQuery{found: maxOff}, nil
+	case ports.OffsetTimestamp:
+	default:
+		return offsetQuery{}, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", p)
+	}
+	qi := e.queues[queueKey{t.Name, q.QueueID}]
+	if qi == nil {
+		return offsetQuery{}, nil
+	}
+	return offsetQuery{topic: t.Name, cq: qi.cq, minOff: minOff, maxOff: maxOff}, nil
 }
 
 // searchStoreTime returns the first offset in [minOff, maxOff) of cq whose
