@@ -23,6 +23,10 @@ type Source struct {
 
 	reload chan struct{} // a pending reload request; capacity 1
 
+	// settle waits between the two reads of a changed file (settleDelay,
+	// or until ctx ends); tests replace it to write during the wait.
+	settle func(ctx context.Context)
+
 	mu   sync.Mutex // guards sum and fail
 	sum  [32]byte
 	fail error
@@ -33,7 +37,22 @@ type Source struct {
 
 // NewSource returns a source of the file at path for traffic.
 func NewSource(path string, interval time.Duration, traffic *application.Traffic, log *slog.Logger) *Source {
-	return &Source{path: path, interval: interval, traffic: traffic, log: log, reload: make(chan struct{}, 1)}
+	return &Source{path: path, interval: interval, traffic: traffic, log: log, reload: make(chan struct{}, 1), settle: waitSettle}
+}
+
+// settleDelay is how long a changed file must keep its content before it
+// is applied: a check that reads a file being rewritten in place (truncated,
+// then written) would otherwise apply the part written so far, which may
+// load (an empty file lifts every limit).
+const settleDelay = 200 * time.Millisecond
+
+func waitSettle(ctx context.Context) {
+	t := time.NewTimer(settleDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // read decodes the file and returns its rules and content hash.
@@ -114,9 +133,23 @@ func (s *Source) watch(ctx context.Context) {
 	}
 }
 
-// check reloads the file when it changed or when forced.
+// check reloads the file when it changed or when forced. A changed file
+// is applied only when a second read, settleDelay later, finds the same
+// content; a file still being written is left for the next check.
 func (s *Source) check(ctx context.Context, forced bool) {
 	r, sum, err := s.read()
+	if s.changed(sum) {
+		s.settle(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var again [32]byte
+		r, again, err = s.read()
+		if again != sum {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "traffic rules file is being written; checking again later", slog.String("file", s.path))
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil && sum == s.sum && !forced {
@@ -131,6 +164,13 @@ func (s *Source) check(ctx context.Context, forced bool) {
 		}
 	}
 	s.setFail(ctx, err)
+}
+
+// changed reports whether content with sum differs from the rules in force.
+func (s *Source) changed(sum [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sum != s.sum
 }
 
 func (s *Source) setFail(ctx context.Context, err error) {
