@@ -488,6 +488,9 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 		// Nothing left to copy: just consume it.
 		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt}
 		_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
+		if err == nil {
+			e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true) // as an ack: a FIFO message group may be unblocked
+		}
 		return end, err
 	}
 	dlq, err := e.dlqTopicLocked(k.group)
@@ -510,6 +513,8 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 		return p
 	}, true)
 	if err == nil {
+		// Consumed as by an ack: a FIFO message group may be unblocked.
+		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true)
 		e.log.Info("message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 			"queue_id", k.qid, "queue_offset", off, "msg_id", m.ID, "dlq_topic", dlq.Name)
 		if h := e.hooks.DeadLetter; h != nil && exhausted {

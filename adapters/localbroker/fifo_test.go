@@ -1,6 +1,8 @@
 package localbroker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func fifoMsg(topic, id, group string) domain.Message {
@@ -592,5 +595,65 @@ func fifoRandomOperations(t *testing.T, seed uint64, runs bool) {
 	t.Logf("sent %v consumed %d popped %d ackFail %d runs delivered again %d", sentPer, n, popped, ackFail, redelivered)
 	if n < 100 {
 		t.Fatalf("only %d grouped messages consumed; the test exercises too little", n)
+	}
+}
+
+// TestFIFOLongPollWokenByDeadLetter: a FIFO long poll waiting behind the
+// head of a message group is woken when that head leaves for the
+// dead-letter queue (moved by the consumer, or by the engine after its
+// last attempt), as it is when the head is acked; it used to wait for
+// its whole polling time although the next message was deliverable.
+func TestFIFOLongPollWokenByDeadLetter(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		move func(h *harness, head domain.StoredMessage)
+	}{
+		{"forwarded", func(h *harness, head domain.StoredMessage) {
+			if err := h.e.ForwardToDeadLetter(h.t.Context(), ackReq("g", head)); err != nil {
+				h.t.Fatal(err)
+			}
+		}},
+		{"exhausted", func(h *harness, _ domain.StoredMessage) {
+			h.fake().Advance(5 * time.Second)
+			h.revive()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			g := domain.NewConsumerGroup("g")
+			g.MaxDeliveryAttempts = 1
+			g.Orderly = true
+			if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
+				t.Fatal(err)
+			}
+			h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"))
+			head := h.popFIFOMode("g", "f", 1, 5*time.Second, false)
+			if !slices.Equal(ids(head), []string{"A1"}) {
+				t.Fatalf("first pop: %v", ids(head))
+			}
+			res := make(chan []domain.StoredMessage, 1)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			go func() {
+				got, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "f", QueueID: -1, MaxMessages: 1,
+					InvisibleTime: time.Minute, PollTimeout: time.Minute, FIFO: true})
+				if err != nil {
+					t.Error(err)
+				}
+				res <- got
+			}()
+			waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+				h.e.mu.Lock()
+				defer h.e.mu.Unlock()
+				if _, ok := h.e.waiters[queueKey{"f", 0}]; !ok {
+					return errors.New("poller not waiting yet")
+				}
+				return nil
+			})
+			tc.move(h, head[0])
+			if got := <-res; !slices.Equal(ids(got), []string{"A2"}) {
+				t.Fatalf("the waiting FIFO pop got %v after the head left for the DLQ, want A2", ids(got))
+			}
+		})
 	}
 }
