@@ -863,3 +863,49 @@ func TestRetriedAckAnsweredOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("a message acked OK was delivered again after kill -9: %v (attempt %d)", ids(again), again[0].DeliveryAttempt)
 	}
 }
+
+// TestGroupDeletedDuringPopRead: a group deleted while a pop of it reads
+// messages (without the engine lock) gets no pop record: the pop used to
+// append one, so the deleted group's consumer state lived on (in flight
+// deliveries, a cursor a re-created group inherited) and a restart
+// re-created the group from it as if its definition had been lost.
+func TestGroupDeletedDuringPopRead(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateGroups = false })
+	ctx := t.Context()
+	if _, err := h.e.CreateGroup(ctx, domain.NewConsumerGroup("g")); err != nil {
+		t.Fatal(err)
+	}
+	h.send("a", 0, msg("a", "m1", ""))
+	var once sync.Once
+	hook := func(topic string) {
+		once.Do(func() {
+			if err := h.e.DeleteGroup(ctx, "g"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	h.e.readHook.Store(&hook)
+	got, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: "a", QueueID: 0, MaxMessages: 1, InvisibleTime: time.Minute})
+	h.e.readHook.Store(nil)
+	if len(got) != 0 {
+		t.Fatalf("pop of a group deleted meanwhile handed out %v (error %v)", ids(got), err)
+	}
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+	h.e.mu.Lock()
+	_, state := h.e.cons[consKey{"g", "a", 0}]
+	h.e.mu.Unlock()
+	if state {
+		t.Fatal("the deleted group has consumer state")
+	}
+	h.crashRestart(true)
+	if gs, _ := h.e.ListGroups(ctx); len(gs) != 0 {
+		t.Fatalf("deleted group back after a restart: %+v", gs)
+	}
+	// A new group of the same name starts from the first message.
+	if _, err := h.e.CreateGroup(ctx, domain.NewConsumerGroup("g")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.pop("g", "a", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m1"}) {
+		t.Fatalf("new group got %v", ids(got))
+	}
+}

@@ -82,7 +82,8 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			e.mu.Unlock()
 			return nil, err
 		}
-		if _, err := e.groupLocked(req.Group, true); err != nil {
+		g, err := e.groupLocked(req.Group, true)
+		if err != nil {
 			e.mu.Unlock()
 			return nil, err
 		}
@@ -110,7 +111,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			p = e.registerLocked(t.Name, qids, req.Group, req.FIFO)
 		}
 		e.mu.Unlock()
-		msgs, progressed, err := e.popQueues(t.Name, qids, gates, &req, now)
+		msgs, progressed, err := e.popQueues(t.Name, g.incarnation, qids, gates, &req, now)
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
 		}
@@ -156,13 +157,14 @@ func (e *Engine) gateLocked(k consKey) *sync.Mutex {
 // queue whose gate another pop of the group holds is skipped, and looked at
 // (after that pop) only when the others had nothing. progressed says that
 // state changed without a message to return (filtered messages were
-// consumed): the caller looks again at once.
-func (e *Engine) popQueues(topic string, qids []int32, gates []*sync.Mutex, req *ports.PopRequest, now time.Time) ([]domain.StoredMessage, bool, error) {
+// consumed), or that the group is no longer incarnation inc: the caller
+// looks again at once.
+func (e *Engine) popQueues(topic string, inc uint64, qids []int32, gates []*sync.Mutex, req *ports.PopRequest, now time.Time) ([]domain.StoredMessage, bool, error) {
 	var out []domain.StoredMessage
 	progressed := false
 	var skipped []int
 	one := func(i int) error {
-		msgs, prog, err := e.popQueue(topic, qids[i], req, now, int(req.MaxMessages)-len(out))
+		msgs, prog, err := e.popQueue(topic, inc, qids[i], req, now, int(req.MaxMessages)-len(out))
 		gates[i].Unlock()
 		out = append(out, msgs...)
 		progressed = progressed || prog
@@ -192,9 +194,9 @@ func (e *Engine) popQueues(topic string, qids []int32, gates []*sync.Mutex, req 
 	return out, progressed, nil
 }
 
-// popQueue pops up to remaining messages from one queue; the caller holds
-// the queue's gate for the group.
-func (e *Engine) popQueue(topic string, qid int32, req *ports.PopRequest, now time.Time, remaining int) ([]domain.StoredMessage, bool, error) {
+// popQueue pops up to remaining messages from one queue for incarnation
+// inc of the group; the caller holds the queue's gate for the group.
+func (e *Engine) popQueue(topic string, inc uint64, qid int32, req *ports.PopRequest, now time.Time, remaining int) ([]domain.StoredMessage, bool, error) {
 	k := consKey{req.Group, topic, qid}
 	var qi *queueIndex
 	cache := map[int64]*popRead{}
@@ -209,6 +211,13 @@ func (e *Engine) popQueue(topic string, qid int32, req *ports.PopRequest, now ti
 		if cur == nil {
 			e.mu.Unlock()
 			return nil, false, nil
+		}
+		if g := e.groups[req.Group]; g == nil || g.incarnation != inc {
+			// Deleted (or re-created) while the messages were read: a pop
+			// record now would give state to a group that no longer has
+			// it. The caller looks again with the group as it is now.
+			e.mu.Unlock()
+			return nil, true, nil
 		}
 		if cur != qi {
 			qi, cache = cur, map[int64]*popRead{}
