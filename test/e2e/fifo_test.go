@@ -360,7 +360,9 @@ func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
 // TestFIFOPoisonMessageGoesToDeadLetterQueue: a FIFO push consumer that
 // keeps failing one message forwards it to the dead-letter queue
 // (ForwardMessageToDeadLetterQueue) after the group's max attempts, and the
-// rest of its message group then goes on, in order.
+// rest of its message group then goes on, in order, at once: the move wakes
+// the consumer's long poll (which waited for its whole polling time, 20 s,
+// in local mode before).
 func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
 	p.CreateTopic(t, "fifo-p", domain.MessageTypeFIFO, 1)
@@ -370,11 +372,20 @@ func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	pr := testenv.NewProducer(t, p, "fifo-p")
 	sendFIFO(t, pr, "fifo-p", 1, 5) // group-0, seq 0..4; seq 2 is poison
 	log := newOrderLog()
+	var lastFailure, after time.Time // of seq 2, of seq 3 (under log.mu)
 	pc, err := rmq.NewPushConsumer(p.ClientConfig("g-fifo-p"),
 		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"fifo-p": rmq.SUB_ALL}),
 		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-			if m.GetProperties()["seq"] == "2" {
+			switch m.GetProperties()["seq"] {
+			case "2":
+				log.mu.Lock()
+				lastFailure = time.Now()
+				log.mu.Unlock()
 				return rmq.FAILURE
+			case "3":
+				log.mu.Lock()
+				after = time.Now()
+				log.mu.Unlock()
 			}
 			log.record(m)
 			return rmq.SUCCESS
@@ -397,6 +408,14 @@ func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	log.mu.Unlock()
 	if got != "[0 1 3 4]" {
 		t.Fatalf("group-0 processed %s, want [0 1 3 4] (2 dead-lettered)", got)
+	}
+	log.mu.Lock()
+	gap := after.Sub(lastFailure)
+	log.mu.Unlock()
+	// The client forwards seq 2 right after its last failure (its retry
+	// delay is 200 ms); seq 3 follows as soon as its long poll is woken.
+	if gap > 3*time.Second {
+		t.Fatalf("seq 3 came %v after the last failure of seq 2: the dead-letter move did not wake the waiting receive", gap)
 	}
 	testenv.WaitForRoute(t, p, "%DLQ%g-fifo-p")
 	dlq := testenv.NewSimpleConsumer(t, p, "g-fifo-p-dlq", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-fifo-p": rmq.SUB_ALL})
