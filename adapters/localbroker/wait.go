@@ -10,8 +10,8 @@ import (
 // its look and its wait is lost: a wake-up leaves a token in its channel.
 // Pollers wait per queue: a new message wakes the pollers of its queue; an
 // expiry (a message visible again) wakes that group's pop pollers of the
-// queue, and an ack only its FIFO pop pollers (a message group may be
-// unblocked). Nothing else of the topic is woken.
+// queue, and an ack or a dead-letter move only its FIFO pop pollers (a
+// message group may be unblocked). Nothing else of the topic is woken.
 
 type poller struct {
 	ch    chan struct{} // capacity 1
