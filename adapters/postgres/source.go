@@ -29,10 +29,15 @@ type Source struct {
 	cfg   Config
 	log   *slog.Logger
 
-	mu      sync.Mutex // serializes reloads; guards the fields below
-	current int64
-	listen  error // why the LISTEN connection is down
-	load    error // why the last reload failed
+	// reloadMu serializes reloads, which wait on PostgreSQL (up to 30 s
+	// when it hangs); mu guards the fields below and is never held while
+	// waiting on PostgreSQL, so that Health (the readiness probe) answers
+	// at once while a reload waits. Lock order: reloadMu, then mu.
+	reloadMu sync.Mutex
+	mu       sync.Mutex
+	current  int64
+	listen   error // why the LISTEN connection is down
+	load     error // why the last reload failed
 }
 
 var _ ports.PolicySource = (*Source)(nil)
@@ -94,9 +99,12 @@ func (s *Source) Watch(ctx context.Context, current int64, apply func(domain.Pol
 // reload loads and applies the policy if its revision is newer than the
 // one in force (and than hint, a revision a notification announced).
 func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) error, hint int64) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if hint > 0 && hint <= s.current {
+	current := s.current
+	s.mu.Unlock()
+	if hint > 0 && hint <= current {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -106,7 +114,7 @@ func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) e
 		s.setLoad(ctx, redact(err))
 		return
 	}
-	if rev <= s.current {
+	if rev <= current {
 		s.setLoad(ctx, nil)
 		return
 	}
@@ -120,16 +128,20 @@ func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) e
 		return
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "policy loaded", slog.Int64("revision", snap.Revision),
-		slog.Int64("previous_revision", s.current), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
+		slog.Int64("previous_revision", current), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
+	s.mu.Lock()
 	s.current = snap.Revision
+	s.mu.Unlock()
 	s.setLoad(ctx, nil)
 }
 
-// setLoad records the outcome of a reload; s.mu is held.
+// setLoad records the outcome of a reload.
 func (s *Source) setLoad(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil && s.load == nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "policy reload failed; the policy in force stays", slog.Int64("revision", s.current), slog.Any("error", err))
 	}
