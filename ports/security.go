@@ -13,9 +13,11 @@ import (
 type PolicySource interface {
 	// Load reads the current policy.
 	Load(ctx context.Context) (domain.PolicySnapshot, error)
-	// Watch calls apply with every newer snapshot until ctx ends; it
-	// returns only then. When the source is unreachable it keeps the last
-	// snapshot in force, reports the reason through Health and retries.
+	// Watch calls apply with every changed snapshot until ctx ends (its
+	// revision may be lower than current when the store went back, as a
+	// restored database does); it returns only then. When the source is
+	// unreachable it keeps the last snapshot in force, reports the reason
+	// through Health and retries.
 	// An apply error (a snapshot the authorizer refuses) keeps the
 	// previous snapshot too.
 	Watch(ctx context.Context, current int64, apply func(domain.PolicySnapshot) error)

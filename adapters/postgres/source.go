@@ -21,8 +21,8 @@ const PolicyChannel = "rmqproxy_policy"
 // Source follows the policy in PostgreSQL (ports.PolicySource): a
 // dedicated connection LISTENs for revision announcements, and a ticker
 // checks the revision every reloadInterval in case a notification was
-// missed. Reloads are serialized and load only revisions newer than the
-// one in force.
+// missed. Reloads are serialized and load any revision other than the one
+// in force (a restored database's may be lower).
 type Source struct {
 	store *Store
 	dsn   string
@@ -96,15 +96,20 @@ func (s *Source) Watch(ctx context.Context, current int64, apply func(domain.Pol
 	wg.Wait()
 }
 
-// reload loads and applies the policy if its revision is newer than the
-// one in force (and than hint, a revision a notification announced).
+// reload loads and applies the policy if the database's revision differs
+// from the one in force; hint, a revision a notification announced, skips
+// the check when it is the one in force. A revision lower than the one in
+// force is loaded too: the database went back (restored from a backup,
+// failed over to a standby that missed the last commits, migrated down and
+// up), and what it holds now is the policy, whatever this proxy saw
+// before.
 func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) error, hint int64) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.mu.Lock()
 	current := s.current
 	s.mu.Unlock()
-	if hint > 0 && hint <= current {
+	if hint > 0 && hint == current {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -114,7 +119,7 @@ func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) e
 		s.setLoad(ctx, redact(err))
 		return
 	}
-	if rev <= current {
+	if rev == current {
 		s.setLoad(ctx, nil)
 		return
 	}
@@ -127,7 +132,11 @@ func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) e
 		s.setLoad(ctx, fmt.Errorf("policy revision %d refused: %w", snap.Revision, err))
 		return
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "policy loaded", slog.Int64("revision", snap.Revision),
+	level := slog.LevelInfo
+	if snap.Revision < current {
+		level = slog.LevelWarn // the database went back; say so
+	}
+	s.log.LogAttrs(ctx, level, "policy loaded", slog.Int64("revision", snap.Revision),
 		slog.Int64("previous_revision", current), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
 	s.mu.Lock()
 	s.current = snap.Revision

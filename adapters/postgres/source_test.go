@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // hungServer accepts TCP connections and never answers: PostgreSQL that
@@ -91,4 +94,53 @@ func TestSourceHealthAnswersWhilePostgresHangs(t *testing.T) {
 		cancel()
 		<-answered
 	}
+}
+
+// TestSourceFollowsRevisionThatWentBack: after PostgreSQL is restored from
+// a backup, fails over to a standby that missed the last commits, or is
+// migrated down and up, its policy revision is lower than the one a
+// running proxy enforces. The database is the truth: a change made there
+// must still reach the proxy. The source used to load only revisions
+// greater than its own, so it ignored every change (a user disabled or
+// deleted included) until the revision passed the old one again.
+func TestSourceFollowsRevisionThatWentBack(t *testing.T) {
+	s, p, dsn := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, domain.Secret(name+"-secret-0123456789")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := postgres.DefaultConfig()
+	cfg.ReloadInterval = 50 * time.Millisecond
+	src := postgres.NewSource(s, dsn, cfg, discard())
+	snap, err := src.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view applied
+	_ = view.apply(snap)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); src.Watch(wctx, snap.Revision, view.apply) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The database as a restore leaves it: an older revision.
+	if _, err := p.Exec(ctx, `UPDATE rmqproxy.policy_revision SET revision = 1`); err != nil {
+		t.Fatal(err)
+	}
+	disabled := domain.UserDisabled
+	if _, err := s.UpdateUser(ctx, actor, "bob", ports.UserUpdate{Status: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
+		view.mu.Lock()
+		defer view.mu.Unlock()
+		for _, u := range view.last.Users {
+			if u.Name == "bob" && u.Status == domain.UserDisabled {
+				return nil
+			}
+		}
+		return fmt.Errorf("bob's disabling (revision went from %d back to 1, then up) not loaded; revisions applied: %v", snap.Revision, view.revs)
+	})
 }
