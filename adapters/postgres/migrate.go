@@ -55,8 +55,8 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		return state, fmt.Errorf("connect to PostgreSQL: %w", redact(err))
 	}
 	if op != MigrateVersion {
-		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+Schema); err != nil {
-			return state, fmt.Errorf("create schema %s: %w", Schema, err)
+		if err := createSchema(ctx, db); err != nil {
+			return state, fmt.Errorf("create schema %s: %w", Schema, redact(err))
 		}
 	} else {
 		var exists bool
@@ -127,6 +127,30 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		return state, fmt.Errorf("migrate: %w", err)
 	}
 	return state, nil
+}
+
+// schemaLockKey is the advisory lock that serializes creating the schema
+// (any constant: advisory locks are per database).
+const schemaLockKey = 0x726d7170726f7879 // "rmqproxy"
+
+// createSchema creates the schema rmqproxy unless it exists. CREATE SCHEMA
+// IF NOT EXISTS is not safe against itself: of two runs at once, one fails
+// on pg_namespace's unique index. Under an advisory lock held until commit
+// the second waits and finds the schema; golang-migrate's own lock is
+// taken only afterwards, inside the schema.
+func createSchema(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLockKey)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+Schema); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // CheckSchema reads the schema version of the database pool q talks to and
