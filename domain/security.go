@@ -684,17 +684,39 @@ type AccessRequest struct {
 type AccessRequests struct {
 	SourceIP netip.Addr
 	List     []AccessRequest
+	// index finds a resource in a long List: a request names as many
+	// resources as its sender likes (a SendMessage batch of a million
+	// messages with a topic each, before it is authenticated), and a
+	// linear search per Add made that quadratic.
+	index map[Resource]int
 }
+
+// accessIndexAfter is the List length beyond which Add uses an index.
+const accessIndexAfter = 8
 
 // Add adds acts on res.
 func (a *AccessRequests) Add(res Resource, acts Action) {
-	for i := range a.List {
-		if a.List[i].Resource == res {
-			a.List[i].Actions |= acts
-			return
+	if a.index == nil {
+		for i := range a.List {
+			if a.List[i].Resource == res {
+				a.List[i].Actions |= acts
+				return
+			}
 		}
+	} else if i, ok := a.index[res]; ok {
+		a.List[i].Actions |= acts
+		return
 	}
 	a.List = append(a.List, AccessRequest{Resource: res, Actions: acts, SourceIP: a.SourceIP})
+	switch {
+	case a.index != nil:
+		a.index[res] = len(a.List) - 1
+	case len(a.List) > accessIndexAfter:
+		a.index = make(map[Resource]int, 2*len(a.List))
+		for i := range a.List {
+			a.index[a.List[i].Resource] = i
+		}
+	}
 }
 
 // AddTopic adds acts on the topic name. Retry and dead-letter topics
