@@ -160,10 +160,14 @@ type enforcerSets struct {
 	m     map[string]*casbinv2.Enforcer
 }
 
-// Decide implements ports.Policy.
+// Decide implements ports.Policy. Requests naming a resource longer than
+// any an entry names (domain.MaxResourceName) are decided but not cached:
+// they are bad requests (no topic or group is that long), and a cache of
+// keys of any length lets a client hold as much memory as it sends.
 func (p *Policy) Decide(subject string, req domain.AccessRequest) domain.AccessDecision {
 	var key string
-	if p.cache != nil {
+	cached := p.cache != nil && len(req.Resource.Name) <= domain.MaxResourceName
+	if cached {
 		key = cacheKey(subject, req)
 		if d, ok := p.cache.get(key); ok {
 			p.stats.Hits.Add(1)
@@ -172,7 +176,7 @@ func (p *Policy) Decide(subject string, req domain.AccessRequest) domain.AccessD
 		p.stats.Misses.Add(1)
 	}
 	d := p.decide(subject, req)
-	if p.cache != nil {
+	if cached {
 		p.cache.put(key, d)
 	}
 	return d

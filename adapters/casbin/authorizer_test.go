@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -310,4 +311,35 @@ func benchUncachedNames(b *testing.B, n int, name, format string, want func(doma
 			i++
 		}
 	})
+}
+
+// TestLongNamesAreNotCached: a request names whatever resource its client
+// writes (up to the gRPC message size), and every decision was cached
+// under a key holding the whole name, so a user without any grant could
+// make the cache hold about cacheSize times the names it sent. A name
+// longer than any entry can name is still decided, never cached.
+func TestLongNamesAreNotCached(t *testing.T) {
+	prefix, _ := domain.ParseResource("Topic:orders-*")
+	c := casbin.NewCompiler(domain.DenyOverrides, 1000)
+	pol, err := c.Compile([]domain.ACLEntry{{ID: 1, Subject: "User:u", Resource: prefix, Actions: domain.ActionPub, Decision: domain.Allow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := domain.TopicResource("orders-" + strings.Repeat("x", 1<<20))
+	for range 2 {
+		if d := pol.Decide("User:u", domain.AccessRequest{Resource: long, Actions: domain.ActionPub}); !d.Allowed || d.EntryID != 1 {
+			t.Fatalf("long name inside the prefix: %+v", d)
+		}
+		if d := pol.Decide("User:other", domain.AccessRequest{Resource: long, Actions: domain.ActionPub}); d.Allowed {
+			t.Fatalf("user without entries: %+v", d)
+		}
+	}
+	if hits := c.Stats().Hits.Load(); hits != 0 {
+		t.Fatalf("%d decisions on a 1 MiB name came from the cache: it holds them", hits)
+	}
+	short := domain.AccessRequest{Resource: domain.TopicResource("orders-1"), Actions: domain.ActionPub}
+	pol.Decide("User:u", short)
+	if d := pol.Decide("User:u", short); !d.Allowed || c.Stats().Hits.Load() != 1 {
+		t.Fatalf("a usual name is cached: %+v, hits %d", d, c.Stats().Hits.Load())
+	}
 }
