@@ -529,12 +529,22 @@ func (s *Security) recordDecision(ctx context.Context, st *securityState, p Prin
 	s.record(e)
 }
 
+// maxAuditResource bounds an audit event's resource key: the longest key
+// an entry can name (type, ":", a 1023-byte name, "*"), with room to spare.
+// A request's resource is whatever its client wrote (denials of any
+// length are audited), and the event waits in the sink's buffer, which
+// bounds the number of events, not their size.
+const maxAuditResource = 1100
+
 func (s *Security) record(e domain.AuditEvent) {
 	if s.audit == nil {
 		return
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if len(e.Resource) > maxAuditResource {
+		e.Resource = strings.ToValidUTF8(e.Resource[:maxAuditResource], "") + "..."
 	}
 	s.audit.Record(e)
 }

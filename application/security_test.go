@@ -3,8 +3,10 @@ package application_test
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -166,5 +168,29 @@ func TestAuthorize(t *testing.T) {
 	off, _ := newSecurity(t, application.DefaultSecurityConfig())
 	if err := off.Authorize(ctx, application.Principal{}, "SendMessage", pub("x")); err != nil {
 		t.Fatalf("auth disabled: %v", err)
+	}
+}
+
+// TestAuditedResourceIsBounded: a denial is always audited with the
+// resource the request named, which is as long as its client likes; the
+// event waits in the audit sink's buffer (65 536 events while PostgreSQL
+// is down), so each must be small. It used to carry the whole name.
+func TestAuditedResourceIsBounded(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	sec, rec := newSecurity(t, cfg)
+	ctx := ports.WithRequestInfo(t.Context(), ports.RequestInfo{Protocol: "grpc", RemoteAddr: netip.MustParseAddrPort("10.1.2.3:5000")})
+	p, err := sec.Authenticate(ctx, "QueryRoute", creds("alice", "alice-secret", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "secret-" + strings.Repeat("é", 1<<19) // 1 MiB, multi-byte runes
+	err = sec.Authorize(ctx, p, "QueryRoute", []domain.AccessRequest{{Resource: domain.TopicResource(name), Actions: domain.ActionPub | domain.ActionSub}})
+	if !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Fatalf("denial: %v", err)
+	}
+	e := rec.last()
+	if e.Decision != domain.AuditDeny || !strings.HasPrefix(e.Resource, "Topic:secret-é") || len(e.Resource) > 1200 || !utf8.ValidString(e.Resource) {
+		t.Fatalf("audited resource of %d bytes (valid UTF-8 %v), starting %.40q", len(e.Resource), utf8.ValidString(e.Resource), e.Resource)
 	}
 }
