@@ -145,7 +145,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	c.stop()
 	for _, cn := range conns {
-		cn.fail(&Error{Kind: KindClosed, Addr: cn.addr, delivered: true, Err: ErrClosed})
+		cn.fail(&Error{Kind: KindClosed, Addr: cn.addr, Err: ErrClosed})
 	}
 	c.wg.Wait()
 	return nil
@@ -255,7 +255,7 @@ func (c *Client) pool(addr string) (*pool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed}
+		return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed, unsent: true}
 	}
 	p := c.pools[addr]
 	if p == nil {
@@ -323,7 +323,7 @@ func (c *Client) conn(ctx context.Context, addr string, pinned bool) (*conn, err
 		s.mu.Unlock()
 		switch {
 		case errors.Is(err, ErrClosed): // Close ran during the dial
-			return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed}
+			return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed, unsent: true}
 		case err != nil && ctx.Err() != nil:
 			return nil, ctxError(ctx, addr, false)
 		case err != nil:
@@ -431,10 +431,12 @@ func (c *Client) forget(cn *conn) {
 	c.mu.Unlock()
 }
 
+// ctxError is the error of a call whose context ended; delivered says
+// whether its request was queued for writing (see Error.MaybeDelivered).
 func ctxError(ctx context.Context, addr string, delivered bool) error {
 	kind := KindCanceled
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		kind = KindTimeout
 	}
-	return &Error{Kind: kind, Addr: addr, delivered: delivered, Err: ctx.Err()}
+	return &Error{Kind: kind, Addr: addr, Err: ctx.Err(), unsent: !delivered}
 }

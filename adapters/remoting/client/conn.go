@@ -108,12 +108,13 @@ func (cn *conn) closeIfDrained() {
 	}
 }
 
-// failure returns the connection's error as seen by one call.
+// failure returns the connection's error as seen by one call; delivered
+// says whether its request was queued for writing.
 func (cn *conn) failure(delivered bool) error {
 	cn.mu.Lock()
 	e := *cn.err
 	cn.mu.Unlock()
-	e.delivered = delivered
+	e.unsent = !delivered
 	return &e
 }
 

@@ -50,10 +50,15 @@ func (k Kind) String() string {
 // MaybeDelivered (the peer may have received and acted on the request, so
 // retrying a send may duplicate it).
 type Error struct {
-	Kind      Kind
-	Addr      string
-	delivered bool
-	Err       error
+	Kind Kind
+	Addr string
+	Err  error
+	// unsent is set by the client when it knows the request was not
+	// queued for writing. The zero value says "maybe delivered", the safe
+	// answer for a caller deciding whether a retry could duplicate the
+	// request: an Error made elsewhere (a test, a wrapper) never claims a
+	// request was not sent unless its Kind says so.
+	unsent bool
 }
 
 func (e *Error) Error() string {
@@ -76,7 +81,19 @@ func (e *Error) Retryable() bool {
 }
 
 // MaybeDelivered reports whether the request may have reached the peer.
-func (e *Error) MaybeDelivered() bool { return e.delivered }
+// It is false only when the client knows the request was never queued for
+// writing: no connection (KindDial), no frame (KindEncode), or a call that
+// ended (its context, the connection failing, Close) while it waited for
+// a connection, an in-flight slot or room in the write queue. Once queued
+// a request may be written at any moment, so every later failure (a
+// timeout, a broken connection) reports true.
+func (e *Error) MaybeDelivered() bool {
+	switch e.Kind {
+	case KindDial, KindEncode:
+		return false
+	}
+	return !e.unsent
+}
 
 // Timeout reports whether the context's deadline ended the call.
 func (e *Error) Timeout() bool { return e.Kind == KindTimeout }
