@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -211,14 +212,23 @@ func TestMapError(t *testing.T) {
 	}
 }
 
+// TestNotStoredOnlyWhenNothingCanHaveBeenStored: the errors made here
+// say "maybe delivered" (only the Remoting client knows that a request was
+// not written), so a timeout or a broken connection counts as maybe
+// stored; TestSendNotWrittenMovesToAnotherBroker drives the client's own
+// errors for a request that was, and one that was not, written.
 func TestNotStoredOnlyWhenNothingCanHaveBeenStored(t *testing.T) {
 	for _, tt := range []struct {
 		err  error
 		want bool
 	}{
 		{&client.Error{Kind: client.KindDial}, true},
+		{fmt.Errorf("send: %w", &client.Error{Kind: client.KindDial}), true},
 		{&client.Error{Kind: client.KindTimeout}, false},
 		{&client.Error{Kind: client.KindConnection}, false},
+		{&client.Error{Kind: client.KindClosed}, false},
+		{&client.Error{Kind: client.KindCanceled}, false},
+		{&client.Error{Kind: client.KindEncode}, false}, // not sent, but no broker would take it
 		{&remoting.ResponseError{Code: remoting.ResponseSystemBusy}, true},
 		{&remoting.ResponseError{Code: remoting.ResponseFlushDiskTimeout}, false},
 		{&remoting.ResponseError{Code: remoting.ResponseSystemError}, false},

@@ -23,9 +23,12 @@
 // proxy gives for the same broker answer. A broker that fails a call is
 // avoided for cluster.isolation by sends and receives that may choose
 // another one; a send is retried on another broker only when the failed
-// attempt cannot have stored anything (a connection that could not be made,
-// or a broker that answered "busy"), never after a timeout or a broken
-// connection, so that retries never duplicate a message.
+// attempt cannot have stored anything (a request the Remoting client never
+// wrote: no connection could be made, or the connection broke or the
+// request timeout passed while it waited for a connection or an in-flight
+// slot; or a broker that answered "busy"), never after a timeout or a
+// broken connection once the request may have been written, so that
+// retries never duplicate a message.
 //
 // Under load the adapter sends fewer, larger requests without delaying a
 // lone one: concurrent acks to a broker, and concurrent sends of single

@@ -111,15 +111,22 @@ func transportFailure(err error) bool {
 	return false
 }
 
-// notStored reports whether a failed send certainly stored nothing, so
-// that it may be retried on another broker without a duplicate: no
-// connection could be made, or the broker answered that it refused the
-// message (busy, not writable, not serving, shutting down: GO_AWAY is
-// answered instead of processing the request).
+// notStored reports whether a failed send certainly stored nothing and
+// may succeed on another broker, so that it may be retried there without
+// a duplicate: the request never reached the broker (no connection could
+// be made, or the call ended before its request was queued for writing:
+// while it waited for a connection or an in-flight slot, the connection
+// broke or cluster.requestTimeout passed), or the broker answered that it
+// refused the message (busy, not writable, not serving, shutting down:
+// GO_AWAY is answered instead of processing the request). A request that
+// may have been written is never retried elsewhere, whatever the failure:
+// the broker may have stored it. A request not sent because rmqproxy is
+// closing, or because it could not be encoded, would fail the same way
+// on any broker.
 func notStored(err error) bool {
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		return ce.Kind == client.KindDial
+		return !ce.MaybeDelivered() && ce.Retryable()
 	}
 	var re *remoting.ResponseError
 	if errors.As(err, &re) {
