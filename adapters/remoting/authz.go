@@ -5,8 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"net/netip"
-	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -41,32 +41,19 @@ func RequestCredentials(cmd *Command) (accessKey string, content, signature []by
 	if err != nil || len(sig) != sha1.Size || domain.ValidateUserName(ak) != nil {
 		return clipKey(ak), nil, nil, FaultMalformed
 	}
-	skipUnique := cmd.Version <= versionV4_9_3
-	idx := make([]int, 0, len(cmd.Fields))
-	for i, kv := range cmd.Fields {
+	for _, kv := range cmd.Fields {
 		for j := 0; j < len(kv.Key); j++ {
 			if kv.Key[j] >= 0x80 {
 				return ak, nil, nil, FaultMalformed
 			}
 		}
-		if kv.Key == FieldSignature || skipUnique && kv.Key == fieldUniqueKeyQuery {
-			continue
-		}
-		if j, ok := lastIndex(cmd.Fields, kv.Key); ok && j != i {
-			continue // a later duplicate wins
-		}
-		idx = append(idx, i)
 	}
-	sort.Slice(idx, func(a, b int) bool { return cmd.Fields[idx[a]].Key < cmd.Fields[idx[b]].Key })
-	n := len(cmd.Body)
-	for _, i := range idx {
-		n += len(cmd.Fields[i].Value)
-	}
-	content = make([]byte, 0, n)
-	for _, i := range idx {
-		content = append(content, cmd.Fields[i].Value...)
-	}
-	content = append(content, cmd.Body...)
+	skipUnique := cmd.Version <= versionV4_9_3
+	// ASCII keys: byte order is Java's order.
+	idx := signedOrder(cmd.Fields, func(key string) bool {
+		return key == FieldSignature || skipUnique && key == fieldUniqueKeyQuery
+	}, strings.Compare)
+	content = appendSigned(nil, cmd.Fields, idx, cmd.Body)
 	return ak, content, sig, ""
 }
 
