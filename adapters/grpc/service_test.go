@@ -155,11 +155,12 @@ func (h *recordingHandler) errors() []string {
 }
 
 type testServer struct {
-	lis    *bufconn.Listener
-	client v2.MessagingServiceClient
-	app    *application.Messaging
-	logs   *recordingHandler
-	srv    *Server
+	lis      *bufconn.Listener
+	client   v2.MessagingServiceClient
+	app      *application.Messaging
+	sessions *application.Sessions
+	logs     *recordingHandler
+	srv      *Server
 }
 
 // startTestServer serves the MessagingService with cfg over an in-memory
@@ -217,7 +218,7 @@ func startTrafficServer(t *testing.T, b *fakeBroker, tr *application.Traffic, ed
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testServer{lis: lis, client: v2.NewMessagingServiceClient(conn), app: app, logs: logs, srv: srv}
+	return &testServer{lis: lis, client: v2.NewMessagingServiceClient(conn), app: app, sessions: sessions, logs: logs, srv: srv}
 }
 
 // clientCtx carries the headers the official clients send.

@@ -97,7 +97,7 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 	}
 }
 
-// write sends a queued command on the stream, marking the client stalled
+// write sends a command or a reply on the stream, marking the client stalled
 // while the write waits longer than stalledAfter. Only the handler calls it.
 func (c *telemetryChannel) write(cmd *v2.TelemetryCommand) error {
 	c.mu.Lock()
@@ -207,7 +207,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-revoked:
-			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
+			_ = ch.write(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil
 		case <-settingsTimer.C:
 			return status.Errorf(codes.FailedPrecondition,
@@ -228,12 +228,12 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		}
 		if settings := msg.cmd.GetSettings(); settings != nil && secured {
 			if st := s.authorize(ctx, principal, settings); st != nil {
-				_ = stream.Send(&v2.TelemetryCommand{Status: st})
+				_ = ch.write(&v2.TelemetryCommand{Status: st})
 				return nil
 			}
 		}
 		if !s.admit.enter(kindClient) {
-			_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
+			_ = ch.write(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 			return nil
 		}
 		// The slot is given back also when the command panics.
@@ -262,7 +262,9 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 			return status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 		}
 		reply := &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}
-		if err := ch.stream.Send(reply); err != nil {
+		// Through write, so that a client that does not read counts as
+		// stalled while its reply waits, as it does while a command waits.
+		if err := ch.write(reply); err != nil {
 			return nil // the client went away; nothing to answer
 		}
 	case *v2.TelemetryCommand_ThreadStackTrace:

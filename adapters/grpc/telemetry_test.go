@@ -1,0 +1,118 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// TestCheckBacksPassOverAClientStuckOnItsSettingsReply: a producer stops
+// reading its Telemetry stream but goes on sending its settings (as a
+// client does whose reader is stuck while its settings sync runs). Its
+// large settings replies fill its flow-control window, so the handler
+// blocks writing the second reply. That client must count as stalled like
+// one whose check-back write blocks: check-backs then go to the other
+// producer of the topic at once, instead of each waiting
+// checkSendTimeout (3 s) for room in the stuck client's queue.
+func TestCheckBacksPassOverAClientStuckOnItsSettingsReply(t *testing.T) {
+	b := &fakeBroker{}
+	ts := startTestServer(t, b)
+	conn, err := grpclib.NewClient("passthrough:///bufnet",
+		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
+		grpclib.WithTransportCredentials(insecure.NewCredentials()),
+		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), "stuck"), time.Minute)
+	t.Cleanup(cancel)
+	stuck, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 300 KiB of topics: the echoed reply is larger than the stream's
+	// window and write quota together (2 × 64 KiB), so the first reply is
+	// written (it is never read) and the second one blocks.
+	topics := []*v2.Resource{{Name: "tx"}}
+	for i := range 2400 {
+		topics = append(topics, &v2.Resource{Name: fmt.Sprintf("pad-%05d-%s", i, strings.Repeat("p", 110))})
+	}
+	ct := v2.ClientType_PRODUCER
+	settings := &v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: topics}},
+	}}}
+	if err := stuck.Send(settings); err != nil {
+		t.Fatal(err)
+	}
+	// The second settings (its sync) add a topic, so that the test can tell
+	// when the handler has stored them and goes on to write their reply.
+	pub := settings.GetSettings().GetPublishing()
+	pub.Topics = append(pub.Topics, &v2.Resource{Name: "marker"})
+	if err := stuck.Send(settings); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if st, ok := ts.sessions.Settings("stuck"); !ok || st.Publishing == nil || !slices.Contains(st.Publishing.Topics, "marker") {
+			return errors.New("the stuck producer's second settings are not stored yet")
+		}
+		return nil
+	})
+	healthy := producerStream(t, ts, "healthy", "tx")
+
+	const checks = 64
+	h := b.handler()
+	start := time.Now()
+	for i := range checks {
+		msg := domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: fmt.Sprintf("m%03d", i)}, TransactionID: fmt.Sprintf("tx%03d", i)}
+		h(context.Background(), ports.TransactionCheck{Message: msg, Checks: 1})
+	}
+	// Half of the check-backs try the stuck producer first; its queue takes
+	// telemetryQueueLength of them, the healthy producer gets the others.
+	got := map[string]bool{}
+	for len(got) < checks-telemetryQueueLength {
+		cmd, err := healthy.Recv()
+		if err != nil {
+			t.Fatalf("healthy producer after %d check-backs: %v", len(got), err)
+		}
+		if rc := cmd.GetRecoverOrphanedTransactionCommand(); rc != nil {
+			got[rc.GetTransactionId()] = true
+		}
+	}
+	// A stuck client counts as stalled after stalledAfter (1 s); each
+	// check-back that waits for its queue instead costs checkSendTimeout
+	// (3 s), 16 of them on checkWorkers (4) workers at least 12 s.
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("the healthy producer got %d check-backs after %v: the producer stuck on its settings reply delayed them", len(got), d.Round(time.Millisecond))
+	} else {
+		t.Logf("the healthy producer got %d of %d check-backs within %v", len(got), checks, d.Round(time.Millisecond))
+	}
+}
+
+// waitFor polls cond until it holds or d has passed.
+func waitFor(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	tick, deadline := time.NewTicker(10*time.Millisecond), time.After(d)
+	defer tick.Stop()
+	for err := cond(); err != nil; err = cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("not within %v: %v", d, err)
+		case <-tick.C:
+		}
+	}
+}
