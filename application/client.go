@@ -116,8 +116,10 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 	}
 }
 
-// NotifyClientTermination forgets a client that is shutting down and makes
-// the messages it held visible again soon.
+// NotifyClientTermination forgets a client that is shutting down, makes
+// the messages it held visible again soon and ends its Telemetry stream
+// (the Apache proxy leaves it open; the Go client v5.1.4 would hold it
+// for half an hour after it stopped, see [ports.ClientChannel]).
 func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok := m.sessions.Settings(clientID)
@@ -133,8 +135,11 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	default:
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
 	}
-	if s, ok := m.sessions.remove(clientID); ok {
+	if s, ch, ok := m.sessions.remove(clientID); ok {
 		m.clientGone(context.WithoutCancel(ctx), clientID, s)
+		if ch != nil {
+			ch.End()
+		}
 	}
 	return nil
 }

@@ -165,3 +165,4 @@ func newOpenChannel() *openChannel                                     { return 
 func (c *openChannel) Done() <-chan struct{}                           { return c.done }
 func (c *openChannel) Send(context.Context, ports.ClientCommand) error { return nil }
 func (c *openChannel) close()                                          { close(c.done) }
+func (c *openChannel) End()                                            { c.close() }

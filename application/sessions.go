@@ -263,16 +263,17 @@ func (s *Sessions) channel(clientID string) (ports.ClientChannel, bool) {
 	return cur.channel, true
 }
 
-// remove forgets a client and returns its settings.
-func (s *Sessions) remove(clientID string) (ClientSettings, bool) {
+// remove forgets a client and returns its settings and its command
+// stream (nil if it opened none).
+func (s *Sessions) remove(clientID string) (ClientSettings, ports.ClientChannel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.clients[clientID]
 	if !ok {
-		return ClientSettings{}, false
+		return ClientSettings{}, nil, false
 	}
 	delete(s.clients, clientID)
-	return cur.settings, true
+	return cur.settings, cur.channel, true
 }
 
 // Count returns the number of known clients.

@@ -19,6 +19,11 @@ type ClientChannel interface {
 	// once when the stream has ended or the client does not read it, so that
 	// the caller can try another client.
 	Send(ctx context.Context, cmd ClientCommand) error
+	// End completes the stream from the proxy's side because the client
+	// said goodbye (NotifyClientTermination): the official Go client keeps
+	// its connection, and the stream, open long after it stopped. Commands
+	// not yet written are dropped. End does not wait.
+	End()
 }
 
 // ClientCommand is a command the proxy sends a client. Exactly one field is set.

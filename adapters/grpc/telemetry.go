@@ -37,6 +37,9 @@ var errClientStalled = errors.New("the client does not read its Telemetry stream
 type telemetryChannel struct {
 	stream v2.MessagingService_TelemetryServer
 	queue  chan *v2.TelemetryCommand
+	// ended is closed by End: the handler then completes the stream.
+	ended   chan struct{}
+	endOnce sync.Once
 
 	mu      sync.Mutex
 	gen     uint64        // counts writes, so that a late stall mark is ignored
@@ -45,10 +48,14 @@ type telemetryChannel struct {
 }
 
 func newTelemetryChannel(stream v2.MessagingService_TelemetryServer) *telemetryChannel {
-	return &telemetryChannel{stream: stream, queue: make(chan *v2.TelemetryCommand, telemetryQueueLength), stalled: make(chan struct{})}
+	return &telemetryChannel{stream: stream, queue: make(chan *v2.TelemetryCommand, telemetryQueueLength), ended: make(chan struct{}),
+		stalled: make(chan struct{})}
 }
 
 func (c *telemetryChannel) Done() <-chan struct{} { return c.stream.Context().Done() }
+
+// End asks the handler to complete the stream (the client said goodbye).
+func (c *telemetryChannel) End() { c.endOnce.Do(func() { close(c.ended) }) }
 
 // Send queues a server command for the client. When the queue is full it
 // waits for room until ctx ends, unless the client is stalled; it fails at
@@ -78,6 +85,11 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 	select {
 	case <-c.Done():
 		return errors.New("the client's Telemetry stream has ended")
+	case <-c.ended:
+		return errors.New("the client said goodbye (NotifyClientTermination)")
+	default:
+	}
+	select {
 	case c.queue <- msg:
 		return nil
 	default:
@@ -92,6 +104,8 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 		return errClientStalled
 	case <-c.Done():
 		return errors.New("the client's Telemetry stream has ended")
+	case <-c.ended:
+		return errors.New("the client said goodbye (NotifyClientTermination)")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -206,6 +220,8 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			return nil
 		case <-ctx.Done():
 			return nil
+		case <-ch.ended:
+			return nil // the client said goodbye
 		case err := <-revoked:
 			_ = ch.write(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil
