@@ -111,7 +111,8 @@ func (b *Broker) heartbeatSoon() {
 // heartbeatData builds this proxy's heartbeat: one producer group per
 // topic a connected producer publishes to (the Apache proxy's producer
 // group for gRPC producers), one pop consumer group per group a connected
-// consumer belongs to, with the union of their subscriptions. It also
+// consumer with known subscriptions belongs to, with the union of their
+// subscriptions. It also
 // returns (and forgets) the groups to unregister.
 func (b *Broker) heartbeatData() (hb remoting.HeartbeatData, goneP, goneC []string) {
 	s := b.clients
@@ -126,8 +127,12 @@ func (b *Broker) heartbeatData() (hb remoting.HeartbeatData, goneP, goneC []stri
 	producers, _ := groupsOf(s.clients)
 	subs := map[string]map[string]remoting.SubscriptionData{}
 	for _, t := range s.clients {
+		// A group is registered once a subscription of it is known: a
+		// broker replaces the group's subscriptions with the heartbeat's,
+		// so an empty set (a consumer registered by its heartbeat alone,
+		// before its settings) would erase those of its other clients.
 		g := t.c.ConsumerGroup
-		if g == "" {
+		if g == "" || len(t.c.Subscriptions) == 0 {
 			continue
 		}
 		if subs[g] == nil {

@@ -273,3 +273,23 @@ func TestHeartbeatAggregatesGroups(t *testing.T) {
 		t.Fatalf("group G not unregistered: %v", goneC)
 	}
 }
+
+// TestHeartbeatLeavesOutGroupsWithoutSubscriptions: a consumer registered
+// by its heartbeat alone (after a restart, before its settings come)
+// names its group but no subscription. A broker replaces a group's
+// subscription table with a heartbeat's set, so an empty set would erase
+// what the group's other clients (other proxies, Remoting consumers)
+// registered and notify them all of a change, on every round; the group is
+// left out until a subscription is known.
+func TestHeartbeatLeavesOutGroupsWithoutSubscriptions(t *testing.T) {
+	b := &Broker{id: "me", clock: ports.SystemClock{}, clients: newClientSet(), kick: make(chan struct{}, 1)}
+	ctx := context.Background()
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c1", ConsumerGroup: "G"})
+	if hb, _, _ := b.heartbeatData(); len(hb.ConsumerDataSet) != 0 {
+		t.Fatalf("heartbeat for a group without subscriptions: %+v", hb.ConsumerDataSet)
+	}
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c2", ConsumerGroup: "G", Subscriptions: []ports.Subscription{{Topic: "T"}}})
+	if hb, _, _ := b.heartbeatData(); len(hb.ConsumerDataSet) != 1 || len(hb.ConsumerDataSet[0].SubscriptionDataSet) != 1 {
+		t.Fatalf("heartbeat once a subscription of G is known: %+v", hb.ConsumerDataSet)
+	}
+}
