@@ -44,9 +44,16 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	}
 	f, expType, exp := remotingExpression(req.Filter)
 	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
+	// BornTime 0: the broker stamps the request with its own clock. It
+	// times the long poll from bornTime (it ends at bornTime + pollTime)
+	// and answers POLLING_TIMEOUT at once when that lies more than 500 ms
+	// in its past, so this host's clock must not stand in for the
+	// broker's: behind it by more than the poll, no pop would ever find a
+	// message; ahead, every empty poll would outlast the client's wait.
+	// The Apache proxy sends 0 too.
 	h := remoting.PopMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ConsumerGroup: req.Group, Topic: req.Topic,
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
-		PollTime: poll.Milliseconds(), BornTime: b.clock.Now().UnixMilli(), InitMode: remoting.InitModeMax,
+		PollTime: poll.Milliseconds(), BornTime: 0, InitMode: remoting.InitModeMax,
 		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
 	resp, err := b.poll(ctx, addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&h), nil), timeout,
 		func(ctx context.Context, _ string, resp *remoting.Command) { b.releaseLatePop(ctx, req, broker, resp) })

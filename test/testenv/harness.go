@@ -173,12 +173,23 @@ func Start(t testing.TB, cfg app.Root) *Proxy {
 	if UseChildProcess {
 		return startChildWithConfig(t, cfg)
 	}
+	return StartInProcess(t, cfg)
+}
+
+// StartInProcess runs rmqproxy with cfg in this process, whatever
+// [UseChildProcess] says, with opts added to its fx options (for example
+// an fx.Decorate of [ports.Clock] to give the proxy a clock that differs
+// from the brokers'), until the test ends. Any log at Error level the
+// proxy writes fails the test. The test process then cannot use the race
+// detector (see UseChildProcess).
+func StartInProcess(t testing.TB, cfg app.Root, opts ...fx.Option) *Proxy {
+	t.Helper()
 	var srv *grpcadapter.Server
 	var admin *application.Admin
 	var hs *health.Server
 	var as *adminapi.Server
 	p := &Proxy{t: t, DataDir: cfg.Local.DataDir}
-	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Populate(&srv, &admin, &hs, &as))
+	p.fx = fxtest.New(t, app.Options(cfg, Logger(t)), fx.Options(opts...), fx.Populate(&srv, &admin, &hs, &as))
 	p.fx.RequireStart()
 	p.Admin = admin
 	if a := as.Addr(); a != nil {
