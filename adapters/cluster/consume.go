@@ -300,18 +300,25 @@ func (b *Broker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 	return handles, errs
 }
 
-// remotingExpression returns the filter to match with (filter.All for
-// none) and how POP_MESSAGE and PULL_MESSAGE carry it: its type and text
-// ("*" for every message).
-func remotingExpression(req filter.Filter) (f filter.Filter, expType, exp string) {
-	f = req
+// remotingExpression returns how POP_MESSAGE and PULL_MESSAGE carry a
+// filter (its type and text, "*" for every message) and the filter to
+// check the broker's answer with: a tag filter again, since the broker
+// matches tags by their hash codes and lets a colliding tag through, but
+// not a SQL92 one. The broker evaluated that on the message's stored
+// properties, which include some that rmqproxy does not show (CLUSTER,
+// PGROUP, the stored RECONSUME_TIME, ...): evaluated again here, an
+// expression naming one would drop messages the broker delivered, and a
+// dropped popped message is acked, i.e. lost to the group. The Apache
+// proxy checks tags only, too.
+func remotingExpression(req filter.Filter) (check filter.Filter, expType, exp string) {
+	f := req
 	if f == nil {
 		f = filter.All
 	}
 	expr := f.Expression()
 	switch {
 	case expr.Type == filter.TypeSQL92:
-		return f, remoting.ExpressionSQL92, expr.Text
+		return filter.All, remoting.ExpressionSQL92, expr.Text
 	case expr.Text != "":
 		return f, remoting.ExpressionTag, expr.Text
 	}
