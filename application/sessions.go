@@ -322,6 +322,24 @@ func (s *Sessions) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// hasProducerOf reports whether a producer that declared topic in its
+// publishing settings has a live command channel.
+func (s *Sessions) hasProducerOf(topic string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cur := range s.clients {
+		if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
+			continue
+		}
+		select {
+		case <-cur.channel.Done():
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // producersOf returns the live command channels of producers that declared
 // topic in their publishing settings, in a stable order.
 func (s *Sessions) producersOf(topic string) []ports.ClientChannel {

@@ -29,10 +29,13 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 
 // Check-back dispatch: the broker hands check-backs to relayTransactionCheck
 // from its own goroutine, which must never wait for a client. They queue
-// (up to checkQueueLength; beyond, a check-back is dropped and the broker
-// asks again after its check interval) for checkWorkers workers, which give
-// each to a producer's command channel; a channel that does not take it at
-// once (a stalled client) is passed over for the next producer.
+// (up to checkQueueLength; beyond, or when no producer of the topic is
+// connected, a check-back is dropped and the broker asks again after its
+// check interval) for checkWorkers workers, which give each to a producer's
+// command channel; a channel that does not take it at once (a stalled
+// client) is passed over for the next producer. Only a check-back a
+// channel took is reported to the broker as handed (TransactionCheck.Handed),
+// so a dropped one does not use up one of the message's checks.
 const (
 	checkQueueLength = 1024
 	checkWorkers     = 4
@@ -41,8 +44,15 @@ const (
 )
 
 // relayTransactionCheck queues a broker's check-back of an orphaned
-// transaction for the dispatch workers; it never blocks.
+// transaction for the dispatch workers; it never blocks. Without a
+// connected producer of the topic it drops the check-back at once rather
+// than let it take a place in the queue.
 func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.TransactionCheck) {
+	if !m.sessions.hasProducerOf(c.Message.Topic) {
+		m.log.LogAttrs(ctx, slog.LevelDebug, "no producer connected to resolve an orphaned transaction; the broker will ask again",
+			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
+		return
+	}
 	select {
 	case m.checks <- c:
 	default:
@@ -65,9 +75,9 @@ func (m *Messaging) dispatchChecks(ctx context.Context) {
 
 // deliverCheck gives a check-back to a producer of its topic that has a
 // live Telemetry stream on this proxy, taking producers in turn and passing
-// over those whose channel does not take it; the producer answers with
-// EndTransaction. Without such a producer the broker asks again after its
-// check interval.
+// over those whose channel does not take it, and tells the broker when one
+// took it; the producer answers with EndTransaction. Without such a
+// producer the broker asks again after its check interval.
 func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) {
 	producers := m.sessions.producersOf(c.Message.Topic)
 	if len(producers) == 0 {
@@ -84,6 +94,9 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 		err = ch.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg})
 		cancel()
 		if err == nil {
+			if c.Handed != nil {
+				c.Handed()
+			}
 			return
 		}
 	}

@@ -66,3 +66,85 @@ func TestCheckBacksPassOverRefusingProducers(t *testing.T) {
 		return nil
 	})
 }
+
+// handedCounter counts, per transaction id, the Handed calls of the
+// check-backs it made.
+type handedCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *handedCounter) check(topic, txID string) ports.TransactionCheck {
+	return ports.TransactionCheck{
+		Message: domain.StoredMessage{Message: domain.Message{Topic: topic, ID: "m-" + txID}, TransactionID: txID},
+		Handed: func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.n == nil {
+				h.n = map[string]int{}
+			}
+			h.n[txID]++
+		},
+	}
+}
+
+func (h *handedCounter) get(txID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[txID]
+}
+
+// TestCheckBackHandedOnlyWhenAProducerTookIt: the broker counts a
+// check-back towards transactionCheckMax only when told a producer took
+// it. One dropped because the dispatch queue was full, or because no
+// producer of the topic was connected, or that every producer's channel
+// refused, is never reported handed; one a producer took is, once.
+func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	var handed handedCounter
+	// No producer of the topic: dropped at once, not queued.
+	m.relayTransactionCheck(t.Context(), handed.check("tx", "nobody"))
+	if n := len(m.checks); n != 0 {
+		t.Fatalf("a check-back without any producer was queued (%d queued)", n)
+	}
+	healthy := &recordingChannel{openChannel: *newOpenChannel()}
+	stalled := &recordingChannel{openChannel: *newOpenChannel(), refuse: errors.New("stalled")}
+	for id, p := range map[string]struct {
+		ch    ports.ClientChannel
+		topic string
+	}{"healthy": {healthy, "tx"}, "stalled": {stalled, "tx-stalled"}} {
+		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{p.topic}}}
+		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, p.ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The workers are not running yet: the queue fills, one more is dropped.
+	m.relayTransactionCheck(t.Context(), handed.check("tx-stalled", "refused"))
+	for i := range checkQueueLength - 1 {
+		m.relayTransactionCheck(t.Context(), handed.check("tx", fmt.Sprint(i)))
+	}
+	m.relayTransactionCheck(t.Context(), handed.check("tx", "overflow"))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(t, 60*time.Second, 10*time.Millisecond, func() error {
+		if got := healthy.count(); got < checkQueueLength-1 {
+			return fmt.Errorf("the producer got %d of %d queued check-backs", got, checkQueueLength-1)
+		}
+		return nil
+	})
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for i := range checkQueueLength - 1 {
+			if n := handed.get(fmt.Sprint(i)); n != 1 {
+				return fmt.Errorf("check-back %d a producer took reported handed %d times, want once", i, n)
+			}
+		}
+		return nil
+	})
+	for _, id := range []string{"nobody", "overflow", "refused"} {
+		if n := handed.get(id); n != 0 {
+			t.Errorf("check-back %q reached no producer but was reported handed %d times", id, n)
+		}
+	}
+}

@@ -58,8 +58,18 @@ type Transactions interface {
 type TransactionCheck struct {
 	// Message is the half message; Message.TransactionID names it.
 	Message domain.StoredMessage
-	// Checks counts the check-backs of this message so far, this one included.
+	// Checks is the number of this check-back if it reaches a producer: the
+	// check-backs that reached one before, plus one.
 	Checks int32
+	// Handed, when not nil, is to be called once a producer's command
+	// channel took the check-back, and not at all when none did (no
+	// producer connected, a full dispatch queue, every channel refusing).
+	// A broker that sets it counts only the check-backs handed to a
+	// producer towards its maximum and asks again after its check interval
+	// otherwise. It may be called from any goroutine, never while holding
+	// a lock the broker's handler call might wait for; calls after the
+	// first do nothing.
+	Handed func()
 }
 
 // TransactionCheckHandler relays a check-back to a producer.

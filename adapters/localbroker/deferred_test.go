@@ -54,17 +54,16 @@ func (h *harness) checkTxns() {
 	e := h.e
 	e.mu.Lock()
 	var all []ports.TransactionCheck
-	var end int64
 	for {
 		now := e.clock.Now()
-		checks, en, wake := e.txnPassLocked(now)
-		all, end = append(all, checks...), max(end, en)
+		checks, wake := e.txnPassLocked(now)
+		all = append(all, checks...)
 		if wake.After(now) {
 			break
 		}
 	}
 	e.mu.Unlock()
-	e.deliverChecks(context.Background(), all, end)
+	e.deliverChecks(context.Background(), all)
 	h.settle(e.clog.NextOffset())
 }
 
@@ -451,14 +450,27 @@ func TestTransactionalDelayMessageCommittedAsTimer(t *testing.T) {
 	}
 }
 
+// checkRecorder records the check-backs it gets and hands each to a
+// producer (calls Handed) unless refuse is set.
 type checkRecorder struct {
 	mu     sync.Mutex
 	checks []ports.TransactionCheck
+	refuse bool
 }
 
 func (c *checkRecorder) handle(_ context.Context, tc ports.TransactionCheck) {
 	c.mu.Lock()
 	c.checks = append(c.checks, tc)
+	refuse := c.refuse
+	c.mu.Unlock()
+	if !refuse && tc.Handed != nil {
+		tc.Handed()
+	}
+}
+
+func (c *checkRecorder) setRefuse(refuse bool) {
+	c.mu.Lock()
+	c.refuse = refuse
 	c.mu.Unlock()
 }
 
@@ -574,6 +586,100 @@ func TestTransactionCheckBack(t *testing.T) {
 				t.Fatal("checked beyond transactionCheckMax")
 			}
 		})
+	}
+}
+
+// TestCheckBacksCountOnlyWhenAProducerTakesThem: a check-back that reached
+// no producer (dropped by the application's full dispatch queue, or no
+// producer of the topic connected, as right after a restart) counted
+// towards transactionCheckMax all the same, so a half message could be
+// rolled back without its producer ever being asked. Such a check-back
+// counts nothing and is asked again one interval later (once per
+// interval, never in a loop); check-backs producers take still end an
+// unanswered transaction after transactionCheckMax.
+func TestCheckBacksCountOnlyWhenAProducerTakesThem(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TransactionCheckMax = 2 })
+	rec := &checkRecorder{refuse: true}
+	h.e.SetTransactionCheckHandler(rec.handle)
+	r := h.send("tx", 0, txMsg("tx", "orphan"))[0]
+	origin := originOf(t, r.TransactionID)
+	// The engine's own goroutine may run a pass too: what it finds due it
+	// hands over asynchronously, so wait for the outcome.
+	waitOffered := func(want int) {
+		t.Helper()
+		waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+			if got := len(rec.counts()); got != want {
+				return fmt.Errorf("check-backs offered: %d, want %d", got, want)
+			}
+			return nil
+		})
+	}
+	waitChecks := func(want int32, pending bool) {
+		t.Helper()
+		waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+			if n, p := h.txnChecks(origin); n != want || p != pending {
+				return fmt.Errorf("checks %d, pending %v; want %d, %v", n, p, want, pending)
+			}
+			return nil
+		})
+	}
+	h.fake().Advance(6 * time.Second)
+	for i := range 5 { // more intervals than transactionCheckMax
+		h.checkTxns()
+		h.checkTxns() // nothing is due again within the interval
+		waitOffered(i + 1)
+		waitChecks(0, true)
+		h.fake().Advance(30 * time.Second)
+	}
+	// After a restart, before any handler (producer) is there: no count.
+	h.crashRestart(true)
+	h.checkTxns()
+	waitChecks(0, true)
+	// Producers take the check-backs now: they count, and the last one
+	// is followed by transactionCheckMaxAction.
+	rec.setRefuse(false)
+	h.e.SetTransactionCheckHandler(rec.handle)
+	for want := int32(1); want <= 2; want++ {
+		h.fake().Advance(30 * time.Second)
+		h.checkTxns()
+		waitChecks(want, true)
+	}
+	h.fake().Advance(30 * time.Second)
+	h.checkTxns()
+	waitChecks(0, false)
+	if !h.warns.contains("after the last check-back", "transactionCheckMaxAction: rollback", "msg_id=orphan", "checks=2") {
+		t.Fatalf("no warning of the rollback after two check-backs: %q", h.warns.lines)
+	}
+}
+
+// TestUnansweredHalfMessageEndsAtRetention: a half message whose
+// check-backs never reach a producer is not kept (with its commit-log
+// segment) for ever: local.retention after it was stored,
+// transactionCheckMaxAction applies, as the Apache broker skips half
+// messages older than its file reserved time.
+func TestUnansweredHalfMessageEndsAtRetention(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Retention = time.Hour })
+	rec := &checkRecorder{refuse: true}
+	h.e.SetTransactionCheckHandler(rec.handle)
+	r := h.send("tx", 0, txMsg("tx", "never-asked"))[0]
+	origin := originOf(t, r.TransactionID)
+	for range 119 { // every 30 s up to 59.5 min
+		h.fake().Advance(30 * time.Second)
+		h.checkTxns()
+	}
+	if n, pending := h.txnChecks(origin); n != 0 || !pending {
+		t.Fatalf("before local.retention: checks %d, pending %v", n, pending)
+	}
+	h.fake().Advance(time.Minute)
+	h.checkTxns()
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+		if _, pending := h.txnChecks(origin); pending {
+			return fmt.Errorf("still pending an hour after it was stored")
+		}
+		return nil
+	})
+	if !h.warns.contains("local.retention after it was stored", "transactionCheckMaxAction: rollback", "msg_id=never-asked") {
+		t.Fatalf("no warning of the rollback at local.retention: %q", h.warns.lines)
 	}
 }
 

@@ -46,8 +46,8 @@ type Config struct {
 
 	TransactionTimeout        time.Duration `yaml:"transactionTimeout" help:"a half message neither committed nor rolled back this long after it was stored (or after its producer's recovery time, if longer) is checked back with a producer"`
 	TransactionCheckInterval  time.Duration `yaml:"transactionCheckInterval" help:"how long to wait between two check-backs of the same unresolved half message"`
-	TransactionCheckMax       int32         `yaml:"transactionCheckMax" help:"how many check-backs an unresolved half message gets before transactionCheckMaxAction applies"`
-	TransactionCheckMaxAction string        `yaml:"transactionCheckMaxAction" help:"what happens to a half message still unresolved after transactionCheckMax check-backs: rollback (discard it, logged as a warning), commit (deliver it) or keep (keep it, stop checking; it pins the commit log until resolved)"`
+	TransactionCheckMax       int32         `yaml:"transactionCheckMax" help:"how many check-backs an unresolved half message gets before transactionCheckMaxAction applies; only those a connected producer took count (one that reached no producer is repeated one interval later)"`
+	TransactionCheckMaxAction string        `yaml:"transactionCheckMaxAction" help:"what happens to a half message still unresolved after transactionCheckMax check-backs, or (unless retention is 0) retention after it was stored: rollback (discard it, logged as a warning), commit (deliver it) or keep (keep it, stop checking after the last check-back; it pins the commit log until resolved)"`
 }
 
 // DefaultConfig returns the configuration rmqproxy runs with when nothing is

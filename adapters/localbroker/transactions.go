@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
@@ -24,6 +25,18 @@ var _ ports.Transactions = (*Engine)(nil)
 // timer when it is also a delay message not yet due); a rollback appends a
 // resolve record without copy. Check-backs are txn-check records: counts and
 // times survive restarts.
+//
+// A check-back counts (towards transactionCheckMax) only once it reached a
+// producer: the handler calls the check's Handed function when a
+// producer's command channel took it, and only then does the engine append
+// the txn-check record. A check-back no producer took (none connected, as
+// right after a restart; the application's dispatch queue full; every
+// channel refusing) changes nothing durable and is tried again one
+// transactionCheckInterval later. A half message whose check-backs never
+// reach a producer is ended by its age instead: local.retention after it
+// was stored transactionCheckMaxAction applies (as the Apache broker skips
+// half messages older than its file reserved time), so that it does not
+// keep its commit-log segment for ever.
 
 // txnState is a pending half message.
 type txnState struct {
@@ -61,9 +74,11 @@ func (h *txnHeap) Pop() any {
 
 // nextTxnAction is when the broker next acts on a pending half message: the
 // first check-back after max(recovery, transactionTimeout) from its store
-// time, then one every transactionCheckInterval; after transactionCheckMax
-// check-backs, one interval later, transactionCheckMaxAction applies (keep:
-// never).
+// time, then one every transactionCheckInterval after the last one that
+// reached a producer; after transactionCheckMax such check-backs, one
+// interval later, transactionCheckMaxAction applies (keep: never). A
+// check-back that reached no producer is retried one interval later (an
+// in-memory schedule entry, see txnPassLocked).
 func (e *Engine) nextTxnAction(st *txnState) (int64, bool) {
 	if st.checks == 0 {
 		return st.storedAt + max(st.recovery, e.cfg.TransactionTimeout.Milliseconds()), true
@@ -267,13 +282,13 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time, pre 
 
 // txnPassLocked checks back, or applies transactionCheckMaxAction to, up to
 // timerFireBatch due half messages. It returns the check-backs to hand to
-// the handler (after the records are durable), the end of the last record
-// appended, and when it wants to run again.
-func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, end int64, wake time.Time) {
+// the handler and when it wants to run again. Nobody waits for the records
+// it appends (resolutions by transactionCheckMaxAction, drops).
+func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, wake time.Time) {
 	nowMs := now.UnixMilli()
 	for n := 0; len(e.txnHeap) > 0 && e.txnHeap[0].at <= nowMs; {
 		if n >= timerFireBatch {
-			return checks, end, now
+			return checks, now
 		}
 		it := heap.Pop(&e.txnHeap).(txnItem)
 		st := e.txns[it.origin]
@@ -282,89 +297,133 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 		}
 		n++
 		var err error
-		var recEnd int64
-		if st.checks >= e.cfg.TransactionCheckMax {
-			recEnd, err = e.txnMaxActionLocked(it.origin, st, now)
-		} else {
+		switch {
+		case st.checks >= e.cfg.TransactionCheckMax:
+			err = e.txnMaxActionLocked(it.origin, st, now, false)
+		case e.txnExpiredLocked(st, nowMs):
+			err = e.txnMaxActionLocked(it.origin, st, now, true)
+		default:
 			var c *ports.TransactionCheck
-			c, recEnd, err = e.txnCheckLocked(it.origin, st, now)
+			c, err = e.txnCheckLocked(it.origin, st)
 			if c != nil {
 				checks = append(checks, *c)
+				// Asked again one interval later unless a producer takes
+				// it: counting it (countTxnCheck) schedules the next check
+				// and makes this entry stale.
+				heap.Push(&e.txnHeap, txnItem{at: nowMs + e.cfg.TransactionCheckInterval.Milliseconds(), origin: it.origin, checks: st.checks})
 			}
 		}
 		if err != nil {
 			heap.Push(&e.txnHeap, it)
 			if errors.Is(err, errNotPreRead) {
-				return checks, end, now // read it without the lock first: run again at once
+				return checks, now // read it without the lock first: run again at once
 			}
 			if errors.Is(err, errNotStored) {
-				return checks, end, now.Add(10 * time.Millisecond)
+				return checks, now.Add(10 * time.Millisecond)
 			}
 			e.warnLimited("txn-check", "cannot check back a transaction; will retry", "topic", st.topic, "msg_id", st.msgID, "error", err)
-			return checks, end, now.Add(time.Second)
+			return checks, now.Add(time.Second)
 		}
-		end = max(end, recEnd)
 	}
 	wake = now.Add(time.Hour)
 	if len(e.txnHeap) > 0 {
 		wake = time.UnixMilli(e.txnHeap[0].at)
 	}
-	return checks, end, wake
+	return checks, wake
 }
 
-func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time) (int64, error) {
+// txnExpiredLocked reports whether a pending half message is older than
+// local.retention (0: never), which ends it unless
+// transactionCheckMaxAction is keep.
+func (e *Engine) txnExpiredLocked(st *txnState, nowMs int64) bool {
+	r := e.cfg.Retention.Milliseconds()
+	return r > 0 && e.cfg.TransactionCheckMaxAction != "keep" && nowMs-st.storedAt >= r
+}
+
+// txnMaxActionLocked applies transactionCheckMaxAction to a half message
+// that had its last check-back, or that expired (older than local.retention).
+func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time, expired bool) error {
+	why := "after the last check-back"
+	if expired {
+		why = "local.retention after it was stored"
+	}
 	switch e.cfg.TransactionCheckMaxAction {
 	case "commit":
 		m, err := e.passReadLocked(e.txnPre, origin, st.size, st.crc, st.topic)
 		if errors.Is(err, errNotPreRead) {
-			return 0, err
+			return err
 		}
-		e.log.Warn("transaction still unresolved after the last check-back; committing it (transactionCheckMaxAction: commit)",
+		e.log.Warn("transaction still unresolved "+why+"; committing it (transactionCheckMaxAction: commit)",
 			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
-		end, err := e.commitTxnLocked(origin, st, now, &deferredRead{m: m, err: err})
+		_, err = e.commitTxnLocked(origin, st, now, &deferredRead{m: m, err: err})
 		if domain.HasReason(err, domain.ReasonInvalidTransactionID) {
-			return e.resolveTxnLocked(origin, record.ResolveTxnDrop)
+			_, err = e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		}
-		return end, err
+		return err
 	default:
-		e.log.Warn("transaction still unresolved after the last check-back; discarding the half message (transactionCheckMaxAction: rollback)",
+		e.log.Warn("transaction still unresolved "+why+"; discarding the half message (transactionCheckMaxAction: rollback)",
 			"topic", st.topic, "msg_id", st.msgID, "checks", st.checks)
-		return e.resolveTxnLocked(origin, record.ResolveTxnRollback)
+		_, err := e.resolveTxnLocked(origin, record.ResolveTxnRollback)
+		return err
 	}
 }
 
-// txnCheckLocked records one more check-back and builds what the handler
-// gets.
-func (e *Engine) txnCheckLocked(origin int64, st *txnState, now time.Time) (*ports.TransactionCheck, int64, error) {
+// txnCheckLocked builds what the handler gets for a check-back; nothing is
+// recorded until a producer takes it (see countTxnCheck).
+func (e *Engine) txnCheckLocked(origin int64, st *txnState) (*ports.TransactionCheck, error) {
 	m, err := e.passReadLocked(e.txnPre, origin, st.size, st.crc, st.topic)
 	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
-		return nil, 0, err
+		return nil, err
 	}
 	if err != nil {
 		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
-		end, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
-		return nil, end, err
+		_, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
+		return nil, err
 	}
-	rec := record.TxnCheck{Origin: origin, Checks: st.checks + 1, At: time.UnixMilli(now.UnixMilli())}
-	_, end, err := e.appendApplyLocked(record.TypeTxnCheck, func(dst []byte) []byte { return record.AppendTxnCheck(dst, &rec) }, true)
-	if err != nil {
-		return nil, 0, err
+	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
+		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
+	var handed atomic.Bool
+	return &ports.TransactionCheck{Message: sm, Checks: st.checks + 1, Handed: func() {
+		if !handed.Swap(true) {
+			e.countTxnCheck(origin)
+		}
+	}}, nil
+}
+
+// countTxnCheck counts a check-back a producer took: it appends a
+// txn-check record (count + 1, now), which schedules the next check-back
+// one interval later. Nobody waits for the record: a crash that loses it
+// costs the message one more check-back, never one less. A transaction
+// resolved meanwhile (the producer answered at once) is left alone.
+func (e *Engine) countTxnCheck(origin int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != stateOpen {
+		return
+	}
+	st := e.txns[origin]
+	if st == nil {
+		return
+	}
+	rec := record.TxnCheck{Origin: origin, Checks: st.checks + 1, At: time.UnixMilli(e.clock.Now().UnixMilli())}
+	if _, _, err := e.appendApplyLocked(record.TypeTxnCheck, func(dst []byte) []byte { return record.AppendTxnCheck(dst, &rec) }, false); err != nil {
+		e.warnLimited("txn-check", "cannot count a check-back a producer took; the transaction gets one more", "topic", st.topic, "msg_id", st.msgID, "error", err)
+		return
 	}
 	if rec.Checks >= e.cfg.TransactionCheckMax && e.cfg.TransactionCheckMaxAction == "keep" {
 		e.log.Warn("last check-back of a transaction; it stays pending until the producer resolves it (transactionCheckMaxAction: keep) and keeps its commit-log segment",
 			"topic", st.topic, "msg_id", st.msgID, "checks", rec.Checks)
 	}
-	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
-		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
-	return &ports.TransactionCheck{Message: sm, Checks: rec.Checks}, end, nil
 }
 
 // txnLoop runs check-backs: it reads the due half messages without the
-// engine lock, records the check-backs under it, waits until they are
-// durable, then calls the handler without any engine lock (the handler
+// engine lock, builds the check-backs (and applies transactionCheckMaxAction)
+// under it, then calls the handler without any engine lock (the handler
 // returns at once: the application queues check-backs for its own dispatch
-// workers). A transaction that came due after the read ends the pass; the
-// next one reads it first (see passReadLocked).
+// workers, which call Handed when a producer took one). A transaction that
+// came due after the read ends the pass; the next one reads it first (see
+// passReadLocked). A pass handles at most timerFireBatch transactions, and
+// each at most once per transactionCheckInterval.
 func (e *Engine) txnLoop() {
 	defer e.wg.Done()
 	e.runLoop(e.txnKick, func() time.Duration {
@@ -383,10 +442,10 @@ func (e *Engine) txnLoop() {
 		}
 		now := e.clock.Now()
 		e.txnPre = pre
-		checks, end, wake := e.txnPassLocked(now)
+		checks, wake := e.txnPassLocked(now)
 		e.txnPre = nil
 		e.mu.Unlock()
-		e.deliverChecks(e.bgCtx, checks, end)
+		e.deliverChecks(e.bgCtx, checks)
 		return wake.Sub(now)
 	})
 }
@@ -405,7 +464,7 @@ func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []deferredRef {
 		if st == nil || st.checks != it.checks {
 			return true // stale
 		}
-		if st.checks < e.cfg.TransactionCheckMax || e.cfg.TransactionCheckMaxAction == "commit" { // the others read nothing
+		if st.checks < e.cfg.TransactionCheckMax || e.cfg.TransactionCheckMaxAction == "commit" { // the others read nothing (an expired one with rollback is read in vain)
 			out = append(out, deferredRef{origin: it.origin, size: st.size, crc: st.crc, topic: st.topic})
 		}
 		return true
@@ -413,19 +472,16 @@ func (e *Engine) dueTxnsLocked(nowMs int64, limit int) []deferredRef {
 	return out
 }
 
-// deliverChecks hands check-backs to the registered handler once the
-// records counting them are durable.
-func (e *Engine) deliverChecks(ctx context.Context, checks []ports.TransactionCheck, end int64) {
+// deliverChecks hands check-backs to the registered handler. Without one
+// they reach no producer and do not count.
+func (e *Engine) deliverChecks(ctx context.Context, checks []ports.TransactionCheck) {
 	if len(checks) == 0 {
 		return
-	}
-	if err := e.clog.Wait(ctx, end); err != nil {
-		return // shutting down or failed: the checks are repeated after restart
 	}
 	hp := e.txnHandler.Load()
 	for _, c := range checks {
 		if hp == nil {
-			e.log.DebugContext(ctx, "no transaction check handler registered; the check-back counts but reaches no producer",
+			e.log.DebugContext(ctx, "no transaction check handler registered; the check-back reaches no producer and does not count",
 				"topic", c.Message.Topic, "msg_id", c.Message.ID)
 			continue
 		}

@@ -237,3 +237,54 @@ func TestKill9KeepsTransactions(t *testing.T) {
 		t.Fatalf("the rolled back message was delivered: %s", ms[0].GetBody())
 	}
 }
+
+// TestTransactionRestartUsesNoCheck: a restart of rmqproxy used up one
+// check-back of every pending half message, asked at start before any
+// producer could reconnect, so with transactionCheckMax 1 the half message
+// was rolled back without its producer ever being asked. A check-back no
+// producer took does not count: after the restart the producer reconnects,
+// is asked, and commits.
+func TestTransactionRestartUsesNoCheck(t *testing.T) {
+	testenv.LocalOnly(t, "it sets the embedded broker's check-backs (local.transaction*)")
+	dir := t.TempDir()
+	// No check-back before the restart.
+	c1 := testenv.StartChild(t, dir, append(fastConsumer, "--local.transactionTimeout=1h")...)
+	if _, err := adminClient(t, c1).CreateTopic(t.Context(), application.TopicSpec{Name: "tx-restart", Type: domain.MessageTypeTransaction, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := rmq.NewProducer(c1.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tx := pr.BeginTransaction()
+	r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: "tx-restart", Body: []byte("open")}, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := r[0].MessageID
+	_ = pr.GracefulStop()
+	c1.Kill(t)
+
+	// Overdue at once after the restart (the restart takes longer than the
+	// timeout); one check-back allowed, then the default action (rollback)
+	// one interval later.
+	c2 := testenv.StartChild(t, dir, append(fastConsumer, "--local.transactionTimeout=10ms",
+		"--local.transactionCheckInterval=3s", "--local.transactionCheckMax=1")...)
+	checker := &rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.COMMIT }}
+	pr2, err := rmq.NewProducer(c2.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-restart"), rmq.WithTransactionChecker(checker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pr2.GracefulStop()
+	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-tx-restart", time.Second, map[string]*rmq.FilterExpression{"tx-restart": rmq.SUB_ALL})
+	got := receiveAll(t, c, 1, 60*time.Second)
+	if _, ok := got[open]; !ok {
+		t.Fatalf("the open transaction was not committed by its producer after the restart: got %v; logs:\n%s", got, c2.Output())
+	}
+}
