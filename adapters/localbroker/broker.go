@@ -458,7 +458,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			pre = cache[d.offset]
 			continue
 		}
-		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre, false)
+		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre)
 		e.mu.Unlock()
 		if err != nil {
 			return err
@@ -469,9 +469,12 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and
 // returns its end; pre is the message read beforehand (nil: read it now).
-// exhausted says the engine moves it itself, its delivery having used the
-// group's last attempt (hooks.DeadLetter is told).
-func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead, exhausted bool) (int64, error) {
+// It is the one place a message leaves its queue for the dead-letter queue,
+// whoever asked (a consumer's forward, a receive finding it past the
+// group's maximum, the reviver when its delivery used the last attempt), so
+// hooks.DeadLetter is told here, once per message: a repeated forward of a
+// message already consumed does not get here.
+func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead) (int64, error) {
 	if pre == nil {
 		qi := e.queues[queueKey{k.topic, k.qid}]
 		if qi == nil {
@@ -485,11 +488,17 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 	}
 	m := pre.msg
 	if pre.gone {
-		// Nothing left to copy: just consume it.
+		// Nothing left to copy (retention removed its segment): just
+		// consume it. It counts as dead-lettered all the same.
 		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt}
 		_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
 		if err == nil {
 			e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true) // as an ack: a FIFO message group may be unblocked
+			e.log.Info("message removed by retention consumed instead of moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
+				"queue_id", k.qid, "queue_offset", off)
+			if h := e.hooks.DeadLetter; h != nil {
+				h(k.topic, k.group)
+			}
 		}
 		return end, err
 	}
@@ -517,7 +526,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true)
 		e.log.Info("message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 			"queue_id", k.qid, "queue_offset", off, "msg_id", m.ID, "dlq_topic", dlq.Name)
-		if h := e.hooks.DeadLetter; h != nil && exhausted {
+		if h := e.hooks.DeadLetter; h != nil {
 			h(k.topic, k.group)
 		}
 	}

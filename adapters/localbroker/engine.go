@@ -1026,7 +1026,7 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 			}
 			err := pre.err
 			if err == nil {
-				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, now, pre.read, true)
+				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, now, pre.read)
 			}
 			if err == nil && d.hidx < 0 {
 				continue // consumed (or held, in a FIFO run): out of the heap

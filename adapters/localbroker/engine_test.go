@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -432,6 +433,120 @@ func TestForwardToDeadLetter(t *testing.T) {
 	if len(d) != 1 || d[0].DeadLetter == nil || d[0].DeadLetter.Topic != "t" {
 		t.Fatalf("DLQ %+v", d)
 	}
+}
+
+// TestDeadLetterHookTellsEachMoveOnce: the dead-letter hook (the
+// rocketmq_send_to_dlq_messages_total metric) was told only of the moves
+// the reviver made; a consumer's forward, and the forward of a receive that
+// finds a message past a lowered maximum (the application's
+// dropExhausted), went uncounted, and the inbound adapter counted each OK
+// answer instead, a retried forward twice. Every message that leaves its
+// queue for the dead-letter queue is told once, whatever asked for it: one
+// whose body retention removed is consumed instead, and told too; a
+// repeated forward and a replay after a restart tell nothing.
+func TestDeadLetterHookTellsEachMoveOnce(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
+	var mu sync.Mutex
+	told := map[string]int{}
+	h.engineMod = func(e *Engine) {
+		e.SetHooks(Hooks{DeadLetter: func(topic, group string) {
+			mu.Lock()
+			told[topic+" "+group]++
+			mu.Unlock()
+		}})
+	}
+	h.restart()
+	want := map[string]int{}
+	check := func(what string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if !maps.Equal(told, want) {
+			t.Fatalf("%s: told %v, want %v", what, told, want)
+		}
+	}
+	ctx := t.Context()
+	group := func(name string, attempts int32) {
+		t.Helper()
+		g := domain.NewConsumerGroup(name)
+		g.MaxDeliveryAttempts = attempts
+		if _, err := h.e.CreateGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A consumer's forward, then its retry with the same handle.
+	h.send("f", 0, msg("f", "forwarded", ""))
+	m := h.pop("g", "f", 0, 1, time.Minute)[0]
+	for range 2 {
+		if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want["f g"] = 1
+	check("forward and its retry")
+
+	// The reviver's move of a delivery that used the last attempt.
+	group("gx", 1)
+	h.send("x", 0, msg("x", "exhausted", ""))
+	h.pop("gx", "x", 0, 1, 10*time.Second)
+	h.fake().Advance(10 * time.Second)
+	h.revive()
+	want["x gx"] = 1
+	check("exhausted delivery")
+
+	// A message visible again after attempt 1 of 5; the maximum drops to 1;
+	// the next receive gets attempt 2, past it, and forwards it (what the
+	// application's dropExhausted does).
+	group("gl", 5)
+	h.send("l", 0, msg("l", "lowered", ""))
+	h.pop("gl", "l", 0, 1, 10*time.Second)
+	h.fake().Advance(10 * time.Second)
+	h.revive()
+	g, err := h.e.ConsumerGroup(ctx, "gl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.MaxDeliveryAttempts = 1
+	if _, err := h.e.UpdateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	again := h.pop("gl", "l", 0, 1, time.Minute)
+	if len(again) != 1 || again[0].DeliveryAttempt != 2 {
+		t.Fatalf("second delivery: %+v", again)
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("gl", again[0])); err != nil {
+		t.Fatal(err)
+	}
+	want["l gl"] = 1
+	check("past a lowered maximum")
+
+	// A delivery whose segment retention deleted meanwhile: consumed, not
+	// copied, and told.
+	body := bytes.Repeat([]byte{'x'}, 500)
+	for i := range 40 {
+		m := msg("r", fmt.Sprint("r", i), "")
+		m.Body = body
+		h.send("r", 0, m)
+	}
+	first := h.pop("gr", "r", 0, 1, 3*time.Hour)[0]
+	h.retire("r", "late")
+	if h.e.clog.StartOffset() == 0 {
+		t.Fatal("no segment deleted")
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("gr", first)); err != nil {
+		t.Fatal(err)
+	}
+	want["r gr"] = 1
+	check("a message retention removed")
+	if d := h.pop("inspector", domain.DeadLetterTopic("gr"), -1, 10, time.Minute); len(d) != 0 {
+		t.Fatalf("a removed message was copied to the dead-letter queue: %v", ids(d))
+	}
+
+	// Replay tells nothing again.
+	h.crashRestart(true)
+	check("after a restart")
 }
 
 func TestFilterSkipsNonMatching(t *testing.T) {

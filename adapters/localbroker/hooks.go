@@ -26,9 +26,14 @@ type Hooks struct {
 	// commit log.
 	Fsync func(d time.Duration, err error)
 	// DeadLetter is told each message the engine moves to a dead-letter
-	// queue by itself, because its delivery used the group's last attempt
-	// (a consumer's ForwardToDeadLetter is the inbound adapter's to
-	// count). It runs under the engine's lock.
+	// queue, once, with the topic and group it left: moved by the reviver
+	// because its delivery used the group's last attempt, or by
+	// ForwardToDeadLetter (a consumer's forward, or a receive finding it
+	// past a lowered maximum); a message retention removed is consumed
+	// instead of moved and is told all the same. A repeated
+	// ForwardToDeadLetter of a message already gone is not told. It runs
+	// under the engine's lock, when the record is appended (a crash before
+	// it is durable may undo a move that was told).
 	DeadLetter func(topic, group string)
 }
 

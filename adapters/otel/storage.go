@@ -28,8 +28,8 @@ type StorageHooks struct {
 	// Fsync records one fdatasync of the commit log.
 	Fsync func(d time.Duration, err error)
 	// DeadLetter counts a message the engine moved to a dead-letter queue
-	// itself, its delivery attempts exhausted
-	// (rocketmq_send_to_dlq_messages_total).
+	// (or consumed instead, its body removed by retention), whatever asked
+	// for the move (rocketmq_send_to_dlq_messages_total).
 	DeadLetter func(topic, group string)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -408,4 +409,68 @@ func TestMetricsCountExactly(t *testing.T) {
 	if v := metricValue(after, "rmqproxy_storage_fsync_latency", nil); v < 1 {
 		t.Errorf("rmqproxy_storage_fsync_latency has %v observations, want some", v)
 	}
+}
+
+// TestDeadLetterMetricCountsEachMessageOnce: rocketmq_send_to_dlq_messages_total
+// counted each ForwardMessageToDeadLetterQueue answered OK, so a client's
+// retry of a forward counted one message twice, and it missed the messages
+// a receive forwards because they are past a maximum lowered while they
+// were in flight. The engine that moves a message counts it, once.
+func TestDeadLetterMetricCountsEachMessageOnce(t *testing.T) {
+	testenv.LocalOnly(t, "in cluster mode the RocketMQ broker moves the messages and counts them in its own metric")
+	p := testenv.Start(t, testenv.Config(t))
+	const topic, group = "dlq-metric", "g-dlq-metric"
+	raw := p.Subscriber(t, topic, group, 1)
+	raw.SendN(t, topic, 2)
+	labels := map[string]string{"topic": topic, "consumer_group": group}
+	wantDLQ := func(what string, want float64) {
+		t.Helper()
+		testenv.WaitFor(t, 10*time.Second, func() error {
+			if v := metricValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != want {
+				return fmt.Errorf("%s: rocketmq_send_to_dlq_messages_total%v = %v, want %v", what, labels, v, want)
+			}
+			return nil
+		})
+	}
+	msgs := raw.ReceiveN(t, group, topic, 2, 2*time.Second, 30*time.Second)
+
+	// The consumer forwards the first one, and retries the forward with the
+	// same handle (as a client does when the answer is lost): both OK.
+	fwd := &v2.ForwardMessageToDeadLetterQueueRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic},
+		ReceiptHandle: msgs[0].GetSystemProperties().GetReceiptHandle(), MessageId: msgs[0].GetSystemProperties().GetMessageId(),
+		DeliveryAttempt: 1, MaxDeliveryAttempts: 16}
+	for i := range 2 {
+		resp, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), fwd)
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("forward %d: %v %v", i, resp, err)
+		}
+	}
+	wantDLQ("one message forwarded twice", 1)
+
+	// The second one becomes visible again after its first attempt; then
+	// the group's maximum drops to 1, so the next receive finds it past the
+	// maximum and moves it to the dead-letter queue instead of delivering it.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		st, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return err
+		}
+		if len(st) != 1 || st[0].InFlight != 0 || st[0].Consumable != 1 {
+			return fmt.Errorf("not visible again yet: %+v", st)
+		}
+		return nil
+	})
+	if _, err := p.Admin.UpdateGroup(t.Context(), application.GroupSpec{Name: group, MaxDeliveryAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st, got := raw.Receive(t, testenv.ReceiveRequest(group, topic, 1, 2*time.Second)); len(got) != 0 {
+		t.Fatalf("a message past the group's maximum was delivered (attempt %d, status %v)", got[0].GetSystemProperties().GetDeliveryAttempt(), st)
+	}
+	wantDLQ("plus one past a lowered maximum", 2)
+	dlq := domain.DeadLetterTopic(group)
+	testenv.WaitForRoute(t, p, dlq)
+	if got := raw.ReceiveN(t, "g-dlq-metric-reader", dlq, 2, time.Minute, 30*time.Second); len(got) != 2 {
+		t.Fatalf("%d messages in the dead-letter queue, want 2", len(got))
+	}
+	wantDLQ("after reading the dead-letter queue", 2)
 }

@@ -130,6 +130,7 @@ type AdminAPI interface {
 	CreateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error)
 	UpdateTopic(ctx context.Context, s application.TopicSpec) (domain.Topic, error)
 	CreateGroup(ctx context.Context, s application.GroupSpec) (domain.ConsumerGroup, error)
+	UpdateGroup(ctx context.Context, s application.GroupSpec) (domain.ConsumerGroup, error)
 	Topic(ctx context.Context, name string) (domain.Topic, error)
 	GroupStats(ctx context.Context, name string) ([]ports.QueueStats, error)
 }

@@ -105,7 +105,8 @@ func counterValue(families map[string]*dto.MetricFamily, name string, want map[s
 // its delivery used the group's last attempt (how a simple consumer's
 // poison message ends), counts in rocketmq_send_to_dlq_messages_total, as
 // upstream's broker counts it; the metric counted only the consumers'
-// ForwardMessageToDeadLetterQueue calls.
+// ForwardMessageToDeadLetterQueue calls. A consumer's forward counts once
+// too, however often it is repeated.
 func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
 	p, err := otel.New(otel.Options{Metrics: otel.DefaultMetricsConfig(), Info: otel.Info{Mode: ModeLocal}})
 	if err != nil {
@@ -153,8 +154,8 @@ func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
 		}
 		return nil
 	})
-	// A consumer's own forward is counted by the gRPC adapter, which
-	// answers it, not a second time by the engine.
+	// A consumer's forward is counted by the engine that moves it, once:
+	// the client's retry of the same handle moves nothing.
 	if _, err := e.Send(t.Context(), domain.QueueRef{Topic: "t", BrokerName: cfg.BrokerName, QueueID: 0},
 		[]domain.Message{{Topic: "t", ID: "forwarded", Body: []byte("x")}}); err != nil {
 		t.Fatal(err)
@@ -167,11 +168,13 @@ func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ForwardToDeadLetter(t.Context(), ports.AckRequest{Group: "g", Topic: "t", MessageID: got[0].ID, Handle: h}); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := e.ForwardToDeadLetter(t.Context(), ports.AckRequest{Group: "g", Topic: "t", MessageID: got[0].ID, Handle: h}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if v := counterValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != 1 {
-		t.Errorf("after a consumer's forward, rocketmq_send_to_dlq_messages_total%v = %v, want still 1", labels, v)
+	if v := counterValue(scrape(t, p), "rocketmq_send_to_dlq_messages_total", labels); v != 2 {
+		t.Errorf("after a consumer's forward and its retry, rocketmq_send_to_dlq_messages_total%v = %v, want 2", labels, v)
 	}
 }
 
