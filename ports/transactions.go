@@ -66,9 +66,9 @@ type TransactionCheck struct {
 	// producer connected, a full dispatch queue, every channel refusing).
 	// A broker that sets it counts only the check-backs handed to a
 	// producer towards its maximum and asks again after its check interval
-	// otherwise. It may be called from any goroutine, never while holding
-	// a lock the broker's handler call might wait for; calls after the
-	// first do nothing.
+	// otherwise. It may be called from any goroutine, within the handler
+	// call too (the broker calls the handler without holding its locks);
+	// calls after the first do nothing.
 	Handed func()
 }
 
