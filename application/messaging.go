@@ -34,8 +34,10 @@ type Messaging struct {
 	sendTurns  sync.Map // topic → *atomic.Uint64
 	checkTurns sync.Map // topic → *atomic.Uint64
 
-	// checks queues transaction check-backs for the dispatch workers.
-	checks chan ports.TransactionCheck
+	// checks queues transaction check-backs for the dispatch workers;
+	// checkDrops rate-limits the warning about those dropped when it is full.
+	checks     chan ports.TransactionCheck
+	checkDrops dropLog
 }
 
 // MessagingParams are the dependencies of the messaging use cases. The

@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -56,9 +57,36 @@ func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.Transacti
 	select {
 	case m.checks <- c:
 	default:
-		m.log.LogAttrs(ctx, slog.LevelWarn, "too many transaction check-backs waiting for producers; dropped one, the broker will ask again",
-			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
+		if dropped, ok := m.checkDrops.add(m.clock.Now()); ok {
+			m.log.LogAttrs(ctx, slog.LevelWarn, "too many transaction check-backs waiting for producers; dropped, the broker will ask again",
+				slog.Int("dropped", dropped), slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
+		}
 	}
+}
+
+// dropLog counts dropped check-backs for a warning at most every
+// dropLogEvery: a backlog drops thousands a second, one line each would
+// flood the log.
+type dropLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+const dropLogEvery = time.Minute
+
+// add counts one drop at now and reports whether to log, with the number
+// of drops the line stands for (this one and those not logged before it).
+func (d *dropLog) add(now time.Time) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropped++
+	if !d.last.IsZero() && now.Sub(d.last) < dropLogEvery {
+		return 0, false
+	}
+	n := d.dropped
+	d.last, d.dropped = now, 0
+	return n, true
 }
 
 // dispatchChecks hands queued check-backs to producers until ctx ends.

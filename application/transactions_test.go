@@ -1,9 +1,12 @@
 package application
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +149,32 @@ func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
 		if n := handed.get(id); n != 0 {
 			t.Errorf("check-back %q reached no producer but was reported handed %d times", id, n)
 		}
+	}
+}
+
+// TestDroppedCheckBacksAreLoggedSparingly: a backlog drops check-backs by
+// the thousand; the warning says so once a minute with their number, not
+// once per check-back.
+func TestDroppedCheckBacksAreLoggedSparingly(t *testing.T) {
+	m, _, clock := newTestMessaging(DefaultConfig())
+	var buf bytes.Buffer
+	m.log = slog.New(slog.NewTextHandler(&buf, nil))
+	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
+	if _, err := m.UpdateSettings(asClient(t.Context(), "p"), s, newOpenChannel()); err != nil {
+		t.Fatal(err)
+	}
+	var handed handedCounter
+	// The workers are not running: the queue fills, then 500 are dropped.
+	for i := range checkQueueLength + 500 {
+		m.relayTransactionCheck(t.Context(), handed.check("tx", fmt.Sprint(i)))
+	}
+	if lines := strings.Count(buf.String(), "too many transaction check-backs"); lines != 1 || !strings.Contains(buf.String(), "dropped=1 ") {
+		t.Fatalf("500 drops within a minute logged %d warnings, want 1 saying dropped=1:\n%s", lines, buf.String())
+	}
+	buf.Reset()
+	clock.Advance(time.Minute)
+	m.relayTransactionCheck(t.Context(), handed.check("tx", "later"))
+	if lines := strings.Count(buf.String(), "too many transaction check-backs"); lines != 1 || !strings.Contains(buf.String(), "dropped=500 ") {
+		t.Fatalf("a minute later: %d warnings, want 1 saying dropped=500 (499 not logged and this one):\n%s", lines, buf.String())
 	}
 }
