@@ -108,7 +108,11 @@ const MaxEntriesPerChange = 1000
 
 // PutEntries creates or replaces ACL entries (by subject, policy type and
 // resource). With mustExist set (an update), every entry must exist
-// already; with mustNotExist (a create), none may.
+// already (ReasonNotFound otherwise); with mustNotExist (a create), none
+// may (ReasonAlreadyExists). The store checks that in the transaction that
+// writes the entries: a check made here, before it, would let two
+// concurrent creates of one entry both pass, the second overwriting the
+// first, and an update re-create an entry deleted meanwhile.
 func (a *SecurityAdmin) PutEntries(ctx context.Context, by ports.Actor, entries []domain.ACLEntry, mustExist, mustNotExist bool) error {
 	if len(entries) == 0 || len(entries) > MaxEntriesPerChange {
 		return domain.Errorf(domain.ReasonBadRequest, "give 1 to %d entries", MaxEntriesPerChange)
@@ -117,21 +121,17 @@ func (a *SecurityAdmin) PutEntries(ctx context.Context, by ports.Actor, entries 
 		if err := e.Validate(); err != nil {
 			return err
 		}
-		if mustExist || mustNotExist {
-			pt := e.PolicyType
-			have, err := a.store.ListEntries(ctx, ports.EntryFilter{Subject: e.Subject, Resource: e.Resource.Key(), PolicyType: &pt})
-			if err != nil {
-				return err
-			}
-			if mustExist && len(have) == 0 {
-				return domain.Errorf(domain.ReasonNotFound, "%s has no %s entry for %s; use acl create", e.Subject, e.PolicyType, e.Resource.Key())
-			}
-			if mustNotExist && len(have) > 0 {
-				return domain.Errorf(domain.ReasonAlreadyExists, "%s already has a %s entry for %s; use acl update", e.Subject, e.PolicyType, e.Resource.Key())
-			}
-		}
 	}
-	return a.store.PutEntries(ctx, by, entries)
+	mode := ports.PutUpsert
+	switch {
+	case mustExist && mustNotExist:
+		return domain.Errorf(domain.ReasonBadRequest, "an entry cannot both exist and not exist")
+	case mustExist:
+		mode = ports.PutReplace
+	case mustNotExist:
+		mode = ports.PutCreate
+	}
+	return a.store.PutEntries(ctx, by, entries, mode)
 }
 
 // DeleteEntries deletes the entries of a subject (those for one resource,

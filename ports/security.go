@@ -88,6 +88,23 @@ type ImportUser struct {
 	DescriptionIfNew string
 }
 
+// PutMode says what PutEntries requires of the entries it writes. The
+// store checks it in the transaction that writes them, so that it holds
+// whatever other changes run at the same time.
+type PutMode uint8
+
+// Put modes.
+const (
+	// PutUpsert creates an entry or replaces the one with its key.
+	PutUpsert PutMode = iota
+	// PutCreate creates entries; one whose key exists already fails the
+	// whole change with ReasonAlreadyExists (acl create).
+	PutCreate
+	// PutReplace replaces entries; one whose key does not exist fails the
+	// whole change with ReasonNotFound (acl update).
+	PutReplace
+)
+
 // EntryFilter selects ACL entries; empty fields select all.
 type EntryFilter struct {
 	Subject    string // exact
@@ -109,9 +126,9 @@ type SecurityStore interface {
 	// ListUsers lists users whose name contains filter (literally).
 	ListUsers(ctx context.Context, filter string) ([]domain.User, error)
 
-	// PutEntries creates or replaces entries by (subject, policy type,
-	// resource), all in one transaction.
-	PutEntries(ctx context.Context, by Actor, entries []domain.ACLEntry) error
+	// PutEntries creates or replaces entries by their key (subject,
+	// policy type, resource), as mode requires, all in one transaction.
+	PutEntries(ctx context.Context, by Actor, entries []domain.ACLEntry, mode PutMode) error
 	// DeleteEntries deletes the entries f selects (f.Subject is required)
 	// and returns how many.
 	DeleteEntries(ctx context.Context, by Actor, f EntryFilter) (int, error)

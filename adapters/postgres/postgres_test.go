@@ -232,15 +232,15 @@ func TestStoreUsersEntriesSnapshot(t *testing.T) {
 		mustEntry(t, "User:alice", "Topic:orders-*", "Pub,Sub", "Allow", "10.0.0.0/8", "::1"),
 		mustEntry(t, "User:alice", "Topic:orders-secret", "All", "Deny"),
 	}
-	if err := s.PutEntries(ctx, actor, entries); err != nil {
+	if err := s.PutEntries(ctx, actor, entries, ports.PutUpsert); err != nil {
 		t.Fatal(err)
 	}
 	// Upsert by (subject, policy type, resource).
 	entries[0].Actions = domain.ActionPub
-	if err := s.PutEntries(ctx, actor, entries[:1]); err != nil {
+	if err := s.PutEntries(ctx, actor, entries[:1], ports.PutUpsert); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:nobody", "Topic:x", "Pub", "Allow")}); !domain.HasReason(err, domain.ReasonNotFound) {
+	if err := s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:nobody", "Topic:x", "Pub", "Allow")}, ports.PutUpsert); !domain.HasReason(err, domain.ReasonNotFound) {
 		t.Fatalf("entry for an unknown user: %v", err)
 	}
 	snap, err := s.LoadSnapshot(ctx)
@@ -306,7 +306,7 @@ func TestHostileInput(t *testing.T) {
 	hostile := []string{"'; DROP TABLE rmqproxy.acl_entries; --", "a%_\\", "名前-ü", "a\"b", "$1", strings.Repeat("é", 500)}
 	for _, name := range hostile {
 		e := mustEntry(t, "User:u1", "Topic:"+name, "Pub", "Allow")
-		if err := s.PutEntries(ctx, actor, []domain.ACLEntry{e}); err != nil {
+		if err := s.PutEntries(ctx, actor, []domain.ACLEntry{e}, ports.PutUpsert); err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
 	}
@@ -316,7 +316,7 @@ func TestHostileInput(t *testing.T) {
 		{Subject: "User:u1", Resource: domain.Resource{Type: domain.ResourceTopic, Name: strings.Repeat("x", 2000)}, Actions: domain.ActionPub},
 		{Subject: "User:u1", Resource: domain.Resource{Type: domain.ResourceTopic, Name: "nul\x00"}, Actions: domain.ActionPub},
 	} {
-		if err := s.PutEntries(ctx, actor, []domain.ACLEntry{bad}); err == nil {
+		if err := s.PutEntries(ctx, actor, []domain.ACLEntry{bad}, ports.PutUpsert); err == nil {
 			t.Errorf("stored %q", bad.Resource.Name)
 		} else if domain.ReasonOf(err) == domain.ReasonInternal && !strings.Contains(err.Error(), "invalid byte sequence") {
 			t.Errorf("%q: %v is not a client error", bad.Resource.Name[:min(10, len(bad.Resource.Name))], err)
@@ -410,7 +410,7 @@ func TestSourceFollowsChanges(t *testing.T) {
 	if err := s.CreateUser(ctx, actor, domain.User{Name: "bob"}, domain.Secret("bob-secret-0123456789")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:bob", "Topic:t", "Pub", "Allow")}); err != nil {
+	if err := s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:bob", "Topic:t", "Pub", "Allow")}, ports.PutUpsert); err != nil {
 		t.Fatal(err)
 	}
 	for i := range views {

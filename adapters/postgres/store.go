@@ -310,14 +310,37 @@ const upsertEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, 
   ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO UPDATE SET
   actions = $6, source_cidrs = $7, decision = $8, description = $9, updated_at = now(), updated_by = $10`
 
-// putEntries upserts entries whose users exist, each with its acl.put
-// audit event. It locks each user's row
+// createEntrySQL inserts nothing when the key exists, committed or not:
+// an INSERT that meets an uncommitted row with its key waits for that
+// transaction, so of two concurrent creates exactly one inserts.
+const createEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,
+  actions, source_cidrs, decision, description, created_by, updated_by)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+  ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO NOTHING`
+
+// replaceEntrySQL changes the entry with the key only: an UPDATE that
+// meets a row deleted by a transaction it waited for updates nothing.
+const replaceEntrySQL = `UPDATE rmqproxy.acl_entries SET actions = $6, source_cidrs = $7, decision = $8, description = $9,
+  updated_at = now(), updated_by = $10
+  WHERE subject = $1 AND policy_type = $2 AND resource_type = $3 AND resource_pattern = $4 AND resource_name = $5`
+
+// putEntries writes entries whose users exist, as mode says, each with its
+// acl.put audit event. The existence of an entry is decided by the
+// statement that writes it (see createEntrySQL, replaceEntrySQL), never by
+// an earlier read. It locks each user's row
 // (FOR KEY SHARE) until the transaction ends: a DeleteUser of that user
 // either finished before (the entry is refused) or waits for this
 // transaction at its own FOR UPDATE and then deletes the entry with the
 // user. Without the lock, a delete committed between the check and the
 // INSERT left an entry that a later user of the same name inherited.
-func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entries []domain.ACLEntry) error {
+func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entries []domain.ACLEntry, mode ports.PutMode) error {
+	stmt := upsertEntrySQL
+	switch mode {
+	case ports.PutCreate:
+		stmt = createEntrySQL
+	case ports.PutReplace:
+		stmt = replaceEntrySQL
+	}
 	for _, e := range entries {
 		name, err := domain.ParseSubject(e.Subject)
 		if err != nil {
@@ -331,8 +354,15 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, upsertEntrySQL, append(entryArgs(e), by.Principal)...); err != nil {
+		tag, err := tx.Exec(ctx, stmt, append(entryArgs(e), by.Principal)...)
+		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 0 {
+			if mode == ports.PutCreate {
+				return domain.Errorf(domain.ReasonAlreadyExists, "%s already has a %s entry for %s; use acl update", e.Subject, e.PolicyType, e.Resource.Key())
+			}
+			return domain.Errorf(domain.ReasonNotFound, "%s has no %s entry for %s; use acl create", e.Subject, e.PolicyType, e.Resource.Key())
 		}
 		ips := make([]string, len(e.SourceIPs))
 		for i, p := range e.SourceIPs {
@@ -349,9 +379,9 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 }
 
 // PutEntries implements ports.SecurityStore.
-func (s *Store) PutEntries(ctx context.Context, by ports.Actor, entries []domain.ACLEntry) error {
+func (s *Store) PutEntries(ctx context.Context, by ports.Actor, entries []domain.ACLEntry, mode ports.PutMode) error {
 	return s.txFunc(ctx, "put ACL entries", false, func(tx pgx.Tx) error {
-		return s.putEntries(ctx, tx, by, entries)
+		return s.putEntries(ctx, tx, by, entries, mode)
 	})
 }
 
@@ -514,7 +544,7 @@ func (s *Store) Import(ctx context.Context, by ports.Actor, users []ports.Import
 					strings.Join(demoted, ", "))
 			}
 		}
-		if err := s.putEntries(ctx, tx, by, entries); err != nil {
+		if err := s.putEntries(ctx, tx, by, entries, ports.PutUpsert); err != nil {
 			return err
 		}
 		return s.insertAudit(ctx, tx, adminEvent(by, "import", "", map[string]any{

@@ -1,15 +1,19 @@
 package postgres_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rmqproxy/rmqproxy/adapters/policyfile"
+	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -62,7 +66,7 @@ func TestGrantRacingUserDeleteLeavesNoEntry(t *testing.T) {
 			grant, del := make(chan error, 1), make(chan error, 1)
 			ops := map[string]func(){
 				"grant": func() {
-					grant <- s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:bob", "Topic:payments", "Pub,Sub", "Allow")})
+					grant <- s.PutEntries(ctx, actor, []domain.ACLEntry{mustEntry(t, "User:bob", "Topic:payments", "Pub,Sub", "Allow")}, ports.PutUpsert)
 				},
 				"delete": func() { del <- s.DeleteUser(ctx, actor, "bob") },
 			}
@@ -237,5 +241,178 @@ func TestPlainACLImportKeepsDescriptions(t *testing.T) {
 	want := map[string]string{"root": "payments on-call", "fresh": "imported from plain_acl.yml"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("descriptions after the import: %v, want %v", got, want)
+	}
+}
+
+// parkPolicyChanges holds the policy revision row until the returned
+// release is called: every change bumps that row (a trigger), so a change
+// started meanwhile waits inside its transaction, uncommitted, after its
+// own writes.
+func parkPolicyChanges(t *testing.T, p *pgxpool.Pool) (release func()) {
+	t.Helper()
+	ctx := t.Context()
+	blocker, err := p.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })
+	if _, err := blocker.Exec(ctx, `SELECT revision FROM rmqproxy.policy_revision FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// adminEvents returns the admin audit events with operation op, oldest
+// first.
+func adminEvents(t *testing.T, s *postgres.Store, op string) []domain.AuditEvent {
+	t.Helper()
+	evs, err := s.QueryAudit(t.Context(), domain.AuditQuery{Category: domain.AuditAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []domain.AuditEvent
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Operation == op {
+			out = append(out, evs[i])
+		}
+	}
+	return out
+}
+
+// TestACLCreateAndUpdateCheckInTheirTransaction: acl create must fail with
+// "already exists" when the entry exists, and acl update with "not found"
+// when it does not, whatever runs at the same time. The check used to be a
+// read before the write's transaction: of two concurrent creates of one
+// entry both passed (the second silently replaced the first, and the audit
+// log showed two creations), and an update racing a delete re-created the
+// deleted entry. Here the first change is parked inside its transaction
+// while the second one starts.
+func TestACLCreateAndUpdateCheckInTheirTransaction(t *testing.T) {
+	alice, mallory := actor, actor
+	alice.Principal, mallory.Principal = "cli:alice", "cli:mallory"
+	setup := func(t *testing.T) (*postgres.Store, *pgxpool.Pool, *application.SecurityAdmin) {
+		s, p, _ := newStore(t)
+		if err := s.CreateUser(t.Context(), actor, domain.User{Name: "bob"}, testSecret); err != nil {
+			t.Fatal(err)
+		}
+		return s, p, application.NewSecurityAdmin(s)
+	}
+	t.Run("create racing create", func(t *testing.T) {
+		s, p, admin := setup(t)
+		allow := mustEntry(t, "User:bob", "Topic:payments", "Pub", "Allow")
+		deny := mustEntry(t, "User:bob", "Topic:payments", "All", "Deny")
+		release := parkPolicyChanges(t, p)
+		first, second := make(chan error, 1), make(chan error, 1)
+		go func() { first <- admin.PutEntries(t.Context(), alice, []domain.ACLEntry{deny}, false, true) }()
+		waitLockWaiters(t, p, 1)
+		go func() { second <- admin.PutEntries(t.Context(), mallory, []domain.ACLEntry{allow}, false, true) }()
+		waitLockWaiters(t, p, 2)
+		release()
+		if err := <-first; err != nil {
+			t.Fatalf("first create: %v", err)
+		}
+		err := <-second
+		if !domain.HasReason(err, domain.ReasonAlreadyExists) || !strings.Contains(err.Error(), "already has a Custom entry for Topic:payments") {
+			t.Errorf("second create of the same entry: %v, want already exists", err)
+		}
+		es, err := s.ListEntries(t.Context(), ports.EntryFilter{Subject: "User:bob"})
+		if err != nil || len(es) != 1 || es[0].Decision != domain.Deny {
+			t.Errorf("entries of bob: %+v (%v), want the first create's Deny", es, err)
+		}
+		if evs := adminEvents(t, s, "acl.put"); len(evs) != 1 || evs[0].Principal != "cli:alice" {
+			t.Errorf("acl.put events %+v, want one by cli:alice", evs)
+		}
+	})
+	t.Run("update racing delete", func(t *testing.T) {
+		s, p, admin := setup(t)
+		e := mustEntry(t, "User:bob", "Topic:payments", "Pub", "Allow")
+		if err := admin.PutEntries(t.Context(), alice, []domain.ACLEntry{e}, false, true); err != nil {
+			t.Fatal(err)
+		}
+		release := parkPolicyChanges(t, p)
+		del, upd := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, err := admin.DeleteEntries(t.Context(), alice, ports.EntryFilter{Subject: "User:bob", Resource: "Topic:payments"})
+			del <- err
+		}()
+		waitLockWaiters(t, p, 1)
+		e.Actions = domain.ActionPub | domain.ActionSub
+		go func() { upd <- admin.PutEntries(t.Context(), mallory, []domain.ACLEntry{e}, true, false) }()
+		waitLockWaiters(t, p, 2)
+		release()
+		if err := <-del; err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		if err := <-upd; !domain.HasReason(err, domain.ReasonNotFound) {
+			t.Errorf("update of an entry deleted meanwhile: %v, want not found", err)
+		}
+		if es, err := s.ListEntries(t.Context(), ports.EntryFilter{Subject: "User:bob"}); err != nil || len(es) != 0 {
+			t.Errorf("the deleted entry came back: %+v (%v)", es, err)
+		}
+	})
+	t.Run("sequential", func(t *testing.T) {
+		_, _, admin := setup(t)
+		e := mustEntry(t, "User:bob", "Topic:t", "Pub", "Allow")
+		if err := admin.PutEntries(t.Context(), alice, []domain.ACLEntry{e}, true, false); !domain.HasReason(err, domain.ReasonNotFound) {
+			t.Errorf("update of a missing entry: %v", err)
+		}
+		if err := admin.PutEntries(t.Context(), alice, []domain.ACLEntry{e}, false, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.PutEntries(t.Context(), alice, []domain.ACLEntry{e}, false, true); !domain.HasReason(err, domain.ReasonAlreadyExists) {
+			t.Errorf("create of an existing entry: %v", err)
+		}
+		if err := admin.PutEntries(t.Context(), alice, []domain.ACLEntry{e}, true, false); err != nil {
+			t.Errorf("update of an existing entry: %v", err)
+		}
+		// A change of several entries is one transaction: nothing of it
+		// stays when one of them fails.
+		two := []domain.ACLEntry{mustEntry(t, "User:bob", "Topic:u", "Pub", "Allow"), e}
+		if err := admin.PutEntries(t.Context(), alice, two, false, true); !domain.HasReason(err, domain.ReasonAlreadyExists) {
+			t.Errorf("create of a new and an existing entry: %v", err)
+		}
+		if es, err := admin.ListEntries(t.Context(), ports.EntryFilter{Resource: "Topic:u"}); err != nil || len(es) != 0 {
+			t.Errorf("a failed create left %+v (%v)", es, err)
+		}
+	})
+}
+
+// TestUserCreateRacingCreate: of two concurrent creates of one user exactly
+// one succeeds; the other fails with "already exists" and neither its
+// secret nor its audit event is written.
+func TestUserCreateRacingCreate(t *testing.T) {
+	s, p, _ := newStore(t)
+	admin := application.NewSecurityAdmin(s)
+	alice, mallory := actor, actor
+	alice.Principal, mallory.Principal = "cli:alice", "cli:mallory"
+	release := parkPolicyChanges(t, p)
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := admin.CreateUser(t.Context(), alice, domain.User{Name: "bob"}, domain.Secret("alice-chose-this-secret-0123"))
+		first <- err
+	}()
+	waitLockWaiters(t, p, 1)
+	go func() {
+		_, err := admin.CreateUser(t.Context(), mallory, domain.User{Name: "bob", Type: domain.UserSuper}, domain.Secret("mallory-chose-this-secret-01"))
+		second <- err
+	}()
+	waitLockWaiters(t, p, 2)
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; !domain.HasReason(err, domain.ReasonAlreadyExists) || !strings.Contains(err.Error(), `user "bob" already exists`) {
+		t.Errorf("second create: %v, want already exists", err)
+	}
+	snap, err := s.LoadSnapshot(t.Context())
+	if err != nil || len(snap.Users) != 1 || snap.Users[0].Type != domain.UserNormal || string(snap.Users[0].Secrets[0]) != "alice-chose-this-secret-0123" {
+		t.Errorf("users %+v (%v), want alice's Normal bob with her secret", snap.Users, err)
+	}
+	if evs := adminEvents(t, s, "user.create"); len(evs) != 1 || evs[0].Principal != "cli:alice" {
+		t.Errorf("user.create events %+v, want one by cli:alice", evs)
 	}
 }

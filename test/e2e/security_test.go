@@ -95,7 +95,7 @@ func newSecuredOn(t *testing.T, dsn string) *secured {
 
 func (s *secured) put(t *testing.T, entries ...domain.ACLEntry) {
 	t.Helper()
-	if err := s.store.PutEntries(t.Context(), cliActor, entries); err != nil {
+	if err := s.store.PutEntries(t.Context(), cliActor, entries, ports.PutUpsert); err != nil {
 		t.Fatal(err)
 	}
 }
