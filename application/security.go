@@ -107,6 +107,7 @@ const (
 	ReasonClockSkew          = "clock_skew"
 	ReasonBadSignature       = "bad_signature"
 	ReasonSecretChanged      = "secret_changed" // a revoked stream's secret is no longer the user's
+	ReasonSecretExpired      = "secret_expired" // the secret signed with has passed its expiry time
 )
 
 // securityState is one policy revision: users by name and the compiled ACL
@@ -139,6 +140,9 @@ type Security struct {
 	// WatchRevocation); Apply checks them against each new policy.
 	watchMu sync.Mutex
 	watches map[*revocationWatch]struct{}
+
+	// applied tells the expiry loop (Run) that a new policy is in force.
+	applied chan struct{}
 }
 
 // revocationWatch is one open stream's or long poll's principal.
@@ -171,7 +175,7 @@ func NewSecurity(p SecurityParams) (*Security, error) {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Security{cfg: p.Config, mode: mode, source: p.Source, compiler: p.Compiler, audit: p.Audit, log: p.Log,
-		failLog: map[string]time.Time{}, watches: map[*revocationWatch]struct{}{}}, nil
+		failLog: map[string]time.Time{}, watches: map[*revocationWatch]struct{}{}, applied: make(chan struct{}, 1)}, nil
 }
 
 // Enabled reports whether requests are authenticated.
@@ -193,12 +197,60 @@ func (s *Security) Load(ctx context.Context) error {
 	return s.Apply(snap)
 }
 
-// Run follows the policy source until ctx ends.
+// Run follows the policy source, and revokes the streams and long polls
+// whose secret expires, until ctx ends.
 func (s *Security) Run(ctx context.Context) {
 	if !s.cfg.Enabled {
 		return
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.expireSecrets(ctx) })
 	s.source.Watch(ctx, s.Revision(), s.Apply)
+	wg.Wait()
+}
+
+// expireSecrets waits for the earliest future expiry of a secret in the
+// policy in force and then revokes the principals that signed with a
+// secret expired by then (Authenticate refuses new requests signed with
+// it by itself). A secret's expiry is no policy change: nothing in the
+// policy store announces it, so without this a stream opened before the
+// expiry would outlive it until the next change of the policy.
+func (s *Security) expireSecrets(ctx context.Context) {
+	for {
+		var fire <-chan time.Time
+		var timer *time.Timer
+		if next, ok := nextExpiry(s.state.Load(), time.Now()); ok {
+			timer = time.NewTimer(time.Until(next))
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.applied:
+		case <-fire:
+			s.revokeStale(s.state.Load())
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// nextExpiry returns the earliest expiry after now of a secret in st.
+func nextExpiry(st *securityState, now time.Time) (next time.Time, ok bool) {
+	if st == nil {
+		return next, false
+	}
+	for _, u := range st.users {
+		for _, t := range u.SecretExpiry {
+			if !t.IsZero() && t.After(now) && (!ok || t.Before(next)) {
+				next, ok = t, true
+			}
+		}
+	}
+	return next, ok
 }
 
 // Apply compiles a snapshot and puts it in force. A snapshot that does not
@@ -214,13 +266,18 @@ func (s *Security) Apply(snap domain.PolicySnapshot) error {
 	}
 	st := &securityState{revision: snap.Revision, users: users, policy: policy, loadedAt: time.Now()}
 	s.state.Store(st)
+	select {
+	case s.applied <- struct{}{}:
+	default:
+	}
 	s.revokeStale(st)
 	return nil
 }
 
 // WatchRevocation calls revoke, at most once, when a policy applied later
 // no longer accepts p: its user is deleted or disabled, or the secret it
-// signed with is gone (changed). revoke runs in the goroutine that applies
+// signed with is gone (changed), or when that secret expires (within
+// moments of its expiry time, while Run runs). revoke runs in the goroutine that applies
 // the policy, so it must only signal (cancel a context, close a channel);
 // it gets the UNAUTHORIZED error to answer. A principal already revoked
 // when the watch starts is revoked at once. stop ends the watch; call it
@@ -234,10 +291,11 @@ func (s *Security) WatchRevocation(p Principal, revoke func(error)) (stop func()
 	s.watchMu.Lock()
 	s.watches[w] = struct{}{}
 	s.watchMu.Unlock()
-	// A policy applied between authentication and now was not checked
-	// against w. (If Apply checks it too, only one of them fires.)
-	if st := s.state.Load(); st != nil && st.revision != p.Revision {
-		if reason := rejects(st, p); reason != "" {
+	// A policy applied (or a secret expired) between authentication and
+	// now was not checked against w. (If Apply or the expiry loop checks
+	// it too, only one of them fires.)
+	if st := s.state.Load(); st != nil {
+		if reason := rejects(st, p, time.Now()); reason != "" {
 			s.watchMu.Lock()
 			_, mine := s.watches[w]
 			delete(s.watches, w)
@@ -262,9 +320,10 @@ func (s *Security) revokeStale(st *securityState) {
 		reason string
 	}
 	var out []revoked
+	now := time.Now()
 	s.watchMu.Lock()
 	for w := range s.watches {
-		if reason := rejects(st, w.p); reason != "" {
+		if reason := rejects(st, w.p, now); reason != "" {
 			delete(s.watches, w)
 			out = append(out, revoked{w, reason})
 		}
@@ -286,8 +345,8 @@ func (s *Security) fire(st *securityState, w *revocationWatch, reason string) {
 // says no more than a failed authentication does.
 var errRevoked = domain.Errorf(domain.ReasonUnauthorized, "authentication failed: the credentials of this request are no longer valid; check the AccessKey and SecretKey the client is configured with")
 
-// rejects returns why st no longer accepts p, or "".
-func rejects(st *securityState, p Principal) string {
+// rejects returns why st no longer accepts p at now, or "".
+func rejects(st *securityState, p Principal, now time.Time) string {
 	u, ok := st.users[p.User.Name]
 	switch {
 	case !ok:
@@ -295,8 +354,11 @@ func rejects(st *securityState, p Principal) string {
 	case u.Status != domain.UserEnabled:
 		return domain.ReasonUserDisabled
 	}
-	for _, secret := range u.Secrets {
+	for i, secret := range u.Secrets {
 		if bytes.Equal(secret, p.secret) {
+			if u.SecretExpired(i, now) {
+				return ReasonSecretExpired
+			}
 			return ""
 		}
 	}
@@ -327,7 +389,8 @@ var errUnauthorized = domain.Errorf(domain.ReasonUnauthorized, "authentication f
 
 // Authenticate verifies credentials: the user must exist and be enabled,
 // and HMAC-SHA1(secret, content) must equal the signature (constant-time,
-// against each of the user's secrets). Every failure answers the same
+// against each of the user's secrets) made with a secret whose expiry
+// time, if it has one, has not come yet. Every failure answers the same
 // UNAUTHORIZED message, so a client cannot learn whether a user exists;
 // the audit event says why. op names the operation for the audit log.
 func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (Principal, error) {
@@ -339,14 +402,16 @@ func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (
 	var u domain.UserRecord
 	var secret domain.Secret
 	if reason == "" {
-		var ok bool
+		var ok, expired bool
 		u, ok = st.users[c.AccessKey]
 		if ok {
-			secret = verify(u.Secrets, c.Content, c.Signature)
+			secret, expired = verify(u, time.Now(), c.Content, c.Signature)
 		}
 		switch {
 		case !ok:
 			reason = domain.ReasonUnknownUser
+		case expired:
+			reason = ReasonSecretExpired
 		case secret == nil:
 			reason = ReasonBadSignature
 		case u.Status != domain.UserEnabled:
@@ -360,22 +425,26 @@ func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (
 	return Principal{User: u.User, Revision: st.revision, secret: secret}, nil
 }
 
-// verify compares sig with HMAC-SHA1(secret, content) for every secret,
-// always computing all of them, and returns the one that matches (nil:
-// none).
-func verify(secrets []domain.Secret, content, sig []byte) domain.Secret {
-	var match domain.Secret
-	for _, secret := range secrets {
+// verify compares sig with HMAC-SHA1(secret, content) for every secret of
+// u, always computing all of them, and returns the one that matches and
+// has not expired at now (nil: none); expired reports that only a secret
+// expired at now matches.
+func verify(u domain.UserRecord, now time.Time, content, sig []byte) (match domain.Secret, expired bool) {
+	for i, secret := range u.Secrets {
 		m := hmac.New(sha1.New, secret)
 		m.Write(content)
 		if hmac.Equal(m.Sum(nil), sig) {
-			match = secret
+			if u.SecretExpired(i, now) {
+				expired = true
+			} else {
+				match = secret
+			}
 		}
 	}
 	if len(sig) != sha1.Size {
-		return nil
+		return nil, false
 	}
-	return match
+	return match, expired && match == nil
 }
 
 // Sign returns HMAC-SHA1(secret, content), the signature clients compute.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -775,6 +776,15 @@ func EvaluateACL(entries []ACLEntry, req AccessRequest, mode ConflictMode) Acces
 type UserRecord struct {
 	User
 	Secrets []Secret
+	// SecretExpiry[i], when present and not zero, is the time Secrets[i]
+	// stops authenticating; a snapshot stays in force past it, so the
+	// expiry is checked against the clock, not only when loading.
+	SecretExpiry []time.Time
+}
+
+// SecretExpired reports whether Secrets[i] no longer authenticates at now.
+func (u UserRecord) SecretExpired(i int, now time.Time) bool {
+	return i < len(u.SecretExpiry) && !u.SecretExpiry[i].IsZero() && !now.Before(u.SecretExpiry[i])
 }
 
 // PolicySnapshot is everything authentication and authorization decide

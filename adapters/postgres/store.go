@@ -605,7 +605,9 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 
 // LoadSnapshot reads users, their secrets and every ACL entry in one
 // REPEATABLE READ transaction, so the snapshot is consistent with exactly
-// one revision. Expired secrets are left out. A secret that cannot be
+// one revision. Secrets expired by then are left out; the others carry
+// their expiry, which the security use case checks at each
+// authentication. A secret that cannot be
 // decrypted fails the whole load (the previous snapshot stays in force).
 func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error) {
 	var snap domain.PolicySnapshot
@@ -630,7 +632,7 @@ func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error)
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT username, slot, key_id, nonce, ciphertext FROM rmqproxy.user_secrets
+		rows, err = tx.Query(ctx, `SELECT username, slot, key_id, nonce, ciphertext, expires_at FROM rmqproxy.user_secrets
   WHERE expires_at IS NULL OR expires_at > now() ORDER BY username, slot`)
 		if err != nil {
 			return err
@@ -639,7 +641,8 @@ func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error)
 			var name, keyID string
 			var slot int
 			var nonce, ct []byte
-			if err := rows.Scan(&name, &slot, &keyID, &nonce, &ct); err != nil {
+			var expires *time.Time
+			if err := rows.Scan(&name, &slot, &keyID, &nonce, &ct, &expires); err != nil {
 				rows.Close()
 				return err
 			}
@@ -653,7 +656,14 @@ func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error)
 				return err
 			}
 			if i, ok := index[name]; ok {
-				snap.Users[i].Secrets = append(snap.Users[i].Secrets, domain.Secret(plain))
+				u := &snap.Users[i]
+				u.Secrets = append(u.Secrets, domain.Secret(plain))
+				if expires != nil {
+					for len(u.SecretExpiry) < len(u.Secrets)-1 {
+						u.SecretExpiry = append(u.SecretExpiry, time.Time{})
+					}
+					u.SecretExpiry = append(u.SecretExpiry, *expires)
+				}
 			}
 		}
 		if err := rows.Err(); err != nil {

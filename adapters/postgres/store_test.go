@@ -416,3 +416,48 @@ func TestUserCreateRacingCreate(t *testing.T) {
 		t.Errorf("user.create events %+v, want one by cli:alice", evs)
 	}
 }
+
+// TestSnapshotCarriesSecretExpiry: a secret's expires_at reaches the
+// snapshot, so that the proxies can stop accepting it at that time (the
+// snapshot stays in force past it); a secret expired already is left out;
+// replacing a secret clears its expiry.
+func TestSnapshotCarriesSecretExpiry(t *testing.T) {
+	s, p, _ := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob", "carol"} {
+		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, testSecret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expires := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if _, err := p.Exec(ctx, `UPDATE rmqproxy.user_secrets SET expires_at = $1 WHERE username = 'alice'`, expires); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `UPDATE rmqproxy.user_secrets SET expires_at = now() - interval '1 second' WHERE username = 'bob'`); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]domain.UserRecord{}
+	for _, u := range snap.Users {
+		users[u.Name] = u
+	}
+	if a := users["alice"]; len(a.Secrets) != 1 || len(a.SecretExpiry) != 1 || !a.SecretExpiry[0].Equal(expires) ||
+		a.SecretExpired(0, expires.Add(-time.Microsecond)) || !a.SecretExpired(0, expires) {
+		t.Errorf("alice: %d secrets, expiry %v, want %v", len(a.Secrets), a.SecretExpiry, expires)
+	}
+	if b := users["bob"]; len(b.Secrets) != 0 {
+		t.Errorf("bob's expired secret was loaded")
+	}
+	if c := users["carol"]; len(c.Secrets) != 1 || c.SecretExpired(0, time.Now().Add(1000*time.Hour)) {
+		t.Errorf("carol: %+v", c.SecretExpiry)
+	}
+	if _, err := s.UpdateUser(ctx, actor, "alice", ports.UserUpdate{Secret: domain.Secret("a-new-secret-for-alice-01234")}); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err = s.LoadSnapshot(ctx); err != nil || snap.Users[0].Name != "alice" || snap.Users[0].SecretExpired(0, time.Now().Add(1000*time.Hour)) {
+		t.Errorf("a replaced secret kept its expiry: %+v %v", snap.Users[0].SecretExpiry, err)
+	}
+}
