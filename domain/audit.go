@@ -11,6 +11,13 @@ import (
 // outcome with its reason. It never carries secrets, signatures or message
 // bodies.
 type AuditEvent struct {
+	// ID, ProxyID and Seq identify a stored event (the audit store sets
+	// them; they are empty in an event being recorded): ID is unique, Seq
+	// counts the events of the writer ProxyID (one process), and is 0 for
+	// the events an administrative change writes with it.
+	ID        string
+	ProxyID   string
+	Seq       int64
 	Time      time.Time
 	Category  string // AuditAuthn, AuditAuthz, AuditAdmin, AuditSystem
 	Principal string

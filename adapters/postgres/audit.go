@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -22,18 +23,31 @@ import (
 // current batch and retries with backoff, so the buffer fills and later
 // events are dropped; once a write succeeds again, it records one system
 // event "audit.dropped" with the number lost. Dropped never decreases.
+//
+// Each event gets its identity when it is recorded: a unique id (UUID
+// version 7) and the next number of this writer's sequence (seq, from 1,
+// under the writer's proxy id, which names one process). A write that
+// fails is retried with the same ids, and the insert skips ids stored
+// already, so a batch that committed although the writer saw an error
+// (a timeout after the commit) is stored once. An event dropped from the
+// full buffer has used its number: the gap in seq shows where events were
+// lost.
 type AuditWriter struct {
 	pool    *pgxpool.Pool
 	proxyID string
 	cfg     AuditConfig
 	log     *slog.Logger
 
-	ch       chan domain.AuditEvent
+	ch       chan auditRow
+	seq      atomic.Int64 // last number given to an event
 	dropped  atomic.Uint64
 	written  atomic.Uint64
 	lastErr  atomic.Pointer[error]
 	reported uint64 // drops already reported in an audit.dropped event; run goroutine only
-	seq      int64  // run goroutine only
+	// report is the audit.dropped event not yet written (retried as it is,
+	// with its id), and reporting the drops it counts; run goroutine only.
+	report    *auditRow
+	reporting uint64
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -43,16 +57,13 @@ var _ ports.AuditSink = (*AuditWriter)(nil)
 
 // NewAuditWriter returns a writer; Start starts its goroutine.
 func NewAuditWriter(pool *pgxpool.Pool, proxyID string, cfg AuditConfig, log *slog.Logger) *AuditWriter {
-	return &AuditWriter{pool: pool, proxyID: proxyID, cfg: cfg, log: log, ch: make(chan domain.AuditEvent, cfg.BufferSize)}
+	return &AuditWriter{pool: pool, proxyID: proxyID, cfg: cfg, log: log, ch: make(chan auditRow, cfg.BufferSize)}
 }
 
 // Record implements ports.AuditSink.
 func (w *AuditWriter) Record(e domain.AuditEvent) {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
 	select {
-	case w.ch <- e:
+	case w.ch <- w.row(e):
 	default:
 		w.dropped.Add(1)
 	}
@@ -67,6 +78,14 @@ func (w *AuditWriter) Written() uint64 { return w.written.Load() }
 // Stats implements ports.AuditSink.
 func (w *AuditWriter) Stats() ports.AuditStats {
 	return ports.AuditStats{Written: w.written.Load(), Dropped: w.dropped.Load(), Buffered: len(w.ch), Capacity: cap(w.ch)}
+}
+
+// row gives e its identity.
+func (w *AuditWriter) row(e domain.AuditEvent) auditRow {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	return newAuditRow(newEventID(e.Time), w.proxyID, w.seq.Add(1), e)
 }
 
 // Pending returns how many events wait in the buffer.
@@ -110,7 +129,7 @@ func (w *AuditWriter) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (w *AuditWriter) drain(batch []domain.AuditEvent, max int) []domain.AuditEvent {
+func (w *AuditWriter) drain(batch []auditRow, max int) []auditRow {
 	for len(batch) < max {
 		select {
 		case e := <-w.ch:
@@ -125,7 +144,7 @@ func (w *AuditWriter) drain(batch []domain.AuditEvent, max int) []domain.AuditEv
 func (w *AuditWriter) run(ctx context.Context) {
 	tick := time.NewTicker(w.cfg.FlushInterval)
 	defer tick.Stop()
-	batch := make([]domain.AuditEvent, 0, w.cfg.BatchSize)
+	batch := make([]auditRow, 0, w.cfg.BatchSize)
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,7 +172,7 @@ func (w *AuditWriter) run(ctx context.Context) {
 
 // requeue puts a batch back for Stop's final flush, counting what does not
 // fit as dropped.
-func (w *AuditWriter) requeue(batch []domain.AuditEvent) {
+func (w *AuditWriter) requeue(batch []auditRow) {
 	for _, e := range batch {
 		select {
 		case w.ch <- e:
@@ -165,7 +184,7 @@ func (w *AuditWriter) requeue(batch []domain.AuditEvent) {
 
 // flush writes batch, retrying with backoff until it succeeds (true) or
 // ctx ends (false), then reports drops.
-func (w *AuditWriter) flush(ctx context.Context, batch []domain.AuditEvent) bool {
+func (w *AuditWriter) flush(ctx context.Context, batch []auditRow) bool {
 	backoff := 100 * time.Millisecond
 	for {
 		err := w.write(ctx, batch)
@@ -189,35 +208,64 @@ func (w *AuditWriter) flush(ctx context.Context, batch []domain.AuditEvent) bool
 	if prev := w.lastErr.Swap(nil); prev != nil && *prev != nil {
 		w.log.LogAttrs(ctx, slog.LevelInfo, "writing audit events again", slog.Uint64("dropped_so_far", w.dropped.Load()))
 	}
-	if d := w.dropped.Load(); d > w.reported {
-		e := domain.AuditEvent{Time: time.Now(), Category: domain.AuditSystem, Operation: "audit.dropped", Decision: domain.AuditError,
+	if d := w.dropped.Load(); d > w.reported && w.report == nil {
+		e := w.row(domain.AuditEvent{Time: time.Now(), Category: domain.AuditSystem, Operation: "audit.dropped", Decision: domain.AuditError,
 			Reason:  fmt.Sprintf("%d audit events dropped: the buffer (postgres.audit.bufferSize %d) was full", d-w.reported, w.cfg.BufferSize),
-			Details: fmt.Sprintf(`{"dropped":%d,"dropped_total":%d}`, d-w.reported, d)}
-		if w.write(ctx, []domain.AuditEvent{e}) == nil {
-			w.log.LogAttrs(ctx, slog.LevelWarn, "audit events were dropped", slog.Uint64("dropped", d-w.reported), slog.Uint64("dropped_total", d))
-			w.reported = d
-		}
+			Details: fmt.Sprintf(`{"dropped":%d,"dropped_total":%d}`, d-w.reported, d)})
+		w.report, w.reporting = &e, d
+	}
+	if w.report != nil && w.write(ctx, []auditRow{*w.report}) == nil {
+		w.log.LogAttrs(ctx, slog.LevelWarn, "audit events were dropped", slog.Uint64("dropped", w.reporting-w.reported), slog.Uint64("dropped_total", w.reporting))
+		w.reported, w.report = w.reporting, nil
 	}
 	return true
 }
 
-func (w *AuditWriter) write(ctx context.Context, batch []domain.AuditEvent) error {
+func (w *AuditWriter) write(ctx context.Context, batch []auditRow) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	seq := w.seq
-	rows := make([][]any, len(batch))
-	for i, e := range batch {
-		seq++
-		rows[i] = auditArgs(w.proxyID, seq, e)
-	}
-	_, err := w.pool.CopyFrom(wctx, pgx.Identifier{Schema, "audit_events"}, auditColumns, pgx.CopyFromRows(rows))
-	if err != nil {
+	if _, err := w.pool.Exec(wctx, insertAuditBatchSQL, auditBatchArgs(batch)...); err != nil {
 		return err
 	}
-	w.seq = seq
 	w.written.Add(uint64(len(batch)))
 	return nil
+}
+
+// insertAuditBatchSQL inserts a batch of events given column by column,
+// skipping those whose id is stored already (written by an attempt whose
+// success the writer did not learn). It needs only INSERT on the table:
+// ON CONFLICT with a conflict target would also need SELECT on event_id,
+// and event_id is the only unique column a write can collide on (id is
+// generated).
+const insertAuditBatchSQL = `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal,
+  source_ip, protocol, operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
+  SELECT id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt::jsonb
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::inet[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[])
+    AS b(id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt)
+  ON CONFLICT DO NOTHING`
+
+// auditBatchArgs returns the columns of batch, for insertAuditBatchSQL.
+func auditBatchArgs(batch []auditRow) []any {
+	n := len(batch)
+	var (
+		ids                                = make([]pgtype.UUID, n)
+		times                              = make([]time.Time, n)
+		proxies, cats, principals, protos  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ops, resources, actions, decisions = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		reasons, requests, clients         = make([]string, n), make([]string, n), make([]string, n)
+		seqs, revisions                    = make([]int64, n), make([]int64, n)
+		ips                                = make([]*netip.Addr, n)
+		details                            = make([]*string, n)
+	)
+	for i, r := range batch {
+		ids[i], times[i], proxies[i], seqs[i], cats[i], principals[i] = r.id, r.time, r.proxyID, r.seq, r.category, r.principal
+		ips[i], protos[i], ops[i], resources[i], actions[i], decisions[i] = r.ip, r.protocol, r.operation, r.resource, r.actions, r.decision
+		reasons[i], revisions[i], requests[i], clients[i], details[i] = r.reason, r.revision, r.requestID, r.clientID, r.details
+	}
+	return []any{ids, times, proxies, seqs, cats, principals, ips, protos, ops, resources, actions, decisions, reasons,
+		revisions, requests, clients, details}
 }

@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
@@ -42,11 +45,17 @@ func NewPool(lc fx.Lifecycle, cfg Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// ProxyID names this process in audit events: host name and PID.
-func ProxyID() string {
+// ProxyID names this process in audit events: host name, PID and a
+// random instance id chosen once per process. Host name and PID alone
+// repeat (a restarted container is often PID 1 on the same host name),
+// and the audit writer's seq starts again at 1 in every process, so
+// (proxy id, seq) identifies an event only with the instance id.
+var ProxyID = sync.OnceValue(func() string {
 	host, _ := os.Hostname()
-	return host + ":" + strconv.Itoa(os.Getpid())
-}
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return host + ":" + strconv.Itoa(os.Getpid()) + ":" + hex.EncodeToString(b[:])
+})
 
 func newKeyring(cfg Config) (*Keyring, error) {
 	if cfg.SecretKeys == "" {

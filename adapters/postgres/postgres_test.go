@@ -128,7 +128,10 @@ func TestMigrateEntriesReferenceUsers(t *testing.T) {
 	}
 	p := pool(t, dsn)
 	s := postgres.NewStore(p, keyring(t, "k1:"+newKey(), ""), "test-proxy")
-	if err := s.CreateUser(ctx, actor, domain.User{Name: "alice"}, domain.Secret("alice-secret-0123456789")); err != nil {
+	// The store writes the latest schema; at version 1 the user is made
+	// with SQL.
+	if _, err := p.Exec(ctx, `INSERT INTO rmqproxy.users (username, user_type, status, created_by, updated_by)
+  VALUES ('alice', 'Normal', 'enable', 'x', 'x')`); err != nil {
 		t.Fatal(err)
 	}
 	const insert = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,

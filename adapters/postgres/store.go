@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -49,33 +51,77 @@ func (s *Store) txFunc(ctx context.Context, op string, lockUsers bool, fn func(p
 	return storeError(op, err)
 }
 
+// insertAudit writes an event of a change in the change's transaction. It
+// has seq 0: its id identifies it.
 func (s *Store) insertAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEvent) error {
-	_, err := tx.Exec(ctx, insertAuditSQL, auditArgs(s.proxyID, 0, e)...)
+	_, err := tx.Exec(ctx, insertAuditSQL, auditArgs(newEventID(time.Now()), s.proxyID, 0, e)...)
 	return err
 }
 
-const insertAuditSQL = `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, principal, source_ip, protocol,
+const insertAuditSQL = `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal, source_ip, protocol,
   operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 
-var auditColumns = []string{"occurred_at", "proxy_id", "seq", "category", "principal", "source_ip", "protocol",
-	"operation", "resource", "actions", "decision", "reason", "policy_revision", "request_id", "client_id", "details"}
+// auditArgs returns the values of insertAuditSQL.
+func auditArgs(id pgtype.UUID, proxyID string, seq int64, e domain.AuditEvent) []any {
+	r := newAuditRow(id, proxyID, seq, e)
+	var ip, details any
+	if r.ip != nil {
+		ip = *r.ip
+	}
+	if r.details != nil {
+		details = *r.details
+	}
+	return []any{r.id, r.time, r.proxyID, r.seq, r.category, r.principal, ip, r.protocol,
+		r.operation, r.resource, r.actions, r.decision, r.reason, r.revision, r.requestID, r.clientID, details}
+}
 
-func auditArgs(proxyID string, seq int64, e domain.AuditEvent) []any {
+// auditRow is an audit event as stored: client-supplied text made
+// storable and bounded.
+type auditRow struct {
+	id                                               pgtype.UUID
+	time                                             time.Time
+	proxyID                                          string
+	seq                                              int64
+	category, principal                              string
+	ip                                               *netip.Addr
+	protocol, operation, resource, actions, decision string
+	reason                                           string
+	revision                                         int64
+	requestID, clientID                              string
+	details                                          *string
+}
+
+func newAuditRow(id pgtype.UUID, proxyID string, seq int64, e domain.AuditEvent) auditRow {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var ip any
+	r := auditRow{id: id, time: e.Time, proxyID: proxyID, seq: seq, category: e.Category, principal: clean(e.Principal, 256),
+		protocol: clean(e.Protocol, 32), operation: clean(e.Operation, 128), resource: clean(e.Resource, 1100),
+		actions: clean(e.Actions, 128), decision: e.Decision, reason: clean(e.Reason, 512), revision: e.Revision,
+		requestID: clean(e.RequestID, 128), clientID: clean(e.ClientID, 256)}
 	if e.SourceIP.IsValid() {
-		ip = e.SourceIP.Unmap()
+		ip := e.SourceIP.Unmap()
+		r.ip = &ip
 	}
-	var details any
 	if e.Details != "" && json.Valid([]byte(e.Details)) {
-		details = e.Details
+		r.details = &e.Details
 	}
-	return []any{e.Time, proxyID, seq, e.Category, clean(e.Principal, 256), ip, clean(e.Protocol, 32),
-		clean(e.Operation, 128), clean(e.Resource, 1100), clean(e.Actions, 128), e.Decision, clean(e.Reason, 512),
-		e.Revision, clean(e.RequestID, 128), clean(e.ClientID, 256), details}
+	return r
+}
+
+// newEventID returns a UUID of version 7: the millisecond of t, then 74
+// random bits.
+func newEventID(t time.Time) pgtype.UUID {
+	var b [16]byte
+	_, _ = rand.Read(b[6:]) // never fails (crypto/rand)
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
+	b[8] = b[8]&0x3f | 0x80
+	return pgtype.UUID{Bytes: b, Valid: true}
 }
 
 // clean makes client-supplied text storable: valid UTF-8 without NUL
@@ -554,7 +600,7 @@ func (s *Store) Import(ctx context.Context, by ports.Actor, users []ports.Import
 
 // RecordAdmin implements ports.SecurityStore.
 func (s *Store) RecordAdmin(ctx context.Context, e domain.AuditEvent) error {
-	_, err := s.pool.Exec(ctx, insertAuditSQL, auditArgs(s.proxyID, 0, e)...)
+	_, err := s.pool.Exec(ctx, insertAuditSQL, auditArgs(newEventID(time.Now()), s.proxyID, 0, e)...)
 	return storeError("record audit event", err)
 }
 
@@ -570,7 +616,7 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 	if !q.Until.IsZero() {
 		until = q.Until
 	}
-	rows, err := s.pool.Query(ctx, `SELECT occurred_at, category, principal, source_ip, protocol, operation, resource, actions,
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(event_id::text, ''), proxy_id, seq, occurred_at, category, principal, source_ip, protocol, operation, resource, actions,
   decision, reason, policy_revision, request_id, client_id, coalesce(details::text, '')
   FROM rmqproxy.audit_events
   WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR decision = $2) AND ($3 = '' OR category = $3)
@@ -584,7 +630,7 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 	for rows.Next() {
 		var e domain.AuditEvent
 		var ip *netip.Addr
-		if err := rows.Scan(&e.Time, &e.Category, &e.Principal, &ip, &e.Protocol, &e.Operation, &e.Resource, &e.Actions,
+		if err := rows.Scan(&e.ID, &e.ProxyID, &e.Seq, &e.Time, &e.Category, &e.Principal, &ip, &e.Protocol, &e.Operation, &e.Resource, &e.Actions,
 			&e.Decision, &e.Reason, &e.Revision, &e.RequestID, &e.ClientID, &e.Details); err != nil {
 			return nil, storeError("query audit log", err)
 		}

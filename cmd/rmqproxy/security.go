@@ -644,7 +644,8 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 			if e.SourceIP.IsValid() {
 				ip = e.SourceIP.String()
 			}
-			out[i] = map[string]any{"time": e.Time.UTC().Format(time.RFC3339Nano), "category": e.Category, "principal": e.Principal,
+			out[i] = map[string]any{"id": e.ID, "proxyId": e.ProxyID, "seq": e.Seq,
+				"time": e.Time.UTC().Format(time.RFC3339Nano), "category": e.Category, "principal": e.Principal,
 				"sourceIp": ip, "protocol": e.Protocol, "operation": e.Operation, "resource": e.Resource, "actions": e.Actions,
 				"decision": e.Decision, "reason": e.Reason, "policyRevision": e.Revision, "requestId": e.RequestID,
 				"clientId": e.ClientID, "details": json.RawMessage(orNull(e.Details))}

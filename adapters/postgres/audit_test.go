@@ -1,0 +1,172 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/pgenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
+)
+
+// lossyProxy forwards TCP connections to PostgreSQL; once armed, it throws
+// away the server's answer to the next INSERT or COPY (which PostgreSQL
+// sends after the commit) and closes that connection: the write committed,
+// but the client sees a broken connection.
+type lossyProxy struct {
+	target string
+	armed  atomic.Bool
+	cuts   atomic.Int32
+	wg     sync.WaitGroup
+}
+
+func startLossyProxy(t *testing.T, target string) (addr string, p *lossyProxy) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &lossyProxy{target: target}
+	var mu sync.Mutex
+	var conns []net.Conn
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			p.wg.Go(func() { _, _ = io.Copy(s, c); s.Close() })
+			p.wg.Go(func() { p.serverToClient(c, s) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		p.wg.Wait()
+	})
+	return ln.Addr().String(), p
+}
+
+func (p *lossyProxy) serverToClient(c, s net.Conn) {
+	defer c.Close()
+	defer s.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if (bytes.Contains(chunk, []byte("INSERT 0 ")) || bytes.Contains(chunk, []byte("COPY "))) && p.armed.CompareAndSwap(true, false) {
+				p.cuts.Add(1)
+				return
+			}
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestAuditRetryAfterCommitStoresOnce: a batch that PostgreSQL committed
+// while the writer saw an error (the connection broke before the answer)
+// is retried, and must not be stored twice; each event is identified by
+// its id, and by its proxy id and seq. The writer used to COPY the batch
+// again: the audit log then showed every event of the batch twice, with
+// the same seq.
+func TestAuditRetryAfterCommitStoresOnce(t *testing.T) {
+	dsn := pgenv.Database(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, proxy := startLossyProxy(t, u.Host)
+	u.Host = addr
+	wp := pool(t, u.String())
+	direct := pool(t, dsn)
+	cfg := postgres.DefaultConfig().Audit
+	cfg.FlushInterval = 10 * time.Millisecond
+	w := postgres.NewAuditWriter(wp, postgres.ProxyID(), cfg, discard())
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	count := func(op string) (n int, seqs []int64) {
+		rows, err := direct.Query(t.Context(), `SELECT seq FROM rmqproxy.audit_events WHERE operation = $1 ORDER BY seq`, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s int64
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, s)
+		}
+		return len(seqs), seqs
+	}
+	stored := func(op string, want int) func() error {
+		return func() error {
+			if n, _ := count(op); n < want {
+				return errors.New(op + " not stored yet")
+			}
+			return nil
+		}
+	}
+	w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "first", Decision: domain.AuditDeny})
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, stored("first", 1))
+
+	proxy.armed.Store(true)
+	for range 3 {
+		w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "lost-answer", Decision: domain.AuditDeny})
+	}
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if proxy.cuts.Load() == 0 {
+			return errors.New("the answer to the batch was not cut yet")
+		}
+		return nil
+	})
+	w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "after", Decision: domain.AuditDeny})
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, stored("after", 1))
+	if n, seqs := count("lost-answer"); n != 3 {
+		t.Errorf("%d rows of the 3 events whose batch was retried (seqs %v), want 3", n, seqs)
+	}
+	var events, ids, idents int
+	if err := direct.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT event_id), count(DISTINCT (proxy_id, seq))
+  FROM rmqproxy.audit_events`).Scan(&events, &ids, &idents); err != nil {
+		t.Fatal(err)
+	}
+	if events != 5 || ids != 5 || idents != 5 {
+		t.Errorf("%d events, %d distinct ids, %d distinct (proxy_id, seq), want 5 each", events, ids, idents)
+	}
+	if w.Dropped() != 0 {
+		t.Errorf("dropped %d", w.Dropped())
+	}
+}
