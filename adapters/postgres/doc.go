@@ -16,7 +16,8 @@
 //   - [AuditWriter]: the ports.AuditSink that batches events off the hot
 //     path into the audit table through a bounded buffer; events that do
 //     not fit are counted (Dropped) and reported as a system event once
-//     writing resumes;
+//     writing resumes. Each event has an id and a seq from the moment it is
+//     recorded, and a retried batch never stores an event twice;
 //   - [Migrate] and [CheckSchema]: schema management, and the refusal to
 //     run against a schema this build does not know.
 //
