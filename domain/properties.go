@@ -1,8 +1,11 @@
 package domain
 
 // reservedPropertyKeys are the property names RocketMQ uses for itself
-// (MessageConst.STRING_HASH_SET upstream). A user property with one of these
-// names is rejected with ReasonIllegalPropertyKey.
+// (MessageConst.STRING_HASH_SET of RocketMQ 5.5.0, the brokers cluster mode
+// fronts). A user property with one of these names is rejected with
+// ReasonIllegalPropertyKey: a broker would act on it (TIMER_DELAY_MS delays
+// a message, __LITE_TOPIC and _SYS_MSG_PRIORITY_ change how it is stored)
+// and consumers would not get it back as a user property.
 var reservedPropertyKeys = map[string]struct{}{}
 
 func init() {
@@ -17,7 +20,8 @@ func init() {
 		"CLUSTER", "MSG_TYPE", "INNER_MULTI_QUEUE_OFFSET", "TIMER_DELAY_SEC",
 		"TIMER_DELIVER_MS", "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES",
 		"TIMER_OUT_MS", "TIMER_DEL_UNIQKEY", "TIMER_DELAY_LEVEL", "__BORNHOST",
-		"BORN_TIMESTAMP",
+		"BORN_TIMESTAMP", "ORIGIN_GROUP", "TIMER_DELAY_MS", "DLQ_ORIGIN_TOPIC",
+		"DLQ_ORIGIN_MESSAGE_ID", "__CRC32#", "_SYS_MSG_PRIORITY_", "__LITE_TOPIC",
 	} {
 		reservedPropertyKeys[k] = struct{}{}
 	}

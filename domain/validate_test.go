@@ -148,3 +148,30 @@ func TestRetryPolicyDelay(t *testing.T) {
 		t.Error("customized delays")
 	}
 }
+
+// TestReservedPropertyKeysAreTheBrokers: every name in RocketMQ 5.5.0's
+// MessageConst.STRING_HASH_SET (read from rocketmq-common-5.5.0.jar) is
+// refused as a user property, as the Apache proxy refuses it. A name the
+// set lacks here reached the brokers in cluster mode, which act on it
+// (TIMER_DELAY_MS delayed a NORMAL message) or hide it from consumers.
+func TestReservedPropertyKeysAreTheBrokers(t *testing.T) {
+	upstream := []string{"TRACE_ON", "MSG_REGION", "KEYS", "TAGS", "WAIT", "DELAY", "RETRY_TOPIC",
+		"ORIGIN_GROUP", "REAL_TOPIC", "REAL_QID", "TRAN_MSG", "PGROUP", "MIN_OFFSET", "MAX_OFFSET",
+		"BUYER_ID", "ORIGIN_MESSAGE_ID", "TRANSFER_FLAG", "CORRECTION_FLAG", "MQ2_FLAG",
+		"RECONSUME_TIME", "UNIQ_KEY", "MAX_RECONSUME_TIMES", "CONSUME_START_TIME", "POP_CK",
+		"POP_CK_OFFSET", "1ST_POP_TIME", "TRAN_PREPARED_QUEUE_OFFSET", "DUP_INFO",
+		"EXTEND_UNIQ_INFO", "INSTANCE_ID", "CORRELATION_ID", "REPLY_TO_CLIENT", "TTL",
+		"ARRIVE_TIME", "PUSH_REPLY_TIME", "CLUSTER", "MSG_TYPE", "INNER_MULTI_QUEUE_OFFSET",
+		"TIMER_DELAY_MS", "TIMER_DELAY_SEC", "TIMER_DELIVER_MS", "TIMER_ENQUEUE_MS",
+		"TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES", "TIMER_OUT_MS", "TIMER_DEL_UNIQKEY",
+		"TIMER_DELAY_LEVEL", "__BORNHOST", "BORN_TIMESTAMP", "DLQ_ORIGIN_TOPIC",
+		"DLQ_ORIGIN_MESSAGE_ID", "__CRC32#", "_SYS_MSG_PRIORITY_", "__LITE_TOPIC"}
+	l := domain.DefaultLimits()
+	for _, k := range upstream {
+		m := domain.Message{Topic: "t", Body: []byte("x"), ID: "01ABC", Properties: map[string]string{k: "1"}}
+		err := l.ValidateMessage(&m, time.Now())
+		if !domain.HasReason(err, domain.ReasonIllegalPropertyKey) || err.(*domain.Error).Msg != "property is used by system: "+k {
+			t.Errorf("user property %s: got %v, want ILLEGAL_MESSAGE_PROPERTY_KEY", k, err)
+		}
+	}
+}
