@@ -1,5 +1,7 @@
 package domain
 
+import "strings"
+
 // reservedPropertyKeys are the property names RocketMQ uses for itself
 // (MessageConst.STRING_HASH_SET of RocketMQ 5.5.0, the brokers cluster mode
 // fronts). A user property with one of these names is rejected with
@@ -25,11 +27,29 @@ func init() {
 	} {
 		reservedPropertyKeys[k] = struct{}{}
 	}
+	// Not in the brokers' set, but written by proxies (the Apache proxy and
+	// rmqproxy in cluster mode) or by brokers for themselves and read back
+	// as system data: a user property of that name would be stored next to
+	// (or instead of) the system one, and consumers would see it as the
+	// message group, trace context, ... of the message, not as a user
+	// property. The Apache proxy accepts these names; rmqproxy refuses them
+	// in both modes (docs/compatibility.md).
+	for _, k := range []string{
+		"__SHARDINGKEY", "TRACE_CONTEXT", "__transactionId__", "TRANSACTION_CHECK_TIMES",
+		"CHECK_IMMUNITY_TIME_IN_SECONDS", "INNER_NUM", "INNER_BASE", "__STARTDELIVERTIME",
+	} {
+		reservedPropertyKeys[k] = struct{}{}
+	}
 }
+
+// transientPropertyPrefix starts the names of properties RocketMQ keeps
+// only in memory (MessageConst.PROPERTY_TRANSIENT_PREFIX); a broker does
+// not return them.
+const transientPropertyPrefix = "__RMQ.TRANSIENT."
 
 // IsReservedPropertyKey reports whether key is a system property name that a
 // user property may not use.
 func IsReservedPropertyKey(key string) bool {
 	_, ok := reservedPropertyKeys[key]
-	return ok
+	return ok || strings.HasPrefix(key, transientPropertyPrefix)
 }

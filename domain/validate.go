@@ -55,6 +55,9 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	size := 0
 	for k, v := range m.Properties {
+		if k == "" {
+			return Errorf(ReasonIllegalPropertyKey, "the key of property cannot be empty")
+		}
 		if IsReservedPropertyKey(k) {
 			return Errorf(ReasonIllegalPropertyKey, "property is used by system: %s", k)
 		}
@@ -84,6 +87,19 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	if IsBlank(m.ID) {
 		return Errorf(ReasonIllegalMessageID, "message id cannot be empty")
+	}
+	// Upstream checks neither these nor their length; a control character
+	// (RocketMQ's property separators \x01 and \x02 among them) broke the
+	// properties string a broker stores, so cluster mode could not store
+	// what local mode stored.
+	if hasControl(m.ID) {
+		return Errorf(ReasonIllegalMessageID, "message id cannot contain control character")
+	}
+	if hasControl(m.TraceContext) {
+		return Errorf(ReasonBadRequest, "trace context cannot contain control character")
+	}
+	if hasControl(m.BornHost) {
+		return Errorf(ReasonBadRequest, "born host cannot contain control character")
 	}
 	if m.Transactional && l.MaxTransactionRecovery > 0 && m.TransactionRecovery > l.MaxTransactionRecovery {
 		return Errorf(ReasonBadRequest, "the max transaction recovery time of message is too large, max is %d", int64(l.MaxTransactionRecovery/time.Second))

@@ -69,6 +69,16 @@ func TestValidateMessage(t *testing.T) {
 		{"blank key", func(m *domain.Message) { m.Keys = []string{" "} }, domain.ReasonIllegalMessageKey},
 		{"oversized key", func(m *domain.Message) { m.Keys = []string{strings.Repeat("k", 16<<10)} }, domain.ReasonPropertiesTooLarge},
 		{"blank id", func(m *domain.Message) { m.ID = " " }, domain.ReasonIllegalMessageID},
+		{"empty property key", func(m *domain.Message) { m.Properties[""] = "v" }, domain.ReasonIllegalPropertyKey},
+		{"proxy-written key", func(m *domain.Message) { m.Properties["__SHARDINGKEY"] = "g" }, domain.ReasonIllegalPropertyKey},
+		{"transient key", func(m *domain.Message) { m.Properties["__RMQ.TRANSIENT.X"] = "1" }, domain.ReasonIllegalPropertyKey},
+		{"id with property separator", func(m *domain.Message) { m.ID = "01AB\x02C" }, domain.ReasonIllegalMessageID},
+		{"trace context with control char", func(m *domain.Message) { m.TraceContext = "00-ab\x01" }, domain.ReasonBadRequest},
+		{"born host with control char", func(m *domain.Message) { m.BornHost = "h\x02" }, domain.ReasonBadRequest},
+		{"unicode everywhere ok", func(m *domain.Message) {
+			m.ID, m.TraceContext, m.BornHost, m.Tag, m.Keys = "ïd", "tràce", "hôst", "tâg", []string{"kéy"}
+			m.Properties["ключ"] = "значение"
+		}, 0},
 		{"delay too far", func(m *domain.Message) { m.DeliverAt = now.Add(25 * time.Hour) }, domain.ReasonIllegalDeliveryTime},
 		{"delay in past ok", func(m *domain.Message) { m.DeliverAt = now.Add(-time.Hour) }, 0},
 		{"tx recovery too long", func(m *domain.Message) { m.Transactional = true; m.TransactionRecovery = 2 * time.Hour }, domain.ReasonBadRequest},

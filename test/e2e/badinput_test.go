@@ -77,6 +77,15 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		// broker delayed a NORMAL message by TIMER_DELAY_MS.
 		{"reserved property TIMER_DELAY_MS", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"TIMER_DELAY_MS": "60000"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
 		{"reserved property __LITE_TOPIC", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"__LITE_TOPIC": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		// Refused by rmqproxy only (docs/compatibility.md): the Apache proxy
+		// stores these, then the message reads back otherwise (the empty
+		// key is lost, __SHARDINGKEY becomes the message group) or, in
+		// cluster mode, a broker cannot store it (a separator character).
+		{"property with empty key", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"": "v"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"property named __SHARDINGKEY", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"__SHARDINGKEY": "g"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"message id with property separator", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId += "\x02" })}, v2.Code_ILLEGAL_MESSAGE_ID},
+		{"trace context with control character", []*v2.Message{msg("normal", func(m *v2.Message) { tc := "00-abc\x01"; m.SystemProperties.TraceContext = &tc })}, v2.Code_BAD_REQUEST},
+		{"born host with control character", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornHost = "host\x02" })}, v2.Code_BAD_REQUEST},
 		{"tag with bar", []*v2.Message{msg("normal", func(m *v2.Message) { tag := "a|b"; m.SystemProperties.Tag = &tag })}, v2.Code_ILLEGAL_MESSAGE_TAG},
 		{"blank key", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{"  "} })}, v2.Code_ILLEGAL_MESSAGE_KEY},
 		{"blank message id", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = "" })}, v2.Code_ILLEGAL_MESSAGE_ID},
