@@ -45,6 +45,11 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 	if err != nil {
 		return nil, err
 	}
+	for i := range msgs {
+		if err := domain.CheckUnservedKind(topic, route.Topic.Type, &msgs[i]); err != nil {
+			return nil, err
+		}
+	}
 	if m.cfg.Limits.TopicMessageTypeCheck {
 		if err := domain.CheckMessageType(topic, route.Topic.Type, &msgs[0]); err != nil {
 			return nil, err

@@ -92,6 +92,12 @@ type Message struct {
 	ReconsumeTimes int32
 	// Properties are the user properties, never a reserved system key.
 	Properties map[string]string
+	// LiteTopic and Priority are what producers of RocketMQ 5.5's lite and
+	// priority messages set (Priority nil: not set). rmqproxy serves
+	// neither kind: [CheckUnservedKind] refuses such a message rather than
+	// store it as a plain one.
+	LiteTopic string
+	Priority  *int32
 }
 
 // Type derives the message type exactly as the Apache proxy does: a

@@ -130,6 +130,33 @@ func CheckMessageType(topic string, topicType MessageType, m *Message) error {
 	return nil
 }
 
+// CheckUnservedKind refuses a message of a kind rmqproxy does not serve: a
+// priority or lite message (RocketMQ 5.5), which the Apache proxy 5.5
+// stores in topics of type PRIORITY or LITE only. Stored as a plain
+// message it would lose its priority or lite topic, so it is refused as
+// such a message to a topic of another type is, whatever the topic.
+func CheckUnservedKind(topic string, topicType MessageType, m *Message) error {
+	kind := ""
+	switch {
+	case m.Type() != MessageTypeNormal:
+		// A transaction, delay or FIFO message: upstream derives its
+		// type before priority and lite, but still stores both.
+		if m.Priority == nil && m.LiteTopic == "" {
+			return nil
+		}
+		kind = m.Type().String() + " message with a priority or lite topic"
+	case m.Priority != nil:
+		kind = "PRIORITY"
+	case m.LiteTopic != "":
+		kind = "LITE"
+	default:
+		return nil
+	}
+	return Errorf(ReasonMessageTypeConflict,
+		"topic %q accepts %s messages but this message is %s; rmqproxy does not serve priority or lite messages (send it without priority and lite topic)",
+		topic, topicType, kind)
+}
+
 // Invisible-time and polling bounds used by consumers (Apache proxy defaults).
 const (
 	DefaultMinInvisibleTime = 10 * time.Second

@@ -185,3 +185,23 @@ func TestReservedPropertyKeysAreTheBrokers(t *testing.T) {
 		}
 	}
 }
+
+func TestUnservedKindsAreRefused(t *testing.T) {
+	p := int32(1)
+	for name, c := range map[string]struct {
+		m    domain.Message
+		want bool
+	}{
+		"normal":             {domain.Message{}, false},
+		"fifo":               {domain.Message{Group: "g"}, false},
+		"priority":           {domain.Message{Priority: &p}, true},
+		"priority zero":      {domain.Message{Priority: new(int32)}, true},
+		"lite":               {domain.Message{LiteTopic: "l"}, true},
+		"fifo with priority": {domain.Message{Group: "g", Priority: &p}, true},
+	} {
+		err := domain.CheckUnservedKind("t", domain.MessageTypeMixed, &c.m)
+		if got := domain.HasReason(err, domain.ReasonMessageTypeConflict); got != c.want {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

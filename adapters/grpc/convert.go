@@ -49,6 +49,8 @@ func toDomainMessage(m *v2.Message, info ports.RequestInfo) domain.Message {
 		BornHost:       sp.GetBornHost(),
 		ReconsumeTimes: sp.GetDeliveryAttempt(),
 		Properties:     m.GetUserProperties(),
+		LiteTopic:      sp.GetLiteTopic(),
+		Priority:       sp.Priority,
 	}
 	if sp.GetDeliveryTimestamp() != nil {
 		out.DeliverAt = sp.GetDeliveryTimestamp().AsTime()

@@ -98,6 +98,11 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"delay beyond the limit", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		// RocketMQ 5.5 priority and lite messages: the Apache proxy 5.5
+		// stores them in PRIORITY/LITE topics only; rmqproxy, which has
+		// neither, stored them as plain messages (priority and lite topic lost).
+		{"priority message", []*v2.Message{msg("normal", func(m *v2.Message) { p := int32(3); m.SystemProperties.Priority = &p })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"lite message", []*v2.Message{msg("normal", func(m *v2.Message) { lt := "lite-1"; m.SystemProperties.LiteTopic = &lt })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
