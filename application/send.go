@@ -31,6 +31,7 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 		if err := limits.ValidateMessage(&msgs[i], now); err != nil {
 			return nil, err
 		}
+		msgs[i].Keys = domain.SplitKeys(msgs[i].Keys)
 	}
 	if m.traffic != nil {
 		var bytes int64

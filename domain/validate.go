@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"strings"
 	"time"
 )
 
@@ -128,6 +129,39 @@ func CheckMessageType(topic string, topicType MessageType, m *Message) error {
 			topic, topicType, mt)
 	}
 	return nil
+}
+
+// KeySeparator separates a message's keys where RocketMQ stores them (the
+// KEYS property, MessageConst.KEY_SEPARATOR): one space, nothing else.
+const KeySeparator = " "
+
+// SplitKeys returns keys as RocketMQ stores and reads them back: each key
+// split at every [KeySeparator], without empty keys. A key "a b" is stored
+// as the two keys "a" and "b" (by the Apache proxy and by a broker, so in
+// cluster mode as well); local mode stores the same, so that both modes
+// deliver the same keys. Other white space (a tab is refused as a control
+// character; U+00A0 and the like) stays inside its key. keys is returned
+// as is when nothing needs to change.
+func SplitKeys(keys []string) []string {
+	clean := true
+	for _, k := range keys {
+		if k == "" || strings.Contains(k, KeySeparator) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return keys
+	}
+	out := make([]string, 0, len(keys)+1)
+	for _, k := range keys {
+		for _, part := range strings.Split(k, KeySeparator) {
+			if part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
 }
 
 // CheckUnservedKind refuses a message of a kind rmqproxy does not serve: a

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,4 +205,35 @@ func TestUnservedKindsAreRefused(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+func TestSplitKeys(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"a", "b"}, []string{"a", "b"}},
+		{[]string{"a b", "", " c ", "d\u00a0e"}, []string{"a", "b", "c", "d\u00a0e"}},
+		{[]string{""}, []string{}},
+	} {
+		if got := domain.SplitKeys(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("SplitKeys(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// FuzzSplitKeys: the keys local mode stores are the keys cluster mode
+// reads back from the KEYS property (joined with the separator, split
+// again), and splitting twice changes nothing.
+func FuzzSplitKeys(f *testing.F) {
+	for _, s := range []string{"a", "a b", " ", "a\u00a0b", "a  b ", "\x00 \x01"} {
+		f.Add(s, "k")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		keys := domain.SplitKeys([]string{a, b})
+		if again := domain.SplitKeys(keys); !slices.Equal(again, keys) {
+			t.Fatalf("%q then %q", keys, again)
+		}
+		if stored := domain.SplitKeys([]string{strings.Join(keys, domain.KeySeparator)}); !slices.Equal(stored, keys) && len(stored)+len(keys) > 0 {
+			t.Fatalf("local %q, cluster %q", keys, stored)
+		}
+	})
 }

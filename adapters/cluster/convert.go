@@ -159,7 +159,9 @@ func storedMessage(m *remoting.Message, topic, brokerName string) (domain.Stored
 		}
 	}
 	if k := p.Value(remoting.PropertyKeys); k != "" {
-		s.Keys = strings.Fields(k)
+		// Split at the key separator only (a space), as upstream does:
+		// strings.Fields also split a key at U+00A0 and other white space.
+		s.Keys = domain.SplitKeys([]string{k})
 	}
 	if s.BornHost == "" && m.BornHost.IsValid() {
 		s.BornHost = m.BornHost.String()

@@ -1,0 +1,71 @@
+package e2e_test
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestSentFieldsReadBack sends messages whose fields are legal but unusual
+// (non-ASCII text, RocketMQ's key separator inside a key, white space that
+// is not a separator, long values) and checks that a consumer reads back
+// what the Apache proxy in front of a broker would deliver, in both modes.
+func TestSentFieldsReadBack(t *testing.T) {
+	cfg := testenv.Config(t)
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "fields", domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: "g-fields"})
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, "g-fields", "fields")
+
+	cases := []struct {
+		name     string
+		tag      string
+		keys     []string
+		props    map[string]string
+		wantKeys []string // nil: the keys as sent
+	}{
+		{name: "unicode", tag: "标签 ü", keys: []string{"ключ", "🔑"}, props: map[string]string{"名前": "値 with spaces", "emoji": "🚀"}},
+		// Upstream joins keys with a space and splits them at each space
+		// when delivering; a non-breaking space is not a separator.
+		{name: "key separator", keys: []string{"order 42", "a\u00a0b", "", "last"}, wantKeys: []string{"order", "42", "a\u00a0b", "last"}},
+		{name: "long values", tag: strings.Repeat("t", 1000), keys: []string{strings.Repeat("k", 2000)},
+			props: map[string]string{"big": strings.Repeat("v", 8000), "=;:,": "\\\"'"}},
+	}
+	sent := map[string]int{}
+	for i, c := range cases {
+		m := testenv.RawMessage("fields", []byte(c.name), c.tag)
+		m.SystemProperties.Keys = c.keys
+		m.UserProperties = c.props
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send %s: %v %v", c.name, resp, err)
+		}
+		sent[c.name] = i
+	}
+	for _, m := range raw.ReceiveN(t, "g-fields", "fields", len(cases), 30*time.Second, 20*time.Second) {
+		c := cases[sent[string(m.GetBody())]]
+		sp := m.GetSystemProperties()
+		want := c.wantKeys
+		if want == nil {
+			want = c.keys
+		}
+		if !slices.Equal(sp.GetKeys(), want) {
+			t.Errorf("%s: keys %q, want %q", c.name, sp.GetKeys(), want)
+		}
+		if sp.GetTag() != c.tag {
+			t.Errorf("%s: tag %q, want %q", c.name, sp.GetTag(), c.tag)
+		}
+		if got := m.GetUserProperties(); !maps.Equal(got, c.props) && len(got)+len(c.props) > 0 {
+			t.Errorf("%s: properties %q, want %q", c.name, got, c.props)
+		}
+	}
+}
