@@ -52,8 +52,13 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 		}
 	}
 	if m.cfg.Limits.TopicMessageTypeCheck {
-		if err := domain.CheckMessageType(topic, route.Topic.Type, &msgs[0]); err != nil {
-			return nil, err
+		// Every message, not only the first as upstream checks: a batch
+		// must not smuggle a message of another type into the topic (the
+		// local broker refuses it anyway; a RocketMQ broker would store it).
+		for i := range msgs {
+			if err := domain.CheckMessageType(topic, route.Topic.Type, &msgs[i]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	queue, err := m.selectQueue(route, msgs)

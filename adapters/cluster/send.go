@@ -114,6 +114,9 @@ func encodeSend(msgs []domain.Message) ([]byte, remoting.RequestCode, string, er
 		}
 		return msgs[0].Body, remoting.RequestSendMessageV2, props, nil
 	}
+	if err := checkBatch(msgs); err != nil {
+		return nil, 0, "", err
+	}
 	batch := make([]remoting.BatchMessage, len(msgs))
 	for i := range msgs {
 		batch[i] = remoting.BatchMessage{Body: msgs[i].Body, Properties: messageProperties(&msgs[i])}
@@ -123,6 +126,31 @@ func encodeSend(msgs []domain.Message) ([]byte, remoting.RequestCode, string, er
 		return nil, 0, "", propertiesError(err)
 	}
 	return body, remoting.RequestSendBatchMessage, "", nil
+}
+
+// checkBatch refuses a batch a broker cannot store as sent. A
+// SEND_BATCH_MESSAGE carries one system flag for all its messages (the
+// broker stores each with the batch's: a body the producer did not
+// compress would be marked compressed, or the reverse), its store refuses
+// a transactional batch (MESSAGE_ILLEGAL) and never defers a batch to its
+// timer (the timer hook sees single messages only), so delay messages
+// would be delivered at once. Local mode stores all of these.
+func checkBatch(msgs []domain.Message) error {
+	for i := range msgs {
+		m := &msgs[i]
+		switch {
+		case m.Compressed != msgs[0].Compressed:
+			return domain.Errorf(domain.ReasonBadRequest,
+				"message %d of the batch has another body encoding than the first; RocketMQ brokers store one encoding per batch: send messages of each encoding in their own request", i)
+		case m.Transactional:
+			return domain.Errorf(domain.ReasonBadRequest,
+				"RocketMQ brokers do not store transactional messages in a batch: send each in its own request")
+		case !m.DeliverAt.IsZero():
+			return domain.Errorf(domain.ReasonBadRequest,
+				"RocketMQ brokers deliver the delay messages of a batch at once: send each delay message in its own request")
+		}
+	}
+	return nil
 }
 
 // propertiesError explains properties RocketMQ's format cannot carry: too

@@ -32,6 +32,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	p.CreateTopic(t, "normal", domain.MessageTypeNormal, 2)
 	p.CreateTopic(t, "bad-fifo", domain.MessageTypeFIFO, 2)
 	p.CreateTopic(t, "bad-delay", domain.MessageTypeDelay, 2)
+	p.CreateTopic(t, "bad-tx", domain.MessageTypeTransaction, 2)
 	p.CreateGroup(t, application.GroupSpec{Name: "g-bad"})
 	raw := testenv.NewRawClient(t, p)
 
@@ -57,6 +58,20 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		}
 		return out
 	}
+	// inCluster is want in cluster mode and OK in local mode: batches a
+	// RocketMQ broker cannot store as sent, which the local broker can.
+	inCluster := func(want v2.Code) v2.Code {
+		if testenv.Target == testenv.TargetCluster {
+			return want
+		}
+		return v2.Code_OK
+	}
+	gzipped := func(m *v2.Message) { m.SystemProperties.BodyEncoding = v2.Encoding_GZIP }
+	delayed := func(m *v2.Message) {
+		m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
+	}
+	transactional := func(m *v2.Message) { m.SystemProperties.MessageType = v2.MessageType_TRANSACTION }
+	grouped := func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g }
 	sendCases := []struct {
 		name string
 		msgs []*v2.Message
@@ -103,6 +118,10 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		// neither, stored them as plain messages (priority and lite topic lost).
 		{"priority message", []*v2.Message{msg("normal", func(m *v2.Message) { p := int32(3); m.SystemProperties.Priority = &p })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"lite message", []*v2.Message{msg("normal", func(m *v2.Message) { lt := "lite-1"; m.SystemProperties.LiteTopic = &lt })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"batch mixing body encodings", []*v2.Message{msg("normal", nil), msg("normal", gzipped)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch of delay messages", []*v2.Message{msg("bad-delay", delayed), msg("bad-delay", delayed)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch of transactional messages", []*v2.Message{msg("bad-tx", transactional), msg("bad-tx", transactional)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg("normal", nil), msg("normal", grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
