@@ -12,12 +12,17 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
-// Property keys the Apache proxy writes that package remoting does not
-// name (upstream MessageConst).
+// Property keys the Apache proxy or broker writes that package remoting
+// does not name (upstream MessageConst).
 const (
 	propTraceContext = "TRACE_CONTEXT"
 	propCRC32        = "__CRC32#"
-	transientPrefix  = "__RMQ.TRANSIENT."
+	// propOriginGroup is the consumer group a 5.5.0 broker's revive writes
+	// into every message it redelivers (and so into the dead-letter copies
+	// made of redeliveries); its STRING_HASH_SET, by which the Apache proxy
+	// hides system properties, has it.
+	propOriginGroup = "ORIGIN_GROUP"
+	transientPrefix = "__RMQ.TRANSIENT."
 )
 
 // maxBodySize bounds a decompressed message body (Remoting producers
@@ -100,7 +105,7 @@ func systemProperty(k string) bool {
 		remoting.PropertyTransactionCheckTimes, remoting.PropertyCheckImmunityTimeInSeconds,
 		remoting.PropertyInnerNum, remoting.PropertyInnerBase, remoting.PropertyDLQOriginTopic,
 		remoting.PropertyDLQOriginMessageID, remoting.PropertyTimerDelayMS, remoting.PropertyStartDeliverTime,
-		remoting.PropertyFirstPopTime, propCRC32, "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES",
+		remoting.PropertyFirstPopTime, propCRC32, propOriginGroup, "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES",
 		"TIMER_OUT_MS", "TIMER_DEL_UNIQKEY", "TIMER_DELAY_LEVEL", "POP_CK_OFFSET", "DUP_INFO":
 		return true
 	}

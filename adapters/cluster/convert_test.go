@@ -115,10 +115,11 @@ func TestMessageRoundTripThroughBrokerFormat(t *testing.T) {
 		BornTimestamp: born.UnixMilli(), StoreTimestamp: born.UnixMilli() + 5, ReconsumeTimes: 2,
 		BornHost: netip.MustParseAddrPort("10.0.0.1:1234"), StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"),
 		Body: in.Body, Topic: "T", Properties: messageProperties(&in)}
-	// What brokers add on their own.
+	// What brokers add on their own (ORIGIN_GROUP: a 5.5.0 broker's
+	// revive, to every message it redelivers).
 	stored.Properties = append(stored.Properties, remoting.Field{Key: remoting.PropertyPopCK, Value: "1 2 3 4 0 b 3 7"},
 		remoting.Field{Key: "CLUSTER", Value: "c"}, remoting.Field{Key: remoting.PropertyFirstPopTime, Value: "1"},
-		remoting.Field{Key: "__RMQ.TRANSIENT.TOPIC_SYS_FLAG", Value: "0"})
+		remoting.Field{Key: "__RMQ.TRANSIENT.TOPIC_SYS_FLAG", Value: "0"}, remoting.Field{Key: "ORIGIN_GROUP", Value: "g"})
 	b, err := remoting.AppendMessage(nil, &stored)
 	if err != nil {
 		t.Fatal(err)
