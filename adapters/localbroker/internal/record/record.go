@@ -244,22 +244,31 @@ func decodeTime(r *reader) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Message flag bits.
+// Message flag bits. Bit 4 is newer than the others: a message without a
+// prior-attempt count is encoded as before it existed.
 const (
 	flagCompressed    = 1 << 0
 	flagTransactional = 1 << 1
 	flagDeadLetter    = 1 << 2
 	flagTxnOrigin     = 1 << 3
-	knownFlags        = flagCompressed | flagTransactional | flagDeadLetter | flagTxnOrigin
+	flagPriorAttempts = 1 << 4
+	knownFlags        = flagCompressed | flagTransactional | flagDeadLetter | flagTxnOrigin | flagPriorAttempts
 )
 
 // Message is one stored message as encoded inside a batch: the producer's
-// message, when it was stored, where a dead-lettered copy came from, and for
-// the copy a transaction commit made visible, where its half message is.
+// message, when it was stored, where a dead-lettered copy came from and how
+// often it had been delivered, and for the copy a transaction commit made
+// visible, where its half message is.
 type Message struct {
 	domain.Message
 	StoredAt   time.Time
 	DeadLetter *domain.DeadLetterOrigin
+	// PriorAttempts counts the deliveries the message had before it was
+	// stored here, as a RocketMQ broker's reconsume times do: a dead-letter
+	// copy carries its message's, so that the delivery attempts of its own
+	// consumers go on from there. 0 for other messages (and for dead-letter
+	// copies written before the count was kept).
+	PriorAttempts int32
 	// TxnOrigin is the commit-log offset of the half message this message
 	// was committed from (it names the transaction); 0 for other messages.
 	TxnOrigin int64
@@ -281,6 +290,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	if m.TxnOrigin > 0 {
 		flags |= flagTxnOrigin
+	}
+	if m.PriorAttempts > 0 {
+		flags |= flagPriorAttempts
 	}
 	w.byte1(flags)
 	encodeTime(&w, m.StoredAt)
@@ -310,6 +322,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	if m.DeadLetter != nil {
 		w.str(m.DeadLetter.Topic)
 		w.str(m.DeadLetter.MessageID)
+	}
+	if m.PriorAttempts > 0 {
+		w.uvarint(uint64(m.PriorAttempts))
 	}
 	if m.TxnOrigin > 0 {
 		w.uvarint(uint64(m.TxnOrigin))
@@ -371,6 +386,13 @@ func decodeMessage(r *reader, topic string) Message {
 	}
 	if flags&flagDeadLetter != 0 {
 		m.DeadLetter = &domain.DeadLetterOrigin{Topic: r.str(), MessageID: r.str()}
+	}
+	if flags&flagPriorAttempts != 0 {
+		if n := r.uvarint(); n == 0 || n > math.MaxInt32 {
+			r.fail("prior attempts out of range")
+		} else {
+			m.PriorAttempts = int32(n)
+		}
 	}
 	if flags&flagTxnOrigin != 0 {
 		if m.TxnOrigin = r.nonneg(); m.TxnOrigin == 0 {

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func samples() []struct {
 	plain := Message{Message: domain.Message{Topic: "t", ID: "id", Body: []byte{}}}
 	dm := sampleMessage()
 	dm.Topic = "%DLQ%g"
+	dm.PriorAttempts = 4
 	committed := Message{Message: domain.Message{Topic: "t", ID: "c", Body: []byte("x"), DeliverAt: time.UnixMilli(5).UTC()}, TxnOrigin: 99}
 	return []struct {
 		typ Type
@@ -187,6 +189,8 @@ func FuzzDecode(f *testing.F) {
 func FuzzDecodeMessage(f *testing.F) {
 	m := sampleMessage()
 	f.Add(AppendMessage(nil, &m))
+	m.PriorAttempts = 1 << 20
+	f.Add(AppendMessage(nil, &m))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMessage(b, "t")
 		if err != nil {
@@ -197,4 +201,60 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("re-encoding changed the message: %v", err)
 		}
 	})
+}
+
+// TestMessageLayoutWithoutPriorAttempts pins the encoding of messages
+// written before dead-letter copies kept their prior attempts: they decode
+// with a count of 0, and a message without a count is still written that
+// way (so that older versions read it).
+func TestMessageLayoutWithoutPriorAttempts(t *testing.T) {
+	m := sampleMessage() // a dead-letter copy
+	m.Compressed, m.Transactional = false, false
+	old := writer{}
+	old.byte1(flagDeadLetter)
+	encodeTime(&old, m.StoredAt)
+	old.str(m.ID)
+	old.str(m.Tag)
+	old.uvarint(2)
+	old.str("k1")
+	old.str("k2")
+	old.str(m.Group)
+	encodeTime(&old, m.DeliverAt)
+	old.varint(int64(m.TransactionRecovery))
+	old.str(m.TraceContext)
+	old.str(m.BornHost)
+	encodeTime(&old, m.BornAt)
+	old.varint(int64(m.ReconsumeTimes))
+	old.uvarint(2)
+	old.str("a")
+	old.str("1")
+	old.str("b")
+	old.str("")
+	old.str(m.DeadLetter.Topic)
+	old.str(m.DeadLetter.MessageID)
+	old.bytes(m.Body)
+	got, err := DecodeMessage(old.b, m.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("old layout decoded as\n%#v\nwant\n%#v", got, m)
+	}
+	if enc := AppendMessage(nil, &m); !bytes.Equal(enc, old.b) {
+		t.Fatalf("a message without prior attempts is no longer written in the old layout:\n%x\n%x", enc, old.b)
+	}
+	m.PriorAttempts = 3
+	enc := AppendMessage(nil, &m)
+	if enc[0] != flagDeadLetter|flagPriorAttempts {
+		t.Fatalf("flags %08b", enc[0])
+	}
+	if got, err := DecodeMessage(enc, m.Topic); err != nil || got.PriorAttempts != 3 {
+		t.Fatalf("prior attempts %d (%v)", got.PriorAttempts, err)
+	}
+	// The flag with a count of 0 is not an encoding AppendMessage makes.
+	bad := slices.Clone(enc)
+	bad[len(old.b)-len(m.Body)-1] = 0 // the count, just before the body's length
+	if _, err := DecodeMessage(bad, m.Topic); err == nil {
+		t.Fatal("a zero prior-attempt count was accepted")
+	}
 }
