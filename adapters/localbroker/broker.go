@@ -458,7 +458,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			pre = cache[d.offset]
 			continue
 		}
-		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, now, pre)
+		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, d.attempt, now, pre)
 		e.mu.Unlock()
 		if err != nil {
 			return err
@@ -473,8 +473,10 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // whoever asked (a consumer's forward, a receive finding it past the
 // group's maximum, the reviver when its delivery used the last attempt), so
 // hooks.DeadLetter is told here, once per message: a repeated forward of a
-// message already consumed does not get here.
-func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Time, pre *popRead) (int64, error) {
+// message already consumed does not get here. attempts is the count of
+// deliveries the copy carries (its consumers' delivery attempts go on from
+// it).
+func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int32, now time.Time, pre *popRead) (int64, error) {
 	if pre == nil {
 		qi := e.queues[queueKey{k.topic, k.qid}]
 		if qi == nil {
@@ -515,6 +517,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, now time.Tim
 		origin = m.DeadLetter.Topic
 	}
 	cp.DeadLetter = &domain.DeadLetterOrigin{Topic: origin, MessageID: m.ID}
+	cp.PriorAttempts = attempts
 	rec := record.DeadLetter{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt,
 		Copy: record.Batch{Topic: dlq.Name, QueueID: 0, QueueOffset: dqi.count, Messages: []record.Message{cp}}}
 	_, end, err := e.appendApplyLocked(record.TypeDeadLetter, func(dst []byte) []byte {

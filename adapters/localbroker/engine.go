@@ -1026,7 +1026,10 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 			}
 			err := pre.err
 			if err == nil {
-				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, now, pre.read)
+				// As through a RocketMQ broker, which redelivers the message
+				// once more and whose proxy forwards that delivery: the copy
+				// counts it too.
+				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, nextAttempt(d.attempt, 0), now, pre.read)
 			}
 			if err == nil && d.hidx < 0 {
 				continue // consumed (or held, in a FIFO run): out of the heap
@@ -1041,7 +1044,8 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 }
 
 // exhaustedLocked reports whether a delivery used its group's last
-// delivery attempt.
+// delivery attempt. A dead-letter copy's attempts count on from its prior
+// ones (see nextAttempt), as RocketMQ's reconsume times do.
 func (e *Engine) exhaustedLocked(d *delivery) bool {
 	limit := int32(domain.DefaultMaxDeliveryAttempts)
 	if g := e.groups[d.cs.key.group]; g != nil {

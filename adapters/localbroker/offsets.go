@@ -181,7 +181,7 @@ func (e *Engine) pull(topic string, qid int32, cq *consumequeue.Queue, start, of
 		if gone || !req.Filter.Match(&m.Message) {
 			continue
 		}
-		out = append(out, e.storedMessage(topic, qid, qoff, ent, &m, 1))
+		out = append(out, e.storedMessage(topic, qid, qoff, ent, &m, nextAttempt(0, m.PriorAttempts)))
 	}
 	return out, next, nil
 }

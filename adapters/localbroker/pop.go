@@ -3,6 +3,7 @@ package localbroker
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -354,7 +355,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
 		}
-		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: d.attempt + 1, MsgGroup: r.msg.Group})
+		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(d.attempt, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
 		w.picks = append(w.picks, off)
 		if taken != nil {
 			taken[r.msg.Group]++
@@ -396,7 +397,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 				continue
 			}
 		}
-		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: 1, MsgGroup: r.msg.Group})
+		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(0, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
 		w.picks = append(w.picks, off)
 		if taken != nil {
 			taken[r.msg.Group]++
@@ -404,6 +405,21 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 	}
 	w.next = next
 	return w
+}
+
+// nextAttempt is the delivery attempt after attempt (0: not delivered to
+// the group yet) of a message. A first delivery counts on from the
+// deliveries the message had before it was stored here (prior, a
+// dead-letter copy's: see [record.Message]), as a RocketMQ broker's
+// reconsume times do; the count stays at its maximum rather than overflow.
+func nextAttempt(attempt, prior int32) int32 {
+	if attempt == 0 {
+		attempt = prior
+	}
+	if attempt == math.MaxInt32 {
+		return attempt
+	}
+	return attempt + 1
 }
 
 // fifoCandidates returns, in offset order, up to limit visible offsets a

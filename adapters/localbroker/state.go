@@ -55,7 +55,7 @@ func (q *queueIndex) promote(vis int64) bool {
 
 // deliveryState is what a snapshot keeps of a delivery.
 type deliveryState struct {
-	attempt  int32 // deliveries so far (0: passed over, never delivered)
+	attempt  int32 // attempt of the latest delivery (0: passed over, never delivered); see nextAttempt
 	receipt  int64 // receipt id of the current delivery
 	deadline int64 // invisible until, Unix ms (0 when never delivered)
 	visible  bool  // may be delivered (again) now

@@ -1,0 +1,95 @@
+package localbroker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+)
+
+// TestDeadLetterCopyKeepsDeliveryCount: a dead-letter copy carries the
+// deliveries its message had, as a RocketMQ broker's copy carries its
+// reconsume times (the count + 1 of the delivery it was moved at), so a
+// consumer of the dead-letter queue sees the delivery attempts a client
+// of the Apache proxy sees: the copy of a message its consumer forwarded
+// at attempt 2 comes with attempt 3; the copy of one that used all 2
+// attempts of its group comes with attempt 4 (a broker redelivers it once
+// more, with reconsume times 2, and the proxy forwards that delivery).
+// The count survives restarts, kill -9 and snapshots, and goes on
+// counting: a redelivery of the copy, a pull of it, and a copy of the copy.
+func TestDeadLetterCopyKeepsDeliveryCount(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		restart func(*harness)
+	}{
+		{"live", func(*harness) {}},
+		{"restart", (*harness).restart},
+		{"snapshot then restart", func(h *harness) {
+			if err := h.e.Snapshot(h.t.Context()); err != nil {
+				h.t.Fatal(err)
+			}
+			h.restart()
+		}},
+		{"kill -9", func(h *harness) { h.crashRestart(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			g := domain.NewConsumerGroup("g")
+			g.MaxDeliveryAttempts = 2
+			if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
+				t.Fatal(err)
+			}
+			h.send("t", 0, msg("t", "exhausted", ""))
+			h.send("t", 1, msg("t", "forwarded", ""))
+			for attempt := int32(1); attempt <= 2; attempt++ {
+				for _, qid := range []int32{0, 1} {
+					got := h.pop("g", "t", qid, 1, 10*time.Second)
+					if len(got) != 1 || got[0].DeliveryAttempt != attempt {
+						t.Fatalf("queue %d, attempt %d: %+v", qid, attempt, got)
+					}
+					if attempt == 2 && qid == 1 {
+						if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("g", got[0])); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				h.fake().Advance(10 * time.Second)
+			}
+			h.revive() // moves "exhausted", which used both attempts
+			h.settle(h.e.clog.NextOffset())
+			tc.restart(h)
+
+			dlq := domain.DeadLetterTopic("g")
+			want := map[string]int32{"exhausted": 4, "forwarded": 3}
+			check := func(what string, ms []domain.StoredMessage, extra int32) {
+				t.Helper()
+				if len(ms) != len(want) {
+					t.Fatalf("%s: %d messages, want %d: %+v", what, len(ms), len(want), ms)
+				}
+				for _, m := range ms {
+					if m.DeliveryAttempt != want[m.ID]+extra {
+						t.Errorf("%s: %s has delivery attempt %d, want %d", what, m.ID, m.DeliveryAttempt, want[m.ID]+extra)
+					}
+				}
+			}
+			first := h.pop("reader", dlq, 0, 10, 10*time.Second)
+			check("first delivery from the DLQ", first, 0)
+			check("pull from the DLQ", h.pull("puller", dlq, 0, 0, 10, filter.All).Messages, 0)
+
+			tc.restart(h)
+			h.fake().Advance(10 * time.Second)
+			again := h.pop("reader", dlq, 0, 10, 10*time.Second)
+			check("redelivery from the DLQ", again, 1)
+
+			// The reader forwards its copies in turn: the next copies count on.
+			for _, m := range again {
+				if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("reader", m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.restart(h)
+			check("copy of a copy", h.pop("reader2", domain.DeadLetterTopic("reader"), 0, 10, 10*time.Second), 2)
+		})
+	}
+}
