@@ -275,7 +275,8 @@ func expectNoRedelivery(t *testing.T, c rmq.SimpleConsumer, invisible time.Durat
 // TestRedeliveryInvisibleTimeAndDeadLetter follows one unacked message: it
 // comes back after its invisible time with a higher delivery attempt,
 // ChangeInvisibleDuration postpones it, and after the group's maximum
-// attempts it lands in the dead-letter queue.
+// attempts it lands in the dead-letter queue, where it keeps its id, body,
+// tag, keys, properties and born time, and counts its deliveries on.
 func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
 	p.CreateTopic(t, "retry", domain.MessageTypeNormal, 2)
@@ -283,6 +284,8 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	pr := testenv.NewProducer(t, p, "retry")
 	msg := &rmq.Message{Topic: "retry", Body: []byte("payload")}
 	msg.AddProperty("p", "v")
+	msg.SetTag("tg")
+	msg.SetKeys("k1", "k2")
 	r, err := pr.Send(t.Context(), msg)
 	if err != nil {
 		t.Fatal(err)
@@ -362,8 +365,23 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		}
 		return fmt.Errorf("nothing in the DLQ yet: %v", err)
 	})
-	if dead.GetMessageId() != id || string(dead.GetBody()) != "payload" || dead.GetProperties()["p"] != "v" {
-		t.Fatalf("DLQ message %s %q %v", dead.GetMessageId(), dead.GetBody(), dead.GetProperties())
+	tag := "(none)"
+	if dead.GetTag() != nil {
+		tag = *dead.GetTag()
+	}
+	if dead.GetMessageId() != id || string(dead.GetBody()) != "payload" || dead.GetTopic() != "%DLQ%g-retry" ||
+		fmt.Sprint(dead.GetProperties()) != "map[p:v]" || tag != "tg" ||
+		fmt.Sprint(dead.GetKeys()) != "[k1 k2]" || !dead.GetBornTimestamp().Equal(*m1.GetBornTimestamp()) {
+		t.Fatalf("DLQ message %s %s %q properties %v tag %v keys %v born %v (first delivery: born %v)", dead.GetMessageId(), dead.GetTopic(),
+			dead.GetBody(), dead.GetProperties(), tag, dead.GetKeys(), dead.GetBornTimestamp(), m1.GetBornTimestamp())
+	}
+	// A RocketMQ broker's dead-letter copy counts the deliveries as its
+	// reconsume times, plus the one it was moved at: the broker redelivers
+	// the exhausted message once more (reconsume times 3) and the proxy
+	// forwards that delivery instead of handing it out (the copy: 4). The
+	// Apache proxy shows reconsume times + 1.
+	if dead.GetDeliveryAttempt() != 5 {
+		t.Fatalf("DLQ message delivery attempt %d, want 5 (3 attempts used, the move, then the next)", dead.GetDeliveryAttempt())
 	}
 	if err := dlq.Ack(t.Context(), dead); err != nil {
 		t.Fatal(err)
