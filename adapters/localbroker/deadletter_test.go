@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 )
@@ -91,5 +92,43 @@ func TestDeadLetterCopyKeepsDeliveryCount(t *testing.T) {
 			tc.restart(h)
 			check("copy of a copy", h.pop("reader2", domain.DeadLetterTopic("reader"), 0, 10, 10*time.Second), 2)
 		})
+	}
+}
+
+// TestDeadLetterCopyOfAnOlderVersion replays a dead-letter record as
+// versions before prior attempts wrote it (a copy without them:
+// record.TestMessageLayoutWithoutPriorAttempts pins that layout): the copy
+// is read, and its deliveries count from 1, as those versions counted.
+func TestDeadLetterCopyOfAnOlderVersion(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "old", ""))
+	got := h.pop("g", "t", 0, 1, time.Minute)
+	if len(got) != 1 {
+		t.Fatalf("popped %+v", got)
+	}
+	hd, _ := domain.ParseReceiptHandle(got[0].ReceiptHandle)
+	e := h.e
+	e.mu.Lock()
+	dlq, err := e.dlqTopicLocked("g")
+	if err == nil {
+		cp := record.Message{Message: msg(dlq.Name, "old", ""), StoredAt: h.clock.Now(), DeadLetter: &domain.DeadLetterOrigin{Topic: "t", MessageID: "old"}}
+		rec := record.DeadLetter{Group: "g", Topic: "t", QueueID: 0, Offset: 0, Receipt: hd.StartOffset,
+			Copy: record.Batch{Topic: dlq.Name, QueueOffset: e.queueLocked(dlq.Name, 0).count, Messages: []record.Message{cp}}}
+		_, _, err = e.appendApplyLocked(record.TypeDeadLetter, func(dst []byte) []byte {
+			p, _ := record.AppendDeadLetter(dst, &rec)
+			return p
+		}, true)
+	}
+	e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.crashRestart(true)
+	for attempt := int32(1); attempt <= 2; attempt++ {
+		d := h.pop("reader", dlq.Name, 0, 10, 10*time.Second)
+		if len(d) != 1 || d[0].ID != "old" || d[0].DeliveryAttempt != attempt {
+			t.Fatalf("delivery %d from the DLQ: %+v", attempt, d)
+		}
+		h.fake().Advance(10 * time.Second)
 	}
 }
