@@ -108,13 +108,13 @@ func toProtoMessage(m *domain.StoredMessage) *v2.Message {
 		sp.Tag = ptr(m.Tag)
 	}
 	if !m.BornAt.IsZero() {
-		sp.BornTimestamp = timestamppb.New(m.BornAt)
+		sp.BornTimestamp = millis(m.BornAt)
 	}
 	if !m.StoredAt.IsZero() {
-		sp.StoreTimestamp = timestamppb.New(m.StoredAt)
+		sp.StoreTimestamp = millis(m.StoredAt)
 	}
 	if !m.DeliverAt.IsZero() {
-		sp.DeliveryTimestamp = timestamppb.New(m.DeliverAt)
+		sp.DeliveryTimestamp = millis(m.DeliverAt)
 	}
 	if m.ReceiptHandle != "" {
 		sp.ReceiptHandle = ptr(m.ReceiptHandle)
@@ -137,6 +137,14 @@ func toProtoMessage(m *domain.StoredMessage) *v2.Message {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// millis is t to the millisecond, as RocketMQ keeps message times (born,
+// store and delivery timestamps are Java longs of milliseconds): local
+// mode stores the nanoseconds a client sent, and its consumers must see
+// what those of cluster mode and the Apache proxy see.
+func millis(t time.Time) *timestamppb.Timestamp {
+	return timestamppb.New(t.Truncate(time.Millisecond))
+}
 
 func toPermission(p domain.Permission) v2.Permission {
 	switch {

@@ -72,3 +72,21 @@ func TestToProtoMessageDigestAndEncoding(t *testing.T) {
 		t.Fatalf("topic %v", p.GetTopic())
 	}
 }
+
+// Message times reach consumers to the millisecond, as RocketMQ keeps them:
+// local mode stores the nanoseconds a producer sent.
+func TestToProtoMessageTimesInMilliseconds(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 10, 11, 123_456_789, time.UTC)
+	m := &domain.StoredMessage{Message: domain.Message{Topic: "t", BornAt: at, DeliverAt: at.Add(time.Hour)}, StoredAt: at.Add(time.Second)}
+	sp := toProtoMessage(m).GetSystemProperties()
+	want := func(name string, got, exp time.Time) {
+		t.Helper()
+		if !got.Equal(exp) {
+			t.Errorf("%s %v, want %v", name, got, exp)
+		}
+	}
+	ms := at.Truncate(time.Millisecond)
+	want("born", sp.GetBornTimestamp().AsTime(), ms)
+	want("store", sp.GetStoreTimestamp().AsTime(), ms.Add(time.Second))
+	want("delivery", sp.GetDeliveryTimestamp().AsTime(), ms.Add(time.Hour))
+}
