@@ -251,36 +251,84 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 }
 
 // DeleteTopic implements [ports.Admin]: DELETE_TOPIC_IN_BROKER on every
-// master, then DELETE_TOPIC_IN_NAMESRV for the cluster, then
-// DELETE_KV_CONFIG of its description on every NameServer.
+// master, then DELETE_TOPIC_IN_NAMESRV for the cluster on every NameServer
+// (each keeps its own route table, and keeps a deleted topic's route until
+// it is told), then DELETE_KV_CONFIG of its description on every
+// NameServer. A topic no master has any more but a NameServer still
+// routes for the cluster (a NameServer that missed an earlier delete) is
+// deleted from the NameServers, so that running the command again
+// finishes a delete that failed half-way.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	exists, err := b.topicExists(ctx, name)
 	if err != nil {
 		return err
 	}
 	if !exists {
-		return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", name)
+		if !b.routedByAnyNameServer(ctx, name) {
+			return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", name)
+		}
+	} else {
+		err = b.eachMaster(ctx, func(m master) error {
+			_, err := b.call(ctx, m.addr, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: name}, nil)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
-	err = b.eachMaster(ctx, func(m master) error {
-		_, err := b.call(ctx, m.addr, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: name}, nil)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	_, err = b.callNameServer(ctx, func() *remoting.Command {
-		return remoting.NewRequest(remoting.RequestDeleteTopicInNamesrv,
-			remoting.EncodeHeader(&remoting.TopicRequestHeader{Topic: name, ClusterName: b.cfg.ClusterName}), nil)
-	})
+	err = b.deleteRoute(ctx, name)
 	b.meta.forgetTopic(name)
 	if err != nil {
-		return mapError(err)
+		return err
 	}
 	if err := b.storeEntry(ctx, topicKV, name, kvEntry{}); err != nil {
 		return descriptionFailed(fmt.Sprintf("topic %q was deleted", name), err,
 			"it stays there until a topic of that name is created again, which replaces it")
 	}
 	return nil
+}
+
+// deleteRoute removes a topic's route for the cluster from every
+// NameServer (DELETE_TOPIC_IN_NAMESRV), and says which did not take it.
+func (b *Broker) deleteRoute(ctx context.Context, name string) error {
+	se := &storeError{total: len(b.cfg.NameServers)}
+	for _, addr := range b.cfg.NameServers {
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RequestDeleteTopicInNamesrv,
+			remoting.EncodeHeader(&remoting.TopicRequestHeader{Topic: name, ClusterName: b.cfg.ClusterName}), nil))
+		if err == nil {
+			err = remoting.Expect(resp)
+		}
+		if err != nil {
+			se.failed = append(se.failed, fmt.Errorf("NameServer %s: %w", addr, err))
+		}
+	}
+	if len(se.failed) == 0 {
+		return nil
+	}
+	return domain.Wrap(domain.ReasonOf(mapError(se.failed[0])), se,
+		fmt.Sprintf("topic %q was deleted from the brokers, but not every NameServer removed its route (%v), so clients asking those NameServers are still routed to it; once they answer, run `rmqproxy topic delete %s` again", name, se, name))
+}
+
+// routedByAnyNameServer reports whether a NameServer that answers still
+// routes a topic to a broker of the cluster.
+func (b *Broker) routedByAnyNameServer(ctx context.Context, name string) bool {
+	for _, addr := range b.cfg.NameServers {
+		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
+			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil))
+		if err != nil || remoting.Expect(resp) != nil {
+			continue
+		}
+		var rd remoting.TopicRouteData
+		if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
+			continue
+		}
+		for _, bd := range rd.BrokerDatas {
+			if bd.Cluster == b.cfg.ClusterName {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sysGroups are RocketMQ's own consumer groups (MixAll).

@@ -1,0 +1,73 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestTopicDeleteReachesEveryNameServer runs a broker registered with two
+// NameServers (each keeps its own route table, as in any cluster with more
+// than one): a topic deleted through rmqproxy is routed by neither
+// afterwards. A NameServer keeps a deleted topic's route until it is told
+// (a broker's later registrations do not remove it), so deleting it from
+// only the first NameServer that answers left clients of the other one
+// routed to brokers that no longer have the topic.
+func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
+	cfg, _ := testenv.ClusterConfig(t)
+	ns := testenv.NameServer()
+	second := rocketmqenv.StartNameServer(t)
+	ns.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-twons", ClusterName: "twons-cluster",
+		Extra: []string{"namesrvAddr=" + ns.NameServer + ";" + second.NameServer}})
+	cfg.Cluster.NameServers = []string{ns.NameServer, second.NameServer}
+	cfg.Cluster.ClusterName = "twons-cluster"
+	p := testenv.Start(t, cfg)
+
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	routed := func(addr, topic string) (bool, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		resp, err := rc.Invoke(ctx, addr, remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
+			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: topic}), nil))
+		if err != nil {
+			return false, err
+		}
+		switch remoting.ResponseCode(resp.Code) {
+		case remoting.ResponseSuccess:
+			return true, nil
+		case remoting.ResponseTopicNotExist:
+			return false, nil
+		}
+		return false, remoting.Expect(resp)
+	}
+
+	testenv.Claim(t, "topic", "twons-orders")
+	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "twons-orders", Type: domain.MessageTypeNormal}); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range cfg.Cluster.NameServers {
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			if ok, err := routed(addr, "twons-orders"); !ok {
+				return fmt.Errorf("NameServer %s does not route the new topic (%v)", addr, err)
+			}
+			return nil
+		})
+	}
+	if code, out := testenv.CLI(t, "topic", "delete", "twons-orders", "--admin.address="+p.AdminAddr()); code != 0 {
+		t.Fatalf("topic delete: exit %d:\n%s", code, out)
+	}
+	for _, addr := range cfg.Cluster.NameServers {
+		if ok, err := routed(addr, "twons-orders"); ok || err != nil {
+			t.Errorf("NameServer %s still routes the deleted topic (%v)", addr, err)
+		}
+	}
+}
