@@ -40,6 +40,8 @@ type Broker struct {
 
 	checkMu sync.RWMutex
 	check   ports.TransactionCheckHandler
+	// ended remembers the transactions this instance ended (see ended.go).
+	ended endedTransactions
 	// runningInfo answers brokers' GET_CONSUMER_RUNNING_INFO; nil until
 	// the application sets it (see runninginfo.go).
 	runningInfo atomic.Pointer[ports.ConsumerRunningInfoHandler]

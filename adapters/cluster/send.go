@@ -276,7 +276,9 @@ func truncate(s string, n int) string {
 
 // EndTransaction implements [ports.Transactions]: END_TRANSACTION to the
 // broker the transaction id names, with the producer group = topic that
-// the half message was sent with.
+// the half message was sent with. A transaction this instance ended
+// already is refused before it reaches the broker (see
+// endedTransactions).
 func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionRequest) error {
 	t, err := parseTransactionID(req.TransactionID)
 	if err != nil {
@@ -299,10 +301,21 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	if msgID == "" {
 		msgID = t.MessageID
 	}
+	key := endedKey(t.Broker, t.MessageID)
+	if prev, ok := b.ended.begin(key); !ok {
+		if prev.resolution == ports.ResolutionUnknown {
+			return domain.Errorf(domain.ReasonInvalidTransactionID,
+				"transaction of message %s is being ended by another request; its outcome is that request's", t.MessageID)
+		}
+		return domain.Errorf(domain.ReasonInvalidTransactionID,
+			"transaction of message %s was already ended (%s at %s) through this rmqproxy; it cannot be ended again (the broker would store a committed message once more)",
+			t.MessageID, prev.resolution, prev.at.UTC().Format(time.RFC3339))
+	}
 	h := remoting.EndTransactionRequestHeader{RPC: remoting.RPC{BrokerName: t.Broker}, Topic: req.Topic, ProducerGroup: req.Topic,
 		TranStateTableOffset: t.QueueOffset, CommitLogOffset: t.CommitLogOffset, CommitOrRollback: verdict,
 		FromTransactionCheck: req.FromCheck, MsgID: msgID, TransactionID: t.MessageID}
 	_, err = b.call(ctx, addr, remoting.RequestEndTransaction, &h, nil)
+	b.ended.done(key, req.Resolution, b.clock.Now(), err == nil)
 	if err != nil {
 		b.failed(t.Broker, err)
 		return endTransactionError(err)

@@ -1,0 +1,95 @@
+package cluster_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestTransactionEndsOnce: a broker ends a half message again whenever it
+// is asked to (END_TRANSACTION finds the half message in its commit log
+// whether or not it was resolved), so a second commit stored the message
+// a second time, and a commit after a rollback delivered a message the
+// application had rolled back, both answered OK. Through the instance that
+// ended it, a transaction is now ended once: a second EndTransaction, with
+// either resolution, is INVALID_TRANSACTION_ID, and consumers get the
+// committed message once and the rolled-back one never.
+func TestTransactionEndsOnce(t *testing.T) {
+	cfg, _ := testenv.ClusterConfig(t)
+	p := testenv.Start(t, cfg)
+	p.CreateTopic(t, "tx-once", domain.MessageTypeTransaction, 1)
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics("tx-once"),
+		rmq.WithTransactionChecker(&rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.UNKNOWN }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pr.GracefulStop()
+	raw := testenv.NewRawClient(t, p)
+	send := func(body string) *rmq.SendReceipt {
+		t.Helper()
+		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: "tx-once", Body: []byte(body)}, pr.BeginTransaction())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r[0]
+	}
+	end := func(r *rmq.SendReceipt, res v2.TransactionResolution) *v2.Status {
+		t.Helper()
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "tx-once"},
+			MessageId: r.MessageID, TransactionId: r.TransactionId, Resolution: res, Source: v2.TransactionSource_SOURCE_CLIENT})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus()
+	}
+
+	committed, rolledBack := send("committed"), send("rolled back")
+	if st := end(committed, v2.TransactionResolution_COMMIT); st.GetCode() != v2.Code_OK {
+		t.Fatalf("commit: %v", st)
+	}
+	if st := end(rolledBack, v2.TransactionResolution_ROLLBACK); st.GetCode() != v2.Code_OK {
+		t.Fatalf("rollback: %v", st)
+	}
+	for _, again := range []struct {
+		r   *rmq.SendReceipt
+		res v2.TransactionResolution
+	}{{committed, v2.TransactionResolution_COMMIT}, {committed, v2.TransactionResolution_ROLLBACK}, {rolledBack, v2.TransactionResolution_COMMIT}} {
+		if st := end(again.r, again.res); st.GetCode() != v2.Code_INVALID_TRANSACTION_ID {
+			t.Errorf("%v of a transaction ended already: %v, want INVALID_TRANSACTION_ID", again.res, st)
+		}
+	}
+
+	c := testenv.NewSimpleConsumer(t, p, "g-tx-once", 5*time.Second, map[string]*rmq.FilterExpression{"tx-once": rmq.SUB_ALL})
+	seen := map[string]int{}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, _ := c.Receive(t.Context(), 16, 20*time.Second)
+		for _, m := range ms {
+			seen[m.GetMessageId()]++
+			_ = c.Ack(t.Context(), m)
+		}
+		if seen[committed.MessageID] == 0 {
+			return fmt.Errorf("the committed message is not delivered yet")
+		}
+		return nil
+	})
+	// Whatever else was stored comes within a few more receives.
+	for range 3 {
+		ms, _ := c.Receive(t.Context(), 16, 20*time.Second)
+		for _, m := range ms {
+			seen[m.GetMessageId()]++
+			_ = c.Ack(t.Context(), m)
+		}
+	}
+	if seen[committed.MessageID] != 1 || seen[rolledBack.MessageID] != 0 {
+		t.Fatalf("delivered: the committed message %d times, the rolled-back one %d times", seen[committed.MessageID], seen[rolledBack.MessageID])
+	}
+}
