@@ -109,6 +109,25 @@ func (b *Broker) userTopic(name string, v *clusterView) bool {
 	return true
 }
 
+// brokersOwnTopic refuses the topics list does not show that a name check
+// lets through: a consumer group's retry topic (it holds the messages
+// waiting to be delivered again, which deleting it would lose) and the
+// topics named after a broker or a cluster. Without it, delete removed a
+// retry topic that describe said did not exist, and create made a topic
+// that list never showed.
+func (b *Broker) brokersOwnTopic(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) {
+		return domain.Errorf(domain.ReasonIllegalTopic,
+			"topic %q is a retry topic, which the brokers keep for a consumer group (it holds the messages waiting to be delivered again); rmqproxy does not create, change or delete it", name)
+	}
+	v, _ := b.meta.view(ctx)
+	if !b.userTopic(name, v) {
+		return domain.Errorf(domain.ReasonIllegalTopic,
+			"topic %q is named after a broker or a cluster, and the brokers keep it; rmqproxy does not create, change or delete it", name)
+	}
+	return nil
+}
+
 // ListTopics implements [ports.Admin]: the user topics of every master,
 // with their descriptions from the NameServers.
 func (b *Broker) ListTopics(ctx context.Context) ([]domain.Topic, error) {
@@ -179,6 +198,9 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := t.Validate(); err != nil {
 		return domain.Topic{}, err
 	}
+	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
+		return domain.Topic{}, err
+	}
 	exists, err := b.topicExists(ctx, t.Name)
 	if err != nil {
 		return domain.Topic{}, err
@@ -233,6 +255,9 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := t.Validate(); err != nil {
 		return domain.Topic{}, err
 	}
+	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
+		return domain.Topic{}, err
+	}
 	exists, err := b.topicExists(ctx, t.Name)
 	if err != nil {
 		return domain.Topic{}, err
@@ -259,6 +284,9 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 // deleted from the NameServers, so that running the command again
 // finishes a delete that failed half-way.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if err := b.brokersOwnTopic(ctx, name); err != nil {
+		return err
+	}
 	exists, err := b.topicExists(ctx, name)
 	if err != nil {
 		return err
@@ -465,6 +493,10 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 	}
 	if _, ok := all[name]; !ok {
 		return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", name)
+	}
+	if sysGroups[name] {
+		// list does not show them; the brokers' own tools use them.
+		return domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not delete it", name)
 	}
 	err = b.eachMaster(ctx, func(m master) error {
 		_, err := b.call(ctx, m.addr, remoting.RequestDeleteSubscriptiongroup,
