@@ -45,17 +45,23 @@ func (b *Broker) ConsumerGroup(ctx context.Context, name string) (domain.Consume
 }
 
 // eachMaster runs f on every master of the cluster, all of them even
-// when some fail, and joins the failures (each naming its broker).
-func (b *Broker) eachMaster(ctx context.Context, f func(m master) error) error {
+// when some fail, and joins the failures. When only some fail, the
+// message names each failed broker and says what the others did: for a
+// change (after: what the operator runs once the failed brokers answer)
+// that they applied it, for a read (after == "") that nothing is shown
+// rather than an incomplete result.
+func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) error) error {
 	ms, err := b.meta.clusterMasters(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	var failed []string
 	for _, m := range ms {
 		if err := f(m); err != nil {
 			b.failed(m.name, err)
 			errs = append(errs, fmt.Errorf("broker %s: %w", m.name, err))
+			failed = append(failed, fmt.Sprintf("broker %s: %s", m.name, domain.MessageOf(mapError(err))))
 		}
 	}
 	if len(errs) == 0 {
@@ -63,8 +69,12 @@ func (b *Broker) eachMaster(ctx context.Context, f func(m master) error) error {
 	}
 	first := mapError(errs[0])
 	if len(errs) < len(ms) {
+		what := "the others answered, but a result without them would be incomplete; retry once they answer"
+		if after != "" {
+			what = "the others applied the change; " + after
+		}
 		return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...),
-			fmt.Sprintf("%d of %d brokers failed (the others applied the change; run the command again): %s", len(errs), len(ms), domain.MessageOf(first)))
+			fmt.Sprintf("%d of %d brokers failed (%s); %s", len(errs), len(ms), strings.Join(failed, "; "), what))
 	}
 	return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), domain.MessageOf(first))
 }
@@ -72,7 +82,7 @@ func (b *Broker) eachMaster(ctx context.Context, f func(m master) error) error {
 // allTopics reads every topic configuration of the cluster's masters.
 func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig, error) {
 	out := map[string]remoting.TopicConfig{}
-	err := b.eachMaster(ctx, func(m master) error {
+	err := b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllTopicConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
 		if err != nil {
 			return err
@@ -167,7 +177,7 @@ func (b *Broker) topicExists(ctx context.Context, name string) (bool, error) {
 
 // putTopic creates or updates a topic on every master, with its message
 // type as the message.type attribute (FIFO topics are also "order").
-func (b *Broker) putTopic(ctx context.Context, t domain.Topic) error {
+func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) error {
 	perm := int32(0)
 	if t.Permission.Readable() {
 		perm |= remoting.PermRead
@@ -175,7 +185,7 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic) error {
 	if t.Permission.Writable() {
 		perm |= remoting.PermWrite
 	}
-	err := b.eachMaster(ctx, func(m master) error {
+	err := b.eachMaster(ctx, after, func(m master) error {
 		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateTopic, &remoting.CreateTopicRequestHeader{
 			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
 			WriteQueueNums: t.QueueCount, Perm: perm, TopicFilterType: "SINGLE_TAG", Order: t.Type == domain.MessageTypeFIFO,
@@ -208,7 +218,7 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
 	}
-	if err := b.putTopic(ctx, t); err != nil {
+	if err := b.putTopic(ctx, t, fmt.Sprintf("once they answer, run `rmqproxy topic update %s` with the same options to create it on them too (create would answer that it exists)", t.Name)); err != nil {
 		return domain.Topic{}, err
 	}
 	if err := b.awaitRoute(ctx, t.Name); err != nil {
@@ -265,7 +275,7 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if !exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", t.Name, t.Name)
 	}
-	if err := b.putTopic(ctx, t); err != nil {
+	if err := b.putTopic(ctx, t, "once they answer, run the command again"); err != nil {
 		return domain.Topic{}, err
 	}
 	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
@@ -296,7 +306,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 			return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", name)
 		}
 	} else {
-		err = b.eachMaster(ctx, func(m master) error {
+		err = b.eachMaster(ctx, "once they answer, run the command again", func(m master) error {
 			_, err := b.call(ctx, m.addr, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: name}, nil)
 			return err
 		})
@@ -368,7 +378,7 @@ var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true
 // (without creating any, unlike a single-group lookup).
 func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
 	out := map[string]remoting.SubscriptionGroupConfig{}
-	err := b.eachMaster(ctx, func(m master) error {
+	err := b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllSubscriptiongroupConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
 		if err != nil {
 			return err
@@ -414,12 +424,12 @@ func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 	return out, nil
 }
 
-func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup) error {
+func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, after string) error {
 	body, err := remoting.EncodeJSONBody(subscriptionGroupOf(g))
 	if err != nil {
 		return err
 	}
-	err = b.eachMaster(ctx, func(m master) error {
+	err = b.eachMaster(ctx, after, func(m master) error {
 		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateSubscriptiongroup, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, body)
 		return err
 	})
@@ -452,7 +462,7 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if _, ok := all[g.Name]; ok {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
 	}
-	if err := b.putGroup(ctx, g); err != nil {
+	if err := b.putGroup(ctx, g, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was created", g.Name),
@@ -474,7 +484,7 @@ func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if _, ok := all[g.Name]; !ok {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", g.Name, g.Name)
 	}
-	if err := b.putGroup(ctx, g); err != nil {
+	if err := b.putGroup(ctx, g, "once they answer, run the command again"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was updated", g.Name), "once they answer, run the command again"); err != nil {
@@ -498,7 +508,7 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 		// list does not show them; the brokers' own tools use them.
 		return domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not delete it", name)
 	}
-	err = b.eachMaster(ctx, func(m master) error {
+	err = b.eachMaster(ctx, "once they answer, run the command again", func(m master) error {
 		_, err := b.call(ctx, m.addr, remoting.RequestDeleteSubscriptiongroup,
 			&remoting.DeleteSubscriptionGroupRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, GroupName: name, CleanOffset: true}, nil)
 		return err
@@ -534,7 +544,7 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", group)
 	}
 	var out []ports.QueueStats
-	err = b.eachMaster(ctx, func(m master) error {
+	err = b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, remoting.RequestGetConsumeStats,
 			&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, ConsumerGroup: group}, nil)
 		if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -57,5 +58,53 @@ func TestAdminLeavesTheBrokersOwnTopicsAndGroups(t *testing.T) {
 	defer mu.Unlock()
 	if changes != 0 {
 		t.Fatalf("%d changes reached the broker", changes)
+	}
+}
+
+// TestPartialFailuresSayWhatHappened: with one of two brokers failing, a
+// create names the broker and says how to create the topic there too (a
+// second create answers that it exists), and a list does not claim that a
+// change was applied.
+func TestPartialFailuresSayWhatHappened(t *testing.T) {
+	var a1, a2 string
+	var failList atomic.Bool
+	cluster := func() []byte {
+		body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
+			BrokerAddrTable: map[string]remoting.BrokerData{
+				"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: a1}},
+				"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: a2}}},
+			ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
+		return body
+	}
+	serve := func(second bool) func(req *remoting.Command) *remoting.Command {
+		return func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetBrokerClusterInfo:
+				resp.Body = cluster()
+			case remoting.RequestGetAllTopicConfig:
+				if second && failList.Load() {
+					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+				}
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
+			case remoting.RequestUpdateAndCreateTopic:
+				if second {
+					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+				}
+			}
+			return resp
+		}
+	}
+	a1, a2 = startFakeSocket(t, serve(false)), startFakeSocket(t, serve(true))
+	b := newTestBroker(t, a1, nil)
+
+	_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite})
+	if msg := domain.MessageOf(err); msg != "1 of 2 brokers failed (broker b2: disk full); the others applied the change; once they answer, run `rmqproxy topic update orders` with the same options to create it on them too (create would answer that it exists)" {
+		t.Errorf("create on one of two brokers: %q", msg)
+	}
+	failList.Store(true)
+	_, err = b.ListTopics(t.Context())
+	if msg := domain.MessageOf(err); msg != "1 of 2 brokers failed (broker b2: disk full); the others answered, but a result without them would be incomplete; retry once they answer" {
+		t.Errorf("list with one of two brokers failing: %q", msg)
 	}
 }
