@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -424,6 +425,31 @@ func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 	return out, nil
 }
 
+// storableRetryPolicy refuses a retry policy a broker's group
+// configuration cannot hold as given: it keeps the times in whole
+// milliseconds and an exponential multiplier as a whole number, so a
+// multiplier of 1.5 was stored as 2 (and shown so by describe) while the
+// command answered with 1.5.
+func storableRetryPolicy(g domain.ConsumerGroup) error {
+	p := g.RetryPolicy
+	whole := func(d time.Duration) bool { return d >= time.Millisecond && d%time.Millisecond == 0 }
+	if len(p.Delays) > 0 {
+		for _, d := range p.Delays {
+			if !whole(d) {
+				return domain.Errorf(domain.ReasonBadRequest, "group %q: retry delay %v is not a whole number of milliseconds, which is what the brokers keep", g.Name, d)
+			}
+		}
+		return nil
+	}
+	if !whole(p.Initial) || !whole(p.Max) {
+		return domain.Errorf(domain.ReasonBadRequest, "group %q: exponential retry times %v and %v must be whole numbers of milliseconds, which is what the brokers keep", g.Name, p.Initial, p.Max)
+	}
+	if p.Multiplier != math.Trunc(p.Multiplier) || p.Multiplier > math.MaxInt32 {
+		return domain.Errorf(domain.ReasonBadRequest, "group %q: exponential retry multiplier %v must be a whole number: the brokers keep it as one", g.Name, p.Multiplier)
+	}
+	return nil
+}
+
 func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, after string) error {
 	body, err := remoting.EncodeJSONBody(subscriptionGroupOf(g))
 	if err != nil {
@@ -455,6 +481,9 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
+	if err := storableRetryPolicy(g); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
 	all, err := b.allGroups(ctx)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
@@ -475,6 +504,9 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 // UpdateGroup implements [ports.Admin] like CreateGroup.
 func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
 	if err := g.Validate(); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
+	if err := storableRetryPolicy(g); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	all, err := b.allGroups(ctx)

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -106,5 +108,53 @@ func TestPartialFailuresSayWhatHappened(t *testing.T) {
 	_, err = b.ListTopics(t.Context())
 	if msg := domain.MessageOf(err); msg != "1 of 2 brokers failed (broker b2: disk full); the others answered, but a result without them would be incomplete; retry once they answer" {
 		t.Errorf("list with one of two brokers failing: %q", msg)
+	}
+}
+
+// TestRetryPoliciesTheBrokersCannotHoldAreRefused: a broker keeps an
+// exponential multiplier as a whole number and times in milliseconds; a
+// group created with a multiplier of 1.5 was stored with 2 (describe
+// showed 2) while create answered 1.5.
+func TestRetryPoliciesTheBrokersCannotHoldAreRefused(t *testing.T) {
+	var mu sync.Mutex
+	var stored []remoting.SubscriptionGroupConfig
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetAllSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{}})
+		case remoting.RequestUpdateAndCreateSubscriptiongroup:
+			var sg remoting.SubscriptionGroupConfig
+			_ = remoting.DecodeJSONBody(req.Body, &sg)
+			mu.Lock()
+			stored = append(stored, sg)
+			mu.Unlock()
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	for name, p := range map[string]domain.RetryPolicy{
+		"g-multiplier": {Initial: time.Second, Max: time.Minute, Multiplier: 1.5},
+		"g-initial":    {Initial: 1500 * time.Microsecond, Max: time.Minute, Multiplier: 2},
+		"g-delay":      {Delays: []time.Duration{time.Second, 500 * time.Microsecond}},
+	} {
+		g := domain.NewConsumerGroup(name)
+		g.RetryPolicy = p
+		if _, err := b.CreateGroup(t.Context(), g); domain.ReasonOf(err) != domain.ReasonBadRequest {
+			t.Errorf("create %s with %+v: %v", name, p, err)
+		}
+	}
+	g := domain.NewConsumerGroup("g-ok")
+	g.RetryPolicy = domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 3}
+	if _, err := b.CreateGroup(t.Context(), g); err != nil && !strings.Contains(err.Error(), "description") {
+		t.Fatalf("create g-ok: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stored) != 1 || stored[0].GroupName != "g-ok" || stored[0].GroupRetryPolicy.ExponentialRetryPolicy.Multiplier != 3 {
+		t.Fatalf("stored on the broker: %+v", stored)
 	}
 }
