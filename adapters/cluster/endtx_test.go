@@ -21,14 +21,16 @@ func TestEndTransactionRefusalCodes(t *testing.T) {
 	cases := []struct {
 		remark string
 		want   domain.Reason
+		code   remoting.ResponseCode // SYSTEM_ERROR when 0
 	}{
-		{"Find prepared transaction message failed", domain.ReasonInvalidTransactionID},
-		{"The producer group wrong", domain.ReasonInvalidTransactionID},
-		{"The transaction state table offset wrong", domain.ReasonInvalidTransactionID},
-		{"The commit log offset wrong", domain.ReasonInvalidTransactionID},
-		{"OS page cache busy, please try another machine", domain.ReasonBrokerError},
-		{"Create mapped file failed.", domain.ReasonBrokerError},
-		{"in-sync replicas not enough", domain.ReasonBrokerError},
+		{remark: "", want: domain.ReasonBadRequest, code: remoting.ResponseIllegalOperation}, // ended after CHECK_IMMUNITY_TIME_IN_SECONDS
+		{remark: "Find prepared transaction message failed", want: domain.ReasonInvalidTransactionID},
+		{remark: "The producer group wrong", want: domain.ReasonInvalidTransactionID},
+		{remark: "The transaction state table offset wrong", want: domain.ReasonInvalidTransactionID},
+		{remark: "The commit log offset wrong", want: domain.ReasonInvalidTransactionID},
+		{remark: "OS page cache busy, please try another machine", want: domain.ReasonBrokerError},
+		{remark: "Create mapped file failed.", want: domain.ReasonBrokerError},
+		{remark: "in-sync replicas not enough", want: domain.ReasonBrokerError},
 	}
 	for _, c := range cases {
 		t.Run(c.remark, func(t *testing.T) {
@@ -40,6 +42,9 @@ func TestEndTransactionRefusalCodes(t *testing.T) {
 					resp.Body = oneBrokerCluster(addr)
 					return resp
 				case remoting.RequestEndTransaction:
+					if c.code != 0 {
+						return remoting.NewResponse(req, c.code, c.remark)
+					}
 					return remoting.NewResponse(req, remoting.ResponseSystemError, c.remark)
 				}
 				return remoting.NewResponse(req, remoting.ResponseSuccess, "")
@@ -49,6 +54,9 @@ func TestEndTransactionRefusalCodes(t *testing.T) {
 			err := b.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "T", TransactionID: id, Resolution: ports.ResolutionCommit})
 			if got := domain.ReasonOf(err); got != c.want {
 				t.Fatalf("broker remark %q: reason %v (%v), want %v", c.remark, got, err, c.want)
+			}
+			if c.code == remoting.ResponseIllegalOperation && !strings.Contains(domain.MessageOf(err), "recovery duration") {
+				t.Fatalf("the broker's refusal after the recovery duration: %v", err)
 			}
 		})
 	}

@@ -343,6 +343,12 @@ func endTransactionError(err error) error {
 	if errors.As(err, &re) && re.Code == remoting.ResponseSystemError && slices.Contains(halfMessageRefusals, re.Remark) {
 		return domain.Wrap(domain.ReasonInvalidTransactionID, err, "the transaction cannot be ended: "+re.Remark)
 	}
+	if errors.As(err, &re) && re.Code == remoting.ResponseIllegalOperation {
+		// The broker's rejectCommitOrRollback, answered without a remark:
+		// the producer set an orphaned transaction recovery duration and
+		// ends the transaction after it.
+		return domain.Wrap(domain.ReasonBadRequest, err, "the broker no longer lets the producer end this transaction: more than the orphaned transaction recovery duration given at the send has passed, so only a check-back resolves it now (the broker asks a producer of the topic)")
+	}
 	return mapError(err)
 }
 
