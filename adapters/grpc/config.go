@@ -22,6 +22,7 @@ type Config struct {
 	FlowControlWindow          int64         `yaml:"flowControlWindow" unit:"bytes" help:"fixed HTTP/2 flow-control window of each stream and connection; fixing it turns off grpc-go's window estimation, which pings the client after data arrives (a round trip of frames per request: about 14 % of a lone Go client's CPU per send here), but caps what one connection carries per round trip (1 MiB per RTT at 1048576); 0: estimated windows (64 KiB growing up to 16 MiB), as the Apache proxy's grpc-java auto-tunes its 1 MiB start"`
 	MaxConcurrentStreams       int           `yaml:"maxConcurrentStreams" help:"streams (calls) one connection may have open at once; more are refused and the clients queue them"`
 	MaxConnectionsPerAddress   int           `yaml:"maxConnectionsPerAddress" help:"connections one client IP address may hold; more are closed at once (raise it when many clients share an address behind NAT); 0: no limit"`
+	MaxConnections             int           `yaml:"maxConnections" help:"connections the port holds at once, from all addresses together (including those still in their TLS or HTTP/2 handshake), so that clients spread over many addresses cannot use up the process's file descriptors and memory; more are closed at once; 0: no limit"`
 	MaxStreamResetsPerSecond   int           `yaml:"maxStreamResetsPerSecond" help:"stream resets (RST_STREAM) a connection may send per second on average, with bursts of ten times as many; a connection resetting faster is closed (HTTP/2 rapid reset); 0: no limit"`
 	SettingsTimeout            time.Duration `yaml:"settingsTimeout" help:"a Telemetry stream that sends no client settings within this time is ended"`
 	Reflection                 bool          `yaml:"reflection" help:"serve gRPC server reflection (lets tools such as grpcurl list the services); off in the production profile"`
@@ -56,6 +57,7 @@ func DefaultConfig() Config {
 		// stream per call; producers may have many sends in flight.
 		MaxConcurrentStreams:     1000,
 		MaxConnectionsPerAddress: 1000,
+		MaxConnections:           20000,
 		MaxStreamResetsPerSecond: 100,
 		SettingsTimeout:          10 * time.Second,
 		Reflection:               true,
@@ -116,8 +118,8 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
 		errs = append(errs, errors.New("maxConcurrentStreams must be between 1 and 4294967295 (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)"))
 	}
-	if c.MaxConnectionsPerAddress < 0 || c.MaxStreamResetsPerSecond < 0 {
-		errs = append(errs, errors.New("maxConnectionsPerAddress and maxStreamResetsPerSecond must not be negative (0: no limit)"))
+	if c.MaxConnectionsPerAddress < 0 || c.MaxConnections < 0 || c.MaxStreamResetsPerSecond < 0 {
+		errs = append(errs, errors.New("maxConnectionsPerAddress, maxConnections and maxStreamResetsPerSecond must not be negative (0: no limit)"))
 	}
 	if c.SettingsTimeout <= 0 {
 		errs = append(errs, errors.New("settingsTimeout must be positive"))

@@ -18,28 +18,38 @@ import (
 //     larger blocks reset their stream);
 //   - streams per connection: grpc.maxConcurrentStreams (SETTINGS_MAX_CONCURRENT_STREAMS;
 //     more are refused with REFUSED_STREAM);
-//   - connections per client address: grpc.maxConnectionsPerAddress (connLimiter);
+//   - connections per client address: grpc.maxConnectionsPerAddress, and
+//     connections from all addresses: grpc.maxConnections (connLimiter);
 //   - stream resets: grpc.maxStreamResetsPerSecond (resetWatcher closes a
 //     connection that resets streams faster, the HTTP/2 "rapid reset" attack);
 //   - Telemetry streams: grpc.settingsTimeout and the telemetry admission kind.
 
 // connLimiter is a listener that refuses a connection when its client
-// address already holds the maximum number of connections. A refused
-// connection is closed at once; the listener keeps accepting.
+// address already holds maxPerAddr connections, or the listener holds
+// maxTotal from all addresses together (0: no such limit). A connection
+// counts from its accept, so connections still in their TLS or HTTP/2
+// handshake count too. A refused connection is closed at once; the listener
+// keeps accepting.
 type connLimiter struct {
 	net.Listener
-	max int
-	log *slog.Logger
+	maxPerAddr, maxTotal int
+	log                  *slog.Logger
 
 	mu    sync.Mutex
 	conns map[netip.Addr]int
+	total int
 
-	refused    atomic.Int64
+	refusedAddr, refusedTotal refusals
+}
+
+// refusals counts refused connections between warnings.
+type refusals struct {
+	n          atomic.Int64
 	lastWarned atomic.Int64 // unix nanoseconds of the last warning
 }
 
-func newConnLimiter(l net.Listener, max int, log *slog.Logger) *connLimiter {
-	return &connLimiter{Listener: l, max: max, log: log, conns: map[netip.Addr]int{}}
+func newConnLimiter(l net.Listener, maxPerAddr, maxTotal int, log *slog.Logger) *connLimiter {
+	return &connLimiter{Listener: l, maxPerAddr: maxPerAddr, maxTotal: maxTotal, log: log, conns: map[netip.Addr]int{}}
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -51,13 +61,26 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		addr := remoteIP(c)
 		l.mu.Lock()
 		n := l.conns[addr]
-		if n >= l.max {
+		if l.maxPerAddr > 0 && n >= l.maxPerAddr {
 			l.mu.Unlock()
 			_ = c.Close()
-			l.warnRefused(addr)
+			if k, ok := l.refusedAddr.warn(); ok {
+				l.log.Warn("refused connections from a client address that holds grpc.maxConnectionsPerAddress connections",
+					slog.String("remote_ip", addr.String()), slog.Int("max", l.maxPerAddr), slog.Int64("refused_since_last_warning", k))
+			}
+			continue
+		}
+		if l.maxTotal > 0 && l.total >= l.maxTotal {
+			l.mu.Unlock()
+			_ = c.Close()
+			if k, ok := l.refusedTotal.warn(); ok {
+				l.log.Warn("refused connections: the gRPC port holds grpc.maxConnections connections",
+					slog.String("remote_ip", addr.String()), slog.Int("max", l.maxTotal), slog.Int64("refused_since_last_warning", k))
+			}
 			continue
 		}
 		l.conns[addr] = n + 1
+		l.total++
 		l.mu.Unlock()
 		return &limitedConn{Conn: c, release: func() { l.release(addr) }}, nil
 	}
@@ -66,6 +89,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 func (l *connLimiter) release(addr netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total--
 	if l.conns[addr] <= 1 {
 		delete(l.conns, addr)
 		return
@@ -73,18 +97,18 @@ func (l *connLimiter) release(addr netip.Addr) {
 	l.conns[addr]--
 }
 
-// warnRefused logs refusals at most every ten seconds, with how many there
-// were, so that a flood cannot flood the log too.
-func (l *connLimiter) warnRefused(addr netip.Addr) {
-	n := l.refused.Add(1)
+// warn counts a refusal and reports whether to log now, with how many
+// refusals there were since the last warning: at most one warning every ten
+// seconds, so that a flood cannot flood the log too.
+func (r *refusals) warn() (int64, bool) {
+	n := r.n.Add(1)
 	now := time.Now().UnixNano()
-	last := l.lastWarned.Load()
-	if now-last < int64(10*time.Second) || !l.lastWarned.CompareAndSwap(last, now) {
-		return
+	last := r.lastWarned.Load()
+	if now-last < int64(10*time.Second) || !r.lastWarned.CompareAndSwap(last, now) {
+		return 0, false
 	}
-	l.refused.Add(-n)
-	l.log.Warn("refused connections from a client address that holds grpc.maxConnectionsPerAddress connections",
-		slog.String("remote_ip", addr.String()), slog.Int("max", l.max), slog.Int64("refused_since_last_warning", n))
+	r.n.Add(-n)
+	return n, true
 }
 
 func remoteIP(c net.Conn) netip.Addr {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -92,7 +93,7 @@ func TestConnLimiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newConnLimiter(lis, 2, slog.New(slog.DiscardHandler))
+	l := newConnLimiter(lis, 2, 0, slog.New(slog.DiscardHandler))
 	defer l.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {
@@ -135,6 +136,69 @@ func TestConnLimiter(t *testing.T) {
 	l.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d connections counted after all closed", n)
+	}
+}
+
+// TestConnLimiterTotal: grpc.maxConnections bounds the connections of all
+// addresses together, counted from accept (a client that never starts its
+// handshake holds one), whatever the per-address limit allows.
+func TestConnLimiterTotal(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &recordingHandler{}
+	l := newConnLimiter(lis, 100, 2, slog.New(logs))
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dial()
+	dial()
+	first, second := <-accepted, <-accepted
+	refused := dial()
+	if err := refused.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refused.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection beyond grpc.maxConnections was not closed: %v", err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if !logs.contains("grpc.maxConnections") {
+			return errors.New("the refusal was not logged with the setting's name")
+		}
+		return nil
+	})
+	// A slot given back (once, however often the connection is closed)
+	// makes room for one more.
+	first.Close()
+	first.Close()
+	dial()
+	third := <-accepted
+	third.Close()
+	second.Close()
+	l.mu.Lock()
+	total, addrs := l.total, len(l.conns)
+	l.mu.Unlock()
+	if total != 0 || addrs != 0 {
+		t.Fatalf("%d connections (%d addresses) counted after all closed", total, addrs)
 	}
 }
 

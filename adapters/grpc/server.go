@@ -159,8 +159,8 @@ func (s *Server) Start(context.Context) error {
 		return fmt.Errorf("grpc: listen on grpc.address %q: %w (is another rmqproxy or RocketMQ proxy running? choose another port with --grpc.address)", s.cfg.Address, err)
 	}
 	port := lis.Addr().(*net.TCPAddr).Port
-	if s.cfg.MaxConnectionsPerAddress > 0 {
-		lis = newConnLimiter(lis, s.cfg.MaxConnectionsPerAddress, s.log)
+	if s.cfg.MaxConnectionsPerAddress > 0 || s.cfg.MaxConnections > 0 {
+		lis = newConnLimiter(lis, s.cfg.MaxConnectionsPerAddress, s.cfg.MaxConnections, s.log)
 	}
 	s.serve(lis, port)
 	if s.certs != nil && s.cfg.TLS.ReloadInterval > 0 {

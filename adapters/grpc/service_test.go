@@ -141,6 +141,18 @@ func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
 
+// contains reports whether a record's message contains text.
+func (h *recordingHandler) contains(text string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if strings.Contains(r.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
 // errors returns the messages of the Error-level records.
 func (h *recordingHandler) errors() []string {
 	h.mu.Lock()
