@@ -24,6 +24,7 @@ type Config struct {
 	MaxConnectionsPerAddress   int           `yaml:"maxConnectionsPerAddress" help:"connections one client IP address may hold; more are closed at once (raise it when many clients share an address behind NAT); 0: no limit"`
 	MaxConnections             int           `yaml:"maxConnections" help:"connections the port holds at once, from all addresses together (including those still in their TLS or HTTP/2 handshake), so that clients spread over many addresses cannot use up the process's file descriptors and memory; more are closed at once; 0: no limit"`
 	MaxStreamResetsPerSecond   int           `yaml:"maxStreamResetsPerSecond" help:"stream resets (RST_STREAM) a connection may send per second on average, with bursts of ten times as many; a connection resetting faster is closed (HTTP/2 rapid reset); 0: no limit"`
+	ResponseWriteTimeout       time.Duration `yaml:"responseWriteTimeout" help:"how long writing one message of a ReceiveMessage or PullMessage answer may take; a client that does not read it (its HTTP/2 flow-control window stays shut) has its connection closed, and the messages not written are made visible again instead of being held for as long as the client keeps the connection; 0: no limit"`
 	SettingsTimeout            time.Duration `yaml:"settingsTimeout" help:"a Telemetry stream that sends no client settings within this time is ended"`
 	Reflection                 bool          `yaml:"reflection" help:"serve gRPC server reflection (lets tools such as grpcurl list the services); off in the production profile"`
 	Auth                       AuthConfig    `yaml:"auth"`
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		MaxConnectionsPerAddress: 1000,
 		MaxConnections:           20000,
 		MaxStreamResetsPerSecond: 100,
+		ResponseWriteTimeout:     30 * time.Second,
 		SettingsTimeout:          10 * time.Second,
 		Reflection:               true,
 		Auth:                     DefaultAuthConfig(),
@@ -120,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnectionsPerAddress < 0 || c.MaxConnections < 0 || c.MaxStreamResetsPerSecond < 0 {
 		errs = append(errs, errors.New("maxConnectionsPerAddress, maxConnections and maxStreamResetsPerSecond must not be negative (0: no limit)"))
+	}
+	if c.ResponseWriteTimeout < 0 {
+		errs = append(errs, errors.New("responseWriteTimeout must not be negative (0: no limit)"))
 	}
 	if c.SettingsTimeout <= 0 {
 		errs = append(errs, errors.New("settingsTimeout must be positive"))

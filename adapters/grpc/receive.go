@@ -2,9 +2,12 @@ package grpc
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -52,19 +55,46 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		release(msgs)
 		msgs = nil
 	}
-	if err := stream.Send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
+	ctx := stream.Context()
+	if err := s.sendFrame(ctx, stream, &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
 		release(msgs)
 		return nil
 	}
 	for i := range msgs {
 		frame := &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: toProtoMessage(&msgs[i])}}
-		if err := stream.Send(frame); err != nil {
+		if err := s.sendFrame(ctx, stream, frame); err != nil {
 			release(msgs[i:])
 			return nil
 		}
 	}
-	_ = stream.Send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
+	_ = s.sendFrame(ctx, stream, &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
 	return nil
+}
+
+// sendFrame writes one frame of a server-streaming answer. gRPC's Send
+// waits, with no time limit of its own, until the transport has room for
+// the frame, which a client that does not read (its HTTP/2 flow-control
+// window stays shut) never makes; a client that sends no deadline would
+// then hold the handler and the messages not yet written (a whole receive
+// batch, kept invisible and renewed) for as long as it keeps the
+// connection. A frame not written within grpc.responseWriteTimeout closes
+// the client's connection instead, which ends the Send with an error.
+func (s *Service) sendFrame(ctx context.Context, stream grpclib.ServerStream, frame any) error {
+	if s.closeConn == nil || s.cfg.ResponseWriteTimeout <= 0 {
+		return stream.SendMsg(frame)
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return stream.SendMsg(frame)
+	}
+	stalled := time.AfterFunc(s.cfg.ResponseWriteTimeout, func() {
+		if s.closeConn(p.Addr) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "closed the connection of a client that did not read its answer within grpc.responseWriteTimeout",
+				slog.String("remote_addr", p.Addr.String()), slog.Duration("timeout", s.cfg.ResponseWriteTimeout))
+		}
+	})
+	defer stalled.Stop()
+	return stream.SendMsg(frame)
 }
 
 // PullMessage streams, as the protocol defines: a status frame, one frame
@@ -95,16 +125,17 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 		}
 		return nil
 	})
-	if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
+	ctx := stream.Context()
+	if err := s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
 		return nil
 	}
 	for i := range res.Messages {
-		if err := stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Message{Message: toProtoMessage(&res.Messages[i])}}); err != nil {
+		if err := s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_Message{Message: toProtoMessage(&res.Messages[i])}}); err != nil {
 			return nil
 		}
 	}
 	if st.GetCode() == v2.Code_OK || st.GetCode() == v2.Code_MESSAGE_NOT_FOUND {
-		_ = stream.Send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
+		_ = s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
 	}
 	return nil
 }

@@ -101,6 +101,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
 	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
+	svc.closeConn = creds.conns.close
 	if cfg.MaxStreamResetsPerSecond > 0 {
 		creds.wrap = func(c net.Conn) net.Conn {
 			return newResetWatcher(c, cfg.MaxStreamResetsPerSecond, func() {

@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
@@ -39,6 +40,9 @@ type Service struct {
 	// traffic bounds each client's requests in flight and the send bytes
 	// in flight; nil until UseTraffic.
 	traffic *application.Traffic
+	// closeConn closes the connection of a client address (set by
+	// NewServer; nil without a server): see sendFrame.
+	closeConn func(net.Addr) bool
 }
 
 // UseTelemetry makes the server built on the service trace, measure and

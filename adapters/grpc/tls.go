@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -42,10 +43,13 @@ type sniffingCredentials struct {
 	// wrap, when set, wraps the connection gRPC reads HTTP/2 from (after
 	// TLS), e.g. to watch its frames.
 	wrap func(net.Conn) net.Conn
+	// conns indexes the connections handed to gRPC by client address, so
+	// that a handler can close its client's connection (see sendFrame).
+	conns *connIndex
 }
 
 func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
-	c := &sniffingCredentials{mode: mode}
+	c := &sniffingCredentials{mode: mode, conns: &connIndex{conns: map[string]map[*indexedConn]struct{}{}}}
 	if cfg != nil {
 		c.tls = credentials.NewTLS(cfg)
 	}
@@ -79,10 +83,65 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 }
 
 func (c *sniffingCredentials) wrapped(conn net.Conn) net.Conn {
-	if c.wrap == nil {
-		return conn
+	if c.wrap != nil {
+		conn = c.wrap(conn)
 	}
-	return c.wrap(conn)
+	return c.conns.add(conn)
+}
+
+// connIndex holds the connections served, by remote address (ip:port, the
+// peer address gRPC gives handlers).
+type connIndex struct {
+	mu    sync.Mutex
+	conns map[string]map[*indexedConn]struct{}
+}
+
+// indexedConn leaves its index when it is closed.
+type indexedConn struct {
+	net.Conn
+	idx *connIndex
+	key string
+}
+
+func (x *connIndex) add(c net.Conn) net.Conn {
+	ic := &indexedConn{Conn: c, idx: x, key: c.RemoteAddr().String()}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	set := x.conns[ic.key]
+	if set == nil {
+		set = map[*indexedConn]struct{}{}
+		x.conns[ic.key] = set
+	}
+	set[ic] = struct{}{}
+	return ic
+}
+
+// close closes the connections of remote address addr and reports whether
+// there was one.
+func (x *connIndex) close(addr net.Addr) bool {
+	key := addr.String()
+	x.mu.Lock()
+	var found []*indexedConn
+	for c := range x.conns[key] {
+		found = append(found, c)
+	}
+	x.mu.Unlock()
+	for _, c := range found {
+		_ = c.Close()
+	}
+	return len(found) > 0
+}
+
+func (c *indexedConn) Close() error {
+	c.idx.mu.Lock()
+	if set := c.idx.conns[c.key]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(c.idx.conns, c.key)
+		}
+	}
+	c.idx.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (c *sniffingCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
