@@ -136,6 +136,8 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		grpclib.NumStreamWorkers(streamWorkers),
 		// The caller's metadata is read once per stream (tap.go).
 		grpclib.InTapHandle(svc.tapHeaders),
+		// Compressed requests are refused unread (compression.go).
+		refuseCompressedRequests(),
 	}
 	if cfg.FlowControlWindow > 0 {
 		// Fixed windows turn grpc-go's window estimation off: it pings the
