@@ -315,7 +315,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	err = b.deleteRoute(ctx, name)
+	err = b.deleteRoute(ctx, name, fmt.Sprintf("topic %q was deleted from the brokers", name), fmt.Sprintf("once they answer, run `rmqproxy topic delete %s` again", name))
 	b.meta.forgetTopic(name)
 	if err != nil {
 		return err
@@ -328,8 +328,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // deleteRoute removes a topic's route for the cluster from every
-// NameServer (DELETE_TOPIC_IN_NAMESRV), and says which did not take it.
-func (b *Broker) deleteRoute(ctx context.Context, name string) error {
+// NameServer (DELETE_TOPIC_IN_NAMESRV), and says which did not take it
+// (what: the change that did take effect; advice: how to finish it).
+func (b *Broker) deleteRoute(ctx context.Context, name, what, advice string) error {
 	se := &storeError{total: len(b.cfg.NameServers)}
 	for _, addr := range b.cfg.NameServers {
 		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RequestDeleteTopicInNamesrv,
@@ -345,7 +346,7 @@ func (b *Broker) deleteRoute(ctx context.Context, name string) error {
 		return nil
 	}
 	return domain.Wrap(domain.ReasonOf(mapError(se.failed[0])), se,
-		fmt.Sprintf("topic %q was deleted from the brokers, but not every NameServer removed its route (%v), so clients asking those NameServers are still routed to it; once they answer, run `rmqproxy topic delete %s` again", name, se, name))
+		fmt.Sprintf("%s, but not every NameServer removed the route of %q (%v), so clients asking those NameServers are still routed to it; %s", what, name, se, advice))
 }
 
 // routedByAnyNameServer reports whether a NameServer that answers still
@@ -526,27 +527,54 @@ func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 }
 
 // DeleteGroup implements [ports.Admin]: DELETE_SUBSCRIPTIONGROUP (with its
-// offsets) on every master, then DELETE_KV_CONFIG of its description on
-// every NameServer.
+// offsets) on every master, then the group's retry topics (see
+// [groupRetryTopics]) from every master and NameServer, as upstream's
+// `mqadmin deleteSubGroup -c` does, then DELETE_KV_CONFIG of its
+// description on every NameServer. Local mode drops a deleted group's
+// consumption state, messages waiting for redelivery included; the retry
+// topics are that state here, and nothing but this command removes them
+// (list leaves them out, topic delete refuses them): left behind, a group
+// created again under the name was given the old group's redeliveries.
+//
+// The dead-letter topic is kept, in both modes: it holds the messages the
+// group gave up on, which an operator may still need (upstream deletes it
+// too, without a word); the CLI says so. A group no master has any more
+// whose retry topics some master or NameServer still has (a delete that
+// failed half-way) has them deleted, so that running the command again
+// finishes it.
 func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
-	all, err := b.allGroups(ctx)
-	if err != nil {
-		return err
-	}
-	if _, ok := all[name]; !ok {
-		return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", name)
-	}
 	if sysGroups[name] {
 		// list does not show them; the brokers' own tools use them.
 		return domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not delete it", name)
 	}
-	err = b.eachMaster(ctx, "once they answer, run the command again", func(m master) error {
-		_, err := b.call(ctx, m.addr, remoting.RequestDeleteSubscriptiongroup,
-			&remoting.DeleteSubscriptionGroupRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, GroupName: name, CleanOffset: true}, nil)
-		return err
-	})
-	b.meta.forgetGroup(name)
+	all, err := b.allGroups(ctx)
 	if err != nil {
+		return err
+	}
+	topics, err := b.allTopics(ctx)
+	if err != nil {
+		return err
+	}
+	retry := groupRetryTopics(name, topics, all)
+	if plain := remoting.RetryGroupTopicPrefix + name; !slices.Contains(retry, plain) && b.routedByAnyNameServer(ctx, plain) {
+		retry = append(retry, plain) // a NameServer that missed an earlier delete
+	}
+	_, exists := all[name]
+	if !exists && len(retry) == 0 {
+		return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", name)
+	}
+	if exists {
+		err = b.eachMaster(ctx, "once they answer, run the command again", func(m master) error {
+			_, err := b.call(ctx, m.addr, remoting.RequestDeleteSubscriptiongroup,
+				&remoting.DeleteSubscriptionGroupRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, GroupName: name, CleanOffset: true}, nil)
+			return err
+		})
+		b.meta.forgetGroup(name)
+		if err != nil {
+			return err
+		}
+	}
+	if err := b.deleteRetryTopics(ctx, name, retry); err != nil {
 		return err
 	}
 	if err := b.storeEntry(ctx, groupKV, name, kvEntry{}); err != nil {
@@ -554,6 +582,83 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 			"it stays there until a group of that name is created again, which replaces it")
 	}
 	return nil
+}
+
+// deleteRetryTopics deletes a deleted group's retry topics from every
+// master (DELETE_TOPIC_IN_BROKER) and their routes from every NameServer.
+// A failure names the topic and the brokers or NameServers that did not
+// take it, and says that the group itself is deleted.
+func (b *Broker) deleteRetryTopics(ctx context.Context, group string, topics []string) error {
+	what := fmt.Sprintf("consumer group %q was deleted", group)
+	again := fmt.Sprintf("once they answer, run `rmqproxy group delete %s` again to delete it", group)
+	for _, t := range topics {
+		err := b.eachMaster(ctx, again, func(m master) error {
+			_, err := b.call(ctx, m.addr, remoting.RequestDeleteTopicInBroker, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: t}, nil)
+			return err
+		})
+		if err != nil {
+			b.meta.forgetTopic(t)
+			msg := domain.MessageOf(err)
+			if !strings.HasSuffix(msg, again) { // every broker failed
+				msg += "; " + again
+			}
+			return domain.Wrap(domain.ReasonOf(err), err, fmt.Sprintf("%s, but its retry topic %q (the messages waiting to be delivered again) was not deleted from every broker: %s", what, t, msg))
+		}
+		err = b.deleteRoute(ctx, t, fmt.Sprintf("%s, and its retry topic %q from the brokers", what, t), again)
+		b.meta.forgetTopic(t)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupRetryTopics returns the retry topics of group among a cluster's
+// topics, sorted: %RETRY%group (what a broker creates when a consumer of
+// the group registers, and where pushed-back messages wait), and the pop
+// retry topics a broker creates per subscribed topic, %RETRY%group+topic
+// (unambiguous: '+' is in no group or topic name) and %RETRY%group_topic,
+// which counts only when topic exists. Upstream's naming is ambiguous ('_'
+// is allowed in group and topic names: %RETRY%a_b is group a_b's and, with
+// a topic b, group a's), so a name another group of the cluster could own
+// too is left out: deleting a group never deletes another group's retry
+// topic.
+func groupRetryTopics(group string, topics map[string]remoting.TopicConfig, groups map[string]remoting.SubscriptionGroupConfig) []string {
+	owns := func(g, r string) bool {
+		rest, ok := strings.CutPrefix(r, remoting.RetryGroupTopicPrefix+g)
+		if !ok {
+			return false
+		}
+		if rest == "" || strings.HasPrefix(rest, "+") {
+			return true
+		}
+		t, ok := strings.CutPrefix(rest, "_")
+		if !ok {
+			return false
+		}
+		_, exists := topics[t]
+		return exists && !strings.HasPrefix(t, remoting.RetryGroupTopicPrefix)
+	}
+	var out []string
+	for r := range topics {
+		if !owns(group, r) {
+			continue
+		}
+		shared := false
+		if !strings.HasPrefix(r, remoting.RetryGroupTopicPrefix+group+"+") {
+			for g := range groups {
+				if g != group && owns(g, r) {
+					shared = true
+					break
+				}
+			}
+		}
+		if !shared {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // GroupStats implements [ports.Admin] with GET_CONSUME_STATS on every

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,5 +157,109 @@ func TestRetryPoliciesTheBrokersCannotHoldAreRefused(t *testing.T) {
 	defer mu.Unlock()
 	if len(stored) != 1 || stored[0].GroupName != "g-ok" || stored[0].GroupRetryPolicy.ExponentialRetryPolicy.Multiplier != 3 {
 		t.Fatalf("stored on the broker: %+v", stored)
+	}
+}
+
+// TestGroupRetryTopics: a deleted group's retry topics are %RETRY%g, its
+// pop retry topics in both forms, and nothing another group could own
+// under upstream's ambiguous naming (%RETRY%a_b is group a_b's and, with a
+// topic b, group a's pop retry topic of b).
+func TestGroupRetryTopics(t *testing.T) {
+	topics := map[string]remoting.TopicConfig{}
+	for _, n := range []string{"orders", "b", "x_y", "%RETRY%g", "%RETRY%g_orders", "%RETRY%g+orders", "%RETRY%g_gone", "%DLQ%g",
+		"%RETRY%gx", "%RETRY%a", "%RETRY%a_b", "%RETRY%a_b_x_y", "%RETRY%g_b", "%RETRY%g_x_y", "g"} {
+		topics[n] = remoting.TopicConfig{}
+	}
+	groups := map[string]remoting.SubscriptionGroupConfig{"g": {}, "gx": {}, "a": {}, "a_b": {}, "g_x": {}}
+	for _, tt := range []struct {
+		group string
+		want  []string
+	}{
+		// No topic "gone"; group g_x would own %RETRY%g_x_y only with a topic y.
+		{"g", []string{"%RETRY%g", "%RETRY%g+orders", "%RETRY%g_b", "%RETRY%g_orders", "%RETRY%g_x_y"}},
+		{"gx", []string{"%RETRY%gx"}},
+		{"a", []string{"%RETRY%a"}},         // %RETRY%a_b is also group a_b's
+		{"a_b", []string{"%RETRY%a_b_x_y"}}, // %RETRY%a_b is also group a's pop retry topic of b
+		{"none", nil},
+	} {
+		if got := groupRetryTopics(tt.group, topics, groups); !slices.Equal(got, tt.want) {
+			t.Errorf("retry topics of %s: %q, want %q", tt.group, got, tt.want)
+		}
+	}
+}
+
+// TestGroupDeleteNamesTheRetryTopicItLeft: a retry topic one of two brokers
+// does not delete is named with the broker, the command says that the
+// group is deleted and to run it again, and running it again (the group
+// gone, its retry topic left) deletes the retry topic.
+func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
+	var a1, a2 string
+	var mu sync.Mutex
+	groupThere, retryThere, fail := true, map[string]bool{"b1": true, "b2": true}, true
+	cluster := func() []byte {
+		body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
+			BrokerAddrTable: map[string]remoting.BrokerData{
+				"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: a1}},
+				"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: a2}}},
+			ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
+		return body
+	}
+	serve := func(name string) func(req *remoting.Command) *remoting.Command {
+		second := name == "b2"
+		return func(req *remoting.Command) *remoting.Command {
+			mu.Lock()
+			defer mu.Unlock()
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetBrokerClusterInfo:
+				resp.Body = cluster()
+			case remoting.RequestGetAllTopicConfig:
+				table := map[string]remoting.TopicConfig{"orders": {}}
+				if retryThere[name] {
+					table["%RETRY%g"] = remoting.TopicConfig{}
+				}
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: table})
+			case remoting.RequestGetAllSubscriptiongroupConfig:
+				table := map[string]remoting.SubscriptionGroupConfig{}
+				if groupThere {
+					table["g"] = remoting.SubscriptionGroupConfig{}
+				}
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: table})
+			case remoting.RequestGetRouteinfoByTopic:
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
+			case remoting.RequestDeleteSubscriptiongroup:
+				groupThere = false
+			case remoting.RequestDeleteTopicInBroker:
+				if second && fail {
+					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+				}
+				retryThere[name] = false
+			}
+			return resp
+		}
+	}
+	a1, a2 = startFakeSocket(t, serve("b1")), startFakeSocket(t, serve("b2"))
+	b := newTestBroker(t, a1, nil)
+
+	err := b.DeleteGroup(t.Context(), "g")
+	want := `consumer group "g" was deleted, but its retry topic "%RETRY%g" (the messages waiting to be delivered again) was not deleted from every broker: ` +
+		"1 of 2 brokers failed (broker b2: disk full); the others applied the change; once they answer, run `rmqproxy group delete g` again to delete it"
+	if msg := domain.MessageOf(err); msg != want {
+		t.Fatalf("delete with one broker failing:\n got %q\nwant %q", msg, want)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	if err := b.DeleteGroup(t.Context(), "g"); err != nil && !strings.Contains(err.Error(), "description") {
+		t.Fatalf("delete again: %v", err)
+	}
+	mu.Lock()
+	left := retryThere["b2"]
+	mu.Unlock()
+	if left {
+		t.Fatal("running delete again left the retry topic on b2")
+	}
+	if err := b.DeleteGroup(t.Context(), "g"); domain.ReasonOf(err) != domain.ReasonConsumerGroupNotFound {
+		t.Fatalf("delete a third time: %v", err)
 	}
 }

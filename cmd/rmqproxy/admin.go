@@ -42,6 +42,12 @@ const groupUsage = `Usage:
   rmqproxy group describe NAME
   rmqproxy group stats NAME
 
+delete removes the group with its consumption state (offsets, messages in
+flight or waiting to be delivered again: in cluster mode its retry topics)
+and keeps its dead-letter topic %DLQ%NAME, which holds the messages the
+group gave up on: delete that with rmqproxy topic delete once they are no
+longer needed.
+
 --retry sets customized delays (the last repeats); --retryExponential sets
 an exponential backoff, e.g. 1s,2h,2.
 
@@ -313,6 +319,26 @@ func remove(del func(*admin.Client, context.Context, string) error, what string)
 	}}
 }
 
+// removeGroup deletes the named consumer group and says so, and says that
+// its dead-letter topic, when it has one, was kept: it holds the messages
+// the group gave up on, which deleting it silently (as upstream's mqadmin
+// deleteSubGroup does) would lose.
+var removeGroup = subcommand{named: true, run: func(ctx context.Context, c *admin.Client, name string) (output, error) {
+	if err := c.DeleteGroup(ctx, name); err != nil {
+		return output{}, err
+	}
+	dlq := domain.DeadLetterTopic(name)
+	_, err := c.Topic(ctx, dlq)
+	kept := err == nil
+	return output{text: func(w io.Writer) error {
+		if _, err := fmt.Fprintf(w, "deleted consumer group %s\n", name); err != nil || !kept {
+			return err
+		}
+		_, err := fmt.Fprintf(w, "kept its dead-letter topic %s (the messages the group gave up on); delete it with `rmqproxy topic delete %s` once they are no longer needed\n", dlq, dlq)
+		return err
+	}}, nil
+}}
+
 // run parses args (the subcommand, then flags and positional arguments in
 // any order) and runs the subcommand against the admin API.
 func (cmd adminCommand) run(args []string, src config.Sources, stdout, stderr io.Writer) error {
@@ -446,7 +472,7 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 		"stats":    describe((*admin.Client).GroupStats, admin.PrintGroupStats),
 		"create":   save(spec, (*admin.Client).CreateGroup, admin.PrintGroup),
 		"update":   save(spec, (*admin.Client).UpdateGroup, admin.PrintGroup),
-		"delete":   remove((*admin.Client).DeleteGroup, "consumer group"),
+		"delete":   removeGroup,
 	}
 }}
 

@@ -50,7 +50,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	name := p[strings.LastIndex(p, "/")+1:]
 	switch {
-	case strings.Contains(p, "missing"):
+	case strings.Contains(p, "missing") || p == "/v1/topics/%DLQ%nodlq":
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"code":"TOPIC_NOT_FOUND","message":"topic missing does not exist"}`)
 	case r.Method == http.MethodDelete:
@@ -188,7 +188,11 @@ func TestAdminCommands(t *testing.T) {
 			stdout: "NAME  MAX-ATTEMPTS  RETRY             ORDERLY  DESCRIPTION\ng     5             customized 1s,5s  true     -\n"},
 		{name: "group stats", args: []string{"group", "stats", "g"}, requests: []string{"GET /v1/groups/g/stats"},
 			stdout: "TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\nt      0      5           2           1          2           3\n"},
-		{name: "group delete", args: []string{"group", "delete", "g"}, stdout: "deleted consumer group g\n", requests: []string{"DELETE /v1/groups/g"}},
+		{name: "group delete says it kept the dead-letter topic", args: []string{"group", "delete", "g"},
+			stdout:   "deleted consumer group g\nkept its dead-letter topic %DLQ%g (the messages the group gave up on); delete it with `rmqproxy topic delete %DLQ%g` once they are no longer needed\n",
+			requests: []string{"DELETE /v1/groups/g", "GET /v1/topics/%25DLQ%25g"}},
+		{name: "group delete without a dead-letter topic", args: []string{"group", "delete", "nodlq"}, stdout: "deleted consumer group nodlq\n",
+			requests: []string{"DELETE /v1/groups/nodlq", "GET /v1/topics/%25DLQ%25nodlq"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
