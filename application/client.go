@@ -44,11 +44,27 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	default:
 		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
 	}
-	if err := m.sessions.put(clientID, s.fromCaller(ctx), ch); err != nil {
+	prev, err := m.sessions.put(clientID, s.fromCaller(ctx), ch)
+	if err != nil {
 		return ServerSettings{}, err
+	}
+	if left := leftGroup(prev, s); left != "" {
+		// What it holds under the group it left would be renewed until
+		// consumer.renewMaxTime, neither acked nor delivered to the
+		// group's other consumers: release it, as on termination.
+		m.renewer.release(context.WithoutCancel(ctx), clientID, left)
 	}
 	m.track(ctx, clientID, s)
 	return m.serverSettings(ctx, s)
+}
+
+// leftGroup returns the consumer group a client's new settings leave (""
+// when it keeps its group, or had none).
+func leftGroup(prev, next ClientSettings) string {
+	if prev.Subscription == nil || (next.Subscription != nil && next.Subscription.Group == prev.Subscription.Group) {
+		return ""
+	}
+	return prev.Subscription.Group
 }
 
 // serverSettings computes what the proxy pushes to a client.

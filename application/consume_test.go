@@ -384,6 +384,87 @@ func TestDepartedClientReleasesHeld(t *testing.T) {
 	}
 }
 
+// TestSwitchingGroupReleasesHeld: a client whose settings switch it to
+// another consumer group (or make it a producer) hands back what it held
+// under the group it left, as on termination; those deliveries were
+// renewed until consumer.renewMaxTime (3 h), neither acked nor delivered
+// to the group's other consumers. A client that keeps its group (settings
+// sent again, another subscription) keeps what it holds.
+func TestSwitchingGroupReleasesHeld(t *testing.T) {
+	push := func(group, topic string) ClientSettings {
+		return ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
+			Subscription: &SubscriptionSettings{Group: group, Entries: []SubscriptionEntry{{Topic: topic, Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	}
+	for _, c := range []struct {
+		name     string
+		next     ClientSettings
+		releases bool
+	}{
+		{"same group again", push("g", "t"), false},
+		{"same group, another topic", push("g", "t2"), false},
+		{"another group", push("g2", "t"), true},
+		{"a producer now", ClientSettings{ClientType: ClientTypeProducer, RequestTimeout: time.Second, Publishing: &PublishingSettings{Topics: []string{"t"}}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			m, b, _ := newTestMessaging(cfg)
+			ctx := asClient(t.Context(), "c1")
+			if _, err := m.UpdateSettings(ctx, push("g", "t"), nil); err != nil {
+				t.Fatal(err)
+			}
+			receiveHeld(t, m, b)
+			if _, err := m.UpdateSettings(ctx, c.next, nil); err != nil {
+				t.Fatal(err)
+			}
+			ch := b.changesSnapshot()
+			if !c.releases {
+				if len(ch) != 0 || len(m.renewer.held[holderKey{"c1", "g"}]) != 1 {
+					t.Fatalf("a client keeping its group lost what it held: changes %+v, held %v", ch, m.renewer.held)
+				}
+				return
+			}
+			if len(ch) != 1 || ch[0].Group != "g" || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+				t.Fatalf("release on leaving group g: %+v", ch)
+			}
+			if len(m.renewer.held) != 0 {
+				t.Fatalf("deliveries of a group the client left are still renewed: %v", m.renewer.held)
+			}
+		})
+	}
+}
+
+// TestSwitchingGroupDuringPoll: a push consumer whose settings switch it
+// to another group while its receive long-polls under the old one is
+// refused, and the messages popped for it are released, not renewed.
+func TestSwitchingGroupDuringPoll(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, _ := newTestMessaging(cfg)
+	ctx := asClient(t.Context(), "c1")
+	settings := func(group string) ClientSettings {
+		return ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
+			Subscription: &SubscriptionSettings{Group: group, Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	}
+	if _, err := m.UpdateSettings(ctx, settings("g"), nil); err != nil {
+		t.Fatal(err)
+	}
+	b.beforePop = func() {
+		if _, err := m.UpdateSettings(ctx, settings("g2"), nil); err != nil {
+			t.Error(err)
+		}
+	}
+	b.add("t", "m1", "")
+	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
+		t.Fatalf("receive under a group the client left during the poll: %v", err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+		t.Fatalf("the popped message was not released: %+v", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("a delivery of a group the client left is renewed: %v", m.renewer.held)
+	}
+}
+
 func TestQueryAssignment(t *testing.T) {
 	route := ports.Route{Topic: domain.Topic{Name: "t"}}
 	for _, br := range []string{"b1", "b2"} {

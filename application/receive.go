@@ -180,7 +180,8 @@ func (m *Messaging) chargeReceived(ctx context.Context, group, topic string, msg
 // unread). The session exists when the pop starts (ReceiveMessage registers
 // an unknown client first), so only a client that terminated or expired
 // during the long poll is refused, as the Apache proxy refuses a client
-// without a channel: its messages are released.
+// without a channel: its messages are released. So are those of a client
+// whose settings switched it to another consumer group meanwhile.
 func (m *Messaging) holdForRenewal(ctx context.Context, group string, msgs []domain.StoredMessage) ([]domain.StoredMessage, error) {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	for i := range msgs {
@@ -188,11 +189,16 @@ func (m *Messaging) holdForRenewal(ctx context.Context, group string, msgs []dom
 			m.renewer.track(clientID, group, &msgs[i], h)
 		}
 	}
-	// Checked after tracking: a client removed from now on has what it
-	// holds released by clientGone, one removed before is seen here.
+	// Checked after tracking: a client removed (or switched to another
+	// group) from now on has what it holds released by clientGone (or
+	// UpdateSettings), one removed or switched before is seen here.
 	if !m.sessions.known(clientID) {
 		m.Release(ctx, group, msgs)
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", clientID)
+	}
+	if !m.sessions.consumesFor(clientID, group) {
+		m.Release(ctx, group, msgs)
+		return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] left consumer group %s.", clientID, group)
 	}
 	return msgs, nil
 }

@@ -178,26 +178,28 @@ func (s *Sessions) errTooManyClients() error {
 		"the proxy knows %d clients, its limit (messaging.clients.maxClients); clients are forgotten %v after their last heartbeat", s.max, s.expiry)
 }
 
-// put stores a client's settings and channel; a new client is refused when
-// the registry is full.
-func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) error {
+// put stores a client's settings and channel, and returns the settings it
+// replaced (zero for a new client); a new client is refused when the
+// registry is full.
+func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) (ClientSettings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.clients[clientID]
 	if cur == nil {
 		if len(s.clients) >= s.max {
-			return s.errTooManyClients()
+			return ClientSettings{}, s.errTooManyClients()
 		}
 		cur = &session{since: s.clock.Now()}
 		s.clients[clientID] = cur
 	}
+	prev := cur.settings
 	cur.settings = st
 	cur.provisional = false
 	if ch != nil {
 		cur.channel = ch
 	}
 	cur.lastSeen = s.clock.Now()
-	return nil
+	return prev, nil
 }
 
 // putProvisional stores settings inferred from a request of a client that
@@ -239,6 +241,15 @@ func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
 	}
 	cur.lastSeen = s.clock.Now()
 	return cur.settings, true
+}
+
+// consumesFor reports whether a client is registered and has not left
+// group: its settings name group, or no consumer group at all.
+func (s *Sessions) consumesFor(clientID, group string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	return ok && (cur.settings.Subscription == nil || cur.settings.Subscription.Group == group)
 }
 
 // known reports whether a client is registered: by its settings, a
