@@ -350,25 +350,70 @@ func entryArgs(e domain.ACLEntry) []any {
 		e.Actions.Names(), ips, e.Decision.String(), e.Description}
 }
 
-const upsertEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,
-  actions, source_cidrs, decision, description, created_by, updated_by)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-  ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO UPDATE SET
-  actions = $6, source_cidrs = $7, decision = $8, description = $9, updated_at = now(), updated_by = $10`
-
-// createEntrySQL inserts nothing when the key exists, committed or not:
-// an INSERT that meets an uncommitted row with its key waits for that
-// transaction, so of two concurrent creates exactly one inserts.
+// createEntrySQL inserts nothing (and returns no row) when the key
+// exists, committed or not: an INSERT that meets an uncommitted row with
+// its key waits for that transaction, so of two concurrent creates exactly
+// one inserts.
 const createEntrySQL = `INSERT INTO rmqproxy.acl_entries (subject, policy_type, resource_type, resource_pattern, resource_name,
   actions, source_cidrs, decision, description, created_by, updated_by)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-  ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO NOTHING`
+  ON CONFLICT (subject, policy_type, resource_type, resource_pattern, resource_name) DO NOTHING
+  RETURNING id`
 
-// replaceEntrySQL changes the entry with the key only: an UPDATE that
-// meets a row deleted by a transaction it waited for updates nothing.
-const replaceEntrySQL = `UPDATE rmqproxy.acl_entries SET actions = $6, source_cidrs = $7, decision = $8, description = $9,
-  updated_at = now(), updated_by = $10
-  WHERE subject = $1 AND policy_type = $2 AND resource_type = $3 AND resource_pattern = $4 AND resource_name = $5`
+// replaceEntrySQL changes the entry with the key only, and returns what it
+// replaced (for the audit event): the row it locks is the one it updates,
+// and one deleted by a transaction it waited for is neither locked nor
+// updated (no row).
+const replaceEntrySQL = `WITH old AS (
+    SELECT id, actions, source_cidrs, decision, description FROM rmqproxy.acl_entries
+    WHERE subject = $1 AND policy_type = $2 AND resource_type = $3 AND resource_pattern = $4 AND resource_name = $5
+    FOR UPDATE)
+  UPDATE rmqproxy.acl_entries e SET actions = $6, source_cidrs = $7, decision = $8, description = $9,
+    updated_at = now(), updated_by = $10
+  FROM old WHERE e.id = old.id
+  RETURNING old.actions, old.source_cidrs::text[], old.decision, old.description`
+
+// upsertTries bounds how often an upsert alternates between creating and
+// replacing an entry that concurrent changes create and delete meanwhile.
+const upsertTries = 8
+
+// writeEntry writes one entry as mode says and reports whether it created
+// it, and what it replaced otherwise; ok is false when the entry was not
+// written (it exists for PutCreate, it does not for PutReplace). An
+// upsert creates the entry or replaces it, whichever the statement that
+// writes it finds possible (never an earlier read).
+func writeEntry(ctx context.Context, tx pgx.Tx, args []any, mode ports.PutMode) (created bool, prev map[string]any, ok bool, err error) {
+	for range upsertTries {
+		if mode != ports.PutReplace {
+			var id int64
+			err := tx.QueryRow(ctx, createEntrySQL, args...).Scan(&id)
+			if err == nil {
+				return true, nil, true, nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return false, nil, false, err
+			}
+			if mode == ports.PutCreate {
+				return false, nil, false, nil
+			}
+		}
+		var actions, cidrs []string
+		var decision, description string
+		err := tx.QueryRow(ctx, replaceEntrySQL, args...).Scan(&actions, &cidrs, &decision, &description)
+		if err == nil {
+			return false, map[string]any{"actions": strings.Join(actions, ","), "decision": decision, "source_ips": cidrs,
+				"description": description}, true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return false, nil, false, err
+		}
+		if mode == ports.PutReplace {
+			return false, nil, false, nil
+		}
+		// Deleted between the two statements: create it after all.
+	}
+	return false, nil, false, domain.Errorf(domain.ReasonTooManyRequests, "the entry %s changed %d times while being written; try again", args[0], upsertTries)
+}
 
 // putEntries writes entries whose users exist, as mode says, each with its
 // acl.put audit event. The existence of an entry is decided by the
@@ -380,13 +425,6 @@ const replaceEntrySQL = `UPDATE rmqproxy.acl_entries SET actions = $6, source_ci
 // user. Without the lock, a delete committed between the check and the
 // INSERT left an entry that a later user of the same name inherited.
 func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entries []domain.ACLEntry, mode ports.PutMode) error {
-	stmt := upsertEntrySQL
-	switch mode {
-	case ports.PutCreate:
-		stmt = createEntrySQL
-	case ports.PutReplace:
-		stmt = replaceEntrySQL
-	}
 	for _, e := range entries {
 		name, err := domain.ParseSubject(e.Subject)
 		if err != nil {
@@ -400,11 +438,11 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, stmt, append(entryArgs(e), by.Principal)...)
+		created, prev, ok, err := writeEntry(ctx, tx, append(entryArgs(e), by.Principal), mode)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if !ok {
 			if mode == ports.PutCreate {
 				return domain.Errorf(domain.ReasonAlreadyExists, "%s already has a %s entry for %s; use acl update", e.Subject, e.PolicyType, e.Resource.Key())
 			}
@@ -414,8 +452,12 @@ func (s *Store) putEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, entri
 		for i, p := range e.SourceIPs {
 			ips[i] = p.String()
 		}
-		ev := adminEvent(by, "acl.put", e.Resource.Key(), map[string]any{
-			"subject": e.Subject, "policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips})
+		details := map[string]any{"subject": e.Subject, "policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips,
+			"change": "created"}
+		if !created {
+			details["change"], details["previous"] = "replaced", prev
+		}
+		ev := adminEvent(by, "acl.put", e.Resource.Key(), details)
 		ev.Actions = e.Actions.String()
 		if err := s.insertAudit(ctx, tx, ev); err != nil {
 			return err

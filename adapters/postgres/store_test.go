@@ -151,7 +151,7 @@ func TestImportAsSingleOperations(t *testing.T) {
 		users: map[string]string{"root": "Super enable", "app": "Normal disable", "carol": "Normal enable"},
 		events: []event{
 			{"user.create", "User:carol", map[string]any{"type": "Normal", "status": "enable"}},
-			{"acl.put", "Topic:t", map[string]any{"subject": "User:carol", "policy_type": "Custom", "decision": "Allow", "source_ips": []any{}}},
+			{"acl.put", "Topic:t", map[string]any{"subject": "User:carol", "policy_type": "Custom", "decision": "Allow", "source_ips": []any{}, "change": "created"}},
 			{"import", "", map[string]any{"users_created": 1.0, "users_updated": 0.0, "entries": 1.0}},
 		},
 	}}
@@ -281,6 +281,52 @@ func adminEvents(t *testing.T, s *postgres.Store, op string) []domain.AuditEvent
 		}
 	}
 	return out
+}
+
+// TestACLPutSaysCreatedOrReplaced: an acl.put audit event says whether the
+// entry was created or replaced, and what it replaced, for acl create and
+// update and for an import (an upsert); it said neither, so an auditor
+// could not tell a new grant from a changed one, nor what was there
+// before.
+func TestACLPutSaysCreatedOrReplaced(t *testing.T) {
+	s, _, _ := newStore(t)
+	if err := s.CreateUser(t.Context(), actor, domain.User{Name: "bob"}, testSecret); err != nil {
+		t.Fatal(err)
+	}
+	admin := application.NewSecurityAdmin(s)
+	steps := []struct {
+		name                    string
+		entry                   domain.ACLEntry
+		mustExist, mustNotExist bool
+		change                  string
+		previous                map[string]any
+	}{
+		{"create", mustEntry(t, "User:bob", "Topic:a", "Pub", "Allow"), false, true, "created", nil},
+		{"update", mustEntry(t, "User:bob", "Topic:a", "All", "Deny"), true, false, "replaced",
+			map[string]any{"actions": "Pub", "decision": "Allow", "source_ips": []any{}, "description": ""}},
+		{"upsert of a new entry", mustEntry(t, "User:bob", "Topic:b", "Sub", "Allow"), false, false, "created", nil},
+		{"upsert of an existing entry", mustEntry(t, "User:bob", "Topic:a", "Sub", "Allow"), false, false, "replaced",
+			map[string]any{"actions": "All", "decision": "Deny", "source_ips": []any{}, "description": ""}},
+	}
+	for i, st := range steps {
+		if err := admin.PutEntries(t.Context(), actor, []domain.ACLEntry{st.entry}, st.mustExist, st.mustNotExist); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		evs := adminEvents(t, s, "acl.put")
+		if len(evs) != i+1 {
+			t.Fatalf("%s: %d acl.put events, want %d", st.name, len(evs), i+1)
+		}
+		var d map[string]any
+		if err := json.Unmarshal([]byte(evs[i].Details), &d); err != nil {
+			t.Fatalf("%s: details %q: %v", st.name, evs[i].Details, err)
+		}
+		if d["change"] != st.change {
+			t.Errorf("%s: change %v, want %s (details %s)", st.name, d["change"], st.change, evs[i].Details)
+		}
+		if prev, _ := d["previous"].(map[string]any); !reflect.DeepEqual(prev, st.previous) && (prev != nil || st.previous != nil) {
+			t.Errorf("%s: previous %v, want %v", st.name, d["previous"], st.previous)
+		}
+	}
 }
 
 // TestACLCreateAndUpdateCheckInTheirTransaction: acl create must fail with
