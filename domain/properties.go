@@ -1,6 +1,13 @@
 package domain
 
-import "strings"
+import (
+	"iter"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // reservedPropertyKeys are the property names RocketMQ uses for itself
 // (MessageConst.STRING_HASH_SET of RocketMQ 5.5.0, the brokers cluster mode
@@ -53,3 +60,101 @@ func IsReservedPropertyKey(key string) bool {
 	_, ok := reservedPropertyKeys[key]
 	return ok || strings.HasPrefix(key, transientPropertyPrefix)
 }
+
+// MaxStoredPropertiesLen is the most bytes the properties string of one
+// message can take in a RocketMQ broker: the commit log keeps its length
+// in a signed 16-bit field, and a broker refuses a longer one.
+const MaxStoredPropertiesLen = 32767
+
+// StoredProperties yields, in order, the properties a RocketMQ broker
+// stores for m when a proxy sends it as the Apache proxy's
+// SendMessageActivity does: the message id, tag and keys, the transaction
+// and delay properties, the reconsume times, the producer group (the
+// topic), the message group, trace context, born host and born time, then
+// the user properties sorted by name. A user property with an empty value
+// is left out: RocketMQ's properties string cannot carry it.
+//
+// It is the one definition both modes share: cluster mode sends exactly
+// these to the brokers, and [Limits.ValidateMessage] refuses in every mode
+// a message whose properties a broker could not store
+// ([StoredPropertiesLen]).
+func (m *Message) StoredProperties() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		_ = yieldStoredProperties(m, yield)
+	}
+}
+
+// yieldStoredProperties calls yield for each stored property until it
+// returns false; it reports whether all were yielded.
+func yieldStoredProperties(m *Message, yield func(string, string) bool) bool {
+	if !yield(propUniqKey, m.ID) {
+		return false
+	}
+	if m.Tag != "" && !yield(propTags, m.Tag) {
+		return false
+	}
+	if keys := SplitKeys(m.Keys); len(keys) > 0 && !yield(propKeys, strings.Join(keys, KeySeparator)) {
+		return false
+	}
+	if m.Transactional {
+		if !yield(propTransactionPrepared, "true") {
+			return false
+		}
+		if m.TransactionRecovery > 0 && !yield(propCheckImmunityTime, strconv.FormatInt(int64(m.TransactionRecovery/time.Second), 10)) {
+			return false
+		}
+	}
+	if !m.DeliverAt.IsZero() && !yield(propTimerDeliverMS, strconv.FormatInt(m.DeliverAt.UnixMilli(), 10)) {
+		return false
+	}
+	if !yield(propReconsumeTime, strconv.FormatInt(int64(m.ReconsumeTimes), 10)) ||
+		!yield(propProducerGroup, m.Topic) {
+		return false
+	}
+	if m.Group != "" && !yield(propShardingKey, m.Group) {
+		return false
+	}
+	if m.TraceContext != "" && !yield(propTraceContext, m.TraceContext) {
+		return false
+	}
+	if m.BornHost != "" && !yield(propBornHost, m.BornHost) {
+		return false
+	}
+	if !m.BornAt.IsZero() && !yield(propBornTimestamp, strconv.FormatInt(m.BornAt.UnixMilli(), 10)) {
+		return false
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+		if v := m.Properties[k]; v != "" && !yield(k, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// StoredPropertiesLen is the length in bytes of the properties string a
+// RocketMQ broker stores for m: each of [Message.StoredProperties] as
+// name, \x01, value, \x02.
+func (m *Message) StoredPropertiesLen() int {
+	n := 0
+	for k, v := range m.StoredProperties() {
+		n += len(k) + len(v) + 2
+	}
+	return n
+}
+
+// Names of the properties [Message.StoredProperties] writes
+// (MessageConst upstream).
+const (
+	propUniqKey             = "UNIQ_KEY"
+	propTags                = "TAGS"
+	propKeys                = "KEYS"
+	propTransactionPrepared = "TRAN_MSG"
+	propCheckImmunityTime   = "CHECK_IMMUNITY_TIME_IN_SECONDS"
+	propTimerDeliverMS      = "TIMER_DELIVER_MS"
+	propReconsumeTime       = "RECONSUME_TIME"
+	propProducerGroup       = "PGROUP"
+	propShardingKey         = "__SHARDINGKEY"
+	propTraceContext        = "TRACE_CONTEXT"
+	propBornHost            = "__BORNHOST"
+	propBornTimestamp       = "BORN_TIMESTAMP"
+)

@@ -118,6 +118,13 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 			return Errorf(ReasonIllegalMessageGroup, "message group cannot contain control character")
 		}
 	}
+	// Last, where a broker refuses it: a RocketMQ broker cannot store
+	// more properties (the message id, trace context and born host count
+	// as well, and none of the checks above bounds them).
+	if n := m.StoredPropertiesLen(); n > MaxStoredPropertiesLen {
+		return Errorf(ReasonPropertiesTooLarge,
+			"the message's properties (message id, tag, keys, trace context, born host, user properties, ...) take %d bytes where RocketMQ stores at most %d", n, MaxStoredPropertiesLen)
+	}
 	return nil
 }
 

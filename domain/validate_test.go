@@ -86,6 +86,13 @@ func TestValidateMessage(t *testing.T) {
 		{"group of 64 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 64) }, domain.ReasonIllegalMessageGroup},
 		{"group of 63 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 63) }, 0},
 		{"blank group", func(m *domain.Message) { m.Group = " " }, domain.ReasonIllegalMessageGroup},
+		// A RocketMQ broker stores at most 32767 bytes of properties; the
+		// message id, trace context and born host count too.
+		{"properties of exactly 32767 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 32767) }, 0},
+		{"properties of 32768 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 32768) }, domain.ReasonPropertiesTooLarge},
+		{"trace context past the broker's limit", func(m *domain.Message) { fillProperties(m, &m.TraceContext, 32768) }, domain.ReasonPropertiesTooLarge},
+		{"born host past the broker's limit", func(m *domain.Message) { fillProperties(m, &m.BornHost, 32768) }, domain.ReasonPropertiesTooLarge},
+		{"unicode past the broker's limit", func(m *domain.Message) { m.ID = strings.Repeat("é", 16384) }, domain.ReasonPropertiesTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,6 +109,44 @@ func TestValidateMessage(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// fillProperties makes m's stored properties total bytes long by setting
+// *field, one of m's string fields, to a run of x's.
+func fillProperties(m *domain.Message, field *string, total int) {
+	*field = "x"
+	*field = strings.Repeat("x", total-m.StoredPropertiesLen()+1)
+	if n := m.StoredPropertiesLen(); n != total {
+		panic(n)
+	}
+}
+
+func TestStoredProperties(t *testing.T) {
+	m := domain.Message{Topic: "ns%t", ID: "id", Tag: "tag", Keys: []string{"a b", "", "c"}, Transactional: true,
+		TransactionRecovery: 90 * time.Second, DeliverAt: time.UnixMilli(1700000000123), ReconsumeTimes: 2, Group: "g",
+		TraceContext: "tc", BornHost: "h", BornAt: time.UnixMilli(1700000000000),
+		Properties: map[string]string{"b": "2", "a": "1", "empty": ""}}
+	var got []string
+	for k, v := range m.StoredProperties() {
+		got = append(got, k+"="+v)
+	}
+	want := []string{"UNIQ_KEY=id", "TAGS=tag", "KEYS=a b c", "TRAN_MSG=true", "CHECK_IMMUNITY_TIME_IN_SECONDS=90",
+		"TIMER_DELIVER_MS=1700000000123", "RECONSUME_TIME=2", "PGROUP=ns%t", "__SHARDINGKEY=g", "TRACE_CONTEXT=tc",
+		"__BORNHOST=h", "BORN_TIMESTAMP=1700000000000", "a=1", "b=2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	n := 0
+	for _, kv := range want {
+		n += len(kv) + 1 // '=' stands for \x01; one more for \x02
+	}
+	if m.StoredPropertiesLen() != n {
+		t.Fatalf("length %d, want %d", m.StoredPropertiesLen(), n)
+	}
+	// Stopping early stops.
+	for range m.StoredProperties() {
+		break
 	}
 }
 

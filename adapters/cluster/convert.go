@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,48 +31,13 @@ const maxBodySize = 64 << 20
 // through compressed, as the client asked (body_encoding GZIP).
 var gzipMagic = []byte{0x1f, 0x8b}
 
-// messageProperties builds the broker properties of a message as the
-// Apache proxy's SendMessageActivity does: the producer group is the topic
-// name, the delivery time goes in TIMER_DELIVER_MS.
+// messageProperties builds the broker properties of a message: the
+// domain's [domain.Message.StoredProperties], which local mode bounds
+// alike, so that both modes refuse the same messages.
 func messageProperties(m *domain.Message) remoting.Properties {
 	p := make(remoting.Properties, 0, 12+len(m.Properties))
-	add := func(k, v string) { p = append(p, remoting.Field{Key: k, Value: v}) }
-	add(remoting.PropertyUniqKey, m.ID)
-	if m.Tag != "" {
-		add(remoting.PropertyTags, m.Tag)
-	}
-	if len(m.Keys) > 0 {
-		add(remoting.PropertyKeys, strings.Join(m.Keys, " "))
-	}
-	if m.Transactional {
-		add(remoting.PropertyTransactionPrepared, "true")
-		if m.TransactionRecovery > 0 {
-			add(remoting.PropertyCheckImmunityTimeInSeconds, strconv.FormatInt(int64(m.TransactionRecovery/time.Second), 10))
-		}
-	}
-	if !m.DeliverAt.IsZero() {
-		add(remoting.PropertyTimerDeliverMS, strconv.FormatInt(m.DeliverAt.UnixMilli(), 10))
-	}
-	add(remoting.PropertyReconsumeTime, strconv.FormatInt(int64(m.ReconsumeTimes), 10))
-	add(remoting.PropertyProducerGroup, m.Topic)
-	if m.Group != "" {
-		add(remoting.PropertyShardingKey, m.Group)
-	}
-	if m.TraceContext != "" {
-		add(propTraceContext, m.TraceContext)
-	}
-	if m.BornHost != "" {
-		add(remoting.PropertyBornHost, m.BornHost)
-	}
-	if !m.BornAt.IsZero() {
-		add(remoting.PropertyBornTimestamp, strconv.FormatInt(m.BornAt.UnixMilli(), 10))
-	}
-	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-		// An empty value does not survive RocketMQ's properties string
-		// (Java drops it when parsing): leave it out, as it would arrive.
-		if v := m.Properties[k]; v != "" {
-			add(k, v)
-		}
+	for k, v := range m.StoredProperties() {
+		p = append(p, remoting.Field{Key: k, Value: v})
 	}
 	return p
 }

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
@@ -37,6 +40,40 @@ func FuzzParseRecallHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if _, broker, ok := parseRecallHandle(s); ok && broker == "" {
 			t.Fatalf("%q parsed without a broker", s)
+		}
+	})
+}
+
+// FuzzStoredPropertiesLenIsTheEncoders: the length by which every mode
+// refuses a message (domain.Message.StoredPropertiesLen) is the length of
+// the properties string cluster mode sends, and a message validation
+// accepts always encodes (RocketMQ's 32767-byte limit included).
+func FuzzStoredPropertiesLenIsTheEncoders(f *testing.F) {
+	f.Add("01AB", "tag", "k1 k2", "00-trace", "10.0.0.1", "p", "v", int64(0), int32(0), 0)
+	f.Add("", "", "", "", "", "", "", int64(1700000000123), int32(3), 0)
+	f.Add("ïd", "tâg", " a  b ", "tràce", "hôst", "ключ", "", int64(-1), int32(-5), 40<<10)
+	f.Add("id", "t", "k", "tc", "h", "TRAN_MSG", "x", int64(1<<40), int32(1), 32700)
+	f.Fuzz(func(t *testing.T, id, tag, keys, trace, host, pk, pv string, deliverMS int64, reconsume int32, pad int) {
+		m := domain.Message{Topic: "ns%T", Body: []byte("b"), ID: id + strings.Repeat("i", pad&0xffff), Tag: tag,
+			Keys: strings.Split(keys, ","), TraceContext: trace, BornHost: host, ReconsumeTimes: reconsume,
+			Group: tag, Transactional: reconsume%2 == 1, TransactionRecovery: time.Duration(reconsume) * time.Second,
+			BornAt: time.UnixMilli(deliverMS / 2), Properties: map[string]string{pk: pv}}
+		if deliverMS != 0 {
+			m.DeliverAt = time.UnixMilli(deliverMS)
+		}
+		s, err := remoting.FormatProperties(messageProperties(&m))
+		if err != nil {
+			// Only what validation refuses may fail to encode.
+			if err := (domain.Limits{}).ValidateMessage(&m, time.Now()); err == nil {
+				t.Fatalf("validated but does not encode: %v", err)
+			}
+			return
+		}
+		if len(s) != m.StoredPropertiesLen() {
+			t.Fatalf("encoded %d bytes, StoredPropertiesLen says %d", len(s), m.StoredPropertiesLen())
+		}
+		if _, _, _, err := encodeSend([]domain.Message{m}); (err == nil) != (len(s) <= domain.MaxStoredPropertiesLen) {
+			t.Fatalf("%d bytes: encodeSend %v", len(s), err)
 		}
 	})
 }

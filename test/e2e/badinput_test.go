@@ -123,6 +123,17 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"batch of transactional messages", []*v2.Message{msg("bad-tx", transactional), msg("bad-tx", transactional)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg("normal", nil), msg("normal", grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
+		// What a RocketMQ broker cannot store (its properties string is
+		// limited to 32767 bytes) is refused in both modes alike.
+		{"message id of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = strings.Repeat("i", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"trace context of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { tc := strings.Repeat("t", 40<<10); m.SystemProperties.TraceContext = &tc })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"born host of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornHost = strings.Repeat("h", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"properties of 32 KB in all", []*v2.Message{msg("normal", func(m *v2.Message) {
+			m.SystemProperties.MessageId = strings.Repeat("i", 12<<10)
+			tc := strings.Repeat("t", 12<<10)
+			m.SystemProperties.TraceContext = &tc
+			m.UserProperties = map[string]string{"p": strings.Repeat("v", 10<<10)}
+		})}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
 	// and the client library's Validators), which client code matches.
