@@ -105,6 +105,9 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	if m.Transactional && l.MaxTransactionRecovery > 0 && m.TransactionRecovery > l.MaxTransactionRecovery {
 		return Errorf(ReasonBadRequest, "the max transaction recovery time of message is too large, max is %d", int64(l.MaxTransactionRecovery/time.Second))
 	}
+	if !m.DeliverAt.IsZero() && !InMessageTimeRange(m.DeliverAt) {
+		return Errorf(ReasonIllegalDeliveryTime, "the delivery time of message must lie between %s and %s", minMessageTimeText, maxMessageTimeText)
+	}
 	if !m.DeliverAt.IsZero() && l.MaxDelay > 0 && m.DeliverAt.Sub(now) > l.MaxDelay {
 		return Errorf(ReasonIllegalDeliveryTime, "the max delay time of message is too large, max is %d", l.MaxDelay.Milliseconds())
 	}
@@ -118,6 +121,11 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 			return Errorf(ReasonIllegalMessageGroup, "message group cannot contain control character")
 		}
 	}
+	// Upstream leaves out a born time protobuf deems invalid (the broker
+	// then records its own clock) and stores one before 1970 as sent.
+	if !m.BornAt.IsZero() && !InMessageTimeRange(m.BornAt) {
+		return Errorf(ReasonBadRequest, "the born time of message must lie between %s and %s", minMessageTimeText, maxMessageTimeText)
+	}
 	// Last, where a broker refuses it: a RocketMQ broker cannot store
 	// more properties (the message id, trace context and born host count
 	// as well, and none of the checks above bounds them).
@@ -126,6 +134,34 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 			"the message's properties (message id, tag, keys, trace context, born host, user properties, ...) take %d bytes where RocketMQ stores at most %d", n, MaxStoredPropertiesLen)
 	}
 	return nil
+}
+
+// Message times (born and delivery times) are kept by RocketMQ as
+// milliseconds since the Unix epoch; protobuf Timestamps end with 9999.
+var (
+	minMessageTime = time.Unix(0, 0)
+	maxMessageTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+const (
+	minMessageTimeText = "1970-01-01T00:00:00Z"
+	maxMessageTimeText = "9999-12-31T23:59:59.999Z"
+)
+
+// UnrepresentableTime stands for a message time a client set that is no
+// instant at all (a protobuf Timestamp outside its range or with invalid
+// nanos), or that Go's zero time.Time could not tell from "not set"
+// (0001-01-01T00:00:00Z). It is not zero, so the message counts as having
+// the time (a delivery time makes it a DELAY message), and it lies outside
+// [InMessageTimeRange], so validation refuses it.
+var UnrepresentableTime = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)
+
+// InMessageTimeRange reports whether t can be a message's born or delivery
+// time: not before 1970 (RocketMQ's times are milliseconds since then, and
+// a time before is an uninitialized or garbled value, such as a born time
+// shown as 1878) and not after 9999 (the end of protobuf's Timestamp).
+func InMessageTimeRange(t time.Time) bool {
+	return !t.Before(minMessageTime) && !t.After(maxMessageTime)
 }
 
 // CheckMessageType verifies that a topic of type topicType accepts m.

@@ -52,19 +52,32 @@ func toDomainMessage(m *v2.Message, info ports.RequestInfo) domain.Message {
 		LiteTopic:      sp.GetLiteTopic(),
 		Priority:       sp.Priority,
 	}
-	if sp.GetDeliveryTimestamp() != nil {
-		out.DeliverAt = sp.GetDeliveryTimestamp().AsTime()
-	}
+	out.DeliverAt = messageTime(sp.GetDeliveryTimestamp())
 	if sp.GetOrphanedTransactionRecoveryDuration() != nil {
 		out.TransactionRecovery = sp.GetOrphanedTransactionRecoveryDuration().AsDuration()
 	}
-	if sp.GetBornTimestamp() != nil {
-		out.BornAt = sp.GetBornTimestamp().AsTime()
-	}
+	out.BornAt = messageTime(sp.GetBornTimestamp())
 	if out.BornHost == "" && info.RemoteAddr.IsValid() {
 		out.BornHost = info.RemoteAddr.Addr().Unmap().String()
 	}
 	return out
+}
+
+// messageTime converts a message's born or delivery timestamp: zero when
+// absent; a set one that is not a valid instant, or that time.Time would
+// read as "not set" (0001-01-01T00:00:00Z), is [domain.UnrepresentableTime],
+// which validation refuses with the code of its field.
+func messageTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	if ts.CheckValid() != nil {
+		return domain.UnrepresentableTime
+	}
+	if t := ts.AsTime(); !t.IsZero() {
+		return t
+	}
+	return domain.UnrepresentableTime
 }
 
 var messageTypes = map[domain.MessageType]v2.MessageType{

@@ -6,9 +6,11 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 func TestMergeSettings(t *testing.T) {
@@ -89,4 +91,46 @@ func TestToProtoMessageTimesInMilliseconds(t *testing.T) {
 	want("born", sp.GetBornTimestamp().AsTime(), ms)
 	want("store", sp.GetStoreTimestamp().AsTime(), ms.Add(time.Second))
 	want("delivery", sp.GetDeliveryTimestamp().AsTime(), ms.Add(time.Hour))
+}
+
+// TestMessageTimesSetButZero: a set born or delivery timestamp is never
+// read as absent, and one that is no instant is refused, with the code of
+// its field; an absent one stays absent.
+func TestMessageTimesSetButZero(t *testing.T) {
+	now := time.Now()
+	limits := domain.DefaultLimits()
+	cases := []struct {
+		name     string
+		delivery *timestamppb.Timestamp
+		born     *timestamppb.Timestamp
+		want     domain.Reason // 0: valid
+		typ      domain.MessageType
+	}{
+		{"absent", nil, nil, 0, domain.MessageTypeNormal},
+		{"delivery 0001-01-01", timestamppb.New(time.Time{}), nil, domain.ReasonIllegalDeliveryTime, domain.MessageTypeDelay},
+		{"delivery nanos invalid", &timestamppb.Timestamp{Seconds: now.Unix(), Nanos: -1}, nil, domain.ReasonIllegalDeliveryTime, domain.MessageTypeDelay},
+		{"delivery past protobuf", &timestamppb.Timestamp{Seconds: 1 << 60}, nil, domain.ReasonIllegalDeliveryTime, domain.MessageTypeDelay},
+		{"delivery 1969", &timestamppb.Timestamp{Seconds: -1}, nil, domain.ReasonIllegalDeliveryTime, domain.MessageTypeDelay},
+		{"delivery epoch", &timestamppb.Timestamp{}, nil, 0, domain.MessageTypeDelay},
+		{"delivery past", timestamppb.New(now.Add(-time.Hour)), nil, 0, domain.MessageTypeDelay},
+		{"born 0001-01-01", nil, timestamppb.New(time.Time{}), domain.ReasonBadRequest, domain.MessageTypeNormal},
+		{"born 1878", nil, timestamppb.New(time.Date(1878, 1, 1, 0, 0, 0, 0, time.UTC)), domain.ReasonBadRequest, domain.MessageTypeNormal},
+		{"born nanos invalid", nil, &timestamppb.Timestamp{Seconds: now.Unix(), Nanos: 1e9}, domain.ReasonBadRequest, domain.MessageTypeNormal},
+		{"born past protobuf", nil, &timestamppb.Timestamp{Seconds: -1 << 60}, domain.ReasonBadRequest, domain.MessageTypeNormal},
+		{"born 9999", nil, timestamppb.New(time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)), 0, domain.MessageTypeNormal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pm := &v2.Message{Topic: &v2.Resource{Name: "T"}, Body: []byte("b"), SystemProperties: &v2.SystemProperties{
+				MessageId: "01AB", DeliveryTimestamp: c.delivery, BornTimestamp: c.born}}
+			m := toDomainMessage(pm, ports.RequestInfo{})
+			if m.Type() != c.typ {
+				t.Errorf("type %v, want %v", m.Type(), c.typ)
+			}
+			err := limits.ValidateMessage(&m, now)
+			if c.want == 0 && err != nil || c.want != 0 && !domain.HasReason(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
 }

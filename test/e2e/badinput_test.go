@@ -134,6 +134,27 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			m.SystemProperties.TraceContext = &tc
 			m.UserProperties = map[string]string{"p": strings.Repeat("v", 10<<10)}
 		})}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		// Times RocketMQ cannot keep (milliseconds since 1970), and a set
+		// delivery time of 0001-01-01T00:00:00Z (Go's zero time), which
+		// was read as no delivery time: the DELAY message became NORMAL.
+		{"delivery time 0001-01-01", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time 0001-01-01 to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time before 1970", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: -1} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time beyond protobuf's range", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time with invalid nanos", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
+			m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: time.Now().Unix(), Nanos: -1}
+		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time in the past", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
+			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(-time.Hour))
+		})}, v2.Code_OK},
+		{"born time 1878", []*v2.Message{msg("normal", func(m *v2.Message) {
+			m.SystemProperties.BornTimestamp = timestamppb.New(time.Date(1878, 1, 1, 0, 0, 0, 0, time.UTC))
+		})}, v2.Code_BAD_REQUEST},
+		{"born time 0001-01-01", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_BAD_REQUEST},
+		{"born time beyond protobuf's range", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_BAD_REQUEST},
+		{"born time with invalid nanos", []*v2.Message{msg("normal", func(m *v2.Message) {
+			m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: time.Now().Unix(), Nanos: 1e9}
+		})}, v2.Code_BAD_REQUEST},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
 	// and the client library's Validators), which client code matches.
