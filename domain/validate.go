@@ -111,6 +111,11 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	if !m.DeliverAt.IsZero() && l.MaxDelay > 0 && m.DeliverAt.Sub(now) > l.MaxDelay {
 		return Errorf(ReasonIllegalDeliveryTime, "the max delay time of message is too large, max is %d", l.MaxDelay.Milliseconds())
 	}
+	// Upstream writes any value as RECONSUME_TIME; a negative count of
+	// deliveries is no count, and local mode keeps the broker's own.
+	if m.ReconsumeTimes < 0 {
+		return Errorf(ReasonBadRequest, "the delivery attempt of message cannot be negative (got %d)", m.ReconsumeTimes)
+	}
 	if m.Group != "" {
 		switch {
 		case IsBlank(m.Group):

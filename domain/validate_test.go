@@ -89,6 +89,8 @@ func TestValidateMessage(t *testing.T) {
 		{"born unrepresentable", func(m *domain.Message) { m.BornAt = domain.UnrepresentableTime }, domain.ReasonBadRequest},
 		{"born after 9999", func(m *domain.Message) { m.BornAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, domain.ReasonBadRequest},
 		{"born at the epoch ok", func(m *domain.Message) { m.BornAt = time.Unix(0, 0) }, 0},
+		{"negative delivery attempt", func(m *domain.Message) { m.ReconsumeTimes = -5 }, domain.ReasonBadRequest},
+		{"delivery attempt ok", func(m *domain.Message) { m.ReconsumeTimes = 3 }, 0},
 		{"tx recovery too long", func(m *domain.Message) { m.Transactional = true; m.TransactionRecovery = 2 * time.Hour }, domain.ReasonBadRequest},
 		{"group of 64 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 64) }, domain.ReasonIllegalMessageGroup},
 		{"group of 63 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 63) }, 0},

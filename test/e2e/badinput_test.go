@@ -155,6 +155,9 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"born time with invalid nanos", []*v2.Message{msg("normal", func(m *v2.Message) {
 			m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: time.Now().Unix(), Nanos: 1e9}
 		})}, v2.Code_BAD_REQUEST},
+		// A delivery attempt is the broker's count; a negative one was
+		// stored as RECONSUME_TIME=-5 in cluster mode.
+		{"negative delivery attempt", []*v2.Message{msg("normal", func(m *v2.Message) { a := int32(-5); m.SystemProperties.DeliveryAttempt = &a })}, v2.Code_BAD_REQUEST},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
 	// and the client library's Validators), which client code matches.
