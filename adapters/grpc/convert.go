@@ -28,6 +28,22 @@ func resourceName(r *v2.Resource, info ports.RequestInfo) string {
 	return domain.WrapNamespace(ns, r.GetName())
 }
 
+// sameTopicResource refuses a batch whose messages name their topic with
+// different Resources, as the Apache proxy compares them: {"", "ns%T"}
+// and {"ns", "T"} qualify to one topic, but the request is corrupt all the
+// same. (Upstream compares while it validates each message in turn; here
+// the comparison comes first, so a batch with both a mismatch and an
+// earlier invalid message gets MESSAGE_CORRUPTED.)
+func sameTopicResource(msgs []*v2.Message) error {
+	for i := 1; i < len(msgs); i++ {
+		a, b := msgs[0].GetTopic(), msgs[i].GetTopic()
+		if a.GetResourceNamespace() != b.GetResourceNamespace() || a.GetName() != b.GetName() {
+			return domain.Errorf(domain.ReasonMessageCorrupted, "topic in message is not same")
+		}
+	}
+	return nil
+}
+
 // toResource splits a qualified name back into a Resource.
 func toResource(name string) *v2.Resource {
 	ns, bare := domain.SplitNamespace(name)

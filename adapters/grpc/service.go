@@ -123,6 +123,9 @@ func (s *Service) QueryAssignment(ctx context.Context, req *v2.QueryAssignmentRe
 func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (*v2.SendMessageResponse, error) {
 	return unary(s, ctx, kindProducer, req, func(ctx context.Context) (*v2.SendMessageResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
+		if err := sameTopicResource(req.GetMessages()); err != nil {
+			return nil, err
+		}
 		msgs := make([]domain.Message, len(req.GetMessages()))
 		for i, m := range req.GetMessages() {
 			msgs[i] = toDomainMessage(m, info)

@@ -123,6 +123,12 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"batch of transactional messages", []*v2.Message{msg("bad-tx", transactional), msg("bad-tx", transactional)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg("normal", nil), msg("normal", grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
+		// Upstream compares the messages' Resources: one topic named two
+		// ways (namespace field or prefix) is not the same.
+		{"batch naming the topic with and without namespace", []*v2.Message{
+			msg("ns%normal", nil),
+			msg("normal", func(m *v2.Message) { m.Topic.ResourceNamespace = "ns" }),
+		}, v2.Code_MESSAGE_CORRUPTED},
 		// What a RocketMQ broker cannot store (its properties string is
 		// limited to 32767 bytes) is refused in both modes alike.
 		{"message id of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = strings.Repeat("i", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
@@ -180,6 +186,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		"message group too long":           "message group exceed the max size 64",
 		"delay beyond the limit":           "the max delay time of message is too large, max is 86400000",
 		"batch mixing topics":              "topic in message is not same",
+		"batch naming the topic with and without namespace": "topic in message is not same",
 	}
 	for _, c := range sendCases {
 		t.Run("send/"+c.name, func(t *testing.T) {
