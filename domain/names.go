@@ -158,15 +158,21 @@ func WrapNamespace(namespace, name string) string {
 	if namespace == "" || name == "" || IsSystemTopic(name) {
 		return name
 	}
+	// One retry or dead-letter prefix is kept in front, as upstream's
+	// NamespaceUtil does and as SplitNamespace reads it back: wrapping
+	// below a second prefix ("%RETRY%%DLQ%ns%x") put the name outside
+	// every namespace, where a client without one reached it too.
+	prefix := ""
 	for _, p := range []string{RetryTopicPrefix, DeadLetterTopicPrefix} {
 		if strings.HasPrefix(name, p) {
-			return p + WrapNamespace(namespace, name[len(p):])
+			prefix, name = p, name[len(p):]
+			break
 		}
 	}
 	if strings.HasPrefix(name, namespace+"%") {
-		return name
+		return prefix + name
 	}
-	return namespace + "%" + name
+	return prefix + namespace + "%" + name
 }
 
 // SplitNamespace undoes WrapNamespace for a plain (non retry/DLQ) name,

@@ -188,6 +188,10 @@ func TestNamespace(t *testing.T) {
 		{"ns", "ns%t", "ns%t"},
 		{"ns", "%RETRY%g", "%RETRY%ns%g"},
 		{"ns", "%DLQ%g", "%DLQ%ns%g"},
+		{"ns", "%RETRY%ns%g", "%RETRY%ns%g"},
+		{"ns", "%RETRY%%DLQ%g", "%RETRY%ns%%DLQ%g"},
+		{"ns", "%DLQ%%RETRY%other%g", "%DLQ%ns%%RETRY%other%g"},
+		{"ns", "other%t", "ns%other%t"},
 	} {
 		if got := domain.WrapNamespace(c.ns, c.name); got != c.want {
 			t.Errorf("wrap(%q,%q)=%q want %q", c.ns, c.name, got, c.want)
@@ -288,6 +292,25 @@ func FuzzSplitKeys(f *testing.F) {
 		}
 		if stored := domain.SplitKeys([]string{strings.Join(keys, domain.KeySeparator)}); !slices.Equal(stored, keys) && len(stored)+len(keys) > 0 {
 			t.Fatalf("local %q, cluster %q", keys, stored)
+		}
+	})
+}
+
+// FuzzWrapNamespaceStaysInItsNamespace: whatever name a client in a
+// namespace sends (a name may hold '%'), the qualified name belongs to
+// that namespace, so '%' in a name never reaches another namespace.
+func FuzzWrapNamespaceStaysInItsNamespace(f *testing.F) {
+	for _, s := range [][2]string{{"a", "T"}, {"a", "b%T"}, {"a", "%RETRY%%DLQ%b%T"}, {"a", "%DLQ%%RETRY%b%T"},
+		{"a", "a%T"}, {"a", "%a%T"}, {"a", "%RETRY%"}, {"a", "|%|"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, ns, name string) {
+		if ns == "" || strings.ContainsRune(ns, '%') || domain.ValidateGroupName(ns) != nil || domain.ValidateTopicName(name) != nil {
+			return
+		}
+		q := domain.WrapNamespace(ns, name)
+		if got, _ := domain.SplitNamespace(q); got != ns {
+			t.Fatalf("namespace %q, name %q: %q is in namespace %q", ns, name, q, got)
 		}
 	})
 }
