@@ -176,11 +176,11 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	}
 	first := qi.count
 	var locs []record.Location
-	off, end, err := e.appendApplyLocked(record.TypeMessageBatch, func(dst []byte) []byte {
+	off, end, err := e.appendApplyCheckedLocked(record.TypeMessageBatch, func(dst []byte) []byte {
 		var p []byte
 		p, locs = record.AppendBatch(dst, &b)
 		return p
-	}, true)
+	}, func() error { return e.checkCopiesFit(msgs, locs) }, true)
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -209,6 +209,23 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	return out, nil
 }
 
+// checkCopiesFit refuses a send with a message whose copy would not fit in
+// one record: the record of its dead-letter move, of its timer firing or of
+// its transaction commit adds up to record.CopyHeadroom bytes to it, and an
+// append that fails for size later would leave the message stuck (a commit
+// refused, a dead-letter move retried for ever, a due timer holding up
+// every later one).
+func (e *Engine) checkCopiesFit(msgs []domain.Message, locs []record.Location) error {
+	for i, loc := range locs {
+		if need := int64(loc.Size+record.CopyHeadroom(msgs[i].ID)) + 1; need > e.cfg.MaxRecordSize {
+			return domain.Errorf(domain.ReasonBodyTooLarge,
+				"message %d of this send takes %d bytes stored; with the %d bytes its dead-letter or delivery copy may add, that exceeds local.maxRecordSize (%d): send a smaller message or raise local.maxRecordSize",
+				i, loc.Size, need-1-int64(loc.Size), e.cfg.MaxRecordSize)
+		}
+	}
+	return nil
+}
+
 func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) error {
 	if broker != "" && broker != e.cfg.BrokerName {
 		return domain.Errorf(domain.ReasonBadRequest, "queue is on broker %q but this is the local broker %q; query the route again", broker, e.cfg.BrokerName)
@@ -226,6 +243,12 @@ const maxReusedEncodeBuf = 1 << 20
 // appendApplyLocked encodes a record, appends it to the log and applies it
 // to the in-memory state, all under mu so that log order equals apply order.
 func (e *Engine) appendApplyLocked(typ record.Type, encode func([]byte) []byte, durable bool) (off, end int64, err error) {
+	return e.appendApplyCheckedLocked(typ, encode, nil, durable)
+}
+
+// appendApplyCheckedLocked is appendApplyLocked with a check that runs once
+// the record is encoded and may still refuse it (nothing is appended then).
+func (e *Engine) appendApplyCheckedLocked(typ record.Type, encode func([]byte) []byte, check func() error, durable bool) (off, end int64, err error) {
 	if e.failed != nil {
 		return 0, 0, e.failedError()
 	}
@@ -239,6 +262,11 @@ func (e *Engine) appendApplyLocked(typ record.Type, encode func([]byte) []byte, 
 			e.encodeBuf = p
 		}
 	}()
+	if check != nil {
+		if err := check(); err != nil {
+			return 0, 0, err
+		}
+	}
 	off, end, err = e.clog.Append(byte(typ), p, durable)
 	if err != nil {
 		return 0, 0, ioError(err, "cannot append to the commit log")

@@ -909,3 +909,84 @@ func TestGroupDeletedDuringPopRead(t *testing.T) {
 		t.Fatalf("new group got %v", ids(got))
 	}
 }
+
+// TestLargestMessageCanBeCopied: the largest message a send accepts can
+// still be dead-lettered, fired as a timer and committed, each of which
+// writes a record with a copy of it; one byte more is refused at the send,
+// naming local.maxRecordSize. (Sends used to be checked only against the
+// send's own record: a message just under maxRecordSize was stored, then
+// its commit failed with "message body too large", its dead-letter move
+// failed for ever, and its due timer held up every later one.)
+func TestLargestMessageCanBeCopied(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	topic := strings.Repeat("t", domain.MaxTopicNameLength)
+	group := strings.Repeat("g", domain.MaxGroupNameLength)
+	probe := strings.Repeat("p", domain.MaxTopicNameLength) // as long as topic
+	// largest returns the largest body that a send of tmpl with it accepts
+	// (probed on another topic), after checking that one byte more is
+	// refused as too large.
+	largest := func(tmpl domain.Message) domain.Message {
+		t.Helper()
+		send := func(n int) error {
+			m := tmpl
+			m.Body = bytes.Repeat([]byte{'x'}, n)
+			m.Topic = probe
+			_, err := h.e.Send(ctx, domain.QueueRef{Topic: probe, BrokerName: h.cfg.BrokerName}, []domain.Message{m})
+			return err
+		}
+		lo, hi := 0, int(h.cfg.MaxRecordSize) // send(lo) fails or lo is 0; send(hi) fails
+		for hi-lo > 1 {
+			if mid := (lo + hi) / 2; send(mid) == nil {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		err := send(lo + 1)
+		wantReason(t, err, domain.ReasonBodyTooLarge)
+		if !strings.Contains(err.Error(), "local.maxRecordSize") {
+			t.Fatalf("refusal does not name the setting: %v", err)
+		}
+		m := tmpl
+		m.Body = bytes.Repeat([]byte{'x'}, lo)
+		return m
+	}
+	for _, name := range []string{topic, probe} {
+		if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: name, Type: domain.MessageTypeMixed, QueueCount: 1, Permission: domain.PermReadWrite}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := domain.NewConsumerGroup(group)
+	if _, err := h.e.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+
+	// A delay message fires.
+	delay := largest(delayMsg(topic, "delay", h.clock.Now().Add(time.Hour)))
+	delay.DeliverAt = h.clock.Now().Add(30 * time.Second)
+	h.send(topic, 0, delay)
+	h.fake().Advance(31 * time.Second)
+	h.fireTimers()
+	// A half message is committed.
+	half := largest(txMsg(topic, "half"))
+	rs := h.send(topic, 0, half)
+	if err := h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: topic, MessageID: half.ID, TransactionID: rs[0].TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+		t.Fatalf("commit of the largest half message: %v", err)
+	}
+	// A normal message is moved to the dead-letter queue.
+	normal := largest(msg(topic, "normal", ""))
+	h.send(topic, 0, normal)
+	got := h.pop(group, topic, 0, 10, time.Minute)
+	if !slices.Equal(ids(got), []string{"delay", "half", "normal"}) {
+		t.Fatalf("delivered %v", ids(got))
+	}
+	for _, m := range got {
+		if err := h.e.ForwardToDeadLetter(ctx, ackReq(group, m)); err != nil {
+			t.Fatalf("dead-letter move of %s: %v", m.ID, err)
+		}
+	}
+	if d := h.pop("inspector", domain.DeadLetterTopic(group), 0, 10, time.Minute); len(d) != 3 {
+		t.Fatalf("dead-letter queue holds %v", ids(d))
+	}
+}

@@ -763,6 +763,24 @@ type DeadLetter struct {
 	Copy    Batch
 }
 
+// CopyHeadroom bounds how many bytes larger than the encoding of a stored
+// message (with message id id) a record carrying a copy of it can be: a
+// dead-letter move (group, origin topic, the %DLQ% batch, the copy's
+// dead-letter origin and prior attempts), a timer firing or a transaction commit (the resolve
+// header, the batch, the copy's store time and transaction origin). A
+// message stored with less room than this under the largest record size
+// could never be dead-lettered, fired or committed. Topic and group names
+// are ASCII (domain.ValidateTopicName, domain.ValidateGroupName).
+func CopyHeadroom(id string) int {
+	const v = binary.MaxVarintLen64
+	name := v + max(domain.MaxTopicNameLength, domain.MaxGroupNameLength) // a length-prefixed name
+	batch := name + 4*v                                                   // topic, queue id, queue offset, count, the copy's length prefix
+	grown := 2*v + name + v + len(id) + v                                 // store time, transaction origin, dead-letter origin topic and id, prior attempts
+	deadLetter := 2*name + 3*v + batch + grown
+	resolve := 3 + 2*v + batch + grown
+	return max(deadLetter, resolve)
+}
+
 // AppendDeadLetter appends the payload of a dead-letter record and reports
 // where the copy's messages lie in the payload.
 func AppendDeadLetter(dst []byte, d *DeadLetter) ([]byte, []Location) {

@@ -2,8 +2,10 @@ package record
 
 import (
 	"bytes"
+	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,5 +258,34 @@ func TestMessageLayoutWithoutPriorAttempts(t *testing.T) {
 	bad[len(old.b)-len(m.Body)-1] = 0 // the count, just before the body's length
 	if _, err := DecodeMessage(bad, m.Topic); err == nil {
 		t.Fatal("a zero prior-attempt count was accepted")
+	}
+}
+
+// TestCopyHeadroomBoundsCopies: the records that carry a copy of a stored
+// message (dead-letter move, timer firing, transaction commit) are at most
+// CopyHeadroom bytes larger than the message's encoding, with the longest
+// names and the widest varints.
+func TestCopyHeadroomBoundsCopies(t *testing.T) {
+	topic := strings.Repeat("t", domain.MaxTopicNameLength)
+	group := strings.Repeat("g", domain.MaxGroupNameLength)
+	orig := Message{Message: domain.Message{Topic: topic, ID: strings.Repeat("i", 40), Body: []byte("body")}}
+	_, locs := AppendBatch(nil, &Batch{Topic: topic, Messages: []Message{orig}})
+	stored := locs[0].Size
+	cp := orig
+	cp.StoredAt = time.Unix(0, math.MaxInt64)
+	cp.TxnOrigin = math.MaxInt64
+	cp.PriorAttempts = math.MaxInt32
+	cp.DeadLetter = &domain.DeadLetterOrigin{Topic: topic, MessageID: orig.ID}
+	dlq := domain.DeadLetterTopic(group)
+	copyOf := func(topic string) Batch {
+		return Batch{Topic: topic, QueueID: math.MinInt32, QueueOffset: math.MinInt64, Messages: []Message{cp}}
+	}
+	dead, _ := AppendDeadLetter(nil, &DeadLetter{Group: group, Topic: topic, QueueID: math.MinInt32, Offset: math.MinInt64, Receipt: math.MinInt64, Copy: copyOf(dlq)})
+	b := copyOf(topic)
+	resolve, _ := AppendResolve(nil, &Resolve{Kind: ResolveTxnCommit, Origin: math.MaxInt64, DeliverAt: math.MinInt64, Copy: &b})
+	for name, p := range map[string][]byte{"dead letter": dead, "resolve": resolve} {
+		if grown, room := len(p)-stored, CopyHeadroom(orig.ID); grown > room {
+			t.Errorf("%s record is %d bytes larger than the message's encoding, CopyHeadroom allows %d", name, grown, room)
+		}
 	}
 }
