@@ -990,3 +990,68 @@ func TestLargestMessageCanBeCopied(t *testing.T) {
 		t.Fatalf("dead-letter queue holds %v", ids(d))
 	}
 }
+
+// TestTruncateBeforeSnapshotDropsIt: when recovery: truncate cuts the commit
+// log before the offset of a snapshot (a damaged index makes recovery scan
+// from the oldest segment, and finds a corrupt record behind the older of
+// the two snapshots), that snapshot describes records that are gone: it is
+// removed and recovery starts from the older one. Sends acknowledged after
+// that survive the next crash. (The snapshot used to be kept and used: the
+// engine served its state over a shorter log, and the next restart replayed
+// from its offset, now inside newer records, and truncated them away.)
+func TestTruncateBeforeSnapshotDropsIt(t *testing.T) {
+	h := newHarness(t, nil)
+	snapshot := func() int64 {
+		t.Helper()
+		if err := h.e.Snapshot(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return h.e.snapOffsets[len(h.e.snapOffsets)-1]
+	}
+	sendAll := func(prefix string, n int) (want []string) {
+		for i := range n {
+			id := fmt.Sprint(prefix, i)
+			h.send("t", 0, msg("t", id, ""))
+			want = append(want, id)
+		}
+		return want
+	}
+	kept := sendAll("a", 5)
+	older := snapshot()
+	sendAll("b", 5)
+	newer := snapshot()
+	sendAll("c", 5)
+	h.e.crash()
+	flip := func(path string, at int64) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[at] ^= 0xff
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flip(filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                     // damaged index: rebuild from the oldest segment
+	flip(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), older+20) // corrupt record just after the older snapshot
+	h.cfg.Recovery = "truncate"
+	h.open()
+	if end := h.e.clog.NextOffset(); end != older {
+		t.Fatalf("log truncated at %d, want %d", end, older)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "snapshot", snapshotName(newer))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot beyond the truncated log kept: %v", err)
+	}
+	// Records of another size than the b ones: the newer snapshot's offset
+	// falls inside one of them.
+	want := append(kept, sendAll("later", 20)...)
+	if got := h.pop("g", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
+		t.Fatalf("after truncation: %v, want %v", ids(got), want)
+	}
+	h.e.flushQueues() // as every second: the index files hold them
+	h.crashRestart(true)
+	if got := h.pop("g2", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
+		t.Fatalf("after the next crash: %v, want %v", ids(got), want)
+	}
+}

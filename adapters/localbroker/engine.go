@@ -261,7 +261,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		clog, snap, imported, replayed, err = e.recoverLocked(current, force)
 		var short *shortQueuesError
-		if attempt == 0 && errors.As(err, &short) {
+		if attempt < 2 && errors.Is(err, errSnapshotBeyondLog) {
+			continue // the snapshot is removed: recover from an older one
+		}
+		if attempt < 3 && errors.As(err, &short) {
 			e.log.Warn("consume queues are shorter than the snapshot says (damaged or removed); recovering again, rebuilding them from the commit log",
 				"queues", short.Error())
 			for _, k := range short.keys {
@@ -419,12 +422,63 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		}
 		return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, "cannot recover the commit log in "+e.dir("commitlog"))
 	}
+	if err := e.dropSnapshotsBeyond(clog.NextOffset(), snap.logOffset); err != nil {
+		clog.Abandon()
+		if e.timerRebuild != nil {
+			e.timerRebuild.Abort()
+		}
+		e.closeQueues()
+		return nil, nil, false, 0, err
+	}
 	if err := e.checkShortQueuesLocked(); err != nil {
 		clog.Abandon()
 		e.closeQueues()
 		return nil, nil, false, 0, err
 	}
 	return clog, snap, imported, replayed, nil
+}
+
+// errSnapshotBeyondLog says recovery loaded a snapshot that covers records
+// the commit log no longer holds (recovery: truncate cut the log before the
+// snapshot's offset, while it rebuilt indexes from an earlier segment); the
+// snapshot was removed and recovery must run again.
+var errSnapshotBeyondLog = errors.New("the snapshot covers records the commit log no longer holds")
+
+// dropSnapshotsBeyond removes the snapshot files whose offset lies beyond
+// end, the end of the recovered commit log: only a truncation at a corrupt
+// record (recovery: truncate) leaves such files, and they describe records
+// that are gone. Kept, a later recovery would load one and replay from its
+// offset, which then lies inside records written after the truncation, and
+// retention would count it as a kept snapshot. It returns
+// errSnapshotBeyondLog when loaded, the offset of the snapshot this
+// recovery used, is among them.
+func (e *Engine) dropSnapshotsBeyond(end, loaded int64) error {
+	var kept []int64
+	removed := false
+	for _, off := range e.snapOffsets {
+		if off <= end {
+			kept = append(kept, off)
+			continue
+		}
+		p := e.dir("snapshot", snapshotName(off))
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot remove snapshot %s, which covers records the truncated commit log (now ending at offset %d) no longer holds; remove it by hand", p, end))
+		}
+		removed = true
+		e.log.Warn("removed a snapshot beyond the end of the truncated commit log (recovery: truncate dropped the records it covers)",
+			"path", p, "log_end", end)
+	}
+	if !removed {
+		return nil
+	}
+	if err := atomicfile.SyncDir(e.dir("snapshot")); err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot fsync "+e.dir("snapshot"))
+	}
+	e.snapOffsets = kept
+	if loaded > end {
+		return errSnapshotBeyondLog
+	}
+	return nil
 }
 
 // loadSnapshot returns the newest valid snapshot (or an empty one).
