@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -388,5 +389,55 @@ func TestWaitHonoursContext(t *testing.T) {
 	cancel()
 	if err := l.Wait(ctx, 1<<40); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestIntactRecordBeyondLimitsNotTruncated: a whole, checksummed record that
+// only fails this run's limits (a smaller MaxRecordSize, a type only a newer
+// version knows) is no torn tail: Open refuses, saying which setting or
+// version reads it, changes nothing, and the log opens again with the
+// right limits. (Such a last record used to be truncated away as a torn
+// tail, and one in the middle reported as corruption.)
+func TestIntactRecordBeyondLimitsNotTruncated(t *testing.T) {
+	cases := map[string]struct {
+		typ    byte
+		size   int
+		narrow func(*Options)
+		want   string
+	}{
+		"smaller max record size": {typ: 1, size: 900, narrow: func(o *Options) { o.MaxRecordSize = 512 }, want: "local.maxRecordSize to at least 901"},
+		"type of a newer version": {typ: 77, size: 10, narrow: func(o *Options) { o.KnownType = func(b byte) bool { return b >= 1 && b <= 13 } }, want: "newer rmqproxy"},
+	}
+	for name, c := range cases {
+		for _, last := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/last=%v", name, last), func(t *testing.T) {
+				dir := t.TempDir()
+				l, _ := openLog(t, testOptions(dir), 0)
+				appendWait(t, l, 1, payloadN(0, 10))
+				appendWait(t, l, c.typ, payloadN(1, c.size))
+				if !last {
+					appendWait(t, l, 1, payloadN(2, 10))
+				}
+				end, records := l.NextOffset(), 3
+				if last {
+					records = 2
+				}
+				l.Close(t.Context())
+				for _, mode := range []RecoveryMode{RecoveryStrict, RecoveryTruncate} {
+					opts := testOptions(dir)
+					opts.Recovery = mode
+					c.narrow(&opts)
+					_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
+					if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), SegmentName(0)) {
+						t.Fatalf("recovery mode %d: Open: %v, want an error saying %q and naming the segment", mode, err, c.want)
+					}
+				}
+				l2, got := openLog(t, testOptions(dir), 0)
+				defer l2.Close(t.Context())
+				if l2.NextOffset() != end || len(got) != records {
+					t.Fatalf("log changed: end %d (want %d), %d records", l2.NextOffset(), end, len(got))
+				}
+			})
+		}
 	}
 }

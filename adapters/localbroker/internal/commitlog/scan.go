@@ -1,8 +1,10 @@
 package commitlog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 )
@@ -138,6 +140,24 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 // mode.
 func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	s := l.segs[i]
+	if frameProblem(problem) == "bad length" || frameProblem(problem) == "unknown record type" {
+		// Not torn if whole and checksummed: written under other limits or
+		// by a newer version. Dropping it would lose a stored record.
+		n, typ, ok, err := l.intactFrame(r, s.base, pos)
+		if err != nil {
+			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+		}
+		if ok && problem == "bad length" {
+			return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but holds %d bytes, more than the maximum record size %d: "+
+				"it was written with a larger maxRecordSize; set local.maxRecordSize to at least %d to open this log (nothing was changed)",
+				s.base+pos, s.path, n, l.opts.MaxRecordSize, n)
+		}
+		if ok {
+			return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but has type %d, which this version does not know: "+
+				"it was written by a newer rmqproxy; run that version or a later one on this data directory (nothing was changed)",
+				s.base+pos, s.path, typ)
+		}
+	}
 	laterData := false
 	for _, t := range l.segs[i+1:] {
 		if t.size.Load() > 0 {
@@ -154,6 +174,35 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	}
 	cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: problem}
 	return l.cutAt(i, pos, cerr, validFollows)
+}
+
+// intactFrame reports whether a whole frame with a valid checksum starts at
+// segment position pos, whatever its length and type, and returns its
+// length field (1 + payload length) and type. It reads the frame in chunks,
+// so a long length costs no more memory than a scan.
+func (l *Log) intactFrame(r *segReader, base, pos int64) (n int64, typ byte, ok bool, err error) {
+	h, err := r.window(pos, PayloadStart)
+	if err != nil || int64(len(h)) < PayloadStart {
+		return 0, 0, false, err
+	}
+	n = int64(binary.BigEndian.Uint32(h[0:4]))
+	want, typ := binary.BigEndian.Uint32(h[4:8]), h[8]
+	if n < 1 || HeaderSize+n > r.size-pos {
+		return 0, 0, false, nil
+	}
+	var pre [9]byte
+	binary.BigEndian.PutUint64(pre[:8], uint64(base+pos))
+	pre[8] = typ
+	c := crc32.Update(0, castagnoli, pre[:])
+	for p, end := pos+PayloadStart, pos+HeaderSize+n; p < end; {
+		b, err := r.window(p, min(end-p, readChunk))
+		if err != nil || len(b) == 0 {
+			return 0, 0, false, err
+		}
+		c = crc32.Update(c, castagnoli, b)
+		p += int64(len(b))
+	}
+	return n, typ, c == want, nil
 }
 
 // cut truncates the log at the end of segment i (used for a segment gap).
