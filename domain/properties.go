@@ -133,13 +133,71 @@ func yieldStoredProperties(m *Message, yield func(string, string) bool) bool {
 
 // StoredPropertiesLen is the length in bytes of the properties string a
 // RocketMQ broker stores for m: each of [Message.StoredProperties] as
-// name, \x01, value, \x02.
+// name, \x01, value, \x02. It computes the sum without building the values
+// (no allocation: every send is checked with it); FuzzStoredPropertiesLen
+// holds it to the iterator, and the cluster encoder's fuzz test to what it
+// writes.
 func (m *Message) StoredPropertiesLen() int {
-	n := 0
-	for k, v := range m.StoredProperties() {
-		n += len(k) + len(v) + 2
+	entry := func(name string, value int) int { return len(name) + value + 2 }
+	n := entry(propUniqKey, len(m.ID))
+	if m.Tag != "" {
+		n += entry(propTags, len(m.Tag))
+	}
+	if k := splitKeysLen(m.Keys); k > 0 {
+		n += entry(propKeys, k)
+	}
+	if m.Transactional {
+		n += entry(propTransactionPrepared, len("true"))
+		if m.TransactionRecovery > 0 {
+			n += entry(propCheckImmunityTime, decimalLen(int64(m.TransactionRecovery/time.Second)))
+		}
+	}
+	if !m.DeliverAt.IsZero() {
+		n += entry(propTimerDeliverMS, decimalLen(m.DeliverAt.UnixMilli()))
+	}
+	n += entry(propReconsumeTime, decimalLen(int64(m.ReconsumeTimes))) + entry(propProducerGroup, len(m.Topic))
+	if m.Group != "" {
+		n += entry(propShardingKey, len(m.Group))
+	}
+	if m.TraceContext != "" {
+		n += entry(propTraceContext, len(m.TraceContext))
+	}
+	if m.BornHost != "" {
+		n += entry(propBornHost, len(m.BornHost))
+	}
+	if !m.BornAt.IsZero() {
+		n += entry(propBornTimestamp, decimalLen(m.BornAt.UnixMilli()))
+	}
+	for k, v := range m.Properties {
+		if v != "" {
+			n += entry(k, len(v))
+		}
 	}
 	return n
+}
+
+// splitKeysLen is the length of the KEYS value of keys: the parts
+// [SplitKeys] keeps, joined by [KeySeparator] (0: no KEYS property).
+func splitKeysLen(keys []string) int {
+	n, parts := 0, 0
+	for _, k := range keys {
+		for part := range strings.SplitSeq(k, KeySeparator) {
+			if part != "" {
+				n += len(part)
+				parts++
+			}
+		}
+	}
+	if parts == 0 {
+		return 0
+	}
+	return n + (parts-1)*len(KeySeparator)
+}
+
+// decimalLen is the length of strconv.FormatInt(v, 10).
+func decimalLen(v int64) int {
+	var buf [20]byte
+	return len(strconv.AppendInt(buf[:0], v, 10))
 }
 
 // Names of the properties [Message.StoredProperties] writes

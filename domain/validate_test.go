@@ -314,3 +314,36 @@ func FuzzWrapNamespaceStaysInItsNamespace(f *testing.F) {
 		}
 	})
 }
+
+// StoredPropertiesLen is the sum over StoredProperties, computed without
+// allocating (every send is checked with it).
+func FuzzStoredPropertiesLen(f *testing.F) {
+	f.Add("id", "tag", "a b", "  c  d ", true, int64(90), int64(1700000000123), int32(-1), "g", "tc", "h", int64(-5), "k", "v", "e")
+	f.Add("", "", "", "", false, int64(0), int64(0), int32(0), "", "", "", int64(0), "", "", "")
+	f.Fuzz(func(t *testing.T, id, tag, k1, k2 string, txn bool, recoverySec, deliverMs int64, reconsume int32, group, trace, host string, bornMs int64, pk, pv, pe string) {
+		m := domain.Message{Topic: "t", ID: id, Tag: tag, Keys: []string{k1, k2}, Transactional: txn,
+			TransactionRecovery: time.Duration(recoverySec) * time.Second, ReconsumeTimes: reconsume, Group: group,
+			TraceContext: trace, BornHost: host, Properties: map[string]string{pk: pv, pe: ""}}
+		if deliverMs != 0 {
+			m.DeliverAt = time.UnixMilli(deliverMs)
+		}
+		if bornMs != 0 {
+			m.BornAt = time.UnixMilli(bornMs)
+		}
+		want := 0
+		for k, v := range m.StoredProperties() {
+			want += len(k) + len(v) + 2
+		}
+		if got := m.StoredPropertiesLen(); got != want {
+			t.Fatalf("StoredPropertiesLen %d, the properties take %d", got, want)
+		}
+	})
+}
+
+func TestStoredPropertiesLenDoesNotAllocate(t *testing.T) {
+	m := domain.Message{Topic: "t", ID: "0100000000000000000000000000000001", Tag: "tag", Keys: []string{"a b", "c"},
+		BornHost: "10.0.0.1", BornAt: time.UnixMilli(1700000000000), Properties: map[string]string{"a": "1", "b": "2"}}
+	if n := testing.AllocsPerRun(100, func() { _ = m.StoredPropertiesLen() }); n != 0 {
+		t.Fatalf("%v allocations per call", n)
+	}
+}
