@@ -55,46 +55,66 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		release(msgs)
 		msgs = nil
 	}
-	ctx := stream.Context()
-	if err := s.sendFrame(ctx, stream, &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
+	out := s.frameSender(stream)
+	if err := out.send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: st}}); err != nil {
 		release(msgs)
 		return nil
 	}
 	for i := range msgs {
 		frame := &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: toProtoMessage(&msgs[i])}}
-		if err := s.sendFrame(ctx, stream, frame); err != nil {
+		if err := out.send(frame); err != nil {
 			release(msgs[i:])
 			return nil
 		}
 	}
-	_ = s.sendFrame(ctx, stream, &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
+	_ = out.send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
 	return nil
 }
 
-// sendFrame writes one frame of a server-streaming answer. gRPC's Send
-// waits, with no time limit of its own, until the transport has room for
-// the frame, which a client that does not read (its HTTP/2 flow-control
-// window stays shut) never makes; a client that sends no deadline would
-// then hold the handler and the messages not yet written (a whole receive
-// batch, kept invisible and renewed) for as long as it keeps the
-// connection. A frame not written within grpc.responseWriteTimeout closes
-// the client's connection instead, which ends the Send with an error.
-func (s *Service) sendFrame(ctx context.Context, stream grpclib.ServerStream, frame any) error {
+// frameSender writes the frames of one server-streaming answer. gRPC's
+// Send waits, with no time limit of its own, until the transport has room
+// for the frame, which a client that does not read (its HTTP/2
+// flow-control window stays shut) never makes; a client that sends no
+// deadline would then hold the handler and the messages not yet written (a
+// whole receive batch, kept invisible and renewed) for as long as it keeps
+// the connection. A frame not written within grpc.responseWriteTimeout
+// closes the client's connection instead, which ends the Send with an
+// error. One timer serves all the frames of the answer.
+type frameSender struct {
+	s      *Service
+	ctx    context.Context
+	stream grpclib.ServerStream
+	stall  *time.Timer // armed while a frame is written; nil before the first
+}
+
+func (s *Service) frameSender(stream grpclib.ServerStream) *frameSender {
+	return &frameSender{s: s, ctx: stream.Context(), stream: stream}
+}
+
+// send writes one frame.
+func (f *frameSender) send(frame any) error {
+	s := f.s
 	if s.closeConn == nil || s.cfg.ResponseWriteTimeout <= 0 {
-		return stream.SendMsg(frame)
+		return f.stream.SendMsg(frame)
 	}
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return stream.SendMsg(frame)
-	}
-	stalled := time.AfterFunc(s.cfg.ResponseWriteTimeout, func() {
-		if s.closeConn(p.Addr) {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "closed the connection of a client that did not read its answer within grpc.responseWriteTimeout",
-				slog.String("remote_addr", p.Addr.String()), slog.Duration("timeout", s.cfg.ResponseWriteTimeout))
+	if f.stall == nil {
+		p, ok := peer.FromContext(f.ctx)
+		if !ok {
+			return f.stream.SendMsg(frame)
 		}
-	})
-	defer stalled.Stop()
-	return stream.SendMsg(frame)
+		ctx := f.ctx
+		f.stall = time.AfterFunc(s.cfg.ResponseWriteTimeout, func() {
+			if s.closeConn(p.Addr) {
+				s.log.LogAttrs(ctx, slog.LevelWarn, "closed the connection of a client that did not read its answer within grpc.responseWriteTimeout",
+					slog.String("remote_addr", p.Addr.String()), slog.Duration("timeout", s.cfg.ResponseWriteTimeout))
+			}
+		})
+	} else {
+		f.stall.Reset(s.cfg.ResponseWriteTimeout)
+	}
+	err := f.stream.SendMsg(frame)
+	f.stall.Stop()
+	return err
 }
 
 // PullMessage streams, as the protocol defines: a status frame, one frame
@@ -125,17 +145,17 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 		}
 		return nil
 	})
-	ctx := stream.Context()
-	if err := s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
+	out := s.frameSender(stream)
+	if err := out.send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
 		return nil
 	}
 	for i := range res.Messages {
-		if err := s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_Message{Message: toProtoMessage(&res.Messages[i])}}); err != nil {
+		if err := out.send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Message{Message: toProtoMessage(&res.Messages[i])}}); err != nil {
 			return nil
 		}
 	}
 	if st.GetCode() == v2.Code_OK || st.GetCode() == v2.Code_MESSAGE_NOT_FOUND {
-		_ = s.sendFrame(ctx, stream, &v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
+		_ = out.send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
 	}
 	return nil
 }

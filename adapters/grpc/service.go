@@ -41,7 +41,7 @@ type Service struct {
 	// in flight; nil until UseTraffic.
 	traffic *application.Traffic
 	// closeConn closes the connection of a client address (set by
-	// NewServer; nil without a server): see sendFrame.
+	// NewServer; nil without a server): see frameSender.
 	closeConn func(net.Addr) bool
 }
 

@@ -44,7 +44,7 @@ type sniffingCredentials struct {
 	// TLS), e.g. to watch its frames.
 	wrap func(net.Conn) net.Conn
 	// conns indexes the connections handed to gRPC by client address, so
-	// that a handler can close its client's connection (see sendFrame).
+	// that a handler can close its client's connection (see frameSender).
 	conns *connIndex
 }
 
