@@ -556,8 +556,13 @@ func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
 		return err
 	}
 	retry := groupRetryTopics(name, topics, all)
-	if plain := remoting.RetryGroupTopicPrefix + name; !slices.Contains(retry, plain) && b.routedByAnyNameServer(ctx, plain) {
-		retry = append(retry, plain) // a NameServer that missed an earlier delete
+	if plain := remoting.RetryGroupTopicPrefix + name; !slices.Contains(retry, plain) {
+		// A route no master backs any more: a NameServer that missed an
+		// earlier delete. One a master still has was left out above
+		// (another group may own it), and is routed like any live topic.
+		if _, onMaster := topics[plain]; !onMaster && b.routedByAnyNameServer(ctx, plain) {
+			retry = append(retry, plain)
+		}
 	}
 	_, exists := all[name]
 	if !exists && len(retry) == 0 {

@@ -263,3 +263,45 @@ func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
 		t.Fatalf("delete a third time: %v", err)
 	}
 }
+
+// TestGroupDeleteKeepsAnotherGroupsRetryTopic: %RETRY%a_b is group a_b's
+// retry topic and, with a topic b, group a's pop retry topic of b. Deleting
+// group a_b must leave it on the brokers and the NameServers even though a
+// NameServer routes it (every live topic is routed): the NameServer check
+// is for a retry topic no master has any more (a delete that failed
+// half-way), not a way around the ambiguity rule.
+func TestGroupDeleteKeepsAnotherGroupsRetryTopic(t *testing.T) {
+	var mu sync.Mutex
+	var deleted []string
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetAllTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+				"b": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6}, "%RETRY%a_b": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6}}})
+		case remoting.RequestGetAllSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{
+				"a": remoting.NewSubscriptionGroupConfig("a"), "a_b": remoting.NewSubscriptionGroupConfig("a_b")}})
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}}})
+		case remoting.RequestDeleteTopicInBroker, remoting.RequestDeleteTopicInNamesrv:
+			mu.Lock()
+			deleted = append(deleted, req.Fields.Value("topic"))
+			mu.Unlock()
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	if err := b.DeleteGroup(t.Context(), "a_b"); err != nil && !strings.Contains(err.Error(), "description") {
+		t.Fatalf("delete a_b: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deleted) != 0 {
+		t.Fatalf("deleting group a_b deleted %q, group a's pop retry topic of b", deleted)
+	}
+}
