@@ -465,6 +465,39 @@ func TestSwitchingGroupDuringPoll(t *testing.T) {
 	}
 }
 
+// TestBecomingAProducerDuringPoll: settings that make a push consumer a
+// producer leave its group (UpdateSettings releases what it held), so a
+// receive under that group ending after them is answered MESSAGE_NOT_FOUND
+// and its messages released, as for a switch to another group
+// (docs/compatibility.md); they were renewed until consumer.renewMaxTime.
+func TestBecomingAProducerDuringPoll(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, _ := newTestMessaging(cfg)
+	ctx := asClient(t.Context(), "c1")
+	consumer := ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
+		Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	if _, err := m.UpdateSettings(ctx, consumer, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.beforePop = func() {
+		producer := ClientSettings{ClientType: ClientTypeProducer, RequestTimeout: time.Second, Publishing: &PublishingSettings{Topics: []string{"t"}}}
+		if _, err := m.UpdateSettings(ctx, producer, nil); err != nil {
+			t.Error(err)
+		}
+	}
+	b.add("t", "m1", "")
+	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
+		t.Fatalf("receive under a group the client left during the poll: %v", err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+		t.Fatalf("the popped message was not released: %+v", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("a delivery of a group the client left is renewed: %v", m.renewer.held)
+	}
+}
+
 func TestQueryAssignment(t *testing.T) {
 	route := ports.Route{Topic: domain.Topic{Name: "t"}}
 	for _, br := range []string{"b1", "b2"} {

@@ -244,12 +244,20 @@ func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
 }
 
 // consumesFor reports whether a client is registered and has not left
-// group: its settings name group, or no consumer group at all.
+// group: its settings name group, or neither a consumer group nor
+// publishing. Settings that made it a producer left its group, as
+// [leftGroup] decides for UpdateSettings.
 func (s *Sessions) consumesFor(clientID, group string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.clients[clientID]
-	return ok && (cur.settings.Subscription == nil || cur.settings.Subscription.Group == group)
+	if !ok {
+		return false
+	}
+	if sub := cur.settings.Subscription; sub != nil {
+		return sub.Group == group
+	}
+	return cur.settings.Publishing == nil
 }
 
 // known reports whether a client is registered: by its settings, a
