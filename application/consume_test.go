@@ -668,3 +668,26 @@ func TestPopOutlivesThePollingTime(t *testing.T) {
 		t.Fatalf("the pop's context had %v left, want nearly the client's 5 s deadline less %v", left, pollReserve)
 	}
 }
+
+// TestReceiveForAnotherGroupIsServed: a push consumer whose settings name
+// group g and whose receive names g2 (no official client sends one; the
+// Apache proxy serves it with the receive's group) is served, not popped
+// and released on every receive until its messages are dead-lettered; only
+// a switch during the poll releases (TestSwitchingGroupDuringPoll).
+func TestReceiveForAnotherGroupIsServed(t *testing.T) {
+	m, b, _ := newTestMessaging(DefaultConfig())
+	ctx := asClient(t.Context(), "c1")
+	s := ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
+		Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	if _, err := m.UpdateSettings(ctx, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.add("t", "m1", "")
+	msgs, err := m.ReceiveMessage(ctx, receiveReq("g2", "t", "*", true))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive for a group the settings do not name: %d messages, %v", len(msgs), err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 0 {
+		t.Fatalf("its message was released: %+v", ch)
+	}
+}

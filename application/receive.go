@@ -90,6 +90,11 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 			return nil, err
 		}
 	}
+	// Whether the client's settings name this group now: a switch to
+	// another group during the poll releases what the poll popped (see
+	// holdForRenewal). A receive for a group its settings never named
+	// (no official client sends one; the Apache proxy serves it) is served.
+	member := m.sessions.consumesFor(info.ClientID, req.Group)
 	queueID := int32(-1)
 	if req.AutoRenew && group.Orderly && req.QueueID >= 0 {
 		queueID = req.QueueID
@@ -137,7 +142,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "no new message")
 	}
 	if autoRenew {
-		return m.holdForRenewal(ctx, req.Group, msgs)
+		return m.holdForRenewal(ctx, req.Group, member, msgs)
 	}
 	return msgs, nil
 }
@@ -181,8 +186,9 @@ func (m *Messaging) chargeReceived(ctx context.Context, group, topic string, msg
 // an unknown client first), so only a client that terminated or expired
 // during the long poll is refused, as the Apache proxy refuses a client
 // without a channel: its messages are released. So are those of a client
-// whose settings switched it to another consumer group meanwhile.
-func (m *Messaging) holdForRenewal(ctx context.Context, group string, msgs []domain.StoredMessage) ([]domain.StoredMessage, error) {
+// whose settings named the group when the receive started (member) and
+// switched it to another group, or made it a producer, meanwhile.
+func (m *Messaging) holdForRenewal(ctx context.Context, group string, member bool, msgs []domain.StoredMessage) ([]domain.StoredMessage, error) {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	for i := range msgs {
 		if h, err := domain.ParseReceiptHandle(msgs[i].ReceiptHandle); err == nil {
@@ -196,7 +202,7 @@ func (m *Messaging) holdForRenewal(ctx context.Context, group string, msgs []dom
 		m.Release(ctx, group, msgs)
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] is disconnected.", clientID)
 	}
-	if !m.sessions.consumesFor(clientID, group) {
+	if member && !m.sessions.consumesFor(clientID, group) {
 		m.Release(ctx, group, msgs)
 		return nil, domain.Errorf(domain.ReasonMessageNotFound, "The client [%s] left consumer group %s.", clientID, group)
 	}
