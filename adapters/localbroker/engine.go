@@ -61,11 +61,12 @@ type Engine struct {
 	groups        map[string]*groupMeta
 	queues        map[queueKey]*queueIndex
 	cons          map[consKey]*consState
-	waiters       map[queueKey]map[*poller]struct{}  // long pollers per queue
-	gates         map[consKey]*sync.Mutex            // serialize the pops of a group on a queue
-	readHook      atomic.Pointer[func(topic string)] // tests: called before messages are read
-	bucketHook    atomic.Pointer[func(from int64)]   // tests: called after a timer bucket is read
-	pendingQueues map[queueKey]*queueIndex           // queues with entries not yet visible
+	waiters       map[queueKey]map[*poller]struct{}     // long pollers per queue
+	gates         map[consKey]*sync.Mutex               // serialize the pops of a group on a queue
+	readHook      atomic.Pointer[func(topic string)]    // tests: called before messages are read
+	bucketHook    atomic.Pointer[func(from int64)]      // tests: called after a timer bucket is read
+	readFault     atomic.Pointer[func(off int64) error] // tests: fails a deferred message's read
+	pendingQueues map[queueKey]*queueIndex              // queues with entries not yet visible
 	heap          deadlineHeap
 	boot, seq     uint64
 	bootSlot      int // slot of the boot file holding boot

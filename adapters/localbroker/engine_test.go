@@ -71,6 +71,11 @@ func (h errorCatcher) Handle(_ context.Context, r slog.Record) error {
 	}
 	for _, a := range *h.allowed {
 		if strings.Contains(r.Message, a) {
+			line := r.Message // kept for tests to inspect, as warnings are
+			r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+			h.warns.mu.Lock()
+			h.warns.lines = append(h.warns.lines, line)
+			h.warns.mu.Unlock()
 			return nil
 		}
 	}

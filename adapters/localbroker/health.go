@@ -128,6 +128,15 @@ func (l *limitedLog) allow(key string, now time.Time) (bool, int) {
 
 // warnLimited logs a warning at most once a minute per key.
 func (e *Engine) warnLimited(key, msg string, args ...any) {
+	e.logLimited(e.log.Warn, key, msg, args...)
+}
+
+// errorLimited logs an error (someone must act) at most once a minute per key.
+func (e *Engine) errorLimited(key, msg string, args ...any) {
+	e.logLimited(e.log.Error, key, msg, args...)
+}
+
+func (e *Engine) logLimited(level func(string, ...any), key, msg string, args ...any) {
 	ok, suppressed := e.limited.allow(key, time.Now())
 	if !ok {
 		return
@@ -135,7 +144,7 @@ func (e *Engine) warnLimited(key, msg string, args ...any) {
 	if suppressed > 0 {
 		args = append(args, "repeats_suppressed", suppressed)
 	}
-	e.log.Warn(msg, args...)
+	level(msg, args...)
 }
 
 // waitRoom waits, before a send takes the engine lock, until the commit

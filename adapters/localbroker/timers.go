@@ -44,6 +44,12 @@ const (
 	timerLoadLimit = 1 << 17
 	// timerFireBatch bounds the timers fired under one hold of the lock.
 	timerFireBatch = 1024
+	// timerRetryMin and timerRetryMax bound the wait before a due timer
+	// that could not be fired (its message could not be read, or its copy
+	// not appended) is tried again; the wait doubles with each failure.
+	// Later timers fire meanwhile.
+	timerRetryMin = time.Second
+	timerRetryMax = time.Minute
 )
 
 // liveTimer is a pending timer of a loaded bucket.
@@ -53,6 +59,18 @@ type liveTimer struct {
 	qid       int32
 	size      int32
 	crc       uint32
+	// retryAt (Unix ms) is when a timer whose firing failed is tried again
+	// (0: it never failed); its heap item is at retryAt, not deliverAt.
+	retryAt  int64
+	failures int32
+}
+
+// heapAt is the time of the timer's current heap item.
+func (t *liveTimer) heapAt() int64 {
+	if t.retryAt != 0 {
+		return t.retryAt
+	}
+	return t.deliverAt
 }
 
 type timerItem struct{ at, origin int64 }
@@ -255,11 +273,22 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 		}
 		it := heap.Pop(&e.tw.heap).(timerItem)
 		lt := e.tw.live[it.origin]
-		if lt == nil || lt.deliverAt != it.at {
+		if lt == nil || lt.heapAt() != it.at {
 			continue
 		}
+		fired++ // a failed firing counts too: it cost a read or an append
 		if err := e.fireLocked(it.origin, lt, now); err != nil {
-			heap.Push(&e.tw.heap, it)
+			if e.stalledLocked(err) {
+				// Every firing would fail the same way (disk full, too
+				// many bytes waiting, log failed or closed): try again
+				// in a second, in delivery-time order.
+				heap.Push(&e.tw.heap, it)
+				e.warnLimited("timer-fire", "cannot deliver due delay messages; will retry", "topic", lt.topic, "error", err)
+				return now.Add(time.Second)
+			}
+			if errors.Is(err, errNotPreRead) || errors.Is(err, errNotStored) || errors.As(err, new(*notDueError)) {
+				heap.Push(&e.tw.heap, it)
+			}
 			if errors.Is(err, errNotPreRead) {
 				return now // read it without the lock first: run again at once
 			}
@@ -271,10 +300,11 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 				e.tw.waitLog = true // the notifier kicks the timer loop when the log advances
 				return now.Add(time.Hour)
 			}
-			e.warnLimited("timer-fire", "cannot deliver a due delay message; will retry", "topic", lt.topic, "error", err)
-			return now.Add(time.Second)
+			// This timer's own trouble (its message cannot be read, its
+			// copy cannot be appended): keep it, try it again later, and
+			// fire the timers after it meanwhile.
+			e.retryTimerLocked(it.origin, lt, nowMs, err)
 		}
-		fired++
 	}
 	wake := now.Add(time.Hour)
 	if len(e.tw.heap) > 0 {
@@ -287,6 +317,56 @@ func (e *Engine) timerPassLocked(now time.Time) time.Time {
 	}
 	return wake
 }
+
+// stalledLocked reports whether a firing failed for a reason every other
+// firing would share (the engine or the log refuses appends for now).
+func (e *Engine) stalledLocked(err error) bool {
+	if e.failed != nil {
+		return true
+	}
+	for _, target := range []error{commitlog.ErrBusy, commitlog.ErrDiskFull, commitlog.ErrFailed, commitlog.ErrClosed} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryTimerLocked schedules another try of a due timer whose firing failed
+// with err, after a wait that doubles with each failure (timerRetryMin to
+// timerRetryMax), and logs the failure (at most once a minute).
+func (e *Engine) retryTimerLocked(origin int64, lt *liveTimer, nowMs int64, err error) {
+	lt.failures++
+	wait := timerRetryMax
+	if lt.failures <= 6 {
+		wait = min(timerRetryMin<<(lt.failures-1), timerRetryMax)
+	}
+	lt.retryAt = nowMs + wait.Milliseconds()
+	heap.Push(&e.tw.heap, timerItem{at: lt.retryAt, origin: origin})
+	args := []any{"topic", lt.topic, "queue_id", lt.qid, "commit_log_offset", origin, "attempts", lt.failures, "retry_in", wait, "error", err}
+	var re *timerReadError
+	if errors.As(err, &re) {
+		e.errorLimited("timer-read", "cannot read a due delay message; it is kept and read again later, and later delay messages are delivered meanwhile. "+
+			"A transient I/O error clears by itself; if it lasts, check the disk holding the file (kernel log, SMART) and, if the file is damaged, "+
+			"stop rmqproxy and restore it from a backup",
+			append(args, "file", re.path)...)
+		return
+	}
+	e.errorLimited("timer-fire-one", "cannot deliver a due delay message; it is kept and tried again later, and later delay messages are delivered meanwhile "+
+		"(a record too large for local.maxRecordSize needs that setting raised back)", args...)
+}
+
+// timerReadError says a due timer's message could not be read (or failed
+// its checksum) from the segment file path; the timer is kept and retried.
+type timerReadError struct {
+	path string
+	err  error
+}
+
+func (e *timerReadError) Error() string {
+	return "read the delay message from " + e.path + ": " + e.err.Error()
+}
+func (e *timerReadError) Unwrap() error { return e.err }
 
 // fireLocked delivers one due timer: a resolve record with a copy of the
 // message for its queue (or, when the message cannot be delivered, a drop).
@@ -311,8 +391,15 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
 		return err
 	}
+	if errors.Is(err, commitlog.ErrGone) {
+		// Really gone: retention removed its segment (a pending timer
+		// pins its segment, so only an older version or a manual removal
+		// gets here). Retrying cannot bring it back.
+		return drop(e.log.Error, "its commit-log segment was removed", "error", err)
+	}
 	if err != nil {
-		return drop(e.log.Error, "its stored bytes cannot be read", "error", err)
+		// Possibly transient (EIO, a bad read): keep it, retry later.
+		return &timerReadError{path: e.clog.SegmentPath(origin), err: err}
 	}
 	if now.Before(m.DeliverAt) {
 		// Timers hold delivery times in milliseconds; the message has the
@@ -389,6 +476,11 @@ func (e *Engine) readDeferred(origin int64, size int32, crc uint32, topic string
 	if origin+int64(size) > e.clog.VisibleOffset() {
 		return record.Message{}, errNotStored
 	}
+	if fault := e.readFault.Load(); fault != nil {
+		if err := (*fault)(origin); err != nil {
+			return record.Message{}, err
+		}
+	}
 	b, err := e.clog.ReadAt(origin, int(size))
 	if err != nil {
 		return record.Message{}, err
@@ -455,7 +547,7 @@ func (e *Engine) dueTimersLocked(nowMs int64, limit int) []deferredRef {
 		if it.at > nowMs || len(out) >= limit {
 			return false
 		}
-		if lt := e.tw.live[it.origin]; lt != nil && lt.deliverAt == it.at {
+		if lt := e.tw.live[it.origin]; lt != nil && lt.heapAt() == it.at {
 			out = append(out, deferredRef{origin: it.origin, size: lt.size, crc: lt.crc, topic: lt.topic})
 		}
 		return true

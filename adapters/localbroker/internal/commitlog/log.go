@@ -938,8 +938,36 @@ func (l *Log) fsyncActive() error {
 func (l *Log) ReadAt(off int64, n int) ([]byte, error) {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
-	if len(l.segs) == 0 || off < l.segs[0].base {
+	s := l.segmentOfLocked(off)
+	if s == nil {
 		return nil, ErrGone
+	}
+	if n < 0 || off-s.base+int64(n) > s.size.Load() {
+		return nil, fmt.Errorf("commitlog: read of %d bytes at %d beyond the end of segment %s", n, off, s.path)
+	}
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, off-s.base); err != nil {
+		return nil, fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	}
+	return buf, nil
+}
+
+// SegmentPath returns the path of the segment file holding offset off, or
+// "" when off is before the first segment (deleted by retention).
+func (l *Log) SegmentPath(off int64) string {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if s := l.segmentOfLocked(off); s != nil {
+		return s.path
+	}
+	return ""
+}
+
+// segmentOfLocked returns the segment holding off (the last one for an
+// offset at or past the end), nil when off is before the first segment.
+func (l *Log) segmentOfLocked(off int64) *segment {
+	if len(l.segs) == 0 || off < l.segs[0].base {
+		return nil
 	}
 	i, found := slices.BinarySearchFunc(l.segs, off, func(s *segment, off int64) int {
 		switch {
@@ -953,15 +981,7 @@ func (l *Log) ReadAt(off int64, n int) ([]byte, error) {
 	if !found {
 		i--
 	}
-	s := l.segs[i]
-	if n < 0 || off-s.base+int64(n) > s.size.Load() {
-		return nil, fmt.Errorf("commitlog: read of %d bytes at %d beyond the end of segment %s", n, off, s.path)
-	}
-	buf := make([]byte, n)
-	if _, err := s.f.ReadAt(buf, off-s.base); err != nil {
-		return nil, fmt.Errorf("commitlog: read %s: %w", s.path, err)
-	}
-	return buf, nil
+	return l.segs[i]
 }
 
 // SegmentInfo describes one segment file.

@@ -1,0 +1,161 @@
+package localbroker
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
+)
+
+// failReads makes reads of the deferred message at origin fail with err
+// while fail is set, and counts them.
+func (h *harness) failReads(origin int64, err error, fail *atomic.Bool, reads *atomic.Int32) {
+	h.t.Helper()
+	fault := func(off int64) error {
+		if off != origin || !fail.Load() {
+			return nil
+		}
+		reads.Add(1)
+		return err
+	}
+	h.e.readFault.Store(&fault)
+	h.t.Cleanup(func() { h.e.readFault.Store(nil) })
+}
+
+func originOfReceipt(t *testing.T, handle string) int64 {
+	t.Helper()
+	rh, err := decodeRecallHandle(handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rh.origin
+}
+
+// TestDueTimerKeptOnReadError: a due timer whose message cannot be read (a
+// transient EIO) is kept and read again, with a growing wait, while the
+// timers after it fire; the log names the segment file. Before, it was
+// dropped for good at the first failed read.
+func TestDueTimerKeptOnReadError(t *testing.T) {
+	h := newHarness(t, nil)
+	h.allow = append(h.allow, "cannot read a due delay message")
+	now := h.clock.Now()
+	rs := h.send("d", 0, delayMsg("d", "a", now.Add(time.Minute)))
+	h.send("d", 0, delayMsg("d", "b", now.Add(time.Minute+time.Second)))
+	origin := originOfReceipt(t, rs[0].RecallHandle)
+	var fail atomic.Bool
+	var reads atomic.Int32
+	fail.Store(true)
+	path := h.e.clog.SegmentPath(origin)
+	h.failReads(origin, fmt.Errorf("commitlog: read %s: %w", path, syscall.EIO), &fail, &reads)
+
+	h.fake().Advance(time.Minute + time.Second)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("delivered %v, want [b] (the timer after the unreadable one)", got)
+	}
+	if !h.warns.contains("cannot read a due delay message", "file="+path, syscall.EIO.Error()) {
+		t.Fatalf("no log naming the file %s: %q", path, h.warns.lines)
+	}
+	// Retried after 1 s, then 2 s: not in a loop.
+	for _, step := range []struct {
+		advance time.Duration
+		reads   int32
+	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
+		h.fake().Advance(step.advance)
+		h.fireTimers()
+		if n := reads.Load(); n != step.reads {
+			t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
+		}
+	}
+	fail.Store(false)
+	h.fake().Advance(4 * time.Second)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after the error cleared: delivered %v, want [a]", got)
+	}
+}
+
+// TestDueTimerOfRemovedSegmentDropped: a timer whose message is really gone
+// (its segment removed) is dropped, and the others fire.
+func TestDueTimerOfRemovedSegmentDropped(t *testing.T) {
+	h := newHarness(t, nil)
+	h.allow = append(h.allow, "delay message discarded: its commit-log segment was removed")
+	now := h.clock.Now()
+	rs := h.send("d", 0, delayMsg("d", "a", now.Add(time.Minute)))
+	h.send("d", 0, delayMsg("d", "b", now.Add(time.Minute)))
+	var fail atomic.Bool
+	var reads atomic.Int32
+	fail.Store(true)
+	h.failReads(originOfReceipt(t, rs[0].RecallHandle), commitlog.ErrGone, &fail, &reads)
+	h.fake().Advance(time.Minute)
+	h.fireTimers()
+	h.fake().Advance(time.Hour)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("delivered %v, want [b]", got)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads of the removed message, want 1 (dropped at once)", n)
+	}
+}
+
+// TestDamagedTimerDoesNotHoldUpLaterOnes: a timer whose message keeps
+// failing its checksum is kept and retried later while the timers due after
+// it fire; once the bytes are good again (restored from a backup) it fires.
+// Before, it was dropped at the first failed read.
+func TestDamagedTimerDoesNotHoldUpLaterOnes(t *testing.T) {
+	h := newHarness(t, nil)
+	h.allow = append(h.allow, "cannot read a due delay message")
+	now := h.clock.Now()
+	rs := h.send("d", 0, delayMsg("d", "damaged", now.Add(time.Minute)))
+	for i := range 3 {
+		h.send("d", 0, delayMsg("d", fmt.Sprint("later-", i), now.Add(time.Minute+time.Duration(i+1)*time.Second)))
+	}
+	h.settle(h.e.clog.NextOffset())
+	origin := originOfReceipt(t, rs[0].RecallHandle)
+	path := h.e.clog.SegmentPath(origin)
+	var base int64
+	for _, s := range h.e.clog.Segments() {
+		if s.Path == path {
+			base = s.Base
+		}
+	}
+	flipAt := func() {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, origin-base+20); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x40
+		if _, err := f.WriteAt(b, origin-base+20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flipAt()
+	for range 4 {
+		h.fake().Advance(time.Second)
+	}
+	h.fake().Advance(time.Minute)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"later-0", "later-1", "later-2"}) {
+		t.Fatalf("delivered %v, want the three later timers", got)
+	}
+	if !h.warns.contains("cannot read a due delay message", "file="+path, "checksum mismatch") {
+		t.Fatalf("no log naming the file %s: %q", path, h.warns.lines)
+	}
+	flipAt() // restored
+	h.fake().Advance(timerRetryMax)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"damaged"}) {
+		t.Fatalf("after the bytes were restored: delivered %v, want [damaged]", got)
+	}
+}
