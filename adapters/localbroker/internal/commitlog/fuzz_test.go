@@ -37,6 +37,11 @@ func FuzzOpen(f *testing.F) {
 	bad := bytes.Clone(good)
 	bad[10] ^= 1
 	f.Add(bad)
+	// A torn record whose body holds frames forged for their positions,
+	// and a hole followed by plausible headers (see forged_test.go).
+	torn := appendFrame(bytes.Clone(good), int64(len(good)), 1, forgedBody(int64(len(good))+PayloadStart, 300))
+	f.Add(torn[:len(torn)-30])
+	f.Add(append(append(bytes.Clone(good), make([]byte, PayloadStart)...), bytes.Repeat([]byte{0, 0, 0, 0x20, 1}, 40)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, SegmentName(0)), data, 0o644); err != nil {
@@ -58,6 +63,9 @@ func FuzzOpen(f *testing.F) {
 			}
 			if !bytes.HasPrefix(data, re) || l.NextOffset() != int64(len(re)) {
 				t.Fatalf("replayed bytes are not a prefix of the segment")
+			}
+			if limit := 32*int64(len(data)) + 8*(opts.MaxRecordSize+PayloadStart); l.searchWork > limit {
+				t.Fatalf("recovery examined %d bytes of a %d-byte segment", l.searchWork, len(data))
 			}
 			l.Close(t.Context())
 		}

@@ -209,6 +209,9 @@ type Log struct {
 	stopOnce       sync.Once
 	stats          struct{ appends, writes, fsyncs, bytes atomic.Int64 }
 	failed         atomic.Pointer[error]
+	// searchWork counts the bytes recovery examined looking for valid
+	// records after a bad one (tests check it stays bounded).
+	searchWork int64
 
 	// full is set while the disk is full (see the package comment); it is
 	// written by the writer goroutine only. reserve is the ballast file's

@@ -67,19 +67,72 @@ func (l *Log) frameAt(r *segReader, base, pos int64) (size int64, problem frameP
 	return size, problem, nil
 }
 
-// validAfter reports whether a valid frame starts anywhere in (pos, size) of
-// the segment.
-func (l *Log) validAfter(r *segReader, base, pos int64) (bool, error) {
-	for p := pos + 1; p+PayloadStart <= r.size; p++ {
-		size, problem, err := l.frameAt(r, base, p)
-		if err != nil {
-			return false, err
-		}
-		if problem == "" && size > 0 {
-			return true, nil
+// validAfter reports whether valid records may follow the bad frame at pos
+// of the last segment, which tells damage in the middle of the log (refused
+// with recovery: strict) from a torn tail (truncated).
+//
+// Message bodies are the producers' bytes, so a frame that validates at its
+// position can be forged inside one; what is trusted as a record is only
+// what is reachable from the segment start by walking valid frames, and a
+// forged frame never is. The search must not be fooled either:
+//   - when the bad frame's length is plausible (its header was written; a
+//     torn write keeps its head), the search starts where that length says
+//     the frame ends. Frames inside its claimed extent are never looked at:
+//     they would lie in its payload, a producer's body among others. A torn
+//     last write leaves nothing beyond that extent, so a torn tail is never
+//     taken for damage, whatever the body of the torn record holds;
+//   - otherwise (a zero or impossible length: a hole or damage) it looks at
+//     every later position, as a record after a hole is worth a refusal;
+//   - its work is bounded (searchBudget bytes checked, counted in
+//     searchWork): a region full of plausible headers with long lengths
+//     would cost a checksum of up to maxRecordSize bytes per position. When
+//     the budget runs out valid records cannot be ruled out, and it says so
+//     (gaveUp): recovery: strict refuses rather than drop them.
+//
+// Valid or not, nothing after the bad frame is ever replayed: truncation
+// cuts at the bad frame.
+func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err error) {
+	start := pos + 1
+	h, err := r.window(pos, 4)
+	if err != nil {
+		return false, false, err
+	}
+	if len(h) == 4 {
+		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 {
+			start = pos + HeaderSize + n
 		}
 	}
-	return false, nil
+	budget := searchBudget(r.size-start, l.opts.MaxRecordSize)
+	work := int64(0)
+	defer func() { l.searchWork += work }()
+	for p := start; p+PayloadStart <= r.size; p++ {
+		work += PayloadStart
+		h, err := r.window(p, PayloadStart)
+		if err != nil {
+			return false, false, err
+		}
+		n := int64(binary.BigEndian.Uint32(h[0:4]))
+		if n < 1 || n > l.opts.MaxRecordSize+1 || !l.opts.KnownType(h[8]) || HeaderSize+n > r.size-p {
+			continue // cheap: no checksum to compute
+		}
+		if work += n; work > budget {
+			return false, true, nil
+		}
+		size, problem, err := l.frameAt(r, base, p)
+		if err != nil {
+			return false, false, err
+		}
+		if problem == "" && size > 0 {
+			return true, false, nil
+		}
+	}
+	return false, false, nil
+}
+
+// searchBudget bounds the bytes validAfter examines to find a valid record
+// in n bytes: a few times n, plus a few of the largest records.
+func searchBudget(n, maxRecord int64) int64 {
+	return 16*max(n, 0) + 4*(maxRecord+PayloadStart)
 }
 
 // scan validates the log from offset from to its end, replaying each record.
@@ -166,11 +219,14 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	}
 	validFollows := laterData
 	if !validFollows {
-		v, err := l.validAfter(r, s.base, pos)
+		found, gaveUp, err := l.validAfter(r, s.base, pos)
 		if err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		}
-		validFollows = v
+		validFollows = found || gaveUp
+		if gaveUp {
+			problem += "; the bytes after it are too many plausible record headers to tell a torn write from damage"
+		}
 	}
 	cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: problem}
 	return l.cutAt(i, pos, cerr, validFollows)
