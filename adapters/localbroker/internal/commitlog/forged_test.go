@@ -20,18 +20,23 @@ func forgedBody(bodyAt int64, n int) []byte {
 	return append(body, bytes.Repeat([]byte{'q'}, n-len(body))...)
 }
 
-// TestForgedFramesInTornRecord: a torn last record whose body holds frames
-// forged for their positions is a torn tail, not damage: recovery: strict
-// starts (before, its search for a valid frame after the bad one found the
-// forged frame and refused to start), and neither mode ever replays a forged
-// frame as a record.
+// TestForgedFramesInTornRecord: frames forged for their positions in the
+// body of a torn last record are never replayed. A complete last frame whose
+// checksum fails is a torn tail in both modes: its claimed extent is never
+// searched. A record cut short claims more than the segment holds, which a
+// damaged length does too (TestDamagedLengthInTheLastSegmentRefused), so
+// recovery: strict refuses it when the cut part holds something that looks
+// like a record, and truncate starts without it.
 func TestForgedFramesInTornRecord(t *testing.T) {
-	tears := map[string]func(frame []byte) []byte{
-		"cut after the forged frames": func(f []byte) []byte { return f[:len(f)-40] },
-		"whole with a bad checksum":   func(f []byte) []byte { c := bytes.Clone(f); c[len(c)-1] ^= 1; return c },
-		"cut after the header":        func(f []byte) []byte { return f[:PayloadStart+200] },
+	tears := map[string]struct {
+		tear          func(frame []byte) []byte
+		strictRefuses bool
+	}{
+		"cut after the forged frames": {func(f []byte) []byte { return f[:len(f)-40] }, true},
+		"whole with a bad checksum":   {func(f []byte) []byte { c := bytes.Clone(f); c[len(c)-1] ^= 1; return c }, false},
+		"cut after the header":        {func(f []byte) []byte { return f[:PayloadStart+200] }, true},
 	}
-	for name, tear := range tears {
+	for name, tc := range tears {
 		for _, mode := range []RecoveryMode{RecoveryStrict, RecoveryTruncate} {
 			t.Run(fmt.Sprintf("%s/mode=%d", name, mode), func(t *testing.T) {
 				dir := t.TempDir()
@@ -42,9 +47,17 @@ func TestForgedFramesInTornRecord(t *testing.T) {
 				}
 				l.Close(t.Context())
 				// The record as it would have been written at end, torn.
-				appendFile(t, lastSegment(t, dir), tear(appendFrame(nil, end, 1, forgedBody(end+PayloadStart, 400))))
+				appendFile(t, lastSegment(t, dir), tc.tear(appendFrame(nil, end, 1, forgedBody(end+PayloadStart, 400))))
 				opts := testOptions(dir)
 				opts.Recovery = mode
+				if mode == RecoveryStrict && tc.strictRefuses {
+					_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
+					var cerr *CorruptionError
+					if !errors.As(err, &cerr) || cerr.Offset != end {
+						t.Fatalf("got %v, want a *CorruptionError at %d", err, end)
+					}
+					return
+				}
 				l2, got := openLog(t, opts, 0)
 				defer l2.Close(t.Context())
 				for _, r := range got {
@@ -111,4 +124,40 @@ func TestRecoverySearchBounded(t *testing.T) {
 			t.Fatal("strict recovery changed the segment")
 		}
 	})
+}
+
+// TestDamagedLengthInTheLastSegmentRefused: a length field damaged (a bit
+// flip) so that a record in the middle of the last segment claims more than
+// the segment holds looks, by its length alone, like a torn last write; the
+// records after it are intact, and recovery: strict must refuse rather than
+// cut them away (truncate cuts at the damage, as it says it does).
+func TestDamagedLengthInTheLastSegmentRefused(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, testOptions(dir), 0)
+	var offs []int64
+	for i := range 5 {
+		off, _ := appendWait(t, l, 1, payloadN(i, 50))
+		offs = append(offs, off)
+	}
+	l.Close(t.Context())
+	seg := lastSegment(t, dir)
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second record's length: 59 (50 + 9) becomes 59 | 0x200 = 571,
+	// plausible (under MaxRecordSize 1024) and beyond the segment's data.
+	pos := offs[1] - offs[0]
+	b[pos+2] |= 0x02
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(testOptions(dir), 0, func(int64, byte, []byte) error { return nil })
+	var cerr *CorruptionError
+	if !errors.As(err, &cerr) || cerr.Offset != offs[1] {
+		t.Fatalf("strict recovery of a damaged length with intact records after it: %v, want a *CorruptionError at %d", err, offs[1])
+	}
+	if st, _ := os.Stat(seg); st.Size() != int64(len(b)) {
+		t.Fatal("strict recovery changed the segment")
+	}
 }

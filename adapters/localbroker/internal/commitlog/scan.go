@@ -75,12 +75,17 @@ func (l *Log) frameAt(r *segReader, base, pos int64) (size int64, problem frameP
 // position can be forged inside one; what is trusted as a record is only
 // what is reachable from the segment start by walking valid frames, and a
 // forged frame never is. The search must not be fooled either:
-//   - when the bad frame's length is plausible (its header was written; a
-//     torn write keeps its head), the search starts where that length says
-//     the frame ends. Frames inside its claimed extent are never looked at:
-//     they would lie in its payload, a producer's body among others. A torn
-//     last write leaves nothing beyond that extent, so a torn tail is never
-//     taken for damage, whatever the body of the torn record holds;
+//   - when the bad frame's length is plausible and the segment holds the
+//     whole extent it claims (a complete frame whose checksum fails), the
+//     search starts where that extent ends: frames inside it are never
+//     looked at, they would lie in its payload, a producer's body among
+//     others;
+//   - a frame claiming more than the segment holds is a torn last write or
+//     a damaged length, which nothing in it tells apart: the search looks
+//     at every later position, so that damage never makes strict recovery
+//     cut intact records away. A torn record whose body a producer filled
+//     with frames forged for their positions then makes strict recovery
+//     refuse (recovery: truncate starts, and never replays them);
 //   - otherwise (a zero or impossible length: a hole or damage) it looks at
 //     every later position, as a record after a hole is worth a refusal;
 //   - its work is bounded (searchBudget bytes checked, counted in
@@ -98,7 +103,11 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		return false, false, err
 	}
 	if len(h) == 4 {
-		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 {
+		// Only a claimed extent the segment holds is skipped: a frame
+		// claiming more than that is a torn last write or a damaged
+		// length, which its length cannot tell apart, and damage must
+		// not make strict recovery cut the intact records after it.
+		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= r.size {
 			start = pos + HeaderSize + n
 		}
 	}
