@@ -35,6 +35,11 @@ type Server struct {
 	lis     *closeNotifyListener
 	serving sync.WaitGroup
 
+	// creds run each connection's handshake; conns indexes the accepted
+	// connections by client address (see connIndex).
+	creds *sniffingCredentials
+	conns *connIndex
+
 	// shutdown is cancelled when the server stops, ending long polls and
 	// Telemetry streams so that a graceful stop does not wait for them.
 	shutdown context.Context
@@ -101,7 +106,9 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
 	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
-	svc.closeConn = creds.conns.close
+	s.creds = creds
+	s.conns = newConnIndex()
+	svc.closeConn = s.conns.close
 	if cfg.MaxStreamResetsPerSecond > 0 {
 		creds.wrap = func(c net.Conn) net.Conn {
 			return newResetWatcher(c, cfg.MaxStreamResetsPerSecond, func() {
@@ -176,7 +183,7 @@ func (s *Server) Start(context.Context) error {
 // serve serves on lis in a goroutine owned by the server; port is the port
 // advertised in routes.
 func (s *Server) serve(inner net.Listener, port int) {
-	lis := &closeNotifyListener{Listener: inner, closed: make(chan struct{})}
+	lis := s.listener(inner)
 	s.lis = lis
 	s.svc.port = port
 	if s.readiness == nil {
@@ -195,6 +202,12 @@ func (s *Server) serve(inner net.Listener, port int) {
 			s.log.Error("gRPC server stopped serving", slog.Any("error", err))
 		}
 	}()
+}
+
+// listener wraps inner as gRPC accepts from it: each connection is indexed
+// (see connIndex) from its accept.
+func (s *Server) listener(inner net.Listener) *closeNotifyListener {
+	return &closeNotifyListener{Listener: &indexingListener{Listener: inner, idx: s.conns}, closed: make(chan struct{})}
 }
 
 // Addr returns the bound address (useful with port 0).

@@ -43,13 +43,10 @@ type sniffingCredentials struct {
 	// wrap, when set, wraps the connection gRPC reads HTTP/2 from (after
 	// TLS), e.g. to watch its frames.
 	wrap func(net.Conn) net.Conn
-	// conns indexes the connections handed to gRPC by client address, so
-	// that a handler can close its client's connection (see frameSender).
-	conns *connIndex
 }
 
 func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
-	c := &sniffingCredentials{mode: mode, conns: &connIndex{conns: map[string]map[*indexedConn]struct{}{}}}
+	c := &sniffingCredentials{mode: mode}
 	if cfg != nil {
 		c.tls = credentials.NewTLS(cfg)
 	}
@@ -86,14 +83,51 @@ func (c *sniffingCredentials) wrapped(conn net.Conn) net.Conn {
 	if c.wrap != nil {
 		conn = c.wrap(conn)
 	}
-	return c.conns.add(conn)
+	return conn
 }
 
 // connIndex holds the connections served, by remote address (ip:port, the
-// peer address gRPC gives handlers).
+// peer address gRPC gives handlers), so that a handler can close its
+// client's connection (see frameSender).
+//
+// It indexes the connections the listener accepts (indexingListener), not
+// the ones the handshake returns: gRPC closes the accepted connection
+// itself when the handshake or building its transport fails, and closing
+// a TLS connection closes the accepted one under it, so every connection
+// leaves the index however it is closed and by whom. Closing an accepted
+// connection ends its TLS session and HTTP/2 transport with it.
 type connIndex struct {
 	mu    sync.Mutex
 	conns map[string]map[*indexedConn]struct{}
+}
+
+func newConnIndex() *connIndex {
+	return &connIndex{conns: map[string]map[*indexedConn]struct{}{}}
+}
+
+// indexingListener indexes every connection it accepts in idx.
+type indexingListener struct {
+	net.Listener
+	idx *connIndex
+}
+
+func (l *indexingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.idx.add(c), nil
+}
+
+// len returns how many connections are indexed.
+func (x *connIndex) len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, set := range x.conns {
+		n += len(set)
+	}
+	return n
 }
 
 // indexedConn leaves its index when it is closed.

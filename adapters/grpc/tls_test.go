@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -139,4 +140,85 @@ func mustRead(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestConnIndexForgetsConnectionsClosedByGRPC: when gRPC fails after a
+// successful handshake but before its transport is built, it closes the
+// connection it accepted, not the one the handshake returned; the index of
+// connections by client address (frameSender's closeConn) must forget it
+// all the same. A connection still served is found and closed by address.
+func TestConnIndexForgetsConnectionsClosedByGRPC(t *testing.T) {
+	for _, mode := range []string{TLSDisabled, TLSPermissive} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.TLS.Mode = mode
+			cfg.TLS.SelfSignedDir = t.TempDir()
+			log := slog.New(slog.DiscardHandler)
+			srv, err := NewServer(cfg, NewService(cfg, nil, log), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.srv.Stop) // its stream workers
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lis := srv.listener(inner)
+			defer lis.Close()
+			// accept handshakes one connection as gRPC does and returns
+			// the accepted connection, the client's end and the address
+			// gRPC gives handlers.
+			accept := func() (raw, client net.Conn, addr net.Addr) {
+				t.Helper()
+				dialed := make(chan net.Conn, 1)
+				go func() {
+					c, err := net.Dial("tcp", inner.Addr().String())
+					if err != nil {
+						dialed <- nil
+						return
+					}
+					if mode == TLSDisabled {
+						_, _ = c.Write([]byte(http2Preface))
+						dialed <- c
+						return
+					}
+					tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+					_ = tc.Handshake()
+					dialed <- tc
+				}()
+				raw, err := lis.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn, _, err := srv.creds.ServerHandshake(raw)
+				client = <-dialed
+				if err != nil || client == nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				t.Cleanup(func() { client.Close(); raw.Close() })
+				return raw, client, conn.RemoteAddr()
+			}
+
+			raw, _, addr := accept()
+			_ = raw.Close() // as grpc-go's newHTTP2Transport on an error
+			if n := srv.conns.len(); n != 0 {
+				t.Errorf("%d connections indexed after gRPC closed the only one", n)
+			}
+			if srv.svc.closeConn(addr) {
+				t.Error("closeConn found a connection gRPC had closed")
+			}
+
+			_, client, addr := accept()
+			if !srv.svc.closeConn(addr) {
+				t.Fatal("closeConn did not find a served connection")
+			}
+			_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := client.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("the client's connection was not closed: %v", err)
+			}
+			if n := srv.conns.len(); n != 0 {
+				t.Errorf("%d connections indexed after closeConn", n)
+			}
+		})
+	}
 }
