@@ -34,9 +34,12 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 // connected, a check-back is dropped and the broker asks again after its
 // check interval) for checkWorkers workers, which give each to a producer's
 // command channel; a channel that does not take it at once (a stalled
-// client) is passed over for the next producer. Only a check-back a
-// channel took is reported to the broker as handed (TransactionCheck.Handed),
-// so a dropped one does not use up one of the message's checks.
+// client) is passed over for the next producer. Only a check-back written
+// to a producer's stream is reported to the broker as handed
+// (TransactionCheck.Handed, called by the channel's writer through
+// ClientCommand.Written), so a dropped one, also one a channel took but
+// whose stream ended before writing it, does not use up one of the
+// message's checks. The workers do not wait for the write.
 const (
 	checkQueueLength = 1024
 	checkWorkers     = 4
@@ -103,9 +106,10 @@ func (m *Messaging) dispatchChecks(ctx context.Context) {
 
 // deliverCheck gives a check-back to a producer of its topic that has a
 // live Telemetry stream on this proxy, taking producers in turn and passing
-// over those whose channel does not take it, and tells the broker when one
-// took it; the producer answers with EndTransaction. Without such a
-// producer the broker asks again after its check interval.
+// over those whose channel does not take it; the channel tells the broker
+// once it has written it (Handed). The producer answers with
+// EndTransaction. Without such a producer the broker asks again after its
+// check interval.
 func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) {
 	producers := m.sessions.producersOf(c.Message.Topic)
 	if len(producers) == 0 {
@@ -119,12 +123,9 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 	for i := range uint64(len(producers)) {
 		ch := producers[(first+i)%uint64(len(producers))]
 		sctx, cancel := context.WithTimeout(ctx, checkSendTimeout)
-		err = ch.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg})
+		err = ch.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg, Written: c.Handed})
 		cancel()
 		if err == nil {
-			if c.Handed != nil {
-				c.Handed()
-			}
 			return
 		}
 	}

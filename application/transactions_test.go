@@ -16,12 +16,16 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
-// recordingChannel records the commands it takes, or refuses them all.
+// recordingChannel records the commands it takes and writes them at once
+// (calls their Written), or refuses them all. With unwritten set it takes
+// them but never writes them, as a stream that ends before its writer
+// gets to them.
 type recordingChannel struct {
 	openChannel
-	refuse error
-	mu     sync.Mutex
-	got    []string
+	refuse    error
+	unwritten bool
+	mu        sync.Mutex
+	got       []string
 }
 
 func (c *recordingChannel) Send(_ context.Context, cmd ports.ClientCommand) error {
@@ -29,8 +33,11 @@ func (c *recordingChannel) Send(_ context.Context, cmd ports.ClientCommand) erro
 		return c.refuse
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.got = append(c.got, cmd.RecoverTransaction.TransactionID)
+	c.mu.Unlock()
+	if !c.unwritten && cmd.Written != nil {
+		cmd.Written()
+	}
 	return nil
 }
 
@@ -149,6 +156,36 @@ func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
 		if n := handed.get(id); n != 0 {
 			t.Errorf("check-back %q reached no producer but was reported handed %d times", id, n)
 		}
+	}
+}
+
+// TestCheckBackTakenButNotWrittenIsNotHanded: a producer's channel takes a
+// check-back into its queue, but its stream ends before the check-back is
+// written. No producer saw it, so it must not count towards
+// transactionCheckMax: Handed is called only once it is written.
+func TestCheckBackTakenButNotWrittenIsNotHanded(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	var handed handedCounter
+	ending := &recordingChannel{openChannel: *newOpenChannel(), unwritten: true}
+	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
+	if _, err := m.UpdateSettings(asClient(t.Context(), "ending"), s, ending); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	m.relayTransactionCheck(t.Context(), handed.check("tx", "taken"))
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if ending.count() != 1 {
+			return errors.New("the producer's channel did not take the check-back")
+		}
+		return nil
+	})
+	cancel()
+	<-done // the worker has returned from the hand-over
+	if n := handed.get("taken"); n != 0 {
+		t.Errorf("a check-back taken but never written was reported handed %d times", n)
 	}
 }
 

@@ -17,7 +17,9 @@ type ClientChannel interface {
 	// (the client answers with a separate RPC). Commands wait in a bounded
 	// per-client queue: Send waits for room until ctx ends, and fails at
 	// once when the stream has ended or the client does not read it, so that
-	// the caller can try another client.
+	// the caller can try another client. A nil error means queued, not
+	// written: a command still queued when the stream ends is dropped, and
+	// only a written one has its Written called.
 	Send(ctx context.Context, cmd ClientCommand) error
 	// End completes the stream from the proxy's side because the client
 	// said goodbye (NotifyClientTermination): the official Go client keeps
@@ -26,8 +28,15 @@ type ClientChannel interface {
 	End()
 }
 
-// ClientCommand is a command the proxy sends a client. Exactly one field is set.
+// ClientCommand is a command the proxy sends a client. Exactly one of the
+// command fields is set.
 type ClientCommand struct {
+	// Written, when not nil, is called once the command has been written
+	// to the client's stream, from the channel's writer goroutine, and not
+	// at all when the command is dropped unwritten (the stream ended first).
+	// It must not block.
+	Written func()
+
 	// RecoverTransaction asks a producer to resolve an orphaned transaction;
 	// it answers with EndTransaction.
 	RecoverTransaction *domain.StoredMessage

@@ -61,9 +61,10 @@ type TransactionCheck struct {
 	// Checks is the number of this check-back if it reaches a producer: the
 	// check-backs that reached one before, plus one.
 	Checks int32
-	// Handed, when not nil, is to be called once a producer's command
-	// channel took the check-back, and not at all when none did (no
-	// producer connected, a full dispatch queue, every channel refusing).
+	// Handed, when not nil, is to be called once the check-back has been
+	// written to a producer's command stream, and not at all when it was
+	// not (no producer connected, a full dispatch queue, every channel
+	// refusing, or the stream ending before it was written).
 	// A broker that sets it counts only the check-backs handed to a
 	// producer towards its maximum and asks again after its check interval
 	// otherwise. It may be called from any goroutine, within the handler

@@ -36,7 +36,7 @@ var errClientStalled = errors.New("the client does not read its Telemetry stream
 // handler.
 type telemetryChannel struct {
 	stream v2.MessagingService_TelemetryServer
-	queue  chan *v2.TelemetryCommand
+	queue  chan queuedCommand
 	// ended is closed by End: the handler then completes the stream.
 	ended   chan struct{}
 	endOnce sync.Once
@@ -48,7 +48,7 @@ type telemetryChannel struct {
 }
 
 func newTelemetryChannel(stream v2.MessagingService_TelemetryServer) *telemetryChannel {
-	return &telemetryChannel{stream: stream, queue: make(chan *v2.TelemetryCommand, telemetryQueueLength), ended: make(chan struct{}),
+	return &telemetryChannel{stream: stream, queue: make(chan queuedCommand, telemetryQueueLength), ended: make(chan struct{}),
 		stalled: make(chan struct{})}
 }
 
@@ -56,6 +56,24 @@ func (c *telemetryChannel) Done() <-chan struct{} { return c.stream.Context().Do
 
 // End asks the handler to complete the stream (the client said goodbye).
 func (c *telemetryChannel) End() { c.endOnce.Do(func() { close(c.ended) }) }
+
+// queuedCommand is a server command waiting for the handler to write it;
+// written, when not nil, is called once it is written.
+type queuedCommand struct {
+	msg     *v2.TelemetryCommand
+	written func()
+}
+
+// writeQueued writes a queued command and reports it written.
+func (c *telemetryChannel) writeQueued(q queuedCommand) error {
+	if err := c.write(q.msg); err != nil {
+		return err
+	}
+	if q.written != nil {
+		q.written()
+	}
+	return nil
+}
 
 // Send queues a server command for the client. When the queue is full it
 // waits for room until ctx ends, unless the client is stalled; it fails at
@@ -89,8 +107,9 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 		return errors.New("the client said goodbye (NotifyClientTermination)")
 	default:
 	}
+	q := queuedCommand{msg: msg, written: cmd.Written}
 	select {
-	case c.queue <- msg:
+	case c.queue <- q:
 		return nil
 	default:
 	}
@@ -98,7 +117,7 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 	stalled := c.stalled
 	c.mu.Unlock()
 	select {
-	case c.queue <- msg:
+	case c.queue <- q:
 		return nil
 	case <-stalled:
 		return errClientStalled
@@ -229,7 +248,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			return status.Errorf(codes.FailedPrecondition,
 				"no client settings within %v of opening the Telemetry stream (grpc.settingsTimeout); send the settings command first", s.cfg.SettingsTimeout)
 		case cmd := <-ch.queue:
-			if err := ch.write(cmd); err != nil {
+			if err := ch.writeQueued(cmd); err != nil {
 				return nil // the client went away
 			}
 			continue

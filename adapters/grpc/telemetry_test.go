@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,48 +31,7 @@ import (
 func TestCheckBacksPassOverAClientStuckOnItsSettingsReply(t *testing.T) {
 	b := &fakeBroker{}
 	ts := startTestServer(t, b)
-	conn, err := grpclib.NewClient("passthrough:///bufnet",
-		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
-		grpclib.WithTransportCredentials(insecure.NewCredentials()),
-		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), "stuck"), time.Minute)
-	t.Cleanup(cancel)
-	stuck, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// About 300 KiB of topics: the echoed reply is larger than the stream's
-	// window and write quota together (2 × 64 KiB), so the first reply is
-	// written (it is never read) and the second one blocks.
-	topics := []*v2.Resource{{Name: "tx"}}
-	for i := range 2400 {
-		topics = append(topics, &v2.Resource{Name: fmt.Sprintf("pad-%05d-%s", i, strings.Repeat("p", 110))})
-	}
-	ct := v2.ClientType_PRODUCER
-	settings := &v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
-		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: topics}},
-	}}}
-	if err := stuck.Send(settings); err != nil {
-		t.Fatal(err)
-	}
-	// The second settings (its sync) add a topic, so that the test can tell
-	// when the handler has stored them and goes on to write their reply.
-	pub := settings.GetSettings().GetPublishing()
-	pub.Topics = append(pub.Topics, &v2.Resource{Name: "marker"})
-	if err := stuck.Send(settings); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if st, ok := ts.sessions.Settings("stuck"); !ok || st.Publishing == nil || !slices.Contains(st.Publishing.Topics, "marker") {
-			return errors.New("the stuck producer's second settings are not stored yet")
-		}
-		return nil
-	})
+	stuckProducer(t, ts, "stuck", "tx")
 	healthy := producerStream(t, ts, "healthy", "tx")
 
 	const checks = 64
@@ -101,6 +61,120 @@ func TestCheckBacksPassOverAClientStuckOnItsSettingsReply(t *testing.T) {
 	} else {
 		t.Logf("the healthy producer got %d of %d check-backs within %v", len(got), checks, d.Round(time.Millisecond))
 	}
+}
+
+// stuckProducer opens a Telemetry stream of producer clientID for topic
+// that stops reading while it sends its settings twice: the handler blocks
+// writing the second settings reply, so the client counts as stalled after
+// stalledAfter, and commands queued for it are not written. It returns a
+// function that ends the stream.
+func stuckProducer(t *testing.T, ts *testServer, clientID, topic string) (end func()) {
+	t.Helper()
+	conn, err := grpclib.NewClient("passthrough:///bufnet",
+		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
+		grpclib.WithTransportCredentials(insecure.NewCredentials()),
+		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), clientID), time.Minute)
+	t.Cleanup(cancel)
+	stuck, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 300 KiB of topics: the echoed reply is larger than the stream's
+	// window and write quota together (2 × 64 KiB), so the first reply is
+	// written (it is never read) and the second one blocks.
+	topics := []*v2.Resource{{Name: topic}}
+	for i := range 2400 {
+		topics = append(topics, &v2.Resource{Name: fmt.Sprintf("pad-%05d-%s", i, strings.Repeat("p", 110))})
+	}
+	ct := v2.ClientType_PRODUCER
+	settings := &v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: topics}},
+	}}}
+	if err := stuck.Send(settings); err != nil {
+		t.Fatal(err)
+	}
+	// The second settings (its sync) add a topic, so that the test can tell
+	// when the handler has stored them and goes on to write their reply.
+	pub := settings.GetSettings().GetPublishing()
+	pub.Topics = append(pub.Topics, &v2.Resource{Name: "marker"})
+	if err := stuck.Send(settings); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if st, ok := ts.sessions.Settings(clientID); !ok || st.Publishing == nil || !slices.Contains(st.Publishing.Topics, "marker") {
+			return errors.New("the stuck producer's second settings are not stored yet")
+		}
+		return nil
+	})
+	return cancel
+}
+
+// TestCheckBackHandedOnlyOnceWritten: a check-back counts towards
+// transactionCheckMax (TransactionCheck.Handed) once it is written to a
+// producer's Telemetry stream, not when it is queued for it: check-backs
+// queued for a producer whose stream ends before they are written are not
+// counted, and the same check-backs written to another producer later are,
+// once each.
+func TestCheckBackHandedOnlyOnceWritten(t *testing.T) {
+	b := &fakeBroker{}
+	ts := startTestServer(t, b)
+	endStuck := stuckProducer(t, ts, "stuck", "tx")
+	var mu sync.Mutex
+	handed := map[string]int{}
+	check := func(i int) ports.TransactionCheck {
+		id := fmt.Sprintf("tx%03d", i)
+		msg := domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: fmt.Sprintf("m%03d", i)}, TransactionID: id}
+		return ports.TransactionCheck{Message: msg, Checks: 1, Handed: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			handed[id]++
+		}}
+	}
+	// The stuck producer's queue takes telemetryQueueLength check-backs;
+	// the one more fails once it counts as stalled, so when that is logged
+	// every hand-over is done.
+	const checks = telemetryQueueLength + 1
+	h := b.handler()
+	for i := range checks {
+		h(context.Background(), check(i))
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if !ts.logs.contains("no producer took a transaction check-back") {
+			return errors.New("the stuck producer's queue took every check-back")
+		}
+		return nil
+	})
+	endStuck()
+	healthy := producerStream(t, ts, "healthy", "tx")
+	for i := range checks { // the broker asks again
+		h(context.Background(), check(i))
+	}
+	got := map[string]bool{}
+	for len(got) < checks {
+		cmd, err := healthy.Recv()
+		if err != nil {
+			t.Fatalf("healthy producer after %d check-backs: %v", len(got), err)
+		}
+		if rc := cmd.GetRecoverOrphanedTransactionCommand(); rc != nil {
+			got[rc.GetTransactionId()] = true
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range checks {
+			if id := fmt.Sprintf("tx%03d", i); handed[id] != 1 {
+				return fmt.Errorf("check-back %s reported handed %d times, want once (written to one producer only): %v", id, handed[id], handed)
+			}
+		}
+		return nil
+	})
 }
 
 // waitFor polls cond until it holds or d has passed.

@@ -27,8 +27,8 @@ var _ ports.Transactions = (*Engine)(nil)
 // times survive restarts.
 //
 // A check-back counts (towards transactionCheckMax) only once it reached a
-// producer: the handler calls the check's Handed function when a
-// producer's command channel took it, and only then does the engine append
+// producer: the handler calls the check's Handed function once it was
+// written to a producer's command stream, and only then does the engine append
 // the txn-check record. A check-back no producer took (none connected, as
 // right after a restart; the application's dispatch queue full; every
 // channel refusing) changes nothing durable and is tried again one
@@ -420,7 +420,7 @@ func (e *Engine) countTxnCheck(origin int64) {
 // engine lock, builds the check-backs (and applies transactionCheckMaxAction)
 // under it, then calls the handler without any engine lock (the handler
 // returns at once: the application queues check-backs for its own dispatch
-// workers, which call Handed when a producer took one). A transaction that
+// workers; Handed is called once one is written to a producer's stream). A transaction that
 // came due after the read ends the pass; the next one reads it first (see
 // passReadLocked). A pass handles at most timerFireBatch transactions, and
 // each at most once per transactionCheckInterval.
