@@ -72,7 +72,10 @@ func (w *AuditWriter) Record(e domain.AuditEvent) {
 // Dropped implements ports.AuditSink.
 func (w *AuditWriter) Dropped() uint64 { return w.dropped.Load() }
 
-// Written returns how many events were written.
+// Written returns how many events were written. An event counts once, when
+// the write the writer saw succeed stored it or found it stored: a retry
+// skips (ON CONFLICT) only events of an earlier attempt that committed but
+// failed as far as the writer knows, which that attempt did not count.
 func (w *AuditWriter) Written() uint64 { return w.written.Load() }
 
 // Stats implements ports.AuditSink.
@@ -107,8 +110,9 @@ func (w *AuditWriter) Start(context.Context) error {
 	return nil
 }
 
-// Stop writes what is buffered until ctx ends; events still unwritten then
-// are counted as dropped and logged.
+// Stop writes what is buffered, then the audit.dropped event for drops not
+// reported yet (those while PostgreSQL was down, and any at shutdown), until
+// ctx ends; events still unwritten then are counted as dropped and logged.
 func (w *AuditWriter) Stop(ctx context.Context) error {
 	if w.stop == nil {
 		return nil
@@ -122,9 +126,13 @@ func (w *AuditWriter) Stop(ctx context.Context) error {
 			w.dropped.Add(uint64(len(batch)))
 			w.log.LogAttrs(ctx, slog.LevelError, "audit events lost at shutdown: PostgreSQL did not take them in time",
 				slog.Int("events", len(batch)), slog.Any("error", redact(err)))
-			return nil
+			break
 		}
 		batch = batch[n:]
+	}
+	if err := w.reportDrops(ctx); err != nil {
+		w.log.LogAttrs(ctx, slog.LevelError, "audit events were dropped, and the audit.dropped event reporting them could not be written at shutdown",
+			slog.Uint64("dropped_total", w.dropped.Load()), slog.Uint64("unreported", w.dropped.Load()-w.reported), slog.Any("error", redact(err)))
 	}
 	return nil
 }
@@ -208,17 +216,30 @@ func (w *AuditWriter) flush(ctx context.Context, batch []auditRow) bool {
 	if prev := w.lastErr.Swap(nil); prev != nil && *prev != nil {
 		w.log.LogAttrs(ctx, slog.LevelInfo, "writing audit events again", slog.Uint64("dropped_so_far", w.dropped.Load()))
 	}
+	_ = w.reportDrops(ctx) // retried after the next write
+	return true
+}
+
+// reportDrops writes the audit.dropped event for the drops not reported
+// yet, if any. An event that failed to be written is kept and retried as
+// it is (with its id), so a report that committed unseen is stored once.
+// Only the run goroutine, or Stop once it has exited, calls it.
+func (w *AuditWriter) reportDrops(ctx context.Context) error {
 	if d := w.dropped.Load(); d > w.reported && w.report == nil {
 		e := w.row(domain.AuditEvent{Time: time.Now(), Category: domain.AuditSystem, Operation: "audit.dropped", Decision: domain.AuditError,
 			Reason:  fmt.Sprintf("%d audit events dropped: the buffer (postgres.audit.bufferSize %d) was full", d-w.reported, w.cfg.BufferSize),
 			Details: fmt.Sprintf(`{"dropped":%d,"dropped_total":%d}`, d-w.reported, d)})
 		w.report, w.reporting = &e, d
 	}
-	if w.report != nil && w.write(ctx, []auditRow{*w.report}) == nil {
-		w.log.LogAttrs(ctx, slog.LevelWarn, "audit events were dropped", slog.Uint64("dropped", w.reporting-w.reported), slog.Uint64("dropped_total", w.reporting))
-		w.reported, w.report = w.reporting, nil
+	if w.report == nil {
+		return nil
 	}
-	return true
+	if err := w.write(ctx, []auditRow{*w.report}); err != nil {
+		return err
+	}
+	w.log.LogAttrs(ctx, slog.LevelWarn, "audit events were dropped", slog.Uint64("dropped", w.reporting-w.reported), slog.Uint64("dropped_total", w.reporting))
+	w.reported, w.report = w.reporting, nil
+	return nil
 }
 
 func (w *AuditWriter) write(ctx context.Context, batch []auditRow) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,5 +169,55 @@ func TestAuditRetryAfterCommitStoresOnce(t *testing.T) {
 	}
 	if w.Dropped() != 0 {
 		t.Errorf("dropped %d", w.Dropped())
+	}
+	// The retry stored none of the 3 (the first attempt had), but that
+	// attempt failed as far as the writer knows: each event counts once.
+	if n := w.Written(); n != 5 {
+		t.Errorf("Written() = %d, want 5", n)
+	}
+}
+
+// TestAuditStopReportsDrops: events dropped because the buffer was full
+// (as while PostgreSQL was down) are reported by an audit.dropped event
+// also when the writer stops before its goroutine wrote the report: Stop
+// writes it after the buffered events.
+func TestAuditStopReportsDrops(t *testing.T) {
+	db := pool(t, pgenv.Database(t))
+	cfg := postgres.DefaultConfig().Audit
+	cfg.BufferSize = 2
+	cfg.FlushInterval = time.Hour
+	w := postgres.NewAuditWriter(db, postgres.ProxyID(), cfg, discard())
+	for range 5 {
+		w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "kept-or-dropped", Decision: domain.AuditDeny})
+	}
+	if d := w.Dropped(); d != 3 {
+		t.Fatalf("dropped %d of 5 events with a buffer of 2, want 3", d)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var kept int
+	if err := db.QueryRow(t.Context(), `SELECT count(*) FROM rmqproxy.audit_events WHERE operation = 'kept-or-dropped'`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if kept != 2 {
+		t.Errorf("%d buffered events stored at Stop, want 2", kept)
+	}
+	var reports int
+	var details string
+	if err := db.QueryRow(t.Context(), `SELECT count(*), coalesce(max(details::text), '') FROM rmqproxy.audit_events WHERE operation = 'audit.dropped'`).
+		Scan(&reports, &details); err != nil {
+		t.Fatal(err)
+	}
+	if reports != 1 || !strings.Contains(details, `"dropped": 3`) {
+		t.Errorf("%d audit.dropped events (details %s), want 1 reporting 3 dropped", reports, details)
+	}
+	if n := w.Written(); n != 3 {
+		t.Errorf("Written() = %d, want 3 (2 events and the report)", n)
 	}
 }
