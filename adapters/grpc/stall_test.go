@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,6 +143,10 @@ func TestStalledReceiveIsReleased(t *testing.T) {
 		}
 		return &addrConn{Conn: c, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000 + int(nextPort.Add(1))}}, nil
 	}
+	// The baseline must include the application's background goroutines,
+	// which startTestServer starts asynchronously: counted before they
+	// exist, they looked like goroutines the stalled receives left behind.
+	waitRunStarted(t)
 	goroutines, heapBefore := runtime.NumGoroutine(), heapInUse()
 	var conns []net.Conn
 	for i := range streams {
@@ -182,6 +188,30 @@ func TestStalledReceiveIsReleased(t *testing.T) {
 	})
 	t.Logf("%d stalled receives of %d × %d KiB: goroutines %d before, %d stalled, %d after; heap in use %d MiB before, %d MiB stalled, %d MiB after",
 		streams, batch, bodySize>>10, goroutines, goroutinesStalled, runtime.NumGoroutine(), heapBefore>>20, heapStalled>>20, heapInUse()>>20)
+}
+
+// waitRunStarted waits until Messaging.Run, started on a goroutine of its
+// own by startTestServer, has started all its goroutines: it then waits for
+// them in its WaitGroup.
+func waitRunStarted(t *testing.T) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() error {
+		buf := make([]byte, 1<<16)
+		for {
+			k := runtime.Stack(buf, true)
+			if k < len(buf) {
+				buf = buf[:k]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "\nsync.(*WaitGroup).Wait(") && strings.Contains(g, "\ngithub.com/rmqproxy/rmqproxy/application.(*Messaging).Run(") {
+				return nil
+			}
+		}
+		return errors.New("Messaging.Run has not started its goroutines yet")
+	})
 }
 
 func heapInUse() uint64 {
