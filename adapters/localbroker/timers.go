@@ -337,14 +337,11 @@ func (e *Engine) stalledLocked(err error) bool {
 // timerRetryMax), and logs the failure (at most once a minute).
 func (e *Engine) retryTimerLocked(origin int64, lt *liveTimer, nowMs int64, err error) {
 	lt.failures++
-	wait := timerRetryMax
-	if lt.failures <= 6 {
-		wait = min(timerRetryMin<<(lt.failures-1), timerRetryMax)
-	}
+	wait := retryWait(lt.failures)
 	lt.retryAt = nowMs + wait.Milliseconds()
 	heap.Push(&e.tw.heap, timerItem{at: lt.retryAt, origin: origin})
 	args := []any{"topic", lt.topic, "queue_id", lt.qid, "commit_log_offset", origin, "attempts", lt.failures, "retry_in", wait, "error", err}
-	var re *timerReadError
+	var re *deferredReadError
 	if errors.As(err, &re) {
 		e.errorLimited("timer-read", "cannot read a due delay message; it is kept and read again later, and later delay messages are delivered meanwhile. "+
 			"A transient I/O error clears by itself; if it lasts, check the disk holding the file (kernel log, SMART) and, if the file is damaged, "+
@@ -356,17 +353,34 @@ func (e *Engine) retryTimerLocked(origin int64, lt *liveTimer, nowMs int64, err 
 		"(a record too large for local.maxRecordSize needs that setting raised back)", args...)
 }
 
-// timerReadError says a due timer's message could not be read (or failed
-// its checksum) from the segment file path; the timer is kept and retried.
-type timerReadError struct {
+// retryWait is the wait before another try of a deferred (delay or half)
+// message that failed n times (n >= 1): timerRetryMin doubling with each
+// failure up to timerRetryMax.
+func retryWait(n int32) time.Duration {
+	if n > 6 {
+		return timerRetryMax
+	}
+	return min(timerRetryMin<<(n-1), timerRetryMax)
+}
+
+// deferredReadError says a deferred (delay or half) message could not be
+// read (or failed its checksum) from the segment file path; the message is
+// kept and read again later.
+type deferredReadError struct {
 	path string
 	err  error
 }
 
-func (e *timerReadError) Error() string {
-	return "read the delay message from " + e.path + ": " + e.err.Error()
+func (e *deferredReadError) Error() string {
+	return "read the message from " + e.path + ": " + e.err.Error()
 }
-func (e *timerReadError) Unwrap() error { return e.err }
+func (e *deferredReadError) Unwrap() error { return e.err }
+
+// unreadable wraps the error of a failed read of the deferred message at
+// origin in a deferredReadError naming its segment file.
+func (e *Engine) unreadable(origin int64, err error) error {
+	return &deferredReadError{path: e.clog.SegmentPath(origin), err: err}
+}
 
 // fireLocked delivers one due timer: a resolve record with a copy of the
 // message for its queue (or, when the message cannot be delivered, a drop).
@@ -399,7 +413,7 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 	}
 	if err != nil {
 		// Possibly transient (EIO, a bad read): keep it, retry later.
-		return &timerReadError{path: e.clog.SegmentPath(origin), err: err}
+		return e.unreadable(origin, err)
 	}
 	if now.Before(m.DeliverAt) {
 		// Timers hold delivery times in milliseconds; the message has the
