@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -49,6 +50,9 @@ type txnState struct {
 	recovery  int64 // ms the producer asked to wait before the first check
 	checks    int32 // check-backs so far
 	lastCheck int64 // Unix ms of the latest check-back, 0 before the first
+	// readFailures counts the failed reads of the half message in a row
+	// (in memory only): its next try waits retryWait(readFailures).
+	readFailures int32
 }
 
 type txnItem struct {
@@ -191,6 +195,10 @@ func (e *Engine) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	}
 	e.mu.Unlock()
 	if err != nil {
+		var re *deferredReadError
+		if errors.As(err, &re) {
+			e.halfUnreadable(st, origin, re, "the producer is told to retry the commit")
+		}
 		return err
 	}
 	if err := e.waitDurable(ctx, end, "the end of the transaction"); err != nil {
@@ -258,12 +266,20 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time, pre 
 	if errors.Is(err, errNotStored) {
 		return 0, domain.Wrap(domain.ReasonUnavailable, err, "the half message is not stored yet; retry")
 	}
-	if err != nil {
-		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
+	if errors.Is(err, commitlog.ErrGone) {
+		// Really gone: its segment was removed (a pending half message
+		// pins its segment, so only an older version or a manual removal
+		// gets here). Retrying cannot bring it back.
+		e.log.Error("half message discarded: its commit-log segment was removed", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
 		if _, derr := e.resolveTxnLocked(origin, record.ResolveTxnDrop); derr != nil {
 			return 0, derr
 		}
-		return 0, domain.Wrap(domain.ReasonInternal, err, "the half message of the transaction is damaged and was discarded")
+		return 0, domain.Wrap(domain.ReasonInternal, err, "the half message of the transaction is gone (its commit-log segment was removed) and was discarded")
+	}
+	if err != nil {
+		// Possibly transient (EIO, a bad read): keep it; the producer
+		// retries the commit (and check-backs go on meanwhile).
+		return 0, domain.Wrap(domain.ReasonUnavailable, e.unreadable(origin, err), "the half message of the transaction cannot be read now; it is kept: retry the commit")
 	}
 	m.Transactional = false
 	m.TxnOrigin = origin
@@ -314,6 +330,13 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 			}
 		}
 		if err != nil {
+			var re *deferredReadError
+			if errors.As(err, &re) {
+				// This half message's own trouble: keep it, read it
+				// again later, and go on with the ones after it.
+				e.retryTxnLocked(it, st, nowMs, re)
+				continue
+			}
 			heap.Push(&e.txnHeap, it)
 			if errors.Is(err, errNotPreRead) {
 				return checks, now // read it without the lock first: run again at once
@@ -330,6 +353,25 @@ func (e *Engine) txnPassLocked(now time.Time) (checks []ports.TransactionCheck, 
 		wake = time.UnixMilli(e.txnHeap[0].at)
 	}
 	return checks, wake
+}
+
+// retryTxnLocked schedules another try of a due half message that could not
+// be read, after a wait that doubles with each failure (timerRetryMin to
+// timerRetryMax), and logs the failure (at most once a minute).
+func (e *Engine) retryTxnLocked(it txnItem, st *txnState, nowMs int64, re *deferredReadError) {
+	st.readFailures++
+	wait := retryWait(st.readFailures)
+	heap.Push(&e.txnHeap, txnItem{at: nowMs + wait.Milliseconds(), origin: it.origin, checks: st.checks})
+	e.halfUnreadable(st, it.origin, re, "later half messages are checked meanwhile", "attempts", st.readFailures, "retry_in", wait)
+}
+
+// halfUnreadable logs (at most once a minute) that the half message at
+// origin could not be read and is kept.
+func (e *Engine) halfUnreadable(st *txnState, origin int64, re *deferredReadError, meanwhile string, args ...any) {
+	e.errorLimited("txn-read", "cannot read a half message; it is kept and read again later ("+meanwhile+"). "+
+		"A transient I/O error clears by itself; if it lasts, check the disk holding the file (kernel log, SMART) and, if the file is damaged, "+
+		"stop rmqproxy and restore it from a backup",
+		append([]any{"topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "file", re.path, "error", re.err}, args...)...)
 }
 
 // txnExpiredLocked reports whether a pending half message is older than
@@ -359,6 +401,9 @@ func (e *Engine) txnMaxActionLocked(origin int64, st *txnState, now time.Time, e
 		if domain.HasReason(err, domain.ReasonInvalidTransactionID) {
 			_, err = e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		}
+		if errors.Is(err, commitlog.ErrGone) {
+			return nil // discarded
+		}
 		return err
 	default:
 		e.log.Warn("transaction still unresolved "+why+"; discarding the half message (transactionCheckMaxAction: rollback)",
@@ -375,11 +420,15 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState) (*ports.TransactionC
 	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
 		return nil, err
 	}
-	if err != nil {
-		e.log.Error("half message cannot be read; discarding it", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
+	if errors.Is(err, commitlog.ErrGone) {
+		e.log.Error("half message discarded: its commit-log segment was removed", "topic", st.topic, "msg_id", st.msgID, "commit_log_offset", origin, "error", err)
 		_, err := e.resolveTxnLocked(origin, record.ResolveTxnDrop)
 		return nil, err
 	}
+	if err != nil {
+		return nil, e.unreadable(origin, err) // kept: read again later
+	}
+	st.readFailures = 0
 	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
 		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
 	var handed atomic.Bool
