@@ -347,16 +347,25 @@ func (s *Sessions) hasProducerOf(topic string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, cur := range s.clients {
-		if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
-			continue
-		}
-		select {
-		case <-cur.channel.Done():
-		default:
+		if cur.liveProducerOf(topic) {
 			return true
 		}
 	}
 	return false
+}
+
+// liveProducerOf reports whether the session is a producer that declared
+// topic in its publishing settings and has a command channel still open.
+func (cur *session) liveProducerOf(topic string) bool {
+	if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
+		return false
+	}
+	select {
+	case <-cur.channel.Done():
+		return false
+	default:
+		return true
+	}
 }
 
 // producersOf returns the live command channels of producers that declared
@@ -366,15 +375,9 @@ func (s *Sessions) producersOf(topic string) []ports.ClientChannel {
 	defer s.mu.Unlock()
 	ids := make([]string, 0)
 	for id, cur := range s.clients {
-		if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
-			continue
+		if cur.liveProducerOf(topic) {
+			ids = append(ids, id)
 		}
-		select {
-		case <-cur.channel.Done():
-			continue
-		default:
-		}
-		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	out := make([]ports.ClientChannel, len(ids))
