@@ -29,12 +29,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Checksum is the CRC-32C of p; the consume queue stores it per message.
 func Checksum(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
 
+// frameCRC is the frame checksum. The 9-byte prefix (offset, type) is
+// folded in byte by byte: handing a stack array to crc32.Update would move
+// it to the heap (one allocation per record).
 func frameCRC(off int64, typ byte, payload []byte) uint32 {
-	var pre [9]byte
-	binary.BigEndian.PutUint64(pre[:8], uint64(off))
-	pre[8] = typ
-	c := crc32.Update(0, castagnoli, pre[:])
-	return crc32.Update(c, castagnoli, payload)
+	c := ^uint32(0)
+	for shift := 56; shift >= 0; shift -= 8 {
+		c = castagnoli[byte(c)^byte(uint64(off)>>shift)] ^ c>>8
+	}
+	c = castagnoli[byte(c)^typ] ^ c>>8
+	return crc32.Update(^c, castagnoli, payload)
 }
 
 // appendFrame appends the frame of a record written at logical offset off.
