@@ -134,20 +134,7 @@ func (s *Service) SendMessage(ctx context.Context, req *v2.SendMessageRequest) (
 		if err != nil {
 			return nil, err
 		}
-		// The entries are allocated together and share the response's
-		// status (statuses are never changed once built).
-		resp := &v2.SendMessageResponse{Status: okStatus(), Entries: make([]*v2.SendResultEntry, len(receipts))}
-		entries := make([]v2.SendResultEntry, len(receipts))
-		for i, r := range receipts {
-			e := &entries[i]
-			e.Status = resp.Status
-			e.MessageId = r.MessageID
-			e.TransactionId = r.TransactionID
-			e.Offset = r.QueueOffset
-			e.RecallHandle = r.RecallHandle
-			resp.Entries[i] = e
-		}
-		return resp, nil
+		return sendResponse(receipts), nil
 	}, func(st *v2.Status) *v2.SendMessageResponse { return &v2.SendMessageResponse{Status: st} })
 }
 
@@ -323,4 +310,42 @@ func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (
 		}
 		return &v2.QueryOffsetResponse{Status: okStatus(), Offset: off}, nil
 	}, func(st *v2.Status) *v2.QueryOffsetResponse { return &v2.QueryOffsetResponse{Status: st} })
+}
+
+// sendAnswer is a SendMessageResponse for one message with its status,
+// entry and entry slice in one allocation (most sends carry one message).
+type sendAnswer struct {
+	resp   v2.SendMessageResponse
+	status v2.Status
+	entry  [1]v2.SendResultEntry
+	ptrs   [1]*v2.SendResultEntry
+}
+
+// sendResponse answers a successful send. The entries are allocated
+// together and share the response's status (statuses are never changed
+// once built).
+func sendResponse(receipts []domain.SendReceipt) *v2.SendMessageResponse {
+	var (
+		resp    *v2.SendMessageResponse
+		entries []v2.SendResultEntry
+	)
+	if len(receipts) == 1 {
+		a := &sendAnswer{}
+		a.status.Code, a.status.Message = v2.Code_OK, "OK"
+		resp, entries = &a.resp, a.entry[:]
+		resp.Status, resp.Entries = &a.status, a.ptrs[:]
+	} else {
+		resp = &v2.SendMessageResponse{Status: okStatus(), Entries: make([]*v2.SendResultEntry, len(receipts))}
+		entries = make([]v2.SendResultEntry, len(receipts))
+	}
+	for i, r := range receipts {
+		e := &entries[i]
+		e.Status = resp.Status
+		e.MessageId = r.MessageID
+		e.TransactionId = r.TransactionID
+		e.Offset = r.QueueOffset
+		e.RecallHandle = r.RecallHandle
+		resp.Entries[i] = e
+	}
+	return resp
 }
