@@ -356,7 +356,7 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 			continue
 		}
 		appended[i], end = true, recEnd
-		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true) // a FIFO message group may be unblocked
+		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1) // a FIFO message group may be unblocked
 	}
 	e.mu.Unlock()
 	e.waitBatch(ctx, end, "the ack", appended, errs)
@@ -523,7 +523,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int
 		rec := record.Ack{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt}
 		_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
 		if err == nil {
-			e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true) // as an ack: a FIFO message group may be unblocked
+			e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1) // as an ack: a FIFO message group may be unblocked
 			e.log.Info("message removed by retention consumed instead of moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 				"queue_id", k.qid, "queue_offset", off)
 			if h := e.hooks.DeadLetter; h != nil {
@@ -554,7 +554,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int
 	}, true)
 	if err == nil {
 		// Consumed as by an ack: a FIFO message group may be unblocked.
-		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true)
+		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1)
 		e.log.Info("message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 			"queue_id", k.qid, "queue_offset", off, "msg_id", m.ID, "dlq_topic", dlq.Name)
 		if h := e.hooks.DeadLetter; h != nil {

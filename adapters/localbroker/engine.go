@@ -1052,8 +1052,8 @@ func (e *Engine) promoteLocked() {
 	}
 	vis := e.clog.VisibleOffset()
 	for k, q := range e.pendingQueues {
-		if q.promote(vis) {
-			e.wakeLocked(k, "", false)
+		if n := q.promote(vis); n > 0 {
+			e.wakeLocked(k, "", false, n)
 		}
 		if len(q.pend) == 0 {
 			delete(e.pendingQueues, k)
@@ -1093,7 +1093,7 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 				"topic", c.key.topic, "queue_id", c.key.qid, "queue_offset", d.offset, "error", err)
 		}
 		c.revive(d)
-		e.wakeLocked(queueKey{c.key.topic, c.key.qid}, c.key.group, false)
+		e.wakeLocked(queueKey{c.key.topic, c.key.qid}, c.key.group, false, 1)
 	}
 	return false
 }

@@ -37,20 +37,20 @@ type pendEntry struct{ logEnd int64 }
 
 // promote makes visible every pending entry whose record ends at or before
 // vis, and reports whether one did.
-func (q *queueIndex) promote(vis int64) bool {
+func (q *queueIndex) promote(vis int64) int {
 	n := 0
 	for n < len(q.pend) && q.pend[n].logEnd <= vis {
 		n++
 	}
 	if n == 0 {
-		return false
+		return 0
 	}
 	q.visible += int64(n)
 	q.pend = q.pend[n:]
 	if len(q.pend) == 0 {
 		q.pend = nil
 	}
-	return true
+	return n
 }
 
 // deliveryState is what a snapshot keeps of a delivery.

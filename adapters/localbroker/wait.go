@@ -8,10 +8,16 @@ import (
 // Long polling. A poller is one waiting read (Pop, Pull), registered with
 // every queue it reads before it first looks, so that no wake-up between
 // its look and its wait is lost: a wake-up leaves a token in its channel.
-// Pollers wait per queue: a new message wakes the pollers of its queue; an
-// expiry (a message visible again) wakes that group's pop pollers of the
-// queue, and an ack or a dead-letter move only its FIFO pop pollers (a
-// message group may be unblocked). Nothing else of the topic is woken.
+// Pollers wait per queue, and a consumer group's pop pollers compete for a
+// message, so a queue's new messages wake every pull poller but, of each
+// group, only as many pop pollers as there are new messages (as a RocketMQ
+// broker wakes one waiting pop per arrival); an expiry (a message visible
+// again) wakes one of that group's pop pollers of the queue, and an ack or
+// a dead-letter move one of its FIFO pop pollers (a message group may be
+// unblocked). Nothing else of the topic is woken. A poller that leaves
+// with a wake-up it did not look after (its caller gave up, or it was
+// returning anyway) passes it on to another poller of its group
+// (leaveLocked), so a wake-up is never lost with it.
 
 type poller struct {
 	ch    chan struct{} // capacity 1
@@ -50,14 +56,34 @@ func (e *Engine) unregisterLocked(p *poller) {
 	}
 }
 
-// unregister unregisters *pp if set (deferred by the readers).
+// unregister makes *pp, if set, leave (deferred by the readers).
 func (e *Engine) unregister(pp **poller) {
 	if *pp == nil {
 		return
 	}
 	e.mu.Lock()
-	e.unregisterLocked(*pp)
+	e.leaveLocked(*pp)
 	e.mu.Unlock()
+}
+
+// leaveLocked unregisters p for good. A pop poller woken since it last
+// looked passes the wake-up on to one other poller of its group that reads
+// one of its queues: the message that woke it may still be there.
+func (e *Engine) leaveLocked(p *poller) {
+	e.unregisterLocked(p)
+	select {
+	case <-p.ch:
+	default:
+		return
+	}
+	if p.group == "" {
+		return // pull pollers are each woken
+	}
+	for _, k := range p.keys {
+		if e.wakeLocked(k, p.group, p.fifo, 1) > 0 {
+			return
+		}
+	}
 }
 
 func (p *poller) wake() {
@@ -67,15 +93,43 @@ func (p *poller) wake() {
 	}
 }
 
-// wakeLocked wakes the pollers of queue k: every one when group is empty
-// (new messages), else the pop pollers of group, only the FIFO ones when
-// fifoOnly.
-func (e *Engine) wakeLocked(k queueKey, group string, fifoOnly bool) {
+// wakeLocked wakes pollers of queue k for n messages that can now be
+// taken, and reports how many pop pollers it woke. New messages (group
+// empty) wake every pull poller and, of each consumer group, up to n of its
+// pop pollers; otherwise up to n pop pollers of group are woken, only FIFO
+// ones when fifoOnly. A pop poller already woken (it will look) is passed
+// over, so that each message has a poller of its own to look for it.
+func (e *Engine) wakeLocked(k queueKey, group string, fifoOnly bool, n int) int {
+	type groupWakes struct {
+		group string
+		n     int
+	}
+	var buf [4]groupWakes
+	woken, total := buf[:0], 0
 	for p := range e.waiters[k] {
-		if group == "" || (p.group == group && (p.fifo || !fifoOnly)) {
+		if p.group == "" {
+			if group == "" {
+				p.wake()
+			}
+			continue
+		}
+		if (group != "" && p.group != group) || (fifoOnly && !p.fifo) || len(p.ch) > 0 {
+			continue
+		}
+		i := 0
+		for i < len(woken) && woken[i].group != p.group {
+			i++
+		}
+		if i == len(woken) {
+			woken = append(woken, groupWakes{group: p.group})
+		}
+		if woken[i].n < n {
+			woken[i].n++
+			total++
 			p.wake()
 		}
 	}
+	return total
 }
 
 // wakeTopicLocked wakes every poller of a topic (it was deleted).
