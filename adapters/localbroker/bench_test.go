@@ -371,7 +371,7 @@ func observeTimers(b *testing.B, e *Engine, topic string, want int, limit time.D
 // messages one at a time, each once the previous one is consumed, and
 // 1, 16 or 64 consumers long-poll for them (batches of 32, each acked).
 // It reports the process's CPU time per message (with every poller woken
-// per message, it grew with the consumers: 64 cost about 200 µs more than
+// per message, it grew with the consumers: 64 cost about 180 µs more than
 // one) and the time from a send's return to the ack of its message.
 func BenchmarkIdleConsumers(b *testing.B) {
 	for _, consumers := range []int{1, 16, 64} {
