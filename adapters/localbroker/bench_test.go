@@ -419,4 +419,3 @@ func BenchmarkIdleConsumers(b *testing.B) {
 		})
 	}
 }
-
