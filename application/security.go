@@ -108,6 +108,11 @@ const (
 	ReasonBadSignature       = "bad_signature"
 	ReasonSecretChanged      = "secret_changed" // a revoked stream's secret is no longer the user's
 	ReasonSecretExpired      = "secret_expired" // the secret signed with has passed its expiry time
+	// Of the admin API's signature (docs/security.md).
+	ReasonIncompleteSignature = "incomplete_signature"    // SignedHeaders is not AdminSignedHeaders: an old CLI
+	ReasonContentMismatch     = "content_sha256_mismatch" // x-mq-content-sha256 is not the body's
+	ReasonReplayedNonce       = "replayed_nonce"          // a signed call made again
+	ReasonNonceMemoryFull     = "nonce_memory_full"       // too many calls in the window to remember
 )
 
 // securityState is one policy revision: users by name and the compiled ACL
@@ -452,6 +457,18 @@ func Sign(secret, content []byte) []byte {
 	m := hmac.New(sha1.New, secret)
 	m.Write(content)
 	return m.Sum(nil)
+}
+
+// AuthenticationRefused audits, as an authentication failure of
+// accessKey for reason, a request the protocol adapter refuses after
+// [Security.Authenticate] accepted its signature (an admin call whose
+// nonce was already used); the adapter answers it.
+func (s *Security) AuthenticationRefused(ctx context.Context, op, accessKey, reason string) {
+	st := s.state.Load()
+	if st == nil {
+		st = &securityState{}
+	}
+	s.authnFailed(ctx, st, op, accessKey, reason)
 }
 
 func (s *Security) authnFailed(ctx context.Context, st *securityState, op, ak, reason string) {

@@ -35,6 +35,9 @@ func TestParseAuthorization(t *testing.T) {
 		{"duplicate credential", "MQv2-HMAC-SHA1 Credential=alice, Credential=admin, Signature=" + sig, "", false},
 		{"duplicate signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=" + sig + ", Signature=" + sig, "", false},
 		{"other signed headers", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=host, Signature=" + sig, "", false},
+		{"the admin API's signed headers", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=" + application.AdminSignedHeaders + ", Signature=" + sig, "", false},
+		{"repeated signed headers", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, SignedHeaders=X-Mq-Date-Time, Signature=" + sig, "alice", true},
+		{"conflicting signed headers", "MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, SignedHeaders=host, Signature=" + sig, "", false},
 		{"short signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=abcd", "alice", false},
 		{"non-hex signature", "MQv2-HMAC-SHA1 Credential=alice, Signature=" + strings.Repeat("zz", 20), "alice", false},
 		{"item without =", "MQv2-HMAC-SHA1 Credential=alice, junk, Signature=" + sig, "", false},
@@ -91,6 +94,9 @@ func FuzzParseAuthorization(f *testing.F) {
 		"MQv2-HMAC-SHA1 Credential=alice, SignedHeaders=x-mq-date-time, Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
 		"MQv2-HMAC-SHA1 Credential=alice//Rocketmq, SignedHeaders=x-mq-date-time, Signature=0A1B2C3D4E5F60718293A4B5C6D7E8F901234567",
 		"MQv2-HMAC-SHA1 ,,,=,=", "MQv2-HMAC-SHA1 Credential==, Signature==", "", " ",
+		// The admin API's SignedHeaders, which gRPC refuses.
+		"MQv2-HMAC-SHA1 Credential=root, SignedHeaders=" + application.AdminSignedHeaders + ", Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
+		"MQv2-HMAC-SHA1 Credential=root, SignedHeaders=x-mq-date-time, SignedHeaders=X-MQ-DATE-TIME, Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
 	} {
 		f.Add(s)
 	}
