@@ -2,13 +2,17 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +21,19 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// Request headers of a signed admin call: the same signature the official
-// clients send over gRPC (application.SignRequest makes them).
+// Request headers of a signed admin call (docs/security.md, "Signing admin
+// calls"): the authorization, in the format the official clients send over
+// gRPC, signs application.AdminStringToSign of the method, the request
+// target and the three X-Mq headers.
 const (
 	HeaderAuthorization = "Authorization"
 	HeaderDateTime      = "X-Mq-Date-Time"
+	// HeaderContentSHA256 is the lower-case hex SHA-256 of the body (of
+	// no bytes for a call without one).
+	HeaderContentSHA256 = "X-Mq-Content-Sha256"
+	// HeaderNonce makes each call's signature unique: a nonce the server
+	// has accepted within the window is refused.
+	HeaderNonce = "X-Mq-Nonce"
 	// HeaderRequestID answers the id of the call in the audit log.
 	HeaderRequestID = "X-Request-Id"
 )
@@ -33,16 +45,48 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// newNonce returns 32 random hex digits (128 bits).
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // adminClockSkew bounds the admin CLI's timestamp: it signs in UTC.
 const adminClockSkew = 5 * time.Minute
 
+func contentSHA256(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// SignRequest signs req, whose body is body (nil for none), as accessKey
+// with secret at now: it sets the Authorization, X-Mq-Date-Time,
+// X-Mq-Content-Sha256 and X-Mq-Nonce headers, over req's method and
+// request target (req.URL.RequestURI(), what the Go client writes on the
+// request line). The body must be the bytes req sends.
+func SignRequest(req *http.Request, accessKey string, secret, body []byte, now time.Time) {
+	digest, dt, nonce := contentSHA256(body), now.UTC().Format(application.DateTimeLayout), newNonce()
+	req.Header.Set(HeaderAuthorization, application.SignAdminRequest(accessKey, secret, req.Method, req.URL.RequestURI(), digest, dt, nonce))
+	req.Header.Set(HeaderDateTime, dt)
+	req.Header.Set(HeaderContentSHA256, digest)
+	req.Header.Set(HeaderNonce, nonce)
+}
+
 // UseSecurity makes the server require, when sec.Enabled(), a signed
 // request from an enabled Super user on every call (401 UNAUTHORIZED for a
-// missing or bad signature, 403 FORBIDDEN for a user who is not Super),
-// then authorizes the call's access (see adminAccess) like a data-plane
+// missing or bad signature, one that does not cover the whole call or a
+// call made again, 403 FORBIDDEN for a user who is not Super), then
+// authorizes the call's access (see adminAccess) like a data-plane
 // request; every call's outcome, allowed or not, is audited as protocol
 // admin-http.
 func (s *Server) UseSecurity(sec *application.Security) { s.sec = sec }
+
+// errOldSignature answers a call signed the way CLIs before the admin
+// signature covered the whole call did (the date-time only).
+var errOldSignature = domain.Errorf(domain.ReasonUnauthorized,
+	"this admin call's signature does not cover its method, path, body and nonce (SignedHeaders must be %s); "+
+		"an rmqproxy CLI older than this proxy signs that way: use the rmqproxy CLI of the proxy's version", application.AdminSignedHeaders)
 
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +103,19 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		ctx := ports.WithRequestInfo(r.Context(), info)
 		op := "admin " + r.Method + " " + r.URL.Path
-		p, err := s.sec.Authenticate(ctx, op, adminCredentials(r, time.Now()))
+		c, call := adminCredentials(r, time.Now())
+		p, err := s.sec.Authenticate(ctx, op, c)
+		switch {
+		case err != nil:
+			switch c.Fault {
+			case application.ReasonIncompleteSignature:
+				err = errOldSignature
+			case reasonBodyTooLarge:
+				err = domain.Errorf(domain.ReasonBodyTooLarge, "request body is larger than the limit of %d bytes", MaxRequestBody)
+			}
+		default:
+			err = s.useNonce(ctx, w, p, op, call)
+		}
 		switch {
 		case err != nil:
 		case p.User.Type != domain.UserSuper:
@@ -76,24 +132,128 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-func adminCredentials(r *http.Request, now time.Time) application.Credentials {
+// useNonce spends the nonce of a call whose signature verified: a nonce
+// already spent within the window is a replay (401), and a call the
+// memory has no room for is refused (429) rather than a nonce forgotten.
+// Each refusal is audited as an authentication failure.
+func (s *Server) useNonce(ctx context.Context, w http.ResponseWriter, p application.Principal, op string, call signedCall) error {
+	outcome, retry := s.nonces.use(call.nonce, call.signedAt)
+	switch outcome {
+	case nonceReplayed:
+		s.sec.AuthenticationRefused(ctx, op, p.User.Name, application.ReasonReplayedNonce)
+		return domain.Errorf(domain.ReasonUnauthorized, "this signed admin call was already made (its %s was used): every call needs a new nonce and signature", HeaderNonce)
+	case nonceStale:
+		s.sec.AuthenticationRefused(ctx, op, p.User.Name, application.ReasonClockSkew)
+		return domain.Errorf(domain.ReasonUnauthorized, "authentication failed: check the AccessKey and SecretKey the client is configured with")
+	case nonceFull:
+		s.sec.AuthenticationRefused(ctx, op, p.User.Name, application.ReasonNonceMemoryFull)
+		secs := int64((retry + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return domain.Errorf(domain.ReasonTooManyRequests,
+			"the admin API has accepted %d signed calls within %v, as many as it remembers to refuse replays; retry in %d s", s.nonces.limit, adminClockSkew, secs)
+	}
+	return nil
+}
+
+// reasonBodyTooLarge is the audit reason of a signed call whose body is
+// over MaxRequestBody: its digest is not computed (the call is answered
+// 413, as the handler would).
+const reasonBodyTooLarge = "request_body_too_large"
+
+// signedCall is what a signature binds beyond its bytes: the date-time it
+// was made at and its nonce.
+type signedCall struct {
+	signedAt time.Time
+	nonce    string
+}
+
+// adminCredentials reads the signature headers of r and, when they are
+// well formed, its body (which it puts back for the handler), and returns
+// the credentials to verify: application.AdminStringToSign of r's method,
+// request target, body digest, date-time and nonce.
+func adminCredentials(r *http.Request, now time.Time) (application.Credentials, signedCall) {
 	auth := r.Header.Values(HeaderAuthorization)
 	if len(auth) == 0 {
-		return application.Credentials{Fault: application.ReasonMissingCredentials}
+		return application.Credentials{Fault: application.ReasonMissingCredentials}, signedCall{}
 	}
-	ak, sig, err := application.ParseAuthorization(auth[len(auth)-1])
+	ak, signed, sig, err := application.ParseAdminAuthorization(auth[len(auth)-1])
 	if err != nil || len(auth) > 1 {
-		return application.Credentials{AccessKey: ak, Fault: application.ReasonMalformed}
+		return application.Credentials{AccessKey: ak, Fault: application.ReasonMalformed}, signedCall{}
 	}
-	dt := r.Header.Get(HeaderDateTime)
+	if signed != application.AdminSignedHeaders {
+		return application.Credentials{AccessKey: ak, Fault: application.ReasonIncompleteSignature}, signedCall{}
+	}
+	dt, digest, nonce := oneHeader(r, HeaderDateTime), oneHeader(r, HeaderContentSHA256), oneHeader(r, HeaderNonce)
 	ts, err := application.ParseDateTime(dt)
-	if err != nil {
-		return application.Credentials{AccessKey: ak, Fault: application.ReasonMalformed}
+	if err != nil || !application.ValidContentSHA256(digest) || !application.ValidAdminNonce(nonce) {
+		return application.Credentials{AccessKey: ak, Fault: application.ReasonMalformed}, signedCall{}
 	}
 	if !application.WithinClockSkew(application.ClockSkewUTC, adminClockSkew, ts, now) {
-		return application.Credentials{AccessKey: ak, Fault: application.ReasonClockSkew}
+		return application.Credentials{AccessKey: ak, Fault: application.ReasonClockSkew}, signedCall{}
 	}
-	return application.Credentials{AccessKey: ak, Content: []byte(dt), Signature: sig}
+	body, err := readBody(r)
+	switch {
+	case err != nil:
+		return application.Credentials{AccessKey: ak, Fault: reasonBodyTooLarge}, signedCall{}
+	case contentSHA256(body) != digest:
+		return application.Credentials{AccessKey: ak, Fault: application.ReasonContentMismatch}, signedCall{}
+	}
+	content := application.AdminStringToSign(r.Method, requestTarget(r), digest, dt, nonce)
+	return application.Credentials{AccessKey: ak, Content: content, Signature: sig}, signedCall{signedAt: ts, nonce: nonce}
+}
+
+// oneHeader returns the value of a header sent once, and "" (which no
+// check accepts) for one missing or sent more than once.
+func oneHeader(r *http.Request, name string) string {
+	v := r.Header.Values(name)
+	if len(v) != 1 {
+		return ""
+	}
+	return v[0]
+}
+
+// errBodyTooLarge: a body over MaxRequestBody.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads r's body, at most MaxRequestBody bytes, and puts it back
+// for the handler.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	if err == nil && len(data) > MaxRequestBody {
+		err = errBodyTooLarge
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(data), r.Body}
+	return data, err
+}
+
+// requestTarget returns r's request target as it came on the request line
+// (not decoded or normalised): the path and, after "?", the query. An
+// absolute-form target (http://host/path?q, sent through a forward proxy)
+// counts from its path on.
+func requestTarget(r *http.Request) string {
+	t := r.RequestURI
+	if t == "" { // a handler called without a server
+		t = r.URL.RequestURI()
+	}
+	if strings.HasPrefix(t, "/") || t == "*" {
+		return t
+	}
+	if _, rest, ok := strings.Cut(t, "://"); ok {
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			if rest[i] == '?' {
+				return "/" + rest[i:]
+			}
+			return rest[i:]
+		}
+		return "/"
+	}
+	return t
 }
 
 // adminAccess maps an admin call to what it accesses, as the Remoting

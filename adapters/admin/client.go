@@ -192,9 +192,10 @@ func (c *Client) badAnswer(err error) error {
 // turns any other answer into a *domain.Error.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("admin client: encode request: %w", err)
 		}
 		rd = bytes.NewReader(b)
@@ -208,9 +209,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.accessKey != "" {
-		auth, dt := application.SignRequest(c.accessKey, c.secret, time.Now())
-		req.Header.Set(HeaderAuthorization, auth)
-		req.Header.Set(HeaderDateTime, dt)
+		SignRequest(req, c.accessKey, c.secret, b, time.Now())
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -1,6 +1,9 @@
 package admin
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // DecodeCreateGroupRequest exposes the strict decoder to the black-box
 // fuzz test.
@@ -10,3 +13,8 @@ func DecodeCreateGroupRequest(body io.Reader) (CreateGroupRequest, error) {
 
 // AdminAccess exposes the mapping of admin calls to accesses.
 var AdminAccess = adminAccess
+
+// SetNonceLimit gives s a nonce memory of at most limit nonces.
+func SetNonceLimit(s *Server, limit int) {
+	s.nonces = newNonceMemory(limit, adminClockSkew, time.Now)
+}

@@ -233,11 +233,18 @@ type fixture struct {
 
 // startServer runs the real server on 127.0.0.1:0 over the real use case
 // and a fake store, and returns a client of it.
-func startServer(t *testing.T) *fixture {
+func startServer(t *testing.T) *fixture { return startServerWith(t, nil) }
+
+// startServerWith is startServer with setup applied to the server before
+// it starts.
+func startServerWith(t *testing.T, setup func(*admin.Server)) *fixture {
 	t.Helper()
 	store := newFakeStore()
 	logger, logs := newLogger(t)
 	srv := admin.New(admin.Config{Enabled: true, Address: "127.0.0.1:0"}, application.NewAdmin(store, fixedClock{}), logger)
+	if setup != nil {
+		setup(srv)
+	}
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

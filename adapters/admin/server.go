@@ -32,9 +32,11 @@ type Server struct {
 	cfg   Config
 	admin *application.Admin
 	log   *slog.Logger
-	srv   *httpserve.Server      // the listener, the serving goroutine and the root context
-	sec   *application.Security  // nil or disabled: no authentication (see UseSecurity)
-	ops   *application.ClientOps // nil: the client endpoints answer NOT_IMPLEMENTED
+	srv   *httpserve.Server     // the listener, the serving goroutine and the root context
+	sec   *application.Security // nil or disabled: no authentication (see UseSecurity)
+	// nonces remembers the nonces of accepted signed calls (nonce.go).
+	nonces *nonceMemory
+	ops    *application.ClientOps // nil: the client endpoints answer NOT_IMPLEMENTED
 	// routes are contributed by other adapters (see Mount).
 	routes []httpserve.Route
 	// certs serves and reloads the certificate with admin.tls.enabled;
@@ -51,7 +53,8 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin")}
+	s := &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin"),
+		nonces: newNonceMemory(maxAdminNonces, adminClockSkew, time.Now)}
 	s.srv = httpserve.New(httpserve.Options{
 		Module:            "admin",
 		Setting:           "admin.address",

@@ -1,0 +1,328 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+const rootSecret = "root-secret-0123456789"
+
+type allowAll struct{}
+
+func (allowAll) Decide(string, domain.AccessRequest) domain.AccessDecision {
+	return domain.AccessDecision{Allowed: true, Reason: "test"}
+}
+
+type allowCompiler struct{}
+
+func (allowCompiler) Compile([]domain.ACLEntry) (ports.Policy, error) { return allowAll{}, nil }
+
+type staticSource struct{ snap domain.PolicySnapshot }
+
+func (s staticSource) Load(context.Context) (domain.PolicySnapshot, error) { return s.snap, nil }
+func (s staticSource) Watch(ctx context.Context, _ int64, _ func(domain.PolicySnapshot) error) {
+	<-ctx.Done()
+}
+func (s staticSource) Health() error { return nil }
+
+// auditLog records audit events.
+type auditLog struct {
+	mu  sync.Mutex
+	evs []domain.AuditEvent
+}
+
+func (a *auditLog) Record(e domain.AuditEvent) { a.mu.Lock(); a.evs = append(a.evs, e); a.mu.Unlock() }
+func (a *auditLog) Dropped() uint64            { return 0 }
+func (a *auditLog) Stats() ports.AuditStats    { return ports.AuditStats{} }
+
+// last returns the last event recorded.
+func (a *auditLog) last(t *testing.T) domain.AuditEvent {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.evs) == 0 {
+		t.Fatal("nothing audited")
+	}
+	return a.evs[len(a.evs)-1]
+}
+
+// startSecureServer runs the server with authentication on: root is a
+// Super user, alice a Normal one.
+func startSecureServer(t *testing.T) (*fixture, *auditLog) {
+	t.Helper()
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	audit := &auditLog{}
+	sec, err := application.NewSecurity(application.SecurityParams{Config: cfg, Compiler: allowCompiler{}, Audit: audit,
+		Source: staticSource{domain.PolicySnapshot{Revision: 1, Users: []domain.UserRecord{
+			{User: domain.User{Name: "root", Type: domain.UserSuper}, Secrets: []domain.Secret{domain.Secret(rootSecret)}},
+			{User: domain.User{Name: "alice"}, Secrets: []domain.Secret{domain.Secret("alice-secret-0123")}},
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f := startServerWith(t, func(s *admin.Server) { s.UseSecurity(sec) })
+	f.client = f.client.WithCredentials("root", []byte(rootSecret))
+	return f, audit
+}
+
+// signed returns a request signed as root (not sent).
+func (f *fixture) signed(t *testing.T, method, path, body string) *http.Request {
+	t.Helper()
+	req := f.request(t, method, path, body)
+	var b []byte
+	if body != "" {
+		b = []byte(body)
+	}
+	admin.SignRequest(req, "root", []byte(rootSecret), b, time.Now())
+	return req
+}
+
+func (f *fixture) request(t *testing.T, method, path, body string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, f.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" || method == http.MethodPost || method == http.MethodPut {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// send sends req and returns the status and the error body's message.
+func (f *fixture) send(t *testing.T, req *http.Request) (int, string, http.Header) {
+	t.Helper()
+	resp, err := f.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// withHeadersOf returns a request of method, path and body carrying the
+// signature headers of signed.
+func (f *fixture) withHeadersOf(t *testing.T, signed *http.Request, method, path, body string) *http.Request {
+	t.Helper()
+	req := f.request(t, method, path, body)
+	for _, h := range []string{admin.HeaderAuthorization, admin.HeaderDateTime, admin.HeaderContentSHA256, admin.HeaderNonce} {
+		req.Header.Set(h, signed.Header.Get(h))
+	}
+	return req
+}
+
+// TestSignedCallsAccepted: the client's calls, with and without a body,
+// on escaped paths, are accepted and audited as allowed.
+func TestSignedCallsAccepted(t *testing.T) {
+	f, audit := startSecureServer(t)
+	ctx := t.Context()
+	if _, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "orders%eu"}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := f.client.Topic(ctx, "orders%eu"); err != nil {
+		t.Fatalf("describe: %v", err)
+	}
+	if _, err := f.client.UpdateTopic(ctx, application.TopicSpec{Name: "orders%eu", Description: ptr("d")}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if ts, err := f.client.Topics(ctx); err != nil || len(ts) != 1 {
+		t.Fatalf("list: %v %v", ts, err)
+	}
+	if err := f.client.DeleteTopic(ctx, "orders%eu"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if e := audit.last(t); e.Decision != domain.AuditAllow || e.Principal != "root" || e.Operation != "admin DELETE /v1/topics/orders%eu" {
+		t.Fatalf("audited %+v", e)
+	}
+	// A query is part of the signed target.
+	if code, body, _ := f.send(t, f.signed(t, http.MethodGet, "/v1/topics?x=1", "")); code != http.StatusOK {
+		t.Fatalf("GET with a query: %d %s", code, body)
+	}
+}
+
+// TestReplayedCallRefused: a call sent again as it was captured (same
+// signature, date-time and nonce) is refused and audited as a replay,
+// and does not act again.
+func TestReplayedCallRefused(t *testing.T) {
+	f, audit := startSecureServer(t)
+	body := `{"name":"t1"}`
+	create := f.signed(t, http.MethodPost, "/v1/topics", body)
+	replay := f.withHeadersOf(t, create, http.MethodPost, "/v1/topics", body)
+	if code, msg, _ := f.send(t, create); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, msg)
+	}
+	if err := f.client.DeleteTopic(t.Context(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	code, msg, _ := f.send(t, replay)
+	if code != http.StatusUnauthorized || !strings.Contains(msg, "already made") {
+		t.Fatalf("replay: %d %s", code, msg)
+	}
+	if e := audit.last(t); e.Reason != application.ReasonReplayedNonce || e.Category != domain.AuditAuthn || e.Decision != domain.AuditDeny || e.Principal != "root" {
+		t.Fatalf("replay audited %+v", e)
+	}
+	if _, ok := f.store.topics["t1"]; ok {
+		t.Fatal("the replay created the topic again")
+	}
+}
+
+// TestSignatureBindsTheCall: the headers of a signed GET /v1/topics,
+// never sent, do not authorize another method, path, query or body; the
+// call they were made for is then accepted (the refusals spent nothing).
+func TestSignatureBindsTheCall(t *testing.T) {
+	f, audit := startSecureServer(t)
+	f.store.topics["x"] = domain.Topic{Name: "x", Type: domain.MessageTypeNormal, QueueCount: 8, Permission: domain.PermReadWrite}
+	list := f.signed(t, http.MethodGet, "/v1/topics", "")
+	body := `{"name":"t2"}`
+	for _, c := range []struct {
+		name, method, path, body, reason string
+		rehash                           bool // send the digest of the new body
+	}{
+		{"another method and path", http.MethodDelete, "/v1/topics/x", "", application.ReasonBadSignature, false},
+		{"another path", http.MethodGet, "/v1/topics/x", "", application.ReasonBadSignature, false},
+		{"another query", http.MethodGet, "/v1/topics?y=1", "", application.ReasonBadSignature, false},
+		{"another method", http.MethodPost, "/v1/topics", "", application.ReasonBadSignature, false},
+		{"a body, old digest", http.MethodGet, "/v1/topics", body, application.ReasonContentMismatch, false},
+		{"a body, its digest", http.MethodPost, "/v1/topics", body, application.ReasonBadSignature, true},
+		{"an escaped path", http.MethodGet, "/v1/%74opics", "", application.ReasonBadSignature, false},
+	} {
+		req := f.withHeadersOf(t, list, c.method, c.path, c.body)
+		if c.rehash {
+			req.Header.Set(admin.HeaderContentSHA256, sha256Hex(c.body))
+		}
+		if code, msg, _ := f.send(t, req); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s", c.name, code, msg)
+			continue
+		}
+		if e := audit.last(t); e.Reason != c.reason || e.Category != domain.AuditAuthn {
+			t.Errorf("%s: audited %+v", c.name, e)
+		}
+	}
+	if _, ok := f.store.topics["x"]; !ok {
+		t.Fatal("topic x was deleted")
+	}
+	if _, ok := f.store.topics["t2"]; ok {
+		t.Fatal("topic t2 was created")
+	}
+	if code, msg, _ := f.send(t, list); code != http.StatusOK {
+		t.Fatalf("the signed call itself: %d %s", code, msg)
+	}
+}
+
+// TestOldSignatureRefused: a call signed as before (the date-time only,
+// as an older CLI does) is refused with a message saying what to do, and
+// audited as incomplete_signature; so is one that leaves a header out.
+func TestOldSignatureRefused(t *testing.T) {
+	f, audit := startSecureServer(t)
+	req := f.request(t, http.MethodGet, "/v1/topics", "")
+	auth, dt := application.SignRequest("root", []byte(rootSecret), time.Now())
+	req.Header.Set(admin.HeaderAuthorization, auth)
+	req.Header.Set(admin.HeaderDateTime, dt)
+	code, msg, _ := f.send(t, req)
+	if code != http.StatusUnauthorized || !strings.Contains(msg, "CLI") || !strings.Contains(msg, application.AdminSignedHeaders) {
+		t.Fatalf("old signature: %d %s", code, msg)
+	}
+	if e := audit.last(t); e.Reason != application.ReasonIncompleteSignature || e.Principal != "root" {
+		t.Fatalf("audited %+v", e)
+	}
+	// SignedHeaders naming less than the whole call.
+	req = f.signed(t, http.MethodGet, "/v1/topics", "")
+	req.Header.Set(admin.HeaderAuthorization, strings.Replace(req.Header.Get(admin.HeaderAuthorization), ";x-mq-nonce", "", 1))
+	if code, msg, _ := f.send(t, req); code != http.StatusUnauthorized {
+		t.Fatalf("SignedHeaders without the nonce: %d %s", code, msg)
+	}
+	if e := audit.last(t); e.Reason != application.ReasonIncompleteSignature {
+		t.Fatalf("audited %+v", e)
+	}
+	// A missing or malformed nonce or digest.
+	for _, h := range []struct{ name, value string }{
+		{admin.HeaderNonce, ""}, {admin.HeaderNonce, "short"}, {admin.HeaderNonce, strings.Repeat("n", 65)}, {admin.HeaderNonce, "0123456789abcdef/"},
+		{admin.HeaderContentSHA256, ""}, {admin.HeaderContentSHA256, strings.ToUpper(sha256Hex(""))},
+	} {
+		req = f.signed(t, http.MethodGet, "/v1/topics", "")
+		if h.value == "" {
+			req.Header.Del(h.name)
+		} else {
+			req.Header.Set(h.name, h.value)
+		}
+		if code, msg, _ := f.send(t, req); code != http.StatusUnauthorized {
+			t.Errorf("%s %q: %d %s", h.name, h.value, code, msg)
+		}
+		if e := audit.last(t); e.Reason != application.ReasonMalformed {
+			t.Errorf("%s %q: audited %+v", h.name, h.value, e)
+		}
+	}
+}
+
+// TestNonceMemoryFullRefusesCalls: when the memory holds as many nonces
+// as it may, a new call is refused (429 with Retry-After, audited) rather
+// than a remembered nonce forgotten: a replay of the first call is still
+// refused.
+func TestNonceMemoryFullRefusesCalls(t *testing.T) {
+	f, audit := startSecureServer(t)
+	admin.SetNonceLimit(f.server, 2)
+	first := f.signed(t, http.MethodGet, "/v1/topics", "")
+	replay := f.withHeadersOf(t, first, http.MethodGet, "/v1/topics", "")
+	for i, req := range []*http.Request{first, f.signed(t, http.MethodGet, "/v1/groups", "")} {
+		if code, msg, _ := f.send(t, req); code != http.StatusOK {
+			t.Fatalf("call %d: %d %s", i, code, msg)
+		}
+	}
+	_, err := f.client.Topics(t.Context())
+	if de := wantReason(t, err, domain.ReasonTooManyRequests); !strings.Contains(de.Msg, "retry in") {
+		t.Fatalf("message %q", de.Msg)
+	}
+	if e := audit.last(t); e.Reason != application.ReasonNonceMemoryFull || e.Principal != "root" {
+		t.Fatalf("audited %+v", e)
+	}
+	code, _, h := f.send(t, f.signed(t, http.MethodGet, "/v1/topics", ""))
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("full: %d, Retry-After %q", code, h.Get("Retry-After"))
+	}
+	if code, msg, _ := f.send(t, replay); code != http.StatusUnauthorized {
+		t.Fatalf("replay while full: %d %s", code, msg)
+	}
+	if e := audit.last(t); e.Reason != application.ReasonReplayedNonce {
+		t.Fatalf("replay while full audited %+v", e)
+	}
+}
+
+// TestOversizedSignedBody: a body over the limit is answered 413 (as the
+// handler would) and audited, without being hashed whole.
+func TestOversizedSignedBody(t *testing.T) {
+	f, audit := startSecureServer(t)
+	big := `{"name":"t","description":"` + strings.Repeat("d", admin.MaxRequestBody) + `"}`
+	req := f.signed(t, http.MethodPost, "/v1/topics", big)
+	if code, msg, _ := f.send(t, req); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("%d %s", code, msg)
+	}
+	if e := audit.last(t); e.Decision != domain.AuditDeny || e.Category != domain.AuditAuthn {
+		t.Fatalf("audited %+v", e)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
