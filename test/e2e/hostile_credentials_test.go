@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -133,9 +133,7 @@ func TestHostileCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		if sign {
-			auth, dt := application.SignRequest("admin", []byte(adminSecret), time.Now())
-			req.Header.Set("Authorization", auth)
-			req.Header.Set("X-Mq-Date-Time", dt)
+			admin.SignRequest(req, "admin", []byte(adminSecret), nil, time.Now())
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -154,9 +152,7 @@ func TestHostileCredentials(t *testing.T) {
 	}
 	// A hostile access key on the admin API.
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+c.AdminAddr+"/v1/topics", nil)
-	auth, dt := application.SignRequest("x'; DROP TABLE rmqproxy.users;--", []byte(adminSecret), time.Now())
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("X-Mq-Date-Time", dt)
+	admin.SignRequest(req, "x'; DROP TABLE rmqproxy.users;--", []byte(adminSecret), nil, time.Now())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
