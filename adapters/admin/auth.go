@@ -113,15 +113,15 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			case reasonBodyTooLarge:
 				err = domain.Errorf(domain.ReasonBodyTooLarge, "request body is larger than the limit of %d bytes", MaxRequestBody)
 			}
-		default:
-			err = s.useNonce(ctx, w, p, op, call)
-		}
-		switch {
-		case err != nil:
 		case p.User.Type != domain.UserSuper:
+			// Refused whatever its nonce: a Normal user's calls take no
+			// room in the nonce memory, so they cannot fill it.
 			err = s.sec.Refuse(ctx, p, op, "admin_requires_super_user")
 			err = domain.Errorf(domain.ReasonForbidden, "the admin API answers Super users only; %s is a Normal user (%s)", p.User.Name, domain.MessageOf(err))
 		default:
+			err = s.useNonce(ctx, w, p, op, call)
+		}
+		if err == nil {
 			err = s.sec.AuthorizeAudited(ctx, p, op, adminAccess(r, info.RemoteAddr.Addr()))
 		}
 		if err != nil {

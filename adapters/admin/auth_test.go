@@ -84,12 +84,17 @@ func startSecureServer(t *testing.T) (*fixture, *auditLog) {
 // signed returns a request signed as root (not sent).
 func (f *fixture) signed(t *testing.T, method, path, body string) *http.Request {
 	t.Helper()
+	return f.signedAs(t, "root", rootSecret, method, path, body)
+}
+
+func (f *fixture) signedAs(t *testing.T, user, secret, method, path, body string) *http.Request {
+	t.Helper()
 	req := f.request(t, method, path, body)
 	var b []byte
 	if body != "" {
 		b = []byte(body)
 	}
-	admin.SignRequest(req, "root", []byte(rootSecret), b, time.Now())
+	admin.SignRequest(req, user, []byte(secret), b, time.Now())
 	return req
 }
 
@@ -305,6 +310,21 @@ func TestNonceMemoryFullRefusesCalls(t *testing.T) {
 	}
 	if e := audit.last(t); e.Reason != application.ReasonReplayedNonce {
 		t.Fatalf("replay while full audited %+v", e)
+	}
+}
+
+// TestNormalUsersTakeNoNonceRoom: a Normal user's calls, refused 403,
+// leave the nonce memory to Super users: they cannot fill it.
+func TestNormalUsersTakeNoNonceRoom(t *testing.T) {
+	f, _ := startSecureServer(t)
+	admin.SetNonceLimit(f.server, 1)
+	for range 3 {
+		if code, msg, _ := f.send(t, f.signedAs(t, "alice", "alice-secret-0123", http.MethodGet, "/v1/topics", "")); code != http.StatusForbidden {
+			t.Fatalf("alice: %d %s", code, msg)
+		}
+	}
+	if code, msg, _ := f.send(t, f.signed(t, http.MethodGet, "/v1/topics", "")); code != http.StatusOK {
+		t.Fatalf("root after alice's calls: %d %s", code, msg)
 	}
 }
 
