@@ -112,6 +112,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				err = errOldSignature
 			case reasonBodyTooLarge:
 				err = domain.Errorf(domain.ReasonBodyTooLarge, "request body is larger than the limit of %d bytes", MaxRequestBody)
+			case reasonBodyUnreadable:
+				err = domain.Errorf(domain.ReasonBadRequest, "the request body could not be read")
 			}
 		case p.User.Type != domain.UserSuper:
 			// Refused whatever its nonce: a Normal user's calls take no
@@ -155,10 +157,13 @@ func (s *Server) useNonce(ctx context.Context, w http.ResponseWriter, p applicat
 	return nil
 }
 
-// reasonBodyTooLarge is the audit reason of a signed call whose body is
-// over MaxRequestBody: its digest is not computed (the call is answered
-// 413, as the handler would).
-const reasonBodyTooLarge = "request_body_too_large"
+// Audit reasons of a signed call whose body is over MaxRequestBody (its
+// digest is not computed; the call is answered 413, as the handler would)
+// or could not be read (400).
+const (
+	reasonBodyTooLarge   = "request_body_too_large"
+	reasonBodyUnreadable = "request_body_unreadable"
+)
 
 // signedCall is what a signature binds beyond its bytes: the date-time it
 // was made at and its nonce.
@@ -193,8 +198,10 @@ func adminCredentials(r *http.Request, now time.Time) (application.Credentials, 
 	}
 	body, err := readBody(r)
 	switch {
-	case err != nil:
+	case errors.Is(err, errBodyTooLarge):
 		return application.Credentials{AccessKey: ak, Fault: reasonBodyTooLarge}, signedCall{}
+	case err != nil:
+		return application.Credentials{AccessKey: ak, Fault: reasonBodyUnreadable}, signedCall{}
 	case contentSHA256(body) != digest:
 		return application.Credentials{AccessKey: ak, Fault: application.ReasonContentMismatch}, signedCall{}
 	}

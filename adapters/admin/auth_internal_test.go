@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -128,5 +129,23 @@ func TestRequestTarget(t *testing.T) {
 		if got := requestTarget(r); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
+	}
+}
+
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestUnreadableSignedBody: a body that cannot be read is its own fault,
+// not one too large.
+func TestUnreadableSignedBody(t *testing.T) {
+	now := time.Now()
+	r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8082/v1/topics", io.NopCloser(failingBody{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	SignRequest(r, "root", []byte("s"), []byte(`{"name":"t"}`), now)
+	if c, _ := adminCredentials(r, now); c.Fault != reasonBodyUnreadable {
+		t.Fatalf("fault %q, want %q", c.Fault, reasonBodyUnreadable)
 	}
 }
