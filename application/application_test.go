@@ -103,7 +103,7 @@ func TestSessionsExpireSilentClients(t *testing.T) {
 	s.put("a", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, nil)
 	s.put("b", ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: "g"}}, nil)
 	clock.Advance(100 * time.Second)
-	s.touch("b")
+	s.touch("b", "")
 	clock.Advance(30 * time.Second) // a: 130s silent, b: 30s
 	s.expire(context.Background())
 	if len(gone) != 1 || gone[0] != "a" || s.Count() != 1 {

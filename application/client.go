@@ -99,7 +99,10 @@ func (m *Messaging) serverSettings(ctx context.Context, s ClientSettings) (Serve
 // registered with the type and group its heartbeat names.
 func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
-	s, ok := m.sessions.touch(clientID)
+	s, ok, err := m.sessions.touch(clientID, userOf(ctx))
+	if err != nil {
+		return err
+	}
 	if !ok {
 		var err error
 		switch {
@@ -138,7 +141,11 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 // for half an hour after it stopped, see [ports.ClientChannel]).
 func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
-	s, ok := m.sessions.Settings(clientID)
+	user := userOf(ctx)
+	s, ok, err := m.sessions.owned(clientID, user)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
 	}
@@ -151,7 +158,7 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	default:
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
 	}
-	if s, ch, ok := m.sessions.remove(clientID); ok {
+	if s, ch, ok := m.sessions.remove(clientID, user); ok {
 		m.clientGone(context.WithoutCancel(ctx), clientID, s)
 		if ch != nil {
 			ch.End()

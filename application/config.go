@@ -62,6 +62,8 @@ type ConsumerConfig struct {
 type ClientsConfig struct {
 	ExpiryTimeout time.Duration `yaml:"expiryTimeout" help:"a client that sent no heartbeat or telemetry for this long is forgotten and its held messages released"`
 	MaxClients    int           `yaml:"maxClients" help:"clients (client ids) known at once; a new one beyond gets TOO_MANY_REQUESTS until others expire"`
+	// MaxClientsPerUser keeps one tenant from filling MaxClients.
+	MaxClientsPerUser int `yaml:"maxClientsPerUser" help:"with auth.enabled, clients (client ids) one user may have known at once, so that a client inventing ids cannot take the registry other users need (maxClients); a new one beyond gets TOO_MANY_REQUESTS until others of the user expire or terminate; 0: no bound but maxClients"`
 	// CommandTimeout is the Apache proxy's grpcProxyRelayRequestTimeoutInSeconds.
 	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream (at most 25s)"`
 }
@@ -106,7 +108,7 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, CommandTimeout: 5 * time.Second},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 10_000, CommandTimeout: 5 * time.Second},
 	}
 }
 
@@ -153,6 +155,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients.MaxClients < 1 {
 		bad("clients.maxClients must be at least 1")
+	}
+	if c.Clients.MaxClientsPerUser < 0 {
+		bad("clients.maxClientsPerUser must not be negative (0: no bound but maxClients)")
 	}
 	if c.Clients.CommandTimeout <= 0 || c.Clients.CommandTimeout > maxCommandTimeout {
 		bad("clients.commandTimeout must be between 0 and %v (the admin CLI waits 30s for an answer), such as 5s", maxCommandTimeout)

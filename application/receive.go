@@ -42,7 +42,10 @@ const pollReserve = 100 * time.Millisecond
 // deadline.
 func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]domain.StoredMessage, error) {
 	info := ports.RequestInfoFrom(ctx)
-	settings, known := m.sessions.Settings(info.ClientID)
+	settings, known, err := m.sessions.owned(info.ClientID, userOf(ctx))
+	if err != nil {
+		return nil, err
+	}
 	if !known {
 		// Unknown client, typically after a restart: the request names its
 		// group, topic and filter, which is all a receive needs, and the

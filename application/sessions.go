@@ -53,14 +53,28 @@ type ClientSettings struct {
 	Language, Version string
 	// RemoteAddr is the address that call came from, for client listings.
 	RemoteAddr netip.AddrPort
+	// User is the authenticated user that registered the client ("" with
+	// authentication off): the client id is that user's, and requests of
+	// other users naming it are refused (see [Sessions]).
+	User string
 }
 
-// fromCaller fills the settings' Language, Version and RemoteAddr from the
-// request.
+// fromCaller fills the settings' Language, Version, RemoteAddr and User
+// from the request.
 func (s ClientSettings) fromCaller(ctx context.Context) ClientSettings {
 	info := ports.RequestInfoFrom(ctx)
 	s.Language, s.Version, s.RemoteAddr = info.Language, info.ClientVersion, info.RemoteAddr
+	s.User = userOf(ctx)
 	return s
+}
+
+// userOf returns the name of the authenticated user of ctx ("" without
+// authentication).
+func userOf(ctx context.Context) string {
+	if p, ok := PrincipalFrom(ctx); ok {
+		return p.User.Name
+	}
+	return ""
 }
 
 // ClientCount is how many known clients share a type, a language, a
@@ -148,21 +162,33 @@ type session struct {
 // Telemetry), their command channel and their liveness (heartbeats). A
 // client silent for longer than the expiry timeout is forgotten and what it
 // held is released.
+//
+// Client ids are chosen by the clients. With authentication on, a client
+// id belongs to the user that registered it until it is forgotten: a
+// request of another user that would register, refresh, replace or end it
+// is refused (FORBIDDEN), so that one tenant cannot end, take over or keep
+// alive another tenant's client by naming its id; and one user may have at
+// most clients.maxClientsPerUser clients known at once, so that a client
+// inventing ids cannot fill the registry other tenants need.
 type Sessions struct {
 	clock   ports.Clock
 	expiry  time.Duration
 	max     int // most clients known at once
+	maxUser int // most clients of one user known at once (0: no bound)
 	log     *slog.Logger
 	onGone  func(ctx context.Context, clientID string, s ClientSettings)
 	mu      sync.Mutex
 	clients map[string]*session
+	// perUser counts the known clients of each authenticated user.
+	perUser map[string]int
 	// replies are the answers awaited from clients (see clientops.go).
 	replies pendingReplies
 }
 
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
-	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, log: log, clients: map[string]*session{}}
+	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, maxUser: cfg.Clients.MaxClientsPerUser,
+		log: log, clients: map[string]*session{}, perUser: map[string]int{}}
 }
 
 // setOnGone registers the callback run when a client is forgotten.
@@ -178,19 +204,64 @@ func (s *Sessions) errTooManyClients() error {
 		"the proxy knows %d clients, its limit (messaging.clients.maxClients); clients are forgotten %v after their last heartbeat", s.max, s.expiry)
 }
 
+// errForeignClient refuses a request naming the client id of a client
+// another user registered. It does not name that user.
+func errForeignClient(clientID string) error {
+	return domain.Errorf(domain.ReasonForbidden,
+		"client id %q is in use by a client of another user; every client needs an id of its own", clipText(clientID))
+}
+
+// ownedLocked checks that a known client belongs to user.
+func ownedLocked(cur *session, clientID, user string) error {
+	if cur.settings.User != user {
+		return errForeignClient(clientID)
+	}
+	return nil
+}
+
+// addLocked registers a new client of user, unless the registry or the
+// user's share of it is full.
+func (s *Sessions) addLocked(clientID, user string, cur *session) error {
+	if len(s.clients) >= s.max {
+		return s.errTooManyClients()
+	}
+	if user != "" && s.maxUser > 0 && s.perUser[user] >= s.maxUser {
+		return domain.Errorf(domain.ReasonTooManyRequests,
+			"this user has %d clients known to the proxy, its limit (messaging.clients.maxClientsPerUser); clients are forgotten %v after their last heartbeat", s.perUser[user], s.expiry)
+	}
+	s.clients[clientID] = cur
+	if user != "" {
+		s.perUser[user]++
+	}
+	return nil
+}
+
+// deleteLocked forgets a known client.
+func (s *Sessions) deleteLocked(clientID string, cur *session) {
+	delete(s.clients, clientID)
+	if u := cur.settings.User; u != "" {
+		if s.perUser[u] <= 1 {
+			delete(s.perUser, u)
+		} else {
+			s.perUser[u]--
+		}
+	}
+}
+
 // put stores a client's settings and channel, and returns the settings it
 // replaced (zero for a new client); a new client is refused when the
-// registry is full.
+// registry is full, a known one when another user registered it.
 func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChannel) (ClientSettings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.clients[clientID]
 	if cur == nil {
-		if len(s.clients) >= s.max {
-			return ClientSettings{}, s.errTooManyClients()
+		cur = &session{since: s.clock.Now(), settings: ClientSettings{User: st.User}}
+		if err := s.addLocked(clientID, st.User, cur); err != nil {
+			return ClientSettings{}, err
 		}
-		cur = &session{since: s.clock.Now()}
-		s.clients[clientID] = cur
+	} else if err := ownedLocked(cur, clientID, st.User); err != nil {
+		return ClientSettings{}, err
 	}
 	prev := cur.settings
 	cur.settings = st
@@ -204,20 +275,39 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 
 // putProvisional stores settings inferred from a request of a client that
 // has not declared its own, unless it has meanwhile; it returns the
-// client's settings either way, or an error when the registry is full.
+// client's settings either way, or an error when the registry is full or
+// another user registered the client.
 func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSettings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.clients[clientID]; ok {
+		if err := ownedLocked(cur, clientID, st.User); err != nil {
+			return ClientSettings{}, err
+		}
 		cur.lastSeen = s.clock.Now()
 		return cur.settings, nil
 	}
-	if len(s.clients) >= s.max {
-		return ClientSettings{}, s.errTooManyClients()
-	}
 	now := s.clock.Now()
-	s.clients[clientID] = &session{settings: st, provisional: true, lastSeen: now, since: now}
+	if err := s.addLocked(clientID, st.User, &session{settings: st, provisional: true, lastSeen: now, since: now}); err != nil {
+		return ClientSettings{}, err
+	}
 	return st, nil
+}
+
+// owned returns the stored settings of a client of user; known is false
+// for a client the proxy does not know, and an error says that another
+// user registered it.
+func (s *Sessions) owned(clientID, user string) (st ClientSettings, known bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return ClientSettings{}, false, nil
+	}
+	if err := ownedLocked(cur, clientID, user); err != nil {
+		return ClientSettings{}, true, err
+	}
+	return cur.settings, true, nil
 }
 
 // Settings returns the stored settings of a client.
@@ -231,16 +321,20 @@ func (s *Sessions) Settings(clientID string) (ClientSettings, bool) {
 	return cur.settings, true
 }
 
-// touch records that a client is alive; it reports whether the client is known.
-func (s *Sessions) touch(clientID string) (ClientSettings, bool) {
+// touch records that a client of user is alive; it reports whether the
+// client is known, and refuses a client another user registered.
+func (s *Sessions) touch(clientID, user string) (ClientSettings, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.clients[clientID]
 	if !ok {
-		return ClientSettings{}, false
+		return ClientSettings{}, false, nil
+	}
+	if err := ownedLocked(cur, clientID, user); err != nil {
+		return ClientSettings{}, true, err
 	}
 	cur.lastSeen = s.clock.Now()
-	return cur.settings, true
+	return cur.settings, true, nil
 }
 
 // consumesFor reports whether a client is registered and has not left
@@ -282,16 +376,17 @@ func (s *Sessions) channel(clientID string) (ports.ClientChannel, bool) {
 	return cur.channel, true
 }
 
-// remove forgets a client and returns its settings and its command
-// stream (nil if it opened none).
-func (s *Sessions) remove(clientID string) (ClientSettings, ports.ClientChannel, bool) {
+// remove forgets a client of user and returns its settings and its
+// command stream (nil if it opened none); a client another user
+// registered is kept.
+func (s *Sessions) remove(clientID, user string) (ClientSettings, ports.ClientChannel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.clients[clientID]
-	if !ok {
+	if !ok || cur.settings.User != user {
 		return ClientSettings{}, nil, false
 	}
-	delete(s.clients, clientID)
+	s.deleteLocked(clientID, cur)
 	return cur.settings, cur.channel, true
 }
 
@@ -314,7 +409,7 @@ func (s *Sessions) expire(ctx context.Context) {
 	for id, cur := range s.clients {
 		if cur.lastSeen.Before(cutoff) {
 			expired = append(expired, gone{id, cur.settings})
-			delete(s.clients, id)
+			s.deleteLocked(id, cur)
 		}
 	}
 	onGone := s.onGone

@@ -1,0 +1,108 @@
+package application
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// asUser is asClient for a request authenticated as user.
+func asUser(ctx context.Context, clientID, user string) context.Context {
+	return WithPrincipal(asClient(ctx, clientID), Principal{User: domain.User{Name: user}})
+}
+
+// TestClientIDOfAnotherUser: with authentication on, a client id belongs
+// to the user that registered it. Another user naming it (client ids are
+// chosen by clients) can neither end that client (NotifyClientTermination
+// removed its session and ended its Telemetry stream), nor replace its
+// settings and command channel, nor keep it alive, nor receive under it.
+func TestClientIDOfAnotherUser(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	ctx := t.Context()
+	alice := asUser(ctx, "c1", "alice")
+	bob := asUser(ctx, "c1", "bob")
+	ch := newOpenChannel()
+	prod := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"orders"}}}
+	if _, err := m.UpdateSettings(alice, prod, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NotifyClientTermination(bob, ""); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's termination of alice's client: %v, want FORBIDDEN", err)
+	}
+	select {
+	case <-ch.Done():
+		t.Fatal("bob's termination ended alice's Telemetry stream")
+	default:
+	}
+	bobs := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"bobs"}}}
+	if _, err := m.UpdateSettings(bob, bobs, newOpenChannel()); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's settings for alice's client: %v, want FORBIDDEN", err)
+	}
+	if err := m.Heartbeat(bob, "", ClientTypeProducer); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's heartbeat for alice's client: %v, want FORBIDDEN", err)
+	}
+	if _, err := m.ReceiveMessage(bob, ReceiveRequest{Group: "g", Topic: "t", BatchSize: 1}); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's receive as alice's client: %v, want FORBIDDEN", err)
+	}
+	if got := m.sessions.producersOf("orders"); len(got) != 1 || got[0] != ch {
+		t.Fatalf("alice's client lost its channel: %v", got)
+	}
+	// Alice herself still can.
+	if err := m.Heartbeat(alice, "", ClientTypeProducer); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NotifyClientTermination(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	if m.sessions.Count() != 0 {
+		t.Fatalf("%d clients left", m.sessions.Count())
+	}
+	// Once forgotten, the id is free for anyone.
+	if err := m.Heartbeat(bob, "", ClientTypeProducer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientsPerUser: a user inventing client ids (a producer's heartbeat
+// needs no permission) fills its own share of the registry, not the
+// registry: other users still register clients.
+func TestClientsPerUser(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Clients.MaxClients = 10
+	cfg.Clients.MaxClientsPerUser = 3
+	m, _, clock := newTestMessaging(cfg)
+	ctx := t.Context()
+	for i := range 3 {
+		if err := m.Heartbeat(asUser(ctx, "bob-"+string(rune('a'+i)), "bob"), "", ClientTypeProducer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Heartbeat(asUser(ctx, "bob-x", "bob"), "", ClientTypeProducer); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("bob's fourth client: %v, want TOO_MANY_REQUESTS", err)
+	}
+	if err := m.Heartbeat(asUser(ctx, "alice-1", "alice"), "", ClientTypeProducer); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	// Bob's clients leave (one terminates, the others expire): his share
+	// is free again.
+	if err := m.NotifyClientTermination(asUser(ctx, "bob-a", "bob"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Heartbeat(asUser(ctx, "bob-x", "bob"), "", ClientTypeProducer); err != nil {
+		t.Fatalf("bob after a termination: %v", err)
+	}
+	clock.Advance(cfg.Clients.ExpiryTimeout + 1)
+	m.sessions.expire(ctx)
+	for i := range 3 {
+		if err := m.Heartbeat(asUser(ctx, "bob-n"+string(rune('a'+i)), "bob"), "", ClientTypeProducer); err != nil {
+			t.Fatalf("bob after expiry: %v", err)
+		}
+	}
+	// Without authentication only maxClients bounds.
+	for i := range 6 {
+		if err := m.Heartbeat(asClient(ctx, "anon-"+string(rune('a'+i))), "", ClientTypeProducer); err != nil {
+			t.Fatalf("anonymous %d: %v", i, err)
+		}
+	}
+}
