@@ -108,7 +108,7 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 10_000, CommandTimeout: 5 * time.Second},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 5_000, CommandTimeout: 5 * time.Second},
 	}
 }
 

@@ -21,12 +21,16 @@ type TrafficConfig struct {
 	ReloadInterval       time.Duration `yaml:"reloadInterval" help:"how often rulesFile is checked for changes; 0: only on SIGHUP"`
 	MaxInflightBytes     int64         `yaml:"maxInflightBytes" unit:"bytes" help:"message bytes of send requests being processed at once (a memory budget); a send that would exceed it gets TOO_MANY_REQUESTS, except when nothing else is in flight; 0: no limit"`
 	MaxInflightPerClient int           `yaml:"maxInflightPerClient" help:"requests one client id may have in flight at once (long polls and its Telemetry stream count), so that one client cannot take every slot of grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS; 0: no limit"`
+	// MaxInflightPerUser bounds a tenant: client ids are the clients'
+	// choice, so a client inventing one per request is bounded only here.
+	MaxInflightPerUser int `yaml:"maxInflightPerUser" help:"with auth.enabled, requests all clients of one user may have in flight at once (long polls and Telemetry streams count), so that a client inventing client ids cannot take every slot of grpc.maxInflightPerKind from the other users; keep it below grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS; 0: no limit"`
 }
 
 // DefaultTrafficConfig returns the defaults: no rate limits, 512 MiB of
-// send requests and 1000 requests per client in flight.
+// send requests, 1000 requests per client and 5000 per user in flight
+// (half of grpc.maxInflightPerKind's default).
 func DefaultTrafficConfig() TrafficConfig {
-	return TrafficConfig{ReloadInterval: 10 * time.Second, MaxInflightBytes: 512 << 20, MaxInflightPerClient: 1000}
+	return TrafficConfig{ReloadInterval: 10 * time.Second, MaxInflightBytes: 512 << 20, MaxInflightPerClient: 1000, MaxInflightPerUser: 5000}
 }
 
 // Validate checks that the budgets are not negative.
@@ -35,8 +39,8 @@ func (c TrafficConfig) Validate() error {
 	if c.ReloadInterval < 0 {
 		errs = append(errs, errors.New("reloadInterval must not be negative (0: reload on SIGHUP only)"))
 	}
-	if c.MaxInflightBytes < 0 || c.MaxInflightPerClient < 0 {
-		errs = append(errs, errors.New("maxInflightBytes and maxInflightPerClient must not be negative (0: no limit)"))
+	if c.MaxInflightBytes < 0 || c.MaxInflightPerClient < 0 || c.MaxInflightPerUser < 0 {
+		errs = append(errs, errors.New("maxInflightBytes, maxInflightPerClient and maxInflightPerUser must not be negative (0: no limit)"))
 	}
 	return errors.Join(errs...)
 }
@@ -166,10 +170,11 @@ const (
 	scopeUser
 	scopeInflightBytes
 	scopeClientInflight
+	scopeUserInflight
 	scopeCount
 )
 
-var scopeNames = [scopeCount]string{"client", "topic", "group", "namespace", "user", "inflight_bytes", "client_inflight"}
+var scopeNames = [scopeCount]string{"client", "topic", "group", "namespace", "user", "inflight_bytes", "client_inflight", "user_inflight"}
 
 // Direction is what a limit applies to.
 type Direction uint8
@@ -271,8 +276,11 @@ type Traffic struct {
 	sweepAt  int
 	inflight atomic.Int64 // send bytes being processed
 
-	clientMu      sync.Mutex
-	clientRequest map[string]int
+	clientMu sync.Mutex
+	// clientRequest counts the requests in flight of each client id of
+	// each user (clientKey), userRequest those of each user.
+	clientRequest map[clientKey]int
+	userRequest   map[string]int
 
 	throttled      [scopeCount][directionCount]atomic.Uint64
 	receiveWaits   atomic.Uint64
@@ -282,7 +290,8 @@ type Traffic struct {
 // NewTraffic returns traffic governance with cfg's budgets and no rate
 // limits until SetRules.
 func NewTraffic(cfg TrafficConfig, clock ports.Clock) *Traffic {
-	return &Traffic{cfg: cfg, clock: clock, buckets: map[bucketKey]*bucket{}, sweepAt: minSweep, clientRequest: map[string]int{}}
+	return &Traffic{cfg: cfg, clock: clock, buckets: map[bucketKey]*bucket{}, sweepAt: minSweep,
+		clientRequest: map[clientKey]int{}, userRequest: map[string]int{}}
 }
 
 // SetRules puts rules in force (after validating them) and returns their
@@ -618,40 +627,73 @@ func (t *Traffic) AcquireBytes(n int64) (func(), error) {
 // InflightBytes returns the send bytes being processed.
 func (t *Traffic) InflightBytes() int64 { return t.inflight.Load() }
 
-// EnterClient counts a request of a client in flight and returns the
-// function that ends it, or a TooManyRequests error when the client
-// already has traffic.maxInflightPerClient requests in flight.
-func (t *Traffic) EnterClient(clientID string, d Direction) (func(), error) {
-	max := t.cfg.MaxInflightPerClient
-	if max <= 0 || clientID == "" {
+// clientKey is a client id as one user uses it: the ids are the clients'
+// choice, so two users' clients with one id are two clients.
+type clientKey struct{ user, client string }
+
+// EnterClient counts a request of the client (and user, when
+// authenticated) of ctx in flight and returns the function that ends it,
+// or a TooManyRequests error when the client already has
+// traffic.maxInflightPerClient requests in flight, or its user
+// traffic.maxInflightPerUser.
+func (t *Traffic) EnterClient(ctx context.Context, d Direction) (func(), error) {
+	maxClient, maxUser := t.cfg.MaxInflightPerClient, t.cfg.MaxInflightPerUser
+	k := clientKey{userOf(ctx), ports.RequestInfoFrom(ctx).ClientID}
+	if k.client == "" {
+		maxClient = 0
+	}
+	if k.user == "" {
+		maxUser = 0
+	}
+	if maxClient <= 0 && maxUser <= 0 {
 		return func() {}, nil
 	}
 	t.clientMu.Lock()
-	n := t.clientRequest[clientID]
-	if n >= max {
+	if n := t.clientRequest[k]; maxClient > 0 && n >= maxClient {
 		t.clientMu.Unlock()
 		t.throttled[scopeClientInflight][d].Add(1)
 		return nil, domain.Errorf(domain.ReasonTooManyRequests,
 			"this client has %d requests in flight, its limit (traffic.maxInflightPerClient); retry later", n)
 	}
-	t.clientRequest[clientID] = n + 1
+	if n := t.userRequest[k.user]; maxUser > 0 && n >= maxUser {
+		t.clientMu.Unlock()
+		t.throttled[scopeUserInflight][d].Add(1)
+		return nil, domain.Errorf(domain.ReasonTooManyRequests,
+			"the clients of this user have %d requests in flight, its limit (traffic.maxInflightPerUser); retry later", n)
+	}
+	if maxClient > 0 {
+		t.clientRequest[k]++
+	}
+	if maxUser > 0 {
+		t.userRequest[k.user]++
+	}
 	t.clientMu.Unlock()
 	return func() {
 		t.clientMu.Lock()
-		if t.clientRequest[clientID] <= 1 {
-			delete(t.clientRequest, clientID)
-		} else {
-			t.clientRequest[clientID]--
+		if maxClient > 0 {
+			decrement(t.clientRequest, k)
+		}
+		if maxUser > 0 {
+			decrement(t.userRequest, k.user)
 		}
 		t.clientMu.Unlock()
 	}, nil
+}
+
+// decrement counts one less for k, forgetting k at zero.
+func decrement[K comparable](m map[K]int, k K) {
+	if m[k] <= 1 {
+		delete(m, k)
+	} else {
+		m[k]--
+	}
 }
 
 // ThrottleCount is how many requests one bound refused (or, for receives
 // of rate limits, held for their whole polling time).
 type ThrottleCount struct {
 	// Scope is client, topic, group, namespace, user (rate limits),
-	// inflight_bytes or client_inflight.
+	// inflight_bytes, client_inflight or user_inflight.
 	Scope     string
 	Direction Direction
 	Count     uint64

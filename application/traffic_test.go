@@ -236,21 +236,21 @@ func TestTrafficClientInflight(t *testing.T) {
 	cfg := DefaultTrafficConfig()
 	cfg.MaxInflightPerClient = 2
 	tr := NewTraffic(cfg, ports.SystemClock{})
-	l1, err1 := tr.EnterClient("a", DirectionSend)
-	l2, err2 := tr.EnterClient("a", DirectionReceive)
+	l1, err1 := tr.EnterClient(clientCtx("a"), DirectionSend)
+	l2, err2 := tr.EnterClient(clientCtx("a"), DirectionReceive)
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	if _, err := tr.EnterClient("a", DirectionSend); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+	if _, err := tr.EnterClient(clientCtx("a"), DirectionSend); !domain.HasReason(err, domain.ReasonTooManyRequests) {
 		t.Fatalf("third request: %v", err)
 	}
-	if l, err := tr.EnterClient("b", DirectionSend); err != nil {
+	if l, err := tr.EnterClient(clientCtx("b"), DirectionSend); err != nil {
 		t.Fatalf("another client: %v", err)
 	} else {
 		l()
 	}
 	l1()
-	l3, err := tr.EnterClient("a", DirectionSend)
+	l3, err := tr.EnterClient(clientCtx("a"), DirectionSend)
 	if err != nil {
 		t.Fatalf("after one ended: %v", err)
 	}
@@ -258,6 +258,49 @@ func TestTrafficClientInflight(t *testing.T) {
 	l3()
 	if len(tr.clientRequest) != 0 {
 		t.Fatalf("clients left in the map: %v", tr.clientRequest)
+	}
+}
+
+// TestTrafficUserInflight: client ids are the clients' choice, so a
+// client inventing one per request passes maxInflightPerClient; its
+// user's requests in flight are bounded (maxInflightPerUser), and other
+// users' are not affected, nor is a client of another user that happens
+// to use the same id (it could otherwise take that client's slots).
+func TestTrafficUserInflight(t *testing.T) {
+	cfg := DefaultTrafficConfig()
+	cfg.MaxInflightPerClient = 2
+	cfg.MaxInflightPerUser = 3
+	tr := NewTraffic(cfg, ports.SystemClock{})
+	as := func(client, user string) context.Context {
+		return WithPrincipal(clientCtx(client), Principal{User: domain.User{Name: user}})
+	}
+	var leave []func()
+	for i := range 3 {
+		l, err := tr.EnterClient(as(fmt.Sprint("bob-", i), "bob"), DirectionReceive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leave = append(leave, l)
+	}
+	if _, err := tr.EnterClient(as("bob-new", "bob"), DirectionReceive); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("bob's fourth request under a new id: %v, want TOO_MANY_REQUESTS", err)
+	}
+	if throttledCount(tr, "user_inflight", DirectionReceive) != 1 {
+		t.Fatalf("stats %+v", tr.Stats().Throttled)
+	}
+	// Alice, using one of bob's ids, has her own slots.
+	for range 2 {
+		l, err := tr.EnterClient(as("bob-0", "alice"), DirectionSend)
+		if err != nil {
+			t.Fatalf("alice: %v", err)
+		}
+		leave = append(leave, l)
+	}
+	for _, l := range leave {
+		l()
+	}
+	if len(tr.clientRequest) != 0 || len(tr.userRequest) != 0 {
+		t.Fatalf("left in the maps: %v %v", tr.clientRequest, tr.userRequest)
 	}
 }
 

@@ -172,7 +172,7 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 	if s.traffic == nil {
 		return ctx, func() { s.admit.leave(k) }, nil
 	}
-	leaveClient, err := s.traffic.EnterClient(info.ClientID, k.direction())
+	leaveClient, err := s.traffic.EnterClient(ctx, k.direction())
 	if err != nil {
 		s.admit.leave(k)
 		return ctx, nil, statusOf(ctx, s.log, err)

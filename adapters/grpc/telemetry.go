@@ -199,7 +199,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 	}
 	defer s.admit.leave(kindTelemetry)
 	if s.traffic != nil {
-		leaveClient, err := s.traffic.EnterClient(info.ClientID, application.DirectionSend)
+		leaveClient, err := s.traffic.EnterClient(ctx, application.DirectionSend)
 		if err != nil {
 			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil
