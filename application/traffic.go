@@ -343,7 +343,13 @@ func (t *Traffic) applicable(r *TrafficRules, s subject, d Direction) []charged 
 			out = append(out, charged{key: bucketKey{sc, name}, rates: l.rates()})
 		}
 	}
-	add(scopeClient, s.client, r.Clients, s.client != "")
+	// A client id is the client's choice: the buckets of one user's
+	// client are not those of another user's client with the same id.
+	client := s.client
+	if s.user != "" {
+		client = s.user + "\x00" + s.client
+	}
+	add(scopeClient, client, r.Clients, s.client != "")
 	if s.topic != "" {
 		l, ok := r.Topics.of(s.topic)
 		add(scopeTopic, s.topic, l, ok)

@@ -73,6 +73,24 @@ func TestTrafficClientSendLimitIsPerClient(t *testing.T) {
 	}
 }
 
+// TestTrafficClientLimitIsPerUsersClient: a client of another user using
+// the same client id (ids are the clients' choice) does not spend the
+// client's tokens.
+func TestTrafficClientLimitIsPerUsersClient(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 10}}}})
+	as := func(user string) context.Context {
+		return WithPrincipal(clientCtx("c1"), Principal{User: domain.User{Name: user}})
+	}
+	for i := range 10 {
+		if err := tr.AdmitSend(as("bob"), "t", 1, 100); err != nil {
+			t.Fatalf("bob's send %d: %v", i, err)
+		}
+	}
+	if err := tr.AdmitSend(as("alice"), "t", 1, 100); err != nil {
+		t.Fatalf("alice's client c1 after bob's c1 spent its burst: %v", err)
+	}
+}
+
 func TestTrafficRefusalChargesNothing(t *testing.T) {
 	tr, _ := newTestTraffic(t, TrafficRules{
 		Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 5}}},
