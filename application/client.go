@@ -55,7 +55,11 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 		m.renewer.release(context.WithoutCancel(ctx), clientID, left)
 	}
 	m.track(ctx, clientID, s)
-	return m.serverSettings(ctx, s)
+	server, err := m.serverSettings(ctx, s)
+	if err == nil && server.GroupKnown {
+		m.sessions.groupExists(clientID, s.Subscription.Group)
+	}
+	return server, err
 }
 
 // leftGroup returns the consumer group a client's new settings leave (""

@@ -31,6 +31,9 @@ type fakeBroker struct {
 	nextStart int64
 	route     ports.Route
 	groups    map[string]domain.ConsumerGroup
+	// onlyListedGroups makes ConsumerGroup answer CONSUMER_GROUP_NOT_FOUND
+	// for a group not in groups (otherwise every group exists).
+	onlyListedGroups bool
 	// beforePop, when set, runs at the start of each Pop, as if during
 	// its long poll.
 	beforePop func()
@@ -133,6 +136,9 @@ func (b *fakeBroker) ConsumerGroup(_ context.Context, name string) (domain.Consu
 	defer b.mu.Unlock()
 	if g, ok := b.groups[name]; ok {
 		return g, nil
+	}
+	if b.onlyListedGroups {
+		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "group %q does not exist", name)
 	}
 	return domain.NewConsumerGroup(name), nil
 }

@@ -79,6 +79,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	}
 	batch := min(req.BatchSize, m.cfg.Consumer.MaxBatchSize)
 	group, err := m.meta.ConsumerGroup(ctx, req.Group)
+	groupFound := err == nil
 	if domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
 		// The broker has the last word: a RocketMQ broker may create the
 		// group on its first pop (autoCreateSubscriptionGroup), and
@@ -89,9 +90,12 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, err
 	}
 	if !known {
-		if _, err := m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx)); err != nil {
+		if settings, err = m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx)); err != nil {
 			return nil, err
 		}
+	}
+	if groupFound && !settings.GroupExists && settings.Subscription != nil && settings.Subscription.Group == req.Group {
+		m.sessions.groupExists(info.ClientID, req.Group)
 	}
 	// Whether the client's settings name this group now: a switch to
 	// another group during the poll releases what the poll popped (see

@@ -57,6 +57,12 @@ type ClientSettings struct {
 	// authentication off): the client id is that user's, and requests of
 	// other users naming it are refused (see [Sessions]).
 	User string
+	// GroupExists says the consumer group of the subscription was found
+	// to exist (when the settings came, or by a receive since): only such
+	// a group gets a consumer_group label value of its own in the client
+	// gauges, so that clients naming made-up groups cannot take the
+	// bounded label values (metrics.maxGroups) existing groups need.
+	GroupExists bool
 }
 
 // fromCaller fills the settings' Language, Version, RemoteAddr and User
@@ -83,7 +89,10 @@ type ClientCount struct {
 	Type              ClientType
 	Language, Version string
 	Group             string
-	Count             int
+	// GroupUnknown: the group was not found to exist (see
+	// [ClientSettings.GroupExists]).
+	GroupUnknown bool
+	Count        int
 }
 
 // Census counts the known clients by type, language, version and group.
@@ -91,20 +100,21 @@ func (s *Sessions) Census() []ClientCount {
 	type key struct {
 		t       ClientType
 		l, v, g string
+		unknown bool
 	}
 	s.mu.Lock()
 	counts := map[key]int{}
 	for _, c := range s.clients {
 		k := key{t: c.settings.ClientType, l: c.settings.Language, v: c.settings.Version}
 		if c.settings.Subscription != nil {
-			k.g = c.settings.Subscription.Group
+			k.g, k.unknown = c.settings.Subscription.Group, !c.settings.GroupExists
 		}
 		counts[k]++
 	}
 	s.mu.Unlock()
 	out := make([]ClientCount, 0, len(counts))
 	for k, n := range counts {
-		out = append(out, ClientCount{Type: k.t, Language: k.l, Version: k.v, Group: k.g, Count: n})
+		out = append(out, ClientCount{Type: k.t, Language: k.l, Version: k.v, Group: k.g, GroupUnknown: k.unknown, Count: n})
 	}
 	return out
 }
@@ -308,6 +318,16 @@ func (s *Sessions) owned(clientID, user string) (st ClientSettings, known bool, 
 		return ClientSettings{}, true, err
 	}
 	return cur.settings, true, nil
+}
+
+// groupExists records that the consumer group of a client's subscription,
+// group, exists (see [ClientSettings.GroupExists]).
+func (s *Sessions) groupExists(clientID, group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.clients[clientID]; ok && cur.settings.Subscription != nil && cur.settings.Subscription.Group == group {
+		cur.settings.GroupExists = true
+	}
 }
 
 // Settings returns the stored settings of a client.

@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -104,5 +105,47 @@ func TestClientsPerUser(t *testing.T) {
 		if err := m.Heartbeat(asClient(ctx, "anon-"+string(rune('a'+i))), "", ClientTypeProducer); err != nil {
 			t.Fatalf("anonymous %d: %v", i, err)
 		}
+	}
+}
+
+// TestCensusTellsMadeUpGroups: a consumer group named by a heartbeat or
+// settings (any name the client likes, within what it may Sub) counts as
+// unknown in the census until it is found to exist, so that the client
+// gauges do not give it a label value of its own.
+func TestCensusTellsMadeUpGroups(t *testing.T) {
+	m, b, _ := newTestMessaging(DefaultConfig())
+	b.onlyListedGroups = true
+	b.groups["real"] = domain.NewConsumerGroup("real")
+	ctx := t.Context()
+	sub := func(group string) ClientSettings {
+		return ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: group}}
+	}
+	for i := range 3 {
+		if err := m.Heartbeat(asUser(ctx, "hb-"+string(rune('a'+i)), "bob"), "made-up-"+string(rune('a'+i)), ClientTypeSimpleConsumer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.UpdateSettings(asUser(ctx, "set-made-up", "bob"), sub("made-up-x"), newOpenChannel()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UpdateSettings(asUser(ctx, "set-real", "alice"), sub("real"), newOpenChannel()); err != nil {
+		t.Fatal(err)
+	}
+	// A heartbeat-registered consumer of a group that exists: found by its
+	// first receive.
+	if err := m.Heartbeat(asUser(ctx, "hb-real", "alice"), "real", ClientTypeSimpleConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReceiveMessage(asUser(ctx, "hb-real", "alice"), ReceiveRequest{Group: "real", Topic: "t", BatchSize: 1, InvisibleTime: 30 * time.Second}); err != nil && !domain.HasReason(err, domain.ReasonMessageNotFound) {
+		t.Fatal(err)
+	}
+	known := map[string]int{}
+	for _, c := range m.sessions.Census() {
+		if !c.GroupUnknown {
+			known[c.Group] += c.Count
+		}
+	}
+	if len(known) != 1 || known["real"] != 2 {
+		t.Fatalf("groups counted as existing: %v; want real: 2 only", known)
 	}
 }

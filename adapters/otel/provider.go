@@ -29,6 +29,10 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 )
 
+// OtherLabel is the topic or consumer_group label value of every name
+// without a value of its own (see metrics.maxTopics, metrics.maxGroups).
+const OtherLabel = observe.Other
+
 // instrumentationName names rmqproxy's tracer and meter (the scope).
 const instrumentationName = "github.com/rmqproxy/rmqproxy"
 

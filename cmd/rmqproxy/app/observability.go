@@ -221,7 +221,13 @@ func observeClients(meter metric.Meter, labels labelPolicy, census func() []appl
 		sums := map[key]int64{}
 		for _, c := range census() {
 			k := key{consumer: c.Type.IsConsumer(), lang: labels.Language(c.Language), ver: labels.Version(c.Version)}
-			if k.consumer {
+			switch {
+			case !k.consumer:
+			case c.GroupUnknown:
+				// A group not found to exist takes no label value of
+				// its own: clients can name any group they like.
+				k.grp = otel.OtherLabel
+			default:
 				k.grp = labels.Group(c.Group)
 			}
 			sums[k] += int64(c.Count)

@@ -70,6 +70,38 @@ func TestClientGaugesBoundClientLabels(t *testing.T) {
 	}
 }
 
+// Consumers of groups not found to exist (a client may name any group it
+// likes, within what it may Sub) are counted under _other without taking
+// one of the metrics.maxGroups label values: an existing group seen after
+// a thousand made-up ones still gets its own.
+func TestClientGaugesMadeUpGroupsTakeNoLabel(t *testing.T) {
+	p, err := otel.New(otel.Options{Metrics: otel.DefaultMetricsConfig(), Info: otel.Info{Mode: ModeLocal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	var census []application.ClientCount
+	for i := range 1000 {
+		census = append(census, application.ClientCount{Type: application.ClientTypeSimpleConsumer, Language: "GOLANG", Version: "5.1.4",
+			Group: fmt.Sprint("made-up-", i), GroupUnknown: true, Count: 1})
+	}
+	census = append(census, application.ClientCount{Type: application.ClientTypeSimpleConsumer, Language: "GOLANG", Version: "5.1.4", Group: "orders", Count: 2})
+	if err := observeClients(p.Meter(), p.Telemetry().Metrics.Labels(), func() []application.ClientCount { return census }); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, m := range scrape(t, p)["rocketmq_consumer_connections"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "consumer_group" {
+				got[l.GetValue()] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	if len(got) != 2 || got["orders"] != 2 || got[otel.OtherLabel] != 1000 {
+		t.Fatalf("consumer_group series: %d, orders %v, _other %v; want orders 2 and _other 1000 only", len(got), got["orders"], got[otel.OtherLabel])
+	}
+}
+
 // scrape returns the metric families p serves at /metrics.
 func scrape(t *testing.T, p *otel.Provider) map[string]*dto.MetricFamily {
 	t.Helper()
