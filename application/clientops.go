@@ -409,9 +409,14 @@ func (o *ClientOps) ask(ctx context.Context, clientID string, ch ports.ClientCha
 
 // ClientReplied hands a client's answer on its command stream to the
 // operation waiting for it. An answer nobody waits for (late, or with a
-// nonce of another client) is dropped.
+// nonce of another client) is dropped, and so is one on a stream of
+// another user than the client's (client ids are the clients' choice).
 func (m *Messaging) ClientReplied(ctx context.Context, r ClientReply) {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
+	if _, _, err := m.sessions.owned(clientID, userOf(ctx)); err != nil {
+		m.log.LogAttrs(ctx, slog.LevelDebug, "client answer from another user's stream dropped", slog.String("client_id", clientID), slog.String("nonce", r.Nonce))
+		return
+	}
 	if !m.sessions.replies.complete(clientID, r) {
 		m.log.LogAttrs(ctx, slog.LevelDebug, "client answer nobody waits for", slog.String("client_id", clientID), slog.String("nonce", r.Nonce))
 	}

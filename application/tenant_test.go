@@ -149,3 +149,34 @@ func TestCensusTellsMadeUpGroups(t *testing.T) {
 		t.Fatalf("groups counted as existing: %v; want real: 2 only", known)
 	}
 }
+
+// TestClientReplyFromAnotherUser: an answer to a command (a thread stack,
+// a message verification) counts only from the client's own user: a
+// stream of another user opened with the client's id (settings are not
+// needed to answer) cannot complete the wait with an answer of its own.
+func TestClientReplyFromAnotherUser(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	ctx := t.Context()
+	alice := asUser(ctx, "c1", "alice")
+	prod := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"orders"}}}
+	if _, err := m.UpdateSettings(alice, prod, newOpenChannel()); err != nil {
+		t.Fatal(err)
+	}
+	nonce, answer := m.sessions.replies.await("c1")
+	defer m.sessions.replies.forget(nonce)
+	m.ClientReplied(asUser(ctx, "c1", "bob"), ClientReply{Nonce: nonce, Code: "OK", StackTrace: "forged"})
+	select {
+	case r := <-answer:
+		t.Fatalf("bob's answer for alice's client was taken: %+v", r)
+	default:
+	}
+	m.ClientReplied(alice, ClientReply{Nonce: nonce, Code: "OK", StackTrace: "real"})
+	select {
+	case r := <-answer:
+		if r.StackTrace != "real" {
+			t.Fatalf("answer %+v", r)
+		}
+	default:
+		t.Fatal("alice's answer was dropped")
+	}
+}
