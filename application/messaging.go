@@ -27,6 +27,10 @@ type Messaging struct {
 	tracker      ports.ClientTracker
 	// traffic applies rate limits to sends and receives; nil: none.
 	traffic *Traffic
+	// security, when enabled, decides whether a producer may still be
+	// given a check-back (its access may have been revoked since its
+	// settings were authorized); nil: every producer may.
+	security *Security
 
 	// sendTurns holds one counter per topic for send queue selection;
 	// checkTurns one per topic for picking the producer a transaction
@@ -59,14 +63,17 @@ type MessagingParams struct {
 	Tracker      ports.ClientTracker
 	// Traffic, when set, applies rate limits to sends and receives.
 	Traffic *Traffic
+	// Security, when set and enabled, authorizes each transaction
+	// check-back for the producer it would go to.
+	Security *Security
 }
 
 // NewMessaging wires the messaging use cases.
 func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
 		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets, tracker: p.Tracker,
-		traffic: p.Traffic,
-		checks:  make(chan ports.TransactionCheck, checkQueueLength)}
+		traffic: p.Traffic, security: p.Security,
+		checks: make(chan ports.TransactionCheck, checkQueueLength)}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {
 		m.transactions.SetTransactionCheckHandler(m.relayTransactionCheck)

@@ -483,9 +483,17 @@ func (cur *session) liveProducerOf(topic string) bool {
 	}
 }
 
-// producersOf returns the live command channels of producers that declared
-// topic in their publishing settings, in a stable order.
-func (s *Sessions) producersOf(topic string) []ports.ClientChannel {
+// producer is a live producer of a topic: its command channel and who it
+// is, for the check of what it may still receive.
+type producer struct {
+	clientID string
+	channel  ports.ClientChannel
+	settings ClientSettings
+}
+
+// producersOf returns the live producers that declared topic in their
+// publishing settings, in a stable order.
+func (s *Sessions) producersOf(topic string) []producer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := make([]string, 0)
@@ -495,9 +503,9 @@ func (s *Sessions) producersOf(topic string) []ports.ClientChannel {
 		}
 	}
 	slices.Sort(ids)
-	out := make([]ports.ClientChannel, len(ids))
+	out := make([]producer, len(ids))
 	for i, id := range ids {
-		out[i] = s.clients[id].channel
+		out[i] = producer{clientID: id, channel: s.clients[id].channel, settings: s.clients[id].settings}
 	}
 	return out
 }

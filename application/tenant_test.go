@@ -2,10 +2,14 @@ package application
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // asUser is asClient for a request authenticated as user.
@@ -46,7 +50,7 @@ func TestClientIDOfAnotherUser(t *testing.T) {
 	if _, err := m.ReceiveMessage(bob, ReceiveRequest{Group: "g", Topic: "t", BatchSize: 1}); !domain.HasReason(err, domain.ReasonForbidden) {
 		t.Errorf("bob's receive as alice's client: %v, want FORBIDDEN", err)
 	}
-	if got := m.sessions.producersOf("orders"); len(got) != 1 || got[0] != ch {
+	if got := m.sessions.producersOf("orders"); len(got) != 1 || got[0].channel != ch {
 		t.Fatalf("alice's client lost its channel: %v", got)
 	}
 	// Alice herself still can.
@@ -178,5 +182,90 @@ func TestClientReplyFromAnotherUser(t *testing.T) {
 		}
 	default:
 		t.Fatal("alice's answer was dropped")
+	}
+}
+
+// aclCompiler decides with domain.EvaluateACL.
+type aclCompiler struct{}
+
+type aclPolicy []domain.ACLEntry
+
+func (aclCompiler) Compile(entries []domain.ACLEntry) (ports.Policy, error) {
+	return aclPolicy(entries), nil
+}
+
+func (p aclPolicy) Decide(subject string, req domain.AccessRequest) domain.AccessDecision {
+	var mine []domain.ACLEntry
+	for _, e := range p {
+		if e.Subject == subject {
+			mine = append(mine, e)
+		}
+	}
+	return domain.EvaluateACL(mine, req, domain.DenyOverrides)
+}
+
+type noSource struct{}
+
+func (noSource) Load(context.Context) (domain.PolicySnapshot, error) {
+	return domain.PolicySnapshot{}, nil
+}
+func (noSource) Watch(ctx context.Context, _ int64, _ func(domain.PolicySnapshot) error) {
+	<-ctx.Done()
+}
+func (noSource) Health() error { return nil }
+
+// TestCheckBackNeedsPubNow: a transaction check-back carries a whole
+// message of its topic. A producer whose Pub on the topic was revoked
+// after its settings were authorized (an ACL entry removed; the user stays
+// enabled, so its Telemetry stream stays open) is passed over: the
+// check-back goes to a producer that may still publish, or to none.
+func TestCheckBackNeedsPubNow(t *testing.T) {
+	cfg := DefaultSecurityConfig()
+	cfg.Enabled = true
+	sec, err := NewSecurity(SecurityParams{Config: cfg, Source: noSource{}, Compiler: aclCompiler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := domain.ParseResource("Topic:tx")
+	users := []domain.UserRecord{{User: domain.User{Name: "alice"}}, {User: domain.User{Name: "bob"}}}
+	entry := func(id int64, user string) domain.ACLEntry {
+		return domain.ACLEntry{ID: id, Subject: "User:" + user, Resource: tx, Actions: domain.ActionPub, Decision: domain.Allow}
+	}
+	apply := func(rev int64, entries ...domain.ACLEntry) {
+		t.Helper()
+		if err := sec.Apply(domain.PolicySnapshot{Revision: rev, Users: users, Entries: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(1, entry(1, "alice"), entry(2, "bob"))
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newFakeBroker(clock)
+	m := NewMessaging(MessagingParams{Config: DefaultConfig(), Broker: b, Meta: b, Clock: clock, Log: slog.New(slog.DiscardHandler),
+		Sessions: NewSessions(DefaultConfig(), clock, slog.New(slog.DiscardHandler)), Renewer: NewRenewer(DefaultConfig(), b, b, clock, slog.New(slog.DiscardHandler)),
+		Security: sec})
+	chans := map[string]*recordingChannel{}
+	for _, user := range []string{"alice", "bob"} {
+		chans[user] = &recordingChannel{openChannel: *newOpenChannel()}
+		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
+		if _, err := m.UpdateSettings(asUser(t.Context(), user+"-client", user), s, chans[user]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(id string) ports.TransactionCheck {
+		return ports.TransactionCheck{Message: domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: "m-" + id}, TransactionID: id}}
+	}
+	// Bob's Pub on tx is removed: every check-back goes to alice.
+	apply(2, entry(1, "alice"))
+	for i := range 4 {
+		m.deliverCheck(t.Context(), check(fmt.Sprint("a", i)))
+	}
+	if a, b := chans["alice"].count(), chans["bob"].count(); a != 4 || b != 0 {
+		t.Fatalf("after bob's Pub was removed: alice got %d, bob %d check-backs; want 4 and 0", a, b)
+	}
+	// Alice's too: nobody gets one.
+	apply(3)
+	m.deliverCheck(t.Context(), check("none"))
+	if a, b := chans["alice"].count(), chans["bob"].count(); a != 4 || b != 0 {
+		t.Fatalf("with no Pub left: alice got %d, bob %d check-backs", a, b)
 	}
 }

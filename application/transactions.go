@@ -121,9 +121,12 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 	msg := c.Message
 	var err error
 	for i := range uint64(len(producers)) {
-		ch := producers[(first+i)%uint64(len(producers))]
+		p := producers[(first+i)%uint64(len(producers))]
+		if err = m.mayResolve(ctx, p, c.Message.Topic); err != nil {
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, checkSendTimeout)
-		err = ch.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg, Written: c.Handed})
+		err = p.channel.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg, Written: c.Handed})
 		cancel()
 		if err == nil {
 			return
@@ -131,6 +134,27 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 	}
 	m.log.LogAttrs(ctx, slog.LevelDebug, "no producer took a transaction check-back; the broker will ask again",
 		slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID), slog.Int("producers", len(producers)), slog.Any("error", err))
+}
+
+// mayResolve authorizes a check-back of topic for producer p as its
+// EndTransaction would be (Pub on the topic, from its address), under the
+// policy in force now: its settings were authorized when they came, but
+// a check-back carries a whole message of the topic, and the producer's
+// access may have been revoked since (an ACL entry removed; a deleted or
+// disabled user's stream is ended, see [Security.WatchRevocation]). A
+// denial is audited (operation RecoverOrphanedTransaction).
+func (m *Messaging) mayResolve(ctx context.Context, p producer, topic string) error {
+	if m.security == nil || !m.security.Enabled() || p.settings.User == "" {
+		return nil
+	}
+	addr := p.settings.RemoteAddr.Addr()
+	if addr.IsValid() {
+		addr = addr.Unmap()
+	}
+	ctx = ports.WithRequestInfo(ctx, ports.RequestInfo{ClientID: p.clientID, RemoteAddr: p.settings.RemoteAddr, Protocol: "grpc"})
+	a := domain.AccessRequests{SourceIP: addr}
+	a.AddTopic(topic, domain.ActionPub)
+	return m.security.Authorize(ctx, Principal{User: domain.User{Name: p.settings.User}}, "RecoverOrphanedTransaction", a.List)
 }
 
 // RecallMessage cancels a delay message that has not been delivered yet.

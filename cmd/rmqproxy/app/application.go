@@ -44,6 +44,7 @@ type messagingParams struct {
 	Offsets      ports.Offsets       `optional:"true"`
 	Tracker      ports.ClientTracker `optional:"true"`
 	Traffic      *application.Traffic
+	Security     *application.Security
 }
 
 func newMessaging(p messagingParams) *application.Messaging {
@@ -51,7 +52,7 @@ func newMessaging(p messagingParams) *application.Messaging {
 		Config: p.Config, Broker: p.Broker, Meta: p.Meta, Clock: p.Clock, Log: p.Log,
 		Sessions: p.Sessions, Renewer: p.Renewer,
 		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets, Tracker: p.Tracker,
-		Traffic: p.Traffic,
+		Traffic: p.Traffic, Security: p.Security,
 	})
 }
 
