@@ -553,6 +553,11 @@ func (b *Broker) failed(brokerName string, err error) {
 	b.brokerAnsweredAt.Store(0) // and asks a broker too
 }
 
+// hasQueue reports whether the route has queue qid on broker brokerName.
+func (e *topicEntry) hasQueue(brokerName string, qid int32) bool {
+	return slices.ContainsFunc(e.route.Queues, func(q ports.RouteQueue) bool { return q.BrokerName == brokerName && q.QueueID == qid })
+}
+
 // checkTopicRoute returns the entry and an error for a broker missing from
 // it.
 func (e *topicEntry) addr(brokerName string) (string, error) {

@@ -18,11 +18,39 @@ func (b *Broker) queueBroker(ctx context.Context, q domain.QueueRef) (string, er
 	return e.addr(q.BrokerName)
 }
 
+// offsetQueue returns the broker address of the queue a pull or offset
+// call names, once the topic's route has that queue: a broker answers
+// GET_MIN_OFFSET, GET_MAX_OFFSET and SEARCH_OFFSET_BY_TIMESTAMP with 0 for a
+// queue id it does not have, commits an offset for it, and refuses a pull
+// of it with SYSTEM_ERROR, where local mode answers BAD_REQUEST. A queue
+// missing from a cached route makes the route be read once more (the
+// topic may have more queues now, which a client heard of from another
+// rmqproxy).
+func (b *Broker) offsetQueue(ctx context.Context, q domain.QueueRef) (string, error) {
+	for reread := false; ; reread = true {
+		e, err := b.meta.topic(ctx, q.Topic)
+		if err != nil {
+			return "", err
+		}
+		addr, err := e.addr(q.BrokerName)
+		if err == nil && e.hasQueue(q.BrokerName, q.QueueID) {
+			return addr, nil
+		}
+		if reread {
+			if err == nil {
+				err = domain.Errorf(domain.ReasonBadRequest, "broker %q has no queue %d of topic %q (query the route again)", q.BrokerName, q.QueueID, q.Topic)
+			}
+			return "", err
+		}
+		b.meta.invalidateTopic(q.Topic)
+	}
+}
+
 // Pull implements [ports.Offsets] with PULL_MESSAGE (suspended for the
 // polling time at the broker, subscription in the request).
 func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
 	q := req.Queue
-	addr, err := b.queueBroker(ctx, q)
+	addr, err := b.offsetQueue(ctx, q)
 	if err != nil {
 		return ports.PullResult{}, err
 	}
@@ -102,7 +130,7 @@ func (b *Broker) queueOffset(ctx context.Context, addr string, q domain.QueueRef
 // UpdateOffset implements [ports.Offsets]: UPDATE_CONSUMER_OFFSET, after
 // checking the offset against the queue's end.
 func (b *Broker) UpdateOffset(ctx context.Context, group string, q domain.QueueRef, offset int64) error {
-	addr, err := b.queueBroker(ctx, q)
+	addr, err := b.offsetQueue(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -125,7 +153,7 @@ func (b *Broker) UpdateOffset(ctx context.Context, group string, q domain.QueueR
 // GetOffset implements [ports.Offsets]: QUERY_CONSUMER_OFFSET, asking the
 // broker not to answer 0 for a group that never committed.
 func (b *Broker) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
-	addr, err := b.queueBroker(ctx, q)
+	addr, err := b.offsetQueue(ctx, q)
 	if err != nil {
 		return 0, err
 	}
@@ -149,7 +177,7 @@ func (b *Broker) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 // QueryOffset implements [ports.Offsets]: GET_MIN_OFFSET, GET_MAX_OFFSET or
 // SEARCH_OFFSET_BY_TIMESTAMP.
 func (b *Broker) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
-	addr, err := b.queueBroker(ctx, q)
+	addr, err := b.offsetQueue(ctx, q)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// TestOffsetCallsRefuseAQueueTheRouteLacks: pull and offset calls naming a
+// queue id the topic's route does not have are BAD_REQUEST, as in local
+// mode, and reach no broker: a broker answers the offset queries of such a
+// queue with 0, commits an offset for it, and refuses its pull with
+// SYSTEM_ERROR (INTERNAL_SERVER_ERROR for the client). A queue the cached
+// route lacks makes the route be read again: once the topic has two
+// queues, queue 1 is served.
+func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
+	var queues atomic.Int32
+	queues.Store(1)
+	var mu sync.Mutex
+	var reached []remoting.RequestCode
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch code := remoting.RequestCode(req.Code); code {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			n := queues.Load()
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: n, WriteQueueNums: n, Perm: remoting.PermRead | remoting.PermWrite}},
+				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+			})
+		case remoting.RequestGetTopicConfig:
+			n := queues.Load()
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: n, WriteQueueNums: n, Perm: remoting.PermRead | remoting.PermWrite})
+		default:
+			mu.Lock()
+			reached = append(reached, code)
+			mu.Unlock()
+			resp.Fields = (&remoting.OffsetResponseHeader{Offset: 0}).AppendFields(nil)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	calls := map[string]func(q domain.QueueRef) error{
+		"PullMessage": func(q domain.QueueRef) error {
+			_, err := b.Pull(t.Context(), ports.PullRequest{Group: "G", Queue: q, BatchSize: 1, Filter: filter.All})
+			return err
+		},
+		"UpdateOffset": func(q domain.QueueRef) error { return b.UpdateOffset(t.Context(), "G", q, 0) },
+		"GetOffset":    func(q domain.QueueRef) error { _, err := b.GetOffset(t.Context(), "G", q); return err },
+		"QueryOffset(BEGINNING)": func(q domain.QueueRef) error {
+			_, err := b.QueryOffset(t.Context(), q, ports.OffsetBeginning, time.Time{})
+			return err
+		},
+		"QueryOffset(END)": func(q domain.QueueRef) error {
+			_, err := b.QueryOffset(t.Context(), q, ports.OffsetEnd, time.Time{})
+			return err
+		},
+		"QueryOffset(TIMESTAMP)": func(q domain.QueueRef) error {
+			_, err := b.QueryOffset(t.Context(), q, ports.OffsetTimestamp, time.Now())
+			return err
+		},
+	}
+	for name, call := range calls {
+		for _, q := range []domain.QueueRef{{Topic: "T", BrokerName: "b1", QueueID: 1}, {Topic: "T", BrokerName: "b1", QueueID: 99}} {
+			if err := call(q); domain.ReasonOf(err) != domain.ReasonBadRequest {
+				t.Errorf("%s of queue %d of a topic with one queue: %v; want BAD_REQUEST", name, q.QueueID, err)
+			}
+		}
+	}
+	mu.Lock()
+	if len(reached) != 0 {
+		t.Errorf("requests for queues the topic does not have reached the broker: %v", reached)
+	}
+	mu.Unlock()
+
+	queues.Store(2) // the topic grew; the cached route does not know yet
+	if err := calls["UpdateOffset"](domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 1}); err != nil {
+		t.Fatalf("UpdateOffset of queue 1 once the topic has two queues: %v", err)
+	}
+}
