@@ -425,9 +425,15 @@ func parseRecallHandle(s string) (topic, broker string, ok bool) {
 // Recall implements [ports.Recaller]: RECALL_MESSAGE to the broker the
 // recall handle names.
 func (b *Broker) Recall(ctx context.Context, topic, handle string) (string, error) {
-	_, broker, ok := parseRecallHandle(handle)
+	handleTopic, broker, ok := parseRecallHandle(handle)
 	if !ok {
 		return "", domain.Errorf(domain.ReasonBadRequest, "recall handle is invalid: pass the recall handle of a delay message's send receipt")
+	}
+	if handleTopic != topic {
+		// The broker answers ILLEGAL_OPERATION "topic not match", which
+		// would reach the client as INTERNAL_SERVER_ERROR; local mode
+		// answers BAD_REQUEST.
+		return "", domain.Errorf(domain.ReasonBadRequest, "the recall handle belongs to topic %q, not %q", handleTopic, topic)
 	}
 	addr, err := b.meta.brokerAddr(ctx, broker)
 	if err != nil {

@@ -1,0 +1,52 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// TestRecallOfAnotherTopicsHandleIsBadRequest: a recall handle of another
+// topic is BAD_REQUEST naming the handle's topic, as in local mode, and
+// reaches no broker, which would answer ILLEGAL_OPERATION "topic not
+// match" (INTERNAL_SERVER_ERROR for the client). The handle's own topic is
+// recalled.
+func TestRecallOfAnotherTopicsHandleIsBadRequest(t *testing.T) {
+	var recalls atomic.Int32
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestRecallMessage:
+			recalls.Add(1)
+			var h remoting.RecallMessageRequestHeader
+			if err := h.DecodeFields(req.Fields); err != nil {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+			}
+			if h.Topic != "T" {
+				return remoting.NewResponse(req, remoting.ResponseIllegalOperation, "recall failed, topic not match")
+			}
+			resp.Fields = (&remoting.RecallMessageResponseHeader{MsgID: "01AB"}).AppendFields(nil)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	handle := base64.URLEncoding.EncodeToString([]byte("v1 T b1 " + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10) + " 01AB"))
+	if _, err := b.Recall(t.Context(), "U", handle); domain.ReasonOf(err) != domain.ReasonBadRequest || !strings.Contains(err.Error(), `"T"`) {
+		t.Errorf("recall of topic T's handle as topic U: %v; want BAD_REQUEST naming T", err)
+	}
+	if n := recalls.Load(); n != 0 {
+		t.Errorf("%d recalls of another topic's handle reached the broker", n)
+	}
+	if id, err := b.Recall(t.Context(), "T", handle); err != nil || id != "01AB" {
+		t.Fatalf("recall of topic T's handle: %q, %v", id, err)
+	}
+}
