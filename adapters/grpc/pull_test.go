@@ -7,7 +7,10 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc/metadata"
 
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -81,5 +84,84 @@ func TestPullNextOffset(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// revocablePolicy is a policy source whose snapshot tests replace
+// through Security.Apply; every ACL decision allows.
+type revocablePolicy struct{ snap domain.PolicySnapshot }
+
+func (p revocablePolicy) Load(context.Context) (domain.PolicySnapshot, error) { return p.snap, nil }
+func (revocablePolicy) Watch(ctx context.Context, _ int64, _ func(domain.PolicySnapshot) error) {
+	<-ctx.Done()
+}
+func (revocablePolicy) Health() error { return nil }
+func (revocablePolicy) Compile([]domain.ACLEntry) (ports.Policy, error) {
+	return revocablePolicy{}, nil
+}
+func (revocablePolicy) Decide(string, domain.AccessRequest) domain.AccessDecision {
+	return domain.AccessDecision{Allowed: true, Reason: "test"}
+}
+
+// TestRevokedPullGetsNoMessages: a pull whose user is revoked while the
+// broker reads its messages is answered UNAUTHORIZED with no message frame
+// after the status (the broker's messages are not written), as a receive
+// refused so releases what it popped instead of writing it.
+func TestRevokedPullGetsNoMessages(t *testing.T) {
+	entered := make(chan struct{})
+	b := &fakeBroker{pull: func(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
+		close(entered)
+		<-ctx.Done() // the revocation ends the pull while it reads
+		m := domain.StoredMessage{QueueID: req.Queue.QueueID, QueueOffset: req.Offset}
+		m.ID, m.Topic, m.Body = "01AB", req.Queue.Topic, []byte("secret")
+		return ports.PullResult{Messages: []domain.StoredMessage{m}, NextOffset: req.Offset + 1, MaxOffset: req.Offset + 1}, nil
+	}}
+	ts := startTestServer(t, b)
+	scfg := application.DefaultSecurityConfig()
+	scfg.Enabled = true
+	alice := domain.UserRecord{User: domain.User{Name: "alice", Type: domain.UserSuper}, Secrets: []domain.Secret{domain.Secret("alice-secret-0123")}}
+	src := revocablePolicy{snap: domain.PolicySnapshot{Revision: 1, Users: []domain.UserRecord{alice}}}
+	sec, err := application.NewSecurity(application.SecurityParams{Config: scfg, Source: src, Compiler: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.svc.UseSecurity(sec, DefaultAuthConfig())
+
+	ctx, cancel := context.WithTimeout(clientCtx(t.Context(), "c1"), 20*time.Second)
+	defer cancel()
+	authz, dt := application.SignRequest("alice", []byte("alice-secret-0123"), time.Now())
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authz, "x-mq-date-time", dt)
+	stream, err := ts.client.PullMessage(ctx, pullRequest(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	if err := sec.Apply(domain.PolicySnapshot{Revision: 2}); err != nil { // alice deleted
+		t.Fatal(err)
+	}
+	var st *v2.Status
+	var frames []string
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch c := r.Content.(type) {
+		case *v2.PullMessageResponse_Status:
+			st = c.Status
+		case *v2.PullMessageResponse_Message:
+			frames = append(frames, "message "+string(c.Message.GetBody()))
+		case *v2.PullMessageResponse_NextOffset:
+			frames = append(frames, "next offset")
+		}
+	}
+	if st.GetCode() != v2.Code_UNAUTHORIZED || len(frames) != 0 {
+		t.Fatalf("a pull revoked while reading: %v, then %q; want UNAUTHORIZED and nothing else", st, frames)
 	}
 }

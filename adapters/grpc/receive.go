@@ -118,9 +118,10 @@ func (f *frameSender) send(frame any) error {
 }
 
 // PullMessage streams, as the protocol defines: a status frame, one frame
-// per message, then the offset to pull from next. A pull that a shutdown
-// cut short (answered MESSAGE_NOT_FOUND) names the offset it was asked
-// for: the pull read nothing, and the client goes on from there.
+// per message (only with status OK), then the offset to pull from next. A
+// pull that a shutdown cut short (answered MESSAGE_NOT_FOUND) names the
+// offset it was asked for: the pull read nothing, and the client goes on
+// from there.
 func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingService_PullMessageServer) error {
 	res := ports.PullResult{NextOffset: req.GetOffset()}
 	st := s.streamStatus(stream.Context(), kindPoll, req, func(ctx context.Context, info ports.RequestInfo) error {
@@ -145,6 +146,11 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 		}
 		return nil
 	})
+	if st.GetCode() != v2.Code_OK {
+		// Read, then refused (the principal was revoked meanwhile): the
+		// client gets the status only. A pull holds nothing to release.
+		res.Messages = nil
+	}
 	out := s.frameSender(stream)
 	if err := out.send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_Status{Status: st}}); err != nil {
 		return nil
