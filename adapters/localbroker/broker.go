@@ -458,7 +458,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			return err
 		}
 		now := e.clock.Now()
-		k, d, done, err := e.handleTargetLocked(req, now)
+		k, d, done, err := e.forwardTargetLocked(req, now)
 		if err != nil {
 			e.mu.Unlock()
 			return err
@@ -493,6 +493,38 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 		}
 		return e.waitDurable(ctx, end, "the dead-letter move")
 	}
+}
+
+// forwardTargetLocked is handleTargetLocked for a dead-letter forward,
+// which also takes a handle the message outlived: one whose invisible time
+// passed moves the message, visible again, all the same; one a newer
+// delivery (or invisible-time change) replaced is done, the delivery in
+// flight decides (at an attempt past the group's maximum the message is
+// moved when received). The Go client v5.1.4 repeats a refused forward
+// every second without end (process_queue.go forwardToDeadLetterQueue0
+// retries any status but OK), and a broker in cluster mode takes any
+// handle.
+func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
+	k, d, done, err = e.handleTargetLocked(req, now)
+	if !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		return k, d, done, err
+	}
+	h := req.Handle
+	if h.BrokerName != e.cfg.BrokerName {
+		return k, d, done, err
+	}
+	c := e.cons[consKey{req.Group, req.Topic, h.QueueID}]
+	if c == nil || h.QueueOffset >= c.next || c.consumed(h.QueueOffset) {
+		return k, d, done, err
+	}
+	cur := c.inflight[h.QueueOffset]
+	switch {
+	case cur == nil || cur.held || cur.attempt == 0: // attempt 0: never delivered (passed by FIFO pops)
+		return k, d, done, err
+	case cur.visible:
+		return consKey{req.Group, req.Topic, h.QueueID}, cur, false, nil
+	}
+	return consKey{req.Group, req.Topic, h.QueueID}, nil, true, nil
 }
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and

@@ -440,6 +440,59 @@ func TestForwardToDeadLetter(t *testing.T) {
 	}
 }
 
+// TestForwardOfAnOutlivedHandle: a forward whose receipt handle the
+// message outlived was refused (INVALID_RECEIPT_HANDLE), and the Go
+// client v5.1.4 repeats a refused forward every second without end (a
+// broker in cluster mode takes any handle). A message visible again once its invisible time
+// passed is moved all the same; one delivered anew is left to that
+// delivery, the forward answered OK: it is acked with its new handle and
+// never copied.
+func TestForwardOfAnOutlivedHandle(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""))
+	first := h.pop("g", "t", 0, 2, 10*time.Second)
+	if !slices.Equal(ids(first), []string{"a", "b"}) {
+		t.Fatalf("first delivery: %v", ids(first))
+	}
+	h.fake().Advance(10 * time.Second)
+	h.revive()
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", first[0])); err != nil {
+		t.Fatalf("forward of a message visible again: %v", err)
+	}
+	again := h.pop("g", "t", 0, 10, time.Minute)
+	if len(again) != 1 || again[0].ID != "b" || again[0].DeliveryAttempt != 2 {
+		t.Fatalf("after the forward of a: %v; want b again", ids(again))
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", first[1])); err != nil {
+		t.Fatalf("forward of a message delivered anew: %v", err)
+	}
+	if err := h.e.Ack(ctx, ackReq("g", again[0])); err != nil {
+		t.Fatalf("ack of the new delivery after the forward of the old one: %v", err)
+	}
+	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); !slices.Equal(ids(d), []string{"a"}) {
+		t.Fatalf("dead-letter queue: %v; want a only", ids(d))
+	}
+	// A handle of another broker is still refused.
+	other := ackReq("g", first[1])
+	other.Handle.BrokerName = "elsewhere"
+	if err := h.e.ForwardToDeadLetter(ctx, other); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Fatalf("forward of another broker's handle: %v", err)
+	}
+	// A message a FIFO pop passed (its message group busy) was never
+	// delivered: a handle naming it is still refused.
+	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "B1", "B"))
+	got := h.popFIFOMode("g", "f", 10, time.Minute, false)
+	if !slices.Equal(ids(got), []string{"A1", "B1"}) {
+		t.Fatalf("FIFO pop: %v", ids(got))
+	}
+	passed := ackReq("g", got[0])
+	passed.Handle.QueueOffset = 1 // A2's
+	if err := h.e.ForwardToDeadLetter(ctx, passed); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Fatalf("forward naming a message never delivered: %v", err)
+	}
+}
+
 // TestDeadLetterHookTellsEachMoveOnce: the dead-letter hook (the
 // rocketmq_send_to_dlq_messages_total metric) was told only of the moves
 // the reviver made; a consumer's forward, and the forward of a receive that
