@@ -311,6 +311,23 @@ func TestPullAndOffsets(t *testing.T) {
 	if off, code := get(); off != 4 || code != v2.Code_OK {
 		t.Fatalf("committed offset %d %v", off, code)
 	}
+
+	// A queue the topic does not have is BAD_REQUEST for every call, in
+	// both modes (a broker answered its offsets with 0, committed an offset
+	// for it and refused its pull with SYSTEM_ERROR).
+	mq = &v2.MessageQueue{Topic: mq.GetTopic(), Id: 7, Broker: mq.GetBroker()}
+	if _, code := query(v2.QueryOffsetPolicy_END, time.Time{}); code != v2.Code_BAD_REQUEST {
+		t.Errorf("end of a queue the topic does not have: %v", code)
+	}
+	if st, _, _ := pull(0, 1, "*"); st.GetCode() != v2.Code_BAD_REQUEST {
+		t.Errorf("pull of a queue the topic does not have: %v", st)
+	}
+	if resp, err := raw.UpdateOffset(raw.Ctx(t), &v2.UpdateOffsetRequest{Group: group, MessageQueue: mq, Offset: 0}); err != nil || resp.GetStatus().GetCode() != v2.Code_BAD_REQUEST {
+		t.Errorf("commit to a queue the topic does not have: %v %v", resp, err)
+	}
+	if _, code := get(); code != v2.Code_BAD_REQUEST {
+		t.Errorf("offset of a queue the topic does not have: %v", code)
+	}
 }
 
 // TestSQL92Filters subscribes with SQL92 expressions: matching messages
