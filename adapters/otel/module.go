@@ -1,6 +1,7 @@
 package otel
 
 import (
+	"context"
 	"log/slog"
 
 	"go.uber.org/fx"
@@ -34,7 +35,9 @@ type Logging struct {
 // adapters record with, and the /metrics route (fx value group
 // httproutes, mounted by the health and admin servers) when
 // metrics.prometheus is on. The providers are flushed and shut down at
-// stop: list the module before the servers so that it stops after them.
+// stop (a flush that fails is logged, as any failed export, and does not
+// fail the stop): list the module before the servers so that it stops
+// after them.
 var Module = fx.Module("otel",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("component", "otel") }),
 	fx.Provide(
@@ -42,8 +45,16 @@ var Module = fx.Module("otel",
 		func(p *Provider) *observe.Telemetry { return p.Telemetry() },
 		fx.Annotate(metricsRoutes, fx.ResultTags(`group:"`+httpserve.RoutesGroup+`,flatten"`)),
 	),
-	fx.Invoke(func(lc fx.Lifecycle, p *Provider) {
-		lc.Append(fx.StopHook(p.Shutdown))
+	fx.Invoke(func(lc fx.Lifecycle, p *Provider, log *slog.Logger) {
+		lc.Append(fx.StopHook(func(ctx context.Context) error {
+			// As every failed export, a final flush that cannot reach the
+			// collector is logged and its data dropped: it does not fail
+			// the stop (rmqproxy would exit 1 after a clean shutdown).
+			if err := p.Shutdown(ctx); err != nil {
+				log.WarnContext(ctx, "the final telemetry flush failed; its data is dropped", slog.Any("error", err))
+			}
+			return nil
+		}))
 	}),
 )
 
