@@ -34,6 +34,8 @@ type Server struct {
 	health  *health.Server
 	lis     *closeNotifyListener
 	serving sync.WaitGroup
+	// opts build srv when the server starts serving (see serve).
+	opts []grpclib.ServerOption
 
 	// creds run each connection's handshake; conns indexes the accepted
 	// connections by client address (see connIndex).
@@ -152,12 +154,10 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		// (half of the system calls of a lone send).
 		opts = append(opts, grpclib.InitialWindowSize(int32(cfg.FlowControlWindow)), grpclib.InitialConnWindowSize(int32(cfg.FlowControlWindow)))
 	}
-	s.srv = grpclib.NewServer(opts...)
-	v2.RegisterMessagingServiceServer(s.srv, svc)
-	healthpb.RegisterHealthServer(s.srv, s.health)
-	if cfg.Reflection {
-		reflection.Register(s.srv)
-	}
+	// The gRPC server is built when it starts serving: its stream workers
+	// are goroutines, which a start that fails (this one or another
+	// module's) would leave behind.
+	s.opts = opts
 	return s, nil
 }
 
@@ -183,6 +183,12 @@ func (s *Server) Start(context.Context) error {
 // serve serves on lis in a goroutine owned by the server; port is the port
 // advertised in routes.
 func (s *Server) serve(inner net.Listener, port int) {
+	s.srv = grpclib.NewServer(s.opts...)
+	v2.RegisterMessagingServiceServer(s.srv, s.svc)
+	healthpb.RegisterHealthServer(s.srv, s.health)
+	if s.cfg.Reflection {
+		reflection.Register(s.srv)
+	}
 	lis := s.listener(inner)
 	s.lis = lis
 	s.svc.port = port
@@ -250,6 +256,10 @@ func (s *Server) setStatus(status healthpb.HealthCheckResponse_ServingStatus) {
 func (s *Server) Stop(ctx context.Context) error {
 	s.ReportNotServing()
 	s.health.Shutdown()
+	if s.srv == nil { // never served
+		s.cancel()
+		return nil
+	}
 	done := make(chan struct{})
 	go func() { s.srv.GracefulStop(); close(done) }()
 	// GracefulStop closes the listener, then sends the GOAWAYs. Long polls

@@ -158,7 +158,6 @@ func TestConnIndexForgetsConnectionsClosedByGRPC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(srv.srv.Stop) // its stream workers
 			inner, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
