@@ -19,7 +19,8 @@ import (
 // NewPool returns the connection pool for cfg.DSN. It does not dial:
 // OnStart pings PostgreSQL and checks that the schema is the one this build
 // knows (so a proxy refuses to start on a newer or missing schema), and
-// OnStop closes the pool.
+// OnStop closes the pool. A failed OnStart closes it too (fx stops only
+// the hooks that started), ending the pool's health-check goroutine.
 func NewPool(lc fx.Lifecycle, cfg Config) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
@@ -33,9 +34,11 @@ func NewPool(lc fx.Lifecycle, cfg Config) (*pgxpool.Pool, error) {
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
+				pool.Close()
 				return fmt.Errorf("postgres: connect (postgres.dsn): %w", redact(err))
 			}
 			if _, err := CheckSchema(ctx, pool); err != nil {
+				pool.Close()
 				return fmt.Errorf("postgres: %w", err)
 			}
 			return nil
