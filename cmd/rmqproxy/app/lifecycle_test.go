@@ -23,6 +23,7 @@ import (
 
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
+	"github.com/rmqproxy/rmqproxy/test/pgenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -188,6 +189,20 @@ func TestLockedDataDirLeavesNoGoroutines(t *testing.T) {
 		return func() {}
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStartStopWithPostgresLeavesNoGoroutines: with authentication on
+// over PostgreSQL (the policy watcher, the audit writer, the pool), a
+// whole start and stop leaves no goroutine behind.
+func TestStartStopWithPostgresLeavesNoGoroutines(t *testing.T) {
+	dsn := pgenv.Database(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := lifecycleConfig(t)
+	cfg.Auth.Enabled, cfg.Postgres.DSN = true, dsn
+	cfg.Postgres.SecretKeys = "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if err := startStop(t, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 }
