@@ -146,7 +146,8 @@ func proxyClientID() string {
 
 // Start waits (up to Config.StartTimeout, or ctx) for a NameServer to
 // answer, reads the cluster's brokers, and starts the heartbeat loop. It
-// fails with a message naming the NameServers when none answers.
+// fails with a message naming the NameServers when none answers, having
+// closed the connections it opened.
 func (b *Broker) Start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.StartTimeout)
 	defer cancel()
@@ -161,6 +162,9 @@ func (b *Broker) Start(ctx context.Context) error {
 		lastErr = err
 		select {
 		case <-ctx.Done():
+			// fx does not stop a module whose start failed: the
+			// connections opened to the NameServers close here.
+			_ = b.rpc.Close()
 			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; check the addresses and that the NameServers run",
 				b.cfg.NameServers, b.cfg.StartTimeout, lastErr)
 		case <-tick.C:
