@@ -16,6 +16,8 @@ import (
 // use cases' background work, the storage engine, then the health server. A stage that runs out of its budget is logged and
 // the next one still runs with its full budget, so the engine flushes and
 // releases the data directory even when clients held the gRPC drain up.
+// Requests a server's stage cuts off do not fail the stop (see
+// stage.serving).
 type ShutdownConfig struct {
 	DrainDelay  time.Duration `yaml:"drainDelay" help:"at shutdown, how long the proxy goes on serving after it reports not ready (/readyz 503 and grpc.health.v1 NOT_SERVING), so that load balancers and Kubernetes Services stop sending it new clients before it closes its port; 0: close at once"`
 	GRPCDrain   time.Duration `yaml:"grpcDrain" help:"at shutdown, how long in-flight gRPC requests may take to finish once the port stops accepting (long polls end at once); then they are cancelled and shutdown goes on"`
@@ -70,6 +72,11 @@ type stage struct {
 	name    string        // in logs: "gRPC drain"
 	setting string        // the key of its budget, "" for a fixed one
 	budget  time.Duration // for each OnStop hook of the stage
+	// serving: the stage stops a server, whose overrun only cuts off the
+	// requests still in flight. That is logged, like any overrun, but is
+	// no failure of the stop: rmqproxy still exits 0, as when the gRPC
+	// drain cuts requests off. Other stages' errors make the stop fail.
+	serving bool
 }
 
 // inStage runs the OnStop hooks that opts register with a context of
@@ -115,6 +122,9 @@ func (l *stagedLifecycle) stop(ctx context.Context, hook func(context.Context) e
 			attrs = append(attrs, "error", err)
 		}
 		l.log.WarnContext(ctx, "shutdown stage ran out of its time budget; going on with the next stage", attrs...)
+		if l.stage.serving && errors.Is(err, context.DeadlineExceeded) {
+			return nil // requests cut off at the budget: logged above
+		}
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -47,14 +48,14 @@ func TestStageOverrunDoesNotStarveTheNext(t *testing.T) {
 		fx.NopLogger,
 		fx.Supply(log),
 		// Appended first, so stopped last: like the engine.
-		inStage(stage{"engine close", "shutdown.engineClose", time.Hour}, fx.Invoke(func(lc fx.Lifecycle) {
+		inStage(stage{"engine close", "shutdown.engineClose", time.Hour, false}, fx.Invoke(func(lc fx.Lifecycle) {
 			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
 				engineCtxErr = ctx.Err()
 				engineLeft, _ = ctx.Deadline()
 				return nil
 			}})
 		})),
-		inStage(stage{"gRPC drain", "shutdown.grpcDrain", 50 * time.Millisecond}, fx.Invoke(func(lc fx.Lifecycle) {
+		inStage(stage{"gRPC drain", "shutdown.grpcDrain", 50 * time.Millisecond, true}, fx.Invoke(func(lc fx.Lifecycle) {
 			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
 				drainDeadline, _ = ctx.Deadline()
 				<-ctx.Done() // a drain that clients hold up
@@ -98,5 +99,43 @@ func TestStopTimeoutCoversTheStages(t *testing.T) {
 	}
 	if err := (ShutdownConfig{DrainDelay: -time.Second, GRPCDrain: 1, EngineClose: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "drainDelay") {
 		t.Fatalf("negative drain delay: %v", err)
+	}
+}
+
+// TestServingStageOverrunIsNoFailure: a server's stop that runs out of its
+// budget because requests are still in flight (an HTTP server's graceful
+// shutdown returns its context's error then) is logged, and the stop
+// succeeds, so that rmqproxy exits 0 (a /debug/pprof/profile or an admin
+// call in flight at SIGTERM made it exit 1, while a gRPC drain cut short
+// does not); a stage that does not serve still fails the stop.
+func TestServingStageOverrunIsNoFailure(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	held := func(name string) fx.Option {
+		return fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
+				<-ctx.Done() // a request still in flight
+				return fmt.Errorf("%s: graceful shutdown: %w", name, ctx.Err())
+			}})
+		})
+	}
+	for _, serving := range []bool{true, false} {
+		app := fx.New(fx.NopLogger, fx.Supply(log),
+			inStage(stage{"health", "", 50 * time.Millisecond, serving}, held("health")))
+		if err := app.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		err := app.Stop(ctx)
+		cancel()
+		if serving && err != nil {
+			t.Fatalf("a serving stage's overrun failed the stop: %v", err)
+		}
+		if !serving && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("another stage's overrun: stop returned %v", err)
+		}
+		if out := logs.String(); !strings.Contains(out, "shutdown stage ran out of its time budget") || !strings.Contains(out, "graceful shutdown") {
+			t.Fatalf("the overrun is not logged with its error:\n%s", out)
+		}
 	}
 }

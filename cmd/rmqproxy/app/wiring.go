@@ -61,16 +61,16 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		// come up first, so that /readyz reports the engine's recovery,
 		// and go last but for the telemetry, which flushes the spans and
 		// metrics of everything before it.
-		inStage(stage{"telemetry flush", "", minorStageBudget}, observabilityModule(cfg)),
+		inStage(stage{"telemetry flush", "", minorStageBudget, false}, observabilityModule(cfg)),
 		traceBrokerCalls(cfg),
-		inStage(stage{"health", "", minorStageBudget}, health.Module),
-		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose}, brokerModule(cfg)),
-		inStage(stage{"background work", "", minorStageBudget}, applicationModule, trafficfile.Module),
-		inStage(stage{"security", "", minorStageBudget}, securityModule(cfg)),
-		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain}, grpcadapter.Module),
-		inStage(stage{"admin API", "", minorStageBudget}, admin.Module),
+		inStage(stage{"health", "", minorStageBudget, true}, health.Module),
+		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose, false}, brokerModule(cfg)),
+		inStage(stage{"background work", "", minorStageBudget, false}, applicationModule, trafficfile.Module),
+		inStage(stage{"security", "", minorStageBudget, false}, securityModule(cfg)),
+		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain, true}, grpcadapter.Module),
+		inStage(stage{"admin API", "", minorStageBudget, true}, admin.Module),
 		// Stops first: not ready, still serving, for shutdown.drainDelay.
-		inStage(stage{"drain notice", "shutdown.drainDelay", drainStageBudget(cfg)}, drainModule(cfg)),
+		inStage(stage{"drain notice", "shutdown.drainDelay", drainStageBudget(cfg), false}, drainModule(cfg)),
 	)
 }
 
