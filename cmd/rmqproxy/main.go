@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"go.uber.org/dig"
@@ -63,7 +64,8 @@ Quick start:
 const serveUsage = `Usage: rmqproxy [serve] [--config FILE] [--setting=value ...]
 
 Runs the proxy until SIGINT or SIGTERM, then stops in stages (see the
-shutdown settings). Flags are --key=value or --key value; a boolean alone
+shutdown settings); a second signal ends the drain at once, and the storage
+engine still flushes and closes. Flags are --key=value or --key value; a boolean alone
 (--admin.enabled) means true.
 
 `
@@ -311,7 +313,24 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	}
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout(cfg))
 	defer cancelStop()
-	if err := a.Stop(stopCtx); err != nil {
+	// A second signal hurries the stop: the drain notice and the gRPC
+	// drain end at once; the engine still flushes and closes.
+	hurry, hurryNow := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var waiter sync.WaitGroup
+	waiter.Go(func() {
+		select {
+		case s := <-sig:
+			log.Warn("second signal: ending the drain now; the engine still flushes and closes (kill -9 would not)", "signal", s.String())
+			hurryNow()
+		case <-stopped:
+		}
+	})
+	err = a.Stop(app.WithHurry(stopCtx, hurry))
+	close(stopped)
+	waiter.Wait()
+	hurryNow()
+	if err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	log.Info("rmqproxy stopped")

@@ -16,8 +16,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // TestCLIAndGracefulShutdown drives the topic and group commands of the real
@@ -319,5 +322,46 @@ func TestStartAndCreateInOneBlock(t *testing.T) {
 	}
 	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, "orders-cli") {
 		t.Fatalf("topic list: exit %d:\n%s", code, out)
+	}
+}
+
+// TestSecondSIGTERMEndsTheDrain: a second SIGTERM during a long drain
+// delay ends the drain at once, and the engine still closes (exit 0, the
+// broker's clean-close log, and what was sent is there after a restart).
+func TestSecondSIGTERMEndsTheDrain(t *testing.T) {
+	dataDir := t.TempDir()
+	c := testenv.StartChild(t, dataDir, "--shutdown.drainDelay=2m")
+	createTopicVia(t, c, "hurried", 1)
+	pr := testenv.NewProducer(t, c.Proxy(t), "hurried")
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "hurried", Body: []byte("before SIGTERM")}); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.GracefulStop()
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(c.Output(), "draining: reporting not ready") {
+			return fmt.Errorf("the drain did not start; logs:\n%s", c.Output())
+		}
+		return nil
+	})
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, logs := c.ExitedWith(t) // 60 s, against a drain delay of 2 minutes
+	if code != 0 || !strings.Contains(logs, "second signal") || !strings.Contains(logs, testenv.BrokerClosedLog()) || !strings.Contains(logs, "rmqproxy stopped") {
+		t.Fatalf("second SIGTERM: exit %d, logs:\n%s", code, logs)
+	}
+	c2 := testenv.StartChild(t, dataDir, fastConsumer...)
+	ac, err := admin.NewClient(c2.AdminAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.CreateGroup(t.Context(), application.GroupSpec{Name: "after-hurry"}); err != nil {
+		t.Fatal(err)
+	}
+	if out := drain(t, c2.Proxy(t), "hurried", "after-hurry"); len(out) != 1 {
+		t.Fatalf("after a hurried stop %d messages, want 1", len(out))
 	}
 }

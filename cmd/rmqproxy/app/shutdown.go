@@ -77,6 +77,21 @@ type stage struct {
 	// no failure of the stop: rmqproxy still exits 0, as when the gRPC
 	// drain cuts requests off. Other stages' errors make the stop fail.
 	serving bool
+	// hurried: the stage is cut short once the stop is hurried (a second
+	// SIGTERM or SIGINT, see [WithHurry]): the drain notice and the gRPC
+	// drain, which only wait for clients. The stages after them (the
+	// engine's flush and close above all) keep their budgets.
+	hurried bool
+}
+
+type hurryKey struct{}
+
+// WithHurry returns a context for fx's Stop under which the stages that
+// only wait for clients (the drain notice, the gRPC drain) end as soon as
+// hurry is done, or at once if it is done already: what a second signal
+// asks. Nothing that keeps data safe is cut short.
+func WithHurry(ctx, hurry context.Context) context.Context {
+	return context.WithValue(ctx, hurryKey{}, hurry)
 }
 
 // inStage runs the OnStop hooks that opts register with a context of
@@ -111,9 +126,14 @@ func (l *stagedLifecycle) Append(h fx.Hook) {
 func (l *stagedLifecycle) stop(ctx context.Context, hook func(context.Context) error) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.stage.budget)
 	defer cancel()
+	hurry, _ := ctx.Value(hurryKey{}).(context.Context)
+	if l.stage.hurried && hurry != nil {
+		defer context.AfterFunc(hurry, cancel)()
+	}
 	start := time.Now()
 	err := hook(sctx)
-	if errors.Is(sctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case errors.Is(sctx.Err(), context.DeadlineExceeded):
 		attrs := []any{"stage", l.stage.name, "budget", l.stage.budget, "took", time.Since(start).Round(time.Millisecond)}
 		if l.stage.setting != "" {
 			attrs = append(attrs, "setting", l.stage.setting)
@@ -124,6 +144,12 @@ func (l *stagedLifecycle) stop(ctx context.Context, hook func(context.Context) e
 		l.log.WarnContext(ctx, "shutdown stage ran out of its time budget; going on with the next stage", attrs...)
 		if l.stage.serving && errors.Is(err, context.DeadlineExceeded) {
 			return nil // requests cut off at the budget: logged above
+		}
+	case sctx.Err() != nil && hurry != nil && hurry.Err() != nil:
+		l.log.InfoContext(ctx, "shutdown stage cut short by a second signal", "stage", l.stage.name,
+			"took", time.Since(start).Round(time.Millisecond))
+		if errors.Is(err, context.Canceled) {
+			return nil // it waited for clients only
 		}
 	}
 	return err

@@ -48,14 +48,14 @@ func TestStageOverrunDoesNotStarveTheNext(t *testing.T) {
 		fx.NopLogger,
 		fx.Supply(log),
 		// Appended first, so stopped last: like the engine.
-		inStage(stage{"engine close", "shutdown.engineClose", time.Hour, false}, fx.Invoke(func(lc fx.Lifecycle) {
+		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: time.Hour}, fx.Invoke(func(lc fx.Lifecycle) {
 			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
 				engineCtxErr = ctx.Err()
 				engineLeft, _ = ctx.Deadline()
 				return nil
 			}})
 		})),
-		inStage(stage{"gRPC drain", "shutdown.grpcDrain", 50 * time.Millisecond, true}, fx.Invoke(func(lc fx.Lifecycle) {
+		inStage(stage{name: "gRPC drain", setting: "shutdown.grpcDrain", budget: 50 * time.Millisecond, serving: true}, fx.Invoke(func(lc fx.Lifecycle) {
 			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
 				drainDeadline, _ = ctx.Deadline()
 				<-ctx.Done() // a drain that clients hold up
@@ -121,7 +121,7 @@ func TestServingStageOverrunIsNoFailure(t *testing.T) {
 	}
 	for _, serving := range []bool{true, false} {
 		app := fx.New(fx.NopLogger, fx.Supply(log),
-			inStage(stage{"health", "", 50 * time.Millisecond, serving}, held("health")))
+			inStage(stage{name: "health", budget: 50 * time.Millisecond, serving: serving}, held("health")))
 		if err := app.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -137,5 +137,53 @@ func TestServingStageOverrunIsNoFailure(t *testing.T) {
 		if out := logs.String(); !strings.Contains(out, "shutdown stage ran out of its time budget") || !strings.Contains(out, "graceful shutdown") {
 			t.Fatalf("the overrun is not logged with its error:\n%s", out)
 		}
+	}
+}
+
+// TestSecondSignalCutsTheWaitForClientsShort: once the stop is hurried (a
+// second SIGTERM), the stages that only wait for clients (drain notice,
+// gRPC drain) end at once, whatever their budget, and without failing the
+// stop; the engine's stage after them runs with its whole budget.
+func TestSecondSignalCutsTheWaitForClientsShort(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var engineCtxErr error = errors.New("engine stage never ran")
+	waiting := make(chan struct{})
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(log),
+		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: time.Hour}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
+				engineCtxErr = ctx.Err()
+				return nil
+			}})
+		})),
+		inStage(stage{name: "drain notice", setting: "shutdown.drainDelay", budget: time.Hour, hurried: true}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
+				close(waiting)
+				<-ctx.Done() // a drain delay of an hour
+				return ctx.Err()
+			}})
+		})),
+	)
+	if err := app.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hurry, hurryNow := context.WithCancel(context.Background())
+	defer hurryNow()
+	go func() {
+		<-waiting
+		hurryNow() // the second signal
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := app.Stop(WithHurry(ctx, hurry)); err != nil {
+		t.Fatalf("stop: %v; logs:\n%s", err, logs.String())
+	}
+	if engineCtxErr != nil {
+		t.Fatalf("engine stage context: %v", engineCtxErr)
+	}
+	if !strings.Contains(logs.String(), "cut short by a second signal") {
+		t.Fatalf("no log of the hurried stage:\n%s", logs.String())
 	}
 }

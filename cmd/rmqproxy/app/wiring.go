@@ -61,16 +61,16 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		// come up first, so that /readyz reports the engine's recovery,
 		// and go last but for the telemetry, which flushes the spans and
 		// metrics of everything before it.
-		inStage(stage{"telemetry flush", "", minorStageBudget, false}, observabilityModule(cfg)),
+		inStage(stage{name: "telemetry flush", budget: minorStageBudget}, observabilityModule(cfg)),
 		traceBrokerCalls(cfg),
-		inStage(stage{"health", "", minorStageBudget, true}, health.Module),
-		inStage(stage{"engine close", "shutdown.engineClose", cfg.Shutdown.EngineClose, false}, brokerModule(cfg)),
-		inStage(stage{"background work", "", minorStageBudget, false}, applicationModule, trafficfile.Module),
-		inStage(stage{"security", "", minorStageBudget, false}, securityModule(cfg)),
-		inStage(stage{"gRPC drain", "shutdown.grpcDrain", cfg.Shutdown.GRPCDrain, true}, grpcadapter.Module),
-		inStage(stage{"admin API", "", minorStageBudget, true}, admin.Module),
+		inStage(stage{name: "health", budget: minorStageBudget, serving: true}, health.Module),
+		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose}, brokerModule(cfg)),
+		inStage(stage{name: "background work", budget: minorStageBudget}, applicationModule, trafficfile.Module),
+		inStage(stage{name: "security", budget: minorStageBudget}, securityModule(cfg)),
+		inStage(stage{name: "gRPC drain", setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true}, grpcadapter.Module),
+		inStage(stage{name: "admin API", budget: minorStageBudget, serving: true}, admin.Module),
 		// Stops first: not ready, still serving, for shutdown.drainDelay.
-		inStage(stage{"drain notice", "shutdown.drainDelay", drainStageBudget(cfg), false}, drainModule(cfg)),
+		inStage(stage{name: "drain notice", setting: "shutdown.drainDelay", budget: drainStageBudget(cfg), hurried: true}, drainModule(cfg)),
 	)
 }
 
