@@ -99,6 +99,10 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	defer e.unregister(&p)
 	off := req.Offset
 	first := true
+	// A filter that matches little makes a pull scan: it goes on past
+	// maxScanPerQueue entries only while its poll time lasts, so that one
+	// call never walks a whole backlog.
+	scanUntil := time.Now().Add(req.PollTimeout)
 	for {
 		e.mu.Lock()
 		if err := e.checkOpenLocked(); err != nil {
@@ -141,11 +145,14 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 				return ports.PullResult{}, err
 			}
 			off = next
-			if len(msgs) > 0 || ctx.Err() != nil {
+			if len(msgs) > 0 || ctx.Err() != nil || !time.Now().Before(scanUntil) {
+				// Found, given up, or (everything scanned filtered out)
+				// the poll time spent: the client pulls again from next,
+				// as after a RocketMQ broker's NO_MATCHED_MESSAGE.
 				res.Messages, res.NextOffset = msgs, next
 				return res, nil
 			}
-			continue // everything scanned was filtered out: look further
+			continue // everything scanned was filtered out: look further while the poll time lasts
 		}
 		e.mu.Unlock()
 		if p == nil || !e.wait(ctx, &lp, p) {

@@ -288,3 +288,42 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 		t.Fatalf("pull from the second minimum %d: %+v", again, r.Messages)
 	}
 }
+
+// TestFilteredPullScansABoundedStretch: a pull whose filter matches
+// nothing in a long backlog examines one stretch of maxScanPerQueue
+// entries when it has no poll time, and answers with the offset to pull
+// from next (as a RocketMQ broker's NO_MATCHED_MESSAGE), instead of walking
+// the whole backlog in one call; with poll time it scans on only while
+// that lasts.
+func TestFilteredPullScansABoundedStretch(t *testing.T) {
+	h := newHarness(t, nil)
+	backlog := 3*maxScanPerQueue + 10
+	batch := make([]domain.Message, 0, 256)
+	for i := range backlog {
+		batch = append(batch, msg("t", fmt.Sprint(i), "A"))
+		if len(batch) == cap(batch) || i == backlog-1 {
+			h.send("t", 0, batch...)
+			batch = batch[:0]
+		}
+	}
+	h.send("t", 0, msg("t", "wanted", "B"))
+	fB, _ := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: "B"})
+	r := h.pull("p", "t", 0, 0, 32, fB)
+	if len(r.Messages) != 0 || r.NextOffset != maxScanPerQueue {
+		t.Fatalf("one pull without poll time: %d messages, next offset %d; want 0 and %d", len(r.Messages), r.NextOffset, maxScanPerQueue)
+	}
+	// Pulling on from there reaches the match.
+	off, pulls := r.NextOffset, 1
+	for len(r.Messages) == 0 && pulls < 10 {
+		r = h.pull("p", "t", 0, off, 32, fB)
+		off, pulls = r.NextOffset, pulls+1
+	}
+	if !slices.Equal(ids(r.Messages), []string{"wanted"}) || pulls != 4 {
+		t.Fatalf("after %d pulls: %v", pulls, ids(r.Messages))
+	}
+	// With poll time the scan goes on (the backlog takes well under it).
+	r, err := h.e.Pull(t.Context(), ports.PullRequest{Group: "p", Queue: domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, BatchSize: 32, Filter: fB, PollTimeout: time.Minute})
+	if err != nil || !slices.Equal(ids(r.Messages), []string{"wanted"}) {
+		t.Fatalf("a long-polling pull: %v %v", ids(r.Messages), err)
+	}
+}
