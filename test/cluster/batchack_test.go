@@ -63,6 +63,7 @@ func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
 // receives them with an invisible time of 3 s, acks every other one with
 // ack, and checks that the broker delivers exactly the others again.
 func ackHalfAndWatchRevival(t *testing.T, p *testenv.Proxy, topic string, n int, ack func(raw *testenv.RawClient, group, topic string, acked []*v2.Message)) {
+	topic = testenv.Name(t, topic)
 	group := "g-" + topic
 	raw := p.Subscriber(t, topic, group, 1)
 	raw.SendN(t, topic, n)

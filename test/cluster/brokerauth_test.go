@@ -36,7 +36,7 @@ func TestBrokerWithAuthentication(t *testing.T) {
 	cfg.Cluster.ClusterName = brokers[0].Cluster
 	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}
 	p := testenv.Start(t, cfg)
-	const topic, group = "auth-orders", "g-auth-orders"
+	topic, group := testenv.Name(t, "auth-orders"), testenv.Name(t, "g-auth-orders")
 	raw := p.Subscriber(t, topic, group, 1)
 	const n = 12
 	raw.SendN(t, topic, n)

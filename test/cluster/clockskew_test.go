@@ -50,7 +50,7 @@ func TestLongPollsFollowTheBrokersClock(t *testing.T) {
 			cfg, _ := testenv.ClusterConfig(t)
 			cfg.Messaging.Consumer.MinLongPolling, cfg.Messaging.Consumer.MaxLongPolling = poll, poll
 			p := testenv.StartInProcess(t, cfg, fx.Decorate(func(ports.Clock) ports.Clock { return skewedClock{tc.skew} }))
-			topic, group := "clock-skew", "g-clock-skew"
+			topic, group := testenv.Name(t, "clock-skew"), testenv.Name(t, "g-clock-skew")
 			if tc.skew > 0 {
 				topic, group = topic+"-ahead", group+"-ahead"
 			}

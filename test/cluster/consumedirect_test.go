@@ -33,25 +33,25 @@ import (
 func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	const group = "g-direct"
-	p.CreateTopic(t, "direct", domain.MessageTypeNormal, 2)
-	p.CreateTopic(t, "direct-other", domain.MessageTypeNormal, 2)
+	group, topic, other := testenv.Name(t, "g-direct"), testenv.Name(t, "direct"), testenv.Name(t, "direct-other")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, other, domain.MessageTypeNormal, 2)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
-	testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{"direct": rmq.SUB_ALL})
-	producer := testenv.NewProducer(t, p, "direct", "direct-other")
+	testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	producer := testenv.NewProducer(t, p, topic, other)
 	sent := map[string]string{} // topic → message id
-	for _, topic := range []string{"direct", "direct-other"} {
+	for _, tp := range []string{topic, other} {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		r, err := producer.Send(ctx, &rmq.Message{Topic: topic, Body: []byte("consume me directly")})
+		r, err := producer.Send(ctx, &rmq.Message{Topic: tp, Body: []byte("consume me directly")})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
-		sent[topic] = r[0].MessageID
+		sent[tp] = r[0].MessageID
 	}
 
 	bc := newBrokerClient(t, broker.Addr)
-	offsetID := func(topic string) string { return bc.offsetID(topic, sent[topic]) }
+	offsetID := func(tp string) string { return bc.offsetID(tp, sent[tp]) }
 	proxyID := bc.groupClient(group)
 
 	tests := []struct {
@@ -61,13 +61,13 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 	}{
 		// The broker relays to the proxy, the proxy to the Go consumer,
 		// which does not implement it.
-		{"go consumer", "direct", proxyID, remoting.ResponseRequestCodeNotSupported, []string{
+		{"go consumer", topic, proxyID, remoting.ResponseRequestCodeNotSupported, []string{
 			"of group " + group + " connected to this proxy answered NOT_IMPLEMENTED",
 			"only the official Java push consumer consumes a message on request"}},
-		{"topic not subscribed", "direct-other", proxyID, remoting.ResponseSystemError, []string{
+		{"topic not subscribed", other, proxyID, remoting.ResponseSystemError, []string{
 			"no consumer of group " + group + " connected to this proxy subscribes to topic direct-other (they subscribe to direct)"}},
 		// The broker itself refuses a client it does not know.
-		{"unknown client", "direct", "10.0.0.1@nobody", remoting.ResponseSystemError, []string{"not online"}},
+		{"unknown client", topic, "10.0.0.1@nobody", remoting.ResponseSystemError, []string{"not online"}},
 	}
 	for _, tt := range tests {
 		msgID := offsetID(tt.topic)
@@ -156,7 +156,7 @@ func TestMQAdminQueryMsgByIDReachesThePushConsumer(t *testing.T) {
 		t.Fatal(err) // ClusterConfig ran the broker from the same jars
 	}
 	p := testenv.Start(t, cfg)
-	const group, topic = "g-direct-admin", "direct-admin"
+	group, topic := testenv.Name(t, "g-direct-admin"), testenv.Name(t, "direct-admin")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),

@@ -25,20 +25,21 @@ func TestDescriptionsAcrossProxies(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	a := testenv.Start(t, cfg)
 	b := testenv.Start(t, cfg)
+	topic, group, half := testenv.Name(t, "described"), testenv.Name(t, "g-described"), testenv.Name(t, "described-half")
 	desc := "orders from the EU shop, \"priority\"\nsecond line"
-	testenv.Claim(t, "topic", "described")
-	if _, err := a.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "described", Type: domain.MessageTypeNormal, Description: &desc}); err != nil {
+	testenv.Claim(t, "topic", topic)
+	if _, err := a.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal, Description: &desc}); err != nil {
 		t.Fatal(err)
 	}
-	if tp, err := b.Admin.Topic(t.Context(), "described"); err != nil || tp.Description != desc {
+	if tp, err := b.Admin.Topic(t.Context(), topic); err != nil || tp.Description != desc {
 		t.Fatalf("the topic seen through the other proxy: %+v %v", tp, err)
 	}
 	gdesc := "billing consumers"
-	testenv.Claim(t, "consumer group", "g-described")
-	if _, err := b.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: "g-described", Description: &gdesc}); err != nil {
+	testenv.Claim(t, "consumer group", group)
+	if _, err := b.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: group, Description: &gdesc}); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := testenv.CLI(t, "group", "describe", "g-described", "--admin.address="+a.AdminAddr()); code != 0 || !strings.Contains(out, gdesc) {
+	if code, out := testenv.CLI(t, "group", "describe", group, "--admin.address="+a.AdminAddr()); code != 0 || !strings.Contains(out, gdesc) {
 		t.Fatalf("the group described through the other proxy: exit %d:\n%s", code, out)
 	}
 
@@ -51,14 +52,14 @@ func TestDescriptionsAcrossProxies(t *testing.T) {
 	cfg2 := cfg
 	cfg2.Cluster.NameServers = append([]string{dead}, cfg.Cluster.NameServers...)
 	c := testenv.Start(t, cfg2)
-	testenv.Claim(t, "topic", "described-half")
-	half := "stored where it can be"
-	_, err = c.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "described-half", Type: domain.MessageTypeNormal, Description: &half})
+	testenv.Claim(t, "topic", half)
+	halfDesc := "stored where it can be"
+	_, err = c.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: half, Type: domain.MessageTypeNormal, Description: &halfDesc})
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonUnavailable ||
-		!strings.Contains(msg, `topic "described-half" was created, but its description was not stored on every NameServer (1 of 2 NameServers failed: NameServer `+dead) {
+		!strings.Contains(msg, `topic "`+half+`" was created, but its description was not stored on every NameServer (1 of 2 NameServers failed: NameServer `+dead) {
 		t.Fatalf("create with a NameServer down: %v", err)
 	}
-	if tp, err := a.Admin.Topic(t.Context(), "described-half"); err != nil || tp.Description != half {
+	if tp, err := a.Admin.Topic(t.Context(), half); err != nil || tp.Description != halfDesc {
 		t.Fatalf("the topic and its description on the NameServer that answers: %+v %v", tp, err)
 	}
 }
@@ -77,9 +78,10 @@ func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
 	first := cfg.Cluster.NameServers[0]
 	cfg.Cluster.NameServers = []string{first, second.NameServer}
 	p := testenv.Start(t, cfg)
-	testenv.Claim(t, "topic", "described-twice")
+	topic := testenv.Name(t, "described-twice")
+	testenv.Claim(t, "topic", topic)
 	v1, v2 := "first text", "second text"
-	created, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "described-twice", Type: domain.MessageTypeNormal, Description: &v1})
+	created, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal, Description: &v1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
 	defer rc.Close()
 	kv := func(addr string, code remoting.RequestCode, ns, value string) string {
 		t.Helper()
-		h := &remoting.KVConfigRequestHeader{Namespace: ns + cfg.Cluster.ClusterName, Key: "described-twice", Value: value}
+		h := &remoting.KVConfigRequestHeader{Namespace: ns + cfg.Cluster.ClusterName, Key: topic, Value: value}
 		resp, err := rc.Invoke(t.Context(), addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
 		if err == nil {
 			err = remoting.Expect(resp)
@@ -109,7 +111,7 @@ func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
 		}
 		return nil
 	})
-	updated, err := p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: "described-twice", Description: &v2})
+	updated, err := p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: topic, Description: &v2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,14 +124,14 @@ func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
 	kv(first, remoting.RequestPutKvConfig, "rmqproxy.topic.description.", v1)
 	kv(first, remoting.RequestPutKvConfig, "rmqproxy.topic.times.", createdTimes)
 
-	tp, err := p.Admin.Topic(t.Context(), "described-twice")
+	tp, err := p.Admin.Topic(t.Context(), topic)
 	if err != nil || tp.Description != v2 || !tp.CreatedAt.Equal(created.CreatedAt) || !tp.UpdatedAt.Equal(updated.UpdatedAt) || tp.UpdatedAt.Equal(tp.CreatedAt) {
 		t.Fatalf("described as %+v (%v), want %q created %v updated %v", tp, err, v2, created.CreatedAt, updated.UpdatedAt)
 	}
 	if d := kv(first, remoting.RequestGetKvConfig, "rmqproxy.topic.description.", ""); d != v2 {
 		t.Fatalf("the first NameServer was not given the latest description: it holds %q", d)
 	}
-	code, out := testenv.CLI(t, "topic", "describe", "described-twice", "--admin.address="+p.AdminAddr())
+	code, out := testenv.CLI(t, "topic", "describe", topic, "--admin.address="+p.AdminAddr())
 	if code != 0 || !strings.Contains(out, "Created:      "+created.CreatedAt.Format(time.RFC3339)) {
 		t.Fatalf("rmqproxy topic describe: exit %d:\n%s", code, out)
 	}

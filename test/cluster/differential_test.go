@@ -51,18 +51,20 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	apache := testenv.NameServer().StartApacheProxy(t, broker.Cluster)
 	theirs := &testenv.Proxy{Addr: apache.GRPC}
 
-	ours.CreateTopic(t, "diff-normal", domain.MessageTypeNormal, 2)
-	ours.CreateTopic(t, "diff-fifo", domain.MessageTypeFIFO, 2)
-	ours.CreateTopic(t, "diff-delay", domain.MessageTypeDelay, 2)
-	ours.CreateTopic(t, "diff-tx", domain.MessageTypeTransaction, 1)
+	normal, fifo, delay, txTopic := testenv.Name(t, "diff-normal"), testenv.Name(t, "diff-fifo"), testenv.Name(t, "diff-delay"), testenv.Name(t, "diff-tx")
+	group, fifoGroup := testenv.Name(t, "g-diff"), testenv.Name(t, "g-diff-fifo")
+	ours.CreateTopic(t, normal, domain.MessageTypeNormal, 2)
+	ours.CreateTopic(t, fifo, domain.MessageTypeFIFO, 2)
+	ours.CreateTopic(t, delay, domain.MessageTypeDelay, 2)
+	ours.CreateTopic(t, txTopic, domain.MessageTypeTransaction, 1)
 	orderly := true
-	ours.CreateGroup(t, application.GroupSpec{Name: "g-diff-fifo", Orderly: &orderly, MaxDeliveryAttempts: 5})
+	ours.CreateGroup(t, application.GroupSpec{Name: fifoGroup, Orderly: &orderly, MaxDeliveryAttempts: 5})
 	targets := []struct {
 		name string
 		raw  *testenv.RawClient
 	}{{"rmqproxy", testenv.NewRawClient(t, ours)}, {"apache", testenv.NewRawClient(t, theirs)}}
 	// The Apache proxy caches routes: wait until it routes every topic.
-	for _, topic := range []string{"diff-normal", "diff-fifo", "diff-delay", "diff-tx"} {
+	for _, topic := range []string{normal, fifo, delay, txTopic} {
 		testenv.WaitForRoute(t, theirs, topic)
 	}
 
@@ -90,13 +92,13 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 			return answer{st: resp.GetStatus(), note: strings.Join(shape, " ")}
 		}
 	}
-	ask["route/normal"] = route("diff-normal")
-	ask["route/fifo"] = route("diff-fifo")
+	ask["route/normal"] = route(normal)
+	ask["route/fifo"] = route(fifo)
 	ask["route/unknown"] = route("diff-nope")
 	ask["route/illegal"] = route("a b")
 	ask["route/system"] = route("TBW102")
 	ask["assignment/unknown group"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.QueryAssignment(raw.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: "diff-normal"}, Group: &v2.Resource{Name: "g-diff-none"}})
+		resp, err := raw.QueryAssignment(raw.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: normal}, Group: &v2.Resource{Name: "g-diff-none"}})
 		if err != nil {
 			return fromErr(err)
 		}
@@ -142,39 +144,39 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	for i := range 129 {
 		tooMany[fmt.Sprint("k", i)] = "v"
 	}
-	ask["send/ok"] = send(m("diff-normal", nil))
+	ask["send/ok"] = send(m(normal, nil))
 	ask["send/no message"] = send()
 	ask["send/blank topic"] = send(m("", nil))
 	ask["send/illegal topic"] = send(m("a b", nil))
 	ask["send/system topic"] = send(m("TBW102", nil))
 	ask["send/unknown topic"] = send(m("diff-nope", nil))
-	ask["send/empty body"] = send(m("diff-normal", func(x *v2.Message) { x.Body = nil }))
-	ask["send/body over 4 MiB"] = send(m("diff-normal", func(x *v2.Message) { x.Body = make([]byte, 4<<20+1) }))
-	ask["send/129 properties"] = send(m("diff-normal", func(x *v2.Message) { x.UserProperties = tooMany }))
-	ask["send/reserved property"] = send(m("diff-normal", func(x *v2.Message) { x.UserProperties = map[string]string{"UNIQ_KEY": "x"} }))
-	ask["send/tag with bar"] = send(m("diff-normal", func(x *v2.Message) { tag := "a|b"; x.SystemProperties.Tag = &tag }))
-	ask["send/blank key"] = send(m("diff-normal", func(x *v2.Message) { x.SystemProperties.Keys = []string{" "} }))
-	ask["send/blank message id"] = send(m("diff-normal", func(x *v2.Message) { x.SystemProperties.MessageId = "" }))
-	ask["send/message group too long"] = send(m("diff-fifo", func(x *v2.Message) {
+	ask["send/empty body"] = send(m(normal, func(x *v2.Message) { x.Body = nil }))
+	ask["send/body over 4 MiB"] = send(m(normal, func(x *v2.Message) { x.Body = make([]byte, 4<<20+1) }))
+	ask["send/129 properties"] = send(m(normal, func(x *v2.Message) { x.UserProperties = tooMany }))
+	ask["send/reserved property"] = send(m(normal, func(x *v2.Message) { x.UserProperties = map[string]string{"UNIQ_KEY": "x"} }))
+	ask["send/tag with bar"] = send(m(normal, func(x *v2.Message) { tag := "a|b"; x.SystemProperties.Tag = &tag }))
+	ask["send/blank key"] = send(m(normal, func(x *v2.Message) { x.SystemProperties.Keys = []string{" "} }))
+	ask["send/blank message id"] = send(m(normal, func(x *v2.Message) { x.SystemProperties.MessageId = "" }))
+	ask["send/message group too long"] = send(m(fifo, func(x *v2.Message) {
 		g := strings.Repeat("g", 64)
 		x.SystemProperties.MessageGroup = &g
 		x.SystemProperties.MessageType = v2.MessageType_FIFO
 	}))
-	ask["send/fifo to normal topic"] = send(m("diff-normal", func(x *v2.Message) {
+	ask["send/fifo to normal topic"] = send(m(normal, func(x *v2.Message) {
 		g := "g1"
 		x.SystemProperties.MessageGroup = &g
 		x.SystemProperties.MessageType = v2.MessageType_FIFO
 	}))
-	ask["send/normal to fifo topic"] = send(m("diff-fifo", nil))
-	ask["send/delay beyond the limit"] = send(m("diff-delay", func(x *v2.Message) {
+	ask["send/normal to fifo topic"] = send(m(fifo, nil))
+	ask["send/delay beyond the limit"] = send(m(delay, func(x *v2.Message) {
 		x.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		x.SystemProperties.MessageType = v2.MessageType_DELAY
 	}))
-	ask["send/batch mixing topics"] = send(m("diff-normal", nil), m("diff-delay", nil))
+	ask["send/batch mixing topics"] = send(m(normal, nil), m(delay, nil))
 
 	// Consumer side (after each target's own settings).
 	ask["heartbeat/no settings, no client type"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-diff"}})
+		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}})
 		if err != nil {
 			return fromErr(err)
 		}
@@ -182,7 +184,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	}
 	ask["heartbeat/consumer before settings"] = func(raw *testenv.RawClient) answer {
 		ct := v2.ClientType_SIMPLE_CONSUMER
-		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-diff"}, ClientType: ct})
+		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}, ClientType: ct})
 		if err != nil {
 			return fromErr(err)
 		}
@@ -190,7 +192,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	}
 	receive := func(mutate func(*v2.ReceiveMessageRequest)) func(raw *testenv.RawClient) answer {
 		return func(raw *testenv.RawClient) answer {
-			req := testenv.ReceiveRequest("g-diff", "diff-normal", 1, 20*time.Second)
+			req := testenv.ReceiveRequest(group, normal, 1, 20*time.Second)
 			req.LongPollingTimeout = durationpb.New(5 * time.Second)
 			mutate(req)
 			st, _ := raw.Receive(t, req)
@@ -205,7 +207,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	ask["receive/zero batch size"] = receive(func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 })
 	ask["receive/unknown topic"] = receive(func(r *v2.ReceiveMessageRequest) { r.MessageQueue.Topic = &v2.Resource{Name: "diff-nope"} })
 	ask["ack/malformed handle"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-diff"}, Topic: &v2.Resource{Name: "diff-normal"},
+		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal},
 			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: "garbage"}}})
 		if err != nil {
 			return fromErr(err)
@@ -213,7 +215,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		return answer{st: resp.GetStatus(), note: fmt.Sprint(len(resp.GetEntries()), " entries")}
 	}
 	ask["ack/expired handle"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-diff"}, Topic: &v2.Resource{Name: "diff-normal"},
+		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal},
 			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: "0 1700000000000 10000 0 0 " + broker.Name + " 0 0 0"}}})
 		if err != nil {
 			return fromErr(err)
@@ -221,23 +223,23 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		return answer{st: resp.GetStatus()}
 	}
 	ask["ack/no entries"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-diff"}, Topic: &v2.Resource{Name: "diff-normal"}})
+		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal}})
 		if err != nil {
 			return fromErr(err)
 		}
 		return answer{st: resp.GetStatus()}
 	}
 	ask["change/malformed handle"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: "g-diff"},
-			Topic: &v2.Resource{Name: "diff-normal"}, ReceiptHandle: "garbage", InvisibleDuration: durationpb.New(time.Minute), MessageId: "01AB"})
+		resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+			Topic: &v2.Resource{Name: normal}, ReceiptHandle: "garbage", InvisibleDuration: durationpb.New(time.Minute), MessageId: "01AB"})
 		if err != nil {
 			return fromErr(err)
 		}
 		return answer{st: resp.GetStatus()}
 	}
 	ask["change/invisible time above 12h"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: "g-diff"},
-			Topic: &v2.Resource{Name: "diff-normal"}, ReceiptHandle: "0 1700000000000 10000 0 0 " + broker.Name + " 0 0 0",
+		resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+			Topic: &v2.Resource{Name: normal}, ReceiptHandle: "0 1700000000000 10000 0 0 " + broker.Name + " 0 0 0",
 			InvisibleDuration: durationpb.New(13 * time.Hour), MessageId: "01AB"})
 		if err != nil {
 			return fromErr(err)
@@ -245,21 +247,21 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		return answer{st: resp.GetStatus()}
 	}
 	ask["end/blank transaction id"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "diff-tx"}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: txTopic}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
 		if err != nil {
 			return fromErr(err)
 		}
 		return answer{st: resp.GetStatus()}
 	}
 	ask["end/transaction id not from a send"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "diff-tx"}, MessageId: "01AB", TransactionId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: txTopic}, MessageId: "01AB", TransactionId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
 		if err != nil {
 			return fromErr(err)
 		}
 		return answer{st: resp.GetStatus()}
 	}
 	ask["pull/query offset"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.QueryOffset(raw.Ctx(t), &v2.QueryOffsetRequest{MessageQueue: &v2.MessageQueue{Topic: &v2.Resource{Name: "diff-normal"},
+		resp, err := raw.QueryOffset(raw.Ctx(t), &v2.QueryOffsetRequest{MessageQueue: &v2.MessageQueue{Topic: &v2.Resource{Name: normal},
 			Broker: &v2.Broker{Name: broker.Name}}, QueryOffsetPolicy: v2.QueryOffsetPolicy_END})
 		if err != nil {
 			return fromErr(err)
@@ -285,7 +287,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 			r[i] = ask[n](fresh)
 			results[n] = r
 		}
-		tg.raw.Subscribe(t, "g-diff", "diff-normal")
+		tg.raw.Subscribe(t, group, normal)
 		for _, n := range names {
 			if strings.HasPrefix(n, "heartbeat/") {
 				continue
@@ -334,10 +336,10 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		settings *v2.Settings
 	}{
 		{"producer", &v2.Settings{ClientType: v2.ClientType_PRODUCER.Enum(), RequestTimeout: durationpb.New(3 * time.Second),
-			PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: "diff-normal"}}}}}},
+			PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: normal}}}}}},
 		{"orderly push consumer", &v2.Settings{ClientType: v2.ClientType_PUSH_CONSUMER.Enum(), RequestTimeout: durationpb.New(3 * time.Second),
-			PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: "g-diff-fifo"},
-				Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: "diff-fifo"}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}},
+			PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: fifoGroup},
+				Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: fifo}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}},
 	} {
 		var got [2]string
 		for i, tg := range targets {
@@ -354,7 +356,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	// received through each, shows the same fields.
 	var views [2][2]string // [sent through][received through]
 	for from := range targets {
-		m := testenv.RawMessage("diff-normal", []byte("payload"), "TagA")
+		m := testenv.RawMessage(normal, []byte("payload"), "TagA")
 		m.SystemProperties.Keys = []string{"k1", "k2"}
 		m.UserProperties = map[string]string{"a": "1", "ü": "ß"}
 		resp, err := targets[from].raw.SendMessage(targets[from].raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
@@ -362,10 +364,10 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 			t.Fatalf("send through %s: %v %v", targets[from].name, resp, err)
 		}
 		for to, tg := range targets {
-			group := fmt.Sprintf("g-diff-view-%d-%d", from, to)
-			tg.raw.Subscribe(t, group, "diff-normal")
+			group := fmt.Sprintf("%s-view-%d-%d", group, from, to)
+			tg.raw.Subscribe(t, group, normal)
 			testenv.WaitFor(t, 30*time.Second, func() error {
-				req := testenv.ReceiveRequest(group, "diff-normal", 32, 20*time.Second)
+				req := testenv.ReceiveRequest(group, normal, 32, 20*time.Second)
 				req.LongPollingTimeout = durationpb.New(5 * time.Second)
 				_, msgs := tg.raw.Receive(t, req)
 				for _, x := range msgs {

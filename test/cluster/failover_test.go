@@ -37,9 +37,10 @@ func TestTwoBrokersFailover(t *testing.T) {
 	cfg.Cluster.RequestTimeout = 2 * time.Second
 	cfg.Cluster.DialTimeout = time.Second
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "failover", domain.MessageTypeNormal, 4)
-	pr := testenv.NewProducer(t, p, "failover")
-	c := testenv.NewSimpleConsumer(t, p, "g-failover", time.Second, map[string]*rmq.FilterExpression{"failover": rmq.SUB_ALL})
+	topic, group := testenv.Name(t, "failover"), testenv.Name(t, "g-failover")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 4)
+	pr := testenv.NewProducer(t, p, topic)
+	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 
 	var (
 		mu           sync.Mutex
@@ -70,7 +71,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 				start := time.Now()
-				r, err := pr.Send(ctx, &rmq.Message{Topic: "failover", Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
+				r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
 				took := time.Since(start)
 				cancel()
 				mu.Lock()

@@ -25,7 +25,7 @@ import (
 func TestGroupDeleteRemovesItsRetryTopics(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	const topic, group = "gdel-orders", "gdel-group"
+	topic, group := testenv.Name(t, "gdel-orders"), testenv.Name(t, "gdel-group")
 	testenv.Claim(t, "topic", topic)
 	testenv.Claim(t, "group", group)
 	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal}); err != nil {

@@ -25,10 +25,11 @@ func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	ns := testenv.NameServer()
 	second := rocketmqenv.StartNameServer(t)
-	ns.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-twons", ClusterName: "twons-cluster",
+	clusterName, topic := testenv.Name(t, "twons-cluster"), testenv.Name(t, "twons-orders")
+	ns.AddBroker(t, rocketmqenv.Options{BrokerName: testenv.Name(t, "broker-twons"), ClusterName: clusterName,
 		Extra: []string{"namesrvAddr=" + ns.NameServer + ";" + second.NameServer}})
 	cfg.Cluster.NameServers = []string{ns.NameServer, second.NameServer}
-	cfg.Cluster.ClusterName = "twons-cluster"
+	cfg.Cluster.ClusterName = clusterName
 	p := testenv.Start(t, cfg)
 
 	rc := client.New(client.Config{})
@@ -50,23 +51,23 @@ func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
 		return false, remoting.Expect(resp)
 	}
 
-	testenv.Claim(t, "topic", "twons-orders")
-	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: "twons-orders", Type: domain.MessageTypeNormal}); err != nil {
+	testenv.Claim(t, "topic", topic)
+	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal}); err != nil {
 		t.Fatal(err)
 	}
 	for _, addr := range cfg.Cluster.NameServers {
 		testenv.WaitFor(t, 30*time.Second, func() error {
-			if ok, err := routed(addr, "twons-orders"); !ok {
+			if ok, err := routed(addr, topic); !ok {
 				return fmt.Errorf("NameServer %s does not route the new topic (%v)", addr, err)
 			}
 			return nil
 		})
 	}
-	if code, out := testenv.CLI(t, "topic", "delete", "twons-orders", "--admin.address="+p.AdminAddr()); code != 0 {
+	if code, out := testenv.CLI(t, "topic", "delete", topic, "--admin.address="+p.AdminAddr()); code != 0 {
 		t.Fatalf("topic delete: exit %d:\n%s", code, out)
 	}
 	for _, addr := range cfg.Cluster.NameServers {
-		if ok, err := routed(addr, "twons-orders"); ok || err != nil {
+		if ok, err := routed(addr, topic); ok || err != nil {
 			t.Errorf("NameServer %s still routes the deleted topic (%v)", addr, err)
 		}
 	}

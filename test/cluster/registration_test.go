@@ -29,7 +29,7 @@ func TestRegistrationsStayOnOneConnection(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	cfg.Cluster.HeartbeatInterval = 200 * time.Millisecond
 	p := testenv.Start(t, cfg)
-	const topic, group = "registrations", "g-registrations"
+	topic, group := testenv.Name(t, "registrations"), testenv.Name(t, "g-registrations")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 4)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	producer := testenv.NewProducer(t, p, topic)

@@ -24,16 +24,17 @@ import (
 func TestConsumerRunningInfoThroughTheBroker(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "running-info", domain.MessageTypeNormal, 2)
-	p.CreateGroup(t, application.GroupSpec{Name: "g-running-info"})
-	testenv.NewSimpleConsumer(t, p, "g-running-info", 2*time.Second, map[string]*rmq.FilterExpression{
-		"running-info": rmq.NewFilterExpression("TagA||TagB")})
+	topic, group := testenv.Name(t, "running-info"), testenv.Name(t, "g-running-info")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{
+		topic: rmq.NewFilterExpression("TagA||TagB")})
 
 	bc := newBrokerClient(t, broker.Addr)
-	proxyID := bc.groupClient("g-running-info") // the proxy alone
+	proxyID := bc.groupClient(group) // the proxy alone
 	for _, jstack := range []bool{false, true} {
 		resp := bc.do(remoting.RequestGetConsumerRunningInfo, &remoting.GetConsumerRunningInfoRequestHeader{
-			ConsumerGroup: "g-running-info", ClientID: proxyID, JstackEnable: jstack})
+			ConsumerGroup: group, ClientID: proxyID, JstackEnable: jstack})
 		if resp.Code != int32(remoting.ResponseSuccess) {
 			t.Fatalf("jstack %v: code %d %s", jstack, resp.Code, resp.Remark)
 		}
@@ -42,7 +43,7 @@ func TestConsumerRunningInfoThroughTheBroker(t *testing.T) {
 			t.Fatalf("jstack %v: %v: %s", jstack, err, resp.Body)
 		}
 		if info.Properties[remoting.RunningInfoConsumeType] != "CONSUME_POP" || info.Properties[remoting.RunningInfoClientVersion] != "GO 5.1.4" ||
-			len(info.SubscriptionSet) != 1 || info.SubscriptionSet[0].Topic != "running-info" ||
+			len(info.SubscriptionSet) != 1 || info.SubscriptionSet[0].Topic != topic ||
 			!slices.Equal(info.SubscriptionSet[0].TagsSet, []string{"TagA", "TagB"}) {
 			t.Fatalf("jstack %v: running info %+v", jstack, info)
 		}

@@ -24,7 +24,8 @@ import (
 func TestCoalescedSendsKeepEveryMessage(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	const topic, group, n = "coalesced-sends", "g-coalesced-sends", 400
+	const n = 400
+	topic, group := testenv.Name(t, "coalesced-sends"), testenv.Name(t, "g-coalesced-sends")
 	raw := p.Subscriber(t, topic, group, 1)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	born := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
@@ -76,7 +77,7 @@ func TestCoalescedSendsKeepEveryMessage(t *testing.T) {
 	seen, coalesced := map[int]bool{}, 0
 	for off := int64(0); off < n; {
 		resp := bc.do(remoting.RequestPullMessage, &remoting.PullMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker.Name},
-			ConsumerGroup: "coalesced-sends-pull", Topic: topic, QueueOffset: off, MaxMsgNums: 32, SysFlag: remoting.PullSubscription,
+			ConsumerGroup: group + "-pull", Topic: topic, QueueOffset: off, MaxMsgNums: 32, SysFlag: remoting.PullSubscription,
 			SuspendTimeoutMillis: 1000, Subscription: "*", SubVersion: time.Now().UnixMilli(), ExpressionType: remoting.ExpressionTag})
 		msgs, err := remoting.DecodeMessages(resp.Body)
 		if resp.Code != int32(remoting.ResponseSuccess) || err != nil || len(msgs) == 0 {

@@ -21,7 +21,7 @@ import (
 func TestSQL92FilterIsTheBrokers(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	const topic, group = "sql-broker", "g-sql-broker"
+	topic, group := testenv.Name(t, "sql-broker"), testenv.Name(t, "g-sql-broker")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	pr := testenv.NewProducer(t, p, topic)

@@ -28,10 +28,11 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 	b := testenv.StartChild(t, t.TempDir(), fast...)
 	pa, pb := a.Proxy(t), b.Proxy(t)
 	admin := adminOf(t, a)
-	if _, err := admin.CreateTopic(t.Context(), application.TopicSpec{Name: "ha", Type: domain.MessageTypeNormal, QueueCount: 4}); err != nil {
+	topic, group := testenv.Name(t, "ha"), testenv.Name(t, "g-ha")
+	if _, err := admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal, QueueCount: 4}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Claim(t, "topic", "ha")
+	testenv.Claim(t, "topic", topic)
 
 	var (
 		mu       sync.Mutex
@@ -43,7 +44,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 		sentOK   atomic.Int64
 	)
 	produce := func(name string, p *testenv.Proxy) {
-		pr := testenv.NewProducer(t, p, "ha")
+		pr := testenv.NewProducer(t, p, topic)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -56,7 +57,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 				case <-pace.C:
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				r, err := pr.Send(ctx, &rmq.Message{Topic: "ha", Body: []byte(fmt.Sprintf("%s-%d", name, i))})
+				r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("%s-%d", name, i))})
 				cancel()
 				if err != nil {
 					if name == "A" && killed.Load() {
@@ -72,7 +73,7 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 		}()
 	}
 	consume := func(name string, p *testenv.Proxy) rmq.SimpleConsumer {
-		c := testenv.NewSimpleConsumer(t, p, "g-ha", time.Second, map[string]*rmq.FilterExpression{"ha": rmq.SUB_ALL})
+		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -44,7 +44,18 @@ var (
 	// use would mix their messages and offsets.
 	claimsMu sync.Mutex
 	claims   = map[string]string{}
+
+	// runs counts the runs of each test in the cluster pass (go test
+	// -count=N runs every test N times against the same broker), for Name.
+	runsMu sync.Mutex
+	runs   = map[string]testRun{} // test name → its latest run
 )
+
+// testRun is a test's latest run: its T and how many runs there were.
+type testRun struct {
+	t testing.TB
+	n int
+}
 
 // brokerSettings configure the cluster pass's broker. Transactions: a
 // half message is checked back once it is a second old, then every 3
@@ -139,6 +150,9 @@ func mainCluster(m *testing.M, always bool) int {
 		claimsMu.Lock()
 		clear(claims)
 		claimsMu.Unlock()
+		runsMu.Lock()
+		clear(runs)
+		runsMu.Unlock()
 	}()
 	return m.Run()
 }
@@ -262,6 +276,30 @@ func Claim(t testing.TB, kind, name string) {
 	if used && first != test {
 		t.Fatalf("%s %q is used by %s too: the cluster pass's tests share one broker, so give it a name no other test uses", kind, name, first)
 	}
+}
+
+// Name returns the name the running test gives what it calls base on the
+// cluster pass's NameServer and brokers (a topic, a consumer group, a broker
+// or cluster of its own): base in the test's first run, base-rN in its Nth
+// (go test -count=N). The pass's tests share one broker, which keeps what a
+// run left (the topic, messages not consumed, the group's offsets and
+// retries), so a second run under the same names failed or counted the
+// first run's messages. In the local pass it is base.
+func Name(t testing.TB, base string) string {
+	if Target != TargetCluster {
+		return base
+	}
+	runsMu.Lock()
+	r := runs[t.Name()]
+	if r.t != t {
+		r = testRun{t: t, n: r.n + 1}
+		runs[t.Name()] = r
+	}
+	runsMu.Unlock()
+	if r.n == 1 {
+		return base
+	}
+	return base + "-r" + strconv.Itoa(r.n)
 }
 
 // clusterFlags are the command-line settings that put a child rmqproxy in
