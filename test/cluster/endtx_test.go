@@ -23,8 +23,9 @@ import (
 func TestTransactionEndsOnce(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "tx-once", domain.MessageTypeTransaction, 1)
-	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics("tx-once"),
+	topic, group := testenv.Name(t, "tx-once"), testenv.Name(t, "g-tx-once")
+	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 1)
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(topic),
 		rmq.WithTransactionChecker(&rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.UNKNOWN }}))
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestTransactionEndsOnce(t *testing.T) {
 	raw := testenv.NewRawClient(t, p)
 	send := func(body string) *rmq.SendReceipt {
 		t.Helper()
-		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: "tx-once", Body: []byte(body)}, pr.BeginTransaction())
+		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: topic, Body: []byte(body)}, pr.BeginTransaction())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +45,7 @@ func TestTransactionEndsOnce(t *testing.T) {
 	}
 	end := func(r *rmq.SendReceipt, res v2.TransactionResolution) *v2.Status {
 		t.Helper()
-		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "tx-once"},
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: topic},
 			MessageId: r.MessageID, TransactionId: r.TransactionId, Resolution: res, Source: v2.TransactionSource_SOURCE_CLIENT})
 		if err != nil {
 			t.Fatal(err)
@@ -68,27 +69,44 @@ func TestTransactionEndsOnce(t *testing.T) {
 		}
 	}
 
-	c := testenv.NewSimpleConsumer(t, p, "g-tx-once", 5*time.Second, map[string]*rmq.FilterExpression{"tx-once": rmq.SUB_ALL})
+	// Each message received is counted and acked, the ack checked: one
+	// lost would come back as a second delivery.
+	c := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	seen := map[string]int{}
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		ms, _ := c.Receive(t.Context(), 16, 20*time.Second)
+	receive := func() error {
+		ms, err := c.Receive(t.Context(), 16, 20*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return fmt.Errorf("receive: %w", err)
+		}
 		for _, m := range ms {
 			seen[m.GetMessageId()]++
-			_ = c.Ack(t.Context(), m)
+			if err := raw.AckView(t.Context(), group, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if err := receive(); err != nil {
+			return err
 		}
 		if seen[committed.MessageID] == 0 {
 			return fmt.Errorf("the committed message is not delivered yet")
 		}
 		return nil
 	})
-	// Whatever else was stored comes within a few more receives.
-	for range 3 {
-		ms, _ := c.Receive(t.Context(), 16, 20*time.Second)
-		for _, m := range ms {
-			seen[m.GetMessageId()]++
-			_ = c.Ack(t.Context(), m)
+	// Whatever else was stored comes within a few more receives (that were
+	// answered: a failed one saw nothing).
+	answered := 0
+	testenv.WaitFor(t, time.Minute, func() error {
+		if err := receive(); err != nil {
+			return err
 		}
-	}
+		if answered++; answered < 3 {
+			return fmt.Errorf("%d of 3 more receives answered", answered)
+		}
+		return nil
+	})
 	if seen[committed.MessageID] != 1 || seen[rolledBack.MessageID] != 0 {
 		t.Fatalf("delivered: the committed message %d times, the rolled-back one %d times", seen[committed.MessageID], seen[rolledBack.MessageID])
 	}
