@@ -68,7 +68,7 @@ func TestLongFilterExpressions(t *testing.T) {
 					t.Errorf("message %s does not match the filter", id)
 				}
 			}
-			if ms, _ := cons.Receive(t.Context(), 16, 2*time.Second); len(ms) != 0 {
+			if ms := testenv.ReceiveAnswered(t, cons, 16, 2*time.Second); len(ms) != 0 {
 				t.Fatalf("non-matching message delivered: %v", ms[0].GetTag())
 			}
 		})

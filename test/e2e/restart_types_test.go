@@ -233,7 +233,7 @@ func TestKill9KeepsTransactions(t *testing.T) {
 	if _, ok := got[open]; !ok {
 		t.Error("the open transaction was not checked back and committed after the restart")
 	}
-	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+	if ms := testenv.ReceiveAnswered(t, c, 16, 3*time.Second); len(ms) != 0 {
 		t.Fatalf("the rolled back message was delivered: %s", ms[0].GetBody())
 	}
 }

@@ -348,7 +348,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	// and the proxy forwards it when the group receives again, as the
 	// Apache proxy does: the receives below never return it.)
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		if ms, _ := c.Receive(t.Context(), 1, time.Second); len(ms) != 0 {
+		if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
 			t.Fatalf("an exhausted message was delivered again (attempt %d)", ms[0].GetDeliveryAttempt())
 		}
 		_, err := p.Admin.Topic(t.Context(), "%DLQ%g-retry")
@@ -441,7 +441,7 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	other := testenv.NewSimpleConsumer(t, p, "g-held", time.Second, map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL})
 	until := time.Now().Add(3 * cfg.Messaging.Consumer.DefaultInvisibleTime)
 	for time.Now().Before(until) {
-		ms, _ := other.Receive(t.Context(), 1, 10*time.Second)
+		ms := testenv.ReceiveAnswered(t, other, 1, 10*time.Second)
 		if len(ms) > 0 {
 			t.Fatalf("a held message was delivered to another consumer (attempt %d)", ms[0].GetDeliveryAttempt())
 		}

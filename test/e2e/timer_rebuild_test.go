@@ -111,7 +111,7 @@ func TestKill9DamagedTimerBucketsRebuilt(t *testing.T) {
 			t.Errorf("message %s delivered %v before its time", id, want.Sub(at))
 		}
 	}
-	if ms, _ := sc.Receive(ctx, 16, 3*time.Second); len(ms) != 0 {
+	if ms := testenv.ReceiveAnswered(t, sc, 16, 3*time.Second); len(ms) != 0 {
 		t.Fatalf("delivered again after all: %s", ms[0].GetMessageId())
 	}
 	pr = testenv.NewProducer(t, c.Proxy(t), "timers")

@@ -91,7 +91,7 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 			t.Errorf("message %s delivered %v before its delivery time", id, want.Sub(at))
 		}
 	}
-	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+	if ms := testenv.ReceiveAnswered(t, c, 16, 3*time.Second); len(ms) != 0 {
 		t.Fatalf("recalled message delivered")
 	}
 }
@@ -203,7 +203,7 @@ func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
 	if _, ok := got[checkedCommit]; !ok {
 		t.Error("the orphan the checker committed was not delivered")
 	}
-	if ms, _ := c.Receive(t.Context(), 16, 3*time.Second); len(ms) != 0 {
+	if ms := testenv.ReceiveAnswered(t, c, 16, 3*time.Second); len(ms) != 0 {
 		t.Fatalf("a rolled back message was delivered: %s", ms[0].GetBody())
 	}
 }
@@ -361,7 +361,7 @@ func TestSQL92Filters(t *testing.T) {
 			t.Errorf("message %s does not match the filter", id)
 		}
 	}
-	if ms, _ := c.Receive(t.Context(), 16, 2*time.Second); len(ms) != 0 {
+	if ms := testenv.ReceiveAnswered(t, c, 16, 2*time.Second); len(ms) != 0 {
 		t.Fatalf("non-matching message delivered: %s", ms[0].GetProperties())
 	}
 

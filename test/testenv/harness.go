@@ -327,6 +327,32 @@ func (c *Collector) WantAtLeast(n int) func() error {
 	}
 }
 
+// ReceiveAnswered receives once from c (batch messages at most, invisible
+// for invisible) and returns what came, failing t unless the proxy
+// answered: with messages or with "no message". A check that nothing is
+// delivered uses it: a receive that failed otherwise (a deadline, a broken
+// connection) saw nothing and would have passed without looking. A failed
+// receive is retried for up to receiveAnsweredWithin.
+func ReceiveAnswered(t testing.TB, c rmq.SimpleConsumer, batch int32, invisible time.Duration) []*rmq.MessageView {
+	t.Helper()
+	var ms []*rmq.MessageView
+	err := waitfor.Poll(receiveAnsweredWithin, 100*time.Millisecond, func() error {
+		var err error
+		ms, err = c.Receive(t.Context(), batch, invisible)
+		if err != nil && !IsNoMessage(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no receive was answered: %v", err)
+	}
+	return ms
+}
+
+// receiveAnsweredWithin is how long ReceiveAnswered retries failed receives.
+var receiveAnsweredWithin = time.Minute
+
 // IsNoMessage reports whether err is the MESSAGE_NOT_FOUND status a simple
 // consumer's Receive returns when long polling found nothing.
 func IsNoMessage(err error) bool {
