@@ -88,8 +88,12 @@ func TestLongPollsFollowTheBrokersClock(t *testing.T) {
 			start := time.Now()
 			more, err := consumer.Receive(ctx, 16, 20*time.Second)
 			took := time.Since(start)
+			t.Logf("an empty receive with a %v long poll took %v", poll, took)
 			if len(more) > 0 {
 				t.Fatalf("received %d messages from an empty queue", len(more))
+			}
+			if !testenv.IsNoMessage(err) {
+				t.Fatalf("an empty receive with a %v long poll ended after %v with %v, not \"no message\"", poll, took, err)
 			}
 			if took < poll/2 || took > poll+time.Second {
 				t.Fatalf("an empty receive with a %v long poll took %v (%v)", poll, took, err)
