@@ -274,6 +274,9 @@ func NewProducer(t testing.TB, p *Proxy, topics ...string) rmq.Producer {
 	return pr
 }
 
+// NewSimpleConsumer starts an official Go simple consumer of group through
+// p, stopped when the test ends. Its Ack fails when the proxy refuses the
+// ack (see checkedConsumer), which the client's own Ack does not report.
 func NewSimpleConsumer(t testing.TB, p *Proxy, group string, await time.Duration, subs map[string]*rmq.FilterExpression) rmq.SimpleConsumer {
 	t.Helper()
 	c, err := rmq.NewSimpleConsumer(p.ClientConfig(group), rmq.WithSimpleAwaitDuration(await), rmq.WithSimpleSubscriptionExpressions(subs))
@@ -284,7 +287,7 @@ func NewSimpleConsumer(t testing.TB, p *Proxy, group string, await time.Duration
 		t.Fatalf("simple consumer start: %v", err)
 	}
 	t.Cleanup(func() { _ = c.GracefulStop() })
-	return c
+	return checkedConsumer{c}
 }
 
 // WaitFor polls cond until it returns nil or the deadline passes.

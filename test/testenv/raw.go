@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -172,30 +171,6 @@ func AckRequest(group, topic string, msgs []*v2.Message) *v2.AckMessageRequest {
 		req.Entries = append(req.Entries, &v2.AckMessageEntry{MessageId: m.GetSystemProperties().GetMessageId(), ReceiptHandle: m.GetSystemProperties().GetReceiptHandle()})
 	}
 	return req
-}
-
-// AckView acknowledges m, which a consumer of group received through the
-// official Go client, and returns an error unless the proxy answers OK for
-// it. A test that counts deliveries acks with it: the client's own Ack
-// returns an error only when the call fails, nil whatever status the proxy
-// answers (an unknown or expired receipt handle included), so an ack lost
-// that way came back as a duplicate delivery nothing explained.
-func (c *RawClient) AckView(ctx context.Context, group string, m *rmq.MessageView) error {
-	resp, err := c.AckMessage(c.WithHeaders(ctx), &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: m.GetTopic()},
-		Entries: []*v2.AckMessageEntry{{MessageId: m.GetMessageId(), ReceiptHandle: m.GetReceiptHandle()}}})
-	if err != nil {
-		return fmt.Errorf("ack of %s: %w", m.GetMessageId(), err)
-	}
-	st := resp.GetStatus()
-	for _, e := range resp.GetEntries() {
-		if e.GetStatus().GetCode() != v2.Code_OK {
-			st = e.GetStatus()
-		}
-	}
-	if st.GetCode() != v2.Code_OK {
-		return fmt.Errorf("ack of %s: %v %s", m.GetMessageId(), st.GetCode(), st.GetMessage())
-	}
-	return nil
 }
 
 // WaitForRoute waits until the proxy routes a topic (QueryRoute answers
