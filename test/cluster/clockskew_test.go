@@ -82,7 +82,10 @@ func TestLongPollsFollowTheBrokersClock(t *testing.T) {
 			}
 
 			// An empty long poll lasts as long as the proxy asked, not until
-			// the client's deadline (6 s).
+			// the client's deadline (6 s). The proxy ahead made it last the
+			// poll plus the skew (5.5 s); the bound is halfway, as a loaded
+			// machine and a cold broker have added over a second (2.7 s
+			// seen).
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			start := time.Now()
@@ -95,7 +98,7 @@ func TestLongPollsFollowTheBrokersClock(t *testing.T) {
 			if !testenv.IsNoMessage(err) {
 				t.Fatalf("an empty receive with a %v long poll ended after %v with %v, not \"no message\"", poll, took, err)
 			}
-			if took < poll/2 || took > poll+time.Second {
+			if took < poll/2 || took > poll+2*time.Second {
 				t.Fatalf("an empty receive with a %v long poll took %v (%v)", poll, took, err)
 			}
 		})
