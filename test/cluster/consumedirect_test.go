@@ -65,7 +65,7 @@ func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
 			"of group " + group + " connected to this proxy answered NOT_IMPLEMENTED",
 			"only the official Java push consumer consumes a message on request"}},
 		{"topic not subscribed", other, proxyID, remoting.ResponseSystemError, []string{
-			"no consumer of group " + group + " connected to this proxy subscribes to topic direct-other (they subscribe to direct)"}},
+			"no consumer of group " + group + " connected to this proxy subscribes to topic " + other + " (they subscribe to " + topic + ")"}},
 		// The broker itself refuses a client it does not know.
 		{"unknown client", topic, "10.0.0.1@nobody", remoting.ResponseSystemError, []string{"not online"}},
 	}
