@@ -26,14 +26,15 @@ const (
 
 // SecurityConfig is the auth slice of the configuration.
 type SecurityConfig struct {
-	Enabled            bool   `yaml:"enabled" help:"authenticate every client request (AccessKey and HMAC signature, as the official clients send them) and authorize it against the ACL policy; off by default"`
-	Source             string `yaml:"source" help:"where users and ACL policies come from: postgres (postgres.dsn; changes reach every proxy within a second) or file (auth.file, reloaded when it changes)"`
-	File               string `yaml:"file" help:"policy file (YAML: users with secrets, and ACL entries) for auth.source file; keep it readable by rmqproxy only"`
-	Authorization      bool   `yaml:"authorization" help:"check the ACL policy after authentication (default deny); false: every authenticated user may do anything"`
-	SuperUserBypass    bool   `yaml:"superUserBypass" help:"super users skip the ACL policy, as in Apache RocketMQ; false: super users need entries too"`
-	ConflictResolution string `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
-	AuditAllowed       bool   `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per request: heavy); denials, authentication failures and admin changes are always audited"`
-	CacheSize          int    `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
+	Enabled            bool                `yaml:"enabled" help:"authenticate every client request (AccessKey and HMAC signature, as the official clients send them) and authorize it against the ACL policy; off by default"`
+	Source             string              `yaml:"source" help:"where users and ACL policies come from: postgres (postgres.dsn; changes reach every proxy within a second) or file (auth.file, reloaded when it changes)"`
+	File               string              `yaml:"file" help:"policy file (YAML: users with secrets, and ACL entries) for auth.source file; keep it readable by rmqproxy only"`
+	Authorization      bool                `yaml:"authorization" help:"check the ACL policy after authentication (default deny); false: every authenticated user may do anything"`
+	SuperUserBypass    bool                `yaml:"superUserBypass" help:"super users skip the ACL policy, as in Apache RocketMQ; false: super users need entries too"`
+	ConflictResolution string              `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
+	AuditAllowed       bool                `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per request: heavy); denials, authentication failures and admin changes are always audited"`
+	CacheSize          int                 `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
+	AuditCoalesce      AuditCoalesceConfig `yaml:"auditCoalesce"`
 }
 
 // DefaultSecurityConfig returns the defaults: authentication off.
@@ -44,6 +45,7 @@ func DefaultSecurityConfig() SecurityConfig {
 		SuperUserBypass:    true,
 		ConflictResolution: domain.DenyOverrides.String(),
 		CacheSize:          100000,
+		AuditCoalesce:      DefaultAuditCoalesceConfig(),
 	}
 }
 
@@ -61,6 +63,9 @@ func (c SecurityConfig) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		errs = append(errs, errors.New("cacheSize must not be negative (0: no cache)"))
+	}
+	if err := c.AuditCoalesce.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -642,4 +647,13 @@ func (s *Security) AuditDropped() uint64 {
 		return 0
 	}
 	return s.audit.Dropped()
+}
+
+// AuditStats returns the audit sink's counters, with the coalescing of
+// refusals (zero without an audit sink).
+func (s *Security) AuditStats() ports.AuditStats {
+	if s.audit == nil {
+		return ports.AuditStats{}
+	}
+	return s.audit.Stats()
 }

@@ -32,7 +32,25 @@ type AuditEvent struct {
 	RequestID string
 	ClientID  string
 	Details   string // JSON object, bounded; optional
+	// Occurrences is how many refusals a coalesced event stands for
+	// (0 or 1: the event is one decision), from Time to LastTime (zero:
+	// Time): repeated refusals are recorded as one event with a count
+	// (see application.AuditCoalescer).
+	Occurrences int64
+	LastTime    time.Time
 }
+
+// Refusal reports whether e records a refused request (an authentication
+// failure or an authorization denial), which a client can cause at will
+// and repeat: those may be coalesced and are bounded in the audit buffer.
+// A revocation (operation "revoke") is the proxy acting on a policy change,
+// not a refused request.
+func (e AuditEvent) Refusal() bool {
+	return e.Decision == AuditDeny && (e.Category == AuditAuthn || e.Category == AuditAuthz) && e.Operation != "revoke"
+}
+
+// Count returns how many decisions e stands for: Occurrences, at least 1.
+func (e AuditEvent) Count() int64 { return max(e.Occurrences, 1) }
 
 // Audit categories and decisions.
 const (

@@ -56,6 +56,14 @@ type AuditStats struct {
 	Dropped  uint64 // events dropped because the buffer was full
 	Buffered int    // events waiting in the buffer
 	Capacity int    // size of the buffer
+	// Refusals coalesced (application.AuditCoalescer): Coalesced counts
+	// refusals recorded in a coalesced event instead of their own,
+	// CoalescedOverflow those of them over a key bound (recorded per
+	// origin without their details); CoalescingKeys is how many keys and
+	// aggregates are held (at the time of the call).
+	Coalesced         uint64
+	CoalescedOverflow uint64
+	CoalescingKeys    int
 }
 
 // Actor is who makes an administrative change, for the audit record

@@ -198,11 +198,20 @@ func (a *LogAudit) write(e domain.AuditEvent) {
 		ip = e.SourceIP.String()
 	}
 	var buf bytes.Buffer
-	_ = json.NewEncoder(&buf).Encode(map[string]any{
+	fields := map[string]any{
 		"time": e.Time, "category": e.Category, "principal": e.Principal, "source_ip": ip, "protocol": e.Protocol,
 		"operation": e.Operation, "resource": e.Resource, "actions": e.Actions, "decision": e.Decision, "reason": e.Reason,
 		"policy_revision": e.Revision, "request_id": e.RequestID, "client_id": e.ClientID,
-	})
+	}
+	if e.Count() > 1 || !e.LastTime.IsZero() {
+		// A coalesced event: how many refusals, the last one's time, and
+		// how it was formed.
+		fields["occurrences"], fields["last_time"] = e.Count(), e.LastTime
+		if e.Details != "" && json.Valid([]byte(e.Details)) {
+			fields["details"] = json.RawMessage(e.Details)
+		}
+	}
+	_ = json.NewEncoder(&buf).Encode(fields)
 	a.log.Info("audit", slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
 	a.written.Add(1)
 }

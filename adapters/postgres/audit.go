@@ -262,11 +262,13 @@ func (w *AuditWriter) write(ctx context.Context, batch []auditRow) error {
 // and event_id is the only unique column a write can collide on (id is
 // generated).
 const insertAuditBatchSQL = `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal,
-  source_ip, protocol, operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
-  SELECT id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt::jsonb
+  source_ip, protocol, operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details,
+  occurrences, last_occurred_at)
+  SELECT id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt::jsonb, n, l
   FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::inet[], $8::text[],
-    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[])
-    AS b(id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt)
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[],
+    $18::bigint[], $19::timestamptz[])
+    AS b(id, t, p, s, c, pr, ip, pt, op, r, a, d, rs, rv, rq, cl, dt, n, l)
   ON CONFLICT DO NOTHING`
 
 // auditBatchArgs returns the columns of batch, for insertAuditBatchSQL.
@@ -278,15 +280,17 @@ func auditBatchArgs(batch []auditRow) []any {
 		proxies, cats, principals, protos  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ops, resources, actions, decisions = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		reasons, requests, clients         = make([]string, n), make([]string, n), make([]string, n)
-		seqs, revisions                    = make([]int64, n), make([]int64, n)
+		seqs, revisions, counts            = make([]int64, n), make([]int64, n), make([]int64, n)
 		ips                                = make([]*netip.Addr, n)
 		details                            = make([]*string, n)
+		lasts                              = make([]*time.Time, n)
 	)
 	for i, r := range batch {
 		ids[i], times[i], proxies[i], seqs[i], cats[i], principals[i] = r.id, r.time, r.proxyID, r.seq, r.category, r.principal
 		ips[i], protos[i], ops[i], resources[i], actions[i], decisions[i] = r.ip, r.protocol, r.operation, r.resource, r.actions, r.decision
 		reasons[i], revisions[i], requests[i], clients[i], details[i] = r.reason, r.revision, r.requestID, r.clientID, r.details
+		counts[i], lasts[i] = r.occurrences, r.last
 	}
 	return []any{ids, times, proxies, seqs, cats, principals, ips, protos, ops, resources, actions, decisions, reasons,
-		revisions, requests, clients, details}
+		revisions, requests, clients, details, counts, lasts}
 }

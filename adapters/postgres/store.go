@@ -90,6 +90,9 @@ type auditRow struct {
 	revision                                         int64
 	requestID, clientID                              string
 	details                                          *string
+	occurrences                                      int64      // at least 1
+	last                                             *time.Time // nil: time
+	refusal                                          bool       // domain.AuditEvent.Refusal
 }
 
 func newAuditRow(id pgtype.UUID, proxyID string, seq int64, e domain.AuditEvent) auditRow {
@@ -99,7 +102,10 @@ func newAuditRow(id pgtype.UUID, proxyID string, seq int64, e domain.AuditEvent)
 	r := auditRow{id: id, time: e.Time, proxyID: proxyID, seq: seq, category: e.Category, principal: clean(e.Principal, 256),
 		protocol: clean(e.Protocol, 32), operation: clean(e.Operation, 128), resource: clean(e.Resource, 1100),
 		actions: clean(e.Actions, 128), decision: e.Decision, reason: clean(e.Reason, 512), revision: e.Revision,
-		requestID: clean(e.RequestID, 128), clientID: clean(e.ClientID, 256)}
+		requestID: clean(e.RequestID, 128), clientID: clean(e.ClientID, 256), occurrences: e.Count(), refusal: e.Refusal()}
+	if last := e.LastTime; !last.IsZero() && !last.Before(e.Time) {
+		r.last = &last
+	}
 	if e.SourceIP.IsValid() {
 		ip := e.SourceIP.Unmap()
 		r.ip = &ip
@@ -658,11 +664,13 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 	if !q.Until.IsZero() {
 		until = q.Until
 	}
+	// An event counts in the range it overlaps: a coalesced one from its
+	// first (occurred_at) to its last occurrence (last_occurred_at).
 	rows, err := s.pool.Query(ctx, `SELECT coalesce(event_id::text, ''), proxy_id, seq, occurred_at, category, principal, source_ip, protocol, operation, resource, actions,
-  decision, reason, policy_revision, request_id, client_id, coalesce(details::text, '')
+  decision, reason, policy_revision, request_id, client_id, coalesce(details::text, ''), occurrences, last_occurred_at
   FROM rmqproxy.audit_events
   WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR decision = $2) AND ($3 = '' OR category = $3)
-  AND ($4::timestamptz IS NULL OR occurred_at >= $4) AND ($5::timestamptz IS NULL OR occurred_at < $5)
+  AND ($4::timestamptz IS NULL OR coalesce(last_occurred_at, occurred_at) >= $4) AND ($5::timestamptz IS NULL OR occurred_at < $5)
   ORDER BY occurred_at DESC, id DESC LIMIT $6`, clean(q.Principal, 256), q.Decision, q.Category, since, until, q.Limit)
 	if err != nil {
 		return nil, storeError("query audit log", err)
@@ -672,9 +680,13 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 	for rows.Next() {
 		var e domain.AuditEvent
 		var ip *netip.Addr
+		var last *time.Time
 		if err := rows.Scan(&e.ID, &e.ProxyID, &e.Seq, &e.Time, &e.Category, &e.Principal, &ip, &e.Protocol, &e.Operation, &e.Resource, &e.Actions,
-			&e.Decision, &e.Reason, &e.Revision, &e.RequestID, &e.ClientID, &e.Details); err != nil {
+			&e.Decision, &e.Reason, &e.Revision, &e.RequestID, &e.ClientID, &e.Details, &e.Occurrences, &last); err != nil {
 			return nil, storeError("query audit log", err)
+		}
+		if last != nil {
+			e.LastTime = *last
 		}
 		if ip != nil {
 			e.SourceIP = *ip

@@ -648,19 +648,26 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 				"time": e.Time.UTC().Format(time.RFC3339Nano), "category": e.Category, "principal": e.Principal,
 				"sourceIp": ip, "protocol": e.Protocol, "operation": e.Operation, "resource": e.Resource, "actions": e.Actions,
 				"decision": e.Decision, "reason": e.Reason, "policyRevision": e.Revision, "requestId": e.RequestID,
-				"clientId": e.ClientID, "details": json.RawMessage(orNull(e.Details))}
+				"clientId": e.ClientID, "details": json.RawMessage(orNull(e.Details)), "occurrences": e.Count()}
+			if !e.LastTime.IsZero() {
+				out[i]["lastTime"] = e.LastTime.UTC().Format(time.RFC3339Nano)
+			}
 		}
 		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tCATEGORY\tPRINCIPAL\tSOURCE\tOPERATION\tRESOURCE\tACTIONS\tDECISION\tREASON")
+	fmt.Fprintln(tw, "TIME\tCATEGORY\tPRINCIPAL\tSOURCE\tOPERATION\tRESOURCE\tACTIONS\tDECISION\tREASON\tCOUNT\tLAST")
 	for _, e := range evs {
 		ip := "-"
 		if e.SourceIP.IsValid() {
 			ip = e.SourceIP.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Category, oneLine(e.Principal), ip,
-			oneLine(e.Operation), oneLine(e.Resource), e.Actions, e.Decision, oneLine(e.Reason))
+		last := "-"
+		if !e.LastTime.IsZero() {
+			last = e.LastTime.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Category, oneLine(e.Principal), ip,
+			oneLine(e.Operation), oneLine(e.Resource), e.Actions, e.Decision, oneLine(e.Reason), e.Count(), last)
 	}
 	return tw.Flush()
 }

@@ -300,8 +300,9 @@ func registerTrafficMetrics(p *otel.Provider, t *application.Traffic, log *slog.
 
 // registerAuditMetrics reports the audit sink's counters (auth.enabled
 // only: without it nothing is audited): events written, events dropped
-// because the bounded buffer was full, and the buffer's occupancy and size.
-func registerAuditMetrics(p *otel.Provider, audit ports.AuditSink, log *slog.Logger) {
+// because the bounded buffer was full, the buffer's occupancy and size,
+// and the refusals coalesced in front of it.
+func registerAuditMetrics(p *otel.Provider, audit *application.Security, log *slog.Logger) {
 	meter := p.Meter()
 	if meter == nil {
 		return
@@ -327,14 +328,32 @@ func registerAuditMetrics(p *otel.Provider, audit ports.AuditSink, log *slog.Log
 		if err != nil {
 			return err
 		}
+		coalesced, err := meter.Int64ObservableCounter("rmqproxy_audit_refusals_coalesced_total",
+			metric.WithDescription("Refusals (authentication failures, authorization denials) recorded in a coalesced audit event with a count instead of an event of their own (auth.auditCoalesce)."))
+		if err != nil {
+			return err
+		}
+		unitemized, err := meter.Int64ObservableCounter("rmqproxy_audit_refusals_unitemized_total",
+			metric.WithDescription("Of rmqproxy_audit_refusals_coalesced_total, refusals over auth.auditCoalesce.maxKeys or maxKeysPerOrigin, counted per origin or per category without their resource or other varying fields."))
+		if err != nil {
+			return err
+		}
+		keys, err := meter.Int64ObservableGauge("rmqproxy_audit_coalescing_keys",
+			metric.WithDescription("Refusal keys and aggregates being coalesced (bounded by auth.auditCoalesce.maxKeys, twice, plus one per category)."))
+		if err != nil {
+			return err
+		}
 		_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			st := audit.Stats()
+			st := audit.AuditStats()
 			o.ObserveInt64(written, int64(st.Written))
 			o.ObserveInt64(dropped, int64(st.Dropped))
 			o.ObserveInt64(buffered, int64(st.Buffered))
 			o.ObserveInt64(capacity, int64(st.Capacity))
+			o.ObserveInt64(coalesced, int64(st.Coalesced))
+			o.ObserveInt64(unitemized, int64(st.CoalescedOverflow))
+			o.ObserveInt64(keys, int64(st.CoalescingKeys))
 			return nil
-		}, written, dropped, buffered, capacity)
+		}, written, dropped, buffered, capacity, coalesced, unitemized, keys)
 		return err
 	}()
 	if err != nil {

@@ -59,6 +59,8 @@ type securityParams struct {
 	Source   ports.PolicySource   `optional:"true"`
 	Compiler ports.PolicyCompiler `optional:"true"`
 	Audit    ports.AuditSink      `optional:"true"`
+	Clock    ports.Clock
+	LC       fx.Lifecycle
 }
 
 type securityResult struct {
@@ -69,8 +71,17 @@ type securityResult struct {
 }
 
 func newSecurity(p securityParams) (securityResult, error) {
+	audit := p.Audit
+	if audit != nil {
+		// Repeated refusals are coalesced in front of the sink; its hook
+		// is appended after the sink's, so it stops first and hands every
+		// count it holds to the sink before the sink writes its last batch.
+		c := application.NewAuditCoalescer(audit, p.Clock, p.Config.AuditCoalesce, p.Log.With("component", "audit"))
+		p.LC.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
+		audit = c
+	}
 	sec, err := application.NewSecurity(application.SecurityParams{
-		Config: p.Config, Source: p.Source, Compiler: p.Compiler, Audit: p.Audit, Log: p.Log.With("component", "security"),
+		Config: p.Config, Source: p.Source, Compiler: p.Compiler, Audit: audit, Log: p.Log.With("component", "security"),
 	})
 	if err != nil {
 		return securityResult{}, err
