@@ -32,18 +32,26 @@ import (
 // (a timeout after the commit) is stored once. An event dropped from the
 // full buffer has used its number: the gap in seq shows where events were
 // lost.
+//
+// Refusals (authentication failures and authorization denials, which any
+// client can cause at will; coalesced before they get here) may fill at
+// most three quarters of the buffer: the last quarter stays for the
+// events that are not refusals (allowed decisions, admin calls,
+// revocations), which a flood of refusals cannot then push out.
 type AuditWriter struct {
 	pool    *pgxpool.Pool
 	proxyID string
 	cfg     AuditConfig
 	log     *slog.Logger
 
-	ch       chan auditRow
-	seq      atomic.Int64 // last number given to an event
-	dropped  atomic.Uint64
-	written  atomic.Uint64
-	lastErr  atomic.Pointer[error]
-	reported uint64 // drops already reported in an audit.dropped event; run goroutine only
+	ch          chan auditRow
+	refusals    atomic.Int64 // refusals in ch, at most maxRefusals
+	maxRefusals int64
+	seq         atomic.Int64 // last number given to an event
+	dropped     atomic.Uint64
+	written     atomic.Uint64
+	lastErr     atomic.Pointer[error]
+	reported    uint64 // drops already reported in an audit.dropped event; run goroutine only
 	// report is the audit.dropped event not yet written (retried as it is,
 	// with its id), and reporting the drops it counts; run goroutine only.
 	report    *auditRow
@@ -57,15 +65,30 @@ var _ ports.AuditSink = (*AuditWriter)(nil)
 
 // NewAuditWriter returns a writer; Start starts its goroutine.
 func NewAuditWriter(pool *pgxpool.Pool, proxyID string, cfg AuditConfig, log *slog.Logger) *AuditWriter {
-	return &AuditWriter{pool: pool, proxyID: proxyID, cfg: cfg, log: log, ch: make(chan auditRow, cfg.BufferSize)}
+	return &AuditWriter{pool: pool, proxyID: proxyID, cfg: cfg, log: log, ch: make(chan auditRow, cfg.BufferSize),
+		maxRefusals: int64(cfg.BufferSize - cfg.BufferSize/4)}
 }
 
 // Record implements ports.AuditSink.
 func (w *AuditWriter) Record(e domain.AuditEvent) {
-	select {
-	case w.ch <- w.row(e):
-	default:
+	r := w.row(e)
+	if r.refusal && w.refusals.Add(1) > w.maxRefusals {
+		w.refusals.Add(-1)
 		w.dropped.Add(1)
+		return
+	}
+	select {
+	case w.ch <- r:
+	default:
+		w.took(r)
+		w.dropped.Add(1)
+	}
+}
+
+// took notes that r left the buffer (or never entered it).
+func (w *AuditWriter) took(r auditRow) {
+	if r.refusal {
+		w.refusals.Add(-1)
 	}
 }
 
@@ -141,6 +164,7 @@ func (w *AuditWriter) drain(batch []auditRow, max int) []auditRow {
 	for len(batch) < max {
 		select {
 		case e := <-w.ch:
+			w.took(e)
 			batch = append(batch, e)
 		default:
 			return batch
@@ -160,6 +184,7 @@ func (w *AuditWriter) run(ctx context.Context) {
 			w.requeue(batch)
 			return
 		case e := <-w.ch:
+			w.took(e)
 			batch = append(batch, e)
 			batch = w.drain(batch, w.cfg.BatchSize)
 			if len(batch) < w.cfg.BatchSize {
@@ -182,9 +207,13 @@ func (w *AuditWriter) run(ctx context.Context) {
 // fit as dropped.
 func (w *AuditWriter) requeue(batch []auditRow) {
 	for _, e := range batch {
+		if e.refusal {
+			w.refusals.Add(1)
+		}
 		select {
 		case w.ch <- e:
 		default:
+			w.took(e)
 			w.dropped.Add(1)
 		}
 	}

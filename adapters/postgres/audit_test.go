@@ -221,3 +221,29 @@ func TestAuditStopReportsDrops(t *testing.T) {
 		t.Errorf("Written() = %d, want 3 (2 events and the report)", n)
 	}
 }
+
+// TestAuditBufferKeepsRoomForNonRefusals: refusals, which any client can
+// cause at will, fill at most three quarters of the buffer; allowed
+// decisions and admin calls still find room in a buffer that refusals
+// filled while PostgreSQL was slow. They used to be dropped.
+func TestAuditBufferKeepsRoomForNonRefusals(t *testing.T) {
+	cfg := postgres.DefaultConfig().Audit
+	cfg.BufferSize = 8
+	w := postgres.NewAuditWriter(nil, postgres.ProxyID(), cfg, discard()) // not started: nothing drains
+	for range 20 {
+		w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "mallory", Operation: "SendMessage", Decision: domain.AuditDeny})
+	}
+	before := w.Stats()
+	if before.Buffered != 6 || before.Dropped != 14 {
+		t.Errorf("after 20 refusals: %+v, want 6 buffered and 14 dropped", before)
+	}
+	w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "SendMessage", Decision: domain.AuditAllow})
+	w.Record(domain.AuditEvent{Category: domain.AuditAdmin, Principal: "root", Operation: "user.create", Decision: domain.AuditAllow})
+	if st := w.Stats(); st.Dropped != before.Dropped {
+		t.Fatalf("an allowed decision and an admin call after the refusals: %d of them dropped, want both buffered", st.Dropped-before.Dropped)
+	}
+	w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "SendMessage", Decision: domain.AuditAllow})
+	if st := w.Stats(); st.Buffered != 8 || st.Dropped != before.Dropped+1 {
+		t.Errorf("a full buffer took an event: %+v", st)
+	}
+}
