@@ -81,7 +81,10 @@ const auditUsage = `Usage:
 Prints audit events, newest first: authentication failures, authorization
 denials (and allowed requests with auth.auditAllowed), admin changes, and
 "audit.dropped" system events that count events lost when the buffer was
-full. --since takes a duration back from now (1h) or an RFC 3339 time.
+full. Repeated refusals are coalesced: COUNT says how many decisions an
+event stands for, from its TIME to its LAST. --since takes a duration back
+from now (1h) or an RFC 3339 time, and finds events whose last occurrence
+is since then.
 It reads PostgreSQL directly (auth.source postgres). Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
 `
