@@ -17,13 +17,14 @@ func TestMigrateCommand(t *testing.T) {
 		out  string
 	}{
 		{[]string{"migrate", "version", "--postgres.dsn", dsn}, 0, "schema version 0;"},
-		{[]string{"migrate", "up", "--postgres.dsn=" + dsn}, 0, "schema version 3;"},
-		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 3;"},
-		{[]string{"migrate", "down", "4", "--postgres.dsn", dsn}, 1, "cannot revert 4 migrations: only 3 applied"},
+		{[]string{"migrate", "up", "--postgres.dsn=" + dsn}, 0, "schema version 4;"},
+		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 4;"},
+		{[]string{"migrate", "down", "5", "--postgres.dsn", dsn}, 1, "cannot revert 5 migrations: only 4 applied"},
+		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 3;"},
 		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 2;"},
 		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 1;"},
 		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 0;"},
-		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 3;"},
+		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 4;"},
 		{[]string{"migrate", "down", "--all", "--postgres.dsn", dsn}, 0, "schema version 0;"},
 		{[]string{"migrate", "down", "zero", "--postgres.dsn", dsn}, 2, "takes a number"},
 		{[]string{"migrate", "sideways"}, 2, `unknown migrate command "sideways"`},
