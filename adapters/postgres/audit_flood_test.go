@@ -12,6 +12,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/pgenv"
 )
 
 // TestAuditFloodKeepsOtherTenantsEvents: one tenant with valid
@@ -137,5 +138,49 @@ func TestAuditFloodKeepsOtherTenantsEvents(t *testing.T) {
 	evs, err = s.QueryAudit(ctx, domain.AuditQuery{Principal: "tenant-a", Since: last})
 	if err != nil || len(evs) == 0 {
 		t.Errorf("audit query since tenant-a's last refusal found %d events (%v), want the ones that last until then", len(evs), err)
+	}
+}
+
+// TestMigrateAuditOccurrences: rows written before version 4 read as one
+// event each after the upgrade, and version 4 goes down and up again
+// with coalesced rows in the table.
+func TestMigrateAuditOccurrences(t *testing.T) {
+	dsn := pgenv.Database(t)
+	ctx := t.Context()
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
+		t.Fatalf("down to version 3: %v", err)
+	}
+	db := pool(t, dsn)
+	if _, err := db.Exec(ctx, `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal, decision, reason)
+  VALUES (gen_random_uuid(), now(), 'old-proxy', 1, 'authz', 'old-tenant', 'DENY', 'no_match_default_deny')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	s := postgres.NewStore(db, keyring(t, "k1:"+newKey(), ""), "test-proxy")
+	evs, err := s.QueryAudit(ctx, domain.AuditQuery{Principal: "old-tenant", Since: time.Now().Add(-time.Hour)})
+	if err != nil || len(evs) != 1 || evs[0].Count() != 1 || evs[0].Occurrences != 1 || !evs[0].LastTime.IsZero() {
+		t.Fatalf("a version 3 row after the upgrade: %+v (%v), want one event of 1 occurrence", evs, err)
+	}
+	w := postgres.NewAuditWriter(db, postgres.ProxyID(), postgres.DefaultConfig().Audit, discard())
+	now := time.Now()
+	w.Record(domain.AuditEvent{Time: now.Add(-time.Second), LastTime: now, Occurrences: 42, Category: domain.AuditAuthz, Principal: "new-tenant",
+		Operation: "SendMessage", Decision: domain.AuditDeny, Details: `{"coalesced":"repeats"}`})
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = s.QueryAudit(ctx, domain.AuditQuery{Principal: "new-tenant"})
+	if err != nil || len(evs) != 1 || evs[0].Occurrences != 42 || !evs[0].LastTime.Equal(now.Truncate(time.Microsecond)) {
+		t.Fatalf("a coalesced event: %+v (%v), want 42 occurrences until %v", evs, err, now)
+	}
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
+		t.Fatalf("down to version 3 with a coalesced row: %v", err)
+	}
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
+		t.Fatalf("up again: %v", err)
 	}
 }
