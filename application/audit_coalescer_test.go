@@ -312,3 +312,30 @@ func TestCoalescerOff(t *testing.T) {
 		t.Errorf("%d events, want 10", n)
 	}
 }
+
+// With every key taken by other origins, a user's refusals are counted in
+// its own origin's aggregate, which keeps every field they shared: the
+// principal, resource and reason of another tenant's denial survive.
+func TestCoalescerFullKeysStillKeepAnOriginsDetails(t *testing.T) {
+	c, sink, clock := newCoalescer(application.AuditCoalesceConfig{Window: 10 * time.Second, MaxKeys: 20, MaxKeysPerOrigin: 5})
+	for i := range 1000 {
+		c.Record(denial(fmt.Sprintf("mallory-%d", i%4), fmt.Sprintf("Topic:t%d", i), t0))
+	}
+	for range 7 {
+		c.Record(denial("tenant-b", "Topic:payments", t0))
+	}
+	clock.Advance(10 * time.Second)
+	c.Flush()
+	var found bool
+	for _, e := range sink.all() {
+		if e.Principal == "tenant-b" {
+			found = true
+			if e.Occurrences != 7 || e.Resource != "Topic:payments" || e.Reason != "no_match_default_deny" || e.SourceIP != addrA {
+				t.Errorf("tenant-b's denials: %+v", e)
+			}
+		}
+	}
+	if !found {
+		t.Error("tenant-b's denials were not recorded")
+	}
+}
