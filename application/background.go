@@ -11,11 +11,9 @@ import (
 // composition root owns the goroutine that calls it.
 func (m *Messaging) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2 + checkWorkers)
+	wg.Add(3)
 	go func() { defer wg.Done(); m.sessions.run(ctx, sessionSweepPeriod) }()
 	go func() { defer wg.Done(); m.renewer.run(ctx) }()
-	for range checkWorkers {
-		go func() { defer wg.Done(); m.dispatchChecks(ctx) }()
-	}
+	go func() { defer wg.Done(); m.dispatchChecks(ctx) }()
 	wg.Wait()
 }

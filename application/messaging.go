@@ -38,9 +38,9 @@ type Messaging struct {
 	sendTurns  sync.Map // topic → *atomic.Uint64
 	checkTurns sync.Map // topic → *atomic.Uint64
 
-	// checks queues transaction check-backs for the dispatch workers;
+	// checks queues transaction check-backs for dispatch, by topic;
 	// checkDrops rate-limits the warning about those dropped when it is full.
-	checks     chan ports.TransactionCheck
+	checks     checkQueue
 	checkDrops dropLog
 }
 
@@ -72,8 +72,7 @@ type MessagingParams struct {
 func NewMessaging(p MessagingParams) *Messaging {
 	m := &Messaging{cfg: p.Config, broker: p.Broker, meta: p.Meta, clock: p.Clock, log: p.Log, sessions: p.Sessions,
 		renewer: p.Renewer, transactions: p.Transactions, recaller: p.Recaller, offsets: p.Offsets, tracker: p.Tracker,
-		traffic: p.Traffic, security: p.Security,
-		checks: make(chan ports.TransactionCheck, checkQueueLength)}
+		traffic: p.Traffic, security: p.Security}
 	p.Sessions.setOnGone(m.clientGone)
 	if m.transactions != nil {
 		m.transactions.SetTransactionCheckHandler(m.relayTransactionCheck)

@@ -29,26 +29,128 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 }
 
 // Check-back dispatch: the broker hands check-backs to relayTransactionCheck
-// from its own goroutine, which must never wait for a client. They queue
-// (up to checkQueueLength; beyond, or when no producer of the topic is
-// connected, a check-back is dropped and the broker asks again after its
-// check interval) for checkWorkers workers, which give each to a producer's
-// command channel; a channel that does not take it at once (a stalled
-// client) is passed over for the next producer. Only a check-back written
-// to a producer's stream is reported to the broker as handed
-// (TransactionCheck.Handed, called by the channel's writer through
-// ClientCommand.Written), so a dropped one, also one a channel took but
-// whose stream ended before writing it, does not use up one of the
-// message's checks. The workers do not wait for the write.
+// from its own goroutine, which must never wait for a client. They queue,
+// by topic (a topic is its transactional producers' group), for the
+// topic's dispatcher, which gives each to a producer's command channel; a
+// channel that does not take it in time (checkSendTimeout; at once for a
+// stalled client) is passed over for the next producer. Each topic with
+// check-backs waiting has one dispatcher of its own, so a producer that
+// reads its stream slowly delays only its own topic's check-backs, never
+// another's; there are at most as many dispatchers as places.
+//
+// The queue has checkQueueLength places in all. One topic may take them
+// all while no other needs any, but when they are all taken a check-back
+// of a topic holding fewer than the longest lane takes the place of that
+// lane's newest check-back: so one topic's backlog (a tenant with many
+// unresolved transactions) cannot keep other topics' check-backs out. A
+// check-back that gets no place, or loses its place, or finds no producer
+// of its topic connected, is dropped, and the broker asks again after its
+// check interval.
+//
+// Only a check-back written to a producer's stream is reported to the
+// broker as handed (TransactionCheck.Handed, called by the channel's
+// writer through ClientCommand.Written), so a dropped one, also one a
+// channel took but whose stream ended before writing it, does not use up
+// one of the message's checks where the broker counts only handed
+// check-backs (local mode). The dispatchers do not wait for the write.
 const (
 	checkQueueLength = 1024
-	checkWorkers     = 4
 	// checkSendTimeout bounds one hand-over to a client's channel.
 	checkSendTimeout = 3 * time.Second
 )
 
+// checkQueue holds the check-backs waiting for dispatch, in one lane per
+// topic, and runs the lanes' dispatchers.
+type checkQueue struct {
+	mu    sync.Mutex
+	lanes map[string]*checkLane
+	total int // check-backs in all lanes
+	// run is set while Run runs: it starts a lane's dispatcher; nil before
+	// Run (check-backs wait) and after it.
+	run func(topic string, l *checkLane)
+	wg  sync.WaitGroup // the running dispatchers
+}
+
+// checkLane is one topic's waiting check-backs, oldest first.
+type checkLane struct {
+	waiting []ports.TransactionCheck
+	running bool // its dispatcher runs
+}
+
+// push queues c in its topic's lane, taking the newest check-back of the
+// longest lane when every place is taken and that lane is longer than c's
+// would be. It reports false when c was dropped instead; a check-back that
+// lost its place is dropped too, and counted in evicted.
+func (q *checkQueue) push(c ports.TransactionCheck) (queued bool, evicted int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.lanes == nil {
+		q.lanes = map[string]*checkLane{}
+	}
+	topic := c.Message.Topic
+	l := q.lanes[topic]
+	mine := 0
+	if l != nil {
+		mine = len(l.waiting)
+	}
+	if q.total >= checkQueueLength {
+		var longest *checkLane
+		for _, o := range q.lanes {
+			if longest == nil || len(o.waiting) > len(longest.waiting) {
+				longest = o
+			}
+		}
+		if longest == nil || longest == l || len(longest.waiting) <= mine+1 {
+			return false, 0
+		}
+		last := len(longest.waiting) - 1
+		longest.waiting[last] = ports.TransactionCheck{}
+		longest.waiting = longest.waiting[:last]
+		q.total--
+		evicted = 1
+	}
+	if l == nil {
+		l = &checkLane{}
+		q.lanes[topic] = l
+	}
+	l.waiting = append(l.waiting, c)
+	q.total++
+	if q.run != nil && !l.running {
+		l.running = true
+		q.wg.Add(1)
+		go q.run(topic, l)
+	}
+	return true, evicted
+}
+
+// pop takes the oldest check-back of topic's lane l; when it is empty (or
+// dispatch stopped) it ends the lane's dispatcher and reports false.
+func (q *checkQueue) pop(topic string, l *checkLane) (ports.TransactionCheck, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(l.waiting) == 0 || q.run == nil {
+		l.running = false
+		if len(l.waiting) == 0 && q.lanes[topic] == l {
+			delete(q.lanes, topic)
+		}
+		return ports.TransactionCheck{}, false
+	}
+	c := l.waiting[0]
+	l.waiting[0] = ports.TransactionCheck{}
+	l.waiting = l.waiting[1:]
+	q.total--
+	return c, true
+}
+
+// queued returns the number of check-backs waiting.
+func (q *checkQueue) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total
+}
+
 // relayTransactionCheck queues a broker's check-back of an orphaned
-// transaction for the dispatch workers; it never blocks. Without a
+// transaction for its topic's dispatcher; it never blocks. Without a
 // connected producer of the topic it drops the check-back at once rather
 // than let it take a place in the queue.
 func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.TransactionCheck) {
@@ -57,9 +159,12 @@ func (m *Messaging) relayTransactionCheck(ctx context.Context, c ports.Transacti
 			slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
 		return
 	}
-	select {
-	case m.checks <- c:
-	default:
+	queued, evicted := m.checks.push(c)
+	drops := evicted
+	if !queued {
+		drops++
+	}
+	for range drops {
 		if dropped, ok := m.checkDrops.add(m.clock.Now()); ok {
 			m.log.LogAttrs(ctx, slog.LevelWarn, "too many transaction check-backs waiting for producers; dropped, the broker will ask again",
 				slog.Int("dropped", dropped), slog.String("topic", c.Message.Topic), slog.String("msg_id", c.Message.ID))
@@ -92,16 +197,36 @@ func (d *dropLog) add(now time.Time) (int, bool) {
 	return n, true
 }
 
-// dispatchChecks hands queued check-backs to producers until ctx ends.
+// dispatchChecks runs a dispatcher for every topic with check-backs
+// waiting, and for every topic whose check-backs come later, until ctx
+// ends; it returns once they have all stopped. Check-backs still waiting
+// then stay queued.
 func (m *Messaging) dispatchChecks(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case c := <-m.checks:
+	q := &m.checks
+	q.mu.Lock()
+	q.run = func(topic string, l *checkLane) {
+		defer q.wg.Done()
+		for {
+			c, ok := q.pop(topic, l)
+			if !ok {
+				return
+			}
 			m.deliverCheck(ctx, c)
 		}
 	}
+	for topic, l := range q.lanes {
+		if !l.running && len(l.waiting) > 0 {
+			l.running = true
+			q.wg.Add(1)
+			go q.run(topic, l)
+		}
+	}
+	q.mu.Unlock()
+	<-ctx.Done()
+	q.mu.Lock()
+	q.run = nil
+	q.mu.Unlock()
+	q.wg.Wait()
 }
 
 // deliverCheck gives a check-back to a producer of its topic that has a

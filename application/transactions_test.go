@@ -114,7 +114,7 @@ func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
 	var handed handedCounter
 	// No producer of the topic: dropped at once, not queued.
 	m.relayTransactionCheck(t.Context(), handed.check("tx", "nobody"))
-	if n := len(m.checks); n != 0 {
+	if n := m.checks.queued(); n != 0 {
 		t.Fatalf("a check-back without any producer was queued (%d queued)", n)
 	}
 	healthy := &recordingChannel{openChannel: *newOpenChannel()}
@@ -213,5 +213,137 @@ func TestDroppedCheckBacksAreLoggedSparingly(t *testing.T) {
 	m.relayTransactionCheck(t.Context(), handed.check("tx", "later"))
 	if lines := strings.Count(buf.String(), "too many transaction check-backs"); lines != 1 || !strings.Contains(buf.String(), "dropped=500 ") {
 		t.Fatalf("a minute later: %d warnings, want 1 saying dropped=500 (499 not logged and this one):\n%s", lines, buf.String())
+	}
+}
+
+// stuckChannel is a producer's channel whose hand-over does not return
+// until the test releases it (a client whose stream stays full): the
+// worst a slow client can do to the goroutine handing it a command.
+type stuckChannel struct {
+	openChannel
+	release chan struct{}
+	mu      sync.Mutex
+	entered int
+}
+
+func (c *stuckChannel) Send(context.Context, ports.ClientCommand) error {
+	c.mu.Lock()
+	c.entered++
+	c.mu.Unlock()
+	<-c.release
+	return errors.New("released")
+}
+
+func (c *stuckChannel) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entered
+}
+
+// TestSlowProducersDoNotHoldOtherTopicsCheckBacks: producers of more
+// topics than there were dispatch workers block in their hand-overs (their
+// streams full). The check-backs of another topic, with a healthy
+// producer, must all reach it while those hand-overs are still blocked;
+// each slow producer holds at most one hand-over of its own. (Before, the
+// slow producers' check-backs took every worker, each for up to
+// checkSendTimeout, and the healthy topic's check-backs waited behind them.)
+func TestSlowProducersDoNotHoldOtherTopicsCheckBacks(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	release := make(chan struct{})
+	const slowTopics = 8
+	var slow []*stuckChannel
+	for i := range slowTopics {
+		ch := &stuckChannel{openChannel: *newOpenChannel(), release: release}
+		slow = append(slow, ch)
+		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{fmt.Sprint("slow-", i)}}}
+		if _, err := m.UpdateSettings(asClient(t.Context(), fmt.Sprint("slow-", i)), s, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	healthy := &recordingChannel{openChannel: *newOpenChannel()}
+	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"healthy"}}}
+	if _, err := m.UpdateSettings(asClient(t.Context(), "healthy"), s, healthy); err != nil {
+		t.Fatal(err)
+	}
+	var handed handedCounter
+	// The slow topics' check-backs come first, several each.
+	for round := range 3 {
+		for i := range slowTopics {
+			m.relayTransactionCheck(t.Context(), handed.check(fmt.Sprint("slow-", i), fmt.Sprintf("s%d-%d", i, round)))
+		}
+	}
+	const n = 50
+	for i := range n {
+		m.relayTransactionCheck(t.Context(), handed.check("healthy", fmt.Sprint("h", i)))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { close(release); cancel(); <-done }()
+	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if got := healthy.count(); got < n {
+			return fmt.Errorf("the healthy topic's producer got %d of %d check-backs while %d slow producers block their hand-overs", got, n, slowTopics)
+		}
+		return nil
+	})
+	for i := range n {
+		if k := handed.get(fmt.Sprint("h", i)); k != 1 {
+			t.Errorf("healthy check-back %d reported handed %d times, want once", i, k)
+		}
+	}
+	for i, ch := range slow {
+		if k := ch.count(); k > 1 {
+			t.Errorf("slow producer %d holds %d blocked hand-overs, want at most 1", i, k)
+		}
+	}
+}
+
+// TestOneTopicsBacklogLeavesPlacesForOthers: a topic with more orphaned
+// transactions than the dispatch queue has places fills it (its producer
+// is not taking them yet); the check-backs of another topic that come
+// after must still be queued and reach their producer, the backlog's
+// check-backs giving way (they are asked again later).
+func TestOneTopicsBacklogLeavesPlacesForOthers(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	big := &recordingChannel{openChannel: *newOpenChannel()}
+	small := &recordingChannel{openChannel: *newOpenChannel()}
+	for id, p := range map[string]struct {
+		ch    ports.ClientChannel
+		topic string
+	}{"big": {big, "big"}, "small": {small, "small"}} {
+		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{p.topic}}}
+		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, p.ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handed handedCounter
+	// The workers are not running yet: the backlog fills every place.
+	for i := range 2 * checkQueueLength {
+		m.relayTransactionCheck(t.Context(), handed.check("big", fmt.Sprint("b", i)))
+	}
+	const n = 100
+	for i := range n {
+		m.relayTransactionCheck(t.Context(), handed.check("small", fmt.Sprint("s", i)))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if got := small.count(); got < n {
+			return fmt.Errorf("the small topic's producer got %d of %d check-backs (the big one %d)", got, n, big.count())
+		}
+		return nil
+	})
+	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if got, want := big.count(), checkQueueLength-n; got != want {
+			return fmt.Errorf("the big topic's producer got %d check-backs, want the %d places the small topic left", got, want)
+		}
+		return nil
+	})
+	for i := range n {
+		if k := handed.get(fmt.Sprint("s", i)); k != 1 {
+			t.Errorf("small check-back %d reported handed %d times, want once", i, k)
+		}
 	}
 }
