@@ -26,6 +26,10 @@ func (c *answeringChannel) Send(_ context.Context, cmd ports.ClientCommand) erro
 	return nil
 }
 
+func (c *answeringChannel) TrySend(cmd ports.ClientCommand) error {
+	return c.Send(context.Background(), cmd)
+}
+
 type lookupFunc func(ctx context.Context, topic, id string) (domain.StoredMessage, error)
 
 func (f lookupFunc) LookupMessage(ctx context.Context, topic, id string) (domain.StoredMessage, error) {

@@ -170,5 +170,6 @@ type openChannel struct{ done chan struct{} }
 func newOpenChannel() *openChannel                                     { return &openChannel{done: make(chan struct{})} }
 func (c *openChannel) Done() <-chan struct{}                           { return c.done }
 func (c *openChannel) Send(context.Context, ports.ClientCommand) error { return nil }
+func (c *openChannel) TrySend(ports.ClientCommand) error               { return nil }
 func (c *openChannel) close()                                          { close(c.done) }
 func (c *openChannel) End()                                            { c.close() }

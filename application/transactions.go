@@ -230,11 +230,12 @@ func (m *Messaging) dispatchChecks(ctx context.Context) {
 }
 
 // deliverCheck gives a check-back to a producer of its topic that has a
-// live Telemetry stream on this proxy, taking producers in turn and passing
-// over those whose channel does not take it; the channel tells the broker
-// once it has written it (Handed). The producer answers with
-// EndTransaction. Without such a producer the broker asks again after its
-// check interval.
+// live Telemetry stream on this proxy, taking producers in turn: first
+// without waiting, to the first whose queue has room; only when none has,
+// to the first that makes room within checkSendTimeout (a stalled client
+// refuses at once). The channel tells the broker once it has written it
+// (Handed). The producer answers with EndTransaction. Without such a
+// producer the broker asks again after its check interval.
 func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) {
 	producers := m.sessions.producersOf(c.Message.Topic)
 	if len(producers) == 0 {
@@ -244,14 +245,27 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 	}
 	first := nextTurn(&m.checkTurns, c.Message.Topic)
 	msg := c.Message
+	cmd := ports.ClientCommand{RecoverTransaction: &msg, Written: c.Handed}
+	allowed := make([]bool, len(producers))
 	var err error
 	for i := range uint64(len(producers)) {
-		p := producers[(first+i)%uint64(len(producers))]
+		k := (first + i) % uint64(len(producers))
+		p := producers[k]
 		if err = m.mayResolve(ctx, p, c.Message.Topic); err != nil {
 			continue
 		}
+		allowed[k] = true
+		if err = p.channel.TrySend(cmd); err == nil {
+			return
+		}
+	}
+	for i := range uint64(len(producers)) {
+		k := (first + i) % uint64(len(producers))
+		if !allowed[k] {
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, checkSendTimeout)
-		err = p.channel.Send(sctx, ports.ClientCommand{RecoverTransaction: &msg, Written: c.Handed})
+		err = producers[k].channel.Send(sctx, cmd)
 		cancel()
 		if err == nil {
 			return

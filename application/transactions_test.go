@@ -41,6 +41,10 @@ func (c *recordingChannel) Send(_ context.Context, cmd ports.ClientCommand) erro
 	return nil
 }
 
+func (c *recordingChannel) TrySend(cmd ports.ClientCommand) error {
+	return c.Send(context.Background(), cmd)
+}
+
 func (c *recordingChannel) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,6 +238,9 @@ func (c *stuckChannel) Send(context.Context, ports.ClientCommand) error {
 	return errors.New("released")
 }
 
+// TrySend refuses: the stuck client's queue is full.
+func (c *stuckChannel) TrySend(ports.ClientCommand) error { return errors.New("queue full") }
+
 func (c *stuckChannel) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -345,5 +352,43 @@ func TestOneTopicsBacklogLeavesPlacesForOthers(t *testing.T) {
 		if k := handed.get(fmt.Sprint("s", i)); k != 1 {
 			t.Errorf("small check-back %d reported handed %d times, want once", i, k)
 		}
+	}
+}
+
+// TestSlowProducerDoesNotHoldItsTopicsOtherProducer: of a topic's two
+// producers one is stuck (its queue full, a hand-over to it blocks). The
+// topic's check-backs must all reach the other producer without any
+// hand-over waiting for the stuck one: it is offered each first without
+// waiting, and only when no producer has room does the dispatcher wait.
+// (Before, every other check-back took its turn at the stuck producer
+// first and waited there up to checkSendTimeout.)
+func TestSlowProducerDoesNotHoldItsTopicsOtherProducer(t *testing.T) {
+	m, _, _ := newTestMessaging(DefaultConfig())
+	release := make(chan struct{})
+	stuck := &stuckChannel{openChannel: *newOpenChannel(), release: release}
+	healthy := &recordingChannel{openChannel: *newOpenChannel()}
+	for id, ch := range map[string]ports.ClientChannel{"a-stuck": stuck, "b-healthy": healthy} {
+		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
+		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handed handedCounter
+	const n = 50
+	for i := range n {
+		m.relayTransactionCheck(t.Context(), handed.check("tx", fmt.Sprint(i)))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { close(release); cancel(); <-done }()
+	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if got := healthy.count(); got < n {
+			return fmt.Errorf("the healthy producer got %d of %d check-backs (hand-overs blocked at the stuck one: %d)", got, n, stuck.count())
+		}
+		return nil
+	})
+	if k := stuck.count(); k != 0 {
+		t.Errorf("%d hand-overs waited for the stuck producer while the other had room", k)
 	}
 }

@@ -21,6 +21,10 @@ type ClientChannel interface {
 	// written: a command still queued when the stream ends is dropped, and
 	// only a written one has its Written called.
 	Send(ctx context.Context, cmd ClientCommand) error
+	// TrySend is Send without waiting: it fails at once when the client's
+	// queue has no room, so that the caller can offer the command to
+	// another client first.
+	TrySend(cmd ClientCommand) error
 	// End completes the stream from the proxy's side because the client
 	// said goodbye (NotifyClientTermination): the official Go client keeps
 	// its connection, and the stream, open long after it stopped. Commands

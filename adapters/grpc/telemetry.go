@@ -75,6 +75,9 @@ func (c *telemetryChannel) writeQueued(q queuedCommand) error {
 	return nil
 }
 
+// errClientBusy is the answer of TrySend when the client's queue is full.
+var errClientBusy = errors.New("the client's Telemetry command queue is full")
+
 // Send queues a server command for the client. When the queue is full it
 // waits for room until ctx ends, unless the client is stalled; it fails at
 // once when the stream has ended.
@@ -82,6 +85,16 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return c.send(ctx, cmd, true)
+}
+
+// TrySend queues a server command for the client if its queue has room
+// now; it never waits.
+func (c *telemetryChannel) TrySend(cmd ports.ClientCommand) error {
+	return c.send(context.Background(), cmd, false)
+}
+
+func (c *telemetryChannel) send(ctx context.Context, cmd ports.ClientCommand, wait bool) error {
 	var msg *v2.TelemetryCommand
 	switch {
 	case cmd.RecoverTransaction != nil:
@@ -112,6 +125,9 @@ func (c *telemetryChannel) Send(ctx context.Context, cmd ports.ClientCommand) er
 	case c.queue <- q:
 		return nil
 	default:
+	}
+	if !wait {
+		return errClientBusy
 	}
 	c.mu.Lock()
 	stalled := c.stalled

@@ -53,9 +53,9 @@ func TestCheckBacksPassOverAClientStuckOnItsSettingsReply(t *testing.T) {
 			got[rc.GetTransactionId()] = true
 		}
 	}
-	// A stuck client counts as stalled after stalledAfter (1 s); each
-	// check-back that waits for its queue instead costs checkSendTimeout
-	// (3 s), 16 of them on checkWorkers (4) workers at least 12 s.
+	// A check-back goes without waiting to a producer whose queue has
+	// room; one that waited for the stuck client's queue would cost
+	// checkSendTimeout (3 s), one after another on the topic's dispatcher.
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("the healthy producer got %d check-backs after %v: the producer stuck on its settings reply delayed them", len(got), d.Round(time.Millisecond))
 	} else {
@@ -188,5 +188,34 @@ func waitFor(t *testing.T, d time.Duration, cond func() error) {
 			t.Fatalf("not within %v: %v", d, err)
 		case <-tick.C:
 		}
+	}
+}
+
+// telemetryServerStub is a Telemetry stream nobody writes or reads: only
+// its context is used.
+type telemetryServerStub struct {
+	v2.MessagingService_TelemetryServer
+	ctx context.Context
+}
+
+func (s telemetryServerStub) Context() context.Context { return s.ctx }
+
+// TestTrySendNeverWaits: TrySend queues a command while the client's queue
+// has room and refuses at once when it is full (the check-back dispatcher
+// then offers it to another producer instead of waiting for this one).
+func TestTrySendNeverWaits(t *testing.T) {
+	ch := newTelemetryChannel(telemetryServerStub{ctx: t.Context()})
+	cmd := ports.ClientCommand{RecoverTransaction: &domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: "m"}, TransactionID: "t"}}
+	for i := range telemetryQueueLength {
+		if err := ch.TrySend(cmd); err != nil {
+			t.Fatalf("command %d with room in the queue: %v", i, err)
+		}
+	}
+	if err := ch.TrySend(cmd); !errors.Is(err, errClientBusy) {
+		t.Fatalf("a command for a full queue: %v, want errClientBusy", err)
+	}
+	<-ch.queue
+	if err := ch.TrySend(cmd); err != nil {
+		t.Fatalf("a command once the writer took one: %v", err)
 	}
 }
