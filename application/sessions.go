@@ -310,14 +310,25 @@ func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSet
 func (s *Sessions) owned(clientID, user string) (st ClientSettings, known bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.clients[clientID]
-	if !ok {
-		return ClientSettings{}, false, nil
-	}
-	if err := ownedLocked(cur, clientID, user); err != nil {
-		return ClientSettings{}, true, err
+	cur, known, err := s.ownedSessionLocked(clientID, user)
+	if cur == nil {
+		return ClientSettings{}, known, err
 	}
 	return cur.settings, true, nil
+}
+
+// ownedSessionLocked returns the session of a known client of user (nil
+// when the client is unknown, or with an error when another user
+// registered it) and whether the client is known.
+func (s *Sessions) ownedSessionLocked(clientID, user string) (*session, bool, error) {
+	cur, ok := s.clients[clientID]
+	if !ok {
+		return nil, false, nil
+	}
+	if err := ownedLocked(cur, clientID, user); err != nil {
+		return nil, true, err
+	}
+	return cur, true, nil
 }
 
 // groupExists records that the consumer group of a client's subscription,
@@ -346,12 +357,9 @@ func (s *Sessions) Settings(clientID string) (ClientSettings, bool) {
 func (s *Sessions) touch(clientID, user string) (ClientSettings, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.clients[clientID]
-	if !ok {
-		return ClientSettings{}, false, nil
-	}
-	if err := ownedLocked(cur, clientID, user); err != nil {
-		return ClientSettings{}, true, err
+	cur, known, err := s.ownedSessionLocked(clientID, user)
+	if cur == nil {
+		return ClientSettings{}, known, err
 	}
 	cur.lastSeen = s.clock.Now()
 	return cur.settings, true, nil
