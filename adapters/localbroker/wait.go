@@ -24,6 +24,9 @@ type poller struct {
 	keys  []queueKey
 	group string // "" for pull
 	fifo  bool
+	// wokeFor is the queue of the last wake-up wakeLocked gave this pop
+	// poller: the one its token, while pending, stands for.
+	wokeFor queueKey
 }
 
 // registerLocked registers a poller with queues qids of topic.
@@ -68,7 +71,9 @@ func (e *Engine) unregister(pp **poller) {
 
 // leaveLocked unregisters p for good. A pop poller woken since it last
 // looked passes the wake-up on to one other poller of its group that reads
-// one of its queues: the message that woke it may still be there.
+// the queue it was woken for (pollers of a group may read different
+// queues), else one of its other queues: the message that woke it may
+// still be there.
 func (e *Engine) leaveLocked(p *poller) {
 	e.unregisterLocked(p)
 	select {
@@ -78,6 +83,9 @@ func (e *Engine) leaveLocked(p *poller) {
 	}
 	if p.group == "" {
 		return // pull pollers are each woken
+	}
+	if e.wakeLocked(p.wokeFor, p.group, p.fifo, 1) > 0 {
+		return
 	}
 	for _, k := range p.keys {
 		if e.wakeLocked(k, p.group, p.fifo, 1) > 0 {
@@ -126,6 +134,7 @@ func (e *Engine) wakeLocked(k queueKey, group string, fifoOnly bool, n int) int 
 		if woken[i].n < n {
 			woken[i].n++
 			total++
+			p.wokeFor = k
 			p.wake()
 		}
 	}

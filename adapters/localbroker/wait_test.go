@@ -146,3 +146,26 @@ func TestEveryNewMessageReachesAnIdleConsumer(t *testing.T) {
 		}
 	}
 }
+
+// TestPassedOnWakeUpGoesToAReaderOfItsQueue: pollers of one group may read
+// different queues (a FIFO push consumer pops each assigned queue, a simple
+// consumer of the group any queue). A poller woken for a message of one
+// queue that leaves without looking hands the wake-up to a poller that
+// reads that queue, not to one that reads only another of its queues and
+// would find nothing while the message waits out the poll time.
+func TestPassedOnWakeUpGoesToAReaderOfItsQueue(t *testing.T) {
+	h := newHarness(t, nil)
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	both := e.registerLocked("t", []int32{0, 1}, "g", false)
+	if n := e.wakeLocked(queueKey{"t", 1}, "", false, 1); n != 1 || len(both.ch) != 1 {
+		t.Fatalf("a new message of queue 1 woke %d pollers", n)
+	}
+	q0 := e.registerLocked("t", []int32{0}, "g", false)
+	q1 := e.registerLocked("t", []int32{1}, "g", false)
+	e.leaveLocked(both)
+	if len(q1.ch) != 1 || len(q0.ch) != 0 {
+		t.Fatalf("the wake-up for queue 1 went to the reader of queue 0 (%d) and of queue 1 (%d); want 0, 1", len(q0.ch), len(q1.ch))
+	}
+}
