@@ -32,7 +32,7 @@ import (
 func TestClusterStartStopLeavesNoGoroutines(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.HeartbeatInterval = 200 * time.Millisecond
-	const topic, group = "lifecycle-t", "lifecycle-g"
+	topic, group := testenv.Name(t, "lifecycle-t"), testenv.Name(t, "lifecycle-g")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var (
 		srv *grpcadapter.Server
