@@ -5,9 +5,13 @@
 -- batch that committed although the writer saw an error (a timeout after
 -- the commit) is not stored twice. Events written before this version
 -- have no id (NULL; the index allows any number of them). The column is
--- added without a default, so the table is not rewritten; building the
--- index reads it once.
+-- added without a default, so the table is neither rewritten nor read:
+-- the ACCESS EXCLUSIVE lock is held for milliseconds.
+--
+-- The unique index is built by version 4, concurrently. Releases before
+-- that built it here, in this transaction, blocking inserts into the
+-- audit log for the whole build; databases they migrated have it already
+-- (version 4 then finds it and does nothing).
 BEGIN;
 ALTER TABLE rmqproxy.audit_events ADD COLUMN event_id uuid;
-CREATE UNIQUE INDEX audit_events_event_id ON rmqproxy.audit_events (event_id);
 COMMIT;

@@ -2,7 +2,10 @@
 // schema (users, secrets, ACL entries, policy revision, audit log) into
 // the binary. golang-migrate applies them (rmqproxy migrate up|down|version,
 // through adapters/postgres); file names are NNNNNN_name.up.sql and
-// NNNNNN_name.down.sql, each wrapping its statements in BEGIN/COMMIT.
+// NNNNNN_name.down.sql, each wrapping its statements in BEGIN/COMMIT, or
+// holding one statement that cannot run in a transaction (CREATE INDEX
+// CONCURRENTLY) and nothing else. A file with the line "-- rmqproxy: rerun"
+// may be run again after it failed half-way (see [Rerun]).
 package migrations
 
 import (
@@ -26,6 +29,41 @@ func Applied(v uint) int {
 		}
 	}
 	return n
+}
+
+// rerunMark marks an up migration that rmqproxy migrate up may run again
+// when it failed half-way (the version is dirty): it is one transaction
+// (a failure leaves nothing behind), or one idempotent statement whose
+// only leftover after a failure is an INVALID index, which is dropped
+// first.
+const rerunMark = "-- rmqproxy: rerun"
+
+// Rerun reports whether the up migration of version v may be run again
+// after a failure (it carries the rerun mark), and the version before it
+// (0: none).
+func Rerun(v uint) (ok bool, previous uint) {
+	for _, x := range versions() {
+		if x < v {
+			previous = max(previous, x)
+		}
+	}
+	entries, _ := fs.ReadDir(FS, ".")
+	for _, e := range entries {
+		num, rest, _ := strings.Cut(e.Name(), "_")
+		if x, err := strconv.ParseUint(num, 10, 32); err != nil || uint(x) != v || !strings.HasSuffix(rest, ".up.sql") {
+			continue
+		}
+		body, err := fs.ReadFile(FS, e.Name())
+		if err != nil {
+			return false, previous
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.TrimSpace(line) == rerunMark {
+				return true, previous
+			}
+		}
+	}
+	return false, previous
 }
 
 // Latest returns the highest migration version in FS: the schema version

@@ -141,14 +141,15 @@ func TestAuditFloodKeepsOtherTenantsEvents(t *testing.T) {
 	}
 }
 
-// TestMigrateAuditOccurrences: rows written before version 4 read as one
-// event each after the upgrade, and version 4 goes down and up again
-// with coalesced rows in the table.
+// TestMigrateAuditOccurrences: rows written before version 5 read as one
+// event each after the upgrade, and versions 5 to 7 (columns, their
+// validated constraints, their index) go down and up again with coalesced
+// rows in the table.
 func TestMigrateAuditOccurrences(t *testing.T) {
 	dsn := pgenv.Database(t)
 	ctx := t.Context()
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
-		t.Fatalf("down to version 3: %v", err)
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 3); err != nil {
+		t.Fatalf("down to version 4: %v", err)
 	}
 	db := pool(t, dsn)
 	if _, err := db.Exec(ctx, `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal, decision, reason)
@@ -161,7 +162,7 @@ func TestMigrateAuditOccurrences(t *testing.T) {
 	s := postgres.NewStore(db, keyring(t, "k1:"+newKey(), ""), "test-proxy")
 	evs, err := s.QueryAudit(ctx, domain.AuditQuery{Principal: "old-tenant", Since: time.Now().Add(-time.Hour)})
 	if err != nil || len(evs) != 1 || evs[0].Count() != 1 || evs[0].Occurrences != 1 || !evs[0].LastTime.IsZero() {
-		t.Fatalf("a version 3 row after the upgrade: %+v (%v), want one event of 1 occurrence", evs, err)
+		t.Fatalf("a version 4 row after the upgrade: %+v (%v), want one event of 1 occurrence", evs, err)
 	}
 	w := postgres.NewAuditWriter(db, postgres.ProxyID(), postgres.DefaultConfig().Audit, discard())
 	now := time.Now()
@@ -177,8 +178,8 @@ func TestMigrateAuditOccurrences(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].Occurrences != 42 || !evs[0].LastTime.Equal(now.Truncate(time.Microsecond)) {
 		t.Fatalf("a coalesced event: %+v (%v), want 42 occurrences until %v", evs, err, now)
 	}
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
-		t.Fatalf("down to version 3 with a coalesced row: %v", err)
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 3); err != nil {
+		t.Fatalf("down to version 4 with a coalesced row: %v", err)
 	}
 	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
 		t.Fatalf("up again: %v", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
@@ -38,8 +39,9 @@ type SchemaState struct {
 }
 
 // Migrate runs op on the database dsn names, with the migrations embedded
-// in the binary, under golang-migrate's advisory lock (concurrent runs
-// wait for each other). It creates the schema rmqproxy when missing (the
+// in the binary, under an advisory lock (concurrent runs wait for each
+// other; see lockMigrations). A migration that failed half-way and may run
+// again (migrations.Rerun) is run again by MigrateUp. It creates the schema rmqproxy when missing (the
 // DSN's role needs CREATE on the database for that, and owns the tables).
 func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaState, error) {
 	state := SchemaState{Latest: migrations.Latest()}
@@ -66,6 +68,13 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		if !exists {
 			return state, nil
 		}
+	}
+	if op != MigrateVersion {
+		unlock, err := lockMigrations(ctx, db)
+		if err != nil {
+			return state, fmt.Errorf("wait for other migrations: %w", redact(err))
+		}
+		defer unlock()
 	}
 	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{SchemaName: Schema, MigrationsTable: "schema_migrations"})
 	if err != nil {
@@ -107,7 +116,10 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 	}
 	switch op {
 	case MigrateUp:
-		err = m.Up()
+		err = rerunDirty(ctx, db, m)
+		if err == nil {
+			err = m.Up()
+		}
 	case MigrateDown:
 		if steps > 0 {
 			err = m.Steps(-steps)
@@ -127,6 +139,97 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		return state, fmt.Errorf("migrate: %w", err)
 	}
 	return state, nil
+}
+
+// migrationsLockKey is the advisory lock rmqproxy migrate up and down
+// hold for their whole run ("rmqpmigr").
+const migrationsLockKey = 0x726d71706d696772
+
+// lockRetry is how often a migration waiting for another one tries the
+// lock again.
+const lockRetry = 250 * time.Millisecond
+
+// lockMigrations takes the migrations lock on a connection of its own and
+// returns its release. It waits by trying again, not with
+// pg_advisory_lock: a session blocked in that statement holds a snapshot,
+// and CREATE INDEX CONCURRENTLY in the run it waits for waits for every
+// older snapshot to end, a deadlock that PostgreSQL resolves by failing
+// one of them (golang-migrate's own lock, taken afterwards, is then never
+// contended between rmqproxy runs). Between tries the connection is idle.
+func lockMigrations(ctx context.Context, db *sql.DB) (func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTicker(lockRetry)
+	defer t.Stop()
+	for {
+		var ok bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(migrationsLockKey)).Scan(&ok); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			_ = conn.Close()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return func() {
+		// Closing the session releases the lock too; unlock first so that
+		// a pooled connection does not keep it.
+		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrationsLockKey))
+		_ = conn.Close()
+	}, nil
+}
+
+// rerunDirty prepares a dirty schema for migrate up when the migration
+// that failed half-way may run again (migrations.Rerun): it drops the
+// INVALID indexes an interrupted CREATE INDEX CONCURRENTLY leaves in the
+// schema (concurrently: inserts go on) and sets the version back to the
+// one before, so that Up runs the migration again. Other dirty versions
+// are left for an operator (Up refuses them).
+func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
+	v, dirty, err := m.Version()
+	if err != nil || !dirty {
+		return nil
+	}
+	ok, previous := migrations.Rerun(v)
+	if !ok {
+		return nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT c.relname FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND NOT i.indisvalid`, Schema)
+	if err != nil {
+		return err
+	}
+	var invalid []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		invalid = append(invalid, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, name := range invalid {
+		if _, err := db.ExecContext(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{Schema, name}.Sanitize()); err != nil {
+			return fmt.Errorf("drop the invalid index %s left by version %d: %w", name, v, err)
+		}
+	}
+	if previous == 0 {
+		return m.Force(-1)
+	}
+	return m.Force(int(previous))
 }
 
 // schemaLockKey is the advisory lock that serializes creating the schema

@@ -1,0 +1,14 @@
+-- The unique index on audit event ids (see version 3), built
+-- concurrently: inserts into the audit log go on during the build (the
+-- SHARE UPDATE EXCLUSIVE lock it takes only excludes other schema changes
+-- and VACUUM). CREATE INDEX CONCURRENTLY cannot run in a transaction
+-- block, and a file is sent as one query string (which is one), so this
+-- file holds this one statement and nothing else.
+--
+-- A build that fails or is interrupted leaves an INVALID index behind and
+-- the version dirty; rmqproxy migrate up then drops the invalid index
+-- (DROP INDEX CONCURRENTLY) and runs this file again (the "rerun" mark
+-- below). IF NOT EXISTS: databases migrated by an earlier release built
+-- the index in version 3.
+-- rmqproxy: rerun
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS audit_events_event_id ON rmqproxy.audit_events (event_id);
