@@ -11,7 +11,10 @@
 -- The unique index is built by version 4, concurrently. Releases before
 -- that built it here, in this transaction, blocking inserts into the
 -- audit log for the whole build; databases they migrated have it already
--- (version 4 then finds it and does nothing).
+-- (version 4 then finds it and does nothing). lock_timeout: see
+-- version 5.
+-- rmqproxy: rerun
 BEGIN;
+SET LOCAL lock_timeout = '5s';
 ALTER TABLE rmqproxy.audit_events ADD COLUMN event_id uuid;
 COMMIT;

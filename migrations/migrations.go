@@ -39,9 +39,9 @@ func Applied(v uint) int {
 const rerunMark = "-- rmqproxy: rerun"
 
 // Rerun reports whether the up migration of version v may be run again
-// after a failure (it carries the rerun mark), and the version before it
-// (0: none).
-func Rerun(v uint) (ok bool, previous uint) {
+// after a failure (it carries the rerun mark), its text, and the version
+// before it (0: none).
+func Rerun(v uint) (ok bool, up string, previous uint) {
 	for _, x := range versions() {
 		if x < v {
 			previous = max(previous, x)
@@ -55,15 +55,15 @@ func Rerun(v uint) (ok bool, previous uint) {
 		}
 		body, err := fs.ReadFile(FS, e.Name())
 		if err != nil {
-			return false, previous
+			return false, "", previous
 		}
 		for _, line := range strings.Split(string(body), "\n") {
 			if strings.TrimSpace(line) == rerunMark {
-				return true, previous
+				return true, string(body), previous
 			}
 		}
 	}
-	return false, previous
+	return false, "", previous
 }
 
 // Latest returns the highest migration version in FS: the schema version

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -189,8 +190,10 @@ func lockMigrations(ctx context.Context, db *sql.DB) (func(), error) {
 
 // rerunDirty prepares a dirty schema for migrate up when the migration
 // that failed half-way may run again (migrations.Rerun): it drops the
-// INVALID indexes an interrupted CREATE INDEX CONCURRENTLY leaves in the
-// schema (concurrently: inserts go on) and sets the version back to the
+// INVALID indexes an interrupted CREATE INDEX CONCURRENTLY of that
+// migration leaves in the schema (concurrently: inserts go on; an index
+// the migration does not name, perhaps being built by someone else, is
+// left alone) and sets the version back to the
 // one before, so that Up runs the migration again. Other dirty versions
 // are left for an operator (Up refuses them).
 func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
@@ -198,7 +201,7 @@ func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
 	if err != nil || !dirty {
 		return nil
 	}
-	ok, previous := migrations.Rerun(v)
+	ok, up, previous := migrations.Rerun(v)
 	if !ok {
 		return nil
 	}
@@ -215,7 +218,9 @@ func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
 			rows.Close()
 			return err
 		}
-		invalid = append(invalid, name)
+		if strings.Contains(up, name) { // only what this migration builds
+			invalid = append(invalid, name)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
