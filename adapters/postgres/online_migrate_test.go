@@ -306,3 +306,31 @@ func TestMigrateUpRerunsInterruptedIndexBuild(t *testing.T) {
 		t.Fatalf("after up: %v", err)
 	}
 }
+
+// TestUpgradeFromReleasedVersion3: databases that earlier releases took to
+// version 3 built the event_id index there (released migrations are never
+// rerun); version 4 must find it and go on, and the schema end the same
+// as from version 2.
+func TestUpgradeFromReleasedVersion3(t *testing.T) {
+	dsn := atVersion2(t, 10)
+	conn := connect(t, dsn)
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, `BEGIN;
+ALTER TABLE rmqproxy.audit_events ADD COLUMN event_id uuid;
+CREATE UNIQUE INDEX audit_events_event_id ON rmqproxy.audit_events (event_id);
+COMMIT;
+UPDATE rmqproxy.schema_migrations SET version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil || st.Version != migrations.Latest() {
+		t.Fatalf("up from the released version 3: %+v, %v", st, err)
+	}
+	assertSchema(t, dsn)
+	var indexes int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'rmqproxy' AND tablename = 'audit_events' AND indexdef LIKE '%(event_id)%'`).Scan(&indexes); err != nil || indexes != 1 {
+		t.Fatalf("%d indexes on event_id (%v), want 1", indexes, err)
+	}
+	if st, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 0); err != nil || st.Version != 0 {
+		t.Fatalf("down: %+v, %v", st, err)
+	}
+}
