@@ -35,7 +35,7 @@ const (
 // flags --<key>.
 type Root struct {
 	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front an Apache RocketMQ cluster (NameServers and brokers, see the cluster section)"`
-	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection"`
+	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection, sets shutdown.drainDelay to 5s, and refuses a postgres.dsn that does not verify the server's certificate unless PostgreSQL is on loopback"`
 	Log       LogConfig                  `yaml:"log"`
 	GRPC      grpcadapter.Config         `yaml:"grpc"`
 	Admin     admin.Config               `yaml:"admin"`
