@@ -258,7 +258,12 @@ func (c *Client) answerError(resp *http.Response, data []byte) error {
 	var eb ErrorBody
 	if err := json.Unmarshal(data, &eb); err == nil && eb.Code != "" {
 		if r, ok := ReasonOfCode(eb.Code); ok {
-			return &domain.Error{Reason: r, Msg: eb.Message}
+			msg := eb.Message
+			if r == domain.ReasonUnauthorized && c.accessKey == "" {
+				// The proxy has auth.enabled and this call was not signed.
+				msg += "; the admin API of a proxy with auth.enabled answers signed calls only: pass --admin.accessKey (a Super user) with its secret in RMQPROXY_ADMIN_SECRET_KEY"
+			}
+			return &domain.Error{Reason: r, Msg: msg}
 		}
 		r := domain.ReasonInternal
 		if resp.StatusCode < 500 {

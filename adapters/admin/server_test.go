@@ -207,7 +207,17 @@ func TestEveryReasonReachesTheClient(t *testing.T) {
 				}
 				return
 			}
-			if want := "failure " + strconv.Itoa(int(r)); de.Msg != want {
+			want := "failure " + strconv.Itoa(int(r))
+			if r == domain.ReasonUnauthorized {
+				// An unsigned client adds how to sign
+				// (TestClientUnsignedCallToAuthenticatedAPI).
+				want += "; the admin API of a proxy with auth.enabled answers signed calls only"
+				if !strings.HasPrefix(de.Msg, want) {
+					t.Fatalf("message %q, want it to start with %q", de.Msg, want)
+				}
+				return
+			}
+			if de.Msg != want {
 				t.Fatalf("message %q, want %q", de.Msg, want)
 			}
 		})
@@ -775,5 +785,34 @@ func TestConfig(t *testing.T) {
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%+v: %v", tt.cfg, err)
 		}
+	}
+}
+
+// TestClientUnsignedCallToAuthenticatedAPI: a CLI run without
+// --admin.accessKey against a proxy with auth.enabled is told to sign its
+// calls, not only to check credentials it was never given; a signed call
+// that is refused keeps the proxy's answer alone.
+func TestClientUnsignedCallToAuthenticatedAPI(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"code":"UNAUTHORIZED","message":"authentication failed: check the AccessKey and SecretKey the client is configured with"}`)
+	}))
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := admin.NewClient(srv.URL, &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Topics(t.Context())
+	de := wantReason(t, err, domain.ReasonUnauthorized)
+	if !strings.Contains(de.Msg, "--admin.accessKey") || !strings.Contains(de.Msg, "RMQPROXY_ADMIN_SECRET_KEY") {
+		t.Errorf("unsigned call refused with %q: does not say how to sign", de.Msg)
+	}
+	_, err = c.WithCredentials("admin", []byte("a-long-random-secret-1")).Topics(t.Context())
+	de = wantReason(t, err, domain.ReasonUnauthorized)
+	if strings.Contains(de.Msg, "--admin.accessKey") {
+		t.Errorf("signed call refused with %q: hints at signing", de.Msg)
 	}
 }
