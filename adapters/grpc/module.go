@@ -12,9 +12,10 @@ import (
 
 // Module serves the MessagingService. It needs a Config, a *slog.Logger and
 // the application's *application.Messaging; with a [ports.Readiness] in the
-// container, grpc.health.v1 reports it.
+// container, grpc.health.v1 reports it. The logger is not decorated for the
+// module: the service and the server log with component=grpc, the access
+// log with component=access alone (slog.With does not replace a key).
 var Module = fx.Module("grpc",
-	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("component", "grpc") }),
 	fx.Provide(newService, NewServer),
 	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, r ports.Readiness) {
 		s.SetReadiness(r)
@@ -35,7 +36,7 @@ type serviceParams struct {
 }
 
 func newService(p serviceParams) *Service {
-	s := NewService(p.Config, p.App, p.Log)
+	s := NewService(p.Config, p.App, p.Log.With("component", "grpc"))
 	if p.Security != nil {
 		s.UseSecurity(p.Security, p.Config.Auth)
 	}

@@ -73,12 +73,14 @@ type observer struct {
 }
 
 // newObserver returns nil when tel observes nothing, so that the
-// interceptors are left out of the chain.
-func newObserver(tel *observe.Telemetry, log *slog.Logger) *observer {
+// interceptors are left out of the chain. The access log is base with
+// component=access (base must carry no component: a JSON line would name
+// two); panics are logged on log.
+func newObserver(tel *observe.Telemetry, base, log *slog.Logger) *observer {
 	if !tel.Active() {
 		return nil
 	}
-	return &observer{tel: tel, log: log.With("component", "access"), panicLog: log}
+	return &observer{tel: tel, log: base.With("component", "access"), panicLog: log}
 }
 
 // call runs the handler, turning a panic into gRPC INTERNAL as

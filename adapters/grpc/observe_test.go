@@ -17,7 +17,7 @@ import (
 
 func TestObserverOffIsLeftOut(t *testing.T) {
 	for _, tel := range []*observe.Telemetry{nil, {}} {
-		if o := newObserver(tel, slog.New(slog.DiscardHandler)); o != nil {
+		if o := newObserver(tel, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler)); o != nil {
 			t.Errorf("newObserver(%+v) = %v, want nil (no interceptor)", tel, o)
 		}
 	}
@@ -32,7 +32,7 @@ func TestObserveSendWithoutAllocating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler))
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	req := &v2.SendMessageRequest{Messages: []*v2.Message{{Topic: &v2.Resource{Name: "t"}, Body: make([]byte, 1024),
 		SystemProperties: &v2.SystemProperties{MessageId: "id", MessageType: v2.MessageType_NORMAL}}}}
 	resp := &v2.SendMessageResponse{Status: okStatus(), Entries: []*v2.SendResultEntry{{Status: okStatus(), MessageId: "id"}}}
@@ -49,7 +49,7 @@ func TestObserveSendWithoutAllocating(t *testing.T) {
 // The observer contains a handler's panic as recoverUnary does: gRPC
 // INTERNAL, counted in the metrics.
 func TestObserverRecoversPanics(t *testing.T) {
-	o := newObserver(&observe.Telemetry{AccessLog: true}, slog.New(slog.DiscardHandler))
+	o := newObserver(&observe.Telemetry{AccessLog: true}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
 	_, err := o.unary(context.Background(), &v2.SendMessageRequest{}, info, func(context.Context, any) (any, error) { panic("boom") })
 	if status.Code(err) != codes.Internal {
@@ -80,7 +80,7 @@ func TestGRPCErrorResponseCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler))
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
 	for _, c := range []codes.Code{codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled} {
 		_, _ = o.unary(context.Background(), &v2.SendMessageRequest{}, info, func(context.Context, any) (any, error) {

@@ -94,8 +94,12 @@ func (s *Server) watchReadiness() {
 	}
 }
 
-// NewServer builds the gRPC server; it does not listen until Start.
+// NewServer builds the gRPC server; it does not listen until Start. log is
+// the process logger: the server logs with component=grpc, the access log
+// (with log.access) with component=access.
 func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
+	base := log
+	log = log.With("component", "grpc")
 	tlsCfg, certs, generated, err := serverTLSConfig(cfg.TLS)
 	if err != nil {
 		return nil, err
@@ -121,7 +125,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	}
 	unary := []grpclib.UnaryServerInterceptor{recoverUnary(log)}
 	stream := []grpclib.StreamServerInterceptor{recoverStream(log)}
-	if o := newObserver(svc.tel, log); o != nil {
+	if o := newObserver(svc.tel, base, log); o != nil {
 		// The observer contains panics itself (see observe.go).
 		unary = []grpclib.UnaryServerInterceptor{o.unary}
 		stream = []grpclib.StreamServerInterceptor{o.stream}

@@ -1,0 +1,89 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// lockedBuffer is a bytes.Buffer the proxy's goroutines may log into.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAccessLogLineHasOneComponent: with log.access and log.format json,
+// the access line of a request names its component once, as
+// "component":"access" (docs/observability.md), not also the gRPC
+// adapter's "component":"grpc": a JSON object with a key twice is refused
+// by strict log pipelines and read as either value by others.
+func TestAccessLogLineHasOneComponent(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Log.Access = true
+	cfg.Local.AutoCreateTopics = true
+	var logs lockedBuffer
+	var srv *grpcadapter.Server
+	a := fx.New(app.Options(cfg, slog.New(slog.NewJSONHandler(&logs, nil))), fx.Populate(&srv))
+	if err := a.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mctx := metadata.AppendToOutgoingContext(ctx,
+		"x-mq-client-id", "access-1", "x-mq-language", "GO", "x-mq-client-version", "5.1.4", "x-mq-protocol", "v2")
+	if _, err := v2.NewMessagingServiceClient(conn).QueryRoute(mctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "access-t"}}); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"rpc":"QueryRoute"`) {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no access line for QueryRoute in:\n%s", logs.String())
+	}
+	if n := strings.Count(line, `"component":`); n != 1 || !strings.Contains(line, `"component":"access"`) {
+		t.Errorf("access line names %d components, want one, access:\n%s", n, line)
+	}
+}
