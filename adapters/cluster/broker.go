@@ -95,7 +95,7 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		ConnsPerAddr: cfg.ConnectionsPerBroker,
 		MaxInFlight:  cfg.MaxInFlight,
 		DialTimeout:  cfg.DialTimeout,
-		Logger:       b.log,
+		Logger:       log, // the client adds component=remoting (slog.With would repeat the key)
 		Handlers: map[remoting.RequestCode]client.Handler{
 			remoting.RequestCheckTransactionState:  b.onCheckTransaction,
 			remoting.RequestGetConsumerRunningInfo: b.onConsumerRunningInfo,

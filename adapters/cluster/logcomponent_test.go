@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+)
+
+// syncBuffer is a bytes.Buffer the broker's goroutines may log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRemotingLogNamesOneComponent: the Remoting client's lines name
+// their component once (component=remoting), not also the cluster
+// adapter's: a JSON line with a key twice is refused by strict log
+// pipelines.
+func TestRemotingLogNamesOneComponent(t *testing.T) {
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			resp.Body = oneBrokerCluster(addr)
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	var logs syncBuffer
+	b, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(t.Context()) })
+	if err := b.Ready(t.Context()); err != nil { // connects: logged at Debug
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(l, `"component":"remoting"`) {
+			continue
+		}
+		seen = true
+		if n := strings.Count(l, `"component":`); n != 1 {
+			t.Errorf("remoting line names %d components:\n%s", n, l)
+		}
+	}
+	if !seen {
+		t.Fatalf("no remoting line in:\n%s", logs.String())
+	}
+}
