@@ -553,9 +553,13 @@ func (b *Broker) failed(brokerName string, err error) {
 	b.brokerAnsweredAt.Store(0) // and asks a broker too
 }
 
-// hasQueue reports whether the route has queue qid on broker brokerName.
-func (e *topicEntry) hasQueue(brokerName string, qid int32) bool {
-	return slices.ContainsFunc(e.route.Queues, func(q ports.RouteQueue) bool { return q.BrokerName == brokerName && q.QueueID == qid })
+// queue returns queue qid of brokerName in the route.
+func (e *topicEntry) queue(brokerName string, qid int32) (ports.RouteQueue, bool) {
+	i := slices.IndexFunc(e.route.Queues, func(q ports.RouteQueue) bool { return q.BrokerName == brokerName && q.QueueID == qid })
+	if i < 0 {
+		return ports.RouteQueue{}, false
+	}
+	return e.route.Queues[i], true
 }
 
 // checkTopicRoute returns the entry and an error for a broker missing from

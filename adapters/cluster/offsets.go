@@ -27,20 +27,28 @@ func (b *Broker) queueBroker(ctx context.Context, q domain.QueueRef) (string, er
 // topic may have more queues now, which a client heard of from another
 // rmqproxy).
 func (b *Broker) offsetQueue(ctx context.Context, q domain.QueueRef) (string, error) {
+	addr, _, err := b.routeQueue(ctx, q)
+	return addr, err
+}
+
+// routeQueue is offsetQueue that also returns the queue's permission.
+func (b *Broker) routeQueue(ctx context.Context, q domain.QueueRef) (string, domain.Permission, error) {
 	for reread := false; ; reread = true {
 		e, err := b.meta.topic(ctx, q.Topic)
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		addr, err := e.addr(q.BrokerName)
-		if err == nil && e.hasQueue(q.BrokerName, q.QueueID) {
-			return addr, nil
+		if err == nil {
+			if rq, ok := e.queue(q.BrokerName, q.QueueID); ok {
+				return addr, rq.Permission, nil
+			}
 		}
 		if reread {
 			if err == nil {
 				err = domain.Errorf(domain.ReasonBadRequest, "broker %q has no queue %d of topic %q (query the route again)", q.BrokerName, q.QueueID, q.Topic)
 			}
-			return "", err
+			return "", 0, err
 		}
 		b.meta.invalidateTopic(q.Topic)
 	}
@@ -50,9 +58,14 @@ func (b *Broker) offsetQueue(ctx context.Context, q domain.QueueRef) (string, er
 // polling time at the broker, subscription in the request).
 func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
 	q := req.Queue
-	addr, err := b.offsetQueue(ctx, q)
+	addr, perm, err := b.routeQueue(ctx, q)
 	if err != nil {
 		return ports.PullResult{}, err
+	}
+	if !perm.Readable() {
+		// As local mode answers; the broker's NO_PERMISSION would read as
+		// rmqproxy's own credentials failing.
+		return ports.PullResult{}, domain.Errorf(domain.ReasonForbidden, "topic %q is not readable on broker %q (permission %d)", q.Topic, q.BrokerName, perm)
 	}
 	f, expType, exp := remotingExpression(req.Filter)
 	poll, timeout := b.pollBudget(ctx, req.PollTimeout)

@@ -86,3 +86,39 @@ func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
 		t.Fatalf("UpdateOffset of queue 1 once the topic has two queues: %v", err)
 	}
 }
+
+// TestPullOfAnUnreadableTopicIsForbidden: a pull of a topic whose route
+// says it is not readable (a write-only topic) is FORBIDDEN, as in local
+// mode, without asking the broker, whose NO_PERMISSION would read as
+// rmqproxy's own broker credentials failing (INTERNAL_SERVER_ERROR with a
+// hint about cluster.acl).
+func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
+	var pulls atomic.Int32
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite}},
+				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+			})
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite})
+		case remoting.RequestPullMessage:
+			pulls.Add(1)
+			return remoting.NewResponse(req, remoting.ResponseNoPermission, "the topic[T] pulling message is forbidden")
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	_, err := b.Pull(t.Context(), ports.PullRequest{Group: "G", Queue: domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}, BatchSize: 1, Filter: filter.All})
+	if domain.ReasonOf(err) != domain.ReasonForbidden {
+		t.Fatalf("pull of a write-only topic: %v; want FORBIDDEN", err)
+	}
+	if n := pulls.Load(); n != 0 {
+		t.Errorf("%d pulls reached the broker", n)
+	}
+}
