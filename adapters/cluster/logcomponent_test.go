@@ -1,32 +1,13 @@
 package cluster
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
-
-// syncBuffer is a bytes.Buffer the broker's goroutines may log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRemotingLogNamesOneComponent: the Remoting client's lines name
 // their component once (component=remoting), not also the cluster
@@ -43,7 +24,7 @@ func TestRemotingLogNamesOneComponent(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	b, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,37 +1,18 @@
 package otel_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
-
-// lockedBuffer is a log destination safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStopWithUnreachableCollector: the final flush at stop cannot reach
 // the OTLP collector. Like every failed export it is logged and its data
@@ -46,7 +27,7 @@ func TestStopWithUnreachableCollector(t *testing.T) {
 	l.Close() // nothing listens there
 	for _, protocol := range []string{otel.ProtocolGRPC, otel.ProtocolHTTP} {
 		t.Run(protocol, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs logbuf.Buffer
 			oc := otel.DefaultOTLPConfig()
 			oc.Protocol, oc.Endpoint = protocol, endpoint
 			mc := otel.DefaultMetricsConfig()

@@ -1,34 +1,22 @@
 package policyfile_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/policyfile"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 
 // TestLogAuditWritesCounts: a coalesced event's line carries how many
 // refusals it stands for, the last one's time and how it was formed; a
 // single event's line is as before.
 func TestLogAuditWritesCounts(t *testing.T) {
-	var out lockedBuffer
+	var out logbuf.Buffer
 	a := policyfile.NewLogAudit(slog.New(slog.NewJSONHandler(&out, nil)), 8)
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -41,7 +29,7 @@ func TestLogAuditWritesCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(out.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		var rec struct {
 			Event string `json:"event"`
 		}

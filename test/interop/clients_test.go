@@ -2,19 +2,18 @@ package interop_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -178,7 +177,7 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 	cmd := lang.command(ctx, root, logDir, args)
 	cmd.Dir = root
 	cmd.WaitDelay = 10 * time.Second
-	var stderr lockedBuffer
+	var stderr logbuf.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -357,24 +356,6 @@ func packageVersion(path string) string {
 		return ""
 	}
 	return pkg.Version
-}
-
-// lockedBuffer is a bytes.Buffer safe for the exec copier and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // only returns the events named name.

@@ -1,12 +1,10 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +17,8 @@ import (
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
-
-// lockedBuffer is a bytes.Buffer the proxy's goroutines may log into.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestAccessLogLineHasOneComponent: with log.access and log.format json,
 // the access line of a request names its component once, as
@@ -48,7 +29,7 @@ func TestAccessLogLineHasOneComponent(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Log.Access = true
 	cfg.Local.AutoCreateTopics = true
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	var srv *grpcadapter.Server
 	a := fx.New(app.Options(cfg, slog.New(slog.NewJSONHandler(&logs, nil))), fx.Populate(&srv))
 	if err := a.Err(); err != nil {

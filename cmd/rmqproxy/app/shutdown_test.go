@@ -1,43 +1,24 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"go.uber.org/fx"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStageOverrunDoesNotStarveTheNext: a first stage whose hook holds on
 // until its budget is gone is logged, and the stage after it (the engine's)
 // still runs, with a live context of its own, even though the first used
 // up more than the whole stop's context would have left it.
 func TestStageOverrunDoesNotStarveTheNext(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	var (
 		drainDeadline time.Time
@@ -109,7 +90,7 @@ func TestStopTimeoutCoversTheStages(t *testing.T) {
 // call in flight at SIGTERM made it exit 1, while a gRPC drain cut short
 // does not); a stage that does not serve still fails the stop.
 func TestServingStageOverrunIsNoFailure(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	held := func(name string) fx.Option {
 		return fx.Invoke(func(lc fx.Lifecycle) {
@@ -145,7 +126,7 @@ func TestServingStageOverrunIsNoFailure(t *testing.T) {
 // gRPC drain) end at once, whatever their budget, and without failing the
 // stop; the engine's stage after them runs with its whole budget.
 func TestSecondSignalCutsTheWaitForClientsShort(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	var engineCtxErr error = errors.New("engine stage never ran")
 	waiting := make(chan struct{})
