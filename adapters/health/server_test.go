@@ -1,7 +1,6 @@
 package health_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,30 +22,14 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+func newLogger(t *testing.T) (*slog.Logger, *logbuf.Buffer) {
 	t.Helper()
-	buf := &logBuffer{}
+	buf := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if strings.Contains(buf.String(), `"level":"ERROR"`) {
 			t.Errorf("unexpected Error log:\n%s", buf.String())
@@ -57,12 +40,12 @@ func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 
 // start runs a real server on 127.0.0.1:0 and returns its base URL and an
 // HTTP client whose idle connections are closed at cleanup.
-func start(t *testing.T, checks ...health.Check) (string, *http.Client, *logBuffer) {
+func start(t *testing.T, checks ...health.Check) (string, *http.Client, *logbuf.Buffer) {
 	t.Helper()
 	return startWith(t, health.Config{Address: "127.0.0.1:0", CheckTimeout: time.Second}, checks...)
 }
 
-func startWith(t *testing.T, cfg health.Config, checks ...health.Check) (string, *http.Client, *logBuffer) {
+func startWith(t *testing.T, cfg health.Config, checks ...health.Check) (string, *http.Client, *logbuf.Buffer) {
 	t.Helper()
 	logger, logs := newLogger(t)
 	s, err := health.New(cfg, checks, logger)

@@ -9,11 +9,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -127,30 +127,12 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// syncWriter is a buffer a command writes to while the test reads it.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestAdminCommandWaitsForAStartingProxy: run while nothing listens yet
 // (a proxy recovering its data), a command says it waits, and succeeds
 // once the admin API is up, having sent its request once.
 func TestAdminCommandWaitsForAStartingProxy(t *testing.T) {
 	addr := closedAddress(t)
-	var stdout, stderr syncWriter
+	var stdout, stderr logbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"topic", "create", "orders", "--admin.address=" + addr, "--wait=1m"}, config.Sources{}, &stdout, &stderr)
