@@ -115,12 +115,21 @@ func (q *checkQueue) push(c ports.TransactionCheck) (queued bool, evicted int) {
 	}
 	l.waiting = append(l.waiting, c)
 	q.total++
-	if q.run != nil && !l.running {
-		l.running = true
-		q.wg.Add(1)
-		go q.run(topic, l)
+	if q.run != nil {
+		q.startLocked(topic, l)
 	}
 	return true, evicted
+}
+
+// startLocked starts the dispatcher of topic's lane l unless it runs;
+// q.run must be set.
+func (q *checkQueue) startLocked(topic string, l *checkLane) {
+	if l.running {
+		return
+	}
+	l.running = true
+	q.wg.Add(1)
+	go q.run(topic, l)
 }
 
 // pop takes the oldest check-back of topic's lane l; when it is empty (or
@@ -215,10 +224,8 @@ func (m *Messaging) dispatchChecks(ctx context.Context) {
 		}
 	}
 	for topic, l := range q.lanes {
-		if !l.running && len(l.waiting) > 0 {
-			l.running = true
-			q.wg.Add(1)
-			go q.run(topic, l)
+		if len(l.waiting) > 0 {
+			q.startLocked(topic, l)
 		}
 	}
 	q.mu.Unlock()
