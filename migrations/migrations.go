@@ -42,25 +42,24 @@ const rerunMark = "-- rmqproxy: rerun"
 // after a failure (it carries the rerun mark), its text, and the version
 // before it (0: none).
 func Rerun(v uint) (ok bool, up string, previous uint) {
-	for _, x := range versions() {
+	var name string
+	for x, n := range upFiles() {
 		if x < v {
 			previous = max(previous, x)
+		} else if x == v {
+			name = n
 		}
 	}
-	entries, _ := fs.ReadDir(FS, ".")
-	for _, e := range entries {
-		num, rest, _ := strings.Cut(e.Name(), "_")
-		if x, err := strconv.ParseUint(num, 10, 32); err != nil || uint(x) != v || !strings.HasSuffix(rest, ".up.sql") {
-			continue
-		}
-		body, err := fs.ReadFile(FS, e.Name())
-		if err != nil {
-			return false, "", previous
-		}
-		for _, line := range strings.Split(string(body), "\n") {
-			if strings.TrimSpace(line) == rerunMark {
-				return true, string(body), previous
-			}
+	if name == "" {
+		return false, "", previous
+	}
+	body, err := fs.ReadFile(FS, name)
+	if err != nil {
+		return false, "", previous
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.TrimSpace(line) == rerunMark {
+			return true, string(body), previous
 		}
 	}
 	return false, "", previous
@@ -79,6 +78,15 @@ func Latest() uint {
 // versions lists the versions that have an up migration.
 func versions() []uint {
 	var out []uint
+	for v := range upFiles() {
+		out = append(out, v)
+	}
+	return out
+}
+
+// upFiles returns the up migration files in FS by version.
+func upFiles() map[uint]string {
+	out := map[uint]string{}
 	entries, _ := fs.ReadDir(FS, ".")
 	for _, e := range entries {
 		num, rest, ok := strings.Cut(e.Name(), "_")
@@ -86,7 +94,7 @@ func versions() []uint {
 			continue
 		}
 		if v, err := strconv.ParseUint(num, 10, 32); err == nil {
-			out = append(out, uint(v))
+			out[uint(v)] = e.Name()
 		}
 	}
 	return out
