@@ -17,6 +17,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // The request chain (see NewServer): observe (span, metrics, access log,
@@ -194,7 +195,7 @@ func (w *observedStream) RecvMsg(msg any) error {
 	if err == nil && w.req == nil {
 		w.req = msg
 		if w.span != nil {
-			topic, group := streamTarget(msg)
+			topic, group := streamTarget(w.ctx, msg)
 			w.span.SetName(w.m.op + " " + topic)
 			w.span.SetAttributes(observe.KeyDestination.String(topic), observe.KeyConsumerGroup.String(group), observe.KeyLegacyGroup.String(group))
 		}
@@ -221,8 +222,8 @@ func (w *observedStream) SendMsg(msg any) error {
 	w.count++
 	sp := pm.GetSystemProperties()
 	if w.o.tel.Measuring() {
-		_, group := streamTarget(w.req)
-		w.o.tel.Metrics.MessagesOut(w.ctx, resourceLabel(pm.GetTopic()), group, sp.GetDeliveryAttempt() > 1, 1, int64(len(pm.GetBody())))
+		_, group := streamTarget(w.ctx, w.req)
+		w.o.tel.Metrics.MessagesOut(w.ctx, resourceLabel(w.ctx, pm.GetTopic()), group, sp.GetDeliveryAttempt() > 1, 1, int64(len(pm.GetBody())))
 	}
 	if w.span != nil {
 		// The consumer's span links to the producer's: the message carries
@@ -245,20 +246,22 @@ func (w *observedStream) codeName(err error) string {
 }
 
 // streamTarget returns the topic and group a receive or pull is for.
-func streamTarget(req any) (topic, group string) {
+func streamTarget(ctx context.Context, req any) (topic, group string) {
 	switch r := req.(type) {
 	case *v2.ReceiveMessageRequest:
-		return resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+		return resourceLabel(ctx, r.GetMessageQueue().GetTopic()), resourceLabel(ctx, r.GetGroup())
 	case *v2.PullMessageRequest:
-		return resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+		return resourceLabel(ctx, r.GetMessageQueue().GetTopic()), resourceLabel(ctx, r.GetGroup())
 	}
 	return "", ""
 }
 
 // resourceLabel is the name a resource is shown under in spans, metrics
-// and the access log: namespace%name, as stored.
-func resourceLabel(r *v2.Resource) string {
-	return domain.WrapNamespace(r.GetResourceNamespace(), r.GetName())
+// and the access log: the name it is served under (namespace%name, the
+// namespace from the Resource or else the request's x-mq-namespace, as
+// resourceName), so that tenants are told apart.
+func resourceLabel(ctx context.Context, r *v2.Resource) string {
+	return resourceName(r, ports.RequestInfoFrom(ctx))
 }
 
 // responseCode is the RocketMQ status of a unary response, or
@@ -365,11 +368,11 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 	case *v2.SendMessageRequest:
 		msgs := r.GetMessages()
 		if len(msgs) > 0 {
-			topic = resourceLabel(msgs[0].GetTopic())
+			topic = resourceLabel(ctx, msgs[0].GetTopic())
 		}
 		attrs = append(attrs, observe.KeyBatchCount.Int(len(msgs)))
 		if len(msgs) == 1 {
-			attrs = append(attrs, messageAttrs(msgs[0])...)
+			attrs = append(attrs, messageAttrs(ctx, msgs[0])...)
 		}
 		parentSpan := trace.SpanContextFromContext(parent).SpanID()
 		for _, pm := range msgs {
@@ -378,36 +381,36 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 			}
 		}
 	case *v2.AckMessageRequest:
-		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup())
 		attrs = append(attrs, observe.KeyBatchCount.Int(len(r.GetEntries())))
 		if len(r.GetEntries()) == 1 {
 			attrs = append(attrs, observe.KeyMessageID.String(r.GetEntries()[0].GetMessageId()))
 		}
 	case *v2.ChangeInvisibleDurationRequest:
-		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup())
 		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()))
 	case *v2.ForwardMessageToDeadLetterQueueRequest:
-		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup())
 		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()), observe.KeyDeliveryAttempt.Int(int(r.GetDeliveryAttempt())))
 	case *v2.EndTransactionRequest:
-		topic = resourceLabel(r.GetTopic())
+		topic = resourceLabel(ctx, r.GetTopic())
 		attrs = append(attrs, observe.KeyMessageID.String(r.GetMessageId()))
 	case *v2.RecallMessageRequest:
-		topic = resourceLabel(r.GetTopic())
+		topic = resourceLabel(ctx, r.GetTopic())
 	case *v2.QueryRouteRequest:
-		topic = resourceLabel(r.GetTopic())
+		topic = resourceLabel(ctx, r.GetTopic())
 	case *v2.QueryAssignmentRequest:
-		topic, group = resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup())
 	case *v2.HeartbeatRequest:
-		group = resourceLabel(r.GetGroup())
+		group = resourceLabel(ctx, r.GetGroup())
 	case *v2.NotifyClientTerminationRequest:
-		group = resourceLabel(r.GetGroup())
+		group = resourceLabel(ctx, r.GetGroup())
 	case *v2.UpdateOffsetRequest:
-		topic, group = resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetMessageQueue().GetTopic()), resourceLabel(ctx, r.GetGroup())
 	case *v2.GetOffsetRequest:
-		topic, group = resourceLabel(r.GetMessageQueue().GetTopic()), resourceLabel(r.GetGroup())
+		topic, group = resourceLabel(ctx, r.GetMessageQueue().GetTopic()), resourceLabel(ctx, r.GetGroup())
 	case *v2.QueryOffsetRequest:
-		topic = resourceLabel(r.GetMessageQueue().GetTopic())
+		topic = resourceLabel(ctx, r.GetMessageQueue().GetTopic())
 	}
 	if topic != "" {
 		attrs = append(attrs, observe.KeyDestination.String(topic))
@@ -436,14 +439,14 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 }
 
 // messageAttrs are the attributes of a single message sent.
-func messageAttrs(pm *v2.Message) []attribute.KeyValue {
+func messageAttrs(ctx context.Context, pm *v2.Message) []attribute.KeyValue {
 	sp := pm.GetSystemProperties()
 	a := []attribute.KeyValue{
 		observe.KeyMessageID.String(sp.GetMessageId()),
 		observe.KeyBodySize.Int(len(pm.GetBody())),
 		observe.KeyMessageType.String(messageTypeLabel(sp.GetMessageType())),
 	}
-	if ns := pm.GetTopic().GetResourceNamespace(); ns != "" {
+	if ns, _ := domain.SplitNamespace(resourceLabel(ctx, pm.GetTopic())); ns != "" {
 		a = append(a, observe.KeyNamespace.String(ns))
 	}
 	if t := sp.GetTag(); t != "" {
@@ -504,7 +507,7 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 		entries := out.GetEntries()
 		for i, pm := range r.GetMessages() {
 			if i < len(entries) && entries[i].GetStatus().GetCode() == v2.Code_OK {
-				mt.MessageIn(ctx, resourceLabel(pm.GetTopic()), messageTypeLabel(pm.GetSystemProperties().GetMessageType()), len(pm.GetBody()))
+				mt.MessageIn(ctx, resourceLabel(ctx, pm.GetTopic()), messageTypeLabel(pm.GetSystemProperties().GetMessageType()), len(pm.GetBody()))
 			}
 		}
 	case *v2.AckMessageRequest:
@@ -515,14 +518,14 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 				n++
 			}
 		}
-		mt.Settle(ctx, observe.SettledAck, resourceLabel(r.GetTopic()), resourceLabel(r.GetGroup()), n)
+		mt.Settle(ctx, observe.SettledAck, resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup()), n)
 	case *v2.EndTransactionRequest:
 		if code == v2.Code_OK {
 			switch r.GetResolution() {
 			case v2.TransactionResolution_COMMIT:
-				mt.Settle(ctx, observe.SettledCommit, resourceLabel(r.GetTopic()), "", 1)
+				mt.Settle(ctx, observe.SettledCommit, resourceLabel(ctx, r.GetTopic()), "", 1)
 			case v2.TransactionResolution_ROLLBACK:
-				mt.Settle(ctx, observe.SettledRollback, resourceLabel(r.GetTopic()), "", 1)
+				mt.Settle(ctx, observe.SettledRollback, resourceLabel(ctx, r.GetTopic()), "", 1)
 			}
 		}
 	}
@@ -565,7 +568,7 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, c
 			ids = append(ids, pm.GetSystemProperties().GetMessageId())
 		}
 		if len(msgs) > 0 {
-			attrs = append(attrs, slog.String("topic", resourceLabel(msgs[0].GetTopic())))
+			attrs = append(attrs, slog.String("topic", resourceLabel(ctx, msgs[0].GetTopic())))
 		}
 		attrs = append(attrs, slog.Any("message_ids", ids))
 		if o.tel.LogBodies {
@@ -580,18 +583,18 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, c
 			attrs = append(attrs, slog.Any("bodies", bodies))
 		}
 	case *v2.ReceiveMessageRequest, *v2.PullMessageRequest:
-		topic, group := streamTarget(r)
+		topic, group := streamTarget(ctx, r)
 		attrs = append(attrs, slog.String("topic", topic), slog.String("group", group), slog.Int("messages", delivered))
 	case *v2.AckMessageRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.Int("entries", len(r.GetEntries())))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.Int("entries", len(r.GetEntries())))
 	case *v2.ChangeInvisibleDurationRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.String("message_id", r.GetMessageId()))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.String("message_id", r.GetMessageId()))
 	case *v2.ForwardMessageToDeadLetterQueueRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("group", resourceLabel(r.GetGroup())), slog.String("message_id", r.GetMessageId()))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.String("message_id", r.GetMessageId()))
 	case *v2.EndTransactionRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())), slog.String("message_id", r.GetMessageId()), slog.String("resolution", r.GetResolution().String()))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("message_id", r.GetMessageId()), slog.String("resolution", r.GetResolution().String()))
 	case *v2.QueryRouteRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(r.GetTopic())))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())))
 	}
 	if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok && code != "OK" {
 		attrs = append(attrs, slog.String("status_message", r.GetStatus().GetMessage()))

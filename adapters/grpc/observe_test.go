@@ -3,9 +3,11 @@ package grpc
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	grpclib "google.golang.org/grpc"
@@ -13,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
 func TestObserverOffIsLeftOut(t *testing.T) {
@@ -106,5 +110,63 @@ func TestGRPCErrorResponseCode(t *testing.T) {
 		if !got[want] {
 			t.Errorf("response_code %s not recorded (got %v)", want, got)
 		}
+	}
+}
+
+// The metrics and the access log name a resource as the request is
+// served: a client that sends its namespace only in x-mq-namespace (bare
+// names in its Resources, as the Node.js client does) is counted and
+// logged under namespace%name, not under the bare name, which is another
+// tenant's topic (the one of no namespace).
+func TestObservedNamesUseTheNamespaceHeader(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logbuf.Buffer
+	o := newObserver(&observe.Telemetry{Metrics: m, AccessLog: true}, slog.New(slog.NewTextHandler(&logs, nil)), slog.New(slog.DiscardHandler))
+	ctx := ports.WithRequestInfo(context.Background(), ports.RequestInfo{Namespace: "tenantA"})
+	send := &v2.SendMessageRequest{Messages: []*v2.Message{{Topic: &v2.Resource{Name: "orders"}, Body: []byte("x"),
+		SystemProperties: &v2.SystemProperties{MessageId: "id", MessageType: v2.MessageType_NORMAL}}}}
+	sendResp := &v2.SendMessageResponse{Status: okStatus(), Entries: []*v2.SendResultEntry{{Status: okStatus(), MessageId: "id"}}}
+	_, _ = o.unary(ctx, send, &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"},
+		func(context.Context, any) (any, error) { return sendResp, nil })
+	ack := &v2.AckMessageRequest{Topic: &v2.Resource{Name: "orders"}, Group: &v2.Resource{Name: "g"},
+		Entries: []*v2.AckMessageEntry{{MessageId: "id", ReceiptHandle: "h"}}}
+	ackResp := &v2.AckMessageResponse{Status: okStatus(), Entries: []*v2.AckMessageResultEntry{{Status: okStatus(), MessageId: "id"}}}
+	_, _ = o.unary(ctx, ack, &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/AckMessage"},
+		func(context.Context, any) (any, error) { return ackResp, nil })
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if s, ok := mt.Data.(metricdata.Sum[int64]); ok {
+				for _, p := range s.DataPoints {
+					for _, k := range []string{observe.LabelTopic, observe.LabelConsumerGroup} {
+						if v, ok := p.Attributes.Value(attribute.Key(k)); ok {
+							labels[k+"="+v.AsString()] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, want := range []string{"topic=tenantA%orders", "consumer_group=tenantA%g"} {
+		if !labels[want] {
+			t.Errorf("no metric labelled %s; labels: %v", want, labels)
+		}
+	}
+	if labels["topic=orders"] || labels["consumer_group=g"] {
+		t.Errorf("metrics counted under the bare names (the resources of no namespace): %v", labels)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "topic=tenantA%orders") || !strings.Contains(out, "group=tenantA%g") || strings.Contains(out, "topic=orders") {
+		t.Errorf("access log does not name the namespace:\n%s", out)
 	}
 }
