@@ -5,8 +5,8 @@
 //
 // New handshakes get the files last loaded; existing connections keep
 // theirs. A change that does not load (a key that does not match, an
-// unparsable or expired certificate, half-written files) is logged and
-// counted, and the previous set stays.
+// unparsable or expired certificate, half-written files, a file gone or
+// unreadable) is logged and counted, and the previous set stays.
 package certreload
 
 import (
@@ -31,8 +31,11 @@ type Store struct {
 	cert     atomic.Pointer[tls.Certificate]
 	clientCA atomic.Pointer[x509.CertPool]
 	sum      [32]byte // of the files last loaded (or last refused); Load and Watch only
-	reloads  atomic.Uint64
-	failures atomic.Uint64
+	// unreadable is why the files could not be read at Watch's last look
+	// ("" when they could), so that one cause is reported once; Watch only.
+	unreadable string
+	reloads    atomic.Uint64
+	failures   atomic.Uint64
 }
 
 // New returns a store of certFile and keyFile (PEM), with the client CAs of
@@ -144,19 +147,39 @@ func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Log
 			return
 		case <-t.C:
 		}
-		sum, err := c.fingerprint()
-		if err != nil || sum == c.sum {
-			continue
-		}
-		if err := c.Load(time.Now()); err != nil {
-			c.failures.Add(1)
-			c.sum = sum // do not retry the same bad files every tick
-			log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
-				slog.String("cert_file", c.certFile), slog.Any("error", err))
-			continue
-		}
-		c.reloads.Add(1)
-		log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded", slog.String("cert_file", c.certFile),
-			slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
+		c.check(ctx, log)
 	}
+}
+
+// check reloads the files when they changed since the last look; Watch
+// calls it every interval.
+func (c *Store) check(ctx context.Context, log *slog.Logger) {
+	sum, err := c.fingerprint()
+	if err != nil {
+		// A file gone or unreadable (permissions, a rotation that deleted
+		// it) is a change that does not load: reported once per cause, not
+		// at every tick, rather than never (the previous certificate would
+		// be served silently until it expired).
+		if msg := err.Error(); msg != c.unreadable {
+			c.unreadable = msg
+			c.failures.Add(1)
+			log.LogAttrs(ctx, slog.LevelError, "TLS files cannot be read; still serving the previous certificate",
+				slog.String("cert_file", c.certFile), slog.Any("error", err))
+		}
+		return
+	}
+	c.unreadable = ""
+	if sum == c.sum {
+		return
+	}
+	if err := c.Load(time.Now()); err != nil {
+		c.failures.Add(1)
+		c.sum = sum // do not retry the same bad files every tick
+		log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
+			slog.String("cert_file", c.certFile), slog.Any("error", err))
+		return
+	}
+	c.reloads.Add(1)
+	log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded", slog.String("cert_file", c.certFile),
+		slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
 }
