@@ -31,26 +31,27 @@ func TestNamespacesWithAuth(t *testing.T) {
 		aclEntry(t, "User:alice", "Group:tenantA%*", "Sub", "Allow"),
 	)
 	c := s.start(t)
-	createTopics(t, c, "tenantA%orders", "tenantB%orders", "orders")
+	orders, g := testenv.Name(t, "ns-orders"), testenv.Name(t, "ns-g")
+	createTopics(t, c, "tenantA%"+orders, "tenantB%"+orders, orders)
 	cfg := func(ns, group string) *rmq.Config {
 		cc := clientConfig(c, "alice", aliceSecret, group)
 		cc.NameSpace = ns
 		return cc
 	}
-	pa, err := startProducer(t, cfg("tenantA", ""), "orders")
+	pa, err := startProducer(t, cfg("tenantA", ""), orders)
 	if err != nil {
 		t.Fatalf("producer in namespace tenantA: %v", err)
 	}
-	if err := send(pa, "orders"); err != nil {
+	if err := send(pa, orders); err != nil {
 		t.Fatalf("send in namespace tenantA: %v", err)
 	}
-	_, err = startProducer(t, cfg("tenantB", ""), "orders")
+	_, err = startProducer(t, cfg("tenantB", ""), orders)
 	wantCode(t, "producer in namespace tenantB", err, "FORBIDDEN")
-	_, err = startProducer(t, cfg("", ""), "orders")
+	_, err = startProducer(t, cfg("", ""), orders)
 	wantCode(t, "producer in no namespace", err, "FORBIDDEN")
 
-	cons, err := rmq.NewSimpleConsumer(cfg("tenantA", "g"), rmq.WithSimpleAwaitDuration(2*time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"orders": rmq.SUB_ALL}))
+	cons, err := rmq.NewSimpleConsumer(cfg("tenantA", g), rmq.WithSimpleAwaitDuration(2*time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{orders: rmq.SUB_ALL}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +67,8 @@ func TestNamespacesWithAuth(t *testing.T) {
 			return err
 		}
 		for _, mv := range mvs {
-			if mv.GetTopic() != "orders" {
-				return fmt.Errorf("received a message of topic %q, want orders", mv.GetTopic())
+			if mv.GetTopic() != orders {
+				return fmt.Errorf("received a message of topic %q, want %s", mv.GetTopic(), orders)
 			}
 			if err := cons.Ack(ctx, mv); err != nil {
 				return err
@@ -104,15 +105,15 @@ func TestNamespacesWithAuth(t *testing.T) {
 		topic  *v2.Resource
 		want   v2.Code
 	}{
-		{"header and Resource in tenantA", "tenantA", &v2.Resource{ResourceNamespace: "tenantA", Name: "orders"}, v2.Code_OK},
-		{"header only", "tenantA", &v2.Resource{Name: "orders"}, v2.Code_OK},
-		{"tenantB in the Resource, tenantA in the header", "tenantA", &v2.Resource{ResourceNamespace: "tenantB", Name: "orders"}, v2.Code_FORBIDDEN},
-		{"tenantB's full name, no namespace", "", &v2.Resource{Name: "tenantB%orders"}, v2.Code_FORBIDDEN},
-		{"the topic of no namespace", "", &v2.Resource{Name: "orders"}, v2.Code_FORBIDDEN},
-		{"tenantB's retry topic", "", &v2.Resource{Name: "%RETRY%tenantB%g"}, v2.Code_FORBIDDEN},
-		{"tenantB's dead-letter topic", "", &v2.Resource{Name: "%DLQ%tenantB%g"}, v2.Code_FORBIDDEN},
-		{"tenantB's retry topic through a tenantB Resource", "tenantA", &v2.Resource{ResourceNamespace: "tenantB", Name: "%RETRY%g"}, v2.Code_FORBIDDEN},
-		{"a namespace with % reaching tenantB", "tenantB%x", &v2.Resource{Name: "orders"}, v2.Code_FORBIDDEN},
+		{"header and Resource in tenantA", "tenantA", &v2.Resource{ResourceNamespace: "tenantA", Name: orders}, v2.Code_OK},
+		{"header only", "tenantA", &v2.Resource{Name: orders}, v2.Code_OK},
+		{"tenantB in the Resource, tenantA in the header", "tenantA", &v2.Resource{ResourceNamespace: "tenantB", Name: orders}, v2.Code_FORBIDDEN},
+		{"tenantB's full name, no namespace", "", &v2.Resource{Name: "tenantB%" + orders}, v2.Code_FORBIDDEN},
+		{"the topic of no namespace", "", &v2.Resource{Name: orders}, v2.Code_FORBIDDEN},
+		{"tenantB's retry topic", "", &v2.Resource{Name: "%RETRY%tenantB%" + g}, v2.Code_FORBIDDEN},
+		{"tenantB's dead-letter topic", "", &v2.Resource{Name: "%DLQ%tenantB%" + g}, v2.Code_FORBIDDEN},
+		{"tenantB's retry topic through a tenantB Resource", "tenantA", &v2.Resource{ResourceNamespace: "tenantB", Name: "%RETRY%" + g}, v2.Code_FORBIDDEN},
+		{"a namespace with % reaching tenantB", "tenantB%x", &v2.Resource{Name: orders}, v2.Code_FORBIDDEN},
 		// System topics keep their names in every namespace.
 		{"a system topic", "tenantA", &v2.Resource{Name: "RMQ_SYS_TRACE_TOPIC"}, v2.Code_FORBIDDEN},
 	} {
@@ -130,7 +131,7 @@ func TestNamespacesWithAuth(t *testing.T) {
 		for _, e := range evs {
 			seen[e.Resource] = true
 		}
-		for _, want := range []string{"Topic:tenantB%orders", "Topic:orders", "Group:tenantB%g"} {
+		for _, want := range []string{"Topic:tenantB%" + orders, "Topic:" + orders, "Group:tenantB%" + g} {
 			if !seen[want] {
 				return fmt.Errorf("no denial of %s audited: %v", want, seen)
 			}
