@@ -221,3 +221,78 @@ func TestConnIndexForgetsConnectionsClosedByGRPC(t *testing.T) {
 		})
 	}
 }
+
+// TestHandshakeTimeoutClosesStalledConnections: a connection that never
+// finishes its handshake (no byte at all, a ClientHello cut short, TLS
+// done but no HTTP/2 preface) is closed once grpc.handshakeTimeout has
+// passed, so it holds no descriptor or goroutine for longer; one that
+// speaks the transport the port refuses is closed at once.
+func TestHandshakeTimeoutClosesStalledConnections(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	start := func(tc TLSConfig) string {
+		c := DefaultConfig()
+		c.Address = "127.0.0.1:0"
+		c.TLS = tc
+		c.HandshakeTimeout = timeout
+		log := slog.New(slog.DiscardHandler)
+		s, err := NewServer(c, NewService(c, nil, log), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.Stop(ctx)
+		})
+		return s.Addr().String()
+	}
+	// closedWithin reads c until the server closes it, failing the test
+	// when that takes longer than within.
+	closedWithin := func(what string, c net.Conn, within time.Duration) {
+		t.Helper()
+		defer c.Close()
+		begin := time.Now()
+		_ = c.SetReadDeadline(begin.Add(within))
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Errorf("%s: still open after %v (handshake timeout %v)", what, time.Since(begin), timeout)
+				}
+				return
+			}
+		}
+	}
+	dial := func(addr string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	permissive := start(TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()})
+	closedWithin("a connection that sends nothing", dial(permissive), 10*timeout)
+	half := dial(permissive)
+	_, _ = half.Write([]byte{0x16, 0x03, 0x01}) // the start of a TLS record
+	closedWithin("a ClientHello cut short", half, 10*timeout)
+	tc := tls.Client(dial(permissive), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	closedWithin("TLS without an HTTP/2 preface", tc, 10*timeout)
+
+	// The wrong transport is refused without waiting for the timeout.
+	enforcing := start(TLSConfig{Mode: TLSEnforcing, SelfSignedDir: t.TempDir()})
+	plain := dial(enforcing)
+	_, _ = plain.Write([]byte(http2Preface))
+	closedWithin("plaintext on an enforcing port", plain, timeout/2)
+	disabled := start(TLSConfig{Mode: TLSDisabled})
+	hello := dial(disabled)
+	_, _ = hello.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05})
+	closedWithin("TLS on a plaintext-only port", hello, timeout/2)
+}
