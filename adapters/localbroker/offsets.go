@@ -132,7 +132,7 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 		off = max(off, minOff)
 		res := ports.PullResult{NextOffset: off, MinOffset: minOff, MaxOffset: maxOff}
 		if p == nil && req.PollTimeout > 0 {
-			p = e.registerLocked(t.Name, []int32{req.Queue.QueueID}, "", false)
+			p = e.registerLocked(t.Name, []int32{req.Queue.QueueID}, "", false, false)
 		}
 		if off < maxOff {
 			cq, start := e.queues[queueKey{t.Name, req.Queue.QueueID}].cq, e.clog.StartOffset()

@@ -109,7 +109,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		if req.PollTimeout > 0 && (p == nil || len(p.keys) != len(qids)) {
 			// Registered before looking, so no wake-up is lost.
 			e.unregisterLocked(p)
-			p = e.registerLocked(t.Name, qids, req.Group, req.FIFO)
+			p = e.registerLocked(t.Name, qids, req.Group, req.FIFO, req.QueueID < 0)
 		}
 		e.mu.Unlock()
 		msgs, progressed, err := e.popQueues(t.Name, g.incarnation, qids, gates, &req, now)

@@ -14,7 +14,13 @@ import (
 // broker wakes one waiting pop per arrival); an expiry (a message visible
 // again) wakes one of that group's pop pollers of the queue, and an ack or
 // a dead-letter move one of its FIFO pop pollers (a message group may be
-// unblocked). Nothing else of the topic is woken. A poller that leaves
+// unblocked). Pop pollers that read any queue of the topic and those that
+// read this one queue are counted apart, as a RocketMQ broker wakes one of
+// each per arrival: one reading any queue may take another queue's message
+// instead, and the message must not then wait out the poll time of one
+// that reads only its queue (a group may mix FIFO push consumers, which
+// pop each assigned queue, with simple consumers, which pop any queue).
+// Nothing else of the topic is woken. A poller that leaves
 // with a wake-up it did not look after (its caller gave up, or it was
 // returning anyway) passes it on to another poller of its group
 // (leaveLocked), so a wake-up is never lost with it.
@@ -24,14 +30,18 @@ type poller struct {
 	keys  []queueKey
 	group string // "" for pull
 	fifo  bool
+	// anyQueue: a pop poller reading every queue of the topic (not one
+	// queue it asked for).
+	anyQueue bool
 	// wokeFor is the queue of the last wake-up wakeLocked gave this pop
 	// poller: the one its token, while pending, stands for.
 	wokeFor queueKey
 }
 
-// registerLocked registers a poller with queues qids of topic.
-func (e *Engine) registerLocked(topic string, qids []int32, group string, fifo bool) *poller {
-	p := &poller{ch: make(chan struct{}, 1), group: group, fifo: fifo, keys: make([]queueKey, len(qids))}
+// registerLocked registers a poller with queues qids of topic; anyQueue
+// says that they are all of the topic's queues, not one asked for.
+func (e *Engine) registerLocked(topic string, qids []int32, group string, fifo, anyQueue bool) *poller {
+	p := &poller{ch: make(chan struct{}, 1), group: group, fifo: fifo, anyQueue: anyQueue, keys: make([]queueKey, len(qids))}
 	for i, qid := range qids {
 		k := queueKey{topic, qid}
 		p.keys[i] = k
@@ -88,7 +98,7 @@ func (e *Engine) leaveLocked(p *poller) {
 		return
 	}
 	for _, k := range p.keys {
-		if e.wakeLocked(k, p.group, p.fifo, 1) > 0 {
+		if k != p.wokeFor && e.wakeLocked(k, p.group, p.fifo, 1) > 0 {
 			return
 		}
 	}
@@ -105,12 +115,14 @@ func (p *poller) wake() {
 // taken, and reports how many pop pollers it woke. New messages (group
 // empty) wake every pull poller and, of each consumer group, up to n of its
 // pop pollers; otherwise up to n pop pollers of group are woken, only FIFO
-// ones when fifoOnly. A pop poller already woken (it will look) is passed
+// ones when fifoOnly. Pop pollers reading any queue and those reading only
+// k get up to n each. A pop poller already woken (it will look) is passed
 // over, so that each message has a poller of its own to look for it.
 func (e *Engine) wakeLocked(k queueKey, group string, fifoOnly bool, n int) int {
 	type groupWakes struct {
-		group string
-		n     int
+		group    string
+		anyQueue bool
+		n        int
 	}
 	var buf [4]groupWakes
 	woken, total := buf[:0], 0
@@ -125,11 +137,11 @@ func (e *Engine) wakeLocked(k queueKey, group string, fifoOnly bool, n int) int 
 			continue
 		}
 		i := 0
-		for i < len(woken) && woken[i].group != p.group {
+		for i < len(woken) && (woken[i].group != p.group || woken[i].anyQueue != p.anyQueue) {
 			i++
 		}
 		if i == len(woken) {
-			woken = append(woken, groupWakes{group: p.group})
+			woken = append(woken, groupWakes{group: p.group, anyQueue: p.anyQueue})
 		}
 		if woken[i].n < n {
 			woken[i].n++

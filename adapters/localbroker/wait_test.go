@@ -34,7 +34,7 @@ func TestNewMessagesWakeOnePopPollerEachPerGroup(t *testing.T) {
 	reg := func(n int, group string) []*poller {
 		ps := make([]*poller, n)
 		for i := range ps {
-			ps[i] = e.registerLocked(k.topic, []int32{k.qid}, group, false)
+			ps[i] = e.registerLocked(k.topic, []int32{k.qid}, group, false, false)
 		}
 		return ps
 	}
@@ -65,8 +65,8 @@ func TestAckWakesOneFIFOPoller(t *testing.T) {
 	defer e.mu.Unlock()
 	var fifo, plain []*poller
 	for range 3 {
-		fifo = append(fifo, e.registerLocked(k.topic, []int32{k.qid}, "g", true))
-		plain = append(plain, e.registerLocked(k.topic, []int32{k.qid}, "g", false))
+		fifo = append(fifo, e.registerLocked(k.topic, []int32{k.qid}, "g", true, false))
+		plain = append(plain, e.registerLocked(k.topic, []int32{k.qid}, "g", false, false))
 	}
 	e.wakeLocked(k, "g", true, 1)
 	if woken(fifo) != 1 || woken(plain) != 0 {
@@ -82,9 +82,9 @@ func TestLeavingPollerPassesItsWakeUpOn(t *testing.T) {
 	e := h.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	a := e.registerLocked("t", []int32{0, 1}, "g", false)
-	b := e.registerLocked("t", []int32{1}, "g", false)
-	other := e.registerLocked("t", []int32{0, 1}, "other", false)
+	a := e.registerLocked("t", []int32{0, 1}, "g", false, true)
+	b := e.registerLocked("t", []int32{1}, "g", false, false)
+	other := e.registerLocked("t", []int32{0, 1}, "other", false, true)
 	a.wake()
 	e.leaveLocked(a)
 	if len(b.ch) != 1 || len(other.ch) != 0 {
@@ -92,7 +92,7 @@ func TestLeavingPollerPassesItsWakeUpOn(t *testing.T) {
 	}
 	// One that looked after its wake-up (took it) passes nothing on.
 	<-b.ch
-	c := e.registerLocked("t", []int32{1}, "g", false)
+	c := e.registerLocked("t", []int32{1}, "g", false, false)
 	e.leaveLocked(b)
 	if len(c.ch) != 0 {
 		t.Fatal("a poller without a pending wake-up woke another on leaving")
@@ -158,14 +158,121 @@ func TestPassedOnWakeUpGoesToAReaderOfItsQueue(t *testing.T) {
 	e := h.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	both := e.registerLocked("t", []int32{0, 1}, "g", false)
+	both := e.registerLocked("t", []int32{0, 1}, "g", false, true)
 	if n := e.wakeLocked(queueKey{"t", 1}, "", false, 1); n != 1 || len(both.ch) != 1 {
 		t.Fatalf("a new message of queue 1 woke %d pollers", n)
 	}
-	q0 := e.registerLocked("t", []int32{0}, "g", false)
-	q1 := e.registerLocked("t", []int32{1}, "g", false)
+	q0 := e.registerLocked("t", []int32{0}, "g", false, false)
+	q1 := e.registerLocked("t", []int32{1}, "g", false, false)
 	e.leaveLocked(both)
 	if len(q1.ch) != 1 || len(q0.ch) != 0 {
 		t.Fatalf("the wake-up for queue 1 went to the reader of queue 0 (%d) and of queue 1 (%d); want 0, 1", len(q0.ch), len(q1.ch))
+	}
+}
+
+// TestArrivalWakesAnyQueueAndOneQueuePollersApart: a group's pop pollers
+// that read any queue and those that read only the message's queue are
+// woken apart (as a RocketMQ broker wakes one of each per arrival): the
+// one reading any queue may take another queue's message, and this one
+// must not then wait for the poll time of the one that reads only its
+// queue.
+func TestArrivalWakesAnyQueueAndOneQueuePollersApart(t *testing.T) {
+	h := newHarness(t, nil)
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	anyQ := e.registerLocked("t", []int32{0, 1}, "g", false, true)
+	q0 := e.registerLocked("t", []int32{0}, "g", true, false)
+	if n := e.wakeLocked(queueKey{"t", 0}, "", false, 1); n != 2 || len(anyQ.ch) != 1 || len(q0.ch) != 1 {
+		t.Fatalf("a new message of queue 0 woke %d pollers: any-queue %d, queue-0 %d; want 2: 1, 1", n, len(anyQ.ch), len(q0.ch))
+	}
+	<-anyQ.ch
+	<-q0.ch
+	if e.wakeLocked(queueKey{"t", 0}, "g", true, 1); len(q0.ch) != 1 {
+		t.Fatalf("an ack on queue 0 did not wake its FIFO poller of queue 0")
+	}
+}
+
+// TestAnyQueuePopperDoesNotStrandAnotherQueuesMessage: a simple consumer
+// pops any queue, a FIFO push consumer of the same group queue 0 only; two
+// messages, of queue 0 and queue 1, become visible again at once while the
+// simple consumer is busy looking (held up at queue 7, which another pop of
+// the group holds). The wake-up for queue 0 must reach the queue-0
+// consumer even when the simple consumer got one too and, looking at
+// queue 1 first, takes that message instead: before, the wake-up went to
+// one of the two (map order), and when it was the simple consumer the
+// queue-0 message waited out the poll time.
+func TestAnyQueuePopperDoesNotStrandAnotherQueuesMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Which of the two the old code woke was up to map order, so the
+	// scenario is repeated, the consumers registering in either order.
+	for round := range 24 {
+		topic := fmt.Sprint("t", round)
+		h.send(topic, 0, msg(topic, "A", ""))
+		h.send(topic, 1, msg(topic, "B", ""))
+		// Taken and left: A's invisible time ends before B's, both when
+		// the clock moves on.
+		if got := h.pop("g", topic, 0, 1, 10*time.Second); len(got) != 1 {
+			t.Fatalf("round %d: popped %v from queue 0", round, ids(got))
+		}
+		h.fake().Advance(time.Millisecond)
+		if got := h.pop("g", topic, 1, 1, 10*time.Second); len(got) != 1 {
+			t.Fatalf("round %d: popped %v from queue 1", round, ids(got))
+		}
+		h.e.mu.Lock()
+		gate := h.e.gateLocked(consKey{"g", topic, 7})
+		h.e.mu.Unlock()
+		gate.Lock()
+		anyQ, q0 := make(chan []domain.StoredMessage, 1), make(chan []domain.StoredMessage, 1)
+		popInto := func(out chan<- []domain.StoredMessage, qid int32) {
+			ms, err := h.e.Pop(ctx, ports.PopRequest{Group: "g", Topic: topic, QueueID: qid, MaxMessages: 1, InvisibleTime: time.Minute, PollTimeout: time.Minute})
+			if err != nil {
+				t.Error(err)
+			}
+			out <- ms
+		}
+		waiting := func(n0, n1 int) {
+			waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+				h.e.mu.Lock()
+				defer h.e.mu.Unlock()
+				if n, m := len(h.e.waiters[queueKey{topic, 0}]), len(h.e.waiters[queueKey{topic, 1}]); n != n0 || m != n1 {
+					return fmt.Errorf("%d pollers wait on queue 0, %d on queue 1; want %d, %d", n, m, n0, n1)
+				}
+				return nil
+			})
+		}
+		if round%2 == 0 {
+			go popInto(anyQ, -1)
+			waiting(1, 1)
+			go popInto(q0, 0)
+		} else {
+			go popInto(q0, 0)
+			waiting(1, 0)
+			go popInto(anyQ, -1)
+		}
+		waiting(2, 1)
+		h.e.mu.Lock()
+		h.e.rr = 1 // the simple consumer's next look starts at queue 1
+		h.e.mu.Unlock()
+		h.fake().Advance(10 * time.Second)
+		h.revive()
+		gate.Unlock()
+		deadline := time.After(10 * time.Second) // the poll time is a minute
+		for range 2 {
+			select {
+			case ms := <-anyQ:
+				if len(ms) != 1 {
+					t.Fatalf("round %d: the any-queue consumer got %v", round, ids(ms))
+				}
+			case ms := <-q0:
+				if len(ms) != 1 || ms[0].ID != "A" {
+					t.Fatalf("round %d: the queue-0 consumer got %v, want A", round, ids(ms))
+				}
+			case <-deadline:
+				t.Fatalf("round %d: a consumer was not woken for a message it could take", round)
+			}
+		}
 	}
 }
