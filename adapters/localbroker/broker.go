@@ -479,7 +479,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			cache := map[int64]*popRead{}
 			if err := e.readForPop(k.topic, cq, start, []int64{d.offset}, filter.All, cache); err != nil {
 				if errors.Is(err, consumequeue.ErrClosed) {
-					return domain.Errorf(domain.ReasonTopicNotFound, "topic %q was deleted", k.topic)
+					return nil // the topic was deleted meanwhile: nothing to move (see forwardTargetLocked)
 				}
 				return err
 			}
@@ -500,12 +500,20 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // passed moves the message, visible again, all the same; one a newer
 // delivery (or invisible-time change) replaced is done, the delivery in
 // flight decides (at an attempt past the group's maximum the message is
-// moved when received). The Go client v5.1.4 repeats a refused forward
-// every second without end (process_queue.go forwardToDeadLetterQueue0
-// retries any status but OK), and a broker in cluster mode takes any
-// handle.
+// moved when received). A forward naming a message of a topic that no
+// longer exists, or one never delivered to the group, is done too, with
+// nothing to move: a RocketMQ broker copies whatever the handle's
+// commit-log offset holds and answers SUCCESS, while the Go client v5.1.4
+// repeats a refused forward every second without end
+// (process_queue.go forwardToDeadLetterQueue0 retries any status but OK);
+// see docs/compatibility.md. Only a handle of another broker is refused.
 func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
 	k, d, done, err = e.handleTargetLocked(req, now)
+	if domain.HasReason(err, domain.ReasonTopicNotFound) {
+		e.log.Info("dead-letter forward of a message whose topic does not exist; nothing to move", "consumer_group", req.Group,
+			"topic", req.Topic, "msg_id", req.MessageID)
+		return k, nil, true, nil
+	}
 	if !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
 		return k, d, done, err
 	}
@@ -513,18 +521,20 @@ func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k con
 	if h.BrokerName != e.cfg.BrokerName {
 		return k, d, done, err
 	}
-	c := e.cons[consKey{req.Group, req.Topic, h.QueueID}]
-	if c == nil || h.QueueOffset >= c.next || c.consumed(h.QueueOffset) {
-		return k, d, done, err
+	k = consKey{req.Group, req.Topic, h.QueueID}
+	if c := e.cons[k]; c != nil && h.QueueOffset < c.next && !c.consumed(h.QueueOffset) {
+		cur := c.inflight[h.QueueOffset]
+		switch {
+		case cur == nil || cur.attempt == 0: // attempt 0: never delivered (passed by FIFO pops)
+		case cur.visible && !cur.held:
+			return k, cur, false, nil
+		default:
+			return k, nil, true, nil // delivered anew (that delivery decides), or acked in a FIFO run
+		}
 	}
-	cur := c.inflight[h.QueueOffset]
-	switch {
-	case cur == nil || cur.held || cur.attempt == 0: // attempt 0: never delivered (passed by FIFO pops)
-		return k, d, done, err
-	case cur.visible:
-		return consKey{req.Group, req.Topic, h.QueueID}, cur, false, nil
-	}
-	return consKey{req.Group, req.Topic, h.QueueID}, nil, true, nil
+	e.log.Info("dead-letter forward of a message never delivered to the group; nothing to move", "consumer_group", req.Group,
+		"topic", req.Topic, "queue_id", h.QueueID, "queue_offset", h.QueueOffset, "msg_id", req.MessageID)
+	return k, nil, true, nil
 }
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and

@@ -479,8 +479,19 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 	if err := h.e.ForwardToDeadLetter(ctx, other); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
 		t.Fatalf("forward of another broker's handle: %v", err)
 	}
-	// A message a FIFO pop passed (its message group busy) was never
-	// delivered: a handle naming it is still refused.
+}
+
+// TestForwardOfWhatTheGroupDoesNotHoldEnds: a forward naming a message
+// never delivered to the group, or one of a topic deleted since, was
+// refused (INVALID_RECEIPT_HANDLE, TOPIC_NOT_FOUND), and the Go client
+// v5.1.4 repeats a refused forward every second for ever; a RocketMQ
+// broker answers SUCCESS (it copies whatever the handle's commit-log
+// offset holds). Both are answered OK with nothing moved: the message
+// never delivered stays with its queue and is delivered as usual.
+func TestForwardOfWhatTheGroupDoesNotHoldEnds(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	// A message a FIFO pop passed (its message group busy).
 	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "B1", "B"))
 	got := h.popFIFOMode("g", "f", 10, time.Minute, false)
 	if !slices.Equal(ids(got), []string{"A1", "B1"}) {
@@ -488,8 +499,39 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 	}
 	passed := ackReq("g", got[0])
 	passed.Handle.QueueOffset = 1 // A2's
-	if err := h.e.ForwardToDeadLetter(ctx, passed); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
-		t.Fatalf("forward naming a message never delivered: %v", err)
+	if err := h.e.ForwardToDeadLetter(ctx, passed); err != nil {
+		t.Fatalf("forward naming a message a FIFO pop passed: %v", err)
+	}
+	// One the group never popped, and one of a group that never popped.
+	h.send("t", 0, msg("t", "m", ""))
+	other := h.pop("other", "t", 0, 1, time.Minute)[0]
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", other)); err != nil {
+		t.Fatalf("forward naming a message never delivered to the group: %v", err)
+	}
+	if got := h.pop("idle", "t", 1, 1, time.Minute); len(got) != 0 { // reads another queue
+		t.Fatalf("queue 1: %v", ids(got))
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("idle", other)); err != nil {
+		t.Fatalf("forward naming a message of a queue the group never read: %v", err)
+	}
+	for _, g := range []string{"g", "idle"} {
+		if d := h.pop(g, "%DLQ%"+g, 0, 10, time.Minute); len(d) != 0 {
+			t.Fatalf("dead-letter queue of %s: %v; want nothing moved", g, ids(d))
+		}
+	}
+	h.ack("g", got[0])
+	if again := h.popFIFOMode("g", "f", 10, time.Minute, false); !slices.Equal(ids(again), []string{"A2"}) {
+		t.Fatalf("after A1's ack: %v; want A2, still the group's", ids(again))
+	}
+	if mine := h.pop("g", "t", 0, 1, time.Minute); !slices.Equal(ids(mine), []string{"m"}) {
+		t.Fatalf("the group's own pop: %v; want m", ids(mine))
+	}
+	// The topic of a received message is deleted before the forward.
+	if err := h.e.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("other", other)); err != nil {
+		t.Fatalf("forward of a message whose topic was deleted: %v", err)
 	}
 }
 
