@@ -239,7 +239,10 @@ func (e *Engine) UpdateOffset(ctx context.Context, group string, q domain.QueueR
 	return e.waitDurable(ctx, end, "the offset commit")
 }
 
-// GetOffset returns a group's committed position in a queue.
+// GetOffset returns a group's committed position in a queue. It creates
+// nothing: a group it does not know, where groups are auto-created, has
+// committed no offset (as a broker answers QUERY_CONSUMER_OFFSET for any
+// group, creating none), and is ReasonConsumerGroupNotFound otherwise.
 func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef) (int64, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -250,7 +253,8 @@ func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := e.groupLocked(group, true); err != nil {
+	_, err = e.groupLocked(group, false)
+	if err != nil && !(e.cfg.AutoCreateGroups && domain.HasReason(err, domain.ReasonConsumerGroupNotFound)) {
 		return 0, err
 	}
 	off, ok := e.offsets[consKey{group, t.Name, q.QueueID}]

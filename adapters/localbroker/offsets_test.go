@@ -327,3 +327,28 @@ func TestFilteredPullScansABoundedStretch(t *testing.T) {
 		t.Fatalf("a long-polling pull: %v %v", ids(r.Messages), err)
 	}
 }
+
+// TestGetOffsetCreatesNoGroup: GetOffset of a group not known created the
+// group where groups are auto-created (a query changed state); a broker
+// answers QUERY_CONSUMER_OFFSET for any group, creating none. It is
+// OFFSET_NOT_FOUND, as for a new group, and leaves no group behind.
+func TestGetOffsetCreatesNoGroup(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "m", ""))
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	_, err := h.e.GetOffset(t.Context(), "nobody", q)
+	wantReason(t, err, domain.ReasonOffsetNotFound)
+	gs, err := h.e.ListGroups(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gs {
+		if g.Name == "nobody" {
+			t.Fatal("GetOffset created the group it was asked about")
+		}
+	}
+	h.cfg.AutoCreateGroups = false
+	h.restart()
+	_, err = h.e.GetOffset(t.Context(), "nobody", q)
+	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+}
