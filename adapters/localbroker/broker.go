@@ -201,7 +201,11 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		switch {
 		case m.Transactional:
 			r.TransactionID = e.transactionID(origin)
-		case !m.DeliverAt.IsZero():
+		case m.DeliverAt.After(now.Add(timerTick)):
+			// Only a message kept for its delivery time can be recalled:
+			// one due already is stored as a normal message, without a
+			// recall handle, as a RocketMQ broker stores a timer message
+			// whose time has come (HookUtils.transformTimerMessage).
 			r.RecallHandle = encodeRecallHandle(t.Name, e.cfg.BrokerName, m.DeliverAt.UnixMilli(), m.ID, origin)
 		}
 		out[i] = r

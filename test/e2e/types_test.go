@@ -97,7 +97,8 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 }
 
 // TestPastDueDelayMessageDelivered: a delay message whose delivery time
-// lies 20 s in the past is stored as due and reaches a simple consumer that
+// lies 20 s in the past is stored as due (its receipt has no recall
+// handle) and reaches a simple consumer that
 // is already waiting in a long poll (speed: BenchmarkPastDueDelayUnderLoad).
 func TestPastDueDelayMessageDelivered(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
@@ -131,6 +132,12 @@ func TestPastDueDelayMessageDelivered(t *testing.T) {
 		r, err := pr.Send(t.Context(), m)
 		if err != nil {
 			t.Fatalf("send: %v", err)
+		}
+		// Stored as a normal message: nothing to recall (a RocketMQ broker
+		// gives no recall handle; local mode gave one whose recall was
+		// NOT_FOUND).
+		if r[0].RecallHandle != "" {
+			t.Fatalf("past-due delay message has recall handle %q", r[0].RecallHandle)
 		}
 		want[r[0].MessageID] = true
 	}
