@@ -13,6 +13,7 @@ import (
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -468,4 +469,38 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	if deliveries != 1 {
 		t.Fatalf("delivered %d times", deliveries)
 	}
+}
+
+// TestDeadLetterForwardOfWhatTheGroupDoesNotHoldEnds: the Go client
+// v5.1.4 repeats a refused ForwardMessageToDeadLetterQueue every second
+// for ever, and local mode refused a forward naming a message never
+// delivered to the group (INVALID_RECEIPT_HANDLE) or one whose topic was
+// deleted (TOPIC_NOT_FOUND); a RocketMQ broker answers both OK (it copies
+// what the handle's commit-log offset holds), and so does local mode now.
+func TestDeadLetterForwardOfWhatTheGroupDoesNotHoldEnds(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	const topic, group, other = "dlq-not-held", "g-dlq-not-held", "g-dlq-not-held-other"
+	raw := p.Subscriber(t, topic, group, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: other})
+	raw.SendN(t, topic, 1)
+	msgs := raw.ReceiveN(t, group, topic, 1, time.Minute, 30*time.Second)
+	forward := func(what, g string) {
+		t.Helper()
+		resp, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+			Group: &v2.Resource{Name: g}, Topic: &v2.Resource{Name: topic},
+			ReceiptHandle: msgs[0].GetSystemProperties().GetReceiptHandle(), MessageId: msgs[0].GetSystemProperties().GetMessageId(),
+			DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("forward %s: %v %v", what, resp, err)
+		}
+	}
+	forward("naming another group", other)
+	ac, err := admin.NewClient(p.AdminAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	forward("after the topic was deleted", group)
 }
