@@ -462,7 +462,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			return err
 		}
 		now := e.clock.Now()
-		k, d, done, err := e.forwardTargetLocked(req, now)
+		k, d, outlived, done, err := e.forwardTargetLocked(req, now)
 		if err != nil {
 			e.mu.Unlock()
 			return err
@@ -490,6 +490,16 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			pre = cache[d.offset]
 			continue
 		}
+		if outlived && (pre.gone || (req.MessageID != "" && pre.msg.ID != req.MessageID)) {
+			// Not the message the outlived handle was given for (its
+			// topic was deleted and created again), or one that cannot
+			// be told (removed by retention, as the message the handle
+			// names would be): nothing of it to move.
+			e.mu.Unlock()
+			e.log.Info("dead-letter forward of an outlived receipt handle naming another message; nothing to move", "consumer_group", req.Group,
+				"topic", req.Topic, "queue_id", k.qid, "queue_offset", d.offset, "msg_id", req.MessageID)
+			return nil
+		}
 		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, d.attempt, now, pre)
 		e.mu.Unlock()
 		if err != nil {
@@ -504,26 +514,29 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // passed moves the message, visible again, all the same; one a newer
 // delivery (or invisible-time change) replaced is done, the delivery in
 // flight decides (at an attempt past the group's maximum the message is
-// moved when received). A forward naming a message of a topic that no
-// longer exists, or one never delivered to the group, is done too, with
+// moved when received); outlived says that d was found so, and the caller
+// then moves it only if it is the message the request names (a topic
+// deleted and created again reuses queue offsets). A forward naming a
+// message of a topic that no longer exists, or one never delivered to the
+// group, is done too, with
 // nothing to move: a RocketMQ broker copies whatever the handle's
 // commit-log offset holds and answers SUCCESS, while the Go client v5.1.4
 // repeats a refused forward every second without end
 // (process_queue.go forwardToDeadLetterQueue0 retries any status but OK);
 // see docs/compatibility.md. Only a handle of another broker is refused.
-func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
+func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, outlived, done bool, err error) {
 	k, d, done, err = e.handleTargetLocked(req, now)
 	if domain.HasReason(err, domain.ReasonTopicNotFound) {
 		e.log.Info("dead-letter forward of a message whose topic does not exist; nothing to move", "consumer_group", req.Group,
 			"topic", req.Topic, "msg_id", req.MessageID)
-		return k, nil, true, nil
+		return k, nil, false, true, nil
 	}
 	if !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
-		return k, d, done, err
+		return k, d, false, done, err
 	}
 	h := req.Handle
 	if h.BrokerName != e.cfg.BrokerName {
-		return k, d, done, err
+		return k, d, false, done, err
 	}
 	k = consKey{req.Group, req.Topic, h.QueueID}
 	if c := e.cons[k]; c != nil && h.QueueOffset < c.next && !c.consumed(h.QueueOffset) {
@@ -531,14 +544,14 @@ func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k con
 		switch {
 		case cur == nil || cur.attempt == 0: // attempt 0: never delivered (passed by FIFO pops)
 		case cur.visible && !cur.held:
-			return k, cur, false, nil
+			return k, cur, true, false, nil
 		default:
-			return k, nil, true, nil // delivered anew (that delivery decides), or acked in a FIFO run
+			return k, nil, false, true, nil // delivered anew (that delivery decides), or acked in a FIFO run
 		}
 	}
 	e.log.Info("dead-letter forward of a message never delivered to the group; nothing to move", "consumer_group", req.Group,
 		"topic", req.Topic, "queue_id", h.QueueID, "queue_offset", h.QueueOffset, "msg_id", req.MessageID)
-	return k, nil, true, nil
+	return k, nil, false, true, nil
 }
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and

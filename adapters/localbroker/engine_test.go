@@ -481,6 +481,39 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 	}
 }
 
+// TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing: a forward
+// with a handle of a topic deleted and created again since found the new
+// topic's message at the handle's queue offset, visible again after its
+// own delivery, and moved that one to the dead-letter queue (an outlived
+// handle is taken, and the message was not compared). It moves nothing.
+func TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "old", ""))
+	old := h.pop("g", "t", 0, 1, 10*time.Second)[0]
+	if err := h.e.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
+		t.Fatal(err)
+	}
+	h.send("t", 0, msg("t", "new", ""))
+	if got := h.pop("g", "t", 0, 1, 10*time.Second); !slices.Equal(ids(got), []string{"new"}) {
+		t.Fatalf("pop of the new topic: %v", ids(got))
+	}
+	h.fake().Advance(11 * time.Second)
+	h.revive()
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", old)); err != nil {
+		t.Fatalf("forward of the old topic's message: %v", err)
+	}
+	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); len(d) != 0 {
+		t.Fatalf("dead-letter queue: %v; want nothing moved", ids(d))
+	}
+	if got := h.pop("g", "t", 0, 1, time.Minute); !slices.Equal(ids(got), []string{"new"}) {
+		t.Fatalf("the new topic's message: %v; want it delivered again", ids(got))
+	}
+}
+
 // TestForwardOfWhatTheGroupDoesNotHoldEnds: a forward naming a message
 // never delivered to the group, or one of a topic deleted since, was
 // refused (INVALID_RECEIPT_HANDLE, TOPIC_NOT_FOUND), and the Go client
