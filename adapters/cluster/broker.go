@@ -149,6 +149,7 @@ func proxyClientID() string {
 // fails with a message naming the NameServers when none answers, having
 // closed the connections it opened.
 func (b *Broker) Start(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.StartTimeout)
 	defer cancel()
 	var lastErr error
@@ -165,6 +166,10 @@ func (b *Broker) Start(ctx context.Context) error {
 			// fx does not stop a module whose start failed: the
 			// connections opened to the NameServers close here.
 			_ = b.rpc.Close()
+			if err := parent.Err(); err != nil { // the start was cancelled or ran out of time
+				return fmt.Errorf("cluster: stopped waiting for a NameServer of cluster.nameServers %v to answer (last error: %v): %w",
+					b.cfg.NameServers, lastErr, err)
+			}
 			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; check the addresses and that the NameServers run",
 				b.cfg.NameServers, b.cfg.StartTimeout, lastErr)
 		case <-tick.C:

@@ -260,7 +260,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	var imported bool
 	var replayed int
 	for attempt := 0; ; attempt++ {
-		clog, snap, imported, replayed, err = e.recoverLocked(current, force)
+		clog, snap, imported, replayed, err = e.recoverLocked(ctx, current, force)
 		var short *shortQueuesError
 		if attempt < 2 && errors.Is(err, errSnapshotBeyondLog) {
 			continue // the snapshot is removed: recover from an older one
@@ -289,7 +289,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.clog = nil
 		_ = clog.Close(ctx)
 		e.closeQueues()
-		ok = false
+		// As in Close: the data directory is unlocked only once the
+		// commit-log writer has stopped (ctx may have ended first: a
+		// cancelled start); otherwise it stays locked until exit.
+		select {
+		case <-clog.Done():
+			ok = false
+		default:
+		}
 		return err
 	}
 	e.removeQueuesLocked(clog.SyncedOffset())
@@ -319,7 +326,10 @@ func (e *Engine) Start(ctx context.Context) error {
 // rebuild.go): those of an older format (current unset), those found
 // damaged, and those in force. On a *shortQueuesError every file is closed
 // and the caller may recover again with those queues forced.
-func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *commitlog.Log, snap *snapshot, imported bool, replayed int, err error) {
+func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queueKey]bool) (clog *commitlog.Log, snap *snapshot, imported bool, replayed int, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, false, 0, recoveryCancelled(ctx, 0)
+	}
 	e.resetMaps()
 	if snap, err = e.loadSnapshot(); err != nil {
 		return nil, nil, false, 0, err
@@ -366,6 +376,11 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 	}
 	rebuilt := false
 	e.replaying = true
+	// The start is cancelled (SIGTERM during a long recovery) between
+	// records: nothing is written but the queues being rebuilt, which
+	// the next start rebuilds again, as after a crash.
+	cancelled := ctx.Done()
+	read := 0
 	clog, err = commitlog.Open(commitlog.Options{
 		Dir:             e.dir("commitlog"),
 		SegmentSize:     e.cfg.SegmentSize,
@@ -389,6 +404,15 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 			}
 		},
 	}, from, func(off int64, typ byte, payload []byte) error {
+		select {
+		case <-cancelled:
+			return recoveryCancelled(ctx, read)
+		default:
+		}
+		read++
+		if replayHook != nil {
+			replayHook()
+		}
 		if off < snap.logOffset {
 			return e.rebuildRecordLocked(off, record.Type(typ), payload)
 		}
@@ -437,6 +461,17 @@ func (e *Engine) recoverLocked(current bool, force map[queueKey]bool) (clog *com
 		return nil, nil, false, 0, err
 	}
 	return clog, snap, imported, replayed, nil
+}
+
+// replayHook, when set (only by a build with the rmqproxy_testhooks tag,
+// see testhooks.go), runs before each record recovery reads.
+var replayHook func()
+
+// recoveryCancelled is recovery's error when ctx ended after it read
+// records of the commit log.
+func recoveryCancelled(ctx context.Context, records int) error {
+	return domain.Wrap(domain.ReasonUnavailable, ctx.Err(),
+		fmt.Sprintf("recovery of the data directory (local.dataDir) cancelled after reading %d commit-log records; the next start recovers again", records))
 }
 
 // errSnapshotBeyondLog says recovery loaded a snapshot that covers records

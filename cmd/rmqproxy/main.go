@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -88,7 +89,8 @@ func main() {
 }
 
 // run executes one command and returns the process exit code: 0 on
-// success, 1 on a failure, 2 on a usage error.
+// success, 1 on a failure (serve: also a start cancelled by SIGTERM or
+// SIGINT), 2 on a usage error.
 func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
@@ -131,6 +133,8 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errStartCancelled):
+		return 1 // logged already
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -291,31 +295,112 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	// hooks; outside them (while fx builds the graph and after the module
 	// stopped) it is dropped here instead of taking the default action.
 	defer holdHangup()()
+	// SIGTERM and SIGINT are caught from here on: during the start (a
+	// long recovery, a cluster waiting for a NameServer) they cancel it
+	// and stop in order what had started (startCancelled).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	a := fx.New(app.Options(cfg, log))
 	if err := a.Err(); err != nil {
 		// The cause a constructor returned, without the dependency
 		// injection's chain of "could not build arguments for ...".
 		return dig.RootCause(err)
 	}
-	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout)
-	defer cancel()
-	if err := a.Start(startCtx); err != nil {
+	// A second signal hurries the stop: the drain notice and the gRPC
+	// drain end at once; the engine still flushes and closes.
+	hurry, hurryNow := context.WithCancel(context.Background())
+	defer hurryNow()
+	startSignal, err := start(a, log, sig, hurry, hurryNow)
+	if startSignal != nil {
+		var stopErrs []error
+		if err != nil {
+			// fx returns the hook's error and then the rollback's.
+			errs := []error{err}
+			if u, ok := err.(interface{ Unwrap() []error }); ok && len(u.Unwrap()) > 0 {
+				errs = u.Unwrap()
+			}
+			// The signal is the reason: what the cancelled hook
+			// returned is for debugging.
+			if e := errs[0]; errors.Is(e, context.Canceled) {
+				log.Debug("the cancelled start hook returned", "error", e)
+			} else {
+				log.Error("the start failed", "error", e)
+			}
+			stopErrs = errs[1:]
+		} else if err := stop(a, cfg, log, sig, hurry, hurryNow); err != nil {
+			// The start finished as the signal came: stopped as usual.
+			stopErrs = []error{err}
+		}
+		for _, e := range stopErrs {
+			log.Error("stopping what had started failed", "error", e)
+		}
+		log.Info("rmqproxy stopped", "start_cancelled", true)
+		return errStartCancelled
+	}
+	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	log.Info("rmqproxy started", "version", versionString(), "mode", cfg.Mode, "profile", cfg.Profile)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
 		log.Info("stopping", "signal", s.String())
 	case <-a.Done():
 	}
+	if err := stop(a, cfg, log, sig, hurry, hurryNow); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	log.Info("rmqproxy stopped")
+	return nil
+}
+
+// errStartCancelled is serve's error when a SIGTERM or SIGINT came during
+// the start: logged already, the process exits 1 without printing it.
+var errStartCancelled = errors.New("start cancelled by a signal")
+
+// start starts a. A signal on sig during the start cancels it (logged
+// with what the start was doing): the running OnStart hook returns, and
+// what had started stops in reverse order within its stop budgets,
+// hurried by a second signal. It returns the signal that cancelled the
+// start (nil if none came) and Start's error.
+func start(a *fx.App, log *slog.Logger, sig <-chan os.Signal, hurry context.Context, hurryNow context.CancelFunc) (os.Signal, error) {
+	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout)
+	defer cancel()
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	defer cancelNow()
+	var progress app.StartProgress
+	ctx := app.WithStartCancel(app.WithHurry(startCtx, hurry), cancelled, &progress)
+	var (
+		got     os.Signal
+		watcher sync.WaitGroup
+	)
+	done := make(chan struct{})
+	watcher.Go(func() {
+		select {
+		case s := <-sig:
+			got = s
+			log.Warn("start cancelled by a signal; stopping what has started", "signal", s.String(), "in_progress", progress.Doing())
+			cancelNow()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sig:
+			log.Warn("second signal: stopping what has started without waiting for clients; the engine still flushes and closes (kill -9 would not)", "signal", s.String())
+			hurryNow()
+		case <-done:
+		}
+	})
+	err := a.Start(ctx)
+	close(done)
+	watcher.Wait()
+	return got, err
+}
+
+// stop stops a within its stop budgets; a signal on sig hurries it.
+func stop(a *fx.App, cfg app.Root, log *slog.Logger, sig <-chan os.Signal, hurry context.Context, hurryNow context.CancelFunc) error {
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout(cfg))
 	defer cancelStop()
-	// A second signal hurries the stop: the drain notice and the gRPC
-	// drain end at once; the engine still flushes and closes.
-	hurry, hurryNow := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	var waiter sync.WaitGroup
 	waiter.Go(func() {
@@ -326,15 +411,10 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 		case <-stopped:
 		}
 	})
-	err = a.Stop(app.WithHurry(stopCtx, hurry))
+	err := a.Stop(app.WithHurry(stopCtx, hurry))
 	close(stopped)
 	waiter.Wait()
-	hurryNow()
-	if err != nil {
-		return fmt.Errorf("stop: %w", err)
-	}
-	log.Info("rmqproxy stopped")
-	return nil
+	return err
 }
 
 // holdHangup catches SIGHUP and drops it until the returned func is

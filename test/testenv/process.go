@@ -25,8 +25,12 @@ import (
 )
 
 // builds holds the binaries built in this test run: with the race
-// detector (true) and without it (false).
-var builds = map[bool]*build{true: {}, false: {}}
+// detector or without it, with the test hooks or without them.
+var builds = map[buildKind]*build{}
+
+type buildKind struct{ race, hooks bool }
+
+var buildsMu sync.Mutex
 
 type build struct {
 	once sync.Once
@@ -44,7 +48,16 @@ func childRace() bool { return raceEnabled || os.Getenv("RMQPROXY_TEST_CHILD_RAC
 // temporary directory that [Main] removes when the run ends.
 func Binary(t testing.TB) string {
 	t.Helper()
-	return buildBinary(t, childRace())
+	return buildBinary(t, buildKind{race: childRace()})
+}
+
+// BinaryWithTestHooks is Binary built with the rmqproxy_testhooks tag,
+// whose hooks slow the child down where a test asks it to through the
+// environment (RMQPROXY_TEST_REPLAY_DELAY: per commit-log record that
+// local-mode recovery reads). Releases never have them.
+func BinaryWithTestHooks(t testing.TB) string {
+	t.Helper()
+	return buildBinary(t, buildKind{race: childRace(), hooks: true})
 }
 
 // BinaryWithoutRace is Binary never built with the race detector: for
@@ -52,12 +65,18 @@ func Binary(t testing.TB) string {
 // would multiply (10,000 streams: 128 MiB without, 634 MiB with it).
 func BinaryWithoutRace(t testing.TB) string {
 	t.Helper()
-	return buildBinary(t, false)
+	return buildBinary(t, buildKind{})
 }
 
-func buildBinary(t testing.TB, race bool) string {
+func buildBinary(t testing.TB, kind buildKind) string {
 	t.Helper()
-	b := builds[race]
+	buildsMu.Lock()
+	b := builds[kind]
+	if b == nil {
+		b = &build{}
+		builds[kind] = b
+	}
+	buildsMu.Unlock()
 	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", tempPrefix("bin"))
 		if err != nil {
@@ -67,8 +86,11 @@ func buildBinary(t testing.TB, race bool) string {
 		b.dir = dir
 		b.path = filepath.Join(dir, "rmqproxy")
 		args := []string{"build", "-o", b.path}
-		if race {
+		if kind.race {
 			args = append(args, "-race")
+		}
+		if kind.hooks {
+			args = append(args, "-tags=rmqproxy_testhooks")
 		}
 		out, err := exec.Command("go", append(args, "github.com/rmqproxy/rmqproxy/cmd/rmqproxy")...).CombinedOutput()
 		if err != nil {
@@ -83,6 +105,8 @@ func buildBinary(t testing.TB, race bool) string {
 
 // removeBinary deletes what Binary built.
 func removeBinary() {
+	buildsMu.Lock()
+	defer buildsMu.Unlock()
 	for _, b := range builds {
 		if b.dir != "" {
 			_ = os.RemoveAll(b.dir)
@@ -136,6 +160,13 @@ func waitStarted(t testing.TB, c *Child) *Child {
 func StartChildNoWait(t testing.TB, dataDir string, extra ...string) *Child {
 	t.Helper()
 	return startChild(t, Binary(t), dataDir, extra)
+}
+
+// StartChildEnvNoWait is StartChildNoWait with the given binary (Binary,
+// BinaryWithTestHooks) and environment variables added to the child's.
+func StartChildEnvNoWait(t testing.TB, binary, dataDir string, extra, env []string) *Child {
+	t.Helper()
+	return startChildEnv(t, binary, dataDir, extra, env)
 }
 
 func startChild(t testing.TB, binary, dataDir string, extra []string) *Child {

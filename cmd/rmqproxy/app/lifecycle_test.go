@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -205,4 +206,47 @@ func TestStartStopWithPostgresLeavesNoGoroutines(t *testing.T) {
 	if err := startStop(t, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCancelledStartLeavesNoGoroutines: a start cancelled while it waits
+// for a NameServer (cluster mode, nothing listening) returns once the
+// wait has ended, having stopped the modules that had started (the
+// telemetry and the health server): no goroutine is left behind. The
+// progress says what the start was doing.
+func TestCancelledStartLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := lifecycleConfig(t)
+	cfg.Mode, cfg.Cluster.NameServers, cfg.Cluster.StartTimeout = app.ModeCluster, []string{busyClosed(t)}, 10*time.Minute
+	a := fx.New(app.Options(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err := a.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var progress app.StartProgress
+	const waiting = "waiting for a NameServer of cluster.nameServers to answer"
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		defer cancel()
+		deadline := time.Now().Add(time.Minute)
+		for progress.Doing() != waiting && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	began := time.Now()
+	err := a.Start(app.WithStartCancel(ctx, cancelled, &progress))
+	<-watched
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("start: %v, want cancelled", err)
+	}
+	if got := progress.Doing(); got != waiting {
+		t.Fatalf("progress %q, want %q", got, waiting)
+	}
+	if took := time.Since(began); took > 30*time.Second {
+		t.Fatalf("the cancelled start took %v", took)
+	}
+	t.Logf("start: %v", err)
 }

@@ -72,6 +72,9 @@ type stage struct {
 	name    string        // in logs: "gRPC drain"
 	setting string        // the key of its budget, "" for a fixed one
 	budget  time.Duration // for each OnStop hook of the stage
+	// starting says what the stage's OnStart hooks do, for the log line
+	// of a start cancelled by a signal (see [StartProgress]).
+	starting string
 	// serving: the stage stops a server, whose overrun only cuts off the
 	// requests still in flight. That is logged, like any overrun, but is
 	// no failure of the stop: rmqproxy still exits 0, as when the gRPC
@@ -105,7 +108,9 @@ func inStage(s stage, opts ...fx.Option) fx.Option {
 	}, opts...)...)
 }
 
-// stagedLifecycle gives every OnStop hook appended to it its stage's budget.
+// stagedLifecycle gives every OnStop hook appended to it its stage's
+// budget, and every OnStart hook a context that a cancelled start ends
+// (see [WithStartCancel]).
 type stagedLifecycle struct {
 	fx.Lifecycle
 	stage stage
@@ -113,6 +118,9 @@ type stagedLifecycle struct {
 }
 
 func (l *stagedLifecycle) Append(h fx.Hook) {
+	if start := h.OnStart; start != nil {
+		h.OnStart = func(ctx context.Context) error { return l.start(ctx, start) }
+	}
 	if stop := h.OnStop; stop != nil {
 		h.OnStop = func(ctx context.Context) error { return l.stop(ctx, stop) }
 	}

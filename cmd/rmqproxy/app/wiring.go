@@ -16,6 +16,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/adapters/trafficfile"
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -61,17 +62,36 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		// come up first, so that /readyz reports the engine's recovery,
 		// and go last but for the telemetry, which flushes the spans and
 		// metrics of everything before it.
-		inStage(stage{name: "telemetry flush", budget: minorStageBudget}, observabilityModule(cfg)),
+		inStage(stage{name: "telemetry flush", budget: minorStageBudget, starting: "starting the telemetry exporters"}, observabilityModule(cfg)),
 		traceBrokerCalls(cfg),
-		inStage(stage{name: "health", budget: minorStageBudget, serving: true}, health.Module),
-		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose}, brokerModule(cfg)),
-		inStage(stage{name: "background work", budget: minorStageBudget}, applicationModule, trafficfile.Module),
-		inStage(stage{name: "security", budget: minorStageBudget}, securityModule(cfg)),
-		inStage(stage{name: "gRPC drain", setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true}, grpcadapter.Module),
-		inStage(stage{name: "admin API", budget: minorStageBudget, serving: true}, admin.Module),
+		inStage(stage{name: "health", budget: minorStageBudget, serving: true, starting: "starting the health endpoints"}, health.Module),
+		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose, starting: brokerStarting(cfg)}, brokerModule(cfg)),
+		inStage(stage{name: "background work", budget: minorStageBudget, starting: "starting the background work and loading the traffic rules"}, applicationModule, trafficfile.Module),
+		inStage(stage{name: "security", budget: minorStageBudget, starting: securityStarting(cfg)}, securityModule(cfg)),
+		inStage(stage{name: "gRPC drain", setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true, starting: "starting the gRPC server"}, grpcadapter.Module),
+		inStage(stage{name: "admin API", budget: minorStageBudget, serving: true, starting: "starting the admin API"}, admin.Module),
 		// Stops first: not ready, still serving, for shutdown.drainDelay.
 		inStage(stage{name: "drain notice", setting: "shutdown.drainDelay", budget: drainStageBudget(cfg), hurried: true}, drainModule(cfg)),
 	)
+}
+
+// brokerStarting says what the broker side's start does.
+func brokerStarting(cfg Root) string {
+	if cfg.Mode == ModeCluster {
+		return "waiting for a NameServer of cluster.nameServers to answer"
+	}
+	return "recovering the data directory (local.dataDir)"
+}
+
+// securityStarting says what the security module's start does.
+func securityStarting(cfg Root) string {
+	switch {
+	case !cfg.Auth.Enabled:
+		return "starting the security module"
+	case cfg.Auth.Source == application.SourcePostgres:
+		return "connecting to PostgreSQL (postgres.dsn) and loading the security policy"
+	}
+	return "loading the security policy (auth.file)"
 }
 
 func brokerModule(cfg Root) fx.Option {
