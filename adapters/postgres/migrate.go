@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -211,6 +212,7 @@ func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
 	if err != nil {
 		return err
 	}
+	builds := indexesBuilt(up)
 	var invalid []string
 	for rows.Next() {
 		var name string
@@ -218,7 +220,7 @@ func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
 			rows.Close()
 			return err
 		}
-		if strings.Contains(up, name) { // only what this migration builds
+		if builds[name] { // only what this migration builds
 			invalid = append(invalid, name)
 		}
 	}
@@ -235,6 +237,42 @@ func rerunDirty(ctx context.Context, db *sql.DB, m *migrate.Migrate) error {
 		return m.Force(-1)
 	}
 	return m.Force(int(previous))
+}
+
+// createIndex matches the name in a CREATE INDEX statement: an
+// identifier, unquoted or quoted, maybe qualified by the schema's.
+var createIndex = regexp.MustCompile(`(?i)\bcreate\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?` +
+	`(?:(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\s*\.\s*)?("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\s+on\b`)
+
+var blockComment = regexp.MustCompile(`(?s)/\*.*?\*/`)
+
+// indexesBuilt returns the names of the indexes that the statements of
+// the migration sql create, as pg_class spells them (unquoted names
+// folded to lower case). Comments are left out: an index they mention
+// is not built. Only these, matched whole, are dropped when INVALID
+// (rerunDirty): another invalid index of the schema, whose name may well
+// be part of one of these or appear in a comment, may be another
+// session's build in progress.
+func indexesBuilt(sql string) map[string]bool {
+	var code strings.Builder
+	for _, line := range strings.Split(blockComment.ReplaceAllString(sql, " "), "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		code.WriteString(line)
+		code.WriteByte('\n')
+	}
+	out := map[string]bool{}
+	for _, m := range createIndex.FindAllStringSubmatch(code.String(), -1) {
+		name := m[1]
+		if strings.HasPrefix(name, `"`) {
+			name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
+		} else {
+			name = strings.ToLower(name)
+		}
+		out[name] = true
+	}
+	return out
 }
 
 // schemaLockKey is the advisory lock that serializes creating the schema

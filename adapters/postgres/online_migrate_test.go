@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"strconv"
 	"sync"
@@ -304,6 +305,63 @@ func TestMigrateUpRerunsInterruptedIndexBuild(t *testing.T) {
 	assertSchema(t, dsn)
 	if _, err := postgres.CheckSchema(ctx, conn); err != nil {
 		t.Fatalf("after up: %v", err)
+	}
+}
+
+// TestMigrateUpRerunDropsOnlyItsOwnInvalidIndex: rerunning an
+// interrupted index build drops the invalid index that build left, and
+// no other invalid index of the schema, not even one whose name is part
+// of the migration's (audit_events_last, in "audit_events_last_occurred")
+// or appears in its comments (occurred_at): it may be another session's
+// build in progress, or an operator's to look at.
+func TestMigrateUpRerunDropsOnlyItsOwnInvalidIndex(t *testing.T) {
+	dsn := pgenv.NewDatabase(t, pgenv.ServerDSN(t))
+	ctx := t.Context()
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(ctx, `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, decision)
+  VALUES ('2026-01-01Z', 'p', 1, 'authz', 'DENY'), ('2026-01-01Z', 'p', 2, 'authz', 'DENY')`); err != nil {
+		t.Fatal(err)
+	}
+	// Builds that fail half-way (unique over equal values) leave INVALID
+	// indexes: version 7's own, and two others.
+	for _, name := range []string{"audit_events_last_occurred", "audit_events_last", "occurred_at"} {
+		if _, err := conn.Exec(ctx, `CREATE UNIQUE INDEX CONCURRENTLY `+name+` ON rmqproxy.audit_events (occurred_at)`); err == nil {
+			t.Fatalf("the failing build of %s succeeded", name)
+		}
+	}
+	if _, err := conn.Exec(ctx, `UPDATE rmqproxy.schema_migrations SET version = $1, dirty = true`, migrations.Latest()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0)
+	if err != nil || st.Dirty || st.Version != migrations.Latest() {
+		t.Fatalf("up over the interrupted build: %+v, %v", st, err)
+	}
+	rows, err := conn.Query(ctx, `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rmqproxy' AND c.relname IN ('audit_events_last_occurred', 'audit_events_last', 'occurred_at')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for rows.Next() {
+		var name string
+		var valid bool
+		if err := rows.Scan(&name, &valid); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = valid
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"audit_events_last_occurred": true, "audit_events_last": false, "occurred_at": false}
+	if !maps.Equal(got, want) {
+		t.Fatalf("indexes (name: valid) %v, want %v: the rebuilt one valid, the others left alone", got, want)
 	}
 }
 
