@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
@@ -21,8 +25,10 @@ const migrateUsage = `Usage:
 Manages the PostgreSQL schema rmqproxy keeps users, ACL policies and the
 audit log in (schema rmqproxy, created when missing), with the migrations
 built into this binary. Run it with the schema owner's connection string;
-concurrent runs wait for each other (advisory lock). A proxy refuses to
-start on a schema older or newer than it knows.
+concurrent runs wait for each other (advisory lock). SIGINT or SIGTERM
+stops a run between migrations (or its wait for another run) and it
+exits 1; a second signal ends it at once. A proxy refuses to start on a
+schema older or newer than it knows.
 
 Settings: --postgres.dsn DSN (or RMQPROXY_POSTGRES_DSN, or postgres.dsn in
 --config FILE). "down" drops tables and with them the audit log: it is for
@@ -122,14 +128,57 @@ func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	ctx, signalled := cancelOnSignal(ctx)
 	st, err := postgres.Migrate(ctx, cfg.Postgres.DSN, op, steps)
-	if err != nil {
-		return err
-	}
 	dirty := ""
 	if st.Dirty {
 		dirty = " (dirty: a migration failed half-way)"
 	}
+	if s := signalled(); s != nil {
+		// Migrate stops between migrations (a statement running when
+		// the signal came finishes first), or stops waiting for the lock.
+		msg := fmt.Sprintf("migrate %s cancelled by a signal (%s)", args[0], s)
+		switch {
+		case err != nil:
+			msg += ": " + err.Error()
+		case op != postgres.MigrateVersion:
+			msg += fmt.Sprintf(" at schema version %d%s (this rmqproxy knows up to %d)", st.Version, dirty, st.Latest)
+		}
+		return errors.New(msg + "; run the command again")
+	}
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "schema version %d%s; this rmqproxy knows up to %d\n", st.Version, dirty, st.Latest)
 	return nil
+}
+
+// cancelOnSignal returns a context that SIGINT or SIGTERM cancels, and
+// the signal that did (nil until one came). After the first signal the
+// process no longer catches them: a second one ends it at once, as if
+// nothing caught them.
+func cancelOnSignal(parent context.Context) (context.Context, func() os.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+	var (
+		mu  sync.Mutex
+		got os.Signal
+	)
+	go func() {
+		select {
+		case s := <-c:
+			mu.Lock()
+			got = s
+			mu.Unlock()
+			cancel()
+		case <-ctx.Done():
+		}
+		signal.Stop(c)
+	}()
+	return ctx, func() os.Signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
 }

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
 // TestMigrateCommand runs rmqproxy migrate up, version and down against a
@@ -43,5 +51,84 @@ func TestMigrateCommand(t *testing.T) {
 		if strings.Contains(out+errOut, "hunter2") {
 			t.Fatalf("password printed: %s", out+errOut)
 		}
+	}
+}
+
+// TestMigrateCancelledBySignal: rmqproxy migrate up waiting for another
+// run's lock stops waiting on SIGTERM and exits 1, saying it was
+// cancelled; the schema is untouched, and the next run migrates it. The
+// command runs in a child process (this test binary), which the signal
+// would otherwise end at once.
+func TestMigrateCancelledBySignal(t *testing.T) {
+	if dsn := os.Getenv("RMQPROXY_TEST_MIGRATE_CHILD_DSN"); dsn != "" {
+		os.Exit(run([]string{"migrate", "up", "--postgres.dsn", dsn}, config.Sources{}, os.Stdout, os.Stderr))
+	}
+	dsn := pgenv.NewDatabase(t, pgenv.ServerDSN(t))
+	ctx := t.Context()
+	holder, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	// Another run holds the migrations lock (adapters/postgres lockMigrations).
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(0x726d71706d696772)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMigrateCancelledBySignal$")
+	cmd.Env = append(os.Environ(), "RMQPROXY_TEST_MIGRATE_CHILD_DSN="+dsn)
+	var out logbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}()
+	// It waits once it has tried the lock.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var waiting int
+		if err := holder.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+  AND pid <> pg_backend_pid() AND query LIKE '%pg_try_advisory_lock%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("migrate up ended before it waited for the lock: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("migrate up does not wait for the lock\n%s", out.String())
+		}
+	}
+	sent := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	select {
+	case werr = <-exited:
+		exited <- werr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("migrate up still runs 30s after SIGTERM\n%s", out.String())
+	}
+	took := time.Since(sent)
+	code := cmd.ProcessState.ExitCode()
+	if code != 1 || !strings.Contains(out.String(), "migrate up cancelled by a signal (terminated)") || took > 10*time.Second {
+		t.Fatalf("exit %d %v after SIGTERM (%v), want 1 within 10s and the cancellation said:\n%s", code, took, werr, out.String())
+	}
+	t.Logf("exit %d %v after SIGTERM: %s", code, took, out.String())
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(0x726d71706d696772)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI("migrate", "up", "--postgres.dsn", dsn); code != 0 || !strings.Contains(out, "schema version 7;") {
+		t.Fatalf("the next run: exit %d %s %s", code, out, errOut)
 	}
 }
