@@ -122,9 +122,10 @@ func TestServeHoldsHangup(t *testing.T) {
 	if dir := os.Getenv("RMQPROXY_TEST_SERVE_HANGUP_DIR"); dir != "" {
 		usr := make(chan os.Signal, 1)
 		signal.Notify(usr, syscall.SIGUSR1)
-		// serve listens for SIGTERM only once it has logged that it
-		// started: until then the child's own handler keeps a SIGTERM
-		// from ending the process, and it is sent again until serve ends.
+		// SIGTERM is sent once serve has logged that it started (one
+		// during the start would cancel it), and again until serve ends;
+		// the child's own handler keeps one that comes after serve
+		// stopped listening from ending the process.
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		served := make(chan struct{})

@@ -298,7 +298,7 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	defer holdHangup()()
 	// SIGTERM and SIGINT are caught from here on: during the start (a
 	// long recovery, a cluster waiting for a NameServer) they cancel it
-	// and stop in order what had started (startCancelled).
+	// and stop in order what had started (see start).
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
