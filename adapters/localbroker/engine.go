@@ -212,8 +212,12 @@ func (e *Engine) resetMaps() {
 // Start recovers the engine from its data directory: it loads metadata and
 // the newest valid snapshot, replays the commit log after it (repairing a
 // torn tail), rebuilds the consume queues, and starts the background
-// goroutines (reviver, notifier, maintenance). ctx bounds nothing but is
-// accepted for fx.
+// goroutines (reviver, notifier, maintenance). When ctx ends during the
+// replay (a SIGTERM while a large directory recovers) recovery stops
+// between two records with an error wrapping ctx's, having written
+// nothing but the indexes it was rebuilding (rebuilt again next time,
+// as after a crash), and unlocks the directory; the commit-log writer has
+// not started yet.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
