@@ -365,12 +365,13 @@ var errStartCancelled = errors.New("start cancelled by a signal")
 // hurried by a second signal. It returns the signal that cancelled the
 // start (nil if none came) and Start's error.
 func start(a *fx.App, log *slog.Logger, sig <-chan os.Signal, hurry context.Context, hurryNow context.CancelFunc) (os.Signal, error) {
-	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout)
-	defer cancel()
 	cancelled, cancelNow := context.WithCancel(context.Background())
 	defer cancelNow()
 	var progress app.StartProgress
-	ctx := app.WithStartCancel(app.WithHurry(startCtx, hurry), cancelled, &progress)
+	// No deadline on the start as a whole: each stage's hooks have their
+	// own (app.StartTimeout), and a deadline here would leave fx's
+	// rollback an expired context, stopping nothing.
+	ctx := app.WithStartCancel(app.WithHurry(context.Background(), hurry), cancelled, &progress)
 	var (
 		got     os.Signal
 		watcher sync.WaitGroup

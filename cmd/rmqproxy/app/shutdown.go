@@ -75,6 +75,9 @@ type stage struct {
 	// starting says what the stage's OnStart hooks do, for the log line
 	// of a start cancelled by a signal (see [StartProgress]).
 	starting string
+	// startBudget bounds each OnStart hook of the stage; 0 leaves it
+	// unbounded (see [StartTimeout]).
+	startBudget time.Duration
 	// serving: the stage stops a server, whose overrun only cuts off the
 	// requests still in flight. That is logged, like any overrun, but is
 	// no failure of the stop: rmqproxy still exits 0, as when the gRPC

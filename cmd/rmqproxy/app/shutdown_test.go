@@ -168,3 +168,55 @@ func TestSecondSignalCutsTheWaitForClientsShort(t *testing.T) {
 		t.Fatalf("no log of the hurried stage:\n%s", logs.String())
 	}
 }
+
+// TestStartBudgetRollsBack: a stage whose start hook outlives its start
+// budget (PostgreSQL that never answers) fails, saying what it did and for
+// how long, and fx then stops the stage that had started before it, with a
+// live context: the whole start has no deadline that would leave the
+// rollback an expired one. A stage without a budget (local recovery) is
+// not cut off.
+func TestStartBudgetRollsBack(t *testing.T) {
+	var (
+		stopped     bool
+		stopCtxErr  error
+		unboundedOK bool
+	)
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(slog.New(slog.DiscardHandler)),
+		inStage(stage{name: "engine close", budget: time.Minute, starting: "recovering the data directory (local.dataDir)"}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{
+				OnStart: func(ctx context.Context) error {
+					// Longer than the next stage's budget: no budget here.
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(300 * time.Millisecond):
+						unboundedOK = true
+						return nil
+					}
+				},
+				OnStop: func(ctx context.Context) error {
+					stopped, stopCtxErr = true, ctx.Err()
+					return nil
+				},
+			})
+		})),
+		inStage(stage{name: "security", budget: time.Minute, startBudget: 100 * time.Millisecond, starting: "connecting to PostgreSQL (postgres.dsn)"}, fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+				<-ctx.Done() // a server that never answers
+				return fmt.Errorf("postgres: connect (postgres.dsn): %w", ctx.Err())
+			}})
+		})),
+	)
+	err := app.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "connecting to PostgreSQL (postgres.dsn) did not finish within 100ms") {
+		t.Fatalf("start: %v", err)
+	}
+	if !unboundedOK {
+		t.Fatal("the stage without a start budget was cut off")
+	}
+	if !stopped || stopCtxErr != nil {
+		t.Fatalf("the stage started before was stopped: %v, with context error %v", stopped, stopCtxErr)
+	}
+}

@@ -20,8 +20,13 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// StartTimeout bounds the whole application's start, which includes local
-// storage recovery. The stop's is [StopTimeout], from the stages' budgets.
+// StartTimeout bounds each start-up stage's OnStart hooks (connecting to
+// PostgreSQL, loading the policy, binding the ports, waiting for a
+// NameServer, which has its own cluster.startTimeout as well), but for
+// local mode's recovery of the data directory: its time grows with the
+// data (a damaged index is rebuilt by reading the whole commit log), and a
+// start cut off would only begin it again, so it is bounded by nothing
+// but a signal. The stop's is [StopTimeout], from the stages' budgets.
 const StartTimeout = 10 * time.Minute
 
 // NewLogger builds the process logger from the log settings.
@@ -51,7 +56,6 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 			l.UseErrorLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.StartTimeout(StartTimeout),
 		fx.StopTimeout(StopTimeout(cfg)),
 		fx.Supply(log),
 		fx.Provide(func() ports.Clock { return ports.SystemClock{} }),
@@ -62,17 +66,27 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		// come up first, so that /readyz reports the engine's recovery,
 		// and go last but for the telemetry, which flushes the spans and
 		// metrics of everything before it.
-		inStage(stage{name: "telemetry flush", budget: minorStageBudget, starting: "starting the telemetry exporters"}, observabilityModule(cfg)),
+		inStage(stage{name: "telemetry flush", startBudget: StartTimeout, budget: minorStageBudget, starting: "starting the telemetry exporters"}, observabilityModule(cfg)),
 		traceBrokerCalls(cfg),
-		inStage(stage{name: "health", budget: minorStageBudget, serving: true, starting: "starting the health endpoints"}, health.Module),
-		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose, starting: brokerStarting(cfg)}, brokerModule(cfg)),
-		inStage(stage{name: "background work", budget: minorStageBudget, starting: "starting the background work and loading the traffic rules"}, applicationModule, trafficfile.Module),
-		inStage(stage{name: "security", budget: minorStageBudget, starting: securityStarting(cfg)}, securityModule(cfg)),
-		inStage(stage{name: "gRPC drain", setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true, starting: "starting the gRPC server"}, grpcadapter.Module),
-		inStage(stage{name: "admin API", budget: minorStageBudget, serving: true, starting: "starting the admin API"}, admin.Module),
+		inStage(stage{name: "health", startBudget: StartTimeout, budget: minorStageBudget, serving: true, starting: "starting the health endpoints"}, health.Module),
+		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose, startBudget: brokerStartBudget(cfg), starting: brokerStarting(cfg)}, brokerModule(cfg)),
+		inStage(stage{name: "background work", startBudget: StartTimeout, budget: minorStageBudget, starting: "starting the background work and loading the traffic rules"}, applicationModule, trafficfile.Module),
+		inStage(stage{name: "security", startBudget: StartTimeout, budget: minorStageBudget, starting: securityStarting(cfg)}, securityModule(cfg)),
+		inStage(stage{name: "gRPC drain", startBudget: StartTimeout, setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true, starting: "starting the gRPC server"}, grpcadapter.Module),
+		inStage(stage{name: "admin API", startBudget: StartTimeout, budget: minorStageBudget, serving: true, starting: "starting the admin API"}, admin.Module),
 		// Stops first: not ready, still serving, for shutdown.drainDelay.
-		inStage(stage{name: "drain notice", setting: "shutdown.drainDelay", budget: drainStageBudget(cfg), hurried: true}, drainModule(cfg)),
+		inStage(stage{name: "drain notice", startBudget: StartTimeout, setting: "shutdown.drainDelay", budget: drainStageBudget(cfg), hurried: true}, drainModule(cfg)),
 	)
+}
+
+// brokerStartBudget bounds the broker side's start: the wait for a
+// NameServer in cluster mode; nothing in local mode, whose recovery ends
+// when it is done or on a signal (see [StartTimeout]).
+func brokerStartBudget(cfg Root) time.Duration {
+	if cfg.Mode == ModeCluster {
+		return StartTimeout
+	}
+	return 0
 }
 
 // brokerStarting says what the broker side's start does.
