@@ -29,11 +29,13 @@ import (
 func TestBadInputGetsPreciseCodes(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "normal", domain.MessageTypeNormal, 2)
-	p.CreateTopic(t, "bad-fifo", domain.MessageTypeFIFO, 2)
-	p.CreateTopic(t, "bad-delay", domain.MessageTypeDelay, 2)
-	p.CreateTopic(t, "bad-tx", domain.MessageTypeTransaction, 2)
-	p.CreateGroup(t, application.GroupSpec{Name: "g-bad"})
+	normal, badFIFO, badDelay, badTx := testenv.Name(t, "normal"), testenv.Name(t, "bad-fifo"), testenv.Name(t, "bad-delay"), testenv.Name(t, "bad-tx")
+	group := testenv.Name(t, "g-bad")
+	p.CreateTopic(t, normal, domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, badFIFO, domain.MessageTypeFIFO, 2)
+	p.CreateTopic(t, badDelay, domain.MessageTypeDelay, 2)
+	p.CreateTopic(t, badTx, domain.MessageTypeTransaction, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
 	raw := testenv.NewRawClient(t, p)
 
 	send := func(t *testing.T, msgs ...*v2.Message) *v2.Status {
@@ -83,58 +85,58 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"topic too long", []*v2.Message{msg(strings.Repeat("t", 128), nil)}, v2.Code_ILLEGAL_TOPIC},
 		{"system topic", []*v2.Message{msg("TBW102", nil)}, v2.Code_ILLEGAL_TOPIC},
 		{"unknown topic", []*v2.Message{msg("no-such-topic", nil)}, v2.Code_TOPIC_NOT_FOUND},
-		{"empty body", []*v2.Message{msg("normal", func(m *v2.Message) { m.Body = nil })}, v2.Code_MESSAGE_BODY_EMPTY},
-		{"body over 4MiB", []*v2.Message{msg("normal", func(m *v2.Message) { m.Body = make([]byte, 4<<20+1) })}, v2.Code_MESSAGE_BODY_TOO_LARGE},
-		{"129 properties", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = many(129) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
-		{"oversized keys", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{strings.Repeat("k", 17<<10)} })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
-		{"reserved property", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"UNIQ_KEY": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"empty body", []*v2.Message{msg(normal, func(m *v2.Message) { m.Body = nil })}, v2.Code_MESSAGE_BODY_EMPTY},
+		{"body over 4MiB", []*v2.Message{msg(normal, func(m *v2.Message) { m.Body = make([]byte, 4<<20+1) })}, v2.Code_MESSAGE_BODY_TOO_LARGE},
+		{"129 properties", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = many(129) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"oversized keys", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.Keys = []string{strings.Repeat("k", 17<<10)} })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"reserved property", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = map[string]string{"UNIQ_KEY": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
 		// In the 5.5.0 brokers' reserved set but long missing here: a
 		// broker delayed a NORMAL message by TIMER_DELAY_MS.
-		{"reserved property TIMER_DELAY_MS", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"TIMER_DELAY_MS": "60000"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
-		{"reserved property __LITE_TOPIC", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"__LITE_TOPIC": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"reserved property TIMER_DELAY_MS", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = map[string]string{"TIMER_DELAY_MS": "60000"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"reserved property __LITE_TOPIC", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = map[string]string{"__LITE_TOPIC": "x"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
 		// Refused by rmqproxy only (docs/compatibility.md): the Apache proxy
 		// stores these, then the message reads back otherwise (the empty
 		// key is lost, __SHARDINGKEY becomes the message group) or, in
 		// cluster mode, a broker cannot store it (a separator character).
-		{"property with empty key", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"": "v"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
-		{"property named __SHARDINGKEY", []*v2.Message{msg("normal", func(m *v2.Message) { m.UserProperties = map[string]string{"__SHARDINGKEY": "g"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
-		{"message id with property separator", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId += "\x02" })}, v2.Code_ILLEGAL_MESSAGE_ID},
-		{"trace context with control character", []*v2.Message{msg("normal", func(m *v2.Message) { tc := "00-abc\x01"; m.SystemProperties.TraceContext = &tc })}, v2.Code_BAD_REQUEST},
-		{"born host with control character", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornHost = "host\x02" })}, v2.Code_BAD_REQUEST},
-		{"tag with bar", []*v2.Message{msg("normal", func(m *v2.Message) { tag := "a|b"; m.SystemProperties.Tag = &tag })}, v2.Code_ILLEGAL_MESSAGE_TAG},
-		{"blank key", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.Keys = []string{"  "} })}, v2.Code_ILLEGAL_MESSAGE_KEY},
-		{"blank message id", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = "" })}, v2.Code_ILLEGAL_MESSAGE_ID},
-		{"message group too long", []*v2.Message{msg("bad-fifo", func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
-		{"FIFO message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"NORMAL message to FIFO topic", []*v2.Message{msg("bad-fifo", nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"delay message to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) {
+		{"property with empty key", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = map[string]string{"": "v"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"property named __SHARDINGKEY", []*v2.Message{msg(normal, func(m *v2.Message) { m.UserProperties = map[string]string{"__SHARDINGKEY": "g"} })}, v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
+		{"message id with property separator", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.MessageId += "\x02" })}, v2.Code_ILLEGAL_MESSAGE_ID},
+		{"trace context with control character", []*v2.Message{msg(normal, func(m *v2.Message) { tc := "00-abc\x01"; m.SystemProperties.TraceContext = &tc })}, v2.Code_BAD_REQUEST},
+		{"born host with control character", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.BornHost = "host\x02" })}, v2.Code_BAD_REQUEST},
+		{"tag with bar", []*v2.Message{msg(normal, func(m *v2.Message) { tag := "a|b"; m.SystemProperties.Tag = &tag })}, v2.Code_ILLEGAL_MESSAGE_TAG},
+		{"blank key", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.Keys = []string{"  "} })}, v2.Code_ILLEGAL_MESSAGE_KEY},
+		{"blank message id", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.MessageId = "" })}, v2.Code_ILLEGAL_MESSAGE_ID},
+		{"message group too long", []*v2.Message{msg(badFIFO, func(m *v2.Message) { g := strings.Repeat("g", 64); m.SystemProperties.MessageGroup = &g })}, v2.Code_ILLEGAL_MESSAGE_GROUP},
+		{"FIFO message to NORMAL topic", []*v2.Message{msg(normal, func(m *v2.Message) { g := "g1"; m.SystemProperties.MessageGroup = &g })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"NORMAL message to FIFO topic", []*v2.Message{msg(badFIFO, nil)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"delay message to NORMAL topic", []*v2.Message{msg(normal, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
 		})}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"delay beyond the limit", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
+		{"delay beyond the limit", []*v2.Message{msg(badDelay, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
 		// RocketMQ 5.5 priority and lite messages: the Apache proxy 5.5
 		// stores them in PRIORITY/LITE topics only; rmqproxy, which has
 		// neither, stored them as plain messages (priority and lite topic lost).
-		{"priority message", []*v2.Message{msg("normal", func(m *v2.Message) { p := int32(3); m.SystemProperties.Priority = &p })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"lite message", []*v2.Message{msg("normal", func(m *v2.Message) { lt := "lite-1"; m.SystemProperties.LiteTopic = &lt })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"batch mixing body encodings", []*v2.Message{msg("normal", nil), msg("normal", gzipped)}, inCluster(v2.Code_BAD_REQUEST)},
-		{"batch of delay messages", []*v2.Message{msg("bad-delay", delayed), msg("bad-delay", delayed)}, inCluster(v2.Code_BAD_REQUEST)},
-		{"batch of transactional messages", []*v2.Message{msg("bad-tx", transactional), msg("bad-tx", transactional)}, inCluster(v2.Code_BAD_REQUEST)},
-		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg("normal", nil), msg("normal", grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
-		{"batch mixing topics", []*v2.Message{msg("normal", nil), msg("bad-delay", nil)}, v2.Code_MESSAGE_CORRUPTED},
+		{"priority message", []*v2.Message{msg(normal, func(m *v2.Message) { p := int32(3); m.SystemProperties.Priority = &p })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"lite message", []*v2.Message{msg(normal, func(m *v2.Message) { lt := "lite-1"; m.SystemProperties.LiteTopic = &lt })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"batch mixing body encodings", []*v2.Message{msg(normal, nil), msg(normal, gzipped)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch of delay messages", []*v2.Message{msg(badDelay, delayed), msg(badDelay, delayed)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch of transactional messages", []*v2.Message{msg(badTx, transactional), msg(badTx, transactional)}, inCluster(v2.Code_BAD_REQUEST)},
+		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg(normal, nil), msg(normal, grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		{"batch mixing topics", []*v2.Message{msg(normal, nil), msg(badDelay, nil)}, v2.Code_MESSAGE_CORRUPTED},
 		// Upstream compares the messages' Resources: one topic named two
 		// ways (namespace field or prefix) is not the same.
 		{"batch naming the topic with and without namespace", []*v2.Message{
 			msg("ns%normal", nil),
-			msg("normal", func(m *v2.Message) { m.Topic.ResourceNamespace = "ns" }),
+			msg(normal, func(m *v2.Message) { m.Topic.ResourceNamespace = "ns" }),
 		}, v2.Code_MESSAGE_CORRUPTED},
 		// What a RocketMQ broker cannot store (its properties string is
 		// limited to 32767 bytes) is refused in both modes alike.
-		{"message id of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.MessageId = strings.Repeat("i", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
-		{"trace context of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { tc := strings.Repeat("t", 40<<10); m.SystemProperties.TraceContext = &tc })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
-		{"born host of 40 KB", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornHost = strings.Repeat("h", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
-		{"properties of 32 KB in all", []*v2.Message{msg("normal", func(m *v2.Message) {
+		{"message id of 40 KB", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.MessageId = strings.Repeat("i", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"trace context of 40 KB", []*v2.Message{msg(normal, func(m *v2.Message) { tc := strings.Repeat("t", 40<<10); m.SystemProperties.TraceContext = &tc })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"born host of 40 KB", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.BornHost = strings.Repeat("h", 40<<10) })}, v2.Code_MESSAGE_PROPERTIES_TOO_LARGE},
+		{"properties of 32 KB in all", []*v2.Message{msg(normal, func(m *v2.Message) {
 			m.SystemProperties.MessageId = strings.Repeat("i", 12<<10)
 			tc := strings.Repeat("t", 12<<10)
 			m.SystemProperties.TraceContext = &tc
@@ -143,27 +145,27 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		// Times RocketMQ cannot keep (milliseconds since 1970), and a set
 		// delivery time of 0001-01-01T00:00:00Z (Go's zero time), which
 		// was read as no delivery time: the DELAY message became NORMAL.
-		{"delivery time 0001-01-01", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"delivery time 0001-01-01 to NORMAL topic", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"delivery time before 1970", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: -1} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"delivery time beyond protobuf's range", []*v2.Message{msg("bad-delay", func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"delivery time with invalid nanos", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
+		{"delivery time 0001-01-01", []*v2.Message{msg(badDelay, func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time 0001-01-01 to NORMAL topic", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time before 1970", []*v2.Message{msg(badDelay, func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: -1} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time beyond protobuf's range", []*v2.Message{msg(badDelay, func(m *v2.Message) { m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_ILLEGAL_DELIVERY_TIME},
+		{"delivery time with invalid nanos", []*v2.Message{msg(badDelay, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = &timestamppb.Timestamp{Seconds: time.Now().Unix(), Nanos: -1}
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
-		{"delivery time in the past", []*v2.Message{msg("bad-delay", func(m *v2.Message) {
+		{"delivery time in the past", []*v2.Message{msg(badDelay, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(-time.Hour))
 		})}, v2.Code_OK},
-		{"born time 1878", []*v2.Message{msg("normal", func(m *v2.Message) {
+		{"born time 1878", []*v2.Message{msg(normal, func(m *v2.Message) {
 			m.SystemProperties.BornTimestamp = timestamppb.New(time.Date(1878, 1, 1, 0, 0, 0, 0, time.UTC))
 		})}, v2.Code_BAD_REQUEST},
-		{"born time 0001-01-01", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_BAD_REQUEST},
-		{"born time beyond protobuf's range", []*v2.Message{msg("normal", func(m *v2.Message) { m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_BAD_REQUEST},
-		{"born time with invalid nanos", []*v2.Message{msg("normal", func(m *v2.Message) {
+		{"born time 0001-01-01", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.BornTimestamp = timestamppb.New(time.Time{}) })}, v2.Code_BAD_REQUEST},
+		{"born time beyond protobuf's range", []*v2.Message{msg(normal, func(m *v2.Message) { m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: 1 << 60} })}, v2.Code_BAD_REQUEST},
+		{"born time with invalid nanos", []*v2.Message{msg(normal, func(m *v2.Message) {
 			m.SystemProperties.BornTimestamp = &timestamppb.Timestamp{Seconds: time.Now().Unix(), Nanos: 1e9}
 		})}, v2.Code_BAD_REQUEST},
 		// A delivery attempt is the broker's count; a negative one was
 		// stored as RECONSUME_TIME=-5 in cluster mode.
-		{"negative delivery attempt", []*v2.Message{msg("normal", func(m *v2.Message) { a := int32(-5); m.SystemProperties.DeliveryAttempt = &a })}, v2.Code_BAD_REQUEST},
+		{"negative delivery attempt", []*v2.Message{msg(normal, func(m *v2.Message) { a := int32(-5); m.SystemProperties.DeliveryAttempt = &a })}, v2.Code_BAD_REQUEST},
 	}
 	// The Apache proxy's fixed texts (GrpcValidator, SendMessageActivity,
 	// and the client library's Validators), which client code matches.
@@ -202,7 +204,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 
 	t.Run("missing client id", func(t *testing.T) {
 		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-mq-language", "GO")
-		resp, err := raw.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
+		resp, err := raw.QueryRoute(ctx, &v2.QueryRouteRequest{Topic: &v2.Resource{Name: normal}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_CLIENT_ID_REQUIRED || resp.GetStatus().GetMessage() != "client id cannot be empty" {
 			t.Fatalf("%v %v", resp, err)
 		}
@@ -219,7 +221,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		}
 	})
 	t.Run("heartbeat before settings without a client type", func(t *testing.T) {
-		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: "g-bad"}})
+		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
 			t.Fatalf("%v %v", resp, err)
 		}
@@ -228,13 +230,13 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		// Served with the request's group and filter (after a restart the
 		// Go client re-sends its settings only minutes later).
 		other := testenv.NewRawClient(t, p)
-		st, _ := other.Receive(t, testenv.ReceiveRequest("g-before-settings", "normal", 1, 10*time.Second))
+		st, _ := other.Receive(t, testenv.ReceiveRequest(testenv.Name(t, "g-before-settings"), normal, 1, 10*time.Second))
 		if st.GetCode() != v2.Code_OK && st.GetCode() != v2.Code_MESSAGE_NOT_FOUND {
 			t.Fatalf("%v", st)
 		}
 	})
 
-	raw.Subscribe(t, "g-bad", "normal")
+	raw.Subscribe(t, group, normal)
 	receiveCases := []struct {
 		name   string
 		mutate func(*v2.ReceiveMessageRequest)
@@ -256,7 +258,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	}
 	for _, c := range receiveCases {
 		t.Run("receive/"+c.name, func(t *testing.T) {
-			req := testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second)
+			req := testenv.ReceiveRequest(group, normal, 1, 10*time.Second)
 			c.mutate(req)
 			st, _ := raw.Receive(t, req)
 			if st.GetCode() != c.want {
@@ -268,7 +270,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		})
 	}
 	t.Run("receive/deadline too short for polling", func(t *testing.T) {
-		req := testenv.ReceiveRequest("g-bad", "normal", 1, 10*time.Second)
+		req := testenv.ReceiveRequest(group, normal, 1, 10*time.Second)
 		req.LongPollingTimeout = nil
 		ctx, cancel := context.WithTimeout(raw.Ctx(t), 500*time.Millisecond)
 		defer cancel()
@@ -285,7 +287,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 
 	ack := func(t *testing.T, handle string) *v2.AckMessageResponse {
 		t.Helper()
-		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"},
+		resp, err := raw.AckMessage(raw.Ctx(t), &v2.AckMessageRequest{Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal},
 			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: handle}}})
 		if err != nil {
 			t.Fatal(err)
@@ -320,7 +322,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE, ""},
 		} {
 			resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{
-				Group: &v2.Resource{Name: "g-bad"}, Topic: &v2.Resource{Name: "normal"}, ReceiptHandle: c.handle,
+				Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal}, ReceiptHandle: c.handle,
 				InvisibleDuration: durationpb.New(c.d), MessageId: "01AB"})
 			if err != nil || resp.GetStatus().GetCode() != c.want || resp.GetReceiptHandle() != c.handle {
 				t.Errorf("%s: %v %v (the failed response must echo the request's handle)", name, resp, err)
@@ -348,12 +350,12 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		}
 	})
 	t.Run("end an unknown transaction", func(t *testing.T) {
-		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "normal"},
+		resp, err := raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: normal},
 			MessageId: "01AB", TransactionId: "no-such-transaction", Resolution: v2.TransactionResolution_COMMIT})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID {
 			t.Fatalf("%v %v", resp, err)
 		}
-		resp, err = raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: "normal"}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
+		resp, err = raw.EndTransaction(raw.Ctx(t), &v2.EndTransactionRequest{Topic: &v2.Resource{Name: normal}, MessageId: "01AB", Resolution: v2.TransactionResolution_COMMIT})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_INVALID_TRANSACTION_ID || resp.GetStatus().GetMessage() != "transaction id cannot be empty" {
 			t.Fatalf("blank transaction id: %v %v", resp, err)
 		}
@@ -383,7 +385,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			c.Close()
 		}
 		// The server still serves.
-		resp, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "normal"}})
+		resp, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: normal}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatalf("after garbage: %v %v", resp, err)
 		}
@@ -396,10 +398,11 @@ func TestBodyLimitIsConfigurable(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Messaging.Limits.MaxBodySize = 1024
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "small", domain.MessageTypeNormal, 1)
+	topic := testenv.Name(t, "small")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	raw := testenv.NewRawClient(t, p)
 	for size, want := range map[int]v2.Code{1024: v2.Code_OK, 1025: v2.Code_MESSAGE_BODY_TOO_LARGE} {
-		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage("small", make([]byte, size), "")}})
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, make([]byte, size), "")}})
 		if err != nil || resp.GetStatus().GetCode() != want {
 			t.Errorf("body of %d bytes: %v %v, want %v", size, resp.GetStatus(), err, want)
 		}
@@ -410,7 +413,7 @@ func TestBodyLimitIsConfigurable(t *testing.T) {
 	}
 	ct := v2.ClientType_PRODUCER
 	stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
-		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: "small"}}}}}}})
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}}}}})
 	reply, err := stream.Recv()
 	if err != nil || reply.GetSettings().GetPublishing().GetMaxBodySize() != 1024 {
 		t.Fatalf("settings reply %v %v", reply, err)

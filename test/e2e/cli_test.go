@@ -38,52 +38,57 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 		}
 		return out
 	}
-	run(0, "topic", "create", "cli-topic", "--type", "FIFO", "--queues", "4", "--description", "made by the CLI")
-	if out := run(0, "topic", "describe", "cli-topic", "--json"); !strings.Contains(out, `"type": "FIFO"`) || !strings.Contains(out, `"queueCount": 4`) ||
+	topic, group, kept := testenv.Name(t, "cli-topic"), testenv.Name(t, "cli-group"), testenv.Name(t, "kept")
+	for _, n := range []string{topic, kept} {
+		testenv.Claim(t, "topic", n)
+	}
+	testenv.Claim(t, "consumer group", group)
+	run(0, "topic", "create", topic, "--type", "FIFO", "--queues", "4", "--description", "made by the CLI")
+	if out := run(0, "topic", "describe", topic, "--json"); !strings.Contains(out, `"type": "FIFO"`) || !strings.Contains(out, `"queueCount": 4`) ||
 		!strings.Contains(out, `"description": "made by the CLI"`) {
 		t.Fatalf("describe: %s", out)
 	}
 	// An update that leaves the description out keeps it; one that sets
 	// it replaces it; list and describe show it (in cluster mode the
 	// NameServers keep it).
-	run(0, "topic", "update", "cli-topic", "--queues", "6")
-	if out := run(0, "topic", "describe", "cli-topic"); !strings.Contains(out, "made by the CLI") {
+	run(0, "topic", "update", topic, "--queues", "6")
+	if out := run(0, "topic", "describe", topic); !strings.Contains(out, "made by the CLI") {
 		t.Fatalf("describe after an update without --description: %s", out)
 	}
-	run(0, "topic", "update", "cli-topic", "--description", `orders, "EU" & more`)
+	run(0, "topic", "update", topic, "--description", `orders, "EU" & more`)
 	if out := run(0, "topic", "list"); !strings.Contains(out, `orders, "EU" & more`) || strings.Contains(out, "made by the CLI") {
 		t.Fatalf("topic list after a new description: %s", out)
 	}
-	if out := run(1, "topic", "update", "cli-topic", "--queues", "2"); !strings.Contains(out, "can only grow") {
+	if out := run(1, "topic", "update", topic, "--queues", "2"); !strings.Contains(out, "can only grow") {
 		t.Fatalf("shrinking: %s", out)
 	}
 	if out := run(1, "topic", "create", "bad topic"); !strings.Contains(out, "illegal") {
 		t.Fatalf("bad name: %s", out)
 	}
-	run(0, "group", "create", "cli-group", "--maxDeliveryAttempts", "5", "--retry", "1s,5s", "--orderly", "--description", "billing consumers")
-	if out := run(0, "group", "list"); !strings.Contains(out, "cli-group") || !strings.Contains(out, "billing consumers") {
+	run(0, "group", "create", group, "--maxDeliveryAttempts", "5", "--retry", "1s,5s", "--orderly", "--description", "billing consumers")
+	if out := run(0, "group", "list"); !strings.Contains(out, group) || !strings.Contains(out, "billing consumers") {
 		t.Fatalf("group list: %s", out)
 	}
-	run(0, "group", "update", "cli-group", "--description", "")
-	if out := run(0, "group", "describe", "cli-group", "--json"); !strings.Contains(out, `"name": "cli-group"`) || strings.Contains(out, "billing consumers") {
+	run(0, "group", "update", group, "--description", "")
+	if out := run(0, "group", "describe", group, "--json"); !strings.Contains(out, `"name": "`+group+`"`) || strings.Contains(out, "billing consumers") {
 		t.Fatalf("group describe after the description was cleared: %s", out)
 	}
-	run(0, "group", "update", "cli-group", "--description", "billing consumers, again")
-	run(0, "group", "delete", "cli-group")
-	run(0, "group", "create", "cli-group")
-	if out := run(0, "group", "describe", "cli-group", "--json"); strings.Contains(out, "billing consumers") {
+	run(0, "group", "update", group, "--description", "billing consumers, again")
+	run(0, "group", "delete", group)
+	run(0, "group", "create", group)
+	if out := run(0, "group", "describe", group, "--json"); strings.Contains(out, "billing consumers") {
 		t.Fatalf("a group created again has the deleted one's description: %s", out)
 	}
-	run(0, "topic", "create", "kept", "--type", "NORMAL")
-	if out := run(0, "topic", "list"); !strings.Contains(out, "cli-topic") || !strings.Contains(out, "kept") {
+	run(0, "topic", "create", kept, "--type", "NORMAL")
+	if out := run(0, "topic", "list"); !strings.Contains(out, topic) || !strings.Contains(out, kept) {
 		t.Fatalf("topic list: %s", out)
 	}
-	run(0, "topic", "delete", "cli-topic")
-	if out := run(1, "topic", "describe", "cli-topic"); !strings.Contains(out, "does not exist") {
+	run(0, "topic", "delete", topic)
+	if out := run(1, "topic", "describe", topic); !strings.Contains(out, "does not exist") {
 		t.Fatalf("deleted topic: %s", out)
 	}
-	run(0, "topic", "create", "cli-topic", "--type", "FIFO")
-	if out := run(0, "topic", "describe", "cli-topic", "--json"); strings.Contains(out, "EU") {
+	run(0, "topic", "create", topic, "--type", "FIFO")
+	if out := run(0, "topic", "describe", topic, "--json"); strings.Contains(out, "EU") {
 		t.Fatalf("a topic created again has the deleted one's description: %s", out)
 	}
 	if out := run(2, "topic", "frobnicate"); !strings.Contains(out, "Usage") {
@@ -91,14 +96,14 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 	}
 
 	// The production profile creates nothing on the fly.
-	pr := testenv.NewProducer(t, c.Proxy(t), "kept")
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "kept", Body: []byte("before SIGTERM")}); err != nil {
+	pr := testenv.NewProducer(t, c.Proxy(t), kept)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: kept, Body: []byte("before SIGTERM")}); err != nil {
 		t.Fatal(err)
 	}
 	if testenv.Target == testenv.TargetLocal { // in cluster mode the brokers' autoCreateSubscriptionGroup decides
 		raw := testenv.NewRawClient(t, c.Proxy(t))
-		raw.Subscribe(t, "no-such-group", "kept")
-		if st, _ := raw.Receive(t, testenv.ReceiveRequest("no-such-group", "kept", 1, 10*time.Second)); st.GetCode() != v2.Code_CONSUMER_GROUP_NOT_FOUND {
+		raw.Subscribe(t, "no-such-group", kept)
+		if st, _ := raw.Receive(t, testenv.ReceiveRequest("no-such-group", kept, 1, 10*time.Second)); st.GetCode() != v2.Code_CONSUMER_GROUP_NOT_FOUND {
 			t.Fatalf("receive for a group that does not exist: %v", st)
 		}
 	}
@@ -113,8 +118,9 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 	}
 	c2 := testenv.StartChild(t, dataDir, append(fastConsumer, "--profile=production")...)
 	admin = "--admin.address=" + c2.AdminAddr
-	run(0, "group", "create", "after-restart")
-	if out := drain(t, c2.Proxy(t), "kept", "after-restart"); len(out) != 1 {
+	afterRestart := testenv.Name(t, "after-restart")
+	run(0, "group", "create", afterRestart)
+	if out := drain(t, c2.Proxy(t), kept, afterRestart); len(out) != 1 {
 		t.Fatalf("after a graceful restart %d messages", len(out))
 	}
 }
@@ -126,13 +132,14 @@ func TestCLIAndGracefulShutdown(t *testing.T) {
 func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, append(fastConsumer, "--shutdown.grpcDrain=20s", "--shutdown.engineClose=20s", "--grpc.address="+freeport.Addr(t))...)
-	createTopicVia(t, c, "inflight", 4)
-	createTopicVia(t, c, "quiet", 1)
+	topic, quiet, quietGroup := testenv.Name(t, "inflight"), testenv.Name(t, "quiet"), testenv.Name(t, "g-quiet")
+	createTopicVia(t, c, topic, 4)
+	createTopicVia(t, c, quiet, 1)
 	p := c.Proxy(t)
 
 	var mu sync.Mutex
 	sentOK := map[string]bool{}
-	pr := testenv.NewProducer(t, p, "inflight")
+	pr := testenv.NewProducer(t, p, topic)
 	sending, stopSending := context.WithCancel(t.Context())
 	defer stopSending()
 	var wg sync.WaitGroup
@@ -142,7 +149,7 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 			defer wg.Done()
 			for i := 0; sending.Err() == nil; i++ {
 				ctx, cancel := context.WithTimeout(sending, 5*time.Second)
-				r, err := pr.Send(ctx, &rmq.Message{Topic: "inflight", Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
+				r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
 				cancel()
 				if err != nil {
 					continue // outcome unknown
@@ -164,8 +171,8 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 
 	// A long poll on an empty topic: it would wait 20s.
 	raw := testenv.NewRawClient(t, p)
-	raw.Subscribe(t, "g-quiet", "quiet")
-	req := testenv.ReceiveRequest("g-quiet", "quiet", 1, 10*time.Second)
+	raw.Subscribe(t, quietGroup, quiet)
+	req := testenv.ReceiveRequest(quietGroup, quiet, 1, 10*time.Second)
 	req.LongPollingTimeout = durationpb.New(20 * time.Second)
 	stream, err := raw.ReceiveMessage(raw.Ctx(t), req)
 	if err != nil {
@@ -173,7 +180,7 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 	}
 	// A unary call on the same connection returns after the server has
 	// read the long poll's frames: the poll is one of its pending RPCs.
-	if _, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "quiet"}}); err != nil {
+	if _, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: quiet}}); err != nil {
 		t.Fatal(err)
 	}
 	polled := make(chan error, 1)
@@ -212,7 +219,7 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 	stopSending()
 	wg.Wait()
 	_ = pr.GracefulStop()
-	got := drain(t, c2.Proxy(t), "inflight", "g-after")
+	got := drain(t, c2.Proxy(t), topic, testenv.Name(t, "g-after"))
 	mu.Lock()
 	defer mu.Unlock()
 	missing := 0
@@ -234,10 +241,11 @@ func TestSIGTERMWithRequestsInFlight(t *testing.T) {
 func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, "--shutdown.grpcDrain=1s", "--shutdown.engineClose=20s")
-	createTopicVia(t, c, "kept-drain", 1)
+	topic := testenv.Name(t, "kept-drain")
+	createTopicVia(t, c, topic, 1)
 	p := c.Proxy(t)
-	pr := testenv.NewProducer(t, p, "kept-drain")
-	r, err := pr.Send(t.Context(), &rmq.Message{Topic: "kept-drain", Body: []byte("before SIGTERM")})
+	pr := testenv.NewProducer(t, p, topic)
+	r, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("before SIGTERM")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +265,7 @@ func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	// As above: a unary call on the same connection proves the server
 	// has the held stream.
 	mc := v2.NewMessagingServiceClient(conn)
-	if _, err := mc.QueryRoute(testenv.NewRawClient(t, p).Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "kept-drain"}}); err != nil {
+	if _, err := mc.QueryRoute(testenv.NewRawClient(t, p).Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: topic}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -274,7 +282,7 @@ func TestDrainOverrunStillClosesTheEngine(t *testing.T) {
 	}
 
 	c2 := testenv.StartChild(t, dataDir, fastConsumer...)
-	if got := drain(t, c2.Proxy(t), "kept-drain", "g-after-drain"); !got[r[0].MessageID] || len(got) != 1 {
+	if got := drain(t, c2.Proxy(t), topic, testenv.Name(t, "g-after-drain")); !got[r[0].MessageID] || len(got) != 1 {
 		t.Fatalf("after the restart: %v, want %s", got, r[0].MessageID)
 	}
 }
@@ -317,10 +325,12 @@ func TestStartAndCreateInOneBlock(t *testing.T) {
 	adminAddr := ln.Addr().String()
 	ln.Close()
 	testenv.StartChildNoWait(t, t.TempDir(), "--admin.address="+adminAddr)
-	if code, out := testenv.CLI(t, "topic", "create", "orders-cli", "--type", "NORMAL", "--admin.address="+adminAddr); code != 0 {
+	topic := testenv.Name(t, "orders-cli")
+	testenv.Claim(t, "topic", topic)
+	if code, out := testenv.CLI(t, "topic", "create", topic, "--type", "NORMAL", "--admin.address="+adminAddr); code != 0 {
 		t.Fatalf("topic create right after the start: exit %d:\n%s", code, out)
 	}
-	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, "orders-cli") {
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+adminAddr); code != 0 || !strings.Contains(out, topic) {
 		t.Fatalf("topic list: exit %d:\n%s", code, out)
 	}
 }
@@ -331,9 +341,10 @@ func TestStartAndCreateInOneBlock(t *testing.T) {
 func TestSecondSIGTERMEndsTheDrain(t *testing.T) {
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, "--shutdown.drainDelay=2m")
-	createTopicVia(t, c, "hurried", 1)
-	pr := testenv.NewProducer(t, c.Proxy(t), "hurried")
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "hurried", Body: []byte("before SIGTERM")}); err != nil {
+	topic, group := testenv.Name(t, "hurried"), testenv.Name(t, "after-hurry")
+	createTopicVia(t, c, topic, 1)
+	pr := testenv.NewProducer(t, c.Proxy(t), topic)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("before SIGTERM")}); err != nil {
 		t.Fatal(err)
 	}
 	_ = pr.GracefulStop()
@@ -358,10 +369,11 @@ func TestSecondSIGTERMEndsTheDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ac.CreateGroup(t.Context(), application.GroupSpec{Name: "after-hurry"}); err != nil {
+	testenv.Claim(t, "consumer group", group)
+	if _, err := ac.CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
 		t.Fatal(err)
 	}
-	if out := drain(t, c2.Proxy(t), "hurried", "after-hurry"); len(out) != 1 {
+	if out := drain(t, c2.Proxy(t), topic, group); len(out) != 1 {
 		t.Fatalf("after a hurried stop %d messages, want 1", len(out))
 	}
 }

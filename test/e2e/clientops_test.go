@@ -44,11 +44,12 @@ func TestClientOperations(t *testing.T) {
 		}
 		return l.Clients
 	}
-	p.CreateTopic(t, "cops-topic", domain.MessageTypeNormal, 2)
-	p.CreateTopic(t, "cops-other", domain.MessageTypeNormal, 2)
-	p.CreateGroup(t, application.GroupSpec{Name: "cops-group"})
-	producer := testenv.NewProducer(t, p, "cops-topic")
-	consumer := testenv.NewSimpleConsumer(t, p, "cops-group", 2*time.Second, map[string]*rmq.FilterExpression{"cops-topic": rmq.SUB_ALL})
+	topic, other, group := testenv.Name(t, "cops-topic"), testenv.Name(t, "cops-other"), testenv.Name(t, "cops-group")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, other, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	producer := testenv.NewProducer(t, p, topic)
+	consumer := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	_ = consumer
 
 	// Both official clients are listed once their settings arrived.
@@ -68,23 +69,23 @@ func TestClientOperations(t *testing.T) {
 		}
 		return nil
 	})
-	if prod.ClientType != "PRODUCER" || prod.Language != "GO" || prod.Version != "5.1.4" || strings.Join(prod.Topics, ",") != "cops-topic" ||
+	if prod.ClientType != "PRODUCER" || prod.Language != "GO" || prod.Version != "5.1.4" || strings.Join(prod.Topics, ",") != topic ||
 		!strings.HasPrefix(prod.RemoteAddress, "127.0.0.1:") || prod.ConnectedSince.IsZero() || time.Since(prod.ConnectedSince) > time.Minute {
 		t.Fatalf("producer listed as %+v", prod)
 	}
-	if cons.ClientType != "SIMPLE_CONSUMER" || cons.Group != "cops-group" || strings.Join(cons.Topics, ",") != "cops-topic" || cons.Language != "GO" {
+	if cons.ClientType != "SIMPLE_CONSUMER" || cons.Group != group || strings.Join(cons.Topics, ",") != topic || cons.Language != "GO" {
 		t.Fatalf("consumer listed as %+v", cons)
 	}
-	if got := list("--group", "cops-group"); len(got) != 1 || got[0].ClientID != cons.ClientID {
-		t.Fatalf("--group cops-group: %+v", got)
+	if got := list("--group", group); len(got) != 1 || got[0].ClientID != cons.ClientID {
+		t.Fatalf("--group %s: %+v", group, got)
 	}
-	if got := list("--topic", "cops-topic"); len(got) != 2 {
-		t.Fatalf("--topic cops-topic: %+v", got)
+	if got := list("--topic", topic); len(got) != 2 {
+		t.Fatalf("--topic %s: %+v", topic, got)
 	}
-	if got := list("--topic", "cops-other"); len(got) != 0 {
-		t.Fatalf("--topic cops-other: %+v", got)
+	if got := list("--topic", other); len(got) != 0 {
+		t.Fatalf("--topic %s: %+v", other, got)
 	}
-	if out := cli(0, "client", "list"); !strings.Contains(out, "CLIENT-ID") || !strings.Contains(out, prod.ClientID) || !strings.Contains(out, "cops-group") {
+	if out := cli(0, "client", "list"); !strings.Contains(out, "CLIENT-ID") || !strings.Contains(out, prod.ClientID) || !strings.Contains(out, group) {
 		t.Fatalf("client list table:\n%s", out)
 	}
 
@@ -98,25 +99,25 @@ func TestClientOperations(t *testing.T) {
 	}
 
 	// verify: the Go consumer answers NOT_IMPLEMENTED (exit 1, the verdict printed).
-	receipt, err := producer.Send(t.Context(), &rmq.Message{Topic: "cops-topic", Body: []byte("verify me")})
+	receipt, err := producer.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("verify me")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgID := receipt[0].MessageID
 	// A cluster broker indexes a message a moment after storing it.
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		if out := cli(1, "client", "verify", cons.ClientID, "--topic", "cops-topic", "--messageId", msgID); !strings.Contains(out, "answered NOT_IMPLEMENTED for message "+msgID) {
+		if out := cli(1, "client", "verify", cons.ClientID, "--topic", topic, "--messageId", msgID); !strings.Contains(out, "answered NOT_IMPLEMENTED for message "+msgID) {
 			return fmt.Errorf("client verify with the Go consumer:\n%s", out)
 		}
 		return nil
 	})
-	if out := cli(1, "client", "verify", prod.ClientID, "--topic", "cops-topic", "--messageId", msgID); !strings.Contains(out, "only a push or simple consumer") {
+	if out := cli(1, "client", "verify", prod.ClientID, "--topic", topic, "--messageId", msgID); !strings.Contains(out, "only a push or simple consumer") {
 		t.Fatalf("client verify with a producer:\n%s", out)
 	}
-	if out := cli(1, "client", "verify", cons.ClientID, "--topic", "cops-topic", "--messageId", "01NOSUCHMESSAGE"); !strings.Contains(out, "message not found: topic cops-topic has no") {
+	if out := cli(1, "client", "verify", cons.ClientID, "--topic", topic, "--messageId", "01NOSUCHMESSAGE"); !strings.Contains(out, "message not found: topic "+topic+" has no") {
 		t.Fatalf("client verify of an unknown message:\n%s", out)
 	}
-	if out := cli(2, "client", "verify", cons.ClientID, "--topic", "cops-topic"); !strings.Contains(out, "needs --topic and --messageId") {
+	if out := cli(2, "client", "verify", cons.ClientID, "--topic", topic); !strings.Contains(out, "needs --topic and --messageId") {
 		t.Fatalf("client verify without --messageId:\n%s", out)
 	}
 	if out := cli(1, "client", "stack", "no-such-client"); !strings.Contains(out, "no client no-such-client is known") {
@@ -132,8 +133,8 @@ func TestClientOperations(t *testing.T) {
 	}
 	ct := v2.ClientType_PUSH_CONSUMER
 	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
-		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: "cops-group"},
-			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: "cops-topic"}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}}}); err != nil {
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: group},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := stream.Recv(); err != nil || r.GetSettings() == nil {
@@ -152,19 +153,19 @@ func TestClientOperations(t *testing.T) {
 			Command: &v2.TelemetryCommand_VerifyMessageResult{VerifyMessageResult: &v2.VerifyMessageResult{Nonce: v.GetNonce()}}})
 		answered <- v
 	}()
-	out := cli(1, "client", "verify", raw.ID(), "--topic", "cops-topic", "--messageId", msgID)
-	if !strings.Contains(out, "answered FAILED_TO_CONSUME_MESSAGE for message "+msgID+" of topic cops-topic: listener said later") {
+	out := cli(1, "client", "verify", raw.ID(), "--topic", topic, "--messageId", msgID)
+	if !strings.Contains(out, "answered FAILED_TO_CONSUME_MESSAGE for message "+msgID+" of topic "+topic+": listener said later") {
 		t.Fatalf("client verify with the raw consumer:\n%s", out)
 	}
 	v := <-answered
-	if m := v.GetMessage(); m.GetSystemProperties().GetMessageId() != msgID || string(m.GetBody()) != "verify me" || m.GetTopic().GetName() != "cops-topic" {
+	if m := v.GetMessage(); m.GetSystemProperties().GetMessageId() != msgID || string(m.GetBody()) != "verify me" || m.GetTopic().GetName() != topic {
 		t.Fatalf("verify command carried %v", m)
 	}
 
 	// A client that does not answer: the command times out after
 	// messaging.clients.commandTimeout, saying so.
 	silent := testenv.NewRawClient(t, p)
-	silent.Subscribe(t, "cops-group", "cops-topic")
+	silent.Subscribe(t, group, topic)
 	start := time.Now()
 	if out := cli(1, "client", "stack", silent.ID()); !strings.Contains(out, "client "+silent.ID()+" did not answer the thread stack request within 2s") {
 		t.Fatalf("client stack of a silent client:\n%s", out)

@@ -33,12 +33,13 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Messaging.Clients.ExpiryTimeout = 10 * time.Second
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "held-departed", domain.MessageTypeNormal, 1)
-	pr := testenv.NewProducer(t, p, "held-departed")
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held-departed", Body: []byte("x")}); err != nil {
+	topic, group := testenv.Name(t, "held-departed"), testenv.Name(t, "g-held-departed")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	other := testenv.NewSimpleConsumer(t, p, "g-held-departed", time.Second, map[string]*rmq.FilterExpression{"held-departed": rmq.SUB_ALL})
+	other := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	// waitRedelivered waits until the other consumer gets message id, acking
 	// whatever it receives, and returns how long that took.
 	waitRedelivered := func(id string, within time.Duration) time.Duration {
@@ -47,7 +48,9 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 		testenv.WaitFor(t, within, func() error {
 			ms, err := other.Receive(t.Context(), 1, 30*time.Second)
 			for _, m := range ms {
-				_ = other.Ack(t.Context(), m)
+				if err := other.Ack(t.Context(), m); err != nil {
+					t.Errorf("ack of %s: %v", m.GetMessageId(), err)
+				}
 				if m.GetMessageId() == id {
 					return nil
 				}
@@ -59,12 +62,12 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 
 	// A push consumer takes the message and says goodbye.
 	leaver := testenv.NewRawClient(t, p)
-	leaver.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held-departed", "held-departed")
-	msgs := pushReceive(t, leaver, "g-held-departed", "held-departed")
+	leaver.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	msgs := pushReceive(t, leaver, group, topic)
 	if len(msgs) != 1 {
 		t.Fatalf("push receive got %d", len(msgs))
 	}
-	resp, err := leaver.NotifyClientTermination(leaver.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: "g-held-departed"}})
+	resp, err := leaver.NotifyClientTermination(leaver.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: group}})
 	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("terminate: %v %v", resp, err)
 	}
@@ -74,12 +77,12 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 	}
 
 	// A push consumer takes it again and then falls silent.
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held-departed", Body: []byte("y")}); err != nil {
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("y")}); err != nil {
 		t.Fatal(err)
 	}
 	silent := testenv.NewRawClient(t, p)
-	silent.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-held-departed", "held-departed")
-	msgs = pushReceive(t, silent, "g-held-departed", "held-departed")
+	silent.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	msgs = pushReceive(t, silent, group, topic)
 	if len(msgs) != 1 {
 		t.Fatalf("push receive got %d", len(msgs))
 	}

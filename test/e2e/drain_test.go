@@ -77,14 +77,15 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	begin := time.Now()
 	defer func() { t.Logf("test body took %v", time.Since(begin)) }()
 	c := testenv.StartChild(t, data, "--shutdown.drainDelay=3s", "--shutdown.grpcDrain=10s", "--grpc.address="+freeport.Addr(t))
-	createTopicCLI(t, c, "drain-t")
-	testenv.Claim(t, "consumer group", "drain-g")
-	if code, out := testenv.CLI(t, "group", "create", "drain-g", "--admin.address="+c.AdminAddr); code != 0 {
+	topic, group := testenv.Name(t, "drain-t"), testenv.Name(t, "drain-g")
+	createTopicCLI(t, c, topic)
+	testenv.Claim(t, "consumer group", group)
+	if code, out := testenv.CLI(t, "group", "create", group, "--admin.address="+c.AdminAddr); code != 0 {
 		t.Fatalf("group create: exit %d:\n%s", code, out)
 	}
 	p := c.Proxy(t)
-	producer := testenv.NewProducer(t, p, "drain-t")
-	consumer := testenv.NewSimpleConsumer(t, p, "drain-g", 5*time.Second, map[string]*rmq.FilterExpression{"drain-t": rmq.SUB_ALL})
+	producer := testenv.NewProducer(t, p, topic)
+	consumer := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 
 	var (
 		mu         sync.Mutex
@@ -99,7 +100,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				r, err := producer.Send(sctx, &rmq.Message{Topic: "drain-t", Body: fmt.Appendf(nil, "w%d-%d", w, i)})
+				r, err := producer.Send(sctx, &rmq.Message{Topic: topic, Body: fmt.Appendf(nil, "w%d-%d", w, i)})
 				cancel()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -233,7 +234,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	// its calls share, so without a proxy there they take minutes to fail.
 	t.Logf("%v restarting", time.Since(begin))
 	c2 := testenv.StartChild(t, data, "--grpc.address="+c.GRPCAddr)
-	consumer2 := testenv.NewSimpleConsumer(t, c2.Proxy(t), "drain-g", 5*time.Second, map[string]*rmq.FilterExpression{"drain-t": rmq.SUB_ALL})
+	consumer2 := testenv.NewSimpleConsumer(t, c2.Proxy(t), group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	testenv.WaitFor(t, 90*time.Second, func() error {
 		ms, err := consumer2.Receive(t.Context(), 32, 20*time.Second)
 		if err != nil && !testenv.IsNoMessage(err) {

@@ -27,6 +27,7 @@ var fastConsumer = []string{"--messaging.consumer.minInvisibleTime=1s", "--messa
 
 func createTopicVia(t *testing.T, c *testenv.Child, name string, queues int32) {
 	t.Helper()
+	testenv.Claim(t, "topic", name)
 	ac, err := admin.NewClient(c.AdminAddr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,8 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	// the kill lands on some (correct code answers only after the wait).
 	args := append(slices.Clip(fastConsumer), "--local.groupCommitWait=20ms")
 	c1 := testenv.StartChild(t, dataDir, append(slices.Clip(args), "--grpc.address="+freeport.Addr(t))...)
-	createTopicVia(t, c1, "durable", 4)
+	topic, group := testenv.Name(t, "durable"), testenv.Name(t, "g-durable")
+	createTopicVia(t, c1, topic, 4)
 	p1 := c1.Proxy(t)
 
 	var mu sync.Mutex
@@ -61,7 +63,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	unsure := map[string]bool{}
 
 	// Producers send until the process dies under them.
-	pr := testenv.NewProducer(t, p1, "durable")
+	pr := testenv.NewProducer(t, p1, topic)
 	ctx, stopSending := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -70,7 +72,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				r, err := pr.Send(sctx, &rmq.Message{Topic: "durable", Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
+				r, err := pr.Send(sctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
 				cancel()
 				if err != nil {
 					continue // outcome unknown: it may or may not be stored
@@ -94,7 +96,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	// that acks are being answered at the moment of the kill; an ack counts
 	// only once the proxy answered it OK (the raw protocol shows the status).
 	raw := testenv.NewRawClient(t, p1)
-	raw.Subscribe(t, "g-durable", "durable")
+	raw.Subscribe(t, group, topic)
 	// Once 500 acks are confirmed, the kill comes the moment the next ack
 	// is answered OK, while the other consumers' acks are in flight: an
 	// ack answered before its record is durable is then lost.
@@ -107,7 +109,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 		go func() {
 			defer ackers.Done()
 			for ackCtx.Err() == nil {
-				n := ackOnce(ackCtx, t, raw, "g-durable", "durable", &mu, acked, unsure)
+				n := ackOnce(ackCtx, t, raw, group, topic, &mu, acked, unsure)
 				if n < 0 {
 					time.Sleep(10 * time.Millisecond) // the proxy is gone
 					continue
@@ -154,7 +156,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	wg.Wait()
 	_ = pr.GracefulStop()
 	raw2 := testenv.NewRawClient(t, p2)
-	raw2.Subscribe(t, "g-durable", "durable")
+	raw2.Subscribe(t, group, topic)
 	redelivered := map[string]bool{}
 	var missing []string
 	// Keep receiving until every send answered OK has come and for well
@@ -162,7 +164,7 @@ func TestKill9KeepsAcknowledgedSendsAndAcks(t *testing.T) {
 	// in flight at the kill, whose ack was lost, is delivered again.
 	const settle = 3 * ackInvisible
 	testenv.WaitFor(t, 90*time.Second, func() error {
-		n := ackOnce(t.Context(), t, raw2, "g-durable", "durable", &mu, redelivered, nil)
+		n := ackOnce(t.Context(), t, raw2, group, topic, &mu, redelivered, nil)
 		mu.Lock()
 		defer mu.Unlock()
 		missing = missing[:0]

@@ -93,17 +93,18 @@ func sendFIFO(t *testing.T, pr rmq.Producer, topic string, groups, perGroup int)
 func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
 	failOnce := testenv.Target == testenv.TargetLocal
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo", domain.MessageTypeFIFO, 4)
+	topic, group := testenv.Name(t, "fifo"), testenv.Name(t, "g-fifo")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 4)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo", Orderly: &orderly, RetryPolicy: &domain.RetryPolicy{Delays: []time.Duration{time.Second}}})
-	pr := testenv.NewProducer(t, p, "fifo")
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly, RetryPolicy: &domain.RetryPolicy{Delays: []time.Duration{time.Second}}})
+	pr := testenv.NewProducer(t, p, topic)
 	const groups, perGroup = 10, 20
-	sendFIFO(t, pr, "fifo", groups, perGroup)
+	sendFIFO(t, pr, topic, groups, perGroup)
 
 	log := newOrderLog()
 	consumer := func() rmq.PushConsumer {
-		pc, err := rmq.NewPushConsumer(p.ClientConfig("g-fifo"),
-			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"fifo": rmq.SUB_ALL}),
+		pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
+			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 			rmq.WithPushConsumptionThreadCount(4),
 			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
 				if failOnce && *m.GetMessageGroup() == "group-3" && m.GetProperties()["seq"] == "5" {
@@ -150,12 +151,13 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 		return
 	}
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo-s", domain.MessageTypeFIFO, 1)
+	topic, group := testenv.Name(t, "fifo-s"), testenv.Name(t, "g-fifo-s")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-s", Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, "fifo-s")
-	sendFIFO(t, pr, "fifo-s", 2, 3) // group-0 and group-1, seq 0..2 each
-	c := testenv.NewSimpleConsumer(t, p, "g-fifo-s", time.Second, map[string]*rmq.FilterExpression{"fifo-s": rmq.SUB_ALL})
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, topic)
+	sendFIFO(t, pr, topic, 2, 3) // group-0 and group-1, seq 0..2 each
+	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	receive := func(n int32) []*rmq.MessageView {
 		t.Helper()
 		ms, err := c.Receive(t.Context(), n, 20*time.Second)
@@ -195,12 +197,13 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 // acked too, the group goes on.
 func TestFIFOSimpleConsumerReceivesRunsOfOneGroup(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo-run", domain.MessageTypeFIFO, 2)
+	topic, group := testenv.Name(t, "fifo-run"), testenv.Name(t, "g-fifo-run")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 2)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-run", Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, "fifo-run")
-	sendFIFO(t, pr, "fifo-run", 1, 6)
-	c := testenv.NewSimpleConsumer(t, p, "g-fifo-run", time.Second, map[string]*rmq.FilterExpression{"fifo-run": rmq.SUB_ALL})
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, topic)
+	sendFIFO(t, pr, topic, 1, 6)
+	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	seqs := func(ms []*rmq.MessageView) []string {
 		var out []string
 		for _, m := range ms {
@@ -266,12 +269,13 @@ func TestFIFOSimpleConsumerReceivesRunsOfOneGroup(t *testing.T) {
 // queue until every one of them is acked.
 func fifoQueueBlocksUntilAck(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo-s", domain.MessageTypeFIFO, 1)
+	topic, group := testenv.Name(t, "fifo-s"), testenv.Name(t, "g-fifo-s")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-s", Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, "fifo-s")
-	sendFIFO(t, pr, "fifo-s", 2, 3) // g0-0 g1-0 g0-1 g1-1 g0-2 g1-2 in the one queue
-	c := testenv.NewSimpleConsumer(t, p, "g-fifo-s", time.Second, map[string]*rmq.FilterExpression{"fifo-s": rmq.SUB_ALL})
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, topic)
+	sendFIFO(t, pr, topic, 2, 3) // g0-0 g1-0 g0-1 g1-1 g0-2 g1-2 in the one queue
+	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	receive := func(n int32) []*rmq.MessageView {
 		t.Helper()
 		ms, err := c.Receive(t.Context(), n, 20*time.Second)
@@ -319,15 +323,16 @@ func fifoQueueBlocksUntilAck(t *testing.T) {
 // queues back.
 func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo-a", domain.MessageTypeFIFO, 5)
+	topic, group := testenv.Name(t, "fifo-a"), testenv.Name(t, "g-fifo-a")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 5)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-a", Orderly: &orderly})
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
 	clients := []*testenv.RawClient{testenv.NewRawClient(t, p), testenv.NewRawClient(t, p)}
 	for _, c := range clients {
-		c.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, "g-fifo-a", "fifo-a")
+		c.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
 	}
 	assigned := func(c *testenv.RawClient) []int32 {
-		resp, err := c.QueryAssignment(c.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: "fifo-a"}, Group: &v2.Resource{Name: "g-fifo-a"}})
+		resp, err := c.QueryAssignment(c.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: topic}, Group: &v2.Resource{Name: group}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatalf("query assignment: %v %v", resp, err)
 		}
@@ -348,7 +353,7 @@ func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
 	if len(seen) != 5 || len(a) == 0 || len(b) == 0 {
 		t.Fatalf("assignments %v and %v do not share out 5 queues", a, b)
 	}
-	resp, err := clients[1].NotifyClientTermination(clients[1].Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: "g-fifo-a"}})
+	resp, err := clients[1].NotifyClientTermination(clients[1].Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: group}})
 	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("terminate: %v %v", resp, err)
 	}
@@ -365,16 +370,18 @@ func TestFIFOAssignmentsShareQueuesAmongPushConsumers(t *testing.T) {
 // in local mode before).
 func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "fifo-p", domain.MessageTypeFIFO, 1)
+	topic, group := testenv.Name(t, "fifo-p"), testenv.Name(t, "g-fifo-p")
+	dlqTopic := domain.DeadLetterTopic(group)
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
 	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fifo-p", Orderly: &orderly, MaxDeliveryAttempts: 2,
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly, MaxDeliveryAttempts: 2,
 		RetryPolicy: &domain.RetryPolicy{Delays: []time.Duration{200 * time.Millisecond}}})
-	pr := testenv.NewProducer(t, p, "fifo-p")
-	sendFIFO(t, pr, "fifo-p", 1, 5) // group-0, seq 0..4; seq 2 is poison
+	pr := testenv.NewProducer(t, p, topic)
+	sendFIFO(t, pr, topic, 1, 5) // group-0, seq 0..4; seq 2 is poison
 	log := newOrderLog()
 	var lastFailure, after time.Time // of seq 2, of seq 3 (under log.mu)
-	pc, err := rmq.NewPushConsumer(p.ClientConfig("g-fifo-p"),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"fifo-p": rmq.SUB_ALL}),
+	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
 			switch m.GetProperties()["seq"] {
 			case "2":
@@ -417,8 +424,8 @@ func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	if gap > 3*time.Second {
 		t.Fatalf("seq 3 came %v after the last failure of seq 2: the dead-letter move did not wake the waiting receive", gap)
 	}
-	testenv.WaitForRoute(t, p, "%DLQ%g-fifo-p")
-	dlq := testenv.NewSimpleConsumer(t, p, "g-fifo-p-dlq", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-fifo-p": rmq.SUB_ALL})
+	testenv.WaitForRoute(t, p, dlqTopic)
+	dlq := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-fifo-p-dlq"), time.Second, map[string]*rmq.FilterExpression{dlqTopic: rmq.SUB_ALL})
 	var dead []*rmq.MessageView
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		ms, err := dlq.Receive(t.Context(), 16, 20*time.Second)

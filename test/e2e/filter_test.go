@@ -31,11 +31,12 @@ func longExpression(n int, sep string, part func(i int) string) string {
 // is refused with ILLEGAL_FILTER_EXPRESSION naming the setting.
 func TestLongFilterExpressions(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "long-filter", domain.MessageTypeNormal, 2)
-	pr := testenv.NewProducer(t, p, "long-filter")
+	topic := testenv.Name(t, "long-filter")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
 	wantTag, wantSQL := map[string]bool{}, map[string]bool{}
 	for i := range 12 {
-		m := &rmq.Message{Topic: "long-filter", Body: []byte(fmt.Sprint(i))}
+		m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint(i))}
 		m.SetTag([]string{"hit", "miss", "other"}[i%3])
 		m.AddProperty("code", fmt.Sprintf("c%d", i%4))
 		r, err := pr.Send(t.Context(), m)
@@ -57,11 +58,11 @@ func TestLongFilterExpressions(t *testing.T) {
 		expr        *rmq.FilterExpression
 		want        map[string]bool
 	}{
-		{"tag", "g-long-tag", rmq.NewFilterExpression(tags), wantTag},
-		{"sql92", "g-long-sql", rmq.NewFilterExpressionWithType(sql, rmq.SQL92), wantSQL},
+		{"tag", testenv.Name(t, "g-long-tag"), rmq.NewFilterExpression(tags), wantTag},
+		{"sql92", testenv.Name(t, "g-long-sql"), rmq.NewFilterExpressionWithType(sql, rmq.SQL92), wantSQL},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cons := testenv.NewSimpleConsumer(t, p, c.group, time.Second, map[string]*rmq.FilterExpression{"long-filter": c.expr})
+			cons := testenv.NewSimpleConsumer(t, p, c.group, time.Second, map[string]*rmq.FilterExpression{topic: c.expr})
 			got := receiveAll(t, cons, len(c.want), 30*time.Second)
 			for id := range got {
 				if !c.want[id] {
@@ -74,10 +75,11 @@ func TestLongFilterExpressions(t *testing.T) {
 		})
 	}
 
+	rawGroup := testenv.Name(t, "g-long-raw")
 	t.Run("beyond the limit", func(t *testing.T) {
 		raw := testenv.NewRawClient(t, p)
-		raw.Subscribe(t, "g-long-raw", "long-filter")
-		req := testenv.ReceiveRequest("g-long-raw", "long-filter", 1, 10*time.Second)
+		raw.Subscribe(t, rawGroup, topic)
+		req := testenv.ReceiveRequest(rawGroup, topic, 1, 10*time.Second)
 		req.FilterExpression.Expression = longExpression(64<<10+1, "||", func(i int) string { return "t" })
 		st, _ := raw.Receive(t, req)
 		if st.GetCode() != v2.Code_ILLEGAL_FILTER_EXPRESSION || !strings.Contains(st.GetMessage(), "messaging.limits.maxFilterExpressionLength") {

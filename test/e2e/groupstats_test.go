@@ -21,7 +21,7 @@ import (
 // only in its metrics), so cluster mode says the count is unknown rather
 // than 0, and its ack offset is the delivered offset.
 func TestGroupStatsInFlight(t *testing.T) {
-	const topic, group = "stats-inflight", "g-stats-inflight"
+	topic, group := testenv.Name(t, "stats-inflight"), testenv.Name(t, "g-stats-inflight")
 	p, raw := statsSetup(t, topic, group, 5)
 	got := raw.ReceiveN(t, group, topic, 3, 2*time.Minute, 60*time.Second)
 	cluster := testenv.Target == testenv.TargetCluster
@@ -61,7 +61,7 @@ func TestGroupStatsInFlight(t *testing.T) {
 // does), so that what waits for redelivery is never left out of the
 // backlog. After everything is received and acked nothing is consumable.
 func TestGroupStatsRedelivery(t *testing.T) {
-	const topic, group = "stats-retry", "g-stats-retry"
+	topic, group := testenv.Name(t, "stats-retry"), testenv.Name(t, "g-stats-retry")
 	p, raw := statsSetup(t, topic, group, 3)
 	raw.ReceiveN(t, group, topic, 2, 2*time.Second, 60*time.Second)
 	cluster := testenv.Target == testenv.TargetCluster

@@ -74,7 +74,7 @@ func wantAttrs(t *testing.T, s testenv.Span, want map[string]string) {
 // span, then the ack.
 func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 	p, col, cfg := tracedProxy(t)
-	const topic, group = "otel-traced", "g-otel-traced"
+	topic, group := testenv.Name(t, "otel-traced"), testenv.Name(t, "g-otel-traced")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
 	pr := testenv.NewProducer(t, p, topic)
 	msg := &rmq.Message{Topic: topic, Body: []byte("traced body")}
@@ -193,7 +193,7 @@ func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 // instrumentation) makes the request's span its child.
 func TestTracingFollowsTheProducersContext(t *testing.T) {
 	p, col, _ := tracedProxy(t)
-	const topic, group = "otel-parent", "g-otel-parent"
+	topic, group := testenv.Name(t, "otel-parent"), testenv.Name(t, "g-otel-parent")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	raw := testenv.NewRawClient(t, p)
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -319,7 +319,8 @@ next:
 func TestMetricsCountExactly(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
-	const topic, group, n, size = "otel-metrics", "g-otel-metrics", 10, 100
+	topic, group := testenv.Name(t, "otel-metrics"), testenv.Name(t, "g-otel-metrics")
+	const n, size = 10, 100
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
 	pr := testenv.NewProducer(t, p, topic)
 	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})

@@ -22,15 +22,16 @@ import (
 func TestConsumersResumeAfterKill9(t *testing.T) {
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, append(fastConsumer, "--grpc.address="+freeport.Addr(t))...)
-	createTopicVia(t, c1, "resume", 2)
+	topic := testenv.Name(t, "resume")
+	createTopicVia(t, c1, topic, 2)
 	p1 := c1.Proxy(t)
-	pr := testenv.NewProducer(t, p1, "resume")
-	sc := testenv.NewSimpleConsumer(t, p1, "g-resume-simple", 2*time.Second, map[string]*rmq.FilterExpression{"resume": rmq.SUB_ALL})
+	pr := testenv.NewProducer(t, p1, topic)
+	sc := testenv.NewSimpleConsumer(t, p1, testenv.Name(t, "g-resume-simple"), 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 
 	var mu sync.Mutex
 	pushed := map[string]time.Time{} // phase → first push delivery
-	pc, err := rmq.NewPushConsumer(p1.ClientConfig("g-resume-push"),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"resume": rmq.SUB_ALL}),
+	pc, err := rmq.NewPushConsumer(p1.ClientConfig(testenv.Name(t, "g-resume-push")),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
 			mu.Lock()
 			defer mu.Unlock()
@@ -52,7 +53,7 @@ func TestConsumersResumeAfterKill9(t *testing.T) {
 		testenv.WaitFor(t, 60*time.Second, func() error {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
-			m := &rmq.Message{Topic: "resume", Body: []byte(phase)}
+			m := &rmq.Message{Topic: topic, Body: []byte(phase)}
 			m.AddProperty("phase", phase)
 			_, err := pr.Send(ctx, m)
 			return err

@@ -14,6 +14,16 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
+// createTopicOfType creates a topic of type typ on a child proxy through
+// its admin API.
+func createTopicOfType(t *testing.T, c *testenv.Child, name string, typ domain.MessageType, queues int32) {
+	t.Helper()
+	testenv.Claim(t, "topic", name)
+	if _, err := adminClient(t, c).CreateTopic(t.Context(), application.TopicSpec{Name: name, Type: typ, QueueCount: queues}); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+}
+
 func adminClient(t *testing.T, c *testenv.Child) *admin.Client {
 	t.Helper()
 	ac, err := admin.NewClient(c.AdminAddr, nil)
@@ -28,14 +38,13 @@ func adminClient(t *testing.T, c *testenv.Child) *admin.Client {
 func TestKill9KeepsPendingTimers(t *testing.T) {
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, fastConsumer...)
-	if _, err := adminClient(t, c1).CreateTopic(t.Context(), application.TopicSpec{Name: "timers", Type: domain.MessageTypeDelay, QueueCount: 2}); err != nil {
-		t.Fatal(err)
-	}
-	pr := testenv.NewProducer(t, c1.Proxy(t), "timers")
+	topic := testenv.Name(t, "timers")
+	createTopicOfType(t, c1, topic, domain.MessageTypeDelay, 2)
+	pr := testenv.NewProducer(t, c1.Proxy(t), topic)
 	due := map[string]time.Time{}
 	start := time.Now()
 	for i := range 20 {
-		m := &rmq.Message{Topic: "timers", Body: []byte(strconv.Itoa(i))}
+		m := &rmq.Message{Topic: topic, Body: []byte(strconv.Itoa(i))}
 		at := start.Add(3*time.Second + time.Duration(i)*100*time.Millisecond)
 		m.SetDelayTimestamp(at)
 		r, err := pr.Send(t.Context(), m)
@@ -49,7 +58,7 @@ func TestKill9KeepsPendingTimers(t *testing.T) {
 	restartAt := time.Now()
 	c2 := testenv.StartChild(t, dir, fastConsumer...)
 	restart := time.Since(restartAt)
-	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-timers", time.Second, map[string]*rmq.FilterExpression{"timers": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), testenv.Name(t, "g-timers"), time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	got := receiveAll(t, c, len(due), 60*time.Second)
 	var latest time.Duration
 	for id, at := range got {
@@ -71,17 +80,16 @@ func TestKill9KeepsPendingTimers(t *testing.T) {
 func TestKill9KeepsFIFOProgress(t *testing.T) {
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, fastConsumer...)
-	ac := adminClient(t, c1)
-	if _, err := ac.CreateTopic(t.Context(), application.TopicSpec{Name: "fifo-r", Type: domain.MessageTypeFIFO, QueueCount: 2}); err != nil {
-		t.Fatal(err)
-	}
+	topic, group := testenv.Name(t, "fifo-r"), testenv.Name(t, "g-fifo-r")
+	createTopicOfType(t, c1, topic, domain.MessageTypeFIFO, 2)
 	orderly := true
-	if _, err := ac.CreateGroup(t.Context(), application.GroupSpec{Name: "g-fifo-r", Orderly: &orderly}); err != nil {
+	testenv.Claim(t, "consumer group", group)
+	if _, err := adminClient(t, c1).CreateGroup(t.Context(), application.GroupSpec{Name: group, Orderly: &orderly}); err != nil {
 		t.Fatal(err)
 	}
-	pr := testenv.NewProducer(t, c1.Proxy(t), "fifo-r")
+	pr := testenv.NewProducer(t, c1.Proxy(t), topic)
 	const groups, perGroup = 3, 12
-	sendFIFO(t, pr, "fifo-r", groups, perGroup)
+	sendFIFO(t, pr, topic, groups, perGroup)
 	_ = pr.GracefulStop()
 
 	next := map[string]int{}
@@ -109,7 +117,7 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 			return nil
 		})
 	}
-	c := testenv.NewSimpleConsumer(t, c1.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, c1.Proxy(t), group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	consume(c, 1, func() bool {
 		for g := range groups {
 			if next["group-"+strconv.Itoa(g)] < perGroup/2 {
@@ -166,7 +174,7 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 	c1.Kill(t)
 
 	c2 := testenv.StartChild(t, dir, fastConsumer...)
-	c = testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-fifo-r", time.Second, map[string]*rmq.FilterExpression{"fifo-r": rmq.SUB_ALL})
+	c = testenv.NewSimpleConsumer(t, c2.Proxy(t), group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	consume(c, 16, func() bool {
 		for g := range groups {
 			if next["group-"+strconv.Itoa(g)] < perGroup {
@@ -185,11 +193,10 @@ func TestKill9KeepsTransactions(t *testing.T) {
 	dir := t.TempDir()
 	flags := append(fastConsumer, "--local.transactionTimeout=1s", "--local.transactionCheckInterval=1s")
 	c1 := testenv.StartChild(t, dir, flags...)
-	if _, err := adminClient(t, c1).CreateTopic(t.Context(), application.TopicSpec{Name: "tx-r", Type: domain.MessageTypeTransaction, QueueCount: 1}); err != nil {
-		t.Fatal(err)
-	}
+	topic := testenv.Name(t, "tx-r")
+	createTopicOfType(t, c1, topic, domain.MessageTypeTransaction, 1)
 	// This producer never answers check-backs.
-	pr, err := rmq.NewProducer(c1.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-r"))
+	pr, err := rmq.NewProducer(c1.Proxy(t).ClientConfig(""), rmq.WithTopics(topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +205,7 @@ func TestKill9KeepsTransactions(t *testing.T) {
 	}
 	send := func(body string, end func(rmq.Transaction) error) string {
 		tx := pr.BeginTransaction()
-		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: "tx-r", Body: []byte(body)}, tx)
+		r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: topic, Body: []byte(body)}, tx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +224,7 @@ func TestKill9KeepsTransactions(t *testing.T) {
 
 	c2 := testenv.StartChild(t, dir, flags...)
 	checker := &rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.COMMIT }}
-	pr2, err := rmq.NewProducer(c2.Proxy(t).ClientConfig(""), rmq.WithTopics("tx-r"), rmq.WithTransactionChecker(checker))
+	pr2, err := rmq.NewProducer(c2.Proxy(t).ClientConfig(""), rmq.WithTopics(topic), rmq.WithTransactionChecker(checker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +232,7 @@ func TestKill9KeepsTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr2.GracefulStop()
-	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), "g-tx-r", time.Second, map[string]*rmq.FilterExpression{"tx-r": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, c2.Proxy(t), testenv.Name(t, "g-tx-r"), time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	got := receiveAll(t, c, 2, 60*time.Second)
 	if _, ok := got[committed]; !ok {
 		t.Error("the transaction committed before the kill was not delivered")

@@ -49,8 +49,10 @@ func openTelemetry(t *testing.T, addr, ak, secret, group, topic string) v2.Messa
 func TestRevokedUserLosesOpenStreams(t *testing.T) {
 	s := newSecured(t)
 	c := s.start(t)
-	createTopics(t, c, "orders-eu")
-	const group, topic = "g-orders", "orders-eu"
+	// A topic and group of its own: a message another test left there
+	// would answer the long polls below before the revocation.
+	group, topic := testenv.Name(t, "g-revoke"), testenv.Name(t, "orders-revoke")
+	createTopics(t, c, topic)
 	ctx := t.Context()
 	cases := []struct {
 		user, secret string
@@ -72,6 +74,7 @@ func TestRevokedUserLosesOpenStreams(t *testing.T) {
 		received  chan error
 	}
 	opened := map[string]open{}
+	s.put(t, aclEntry(t, "User:alice", "Group:"+group, "Sub", "Allow"))
 	for _, tc := range cases {
 		if err := s.store.CreateUser(ctx, cliActor, domain.User{Name: tc.user}, domain.Secret(tc.secret)); err != nil {
 			t.Fatal(err)

@@ -38,7 +38,8 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	// comes back soon.
 	testenv.ShortPushInvisible(&cfg)
 	p := testenv.Start(t, cfg)
-	const topic = "orders"
+	topic := testenv.Name(t, "orders")
+	simpleGroup, pushGroup, tagGroup := testenv.Name(t, "g-simple"), testenv.Name(t, "g-push"), testenv.Name(t, "g-tag-a")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 8)
 	sent := map[string]sentMessage{}
 	var mu sync.Mutex
@@ -127,7 +128,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	}
 
 	t.Run("simple consumer", func(t *testing.T) {
-		c := testenv.NewSimpleConsumer(t, p, "g-simple", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+		c := testenv.NewSimpleConsumer(t, p, simpleGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 		got := testenv.NewCollector()
 		testenv.WaitFor(t, 60*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), simpleBatch, simpleInvisible)
@@ -153,7 +154,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 
 	t.Run("push consumer", func(t *testing.T) {
 		got := testenv.NewCollector()
-		pc, err := rmq.NewPushConsumer(p.ClientConfig("g-push"),
+		pc, err := rmq.NewPushConsumer(p.ClientConfig(pushGroup),
 			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 			rmq.WithPushConsumptionThreadCount(8),
 			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
@@ -188,7 +189,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		// redeliveries above is what shows them there.
 		cluster := testenv.Target == testenv.TargetCluster
 		testenv.WaitFor(t, 30*time.Second, func() error {
-			stats, err := p.Admin.GroupStats(t.Context(), "g-push")
+			stats, err := p.Admin.GroupStats(t.Context(), pushGroup)
 			if err != nil {
 				return err
 			}
@@ -211,7 +212,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("tag filter", func(t *testing.T) {
-		c := testenv.NewSimpleConsumer(t, p, "g-tag-a", 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
+		c := testenv.NewSimpleConsumer(t, p, tagGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
 		got := testenv.NewCollector()
 		testenv.WaitFor(t, 60*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), simpleBatch, simpleInvisible)
@@ -281,10 +282,12 @@ func expectNoRedelivery(t *testing.T, c rmq.SimpleConsumer, invisible time.Durat
 // tag, keys, properties and born time, and counts its deliveries on.
 func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "retry", domain.MessageTypeNormal, 2)
-	p.CreateGroup(t, application.GroupSpec{Name: "g-retry", MaxDeliveryAttempts: 3})
-	pr := testenv.NewProducer(t, p, "retry")
-	msg := &rmq.Message{Topic: "retry", Body: []byte("payload")}
+	topic, group := testenv.Name(t, "retry"), testenv.Name(t, "g-retry")
+	dlqTopic := domain.DeadLetterTopic(group)
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group, MaxDeliveryAttempts: 3})
+	pr := testenv.NewProducer(t, p, topic)
+	msg := &rmq.Message{Topic: topic, Body: []byte("payload")}
 	msg.AddProperty("p", "v")
 	msg.SetTag("tg")
 	msg.SetKeys("k1", "k2")
@@ -293,7 +296,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := r[0].MessageID
-	c := testenv.NewSimpleConsumer(t, p, "g-retry", time.Second, map[string]*rmq.FilterExpression{"retry": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 
 	receiveOne := func(invisible time.Duration) (*rmq.MessageView, time.Time) {
 		t.Helper()
@@ -355,11 +358,11 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
 			t.Fatalf("an exhausted message was delivered again (attempt %d)", ms[0].GetDeliveryAttempt())
 		}
-		_, err := p.Admin.Topic(t.Context(), "%DLQ%g-retry")
+		_, err := p.Admin.Topic(t.Context(), dlqTopic)
 		return err
 	})
-	testenv.WaitForRoute(t, p, "%DLQ%g-retry")
-	dlq := testenv.NewSimpleConsumer(t, p, "g-dlq-reader", time.Second, map[string]*rmq.FilterExpression{"%DLQ%g-retry": rmq.SUB_ALL})
+	testenv.WaitForRoute(t, p, dlqTopic)
+	dlq := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-dlq-reader"), time.Second, map[string]*rmq.FilterExpression{dlqTopic: rmq.SUB_ALL})
 	var dead *rmq.MessageView
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		ms, err := dlq.Receive(t.Context(), 1, 10*time.Second)
@@ -373,7 +376,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	if dead.GetTag() != nil {
 		tag = *dead.GetTag()
 	}
-	if dead.GetMessageId() != id || string(dead.GetBody()) != "payload" || dead.GetTopic() != "%DLQ%g-retry" ||
+	if dead.GetMessageId() != id || string(dead.GetBody()) != "payload" || dead.GetTopic() != dlqTopic ||
 		fmt.Sprint(dead.GetProperties()) != "map[p:v]" || tag != "tg" ||
 		fmt.Sprint(dead.GetKeys()) != "[k1 k2]" || !dead.GetBornTimestamp().Equal(*m1.GetBornTimestamp()) {
 		t.Fatalf("DLQ message %s %s %q properties %v tag %v keys %v born %v (first delivery: born %v)", dead.GetMessageId(), dead.GetTopic(),
@@ -408,16 +411,17 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	cfg.Messaging.Consumer.RenewAhead = 2 * time.Second
 	cfg.Messaging.Consumer.RenewPeriod = 200 * time.Millisecond
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "held", domain.MessageTypeNormal, 1)
-	pr := testenv.NewProducer(t, p, "held")
-	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "held", Body: []byte("slow work")}); err != nil {
+	topic, group := testenv.Name(t, "held"), testenv.Name(t, "g-held")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("slow work")}); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	deliveries := 0
 	release := make(chan struct{})
-	pc, err := rmq.NewPushConsumer(p.ClientConfig("g-held"),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL}),
+	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
 		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
 			mu.Lock()
 			deliveries++
@@ -442,7 +446,7 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	})
 	// A second consumer of the group polls while the first one holds the
 	// message for three times its invisible time.
-	other := testenv.NewSimpleConsumer(t, p, "g-held", time.Second, map[string]*rmq.FilterExpression{"held": rmq.SUB_ALL})
+	other := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	until := time.Now().Add(3 * cfg.Messaging.Consumer.DefaultInvisibleTime)
 	for time.Now().Before(until) {
 		ms := testenv.ReceiveAnswered(t, other, 1, 10*time.Second)
@@ -452,13 +456,13 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	}
 	close(release)
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		stats, err := p.Admin.GroupStats(t.Context(), "g-held")
+		stats, err := p.Admin.GroupStats(t.Context(), group)
 		if err != nil {
 			return err
 		}
 		// A broker does not report in-flight messages: cluster mode says so.
 		cluster := testenv.Target == testenv.TargetCluster
-		stats = slices.DeleteFunc(stats, func(s ports.QueueStats) bool { return s.Topic != "held" }) // not the retry topic
+		stats = slices.DeleteFunc(stats, func(s ports.QueueStats) bool { return s.Topic != topic }) // not the retry topic
 		if len(stats) != 1 || stats[0].AckOffset != 1 || stats[0].InFlight != 0 || stats[0].InFlightUnknown != cluster {
 			return fmt.Errorf("group stats %+v", stats)
 		}

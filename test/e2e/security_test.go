@@ -33,6 +33,10 @@ type secured struct {
 	keys  string
 	store *postgres.Store
 	flags []string
+	// The names the entries grant or deny (see testenv.Name): alice may
+	// consume as group; she may not use secret, a topic under orders-*;
+	// carol may publish to local from loopback.
+	group, secret, local string
 }
 
 const (
@@ -66,7 +70,8 @@ func newSecuredOn(t *testing.T, dsn string) *secured {
 	t.Cleanup(pool.Close)
 	s := &secured{dsn: dsn, keys: keys, store: postgres.NewStore(pool, ring, "e2e"),
 		flags: []string{"--auth.enabled", "--auth.source=postgres", "--postgres.dsn=" + dsn, "--postgres.secretKeys=" + keys,
-			"--messaging.consumer.minLongPolling=1s"}}
+			"--messaging.consumer.minLongPolling=1s"},
+		group: testenv.Name(t, "g-orders"), secret: testenv.Name(t, "orders-secret"), local: testenv.Name(t, "orders-local")}
 	ctx := t.Context()
 	for _, u := range []struct {
 		name, secret string
@@ -84,11 +89,11 @@ func newSecuredOn(t *testing.T, dsn string) *secured {
 	}
 	s.put(t,
 		aclEntry(t, "User:alice", "Topic:orders-*", "Pub,Sub", "Allow"),
-		aclEntry(t, "User:alice", "Topic:orders-secret", "All", "Deny"),
-		aclEntry(t, "User:alice", "Group:g-orders", "Sub", "Allow"),
+		aclEntry(t, "User:alice", "Topic:"+s.secret, "All", "Deny"),
+		aclEntry(t, "User:alice", "Group:"+s.group, "Sub", "Allow"),
 		aclEntry(t, "User:bob", "*", "All", "Allow"),
 		aclEntry(t, "User:carol", "Topic:orders-*", "Pub", "Allow", "10.0.0.0/8"),
-		aclEntry(t, "User:carol", "Topic:orders-local", "Pub", "Allow", "127.0.0.0/8"),
+		aclEntry(t, "User:carol", "Topic:"+s.local, "Pub", "Allow", "127.0.0.0/8"),
 	)
 	return s
 }
@@ -179,7 +184,8 @@ func wantCode(t *testing.T, what string, err error, code string) {
 func TestSecurityWithOfficialClient(t *testing.T) {
 	s := newSecured(t)
 	c := s.start(t)
-	createTopics(t, c, "orders-eu", "orders-secret", "orders-local", "payments")
+	eu, payments := testenv.Name(t, "orders-eu"), testenv.Name(t, "payments")
+	createTopics(t, c, eu, s.secret, s.local, payments)
 	// The admin API answers Super users only.
 	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", "")
 	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr); code == 0 || !strings.Contains(strings.ToLower(out), "unauthorized") {
@@ -194,23 +200,23 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 		t.Fatalf("admin API with a wrong secret: exit %d: %s", code, out)
 	}
 	t.Setenv("RMQPROXY_ADMIN_SECRET_KEY", adminSecret)
-	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr, "--admin.accessKey=admin"); code != 0 || !strings.Contains(out, "orders-eu") {
+	if code, out := testenv.CLI(t, "topic", "list", "--admin.address="+c.AdminAddr, "--admin.accessKey=admin"); code != 0 || !strings.Contains(out, eu) {
 		t.Fatalf("admin API as Super: exit %d: %s", code, out)
 	}
 
-	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), eu)
 	if err != nil {
 		t.Fatalf("alice's producer: %v", err)
 	}
-	if err := send(alice, "orders-eu"); err != nil {
+	if err := send(alice, eu); err != nil {
 		t.Fatalf("alice publishes to orders-eu (Topic:orders-* Allow): %v", err)
 	}
-	wantCode(t, "alice publishes to payments (no entry)", send(alice, "payments"), "FORBIDDEN")
-	wantCode(t, "alice publishes to orders-secret (Deny beats the prefix Allow)", send(alice, "orders-secret"), "FORBIDDEN")
+	wantCode(t, "alice publishes to payments (no entry)", send(alice, payments), "FORBIDDEN")
+	wantCode(t, "alice publishes to orders-secret (Deny beats the prefix Allow)", send(alice, s.secret), "FORBIDDEN")
 
 	// Subscribe: group and topic allowed.
-	cons, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, "g-orders"), rmq.WithSimpleAwaitDuration(2*time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"orders-eu": rmq.SUB_ALL}))
+	cons, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, s.group), rmq.WithSimpleAwaitDuration(2*time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{eu: rmq.SUB_ALL}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,43 +241,44 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 	// A group alice has no grant on: its Telemetry settings are refused
 	// (a status command, then the end of the stream, as upstream), so the
 	// client cannot start.
-	other, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, "g-other"), rmq.WithSimpleAwaitDuration(time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"orders-eu": rmq.SUB_ALL}))
+	other := testenv.Name(t, "g-other")
+	otherCons, err := rmq.NewSimpleConsumer(clientConfig(c, "alice", aliceSecret, other), rmq.WithSimpleAwaitDuration(time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{eu: rmq.SUB_ALL}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Start(); err == nil {
-		_ = other.GracefulStop()
-		t.Fatal("alice started a consumer of group g-other")
+	if err := otherCons.Start(); err == nil {
+		_ = otherCons.GracefulStop()
+		t.Fatalf("alice started a consumer of group %s", other)
 	}
 
 	// Authentication failures.
-	_, err = startProducer(t, clientConfig(c, "alice", "wrong-secret-0123456789", ""), "orders-eu")
+	_, err = startProducer(t, clientConfig(c, "alice", "wrong-secret-0123456789", ""), eu)
 	wantCode(t, "bad signature", err, "UNAUTHORIZED")
-	_, err = startProducer(t, clientConfig(c, "mallory", aliceSecret, ""), "orders-eu")
+	_, err = startProducer(t, clientConfig(c, "mallory", aliceSecret, ""), eu)
 	wantCode(t, "unknown user", err, "UNAUTHORIZED")
-	_, err = startProducer(t, clientConfig(c, "bob", bobSecret, ""), "orders-eu")
+	_, err = startProducer(t, clientConfig(c, "bob", bobSecret, ""), eu)
 	wantCode(t, "disabled user", err, "UNAUTHORIZED")
-	_, err = startProducer(t, clientConfig(c, "", "", ""), "orders-eu")
+	_, err = startProducer(t, clientConfig(c, "", "", ""), eu)
 	wantCode(t, "no credentials", err, "UNAUTHORIZED")
 
 	// Source address conditions: carol may publish to orders-* only from
 	// 10.0.0.0/8, to orders-local from loopback.
-	carol, err := startProducer(t, clientConfig(c, "carol", carolSecret, ""), "orders-local")
+	carol, err := startProducer(t, clientConfig(c, "carol", carolSecret, ""), s.local)
 	if err != nil {
 		t.Fatalf("carol's producer: %v", err)
 	}
-	if err := send(carol, "orders-local"); err != nil {
+	if err := send(carol, s.local); err != nil {
 		t.Fatalf("carol publishes from loopback to orders-local: %v", err)
 	}
-	wantCode(t, "carol publishes from loopback to orders-eu (entry limited to 10.0.0.0/8)", send(carol, "orders-eu"), "FORBIDDEN")
+	wantCode(t, "carol publishes from loopback to orders-eu (entry limited to 10.0.0.0/8)", send(carol, eu), "FORBIDDEN")
 
 	// Super user: no entries needed.
-	admin, err := startProducer(t, clientConfig(c, "admin", adminSecret, ""), "payments")
+	admin, err := startProducer(t, clientConfig(c, "admin", adminSecret, ""), payments)
 	if err != nil {
 		t.Fatalf("admin's producer: %v", err)
 	}
-	if err := send(admin, "payments"); err != nil {
+	if err := send(admin, payments); err != nil {
 		t.Fatalf("super user publishes: %v", err)
 	}
 
@@ -286,13 +293,13 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 			seen[e.Category+" "+e.Principal+" "+e.Reason+" "+e.Resource] = true
 		}
 		for _, want := range []string{
-			"authz alice no_match_default_deny Topic:payments",
+			"authz alice no_match_default_deny Topic:" + payments,
 			"authn alice bad_signature ",
 			"authn mallory unknown_user ",
 			"authn bob user_disabled ",
 			"authn  missing_credentials ",
-			"authz carol no_match_default_deny Topic:orders-eu",
-			"authz alice no_match_default_deny Group:g-other",
+			"authz carol no_match_default_deny Topic:" + eu,
+			"authz alice no_match_default_deny Group:" + other,
 			"authz alice admin_requires_super_user ",
 		} {
 			if !seen[want] {
@@ -302,11 +309,11 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 		// The denial by the explicit Deny entry names that entry (its id is
 		// the database's).
 		for k := range seen {
-			if strings.HasPrefix(k, "authz alice entry:") && strings.HasSuffix(k, " Topic:orders-secret") {
+			if strings.HasPrefix(k, "authz alice entry:") && strings.HasSuffix(k, " Topic:"+s.secret) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no audit event of the Deny entry for alice on Topic:orders-secret in %v", seen)
+		return fmt.Errorf("no audit event of the Deny entry for alice on Topic:%s in %v", s.secret, seen)
 	})
 }
 
@@ -385,29 +392,30 @@ func TestPolicyChangeReachesRunningProxies(t *testing.T) {
 	s := newSecured(t)
 	proxies := []*testenv.Child{s.start(t), s.start(t)}
 	var producers []rmq.Producer
+	eu, payments := testenv.Name(t, "orders-policy"), testenv.Name(t, "payments-policy")
 	for _, c := range proxies {
-		createTopics(t, c, "orders-eu", "payments")
-		p, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+		createTopics(t, c, eu, payments)
+		p, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), eu)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "before the grant", send(p, "payments"), "FORBIDDEN")
+		wantCode(t, "before the grant", send(p, payments), "FORBIDDEN")
 		producers = append(producers, p)
 	}
 	pgflags := []string{"--postgres.dsn=" + s.dsn, "--postgres.secretKeys=" + s.keys}
-	if code, out := testenv.CLI(t, append([]string{"acl", "create", "User:alice", "--resource", "Topic:payments", "--actions", "Pub", "--decision", "Allow"}, pgflags...)...); code != 0 {
+	if code, out := testenv.CLI(t, append([]string{"acl", "create", "User:alice", "--resource", "Topic:" + payments, "--actions", "Pub", "--decision", "Allow"}, pgflags...)...); code != 0 {
 		t.Fatalf("acl create: %s", out)
 	}
 	for i, p := range producers {
-		testenv.WaitFor(t, 5*time.Second, func() error { return send(p, "payments") })
+		testenv.WaitFor(t, 5*time.Second, func() error { return send(p, payments) })
 		t.Logf("proxy %d applies the grant", i)
 	}
-	if code, out := testenv.CLI(t, append([]string{"acl", "delete", "User:alice", "--resource", "Topic:payments"}, pgflags...)...); code != 0 {
+	if code, out := testenv.CLI(t, append([]string{"acl", "delete", "User:alice", "--resource", "Topic:" + payments}, pgflags...)...); code != 0 {
 		t.Fatalf("acl delete: %s", out)
 	}
 	for _, p := range producers {
 		testenv.WaitFor(t, 5*time.Second, func() error {
-			if err := send(p, "payments"); err == nil || !strings.Contains(err.Error(), "FORBIDDEN") {
+			if err := send(p, payments); err == nil || !strings.Contains(err.Error(), "FORBIDDEN") {
 				return fmt.Errorf("still allowed: %v", err)
 			}
 			return nil
@@ -432,8 +440,9 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 	const buffer, room = 20, 20 - 20/4
 	c := s.start(t, "--postgres.reconnectDelay=100ms", fmt.Sprintf("--postgres.audit.bufferSize=%d", buffer), "--postgres.audit.batchSize=5",
 		"--auth.auditCoalesce.window=0")
-	createTopics(t, c, "orders-eu", "payments")
-	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), "orders-eu")
+	eu, payments := testenv.Name(t, "orders-outage"), testenv.Name(t, "payments-outage")
+	createTopics(t, c, eu, payments)
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), eu)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +473,7 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 	})
 	// Traffic during the outage: the last policy holds.
 	for i := range 5 {
-		if err := send(alice, "orders-eu"); err != nil {
+		if err := send(alice, eu); err != nil {
 			t.Fatalf("allowed send %d during the outage: %v", i, err)
 		}
 	}
@@ -538,6 +547,6 @@ func TestPostgresOutageDuringTraffic(t *testing.T) {
 		return nil
 	})
 	// The policy follows changes again.
-	s.put(t, aclEntry(t, "User:alice", "Topic:payments", "Pub", "Allow"))
-	testenv.WaitFor(t, 10*time.Second, func() error { return send(alice, "payments") })
+	s.put(t, aclEntry(t, "User:alice", "Topic:"+payments, "Pub", "Allow"))
+	testenv.WaitFor(t, 10*time.Second, func() error { return send(alice, payments) })
 }

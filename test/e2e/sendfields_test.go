@@ -21,10 +21,11 @@ import (
 func TestSentFieldsReadBack(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "fields", domain.MessageTypeNormal, 1)
-	p.CreateGroup(t, application.GroupSpec{Name: "g-fields"})
+	topic, group := testenv.Name(t, "fields"), testenv.Name(t, "g-fields")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
 	raw := testenv.NewRawClient(t, p)
-	raw.Subscribe(t, "g-fields", "fields")
+	raw.Subscribe(t, group, topic)
 
 	cases := []struct {
 		name     string
@@ -42,7 +43,7 @@ func TestSentFieldsReadBack(t *testing.T) {
 	}
 	sent := map[string]int{}
 	for i, c := range cases {
-		m := testenv.RawMessage("fields", []byte(c.name), c.tag)
+		m := testenv.RawMessage(topic, []byte(c.name), c.tag)
 		m.SystemProperties.Keys = c.keys
 		m.UserProperties = c.props
 		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
@@ -51,7 +52,7 @@ func TestSentFieldsReadBack(t *testing.T) {
 		}
 		sent[c.name] = i
 	}
-	for _, m := range raw.ReceiveN(t, "g-fields", "fields", len(cases), 30*time.Second, 20*time.Second) {
+	for _, m := range raw.ReceiveN(t, group, topic, len(cases), 30*time.Second, 20*time.Second) {
 		c := cases[sent[string(m.GetBody())]]
 		sp := m.GetSystemProperties()
 		want := c.wantKeys

@@ -12,16 +12,17 @@ import (
 
 func TestSmokeSendReceiveAck(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "smoke", domain.MessageTypeNormal, 4)
-	pr := testenv.NewProducer(t, p, "smoke")
-	msg := &rmq.Message{Topic: "smoke", Body: []byte("hello")}
+	topic, group := testenv.Name(t, "smoke"), testenv.Name(t, "g-smoke")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 4)
+	pr := testenv.NewProducer(t, p, topic)
+	msg := &rmq.Message{Topic: topic, Body: []byte("hello")}
 	msg.SetTag("a")
 	r, err := pr.Send(t.Context(), msg)
 	if err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	t.Logf("sent %s", r[0].MessageID)
-	c := testenv.NewSimpleConsumer(t, p, "g-smoke", 2*time.Second, map[string]*rmq.FilterExpression{"smoke": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	var got []*rmq.MessageView
 	testenv.WaitFor(t, 20*time.Second, func() error {
 		ms, err := c.Receive(t.Context(), 16, 10*time.Second)

@@ -20,16 +20,17 @@ func TestStoppedClientsFreeTheirTelemetryStreams(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.GRPC.MaxInflightPerKind = 2
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "stopped-streams", domain.MessageTypeNormal, 1)
+	topic := testenv.Name(t, "stopped-streams")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	for i := range 5 {
-		pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics("stopped-streams"))
+		pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(topic))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := pr.Start(); err != nil {
 			t.Fatalf("producer %d (after %d started and stopped): %v", i+1, i, err)
 		}
-		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "stopped-streams", Body: []byte("x")}); err != nil {
+		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("x")}); err != nil {
 			t.Fatalf("producer %d send: %v", i+1, err)
 		}
 		if err := pr.GracefulStop(); err != nil {

@@ -46,21 +46,23 @@ func writeRules(t *testing.T, path, rules string) {
 // and then throttled, while another group on the same topic is served.
 func TestRateLimitThrottlesOnlyTheClientOverIt(t *testing.T) {
 	cfg := testenv.Config(t)
+	noisyTopic, quietTopic := testenv.Name(t, "rl-noisy"), testenv.Name(t, "rl-quiet")
+	slowGroup, fastGroup := testenv.Name(t, "rl-slow"), testenv.Name(t, "rl-fast")
 	rules := filepath.Join(t.TempDir(), "traffic.yaml")
 	writeRules(t, rules, `
 clients:
   send: {messagesPerSecond: 1000, burstMessages: 1000}
 topics:
-  rl-noisy: {send: {messagesPerSecond: 5}}
+  `+noisyTopic+`: {send: {messagesPerSecond: 5}}
 groups:
-  rl-slow: {receive: {messagesPerSecond: 0.001, burstMessages: 2}}
+  `+slowGroup+`: {receive: {messagesPerSecond: 0.001, burstMessages: 2}}
 `)
 	cfg.Traffic.RulesFile = rules
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "rl-noisy", domain.MessageTypeNormal, 2)
-	p.CreateTopic(t, "rl-quiet", domain.MessageTypeNormal, 2)
-	noisy := testenv.NewProducer(t, p, "rl-noisy")
-	quiet := testenv.NewProducer(t, p, "rl-quiet")
+	p.CreateTopic(t, noisyTopic, domain.MessageTypeNormal, 2)
+	p.CreateTopic(t, quietTopic, domain.MessageTypeNormal, 2)
+	noisy := testenv.NewProducer(t, p, noisyTopic)
+	quiet := testenv.NewProducer(t, p, quietTopic)
 
 	var wg sync.WaitGroup
 	throttled := make(chan struct{})
@@ -69,7 +71,7 @@ groups:
 	wg.Go(func() {
 		defer close(throttled)
 		for range 2000 {
-			_, err := noisy.Send(t.Context(), &rmq.Message{Topic: "rl-noisy", Body: []byte("noisy")})
+			_, err := noisy.Send(t.Context(), &rmq.Message{Topic: noisyTopic, Body: []byte("noisy")})
 			if err != nil {
 				noisyErr = err
 				return
@@ -81,7 +83,7 @@ groups:
 	wg.Go(func() {
 		// 100 sends: within the per-client burst, whatever the timing.
 		for i := range 100 {
-			if _, err := quiet.Send(t.Context(), &rmq.Message{Topic: "rl-quiet", Body: []byte("quiet")}); err != nil {
+			if _, err := quiet.Send(t.Context(), &rmq.Message{Topic: quietTopic, Body: []byte("quiet")}); err != nil {
 				quietErrs <- fmt.Errorf("quiet send %d: %w", i, err)
 			}
 			if i == 50 {
@@ -94,15 +96,15 @@ groups:
 	for err := range quietErrs {
 		t.Error(err)
 	}
-	if rpcCode(noisyErr) != v2.Code_TOO_MANY_REQUESTS || !strings.Contains(noisyErr.Error(), `topic "rl-noisy" may send 5 messages per second`) {
+	if rpcCode(noisyErr) != v2.Code_TOO_MANY_REQUESTS || !strings.Contains(noisyErr.Error(), `topic "`+noisyTopic+`" may send 5 messages per second`) {
 		t.Fatalf("the flooding producer: %d sent, then %v; want TOO_MANY_REQUESTS naming the topic limit", noisyOK, noisyErr)
 	}
 	t.Logf("the flooding producer sent %d messages before a send failed with %v", noisyOK, noisyErr)
 
 	// Receive: the slow group's tokens (2) go in one batch; its next
 	// receive cannot recover within the await time.
-	slow := testenv.NewSimpleConsumer(t, p, "rl-slow", 2*time.Second, map[string]*rmq.FilterExpression{"rl-quiet": rmq.SUB_ALL})
-	fast := testenv.NewSimpleConsumer(t, p, "rl-fast", 2*time.Second, map[string]*rmq.FilterExpression{"rl-quiet": rmq.SUB_ALL})
+	slow := testenv.NewSimpleConsumer(t, p, slowGroup, 2*time.Second, map[string]*rmq.FilterExpression{quietTopic: rmq.SUB_ALL})
+	fast := testenv.NewSimpleConsumer(t, p, fastGroup, 2*time.Second, map[string]*rmq.FilterExpression{quietTopic: rmq.SUB_ALL})
 	var got []*rmq.MessageView
 	testenv.WaitFor(t, 20*time.Second, func() error {
 		ms, err := slow.Receive(t.Context(), 32, 20*time.Second)
@@ -141,18 +143,19 @@ groups:
 // rules in force.
 func TestTrafficRulesReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
+	topic := testenv.Name(t, "rl-reload")
 	rules := filepath.Join(dir, "traffic.yaml")
-	writeRules(t, rules, "topics:\n  rl-reload: {send: {messagesPerSecond: 10000}}\n")
+	writeRules(t, rules, "topics:\n  "+topic+": {send: {messagesPerSecond: 10000}}\n")
 	c := testenv.StartChild(t, filepath.Join(dir, "data"), "--traffic.rulesFile="+rules, "--traffic.reloadInterval=0s")
 	p := c.Proxy(t)
-	createTopicCLI(t, c, "rl-reload")
-	pr := testenv.NewProducer(t, p, "rl-reload")
+	createTopicCLI(t, c, topic)
+	pr := testenv.NewProducer(t, p, topic)
 	for i := range 20 {
-		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: "rl-reload", Body: []byte("x")}); err != nil {
+		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("x")}); err != nil {
 			t.Fatalf("send %d under the first rules: %v", i, err)
 		}
 	}
-	writeRules(t, rules, "topics:\n  rl-reload: {send: {messagesPerSecond: 1, burstMessages: 1}}\n")
+	writeRules(t, rules, "topics:\n  "+topic+": {send: {messagesPerSecond: 1, burstMessages: 1}}\n")
 	if err := c.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +167,14 @@ func TestTrafficRulesReloadOnSIGHUP(t *testing.T) {
 	})
 	var err error
 	for range 10 {
-		if _, err = pr.Send(t.Context(), &rmq.Message{Topic: "rl-reload", Body: []byte("x")}); err != nil {
+		if _, err = pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("x")}); err != nil {
 			break
 		}
 	}
 	if rpcCode(err) != v2.Code_TOO_MANY_REQUESTS {
 		t.Fatalf("sends after the reload: %v; want TOO_MANY_REQUESTS", err)
 	}
-	writeRules(t, rules, "topics:\n  rl-reload: {send: {messagesPerSecnd: 1}}\n")
+	writeRules(t, rules, "topics:\n  "+topic+": {send: {messagesPerSecnd: 1}}\n")
 	if err := c.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

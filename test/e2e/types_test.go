@@ -47,12 +47,13 @@ func receiveAll(t *testing.T, c rmq.SimpleConsumer, want int, within time.Durati
 // never is.
 func TestDelayMessagesArriveOnTime(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "delay", domain.MessageTypeDelay, 4)
-	pr := testenv.NewProducer(t, p, "delay")
+	topic := testenv.Name(t, "delay")
+	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
+	pr := testenv.NewProducer(t, p, topic)
 	due := map[string]time.Time{}
 	now := time.Now()
 	for i, d := range []time.Duration{1500 * time.Millisecond, 2700 * time.Millisecond, 3100 * time.Millisecond, -time.Second, 0} {
-		m := &rmq.Message{Topic: "delay", Body: []byte(fmt.Sprintf("delay-%d", i))}
+		m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("delay-%d", i))}
 		at := now.Add(d)
 		m.SetDelayTimestamp(at)
 		r, err := pr.Send(t.Context(), m)
@@ -62,7 +63,7 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 		due[r[0].MessageID] = at
 	}
 	// A recalled message is never delivered.
-	m := &rmq.Message{Topic: "delay", Body: []byte("recalled")}
+	m := &rmq.Message{Topic: topic, Body: []byte("recalled")}
 	m.SetDelayTimestamp(now.Add(2 * time.Second))
 	r, err := pr.Send(t.Context(), m)
 	if err != nil {
@@ -71,16 +72,16 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 	if r[0].RecallHandle == "" {
 		t.Fatal("a delay message's receipt has no recall handle")
 	}
-	if id, err := pr.Recall(t.Context(), "delay", r[0].RecallHandle); err != nil || id != r[0].MessageID {
+	if id, err := pr.Recall(t.Context(), topic, r[0].RecallHandle); err != nil || id != r[0].MessageID {
 		t.Fatalf("recall: %q %v", id, err)
 	}
 	// Apache RocketMQ brokers write a delete marker for every recall and
 	// do not tell a second recall from the first (RecallMessageProcessor).
-	if _, err := pr.Recall(t.Context(), "delay", r[0].RecallHandle); err == nil && testenv.Target == testenv.TargetLocal {
+	if _, err := pr.Recall(t.Context(), topic, r[0].RecallHandle); err == nil && testenv.Target == testenv.TargetLocal {
 		t.Fatal("recalling twice succeeded")
 	}
 
-	c := testenv.NewSimpleConsumer(t, p, "g-delay", time.Second, map[string]*rmq.FilterExpression{"delay": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-delay"), time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	got := receiveAll(t, c, len(due), 30*time.Second)
 	for id, at := range got {
 		want, ok := due[id]
@@ -102,8 +103,9 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 // is already waiting in a long poll (speed: BenchmarkPastDueDelayUnderLoad).
 func TestPastDueDelayMessageDelivered(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "past-due", domain.MessageTypeDelay, 4)
-	c := testenv.NewSimpleConsumer(t, p, "g-past-due", 5*time.Second, map[string]*rmq.FilterExpression{"past-due": rmq.SUB_ALL})
+	topic := testenv.Name(t, "past-due")
+	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
+	c := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-past-due"), 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	got, failed := make(chan string, 16), make(chan error, 1)
 	receiving := make(chan struct{})
 	go func() {
@@ -124,10 +126,10 @@ func TestPastDueDelayMessageDelivered(t *testing.T) {
 			}
 		}
 	}()
-	pr := testenv.NewProducer(t, p, "past-due")
+	pr := testenv.NewProducer(t, p, topic)
 	want := map[string]bool{}
 	for i := range 3 {
-		m := &rmq.Message{Topic: "past-due", Body: []byte(fmt.Sprint("past-", i))}
+		m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint("past-", i))}
 		m.SetDelayTimestamp(time.Now().Add(-20 * time.Second))
 		r, err := pr.Send(t.Context(), m)
 		if err != nil {
@@ -166,14 +168,15 @@ func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
 	cfg.Local.TransactionTimeout = time.Second
 	cfg.Local.TransactionCheckInterval = time.Second
 	p := testenv.Start(t, cfg)
-	p.CreateTopic(t, "tx", domain.MessageTypeTransaction, 2)
+	topic := testenv.Name(t, "tx")
+	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 2)
 	checker := &rmq.TransactionChecker{Check: func(m *rmq.MessageView) rmq.TransactionResolution {
 		if m.GetProperties()["verdict"] == "commit" {
 			return rmq.COMMIT
 		}
 		return rmq.ROLLBACK
 	}}
-	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics("tx"), rmq.WithTransactionChecker(checker))
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(topic), rmq.WithTransactionChecker(checker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +187,7 @@ func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
 	send := func(name, verdict string, end func(rmq.Transaction) error) string {
 		t.Helper()
 		tx := pr.BeginTransaction()
-		m := &rmq.Message{Topic: "tx", Body: []byte(name)}
+		m := &rmq.Message{Topic: topic, Body: []byte(name)}
 		m.AddProperty("verdict", verdict)
 		r, err := pr.SendWithTransaction(t.Context(), m, tx)
 		if err != nil {
@@ -202,7 +205,7 @@ func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
 	checkedCommit := send("orphan to commit", "commit", nil)
 	send("orphan to roll back", "rollback", nil)
 
-	c := testenv.NewSimpleConsumer(t, p, "g-tx", time.Second, map[string]*rmq.FilterExpression{"tx": rmq.SUB_ALL})
+	c := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-tx"), time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	got := receiveAll(t, c, 2, 30*time.Second)
 	if _, ok := got[committed]; !ok {
 		t.Error("the committed message was not delivered")
@@ -219,11 +222,12 @@ func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
 // Go client has no pull consumer) and keeps a group's offset.
 func TestPullAndOffsets(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "pull", domain.MessageTypeNormal, 1)
+	topic, groupName := testenv.Name(t, "pull"), testenv.Name(t, "g-pull")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
 	raw := testenv.NewRawClient(t, p)
 	var ids []string
 	for i := range 10 {
-		m := testenv.RawMessage("pull", []byte(fmt.Sprintf("m%d", i)), []string{"even", "odd"}[i%2])
+		m := testenv.RawMessage(topic, []byte(fmt.Sprintf("m%d", i)), []string{"even", "odd"}[i%2])
 		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatal(resp, err)
@@ -231,11 +235,11 @@ func TestPullAndOffsets(t *testing.T) {
 		ids = append(ids, resp.GetEntries()[0].GetMessageId())
 	}
 	before := time.Now()
-	route, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: "pull"}})
+	route, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: topic}})
 	if err != nil || len(route.GetMessageQueues()) == 0 {
 		t.Fatalf("route: %v %v", route, err)
 	}
-	mq := &v2.MessageQueue{Topic: &v2.Resource{Name: "pull"}, Id: 0, Broker: &v2.Broker{Name: route.GetMessageQueues()[0].GetBroker().GetName()}}
+	mq := &v2.MessageQueue{Topic: &v2.Resource{Name: topic}, Id: 0, Broker: &v2.Broker{Name: route.GetMessageQueues()[0].GetBroker().GetName()}}
 	query := func(policy v2.QueryOffsetPolicy, at time.Time) (int64, v2.Code) {
 		req := &v2.QueryOffsetRequest{MessageQueue: mq, QueryOffsetPolicy: policy}
 		if !at.IsZero() {
@@ -262,7 +266,7 @@ func TestPullAndOffsets(t *testing.T) {
 		t.Fatalf("timestamp after every message: %d %v", off, code)
 	}
 	pull := func(offset int64, batch int32, expr string) (*v2.Status, []*v2.Message, int64) {
-		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{Group: &v2.Resource{Name: "g-pull"}, MessageQueue: mq, Offset: offset, BatchSize: batch,
+		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{Group: &v2.Resource{Name: groupName}, MessageQueue: mq, Offset: offset, BatchSize: batch,
 			FilterExpression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: expr}})
 		if err != nil {
 			t.Fatal(err)
@@ -298,7 +302,7 @@ func TestPullAndOffsets(t *testing.T) {
 		t.Fatalf("pull beyond the end: %v", st)
 	}
 
-	group := &v2.Resource{Name: "g-pull"}
+	group := &v2.Resource{Name: groupName}
 	get := func() (int64, v2.Code) {
 		resp, err := raw.GetOffset(raw.Ctx(t), &v2.GetOffsetRequest{Group: group, MessageQueue: mq})
 		if err != nil {
@@ -342,11 +346,12 @@ func TestPullAndOffsets(t *testing.T) {
 // consumer subscribes.
 func TestSQL92Filters(t *testing.T) {
 	p := testenv.Start(t, testenv.Config(t))
-	p.CreateTopic(t, "sql", domain.MessageTypeNormal, 2)
-	pr := testenv.NewProducer(t, p, "sql")
+	topic := testenv.Name(t, "sql")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
 	want := map[string]bool{}
 	for i := range 20 {
-		m := &rmq.Message{Topic: "sql", Body: []byte(fmt.Sprint(i))}
+		m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint(i))}
 		m.SetTag([]string{"red", "blue"}[i%2])
 		m.AddProperty("n", fmt.Sprint(i))
 		if i%3 == 0 {
@@ -360,8 +365,8 @@ func TestSQL92Filters(t *testing.T) {
 			want[r[0].MessageID] = true
 		}
 	}
-	c := testenv.NewSimpleConsumer(t, p, "g-sql", time.Second, map[string]*rmq.FilterExpression{
-		"sql": rmq.NewFilterExpressionWithType("n > 5 AND region = 'eu' AND TAGS = 'red'", rmq.SQL92)})
+	c := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-sql"), time.Second, map[string]*rmq.FilterExpression{
+		topic: rmq.NewFilterExpressionWithType("n > 5 AND region = 'eu' AND TAGS = 'red'", rmq.SQL92)})
 	got := receiveAll(t, c, len(want), 30*time.Second)
 	for id := range got {
 		if !want[id] {
@@ -372,8 +377,8 @@ func TestSQL92Filters(t *testing.T) {
 		t.Fatalf("non-matching message delivered: %s", ms[0].GetProperties())
 	}
 
-	bad, err := rmq.NewSimpleConsumer(p.ClientConfig("g-sql-bad"), rmq.WithSimpleAwaitDuration(time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{"sql": rmq.NewFilterExpressionWithType("n >", rmq.SQL92)}))
+	bad, err := rmq.NewSimpleConsumer(p.ClientConfig(testenv.Name(t, "g-sql-bad")), rmq.WithSimpleAwaitDuration(time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpressionWithType("n >", rmq.SQL92)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +387,9 @@ func TestSQL92Filters(t *testing.T) {
 		t.Fatalf("a consumer subscribing with a malformed SQL92 filter started: %v", err)
 	}
 	raw := testenv.NewRawClient(t, p)
-	raw.Subscribe(t, "g-sql-raw", "sql")
-	req := testenv.ReceiveRequest("g-sql-raw", "sql", 1, 10*time.Second)
+	rawGroup := testenv.Name(t, "g-sql-raw")
+	raw.Subscribe(t, rawGroup, topic)
+	req := testenv.ReceiveRequest(rawGroup, topic, 1, 10*time.Second)
 	req.FilterExpression = &v2.FilterExpression{Type: v2.FilterType_SQL, Expression: "n > AND"}
 	if st, _ := raw.Receive(t, req); st.GetCode() != v2.Code_ILLEGAL_FILTER_EXPRESSION {
 		t.Fatalf("receive with a malformed SQL92 filter: %v", st)
