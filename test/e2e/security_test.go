@@ -224,6 +224,8 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 		t.Fatalf("alice's consumer: %v", err)
 	}
 	t.Cleanup(func() { _ = cons.GracefulStop() })
+	// The official client's Ack does not report a refused ack.
+	cons = testenv.CheckedAcks(cons)
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -231,9 +233,12 @@ func TestSecurityWithOfficialClient(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if len(mvs) == 0 {
+			return fmt.Errorf("alice's message to %s not received yet", eu)
+		}
 		for _, mv := range mvs {
 			if err := cons.Ack(ctx, mv); err != nil {
-				return err
+				t.Fatalf("alice acks a message of %s: %v", eu, err)
 			}
 		}
 		return nil

@@ -58,3 +58,8 @@ type checkedConsumer struct{ rmq.SimpleConsumer }
 func (c checkedConsumer) Ack(ctx context.Context, m *rmq.MessageView) error {
 	return c.SimpleConsumer.Ack(context.WithValue(ctx, checkedAck{}, true), m)
 }
+
+// CheckedAcks returns c with an Ack that fails when the proxy refuses the
+// ack, as [NewSimpleConsumer]'s consumers do, for a simple consumer a test
+// builds itself (with credentials, say).
+func CheckedAcks(c rmq.SimpleConsumer) rmq.SimpleConsumer { return checkedConsumer{c} }
