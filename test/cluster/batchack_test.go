@@ -89,7 +89,7 @@ func ackHalfAndWatchRevival(t *testing.T, p *testenv.Proxy, topic string, n int,
 		t.Helper()
 		req := testenv.ReceiveRequest(group, topic, 16, time.Minute)
 		req.LongPollingTimeout = durationpb.New(poll)
-		_, msgs := raw.Receive(t, req)
+		msgs := raw.ReceiveAnswered(t, req)
 		for _, m := range msgs {
 			id := m.GetSystemProperties().GetMessageId()
 			if ackedIDs[id] {

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // RawClient is a MessagingService stub built from the protocol types of the
@@ -127,6 +129,32 @@ func (c *RawClient) Receive(t testing.TB, req *v2.ReceiveMessageRequest) (*v2.St
 		t.Fatal(err)
 	}
 	return st, msgs
+}
+
+// ReceiveAnswered is Receive for a check that nothing is delivered (or
+// what is): it returns the messages of a receive the proxy answered, with
+// messages or with MESSAGE_NOT_FOUND, and fails t unless one was answered
+// so within receiveAnsweredWithin (a receive answered otherwise, or whose
+// stream broke, saw nothing and would pass without looking; it is
+// retried). See [ReceiveAnswered] for the official client's consumer.
+func (c *RawClient) ReceiveAnswered(t testing.TB, req *v2.ReceiveMessageRequest) []*v2.Message {
+	t.Helper()
+	var msgs []*v2.Message
+	err := waitfor.Poll(receiveAnsweredWithin, 100*time.Millisecond, func() error {
+		st, got, err := c.ReceiveWith(c.Ctx(t), req)
+		switch {
+		case err != nil:
+			return err
+		case st.GetCode() == v2.Code_OK || st.GetCode() == v2.Code_MESSAGE_NOT_FOUND:
+			msgs = got
+			return nil
+		}
+		return fmt.Errorf("receive answered %v", st)
+	})
+	if err != nil {
+		t.Fatalf("no receive was answered: %v", err)
+	}
+	return msgs
 }
 
 // ReceiveWith is Receive under ctx (which must carry the client's headers,

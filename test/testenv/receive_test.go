@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
 )
 
 // scriptedConsumer answers each Receive with the next of its answers.
@@ -62,6 +64,71 @@ func TestReceiveAnsweredFailsWithoutAnAnswer(t *testing.T) {
 		go func() {
 			defer close(done)
 			ReceiveAnswered(r, c, 16, time.Second)
+		}()
+		<-done
+		if (r.failed != "") != tc.fails {
+			t.Errorf("%s: failed %q, want a failure %v", tc.name, r.failed, tc.fails)
+		}
+	}
+}
+
+// scriptedStream is a ReceiveMessage stream that sends its responses, then
+// ends.
+type scriptedStream struct {
+	grpc.ServerStreamingClient[v2.ReceiveMessageResponse]
+	responses []*v2.ReceiveMessageResponse
+}
+
+func (s *scriptedStream) Recv() (*v2.ReceiveMessageResponse, error) {
+	if len(s.responses) == 0 {
+		return nil, io.EOF
+	}
+	r := s.responses[0]
+	s.responses = s.responses[1:]
+	return r, nil
+}
+
+// scriptedService answers each ReceiveMessage with the next of its
+// statuses (nil: a stream that ends without one).
+type scriptedService struct {
+	v2.MessagingServiceClient
+	statuses []*v2.Status
+	calls    int
+}
+
+func (s *scriptedService) ReceiveMessage(context.Context, *v2.ReceiveMessageRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[v2.ReceiveMessageResponse], error) {
+	st := s.statuses[min(s.calls, len(s.statuses)-1)]
+	s.calls++
+	if st == nil {
+		return &scriptedStream{}, nil
+	}
+	return &scriptedStream{responses: []*v2.ReceiveMessageResponse{{Content: &v2.ReceiveMessageResponse_Status{Status: st}}}}, nil
+}
+
+// TestRawReceiveAnsweredFailsWithoutAnAnswer is
+// TestReceiveAnsweredFailsWithoutAnAnswer for the raw client: a receive
+// answered with an error status, or whose stream ended without a status,
+// did not look, and only OK or MESSAGE_NOT_FOUND counts.
+func TestRawReceiveAnsweredFailsWithoutAnAnswer(t *testing.T) {
+	defer func(d time.Duration) { receiveAnsweredWithin = d }(receiveAnsweredWithin)
+	receiveAnsweredWithin = 300 * time.Millisecond
+	noMessage := &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND}
+	for _, tc := range []struct {
+		name     string
+		statuses []*v2.Status
+		fails    bool
+	}{
+		{"no message", []*v2.Status{noMessage}, false},
+		{"a broken stream, then no message", []*v2.Status{nil, noMessage}, false},
+		{"an illegal group", []*v2.Status{{Code: v2.Code_ILLEGAL_CONSUMER_GROUP}}, true},
+		{"broken streams only", []*v2.Status{nil}, true},
+	} {
+		r := &fatalRecorder{TB: t}
+		c := &RawClient{MessagingServiceClient: &scriptedService{statuses: tc.statuses}}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.ReceiveAnswered(r, ReceiveRequest("g", "t", 16, time.Second))
 		}()
 		<-done
 		if (r.failed != "") != tc.fails {
