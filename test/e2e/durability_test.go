@@ -256,32 +256,31 @@ func countNot(a, b map[string]bool) int {
 }
 
 // ackSome receives one batch and acks it, recording the ids whose ack the
-// proxy confirmed. It returns how many new ids it recorded.
+// proxy confirmed; a refused receive or ack fails t. It returns how many
+// messages the receive brought, or -1 when the receive was not answered
+// (its stream broke): that receive saw nothing.
 func ackSome(t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync.Mutex, into map[string]bool) int {
 	st, msgs := raw.Receive(t, testenv.ReceiveRequest(group, topic, 32, 2*time.Second))
 	switch {
 	case st == nil:
-		return 0 // the stream broke (the proxy is being killed)
+		return -1
 	case st.GetCode() == v2.Code_MESSAGE_NOT_FOUND:
 		return 0
 	case st.GetCode() != v2.Code_OK:
-		t.Errorf("receive: %v", st)
-		return 0
+		t.Fatalf("receive: %v", st)
 	}
 	resp, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, msgs))
-	if err != nil {
-		return 0
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("ack of %d messages: %v %v", len(msgs), resp, err)
 	}
-	n := 0
 	mu.Lock()
 	defer mu.Unlock()
 	for _, e := range resp.GetEntries() {
-		if e.GetStatus().GetCode() == v2.Code_OK && !into[e.GetMessageId()] {
+		if e.GetStatus().GetCode() == v2.Code_OK {
 			into[e.GetMessageId()] = true
-			n++
 		}
 	}
-	return n
+	return len(msgs)
 }
 
 // TestTornTailAndCorruptionAtStart damages the commit log of a stopped
@@ -368,9 +367,12 @@ func drain(t *testing.T, p *testenv.Proxy, topic, group string) map[string]bool 
 	got := map[string]bool{}
 	empty := 0
 	testenv.WaitFor(t, 60*time.Second, func() error {
-		if ackSome(t, raw, group, topic, &mu, got) == 0 {
+		switch ackSome(t, raw, group, topic, &mu, got) {
+		case -1:
+			return fmt.Errorf("a receive was not answered (%d so far)", len(got))
+		case 0:
 			empty++
-		} else {
+		default:
 			empty = 0
 		}
 		if empty < 2 {
