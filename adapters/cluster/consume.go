@@ -89,12 +89,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
 			continue
 		}
-		sm, err := storedMessage(m, req.Topic, broker)
-		if err != nil {
-			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message cannot be delivered; it becomes visible again after its invisible time",
-				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
-			continue
-		}
+		sm := storedMessage(m, req.Topic, broker)
 		sm.ReceiptHandle = handle.String()
 		if !f.Match(&sm.Message) {
 			// Not for this subscription (the broker filters tags by hash):

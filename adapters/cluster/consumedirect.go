@@ -63,10 +63,7 @@ func (b *Broker) onConsumeDirectly(ctx context.Context, addr string, req *remoti
 	if rt := m.Properties.Value(remoting.PropertyRetryTopic); rt != "" && strings.HasPrefix(topic, remoting.RetryGroupTopicPrefix) {
 		topic = rt // a retried message: the topic it was sent to
 	}
-	msg, err := storedMessage(&m, topic, h.BrokerName)
-	if err != nil {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, domain.MessageOf(err))
-	}
+	msg := storedMessage(&m, topic, h.BrokerName)
 	msg.DeliveryAttempt = 1
 
 	ctx, cancel := context.WithTimeoutCause(ctx, consumeDirectlyTimeout, domain.Errorf(domain.ReasonTimeout,

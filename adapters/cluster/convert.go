@@ -93,7 +93,7 @@ func bornTime(m *remoting.Message) time.Time {
 // the Apache proxy's GrpcConverter reads it. topic is the topic the
 // client asked for (a retried message is stored in a retry topic);
 // brokerName the broker it came from.
-func storedMessage(m *remoting.Message, topic, brokerName string) (domain.StoredMessage, error) {
+func storedMessage(m *remoting.Message, topic, brokerName string) domain.StoredMessage {
 	p := m.Properties
 	s := domain.StoredMessage{
 		Message: domain.Message{
@@ -116,14 +116,17 @@ func storedMessage(m *remoting.Message, topic, brokerName string) (domain.Stored
 		DeliveryAttempt: m.ReconsumeTimes + 1,
 	}
 	if m.SysFlag&remoting.SysFlagCompressed != 0 {
-		if bytes.HasPrefix(m.Body, gzipMagic) {
-			s.Compressed = true
-		} else {
-			body, err := remoting.Decompress(m.Body, m.SysFlag, maxBodySize)
-			if err != nil {
-				return s, domain.Wrap(domain.ReasonBrokerError, err, "a compressed message body could not be inflated")
+		// A body that is no gzip stream and does not inflate either (a
+		// producer flagged a plain body compressed) is delivered as stored
+		// and labelled GZIP, as the Apache proxy delivers every compressed
+		// body: the client then reports it corrupted. Refusing it kept it
+		// from every consumer for good (popped again and again, and a pull
+		// of its queue failing).
+		s.Compressed = true
+		if !bytes.HasPrefix(m.Body, gzipMagic) {
+			if body, err := remoting.Decompress(m.Body, m.SysFlag, maxBodySize); err == nil {
+				s.Body, s.Compressed = body, false
 			}
-			s.Body = body
 		}
 	}
 	if k := p.Value(remoting.PropertyKeys); k != "" {
@@ -158,7 +161,7 @@ func storedMessage(m *remoting.Message, topic, brokerName string) (domain.Stored
 		}
 		s.Properties[f.Key] = f.Value
 	}
-	return s, nil
+	return s
 }
 
 // handleOf builds the receipt handle of a popped message: the broker's

@@ -48,10 +48,7 @@ func (b *Broker) LookupMessage(ctx context.Context, topic, messageID string) (do
 			if raw[i].Topic != topic || raw[i].MsgID() != messageID {
 				continue
 			}
-			sm, err := storedMessage(&raw[i], topic, name)
-			if err != nil {
-				return domain.StoredMessage{}, err
-			}
+			sm := storedMessage(&raw[i], topic, name)
 			sm.DeliveryAttempt = 1
 			return sm, nil
 		}

@@ -110,10 +110,7 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 		return ports.PullResult{}, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pull answer could not be decoded")
 	}
 	for i := range raw {
-		sm, err := storedMessage(&raw[i], q.Topic, q.BrokerName)
-		if err != nil {
-			return ports.PullResult{}, err
-		}
+		sm := storedMessage(&raw[i], q.Topic, q.BrokerName)
 		if f.Match(&sm.Message) {
 			out.Messages = append(out.Messages, sm)
 		}

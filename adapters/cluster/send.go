@@ -388,11 +388,7 @@ func (b *Broker) onCheckTransaction(ctx context.Context, addr string, req *remot
 	if rt := m.Properties.Value(remoting.PropertyRealTopic); rt != "" && strings.HasPrefix(topic, "RMQ_SYS_") {
 		topic = rt
 	}
-	sm, err := storedMessage(&m, topic, broker)
-	if err != nil {
-		b.log.LogAttrs(ctx, slog.LevelWarn, "a transaction check's message cannot be relayed", slog.String("broker", broker), slog.Any("error", err))
-		return nil
-	}
+	sm := storedMessage(&m, topic, broker)
 	id := m.Properties.Value(remoting.PropertyUniqKey)
 	if id == "" {
 		id = h.MsgID
