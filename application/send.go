@@ -32,6 +32,7 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 			return nil, err
 		}
 		msgs[i].Keys = domain.SplitKeys(msgs[i].Keys)
+		msgs[i].Properties = domain.StorableProperties(msgs[i].Properties)
 	}
 	if m.traffic != nil {
 		var bytes int64

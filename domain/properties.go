@@ -131,6 +131,25 @@ func yieldStoredProperties(m *Message, yield func(string, string) bool) bool {
 	return true
 }
 
+// StorableProperties returns the user properties a RocketMQ broker keeps
+// of props: those with a value (its properties string cannot carry an
+// empty one, so a broker drops it, and local mode must not deliver what
+// cluster mode cannot). props is returned as is when all have a value.
+func StorableProperties(props map[string]string) map[string]string {
+	for _, v := range props {
+		if v == "" {
+			out := make(map[string]string, len(props))
+			for k, v := range props {
+				if v != "" {
+					out[k] = v
+				}
+			}
+			return out
+		}
+	}
+	return props
+}
+
 // StoredPropertiesLen is the length in bytes of the properties string a
 // RocketMQ broker stores for m: each of [Message.StoredProperties] as
 // name, \x01, value, \x02. It computes the sum without building the values

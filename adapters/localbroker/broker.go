@@ -173,6 +173,12 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	}
 	for i := range msgs {
 		b.Messages[i] = record.Message{Message: msgs[i], StoredAt: now}
+		if msgs[i].BornAt.IsZero() {
+			// A RocketMQ broker records the sender's clock reading (the
+			// proxy's, for a client that sent no born time), which
+			// consumers get as the born time.
+			b.Messages[i].BornAt = now
+		}
 	}
 	first := qi.count
 	var locs []record.Location

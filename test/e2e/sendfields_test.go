@@ -16,8 +16,9 @@ import (
 
 // TestSentFieldsReadBack sends messages whose fields are legal but unusual
 // (non-ASCII text, RocketMQ's key separator inside a key, white space that
-// is not a separator, long values) and checks that a consumer reads back
-// what the Apache proxy in front of a broker would deliver, in both modes.
+// is not a separator, long values, a property without a value, no born
+// time) and checks that a consumer reads back what the Apache proxy in
+// front of a broker would deliver, in both modes.
 func TestSentFieldsReadBack(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
@@ -33,6 +34,9 @@ func TestSentFieldsReadBack(t *testing.T) {
 		keys     []string
 		props    map[string]string
 		wantKeys []string // nil: the keys as sent
+		// wantProps are the properties delivered (nil: as sent).
+		wantProps map[string]string
+		noBorn    bool // sent without a born time
 	}{
 		{name: "unicode", tag: "标签 ü", keys: []string{"ключ", "🔑"}, props: map[string]string{"名前": "値 with spaces", "emoji": "🚀"}},
 		// Upstream joins keys with a space and splits them at each space
@@ -40,12 +44,22 @@ func TestSentFieldsReadBack(t *testing.T) {
 		{name: "key separator", keys: []string{"order 42", "a\u00a0b", "", "last"}, wantKeys: []string{"order", "42", "a\u00a0b", "last"}},
 		{name: "long values", tag: strings.Repeat("t", 1000), keys: []string{strings.Repeat("k", 2000)},
 			props: map[string]string{"big": strings.Repeat("v", 8000), "=;:,": "\\\"'"}},
+		// RocketMQ's properties string cannot carry an empty value: a
+		// broker drops it, so local mode must not deliver it either.
+		{name: "empty property value", props: map[string]string{"empty": "", "x": "1"}, wantProps: map[string]string{"x": "1"}},
+		// Without a born time the broker records the proxy's clock at
+		// the send, which consumers get as the born time.
+		{name: "no born time", noBorn: true},
 	}
 	sent := map[string]int{}
+	before := time.Now().Truncate(time.Millisecond)
 	for i, c := range cases {
 		m := testenv.RawMessage(topic, []byte(c.name), c.tag)
 		m.SystemProperties.Keys = c.keys
 		m.UserProperties = c.props
+		if c.noBorn {
+			m.SystemProperties.BornTimestamp = nil
+		}
 		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
 		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 			t.Fatalf("send %s: %v %v", c.name, resp, err)
@@ -65,8 +79,15 @@ func TestSentFieldsReadBack(t *testing.T) {
 		if sp.GetTag() != c.tag {
 			t.Errorf("%s: tag %q, want %q", c.name, sp.GetTag(), c.tag)
 		}
-		if got := m.GetUserProperties(); !maps.Equal(got, c.props) && len(got)+len(c.props) > 0 {
-			t.Errorf("%s: properties %q, want %q", c.name, got, c.props)
+		wantProps := c.wantProps
+		if wantProps == nil {
+			wantProps = c.props
+		}
+		if got := m.GetUserProperties(); !maps.Equal(got, wantProps) && len(got)+len(wantProps) > 0 {
+			t.Errorf("%s: properties %q, want %q", c.name, got, wantProps)
+		}
+		if born := sp.GetBornTimestamp(); born == nil || born.AsTime().Before(before) || born.AsTime().After(time.Now()) {
+			t.Errorf("%s: born time %v, want one between the send and now", c.name, born)
 		}
 	}
 }
