@@ -47,8 +47,31 @@ func validNameChars(s string) (bad rune, ok bool) {
 }
 
 // IsBlank reports whether s is empty or only white space, as RocketMQ's
-// StringUtils.isBlank.
-func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
+// StringUtils.isBlank decides: by Java's Character.isWhitespace, for
+// which the no-break spaces are text and U+0085 a control character (Go's
+// unicode.IsSpace counts all four as space, so a tag of U+00A0 was
+// refused where upstream stores it).
+func IsBlank(s string) bool {
+	for _, r := range s {
+		if !isJavaWhitespace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// isJavaWhitespace is Java's Character.isWhitespace: a Unicode space,
+// line or paragraph separator other than the no-break spaces, or one of
+// U+0009–U+000D and U+001C–U+001F.
+func isJavaWhitespace(r rune) bool {
+	switch {
+	case r == '\u00a0' || r == '\u2007' || r == '\u202f':
+		return false
+	case r >= '\t' && r <= '\r', r >= 0x1c && r <= 0x1f:
+		return true
+	}
+	return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
+}
 
 // nameCharsPattern is how the Apache proxy's messages describe the
 // characters allowed in topic and group names.

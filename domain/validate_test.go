@@ -347,3 +347,34 @@ func TestStoredPropertiesLenDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per call", n)
 	}
 }
+
+// TestBlankIsJavasWhiteSpace: a tag, key, message group or message id is
+// blank as the Apache proxy's StringUtils.isBlank decides, by Java's
+// Character.isWhitespace: the no-break spaces (U+00A0, U+2007, U+202F)
+// are text, so a tag of one is stored as upstream stores it, not refused.
+func TestBlankIsJavasWhiteSpace(t *testing.T) {
+	for _, s := range []string{"\u00a0", "\u2007", "\u202f", " \u00a0 "} {
+		if domain.IsBlank(s) {
+			t.Errorf("domain.IsBlank(%q) = true; Java's isWhitespace does not count no-break spaces", s)
+		}
+		m := domain.Message{Topic: "T", Body: []byte("b"), ID: "id", Tag: s, Keys: []string{s}}
+		if err := domain.DefaultLimits().ValidateMessage(&m, time.Now()); err != nil {
+			t.Errorf("tag and key %q: %v", s, err)
+		}
+		m = domain.Message{Topic: "T", Body: []byte("b"), ID: "id", Group: s}
+		if err := domain.DefaultLimits().ValidateMessage(&m, time.Now()); err != nil {
+			t.Errorf("message group %q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"", " ", "\t\n\v\f\r", "\u2003", "\u3000", "\u2028", "\u2029", "\x1c\x1f"} {
+		if !domain.IsBlank(s) {
+			t.Errorf("domain.IsBlank(%q) = false, want true", s)
+		}
+	}
+	// U+0085 is a control character to Java, not white space: refused
+	// as such, with upstream's message.
+	m := domain.Message{Topic: "T", Body: []byte("b"), ID: "id", Tag: "\u0085"}
+	if err := domain.DefaultLimits().ValidateMessage(&m, time.Now()); err == nil || !strings.Contains(err.Error(), "control character") {
+		t.Errorf("tag U+0085: %v, want the control character refusal", err)
+	}
+}
