@@ -73,8 +73,10 @@ func toDomainMessage(m *v2.Message, info ports.RequestInfo) domain.Message {
 		out.TransactionRecovery = sp.GetOrphanedTransactionRecoveryDuration().AsDuration()
 	}
 	out.BornAt = messageTime(sp.GetBornTimestamp())
-	if out.BornHost == "" && info.RemoteAddr.IsValid() {
-		out.BornHost = info.RemoteAddr.Addr().Unmap().String()
+	if domain.IsBlank(out.BornHost) && info.RemoteAddr.IsValid() {
+		// The client's address and port, as the Apache proxy writes it
+		// (Guava's HostAndPort of the connection's remote address).
+		out.BornHost = netip.AddrPortFrom(info.RemoteAddr.Addr().Unmap(), info.RemoteAddr.Port()).String()
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package grpc
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -132,5 +133,29 @@ func TestMessageTimesSetButZero(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// TestBornHostOfTheConnection: a message sent without a born host gets
+// the client's address and port, as the Apache proxy writes it (Guava's
+// HostAndPort of the connection's remote address).
+func TestBornHostOfTheConnection(t *testing.T) {
+	for addr, want := range map[string]string{
+		"10.1.2.3:35182":          "10.1.2.3:35182",
+		"[::ffff:10.1.2.3]:35182": "10.1.2.3:35182",
+		"[::1]:35182":             "[::1]:35182",
+	} {
+		info := ports.RequestInfo{RemoteAddr: netip.MustParseAddrPort(addr)}
+		m := toDomainMessage(&v2.Message{SystemProperties: &v2.SystemProperties{}}, info)
+		if m.BornHost != want {
+			t.Errorf("from %s: born host %q, want %q", addr, m.BornHost, want)
+		}
+		if blank := toDomainMessage(&v2.Message{SystemProperties: &v2.SystemProperties{BornHost: " "}}, info); blank.BornHost != want {
+			t.Errorf("from %s with a blank born host: %q, want %q", addr, blank.BornHost, want)
+		}
+		sent := toDomainMessage(&v2.Message{SystemProperties: &v2.SystemProperties{BornHost: "client-host"}}, info)
+		if sent.BornHost != "client-host" {
+			t.Errorf("from %s: the client's born host became %q", addr, sent.BornHost)
+		}
 	}
 }
