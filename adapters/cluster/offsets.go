@@ -54,6 +54,11 @@ func (b *Broker) routeQueue(ctx context.Context, q domain.QueueRef) (string, dom
 	}
 }
 
+// pullHoldCheck is how often a broker looks at its suspended pulls
+// (PullRequestHoldService waits 5 s between looks when longPollingEnable,
+// the default, is on).
+const pullHoldCheck = 5 * time.Second
+
 // Pull implements [ports.Offsets] with PULL_MESSAGE (suspended for the
 // polling time at the broker, subscription in the request).
 func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
@@ -69,6 +74,14 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	}
 	f, expType, exp := remotingExpression(req.Filter)
 	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
+	if _, ok := ctx.Deadline(); ok {
+		// A broker answers a suspended pull at its first look after the
+		// suspend time, and it looks every pullHoldCheck: the suspend must
+		// end that much before the deadline (or not be asked for), or the
+		// answer comes too late and the pull fails instead of finding
+		// nothing.
+		poll = max(min(poll, timeout-pullHoldCheck-pollReserve(timeout)), 0)
+	}
 	flags := remoting.PullSubscription
 	if poll > 0 {
 		flags |= remoting.PullSuspend

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,5 +121,65 @@ func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 	}
 	if n := pulls.Load(); n != 0 {
 		t.Errorf("%d pulls reached the broker", n)
+	}
+}
+
+// TestPullSuspendLeavesTheBrokersHoldCheck: a broker looks at suspended
+// pulls every 5 s (PullRequestHoldService with longPollingEnable), so it
+// answers one up to 5 s after its suspend time. A pull whose deadline
+// binds the long poll asks for a suspend that ends early enough for that:
+// a pull with 10 s of polling and 12 s of deadline at the end of a queue
+// was answered PROXY_TIMEOUT ("the broker did not answer in time", or
+// TOO_MANY_REQUESTS when the request timed out first) instead of
+// MESSAGE_NOT_FOUND. A poll the deadline does not bind is asked as is.
+func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
+	suspends := make(chan remoting.PullMessageRequestHeader, 4)
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
+				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},
+				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+			})
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		case remoting.RequestPullMessage:
+			var h remoting.PullMessageRequestHeader
+			if err := h.DecodeFields(req.Fields); err != nil {
+				t.Error(err)
+			}
+			suspends <- h
+			resp = remoting.NewResponse(req, remoting.ResponsePullNotFound, "")
+			resp.Fields = (&remoting.PullMessageResponseHeader{NextBeginOffset: 1, MaxOffset: 1}).AppendFields(nil)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}
+	for _, c := range []struct {
+		poll, deadline time.Duration
+		atMost         time.Duration // the suspend asked for
+		atLeast        time.Duration
+	}{
+		{poll: 10 * time.Second, deadline: 12 * time.Second, atMost: 12*time.Second - 5*time.Second, atLeast: 5 * time.Second},
+		{poll: 10 * time.Second, deadline: 30 * time.Second, atMost: 10 * time.Second, atLeast: 10 * time.Second},
+		{poll: 10 * time.Second, deadline: 4 * time.Second, atMost: 0, atLeast: 0},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), c.deadline)
+		res, err := b.Pull(ctx, ports.PullRequest{Group: "G", Queue: q, Offset: 1, BatchSize: 1, Filter: filter.All, PollTimeout: c.poll})
+		cancel()
+		if err != nil || res.NextOffset != 1 {
+			t.Fatalf("pull: %+v %v", res, err)
+		}
+		h := <-suspends
+		got := time.Duration(h.SuspendTimeoutMillis) * time.Millisecond
+		if got > c.atMost || got < c.atLeast || (got > 0) != (h.SysFlag&remoting.PullSuspend != 0) {
+			t.Errorf("poll %v, deadline %v: suspend %v (flag %v), want between %v and %v", c.poll, c.deadline, got,
+				h.SysFlag&remoting.PullSuspend != 0, c.atLeast, c.atMost)
+		}
 	}
 }
