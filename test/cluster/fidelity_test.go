@@ -179,7 +179,7 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 	cases := fidelityCases()
 	var oks []sent
 	for _, c := range cases {
-		var answers [3]string
+		var answers, receipts [3]string
 		var codes [3]v2.Code
 		for i, tg := range targets {
 			topic := tg.normal
@@ -198,7 +198,21 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 			answers[i] = fmt.Sprintf("%v %q", resp.GetStatus().GetCode(), resp.GetStatus().GetMessage())
 			if codes[i] == v2.Code_OK {
 				oks = append(oks, sent{c: c, via: tg.name, msg: m})
+				for _, e := range resp.GetEntries() {
+					// compatibility.md: the Apache proxy's receipt of a
+					// message that is not transactional carries the
+					// message id as transaction id; rmqproxy's none.
+					tx := e.GetTransactionId()
+					if tg.name == "apache" && tx == m.GetSystemProperties().GetMessageId() {
+						tx = ""
+					}
+					receipts[i] += fmt.Sprintf("[%v, id as sent %v, offset %v, transaction id %q, recall handle %v]", e.GetStatus().GetCode(),
+						e.GetMessageId() == m.GetSystemProperties().GetMessageId(), e.GetOffset() >= 0, tx, e.GetRecallHandle() != "")
+				}
 			}
+		}
+		if codes[0] == codes[1] && codes[2] == codes[1] && (receipts[0] != receipts[1] || receipts[2] != receipts[1]) {
+			t.Errorf("send %s: receipts differ: rmqproxy %s | local %s | apache %s", c.name, receipts[0], receipts[2], receipts[1])
 		}
 		line := fmt.Sprintf("send %-40s rmqproxy %s | local %s | apache %s", c.name, answers[0], answers[2], answers[1])
 		if want, ok := knownFidelityDifferences[c.name]; ok {
