@@ -27,6 +27,7 @@ import (
 type fidelityCase struct {
 	name   string
 	delay  bool // to the DELAY topic
+	fifo   bool // to the FIFO topic
 	mutate func(m *v2.Message)
 }
 
@@ -104,6 +105,11 @@ func fidelityCases() []fidelityCase {
 			m.SystemProperties.MessageType = v2.MessageType_DELAY
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(-time.Hour).Truncate(time.Millisecond))
 		}},
+		{name: "message group with space and unicode", fifo: true, mutate: func(m *v2.Message) {
+			g := "订单 42"
+			m.SystemProperties.MessageGroup = &g
+			m.SystemProperties.MessageType = v2.MessageType_FIFO
+		}},
 		{name: "delivery time on normal topic", mutate: func(m *v2.Message) {
 			m.SystemProperties.MessageType = v2.MessageType_DELAY
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(-time.Hour))
@@ -129,7 +135,11 @@ type fidelityTarget struct {
 	name          string
 	raw           *testenv.RawClient
 	normal, delay string
+	fifo          string
 	group         string
+	// consumers are the clients of tg's groups (group -> client): one
+	// client each, as a client has the settings of one group.
+	consumers map[string]*testenv.RawClient
 }
 
 // sent is one message a case sent through a target, answered OK.
@@ -157,22 +167,30 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 	apache := testenv.NameServer().StartApacheProxy(t, broker.Cluster)
 	theirs := &testenv.Proxy{Addr: apache.GRPC}
 
-	normal, delay := testenv.Name(t, "fid-normal"), testenv.Name(t, "fid-delay")
+	normal, delay, fifo := testenv.Name(t, "fid-normal"), testenv.Name(t, "fid-delay"), testenv.Name(t, "fid-fifo")
 	ours.CreateTopic(t, normal, domain.MessageTypeNormal, 2)
 	ours.CreateTopic(t, delay, domain.MessageTypeDelay, 2)
 	local.CreateTopic(t, "fid-normal", domain.MessageTypeNormal, 2)
 	local.CreateTopic(t, "fid-delay", domain.MessageTypeDelay, 2)
-	for _, topic := range []string{normal, delay} {
+	ours.CreateTopic(t, fifo, domain.MessageTypeFIFO, 2)
+	local.CreateTopic(t, "fid-fifo", domain.MessageTypeFIFO, 2)
+	for _, topic := range []string{normal, delay, fifo} {
 		testenv.WaitForRoute(t, theirs, topic)
 	}
 	targets := []*fidelityTarget{
-		{name: "rmqproxy", raw: testenv.NewRawClient(t, ours), normal: normal, delay: delay, group: testenv.Name(t, "g-fid-ours")},
-		{name: "apache", raw: testenv.NewRawClient(t, theirs), normal: normal, delay: delay, group: testenv.Name(t, "g-fid-apache")},
-		{name: "local", raw: testenv.NewRawClient(t, local), normal: "fid-normal", delay: "fid-delay", group: "g-fid-local"},
+		{name: "rmqproxy", raw: testenv.NewRawClient(t, ours), normal: normal, delay: delay, fifo: fifo, group: testenv.Name(t, "g-fid-ours")},
+		{name: "apache", raw: testenv.NewRawClient(t, theirs), normal: normal, delay: delay, fifo: fifo, group: testenv.Name(t, "g-fid-apache")},
+		{name: "local", raw: testenv.NewRawClient(t, local), normal: "fid-normal", delay: "fid-delay", fifo: "fid-fifo", group: "g-fid-local"},
 	}
-	for _, tg := range targets {
-		tg.raw.Subscribe(t, tg.group, tg.normal)
-		tg.raw.Subscribe(t, tg.group+"-d", tg.delay)
+	for i, tg := range targets {
+		p := []*testenv.Proxy{ours, theirs, local}[i]
+		orderly := true
+		[]*testenv.Proxy{ours, ours, local}[i].CreateGroup(t, application.GroupSpec{Name: tg.group + "-f", Orderly: &orderly})
+		tg.consumers = map[string]*testenv.RawClient{}
+		for group, topic := range map[string]string{tg.group: tg.normal, tg.group + "-d": tg.delay, tg.group + "-f": tg.fifo} {
+			tg.consumers[group] = testenv.NewRawClient(t, p)
+			tg.consumers[group].Subscribe(t, group, topic)
+		}
 	}
 
 	// Sends: the same case through each target.
@@ -185,6 +203,9 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 			topic := tg.normal
 			if c.delay {
 				topic = tg.delay
+			}
+			if c.fifo {
+				topic = tg.fifo
 			}
 			m := testenv.RawMessage(topic, []byte("body of "+c.name), "")
 			c.mutate(m)
@@ -276,7 +297,7 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 	// a receive shows, but for the delivery's own fields.
 	for _, tg := range []*fidelityTarget{targets[0], targets[2]} {
 		got := map[string]*v2.Message{}
-		for _, topic := range []string{tg.normal, tg.delay} {
+		for _, topic := range []string{tg.normal, tg.delay, tg.fifo} {
 			pullAll(t, tg, topic, got)
 		}
 		for _, s := range oks {
@@ -333,13 +354,14 @@ func receiveAll(t *testing.T, tg *fidelityTarget, want []sent) map[string]*v2.Me
 		}
 		return n
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
-		for _, q := range []struct{ group, topic string }{{tg.group, tg.normal}, {tg.group + "-d", tg.delay}} {
+		for _, q := range []struct{ group, topic string }{{tg.group, tg.normal}, {tg.group + "-d", tg.delay}, {tg.group + "-f", tg.fifo}} {
 			req := testenv.ReceiveRequest(q.group, q.topic, 32, time.Minute)
 			req.LongPollingTimeout = durationpb.New(time.Second)
-			ctx, cancel := context.WithTimeout(tg.raw.Ctx(t), 20*time.Second)
-			stream, err := tg.raw.ReceiveMessage(ctx, req, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+			raw := tg.consumers[q.group]
+			ctx, cancel := context.WithTimeout(raw.Ctx(t), 20*time.Second)
+			stream, err := raw.ReceiveMessage(ctx, req, grpc.MaxCallRecvMsgSize(math.MaxInt32))
 			if err != nil {
 				t.Fatal(err)
 			}
