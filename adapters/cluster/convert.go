@@ -134,8 +134,10 @@ func storedMessage(m *remoting.Message, topic, brokerName string) domain.StoredM
 		// strings.Fields also split a key at U+00A0 and other white space.
 		s.Keys = domain.SplitKeys([]string{k})
 	}
-	if s.BornHost == "" && m.BornHost.IsValid() {
-		s.BornHost = m.BornHost.String()
+	if domain.IsBlank(s.BornHost) && m.BornHost.IsValid() {
+		// A Remoting producer's message: the address without its port,
+		// as the Apache proxy reads it (MessageExt.getBornHostString).
+		s.BornHost = m.BornHost.Addr().String()
 	}
 	if m.StoreHost.IsValid() {
 		s.StoreHost = m.StoreHost.String()

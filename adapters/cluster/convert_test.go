@@ -295,3 +295,20 @@ func TestHeartbeatLeavesOutGroupsWithoutSubscriptions(t *testing.T) {
 		t.Fatalf("heartbeat once a subscription of G is known: %+v", hb.ConsumerDataSet)
 	}
 }
+
+// TestBornHostOfARemotingProducer: a message a Remoting producer sent has
+// no __BORNHOST property; the born host consumers get is the address of
+// the stored born host without its port, as the Apache proxy reads it
+// (MessageExt.getBornHostString), while the store host keeps its port
+// (NetworkUtil.socketAddress2String).
+func TestBornHostOfARemotingProducer(t *testing.T) {
+	m := remoting.Message{BornHost: netip.MustParseAddrPort("10.1.2.3:5555"), StoreHost: netip.MustParseAddrPort("10.9.9.9:10911")}
+	s := storedMessage(&m, "T", "b")
+	if s.BornHost != "10.1.2.3" || s.StoreHost != "10.9.9.9:10911" {
+		t.Fatalf("born host %q, store host %q; want 10.1.2.3 and 10.9.9.9:10911", s.BornHost, s.StoreHost)
+	}
+	m.Properties = remoting.Properties{{Key: remoting.PropertyBornHost, Value: "client:1"}}
+	if s := storedMessage(&m, "T", "b"); s.BornHost != "client:1" {
+		t.Fatalf("born host %q, want the property's", s.BornHost)
+	}
+}
