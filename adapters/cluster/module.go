@@ -41,7 +41,7 @@ type BrokerTLS struct {
 	Enabled            bool   `yaml:"enabled" help:"connect to brokers and NameServers with TLS"`
 	CAFile             string `yaml:"caFile" help:"PEM file of the certificate authorities that sign the brokers' certificates; empty: the system's"`
 	ServerName         string `yaml:"serverName" help:"name checked against the brokers' certificates; empty: the host of each address"`
-	InsecureSkipVerify bool   `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only)"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only; refused by the production profile: set caFile instead)"`
 }
 
 // BrokerACL holds the credentials rmqproxy signs its broker requests with

@@ -102,6 +102,23 @@ func TestConfigErrorsNameFullKeys(t *testing.T) {
 	}
 }
 
+// TestProductionRefusesInsecureSkipVerify: config print (and so serve)
+// with the production profile exits 1 on cluster.tls.insecureSkipVerify,
+// naming the setting and the fix; the help says so.
+func TestProductionRefusesInsecureSkipVerify(t *testing.T) {
+	code, out, errOut := runCLI("config", "print", "--profile=production", "--cluster.tls.insecureSkipVerify")
+	if code != 1 || out != "" || !strings.Contains(errOut, "cluster.tls.insecureSkipVerify true accepts any broker certificate (tests only) and is refused by the production profile: remove it and set cluster.tls.caFile") {
+		t.Errorf("production: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, errOut := runCLI("config", "print", "--cluster.tls.insecureSkipVerify"); code != 0 || !strings.Contains(out, "insecureSkipVerify: true") {
+		t.Errorf("development: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+	_, help, _ := runCLI("help", "serve")
+	if !strings.Contains(strings.Join(strings.Fields(help), " "), "accept any broker certificate (tests only; refused by the production profile: set caFile instead)") {
+		t.Errorf("help serve does not say insecureSkipVerify is refused in production:\n%s", help)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	_, a, _ := runCLI("version")
 	code, b, _ := runCLI("--version")

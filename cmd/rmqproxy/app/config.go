@@ -35,7 +35,7 @@ const (
 // flags --<key>.
 type Root struct {
 	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front an Apache RocketMQ cluster (NameServers and brokers, see the cluster section)"`
-	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection, sets shutdown.drainDelay to 5s, and refuses a postgres.dsn that does not verify the server's certificate unless PostgreSQL is on loopback"`
+	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection, sets shutdown.drainDelay to 5s, and refuses a postgres.dsn that does not verify the server's certificate unless PostgreSQL is on loopback, and cluster.tls.insecureSkipVerify"`
 	Log       LogConfig                  `yaml:"log"`
 	GRPC      grpcadapter.Config         `yaml:"grpc"`
 	Admin     admin.Config               `yaml:"admin"`
@@ -168,7 +168,8 @@ func (l LogConfig) level() (slog.Level, error) {
 }
 
 // validateSecurity checks the settings of authentication and its policy
-// store together.
+// store together, and refuses, in the production profile, the settings
+// that turn off a peer's verification.
 func (r Root) validateSecurity() []error {
 	var errs []error
 	if r.Auth.Enabled && r.Auth.Source == application.SourcePostgres {
@@ -183,6 +184,12 @@ func (r Root) validateSecurity() []error {
 		if err := postgres.RequireVerifiedTLS(r.Postgres.DSN); err != nil {
 			errs = append(errs, fmt.Errorf("postgres.%w", err))
 		}
+	}
+	if r.Profile == ProfileProduction && r.Cluster.TLS.InsecureSkipVerify {
+		// Whatever the mode: a production file that carries it would
+		// silently start trusting any broker once switched to cluster mode.
+		errs = append(errs, errors.New("cluster.tls.insecureSkipVerify true accepts any broker certificate (tests only) and is refused by the production profile: "+
+			"remove it and set cluster.tls.caFile to the PEM bundle of the CA that signs the brokers' certificates (and cluster.tls.serverName when they do not name the addresses dialled)"))
 	}
 	return errs
 }
