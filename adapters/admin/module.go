@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 )
 
@@ -34,14 +35,19 @@ type TLSConfig struct {
 	CertFile       string        `yaml:"certFile" help:"PEM certificate chain of the admin API (admin.tls.enabled)"`
 	KeyFile        string        `yaml:"keyFile" help:"PEM private key of admin.tls.certFile"`
 	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often admin.tls.certFile and keyFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
+	ExpiryWarning  time.Duration `yaml:"expiryWarning" help:"log a warning (once per certificate, at start and at every reloadInterval) when admin.tls.certFile expires within this time, and an error once it has expired; 0: never (the gauge rmqproxy_tls_certificate_expiry_timestamp_seconds is kept either way)"`
 }
+
+// DefaultExpiryWarning is how long before it expires a certificate in use
+// is reported by default.
+const DefaultExpiryWarning = 14 * 24 * time.Hour
 
 // DefaultAddress is where the admin API listens by default: loopback only.
 const DefaultAddress = "127.0.0.1:8082"
 
 // DefaultConfig returns the defaults: enabled, plain HTTP on 127.0.0.1:8082.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{ReloadInterval: 30 * time.Second}}
+	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning}}
 }
 
 // Loopback reports whether address (host:port) can only be reached from
@@ -83,6 +89,9 @@ func (c Config) Validate() error {
 	if c.TLS.ReloadInterval < 0 {
 		errs = append(errs, errors.New("tls.reloadInterval must not be negative (0: never reload)"))
 	}
+	if c.TLS.ExpiryWarning < 0 {
+		errs = append(errs, errors.New("tls.expiryWarning must not be negative (0: no warning)"))
+	}
 	for _, h := range c.AllowedHosts {
 		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ \t@?#") {
 			errs = append(errs, fmt.Errorf("allowedHosts: %q is not a host name, an IP address or host:port, such as admin.example.com or 10.0.0.5:8082", h))
@@ -108,11 +117,13 @@ func validateAddress(addr string) error {
 // Module provides the admin [Server] and ties it to the fx lifecycle: the
 // listener is bound in OnStart (so a taken port fails startup) and shut down
 // gracefully in OnStop; the routes of the value group httproutes (such as
-// /metrics) are mounted behind the host guard. It needs a [Config], an *application.Admin and an
-// *slog.Logger.
+// /metrics) are mounted behind the host guard; with an *observe.Telemetry
+// in the graph the certificate's expiry is measured. It needs a [Config],
+// an *application.Admin and an *slog.Logger.
 var Module = fx.Module("admin",
 	fx.Provide(New),
-	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security, ops *application.ClientOps, routes []httpserve.Route) {
+	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, s *Server, sec *application.Security, ops *application.ClientOps, tel *observe.Telemetry, routes []httpserve.Route) {
+		s.UseTelemetry(tel)
 		if sec != nil {
 			s.UseSecurity(sec)
 		}
@@ -121,5 +132,5 @@ var Module = fx.Module("admin",
 		}
 		s.Mount(routes...)
 		lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	}, fx.ParamTags(``, ``, `optional:"true"`, `optional:"true"`, `group:"`+httpserve.RoutesGroup+`"`))),
+	}, fx.ParamTags(``, ``, `optional:"true"`, `optional:"true"`, `optional:"true"`, `group:"`+httpserve.RoutesGroup+`"`))),
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -55,6 +56,12 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, admin: admin, log: logger.With("component", "admin"),
 		nonces: newNonceMemory(maxAdminNonces, adminClockSkew, time.Now)}
+	if cfg.Enabled && cfg.TLS.Enabled {
+		// Made here, loaded by Start: the expiry gauge (UseTelemetry) may
+		// read it at any time.
+		s.certs = certreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile, "", tls.NoClientCert, []string{"http/1.1"})
+		s.certs.WarnBefore(cfg.TLS.ExpiryWarning)
+	}
 	s.srv = httpserve.New(httpserve.Options{
 		Module:            "admin",
 		Setting:           "admin.address",
@@ -69,6 +76,21 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		Logger:            s.log,
 	})
 	return s
+}
+
+// ListenerName is the admin API's value of the listener label of the TLS
+// metrics.
+const ListenerName = "admin"
+
+// UseTelemetry reports the expiry of the certificate served (with
+// admin.tls.enabled) when tel records metrics; call it before Start.
+func (s *Server) UseTelemetry(tel *observe.Telemetry) {
+	if s.certs == nil || !tel.Measuring() {
+		return
+	}
+	if err := s.certs.Observe(tel.Metrics.Meter(), ListenerName); err != nil {
+		s.log.Warn("cannot register the certificate expiry gauge", slog.Any("error", err))
+	}
 }
 
 // Mount adds routes other adapters contribute (such as /metrics) behind
@@ -91,11 +113,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.cfg.CheckExposure(s.sec != nil && s.sec.Enabled()); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
-	if s.cfg.TLS.Enabled {
-		s.certs = certreload.New(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, "", tls.NoClientCert, []string{"http/1.1"})
+	if s.certs != nil {
 		if err := s.certs.Load(time.Now()); err != nil {
 			return fmt.Errorf("admin.tls: %w", err)
 		}
+		s.certs.CheckExpiry(ctx, s.log, time.Now())
 		s.srv.SetTLS(s.certs.ServerConfig())
 	}
 	if err := s.srv.Start(ctx); err != nil {

@@ -41,13 +41,20 @@ type TLSConfig struct {
 	ClientCAFile string `yaml:"clientCAFile" help:"PEM bundle of the CAs that sign client certificates (clientAuth request or require); reloaded with the certificate"`
 	// ReloadInterval is how often the files are checked for changes.
 	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often certFile, keyFile and clientCAFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
+	// ExpiryWarning is how long before its NotAfter the certificate in use
+	// is reported.
+	ExpiryWarning time.Duration `yaml:"expiryWarning" help:"log a warning (once per certificate, at start and at every reloadInterval) when the certificate served expires within this time, and an error once it has expired; 0: never (the gauge rmqproxy_tls_certificate_expiry_timestamp_seconds is kept either way)"`
 }
+
+// DefaultExpiryWarning is how long before it expires a certificate in use
+// is reported by default.
+const DefaultExpiryWarning = 14 * 24 * time.Hour
 
 // DefaultConfig returns the Apache proxy's defaults.
 func DefaultConfig() Config {
 	return Config{
 		Address:            ":8081",
-		TLS:                TLSConfig{Mode: TLSPermissive, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second},
+		TLS:                TLSConfig{Mode: TLSPermissive, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning},
 		MaxRecvMessageSize: 130 << 20,
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
@@ -98,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ReloadInterval < 0 {
 		errs = append(errs, errors.New("tls.reloadInterval must not be negative (0: never reload)"))
+	}
+	if c.TLS.ExpiryWarning < 0 {
+		errs = append(errs, errors.New("tls.expiryWarning must not be negative (0: no warning)"))
 	}
 	if c.MaxRecvMessageSize < 1<<20 {
 		errs = append(errs, errors.New("maxRecvMessageSize must be at least 1MiB"))

@@ -25,6 +25,10 @@ import (
 // sends waiting for their fsync; idle ones cost a small stack each.
 const streamWorkers = 256
 
+// ListenerName is the gRPC port's value of the listener label of the TLS
+// metrics.
+const ListenerName = "grpc"
+
 // Server owns the gRPC listener and server.
 type Server struct {
 	cfg     Config
@@ -107,6 +111,15 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	if generated {
 		log.Info("serving TLS with a self-signed certificate; configure grpc.tls.certFile and grpc.tls.keyFile for production",
 			slog.String("dir", cfg.TLS.SelfSignedDir))
+	}
+	if certs != nil {
+		certs.WarnBefore(cfg.TLS.ExpiryWarning)
+		certs.CheckExpiry(context.Background(), log, time.Now())
+		if svc.tel.Measuring() {
+			if err := certs.Observe(svc.tel.Metrics.Meter(), ListenerName); err != nil {
+				log.Warn("cannot register the certificate expiry gauge", slog.Any("error", err))
+			}
+		}
 	}
 	s := &Server{cfg: cfg, svc: svc, log: log, health: health.NewServer(), certs: certs}
 	s.shutdown, s.cancel = context.WithCancel(context.Background())

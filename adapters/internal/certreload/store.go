@@ -7,9 +7,15 @@
 // theirs. A change that does not load (a key that does not match, an
 // unparsable or expired certificate, half-written files, a file gone or
 // unreadable) is logged and counted, and the previous set stays.
+//
+// The certificate served is watched for its expiry too: a Warn line once
+// per certificate when it enters the warning window (see
+// [Store.WarnBefore]), an Error line once when it has expired, and the
+// gauge [observe.MetricTLSCertificateExpiry] of its NotAfter.
 package certreload
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,6 +25,11 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 )
 
 // Store holds the certificate served and the client CA pool. Use [New],
@@ -36,6 +47,13 @@ type Store struct {
 	unreadable string
 	reloads    atomic.Uint64
 	failures   atomic.Uint64
+
+	// warnBefore is the expiry warning window (0: no warning); warned
+	// and expired are the certificates (DER) already reported as expiring
+	// and as expired (CheckExpiry only: after the first Load, then by
+	// Watch).
+	warnBefore      time.Duration
+	warned, expired []byte
 }
 
 // New returns a store of certFile and keyFile (PEM), with the client CAs of
@@ -44,6 +62,10 @@ type Store struct {
 func New(certFile, keyFile, caFile string, clientAuth tls.ClientAuthType, nextProtos []string) *Store {
 	return &Store{certFile: certFile, keyFile: keyFile, caFile: caFile, clientAuth: clientAuth, nextProtos: nextProtos}
 }
+
+// WarnBefore makes [Store.CheckExpiry] warn about a certificate that
+// expires within d (0: never). Call it before serving.
+func (c *Store) WarnBefore(d time.Duration) { c.warnBefore = d }
 
 // CertFile returns the certificate file served.
 func (c *Store) CertFile() string { return c.certFile }
@@ -137,7 +159,56 @@ func (c *Store) ServerConfig() *tls.Config {
 	return &tls.Config{GetConfigForClient: c.Config, MinVersion: tls.VersionTLS12, NextProtos: c.nextProtos}
 }
 
-// Watch reloads changed files every interval until ctx ends.
+// CheckExpiry logs, once per certificate, a Warn line when the certificate
+// served expires within the window of [Store.WarnBefore] and an Error line
+// when it has expired (clients refuse it from then on). Call it after the
+// first Load; [Store.Watch] calls it at every tick.
+func (c *Store) CheckExpiry(ctx context.Context, log *slog.Logger, now time.Time) {
+	leaf := c.Leaf()
+	if leaf == nil || c.warnBefore <= 0 {
+		return
+	}
+	left := leaf.NotAfter.Sub(now)
+	attrs := []slog.Attr{slog.String("cert_file", c.certFile), slog.String("subject", leaf.Subject.String()),
+		slog.Time("not_after", leaf.NotAfter)}
+	switch {
+	case left <= 0:
+		if !bytes.Equal(c.expired, leaf.Raw) {
+			c.expired = leaf.Raw
+			log.LogAttrs(ctx, slog.LevelError, "TLS certificate in use has expired; clients refuse it: replace the certificate and key files", attrs...)
+		}
+	case left <= c.warnBefore:
+		if !bytes.Equal(c.warned, leaf.Raw) {
+			c.warned = leaf.Raw
+			log.LogAttrs(ctx, slog.LevelWarn, "TLS certificate in use expires soon: replace the certificate and key files",
+				append(attrs, slog.Duration("expires_in", left.Round(time.Second)))...)
+		}
+	}
+}
+
+// Observe reports the NotAfter of the certificate served, in seconds since
+// the epoch, as the gauge [observe.MetricTLSCertificateExpiry] with the
+// label listener, read when metrics are collected (so a reload shows at
+// the next collection).
+func (c *Store) Observe(meter metric.Meter, listener string) error {
+	g, err := meter.Int64ObservableGauge(observe.MetricTLSCertificateExpiry,
+		metric.WithDescription("NotAfter of the TLS certificate a listener serves (new handshakes), in seconds since the epoch; follows reloads."),
+		metric.WithUnit("s"))
+	if err != nil {
+		return err
+	}
+	set := metric.WithAttributeSet(attribute.NewSet(attribute.String(observe.LabelListener, listener)))
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if leaf := c.Leaf(); leaf != nil {
+			o.ObserveInt64(g, leaf.NotAfter.Unix(), set)
+		}
+		return nil
+	}, g)
+	return err
+}
+
+// Watch reloads changed files every interval until ctx ends, and checks
+// the expiry of the certificate served (see [Store.CheckExpiry]).
 func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -148,6 +219,7 @@ func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Log
 		case <-t.C:
 		}
 		c.check(ctx, log)
+		c.CheckExpiry(ctx, log, time.Now())
 	}
 }
 

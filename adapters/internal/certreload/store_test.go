@@ -1,6 +1,7 @@
 package certreload
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"log/slog"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -16,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
@@ -23,12 +29,19 @@ import (
 // its key.
 func writePair(t *testing.T, serial int64, certFile, keyFile string) {
 	t.Helper()
+	writePairUntil(t, serial, time.Now().Add(time.Hour), certFile, keyFile)
+}
+
+// writePairUntil writes a self-signed certificate of serial, valid from an
+// hour ago to notAfter, and its key.
+func writePairUntil(t *testing.T, serial int64, notAfter time.Time, certFile, keyFile string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter.Truncate(time.Second), DNSNames: []string{"localhost"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +94,128 @@ func TestWatchReportsFilesThatCannotBeRead(t *testing.T) {
 	if got := s.Leaf().SerialNumber.Int64(); got != 2 || s.Reloads() != 1 {
 		t.Fatalf("after the files came back: serving serial %d, %d reloads; want 2 and 1", got, s.Reloads())
 	}
+}
+
+// TestCheckExpiryWarnsOncePerCertificate: a certificate in use that
+// expires within the warning window is logged at Warn once, however many
+// ticks look at it; a renewed certificate still within the window is
+// logged once more, one outside it not at all; the certificate in use
+// once expired is logged at Error once; with no window nothing is logged.
+func TestCheckExpiryWarnsOncePerCertificate(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePairUntil(t, 1, time.Now().Add(time.Hour), cert, key)
+	s := New(cert, key, "", tls.NoClientCert, []string{"h2"})
+	s.WarnBefore(2 * time.Hour)
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs logbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for range 3 {
+		s.check(t.Context(), log)
+		s.CheckExpiry(t.Context(), log, time.Now())
+	}
+	if out := logs.String(); strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "expires soon") ||
+		!strings.Contains(out, "s.crt") || !strings.Contains(out, "expires_in=") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a certificate expiring within the window is not warned about once, naming its file:\n%s", out)
+	}
+	// Renewed, still short-lived: a new certificate, warned about once.
+	writePairUntil(t, 2, time.Now().Add(90*time.Minute), cert, key)
+	for range 3 {
+		s.check(t.Context(), log)
+		s.CheckExpiry(t.Context(), log, time.Now())
+	}
+	if got := s.Leaf().SerialNumber.Int64(); got != 2 {
+		t.Fatalf("serving serial %d, want 2", got)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Fatalf("%d warnings after a renewal to another short-lived certificate, want 2:\n%s", n, logs.String())
+	}
+	// Past its NotAfter (the process kept serving it): an error, once.
+	later := s.Leaf().NotAfter.Add(time.Second)
+	for range 3 {
+		s.CheckExpiry(t.Context(), log, later)
+	}
+	if out := logs.String(); strings.Count(out, "level=ERROR") != 1 || !strings.Contains(out, "has expired") {
+		t.Fatalf("an expired certificate in use is not logged at Error once:\n%s", out)
+	}
+	// Renewed for 30 days: outside the window, nothing more.
+	before := len(logs.String())
+	writePairUntil(t, 3, time.Now().Add(30*24*time.Hour), cert, key)
+	s.check(t.Context(), log)
+	s.CheckExpiry(t.Context(), log, time.Now())
+	if out := logs.String()[before:]; strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a certificate valid beyond the window is reported:\n%s", out)
+	}
+	// No window: no warning, even at the last second.
+	s.WarnBefore(0)
+	s.CheckExpiry(t.Context(), log, s.Leaf().NotAfter.Add(-time.Second))
+	if out := logs.String()[before:]; strings.Contains(out, "level=WARN") {
+		t.Fatalf("warned with no window:\n%s", out)
+	}
+}
+
+// TestObserveReportsNotAfterPerListener: the expiry gauge reports the
+// NotAfter of the certificate in use, in seconds since the epoch, under
+// its listener's label, and follows a reload.
+func TestObserveReportsNotAfterPerListener(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	dir := t.TempDir()
+	stores := map[string]*Store{}
+	for i, listener := range []string{"grpc", "admin"} {
+		cert, key := filepath.Join(dir, listener+".crt"), filepath.Join(dir, listener+".key")
+		writePairUntil(t, int64(i+1), time.Now().Add(time.Duration(i+1)*time.Hour), cert, key)
+		s := New(cert, key, "", tls.NoClientCert, nil)
+		if err := s.Observe(mp.Meter("test"), listener); err != nil {
+			t.Fatal(err)
+		}
+		stores[listener] = s
+	}
+	if got := collectExpiry(t, r); len(got) != 0 {
+		t.Fatalf("before the first load: %v, want no series", got)
+	}
+	for _, s := range stores {
+		if err := s.Load(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int64{"grpc": stores["grpc"].Leaf().NotAfter.Unix(), "admin": stores["admin"].Leaf().NotAfter.Unix()}
+	if got := collectExpiry(t, r); !maps.Equal(got, want) {
+		t.Fatalf("expiry gauge %v, want %v", got, want)
+	}
+	renewed := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	writePairUntil(t, 3, renewed, stores["grpc"].certFile, stores["grpc"].keyFile)
+	stores["grpc"].check(t.Context(), slog.New(slog.DiscardHandler))
+	want["grpc"] = renewed.Unix()
+	if got := collectExpiry(t, r); !maps.Equal(got, want) {
+		t.Fatalf("after a reload, expiry gauge %v, want %v", got, want)
+	}
+}
+
+// collectExpiry returns the expiry gauge's values by listener.
+func collectExpiry(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != observe.MetricTLSCertificateExpiry {
+				continue
+			}
+			if m.Unit != "s" {
+				t.Errorf("unit %q, want s", m.Unit)
+			}
+			for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+				l, _ := p.Attributes.Value(observe.LabelListener)
+				got[l.AsString()] = p.Value
+			}
+		}
+	}
+	return got
 }

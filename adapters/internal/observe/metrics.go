@@ -26,6 +26,9 @@ const (
 	MetricRollbackMessage = "rocketmq_rollback_messages_total"
 	MetricMessagesAcked   = "rmqproxy_messages_acked_total"
 	MetricFsyncLatency    = "rmqproxy_storage_fsync_latency"
+
+	// TLS of the listeners (label listener: grpc, admin).
+	MetricTLSCertificateExpiry = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
 )
 
 // Label names, upstream's where upstream has the metric.
@@ -40,6 +43,7 @@ const (
 	LabelIsRetry       = "is_retry"
 	LabelLanguage      = "language"
 	LabelVersion       = "version"
+	LabelListener      = "listener"
 )
 
 // Histogram buckets. RPC latencies in milliseconds: upstream's buckets

@@ -1,0 +1,101 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/application"
+)
+
+// TestCertificateExpiryIsObserved: with admin.tls.enabled the API reports
+// the NotAfter of its certificate under listener="admin", and one that
+// expires within admin.tls.expiryWarning is logged at Warn at start.
+func TestCertificateExpiryIsObserved(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
+	notAfter := time.Now().Add(time.Hour).Truncate(time.Second)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := newLogger(t)
+	cfg := admin.DefaultConfig()
+	cfg.Address = "127.0.0.1:0"
+	cfg.TLS = admin.TLSConfig{Enabled: true, CertFile: cert, KeyFile: key, ExpiryWarning: admin.DefaultExpiryWarning}
+	srv := admin.New(cfg, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
+	srv.UseTelemetry(&observe.Telemetry{Metrics: m})
+	collect := func() map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, mt := range sm.Metrics {
+				if mt.Name == observe.MetricTLSCertificateExpiry {
+					for _, p := range mt.Data.(metricdata.Gauge[int64]).DataPoints {
+						l, _ := p.Attributes.Value(observe.LabelListener)
+						got[l.AsString()] = p.Value
+					}
+				}
+			}
+		}
+		return got
+	}
+	if got := collect(); len(got) != 0 {
+		t.Fatalf("before start: %v, want no series", got)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+	if got := collect(); len(got) != 1 || got["admin"] != notAfter.Unix() {
+		t.Errorf("%s: %v, want admin=%d", observe.MetricTLSCertificateExpiry, got, notAfter.Unix())
+	}
+	if out := logs.String(); strings.Count(out, `"level":"WARN","msg":"TLS certificate in use expires soon`) != 1 || !strings.Contains(out, "admin.crt") {
+		t.Errorf("a certificate expiring in an hour is not warned about at start:\n%s", out)
+	}
+}
