@@ -125,6 +125,12 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
 	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
+	creds.failures = newHandshakeFailures(log)
+	if svc.tel.Measuring() {
+		if err := creds.failures.observe(svc.tel.Metrics.Meter(), ListenerName); err != nil {
+			log.Warn("cannot register the handshake failure counter", slog.Any("error", err))
+		}
+	}
 	s.creds = creds
 	s.conns = newConnIndex()
 	svc.closeConn = s.conns.close

@@ -43,6 +43,8 @@ type sniffingCredentials struct {
 	// wrap, when set, wraps the connection gRPC reads HTTP/2 from (after
 	// TLS), e.g. to watch its frames.
 	wrap func(net.Conn) net.Conn
+	// failures, when set, counts and logs the handshakes refused.
+	failures *handshakeFailures
 }
 
 func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
@@ -60,23 +62,42 @@ var errWrongTransport = errors.New("connection rejected by grpc.tls.mode")
 func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	var first [1]byte
 	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		// A connection closed before its first byte (a load balancer's
+		// TCP probe) is no failure; one silent until the handshake
+		// timeout is.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.failed(conn, reasonTimeout, err)
+		}
 		return nil, nil, fmt.Errorf("read first byte: %w", err)
 	}
 	pc := &prefixedConn{Conn: conn, prefix: first[:]}
 	if first[0] == tlsRecordHandshake {
 		if c.tls == nil {
-			return nil, nil, fmt.Errorf("%w: TLS handshake on a plaintext-only port", errWrongTransport)
+			err := fmt.Errorf("%w: TLS handshake on a plaintext-only port", errWrongTransport)
+			c.failed(conn, reasonTLSOnPlaintextPort, err)
+			return nil, nil, err
 		}
 		tc, info, err := c.tls.ServerHandshake(pc)
 		if err != nil {
+			c.failed(conn, classifyTLSError(err), err)
 			return nil, nil, err
 		}
 		return c.wrapped(tc), info, nil
 	}
 	if c.mode == TLSEnforcing {
-		return nil, nil, fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
+		err := fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
+		c.failed(conn, reasonPlaintextOnTLSPort, err)
+		return nil, nil, err
 	}
 	return c.wrapped(pc), plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+// failed reports a handshake refused for r.
+func (c *sniffingCredentials) failed(conn net.Conn, r handshakeReason, err error) {
+	if c.failures != nil {
+		c.failures.record(conn.RemoteAddr(), r, err)
+	}
 }
 
 func (c *sniffingCredentials) wrapped(conn net.Conn) net.Conn {

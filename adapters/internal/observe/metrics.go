@@ -29,6 +29,7 @@ const (
 
 	// TLS of the listeners (label listener: grpc, admin).
 	MetricTLSCertificateExpiry = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
+	MetricHandshakeFailures    = "rmqproxy_handshake_failures_total"
 )
 
 // Label names, upstream's where upstream has the metric.
@@ -44,6 +45,7 @@ const (
 	LabelLanguage      = "language"
 	LabelVersion       = "version"
 	LabelListener      = "listener"
+	LabelReason        = "reason"
 )
 
 // Histogram buckets. RPC latencies in milliseconds: upstream's buckets

@@ -1,0 +1,297 @@
+package grpc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
+)
+
+// observedServer is a started server whose metrics go to a manual reader
+// and whose log to a buffer.
+type observedServer struct {
+	*Server
+	reader *sdkmetric.ManualReader
+	logs   *logbuf.Buffer
+}
+
+func startObservedServer(t *testing.T, tc TLSConfig, handshakeTimeout time.Duration) *observedServer {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.Address = "127.0.0.1:0"
+	c.TLS = tc
+	c.HandshakeTimeout = handshakeTimeout
+	logs := &logbuf.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	svc := NewService(c, nil, log)
+	svc.UseTelemetry(&observe.Telemetry{Metrics: m})
+	s, err := NewServer(c, svc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One log line per reason for the whole test, however slow the
+	// machine.
+	s.creds.failures.every = time.Hour
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+	return &observedServer{Server: s, reader: reader, logs: logs}
+}
+
+// collect returns the observed values of metric name with their listener
+// and reason (or "") labels.
+func (s *observedServer) collect(t *testing.T, name string) map[[2]string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := s.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[[2]string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			var points []metricdata.DataPoint[int64]
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				points = d.DataPoints
+			case metricdata.Gauge[int64]:
+				points = d.DataPoints
+			}
+			for _, p := range points {
+				l, _ := p.Attributes.Value(observe.LabelListener)
+				r, _ := p.Attributes.Value(observe.LabelReason)
+				got[[2]string{l.AsString(), r.AsString()}] = p.Value
+			}
+		}
+	}
+	return got
+}
+
+// waitCounts waits until the server has counted want, then checks that it
+// counted nothing else.
+func (s *observedServer) waitCounts(t *testing.T, want map[handshakeReason]uint64) {
+	t.Helper()
+	counts := func() map[handshakeReason]uint64 {
+		got := map[handshakeReason]uint64{}
+		for r := range numHandshakeReasons {
+			if n := s.creds.failures.count(r); n > 0 {
+				got[r] = n
+			}
+		}
+		return got
+	}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "handshake failure counts", func() bool {
+		got := counts()
+		for r, n := range want {
+			if got[r] < n {
+				return false
+			}
+		}
+		return true
+	})
+	if got := counts(); !maps.Equal(got, want) {
+		t.Fatalf("handshake failures %v, want %v", got, want)
+	}
+}
+
+// closeAfter dials addr, runs talk on the connection (if any) and reads
+// until the server closes it.
+func closeAfter(t *testing.T, addr string, talk func(net.Conn)) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if talk != nil {
+		talk(c)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// tlsHandshake runs a client handshake with cfg on c and reads until the
+// server closes the connection (with TLS 1.3 the client may finish its
+// side before the server refuses its certificate).
+func tlsHandshake(cfg *tls.Config) func(net.Conn) {
+	return func(c net.Conn) {
+		tc := tls.Client(c, cfg)
+		if tc.Handshake() == nil {
+			_ = tc.SetReadDeadline(time.Now().Add(time.Minute))
+			_, _ = io.Copy(io.Discard, tc)
+		}
+	}
+}
+
+// TestHandshakeFailuresAreCountedByReason: every connection closed before
+// it is served is counted in rmqproxy_handshake_failures_total by reason,
+// from raw TCP and TLS clients: plaintext on an enforcing port, TLS on a
+// plaintext-only one, a handshake timeout (silent, or a ClientHello cut
+// short), a TLS client that does not offer h2, a missing or untrusted
+// client certificate under clientAuth require, any other TLS failure. A
+// client served and a connection closed before its first byte (a TCP
+// probe) count nothing. Each reason is logged once per interval with the
+// remote address, however many connections fail.
+func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
+	dir := t.TempDir()
+	ca, other := newTestCA(t), newTestCA(t)
+	certPEM, keyPEM := ca.issue(t, "server", 2, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, key, caFile := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key"), filepath.Join(dir, "ca.pem")
+	writeFiles(t, map[string][]byte{cert: certPEM, key: keyPEM, caFile: ca.pem})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	clientCert := func(c *testCA) []tls.Certificate {
+		cp, kp := c.issue(t, "client", 3, true, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		pair, err := tls.X509KeyPair(cp, kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []tls.Certificate{pair}
+	}
+
+	// Enforcing with client certificates required; a long handshake
+	// timeout, so that no refusal here can be a timeout.
+	mtls := startObservedServer(t, TLSConfig{Mode: TLSEnforcing, CertFile: cert, KeyFile: key, ClientAuth: ClientAuthRequire, ClientCAFile: caFile}, time.Minute)
+	addr := mtls.Addr().String()
+	if err := healthCheck(addr, credentialsFor(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(ca)})); err != nil {
+		t.Fatalf("a client with a certificate from the CA: %v", err)
+	}
+	probe, err := net.Dial("tcp", addr) // a TCP probe: connects, closes
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = probe.Close()
+	const plaintextClients = 5
+	for range plaintextClients {
+		closeAfter(t, addr, func(c net.Conn) { _, _ = c.Write([]byte(http2Preface)) })
+	}
+	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(ca)}))                                   // no ALPN
+	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(ca), NextProtos: []string{"http/1.1"}})) // no h2
+	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(ca), NextProtos: []string{"spdy/3"}}))
+	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}}))                                              // no certificate
+	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(other), NextProtos: []string{"h2"}}))             // another CA
+	closeAfter(t, addr, func(c net.Conn) { _, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}) })                                                    // not a ClientHello
+	closeAfter(t, addr, tlsHandshake(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11, NextProtos: []string{"h2"}})) // too old
+	mtls.waitCounts(t, map[handshakeReason]uint64{
+		reasonPlaintextOnTLSPort: plaintextClients,
+		reasonNoALPN:             3,
+		reasonClientCertificate:  2,
+		reasonTLS:                2,
+	})
+	want := map[[2]string]int64{
+		{"grpc", "plaintext_on_tls_port"}: plaintextClients,
+		{"grpc", "no_alpn_h2"}:            3,
+		{"grpc", "client_certificate"}:    2,
+		{"grpc", "tls_error"}:             2,
+	}
+	if got := mtls.collect(t, observe.MetricHandshakeFailures); !maps.Equal(got, want) {
+		t.Errorf("%s: %v, want %v", observe.MetricHandshakeFailures, got, want)
+	}
+	out := mtls.logs.String()
+	for r, n := range map[string]int{"plaintext_on_tls_port": 1, "no_alpn_h2": 1, "client_certificate": 1, "tls_error": 1, "timeout": 0} {
+		if got := strings.Count(out, "reason="+r); got != n {
+			t.Errorf("%d log lines of reason %s, want %d (one per interval):\n%s", got, r, n, out)
+		}
+	}
+	if !strings.Contains(out, "level=INFO msg=\"connection closed during its handshake\" component=grpc remote_addr=127.0.0.1:") {
+		t.Errorf("the log line does not name the remote address:\n%s", out)
+	}
+
+	// A short handshake timeout: a silent connection and a ClientHello
+	// cut short are closed and counted when it passes.
+	short := startObservedServer(t, TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()}, 300*time.Millisecond)
+	closeAfter(t, short.Addr().String(), nil)
+	closeAfter(t, short.Addr().String(), func(c net.Conn) { _, _ = c.Write([]byte{0x16, 0x03, 0x01}) })
+	short.waitCounts(t, map[handshakeReason]uint64{reasonTimeout: 2})
+
+	// TLS on a plaintext-only port.
+	plain := startObservedServer(t, TLSConfig{Mode: TLSDisabled}, time.Minute)
+	closeAfter(t, plain.Addr().String(), tlsHandshake(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}))
+	plain.waitCounts(t, map[handshakeReason]uint64{reasonTLSOnPlaintextPort: 1})
+	if got := plain.collect(t, observe.MetricHandshakeFailures); !maps.Equal(got, map[[2]string]int64{{"grpc", "tls_on_plaintext_port"}: 1}) {
+		t.Errorf("%s on the plaintext port: %v", observe.MetricHandshakeFailures, got)
+	}
+}
+
+// TestCertificateExpiryIsObserved: the gRPC port reports the NotAfter of
+// the certificate it serves under listener="grpc", and a certificate that
+// expires within grpc.tls.expiryWarning is logged at Warn at start.
+func TestCertificateExpiryIsObserved(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	notAfter := time.Now().Add(time.Hour).Truncate(time.Second)
+	certPEM, keyPEM := ca.issue(t, "server", 2, false, time.Now().Add(-time.Hour), notAfter)
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writeFiles(t, map[string][]byte{cert: certPEM, key: keyPEM})
+	s := startObservedServer(t, TLSConfig{Mode: TLSEnforcing, CertFile: cert, KeyFile: key, ClientAuth: ClientAuthNone, ExpiryWarning: DefaultExpiryWarning}, time.Minute)
+	if got, want := s.collect(t, observe.MetricTLSCertificateExpiry), map[[2]string]int64{{"grpc", ""}: notAfter.Unix()}; !maps.Equal(got, want) {
+		t.Errorf("%s: %v, want %v", observe.MetricTLSCertificateExpiry, got, want)
+	}
+	if out := s.logs.String(); strings.Count(out, "level=WARN msg=\"TLS certificate in use expires soon") != 1 || !strings.Contains(out, "s.crt") {
+		t.Errorf("a certificate expiring in an hour is not warned about at start:\n%s", out)
+	}
+	// Disabled TLS: no certificate, no series.
+	if got := startObservedServer(t, TLSConfig{Mode: TLSDisabled}, time.Minute).collect(t, observe.MetricTLSCertificateExpiry); len(got) != 0 {
+		t.Errorf("%s without TLS: %v", observe.MetricTLSCertificateExpiry, got)
+	}
+}
+
+func credentialsFor(cfg *tls.Config) credentials.TransportCredentials { return credentials.NewTLS(cfg) }
+
+// TestHandshakeFailureLogIsRateLimited: within the interval a reason is
+// logged once; the next line after it says how many were not logged.
+func TestHandshakeFailureLogIsRateLimited(t *testing.T) {
+	var logs logbuf.Buffer
+	h := newHandshakeFailures(slog.New(slog.NewTextHandler(&logs, nil)))
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}
+	for range 1000 {
+		h.record(remote, reasonTimeout, os.ErrDeadlineExceeded)
+	}
+	h.record(remote, reasonNoALPN, errors.New("no h2"))
+	if out := logs.String(); strings.Count(out, "reason=timeout") != 1 || strings.Count(out, "reason=no_alpn_h2") != 1 ||
+		!strings.Contains(out, "remote_addr=192.0.2.1:4242") {
+		t.Fatalf("1000 timeouts and one ALPN failure within the interval are not logged once per reason:\n%s", out)
+	}
+	if n := h.count(reasonTimeout); n != 1000 {
+		t.Fatalf("counted %d timeouts, want 1000", n)
+	}
+	// The interval has passed.
+	h.mu.Lock()
+	h.logged[reasonTimeout] = h.logged[reasonTimeout].Add(-h.every)
+	h.mu.Unlock()
+	h.record(remote, reasonTimeout, os.ErrDeadlineExceeded)
+	if out := logs.String(); strings.Count(out, "reason=timeout") != 2 || !strings.Contains(out, "not_logged_since_last=999") {
+		t.Fatalf("after the interval, the next timeout is not logged with the 999 not logged:\n%s", out)
+	}
+}
