@@ -23,6 +23,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // writePair writes a self-signed certificate of serial, valid now, and
@@ -218,4 +219,32 @@ func collectExpiry(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 		}
 	}
 	return got
+}
+
+// TestWatchChecksExpiryAtEveryTick: Watch looks at the expiry of the
+// certificate in use at its ticks, not only when one loads: a renewal to a
+// certificate that expires within the window is warned about from the
+// tick that loads it.
+func TestWatchChecksExpiryAtEveryTick(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePairUntil(t, 1, time.Now().Add(30*24*time.Hour), cert, key)
+	s := New(cert, key, "", tls.NoClientCert, []string{"h2"})
+	s.WarnBefore(14 * 24 * time.Hour)
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs logbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Watch(ctx, 5*time.Millisecond, log) }()
+	defer func() { cancel(); <-done }()
+	writePairUntil(t, 2, time.Now().Add(24*time.Hour), cert, key)
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "a Warn line about the renewed certificate", func() bool {
+		return strings.Contains(logs.String(), "level=WARN msg=\"TLS certificate in use expires soon")
+	})
+	if s.Leaf().SerialNumber.Int64() != 2 || strings.Count(logs.String(), "level=WARN") != 1 {
+		t.Fatalf("serial %d:\n%s", s.Leaf().SerialNumber.Int64(), logs.String())
+	}
 }
