@@ -27,8 +27,8 @@ const (
 	reasonPlaintextOnTLSPort handshakeReason = iota
 	// reasonTLSOnPlaintextPort: a TLS ClientHello on a disabled port.
 	reasonTLSOnPlaintextPort
-	// reasonTimeout: grpc.handshakeTimeout passed before the first byte
-	// or before the TLS handshake ended.
+	// reasonTimeout: grpc.handshakeTimeout passed before the first byte,
+	// before the TLS handshake ended or before the HTTP/2 preface came.
 	reasonTimeout
 	// reasonNoALPN: a TLS client that does not offer h2 by ALPN.
 	reasonNoALPN
@@ -38,6 +38,9 @@ const (
 	// reasonTLS: any other TLS handshake failure (no common version or
 	// cipher suite, a malformed record, a client that hung up).
 	reasonTLS
+	// reasonNotHTTP2: the first bytes after the transport's handshake are
+	// not the HTTP/2 client preface (an HTTP/1.1 request).
+	reasonNotHTTP2
 	numHandshakeReasons
 )
 
@@ -48,6 +51,7 @@ var handshakeReasonNames = [numHandshakeReasons]string{
 	reasonNoALPN:             "no_alpn_h2",
 	reasonClientCertificate:  "client_certificate",
 	reasonTLS:                "tls_error",
+	reasonNotHTTP2:           "not_http2",
 }
 
 func (r handshakeReason) String() string { return handshakeReasonNames[r] }
@@ -104,7 +108,7 @@ func (h *handshakeFailures) record(remote net.Addr, r handshakeReason, err error
 // counts when metrics are collected.
 func (h *handshakeFailures) observe(meter metric.Meter, listener string) error {
 	c, err := meter.Int64ObservableCounter(observe.MetricHandshakeFailures,
-		metric.WithDescription("Connections closed before they were served because their handshake failed, by listener and reason: the transport the port refuses (plaintext_on_tls_port, tls_on_plaintext_port), timeout, no_alpn_h2, client_certificate, tls_error."))
+		metric.WithDescription("Connections closed before they were served because their handshake failed, by listener and reason: the transport the port refuses (plaintext_on_tls_port, tls_on_plaintext_port), timeout, no_alpn_h2, client_certificate, tls_error, not_http2."))
 	if err != nil {
 		return err
 	}

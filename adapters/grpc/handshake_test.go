@@ -18,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
@@ -98,8 +99,8 @@ func (s *observedServer) collect(t *testing.T, name string) map[[2]string]int64 
 	return got
 }
 
-// waitCounts waits until the server has counted want, then checks that it
-// counted nothing else.
+// waitCounts waits until the server has counted want and closed every
+// connection, then checks that it counted nothing else.
 func (s *observedServer) waitCounts(t *testing.T, want map[handshakeReason]uint64) {
 	t.Helper()
 	counts := func() map[handshakeReason]uint64 {
@@ -120,6 +121,9 @@ func (s *observedServer) waitCounts(t *testing.T, want map[handshakeReason]uint6
 		}
 		return true
 	})
+	// Every connection made so far is closed (and so done with): none
+	// of them can still be counted.
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "every connection closed", func() bool { return s.conns.len() == 0 })
 	if got := counts(); !maps.Equal(got, want) {
 		t.Fatalf("handshake failures %v, want %v", got, want)
 	}
@@ -159,9 +163,9 @@ func tlsHandshake(cfg *tls.Config) func(net.Conn) {
 // from raw TCP and TLS clients: plaintext on an enforcing port, TLS on a
 // plaintext-only one, a handshake timeout (silent, or a ClientHello cut
 // short), a TLS client that does not offer h2, a missing or untrusted
-// client certificate under clientAuth require, any other TLS failure. A
-// client served and a connection closed before its first byte (a TCP
-// probe) count nothing. Each reason is logged once per interval with the
+// client certificate under clientAuth require, any other TLS failure,
+// HTTP/1.1 instead of HTTP/2. A client served and a connection closed
+// before its first byte (a TCP probe) or right after TLS count nothing. Each reason is logged once per interval with the
 // remote address, however many connections fail.
 func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
 	dir := t.TempDir()
@@ -228,12 +232,44 @@ func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
 		t.Errorf("the log line does not name the remote address:\n%s", out)
 	}
 
-	// A short handshake timeout: a silent connection and a ClientHello
-	// cut short are closed and counted when it passes.
+	// A short handshake timeout: a silent connection, a ClientHello cut
+	// short and TLS without an HTTP/2 preface are closed and counted when
+	// it passes.
 	short := startObservedServer(t, TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()}, 300*time.Millisecond)
 	closeAfter(t, short.Addr().String(), nil)
 	closeAfter(t, short.Addr().String(), func(c net.Conn) { _, _ = c.Write([]byte{0x16, 0x03, 0x01}) })
-	short.waitCounts(t, map[handshakeReason]uint64{reasonTimeout: 2})
+	closeAfter(t, short.Addr().String(), tlsHandshake(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}))
+	short.waitCounts(t, map[handshakeReason]uint64{reasonTimeout: 3})
+
+	// HTTP/1.1 instead of HTTP/2, in plaintext or over TLS, is closed at
+	// once (a long timeout here); a client served, or one that closes
+	// right after TLS (a load balancer's TLS probe), counts nothing.
+	permissive := startObservedServer(t, TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()}, time.Minute)
+	paddr := permissive.Addr().String()
+	if err := healthCheck(paddr, insecure.NewCredentials()); err != nil {
+		t.Fatalf("plaintext gRPC client: %v", err)
+	}
+	if err := healthCheck(paddr, credentialsFor(&tls.Config{InsecureSkipVerify: true})); err != nil {
+		t.Fatalf("TLS gRPC client: %v", err)
+	}
+	httpGet := []byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	closeAfter(t, paddr, func(c net.Conn) { _, _ = c.Write(httpGet) })
+	closeAfter(t, paddr, func(c net.Conn) {
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil {
+			t.Errorf("TLS handshake: %v", err)
+			return
+		}
+		_, _ = tc.Write(httpGet)
+		_ = tc.SetReadDeadline(time.Now().Add(time.Minute))
+		_, _ = io.Copy(io.Discard, tc)
+	})
+	probe, err = tls.Dial("tcp", paddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = probe.Close()
+	permissive.waitCounts(t, map[handshakeReason]uint64{reasonNotHTTP2: 2})
 
 	// TLS on a plaintext-only port.
 	plain := startObservedServer(t, TLSConfig{Mode: TLSDisabled}, time.Minute)

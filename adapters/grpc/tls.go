@@ -83,14 +83,54 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 			c.failed(conn, classifyTLSError(err), err)
 			return nil, nil, err
 		}
-		return c.wrapped(tc), info, nil
+		h2, err := c.preface(conn, tc)
+		if err != nil {
+			return nil, nil, err // gRPC closes conn
+		}
+		return c.wrapped(h2), info, nil
 	}
 	if c.mode == TLSEnforcing {
 		err := fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
 		c.failed(conn, reasonPlaintextOnTLSPort, err)
 		return nil, nil, err
 	}
-	return c.wrapped(pc), plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	h2, err := c.preface(conn, pc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.wrapped(h2), plaintextInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+// errNotHTTP2 is returned for a connection whose first bytes (after TLS)
+// are not the HTTP/2 client preface: an HTTP/1.1 request, say.
+var errNotHTTP2 = errors.New("not an HTTP/2 client: the connection does not start with the HTTP/2 preface")
+
+// preface reads the HTTP/2 client preface from conn (the connection after
+// the transport's handshake; raw is the accepted one) and returns conn with
+// it put back for gRPC to read, so that a client that is no HTTP/2 client (an
+// HTTP/1.1 request, a health check speaking HTTP) is counted as such. It
+// fails at the first byte that differs, without waiting for the rest.
+func (c *sniffingCredentials) preface(raw, conn net.Conn) (net.Conn, error) {
+	buf := make([]byte, len(http2Preface))
+	n := 0
+	for n < len(buf) {
+		k, err := conn.Read(buf[n:])
+		n += k
+		if string(buf[:n]) != http2Preface[:n] {
+			c.failed(raw, reasonNotHTTP2, errNotHTTP2)
+			return nil, errNotHTTP2
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.failed(raw, reasonTimeout, err)
+			}
+			// Closed before the preface ended (nothing sent after TLS: a
+			// load balancer's TLS probe) is no failure.
+			return nil, fmt.Errorf("read the HTTP/2 preface: %w", err)
+		}
+	}
+	return &prefixedConn{Conn: conn, prefix: buf}, nil
 }
 
 // failed reports a handshake refused for r.

@@ -182,7 +182,7 @@ func TestConnIndexForgetsConnectionsClosedByGRPC(t *testing.T) {
 						return
 					}
 					tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-					_ = tc.Handshake()
+					_, _ = tc.Write([]byte(http2Preface)) // handshakes first
 					dialed <- tc
 				}()
 				raw, err := lis.Accept()
