@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -35,8 +36,8 @@ type Messaging struct {
 	// sendTurns holds one counter per topic for send queue selection;
 	// checkTurns one per topic for picking the producer a transaction
 	// check-back goes to.
-	sendTurns  sync.Map // topic → *atomic.Uint64
-	checkTurns sync.Map // topic → *atomic.Uint64
+	sendTurns  turns
+	checkTurns turns
 
 	// checks queues transaction check-backs for dispatch, by topic;
 	// checkDrops rate-limits the warning about those dropped when it is full.
@@ -80,14 +81,45 @@ func NewMessaging(p MessagingParams) *Messaging {
 	return m
 }
 
+// maxTurns bounds the round-robin counters a [turns] keeps: one per topic
+// in use, so that topics created and deleted for months (or a client
+// sending to names it makes up) do not grow it for ever.
+const maxTurns = 4096
+
+// turns is a set of round-robin counters by topic, at most maxTurns of
+// them: a new counter beyond that forgets an arbitrary other one. A
+// counter starts at a random value, so a topic whose counter was
+// forgotten (or one of many topics each sending rarely) still spreads
+// its turns evenly instead of starting over at the first queue.
+type turns struct {
+	m sync.Map // topic → *atomic.Uint64
+	n atomic.Int64
+}
+
 // nextTurn returns the next value of the round-robin counter of key in turns.
-func nextTurn(turns *sync.Map, key string) uint64 {
-	v, ok := turns.Load(key)
+func nextTurn(t *turns, key string) uint64 {
+	v, ok := t.m.Load(key)
 	if !ok {
-		v, _ = turns.LoadOrStore(key, new(atomic.Uint64))
+		c := new(atomic.Uint64)
+		c.Store(rand.Uint64())
+		var loaded bool
+		if v, loaded = t.m.LoadOrStore(key, c); !loaded && t.n.Add(1) > maxTurns {
+			t.m.Range(func(k, _ any) bool {
+				if k == key {
+					return true
+				}
+				if _, gone := t.m.LoadAndDelete(k); gone {
+					t.n.Add(-1)
+				}
+				return false
+			})
+		}
 	}
 	return v.(*atomic.Uint64).Add(1) - 1
 }
+
+// len returns the number of counters held.
+func (t *turns) len() int { return int(t.n.Load()) }
 
 // clientGone releases what a departed client held.
 func (m *Messaging) clientGone(ctx context.Context, clientID string, st ClientSettings) {
