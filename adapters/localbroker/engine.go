@@ -100,7 +100,8 @@ type Engine struct {
 	offsets map[consKey]int64
 	// topicDeletedAt is the log offset of each topic's latest deletion
 	// record: deferred messages stored before it belong to a deleted
-	// incarnation of the topic.
+	// incarnation of the topic. Deletions retention has removed from the
+	// log are forgotten (forgetDeletionsBeforeLocked).
 	topicDeletedAt map[string]int64
 	storeIP        netip.Addr
 	storePort      uint32
@@ -1529,7 +1530,23 @@ func (e *Engine) applyRetention() error {
 	if n > 0 {
 		e.log.Info("retention deleted commit-log segments", "segments", n, "log_start", clog.StartOffset())
 	}
+	e.mu.Lock()
+	e.forgetDeletionsBeforeLocked(clog.StartOffset())
+	e.mu.Unlock()
 	return err
+}
+
+// forgetDeletionsBeforeLocked forgets the topic deletions at offsets before
+// start, the log's first offset: every deferred message still pending is
+// at or after start (it pins its segment), so none was stored before such a
+// deletion. topicDeletedAt holds one entry per topic name ever deleted;
+// this bounds it by the deletions retention has kept.
+func (e *Engine) forgetDeletionsBeforeLocked(start int64) {
+	for t, off := range e.topicDeletedAt {
+		if off < start {
+			delete(e.topicDeletedAt, t)
+		}
+	}
 }
 
 // checkWritableLocked is checkOpenLocked for calls that append records.

@@ -1363,3 +1363,42 @@ func TestIndexEntriesBeyondRecoveredLogDropped(t *testing.T) {
 		t.Fatalf("after new send: %v", ids(got))
 	}
 }
+
+// TestRetentionForgetsTopicDeletions: the engine remembers where each
+// topic was deleted (deferred messages stored before belong to the deleted
+// topic), one entry per topic name, also written into every snapshot.
+// Topics created and deleted for months grew it for ever; deletions that
+// retention removed from the log, before every pending deferred message,
+// are forgotten.
+func TestRetentionForgetsTopicDeletions(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
+	h.restart()
+	ctx := t.Context()
+	for i := range 20 {
+		name := fmt.Sprint("gone-", i)
+		h.send(name, 0, msg(name, "x", ""))
+		if err := h.e.DeleteTopic(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.e.topicDeletedAt); n != 20 {
+		t.Fatalf("%d deletions remembered, want 20", n)
+	}
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send("t", 0, m)
+	}
+	h.retire("t", "more")
+	if h.e.clog.StartOffset() == 0 {
+		t.Fatal("no segment deleted")
+	}
+	if n := len(h.e.topicDeletedAt); n != 0 {
+		t.Fatalf("%d deletions remembered after retention removed them from the log", n)
+	}
+	h.restart()
+	if n := len(h.e.topicDeletedAt); n != 0 {
+		t.Fatalf("%d deletions remembered after a restart", n)
+	}
+}
