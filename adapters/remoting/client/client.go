@@ -118,14 +118,23 @@ type Client struct {
 	closed bool
 	pools  map[string]*pool
 	conns  map[*conn]struct{}
+	// poolIdle is how long a pool without a live connection is kept after
+	// it was last asked for (poolIdleTime; tests shorten it).
+	poolIdle time.Duration
 }
+
+// poolIdleTime is how long the pool of an address is kept once it holds
+// no live connection and nobody asked for it: the addresses of brokers
+// restarted elsewhere (a new pod IP) are forgotten rather than kept for
+// the life of the process. A pool with a live connection is kept.
+const poolIdleTime = 10 * time.Minute
 
 // New returns a client; it dials nothing until the first call.
 func New(cfg Config) *Client {
 	cfg.defaults()
 	root, stop := context.WithCancel(context.Background())
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "remoting"), handlers: make(chan struct{}, cfg.MaxHandlers),
-		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{})}
+		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{}), poolIdle: poolIdleTime}
 }
 
 // Close closes every connection, fails the calls in progress with
@@ -239,6 +248,28 @@ func (c *Client) nextOpaque() int32 { return c.opaque.Add(1) }
 type pool struct {
 	next  atomic.Uint32
 	slots []slot
+	used  time.Time // when it was last asked for (Client.mu)
+}
+
+// idle reports whether p has been unused since before cutoff and holds
+// no live connection nor a dial in progress. Slots locked meanwhile count
+// as busy: the caller holds Client.mu, which fill takes under a slot's.
+func (p *pool) idle(cutoff time.Time) bool {
+	if !p.used.Before(cutoff) {
+		return false
+	}
+	for i := range p.slots {
+		s := &p.slots[i]
+		if !s.mu.TryLock() {
+			return false
+		}
+		busy := (s.conn != nil && s.conn.usable()) || s.dialing != nil
+		s.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }
 
 // slot holds one connection of a pool and its reconnect state.
@@ -257,11 +288,22 @@ func (c *Client) pool(addr string) (*pool, error) {
 	if c.closed {
 		return nil, &Error{Kind: KindClosed, Addr: addr, Err: ErrClosed, unsent: true}
 	}
+	now := time.Now()
 	p := c.pools[addr]
 	if p == nil {
+		// A new address: forget the pools of addresses gone idle, so that
+		// the pools are bounded by the addresses in use (plus those
+		// that went idle within poolIdle).
+		cutoff := now.Add(-c.poolIdle)
+		for a, q := range c.pools {
+			if q.idle(cutoff) {
+				delete(c.pools, a)
+			}
+		}
 		p = &pool{slots: make([]slot, c.cfg.ConnsPerAddr)}
 		c.pools[addr] = p
 	}
+	p.used = now
 	return p, nil
 }
 

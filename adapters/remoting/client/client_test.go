@@ -795,3 +795,48 @@ func TestGoAwayConnectionsAreClosed(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIdlePoolsAreForgotten: the client kept a pool (its slots and their
+// dead connections) for every address it ever dialled, so brokers
+// restarted at new addresses (a new pod IP) grew it for the life of the
+// process. A pool without a live connection, not asked for within the
+// idle time, is forgotten when a new address comes; one with a live
+// connection is kept.
+func TestIdlePoolsAreForgotten(t *testing.T) {
+	c := newClient(t, client.Config{ConnsPerAddr: 2, ReconnectMin: time.Hour, ReconnectMax: time.Hour})
+	client.SetPoolIdle(c, 0)
+	gone, live := newFakeBroker(t, echo), newFakeBroker(t, echo)
+	for _, fb := range []*fakeBroker{gone, live} {
+		if _, err := c.Invoke(t.Context(), fb.addr(), request("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.close()
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if _, err := c.Invoke(t.Context(), gone.addr(), request("2")); err == nil {
+			return errors.New("the closed broker still answers")
+		}
+		return nil
+	})
+	// New addresses (nothing listens there) each forget the idle pools:
+	// the closed broker's, and the previous new address's.
+	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		_, _ = c.Invoke(t.Context(), addr, request("3"))
+		if n := client.Pools(c); n != 2 {
+			return fmt.Errorf("%d pools, want 2 (the live broker's and the latest address's)", n)
+		}
+		return nil
+	})
+	if _, err := c.Invoke(t.Context(), live.addr(), request("4")); err != nil {
+		t.Fatalf("the live broker's pool: %v", err)
+	}
+	if n := live.acceptedConns(); n > 2 {
+		t.Fatalf("the live broker accepted %d connections: its pool was dropped", n)
+	}
+}
