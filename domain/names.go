@@ -23,6 +23,9 @@ var systemTopics = map[string]struct{}{
 	"RMQ_SYS_TRANS_HALF_TOPIC": {}, "RMQ_SYS_TRACE_TOPIC": {},
 	"RMQ_SYS_TRANS_OP_HALF_TOPIC": {}, "TRANS_CHECK_MAX_TIME_TOPIC": {},
 	"SELF_TEST_TOPIC": {}, "OFFSET_MOVED_EVENT": {}, "CHECKPOINT_TOPIC": {},
+	// RocketMQ 5.5.0's transaction topics of its RocksDB transaction store
+	// (every 5.5.0 broker creates them).
+	"RMQ_SYS_ROCKSDB_TRANS_HALF_TOPIC": {}, "RMQ_SYS_ROCKSDB_TRANS_OP_HALF_TOPIC": {},
 }
 
 // IsSystemTopic reports whether name is reserved for the broker itself.

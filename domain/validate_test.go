@@ -25,6 +25,7 @@ func TestNames(t *testing.T) {
 		{strings.Repeat("a", 121), 0, domain.ReasonIllegalConsumerGroup},
 		{strings.Repeat("a", 128), domain.ReasonIllegalTopic, domain.ReasonIllegalConsumerGroup},
 		{"TBW102", domain.ReasonIllegalTopic, 0},
+		{"RMQ_SYS_ROCKSDB_TRANS_HALF_TOPIC", domain.ReasonIllegalTopic, 0},
 		{"rmq_sys_anything", domain.ReasonIllegalTopic, 0},
 		{"CID_RMQ_SYS_X", 0, domain.ReasonIllegalConsumerGroup},
 	}

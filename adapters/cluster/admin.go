@@ -104,7 +104,8 @@ func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig
 
 // userTopic reports whether a topic is one users see: theirs and the
 // dead-letter topics the brokers create, not RocketMQ's own, retry topics
-// or the topics named after a broker or cluster.
+// or the topics named after a broker or cluster (the cluster's own and its
+// reply topic).
 func (b *Broker) userTopic(name string, v *clusterView) bool {
 	if domain.IsSystemTopic(name) || strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) || domain.ValidateTopicName(name) != nil {
 		return false
@@ -113,8 +114,11 @@ func (b *Broker) userTopic(name string, v *clusterView) bool {
 		if _, ok := v.brokers[name]; ok {
 			return false
 		}
-		if slices.Contains(v.clusters, name) {
-			return false
+		for _, c := range v.clusters {
+			// The broker creates <cluster>_REPLY_TOPIC for request-reply.
+			if name == c || name == c+"_"+remoting.ReplyTopicSuffix {
+				return false
+			}
 		}
 	}
 	return true

@@ -19,6 +19,9 @@ const OrderlyReviveQid = 999
 const (
 	RetryGroupTopicPrefix = "%RETRY%"
 	DLQGroupTopicPrefix   = "%DLQ%"
+	// ReplyTopicSuffix ends the topic a broker creates for its cluster's
+	// request-reply messages: <cluster>_REPLY_TOPIC.
+	ReplyTopicSuffix = "REPLY_TOPIC"
 )
 
 // RetryFlagOf returns the retry flag of a topic name, as upstream's
