@@ -195,6 +195,13 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) err
 			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
 			WriteQueueNums: t.QueueCount, Perm: perm, TopicFilterType: "SINGLE_TAG", Order: t.Type == domain.MessageTypeFIFO,
 			Attributes: remoting.FormatAttributes(map[string]string{remoting.TopicAttributeMessageType: t.Type.String()})}, nil)
+		if t.Type == domain.MessageTypeMixed && isCode(err, remoting.ResponseInvalidParameter) {
+			// A broker refuses MIXED topics unless enableMixedMessageType.
+			return domain.Wrap(domain.ReasonBrokerError, err, domain.MessageOf(mapError(err))+
+				" (a broker takes MIXED topics only with enableMixedMessageType=true: set it in every broker's configuration,"+
+				" or with `mqadmin updateBrokerConfig -c "+b.cfg.ClusterName+" -k enableMixedMessageType -v true`;"+
+				" or give the topic the one type its producers send: --type NORMAL, FIFO, DELAY or TRANSACTION)")
+		}
 		return err
 	})
 	b.meta.invalidateTopic(t.Name)

@@ -323,3 +323,31 @@ func TestGroupDeleteKeepsAnotherGroupsRetryTopic(t *testing.T) {
 		t.Fatalf("deleting group a_b deleted %q, group a's pop retry topic of b", deleted)
 	}
 }
+
+// TestMixedTopicRefusedByTheBrokerSaysWhatToSet: a 5.5.0 broker refuses a
+// MIXED topic unless enableMixedMessageType=true; the CLI printed only the
+// broker's "MIXED message type is not supported.", which does not tell the
+// operator what to change.
+func TestMixedTopicRefusedByTheBrokerSaysWhatToSet(t *testing.T) {
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetAllTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
+		case remoting.RequestUpdateAndCreateTopic:
+			return remoting.NewResponse(req, remoting.ResponseInvalidParameter, "MIXED message type is not supported.")
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "mixed", Type: domain.MessageTypeMixed, QueueCount: 1, Permission: domain.PermReadWrite})
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "enableMixedMessageType=true") || !strings.Contains(msg, "MIXED message type is not supported.") {
+		t.Fatalf("create of a MIXED topic the broker refuses: %v", err)
+	}
+	if domain.ReasonOf(err) != domain.ReasonBrokerError {
+		t.Errorf("reason %v, want the broker's error as before", domain.ReasonOf(err))
+	}
+}
