@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,7 +161,13 @@ func (b *Broker) Start(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		lastErr = err
+		if lastErr == nil || ctx.Err() == nil { // not the attempt the wait's end cut short
+			lastErr = err
+			var de *domain.Error
+			if errors.As(err, &de) && de.Err != nil && transportFailure(err) {
+				lastErr = de.Err // the message below says it of the NameServers already
+			}
+		}
 		select {
 		case <-ctx.Done():
 			// fx does not stop a module whose start failed: the
@@ -359,6 +366,7 @@ func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command
 	n := len(b.cfg.NameServers)
 	start := int(b.nsCur.Load())
 	var lastErr error
+	var unreached []string
 	for i := range n {
 		idx := (start + i) % n
 		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], mk())
@@ -367,15 +375,36 @@ func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command
 			return resp, remoting.Expect(resp, ok...)
 		}
 		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
 		var ce *client.Error
-		if !errors.As(err, &ce) || !ce.Retryable() {
+		retryable := errors.As(err, &ce) && ce.Retryable()
+		if retryable {
+			unreached = append(unreached, b.cfg.NameServers[idx]+": "+transportFailureText(ce.Kind))
+		}
+		if ctx.Err() != nil || !retryable {
 			break
 		}
 	}
-	return nil, lastErr
+	if len(unreached) == 0 || !transportFailure(lastErr) {
+		return nil, lastErr
+	}
+	// Said of the NameServers, not (as mapError would) of a broker: the
+	// operator is to look at cluster.nameServers.
+	return nil, domain.Wrap(domain.ReasonOf(mapError(lastErr)), lastErr, fmt.Sprintf(
+		"no NameServer of cluster.nameServers answered (%s); retry, and check that they run and that rmqproxy can reach them",
+		strings.Join(unreached, "; ")))
+}
+
+// transportFailureText says what a retryable client.Error's kind means.
+func transportFailureText(k client.Kind) string {
+	switch k {
+	case client.KindDial:
+		return "cannot connect"
+	case client.KindTimeout:
+		return "no answer in time"
+	case client.KindConnection:
+		return "the connection broke"
+	}
+	return k.String()
 }
 
 // decodeHeader decodes resp's header into h, as a domain error when the

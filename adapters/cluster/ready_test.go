@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
@@ -159,4 +161,44 @@ func oneBrokerCluster(addr string) []byte {
 		BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
 		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
 	return body
+}
+
+// TestUnreachableNameServersAreNamedAsSuch: with no NameServer answering,
+// readiness and a topic's route said "the broker cannot be reached now",
+// sending the operator to the brokers; they say that no NameServer of
+// cluster.nameServers answers, naming them, with the same reason as before;
+// start-up, which names them already, gave "the broker cannot be reached
+// now" (or, for the attempt its own deadline cut short, "the broker did not
+// answer in time") as the cause.
+func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
+	ns1, ns2 := deadAddr(t), deadAddr(t)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{ns1, ns2}
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	check := func(what string, err error) {
+		t.Helper()
+		msg := domain.MessageOf(err)
+		if domain.ReasonOf(err) != domain.ReasonUnavailable || strings.Contains(msg, "broker cannot be reached") ||
+			!strings.Contains(msg, "no NameServer of cluster.nameServers") || !strings.Contains(msg, ns1) || !strings.Contains(msg, ns2) {
+			t.Errorf("%s: %v (reason %v)", what, err, domain.ReasonOf(err))
+		}
+	}
+	check("readiness", b.Ready(t.Context()))
+	_, err = b.meta.topic(t.Context(), "orders")
+	check("route", err)
+
+	// The start-up failure names the NameServers once, and not a broker.
+	cfg.StartTimeout = 300 * time.Millisecond
+	s, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start(t.Context())
+	if err == nil || strings.Contains(err.Error(), "broker") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("start: %v", err)
+	}
 }
