@@ -263,6 +263,15 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 	if err != nil {
 		if isCode(err, remoting.ResponseTopicNotExist) {
 			c.forgetTopic(name)
+			// The NameServers route no topic while no broker is registered
+			// with them (all down, or cut off from them): the topic may
+			// exist, and creating it is not what to do. The view is read
+			// again, since a broker that went away is in the cached one.
+			if v, verr := c.refreshCluster(ctx); verr == nil && len(v.masterList()) == 0 {
+				return nil, domain.Errorf(domain.ReasonTopicNotFound,
+					"topic %q has no route: no master broker of cluster %q is registered with the NameServers (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
+					name, c.b.cfg.ClusterName)
+			}
 			return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist in the cluster; create it with `rmqproxy topic create %s`", name, name)
 		}
 		return nil, mapError(err)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -157,5 +159,41 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 	b.meta.prune(now)
 	if _, ok := b.meta.topics["deleted"]; ok || len(b.meta.topics) != 1 || len(b.meta.groups) != 1 {
 		t.Fatalf("after pruning: topics %v, groups %v", b.meta.topics, b.meta.groups)
+	}
+}
+
+// TestTopicWithoutRouteWhileNoBrokerIsRegistered: with every broker of the
+// cluster down, the NameServers route no topic, and a client starting
+// with an existing topic was told that it does not exist and to create it;
+// the message says that no broker is registered (the code stays
+// TOPIC_NOT_FOUND, as the Apache proxy answers). With a broker registered,
+// a topic without a route does not exist.
+func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
+	var registered atomic.Bool
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			if registered.Load() {
+				resp.Body = oneBrokerCluster(addr)
+			} else {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
+			}
+		case remoting.RequestGetRouteinfoByTopic:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	_, err := b.meta.topic(t.Context(), "orders")
+	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
+		!strings.Contains(msg, `no master broker of cluster "DefaultCluster" is registered with the NameServers`) {
+		t.Errorf("no broker registered: %v", err)
+	}
+	registered.Store(true)
+	_, err = b.meta.topic(t.Context(), "orders")
+	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || !strings.Contains(msg, "rmqproxy topic create orders") {
+		t.Errorf("a broker registered: %v", err)
 	}
 }
