@@ -140,8 +140,8 @@ func TestREADMETwoCommands(t *testing.T) {
 	}
 }
 
-// TestExampleConfigLoads checks that the example configuration shipped in
-// deployments/ is valid.
+// TestExampleConfigLoads checks that the example configurations shipped in
+// deployments/ (local and cluster mode) are valid.
 func TestExampleConfigLoads(t *testing.T) {
 	cfg := app.Defaults(app.ProfileProduction)
 	if err := config.Load(&cfg, config.Sources{File: "../../../deployments/rmqproxy.yaml"}); err != nil {
@@ -149,5 +149,15 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Profile != app.ProfileProduction || cfg.Local.AutoCreateTopics {
 		t.Fatalf("example config: profile %s, autoCreateTopics %v", cfg.Profile, cfg.Local.AutoCreateTopics)
+	}
+	cfg = app.Defaults(app.ProfileProduction)
+	if err := config.Load(&cfg, config.Sources{File: "../../../deployments/rmqproxy-cluster.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mode != app.ModeCluster || cfg.Profile != app.ProfileProduction || len(cfg.Cluster.NameServers) != 2 {
+		t.Fatalf("cluster example config: mode %s, profile %s, nameServers %v", cfg.Mode, cfg.Profile, cfg.Cluster.NameServers)
 	}
 }
