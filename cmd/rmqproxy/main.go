@@ -34,7 +34,9 @@ var version = ""
 const usage = `rmqproxy: a RocketMQ 5 proxy serving the official gRPC clients.
 
 Usage:
-  rmqproxy [serve] [--setting=value ...]   run the proxy (local mode: embedded durable broker)
+  rmqproxy [serve] [--setting=value ...]   run the proxy (local mode: embedded durable broker;
+                                           --mode=cluster: in front of Apache RocketMQ NameServers
+                                           and brokers, see the cluster.* settings)
   rmqproxy config print [--setting=value ...]
                                            print the effective configuration (secrets redacted)
   rmqproxy topic create|update|delete|list|describe ...
@@ -60,6 +62,7 @@ Settings come from defaults < a YAML file (--config FILE or RMQPROXY_CONFIG)
 Quick start:
   rmqproxy &                               # gRPC on :8081, admin API on 127.0.0.1:8082, data in ./data
   rmqproxy topic create orders --type NORMAL
+  rmqproxy --mode=cluster --cluster.nameServers=10.0.0.1:9876 &   # cluster mode instead
 `
 
 const serveUsage = `Usage: rmqproxy [serve] [--config FILE] [--setting=value ...]
