@@ -240,9 +240,21 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	// other tools may have left one.
 	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was created", t.Name), err,
-			fmt.Sprintf("once they answer, run `rmqproxy topic update %s --description` with the text again", t.Name))
+			storeAgain("topic", t.Name, t.Description))
 	}
 	return t, nil
+}
+
+// storeAgain says how to store a created topic's or group's description
+// on the NameServers that missed it: with the text given, or, for none,
+// with an empty one (which clears what a deleted namesake left there and
+// stores the times); "--description with the text again" asked for a text
+// the operator never gave.
+func storeAgain(kind, name, description string) string {
+	if description == "" {
+		return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description \"\"` to store it there (none, and the times)", kind, name)
+	}
+	return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description` with the text again", kind, name)
 }
 
 // awaitRoute waits until the NameServers route a topic.
@@ -507,7 +519,7 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was created", g.Name),
-		fmt.Sprintf("once they answer, run `rmqproxy group update %s --description` with the text again", g.Name)); err != nil {
+		storeAgain("group", g.Name, g.Description)); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	return g, nil

@@ -268,3 +268,34 @@ func TestDescriptionsLatestWins(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateWithoutDescriptionSaysHowToStoreIt: a group created without a
+// description while a NameServer is down was answered "run `rmqproxy group
+// update g --description` with the text again", a text the operator never
+// gave; it says to store an empty one. With a description the advice stays.
+func TestCreateWithoutDescriptionSaysHowToStoreIt(t *testing.T) {
+	dead := deadAddr(t)
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetAllSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{}})
+		}
+		return resp
+	})
+	b := newKVBroker(t, addr, dead)
+	b.cfg.ClusterName = "DefaultCluster"
+	g := domain.NewConsumerGroup("g1")
+	_, err := b.CreateGroup(t.Context(), g)
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "run `rmqproxy group update g1 --description \"\"`") || strings.Contains(msg, "text again") {
+		t.Errorf("created without a description: %v", err)
+	}
+	g.Name, g.Description = "g2", "billing"
+	_, err = b.CreateGroup(t.Context(), g)
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "run `rmqproxy group update g2 --description` with the text again") {
+		t.Errorf("created with a description: %v", err)
+	}
+}
