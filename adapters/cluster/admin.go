@@ -252,7 +252,7 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 // the operator never gave.
 func storeAgain(kind, name, description string) string {
 	if description == "" {
-		return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description \"\"` to store it there (none, and the times)", kind, name)
+		return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description \"\"` to store it there (an empty one, and its updated time)", kind, name)
 	}
 	return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description` with the text again", kind, name)
 }
