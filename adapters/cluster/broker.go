@@ -182,9 +182,9 @@ func (b *Broker) Start(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	if masters := b.meta.masters(); len(masters) == 0 {
+	if v := b.meta.currentView(); v != nil && len(v.masterList()) == 0 {
 		b.log.Warn("the NameServers know no master broker of the cluster yet; rmqproxy is not ready until one registers",
-			slog.String("cluster", b.cfg.ClusterName))
+			slog.String("cluster", b.cfg.ClusterName), slog.String("reason", v.noMaster(b.cfg.ClusterName)))
 	}
 	loopCtx, stop := context.WithCancel(context.Background())
 	b.stop = stop
@@ -267,7 +267,7 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 		lastErr = fmt.Errorf("broker %s (%s): %w", m.name, m.addr, err)
 	}
 	if lastErr == nil {
-		return fmt.Errorf("cluster %q has no master broker registered with the NameServers", b.cfg.ClusterName)
+		return errors.New(info.noMaster(b.cfg.ClusterName))
 	}
 	return lastErr
 }

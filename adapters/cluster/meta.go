@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,6 +143,13 @@ func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
 	return fresh, err
 }
 
+// currentView returns the cached cluster view (nil before the first read).
+func (c *metaCache) currentView() *clusterView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cluster
+}
+
 // masters returns the masters of the cached cluster view.
 func (c *metaCache) masters() []master {
 	c.mu.Lock()
@@ -160,9 +169,20 @@ func (c *metaCache) clusterMasters(ctx context.Context) ([]master, error) {
 	}
 	ms := v.masterList()
 	if len(ms) == 0 {
-		return nil, domain.Errorf(domain.ReasonUnavailable, "cluster %q has no master broker registered with the NameServers; check cluster.clusterName and the brokers", c.b.cfg.ClusterName)
+		return nil, domain.Errorf(domain.ReasonUnavailable, "%s; check cluster.clusterName and the brokers", v.noMaster(c.b.cfg.ClusterName))
 	}
 	return ms, nil
+}
+
+// noMaster says that the configured cluster has no master broker, naming
+// the clusters the NameServers do know when it is not among them (a
+// cluster.clusterName that differs from the brokers' brokerClusterName).
+func (v *clusterView) noMaster(cluster string) string {
+	msg := fmt.Sprintf("cluster %q has no master broker registered with the NameServers", cluster)
+	if len(v.clusters) > 0 && !slices.Contains(v.clusters, cluster) {
+		msg += fmt.Sprintf(" (they know only the clusters %s: is cluster.clusterName the brokers' brokerClusterName?)", strings.Join(slices.Sorted(slices.Values(v.clusters)), ", "))
+	}
+	return msg
 }
 
 // brokerAddr returns the master address of a broker by name (for the
@@ -269,8 +289,8 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 			// again, since a broker that went away is in the cached one.
 			if v, verr := c.refreshCluster(ctx); verr == nil && len(v.masterList()) == 0 {
 				return nil, domain.Errorf(domain.ReasonTopicNotFound,
-					"topic %q has no route: no master broker of cluster %q is registered with the NameServers (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
-					name, c.b.cfg.ClusterName)
+					"topic %q has no route: %s, so they route no topic (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
+					name, v.noMaster(c.b.cfg.ClusterName))
 			}
 			return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist in the cluster; create it with `rmqproxy topic create %s`", name, name)
 		}

@@ -188,7 +188,7 @@ func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	b := newTestBroker(t, addr, nil)
 	_, err := b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
-		!strings.Contains(msg, `no master broker of cluster "DefaultCluster" is registered with the NameServers`) {
+		!strings.Contains(msg, `topic "orders" has no route: cluster "DefaultCluster" has no master broker registered with the NameServers`) {
 		t.Errorf("no broker registered: %v", err)
 	}
 	registered.Store(true)

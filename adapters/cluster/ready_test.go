@@ -202,3 +202,33 @@ func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
 		t.Errorf("start: %v", err)
 	}
 }
+
+// TestWrongClusterNameNamesTheKnownClusters: with cluster.clusterName
+// unlike the brokers' brokerClusterName, readiness and the admin commands
+// said only that the cluster has no master broker, as when every broker
+// is down; they name the clusters the NameServers know.
+func TestWrongClusterNameNamesTheKnownClusters(t *testing.T) {
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			resp.Body = oneBrokerCluster(addr) // DefaultCluster
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	cfg.ClusterName = "WrongCluster"
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	want := `cluster "WrongCluster" has no master broker registered with the NameServers (they know only the clusters DefaultCluster: is cluster.clusterName the brokers' brokerClusterName?)`
+	if err := b.Ready(t.Context()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("readiness: %v", err)
+	}
+	if _, err := b.ListTopics(t.Context()); !strings.Contains(domain.MessageOf(err), want) {
+		t.Errorf("topic list: %v", err)
+	}
+}
