@@ -177,8 +177,12 @@ func (b *Broker) Start(ctx context.Context) error {
 				return fmt.Errorf("cluster: stopped waiting for a NameServer of cluster.nameServers %v to answer (last error: %v): %w",
 					b.cfg.NameServers, lastErr, err)
 			}
-			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; check the addresses and that the NameServers run",
-				b.cfg.NameServers, b.cfg.StartTimeout, lastErr)
+			check := "check the addresses and that the NameServers run"
+			if b.cfg.TLS.Enabled {
+				check += ", with TLS (cluster.tls.enabled is on)"
+			}
+			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; %s",
+				b.cfg.NameServers, b.cfg.StartTimeout, lastErr, check)
 		case <-tick.C:
 		}
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -447,7 +450,11 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 		tconn := tls.Client(nc, tc)
 		if err := tconn.HandshakeContext(dctx); err != nil {
 			nc.Close()
-			return nil, err
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				// What a peer without TLS does with a ClientHello.
+				return nil, fmt.Errorf("TLS handshake failed: %w (the peer closed the connection: does it serve TLS?)", err)
+			}
+			return nil, fmt.Errorf("TLS handshake failed: %w", err)
 		}
 		nc = tconn
 	}

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,8 +404,17 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("%+v %v", resp, err)
 	}
 	plain := newClient(t, client.Config{TLS: &tls.Config{}}) // no trust in the cert
-	if _, err := plain.Invoke(t.Context(), fb.addr(), request("x")); asError(t, err).Kind != client.KindDial {
+	if _, err := plain.Invoke(t.Context(), fb.addr(), request("x")); asError(t, err).Kind != client.KindDial ||
+		!strings.Contains(err.Error(), "TLS handshake failed") {
 		t.Fatalf("untrusted certificate: %v", err)
+	}
+	// A peer without TLS (a NameServer or broker with tls.server.mode
+	// disabled) closes the connection on the ClientHello: the error said
+	// only "EOF".
+	noTLS := newFakeBroker(t, echo)
+	if _, err := c.Invoke(t.Context(), noTLS.addr(), request("x")); asError(t, err).Kind != client.KindDial ||
+		!strings.Contains(err.Error(), "TLS handshake failed") || !strings.Contains(err.Error(), "does it serve TLS?") {
+		t.Fatalf("peer without TLS: %v", err)
 	}
 }
 
