@@ -150,6 +150,22 @@ func (c *metaCache) currentView() *clusterView {
 	return c.cluster
 }
 
+// noRouteViewAge is how old a cluster view may be to tell, for a topic the
+// NameServers do not route, whether any broker is registered.
+const noRouteViewAge = 2 * time.Second
+
+// recentView returns the cached cluster view if it was read within maxAge,
+// else reads it again.
+func (c *metaCache) recentView(ctx context.Context, maxAge time.Duration) (*clusterView, error) {
+	c.mu.Lock()
+	v := c.cluster
+	c.mu.Unlock()
+	if v != nil && c.b.clock.Now().Sub(v.fetched) < maxAge {
+		return v, nil
+	}
+	return c.refreshCluster(ctx)
+}
+
 // masters returns the masters of the cached cluster view.
 func (c *metaCache) masters() []master {
 	c.mu.Lock()
@@ -286,8 +302,10 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 			// The NameServers route no topic while no broker is registered
 			// with them (all down, or cut off from them): the topic may
 			// exist, and creating it is not what to do. The view is read
-			// again, since a broker that went away is in the cached one.
-			if v, verr := c.refreshCluster(ctx); verr == nil && len(v.masterList()) == 0 {
+			// again when older than noRouteViewAge (a broker that went
+			// away is in an older one), at most that often however many
+			// unknown topics are asked for.
+			if v, verr := c.recentView(ctx, noRouteViewAge); verr == nil && len(v.masterList()) == 0 {
 				return nil, domain.Errorf(domain.ReasonTopicNotFound,
 					"topic %q has no route: %s, so they route no topic (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
 					name, v.noMaster(c.b.cfg.ClusterName))

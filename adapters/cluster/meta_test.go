@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,11 +171,13 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 // a topic without a route does not exist.
 func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	var registered atomic.Bool
+	var infos atomic.Int64
 	var addr string
 	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetBrokerClusterInfo:
+			infos.Add(1)
 			if registered.Load() {
 				resp.Body = oneBrokerCluster(addr)
 			} else {
@@ -185,13 +188,24 @@ func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 		}
 		return resp
 	})
-	b := newTestBroker(t, addr, nil)
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, addr, clock)
 	_, err := b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
 		!strings.Contains(msg, `topic "orders" has no route: cluster "DefaultCluster" has no master broker registered with the NameServers`) {
 		t.Errorf("no broker registered: %v", err)
 	}
+	// Lookups of topics without a route read the cluster view at most
+	// once per noRouteViewAge, not once each.
+	before := infos.Load()
+	for i := range 20 {
+		_, _ = b.meta.topic(t.Context(), fmt.Sprintf("made-up-%d", i))
+	}
+	if n := infos.Load() - before; n != 0 {
+		t.Errorf("20 lookups of unknown topics within %v read the cluster view %d more times", noRouteViewAge, n)
+	}
 	registered.Store(true)
+	clock.Advance(noRouteViewAge)
 	_, err = b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || !strings.Contains(msg, "rmqproxy topic create orders") {
 		t.Errorf("a broker registered: %v", err)
