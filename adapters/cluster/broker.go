@@ -226,6 +226,12 @@ const readyReuse = 5 * time.Second
 // Ready reports whether a NameServer answers and at least one master
 // broker of the cluster answers; it is the adapter's readiness check. A
 // probe that passed is reused for readyReuse, unless a broker failed since.
+// While no NameServer answers but the cluster view last read (and the
+// routes cached with it) still serve, for maxStale after it was read, and
+// a master broker answers, it returns a *CachedRoutesError: the instance
+// serves, degraded (every instance shares the NameServers, and taking
+// them all out of a load balancer would turn the outage of the
+// NameServers into one of the whole service).
 func (b *Broker) Ready(ctx context.Context) error {
 	now := b.clock.Now()
 	if recent(b.readyAt.Load(), now) {
@@ -237,6 +243,23 @@ func (b *Broker) Ready(ctx context.Context) error {
 	b.readyAt.Store(now.UnixNano())
 	return nil
 }
+
+// CachedRoutesError is [Broker.Ready]'s answer while no NameServer
+// answers (Err says how each failed) but the cluster view read at Read
+// and the routes cached with it still serve, and a master broker answers:
+// the instance serves, degraded, until maxStale after Read.
+type CachedRoutesError struct {
+	Read time.Time
+	Age  time.Duration
+	Err  error
+}
+
+func (e *CachedRoutesError) Error() string {
+	return fmt.Sprintf("%v; serving the brokers and routes cached %v ago, for up to %v after they were read",
+		domain.MessageOf(e.Err), e.Age.Round(time.Second), maxStale)
+}
+
+func (e *CachedRoutesError) Unwrap() error { return e.Err }
 
 // recent reports whether the UnixNano stamp at (0: never) lies within
 // readyReuse before now.
@@ -252,11 +275,16 @@ func recent(at int64, now time.Time) bool {
 // readiness must not fail an instance that is serving.
 func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	info, err := b.meta.refreshCluster(ctx)
+	passed := error(nil) // what a probe whose broker answers returns
 	if err != nil {
-		return err
+		v := b.meta.currentView()
+		if v == nil || now.Sub(v.fetched) >= maxStale || !transportFailure(err) {
+			return err
+		}
+		info, passed = v, &CachedRoutesError{Read: v.fetched, Age: now.Sub(v.fetched), Err: err}
 	}
 	if recent(b.brokerAnsweredAt.Load(), now) {
-		return nil
+		return passed
 	}
 	var lastErr error
 	for _, m := range info.masterList() {
@@ -266,7 +294,7 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 			err = remoting.Expect(resp)
 		}
 		if err == nil {
-			return nil
+			return passed
 		}
 		lastErr = fmt.Errorf("broker %s (%s): %w", m.name, m.addr, err)
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -151,7 +152,7 @@ var Module = fx.Module("cluster",
 			fx.As(new(ports.MessageLookup)),
 			fx.As(new(ports.ConsumerRelay)),
 		),
-		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.Ready} }),
+		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.readiness} }),
 	),
 	fx.Invoke(func(lc fx.Lifecycle, b *Broker) {
 		lc.Append(fx.Hook{OnStart: b.Start, OnStop: b.Close})
@@ -168,3 +169,13 @@ var (
 	_ ports.Offsets       = (*Broker)(nil)
 	_ ports.ClientTracker = (*Broker)(nil)
 )
+
+// readiness is Ready for the health server: serving from cached routes
+// while no NameServer answers is degraded, not failing.
+func (b *Broker) readiness(ctx context.Context) error {
+	err := b.Ready(ctx)
+	if cached := (*CachedRoutesError)(nil); errors.As(err, &cached) {
+		return health.Degraded(err)
+	}
+	return err
+}

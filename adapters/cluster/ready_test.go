@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -230,5 +231,58 @@ func TestWrongClusterNameNamesTheKnownClusters(t *testing.T) {
 	}
 	if _, err := b.ListTopics(t.Context()); !strings.Contains(domain.MessageOf(err), want) {
 		t.Errorf("topic list: %v", err)
+	}
+}
+
+// TestReadinessServesCachedRoutesWhileNoNameServerAnswers: with every
+// NameServer down but the brokers up, each instance still serves the
+// routes it cached; readiness says so as degraded (the health server
+// stays 200) instead of failing, which would take every instance out of
+// a load balancer at once. Once the cached view is maxStale old, or when
+// no broker answers either, it fails.
+func TestReadinessServesCachedRoutesWhileNoNameServerAnswers(t *testing.T) {
+	var brokerDown atomic.Bool
+	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		if brokerDown.Load() {
+			return remoting.NewResponse(req, remoting.ResponseSystemError, "down")
+		}
+		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	})
+	nsAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			resp.Body = oneBrokerCluster(brokerAddr)
+		}
+		return resp
+	})
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, nsAddr, clock)
+	if err := b.readiness(t.Context()); err != nil {
+		t.Fatalf("NameServer and broker up: %v", err)
+	}
+	b.cfg.NameServers = []string{deadAddr(t)} // every NameServer down
+	clock.Advance(time.Minute)
+	err := b.readiness(t.Context())
+	var cached *CachedRoutesError
+	if !errors.As(err, &cached) || !strings.Contains(err.Error(), "no NameServer of cluster.nameServers") ||
+		!strings.Contains(err.Error(), "serving the brokers and routes cached 1m0s ago") {
+		t.Fatalf("NameServers down, broker up: %v, want serving from the cached routes", err)
+	}
+	hs, err := health.New(health.DefaultConfig(), []health.Check{{Name: "cluster", Check: b.readiness}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := hs.Ready(t.Context()); len(rep.Failing) != 0 || len(rep.Degraded) != 1 || rep.Status != "degraded" {
+		t.Fatalf("/readyz: %+v, want degraded and serving", rep)
+	}
+	brokerDown.Store(true)
+	clock.Advance(readyReuse)
+	if err := b.readiness(t.Context()); err == nil || errors.As(err, &cached) {
+		t.Fatalf("NameServers and broker down: %v, want a failure", err)
+	}
+	brokerDown.Store(false)
+	clock.Advance(maxStale)
+	if err := b.readiness(t.Context()); err == nil || errors.As(err, &cached) {
+		t.Fatalf("NameServers down for maxStale: %v, want a failure", err)
 	}
 }
