@@ -57,7 +57,7 @@ import (
 // adds the broker's busiest threads, idle and in each row. CLUSTER_BENCH_SENDERS changes the
 // produce rows' concurrent senders (16). CLUSTER_BENCH_COALESCE_SENDS=false
 // and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
-// acks off; CLUSTER_BENCH_CONNECTIONS sets cluster.connectionsPerBroker. CLUSTER_BENCH_DIRECT_SENDERS changes
+// acks off; CLUSTER_BENCH_CONNECTIONS sets cluster.connectionsPerBroker; CLUSTER_BENCH_APACHE=false leaves the Apache proxy out. CLUSTER_BENCH_DIRECT_SENDERS changes
 // the direct produce row's alone, e.g. to compare the broker's cost
 // per message at the rate the proxies reach.
 
@@ -99,12 +99,16 @@ func startPaths(b *testing.B) *benchPaths {
 		cfg.Cluster.ConnectionsPerBroker = n
 	}
 	ours := testenv.Start(b, cfg) // a child process: see TestMain
-	apache := testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
 	topic := fmt.Sprintf("bench-%d", benchSeq.Add(1))
 	ours.CreateTopic(b, topic, domain.MessageTypeNormal, 8)
-	theirs := &testenv.Proxy{Addr: apache.GRPC}
-	testenv.WaitForRoute(b, theirs, topic)
-	return &benchPaths{ours: ours, theirs: theirs, apache: apache, broker: broker, topic: topic}
+	paths := &benchPaths{ours: ours, broker: broker, topic: topic}
+	if os.Getenv("CLUSTER_BENCH_APACHE") == "false" {
+		return paths
+	}
+	paths.apache = testenv.NameServer().StartApacheProxyJIT(b, broker.Cluster, true)
+	paths.theirs = &testenv.Proxy{Addr: paths.apache.GRPC}
+	testenv.WaitForRoute(b, paths.theirs, topic)
+	return paths
 }
 
 // idleCPU prints the CPU the broker and the proxies use per second while
@@ -113,7 +117,10 @@ func startPaths(b *testing.B) *benchPaths {
 // a slow row holds more of them than in a fast one.
 func (p *benchPaths) idleCPU(b *testing.B) {
 	b.Helper()
-	pids := map[string]int{"broker": p.broker.PID(), "rmqproxy": p.ours.PID(), "apache-proxy": p.apache.PID()}
+	pids := map[string]int{"broker": p.broker.PID(), "rmqproxy": p.ours.PID()}
+	if p.apache != nil {
+		pids["apache-proxy"] = p.apache.PID()
+	}
 	before := map[string]float64{}
 	for name, pid := range pids {
 		s, err := servercost.CPU(pid)
@@ -201,13 +208,16 @@ func (p *benchPaths) proxyPID(name string) int {
 
 // cpuMeter reports the CPU time processes spend during a row, per
 // message, as proxy-, broker- and client-cpu-ms/msg (client = this test
-// process), and the proxy's read and write system calls per message.
+// process), the proxy's read and write system calls per message, and
+// rmqproxy's heap allocations (objects and bytes) per message.
 type cpuMeter struct {
 	names    []string
 	pids     []int
 	start    []float64
-	proxy    int   // the proxy's pid, 0 for none
-	syscalls int64 // the proxy's reads and writes so far
+	proxy    int             // the proxy's pid, 0 for none
+	syscalls int64           // the proxy's reads and writes so far
+	pprof    string          // rmqproxy's pprof base URL, "" for other rows
+	heap     servercost.Heap // rmqproxy's heap counters at the start
 }
 
 // syscallsOf returns the read and write system calls process pid has made
@@ -228,11 +238,18 @@ func syscallsOf(pid int) int64 {
 	return n
 }
 
-func meterCPU(b *testing.B, proxy, broker int) *cpuMeter {
+func meterCPU(b *testing.B, proxy, broker int, pprof string) *cpuMeter {
 	b.Helper()
-	m := &cpuMeter{proxy: proxy}
+	m := &cpuMeter{proxy: proxy, pprof: pprof}
 	if proxy != 0 {
 		m.syscalls = syscallsOf(proxy)
+	}
+	if pprof != "" {
+		h, err := servercost.ReadHeap(pprof)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.heap = h
 	}
 	for _, p := range []struct {
 		name string
@@ -264,6 +281,14 @@ func (m *cpuMeter) report(b *testing.B, msgs int64) {
 	}
 	if m.proxy != 0 {
 		b.ReportMetric(float64(syscallsOf(m.proxy)-m.syscalls)/float64(msgs), "proxy-rw-calls/msg")
+	}
+	if m.pprof != "" {
+		h, err := servercost.ReadHeap(m.pprof)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(h.Mallocs-m.heap.Mallocs)/float64(msgs), "proxy-allocs/msg")
+		b.ReportMetric(float64(h.TotalAlloc-m.heap.TotalAlloc)/float64(msgs), "proxy-B/msg")
 	}
 }
 
@@ -322,7 +347,11 @@ func warmup(b *testing.B) int64 {
 // startRow starts measuring a row: CPU per process and, for rmqproxy, a
 // profile when asked for. The returned function reports them for msgs.
 func (p *benchPaths) startRow(b *testing.B, name, workload string) func(msgs int64) {
-	m := meterCPU(b, p.proxyPID(name), p.broker.PID())
+	pprof := ""
+	if name == "rmqproxy" {
+		pprof = "http://" + p.ours.HealthAddr() + "/debug/pprof"
+	}
+	m := meterCPU(b, p.proxyPID(name), p.broker.PID(), pprof)
 	wait := func() {}
 	if name == "rmqproxy" && !strings.Contains(b.Name(), "/warm-") { // the measured pass's row only
 		wait = profileProxy(b, p.ours, workload)
@@ -462,8 +491,12 @@ type proxyPath struct {
 	p    *testenv.Proxy
 }
 
-// proxies returns rmqproxy and the Apache proxy, in that order.
+// proxies returns rmqproxy and the Apache proxy, in that order (rmqproxy
+// alone with CLUSTER_BENCH_APACHE=false).
 func (p *benchPaths) proxies() []proxyPath {
+	if p.theirs == nil {
+		return []proxyPath{{"rmqproxy", p.ours}}
+	}
 	return []proxyPath{{"rmqproxy", p.ours}, {"apache-proxy", p.theirs}}
 }
 
