@@ -48,7 +48,9 @@ import (
 //
 // CLUSTER_BENCH_CPUPROFILE=FILE writes a CPU profile of rmqproxy taken
 // during its produce and consume rows (FILE.produce, FILE.consume), over
-// CLUSTER_BENCH_PROFILE_SECONDS (10) from the start of the row; give the
+// CLUSTER_BENCH_PROFILE_SECONDS (10) from the start of the row, and its
+// allocation profiles at the start and the end of that window
+// (FILE.produce.allocs0, .allocs1: compare them with pprof -base); give the
 // row enough messages to last that long. Every row first sends or
 // receives CLUSTER_BENCH_WARMUP (3000) messages untimed, after a warm-up
 // pass over all rows (see benchPasses). After the rows the
@@ -300,9 +302,26 @@ func profileProxy(b *testing.B, p *testenv.Proxy, suffix string) func() {
 		return func() {}
 	}
 	secs := cmp.Or(os.Getenv("CLUSTER_BENCH_PROFILE_SECONDS"), "10")
+	allocs := func(name string) {
+		resp, err := http.Get("http://" + p.HealthAddr() + "/debug/pprof/allocs")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(file+"."+suffix+"."+name, data, 0o644)
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	}
+	allocs("allocs0")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer allocs("allocs1")
 		resp, err := http.Get("http://" + p.HealthAddr() + "/debug/pprof/profile?seconds=" + secs)
 		if err != nil {
 			b.Error(err)
