@@ -43,13 +43,24 @@ type Line[T, R any] struct {
 	mu       sync.Mutex
 	inFlight int
 	waiting  []*waiter[T, R]
+	waiters  sync.Pool // of *waiter[T, R], each with its channel
 }
 
-// waiter is one item on its way through a Line.
+// waiter is an item that waits in a Line. Whoever takes it out of
+// waiting sends it exactly one signal: its result (it was carried by
+// another's request) or a batch to send (itself first), whose result it
+// takes from its own flush. Once it has its signal, or has taken itself
+// out of waiting, nothing else refers to it, and it goes back to the pool
+// (the channel, buffered and empty again, with it).
 type waiter[T, R any] struct {
 	item T
-	done chan R               // its result (buffered: whoever sends it never waits)
-	lead chan []*waiter[T, R] // a batch it is to send, itself included (buffered)
+	ch   chan signal[T, R]
+}
+
+// signal is what a waiter is sent: a batch to send, or else its result.
+type signal[T, R any] struct {
+	lead   []*waiter[T, R]
+	result R
 }
 
 // New returns an idle Line bounded by limits.
@@ -67,14 +78,20 @@ func New[T, R any](limits Limits[T]) *Line[T, R] {
 // Do returns ctx's error; once it is in a request, Do returns its result
 // even if ctx ends meanwhile.
 func (l *Line[T, R]) Do(ctx context.Context, item T, flush Flush[T, R]) (R, error) {
-	w := &waiter[T, R]{item: item, done: make(chan R, 1), lead: make(chan []*waiter[T, R], 1)}
 	l.mu.Lock()
 	if l.inFlight < l.limits.Flights {
 		l.inFlight++
 		l.mu.Unlock()
-		l.send(flush, []*waiter[T, R]{w})
-		return <-w.done, nil
+		// Nothing to wait for: no waiter, no channel.
+		r := flush([]T{item})[0]
+		l.handOff()
+		return r, nil
 	}
+	w, _ := l.waiters.Get().(*waiter[T, R])
+	if w == nil {
+		w = &waiter[T, R]{ch: make(chan signal[T, R], 1)}
+	}
+	w.item = item
 	l.waiting = append(l.waiting, w)
 	l.mu.Unlock()
 	if r, ok := l.await(flush, w, ctx.Done()); ok {
@@ -84,6 +101,7 @@ func (l *Line[T, R]) Do(ctx context.Context, item T, flush Flush[T, R]) (R, erro
 	if i := slices.Index(l.waiting, w); i >= 0 {
 		l.waiting = slices.Delete(l.waiting, i, i+1)
 		l.mu.Unlock()
+		l.release(w)
 		var zero R
 		return zero, ctx.Err()
 	}
@@ -100,32 +118,51 @@ func (l *Line[T, R]) State() (inFlight, waiting int) {
 	return l.inFlight, len(l.waiting)
 }
 
-// await waits for w's result, sending the batch w is given to send if it
-// comes first, or until giveUp is closed (then ok is false).
+// await waits for w's signal and returns w's result, sending the batch w
+// is given to send first, or until giveUp is closed (then ok is false and
+// w is still the caller's).
 func (l *Line[T, R]) await(flush Flush[T, R], w *waiter[T, R], giveUp <-chan struct{}) (r R, ok bool) {
+	var sig signal[T, R]
 	select {
-	case r := <-w.done:
-		return r, true
-	case batch := <-w.lead:
-		l.send(flush, batch)
-		return <-w.done, true
+	case sig = <-w.ch:
 	case <-giveUp:
 		return r, false
 	}
+	if sig.lead == nil {
+		r = sig.result
+	} else {
+		r = l.send(flush, sig.lead)
+	}
+	l.release(w)
+	return r, true
 }
 
-// send sends one request for batch, gives each waiter its result, and
-// then hands the flight to the items that waited meanwhile (the first of
-// them sends the next request) or ends it.
-func (l *Line[T, R]) send(flush Flush[T, R], batch []*waiter[T, R]) {
+// release puts w, done with, back in the pool.
+func (l *Line[T, R]) release(w *waiter[T, R]) {
+	var zero T
+	w.item = zero // hold on to no caller's item
+	l.waiters.Put(w)
+}
+
+// send sends one request for batch, whose first waiter is the caller's
+// own, gives each other waiter its result and returns the first's; then
+// it hands the flight on (see handOff).
+func (l *Line[T, R]) send(flush Flush[T, R], batch []*waiter[T, R]) R {
 	items := make([]T, len(batch))
 	for i, w := range batch {
 		items[i] = w.item
 	}
 	results := flush(items)
-	for i, w := range batch {
-		w.done <- results[i]
+	for i, w := range batch[1:] {
+		w.ch <- signal[T, R]{result: results[i+1]} // w is not to be touched after this
 	}
+	l.handOff()
+	return results[0]
+}
+
+// handOff ends a request: it hands the flight to the items that waited
+// meanwhile (the first of them sends the next request) or ends it.
+func (l *Line[T, R]) handOff() {
 	l.mu.Lock()
 	if len(l.waiting) == 0 {
 		l.inFlight--
@@ -136,7 +173,7 @@ func (l *Line[T, R]) send(flush Flush[T, R], batch []*waiter[T, R]) {
 	next := slices.Clone(l.waiting[:n])
 	l.waiting = slices.Delete(l.waiting, 0, n)
 	l.mu.Unlock()
-	next[0].lead <- next
+	next[0].ch <- signal[T, R]{lead: next}
 }
 
 // take returns how many of the waiting items (at least one) the next

@@ -179,3 +179,26 @@ func TestPruneForgetsIdleLines(t *testing.T) {
 		t.Fatalf("Prune forgot %d lines, %d left; want 2 and 0", n, s.Len())
 	}
 }
+
+// TestUncontendedDoAllocatesOnlyTheRequest: an item that finds a free
+// flight goes at once, with nothing allocated for waiting (no waiter, no
+// channel): only the one-item request given to flush. A waiting item's
+// waiter and channel are reused (see TestWaitingItemsShareARequest for
+// their behaviour).
+func TestUncontendedDoAllocatesOnlyTheRequest(t *testing.T) {
+	l := New[int, int](Limits[int]{Flights: 1, MaxItems: 8})
+	out := []int{0}
+	flush := func(items []int) []int {
+		out[0] = -items[0]
+		return out
+	}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if r, err := l.Do(ctx, 7, flush); err != nil || r != -7 {
+			t.Fatalf("Do = %d, %v; want -7", r, err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("an uncontended Do allocates %.0f objects, want at most 1 (the request)", allocs)
+	}
+}
