@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 )
@@ -128,5 +129,23 @@ func BenchmarkEncodePull(b *testing.B) {
 		}
 		c.Body = body
 		buf, _ = remoting.AppendCommand(buf[:0], c)
+	}
+}
+
+// TestDecodeMessagesSharesTheTopic: the messages of one answer that are of
+// one topic share its string (one copy per answer, not per message).
+func TestDecodeMessagesSharesTheTopic(t *testing.T) {
+	c, _, err := remoting.Decode(pullResponse(t, 3, 16), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := remoting.DecodeMessages(c.Body)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("DecodeMessages: %d messages, %v", len(msgs), err)
+	}
+	for i := range msgs {
+		if msgs[i].Topic != "TopicTest" || unsafe.StringData(msgs[i].Topic) != unsafe.StringData(msgs[0].Topic) {
+			t.Errorf("message %d: topic %q is a copy of its own", i, msgs[i].Topic)
+		}
 	}
 }

@@ -232,12 +232,14 @@ func DecodeMessages(body []byte) ([]Message, error) {
 		i += size
 	}
 	msgs := make([]Message, 0, n+1)
+	topic := "" // the previous message's: the messages of one answer mostly share it
 	for i := 0; i < len(body); {
-		m, size, err := decodeMessage(body[i:])
+		m, size, err := decodeMessage(body[i:], topic)
 		if err != nil {
 			return msgs, &DecodeError{What: "message " + strconv.Itoa(len(msgs)) + " at byte " + strconv.Itoa(i), Reason: err.Error()}
 		}
 		msgs = append(msgs, m)
+		topic = m.Topic
 		i += size
 	}
 	return msgs, nil
@@ -245,7 +247,7 @@ func DecodeMessages(body []byte) ([]Message, error) {
 
 // DecodeMessage decodes one stored-format record that fills b.
 func DecodeMessage(b []byte) (Message, error) {
-	m, size, err := decodeMessage(b)
+	m, size, err := decodeMessage(b, "")
 	if err == nil && size != len(b) {
 		err = decodeErr("message", strconv.Itoa(len(b)-size)+" bytes after the record")
 	}
@@ -262,7 +264,9 @@ type reasonErr string
 
 func (e reasonErr) Error() string { return string(e) }
 
-func decodeMessage(b []byte) (Message, int, error) {
+// decodeMessage decodes the record at the start of b and returns its size.
+// A topic equal to prevTopic is given prevTopic's string (no copy).
+func decodeMessage(b []byte, prevTopic string) (Message, int, error) {
 	var m Message
 	if len(b) < 4 {
 		return m, 0, reasonErr("truncated size")
@@ -311,7 +315,9 @@ func decodeMessage(b []byte) (Message, int, error) {
 	if r.i != size {
 		return m, 0, reasonErr(strconv.Itoa(size-r.i) + " unread bytes inside the record")
 	}
-	m.Topic = string(topic)
+	if m.Topic = prevTopic; string(topic) != prevTopic {
+		m.Topic = string(topic)
+	}
 	m.Properties = ParseProperties(string(props))
 	return m, size, nil
 }
