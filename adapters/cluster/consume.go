@@ -81,6 +81,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		return nil, err
 	}
 	out := make([]domain.StoredMessage, 0, len(raw))
+	var hosts hostName
 	for i := range raw {
 		m := &raw[i]
 		handle, err := popHandle(m)
@@ -89,7 +90,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
 			continue
 		}
-		sm := storedMessage(m, req.Topic, broker)
+		sm := storedMessageOf(m, req.Topic, broker, &hosts)
 		sm.ReceiptHandle = handle.String()
 		if !f.Match(&sm.Message) {
 			// Not for this subscription (the broker filters tags by hash):

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +95,31 @@ func bornTime(m *remoting.Message) time.Time {
 // client asked for (a retried message is stored in a retry topic);
 // brokerName the broker it came from.
 func storedMessage(m *remoting.Message, topic, brokerName string) domain.StoredMessage {
+	return storedMessageOf(m, topic, brokerName, nil)
+}
+
+// hostName keeps the text of the store host the previous message of an
+// answer had: the messages of one answer mostly share it, and each would
+// otherwise format its own copy.
+type hostName struct {
+	addr netip.AddrPort
+	text string
+}
+
+// of returns a's text (a's own copy when h is nil).
+func (h *hostName) of(a netip.AddrPort) string {
+	if h == nil {
+		return a.String()
+	}
+	if h.text == "" || h.addr != a {
+		h.addr, h.text = a, a.String()
+	}
+	return h.text
+}
+
+// storedMessageOf is storedMessage, taking the store host's text from
+// hosts (nil: none).
+func storedMessageOf(m *remoting.Message, topic, brokerName string, hosts *hostName) domain.StoredMessage {
 	p := m.Properties
 	s := domain.StoredMessage{
 		Message: domain.Message{
@@ -140,7 +166,7 @@ func storedMessage(m *remoting.Message, topic, brokerName string) domain.StoredM
 		s.BornHost = m.BornHost.Addr().String()
 	}
 	if m.StoreHost.IsValid() {
-		s.StoreHost = m.StoreHost.String()
+		s.StoreHost = hosts.of(m.StoreHost)
 	}
 	if v, ok := p.Get(remoting.PropertyTimerDelaySec); ok {
 		if sec, err := strconv.ParseInt(v, 10, 64); err == nil {

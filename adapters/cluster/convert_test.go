@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
@@ -310,5 +311,28 @@ func TestBornHostOfARemotingProducer(t *testing.T) {
 	m.Properties = remoting.Properties{{Key: remoting.PropertyBornHost, Value: "client:1"}}
 	if s := storedMessage(&m, "T", "b"); s.BornHost != "client:1" {
 		t.Fatalf("born host %q, want the property's", s.BornHost)
+	}
+}
+
+// TestStoreHostTextIsSharedWithinAnAnswer: the messages of one answer
+// stored by one host share the text of its address; a message of another
+// host gets its own.
+func TestStoreHostTextIsSharedWithinAnAnswer(t *testing.T) {
+	a, b := netip.MustParseAddrPort("10.0.0.1:10911"), netip.MustParseAddrPort("10.0.0.2:10911")
+	var hosts hostName
+	var got []string
+	for _, h := range []netip.AddrPort{a, a, b, a} {
+		m := remoting.Message{MagicCode: remoting.MagicV2, StoreHost: h, Topic: "T"}
+		got = append(got, storedMessageOf(&m, "T", "b", &hosts).StoreHost)
+	}
+	if want := []string{"10.0.0.1:10911", "10.0.0.1:10911", "10.0.0.2:10911", "10.0.0.1:10911"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("store hosts %q, want %q", got, want)
+	}
+	if unsafe.StringData(got[0]) != unsafe.StringData(got[1]) {
+		t.Error("two messages of one host in a row each got a copy of its address")
+	}
+	m := remoting.Message{MagicCode: remoting.MagicV2, StoreHost: a, Topic: "T"}
+	if s := storedMessage(&m, "T", "b").StoreHost; s != "10.0.0.1:10911" {
+		t.Errorf("storedMessage: store host %q", s)
 	}
 }

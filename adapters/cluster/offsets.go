@@ -122,8 +122,9 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	if err != nil {
 		return ports.PullResult{}, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pull answer could not be decoded")
 	}
+	var hosts hostName
 	for i := range raw {
-		sm := storedMessage(&raw[i], q.Topic, q.BrokerName)
+		sm := storedMessageOf(&raw[i], q.Topic, q.BrokerName, &hosts)
 		if f.Match(&sm.Message) {
 			out.Messages = append(out.Messages, sm)
 		}
