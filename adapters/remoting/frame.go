@@ -78,26 +78,27 @@ func Decode(b []byte, maxFrame int) (cmd *Command, n int, err error) {
 // a *FrameError for a malformed or over-long frame (maxFrame as in
 // Decode). It checks the frame's size before allocating; a JSON header
 // that fits r's buffer is decoded from one string copied out of the buffer
-// and the body gets a buffer of its own (one allocation for an answer
-// without body), anything else is read into one buffer of the frame's size
+// and the body gets a buffer of its own (two allocations, the command with
+// its fields and the header's string, for an answer without body), anything else is read into one buffer of the frame's size
 // that the command's Body aliases.
 func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
-	var prefix [4]byte
-	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+	word, err := readWord(r)
+	if err != nil {
 		return nil, err
 	}
+	var prefix [4]byte
+	binary.BigEndian.PutUint32(prefix[:], word)
 	length, err := frameLength(prefix[:], maxFrame)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+	if word, err = readWord(r); err != nil {
 		return nil, unexpected(err)
 	}
-	word := binary.BigEndian.Uint32(prefix[:])
 	st, hlen := SerializeType(word>>24), int(word&0xFFFFFF)
 	if st != JSON || hlen > length-4 || hlen > r.Size() {
 		frame := make([]byte, length)
-		copy(frame, prefix[:])
+		binary.BigEndian.PutUint32(frame, word)
 		if _, err := io.ReadFull(r, frame[4:]); err != nil {
 			return nil, unexpected(err)
 		}
@@ -116,11 +117,38 @@ func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 			return nil, unexpected(err)
 		}
 	}
-	cmd := &Command{Serialize: JSON, Body: body}
-	if err := decodeJSONHeaderString(cmd, hdr); err != nil {
+	rc := &readCommand{Command: Command{Serialize: JSON, Body: body}}
+	rc.Fields = rc.fields[:0]
+	if err := decodeJSONHeaderString(&rc.Command, hdr); err != nil {
 		return nil, err
 	}
-	return cmd, nil
+	if len(rc.Fields) == 0 {
+		rc.Fields = nil // none, as decodeFrame gives
+	}
+	return &rc.Command, nil
+}
+
+// readCommand is a command read by ReadCommand with room for the ext
+// fields of most answers (a send's has 6 to 8), so that both are one
+// allocation.
+type readCommand struct {
+	Command
+	fields [8]Field
+}
+
+// readWord reads a big-endian uint32 from r with io.ReadFull's errors
+// (io.EOF when r ends before it, io.ErrUnexpectedEOF inside it), in r's
+// buffer: a buffer of its own would escape to the heap through io.Reader.
+func readWord(r *bufio.Reader) (uint32, error) {
+	b, err := r.Peek(4)
+	if err != nil {
+		if err == io.EOF && len(b) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	_, _ = r.Discard(4)
+	return binary.BigEndian.Uint32(b), nil
 }
 
 // unexpected turns a clean end of r inside a frame into io.ErrUnexpectedEOF.

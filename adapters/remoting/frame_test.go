@@ -258,3 +258,28 @@ func TestFields(t *testing.T) {
 		t.Fatalf("%v", f)
 	}
 }
+
+// TestReadCommandAllocations: a JSON answer without body (an ack's, a send's
+// header) costs two allocations: the command with room for its ext fields,
+// and the header's text the fields' strings point into.
+func TestReadCommandAllocations(t *testing.T) {
+	frame, err := remoting.AppendCommand(nil, &remoting.Command{Opaque: 7, Flag: remoting.FlagResponse, Version: 513,
+		Fields: (&remoting.SendMessageResponseHeader{MsgID: "7F00000100002A9F0000000000A1B2C3", QueueID: 3, QueueOffset: 123456,
+			TransactionID: "0100155D0A1B2C3D4E5F60718293A4B5C6", MsgRegion: "DefaultRegion", TraceOn: "true"}).AppendFields(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(frame)
+	br := bufio.NewReaderSize(r, 4096)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(frame)
+		br.Reset(r)
+		c, err := remoting.ReadCommand(br, 0)
+		if err != nil || c.Opaque != 7 || len(c.Fields) < 6 {
+			t.Fatalf("ReadCommand: %+v, %v", c, err)
+		}
+	})
+	if allocs > 2 {
+		t.Errorf("ReadCommand allocates %.0f objects for an answer without body, want 2", allocs)
+	}
+}

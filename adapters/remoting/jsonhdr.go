@@ -44,7 +44,8 @@ func appendJSONHeader(dst []byte, c *Command) []byte {
 func decodeJSONHeader(c *Command, h []byte) error { return decodeJSONHeaderString(c, string(h)) }
 
 // decodeJSONHeaderString is decodeJSONHeader of a header already a string
-// (the decoded strings are substrings of it).
+// (the decoded strings are substrings of it). The ext fields go in
+// c.Fields's array when it has room (see ReadCommand).
 func decodeJSONHeaderString(c *Command, h string) error {
 	p := jsonScanner{s: h, base: 4}
 	err := p.object(0, func(key string) error {
@@ -70,7 +71,9 @@ func decodeJSONHeaderString(c *Command, h string) error {
 			if p.peek() != '{' {
 				return p.skip(1) // null (or junk fastjson would ignore)
 			}
-			c.Fields = make(Fields, 0, 8)
+			if c.Fields = c.Fields[:0]; cap(c.Fields) == 0 {
+				c.Fields = make(Fields, 0, 8)
+			}
 			err = p.object(1, func(k string) error {
 				v, ok, err := p.scalar(2)
 				if ok {
