@@ -24,6 +24,9 @@ import (
 // batched offset outside the queue's range, which a single ACK_MESSAGE
 // answers with NO_MESSAGE; docs/compatibility.md.)
 func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
+	if len(reqs) == 1 { // the common case: a client acks one message per request
+		return []error{b.Ack(ctx, reqs[0])}
+	}
 	errs := make([]error, len(reqs))
 	var singles []int
 	byBroker := map[string][]int{}
