@@ -123,6 +123,9 @@ func yieldStoredProperties(m *Message, yield func(string, string) bool) bool {
 	if !m.BornAt.IsZero() && !yield(propBornTimestamp, strconv.FormatInt(m.BornAt.UnixMilli(), 10)) {
 		return false
 	}
+	if len(m.Properties) == 0 {
+		return true // (sorting no keys still allocates)
+	}
 	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
 		if v := m.Properties[k]; v != "" && !yield(k, v) {
 			return false
