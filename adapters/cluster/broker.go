@@ -443,9 +443,14 @@ func transportFailureText(k client.Kind) string {
 // broker's answer does not fit.
 func decodeHeader(resp *remoting.Command, h remoting.Header) error {
 	if err := h.DecodeFields(resp.Fields); err != nil {
-		return domain.Wrap(domain.ReasonBrokerError, err, "the broker's answer could not be decoded")
+		return headerError(err)
 	}
 	return nil
+}
+
+// headerError is the error of an answer whose header does not decode.
+func headerError(err error) error {
+	return domain.Wrap(domain.ReasonBrokerError, err, "the broker's answer could not be decoded")
 }
 
 // SetTransactionCheckHandler implements [ports.Transactions].

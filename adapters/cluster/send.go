@@ -198,8 +198,8 @@ func sendReceipts(resp *remoting.Command, q domain.QueueRef, msgs []domain.Messa
 		return nil, err
 	}
 	var sr remoting.SendMessageResponseHeader
-	if err := decodeHeader(resp, &sr); err != nil {
-		return nil, err
+	if err := sr.DecodeFields(resp.Fields); err != nil { // as decodeHeader, without sr escaping through its interface
+		return nil, headerError(err)
 	}
 	out := make([]domain.SendReceipt, len(msgs))
 	var ids []string // offset message ids, read for transactional messages only
