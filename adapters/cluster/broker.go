@@ -384,11 +384,10 @@ func (b *Broker) callPinned(ctx context.Context, addr string, code remoting.Requ
 
 // newRequest builds a request from code, header (nil for none) and body.
 func newRequest(code remoting.RequestCode, h remoting.Header, body []byte) *remoting.Command {
-	var f remoting.Fields
-	if h != nil {
-		f = remoting.EncodeHeader(h)
+	if h == nil {
+		return remoting.NewRequest(code, nil, body)
 	}
-	return remoting.NewRequest(code, f, body)
+	return remoting.NewHeaderRequest(code, h, body)
 }
 
 // callNameServer sends a request to the NameServers, starting with the one

@@ -55,7 +55,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
 		PollTime: poll.Milliseconds(), BornTime: 0, InitMode: remoting.InitModeMax,
 		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
-	resp, err := b.poll(ctx, addr, remoting.NewRequest(remoting.RequestPopMessage, remoting.EncodeHeader(&h), nil), timeout,
+	resp, err := b.poll(ctx, addr, remoting.NewHeaderRequest(remoting.RequestPopMessage, &h, nil), timeout,
 		func(ctx context.Context, _ string, resp *remoting.Command) { b.releaseLatePop(ctx, req, broker, resp) })
 	if err != nil {
 		if ctx.Err() == nil {

@@ -89,7 +89,7 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	h := remoting.PullMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: req.Group, Topic: q.Topic,
 		QueueID: q.QueueID, QueueOffset: req.Offset, MaxMsgNums: max(req.BatchSize, 1), SysFlag: flags,
 		SuspendTimeoutMillis: poll.Milliseconds(), Subscription: exp, SubVersion: b.clock.Now().UnixMilli(), ExpressionType: expType}
-	resp, err := b.poll(ctx, addr, remoting.NewRequest(remoting.RequestPullMessage, remoting.EncodeHeader(&h), nil), timeout, nil)
+	resp, err := b.poll(ctx, addr, remoting.NewHeaderRequest(remoting.RequestPullMessage, &h, nil), timeout, nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.failed(q.BrokerName, err)

@@ -121,6 +121,20 @@ func NewRequest(code RequestCode, fields Fields, body []byte) *Command {
 	return &Command{Code: int32(code), Language: LanguageGo, Version: DefaultVersion, Fields: fields, Body: body}
 }
 
+// NewHeaderRequest is NewRequest with h's ext fields, which it keeps in
+// the command's own allocation (room for 16, what EncodeHeader gives).
+func NewHeaderRequest(code RequestCode, h Header, body []byte) *Command {
+	r := &headerRequest{Command: Command{Code: int32(code), Language: LanguageGo, Version: DefaultVersion, Body: body}}
+	r.Fields = h.AppendFields(r.fields[:0])
+	return &r.Command
+}
+
+// headerRequest is a request with room for its ext fields.
+type headerRequest struct {
+	Command
+	fields [16]Field
+}
+
 // NewResponse returns a response to req with the given code and remark.
 func NewResponse(req *Command, code ResponseCode, remark string) *Command {
 	return &Command{Code: int32(code), Language: LanguageGo, Version: DefaultVersion,

@@ -164,3 +164,17 @@ func TestHeaderDecodeErrors(t *testing.T) {
 		t.Fatalf("boundary: %v %v", s.BoundaryType, err)
 	}
 }
+
+// TestNewHeaderRequest: a request built with NewHeaderRequest is the one
+// NewRequest builds from EncodeHeader's fields, in one allocation.
+func TestNewHeaderRequest(t *testing.T) {
+	h := &remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: "b"}, ConsumerGroup: "G", Topic: "T", QueueID: 3,
+		ExtraInfo: "1 2 3 4 0 b 3 5", Offset: 123456}
+	got := remoting.NewHeaderRequest(remoting.RequestAckMessage, h, []byte("x"))
+	if want := remoting.NewRequest(remoting.RequestAckMessage, remoting.EncodeHeader(h), []byte("x")); !reflect.DeepEqual(got, want) {
+		t.Fatalf("NewHeaderRequest = %+v, want %+v", got, want)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = remoting.NewHeaderRequest(remoting.RequestAckMessage, h, nil) }); allocs > 2 {
+		t.Errorf("NewHeaderRequest allocates %.0f objects, want 2 (the request, the offset's text)", allocs)
+	}
+}
