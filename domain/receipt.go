@@ -93,8 +93,22 @@ func ParseReceiptHandle(s string) (ReceiptHandle, error) {
 	if len(s) > maxReceiptHandleLength {
 		return bad("it is too long")
 	}
-	f := strings.Split(s, " ")
-	if len(f) != 8 && len(f) != 9 {
+	// The fields, in place (a receipt handle is parsed once per ack): n
+	// counts them up to 10.
+	var f [9]string
+	n := 0
+	for rest := s; ; n++ {
+		if n == len(f) {
+			n++
+			break
+		}
+		var found bool
+		if f[n], rest, found = strings.Cut(rest, " "); !found {
+			n++
+			break
+		}
+	}
+	if n != 8 && n != 9 {
 		return bad("it must have 8 or 9 space-separated fields")
 	}
 	var h ReceiptHandle
@@ -115,7 +129,7 @@ func ParseReceiptHandle(s string) (ReceiptHandle, error) {
 	h.QueueID = int32(num(6, 32))
 	h.QueueOffset = num(7, 64)
 	h.CommitLogOffset = -1
-	if len(f) == 9 {
+	if n == 9 {
 		h.CommitLogOffset = num(8, 64)
 	}
 	if err != nil {
@@ -129,7 +143,7 @@ func ParseReceiptHandle(s string) (ReceiptHandle, error) {
 		return bad("a field is negative")
 	case h.TopicType < ReceiptTopicNormal || h.TopicType > ReceiptTopicRetryV2:
 		return bad("unknown topic type")
-	case len(f) == 9 && h.CommitLogOffset < 0:
+	case n == 9 && h.CommitLogOffset < 0:
 		return bad("the commit log offset is negative")
 	}
 	return h, nil
