@@ -93,21 +93,9 @@ func ParseReceiptHandle(s string) (ReceiptHandle, error) {
 	if len(s) > maxReceiptHandleLength {
 		return bad("it is too long")
 	}
-	// The fields, in place (a receipt handle is parsed once per ack): n
-	// counts them up to 10.
+	// The fields, in place (a receipt handle is parsed once per ack).
 	var f [9]string
-	n := 0
-	for rest := s; ; n++ {
-		if n == len(f) {
-			n++
-			break
-		}
-		var found bool
-		if f[n], rest, found = strings.Cut(rest, " "); !found {
-			n++
-			break
-		}
-	}
+	n := SpaceFields(s, f[:])
 	if n != 8 && n != 9 {
 		return bad("it must have 8 or 9 space-separated fields")
 	}
@@ -147,4 +135,20 @@ func ParseReceiptHandle(s string) (ReceiptHandle, error) {
 		return bad("the commit log offset is negative")
 	}
 	return h, nil
+}
+
+// SpaceFields puts the space-separated fields of s into f, without
+// allocating, and returns how many s has, counting len(f)+1 for more than
+// len(f) (f then holds the first len(f)); the count is that of
+// strings.Split for up to len(f) fields.
+func SpaceFields(s string, f []string) int {
+	for n := 0; ; n++ {
+		if n == len(f) {
+			return n + 1
+		}
+		var found bool
+		if f[n], s, found = strings.Cut(s, " "); !found {
+			return n + 1
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package domain_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +85,19 @@ func TestParseReceiptHandleAllocatesNothing(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("ParseReceiptHandle allocates %.0f objects, want 0", allocs)
+	}
+}
+
+func TestSpaceFieldsCountsAsSplit(t *testing.T) {
+	for _, s := range []string{"", " ", "a", "a b", "a  b", "a b c d", "a b c d e", " a b c d "} {
+		var f [4]string
+		n := domain.SpaceFields(s, f[:])
+		want := strings.Split(s, " ")
+		switch {
+		case len(want) <= len(f) && (n != len(want) || !slices.Equal(f[:n], want)):
+			t.Errorf("SpaceFields(%q) = %d %q, want %d %q", s, n, f[:min(n, len(f))], len(want), want)
+		case len(want) > len(f) && (n != len(f)+1 || !slices.Equal(f[:], want[:len(f)])):
+			t.Errorf("SpaceFields(%q) = %d %q, want %d and the first %d of %q", s, n, f, len(f)+1, len(f), want)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package remoting
 import (
 	"strconv"
 	"strings"
+
+	"github.com/rmqproxy/rmqproxy/domain"
 )
 
 // Retry flags of a checkpoint: which topic a popped message came from.
@@ -119,21 +121,9 @@ func (e ExtraInfo) String() string {
 // the broker name non-empty.
 func ParseExtraInfo(s string) (ExtraInfo, error) {
 	e := ExtraInfo{QueueOffset: -1, CommitLogOffset: -1}
-	// The fields, as strings.SplitN(s, " ", 10) would count them, without
-	// allocating: n is 10 for ten or more.
+	// The fields, without allocating: n is 10 for ten or more.
 	var f [9]string
-	n := 0
-	for rest := s; ; n++ {
-		if n == len(f) {
-			n++
-			break
-		}
-		var found bool
-		if f[n], rest, found = strings.Cut(rest, " "); !found {
-			n++
-			break
-		}
-	}
+	n := domain.SpaceFields(s, f[:])
 	if n < 7 || n > 9 {
 		return e, decodeErr("pop checkpoint", "has "+strconv.Itoa(n)+" fields, want 7 to 9")
 	}
