@@ -161,7 +161,7 @@ type event struct {
 	Message    string            `json:"message"`
 	// verify: the admin API's HTTP status and answer, and the client asked.
 	Status int    `json:"status"`
-	Answer string `json:"answer"`
+	Answer string `json:"answer"` // also: a recall's answer (message id)
 	Client string `json:"client"`
 }
 

@@ -61,6 +61,8 @@ func TestInterop(t *testing.T) {
 			}
 			t.Run("delay", func(t *testing.T) { delayScenario(t, p, acks, lang) })
 			t.Run("transaction", func(t *testing.T) { transactionScenario(t, p, acks, lang) })
+			t.Run("filter", func(t *testing.T) { filterScenario(t, p, acks, lang) })
+			t.Run("invisible", func(t *testing.T) { invisibleScenario(t, p, acks, lang) })
 			if lang.name == "java" {
 				t.Run("limits", func(t *testing.T) { limitsScenario(t, p, lang) })
 				t.Run("fiforun", func(t *testing.T) { fifoRunScenario(t, p, acks, lang) })
@@ -144,13 +146,27 @@ func fifoScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang language,
 }
 
 // delayScenario: messages with a delivery time of now+D arrive, none before
-// its time (less the proxy's tick).
+// its time (less the proxy's tick). One more, sent first with the same
+// delay, is recalled with the recall handle of its send receipt: the
+// answer names it, and it never arrives (it was due before the others).
 func delayScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang language) {
 	topic, group := names(lang, "delay", "")
 	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
 	evs := runOn(t, p, lang, "delay", topic, group, "--count", strconv.Itoa(delayCount),
-		"--delay-ms", strconv.FormatInt(delay.Milliseconds(), 10))
+		"--delay-ms", strconv.FormatInt(delay.Milliseconds(), 10), "--recall", "1")
 	sent, got := exactlyOnce(t, evs, delayCount)
+	recalled := only(evs, "recalled")
+	if len(recalled) != 1 {
+		t.Fatalf("%d messages recalled, want 1", len(recalled))
+	}
+	if r := recalled[0]; r.Answer != r.ID {
+		t.Errorf("recalling message %s answered message id %q", r.ID, r.Answer)
+	}
+	for _, r := range only(evs, "received") {
+		if r.ID == recalled[0].ID {
+			t.Errorf("the recalled message %s was delivered (%q, attempt %d)", r.ID, r.Body, r.Attempt)
+		}
+	}
 	minLate, maxLate := time.Duration(1<<62), time.Duration(-1<<62)
 	for id, r := range got {
 		s := sent[id]
@@ -167,6 +183,7 @@ func delayScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang language
 	if len(got) > 0 {
 		t.Logf("%d delay messages arrived %v to %v after their delivery time", len(got), minLate, maxLate)
 	}
+	// The recalled message never reaches the topic's queues.
 	settled(t, p, acks, group, topic, delayCount, simpleInvisible())
 }
 
@@ -231,7 +248,43 @@ func runOn(t *testing.T, p *testenv.Proxy, lang language, scenario, topic, group
 		"--timeout-ms", strconv.FormatInt((programTimeout - 15*time.Second).Milliseconds(), 10),
 		"--invisible-ms", strconv.FormatInt(simpleInvisible().Milliseconds(), 10),
 	}, extra...)
-	return program(t, lang, programTimeout, args...)
+	before := rpcCounts(t, p)
+	evs := program(t, lang, programTimeout, args...)
+	goodbyes(t, p, before, scenario)
+	return evs
+}
+
+// clientsOf is how many clients (producers and consumers) each scenario's
+// program starts and shuts down.
+var clientsOf = map[string]int{"filter": 3, "limits": 3}
+
+// goodbyes checks that every client of a program that just ended said
+// goodbye (NotifyClientTermination answered OK, once per client), and logs
+// the RPCs the proxy answered with a code other than OK while it ran (a
+// receive that found no message aside).
+func goodbyes(t *testing.T, p *testenv.Proxy, before map[rpcKey]uint64, scenario string) {
+	t.Helper()
+	want := uint64(clientsOf[scenario])
+	if want == 0 {
+		want = 2
+	}
+	var d rpcDelta
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		d = diffRPCs(before, rpcCounts(t, p))
+		if n := d[rpcKey{"NotifyClientTermination", "OK"}]; n < want {
+			return fmt.Errorf("%d clients said goodbye (NotifyClientTermination answered OK), want %d; RPCs: %v", n, want, d)
+		}
+		return nil
+	})
+	notOK := rpcDelta{}
+	for k, n := range d {
+		if k.code != "OK" && k != (rpcKey{"ReceiveMessage", "MESSAGE_NOT_FOUND"}) {
+			notOK[k] = n
+		}
+	}
+	if len(notOK) > 0 {
+		t.Logf("RPCs not answered OK: %v", notOK)
+	}
 }
 
 // exactlyOnce checks that n distinct messages were sent and each of them,
@@ -506,4 +559,109 @@ func verifyScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang languag
 				sent[v.ID], v.ID, b, ok, want, v.Client)
 		}
 	}
+}
+
+// filterScenario: six messages, message i tagged TagA, TagB or TagC
+// (i % 3) with the properties color (red for an even i, else blue) and n
+// (i). A consumer of group G-tag subscribed with "TagA||TagC" receives
+// exactly those tagged TagA or TagC, one of group G-sql subscribed with
+// the SQL92 expression "color = 'red' AND n >= 2" exactly messages 2 and 4,
+// each once and intact; both groups end with all six messages consumed
+// (the ones their filter skips included).
+func filterScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang language) {
+	topic, group := names(lang, "filter", "")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	want := map[string][]int{}
+	for i := range 6 {
+		if i%3 != 1 {
+			want["tag"] = append(want["tag"], i)
+		}
+		if i%2 == 0 && i >= 2 {
+			want["sql"] = append(want["sql"], i)
+		}
+	}
+	evs := runOn(t, p, lang, "filter", topic, group,
+		"--tag-want", strconv.Itoa(len(want["tag"])), "--sql-want", strconv.Itoa(len(want["sql"])))
+	sent := map[string]event{}
+	for _, s := range only(evs, "sent") {
+		sent[s.ID] = s
+	}
+	if len(sent) != 6 {
+		t.Fatalf("sent %d distinct messages, want 6", len(sent))
+	}
+	got := map[string][]int{}
+	for _, r := range only(evs, "received") {
+		s, ok := sent[r.ID]
+		switch {
+		case !ok:
+			t.Errorf("%s consumer received message %s (%q) that was not sent", r.Consumer, r.ID, r.Body)
+			continue
+		case r.Body != s.Body || r.Tag != s.Tag || !sameMap(r.Props, s.Props):
+			t.Errorf("message %s arrived changed at the %s consumer: body %q tag %q props %v, sent body %q tag %q props %v",
+				r.ID, r.Consumer, r.Body, r.Tag, r.Props, s.Body, s.Tag, s.Props)
+		}
+		got[r.Consumer] = append(got[r.Consumer], *s.Seq)
+	}
+	for _, c := range []string{"tag", "sql"} {
+		slices.Sort(got[c])
+		if !slices.Equal(got[c], want[c]) {
+			t.Errorf("the %s consumer received messages %v, want %v", c, got[c], want[c])
+		}
+	}
+	for _, c := range []string{"tag", "sql"} {
+		settled(t, p, acks, group+"-"+c, topic, 6, simpleInvisible())
+	}
+}
+
+// invisibleScenario: a simple consumer changes the invisible duration of
+// the message "extend" to twice its own and acks it with the receipt handle
+// the change returned: it arrives once. It changes that of "shorten" to
+// 1 s and does not ack it: it arrives again (delivery attempt 2) no sooner
+// than 1 s after the change, and is acked then.
+func invisibleScenario(t *testing.T, p *testenv.Proxy, acks *ackWatch, lang language) {
+	topic, group := names(lang, "invisible", "")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	evs := runOn(t, p, lang, "invisible", topic, group)
+	byCase := map[string]string{}
+	for _, s := range only(evs, "sent") {
+		byCase[s.Case] = s.ID
+	}
+	if len(byCase) != 2 {
+		t.Fatalf("sent %v, want extend and shorten", byCase)
+	}
+	attempts := map[string][]int{}
+	var changing int64
+	var redelivered int64
+	for _, e := range evs {
+		switch {
+		case e.Event == "received":
+			attempts[e.ID] = append(attempts[e.ID], e.Attempt)
+			if e.ID == byCase["shorten"] && e.Attempt == 2 {
+				redelivered = e.TS
+			}
+		case e.Event == "changing" && e.ID == byCase["shorten"]:
+			changing = e.TS
+		}
+	}
+	if a := attempts[byCase["extend"]]; !slices.Equal(a, []int{1}) {
+		t.Errorf("the extended message arrived with delivery attempts %v, want [1]", a)
+	}
+	if a := attempts[byCase["shorten"]]; !slices.Equal(a, []int{1, 2}) {
+		t.Errorf("the shortened message arrived with delivery attempts %v, want [1 2]", a)
+	}
+	if early := time.Second - time.Duration(redelivered-changing)*time.Millisecond; redelivered != 0 && early > delayTolerance {
+		t.Errorf("the shortened message came again %v after its invisible duration was changed to 1 s", time.Duration(redelivered-changing)*time.Millisecond)
+	} else if redelivered != 0 {
+		t.Logf("the shortened message came again %v after the change", time.Duration(redelivered-changing)*time.Millisecond)
+	}
+	acked := map[string]int{}
+	for _, a := range only(evs, "acked") {
+		acked[a.ID]++
+	}
+	for c, id := range byCase {
+		if acked[id] != 1 {
+			t.Errorf("the %s message was acked %d times, want once", c, acked[id])
+		}
+	}
+	settled(t, p, acks, group, topic, 2, simpleInvisible())
 }

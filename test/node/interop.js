@@ -7,7 +7,9 @@
 //       [--count N] [--groups K] [--delay-ms D] [--consumer simple|push]
 //       [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
 //
-// Scenarios: normal, fifo, delay, transaction. The simple consumer receives
+// Scenarios: normal, fifo, delay (with --recall 1, one more delay message is
+// sent first and recalled), transaction, filter, invisible (see the methods
+// below). The simple consumer receives
 // with an invisible duration of I ms (default 30000) and acks each message.
 // The client runs with its
 // default settings (plaintext). Errors go to stderr with a non-zero exit.
@@ -18,7 +20,7 @@ const {
 } = require('rocketmq-client-nodejs');
 // The client exports no TransactionResolution of its own; its checker
 // interface returns the protocol enum, which the package ships here.
-const { TransactionResolution } = require('rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
+const { TransactionResolution, FilterType } = require('rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
 
 function parseArgs(argv) {
   const [ scenario, ...rest ] = argv;
@@ -213,6 +215,17 @@ class Run {
     const delayMs = Number(this.opts['delay-ms'] ?? 3000);
     const consumer = await this.startConsumer();
     await this.withProducer({}, async p => {
+      if (this.opts.recall === '1') {
+        // Due before the others: had the recall not taken, it would arrive
+        // before them.
+        const body = 'recall-node';
+        const r = await p.send({
+          topic: this.topic, body: Buffer.from(body), tag: 'delay', keys: [ 'k-recall' ],
+          deliveryTimestamp: new Date(Date.now() + delayMs),
+        });
+        const recalled = await p.recallMessage(this.topic, r.recallHandle);
+        emit('recalled', { id: r.messageId, answer: recalled.messageId, body });
+      }
       for (let i = 0; i < this.count; i++) {
         const body = `delay-node-${i}`;
         const at = Date.now() + delayMs;
@@ -224,6 +237,112 @@ class Run {
       }
     });
     await consumer.awaitAndClose(this.count);
+  }
+
+  // filter: six messages, message i tagged TagA, TagB or TagC (i % 3) with
+  // the properties color (red for an even i, else blue) and n (i); one
+  // simple consumer (group G-tag) subscribes with the tag expression
+  // "TagA||TagC", another (group G-sql) with the SQL92 expression
+  // "color = 'red' AND n >= 2". Each receives until it has --tag-want and
+  // --sql-want messages, then both linger.
+  async filter() {
+    const want = { tag: Number(this.opts['tag-want']), sql: Number(this.opts['sql-want']) };
+    const consumers = {
+      tag: new SimpleConsumer({
+        ...this.base(), consumerGroup: `${this.group}-tag`, awaitDuration: 1000,
+        subscriptions: new Map([[ this.topic, new FilterExpression('TagA||TagC') ]]),
+      }),
+      sql: new SimpleConsumer({
+        ...this.base(), consumerGroup: `${this.group}-sql`, awaitDuration: 1000,
+        subscriptions: new Map([[ this.topic, new FilterExpression("color = 'red' AND n >= 2", FilterType.SQL) ]]),
+      }),
+    };
+    for (const c of Object.values(consumers)) await c.startup();
+    try {
+      await this.withProducer({}, async p => {
+        for (let i = 0; i < 6; i++) {
+          const tag = `Tag${'ABC'[i % 3]}`;
+          const body = `filter-node-${i}`;
+          const props = new Map([[ 'color', i % 2 === 0 ? 'red' : 'blue' ], [ 'n', String(i) ], [ 'seq', String(i) ]]);
+          const r = await p.send({ topic: this.topic, body: Buffer.from(body), tag, keys: [ `k-${i}` ], properties: props });
+          emit('sent', { id: r.messageId, seq: i, tag, body, props: sortedObject(props) });
+        }
+      });
+      const got = { tag: new Set(), sql: new Set() };
+      let lingerUntil = Infinity;
+      while (Date.now() < lingerUntil) {
+        for (const [ name, c ] of Object.entries(consumers)) {
+          for (const v of await c.receive(16, this.invisibleMs)) {
+            this.onReceived(v, name);
+            got[name].add(v.messageId);
+            await c.ack(v);
+            emit('acked', { id: v.messageId });
+          }
+        }
+        if (lingerUntil === Infinity) {
+          if (got.tag.size >= want.tag && got.sql.size >= want.sql) {
+            lingerUntil = Date.now() + this.lingerMs;
+          } else if (Date.now() > this.deadline) {
+            throw new Error(`received ${got.tag.size} of ${want.tag} (tag) and ${got.sql.size} of ${want.sql} (sql) before the timeout`);
+          }
+        }
+      }
+    } finally {
+      for (const c of Object.values(consumers)) await c.shutdown();
+    }
+  }
+
+  // invisible: two messages, "extend" and "shorten". A simple consumer
+  // receives them; it changes the invisible duration of "extend" to twice
+  // its own and then acks it (with the receipt handle the change returned);
+  // it changes that of "shorten" to 1 s ("changing" event before the call,
+  // "changed" after) and does not ack it, receives it again (delivery
+  // attempt 2) and acks it then.
+  async invisible() {
+    const c = new SimpleConsumer({
+      ...this.base(), consumerGroup: this.group, awaitDuration: 2000,
+      subscriptions: new Map([[ this.topic, FilterExpression.SUB_ALL ]]),
+    });
+    await c.startup();
+    try {
+      await this.withProducer({}, async p => {
+        for (const kase of [ 'extend', 'shorten' ]) {
+          const body = `invisible-node-${kase}`;
+          const r = await p.send({
+            topic: this.topic, body: Buffer.from(body), tag: 'inv', keys: [ `k-${kase}` ],
+            properties: new Map([[ 'case', kase ]]),
+          });
+          emit('sent', { id: r.messageId, case: kase, body });
+        }
+      });
+      const done = new Set();
+      let lingerUntil = Infinity;
+      while (Date.now() < lingerUntil) {
+        if (lingerUntil === Infinity && Date.now() > this.deadline) {
+          throw new Error(`settled ${[ ...done ]} of extend and shorten before the timeout`);
+        }
+        for (const v of await c.receive(16, this.invisibleMs)) {
+          this.onReceived(v, 'simple');
+          const kase = v.properties.get('case') ?? '';
+          if (kase === 'shorten' && v.deliveryAttempt === 1) {
+            emit('changing', { id: v.messageId, case: kase, ts: Date.now() });
+            await c.changeInvisibleDuration(v, 1000);
+            emit('changed', { id: v.messageId, case: kase });
+            continue;
+          }
+          if (kase === 'extend') {
+            await c.changeInvisibleDuration(v, 2 * this.invisibleMs);
+            emit('changed', { id: v.messageId, case: kase });
+          }
+          await c.ack(v);
+          emit('acked', { id: v.messageId });
+          done.add(kase);
+        }
+        if (lingerUntil === Infinity && done.size === 2) lingerUntil = Date.now() + this.lingerMs;
+      }
+    } finally {
+      await c.shutdown();
+    }
   }
 
   // Three half messages: "commit" is committed, "rollback" rolled back,
@@ -262,7 +381,7 @@ class Run {
 async function main() {
   const { scenario, opts } = parseArgs(process.argv.slice(2));
   const run = new Run(scenario, opts);
-  if (![ 'normal', 'fifo', 'delay', 'transaction' ].includes(scenario)) {
+  if (![ 'normal', 'fifo', 'delay', 'transaction', 'filter', 'invisible' ].includes(scenario)) {
     throw new Error(`unknown scenario ${scenario}`);
   }
   await run[scenario]();

@@ -9,7 +9,9 @@ prints one JSON object per line for each event:
         [--count N] [--groups K] [--delay-ms D] [--consumer simple|push]
         [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
 
-Scenarios: normal, fifo, delay, transaction. The simple consumer receives
+Scenarios: normal, fifo, delay (with --recall 1, one more delay message is
+sent first and recalled), transaction, filter, invisible (see their methods).
+The simple consumer receives
 with an invisible duration of I ms (default 30000; this client takes whole
 seconds) and acks each message. The client runs with its
 default settings (plaintext). Errors go to stderr with a non-zero exit.
@@ -27,6 +29,7 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials,
                       FilterExpression, Message, MessageListener, Producer,
                       PushConsumer, SimpleConsumer, TransactionChecker,
                       TransactionResolution)
+from rocketmq.grpc_protocol import FilterType
 
 _out_lock = threading.Lock()
 
@@ -189,6 +192,19 @@ class Run:
         await_and_close = self.start_consumer()
         p = self.producer()
         try:
+            if self.args.recall == 1:
+                # Due before the others: had the recall not taken, it would
+                # arrive before them.
+                body = "recall-python"
+                m = Message()
+                m.topic = self.topic
+                m.body = body.encode("utf-8")
+                m.tag = "delay"
+                m.keys = "k-recall"
+                m.delivery_timestamp = int(time.time()) + -(-self.args.delay_ms // 1000)
+                r = p.send(m)
+                recalled = p.recall_message(self.topic, r.recall_handle)
+                emit("recalled", id=r.message_id, answer=recalled, body=body)
             for i in range(self.count):
                 body = f"delay-python-{i}"
                 # On send this client takes the delivery time in whole
@@ -210,6 +226,108 @@ class Run:
         finally:
             p.shutdown()
         await_and_close(self.count)
+
+    def filter(self):
+        """Six messages, message i tagged TagA, TagB or TagC (i % 3) with the
+        properties color (red for an even i, else blue) and n (i); one simple
+        consumer (group G-tag) subscribes with the tag expression
+        "TagA||TagC", another (group G-sql) with the SQL92 expression
+        "color = 'red' AND n >= 2". Each receives until it has --tag-want and
+        --sql-want messages, then both linger."""
+        want = {"tag": self.args.tag_want, "sql": self.args.sql_want}
+        consumers = {
+            "tag": SimpleConsumer(self.config, self.group + "-tag",
+                                  {self.topic: FilterExpression("TagA||TagC")}, await_duration=1),
+            "sql": SimpleConsumer(self.config, self.group + "-sql",
+                                  {self.topic: FilterExpression("color = 'red' AND n >= 2", FilterType.SQL)},
+                                  await_duration=1),
+        }
+        for c in consumers.values():
+            c.startup()
+        try:
+            p = self.producer()
+            try:
+                for i in range(6):
+                    tag = "Tag" + "ABC"[i % 3]
+                    body = f"filter-python-{i}"
+                    props = {"color": "red" if i % 2 == 0 else "blue", "n": str(i), "seq": str(i)}
+                    m = Message()
+                    m.topic = self.topic
+                    m.body = body.encode("utf-8")
+                    m.tag = tag
+                    m.keys = f"k-{i}"
+                    for k, v in props.items():
+                        m.add_property(k, v)
+                    r = p.send(m)
+                    emit("sent", id=r.message_id, seq=i, tag=tag, body=body, props=dict(sorted(props.items())))
+            finally:
+                p.shutdown()
+            got = {"tag": set(), "sql": set()}
+            linger_until = None
+            while linger_until is None or time.monotonic() < linger_until:
+                for name, c in consumers.items():
+                    for msg in c.receive(16, self.invisible_s):
+                        self.on_received(msg, name)
+                        got[name].add(msg.message_id)
+                        c.ack(msg)
+                        emit("acked", id=msg.message_id)
+                if linger_until is None:
+                    if all(len(got[k]) >= want[k] for k in want):
+                        linger_until = time.monotonic() + self.linger
+                    elif time.monotonic() > self.deadline:
+                        raise RuntimeError(f"received {len(got['tag'])} of {want['tag']} (tag) and "
+                                           f"{len(got['sql'])} of {want['sql']} (sql) before the timeout")
+        finally:
+            for c in consumers.values():
+                c.shutdown()
+
+    def invisible(self):
+        """Two messages, "extend" and "shorten". A simple consumer receives
+        them; it changes the invisible duration of "extend" to twice its own
+        and then acks it (with the receipt handle the change returned); it
+        changes that of "shorten" to 1 s ("changing" event before the call,
+        "changed" after) and does not ack it, receives it again (delivery
+        attempt 2) and acks it then."""
+        c = SimpleConsumer(self.config, self.group, {self.topic: FilterExpression()}, await_duration=2)
+        c.startup()
+        try:
+            p = self.producer()
+            try:
+                for case in ("extend", "shorten"):
+                    body = f"invisible-python-{case}"
+                    m = Message()
+                    m.topic = self.topic
+                    m.body = body.encode("utf-8")
+                    m.tag = "inv"
+                    m.keys = f"k-{case}"
+                    m.add_property("case", case)
+                    r = p.send(m)
+                    emit("sent", id=r.message_id, case=case, body=body)
+            finally:
+                p.shutdown()
+            done = set()
+            linger_until = None
+            while linger_until is None or time.monotonic() < linger_until:
+                if linger_until is None and time.monotonic() > self.deadline:
+                    raise RuntimeError(f"settled {sorted(done)} of extend and shorten before the timeout")
+                for msg in c.receive(16, self.invisible_s):
+                    self.on_received(msg, "simple")
+                    case = msg.properties.get("case", "")
+                    if case == "shorten" and msg.delivery_attempt == 1:
+                        emit("changing", id=msg.message_id, case=case, ts=now_ms())
+                        c.change_invisible_duration(msg, 1)
+                        emit("changed", id=msg.message_id, case=case)
+                        continue
+                    if case == "extend":
+                        c.change_invisible_duration(msg, 2 * self.invisible_s)
+                        emit("changed", id=msg.message_id, case=case)
+                    c.ack(msg)
+                    emit("acked", id=msg.message_id)
+                    done.add(case)
+                if linger_until is None and len(done) == 2:
+                    linger_until = time.monotonic() + self.linger
+        finally:
+            c.shutdown()
 
     def transaction(self):
         """Three half messages: "commit" is committed, "rollback" rolled back,
@@ -252,7 +370,7 @@ class Run:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("scenario", choices=["normal", "fifo", "delay", "transaction"])
+    ap.add_argument("scenario", choices=["normal", "fifo", "delay", "transaction", "filter", "invisible"])
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--group", required=True)
@@ -263,6 +381,9 @@ def main():
     ap.add_argument("--linger-ms", type=int, default=1500)
     ap.add_argument("--timeout-ms", type=int, default=90000)
     ap.add_argument("--invisible-ms", type=int, default=30000)
+    ap.add_argument("--recall", type=int, default=0)
+    ap.add_argument("--tag-want", type=int, default=0)
+    ap.add_argument("--sql-want", type=int, default=0)
     args = ap.parse_args()
     code = 0
     try:

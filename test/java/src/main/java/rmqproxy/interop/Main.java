@@ -42,8 +42,9 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  *     [--linger-ms L] [--timeout-ms T] [--invisible-ms I]
  * </pre>
  *
- * Scenarios: normal, fifo, fiforun, delay, transaction, limits, verify (with
- * --admin HOST:PORT). Simple consumers receive with an invisible duration
+ * Scenarios: normal, fifo, fiforun, delay (with --recall 1, one more delay
+ * message is sent first and recalled), transaction, limits, filter,
+ * invisible, verify (with --admin HOST:PORT). Simple consumers receive with an invisible duration
  * of I ms (default 30000) and ack each message. The client runs with its
  * default settings (TLS on, certificate not verified). Errors go to stderr
  * and end the program with a non-zero exit code.
@@ -154,6 +155,12 @@ public final class Main {
                 break;
             case "verify":
                 verify();
+                break;
+            case "filter":
+                filter();
+                break;
+            case "invisible":
+                invisible();
                 break;
             default:
                 throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -300,6 +307,19 @@ public final class Main {
         long delayMillis = Long.parseLong(opts.getOrDefault("delay-ms", "3000"));
         Consumer consumer = startConsumer();
         try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+            if ("1".equals(opts.get("recall"))) {
+                // Due before the others: had the recall not taken, it would
+                // arrive before them.
+                String body = "recall-java";
+                SendReceipt r = producer.send(provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("delay")
+                    .setKeys("k-recall").setDeliveryTimestamp(System.currentTimeMillis() + delayMillis).build());
+                String recalled = producer.recallMessage(topic, r.getRecallHandle()).getMessageId().toString();
+                Map<String, Object> e = event("recalled");
+                e.put("id", r.getMessageId().toString());
+                e.put("answer", recalled);
+                e.put("body", body);
+                emit(e);
+            }
             for (int i = 0; i < count; i++) {
                 String body = "delay-java-" + i;
                 long at = System.currentTimeMillis() + delayMillis;
@@ -363,6 +383,134 @@ public final class Main {
             consumer.awaitAndClose(2);
         } finally {
             producer.close();
+        }
+    }
+
+    /**
+     * filter: six messages, message i tagged TagA, TagB or TagC (i % 3) with
+     * the properties color (red for an even i, else blue) and n (i); one
+     * simple consumer (group G-tag) subscribes with the tag expression
+     * "TagA||TagC", another (group G-sql) with the SQL92 expression
+     * "color = 'red' AND n >= 2". Each receives until it has --tag-want and
+     * --sql-want messages, then both linger. "received" events name the
+     * consumer (tag or sql).
+     */
+    private void filter() throws Exception {
+        int tagWant = Integer.parseInt(required("tag-want"));
+        int sqlWant = Integer.parseInt(required("sql-want"));
+        Map<String, Set<String>> got = new HashMap<>();
+        Map<String, SimpleConsumer> consumers = new LinkedHashMap<>();
+        consumers.put("tag", provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group + "-tag")
+            .setSubscriptionExpressions(Map.of(topic, new FilterExpression("TagA||TagC", FilterExpressionType.TAG)))
+            .setAwaitDuration(Duration.ofSeconds(1)).build());
+        consumers.put("sql", provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group + "-sql")
+            .setSubscriptionExpressions(Map.of(topic, new FilterExpression("color = 'red' AND n >= 2", FilterExpressionType.SQL92)))
+            .setAwaitDuration(Duration.ofSeconds(1)).build());
+        try {
+            try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+                for (int i = 0; i < 6; i++) {
+                    String tag = "Tag" + "ABC".charAt(i % 3);
+                    String color = i % 2 == 0 ? "red" : "blue";
+                    String body = "filter-java-" + i;
+                    Map<String, String> props = Map.of("color", color, "n", Integer.toString(i), "seq", Integer.toString(i));
+                    MessageBuilder b = provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag(tag).setKeys("k-" + i);
+                    props.forEach(b::addProperty);
+                    SendReceipt r = producer.send(b.build());
+                    Map<String, Object> e = event("sent");
+                    e.put("id", r.getMessageId().toString());
+                    e.put("seq", i);
+                    e.put("tag", tag);
+                    e.put("body", body);
+                    e.put("props", new TreeMap<>(props));
+                    emit(e);
+                }
+            }
+            long lingerUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < lingerUntil) {
+                for (Map.Entry<String, SimpleConsumer> c : consumers.entrySet()) {
+                    for (MessageView v : c.getValue().receive(16, invisible)) {
+                        onReceived(v, c.getKey());
+                        got.computeIfAbsent(c.getKey(), k -> new HashSet<>()).add(v.getMessageId().toString());
+                        ack(c.getValue(), v);
+                    }
+                }
+                int tagGot = got.getOrDefault("tag", Set.of()).size();
+                int sqlGot = got.getOrDefault("sql", Set.of()).size();
+                if (lingerUntil == Long.MAX_VALUE) {
+                    if (tagGot >= tagWant && sqlGot >= sqlWant) {
+                        lingerUntil = System.currentTimeMillis() + lingerMillis;
+                    } else if (System.currentTimeMillis() > deadline) {
+                        throw new IllegalStateException("received " + tagGot + " of " + tagWant + " (tag) and " + sqlGot
+                            + " of " + sqlWant + " (sql) before the timeout");
+                    }
+                }
+            }
+        } finally {
+            for (SimpleConsumer c : consumers.values()) {
+                c.close();
+            }
+        }
+    }
+
+    /**
+     * invisible: two messages, "extend" and "shorten". A simple consumer
+     * receives them; it changes the invisible duration of "extend" to twice
+     * its own and then acks it (with the receipt handle the change
+     * returned); it changes that of "shorten" to 1 s ("changing" event
+     * before the call, "changed" after) and does not ack it, receives it
+     * again (delivery attempt 2) and acks it then.
+     */
+    private void invisible() throws Exception {
+        try (SimpleConsumer c = provider.newSimpleConsumerBuilder().setClientConfiguration(config).setConsumerGroup(group)
+            .setSubscriptionExpressions(subscription()).setAwaitDuration(Duration.ofSeconds(2)).build()) {
+            try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build()) {
+                for (String kase : List.of("extend", "shorten")) {
+                    String body = "invisible-java-" + kase;
+                    SendReceipt r = producer.send(provider.newMessageBuilder().setTopic(topic).setBody(bytes(body)).setTag("inv")
+                        .setKeys("k-" + kase).addProperty("case", kase).build());
+                    Map<String, Object> e = event("sent");
+                    e.put("id", r.getMessageId().toString());
+                    e.put("case", kase);
+                    e.put("body", body);
+                    emit(e);
+                }
+            }
+            Set<String> done = new HashSet<>();
+            long lingerUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < lingerUntil) {
+                if (lingerUntil == Long.MAX_VALUE && System.currentTimeMillis() > deadline) {
+                    throw new IllegalStateException("settled " + done + " of extend and shorten before the timeout");
+                }
+                for (MessageView v : c.receive(16, invisible)) {
+                    onReceived(v, "simple");
+                    String kase = v.getProperties().getOrDefault("case", "");
+                    if (kase.equals("shorten") && v.getDeliveryAttempt() == 1) {
+                        Map<String, Object> e = event("changing");
+                        e.put("id", v.getMessageId().toString());
+                        e.put("case", kase);
+                        e.put("ts", System.currentTimeMillis());
+                        emit(e);
+                        c.changeInvisibleDuration(v, Duration.ofSeconds(1));
+                        e = event("changed");
+                        e.put("id", v.getMessageId().toString());
+                        e.put("case", kase);
+                        emit(e);
+                        continue;
+                    }
+                    if (kase.equals("extend")) {
+                        c.changeInvisibleDuration(v, invisible.multipliedBy(2));
+                        Map<String, Object> e = event("changed");
+                        e.put("id", v.getMessageId().toString());
+                        e.put("case", kase);
+                        emit(e);
+                    }
+                    ack(c, v);
+                    done.add(kase);
+                }
+                if (lingerUntil == Long.MAX_VALUE && done.size() == 2) {
+                    lingerUntil = System.currentTimeMillis() + lingerMillis;
+                }
+            }
         }
     }
 
