@@ -26,6 +26,11 @@ const telemetryQueueLength = 16
 // for room in its queue.
 const stalledAfter = time.Second
 
+// GoodbyeGrace is how long the proxy leaves the Telemetry stream of a
+// client that said goodbye (NotifyClientTermination) for the client to
+// close it, before it completes the stream itself.
+const GoodbyeGrace = 2 * time.Second
+
 // errClientStalled is the answer of a channel whose client does not read.
 var errClientStalled = errors.New("the client does not read its Telemetry stream (its queue is full and its last command has not been taken)")
 
@@ -208,20 +213,28 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		stop := s.sec.WatchRevocation(principal, func(err error) { revoked <- err })
 		defer stop()
 	}
-	// The stream counts in admission for as long as it is open.
+	// The stream counts in admission for as long as it is open, or until
+	// its client says goodbye.
 	if !s.admit.enter(kindTelemetry) {
 		_ = stream.Send(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 		return nil
 	}
-	defer s.admit.leave(kindTelemetry)
+	release := []func(){func() { s.admit.leave(kindTelemetry) }}
 	if s.traffic != nil {
 		leaveClient, err := s.traffic.EnterClient(ctx, application.DirectionSend)
 		if err != nil {
+			s.admit.leave(kindTelemetry)
 			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil
 		}
-		defer leaveClient()
+		release = append(release, leaveClient)
 	}
+	releaseSlots := sync.OnceFunc(func() {
+		for _, f := range release {
+			f()
+		}
+	})
+	defer releaseSlots()
 	// A client opens its stream to send its settings at once; one that does
 	// not within grpc.settingsTimeout is ended.
 	settingsTimer := time.NewTimer(s.cfg.SettingsTimeout)
@@ -256,7 +269,30 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		case <-ctx.Done():
 			return nil
 		case <-ch.ended:
-			return nil // the client said goodbye
+			// The client said goodbye. It gives its slots back now, and
+			// closes the stream itself (the Java, Node.js and Python
+			// clients do, right after the answer; the Node.js client
+			// reopens a stream the proxy completes first, even when shut
+			// down); one that keeps it open (the Go client) has it
+			// completed after GoodbyeGrace.
+			releaseSlots()
+			grace := time.NewTimer(GoodbyeGrace)
+			defer grace.Stop()
+			for {
+				select {
+				case <-s.shutdown.Done():
+					return nil
+				case <-ctx.Done():
+					return nil
+				case <-grace.C:
+					return nil
+				case msg := <-in:
+					if msg.err != nil {
+						return nil // closed by the client
+					}
+					// Commands after the goodbye are ignored.
+				}
+			}
 		case err := <-revoked:
 			_ = ch.write(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
 			return nil

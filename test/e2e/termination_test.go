@@ -1,10 +1,15 @@
 package e2e_test
 
 import (
+	"errors"
+	"io"
 	"testing"
+	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -35,6 +40,74 @@ func TestStoppedClientsFreeTheirTelemetryStreams(t *testing.T) {
 		}
 		if err := pr.GracefulStop(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestGoodbyeLeavesTheStreamToTheClient: after NotifyClientTermination the
+// official clients close their Telemetry stream themselves, and two of
+// them misbehave when the proxy completes it first: the Node.js client
+// (1.0.8) reopens it a second later although it was shut down (a new
+// connection, its settings again, the client known again), and the Python
+// client (5.1.2) logs an error for the end it did not expect. So the proxy
+// leaves the stream to the client for grpcadapter.GoodbyeGrace (its
+// admission slot is free at once, see
+// TestStoppedClientsFreeTheirTelemetryStreams) and only then completes it,
+// for clients that keep it open (the Go client).
+func TestGoodbyeLeavesTheStreamToTheClient(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "goodbye"), testenv.Name(t, "g-goodbye")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	for _, closes := range []bool{true, false} {
+		raw := testenv.NewRawClient(t, p)
+		stream, err := raw.Telemetry(raw.Ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.SendSettings(t, stream, v2.ClientType_SIMPLE_CONSUMER, group, topic)
+		ended := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := stream.Recv(); err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		resp, err := raw.NotifyClientTermination(raw.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: group}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("goodbye: %v %v", resp, err)
+		}
+		said := time.Now()
+		if closes {
+			// The client closes its stream within the grace (here: after
+			// half of it); until then the proxy leaves it open.
+			select {
+			case err := <-ended:
+				t.Fatalf("the proxy completed the stream %v after the goodbye, before the client closed it (%v)", time.Since(said), err)
+			case <-time.After(grpcadapter.GoodbyeGrace / 2):
+			}
+			if err := stream.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-ended:
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("the stream the client closed ended with %v, want a normal end", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the proxy did not complete the stream the client closed")
+			}
+			continue
+		}
+		// A client that keeps its stream open has it completed after the grace.
+		select {
+		case err := <-ended:
+			if d := time.Since(said); !errors.Is(err, io.EOF) || d < grpcadapter.GoodbyeGrace-100*time.Millisecond {
+				t.Errorf("the stream of a client that kept it open ended %v after the goodbye with %v, want a normal end after %v", d, err, grpcadapter.GoodbyeGrace)
+			}
+		case <-time.After(grpcadapter.GoodbyeGrace + 10*time.Second):
+			t.Fatalf("the stream of a client that said goodbye is still open %v later", time.Since(said))
 		}
 	}
 }
