@@ -218,6 +218,9 @@ func program(t *testing.T, lang language, timeout time.Duration, args ...string)
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		t.Logf("%s stderr:\n%s", lang.name, tail(s, 60))
 	}
+	if errs := clientErrors(logDir); len(errs) > 0 {
+		t.Logf("%s client logged %d errors:\n%s", lang.name, len(errs), tail(strings.Join(errs, "\n"), 20))
+	}
 	report := func() {
 		// The summary first: CI output may keep only the start of a
 		// failure's log, and the transcript below can be long.
@@ -286,6 +289,29 @@ func summarize(events []event, arrived []time.Duration) string {
 	}
 	fmt.Fprintf(&b, "sent but not received: %d %v", len(missing), missing)
 	return b.String()
+}
+
+// clientErrors returns the lines of the client's log files that report an
+// error (the clients log at level ERROR what went wrong in their exchange
+// with the proxy; the known ones are in docs/compatibility.md).
+func clientErrors(dir string) []string {
+	var errs []string
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "ERROR") {
+				errs = append(errs, line)
+			}
+		}
+		return nil
+	})
+	return errs
 }
 
 // logTails logs the last lines of each log file the client wrote.

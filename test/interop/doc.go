@@ -1,6 +1,7 @@
-// Package interop runs rmqproxy's core scenarios (normal, FIFO, delay,
-// transaction commit/rollback/check-back) with the official RocketMQ 5
-// clients of other languages: Java (org.apache.rocketmq:rocketmq-client-java),
+// Package interop runs rmqproxy's core scenarios (normal, FIFO, delay with
+// a recall, transaction commit/rollback/check-back, a tag and a SQL92
+// filter, changeInvisibleDuration) with the official RocketMQ 5 clients of
+// other languages: Java (org.apache.rocketmq:rocketmq-client-java),
 // Node.js (rocketmq-client-nodejs) and Python (rocketmq-python-client), each
 // with its default settings (Java dials TLS without verifying the
 // certificate, Node.js and Python dial plaintext; rmqproxy serves both on
@@ -12,9 +13,18 @@
 // here start rmqproxy in process, create the topics and groups a scenario
 // needs, run the program, and check what it printed: every message arrives
 // exactly once and intact, FIFO groups in order, delay messages not before
-// their time, committed and checked-back transactions arrive and rolled-back
-// ones never do. The Java program also runs "limits": receives with an
-// invisible duration out of bounds get ILLEGAL_INVISIBLE_TIME with the Apache
+// their time, a recalled one never, committed and checked-back
+// transactions arrive and rolled-back ones never do, a consumer subscribed
+// with "TagA||TagC" or with "color = 'red' AND n >= 2" (SQL92) gets exactly
+// the messages that match, a message whose invisible duration was extended
+// is acked with the receipt handle the change returned and one shortened to
+// 1 s comes again (attempt 2) no sooner. After every program, each of its
+// clients must have said goodbye (NotifyClientTermination answered OK, seen
+// in the proxy's rocketmq_rpc_latency counts), and the RPCs answered with
+// another code than OK are logged.
+//
+// The Java program also runs "limits": receives with an invisible duration
+// out of bounds get ILLEGAL_INVISIBLE_TIME with the Apache
 // proxy's text, and a 10 KiB tag expression receives its messages; and
 // "fiforun": a simple consumer receiving with a batch size of 3 from one
 // message group gets a run of 3, and the run comes again when its first
