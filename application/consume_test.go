@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -689,5 +690,36 @@ func TestReceiveForAnotherGroupIsServed(t *testing.T) {
 	}
 	if ch := b.changesSnapshot(); len(ch) != 0 {
 		t.Fatalf("its message was released: %+v", ch)
+	}
+}
+
+// TestAckDuringRenewal: a push consumer's ack that comes while the proxy
+// renews the same delivery takes it over without a data race (the ack read
+// the delivery's latest handle while the renewal wrote it; seen under
+// -race in test/interop's cluster pass). Run with -race.
+func TestAckDuringRenewal(t *testing.T) {
+	cfg := DefaultConfig()
+	for range 50 {
+		m, b, clock := newTestMessaging(cfg)
+		msg, _ := receiveHeld(t, m, b)
+		clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			m.renewer.renewDue(t.Context())
+		})
+		wg.Go(func() {
+			<-start
+			res, err := m.AckMessage(asClient(t.Context(), "c1"), "g", "t", []AckEntry{{MessageID: msg.ID, ReceiptHandle: msg.ReceiptHandle}})
+			if err != nil || res[0] != nil {
+				t.Errorf("ack: %v %v", res, err)
+			}
+		})
+		close(start)
+		wg.Wait()
+		if len(m.renewer.held) != 0 {
+			t.Fatalf("acked delivery still renewed: %v", m.renewer.held)
+		}
 	}
 }

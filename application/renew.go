@@ -91,20 +91,27 @@ func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle
 	k, d := holderKey{clientID, group}, deliveryOf(messageID, h)
 	r.mu.Lock()
 	hm := r.held[k][d]
-	if hm == nil || !sameDelivery(hm.handle, h) {
-		r.mu.Unlock()
+	r.mu.Unlock()
+	if hm == nil {
 		return h
 	}
-	delete(r.held[k], d)
-	if len(r.held[k]) == 0 {
-		delete(r.held, k)
-	}
-	r.mu.Unlock()
-	// A renewal in progress holds hm.mu: wait for it so its new handle is
-	// used (a broker call, bounded by the broker's own timeout).
+	// A renewal in progress holds hm.mu and writes hm.handle: wait for it
+	// so its new handle is used (a broker call, bounded by the broker's own
+	// timeout). hm.mu before r.mu, as renewed takes them.
 	hm.mu.Lock()
 	defer hm.mu.Unlock()
+	if hm.forgotten || !sameDelivery(hm.handle, h) {
+		return h
+	}
 	hm.forgotten = true
+	r.mu.Lock()
+	if r.held[k][d] == hm {
+		delete(r.held[k], d)
+		if len(r.held[k]) == 0 {
+			delete(r.held, k)
+		}
+	}
+	r.mu.Unlock()
 	return hm.handle
 }
 
