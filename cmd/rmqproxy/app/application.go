@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"go.uber.org/fx"
 
@@ -75,20 +74,21 @@ func newClientOps(p struct {
 func runApplication(lc fx.Lifecycle, m *application.Messaging, log *slog.Logger) {
 	var (
 		cancel context.CancelFunc
-		wg     sync.WaitGroup
+		wait   func()
 	)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
+			// Running once the hook returns (a start that goes on, or a
+			// test that looks at the goroutines then, finds them there).
 			var ctx context.Context
 			ctx, cancel = context.WithCancel(context.Background())
-			wg.Add(1)
-			go func() { defer wg.Done(); m.Run(ctx) }()
+			wait = m.Start(ctx)
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
 			cancel()
 			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
+			go func() { wait(); close(done) }()
 			select {
 			case <-done:
 				return nil
