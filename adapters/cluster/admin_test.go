@@ -24,12 +24,8 @@ import (
 func TestAdminLeavesTheBrokersOwnTopicsAndGroups(t *testing.T) {
 	var mu sync.Mutex
 	changes := 0
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetAllTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
 				"%RETRY%g1": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6}, "b1": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 7},
@@ -137,12 +133,8 @@ func TestPartialFailuresSayWhatHappened(t *testing.T) {
 func TestRetryPoliciesTheBrokersCannotHoldAreRefused(t *testing.T) {
 	var mu sync.Mutex
 	var stored []remoting.SubscriptionGroupConfig
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetAllSubscriptiongroupConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{}})
 		case remoting.RequestUpdateAndCreateSubscriptiongroup:
@@ -291,12 +283,8 @@ func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
 func TestGroupDeleteKeepsAnotherGroupsRetryTopic(t *testing.T) {
 	var mu sync.Mutex
 	var deleted []string
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetAllTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
 				"b": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6}, "%RETRY%a_b": {ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6}}})
@@ -329,12 +317,8 @@ func TestGroupDeleteKeepsAnotherGroupsRetryTopic(t *testing.T) {
 // broker's "MIXED message type is not supported.", which does not tell the
 // operator what to change.
 func TestMixedTopicRefusedByTheBrokerSaysWhatToSet(t *testing.T) {
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetAllTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
 		case remoting.RequestUpdateAndCreateTopic:

@@ -113,6 +113,24 @@ func (f *fakeKV) get(ns, key string) (string, bool) {
 	return v, ok
 }
 
+// startFakeBroker is startFakeSocket for a fake broker that is also its
+// NameServer: it answers GET_BROKER_CLUSTER_INFO with a cluster of one
+// broker at its own address, and every other request with answer, given
+// that address and a SUCCESS response to fill or replace.
+func startFakeBroker(t *testing.T, answer func(addr string, req, resp *remoting.Command) *remoting.Command) string {
+	t.Helper()
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			resp.Body = oneBrokerCluster(addr)
+			return resp
+		}
+		return answer(addr, req, resp)
+	})
+	return addr
+}
+
 // deadAddr is an address nothing listens on.
 func deadAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -275,12 +293,8 @@ func TestDescriptionsLatestWins(t *testing.T) {
 // gave; it says to store an empty one. With a description the advice stays.
 func TestCreateWithoutDescriptionSaysHowToStoreIt(t *testing.T) {
 	dead := deadAddr(t)
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetAllSubscriptiongroupConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{}})
 		}

@@ -95,12 +95,8 @@ func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
 // hint about cluster.acl).
 func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 	var pulls atomic.Int32
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetRouteinfoByTopic:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
 				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite}},
@@ -134,12 +130,8 @@ func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 // MESSAGE_NOT_FOUND. A poll the deadline does not bind is asked as is.
 func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
 	suspends := make(chan remoting.PullMessageRequestHeader, 4)
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetRouteinfoByTopic:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
 				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},

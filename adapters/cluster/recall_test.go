@@ -19,12 +19,8 @@ import (
 // recalled.
 func TestRecallOfAnotherTopicsHandleIsBadRequest(t *testing.T) {
 	var recalls atomic.Int32
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestRecallMessage:
 			recalls.Add(1)
 			var h remoting.RecallMessageRequestHeader
