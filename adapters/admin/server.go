@@ -14,6 +14,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -114,6 +115,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	if s.certs != nil {
+		minVersion, err := tlsversion.Parse(s.cfg.TLS.MinVersion)
+		if err != nil {
+			return fmt.Errorf("admin.tls.minVersion %w", err)
+		}
+		s.certs.SetMinVersion(minVersion)
 		if err := s.certs.Load(time.Now()); err != nil {
 			return fmt.Errorf("admin.tls: %w", err)
 		}

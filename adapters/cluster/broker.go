@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -121,7 +122,11 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 }
 
 func tlsConfig(c BrokerTLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an explicit, documented test setting
+	minVersion, err := tlsversion.Parse(c.MinVersion)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.minVersion %w", err)
+	}
+	tc := &tls.Config{MinVersion: minVersion, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an explicit, documented test setting
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
@@ -180,6 +185,9 @@ func (b *Broker) Start(ctx context.Context) error {
 			check := "check the addresses and that the NameServers run"
 			if b.cfg.TLS.Enabled {
 				check += ", with TLS (cluster.tls.enabled is on)"
+				if v, _ := tlsversion.Parse(b.cfg.TLS.MinVersion); v == tls.VersionTLS13 {
+					check += " and, as cluster.tls.minVersion is 1.3, with TLS 1.3"
+				}
 			}
 			return fmt.Errorf("cluster: no NameServer of cluster.nameServers %v answered within %v (cluster.startTimeout): %w; %s",
 				b.cfg.NameServers, b.cfg.StartTimeout, lastErr, check)

@@ -39,6 +39,14 @@ func startFakeSocket(t *testing.T, answer func(*remoting.Command) *remoting.Comm
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakeSocket(t, ln, answer)
+}
+
+// serveFakeSocket answers the Remoting requests of every connection ln
+// accepts (a TLS listener: after its handshake) with answer, until the
+// test ends; it returns ln's address.
+func serveFakeSocket(t *testing.T, ln net.Listener, answer func(*remoting.Command) *remoting.Command) string {
+	t.Helper()
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	serve := func(nc net.Conn) {

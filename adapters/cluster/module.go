@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -42,6 +43,7 @@ type BrokerTLS struct {
 	Enabled            bool   `yaml:"enabled" help:"connect to brokers and NameServers with TLS"`
 	CAFile             string `yaml:"caFile" help:"PEM file of the certificate authorities that sign the brokers' certificates; empty: the system's"`
 	ServerName         string `yaml:"serverName" help:"name checked against the brokers' certificates; empty: the host of each address"`
+	MinVersion         string `yaml:"minVersion" help:"lowest TLS version rmqproxy accepts from brokers and NameServers (cluster.tls.enabled): 1.2 or 1.3 (a broker that speaks only TLS 1.2 then fails the connection, and the start-up when it is a NameServer)"`
 	InsecureSkipVerify bool   `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only; refused by the production profile: set caFile instead)"`
 }
 
@@ -69,6 +71,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:    10 * time.Second,
 		BatchAck:             true,
 		CoalesceSends:        true,
+		TLS:                  BrokerTLS{MinVersion: tlsversion.Default},
 	}
 }
 
@@ -117,6 +120,9 @@ func (c Config) Validate() error {
 		if _, err := os.Stat(c.TLS.CAFile); err != nil {
 			bad("tls.caFile: %v", err)
 		}
+	}
+	if _, err := tlsversion.Parse(c.TLS.MinVersion); err != nil {
+		bad("tls.minVersion %w", err)
 	}
 	if (c.ACL.AccessKey == "") != (c.ACL.SecretKey == "") {
 		bad("acl.accessKey and acl.secretKey must be set together")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 )
 
 // TLS modes, as the Apache proxy's tls.server.mode.
@@ -293,6 +294,10 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error
 	if cfg.Mode == TLSDisabled {
 		return nil, nil, false, nil
 	}
+	minVersion, err := tlsversion.Parse(cfg.MinVersion)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("grpc.tls.minVersion %w", err)
+	}
 	certFile, keyFile, generated := cfg.CertFile, cfg.KeyFile, false
 	if certFile == "" {
 		if cfg.SelfSignedDir == "" {
@@ -315,10 +320,11 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error
 		clientAuth = tls.RequireAndVerifyClientCert
 	}
 	store := certreload.New(certFile, keyFile, cfg.ClientCAFile, clientAuth, []string{"h2"})
+	store.SetMinVersion(minVersion)
 	if err := store.Load(time.Now()); err != nil {
 		return nil, nil, false, fmt.Errorf("grpc.tls: %w", err)
 	}
-	return &tls.Config{GetConfigForClient: store.Config, MinVersion: tls.VersionTLS12}, store, generated, nil
+	return &tls.Config{GetConfigForClient: store.Config, MinVersion: minVersion}, store, generated, nil
 }
 
 // writeSelfSigned creates an ECDSA P-256 certificate for localhost, the

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -116,6 +118,45 @@ func TestProductionRefusesInsecureSkipVerify(t *testing.T) {
 	_, help, _ := runCLI("help", "serve")
 	if !strings.Contains(strings.Join(strings.Fields(help), " "), "accept any broker certificate (tests only; refused by the production profile: set caFile instead)") {
 		t.Errorf("help serve does not say insecureSkipVerify is refused in production:\n%s", help)
+	}
+}
+
+// TestTLSMinVersionSettings: grpc.tls.minVersion, admin.tls.minVersion
+// and cluster.tls.minVersion take 1.2 (the default) or 1.3, from flags,
+// the environment and a YAML file (where 1.3 unquoted is a number);
+// anything else stops config print (and so serve) with an error naming
+// the full key and the allowed values. The help lists the three.
+func TestTLSMinVersionSettings(t *testing.T) {
+	code, out, errOut := runCLI("config", "print")
+	if code != 0 || strings.Count(out, `minVersion: "1.2"`) != 3 {
+		t.Fatalf("defaults: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+	code, _, errOut = runCLI("config", "print", "--grpc.tls.minVersion=1.1", "--admin.tls.minVersion=1.0", "--cluster.tls.minVersion=TLS1.3")
+	for _, want := range []string{
+		`grpc.tls.minVersion "1.1" is not a TLS version rmqproxy accepts as a minimum: use 1.2 or 1.3`,
+		`admin.tls.minVersion "1.0" is not a TLS version rmqproxy accepts as a minimum: use 1.2 or 1.3`,
+		`cluster.tls.minVersion "TLS1.3" is not a TLS version rmqproxy accepts as a minimum: use 1.2 or 1.3`,
+	} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	if err := os.WriteFile(file, []byte("grpc:\n  tls:\n    minVersion: 1.3\nadmin:\n  tls:\n    minVersion: '1.3'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	code = run([]string{"config", "print", "--config", file}, config.Sources{Env: []string{"RMQPROXY_CLUSTER_TLS_MIN_VERSION=1.3"}}, &o, &e)
+	if code != 0 || strings.Count(o.String(), `minVersion: "1.3"`) != 3 {
+		t.Errorf("1.3 from a file and the environment: exit %d, stderr %q:\n%s", code, e.String(), o.String())
+	}
+
+	_, help, _ := runCLI("help", "serve")
+	for _, key := range []string{"--grpc.tls.minVersion", "--admin.tls.minVersion", "--cluster.tls.minVersion"} {
+		if !strings.Contains(help, key) {
+			t.Errorf("help serve lacks %s", key)
+		}
 	}
 }
 

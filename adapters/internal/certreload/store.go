@@ -38,6 +38,9 @@ type Store struct {
 	certFile, keyFile, caFile string
 	clientAuth                tls.ClientAuthType
 	nextProtos                []string
+	// minVersion is the lowest TLS version accepted (SetMinVersion; 0:
+	// TLS 1.2).
+	minVersion uint16
 
 	cert     atomic.Pointer[tls.Certificate]
 	clientCA atomic.Pointer[x509.CertPool]
@@ -66,6 +69,19 @@ func New(certFile, keyFile, caFile string, clientAuth tls.ClientAuthType, nextPr
 // WarnBefore makes [Store.CheckExpiry] warn about a certificate that
 // expires within d (0: never). Call it before serving.
 func (c *Store) WarnBefore(d time.Duration) { c.warnBefore = d }
+
+// SetMinVersion makes the store refuse handshakes below TLS version v (a
+// crypto/tls constant such as tls.VersionTLS13; 0: TLS 1.2). Call it
+// before serving.
+func (c *Store) SetMinVersion(v uint16) { c.minVersion = v }
+
+// MinVersion returns the lowest TLS version the store accepts.
+func (c *Store) MinVersion() uint16 {
+	if c.minVersion == 0 {
+		return tls.VersionTLS12
+	}
+	return c.minVersion
+}
 
 // CertFile returns the certificate file served.
 func (c *Store) CertFile() string { return c.certFile }
@@ -144,7 +160,7 @@ func (c *Store) Config(*tls.ClientHelloInfo) (*tls.Config, error) {
 		Certificates: []tls.Certificate{*c.cert.Load()},
 		ClientAuth:   c.clientAuth,
 		ClientCAs:    c.clientCA.Load(),
-		MinVersion:   tls.VersionTLS12,
+		MinVersion:   c.MinVersion(),
 		NextProtos:   c.nextProtos,
 		// Full-size TLS records from the first byte: the small records Go
 		// starts with after every idle second only cost more records (and
@@ -156,7 +172,7 @@ func (c *Store) Config(*tls.ClientHelloInfo) (*tls.Config, error) {
 // ServerConfig returns a server configuration that asks the store at every
 // handshake.
 func (c *Store) ServerConfig() *tls.Config {
-	return &tls.Config{GetConfigForClient: c.Config, MinVersion: tls.VersionTLS12, NextProtos: c.nextProtos}
+	return &tls.Config{GetConfigForClient: c.Config, MinVersion: c.MinVersion(), NextProtos: c.nextProtos}
 }
 
 // CheckExpiry logs, once per certificate, a Warn line when the certificate

@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 )
 
@@ -454,6 +456,11 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 				// What a peer without TLS does with a ClientHello.
 				return nil, fmt.Errorf("TLS handshake failed: %w (the peer closed the connection: does it serve TLS?)", err)
 			}
+			if msg := err.Error(); strings.Contains(msg, "protocol version not supported") || strings.Contains(msg, "unsupported protocol version") {
+				// The peer's protocol_version alert, or its choice of
+				// a version below tc.MinVersion: crypto/tls types neither.
+				return nil, fmt.Errorf("TLS handshake failed: %w (the peer speaks no TLS version from %s up)", err, tlsversion.Name(minVersion(tc)))
+			}
 			return nil, fmt.Errorf("TLS handshake failed: %w", err)
 		}
 		nc = tconn
@@ -488,4 +495,12 @@ func ctxError(ctx context.Context, addr string, delivered bool) error {
 		kind = KindTimeout
 	}
 	return &Error{Kind: kind, Addr: addr, Err: ctx.Err(), unsent: !delivered}
+}
+
+// minVersion is the lowest TLS version tc accepts as a client.
+func minVersion(tc *tls.Config) uint16 {
+	if tc.MinVersion == 0 {
+		return tls.VersionTLS12 // crypto/tls's default for clients
+	}
+	return tc.MinVersion
 }
