@@ -6,7 +6,8 @@
 // New handshakes get the files last loaded; existing connections keep
 // theirs. A change that does not load (a key that does not match, an
 // unparsable or expired certificate, half-written files, a file gone or
-// unreadable) is logged and counted, and the previous set stays.
+// unreadable) is logged and counted, and the previous set stays; both
+// outcomes are counted in [observe.MetricTLSCertificateReloads].
 //
 // The certificate served is watched for its expiry too: a Warn line once
 // per certificate when it enters the warning window (see
@@ -202,10 +203,13 @@ func (c *Store) CheckExpiry(ctx context.Context, log *slog.Logger, now time.Time
 	}
 }
 
-// Observe reports the NotAfter of the certificate served, in seconds since
-// the epoch, as the gauge [observe.MetricTLSCertificateExpiry] with the
-// label listener, read when metrics are collected (so a reload shows at
-// the next collection).
+// Observe reports, with the label listener, the NotAfter of the
+// certificate served, in seconds since the epoch, as the gauge
+// [observe.MetricTLSCertificateExpiry], and the changed files
+// [Store.Watch] loaded and refused as the counter
+// [observe.MetricTLSCertificateReloads] (label result: ok, failed). Both
+// are read when metrics are collected, so a reload shows at the next
+// collection.
 func (c *Store) Observe(meter metric.Meter, listener string) error {
 	g, err := meter.Int64ObservableGauge(observe.MetricTLSCertificateExpiry,
 		metric.WithDescription("NotAfter of the TLS certificate a listener serves (new handshakes), in seconds since the epoch; follows reloads."),
@@ -213,13 +217,23 @@ func (c *Store) Observe(meter metric.Meter, listener string) error {
 	if err != nil {
 		return err
 	}
-	set := metric.WithAttributeSet(attribute.NewSet(attribute.String(observe.LabelListener, listener)))
+	reloads, err := meter.Int64ObservableCounter(observe.MetricTLSCertificateReloads,
+		metric.WithDescription("Changes of a listener's TLS certificate, key or client CA files: loaded and served to new handshakes (result ok), or refused, the previous set kept (result failed: a key that does not match, an unparsable or expired certificate, files gone or unreadable)."))
+	if err != nil {
+		return err
+	}
+	attrs := func(kv ...attribute.KeyValue) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(append(kv, attribute.String(observe.LabelListener, listener))...))
+	}
+	set, ok, failed := attrs(), attrs(attribute.String(observe.LabelResult, "ok")), attrs(attribute.String(observe.LabelResult, "failed"))
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if leaf := c.Leaf(); leaf != nil {
 			o.ObserveInt64(g, leaf.NotAfter.Unix(), set)
 		}
+		o.ObserveInt64(reloads, int64(c.reloads.Load()), ok)
+		o.ObserveInt64(reloads, int64(c.failures.Load()), failed)
 		return nil
-	}, g)
+	}, g, reloads)
 	return err
 }
 

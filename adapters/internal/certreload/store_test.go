@@ -248,3 +248,86 @@ func TestWatchChecksExpiryAtEveryTick(t *testing.T) {
 		t.Fatalf("serial %d:\n%s", s.Leaf().SerialNumber.Int64(), logs.String())
 	}
 }
+
+// TestObserveCountsReloads: rmqproxy_tls_certificate_reloads_total counts,
+// under the listener's label, the changed files that loaded (result ok)
+// and those refused (result failed: a key that does not match the
+// certificate, a file gone), from zero; files that did not change count
+// nothing.
+func TestObserveCountsReloads(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePair(t, 1, cert, key)
+	s := New(cert, key, "", tls.NoClientCert, nil)
+	if err := s.Observe(mp.Meter("test"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	expect := func(step string, ok, failed int64) {
+		t.Helper()
+		want := map[[2]string]int64{{"admin", "ok"}: ok, {"admin", "failed"}: failed}
+		if got := collectReloads(t, r); !maps.Equal(got, want) {
+			t.Fatalf("%s: %s %v, want %v", step, observe.MetricTLSCertificateReloads, got, want)
+		}
+	}
+	expect("after the first load", 0, 0)
+	s.check(t.Context(), log)
+	expect("files unchanged", 0, 0)
+	writePair(t, 2, cert, key)
+	s.check(t.Context(), log)
+	expect("a renewed pair", 1, 0)
+	// The key of another pair: it does not match the certificate.
+	otherCert, otherKey := filepath.Join(dir, "o.crt"), filepath.Join(dir, "o.key")
+	writePair(t, 3, otherCert, otherKey)
+	if err := os.Rename(otherKey, key); err != nil {
+		t.Fatal(err)
+	}
+	s.check(t.Context(), log)
+	s.check(t.Context(), log)
+	expect("a key that does not match", 1, 1)
+	if got := s.Leaf().SerialNumber.Int64(); got != 2 {
+		t.Fatalf("serving serial %d after a refused change, want 2", got)
+	}
+	if err := os.Remove(cert); err != nil {
+		t.Fatal(err)
+	}
+	s.check(t.Context(), log)
+	expect("the certificate file gone", 1, 2)
+	writePair(t, 4, cert, key)
+	s.check(t.Context(), log)
+	expect("a good pair again", 2, 2)
+}
+
+// collectReloads returns the reload counter's values by listener and
+// result.
+func collectReloads(t *testing.T, r *sdkmetric.ManualReader) map[[2]string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[[2]string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != observe.MetricTLSCertificateReloads {
+				continue
+			}
+			sum := m.Data.(metricdata.Sum[int64])
+			if !sum.IsMonotonic {
+				t.Errorf("%s is not a monotonic counter", m.Name)
+			}
+			for _, p := range sum.DataPoints {
+				l, _ := p.Attributes.Value(observe.LabelListener)
+				res, _ := p.Attributes.Value(observe.LabelResult)
+				got[[2]string{l.AsString(), res.AsString()}] = p.Value
+			}
+		}
+	}
+	return got
+}

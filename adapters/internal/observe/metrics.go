@@ -28,8 +28,9 @@ const (
 	MetricFsyncLatency    = "rmqproxy_storage_fsync_latency"
 
 	// TLS of the listeners (label listener: grpc, admin).
-	MetricTLSCertificateExpiry = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
-	MetricHandshakeFailures    = "rmqproxy_handshake_failures_total"
+	MetricTLSCertificateExpiry  = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
+	MetricTLSCertificateReloads = "rmqproxy_tls_certificate_reloads_total"
+	MetricHandshakeFailures     = "rmqproxy_handshake_failures_total"
 )
 
 // Label names, upstream's where upstream has the metric.
@@ -46,6 +47,7 @@ const (
 	LabelVersion       = "version"
 	LabelListener      = "listener"
 	LabelReason        = "reason"
+	LabelResult        = "result"
 )
 
 // Histogram buckets. RPC latencies in milliseconds: upstream's buckets
