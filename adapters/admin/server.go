@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
@@ -47,6 +49,9 @@ type Server struct {
 	certs     *certreload.Store
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	// handshakes counts the TLS handshakes that failed (with
+	// admin.tls.enabled), from what net/http logs about them.
+	handshakes *handshake.Failures
 }
 
 // New returns a server for cfg over the admin use case. It does not listen
@@ -62,6 +67,11 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		// read it at any time.
 		s.certs = certreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile, "", tls.NoClientCert, []string{"http/1.1"})
 		s.certs.WarnBefore(cfg.TLS.ExpiryWarning)
+		s.handshakes = handshake.NewFailures(s.log)
+	}
+	var serverLog func(string)
+	if s.handshakes != nil {
+		serverLog = s.countHandshakeFailure
 	}
 	s.srv = httpserve.New(httpserve.Options{
 		Module:            "admin",
@@ -75,22 +85,41 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		Logger:            s.log,
+		ServerLog:         serverLog,
 	})
 	return s
+}
+
+// countHandshakeFailure counts the failed TLS handshake a line of
+// net/http's server log reports, if it does: net/http runs the handshakes
+// of its TLS listener itself and reports their failures only there.
+func (s *Server) countHandshakeFailure(line string) {
+	remote, r, msg, ok := handshake.ParseHTTPServerLog(line)
+	if !ok {
+		return
+	}
+	if r == handshake.NoALPN {
+		r = handshake.TLS // no_alpn_h2 is the gRPC port's: the API speaks HTTP/1.1
+	}
+	s.handshakes.Record(remote, r, errors.New(msg))
 }
 
 // ListenerName is the admin API's value of the listener label of the TLS
 // metrics.
 const ListenerName = "admin"
 
-// UseTelemetry reports the expiry of the certificate served (with
-// admin.tls.enabled) when tel records metrics; call it before Start.
+// UseTelemetry reports, with admin.tls.enabled, the expiry and the
+// reloads of the certificate served and the failed TLS handshakes when tel
+// records metrics; call it before Start.
 func (s *Server) UseTelemetry(tel *observe.Telemetry) {
 	if s.certs == nil || !tel.Measuring() {
 		return
 	}
 	if err := s.certs.Observe(tel.Metrics.Meter(), ListenerName); err != nil {
 		s.log.Warn("cannot register the certificate expiry gauge", slog.Any("error", err))
+	}
+	if err := s.handshakes.Observe(tel.Metrics.Meter(), ListenerName); err != nil {
+		s.log.Warn("cannot register the handshake failure counter", slog.Any("error", err))
 	}
 }
 

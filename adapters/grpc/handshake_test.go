@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -56,7 +55,7 @@ func startObservedServer(t *testing.T, tc TLSConfig, handshakeTimeout time.Durat
 	}
 	// One log line per reason for the whole test, however slow the
 	// machine.
-	s.creds.failures.every = time.Hour
+	s.creds.failures.SetLogInterval(time.Hour)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -101,12 +100,12 @@ func (s *observedServer) collect(t *testing.T, name string) map[[2]string]int64 
 
 // waitCounts waits until the server has counted want and closed every
 // connection, then checks that it counted nothing else.
-func (s *observedServer) waitCounts(t *testing.T, want map[handshakeReason]uint64) {
+func (s *observedServer) waitCounts(t *testing.T, want map[handshake.Reason]uint64) {
 	t.Helper()
-	counts := func() map[handshakeReason]uint64 {
-		got := map[handshakeReason]uint64{}
-		for r := range numHandshakeReasons {
-			if n := s.creds.failures.count(r); n > 0 {
+	counts := func() map[handshake.Reason]uint64 {
+		got := map[handshake.Reason]uint64{}
+		for r := range handshake.NumReasons {
+			if n := s.creds.failures.Count(r); n > 0 {
 				got[r] = n
 			}
 		}
@@ -207,23 +206,25 @@ func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
 	closeAfter(t, addr, tlsHandshake(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: clientCert(other), NextProtos: []string{"h2"}}))             // another CA
 	closeAfter(t, addr, func(c net.Conn) { _, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}) })                                                    // not a ClientHello
 	closeAfter(t, addr, tlsHandshake(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11, NextProtos: []string{"h2"}})) // too old
-	mtls.waitCounts(t, map[handshakeReason]uint64{
-		reasonPlaintextOnTLSPort: plaintextClients,
-		reasonNoALPN:             3,
-		reasonClientCertificate:  2,
-		reasonTLS:                2,
+	mtls.waitCounts(t, map[handshake.Reason]uint64{
+		handshake.PlaintextOnTLSPort: plaintextClients,
+		handshake.NoALPN:             3,
+		handshake.ClientCertificate:  2,
+		handshake.TLS:                1,
+		handshake.TLSVersion:         1,
 	})
 	want := map[[2]string]int64{
 		{"grpc", "plaintext_on_tls_port"}: plaintextClients,
 		{"grpc", "no_alpn_h2"}:            3,
 		{"grpc", "client_certificate"}:    2,
-		{"grpc", "tls_error"}:             2,
+		{"grpc", "tls_error"}:             1,
+		{"grpc", "tls_version"}:           1,
 	}
 	if got := mtls.collect(t, observe.MetricHandshakeFailures); !maps.Equal(got, want) {
 		t.Errorf("%s: %v, want %v", observe.MetricHandshakeFailures, got, want)
 	}
 	out := mtls.logs.String()
-	for r, n := range map[string]int{"plaintext_on_tls_port": 1, "no_alpn_h2": 1, "client_certificate": 1, "tls_error": 1, "timeout": 0} {
+	for r, n := range map[string]int{"plaintext_on_tls_port": 1, "no_alpn_h2": 1, "client_certificate": 1, "tls_error": 1, "tls_version": 1, "timeout": 0} {
 		if got := strings.Count(out, "reason="+r); got != n {
 			t.Errorf("%d log lines of reason %s, want %d (one per interval):\n%s", got, r, n, out)
 		}
@@ -239,7 +240,7 @@ func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
 	closeAfter(t, short.Addr().String(), nil)
 	closeAfter(t, short.Addr().String(), func(c net.Conn) { _, _ = c.Write([]byte{0x16, 0x03, 0x01}) })
 	closeAfter(t, short.Addr().String(), tlsHandshake(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}))
-	short.waitCounts(t, map[handshakeReason]uint64{reasonTimeout: 3})
+	short.waitCounts(t, map[handshake.Reason]uint64{handshake.Timeout: 3})
 
 	// HTTP/1.1 instead of HTTP/2, in plaintext or over TLS, is closed at
 	// once (a long timeout here); a client served, or one that closes
@@ -269,12 +270,12 @@ func TestHandshakeFailuresAreCountedByReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = probe.Close()
-	permissive.waitCounts(t, map[handshakeReason]uint64{reasonNotHTTP2: 2})
+	permissive.waitCounts(t, map[handshake.Reason]uint64{handshake.NotHTTP2: 2})
 
 	// TLS on a plaintext-only port.
 	plain := startObservedServer(t, TLSConfig{Mode: TLSDisabled}, time.Minute)
 	closeAfter(t, plain.Addr().String(), tlsHandshake(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}))
-	plain.waitCounts(t, map[handshakeReason]uint64{reasonTLSOnPlaintextPort: 1})
+	plain.waitCounts(t, map[handshake.Reason]uint64{handshake.TLSOnPlaintextPort: 1})
 	if got := plain.collect(t, observe.MetricHandshakeFailures); !maps.Equal(got, map[[2]string]int64{{"grpc", "tls_on_plaintext_port"}: 1}) {
 		t.Errorf("%s on the plaintext port: %v", observe.MetricHandshakeFailures, got)
 	}
@@ -305,29 +306,41 @@ func TestCertificateExpiryIsObserved(t *testing.T) {
 
 func credentialsFor(cfg *tls.Config) credentials.TransportCredentials { return credentials.NewTLS(cfg) }
 
-// TestHandshakeFailureLogIsRateLimited: within the interval a reason is
-// logged once; the next line after it says how many were not logged.
-func TestHandshakeFailureLogIsRateLimited(t *testing.T) {
-	var logs logbuf.Buffer
-	h := newHandshakeFailures(slog.New(slog.NewTextHandler(&logs, nil)))
-	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}
-	for range 1000 {
-		h.record(remote, reasonTimeout, os.ErrDeadlineExceeded)
+// TestTLSMinVersion: with grpc.tls.minVersion 1.3 a client that speaks
+// TLS 1.2 at most is refused during its handshake and counted (reason
+// tls_version), while a TLS 1.3 client and, in permissive mode, a
+// plaintext one are served; with the default (1.2) the TLS 1.2 client is
+// served too.
+func TestTLSMinVersion(t *testing.T) {
+	tls12 := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}
+	tls13 := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+
+	s := startObservedServer(t, TLSConfig{Mode: TLSPermissive, MinVersion: "1.3", SelfSignedDir: t.TempDir()}, time.Minute)
+	addr := s.Addr().String()
+	if err := healthCheck(addr, credentialsFor(tls13)); err != nil {
+		t.Fatalf("a TLS 1.3 client: %v", err)
 	}
-	h.record(remote, reasonNoALPN, errors.New("no h2"))
-	if out := logs.String(); strings.Count(out, "reason=timeout") != 1 || strings.Count(out, "reason=no_alpn_h2") != 1 ||
-		!strings.Contains(out, "remote_addr=192.0.2.1:4242") {
-		t.Fatalf("1000 timeouts and one ALPN failure within the interval are not logged once per reason:\n%s", out)
+	if err := healthCheck(addr, insecure.NewCredentials()); err != nil {
+		t.Fatalf("a plaintext client on the permissive port: %v", err)
 	}
-	if n := h.count(reasonTimeout); n != 1000 {
-		t.Fatalf("counted %d timeouts, want 1000", n)
+	err := healthCheck(addr, credentialsFor(tls12))
+	if err == nil {
+		t.Fatal("a TLS 1.2 client was served by a port with minVersion 1.3")
 	}
-	// The interval has passed.
-	h.mu.Lock()
-	h.logged[reasonTimeout] = h.logged[reasonTimeout].Add(-h.every)
-	h.mu.Unlock()
-	h.record(remote, reasonTimeout, os.ErrDeadlineExceeded)
-	if out := logs.String(); strings.Count(out, "reason=timeout") != 2 || !strings.Contains(out, "not_logged_since_last=999") {
-		t.Fatalf("after the interval, the next timeout is not logged with the 999 not logged:\n%s", out)
+	if !strings.Contains(err.Error(), "protocol version not supported") {
+		t.Errorf("the TLS 1.2 client's error does not say why: %v", err)
 	}
+	s.waitCounts(t, map[handshake.Reason]uint64{handshake.TLSVersion: 1})
+	if got, want := s.collect(t, observe.MetricHandshakeFailures), map[[2]string]int64{{"grpc", "tls_version"}: 1}; !maps.Equal(got, want) {
+		t.Errorf("%s: %v, want %v", observe.MetricHandshakeFailures, got, want)
+	}
+	if out := s.logs.String(); !strings.Contains(out, "reason=tls_version") || !strings.Contains(out, "client offered only unsupported versions") {
+		t.Errorf("the refusal is not logged with its reason:\n%s", out)
+	}
+
+	def := startObservedServer(t, TLSConfig{Mode: TLSEnforcing, SelfSignedDir: t.TempDir()}, time.Minute)
+	if err := healthCheck(def.Addr().String(), credentialsFor(tls12)); err != nil {
+		t.Fatalf("a TLS 1.2 client with the default minVersion: %v", err)
+	}
+	def.waitCounts(t, map[handshake.Reason]uint64{})
 }

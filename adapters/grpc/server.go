@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -125,9 +126,9 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	s.shutdown, s.cancel = context.WithCancel(context.Background())
 	svc.shutdown = s.shutdown
 	creds := newSniffingCredentials(cfg.TLS.Mode, tlsCfg)
-	creds.failures = newHandshakeFailures(log)
+	creds.failures = handshake.NewFailures(log)
 	if svc.tel.Measuring() {
-		if err := creds.failures.observe(svc.tel.Metrics.Meter(), ListenerName); err != nil {
+		if err := creds.failures.Observe(svc.tel.Metrics.Meter(), ListenerName); err != nil {
 			log.Warn("cannot register the handshake failure counter", slog.Any("error", err))
 		}
 	}

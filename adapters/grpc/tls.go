@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
 )
 
@@ -45,7 +46,7 @@ type sniffingCredentials struct {
 	// TLS), e.g. to watch its frames.
 	wrap func(net.Conn) net.Conn
 	// failures, when set, counts and logs the handshakes refused.
-	failures *handshakeFailures
+	failures *handshake.Failures
 }
 
 func newSniffingCredentials(mode string, cfg *tls.Config) *sniffingCredentials {
@@ -68,7 +69,7 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 		// timeout is.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			c.failed(conn, reasonTimeout, err)
+			c.failed(conn, handshake.Timeout, err)
 		}
 		return nil, nil, fmt.Errorf("read first byte: %w", err)
 	}
@@ -76,12 +77,12 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 	if first[0] == tlsRecordHandshake {
 		if c.tls == nil {
 			err := fmt.Errorf("%w: TLS handshake on a plaintext-only port", errWrongTransport)
-			c.failed(conn, reasonTLSOnPlaintextPort, err)
+			c.failed(conn, handshake.TLSOnPlaintextPort, err)
 			return nil, nil, err
 		}
 		tc, info, err := c.tls.ServerHandshake(pc)
 		if err != nil {
-			c.failed(conn, classifyTLSError(err), err)
+			c.failed(conn, handshake.ClassifyTLSError(err), err)
 			return nil, nil, err
 		}
 		h2, err := c.preface(conn, tc)
@@ -92,7 +93,7 @@ func (c *sniffingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credenti
 	}
 	if c.mode == TLSEnforcing {
 		err := fmt.Errorf("%w: plaintext connection on a TLS-only port", errWrongTransport)
-		c.failed(conn, reasonPlaintextOnTLSPort, err)
+		c.failed(conn, handshake.PlaintextOnTLSPort, err)
 		return nil, nil, err
 	}
 	h2, err := c.preface(conn, pc)
@@ -118,13 +119,13 @@ func (c *sniffingCredentials) preface(raw, conn net.Conn) (net.Conn, error) {
 		k, err := conn.Read(buf[n:])
 		n += k
 		if string(buf[:n]) != http2Preface[:n] {
-			c.failed(raw, reasonNotHTTP2, errNotHTTP2)
+			c.failed(raw, handshake.NotHTTP2, errNotHTTP2)
 			return nil, errNotHTTP2
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				c.failed(raw, reasonTimeout, err)
+				c.failed(raw, handshake.Timeout, err)
 			}
 			// Closed before the preface ended (nothing sent after TLS: a
 			// load balancer's TLS probe) is no failure.
@@ -135,9 +136,9 @@ func (c *sniffingCredentials) preface(raw, conn net.Conn) (net.Conn, error) {
 }
 
 // failed reports a handshake refused for r.
-func (c *sniffingCredentials) failed(conn net.Conn, r handshakeReason, err error) {
+func (c *sniffingCredentials) failed(conn net.Conn, r handshake.Reason, err error) {
 	if c.failures != nil {
-		c.failures.record(conn.RemoteAddr(), r, err)
+		c.failures.Record(conn.RemoteAddr().String(), r, err)
 	}
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -320,5 +322,25 @@ func TestRetryPolicy(t *testing.T) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestAdminCommandsSpeakTLS13: the topic, group and client commands accept
+// what the admin API asks for: an API that takes TLS 1.3 only
+// (admin.tls.minVersion 1.3) is reached like one that takes 1.2.
+func TestAdminCommandsSpeakTLS13(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		srv := httptest.NewUnstartedServer(&fakeAPI{})
+		srv.TLS = &tls.Config{MinVersion: v, MaxVersion: v}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runCLI("topic", "list", "--admin.address="+srv.URL, "--admin.caFile="+caFile)
+		if code != 0 || !strings.Contains(out, "FIFO") {
+			t.Errorf("topic list against an API that takes TLS %s only: exit %d, stdout %q, stderr %q", tls.VersionName(v), code, out, errOut)
+		}
 	}
 }

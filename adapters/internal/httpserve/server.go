@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +46,11 @@ type Options struct {
 	// about misbehaving clients) and a failure to serve (at Error). Nil
 	// discards them.
 	Logger *slog.Logger
+	// ServerLog, when set, is also given every line [http.Server] writes
+	// to its ErrorLog (without the newline), such as the failed TLS
+	// handshakes it reports nowhere else. It is called from the
+	// connections' goroutines, so it must be safe for concurrent use.
+	ServerLog func(line string)
 }
 
 // Server is an HTTP server that [Server.Start] binds and serves and
@@ -114,7 +121,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      o.WriteTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return root },
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(errorLog{log: o.Logger, hook: o.ServerLog}, "", 0),
 	}
 	s.ln, s.cancel, s.done = ln, cancel, make(chan struct{})
 	srv, done := s.srv, s.done
@@ -170,3 +177,19 @@ type Route struct {
 // RoutesGroup is the fx value group of [Route]s the health and admin
 // servers mount.
 const RoutesGroup = "httproutes"
+
+// errorLog receives the lines of an [http.Server]'s ErrorLog: it gives
+// each to hook (when set) and logs it at Debug.
+type errorLog struct {
+	log  *slog.Logger
+	hook func(line string)
+}
+
+func (w errorLog) Write(p []byte) (int, error) {
+	line := strings.TrimSuffix(string(p), "\n")
+	if w.hook != nil {
+		w.hook(line)
+	}
+	w.log.LogAttrs(context.Background(), slog.LevelDebug, line)
+	return len(p), nil
+}

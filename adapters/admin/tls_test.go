@@ -1,0 +1,243 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"maps"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
+)
+
+// writeServerPair writes a self-signed certificate for 127.0.0.1 (its own
+// CA) and its key into one file of dir, replaced at once (renamed over),
+// so that a reload never sees a certificate with the key of another; it
+// returns the file and a pool that trusts the certificate.
+func writeServerPair(t *testing.T, dir string, serial int64) (pairFile string, roots *x509.CertPool) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairFile = filepath.Join(dir, "admin.pem")
+	writeAtomic(t, pairFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return pairFile, roots
+}
+
+// writeAtomic replaces name with data at once.
+func writeAtomic(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsServer is an admin API with admin.tls.enabled whose metrics go to a
+// manual reader.
+type tlsServer struct {
+	*admin.Server
+	reader *sdkmetric.ManualReader
+	logs   *logBuffer
+}
+
+func startTLSServer(t *testing.T, tc admin.TLSConfig) *tlsServer {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := newLogger(t)
+	cfg := admin.DefaultConfig()
+	cfg.Address = "127.0.0.1:0"
+	tc.Enabled = true
+	cfg.TLS = tc
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv := admin.New(cfg, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
+	srv.UseTelemetry(&observe.Telemetry{Metrics: m})
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+	return &tlsServer{Server: srv, reader: reader, logs: logs}
+}
+
+// collect returns the values of metric name by their listener and reason
+// or result label.
+func (s *tlsServer) collect(t *testing.T, name string) map[[2]string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := s.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[[2]string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				l, _ := p.Attributes.Value(observe.LabelListener)
+				r, ok := p.Attributes.Value(observe.LabelReason)
+				if !ok {
+					r, _ = p.Attributes.Value(observe.LabelResult)
+				}
+				got[[2]string{l.AsString(), r.AsString()}] = p.Value
+			}
+		}
+	}
+	return got
+}
+
+// get makes a GET /v1/topics over HTTPS with tc and returns the status.
+func get(addr string, tc *tls.Config) (int, error) {
+	tr := &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + addr + "/v1/topics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// TestTLSMinVersionAndHandshakeFailures: with admin.tls.minVersion 1.3 a
+// TLS 1.3 client is served and a client that speaks TLS 1.2 at most is
+// refused during its handshake; that refusal, a plain HTTP request and a
+// record that is no TLS handshake are counted in
+// rmqproxy_handshake_failures_total{listener="admin"} by reason and
+// logged; a connection closed before it sent a byte (a TCP probe) is not.
+// With the default minVersion the TLS 1.2 client is served.
+func TestTLSMinVersionAndHandshakeFailures(t *testing.T) {
+	pair, roots := writeServerPair(t, t.TempDir(), 1)
+	s := startTLSServer(t, admin.TLSConfig{CertFile: pair, KeyFile: pair, MinVersion: "1.3"})
+	addr := s.Addr().String()
+
+	if code, err := get(addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}); err != nil || code != http.StatusOK {
+		t.Fatalf("a TLS 1.3 client: %d, %v", code, err)
+	}
+	probe, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = probe.Close()
+	_, err = get(addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12})
+	if err == nil || !strings.Contains(err.Error(), "protocol version not supported") {
+		t.Fatalf("a TLS 1.2 client of a minVersion 1.3 API: %v, want a protocol version alert", err)
+	}
+	resp, err := http.Get("http://" + addr + "/v1/topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain HTTP: %s, want 400", resp.Status)
+	}
+	garbage, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = garbage.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}) // a handshake record that is no ClientHello
+	_ = garbage.SetReadDeadline(time.Now().Add(time.Minute))
+	_, _ = io.Copy(io.Discard, garbage) // until the server closes it
+	_ = garbage.Close()
+
+	want := map[[2]string]int64{{"admin", "tls_version"}: 1, {"admin", "plaintext_on_tls_port"}: 1, {"admin", "tls_error"}: 1}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the failed handshakes counted", func() bool {
+		return maps.Equal(s.collect(t, observe.MetricHandshakeFailures), want)
+	})
+	out := s.logs.String()
+	for _, r := range []string{"tls_version", "plaintext_on_tls_port", "tls_error"} {
+		if !strings.Contains(out, `"msg":"connection closed during its handshake","component":"admin","remote_addr":"127.0.0.1:`) ||
+			!strings.Contains(out, fmt.Sprintf(`"reason":%q`, r)) {
+			t.Errorf("reason %s is not logged with the remote address:\n%s", r, out)
+		}
+	}
+
+	def := startTLSServer(t, admin.TLSConfig{CertFile: pair, KeyFile: pair, MinVersion: "1.2"})
+	if code, err := get(def.Addr().String(), &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}); err != nil || code != http.StatusOK {
+		t.Fatalf("a TLS 1.2 client with minVersion 1.2: %d, %v", code, err)
+	}
+	if got := def.collect(t, observe.MetricHandshakeFailures); len(got) != 0 {
+		t.Errorf("%s with no failure: %v", observe.MetricHandshakeFailures, got)
+	}
+}
+
+// TestCertificateReloadsAreCounted: a changed certificate that loads and
+// one that does not are counted in rmqproxy_tls_certificate_reloads_total
+// {listener="admin"} as ok and failed; the new certificate is served.
+func TestCertificateReloadsAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	pair, _ := writeServerPair(t, dir, 1)
+	s := startTLSServer(t, admin.TLSConfig{CertFile: pair, KeyFile: pair, ReloadInterval: 5 * time.Millisecond})
+	reloads := func(ok, failed int64) {
+		t.Helper()
+		want := map[[2]string]int64{{"admin", "ok"}: ok, {"admin", "failed"}: failed}
+		waitfor.True(t, 10*time.Second, 5*time.Millisecond, fmt.Sprintf("reloads ok=%d failed=%d", ok, failed), func() bool {
+			return maps.Equal(s.collect(t, observe.MetricTLSCertificateReloads), want)
+		})
+	}
+	reloads(0, 0)
+	_, roots := writeServerPair(t, dir, 2)
+	reloads(1, 0)
+	if code, err := get(s.Addr().String(), &tls.Config{RootCAs: roots}); err != nil || code != http.StatusOK {
+		t.Fatalf("the renewed certificate: %d, %v", code, err)
+	}
+	s.logs.allowErrors() // the refused change is logged at Error
+	writeAtomic(t, pair, []byte("neither a certificate nor a key"))
+	reloads(1, 1)
+	if loaded, refused := s.CertificateReloads(); loaded != 1 || refused != 1 {
+		t.Errorf("CertificateReloads() = %d, %d; want 1, 1", loaded, refused)
+	}
+}
