@@ -20,7 +20,8 @@ import (
 // the test's own that serve TLS with that certificate; the broker only TLS
 // (tls.server.mode=enforcing: a plaintext connection is refused), the
 // NameServer both (the broker registers with it in plaintext). Admin
-// commands, sends, receives and acks work through it.
+// commands, sends, receives and acks work through it, and through a second
+// rmqproxy that asks for TLS 1.3 (cluster.tls.minVersion).
 func TestBrokerWithTLS(t *testing.T) {
 	testenv.ClusterConfig(t) // skips (or fails) the test as the cluster pass does when RocketMQ is missing
 	dir := t.TempDir()
@@ -55,5 +56,19 @@ func TestBrokerWithTLS(t *testing.T) {
 	got := raw.ReceiveN(t, group, topic, 4, time.Minute, 60*time.Second)
 	if ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, got)); err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("ack over TLS: %v %v", ack, err)
+	}
+
+	// cluster.tls.minVersion 1.3: the Apache NameServer and broker (on a
+	// JDK that speaks TLS 1.3) are reached as well.
+	cfg13, _ := testenv.ClusterConfig(t)
+	cfg13.Cluster = cfg.Cluster
+	cfg13.Cluster.TLS.MinVersion = "1.3"
+	p13 := testenv.Start(t, cfg13)
+	const topic13, group13 = "tls13-orders", "g-tls13-orders"
+	raw13 := p13.Subscriber(t, topic13, group13, 2)
+	raw13.SendN(t, topic13, 2)
+	got13 := raw13.ReceiveN(t, group13, topic13, 2, time.Minute, 60*time.Second)
+	if ack, err := raw13.AckMessage(raw13.Ctx(t), testenv.AckRequest(group13, topic13, got13)); err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("ack over TLS 1.3: %v %v", ack, err)
 	}
 }

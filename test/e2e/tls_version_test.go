@@ -1,0 +1,63 @@
+package e2e_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestGRPCMinVersion13: with grpc.tls.minVersion 1.3 (and TLS enforced)
+// the official Go client sends, receives and acks as before (it speaks
+// TLS 1.3), while a client that speaks TLS 1.2 at most is refused during
+// its handshake.
+func TestGRPCMinVersion13(t *testing.T) {
+	testenv.LocalOnly(t, "the gRPC port's TLS does not depend on the mode")
+	cfg := testenv.Config(t)
+	cfg.GRPC.TLS.Mode = grpcadapter.TLSEnforcing
+	cfg.GRPC.TLS.MinVersion = "1.3"
+	p := testenv.Start(t, cfg)
+
+	conn, err := tls.Dial("tcp", p.Addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a TLS 1.2 client completed its handshake with a port set to TLS 1.3")
+	}
+	if !strings.Contains(err.Error(), "protocol version not supported") {
+		t.Fatalf("a TLS 1.2 client: %v, want a protocol version alert", err)
+	}
+
+	topic, group := testenv.Name(t, "tls13"), testenv.Name(t, "g-tls13")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
+	r, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("over TLS 1.3")})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	var got []*rmq.MessageView
+	testenv.WaitFor(t, 20*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 16, 10*time.Second)
+		got = append(got, ms...)
+		if len(got) == 0 {
+			if err == nil || testenv.IsNoMessage(err) {
+				return errors.New("no message received yet")
+			}
+			return err
+		}
+		return nil
+	})
+	if string(got[0].GetBody()) != "over TLS 1.3" || got[0].GetMessageId() != r[0].MessageID {
+		t.Fatalf("got %q id %s, want the message sent (%s)", got[0].GetBody(), got[0].GetMessageId(), r[0].MessageID)
+	}
+	if err := c.Ack(t.Context(), got[0]); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+}
