@@ -12,7 +12,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/application"
 )
 
@@ -36,6 +36,7 @@ type TLSConfig struct {
 	CertFile       string        `yaml:"certFile" help:"PEM certificate chain of the admin API (admin.tls.enabled)"`
 	KeyFile        string        `yaml:"keyFile" help:"PEM private key of admin.tls.certFile"`
 	MinVersion     string        `yaml:"minVersion" help:"lowest TLS version the admin API accepts (admin.tls.enabled): 1.2 or 1.3 (a client that offers only TLS 1.2 is refused during its handshake and counted in rmqproxy_handshake_failures_total with reason tls_version; the rmqproxy topic, group and client commands speak both)"`
+	CipherSuites   []string      `yaml:"cipherSuites" help:"TLS 1.2 cipher suites the admin API accepts (admin.tls.enabled), by IANA name (such as TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384), forward-secret (TLS_ECDHE_) ones without known weaknesses only, at least one for the key of admin.tls.certFile; empty: Go's defaults; TLS 1.3 suites cannot be chosen"`
 	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often admin.tls.certFile and keyFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`
 	ExpiryWarning  time.Duration `yaml:"expiryWarning" help:"log a warning (once per certificate, at start and at every reloadInterval) when admin.tls.certFile expires within this time, and an error once it has expired; 0: never (the gauge rmqproxy_tls_certificate_expiry_timestamp_seconds is kept either way)"`
 }
@@ -49,7 +50,7 @@ const DefaultAddress = "127.0.0.1:8082"
 
 // DefaultConfig returns the defaults: enabled, plain HTTP on 127.0.0.1:8082.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{MinVersion: tlsversion.Default, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning}}
+	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{MinVersion: tlspolicy.Default, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning}}
 }
 
 // Loopback reports whether address (host:port) can only be reached from
@@ -88,8 +89,11 @@ func (c Config) Validate() error {
 	if c.TLS.Enabled && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.enabled needs tls.certFile and tls.keyFile (PEM certificate chain and its private key)"))
 	}
-	if _, err := tlsversion.Parse(c.TLS.MinVersion); err != nil {
+	if _, err := tlspolicy.ParseMinVersion(c.TLS.MinVersion); err != nil {
 		errs = append(errs, fmt.Errorf("tls.minVersion %w", err))
+	}
+	if _, err := tlspolicy.ParseCipherSuites(c.TLS.CipherSuites); err != nil {
+		errs = append(errs, fmt.Errorf("tls.cipherSuites %w", err))
 	}
 	if c.TLS.ReloadInterval < 0 {
 		errs = append(errs, errors.New("tls.reloadInterval must not be negative (0: never reload)"))

@@ -16,7 +16,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -144,13 +144,21 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	if s.certs != nil {
-		minVersion, err := tlsversion.Parse(s.cfg.TLS.MinVersion)
+		minVersion, err := tlspolicy.ParseMinVersion(s.cfg.TLS.MinVersion)
 		if err != nil {
 			return fmt.Errorf("admin.tls.minVersion %w", err)
 		}
+		suites, err := tlspolicy.ParseCipherSuites(s.cfg.TLS.CipherSuites)
+		if err != nil {
+			return fmt.Errorf("admin.tls.cipherSuites %w", err)
+		}
 		s.certs.SetMinVersion(minVersion)
+		s.certs.SetCipherSuites(suites)
 		if err := s.certs.Load(time.Now()); err != nil {
 			return fmt.Errorf("admin.tls: %w", err)
+		}
+		if err := tlspolicy.CheckCertificate(suites, s.certs.Leaf()); err != nil {
+			return fmt.Errorf("admin.tls.cipherSuites %w (%s)", err, s.cfg.TLS.CertFile)
 		}
 		s.certs.CheckExpiry(ctx, s.log, time.Now())
 		s.srv.SetTLS(s.certs.ServerConfig())

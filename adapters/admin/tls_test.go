@@ -241,3 +241,32 @@ func TestCertificateReloadsAreCounted(t *testing.T) {
 		t.Errorf("CertificateReloads() = %d, %d; want 1, 1", loaded, refused)
 	}
 }
+
+// TestTLSCipherSuites: with admin.tls.cipherSuites a TLS 1.2 client
+// offering none of them is refused and counted (tls_error), one offering
+// one is served; a list with no suite for the certificate's key stops the
+// start.
+func TestTLSCipherSuites(t *testing.T) {
+	pair, roots := writeServerPair(t, t.TempDir(), 1) // an ECDSA key
+	s := startTLSServer(t, admin.TLSConfig{CertFile: pair, KeyFile: pair, CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}})
+	addr := s.Addr().String()
+	if code, err := get(addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}); err != nil || code != http.StatusOK {
+		t.Fatalf("a TLS 1.2 client offering Go's defaults: %d, %v", code, err)
+	}
+	if _, err := get(addr, &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}); err == nil {
+		t.Fatal("a TLS 1.2 client offering none of admin.tls.cipherSuites was served")
+	}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the refused handshake counted", func() bool {
+		return maps.Equal(s.collect(t, observe.MetricHandshakeFailures), map[[2]string]int64{{"admin", "tls_error"}: 1})
+	})
+
+	cfg := admin.DefaultConfig()
+	cfg.Address = "127.0.0.1:0"
+	cfg.TLS = admin.TLSConfig{Enabled: true, CertFile: pair, KeyFile: pair, CipherSuites: []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}}
+	logger, _ := newLogger(t)
+	srv := admin.New(cfg, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
+	if err := srv.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "admin.tls.cipherSuites lists no suite for the ECDSA key") {
+		_ = srv.Stop(t.Context())
+		t.Fatalf("RSA suites only for an ECDSA certificate: %v", err)
+	}
+}

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -122,11 +122,15 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 }
 
 func tlsConfig(c BrokerTLS) (*tls.Config, error) {
-	minVersion, err := tlsversion.Parse(c.MinVersion)
+	minVersion, err := tlspolicy.ParseMinVersion(c.MinVersion)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.tls.minVersion %w", err)
 	}
-	tc := &tls.Config{MinVersion: minVersion, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an explicit, documented test setting
+	suites, err := tlspolicy.ParseCipherSuites(c.CipherSuites)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.cipherSuites %w", err)
+	}
+	tc := &tls.Config{MinVersion: minVersion, CipherSuites: suites, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an explicit, documented test setting
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
@@ -185,7 +189,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			check := "check the addresses and that the NameServers run"
 			if b.cfg.TLS.Enabled {
 				check += ", with TLS (cluster.tls.enabled is on)"
-				if v, _ := tlsversion.Parse(b.cfg.TLS.MinVersion); v == tls.VersionTLS13 {
+				if v, _ := tlspolicy.ParseMinVersion(b.cfg.TLS.MinVersion); v == tls.VersionTLS13 {
 					check += " and, as cluster.tls.minVersion is 1.3, with TLS 1.3"
 				}
 			}

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -40,11 +40,12 @@ type Config struct {
 
 // BrokerTLS configures TLS on the connections to brokers and NameServers.
 type BrokerTLS struct {
-	Enabled            bool   `yaml:"enabled" help:"connect to brokers and NameServers with TLS"`
-	CAFile             string `yaml:"caFile" help:"PEM file of the certificate authorities that sign the brokers' certificates; empty: the system's"`
-	ServerName         string `yaml:"serverName" help:"name checked against the brokers' certificates; empty: the host of each address"`
-	MinVersion         string `yaml:"minVersion" help:"lowest TLS version rmqproxy accepts from brokers and NameServers (cluster.tls.enabled): 1.2 or 1.3 (a broker that speaks only TLS 1.2 then fails the connection, and the start-up when it is a NameServer)"`
-	InsecureSkipVerify bool   `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only; refused by the production profile: set caFile instead)"`
+	Enabled            bool     `yaml:"enabled" help:"connect to brokers and NameServers with TLS"`
+	CAFile             string   `yaml:"caFile" help:"PEM file of the certificate authorities that sign the brokers' certificates; empty: the system's"`
+	ServerName         string   `yaml:"serverName" help:"name checked against the brokers' certificates; empty: the host of each address"`
+	MinVersion         string   `yaml:"minVersion" help:"lowest TLS version rmqproxy accepts from brokers and NameServers (cluster.tls.enabled): 1.2 or 1.3 (a broker that speaks only TLS 1.2 then fails the connection, and the start-up when it is a NameServer)"`
+	CipherSuites       []string `yaml:"cipherSuites" help:"TLS 1.2 cipher suites rmqproxy offers brokers and NameServers (cluster.tls.enabled), by IANA name (such as TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384), forward-secret (TLS_ECDHE_) ones without known weaknesses only; empty: Go's defaults; TLS 1.3 suites cannot be chosen"`
+	InsecureSkipVerify bool     `yaml:"insecureSkipVerify" help:"accept any broker certificate (tests only; refused by the production profile: set caFile instead)"`
 }
 
 // BrokerACL holds the credentials rmqproxy signs its broker requests with
@@ -71,7 +72,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:    10 * time.Second,
 		BatchAck:             true,
 		CoalesceSends:        true,
-		TLS:                  BrokerTLS{MinVersion: tlsversion.Default},
+		TLS:                  BrokerTLS{MinVersion: tlspolicy.Default},
 	}
 }
 
@@ -121,8 +122,11 @@ func (c Config) Validate() error {
 			bad("tls.caFile: %v", err)
 		}
 	}
-	if _, err := tlsversion.Parse(c.TLS.MinVersion); err != nil {
+	if _, err := tlspolicy.ParseMinVersion(c.TLS.MinVersion); err != nil {
 		bad("tls.minVersion %w", err)
+	}
+	if _, err := tlspolicy.ParseCipherSuites(c.TLS.CipherSuites); err != nil {
+		bad("tls.cipherSuites %w", err)
 	}
 	if (c.ACL.AccessKey == "") != (c.ACL.SecretKey == "") {
 		bad("acl.accessKey and acl.secretKey must be set together")

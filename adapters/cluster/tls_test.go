@@ -42,47 +42,60 @@ func selfSignedBroker(t *testing.T) (tls.Certificate, string) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caFile
 }
 
-// TestBrokerTLSMinVersion: with cluster.tls.minVersion 1.3, a broker (here
-// its own NameServer) that speaks TLS 1.2 at most is refused at the
-// handshake, and the start-up fails with an error that says so and names
-// the setting; with 1.2 the same broker is used.
-func TestBrokerTLSMinVersion(t *testing.T) {
-	cert, caFile := selfSignedBroker(t)
+// startTLSNameServer serves a fake broker that is its own NameServer over
+// TLS with server (its certificate added), returning its address.
+func startTLSNameServer(t *testing.T, cert tls.Certificate, server *tls.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: tls.VersionTLS12})
+	server.Certificates = []tls.Certificate{cert}
 	var addr string
-	addr = serveFakeSocket(t, tln, func(req *remoting.Command) *remoting.Command {
+	addr = serveFakeSocket(t, tls.NewListener(ln, server), func(req *remoting.Command) *remoting.Command {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
 			resp.Body = oneBrokerCluster(addr)
 		}
 		return resp
 	})
-	start := func(minVersion string) error {
-		cfg := DefaultConfig()
-		cfg.NameServers = []string{addr}
-		cfg.StartTimeout = time.Second // how long the refused start keeps trying
-		cfg.TLS = BrokerTLS{Enabled: true, CAFile: caFile, MinVersion: minVersion}
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		b, err := New(cfg, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = b.Start(t.Context())
-		if err == nil {
-			b.Close(t.Context())
-		}
-		return err
+	return addr
+}
+
+// startOverTLS starts a Broker with cluster.tls tc against the NameServer
+// at addr and stops it; it returns why it did not start.
+func startOverTLS(t *testing.T, addr string, tc BrokerTLS) error {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	cfg.StartTimeout = time.Second // how long a refused start keeps trying
+	tc.Enabled = true
+	cfg.TLS = tc
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
-	if err := start("1.2"); err != nil {
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Start(t.Context())
+	if err == nil {
+		b.Close(t.Context())
+	}
+	return err
+}
+
+// TestBrokerTLSMinVersion: with cluster.tls.minVersion 1.3, a broker (here
+// its own NameServer) that speaks TLS 1.2 at most is refused at the
+// handshake, and the start-up fails with an error that says so and names
+// the setting; with 1.2 the same broker is used.
+func TestBrokerTLSMinVersion(t *testing.T) {
+	cert, caFile := selfSignedBroker(t)
+	addr := startTLSNameServer(t, cert, &tls.Config{MaxVersion: tls.VersionTLS12})
+	if err := startOverTLS(t, addr, BrokerTLS{CAFile: caFile, MinVersion: "1.2"}); err != nil {
 		t.Fatalf("minVersion 1.2 against a TLS 1.2 broker: %v", err)
 	}
-	err = start("1.3")
+	err := startOverTLS(t, addr, BrokerTLS{CAFile: caFile, MinVersion: "1.3"})
 	if err == nil {
 		t.Fatal("minVersion 1.3 against a broker that speaks TLS 1.2 at most: started")
 	}
@@ -90,5 +103,24 @@ func TestBrokerTLSMinVersion(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error lacks %q: %v", want, err)
 		}
+	}
+}
+
+// TestBrokerTLSCipherSuites: cluster.tls.cipherSuites are the TLS 1.2
+// suites offered to brokers: a broker that accepts none of them is
+// refused at the handshake; one that accepts one of them is used.
+func TestBrokerTLSCipherSuites(t *testing.T) {
+	cert, caFile := selfSignedBroker(t) // an ECDSA key
+	addr := startTLSNameServer(t, cert, &tls.Config{MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}})
+	if err := startOverTLS(t, addr, BrokerTLS{CAFile: caFile}); err != nil {
+		t.Fatalf("Go's default suites against a broker that takes TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: %v", err)
+	}
+	if err := startOverTLS(t, addr, BrokerTLS{CAFile: caFile, CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"}}); err != nil {
+		t.Fatalf("a list with the broker's suite: %v", err)
+	}
+	err := startOverTLS(t, addr, BrokerTLS{CAFile: caFile, CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}})
+	if err == nil || !strings.Contains(err.Error(), "TLS handshake failed: remote error: tls: handshake failure") {
+		t.Fatalf("a list without the broker's suite: %v, want a refused handshake", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 )
 
 // Config is the gRPC ingress configuration (key "grpc").
@@ -40,6 +40,8 @@ type TLSConfig struct {
 	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept; empty: the tls folder of the data directory"`
 	// MinVersion is the lowest TLS version the port accepts.
 	MinVersion string `yaml:"minVersion" help:"lowest TLS version the gRPC port accepts: 1.2 (every official client speaks it) or 1.3 (a client that offers only TLS 1.2 is refused during its handshake and counted in rmqproxy_handshake_failures_total with reason tls_version; plaintext clients of the permissive mode are not affected)"`
+	// CipherSuites limits the TLS 1.2 cipher suites.
+	CipherSuites []string `yaml:"cipherSuites" help:"TLS 1.2 cipher suites the gRPC port accepts, by IANA name (such as TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384), forward-secret (TLS_ECDHE_) ones without known weaknesses only, at least one for the key of certFile (ECDSA or RSA); empty: Go's defaults; TLS 1.3 suites cannot be chosen, so this does not apply to TLS 1.3 clients"`
 	// Client certificates (mTLS).
 	ClientAuth   string `yaml:"clientAuth" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a client without a valid certificate is refused; needs tls.mode enforcing)"`
 	ClientCAFile string `yaml:"clientCAFile" help:"PEM bundle of the CAs that sign client certificates (clientAuth request or require); reloaded with the certificate"`
@@ -58,7 +60,7 @@ const DefaultExpiryWarning = 14 * 24 * time.Hour
 func DefaultConfig() Config {
 	return Config{
 		Address:            ":8081",
-		TLS:                TLSConfig{Mode: TLSPermissive, MinVersion: tlsversion.Default, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning},
+		TLS:                TLSConfig{Mode: TLSPermissive, MinVersion: tlspolicy.Default, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning},
 		MaxRecvMessageSize: 130 << 20,
 		ClientIdleTimeout:  120 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
@@ -89,8 +91,11 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("tls.mode %q must be permissive, enforcing or disabled", c.TLS.Mode))
 	}
-	if _, err := tlsversion.Parse(c.TLS.MinVersion); err != nil {
+	if _, err := tlspolicy.ParseMinVersion(c.TLS.MinVersion); err != nil {
 		errs = append(errs, fmt.Errorf("tls.minVersion %w", err))
+	}
+	if _, err := tlspolicy.ParseCipherSuites(c.TLS.CipherSuites); err != nil {
+		errs = append(errs, fmt.Errorf("tls.cipherSuites %w", err))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.certFile and tls.keyFile must be set together"))

@@ -344,3 +344,49 @@ func TestTLSMinVersion(t *testing.T) {
 	}
 	def.waitCounts(t, map[handshake.Reason]uint64{})
 }
+
+// TestTLSCipherSuites: with grpc.tls.cipherSuites the port accepts TLS 1.2
+// clients that offer one of the suites listed and refuses (tls_error)
+// those that offer none; TLS 1.3 clients, whose suites cannot be chosen,
+// are served. A list with no suite for the certificate's key is refused
+// at start.
+func TestTLSCipherSuites(t *testing.T) {
+	dir := t.TempDir() // the self-signed certificate has an ECDSA key
+	s := startObservedServer(t, TLSConfig{Mode: TLSEnforcing, SelfSignedDir: dir,
+		CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}}, time.Minute)
+	addr := s.Addr().String()
+	dial := func(cfg *tls.Config) (tls.ConnectionState, error) {
+		cfg.InsecureSkipVerify, cfg.NextProtos = true, []string{"h2"}
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer c.Close()
+		return c.ConnectionState(), nil
+	}
+	st, err := dial(&tls.Config{MaxVersion: tls.VersionTLS12})
+	if err != nil || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 {
+		t.Fatalf("a TLS 1.2 client offering Go's defaults: %s, %v; want TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", tls.CipherSuiteName(st.CipherSuite), err)
+	}
+	if _, err := dial(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}); err == nil {
+		t.Fatal("a TLS 1.2 client offering none of grpc.tls.cipherSuites was served")
+	}
+	if st, err := dial(&tls.Config{MinVersion: tls.VersionTLS13}); err != nil || st.Version != tls.VersionTLS13 {
+		t.Fatalf("a TLS 1.3 client: %v", err)
+	}
+	if err := healthCheck(addr, credentialsFor(&tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})); err != nil {
+		t.Fatalf("a TLS 1.2 gRPC client: %v", err)
+	}
+	s.waitCounts(t, map[handshake.Reason]uint64{handshake.TLS: 1})
+	if out := s.logs.String(); !strings.Contains(out, "no cipher suite supported by both client and server") {
+		t.Errorf("the refusal does not say why:\n%s", out)
+	}
+
+	c := DefaultConfig()
+	c.Address = "127.0.0.1:0"
+	c.TLS = TLSConfig{Mode: TLSEnforcing, SelfSignedDir: dir, CipherSuites: []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}}
+	_, err = NewServer(c, NewService(c, nil, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "grpc.tls.cipherSuites lists no suite for the ECDSA key of the certificate") {
+		t.Fatalf("RSA suites only for an ECDSA certificate: %v", err)
+	}
+}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 )
 
 // TLS modes, as the Apache proxy's tls.server.mode.
@@ -295,9 +295,13 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error
 	if cfg.Mode == TLSDisabled {
 		return nil, nil, false, nil
 	}
-	minVersion, err := tlsversion.Parse(cfg.MinVersion)
+	minVersion, err := tlspolicy.ParseMinVersion(cfg.MinVersion)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("grpc.tls.minVersion %w", err)
+	}
+	suites, err := tlspolicy.ParseCipherSuites(cfg.CipherSuites)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("grpc.tls.cipherSuites %w", err)
 	}
 	certFile, keyFile, generated := cfg.CertFile, cfg.KeyFile, false
 	if certFile == "" {
@@ -322,8 +326,12 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error
 	}
 	store := certreload.New(certFile, keyFile, cfg.ClientCAFile, clientAuth, []string{"h2"})
 	store.SetMinVersion(minVersion)
+	store.SetCipherSuites(suites)
 	if err := store.Load(time.Now()); err != nil {
 		return nil, nil, false, fmt.Errorf("grpc.tls: %w", err)
+	}
+	if err := tlspolicy.CheckCertificate(suites, store.Leaf()); err != nil {
+		return nil, nil, false, fmt.Errorf("grpc.tls.cipherSuites %w (%s)", err, certFile)
 	}
 	return &tls.Config{GetConfigForClient: store.Config, MinVersion: minVersion}, store, generated, nil
 }

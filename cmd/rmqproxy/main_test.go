@@ -121,12 +121,13 @@ func TestProductionRefusesInsecureSkipVerify(t *testing.T) {
 	}
 }
 
-// TestTLSMinVersionSettings: grpc.tls.minVersion, admin.tls.minVersion
-// and cluster.tls.minVersion take 1.2 (the default) or 1.3, from flags,
-// the environment and a YAML file (where 1.3 unquoted is a number);
+// TestTLSSettings: grpc.tls.minVersion, admin.tls.minVersion and
+// cluster.tls.minVersion take 1.2 (the default) or 1.3, from flags, the
+// environment and a YAML file (where 1.3 unquoted is a number); the
+// cipherSuites beside them take forward-secret TLS 1.2 suites by name;
 // anything else stops config print (and so serve) with an error naming
-// the full key and the allowed values. The help lists the three.
-func TestTLSMinVersionSettings(t *testing.T) {
+// the full key and the allowed values. The help lists the six.
+func TestTLSSettings(t *testing.T) {
 	code, out, errOut := runCLI("config", "print")
 	if code != 0 || strings.Count(out, `minVersion: "1.2"`) != 3 {
 		t.Fatalf("defaults: exit %d, stderr %q:\n%s", code, errOut, out)
@@ -152,8 +153,23 @@ func TestTLSMinVersionSettings(t *testing.T) {
 		t.Errorf("1.3 from a file and the environment: exit %d, stderr %q:\n%s", code, e.String(), o.String())
 	}
 
+	code, _, errOut = runCLI("config", "print", "--grpc.tls.cipherSuites=TLS_RSA_WITH_AES_128_GCM_SHA256", "--admin.tls.cipherSuites=TLS_AES_128_GCM_SHA256", "--cluster.tls.cipherSuites=AES256-GCM")
+	for _, want := range []string{
+		`grpc.tls.cipherSuites "TLS_RSA_WITH_AES_128_GCM_SHA256" is not a forward-secret (ECDHE) suite without known weaknesses; use TLS 1.2 suites from: TLS_ECDHE_`,
+		`admin.tls.cipherSuites "TLS_AES_128_GCM_SHA256" is a TLS 1.3 cipher suite`,
+		`cluster.tls.cipherSuites "AES256-GCM" is not a cipher suite crypto/tls implements`,
+	} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	if code, out, errOut := runCLI("config", "print", "--grpc.tls.cipherSuites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"); code != 0 ||
+		!strings.Contains(out, "cipherSuites:\n      - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n      - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384") {
+		t.Errorf("two cipher suites: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+
 	_, help, _ := runCLI("help", "serve")
-	for _, key := range []string{"--grpc.tls.minVersion", "--admin.tls.minVersion", "--cluster.tls.minVersion"} {
+	for _, key := range []string{"--grpc.tls.minVersion", "--admin.tls.minVersion", "--cluster.tls.minVersion", "--grpc.tls.cipherSuites", "--admin.tls.cipherSuites", "--cluster.tls.cipherSuites"} {
 		if !strings.Contains(help, key) {
 			t.Errorf("help serve lacks %s", key)
 		}

@@ -40,8 +40,10 @@ type Store struct {
 	clientAuth                tls.ClientAuthType
 	nextProtos                []string
 	// minVersion is the lowest TLS version accepted (SetMinVersion; 0:
-	// TLS 1.2).
-	minVersion uint16
+	// TLS 1.2), cipherSuites the TLS 1.2 suites (SetCipherSuites; nil:
+	// crypto/tls's defaults).
+	minVersion   uint16
+	cipherSuites []uint16
 
 	cert     atomic.Pointer[tls.Certificate]
 	clientCA atomic.Pointer[x509.CertPool]
@@ -75,6 +77,10 @@ func (c *Store) WarnBefore(d time.Duration) { c.warnBefore = d }
 // crypto/tls constant such as tls.VersionTLS13; 0: TLS 1.2). Call it
 // before serving.
 func (c *Store) SetMinVersion(v uint16) { c.minVersion = v }
+
+// SetCipherSuites limits the TLS 1.2 cipher suites to ids (nil: crypto/tls's
+// defaults). Call it before serving.
+func (c *Store) SetCipherSuites(ids []uint16) { c.cipherSuites = ids }
 
 // MinVersion returns the lowest TLS version the store accepts.
 func (c *Store) MinVersion() uint16 {
@@ -162,6 +168,7 @@ func (c *Store) Config(*tls.ClientHelloInfo) (*tls.Config, error) {
 		ClientAuth:   c.clientAuth,
 		ClientCAs:    c.clientCA.Load(),
 		MinVersion:   c.MinVersion(),
+		CipherSuites: c.cipherSuites,
 		NextProtos:   c.nextProtos,
 		// Full-size TLS records from the first byte: the small records Go
 		// starts with after every idle second only cost more records (and

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/internal/tlsversion"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 )
 
@@ -459,7 +459,7 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 			if msg := err.Error(); strings.Contains(msg, "protocol version not supported") || strings.Contains(msg, "unsupported protocol version") {
 				// The peer's protocol_version alert, or its choice of
 				// a version below tc.MinVersion: crypto/tls types neither.
-				return nil, fmt.Errorf("TLS handshake failed: %w (the peer speaks no TLS version from %s up)", err, tlsversion.Name(minVersion(tc)))
+				return nil, fmt.Errorf("TLS handshake failed: %w (the peer speaks no TLS version from %s up)", err, tlspolicy.VersionName(minVersion(tc)))
 			}
 			return nil, fmt.Errorf("TLS handshake failed: %w", err)
 		}
