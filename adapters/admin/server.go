@@ -153,12 +153,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("admin.tls.cipherSuites %w", err)
 		}
 		s.certs.SetMinVersion(minVersion)
-		s.certs.SetCipherSuites(suites)
+		s.certs.SetCipherSuites("admin.tls.cipherSuites", suites)
 		if err := s.certs.Load(time.Now()); err != nil {
 			return fmt.Errorf("admin.tls: %w", err)
-		}
-		if err := tlspolicy.CheckCertificate(suites, s.certs.Leaf()); err != nil {
-			return fmt.Errorf("admin.tls.cipherSuites %w (%s)", err, s.cfg.TLS.CertFile)
 		}
 		s.certs.CheckExpiry(ctx, s.log, time.Now())
 		s.srv.SetTLS(s.certs.ServerConfig())

@@ -326,12 +326,9 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, *certreload.Store, bool, error
 	}
 	store := certreload.New(certFile, keyFile, cfg.ClientCAFile, clientAuth, []string{"h2"})
 	store.SetMinVersion(minVersion)
-	store.SetCipherSuites(suites)
+	store.SetCipherSuites("grpc.tls.cipherSuites", suites)
 	if err := store.Load(time.Now()); err != nil {
 		return nil, nil, false, fmt.Errorf("grpc.tls: %w", err)
-	}
-	if err := tlspolicy.CheckCertificate(suites, store.Leaf()); err != nil {
-		return nil, nil, false, fmt.Errorf("grpc.tls.cipherSuites %w (%s)", err, certFile)
 	}
 	return &tls.Config{GetConfigForClient: store.Config, MinVersion: minVersion}, store, generated, nil
 }

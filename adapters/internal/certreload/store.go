@@ -5,8 +5,8 @@
 //
 // New handshakes get the files last loaded; existing connections keep
 // theirs. A change that does not load (a key that does not match, an
-// unparsable or expired certificate, half-written files, a file gone or
-// unreadable) is logged and counted, and the previous set stays; both
+// unparsable or expired certificate, one whose key no configured cipher
+// suite goes with, half-written files, a file gone or unreadable) is logged and counted, and the previous set stays; both
 // outcomes are counted in [observe.MetricTLSCertificateReloads].
 //
 // The certificate served is watched for its expiry too: a Warn line once
@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 )
 
 // Store holds the certificate served and the client CA pool. Use [New],
@@ -44,6 +45,8 @@ type Store struct {
 	// crypto/tls's defaults).
 	minVersion   uint16
 	cipherSuites []uint16
+	// suitesSetting names the setting of cipherSuites in errors.
+	suitesSetting string
 
 	cert     atomic.Pointer[tls.Certificate]
 	clientCA atomic.Pointer[x509.CertPool]
@@ -79,8 +82,12 @@ func (c *Store) WarnBefore(d time.Duration) { c.warnBefore = d }
 func (c *Store) SetMinVersion(v uint16) { c.minVersion = v }
 
 // SetCipherSuites limits the TLS 1.2 cipher suites to ids (nil: crypto/tls's
-// defaults). Call it before serving.
-func (c *Store) SetCipherSuites(ids []uint16) { c.cipherSuites = ids }
+// defaults), the value of the setting named setting (such as
+// "grpc.tls.cipherSuites"). From then on, Load refuses a certificate whose
+// key no suite of ids goes with. Call it before the first Load.
+func (c *Store) SetCipherSuites(setting string, ids []uint16) {
+	c.suitesSetting, c.cipherSuites = setting, ids
+}
 
 // MinVersion returns the lowest TLS version the store accepts.
 func (c *Store) MinVersion() uint16 {
@@ -139,6 +146,9 @@ func (c *Store) Load(now time.Time) error {
 	}
 	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
 		return fmt.Errorf("certificate %s is valid from %s to %s, not now", c.certFile, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+	}
+	if err := tlspolicy.CheckCertificate(c.cipherSuites, leaf); err != nil {
+		return fmt.Errorf("certificate %s: %s %w", c.certFile, c.suitesSetting, err)
 	}
 	cert.Leaf = leaf
 	var pool *x509.CertPool

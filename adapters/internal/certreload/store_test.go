@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -330,4 +331,43 @@ func collectReloads(t *testing.T, r *sdkmetric.ManualReader) map[[2]string]int64
 		}
 	}
 	return got
+}
+
+// TestLoadRefusesAKeyNoCipherSuiteFits: with cipher suites set, a changed
+// certificate whose key none of them goes with (an RSA key for ECDSA
+// suites) is a change that does not load: counted as failed, logged
+// naming the setting, the previous certificate still served.
+func TestLoadRefusesAKeyNoCipherSuiteFits(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePair(t, 1, cert, key) // ECDSA
+	s := New(cert, key, "", tls.NoClientCert, nil)
+	s.SetCipherSuites("grpc.tls.cipherSuites", []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256})
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rsaKey.PublicKey, rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs logbuf.Buffer
+	s.check(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if s.Failures() != 1 || s.Reloads() != 0 || s.Leaf().SerialNumber.Int64() != 1 {
+		t.Fatalf("an RSA certificate for ECDSA suites: %d failed, %d loaded, serving serial %d; want 1, 0 and 1", s.Failures(), s.Reloads(), s.Leaf().SerialNumber.Int64())
+	}
+	if out := logs.String(); !strings.Contains(out, "grpc.tls.cipherSuites lists no suite for the RSA key of the certificate") {
+		t.Errorf("the refusal does not name the setting:\n%s", out)
+	}
 }
