@@ -341,6 +341,21 @@ func (s *Sessions) groupExists(clientID, group string) {
 	}
 }
 
+// GroupDeleted records that a consumer group was deleted: its clients no
+// longer count as consumers of an existing group (see
+// [ClientSettings.GroupExists]) until a receive finds it again, so that
+// the client gauges do not give the deleted group's label value back to
+// it.
+func (s *Sessions) GroupDeleted(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		if c.settings.Subscription != nil && c.settings.Subscription.Group == group {
+			c.settings.GroupExists = false
+		}
+	}
+}
+
 // Settings returns the stored settings of a client.
 func (s *Sessions) Settings(clientID string) (ClientSettings, bool) {
 	s.mu.Lock()

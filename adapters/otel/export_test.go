@@ -75,7 +75,7 @@ func TestMetricsOverOTLPGRPC(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for _, name := range []string{"rocketmq_messages_in_total", "rocketmq_throughput_in_total", "rocketmq_proxy_up"} {
+	for _, name := range []string{"rocketmq_messages_in_total", "rocketmq_throughput_in_total", "rocketmq_message_size", "rocketmq_proxy_up"} {
 		if !rec.names[name] {
 			t.Errorf("%s not exported (got %v)", name, rec.names)
 		}

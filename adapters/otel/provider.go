@@ -104,11 +104,13 @@ func New(o Options) (*Provider, error) {
 
 func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	sizes := &sizeProducer{}
 	if o.Metrics.Prometheus {
 		p.registry = promclient.NewRegistry()
 		p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		// Names as given: upstream's rocketmq_* names carry no unit suffix.
-		exp, err := promexporter.New(promexporter.WithRegisterer(p.registry), promexporter.WithoutUnits(), promexporter.WithoutScopeInfo())
+		exp, err := promexporter.New(promexporter.WithRegisterer(p.registry), promexporter.WithoutUnits(), promexporter.WithoutScopeInfo(),
+			promexporter.WithProducer(sizes))
 		if err != nil {
 			return fmt.Errorf("otel: prometheus exporter: %w", err)
 		}
@@ -119,7 +121,7 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval))))
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(sizes))))
 	}
 	p.meter = sdkmetric.NewMeterProvider(opts...)
 	meter := p.meter.Meter(instrumentationName)
@@ -127,6 +129,7 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 	if err != nil {
 		return fmt.Errorf("otel: instruments: %w", err)
 	}
+	sizes.m.Store(m)
 	up, err := meter.Int64ObservableGauge("rocketmq_proxy_up", metric.WithDescription("1 while the proxy runs."))
 	if err != nil {
 		return fmt.Errorf("otel: instruments: %w", err)
@@ -211,6 +214,15 @@ func (p *Provider) Meter() metric.Meter {
 	}
 	return p.tel.Metrics.Meter()
 }
+
+// ForgetTopic drops the series of a deleted topic and frees its label slot
+// (metrics.maxTopics) for a new topic; a topic created again with the same
+// name starts its series from zero. Nothing with metrics off.
+func (p *Provider) ForgetTopic(name string) { p.tel.Metrics.ForgetTopic(name) }
+
+// ForgetGroup is [Provider.ForgetTopic] for a deleted consumer group
+// (metrics.maxGroups).
+func (p *Provider) ForgetGroup(name string) { p.tel.Metrics.ForgetGroup(name) }
 
 // MetricsHandler serves the Prometheus text format, or is nil when
 // metrics.prometheus is off.

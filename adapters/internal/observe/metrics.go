@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,9 +60,22 @@ var (
 	MessageSizeBuckets = []float64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
 )
 
-// Metrics are the proxy's synchronous instruments. Gauges are registered by
-// the parts that own what they observe (see [Metrics.Meter]). A nil
-// *Metrics records nothing.
+// Metrics are the proxy's instruments. Gauges are registered by the parts
+// that own what they observe (see [Metrics.Meter]). A nil *Metrics records
+// nothing.
+//
+// The metrics labelled by topic or consumer group are not the SDK's
+// synchronous instruments: a cumulative synchronous instrument keeps every
+// attribute set it was given for the life of the process, so that a
+// deleted topic's series would be exported for ever. Their counts live in
+// Metrics' own table, one entry per label combination, bounded by the
+// label policy; counters are observed from it by callbacks (asynchronous
+// instruments export only what their last callback observed), and the
+// message size histogram, which has no asynchronous instrument, is read
+// from it by [Metrics.MessageSizes] (adapters/otel makes it a producer of
+// the SDK's readers). [Metrics.ForgetTopic] and [Metrics.ForgetGroup] drop
+// a deleted name's entries and free its label slot; entries of a name
+// whose slot is gone are dropped at the next collection too.
 type Metrics struct {
 	meter  metric.Meter
 	labels *Labels
@@ -69,19 +83,15 @@ type Metrics struct {
 	rpcLatency    metric.Float64Histogram
 	messagesIn    metric.Int64ObservableCounter
 	throughputIn  metric.Int64ObservableCounter
-	messageSize   metric.Int64Histogram
-	messagesOut   metric.Int64Counter
-	throughputOut metric.Int64Counter
-	acked         metric.Int64Counter
-	dlq           metric.Int64Counter
-	commits       metric.Int64Counter
-	rollbacks     metric.Int64Counter
+	messagesOut   metric.Int64ObservableCounter
+	throughputOut metric.Int64ObservableCounter
+	settled       [settledKinds]metric.Int64ObservableCounter
 	fsyncLatency  metric.Float64Histogram
 
 	rpcOpts   optCache[rpcKey]
-	inOpts    optCache[inKey]
-	outOpts   optCache[outKey]
-	groupOpts optCache[outKey]
+	inOpts    seriesCache[inKey]
+	outOpts   seriesCache[outKey]
+	groupOpts seriesCache[outKey]
 }
 
 type rpcKey struct {
@@ -91,53 +101,52 @@ type rpcKey struct {
 
 type inKey struct{ topic, typ string }
 
+func (k inKey) names() (topic, group string) { return k.topic, "" }
+
 type outKey struct {
 	topic, group string
 	retry        bool
 }
 
+func (k outKey) names() (topic, group string) { return k.topic, k.group }
+
+// Message size histogram: what [Metrics.MessageSizes] reports.
+const (
+	MessageSizeDescription = "Body size of the messages stored by sends."
+	MessageSizeUnit        = "By"
+)
+
 // NewMetrics creates the instruments on meter; labels bounds the topic and
 // group label values.
 func NewMetrics(meter metric.Meter, labels *Labels) (*Metrics, error) {
 	m := &Metrics{meter: meter, labels: labels}
+	m.inOpts.sizes = true
 	var err error
-	c := func(name, desc, unit string) metric.Int64Counter {
+	c := func(name, desc, unit string) metric.Int64ObservableCounter {
 		if err != nil {
 			return nil
 		}
-		var in metric.Int64Counter
-		in, err = meter.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		var in metric.Int64ObservableCounter
+		in, err = meter.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
 		return in
 	}
+	m.messagesIn = c(MetricMessagesIn, "Messages stored by sends, by topic and message type.", "{message}")
+	m.throughputIn = c(MetricThroughputIn, "Body bytes of the messages stored by sends.", "By")
 	m.messagesOut = c(MetricMessagesOut, "Messages delivered to consumers (receive and pull), by topic and consumer group.", "{message}")
 	m.throughputOut = c(MetricThroughputOut, "Body bytes of the messages delivered to consumers.", "By")
-	m.acked = c(MetricMessagesAcked, "Deliveries acknowledged by consumers.", "{message}")
-	m.dlq = c(MetricSendToDLQ, "Messages forwarded to a dead-letter queue by consumers.", "{message}")
-	m.commits = c(MetricCommitMessages, "Transactional messages committed.", "{message}")
-	m.rollbacks = c(MetricRollbackMessage, "Transactional messages rolled back.", "{message}")
+	m.settled[SettledAck] = c(MetricMessagesAcked, "Deliveries acknowledged by consumers.", "{message}")
+	m.settled[SettledDLQ] = c(MetricSendToDLQ, "Messages forwarded to a dead-letter queue by consumers.", "{message}")
+	m.settled[SettledCommit] = c(MetricCommitMessages, "Transactional messages committed.", "{message}")
+	m.settled[SettledRollback] = c(MetricRollbackMessage, "Transactional messages rolled back.", "{message}")
 	if err != nil {
 		return nil, err
 	}
-	// Sends count into atomics of their label combination, read when the
-	// metrics are collected: two SDK measurements fewer per message on the
-	// hottest path.
-	if m.messagesIn, err = meter.Int64ObservableCounter(MetricMessagesIn, metric.WithDescription("Messages stored by sends, by topic and message type."),
-		metric.WithUnit("{message}")); err != nil {
-		return nil, err
-	}
-	if m.throughputIn, err = meter.Int64ObservableCounter(MetricThroughputIn, metric.WithDescription("Body bytes of the messages stored by sends."),
-		metric.WithUnit("By")); err != nil {
-		return nil, err
-	}
-	if _, err = meter.RegisterCallback(m.observeIn, m.messagesIn, m.throughputIn); err != nil {
+	if _, err = meter.RegisterCallback(m.observe, m.messagesIn, m.throughputIn, m.messagesOut, m.throughputOut,
+		m.settled[SettledAck], m.settled[SettledDLQ], m.settled[SettledCommit], m.settled[SettledRollback]); err != nil {
 		return nil, err
 	}
 	if m.rpcLatency, err = meter.Float64Histogram(MetricRPCLatency, metric.WithDescription("RPC latency by request and response code (the histogram's count is the number of RPCs)."),
 		metric.WithUnit("ms"), metric.WithExplicitBucketBoundaries(LatencyBuckets...)); err != nil {
-		return nil, err
-	}
-	if m.messageSize, err = meter.Int64Histogram(MetricMessageSize, metric.WithDescription("Body size of the messages stored by sends."),
-		metric.WithUnit("By"), metric.WithExplicitBucketBoundaries(MessageSizeBuckets...)); err != nil {
 		return nil, err
 	}
 	if m.fsyncLatency, err = meter.Float64Histogram(MetricFsyncLatency, metric.WithDescription("Duration of the local broker's commit-log fdatasync calls (group commit: one covers many sends)."),
@@ -153,6 +162,35 @@ func (m *Metrics) Meter() metric.Meter { return m.meter }
 // Labels returns the label policy of topics and groups.
 func (m *Metrics) Labels() *Labels { return m.labels }
 
+// ForgetTopic drops the series of a deleted topic and frees its label
+// slot, so that a new topic can have a value of its own; a topic created
+// again with the same name starts its series from zero. A name counted
+// under [Other] changes nothing ([Other] keeps its counts).
+func (m *Metrics) ForgetTopic(name string) {
+	if m == nil || !m.labels.FreeTopic(name) {
+		return
+	}
+	gone := func(topic, _ string) bool { return topic == name }
+	m.inOpts.drop(gone)
+	m.outOpts.drop(gone)
+	m.groupOpts.drop(gone)
+}
+
+// ForgetGroup is [Metrics.ForgetTopic] for a deleted consumer group.
+func (m *Metrics) ForgetGroup(name string) {
+	if m == nil || !m.labels.FreeGroup(name) {
+		return
+	}
+	gone := func(_, group string) bool { return group == name }
+	m.outOpts.drop(gone)
+	m.groupOpts.drop(gone)
+}
+
+// live reports whether both label values of an entry are still in use.
+func (m *Metrics) live(topic, group string) bool {
+	return m.labels.LiveTopic(topic) && m.labels.LiveGroup(group)
+}
+
 // RPC records one request: its latency, and so its count by response code.
 func (m *Metrics) RPC(ctx context.Context, protocol, method, code string, longPoll bool, d time.Duration) {
 	if m == nil {
@@ -166,37 +204,51 @@ func (m *Metrics) RPC(ctx context.Context, protocol, method, code string, longPo
 }
 
 // MessageIn records one message stored by a send.
-func (m *Metrics) MessageIn(ctx context.Context, topic, messageType string, size int) {
+func (m *Metrics) MessageIn(_ context.Context, topic, messageType string, size int) {
 	if m == nil {
 		return
 	}
-	o := m.inOpts.get(inKey{m.labels.Topic(topic), messageType}, func(k inKey) attribute.Set {
+	e := m.inOpts.get(inKey{m.labels.Topic(topic), messageType}, func(k inKey) attribute.Set {
 		return attribute.NewSet(attribute.String(LabelTopic, k.topic), attribute.String(LabelMessageType, k.typ))
 	})
-	o.count.Add(1)
-	o.bytes.Add(int64(size))
-	m.messageSize.Record(ctx, int64(size), o.rec...)
+	e.count.Add(1)
+	e.bytes.Add(int64(size))
+	e.size.record(int64(size))
 }
 
-// observeIn reports the counts MessageIn made.
-func (m *Metrics) observeIn(_ context.Context, ob metric.Observer) error {
-	m.inOpts.each(func(o *opts) {
-		ob.ObserveInt64(m.messagesIn, o.count.Load(), o.obs...)
-		ob.ObserveInt64(m.throughputIn, o.bytes.Load(), o.obs...)
+// observe reports the counts of the label combinations still in use, and
+// drops the entries of freed label values.
+func (m *Metrics) observe(_ context.Context, ob metric.Observer) error {
+	m.inOpts.each(m.live, func(e *series) {
+		ob.ObserveInt64(m.messagesIn, e.count.Load(), e.obs...)
+		ob.ObserveInt64(m.throughputIn, e.bytes.Load(), e.obs...)
+	})
+	m.outOpts.each(m.live, func(e *series) {
+		ob.ObserveInt64(m.messagesOut, e.count.Load(), e.obs...)
+		ob.ObserveInt64(m.throughputOut, e.bytes.Load(), e.obs...)
+	})
+	m.groupOpts.each(m.live, func(e *series) {
+		// A kind never counted has no series, as with a counter never
+		// added to.
+		for k, c := range m.settled {
+			if n := e.settled[k].Load(); n > 0 {
+				ob.ObserveInt64(c, n, e.obs...)
+			}
+		}
 	})
 	return nil
 }
 
 // MessagesOut records n messages of bytes body bytes delivered to group.
-func (m *Metrics) MessagesOut(ctx context.Context, topic, group string, retry bool, n int, bytes int64) {
+func (m *Metrics) MessagesOut(_ context.Context, topic, group string, retry bool, n int, bytes int64) {
 	if m == nil || n == 0 {
 		return
 	}
-	o := m.outOpts.get(outKey{m.labels.Topic(topic), m.labels.Group(group), retry}, func(k outKey) attribute.Set {
+	e := m.outOpts.get(outKey{m.labels.Topic(topic), m.labels.Group(group), retry}, func(k outKey) attribute.Set {
 		return attribute.NewSet(attribute.String(LabelTopic, k.topic), attribute.String(LabelConsumerGroup, k.group), attribute.Bool(LabelIsRetry, k.retry))
 	})
-	m.messagesOut.Add(ctx, int64(n), o.add...)
-	m.throughputOut.Add(ctx, bytes, o.add...)
+	e.count.Add(int64(n))
+	e.bytes.Add(bytes)
 }
 
 // Settled says how a consumer or a transaction producer settled messages.
@@ -208,30 +260,23 @@ const (
 	SettledDLQ
 	SettledCommit
 	SettledRollback
+
+	settledKinds = 4
 )
 
 // Settle records n messages of topic settled by group (empty for
 // transactions) as s.
-func (m *Metrics) Settle(ctx context.Context, s Settled, topic, group string, n int) {
-	if m == nil || n == 0 {
+func (m *Metrics) Settle(_ context.Context, s Settled, topic, group string, n int) {
+	if m == nil || n == 0 || s >= settledKinds {
 		return
 	}
-	o := m.groupOpts.get(outKey{m.labels.Topic(topic), m.labels.Group(group), false}, func(k outKey) attribute.Set {
+	e := m.groupOpts.get(outKey{m.labels.Topic(topic), m.labels.Group(group), false}, func(k outKey) attribute.Set {
 		if k.group == "" {
 			return attribute.NewSet(attribute.String(LabelTopic, k.topic))
 		}
 		return attribute.NewSet(attribute.String(LabelTopic, k.topic), attribute.String(LabelConsumerGroup, k.group))
 	})
-	c := m.acked
-	switch s {
-	case SettledDLQ:
-		c = m.dlq
-	case SettledCommit:
-		c = m.commits
-	case SettledRollback:
-		c = m.rollbacks
-	}
-	c.Add(ctx, int64(n), o.add...)
+	e.settled[s].Add(int64(n))
 }
 
 // Fsync records one commit-log fdatasync.
@@ -242,19 +287,49 @@ func (m *Metrics) Fsync(d time.Duration) {
 	m.fsyncLatency.Record(context.Background(), float64(d)/float64(time.Millisecond))
 }
 
+// SizeHistogram is the message size histogram of one label combination,
+// cumulative since Start.
+type SizeHistogram struct {
+	Attrs    attribute.Set
+	Start    time.Time
+	Count    uint64
+	Sum      int64
+	Min, Max int64
+	// Counts has one count per bucket: len(MessageSizeBuckets)+1, the last
+	// one above every bound.
+	Counts []uint64
+}
+
+// MessageSizes appends to dst the message size histograms
+// (MetricMessageSize) of the label combinations still in use that
+// recorded something, and drops the entries of freed label values.
+func (m *Metrics) MessageSizes(dst []SizeHistogram) []SizeHistogram {
+	if m == nil {
+		return dst
+	}
+	m.inOpts.each(m.live, func(e *series) {
+		h := SizeHistogram{Attrs: e.attrs, Start: e.start, Sum: e.bytes.Load(), Counts: make([]uint64, len(e.size.counts))}
+		for i := range e.size.counts {
+			h.Counts[i] = e.size.counts[i].Load()
+			h.Count += h.Counts[i]
+		}
+		if h.Count == 0 {
+			return
+		}
+		h.Min, h.Max = e.size.min.Load(), e.size.max.Load()
+		dst = append(dst, h)
+	})
+	return dst
+}
+
 // opts are the measurement options of one label combination, built once:
 // passing a prebuilt slice keeps a measurement free of allocations.
 type opts struct {
-	add []metric.AddOption
 	rec []metric.RecordOption
-	obs []metric.ObserveOption
-	// count and bytes are the totals of an observed counter pair (see
-	// observeIn).
-	count, bytes atomic.Int64
 }
 
 // optCache maps label combinations to their options. Its size is bounded by
-// the label policy and the fixed sets of methods and codes.
+// the fixed sets of methods and codes.
 type optCache[K comparable] struct {
 	mu sync.RWMutex
 	m  map[K]*opts
@@ -267,9 +342,7 @@ func (c *optCache[K]) get(k K, build func(K) attribute.Set) *opts {
 	if o != nil {
 		return o
 	}
-	set := build(k)
-	o = &opts{add: []metric.AddOption{metric.WithAttributeSet(set)}, rec: []metric.RecordOption{metric.WithAttributeSet(set)},
-		obs: []metric.ObserveOption{metric.WithAttributeSet(set)}}
+	o = &opts{rec: []metric.RecordOption{metric.WithAttributeSet(build(k))}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev := c.m[k]; prev != nil {
@@ -282,11 +355,108 @@ func (c *optCache[K]) get(k K, build func(K) attribute.Set) *opts {
 	return o
 }
 
-// each calls f for every label combination made so far.
-func (c *optCache[K]) each(f func(*opts)) {
+// series holds the counts of one label combination of the metrics
+// labelled by topic or group, read when the metrics are collected.
+type series struct {
+	attrs attribute.Set
+	obs   []metric.ObserveOption
+	// start is when the entry was made: the start of its cumulative
+	// histogram.
+	start time.Time
+	// count and bytes: messages and body bytes (in and out).
+	count, bytes atomic.Int64
+	// settled counts by [Settled] kind.
+	settled [settledKinds]atomic.Int64
+	// size is the message size histogram (in; empty elsewhere).
+	size sizeCounts
+}
+
+// sizeCounts is a histogram over MessageSizeBuckets, lock-free.
+type sizeCounts struct {
+	counts   []atomic.Uint64 // len(MessageSizeBuckets)+1
+	min, max atomic.Int64
+}
+
+func (h *sizeCounts) record(v int64) {
+	i := 0
+	for i < len(MessageSizeBuckets) && float64(v) > MessageSizeBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	for cur := h.min.Load(); v < cur && !h.min.CompareAndSwap(cur, v); cur = h.min.Load() {
+	}
+	for cur := h.max.Load(); v > cur && !h.max.CompareAndSwap(cur, v); cur = h.max.Load() {
+	}
+}
+
+// seriesKey is a label combination of a [seriesCache]: it names the topic
+// and group label values it holds ("" for none).
+type seriesKey interface {
+	comparable
+	names() (topic, group string)
+}
+
+// seriesCache maps label combinations to their counts. Its size is bounded
+// by the label policy (and the fixed message types).
+type seriesCache[K seriesKey] struct {
+	sizes bool // entries have a message size histogram
+	mu    sync.RWMutex
+	m     map[K]*series
+}
+
+func (c *seriesCache[K]) get(k K, build func(K) attribute.Set) *series {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, o := range c.m {
-		f(o)
+	e := c.m[k]
+	c.mu.RUnlock()
+	if e != nil {
+		return e
+	}
+	set := build(k)
+	e = &series{attrs: set, obs: []metric.ObserveOption{metric.WithAttributeSet(set)}, start: time.Now()}
+	if c.sizes {
+		e.size.counts = make([]atomic.Uint64, len(MessageSizeBuckets)+1)
+		e.size.min.Store(math.MaxInt64)
+		e.size.max.Store(math.MinInt64)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.m[k]; prev != nil {
+		return prev
+	}
+	if c.m == nil {
+		c.m = map[K]*series{}
+	}
+	c.m[k] = e
+	return e
+}
+
+// each calls f for every entry whose label values live accepts, and drops
+// the others: an entry made for a name just as its slot was freed (a
+// message of a topic racing its deletion) is not exported and is
+// forgotten.
+func (c *seriesCache[K]) each(live func(topic, group string) bool, f func(*series)) {
+	var dead []K
+	c.mu.RLock()
+	for k, e := range c.m {
+		if !live(k.names()) {
+			dead = append(dead, k)
+			continue
+		}
+		f(e)
+	}
+	c.mu.RUnlock()
+	if len(dead) > 0 {
+		c.drop(func(topic, group string) bool { return !live(topic, group) })
+	}
+}
+
+// drop removes the entries whose label values gone accepts.
+func (c *seriesCache[K]) drop(gone func(topic, group string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if gone(k.names()) {
+			delete(c.m, k)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
@@ -189,4 +190,157 @@ func TestLabelsBoundClientValues(t *testing.T) {
 	if got := l.Version("0"); got != "0" {
 		t.Errorf("a version seen before = %q", got)
 	}
+}
+
+// A freed slot goes to the next new name; a name of the allow-list keeps
+// its value; _other is never freed.
+func TestLabelsFreeSlots(t *testing.T) {
+	l := observe.NewLabels(nil, 2, []string{"g1"}, 0)
+	for _, c := range []struct{ name, want string }{{"t1", "t1"}, {"t2", "t2"}, {"t3", observe.Other}} {
+		if got := l.Topic(c.name); got != c.want {
+			t.Fatalf("Topic(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+	if l.FreeTopic("t3") || l.FreeTopic(observe.Other) || l.FreeTopic("") {
+		t.Error("a name without a value of its own was freed")
+	}
+	if got := l.Topic("t4"); got != observe.Other {
+		t.Errorf("Topic(t4) with every slot taken = %q", got)
+	}
+	if !l.FreeTopic("t1") {
+		t.Fatal("FreeTopic(t1) = false")
+	}
+	if l.FreeTopic("t1") {
+		t.Error("t1 freed twice")
+	}
+	if l.LiveTopic("t1") || !l.LiveTopic("t2") || !l.LiveTopic(observe.Other) || !l.LiveTopic("") {
+		t.Error("LiveTopic: t1 must be gone, t2, _other and empty in use")
+	}
+	if got := l.Topic("t4"); got != "t4" {
+		t.Errorf("Topic(t4) after t1 was freed = %q, want its own value", got)
+	}
+	if got := l.Topic("t1"); got != observe.Other {
+		t.Errorf("Topic(t1) once t4 took its slot = %q, want %q", got, observe.Other)
+	}
+	// The allow-list: a deleted name keeps its value (it is reported freed,
+	// so that its series restart), names off the list never get one.
+	if !l.FreeGroup("g1") || l.Group("g1") != "g1" || !l.LiveGroup("g1") {
+		t.Error("an allow-listed group lost its value when freed")
+	}
+	if l.FreeGroup("g2") || l.Group("g2") != observe.Other {
+		t.Error("a group off the allow-list got a value")
+	}
+}
+
+// series returns the data points of the sums and of the message size
+// histogram, by metric name and label values (topic, consumer_group).
+func series(t *testing.T, m *observe.Metrics, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	key := func(name string, s attribute.Set) string {
+		topic, _ := s.Value("topic")
+		group, _ := s.Value("consumer_group")
+		return name + "{" + topic.AsString() + "," + group.AsString() + "}"
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if d, ok := mt.Data.(metricdata.Sum[int64]); ok {
+				for _, p := range d.DataPoints {
+					out[key(mt.Name, p.Attributes)] += p.Value
+				}
+			}
+		}
+	}
+	for _, h := range m.MessageSizes(nil) {
+		out[key(observe.MetricMessageSize, h.Attrs)] += int64(h.Count)
+	}
+	return out
+}
+
+// A deleted topic's or group's series are no longer exported (by the SDK's
+// reader: an asynchronous counter drops what its callback stops
+// observing), its slot goes to the next new name, which starts from zero,
+// and a topic created again with the same name starts from zero too.
+func TestMetricsForgetDeletedNames(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 2, nil, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	use := func(topic, group string) {
+		m.MessageIn(ctx, topic, "normal", 100)
+		m.MessagesOut(ctx, topic, group, false, 1, 100)
+		m.Settle(ctx, observe.SettledAck, topic, group, 1)
+		m.Settle(ctx, observe.SettledCommit, topic, "", 1)
+	}
+	use("t1", "g1")
+	use("t2", "g1")
+	use("t3", "g2") // beyond both bounds: _other
+	want := func(what string, want map[string]int64) {
+		t.Helper()
+		got := series(t, m, r)
+		for k, v := range want {
+			if v < 0 {
+				if n, ok := got[k]; ok {
+					t.Errorf("%s: %s still exported (%d)", what, k, n)
+				}
+			} else if got[k] != v {
+				t.Errorf("%s: %s = %d, want %d", what, k, got[k], v)
+			}
+		}
+		if t.Failed() {
+			t.Logf("all: %v", got)
+		}
+	}
+	want("before", map[string]int64{
+		"rocketmq_messages_in_total{t1,}": 1, "rocketmq_message_size{t1,}": 1, "rocketmq_messages_out_total{t1,g1}": 1,
+		"rmqproxy_messages_acked_total{t1,g1}": 1, "rocketmq_commit_messages_total{t1,}": 1,
+		"rocketmq_messages_in_total{_other,}": 1, "rocketmq_messages_out_total{_other,_other}": 1,
+	})
+
+	m.ForgetTopic("t1")
+	use("t4", "g1") // takes t1's slot
+	want("t1 deleted, t4 used", map[string]int64{
+		"rocketmq_messages_in_total{t1,}": -1, "rocketmq_throughput_in_total{t1,}": -1, "rocketmq_message_size{t1,}": -1,
+		"rocketmq_messages_out_total{t1,g1}": -1, "rocketmq_throughput_out_total{t1,g1}": -1,
+		"rmqproxy_messages_acked_total{t1,g1}": -1, "rocketmq_commit_messages_total{t1,}": -1,
+		"rocketmq_messages_in_total{t4,}": 1, "rocketmq_throughput_in_total{t4,}": 100, "rocketmq_message_size{t4,}": 1,
+		"rocketmq_messages_out_total{t4,g1}": 1, "rmqproxy_messages_acked_total{t4,g1}": 1, "rocketmq_commit_messages_total{t4,}": 1,
+		"rocketmq_messages_in_total{t2,}": 1, "rocketmq_messages_in_total{_other,}": 1,
+	})
+
+	// t4 deleted, t1 created again: t1 takes the slot and starts from
+	// zero.
+	m.ForgetTopic("t4")
+	use("t1", "g1")
+	use("t1", "g1")
+	want("t1 created again", map[string]int64{
+		"rocketmq_messages_in_total{t1,}": 2, "rocketmq_message_size{t1,}": 2, "rmqproxy_messages_acked_total{t1,g1}": 2,
+		"rocketmq_messages_in_total{t4,}": -1, "rocketmq_messages_in_total{_other,}": 1,
+	})
+
+	// A group: g1's series go, g2 takes its slot.
+	m.ForgetGroup("g1")
+	use("t2", "g2")
+	want("g1 deleted", map[string]int64{
+		"rocketmq_messages_out_total{t1,g1}": -1, "rocketmq_messages_out_total{t2,g1}": -1, "rmqproxy_messages_acked_total{t2,g1}": -1,
+		"rocketmq_messages_out_total{t2,g2}": 1, "rmqproxy_messages_acked_total{t2,g2}": 1,
+		"rocketmq_messages_in_total{t2,}": 2, "rocketmq_messages_out_total{_other,_other}": 1,
+	})
+
+	// An entry whose name has no slot any more (made by a message racing
+	// the deletion, after its entries were dropped): dropped when the
+	// metrics are collected.
+	m.ForgetTopic("t2")
+	m.Labels().FreeTopic("t1") // the slot alone, not the entries
+	want("entries of a freed slot", map[string]int64{"rocketmq_messages_in_total{t1,}": -1, "rocketmq_message_size{t1,}": -1})
+	use("t1", "g2")
+	want("t1 taking a slot again", map[string]int64{"rocketmq_messages_in_total{t1,}": 1, "rocketmq_message_size{t1,}": 1})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -75,6 +76,48 @@ func traceBrokerCalls(cfg Root) fx.Option {
 	return fx.Decorate(func(b ports.Broker, p *otel.Provider) ports.Broker {
 		return otel.TraceBroker(b, p.Tracer(), kind)
 	})
+}
+
+// releaseDeletedNames decorates the admin port so that a topic or consumer
+// group deleted through this proxy (admin API, CLI) gives its metric label
+// slot back (metrics.maxTopics, metrics.maxGroups): its series stop being
+// exported and a new name can take the slot. Like traceBrokerCalls it sits
+// at the root, so that the application's admin use case gets the
+// decorated port.
+func releaseDeletedNames(cfg Root) fx.Option {
+	if !cfg.Metrics.Enabled {
+		return fx.Options()
+	}
+	return fx.Decorate(func(a ports.Admin, p *otel.Provider, s *application.Sessions) ports.Admin {
+		return &releasingAdmin{Admin: a, metrics: p, sessions: s}
+	})
+}
+
+// releasingAdmin is a [ports.Admin] that frees the label slot of what it
+// deleted.
+type releasingAdmin struct {
+	ports.Admin
+	metrics  *otel.Provider
+	sessions *application.Sessions
+}
+
+func (r *releasingAdmin) DeleteTopic(ctx context.Context, name string) error {
+	err := r.Admin.DeleteTopic(ctx, name)
+	if err == nil || domain.ReasonOf(err) == domain.ReasonTopicNotFound {
+		r.metrics.ForgetTopic(name)
+	}
+	return err
+}
+
+func (r *releasingAdmin) DeleteGroup(ctx context.Context, name string) error {
+	err := r.Admin.DeleteGroup(ctx, name)
+	if err == nil || domain.ReasonOf(err) == domain.ReasonConsumerGroupNotFound {
+		// The clients of the group first, so that the client gauges do not
+		// take the slot again.
+		r.sessions.GroupDeleted(name)
+		r.metrics.ForgetGroup(name)
+	}
+	return err
 }
 
 // instrumentEngine installs the storage hooks and the engine's gauges.

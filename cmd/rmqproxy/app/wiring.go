@@ -68,6 +68,7 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		// metrics of everything before it.
 		inStage(stage{name: "telemetry flush", startBudget: StartTimeout, budget: minorStageBudget, starting: "starting the telemetry exporters"}, observabilityModule(cfg)),
 		traceBrokerCalls(cfg),
+		releaseDeletedNames(cfg),
 		inStage(stage{name: "health", startBudget: StartTimeout, budget: minorStageBudget, serving: true, starting: "starting the health endpoints"}, health.Module),
 		inStage(stage{name: "engine close", setting: "shutdown.engineClose", budget: cfg.Shutdown.EngineClose, startBudget: brokerStartBudget(cfg), starting: brokerStarting(cfg)}, brokerModule(cfg)),
 		inStage(stage{name: "background work", startBudget: StartTimeout, budget: minorStageBudget, starting: "starting the background work and loading the traffic rules"}, applicationModule, trafficfile.Module),

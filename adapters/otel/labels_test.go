@@ -1,0 +1,127 @@
+package otel_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
+)
+
+// scrapeSeries GETs /metrics and returns, for each series with a topic or
+// consumer_group label, "name{topic,group}" and its value (a histogram's
+// count).
+func scrapeSeries(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var topic, group string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "topic":
+					topic = l.GetValue()
+				case "consumer_group":
+					group = l.GetValue()
+				}
+			}
+			if topic == "" && group == "" {
+				continue
+			}
+			v := m.GetCounter().GetValue()
+			if m.Histogram != nil {
+				v = float64(m.GetHistogram().GetSampleCount())
+			}
+			out[name+"{"+topic+","+group+"}"] += v
+		}
+	}
+	return out
+}
+
+// Through the Prometheus exporter's /metrics: once a topic and a group are
+// forgotten (deleted), none of their series is on the page any more, in
+// any of the metrics labelled by topic or group (counters and the message
+// size histogram); the names that take their slots start from zero.
+func TestPrometheusForgetsDeletedNames(t *testing.T) {
+	p, err := otel.New(otel.Options{
+		Metrics: otel.MetricsConfig{Enabled: true, Prometheus: true, MaxTopics: 2, MaxGroups: 1},
+		Info:    otel.Info{Mode: "local"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	srv := httptest.NewServer(p.MetricsHandler())
+	defer srv.Close()
+	m := p.Telemetry().Metrics
+	ctx := context.Background()
+	use := func(topic, group string) {
+		m.MessageIn(ctx, topic, "normal", 100)
+		m.MessagesOut(ctx, topic, group, false, 1, 100)
+		m.Settle(ctx, observe.SettledAck, topic, group, 1)
+	}
+	use("old", "gold")
+	use("keep", "gold")
+	use("late", "glate") // every slot taken: _other
+	check := func(what string, want map[string]float64, absent ...string) {
+		t.Helper()
+		got := scrapeSeries(t, srv.URL)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
+			}
+		}
+		for _, name := range absent {
+			for k := range got {
+				if strings.Contains(k, name) {
+					t.Errorf("%s: %s still on /metrics", what, k)
+				}
+			}
+		}
+		if t.Failed() {
+			keys := make([]string, 0, len(got))
+			for k := range got {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			t.Fatalf("series: %v", keys)
+		}
+	}
+	check("before", map[string]float64{
+		"rocketmq_messages_in_total{old,}": 1, "rocketmq_message_size{old,}": 1, "rocketmq_messages_out_total{old,gold}": 1,
+		"rmqproxy_messages_acked_total{old,gold}": 1, "rocketmq_messages_in_total{_other,}": 1,
+	})
+
+	p.ForgetTopic("old")
+	p.ForgetGroup("gold")
+	use("late", "glate") // takes the freed slots
+	use("late", "glate")
+	check("after the delete", map[string]float64{
+		"rocketmq_messages_in_total{late,}": 2, "rocketmq_throughput_in_total{late,}": 200, "rocketmq_message_size{late,}": 2,
+		"rocketmq_messages_out_total{late,glate}": 2, "rmqproxy_messages_acked_total{late,glate}": 2,
+		"rocketmq_messages_in_total{keep,}": 1, "rocketmq_messages_in_total{_other,}": 1,
+		"rocketmq_messages_out_total{_other,_other}": 1,
+	}, "{old,", ",gold}")
+}
