@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -474,4 +476,99 @@ func TestDeadLetterMetricCountsEachMessageOnce(t *testing.T) {
 		t.Fatalf("%d messages in the dead-letter queue, want 2", len(got))
 	}
 	wantDLQ("after reading the dead-letter queue", 2)
+}
+
+// TestMetricsFreeTheLabelsOfDeletedTopics: with every topic and group
+// label slot taken (metrics.maxTopics 2, metrics.maxGroups 1), deleting a
+// topic (the CLI) and a group (the admin API) frees their slots: none of
+// their series is on /metrics any more, and a topic and a group counted
+// under _other so far get series of their own, from zero.
+func TestMetricsFreeTheLabelsOfDeletedTopics(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Metrics.MaxTopics, cfg.Metrics.MaxGroups = 2, 1
+	p := testenv.Start(t, cfg)
+	old, kept, late := testenv.Name(t, "slot-old"), testenv.Name(t, "slot-kept"), testenv.Name(t, "slot-late")
+	gOld, gLate := testenv.Name(t, "g-slot-old"), testenv.Name(t, "g-slot-late")
+	raw := p.Subscriber(t, old, gOld, 1)
+	p.CreateTopic(t, kept, domain.MessageTypeNormal, 1)
+	p.CreateTopic(t, late, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: gLate})
+
+	raw.SendN(t, old, 1)
+	raw.SendN(t, kept, 1)
+	got := raw.ReceiveN(t, gOld, old, 1, 30*time.Second, 30*time.Second)
+	if _, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(gOld, old, got)); err != nil {
+		t.Fatal(err)
+	}
+	raw.SendN(t, late, 1) // both topic slots taken: _other
+	before := scrape(t, p)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"rocketmq_messages_in_total", map[string]string{"topic": old}},
+		{"rocketmq_message_size", map[string]string{"topic": old}},
+		{"rocketmq_messages_out_total", map[string]string{"topic": old, "consumer_group": gOld}},
+		{"rmqproxy_messages_acked_total", map[string]string{"topic": old, "consumer_group": gOld}},
+		{"rocketmq_messages_in_total", map[string]string{"topic": otel.OtherLabel}},
+	} {
+		if !hasSeries(before, c.name, c.labels) {
+			t.Fatalf("before the delete: no %s%v", c.name, c.labels)
+		}
+	}
+	if hasSeries(before, "rocketmq_messages_in_total", map[string]string{"topic": late}) {
+		t.Fatalf("%s has a series of its own with every slot taken", late)
+	}
+
+	if code, out := testenv.CLI(t, "topic", "delete", old, "--admin.address="+p.AdminAddr()); code != 0 {
+		t.Fatalf("rmqproxy topic delete: exit %d: %s", code, out)
+	}
+	ac, err := admin.NewClient(p.AdminAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.DeleteGroup(t.Context(), gOld); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next scrape has none of their series, though the consumer of the
+	// deleted group is still connected (rocketmq_consumer_connections
+	// counts it under _other now).
+	deletedGone := func(when string, fams map[string]*dto.MetricFamily) {
+		t.Helper()
+		for name, f := range fams {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if (l.GetName() == "topic" && l.GetValue() == old) || (l.GetName() == "consumer_group" && l.GetValue() == gOld) {
+						t.Errorf("%s: %s%v is still on /metrics", when, name, m.GetLabel())
+					}
+				}
+			}
+		}
+	}
+	deletedGone("right after the delete", scrape(t, p))
+
+	// The new names take the freed slots.
+	const n = 3
+	raw.SendN(t, late, n)
+	late2 := testenv.NewRawClient(t, p)
+	late2.Subscribe(t, gLate, late)
+	got = late2.ReceiveN(t, gLate, late, n+1, 30*time.Second, 30*time.Second)
+	after := scrape(t, p)
+	deletedGone("once the new names were used", after)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rocketmq_messages_in_total", map[string]string{"topic": late}, n},
+		{"rocketmq_message_size", map[string]string{"topic": late}, n},
+		{"rocketmq_messages_out_total", map[string]string{"topic": late, "consumer_group": gLate}, float64(len(got))},
+		{"rocketmq_messages_in_total", map[string]string{"topic": kept}, 1},
+		{"rocketmq_messages_in_total", map[string]string{"topic": otel.OtherLabel}, 1},
+	} {
+		if v := metricValue(after, c.name, c.labels); v != c.want {
+			t.Errorf("after the delete: %s%v = %v, want %v", c.name, c.labels, v, c.want)
+		}
+	}
 }
