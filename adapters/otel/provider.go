@@ -104,13 +104,13 @@ func New(o Options) (*Provider, error) {
 
 func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-	sizes := &sizeProducer{}
+	labelled := &labelledProducer{}
 	if o.Metrics.Prometheus {
 		p.registry = promclient.NewRegistry()
 		p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		// Names as given: upstream's rocketmq_* names carry no unit suffix.
 		exp, err := promexporter.New(promexporter.WithRegisterer(p.registry), promexporter.WithoutUnits(), promexporter.WithoutScopeInfo(),
-			promexporter.WithProducer(sizes))
+			promexporter.WithProducer(labelled))
 		if err != nil {
 			return fmt.Errorf("otel: prometheus exporter: %w", err)
 		}
@@ -121,7 +121,7 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(sizes))))
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(labelled))))
 	}
 	p.meter = sdkmetric.NewMeterProvider(opts...)
 	meter := p.meter.Meter(instrumentationName)
@@ -129,7 +129,7 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 	if err != nil {
 		return fmt.Errorf("otel: instruments: %w", err)
 	}
-	sizes.m.Store(m)
+	labelled.m.Store(m)
 	up, err := meter.Int64ObservableGauge("rocketmq_proxy_up", metric.WithDescription("1 while the proxy runs."))
 	if err != nil {
 		return fmt.Errorf("otel: instruments: %w", err)

@@ -64,29 +64,26 @@ var (
 // that own what they observe (see [Metrics.Meter]). A nil *Metrics records
 // nothing.
 //
-// The metrics labelled by topic or consumer group are not the SDK's
-// synchronous instruments: a cumulative synchronous instrument keeps every
-// attribute set it was given for the life of the process, so that a
-// deleted topic's series would be exported for ever. Their counts live in
-// Metrics' own table, one entry per label combination, bounded by the
-// label policy; counters are observed from it by callbacks (asynchronous
-// instruments export only what their last callback observed), and the
-// message size histogram, which has no asynchronous instrument, is read
-// from it by [Metrics.MessageSizes] (adapters/otel makes it a producer of
-// the SDK's readers). [Metrics.ForgetTopic] and [Metrics.ForgetGroup] drop
-// a deleted name's entries and free its label slot; entries of a name
-// whose slot is gone are dropped at the next collection too.
+// The metrics labelled by topic or consumer group ([LabelledCounters] and
+// the message size histogram) are not the SDK's instruments: a cumulative
+// synchronous instrument keeps every attribute set it was given for the
+// life of the process, so that a deleted topic's series would be exported
+// for ever, and an asynchronous one gives every series the instrument's
+// start time, so that a topic created again would continue a series from
+// zero without a new start. Their counts live in Metrics' own table, one
+// entry per label combination, bounded by the label policy, and made
+// when the combination is first recorded (the start of its series);
+// [Metrics.Counters] and [Metrics.MessageSizes] read it, and adapters/otel
+// hands what they read to the SDK's readers as an external producer.
+// [Metrics.ForgetTopic] and [Metrics.ForgetGroup] drop a deleted name's
+// entries and free its label slot; entries of a name whose slot is gone
+// are dropped at the next collection too.
 type Metrics struct {
 	meter  metric.Meter
 	labels *Labels
 
-	rpcLatency    metric.Float64Histogram
-	messagesIn    metric.Int64ObservableCounter
-	throughputIn  metric.Int64ObservableCounter
-	messagesOut   metric.Int64ObservableCounter
-	throughputOut metric.Int64ObservableCounter
-	settled       [settledKinds]metric.Int64ObservableCounter
-	fsyncLatency  metric.Float64Histogram
+	rpcLatency   metric.Float64Histogram
+	fsyncLatency metric.Float64Histogram
 
 	rpcOpts   optCache[rpcKey]
 	inOpts    seriesCache[inKey]
@@ -110,11 +107,33 @@ type outKey struct {
 
 func (k outKey) names() (topic, group string) { return k.topic, k.group }
 
-// Message size histogram: what [Metrics.MessageSizes] reports.
+// Instrument names and describes a metric of [Metrics]' own table.
+type Instrument struct{ Name, Description, Unit string }
+
+// LabelledCounters are the monotonic counters labelled by topic (and
+// group) that [Metrics.Counters] reports, indexed by [CounterPoint.Counter].
+var LabelledCounters = [...]Instrument{
+	counterIn:                             {MetricMessagesIn, "Messages stored by sends, by topic and message type.", "{message}"},
+	counterThroughputIn:                   {MetricThroughputIn, "Body bytes of the messages stored by sends.", "By"},
+	counterOut:                            {MetricMessagesOut, "Messages delivered to consumers (receive and pull), by topic and consumer group.", "{message}"},
+	counterThroughputOut:                  {MetricThroughputOut, "Body bytes of the messages delivered to consumers.", "By"},
+	counterSettled + int(SettledAck):      {MetricMessagesAcked, "Deliveries acknowledged by consumers.", "{message}"},
+	counterSettled + int(SettledDLQ):      {MetricSendToDLQ, "Messages forwarded to a dead-letter queue by consumers.", "{message}"},
+	counterSettled + int(SettledCommit):   {MetricCommitMessages, "Transactional messages committed.", "{message}"},
+	counterSettled + int(SettledRollback): {MetricRollbackMessage, "Transactional messages rolled back.", "{message}"},
+}
+
 const (
-	MessageSizeDescription = "Body size of the messages stored by sends."
-	MessageSizeUnit        = "By"
+	counterIn = iota
+	counterThroughputIn
+	counterOut
+	counterThroughputOut
+	counterSettled // and one for each Settled kind after it
 )
+
+// MessageSize is the message size histogram [Metrics.MessageSizes]
+// reports, over [MessageSizeBuckets].
+var MessageSize = Instrument{MetricMessageSize, "Body size of the messages stored by sends.", "By"}
 
 // NewMetrics creates the instruments on meter; labels bounds the topic and
 // group label values.
@@ -122,29 +141,6 @@ func NewMetrics(meter metric.Meter, labels *Labels) (*Metrics, error) {
 	m := &Metrics{meter: meter, labels: labels}
 	m.inOpts.sizes = true
 	var err error
-	c := func(name, desc, unit string) metric.Int64ObservableCounter {
-		if err != nil {
-			return nil
-		}
-		var in metric.Int64ObservableCounter
-		in, err = meter.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
-		return in
-	}
-	m.messagesIn = c(MetricMessagesIn, "Messages stored by sends, by topic and message type.", "{message}")
-	m.throughputIn = c(MetricThroughputIn, "Body bytes of the messages stored by sends.", "By")
-	m.messagesOut = c(MetricMessagesOut, "Messages delivered to consumers (receive and pull), by topic and consumer group.", "{message}")
-	m.throughputOut = c(MetricThroughputOut, "Body bytes of the messages delivered to consumers.", "By")
-	m.settled[SettledAck] = c(MetricMessagesAcked, "Deliveries acknowledged by consumers.", "{message}")
-	m.settled[SettledDLQ] = c(MetricSendToDLQ, "Messages forwarded to a dead-letter queue by consumers.", "{message}")
-	m.settled[SettledCommit] = c(MetricCommitMessages, "Transactional messages committed.", "{message}")
-	m.settled[SettledRollback] = c(MetricRollbackMessage, "Transactional messages rolled back.", "{message}")
-	if err != nil {
-		return nil, err
-	}
-	if _, err = meter.RegisterCallback(m.observe, m.messagesIn, m.throughputIn, m.messagesOut, m.throughputOut,
-		m.settled[SettledAck], m.settled[SettledDLQ], m.settled[SettledCommit], m.settled[SettledRollback]); err != nil {
-		return nil, err
-	}
 	if m.rpcLatency, err = meter.Float64Histogram(MetricRPCLatency, metric.WithDescription("RPC latency by request and response code (the histogram's count is the number of RPCs)."),
 		metric.WithUnit("ms"), metric.WithExplicitBucketBoundaries(LatencyBuckets...)); err != nil {
 		return nil, err
@@ -216,27 +212,42 @@ func (m *Metrics) MessageIn(_ context.Context, topic, messageType string, size i
 	e.size.record(int64(size))
 }
 
-// observe reports the counts of the label combinations still in use, and
-// drops the entries of freed label values.
-func (m *Metrics) observe(_ context.Context, ob metric.Observer) error {
+// CounterPoint is the value of a counter of [LabelledCounters] for one
+// label combination, cumulative since Start.
+type CounterPoint struct {
+	Counter int // index in LabelledCounters
+	Attrs   attribute.Set
+	Start   time.Time
+	Value   int64
+}
+
+// Counters appends to dst the values of [LabelledCounters] for the label
+// combinations still in use, and drops the entries of freed label values.
+// A settlement kind never counted for a combination has no point, as a
+// counter never added to has no series.
+func (m *Metrics) Counters(dst []CounterPoint) []CounterPoint {
+	if m == nil {
+		return dst
+	}
+	point := func(c int, e *series, v int64) {
+		dst = append(dst, CounterPoint{Counter: c, Attrs: e.attrs, Start: e.start, Value: v})
+	}
 	m.inOpts.each(m.live, func(e *series) {
-		ob.ObserveInt64(m.messagesIn, e.count.Load(), e.obs...)
-		ob.ObserveInt64(m.throughputIn, e.bytes.Load(), e.obs...)
+		point(counterIn, e, e.count.Load())
+		point(counterThroughputIn, e, e.bytes.Load())
 	})
 	m.outOpts.each(m.live, func(e *series) {
-		ob.ObserveInt64(m.messagesOut, e.count.Load(), e.obs...)
-		ob.ObserveInt64(m.throughputOut, e.bytes.Load(), e.obs...)
+		point(counterOut, e, e.count.Load())
+		point(counterThroughputOut, e, e.bytes.Load())
 	})
 	m.groupOpts.each(m.live, func(e *series) {
-		// A kind never counted has no series, as with a counter never
-		// added to.
-		for k, c := range m.settled {
+		for k := range e.settled {
 			if n := e.settled[k].Load(); n > 0 {
-				ob.ObserveInt64(c, n, e.obs...)
+				point(counterSettled+k, e, n)
 			}
 		}
 	})
-	return nil
+	return dst
 }
 
 // MessagesOut records n messages of bytes body bytes delivered to group.
@@ -301,7 +312,7 @@ type SizeHistogram struct {
 }
 
 // MessageSizes appends to dst the message size histograms
-// (MetricMessageSize) of the label combinations still in use that
+// ([MessageSize]) of the label combinations still in use that
 // recorded something, and drops the entries of freed label values.
 func (m *Metrics) MessageSizes(dst []SizeHistogram) []SizeHistogram {
 	if m == nil {
@@ -359,9 +370,8 @@ func (c *optCache[K]) get(k K, build func(K) attribute.Set) *opts {
 // labelled by topic or group, read when the metrics are collected.
 type series struct {
 	attrs attribute.Set
-	obs   []metric.ObserveOption
 	// start is when the entry was made: the start of its cumulative
-	// histogram.
+	// series.
 	start time.Time
 	// count and bytes: messages and body bytes (in and out).
 	count, bytes atomic.Int64
@@ -412,7 +422,7 @@ func (c *seriesCache[K]) get(k K, build func(K) attribute.Set) *series {
 		return e
 	}
 	set := build(k)
-	e = &series{attrs: set, obs: []metric.ObserveOption{metric.WithAttributeSet(set)}, start: time.Now()}
+	e = &series{attrs: set, start: time.Now()}
 	if c.sizes {
 		e.size.counts = make([]atomic.Uint64, len(MessageSizeBuckets)+1)
 		e.size.min.Store(math.MaxInt64)

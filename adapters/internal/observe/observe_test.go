@@ -67,7 +67,10 @@ func newMetrics(t testing.TB) (*observe.Metrics, *sdkmetric.ManualReader) {
 	return m, r
 }
 
-func sums(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+// sums adds up, by metric name and topic, the points of the SDK's reader
+// (rocketmq_rpc_latency: its count) and of the counters labelled by topic
+// or group.
+func sums(t *testing.T, m *observe.Metrics, r *sdkmetric.ManualReader) map[string]int64 {
 	var rm metricdata.ResourceMetrics
 	if err := r.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
@@ -88,6 +91,10 @@ func sums(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 			}
 		}
 	}
+	for _, p := range m.Counters(nil) {
+		topic, _ := p.Attrs.Value("topic")
+		out[observe.LabelledCounters[p.Counter].Name+"/"+topic.AsString()] += p.Value
+	}
 	return out
 }
 
@@ -101,7 +108,7 @@ func TestMetricsBoundLabels(t *testing.T) {
 	m.MessagesOut(ctx, "t1", "g", false, 2, 20)
 	m.Settle(ctx, observe.SettledAck, "t1", "g", 2)
 	m.RPC(ctx, "grpc", "SendMessage", "OK", false, time.Millisecond)
-	got := sums(t, r)
+	got := sums(t, m, r)
 	want := map[string]int64{
 		"rocketmq_messages_in_total/t1": 1, "rocketmq_messages_in_total/" + observe.Other: 2,
 		"rocketmq_throughput_in_total/t1": 10, "rocketmq_throughput_in_total/" + observe.Other: 50,
@@ -232,42 +239,35 @@ func TestLabelsFreeSlots(t *testing.T) {
 	}
 }
 
-// series returns the data points of the sums and of the message size
-// histogram, by metric name and label values (topic, consumer_group).
-func series(t *testing.T, m *observe.Metrics, r *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+// series returns the values of the labelled counters and the counts of
+// the message size histogram, by metric name and label values (topic,
+// consumer_group), and the start of each series.
+func series(m *observe.Metrics) (map[string]int64, map[string]time.Time) {
 	key := func(name string, s attribute.Set) string {
 		topic, _ := s.Value("topic")
 		group, _ := s.Value("consumer_group")
 		return name + "{" + topic.AsString() + "," + group.AsString() + "}"
 	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			if d, ok := mt.Data.(metricdata.Sum[int64]); ok {
-				for _, p := range d.DataPoints {
-					out[key(mt.Name, p.Attributes)] += p.Value
-				}
-			}
-		}
+	out, starts := map[string]int64{}, map[string]time.Time{}
+	for _, p := range m.Counters(nil) {
+		k := key(observe.LabelledCounters[p.Counter].Name, p.Attrs)
+		out[k] += p.Value
+		starts[k] = p.Start
 	}
 	for _, h := range m.MessageSizes(nil) {
-		out[key(observe.MetricMessageSize, h.Attrs)] += int64(h.Count)
+		k := key(observe.MetricMessageSize, h.Attrs)
+		out[k] += int64(h.Count)
+		starts[k] = h.Start
 	}
-	return out
+	return out, starts
 }
 
-// A deleted topic's or group's series are no longer exported (by the SDK's
-// reader: an asynchronous counter drops what its callback stops
-// observing), its slot goes to the next new name, which starts from zero,
-// and a topic created again with the same name starts from zero too.
+// A deleted topic's or group's series are no longer reported, its slot
+// goes to the next new name, which starts from zero, and a topic created
+// again with the same name starts a new series: from zero, with a start
+// of its own.
 func TestMetricsForgetDeletedNames(t *testing.T) {
-	r := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	mp := sdkmetric.NewMeterProvider()
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 2, nil, 1))
 	if err != nil {
@@ -285,7 +285,7 @@ func TestMetricsForgetDeletedNames(t *testing.T) {
 	use("t3", "g2") // beyond both bounds: _other
 	want := func(what string, want map[string]int64) {
 		t.Helper()
-		got := series(t, m, r)
+		got, _ := series(m)
 		for k, v := range want {
 			if v < 0 {
 				if n, ok := got[k]; ok {
@@ -304,6 +304,11 @@ func TestMetricsForgetDeletedNames(t *testing.T) {
 		"rmqproxy_messages_acked_total{t1,g1}": 1, "rocketmq_commit_messages_total{t1,}": 1,
 		"rocketmq_messages_in_total{_other,}": 1, "rocketmq_messages_out_total{_other,_other}": 1,
 	})
+	_, starts := series(m)
+	firstStart := starts["rocketmq_messages_in_total{t1,}"]
+	if firstStart.IsZero() {
+		t.Fatal("no start for t1")
+	}
 
 	m.ForgetTopic("t1")
 	use("t4", "g1") // takes t1's slot
@@ -325,6 +330,12 @@ func TestMetricsForgetDeletedNames(t *testing.T) {
 		"rocketmq_messages_in_total{t1,}": 2, "rocketmq_message_size{t1,}": 2, "rmqproxy_messages_acked_total{t1,g1}": 2,
 		"rocketmq_messages_in_total{t4,}": -1, "rocketmq_messages_in_total{_other,}": 1,
 	})
+	_, starts = series(m)
+	for _, k := range []string{"rocketmq_messages_in_total{t1,}", "rocketmq_message_size{t1,}", "rmqproxy_messages_acked_total{t1,g1}"} {
+		if !starts[k].After(firstStart) {
+			t.Errorf("%s created again starts at %v, the first one at %v", k, starts[k], firstStart)
+		}
+	}
 
 	// A group: g1's series go, g2 takes its slot.
 	m.ForgetGroup("g1")
