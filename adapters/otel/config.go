@@ -32,8 +32,8 @@ type MetricsConfig struct {
 	OTLPInterval time.Duration `yaml:"otlpInterval" help:"How often metrics are pushed over OTLP."`
 	Topics       []string      `yaml:"topics" help:"Topics whose metrics carry their own topic label; every other topic is counted under topic=\"_other\". Empty: the first metrics.maxTopics topics seen."`
 	Groups       []string      `yaml:"groups" help:"Consumer groups whose metrics carry their own consumer_group label; every other group is counted under \"_other\". Empty: the first metrics.maxGroups groups seen."`
-	MaxTopics    int           `yaml:"maxTopics" help:"With no metrics.topics list, how many topics get a label of their own (bounds the number of time series)."`
-	MaxGroups    int           `yaml:"maxGroups" help:"With no metrics.groups list, how many consumer groups get a label of their own."`
+	MaxTopics    int           `yaml:"maxTopics" help:"With no metrics.topics list, how many topics get a label of their own (bounds the number of time series); a topic deleted through rmqproxy frees its label for the next new topic."`
+	MaxGroups    int           `yaml:"maxGroups" help:"With no metrics.groups list, how many consumer groups get a label of their own; a group deleted through rmqproxy frees its label."`
 }
 
 // Protocols of OTLP export.

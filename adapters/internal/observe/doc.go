@@ -14,5 +14,8 @@
 // combination and cached ([Metrics] keeps them), so recording on the hot
 // path allocates nothing once a combination has been seen. Label values of
 // topics and consumer groups go through [Labels]: an allow-list, or the
-// first N names seen, with every other name counted under [Other].
+// first N names seen, with every other name counted under [Other]; a
+// deleted name frees its slot ([Metrics.ForgetTopic]). The metrics
+// labelled by topic or group count into [Metrics]' own table, which
+// adapters/otel reads when the metrics are collected.
 package observe
