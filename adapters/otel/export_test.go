@@ -3,6 +3,7 @@ package otel_test
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -21,26 +24,53 @@ import (
 )
 
 // metricsReceiver is an OTLP/gRPC metrics receiver keeping the metric
-// names it was sent and the headers of the last export.
+// names it was sent and the headers of the last export, and the series
+// with a topic of the last export ("name{topic}") with their start times.
 type metricsReceiver struct {
 	colmetricspb.UnimplementedMetricsServiceServer
 	mu      sync.Mutex
 	names   map[string]bool
 	headers metadata.MD
+	topics  map[string]uint64
 }
 
 func (r *metricsReceiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.headers, _ = metadata.FromIncomingContext(ctx)
+	r.topics = map[string]uint64{}
 	for _, rm := range req.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
 			for _, m := range sm.GetMetrics() {
 				r.names[m.GetName()] = true
+				r.addTopics(m)
 			}
 		}
 	}
 	return &colmetricspb.ExportMetricsServiceResponse{}, nil
+}
+
+func (r *metricsReceiver) addTopics(m *metricspb.Metric) {
+	add := func(attrs []*commonpb.KeyValue, start uint64) {
+		for _, a := range attrs {
+			if a.GetKey() == "topic" {
+				r.topics[m.GetName()+"{"+a.GetValue().GetStringValue()+"}"] = start
+			}
+		}
+	}
+	for _, p := range m.GetSum().GetDataPoints() {
+		add(p.GetAttributes(), p.GetStartTimeUnixNano())
+	}
+	for _, p := range m.GetHistogram().GetDataPoints() {
+		add(p.GetAttributes(), p.GetStartTimeUnixNano())
+	}
+}
+
+// lastTopics returns the topic series of the last export.
+func (r *metricsReceiver) lastTopics() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.topics)
 }
 
 // Metrics are pushed over OTLP/gRPC with the configured headers.
@@ -156,5 +186,58 @@ func TestSamplingFollowsTheParent(t *testing.T) {
 	sampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
 	if _, s := p.Tracer().Start(trace.ContextWithRemoteSpanContext(context.Background(), sampled), "child"); !s.IsRecording() {
 		t.Error("a child of a sampled caller was not recorded")
+	}
+}
+
+// Over OTLP too, a forgotten (deleted) topic's series are no longer
+// exported, and a topic created again with the same name has series with
+// a start of their own.
+func TestOTLPForgetsDeletedTopics(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &metricsReceiver{names: map[string]bool{}}
+	srv := grpc.NewServer()
+	colmetricspb.RegisterMetricsServiceServer(srv, rec)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	p, err := otel.New(otel.Options{
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: "http://" + lis.Addr().String(), Timeout: 5 * time.Second},
+		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
+		Info:    otel.Info{Mode: "local"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	flush := func() map[string]uint64 {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return rec.lastTopics()
+	}
+	m := p.Telemetry().Metrics
+	m.MessageIn(context.Background(), "gone", "normal", 10)
+	m.MessageIn(context.Background(), "kept", "normal", 10)
+	first := flush()
+	for _, k := range []string{"rocketmq_messages_in_total{gone}", "rocketmq_message_size{gone}", "rocketmq_messages_in_total{kept}"} {
+		if first[k] == 0 {
+			t.Fatalf("%s not exported: %v", k, first)
+		}
+	}
+	p.ForgetTopic("gone")
+	if got := flush(); len(got) != 3 || got["rocketmq_messages_in_total{gone}"] != 0 || got["rocketmq_message_size{gone}"] != 0 {
+		t.Fatalf("after the delete: %v, want kept's three series only", got)
+	}
+	m.MessageIn(context.Background(), "gone", "normal", 10) // created again
+	again := flush()
+	for _, k := range []string{"rocketmq_messages_in_total{gone}", "rocketmq_message_size{gone}"} {
+		if again[k] <= first[k] {
+			t.Errorf("%s created again starts at %d, the first one at %d", k, again[k], first[k])
+		}
 	}
 }
