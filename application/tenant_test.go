@@ -152,6 +152,28 @@ func TestCensusTellsMadeUpGroups(t *testing.T) {
 	if len(known) != 1 || known["real"] != 2 {
 		t.Fatalf("groups counted as existing: %v; want real: 2 only", known)
 	}
+
+	// The group deleted: its consumers, still known, count as unknown
+	// again (the client gauges must not take its freed label value back)
+	// until a receive finds it again.
+	m.sessions.GroupDeleted("real")
+	for _, c := range m.sessions.Census() {
+		if !c.GroupUnknown {
+			t.Fatalf("after the delete, %d clients of %q count as existing", c.Count, c.Group)
+		}
+	}
+	if _, err := m.ReceiveMessage(asUser(ctx, "hb-real", "alice"), ReceiveRequest{Group: "real", Topic: "t", BatchSize: 1, InvisibleTime: 30 * time.Second}); err != nil && !domain.HasReason(err, domain.ReasonMessageNotFound) {
+		t.Fatal(err)
+	}
+	known = map[string]int{}
+	for _, c := range m.sessions.Census() {
+		if !c.GroupUnknown {
+			known[c.Group] += c.Count
+		}
+	}
+	if len(known) != 1 || known["real"] != 1 {
+		t.Fatalf("after a receive found the group again, groups counted as existing: %v; want real: 1 (the receiving client) only", known)
+	}
 }
 
 // TestClientReplyFromAnotherUser: an answer to a command (a thread stack,
