@@ -392,11 +392,12 @@ func (h *sizeCounts) record(v int64) {
 	for i < len(MessageSizeBuckets) && float64(v) > MessageSizeBuckets[i] {
 		i++
 	}
-	h.counts[i].Add(1)
+	// The extremes first: a reader that sees the count sees them.
 	for cur := h.min.Load(); v < cur && !h.min.CompareAndSwap(cur, v); cur = h.min.Load() {
 	}
 	for cur := h.max.Load(); v > cur && !h.max.CompareAndSwap(cur, v); cur = h.max.Load() {
 	}
+	h.counts[i].Add(1)
 }
 
 // seriesKey is a label combination of a [seriesCache]: it names the topic

@@ -3,6 +3,7 @@ package observe_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +355,24 @@ func TestMetricsForgetDeletedNames(t *testing.T) {
 	want("entries of a freed slot", map[string]int64{"rocketmq_messages_in_total{t1,}": -1, "rocketmq_message_size{t1,}": -1})
 	use("t1", "g2")
 	want("t1 taking a slot again", map[string]int64{"rocketmq_messages_in_total{t1,}": 1, "rocketmq_message_size{t1,}": 1})
+}
+
+// The message size histogram has the SDK's bucket rule (a value equal to
+// a bound counts in that bound's bucket), its sum, minimum and maximum.
+func TestMessageSizeHistogram(t *testing.T) {
+	m, _ := newMetrics(t)
+	for _, size := range []int{100, 1024, 5000, 10 << 20} {
+		m.MessageIn(context.Background(), "t", "normal", size)
+	}
+	hs := m.MessageSizes(nil)
+	if len(hs) != 1 {
+		t.Fatalf("%d histograms, want 1: %+v", len(hs), hs)
+	}
+	h := hs[0]
+	if want := []uint64{2, 0, 1, 0, 0, 0, 0, 1}; !slices.Equal(h.Counts, want) || h.Count != 4 {
+		t.Errorf("counts %v (count %d), want %v (4)", h.Counts, h.Count, want)
+	}
+	if h.Sum != 100+1024+5000+10<<20 || h.Min != 100 || h.Max != 10<<20 {
+		t.Errorf("sum %d min %d max %d", h.Sum, h.Min, h.Max)
+	}
 }
