@@ -294,9 +294,18 @@ func cloneSettings(s *v2.Settings) *v2.Settings {
 	return proto.Clone(s).(*v2.Settings)
 }
 
-func durationOrZero(d *durationpb.Duration) time.Duration {
+// durationField converts the Duration field a request names field (nil
+// is 0). One that is no valid protobuf Duration (seconds beyond ±10,000
+// years, nanos beyond a second or of the other sign than the seconds) is
+// refused with reason: read as it stands it would be another duration
+// (30 s and -1 ns is 30 s minus a nanosecond) than the client meant, and
+// the Apache proxy fails converting it (INTERNAL_SERVER_ERROR).
+func durationField(d *durationpb.Duration, reason domain.Reason, field string) (time.Duration, error) {
 	if d == nil {
-		return 0
+		return 0, nil
 	}
-	return d.AsDuration()
+	if err := d.CheckValid(); err != nil {
+		return 0, domain.Errorf(reason, "%s {seconds: %d, nanos: %d} is no valid Duration: %v", field, d.GetSeconds(), d.GetNanos(), err)
+	}
+	return d.AsDuration(), nil
 }

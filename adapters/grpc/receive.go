@@ -34,14 +34,17 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 			AutoRenew:  req.GetAutoRenew(),
 			AttemptID:  req.GetAttemptId(),
 		}
-		if req.InvisibleDuration != nil {
-			r.InvisibleTime = req.GetInvisibleDuration().AsDuration()
+		var err error
+		if r.InvisibleTime, err = durationField(req.GetInvisibleDuration(), domain.ReasonIllegalInvisibleTime, "invisible_duration"); err != nil {
+			return err
 		}
 		if req.LongPollingTimeout != nil {
-			d := req.GetLongPollingTimeout().AsDuration()
+			d, err := durationField(req.GetLongPollingTimeout(), domain.ReasonIllegalPollingTime, "long_polling_timeout")
+			if err != nil {
+				return err
+			}
 			r.LongPollingTimeout = &d
 		}
-		var err error
 		msgs, err = s.app.ReceiveMessage(ctx, r)
 		return err
 	})
@@ -133,7 +136,10 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 			Filter:    toFilterExpression(req.GetFilterExpression()),
 		}
 		if req.LongPollingTimeout != nil {
-			d := req.GetLongPollingTimeout().AsDuration()
+			d, err := durationField(req.GetLongPollingTimeout(), domain.ReasonIllegalPollingTime, "long_polling_timeout")
+			if err != nil {
+				return err
+			}
 			r.LongPollingTimeout = &d
 		}
 		pulled, err := s.app.PullMessage(ctx, r)

@@ -178,8 +178,12 @@ func (s *Service) ChangeInvisibleDuration(ctx context.Context, req *v2.ChangeInv
 	// its handle with the response's even when the status is not OK.
 	return unary(s, ctx, kindConsumer, req, func(ctx context.Context) (*v2.ChangeInvisibleDurationResponse, error) {
 		info := ports.RequestInfoFrom(ctx)
+		d, err := durationField(req.GetInvisibleDuration(), domain.ReasonIllegalInvisibleTime, "invisible_duration")
+		if err != nil {
+			return nil, err
+		}
 		h, err := s.app.ChangeInvisibleDuration(ctx, resourceName(req.GetGroup(), info), resourceName(req.GetTopic(), info),
-			req.GetMessageId(), req.GetReceiptHandle(), durationOrZero(req.GetInvisibleDuration()))
+			req.GetMessageId(), req.GetReceiptHandle(), d)
 		if err != nil {
 			return nil, err
 		}

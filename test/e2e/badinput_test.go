@@ -255,6 +255,14 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			"cannot use system consumer group"},
 		{"bad tag expression", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = "||" }, v2.Code_ILLEGAL_FILTER_EXPRESSION, ""},
 		{"zero batch size", func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 }, v2.Code_BAD_REQUEST, ""},
+		// No valid protobuf Duration (nanos of the other sign, seconds
+		// beyond 10,000 years): the Apache proxy fails converting them
+		// (INTERNAL_SERVER_ERROR); before, rmqproxy read 30s-1ns and
+		// served the receive.
+		{"invisible time no valid Duration", func(r *v2.ReceiveMessageRequest) { r.InvisibleDuration = &durationpb.Duration{Seconds: 30, Nanos: -1} },
+			v2.Code_ILLEGAL_INVISIBLE_TIME, ""},
+		{"polling time no valid Duration", func(r *v2.ReceiveMessageRequest) { r.LongPollingTimeout = &durationpb.Duration{Seconds: 2, Nanos: -1} },
+			v2.Code_ILLEGAL_POLLING_TIME, ""},
 	}
 	for _, c := range receiveCases {
 		t.Run("receive/"+c.name, func(t *testing.T) {
@@ -313,17 +321,22 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	t.Run("change invisible duration", func(t *testing.T) {
 		for name, c := range map[string]struct {
 			handle string
-			d      time.Duration
+			d      *durationpb.Duration
 			want   v2.Code
 			text   string
 		}{
-			"negative":  {"1 2 3 0 0 b 0 0 0", -time.Second, v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too small. min is 0"},
-			"above 12h": {"1 2 3 0 0 b 0 0 0", 13 * time.Hour, v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too large. max is 43200000"},
-			"malformed": {"garbage", time.Second, v2.Code_INVALID_RECEIPT_HANDLE, ""},
+			"negative":  {"1 2 3 0 0 b 0 0 0", durationpb.New(-time.Second), v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too small. min is 0"},
+			"above 12h": {"1 2 3 0 0 b 0 0 0", durationpb.New(13 * time.Hour), v2.Code_ILLEGAL_INVISIBLE_TIME, "the invisibleTime is too large. max is 43200000"},
+			"malformed": {"garbage", durationpb.New(time.Second), v2.Code_INVALID_RECEIPT_HANDLE, ""},
+			// No valid protobuf Duration: before, 30s-1ns was read and
+			// the handle looked at.
+			"no valid Duration": {"1 2 3 0 0 b 0 0 0", &durationpb.Duration{Seconds: 30, Nanos: -1}, v2.Code_ILLEGAL_INVISIBLE_TIME, ""},
+			// Left out: 0, as upstream (the handle is looked at).
+			"no duration": {"1 2 3 0 0 b 0 0 0", nil, v2.Code_INVALID_RECEIPT_HANDLE, ""},
 		} {
 			resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{
 				Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: normal}, ReceiptHandle: c.handle,
-				InvisibleDuration: durationpb.New(c.d), MessageId: "01AB"})
+				InvisibleDuration: c.d, MessageId: "01AB"})
 			if err != nil || resp.GetStatus().GetCode() != c.want || resp.GetReceiptHandle() != c.handle {
 				t.Errorf("%s: %v %v (the failed response must echo the request's handle)", name, resp, err)
 			}
