@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -29,18 +30,34 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 		if err := domain.ValidateGroupName(s.Subscription.Group); err != nil {
 			return ServerSettings{}, err
 		}
+		sub := *s.Subscription
+		sub.Entries, sub.Ignored = nil, nil
 		for _, e := range s.Subscription.Entries {
-			if err := domain.ValidateTopicName(e.Topic); err != nil {
-				return ServerSettings{}, err
-			}
 			if err := m.cfg.checkFilterLength(e.Filter); err != nil {
 				return ServerSettings{}, err
 			}
-			if _, err := filter.Compile(e.Filter); err != nil {
+			// Upstream refuses only what it cannot even store: a tag
+			// expression of separators only, an empty SQL92 one.
+			_, err := filter.Compile(e.Filter)
+			if err != nil && (e.Filter.Type != filter.TypeSQL92 || e.Filter.Text == "") {
 				// Upstream's fixed text for settings (the cause stays in the chain).
 				return ServerSettings{}, domain.Wrap(domain.ReasonIllegalFilterExpression, err, "expression format is not correct")
 			}
+			if err == nil {
+				err = domain.ValidateTopicName(e.Topic)
+			}
+			if err != nil {
+				// Accepted, as upstream accepts it: the client's receives
+				// of the topic fail with the precise code and its other
+				// subscriptions are served. It subscribes to nothing.
+				m.log.LogAttrs(ctx, slog.LevelWarn, "a consumer's settings subscribe to a topic it cannot receive from; its receives of it will fail",
+					slog.String("client_id", clientID), slog.String("consumer_group", sub.Group), slog.String("topic", e.Topic), slog.Any("error", err))
+				sub.Ignored = append(sub.Ignored, e)
+				continue
+			}
+			sub.Entries = append(sub.Entries, e)
 		}
+		s.Subscription = &sub
 	default:
 		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
 	}

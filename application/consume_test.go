@@ -723,3 +723,54 @@ func TestAckDuringRenewal(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsWithSubscriptionsThatCannotBeServed: settings subscribing
+// to an illegal topic or with an SQL92 filter that does not compile are
+// accepted, as the Apache proxy accepts them (the consumer's receives of
+// that topic then fail with the precise code, its other subscriptions
+// are served); before, the whole settings were refused and the client
+// could not start. Such an entry subscribes to nothing: a push consumer
+// whose only entry for t is one gets no queue of an orderly group's t.
+// A tag expression of separators only, or an empty SQL92 one, is still
+// refused, as upstream.
+func TestSettingsWithSubscriptionsThatCannotBeServed(t *testing.T) {
+	m, b, _ := newTestMessaging(DefaultConfig())
+	for q := range int32(2) {
+		b.route.Queues = append(b.route.Queues, ports.RouteQueue{BrokerName: "b1", QueueID: q, Permission: domain.PermReadWrite})
+	}
+	b.route.Topic = domain.Topic{Name: "t"}
+	b.groups["fifo"] = domain.ConsumerGroup{Name: "fifo", Orderly: true}
+	settings := func(id string, entries ...SubscriptionEntry) error {
+		t.Helper()
+		s := ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: "fifo", Entries: entries}}
+		_, err := m.UpdateSettings(asClient(t.Context(), id), s, newOpenChannel())
+		return err
+	}
+	tag := func(topic, text string) SubscriptionEntry {
+		return SubscriptionEntry{Topic: topic, Filter: filter.Expression{Type: filter.TypeTag, Text: text}}
+	}
+	sql := func(topic, text string) SubscriptionEntry {
+		return SubscriptionEntry{Topic: topic, Filter: filter.Expression{Type: filter.TypeSQL92, Text: text}}
+	}
+	if err := settings("good", tag("t", "*")); err != nil {
+		t.Fatal(err)
+	}
+	if err := settings("broken", sql("t", "a =="), tag("a b", "*"), tag("TBW102", "*"), tag("u", "*")); err != nil {
+		t.Fatalf("settings with subscriptions that cannot be served: %v", err)
+	}
+	as, err := m.QueryAssignment(asClient(t.Context(), "good"), "t", "fifo")
+	if err != nil || len(as) != 2 {
+		t.Fatalf("the only consumer that can read t is assigned %d of its 2 queues (%v)", len(as), err)
+	}
+	if err := settings("broken-only", sql("t", "a ==")); err != nil {
+		t.Fatal(err)
+	}
+	if as, err := m.QueryAssignment(asClient(t.Context(), "good"), "t", "fifo"); err != nil || len(as) != 2 {
+		t.Fatalf("a consumer whose only subscription cannot be served takes queues of t: the reader is assigned %d of 2 (%v)", len(as), err)
+	}
+	for name, e := range map[string]SubscriptionEntry{"tag of separators only": tag("t", "||"), "empty SQL92": sql("t", "")} {
+		if err := settings("refused", e); !domain.HasReason(err, domain.ReasonIllegalFilterExpression) {
+			t.Errorf("%s: %v, want ILLEGAL_FILTER_EXPRESSION", name, err)
+		}
+	}
+}

@@ -128,6 +128,11 @@ type PublishingSettings struct {
 type SubscriptionSettings struct {
 	Group   string
 	Entries []SubscriptionEntry
+	// Ignored are the subscriptions of the client's settings no receive
+	// can serve (an illegal topic, an SQL92 filter that does not
+	// compile): accepted as upstream accepts them, they subscribe to
+	// nothing.
+	Ignored []SubscriptionEntry
 }
 
 // SubscriptionEntry is one topic a consumer subscribes to, with its filter.
@@ -567,9 +572,10 @@ func (s *Sessions) pushConsumersOf(group, topic string) []string {
 
 // subscribes reports whether the subscription includes topic. One without
 // entries (a consumer registered by a heartbeat, whose settings have not
-// come yet) counts as subscribing to every topic.
+// come yet) counts as subscribing to every topic, but not one whose
+// entries were all ignored.
 func (s *SubscriptionSettings) subscribes(topic string) bool {
-	if len(s.Entries) == 0 {
+	if len(s.Entries) == 0 && len(s.Ignored) == 0 {
 		return true
 	}
 	return slices.ContainsFunc(s.Entries, func(e SubscriptionEntry) bool { return e.Topic == topic })

@@ -356,6 +356,34 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatalf("got %v, want gRPC INVALID_ARGUMENT", err)
 		}
 	})
+	t.Run("telemetry settings with a subscription that cannot be served", func(t *testing.T) {
+		// Accepted, as the Apache proxy accepts them: the receives of the
+		// broken subscription fail with the precise code, the others are
+		// served (before, the settings were refused and the client could
+		// not start).
+		c := testenv.NewRawClient(t, p)
+		broken := testenv.Name(t, "g-broken-subscription")
+		testenv.Claim(t, "consumer group", broken)
+		stream, err := c.Telemetry(c.Ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+			ClientType: v2.ClientType_SIMPLE_CONSUMER.Enum(), RequestTimeout: durationpb.New(3 * time.Second),
+			PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: broken}, Subscriptions: []*v2.SubscriptionEntry{
+				{Topic: &v2.Resource{Name: normal}, Expression: &v2.FilterExpression{Type: v2.FilterType_SQL, Expression: "a =="}},
+				{Topic: &v2.Resource{Name: "bad topic"}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}},
+			}}}}}})
+		r, err := stream.Recv()
+		if err != nil || r.GetStatus().GetCode() != v2.Code_OK || r.GetSettings() == nil {
+			t.Fatalf("settings reply: %v %v", r, err)
+		}
+		req := testenv.ReceiveRequest(broken, normal, 1, 10*time.Second)
+		req.FilterExpression = &v2.FilterExpression{Type: v2.FilterType_SQL, Expression: "a =="}
+		if st, _ := c.Receive(t, req); st.GetCode() != v2.Code_ILLEGAL_FILTER_EXPRESSION {
+			t.Fatalf("receive with the broken filter: %v", st)
+		}
+	})
 	t.Run("unimplemented lite subscription", func(t *testing.T) {
 		_, err := raw.SyncLiteSubscription(raw.Ctx(t), &v2.SyncLiteSubscriptionRequest{})
 		if status.Code(err) != codes.Unimplemented {
