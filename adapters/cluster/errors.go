@@ -71,6 +71,14 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonConsumerGroupNotFound, re, msg)
 	case remoting.ResponseFlushDiskTimeout, remoting.ResponseFlushSlaveTimeout, remoting.ResponseSlaveNotAvailable:
 		return domain.Wrap(domain.ReasonPersistenceTimeout, re, msg)
+	case remoting.ResponseNoMessage:
+		// An ack or a change of the invisible time whose queue offset is
+		// outside its queue; the broker sets no remark, so the one every
+		// response starts with ("not set any response code") came along.
+		// The code stays upstream's: the Go push consumer retries a failed
+		// change, as with the Apache proxy.
+		return domain.Wrap(domain.ReasonBrokerError, re, "the broker holds no message at the receipt handle's queue offset (NO_MESSAGE): "+
+			"the message was removed, or the handle belongs to another topic than the request names")
 	case remoting.ResponseNoPermission:
 		// A broker's authentication failing (wrong or missing credentials
 		// of rmqproxy itself) or a permission (a topic not writable): the
