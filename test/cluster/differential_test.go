@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -28,22 +30,57 @@ import (
 var knownDifferences = map[string]struct {
 	why  string
 	ours v2.Code
+	grpc codes.Code // the gRPC status (OK unless said)
 }{
-	"send/unknown topic":                 {"compatibility.md: SendMessage to a topic that does not exist", v2.Code_TOPIC_NOT_FOUND},
-	"ack/malformed handle":               {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE},
-	"change/malformed handle":            {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE},
-	"receive/zero batch size":            {"compatibility.md: ReceiveMessage with batch_size ≤ 0", v2.Code_BAD_REQUEST},
-	"ack/no entries":                     {"compatibility.md: AckMessage without entries", v2.Code_BAD_REQUEST},
-	"end/transaction id not from a send": {"compatibility.md: EndTransaction for an unknown transaction", v2.Code_INVALID_TRANSACTION_ID},
-	"pull/query offset":                  {"compatibility.md: PullMessage, UpdateOffset, GetOffset, QueryOffset", v2.Code_OK},
-	"heartbeat/consumer before settings": {"compatibility.md: Heartbeat from a client whose settings the proxy does not have", v2.Code_OK},
+	"send/unknown topic":                 {"compatibility.md: SendMessage or RecallMessage to a topic that does not exist", v2.Code_TOPIC_NOT_FOUND, codes.OK},
+	"ack/malformed handle":               {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
+	"change/malformed handle":            {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
+	"receive/zero batch size":            {"compatibility.md: ReceiveMessage with batch_size ≤ 0", v2.Code_BAD_REQUEST, codes.OK},
+	"ack/no entries":                     {"compatibility.md: AckMessage without entries", v2.Code_BAD_REQUEST, codes.OK},
+	"end/transaction id not from a send": {"compatibility.md: EndTransaction for an unknown transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"pull/query offset":                  {"compatibility.md: PullMessage, UpdateOffset, GetOffset, QueryOffset", v2.Code_OK, codes.OK},
+	"heartbeat/consumer before settings": {"compatibility.md: Heartbeat from a client whose settings the proxy does not have", v2.Code_OK, codes.OK},
+
+	"change/blank handle":                           {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
+	"forward/blank handle":                          {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
+	"forward/malformed handle":                      {"compatibility.md: malformed receipt handle", v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
+	"change/received message, negative nanos":       {"compatibility.md: a Duration field that is no valid protobuf Duration", v2.Code_ILLEGAL_INVISIBLE_TIME, codes.OK},
+	"change/received message, time beyond int64 ms": {"compatibility.md: a Duration field that is no valid protobuf Duration", v2.Code_ILLEGAL_INVISIBLE_TIME, codes.OK},
+	"end/commit twice":                              {"compatibility.md: EndTransaction for an unknown, already resolved or mismatched transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"end/commit, another topic":                     {"compatibility.md: EndTransaction for an unknown, already resolved or mismatched transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"end/unknown topic":                             {"compatibility.md: EndTransaction for an unknown transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"end/unknown transaction id from a check":       {"compatibility.md: EndTransaction for an unknown transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"end/unknown transaction id, no source":         {"compatibility.md: EndTransaction for an unknown transaction", v2.Code_INVALID_TRANSACTION_ID, codes.OK},
+	"heartbeat/producer before settings":            {"compatibility.md: Heartbeat from a client whose settings the proxy does not have", v2.Code_OK, codes.OK},
+	"heartbeat/consumer before settings, no group":  {"compatibility.md: Heartbeat from a client whose settings the proxy does not have", v2.Code_ILLEGAL_CONSUMER_GROUP, codes.OK},
+	"recall/blank handle":                           {"compatibility.md: RecallMessage with a blank or malformed recall handle", v2.Code_BAD_REQUEST, codes.OK},
+	"recall/malformed handle":                       {"compatibility.md: RecallMessage with a blank or malformed recall handle", v2.Code_BAD_REQUEST, codes.OK},
+	"recall/unknown topic":                          {"compatibility.md: SendMessage or RecallMessage to a topic that does not exist", v2.Code_TOPIC_NOT_FOUND, codes.OK},
+	"recall/delay message, unknown topic":           {"compatibility.md: SendMessage or RecallMessage to a topic that does not exist", v2.Code_TOPIC_NOT_FOUND, codes.OK},
+	"settings/subscription of a producer":           {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
+	"settings/subscription of a pull consumer":      {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
+	"settings/subscription without client type":     {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
+}
+
+// knownModeDifferences are the pull and offset requests rmqproxy answers
+// differently in cluster and local mode, each listed with its reason in
+// docs/compatibility.md.
+var knownModeDifferences = map[string]string{
+	"offset/update, unknown group": "compatibility.md: UpdateOffset of a group the broker does not know",
+	"pull/no broker":               "compatibility.md: pull and offset requests whose message queue names no broker",
 }
 
 // TestDifferentialAgainstApacheProxy sends the same good and bad requests
 // to rmqproxy and to the Apache proxy (rocketmq-proxy of the same release,
 // cluster mode) in front of the same broker, and compares what a client
-// sees: status codes, route shape, settings, and the fields of a delivered
-// message. A difference that docs/compatibility.md does not list fails.
+// sees: status codes, route and assignment shape, settings, and the fields
+// of a delivered message. The requests cover every RPC the Apache proxy
+// serves (addRows: Heartbeat and NotifyClientTermination with and without
+// settings, Telemetry settings variants, live and dead receipt handles,
+// recall handles, transactions ended in each way). The pull and offset
+// RPCs, which it does not serve, are asked of rmqproxy in cluster and in
+// local mode, which must agree (addPullRows). A difference that
+// docs/compatibility.md does not list fails.
 func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	cfg.Messaging = application.DefaultConfig() // the Apache proxy's defaults
@@ -59,22 +96,39 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	ours.CreateTopic(t, txTopic, domain.MessageTypeTransaction, 1)
 	orderly := true
 	ours.CreateGroup(t, application.GroupSpec{Name: fifoGroup, Orderly: &orderly, MaxDeliveryAttempts: 5})
+	// live: a message for the rows that need a live receipt handle (each
+	// receives it in a group of its own). pull: the pull and offset rows,
+	// asked of rmqproxy in both modes, each holding the same 3 messages.
+	live, pull, pullGroup := testenv.Name(t, "diff-live"), testenv.Name(t, "diff-pull"), testenv.Name(t, "g-diff-pull")
+	ours.CreateTopic(t, live, domain.MessageTypeNormal, 1)
+	localCfg := testenv.Config(t)
+	localCfg.Mode = app.ModeLocal
+	localCfg.Messaging = application.DefaultConfig()
+	local := testenv.Start(t, localCfg)
+	for _, p := range []*testenv.Proxy{ours, local} {
+		p.CreateTopic(t, pull, domain.MessageTypeNormal, 1)
+		p.CreateGroup(t, application.GroupSpec{Name: pullGroup})
+		p.CreateGroup(t, application.GroupSpec{Name: pullGroup + "-commit"})
+		testenv.NewRawClient(t, p).SendN(t, pull, 3)
+	}
+	testenv.NewRawClient(t, ours).SendN(t, live, 1)
 	targets := []struct {
 		name string
 		raw  *testenv.RawClient
 	}{{"rmqproxy", testenv.NewRawClient(t, ours)}, {"apache", testenv.NewRawClient(t, theirs)}}
 	// The Apache proxy caches routes: wait until it routes every topic.
-	for _, topic := range []string{normal, fifo, delay, txTopic} {
+	for _, topic := range []string{normal, fifo, delay, txTopic, live} {
 		testenv.WaitForRoute(t, theirs, topic)
 	}
 
-	type answer struct {
-		code codes.Code // gRPC status
-		st   *v2.Status
-		note string // what else was compared
-	}
-	ask := map[string]func(raw *testenv.RawClient) answer{}
+	ask := map[string]diffRow{}
+	type answer = diffAnswer
 	fromErr := func(err error) answer { return answer{code: status.Code(err)} }
+	env := &diffEnv{t: t, broker: broker.Name, normal: normal, fifo: fifo, delay: delay, txTopic: txTopic, live: live, pull: pull,
+		group: group, fifoGroup: fifoGroup, proxyOf: map[*testenv.RawClient]*testenv.Proxy{targets[0].raw: ours, targets[1].raw: theirs}}
+	env.addRows(ask)
+	pullAsk := map[string]diffRow{}
+	env.addPullRows(pullAsk, pull, pullGroup)
 
 	// Routes: code and shape.
 	route := func(topic string) func(raw *testenv.RawClient) answer {
@@ -175,21 +229,6 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	ask["send/batch mixing topics"] = send(m(normal, nil), m(delay, nil))
 
 	// Consumer side (after each target's own settings).
-	ask["heartbeat/no settings, no client type"] = func(raw *testenv.RawClient) answer {
-		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}})
-		if err != nil {
-			return fromErr(err)
-		}
-		return answer{st: resp.GetStatus()}
-	}
-	ask["heartbeat/consumer before settings"] = func(raw *testenv.RawClient) answer {
-		ct := v2.ClientType_SIMPLE_CONSUMER
-		resp, err := raw.Heartbeat(raw.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}, ClientType: ct})
-		if err != nil {
-			return fromErr(err)
-		}
-		return answer{st: resp.GetStatus()}
-	}
 	receive := func(mutate func(*v2.ReceiveMessageRequest)) func(raw *testenv.RawClient) answer {
 		return func(raw *testenv.RawClient) answer {
 			req := testenv.ReceiveRequest(group, normal, 1, 20*time.Second)
@@ -281,17 +320,8 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 	})
 	results := map[string][2]answer{}
 	for i, tg := range targets {
-		fresh := testenv.NewRawClient(t, &testenv.Proxy{Addr: map[int]string{0: ours.Addr, 1: theirs.Addr}[i]})
-		for _, n := range []string{"heartbeat/no settings, no client type", "heartbeat/consumer before settings"} {
-			r := results[n]
-			r[i] = ask[n](fresh)
-			results[n] = r
-		}
 		tg.raw.Subscribe(t, group, normal)
 		for _, n := range names {
-			if strings.HasPrefix(n, "heartbeat/") {
-				continue
-			}
 			r := results[n]
 			r[i] = ask[n](tg.raw)
 			results[n] = r
@@ -311,7 +341,7 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 			r[1].code, r[1].st.GetCode(), r[1].st.GetMessage(), r[1].note)
 		report = append(report, line)
 		if known, ok := knownDifferences[n]; ok {
-			if r[0].code != codes.OK || r[0].st.GetCode() != known.ours {
+			if r[0].code != known.grpc || r[0].st.GetCode() != known.ours {
 				t.Errorf("rmqproxy answers otherwise than docs/compatibility.md says (%s: %v): %s", known.why, known.ours, line)
 			} else if !same {
 				t.Logf("known difference (%s): %s", known.why, line)
@@ -328,6 +358,49 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		}
 	}
 	t.Logf("all answers:\n%s", strings.Join(report, "\n"))
+
+	// Pull and offsets: rmqproxy answers alike in both modes; the Apache
+	// proxy serves none of them (compatibility.md: "PullMessage,
+	// UpdateOffset, GetOffset, QueryOffset").
+	modes := []*testenv.RawClient{targets[0].raw, testenv.NewRawClient(t, local), targets[1].raw}
+	env.proxyOf[modes[1]] = local
+	// The broker's consume queue of pull holds the 3 messages once
+	// dispatched.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if a := pullAsk["offset/query end"](modes[0]); a.note != "offset 3" {
+			return fmt.Errorf("the end of %s: %v %s", pull, a.st, a.note)
+		}
+		return nil
+	})
+	report = nil
+	for _, n := range slices.Sorted(maps.Keys(pullAsk)) {
+		var r [3]answer
+		for i, raw := range modes {
+			r[i] = pullAsk[n](raw)
+		}
+		line := fmt.Sprintf("%-40s cluster %v %v %q %s | local %v %v %q %s", n, r[0].code, r[0].st.GetCode(), r[0].st.GetMessage(), r[0].note,
+			r[1].code, r[1].st.GetCode(), r[1].st.GetMessage(), r[1].note)
+		report = append(report, line)
+		if r[2].code != codes.Unimplemented {
+			t.Errorf("%s: the Apache proxy answers %v %v (compatibility.md says it serves no pull or offset RPC)", n, r[2].code, r[2].st)
+		}
+		same := r[0].code == r[1].code && r[0].st.GetCode() == r[1].st.GetCode() && r[0].note == r[1].note
+		if why, ok := knownModeDifferences[n]; ok {
+			if same {
+				t.Errorf("%s: listed as a difference between the modes (%s), answered alike: %s", n, why, line)
+			}
+			continue
+		}
+		if !same {
+			t.Errorf("cluster and local mode differ: %s", line)
+		}
+	}
+	for n := range knownModeDifferences {
+		if _, ok := pullAsk[n]; !ok {
+			t.Errorf("knownModeDifferences lists %q, which the test no longer asks", n)
+		}
+	}
+	t.Logf("pull and offset answers:\n%s", strings.Join(report, "\n"))
 
 	// Settings: what each proxy pushes to a producer and to a consumer of
 	// an orderly group.
