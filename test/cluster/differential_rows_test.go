@@ -385,6 +385,31 @@ func (e *diffEnv) addRows(ask map[string]diffRow) {
 	ask["forward/received message, unknown group"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.Group = res(e.name("g-diff-fwd-none")) })
 	ask["forward/received message, no message id"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.MessageId = "" })
 
+	// AckMessage of a live handle.
+	ack := func(mutate func(*v2.AckMessageRequest), twice bool) diffRow {
+		return func(raw *testenv.RawClient) diffAnswer {
+			c, group, m := e.received(raw)
+			req := testenv.AckRequest(group, e.live, []*v2.Message{m})
+			mutate(req)
+			if twice {
+				if resp, err := c.AckMessage(c.Ctx(t), req); err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+					t.Fatalf("first ack: %v %v", resp, err)
+				}
+			}
+			resp, err := c.AckMessage(c.Ctx(t), req)
+			a := reply(resp, err)
+			for _, x := range resp.GetEntries() {
+				a.note += fmt.Sprintf("[%v, handle echoed %v]", x.GetStatus().GetCode(), x.GetReceiptHandle() == m.GetSystemProperties().GetReceiptHandle())
+			}
+			return a
+		}
+	}
+	ask["ack/received message"] = ack(func(*v2.AckMessageRequest) {}, false)
+	ask["ack/received message twice"] = ack(func(*v2.AckMessageRequest) {}, true)
+	ask["ack/received message, unknown group"] = ack(func(r *v2.AckMessageRequest) { r.Group = res(e.name("g-diff-ack-none")) }, false)
+	ask["ack/received message, other topic"] = ack(func(r *v2.AckMessageRequest) { r.Topic = res(e.fifo) }, false)
+	ask["forward/received message, other topic"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.Topic = res(e.fifo) })
+
 	// RecallMessage.
 	var sentID string // of the last delay message sent
 	recall := func(topic string, handle func(raw *testenv.RawClient) string) diffRow {
