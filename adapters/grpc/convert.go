@@ -229,7 +229,15 @@ var clientTypes = map[v2.ClientType]application.ClientType{
 	v2.ClientType_LITE_SIMPLE_CONSUMER: application.ClientTypeLiteSimpleConsumer,
 }
 
-func toClientSettings(s *v2.Settings, info ports.RequestInfo) application.ClientSettings {
+// toClientSettings converts a client's settings. A client type the
+// protocol does not define is refused (the Apache proxy fails on it:
+// protobuf-java cannot number an unrecognized enum value), not taken for
+// an unspecified one.
+func toClientSettings(s *v2.Settings, info ports.RequestInfo) (application.ClientSettings, error) {
+	if _, ok := v2.ClientType_name[int32(s.GetClientType())]; !ok {
+		return application.ClientSettings{}, domain.Errorf(domain.ReasonUnrecognizedClientType,
+			"client type %d is not one the protocol defines; use PRODUCER, PUSH_CONSUMER or SIMPLE_CONSUMER", s.GetClientType())
+	}
 	out := application.ClientSettings{ClientType: clientTypes[s.GetClientType()]}
 	if s.GetRequestTimeout() != nil {
 		out.RequestTimeout = s.GetRequestTimeout().AsDuration()
@@ -251,7 +259,7 @@ func toClientSettings(s *v2.Settings, info ports.RequestInfo) application.Client
 		}
 		out.Subscription = ss
 	}
-	return out
+	return out, nil
 }
 
 // mergeSettings overlays the server's values on the client's settings, as

@@ -341,7 +341,11 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 	switch c := cmd.GetCommand().(type) {
 	case *v2.TelemetryCommand_Settings:
 		info := ports.RequestInfoFrom(ctx)
-		server, err := s.app.UpdateSettings(ctx, toClientSettings(c.Settings, info), ch)
+		settings, err := toClientSettings(c.Settings, info)
+		var server application.ServerSettings
+		if err == nil {
+			server, err = s.app.UpdateSettings(ctx, settings, ch)
+		}
 		if err != nil {
 			if isClientFault(err) {
 				return status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())

@@ -356,6 +356,22 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatalf("got %v, want gRPC INVALID_ARGUMENT", err)
 		}
 	})
+	t.Run("telemetry settings of a client type the protocol does not define", func(t *testing.T) {
+		// The Apache proxy fails on it (gRPC INTERNAL: protobuf-java cannot
+		// number an unrecognized enum value); before, rmqproxy took it for
+		// an unspecified type and accepted a producer's settings.
+		c := testenv.NewRawClient(t, p)
+		stream, err := c.Telemetry(c.Ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+			ClientType: v2.ClientType(99).Enum(), RequestTimeout: durationpb.New(3 * time.Second),
+			PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: normal}}}}}}})
+		if r, err := stream.Recv(); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("got %v %v, want gRPC INVALID_ARGUMENT", r, err)
+		}
+	})
 	t.Run("telemetry settings with a subscription that cannot be served", func(t *testing.T) {
 		// Accepted, as the Apache proxy accepts them: the receives of the
 		// broken subscription fail with the precise code, the others are
