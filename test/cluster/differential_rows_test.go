@@ -196,6 +196,7 @@ func (e *diffEnv) addRows(ask map[string]diffRow) {
 	ask["heartbeat/consumer before settings, no group"] = heartbeat(nil, "", v2.ClientType_PUSH_CONSUMER)
 	ask["heartbeat/producer before settings"] = heartbeat(nil, "", v2.ClientType_PRODUCER)
 	ask["heartbeat/pull consumer before settings"] = heartbeat(nil, e.group, v2.ClientType_PULL_CONSUMER)
+	ask["heartbeat/unknown client type before settings"] = heartbeat(nil, e.group, v2.ClientType(99))
 	ask["heartbeat/lite push consumer before settings"] = heartbeat(nil, e.group, v2.ClientType_LITE_PUSH_CONSUMER)
 
 	// NotifyClientTermination.
@@ -290,6 +291,17 @@ func (e *diffEnv) addRows(ask map[string]diffRow) {
 	}
 	ask["settings/subscription of a producer"] = func(raw *testenv.RawClient) diffAnswer {
 		return settings(sub(v2.ClientType_PRODUCER, e.name("g-diff-set"), all(e.normal)))(raw)
+	}
+	ask["settings/publishing of an unknown client type"] = settings(func() *v2.Settings {
+		s := producerSettings(e.normal)
+		s.ClientType = v2.ClientType(99).Enum()
+		return s
+	}())
+	ask["settings/subscription of an unknown client type"] = func(raw *testenv.RawClient) diffAnswer {
+		return settings(sub(v2.ClientType(99), e.name("g-diff-set"), all(e.normal)))(raw)
+	}
+	ask["settings/subscription, unknown filter type"] = func(raw *testenv.RawClient) diffAnswer {
+		return settings(sub(simple, e.name("g-diff-set"), entry(e.normal, v2.FilterType(9), "*")))(raw)
 	}
 	ask["settings/subscription without group"] = settings(sub(simple, "", all(e.normal)))
 	ask["settings/subscription, illegal group"] = settings(sub(simple, "a b", all(e.normal)))
