@@ -124,6 +124,10 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	case "user", "acl", "audit":
 		err = securityRun[cmd](rest, src, stdin, stdout, stderr)
 	case "version":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			err = help([]string{"version"}, stdout)
+			break
+		}
 		if len(rest) > 0 {
 			err = fmt.Errorf("%w: rmqproxy version takes no arguments", errUsage)
 			break
@@ -169,7 +173,7 @@ func didYouMean(s string, candidates []string, prefix string) string {
 }
 
 func help(args []string, w io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprint(w, usage)
 		return nil
 	}
@@ -194,8 +198,6 @@ func help(args []string, w io.Writer) error {
 		fmt.Fprint(w, auditUsage)
 	case "version":
 		fmt.Fprintln(w, "Usage: rmqproxy version (or rmqproxy --version): print the version, commit and Go version of this build")
-	case "help":
-		fmt.Fprint(w, usage)
 	default:
 		return fmt.Errorf("%w: no help for %q%s; the commands are %s", errUsage, args[0], didYouMean(args[0], commands, ""), strings.Join(commands, ", "))
 	}

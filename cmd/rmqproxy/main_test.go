@@ -45,6 +45,16 @@ func TestHelp(t *testing.T) {
 		{[]string{"group", "-h"}, []string{"rmqproxy group stats NAME", "--maxDeliveryAttempts"}},
 		{[]string{"group", "stats", "--help"}, []string{"rmqproxy group stats NAME"}},
 		{[]string{"help", "version"}, []string{"rmqproxy version"}},
+		{[]string{"version", "--help"}, []string{"rmqproxy version"}},
+		{[]string{"help", "--help"}, []string{"rmqproxy topic create|"}},
+		{[]string{"migrate", "--help"}, []string{"rmqproxy migrate up"}},
+		{[]string{"migrate", "up", "--help"}, []string{"rmqproxy migrate up"}},
+		{[]string{"migrate", "down", "-h"}, []string{"rmqproxy migrate down"}},
+		{[]string{"migrate", "version", "--help"}, []string{"rmqproxy migrate version"}},
+		{[]string{"user", "create", "--help"}, []string{"rmqproxy user create NAME"}},
+		{[]string{"acl", "import", "--help"}, []string{"rmqproxy acl import"}},
+		{[]string{"audit", "query", "--help"}, []string{"rmqproxy audit query"}},
+		{[]string{"client", "stack", "--help"}, []string{"rmqproxy client stack CLIENT_ID"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ func splitArgs(args []string, own map[string]bool) (rest, settings []string, err
 }
 
 func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
-	if len(args) == 0 || isHelp(args[0]) {
+	if len(args) == 0 || isHelp(args[0]) || slices.ContainsFunc(args[1:], isHelpFlag) {
 		if len(args) == 0 {
 			return fmt.Errorf("%w: rmqproxy migrate needs a command\n%s", errUsage, migrateUsage)
 		}
