@@ -590,11 +590,30 @@ func TestErrorMessages(t *testing.T) {
 	for _, want := range []string{
 		`rmqproxy.yaml:2: unknown key "grpc.adress" (did you mean grpc.address?)`,
 		`environment RMQPROXY_GRPC_WORKERS: grpc.workers: invalid value "many": not a whole number between -9223372036854775808 and 9223372036854775807`,
-		`flag --grpc.keepAlive: invalid value "soon": not a duration such as 10s, 1h30m or 250ms; expected a duration such as 10s, 1h30m or 250ms`,
+		`flag --grpc.keepAlive: invalid value "soon": not a duration such as 10s, 1h30m or 250ms`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("want %q in\n%s", want, text)
 		}
+	}
+
+	// Each message says once what the value should look like: a parser's
+	// error that already says it gets no "; expected ..." repeating it.
+	_, err = load(t, "grpc:\n  workers: many\n  keepAlive: soon\n", []string{"RMQPROXY_GRPC_TLS_ENABLED=maybe"}, []string{"--grpc.maxMessageSize=lots", "--grpc.weight=heavy"})
+	for _, e := range flatten(err) {
+		if text := e.Error(); strings.Contains(text, "; expected") {
+			t.Errorf("says twice what it expects: %s", text)
+		}
+	}
+	if n := len(flatten(err)); n != 5 {
+		t.Errorf("%d errors, want 5:\n%v", n, err)
+	}
+
+	// A secret left as config print's placeholder: the message names the
+	// environment variable that can give it, and no type.
+	_, err = load(t, "postgres:\n  dsn: REDACTED\n", nil, nil)
+	if want := `rmqproxy.yaml:2: postgres.dsn: invalid value "REDACTED": it is the placeholder ` + "`rmqproxy config print`" + ` writes for a secret; give the real value (RMQPROXY_POSTGRES_DSN keeps it out of files and command lines)`; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
 

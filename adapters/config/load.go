@@ -127,7 +127,7 @@ type assignment struct {
 func (l *loader) apply(as []assignment) {
 	for _, a := range as {
 		if err := setText(a.f, l.root.FieldByIndex(a.f.index), a.value); err != nil {
-			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: fmt.Errorf("%w; expected %s", err, expected(a.f))})
+			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: withExpected(err, a.f)})
 			continue
 		}
 		l.set(a.f)
@@ -410,7 +410,7 @@ func (l *loader) setNode(f *field, v *yaml.Node) error {
 		return fmt.Errorf("expected %s, not a %s", expected(f), nodeKind(v))
 	}
 	if err := setScalar(f, dst, v.Value); err != nil {
-		return fmt.Errorf("%w; expected %s", err, expected(f))
+		return withExpected(err, f)
 	}
 	return nil
 }

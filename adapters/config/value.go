@@ -17,7 +17,16 @@ const maxValueLen = 64 << 10
 
 // errPlaceholder is the error of a secret set to the text Print writes
 // for it. Load reports it only when no later source sets the secret.
-var errPlaceholder = errors.New("it is the placeholder `rmqproxy config print` writes for a secret; give the real value (or set it by environment variable)")
+var errPlaceholder = errors.New("it is the placeholder `rmqproxy config print` writes for a secret")
+
+// withExpected adds to err, the error of parsing a value of f, what such
+// a value looks like, unless err says so already.
+func withExpected(err error, f *field) error {
+	if errors.Is(err, errPlaceholder) || strings.Contains(err.Error(), expected(f)) {
+		return err
+	}
+	return fmt.Errorf("%w; expected %s", err, expected(f))
+}
 
 // expected describes the accepted form of a kind, for error messages.
 func expected(f *field) string {
@@ -97,7 +106,7 @@ func setScalar(f *field, v reflect.Value, s string) error {
 	switch f.kind {
 	case kindString:
 		if f.secret && s == redacted {
-			return errPlaceholder
+			return fmt.Errorf("%w; give the real value (%s keeps it out of files and command lines)", errPlaceholder, f.env)
 		}
 		v.SetString(s)
 	case kindBool:
