@@ -385,6 +385,11 @@ func TestLoadErrors(t *testing.T) {
 			unknown: []config.UnknownKeyError{{Key: "address", Source: "rmqproxy.yaml:1", Suggestion: "grpc.address"}},
 		},
 		{
+			name:       "a dotted key in the file is nested instead",
+			file:       "grpc.address: x\ngrpc:\n  tls.certFile: y\n",
+			wantInText: []string{`rmqproxy.yaml:1: key "grpc.address" is the dotted name of a setting, which the file does not take: nest it, as "grpc:\n  address: ..."`, `rmqproxy.yaml:3: key "grpc.tls.certFile" is the dotted name of a setting, which the file does not take: nest it, as "grpc:\n  tls:\n    certFile: ..."`},
+		},
+		{
 			name:    "unknown key without a close match",
 			file:    "zzzzzzzzzzzz: 1\n",
 			unknown: []config.UnknownKeyError{{Key: "zzzzzzzzzzzz", Source: "rmqproxy.yaml:1", Suggestion: ""}},

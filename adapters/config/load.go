@@ -356,6 +356,11 @@ func (l *loader) applyMapping(sec *field, m *yaml.Node, file string, merges int)
 		}
 		seen[k.Value] = k.Line
 		f := sec.child(k.Value)
+		if f == nil && strings.Contains(k.Value, ".") && l.s.byKey[key] != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s: key %s is the dotted name of a setting, which the file does not take: nest it, as %q",
+				where, quoteShort(key), nested(key)))
+			continue
+		}
 		if f == nil {
 			e := &UnknownKeyError{Key: key, Source: where}
 			e.Suggestion = closest(key, l.keys(true))
@@ -378,6 +383,21 @@ func (l *loader) applyMapping(sec *field, m *yaml.Node, file string, merges int)
 		}
 		l.set(f)
 	}
+}
+
+// nested writes key as the YAML mappings the file takes:
+// "grpc:\n  address: ..." for grpc.address.
+func nested(key string) string {
+	parts := strings.Split(key, ".")
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteString("\n" + strings.Repeat("  ", i))
+		}
+		b.WriteString(p + ":")
+	}
+	b.WriteString(" ...")
+	return b.String()
 }
 
 func scalarText(n *yaml.Node) string {
