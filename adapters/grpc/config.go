@@ -83,8 +83,10 @@ func DefaultConfig() Config {
 // Validate reports unusable settings.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Address); err != nil {
+	if _, port, err := net.SplitHostPort(c.Address); err != nil {
 		errs = append(errs, fmt.Errorf("address %q is not host:port: %v", c.Address, err))
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535 (or a service name of /etc/services)", c.Address, port))
 	}
 	switch c.TLS.Mode {
 	case TLSPermissive, TLSEnforcing, TLSDisabled:
@@ -124,8 +126,11 @@ func (c Config) Validate() error {
 	if c.MaxRecvMessageSize < 1<<20 {
 		errs = append(errs, errors.New("maxRecvMessageSize must be at least 1MiB"))
 	}
-	if c.ClientIdleTimeout <= 0 || c.HandshakeTimeout <= 0 {
-		errs = append(errs, errors.New("clientIdleTimeout and handshakeTimeout must be positive"))
+	if c.ClientIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("clientIdleTimeout must be positive, not %v", c.ClientIdleTimeout))
+	}
+	if c.HandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("handshakeTimeout must be positive, not %v", c.HandshakeTimeout))
 	}
 	if c.MaxInflightPerKind < 1 {
 		errs = append(errs, errors.New("maxInflightPerKind must be at least 1"))
@@ -142,8 +147,13 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
 		errs = append(errs, errors.New("maxConcurrentStreams must be between 1 and 4294967295 (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)"))
 	}
-	if c.MaxConnectionsPerAddress < 0 || c.MaxConnections < 0 || c.MaxStreamResetsPerSecond < 0 {
-		errs = append(errs, errors.New("maxConnectionsPerAddress, maxConnections and maxStreamResetsPerSecond must not be negative (0: no limit)"))
+	for _, n := range []struct {
+		key   string
+		value int
+	}{{"maxConnectionsPerAddress", c.MaxConnectionsPerAddress}, {"maxConnections", c.MaxConnections}, {"maxStreamResetsPerSecond", c.MaxStreamResetsPerSecond}} {
+		if n.value < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative (0: no limit), not %d", n.key, n.value))
+		}
 	}
 	if c.ResponseWriteTimeout < 0 {
 		errs = append(errs, errors.New("responseWriteTimeout must not be negative (0: no limit)"))
