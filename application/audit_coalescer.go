@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -29,13 +30,17 @@ func DefaultAuditCoalesceConfig() AuditCoalesceConfig {
 
 // Validate checks the settings.
 func (c AuditCoalesceConfig) Validate() error {
+	var errs []error
 	if c.Window < 0 || c.Window > time.Hour {
-		return errors.New("auditCoalesce.window must be between 0 and 1h")
+		errs = append(errs, fmt.Errorf("window must be between 0 and 1h, not %v", c.Window))
 	}
-	if c.Window > 0 && (c.MaxKeys < 1 || c.MaxKeysPerOrigin < 1) {
-		return errors.New("auditCoalesce.maxKeys and auditCoalesce.maxKeysPerOrigin must be at least 1")
+	if c.Window > 0 && c.MaxKeys < 1 {
+		errs = append(errs, fmt.Errorf("maxKeys must be at least 1 (or window 0), not %d", c.MaxKeys))
 	}
-	return nil
+	if c.Window > 0 && c.MaxKeysPerOrigin < 1 {
+		errs = append(errs, fmt.Errorf("maxKeysPerOrigin must be at least 1 (or window 0), not %d", c.MaxKeysPerOrigin))
+	}
+	return errors.Join(errs...)
 }
 
 // How a coalesced event was formed, in its details ("coalesced").

@@ -119,8 +119,18 @@ func (c Config) Validate() error {
 	if c.Limits.MaxBodySize < 0 {
 		bad("limits.maxBodySize must not be negative")
 	}
-	if c.Limits.MaxUserPropertyCount < 0 || c.Limits.MaxPropertiesSize < 0 || c.Limits.MaxMessageGroupSize < 0 || c.Limits.MaxFilterExpressionLength < 0 {
-		bad("limits: counts and sizes must not be negative")
+	for _, n := range []struct {
+		key   string
+		value int64
+	}{
+		{"maxUserPropertyCount", int64(c.Limits.MaxUserPropertyCount)},
+		{"maxPropertiesSize", c.Limits.MaxPropertiesSize},
+		{"maxMessageGroupSize", int64(c.Limits.MaxMessageGroupSize)},
+		{"maxFilterExpressionLength", c.Limits.MaxFilterExpressionLength},
+	} {
+		if n.value < 0 {
+			bad("limits.%s must not be negative (0: no limit), not %d", n.key, n.value)
+		}
 	}
 	if c.Producer.MaxAttempts < 1 {
 		bad("producer.maxAttempts must be at least 1")
@@ -135,8 +145,11 @@ func (c Config) Validate() error {
 	if cc.MinLongPolling <= 0 || cc.MaxLongPolling < cc.MinLongPolling {
 		bad("consumer: need 0 < minLongPolling ≤ maxLongPolling")
 	}
-	if cc.ReceiveBatchSize < 1 || cc.MaxBatchSize < 1 {
-		bad("consumer: receiveBatchSize and maxBatchSize must be at least 1")
+	if cc.ReceiveBatchSize < 1 {
+		bad("consumer.receiveBatchSize must be at least 1, not %d", cc.ReceiveBatchSize)
+	}
+	if cc.MaxBatchSize < 1 {
+		bad("consumer.maxBatchSize must be at least 1, not %d", cc.MaxBatchSize)
 	}
 	if cc.AutoRenew && (cc.DefaultInvisibleTime <= cc.RenewAhead || cc.RenewPeriod <= 0 || cc.RenewMaxTime <= 0) {
 		bad("consumer: with autoRenew, defaultInvisibleTime must exceed renewAhead and renewPeriod, renewMaxTime must be positive")

@@ -64,9 +64,6 @@ func (c SecurityConfig) Validate() error {
 	if c.CacheSize < 0 {
 		errs = append(errs, errors.New("cacheSize must not be negative (0: no cache)"))
 	}
-	if err := c.AuditCoalesce.Validate(); err != nil {
-		errs = append(errs, err)
-	}
 	return errors.Join(errs...)
 }
 

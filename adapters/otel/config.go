@@ -90,8 +90,11 @@ func (c MetricsConfig) Validate() error {
 	if c.OTLP && c.OTLPInterval < time.Second {
 		errs = append(errs, fmt.Errorf("otlpInterval %v must be at least 1s", c.OTLPInterval))
 	}
-	if c.MaxTopics < 0 || c.MaxGroups < 0 {
-		errs = append(errs, errors.New("maxTopics and maxGroups must not be negative (0 counts every topic or group under \"_other\")"))
+	if c.MaxTopics < 0 {
+		errs = append(errs, fmt.Errorf("maxTopics must not be negative (0 counts every topic under \"_other\"), not %d", c.MaxTopics))
+	}
+	if c.MaxGroups < 0 {
+		errs = append(errs, fmt.Errorf("maxGroups must not be negative (0 counts every group under \"_other\"), not %d", c.MaxGroups))
 	}
 	for _, n := range append(append([]string(nil), c.Topics...), c.Groups...) {
 		if strings.TrimSpace(n) == "" {

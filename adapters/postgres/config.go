@@ -55,11 +55,20 @@ func (c Config) Validate() error {
 	if c.MaxConns < 2 {
 		errs = append(errs, errors.New("maxConns must be at least 2"))
 	}
-	if c.ReloadInterval < time.Second || c.ReconnectDelay <= 0 {
-		errs = append(errs, errors.New("reloadInterval must be at least 1s and reconnectDelay positive"))
+	if c.ReloadInterval < time.Second {
+		errs = append(errs, fmt.Errorf("reloadInterval must be at least 1s, not %v", c.ReloadInterval))
 	}
-	if c.Audit.BufferSize < 1 || c.Audit.BatchSize < 1 || c.Audit.FlushInterval <= 0 {
-		errs = append(errs, errors.New("audit.bufferSize and audit.batchSize must be at least 1, audit.flushInterval positive"))
+	if c.ReconnectDelay <= 0 {
+		errs = append(errs, fmt.Errorf("reconnectDelay must be positive, not %v", c.ReconnectDelay))
+	}
+	if c.Audit.BufferSize < 1 {
+		errs = append(errs, fmt.Errorf("audit.bufferSize must be at least 1, not %d", c.Audit.BufferSize))
+	}
+	if c.Audit.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("audit.batchSize must be at least 1, not %d", c.Audit.BatchSize))
+	}
+	if c.Audit.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("audit.flushInterval must be positive, not %v", c.Audit.FlushInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -114,6 +114,30 @@ func TestConfigErrorsNameFullKeys(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsNameTheKeyAtFault: a bad value is reported once, under
+// the key that holds it, with the value; not as a rule over a group of
+// settings that leaves the operator to find the one at fault.
+func TestConfigErrorsNameTheKeyAtFault(t *testing.T) {
+	tests := []struct{ arg, want string }{
+		{"--messaging.limits.maxUserPropertyCount=-1", "messaging.limits.maxUserPropertyCount must not be negative (0: no limit), not -1"},
+		{"--messaging.limits.maxMessageGroupSize=-2", "messaging.limits.maxMessageGroupSize must not be negative (0: no limit), not -2"},
+		{"--messaging.consumer.maxBatchSize=0", "messaging.consumer.maxBatchSize must be at least 1, not 0"},
+		{"--auth.auditCoalesce.maxKeys=0", "auth.auditCoalesce.maxKeys must be at least 1 (or window 0), not 0"},
+		{"--auth.auditCoalesce.window=2h", "auth.auditCoalesce.window must be between 0 and 1h, not 2h0m0s"},
+		{"--postgres.reconnectDelay=0s", "postgres.reconnectDelay must be positive, not 0s"},
+		{"--postgres.audit.batchSize=0", "postgres.audit.batchSize must be at least 1, not 0"},
+		{"--metrics.maxGroups=-1", `metrics.maxGroups must not be negative (0 counts every group under "_other"), not -1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.arg, func(t *testing.T) {
+			code, _, errOut := runCLI("config", "print", tt.arg)
+			if want := "rmqproxy: invalid configuration:\n" + tt.want + "\n"; code != 1 || errOut != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", code, errOut, want)
+			}
+		})
+	}
+}
+
 // TestProductionRefusesInsecureSkipVerify: config print (and so serve)
 // with the production profile exits 1 on cluster.tls.insecureSkipVerify,
 // naming the setting and the fix; the help says so.
