@@ -622,6 +622,35 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
+// TestErrUsage: Load's error matches ErrUsage when the command line is at
+// fault, and only then.
+func TestErrUsage(t *testing.T) {
+	for name, c := range map[string]struct {
+		file      string
+		env, args []string
+		usage     bool
+	}{
+		"unknown flag":           {args: []string{"--grpc.adress=x"}, usage: true},
+		"flag value":             {args: []string{"--grpc.workers=many"}, usage: true},
+		"stray argument":         {args: []string{"extra"}, usage: true},
+		"flag and file":          {file: "grcp: {}\n", args: []string{"--grpc.workers=many"}, usage: true},
+		"file":                   {file: "grcp: {}\n"},
+		"environment":            {env: []string{"RMQPROXY_GRPC_WORKERS=many"}},
+		"validation of a flag":   {args: []string{"--mode=hybrid"}},
+		"placeholder in a flag":  {args: []string{"--postgres.dsn=REDACTED"}},
+		"unknown env variable":   {env: []string{"RMQPROXY_GRPC_ADRESS=x"}},
+		"file value":             {file: "grpc:\n  workers: many\n"},
+		"validation of the file": {file: "mode: hybrid\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, c.file, c.env, c.args)
+			if err == nil || errors.Is(err, config.ErrUsage) != c.usage {
+				t.Fatalf("errors.Is(%v, ErrUsage) != %v", err, c.usage)
+			}
+		})
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string

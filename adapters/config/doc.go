@@ -66,8 +66,10 @@
 // joined. A Config's Validate names its own keys ("flush must be sync or
 // async"); each of its errors becomes a [*FieldError] that names them in
 // full ("local.flush must be sync or async"), or is prefixed with the
-// struct's key path when it names none. --help and -h make [Load] return
-// [ErrHelp].
+// struct's key path when it names none. When some of the load errors are
+// in the command line itself (an unknown flag, a flag value that does not
+// parse, an argument that is not a flag), the error matches [ErrUsage].
+// --help and -h make [Load] return [ErrHelp].
 //
 // Invariants: Load, and the parsers behind it, never panic on any input (a
 // file, an environment or flags); they return errors. Print never writes a

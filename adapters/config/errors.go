@@ -10,6 +10,26 @@ import (
 // the caller prints [Reference] (see [WriteHelp]) and exits successfully.
 var ErrHelp = errors.New("config: help requested")
 
+// ErrUsage matches (with errors.Is) an error of [Load] when some of the
+// errors it joins are in the command line itself: an unknown flag, a flag
+// value that does not parse, an argument that is not a flag. The caller
+// treats them as usage errors; the same mistakes in the file or the
+// environment, and failed validations, do not match.
+var ErrUsage = errors.New("config: usage error")
+
+// loadErrors are the errors of a [Load], joined as [errors.Join] joins
+// them; Is reports [ErrUsage] when the command line caused some of them.
+type loadErrors struct {
+	errs  []error
+	usage bool
+}
+
+func (e *loadErrors) Error() string   { return errors.Join(e.errs...).Error() }
+func (e *loadErrors) Unwrap() []error { return e.errs }
+func (e *loadErrors) Is(target error) bool {
+	return e.usage && target == ErrUsage
+}
+
 // FieldError is a value that could not be applied to a setting, or a failed
 // Validate of a struct.
 type FieldError struct {

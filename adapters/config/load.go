@@ -81,7 +81,7 @@ func Load(dst any, src Sources) error {
 		}
 	}
 	if len(l.errs) > 0 {
-		return errors.Join(l.errs...)
+		return &loadErrors{errs: l.errs, usage: l.usage}
 	}
 	derive(s, l.root)
 	return validate(s, l.root)
@@ -91,6 +91,9 @@ type loader struct {
 	s    *schema
 	root reflect.Value
 	errs []error
+	// usage is set when an error is in the command line itself (see
+	// ErrUsage).
+	usage bool
 	// placeholders are the errors of secrets set to the REDACTED
 	// placeholder, by key, reported only if no later source sets them
 	// (an environment variable over a file written by config print).
@@ -127,6 +130,9 @@ type assignment struct {
 func (l *loader) apply(as []assignment) {
 	for _, a := range as {
 		if err := setText(a.f, l.root.FieldByIndex(a.f.index), a.value); err != nil {
+			if strings.HasPrefix(a.source, "flag ") && !errors.Is(err, errPlaceholder) {
+				l.usage = true
+			}
 			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: withExpected(err, a.f)})
 			continue
 		}
@@ -205,6 +211,9 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 		}
 		as = append(as, assignment{f: f, value: value, source: "flag --" + f.key})
 	}
+	if len(l.errs) > 0 { // every error so far is the command line's
+		l.usage = true
+	}
 	return as, flagFile, help
 }
 
@@ -213,7 +222,7 @@ func (l *loader) unknownFlag(name string, f *field) error {
 		return &FieldError{Key: name, Source: "flag --" + name, Err: fmt.Errorf("is a group of settings, not a setting; set one of its keys, such as --%s", l.firstLeaf(f).key)}
 	}
 	e := &UnknownKeyError{Key: "--" + name, Source: "flags"}
-	if s := closest(name, l.keys(false)); s != "" {
+	if s := closest(name, append(l.keys(false), configFlag)); s != "" {
 		e.Suggestion = "--" + s
 	}
 	return e

@@ -59,6 +59,11 @@ Settings come from defaults < a YAML file (--config FILE or RMQPROXY_CONFIG)
 < environment (RMQPROXY_GRPC_ADDRESS=...) < flags (--grpc.address=...).
 "rmqproxy serve --help" lists every setting.
 
+Exit status: 0 on success; 1 on a failure (the start failed or was
+cancelled, the configuration is invalid, a command the proxy or PostgreSQL
+refused or could not be reached for); 2 on a usage error (an unknown
+command or flag, a flag value that does not parse, a missing argument).
+
 Quick start:
   rmqproxy &                               # gRPC on :8081, admin API on 127.0.0.1:8082, data in ./data
   rmqproxy topic create orders --type NORMAL
@@ -94,7 +99,9 @@ func main() {
 
 // run executes one command and returns the process exit code: 0 on
 // success, 1 on a failure (serve: also a start cancelled by SIGTERM or
-// SIGINT), 2 on a usage error.
+// SIGINT; an invalid configuration from the file, the environment or
+// validation), 2 on a usage error (also a setting flag that is unknown or
+// does not parse).
 func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
@@ -271,6 +278,9 @@ func loadConfig(args []string, src config.Sources) (app.Root, error) {
 	}
 	root := app.Defaults(profile)
 	if err := config.Load(&root, src); err != nil {
+		if errors.Is(err, config.ErrUsage) {
+			return app.Root{}, fmt.Errorf("%w: %w\n(\"rmqproxy serve --help\" lists every setting)", errUsage, err)
+		}
 		return app.Root{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return root, nil

@@ -109,8 +109,49 @@ func TestConfigErrorsNameFullKeys(t *testing.T) {
 			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
 		}
 	}
-	if code, _, errOut := runCLI("--grpc.adress=:1"); code != 1 || !strings.Contains(errOut, "did you mean --grpc.address?") {
-		t.Errorf("misspelled setting: exit %d:\n%s", code, errOut)
+}
+
+// TestCommandLineSettingErrorsAreUsageErrors: a mistake on the command line
+// itself (a misspelled setting flag, a flag value that does not parse, a
+// stray argument) exits 2 like every other usage error, with serve, config
+// print and the commands that take settings; a configuration that reads but
+// is wrong (a value Validate refuses, a bad file or environment variable)
+// exits 1, as a failed start does.
+func TestCommandLineSettingErrorsAreUsageErrors(t *testing.T) {
+	usage := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grpc.adress=:1"}, `unknown flag "--grpc.adress" (did you mean --grpc.address?)`},
+		{[]string{"serve", "--grpc.maxConnections=lots"}, `flag --grpc.maxConnections: invalid value "lots"`},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"config", "print", "--confg", "x.yaml"}, `unknown flag "--confg" (did you mean --config?)`},
+		{[]string{"migrate", "version", "--postgres.dns=x"}, `unknown flag "--postgres.dns" (did you mean --postgres.dsn?)`},
+		{[]string{"user", "list", "--postgres.dns=x"}, `unknown flag "--postgres.dns" (did you mean --postgres.dsn?)`},
+	}
+	for _, tt := range usage {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != 2 || out != "" || !strings.HasPrefix(errOut, "usage: ") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	if err := os.WriteFile(file, []byte("grpc:\n  adress: :1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"config", "print", "--log.level=loud"},
+		{"config", "print", "--config", file},
+	} {
+		if code, _, errOut := runCLI(args...); code != 1 || !strings.HasPrefix(errOut, "rmqproxy: invalid configuration:") {
+			t.Errorf("%q: exit %d, stderr %q; want 1", args, code, errOut)
+		}
+	}
+	var o, e bytes.Buffer
+	if code := run([]string{"config", "print"}, config.Sources{Env: []string{"RMQPROXY_GRPC_MAX_CONNECTIONS=lots"}}, &o, &e); code != 1 {
+		t.Errorf("a bad environment variable: exit %d, stderr %q; want 1", code, e.String())
 	}
 }
 
