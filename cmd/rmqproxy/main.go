@@ -83,7 +83,9 @@ had started stops and rmqproxy exits 1. Flags are --key=value or --key value; a 
 const configUsage = `Usage: rmqproxy config print [--config FILE] [--setting=value ...]
 
 Prints the effective configuration as YAML that --config reads back, with
-each setting's help as a comment and secrets redacted.
+each setting's help as a comment and secrets redacted. Settings that follow
+others while empty (local.storeHost, grpc.tls.selfSignedDir) are printed
+empty while they do, so that a file written from it keeps them following.
 
 `
 
@@ -460,5 +462,5 @@ func configCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return config.Print(stdout, cfg)
+	return config.Print(stdout, cfg.Underived())
 }

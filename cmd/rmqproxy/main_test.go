@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -329,5 +330,101 @@ func TestAdminCommandWaitIsBounded(t *testing.T) {
 	code, _, errOut = runCLI("group", "list", "--admin.address="+addr, "--wait=0")
 	if code != 1 || strings.Contains(errOut, "waiting") || !strings.Contains(errOut, "is rmqproxy running?") {
 		t.Fatalf("--wait=0: exit %d:\n%s", code, errOut)
+	}
+}
+
+// TestConfigPrintRoundTrip: what config print writes, given back with
+// --config, gives the same effective configuration, for the development
+// and production profiles and cluster mode; secrets given in the
+// environment are printed REDACTED and, with the environment again, load
+// back to the same configuration.
+func TestConfigPrintRoundTrip(t *testing.T) {
+	secrets := []string{
+		"RMQPROXY_CLUSTER_ACL_SECRET_KEY=broker-secret-1",
+		"RMQPROXY_POSTGRES_DSN=postgres://rmq:pg-password-2@127.0.0.1:5432/rmq",
+		"RMQPROXY_OTLP_HEADERS=authorization=Bearer token-3",
+		"RMQPROXY_ADMIN_SECRET_KEY=admin-secret-4",
+		"RMQPROXY_POSTGRES_SECRET_KEYS=k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	}
+	for name, c := range map[string]struct {
+		args []string
+		env  []string
+	}{
+		"development": {},
+		"production":  {args: []string{"--profile=production"}},
+		"cluster":     {args: []string{"--profile=production", "--mode=cluster", "--cluster.nameServers=10.0.0.1:9876,10.0.0.2:9876", "--cluster.acl.accessKey=ak"}, env: secrets},
+		"secrets":     {args: []string{"--local.dataDir=/var/lib/rmqproxy", "--grpc.address=127.0.0.1:9081", "--cluster.acl.accessKey=ak"}, env: secrets},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var first, errOut bytes.Buffer
+			if code := run(append([]string{"config", "print"}, c.args...), config.Sources{Env: c.env}, &first, &errOut); code != 0 {
+				t.Fatalf("config print: exit %d: %s", code, errOut.String())
+			}
+			for _, s := range []string{"broker-secret-1", "pg-password-2", "token-3", "admin-secret-4", "AAAAAAAA"} {
+				if strings.Contains(first.String(), s) {
+					t.Errorf("config print shows the secret %q", s)
+				}
+			}
+			file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+			if err := os.WriteFile(file, first.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var second bytes.Buffer
+			errOut.Reset()
+			if code := run([]string{"config", "print", "--config", file}, config.Sources{Env: c.env}, &second, &errOut); code != 0 {
+				t.Fatalf("config print --config (its own output): exit %d: %s", code, errOut.String())
+			}
+			if first.String() != second.String() {
+				t.Errorf("the configuration read back differs:\n%s", lineDiff(first.String(), second.String()))
+			}
+		})
+	}
+}
+
+// lineDiff lists the lines of a and b that differ, by line number.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out strings.Builder
+	for i := range max(len(al), len(bl)) {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			fmt.Fprintf(&out, "%d: %q != %q\n", i+1, x, y)
+		}
+	}
+	return out.String()
+}
+
+// TestConfigPrintKeepsDerivedSettingsFollowing: local.storeHost and
+// grpc.tls.selfSignedDir follow grpc.address and local.dataDir when left
+// empty. A file written by config print must keep them following: an
+// operator who starts from it and moves the data directory or the port
+// must not find the certificate still generated under ./data/tls and
+// messages still stamped with the old port.
+func TestConfigPrintKeepsDerivedSettingsFollowing(t *testing.T) {
+	code, printed, errOut := runCLI("config", "print")
+	if code != 0 {
+		t.Fatalf("config print: exit %d: %s", code, errOut)
+	}
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	if err := os.WriteFile(file, []byte(printed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig([]string{"--config", file, "--grpc.address=10.1.2.3:9081", "--local.dataDir=/srv/rmqproxy"}, config.Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Local.StoreHost != "10.1.2.3:9081" || cfg.GRPC.TLS.SelfSignedDir != "/srv/rmqproxy/tls" {
+		t.Errorf("from the printed file with another address and data directory: local.storeHost %q, grpc.tls.selfSignedDir %q", cfg.Local.StoreHost, cfg.GRPC.TLS.SelfSignedDir)
+	}
+	// Set explicitly, they stay as set, and are printed.
+	code, out, _ := runCLI("config", "print", "--local.storeHost=10.9.9.9:1", "--grpc.tls.selfSignedDir=/etc/rmqproxy/tls", "--grpc.address=:9081")
+	if code != 0 || !strings.Contains(out, "storeHost: 10.9.9.9:1\n") || !strings.Contains(out, "selfSignedDir: /etc/rmqproxy/tls\n") {
+		t.Errorf("explicit values: exit %d:\n%s", code, out)
 	}
 }

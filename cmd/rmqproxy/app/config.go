@@ -109,6 +109,19 @@ func (r *Root) Derive() {
 	}
 }
 
+// Underived returns r with the settings Derive fills left empty again
+// where they hold what Derive fills them with, for config print: a file
+// written from it keeps them following the settings they derive from.
+func (r Root) Underived() Root {
+	if r.Local.StoreHost == storeHostOf(r.GRPC.Address) {
+		r.Local.StoreHost = ""
+	}
+	if r.GRPC.TLS.SelfSignedDir == filepath.Join(r.Local.DataDir, "tls") {
+		r.GRPC.TLS.SelfSignedDir = ""
+	}
+	return r
+}
+
 // storeHostOf is the ip:port stored messages record for a gRPC listen
 // address. An address that does not parse (which grpc.address's own
 // validation reports) gives 127.0.0.1:8081.
