@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -33,7 +34,13 @@ func TestREADMESettingsTable(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("README.md lacks the settings markers %q ... %q", beginMarker, endMarker)
 	}
-	want := config.MarkdownTable(config.Reference(app.Defaults(app.ProfileDevelopment)))
+	settings := config.Reference(app.Defaults(app.ProfileDevelopment))
+	for _, st := range settings {
+		if strings.TrimSpace(st.Help) == "" {
+			t.Errorf("setting %s has no help tag: --help, config print and the README table would not say what it does", st.Key)
+		}
+	}
+	want := config.MarkdownTable(settings)
 	got := s[i+len(beginMarker) : j]
 	if got == want {
 		return
@@ -45,6 +52,52 @@ func TestREADMESettingsTable(t *testing.T) {
 		return
 	}
 	t.Fatal("README.md's settings table is out of date; run: go test ./cmd/rmqproxy/app -update")
+}
+
+// notSettings are dotted names in backquotes in README.md and docs/ that
+// look like settings and are not: flags of the admin commands, a gRPC
+// service, and the prefixes of OpenTelemetry's messaging attributes.
+var notSettings = []string{
+	"admin.caFile", "admin.insecureSkipVerify", "grpc.health.v1",
+	"messaging.system", "messaging.batch.", "messaging.client.", "messaging.consumer.group.", "messaging.destination.",
+	"messaging.message.", "messaging.operation.", "messaging.rocketmq.",
+}
+
+// TestDocsNameOnlyExistingSettings: every setting README.md and docs/*.md
+// name in backquotes (`grpc.tls.mode`, `--local.flush`, `postgres.*`) is a
+// setting or a section of settings, so that the documentation cannot keep
+// a key that was renamed or removed.
+func TestDocsNameOnlyExistingSettings(t *testing.T) {
+	known := map[string]bool{}
+	sections := map[string]bool{}
+	for _, st := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
+		known[st.Key] = true
+		parts := strings.Split(st.Key, ".")
+		for n := 1; n < len(parts); n++ {
+			known[strings.Join(parts[:n], ".")] = true
+		}
+		sections[parts[0]] = true
+	}
+	files, err := filepath.Glob("../../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`(?:--)?([a-z][a-zA-Z0-9]*(?:\\.[a-zA-Z0-9]+)+)(?:\\.\\*)?(?:[= ][^`]*)?`")
+	for _, f := range append(files, "../../../README.md") {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range named.FindAllStringSubmatch(string(text), -1) {
+			key := m[1]
+			if !sections[strings.Split(key, ".")[0]] || known[key] || slices.ContainsFunc(notSettings, func(p string) bool {
+				return key == p || strings.HasSuffix(p, ".") && strings.HasPrefix(key, p)
+			}) {
+				continue
+			}
+			t.Errorf("%s names %q, which is no setting (renamed or removed? or add it to notSettings)", filepath.Base(f), key)
+		}
+	}
 }
 
 const (
