@@ -26,8 +26,8 @@ type LimitsConfig struct {
 	MaxUserPropertyCount   int           `yaml:"maxUserPropertyCount" help:"most user properties one message may carry"`
 	MaxPropertiesSize      int64         `yaml:"maxPropertiesSize" unit:"bytes" help:"most bytes of user property keys and values, tag and keys of one message together"`
 	MaxMessageGroupSize    int           `yaml:"maxMessageGroupSize" help:"message groups must be shorter than this many bytes"`
-	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie"`
-	MaxTransactionRecovery time.Duration `yaml:"maxTransactionRecovery" help:"longest orphaned-transaction recovery duration a producer may ask for"`
+	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie; 0: no limit"`
+	MaxTransactionRecovery time.Duration `yaml:"maxTransactionRecovery" help:"longest orphaned-transaction recovery duration a producer may ask for; 0: no limit"`
 	TopicMessageTypeCheck  bool          `yaml:"topicMessageTypeCheck" help:"reject messages whose type does not match the topic's type, and ask clients to check it too"`
 	// MaxFilterExpressionLength protects the proxy: each receive compiles
 	// its filter, and a SQL92 filter costs its size per message examined.
@@ -118,6 +118,14 @@ func (c Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.Limits.MaxBodySize < 0 {
 		bad("limits.maxBodySize must not be negative")
+	}
+	for _, d := range []struct {
+		key   string
+		value time.Duration
+	}{{"maxDelay", c.Limits.MaxDelay}, {"maxTransactionRecovery", c.Limits.MaxTransactionRecovery}} {
+		if d.value < 0 {
+			bad("limits.%s must not be negative (0: no limit), not %v", d.key, d.value)
+		}
 	}
 	for _, n := range []struct {
 		key   string

@@ -163,6 +163,8 @@ func TestConfigErrorsNameTheKeyAtFault(t *testing.T) {
 	tests := []struct{ arg, want string }{
 		{"--messaging.limits.maxUserPropertyCount=-1", "messaging.limits.maxUserPropertyCount must not be negative (0: no limit), not -1"},
 		{"--messaging.limits.maxMessageGroupSize=-2", "messaging.limits.maxMessageGroupSize must not be negative (0: no limit), not -2"},
+		{"--messaging.limits.maxDelay=-1s", "messaging.limits.maxDelay must not be negative (0: no limit), not -1s"},
+		{"--messaging.limits.maxTransactionRecovery=-1h", "messaging.limits.maxTransactionRecovery must not be negative (0: no limit), not -1h0m0s"},
 		{"--messaging.consumer.maxBatchSize=0", "messaging.consumer.maxBatchSize must be at least 1, not 0"},
 		{"--auth.auditCoalesce.maxKeys=0", "auth.auditCoalesce.maxKeys must be at least 1 (or window 0), not 0"},
 		{"--auth.auditCoalesce.window=2h", "auth.auditCoalesce.window must be between 0 and 1h, not 2h0m0s"},
