@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -121,6 +122,11 @@ func parseEndpoint(s string) (hostPort string, insecure bool, err error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", false, fmt.Errorf("endpoint %q must be a URL such as http://127.0.0.1:4317 (plaintext) or https://collector.example.com:4317 (TLS)", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return "", false, fmt.Errorf("endpoint %q: port %s is not a number between 1 and 65535", s, p)
+		}
 	}
 	if u.Path != "" && u.Path != "/" {
 		return "", false, fmt.Errorf("endpoint %q must not have a path: the OTLP paths (/v1/traces, /v1/metrics) are added", s)

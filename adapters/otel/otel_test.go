@@ -29,6 +29,8 @@ func TestConfigValidation(t *testing.T) {
 		{func(c *otel.OTLPConfig) { c.Protocol = "udp" }, "must be grpc or http"},
 		{func(c *otel.OTLPConfig) { c.Endpoint = "127.0.0.1:4317" }, "must be a URL"},
 		{func(c *otel.OTLPConfig) { c.Endpoint = "http://collector:4318/v1/traces" }, "must not have a path"},
+		{func(c *otel.OTLPConfig) { c.Endpoint = "http://collector:99999" }, `endpoint "http://collector:99999": port 99999 is not a number between 1 and 65535`},
+		{func(c *otel.OTLPConfig) { c.Endpoint = "https://collector:0" }, "port 0 is not a number between 1 and 65535"},
 		{func(c *otel.OTLPConfig) { c.Headers = "authorization" }, "key=value"},
 		{func(c *otel.OTLPConfig) { c.Timeout = 0 }, "timeout must be positive"},
 	} {
