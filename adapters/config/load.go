@@ -222,7 +222,7 @@ func (l *loader) unknownFlag(name string, f *field) error {
 		return &FieldError{Key: name, Source: "flag --" + name, Err: fmt.Errorf("is a group of settings, not a setting; set one of its keys, such as --%s", l.firstLeaf(f).key)}
 	}
 	e := &UnknownKeyError{Key: "--" + name, Source: "flags"}
-	if s := closest(name, append(l.keys(false), configFlag)); s != "" {
+	if s := closest(name, append(l.keys(false), configFlag, "help")); s != "" {
 		e.Suggestion = "--" + s
 	}
 	return e

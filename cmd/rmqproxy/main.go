@@ -112,6 +112,10 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 			cmd, rest = "help", args[1:]
 		case a == "--version" || a == "-version":
 			cmd, rest = "version", args[1:]
+		case strings.HasPrefix(a, "-") && config.Closest(strings.TrimLeft(a, "-"), []string{"version"}) != "":
+			// --verison: no setting is named anything like it.
+			fmt.Fprintf(stderr, "%s: unknown flag %q (did you mean --version?)\n", errUsage, a)
+			return 2
 		case a != "" && a[0] != '-':
 			cmd, rest = a, args[1:]
 		}

@@ -90,6 +90,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"client", "stack"}, "client stack needs exactly one client id"},
 		{[]string{"client", "verify", "id", "--topic", "t", "--message-id", "m"}, `unknown flag "--message-id" (did you mean --messageId?)`},
 		{[]string{"client", "lsit"}, `unknown client command "lsit" (did you mean list?)`},
+		{[]string{"--verison"}, `unknown flag "--verison" (did you mean --version?)`},
+		{[]string{"--hlep"}, `unknown flag "--hlep" (did you mean --help?)`},
+		{[]string{"config", "print", "-hepl"}, `unknown flag "--hepl" (did you mean --help?)`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
