@@ -63,25 +63,34 @@ var notSettings = []string{
 	"messaging.message.", "messaging.operation.", "messaging.rocketmq.",
 }
 
-// TestDocsNameOnlyExistingSettings: every setting README.md and docs/*.md
-// name in backquotes (`grpc.tls.mode`, `--local.flush`, `postgres.*`) is a
-// setting or a section of settings, so that the documentation cannot keep
-// a key that was renamed or removed.
+// TestDocsNameOnlyExistingSettings: every setting README.md, docs/*.md and
+// deployments/ name in backquotes (`grpc.tls.mode`, `--local.flush`,
+// `postgres.*`) is a setting or a section of settings, and every RMQPROXY_
+// variable they name is a setting's (or RMQPROXY_CONFIG, or one of the test
+// suites' RMQPROXY_TEST_ and RMQPROXY_BENCH_ variables), so that the
+// documentation cannot keep a key that was renamed or removed.
 func TestDocsNameOnlyExistingSettings(t *testing.T) {
 	known := map[string]bool{}
 	sections := map[string]bool{}
+	envs := map[string]bool{"RMQPROXY_CONFIG": true}
 	for _, st := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
 		known[st.Key] = true
+		envs[st.Env] = true
 		parts := strings.Split(st.Key, ".")
 		for n := 1; n < len(parts); n++ {
 			known[strings.Join(parts[:n], ".")] = true
 		}
 		sections[parts[0]] = true
 	}
-	files, err := filepath.Glob("../../../docs/*.md")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, pattern := range []string{"../../../docs/*.md", "../../../deployments/*.*", "../../../deployments/*/*"} {
+		more, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, more...)
 	}
+	envName := regexp.MustCompile(`\bRMQPROXY_[A-Z0-9_]*[A-Z0-9]`)
 	named := regexp.MustCompile("`(?:--)?([a-z][a-zA-Z0-9]*(?:\\.[a-zA-Z0-9]+)+)(?:\\.\\*)?(?:[= ][^`]*)?`")
 	for _, f := range append(files, "../../../README.md") {
 		text, err := os.ReadFile(f)
@@ -96,6 +105,11 @@ func TestDocsNameOnlyExistingSettings(t *testing.T) {
 				continue
 			}
 			t.Errorf("%s names %q, which is no setting (renamed or removed? or add it to notSettings)", filepath.Base(f), key)
+		}
+		for _, name := range envName.FindAllString(string(text), -1) {
+			if !envs[name] && !strings.HasPrefix(name, "RMQPROXY_TEST_") && !strings.HasPrefix(name, "RMQPROXY_BENCH_") {
+				t.Errorf("%s names the environment variable %s, which is no setting's", filepath.Base(f), name)
+			}
 		}
 	}
 }
