@@ -1,7 +1,7 @@
 // Package admin is rmqproxy's administrative HTTP/JSON API, its Go client
 // and the table/JSON rendering the CLI uses (rmqproxy topic ..., rmqproxy
-// group ...). The server drives [application.Admin]; it owns no state of its
-// own.
+// group ..., rmqproxy client ...). The server drives [application.Admin]; it
+// owns no state of its own.
 //
 // Routes (JSON in and out; durations as strings such as "10s"):
 //
@@ -16,6 +16,9 @@
 //	PUT    /v1/groups/{name}        change given fields    ← UpdateGroupRequest → Group
 //	DELETE /v1/groups/{name}        delete a group         → 204
 //	GET    /v1/groups/{name}/stats  per-queue progress     → GroupStats
+//	GET    /v1/clients              connected clients      (?group=&topic=)
+//	POST   /v1/clients/{id}/stack   a client's thread stacks, asked over its Telemetry stream
+//	POST   /v1/clients/{id}/verify  a consumer verifies a message ← {"topic","messageId"}
 //
 // Names in paths are percent-encoded (a topic may contain % and |).
 // Every failure is {"code":"TOPIC_NOT_FOUND","message":"..."} with an HTTP
@@ -32,7 +35,11 @@
 // PUT, must have Content-Type: application/json (else 415
 // UNSUPPORTED_MEDIA_TYPE, which defeats cross-site form posts).
 //
-// The API is unauthenticated (until rmqproxy's security work lands) and so
-// listens on loopback by default; exposing admin.address beyond the host
-// lets anyone who reaches it create and delete topics.
+// Without auth.enabled the API is unauthenticated, so it listens on loopback
+// by default, and an admin.address beyond loopback is refused at start
+// unless both auth.enabled and admin.tls.enabled are set. With auth.enabled
+// every call must be signed by an enabled Super user over the whole call
+// (method, target, body digest, date-time and a nonce accepted once; see
+// auth.go and docs/security.md), and is authorized and audited.
+// admin.tls.enabled serves the API over HTTPS only.
 package admin

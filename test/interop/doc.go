@@ -28,8 +28,11 @@
 // proxy's text, and a 10 KiB tag expression receives its messages; and
 // "fiforun": a simple consumer receiving with a batch size of 3 from one
 // message group gets a run of 3, and the run comes again when its first
-// message is not acked; and "pastdue": delay messages whose delivery time
-// lies 20 s in the past reach a simple consumer that is already waiting.
+// message is not acked; "pastdue": delay messages whose delivery time
+// lies 20 s in the past reach a simple consumer that is already waiting;
+// and "verify": rmqproxy client verify has its push consumer's listener
+// verify two messages (OK and FAILED_TO_CONSUME_MESSAGE), in the cluster
+// target also through the broker (CONSUME_MESSAGE_DIRECTLY).
 // (The Java simple consumer receives while the scenario sends, so the time
 // from a send to its receive is the proxy's delivery time, not the time the
 // program took to send the rest.)

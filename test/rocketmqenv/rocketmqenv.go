@@ -1,9 +1,11 @@
 // Package rocketmqenv runs a real Apache RocketMQ NameServer and Broker for
-// tests: the jars test/scripts/install-rocketmq.sh copied from Maven
-// Central (release pinned in test/rocketmq/pom.xml), started with java on
-// loopback, free ports, small heaps, Remoting TLS disabled, a logback file
-// and a store per JVM in the test's temporary directory, and stopped by
-// PID when the test ends.
+// tests (more brokers, which can be killed and restarted, and the Apache
+// RocketMQ proxy in cluster mode for differential tests and benchmarks): the
+// jars test/scripts/install-rocketmq.sh copied from Maven Central (release
+// pinned in test/rocketmq/pom.xml), started with java on loopback, free
+// ports, small heaps, Remoting TLS disabled unless a test passes the JVM
+// flags for it, a logback file and a store per JVM in the test's temporary
+// directory, and stopped by PID when the test ends.
 //
 // When java or the jars are missing, Start skips the test with the
 // command that installs them, or fails it under
