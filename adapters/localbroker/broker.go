@@ -124,6 +124,11 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		if !m.DeliverAt.IsZero() && m.DeliverAt.Before(minStorableTime) {
 			return nil, domain.Errorf(domain.ReasonIllegalDeliveryTime, "delivery time %s of message %d is before what the local broker can store (year 1677)", m.DeliverAt.UTC().Format(time.RFC3339), i)
 		}
+		// The protocol's born times run to 9999 (domain.InMessageTimeRange)
+		// and validation refused those before 1970.
+		if m.BornAt.After(maxStorableTime) {
+			return nil, domain.Errorf(domain.ReasonBadRequest, "born time %s of message %d is beyond what the local broker can store (year 2262)", m.BornAt.UTC().Format(time.RFC3339), i)
+		}
 		switch {
 		case m.Transactional:
 			txns++

@@ -1402,3 +1402,26 @@ func TestRetentionForgetsTopicDeletions(t *testing.T) {
 		t.Fatalf("%d deletions remembered after a restart", n)
 	}
 }
+
+// TestBornTimeBeyondStorableTimeRefused: a born time after 2262 passes the
+// protocol's validation (message times run to 9999) but cannot be held in
+// the records' Unix nanoseconds: it was stored wrapped around and read back
+// as another time. Such a send is refused, as a delivery time beyond 2262
+// is; one within the range is kept exactly.
+func TestBornTimeBeyondStorableTimeRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	far := msg("orders", "far", "")
+	far.BornAt = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := domain.DefaultLimits().ValidateMessage(&far, h.clock.Now()); err != nil {
+		t.Fatalf("the protocol's validation refuses it already: %v", err)
+	}
+	_, err := h.e.Send(t.Context(), domain.QueueRef{Topic: "orders", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("orders", "now", ""), far})
+	wantReason(t, err, domain.ReasonBadRequest)
+	late := msg("orders", "late", "")
+	late.BornAt = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+	h.send("orders", 0, late)
+	got := h.pop("g", "orders", -1, 10, 30*time.Second)
+	if len(got) != 1 || got[0].ID != "late" || !got[0].BornAt.Equal(late.BornAt) {
+		t.Fatalf("popped %+v, want only late born at %s", got, late.BornAt)
+	}
+}
