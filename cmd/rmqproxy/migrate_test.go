@@ -39,7 +39,7 @@ func TestMigrateCommand(t *testing.T) {
 		{[]string{"migrate", "down", "--all", "--postgres.dsn", dsn}, 0, "schema version 0;"},
 		{[]string{"migrate", "down", "zero", "--postgres.dsn", dsn}, 2, "takes a number"},
 		{[]string{"migrate", "sideways"}, 2, `unknown migrate command "sideways"`},
-		{[]string{"migrate", "up", "--postgres.dns", dsn}, 1, "did you mean --postgres.dsn?"},
+		{[]string{"migrate", "up", "--postgres.dns", dsn}, 2, "did you mean --postgres.dsn?"},
 		{[]string{"migrate", "up", "--al"}, 2, "did you mean --all?"},
 		{[]string{"migrate", "version", "--postgres.dsn", "postgres://u:hunter2@127.0.0.1:1/x"}, 1, "connect to PostgreSQL"},
 	}

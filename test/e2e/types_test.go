@@ -382,9 +382,15 @@ func TestSQL92Filters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bad.Start(); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
-		bad.GracefulStop()
-		t.Fatalf("a consumer subscribing with a malformed SQL92 filter started: %v", err)
+	// The settings are accepted, as the Apache proxy accepts them (only a
+	// blank SQL92 expression is refused there): the consumer starts, and
+	// its receives of that subscription fail with the precise code.
+	if err := bad.Start(); err != nil {
+		t.Fatalf("a consumer subscribing with a malformed SQL92 filter did not start: %v", err)
+	}
+	defer func() { _ = bad.GracefulStop() }()
+	if ms, err := bad.Receive(t.Context(), 16, 20*time.Second); err == nil || !strings.Contains(err.Error(), v2.Code_ILLEGAL_FILTER_EXPRESSION.String()) {
+		t.Fatalf("receive with a malformed SQL92 subscription: %d messages, %v; want ILLEGAL_FILTER_EXPRESSION", len(ms), err)
 	}
 	raw := testenv.NewRawClient(t, p)
 	rawGroup := testenv.Name(t, "g-sql-raw")
