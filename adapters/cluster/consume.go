@@ -241,6 +241,17 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 // the handle's broker, then an ack of the delivery. A failed ack is only
 // logged: the message is in the dead-letter queue already, and a second
 // delivery would be forwarded again.
+//
+// Unlike the Apache proxy it first reads the message the handle's
+// commit-log offset names (VIEW_MESSAGE_BY_ID) and moves nothing unless it
+// is a message of the request's topic (or of the group's pop retry topic
+// for it): the broker copies whatever message is at that offset, and the
+// request's group and topic are all the client was authorized for, so a
+// handle of another topic's message (stolen, or made up: the offset is a
+// plain number) would put that message into the client's own dead-letter
+// queue, where its group may read it. Such a forward is answered OK with
+// nothing moved, as local mode answers a handle never delivered to the
+// group.
 func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
 	h := req.Handle
 	if h.CommitLogOffset < 0 {
@@ -248,6 +259,9 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	}
 	addr, err := b.handleBroker(ctx, h)
 	if err != nil {
+		return err
+	}
+	if ok, err := b.handleNamesTopic(ctx, addr, req); err != nil || !ok {
 		return err
 	}
 	_, err = b.call(ctx, addr, remoting.RequestConsumerSendMsgBack, &remoting.ConsumerSendMsgBackRequestHeader{
@@ -262,6 +276,34 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			slog.String("consumer_group", req.Group), slog.String("msg_id", req.MessageID), slog.Any("error", err))
 	}
 	return nil
+}
+
+// handleNamesTopic reports whether the message at the commit-log offset of
+// req's handle belongs to req's topic, or to the pop retry topic of req's
+// group for it (the two forms; the handle's topic type is the client's
+// word): the topics the request was authorized for. It logs one that does
+// not.
+func (b *Broker) handleNamesTopic(ctx context.Context, addr string, req ports.AckRequest) (bool, error) {
+	h := req.Handle
+	resp, err := b.call(ctx, addr, remoting.RequestViewMessageById,
+		&remoting.ViewMessageRequestHeader{Topic: realTopic(req.Topic, req.Group, h), Offset: h.CommitLogOffset}, nil)
+	if err != nil {
+		b.failed(h.BrokerName, err)
+		return false, mapError(err)
+	}
+	m, err := remoting.DecodeMessage(resp.Body)
+	if err != nil {
+		return false, domain.Wrap(domain.ReasonInvalidReceiptHandle, err,
+			"the receipt handle's commit log offset names no message the broker could show; pass the handle of a received message unchanged")
+	}
+	switch m.Topic {
+	case req.Topic, remoting.PopRetryTopic(req.Topic, req.Group, false), remoting.PopRetryTopic(req.Topic, req.Group, true):
+		return true, nil
+	}
+	b.log.LogAttrs(ctx, slog.LevelInfo, "dead-letter forward of a receipt handle naming a message of another topic; nothing to move",
+		slog.String("consumer_group", req.Group), slog.String("topic", req.Topic), slog.String("broker", h.BrokerName),
+		slog.Int64("commit_log_offset", h.CommitLogOffset), slog.String("msg_id", req.MessageID))
+	return false, nil
 }
 
 // batchParallelism bounds the broker calls one batch runs at once.

@@ -1,0 +1,245 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestStolenReceiptHandleReachesNoOtherTopic: a receipt handle names a
+// queue, offsets and the message's place in the commit log, but not its
+// topic or group; a user who gets hold of the handle of a message of a
+// topic she may not consume (here: the Super user's delivery of a message
+// of alice's denied topic) gains nothing by presenting it with her own
+// group and a topic she may consume. Forwarding it to her group's
+// dead-letter queue (where she could read it: the dead-letter topic is
+// authorized as her group) is refused (in cluster mode the broker would
+// copy whatever message the handle's commit-log offset names); an ack or
+// invisible-time change of it under her names leaves the other delivery
+// alone; naming the other topic or group is FORBIDDEN and audited.
+func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
+	s := newSecured(t)
+	c := s.start(t)
+	eu := testenv.Name(t, "orders-eu")
+	adminGroup := testenv.Name(t, "g-admin")
+	createTopics(t, c, eu, s.secret)
+
+	// The Super user sends a message to the topic alice is denied, and
+	// receives it: its handle is the one alice steals.
+	admin, err := startProducer(t, clientConfig(c, "admin", adminSecret, ""), s.secret)
+	if err != nil {
+		t.Fatalf("admin's producer: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	_, err = admin.Send(ctx, &rmq.Message{Topic: s.secret, Body: []byte("top secret")})
+	cancel()
+	if err != nil {
+		t.Fatalf("admin sends to %s: %v", s.secret, err)
+	}
+	stolen := receiveOne(t, clientConfig(c, "admin", adminSecret, adminGroup), s.secret)
+
+	// Alice consumes her own topic with her group (so both exist and her
+	// group has deliveries of its own).
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), eu)
+	if err != nil {
+		t.Fatalf("alice's producer: %v", err)
+	}
+	if err := send(alice, eu); err != nil {
+		t.Fatalf("alice sends to %s: %v", eu, err)
+	}
+	own := receiveOne(t, clientConfig(c, "alice", aliceSecret, s.group), eu)
+
+	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := v2.NewMessagingServiceClient(conn)
+	as := func(user, secret string) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		md := signed(user, secret, time.Now(), false, "x-mq-client-id", "stolen-"+user, "x-mq-language", "GO",
+			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4")
+		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+	}
+	res := func(name string) *v2.Resource { return &v2.Resource{Name: name} }
+	forward := func(group, topic string, mv *rmq.MessageView) *v2.Status {
+		t.Helper()
+		ctx, cancel := as("alice", aliceSecret)
+		defer cancel()
+		resp, err := client.ForwardMessageToDeadLetterQueue(ctx, &v2.ForwardMessageToDeadLetterQueueRequest{Group: res(group), Topic: res(topic),
+			ReceiptHandle: mv.GetReceiptHandle(), MessageId: mv.GetMessageId(), DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+		if err != nil {
+			t.Fatalf("forward: %v", err)
+		}
+		return resp.GetStatus()
+	}
+	ack := func(group, topic string, mv *rmq.MessageView) *v2.Status {
+		t.Helper()
+		ctx, cancel := as("alice", aliceSecret)
+		defer cancel()
+		resp, err := client.AckMessage(ctx, &v2.AckMessageRequest{Group: res(group), Topic: res(topic),
+			Entries: []*v2.AckMessageEntry{{MessageId: mv.GetMessageId(), ReceiptHandle: mv.GetReceiptHandle()}}})
+		if err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+		if resp.GetStatus().GetCode() != v2.Code_OK || len(resp.GetEntries()) == 0 {
+			return resp.GetStatus()
+		}
+		return resp.GetEntries()[0].GetStatus()
+	}
+	change := func(group, topic string, mv *rmq.MessageView) *v2.Status {
+		t.Helper()
+		ctx, cancel := as("alice", aliceSecret)
+		defer cancel()
+		resp, err := client.ChangeInvisibleDuration(ctx, &v2.ChangeInvisibleDurationRequest{Group: res(group), Topic: res(topic),
+			ReceiptHandle: mv.GetReceiptHandle(), MessageId: mv.GetMessageId(), InvisibleDuration: durationpb.New(time.Minute)})
+		if err != nil {
+			t.Fatalf("change invisible duration: %v", err)
+		}
+		return resp.GetStatus()
+	}
+
+	// Naming the other topic or group: refused by the ACL.
+	for _, tc := range []struct {
+		what         string
+		call         func(group, topic string, mv *rmq.MessageView) *v2.Status
+		group, topic string
+	}{
+		{"forward under admin's group and topic", forward, adminGroup, s.secret},
+		{"forward under her group and the denied topic", forward, s.group, s.secret},
+		{"ack under admin's group and topic", ack, adminGroup, s.secret},
+		{"ack under admin's group and her topic", ack, adminGroup, eu},
+		{"change under her group and the denied topic", change, s.group, s.secret},
+	} {
+		if st := tc.call(tc.group, tc.topic, stolen); st.GetCode() != v2.Code_FORBIDDEN {
+			t.Errorf("alice: %s with a stolen handle: %v, want FORBIDDEN", tc.what, st)
+		}
+	}
+
+	// Her own names with the stolen handle: the dead-letter forward must
+	// not move the other topic's message into her group's dead-letter
+	// queue, where she could read it (local mode answers OK and moves
+	// nothing, as for any handle never delivered to the group; so does
+	// cluster mode, where the broker would copy whatever message the
+	// handle's commit-log offset names). An ack or an invisible-time change
+	// under her names has no access to the other topic either (checked
+	// below: the other delivery is untouched).
+	stolenForward := forward(s.group, eu, stolen)
+	_ = ack(s.group, eu, stolen)
+	_ = change(s.group, eu, stolen)
+	// Her own message is forwarded after it: her dead-letter queue (one
+	// queue) holds it after anything the stolen forward put there.
+	if st := forward(s.group, eu, own); st.GetCode() != v2.Code_OK {
+		t.Fatalf("alice forwards her own message: %v", st)
+	}
+	dlq := domain.DeadLetterTopic(s.group)
+	var bodies []string
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		ctx, cancel := as("alice", aliceSecret)
+		defer cancel()
+		stream, err := client.ReceiveMessage(ctx, testenv.ReceiveRequest(s.group, dlq, 32, time.Minute))
+		if err != nil {
+			return err
+		}
+		var st *v2.Status
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			if m := resp.GetMessage(); m != nil {
+				bodies = append(bodies, string(m.GetBody()))
+			}
+			if x := resp.GetStatus(); x != nil {
+				st = x
+			}
+		}
+		for _, b := range bodies {
+			if b == "hello "+eu {
+				return nil
+			}
+		}
+		return fmt.Errorf("alice's own message not yet received from %s (last status %v)", dlq, st)
+	})
+	for _, b := range bodies {
+		if b == "top secret" {
+			t.Fatalf("alice read a message of %s, which she may not consume, from her dead-letter queue %s: a stolen receipt handle forwarded under her group and topic %s was answered %v and moved it",
+				s.secret, dlq, eu, stolenForward)
+		}
+	}
+	// The other delivery is untouched: its consumer's handle still works.
+	{
+		ctx, cancel := as("admin", adminSecret)
+		resp, err := client.ChangeInvisibleDuration(ctx, &v2.ChangeInvisibleDurationRequest{Group: res(adminGroup), Topic: res(s.secret),
+			ReceiptHandle: stolen.GetReceiptHandle(), MessageId: stolen.GetMessageId(), InvisibleDuration: durationpb.New(time.Minute)})
+		cancel()
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("admin changes the invisible time of its delivery after alice's attempts: %v %v", resp.GetStatus(), err)
+		}
+	}
+
+	// The denials are audited under alice with the operation and the
+	// resource refused.
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Principal: "alice", Limit: 1000})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			seen[e.Operation+" "+e.Resource] = true
+		}
+		for _, want := range []string{
+			"ForwardMessageToDeadLetterQueue Group:" + adminGroup,
+			"ForwardMessageToDeadLetterQueue Topic:" + s.secret,
+			"AckMessage Group:" + adminGroup,
+			"ChangeInvisibleDuration Topic:" + s.secret,
+		} {
+			if !seen[want] {
+				return fmt.Errorf("no denial %q audited: %v", want, seen)
+			}
+		}
+		return nil
+	})
+}
+
+// receiveOne starts a simple consumer of topic with cfg and returns the
+// first message it receives, left unacknowledged (invisible for a minute).
+func receiveOne(t *testing.T, cfg *rmq.Config, topic string) *rmq.MessageView {
+	t.Helper()
+	cons, err := rmq.NewSimpleConsumer(cfg, rmq.WithSimpleAwaitDuration(2*time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Start(); err != nil {
+		t.Fatalf("consumer of %s: %v", topic, err)
+	}
+	t.Cleanup(func() { _ = cons.GracefulStop() })
+	var got *rmq.MessageView
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		mvs, err := cons.Receive(ctx, 1, time.Minute)
+		if err != nil {
+			return err
+		}
+		if len(mvs) == 0 {
+			return fmt.Errorf("no message of %s yet", topic)
+		}
+		got = mvs[0]
+		return nil
+	})
+	return got
+}
