@@ -18,6 +18,9 @@ type AckEntry struct {
 // problem (bad topic or group, no entry) is returned as the error; otherwise
 // the result holds one error (nil for success) per entry, in order.
 func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries []AckEntry) ([]error, error) {
+	if err := m.ownClient(ctx); err != nil {
+		return nil, err
+	}
 	if err := domain.ValidateTopicName(topic); err != nil {
 		return nil, err
 	}
@@ -57,6 +60,16 @@ func errExpiredHandle() error {
 	return domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
 }
 
+// ownClient refuses a request naming a client id that another user
+// registered (see [Sessions]): the proxy renews a push consumer's
+// deliveries under its client id and resolveHandle stops that renewal, so
+// a user naming another's client could make that client's delivery of a
+// topic he may not read come again.
+func (m *Messaging) ownClient(ctx context.Context) error {
+	_, _, err := m.sessions.owned(ports.RequestInfoFrom(ctx).ClientID, userOf(ctx))
+	return err
+}
+
 // resolveHandle decodes a client's receipt handle and, if the proxy is
 // renewing that delivery for the client, stops renewing it and returns the
 // latest handle instead.
@@ -71,6 +84,9 @@ func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle 
 // ChangeInvisibleDuration makes a received message visible again after d
 // (0 = now) and returns the receipt handle that replaces the given one.
 func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, messageID, handle string, d time.Duration) (string, error) {
+	if err := m.ownClient(ctx); err != nil {
+		return "", err
+	}
 	if err := domain.ValidateTopicName(topic); err != nil {
 		return "", err
 	}
@@ -100,6 +116,9 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 // ForwardToDeadLetterQueue moves a received message to the group's
 // dead-letter queue, as a consumer does when it gives up on a message.
 func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, messageID, handle string) error {
+	if err := m.ownClient(ctx); err != nil {
+		return err
+	}
 	if err := domain.ValidateTopicName(topic); err != nil {
 		return err
 	}

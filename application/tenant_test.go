@@ -21,7 +21,8 @@ func asUser(ctx context.Context, clientID, user string) context.Context {
 // to the user that registered it. Another user naming it (client ids are
 // chosen by clients) can neither end that client (NotifyClientTermination
 // removed its session and ended its Telemetry stream), nor replace its
-// settings and command channel, nor keep it alive, nor receive under it.
+// settings and command channel, nor keep it alive, nor receive, ack,
+// change or forward under it.
 func TestClientIDOfAnotherUser(t *testing.T) {
 	m, _, _ := newTestMessaging(DefaultConfig())
 	ctx := t.Context()
@@ -49,6 +50,20 @@ func TestClientIDOfAnotherUser(t *testing.T) {
 	}
 	if _, err := m.ReceiveMessage(bob, ReceiveRequest{Group: "g", Topic: "t", BatchSize: 1}); !domain.HasReason(err, domain.ReasonForbidden) {
 		t.Errorf("bob's receive as alice's client: %v, want FORBIDDEN", err)
+	}
+	// Nor settle messages under it: the proxy renews a push consumer's
+	// deliveries by client id (and hands the latest handle to the ack),
+	// so bob naming alice's client would stop the renewal of her delivery
+	// of a topic he may not read, and it would come again.
+	h := domain.ReceiptHandle{BrokerName: "b", RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 60000, CommitLogOffset: 1}.String()
+	if _, err := m.AckMessage(bob, "g", "t", []AckEntry{{MessageID: "m", ReceiptHandle: h}}); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's ack as alice's client: %v, want FORBIDDEN", err)
+	}
+	if _, err := m.ChangeInvisibleDuration(bob, "g", "t", "m", h, time.Minute); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's invisible-time change as alice's client: %v, want FORBIDDEN", err)
+	}
+	if err := m.ForwardToDeadLetterQueue(bob, "g", "t", "m", h); !domain.HasReason(err, domain.ReasonForbidden) {
+		t.Errorf("bob's dead-letter forward as alice's client: %v, want FORBIDDEN", err)
 	}
 	if got := m.sessions.producersOf("orders"); len(got) != 1 || got[0].channel != ch {
 		t.Fatalf("alice's client lost its channel: %v", got)
