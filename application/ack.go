@@ -18,7 +18,7 @@ type AckEntry struct {
 // problem (bad topic or group, no entry) is returned as the error; otherwise
 // the result holds one error (nil for success) per entry, in order.
 func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries []AckEntry) ([]error, error) {
-	if err := m.ownClient(ctx); err != nil {
+	if err := m.ownClient(ctx, "AckMessage"); err != nil {
 		return nil, err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {
@@ -65,9 +65,9 @@ func errExpiredHandle() error {
 // deliveries under its client id and resolveHandle stops that renewal, so
 // a user naming another's client could make that client's delivery of a
 // topic he may not read come again.
-func (m *Messaging) ownClient(ctx context.Context) error {
+func (m *Messaging) ownClient(ctx context.Context, op string) error {
 	_, _, err := m.sessions.owned(ports.RequestInfoFrom(ctx).ClientID, userOf(ctx))
-	return err
+	return m.foreignClient(ctx, op, err)
 }
 
 // resolveHandle decodes a client's receipt handle and, if the proxy is
@@ -84,7 +84,7 @@ func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle 
 // ChangeInvisibleDuration makes a received message visible again after d
 // (0 = now) and returns the receipt handle that replaces the given one.
 func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, messageID, handle string, d time.Duration) (string, error) {
-	if err := m.ownClient(ctx); err != nil {
+	if err := m.ownClient(ctx, "ChangeInvisibleDuration"); err != nil {
 		return "", err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {
@@ -116,7 +116,7 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 // ForwardToDeadLetterQueue moves a received message to the group's
 // dead-letter queue, as a consumer does when it gives up on a message.
 func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, messageID, handle string) error {
-	if err := m.ownClient(ctx); err != nil {
+	if err := m.ownClient(ctx, "ForwardMessageToDeadLetterQueue"); err != nil {
 		return err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {

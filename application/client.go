@@ -63,7 +63,7 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	}
 	prev, err := m.sessions.put(clientID, s.fromCaller(ctx), ch)
 	if err != nil {
-		return ServerSettings{}, err
+		return ServerSettings{}, m.foreignClient(ctx, "Telemetry", err)
 	}
 	if left := leftGroup(prev, s); left != "" {
 		// What it holds under the group it left would be renewed until
@@ -122,7 +122,7 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok, err := m.sessions.touch(clientID, userOf(ctx))
 	if err != nil {
-		return err
+		return m.foreignClient(ctx, "Heartbeat", err)
 	}
 	if !ok {
 		var err error
@@ -138,7 +138,7 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
 		}
 		if err != nil {
-			return err
+			return m.foreignClient(ctx, "Heartbeat", err)
 		}
 	}
 	switch {
@@ -165,7 +165,7 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	user := userOf(ctx)
 	s, ok, err := m.sessions.owned(clientID, user)
 	if err != nil {
-		return err
+		return m.foreignClient(ctx, "NotifyClientTermination", err)
 	}
 	if !ok {
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")

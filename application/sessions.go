@@ -226,6 +226,23 @@ func errForeignClient(clientID string) error {
 		"client id %q is in use by a client of another user; every client needs an id of its own", clipText(clientID))
 }
 
+// reasonForeignClient is the audit reason of a request refused because
+// it names a client id another user registered.
+const reasonForeignClient = "foreign_client_id"
+
+// foreignClient records err in the audit log, under the caller and
+// operation op, when it refuses a request for naming another user's
+// client (errForeignClient), and returns it.
+func (m *Messaging) foreignClient(ctx context.Context, op string, err error) error {
+	if err == nil || !domain.HasReason(err, domain.ReasonForbidden) || m.security == nil {
+		return err
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		_ = m.security.Refuse(ctx, p, op, reasonForeignClient)
+	}
+	return err
+}
+
 // ownedLocked checks that a known client belongs to user.
 func ownedLocked(cur *session, clientID, user string) error {
 	if cur.settings.User != user {

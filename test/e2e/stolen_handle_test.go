@@ -243,3 +243,86 @@ func receiveOne(t *testing.T, cfg *rmq.Config, topic string) *rmq.MessageView {
 	})
 	return got
 }
+
+// TestAnotherUsersClientIDIsRefusedAndAudited: client ids are the
+// clients' choice, so a user may name another user's client. The proxy
+// refuses what would act on that client (end it, keep it alive, settle
+// messages under it) with FORBIDDEN, and each refusal is in the audit
+// log under the user who tried, with the operation, the client id and
+// reason foreign_client_id.
+func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
+	s := newSecured(t)
+	s.put(t, aclEntry(t, "User:carol", "Group:"+s.group, "Sub", "Allow"), aclEntry(t, "User:carol", "Topic:"+s.local, "Sub", "Allow"))
+	c := s.start(t)
+	createTopics(t, c, s.local)
+	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := v2.NewMessagingServiceClient(conn)
+	id := testenv.Name(t, "alices-client")
+	as := func(user, secret string) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		md := signed(user, secret, time.Now(), false, "x-mq-client-id", id, "x-mq-language", "GO",
+			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4")
+		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+	}
+	producer := v2.ClientType_PRODUCER
+	heartbeat := func(user, secret string) *v2.Status {
+		t.Helper()
+		ctx, cancel := as(user, secret)
+		defer cancel()
+		resp, err := client.Heartbeat(ctx, &v2.HeartbeatRequest{ClientType: producer})
+		if err != nil {
+			t.Fatalf("heartbeat as %s: %v", user, err)
+		}
+		return resp.GetStatus()
+	}
+	// Alice's producer registers the id.
+	if st := heartbeat("alice", aliceSecret); st.GetCode() != v2.Code_OK {
+		t.Fatalf("alice's heartbeat: %v", st)
+	}
+	// Carol names it.
+	if st := heartbeat("carol", carolSecret); st.GetCode() != v2.Code_FORBIDDEN {
+		t.Errorf("carol's heartbeat as alice's client: %v, want FORBIDDEN", st)
+	}
+	{
+		ctx, cancel := as("carol", carolSecret)
+		resp, err := client.NotifyClientTermination(ctx, &v2.NotifyClientTerminationRequest{})
+		cancel()
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_FORBIDDEN {
+			t.Errorf("carol ends alice's client: %v %v, want FORBIDDEN", resp.GetStatus(), err)
+		}
+	}
+	{
+		ctx, cancel := as("carol", carolSecret)
+		h := domain.ReceiptHandle{BrokerName: "b", RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 60000, CommitLogOffset: 1}.String()
+		resp, err := client.AckMessage(ctx, &v2.AckMessageRequest{Group: &v2.Resource{Name: s.group}, Topic: &v2.Resource{Name: s.local},
+			Entries: []*v2.AckMessageEntry{{MessageId: "m", ReceiptHandle: h}}})
+		cancel()
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_FORBIDDEN {
+			t.Errorf("carol acks as alice's client: %v %v, want FORBIDDEN", resp.GetStatus(), err)
+		}
+	}
+	// Alice's client is still hers.
+	if st := heartbeat("alice", aliceSecret); st.GetCode() != v2.Code_OK {
+		t.Fatalf("alice's heartbeat after carol's attempts: %v", st)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Principal: "carol", Limit: 1000})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			seen[e.Operation+" "+e.Reason+" "+e.ClientID] = true
+		}
+		for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage"} {
+			if want := op + " foreign_client_id " + id; !seen[want] {
+				return fmt.Errorf("no refusal %q audited: %v", want, seen)
+			}
+		}
+		return nil
+	})
+}
