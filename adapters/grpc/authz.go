@@ -26,7 +26,7 @@ func accessOf(req any, info ports.RequestInfo) (op string, reqs []domain.AccessR
 		ip = ip.Unmap()
 	}
 	a := domain.AccessRequests{SourceIP: ip}
-	topic := func(r *v2.Resource, acts domain.Action) { a.AddTopic(resourceName(r, info), acts) }
+	topic := func(r *v2.Resource, acts domain.Action) { addTopic(&a, resourceName(r, info), acts) }
 	group := func(r *v2.Resource, acts domain.Action) { a.Add(domain.GroupResource(resourceName(r, info)), acts) }
 	const sub = domain.ActionSub
 	switch r := req.(type) {
@@ -111,6 +111,28 @@ func accessOf(req any, info ports.RequestInfo) (op string, reqs []domain.AccessR
 		return opUnmapped, nil
 	}
 	return op, a.List
+}
+
+// addTopic adds acts on a topic a gRPC request names. Retry and
+// dead-letter topics need their group's Sub ([domain.AccessRequests.AddTopic]),
+// and, where the group alone would say too much, the topic itself as
+// well, as the Apache proxy authorizes them (the literal Topic:%RETRY%...,
+// Topic:%DLQ%...):
+//
+//   - a retry topic always: a broker's pop retry topic %RETRY%G_T (or
+//     %RETRY%G+T) holds the retried messages of topic T, and read as the
+//     group "G_T" a group prefix grant (Group:G*) reached them without any
+//     grant on T. No official gRPC client names a retry topic (the proxy
+//     reads them with the topic), so this takes nothing from them;
+//   - a dead-letter topic for a request that does not read it (a send):
+//     the group's Sub lets its consumers read their dead letters, not put
+//     made-up ones there.
+func addTopic(a *domain.AccessRequests, name string, acts domain.Action) {
+	a.AddTopic(name, acts)
+	switch {
+	case domain.IsRetryTopic(name), domain.IsDeadLetterTopic(name) && acts&domain.ActionSub == 0:
+		a.Add(domain.TopicResource(name), acts)
+	}
 }
 
 // opUnmapped names a request type the table does not know.
