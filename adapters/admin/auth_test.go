@@ -346,3 +346,62 @@ func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestAdminCallsOutsideTheClockWindowRefused: a signed call is accepted
+// within 5 minutes of the proxy's clock either way, and refused (401,
+// audited clock_skew) beyond, whichever user signed it.
+func TestAdminCallsOutsideTheClockWindowRefused(t *testing.T) {
+	f, audit := startSecureServer(t)
+	for _, c := range []struct {
+		skew time.Duration
+		want int
+	}{
+		{-4 * time.Minute, http.StatusOK}, {4 * time.Minute, http.StatusOK},
+		{-6 * time.Minute, http.StatusUnauthorized}, {6 * time.Minute, http.StatusUnauthorized},
+		{-24 * time.Hour, http.StatusUnauthorized},
+	} {
+		req := f.request(t, http.MethodGet, "/v1/topics", "")
+		admin.SignRequest(req, "root", []byte(rootSecret), nil, time.Now().Add(c.skew))
+		if code, msg, _ := f.send(t, req); code != c.want {
+			t.Errorf("signed %v from now: %d %s, want %d", c.skew, code, msg, c.want)
+			continue
+		}
+		if c.want == http.StatusUnauthorized {
+			if e := audit.last(t); e.Reason != application.ReasonClockSkew || e.Category != domain.AuditAuthn || e.Principal != "root" {
+				t.Errorf("signed %v from now: audited %+v", c.skew, e)
+			}
+		}
+	}
+}
+
+// TestNormalUserRefusedOnEveryEndpoint: every route of the API, and an
+// unknown one, answers a Normal user's valid signature 403 before it
+// runs, audited under that user as admin_requires_super_user.
+func TestNormalUserRefusedOnEveryEndpoint(t *testing.T) {
+	f, audit := startSecureServer(t)
+	f.store.topics["x"] = domain.Topic{Name: "x", Type: domain.MessageTypeNormal, QueueCount: 8, Permission: domain.PermReadWrite}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/topics", ""}, {http.MethodPost, "/v1/topics", `{"name":"t2"}`},
+		{http.MethodGet, "/v1/topics/x", ""}, {http.MethodPut, "/v1/topics/x", `{"queueCount":16}`}, {http.MethodDelete, "/v1/topics/x", ""},
+		{http.MethodGet, "/v1/groups", ""}, {http.MethodPost, "/v1/groups", `{"name":"g2"}`},
+		{http.MethodGet, "/v1/groups/g", ""}, {http.MethodPut, "/v1/groups/g", `{"maxDeliveryAttempts":3}`}, {http.MethodDelete, "/v1/groups/g", ""},
+		{http.MethodGet, "/v1/groups/g/stats", ""}, {http.MethodGet, "/v1/clients", ""},
+		{http.MethodPost, "/v1/clients/c/stack", `{}`}, {http.MethodPost, "/v1/clients/c/verify", `{"topic":"x","messageId":"m"}`},
+		{http.MethodGet, "/v1/nothing", ""},
+	} {
+		req := f.signedAs(t, "alice", "alice-secret-0123", c.method, c.path, c.body)
+		if code, msg, _ := f.send(t, req); code != http.StatusForbidden {
+			t.Errorf("alice %s %s: %d %s, want 403", c.method, c.path, code, msg)
+			continue
+		}
+		if e := audit.last(t); e.Principal != "alice" || e.Reason != "admin_requires_super_user" || e.Decision != domain.AuditDeny {
+			t.Errorf("alice %s %s: audited %+v", c.method, c.path, e)
+		}
+	}
+	if _, ok := f.store.topics["x"]; !ok {
+		t.Fatal("topic x was deleted")
+	}
+	if _, ok := f.store.topics["t2"]; ok {
+		t.Fatal("topic t2 was created")
+	}
+}
