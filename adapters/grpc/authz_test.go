@@ -47,3 +47,46 @@ func TestRetryAndDeadLetterTopicAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestImplicitResourceAccess pins what the RPCs whose resources a client
+// might hope to leave out need: the request's own group and topic, never
+// nothing (a handle, a transaction id or a recall handle names no
+// resource the proxy would authorize instead).
+func TestImplicitResourceAccess(t *testing.T) {
+	res := func(n string) *v2.Resource { return &v2.Resource{Name: n} }
+	mq := &v2.MessageQueue{Topic: res("t")}
+	consumer, producer := v2.ClientType_SIMPLE_CONSUMER, v2.ClientType_PRODUCER
+	for _, tc := range []struct {
+		what string
+		req  any
+		want []string
+	}{
+		{"ack", &v2.AckMessageRequest{Group: res("g"), Topic: res("t")}, []string{"Group:g Sub", "Topic:t Sub"}},
+		{"change", &v2.ChangeInvisibleDurationRequest{Group: res("g"), Topic: res("t")}, []string{"Group:g Sub", "Topic:t Sub"}},
+		{"forward", &v2.ForwardMessageToDeadLetterQueueRequest{Group: res("g"), Topic: res("t")}, []string{"Group:g Sub", "Topic:t Sub"}},
+		{"assignment", &v2.QueryAssignmentRequest{Group: res("g"), Topic: res("t")}, []string{"Group:g Sub", "Topic:t Sub"}},
+		{"end transaction", &v2.EndTransactionRequest{Topic: res("t")}, []string{"Topic:t Pub"}},
+		{"recall", &v2.RecallMessageRequest{Topic: res("t")}, []string{"Topic:t Pub"}},
+		{"pull", &v2.PullMessageRequest{Group: res("g"), MessageQueue: mq}, []string{"Group:g Sub", "Topic:t Sub"}},
+		{"update offset", &v2.UpdateOffsetRequest{Group: res("g"), MessageQueue: mq}, []string{"Group:g Sub,Update", "Topic:t Sub,Update"}},
+		{"get offset", &v2.GetOffsetRequest{Group: res("g"), MessageQueue: mq}, []string{"Group:g Sub,Get", "Topic:t Sub,Get"}},
+		{"query offset", &v2.QueryOffsetRequest{MessageQueue: mq}, []string{"Topic:t Sub,Get"}},
+		{"consumer heartbeat", &v2.HeartbeatRequest{ClientType: consumer, Group: res("g")}, []string{"Group:g Sub"}},
+		{"producer heartbeat", &v2.HeartbeatRequest{ClientType: producer, Group: res("g")}, nil},
+		{"termination naming a group", &v2.NotifyClientTerminationRequest{Group: res("g")}, []string{"Group:g Sub"}},
+		{"termination naming none", &v2.NotifyClientTerminationRequest{}, nil},
+		{"consumer settings", &v2.Settings{PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: res("g"),
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: res("t")}, {Topic: res("u")}}}}}, []string{"Group:g Sub", "Topic:t Sub", "Topic:u Sub"}},
+		{"producer settings", &v2.Settings{PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{res("t"), res("u")}}}}, []string{"Topic:t Pub", "Topic:u Pub"}},
+	} {
+		_, reqs := accessOf(tc.req, ports.RequestInfo{})
+		var got []string
+		for _, r := range reqs {
+			got = append(got, r.Resource.Key()+" "+r.Actions.String())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: needs %s, want %s", tc.what, strings.Join(got, "; "), strings.Join(tc.want, "; "))
+		}
+	}
+}
