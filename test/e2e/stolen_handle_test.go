@@ -3,14 +3,17 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -246,10 +249,11 @@ func receiveOne(t *testing.T, cfg *rmq.Config, topic string) *rmq.MessageView {
 
 // TestAnotherUsersClientIDIsRefusedAndAudited: client ids are the
 // clients' choice, so a user may name another user's client. The proxy
-// refuses what would act on that client (end it, keep it alive, settle
-// messages under it) with FORBIDDEN, and each refusal is in the audit
-// log under the user who tried, with the operation, the client id and
-// reason foreign_client_id.
+// refuses what would act on that client (end it, keep it alive, replace
+// its settings and Telemetry stream, receive or settle messages under it)
+// with FORBIDDEN (settings: the stream ends, as for any refused
+// settings), and each refusal is in the audit log under the user who
+// tried, with the operation, the client id and reason foreign_client_id.
 func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 	s := newSecured(t)
 	s.put(t, aclEntry(t, "User:carol", "Group:"+s.group, "Sub", "Allow"), aclEntry(t, "User:carol", "Topic:"+s.local, "Sub", "Allow"))
@@ -305,6 +309,58 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 			t.Errorf("carol acks as alice's client: %v %v, want FORBIDDEN", resp.GetStatus(), err)
 		}
 	}
+	{
+		// Telemetry settings under her id: the stream gets FORBIDDEN and
+		// ends; a receive under it is refused.
+		ctx, cancel := as("carol", carolSecret)
+		stream, err := client.Telemetry(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := v2.ClientType_SIMPLE_CONSUMER
+		if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
+			PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: s.group},
+				Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: s.local}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		// The stream ends with an error, as for any settings refused
+		// (a gRPC status, not a settings reply).
+		var end error
+		for {
+			cmd, err := stream.Recv()
+			if err != nil {
+				end = err
+				break
+			}
+			if cmd.GetSettings() != nil {
+				t.Errorf("carol's Telemetry settings as alice's client were accepted: %v", cmd)
+			}
+		}
+		cancel()
+		if status.Code(end) != codes.InvalidArgument || !strings.Contains(end.Error(), "another user") {
+			t.Errorf("carol's Telemetry settings as alice's client: stream ended with %v, want INVALID_ARGUMENT naming another user's client", end)
+		}
+		var got *v2.Status
+		ctx, cancel = as("carol", carolSecret)
+		rs, err := client.ReceiveMessage(ctx, testenv.ReceiveRequest(s.group, s.local, 1, time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = nil
+		for {
+			resp, err := rs.Recv()
+			if err != nil {
+				break
+			}
+			if st := resp.GetStatus(); st != nil {
+				got = st
+			}
+		}
+		cancel()
+		if got.GetCode() != v2.Code_FORBIDDEN {
+			t.Errorf("carol receives as alice's client: %v, want FORBIDDEN", got)
+		}
+	}
 	// Alice's client is still hers.
 	if st := heartbeat("alice", aliceSecret); st.GetCode() != v2.Code_OK {
 		t.Fatalf("alice's heartbeat after carol's attempts: %v", st)
@@ -318,7 +374,7 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 		for _, e := range evs {
 			seen[e.Operation+" "+e.Reason+" "+e.ClientID] = true
 		}
-		for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage"} {
+		for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage", "Telemetry", "ReceiveMessage"} {
 			if want := op + " foreign_client_id " + id; !seen[want] {
 				return fmt.Errorf("no refusal %q audited: %v", want, seen)
 			}
