@@ -32,7 +32,7 @@ type SecurityConfig struct {
 	Authorization      bool                `yaml:"authorization" help:"check the ACL policy after authentication (default deny); false: every authenticated user may do anything"`
 	SuperUserBypass    bool                `yaml:"superUserBypass" help:"super users skip the ACL policy, as in Apache RocketMQ; false: super users need entries too"`
 	ConflictResolution string              `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
-	AuditAllowed       bool                `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per request: heavy); denials, authentication failures and admin changes are always audited"`
+	AuditAllowed       bool                `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per resource a request is allowed, a receive's group and topic: heavy); denials, authentication failures and admin changes are always audited"`
 	CacheSize          int                 `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
 	AuditCoalesce      AuditCoalesceConfig `yaml:"auditCoalesce"`
 }
@@ -538,6 +538,7 @@ func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs [
 	}
 	var d domain.AccessDecision
 	var denied *domain.AccessRequest
+	var each []domain.AccessDecision // the policy's decision of each request, for auditAllowed
 	u, ok := st.users[p.User.Name]
 	switch {
 	case !ok:
@@ -561,11 +562,26 @@ func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs [
 				denied = &reqs[i]
 				break
 			}
+			if auditAllowed {
+				each = append(each, d)
+			}
 		}
 	}
 	if denied == nil && d.Allowed {
 		if auditAllowed {
-			s.recordDecision(ctx, st, p, op, firstOr(reqs), d, domain.AuditAllow)
+			// One event per access, each with its own decision: the log
+			// must name every topic and group a request was allowed (a
+			// receive's topic, not only its group).
+			if len(reqs) == 0 {
+				s.recordDecision(ctx, st, p, op, nil, d, domain.AuditAllow)
+			}
+			for i := range reqs {
+				di := d
+				if i < len(each) {
+					di = each[i]
+				}
+				s.recordDecision(ctx, st, p, op, &reqs[i], di, domain.AuditAllow)
+			}
 		}
 		return nil
 	}

@@ -3,6 +3,7 @@ package application_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +127,41 @@ func TestAuthenticate(t *testing.T) {
 func errOf(t *testing.T, sec *application.Security, ctx context.Context) error {
 	_, err := sec.Authenticate(ctx, "x", creds("mallory", "x", "x"))
 	return err
+}
+
+// TestAllowedDecisionNamesEveryResource: with auditAllowed, an allowed
+// request that needs several accesses (a receive: the group and the
+// topic; a batch: each topic) is audited with each resource it was
+// allowed, not only the first: an auditor reading the log must see which
+// topic was read or written.
+func TestAllowedDecisionNamesEveryResource(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	cfg.AuditAllowed = true
+	sec, rec := newSecurity(t, cfg)
+	reqs := []domain.AccessRequest{
+		{Resource: domain.TopicResource("t1"), Actions: domain.ActionPub},
+		{Resource: domain.TopicResource("t2"), Actions: domain.ActionPub},
+	}
+	for _, p := range []application.Principal{{User: domain.User{Name: "alice"}}, {User: domain.User{Name: "root"}}} {
+		rec.mu.Lock()
+		rec.evs = nil
+		rec.mu.Unlock()
+		if err := sec.Authorize(t.Context(), p, "SendMessage", reqs); err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		var got []string
+		for _, e := range rec.evs {
+			if e.Decision == domain.AuditAllow {
+				got = append(got, e.Resource+" "+e.Actions)
+			}
+		}
+		rec.mu.Unlock()
+		if want := []string{"Topic:t1 Pub", "Topic:t2 Pub"}; !slices.Equal(got, want) {
+			t.Errorf("%s: allowed events %q, want %q", p.User.Name, got, want)
+		}
+	}
 }
 
 func TestAuthorize(t *testing.T) {

@@ -382,3 +382,37 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAllowedReceiveAuditsItsTopic: with auth.auditAllowed, an allowed
+// receive is audited with the topic it read as well as its group (it was
+// audited with its first resource, the group, only).
+func TestAllowedReceiveAuditsItsTopic(t *testing.T) {
+	s := newSecured(t)
+	c := s.start(t, "--auth.auditAllowed")
+	eu := testenv.Name(t, "orders-eu")
+	createTopics(t, c, eu)
+	alice, err := startProducer(t, clientConfig(c, "alice", aliceSecret, ""), eu)
+	if err != nil {
+		t.Fatalf("alice's producer: %v", err)
+	}
+	if err := send(alice, eu); err != nil {
+		t.Fatalf("alice sends to %s: %v", eu, err)
+	}
+	receiveOne(t, clientConfig(c, "alice", aliceSecret, s.group), eu)
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditAllow, Principal: "alice", Limit: 1000})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			seen[e.Operation+" "+e.Resource+" "+e.Actions] = true
+		}
+		for _, want := range []string{"ReceiveMessage Group:" + s.group + " Sub", "ReceiveMessage Topic:" + eu + " Sub", "SendMessage Topic:" + eu + " Pub"} {
+			if !seen[want] {
+				return fmt.Errorf("no allowed %q audited: %v", want, seen)
+			}
+		}
+		return nil
+	})
+}
