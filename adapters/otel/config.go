@@ -30,7 +30,7 @@ type MetricsConfig struct {
 	Enabled      bool          `yaml:"enabled" help:"Record metrics (RocketMQ's rocketmq_* names and rmqproxy_* ones; see docs/observability.md)."`
 	Prometheus   bool          `yaml:"prometheus" help:"Serve the metrics in the Prometheus text format at /metrics on health.address and admin.address."`
 	OTLP         bool          `yaml:"otlp" help:"Also push the metrics over OTLP to otlp.endpoint every metrics.otlpInterval."`
-	OTLPInterval time.Duration `yaml:"otlpInterval" help:"How often metrics are pushed over OTLP."`
+	OTLPInterval time.Duration `yaml:"otlpInterval" help:"How often metrics are pushed over OTLP; at least 1s."`
 	Topics       []string      `yaml:"topics" help:"Topics whose metrics carry their own topic label; every other topic is counted under topic=\"_other\". Empty: the first metrics.maxTopics topics seen."`
 	Groups       []string      `yaml:"groups" help:"Consumer groups whose metrics carry their own consumer_group label; every other group is counted under \"_other\". Empty: the first metrics.maxGroups groups seen."`
 	MaxTopics    int           `yaml:"maxTopics" help:"With no metrics.topics list, how many topics get a label of their own (bounds the number of time series); a topic deleted through rmqproxy frees its label for the next new topic."`
@@ -85,11 +85,14 @@ func (c TracingConfig) Validate() error {
 	return nil
 }
 
-// Validate checks the interval and the label bounds.
+// Validate checks the interval (never negative; at least 1s with OTLP
+// push on) and the label bounds.
 func (c MetricsConfig) Validate() error {
 	var errs []error
-	if c.OTLP && c.OTLPInterval < time.Second {
-		errs = append(errs, fmt.Errorf("otlpInterval %v must be at least 1s", c.OTLPInterval))
+	// A negative interval is a mistake even while metrics.otlp is off: it
+	// would surface only once the push is turned on.
+	if c.OTLPInterval < 0 || c.OTLP && c.OTLPInterval < time.Second {
+		errs = append(errs, fmt.Errorf("otlpInterval must be at least 1s, not %v", c.OTLPInterval))
 	}
 	if c.MaxTopics < 0 {
 		errs = append(errs, fmt.Errorf("maxTopics must not be negative (0 counts every topic under \"_other\"), not %d", c.MaxTopics))

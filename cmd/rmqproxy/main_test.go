@@ -174,10 +174,12 @@ func TestConfigErrorsNameTheKeyAtFault(t *testing.T) {
 		{"--postgres.reconnectDelay=0s", "postgres.reconnectDelay must be positive, not 0s"},
 		{"--postgres.audit.batchSize=0", "postgres.audit.batchSize must be at least 1, not 0"},
 		{"--metrics.maxGroups=-1", `metrics.maxGroups must not be negative (0 counts every group under "_other"), not -1`},
+		{"--metrics.otlpInterval=-1s", "metrics.otlpInterval must be at least 1s, not -1s"},
+		{"--metrics.otlp --metrics.otlpInterval=500ms", "metrics.otlpInterval must be at least 1s, not 500ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.arg, func(t *testing.T) {
-			code, _, errOut := runCLI("config", "print", tt.arg)
+			code, _, errOut := runCLI(append([]string{"config", "print"}, strings.Fields(tt.arg)...)...)
 			if want := "rmqproxy: invalid configuration:\n" + tt.want + "\n"; code != 1 || errOut != want {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", code, errOut, want)
 			}
