@@ -20,7 +20,7 @@ import (
 // The child side of TestKill9: it sends and acks as fast as it can and
 // reports every send and ack that returned OK on stdout, until killed.
 func TestKill9Child(t *testing.T) {
-	dir := os.Getenv("RMQPROXY_KILL9_DIR")
+	dir := os.Getenv("RMQPROXY_TEST_KILL9_DIR")
 	if dir == "" {
 		t.Skip("helper process of TestKill9")
 	}
@@ -43,7 +43,7 @@ func TestKill9Child(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				id := fmt.Sprintf("r%s-w%d-%d", os.Getenv("RMQPROXY_KILL9_ROUND"), w, i)
+				id := fmt.Sprintf("r%s-w%d-%d", os.Getenv("RMQPROXY_TEST_KILL9_ROUND"), w, i)
 				q := domain.QueueRef{Topic: "t", BrokerName: cfg.BrokerName, QueueID: int32(w)}
 				if _, err := e.Send(context.Background(), q, []domain.Message{{Topic: "t", ID: id, Body: []byte(id)}}); err == nil {
 					say("sent %s", id)
@@ -55,7 +55,7 @@ func TestKill9Child(t *testing.T) {
 		// Delay messages due a moment later: some fire before the kill,
 		// some are pending when it comes.
 		for i := 0; ; i++ {
-			id := fmt.Sprintf("r%s-d-%d", os.Getenv("RMQPROXY_KILL9_ROUND"), i)
+			id := fmt.Sprintf("r%s-d-%d", os.Getenv("RMQPROXY_TEST_KILL9_ROUND"), i)
 			q := domain.QueueRef{Topic: "d", BrokerName: cfg.BrokerName, QueueID: int32(i % 2)}
 			m := domain.Message{Topic: "d", ID: id, Body: []byte(id), DeliverAt: time.Now().Add(time.Duration(i%10) * 50 * time.Millisecond)}
 			if _, err := e.Send(context.Background(), q, []domain.Message{m}); err == nil {
@@ -87,7 +87,7 @@ func TestKill9(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "RMQPROXY_KILL9_DIR="+dir, fmt.Sprintf("RMQPROXY_KILL9_ROUND=%d", round))
+		cmd.Env = append(os.Environ(), "RMQPROXY_TEST_KILL9_DIR="+dir, fmt.Sprintf("RMQPROXY_TEST_KILL9_ROUND=%d", round))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

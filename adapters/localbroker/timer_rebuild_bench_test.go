@@ -21,11 +21,11 @@ import (
 // bucket file first, so the start rebuilds the whole timer index from the
 // commit log. It reports the CPU time of the start (the box is shared: wall
 // time varies with its load) and the heap in use after it (after a GC):
-// what the index costs once open. RMQPROXY_BENCH_TIMERS sets another
+// what the index costs once open. RMQPROXY_TEST_BENCH_TIMERS sets another
 // number of timers.
 func BenchmarkTimerRebuild(b *testing.B) {
 	timers, batch := 100_000, 500
-	if n, err := strconv.Atoi(os.Getenv("RMQPROXY_BENCH_TIMERS")); err == nil && n >= batch {
+	if n, err := strconv.Atoi(os.Getenv("RMQPROXY_TEST_BENCH_TIMERS")); err == nil && n >= batch {
 		timers = n / batch * batch
 	}
 	cfg := DefaultConfig()

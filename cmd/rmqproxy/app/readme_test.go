@@ -67,8 +67,8 @@ var notSettings = []string{
 // deployments/ name in backquotes (`grpc.tls.mode`, `--local.flush`,
 // `postgres.*`) is a setting or a section of settings, and every RMQPROXY_
 // variable they name is a setting's (or RMQPROXY_CONFIG, or one of the test
-// suites' RMQPROXY_TEST_ and RMQPROXY_BENCH_ variables), so that the
-// documentation cannot keep a key that was renamed or removed.
+// suites' RMQPROXY_TEST_ variables), so that the documentation cannot keep
+// a key that was renamed or removed.
 func TestDocsNameOnlyExistingSettings(t *testing.T) {
 	known := map[string]bool{}
 	sections := map[string]bool{}
@@ -107,10 +107,62 @@ func TestDocsNameOnlyExistingSettings(t *testing.T) {
 			t.Errorf("%s names %q, which is no setting (renamed or removed? or add it to notSettings)", filepath.Base(f), key)
 		}
 		for _, name := range envName.FindAllString(string(text), -1) {
-			if !envs[name] && !strings.HasPrefix(name, "RMQPROXY_TEST_") && !strings.HasPrefix(name, "RMQPROXY_BENCH_") {
+			if !envs[name] && !strings.HasPrefix(name+"_", "RMQPROXY_TEST_") { // RMQPROXY_TEST_ itself names the prefix
 				t.Errorf("%s names the environment variable %s, which is no setting's", filepath.Base(f), name)
 			}
 		}
+	}
+}
+
+// TestTestVariablesDoNotStopTheProxy: every RMQPROXY_ variable the code and
+// the tests read (os.Getenv, os.LookupEnv) is a setting's, RMQPROXY_CONFIG,
+// or starts with RMQPROXY_TEST_, the prefix the configuration leaves to the
+// test suites: any other would stop rmqproxy as an unknown environment
+// variable when exported in the shell that runs the tests or benchmarks.
+func TestTestVariablesDoNotStopTheProxy(t *testing.T) {
+	envs := map[string]bool{"RMQPROXY_CONFIG": true}
+	for _, st := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
+		envs[st.Env] = true
+	}
+	read := regexp.MustCompile(`os\.(?:Getenv|LookupEnv)\("(RMQPROXY_[A-Z0-9_]+)"\)`)
+	var names []string
+	err := filepath.WalkDir("../../..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "target" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range read.FindAllStringSubmatch(string(text), -1) {
+			if !envs[m[1]] && !strings.HasPrefix(m[1], "RMQPROXY_TEST_") {
+				t.Errorf("%s reads %s: name it RMQPROXY_TEST_..., or rmqproxy refuses it as an unknown environment variable", path, m[1])
+			}
+			names = append(names, m[1]+"=1")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) == 0 {
+		t.Fatal("found no RMQPROXY_ variable read by the code: the pattern is out of date")
+	}
+	var test []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "RMQPROXY_TEST_") {
+			test = append(test, n)
+		}
+	}
+	cfg := app.Defaults(app.ProfileDevelopment)
+	if err := config.Load(&cfg, config.Sources{Env: test}); err != nil {
+		t.Errorf("the test suites' variables %v stop the configuration: %v", test, err)
 	}
 }
 
