@@ -12,6 +12,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/application"
 )
@@ -77,7 +78,7 @@ func (c Config) CheckExposure(authEnabled bool) error {
 		missing = append(missing, "admin.tls.enabled true with admin.tls.certFile and admin.tls.keyFile (HTTPS only)")
 	}
 	return fmt.Errorf("admin.address %q listens beyond loopback, which needs %s; or set admin.address to a loopback address such as %s",
-		c.Address, strings.Join(missing, " and "), DefaultAddress)
+		redact.Userinfo(c.Address), strings.Join(missing, " and "), DefaultAddress)
 }
 
 // Validate checks the address when the API is enabled.
@@ -103,7 +104,7 @@ func (c Config) Validate() error {
 	}
 	for _, h := range c.AllowedHosts {
 		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ \t@?#") {
-			errs = append(errs, fmt.Errorf("allowedHosts: %q is not a host name, an IP address or host:port, such as admin.example.com or 10.0.0.5:8082", h))
+			errs = append(errs, fmt.Errorf("allowedHosts: %q is not a host name, an IP address or host:port, such as admin.example.com or 10.0.0.5:8082", redact.Userinfo(h)))
 		}
 	}
 	return errors.Join(errs...)
@@ -115,10 +116,10 @@ func validateAddress(addr string) error {
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082", addr)
+		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082", redact.Userinfo(addr))
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("address %q: port %q is not a number between 0 and 65535", addr, port)
+		return fmt.Errorf("address %q: port %q is not a number between 0 and 65535", redact.Userinfo(addr), port)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -84,13 +85,14 @@ func (c Config) Validate() error {
 		bad("nameServers must list at least one NameServer address (host:port)")
 	}
 	for _, a := range c.NameServers {
+		shown := redact.Userinfo(a) // a NameServer takes no credentials: never echo them
 		host, port, err := net.SplitHostPort(a)
-		if err != nil || host == "" {
-			bad("nameServers: %q is not host:port", a)
+		if err != nil || host == "" || strings.ContainsAny(host, "@/") {
+			bad("nameServers: %q is not host:port (a NameServer address takes no scheme, user or password)", shown)
 			continue
 		}
 		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-			bad("nameServers: %q: port must be a number between 1 and 65535", a)
+			bad("nameServers: %q: port must be a number between 1 and 65535", shown)
 		}
 	}
 	if strings.TrimSpace(c.ClusterName) == "" {

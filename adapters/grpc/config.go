@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 )
 
@@ -84,9 +85,13 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if _, port, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address %q is not host:port: %v", c.Address, err))
+		reason := err.Error()
+		if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
+			reason = ae.Err // without the address, which may carry userinfo
+		}
+		errs = append(errs, fmt.Errorf("address %q is not host:port: %s", redact.Userinfo(c.Address), reason))
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
-		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535 (or a service name of /etc/services)", c.Address, port))
+		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535 (or a service name of /etc/services)", redact.Userinfo(c.Address), port))
 	}
 	switch c.TLS.Mode {
 	case TLSPermissive, TLSEnforcing, TLSDisabled:

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -32,9 +33,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if _, port, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090", c.Address))
+		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090", redact.Userinfo(c.Address)))
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535", c.Address, port))
+		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535", redact.Userinfo(c.Address), port))
 	}
 	if c.CheckTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("checkTimeout must be positive, not %v", c.CheckTimeout))

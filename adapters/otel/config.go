@@ -7,13 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 )
 
 // OTLPConfig says where spans (and, with metrics.otlp, metrics) are
 // exported (key otlp).
 type OTLPConfig struct {
 	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)."`
-	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS. Empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http."`
+	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS. Empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http. No user name or password (the exporter would not send them): put credentials in otlp.headers."`
 	Headers  string        `yaml:"headers" secret:"true" help:"Headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted."`
 	Timeout  time.Duration `yaml:"timeout" help:"How long one export may take before it is abandoned."`
 }
@@ -121,18 +123,29 @@ func (c OTLPConfig) endpoint() (hostPort string, insecure bool) {
 	return hostPort, insecure
 }
 
+// parseEndpoint reads otlp.endpoint. Its errors show the URL with any
+// userinfo hidden ([redact.Userinfo]), and a URL with userinfo is refused:
+// the OTLP exporters dial the host and port alone, so a user name and
+// password written there would never reach the collector, yet config
+// print and the logs would show them; credentials go in otlp.headers,
+// a secret.
 func parseEndpoint(s string) (hostPort string, insecure bool, err error) {
+	shown := redact.Userinfo(s)
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", false, fmt.Errorf("endpoint %q must be a URL such as http://127.0.0.1:4317 (plaintext) or https://collector.example.com:4317 (TLS)", s)
+		return "", false, fmt.Errorf("endpoint %q must be a URL such as http://127.0.0.1:4317 (plaintext) or https://collector.example.com:4317 (TLS)", shown)
+	}
+	if u.User != nil || shown != s {
+		return "", false, fmt.Errorf("endpoint %q must not carry a user name or password, which the exporter would not send: "+
+			"remove them and put the credentials in otlp.headers (such as authorization=Basic followed by the base64 of user:password), a secret best set through RMQPROXY_OTLP_HEADERS", shown)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
-			return "", false, fmt.Errorf("endpoint %q: port %s is not a number between 1 and 65535", s, p)
+			return "", false, fmt.Errorf("endpoint %q: port %s is not a number between 1 and 65535", shown, p)
 		}
 	}
 	if u.Path != "" && u.Path != "/" {
-		return "", false, fmt.Errorf("endpoint %q must not have a path: the OTLP paths (/v1/traces, /v1/metrics) are added", s)
+		return "", false, fmt.Errorf("endpoint %q must not have a path: the OTLP paths (/v1/traces, /v1/metrics) are added", shown)
 	}
 	return u.Host, u.Scheme == "http", nil
 }

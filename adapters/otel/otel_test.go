@@ -46,6 +46,30 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err == nil || strings.Contains(err.Error(), "secret-token") {
 		t.Errorf("headers error %v shows the value", err)
 	}
+	// A user name and password in the endpoint would not be sent (the
+	// exporters dial the host and port only): refused, pointing at
+	// otlp.headers, and never echoed, whatever else is wrong with the URL.
+	for _, c := range []struct{ endpoint, want string }{
+		{"https://user:Zq9Xk7@collector:4317", `endpoint "https://user:REDACTED@collector:4317" must not carry a user name or password`},
+		{"https://Zq9Xk7@collector:4317", `endpoint "https://REDACTED@collector:4317" must not carry a user name or password`},
+		{"https://user:Zq9Xk7@collector:99999", `endpoint "https://user:REDACTED@collector:99999"`},
+		{"https://user:Zq9Xk7@collector:4317/v1/traces", `endpoint "https://user:REDACTED@collector:4317/v1/traces"`},
+		{"https://user:Zq9/Xk7@collector:4317", `endpoint "https://user:REDACTED@collector:4317"`},
+		{"user:Zq9Xk7@collector:4317", `endpoint "user:REDACTED@collector:4317" must be a URL`},
+		{"http://user:Zq9Xk7@[::1", `endpoint "http://user:REDACTED@[::1" must be a URL`},
+	} {
+		cfg := otel.DefaultOTLPConfig()
+		cfg.Endpoint = c.endpoint
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "Zq9") || strings.Contains(err.Error(), "Xk7") {
+			t.Errorf("endpoint %s: got %v, want an error containing %q and not the password", c.endpoint, err, c.want)
+		}
+	}
+	cfg = otel.DefaultOTLPConfig()
+	cfg.Endpoint = "https://user:Zq9Xk7@collector:4317"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "otlp.headers") {
+		t.Errorf("userinfo refusal %v does not point at otlp.headers", err)
+	}
 	tr := otel.DefaultTracingConfig()
 	tr.SampleRatio = 1.5
 	if err := tr.Validate(); err == nil {

@@ -187,6 +187,36 @@ func TestConfigErrorsNameTheKeyAtFault(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsHideUserinfo: a user name and password written into a
+// URL or address setting never reach the error that refuses it (which
+// config print and serve print, and a supervisor logs): they show as
+// user:REDACTED@. otlp.endpoint and cluster.nameServers refuse userinfo,
+// which they would not send.
+func TestConfigErrorsHideUserinfo(t *testing.T) {
+	for _, arg := range []string{
+		"--otlp.endpoint=https://user:Zq9Xk7@collector:4317",
+		"--otlp.endpoint=https://user:Zq9Xk7@collector:99999",
+		"--cluster.nameServers=user:Zq9Xk7@ns:9876",
+		"--cluster.nameServers=Zq9Xk7@ns:9876",
+		"--admin.allowedHosts=user:Zq9Xk7@proxy.example.com",
+		"--grpc.address=user:Zq9Xk7@host:8081",
+		"--health.address=user:Zq9Xk7@host:9090",
+		"--admin.address=user:Zq9Xk7@host:8082",
+		"--admin.address=user:Zq9Xk7@host:x",
+	} {
+		t.Run(arg, func(t *testing.T) {
+			code, out, errOut := runCLI("config", "print", arg)
+			if code != 1 || strings.Contains(out+errOut, "Zq9Xk7") || !strings.Contains(errOut, "REDACTED@") {
+				t.Errorf("exit %d, stdout has the password: %v, stderr:\n%s\nwant exit 1 and the password shown as REDACTED", code, strings.Contains(out, "Zq9Xk7"), errOut)
+			}
+		})
+	}
+	code, _, errOut := runCLI("config", "print", "--otlp.endpoint=https://user:Zq9Xk7@collector:4317")
+	if want := `otlp.endpoint "https://user:REDACTED@collector:4317" must not carry a user name or password`; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "otlp.headers") {
+		t.Errorf("exit %d, stderr:\n%s\nwant %q and a pointer to otlp.headers", code, errOut, want)
+	}
+}
+
 // TestProductionRefusesInsecureSkipVerify: config print (and so serve)
 // with the production profile exits 1 on cluster.tls.insecureSkipVerify,
 // naming the setting and the fix; the help says so.

@@ -38,7 +38,7 @@ func TestStoreHostFollowsGRPCAddress(t *testing.T) {
 	// An unusable grpc.address is reported once, under its own key.
 	cfg := app.Defaults(app.ProfileDevelopment)
 	err := config.Load(&cfg, config.Sources{Args: []string{"--grpc.address=nowhere"}})
-	if err == nil || err.Error() != `grpc.address "nowhere" is not host:port: address nowhere: missing port in address` {
+	if err == nil || err.Error() != `grpc.address "nowhere" is not host:port: missing port in address` {
 		t.Fatalf("got %v", err)
 	}
 }
