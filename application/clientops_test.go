@@ -299,7 +299,7 @@ func TestCommandTimeoutIsBounded(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Second, 26 * time.Second} {
 		cfg := DefaultConfig()
 		cfg.Clients.CommandTimeout = d
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "clients.commandTimeout must be between 0 and 25s") {
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "clients.commandTimeout must be more than 0 and at most 25s") {
 			t.Errorf("commandTimeout %v: %v", d, err)
 		}
 	}

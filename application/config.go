@@ -117,7 +117,7 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.Limits.MaxBodySize < 0 {
-		bad("limits.maxBodySize must not be negative")
+		bad("limits.maxBodySize must not be negative (0: no limit), not %d", c.Limits.MaxBodySize)
 	}
 	for _, d := range []struct {
 		key   string
@@ -140,18 +140,28 @@ func (c Config) Validate() error {
 			bad("limits.%s must not be negative (0: no limit), not %d", n.key, n.value)
 		}
 	}
-	if c.Producer.MaxAttempts < 1 {
-		bad("producer.maxAttempts must be at least 1")
+	p := c.Producer
+	if p.MaxAttempts < 1 {
+		bad("producer.maxAttempts must be at least 1, not %d", p.MaxAttempts)
 	}
-	if c.Producer.BackoffInitial <= 0 || c.Producer.BackoffMax < c.Producer.BackoffInitial || c.Producer.BackoffMultiplier < 1 {
-		bad("producer: backoffInitial must be > 0, backoffMax ≥ backoffInitial and backoffMultiplier ≥ 1")
+	if p.BackoffInitial <= 0 {
+		bad("producer.backoffInitial must be positive, not %v", p.BackoffInitial)
+	} else if p.BackoffMax < p.BackoffInitial {
+		bad("%s", notShorter("producer.backoffMax", p.BackoffMax, "producer.backoffInitial", p.BackoffInitial))
+	}
+	if p.BackoffMultiplier < 1 {
+		bad("producer.backoffMultiplier must be at least 1 (1: the same wait before every attempt), not %v", p.BackoffMultiplier)
 	}
 	cc := c.Consumer
-	if cc.MinInvisibleTime < 0 || cc.MaxInvisibleTime < cc.MinInvisibleTime {
-		bad("consumer: need 0 ≤ minInvisibleTime ≤ maxInvisibleTime")
+	if cc.MinInvisibleTime < 0 {
+		bad("consumer.minInvisibleTime must not be negative, not %v", cc.MinInvisibleTime)
+	} else if cc.MaxInvisibleTime < cc.MinInvisibleTime {
+		bad("%s", notShorter("consumer.maxInvisibleTime", cc.MaxInvisibleTime, "consumer.minInvisibleTime", cc.MinInvisibleTime))
 	}
-	if cc.MinLongPolling <= 0 || cc.MaxLongPolling < cc.MinLongPolling {
-		bad("consumer: need 0 < minLongPolling ≤ maxLongPolling")
+	if cc.MinLongPolling <= 0 {
+		bad("consumer.minLongPolling must be positive, not %v", cc.MinLongPolling)
+	} else if cc.MaxLongPolling < cc.MinLongPolling {
+		bad("%s", notShorter("consumer.maxLongPolling", cc.MaxLongPolling, "consumer.minLongPolling", cc.MinLongPolling))
 	}
 	if cc.ReceiveBatchSize < 1 {
 		bad("consumer.receiveBatchSize must be at least 1, not %d", cc.ReceiveBatchSize)
@@ -159,31 +169,50 @@ func (c Config) Validate() error {
 	if cc.MaxBatchSize < 1 {
 		bad("consumer.maxBatchSize must be at least 1, not %d", cc.MaxBatchSize)
 	}
-	if cc.AutoRenew && (cc.DefaultInvisibleTime <= cc.RenewAhead || cc.RenewPeriod <= 0 || cc.RenewMaxTime <= 0) {
-		bad("consumer: with autoRenew, defaultInvisibleTime must exceed renewAhead and renewPeriod, renewMaxTime must be positive")
-	}
-	// A message due within renewAhead is renewed by the scan every
-	// renewPeriod: one due just after a scan must still be due, not
-	// visible, at the next.
-	if cc.AutoRenew && cc.RenewAhead <= cc.RenewPeriod {
-		bad("consumer: with autoRenew, renewAhead (%v) must exceed renewPeriod (%v), or messages turn visible between two renewals and are delivered again", cc.RenewAhead, cc.RenewPeriod)
+	if cc.AutoRenew {
+		if cc.RenewPeriod <= 0 {
+			bad("consumer.renewPeriod must be positive with consumer.autoRenew on, not %v", cc.RenewPeriod)
+		}
+		if cc.RenewMaxTime <= 0 {
+			bad("consumer.renewMaxTime must be positive with consumer.autoRenew on, not %v", cc.RenewMaxTime)
+		}
+		if cc.DefaultInvisibleTime <= cc.RenewAhead {
+			bad("consumer.defaultInvisibleTime (%v) must exceed consumer.renewAhead (%v) with consumer.autoRenew on, or messages turn visible before they are renewed: "+
+				"set consumer.defaultInvisibleTime above %v, or consumer.renewAhead below %v",
+				cc.DefaultInvisibleTime, cc.RenewAhead, cc.RenewAhead, cc.DefaultInvisibleTime)
+		}
+		// A message due within renewAhead is renewed by the scan every
+		// renewPeriod: one due just after a scan must still be due, not
+		// visible, at the next.
+		if cc.RenewPeriod > 0 && cc.RenewAhead <= cc.RenewPeriod {
+			bad("consumer.renewAhead (%v) must exceed consumer.renewPeriod (%v) with consumer.autoRenew on, or messages turn visible between two renewals and are delivered again: "+
+				"set consumer.renewAhead above %v, or consumer.renewPeriod below %v",
+				cc.RenewAhead, cc.RenewPeriod, cc.RenewPeriod, cc.RenewAhead)
+		}
 	}
 	if cc.InvisibleTimeOnClear < 0 {
-		bad("consumer: invisibleTimeOnClear must not be negative")
+		bad("consumer.invisibleTimeOnClear must not be negative, not %v", cc.InvisibleTimeOnClear)
 	}
 	if c.Clients.ExpiryTimeout < 10*time.Second {
-		bad("clients.expiryTimeout must be at least 10s (clients heartbeat every 10s)")
+		bad("clients.expiryTimeout must be at least 10s (clients heartbeat every 10s), not %v", c.Clients.ExpiryTimeout)
 	}
 	if c.Clients.MaxClients < 1 {
-		bad("clients.maxClients must be at least 1")
+		bad("clients.maxClients must be at least 1, not %d", c.Clients.MaxClients)
 	}
 	if c.Clients.MaxClientsPerUser < 0 {
-		bad("clients.maxClientsPerUser must not be negative (0: no bound but maxClients)")
+		bad("clients.maxClientsPerUser must not be negative (0: no bound but clients.maxClients), not %d", c.Clients.MaxClientsPerUser)
 	}
 	if c.Clients.CommandTimeout <= 0 || c.Clients.CommandTimeout > maxCommandTimeout {
-		bad("clients.commandTimeout must be between 0 and %v (the admin CLI waits 30s for an answer), such as 5s", maxCommandTimeout)
+		bad("clients.commandTimeout must be more than 0 and at most %v (the admin CLI waits 30s for an answer), such as 5s, not %v", maxCommandTimeout, c.Clients.CommandTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// notShorter is the error of a maximum set below its minimum: both keys
+// with their values, and the two ways out.
+func notShorter(maxKey string, maxValue time.Duration, minKey string, minValue time.Duration) string {
+	return fmt.Sprintf("%s (%v) must not be shorter than %s (%v): set %s to %v or more, or %s to %v or less",
+		maxKey, maxValue, minKey, minValue, maxKey, minValue, minKey, maxValue)
 }
 
 func (c Config) limits() domain.Limits {

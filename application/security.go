@@ -59,10 +59,10 @@ func (c SecurityConfig) Validate() error {
 		errs = append(errs, errors.New("file is required with source file (a YAML policy file; see docs/security.md)"))
 	}
 	if _, err := domain.ParseConflictMode(c.ConflictResolution); err != nil {
-		errs = append(errs, errors.New("conflictResolution must be deny_overrides or rocketmq"))
+		errs = append(errs, fmt.Errorf("conflictResolution %q must be deny_overrides or rocketmq", c.ConflictResolution))
 	}
 	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("cacheSize must not be negative (0: no cache)"))
+		errs = append(errs, fmt.Errorf("cacheSize must not be negative (0: no cache), not %d", c.CacheSize))
 	}
 	return errors.Join(errs...)
 }

@@ -39,8 +39,13 @@ func (c TrafficConfig) Validate() error {
 	if c.ReloadInterval < 0 {
 		errs = append(errs, errors.New("reloadInterval must not be negative (0: reload on SIGHUP only)"))
 	}
-	if c.MaxInflightBytes < 0 || c.MaxInflightPerClient < 0 || c.MaxInflightPerUser < 0 {
-		errs = append(errs, errors.New("maxInflightBytes, maxInflightPerClient and maxInflightPerUser must not be negative (0: no limit)"))
+	for _, n := range []struct {
+		key   string
+		value int64
+	}{{"maxInflightBytes", c.MaxInflightBytes}, {"maxInflightPerClient", int64(c.MaxInflightPerClient)}, {"maxInflightPerUser", int64(c.MaxInflightPerUser)}} {
+		if n.value < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative (0: no limit), not %d", n.key, n.value))
+		}
 	}
 	return errors.Join(errs...)
 }

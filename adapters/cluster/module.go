@@ -130,8 +130,12 @@ func (c Config) Validate() error {
 	if _, err := tlspolicy.ParseCipherSuites(c.TLS.CipherSuites); err != nil {
 		bad("tls.cipherSuites %w", err)
 	}
-	if (c.ACL.AccessKey == "") != (c.ACL.SecretKey == "") {
-		bad("acl.accessKey and acl.secretKey must be set together")
+	const aclBoth = "set both (the user the brokers' ACL knows rmqproxy as) or neither"
+	switch {
+	case c.ACL.AccessKey == "" && c.ACL.SecretKey != "":
+		bad("acl.secretKey is set but acl.accessKey is empty: %s", aclBoth) // the secret is never echoed
+	case c.ACL.AccessKey != "" && c.ACL.SecretKey == "":
+		bad("acl.accessKey %q is set but acl.secretKey is empty: %s", c.ACL.AccessKey, aclBoth)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster: %w", err)

@@ -104,8 +104,12 @@ func (c Config) Validate() error {
 	if _, err := tlspolicy.ParseCipherSuites(c.TLS.CipherSuites); err != nil {
 		errs = append(errs, fmt.Errorf("tls.cipherSuites %w", err))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls.certFile and tls.keyFile must be set together"))
+	const pair = "set both (a PEM certificate chain and its private key) or neither (a self-signed certificate)"
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
+		errs = append(errs, fmt.Errorf("tls.certFile %q is set but tls.keyFile is empty: %s", c.TLS.CertFile, pair))
+	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
+		errs = append(errs, fmt.Errorf("tls.keyFile %q is set but tls.certFile is empty: %s", c.TLS.KeyFile, pair))
 	}
 	switch c.TLS.ClientAuth {
 	case ClientAuthNone:

@@ -53,7 +53,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MaxConns < 2 {
-		errs = append(errs, errors.New("maxConns must be at least 2"))
+		errs = append(errs, fmt.Errorf("maxConns must be at least 2, not %d", c.MaxConns))
 	}
 	if c.ReloadInterval < time.Second {
 		errs = append(errs, fmt.Errorf("reloadInterval must be at least 1s, not %v", c.ReloadInterval))
