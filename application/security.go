@@ -199,6 +199,9 @@ func (s *Security) Load(ctx context.Context) error {
 	}
 	snap, err := s.source.Load(ctx)
 	if err != nil {
+		if s.cfg.Source == SourceFile {
+			return fmt.Errorf("load the security policy (auth.source file, auth.file %q): %w", s.cfg.File, err)
+		}
 		return fmt.Errorf("load the security policy (auth.source %s): %w", s.cfg.Source, err)
 	}
 	return s.Apply(snap)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -120,8 +121,11 @@ func (c Config) Validate() error {
 		bad("maxInFlight must be at least 1, got %d", c.MaxInFlight)
 	}
 	if c.TLS.CAFile != "" {
-		if _, err := os.Stat(c.TLS.CAFile); err != nil {
-			bad("tls.caFile: %v", err)
+		var pe *fs.PathError
+		if st, err := os.Stat(c.TLS.CAFile); errors.As(err, &pe) {
+			bad("tls.caFile %q: %w", c.TLS.CAFile, pe.Err)
+		} else if err == nil && st.IsDir() {
+			bad("tls.caFile %q is a directory, not a file", c.TLS.CAFile)
 		}
 	}
 	if _, err := tlspolicy.ParseMinVersion(c.TLS.MinVersion); err != nil {

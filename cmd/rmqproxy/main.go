@@ -292,6 +292,19 @@ func loadConfig(args []string, src config.Sources) (app.Root, error) {
 	return root, nil
 }
 
+// loadConfigAndFiles is loadConfig for serve and config print: the files
+// the configuration names must also exist (app.Root.CheckFiles).
+func loadConfigAndFiles(args []string, src config.Sources) (app.Root, error) {
+	cfg, err := loadConfig(args, src)
+	if err != nil {
+		return cfg, err
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		return app.Root{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
 // defaultGCPercent is the garbage collector's growth target when the GOGC
 // environment variable is not set. The proxy's live heap is small (tens of
 // MB) while every request allocates, so Go's default of 100 runs a
@@ -304,7 +317,7 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	cfg, err := loadConfig(args, src)
+	cfg, err := loadConfigAndFiles(args, src)
 	if errors.Is(err, config.ErrHelp) {
 		return writeSettingsHelp(stdout, serveUsage)
 	}
@@ -459,7 +472,7 @@ func configCommand(args []string, src config.Sources, stdout io.Writer) error {
 		}
 		return fmt.Errorf("%w%s\nUsage: rmqproxy config print [--config FILE] [--setting=value ...]", errUsage, sub)
 	}
-	cfg, err := loadConfig(args[1:], src)
+	cfg, err := loadConfigAndFiles(args[1:], src)
 	if errors.Is(err, config.ErrHelp) {
 		return writeSettingsHelp(stdout, configUsage)
 	}

@@ -200,7 +200,7 @@ func TestConfigErrorsNameTheKeyAtFault(t *testing.T) {
 		{"--postgres.maxConns=1", "postgres.maxConns must be at least 2, not 1"},
 		{"--cluster.acl.secretKey=Zq9Xk7", "cluster.acl.secretKey is set but cluster.acl.accessKey is empty: set both (the user the brokers' ACL knows rmqproxy as) or neither"},
 		{"--cluster.acl.accessKey=rmqproxy", `cluster.acl.accessKey "rmqproxy" is set but cluster.acl.secretKey is empty: set both (the user the brokers' ACL knows rmqproxy as) or neither`},
-		{"--grpc.tls.certFile=/etc/rmqproxy/tls.crt", `grpc.tls.certFile "/etc/rmqproxy/tls.crt" is set but grpc.tls.keyFile is empty: set both (a PEM certificate chain and its private key) or neither (a self-signed certificate)`},
+		{"--grpc.tls.certFile=main.go", `grpc.tls.certFile "main.go" is set but grpc.tls.keyFile is empty: set both (a PEM certificate chain and its private key) or neither (a self-signed certificate)`},
 		{"--metrics.otlp --metrics.otlpInterval=500ms", "metrics.otlpInterval must be at least 1s, not 500ms"},
 	}
 	for _, tt := range tests {
@@ -240,6 +240,55 @@ func TestConfigErrorsHideUserinfo(t *testing.T) {
 	code, _, errOut := runCLI("config", "print", "--otlp.endpoint=https://user:Zq9Xk7@collector:4317")
 	if want := `otlp.endpoint "https://user:REDACTED@collector:4317" must not carry a user name or password`; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "otlp.headers") {
 		t.Errorf("exit %d, stderr:\n%s\nwant %q and a pointer to otlp.headers", code, errOut, want)
+	}
+}
+
+// TestMissingFilesNameTheirKeys: a file setting naming a file that does not
+// exist (or a directory) stops config print and serve alike, before
+// anything starts, with an error naming the key and the path.
+func TestMissingFilesNameTheirKeys(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--auth.enabled", "--auth.source=file", "--auth.file=" + missing}, "auth.file %q: no such file or directory"},
+		{[]string{"--traffic.rulesFile=" + missing}, "traffic.rulesFile %q: no such file or directory"},
+		{[]string{"--traffic.rulesFile=" + dir}, "traffic.rulesFile %q is a directory, not a file"},
+		{[]string{"--grpc.tls.certFile=" + missing, "--grpc.tls.keyFile=" + missing}, "grpc.tls.certFile %[1]q: no such file or directory\ngrpc.tls.keyFile %[1]q: no such file or directory"},
+		{[]string{"--grpc.tls.mode=enforcing", "--grpc.tls.clientAuth=require", "--grpc.tls.clientCAFile=" + missing}, "grpc.tls.clientCAFile %q: no such file or directory"},
+		{[]string{"--admin.tls.enabled", "--admin.tls.certFile=" + missing, "--admin.tls.keyFile=" + missing}, "admin.tls.certFile %[1]q: no such file or directory\nadmin.tls.keyFile %[1]q: no such file or directory"},
+		{[]string{"--cluster.tls.caFile=" + missing}, "cluster.tls.caFile %q: no such file or directory"},
+	}
+	for _, tt := range tests {
+		want := "rmqproxy: invalid configuration:\n" + fmt.Sprintf(tt.want, missing) + "\n"
+		if strings.Contains(tt.want, "directory, not") {
+			want = "rmqproxy: invalid configuration:\n" + fmt.Sprintf(tt.want, dir) + "\n"
+		}
+		// serve must fail before it starts anything; should it not, it
+		// binds loopback only and writes under the test's directory.
+		serve := []string{"serve", "--local.dataDir=" + filepath.Join(dir, "data"), "--grpc.address=127.0.0.1:0", "--health.address=127.0.0.1:0", "--admin.address=127.0.0.1:0"}
+		for _, cmd := range [][]string{{"config", "print"}, serve} {
+			t.Run(cmd[0]+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+				code, out, errOut := runCLI(append(cmd, tt.args...)...)
+				if code != 1 || out != "" || errOut != want {
+					t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, out, errOut, want)
+				}
+			})
+		}
+	}
+	// Files a setting names but a turned-off feature does not read are
+	// not checked.
+	if code, _, errOut := runCLI("config", "print", "--grpc.tls.mode=disabled", "--grpc.tls.certFile="+missing, "--grpc.tls.keyFile="+missing,
+		"--admin.tls.certFile="+missing, "--admin.tls.keyFile="+missing, "--auth.file="+missing); code != 0 {
+		t.Errorf("unused file settings: exit %d, stderr %q", code, errOut)
+	}
+	// The other commands read none of these files: they do not check them
+	// (they may run where the proxy's certificates are not).
+	code, _, errOut := runCLI("migrate", "version", "--postgres.dsn=postgres://u:p@127.0.0.1:1/x?connect_timeout=5", "--traffic.rulesFile="+missing)
+	if code != 1 || strings.Contains(errOut, "traffic.rulesFile") || !strings.Contains(errOut, "connect to PostgreSQL") {
+		t.Errorf("migrate version: exit %d, stderr %q; want the connection refused, not the rules file", code, errOut)
 	}
 }
 

@@ -3,9 +3,11 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -205,4 +207,53 @@ func (r Root) validateSecurity() []error {
 			"remove it and set cluster.tls.caFile to the PEM bundle of the CA that signs the brokers' certificates (and cluster.tls.serverName when they do not name the addresses dialled)"))
 	}
 	return errs
+}
+
+// CheckFiles reports the file settings whose files do not exist (or are
+// directories), each naming the key and the path, so that serve and config
+// print stop before anything starts rather than failing at start with the
+// path alone. Only the files of features that are on are checked, and only
+// for existence: a file this user may not search for is left to the start,
+// where the adapter reports it. It is not part of Validate because the
+// other commands (migrate, user, topic, ...) load the same configuration,
+// possibly on a host without the proxy's certificates, and read none of
+// these files. cluster.tls.caFile is checked by the cluster adapter itself.
+func (r Root) CheckFiles() error {
+	type file struct{ key, path string }
+	var files []file
+	if r.GRPC.TLS.Mode != grpcadapter.TLSDisabled {
+		files = append(files, file{"grpc.tls.certFile", r.GRPC.TLS.CertFile}, file{"grpc.tls.keyFile", r.GRPC.TLS.KeyFile},
+			file{"grpc.tls.clientCAFile", r.GRPC.TLS.ClientCAFile})
+	}
+	if r.Admin.Enabled && r.Admin.TLS.Enabled {
+		files = append(files, file{"admin.tls.certFile", r.Admin.TLS.CertFile}, file{"admin.tls.keyFile", r.Admin.TLS.KeyFile})
+	}
+	if r.Auth.Enabled && r.Auth.Source == application.SourceFile {
+		files = append(files, file{"auth.file", r.Auth.File})
+	}
+	files = append(files, file{"traffic.rulesFile", r.Traffic.RulesFile})
+	var errs []error
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := checkFile(f.key, f.path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkFile reports a file setting whose file does not exist or is a
+// directory; other errors of stat are left to whoever opens it.
+func checkFile(key, path string) error {
+	st, err := os.Stat(path)
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && errors.As(err, &pe):
+		return fmt.Errorf("%s %q: %w", key, path, pe.Err)
+	case err == nil && st.IsDir():
+		return fmt.Errorf("%s %q is a directory, not a file", key, path)
+	}
+	return nil
 }

@@ -153,6 +153,9 @@ func TestFailedStartLeavesNoGoroutines(t *testing.T) {
 				t.Fatal("started")
 			}
 			t.Logf("start: %v", err)
+			if name == "missing policy file" && !strings.Contains(err.Error(), `auth.file "`+cfg.Auth.File+`"`) {
+				t.Errorf("the error does not name auth.file and its path")
+			}
 			// The data directory is free again: the next start succeeds.
 			if err := startStop(t, good, nil); err != nil {
 				t.Fatalf("start after the failed one: %v", err)
