@@ -237,6 +237,13 @@ func TestConfigErrorsHideUserinfo(t *testing.T) {
 			}
 		})
 	}
+	// The admin commands' --admin.address takes a URL too.
+	for _, addr := range []string{"https://user:Zq9Xk7@127.0.0.1:1", "ftp://user:Zq9Xk7@127.0.0.1:1"} {
+		code, out, errOut := runCLI("topic", "list", "--admin.address", addr)
+		if code != 1 || strings.Contains(out+errOut, "Zq9Xk7") || !strings.Contains(errOut, `admin address "`+strings.Split(addr, "//")[0]+`//user:REDACTED@127.0.0.1:1"`) {
+			t.Errorf("topic list --admin.address %s: exit %d, stdout %q, stderr %q; want exit 1 and the password shown as REDACTED", addr, code, out, errOut)
+		}
+	}
 	code, _, errOut := runCLI("config", "print", "--otlp.endpoint=https://user:Zq9Xk7@collector:4317")
 	if want := `otlp.endpoint "https://user:REDACTED@collector:4317" must not carry a user name or password`; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "otlp.headers") {
 		t.Errorf("exit %d, stderr:\n%s\nwant %q and a pointer to otlp.headers", code, errOut, want)
