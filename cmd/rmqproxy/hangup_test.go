@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,13 +17,20 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 )
 
-// raiseHangup sends SIGHUP to this process and then a SIGUSR1, which it
-// waits for on usr: a signal sent to oneself is handled before kill
-// returns, and SIGHUP (1) is delivered before SIGUSR1 (10), so once
-// SIGUSR1 arrives SIGHUP has been handled. Without a handler, SIGHUP has
-// ended the process by then. It exits the process on failure.
+// raiseHangup sends SIGHUP to the calling thread and then a SIGUSR1,
+// which it waits for on usr. A signal a thread sends to itself
+// (tgkill) is handled on that thread before the system call returns: the
+// Go runtime then finds SIGHUP caught, or ends the process at once if
+// nothing catches it. A signal sent to the process instead (kill) may be
+// handled by another thread later, so that SIGUSR1 could arrive first and
+// SIGHUP only after serve has returned and released its hold: the child
+// then died of SIGHUP although serve held it (seen once under load). It
+// exits the process on failure.
 func raiseHangup(usr <-chan os.Signal) {
-	if syscall.Kill(os.Getpid(), syscall.SIGHUP) != nil || syscall.Kill(os.Getpid(), syscall.SIGUSR1) != nil {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := os.Getpid(), syscall.Gettid()
+	if syscall.Tgkill(pid, tid, syscall.SIGHUP) != nil || syscall.Tgkill(pid, tid, syscall.SIGUSR1) != nil {
 		os.Exit(3)
 	}
 	select {
