@@ -108,7 +108,9 @@ func (h *Failures) Count(r Reason) uint64 { return h.counts[r].Load() }
 // says how) and logs it unless a line of that reason was logged within the
 // interval.
 func (h *Failures) Record(remote string, r Reason, err error) {
-	h.counts[r].Add(1)
+	// Counted last: a failure the counter shows has been logged (or
+	// suppressed) already.
+	defer h.counts[r].Add(1)
 	now := time.Now()
 	h.mu.Lock()
 	if !h.logged[r].IsZero() && now.Sub(h.logged[r]) < h.every {
