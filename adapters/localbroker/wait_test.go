@@ -3,6 +3,9 @@ package localbroker
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,16 +246,25 @@ func TestAnyQueuePopperDoesNotStrandAnotherQueuesMessage(t *testing.T) {
 				return nil
 			})
 		}
+		// Each consumer is started once the other is parked where the
+		// scenario wants it: the simple consumer done with queues 0 to 6
+		// and held up at queue 7, the queue-0 consumer waiting for a
+		// wake-up. Registered is not enough: a consumer registers before
+		// it looks, and one still looking when the messages become
+		// visible below could take A at once (seen as "not woken").
 		if round%2 == 0 {
 			go popInto(anyQ, -1)
 			waiting(1, 1)
+			parked(t, 0, 1)
 			go popInto(q0, 0)
 		} else {
 			go popInto(q0, 0)
 			waiting(1, 0)
+			parked(t, 1, 0)
 			go popInto(anyQ, -1)
 		}
 		waiting(2, 1)
+		parked(t, 1, 1)
 		h.e.mu.Lock()
 		h.e.rr = 1 // the simple consumer's next look starts at queue 1
 		h.e.mu.Unlock()
@@ -275,4 +287,43 @@ func TestAnyQueuePopperDoesNotStrandAnotherQueuesMessage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gateWait matches a goroutine stack blocked on a queue's gate in
+// popQueues: a pop that has looked at its other queues.
+var gateWait = regexp.MustCompile(`\nsync\.\(\*Mutex\)\.Lock\([^\n]*\n[^\n]*\n[^\n]*localbroker\.\(\*Engine\)\.popQueues\(`)
+
+// parked waits until, of the pops the calling test started, waiting wait
+// for a wake-up (Engine.wait) and onGate are blocked on a queue's gate
+// that another pop of their group holds. Registration alone (e.waiters)
+// does not say that a pop has looked: it registers first.
+func parked(t *testing.T, waiting, onGate int) {
+	t.Helper()
+	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
+		buf := make([]byte, 1<<16)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		w, g := 0, 0
+		for _, s := range strings.Split(string(buf), "\n\n") {
+			if !strings.Contains(s, "localbroker."+t.Name()+".") {
+				continue // not one of this test's goroutines
+			}
+			switch {
+			case strings.Contains(s, "localbroker.(*Engine).wait("):
+				w++
+			case gateWait.MatchString(s):
+				g++
+			}
+		}
+		if w != waiting || g != onGate {
+			return fmt.Errorf("%d pops wait for a wake-up and %d are held up at a gate; want %d and %d", w, g, waiting, onGate)
+		}
+		return nil
+	})
 }
