@@ -275,20 +275,36 @@ func TestHandshakeTimeoutClosesStalledConnections(t *testing.T) {
 		}
 		return c
 	}
+	// Closed at all is what tells the timeout at work: without it gRPC
+	// would wait 120 s (its default ConnectionTimeout). A bound of a few
+	// timeouts was missed by a machine too busy to run the close on time.
+	const long = time.Minute
 	permissive := start(TLSConfig{Mode: TLSPermissive, SelfSignedDir: t.TempDir()}, timeout)
-	closedWithin("a connection that sends nothing", dial(permissive), 10*timeout)
+	closedWithin("a connection that sends nothing", dial(permissive), long/2)
 	half := dial(permissive)
 	_, _ = half.Write([]byte{0x16, 0x03, 0x01}) // the start of a TLS record
-	closedWithin("a ClientHello cut short", half, 10*timeout)
-	tc := tls.Client(dial(permissive), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
+	closedWithin("a ClientHello cut short", half, long/2)
+	// The TLS handshake itself has the timeout to finish (it runs within
+	// it): on a machine too busy for that, the server closes the
+	// connection during the handshake, a timeout as well. Try again then.
+	var tc *tls.Conn
+	for attempt := 1; tc == nil; attempt++ {
+		c := tls.Client(dial(permissive), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		err := c.Handshake()
+		switch {
+		case err == nil:
+			tc = c
+		case attempt == 20:
+			t.Fatalf("no TLS handshake of %d finished within the %v handshake timeout: %v", attempt, timeout, err)
+		default:
+			t.Logf("TLS handshake %d cut short by the timeout: %v", attempt, err)
+			_ = c.Close()
+		}
 	}
-	closedWithin("TLS without an HTTP/2 preface", tc, 10*timeout)
+	closedWithin("TLS without an HTTP/2 preface", tc, long/2)
 
 	// The wrong transport is refused without waiting for the timeout (a
 	// long one here, so that a slow machine cannot blur the two).
-	const long = time.Minute
 	enforcing := start(TLSConfig{Mode: TLSEnforcing, SelfSignedDir: t.TempDir()}, long)
 	plain := dial(enforcing)
 	_, _ = plain.Write([]byte(http2Preface))
