@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,7 +218,7 @@ func startTrafficServer(t *testing.T, b *fakeBroker, tr *application.Traffic, ed
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	srv.serve(lis, 8081)
+	srv.serve(tcpLikeListener{lis}, 8081)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -231,6 +232,31 @@ func startTrafficServer(t *testing.T, b *fakeBroker, tr *application.Traffic, ed
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &testServer{lis: lis, client: v2.NewMessagingServiceClient(conn), app: app, sessions: sessions, logs: logs, srv: srv}
+}
+
+// tcpLikeListener gives each connection it accepts a remote address of its
+// own, as over TCP: bufconn gives every connection the same one, and the
+// server, which closes a stalled client's connection by its address
+// (closeConn), would close them all.
+type tcpLikeListener struct{ net.Listener }
+
+// nextPort numbers the connections of tcpLikeListener.
+var nextPort atomic.Int32
+
+// addrConn is an in-memory connection with a remote address of its own.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+
+func (l tcpLikeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &addrConn{Conn: c, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000 + int(nextPort.Add(1)%20000)}}, nil
 }
 
 // clientCtx carries the headers the official clients send.

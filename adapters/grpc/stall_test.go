@@ -31,16 +31,6 @@ type released struct {
 	ids []string
 }
 
-// addrConn is an in-memory connection with a remote address of its own.
-type addrConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
-
-var nextPort atomic.Int32
-
 func (r *released) ChangeInvisibleBatch(_ context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -135,14 +125,12 @@ func TestStalledReceiveIsReleased(t *testing.T) {
 		c.ResponseWriteTimeout = 500 * time.Millisecond
 		a.Consumer.MaxBatchSize = batch
 	})
-	// Each connection has its own address, as over TCP.
-	dial := func() (net.Conn, error) {
-		c, err := ts.lis.DialContext(t.Context())
-		if err != nil {
-			return nil, err
-		}
-		return &addrConn{Conn: c, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000 + int(nextPort.Add(1))}}, nil
-	}
+	// Each connection has its own address on the server's side, as over
+	// TCP (startTestServer's listener): the stall of one closes that one
+	// only. (An address given to the client's side of the connection, as
+	// before, was not what the server saw: the first stall closed every
+	// connection, including those this test was still opening.)
+	dial := func() (net.Conn, error) { return ts.lis.DialContext(t.Context()) }
 	// The baseline must include the application's background goroutines,
 	// which startTestServer starts asynchronously: counted before they
 	// exist, they looked like goroutines the stalled receives left behind.
