@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -18,14 +20,14 @@ import (
 )
 
 // raiseHangup sends SIGHUP to the calling thread and then a SIGUSR1,
-// which it waits for on usr. A signal a thread sends to itself
-// (tgkill) is handled on that thread before the system call returns: the
-// Go runtime then finds SIGHUP caught, or ends the process at once if
-// nothing catches it. A signal sent to the process instead (kill) may be
-// handled by another thread later, so that SIGUSR1 could arrive first and
-// SIGHUP only after serve has returned and released its hold: the child
-// then died of SIGHUP although serve held it (seen once under load). It
-// exits the process on failure.
+// which it waits for on usr. A signal a thread sends to itself (tgkill,
+// Linux only: hence this file's build constraint) is handled on that
+// thread before the system call returns: the Go runtime then finds SIGHUP
+// caught, or ends the process at once if nothing catches it. A signal sent
+// to the process instead (kill) may be handled by another thread later,
+// so that SIGUSR1 could arrive first and SIGHUP only after serve has
+// returned and released its hold: the child then died of SIGHUP although
+// serve held it (seen once under load). It exits the process on failure.
 func raiseHangup(usr <-chan os.Signal) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
