@@ -373,7 +373,16 @@ func (b *Broker) call(ctx context.Context, addr string, code remoting.RequestCod
 	if err != nil {
 		return nil, err
 	}
-	return resp, remoting.Expect(resp, ok...)
+	return resp, expect(code, resp, ok...)
+}
+
+// expect is remoting.Expect, with the request's code in the error.
+func expect(code remoting.RequestCode, resp *remoting.Command, ok ...remoting.ResponseCode) error {
+	err := remoting.Expect(resp, ok...)
+	if re, isRe := err.(*remoting.ResponseError); isRe {
+		re.Request = code
+	}
+	return err
 }
 
 // callPinned is call for HEART_BEAT and UNREGISTER_CLIENT: always on the
@@ -391,7 +400,7 @@ func (b *Broker) callPinned(ctx context.Context, addr string, code remoting.Requ
 		return err
 	}
 	b.answered(addr)
-	return remoting.Expect(resp)
+	return expect(code, resp)
 }
 
 // newRequest builds a request from code, header (nil for none) and body.
@@ -412,10 +421,11 @@ func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command
 	var unreached []string
 	for i := range n {
 		idx := (start + i) % n
-		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], mk())
+		req := mk()
+		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], req)
 		if err == nil {
 			b.nsCur.Store(int32(idx))
-			return resp, remoting.Expect(resp, ok...)
+			return resp, expect(remoting.RequestCode(req.Code), resp, ok...)
 		}
 		lastErr = err
 		var ce *client.Error

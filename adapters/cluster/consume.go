@@ -70,7 +70,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	case remoting.ResponsePollingFull:
 		return nil, domain.Errorf(domain.ReasonTooManyRequests, "polling full")
 	default:
-		err := remoting.Expect(resp)
+		err := expect(remoting.RequestPopMessage, resp)
 		if isCode(err, remoting.ResponseTopicNotExist) {
 			b.meta.invalidateTopic(req.Topic)
 		}

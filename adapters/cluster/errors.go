@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
@@ -81,12 +82,60 @@ func mapResponse(re *remoting.ResponseError) error {
 			"the message was removed, or the handle belongs to another topic than the request names")
 	case remoting.ResponseNoPermission:
 		// A broker's authentication failing (wrong or missing credentials
-		// of rmqproxy itself) or a permission (a topic not writable): the
-		// client cannot fix either, so the code stays upstream's.
+		// of rmqproxy itself), its authorization refusing rmqproxy's user
+		// a permission, or a permission of the topic (not writable): the
+		// client cannot fix any, so the code stays upstream's.
+		if resource, ok := deniedResource(re.Remark); ok {
+			req := "a request"
+			if re.Request != 0 {
+				req = re.Request.String()
+			}
+			return domain.Wrap(domain.ReasonBrokerError, re, "the broker refused rmqproxy's broker user (cluster.acl.accessKey) "+
+				req+", which needs "+brokerAction(re.Request)+" on "+resource+
+				": grant it to that user in the broker's ACL (docs/security.md lists what rmqproxy needs); the broker said: "+msg)
+		}
 		return domain.Wrap(domain.ReasonBrokerError, re, "the broker denied rmqproxy's request (NO_PERMISSION): "+msg+
 			"; if the broker authenticates requests, cluster.acl.accessKey and cluster.acl.secretKey must be a user of the broker")
 	}
 	return domain.Wrap(domain.ReasonBrokerError, re, msg)
+}
+
+// deniedResource returns the resource named in the remark of an ACL 2.0
+// broker's authorization refusal ("User:u has no permission to access
+// Topic:t from 1.2.3.4, no matched policies.").
+func deniedResource(remark string) (string, bool) {
+	_, rest, ok := strings.Cut(remark, " has no permission to access ")
+	if !ok {
+		return "", false
+	}
+	resource, _, ok := strings.Cut(rest, " from ")
+	return resource, ok && resource != ""
+}
+
+// brokerAction names the ACL 2.0 action(s) a broker requires for a request
+// rmqproxy sends (RocketMQ 5.5's RocketMQAction annotations and
+// DefaultAuthorizationContextBuilder; "X or Y": either is enough).
+func brokerAction(code remoting.RequestCode) string {
+	switch code {
+	case remoting.RequestSendMessageV2, remoting.RequestSendBatchMessage, remoting.RequestEndTransaction, remoting.RequestRecallMessage:
+		return "Pub"
+	case remoting.RequestPopMessage, remoting.RequestAckMessage, remoting.RequestChangeMessageInvisibletime,
+		remoting.RequestConsumerSendMsgBack, remoting.RequestPullMessage, remoting.RequestHeartBeat, remoting.RequestUnregisterClient:
+		return "Sub"
+	case remoting.RequestUpdateConsumerOffset:
+		return "Sub or Update"
+	case remoting.RequestQueryConsumerOffset, remoting.RequestQueryMessage:
+		return "Sub or Get"
+	case remoting.RequestViewMessageById, remoting.RequestGetTopicConfig, remoting.RequestGetSubscriptiongroupConfig,
+		remoting.RequestGetMaxOffset, remoting.RequestGetMinOffset, remoting.RequestSearchOffsetByTimestamp,
+		remoting.RequestGetConsumeStats:
+		return "Get"
+	case remoting.RequestUpdateAndCreateTopic:
+		return "Create"
+	case remoting.RequestDeleteTopicInBroker, remoting.RequestDeleteSubscriptiongroup:
+		return "Delete"
+	}
+	return "a permission"
 }
 
 // isCode reports whether err is a broker answer with code c.

@@ -25,3 +25,40 @@ func TestNoMessageSaysWhat(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+// TestBrokerAuthorizationDenialSaysWhatIsMissing: a broker that
+// authorizes requests (ACL 2.0) refuses one its user lacks a permission
+// for with NO_PERMISSION and a remark naming the user and the resource,
+// not the action ("User:app has no permission to access Topic:t from
+// 127.0.0.1, no matched policies."); rmqproxy passed it on with advice to
+// check its credentials, which were right. The message now names the
+// request and the action it needs, and where to grant it; a failed
+// authentication keeps the advice on the credentials.
+func TestBrokerAuthorizationDenialSaysWhatIsMissing(t *testing.T) {
+	for _, tt := range []struct {
+		req  remoting.RequestCode
+		want []string
+	}{
+		{remoting.RequestGetTopicConfig, []string{"GET_TOPIC_CONFIG", "Get on Topic:t", "cluster.acl.accessKey"}},
+		{remoting.RequestViewMessageById, []string{"VIEW_MESSAGE_BY_ID", "Get on Topic:t"}},
+		{remoting.RequestSendMessageV2, []string{"SEND_MESSAGE_V2", "Pub on Topic:t"}},
+		{remoting.RequestPopMessage, []string{"POP_MESSAGE", "Sub on Topic:t"}},
+	} {
+		err := mapError(&remoting.ResponseError{Code: remoting.ResponseNoPermission, Request: tt.req,
+			Remark: "User:app has no permission to access Topic:t from 127.0.0.1, no matched policies."})
+		msg := domain.MessageOf(err)
+		if !domain.HasReason(err, domain.ReasonBrokerError) || strings.Contains(msg, "must be a user of the broker") {
+			t.Errorf("%v: %v", tt.req, err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%v: %q lacks %q", tt.req, msg, w)
+			}
+		}
+	}
+	err := mapError(&remoting.ResponseError{Code: remoting.ResponseNoPermission, Request: remoting.RequestSendMessageV2,
+		Remark: "check signature failed"})
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "check signature failed") || !strings.Contains(msg, "cluster.acl.secretKey") {
+		t.Errorf("authentication failure: %q", msg)
+	}
+}

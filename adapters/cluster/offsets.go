@@ -104,7 +104,7 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 			return ports.PullResult{}, err
 		}
 	default:
-		return ports.PullResult{}, mapError(remoting.Expect(resp))
+		return ports.PullResult{}, mapError(expect(remoting.RequestPullMessage, resp))
 	}
 	out := ports.PullResult{NextOffset: ph.NextBeginOffset, MinOffset: ph.MinOffset, MaxOffset: ph.MaxOffset}
 	switch code {

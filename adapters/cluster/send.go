@@ -174,7 +174,11 @@ func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, m
 	if err != nil {
 		return nil, err
 	}
-	return sendReceipts(resp, q, msgs)
+	rs, err := sendReceipts(resp, q, msgs)
+	if re, ok := err.(*remoting.ResponseError); ok {
+		re.Request = code
+	}
+	return rs, err
 }
 
 // sendRequest builds the request that stores msgs in q (now is the born

@@ -60,6 +60,9 @@ func itoa(i int) string { return strconv.Itoa(i) }
 type ResponseError struct {
 	Code   ResponseCode
 	Remark string
+	// Request is the code of the request answered, when the caller set
+	// it (0 otherwise): what an authorization failure's remark leaves out.
+	Request RequestCode
 }
 
 func (e *ResponseError) Error() string {
