@@ -1,14 +1,28 @@
 package cluster_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -22,6 +36,11 @@ var brokerAuthSettings = []string{
 	"authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider",
 	`initAuthenticationUser={"username":"rmqproxy","password":"s3cret-key"}`,
 	`innerClientAuthenticationCredentials={"accessKey":"rmqproxy","secretKey":"s3cret-key"}`,
+	// Authorization too, so that Normal users get only their ACL entries
+	// (the Super user above skips them).
+	"authorizationEnabled=true",
+	"authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider",
+	"authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider",
 }
 
 // TestBrokerWithAuthentication puts rmqproxy in front of a broker that
@@ -69,5 +88,276 @@ func TestBrokerWithAuthentication(t *testing.T) {
 	if err != nil || resp.GetStatus().GetCode() != v2.Code_INTERNAL_SERVER_ERROR ||
 		!strings.Contains(resp.GetStatus().GetMessage(), "check signature failed") || !strings.Contains(resp.GetStatus().GetMessage(), "cluster.acl.secretKey") {
 		t.Fatalf("send with a wrong broker secret: %v %v", resp, err)
+	}
+
+	t.Run("documented permissions", func(t *testing.T) { brokerUserPermissions(t, cfg, p, brokers[0]) })
+}
+
+// aclEntry is one ACL 2.0 policy entry for a broker user.
+type aclEntry struct {
+	resource string
+	actions  []string
+}
+
+// addBrokerUser creates a Normal user of the broker with the given Allow
+// entries, signed as the broker's Super user.
+func addBrokerUser(t *testing.T, b *testenv.ClusterBroker, name, secret string, entries ...aclEntry) {
+	t.Helper()
+	rc := client.New(client.Config{Sign: remoting.Credentials{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}.Sign})
+	defer rc.Close()
+	call := func(code remoting.RequestCode, key, value string, body any) {
+		t.Helper()
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rc.Invoke(t.Context(), b.Addr, remoting.NewRequest(code, remoting.Fields{{Key: key, Value: value}}, raw))
+		if err != nil || resp.Code != 0 {
+			t.Fatalf("broker request %d for %s: %v %v", code, name, resp, err)
+		}
+	}
+	call(authCreateUser, "username", name, map[string]string{"username": name, "password": secret, "userType": "Normal"})
+	var policy []map[string]any
+	for _, e := range entries {
+		policy = append(policy, map[string]any{"resource": e.resource, "actions": e.actions, "decision": "Allow"})
+	}
+	call(authCreateACL, "subject", "User:"+name, map[string]any{"subject": "User:" + name,
+		"policies": []map[string]any{{"policyType": "Custom", "entries": policy}}})
+}
+
+// Request codes of RocketMQ's ACL 2.0 user and ACL administration.
+const (
+	authCreateUser remoting.RequestCode = 3001
+	authCreateACL  remoting.RequestCode = 3006
+)
+
+// brokerUserPermissions runs rmqproxy signed as a Normal broker user with
+// exactly the permissions docs/security.md lists for the broker user (on
+// each topic Pub, Sub and Get; on each group Sub and Get), and checks that
+// what rmqproxy does for its clients works: sends of every type, ending a
+// transaction, recall, receive, ack, change of the invisible time,
+// dead-letter forward (which reads the message first, VIEW_MESSAGE_BY_ID),
+// assignment, pull and offsets. Then, signed as a user without Get on the
+// topic, that the client is told which permission of which request the
+// broker user lacks (it was told to check rmqproxy's credentials).
+func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy, b *testenv.ClusterBroker) {
+	topic, group := testenv.Name(t, "auth-perm-orders"), testenv.Name(t, "g-auth-perm-orders")
+	fifo, delay, tx := testenv.Name(t, "auth-perm-fifo"), testenv.Name(t, "auth-perm-delay"), testenv.Name(t, "auth-perm-tx")
+	super.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	super.CreateTopic(t, fifo, domain.MessageTypeFIFO, 1)
+	super.CreateTopic(t, delay, domain.MessageTypeDelay, 1)
+	super.CreateTopic(t, tx, domain.MessageTypeTransaction, 1)
+	super.CreateGroup(t, application.GroupSpec{Name: group})
+	var documented []aclEntry
+	for _, tp := range []string{topic, fifo, delay, tx} {
+		documented = append(documented, aclEntry{"Topic:" + tp, []string{"Pub", "Sub", "Get"}})
+	}
+	txGroup := testenv.Name(t, "g-auth-perm-tx")
+	super.CreateGroup(t, application.GroupSpec{Name: txGroup})
+	// The group's pop retry topic %RETRY%G_T, which a broker authorizes as
+	// the group "G_T", holds the redelivered messages.
+	documented = append(documented, aclEntry{"Group:" + txGroup, []string{"Sub", "Get"}}, aclEntry{"Group:" + txGroup + "_" + tx, []string{"Sub", "Get"}},
+		aclEntry{"Group:" + group + "_" + topic, []string{"Sub", "Get"}}, aclEntry{"Group:" + group, []string{"Sub", "Get"}})
+	// The admin commands' topic and group.
+	adminTopic, adminGroup := testenv.Name(t, "auth-perm-admin"), testenv.Name(t, "g-auth-perm-admin")
+	testenv.Claim(t, "topic", adminTopic)
+	testenv.Claim(t, "consumer group", adminGroup)
+	adminActions := []string{"Create", "Update", "Delete", "Get", "List"}
+	addBrokerUser(t, b, "app", "app-secret-1", append(slices.Clone(documented), aclEntry{"Topic:" + adminTopic, adminActions},
+		aclEntry{"Group:" + adminGroup, adminActions})...)
+	// One permission less: no Get on the topic, and no Get on the group.
+	addBrokerUser(t, b, "app-noget", "app-secret-2", aclEntry{"Topic:" + topic, []string{"Pub", "Sub"}}, documented[len(documented)-1])
+	addBrokerUser(t, b, "app-nogroupget", "app-secret-3", documented[0], aclEntry{"Group:" + group, []string{"Sub"}})
+
+	cfg := superCfg
+	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app", SecretKey: "app-secret-1"}
+	p := testenv.Start(t, cfg)
+	raw := testenv.NewRawClient(t, p)
+	ok := func(what string, st *v2.Status, err error) {
+		t.Helper()
+		if err != nil || st.GetCode() != v2.Code_OK {
+			t.Errorf("%s: %v %v", what, st, err)
+		}
+	}
+	send := func(m *v2.Message) *v2.SendMessageResponse {
+		t.Helper()
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		ok("send to "+m.GetTopic().GetName(), resp.GetStatus(), err)
+		return resp
+	}
+	fm := testenv.RawMessage(fifo, []byte("fifo"), "")
+	fm.SystemProperties.MessageType, fm.SystemProperties.MessageGroup = v2.MessageType_FIFO, proto.String("mg")
+	send(fm)
+	dm := testenv.RawMessage(delay, []byte("delay"), "")
+	dm.SystemProperties.MessageType, dm.SystemProperties.DeliveryTimestamp = v2.MessageType_DELAY, timestamppb.New(time.Now().Add(time.Hour))
+	handle := send(dm).GetEntries()[0].GetRecallHandle()
+	rc, err := raw.RecallMessage(raw.Ctx(t), &v2.RecallMessageRequest{Topic: &v2.Resource{Name: delay}, RecallHandle: handle})
+	ok("recall", rc.GetStatus(), err)
+
+	// A transaction committed by its producer, and one committed on the
+	// broker's check-back (CHECK_TRANSACTION_STATE relayed to the producer).
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(tx),
+		rmq.WithTransactionChecker(&rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.COMMIT }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pr.GracefulStop()
+	for _, commit := range []bool{true, false} {
+		trx := pr.BeginTransaction()
+		if _, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: tx, Body: []byte("tx")}, trx); err != nil {
+			t.Fatalf("transactional send: %v", err)
+		}
+		if commit {
+			if err := trx.Commit(); err != nil {
+				t.Errorf("commit: %v", err)
+			}
+		}
+	}
+
+	raw.Subscribe(t, group, topic)
+	raw.SendN(t, topic, 3)
+	got := raw.ReceiveN(t, group, topic, 3, time.Minute, 60*time.Second)
+	ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, got[:1]))
+	ok("ack", ack.GetStatus(), err)
+	change, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+		Topic: &v2.Resource{Name: topic}, ReceiptHandle: got[1].GetSystemProperties().GetReceiptHandle(),
+		InvisibleDuration: durationpb.New(time.Second), MessageId: got[1].GetSystemProperties().GetMessageId()})
+	ok("change invisible duration", change.GetStatus(), err)
+	// Redelivered (from the group's pop retry topic), its invisible time
+	// changed, forwarded (read first from the retry topic); then
+	// redelivered again, acked.
+	again := raw.ReceiveN(t, group, topic, 1, time.Second, 60*time.Second)
+	change, err = raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+		Topic: &v2.Resource{Name: topic}, ReceiptHandle: again[0].GetSystemProperties().GetReceiptHandle(),
+		InvisibleDuration: durationpb.New(time.Second), MessageId: again[0].GetSystemProperties().GetMessageId()})
+	ok("change invisible duration of a redelivered message", change.GetStatus(), err)
+	again = raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second)
+	ack, err = raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, again))
+	if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+		t.Errorf("ack of a redelivered message: %v %v", ack, err)
+	}
+	fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+		Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic},
+		ReceiptHandle: got[2].GetSystemProperties().GetReceiptHandle(), MessageId: got[2].GetSystemProperties().GetMessageId(),
+		DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+	ok("dead-letter forward", fw.GetStatus(), err)
+	raw.SendN(t, topic, 1)
+	again = raw.ReceiveN(t, group, topic, 1, time.Second, 60*time.Second)
+	again = raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second) // from the retry topic
+	fw, err = raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+		Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic},
+		ReceiptHandle: again[0].GetSystemProperties().GetReceiptHandle(), MessageId: again[0].GetSystemProperties().GetMessageId(),
+		DeliveryAttempt: 2, MaxDeliveryAttempts: 16})
+	ok("dead-letter forward of a redelivered message", fw.GetStatus(), err)
+	qa, err := raw.QueryAssignment(raw.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: topic}, Group: &v2.Resource{Name: group}})
+	ok("query assignment", qa.GetStatus(), err)
+
+	// Pull and offsets of the topic's queue.
+	route, err := raw.QueryRoute(raw.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: topic}})
+	if err != nil || len(route.GetMessageQueues()) == 0 {
+		t.Fatalf("route: %v %v", route, err)
+	}
+	mq := &v2.MessageQueue{Topic: &v2.Resource{Name: topic}, Id: 0, Broker: &v2.Broker{Name: route.GetMessageQueues()[0].GetBroker().GetName()}}
+	stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{Group: &v2.Resource{Name: group}, MessageQueue: mq, Offset: 0, BatchSize: 8,
+		FilterExpression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}, LongPollingTimeout: durationpb.New(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pulled int
+	var pullStatus *v2.Status
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		switch x := r.Content.(type) {
+		case *v2.PullMessageResponse_Status:
+			pullStatus = x.Status
+		case *v2.PullMessageResponse_Message:
+			pulled++
+		}
+	}
+	if pullStatus.GetCode() != v2.Code_OK || pulled == 0 {
+		t.Errorf("pull: %v, %d messages", pullStatus, pulled)
+	}
+	uo, err := raw.UpdateOffset(raw.Ctx(t), &v2.UpdateOffsetRequest{Group: &v2.Resource{Name: group}, MessageQueue: mq, Offset: 1})
+	ok("update offset", uo.GetStatus(), err)
+	go_, err := raw.GetOffset(raw.Ctx(t), &v2.GetOffsetRequest{Group: &v2.Resource{Name: group}, MessageQueue: mq})
+	ok("get offset", go_.GetStatus(), err)
+	qo, err := raw.QueryOffset(raw.Ctx(t), &v2.QueryOffsetRequest{MessageQueue: mq, QueryOffsetPolicy: v2.QueryOffsetPolicy_END})
+	ok("query offset", qo.GetStatus(), err)
+
+	// The check-back's commit made the second transaction's message
+	// visible: the transaction topic gets both.
+	rawTx := testenv.NewRawClient(t, p)
+	rawTx.Subscribe(t, txGroup, tx)
+	rawTx.ReceiveN(t, txGroup, tx, 2, time.Minute, 60*time.Second)
+	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
+		t.Errorf("a broker request was refused:\n%s", logs)
+	}
+
+	// Admin commands.
+	adminOK := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("admin %s: %v", what, err)
+		}
+	}
+	ac, err := admin.NewClient(p.AdminAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: adminTopic, Type: domain.MessageTypeNormal, QueueCount: 1})
+	adminOK("create topic", err)
+	desc := "updated"
+	_, err = p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: adminTopic, Type: domain.MessageTypeNormal, QueueCount: 2, Description: &desc})
+	adminOK("update topic", err)
+	_, err = ac.Topics(t.Context())
+	adminOK("list topics", err)
+	_, err = p.Admin.Topic(t.Context(), adminTopic)
+	adminOK("describe topic", err)
+	_, err = p.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: adminGroup})
+	adminOK("create group", err)
+	_, err = p.Admin.UpdateGroup(t.Context(), application.GroupSpec{Name: adminGroup, MaxDeliveryAttempts: 5})
+	adminOK("update group", err)
+	_, err = ac.Groups(t.Context())
+	adminOK("list groups", err)
+	_, err = ac.Group(t.Context(), adminGroup)
+	adminOK("describe group", err)
+	_, err = p.Admin.GroupStats(t.Context(), group)
+	adminOK("group stats", err)
+	adminOK("delete group", ac.DeleteGroup(t.Context(), adminGroup))
+	adminOK("delete topic", ac.DeleteTopic(t.Context(), adminTopic))
+
+	// One permission less.
+	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app-noget", SecretKey: "app-secret-2"}
+	q := testenv.Start(t, cfg)
+	rawQ := testenv.NewRawClient(t, q)
+	resp, err := rawQ.SendMessage(rawQ.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte("x"), "")}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_INTERNAL_SERVER_ERROR ||
+		!strings.Contains(resp.GetStatus().GetMessage(), "GET_TOPIC_CONFIG, which needs Get on Topic:"+topic) {
+		t.Errorf("send without Get on the topic: %v %v", resp, err)
+	}
+	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app-nogroupget", SecretKey: "app-secret-3"}
+	r := testenv.Start(t, cfg)
+	rawR := testenv.NewRawClient(t, r)
+	tel, err := rawR.Telemetry(rawR.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_SIMPLE_CONSUMER
+	if err := tel.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: group},
+			Subscriptions: []*v2.SubscriptionEntry{{Topic: &v2.Resource{Name: topic}, Expression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: "*"}}}}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := tel.Recv()
+	if reply.GetSettings() != nil || !strings.Contains(fmt.Sprint(err), "GET_SUBSCRIPTIONGROUP_CONFIG, which needs Get on Group:"+group) {
+		t.Errorf("consumer settings without Get on the group: %v %v", reply, err)
 	}
 }
