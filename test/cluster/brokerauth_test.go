@@ -168,6 +168,10 @@ func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy
 	// One permission less: no Get on the topic, and no Get on the group.
 	addBrokerUser(t, b, "app-noget", "app-secret-2", aclEntry{"Topic:" + topic, []string{"Pub", "Sub"}}, documented[len(documented)-1])
 	addBrokerUser(t, b, "app-nogroupget", "app-secret-3", documented[0], aclEntry{"Group:" + group, []string{"Sub"}})
+	retryGroup := testenv.Name(t, "g-auth-perm-retry")
+	super.CreateGroup(t, application.GroupSpec{Name: retryGroup})
+	addBrokerUser(t, b, "app-noretryget", "app-secret-4", documented[0], aclEntry{"Group:" + retryGroup, []string{"Sub", "Get"}},
+		aclEntry{"Group:" + retryGroup + "_" + topic, []string{"Sub"}})
 
 	cfg := superCfg
 	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app", SecretKey: "app-secret-1"}
@@ -226,15 +230,9 @@ func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy
 		Topic: &v2.Resource{Name: topic}, ReceiptHandle: got[1].GetSystemProperties().GetReceiptHandle(),
 		InvisibleDuration: durationpb.New(time.Second), MessageId: got[1].GetSystemProperties().GetMessageId()})
 	ok("change invisible duration", change.GetStatus(), err)
-	// Redelivered (from the group's pop retry topic), its invisible time
-	// changed, forwarded (read first from the retry topic); then
-	// redelivered again, acked.
-	again := raw.ReceiveN(t, group, topic, 1, time.Second, 60*time.Second)
-	change, err = raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
-		Topic: &v2.Resource{Name: topic}, ReceiptHandle: again[0].GetSystemProperties().GetReceiptHandle(),
-		InvisibleDuration: durationpb.New(time.Second), MessageId: again[0].GetSystemProperties().GetMessageId()})
-	ok("change invisible duration of a redelivered message", change.GetStatus(), err)
-	again = raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second)
+	// Redelivered from the group's pop retry topic (got[1] among them),
+	// its invisible time changed, acked.
+	again := retried(t, raw, group, topic)
 	ack, err = raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, again))
 	if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
 		t.Errorf("ack of a redelivered message: %v %v", ack, err)
@@ -245,8 +243,7 @@ func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy
 		DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
 	ok("dead-letter forward", fw.GetStatus(), err)
 	raw.SendN(t, topic, 1)
-	again = raw.ReceiveN(t, group, topic, 1, time.Second, 60*time.Second)
-	again = raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second) // from the retry topic
+	again = retried(t, raw, group, topic)
 	fw, err = raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
 		Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic},
 		ReceiptHandle: again[0].GetSystemProperties().GetReceiptHandle(), MessageId: again[0].GetSystemProperties().GetMessageId(),
@@ -360,4 +357,47 @@ func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy
 	if reply.GetSettings() != nil || !strings.Contains(fmt.Sprint(err), "GET_SUBSCRIPTIONGROUP_CONFIG, which needs Get on Group:"+group) {
 		t.Errorf("consumer settings without Get on the group: %v %v", reply, err)
 	}
+
+	// Without Get on the pop retry topic's group, the forward of a
+	// redelivered message cannot read it first.
+	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app-noretryget", SecretKey: "app-secret-4"}
+	u := testenv.Start(t, cfg)
+	rawU := testenv.NewRawClient(t, u)
+	rawU.Subscribe(t, retryGroup, topic)
+	rawU.SendN(t, topic, 1)
+	redelivered := retried(t, rawU, retryGroup, topic)
+	fw, err = rawU.ForwardMessageToDeadLetterQueue(rawU.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+		Group: &v2.Resource{Name: retryGroup}, Topic: &v2.Resource{Name: topic},
+		ReceiptHandle: redelivered[0].GetSystemProperties().GetReceiptHandle(), MessageId: redelivered[0].GetSystemProperties().GetMessageId(),
+		DeliveryAttempt: 2, MaxDeliveryAttempts: 16})
+	if err != nil || fw.GetStatus().GetCode() != v2.Code_INTERNAL_SERVER_ERROR ||
+		!strings.Contains(fw.GetStatus().GetMessage(), "VIEW_MESSAGE_BY_ID, which needs Get on Group:"+retryGroup+"_"+topic) {
+		t.Errorf("forward of a redelivered message without Get on the retry topic's group: %v %v", fw, err)
+	}
+}
+
+// retried receives messages of topic for group, 2 s invisible, until one
+// comes from the group's pop retry topic (its receipt handle's topic type,
+// the fifth field, is not 0: a first redelivery may come from the topic
+// itself), changes its invisible time to a minute and returns it with the
+// new handle.
+func retried(t *testing.T, raw *testenv.RawClient, group, topic string) []*v2.Message {
+	t.Helper()
+	var m *v2.Message
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		ms := raw.ReceiveN(t, group, topic, 1, 2*time.Second, 60*time.Second)
+		if h := strings.Fields(ms[0].GetSystemProperties().GetReceiptHandle()); len(h) < 5 || h[4] == "0" {
+			return fmt.Errorf("delivered from the topic itself: %v", h)
+		}
+		m = ms[0]
+		return nil
+	})
+	change, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+		Topic: &v2.Resource{Name: topic}, ReceiptHandle: m.GetSystemProperties().GetReceiptHandle(),
+		InvisibleDuration: durationpb.New(time.Minute), MessageId: m.GetSystemProperties().GetMessageId()})
+	if err != nil || change.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("change invisible duration of a redelivered message: %v %v", change, err)
+	}
+	m.SystemProperties.ReceiptHandle = proto.String(change.GetReceiptHandle())
+	return []*v2.Message{m}
 }
