@@ -8,9 +8,6 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -78,19 +75,11 @@ func TestNamespacesWithAuth(t *testing.T) {
 	})
 
 	// Hand-made requests, signed as alice with the namespace header tenantA.
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := v2.NewMessagingServiceClient(conn)
+	client, signedAs := signedClient(t, c.GRPCAddr)
 	sendAs := func(header string, topic *v2.Resource) v2.Code {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		ctx, cancel := signedAs("alice", aliceSecret, "ns-raw", 10*time.Second, "x-mq-namespace", header)
 		defer cancel()
-		md := signed("alice", aliceSecret, time.Now(), false, "x-mq-client-id", "ns-raw", "x-mq-language", "GO",
-			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4", "x-mq-namespace", header)
-		ctx = metadata.AppendToOutgoingContext(ctx, md...)
 		m := testenv.RawMessage("", []byte("x"), "")
 		m.Topic = topic
 		resp, err := client.SendMessage(ctx, &v2.SendMessageRequest{Messages: []*v2.Message{m}})

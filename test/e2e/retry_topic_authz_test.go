@@ -6,9 +6,6 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -39,17 +36,9 @@ func TestPopRetryTopicIsNotAGroup(t *testing.T) {
 	c := s.start(t, fastConsumer...)
 	createTopics(t, c, public, secret)
 
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := v2.NewMessagingServiceClient(conn)
+	client, signedAs := signedClient(t, c.GRPCAddr)
 	as := func(user, secret string) (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		md := signed(user, secret, time.Now(), false, "x-mq-client-id", "retry-"+user, "x-mq-language", "GO",
-			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4")
-		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+		return signedAs(user, secret, "retry-"+user, 20*time.Second)
 	}
 	receive := func(user, secret, group, topic string, invisible time.Duration) (*v2.Status, []*v2.Message) {
 		t.Helper()

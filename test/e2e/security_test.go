@@ -18,6 +18,9 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -330,6 +333,25 @@ func rawCall(t *testing.T, addr string, md ...string) *v2.Status {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// signedClient returns a raw MessagingService client of the proxy at addr
+// and a function giving a request context signed as a user (a timeout of
+// its own, the Go client's headers with clientID, then extra metadata).
+func signedClient(t *testing.T, addr string) (v2.MessagingServiceClient, func(user, secret, clientID string, timeout time.Duration, extra ...string) (context.Context, context.CancelFunc)) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	as := func(user, secret, clientID string, timeout time.Duration, extra ...string) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		md := signed(user, secret, time.Now(), false, append([]string{"x-mq-client-id", clientID, "x-mq-language", "GO",
+			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4"}, extra...)...)
+		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+	}
+	return v2.NewMessagingServiceClient(conn), as
 }
 
 func signed(ak, secret string, at time.Time, upper bool, extra ...string) []string {

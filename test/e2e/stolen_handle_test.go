@@ -9,10 +9,7 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -63,17 +60,9 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 	}
 	own := receiveOne(t, clientConfig(c, "alice", aliceSecret, s.group), eu)
 
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := v2.NewMessagingServiceClient(conn)
+	client, signedAs := signedClient(t, c.GRPCAddr)
 	as := func(user, secret string) (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		md := signed(user, secret, time.Now(), false, "x-mq-client-id", "stolen-"+user, "x-mq-language", "GO",
-			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4")
-		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+		return signedAs(user, secret, "stolen-"+user, 10*time.Second)
 	}
 	res := func(name string) *v2.Resource { return &v2.Resource{Name: name} }
 	forward := func(group, topic string, mv *rmq.MessageView) *v2.Status {
@@ -259,18 +248,10 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 	s.put(t, aclEntry(t, "User:carol", "Group:"+s.group, "Sub", "Allow"), aclEntry(t, "User:carol", "Topic:"+s.local, "Sub", "Allow"))
 	c := s.start(t)
 	createTopics(t, c, s.local)
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := v2.NewMessagingServiceClient(conn)
+	client, signedAs := signedClient(t, c.GRPCAddr)
 	id := testenv.Name(t, "alices-client")
 	as := func(user, secret string) (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		md := signed(user, secret, time.Now(), false, "x-mq-client-id", id, "x-mq-language", "GO",
-			"x-mq-protocol", "v2", "x-mq-client-version", "5.1.4")
-		return metadata.AppendToOutgoingContext(ctx, md...), cancel
+		return signedAs(user, secret, id, 10*time.Second)
 	}
 	producer := v2.ClientType_PRODUCER
 	heartbeat := func(user, secret string) *v2.Status {
