@@ -17,6 +17,19 @@ type Config struct {
 	Producer ProducerConfig `yaml:"producer"`
 	Consumer ConsumerConfig `yaml:"consumer"`
 	Clients  ClientsConfig  `yaml:"clients"`
+	// CheckSendTimeout bounds one hand-over of a transaction check-back to
+	// a producer's channel whose queue is full (0: checkSendTimeout). Not
+	// a setting: tests make it long, so that a check-back that waited for
+	// a stuck producer shows without measuring time.
+	CheckSendTimeout time.Duration `yaml:"-"`
+}
+
+// checkSendTimeout returns [Config.CheckSendTimeout] or its default.
+func (c Config) checkSendTimeout() time.Duration {
+	if c.CheckSendTimeout > 0 {
+		return c.CheckSendTimeout
+	}
+	return checkSendTimeout
 }
 
 // LimitsConfig bounds what a producer may send.

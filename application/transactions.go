@@ -55,7 +55,8 @@ func (m *Messaging) EndTransaction(ctx context.Context, req ports.EndTransaction
 // check-backs (local mode). The dispatchers do not wait for the write.
 const (
 	checkQueueLength = 1024
-	// checkSendTimeout bounds one hand-over to a client's channel.
+	// checkSendTimeout bounds one hand-over to a client's channel (see
+	// Config.CheckSendTimeout).
 	checkSendTimeout = 3 * time.Second
 )
 
@@ -271,7 +272,7 @@ func (m *Messaging) deliverCheck(ctx context.Context, c ports.TransactionCheck) 
 		if !allowed[k] {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, checkSendTimeout)
+		sctx, cancel := context.WithTimeout(ctx, m.cfg.checkSendTimeout())
 		err = producers[k].channel.Send(sctx, cmd)
 		cancel()
 		if err == nil {
