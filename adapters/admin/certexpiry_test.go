@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 )
@@ -64,20 +65,14 @@ func TestCertificateExpiryIsObserved(t *testing.T) {
 	srv := admin.New(cfg, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
 	srv.UseTelemetry(&observe.Telemetry{Metrics: m})
 	collect := func() map[string]int64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
 		got := map[string]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, mt := range sm.Metrics {
-				if mt.Name == observe.MetricTLSCertificateExpiry {
-					for _, p := range mt.Data.(metricdata.Gauge[int64]).DataPoints {
-						l, _ := p.Attributes.Value(observe.LabelListener)
-						got[l.AsString()] = p.Value
-					}
-				}
-			}
+		mt, ok := metrictest.Metric(t, reader, observe.MetricTLSCertificateExpiry)
+		if _, gauge := mt.Data.(metricdata.Gauge[int64]); ok && !gauge {
+			t.Fatalf("%s is no int64 gauge", mt.Name)
+		}
+		for _, p := range metrictest.Int64Points(mt) {
+			l, _ := p.Attributes.Value(observe.LabelListener)
+			got[l.AsString()] = p.Value
 		}
 		return got
 	}

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -116,25 +117,18 @@ func startTLSServer(t *testing.T, tc admin.TLSConfig) *tlsServer {
 // or result label.
 func (s *tlsServer) collect(t *testing.T, name string) map[[2]string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := s.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	got := map[[2]string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				l, _ := p.Attributes.Value(observe.LabelListener)
-				r, ok := p.Attributes.Value(observe.LabelReason)
-				if !ok {
-					r, _ = p.Attributes.Value(observe.LabelResult)
-				}
-				got[[2]string{l.AsString(), r.AsString()}] = p.Value
-			}
+	m, ok := metrictest.Metric(t, s.reader, name)
+	if _, sum := m.Data.(metricdata.Sum[int64]); ok && !sum {
+		t.Fatalf("%s is no int64 counter", name)
+	}
+	for _, p := range metrictest.Int64Points(m) {
+		l, _ := p.Attributes.Value(observe.LabelListener)
+		r, ok := p.Attributes.Value(observe.LabelReason)
+		if !ok {
+			r, _ = p.Attributes.Value(observe.LabelResult)
 		}
+		got[[2]string{l.AsString(), r.AsString()}] = p.Value
 	}
 	return got
 }

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -71,29 +71,12 @@ func startObservedServer(t *testing.T, tc TLSConfig, handshakeTimeout time.Durat
 // and reason (or "") labels.
 func (s *observedServer) collect(t *testing.T, name string) map[[2]string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := s.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	got := map[[2]string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			var points []metricdata.DataPoint[int64]
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				points = d.DataPoints
-			case metricdata.Gauge[int64]:
-				points = d.DataPoints
-			}
-			for _, p := range points {
-				l, _ := p.Attributes.Value(observe.LabelListener)
-				r, _ := p.Attributes.Value(observe.LabelReason)
-				got[[2]string{l.AsString(), r.AsString()}] = p.Value
-			}
-		}
+	m, _ := metrictest.Metric(t, s.reader, name)
+	for _, p := range metrictest.Int64Points(m) {
+		l, _ := p.Attributes.Value(observe.LabelListener)
+		r, _ := p.Attributes.Value(observe.LabelReason)
+		got[[2]string{l.AsString(), r.AsString()}] = p.Value
 	}
 	return got
 }

@@ -22,6 +22,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
@@ -200,24 +201,20 @@ func TestObserveReportsNotAfterPerListener(t *testing.T) {
 // collectExpiry returns the expiry gauge's values by listener.
 func collectExpiry(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != observe.MetricTLSCertificateExpiry {
-				continue
-			}
-			if m.Unit != "s" {
-				t.Errorf("unit %q, want s", m.Unit)
-			}
-			for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-				l, _ := p.Attributes.Value(observe.LabelListener)
-				got[l.AsString()] = p.Value
-			}
-		}
+	m, ok := metrictest.Metric(t, r, observe.MetricTLSCertificateExpiry)
+	if !ok {
+		return got
+	}
+	if m.Unit != "s" {
+		t.Errorf("unit %q, want s", m.Unit)
+	}
+	if _, gauge := m.Data.(metricdata.Gauge[int64]); !gauge {
+		t.Fatalf("%s is no int64 gauge", m.Name)
+	}
+	for _, p := range metrictest.Int64Points(m) {
+		l, _ := p.Attributes.Value(observe.LabelListener)
+		got[l.AsString()] = p.Value
 	}
 	return got
 }
@@ -309,26 +306,18 @@ func TestObserveCountsReloads(t *testing.T) {
 // result.
 func collectReloads(t *testing.T, r *sdkmetric.ManualReader) map[[2]string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	got := map[[2]string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != observe.MetricTLSCertificateReloads {
-				continue
-			}
-			sum := m.Data.(metricdata.Sum[int64])
-			if !sum.IsMonotonic {
-				t.Errorf("%s is not a monotonic counter", m.Name)
-			}
-			for _, p := range sum.DataPoints {
-				l, _ := p.Attributes.Value(observe.LabelListener)
-				res, _ := p.Attributes.Value(observe.LabelResult)
-				got[[2]string{l.AsString(), res.AsString()}] = p.Value
-			}
-		}
+	m, ok := metrictest.Metric(t, r, observe.MetricTLSCertificateReloads)
+	if !ok {
+		return got
+	}
+	if sum, _ := m.Data.(metricdata.Sum[int64]); !sum.IsMonotonic {
+		t.Errorf("%s is not a monotonic counter", m.Name)
+	}
+	for _, p := range metrictest.Int64Points(m) {
+		l, _ := p.Attributes.Value(observe.LabelListener)
+		res, _ := p.Attributes.Value(observe.LabelResult)
+		got[[2]string{l.AsString(), res.AsString()}] = p.Value
 	}
 	return got
 }
