@@ -107,9 +107,13 @@ func (r *Root) Derive() {
 		r.Local.StoreHost = storeHostOf(r.GRPC.Address)
 	}
 	if r.GRPC.TLS.SelfSignedDir == "" {
-		r.GRPC.TLS.SelfSignedDir = filepath.Join(r.Local.DataDir, "tls")
+		r.GRPC.TLS.SelfSignedDir = selfSignedDirOf(r.Local.DataDir)
 	}
 }
+
+// selfSignedDirOf is where the self-signed certificate is kept for a data
+// directory: its tls folder.
+func selfSignedDirOf(dataDir string) string { return filepath.Join(dataDir, "tls") }
 
 // Underived returns r with the settings Derive fills left empty again
 // where they hold what Derive fills them with, for config print: a file
@@ -118,7 +122,7 @@ func (r Root) Underived() Root {
 	if r.Local.StoreHost == storeHostOf(r.GRPC.Address) {
 		r.Local.StoreHost = ""
 	}
-	if r.GRPC.TLS.SelfSignedDir == filepath.Join(r.Local.DataDir, "tls") {
+	if r.GRPC.TLS.SelfSignedDir == selfSignedDirOf(r.Local.DataDir) {
 		r.GRPC.TLS.SelfSignedDir = ""
 	}
 	return r
