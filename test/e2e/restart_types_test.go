@@ -51,7 +51,7 @@ func TestKill9KeepsPendingTimers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		due[r[0].MessageID] = at
+		due[r[0].MessageID] = testenv.DeliveryTime(at)
 	}
 	_ = pr.GracefulStop()
 	c1.Kill(t)

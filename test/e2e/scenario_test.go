@@ -312,7 +312,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 		if got.GetMessageId() != id {
 			t.Fatalf("received %s, want %s", got.GetMessageId(), id)
 		}
-		return got, time.Now()
+		return got, testenv.WallNow() // the invisible time is the server's wall clock
 	}
 
 	m1, t1 := receiveOne(2 * time.Second)
@@ -337,7 +337,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	}
 
 	// ChangeInvisibleDuration postpones the next delivery to ~5s from now.
-	tc := time.Now()
+	tc := testenv.WallNow()
 	if err := c.ChangeInvisibleDuration(m2, 5*time.Second); err != nil {
 		t.Fatalf("change invisible duration: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 
 // receiveAll acks and returns every message a simple consumer gets until
 // it has want distinct ones (or the deadline passes), keyed by message id,
-// with the time each was received.
+// with the wall-clock time each was received (see testenv.WallNow).
 func receiveAll(t *testing.T, c rmq.SimpleConsumer, want int, within time.Duration) map[string]time.Time {
 	t.Helper()
 	got := map[string]time.Time{}
@@ -29,7 +29,7 @@ func receiveAll(t *testing.T, c rmq.SimpleConsumer, want int, within time.Durati
 			if _, dup := got[m.GetMessageId()]; dup {
 				t.Errorf("message %s delivered twice", m.GetMessageId())
 			}
-			got[m.GetMessageId()] = time.Now()
+			got[m.GetMessageId()] = testenv.WallNow()
 			if err := c.Ack(t.Context(), m); err != nil {
 				t.Errorf("ack: %v", err)
 			}
@@ -60,7 +60,7 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("send delay message: %v", err)
 		}
-		due[r[0].MessageID] = at
+		due[r[0].MessageID] = testenv.DeliveryTime(at)
 	}
 	// A recalled message is never delivered.
 	m := &rmq.Message{Topic: topic, Body: []byte("recalled")}
