@@ -171,6 +171,7 @@ func Config(t testing.TB) app.Root {
 // the proxy writes fails the test.
 func Start(t testing.TB, cfg app.Root) *Proxy {
 	t.Helper()
+	reportClockSteps(t)
 	if UseChildProcess {
 		return startChildWithConfig(t, cfg)
 	}

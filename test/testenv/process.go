@@ -178,6 +178,7 @@ func startChild(t testing.TB, binary, dataDir string, extra []string) *Child {
 // child's (this process's).
 func startChildEnv(t testing.TB, binary, dataDir string, extra, env []string) *Child {
 	t.Helper()
+	reportClockSteps(t)
 	args := []string{
 		"--grpc.address=127.0.0.1:0", "--admin.address=127.0.0.1:0", "--health.address=127.0.0.1:0",
 		"--local.dataDir=" + dataDir,
