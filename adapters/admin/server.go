@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,6 +27,10 @@ const (
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 60 * time.Second
 	idleTimeout       = 2 * time.Minute
+	// handshakeTimeout bounds the TLS handshake of a connection (with
+	// admin.tls.enabled): the least of the timeouts above, as net/http
+	// derived it when it ran the handshakes itself.
+	handshakeTimeout = readHeaderTimeout
 )
 
 // Server serves the admin API over HTTP. Start binds and serves, Stop shuts
@@ -50,7 +53,8 @@ type Server struct {
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 	// handshakes counts the TLS handshakes that failed (with
-	// admin.tls.enabled), from what net/http logs about them.
+	// admin.tls.enabled); the listener runs them before net/http sees a
+	// connection (handshake.Listener).
 	handshakes *handshake.Failures
 }
 
@@ -69,10 +73,6 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		s.certs.WarnBefore(cfg.TLS.ExpiryWarning)
 		s.handshakes = handshake.NewFailures(s.log)
 	}
-	var serverLog func(string)
-	if s.handshakes != nil {
-		serverLog = s.countHandshakeFailure
-	}
 	s.srv = httpserve.New(httpserve.Options{
 		Module:            "admin",
 		Setting:           "admin.address",
@@ -84,24 +84,11 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
+		HandshakeTimeout:  handshakeTimeout,
+		Handshakes:        s.handshakes,
 		Logger:            s.log,
-		ServerLog:         serverLog,
 	})
 	return s
-}
-
-// countHandshakeFailure counts the failed TLS handshake a line of
-// net/http's server log reports, if it does: net/http runs the handshakes
-// of its TLS listener itself and reports their failures only there.
-func (s *Server) countHandshakeFailure(line string) {
-	remote, r, msg, ok := handshake.ParseHTTPServerLog(line)
-	if !ok {
-		return
-	}
-	if r == handshake.NoALPN {
-		r = handshake.TLS // no_alpn_h2 is the gRPC port's: the API speaks HTTP/1.1
-	}
-	s.handshakes.Record(remote, r, errors.New(msg))
 }
 
 // ListenerName is the admin API's value of the listener label of the TLS

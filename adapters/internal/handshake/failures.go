@@ -4,7 +4,9 @@
 // rmqproxy_handshake_failures_total{listener,reason}, for every adapter
 // that accepts connections (the gRPC port, the admin API). Adapters never
 // import each other; this package is how they share the counter, the
-// reason set and the classification of TLS errors.
+// reason set and the classification of TLS errors, and, for an HTTP
+// server, a listener that runs the TLS handshakes itself ([Listener]), so
+// that counting them never depends on what net/http logs.
 //
 // The reasons are a fixed set ([Reason]), so the metric's cardinality is
 // listeners times reasons. Each reason is logged at Info at most once per
@@ -182,39 +184,4 @@ func classify(msg string) Reason {
 		return NoALPN
 	}
 	return TLS
-}
-
-// httpHandshakeError starts the line net/http's server logs (to its
-// ErrorLog) when the TLS handshake of a connection fails; the remote
-// address and the reason follow.
-const httpHandshakeError = "http: TLS handshake error from "
-
-// httpPlaintext is the reason net/http gives for a plaintext HTTP request
-// on its TLS listener (it answers it with a 400).
-const httpPlaintext = "client sent an HTTP request to an HTTPS server"
-
-// ParseHTTPServerLog reads a line net/http's server wrote to its ErrorLog.
-// When it reports a failed TLS handshake, ParseHTTPServerLog returns the
-// remote address, the reason and the error text, with ok true; a
-// connection closed before it sent anything (EOF: a load balancer's TCP
-// probe) and any other line give ok false. The HTTP server does its TLS
-// handshakes itself and reports their failures only there.
-func ParseHTTPServerLog(line string) (remote string, r Reason, msg string, ok bool) {
-	rest, found := strings.CutPrefix(strings.TrimSpace(line), httpHandshakeError)
-	if !found {
-		return "", 0, "", false
-	}
-	remote, msg, found = strings.Cut(rest, ": ")
-	if !found || msg == "EOF" {
-		return "", 0, "", false
-	}
-	switch {
-	case msg == httpPlaintext:
-		r = PlaintextOnTLSPort
-	case strings.HasSuffix(msg, "i/o timeout"):
-		r = Timeout
-	default:
-		r = classify(msg)
-	}
-	return remote, r, msg, true
 }

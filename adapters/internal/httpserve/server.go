@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 )
 
 // Options describe one server. Module, Setting and Address make the errors
@@ -34,9 +36,15 @@ type Options struct {
 
 	Handler http.Handler
 	// TLS, when set, makes the server speak HTTPS only: a plain HTTP
-	// request gets net/http's 400 "Client sent an HTTP request to an HTTPS
-	// server" and the connection is closed.
-	TLS               *tls.Config
+	// request gets a 400 "Client sent an HTTP request to an HTTPS server"
+	// and the connection is closed. The handshakes run in a
+	// [handshake.Listener], within HandshakeTimeout, before net/http sees
+	// the connections.
+	TLS *tls.Config
+	// HandshakeTimeout bounds each TLS handshake (0: none).
+	HandshakeTimeout time.Duration
+	// Handshakes, when set, counts and logs the failed TLS handshakes.
+	Handshakes        *handshake.Failures
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -46,11 +54,6 @@ type Options struct {
 	// about misbehaving clients) and a failure to serve (at Error). Nil
 	// discards them.
 	Logger *slog.Logger
-	// ServerLog, when set, is also given every line [http.Server] writes
-	// to its ErrorLog (without the newline), such as the failed TLS
-	// handshakes it reports nowhere else. It is called from the
-	// connections' goroutines, so it must be safe for concurrent use.
-	ServerLog func(line string)
 }
 
 // Server is an HTTP server that [Server.Start] binds and serves and
@@ -111,7 +114,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("%s: cannot listen on %s (setting %s): %w; %s", o.Module, o.Address, o.Setting, err, hint)
 	}
 	if o.TLS != nil {
-		ln = tls.NewListener(ln, o.TLS)
+		ln = handshake.NewListener(ln, o.TLS, o.HandshakeTimeout, o.Handshakes)
 	}
 	root, cancel := context.WithCancel(context.Background()) // the server's root context, cancelled in Stop
 	s.srv = &http.Server{
@@ -121,7 +124,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      o.WriteTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return root },
-		ErrorLog:          log.New(errorLog{log: o.Logger, hook: o.ServerLog}, "", 0),
+		ErrorLog:          newErrorLog(o.Logger),
 	}
 	s.ln, s.cancel, s.done = ln, cancel, make(chan struct{})
 	srv, done := s.srv, s.done
@@ -178,18 +181,15 @@ type Route struct {
 // servers mount.
 const RoutesGroup = "httproutes"
 
-// errorLog receives the lines of an [http.Server]'s ErrorLog: it gives
-// each to hook (when set) and logs it at Debug.
-type errorLog struct {
-	log  *slog.Logger
-	hook func(line string)
-}
+// newErrorLog returns the ErrorLog of an [http.Server] logging to l; a
+// variable so that a test can replace what net/http logs, which nothing
+// depends on.
+var newErrorLog = func(l *slog.Logger) *log.Logger { return log.New(errorLog{log: l}, "", 0) }
+
+// errorLog logs the lines of an [http.Server]'s ErrorLog at Debug.
+type errorLog struct{ log *slog.Logger }
 
 func (w errorLog) Write(p []byte) (int, error) {
-	line := strings.TrimSuffix(string(p), "\n")
-	if w.hook != nil {
-		w.hook(line)
-	}
-	w.log.LogAttrs(context.Background(), slog.LevelDebug, line)
+	w.log.LogAttrs(context.Background(), slog.LevelDebug, strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
