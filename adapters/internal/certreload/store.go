@@ -6,8 +6,16 @@
 // New handshakes get the files last loaded; existing connections keep
 // theirs. A change that does not load (a key that does not match, an
 // unparsable or expired certificate, one whose key no configured cipher
-// suite goes with, half-written files, a file gone or unreadable) is logged and counted, and the previous set stays; both
-// outcomes are counted in [observe.MetricTLSCertificateReloads].
+// suite goes with, half-written files, a file gone or unreadable) is
+// logged and counted, and the previous set stays; both outcomes are
+// counted in [observe.MetricTLSCertificateReloads].
+//
+// A certificate and key renewed as two files are written one after the
+// other, so a look between the two writes sees a certificate with the old
+// key. A changed set that does not load is therefore not refused at once:
+// it is looked at again at every further change of the files until it
+// loads or, at most [DefaultSettle] (see [Store.SetSettle]) after the
+// first look, it is refused (counted and logged once).
 //
 // The certificate served is watched for its expiry too: a Warn line once
 // per certificate when it enters the warning window (see
@@ -56,6 +64,12 @@ type Store struct {
 	unreadable string
 	reloads    atomic.Uint64
 	failures   atomic.Uint64
+	// settle is how long a changed set that does not load may take to
+	// settle (SetSettle); settling says one is waited for, since
+	// settleStart (Watch only).
+	settle      time.Duration
+	settling    bool
+	settleStart time.Time
 
 	// warnBefore is the expiry warning window (0: no warning); warned
 	// and expired are the certificates (DER) already reported as expiring
@@ -69,8 +83,23 @@ type Store struct {
 // caFile (PEM bundle; empty: none) verified as clientAuth says. nextProtos
 // are the ALPN protocols offered ("h2" for gRPC, "http/1.1" for HTTP).
 func New(certFile, keyFile, caFile string, clientAuth tls.ClientAuthType, nextProtos []string) *Store {
-	return &Store{certFile: certFile, keyFile: keyFile, caFile: caFile, clientAuth: clientAuth, nextProtos: nextProtos}
+	return &Store{certFile: certFile, keyFile: keyFile, caFile: caFile, clientAuth: clientAuth, nextProtos: nextProtos,
+		settle: DefaultSettle}
 }
+
+// DefaultSettle is how long, at most, a changed set of files that does not
+// load is waited for to settle (the key written after the certificate)
+// before it is refused.
+const DefaultSettle = 2 * time.Second
+
+// settlePoll is how often [Store.Watch] looks at the files while a changed
+// set settles (its interval, when shorter).
+const settlePoll = 50 * time.Millisecond
+
+// SetSettle makes a changed set of files that does not load be looked at
+// again, at every further change, for up to d before it is refused (0:
+// refused at the first look). Call it before Watch.
+func (c *Store) SetSettle(d time.Duration) { c.settle = d }
 
 // WarnBefore makes [Store.CheckExpiry] warn about a certificate that
 // expires within d (0: never). Call it before serving.
@@ -255,50 +284,81 @@ func (c *Store) Observe(meter metric.Meter, listener string) error {
 }
 
 // Watch reloads changed files every interval until ctx ends, and checks
-// the expiry of the certificate served (see [Store.CheckExpiry]).
+// the expiry of the certificate served (see [Store.CheckExpiry]). While a
+// changed set that does not load settles, it looks at the files every
+// 50 ms (or interval, when shorter), to see the next change soon.
 func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	poll := time.NewTimer(interval)
+	poll.Stop() // started by a look that finds a set settling; no stale tick since Go 1.23
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-poll.C:
 		}
-		c.check(ctx, log)
+		poll.Stop()
+		if c.check(ctx, log) {
+			poll.Reset(min(interval, settlePoll))
+		}
 		c.CheckExpiry(ctx, log, time.Now())
 	}
 }
 
 // check reloads the files when they changed since the last look; Watch
-// calls it every interval.
-func (c *Store) check(ctx context.Context, log *slog.Logger) {
+// calls it every interval. It reports whether a changed set that does not
+// load yet is settling (then Watch looks again soon).
+func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 	sum, err := c.fingerprint()
 	if err != nil {
 		// A file gone or unreadable (permissions, a rotation that deleted
 		// it) is a change that does not load: reported once per cause, not
 		// at every tick, rather than never (the previous certificate would
 		// be served silently until it expired).
+		c.settling = false
 		if msg := err.Error(); msg != c.unreadable {
 			c.unreadable = msg
 			c.failures.Add(1)
 			log.LogAttrs(ctx, slog.LevelError, "TLS files cannot be read; still serving the previous certificate",
 				slog.String("cert_file", c.certFile), slog.Any("error", err))
 		}
-		return
+		return false
 	}
 	c.unreadable = ""
-	if sum == c.sum {
-		return
+	if sum == c.sum { // unchanged since the last look
+		if !c.settling {
+			return false
+		}
+		if time.Since(c.settleStart) < c.settle {
+			return true // still settling; a set that does not load yet
+		}
+		// Settled as it is: load it once more, and refuse it.
 	}
-	if err := c.Load(time.Now()); err != nil {
-		c.failures.Add(1)
-		c.sum = sum // do not retry the same bad files every tick
-		log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
-			slog.String("cert_file", c.certFile), slog.Any("error", err))
-		return
+	err = c.Load(time.Now())
+	if err == nil {
+		c.settling = false
+		c.reloads.Add(1)
+		log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded", slog.String("cert_file", c.certFile),
+			slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
+		return false
 	}
-	c.reloads.Add(1)
-	log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded", slog.String("cert_file", c.certFile),
-		slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
+	c.sum = sum // do not retry the same bad files every tick
+	if !c.settling && c.settle > 0 {
+		// Perhaps half written (a certificate without its key yet): look
+		// again at the next change, until the settle time passes.
+		c.settling, c.settleStart = true, time.Now()
+		log.LogAttrs(ctx, slog.LevelDebug, "TLS files changed but do not load yet; waiting for them to settle",
+			slog.String("cert_file", c.certFile), slog.Duration("settle", c.settle), slog.Any("error", err))
+		return true
+	}
+	if c.settling && time.Since(c.settleStart) < c.settle {
+		return true // changed again, still not loading: wait on
+	}
+	c.settling = false
+	c.failures.Add(1)
+	log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
+		slog.String("cert_file", c.certFile), slog.Any("error", err))
+	return false
 }

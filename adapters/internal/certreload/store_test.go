@@ -260,6 +260,7 @@ func TestObserveCountsReloads(t *testing.T) {
 	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
 	writePair(t, 1, cert, key)
 	s := New(cert, key, "", tls.NoClientCert, nil)
+	s.SetSettle(0) // each look decides: settling is TestHalfRenewedPairSettles's
 	if err := s.Observe(mp.Meter("test"), "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +333,7 @@ func TestLoadRefusesAKeyNoCipherSuiteFits(t *testing.T) {
 	writePair(t, 1, cert, key) // ECDSA
 	s := New(cert, key, "", tls.NoClientCert, nil)
 	s.SetCipherSuites("grpc.tls.cipherSuites", []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256})
+	s.SetSettle(0) // the look decides: settling is TestHalfRenewedPairSettles's
 	if err := s.Load(time.Now()); err != nil {
 		t.Fatal(err)
 	}
