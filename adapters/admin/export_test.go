@@ -18,3 +18,9 @@ var AdminAccess = adminAccess
 func SetNonceLimit(s *Server, limit int) {
 	s.nonces = newNonceMemory(limit, adminClockSkew, time.Now)
 }
+
+// SetCertificateSettle makes s wait up to d for a changed certificate and
+// key that do not load to settle; call it before Start.
+func SetCertificateSettle(s *Server, d time.Duration) {
+	s.certs.SetSettle(d)
+}

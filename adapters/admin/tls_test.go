@@ -83,7 +83,7 @@ type tlsServer struct {
 	logs   *logBuffer
 }
 
-func startTLSServer(t *testing.T, tc admin.TLSConfig) *tlsServer {
+func startTLSServer(t *testing.T, tc admin.TLSConfig, before ...func(*admin.Server)) *tlsServer {
 	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -102,6 +102,9 @@ func startTLSServer(t *testing.T, tc admin.TLSConfig) *tlsServer {
 	}
 	srv := admin.New(cfg, application.NewAdmin(newFakeStore(), fixedClock{}), logger)
 	srv.UseTelemetry(&observe.Telemetry{Metrics: m})
+	for _, f := range before {
+		f(srv)
+	}
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +236,56 @@ func TestCertificateReloadsAreCounted(t *testing.T) {
 	reloads(1, 1)
 	if loaded, refused := s.CertificateReloads(); loaded != 1 || refused != 1 {
 		t.Errorf("CertificateReloads() = %d, %d; want 1, 1", loaded, refused)
+	}
+}
+
+// TestCertificateRenewedAsTwoFiles: a certificate and key in two files,
+// renewed by writing the certificate, then (once the API has seen it
+// without its key) the key, are served to HTTPS clients without a failed
+// reload or an Error line.
+func TestCertificateRenewedAsTwoFiles(t *testing.T) {
+	dir := t.TempDir()
+	pair, roots1 := writeServerPair(t, dir, 1)
+	certFile, keyFile := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
+	split := func(pemData []byte) (cert, key []byte) {
+		for b, rest := pem.Decode(pemData); b != nil; b, rest = pem.Decode(rest) {
+			if b.Type == "CERTIFICATE" {
+				cert = append(cert, pem.EncodeToMemory(b)...)
+			} else {
+				key = append(key, pem.EncodeToMemory(b)...)
+			}
+		}
+		return cert, key
+	}
+	read := func() (cert, key []byte) {
+		b, err := os.ReadFile(pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return split(b)
+	}
+	c, k := read()
+	writeAtomic(t, certFile, c)
+	writeAtomic(t, keyFile, k)
+	s := startTLSServer(t, admin.TLSConfig{CertFile: certFile, KeyFile: keyFile, ReloadInterval: 5 * time.Millisecond},
+		func(s *admin.Server) { admin.SetCertificateSettle(s, time.Minute) }) // only the key ends the wait
+	if code, err := get(s.Addr().String(), &tls.Config{RootCAs: roots1}); err != nil || code != http.StatusOK {
+		t.Fatalf("the first certificate: %d, %v", code, err)
+	}
+	_, roots2 := writeServerPair(t, dir, 2)
+	c, k = read()
+	writeAtomic(t, certFile, c)
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the API saw the certificate without its key", func() bool {
+		_, failed := s.CertificateReloads()
+		return failed > 0 || strings.Contains(s.logs.String(), "waiting for them to settle")
+	})
+	writeAtomic(t, keyFile, k)
+	want := map[[2]string]int64{{"admin", "ok"}: 1, {"admin", "failed"}: 0}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the renewed pair loaded", func() bool {
+		return maps.Equal(s.collect(t, observe.MetricTLSCertificateReloads), want)
+	})
+	if code, err := get(s.Addr().String(), &tls.Config{RootCAs: roots2}); err != nil || code != http.StatusOK {
+		t.Fatalf("the renewed certificate: %d, %v", code, err)
 	}
 }
 
