@@ -168,7 +168,7 @@ func (l *Listener) handshake(raw net.Conn) {
 // record counts and logs a failed handshake of raw.
 func (l *Listener) record(raw net.Conn, err error) {
 	var re tls.RecordHeaderError
-	r := Reason(0)
+	var r Reason
 	switch {
 	case errors.Is(err, io.EOF):
 		return // closed before it sent a byte: a TCP probe, no failure
