@@ -144,6 +144,17 @@ const lateReleaseInvisibleTime = time.Second
 // gave up (a loaded broker answering past the deadline): the messages it
 // popped would otherwise stay invisible for the whole invisible time and
 // then come again as a second delivery attempt.
+//
+// A message whose invisible time has ended, or ends within
+// lateReleaseInvisibleTime, is left alone: releasing it would gain nothing,
+// and it would deliver the message twice. A broker revives a checkpoint
+// whose time has passed (PopReviveService copies the message into the
+// group's retry topic) without looking for later changes, and answers a
+// CHANGE_MESSAGE_INVISIBLETIME on it all the same: it writes a new
+// checkpoint for the same offset, which is revived too, and an ack of the
+// old one, which may come too late to stop its revival. The answer may come up
+// to a minute late (the Remoting client's late window), and the handle's
+// pop time is the broker's clock, which this host's is assumed to follow.
 func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broker string, resp *remoting.Command) {
 	if remoting.ResponseCode(resp.Code) != remoting.ResponseSuccess {
 		return
@@ -155,11 +166,27 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 		return
 	}
 	reqs := make([]ports.ChangeInvisibleRequest, 0, len(raw))
+	soon := b.clock.Now().Add(lateReleaseInvisibleTime)
+	expiring := 0
 	for i := range raw {
-		if h, err := popHandle(&raw[i]); err == nil {
-			reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime,
-				AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}})
+		h, err := popHandle(&raw[i])
+		if err != nil {
+			continue
 		}
+		if h.Expired(soon) {
+			expiring++
+			continue
+		}
+		reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime,
+			AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}})
+	}
+	if expiring > 0 {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and after its messages' invisible time (or within a second of its end); they are left to the broker, which delivers them again",
+			slog.String("broker", broker), slog.String("consumer_group", req.Group), slog.String("topic", req.Topic),
+			slog.Int("messages", expiring))
+	}
+	if len(reqs) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()

@@ -3,8 +3,10 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // TestLatePopAnswerReleasesItsMessages: a broker (a fake socket: a real
@@ -21,16 +25,66 @@ import (
 // (CHANGE_MESSAGE_INVISIBLETIME to 1 s) instead of staying hidden for the
 // receive's invisible time.
 func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
+	lb := startLatePopBroker(t, 0)
+	b := lb.popLate(t, nil)
+	defer b.Close(context.Background())
+	select {
+	case h := <-lb.changed:
+		if h.InvisibleTime != lateReleaseInvisibleTime.Milliseconds() || h.ConsumerGroup != "g" || h.Topic != "T" || h.Offset != 5 {
+			t.Fatalf("released with %+v", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late answer's message was not released")
+	}
+}
+
+// TestLatePopAnswerAfterTheInvisibleTimeReleasesNothing: a pop answer that
+// comes after its messages' invisible time ended (their pop time is more
+// than the invisible time ago) is not released. The broker has revived, or
+// is about to revive, the checkpoint of the pop by then; a
+// CHANGE_MESSAGE_INVISIBLETIME on it, which a broker answers all the same,
+// writes a second checkpoint for the same message, which delivered it a
+// second time, after the consumer had acked the first redelivery.
+func TestLatePopAnswerAfterTheInvisibleTimeReleasesNothing(t *testing.T) {
+	lb := startLatePopBroker(t, -2*time.Minute) // popped two minutes ago, invisible for one
+	var logs logbuf.Buffer
+	b := lb.popLate(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	defer b.Close(context.Background())
+	// Both outcomes log a line starting so once the answer is handled.
+	waitfor.True(t, 10*time.Second, 10*time.Millisecond, "the late answer handled", func() bool {
+		return strings.Contains(logs.String(), "a pop answer came after its receive gave up")
+	})
+	select {
+	case h := <-lb.changed:
+		t.Fatalf("a message whose invisible time had ended was released: %+v\n%s", h, logs.String())
+	default:
+	}
+	if !strings.Contains(logs.String(), "left to the broker") || !strings.Contains(logs.String(), "messages=1") {
+		t.Fatalf("the skipped release is not logged:\n%s", logs.String())
+	}
+}
+
+// latePopBroker is a fake broker that answers a POP_MESSAGE only when
+// release is closed, with one message (queue 0, offset 5, invisible 60 s)
+// popped at that moment plus popAge, and reports the
+// CHANGE_MESSAGE_INVISIBLETIME requests it gets on changed.
+type latePopBroker struct {
+	addr    string
+	release chan struct{}
+	changed chan *remoting.ChangeInvisibleTimeRequestHeader
+}
+
+func startLatePopBroker(t *testing.T, popAge time.Duration) *latePopBroker {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	release := make(chan struct{})
-	changed := make(chan *remoting.ChangeInvisibleTimeRequestHeader, 1)
+	lb := &latePopBroker{addr: ln.Addr().String(), release: make(chan struct{}),
+		changed: make(chan *remoting.ChangeInvisibleTimeRequestHeader, 1)}
+	addr := lb.addr
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { ln.Close() })
 	serve := func(nc net.Conn) {
 		defer wg.Done()
 		defer nc.Close()
@@ -64,8 +118,8 @@ func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
 				wg.Add(1)
 				go func() { // answered late, while the connection serves on
 					defer wg.Done()
-					<-release
-					now := time.Now().UnixMilli()
+					<-lb.release
+					now := time.Now().Add(popAge).UnixMilli()
 					resp.Fields = remoting.EncodeHeader(&remoting.PopMessageResponseHeader{PopTime: now, InvisibleTime: 60000,
 						StartOffsetInfo: "0 0 5", MsgOffsetInfo: "0 0 5"})
 					m := remoting.Message{MagicCode: remoting.MagicV1, QueueID: 0, QueueOffset: 5, CommitLogOffset: 4096,
@@ -73,6 +127,7 @@ func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
 						StoreHost: netip.MustParseAddrPort("127.0.0.1:2"), Body: []byte("late"), Topic: "T"}
 					m.BodyCRC = remoting.BodyCRC(m.Body)
 					m.Properties.Set(remoting.PropertyUniqKey, "01AB")
+					var err error
 					if resp.Body, err = remoting.AppendMessage(nil, &m); err != nil {
 						t.Error(err)
 					}
@@ -84,7 +139,7 @@ func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
 				if err := h.DecodeFields(req.Fields); err != nil {
 					t.Error(err)
 				}
-				changed <- &h
+				lb.changed <- &h
 				resp.Fields = remoting.EncodeHeader(&remoting.ChangeInvisibleTimeResponseHeader{PopTime: time.Now().UnixMilli(), InvisibleTime: h.InvisibleTime})
 			}
 			write(resp)
@@ -102,28 +157,27 @@ func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
 			go serve(nc)
 		}
 	}()
+	return lb
+}
 
+// popLate pops through a cluster adapter (logging to log, if not nil)
+// whose receive gives up before the broker answers, then lets the broker
+// answer; the caller closes the adapter.
+func (lb *latePopBroker) popLate(t *testing.T, log *slog.Logger) *Broker {
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{addr}
-	b, err := New(cfg, nil, nil)
+	cfg.NameServers = []string{lb.addr}
+	b, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close(context.Background())
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	msgs, err := b.Pop(ctx, ports.PopRequest{Group: "g", Topic: "T", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute,
 		PollTimeout: 100 * time.Millisecond, Filter: filter.All})
 	if err == nil {
+		b.Close(context.Background())
 		t.Fatalf("the pop returned %d messages before its answer came", len(msgs))
 	}
-	close(release)
-	select {
-	case h := <-changed:
-		if h.InvisibleTime != lateReleaseInvisibleTime.Milliseconds() || h.ConsumerGroup != "g" || h.Topic != "T" || h.Offset != 5 {
-			t.Fatalf("released with %+v", h)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the late answer's message was not released")
-	}
+	close(lb.release)
+	return b
 }
