@@ -130,15 +130,16 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	t.Run("simple consumer", func(t *testing.T) {
 		c := testenv.NewSimpleConsumer(t, p, simpleGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 		got := testenv.NewCollector()
+		deliveries := newDeliveryLog()
 		testenv.WaitFor(t, 60*time.Second, func() error {
-			ms, err := c.Receive(t.Context(), simpleBatch, simpleInvisible)
+			ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
 			if err != nil && !testenv.IsNoMessage(err) {
 				return err
 			}
 			for _, m := range ms {
 				verify("simple", m)
 				got.Add(m)
-				if err := c.Ack(t.Context(), m); err != nil {
+				if err := deliveries.ack(t, c, m); err != nil {
 					t.Errorf("ack: %v", err)
 				}
 			}
@@ -149,7 +150,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		}
 		// Acked messages are not delivered again, even after their
 		// invisible time and the broker's revive delay.
-		expectNoRedelivery(t, c, simpleInvisible)
+		expectNoRedelivery(t, p, c, deliveries, simpleInvisible)
 	})
 
 	t.Run("push consumer", func(t *testing.T) {
@@ -214,8 +215,9 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	t.Run("tag filter", func(t *testing.T) {
 		c := testenv.NewSimpleConsumer(t, p, tagGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
 		got := testenv.NewCollector()
+		deliveries := newDeliveryLog()
 		testenv.WaitFor(t, 60*time.Second, func() error {
-			ms, err := c.Receive(t.Context(), simpleBatch, simpleInvisible)
+			ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
 			if err != nil && !testenv.IsNoMessage(err) {
 				return err
 			}
@@ -224,7 +226,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 					t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
 				}
 				got.Add(m)
-				if err := c.Ack(t.Context(), m); err != nil {
+				if err := deliveries.ack(t, c, m); err != nil {
 					t.Errorf("ack: %v", err)
 				}
 			}
@@ -233,7 +235,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		if n, dups := got.Count(); n != 500 || dups != 0 {
 			t.Fatalf("TagA subscription got %d distinct, %d dups", n, dups)
 		}
-		expectNoRedelivery(t, c, simpleInvisible)
+		expectNoRedelivery(t, p, c, deliveries, simpleInvisible)
 	})
 }
 
@@ -252,15 +254,18 @@ const (
 // would not do: a broker does not wake a waiting receive for a revived
 // message.) A receive that fails (a timeout on a loaded machine) is
 // retried; the wait ends with a receive that answered "no message" after
-// the deadline.
-func expectNoRedelivery(t *testing.T, c rmq.SimpleConsumer, invisible time.Duration) {
+// the deadline. A message delivered again is reported with its history
+// from deliveries (its deliveries and acks, the failed receives, the
+// clocks) and what p and the broker logged.
+func expectNoRedelivery(t *testing.T, p *testenv.Proxy, c rmq.SimpleConsumer, deliveries *deliveryLog, invisible time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(invisible + testenv.ReviveDelay())
 	giveUp := deadline.Add(time.Minute)
 	for {
-		ms, err := c.Receive(t.Context(), 32, invisible)
+		ms, err := deliveries.receive(t, c, 32, invisible)
 		if len(ms) != 0 {
-			t.Fatalf("after acking everything, %d messages delivered again (first %s, attempt %d)", len(ms), ms[0].GetMessageId(), ms[0].GetDeliveryAttempt())
+			t.Fatalf("after acking everything, %d messages delivered again (first %s, attempt %d)\n%s",
+				len(ms), ms[0].GetMessageId(), ms[0].GetDeliveryAttempt(), deliveries.explain(t, p, ms))
 		}
 		switch {
 		case (err == nil || testenv.IsNoMessage(err)) && time.Now().After(deadline):

@@ -331,6 +331,13 @@ type Broker struct {
 	jvm                 []string // Options.JVM, for restarts
 }
 
+// LogFile is the path of one of the broker's log files ("pop.log",
+// "broker.log", ...): the JVM's home is its directory under the cluster's,
+// until the cluster is closed.
+func (b *Broker) LogFile(name string) string {
+	return filepath.Join(b.c.Dir, b.proc, "logs", "rocketmqlogs", name)
+}
+
 // PID is the running broker JVM's process id (benchmarks read its CPU
 // time).
 func (b *Broker) PID() int { return b.current().cmd.Process.Pid }
