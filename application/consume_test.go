@@ -366,6 +366,28 @@ func TestReleaseUndelivered(t *testing.T) {
 	}
 }
 
+// TestReleaseLeavesExpiredDeliveries: a message that could not be written
+// to the client is not released once its invisible time has ended, or
+// ends within invisibleTimeOnClear: the broker revives it then anyway,
+// and a RocketMQ broker that is asked to change an expired checkpoint
+// writes a second one for the message, which delivered it twice. It is
+// not renewed any more either.
+func TestReleaseLeavesExpiredDeliveries(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, left := range []time.Duration{0, cfg.Consumer.InvisibleTimeOnClear / 2, -time.Second} {
+		m, b, clock := newTestMessaging(cfg)
+		msg, h := receiveHeld(t, m, b)
+		clock.Advance(h.NextVisibleTime().Sub(clock.Now()) - left)
+		m.Release(asClient(t.Context(), "c1"), "g", []domain.StoredMessage{msg})
+		if ch := b.changesSnapshot(); len(ch) != 0 {
+			t.Fatalf("%v before its invisible time ends: released with %+v", left, ch)
+		}
+		if len(m.renewer.held) != 0 {
+			t.Fatalf("%v before its invisible time ends: still renewed", left)
+		}
+	}
+}
+
 // TestDepartedClientReleasesHeld: a client that terminates (or expires)
 // hands back what it held.
 func TestDepartedClientReleasesHeld(t *testing.T) {

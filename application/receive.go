@@ -307,16 +307,24 @@ func (m *Messaging) dropExhausted(ctx context.Context, group string, maxAttempts
 }
 
 // Release makes received messages that could not be handed to the client
-// visible again soon (after consumer.invisibleTimeOnClear).
+// visible again soon (after consumer.invisibleTimeOnClear). One whose
+// invisible time has ended, or ends by then, is left as it is: it becomes
+// visible no later anyway, and a RocketMQ broker asked to change an
+// expired checkpoint revives the old one and the new one, delivering the
+// message twice.
 func (m *Messaging) Release(ctx context.Context, group string, msgs []domain.StoredMessage) {
 	info := ports.RequestInfoFrom(ctx)
 	reqs := make([]ports.ChangeInvisibleRequest, 0, len(msgs))
+	cleared := m.clock.Now().Add(m.cfg.Consumer.InvisibleTimeOnClear)
 	for _, msg := range msgs {
 		h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
 		if err != nil {
 			continue
 		}
 		h = m.renewer.take(info.ClientID, group, msg.ID, h)
+		if h.Expired(cleared) {
+			continue
+		}
 		reqs = append(reqs, ports.ChangeInvisibleRequest{
 			AckRequest:    ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h},
 			InvisibleTime: m.cfg.Consumer.InvisibleTimeOnClear,
