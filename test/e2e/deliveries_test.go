@@ -69,8 +69,12 @@ func (l *deliveryLog) acked(m *rmq.MessageView, sent time.Time, err error) {
 	if err != nil {
 		answer = err.Error()
 	}
+	left := "?"
+	if h, err := domain.ParseReceiptHandle(m.GetReceiptHandle()); err == nil {
+		left = h.NextVisibleTime().Sub(sent).Round(time.Millisecond).String()
+	}
 	l.events[m.GetMessageId()] = append(l.events[m.GetMessageId()],
-		fmt.Sprintf("%s ack answered %s (sent at +%v)", l.stamp(), answer, sent.Sub(l.start).Round(time.Millisecond)))
+		fmt.Sprintf("%s ack answered %s (sent at +%v, %s before the handle's invisible time ended)", l.stamp(), answer, sent.Sub(l.start).Round(time.Millisecond), left))
 }
 
 // receiveFailed records a receive that failed (a timeout: what the proxy
