@@ -137,8 +137,10 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 				return err
 			}
 			for _, m := range ms {
-				verify("simple", m)
-				got.Add(m)
+				if !deliveries.excuse(t, p, m) {
+					verify("simple", m)
+					got.Add(m)
+				}
 				if err := deliveries.ack(t, c, m); err != nil {
 					t.Errorf("ack: %v", err)
 				}
@@ -225,7 +227,9 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 				if m.GetTag() == nil || *m.GetTag() != "TagA" {
 					t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
 				}
-				got.Add(m)
+				if !deliveries.excuse(t, p, m) {
+					got.Add(m)
+				}
 				if err := deliveries.ack(t, c, m); err != nil {
 					t.Errorf("ack: %v", err)
 				}
@@ -254,7 +258,9 @@ const (
 // would not do: a broker does not wake a waiting receive for a revived
 // message.) A receive that fails (a timeout on a loaded machine) is
 // retried; the wait ends with a receive that answered "no message" after
-// the deadline. A message delivered again is reported with its history
+// the deadline. In the cluster pass one message may be excused as the
+// broker's own redelivery (deliveryLog.excuse); it is acked and must not
+// come again. A message delivered again is reported with its history
 // from deliveries (its deliveries and acks, the failed receives, the
 // clocks) and what p and the broker logged.
 func expectNoRedelivery(t *testing.T, p *testenv.Proxy, c rmq.SimpleConsumer, deliveries *deliveryLog, invisible time.Duration) {
@@ -263,9 +269,22 @@ func expectNoRedelivery(t *testing.T, p *testenv.Proxy, c rmq.SimpleConsumer, de
 	giveUp := deadline.Add(time.Minute)
 	for {
 		ms, err := deliveries.receive(t, c, 32, invisible)
-		if len(ms) != 0 {
+		var again []*rmq.MessageView
+		for _, m := range ms {
+			if !deliveries.excuse(t, p, m) {
+				again = append(again, m)
+				continue
+			}
+			if err := deliveries.ack(t, c, m); err != nil {
+				t.Errorf("ack: %v", err)
+			}
+			// It must not come again either.
+			deadline = time.Now().Add(invisible + testenv.ReviveDelay())
+			giveUp = deadline.Add(time.Minute)
+		}
+		if len(again) != 0 {
 			t.Fatalf("after acking everything, %d messages delivered again (first %s, attempt %d)\n%s",
-				len(ms), ms[0].GetMessageId(), ms[0].GetDeliveryAttempt(), deliveries.explain(t, p, ms))
+				len(again), again[0].GetMessageId(), again[0].GetDeliveryAttempt(), deliveries.explain(t, p, again))
 		}
 		switch {
 		case (err == nil || testenv.IsNoMessage(err)) && time.Now().After(deadline):
