@@ -306,10 +306,19 @@ func TestRenewalGivesUpAfterMaxTime(t *testing.T) {
 	cfg := DefaultConfig()
 	m, b, clock := newTestMessaging(cfg)
 	b.groups["g"] = domain.ConsumerGroup{Name: "g", MaxDeliveryAttempts: 5, RetryPolicy: domain.RetryPolicy{Delays: []time.Duration{7 * time.Second}}}
-	receiveHeld(t, m, b)
-	clock.Advance(cfg.Consumer.RenewMaxTime)
+	msg, _ := receiveHeld(t, m, b)
+	// Renewed in time all along, until it has been held renewMaxTime.
+	start := clock.Now()
+	for {
+		clock.Set(heldHandle(t, m, msg).NextVisibleTime().Add(-cfg.Consumer.RenewAhead))
+		if clock.Now().Sub(start) >= cfg.Consumer.RenewMaxTime {
+			break
+		}
+		m.renewer.renewDue(t.Context())
+	}
+	renewals := len(b.changesSnapshot())
 	m.renewer.renewDue(t.Context())
-	ch := b.changesSnapshot()
+	ch := b.changesSnapshot()[renewals:]
 	if len(ch) != 1 || ch[0].InvisibleTime != 7*time.Second {
 		t.Fatalf("give-up change %+v, want the group's retry delay", ch)
 	}
@@ -794,5 +803,42 @@ func TestSettingsWithSubscriptionsThatCannotBeServed(t *testing.T) {
 		if err := settings("refused", e); !domain.HasReason(err, domain.ReasonIllegalFilterExpression) {
 			t.Errorf("%s: %v, want ILLEGAL_FILTER_EXPRESSION", name, err)
 		}
+	}
+}
+
+// TestLateRenewalIsNotSent: a held message whose invisible time ended
+// before the renewer came to it (a proxy too busy) is not renewed: a
+// RocketMQ broker asked to change an expired checkpoint revives the old
+// one and the new one, delivering the message twice. It is forgotten.
+func TestLateRenewalIsNotSent(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	_, h := receiveHeld(t, m, b)
+	clock.Set(h.NextVisibleTime())
+	m.renewer.renewDue(t.Context())
+	if ch := b.changesSnapshot(); len(ch) != 0 {
+		t.Fatalf("an expired handle renewed: %+v", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatal("an expired delivery is still held")
+	}
+}
+
+// TestDepartedClientLeavesExpiredDeliveries: what a departing client held
+// is released, except deliveries whose invisible time ends by the time a
+// release would make them visible anyway (see TestLateRenewalIsNotSent).
+func TestDepartedClientLeavesExpiredDeliveries(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	_, h := receiveHeld(t, m, b)
+	clock.Set(h.NextVisibleTime().Add(-cfg.Consumer.InvisibleTimeOnClear / 2))
+	if err := m.NotifyClientTermination(asClient(t.Context(), "c1"), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if ch := b.changesSnapshot(); len(ch) != 0 {
+		t.Fatalf("an expiring handle released: %+v", ch)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatal("a departed client's delivery is still held")
 	}
 }

@@ -131,6 +131,7 @@ func (r *Renewer) release(ctx context.Context, clientID, group string) {
 	r.mu.Unlock()
 	var reqs []ports.ChangeInvisibleRequest
 	var locked []*heldMessage
+	cleared := r.clock.Now().Add(r.cfg.InvisibleTimeOnClear)
 	for d, hm := range deliveries {
 		hm.mu.Lock()
 		if hm.forgotten {
@@ -138,6 +139,12 @@ func (r *Renewer) release(ctx context.Context, clientID, group string) {
 			continue
 		}
 		hm.forgotten = true
+		if hm.handle.Expired(cleared) {
+			// Visible again by then anyway; changing an expired
+			// checkpoint makes a RocketMQ broker deliver it twice.
+			hm.mu.Unlock()
+			continue
+		}
 		locked = append(locked, hm)
 		reqs = append(reqs, ports.ChangeInvisibleRequest{
 			AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: d.messageID, Handle: hm.handle},
@@ -223,6 +230,16 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 			hm.mu.Unlock()
 			continue
 		}
+		if hm.handle.Expired(now) {
+			// Too late: the message is visible again, and a RocketMQ
+			// broker asked to change an expired checkpoint revives the
+			// old one and the new one, delivering the message twice.
+			r.log.LogAttrs(ctx, slog.LevelWarn, "a held message's invisible time ended before its renewal (rmqproxy was too busy to renew it in time); it is delivered again",
+				slog.String("client_id", it.k.clientID), slog.String("consumer_group", it.k.group), slog.String("msg_id", it.d.messageID))
+			r.renewed(ctx, it, domain.ReceiptHandle{}, errRenewedTooLate)
+			hm.mu.Unlock()
+			continue
+		}
 		req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: it.k.group, Topic: hm.topic, MessageID: it.d.messageID, Handle: hm.handle}}
 		it.giveUp = now.Sub(hm.first) >= r.cfg.RenewMaxTime
 		if it.giveUp {
@@ -246,6 +263,10 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 		it.hm.mu.Unlock()
 	}
 }
+
+// errRenewedTooLate is the outcome of a renewal not sent because the
+// handle had expired.
+var errRenewedTooLate = domain.Errorf(domain.ReasonInvalidReceiptHandle, "the receipt handle expired before its renewal")
 
 // renewed records the outcome of one renewal; the caller holds it.hm.mu.
 func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHandle, err error) {
