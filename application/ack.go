@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -132,5 +133,35 @@ func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, 
 	if h.CommitLogOffset < 0 {
 		return domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle has no commit log offset; pass the handle of a received message unchanged")
 	}
-	return m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h})
+	err = m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h})
+	var refused *ports.ForwardRefusedError
+	if !errors.As(err, &refused) {
+		return err
+	}
+	// A handle naming no message of the request's group and topic (made
+	// up, or taken from another consumer to have the broker copy another
+	// topic's message into this group's dead-letter queue): nothing was
+	// moved, and who tried it is recorded.
+	if p, ok := PrincipalFrom(ctx); ok && m.security != nil {
+		_ = m.security.Refuse(ctx, p, "ForwardMessageToDeadLetterQueue", refused.Reason, consumerAccess(ctx, group, topic)...)
+	}
+	return refused.Err
+}
+
+// consumerAccess returns, for the audit log, the accesses a consumer's
+// request for group and topic asks for (Sub on each it names) when a
+// refusal no policy decided records them.
+func consumerAccess(ctx context.Context, group, topic string) []domain.AccessRequest {
+	ip := ports.RequestInfoFrom(ctx).RemoteAddr.Addr()
+	if ip.IsValid() {
+		ip = ip.Unmap()
+	}
+	a := domain.AccessRequests{SourceIP: ip}
+	if group != "" {
+		a.Add(domain.GroupResource(group), domain.ActionSub)
+	}
+	if topic != "" {
+		a.Add(domain.TopicResource(topic), domain.ActionSub)
+	}
+	return a.List
 }

@@ -28,9 +28,11 @@ type fakeBroker struct {
 	acks      []ports.AckRequest
 	batches   []int // entries of each AckBatch / ChangeInvisibleBatch call
 	changeErr error // returned by ChangeInvisible when set
-	nextStart int64
-	route     ports.Route
-	groups    map[string]domain.ConsumerGroup
+	// forwardErr is returned by ForwardToDeadLetter.
+	forwardErr error
+	nextStart  int64
+	route      ports.Route
+	groups     map[string]domain.ConsumerGroup
 	// onlyListedGroups makes ConsumerGroup answer CONSUMER_GROUP_NOT_FOUND
 	// for a group not in groups (otherwise every group exists).
 	onlyListedGroups bool
@@ -125,7 +127,11 @@ func (b *fakeBroker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.Chan
 	return hs, errs
 }
 
-func (b *fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error { return nil }
+func (b *fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.forwardErr
+}
 
 func (b *fakeBroker) Topic(_ context.Context, name string) (domain.Topic, error) {
 	return domain.Topic{Name: name, Type: domain.MessageTypeNormal}, nil

@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -297,6 +298,10 @@ func (m *Messaging) dropExhausted(ctx context.Context, group string, maxAttempts
 		h, err := domain.ParseReceiptHandle(msg.ReceiptHandle)
 		if err == nil {
 			err = m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h})
+		}
+		var refused *ports.ForwardRefusedError
+		if errors.As(err, &refused) && refused.Err == nil {
+			err = nil // nothing to move: the broker has it no more
 		}
 		if err != nil {
 			m.log.LogAttrs(ctx, slog.LevelWarn, "forwarding an exhausted message to the dead-letter queue failed; it will be retried",

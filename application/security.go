@@ -597,8 +597,12 @@ func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs [
 }
 
 // Refuse denies a request that maps to no access at all (an operation the
-// authorization table does not know): fail closed, for every user.
-func (s *Security) Refuse(ctx context.Context, p Principal, op, reason string) error {
+// authorization table does not know): fail closed, for every user. The
+// application also refuses with it what no policy decides (a request
+// naming another user's client id): reqs, when given, are the accesses
+// the request asked for, audited as one event each (as auditAllowed
+// records an allowed request), so that the log names its group and topic.
+func (s *Security) Refuse(ctx context.Context, p Principal, op, reason string, reqs ...domain.AccessRequest) error {
 	if !s.cfg.Enabled {
 		return nil
 	}
@@ -606,7 +610,13 @@ func (s *Security) Refuse(ctx context.Context, p Principal, op, reason string) e
 	if st == nil {
 		st = &securityState{}
 	}
-	s.recordDecision(ctx, st, p, op, nil, domain.AccessDecision{Reason: reason}, domain.AuditDeny)
+	d := domain.AccessDecision{Reason: reason}
+	if len(reqs) == 0 {
+		s.recordDecision(ctx, st, p, op, nil, d, domain.AuditDeny)
+	}
+	for i := range reqs {
+		s.recordDecision(ctx, st, p, op, &reqs[i], d, domain.AuditDeny)
+	}
 	return domain.Errorf(domain.ReasonForbidden, "%s is not permitted through this proxy", op)
 }
 

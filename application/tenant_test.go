@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +306,95 @@ func TestCheckBackNeedsPubNow(t *testing.T) {
 	m.deliverCheck(t.Context(), check("none"))
 	if a, b := chans["alice"].count(), chans["bob"].count(); a != 4 || b != 0 {
 		t.Fatalf("with no Pub left: alice got %d, bob %d check-backs", a, b)
+	}
+}
+
+// auditRecorder keeps the audit events it is given.
+type auditRecorder struct {
+	mu  sync.Mutex
+	evs []domain.AuditEvent
+}
+
+func (r *auditRecorder) Record(e domain.AuditEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, e)
+}
+func (r *auditRecorder) Dropped() uint64         { return 0 }
+func (r *auditRecorder) Stats() ports.AuditStats { return ports.AuditStats{} }
+
+// seen returns "operation reason resource actions client-id" of each
+// denial recorded.
+func (r *auditRecorder) seen() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for _, e := range r.evs {
+		if e.Decision == domain.AuditDeny && e.Category == domain.AuditAuthz {
+			out[strings.Join([]string{e.Operation, e.Reason, e.Principal, e.Resource, e.Actions, e.ClientID}, " ")] = true
+		}
+	}
+	return out
+}
+
+// newAuditedMessaging is newTestMessaging with authentication on and
+// its audit events recorded.
+func newAuditedMessaging(t *testing.T) (*Messaging, *fakeBroker, *auditRecorder) {
+	t.Helper()
+	cfg := DefaultSecurityConfig()
+	cfg.Enabled = true
+	rec := &auditRecorder{}
+	sec, err := NewSecurity(SecurityParams{Config: cfg, Source: noSource{}, Compiler: aclCompiler{}, Audit: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.Apply(domain.PolicySnapshot{Revision: 1, Users: []domain.UserRecord{{User: domain.User{Name: "alice"}}, {User: domain.User{Name: "bob"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newFakeBroker(clock)
+	log := slog.New(slog.DiscardHandler)
+	m := NewMessaging(MessagingParams{Config: DefaultConfig(), Broker: b, Meta: b, Clock: clock, Log: log,
+		Sessions: NewSessions(DefaultConfig(), clock, log), Renewer: NewRenewer(DefaultConfig(), b, b, clock, log), Security: sec})
+	return m, b, rec
+}
+
+// TestRefusedDeadLetterForwardIsAudited: a dead-letter forward whose
+// receipt handle names no message of the request's group and topic (made
+// up, or another topic's message) moves nothing and is answered as done,
+// and was only logged by the broker adapter: it is in the audit log, a
+// denial under the user, with the client id, the reason the broker gave
+// and the group and topic the request named.
+func TestRefusedDeadLetterForwardIsAudited(t *testing.T) {
+	m, b, rec := newAuditedMessaging(t)
+	h := domain.ReceiptHandle{BrokerName: "b", RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 60000, CommitLogOffset: 1}.String()
+	alice := asUser(t.Context(), "alices-client", "alice")
+	for _, reason := range []string{ports.ForwardForeignMessage, ports.ForwardForgedHandle} {
+		b.forwardErr = &ports.ForwardRefusedError{Reason: reason}
+		if err := m.ForwardToDeadLetterQueue(alice, "g", "t", "m", h); err != nil {
+			t.Fatalf("forward refused as %s: %v, want it answered as done", reason, err)
+		}
+		for _, want := range []string{
+			"ForwardMessageToDeadLetterQueue " + reason + " alice Group:g Sub alices-client",
+			"ForwardMessageToDeadLetterQueue " + reason + " alice Topic:t Sub alices-client",
+		} {
+			if !rec.seen()[want] {
+				t.Errorf("no %q audited: %v", want, rec.seen())
+			}
+		}
+	}
+	// The client gets the broker's answer when it has one.
+	b.forwardErr = &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle, Err: domain.Errorf(domain.ReasonInvalidReceiptHandle, "no message there")}
+	if err := m.ForwardToDeadLetterQueue(alice, "g", "t", "m", h); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Errorf("forward refused with an answer: %v, want INVALID_RECEIPT_HANDLE", err)
+	}
+	// A forward that moved its message is not a denial.
+	n := len(rec.seen())
+	b.forwardErr = nil
+	if err := m.ForwardToDeadLetterQueue(alice, "g", "t", "m", h); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.seen()) != n {
+		t.Errorf("a forward that moved its message was audited as a denial: %v", rec.seen())
 	}
 }

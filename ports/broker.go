@@ -53,7 +53,10 @@ type Broker interface {
 	ChangeInvisibleBatch(ctx context.Context, reqs []ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error)
 
 	// ForwardToDeadLetter moves a delivered message to the group's
-	// dead-letter queue (%DLQ%group) and acks the original.
+	// dead-letter queue (%DLQ%group) and acks the original. A forward
+	// whose handle names no message the request may move (one never
+	// delivered to the group, or a message of another topic) moves
+	// nothing and returns a *ForwardRefusedError.
 	ForwardToDeadLetter(ctx context.Context, req AckRequest) error
 }
 
@@ -123,3 +126,35 @@ type ChangeInvisibleRequest struct {
 	AckRequest
 	InvisibleTime time.Duration
 }
+
+// Reasons of a [ForwardRefusedError], as the audit log records them.
+const (
+	// ForwardForgedHandle: the handle names no delivery of the request's
+	// topic to its group (made up, or not this group's).
+	ForwardForgedHandle = "forged_handle"
+	// ForwardForeignMessage: the handle names a message, but not one of
+	// the request's topic (or not the message the request names).
+	ForwardForeignMessage = "foreign_message"
+)
+
+// ForwardRefusedError is what [Broker.ForwardToDeadLetter] returns when
+// it moved nothing because the receipt handle does not name a message the
+// request (its group and topic, all the client was authorized for) may
+// move. The caller records Reason in the audit log and answers the client
+// Err: nil (the forward is answered as done, since a client repeats a
+// refused forward without end, as a RocketMQ broker answers it), or the
+// error the client gets (a handle naming nothing the broker can show).
+type ForwardRefusedError struct {
+	Reason string // ForwardForgedHandle or ForwardForeignMessage
+	Err    error  // the answer to the client; nil: OK
+}
+
+func (e *ForwardRefusedError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return "dead-letter forward moved nothing: the receipt handle names no message of the request (" + e.Reason + ")"
+}
+
+// Unwrap returns Err.
+func (e *ForwardRefusedError) Unwrap() error { return e.Err }

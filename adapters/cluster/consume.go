@@ -276,9 +276,9 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 // request's group and topic are all the client was authorized for, so a
 // handle of another topic's message (stolen, or made up: the offset is a
 // plain number) would put that message into the client's own dead-letter
-// queue, where its group may read it. Such a forward is answered OK with
-// nothing moved, as local mode answers a handle never delivered to the
-// group.
+// queue, where its group may read it. Such a forward moves nothing and
+// returns a *ports.ForwardRefusedError (the caller audits it and answers
+// OK), as local mode does for a handle never delivered to the group.
 func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
 	h := req.Handle
 	if h.CommitLogOffset < 0 {
@@ -288,7 +288,7 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	if err != nil {
 		return err
 	}
-	if ok, err := b.handleNamesTopic(ctx, addr, req); err != nil || !ok {
+	if err := b.handleNamesTopic(ctx, addr, req); err != nil {
 		return err
 	}
 	_, err = b.call(ctx, addr, remoting.RequestConsumerSendMsgBack, &remoting.ConsumerSendMsgBackRequestHeader{
@@ -305,32 +305,34 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	return nil
 }
 
-// handleNamesTopic reports whether the message at the commit-log offset of
+// handleNamesTopic checks that the message at the commit-log offset of
 // req's handle belongs to req's topic, or to the pop retry topic of req's
 // group for it (the two forms; the handle's topic type is the client's
-// word): the topics the request was authorized for. It logs one that does
-// not.
-func (b *Broker) handleNamesTopic(ctx context.Context, addr string, req ports.AckRequest) (bool, error) {
+// word): the topics the request was authorized for. Otherwise it returns
+// a *ports.ForwardRefusedError: foreign_message for a message of another
+// topic (answered OK), forged_handle for an offset where the broker shows
+// no message (answered INVALID_RECEIPT_HANDLE).
+func (b *Broker) handleNamesTopic(ctx context.Context, addr string, req ports.AckRequest) error {
 	h := req.Handle
 	resp, err := b.call(ctx, addr, remoting.RequestViewMessageById,
 		&remoting.ViewMessageRequestHeader{Topic: realTopic(req.Topic, req.Group, h), Offset: h.CommitLogOffset}, nil)
 	if err != nil {
 		b.failed(h.BrokerName, err)
-		return false, mapError(err)
+		return mapError(err)
 	}
 	m, err := remoting.DecodeMessage(resp.Body)
 	if err != nil {
-		return false, domain.Wrap(domain.ReasonInvalidReceiptHandle, err,
-			"the receipt handle's commit log offset names no message the broker could show; pass the handle of a received message unchanged")
+		return &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle, Err: domain.Wrap(domain.ReasonInvalidReceiptHandle, err,
+			"the receipt handle's commit log offset names no message the broker could show; pass the handle of a received message unchanged")}
 	}
 	switch m.Topic {
 	case req.Topic, remoting.PopRetryTopic(req.Topic, req.Group, false), remoting.PopRetryTopic(req.Topic, req.Group, true):
-		return true, nil
+		return nil
 	}
 	b.log.LogAttrs(ctx, slog.LevelInfo, "dead-letter forward of a receipt handle naming a message of another topic; nothing to move",
 		slog.String("consumer_group", req.Group), slog.String("topic", req.Topic), slog.String("broker", h.BrokerName),
 		slog.Int64("commit_log_offset", h.CommitLogOffset), slog.String("msg_id", req.MessageID))
-	return false, nil
+	return &ports.ForwardRefusedError{Reason: ports.ForwardForeignMessage}
 }
 
 // batchParallelism bounds the broker calls one batch runs at once.

@@ -501,15 +501,23 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			pre = cache[d.offset]
 			continue
 		}
-		if outlived && (pre.gone || (req.MessageID != "" && pre.msg.ID != req.MessageID)) {
+		if outlived && pre.gone {
+			// One that cannot be told from the message the handle was
+			// given for (removed by retention, as that one would be):
+			// nothing of it to move.
+			e.mu.Unlock()
+			e.log.Info("dead-letter forward of an outlived receipt handle whose message retention removed; nothing to move", "consumer_group", req.Group,
+				"topic", req.Topic, "queue_id", k.qid, "queue_offset", d.offset, "msg_id", req.MessageID)
+			return nil
+		}
+		if outlived && req.MessageID != "" && pre.msg.ID != req.MessageID {
 			// Not the message the outlived handle was given for (its
-			// topic was deleted and created again), or one that cannot
-			// be told (removed by retention, as the message the handle
-			// names would be): nothing of it to move.
+			// topic was deleted and created again, or the handle was
+			// made up): nothing of it to move, and the caller audits it.
 			e.mu.Unlock()
 			e.log.Info("dead-letter forward of an outlived receipt handle naming another message; nothing to move", "consumer_group", req.Group,
 				"topic", req.Topic, "queue_id", k.qid, "queue_offset", d.offset, "msg_id", req.MessageID)
-			return nil
+			return &ports.ForwardRefusedError{Reason: ports.ForwardForeignMessage}
 		}
 		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, d.attempt, now, pre)
 		e.mu.Unlock()
@@ -528,13 +536,14 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // moved when received); outlived says that d was found so, and the caller
 // then moves it only if it is the message the request names (a topic
 // deleted and created again reuses queue offsets). A forward naming a
-// message of a topic that no longer exists, or one never delivered to the
-// group, is done too, with
-// nothing to move: a RocketMQ broker copies whatever the handle's
-// commit-log offset holds and answers SUCCESS, while the Go client v5.1.4
-// repeats a refused forward every second without end
-// (process_queue.go forwardToDeadLetterQueue0 retries any status but OK);
-// see docs/compatibility.md. Only a handle of another broker is refused.
+// message of a topic that no longer exists is done too, with nothing to
+// move, and one never delivered to the group moves nothing either
+// (a *ports.ForwardRefusedError, which the caller audits and answers OK):
+// a RocketMQ broker copies whatever the handle's commit-log offset holds
+// and answers SUCCESS, while the Go client v5.1.4 repeats a refused
+// forward every second without end (process_queue.go
+// forwardToDeadLetterQueue0 retries any status but OK); see
+// docs/compatibility.md. Only a handle of another broker is refused.
 func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, outlived, done bool, err error) {
 	k, d, done, err = e.handleTargetLocked(req, now)
 	if domain.HasReason(err, domain.ReasonTopicNotFound) {
@@ -562,7 +571,7 @@ func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k con
 	}
 	e.log.Info("dead-letter forward of a message never delivered to the group; nothing to move", "consumer_group", req.Group,
 		"topic", req.Topic, "queue_id", h.QueueID, "queue_offset", h.QueueOffset, "msg_id", req.MessageID)
-	return k, nil, false, true, nil
+	return k, nil, false, false, &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle}
 }
 
 // deadLetterEndLocked appends the dead-letter record of a delivery and

@@ -485,7 +485,8 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 // with a handle of a topic deleted and created again since found the new
 // topic's message at the handle's queue offset, visible again after its
 // own delivery, and moved that one to the dead-letter queue (an outlived
-// handle is taken, and the message was not compared). It moves nothing.
+// handle is taken, and the message was not compared). It moves nothing,
+// refused as foreign_message (the application answers OK and audits it).
 func TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := t.Context()
@@ -503,8 +504,8 @@ func TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing(t *testing.T) {
 	}
 	h.fake().Advance(11 * time.Second)
 	h.revive()
-	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", old)); err != nil {
-		t.Fatalf("forward of the old topic's message: %v", err)
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", old)); !forwardRefused(err, ports.ForwardForeignMessage) {
+		t.Fatalf("forward of the old topic's message: %v, want it refused as %s", err, ports.ForwardForeignMessage)
 	}
 	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); len(d) != 0 {
 		t.Fatalf("dead-letter queue: %v; want nothing moved", ids(d))
@@ -519,8 +520,10 @@ func TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing(t *testing.T) {
 // refused (INVALID_RECEIPT_HANDLE, TOPIC_NOT_FOUND), and the Go client
 // v5.1.4 repeats a refused forward every second for ever; a RocketMQ
 // broker answers SUCCESS (it copies whatever the handle's commit-log
-// offset holds). Both are answered OK with nothing moved: the message
-// never delivered stays with its queue and is delivered as usual.
+// offset holds). Both move nothing: the message never delivered stays
+// with its queue and is delivered as usual. The one never delivered is a
+// ports.ForwardRefusedError (forged_handle), which the application
+// answers OK and audits; the deleted topic's is done.
 func TestForwardOfWhatTheGroupDoesNotHoldEnds(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := t.Context()
@@ -532,20 +535,20 @@ func TestForwardOfWhatTheGroupDoesNotHoldEnds(t *testing.T) {
 	}
 	passed := ackReq("g", got[0])
 	passed.Handle.QueueOffset = 1 // A2's
-	if err := h.e.ForwardToDeadLetter(ctx, passed); err != nil {
-		t.Fatalf("forward naming a message a FIFO pop passed: %v", err)
+	if err := h.e.ForwardToDeadLetter(ctx, passed); !forwardRefused(err, ports.ForwardForgedHandle) {
+		t.Fatalf("forward naming a message a FIFO pop passed: %v, want it refused as %s", err, ports.ForwardForgedHandle)
 	}
 	// One the group never popped, and one of a group that never popped.
 	h.send("t", 0, msg("t", "m", ""))
 	other := h.pop("other", "t", 0, 1, time.Minute)[0]
-	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", other)); err != nil {
-		t.Fatalf("forward naming a message never delivered to the group: %v", err)
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", other)); !forwardRefused(err, ports.ForwardForgedHandle) {
+		t.Fatalf("forward naming a message never delivered to the group: %v, want it refused as %s", err, ports.ForwardForgedHandle)
 	}
 	if got := h.pop("idle", "t", 1, 1, time.Minute); len(got) != 0 { // reads another queue
 		t.Fatalf("queue 1: %v", ids(got))
 	}
-	if err := h.e.ForwardToDeadLetter(ctx, ackReq("idle", other)); err != nil {
-		t.Fatalf("forward naming a message of a queue the group never read: %v", err)
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("idle", other)); !forwardRefused(err, ports.ForwardForgedHandle) {
+		t.Fatalf("forward naming a message of a queue the group never read: %v, want it refused as %s", err, ports.ForwardForgedHandle)
 	}
 	for _, g := range []string{"g", "idle"} {
 		if d := h.pop(g, "%DLQ%"+g, 0, 10, time.Minute); len(d) != 0 {
@@ -1424,4 +1427,11 @@ func TestBornTimeBeyondStorableTimeRefused(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "late" || !got[0].BornAt.Equal(late.BornAt) {
 		t.Fatalf("popped %+v, want only late born at %s", got, late.BornAt)
 	}
+}
+
+// forwardRefused reports whether err is a ports.ForwardRefusedError for
+// reason with no answer of its own (the forward is answered OK).
+func forwardRefused(err error, reason string) bool {
+	var r *ports.ForwardRefusedError
+	return errors.As(err, &r) && r.Reason == reason && r.Err == nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -130,6 +131,30 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 	stolenForward := forward(s.group, eu, stolen)
 	_ = ack(s.group, eu, stolen)
 	_ = change(s.group, eu, stolen)
+	// A made-up handle under her names: her own delivery's, with a queue
+	// offset never delivered to her group (what local mode goes by) and
+	// the stolen message's broker and commit-log offset (what a broker copies from,
+	// so cluster mode reads that message first: another topic's). It is
+	// answered OK with nothing moved, and audited below.
+	forgedHandle, err := domain.ParseReceiptHandle(own.GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolenHandle, err := domain.ParseReceiptHandle(stolen.GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedHandle.QueueOffset += 1_000_000
+	forgedHandle.BrokerName, forgedHandle.CommitLogOffset = stolenHandle.BrokerName, stolenHandle.CommitLogOffset
+	{
+		ctx, cancel := as("alice", aliceSecret)
+		resp, err := client.ForwardMessageToDeadLetterQueue(ctx, &v2.ForwardMessageToDeadLetterQueueRequest{Group: res(s.group), Topic: res(eu),
+			ReceiptHandle: forgedHandle.String(), MessageId: own.GetMessageId(), DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+		cancel()
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("alice forwards a made-up handle: %v %v, want OK with nothing moved", resp.GetStatus(), err)
+		}
+	}
 	// Her own message is forwarded after it: her dead-letter queue (one
 	// queue) holds it after anything the stolen forward put there.
 	if st := forward(s.group, eu, own); st.GetCode() != v2.Code_OK {
@@ -182,7 +207,13 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 	}
 
 	// The denials are audited under alice with the operation and the
-	// resource refused.
+	// resource refused; so is the forward of the made-up handle, which no
+	// policy refused (it was only logged), with her client id, the reason
+	// and the group and topic it named.
+	forgedReason := ports.ForwardForgedHandle // never delivered to her group
+	if testenv.Target == testenv.TargetCluster {
+		forgedReason = ports.ForwardForeignMessage // the broker shows a message of another topic
+	}
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Principal: "alice", Limit: 1000})
 		if err != nil {
@@ -191,12 +222,15 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 		seen := map[string]bool{}
 		for _, e := range evs {
 			seen[e.Operation+" "+e.Resource] = true
+			seen[e.Operation+" "+e.Reason+" "+e.Resource+" "+e.Actions+" "+e.ClientID] = true
 		}
 		for _, want := range []string{
 			"ForwardMessageToDeadLetterQueue Group:" + adminGroup,
 			"ForwardMessageToDeadLetterQueue Topic:" + s.secret,
 			"AckMessage Group:" + adminGroup,
 			"ChangeInvisibleDuration Topic:" + s.secret,
+			"ForwardMessageToDeadLetterQueue " + forgedReason + " Group:" + s.group + " Sub stolen-alice",
+			"ForwardMessageToDeadLetterQueue " + forgedReason + " Topic:" + eu + " Sub stolen-alice",
 		} {
 			if !seen[want] {
 				return fmt.Errorf("no denial %q audited: %v", want, seen)
