@@ -19,7 +19,7 @@ type AckEntry struct {
 // problem (bad topic or group, no entry) is returned as the error; otherwise
 // the result holds one error (nil for success) per entry, in order.
 func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries []AckEntry) ([]error, error) {
-	if err := m.ownClient(ctx, "AckMessage"); err != nil {
+	if err := m.ownClient(ctx, "AckMessage", group, topic); err != nil {
 		return nil, err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {
@@ -66,9 +66,9 @@ func errExpiredHandle() error {
 // deliveries under its client id and resolveHandle stops that renewal, so
 // a user naming another's client could make that client's delivery of a
 // topic he may not read come again.
-func (m *Messaging) ownClient(ctx context.Context, op string) error {
+func (m *Messaging) ownClient(ctx context.Context, op, group, topic string) error {
 	_, _, err := m.sessions.owned(ports.RequestInfoFrom(ctx).ClientID, userOf(ctx))
-	return m.foreignClient(ctx, op, err)
+	return m.foreignClient(ctx, op, err, func() []domain.AccessRequest { return consumerAccess(ctx, group, topic) })
 }
 
 // resolveHandle decodes a client's receipt handle and, if the proxy is
@@ -85,7 +85,7 @@ func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle 
 // ChangeInvisibleDuration makes a received message visible again after d
 // (0 = now) and returns the receipt handle that replaces the given one.
 func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, messageID, handle string, d time.Duration) (string, error) {
-	if err := m.ownClient(ctx, "ChangeInvisibleDuration"); err != nil {
+	if err := m.ownClient(ctx, "ChangeInvisibleDuration", group, topic); err != nil {
 		return "", err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {
@@ -117,7 +117,7 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 // ForwardToDeadLetterQueue moves a received message to the group's
 // dead-letter queue, as a consumer does when it gives up on a message.
 func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, messageID, handle string) error {
-	if err := m.ownClient(ctx, "ForwardMessageToDeadLetterQueue"); err != nil {
+	if err := m.ownClient(ctx, "ForwardMessageToDeadLetterQueue", group, topic); err != nil {
 		return err
 	}
 	if err := domain.ValidateTopicName(topic); err != nil {
@@ -152,6 +152,12 @@ func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, 
 // request for group and topic asks for (Sub on each it names) when a
 // refusal no policy decided records them.
 func consumerAccess(ctx context.Context, group, topic string) []domain.AccessRequest {
+	return requestAccess(ctx, group, domain.ActionSub, topic)
+}
+
+// requestAccess returns, for the audit log, the accesses a request naming
+// group (Sub; "" for none) and topics (acts) asks for.
+func requestAccess(ctx context.Context, group string, acts domain.Action, topics ...string) []domain.AccessRequest {
 	ip := ports.RequestInfoFrom(ctx).RemoteAddr.Addr()
 	if ip.IsValid() {
 		ip = ip.Unmap()
@@ -160,8 +166,10 @@ func consumerAccess(ctx context.Context, group, topic string) []domain.AccessReq
 	if group != "" {
 		a.Add(domain.GroupResource(group), domain.ActionSub)
 	}
-	if topic != "" {
-		a.Add(domain.TopicResource(topic), domain.ActionSub)
+	for _, t := range topics {
+		if t != "" {
+			a.Add(domain.TopicResource(t), acts)
+		}
 	}
 	return a.List
 }

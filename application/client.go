@@ -63,7 +63,7 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 	}
 	prev, err := m.sessions.put(clientID, s.fromCaller(ctx), ch)
 	if err != nil {
-		return ServerSettings{}, m.foreignClient(ctx, "Telemetry", err)
+		return ServerSettings{}, m.foreignClient(ctx, "Telemetry", err, func() []domain.AccessRequest { return settingsAccess(ctx, s) })
 	}
 	if left := leftGroup(prev, s); left != "" {
 		// What it holds under the group it left would be renewed until
@@ -122,7 +122,7 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok, err := m.sessions.touch(clientID, userOf(ctx))
 	if err != nil {
-		return m.foreignClient(ctx, "Heartbeat", err)
+		return m.foreignClient(ctx, "Heartbeat", err, func() []domain.AccessRequest { return heartbeatAccess(ctx, group, ct) })
 	}
 	if !ok {
 		var err error
@@ -138,7 +138,7 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
 		}
 		if err != nil {
-			return m.foreignClient(ctx, "Heartbeat", err)
+			return m.foreignClient(ctx, "Heartbeat", err, func() []domain.AccessRequest { return heartbeatAccess(ctx, group, ct) })
 		}
 	}
 	switch {
@@ -165,7 +165,7 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	user := userOf(ctx)
 	s, ok, err := m.sessions.owned(clientID, user)
 	if err != nil {
-		return m.foreignClient(ctx, "NotifyClientTermination", err)
+		return m.foreignClient(ctx, "NotifyClientTermination", err, func() []domain.AccessRequest { return requestAccess(ctx, group, 0) })
 	}
 	if !ok {
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
@@ -190,3 +190,31 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 
 // sessionSweepPeriod is how often silent clients are looked for.
 const sessionSweepPeriod = 5 * time.Second
+
+// heartbeatAccess returns, for the audit log, what a heartbeat asks for:
+// a consumer's group (a producer's heartbeat names none).
+func heartbeatAccess(ctx context.Context, group string, ct ClientType) []domain.AccessRequest {
+	if !ct.IsConsumer() {
+		group = ""
+	}
+	return requestAccess(ctx, group, 0)
+}
+
+// settingsAccess returns, for the audit log, what Telemetry settings ask
+// for: a producer's topics (Pub), or a consumer's group and topics (Sub).
+func settingsAccess(ctx context.Context, s ClientSettings) []domain.AccessRequest {
+	switch {
+	case s.Publishing != nil:
+		return requestAccess(ctx, "", domain.ActionPub, s.Publishing.Topics...)
+	case s.Subscription != nil:
+		topics := make([]string, 0, len(s.Subscription.Entries)+len(s.Subscription.Ignored))
+		for _, e := range s.Subscription.Entries {
+			topics = append(topics, e.Topic)
+		}
+		for _, e := range s.Subscription.Ignored {
+			topics = append(topics, e.Topic)
+		}
+		return requestAccess(ctx, s.Subscription.Group, domain.ActionSub, topics...)
+	}
+	return nil
+}

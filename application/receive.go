@@ -45,7 +45,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	info := ports.RequestInfoFrom(ctx)
 	settings, known, err := m.sessions.owned(info.ClientID, userOf(ctx))
 	if err != nil {
-		return nil, m.foreignClient(ctx, "ReceiveMessage", err)
+		return nil, m.foreignClient(ctx, "ReceiveMessage", err, func() []domain.AccessRequest { return consumerAccess(ctx, req.Group, req.Topic) })
 	}
 	if !known {
 		// Unknown client, typically after a restart: the request names its
@@ -92,7 +92,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	}
 	if !known {
 		if settings, err = m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx)); err != nil {
-			return nil, m.foreignClient(ctx, "ReceiveMessage", err)
+			return nil, m.foreignClient(ctx, "ReceiveMessage", err, func() []domain.AccessRequest { return consumerAccess(ctx, req.Group, req.Topic) })
 		}
 	}
 	if groupFound && !settings.GroupExists && settings.Subscription != nil && settings.Subscription.Group == req.Group {

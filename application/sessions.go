@@ -232,13 +232,19 @@ const reasonForeignClient = "foreign_client_id"
 
 // foreignClient records err in the audit log, under the caller and
 // operation op, when it refuses a request for naming another user's
-// client (errForeignClient), and returns it.
-func (m *Messaging) foreignClient(ctx context.Context, op string, err error) error {
+// client (errForeignClient), and returns it. access returns the accesses
+// the request asked for (its group and topics; nil for none), so that
+// the event names them as other denials do: one event each.
+func (m *Messaging) foreignClient(ctx context.Context, op string, err error, access func() []domain.AccessRequest) error {
 	if err == nil || !domain.HasReason(err, domain.ReasonForbidden) || m.security == nil {
 		return err
 	}
 	if p, ok := PrincipalFrom(ctx); ok {
-		_ = m.security.Refuse(ctx, p, op, reasonForeignClient)
+		var reqs []domain.AccessRequest
+		if access != nil {
+			reqs = access()
+		}
+		_ = m.security.Refuse(ctx, p, op, reasonForeignClient, reqs...)
 	}
 	return err
 }

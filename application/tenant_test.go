@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
@@ -396,5 +397,63 @@ func TestRefusedDeadLetterForwardIsAudited(t *testing.T) {
 	}
 	if len(rec.seen()) != n {
 		t.Errorf("a forward that moved its message was audited as a denial: %v", rec.seen())
+	}
+}
+
+// TestForeignClientRefusalsNameTheirResources: a request refused for
+// naming another user's client id was audited with no resource; each
+// refusal names the group and topics the request asked for (one event
+// each, as other denials name theirs), under the user who tried and the
+// client id named.
+func TestForeignClientRefusalsNameTheirResources(t *testing.T) {
+	m, _, rec := newAuditedMessaging(t)
+	ctx := t.Context()
+	alice := asUser(ctx, "c1", "alice")
+	bob := asUser(ctx, "c1", "bob")
+	sub := ClientSettings{ClientType: ClientTypeSimpleConsumer, Subscription: &SubscriptionSettings{Group: "g",
+		Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	if _, err := m.UpdateSettings(alice, sub, newOpenChannel()); err != nil {
+		t.Fatal(err)
+	}
+	h := domain.ReceiptHandle{BrokerName: "b", RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 60000, CommitLogOffset: 1}.String()
+	forbidden := func(what string, err error) {
+		t.Helper()
+		if !domain.HasReason(err, domain.ReasonForbidden) {
+			t.Errorf("bob's %s as alice's client: %v, want FORBIDDEN", what, err)
+		}
+	}
+	_, err := m.AckMessage(bob, "g-ack", "t-ack", []AckEntry{{MessageID: "m", ReceiptHandle: h}})
+	forbidden("ack", err)
+	_, err = m.ChangeInvisibleDuration(bob, "g-change", "t-change", "m", h, time.Minute)
+	forbidden("invisible-time change", err)
+	forbidden("forward", m.ForwardToDeadLetterQueue(bob, "g-fwd", "t-fwd", "m", h))
+	_, err = m.ReceiveMessage(bob, ReceiveRequest{Group: "g-recv", Topic: "t-recv", BatchSize: 1})
+	forbidden("receive", err)
+	forbidden("heartbeat", m.Heartbeat(bob, "g-hb", ClientTypeSimpleConsumer))
+	forbidden("termination", m.NotifyClientTermination(bob, "g-end"))
+	bobs := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t-pub"}}}
+	_, err = m.UpdateSettings(bob, bobs, newOpenChannel())
+	forbidden("settings", err)
+	for _, want := range []string{
+		"AckMessage foreign_client_id bob Group:g-ack Sub c1",
+		"AckMessage foreign_client_id bob Topic:t-ack Sub c1",
+		"ChangeInvisibleDuration foreign_client_id bob Group:g-change Sub c1",
+		"ChangeInvisibleDuration foreign_client_id bob Topic:t-change Sub c1",
+		"ForwardMessageToDeadLetterQueue foreign_client_id bob Group:g-fwd Sub c1",
+		"ForwardMessageToDeadLetterQueue foreign_client_id bob Topic:t-fwd Sub c1",
+		"ReceiveMessage foreign_client_id bob Group:g-recv Sub c1",
+		"ReceiveMessage foreign_client_id bob Topic:t-recv Sub c1",
+		"Heartbeat foreign_client_id bob Group:g-hb Sub c1",
+		"NotifyClientTermination foreign_client_id bob Group:g-end Sub c1",
+		"Telemetry foreign_client_id bob Topic:t-pub Pub c1",
+	} {
+		if !rec.seen()[want] {
+			t.Errorf("no %q audited: %v", want, rec.seen())
+		}
+	}
+	for e := range rec.seen() {
+		if strings.HasSuffix(e, "  c1") {
+			t.Errorf("refusal audited with no resource: %q", e)
+		}
 	}
 }

@@ -276,7 +276,8 @@ func receiveOne(t *testing.T, cfg *rmq.Config, topic string) *rmq.MessageView {
 // its settings and Telemetry stream, receive or settle messages under it)
 // with FORBIDDEN (settings: the stream ends, as for any refused
 // settings), and each refusal is in the audit log under the user who
-// tried, with the operation, the client id and reason foreign_client_id.
+// tried, with the operation, the client id, reason foreign_client_id and
+// the group and topic the request named (they were left out).
 func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 	s := newSecured(t)
 	s.put(t, aclEntry(t, "User:carol", "Group:"+s.group, "Sub", "Allow"), aclEntry(t, "User:carol", "Topic:"+s.local, "Sub", "Allow"))
@@ -388,10 +389,19 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 		seen := map[string]bool{}
 		for _, e := range evs {
 			seen[e.Operation+" "+e.Reason+" "+e.ClientID] = true
+			seen[e.Operation+" "+e.Reason+" "+e.ClientID+" "+e.Resource+" "+e.Actions] = true
 		}
 		for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage", "Telemetry", "ReceiveMessage"} {
 			if want := op + " foreign_client_id " + id; !seen[want] {
 				return fmt.Errorf("no refusal %q audited: %v", want, seen)
+			}
+		}
+		// With the group and topic each request named.
+		for _, op := range []string{"AckMessage", "Telemetry", "ReceiveMessage"} {
+			for _, res := range []string{"Group:" + s.group, "Topic:" + s.local} {
+				if want := op + " foreign_client_id " + id + " " + res + " Sub"; !seen[want] {
+					return fmt.Errorf("no refusal %q audited: %v", want, seen)
+				}
 			}
 		}
 		return nil
