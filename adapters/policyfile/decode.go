@@ -106,13 +106,13 @@ func DecodeImport(data []byte) ([]ports.ImportUser, []domain.ACLEntry, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		if err := yaml.Unmarshal(trimmed, &f.ACLs); err != nil {
-			return nil, nil, fmt.Errorf("not a list of ACLs: %v", err)
+			return nil, nil, fmt.Errorf("not a list of ACLs: %v", yamlError(err))
 		}
 	} else {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("not a policy file: %v", err)
+			return nil, nil, fmt.Errorf("not a policy file: %v", yamlError(err))
 		}
 	}
 	return f.convert()

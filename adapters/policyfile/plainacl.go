@@ -50,7 +50,7 @@ func DecodePlainACL(data []byte) (users []ports.ImportUser, entries []domain.ACL
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, nil, nil, fmt.Errorf("not a plain_acl.yml: %v", err)
+		return nil, nil, nil, fmt.Errorf("not a plain_acl.yml: %v", yamlError(err))
 	}
 	if len(f.GlobalWhiteRemoteAddresses) > 0 {
 		warnings = append(warnings, fmt.Sprintf("globalWhiteRemoteAddresses (%s) not imported: rmqproxy never lets an address replace a signature", strings.Join(f.GlobalWhiteRemoteAddresses, ", ")))
