@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
@@ -70,6 +71,9 @@ func (c Config) CheckExposure(authEnabled bool) error {
 	if !c.Enabled || Loopback(c.Address) || (authEnabled && c.TLS.Enabled) {
 		return nil
 	}
+	if validateAddress(c.Address) != nil {
+		return nil // Validate says why; nothing can listen there
+	}
 	var missing []string
 	if !authEnabled {
 		missing = append(missing, "auth.enabled true (every admin call then needs a Super user's signature)")
@@ -114,9 +118,15 @@ func validateAddress(addr string) error {
 	if addr == "" {
 		return errors.New("address is required when the admin API is enabled (set enabled: false to turn it off)")
 	}
-	_, port, err := net.SplitHostPort(addr)
+	if err := listenaddr.CheckUser(addr, DefaultAddress); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082", redact.Userinfo(addr))
+	}
+	if err := listenaddr.CheckHost(addr, host, DefaultAddress); err != nil {
+		return err
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("address %q: port %q is not a number between 0 and 65535", redact.Userinfo(addr), port)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 )
@@ -84,12 +85,16 @@ func DefaultConfig() Config {
 // Validate reports unusable settings.
 func (c Config) Validate() error {
 	var errs []error
-	if _, port, err := net.SplitHostPort(c.Address); err != nil {
+	if err := listenaddr.CheckUser(c.Address, "127.0.0.1:8081"); err != nil {
+		errs = append(errs, err)
+	} else if host, port, err := net.SplitHostPort(c.Address); err != nil {
 		reason := err.Error()
 		if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
 			reason = ae.Err // without the address, which may carry userinfo
 		}
 		errs = append(errs, fmt.Errorf("address %q is not host:port: %s", redact.Userinfo(c.Address), reason))
+	} else if err := listenaddr.CheckHost(c.Address, host, "127.0.0.1:8081"); err != nil {
+		errs = append(errs, err)
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
 		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535 (or a service name of /etc/services)", redact.Userinfo(c.Address), port))
 	}

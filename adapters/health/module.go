@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -32,8 +33,12 @@ func DefaultConfig() Config {
 // Validate checks the address and the timeout.
 func (c Config) Validate() error {
 	var errs []error
-	if _, port, err := net.SplitHostPort(c.Address); err != nil {
+	if err := listenaddr.CheckUser(c.Address, ":9090"); err != nil {
+		errs = append(errs, err)
+	} else if host, port, err := net.SplitHostPort(c.Address); err != nil {
 		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090", redact.Userinfo(c.Address)))
+	} else if err := listenaddr.CheckHost(c.Address, host, ":9090"); err != nil {
+		errs = append(errs, err)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		errs = append(errs, fmt.Errorf("address %q: port %q is not a number between 0 and 65535", redact.Userinfo(c.Address), port))
 	}

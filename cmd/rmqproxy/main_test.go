@@ -250,6 +250,30 @@ func TestConfigErrorsHideUserinfo(t *testing.T) {
 	}
 }
 
+// TestListenAddressWithAUserPartIsRefused: a listen address with a user
+// part (user@host:port) passed validation, since net.SplitHostPort takes
+// "user@127.0.0.1" for a host, and serve failed only when it listened,
+// after opening the broker. It is an invalid configuration naming the key
+// and the form expected, the user part (which may be a credential) shown
+// redacted.
+func TestListenAddressWithAUserPartIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, key := range []string{"grpc.address", "health.address", "admin.address"} {
+		for _, addr := range []string{"Zq9Xk7@127.0.0.1:0", "user:Zq9Xk7@127.0.0.1:0"} {
+			serve := []string{"serve", "--local.dataDir=" + filepath.Join(dir, "data"), "--grpc.address=127.0.0.1:0", "--health.address=127.0.0.1:0", "--admin.address=127.0.0.1:0"}
+			for _, cmd := range [][]string{{"config", "print"}, serve} {
+				t.Run(cmd[0]+" "+key+"="+addr, func(t *testing.T) {
+					code, out, errOut := runCLI(append(cmd, "--"+key+"="+addr)...)
+					if code != 1 || out != "" || !strings.HasPrefix(errOut, "rmqproxy: invalid configuration:\n"+key+" ") ||
+						!strings.Contains(errOut, "user part") || !strings.Contains(errOut, "REDACTED@127.0.0.1:0") || strings.Contains(errOut, "Zq9Xk7") {
+						t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 1, an invalid configuration naming %s and its user part, shown redacted", code, out, errOut, key)
+					}
+				})
+			}
+		}
+	}
+}
+
 // TestMissingFilesNameTheirKeys: a file setting naming a file that does not
 // exist (or a directory) stops config print and serve alike, before
 // anything starts, with an error naming the key and the path.
