@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -134,11 +135,15 @@ func tlsConfig(c BrokerTLS) (*tls.Config, error) {
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: tls.caFile: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the cause; the path is named once, quoted
+			}
+			return nil, fmt.Errorf("cluster.tls.caFile %q: %w", c.CAFile, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cluster: tls.caFile %s holds no PEM certificate", c.CAFile)
+			return nil, fmt.Errorf("cluster.tls.caFile %q holds no PEM certificate", c.CAFile)
 		}
 		tc.RootCAs = pool
 	}

@@ -121,10 +121,17 @@ func (c Config) Validate() error {
 		bad("maxInFlight must be at least 1, got %d", c.MaxInFlight)
 	}
 	if c.TLS.CAFile != "" {
+		// As app.Root.CheckFiles checks the other file settings: a file
+		// that does not exist, or a directory, is refused here; another
+		// error of stat (a directory on the path this user may not
+		// search: the user validating may not be the one serving) is left
+		// to the start, whose error names the key, the path and the cause.
 		var pe *fs.PathError
-		if st, err := os.Stat(c.TLS.CAFile); errors.As(err, &pe) {
+		st, err := os.Stat(c.TLS.CAFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && errors.As(err, &pe):
 			bad("tls.caFile %q: %w", c.TLS.CAFile, pe.Err)
-		} else if err == nil && st.IsDir() {
+		case err == nil && st.IsDir():
 			bad("tls.caFile %q is a directory, not a file", c.TLS.CAFile)
 		}
 	}
