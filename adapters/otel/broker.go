@@ -2,6 +2,7 @@ package otel
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -112,6 +113,10 @@ func (t *tracedBroker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.Ch
 func (t *tracedBroker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
 	ctx, span := t.start(ctx, "broker forward_to_dlq "+req.Topic, ackAttrs(req)...)
 	err := t.b.ForwardToDeadLetter(ctx, req)
+	if refused := (*ports.ForwardRefusedError)(nil); errors.As(err, &refused) {
+		end(span, refused.Err) // the client's answer; the application audits the refusal
+		return err
+	}
 	end(span, err)
 	return err
 }

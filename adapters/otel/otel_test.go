@@ -180,6 +180,29 @@ func TestTraceBroker(t *testing.T) {
 	}
 }
 
+func (fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error {
+	return &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle}
+}
+
+// A dead-letter forward the broker refused for its handle (which the
+// application answers OK and audits) is not a failed call: its span
+// carried an error status (INTERNAL).
+func TestTraceBrokerRefusedForwardIsNoError(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tr := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test")
+	b := otel.TraceBroker(fakeBroker{}, tr, trace.SpanKindInternal)
+	ctx, parent := tr.Start(context.Background(), "forward")
+	_ = b.ForwardToDeadLetter(ctx, ports.AckRequest{Topic: "t", Group: "g", MessageID: "m1"})
+	parent.End()
+	spans := rec.Ended()
+	if len(spans) != 2 || spans[0].Name() != "broker forward_to_dlq t" {
+		t.Fatalf("spans %v", spans)
+	}
+	if st := spans[0].Status(); st.Code.String() != "Unset" {
+		t.Errorf("refused forward span status %v, want unset", st)
+	}
+}
+
 // The storage hooks make spans under a recorded span only, and fsyncs go
 // to the histogram.
 func TestStorageHooks(t *testing.T) {
