@@ -67,11 +67,16 @@ func hangupChild(t *testing.T, run string) *exec.Cmd {
 	return exec.Command(py, append([]string{"-c", reset}, args...)...)
 }
 
-// TestHangupWhileServingIsHeld: holdHangup catches SIGHUP until released.
-// A child process holds the signal and sends it to itself (raiseHangup).
+// TestHangupWhileServingIsHeld: holdHangup catches SIGHUP, also after
+// another handler of it stopped (the traffic rules module's). A child
+// process holds the signal and sends it to itself (raiseHangup).
 func TestHangupWhileServingIsHeld(t *testing.T) {
 	if os.Getenv("RMQPROXY_TEST_HANGUP_CHILD") == "1" {
-		defer holdHangup()()
+		holdHangup()
+		holdHangup() // a second serve in the process: still held once
+		other := make(chan os.Signal, 1)
+		signal.Notify(other, syscall.SIGHUP)
+		signal.Stop(other)
 		usr := make(chan os.Signal, 1)
 		signal.Notify(usr, syscall.SIGUSR1)
 		raiseHangup(usr)
@@ -123,11 +128,12 @@ func (l *hangupLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestServeHoldsHangup: serve holds SIGHUP for its whole run, so that a
-// reload signal arriving while the traffic rules module does not listen
-// (before it started, after it stopped) does not end the process. A child
-// process runs serve in local mode and sends itself SIGHUP at moments of
-// the start and of the stop (hangupMoments).
+// TestServeHoldsHangup: from serve's start until the process exits SIGHUP
+// is held, so that a reload signal arriving while the traffic rules module
+// does not listen (before it started, after it stopped, after serve
+// returned) does not end the process. A child process runs the serve
+// command in local mode and sends itself SIGHUP at moments of the start
+// and of the stop (hangupMoments), and once more after run returned.
 func TestServeHoldsHangup(t *testing.T) {
 	if dir := os.Getenv("RMQPROXY_TEST_SERVE_HANGUP_DIR"); dir != "" {
 		usr := make(chan os.Signal, 1)
@@ -156,14 +162,17 @@ func TestServeHoldsHangup(t *testing.T) {
 				}()
 			})
 		}}
-		err := serve([]string{"--local.dataDir=" + filepath.Join(dir, "data"), "--grpc.address=127.0.0.1:0",
+		code := run([]string{"serve", "--local.dataDir=" + filepath.Join(dir, "data"), "--grpc.address=127.0.0.1:0",
 			"--grpc.tls.mode=disabled", "--health.address=127.0.0.1:0", "--admin.address=127.0.0.1:0"},
 			config.Sources{}, os.Stdout, log)
 		close(served)
+		// Between run's return and the exit (what main does next) a
+		// hangup must not end the process either.
+		raiseHangup(usr)
 		log.mu.Lock()
 		defer log.mu.Unlock()
-		if err != nil || len(log.seen) != len(hangupMoments) {
-			fmt.Printf("serve: %v; SIGHUP sent at %q of %q\n%s", err, log.seen, hangupMoments, log.buf.String())
+		if code != 0 || len(log.seen) != len(hangupMoments) {
+			fmt.Printf("run: exit status %d; SIGHUP sent at %q of %q\n%s", code, log.seen, hangupMoments, log.buf.String())
 			os.Exit(5)
 		}
 		os.Exit(0)

@@ -327,9 +327,10 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 	log := app.NewLogger(stderr, cfg.Log)
 	// SIGHUP (systemctl reload, log rotation) must never end the process:
 	// the traffic rules module reloads on it between its start and stop
-	// hooks; outside them (while fx builds the graph and after the module
-	// stopped) it is dropped here instead of taking the default action.
-	defer holdHangup()()
+	// hooks; outside them (while fx builds the graph, after the module
+	// stopped, after serve returned and until the process exits) it is
+	// dropped here instead of taking the default action.
+	holdHangup()
 	// SIGTERM and SIGINT are caught from here on: during the start (a
 	// long recovery, a cluster waiting for a NameServer) they cancel it
 	// and stop in order what had started (see start).
@@ -453,13 +454,20 @@ func stop(a *fx.App, cfg app.Root, log *slog.Logger, sig <-chan os.Signal, hurry
 	return err
 }
 
-// holdHangup catches SIGHUP and drops it until the returned func is
-// called; other handlers of the signal still receive it.
-func holdHangup() (release func()) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGHUP)
-	return func() { signal.Stop(c) }
+// holdHangup catches SIGHUP from its first call until the process exits
+// and drops it (a channel nobody reads: the signal package does not block
+// on a full one); other handlers of the signal still receive it. There is
+// no release: one released as serve returned left a window, before main's
+// os.Exit, in which a SIGHUP took its default action and ended the
+// process with a signal status instead of serve's exit code.
+// (signal.Ignore would not do: a later signal.Notify by the traffic rules
+// module would catch it again, and its signal.Stop would restore the
+// default action.)
+func holdHangup() {
+	hangupOnce.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP) })
 }
+
+var hangupOnce sync.Once
 
 func configCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if len(args) > 0 && isHelp(args[0]) {
