@@ -1,0 +1,218 @@
+package cluster_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+
+	"github.com/rmqproxy/rmqproxy/adapters/cluster"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// retryTopicV2 makes a broker name the pop retry topic of group G and
+// topic T %RETRY%G+T instead of %RETRY%G_T (BrokerConfig, off by default).
+const retryTopicV2 = "enableRetryTopicV2=true"
+
+// TestBrokerWithRetryTopicV2 puts rmqproxy in front of a broker with
+// enableRetryTopicV2, which keeps what a group did not ack in time in
+// %RETRY%G+T, signed as a Normal broker user with the permissions
+// docs/security.md lists for that naming (Group:G+T for the retry topic).
+// A message not acked comes back from the retry topic (its handle's topic
+// type 2) as attempt 2 of its own topic; ChangeInvisibleDuration of it
+// holds on the broker; past the group's maximum attempts it is moved to
+// the dead-letter queue. A client's dead-letter forward of a redelivered
+// message moves it, while one whose handle names a message of the group's
+// retry topic for another topic, or of another group's retry topic for
+// the topic, moves nothing.
+func TestBrokerWithRetryTopicV2(t *testing.T) {
+	brokers := testenv.AddClusterBrokersWith(t, 1, append(slices.Clone(brokerAuthSettings), retryTopicV2)...)
+	superCfg, _ := testenv.ClusterConfig(t)
+	superCfg.Cluster.ClusterName = brokers[0].Cluster
+	superCfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}
+	super := testenv.Start(t, superCfg)
+
+	topic, fwTopic, other := testenv.Name(t, "v2-orders"), testenv.Name(t, "v2-forward"), testenv.Name(t, "v2-other")
+	group, fwGroup, otherGroup := testenv.Name(t, "g-v2-orders"), testenv.Name(t, "g-v2-forward"), testenv.Name(t, "g-v2-foreign")
+	dlqReader, fwDLQReader := testenv.Name(t, "g-v2-dlq-reader"), testenv.Name(t, "g-v2-forward-dlq-reader")
+	for _, tp := range []string{topic, fwTopic, other} {
+		super.CreateTopic(t, tp, domain.MessageTypeNormal, 1)
+	}
+	super.CreateGroup(t, application.GroupSpec{Name: group, MaxDeliveryAttempts: 2})
+	for _, g := range []string{fwGroup, otherGroup, dlqReader, fwDLQReader} {
+		super.CreateGroup(t, application.GroupSpec{Name: g})
+	}
+	var entries []aclEntry
+	for _, tp := range []string{topic, fwTopic, other, domain.DeadLetterTopic(group), domain.DeadLetterTopic(fwGroup)} {
+		entries = append(entries, aclEntry{"Topic:" + tp, []string{"Pub", "Sub", "Get"}})
+	}
+	for _, g := range []string{group, fwGroup, otherGroup, dlqReader, fwDLQReader} {
+		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
+	}
+	// The pop retry topics, which a broker authorizes as the groups G+T.
+	for _, g := range []string{group + "+" + topic, fwGroup + "+" + fwTopic, fwGroup + "+" + other, otherGroup + "+" + fwTopic} {
+		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
+	}
+	addBrokerUser(t, brokers[0], "app-v2", "app-v2-secret", entries...)
+	cfg := superCfg
+	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app-v2", SecretKey: "app-v2-secret"}
+	p := testenv.Start(t, cfg)
+
+	t.Run("redelivery, invisible time and dead letter", func(t *testing.T) {
+		pr := testenv.NewProducer(t, p, topic)
+		msg := &rmq.Message{Topic: topic, Body: []byte("payload")}
+		msg.AddProperty("p", "v")
+		msg.SetTag("tg")
+		r, err := pr.Send(t.Context(), msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := r[0].MessageID
+		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+		var first, again *rmq.MessageView
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 1, 2*time.Second)
+			if len(ms) == 0 {
+				return fmt.Errorf("no message yet: %v", err)
+			}
+			first = ms[0]
+			return nil
+		})
+		if first.GetMessageId() != id || first.GetDeliveryAttempt() != 1 || handleTopicType(first.GetReceiptHandle()) != "0" {
+			t.Fatalf("first delivery: %s attempt %d handle %q", first.GetMessageId(), first.GetDeliveryAttempt(), first.GetReceiptHandle())
+		}
+		// Not acked: the broker revives it into %RETRY%group+topic. (A
+		// first redelivery may come from the topic itself.)
+		testenv.WaitFor(t, 90*time.Second, func() error {
+			ms, err := c.Receive(t.Context(), 1, time.Second)
+			if len(ms) == 0 {
+				return fmt.Errorf("not redelivered yet: %v", err)
+			}
+			if tt := handleTopicType(ms[0].GetReceiptHandle()); tt != "2" {
+				if tt != "0" {
+					t.Fatalf("redelivered with topic type %s, want 2 (%%RETRY%%G+T): %q", tt, ms[0].GetReceiptHandle())
+				}
+				return fmt.Errorf("redelivered from the topic itself: %q", ms[0].GetReceiptHandle())
+			}
+			again = ms[0]
+			return nil
+		})
+		if again.GetMessageId() != id || again.GetTopic() != topic || again.GetDeliveryAttempt() != 2 || string(again.GetBody()) != "payload" ||
+			fmt.Sprint(again.GetProperties()) != "map[p:v]" || again.GetTag() == nil || *again.GetTag() != "tg" {
+			t.Fatalf("redelivery: %s topic %q attempt %d body %q properties %v tag %v", again.GetMessageId(), again.GetTopic(),
+				again.GetDeliveryAttempt(), again.GetBody(), again.GetProperties(), again.GetTag())
+		}
+		// Its invisible time changed on the broker: it comes back (and,
+		// its last attempt used, goes to the dead-letter queue) only after
+		// the new one, not after the second it was received with.
+		const changed = 15 * time.Second
+		tc := testenv.WallNow()
+		if err := c.ChangeInvisibleDuration(again, changed); err != nil {
+			t.Fatalf("change invisible duration of a redelivered message: %v", err)
+		}
+		dlq := domain.DeadLetterTopic(group)
+		testenv.WaitFor(t, 2*time.Minute, func() error {
+			if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
+				t.Fatalf("an exhausted message was delivered again (attempt %d, handle %q)", ms[0].GetDeliveryAttempt(), ms[0].GetReceiptHandle())
+			}
+			_, err := p.Admin.Topic(t.Context(), dlq)
+			return err
+		})
+		testenv.WaitForRoute(t, p, dlq)
+		raw := testenv.NewRawClient(t, p)
+		raw.Subscribe(t, dlqReader, dlq)
+		dead := raw.ReceiveN(t, dlqReader, dlq, 1, time.Minute, 30*time.Second)[0]
+		sp := dead.GetSystemProperties()
+		if sp.GetMessageId() != id || dead.GetTopic().GetName() != dlq || string(dead.GetBody()) != "payload" || sp.GetTag() != "tg" ||
+			fmt.Sprint(dead.GetUserProperties()) != "map[p:v]" {
+			t.Fatalf("dead letter: %s topic %q body %q tag %q properties %v", sp.GetMessageId(), dead.GetTopic().GetName(), dead.GetBody(),
+				sp.GetTag(), dead.GetUserProperties())
+		}
+		if stored := sp.GetStoreTimestamp().AsTime(); stored.Before(tc.Add(changed - time.Second)) {
+			t.Errorf("moved to the dead-letter queue at %v, %v after its invisible time was changed to %v: the change did not hold",
+				stored, stored.Sub(tc), changed)
+		}
+	})
+
+	t.Run("dead-letter forward", func(t *testing.T) {
+		raw := testenv.NewRawClient(t, p)
+		raw.Subscribe(t, fwGroup, fwTopic)
+		rawOther := testenv.NewRawClient(t, p)
+		rawOther.Subscribe(t, fwGroup, other)
+		rawForeign := testenv.NewRawClient(t, p)
+		rawForeign.Subscribe(t, otherGroup, fwTopic)
+		raw.SendN(t, fwTopic, 1)
+		raw.SendN(t, other, 1)
+		// Each redelivered from its pop retry topic: %RETRY%fwGroup+fwTopic,
+		// %RETRY%fwGroup+other, %RETRY%otherGroup+fwTopic.
+		own := retried(t, raw, fwGroup, fwTopic)
+		ofOther := retried(t, rawOther, fwGroup, other)
+		foreign := retried(t, rawForeign, otherGroup, fwTopic)
+		for _, m := range [][]*v2.Message{own, ofOther, foreign} {
+			if tt := handleTopicType(m[0].GetSystemProperties().GetReceiptHandle()); tt != "2" {
+				t.Fatalf("redelivered with topic type %s, want 2: %v", tt, m[0])
+			}
+		}
+		if own[0].GetTopic().GetName() != fwTopic || ofOther[0].GetTopic().GetName() != other || foreign[0].GetTopic().GetName() != fwTopic {
+			t.Errorf("redelivered messages show topics %q, %q, %q; want %q, %q, %q", own[0].GetTopic().GetName(),
+				ofOther[0].GetTopic().GetName(), foreign[0].GetTopic().GetName(), fwTopic, other, fwTopic)
+		}
+		forward := func(what string, m *v2.Message) {
+			t.Helper()
+			fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+				Group: &v2.Resource{Name: fwGroup}, Topic: &v2.Resource{Name: fwTopic},
+				ReceiptHandle: m.GetSystemProperties().GetReceiptHandle(), MessageId: m.GetSystemProperties().GetMessageId(),
+				DeliveryAttempt: 2, MaxDeliveryAttempts: 16})
+			if err != nil || fw.GetStatus().GetCode() != v2.Code_OK {
+				t.Fatalf("dead-letter forward of %s: %v %v", what, fw, err)
+			}
+		}
+		// Named as fwGroup's delivery of fwTopic: answered OK, nothing moved.
+		forward("a message of the group's retry topic for another topic", ofOther[0])
+		forward("a message of another group's retry topic", foreign[0])
+		forward("a redelivered message", own[0])
+
+		dlq := domain.DeadLetterTopic(fwGroup)
+		testenv.WaitForRoute(t, p, dlq)
+		reader := testenv.NewRawClient(t, p)
+		reader.Subscribe(t, fwDLQReader, dlq)
+		dead := reader.ReceiveN(t, fwDLQReader, dlq, 1, time.Minute, 30*time.Second)
+		dead = append(dead, reader.ReceiveAnswered(t, testenv.ReceiveRequest(fwDLQReader, dlq, 16, time.Minute))...)
+		var got []string
+		for _, m := range dead {
+			got = append(got, m.GetSystemProperties().GetMessageId()+" "+string(m.GetBody()))
+		}
+		if want := own[0].GetSystemProperties().GetMessageId() + " " + string(own[0].GetBody()); len(got) != 1 || got[0] != want {
+			t.Errorf("%s holds %q, want only %q", dlq, got, want)
+		}
+		// The messages the refused forwards named are still their groups'.
+		for _, c := range []struct {
+			raw          *testenv.RawClient
+			group, topic string
+			m            []*v2.Message
+		}{{rawOther, fwGroup, other, ofOther}, {rawForeign, otherGroup, fwTopic, foreign}} {
+			ack, err := c.raw.AckMessage(c.raw.Ctx(t), testenv.AckRequest(c.group, c.topic, c.m))
+			if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+				t.Errorf("ack of %s's redelivered message of %s: %v %v", c.group, c.topic, ack, err)
+			}
+		}
+	})
+	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
+		t.Errorf("a broker request was refused:\n%s", logs)
+	}
+}
+
+// handleTopicType is the topic type of a receipt handle (its fifth field):
+// 0 the topic itself, 1 %RETRY%G_T, 2 %RETRY%G+T.
+func handleTopicType(handle string) string {
+	if f := strings.Fields(handle); len(f) >= 5 {
+		return f[4]
+	}
+	return ""
+}
