@@ -63,6 +63,12 @@ func (b *Broker) onConsumeDirectly(ctx context.Context, addr string, req *remoti
 	if rt := m.Properties.Value(remoting.PropertyRetryTopic); rt != "" && strings.HasPrefix(topic, remoting.RetryGroupTopicPrefix) {
 		topic = rt // a retried message: the topic it was sent to
 	}
+	if t, ok := remoting.PopRetryTopicOf(topic, h.ConsumerGroup); ok {
+		// A message the broker revived into the group's pop retry topic
+		// (%RETRY%G+T or %RETRY%G_T; revive sets no RETRY_TOPIC): the
+		// group's consumers subscribe to T.
+		topic = t
+	}
 	msg := storedMessage(&m, topic, h.BrokerName)
 	msg.DeliveryAttempt = 1
 

@@ -109,3 +109,51 @@ func TestConsumeDirectlyAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeDirectlyOfAPopRetryMessage: a message a broker revived into
+// the group's pop retry topic (%RETRY%G+T with enableRetryTopicV2,
+// %RETRY%G_T without) carries no RETRY_TOPIC property; the consumer is
+// asked to consume it as a message of T, the topic it subscribes to, not
+// of the retry topic, which no consumer subscribes to. A message of a
+// retry topic that is not the request group's stays under its own name.
+func TestConsumeDirectlyOfAPopRetryMessage(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{"127.0.0.1:9"}
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	var got string
+	b.SetConsumeDirectlyHandler(func(ctx context.Context, group string, msg domain.StoredMessage) (ports.ConsumeDirectlyAnswer, error) {
+		got = msg.Topic
+		return ports.ConsumeDirectlyAnswer{ClientID: "c1", Code: "OK", Asked: 1}, nil
+	})
+	for stored, want := range map[string]string{
+		"%RETRY%g+T":       "T",
+		"%RETRY%g_T":       "T",
+		"%RETRY%g+a_b":     "a_b",
+		"%RETRY%other+T":   "%RETRY%other+T",
+		"%RETRY%g":         "%RETRY%g",
+		"T":                "T",
+		"%RETRY%gx+T":      "%RETRY%gx+T",
+		"%RETRY%g+":        "%RETRY%g+",
+		"%DLQ%g":           "%DLQ%g",
+		"%RETRY%g_%RETRY%": "%RETRY%g_%RETRY%",
+	} {
+		m := remoting.Message{MagicCode: remoting.MagicV1, QueueOffset: 5, CommitLogOffset: 777, BornTimestamp: 1700000000000,
+			BornHost: netip.MustParseAddrPort("10.0.0.5:50000"), StoreTimestamp: 1700000000001,
+			StoreHost: netip.MustParseAddrPort("192.168.0.10:10911"), ReconsumeTimes: 1, Body: []byte("hello"), Topic: stored,
+			Properties: remoting.Properties{{Key: remoting.PropertyUniqKey, Value: "AC110001000118B4AAC2000000000000"}}}
+		body, err := remoting.AppendMessage(nil, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := remoting.ConsumeMessageDirectlyRequestHeader{ConsumerGroup: "g", ClientID: b.id, MsgID: m.OffsetMsgID(), BrokerName: "broker-a"}
+		got = ""
+		resp := b.onConsumeDirectly(t.Context(), "b:1", remoting.NewRequest(remoting.RequestConsumeMessageDirectly, remoting.EncodeHeader(&h), body))
+		if resp.Code != int32(remoting.ResponseSuccess) || got != want {
+			t.Errorf("a message of %s: the consumer was asked about topic %q (answer %d %q), want %q", stored, got, resp.Code, resp.Remark, want)
+		}
+	}
+}

@@ -48,6 +48,25 @@ func PopRetryTopic(topic, group string, v2 bool) string {
 	return RetryGroupTopicPrefix + group + "_" + topic
 }
 
+// PopRetryTopicOf returns the topic whose messages retry holds when it is
+// group's pop retry topic, "%RETRY%group+topic" (v2) or
+// "%RETRY%group_topic" (v1), as upstream's KeyBuilder.parseNormalTopic
+// reads it; ok is false for any other name (another group's, the group's
+// own %RETRY%group, a topic that is not a retry topic). Knowing the group
+// makes both forms unambiguous, which they are not without it ('_' is
+// allowed in group and topic names).
+func PopRetryTopicOf(retry, group string) (topic string, ok bool) {
+	rest, ok := strings.CutPrefix(retry, RetryGroupTopicPrefix+group)
+	if !ok || len(rest) < 2 || (rest[0] != '+' && rest[0] != '_') {
+		return "", false
+	}
+	topic = rest[1:]
+	if strings.HasPrefix(topic, RetryGroupTopicPrefix) || strings.HasPrefix(topic, DLQGroupTopicPrefix) {
+		return "", false
+	}
+	return topic, true
+}
+
 // ExtraInfo is a popped message's checkpoint string (the POP_CK property,
 // the extraInfo of ACK_MESSAGE and CHANGE_MESSAGE_INVISIBLETIME):
 //

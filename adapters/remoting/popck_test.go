@@ -41,6 +41,12 @@ func TestExtraInfo(t *testing.T) {
 	if remoting.RetryFlagOf("%RETRY%G+T") != "2" || remoting.RetryFlagOf("%RETRY%G_T") != "1" || remoting.RetryFlagOf("T+x") != "0" {
 		t.Fatal("retry flags")
 	}
+	for retry, want := range map[string]string{"%RETRY%G+T": "T", "%RETRY%G_T": "T", "%RETRY%G+T_x": "T_x", "%RETRY%G_T+x": "T+x",
+		"%RETRY%G": "", "%RETRY%G+": "", "%RETRY%GH+T": "", "%RETRY%H+T": "", "G+T": "", "%RETRY%G_%DLQ%x": "", "%RETRY%G+%RETRY%x": ""} {
+		if got, ok := remoting.PopRetryTopicOf(retry, "G"); got != want || ok != (want != "") {
+			t.Errorf("PopRetryTopicOf(%q, G) = %q %v, want %q", retry, got, ok, want)
+		}
+	}
 	req := remoting.ChangeInvisibleTimeRequestHeader{Topic: "%RETRY%G+T", QueueID: 2, Offset: 7}
 	resp := remoting.ChangeInvisibleTimeResponseHeader{PopTime: 10, InvisibleTime: 20, ReviveQid: 1}
 	if got := remoting.ChangedExtraInfo(&req, &resp, "b").String(); got != "7 10 20 1 2 b 2 7" {

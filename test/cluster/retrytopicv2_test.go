@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,8 +12,11 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -30,7 +34,8 @@ const retryTopicV2 = "enableRetryTopicV2=true"
 // the dead-letter queue. A client's dead-letter forward of a redelivered
 // message moves it, while one whose handle names a message of the group's
 // retry topic for another topic, or of another group's retry topic for
-// the topic, moves nothing.
+// the topic, moves nothing. A broker's CONSUME_MESSAGE_DIRECTLY for the copy
+// in the retry topic reaches the group's consumer of the topic.
 func TestBrokerWithRetryTopicV2(t *testing.T) {
 	brokers := testenv.AddClusterBrokersWith(t, 1, append(slices.Clone(brokerAuthSettings), retryTopicV2)...)
 	superCfg, _ := testenv.ClusterConfig(t)
@@ -39,24 +44,26 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 	super := testenv.Start(t, superCfg)
 
 	topic, fwTopic, other := testenv.Name(t, "v2-orders"), testenv.Name(t, "v2-forward"), testenv.Name(t, "v2-other")
+	directTopic, directGroup := testenv.Name(t, "v2-direct"), testenv.Name(t, "g-v2-direct")
 	group, fwGroup, otherGroup := testenv.Name(t, "g-v2-orders"), testenv.Name(t, "g-v2-forward"), testenv.Name(t, "g-v2-foreign")
 	dlqReader, fwDLQReader := testenv.Name(t, "g-v2-dlq-reader"), testenv.Name(t, "g-v2-forward-dlq-reader")
-	for _, tp := range []string{topic, fwTopic, other} {
+	for _, tp := range []string{topic, fwTopic, other, directTopic} {
 		super.CreateTopic(t, tp, domain.MessageTypeNormal, 1)
 	}
 	super.CreateGroup(t, application.GroupSpec{Name: group, MaxDeliveryAttempts: 2})
-	for _, g := range []string{fwGroup, otherGroup, dlqReader, fwDLQReader} {
+	for _, g := range []string{fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup} {
 		super.CreateGroup(t, application.GroupSpec{Name: g})
 	}
 	var entries []aclEntry
-	for _, tp := range []string{topic, fwTopic, other, domain.DeadLetterTopic(group), domain.DeadLetterTopic(fwGroup)} {
+	for _, tp := range []string{topic, fwTopic, other, directTopic, domain.DeadLetterTopic(group), domain.DeadLetterTopic(fwGroup)} {
 		entries = append(entries, aclEntry{"Topic:" + tp, []string{"Pub", "Sub", "Get"}})
 	}
-	for _, g := range []string{group, fwGroup, otherGroup, dlqReader, fwDLQReader} {
+	for _, g := range []string{group, fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup} {
 		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
 	}
 	// The pop retry topics, which a broker authorizes as the groups G+T.
-	for _, g := range []string{group + "+" + topic, fwGroup + "+" + fwTopic, fwGroup + "+" + other, otherGroup + "+" + fwTopic} {
+	for _, g := range []string{group + "+" + topic, fwGroup + "+" + fwTopic, fwGroup + "+" + other, otherGroup + "+" + fwTopic,
+		directGroup + "+" + directTopic} {
 		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
 	}
 	addBrokerUser(t, brokers[0], "app-v2", "app-v2-secret", entries...)
@@ -75,7 +82,7 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		}
 		id := r[0].MessageID
 		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-		var first, again *rmq.MessageView
+		var first *rmq.MessageView
 		testenv.WaitFor(t, 30*time.Second, func() error {
 			ms, err := c.Receive(t.Context(), 1, 2*time.Second)
 			if len(ms) == 0 {
@@ -87,22 +94,8 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		if first.GetMessageId() != id || first.GetDeliveryAttempt() != 1 || handleTopicType(first.GetReceiptHandle()) != "0" {
 			t.Fatalf("first delivery: %s attempt %d handle %q", first.GetMessageId(), first.GetDeliveryAttempt(), first.GetReceiptHandle())
 		}
-		// Not acked: the broker revives it into %RETRY%group+topic. (A
-		// first redelivery may come from the topic itself.)
-		testenv.WaitFor(t, 90*time.Second, func() error {
-			ms, err := c.Receive(t.Context(), 1, time.Second)
-			if len(ms) == 0 {
-				return fmt.Errorf("not redelivered yet: %v", err)
-			}
-			if tt := handleTopicType(ms[0].GetReceiptHandle()); tt != "2" {
-				if tt != "0" {
-					t.Fatalf("redelivered with topic type %s, want 2 (%%RETRY%%G+T): %q", tt, ms[0].GetReceiptHandle())
-				}
-				return fmt.Errorf("redelivered from the topic itself: %q", ms[0].GetReceiptHandle())
-			}
-			again = ms[0]
-			return nil
-		})
+		// Not acked: the broker revives it into %RETRY%group+topic.
+		again := redeliveredV2(t, c, 3*time.Second)
 		if again.GetMessageId() != id || again.GetTopic() != topic || again.GetDeliveryAttempt() != 2 || string(again.GetBody()) != "payload" ||
 			fmt.Sprint(again.GetProperties()) != "map[p:v]" || again.GetTag() == nil || *again.GetTag() != "tg" {
 			t.Fatalf("redelivery: %s topic %q attempt %d body %q properties %v tag %v", again.GetMessageId(), again.GetTopic(),
@@ -110,12 +103,22 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		}
 		// Its invisible time changed on the broker: it comes back (and,
 		// its last attempt used, goes to the dead-letter queue) only after
-		// the new one, not after the second it was received with.
+		// the new one, not after the 3 s it was received with.
 		const changed = 15 * time.Second
 		tc := testenv.WallNow()
 		if err := c.ChangeInvisibleDuration(again, changed); err != nil {
 			t.Fatalf("change invisible duration of a redelivered message: %v", err)
 		}
+		// The group's stats have a row of its retry topic, under the
+		// broker's name for it.
+		retry := remoting.PopRetryTopic(topic, group, true)
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			stats, err := p.Admin.GroupStats(t.Context(), group)
+			if err != nil || !slices.ContainsFunc(stats, func(s ports.QueueStats) bool { return s.Topic == retry }) {
+				return fmt.Errorf("group stats without a row of %s: %+v %v", retry, stats, err)
+			}
+			return nil
+		})
 		dlq := domain.DeadLetterTopic(group)
 		testenv.WaitFor(t, 2*time.Minute, func() error {
 			if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
@@ -203,9 +206,66 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 			}
 		}
 	})
+	t.Run("consume directly a redelivered message", func(t *testing.T) {
+		pr := testenv.NewProducer(t, p, directTopic)
+		r, err := pr.Send(t.Context(), &rmq.Message{Topic: directTopic, Body: []byte("consume me directly")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := testenv.NewSimpleConsumer(t, p, directGroup, time.Second, map[string]*rmq.FilterExpression{directTopic: rmq.SUB_ALL})
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			if ms, err := c.Receive(t.Context(), 1, time.Second); len(ms) == 0 {
+				return fmt.Errorf("no message yet: %v", err)
+			}
+			return nil
+		})
+		if err := c.ChangeInvisibleDuration(redeliveredV2(t, c, 3*time.Second), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// mqadmin queryMsgById -g directGroup -d <the proxy> with the
+		// offset id of the copy in %RETRY%directGroup+directTopic: the
+		// broker sends that copy; the Go consumer, asked about a message of
+		// the topic it subscribes to, answers that it does not implement it.
+		rc := client.New(client.Config{Sign: remoting.Credentials{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}.Sign})
+		t.Cleanup(func() { _ = rc.Close() })
+		bc := brokerClient{t, func(ctx context.Context, code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
+			return rc.Invoke(ctx, brokers[0].Addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+		}}
+		resp := bc.do(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{ConsumerGroup: directGroup,
+			ClientID: bc.groupClient(directGroup), MsgID: bc.offsetID(remoting.PopRetryTopic(directTopic, directGroup, true), r[0].MessageID),
+			Topic: directTopic})
+		if want := "of group " + directGroup + " connected to this proxy answered NOT_IMPLEMENTED"; resp.Code != int32(remoting.ResponseRequestCodeNotSupported) ||
+			!strings.Contains(resp.Remark, want) {
+			t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
+		}
+	})
 	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
 		t.Errorf("a broker request was refused:\n%s", logs)
 	}
+}
+
+// redeliveredV2 receives from c (invisible for invisible) until a message
+// comes from its group's pop retry topic %RETRY%G+T (a first redelivery may
+// come from the topic itself) and returns it; a message from a retry topic
+// named the other way fails the test.
+func redeliveredV2(t *testing.T, c rmq.SimpleConsumer, invisible time.Duration) *rmq.MessageView {
+	t.Helper()
+	var m *rmq.MessageView
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 1, invisible)
+		if len(ms) == 0 {
+			return fmt.Errorf("not redelivered yet: %v", err)
+		}
+		if tt := handleTopicType(ms[0].GetReceiptHandle()); tt != "2" {
+			if tt != "0" {
+				t.Fatalf("redelivered with topic type %s, want 2 (%%RETRY%%G+T): %q", tt, ms[0].GetReceiptHandle())
+			}
+			return fmt.Errorf("redelivered from the topic itself: %q", ms[0].GetReceiptHandle())
+		}
+		m = ms[0]
+		return nil
+	})
+	return m
 }
 
 // handleTopicType is the topic type of a receipt handle (its fifth field):
