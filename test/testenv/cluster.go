@@ -71,6 +71,25 @@ type testRun struct {
 var brokerSettings = []string{"transactionTimeOut=1000", "transactionCheckInterval=3000", "transactionOpBatchInterval=100", "recallMessageEnable=true",
 	"waitTimeMillsInSendQueue=10000", "osPageCacheBusyTimeOutMills=10000"}
 
+// BrokerConfEnv names the environment variable with broker.conf lines,
+// ';'-separated, that every broker the tests start gets after
+// brokerSettings and before a test's own lines (a later line wins):
+// RMQPROXY_TEST_BROKER_CONF=enableRetryTopicV2=true runs the cluster pass
+// against a broker that names its pop retry topics %RETRY%G+T.
+const BrokerConfEnv = "RMQPROXY_TEST_BROKER_CONF"
+
+// passBrokerSettings are the broker.conf lines of a broker the tests
+// start: brokerSettings, those of BrokerConfEnv, then extra.
+func passBrokerSettings(extra ...string) []string {
+	out := slices.Clone(brokerSettings)
+	for _, l := range strings.Split(os.Getenv(BrokerConfEnv), ";") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return append(out, extra...)
+}
+
 // targets returns the targets to run: RMQPROXY_TEST_TARGETS
 // ("local,cluster" by default).
 func targets() []string {
@@ -137,7 +156,7 @@ func mainCluster(m *testing.M, always bool) int {
 		return 0
 	}
 	if ns != nil {
-		sharedBroker, err = ns.LaunchBroker(rocketmqenv.Options{BrokerName: "broker-a", ClusterName: "rmqproxy-e2e", Extra: brokerSettings})
+		sharedBroker, err = ns.LaunchBroker(rocketmqenv.Options{BrokerName: "broker-a", ClusterName: "rmqproxy-e2e", Extra: passBrokerSettings()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "starting the RocketMQ broker:", err)
 			return 1
@@ -230,7 +249,7 @@ func AddBenchmarkBroker(t testing.TB) (app.Root, *ClusterBroker) {
 	t.Helper()
 	clusterBroker(t)
 	n := strconv.Itoa(int(brokerSeq.Add(1)))
-	b := nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n, Extra: brokerSettings, ServerJIT: true})
+	b := nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: "broker-" + n, ClusterName: "cluster-" + n, Extra: passBrokerSettings(), ServerJIT: true})
 	cfg := Config(t)
 	cfg.Cluster.ClusterName = b.Cluster
 	return cfg, b
@@ -252,7 +271,7 @@ func AddClusterBrokersWith(t testing.TB, n int, extra ...string) []*ClusterBroke
 	out := make([]*ClusterBroker, n)
 	for i := range out {
 		name := "broker-" + strconv.Itoa(int(brokerSeq.Add(1)))
-		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: append(slices.Clone(brokerSettings), extra...)})
+		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: passBrokerSettings(extra...)})
 	}
 	return out
 }
