@@ -11,6 +11,7 @@ import (
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
@@ -35,7 +36,8 @@ const retryTopicV2 = "enableRetryTopicV2=true"
 // message moves it, while one whose handle names a message of the group's
 // retry topic for another topic, or of another group's retry topic for
 // the topic, moves nothing. A broker's CONSUME_MESSAGE_DIRECTLY for the copy
-// in the retry topic reaches the group's consumer of the topic.
+// in the retry topic reaches the group's consumer of the topic. Deleting a
+// group deletes its retry topics.
 func TestBrokerWithRetryTopicV2(t *testing.T) {
 	brokers := testenv.AddClusterBrokersWith(t, 1, append(slices.Clone(brokerAuthSettings), retryTopicV2)...)
 	superCfg, _ := testenv.ClusterConfig(t)
@@ -226,11 +228,7 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		// offset id of the copy in %RETRY%directGroup+directTopic: the
 		// broker sends that copy; the Go consumer, asked about a message of
 		// the topic it subscribes to, answers that it does not implement it.
-		rc := client.New(client.Config{Sign: remoting.Credentials{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}.Sign})
-		t.Cleanup(func() { _ = rc.Close() })
-		bc := brokerClient{t, func(ctx context.Context, code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
-			return rc.Invoke(ctx, brokers[0].Addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
-		}}
+		bc := superBrokerClient(t, brokers[0].Addr)
 		resp := bc.do(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{ConsumerGroup: directGroup,
 			ClientID: bc.groupClient(directGroup), MsgID: bc.offsetID(remoting.PopRetryTopic(directTopic, directGroup, true), r[0].MessageID),
 			Topic: directTopic})
@@ -239,9 +237,60 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 			t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
 		}
 	})
+	t.Run("group delete", func(t *testing.T) {
+		// The retry topics the broker made for fwGroup go with it (from
+		// the broker and the NameServer); otherGroup's stays.
+		bc := superBrokerClient(t, brokers[0].Addr)
+		ns := superBrokerClient(t, testenv.NameServer().NameServer)
+		topics := func() map[string]remoting.TopicConfig {
+			t.Helper()
+			var w remoting.TopicConfigWrapper
+			if err := remoting.DecodeJSONBody(bc.do(remoting.RequestGetAllTopicConfig, &remoting.RPCHeader{}).Body, &w); err != nil {
+				t.Fatal(err)
+			}
+			return w.TopicConfigTable
+		}
+		gone := []string{remoting.PopRetryTopic(fwTopic, fwGroup, true), remoting.PopRetryTopic(other, fwGroup, true)}
+		kept := remoting.PopRetryTopic(fwTopic, otherGroup, true)
+		before := topics()
+		for _, r := range append(slices.Clone(gone), kept) {
+			if _, ok := before[r]; !ok {
+				t.Fatalf("the broker has no retry topic %s", r)
+			}
+		}
+		ac, err := admin.NewClient(super.AdminAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ac.DeleteGroup(t.Context(), fwGroup); err != nil {
+			t.Fatalf("delete group %s: %v", fwGroup, err)
+		}
+		after := topics()
+		for _, r := range gone {
+			if _, ok := after[r]; ok {
+				t.Errorf("the broker still has the deleted group's retry topic %s", r)
+			}
+			if resp := ns.do(remoting.RequestGetRouteinfoByTopic, &remoting.GetRouteInfoRequestHeader{Topic: r}); resp.Code == int32(remoting.ResponseSuccess) {
+				t.Errorf("the NameServer still routes the deleted group's retry topic %s", r)
+			}
+		}
+		if _, ok := after[kept]; !ok {
+			t.Errorf("deleting %s deleted %s", fwGroup, kept)
+		}
+	})
 	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
 		t.Errorf("a broker request was refused:\n%s", logs)
 	}
+}
+
+// superBrokerClient talks to addr straight, signed as the Super user of
+// brokerAuthSettings.
+func superBrokerClient(t *testing.T, addr string) brokerClient {
+	rc := client.New(client.Config{Sign: remoting.Credentials{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}.Sign})
+	t.Cleanup(func() { _ = rc.Close() })
+	return brokerClient{t, func(ctx context.Context, code remoting.RequestCode, h remoting.Header) (*remoting.Command, error) {
+		return rc.Invoke(ctx, addr, remoting.NewRequest(code, remoting.EncodeHeader(h), nil))
+	}}
 }
 
 // redeliveredV2 receives from c (invisible for invisible) until a message
