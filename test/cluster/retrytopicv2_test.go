@@ -10,6 +10,7 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/cluster"
@@ -47,25 +48,26 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 
 	topic, fwTopic, other := testenv.Name(t, "v2-orders"), testenv.Name(t, "v2-forward"), testenv.Name(t, "v2-other")
 	directTopic, directGroup := testenv.Name(t, "v2-direct"), testenv.Name(t, "g-v2-direct")
+	batchTopic, batchGroup := testenv.Name(t, "v2-batch"), testenv.Name(t, "g-v2-batch")
 	group, fwGroup, otherGroup := testenv.Name(t, "g-v2-orders"), testenv.Name(t, "g-v2-forward"), testenv.Name(t, "g-v2-foreign")
 	dlqReader, fwDLQReader := testenv.Name(t, "g-v2-dlq-reader"), testenv.Name(t, "g-v2-forward-dlq-reader")
-	for _, tp := range []string{topic, fwTopic, other, directTopic} {
+	for _, tp := range []string{topic, fwTopic, other, directTopic, batchTopic} {
 		super.CreateTopic(t, tp, domain.MessageTypeNormal, 1)
 	}
 	super.CreateGroup(t, application.GroupSpec{Name: group, MaxDeliveryAttempts: 2})
-	for _, g := range []string{fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup} {
+	for _, g := range []string{fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup, batchGroup} {
 		super.CreateGroup(t, application.GroupSpec{Name: g})
 	}
 	var entries []aclEntry
-	for _, tp := range []string{topic, fwTopic, other, directTopic, domain.DeadLetterTopic(group), domain.DeadLetterTopic(fwGroup)} {
+	for _, tp := range []string{topic, fwTopic, other, directTopic, batchTopic, domain.DeadLetterTopic(group), domain.DeadLetterTopic(fwGroup)} {
 		entries = append(entries, aclEntry{"Topic:" + tp, []string{"Pub", "Sub", "Get"}})
 	}
-	for _, g := range []string{group, fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup} {
+	for _, g := range []string{group, fwGroup, otherGroup, dlqReader, fwDLQReader, directGroup, batchGroup} {
 		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
 	}
 	// The pop retry topics, which a broker authorizes as the groups G+T.
 	for _, g := range []string{group + "+" + topic, fwGroup + "+" + fwTopic, fwGroup + "+" + other, otherGroup + "+" + fwTopic,
-		directGroup + "+" + directTopic} {
+		directGroup + "+" + directTopic, batchGroup + "+" + batchTopic} {
 		entries = append(entries, aclEntry{"Group:" + g, []string{"Sub", "Get"}})
 	}
 	addBrokerUser(t, brokers[0], "app-v2", "app-v2-secret", entries...)
@@ -235,6 +237,73 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		if want := "of group " + directGroup + " connected to this proxy answered NOT_IMPLEMENTED"; resp.Code != int32(remoting.ResponseRequestCodeNotSupported) ||
 			!strings.Contains(resp.Remark, want) {
 			t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
+		}
+	})
+	t.Run("batch ack of redelivered messages", func(t *testing.T) {
+		// Four messages not acked wait in %RETRY%batchGroup+batchTopic;
+		// received from there in one receive, two are acked in one request
+		// (one BATCH_ACK_MESSAGE, whose entries name the topic and retry
+		// flag 2). The broker revives the other two, and the two acked
+		// never come back: had the broker not applied the batch to the
+		// retry topic's checkpoints, they would come back with the others.
+		raw := testenv.NewRawClient(t, p)
+		raw.Subscribe(t, batchGroup, batchTopic)
+		raw.SendN(t, batchTopic, 4)
+		raw.ReceiveN(t, batchGroup, batchTopic, 4, time.Second, 60*time.Second)
+		retry := remoting.PopRetryTopic(batchTopic, batchGroup, true)
+		testenv.WaitFor(t, 2*time.Minute, func() error {
+			stats, err := p.Admin.GroupStats(t.Context(), batchGroup)
+			if err != nil {
+				return err
+			}
+			for _, s := range stats {
+				if s.Topic == retry && s.Consumable == 4 {
+					return nil
+				}
+			}
+			return fmt.Errorf("not all 4 in %s yet: %+v", retry, stats)
+		})
+		got := raw.ReceiveN(t, batchGroup, batchTopic, 4, 3*time.Second, 30*time.Second)
+		for _, m := range got {
+			if tt := handleTopicType(m.GetSystemProperties().GetReceiptHandle()); tt != "2" || m.GetSystemProperties().GetDeliveryAttempt() != 2 {
+				t.Fatalf("delivered from topic type %s, attempt %d; want 2 and 2", tt, m.GetSystemProperties().GetDeliveryAttempt())
+			}
+		}
+		acked, kept := got[:2], got[2:]
+		ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(batchGroup, batchTopic, acked))
+		if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("ack of 2 redelivered messages: %v %v", ack, err)
+		}
+		ids := func(ms []*v2.Message) map[string]bool {
+			out := map[string]bool{}
+			for _, m := range ms {
+				out[m.GetSystemProperties().GetMessageId()] = true
+			}
+			return out
+		}
+		ackedIDs, keptIDs, back := ids(acked), ids(kept), map[string]bool{}
+		receiveAgain := func(poll time.Duration) {
+			t.Helper()
+			req := testenv.ReceiveRequest(batchGroup, batchTopic, 16, time.Minute)
+			req.LongPollingTimeout = durationpb.New(poll)
+			for _, m := range raw.ReceiveAnswered(t, req) {
+				if id := m.GetSystemProperties().GetMessageId(); ackedIDs[id] {
+					t.Fatalf("message %s was acked but delivered again (attempt %d)", id, m.GetSystemProperties().GetDeliveryAttempt())
+				} else {
+					back[id] = true
+				}
+			}
+		}
+		testenv.WaitFor(t, 2*time.Minute, func() error {
+			receiveAgain(time.Second)
+			if len(back) < len(keptIDs) {
+				return fmt.Errorf("%d of the %d unacked messages delivered again", len(back), len(keptIDs))
+			}
+			return nil
+		})
+		receiveAgain(5 * time.Second)
+		if logs := p.Logs(t); strings.Contains(logs, "refused BATCH_ACK_MESSAGE") {
+			t.Errorf("the broker refused the batch; rmqproxy acked one by one:\n%s", logs)
 		}
 	})
 	t.Run("group delete", func(t *testing.T) {
