@@ -239,73 +239,7 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 			t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
 		}
 	})
-	t.Run("batch ack of redelivered messages", func(t *testing.T) {
-		// Four messages not acked wait in %RETRY%batchGroup+batchTopic;
-		// received from there in one receive, two are acked in one request
-		// (one BATCH_ACK_MESSAGE, whose entries name the topic and retry
-		// flag 2). The broker revives the other two, and the two acked
-		// never come back: had the broker not applied the batch to the
-		// retry topic's checkpoints, they would come back with the others.
-		raw := testenv.NewRawClient(t, p)
-		raw.Subscribe(t, batchGroup, batchTopic)
-		raw.SendN(t, batchTopic, 4)
-		raw.ReceiveN(t, batchGroup, batchTopic, 4, time.Second, 60*time.Second)
-		retry := remoting.PopRetryTopic(batchTopic, batchGroup, true)
-		testenv.WaitFor(t, 2*time.Minute, func() error {
-			stats, err := p.Admin.GroupStats(t.Context(), batchGroup)
-			if err != nil {
-				return err
-			}
-			for _, s := range stats {
-				if s.Topic == retry && s.Consumable == 4 {
-					return nil
-				}
-			}
-			return fmt.Errorf("not all 4 in %s yet: %+v", retry, stats)
-		})
-		got := raw.ReceiveN(t, batchGroup, batchTopic, 4, 3*time.Second, 30*time.Second)
-		for _, m := range got {
-			if tt := handleTopicType(m.GetSystemProperties().GetReceiptHandle()); tt != "2" || m.GetSystemProperties().GetDeliveryAttempt() != 2 {
-				t.Fatalf("delivered from topic type %s, attempt %d; want 2 and 2", tt, m.GetSystemProperties().GetDeliveryAttempt())
-			}
-		}
-		acked, kept := got[:2], got[2:]
-		ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(batchGroup, batchTopic, acked))
-		if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
-			t.Fatalf("ack of 2 redelivered messages: %v %v", ack, err)
-		}
-		ids := func(ms []*v2.Message) map[string]bool {
-			out := map[string]bool{}
-			for _, m := range ms {
-				out[m.GetSystemProperties().GetMessageId()] = true
-			}
-			return out
-		}
-		ackedIDs, keptIDs, back := ids(acked), ids(kept), map[string]bool{}
-		receiveAgain := func(poll time.Duration) {
-			t.Helper()
-			req := testenv.ReceiveRequest(batchGroup, batchTopic, 16, time.Minute)
-			req.LongPollingTimeout = durationpb.New(poll)
-			for _, m := range raw.ReceiveAnswered(t, req) {
-				if id := m.GetSystemProperties().GetMessageId(); ackedIDs[id] {
-					t.Fatalf("message %s was acked but delivered again (attempt %d)", id, m.GetSystemProperties().GetDeliveryAttempt())
-				} else {
-					back[id] = true
-				}
-			}
-		}
-		testenv.WaitFor(t, 2*time.Minute, func() error {
-			receiveAgain(time.Second)
-			if len(back) < len(keptIDs) {
-				return fmt.Errorf("%d of the %d unacked messages delivered again", len(back), len(keptIDs))
-			}
-			return nil
-		})
-		receiveAgain(5 * time.Second)
-		if logs := p.Logs(t); strings.Contains(logs, "refused BATCH_ACK_MESSAGE") {
-			t.Errorf("the broker refused the batch; rmqproxy acked one by one:\n%s", logs)
-		}
-	})
+	t.Run("batch ack of redelivered messages", func(t *testing.T) { ackHalfOfRedelivered(t, p, batchGroup, batchTopic) })
 	t.Run("group delete", func(t *testing.T) {
 		// The retry topics the broker made for fwGroup go with it (from
 		// the broker and the NameServer); otherGroup's stays.
@@ -350,6 +284,94 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
 		t.Errorf("a broker request was refused:\n%s", logs)
 	}
+}
+
+// ackHalfOfRedelivered: four messages of topic that group does not ack
+// wait in %RETRY%group+topic; received from there in one receive (shown
+// as messages of topic, attempt 2, topic type 2), two are acked in one
+// request (one BATCH_ACK_MESSAGE, whose entries name the topic and retry
+// flag 2). The broker revives the other two, and the two acked never come
+// back: had the broker not applied the batch to the retry topic's
+// checkpoints, they would come back with the others.
+func ackHalfOfRedelivered(t *testing.T, p *testenv.Proxy, group, topic string) {
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, group, topic)
+	raw.SendN(t, topic, 4)
+	raw.ReceiveN(t, group, topic, 4, time.Second, 60*time.Second)
+	retry := remoting.PopRetryTopic(topic, group, true)
+	testenv.WaitFor(t, 2*time.Minute, func() error {
+		stats, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return err
+		}
+		for _, s := range stats {
+			if s.Topic == retry && s.Consumable == 4 {
+				return nil
+			}
+		}
+		return fmt.Errorf("not all 4 in %s yet: %+v", retry, stats)
+	})
+	got := raw.ReceiveN(t, group, topic, 4, 3*time.Second, 30*time.Second)
+	for _, m := range got {
+		if tt := handleTopicType(m.GetSystemProperties().GetReceiptHandle()); tt != "2" || m.GetSystemProperties().GetDeliveryAttempt() != 2 ||
+			m.GetTopic().GetName() != topic {
+			t.Fatalf("delivered from topic type %s, attempt %d, as a message of %q; want 2, 2 and %q", tt,
+				m.GetSystemProperties().GetDeliveryAttempt(), m.GetTopic().GetName(), topic)
+		}
+	}
+	acked, kept := got[:2], got[2:]
+	ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, acked))
+	if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("ack of 2 redelivered messages: %v %v", ack, err)
+	}
+	ids := func(ms []*v2.Message) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range ms {
+			out[m.GetSystemProperties().GetMessageId()] = true
+		}
+		return out
+	}
+	ackedIDs, keptIDs, back := ids(acked), ids(kept), map[string]bool{}
+	receiveAgain := func(poll time.Duration) {
+		t.Helper()
+		req := testenv.ReceiveRequest(group, topic, 16, time.Minute)
+		req.LongPollingTimeout = durationpb.New(poll)
+		for _, m := range raw.ReceiveAnswered(t, req) {
+			if id := m.GetSystemProperties().GetMessageId(); ackedIDs[id] {
+				t.Fatalf("message %s was acked but delivered again (attempt %d)", id, m.GetSystemProperties().GetDeliveryAttempt())
+			} else {
+				back[id] = true
+			}
+		}
+	}
+	testenv.WaitFor(t, 2*time.Minute, func() error {
+		receiveAgain(time.Second)
+		if len(back) < len(keptIDs) {
+			return fmt.Errorf("%d of the %d unacked messages delivered again", len(back), len(keptIDs))
+		}
+		return nil
+	})
+	receiveAgain(5 * time.Second)
+	if logs := p.Logs(t); strings.Contains(logs, "refused BATCH_ACK_MESSAGE") {
+		t.Errorf("the broker refused the batch; rmqproxy acked one by one:\n%s", logs)
+	}
+}
+
+// TestBrokerReturningTheActualRetryTopic: a broker with
+// popResponseReturnActualRetryTopic answers a pop with the messages of the
+// retry topic %RETRY%G+T under that name and without their checkpoint
+// (POP_CK), which rmqproxy then builds from the answer's offset infos, as
+// for any message: clients still see them as messages of their topic, and
+// their acks, in one batch, hold.
+func TestBrokerReturningTheActualRetryTopic(t *testing.T) {
+	brokers := testenv.AddClusterBrokersWith(t, 1, retryTopicV2, "popResponseReturnActualRetryTopic=true")
+	cfg, _ := testenv.ClusterConfig(t)
+	cfg.Cluster.ClusterName = brokers[0].Cluster
+	p := testenv.Start(t, cfg)
+	topic, group := testenv.Name(t, "v2-actual"), testenv.Name(t, "g-v2-actual")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	ackHalfOfRedelivered(t, p, group, topic)
 }
 
 // superBrokerClient talks to addr straight, signed as the Super user of
