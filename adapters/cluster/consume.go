@@ -311,11 +311,17 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // word): the topics the request was authorized for. Otherwise it returns
 // a *ports.ForwardRefusedError: foreign_message for a message of another
 // topic (answered OK), forged_handle for an offset where the broker shows
-// no message (answered INVALID_RECEIPT_HANDLE).
+// no message (answered INVALID_RECEIPT_HANDLE): bytes that decode as no
+// message, or an offset beyond its commit log (noMessageAtOffset).
 func (b *Broker) handleNamesTopic(ctx context.Context, addr string, req ports.AckRequest) error {
 	h := req.Handle
 	resp, err := b.call(ctx, addr, remoting.RequestViewMessageById,
 		&remoting.ViewMessageRequestHeader{Topic: realTopic(req.Topic, req.Group, h), Offset: h.CommitLogOffset}, nil)
+	if noMessageAtOffset(err, h.CommitLogOffset) {
+		return &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle, Err: domain.Wrap(domain.ReasonInvalidReceiptHandle, err,
+			"the receipt handle's commit log offset names no message the broker holds (it lies beyond the broker's commit log, "+
+				"or the message was removed); pass the handle of a received message unchanged")}
+	}
 	if err != nil {
 		b.failed(h.BrokerName, err)
 		return mapError(err)

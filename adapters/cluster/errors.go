@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -136,6 +137,19 @@ func brokerAction(code remoting.RequestCode) string {
 		return "Delete"
 	}
 	return "a permission"
+}
+
+// noMessageAtOffset reports whether err is a broker's answer to a
+// VIEW_MESSAGE_BY_ID at commit-log offset off when its commit log holds
+// nothing there (beyond its end: a made-up offset; or in a file already
+// removed): SYSTEM_ERROR with the remark "can not find message by the
+// offset, N" (5.x brokers, QueryMessageProcessor.viewMessageById). Any
+// other answer (NO_PERMISSION: rmqproxy's broker user lacks Get; another
+// SYSTEM_ERROR) is the broker's, for mapError.
+func noMessageAtOffset(err error, off int64) bool {
+	var re *remoting.ResponseError
+	return errors.As(err, &re) && re.Code == remoting.ResponseSystemError &&
+		re.Remark == "can not find message by the offset, "+strconv.FormatInt(off, 10)
 }
 
 // isCode reports whether err is a broker answer with code c.

@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// TestForwardBeyondTheCommitLogIsAForgedHandle: a dead-letter forward
+// whose receipt handle's commit-log offset lies beyond the broker's
+// commit log (a made-up handle) is answered VIEW_MESSAGE_BY_ID with
+// SYSTEM_ERROR "can not find message by the offset, N" (5.x brokers,
+// QueryMessageProcessor.viewMessageById), which rmqproxy passed on as a
+// broker error (INTERNAL_SERVER_ERROR) and the application did not audit.
+// It is refused as forged_handle (INVALID_RECEIPT_HANDLE, audited by the
+// application), as a handle whose offset holds no message is. Other
+// answers to that read stay broker errors: NO_PERMISSION (rmqproxy's
+// broker user lacks Get) names the permission missing, and a
+// SYSTEM_ERROR with another remark is the broker's fault. Nothing is
+// sent back or acked in any case.
+func TestForwardBeyondTheCommitLogIsAForgedHandle(t *testing.T) {
+	const offset = 1 << 40
+	for _, tt := range []struct {
+		name    string
+		code    remoting.ResponseCode
+		remark  string
+		refused bool     // a *ports.ForwardRefusedError{forged_handle}
+		says    []string // in the client's message
+	}{
+		{"offset beyond the commit log", remoting.ResponseSystemError, "can not find message by the offset, 1099511627776", true,
+			[]string{"commit log offset", "no message"}},
+		{"broker user without Get", remoting.ResponseNoPermission,
+			"User:proxy has no permission to access Topic:T from 127.0.0.1, no matched policies.", false,
+			[]string{"VIEW_MESSAGE_BY_ID", "Get on Topic:T", "cluster.acl.accessKey"}},
+		{"another system error", remoting.ResponseSystemError, "store is broken", false, []string{"store is broken"}},
+		{"the remark of another offset", remoting.ResponseSystemError, "can not find message by the offset, 4096", false,
+			[]string{"can not find message by the offset, 4096"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var asked []remoting.RequestCode
+			addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command {
+				mu.Lock()
+				asked = append(asked, remoting.RequestCode(req.Code))
+				mu.Unlock()
+				if remoting.RequestCode(req.Code) == remoting.RequestViewMessageById {
+					return remoting.NewResponse(req, tt.code, tt.remark)
+				}
+				return resp
+			})
+			b := newOnFakeSocket(t, addr, func(*Config) {})
+			err := b.ForwardToDeadLetter(t.Context(), ports.AckRequest{Group: "G", Topic: "T", MessageID: "m",
+				Handle: domain.ReceiptHandle{StartOffset: 5, RetrieveTime: 1000, InvisibleTime: 60000, BrokerName: "b1",
+					QueueOffset: 5, CommitLogOffset: offset}})
+			var refused *ports.ForwardRefusedError
+			switch {
+			case tt.refused:
+				if !errors.As(err, &refused) || refused.Reason != ports.ForwardForgedHandle ||
+					!domain.HasReason(refused.Err, domain.ReasonInvalidReceiptHandle) {
+					t.Fatalf("forward: %v (%#v), want a forged_handle refusal answered INVALID_RECEIPT_HANDLE", err, err)
+				}
+			case errors.As(err, &refused):
+				t.Fatalf("forward refused as %s (%v), want a broker error", refused.Reason, err)
+			case !domain.HasReason(err, domain.ReasonBrokerError):
+				t.Fatalf("forward: %v, want a broker error", err)
+			}
+			for _, w := range tt.says {
+				if msg := domain.MessageOf(err); !strings.Contains(msg, w) {
+					t.Errorf("message %q lacks %q", msg, w)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range asked {
+				if c == remoting.RequestConsumerSendMsgBack || c == remoting.RequestAckMessage {
+					t.Errorf("the broker was asked %v after the read failed (asked %v)", c, asked)
+				}
+			}
+		})
+	}
+}
