@@ -396,6 +396,13 @@ func (e *diffEnv) addRows(ask map[string]diffRow) {
 	ask["forward/received message, max attempts 0"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.MaxDeliveryAttempts = 0 })
 	ask["forward/received message, unknown group"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.Group = res(e.name("g-diff-fwd-none")) })
 	ask["forward/received message, no message id"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) { r.MessageId = "" })
+	// A made-up handle: the received one with a commit-log offset (its
+	// last field) far beyond the broker's commit log.
+	ask["forward/received message, commit-log offset beyond the log"] = forward(e.received, func(r *v2.ForwardMessageToDeadLetterQueueRequest) {
+		f := strings.Fields(r.ReceiptHandle)
+		f[len(f)-1] = "1125899906842624" // 1 PiB
+		r.ReceiptHandle = strings.Join(f, " ")
+	})
 
 	// AckMessage of a live handle.
 	ack := func(mutate func(*v2.AckMessageRequest), twice bool) diffRow {

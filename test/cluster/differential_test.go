@@ -62,6 +62,10 @@ var knownDifferences = map[string]struct {
 	"settings/subscription without client type":       {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
 	"settings/subscription of an unknown client type": {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
 	"settings/publishing of an unknown client type":   {"compatibility.md: Telemetry settings ... a client type the protocol does not define", 0, codes.InvalidArgument},
+
+	"forward/received message, commit-log offset beyond the log": {
+		"compatibility.md: cluster mode: ForwardMessageToDeadLetterQueue with a receipt handle whose commit-log offset lies beyond the broker's commit log",
+		v2.Code_INVALID_RECEIPT_HANDLE, codes.OK},
 }
 
 // knownModeDifferences are the pull and offset requests rmqproxy answers
