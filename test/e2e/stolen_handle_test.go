@@ -155,6 +155,30 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 			t.Fatalf("alice forwards a made-up handle: %v %v, want OK with nothing moved", resp.GetStatus(), err)
 		}
 	}
+	// A made-up handle whose commit-log offset lies beyond the broker's
+	// commit log (and whose queue offset was never delivered to her
+	// group): local mode answers OK with nothing moved, as above; cluster
+	// mode INVALID_RECEIPT_HANDLE, the broker showing no message there
+	// (it was a broker error, unaudited). Audited as forged_handle below.
+	beyond, err := domain.ParseReceiptHandle(own.GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	beyond.QueueOffset += 2_000_000
+	beyond.CommitLogOffset = 1 << 50
+	{
+		want := v2.Code_OK
+		if testenv.Target == testenv.TargetCluster {
+			want = v2.Code_INVALID_RECEIPT_HANDLE
+		}
+		ctx, cancel := as("alice", aliceSecret)
+		resp, err := client.ForwardMessageToDeadLetterQueue(ctx, &v2.ForwardMessageToDeadLetterQueueRequest{Group: res(s.group), Topic: res(eu),
+			ReceiptHandle: beyond.String(), MessageId: own.GetMessageId(), DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+		cancel()
+		if err != nil || resp.GetStatus().GetCode() != want {
+			t.Fatalf("alice forwards a made-up handle with a commit-log offset beyond the log: %v %v, want %v", resp.GetStatus(), err, want)
+		}
+	}
 	// Her own message is forwarded after it: her dead-letter queue (one
 	// queue) holds it after anything the stolen forward put there.
 	if st := forward(s.group, eu, own); st.GetCode() != v2.Code_OK {
@@ -207,9 +231,9 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 	}
 
 	// The denials are audited under alice with the operation and the
-	// resource refused; so is the forward of the made-up handle, which no
-	// policy refused (it was only logged), with her client id, the reason
-	// and the group and topic it named.
+	// resource refused; so are the forwards of the made-up handles, which
+	// no policy refused (they were only logged), with her client id, the
+	// reason and the group and topic they named.
 	forgedReason := ports.ForwardForgedHandle // never delivered to her group
 	if testenv.Target == testenv.TargetCluster {
 		forgedReason = ports.ForwardForeignMessage // the broker shows a message of another topic
@@ -231,6 +255,8 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 			"ChangeInvisibleDuration Topic:" + s.secret,
 			"ForwardMessageToDeadLetterQueue " + forgedReason + " Group:" + s.group + " Sub stolen-alice",
 			"ForwardMessageToDeadLetterQueue " + forgedReason + " Topic:" + eu + " Sub stolen-alice",
+			"ForwardMessageToDeadLetterQueue " + ports.ForwardForgedHandle + " Group:" + s.group + " Sub stolen-alice",
+			"ForwardMessageToDeadLetterQueue " + ports.ForwardForgedHandle + " Topic:" + eu + " Sub stolen-alice",
 		} {
 			if !seen[want] {
 				return fmt.Errorf("no denial %q audited: %v", want, seen)
