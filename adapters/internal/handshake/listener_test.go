@@ -2,17 +2,12 @@ package handshake_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -22,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
@@ -33,25 +29,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // pool that trusts it.
 func serverConfig(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k, Leaf: cert}},
-		MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}}, roots
+	c := certtest.SelfSigned(t, certtest.Spec{Serial: 1, Hosts: []string{"127.0.0.1"}, Root: true})
+	return &tls.Config{Certificates: []tls.Certificate{c.TLS()}, MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}}, c.Pool()
 }
 
 // tlsInfo is what the handler saw of a request's TLS state.
