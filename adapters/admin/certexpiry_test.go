@@ -2,14 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +14,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 )
 
 // TestCertificateExpiryIsObserved: with admin.tls.enabled the API reports
@@ -31,26 +24,7 @@ func TestCertificateExpiryIsObserved(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
 	notAfter := time.Now().Add(time.Hour).Truncate(time.Second)
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certtest.SelfSigned(t, certtest.Spec{Serial: 7, Hosts: []string{"localhost"}, NotAfter: notAfter}).WriteFiles(t, cert, key)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { _ = mp.Shutdown(context.Background()) }()

@@ -2,17 +2,12 @@ package admin_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +23,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -37,31 +33,10 @@ import (
 // returns the file and a pool that trusts the certificate.
 func writeServerPair(t *testing.T, dir string, serial int64) (pairFile string, roots *x509.CertPool) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := certtest.SelfSigned(t, certtest.Spec{Serial: serial, Hosts: []string{"127.0.0.1"}, Root: true})
 	pairFile = filepath.Join(dir, "admin.pem")
-	writeAtomic(t, pairFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(cert)
-	return pairFile, roots
+	writeAtomic(t, pairFile, append(c.CertPEM(), c.KeyPEM(t)...))
+	return pairFile, c.Pool()
 }
 
 // writeAtomic replaces name with data at once.
