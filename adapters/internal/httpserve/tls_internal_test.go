@@ -2,22 +2,16 @@ package httpserve
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -26,16 +20,7 @@ import (
 // net/http's ErrorLog goes nowhere (as if a Go release worded its lines
 // otherwise), and a handshaken client is served with r.TLS set.
 func TestHTTPSFailuresAreCountedWhateverNetHTTPLogs(t *testing.T) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := certtest.SelfSigned(t, certtest.Spec{Serial: 1, Hosts: []string{"127.0.0.1"}})
 	prev := newErrorLog
 	newErrorLog = func(*slog.Logger) *log.Logger { return log.New(io.Discard, "", 0) }
 	defer func() { newErrorLog = prev }()
@@ -47,7 +32,7 @@ func TestHTTPSFailuresAreCountedWhateverNetHTTPLogs(t *testing.T) {
 				http.Error(w, "no TLS state", http.StatusInternalServerError)
 			}
 		}),
-		TLS:              &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}, MinVersion: tls.VersionTLS13},
+		TLS:              &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, MinVersion: tls.VersionTLS13},
 		HandshakeTimeout: 10 * time.Second, Handshakes: failures, ReadHeaderTimeout: 10 * time.Second})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
