@@ -2,13 +2,7 @@ package certreload
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -18,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
@@ -26,21 +21,8 @@ import (
 // localhost, valid now, and of its key.
 func newPair(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	c := certtest.SelfSigned(t, certtest.Spec{Serial: serial, Hosts: []string{"localhost"}})
+	return c.CertPEM(), c.KeyPEM(t)
 }
 
 func writeFile(t *testing.T, name string, data []byte) {

@@ -2,8 +2,6 @@ package certreload
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/metrictest"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
+	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
@@ -39,26 +38,8 @@ func writePair(t *testing.T, serial int64, certFile, keyFile string) {
 // hour ago to notAfter, and its key.
 func writePairUntil(t *testing.T, serial int64, notAfter time.Time, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter.Truncate(time.Second), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certtest.SelfSigned(t, certtest.Spec{Serial: serial, Hosts: []string{"localhost"}, NotAfter: notAfter.Truncate(time.Second)}).
+		WriteFiles(t, certFile, keyFile)
 }
 
 // TestWatchReportsFilesThatCannotBeRead: a certificate or key file that
