@@ -26,9 +26,12 @@ import (
 type Spec struct {
 	// Serial is the certificate's serial number.
 	Serial int64
-	// Hosts name the certificate: the first is its common name, and each is
-	// a subject alternative name, an IP address where it parses as one
-	// ("127.0.0.1"), else a DNS name ("localhost").
+	// CommonName is the subject's common name; when empty, the first of
+	// Hosts.
+	CommonName string
+	// Hosts are the certificate's subject alternative names: each an IP
+	// address where it parses as one ("127.0.0.1"), else a DNS name
+	// ("localhost").
 	Hosts []string
 	// NotBefore and NotAfter bound its validity; when zero, an hour before
 	// now and an hour after now.
@@ -124,8 +127,8 @@ func (ca *CA) Issue(t testing.TB, s Spec) *Cert {
 
 // template returns the x509 template of s.
 func template(s Spec) *x509.Certificate {
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(s.Serial), NotBefore: s.NotBefore, NotAfter: s.NotAfter,
-		ExtKeyUsage: s.ExtKeyUsage}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(s.Serial), Subject: pkix.Name{CommonName: s.CommonName},
+		NotBefore: s.NotBefore, NotAfter: s.NotAfter, ExtKeyUsage: s.ExtKeyUsage}
 	now := time.Now()
 	if tmpl.NotBefore.IsZero() {
 		tmpl.NotBefore = now.Add(-time.Hour)
@@ -134,7 +137,7 @@ func template(s Spec) *x509.Certificate {
 		tmpl.NotAfter = now.Add(time.Hour)
 	}
 	for i, h := range s.Hosts {
-		if i == 0 {
+		if i == 0 && tmpl.Subject.CommonName == "" {
 			tmpl.Subject.CommonName = h
 		}
 		if ip := net.ParseIP(h); ip != nil {

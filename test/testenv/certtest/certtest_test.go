@@ -37,14 +37,14 @@ func TestSelfSignedRootVerifiesForItsHosts(t *testing.T) {
 func TestIssuedCertificateVerifiesWithTheCA(t *testing.T) {
 	ca := NewCA(t, "test CA")
 	notAfter := time.Now().Add(30 * time.Minute).Truncate(time.Second)
-	c := ca.Issue(t, Spec{Serial: 2, Hosts: []string{"localhost", "127.0.0.1"}, NotAfter: notAfter,
+	c := ca.Issue(t, Spec{Serial: 2, CommonName: "client", Hosts: []string{"localhost", "127.0.0.1"}, NotAfter: notAfter,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	opts := x509.VerifyOptions{DNSName: "127.0.0.1", Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if _, err := c.Leaf.Verify(opts); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Leaf.NotAfter.Equal(notAfter) {
-		t.Errorf("NotAfter %v, want %v", c.Leaf.NotAfter, notAfter)
+	if !c.Leaf.NotAfter.Equal(notAfter) || c.Leaf.Subject.CommonName != "client" {
+		t.Errorf("NotAfter %v, common name %q; want %v, client", c.Leaf.NotAfter, c.Leaf.Subject.CommonName, notAfter)
 	}
 	opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	if _, err := c.Leaf.Verify(opts); err == nil {
