@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -119,21 +117,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		bad("maxInFlight must be at least 1, got %d", c.MaxInFlight)
-	}
-	if c.TLS.CAFile != "" {
-		// As app.Root.CheckFiles checks the other file settings: a file
-		// that does not exist, or a directory, is refused here; another
-		// error of stat (a directory on the path this user may not
-		// search: the user validating may not be the one serving) is left
-		// to the start, whose error names the key, the path and the cause.
-		var pe *fs.PathError
-		st, err := os.Stat(c.TLS.CAFile)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && errors.As(err, &pe):
-			bad("tls.caFile %q: %w", c.TLS.CAFile, pe.Err)
-		case err == nil && st.IsDir():
-			bad("tls.caFile %q is a directory, not a file", c.TLS.CAFile)
-		}
 	}
 	if _, err := tlspolicy.ParseMinVersion(c.TLS.MinVersion); err != nil {
 		bad("tls.minVersion %w", err)

@@ -276,7 +276,9 @@ func TestListenAddressWithAUserPartIsRefused(t *testing.T) {
 
 // TestMissingFilesNameTheirKeys: a file setting naming a file that does not
 // exist (or a directory) stops config print and serve alike, before
-// anything starts, with an error naming the key and the path.
+// anything starts, with an error naming the key and the path; files of
+// features that are off (cluster.tls.caFile: outside cluster mode or with
+// cluster.tls.enabled false) and the other commands are not checked.
 func TestMissingFilesNameTheirKeys(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pem")
@@ -290,7 +292,8 @@ func TestMissingFilesNameTheirKeys(t *testing.T) {
 		{[]string{"--grpc.tls.certFile=" + missing, "--grpc.tls.keyFile=" + missing}, "grpc.tls.certFile %[1]q: no such file or directory\ngrpc.tls.keyFile %[1]q: no such file or directory"},
 		{[]string{"--grpc.tls.mode=enforcing", "--grpc.tls.clientAuth=require", "--grpc.tls.clientCAFile=" + missing}, "grpc.tls.clientCAFile %q: no such file or directory"},
 		{[]string{"--admin.tls.enabled", "--admin.tls.certFile=" + missing, "--admin.tls.keyFile=" + missing}, "admin.tls.certFile %[1]q: no such file or directory\nadmin.tls.keyFile %[1]q: no such file or directory"},
-		{[]string{"--cluster.tls.caFile=" + missing}, "cluster.tls.caFile %q: no such file or directory"},
+		{[]string{"--mode=cluster", "--cluster.tls.enabled", "--cluster.tls.caFile=" + missing}, "cluster.tls.caFile %q: no such file or directory"},
+		{[]string{"--mode=cluster", "--cluster.tls.enabled", "--cluster.tls.caFile=" + dir}, "cluster.tls.caFile %q is a directory, not a file"},
 	}
 	for _, tt := range tests {
 		want := "rmqproxy: invalid configuration:\n" + fmt.Sprintf(tt.want, missing) + "\n"
@@ -312,14 +315,40 @@ func TestMissingFilesNameTheirKeys(t *testing.T) {
 	// Files a setting names but a turned-off feature does not read are
 	// not checked.
 	if code, _, errOut := runCLI("config", "print", "--grpc.tls.mode=disabled", "--grpc.tls.certFile="+missing, "--grpc.tls.keyFile="+missing,
-		"--admin.tls.certFile="+missing, "--admin.tls.keyFile="+missing, "--auth.file="+missing); code != 0 {
+		"--admin.tls.certFile="+missing, "--admin.tls.keyFile="+missing, "--auth.file="+missing, "--cluster.tls.caFile="+missing); code != 0 {
 		t.Errorf("unused file settings: exit %d, stderr %q", code, errOut)
+	}
+	// cluster.tls.caFile is read only by the cluster adapter, with
+	// cluster.tls.enabled, in cluster mode: a leftover cluster section of a
+	// local setup, or cluster TLS turned off, does not check it.
+	for _, args := range [][]string{
+		{"--mode=local", "--cluster.tls.enabled", "--cluster.tls.caFile=" + missing},
+		{"--mode=cluster", "--cluster.tls.enabled=false", "--cluster.tls.caFile=" + missing},
+	} {
+		if code, _, errOut := runCLI(append([]string{"config", "print"}, args...)...); code != 0 {
+			t.Errorf("config print %v: exit %d, stderr %q; want the unused caFile not checked", args, code, errOut)
+		}
 	}
 	// The other commands read none of these files: they do not check them
 	// (they may run where the proxy's certificates are not).
 	code, _, errOut := runCLI("migrate", "version", "--postgres.dsn=postgres://u:p@127.0.0.1:1/x?connect_timeout=5", "--traffic.rulesFile="+missing)
 	if code != 1 || strings.Contains(errOut, "traffic.rulesFile") || !strings.Contains(errOut, "connect to PostgreSQL") {
 		t.Errorf("migrate version: exit %d, stderr %q; want the connection refused, not the rules file", code, errOut)
+	}
+	// Nor cluster.tls.caFile, with cluster TLS on in cluster mode: only
+	// serve's cluster adapter reads it (the admin commands read the
+	// configuration file for the admin API's address and admin.tls.enabled).
+	cfgFile := filepath.Join(dir, "rmqproxy.yaml")
+	if err := os.WriteFile(cfgFile, []byte("mode: cluster\nadmin:\n  address: 127.0.0.1:1\ncluster:\n  tls:\n    enabled: true\n    caFile: "+missing+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI("migrate", "version", "--config", cfgFile, "--postgres.dsn=postgres://u:p@127.0.0.1:1/x?connect_timeout=5")
+	if code != 1 || strings.Contains(errOut, "caFile") || !strings.Contains(errOut, "connect to PostgreSQL") {
+		t.Errorf("migrate version: exit %d, stderr %q; want the connection refused, not cluster.tls.caFile", code, errOut)
+	}
+	code, _, errOut = runCLI("topic", "list", "--config", cfgFile, "--wait=0")
+	if code != 1 || strings.Contains(errOut, "caFile") || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("topic list: exit %d, stderr %q; want the admin API unreachable, not cluster.tls.caFile", code, errOut)
 	}
 }
 

@@ -221,7 +221,8 @@ func (r Root) validateSecurity() []error {
 // where the adapter reports it. It is not part of Validate because the
 // other commands (migrate, user, topic, ...) load the same configuration,
 // possibly on a host without the proxy's certificates, and read none of
-// these files. cluster.tls.caFile is checked by the cluster adapter itself.
+// these files. cluster.tls.caFile is read only by serve's cluster adapter:
+// it is checked in cluster mode with cluster.tls.enabled.
 func (r Root) CheckFiles() error {
 	type file struct{ key, path string }
 	var files []file
@@ -231,6 +232,9 @@ func (r Root) CheckFiles() error {
 	}
 	if r.Admin.Enabled && r.Admin.TLS.Enabled {
 		files = append(files, file{"admin.tls.certFile", r.Admin.TLS.CertFile}, file{"admin.tls.keyFile", r.Admin.TLS.KeyFile})
+	}
+	if r.Mode == ModeCluster && r.Cluster.TLS.Enabled {
+		files = append(files, file{"cluster.tls.caFile", r.Cluster.TLS.CAFile})
 	}
 	if r.Auth.Enabled && r.Auth.Source == application.SourceFile {
 		files = append(files, file{"auth.file", r.Auth.File})
