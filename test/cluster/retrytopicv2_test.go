@@ -38,7 +38,10 @@ const retryTopicV2 = "enableRetryTopicV2=true"
 // retry topic for another topic, or of another group's retry topic for
 // the topic, moves nothing. A broker's CONSUME_MESSAGE_DIRECTLY for the copy
 // in the retry topic reaches the group's consumer of the topic. Deleting a
-// group deletes its retry topics.
+// group, signed as a broker user with exactly what docs/security.md lists
+// for group delete with this naming (Delete on Group:G and on Group:G+T of
+// each retry topic), deletes it and its retry topics; with one Group:G+T
+// entry less the broker refuses that retry topic's delete.
 func TestBrokerWithRetryTopicV2(t *testing.T) {
 	brokers := testenv.AddClusterBrokersWith(t, 1, append(slices.Clone(brokerAuthSettings), retryTopicV2)...)
 	superCfg, _ := testenv.ClusterConfig(t)
@@ -241,8 +244,11 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 	})
 	t.Run("batch ack of redelivered messages", func(t *testing.T) { ackHalfOfRedelivered(t, p, batchGroup, batchTopic) })
 	t.Run("group delete", func(t *testing.T) {
-		// The retry topics the broker made for fwGroup go with it (from
-		// the broker and the NameServer); otherGroup's stays.
+		// Signed as a broker user with exactly the permissions
+		// docs/security.md lists for group delete with this naming
+		// (Delete on Group:G and on Group:G+T for each retry topic
+		// %RETRY%G+T), the retry topics the broker made for fwGroup go
+		// with it (from the broker and the NameServer); otherGroup's stays.
 		bc := superBrokerClient(t, brokers[0].Addr)
 		ns := superBrokerClient(t, testenv.NameServer().NameServer)
 		topics := func() map[string]remoting.TopicConfig {
@@ -254,6 +260,7 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 			return w.TopicConfigTable
 		}
 		gone := []string{remoting.PopRetryTopic(fwTopic, fwGroup, true), remoting.PopRetryTopic(other, fwGroup, true)}
+		slices.Sort(gone) // the order rmqproxy deletes them in
 		kept := remoting.PopRetryTopic(fwTopic, otherGroup, true)
 		before := topics()
 		for _, r := range append(slices.Clone(gone), kept) {
@@ -261,11 +268,39 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 				t.Fatalf("the broker has no retry topic %s", r)
 			}
 		}
-		ac, err := admin.NewClient(super.AdminAddr(), nil)
-		if err != nil {
-			t.Fatal(err)
+		asUser := func(user string, entries ...aclEntry) *admin.Client {
+			t.Helper()
+			addBrokerUser(t, brokers[0], user, user+"-secret", entries...)
+			ucfg := superCfg
+			ucfg.Cluster.ACL = cluster.BrokerACL{AccessKey: user, SecretKey: user + "-secret"}
+			ac, err := admin.NewClient(testenv.Start(t, ucfg).AdminAddr(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ac
 		}
-		if err := ac.DeleteGroup(t.Context(), fwGroup); err != nil {
+		groupOf := func(retryTopic string) string {
+			return "Group:" + strings.TrimPrefix(retryTopic, remoting.RetryGroupTopicPrefix)
+		}
+		minimum := []aclEntry{{"Group:" + fwGroup, []string{"Delete"}}}
+		for _, r := range gone {
+			minimum = append(minimum, aclEntry{groupOf(r), []string{"Delete"}})
+		}
+		// One grant less (Group:G+T of the retry topic deleted first): the
+		// broker refuses that retry topic's delete, naming the group G+T;
+		// the group's subscription is gone by then, so it is created again.
+		err := asUser("adm-v2-group-delete-less", slices.Delete(slices.Clone(minimum), 1, 2)...).DeleteGroup(t.Context(), fwGroup)
+		if want := "DELETE_TOPIC_IN_BROKER, which needs Delete on " + groupOf(gone[0]); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("delete group %s without Delete on %s: %v; want %q", fwGroup, groupOf(gone[0]), err, want)
+		}
+		if _, ok := topics()[gone[0]]; !ok {
+			t.Fatalf("the refused delete deleted %s", gone[0])
+		}
+		if _, err := super.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: fwGroup}); err != nil && domain.ReasonOf(err) != domain.ReasonAlreadyExists {
+			t.Fatalf("create group %s again: %v", fwGroup, err)
+		}
+
+		if err := asUser("adm-v2-group-delete", minimum...).DeleteGroup(t.Context(), fwGroup); err != nil {
 			t.Fatalf("delete group %s: %v", fwGroup, err)
 		}
 		after := topics()
@@ -279,6 +314,13 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 		}
 		if _, ok := after[kept]; !ok {
 			t.Errorf("deleting %s deleted %s", fwGroup, kept)
+		}
+		superAdmin, err := admin.NewClient(super.AdminAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := superAdmin.Group(t.Context(), fwGroup); domain.ReasonOf(err) != domain.ReasonConsumerGroupNotFound {
+			t.Errorf("group %s after its delete: %v, want not found", fwGroup, err)
 		}
 	})
 	if logs := p.Logs(t); strings.Contains(logs, "NO_PERMISSION") {
