@@ -36,12 +36,7 @@ func TestRetryAndDeadLetterTopicAccess(t *testing.T) {
 		{"send to a dead-letter topic", send("%DLQ%g"), []string{"Group:g Sub", "Topic:%DLQ%g Pub"}},
 		{"send to a topic", send("t"), []string{"Topic:t Pub"}},
 	} {
-		_, reqs := accessOf(tc.req, ports.RequestInfo{})
-		var got []string
-		for _, r := range reqs {
-			got = append(got, r.Resource.Key()+" "+r.Actions.String())
-		}
-		slices.Sort(got)
+		got := accessKeys(tc.req)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: needs %s, want %s", tc.what, strings.Join(got, "; "), strings.Join(tc.want, "; "))
 		}
@@ -79,14 +74,20 @@ func TestImplicitResourceAccess(t *testing.T) {
 			Subscriptions: []*v2.SubscriptionEntry{{Topic: res("t")}, {Topic: res("u")}}}}}, []string{"Group:g Sub", "Topic:t Sub", "Topic:u Sub"}},
 		{"producer settings", &v2.Settings{PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{res("t"), res("u")}}}}, []string{"Topic:t Pub", "Topic:u Pub"}},
 	} {
-		_, reqs := accessOf(tc.req, ports.RequestInfo{})
-		var got []string
-		for _, r := range reqs {
-			got = append(got, r.Resource.Key()+" "+r.Actions.String())
-		}
-		slices.Sort(got)
+		got := accessKeys(tc.req)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: needs %s, want %s", tc.what, strings.Join(got, "; "), strings.Join(tc.want, "; "))
 		}
 	}
+}
+
+// accessKeys returns what req needs, as sorted "resource actions" strings.
+func accessKeys(req any) []string {
+	_, reqs := accessOf(req, ports.RequestInfo{})
+	var got []string
+	for _, r := range reqs {
+		got = append(got, r.Resource.Key()+" "+r.Actions.String())
+	}
+	slices.Sort(got)
+	return got
 }

@@ -260,22 +260,9 @@ func brokerUserPermissions(t *testing.T, superCfg app.Root, super *testenv.Proxy
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pulled int
-	var pullStatus *v2.Status
-	for {
-		r, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		switch x := r.Content.(type) {
-		case *v2.PullMessageResponse_Status:
-			pullStatus = x.Status
-		case *v2.PullMessageResponse_Message:
-			pulled++
-		}
-	}
-	if pullStatus.GetCode() != v2.Code_OK || pulled == 0 {
-		t.Errorf("pull: %v, %d messages", pullStatus, pulled)
+	pullStatus, pulled, _ := testenv.ReadPull(stream)
+	if pullStatus.GetCode() != v2.Code_OK || len(pulled) == 0 {
+		t.Errorf("pull: %v, %d messages", pullStatus, len(pulled))
 	}
 	uo, err := raw.UpdateOffset(raw.Ctx(t), &v2.UpdateOffsetRequest{Group: &v2.Resource{Name: group}, MessageQueue: mq, Offset: 1})
 	ok("update offset", uo.GetStatus(), err)

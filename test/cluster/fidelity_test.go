@@ -406,21 +406,9 @@ func pullAll(t *testing.T, tg *fidelityTarget, topic string, got map[string]*v2.
 			if err != nil {
 				t.Fatal(err)
 			}
-			var st *v2.Status
-			next := int64(-1)
-			for {
-				r, err := stream.Recv()
-				if err != nil {
-					break
-				}
-				switch x := r.Content.(type) {
-				case *v2.PullMessageResponse_Status:
-					st = x.Status
-				case *v2.PullMessageResponse_Message:
-					got[x.Message.GetSystemProperties().GetMessageId()] = x.Message
-				case *v2.PullMessageResponse_NextOffset:
-					next = x.NextOffset
-				}
+			st, msgs, next := testenv.ReadPull(stream)
+			for _, m := range msgs {
+				got[m.GetSystemProperties().GetMessageId()] = m
 			}
 			if st.GetCode() != v2.Code_OK {
 				if st.GetCode() != v2.Code_MESSAGE_NOT_FOUND {

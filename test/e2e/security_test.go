@@ -51,6 +51,31 @@ const (
 
 var cliActor = ports.Actor{Principal: "test", Protocol: "cli"}
 
+// waitAudited waits until the audit events q finds (up to 1000) hold every
+// want among the keys key gives each event, and fails the test otherwise.
+func (s *secured) waitAudited(t *testing.T, q domain.AuditQuery, key func(domain.AuditEvent) []string, want ...string) {
+	t.Helper()
+	q.Limit = 1000
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), q)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			for _, k := range key(e) {
+				seen[k] = true
+			}
+		}
+		for _, w := range want {
+			if !seen[w] {
+				return fmt.Errorf("no audit event %q: %v", w, seen)
+			}
+		}
+		return nil
+	})
+}
+
 func newSecured(t *testing.T) *secured {
 	t.Helper()
 	return newSecuredOn(t, pgenv.Database(t))

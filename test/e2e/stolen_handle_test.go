@@ -238,32 +238,18 @@ func TestStolenReceiptHandleReachesNoOtherTopic(t *testing.T) {
 	if testenv.Target == testenv.TargetCluster {
 		forgedReason = ports.ForwardForeignMessage // the broker shows a message of another topic
 	}
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Principal: "alice", Limit: 1000})
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, e := range evs {
-			seen[e.Operation+" "+e.Resource] = true
-			seen[e.Operation+" "+e.Reason+" "+e.Resource+" "+e.Actions+" "+e.ClientID] = true
-		}
-		for _, want := range []string{
-			"ForwardMessageToDeadLetterQueue Group:" + adminGroup,
-			"ForwardMessageToDeadLetterQueue Topic:" + s.secret,
-			"AckMessage Group:" + adminGroup,
-			"ChangeInvisibleDuration Topic:" + s.secret,
-			"ForwardMessageToDeadLetterQueue " + forgedReason + " Group:" + s.group + " Sub stolen-alice",
-			"ForwardMessageToDeadLetterQueue " + forgedReason + " Topic:" + eu + " Sub stolen-alice",
-			"ForwardMessageToDeadLetterQueue " + ports.ForwardForgedHandle + " Group:" + s.group + " Sub stolen-alice",
-			"ForwardMessageToDeadLetterQueue " + ports.ForwardForgedHandle + " Topic:" + eu + " Sub stolen-alice",
-		} {
-			if !seen[want] {
-				return fmt.Errorf("no denial %q audited: %v", want, seen)
-			}
-		}
-		return nil
-	})
+	s.waitAudited(t, domain.AuditQuery{Decision: domain.AuditDeny, Principal: "alice"}, func(e domain.AuditEvent) []string {
+		return []string{e.Operation + " " + e.Resource, e.Operation + " " + e.Reason + " " + e.Resource + " " + e.Actions + " " + e.ClientID}
+	},
+		"ForwardMessageToDeadLetterQueue Group:"+adminGroup,
+		"ForwardMessageToDeadLetterQueue Topic:"+s.secret,
+		"AckMessage Group:"+adminGroup,
+		"ChangeInvisibleDuration Topic:"+s.secret,
+		"ForwardMessageToDeadLetterQueue "+forgedReason+" Group:"+s.group+" Sub stolen-alice",
+		"ForwardMessageToDeadLetterQueue "+forgedReason+" Topic:"+eu+" Sub stolen-alice",
+		"ForwardMessageToDeadLetterQueue "+ports.ForwardForgedHandle+" Group:"+s.group+" Sub stolen-alice",
+		"ForwardMessageToDeadLetterQueue "+ports.ForwardForgedHandle+" Topic:"+eu+" Sub stolen-alice",
+	)
 }
 
 // receiveOne starts a simple consumer of topic with cfg and returns the
@@ -407,31 +393,19 @@ func TestAnotherUsersClientIDIsRefusedAndAudited(t *testing.T) {
 	if st := heartbeat("alice", aliceSecret); st.GetCode() != v2.Code_OK {
 		t.Fatalf("alice's heartbeat after carol's attempts: %v", st)
 	}
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditDeny, Principal: "carol", Limit: 1000})
-		if err != nil {
-			return err
+	var want []string
+	for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage", "Telemetry", "ReceiveMessage"} {
+		want = append(want, op+" foreign_client_id "+id)
+	}
+	// With the group and topic each request named.
+	for _, op := range []string{"AckMessage", "Telemetry", "ReceiveMessage"} {
+		for _, res := range []string{"Group:" + s.group, "Topic:" + s.local} {
+			want = append(want, op+" foreign_client_id "+id+" "+res+" Sub")
 		}
-		seen := map[string]bool{}
-		for _, e := range evs {
-			seen[e.Operation+" "+e.Reason+" "+e.ClientID] = true
-			seen[e.Operation+" "+e.Reason+" "+e.ClientID+" "+e.Resource+" "+e.Actions] = true
-		}
-		for _, op := range []string{"Heartbeat", "NotifyClientTermination", "AckMessage", "Telemetry", "ReceiveMessage"} {
-			if want := op + " foreign_client_id " + id; !seen[want] {
-				return fmt.Errorf("no refusal %q audited: %v", want, seen)
-			}
-		}
-		// With the group and topic each request named.
-		for _, op := range []string{"AckMessage", "Telemetry", "ReceiveMessage"} {
-			for _, res := range []string{"Group:" + s.group, "Topic:" + s.local} {
-				if want := op + " foreign_client_id " + id + " " + res + " Sub"; !seen[want] {
-					return fmt.Errorf("no refusal %q audited: %v", want, seen)
-				}
-			}
-		}
-		return nil
-	})
+	}
+	s.waitAudited(t, domain.AuditQuery{Decision: domain.AuditDeny, Principal: "carol"}, func(e domain.AuditEvent) []string {
+		return []string{e.Operation + " " + e.Reason + " " + e.ClientID, e.Operation + " " + e.Reason + " " + e.ClientID + " " + e.Resource + " " + e.Actions}
+	}, want...)
 }
 
 // TestAllowedReceiveAuditsItsTopic: with auth.auditAllowed, an allowed
@@ -450,20 +424,7 @@ func TestAllowedReceiveAuditsItsTopic(t *testing.T) {
 		t.Fatalf("alice sends to %s: %v", eu, err)
 	}
 	receiveOne(t, clientConfig(c, "alice", aliceSecret, s.group), eu)
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Decision: domain.AuditAllow, Principal: "alice", Limit: 1000})
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, e := range evs {
-			seen[e.Operation+" "+e.Resource+" "+e.Actions] = true
-		}
-		for _, want := range []string{"ReceiveMessage Group:" + s.group + " Sub", "ReceiveMessage Topic:" + eu + " Sub", "SendMessage Topic:" + eu + " Pub"} {
-			if !seen[want] {
-				return fmt.Errorf("no allowed %q audited: %v", want, seen)
-			}
-		}
-		return nil
-	})
+	s.waitAudited(t, domain.AuditQuery{Decision: domain.AuditAllow, Principal: "alice"}, func(e domain.AuditEvent) []string {
+		return []string{e.Operation + " " + e.Resource + " " + e.Actions}
+	}, "ReceiveMessage Group:"+s.group+" Sub", "ReceiveMessage Topic:"+eu+" Sub", "SendMessage Topic:"+eu+" Pub")
 }

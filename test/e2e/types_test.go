@@ -271,24 +271,7 @@ func TestPullAndOffsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var st *v2.Status
-		var msgs []*v2.Message
-		next := int64(-1)
-		for {
-			r, err := stream.Recv()
-			if err != nil {
-				break
-			}
-			switch x := r.Content.(type) {
-			case *v2.PullMessageResponse_Status:
-				st = x.Status
-			case *v2.PullMessageResponse_Message:
-				msgs = append(msgs, x.Message)
-			case *v2.PullMessageResponse_NextOffset:
-				next = x.NextOffset
-			}
-		}
-		return st, msgs, next
+		return testenv.ReadPull(stream)
 	}
 	st, msgs, next := pull(0, 4, "*")
 	if st.GetCode() != v2.Code_OK || len(msgs) != 4 || next != 4 || msgs[0].GetSystemProperties().GetMessageId() != ids[0] {

@@ -182,6 +182,29 @@ func (c *RawClient) ReceiveWith(ctx context.Context, req *v2.ReceiveMessageReque
 	return st, msgs, nil
 }
 
+// ReadPull reads a PullMessage stream to its end: the status (nil when
+// none came), the messages and the next offset (-1 when none came). A
+// stream that breaks ends the reading.
+func ReadPull(stream v2.MessagingService_PullMessageClient) (*v2.Status, []*v2.Message, int64) {
+	var st *v2.Status
+	var msgs []*v2.Message
+	next := int64(-1)
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			return st, msgs, next
+		}
+		switch x := r.Content.(type) {
+		case *v2.PullMessageResponse_Status:
+			st = x.Status
+		case *v2.PullMessageResponse_Message:
+			msgs = append(msgs, x.Message)
+		case *v2.PullMessageResponse_NextOffset:
+			next = x.NextOffset
+		}
+	}
+}
+
 func ReceiveRequest(group, topic string, batch int32, invisible time.Duration) *v2.ReceiveMessageRequest {
 	return &v2.ReceiveMessageRequest{
 		Group:              &v2.Resource{Name: group},
