@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
@@ -86,7 +88,7 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 	if err != nil {
 		return state, err
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", rollbackOnFailure{drv})
 	if err != nil {
 		return state, err
 	}
@@ -133,14 +135,63 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		err = nil
 	}
 	v, dirty, verr := m.Version()
+	if err != nil {
+		// The migration's error first: a file that failed inside its
+		// transaction block leaves the connection in an aborted
+		// transaction, so reading the version fails too (with "current
+		// transaction is aborted", which says nothing of the cause).
+		if verr == nil {
+			state.Version, state.Dirty = v, dirty
+		}
+		return state, migrationError(err, state.Version)
+	}
 	if verr != nil && !errors.Is(verr, migrate.ErrNilVersion) {
 		return state, verr
 	}
 	state.Version, state.Dirty = v, dirty
-	if err != nil {
-		return state, fmt.Errorf("migrate: %w", err)
-	}
 	return state, nil
+}
+
+// rollbackOnFailure is golang-migrate's PostgreSQL driver with one
+// addition. A migration file that fails inside its own BEGIN ... COMMIT
+// leaves the driver's connection in an aborted transaction, where all
+// that golang-migrate runs next on it (releasing its lock, reading the
+// version) fails too; so after a failed file it rolls that transaction
+// back, on the same connection (a ROLLBACK outside a transaction only
+// warns).
+type rollbackOnFailure struct{ database.Driver }
+
+func (d rollbackOnFailure) Run(migration io.Reader) error {
+	err := d.Driver.Run(migration)
+	if err != nil {
+		_ = d.Driver.Run(strings.NewReader("ROLLBACK"))
+	}
+	return err
+}
+
+// migrationError reports a failed migration without golang-migrate's
+// copy of the whole file (its comments included): the version, the line
+// and PostgreSQL's error; and for a migration that could not take its
+// lock in time (lock_timeout), what held it and that running it again is
+// the way on.
+func migrationError(err error, version uint) error {
+	var dbErr database.Error
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &dbErr) || !errors.As(dbErr.OrigErr, &pgErr) {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var detail string
+	if pgErr.Detail != "" {
+		detail = " (" + pgErr.Detail + ")"
+	}
+	if pgErr.Code == "55P03" { // lock_not_available
+		detail += "; another session holds a lock on a table this migration changes (a long query or an open transaction: see pg_locks and pg_stat_activity); run rmqproxy migrate up again once it has ended"
+	}
+	var at string
+	if pgErr.Position > 0 {
+		at = fmt.Sprintf(" at line %d of its file", dbErr.Line)
+	}
+	return fmt.Errorf("migrate: version %d failed%s: %w%s", version, at, pgErr, detail)
 }
 
 // migrationsLockKey is the advisory lock rmqproxy migrate up and down

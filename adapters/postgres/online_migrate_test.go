@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -477,3 +478,44 @@ UPDATE rmqproxy.schema_migrations SET version = 3`); err != nil {
 	}
 }
 
+// TestMigrateUpThatTimesOutOnItsLockSaysWhy: a migration that cannot take
+// its ACCESS EXCLUSIVE lock within its lock_timeout (another session holds
+// a lock on the audit log: a long export, an open transaction) fails, and
+// the operator must learn that and what to do, then run it again. The
+// failure used to be reported as "current transaction is aborted" (the
+// version read after the failed file, on the same connection).
+func TestMigrateUpThatTimesOutOnItsLockSaysWhy(t *testing.T) {
+	dsn, _ := atVersion2(t, 10)
+	ctx := t.Context()
+	holder := connect(t, dsn)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT count(*) FROM rmqproxy.audit_events`); err != nil { // ACCESS SHARE, held to the end of tx
+		t.Fatal(err)
+	}
+	st, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0)
+	if err == nil {
+		t.Fatalf("up succeeded while another transaction held a lock on the audit log: %+v", st)
+	}
+	t.Logf("up: %+v, %v", st, err)
+	for _, want := range []string{"lock timeout", "run rmqproxy migrate up again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "current transaction is aborted") {
+		t.Errorf("the error hides the cause: %v", err)
+	}
+	if !st.Dirty || st.Version != 3 {
+		t.Errorf("state %+v after the failure, want version 3, dirty", st)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil || st.Dirty || st.Version != migrations.Latest() {
+		t.Fatalf("up again once the lock is free: %+v, %v", st, err)
+	}
+	assertSchema(t, dsn)
+}
