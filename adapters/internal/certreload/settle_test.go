@@ -172,3 +172,86 @@ func TestBrokenPairIsRefusedOnce(t *testing.T) {
 		t.Fatalf("a broken pair, then a good one: %d failed, %d loaded; want 1 and 1, one Error line on the key:\n%s", w.Failures(), w.Reloads(), out)
 	}
 }
+
+// TestRecreatedFilesSettle: a rotation that deletes the certificate and
+// key files and writes them anew (as mv-based tools do), seen by the
+// watcher with a file missing, is loaded and served to a TLS client
+// without a failed reload or an Error line; so is a symbolic link to the
+// files' directory removed and made again to a new one.
+func TestRecreatedFilesSettle(t *testing.T) {
+	w := watch(t, time.Minute) // only the files' return ends the wait
+	w.waitSerial(t, 1)
+	// seenMissing waits for the watcher to see what missing, in the logs
+	// written from offset from on.
+	seenMissing := func(from int, what string) {
+		t.Helper()
+		waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the watcher saw "+what+" missing", func() bool {
+			return strings.Contains(w.logs.String()[from:], "cannot be read") || w.Failures() > 0
+		})
+	}
+	if err := os.Remove(w.cert); err != nil {
+		t.Fatal(err)
+	}
+	seenMissing(0, "the certificate")
+	c, k := newPair(t, 2)
+	writeFile(t, w.cert, c)
+	if err := os.Remove(w.key); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, w.key, k)
+	w.waitSerial(t, 2)
+	if out := w.logs.String(); w.Failures() != 0 || w.Reloads() != 1 || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("files deleted and written anew: %d failed, %d loaded; want 0 and 1:\n%s", w.Failures(), w.Reloads(), out)
+	}
+
+	// The link to the directory removed, then made to a new directory.
+	live := filepath.Dir(w.cert)
+	next := filepath.Join(t.TempDir(), "v3")
+	if err := os.Mkdir(next, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, k = newPair(t, 3)
+	writeFile(t, filepath.Join(next, "s.crt"), c)
+	writeFile(t, filepath.Join(next, "s.key"), k)
+	from := len(w.logs.String())
+	if err := os.Remove(live); err != nil {
+		t.Fatal(err)
+	}
+	seenMissing(from, "the linked directory")
+	if err := os.Symlink(next, live); err != nil {
+		t.Fatal(err)
+	}
+	w.waitSerial(t, 3)
+	if out := w.logs.String(); w.Failures() != 0 || w.Reloads() != 2 || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a directory link made anew: %d failed, %d loaded; want 0 and 2:\n%s", w.Failures(), w.Reloads(), out)
+	}
+}
+
+// TestMissingFileIsRefusedAfterSettling: a key file deleted and not
+// written again is refused once the settle time has passed (a Debug line
+// on the wait first): one failed reload, one Error line naming it, the old
+// certificate still served; the files written again are loaded.
+func TestMissingFileIsRefusedAfterSettling(t *testing.T) {
+	w := watch(t, 50*time.Millisecond)
+	w.waitSerial(t, 1)
+	if err := os.Remove(w.key); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the missing key refused", func() bool { return w.Failures() > 0 })
+	if got, err := w.serial(); err != nil || got != 1 {
+		t.Fatalf("with the key missing: serving serial %d (%v), want 1", got, err)
+	}
+	out := w.logs.String()
+	wait, refused := strings.Index(out, "waiting for them to settle"), strings.Index(out, "level=ERROR")
+	if w.Failures() != 1 || strings.Count(out, "level=ERROR") != 1 || wait < 0 || wait > refused ||
+		!strings.Contains(out[refused:], "s.key") {
+		t.Fatalf("a missing key: %d failed; want 1, one Error line naming s.key after a Debug line on the wait:\n%s", w.Failures(), out)
+	}
+	c, k := newPair(t, 2)
+	writeFile(t, w.cert, c)
+	writeFile(t, w.key, k)
+	w.waitSerial(t, 2)
+	if w.Failures() != 1 || w.Reloads() != 1 {
+		t.Fatalf("the files written again: %d failed, %d loaded; want 1 and 1:\n%s", w.Failures(), w.Reloads(), w.logs.String())
+	}
+}

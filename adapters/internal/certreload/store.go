@@ -12,10 +12,12 @@
 //
 // A certificate and key renewed as two files are written one after the
 // other, so a look between the two writes sees a certificate with the old
-// key. A changed set that does not load is therefore not refused at once:
-// it is looked at again at every further change of the files until it
-// loads or, at most [DefaultSettle] (see [Store.SetSettle]) after the
-// first look, it is refused (counted and logged once).
+// key; a rotation that deletes a file and writes it anew (or makes a
+// symbolic link to their directory again) shows a file missing. A changed
+// set that does not load, or a file that cannot be read, is therefore not
+// refused at once: it is looked at again at every further change of the
+// files until it loads or, at most [DefaultSettle] (see [Store.SetSettle])
+// after the first look, it is refused (counted and logged once).
 //
 // The certificate served is watched for its expiry too: a Warn line once
 // per certificate when it enters the warning window (see
@@ -66,9 +68,11 @@ type Store struct {
 	failures   atomic.Uint64
 	// settle is how long a changed set that does not load may take to
 	// settle (SetSettle); settling says one is waited for, since
-	// settleStart (Watch only).
+	// settleStart, settleGone that the wait began with files that could
+	// not be read and no other set has been seen since (Watch only).
 	settle      time.Duration
 	settling    bool
+	settleGone  bool
 	settleStart time.Time
 
 	// warnBefore is the expiry warning window (0: no warning); warned
@@ -314,16 +318,30 @@ func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 	sum, err := c.fingerprint()
 	if err != nil {
 		// A file gone or unreadable (permissions, a rotation that deleted
-		// it) is a change that does not load: reported once per cause, not
-		// at every tick, rather than never (the previous certificate would
-		// be served silently until it expired).
-		c.settling = false
-		if msg := err.Error(); msg != c.unreadable {
-			c.unreadable = msg
-			c.failures.Add(1)
-			log.LogAttrs(ctx, slog.LevelError, "TLS files cannot be read; still serving the previous certificate",
-				slog.String("cert_file", c.certFile), slog.Any("error", err))
+		// it) is a change that does not load. A rotation that deletes a
+		// file and writes it anew (mv-based tools, a symbolic link made
+		// again) is seen missing for a moment, so it settles like a half
+		// written pair; then it is reported once per cause, not at every
+		// tick, rather than never (the previous certificate would be served
+		// silently until it expired).
+		msg := err.Error()
+		if msg == c.unreadable {
+			return false // reported already
 		}
+		if !c.settling && c.settle > 0 {
+			c.settling, c.settleGone, c.settleStart = true, true, time.Now()
+			log.LogAttrs(ctx, slog.LevelDebug, "TLS files cannot be read; waiting for them to settle",
+				slog.String("cert_file", c.certFile), slog.Duration("settle", c.settle), slog.Any("error", err))
+			return true
+		}
+		if c.settling && time.Since(c.settleStart) < c.settle {
+			return true // still gone: wait on
+		}
+		c.settling, c.settleGone = false, false
+		c.unreadable = msg
+		c.failures.Add(1)
+		log.LogAttrs(ctx, slog.LevelError, "TLS files cannot be read; still serving the previous certificate",
+			slog.String("cert_file", c.certFile), slog.Any("error", err))
 		return false
 	}
 	c.unreadable = ""
@@ -331,11 +349,17 @@ func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 		if !c.settling {
 			return false
 		}
+		if c.settleGone {
+			// Back as they were before they went: nothing to load.
+			c.settling, c.settleGone = false, false
+			return false
+		}
 		if time.Since(c.settleStart) < c.settle {
 			return true // still settling; a set that does not load yet
 		}
 		// Settled as it is: load it once more, and refuse it.
 	}
+	c.settleGone = false
 	err = c.Load(time.Now())
 	if err == nil {
 		c.settling = false

@@ -51,6 +51,7 @@ func TestWatchReportsFilesThatCannotBeRead(t *testing.T) {
 	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
 	writePair(t, 1, cert, key)
 	s := New(cert, key, "", tls.NoClientCert, []string{"h2"})
+	s.SetSettle(0) // each look decides: settling is TestMissingFileIsRefusedAfterSettling's
 	if err := s.Load(time.Now()); err != nil {
 		t.Fatal(err)
 	}
