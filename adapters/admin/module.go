@@ -24,6 +24,8 @@ type Config struct {
 	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. Loopback by default; an address beyond loopback (another interface, 0.0.0.0, :8082) is refused unless auth.enabled is true (every call then needs a Super user's signature) and admin.tls.enabled is true."`
 	// TLS makes the API serve HTTPS only.
 	TLS TLSConfig `yaml:"tls"`
+	// HandshakeTimeout bounds each TLS handshake (admin.tls.enabled).
+	HandshakeTimeout time.Duration `yaml:"handshakeTimeout" help:"time a new connection has to finish its TLS handshake (admin.tls.enabled); one that has not is closed and counted in rmqproxy_handshake_failures_total with reason timeout"`
 	// AllowedHosts guards against DNS rebinding: see guard.go.
 	// AccessKey and SecretKey are what the rmqproxy topic and group
 	// commands sign their calls with when the proxy has auth.enabled.
@@ -52,7 +54,8 @@ const DefaultAddress = "127.0.0.1:8082"
 
 // DefaultConfig returns the defaults: enabled, plain HTTP on 127.0.0.1:8082.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{MinVersion: tlspolicy.Default, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning}}
+	return Config{Enabled: true, Address: DefaultAddress, TLS: TLSConfig{MinVersion: tlspolicy.Default, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning},
+		HandshakeTimeout: DefaultHandshakeTimeout}
 }
 
 // Loopback reports whether address (host:port) can only be reached from
@@ -105,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ExpiryWarning < 0 {
 		errs = append(errs, errors.New("tls.expiryWarning must not be negative (0: no warning)"))
+	}
+	if c.HandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("handshakeTimeout must be positive, not %v", c.HandshakeTimeout))
 	}
 	for _, h := range c.AllowedHosts {
 		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ \t@?#") {

@@ -27,11 +27,13 @@ const (
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 60 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// handshakeTimeout bounds the TLS handshake of a connection (with
-	// admin.tls.enabled): the least of the timeouts above, as net/http
-	// derived it when it ran the handshakes itself.
-	handshakeTimeout = readHeaderTimeout
 )
+
+// DefaultHandshakeTimeout is the default of admin.handshakeTimeout, which
+// bounds the TLS handshake of a connection (with admin.tls.enabled): the
+// least of the timeouts above, as net/http derived it when it ran the
+// handshakes itself.
+const DefaultHandshakeTimeout = readHeaderTimeout
 
 // Server serves the admin API over HTTP. Start binds and serves, Stop shuts
 // down gracefully; the zero value is not usable, use [New].
@@ -84,7 +86,7 @@ func New(cfg Config, admin *application.Admin, logger *slog.Logger) *Server {
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
-		HandshakeTimeout:  handshakeTimeout,
+		HandshakeTimeout:  cfg.HandshakeTimeout,
 		Handshakes:        s.handshakes,
 		Logger:            s.log,
 	})

@@ -782,8 +782,16 @@ func TestConfig(t *testing.T) {
 		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{""}}, false},
 		{admin.Config{Enabled: true, Address: ":8082", AllowedHosts: []string{"a b"}}, false},
 	} {
+		tt.cfg.HandshakeTimeout = admin.DefaultHandshakeTimeout // its own cases below
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%+v: %v", tt.cfg, err)
+		}
+	}
+	for _, d := range []time.Duration{0, -time.Second} {
+		cfg := admin.DefaultConfig()
+		cfg.HandshakeTimeout = d
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "handshakeTimeout must be positive") {
+			t.Errorf("handshakeTimeout %v: %v, want it refused", d, err)
 		}
 	}
 }

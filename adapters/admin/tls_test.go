@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -60,6 +61,15 @@ type tlsServer struct {
 
 func startTLSServer(t *testing.T, tc admin.TLSConfig, before ...func(*admin.Server)) *tlsServer {
 	t.Helper()
+	cfg := admin.DefaultConfig()
+	cfg.TLS = tc
+	return startTLSServerOf(t, cfg, before...)
+}
+
+// startTLSServerOf starts an admin API of cfg on 127.0.0.1 with
+// admin.tls.enabled.
+func startTLSServerOf(t *testing.T, cfg admin.Config, before ...func(*admin.Server)) *tlsServer {
+	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
@@ -68,10 +78,8 @@ func startTLSServer(t *testing.T, tc admin.TLSConfig, before ...func(*admin.Serv
 		t.Fatal(err)
 	}
 	logger, logs := newLogger(t)
-	cfg := admin.DefaultConfig()
 	cfg.Address = "127.0.0.1:0"
-	tc.Enabled = true
-	cfg.TLS = tc
+	cfg.TLS.Enabled = true
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +192,32 @@ func TestTLSMinVersionAndHandshakeFailures(t *testing.T) {
 	if got := def.collect(t, observe.MetricHandshakeFailures); len(got) != 0 {
 		t.Errorf("%s with no failure: %v", observe.MetricHandshakeFailures, got)
 	}
+}
+
+// TestHandshakeTimeout: a client that opens a connection to the HTTPS
+// port and never sends its ClientHello is closed once admin.handshakeTimeout
+// has passed (well before the 5 s default), and counted with reason
+// timeout.
+func TestHandshakeTimeout(t *testing.T) {
+	pair, _ := writeServerPair(t, t.TempDir(), 1)
+	cfg := admin.DefaultConfig()
+	cfg.TLS = admin.TLSConfig{CertFile: pair, KeyFile: pair}
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	s := startTLSServerOf(t, cfg)
+	silent, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Generous for 100 ms, short of the 5 s default.
+	_ = silent.SetReadDeadline(time.Now().Add(4 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a client that sends no ClientHello: read %d bytes, %v; want the connection closed by the server", n, err)
+	}
+	want := map[[2]string]int64{{"admin", "timeout"}: 1}
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the stalled handshake counted", func() bool {
+		return maps.Equal(s.collect(t, observe.MetricHandshakeFailures), want)
+	})
 }
 
 // TestCertificateReloadsAreCounted: a changed certificate that loads and
