@@ -81,6 +81,39 @@ func TestWatchReportsFilesThatCannotBeRead(t *testing.T) {
 	}
 }
 
+// TestFilesBackAsTheyWereAreNoChange: a key file seen missing, then back
+// with the content it had, ends the wait without a reload or a failure,
+// and the next look settles nothing.
+func TestFilesBackAsTheyWereAreNoChange(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePair(t, 1, cert, key)
+	s := New(cert, key, "", tls.NoClientCert, nil)
+	s.SetSettle(time.Minute)
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if !s.check(t.Context(), log) {
+		t.Fatal("a missing key is not waited for")
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if s.check(t.Context(), log) || s.Reloads() != 0 || s.Failures() != 0 {
+			t.Fatalf("look %d at the key back as it was: still settling or counted (%d loaded, %d failed)", i, s.Reloads(), s.Failures())
+		}
+	}
+}
+
 // TestCheckExpiryWarnsOncePerCertificate: a certificate in use that
 // expires within the warning window is logged at Warn once, however many
 // ticks look at it; a renewed certificate still within the window is
