@@ -289,8 +289,9 @@ func (c *Store) Observe(meter metric.Meter, listener string) error {
 
 // Watch reloads changed files every interval until ctx ends, and checks
 // the expiry of the certificate served (see [Store.CheckExpiry]). While a
-// changed set that does not load settles, it looks at the files every
-// 50 ms (or interval, when shorter), to see the next change soon.
+// changed set that does not load, or a file that cannot be read, settles,
+// it looks at the files every 50 ms (or interval, when shorter), to see
+// the next change soon.
 func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -313,7 +314,8 @@ func (c *Store) Watch(ctx context.Context, interval time.Duration, log *slog.Log
 
 // check reloads the files when they changed since the last look; Watch
 // calls it every interval. It reports whether a changed set that does not
-// load yet is settling (then Watch looks again soon).
+// load yet, or a file that cannot be read yet, is settling (then Watch
+// looks again soon).
 func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 	sum, err := c.fingerprint()
 	if err != nil {
