@@ -322,32 +322,38 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	id := r[0].MessageID
 	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 
-	receiveOne := func(invisible time.Duration) (*rmq.MessageView, time.Time) {
+	// receiveOne receives the message, and returns the wall-clock times
+	// (the invisible time is the server's wall clock) just before the
+	// receive that got it and just after: the server popped it between
+	// the two. An early redelivery is told from the earliest the pop can
+	// have been to the latest the redelivery can have been, so that a
+	// slow answer on a loaded machine does not look like one.
+	receiveOne := func(invisible time.Duration) (m *rmq.MessageView, before, after time.Time) {
 		t.Helper()
-		var got *rmq.MessageView
 		testenv.WaitFor(t, 30*time.Second, func() error {
+			before = testenv.WallNow()
 			ms, err := c.Receive(t.Context(), 1, invisible)
 			if len(ms) == 1 {
-				got = ms[0]
+				m = ms[0]
 				return nil
 			}
 			return fmt.Errorf("no message yet: %v", err)
 		})
-		if got.GetMessageId() != id {
-			t.Fatalf("received %s, want %s", got.GetMessageId(), id)
+		if m.GetMessageId() != id {
+			t.Fatalf("received %s, want %s", m.GetMessageId(), id)
 		}
-		return got, testenv.WallNow() // the invisible time is the server's wall clock
+		return m, before, testenv.WallNow()
 	}
 
-	m1, t1 := receiveOne(2 * time.Second)
+	m1, popped1, _ := receiveOne(2 * time.Second)
 	if m1.GetDeliveryAttempt() != 1 {
 		t.Fatalf("first delivery attempt %d", m1.GetDeliveryAttempt())
 	}
-	m2, t2 := receiveOne(2 * time.Second)
+	m2, _, t2 := receiveOne(2 * time.Second)
 	if m2.GetDeliveryAttempt() != 2 {
 		t.Fatalf("redelivery attempt %d, want 2", m2.GetDeliveryAttempt())
 	}
-	if d := t2.Sub(t1); d < 1900*time.Millisecond {
+	if d := t2.Sub(popped1); d < 1900*time.Millisecond {
 		t.Fatalf("redelivered after %v, before its 2s invisible time", d)
 	}
 	if m1.GetReceiptHandle() == m2.GetReceiptHandle() {
@@ -365,7 +371,7 @@ func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
 	if err := c.ChangeInvisibleDuration(m2, 5*time.Second); err != nil {
 		t.Fatalf("change invisible duration: %v", err)
 	}
-	m3, t3 := receiveOne(time.Second)
+	m3, _, t3 := receiveOne(time.Second)
 	if d := t3.Sub(tc); d < 4900*time.Millisecond {
 		t.Fatalf("changed message redelivered after %v, before its new 5s invisible time", d)
 	}
