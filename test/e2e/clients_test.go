@@ -81,12 +81,15 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent := testenv.NewRawClient(t, p)
+	// Before the client's last request (its receive): its session cannot
+	// expire less than clients.expiryTimeout after this, however long the
+	// answer takes to come back on a loaded machine.
+	start := time.Now()
 	silent.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
 	msgs = pushReceive(t, silent, group, topic)
 	if len(msgs) != 1 {
 		t.Fatalf("push receive got %d", len(msgs))
 	}
-	start := time.Now()
 	// No heartbeat for clients.expiryTimeout: the session expires and its
 	// message is released well before its 60s invisible time would end.
 	waitRedelivered(msgs[0].GetSystemProperties().GetMessageId(), 40*time.Second)
