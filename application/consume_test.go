@@ -247,8 +247,8 @@ func TestRenewalSteps(t *testing.T) {
 		}
 		m.renewer.renewDue(t.Context())
 		ch := b.changesSnapshot()
-		if len(ch) != i+1 || ch[i].InvisibleTime != want {
-			t.Fatalf("renewal %d: %+v, want %v", i, ch, want)
+		if len(ch) != i+1 || ch[i].InvisibleTime != want || ch[i].Release {
+			t.Fatalf("renewal %d: %+v, want %v, not a release", i, ch, want)
 		}
 		if i > 0 && ch[i].Handle.StartOffset != last.StartOffset {
 			t.Fatalf("renewal %d used handle %v, not the latest %v", i, ch[i].Handle, last)
@@ -319,8 +319,8 @@ func TestRenewalGivesUpAfterMaxTime(t *testing.T) {
 	renewals := len(b.changesSnapshot())
 	m.renewer.renewDue(t.Context())
 	ch := b.changesSnapshot()[renewals:]
-	if len(ch) != 1 || ch[0].InvisibleTime != 7*time.Second {
-		t.Fatalf("give-up change %+v, want the group's retry delay", ch)
+	if len(ch) != 1 || ch[0].InvisibleTime != 7*time.Second || !ch[0].Release {
+		t.Fatalf("give-up change %+v, want a release after the group's retry delay", ch)
 	}
 	if len(m.renewer.held) != 0 {
 		t.Fatal("a given-up delivery is still renewed")
@@ -336,6 +336,8 @@ func TestRenewalFailures(t *testing.T) {
 	}{
 		{"transient errors are retried", errors.New("disk busy"), maxRenewFailures},
 		{"a superseded handle is forgotten at once", domain.Errorf(domain.ReasonInvalidReceiptHandle, "gone"), 1},
+		{"a renewal the broker did not send as the handle expired is forgotten at once",
+			domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring, "expired"), 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, b, clock := newTestMessaging(cfg)
@@ -367,8 +369,8 @@ func TestReleaseUndelivered(t *testing.T) {
 	latest := heldHandle(t, m, msg)
 	m.Release(asClient(t.Context(), "c1"), "g", []domain.StoredMessage{msg})
 	ch := b.changesSnapshot()
-	if len(ch) != 2 || ch[1].Handle != latest || ch[1].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
-		t.Fatalf("release %+v, want the latest handle %v with %v", ch, latest, cfg.Consumer.InvisibleTimeOnClear)
+	if len(ch) != 2 || ch[1].Handle != latest || ch[1].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear || !ch[1].Release {
+		t.Fatalf("release %+v, want a release of the latest handle %v with %v", ch, latest, cfg.Consumer.InvisibleTimeOnClear)
 	}
 	if len(m.renewer.held) != 0 {
 		t.Fatal("a released delivery is still renewed")
@@ -408,7 +410,7 @@ func TestDepartedClientReleasesHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := b.changesSnapshot()
-	if len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+	if len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear || !ch[0].Release {
 		t.Fatalf("release on termination: %+v", ch)
 	}
 	if m.sessions.Count() != 0 || len(m.renewer.held) != 0 {

@@ -333,6 +333,7 @@ func (m *Messaging) Release(ctx context.Context, group string, msgs []domain.Sto
 		reqs = append(reqs, ports.ChangeInvisibleRequest{
 			AckRequest:    ports.AckRequest{Group: group, Topic: msg.Topic, MessageID: msg.ID, Handle: h},
 			InvisibleTime: m.cfg.Consumer.InvisibleTimeOnClear,
+			Release:       true,
 		})
 	}
 	if len(reqs) == 0 {

@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -149,6 +150,7 @@ func (r *Renewer) release(ctx context.Context, clientID, group string) {
 		reqs = append(reqs, ports.ChangeInvisibleRequest{
 			AckRequest:    ports.AckRequest{Group: group, Topic: hm.topic, MessageID: d.messageID, Handle: hm.handle},
 			InvisibleTime: r.cfg.InvisibleTimeOnClear,
+			Release:       true,
 		})
 	}
 	defer func() {
@@ -233,9 +235,8 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 		if hm.handle.Expired(now) {
 			// Too late: the message is visible again, and a RocketMQ
 			// broker asked to change an expired checkpoint revives the
-			// old one and the new one, delivering the message twice.
-			r.log.LogAttrs(ctx, slog.LevelWarn, "a held message's invisible time ended before its renewal (rmqproxy was too busy to renew it in time); it is delivered again",
-				slog.String("client_id", it.k.clientID), slog.String("consumer_group", it.k.group), slog.String("msg_id", it.d.messageID))
+			// old one and the new one, delivering the message twice. (The
+			// broker adapter checks again when it sends the change.)
 			r.renewed(ctx, it, domain.ReceiptHandle{}, errRenewedTooLate)
 			hm.mu.Unlock()
 			continue
@@ -243,7 +244,9 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 		req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: it.k.group, Topic: hm.topic, MessageID: it.d.messageID, Handle: hm.handle}}
 		it.giveUp = now.Sub(hm.first) >= r.cfg.RenewMaxTime
 		if it.giveUp {
-			// Held too long: let the message be retried after the group's backoff.
+			// Held too long: let the message be retried after the group's
+			// backoff. Left out near its end, it is retried at that end.
+			req.Release = true
 			req.InvisibleTime = time.Second
 			if g, err := r.meta.ConsumerGroup(ctx, it.k.group); err == nil {
 				req.InvisibleTime = g.RetryPolicy.Delay(hm.attempt)
@@ -266,7 +269,7 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 
 // errRenewedTooLate is the outcome of a renewal not sent because the
 // handle had expired.
-var errRenewedTooLate = domain.Errorf(domain.ReasonInvalidReceiptHandle, "the receipt handle expired before its renewal")
+var errRenewedTooLate = domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring, "the receipt handle expired before its renewal")
 
 // renewed records the outcome of one renewal; the caller holds it.hm.mu.
 func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHandle, err error) {
@@ -277,8 +280,13 @@ func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHan
 		hm.renewals++
 		hm.failures = 0
 		return
-	case err == nil:
+	case err == nil || it.giveUp && errors.Is(err, ports.ErrHandleExpiring):
 		r.log.LogAttrs(ctx, slog.LevelInfo, "message held longer than consumer.renewMaxTime; it will be retried",
+			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id))
+	case errors.Is(err, ports.ErrHandleExpiring):
+		// Not sent: the message is visible again, or would be by the
+		// time the broker took the change (see ports.Broker).
+		r.log.LogAttrs(ctx, slog.LevelWarn, "a held message's invisible time ended before its renewal could be sent (rmqproxy was too busy to renew it in time); it is delivered again",
 			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id))
 	case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
 		// Acked, expired or redelivered meanwhile: nothing left to renew.

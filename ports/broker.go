@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -45,6 +46,14 @@ type Broker interface {
 
 	// ChangeInvisible sets when a delivered message becomes visible again,
 	// counting from now, and returns the handle that replaces req.Handle.
+	//
+	// A broker that may apply a change after the handle's invisible time
+	// has ended, and then deliver the message twice (a RocketMQ broker
+	// revives the old checkpoint and the new one), checks the handle when
+	// it sends the change: one already expired, or a release (see
+	// [ChangeInvisibleRequest.Release]) of one that expires within the
+	// time the request may take, is not sent and fails with an error
+	// wrapping [ErrHandleExpiring] (ReasonInvalidReceiptHandle).
 	ChangeInvisible(ctx context.Context, req ChangeInvisibleRequest) (domain.ReceiptHandle, error)
 
 	// ChangeInvisibleBatch changes several deliveries at once, sharing the
@@ -125,7 +134,21 @@ type AckRequest struct {
 type ChangeInvisibleRequest struct {
 	AckRequest
 	InvisibleTime time.Duration
+	// Release marks a change the proxy makes on its own to let the
+	// message be delivered again soon (a message it could not hand to the
+	// client, one a departed client held, one held past
+	// consumer.renewMaxTime): the message becomes visible when its handle
+	// expires anyway, so leaving the change out costs at most that wait,
+	// while a change the broker applies too late delivers it twice.
+	// Client requests and renewals are not releases.
+	Release bool
 }
+
+// ErrHandleExpiring is wrapped by the error of a change that was not sent
+// because the handle's invisible time had ended, or, for a release, ends
+// before the broker could be relied on to apply it (see
+// [Broker.ChangeInvisible]).
+var ErrHandleExpiring = errors.New("the receipt handle's invisible time ends before the broker could apply the change")
 
 // Reasons of a [ForwardRefusedError], as the audit log records them.
 const (

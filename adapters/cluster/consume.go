@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -145,16 +146,12 @@ const lateReleaseInvisibleTime = time.Second
 // popped would otherwise stay invisible for the whole invisible time and
 // then come again as a second delivery attempt.
 //
-// A message whose invisible time has ended, or ends within
-// lateReleaseInvisibleTime, is left alone: releasing it would gain nothing,
-// and it would deliver the message twice. A broker revives a checkpoint
-// whose time has passed (PopReviveService copies the message into the
-// group's retry topic) without looking for later changes, and answers a
-// CHANGE_MESSAGE_INVISIBLETIME on it all the same: it writes a new
-// checkpoint for the same offset, which is revived too, and an ack of the
-// old one, which may come too late to stop its revival. The answer may come up
-// to a minute late (the Remoting client's late window), and the handle's
-// pop time is the broker's clock, which this host's is assumed to follow.
+// A message whose invisible time has ended, or ends within the release
+// margin (see [Broker.expiring]), is left alone: releasing it would gain
+// little, and a release the broker applies too late delivers it twice. The
+// answer may come up to a minute late (the Remoting client's late window),
+// and the handle's pop time is the broker's clock, which this host's is
+// assumed to follow.
 func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broker string, resp *remoting.Command) {
 	if remoting.ResponseCode(resp.Code) != remoting.ResponseSuccess {
 		return
@@ -166,7 +163,7 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 		return
 	}
 	reqs := make([]ports.ChangeInvisibleRequest, 0, len(raw))
-	soon := b.clock.Now().Add(lateReleaseInvisibleTime)
+	soon := b.clock.Now().Add(b.releaseMargin())
 	expiring := 0
 	for i := range raw {
 		h, err := popHandle(&raw[i])
@@ -177,28 +174,34 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 			expiring++
 			continue
 		}
-		reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime,
+		reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime, Release: true,
 			AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}})
 	}
+	var errs []error
+	if len(reqs) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		_, errs = b.ChangeInvisibleBatch(ctx, reqs)
+		cancel()
+	}
+	released := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			released++
+		case errors.Is(err, ports.ErrHandleExpiring): // its time ran out meanwhile
+			expiring++
+		default:
+			b.log.LogAttrs(ctx, slog.LevelWarn, "releasing a message of a late pop answer failed; it becomes visible after its invisible time",
+				slog.String("broker", broker), slog.String("msg_id", reqs[i].MessageID), slog.Any("error", err))
+		}
+	}
 	if expiring > 0 {
-		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and after its messages' invisible time (or within a second of its end); they are left to the broker, which delivers them again",
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and so close to the end of its messages' invisible time (cluster.requestTimeout or less before it, or after it) that a release might reach the broker too late; they are left to the broker, which delivers them again",
 			slog.String("broker", broker), slog.String("consumer_group", req.Group), slog.String("topic", req.Topic),
 			slog.Int("messages", expiring))
 	}
 	if len(reqs) == 0 {
 		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	defer cancel()
-	_, errs := b.ChangeInvisibleBatch(ctx, reqs)
-	released := 0
-	for i, err := range errs {
-		if err != nil {
-			b.log.LogAttrs(ctx, slog.LevelWarn, "releasing a message of a late pop answer failed; it becomes visible after its invisible time",
-				slog.String("broker", broker), slog.String("msg_id", reqs[i].MessageID), slog.Any("error", err))
-			continue
-		}
-		released++
 	}
 	b.log.LogAttrs(ctx, slog.LevelInfo, "a pop answer came after its receive gave up; its messages were released to be delivered again in a second",
 		slog.String("broker", broker), slog.String("consumer_group", req.Group), slog.String("topic", req.Topic),
@@ -246,6 +249,9 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 	h := req.Handle
 	addr, err := b.handleBroker(ctx, h)
 	if err != nil {
+		return domain.ReceiptHandle{}, err
+	}
+	if err := b.expiring(req); err != nil {
 		return domain.ReceiptHandle{}, err
 	}
 	ch := remoting.ChangeInvisibleTimeRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName}, ConsumerGroup: req.Group,
@@ -362,6 +368,50 @@ func each(n int, f func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// expiring returns the error of a change that is not to be sent now (see
+// [ports.Broker.ChangeInvisible]), or nil. A RocketMQ broker changes a
+// checkpoint whatever its time (ChangeInvisibleTimeProcessor looks at the
+// handle's pop and invisible time only to address the old checkpoint): it
+// writes a new checkpoint, then an ack of the old one, both to the revive
+// queue. PopReviveService revives a checkpoint once the revive queue has
+// moved more than ackTimeInterval + 1 s (2 s) past its revive time (pop
+// time + invisible time), timer messages coming up to a second early, and
+// takes no notice of an ack that comes after it: a change the broker
+// applies more than about a second after the old handle's end delivers
+// the message twice, from the old checkpoint and from the new one.
+//
+// The check is made here, when the request is sent, not when the caller
+// decided on it (a renewal scan or a batch may have waited meanwhile). A
+// handle already expired is refused, as the Apache proxy refuses it
+// (ReceiptHandle.isExpired, for clients and for its own renewals and
+// releases alike). A release is refused as well when the handle expires
+// within the release margin: the broker applies a request at the latest
+// when its answer comes, which may take cluster.requestTimeout, and
+// leaving a release out costs at most the margin's wait. Renewals and
+// client requests get no margin: left out, the message comes again for
+// sure, while sent it comes again only if the broker takes more than the
+// time left plus its second of grace, and then once, as it would anyway
+// (the proxy acks the new checkpoint when the client acks).
+func (b *Broker) expiring(req ports.ChangeInvisibleRequest) error {
+	now := b.clock.Now()
+	switch {
+	case req.Handle.Expired(now):
+		return domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring,
+			"receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
+	case req.Release && req.Handle.Expired(now.Add(b.releaseMargin())):
+		return domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring,
+			"the receipt handle expires before a release could be relied on to reach the broker; the message becomes visible then")
+	}
+	return nil
+}
+
+// releaseMargin is how long a handle must still be valid for a release of
+// it to be sent: cluster.requestTimeout, and no less than the second a
+// late pop answer's release would keep the message invisible.
+func (b *Broker) releaseMargin() time.Duration {
+	return max(b.cfg.RequestTimeout, lateReleaseInvisibleTime)
 }
 
 // ChangeInvisibleBatch implements [ports.Broker]: one
