@@ -1,0 +1,173 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/cluster"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// offsetClock is this host's clock moved by an offset the test sets.
+type offsetClock struct{ by atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.by.Load())) }
+
+// TestReleaseNearTheHandlesEndDeliversOnce: a release (the proxy making a
+// message it cannot hand on visible again in a second) decided while the
+// handle had 2 s left, which reaches the broker only after the broker
+// revived the pop's checkpoint (a request that took its time, or a host
+// clock behind the broker's: the test sets the adapter's clock 2 s before
+// the handle's end once the broker has redelivered the message). A
+// RocketMQ 5.5.0 broker applies it all the same: it wrote a new checkpoint
+// of 1 s, which it revived too, delivering the message a third time after
+// its redelivery had been acked. The cluster adapter does not send a
+// release whose handle ends within cluster.requestTimeout: the message is
+// delivered once more, by the broker's revival, and then no more.
+func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
+	f := startNearEnd(t)
+	id := f.send(t)
+	first, h := f.attempt(t, id, 1)
+	// Not acked: the broker revives the pop's checkpoint and delivers the
+	// message again, which is acked.
+	_, h2 := f.attempt(t, id, 2)
+	revivedAfter := time.Since(h.NextVisibleTime())
+	f.ack(t, id, h2)
+	t.Logf("redelivered %v after the first handle's end", revivedAfter)
+
+	// The release of the first delivery, decided 2 s before its end.
+	f.clock.by.Store(int64(h.NextVisibleTime().Add(-2 * time.Second).Sub(time.Now())))
+	_, errs := f.b.ChangeInvisibleBatch(t.Context(), []ports.ChangeInvisibleRequest{{InvisibleTime: time.Second, Release: true,
+		AckRequest: ports.AckRequest{Group: f.group, Topic: f.topic, MessageID: first.ID, Handle: h}}})
+	f.clock.by.Store(0)
+	// A checkpoint the release wrote would be revived about as long after
+	// its second as the first one was: the wait is twice that, and more.
+	f.noMore(t, time.Second+2*revivedAfter+5*time.Second, fmt.Sprintf("the release's error: %v", errs[0]))
+	if !errors.Is(errs[0], ports.ErrHandleExpiring) {
+		t.Fatalf("the release of a handle ending within cluster.requestTimeout: %v, want ErrHandleExpiring", errs[0])
+	}
+}
+
+// TestRenewalNearTheHandlesEndDeliversOnce: a renewal sent 500 ms before
+// the end of its handle is applied by a RocketMQ 5.5.0 broker before it
+// revives the old checkpoint (it revives one once its revive queue is 2 s
+// past the checkpoint's end, and a change acks the old checkpoint):
+// acked with the renewed handle, as the proxy acks a push consumer's
+// message, the message is not delivered again. Left out, it would have
+// been, for sure; this is why renewals (and client changes) get no
+// margin, only releases (see cluster.Broker.expiring).
+func TestRenewalNearTheHandlesEndDeliversOnce(t *testing.T) {
+	f := startNearEnd(t)
+	id := f.send(t)
+	m, h := f.attempt(t, id, 1)
+	testenv.WaitFor(t, time.Minute, func() error {
+		if l := time.Until(h.NextVisibleTime()); l > 500*time.Millisecond {
+			return fmt.Errorf("%v left", l)
+		}
+		return nil
+	})
+	nh, err := f.b.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{InvisibleTime: 20 * time.Second,
+		AckRequest: ports.AckRequest{Group: f.group, Topic: f.topic, MessageID: m.ID, Handle: h}})
+	left := time.Until(h.NextVisibleTime())
+	if err != nil {
+		t.Fatalf("renewal answered %v before the handle's end: %v", left, err)
+	}
+	f.ack(t, id, nh)
+	t.Logf("renewal answered %v before the handle's end", left)
+	// The old checkpoint would be revived about 3 s after its end.
+	f.noMore(t, 10*time.Second, fmt.Sprintf("renewal answered %v before the handle's end", left))
+}
+
+// nearEnd is a topic and group of a broker of their own, with a cluster
+// adapter on it whose clock the test may move.
+type nearEnd struct {
+	p            *testenv.Proxy
+	b            *cluster.Broker
+	clock        *offsetClock
+	topic, group string
+	producer     rmq.Producer
+}
+
+func startNearEnd(t *testing.T) *nearEnd {
+	cfg, _ := testenv.ClusterConfig(t)
+	f := &nearEnd{p: testenv.Start(t, cfg), clock: &offsetClock{},
+		topic: testenv.Name(t, "near-end"), group: testenv.Name(t, "g-near-end")}
+	f.p.CreateTopic(t, f.topic, domain.MessageTypeNormal, 1)
+	f.p.CreateGroup(t, application.GroupSpec{Name: f.group})
+	f.producer = testenv.NewProducer(t, f.p, f.topic)
+	var err error
+	if f.b, err = cluster.New(cfg.Cluster, nil, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.b.Close(context.Background()) })
+	return f
+}
+
+// send sends a message and returns its id.
+func (f *nearEnd) send(t *testing.T) string {
+	receipts, err := f.producer.Send(t.Context(), &rmq.Message{Topic: f.topic, Body: []byte("near the end")})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return receipts[0].MessageID
+}
+
+// pop pops one message (invisible for 2 s), waiting up to poll for it.
+func (f *nearEnd) pop(t *testing.T, poll time.Duration) []domain.StoredMessage {
+	ctx, cancel := context.WithTimeout(t.Context(), poll+10*time.Second)
+	defer cancel()
+	msgs, err := f.b.Pop(ctx, ports.PopRequest{Group: f.group, Topic: f.topic, QueueID: -1, MaxMessages: 1,
+		InvisibleTime: 2 * time.Second, PollTimeout: poll, Filter: filter.All})
+	if err != nil {
+		t.Logf("pop: %v", err)
+	}
+	return msgs
+}
+
+// attempt returns delivery n of message id, once a pop hands it out.
+func (f *nearEnd) attempt(t *testing.T, id string, n int32) (domain.StoredMessage, domain.ReceiptHandle) {
+	var got domain.StoredMessage
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		for _, m := range f.pop(t, 3*time.Second) {
+			if m.ID != id || m.DeliveryAttempt != n {
+				t.Fatalf("popped %s attempt %d, want %s attempt %d", m.ID, m.DeliveryAttempt, id, n)
+			}
+			got = m
+			return nil
+		}
+		return fmt.Errorf("delivery %d of %s not popped yet", n, id)
+	})
+	h, err := domain.ParseReceiptHandle(got.ReceiptHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, h
+}
+
+func (f *nearEnd) ack(t *testing.T, id string, h domain.ReceiptHandle) {
+	if err := f.b.Ack(t.Context(), ports.AckRequest{Group: f.group, Topic: f.topic, MessageID: id, Handle: h}); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+}
+
+// noMore pops for window and fails the test, saying why, on any message.
+func (f *nearEnd) noMore(t *testing.T, window time.Duration, why string) {
+	for end := time.Now().Add(window); time.Until(end) > 0; {
+		for _, m := range f.pop(t, min(time.Until(end), 5*time.Second)) {
+			t.Fatalf("delivered once more after the ack: %s attempt %d (%s)", m.ID, m.DeliveryAttempt, why)
+		}
+	}
+}
