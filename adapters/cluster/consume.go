@@ -163,19 +163,22 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 		return
 	}
 	reqs := make([]ports.ChangeInvisibleRequest, 0, len(raw))
-	soon := b.clock.Now().Add(b.releaseMargin())
+	now := b.clock.Now()
 	expiring := 0
 	for i := range raw {
 		h, err := popHandle(&raw[i])
 		if err != nil {
 			continue
 		}
-		if h.Expired(soon) {
+		rel := ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime, Release: true,
+			AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}}
+		// Visible within the release's second anyway, or too close to
+		// its end for a release to be sent.
+		if h.Expired(now.Add(lateReleaseInvisibleTime)) || b.expiring(rel) != nil {
 			expiring++
 			continue
 		}
-		reqs = append(reqs, ports.ChangeInvisibleRequest{InvisibleTime: lateReleaseInvisibleTime, Release: true,
-			AckRequest: ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: raw[i].MsgID(), Handle: h}})
+		reqs = append(reqs, rel)
 	}
 	var errs []error
 	if len(reqs) > 0 {
@@ -389,7 +392,11 @@ func each(n int, f func(i int)) {
 // releases alike). A release is refused as well when the handle expires
 // within the release margin: the broker applies a request at the latest
 // when its answer comes, which may take cluster.requestTimeout, and
-// leaving a release out costs at most the margin's wait. Renewals and
+// leaving a release out costs at most the margin's wait. A release of an
+// orderly pop's handle gets no margin: the broker keeps no checkpoint for
+// it, only the queue's next visible time, which a change whose pop time
+// is not the queue's latest pop's leaves alone
+// (ConsumerOrderInfoManager.updateNextVisibleTime). Renewals and
 // client requests get no margin: left out, the message comes again for
 // sure, while sent it comes again only if the broker takes more than the
 // time left plus its second of grace, and then once, as it would anyway
@@ -400,7 +407,7 @@ func (b *Broker) expiring(req ports.ChangeInvisibleRequest) error {
 	case req.Handle.Expired(now):
 		return domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring,
 			"receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
-	case req.Release && req.Handle.Expired(now.Add(b.releaseMargin())):
+	case req.Release && req.Handle.ReviveQueueID != remoting.OrderlyReviveQid && req.Handle.Expired(now.Add(b.releaseMargin())):
 		return domain.Wrap(domain.ReasonInvalidReceiptHandle, ports.ErrHandleExpiring,
 			"the receipt handle expires before a release could be relied on to reach the broker; the message becomes visible then")
 	}
@@ -408,11 +415,8 @@ func (b *Broker) expiring(req ports.ChangeInvisibleRequest) error {
 }
 
 // releaseMargin is how long a handle must still be valid for a release of
-// it to be sent: cluster.requestTimeout, and no less than the second a
-// late pop answer's release would keep the message invisible.
-func (b *Broker) releaseMargin() time.Duration {
-	return max(b.cfg.RequestTimeout, lateReleaseInvisibleTime)
-}
+// it to be sent: cluster.requestTimeout.
+func (b *Broker) releaseMargin() time.Duration { return b.cfg.RequestTimeout }
 
 // ChangeInvisibleBatch implements [ports.Broker]: one
 // CHANGE_MESSAGE_INVISIBLETIME per delivery, run side by side.

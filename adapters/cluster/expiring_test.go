@@ -69,6 +69,13 @@ func startChangeBroker(t *testing.T, f *fakeChangeBroker, clock ports.Clock) *Br
 	return b
 }
 
+// orderlyChangeOf is changeOf for a delivery of an orderly pop.
+func orderlyChangeOf(clock ports.Clock, left time.Duration, release bool) ports.ChangeInvisibleRequest {
+	req := changeOf(clock, left, release)
+	req.Handle.ReviveQueueID = remoting.OrderlyReviveQid
+	return req
+}
+
 // changeOf returns a change (a release if release) of a delivery whose
 // invisible time ends left after clock's time.
 func changeOf(clock ports.Clock, left time.Duration, release bool) ports.ChangeInvisibleRequest {
@@ -85,29 +92,34 @@ func changeOf(clock ports.Clock, left time.Duration, release bool) ports.ChangeI
 // (see Broker.expiring). The proxy's own releases are not sent when the
 // handle expires within cluster.requestTimeout (the longest the broker
 // may take to apply them); renewals and client changes are sent until the
-// handle has expired. What is not sent fails with ErrHandleExpiring, an
-// invalid receipt handle.
+// handle has expired, and so are releases of an orderly pop's handles,
+// which the broker changes safely at any time (it ignores a change of a
+// queue popped again since). What is not sent fails with
+// ErrHandleExpiring, an invalid receipt handle.
 func TestChangesNearTheHandlesEndAreNotSent(t *testing.T) {
 	timeout := DefaultConfig().RequestTimeout
 	for _, c := range []struct {
 		name    string
+		change  func(clock ports.Clock, left time.Duration, release bool) ports.ChangeInvisibleRequest
 		left    time.Duration
 		release bool
 		sent    bool
 	}{
-		{"release with more than requestTimeout left", timeout + time.Second, true, true},
-		{"release with requestTimeout left", timeout, true, false},
-		{"release with half of requestTimeout left", timeout / 2, true, false},
-		{"release of an expired handle", -time.Second, true, false},
-		{"renewal with 100 ms left", 100 * time.Millisecond, false, true},
-		{"renewal at the handle's end", 0, false, false},
-		{"renewal of an expired handle", -time.Second, false, false},
+		{"release with more than requestTimeout left", changeOf, timeout + time.Second, true, true},
+		{"release with requestTimeout left", changeOf, timeout, true, false},
+		{"release with half of requestTimeout left", changeOf, timeout / 2, true, false},
+		{"release of an expired handle", changeOf, -time.Second, true, false},
+		{"renewal with 100 ms left", changeOf, 100 * time.Millisecond, false, true},
+		{"renewal at the handle's end", changeOf, 0, false, false},
+		{"renewal of an expired handle", changeOf, -time.Second, false, false},
+		{"release of an orderly pop's handle with 100 ms left", orderlyChangeOf, 100 * time.Millisecond, true, true},
+		{"release of an orderly pop's expired handle", orderlyChangeOf, -time.Second, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := clocktest.New(time.Now())
 			f := &fakeChangeBroker{}
 			b := startChangeBroker(t, f, clock)
-			h, err := b.ChangeInvisible(t.Context(), changeOf(clock, c.left, c.release))
+			h, err := b.ChangeInvisible(t.Context(), c.change(clock, c.left, c.release))
 			if got := f.changes(); c.sent != (got == 1) {
 				t.Fatalf("%d CHANGE_MESSAGE_INVISIBLETIME sent (error %v), want sent: %v", got, err, c.sent)
 			}
