@@ -284,8 +284,8 @@ func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHan
 		r.log.LogAttrs(ctx, slog.LevelInfo, "message held longer than consumer.renewMaxTime; it will be retried",
 			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id))
 	case errors.Is(err, ports.ErrHandleExpiring):
-		// Not sent: the message is visible again, or would be by the
-		// time the broker took the change (see ports.Broker).
+		// Not sent: the handle's invisible time had ended when the
+		// renewal was due to go out (see ports.Broker).
 		r.log.LogAttrs(ctx, slog.LevelWarn, "a held message's invisible time ended before its renewal could be sent (rmqproxy was too busy to renew it in time); it is delivered again",
 			slog.String("client_id", k.clientID), slog.String("consumer_group", k.group), slog.String("msg_id", id))
 	case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
