@@ -397,10 +397,11 @@ func each(n int, f func(i int)) {
 // it, only the queue's next visible time, which a change whose pop time
 // is not the queue's latest pop's leaves alone
 // (ConsumerOrderInfoManager.updateNextVisibleTime). Renewals and
-// client requests get no margin: left out, the message comes again for
-// sure, while sent it comes again only if the broker takes more than the
-// time left plus its second of grace, and then once, as it would anyway
-// (the proxy acks the new checkpoint when the client acks).
+// client requests get no margin: a renewal or a client's extension left
+// out makes the message come again for sure, while sent it comes again
+// only if the broker takes more than the time left plus its second of
+// grace (once for a renewal, whose new checkpoint the proxy acks when the
+// client acks; twice for a client's nack, which looks like an extension).
 func (b *Broker) expiring(req ports.ChangeInvisibleRequest) error {
 	now := b.clock.Now()
 	switch {
