@@ -35,7 +35,7 @@ func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.by
 // release whose handle ends within cluster.requestTimeout: the message is
 // delivered once more, by the broker's revival, and then no more.
 func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
-	f := startNearEnd(t)
+	f := startNearEnd(t, "release-near-end")
 	id := f.send(t)
 	first, h := f.attempt(t, id, 1)
 	// Not acked: the broker revives the pop's checkpoint and delivers the
@@ -67,7 +67,7 @@ func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
 // been, for sure; this is why renewals (and client changes) get no
 // margin, only releases (see cluster.Broker.expiring).
 func TestRenewalNearTheHandlesEndDeliversOnce(t *testing.T) {
-	f := startNearEnd(t)
+	f := startNearEnd(t, "renewal-near-end")
 	id := f.send(t)
 	m, h := f.attempt(t, id, 1)
 	testenv.WaitFor(t, time.Minute, func() error {
@@ -98,10 +98,11 @@ type nearEnd struct {
 	producer     rmq.Producer
 }
 
-func startNearEnd(t *testing.T) *nearEnd {
+// startNearEnd starts it, with topic name and group g-name.
+func startNearEnd(t *testing.T, name string) *nearEnd {
 	cfg, _ := testenv.ClusterConfig(t)
 	f := &nearEnd{p: testenv.Start(t, cfg), clock: &offsetClock{},
-		topic: testenv.Name(t, "near-end"), group: testenv.Name(t, "g-near-end")}
+		topic: testenv.Name(t, name), group: testenv.Name(t, "g-"+name)}
 	f.p.CreateTopic(t, f.topic, domain.MessageTypeNormal, 1)
 	f.p.CreateGroup(t, application.GroupSpec{Name: f.group})
 	f.producer = testenv.NewProducer(t, f.p, f.topic)
