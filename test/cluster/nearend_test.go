@@ -58,36 +58,6 @@ func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
 	}
 }
 
-// TestRenewalNearTheHandlesEndDeliversOnce: a renewal sent 500 ms before
-// the end of its handle is applied by a RocketMQ 5.5.0 broker before it
-// revives the old checkpoint (it revives one once its revive queue is 2 s
-// past the checkpoint's end, and a change acks the old checkpoint):
-// acked with the renewed handle, as the proxy acks a push consumer's
-// message, the message is not delivered again. Left out, it would have
-// been, for sure; this is why renewals (and client changes) get no
-// margin, only releases (see cluster.Broker.expiring).
-func TestRenewalNearTheHandlesEndDeliversOnce(t *testing.T) {
-	f := startNearEnd(t, "renewal-near-end")
-	id := f.send(t)
-	m, h := f.attempt(t, id, 1)
-	testenv.WaitFor(t, time.Minute, func() error {
-		if l := time.Until(h.NextVisibleTime()); l > 500*time.Millisecond {
-			return fmt.Errorf("%v left", l)
-		}
-		return nil
-	})
-	nh, err := f.b.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{InvisibleTime: 20 * time.Second,
-		AckRequest: ports.AckRequest{Group: f.group, Topic: f.topic, MessageID: m.ID, Handle: h}})
-	left := time.Until(h.NextVisibleTime())
-	if err != nil {
-		t.Fatalf("renewal answered %v before the handle's end: %v", left, err)
-	}
-	f.ack(t, id, nh)
-	t.Logf("renewal answered %v before the handle's end", left)
-	// The old checkpoint would be revived about 3 s after its end.
-	f.noMore(t, 10*time.Second, fmt.Sprintf("renewal answered %v before the handle's end", left))
-}
-
 // nearEnd is a topic and group of a broker of their own, with a cluster
 // adapter on it whose clock the test may move.
 type nearEnd struct {
