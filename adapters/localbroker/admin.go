@@ -50,6 +50,32 @@ func stamp(created, updated *time.Time, now time.Time) {
 	}
 }
 
+// writeDefinition is the frame of the topic and group mutators: it runs write
+// under e.mu on a writable engine (write checks the change, then appends and
+// applies its record and returns the record's end) and, with e.mu released,
+// waits until that record is durable; what names the change in errors.
+func (e *Engine) writeDefinition(ctx context.Context, what string, write func() (end int64, err error)) error {
+	e.mu.Lock()
+	if err := e.checkWritableLocked(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	end, err := write()
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.waitDurable(ctx, end, what)
+}
+
+// appendDeletedLocked appends and applies a durable deletion record of type
+// typ for the named topic or group's incarnation; it returns the record's end.
+func (e *Engine) appendDeletedLocked(typ record.Type, name string, incarnation uint64) (int64, error) {
+	rec := record.Deleted{Name: name, Incarnation: incarnation}
+	_, end, err := e.appendApplyLocked(typ, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
+	return end, err
+}
+
 // CreateTopic creates a topic; ReasonAlreadyExists when the name is taken.
 // The topic-put record is durable when it returns.
 func (e *Engine) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
@@ -59,26 +85,24 @@ func (e *Engine) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := t.Validate(); err != nil {
 		return domain.Topic{}, err
 	}
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return domain.Topic{}, err
-	}
-	if _, ok := e.topics[t.Name]; ok {
-		e.mu.Unlock()
-		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
-	}
-	stamp(&t.CreatedAt, &t.UpdatedAt, e.clock.Now())
-	tm, end, err := e.putTopicLocked(t, 0, true)
-	e.mu.Unlock()
+	var created domain.Topic
+	err := e.writeDefinition(ctx, "the topic creation", func() (int64, error) {
+		if _, ok := e.topics[t.Name]; ok {
+			return 0, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
+		}
+		stamp(&t.CreatedAt, &t.UpdatedAt, e.clock.Now())
+		tm, end, err := e.putTopicLocked(t, 0, true)
+		if err != nil {
+			return 0, err
+		}
+		created = tm.Topic
+		return end, nil
+	})
 	if err != nil {
 		return domain.Topic{}, err
 	}
-	if err := e.waitDurable(ctx, end, "the topic creation"); err != nil {
-		return domain.Topic{}, err
-	}
 	e.log.InfoContext(ctx, "topic created", "topic", t.Name, "type", t.Type.String(), "queues", t.QueueCount)
-	return tm.Topic, nil
+	return created, nil
 }
 
 // UpdateTopic replaces a topic's configuration; the queue count may only grow.
@@ -89,31 +113,23 @@ func (e *Engine) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := t.Validate(); err != nil {
 		return domain.Topic{}, err
 	}
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return domain.Topic{}, err
-	}
-	cur, ok := e.topics[t.Name]
-	if !ok {
-		e.mu.Unlock()
-		return domain.Topic{}, topicNotFound(t.Name)
-	}
-	if t.QueueCount < cur.QueueCount {
-		e.mu.Unlock()
-		return domain.Topic{}, domain.Errorf(domain.ReasonBadRequest,
-			"topic %q has %d queues; the queue count can only grow (messages in removed queues would become unreachable)", t.Name, cur.QueueCount)
-	}
-	t.CreatedAt = cur.CreatedAt
-	if t.UpdatedAt.IsZero() {
-		t.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
-	}
-	_, end, err := e.putTopicLocked(t, cur.incarnation, true)
-	e.mu.Unlock()
+	err := e.writeDefinition(ctx, "the topic update", func() (int64, error) {
+		cur, ok := e.topics[t.Name]
+		if !ok {
+			return 0, topicNotFound(t.Name)
+		}
+		if t.QueueCount < cur.QueueCount {
+			return 0, domain.Errorf(domain.ReasonBadRequest,
+				"topic %q has %d queues; the queue count can only grow (messages in removed queues would become unreachable)", t.Name, cur.QueueCount)
+		}
+		t.CreatedAt = cur.CreatedAt
+		if t.UpdatedAt.IsZero() {
+			t.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
+		}
+		_, end, err := e.putTopicLocked(t, cur.incarnation, true)
+		return end, err
+	})
 	if err != nil {
-		return domain.Topic{}, err
-	}
-	if err := e.waitDurable(ctx, end, "the topic update"); err != nil {
 		return domain.Topic{}, err
 	}
 	return t, nil
@@ -123,23 +139,14 @@ func (e *Engine) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 // The topic is gone at once; its consume-queue files are removed once the
 // deletion record is durable and no kept snapshot lists them.
 func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	t, ok := e.topics[name]
-	if !ok {
-		e.mu.Unlock()
-		return topicNotFound(name)
-	}
-	rec := record.Deleted{Name: name, Incarnation: t.incarnation}
-	_, end, err := e.appendApplyLocked(record.TypeTopicDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
-	e.mu.Unlock()
+	err := e.writeDefinition(ctx, "the topic deletion", func() (int64, error) {
+		t, ok := e.topics[name]
+		if !ok {
+			return 0, topicNotFound(name)
+		}
+		return e.appendDeletedLocked(record.TypeTopicDeleted, name, t.incarnation)
+	})
 	if err != nil {
-		return err
-	}
-	if err := e.waitDurable(ctx, end, "the topic deletion"); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "topic deleted", "topic", name)
@@ -166,26 +173,24 @@ func (e *Engine) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return domain.ConsumerGroup{}, err
-	}
-	if _, ok := e.groups[g.Name]; ok {
-		e.mu.Unlock()
-		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
-	}
-	stamp(&g.CreatedAt, &g.UpdatedAt, e.clock.Now())
-	gm, end, err := e.putGroupLocked(g, 0, true)
-	e.mu.Unlock()
+	var created domain.ConsumerGroup
+	err := e.writeDefinition(ctx, "the group creation", func() (int64, error) {
+		if _, ok := e.groups[g.Name]; ok {
+			return 0, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
+		}
+		stamp(&g.CreatedAt, &g.UpdatedAt, e.clock.Now())
+		gm, end, err := e.putGroupLocked(g, 0, true)
+		if err != nil {
+			return 0, err
+		}
+		created = gm.ConsumerGroup
+		return end, nil
+	})
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	if err := e.waitDurable(ctx, end, "the group creation"); err != nil {
-		return domain.ConsumerGroup{}, err
-	}
 	e.log.InfoContext(ctx, "consumer group created", "consumer_group", g.Name)
-	return gm.ConsumerGroup, nil
+	return created, nil
 }
 
 // UpdateGroup replaces a group's configuration.
@@ -193,26 +198,19 @@ func (e *Engine) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return domain.ConsumerGroup{}, err
-	}
-	cur, ok := e.groups[g.Name]
-	if !ok {
-		e.mu.Unlock()
-		return domain.ConsumerGroup{}, groupNotFound(g.Name)
-	}
-	g.CreatedAt = cur.CreatedAt
-	if g.UpdatedAt.IsZero() {
-		g.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
-	}
-	_, end, err := e.putGroupLocked(g, cur.incarnation, true)
-	e.mu.Unlock()
+	err := e.writeDefinition(ctx, "the group update", func() (int64, error) {
+		cur, ok := e.groups[g.Name]
+		if !ok {
+			return 0, groupNotFound(g.Name)
+		}
+		g.CreatedAt = cur.CreatedAt
+		if g.UpdatedAt.IsZero() {
+			g.UpdatedAt = e.clock.Now().UTC().Truncate(time.Millisecond)
+		}
+		_, end, err := e.putGroupLocked(g, cur.incarnation, true)
+		return end, err
+	})
 	if err != nil {
-		return domain.ConsumerGroup{}, err
-	}
-	if err := e.waitDurable(ctx, end, "the group update"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	return g, nil
@@ -220,23 +218,14 @@ func (e *Engine) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 
 // DeleteGroup deletes a group and its consumer state.
 func (e *Engine) DeleteGroup(ctx context.Context, name string) error {
-	e.mu.Lock()
-	if err := e.checkWritableLocked(); err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	g, ok := e.groups[name]
-	if !ok {
-		e.mu.Unlock()
-		return groupNotFound(name)
-	}
-	rec := record.Deleted{Name: name, Incarnation: g.incarnation}
-	_, end, err := e.appendApplyLocked(record.TypeGroupDeleted, func(dst []byte) []byte { return record.AppendDeleted(dst, &rec) }, true)
-	e.mu.Unlock()
+	err := e.writeDefinition(ctx, "the group deletion", func() (int64, error) {
+		g, ok := e.groups[name]
+		if !ok {
+			return 0, groupNotFound(name)
+		}
+		return e.appendDeletedLocked(record.TypeGroupDeleted, name, g.incarnation)
+	})
 	if err != nil {
-		return err
-	}
-	if err := e.waitDurable(ctx, end, "the group deletion"); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "consumer group deleted", "consumer_group", name)
