@@ -82,19 +82,28 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 
 // allTopics reads every topic configuration of the cluster's masters.
 func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig, error) {
-	out := map[string]remoting.TopicConfig{}
+	return mergedMasterTables(ctx, b, remoting.RequestGetAllTopicConfig, "topic",
+		func(w *remoting.TopicConfigWrapper) map[string]remoting.TopicConfig { return w.TopicConfigTable })
+}
+
+// mergedMasterTables asks every master of the cluster for one of its
+// name-keyed tables (code returns a JSON body W; table picks the table out
+// of it; kind names it in errors) and merges them: a name several masters
+// have keeps the entry of the first that has it.
+func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V) (map[string]V, error) {
+	out := map[string]V{}
 	err := b.eachMaster(ctx, "", func(m master) error {
-		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllTopicConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
+		resp, err := b.call(ctx, m.addr, code, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
 		if err != nil {
 			return err
 		}
-		var w remoting.TopicConfigWrapper
+		var w W
 		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
-			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's topic table could not be decoded")
+			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's "+kind+" table could not be decoded")
 		}
-		for n, tc := range w.TopicConfigTable {
+		for n, v := range table(&w) {
 			if _, seen := out[n]; !seen {
-				out[n] = tc
+				out[n] = v
 			}
 		}
 		return nil
@@ -402,24 +411,10 @@ var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true
 // allGroups reads every subscription group of the cluster's masters
 // (without creating any, unlike a single-group lookup).
 func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
-	out := map[string]remoting.SubscriptionGroupConfig{}
-	err := b.eachMaster(ctx, "", func(m master) error {
-		resp, err := b.call(ctx, m.addr, remoting.RequestGetAllSubscriptiongroupConfig, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
-		if err != nil {
-			return err
-		}
-		var w remoting.SubscriptionGroupWrapper
-		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
-			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's group table could not be decoded")
-		}
-		for n, g := range w.SubscriptionGroupTable {
-			if _, seen := out[n]; !seen {
-				out[n] = g
-			}
-		}
-		return nil
-	})
-	return out, err
+	return mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
+		func(w *remoting.SubscriptionGroupWrapper) map[string]remoting.SubscriptionGroupConfig {
+			return w.SubscriptionGroupTable
+		})
 }
 
 // ListGroups implements [ports.Admin]: the user groups of every master,
