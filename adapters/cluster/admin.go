@@ -189,6 +189,22 @@ func (b *Broker) topicExists(ctx context.Context, name string) (bool, error) {
 	return ok, nil
 }
 
+// checkTopicPut runs the checks CreateTopic and UpdateTopic share: it
+// gives t read-write permission when it has none, validates it, refuses the
+// brokers' own topics and reports whether a master has the topic.
+func (b *Broker) checkTopicPut(ctx context.Context, t *domain.Topic) (exists bool, err error) {
+	if t.Permission == domain.PermNone {
+		t.Permission = domain.PermReadWrite
+	}
+	if err := t.Validate(); err != nil {
+		return false, err
+	}
+	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
+		return false, err
+	}
+	return b.topicExists(ctx, t.Name)
+}
+
 // putTopic creates or updates a topic on every master, with its message
 // type as the message.type attribute (FIFO topics are also "order").
 func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) error {
@@ -223,16 +239,7 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) err
 // description to every NameServer. A NameServer that does not take the
 // description leaves the topic created: the error says so.
 func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
-	if t.Permission == domain.PermNone {
-		t.Permission = domain.PermReadWrite
-	}
-	if err := t.Validate(); err != nil {
-		return domain.Topic{}, err
-	}
-	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
-		return domain.Topic{}, err
-	}
-	exists, err := b.topicExists(ctx, t.Name)
+	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
 	}
@@ -292,16 +299,7 @@ func (b *Broker) awaitRoute(ctx context.Context, name string) error {
 // UpdateTopic implements [ports.Admin] with UPDATE_AND_CREATE_TOPIC on every
 // master, then the description (kept or changed) to every NameServer.
 func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
-	if t.Permission == domain.PermNone {
-		t.Permission = domain.PermReadWrite
-	}
-	if err := t.Validate(); err != nil {
-		return domain.Topic{}, err
-	}
-	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
-		return domain.Topic{}, err
-	}
-	exists, err := b.topicExists(ctx, t.Name)
+	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
 	}
