@@ -467,6 +467,24 @@ func storableRetryPolicy(g domain.ConsumerGroup) error {
 	return nil
 }
 
+// checkGroupPut runs the checks CreateGroup and UpdateGroup share: it
+// validates g, refuses a retry policy the brokers cannot hold and reports
+// whether a master has the group.
+func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exists bool, err error) {
+	if err := g.Validate(); err != nil {
+		return false, err
+	}
+	if err := storableRetryPolicy(g); err != nil {
+		return false, err
+	}
+	all, err := b.allGroups(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, exists = all[g.Name]
+	return exists, nil
+}
+
 func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, after string) error {
 	body, err := remoting.EncodeJSONBody(subscriptionGroupOf(g))
 	if err != nil {
@@ -495,17 +513,11 @@ func (b *Broker) putGroupDescription(ctx context.Context, g domain.ConsumerGroup
 // one). A NameServer that does not take the description leaves the group
 // created: the error says so.
 func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	if err := g.Validate(); err != nil {
-		return domain.ConsumerGroup{}, err
-	}
-	if err := storableRetryPolicy(g); err != nil {
-		return domain.ConsumerGroup{}, err
-	}
-	all, err := b.allGroups(ctx)
+	exists, err := b.checkGroupPut(ctx, g)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	if _, ok := all[g.Name]; ok {
+	if exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
 	}
 	if err := b.putGroup(ctx, g, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
@@ -520,17 +532,11 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 
 // UpdateGroup implements [ports.Admin] like CreateGroup.
 func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	if err := g.Validate(); err != nil {
-		return domain.ConsumerGroup{}, err
-	}
-	if err := storableRetryPolicy(g); err != nil {
-		return domain.ConsumerGroup{}, err
-	}
-	all, err := b.allGroups(ctx)
+	exists, err := b.checkGroupPut(ctx, g)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	if _, ok := all[g.Name]; !ok {
+	if !exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", g.Name, g.Name)
 	}
 	if err := b.putGroup(ctx, g, "once they answer, run the command again"); err != nil {
