@@ -45,27 +45,12 @@ func encodeSnapshotOld(s *snapshot, version int) []byte {
 	magic := [][]byte{snapMagicV1, snapMagicV2, snapMagicV3}[version-1]
 	w := snapWriter{b: bytes.Clone(magic)}
 	w.i(s.logOffset)
-	w.u(uint64(len(s.queues)))
-	for _, q := range s.queues {
-		w.s(q.topic)
-		w.i(int64(q.qid))
-		w.i(q.count)
-	}
+	w.queues(s.queues)
 	w.u(uint64(len(s.states)))
 	for _, st := range s.states {
-		w.s(st.key.group)
-		w.s(st.key.topic)
-		w.i(int64(st.key.qid))
-		w.i(st.floor)
-		w.i(st.next)
-		w.u(uint64(len(st.deliveries)))
+		w.stateHead(&st)
 		for _, d := range st.deliveries {
-			w.i(d.offset)
-			w.i(int64(d.d.attempt))
-			w.i(d.d.receipt)
-			w.i(d.d.deadline)
-			w.bool(d.d.visible)
-			w.s(d.d.msgGroup)
+			w.deliveryV1(&d)
 		}
 		var acked []int64
 		for _, a := range st.acked {

@@ -112,30 +112,47 @@ func (w *snapWriter) bool(v bool) {
 	w.b = append(w.b, b)
 }
 
-func encodeSnapshot(s *snapshot) []byte {
-	w := snapWriter{b: bytes.Clone(snapMagic)}
-	w.i(s.logOffset)
-	w.u(uint64(len(s.queues)))
-	for _, q := range s.queues {
+// queues writes the queue section, the same in every version.
+func (w *snapWriter) queues(qs []snapQueue) {
+	w.u(uint64(len(qs)))
+	for _, q := range qs {
 		w.s(q.topic)
 		w.i(int64(q.qid))
 		w.i(q.count)
 	}
+}
+
+// stateHead writes what every version has before a state's deliveries: its
+// key, ack floor and cursor, and the number of deliveries.
+func (w *snapWriter) stateHead(st *snapState) {
+	w.s(st.key.group)
+	w.s(st.key.topic)
+	w.i(int64(st.key.qid))
+	w.i(st.floor)
+	w.i(st.next)
+	w.u(uint64(len(st.deliveries)))
+}
+
+// deliveryV1 writes the fields a delivery has had since version 1; version
+// 4 follows them with the run id and held flag.
+func (w *snapWriter) deliveryV1(d *snapDelivery) {
+	w.i(d.offset)
+	w.i(int64(d.d.attempt))
+	w.i(d.d.receipt)
+	w.i(d.d.deadline)
+	w.bool(d.d.visible)
+	w.s(d.d.msgGroup)
+}
+
+func encodeSnapshot(s *snapshot) []byte {
+	w := snapWriter{b: bytes.Clone(snapMagic)}
+	w.i(s.logOffset)
+	w.queues(s.queues)
 	w.u(uint64(len(s.states)))
 	for _, st := range s.states {
-		w.s(st.key.group)
-		w.s(st.key.topic)
-		w.i(int64(st.key.qid))
-		w.i(st.floor)
-		w.i(st.next)
-		w.u(uint64(len(st.deliveries)))
+		w.stateHead(&st)
 		for _, d := range st.deliveries {
-			w.i(d.offset)
-			w.i(int64(d.d.attempt))
-			w.i(d.d.receipt)
-			w.i(d.d.deadline)
-			w.bool(d.d.visible)
-			w.s(d.d.msgGroup)
+			w.deliveryV1(&d)
 			w.i(d.d.run)
 			w.bool(d.d.held)
 		}
