@@ -129,27 +129,36 @@ func TestPushConsumerWithClosedStreamIsServed(t *testing.T) {
 // receive long-polls is refused, as upstream refuses a client without a
 // channel, and the messages popped for it are released, not renewed.
 func TestPushConsumerGoneDuringPoll(t *testing.T) {
-	cfg := DefaultConfig()
-	m, b, _ := newTestMessaging(cfg)
+	m, b, _ := newTestMessaging(DefaultConfig())
 	ctx := asClient(t.Context(), "c1")
 	if err := m.Heartbeat(ctx, "g", ClientTypePushConsumer); err != nil {
 		t.Fatal(err)
 	}
+	receiveReleasedAfter(t, m, b, func() error { return m.NotifyClientTermination(ctx, "g") })
+}
+
+// receiveReleasedAfter receives from topic t for client c1 under group g
+// with auto-renewal, runs leave (how c1 leaves g) once the receive has
+// long-polled, just before its pop, and checks that the receive is answered
+// MESSAGE_NOT_FOUND and the message popped for it released (made visible
+// after consumer.invisibleTimeOnClear), not renewed.
+func receiveReleasedAfter(t *testing.T, m *Messaging, b *fakeBroker, leave func() error) {
+	t.Helper()
 	b.beforePop = func() {
-		if err := m.NotifyClientTermination(ctx, "g"); err != nil {
+		if err := leave(); err != nil {
 			t.Error(err)
 		}
 	}
 	b.add("t", "m1", "")
-	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
+	_, err := m.ReceiveMessage(asClient(t.Context(), "c1"), receiveReq("g", "t", "*", true))
 	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
-		t.Fatalf("receive of a client gone during the poll: %v", err)
+		t.Fatalf("receive whose client left the group during the poll: %v", err)
 	}
-	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
+	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != m.cfg.Consumer.InvisibleTimeOnClear {
 		t.Fatalf("the popped message was not released: %+v", ch)
 	}
 	if len(m.renewer.held) != 0 {
-		t.Fatalf("a departed client's delivery is renewed: %v", m.renewer.held)
+		t.Fatalf("a delivery of a group the client left is renewed: %v", m.renewer.held)
 	}
 }
 
@@ -468,67 +477,34 @@ func TestSwitchingGroupReleasesHeld(t *testing.T) {
 }
 
 // TestSwitchingGroupDuringPoll: a push consumer whose settings switch it
-// to another group while its receive long-polls under the old one is
-// refused, and the messages popped for it are released, not renewed.
+// to another group, or make it a producer, while its receive long-polls
+// under the old group has left that group (UpdateSettings releases what it
+// held), so the receive ending after them is answered MESSAGE_NOT_FOUND and
+// the messages popped for it are released, not renewed
+// (docs/compatibility.md); they were renewed until consumer.renewMaxTime.
 func TestSwitchingGroupDuringPoll(t *testing.T) {
-	cfg := DefaultConfig()
-	m, b, _ := newTestMessaging(cfg)
-	ctx := asClient(t.Context(), "c1")
-	settings := func(group string) ClientSettings {
+	consumer := func(group string) ClientSettings {
 		return ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
 			Subscription: &SubscriptionSettings{Group: group, Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
 	}
-	if _, err := m.UpdateSettings(ctx, settings("g"), nil); err != nil {
-		t.Fatal(err)
-	}
-	b.beforePop = func() {
-		if _, err := m.UpdateSettings(ctx, settings("g2"), nil); err != nil {
-			t.Error(err)
-		}
-	}
-	b.add("t", "m1", "")
-	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
-	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
-		t.Fatalf("receive under a group the client left during the poll: %v", err)
-	}
-	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
-		t.Fatalf("the popped message was not released: %+v", ch)
-	}
-	if len(m.renewer.held) != 0 {
-		t.Fatalf("a delivery of a group the client left is renewed: %v", m.renewer.held)
-	}
-}
-
-// TestBecomingAProducerDuringPoll: settings that make a push consumer a
-// producer leave its group (UpdateSettings releases what it held), so a
-// receive under that group ending after them is answered MESSAGE_NOT_FOUND
-// and its messages released, as for a switch to another group
-// (docs/compatibility.md); they were renewed until consumer.renewMaxTime.
-func TestBecomingAProducerDuringPoll(t *testing.T) {
-	cfg := DefaultConfig()
-	m, b, _ := newTestMessaging(cfg)
-	ctx := asClient(t.Context(), "c1")
-	consumer := ClientSettings{ClientType: ClientTypePushConsumer, RequestTimeout: time.Second,
-		Subscription: &SubscriptionSettings{Group: "g", Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
-	if _, err := m.UpdateSettings(ctx, consumer, nil); err != nil {
-		t.Fatal(err)
-	}
-	b.beforePop = func() {
-		producer := ClientSettings{ClientType: ClientTypeProducer, RequestTimeout: time.Second, Publishing: &PublishingSettings{Topics: []string{"t"}}}
-		if _, err := m.UpdateSettings(ctx, producer, nil); err != nil {
-			t.Error(err)
-		}
-	}
-	b.add("t", "m1", "")
-	_, err := m.ReceiveMessage(ctx, receiveReq("g", "t", "*", true))
-	if !domain.HasReason(err, domain.ReasonMessageNotFound) {
-		t.Fatalf("receive under a group the client left during the poll: %v", err)
-	}
-	if ch := b.changesSnapshot(); len(ch) != 1 || ch[0].InvisibleTime != cfg.Consumer.InvisibleTimeOnClear {
-		t.Fatalf("the popped message was not released: %+v", ch)
-	}
-	if len(m.renewer.held) != 0 {
-		t.Fatalf("a delivery of a group the client left is renewed: %v", m.renewer.held)
+	for _, c := range []struct {
+		name string
+		next ClientSettings
+	}{
+		{"another group", consumer("g2")},
+		{"a producer now", ClientSettings{ClientType: ClientTypeProducer, RequestTimeout: time.Second, Publishing: &PublishingSettings{Topics: []string{"t"}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, b, _ := newTestMessaging(DefaultConfig())
+			ctx := asClient(t.Context(), "c1")
+			if _, err := m.UpdateSettings(ctx, consumer("g"), nil); err != nil {
+				t.Fatal(err)
+			}
+			receiveReleasedAfter(t, m, b, func() error {
+				_, err := m.UpdateSettings(ctx, c.next, nil)
+				return err
+			})
+		})
 	}
 }
 
