@@ -2,6 +2,8 @@ package remoting
 
 import (
 	"encoding/json"
+
+	"github.com/rmqproxy/rmqproxy/domain"
 )
 
 // DecodeJSONBody decodes a JSON body as fastjson writes it into v
@@ -399,20 +401,10 @@ type ConsumerRunningInfo struct {
 	JStack           string             `json:"jstack,omitempty"`
 }
 
-// TagHashCode returns Java's String.hashCode of tag (UTF-16 code units),
-// the codeSet entry of a subscribed tag.
+// TagHashCode returns Java's String.hashCode of tag (UTF-16 code units, see
+// [domain.JavaStringHash]), the codeSet entry of a subscribed tag.
 func TagHashCode(tag string) int32 {
-	var h int32
-	for _, r := range tag {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
+	return domain.JavaStringHash(tag)
 }
 
 // Consume results of a [ConsumeMessageDirectlyResult] (upstream's CMResult;
