@@ -140,8 +140,15 @@ func (b *Broker) queueOffset(ctx context.Context, addr string, q domain.QueueRef
 		code, h = remoting.RequestGetMaxOffset, remoting.GetMaxOffsetRequestHeader(rpc, q.Topic, q.QueueID, false)
 	}
 	resp, err := b.call(ctx, addr, code, h, nil)
+	return b.offsetAnswer(q.BrokerName, resp, err)
+}
+
+// offsetAnswer reads the offset in a broker's answer to an offset request
+// (resp and err as b.call returned them); a failed call counts against
+// the broker.
+func (b *Broker) offsetAnswer(brokerName string, resp *remoting.Command, err error) (int64, error) {
 	if err != nil {
-		b.failed(q.BrokerName, err)
+		b.failed(brokerName, err)
 		return 0, mapError(err)
 	}
 	var oh remoting.OffsetResponseHeader
@@ -187,15 +194,7 @@ func (b *Broker) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 	if isCode(err, remoting.ResponseQueryNotFound) {
 		return 0, domain.Errorf(domain.ReasonOffsetNotFound, "consumer group %q has committed no offset for queue %s", group, q)
 	}
-	if err != nil {
-		b.failed(q.BrokerName, err)
-		return 0, mapError(err)
-	}
-	var oh remoting.OffsetResponseHeader
-	if err := decodeHeader(resp, &oh); err != nil {
-		return 0, err
-	}
-	return oh.Offset, nil
+	return b.offsetAnswer(q.BrokerName, resp, err)
 }
 
 // QueryOffset implements [ports.Offsets]: GET_MIN_OFFSET, GET_MAX_OFFSET or
@@ -213,13 +212,5 @@ func (b *Broker) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.Off
 	}
 	resp, err := b.call(ctx, addr, remoting.RequestSearchOffsetByTimestamp, &remoting.SearchOffsetRequestHeader{
 		RPC: remoting.RPC{BrokerName: q.BrokerName}, Topic: q.Topic, QueueID: q.QueueID, Timestamp: at.UnixMilli(), BoundaryType: remoting.BoundaryLower}, nil)
-	if err != nil {
-		b.failed(q.BrokerName, err)
-		return 0, mapError(err)
-	}
-	var oh remoting.OffsetResponseHeader
-	if err := decodeHeader(resp, &oh); err != nil {
-		return 0, err
-	}
-	return oh.Offset, nil
+	return b.offsetAnswer(q.BrokerName, resp, err)
 }
