@@ -12,19 +12,29 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 )
 
+// readFault is a read error injected by failReads: reads fail while on is
+// set, and reads counts the failed ones.
+type readFault struct {
+	on    atomic.Bool
+	reads atomic.Int32
+}
+
 // failReads makes reads of the deferred message at origin fail with err
-// while fail is set, and counts them.
-func (h *harness) failReads(origin int64, err error, fail *atomic.Bool, reads *atomic.Int32) {
+// until the returned fault is turned off, and counts them.
+func (h *harness) failReads(origin int64, err error) *readFault {
 	h.t.Helper()
+	f := &readFault{}
+	f.on.Store(true)
 	fault := func(off int64) error {
-		if off != origin || !fail.Load() {
+		if off != origin || !f.on.Load() {
 			return nil
 		}
-		reads.Add(1)
+		f.reads.Add(1)
 		return err
 	}
 	h.e.readFault.Store(&fault)
 	h.t.Cleanup(func() { h.e.readFault.Store(nil) })
+	return f
 }
 
 func originOfReceipt(t *testing.T, handle string) int64 {
@@ -47,11 +57,8 @@ func TestDueTimerKeptOnReadError(t *testing.T) {
 	rs := h.send("d", 0, delayMsg("d", "a", now.Add(time.Minute)))
 	h.send("d", 0, delayMsg("d", "b", now.Add(time.Minute+time.Second)))
 	origin := originOfReceipt(t, rs[0].RecallHandle)
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
 	path := h.e.clog.SegmentPath(origin)
-	h.failReads(origin, fmt.Errorf("commitlog: read %s: %w", path, syscall.EIO), &fail, &reads)
+	fault := h.failReads(origin, fmt.Errorf("commitlog: read %s: %w", path, syscall.EIO))
 
 	h.fake().Advance(time.Minute + time.Second)
 	h.fireTimers()
@@ -68,11 +75,11 @@ func TestDueTimerKeptOnReadError(t *testing.T) {
 	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
 		h.fake().Advance(step.advance)
 		h.fireTimers()
-		if n := reads.Load(); n != step.reads {
+		if n := fault.reads.Load(); n != step.reads {
 			t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
 		}
 	}
-	fail.Store(false)
+	fault.on.Store(false)
 	h.fake().Advance(4 * time.Second)
 	h.fireTimers()
 	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"a"}) {
@@ -88,10 +95,7 @@ func TestDueTimerOfRemovedSegmentDropped(t *testing.T) {
 	now := h.clock.Now()
 	rs := h.send("d", 0, delayMsg("d", "a", now.Add(time.Minute)))
 	h.send("d", 0, delayMsg("d", "b", now.Add(time.Minute)))
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
-	h.failReads(originOfReceipt(t, rs[0].RecallHandle), commitlog.ErrGone, &fail, &reads)
+	fault := h.failReads(originOfReceipt(t, rs[0].RecallHandle), commitlog.ErrGone)
 	h.fake().Advance(time.Minute)
 	h.fireTimers()
 	h.fake().Advance(time.Hour)
@@ -99,7 +103,7 @@ func TestDueTimerOfRemovedSegmentDropped(t *testing.T) {
 	if got := h.popAll("g", "d"); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("delivered %v, want [b]", got)
 	}
-	if n := reads.Load(); n != 1 {
+	if n := fault.reads.Load(); n != 1 {
 		t.Fatalf("%d reads of the removed message, want 1 (dropped at once)", n)
 	}
 }

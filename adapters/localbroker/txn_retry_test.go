@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,10 +61,7 @@ func TestHalfMessageKeptOnReadError(t *testing.T) {
 	rs := h.send("tx", 0, txMsg("tx", "a"), txMsg("tx", "b"))
 	origin := originOf(t, rs[0].TransactionID)
 	path := h.e.clog.SegmentPath(origin)
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
-	h.failReads(origin, fmt.Errorf("commitlog: read %s: %w", path, syscall.EIO), &fail, &reads)
+	fault := h.failReads(origin, fmt.Errorf("commitlog: read %s: %w", path, syscall.EIO))
 
 	h.fake().Advance(6 * time.Second) // transactionTimeout
 	h.checkTxns()
@@ -85,11 +81,11 @@ func TestHalfMessageKeptOnReadError(t *testing.T) {
 	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
 		h.fake().Advance(step.advance)
 		h.checkTxns()
-		if n := reads.Load(); n != step.reads {
+		if n := fault.reads.Load(); n != step.reads {
 			t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
 		}
 	}
-	fail.Store(false)
+	fault.on.Store(false)
 	h.fake().Advance(4 * time.Second)
 	h.checkTxns()
 	if got := rec.ids(); !slices.Equal(got, []string{"b", "a"}) {
@@ -124,10 +120,7 @@ func TestHalfMessageCommitOnReadErrorRetryable(t *testing.T) {
 	if !h.warns.contains("cannot read a half message", "file="+path, "checksum mismatch") {
 		t.Fatalf("no log naming the file %s: %q", path, h.warns.lines)
 	}
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
-	h.failReads(originOf(t, rs[1].TransactionID), syscall.EIO, &fail, &reads)
+	h.failReads(originOf(t, rs[1].TransactionID), syscall.EIO)
 	if err := end(1, ports.ResolutionRollback); err != nil {
 		t.Fatalf("rollback of an unreadable half message: %v", err)
 	}
@@ -152,19 +145,16 @@ func TestHalfMessageMaxActionCommitKeptOnReadError(t *testing.T) {
 	origin := originOf(t, rs[0].TransactionID)
 	h.fake().Advance(6 * time.Second)
 	h.checkTxns() // the one check-back
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
-	h.failReads(origin, syscall.EIO, &fail, &reads)
+	fault := h.failReads(origin, syscall.EIO)
 	h.fake().Advance(30 * time.Second) // transactionCheckInterval: the action
 	h.checkTxns()
-	if reads.Load() == 0 {
+	if fault.reads.Load() == 0 {
 		t.Fatal("the action did not read the half message")
 	}
 	if _, ok := h.txnChecks(origin); !ok {
 		t.Fatal("the half message was discarded by a commit that could not read it")
 	}
-	fail.Store(false)
+	fault.on.Store(false)
 	h.fake().Advance(time.Second)
 	h.checkTxns()
 	if got := h.popAll("g", "tx"); !slices.Equal(got, []string{"m"}) {
@@ -182,10 +172,7 @@ func TestHalfMessageOfRemovedSegmentDiscarded(t *testing.T) {
 	h.e.SetTransactionCheckHandler(rec.handle)
 	rs := h.send("tx", 0, txMsg("tx", "a"), txMsg("tx", "b"))
 	origin := originOf(t, rs[0].TransactionID)
-	var fail atomic.Bool
-	var reads atomic.Int32
-	fail.Store(true)
-	h.failReads(origin, commitlog.ErrGone, &fail, &reads)
+	fault := h.failReads(origin, commitlog.ErrGone)
 	h.fake().Advance(6 * time.Second)
 	h.checkTxns()
 	h.fake().Advance(time.Minute)
@@ -196,7 +183,7 @@ func TestHalfMessageOfRemovedSegmentDiscarded(t *testing.T) {
 	if _, ok := h.txnChecks(origin); ok {
 		t.Fatal("the half message of a removed segment is still pending")
 	}
-	if n := reads.Load(); n != 1 {
+	if n := fault.reads.Load(); n != 1 {
 		t.Fatalf("%d reads of the removed message, want 1 (discarded at once)", n)
 	}
 }
