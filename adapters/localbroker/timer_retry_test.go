@@ -37,6 +37,23 @@ func (h *harness) failReads(origin int64, err error) *readFault {
 	return f
 }
 
+// checkReadBackoff checks that the message whose reads fault fails is read
+// again after 1 s, then after 2 s more, not in a loop: fire (what reads it)
+// runs at once and after each further second.
+func (h *harness) checkReadBackoff(fault *readFault, fire func()) {
+	h.t.Helper()
+	for _, step := range []struct {
+		advance time.Duration
+		reads   int32
+	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
+		h.fake().Advance(step.advance)
+		fire()
+		if n := fault.reads.Load(); n != step.reads {
+			h.t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
+		}
+	}
+}
+
 func originOfReceipt(t *testing.T, handle string) int64 {
 	t.Helper()
 	rh, err := decodeRecallHandle(handle)
@@ -68,17 +85,7 @@ func TestDueTimerKeptOnReadError(t *testing.T) {
 	if !h.warns.contains("cannot read a due delay message", "file="+path, syscall.EIO.Error()) {
 		t.Fatalf("no log naming the file %s: %q", path, h.warns.lines)
 	}
-	// Retried after 1 s, then 2 s: not in a loop.
-	for _, step := range []struct {
-		advance time.Duration
-		reads   int32
-	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
-		h.fake().Advance(step.advance)
-		h.fireTimers()
-		if n := fault.reads.Load(); n != step.reads {
-			t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
-		}
-	}
+	h.checkReadBackoff(fault, h.fireTimers)
 	fault.on.Store(false)
 	h.fake().Advance(4 * time.Second)
 	h.fireTimers()

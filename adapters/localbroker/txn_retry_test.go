@@ -74,17 +74,7 @@ func TestHalfMessageKeptOnReadError(t *testing.T) {
 	if !h.warns.contains("cannot read a half message", "file="+path, syscall.EIO.Error()) {
 		t.Fatalf("no log naming the file %s: %q", path, h.warns.lines)
 	}
-	// Retried after 1 s, then 2 s: not in a loop.
-	for _, step := range []struct {
-		advance time.Duration
-		reads   int32
-	}{{0, 1}, {time.Second, 2}, {time.Second, 2}, {time.Second, 3}} {
-		h.fake().Advance(step.advance)
-		h.checkTxns()
-		if n := fault.reads.Load(); n != step.reads {
-			t.Fatalf("after %v more: %d reads, want %d", step.advance, n, step.reads)
-		}
-	}
+	h.checkReadBackoff(fault, h.checkTxns)
 	fault.on.Store(false)
 	h.fake().Advance(4 * time.Second)
 	h.checkTxns()
