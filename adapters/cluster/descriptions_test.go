@@ -49,9 +49,7 @@ func serveFakeSocket(t *testing.T, ln net.Listener, answer func(*remoting.Comman
 	t.Helper()
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	serve := func(nc net.Conn) {
-		defer wg.Done()
-		defer nc.Close()
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
 		for {
 			req, err := remoting.ReadCommand(br, 0)
@@ -63,21 +61,28 @@ func serveFakeSocket(t *testing.T, ln net.Listener, answer func(*remoting.Comman
 				return
 			}
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	})
+	return ln.Addr().String()
+}
+
+// acceptEach serves every connection ln accepts, until ln is closed, on a
+// goroutine of its own; the connection is closed when serve returns or the
+// test ends, whichever comes first. wg counts the accept loop and those
+// goroutines.
+func acceptEach(t *testing.T, wg *sync.WaitGroup, ln net.Listener, serve func(nc net.Conn)) {
+	wg.Go(func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go serve(nc)
 			t.Cleanup(func() { nc.Close() })
+			wg.Go(func() {
+				defer nc.Close()
+				serve(nc)
+			})
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func (f *fakeKV) answer(req *remoting.Command) *remoting.Command {

@@ -100,9 +100,7 @@ func startLatePopBroker(t *testing.T, popAge time.Duration) *latePopBroker {
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	t.Cleanup(func() { ln.Close() })
-	serve := func(nc net.Conn) {
-		defer wg.Done()
-		defer nc.Close()
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
 		var mu sync.Mutex
 		write := func(cmd *remoting.Command) {
@@ -159,19 +157,7 @@ func startLatePopBroker(t *testing.T, popAge time.Duration) *latePopBroker {
 			}
 			write(resp)
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go serve(nc)
-		}
-	}()
+	})
 	return lb
 }
 

@@ -110,9 +110,7 @@ func startHoldingBroker(t *testing.T) *holdingBroker {
 	h := &holdingBroker{addr: ln.Addr().String(), held: make(chan struct{}, 1), drop: sync.OnceFunc(func() { close(dropped) })}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { h.drop(); ln.Close(); wg.Wait() })
-	serve := func(nc net.Conn) {
-		defer wg.Done()
-		defer nc.Close()
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
 		for {
 			req, err := remoting.ReadCommand(br, 0)
@@ -138,19 +136,7 @@ func startHoldingBroker(t *testing.T) *holdingBroker {
 				return
 			}
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go serve(nc)
-		}
-	}()
+	})
 	return h
 }
 
