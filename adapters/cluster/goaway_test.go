@@ -27,33 +27,17 @@ func TestGoAwaySendGoesToAnotherBroker(t *testing.T) {
 		resp.Fields = sr.AppendFields(nil)
 		return resp
 	})
+	// b1 is also the NameServer.
 	var b1 string
 	b1 = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		brokers := []remoting.BrokerData{
-			{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: b1}},
-			{Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: b2}}}
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-				QueueDatas: []remoting.QueueData{
-					{BrokerName: "b1", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6},
-					{BrokerName: "b2", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}},
-				BrokerDatas: brokers})
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": brokers[0], "b2": brokers[1]},
-				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
 		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6,
-				Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
+			return topicConfigAnswer(req)
 		case remoting.RequestSendMessageV2:
 			goAways.Add(1)
 			return remoting.NewResponse(req, remoting.ResponseGoAway, "please go away")
-		default:
-			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
 		}
-		return resp
+		return twoBrokerNameServer(b1, b2)(req)
 	})
 	b := newOnFakeSocket(t, b1, func(*Config) {})
 	for i := range 2 {
