@@ -144,6 +144,10 @@ func startFakeBroker(t *testing.T, answer func(addr string, req, resp *remoting.
 	return addr
 }
 
+// answerSuccess is a startFakeBroker answer: SUCCESS, with nothing in it,
+// to every request.
+func answerSuccess(_ string, _, resp *remoting.Command) *remoting.Command { return resp }
+
 // deadAddr is an address nothing listens on.
 func deadAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

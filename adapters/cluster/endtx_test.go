@@ -34,20 +34,14 @@ func TestEndTransactionRefusalCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.remark, func(t *testing.T) {
-			var addr string
-			addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-				switch remoting.RequestCode(req.Code) {
-				case remoting.RequestGetBrokerClusterInfo:
-					resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-					resp.Body = oneBrokerCluster(addr)
-					return resp
-				case remoting.RequestEndTransaction:
+			addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command {
+				if remoting.RequestCode(req.Code) == remoting.RequestEndTransaction {
 					if c.code != 0 {
 						return remoting.NewResponse(req, c.code, c.remark)
 					}
 					return remoting.NewResponse(req, remoting.ResponseSystemError, c.remark)
 				}
-				return remoting.NewResponse(req, remoting.ResponseSuccess, "")
+				return resp
 			})
 			b := newTestBroker(t, addr, nil)
 			id := transactionID{Broker: "b1", CommitLogOffset: 10, QueueOffset: 1, MessageID: "01AB"}.String()
@@ -69,20 +63,14 @@ func TestEndTransactionRefusalCodes(t *testing.T) {
 func TestEndTransactionOnce(t *testing.T) {
 	var ends atomic.Int32
 	var refuse atomic.Bool
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			resp.Body = oneBrokerCluster(addr)
-			return resp
-		case remoting.RequestEndTransaction:
+	addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestEndTransaction {
 			ends.Add(1)
 			if refuse.Load() {
 				return remoting.NewResponse(req, remoting.ResponseSystemError, "OS page cache busy, please try another machine")
 			}
 		}
-		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		return resp
 	})
 	b := newTestBroker(t, addr, nil)
 	end := func(msgID string, r ports.Resolution, fromCheck bool, clo int64) error {

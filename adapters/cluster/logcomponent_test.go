@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
@@ -14,14 +13,7 @@ import (
 // adapter's: a JSON line with a key twice is refused by strict log
 // pipelines.
 func TestRemotingLogNamesOneComponent(t *testing.T) {
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(addr)
-		}
-		return resp
-	})
+	addr := startFakeBroker(t, answerSuccess)
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
 	var logs logbuf.Buffer

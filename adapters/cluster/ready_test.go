@@ -126,14 +126,7 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 // coalescing lines that have nothing in flight, so those of deleted topics
 // and departed brokers do not pile up.
 func TestHeartbeatLoopForgetsIdleLines(t *testing.T) {
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(addr)
-		}
-		return resp
-	})
+	addr := startFakeBroker(t, answerSuccess)
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
 	cfg.HeartbeatInterval = 10 * time.Millisecond
@@ -209,14 +202,7 @@ func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
 // said only that the cluster has no master broker, as when every broker
 // is down; they name the clusters the NameServers know.
 func TestWrongClusterNameNamesTheKnownClusters(t *testing.T) {
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(addr) // DefaultCluster
-		}
-		return resp
-	})
+	addr := startFakeBroker(t, answerSuccess) // a broker of DefaultCluster
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
 	cfg.ClusterName = "WrongCluster"
