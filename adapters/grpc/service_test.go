@@ -468,9 +468,11 @@ func TestReflectionIsASetting(t *testing.T) {
 	}
 }
 
-// producerStream opens a Telemetry stream on its own connection (with a
-// fixed 64 KiB flow-control window) and declares a producer of topic.
-func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.MessagingService_TelemetryClient {
+// smallWindowTelemetry opens a Telemetry stream of clientID on a connection
+// of its own with a fixed 64 KiB flow-control window. The stream ends after
+// a minute, so that a test waiting on it ends by itself, or when end is
+// called.
+func smallWindowTelemetry(t *testing.T, ts *testServer, clientID string) (stream v2.MessagingService_TelemetryClient, end func()) {
 	t.Helper()
 	conn, err := grpclib.NewClient("passthrough:///bufnet",
 		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
@@ -480,15 +482,22 @@ func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.Mes
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	// A deadline, so that a test waiting on the stream ends by itself.
 	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), clientID), time.Minute)
 	t.Cleanup(cancel)
-	stream, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
+	stream, err = v2.NewMessagingServiceClient(conn).Telemetry(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stream, cancel
+}
+
+// producerStream opens a Telemetry stream on its own connection (with a
+// fixed 64 KiB flow-control window) and declares a producer of topic.
+func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.MessagingService_TelemetryClient {
+	t.Helper()
+	stream, _ := smallWindowTelemetry(t, ts, clientID)
 	ct := v2.ClientType_PRODUCER
-	err = stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
 		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
 		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
 	}}})

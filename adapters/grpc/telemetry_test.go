@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	grpclib "google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -78,20 +75,7 @@ func TestCheckBacksPassOverAClientStuckOnItsSettingsReply(t *testing.T) {
 // function that ends the stream.
 func stuckProducer(t *testing.T, ts *testServer, clientID, topic string) (end func()) {
 	t.Helper()
-	conn, err := grpclib.NewClient("passthrough:///bufnet",
-		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
-		grpclib.WithTransportCredentials(insecure.NewCredentials()),
-		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ctx, cancel := context.WithTimeout(clientCtx(context.Background(), clientID), time.Minute)
-	t.Cleanup(cancel)
-	stuck, err := v2.NewMessagingServiceClient(conn).Telemetry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stuck, end := smallWindowTelemetry(t, ts, clientID)
 	// About 300 KiB of topics: the echoed reply is larger than the stream's
 	// window and write quota together (2 × 64 KiB), so the first reply is
 	// written (it is never read) and the second one blocks.
@@ -120,7 +104,7 @@ func stuckProducer(t *testing.T, ts *testServer, clientID, topic string) (end fu
 		}
 		return nil
 	})
-	return cancel
+	return end
 }
 
 // TestCheckBackHandedOnlyOnceWritten: a check-back counts towards
