@@ -22,7 +22,6 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
-	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -1146,14 +1145,7 @@ func TestLongPoll(t *testing.T) {
 		}
 		res <- got
 	}()
-	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-		h.e.mu.Lock()
-		defer h.e.mu.Unlock()
-		if _, ok := h.e.waiters[queueKey{"t", 3}]; !ok {
-			return errors.New("poller not waiting yet")
-		}
-		return nil
-	})
+	h.waitPollers("t", 3, 1)
 	h.send("t", 3, msg("t", "x", ""))
 	select {
 	case got := <-res:

@@ -2,7 +2,6 @@ package localbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
-	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func fifoMsg(topic, id, group string) domain.Message {
@@ -642,14 +640,7 @@ func TestFIFOLongPollWokenByDeadLetter(t *testing.T) {
 				}
 				res <- got
 			}()
-			waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-				h.e.mu.Lock()
-				defer h.e.mu.Unlock()
-				if _, ok := h.e.waiters[queueKey{"f", 0}]; !ok {
-					return errors.New("poller not waiting yet")
-				}
-				return nil
-			})
+			h.waitPollers("f", 0, 1)
 			tc.move(h, head[0])
 			if got := <-res; !slices.Equal(ids(got), []string{"A2"}) {
 				t.Fatalf("the waiting FIFO pop got %v after the head left for the DLQ, want A2", ids(got))

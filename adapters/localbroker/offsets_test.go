@@ -12,7 +12,6 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
-	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 func (h *harness) pull(group, topic string, qid int32, off int64, n int32, f filter.Filter) ports.PullResult {
@@ -87,14 +86,7 @@ func TestPullLongPoll(t *testing.T) {
 		}
 		res <- r
 	}()
-	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-		h.e.mu.Lock()
-		defer h.e.mu.Unlock()
-		if _, ok := h.e.waiters[queueKey{"t", q.QueueID}]; !ok {
-			return fmt.Errorf("puller not waiting yet")
-		}
-		return nil
-	})
+	h.waitPollers("t", q.QueueID, 1)
 	h.send("t", 0, msg("t", "x", ""))
 	select {
 	case r := <-res:

@@ -102,6 +102,20 @@ func TestLeavingPollerPassesItsWakeUpOn(t *testing.T) {
 	}
 }
 
+// waitPollers waits until at least n long pollers (pops or pulls) wait on
+// queue qid of topic.
+func (h *harness) waitPollers(topic string, qid int32, n int) {
+	h.t.Helper()
+	waitfor.Condition(h.t, 10*time.Second, time.Millisecond, func() error {
+		h.e.mu.Lock()
+		defer h.e.mu.Unlock()
+		if got := len(h.e.waiters[queueKey{topic, qid}]); got < n {
+			return fmt.Errorf("%d of %d pollers wait on queue %d of %s", got, n, qid, topic)
+		}
+		return nil
+	})
+}
+
 // TestEveryNewMessageReachesAnIdleConsumer: eight consumers wait with one
 // message each at most; a batch of eight arrives: each gets one at once,
 // none waits out its poll time.
@@ -122,14 +136,7 @@ func TestEveryNewMessageReachesAnIdleConsumer(t *testing.T) {
 			got <- ms
 		}()
 	}
-	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-		h.e.mu.Lock()
-		defer h.e.mu.Unlock()
-		if n := len(h.e.waiters[queueKey{"t", 2}]); n != consumers {
-			return fmt.Errorf("%d of %d consumers waiting", n, consumers)
-		}
-		return nil
-	})
+	h.waitPollers("t", 2, consumers)
 	var batch []domain.Message
 	for i := range consumers {
 		batch = append(batch, msg("t", fmt.Sprint(i), ""))
