@@ -34,6 +34,23 @@ type metricsReceiver struct {
 	topics  map[string]uint64
 }
 
+// startMetricsReceiver serves a metricsReceiver over OTLP/gRPC on a
+// loopback port until the test ends; it returns the receiver and its
+// endpoint URL.
+func startMetricsReceiver(t *testing.T) (rec *metricsReceiver, endpoint string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = &metricsReceiver{names: map[string]bool{}}
+	srv := grpc.NewServer()
+	colmetricspb.RegisterMetricsServiceServer(srv, rec)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return rec, "http://" + lis.Addr().String()
+}
+
 func (r *metricsReceiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -75,18 +92,10 @@ func (r *metricsReceiver) lastTopics() map[string]uint64 {
 
 // Metrics are pushed over OTLP/gRPC with the configured headers.
 func TestMetricsOverOTLPGRPC(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &metricsReceiver{names: map[string]bool{}}
-	srv := grpc.NewServer()
-	colmetricspb.RegisterMetricsServiceServer(srv, rec)
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	rec, endpoint := startMetricsReceiver(t)
 
 	p, err := otel.New(otel.Options{
-		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: "http://" + lis.Addr().String(), Headers: "authorization=Bearer t0ken", Timeout: 5 * time.Second},
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Headers: "authorization=Bearer t0ken", Timeout: 5 * time.Second},
 		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
 		Info:    otel.Info{Mode: "local"},
 	})
@@ -193,17 +202,9 @@ func TestSamplingFollowsTheParent(t *testing.T) {
 // exported, and a topic created again with the same name has series with
 // a start of their own.
 func TestOTLPForgetsDeletedTopics(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &metricsReceiver{names: map[string]bool{}}
-	srv := grpc.NewServer()
-	colmetricspb.RegisterMetricsServiceServer(srv, rec)
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	rec, endpoint := startMetricsReceiver(t)
 	p, err := otel.New(otel.Options{
-		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: "http://" + lis.Addr().String(), Timeout: 5 * time.Second},
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Timeout: 5 * time.Second},
 		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
 		Info:    otel.Info{Mode: "local"},
 	})
