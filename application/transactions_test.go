@@ -59,10 +59,7 @@ func TestCheckBacksPassOverRefusingProducers(t *testing.T) {
 	stalled := &recordingChannel{openChannel: *newOpenChannel(), refuse: errors.New("stalled")}
 	healthy := &recordingChannel{openChannel: *newOpenChannel()}
 	for id, ch := range map[string]ports.ClientChannel{"a-stalled": stalled, "b-healthy": healthy} {
-		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
-		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, ch); err != nil {
-			t.Fatal(err)
-		}
+		connectProducer(t, m, id, "tx", ch)
 	}
 	const n = 50
 	for i := range n {
@@ -108,6 +105,16 @@ func (h *handedCounter) get(txID string) int {
 	return h.n[txID]
 }
 
+// connectProducer declares client clientID a producer of topic whose
+// Telemetry channel is ch.
+func connectProducer(t *testing.T, m *Messaging, clientID, topic string, ch ports.ClientChannel) {
+	t.Helper()
+	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{topic}}}
+	if _, err := m.UpdateSettings(asClient(t.Context(), clientID), s, ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCheckBackHandedOnlyWhenAProducerTookIt: the broker counts a
 // check-back towards transactionCheckMax only when told a producer took
 // it. One dropped because the dispatch queue was full, or because no
@@ -127,10 +134,7 @@ func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
 		ch    ports.ClientChannel
 		topic string
 	}{"healthy": {healthy, "tx"}, "stalled": {stalled, "tx-stalled"}} {
-		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{p.topic}}}
-		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, p.ch); err != nil {
-			t.Fatal(err)
-		}
+		connectProducer(t, m, id, p.topic, p.ch)
 	}
 	// The workers are not running yet: the queue fills, one more is dropped.
 	m.relayTransactionCheck(t.Context(), handed.check("tx-stalled", "refused"))
@@ -171,10 +175,7 @@ func TestCheckBackTakenButNotWrittenIsNotHanded(t *testing.T) {
 	m, _, _ := newTestMessaging(DefaultConfig())
 	var handed handedCounter
 	ending := &recordingChannel{openChannel: *newOpenChannel(), unwritten: true}
-	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
-	if _, err := m.UpdateSettings(asClient(t.Context(), "ending"), s, ending); err != nil {
-		t.Fatal(err)
-	}
+	connectProducer(t, m, "ending", "tx", ending)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()
@@ -200,10 +201,7 @@ func TestDroppedCheckBacksAreLoggedSparingly(t *testing.T) {
 	m, _, clock := newTestMessaging(DefaultConfig())
 	var buf bytes.Buffer
 	m.log = slog.New(slog.NewTextHandler(&buf, nil))
-	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
-	if _, err := m.UpdateSettings(asClient(t.Context(), "p"), s, newOpenChannel()); err != nil {
-		t.Fatal(err)
-	}
+	connectProducer(t, m, "p", "tx", newOpenChannel())
 	var handed handedCounter
 	// The workers are not running: the queue fills, then 500 are dropped.
 	for i := range checkQueueLength + 500 {
@@ -262,16 +260,10 @@ func TestSlowProducersDoNotHoldOtherTopicsCheckBacks(t *testing.T) {
 	for i := range slowTopics {
 		ch := &stuckChannel{openChannel: *newOpenChannel(), release: release}
 		slow = append(slow, ch)
-		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{fmt.Sprint("slow-", i)}}}
-		if _, err := m.UpdateSettings(asClient(t.Context(), fmt.Sprint("slow-", i)), s, ch); err != nil {
-			t.Fatal(err)
-		}
+		connectProducer(t, m, fmt.Sprint("slow-", i), fmt.Sprint("slow-", i), ch)
 	}
 	healthy := &recordingChannel{openChannel: *newOpenChannel()}
-	s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"healthy"}}}
-	if _, err := m.UpdateSettings(asClient(t.Context(), "healthy"), s, healthy); err != nil {
-		t.Fatal(err)
-	}
+	connectProducer(t, m, "healthy", "healthy", healthy)
 	var handed handedCounter
 	// The slow topics' check-backs come first, several each.
 	for round := range 3 {
@@ -318,10 +310,7 @@ func TestOneTopicsBacklogLeavesPlacesForOthers(t *testing.T) {
 		ch    ports.ClientChannel
 		topic string
 	}{"big": {big, "big"}, "small": {small, "small"}} {
-		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{p.topic}}}
-		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, p.ch); err != nil {
-			t.Fatal(err)
-		}
+		connectProducer(t, m, id, p.topic, p.ch)
 	}
 	var handed handedCounter
 	// The workers are not running yet: the backlog fills every place.
@@ -368,10 +357,7 @@ func TestSlowProducerDoesNotHoldItsTopicsOtherProducer(t *testing.T) {
 	stuck := &stuckChannel{openChannel: *newOpenChannel(), release: release}
 	healthy := &recordingChannel{openChannel: *newOpenChannel()}
 	for id, ch := range map[string]ports.ClientChannel{"a-stuck": stuck, "b-healthy": healthy} {
-		s := ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"tx"}}}
-		if _, err := m.UpdateSettings(asClient(t.Context(), id), s, ch); err != nil {
-			t.Fatal(err)
-		}
+		connectProducer(t, m, id, "tx", ch)
 	}
 	var handed handedCounter
 	const n = 50
