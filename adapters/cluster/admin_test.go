@@ -85,20 +85,12 @@ func TestAdminLeavesTheBrokersOwnTopicsAndGroups(t *testing.T) {
 func TestPartialFailuresSayWhatHappened(t *testing.T) {
 	var a1, a2 string
 	var failList atomic.Bool
-	cluster := func() []byte {
-		body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
-			BrokerAddrTable: map[string]remoting.BrokerData{
-				"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: a1}},
-				"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: a2}}},
-			ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
-		return body
-	}
 	serve := func(second bool) func(req *remoting.Command) *remoting.Command {
 		return func(req *remoting.Command) *remoting.Command {
 			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 			switch remoting.RequestCode(req.Code) {
 			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = cluster()
+				resp.Body = twoBrokerCluster(a1, a2)
 			case remoting.RequestGetAllTopicConfig:
 				if second && failList.Load() {
 					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
@@ -206,14 +198,6 @@ func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
 	var a1, a2 string
 	var mu sync.Mutex
 	groupThere, retryThere, fail := true, map[string]bool{"b1": true, "b2": true}, true
-	cluster := func() []byte {
-		body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
-			BrokerAddrTable: map[string]remoting.BrokerData{
-				"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: a1}},
-				"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: a2}}},
-			ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
-		return body
-	}
 	serve := func(name string) func(req *remoting.Command) *remoting.Command {
 		second := name == "b2"
 		return func(req *remoting.Command) *remoting.Command {
@@ -222,7 +206,7 @@ func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
 			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 			switch remoting.RequestCode(req.Code) {
 			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = cluster()
+				resp.Body = twoBrokerCluster(a1, a2)
 			case remoting.RequestGetAllTopicConfig:
 				table := map[string]remoting.TopicConfig{"orders": {}}
 				if retryThere[name] {

@@ -33,11 +33,7 @@ func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	switch remoting.RequestCode(req.Code) {
 	case remoting.RequestGetBrokerClusterInfo:
-		info := remoting.ClusterInfo{BrokerAddrTable: map[string]remoting.BrokerData{}, ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}}
-		for _, n := range []string{"b1", "b2"} {
-			info.BrokerAddrTable[n] = remoting.BrokerData{Cluster: "DefaultCluster", BrokerName: n, BrokerAddrs: map[int64]string{0: f.addr}}
-		}
-		resp.Body, _ = remoting.EncodeJSONBody(info)
+		resp.Body = twoBrokerCluster(f.addr, f.addr)
 	case remoting.RequestBatchAckMessage:
 		if f.refuseBatch {
 			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "request type 200151 not supported")

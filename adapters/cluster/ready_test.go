@@ -157,6 +157,17 @@ func oneBrokerCluster(addr string) []byte {
 	return body
 }
 
+// twoBrokerCluster is oneBrokerCluster for masters b1 at addr1 and b2 at
+// addr2.
+func twoBrokerCluster(addr1, addr2 string) []byte {
+	body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
+		BrokerAddrTable: map[string]remoting.BrokerData{
+			"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr1}},
+			"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: addr2}}},
+		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
+	return body
+}
+
 // TestUnreachableNameServersAreNamedAsSuch: with no NameServer answering,
 // readiness and a topic's route said "the broker cannot be reached now",
 // sending the operator to the brokers; they say that no NameServer of

@@ -156,9 +156,7 @@ func twoBrokerNameServer(addr1, addr2 string) func(*remoting.Command) *remoting.
 					{BrokerName: "b2", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}},
 				BrokerDatas: brokers})
 		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-				BrokerAddrTable:  map[string]remoting.BrokerData{"b1": brokers[0], "b2": brokers[1]},
-				ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
+			resp.Body = twoBrokerCluster(addr1, addr2)
 		default:
 			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
 		}
