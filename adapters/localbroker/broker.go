@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
@@ -345,10 +346,7 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+		return slices.Repeat([]error{err}, len(reqs))
 	}
 	now := e.clock.Now()
 	for i, req := range reqs {
@@ -409,10 +407,7 @@ func (e *Engine) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
 		e.mu.Unlock()
-		for i := range errs {
-			errs[i] = err
-		}
-		return hs, errs
+		return hs, slices.Repeat([]error{err}, len(reqs))
 	}
 	now := e.clock.Now()
 	nowMs := now.UnixMilli()
