@@ -542,13 +542,10 @@ func TestFailedStateAfterFsyncError(t *testing.T) {
 	h.send("t", 0, msg("t", "d", ""))
 }
 
-// TestSendBackPressure: while the disk stalls, the bytes waiting to be
-// written stay under local.maxPendingBytes; sends beyond wait within their
-// deadline and then get TOO_MANY_REQUESTS; once the disk moves, sends work.
-func TestSendBackPressure(t *testing.T) {
-	h := newClosedHarness(t, func(c *Config) { c.MaxPendingBytes = 1 << 20; c.MaxRecordSize = 256 << 10; c.SegmentSize = 64 << 20 })
-	release := make(chan struct{})
-	var stall atomic.Bool
+// openStallingDisk opens the engine on a disk that stalls: while stall is
+// set, every fsync waits until release is closed.
+func (h *harness) openStallingDisk() (stall *atomic.Bool, release chan struct{}) {
+	stall, release = new(atomic.Bool), make(chan struct{})
 	h.engineMod = func(e *Engine) {
 		e.syncFault = func(f *os.File) error {
 			if stall.Load() {
@@ -558,6 +555,15 @@ func TestSendBackPressure(t *testing.T) {
 		}
 	}
 	h.open()
+	return stall, release
+}
+
+// TestSendBackPressure: while the disk stalls, the bytes waiting to be
+// written stay under local.maxPendingBytes; sends beyond wait within their
+// deadline and then get TOO_MANY_REQUESTS; once the disk moves, sends work.
+func TestSendBackPressure(t *testing.T) {
+	h := newClosedHarness(t, func(c *Config) { c.MaxPendingBytes = 1 << 20; c.MaxRecordSize = 256 << 10; c.SegmentSize = 64 << 20 })
+	stall, release := h.openStallingDisk()
 	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}
 	body := bytes.Repeat([]byte{'x'}, 100<<10)
 	stall.Store(true)
@@ -600,17 +606,7 @@ func TestSendBackPressure(t *testing.T) {
 // has stopped.
 func TestCloseKeepsLockUntilWriterStops(t *testing.T) {
 	h := newClosedHarness(t, nil)
-	release := make(chan struct{})
-	var stall atomic.Bool
-	h.engineMod = func(e *Engine) {
-		e.syncFault = func(f *os.File) error {
-			if stall.Load() {
-				<-release
-			}
-			return f.Sync()
-		}
-	}
-	h.open()
+	stall, release := h.openStallingDisk()
 	h.send("t", 0, msg("t", "a", ""))
 	endA := h.e.clog.NextOffset()
 	stall.Store(true)
