@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -33,9 +32,17 @@ func serveHealthOnly(t *testing.T, cfg TLSConfig) string {
 func startServer(t *testing.T, cfg TLSConfig) *Server {
 	t.Helper()
 	c := DefaultConfig()
-	c.Address = "127.0.0.1:0"
 	c.TLS = cfg
-	s, err := NewServer(c, NewService(c, nil, slog.New(slog.NewTextHandler(io.Discard, nil))), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startServerOf(t, c)
+}
+
+// startServerOf starts a server of c on 127.0.0.1:0, stopped when the test
+// ends.
+func startServerOf(t *testing.T, c Config) *Server {
+	t.Helper()
+	c.Address = "127.0.0.1:0"
+	log := slog.New(slog.DiscardHandler)
+	s, err := NewServer(c, NewService(c, nil, log), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,23 +238,9 @@ func TestHandshakeTimeoutClosesStalledConnections(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	start := func(tc TLSConfig, handshakeTimeout time.Duration) string {
 		c := DefaultConfig()
-		c.Address = "127.0.0.1:0"
 		c.TLS = tc
 		c.HandshakeTimeout = handshakeTimeout
-		log := slog.New(slog.DiscardHandler)
-		s, err := NewServer(c, NewService(c, nil, log), log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			s.Stop(ctx)
-		})
-		return s.Addr().String()
+		return startServerOf(t, c).Addr().String()
 	}
 	// closedWithin reads c until the server closes it, failing the test
 	// when that takes longer than within.
