@@ -66,12 +66,8 @@ func (m *Messaging) PullMessage(ctx context.Context, req PullRequest) (ports.Pul
 	if err != nil {
 		return ports.PullResult{}, err
 	}
-	pollCtx := ctx
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		pollCtx, cancel = context.WithDeadline(ctx, dl.Add(-pollReserve))
-		defer cancel()
-	}
+	pollCtx, cancel := reservingAnswerTime(ctx)
+	defer cancel()
 	res, err := m.offsets.Pull(pollCtx, ports.PullRequest{
 		Group:       req.Group,
 		Queue:       req.Queue,

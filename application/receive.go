@@ -37,6 +37,16 @@ type ReceiveRequest struct {
 // deadline so that an empty answer reaches the client before it gives up.
 const pollReserve = 100 * time.Millisecond
 
+// reservingAnswerTime returns the context of a long-polling broker call:
+// ctx ending pollReserve before its deadline, if it has one, which leaves
+// the answer time to reach the client. cancel releases it.
+func reservingAnswerTime(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-pollReserve))
+	}
+	return ctx, func() {}
+}
+
 // ReceiveMessage pops messages for a consumer group, long-polling until
 // messages come or the polling time ends. An empty result is a
 // ReasonMessageNotFound error, as clients expect. ctx carries the client's
@@ -116,12 +126,8 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	// little late (a loaded broker in cluster mode), and the messages it
 	// popped would stay invisible for the whole invisible time, then come
 	// again as a second delivery attempt.
-	popCtx := ctx
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		popCtx, cancel = context.WithDeadline(ctx, dl.Add(-pollReserve))
-		defer cancel()
-	}
+	popCtx, cancel := reservingAnswerTime(ctx)
+	defer cancel()
 	msgs, err := m.broker.Pop(popCtx, ports.PopRequest{
 		Group:         req.Group,
 		Topic:         req.Topic,
