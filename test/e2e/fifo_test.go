@@ -139,6 +139,32 @@ func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
 	log.check(t, groups, perGroup)
 }
 
+// fifoSimpleConsumer starts a proxy with FIFO topic name (queues queues)
+// and orderly group g-name, sends perGroup messages of each of groups
+// message groups to it (see sendFIFO), and returns a simple consumer of the
+// group subscribed to the topic.
+func fifoSimpleConsumer(t *testing.T, name string, queues int32, groups, perGroup int) rmq.SimpleConsumer {
+	t.Helper()
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, name), testenv.Name(t, "g-"+name)
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, queues)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	sendFIFO(t, testenv.NewProducer(t, p, topic), topic, groups, perGroup)
+	return testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+}
+
+// receiveUpTo receives up to n messages with c, long-polling up to 20 s;
+// none is no failure.
+func receiveUpTo(t *testing.T, c rmq.SimpleConsumer, n int32) []*rmq.MessageView {
+	t.Helper()
+	ms, err := c.Receive(t.Context(), n, 20*time.Second)
+	if err != nil && !testenv.IsNoMessage(err) {
+		t.Fatal(err)
+	}
+	return ms
+}
+
 // TestFIFOSimpleConsumerBlocksGroupUntilAck shows the broker-side rule: while
 // messages of a group are in flight, the next ones of that group are held
 // back; other groups go on. A receive hands out a run of each group: up to
@@ -150,22 +176,7 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 		fifoQueueBlocksUntilAck(t)
 		return
 	}
-	p := testenv.Start(t, testenv.Config(t))
-	topic, group := testenv.Name(t, "fifo-s"), testenv.Name(t, "g-fifo-s")
-	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
-	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, topic)
-	sendFIFO(t, pr, topic, 2, 3) // group-0 and group-1, seq 0..2 each
-	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	receive := func(n int32) []*rmq.MessageView {
-		t.Helper()
-		ms, err := c.Receive(t.Context(), n, 20*time.Second)
-		if err != nil && !testenv.IsNoMessage(err) {
-			t.Fatal(err)
-		}
-		return ms
-	}
+	c := fifoSimpleConsumer(t, "fifo-s", 1, 2, 3) // group-0 and group-1, seq 0..2 each
 	seq := func(ms []*rmq.MessageView) []string {
 		var out []string
 		for _, m := range ms {
@@ -173,18 +184,18 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 		}
 		return out
 	}
-	first := receive(2)
+	first := receiveUpTo(t, c, 2)
 	if !slices.Equal(seq(first), []string{"group-0/0", "group-1/0"}) {
 		t.Fatalf("first receive of 2: %v, want both groups' heads", seq(first))
 	}
-	if more := receive(16); len(more) != 0 {
+	if more := receiveUpTo(t, c, 16); len(more) != 0 {
 		t.Fatalf("a group's next message was delivered while its head was in flight: %v", seq(more))
 	}
 	if err := c.Ack(t.Context(), first[0]); err != nil {
 		t.Fatal(err)
 	}
 	// group-0 goes on with a run of its remaining messages; group-1 waits.
-	if next := receive(16); !slices.Equal(seq(next), []string{"group-0/1", "group-0/2"}) {
+	if next := receiveUpTo(t, c, 16); !slices.Equal(seq(next), []string{"group-0/1", "group-0/2"}) {
 		t.Fatalf("after acking group-0's head: %v", seq(next))
 	}
 }
@@ -196,14 +207,7 @@ func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
 // duration, as the Apache broker's orderly pop does; once the first is
 // acked too, the group goes on.
 func TestFIFOSimpleConsumerReceivesRunsOfOneGroup(t *testing.T) {
-	p := testenv.Start(t, testenv.Config(t))
-	topic, group := testenv.Name(t, "fifo-run"), testenv.Name(t, "g-fifo-run")
-	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 2)
-	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, topic)
-	sendFIFO(t, pr, topic, 1, 6)
-	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	c := fifoSimpleConsumer(t, "fifo-run", 2, 1, 6)
 	seqs := func(ms []*rmq.MessageView) []string {
 		var out []string
 		for _, m := range ms {
@@ -268,25 +272,10 @@ func TestFIFOSimpleConsumerReceivesRunsOfOneGroup(t *testing.T) {
 // consecutive messages of the queue, in order, and nothing more of that
 // queue until every one of them is acked.
 func fifoQueueBlocksUntilAck(t *testing.T) {
-	p := testenv.Start(t, testenv.Config(t))
-	topic, group := testenv.Name(t, "fifo-s"), testenv.Name(t, "g-fifo-s")
-	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
-	orderly := true
-	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
-	pr := testenv.NewProducer(t, p, topic)
-	sendFIFO(t, pr, topic, 2, 3) // g0-0 g1-0 g0-1 g1-1 g0-2 g1-2 in the one queue
-	c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	receive := func(n int32) []*rmq.MessageView {
-		t.Helper()
-		ms, err := c.Receive(t.Context(), n, 20*time.Second)
-		if err != nil && !testenv.IsNoMessage(err) {
-			t.Fatal(err)
-		}
-		return ms
-	}
+	c := fifoSimpleConsumer(t, "fifo-s", 1, 2, 3) // g0-0 g1-0 g0-1 g1-1 g0-2 g1-2 in the one queue
 	var first []*rmq.MessageView
 	testenv.WaitFor(t, 20*time.Second, func() error {
-		if first = receive(2); len(first) == 0 {
+		if first = receiveUpTo(t, c, 2); len(first) == 0 {
 			return fmt.Errorf("nothing received yet")
 		}
 		return nil
@@ -297,7 +286,7 @@ func fifoQueueBlocksUntilAck(t *testing.T) {
 			t.Fatalf("message %d of the first batch is %s, want %s", i, m.GetBody(), want[i])
 		}
 	}
-	if more := receive(2); len(more) != 0 {
+	if more := receiveUpTo(t, c, 2); len(more) != 0 {
 		t.Fatalf("the queue's next message %s was delivered while the first batch was in flight", more[0].GetBody())
 	}
 	for _, m := range first {
@@ -307,7 +296,7 @@ func fifoQueueBlocksUntilAck(t *testing.T) {
 	}
 	var next []*rmq.MessageView
 	testenv.WaitFor(t, 20*time.Second, func() error {
-		if next = receive(2); len(next) == 0 {
+		if next = receiveUpTo(t, c, 2); len(next) == 0 {
 			return fmt.Errorf("nothing received after the acks")
 		}
 		return nil
