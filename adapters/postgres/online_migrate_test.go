@@ -353,6 +353,27 @@ func assertSchema(t *testing.T, dsn string) {
 	}
 }
 
+// belowLatestWithEqualEvents migrates a new database up and then one
+// version down, and stores two audit events with the same time, which a
+// unique index over it cannot hold; it returns the database and a
+// connection to it.
+func belowLatestWithEqualEvents(t *testing.T) (dsn string, conn *pgx.Conn) {
+	t.Helper()
+	dsn = pgenv.NewDatabase(t, pgenv.ServerDSN(t))
+	if _, err := postgres.Migrate(t.Context(), dsn, postgres.MigrateUp, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Migrate(t.Context(), dsn, postgres.MigrateDown, 1); err != nil {
+		t.Fatal(err)
+	}
+	conn = connect(t, dsn)
+	if _, err := conn.Exec(t.Context(), `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, decision)
+  VALUES ('2026-01-01Z', 'p', 1, 'authz', 'DENY'), ('2026-01-01Z', 'p', 2, 'authz', 'DENY')`); err != nil {
+		t.Fatal(err)
+	}
+	return dsn, conn
+}
+
 // TestMigrateUpRerunsInterruptedIndexBuild: a CREATE INDEX CONCURRENTLY
 // that fails or is interrupted (a deadlock, a cancelled statement, a
 // killed connection) leaves an INVALID index behind and the version
@@ -360,20 +381,9 @@ func assertSchema(t *testing.T, dsn string) {
 // again, not refuse the dirty version nor keep the invalid index (which
 // IF NOT EXISTS would find).
 func TestMigrateUpRerunsInterruptedIndexBuild(t *testing.T) {
-	dsn := pgenv.NewDatabase(t, pgenv.ServerDSN(t))
+	dsn, conn := belowLatestWithEqualEvents(t)
 	ctx := t.Context()
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
-		t.Fatal(err)
-	}
-	conn := connect(t, dsn)
 	// A build that fails half-way: a unique one over equal values.
-	if _, err := conn.Exec(ctx, `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, decision)
-  VALUES ('2026-01-01Z', 'p', 1, 'authz', 'DENY'), ('2026-01-01Z', 'p', 2, 'authz', 'DENY')`); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := conn.Exec(ctx, `CREATE UNIQUE INDEX CONCURRENTLY audit_events_last_occurred ON rmqproxy.audit_events ((coalesce(last_occurred_at, occurred_at)))`); err == nil {
 		t.Fatal("the failing build succeeded")
 	}
@@ -400,19 +410,8 @@ func TestMigrateUpRerunsInterruptedIndexBuild(t *testing.T) {
 // or appears in its comments (occurred_at): it may be another session's
 // build in progress, or an operator's to look at.
 func TestMigrateUpRerunDropsOnlyItsOwnInvalidIndex(t *testing.T) {
-	dsn := pgenv.NewDatabase(t, pgenv.ServerDSN(t))
+	dsn, conn := belowLatestWithEqualEvents(t)
 	ctx := t.Context()
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateUp, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := postgres.Migrate(ctx, dsn, postgres.MigrateDown, 1); err != nil {
-		t.Fatal(err)
-	}
-	conn := connect(t, dsn)
-	if _, err := conn.Exec(ctx, `INSERT INTO rmqproxy.audit_events (occurred_at, proxy_id, seq, category, decision)
-  VALUES ('2026-01-01Z', 'p', 1, 'authz', 'DENY'), ('2026-01-01Z', 'p', 2, 'authz', 'DENY')`); err != nil {
-		t.Fatal(err)
-	}
 	// Builds that fail half-way (unique over equal values) leave INVALID
 	// indexes: version 7's own, and two others.
 	for _, name := range []string{"audit_events_last_occurred", "audit_events_last", "occurred_at"} {
