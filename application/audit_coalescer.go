@@ -318,18 +318,7 @@ func (c *AuditCoalescer) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
 	tick := max(c.cfg.Window/4, 10*time.Millisecond)
-	c.done.Go(func() {
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.Flush()
-			}
-		}
-	})
+	c.done.Go(func() { everyPeriod(ctx, tick, func(context.Context) { c.Flush() }) })
 	return nil
 }
 

@@ -311,14 +311,20 @@ func (r *Renewer) renewed(ctx context.Context, it renewItem, h domain.ReceiptHan
 
 // run renews due deliveries every renew period until ctx ends.
 func (r *Renewer) run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.RenewPeriod)
+	everyPeriod(ctx, r.cfg.RenewPeriod, r.renewDue)
+}
+
+// everyPeriod calls f every period, the first time one period from now,
+// until ctx ends.
+func everyPeriod(ctx context.Context, period time.Duration, f func(context.Context)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.renewDue(ctx)
+			f(ctx)
 		}
 	}
 }

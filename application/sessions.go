@@ -495,16 +495,7 @@ func (s *Sessions) expire(ctx context.Context) {
 
 // run expires silent clients until ctx ends.
 func (s *Sessions) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.expire(ctx)
-		}
-	}
+	everyPeriod(ctx, every, s.expire)
 }
 
 // hasProducerOf reports whether a producer that declared topic in its
