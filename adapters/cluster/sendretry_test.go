@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv/goroutines"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -199,17 +199,8 @@ func sendInBackground(t *testing.T, b *Broker, q domain.QueueRef, body string) <
 func waitCallsParked(t *testing.T, n int) {
 	t.Helper()
 	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-		buf := make([]byte, 1<<16)
-		for {
-			k := runtime.Stack(buf, true)
-			if k < len(buf) {
-				buf = buf[:k]
-				break
-			}
-			buf = make([]byte, 2*len(buf))
-		}
 		parked := 0
-		for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, g := range goroutines.Stacks() {
 			lines := strings.Split(g, "\n")
 			if !strings.Contains(lines[0], " [select") || !strings.Contains(g, "\ncreated by github.com/rmqproxy/rmqproxy/adapters/cluster.sendInBackground") {
 				continue

@@ -21,6 +21,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/goroutines"
 )
 
 // released is a broker that records the messages the proxy makes visible
@@ -190,16 +191,7 @@ func TestStalledReceiveIsReleased(t *testing.T) {
 func waitRunStarted(t *testing.T) {
 	t.Helper()
 	waitFor(t, 10*time.Second, func() error {
-		buf := make([]byte, 1<<16)
-		for {
-			k := runtime.Stack(buf, true)
-			if k < len(buf) {
-				buf = buf[:k]
-				break
-			}
-			buf = make([]byte, 2*len(buf))
-		}
-		for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, g := range goroutines.Stacks() {
 			if strings.Contains(g, "\nsync.(*WaitGroup).Wait(") && strings.Contains(g, "\ngithub.com/rmqproxy/rmqproxy/application.(*Messaging).Run(") {
 				return nil
 			}

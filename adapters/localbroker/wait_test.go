@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/goroutines"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -307,17 +307,8 @@ var gateWait = regexp.MustCompile(`\nsync\.\(\*Mutex\)\.Lock\([^\n]*\n[^\n]*\n[^
 func parked(t *testing.T, waiting, onGate int) {
 	t.Helper()
 	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
-		buf := make([]byte, 1<<16)
-		for {
-			n := runtime.Stack(buf, true)
-			if n < len(buf) {
-				buf = buf[:n]
-				break
-			}
-			buf = make([]byte, 2*len(buf))
-		}
 		w, g := 0, 0
-		for _, s := range strings.Split(string(buf), "\n\n") {
+		for _, s := range goroutines.Stacks() {
 			if !strings.Contains(s, "localbroker."+t.Name()+".") {
 				continue // not one of this test's goroutines
 			}
