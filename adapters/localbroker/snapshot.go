@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -504,24 +505,14 @@ func (s *snapshot) sortCanonical() {
 		return int(a.qid - b.qid)
 	})
 	for i := range s.states {
-		slices.SortFunc(s.states[i].deliveries, func(a, b snapDelivery) int { return cmpInt(a.offset, b.offset) })
+		slices.SortFunc(s.states[i].deliveries, func(a, b snapDelivery) int { return cmp.Compare(a.offset, b.offset) })
 	}
 	slices.SortFunc(s.states, func(a, b snapState) int { return cmpKey(a.key, b.key) })
-	slices.SortFunc(s.txns, func(a, b snapTxn) int { return cmpInt(a.origin, b.origin) })
+	slices.SortFunc(s.txns, func(a, b snapTxn) int { return cmp.Compare(a.origin, b.origin) })
 	slices.SortFunc(s.offsets, func(a, b snapOffset) int { return cmpKey(a.key, b.key) })
 	slices.SortFunc(s.deleted, func(a, b snapDeleted) int { return strings.Compare(a.topic, b.topic) })
 	slices.SortFunc(s.topics, func(a, b record.TopicPut) int { return strings.Compare(a.Topic.Name, b.Topic.Name) })
 	slices.SortFunc(s.groups, func(a, b record.GroupPut) int { return strings.Compare(a.Group.Name, b.Group.Name) })
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func cmpKey(a, b consKey) int {

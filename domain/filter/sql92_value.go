@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"cmp"
 	"math"
 	"strconv"
 	"strings"
@@ -115,7 +116,7 @@ func javaCompare(l, r value) (c int, ok bool) {
 		case vInt, vLong:
 			switch r.kind {
 			case vInt, vLong:
-				return cmpInt(l.i, r.i), true
+				return cmp.Compare(l.i, r.i), true
 			case vDouble:
 				return javaCompareDouble(float64(l.i), r.f()), true
 			case vString:
@@ -123,7 +124,7 @@ func javaCompare(l, r value) (c int, ok bool) {
 				if !ok {
 					return 0, false
 				}
-				return cmpInt(l.i, n), true
+				return cmp.Compare(l.i, n), true
 			}
 			return -1, true
 		case vDouble:
@@ -141,13 +142,13 @@ func javaCompare(l, r value) (c int, ok bool) {
 		case vString:
 			switch r.kind {
 			case vBool:
-				return cmpInt(boolInt(strings.EqualFold(l.s, "true")), r.i), true
+				return cmp.Compare(boolInt(strings.EqualFold(l.s, "true")), r.i), true
 			case vInt, vLong:
 				n, ok := parseJavaInt(l.s, r.kind)
 				if !ok {
 					return 0, false
 				}
-				return cmpInt(n, r.i), true
+				return cmp.Compare(n, r.i), true
 			case vDouble:
 				f, ok := parseJavaDouble(l.s)
 				if !ok {
@@ -165,18 +166,8 @@ func javaCompare(l, r value) (c int, ok bool) {
 	case vDouble:
 		return javaCompareDouble(l.f(), r.f()), true
 	default:
-		return cmpInt(l.i, r.i), true
+		return cmp.Compare(l.i, r.i), true
 	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func boolInt(b bool) int64 {
@@ -203,7 +194,7 @@ func javaCompareDouble(a, b float64) int {
 	case a > b:
 		return 1
 	}
-	return cmpInt(javaDoubleBits(a), javaDoubleBits(b))
+	return cmp.Compare(javaDoubleBits(a), javaDoubleBits(b))
 }
 
 // parseJavaInt is Integer.parseInt (k == vInt) or Long.parseLong (k ==
