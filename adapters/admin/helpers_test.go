@@ -266,4 +266,17 @@ func startServerWith(t *testing.T, setup func(*admin.Server)) *fixture {
 	return &fixture{client: client, store: store, logs: logs, server: srv, base: base, http: hc}
 }
 
+// clientTo returns an admin API client of base whose idle connections are
+// closed when the test ends.
+func clientTo(t *testing.T, base string) *admin.Client {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := admin.NewClient(base, &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func ptr[T any](v T) *T { return &v }

@@ -539,12 +539,7 @@ func TestClientConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c, err := admin.NewClient(addr, &http.Client{Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := clientTo(t, addr)
 	_, err = c.Topics(t.Context())
 	de := wantReason(t, err, domain.ReasonUnavailable)
 	for _, want := range []string{"is rmqproxy running?", "admin.address", "127.0.0.1:8082", "--admin.address", addr} {
@@ -584,12 +579,7 @@ func TestClientBadAnswers(t *testing.T) {
 		_, _ = io.WriteString(w, answers[r.URL.Path])
 	}))
 	t.Cleanup(srv.Close)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c, err := admin.NewClient(srv.URL, &http.Client{Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := clientTo(t, srv.URL)
 	for _, tt := range []struct {
 		name string
 		call func(context.Context) (any, error)
@@ -672,9 +662,7 @@ func startWithRequestInFlight(t *testing.T) (s *admin.Server, release func(), re
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c, _ := admin.NewClient(s.Addr().String(), &http.Client{Transport: tr})
+	c := clientTo(t, s.Addr().String())
 	res := make(chan error, 1)
 	go func() {
 		_, err := c.Topics(context.Background())
@@ -807,13 +795,8 @@ func TestClientUnsignedCallToAuthenticatedAPI(t *testing.T) {
 		_, _ = io.WriteString(w, `{"code":"UNAUTHORIZED","message":"authentication failed: check the AccessKey and SecretKey the client is configured with"}`)
 	}))
 	t.Cleanup(srv.Close)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c, err := admin.NewClient(srv.URL, &http.Client{Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Topics(t.Context())
+	c := clientTo(t, srv.URL)
+	_, err := c.Topics(t.Context())
 	de := wantReason(t, err, domain.ReasonUnauthorized)
 	if !strings.Contains(de.Msg, "--admin.accessKey") || !strings.Contains(de.Msg, "RMQPROXY_ADMIN_SECRET_KEY") {
 		t.Errorf("unsigned call refused with %q: does not say how to sign", de.Msg)
