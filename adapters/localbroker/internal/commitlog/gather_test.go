@@ -33,6 +33,20 @@ func (g *gatedSync) sync(f *os.File) error {
 	return nil
 }
 
+// openGatheringLog opens a log whose writer gathers appends
+// (GroupCommitWait of an hour) and whose fdatasyncs go through g, not armed
+// yet.
+func openGatheringLog(t *testing.T) (g *gatedSync, l *Log) {
+	t.Helper()
+	g = newGatedSync()
+	opts := testOptions(t.TempDir())
+	opts.SegmentSize = 1 << 20
+	opts.GroupCommitWait = time.Hour
+	opts.Sync = g.sync
+	l, _ = openLog(t, opts, 0)
+	return g, l
+}
+
 // open lets every held and later fdatasync through and closes l (deferred,
 // so that a failed test does not hang in Close).
 func (g *gatedSync) open(l *Log) {
@@ -68,12 +82,7 @@ func appendDurable(t *testing.T, l *Log, i int) int64 {
 // again before it syncs, so that one fdatasync covers both instead of one
 // each.
 func TestGroupCommitGathersAfterASharedSync(t *testing.T) {
-	g := newGatedSync()
-	opts := testOptions(t.TempDir())
-	opts.SegmentSize = 1 << 20
-	opts.GroupCommitWait = time.Hour
-	opts.Sync = g.sync
-	l, _ := openLog(t, opts, 0)
+	g, l := openGatheringLog(t)
 	defer g.open(l)
 	g.armed.Store(true)
 
@@ -117,12 +126,7 @@ func TestGroupCommitLoneWriterNeverWaits(t *testing.T) {
 // TestGroupCommitWaitEndsOnClose: a writer gathering appends stops waiting
 // when the log closes, and what it holds is synced.
 func TestGroupCommitWaitEndsOnClose(t *testing.T) {
-	g := newGatedSync()
-	opts := testOptions(t.TempDir())
-	opts.SegmentSize = 1 << 20
-	opts.GroupCommitWait = time.Hour
-	opts.Sync = g.sync
-	l, _ := openLog(t, opts, 0)
+	g, l := openGatheringLog(t)
 	g.armed.Store(true)
 
 	appendDurable(t, l, 1)
