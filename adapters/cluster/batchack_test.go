@@ -74,12 +74,7 @@ func newOnFakeSocket(t *testing.T, addr string, configure func(*Config)) *Broker
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
 	configure(&cfg)
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
-	return b
+	return newBroker(t, cfg, nil)
 }
 
 // ackDeliveries are six deliveries: three of one pop of b1's queue 1

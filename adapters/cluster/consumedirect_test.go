@@ -17,13 +17,7 @@ import (
 // message under the topic it was sent to). The real broker's side is
 // test/cluster TestConsumeMessageDirectlyThroughTheBroker.
 func TestConsumeDirectlyAnswers(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{"127.0.0.1:9"}
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
+	b := newTestBroker(t, "127.0.0.1:9", nil)
 	stored := remoting.Message{MagicCode: remoting.MagicV1, QueueID: 1, QueueOffset: 5, CommitLogOffset: 777,
 		BornTimestamp: 1700000000000, BornHost: netip.MustParseAddrPort("10.0.0.5:50000"), StoreTimestamp: 1700000000001,
 		StoreHost: netip.MustParseAddrPort("192.168.0.10:10911"), ReconsumeTimes: 1, Body: []byte("hello"), Topic: "%RETRY%g",
@@ -117,13 +111,7 @@ func TestConsumeDirectlyAnswers(t *testing.T) {
 // of the retry topic, which no consumer subscribes to. A message of a
 // retry topic that is not the request group's stays under its own name.
 func TestConsumeDirectlyOfAPopRetryMessage(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{"127.0.0.1:9"}
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
+	b := newTestBroker(t, "127.0.0.1:9", nil)
 	var got string
 	b.SetConsumeDirectlyHandler(func(ctx context.Context, group string, msg domain.StoredMessage) (ports.ConsumeDirectlyAnswer, error) {
 		got = msg.Topic

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"reflect"
@@ -164,12 +163,7 @@ func newKVBroker(t *testing.T, nameServers ...string) *Broker {
 	cfg := DefaultConfig()
 	cfg.NameServers = nameServers
 	cfg.ClusterName = "C1"
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
-	return b
+	return newBroker(t, cfg, nil)
 }
 
 // TestDescriptionsInKVConfig: a description and its times go to every

@@ -53,7 +53,14 @@ func newTestBroker(t *testing.T, nameServer string, clock *clocktest.Clock) *Bro
 	if clock != nil {
 		c = clock
 	}
-	b, err := New(cfg, nil, c)
+	return newBroker(t, cfg, c)
+}
+
+// newBroker returns an adapter of cfg and clock (nil: the system clock),
+// closed when the test ends.
+func newBroker(t *testing.T, cfg Config, clock ports.Clock) *Broker {
+	t.Helper()
+	b, err := New(cfg, nil, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

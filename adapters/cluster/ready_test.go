@@ -35,14 +35,8 @@ func TestReadinessProbeIsReused(t *testing.T) {
 		}
 		return resp
 	})
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{addr}
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b, err := New(cfg, nil, clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(t.Context()) })
+	b := newTestBroker(t, addr, clock)
 	probes := func() (int32, int32) { return listings.Load(), runtimeInfos.Load() }
 	ready := func(wantListings, wantRuntimeInfos int32) {
 		t.Helper()
@@ -87,14 +81,8 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 		}
 		return resp
 	})
-	cfg := DefaultConfig()
-	cfg.NameServers = []string{nameServer}
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b, err := New(cfg, nil, clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(t.Context()) })
+	b := newTestBroker(t, nameServer, clock)
 	ready := func(wantListings, wantRuntimeInfos int32) {
 		t.Helper()
 		if err := b.Ready(t.Context()); err != nil {
@@ -179,11 +167,7 @@ func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
 	ns1, ns2 := deadAddr(t), deadAddr(t)
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{ns1, ns2}
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, cfg, nil)
 	check := func(what string, err error) {
 		t.Helper()
 		msg := domain.MessageOf(err)
@@ -193,7 +177,7 @@ func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
 		}
 	}
 	check("readiness", b.Ready(t.Context()))
-	_, err = b.meta.topic(t.Context(), "orders")
+	_, err := b.meta.topic(t.Context(), "orders")
 	check("route", err)
 
 	// The start-up failure names the NameServers once, and not a broker.
@@ -217,11 +201,7 @@ func TestWrongClusterNameNamesTheKnownClusters(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}
 	cfg.ClusterName = "WrongCluster"
-	b, err := New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, cfg, nil)
 	want := `cluster "WrongCluster" has no master broker registered with the NameServers (they know only the clusters DefaultCluster: is cluster.clusterName the brokers' brokerClusterName?)`
 	if err := b.Ready(t.Context()); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("readiness: %v", err)
