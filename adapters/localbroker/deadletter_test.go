@@ -36,11 +36,7 @@ func TestDeadLetterCopyKeepsDeliveryCount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
-			g := domain.NewConsumerGroup("g")
-			g.MaxDeliveryAttempts = 2
-			if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-				t.Fatal(err)
-			}
+			h.createGroup("g", 2, false)
 			h.send("t", 0, msg("t", "exhausted", ""))
 			h.send("t", 1, msg("t", "forwarded", ""))
 			for attempt := int32(1); attempt <= 2; attempt++ {

@@ -314,11 +314,7 @@ func TestNewDataDirHasNoMetadataFiles(t *testing.T) {
 	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 3}); err != nil {
 		t.Fatal(err)
 	}
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 9
-	if _, err := h.e.CreateGroup(ctx, g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 9, false)
 	h.send("t", 2, msg("t", "m", ""))
 	for _, restart := range []func(){func() { h.crashRestart(false) }, h.restart, h.restart} {
 		restart()

@@ -106,6 +106,18 @@ type harness struct {
 	engineMod func(*Engine)
 }
 
+// createGroup creates consumer group name whose messages go to the
+// dead-letter queue after maxAttempts deliveries, orderly or not.
+func (h *harness) createGroup(name string, maxAttempts int32, orderly bool) {
+	h.t.Helper()
+	g := domain.NewConsumerGroup(name)
+	g.MaxDeliveryAttempts = maxAttempts
+	g.Orderly = orderly
+	if _, err := h.e.CreateGroup(h.t.Context(), g); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig(t.TempDir())
@@ -384,11 +396,7 @@ func TestChangeInvisible(t *testing.T) {
 
 func TestMaxAttemptsMovesToDeadLetter(t *testing.T) {
 	h := newHarness(t, nil)
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 2
-	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 2, false)
 	orig := msg("t", "poison", "x")
 	h.send("t", 0, orig)
 	for attempt := int32(1); attempt <= 2; attempt++ {

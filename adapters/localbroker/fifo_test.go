@@ -137,12 +137,7 @@ func TestFIFOWithoutRunsOneMessagePerGroup(t *testing.T) {
 
 func TestFIFODeadLetterReleasesGroup(t *testing.T) {
 	h := newHarness(t, nil)
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 2
-	g.Orderly = true
-	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 2, true)
 	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "A3", "A"))
 	for attempt := int32(1); attempt <= 2; attempt++ {
 		got := h.popFIFO("g", "f", 1, 5*time.Second)
@@ -175,12 +170,7 @@ func TestFIFODeadLetterReleasesGroup(t *testing.T) {
 // are then consumed, not delivered again.
 func TestFIFODeadLetterOfRunHeadReleasesHeldAcks(t *testing.T) {
 	h := newHarness(t, nil)
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 1
-	g.Orderly = true
-	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 1, true)
 	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "A3", "A"))
 	run := h.popFIFO("g", "f", 2, 5*time.Second)
 	h.ack("g", run[1])
@@ -453,11 +443,7 @@ type fifoRun struct {
 
 func fifoRandomOperations(t *testing.T, seed uint64, runs bool) {
 	h := newHarness(t, nil)
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 1000
-	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 1000, false)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	const groups = 5
 	sentPer := map[string]int{}
@@ -618,12 +604,7 @@ func TestFIFOLongPollWokenByDeadLetter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
-			g := domain.NewConsumerGroup("g")
-			g.MaxDeliveryAttempts = 1
-			g.Orderly = true
-			if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-				t.Fatal(err)
-			}
+			h.createGroup("g", 1, true)
 			h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"))
 			head := h.popFIFOMode("g", "f", 1, 5*time.Second, false)
 			if !slices.Equal(ids(head), []string{"A1"}) {

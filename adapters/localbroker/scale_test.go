@@ -550,11 +550,7 @@ func TestTransactionChecksReadWithoutTheEngineLock(t *testing.T) {
 // that the message is read once (not again under the lock).
 func TestDeadLetterMoveReadsWithoutTheEngineLock(t *testing.T) {
 	h := newHarness(t, nil)
-	g := domain.NewConsumerGroup("g")
-	g.MaxDeliveryAttempts = 1
-	if _, err := h.e.CreateGroup(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
+	h.createGroup("g", 1, false)
 	h.send("dl", 0, msg("dl", "poison", ""))
 	if got := h.pop("g", "dl", 0, 1, 5*time.Second); len(got) != 1 {
 		t.Fatalf("first delivery: %v", ids(got))
