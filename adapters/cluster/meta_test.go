@@ -33,10 +33,7 @@ func fakeTopicNameServer(t *testing.T, hold <-chan struct{}) (addr string, route
 			if hold != nil {
 				<-hold
 			}
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},
-				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-			})
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
 		case remoting.RequestGetTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
 		}

@@ -33,10 +33,7 @@ func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
 			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestGetRouteinfoByTopic:
 			n := queues.Load()
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: n, WriteQueueNums: n, Perm: remoting.PermRead | remoting.PermWrite}},
-				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-			})
+			resp.Body = oneBrokerRoute(addr, n, remoting.PermRead|remoting.PermWrite)
 		case remoting.RequestGetTopicConfig:
 			n := queues.Load()
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: n, WriteQueueNums: n, Perm: remoting.PermRead | remoting.PermWrite})
@@ -98,10 +95,7 @@ func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite}},
-				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-			})
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermWrite)
 		case remoting.RequestGetTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite})
 		case remoting.RequestPullMessage:
@@ -133,10 +127,7 @@ func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
 	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-				QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},
-				BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-			})
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
 		case remoting.RequestGetTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
 		case remoting.RequestPullMessage:

@@ -145,6 +145,16 @@ func oneBrokerCluster(addr string) []byte {
 	return body
 }
 
+// oneBrokerRoute is the route of a topic with queues queues of permission
+// perm (Perm* bits), all on master b1 at addr, of DefaultCluster.
+func oneBrokerRoute(addr string, queues, perm int32) []byte {
+	body, _ := remoting.EncodeJSONBody(remoting.TopicRouteData{
+		QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: queues, WriteQueueNums: queues, Perm: perm}},
+		BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
+	})
+	return body
+}
+
 // twoBrokerCluster is oneBrokerCluster for masters b1 at addr1 and b2 at
 // addr2.
 func twoBrokerCluster(addr1, addr2 string) []byte {

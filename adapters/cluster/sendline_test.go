@@ -39,9 +39,7 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	switch code {
 	case remoting.RequestGetRouteinfoByTopic:
-		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicRouteData{
-			QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6}},
-			BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: f.addr}}}})
+		resp.Body = oneBrokerRoute(f.addr, 4, remoting.PermRead|remoting.PermWrite)
 	case remoting.RequestGetTopicConfig:
 		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6,
 			Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
