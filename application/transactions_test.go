@@ -66,10 +66,8 @@ func TestCheckBacksPassOverRefusingProducers(t *testing.T) {
 		m.relayTransactionCheck(t.Context(), ports.TransactionCheck{Message: domain.StoredMessage{
 			Message: domain.Message{Topic: "tx", ID: "m"}, TransactionID: string(rune('A' + i))}})
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer stop()
 	waitfor.Condition(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if got := healthy.count(); got < n {
 			return fmt.Errorf("the healthy producer got %d of %d check-backs", got, n)
@@ -103,6 +101,15 @@ func (h *handedCounter) get(txID string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n[txID]
+}
+
+// startWorkers runs m's workers (Messaging.Run) until stop, which waits
+// for them to end (and may be called again).
+func startWorkers(t *testing.T, m *Messaging) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 // connectProducer declares client clientID a producer of topic whose
@@ -142,10 +149,8 @@ func TestCheckBackHandedOnlyWhenAProducerTookIt(t *testing.T) {
 		m.relayTransactionCheck(t.Context(), handed.check("tx", fmt.Sprint(i)))
 	}
 	m.relayTransactionCheck(t.Context(), handed.check("tx", "overflow"))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer stop()
 	waitfor.Condition(t, 60*time.Second, 10*time.Millisecond, func() error {
 		if got := healthy.count(); got < checkQueueLength-1 {
 			return fmt.Errorf("the producer got %d of %d queued check-backs", got, checkQueueLength-1)
@@ -176,10 +181,8 @@ func TestCheckBackTakenButNotWrittenIsNotHanded(t *testing.T) {
 	var handed handedCounter
 	ending := &recordingChannel{openChannel: *newOpenChannel(), unwritten: true}
 	connectProducer(t, m, "ending", "tx", ending)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer stop()
 	m.relayTransactionCheck(t.Context(), handed.check("tx", "taken"))
 	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if ending.count() != 1 {
@@ -187,8 +190,7 @@ func TestCheckBackTakenButNotWrittenIsNotHanded(t *testing.T) {
 		}
 		return nil
 	})
-	cancel()
-	<-done // the worker has returned from the hand-over
+	stop() // the worker has returned from the hand-over
 	if n := handed.get("taken"); n != 0 {
 		t.Errorf("a check-back taken but never written was reported handed %d times", n)
 	}
@@ -275,10 +277,8 @@ func TestSlowProducersDoNotHoldOtherTopicsCheckBacks(t *testing.T) {
 	for i := range n {
 		m.relayTransactionCheck(t.Context(), handed.check("healthy", fmt.Sprint("h", i)))
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { close(release); cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer func() { close(release); stop() }()
 	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if got := healthy.count(); got < n {
 			return fmt.Errorf("the healthy topic's producer got %d of %d check-backs while %d slow producers block their hand-overs", got, n, slowTopics)
@@ -321,10 +321,8 @@ func TestOneTopicsBacklogLeavesPlacesForOthers(t *testing.T) {
 	for i := range n {
 		m.relayTransactionCheck(t.Context(), handed.check("small", fmt.Sprint("s", i)))
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer stop()
 	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if got := small.count(); got < n {
 			return fmt.Errorf("the small topic's producer got %d of %d check-backs (the big one %d)", got, n, big.count())
@@ -364,10 +362,8 @@ func TestSlowProducerDoesNotHoldItsTopicsOtherProducer(t *testing.T) {
 	for i := range n {
 		m.relayTransactionCheck(t.Context(), handed.check("tx", fmt.Sprint(i)))
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { close(release); cancel(); <-done }()
+	stop := startWorkers(t, m)
+	defer func() { close(release); stop() }()
 	waitfor.Condition(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if got := healthy.count(); got < n {
 			return fmt.Errorf("the healthy producer got %d of %d check-backs (hand-overs blocked at the stuck one: %d)", got, n, stuck.count())
