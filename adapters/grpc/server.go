@@ -18,6 +18,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenhint"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
@@ -190,7 +191,8 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 func (s *Server) Start(context.Context) error {
 	lis, err := net.Listen("tcp", s.cfg.Address)
 	if err != nil {
-		return fmt.Errorf("grpc: listen on grpc.address %q: %w (is another rmqproxy or RocketMQ proxy running? choose another port with --grpc.address)", s.cfg.Address, err)
+		return fmt.Errorf("grpc: listen on grpc.address %q: %w; %s", s.cfg.Address, err,
+			listenhint.Hint(err, "grpc.address", "another process (perhaps another rmqproxy or RocketMQ proxy)"))
 	}
 	port := lis.Addr().(*net.TCPAddr).Port
 	if s.cfg.MaxConnectionsPerAddress > 0 || s.cfg.MaxConnections > 0 {

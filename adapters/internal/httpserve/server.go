@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenhint"
 )
 
 // Options describe one server. Module, Setting and Address make the errors
@@ -107,11 +107,8 @@ func (s *Server) Start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", o.Address)
 	if err != nil {
-		hint := "check " + o.Setting
-		if errors.Is(err, syscall.EADDRINUSE) {
-			hint = fmt.Sprintf("%s uses this port: stop it, or set %s to a free address", o.PortHolder, o.Setting)
-		}
-		return fmt.Errorf("%s: cannot listen on %s (setting %s): %w; %s", o.Module, o.Address, o.Setting, err, hint)
+		return fmt.Errorf("%s: cannot listen on %s (setting %s): %w; %s", o.Module, o.Address, o.Setting, err,
+			listenhint.Hint(err, o.Setting, o.PortHolder))
 	}
 	if o.TLS != nil {
 		ln = handshake.NewListener(ln, o.TLS, o.HandshakeTimeout, o.Handshakes)
