@@ -26,7 +26,8 @@ import (
 )
 
 const pgSettingsUsage = `These commands change PostgreSQL directly (auth.source postgres); every
-running proxy applies a change within a second. Settings:
+running proxy applies a change within a second. With auth.source file,
+edit the policy file (auth.file) instead. Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
   --postgres.secretKeys KEYS    to write secrets (RMQPROXY_POSTGRES_SECRET_KEYS)
   --postgres.activeSecretKey ID
@@ -85,9 +86,26 @@ full. Repeated refusals are coalesced: COUNT says how many decisions an
 event stands for, from its TIME to its LAST. --since takes a duration back
 from now (1h) or an RFC 3339 time, and finds events whose last occurrence
 is since then.
-It reads PostgreSQL directly (auth.source postgres). Settings:
+It reads PostgreSQL directly (auth.source postgres); with auth.source file
+the audit events are in the proxy's log (component=audit). Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
 `
+
+// noPostgresWithPolicyFile is the error of the user, acl and audit commands
+// run with a configuration that keeps users and ACL entries in a policy
+// file (auth.source file) and names no database: they would act on a
+// database the proxy does not read, so the error says where its users,
+// entries and audit events are instead.
+func noPostgresWithPolicyFile(file string) string {
+	where := "the policy file auth.file"
+	if file != "" {
+		where = fmt.Sprintf("the policy file auth.file (%s)", file)
+	}
+	return "no PostgreSQL: the configuration has auth.source file, so the proxy reads its users and ACL entries from " + where +
+		": edit that file (the proxy reloads it when it changes)," +
+		" and its audit events are in the proxy's log (component=audit). The user, acl and audit commands act on PostgreSQL" +
+		" (auth.source postgres): set --postgres.dsn, RMQPROXY_POSTGRES_DSN or postgres.dsn in --config FILE"
+}
 
 // securityCLI is what the user, acl and audit commands need.
 type securityCLI struct {
@@ -102,6 +120,9 @@ func openSecurity(settings []string, src config.Sources, needKeys bool) (*securi
 		return nil, err
 	}
 	if cfg.Postgres.DSN == "" {
+		if cfg.Auth.Source == application.SourceFile {
+			return nil, errors.New(noPostgresWithPolicyFile(cfg.Auth.File))
+		}
 		return nil, errors.New("no PostgreSQL: set --postgres.dsn, RMQPROXY_POSTGRES_DSN or postgres.dsn in --config FILE")
 	}
 	var keys *postgres.Keyring

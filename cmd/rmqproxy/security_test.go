@@ -124,3 +124,36 @@ func TestSecurityCommands(t *testing.T) {
 	}
 	cli(2, "audit", "query", "--since", "yesterday")
 }
+
+// TestSecurityCommandsWithAPolicyFile: with auth.source file and no
+// database, the user, acl and audit commands say where that proxy keeps
+// its users, entries and audit events, instead of only asking for a
+// PostgreSQL connection string it does not use.
+func TestSecurityCommandsWithAPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	cfg := filepath.Join(dir, "rmqproxy.yaml")
+	if err := os.WriteFile(cfg, []byte("auth:\n  enabled: true\n  source: file\n  file: "+policy+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"user", "list"},
+		{"acl", "list"},
+		{"acl", "create", "User:a", "--resource", "Topic:t", "--actions", "Pub"},
+		{"audit", "query"},
+	} {
+		code, _, errOut := runCLI(append(args, "--config", cfg)...)
+		if code != 1 {
+			t.Fatalf("rmqproxy %v: exit %d, want 1: %s", args, code, errOut)
+		}
+		for _, want := range []string{"auth.source file", "auth.file (" + policy + ")", "edit that file", "component=audit", "--postgres.dsn"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("rmqproxy %v: %q lacks %q", args, errOut, want)
+			}
+		}
+	}
+	// Without the policy file setting, the advice stays the database's.
+	if code, _, errOut := runCLI("user", "list"); code != 1 || strings.Contains(errOut, "auth.source file") || !strings.Contains(errOut, "no PostgreSQL: set --postgres.dsn") {
+		t.Errorf("user list without configuration: exit %d: %s", code, errOut)
+	}
+}
