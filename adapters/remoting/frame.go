@@ -168,8 +168,14 @@ func frameLength(prefix []byte, maxFrame int) (int, error) {
 		return 0, frameErr(-1, "length prefix "+strconv.FormatInt(length, 10)+" is below 4")
 	}
 	if length+4 > int64(maxFrame) {
-		return 0, &FrameError{Offset: -1, tooLarge: true,
-			Reason: "frame of " + strconv.FormatInt(length+4, 10) + " bytes exceeds the maximum of " + strconv.Itoa(maxFrame)}
+		reason := "frame of " + strconv.FormatInt(length+4, 10) + " bytes exceeds the maximum of " + strconv.Itoa(maxFrame)
+		if string(prefix[:4]) == "HTTP" {
+			// An HTTP server's answer ("HTTP/1.1 400 ..."), read as a length:
+			// the address is not a Remoting peer's.
+			reason = `the peer answered in HTTP ("HTTP/..."), not in RocketMQ's Remoting protocol: ` +
+				"this address is an HTTP server's (a web console, an HTTP port, an HTTP proxy in between), not a NameServer's or broker's"
+		}
+		return 0, &FrameError{Offset: -1, tooLarge: true, Reason: reason}
 	}
 	return int(length), nil
 }
