@@ -31,6 +31,10 @@ const topicUsage = `Usage:
   rmqproxy topic list
   rmqproxy topic describe NAME
 
+create makes a NORMAL topic with 8 queues unless --type and --queues say
+otherwise; update changes only what its flags give, and a queue count can
+only grow.
+
 ` + adminFlagsUsage
 
 const groupUsage = `Usage:
@@ -49,7 +53,9 @@ group gave up on: delete that with rmqproxy topic delete once they are no
 longer needed.
 
 --retry sets customized delays (the last repeats); --retryExponential sets
-an exponential backoff, e.g. 1s,2h,2.
+an exponential backoff, e.g. 1s,2h,2. create takes RocketMQ's defaults for
+what its flags do not give (17 delivery attempts, the delays 1s, 5s, 10s,
+30s, 1m ... 2h); update changes only what its flags give.
 
 ` + adminFlagsUsage
 
@@ -77,7 +83,7 @@ or after NAME, as --flag=value or --flag value; every command takes:
                              (else RMQPROXY_CONFIG, RMQPROXY_ADMIN_ADDRESS)
   --wait DURATION            wait this long for a proxy that is still starting
                              (default 10s; 0 fails at once)
-  --json                     print JSON (list, describe, stats, create, update)
+  --json                     print JSON (every command but delete)
   --admin.accessKey NAME     Super user to sign calls as, for a proxy with
                              auth.enabled; its secret comes from
                              RMQPROXY_ADMIN_SECRET_KEY or admin.secretKey in the

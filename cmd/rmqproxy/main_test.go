@@ -42,7 +42,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"config", "--help"}, []string{"Usage: rmqproxy config print", "--local.flush"}},
 		{[]string{"config", "print", "-h"}, []string{"Usage: rmqproxy config print", "--local.flush"}},
 		{[]string{"help", "topic"}, []string{"rmqproxy topic describe NAME", "--admin.address", "--wait"}},
-		{[]string{"topic", "--help"}, []string{"rmqproxy topic describe NAME"}},
+		{[]string{"topic", "--help"}, []string{"rmqproxy topic describe NAME", "create makes a NORMAL topic with 8 queues", "a queue count can\nonly grow"}},
 		{[]string{"group", "-h"}, []string{"rmqproxy group stats NAME", "--maxDeliveryAttempts"}},
 		{[]string{"group", "stats", "--help"}, []string{"rmqproxy group stats NAME"}},
 		{[]string{"help", "version"}, []string{"rmqproxy version"}},
@@ -55,7 +55,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"user", "create", "--help"}, []string{"rmqproxy user create NAME"}},
 		{[]string{"acl", "import", "--help"}, []string{"rmqproxy acl import"}},
 		{[]string{"audit", "query", "--help"}, []string{"rmqproxy audit query"}},
-		{[]string{"client", "stack", "--help"}, []string{"rmqproxy client stack CLIENT_ID"}},
+		{[]string{"client", "stack", "--help"}, []string{"rmqproxy client stack CLIENT_ID", "print JSON (every command but delete)"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
