@@ -253,6 +253,15 @@ func (c *Client) transportError(err error) error {
 	if errors.As(err, &unknownAuthority) {
 		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" presents a certificate this client does not trust: pass the CA that signed it with --admin.caFile")
 	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "malformed HTTP response") {
+		// Something listens there but hung up on an HTTP/1.1 request or
+		// answered in another protocol: rmqproxy's gRPC port resets it, a
+		// gRPC server answers with HTTP/2 frames.
+		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
+			"%s did not answer in HTTP/1.1 (it closed the connection or spoke another protocol): is it the rmqproxy admin API (admin.address, default %s) and not its gRPC port (grpc.address) or another service? pass --admin.address",
+			c.base, DefaultAddress))
+	}
 	return domain.Wrap(domain.ReasonUnavailable, err, "cannot reach the rmqproxy admin API at "+c.base)
 }
 
