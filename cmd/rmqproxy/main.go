@@ -65,7 +65,8 @@ refused or could not be reached for); 2 on a usage error (an unknown
 command or flag, a flag value that does not parse, a missing argument).
 
 Quick start:
-  rmqproxy &                               # gRPC on :8081, admin API on 127.0.0.1:8082, data in ./data
+  rmqproxy &                               # gRPC on :8081, admin API on 127.0.0.1:8082,
+                                           # health and metrics on :9090, data in ./data
   rmqproxy topic create orders --type NORMAL
   rmqproxy --mode=cluster --cluster.nameServers=10.0.0.1:9876 &   # cluster mode instead
 `
