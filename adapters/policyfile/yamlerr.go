@@ -40,11 +40,18 @@ var unmarshalProblem = regexp.MustCompile("(?s)^line (\\d+): cannot unmarshal (\
 
 var lineOf = regexp.MustCompile(`^line \d+`)
 
+// unknownField matches the decoder's "line N: field KEY not found in type
+// T" for a key the format does not have.
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
 // typeProblem rewrites one message of a yaml.TypeError without the value
 // it quotes.
 func typeProblem(m string) string {
 	if sub := unmarshalProblem.FindStringSubmatch(m); sub != nil {
 		return "line " + sub[1] + ": expected " + goKind(sub[3]) + ", found " + tagKind(sub[2]) + " (value not shown)"
+	}
+	if sub := unknownField.FindStringSubmatch(m); sub != nil {
+		return "line " + sub[1] + ": unknown key \"" + sub[2] + "\"" // not the Go type it names
 	}
 	if strings.Contains(m, ": field ") || strings.Contains(m, ": mapping key ") {
 		return m // names a key, not a value

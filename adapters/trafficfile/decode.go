@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -144,7 +145,12 @@ func (f *Flow) convert() application.FlowLimits {
 	}
 }
 
-// trimYAMLError keeps yaml's message without its "yaml: " prefix.
+// unknownField is the decoder's message for a key the file format does
+// not have, which names a Go type the operator has never seen.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// trimYAMLError keeps yaml's message without its "yaml: " prefix, with an
+// unknown key said as such ("line 3: unknown key \"topcs\"").
 func trimYAMLError(err error) string {
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	return unknownField.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), `unknown key "$1"`)
 }

@@ -60,8 +60,8 @@ func TestDecodeJSON(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	for _, c := range []struct{ file, want string }{
-		{"clients:\n  send: {messagesPerSecnd: 5}\n", "field messagesPerSecnd not found"},
-		{"topic:\n  t: {}\n", "field topic not found"},
+		{"clients:\n  send: {messagesPerSecnd: 5}\n", `line 2: unknown key "messagesPerSecnd"`},
+		{"topic:\n  t: {}\n", `line 1: unknown key "topic"`},
 		{"topics:\n  t: {send: {bytesPerSecond: 5 parsecs}}\n", "unknown unit"},
 		{"topics:\n  t: {send: {bytesPerSecond: 1.5}}\n", "whole, non-negative"},
 		{"topics:\n  t: {send: {messagesPerSecond: -3}}\n", "must be finite and not negative"},
@@ -78,6 +78,9 @@ func TestDecodeErrors(t *testing.T) {
 		_, err := trafficfile.Decode([]byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%.40q: %v; want an error containing %q", c.file, err, c.want)
+		}
+		if err != nil && strings.Contains(c.want, "unknown key") && strings.Contains(err.Error(), "trafficfile.") {
+			t.Errorf("%.40q: %v names a Go type", c.file, err)
 		}
 	}
 }
