@@ -87,6 +87,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"config", "prnit"}, `unknown config command "prnit" (did you mean print?)`},
 		{[]string{"version", "x"}, "rmqproxy version takes no arguments"},
 		{[]string{"topic"}, "rmqproxy topic needs a command"},
+		// 0 means "not given" to the admin API: said, not silently 8 (17).
+		{[]string{"topic", "create", "t", "--queues", "0", "--wait", "0"}, "--queues 0: a topic needs at least 1 queue"},
+		{[]string{"topic", "update", "t", "--queues=0", "--wait", "0"}, "--queues 0: a topic needs at least 1 queue"},
+		{[]string{"group", "create", "g", "--maxDeliveryAttempts", "0", "--wait", "0"}, "--maxDeliveryAttempts 0: a message gets at least 1 delivery"},
 		{[]string{"client", "stack"}, "client stack needs exactly one client id"},
 		{[]string{"client", "verify", "id", "--topic", "t", "--message-id", "m"}, `unknown flag "--message-id" (did you mean --messageId?)`},
 		{[]string{"client", "lsit"}, `unknown client command "lsit" (did you mean list?)`},
