@@ -3,11 +3,13 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -253,16 +255,18 @@ func (c *Client) transportError(err error) error {
 	if errors.As(err, &unknownAuthority) {
 		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" presents a certificate this client does not trust: pass the CA that signed it with --admin.caFile")
 	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "malformed HTTP response") {
-		// Something listens there but hung up on an HTTP/1.1 request or
-		// answered in another protocol: rmqproxy's gRPC port resets it, a
-		// gRPC server answers with HTTP/2 frames.
-		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
-			"%s did not answer in HTTP/1.1 (it closed the connection or spoke another protocol): is it the rmqproxy admin API (admin.address, default %s) and not its gRPC port (grpc.address) or another service? pass --admin.address",
-			c.base, DefaultAddress))
+	var dial *net.OpError
+	var verify *tls.CertificateVerificationError
+	if (errors.As(err, &dial) && dial.Op == "dial") || errors.As(err, &verify) {
+		return domain.Wrap(domain.ReasonUnavailable, err, "cannot reach the rmqproxy admin API at "+c.base)
 	}
-	return domain.Wrap(domain.ReasonUnavailable, err, "cannot reach the rmqproxy admin API at "+c.base)
+	// Connected, but no HTTP/1.1 answer came back: the peer hung up (as
+	// rmqproxy's gRPC port does), answered in another protocol (a gRPC
+	// server's HTTP/2 frames, "malformed HTTP response", or sent them
+	// before the request, which net/http reports as a failed peek).
+	return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
+		"%s did not answer in HTTP/1.1 (it closed the connection or spoke another protocol): is it the rmqproxy admin API (admin.address, default %s) and not its gRPC port (grpc.address) or another service? pass --admin.address",
+		c.base, DefaultAddress))
 }
 
 // answerError rebuilds the server's *domain.Error from its JSON error body.

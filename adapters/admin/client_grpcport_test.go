@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -62,6 +63,7 @@ func TestClientAtAGRPCPort(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Topics(t.Context())
+			t.Logf("cause: %v", errors.Unwrap(err))
 			de := wantReason(t, err, domain.ReasonUnavailable)
 			for _, want := range []string{addr + " did not answer in HTTP/1.1", "is it the rmqproxy admin API (admin.address, default 127.0.0.1:8082)", "grpc.address", "--admin.address"} {
 				if !strings.Contains(de.Msg, want) {
