@@ -65,7 +65,10 @@ type Broker interface {
 	// dead-letter queue (%DLQ%group) and acks the original. A forward
 	// whose handle names no message the request may move (one never
 	// delivered to the group, or a message of another topic) moves
-	// nothing and returns a *ForwardRefusedError.
+	// nothing and returns a *ForwardRefusedError. A broker that delivers
+	// the message again whatever it moves (a RocketMQ broker, once the
+	// handle's invisible time has ended) moves nothing either and returns
+	// nil: that delivery decides.
 	ForwardToDeadLetter(ctx context.Context, req AckRequest) error
 }
 

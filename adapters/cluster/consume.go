@@ -288,6 +288,21 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 // queue, where its group may read it. Such a forward moves nothing and
 // returns a *ports.ForwardRefusedError (the caller audits it and answers
 // OK), as local mode does for a handle never delivered to the group.
+//
+// Nor does it move the message of a handle whose invisible time has
+// ended when the move is to be sent (the Apache proxy moves it and then
+// does not send the ack, ReceiptHandle.isExpired): the broker revives, or
+// has revived, that checkpoint whatever comes after, so the message would
+// be both in the dead-letter queue and delivered again, and, forwarded
+// again, in the dead-letter queue twice. Such a forward moves nothing
+// and returns nil: the message comes again, with its next delivery
+// attempt and a valid handle, and that delivery decides (past the
+// group's maximum attempts the receive moves it). A refusal would not
+// end: the Go client v5.1.4 repeats a forward answered with any code but
+// OK every second, with the same handle. A handle that expires while the
+// move is on its way gets no margin, as a client's change gets none (see
+// [Broker.expiring]): a margin would also hold back the receive's own
+// forwards of pops with a short invisible time, every time they come.
 func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) error {
 	h := req.Handle
 	if h.CommitLogOffset < 0 {
@@ -299,6 +314,13 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	}
 	if err := b.handleNamesTopic(ctx, addr, req); err != nil {
 		return err
+	}
+	// Checked when the move is sent, as a change is (see [Broker.expiring]).
+	if b.expiring(ports.ChangeInvisibleRequest{AckRequest: req}) != nil {
+		b.log.LogAttrs(ctx, slog.LevelInfo, "dead-letter forward of a receipt handle whose invisible time has ended; nothing moved: the broker delivers the message again, and that delivery decides (past the group's maximum attempts, the receive moves it)",
+			slog.String("consumer_group", req.Group), slog.String("topic", req.Topic), slog.String("broker", h.BrokerName),
+			slog.String("msg_id", req.MessageID))
+		return nil
 	}
 	_, err = b.call(ctx, addr, remoting.RequestConsumerSendMsgBack, &remoting.ConsumerSendMsgBackRequestHeader{
 		RPC: remoting.RPC{BrokerName: h.BrokerName}, Offset: h.CommitLogOffset, Group: req.Group, DelayLevel: -1,
@@ -402,6 +424,8 @@ func each(n int, f func(i int)) {
 // only if the broker takes more than the time left plus its second of
 // grace (once for a renewal, whose new checkpoint the proxy acks when the
 // client acks; twice for a client's nack, which looks like an extension).
+// A dead-letter forward is checked as a client's change (see
+// [Broker.ForwardToDeadLetter]).
 func (b *Broker) expiring(req ports.ChangeInvisibleRequest) error {
 	now := b.clock.Now()
 	switch {

@@ -1,14 +1,19 @@
 package cluster
 
 import (
+	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // TestForwardBeyondTheCommitLogIsAForgedHandle: a dead-letter forward
@@ -80,6 +85,79 @@ func TestForwardBeyondTheCommitLogIsAForgedHandle(t *testing.T) {
 				if c == remoting.RequestConsumerSendMsgBack || c == remoting.RequestAckMessage {
 					t.Errorf("the broker was asked %v after the read failed (asked %v)", c, asked)
 				}
+			}
+		})
+	}
+}
+
+// TestForwardOfAnExpiredHandleMovesNothing: a RocketMQ broker revives a
+// pop checkpoint whose invisible time has ended whatever comes after it
+// (see Broker.expiring), so a dead-letter forward of such a handle moved
+// the message to the dead-letter queue (CONSUMER_SEND_MSG_BACK) while the
+// broker delivered it again, and that delivery, forwarded too, put it
+// there twice. Checked by the adapter's clock when the move is to be sent
+// (after the read of the message), such a forward sends nothing and is
+// answered OK: the redelivery decides. A handle with 100 ms left is still
+// moved and acked (no margin, as for a client's change).
+func TestForwardOfAnExpiredHandleMovesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		left  time.Duration
+		moved bool
+	}{
+		{"100 ms before the end", 100 * time.Millisecond, true},
+		{"at the end", 0, false},
+		{"a second after the end", -time.Second, false},
+		{"expiring during the read", 5 * time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := clocktest.New(time.Now())
+			var mu sync.Mutex
+			var asked []remoting.RequestCode
+			addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command {
+				mu.Lock()
+				asked = append(asked, remoting.RequestCode(req.Code))
+				mu.Unlock()
+				if remoting.RequestCode(req.Code) != remoting.RequestViewMessageById {
+					return resp
+				}
+				if c.name == "expiring during the read" {
+					clock.Advance(10 * time.Second)
+				}
+				body, err := remoting.AppendMessage(nil, &remoting.Message{MagicCode: remoting.MagicV1, CommitLogOffset: 4096,
+					BornHost: netip.MustParseAddrPort("10.0.0.1:1234"), StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"),
+					Topic: "T", Body: []byte("b")})
+				if err != nil {
+					return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+				}
+				resp.Body = body
+				return resp
+			})
+			cfg := DefaultConfig()
+			cfg.NameServers = []string{addr}
+			cfg.BatchAck = false
+			b, err := New(cfg, nil, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close(context.Background()) })
+			if err := b.ForwardToDeadLetter(t.Context(), changeOf(clock, c.left, false).AckRequest); err != nil {
+				t.Fatalf("forward: %v, want OK", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []remoting.RequestCode{remoting.RequestViewMessageById}
+			if c.moved {
+				want = append(want, remoting.RequestConsumerSendMsgBack, remoting.RequestAckMessage)
+			}
+			var got []remoting.RequestCode
+			for _, code := range asked {
+				if code != remoting.RequestGetBrokerClusterInfo {
+					got = append(got, code)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("the broker was asked %v, want %v", got, want)
 			}
 		})
 	}
