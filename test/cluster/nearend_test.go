@@ -58,6 +58,74 @@ func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
 	}
 }
 
+// TestForwardOfAnExpiredHandleMovesTheMessageOnce: a dead-letter forward
+// whose receipt handle's invisible time had ended was sent to a RocketMQ
+// 5.5.0 broker as any other: it copied the message into the group's
+// dead-letter queue (CONSUMER_SEND_MSG_BACK), and the ack that followed
+// came after the broker had revived the pop's checkpoint, so the message
+// was delivered again as well; forwarded again, it was in the dead-letter
+// queue twice (seen: 2 messages there). The cluster adapter moves nothing
+// for such a handle and answers OK: the redelivery, forwarded with its own
+// handle, puts it there once, and it is not delivered to the group again.
+// A second message shows the other order: a forward that reaches the
+// adapter after the handle's end by the host's clock (set past it here)
+// but before the broker revived the checkpoint moves nothing either, and
+// the message is not lost: the broker delivers it again, and that
+// delivery's forward moves it.
+func TestForwardOfAnExpiredHandleMovesTheMessageOnce(t *testing.T) {
+	f := startNearEnd(t, "forward-expired")
+	dlq := domain.DeadLetterTopic(f.group)
+
+	late := f.send(t)
+	_, h := f.attempt(t, late, 1)
+	// Not acked: the broker revives the pop's checkpoint and delivers the
+	// message again; that delivery is forwarded, with its valid handle,
+	// and then the first one, long expired.
+	f.invisible = time.Minute // the forward of h2 must not come after its end
+	_, h2 := f.attempt(t, late, 2)
+	revivedAfter := time.Since(h.NextVisibleTime())
+	f.forward(t, late, h2)
+	f.forward(t, late, h)
+	f.noMore(t, 2*time.Second+2*revivedAfter+5*time.Second, "after the forwards of both deliveries")
+	f.dlqHolds(t, dlq, h.BrokerName, 1)
+
+	early := f.send(t)
+	f.invisible = 0
+	_, h = f.attempt(t, early, 1)
+	f.clock.by.Store(int64(time.Until(h.NextVisibleTime()) + time.Millisecond))
+	f.forward(t, early, h)
+	f.clock.by.Store(0)
+	f.invisible = time.Minute
+	_, h2 = f.attempt(t, early, 2)
+	f.forward(t, early, h2)
+	f.noMore(t, 2*time.Second+2*revivedAfter+5*time.Second, "after the forward of the redelivery")
+	f.dlqHolds(t, dlq, h.BrokerName, 2)
+}
+
+// forward forwards delivery h of message id to the dead-letter queue.
+func (f *nearEnd) forward(t *testing.T, id string, h domain.ReceiptHandle) {
+	t.Helper()
+	if err := f.b.ForwardToDeadLetter(t.Context(), ports.AckRequest{Group: f.group, Topic: f.topic, MessageID: id, Handle: h}); err != nil {
+		t.Fatalf("dead-letter forward: %v", err)
+	}
+}
+
+// dlqHolds fails the test unless the dead-letter topic dlq (one queue, on
+// broker) holds n messages.
+func (f *nearEnd) dlqHolds(t *testing.T, dlq, broker string, n int64) {
+	t.Helper()
+	testenv.WaitForRoute(t, f.p, dlq)
+	var got int64
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		var err error
+		got, err = f.b.QueryOffset(t.Context(), domain.QueueRef{Topic: dlq, BrokerName: broker}, ports.OffsetEnd, time.Time{})
+		return err
+	})
+	if got != n {
+		t.Fatalf("%s holds %d messages, want %d", dlq, got, n)
+	}
+}
+
 // nearEnd is a topic and group of a broker of their own, with a cluster
 // adapter on it whose clock the test may move.
 type nearEnd struct {
@@ -66,6 +134,7 @@ type nearEnd struct {
 	clock        *offsetClock
 	topic, group string
 	producer     rmq.Producer
+	invisible    time.Duration // of the pops; 0: 2 s
 }
 
 // startNearEnd starts it, with topic name and group g-name.
@@ -96,12 +165,17 @@ func (f *nearEnd) send(t *testing.T) string {
 	return receipts[0].MessageID
 }
 
-// pop pops one message (invisible for 2 s), waiting up to poll for it.
+// pop pops one message (invisible for f.invisible, 2 s if 0), waiting
+// up to poll for it.
 func (f *nearEnd) pop(t *testing.T, poll time.Duration) []domain.StoredMessage {
 	ctx, cancel := context.WithTimeout(t.Context(), poll+10*time.Second)
 	defer cancel()
+	invisible := 2 * time.Second
+	if f.invisible > 0 {
+		invisible = f.invisible
+	}
 	msgs, err := f.b.Pop(ctx, ports.PopRequest{Group: f.group, Topic: f.topic, QueueID: -1, MaxMessages: 1,
-		InvisibleTime: 2 * time.Second, PollTimeout: poll, Filter: filter.All})
+		InvisibleTime: invisible, PollTimeout: poll, Filter: filter.All})
 	if err != nil {
 		t.Logf("pop: %v", err)
 	}
