@@ -488,6 +488,49 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 	}
 }
 
+// TestForwardOfAnExpiredHandleMovesTheMessageOnce: a forward whose
+// handle's invisible time has ended must leave the message in the
+// dead-letter queue once and not deliver it to the group again (in
+// cluster mode a RocketMQ broker revives the checkpoint whatever comes
+// after, and the adapter moves nothing; see docs/cluster.md). Local mode
+// decides under the engine lock, from the message's one state in the
+// group, when the move is written: a message not delivered again yet
+// (its deadline passed, the reviver not run: the forward processes it) is
+// moved, and not delivered again; one delivered again is left to that
+// delivery, whose forward moves it. Each is in the dead-letter queue
+// once.
+func TestForwardOfAnExpiredHandleMovesTheMessageOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""))
+	first := h.pop("g", "t", 0, 2, 10*time.Second)
+	if !slices.Equal(ids(first), []string{"a", "b"}) {
+		t.Fatalf("first delivery: %v", ids(first))
+	}
+	h.fake().Advance(10 * time.Second) // both expired; no h.revive()
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", first[0])); err != nil {
+		t.Fatalf("forward of a whose handle expired: %v", err)
+	}
+	again := h.pop("g", "t", 0, 10, 10*time.Second)
+	if len(again) != 1 || again[0].ID != "b" || again[0].DeliveryAttempt != 2 {
+		t.Fatalf("after the forward of a: %v; want b again, attempt 2", ids(again))
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", first[1])); err != nil {
+		t.Fatalf("forward of b's expired first delivery, b delivered again: %v", err)
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", again[0])); err != nil {
+		t.Fatalf("forward of b's second delivery: %v", err)
+	}
+	h.fake().Advance(time.Hour)
+	h.revive()
+	if got := h.pop("g", "t", -1, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("delivered after the forwards: %v", ids(got))
+	}
+	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); !slices.Equal(ids(d), []string{"a", "b"}) {
+		t.Fatalf("dead-letter queue: %v; want a and b once each", ids(d))
+	}
+}
+
 // TestForwardOfAnOutlivedHandleOfADeletedTopicMovesNothing: a forward
 // with a handle of a topic deleted and created again since found the new
 // topic's message at the handle's queue offset, visible again after its
