@@ -505,6 +505,54 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	}
 }
 
+// TestDeadLetterForwardOfAnExpiredHandleMovesOnce: a consumer forwards a
+// delivery whose invisible time has ended, after the message came again,
+// and then the redelivery. In cluster mode the first forward copied the
+// message into the dead-letter queue while the broker, having revived the
+// checkpoint, delivered it again: forwarded again, it was there twice.
+// Both modes answer both forwards OK, hold the message in the dead-letter
+// queue once, and deliver it to the group no more.
+func TestDeadLetterForwardOfAnExpiredHandleMovesOnce(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group, reader := testenv.Name(t, "dlq-expired"), testenv.Name(t, "g-dlq-expired"), testenv.Name(t, "g-dlq-expired-reader")
+	raw := p.Subscriber(t, topic, group, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: reader})
+	raw.SendN(t, topic, 1)
+	first := raw.ReceiveN(t, group, topic, 1, 2*time.Second, 30*time.Second)
+	again := raw.ReceiveN(t, group, topic, 1, time.Minute, time.Minute)
+	if a := again[0].GetSystemProperties().GetDeliveryAttempt(); a != 2 {
+		t.Fatalf("delivered again at attempt %d, want 2", a)
+	}
+	forward := func(what string, m *v2.Message) {
+		t.Helper()
+		resp, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+			Group: &v2.Resource{Name: group}, Topic: &v2.Resource{Name: topic},
+			ReceiptHandle: m.GetSystemProperties().GetReceiptHandle(), MessageId: m.GetSystemProperties().GetMessageId(),
+			DeliveryAttempt: m.GetSystemProperties().GetDeliveryAttempt(), MaxDeliveryAttempts: 16})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("forward of %s: %v %v", what, resp, err)
+		}
+	}
+	forward("the expired first delivery", first[0])
+	forward("the redelivery", again[0])
+	// A delivery that was left (the first one's checkpoint, had the
+	// forward written one) comes within seconds of its end.
+	for end := time.Now().Add(15 * time.Second); time.Until(end) > 0; {
+		if ms := raw.ReceiveAnswered(t, testenv.ReceiveRequest(group, topic, 16, time.Minute)); len(ms) != 0 {
+			t.Fatalf("delivered after both forwards: attempt %d", ms[0].GetSystemProperties().GetDeliveryAttempt())
+		}
+	}
+	dlq := domain.DeadLetterTopic(group)
+	testenv.WaitForRoute(t, p, dlq)
+	rd := testenv.NewRawClient(t, p)
+	rd.Subscribe(t, reader, dlq)
+	dead := rd.ReceiveN(t, reader, dlq, 1, time.Minute, 30*time.Second)
+	dead = append(dead, rd.ReceiveAnswered(t, testenv.ReceiveRequest(reader, dlq, 16, time.Minute))...)
+	if len(dead) != 1 || dead[0].GetSystemProperties().GetMessageId() != first[0].GetSystemProperties().GetMessageId() {
+		t.Fatalf("%s holds %d messages, want the forwarded one once", dlq, len(dead))
+	}
+}
+
 // TestDeadLetterForwardOfWhatTheGroupDoesNotHoldEnds: the Go client
 // v5.1.4 repeats a refused ForwardMessageToDeadLetterQueue every second
 // for ever, and local mode refused a forward naming a message never
