@@ -54,6 +54,9 @@ func (a *Admin) CreateTopic(ctx context.Context, s TopicSpec) (domain.Topic, err
 	}
 	now := a.clock.Now().UTC().Truncate(time.Millisecond)
 	t.CreatedAt, t.UpdatedAt = now, now
+	if err := domain.ValidateNewTopicName(t.Name); err != nil {
+		return domain.Topic{}, err
+	}
 	if err := t.Validate(); err != nil {
 		return domain.Topic{}, err
 	}
@@ -62,7 +65,7 @@ func (a *Admin) CreateTopic(ctx context.Context, s TopicSpec) (domain.Topic, err
 
 // UpdateTopic changes the given fields of an existing topic.
 func (a *Admin) UpdateTopic(ctx context.Context, s TopicSpec) (domain.Topic, error) {
-	if err := domain.ValidateTopicName(s.Name); err != nil {
+	if err := domain.ValidateNewTopicName(s.Name); err != nil {
 		return domain.Topic{}, err
 	}
 	cur, err := a.findTopic(ctx, s.Name)

@@ -109,6 +109,28 @@ func ValidateTopicName(name string) error {
 	return nil
 }
 
+// ValidateNewTopicName checks the name of a topic an operator creates or
+// changes (the admin API, in both modes): a valid name, neither one of
+// RocketMQ's own topics nor a consumer group's retry topic, which the
+// brokers keep for the group (the local engine has none). Its message
+// names the reserved name or prefix. Dead-letter topics (%DLQ%group) are
+// allowed, as upstream's brokers allow them: operators create one ahead
+// of its first message to pick its queues or make it readable. Stored
+// topics are not checked with it, so one created before the check still
+// loads.
+func ValidateNewTopicName(name string) error {
+	if _, ok := systemTopics[name]; ok {
+		return Errorf(ReasonIllegalTopic, "topic %q is reserved: RocketMQ's brokers use %s themselves", name, name)
+	}
+	if strings.HasPrefix(name, "rmq_sys_") {
+		return Errorf(ReasonIllegalTopic, "topic %q is reserved: the prefix %q is RocketMQ's, for the brokers' own topics", truncate(name), "rmq_sys_")
+	}
+	if IsRetryTopic(name) {
+		return Errorf(ReasonIllegalTopic, "topic %q is reserved: the prefix %q names a consumer group's retry topic, which the brokers keep for the group (it holds the messages waiting to be delivered again)", truncate(name), RetryTopicPrefix)
+	}
+	return ValidateTopicName(name)
+}
+
 // ValidateGroupName checks a consumer group name as the Apache proxy does,
 // with its messages.
 func ValidateGroupName(name string) error {

@@ -807,3 +807,29 @@ func TestClientUnsignedCallToAuthenticatedAPI(t *testing.T) {
 		t.Errorf("signed call refused with %q: hints at signing", de.Msg)
 	}
 }
+
+// TestReservedTopicNames: an operator cannot create or change a topic under
+// a name RocketMQ keeps for itself, and the answer names what is reserved.
+// Local mode let `topic create %RETRY%x` through, which cluster mode
+// refused; dead-letter topics stay allowed, as on upstream's brokers.
+func TestReservedTopicNames(t *testing.T) {
+	f := startServer(t)
+	ctx := t.Context()
+	for name, want := range map[string]string{
+		"%RETRY%x":                 `prefix "%RETRY%"`,
+		"rmq_sys_x":                `prefix "rmq_sys_"`,
+		"TBW102":                   "TBW102",
+		"SCHEDULE_TOPIC_XXXX":      "SCHEDULE_TOPIC_XXXX",
+		"RMQ_SYS_TRANS_HALF_TOPIC": "RMQ_SYS_TRANS_HALF_TOPIC",
+	} {
+		_, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: name})
+		if de := wantReason(t, err, domain.ReasonIllegalTopic); !strings.Contains(de.Msg, "reserved") || !strings.Contains(de.Msg, want) {
+			t.Errorf("create %s: message %q does not name %s as reserved", name, de.Msg, want)
+		}
+		_, err = f.client.UpdateTopic(ctx, application.TopicSpec{Name: name})
+		wantReason(t, err, domain.ReasonIllegalTopic)
+	}
+	if _, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "%DLQ%g", QueueCount: 1}); err != nil {
+		t.Fatalf("create %%DLQ%%g: %v", err)
+	}
+}

@@ -140,9 +140,8 @@ func (b *Broker) userTopic(name string, v *clusterView) bool {
 // retry topic that describe said did not exist, and create made a topic
 // that list never showed.
 func (b *Broker) brokersOwnTopic(ctx context.Context, name string) error {
-	if strings.HasPrefix(name, remoting.RetryGroupTopicPrefix) {
-		return domain.Errorf(domain.ReasonIllegalTopic,
-			"topic %q is a retry topic, which the brokers keep for a consumer group (it holds the messages waiting to be delivered again); rmqproxy does not create, change or delete it", name)
+	if err := domain.ValidateNewTopicName(name); err != nil {
+		return err
 	}
 	v, _ := b.meta.view(ctx)
 	if !b.userTopic(name, v) {
