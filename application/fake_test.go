@@ -32,6 +32,7 @@ type fakeBroker struct {
 	forwardErr error
 	nextStart  int64
 	route      ports.Route
+	routeErr   error // returned by Route when set
 	groups     map[string]domain.ConsumerGroup
 	// onlyListedGroups makes ConsumerGroup answer CONSUMER_GROUP_NOT_FOUND
 	// for a group not in groups (otherwise every group exists).
@@ -61,7 +62,7 @@ func (b *fakeBroker) add(topic, id, tag string) {
 	})
 }
 
-func (b *fakeBroker) Route(context.Context, string) (ports.Route, error) { return b.route, nil }
+func (b *fakeBroker) Route(context.Context, string) (ports.Route, error) { return b.route, b.routeErr }
 
 func (b *fakeBroker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
 	if b.beforePop != nil {

@@ -3,6 +3,7 @@ package application
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -45,7 +46,7 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 	}
 	route, err := m.broker.Route(ctx, topic)
 	if err != nil {
-		return nil, err
+		return nil, withCreateType(err, topic, msgs)
 	}
 	for i := range msgs {
 		if err := domain.CheckUnservedKind(topic, route.Topic.Type, &msgs[i]); err != nil {
@@ -67,6 +68,30 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 		return nil, err
 	}
 	return m.broker.Send(ctx, queue, msgs)
+}
+
+// withCreateType puts the topic type a send needs into the command a
+// TOPIC_NOT_FOUND answer suggests (`rmqproxy topic create T`): the
+// brokers name none (a route lookup carries no message type), and a FIFO,
+// delay or transactional producer that created the topic as suggested got
+// MESSAGE_TYPE_CONFLICT next. A batch of mixed types gets no type.
+func withCreateType(err error, topic string, msgs []domain.Message) error {
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Reason != domain.ReasonTopicNotFound {
+		return err
+	}
+	typ := msgs[0].Type()
+	for i := range msgs {
+		if msgs[i].Type() != typ {
+			return err
+		}
+	}
+	cmd := "`rmqproxy topic create " + topic + "`"
+	if typ == domain.MessageTypeNormal || !strings.Contains(de.Msg, cmd) {
+		return err
+	}
+	typed := "`rmqproxy topic create " + topic + " --type " + typ.String() + "`"
+	return &domain.Error{Reason: de.Reason, Msg: strings.Replace(de.Msg, cmd, typed, 1), Err: de.Err}
 }
 
 // selectQueue picks the queue a batch is stored in.

@@ -838,7 +838,7 @@ func TestSendValidation(t *testing.T) {
 	ctx := t.Context()
 	_, err := h.e.Send(ctx, domain.QueueRef{Topic: "nope", BrokerName: h.cfg.BrokerName}, []domain.Message{msg("nope", "1", "")})
 	wantReason(t, err, domain.ReasonTopicNotFound)
-	if !strings.Contains(err.Error(), "rmqproxy topic create nope --type NORMAL") {
+	if !strings.Contains(err.Error(), "rmqproxy topic create nope`") {
 		t.Fatalf("message %q does not say how to create the topic", err)
 	}
 	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 2}); err != nil {

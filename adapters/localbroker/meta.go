@@ -374,7 +374,7 @@ func (e *Engine) nextIDLocked() (int64, error) {
 }
 
 func topicNotFound(name string) error {
-	return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s --type NORMAL`", name, name)
+	return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", name, name)
 }
 
 func groupNotFound(name string) error {
