@@ -476,9 +476,12 @@ func (t *Traffic) AdmitSend(ctx context.Context, topic string, messages int, bod
 }
 
 func overLimit(k bucketKey, d Direction, tok int, r Rate) error {
-	unit := "messages"
+	unit := "message"
 	if tok == tokSendBytes || tok == tokReceiveBytes {
-		unit = "bytes"
+		unit = "byte"
+	}
+	if r.PerSecond != 1 {
+		unit += "s"
 	}
 	who := fmt.Sprintf("%s %q", scopeNames[k.scope], k.name)
 	if k.scope == scopeClient {

@@ -47,6 +47,19 @@ func TestTrafficWithoutRulesAdmitsEverything(t *testing.T) {
 	}
 }
 
+// TestTrafficLimitMessageOfOne: a limit of one reads "1 message per
+// second", not "1 messages".
+func TestTrafficLimitMessageOfOne(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 1}}}})
+	if err := tr.AdmitSend(clientCtx("a"), "t", 1, 100); err != nil {
+		t.Fatalf("first send: %v", err)
+	}
+	err := tr.AdmitSend(clientCtx("a"), "t", 1, 100)
+	if !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "this client may send 1 message per second") {
+		t.Fatalf("second send: %v; want TooManyRequests saying 1 message per second", err)
+	}
+}
+
 func TestTrafficClientSendLimitIsPerClient(t *testing.T) {
 	tr, clock := newTestTraffic(t, TrafficRules{Clients: Limits{Send: FlowLimits{Messages: Rate{PerSecond: 10}}}})
 	for i := range 10 {
