@@ -151,6 +151,9 @@ type QueueStats struct {
 	// InFlightUnknown (cluster mode): the brokers do not report what is
 	// in flight; inFlight stays 0 for clients that read it as a number.
 	InFlightUnknown bool `json:"inFlightUnknown,omitempty"`
+	// Backlog is inFlight + consumable, the table's BACKLOG; with
+	// inFlightUnknown it is a lower bound (the table's ">=N").
+	Backlog int64 `json:"backlog"`
 }
 
 // GroupStats is the answer of GET /v1/groups/{name}/stats.
@@ -229,7 +232,8 @@ func groupsDTO(gs []domain.ConsumerGroup) GroupList {
 func statsDTO(group string, qs []ports.QueueStats) GroupStats {
 	out := GroupStats{Group: group, Queues: make([]QueueStats, 0, len(qs))}
 	for _, q := range qs {
-		out.Queues = append(out.Queues, QueueStats(q))
+		out.Queues = append(out.Queues, QueueStats{Topic: q.Topic, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
+			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown, Backlog: q.InFlight + q.Consumable})
 	}
 	return out
 }

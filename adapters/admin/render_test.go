@@ -87,7 +87,9 @@ func TestPrintJSON(t *testing.T) {
 		{[]domain.Topic{}, `{"topics":[]}`},
 		{group, `{"name":"g","maxDeliveryAttempts":3,"retryPolicy":{"customized":["1s","1h30m"]},"orderly":false}`},
 		{[]domain.ConsumerGroup{group}, `{"groups":[{"name":"g","maxDeliveryAttempts":3,"retryPolicy":{"customized":["1s","1h30m"]},"orderly":false}]}`},
-		{[]ports.QueueStats{{Topic: "t", QueueID: 1, MaxOffset: 5}}, `[{"topic":"t","queueId":1,"maxOffset":5,"ackOffset":0,"inFlight":0,"consumable":0}]`},
+		{[]ports.QueueStats{{Topic: "t", QueueID: 1, MaxOffset: 5}}, `[{"topic":"t","queueId":1,"maxOffset":5,"ackOffset":0,"inFlight":0,"consumable":0,"backlog":0}]`},
+		// backlog is the table's BACKLOG: in flight + consumable.
+		{[]ports.QueueStats{{Topic: "t", MaxOffset: 9, AckOffset: 2, InFlight: 3, Consumable: 4}}, `[{"topic":"t","queueId":0,"maxOffset":9,"ackOffset":2,"inFlight":3,"consumable":4,"backlog":7}]`},
 	}
 	for _, tt := range tests {
 		var b bytes.Buffer

@@ -242,7 +242,7 @@ func TestAdminCommandsJSON(t *testing.T) {
 		{[]string{"group", "list"}, `{"groups":[` + strings.ReplaceAll(cannedGroup, "NAME", "g") + `]}`},
 		{[]string{"group", "describe", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
 		{[]string{"group", "update", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
-		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2}]`},
+		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"backlog":3}]`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
