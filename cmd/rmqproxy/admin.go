@@ -92,8 +92,10 @@ or after NAME, as --flag=value or --flag value; every command takes:
                              certificate (else the system's roots)
   --admin.insecureSkipVerify do not verify the admin API's certificate (tests
                              only: anyone in between can read the signed calls)
-HTTPS is used for an https:// address, or for a bare HOST:PORT when the
-configuration has admin.tls.enabled.
+  --admin.tls.enabled        HTTPS to a bare HOST:PORT (default: admin.tls.enabled
+                             of the configuration, RMQPROXY_ADMIN_TLS_ENABLED)
+HTTPS is used for an https:// address, or for a bare HOST:PORT with
+admin.tls.enabled (--admin.tls.enabled=false turns it off).
 `
 
 // defaultWait is how long the admin commands wait for a proxy that is
@@ -110,7 +112,8 @@ type adminFlags struct {
 	// accessKey and secretKey sign calls to a proxy with auth.enabled.
 	accessKey string
 	secretKey string
-	// HTTPS: tls follows admin.tls.enabled of the configuration.
+	// HTTPS: tls is --admin.tls.enabled, else admin.tls.enabled of the
+	// configuration.
 	tls                bool
 	caFile             string
 	insecureSkipVerify bool
@@ -127,6 +130,7 @@ func newAdminFlags(name string) *adminFlags {
 	f.fs.StringVar(&f.accessKey, "admin.accessKey", "", "Super user to sign calls as")
 	f.fs.StringVar(&f.caFile, "admin.caFile", "", "PEM CA bundle of the admin API's certificate")
 	f.fs.BoolVar(&f.insecureSkipVerify, "admin.insecureSkipVerify", false, "do not verify the admin API's certificate")
+	f.fs.BoolVar(&f.tls, "admin.tls.enabled", false, "HTTPS to a bare HOST:PORT")
 	return f
 }
 
@@ -196,8 +200,17 @@ func (f *adminFlags) resolveAddress(src config.Sources) error {
 		f.accessKey = cfg.Admin.AccessKey
 	}
 	f.secretKey = cfg.Admin.SecretKey
-	f.tls = cfg.Admin.TLS.Enabled
+	if !f.given("admin.tls.enabled") {
+		f.tls = cfg.Admin.TLS.Enabled
+	}
 	return nil
+}
+
+// given reports whether the flag name was on the command line.
+func (f *adminFlags) given(name string) bool {
+	set := false
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 func (f *adminFlags) client() (*admin.Client, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -342,5 +343,29 @@ func TestAdminCommandsSpeakTLS13(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "FIFO") {
 			t.Errorf("topic list against an API that takes TLS %s only: exit %d, stdout %q, stderr %q", tls.VersionName(v), code, out, errOut)
 		}
+	}
+}
+
+// TestAdminTLSEnabledFlag: --admin.tls.enabled is taken like the other
+// admin.* client settings (it was refused as an unknown flag, so only the
+// configuration file or RMQPROXY_ADMIN_TLS_ENABLED could give it): a bare
+// HOST:PORT is then reached over HTTPS, and with =false over plain HTTP.
+func TestAdminTLSEnabledFlag(t *testing.T) {
+	srv := httptest.NewUnstartedServer(&fakeAPI{})
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the plain-HTTP call below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bare := strings.TrimPrefix(srv.URL, "https://")
+	code, out, errOut := runCLI("topic", "list", "--admin.address="+bare, "--admin.caFile="+caFile, "--admin.tls.enabled", "--wait=0")
+	if code != 0 || !strings.Contains(out, "FIFO") {
+		t.Errorf("topic list --admin.tls.enabled to %s: exit %d, stdout %q, stderr %q", bare, code, out, errOut)
+	}
+	code, _, errOut = runCLI("topic", "list", "--admin.address="+bare, "--admin.tls.enabled=false", "--wait=0")
+	if code == 0 {
+		t.Errorf("topic list --admin.tls.enabled=false spoke HTTPS (stderr %q)", errOut)
 	}
 }
