@@ -126,6 +126,11 @@ type Client struct {
 	// poolIdle is how long a pool without a live connection is kept after
 	// it was last asked for (poolIdleTime; tests shorten it).
 	poolIdle time.Duration
+
+	// dropMu guards drops, the dropped-connection warnings per address
+	// (see logDrop); taken alone, never with mu or a slot's.
+	dropMu sync.Mutex
+	drops  map[string]*dropLog
 }
 
 // poolIdleTime is how long the pool of an address is kept once it holds
@@ -139,7 +144,8 @@ func New(cfg Config) *Client {
 	cfg.defaults()
 	root, stop := context.WithCancel(context.Background())
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "remoting"), handlers: make(chan struct{}, cfg.MaxHandlers),
-		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{}), poolIdle: poolIdleTime}
+		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{}), poolIdle: poolIdleTime,
+		drops: make(map[string]*dropLog)}
 }
 
 // Close closes every connection, fails the calls in progress with

@@ -30,6 +30,8 @@ type conn struct {
 	// lastRead is when the peer last sent a frame (monotonic, see mono),
 	// for dropping a connection whose peer went silent (SilenceTimeout).
 	lastRead atomic.Int64
+	// heard is set by the peer's first frame (see Client.heard).
+	heard atomic.Bool
 
 	mu      sync.Mutex
 	pending map[int32]answer
@@ -83,8 +85,68 @@ func (cn *conn) fail(err *Error) {
 	cn.nc.Close()
 	cn.c.forget(cn)
 	if err.Kind != KindClosed && err.Err != errDrained {
-		cn.c.log.LogAttrs(context.Background(), slog.LevelWarn, "remoting connection dropped",
-			slog.String("addr", cn.addr), slog.String("error", err.Error()))
+		cn.c.logDrop(cn.addr, err)
+	}
+}
+
+// dropWarnEvery is how often, at most, a connection to one address
+// dropping is logged at WARN. A peer that accepts connections and closes
+// them (a port forwarded to nothing, a TLS port spoken to in clear) was
+// warned about on every attempt: about 100 lines while the start waited
+// cluster.startTimeout for two such NameServers.
+const dropWarnEvery = time.Minute
+
+// dropLog is the dropped connections to one address since one of its
+// connections last worked.
+type dropLog struct {
+	warned time.Time // the last WARN
+	since  int       // drops logged at DEBUG since then
+}
+
+// logDrop logs a dropped connection to addr: at WARN the first time and
+// then at most once per dropWarnEvery, counting the drops logged at DEBUG
+// in between; [Client.heard] says once when the address works again.
+func (c *Client) logDrop(addr string, err *Error) {
+	now := time.Now()
+	level, since := slog.LevelDebug, 0
+	c.dropMu.Lock()
+	d := c.drops[addr]
+	if d == nil {
+		for a, o := range c.drops { // addresses long gone
+			if now.Sub(o.warned) > poolIdleTime {
+				delete(c.drops, a)
+			}
+		}
+		d = &dropLog{}
+		c.drops[addr] = d
+	}
+	if d.warned.IsZero() || now.Sub(d.warned) >= dropWarnEvery {
+		level, since = slog.LevelWarn, d.since
+		d.warned, d.since = now, 0
+	} else {
+		d.since++
+	}
+	c.dropMu.Unlock()
+	attrs := []slog.Attr{slog.String("addr", addr), slog.String("error", err.Error())}
+	if since > 0 {
+		attrs = append(attrs, slog.Int("drops_since_last_warning", since))
+	}
+	if level == slog.LevelWarn {
+		attrs = append(attrs, slog.String("note", "repeats are logged at DEBUG, and at WARN once a minute, until a connection to this address works"))
+	}
+	c.log.LogAttrs(context.Background(), level, "remoting connection dropped", attrs...)
+}
+
+// heard notes the first frame of a connection to addr: after drops, the
+// address works again, which is logged once.
+func (c *Client) heard(addr string) {
+	c.dropMu.Lock()
+	d, ok := c.drops[addr]
+	delete(c.drops, addr)
+	c.dropMu.Unlock()
+	if ok {
+		c.log.LogAttrs(context.Background(), slog.LevelInfo, "remoting connection works again",
+			slog.String("addr", addr), slog.Int("drops_since_last_warning", d.since))
 	}
 }
 
@@ -348,6 +410,9 @@ func (cn *conn) readLoop() {
 			return
 		}
 		cn.lastRead.Store(mono())
+		if !cn.heard.Load() && cn.heard.CompareAndSwap(false, true) {
+			cn.c.heard(cn.addr)
+		}
 		if cmd.IsResponse() {
 			if cmd.Code == int32(remoting.ResponseGoAway) {
 				cn.goaway.Store(true)

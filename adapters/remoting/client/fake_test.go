@@ -126,3 +126,13 @@ func echo(p *peer) {
 		}()
 	}
 }
+
+// closeConns closes the connections accepted so far, as a peer going away
+// would; the listener stays open.
+func (fb *fakeBroker) closeConns() {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	for _, c := range fb.conns {
+		c.Close()
+	}
+}
