@@ -1177,3 +1177,40 @@ func TestModule(t *testing.T) {
 		t.Fatal("non-struct root: no error")
 	}
 }
+
+// TestLoadFor: a command that uses some settings of a configuration shared
+// with the server gets them without the server's validation, and without
+// an error for a placeholder secret it does not read; unknown keys, values
+// that do not parse and a placeholder in a setting it reads are errors as
+// with Load.
+func TestLoadFor(t *testing.T) {
+	file := writeFile(t, "mode: hybrid\ngrpc:\n  address: \"\"\n  tls:\n    enabled: true\n    keyPassword: REDACTED\npostgres:\n  dsn: REDACTED\n")
+	cfg := defaults()
+	err := config.LoadFor(&cfg, config.Sources{File: file, Env: []string{"RMQPROXY_GRPC_WORKERS=-1"}}, "grpc.tls.enabled", "grpc.workers")
+	if err != nil || !cfg.GRPC.TLS.Enabled || cfg.GRPC.Workers != -1 || cfg.Mode != "hybrid" {
+		t.Fatalf("LoadFor: %v (tls.enabled %v, workers %d, mode %q)", err, cfg.GRPC.TLS.Enabled, cfg.GRPC.Workers, cfg.Mode)
+	}
+	for _, tt := range []struct {
+		uses []string
+		env  []string
+		key  string
+	}{
+		{uses: []string{"postgres"}, key: "postgres.dsn"},                     // a section: its settings
+		{uses: []string{"grpc.tls.keyPassword"}, key: "grpc.tls.keyPassword"}, // a setting
+		{uses: []string{"mode"}, env: []string{"RMQPROXY_GRPC_WORKERS=many"}, key: "grpc.workers"},
+	} {
+		cfg := defaults()
+		err := config.LoadFor(&cfg, config.Sources{File: file, Env: tt.env}, tt.uses...)
+		var fe *config.FieldError
+		if !errors.As(err, &fe) || fe.Key != tt.key || len(flatten(err)) != 1 {
+			t.Errorf("LoadFor(uses %q, env %q): %v; want one error of %s", tt.uses, tt.env, err, tt.key)
+		}
+	}
+	cfg = defaults()
+	if err := config.LoadFor(&cfg, config.Sources{Env: []string{"RMQPROXY_GRPC_ADRESS=x"}}, "mode"); err == nil || !strings.Contains(err.Error(), "RMQPROXY_GRPC_ADRESS") {
+		t.Errorf("unknown variable: %v", err)
+	}
+	if err := config.LoadFor(&cfg, config.Sources{}); err == nil {
+		t.Error("LoadFor without keys: no error")
+	}
+}

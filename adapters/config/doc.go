@@ -71,6 +71,12 @@
 // parse, an argument that is not a flag), the error matches [ErrUsage].
 // --help and -h make [Load] return [ErrHelp].
 //
+// [LoadFor] is Load for a command that reads a few settings of a
+// configuration it may share with the server (the CLI's admin and
+// PostgreSQL commands): the same sources and load errors, but no Validate,
+// and a secret left as Print's placeholder is an error only in the
+// settings the command names as the ones it reads.
+//
 // Invariants: Load, and the parsers behind it, never panic on any input (a
 // file, an environment or flags); they return errors. Print never writes a
 // non-empty secret.

@@ -42,6 +42,27 @@ func FromOS(defaultFile string) Sources {
 // and otherwise every validation error joined. dst may be partly updated
 // when Load fails.
 func Load(dst any, src Sources) error {
+	return load(dst, src, nil)
+}
+
+// LoadFor is [Load] for a command that uses only some settings of a
+// configuration it may share with the server (the admin API's address, the
+// PostgreSQL connection string) and checks those itself: it fills dst the
+// same way, with the same errors for unknown keys and for values that do
+// not parse, but calls no Validate (whose rules are the server's: the
+// certificate files of a listener, the settings of a mode), and a secret
+// left as the placeholder [Print] writes is an error only for the settings
+// in uses, the keys the command reads (a key may be a section: "postgres"
+// for every postgres.* setting). uses must name at least one key.
+func LoadFor(dst any, src Sources, uses ...string) error {
+	if len(uses) == 0 {
+		return errors.New("config: LoadFor needs the keys the command uses")
+	}
+	return load(dst, src, uses)
+}
+
+// load is Load, and LoadFor when uses is not nil.
+func load(dst any, src Sources, uses []string) error {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("config: Load needs a non-nil pointer to a struct, not %T", dst)
@@ -76,7 +97,7 @@ func Load(dst any, src Sources) error {
 	l.apply(envs)
 	l.apply(flags)
 	for _, key := range l.placeholderKeys {
-		if err, ok := l.placeholders[key]; ok {
+		if err, ok := l.placeholders[key]; ok && (uses == nil || usedKey(key, uses)) {
 			l.errs = append(l.errs, err)
 		}
 	}
@@ -84,7 +105,20 @@ func Load(dst any, src Sources) error {
 		return &loadErrors{errs: l.errs, usage: l.usage}
 	}
 	derive(s, l.root)
+	if uses != nil {
+		return nil
+	}
 	return validate(s, l.root)
+}
+
+// usedKey reports whether key is one of uses or in a section of uses.
+func usedKey(key string, uses []string) bool {
+	for _, u := range uses {
+		if key == u || strings.HasPrefix(key, u+".") {
+			return true
+		}
+	}
+	return false
 }
 
 type loader struct {
