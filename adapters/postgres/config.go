@@ -42,10 +42,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.DSN != "" {
-		if _, err := pgx.ParseConfig(c.DSN); err != nil {
-			// pgx's message may quote the DSN, password included.
-			errs = append(errs, errors.New("dsn is not a PostgreSQL connection string (postgres://user:password@host:5432/database?sslmode=verify-full or key=value form)"))
-		}
+		errs = append(errs, CheckDSN(c.DSN))
 	}
 	if c.SecretKeys != "" {
 		if _, err := ParseKeyring(c.SecretKeys, c.ActiveSecretKey); err != nil {
@@ -71,6 +68,16 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("audit.flushInterval must be positive, not %v", c.Audit.FlushInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckDSN reports a dsn that is not a PostgreSQL connection string,
+// without quoting it (pgx's message may quote the DSN, password included).
+// Its message starts with the key, dsn.
+func CheckDSN(dsn string) error {
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		return errors.New("dsn is not a PostgreSQL connection string (postgres://user:password@host:5432/database?sslmode=verify-full or key=value form)")
+	}
+	return nil
 }
 
 // RequireVerifiedTLS reports an error unless dsn verifies the server's

@@ -21,6 +21,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
@@ -79,8 +80,10 @@ const adminFlagsUsage = `These commands talk to the admin API of a running rmqpr
 or after NAME, as --flag=value or --flag value; every command takes:
   --admin.address HOST:PORT  the admin API (default: admin.address of the
                              configuration, 127.0.0.1:8082)
-  --config FILE              read admin.address from this configuration file
-                             (else RMQPROXY_CONFIG, RMQPROXY_ADMIN_ADDRESS)
+  --config FILE              read admin.address, admin.tls.enabled,
+                             admin.accessKey and admin.secretKey (and nothing
+                             else: a proxy's own file works) from this file
+                             (else RMQPROXY_CONFIG, RMQPROXY_ADMIN_...)
   --wait DURATION            wait this long for a proxy that is still starting
                              (default 10s; 0 fails at once)
   --json                     print JSON (every command but delete)
@@ -124,7 +127,7 @@ func newAdminFlags(name string) *adminFlags {
 	f.fs.SetOutput(io.Discard)
 	f.fs.Usage = func() {}
 	f.fs.StringVar(&f.address, "admin.address", "", "address of a running rmqproxy's admin API")
-	f.fs.StringVar(&f.config, "config", "", "configuration file to read admin.address from")
+	f.fs.StringVar(&f.config, "config", "", "configuration file to read the admin.* client settings from")
 	f.fs.DurationVar(&f.wait, "wait", defaultWait, "how long to wait for a starting proxy")
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
 	f.fs.StringVar(&f.accessKey, "admin.accessKey", "", "Super user to sign calls as")
@@ -183,17 +186,26 @@ func (f *adminFlags) checkNames(args []string) error {
 // resolveAddress fills the admin address from the configuration (a file
 // named by --config or RMQPROXY_CONFIG, then RMQPROXY_ADMIN_ADDRESS) when
 // --admin.address was not given, so the CLI finds a proxy configured the
-// same way.
+// same way; likewise admin.tls.enabled, admin.accessKey and
+// admin.secretKey. Only these settings are read (app.AdminClientKeys): the
+// server's validation (admin.tls.certFile and keyFile with
+// admin.tls.enabled, an address beyond loopback, the other sections) is
+// not the client's, so the proxy's own file works here.
 func (f *adminFlags) resolveAddress(src config.Sources) error {
 	var args []string
 	if f.config != "" {
 		args = []string{"--config", f.config}
 	}
-	cfg, err := loadConfig(args, src)
+	cfg, err := loadClientConfig(args, src, app.AdminClientKeys)
 	if err != nil {
 		return err
 	}
 	if f.address == "" {
+		// Checked here as what the client dials, naming the setting;
+		// the server's rules for a listen address are not the client's.
+		if _, err := admin.NewClient(cfg.Admin.Address, nil); err != nil {
+			return fmt.Errorf("invalid configuration:\nadmin.address: %w", err)
+		}
 		f.address = cfg.Admin.Address
 	}
 	if f.accessKey == "" {

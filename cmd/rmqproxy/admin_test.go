@@ -369,3 +369,79 @@ func TestAdminTLSEnabledFlag(t *testing.T) {
 		t.Errorf("topic list --admin.tls.enabled=false spoke HTTPS (stderr %q)", errOut)
 	}
 }
+
+// TestAdminClientIgnoresServerOnlySettings: the topic, group and client
+// commands read admin.address, admin.tls.enabled, admin.accessKey and
+// admin.secretKey from the configuration, and the rest of it (the server's
+// certificate files, gRPC TLS, authentication's database, a listen address
+// beyond loopback, secrets left REDACTED by config print) is no error for
+// them: RMQPROXY_ADMIN_TLS_ENABLED=true, or a configuration file shared with
+// an HTTPS admin API, reaches the API without the server's certFile and
+// keyFile. A bad value of a setting they use is still named.
+func TestAdminClientIgnoresServerOnlySettings(t *testing.T) {
+	srv := httptest.NewTLSServer(&fakeAPI{})
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bare := strings.TrimPrefix(srv.URL, "https://")
+	runWith := func(env []string, args ...string) (int, string, string) {
+		var o, e bytes.Buffer
+		code := run(append(args, "--admin.caFile="+caFile, "--wait=0"), config.Sources{Env: env}, &o, &e)
+		return code, o.String(), e.String()
+	}
+
+	// The environment of a host whose proxy serves HTTPS with
+	// authentication in PostgreSQL: the certificate, the key and the
+	// database are the server's business.
+	env := []string{"RMQPROXY_ADMIN_ADDRESS=" + bare, "RMQPROXY_ADMIN_TLS_ENABLED=true", "RMQPROXY_AUTH_ENABLED=true",
+		"RMQPROXY_GRPC_TLS_CLIENT_AUTH=require"}
+	if code, out, errOut := runWith(env, "topic", "list"); code != 0 || !strings.Contains(out, "FIFO") {
+		t.Errorf("topic list with RMQPROXY_ADMIN_TLS_ENABLED=true: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	// The server's file, as config print writes it (secrets REDACTED,
+	// given to the server through its environment).
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	yaml := "profile: production\n" +
+		"admin:\n  address: " + bare + "\n  tls:\n    enabled: true\n    certFile: /etc/rmqproxy/absent/admin.pem\n" +
+		"grpc:\n  tls:\n    mode: enforcing\n    clientAuth: require\n" +
+		"auth:\n  enabled: true\n" +
+		"postgres:\n  dsn: REDACTED\n  secretKeys: REDACTED\n" +
+		"local:\n  dataDir: \" \"\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runWith(nil, "group", "list", "--config", file); code != 0 || !strings.Contains(out, "g") {
+		t.Errorf("group list --config (a server's file with admin.tls.enabled): exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, errOut := runWith([]string{"RMQPROXY_CONFIG=" + file}, "topic", "describe", "t1"); code != 0 || !strings.Contains(out, "t1") {
+		t.Errorf("topic describe with RMQPROXY_CONFIG: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	// An admin.address beyond loopback is the server's concern: the
+	// client dials it (nothing listens: the error is the connection's).
+	closed := closedAddress(t)
+	_, port, _ := net.SplitHostPort(closed)
+	code, _, errOut := runWith([]string{"RMQPROXY_ADMIN_ADDRESS=0.0.0.0:" + port}, "topic", "list")
+	if code != 1 || strings.Contains(errOut, "invalid configuration") || strings.Contains(errOut, "loopback") {
+		t.Errorf("topic list with RMQPROXY_ADMIN_ADDRESS beyond loopback: exit %d, stderr %q; want the connection's error", code, errOut)
+	}
+
+	// What the client uses is still checked, naming the setting.
+	for _, tt := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"RMQPROXY_ADMIN_ADDRESS=ftp://x"}, `admin.address: admin address "ftp://x" is not host:port`},
+		{[]string{"RMQPROXY_ADMIN_TLS_ENABLED=maybe"}, "RMQPROXY_ADMIN_TLS_ENABLED"},
+		{[]string{"RMQPROXY_ADMIN_ACCESS_KEY=admin", "RMQPROXY_ADMIN_SECRET_KEY=REDACTED"}, "admin.secretKey"},
+		{[]string{"RMQPROXY_GRPC_MAX_RECV_MESSAGE_SIZE=lots"}, "grpc.maxRecvMessageSize"}, // a value that does not parse, whoever reads it
+	} {
+		code, _, errOut := runWith(tt.env, "topic", "list")
+		if code != 1 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("topic list with %q: exit %d, stderr %q; want exit 1 naming %q", tt.env, code, errOut, tt.want)
+		}
+	}
+}

@@ -270,12 +270,27 @@ func describeBuild(v string, info *debug.BuildInfo) string {
 	return "rmqproxy " + v + " (" + strings.Join(details, ", ") + ")"
 }
 
-// loadConfig reads the configuration. The profile is read first, because
-// it chooses the defaults the other settings start from.
+// loadConfig reads and validates the whole configuration, for serve and
+// config print. The profile is read first, because it chooses the defaults
+// the other settings start from.
 func loadConfig(args []string, src config.Sources) (app.Root, error) {
+	return readConfig(args, src, config.Load)
+}
+
+// loadClientConfig reads the configuration for a client command (topic,
+// group, client, migrate, user, acl, audit) that reads only the settings
+// uses of a configuration it may share with the server: every value must
+// parse, but the server's validation does not run (a client has no use
+// for the admin API's certificate files, the gRPC listener, the data
+// directory ...); the command checks the settings it uses.
+func loadClientConfig(args []string, src config.Sources, uses []string) (app.Root, error) {
+	return readConfig(args, src, func(dst any, src config.Sources) error { return config.LoadFor(dst, src, uses...) })
+}
+
+func readConfig(args []string, src config.Sources, load func(any, config.Sources) error) (app.Root, error) {
 	src.Args = args
 	probe := app.Defaults(app.ProfileDevelopment)
-	err := config.Load(&probe, src)
+	err := load(&probe, src)
 	if errors.Is(err, config.ErrHelp) {
 		return app.Root{}, err
 	}
@@ -284,7 +299,7 @@ func loadConfig(args []string, src config.Sources) (app.Root, error) {
 		profile = app.ProfileDevelopment
 	}
 	root := app.Defaults(profile)
-	if err := config.Load(&root, src); err != nil {
+	if err := load(&root, src); err != nil {
 		if errors.Is(err, config.ErrUsage) {
 			return app.Root{}, fmt.Errorf("%w: %w\n(\"rmqproxy serve --help\" lists every setting)", errUsage, err)
 		}

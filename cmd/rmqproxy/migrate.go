@@ -16,6 +16,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 )
 
 const migrateUsage = `Usage:
@@ -120,9 +121,12 @@ func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
 	default:
 		return fmt.Errorf("%w: unknown migrate command %q%s\n%s", errUsage, args[0], didYouMean(args[0], []string{"up", "down", "version"}, ""), migrateUsage)
 	}
-	cfg, err := loadConfig(settings, src)
+	cfg, err := loadClientConfig(settings, src, app.MigrateKeys)
 	if err != nil {
 		return err
+	}
+	if err := cfg.CheckPostgresClient(false); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.Postgres.DSN == "" {
 		return errors.New("no PostgreSQL to migrate: set --postgres.dsn, RMQPROXY_POSTGRES_DSN or postgres.dsn in --config FILE")

@@ -21,6 +21,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/policyfile"
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -114,10 +115,26 @@ type securityCLI struct {
 	close func()
 }
 
-func openSecurity(settings []string, src config.Sources, needKeys bool) (*securityCLI, error) {
-	cfg, err := loadConfig(settings, src)
+// keyUse is what a command does with postgres.secretKeys.
+type keyUse int
+
+const (
+	keysUnused keyUse = iota // audit: never read
+	keysIfSet                // user and acl commands: read when set
+	keysNeeded               // writing a secret: required
+)
+
+func openSecurity(settings []string, src config.Sources, keyUse keyUse) (*securityCLI, error) {
+	uses := app.SecurityClientKeys
+	if keyUse == keysUnused {
+		uses = app.AuditClientKeys
+	}
+	cfg, err := loadClientConfig(settings, src, uses)
 	if err != nil {
 		return nil, err
+	}
+	if err := cfg.CheckPostgresClient(keyUse != keysUnused); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if cfg.Postgres.DSN == "" {
 		if cfg.Auth.Source == application.SourceFile {
@@ -126,11 +143,11 @@ func openSecurity(settings []string, src config.Sources, needKeys bool) (*securi
 		return nil, errors.New("no PostgreSQL: set --postgres.dsn, RMQPROXY_POSTGRES_DSN or postgres.dsn in --config FILE")
 	}
 	var keys *postgres.Keyring
-	if cfg.Postgres.SecretKeys != "" {
+	if keyUse != keysUnused && cfg.Postgres.SecretKeys != "" {
 		if keys, err = postgres.ParseKeyring(cfg.Postgres.SecretKeys, cfg.Postgres.ActiveSecretKey); err != nil {
 			return nil, err
 		}
-	} else if needKeys {
+	} else if keyUse == keysNeeded {
 		return nil, errors.New("writing a secret needs the encryption keys: set --postgres.secretKeys or RMQPROXY_POSTGRES_SECRET_KEYS (the proxies' postgres.secretKeys)")
 	}
 	pc, err := pgxpool.ParseConfig(cfg.Postgres.DSN)
@@ -358,7 +375,11 @@ func userCommand(args []string, src config.Sources, stdin io.Reader, stdout, _ i
 			return err
 		}
 	}
-	cli, err := openSecurity(settings, src, sub == "create" || secret != nil)
+	keyUse := keysIfSet
+	if sub == "create" || secret != nil {
+		keyUse = keysNeeded
+	}
+	cli, err := openSecurity(settings, src, keyUse)
 	if err != nil {
 		return err
 	}
@@ -555,7 +576,11 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 			return printEntries(stdout, entries, false)
 		}
 	}
-	cli, err := openSecurity(settings, src, sub == "import")
+	keyUse := keysIfSet
+	if sub == "import" {
+		keyUse = keysNeeded
+	}
+	cli, err := openSecurity(settings, src, keyUse)
 	if err != nil {
 		return err
 	}
@@ -650,7 +675,7 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 	if q.Until, err = parseSince(*until, now); err != nil {
 		return err
 	}
-	cli, err := openSecurity(settings, src, false)
+	cli, err := openSecurity(settings, src, keysUnused)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
 )
 
@@ -155,5 +156,67 @@ func TestSecurityCommandsWithAPolicyFile(t *testing.T) {
 	// Without the policy file setting, the advice stays the database's.
 	if code, _, errOut := runCLI("user", "list"); code != 1 || strings.Contains(errOut, "auth.source file") || !strings.Contains(errOut, "no PostgreSQL: set --postgres.dsn") {
 		t.Errorf("user list without configuration: exit %d: %s", code, errOut)
+	}
+}
+
+// TestSecurityCommandsIgnoreServerOnlySettings: migrate, user, acl and
+// audit read the PostgreSQL settings of a configuration they may share
+// with the proxy, and the proxy's other requirements are not theirs: a
+// file with HTTPS on the admin API without its certificate files, client
+// certificates on the gRPC port without their CA, authentication in
+// PostgreSQL without the encryption keys (which audit and the reading
+// commands do not use) and a pool smaller than the proxy's minimum works
+// for them.
+func TestSecurityCommandsIgnoreServerOnlySettings(t *testing.T) {
+	dsn := pgenv.Database(t)
+	file := filepath.Join(t.TempDir(), "rmqproxy.yaml")
+	yaml := "admin:\n  tls:\n    enabled: true\n" +
+		"grpc:\n  tls:\n    clientAuth: require\n" +
+		"auth:\n  enabled: true\n" +
+		"postgres:\n  maxConns: 1\n" +
+		"local:\n  dataDir: \" \"\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"RMQPROXY_CONFIG=" + file, "RMQPROXY_POSTGRES_DSN=" + dsn}
+	for _, args := range [][]string{
+		{"migrate", "version"},
+		{"user", "list"},
+		{"acl", "list"},
+		{"audit", "query"},
+	} {
+		var o, e strings.Builder
+		if code := run(args, config.Sources{Env: env}, &o, &e); code != 0 {
+			t.Errorf("rmqproxy %v with a server's configuration: exit %d, stdout %q, stderr %q", args, code, o.String(), e.String())
+		}
+	}
+	// audit never reads the encryption keys: a placeholder left there by
+	// config print is no error for it.
+	var o, e strings.Builder
+	if code := run([]string{"audit", "query"}, config.Sources{Env: append(env, "RMQPROXY_POSTGRES_SECRET_KEYS=REDACTED")}, &o, &e); code != 0 {
+		t.Errorf("audit query with postgres.secretKeys REDACTED: exit %d, stderr %q", code, e.String())
+	}
+}
+
+// TestSecurityCommandsCheckWhatTheyUse: what migrate, user, acl and audit
+// do read is still checked before they connect, each error naming its key.
+func TestSecurityCommandsCheckWhatTheyUse(t *testing.T) {
+	const remote = "postgres://u:hunter2@db.example:5432/rmq?sslmode=require"
+	for _, tt := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"migrate", "version"}, []string{"RMQPROXY_POSTGRES_DSN=postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=abc"}, "postgres.dsn is not a PostgreSQL connection string"},
+		{[]string{"migrate", "version"}, []string{"RMQPROXY_PROFILE=production", "RMQPROXY_POSTGRES_DSN=" + remote}, "postgres.dsn must verify the server's certificate"},
+		{[]string{"audit", "query"}, []string{"RMQPROXY_PROFILE=prod", "RMQPROXY_POSTGRES_DSN=" + remote}, `profile "prod" must be development or production`},
+		{[]string{"user", "list"}, []string{"RMQPROXY_POSTGRES_DSN=" + remote, "RMQPROXY_POSTGRES_SECRET_KEYS=k1:short"}, "postgres.secretKeys: key \"k1\""},
+		{[]string{"acl", "list"}, []string{"RMQPROXY_POSTGRES_DSN=" + remote, "RMQPROXY_POSTGRES_SECRET_KEYS=REDACTED"}, "postgres.secretKeys"},
+	} {
+		var o, e strings.Builder
+		code := run(tt.args, config.Sources{Env: tt.env}, &o, &e)
+		if code != 1 || !strings.Contains(e.String(), "invalid configuration") || !strings.Contains(e.String(), tt.want) || strings.Contains(e.String(), "hunter2") {
+			t.Errorf("rmqproxy %v with %q: exit %d, stderr %q; want exit 1 and %q", tt.args, tt.env, code, e.String(), tt.want)
+		}
 	}
 }

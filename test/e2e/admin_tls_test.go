@@ -77,14 +77,23 @@ func TestAdminAPIOverTLS(t *testing.T) {
 		t.Fatalf("topic list without the CA: exit %d, want a refusal that names --admin.caFile: %s", code, out)
 	}
 	// A bare HOST:PORT is HTTPS when the configuration file says
-	// admin.tls.enabled.
+	// admin.tls.enabled; the CLI needs neither the server's certificate
+	// and key nor its other settings (auth.enabled without a database).
 	cfgFile := filepath.Join(dir, "cli.yaml")
-	if err := os.WriteFile(cfgFile, []byte("admin:\n  tls:\n    enabled: true\n    certFile: "+certFile+"\n    keyFile: "+keyFile+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("admin:\n  tls:\n    enabled: true\nauth:\n  enabled: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if code, out := testenv.CLI(t, "topic", "describe", "tls-topic", "--config="+cfgFile, "--admin.address="+c.AdminAddr, "--admin.accessKey=admin", "--admin.caFile="+caFile); code != 0 || !strings.Contains(out, "tls-topic") {
 		t.Fatalf("topic describe with --config (admin.tls.enabled) and a bare address: exit %d: %s", code, out)
 	}
+	// Or when the environment does (RMQPROXY_ADMIN_TLS_ENABLED).
+	t.Setenv("RMQPROXY_ADMIN_TLS_ENABLED", "true")
+	t.Setenv("RMQPROXY_ADMIN_ADDRESS", c.AdminAddr)
+	if code, out := testenv.CLI(t, "topic", "describe", "tls-topic", "--admin.accessKey=admin", "--admin.caFile="+caFile); code != 0 || !strings.Contains(out, "tls-topic") {
+		t.Fatalf("topic describe with RMQPROXY_ADMIN_TLS_ENABLED and RMQPROXY_ADMIN_ADDRESS: exit %d: %s", code, out)
+	}
+	os.Unsetenv("RMQPROXY_ADMIN_TLS_ENABLED") // restored by t.Setenv's cleanup
+	os.Unsetenv("RMQPROXY_ADMIN_ADDRESS")
 	// Plain HTTP: refused by the server, and the CLI says why.
 	if code, out := testenv.CLI(t, "topic", "list", "--admin.address=http://"+c.AdminAddr, "--admin.accessKey=admin"); code == 0 || !strings.Contains(out, "serves HTTPS only") {
 		t.Fatalf("topic list over plain HTTP: exit %d: %s", code, out)
@@ -142,7 +151,7 @@ func TestAdminAPIOverTLS(t *testing.T) {
 			"ALLOW admin POST /v1/topics Topic:tls-topic Create super_user":             1,
 			"ALLOW admin GET /v1/topics Cluster: List super_user":                       1,
 			"ALLOW admin DELETE /v1/topics/tls-topic Topic:tls-topic Delete super_user": 1,
-			"ALLOW admin GET /v1/topics/tls-topic Topic:tls-topic Get super_user":       1,
+			"ALLOW admin GET /v1/topics/tls-topic Topic:tls-topic Get super_user":       2, // --config, then the environment
 		}
 		for k, n := range want {
 			if seen[k] != n {
