@@ -400,6 +400,13 @@ func TestAdminClientIgnoresServerOnlySettings(t *testing.T) {
 	if code, out, errOut := runWith(env, "topic", "list"); code != 0 || !strings.Contains(out, "FIFO") {
 		t.Errorf("topic list with RMQPROXY_ADMIN_TLS_ENABLED=true: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// The proxy itself (config print checks what serve checks) still
+	// needs them.
+	var o, e bytes.Buffer
+	if code := run([]string{"config", "print"}, config.Sources{Env: env}, &o, &e); code != 1 ||
+		!strings.Contains(e.String(), "admin.tls.enabled needs admin.tls.certFile") || !strings.Contains(e.String(), "grpc.tls.clientCAFile") {
+		t.Errorf("config print with the same environment: exit %d, stderr %q; want the server's requirements", code, e.String())
+	}
 
 	// The server's file, as config print writes it (secrets REDACTED,
 	// given to the server through its environment).
