@@ -159,9 +159,14 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 		o.tel.Metrics.RPC(w.ctx, "grpc", m.name, code, m.longPoll, d)
 	}
 	if w.span != nil {
-		w.span.SetAttributes(observe.KeyBatchCount.Int(w.count))
+		// As a unary span: the gRPC code, and the RocketMQ status of the
+		// status frame (its message when not OK).
+		w.span.SetAttributes(observe.KeyBatchCount.Int(w.count), observe.KeyGRPCStatusCode.Int(int(status.Code(err))))
 		if w.code != v2.Code_CODE_UNSPECIFIED {
 			w.span.SetAttributes(observe.KeyStatusCode.Int(int(w.code)))
+			if w.code != v2.Code_OK {
+				w.span.SetAttributes(observe.KeyStatusMessage.String(w.message))
+			}
 		}
 		if err != nil || (w.code != v2.Code_OK && w.code != v2.Code_MESSAGE_NOT_FOUND && w.code != v2.Code_CODE_UNSPECIFIED) {
 			w.span.SetStatus(otelcodes.Error, code)
@@ -185,7 +190,9 @@ type observedStream struct {
 	start time.Time
 	req   any
 	code  v2.Code
-	count int
+	// message is the status frame's message.
+	message string
+	count   int
 }
 
 func (w *observedStream) Context() context.Context { return w.ctx }
@@ -214,7 +221,7 @@ func (w *observedStream) SendMsg(msg any) error {
 		st, pm = f.GetStatus(), f.GetMessage()
 	}
 	if st != nil {
-		w.code = st.GetCode()
+		w.code, w.message = st.GetCode(), st.GetMessage()
 	}
 	if pm == nil || err != nil {
 		return err

@@ -10,9 +10,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	grpclib "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -159,5 +162,70 @@ func TestObservedNamesUseTheNamespaceHeader(t *testing.T) {
 	out := logs.String()
 	if !strings.Contains(out, "topic=tenantA%orders") || !strings.Contains(out, "group=tenantA%g") || strings.Contains(out, "topic=orders") {
 		t.Errorf("access log does not name the namespace:\n%s", out)
+	}
+}
+
+// recvStream is a server stream whose one request is req; it keeps what
+// is sent.
+type recvStream struct {
+	ctxStream
+	req proto.Message
+}
+
+func (s *recvStream) RecvMsg(m any) error {
+	proto.Merge(m.(proto.Message), s.req)
+	return nil
+}
+
+func (s *recvStream) SendMsg(any) error { return nil }
+
+// A receive's span carries rpc.grpc.status_code, and the status message of
+// a status frame that is not OK, as a unary request's span does and as
+// docs/observability.md says of every RPC span: it had neither.
+func TestReceiveSpanHasTheStatusAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	o := newObserver(&observe.Telemetry{Tracer: tp.Tracer("test")}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	info := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/ReceiveMessage"}
+	req := &v2.ReceiveMessageRequest{Group: &v2.Resource{Name: "g"}, MessageQueue: &v2.MessageQueue{Topic: &v2.Resource{Name: "t"}}}
+	for _, c := range []struct {
+		frame       *v2.Status
+		err         error
+		grpcCode    int64
+		code        int64
+		message     string
+		wantMessage bool
+	}{
+		{frame: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "slow down"}, code: int64(v2.Code_TOO_MANY_REQUESTS), message: "slow down", wantMessage: true},
+		{frame: &v2.Status{Code: v2.Code_OK, Message: "OK"}, code: int64(v2.Code_OK)},
+		{err: status.Error(codes.Canceled, "gone"), grpcCode: int64(codes.Canceled)},
+	} {
+		rec.Reset()
+		_ = o.stream(nil, &recvStream{ctxStream: ctxStream{ctx: context.Background()}, req: req}, info, func(_ any, ss grpclib.ServerStream) error {
+			var r v2.ReceiveMessageRequest
+			_ = ss.RecvMsg(&r)
+			if c.frame != nil {
+				_ = ss.SendMsg(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: c.frame}})
+			}
+			return c.err
+		})
+		spans := rec.Ended()
+		if len(spans) != 1 {
+			t.Fatalf("%d spans, want 1", len(spans))
+		}
+		attrs := map[attribute.Key]attribute.Value{}
+		for _, a := range spans[0].Attributes() {
+			attrs[a.Key] = a.Value
+		}
+		if v, ok := attrs[observe.KeyGRPCStatusCode]; !ok || v.AsInt64() != c.grpcCode {
+			t.Errorf("%v %v: rpc.grpc.status_code = %v (present %v), want %d", c.frame, c.err, v.Emit(), ok, c.grpcCode)
+		}
+		if v, ok := attrs[observe.KeyStatusCode]; c.frame != nil && (!ok || v.AsInt64() != c.code) {
+			t.Errorf("%v: rocketmq.status.code = %v, want %d", c.frame, v.Emit(), c.code)
+		}
+		if v, ok := attrs[observe.KeyStatusMessage]; ok != c.wantMessage || v.AsString() != c.message {
+			t.Errorf("%v %v: rocketmq.status.message = %q (present %v), want %q (present %v)", c.frame, c.err, v.AsString(), ok, c.message, c.wantMessage)
+		}
 	}
 }

@@ -162,6 +162,8 @@ func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 		"messaging.message.id":            id,
 		"messaging.batch.message_count":   "1",
 		"rpc.method":                      "ReceiveMessage",
+		"rpc.grpc.status_code":            "0",
+		"rocketmq.status.code":            "20000",
 	})
 	for _, l := range recv.Links {
 		if l.SpanID == send.SpanID && (l.TraceID != send.TraceID || l.Attrs["messaging.message.id"] != id) {
