@@ -18,7 +18,7 @@ func (e *Engine) Topic(ctx context.Context, name string) (domain.Topic, error) {
 	if err := e.checkOpenLocked(); err != nil {
 		return domain.Topic{}, err
 	}
-	t, err := e.topicLocked(name, true)
+	t, err := e.topicLocked(ctx, name, true)
 	if err != nil {
 		return domain.Topic{}, err
 	}
@@ -33,7 +33,7 @@ func (e *Engine) ConsumerGroup(ctx context.Context, name string) (domain.Consume
 	if err := e.checkOpenLocked(); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
-	g, err := e.groupLocked(name, true)
+	g, err := e.groupLocked(ctx, name, true)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}

@@ -84,7 +84,7 @@ func (e *Engine) Route(ctx context.Context, topic string) (ports.Route, error) {
 	if err := e.checkOpenLocked(); err != nil {
 		return ports.Route{}, err
 	}
-	t, err := e.topicLocked(topic, true)
+	t, err := e.topicLocked(ctx, topic, true)
 	if err != nil {
 		return ports.Route{}, err
 	}
@@ -153,7 +153,7 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		e.mu.Unlock()
 		return nil, err
 	}
-	t, err := e.topicLocked(q.Topic, true)
+	t, err := e.topicLocked(ctx, q.Topic, true)
 	if err != nil {
 		e.mu.Unlock()
 		return nil, err
@@ -296,16 +296,16 @@ func (e *Engine) appendApplyCheckedLocked(typ record.Type, encode func([]byte) [
 // handleTarget resolves an ack-like request to the delivery it names. done
 // is set when the message is already consumed (the request is an
 // idempotent retry).
-func (e *Engine) handleTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
+func (e *Engine) handleTargetLocked(ctx context.Context, req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
 	h := req.Handle
 	if h.BrokerName != e.cfg.BrokerName {
 		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle belongs to broker %q, not to this local broker %q", h.BrokerName, e.cfg.BrokerName)
 	}
-	t, err := e.topicLocked(req.Topic, false)
+	t, err := e.topicLocked(ctx, req.Topic, false)
 	if err != nil {
 		return k, nil, false, err
 	}
-	if _, err := e.groupLocked(req.Group, false); err != nil {
+	if _, err := e.groupLocked(ctx, req.Group, false); err != nil {
 		return k, nil, false, err
 	}
 	if h.QueueID < 0 || h.QueueID >= t.QueueCount {
@@ -350,7 +350,7 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 	}
 	now := e.clock.Now()
 	for i, req := range reqs {
-		k, d, done, err := e.handleTargetLocked(req, now)
+		k, d, done, err := e.handleTargetLocked(ctx, req, now)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -416,7 +416,7 @@ func (e *Engine) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 			errs[i] = domain.Errorf(domain.ReasonIllegalInvisibleTime, "invisible time must not be negative, got %v", req.InvisibleTime)
 			continue
 		}
-		k, d, done, err := e.handleTargetLocked(req.AckRequest, now)
+		k, d, done, err := e.handleTargetLocked(ctx, req.AckRequest, now)
 		if err == nil && done {
 			err = domain.Errorf(domain.ReasonInvalidReceiptHandle, "the message was already acknowledged; its invisible time cannot change")
 		}
@@ -468,7 +468,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			return err
 		}
 		now := e.clock.Now()
-		k, d, outlived, done, err := e.forwardTargetLocked(req, now)
+		k, d, outlived, done, err := e.forwardTargetLocked(ctx, req, now)
 		if err != nil {
 			e.mu.Unlock()
 			return err
@@ -501,7 +501,7 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			// given for (removed by retention, as that one would be):
 			// nothing of it to move.
 			e.mu.Unlock()
-			e.log.Info("dead-letter forward of an outlived receipt handle whose message retention removed; nothing to move", "consumer_group", req.Group,
+			e.log.InfoContext(ctx, "dead-letter forward of an outlived receipt handle whose message retention removed; nothing to move", "consumer_group", req.Group,
 				"topic", req.Topic, "queue_id", k.qid, "queue_offset", d.offset, "msg_id", req.MessageID)
 			return nil
 		}
@@ -510,11 +510,11 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 			// topic was deleted and created again, or the handle was
 			// made up): nothing of it to move, and the caller audits it.
 			e.mu.Unlock()
-			e.log.Info("dead-letter forward of an outlived receipt handle naming another message; nothing to move", "consumer_group", req.Group,
+			e.log.InfoContext(ctx, "dead-letter forward of an outlived receipt handle naming another message; nothing to move", "consumer_group", req.Group,
 				"topic", req.Topic, "queue_id", k.qid, "queue_offset", d.offset, "msg_id", req.MessageID)
 			return &ports.ForwardRefusedError{Reason: ports.ForwardForeignMessage}
 		}
-		end, err := e.deadLetterEndLocked(k, d.offset, d.receipt, d.attempt, now, pre)
+		end, err := e.deadLetterEndLocked(ctx, k, d.offset, d.receipt, d.attempt, now, pre)
 		e.mu.Unlock()
 		if err != nil {
 			return err
@@ -539,10 +539,10 @@ func (e *Engine) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 // forward every second without end (process_queue.go
 // forwardToDeadLetterQueue0 retries any status but OK); see
 // docs/compatibility.md. Only a handle of another broker is refused.
-func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k consKey, d *delivery, outlived, done bool, err error) {
-	k, d, done, err = e.handleTargetLocked(req, now)
+func (e *Engine) forwardTargetLocked(ctx context.Context, req ports.AckRequest, now time.Time) (k consKey, d *delivery, outlived, done bool, err error) {
+	k, d, done, err = e.handleTargetLocked(ctx, req, now)
 	if domain.HasReason(err, domain.ReasonTopicNotFound) {
-		e.log.Info("dead-letter forward of a message whose topic does not exist; nothing to move", "consumer_group", req.Group,
+		e.log.InfoContext(ctx, "dead-letter forward of a message whose topic does not exist; nothing to move", "consumer_group", req.Group,
 			"topic", req.Topic, "msg_id", req.MessageID)
 		return k, nil, false, true, nil
 	}
@@ -564,7 +564,7 @@ func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k con
 			return k, nil, false, true, nil // delivered anew (that delivery decides), or acked in a FIFO run
 		}
 	}
-	e.log.Info("dead-letter forward of a message never delivered to the group; nothing to move", "consumer_group", req.Group,
+	e.log.InfoContext(ctx, "dead-letter forward of a message never delivered to the group; nothing to move", "consumer_group", req.Group,
 		"topic", req.Topic, "queue_id", h.QueueID, "queue_offset", h.QueueOffset, "msg_id", req.MessageID)
 	return k, nil, false, false, &ports.ForwardRefusedError{Reason: ports.ForwardForgedHandle}
 }
@@ -577,8 +577,8 @@ func (e *Engine) forwardTargetLocked(req ports.AckRequest, now time.Time) (k con
 // hooks.DeadLetter is told here, once per message: a repeated forward of a
 // message already consumed does not get here. attempts is the count of
 // deliveries the copy carries (its consumers' delivery attempts go on from
-// it).
-func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int32, now time.Time, pre *popRead) (int64, error) {
+// it). ctx is the request's (the reviver's is none), for the log line.
+func (e *Engine) deadLetterEndLocked(ctx context.Context, k consKey, off, receipt int64, attempts int32, now time.Time, pre *popRead) (int64, error) {
 	if pre == nil {
 		qi := e.queues[queueKey{k.topic, k.qid}]
 		if qi == nil {
@@ -598,7 +598,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int
 		_, end, err := e.appendApplyLocked(record.TypeAck, func(dst []byte) []byte { return record.AppendAck(dst, &rec) }, true)
 		if err == nil {
 			e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1) // as an ack: a FIFO message group may be unblocked
-			e.log.Info("message removed by retention consumed instead of moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
+			e.log.InfoContext(ctx, "message removed by retention consumed instead of moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 				"queue_id", k.qid, "queue_offset", off)
 			if h := e.hooks.DeadLetter; h != nil {
 				h(k.topic, k.group)
@@ -629,7 +629,7 @@ func (e *Engine) deadLetterEndLocked(k consKey, off, receipt int64, attempts int
 	if err == nil {
 		// Consumed as by an ack: a FIFO message group may be unblocked.
 		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1)
-		e.log.Info("message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
+		e.log.InfoContext(ctx, "message moved to the dead-letter queue", "consumer_group", k.group, "topic", k.topic,
 			"queue_id", k.qid, "queue_offset", off, "msg_id", m.ID, "dlq_topic", dlq.Name)
 		if h := e.hooks.DeadLetter; h != nil {
 			h(k.topic, k.group)

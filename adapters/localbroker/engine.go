@@ -1124,7 +1124,7 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 				// As through a RocketMQ broker, which redelivers the message
 				// once more and whose proxy forwards that delivery: the copy
 				// counts it too.
-				_, err = e.deadLetterEndLocked(c.key, d.offset, d.receipt, nextAttempt(d.attempt, 0), now, pre.read)
+				_, err = e.deadLetterEndLocked(context.Background(), c.key, d.offset, d.receipt, nextAttempt(d.attempt, 0), now, pre.read)
 			}
 			if err == nil && d.hidx < 0 {
 				continue // consumed (or held, in a FIFO run): out of the heap

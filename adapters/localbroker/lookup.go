@@ -25,7 +25,7 @@ func (e *Engine) LookupMessage(ctx context.Context, topic, messageID string) (do
 		e.mu.Unlock()
 		return domain.StoredMessage{}, err
 	}
-	t, err := e.topicLocked(topic, false)
+	t, err := e.topicLocked(ctx, topic, false)
 	if err != nil {
 		e.mu.Unlock()
 		return domain.StoredMessage{}, err

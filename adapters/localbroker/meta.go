@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -409,7 +410,7 @@ func (e *Engine) allowAutoCreateLocked(kind, name string, have, limit int, setti
 // topicLocked returns the topic, creating it when auto-creation is enabled
 // and create is set. An auto-created topic is one topic-put record, not
 // waited for: anything that depends on it (a send) is stored after it.
-func (e *Engine) topicLocked(name string, create bool) (*topicMeta, error) {
+func (e *Engine) topicLocked(ctx context.Context, name string, create bool) (*topicMeta, error) {
 	if t, ok := e.topics[name]; ok {
 		return t, nil
 	}
@@ -430,7 +431,7 @@ func (e *Engine) topicLocked(name string, create bool) (*topicMeta, error) {
 	}
 	tm, _, err := e.putTopicLocked(t, 0, false)
 	if err == nil {
-		e.log.Info("topic auto-created", "topic", name, "type", t.Type.String(), "queues", t.QueueCount)
+		e.log.InfoContext(ctx, "topic auto-created", "topic", name, "type", t.Type.String(), "queues", t.QueueCount)
 	}
 	return tm, err
 }
@@ -483,7 +484,7 @@ func (e *Engine) applyGroupPutLocked(p *record.GroupPut) {
 
 // groupLocked returns the group, creating it when auto-creation is enabled
 // and create is set.
-func (e *Engine) groupLocked(name string, create bool) (*groupMeta, error) {
+func (e *Engine) groupLocked(ctx context.Context, name string, create bool) (*groupMeta, error) {
 	if g, ok := e.groups[name]; ok {
 		return g, nil
 	}
@@ -501,7 +502,7 @@ func (e *Engine) groupLocked(name string, create bool) (*groupMeta, error) {
 	g.CreatedAt, g.UpdatedAt = now, now
 	gm, _, err := e.putGroupLocked(g, 0, false)
 	if err == nil {
-		e.log.Info("consumer group auto-created", "consumer_group", name)
+		e.log.InfoContext(ctx, "consumer group auto-created", "consumer_group", name)
 	}
 	return gm, err
 }

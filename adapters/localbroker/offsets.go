@@ -21,8 +21,8 @@ var _ ports.Offsets = (*Engine)(nil)
 // are independent of the pop state of the same group.
 
 // pullQueueLocked resolves a queue reference for pull and offset calls.
-func (e *Engine) pullQueueLocked(q domain.QueueRef, forRead bool) (*topicMeta, error) {
-	t, err := e.topicLocked(q.Topic, true)
+func (e *Engine) pullQueueLocked(ctx context.Context, q domain.QueueRef, forRead bool) (*topicMeta, error) {
+	t, err := e.topicLocked(ctx, q.Topic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +109,12 @@ func (e *Engine) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 			e.mu.Unlock()
 			return ports.PullResult{}, err
 		}
-		t, err := e.pullQueueLocked(req.Queue, true)
+		t, err := e.pullQueueLocked(ctx, req.Queue, true)
 		if err != nil {
 			e.mu.Unlock()
 			return ports.PullResult{}, err
 		}
-		if _, err := e.groupLocked(req.Group, true); err != nil {
+		if _, err := e.groupLocked(ctx, req.Group, true); err != nil {
 			e.mu.Unlock()
 			return ports.PullResult{}, err
 		}
@@ -213,9 +213,9 @@ func (e *Engine) UpdateOffset(ctx context.Context, group string, q domain.QueueR
 		e.mu.Unlock()
 		return err
 	}
-	t, err := e.pullQueueLocked(q, false)
+	t, err := e.pullQueueLocked(ctx, q, false)
 	if err == nil {
-		_, err = e.groupLocked(group, true)
+		_, err = e.groupLocked(ctx, group, true)
 	}
 	if err != nil {
 		e.mu.Unlock()
@@ -249,11 +249,11 @@ func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 	if err := e.checkOpenLocked(); err != nil {
 		return 0, err
 	}
-	t, err := e.pullQueueLocked(q, false)
+	t, err := e.pullQueueLocked(ctx, q, false)
 	if err != nil {
 		return 0, err
 	}
-	_, err = e.groupLocked(group, false)
+	_, err = e.groupLocked(ctx, group, false)
 	if err != nil && !(e.cfg.AutoCreateGroups && domain.HasReason(err, domain.ReasonConsumerGroupNotFound)) {
 		return 0, err
 	}
@@ -273,7 +273,7 @@ func (e *Engine) GetOffset(ctx context.Context, group string, q domain.QueueRef)
 // closed meanwhile (its topic deleted) makes it look again.
 func (e *Engine) QueryOffset(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy, at time.Time) (int64, error) {
 	for {
-		s, err := e.planOffsetQuery(q, p)
+		s, err := e.planOffsetQuery(ctx, q, p)
 		if err != nil || s.cq == nil {
 			return s.found, err
 		}
@@ -295,13 +295,13 @@ type offsetQuery struct {
 	minOff, maxOff int64
 }
 
-func (e *Engine) planOffsetQuery(q domain.QueueRef, p ports.OffsetPolicy) (offsetQuery, error) {
+func (e *Engine) planOffsetQuery(ctx context.Context, q domain.QueueRef, p ports.OffsetPolicy) (offsetQuery, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.checkOpenLocked(); err != nil {
 		return offsetQuery{}, err
 	}
-	t, err := e.pullQueueLocked(q, false)
+	t, err := e.pullQueueLocked(ctx, q, false)
 	if err != nil {
 		return offsetQuery{}, err
 	}

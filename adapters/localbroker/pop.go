@@ -78,12 +78,12 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			e.mu.Unlock()
 			return nil, err
 		}
-		t, err := e.topicLocked(req.Topic, true)
+		t, err := e.topicLocked(ctx, req.Topic, true)
 		if err != nil {
 			e.mu.Unlock()
 			return nil, err
 		}
-		g, err := e.groupLocked(req.Group, true)
+		g, err := e.groupLocked(ctx, req.Group, true)
 		if err != nil {
 			e.mu.Unlock()
 			return nil, err
