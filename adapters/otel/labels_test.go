@@ -8,9 +8,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
@@ -124,4 +126,51 @@ func TestPrometheusForgetsDeletedNames(t *testing.T) {
 		"rocketmq_messages_in_total{keep,}": 1, "rocketmq_messages_in_total{_other,}": 1,
 		"rocketmq_messages_out_total{_other,_other}": 1,
 	}, "{old,", ",gold}")
+}
+
+// rocketmq_rpc_latency carries the trace of a sampled request as an
+// exemplar, which Prometheus reads only in the OpenMetrics format: /metrics
+// must offer it to a scraper that asks for it (Accept), as
+// docs/observability.md promises exemplars there; it answered the text
+// format, without them, whatever the scraper asked.
+func TestPrometheusServesExemplars(t *testing.T) {
+	p, err := otel.New(otel.Options{Metrics: otel.MetricsConfig{Enabled: true, Prometheus: true, MaxTopics: 2, MaxGroups: 2}, Info: otel.Info{Mode: "local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	ctx, span := tp.Tracer("test").Start(context.Background(), "send t")
+	p.Telemetry().Metrics.RPC(ctx, "grpc", "SendMessage", "OK", false, 2*time.Millisecond)
+	span.End()
+	srv := httptest.NewServer(p.MetricsHandler())
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Errorf("Content-Type %q, want OpenMetrics", ct)
+	}
+	want := `trace_id="` + span.SpanContext().TraceID().String() + `"`
+	found := false
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "rocketmq_rpc_latency_bucket") && strings.Contains(line, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no rocketmq_rpc_latency bucket with the exemplar %s:\n%s", want, body)
+	}
 }

@@ -224,13 +224,15 @@ func (p *Provider) ForgetTopic(name string) { p.tel.Metrics.ForgetTopic(name) }
 // (metrics.maxGroups).
 func (p *Provider) ForgetGroup(name string) { p.tel.Metrics.ForgetGroup(name) }
 
-// MetricsHandler serves the Prometheus text format, or is nil when
-// metrics.prometheus is off.
+// MetricsHandler serves the Prometheus text format, or OpenMetrics to a
+// scraper that asks for it (the format that carries the trace exemplars of
+// rocketmq_rpc_latency), or is nil when metrics.prometheus is off.
 func (p *Provider) MetricsHandler() http.Handler {
 	if p.registry == nil {
 		return nil
 	}
-	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
+		EnableOpenMetrics: true})
 }
 
 // ForceFlush exports the spans and metrics buffered so far.
