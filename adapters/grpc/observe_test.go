@@ -229,3 +229,31 @@ func TestReceiveSpanHasTheStatusAttributes(t *testing.T) {
 		}
 	}
 }
+
+// Telemetry streams are not in rocketmq_rpc_latency (docs/observability.md
+// says which requests it counts): a stream lasts as long as its client.
+func TestTelemetryStreamsAreNotMeasured(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	sinfo := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/Telemetry"}
+	if err := o.stream(nil, ctxStream{ctx: context.Background()}, sinfo, func(any, grpclib.ServerStream) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if h, ok := mt.Data.(metricdata.Histogram[float64]); ok && mt.Name == observe.MetricRPCLatency && len(h.DataPoints) > 0 {
+				t.Errorf("a Telemetry stream was measured: %+v", h.DataPoints)
+			}
+		}
+	}
+}
