@@ -167,7 +167,7 @@ func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []port
 		// BATCH_ACK_MESSAGE, an ACL that does not allow it, ...): ask once
 		// per delivery, so each gets its own answer.
 		if b.batchRefusals.first(name, b.clock.Now()) {
-			b.log.Warn("a broker refused BATCH_ACK_MESSAGE; its deliveries are acked one ACK_MESSAGE each (set cluster.batchAck to false to skip the attempt)",
+			b.log.WarnContext(ctx, "a broker refused BATCH_ACK_MESSAGE; its deliveries are acked one ACK_MESSAGE each (set cluster.batchAck to false to skip the attempt)",
 				"broker", name, "error", err)
 		}
 		each(len(reqs), func(i int) { errs[i] = b.ackAt(ctx, addr, reqs[i]) })

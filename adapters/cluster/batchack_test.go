@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"log/slog"
 	"reflect"
 	"slices"
 	"sync"
@@ -206,5 +207,63 @@ func TestConcurrentAcksShareARequest(t *testing.T) {
 	want := []int64{10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
 	if got := f.batches[0].Acks[0].AckedOffsets(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("batched offsets %v, want %v", got, want)
+	}
+}
+
+type requestKey struct{}
+
+// ctxWarn records whether the Warn records were logged with the request's
+// context (requestKey set), from which they get its trace id, client id
+// and request id (otel.LogHandler).
+type ctxWarn struct {
+	mu      *sync.Mutex
+	with    *[]bool
+	message string
+}
+
+func (h ctxWarn) Enabled(context.Context, slog.Level) bool { return true }
+func (h ctxWarn) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.message {
+		h.mu.Lock()
+		*h.with = append(*h.with, ctx != nil && ctx.Value(requestKey{}) != nil)
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h ctxWarn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h ctxWarn) WithGroup(string) slog.Handler      { return h }
+
+// The Warn of a broker that refuses BATCH_ACK_MESSAGE is logged while an
+// ack is served: with the request's context, so that it carries its trace
+// id, client id and request id as docs/observability.md says of a
+// request's records; it was logged without it.
+func TestBatchAckRefusalIsLoggedWithTheRequest(t *testing.T) {
+	f := &fakeAckBroker{refuseBatch: true}
+	f.addr = startFakeSocket(t, f.answer)
+	var mu sync.Mutex
+	var with []bool
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{f.addr}
+	cfg.BatchAck = true
+	b, err := New(cfg, slog.New(ctxWarn{mu: &mu, with: &with, message: "a broker refused BATCH_ACK_MESSAGE; its deliveries are acked one ACK_MESSAGE each (set cluster.batchAck to false to skip the attempt)"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	ctx := context.WithValue(t.Context(), requestKey{}, true)
+	for i, err := range b.AckBatch(ctx, ackDeliveries()) {
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(with) == 0 {
+		t.Fatal("the refusal was not logged")
+	}
+	for _, w := range with {
+		if !w {
+			t.Error("the refusal was logged without the request's context")
+		}
 	}
 }
