@@ -128,7 +128,11 @@ func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServer
 		endSpan(span, resp, err, code)
 	}
 	if o.tel.AccessLog {
-		o.accessLog(ctx, m, req, resp, name, d, 0)
+		var st *v2.Status
+		if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok {
+			st = r.GetStatus()
+		}
+		o.accessLog(ctx, m, req, st, name, d, 0)
 	}
 	return resp, err
 }
@@ -165,7 +169,7 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 		if w.code != v2.Code_CODE_UNSPECIFIED {
 			w.span.SetAttributes(observe.KeyStatusCode.Int(int(w.code)))
 			if w.code != v2.Code_OK {
-				w.span.SetAttributes(observe.KeyStatusMessage.String(w.message))
+				w.span.SetAttributes(observe.KeyStatusMessage.String(w.st.GetMessage()))
 			}
 		}
 		if err != nil || (w.code != v2.Code_OK && w.code != v2.Code_MESSAGE_NOT_FOUND && w.code != v2.Code_CODE_UNSPECIFIED) {
@@ -174,7 +178,7 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 		w.span.End()
 	}
 	if o.tel.AccessLog {
-		o.accessLog(w.ctx, m, w.req, nil, code, d, w.count)
+		o.accessLog(w.ctx, m, w.req, w.st, code, d, w.count)
 	}
 	return err
 }
@@ -190,9 +194,8 @@ type observedStream struct {
 	start time.Time
 	req   any
 	code  v2.Code
-	// message is the status frame's message.
-	message string
-	count   int
+	st    *v2.Status // the status frame
+	count int
 }
 
 func (w *observedStream) Context() context.Context { return w.ctx }
@@ -221,7 +224,7 @@ func (w *observedStream) SendMsg(msg any) error {
 		st, pm = f.GetStatus(), f.GetMessage()
 	}
 	if st != nil {
-		w.code, w.message = st.GetCode(), st.GetMessage()
+		w.code, w.st = st.GetCode(), st
 	}
 	if pm == nil || err != nil {
 		return err
@@ -556,8 +559,10 @@ const maxLoggedBody = 256
 
 // accessLog writes one line per request: who, what, outcome, how long.
 // Metadata other than the client and request ids never appears (it may
-// hold credentials), and bodies only with the debugging switch.
-func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, code string, d time.Duration, delivered int) {
+// hold credentials), and bodies only with the debugging switch. st is the
+// status answered (a unary response's, a stream's status frame), nil for
+// none.
+func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req any, st *v2.Status, code string, d time.Duration, delivered int) {
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs, slog.String("rpc", m.name), slog.String("code", code), slog.Duration("duration", d),
 		slog.String("client_id", clientIDOf(ctx)))
@@ -603,8 +608,8 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, c
 	case *v2.QueryRouteRequest:
 		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())))
 	}
-	if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok && code != "OK" {
-		attrs = append(attrs, slog.String("status_message", r.GetStatus().GetMessage()))
+	if st != nil && code != "OK" {
+		attrs = append(attrs, slog.String("status_message", st.GetMessage()))
 	}
 	o.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }

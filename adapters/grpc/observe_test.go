@@ -257,3 +257,22 @@ func TestTelemetryStreamsAreNotMeasured(t *testing.T) {
 		}
 	}
 }
+
+// The access log line of a receive answered with a status that is not OK
+// shows its status_message, as a unary request's does and as
+// docs/observability.md says ("plus status_message when not OK"): it had
+// none.
+func TestReceiveAccessLogShowsTheStatusMessage(t *testing.T) {
+	var logs logbuf.Buffer
+	o := newObserver(&observe.Telemetry{AccessLog: true}, slog.New(slog.NewTextHandler(&logs, nil)), slog.New(slog.DiscardHandler))
+	info := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/ReceiveMessage"}
+	req := &v2.ReceiveMessageRequest{Group: &v2.Resource{Name: "g"}, MessageQueue: &v2.MessageQueue{Topic: &v2.Resource{Name: "t"}}}
+	_ = o.stream(nil, &recvStream{ctxStream: ctxStream{ctx: context.Background()}, req: req}, info, func(_ any, ss grpclib.ServerStream) error {
+		var r v2.ReceiveMessageRequest
+		_ = ss.RecvMsg(&r)
+		return ss.SendMsg(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: &v2.Status{Code: v2.Code_FORBIDDEN, Message: "no Sub on t"}}})
+	})
+	if out := logs.String(); !strings.Contains(out, "code=FORBIDDEN") || !strings.Contains(out, `status_message="no Sub on t"`) {
+		t.Errorf("access log line of a refused receive:\n%s", out)
+	}
+}
