@@ -73,7 +73,10 @@ func wantAttrs(t *testing.T, s testenv.Span, want map[string]string) {
 // official Go client produce spans in an OTLP receiver: the send span (with
 // the RocketMQ attributes) whose context rides in the message, the broker
 // and storage spans under it, and a receive span that links to the send
-// span, then the ack.
+// span, then the ack. The Go client v5.1.4 sets no trace context of its
+// own, but a caller's traceparent in the context's outgoing metadata (as
+// OpenTelemetry's gRPC instrumentation adds it) reaches the proxy and
+// parents the send span.
 func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 	p, col, cfg := tracedProxy(t)
 	topic, group := testenv.Name(t, "otel-traced"), testenv.Name(t, "g-otel-traced")
@@ -82,7 +85,9 @@ func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 	msg := &rmq.Message{Topic: topic, Body: []byte("traced body")}
 	msg.SetTag("tag-a")
 	msg.SetKeys("key-1")
-	r, err := pr.Send(t.Context(), msg)
+	const callerTrace, callerSpan = "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
+	sendCtx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+	r, err := pr.Send(sendCtx, msg)
 	if err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -128,6 +133,9 @@ func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 		"rocketmq.status.code":            "20000",
 		"rpc.grpc.status_code":            "0",
 	})
+	if send.TraceID != callerTrace || send.ParentSpanID != callerSpan {
+		t.Errorf("send span in trace %s with parent %s, want the caller's %s %s", send.TraceID, send.ParentSpanID, callerTrace, callerSpan)
+	}
 	if send.Kind.String() != "SPAN_KIND_SERVER" {
 		t.Errorf("send span kind %v, want server", send.Kind)
 	}
