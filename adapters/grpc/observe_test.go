@@ -80,34 +80,17 @@ func (c ctxStream) Context() context.Context { return c.ctx }
 // code's canonical name (GRPC_DEADLINE_EXCEEDED), as docs/observability.md
 // says, not under its Go name run together (GRPC_DEADLINEEXCEEDED).
 func TestGRPCErrorResponseCode(t *testing.T) {
-	r := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	o, latency := meteredObserver(t)
 	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
 	for _, c := range []codes.Code{codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled} {
 		_, _ = o.unary(context.Background(), &v2.SendMessageRequest{}, info, func(context.Context, any) (any, error) {
 			return nil, status.Error(c, "x")
 		})
 	}
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]bool{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			if h, ok := mt.Data.(metricdata.Histogram[float64]); ok && mt.Name == observe.MetricRPCLatency {
-				for _, p := range h.DataPoints {
-					v, _ := p.Attributes.Value(observe.LabelResponseCode)
-					got[v.AsString()] = true
-				}
-			}
-		}
+	for _, p := range latency() {
+		v, _ := p.Attributes.Value(observe.LabelResponseCode)
+		got[v.AsString()] = true
 	}
 	for _, want := range []string{"GRPC_DEADLINE_EXCEEDED", "GRPC_RESOURCE_EXHAUSTED", "GRPC_CANCELLED"} {
 		if !got[want] {
@@ -233,28 +216,13 @@ func TestReceiveSpanHasTheStatusAttributes(t *testing.T) {
 // Telemetry streams are not in rocketmq_rpc_latency (docs/observability.md
 // says which requests it counts): a stream lasts as long as its client.
 func TestTelemetryStreamsAreNotMeasured(t *testing.T) {
-	r := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	o, latency := meteredObserver(t)
 	sinfo := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/Telemetry"}
 	if err := o.stream(nil, ctxStream{ctx: context.Background()}, sinfo, func(any, grpclib.ServerStream) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, mt := range sm.Metrics {
-			if h, ok := mt.Data.(metricdata.Histogram[float64]); ok && mt.Name == observe.MetricRPCLatency && len(h.DataPoints) > 0 {
-				t.Errorf("a Telemetry stream was measured: %+v", h.DataPoints)
-			}
-		}
+	if points := latency(); len(points) > 0 {
+		t.Errorf("a Telemetry stream was measured: %+v", points)
 	}
 }
 
@@ -274,5 +242,35 @@ func TestReceiveAccessLogShowsTheStatusMessage(t *testing.T) {
 	})
 	if out := logs.String(); !strings.Contains(out, "code=FORBIDDEN") || !strings.Contains(out, `status_message="no Sub on t"`) {
 		t.Errorf("access log line of a refused receive:\n%s", out)
+	}
+}
+
+// meteredObserver returns an observer recording into metrics of its own
+// (no tracing, logs discarded) and a reader of its rocketmq_rpc_latency
+// data points so far.
+func meteredObserver(t *testing.T) (*observer, func() []metricdata.HistogramDataPoint[float64]) {
+	t.Helper()
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	return o, func() []metricdata.HistogramDataPoint[float64] {
+		var rm metricdata.ResourceMetrics
+		if err := r.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		var points []metricdata.HistogramDataPoint[float64]
+		for _, sm := range rm.ScopeMetrics {
+			for _, mt := range sm.Metrics {
+				if h, ok := mt.Data.(metricdata.Histogram[float64]); ok && mt.Name == observe.MetricRPCLatency {
+					points = append(points, h.DataPoints...)
+				}
+			}
+		}
+		return points
 	}
 }

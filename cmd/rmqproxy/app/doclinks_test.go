@@ -22,11 +22,9 @@ var (
 	mdLinkText = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
 )
 
-// TestDocLinks checks that every relative link of README.md and docs/*.md
-// names a file or directory of the repository, and that every #anchor names
-// a heading (as GitHub derives its anchor) of the page it points into.
-func TestDocLinks(t *testing.T) {
-	const root = "../../.."
+// docPagePaths returns docPages and docs/*.md, relative to root.
+func docPagePaths(t *testing.T, root string) []string {
+	t.Helper()
 	pages := append([]string(nil), docPages...)
 	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
@@ -36,6 +34,15 @@ func TestDocLinks(t *testing.T) {
 		rel, _ := filepath.Rel(root, m)
 		pages = append(pages, rel)
 	}
+	return pages
+}
+
+// TestDocLinks checks that every relative link of README.md and docs/*.md
+// names a file or directory of the repository, and that every #anchor names
+// a heading (as GitHub derives its anchor) of the page it points into.
+func TestDocLinks(t *testing.T) {
+	const root = "../../.."
+	pages := docPagePaths(t, root)
 	anchors := map[string]map[string]bool{} // page (relative to root) -> anchors
 	anchorsOf := func(page string) map[string]bool {
 		if a, ok := anchors[page]; ok {

@@ -53,15 +53,7 @@ func TestDocsNameOnlyExistingTests(t *testing.T) {
 	if len(declared) < 100 {
 		t.Fatalf("found %d tests in the repository: the walk missed them", len(declared))
 	}
-	pages := append([]string(nil), docPages...)
-	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range more {
-		rel, _ := filepath.Rel(root, m)
-		pages = append(pages, rel)
-	}
+	pages := docPagePaths(t, root)
 	named := 0
 	for _, page := range pages {
 		b, err := os.ReadFile(filepath.Join(root, page))
