@@ -732,8 +732,11 @@ func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error)
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// Expired secrets are loaded too, with their expiry: a request
+		// signed with one is then refused as secret_expired (and a stream
+		// signed with one revoked as such), not as a wrong signature.
 		rows, err = tx.Query(ctx, `SELECT username, slot, key_id, nonce, ciphertext, expires_at FROM rmqproxy.user_secrets
-  WHERE expires_at IS NULL OR expires_at > now() ORDER BY username, slot`)
+  ORDER BY username, slot`)
 		if err != nil {
 			return err
 		}

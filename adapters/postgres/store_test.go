@@ -465,8 +465,11 @@ func TestUserCreateRacingCreate(t *testing.T) {
 
 // TestSnapshotCarriesSecretExpiry: a secret's expires_at reaches the
 // snapshot, so that the proxies can stop accepting it at that time (the
-// snapshot stays in force past it); a secret expired already is left out;
-// replacing a secret clears its expiry.
+// snapshot stays in force past it); a secret expired already is loaded
+// with its expiry, so that a request signed with it is audited as
+// secret_expired (it used to be left out, and such a request was audited as
+// bad_signature, which docs/security.md does not say); replacing a secret
+// clears its expiry.
 func TestSnapshotCarriesSecretExpiry(t *testing.T) {
 	s, p, _ := newStore(t)
 	ctx := t.Context()
@@ -494,8 +497,8 @@ func TestSnapshotCarriesSecretExpiry(t *testing.T) {
 		a.SecretExpired(0, expires.Add(-time.Microsecond)) || !a.SecretExpired(0, expires) {
 		t.Errorf("alice: %d secrets, expiry %v, want %v", len(a.Secrets), a.SecretExpiry, expires)
 	}
-	if b := users["bob"]; len(b.Secrets) != 0 {
-		t.Errorf("bob's expired secret was loaded")
+	if b := users["bob"]; len(b.Secrets) != 1 || !b.SecretExpired(0, time.Now()) {
+		t.Errorf("bob's expired secret: %d secrets, expiry %v, want one, expired", len(b.Secrets), b.SecretExpiry)
 	}
 	if c := users["carol"]; len(c.Secrets) != 1 || c.SecretExpired(0, time.Now().Add(1000*time.Hour)) {
 		t.Errorf("carol: %+v", c.SecretExpiry)
