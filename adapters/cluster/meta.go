@@ -154,13 +154,13 @@ func (c *metaCache) currentView() *clusterView {
 // NameServers do not route, whether any broker is registered.
 const noRouteViewAge = 2 * time.Second
 
-// recentView returns the cached cluster view if it was read within maxAge,
-// else reads it again.
+// recentView returns the cached cluster view if it was read within maxAge
+// and no broker failed since, else reads it again.
 func (c *metaCache) recentView(ctx context.Context, maxAge time.Duration) (*clusterView, error) {
 	c.mu.Lock()
-	v := c.cluster
+	v, stale := c.cluster, c.clusterStale
 	c.mu.Unlock()
-	if v != nil && c.b.clock.Now().Sub(v.fetched) < maxAge {
+	if v != nil && !stale && c.b.clock.Now().Sub(v.fetched) < maxAge {
 		return v, nil
 	}
 	return c.refreshCluster(ctx)

@@ -167,6 +167,53 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 	}
 }
 
+// TestTopicLosingItsBrokerIsNotCalledMissing: a topic whose only broker
+// just went away (killed: a call to it failed, and the NameServers dropped
+// it) was answered "does not exist in the cluster; create it", for up to
+// noRouteViewAge after the cluster view was last read, because that view,
+// read before the broker failed, still listed it (seen with a real 5.5.0
+// broker killed under a sending producer). A broker failure makes the view
+// stale, so it is read again and the answer says no broker is registered.
+func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
+	var registered atomic.Bool
+	registered.Store(true)
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			if registered.Load() {
+				resp.Body = oneBrokerCluster(addr)
+			} else {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
+			}
+		case remoting.RequestGetRouteinfoByTopic:
+			if !registered.Load() {
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
+			}
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		}
+		return resp
+	})
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, addr, clock)
+	if _, err := b.meta.view(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.meta.topic(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	registered.Store(false)
+	b.failed("b1", &client.Error{Kind: client.KindDial})
+	_, err := b.meta.topic(t.Context(), "orders")
+	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
+		!strings.Contains(msg, `cluster "DefaultCluster" has no master broker registered with the NameServers`) {
+		t.Errorf("the topic's broker just failed: %v", err)
+	}
+}
+
 // TestTopicWithoutRouteWhileNoBrokerIsRegistered: with every broker of the
 // cluster down, the NameServers route no topic, and a client starting
 // with an existing topic was told that it does not exist and to create it;
