@@ -300,11 +300,18 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 		}
 		info, passed = v, &CachedRoutesError{Read: v.fetched, Age: now.Sub(v.fetched), Err: err}
 	}
+	masters := info.masterList()
+	if len(masters) == 0 {
+		// A NameServer that knows no master (restarted, brokers not
+		// registered again yet) routes no topic: not ready, however
+		// recently a broker answered.
+		return errors.New(info.noMaster(b.cfg.ClusterName))
+	}
 	if recent(b.brokerAnsweredAt.Load(), now) {
 		return passed
 	}
 	var lastErr error
-	for _, m := range info.masterList() {
+	for _, m := range masters {
 		req := remoting.NewRequest(remoting.RequestGetBrokerRuntimeInfo, nil, nil)
 		resp, err := b.invoke(ctx, m.addr, req)
 		if err == nil {
@@ -314,9 +321,6 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 			return passed
 		}
 		lastErr = fmt.Errorf("broker %s (%s): %w", m.name, m.addr, err)
-	}
-	if lastErr == nil {
-		return errors.New(info.noMaster(b.cfg.ClusterName))
 	}
 	return lastErr
 }

@@ -110,6 +110,47 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 	ready(4, 3) // a transport failure since the answer
 }
 
+// TestNameServerWithoutBrokersFailsReadinessDespiteTraffic: a NameServer
+// that knows no master broker (restarted, the brokers not registered with
+// it again yet: they register every 30 s) routes no topic, so readiness
+// fails, as docs/operations.md says, even while a broker answered a
+// request within readyReuse. The answer used to stand in for the whole
+// probe, and a proxy in front of a restarted NameServer reported ready at
+// once (seen against a real 5.5.0 NameServer), answering route lookups
+// TOPIC_NOT_FOUND meanwhile.
+func TestNameServerWithoutBrokersFailsReadinessDespiteTraffic(t *testing.T) {
+	var registered atomic.Bool
+	registered.Store(true)
+	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	})
+	nameServer := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+			if registered.Load() {
+				resp.Body = oneBrokerCluster(brokerAddr)
+			} else {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
+			}
+		}
+		return resp
+	})
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, nameServer, clock)
+	if err := b.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	registered.Store(false)
+	clock.Advance(readyReuse)
+	if _, err := b.call(t.Context(), brokerAddr, remoting.RequestGetMaxOffset, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Ready(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `cluster "DefaultCluster" has no master broker registered with the NameServers`) {
+		t.Errorf("the NameServer knows no broker, one answered just now: ready says %v", err)
+	}
+}
+
 // TestHeartbeatLoopForgetsIdleLines: the heartbeat loop prunes the
 // coalescing lines that have nothing in flight, so those of deleted topics
 // and departed brokers do not pile up.
