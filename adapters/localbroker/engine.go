@@ -442,10 +442,6 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 			e.timerRebuild.Abort()
 		}
 		e.closeQueues()
-		var cerr *commitlog.CorruptionError
-		if errors.As(err, &cerr) {
-			return nil, nil, false, 0, domain.Wrap(domain.ReasonInternal, err, "commit log is corrupt: "+cerr.Error())
-		}
 		var de *domain.Error
 		if errors.As(err, &de) {
 			return nil, nil, false, 0, err
@@ -506,7 +502,7 @@ func (e *Engine) dropSnapshotsBeyond(end, loaded int64) error {
 			return domain.Wrap(domain.ReasonInternal, err, fmt.Sprintf("cannot remove snapshot %s, which covers records the truncated commit log (now ending at offset %d) no longer holds; remove it by hand", p, end))
 		}
 		removed = true
-		e.log.Warn("removed a snapshot beyond the end of the truncated commit log (recovery: truncate dropped the records it covers)",
+		e.log.Warn("removed a snapshot beyond the end of the truncated commit log (local.recovery: truncate dropped the records it covers)",
 			"path", p, "log_end", end)
 	}
 	if !removed {

@@ -1262,8 +1262,14 @@ func TestTornTailAndCorruption(t *testing.T) {
 	b[20] ^= 0xff
 	os.WriteFile(last, b, 0o644)
 	_, err := Open(t.Context(), h.cfg, h.logger(), h.clock)
-	if err == nil || !strings.Contains(err.Error(), "recovery: truncate") || !strings.Contains(err.Error(), last) {
+	if err == nil || !strings.Contains(err.Error(), "local.recovery: truncate") || !strings.Contains(err.Error(), last) {
 		t.Fatalf("strict open: %v", err)
+	}
+	// Said once, naming the setting by its key: the error used to carry
+	// the corruption's text twice, as its message and as its cause, and
+	// said "set recovery: truncate", which is no key.
+	if n := strings.Count(err.Error(), "is corrupt at offset"); n != 1 {
+		t.Errorf("strict open says the corruption %d times: %v", n, err)
 	}
 	wantReason(t, err, domain.ReasonInternal)
 	h.cfg.Recovery = "truncate"

@@ -144,7 +144,7 @@ type CorruptionError struct {
 
 func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("commit log is corrupt at offset %d (segment %s, byte %s of the segment: %s) and %d bytes follow, some of them valid records; "+
-		"it cannot be replayed past this point. To start anyway and drop everything from offset %d on (messages and acknowledgements stored after it are lost), set recovery: truncate; otherwise restore the data directory from a backup",
+		"it cannot be replayed past this point. To start anyway and drop everything from offset %d on (messages and acknowledgements stored after it are lost), set local.recovery: truncate; otherwise restore the data directory from a backup",
 		e.Offset, e.Segment, segmentPosHint(e), e.Reason, e.Dropped, e.Offset)
 }
 

@@ -303,7 +303,7 @@ func (l *Log) cutAt(i int, pos int64, cerr *CorruptionError, validFollows bool) 
 		return fmt.Errorf("commitlog: fsync directory %s: %w", l.opts.Dir, err)
 	}
 	if validFollows {
-		l.log.Warn("commit log corrupt; truncated at the first bad record as configured (recovery: truncate)",
+		l.log.Warn("commit log corrupt; truncated at the first bad record as configured (local.recovery: truncate)",
 			"segment", s.path, "offset", cerr.Offset, "reason", cerr.Reason, "bytes_dropped", dropped)
 	} else if dropped > 0 {
 		l.log.Warn("commit log had a torn tail (an incomplete last write); truncated it",
