@@ -7,7 +7,13 @@
 // flags for it, a logback file and a store per JVM in the test's temporary
 // directory, and stopped by PID when the test ends.
 //
-// When java or the jars are missing, Start skips the test with the
+// On Linux every JVM runs with LD_PRELOAD=libloopbind.so (built into the
+// jars' directory from test/scripts/loopbind.c by install-rocketmq.sh):
+// the broker's HA port and the Apache proxy's gRPC and Remoting ports have
+// no bind address setting and would listen on every interface, while tests
+// bind loopback only.
+//
+// When java, the jars or that library are missing, Start skips the test with the
 // command that installs them, or fails it under
 // RMQPROXY_TEST_REQUIRE_SERVICES=1 (as test/scripts/test.sh runs).
 package rocketmqenv
@@ -88,7 +94,8 @@ func (e *UnavailableError) Error() string {
 // (RMQPROXY_TEST_REQUIRE_SERVICES=1, as test/scripts/test.sh runs).
 func Required() bool { return os.Getenv("RMQPROXY_TEST_REQUIRE_SERVICES") == "1" }
 
-// Available returns an *UnavailableError when java or the jars are missing.
+// Available returns an *UnavailableError when java, the jars or (on
+// Linux) the loopback shim are missing.
 func Available() (java, lib string, err error) {
 	java, lerr := exec.LookPath("java")
 	if lerr != nil {
@@ -99,7 +106,22 @@ func Available() (java, lib string, err error) {
 	if len(jars) == 0 {
 		return "", "", &UnavailableError{"no broker jar in " + lib}
 	}
+	if so := loopbind(lib); so != "" {
+		if _, err := os.Stat(so); err != nil {
+			return "", "", &UnavailableError{"no " + filepath.Base(so) + " in " + lib + " (it keeps the JVMs on loopback)"}
+		}
+	}
 	return java, lib, nil
+}
+
+// loopbind returns the LD_PRELOAD library that turns the JVMs' binds to
+// the wildcard address into binds to loopback (see
+// test/scripts/loopbind.c), or "" where it is not used (not Linux).
+func loopbind(lib string) string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	return filepath.Join(lib, "libloopbind.so")
 }
 
 // unavailable skips (or, when services are required, fails) the test.
@@ -578,6 +600,12 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 	cmd := exec.Command(c.java, append(jvm, args...)...)
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "ROCKETMQ_HOME="+home)
+	if so := loopbind(c.lib); so != "" {
+		if pre := os.Getenv("LD_PRELOAD"); pre != "" {
+			so += ":" + pre
+		}
+		cmd.Env = append(cmd.Env, "LD_PRELOAD="+so) // the last value of a name counts
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	childproc.DieWithParent(cmd)
 	pr, pw, err := os.Pipe()
@@ -685,6 +713,21 @@ func (c *Cluster) clusterInfo(cl *client.Client) (*remoting.ClusterInfo, error) 
 		return nil, err
 	}
 	return &info, nil
+}
+
+// Processes returns the process id of each running JVM the cluster
+// started (NameServer, brokers, Apache proxies), by its name ("namesrv",
+// "broker-NAME", "proxy-PORT").
+func (c *Cluster) Processes() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int, len(c.procs))
+	for _, p := range c.procs {
+		if !p.exited() {
+			m[p.name] = p.cmd.Process.Pid
+		}
+	}
+	return m
 }
 
 // Close stops the JVMs, brokers first: SIGTERM to each process group, then

@@ -5,6 +5,10 @@
 # test/rocketmq/pom.xml, from Maven Central, copied to
 # test/rocketmq/target/lib (mvn dependency:copy-dependencies; nothing is
 # built from source). The Maven cache (~/.m2) stays outside the repo.
+# On Linux it also builds test/scripts/loopbind.c into
+# target/lib/libloopbind.so (test/scripts/build-loopbind.sh, with the C
+# compiler -race needs), which test/rocketmqenv preloads into every JVM so
+# that ports without a bind address setting listen on loopback only.
 #
 # Idempotent: a stamp of the pom and the Java version is kept in
 # target/.install-stamp; the copy is skipped while it matches and the jars
@@ -34,10 +38,12 @@ have=
 if [ "$want" = "$have" ] && compgen -G "$dir/target/lib/rocketmq-broker-*.jar" >/dev/null \
   && compgen -G "$dir/target/lib/rocketmq-namesrv-*.jar" >/dev/null; then
   echo "-- rocketmq: up to date ($dir/target/lib)"
+  test/scripts/build-loopbind.sh "$dir/target/lib"
   exit 0
 fi
 echo "-- rocketmq: mvn dependency:copy-dependencies ($dir/pom.xml)"
 rm -rf "$dir/target"
 mvn -q -B -Dstyle.color=never -f "$dir/pom.xml" dependency:copy-dependencies
+test/scripts/build-loopbind.sh "$dir/target/lib"
 echo "$want" >"$dir/target/.install-stamp"
 echo "-- rocketmq: $(ls "$dir/target/lib" | wc -l) jars in $dir/target/lib"
