@@ -37,6 +37,10 @@
 #   go tool pprof http://127.0.0.1:HEALTHPORT/debug/pprof/profile?seconds=10
 #
 # Everything binds 127.0.0.1 on free ports; every server is stopped by PID.
+# The Apache JVMs run with LD_PRELOAD of test/scripts/loopbind.c (built
+# into the jar cache with the system C compiler): the broker's HA port and
+# the proxy's gRPC and Remoting ports have no bind address setting and
+# would listen on every interface.
 set -euo pipefail
 # With BENCH_NICE, run in a session of our own and give its scheduling
 # group that nice value: with autogroup scheduling (Linux's default for
@@ -217,21 +221,27 @@ start_apache() {
 	EOF
 	local cp="$cache/lib/*"
 	export ROCKETMQ_HOME=$home
+	# The JVMs only (not rmqproxy, loadgen or the shell tools): binds to 0.0.0.0 or :: go
+	# to loopback instead (see test/scripts/loopbind.c). env execs java, so
+	# $! stays the JVM's PID.
+	test/scripts/build-loopbind.sh "$cache/lib"
+	local jenv=(env)
+	[ -f "$cache/lib/libloopbind.so" ] && jenv=(env "LD_PRELOAD=$cache/lib/libloopbind.so")
 	log "apache: starting the NameServer on 127.0.0.1:$ns"
-	"${nice[@]}" java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
+	"${nice[@]}" "${jenv[@]}" java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
 		-Dtls.server.mode=disabled -cp "$cp" org.apache.rocketmq.namesrv.NamesrvStartup -c "$home/conf/namesrv.conf" \
 		> "$home/namesrv.out" 2>&1 &
 	local ns_pid=$!
 	pids+=("$ns_pid")
 	wait_port "$ns" 60 "NameServer"
 	log "apache: starting the proxy (local mode, broker on $broker) with gRPC on 127.0.0.1:$proxy_grpc"
-	"${nice[@]}" java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
+	"${nice[@]}" "${jenv[@]}" java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
 		-cp "$cp" org.apache.rocketmq.proxy.ProxyStartup -pc "$home/conf/proxy.json" -pm local \
 		> "$home/proxy.out" 2>&1 &
 	local proxy_pid=$!
 	pids+=("$proxy_pid")
 	wait_port "$broker" 120 "the proxy's broker"
-	local admin=(java -Xms128m -Xmx256m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.tools.logback.xml"
+	local admin=("${jenv[@]}" java -Xms128m -Xmx256m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.tools.logback.xml"
 		-cp "$cp" org.apache.rocketmq.tools.command.MQAdminStartup)
 	for t in bench drain; do
 		"${admin[@]}" updateTopic -n 127.0.0.1:"$ns" -b 127.0.0.1:"$broker" -t "$t" -r 8 -w 8 -a +message.type=NORMAL > "$home/admin.out" 2>&1 ||
