@@ -415,8 +415,10 @@ func TestTransactionCommitAndRollback(t *testing.T) {
 		t.Fatalf("message %q", err)
 	}
 	wantReason(t, end(rs[1], ports.ResolutionCommit), domain.ReasonInvalidTransactionID)
+	// Delivered as a transactional message, as a RocketMQ broker's
+	// committed copy keeps TRAN_MSG=true.
 	got := h.pop("g", "tx", -1, 10, time.Minute)
-	if len(got) != 1 || got[0].ID != "c" || got[0].Transactional || got[0].TransactionID != rs[0].TransactionID ||
+	if len(got) != 1 || got[0].ID != "c" || !got[0].Transactional || got[0].TransactionID != rs[0].TransactionID ||
 		got[0].QueueID != 2 || got[0].QueueOffset != 0 {
 		t.Fatalf("committed message %+v", got)
 	}
@@ -447,7 +449,7 @@ func TestTransactionalDelayMessageCommittedAsTimer(t *testing.T) {
 	h.fake().Advance(time.Minute)
 	h.fireTimers()
 	got := h.pop("g", "tx", -1, 10, time.Minute)
-	if len(got) != 1 || got[0].TransactionID != r.TransactionID || got[0].Transactional {
+	if len(got) != 1 || got[0].TransactionID != r.TransactionID || !got[0].Transactional {
 		t.Fatalf("committed delay message %+v", got)
 	}
 }

@@ -200,7 +200,12 @@ func (e *Engine) storedMessage(topic string, qid int32, qoff int64, ent consumeq
 		DeliveryAttempt: attempt, DeadLetter: m.DeadLetter}
 	sm.Topic = topic
 	if m.TxnOrigin > 0 {
+		// A committed transactional message is delivered as one
+		// (TRANSACTION), as a RocketMQ broker's: its commit stores the
+		// half message's properties, TRAN_MSG=true among them, and
+		// proxies read the type from those.
 		sm.TransactionID = e.transactionID(m.TxnOrigin)
+		sm.Transactional = true
 	}
 	return sm
 }
