@@ -66,6 +66,44 @@ func IsReservedPropertyKey(key string) bool {
 // in a signed 16-bit field, and a broker refuses a longer one.
 const MaxStoredPropertiesLen = 32767
 
+// BrokerPropertiesReserve is what a message's properties as sent must
+// leave free of [MaxStoredPropertiesLen] for the properties a RocketMQ
+// broker adds to them over the message's life, each time storing it anew:
+// at every single send CLUSTER (its cluster name) among others (RocketMQ
+// 5.5.0 refused a message 30 bytes short of the limit with the cluster
+// name "rmqproxy-e2e"); TIMER_OUT_MS, REAL_TOPIC, REAL_QID,
+// TIMER_ENQUEUE_MS, TIMER_DEQUEUE_MS and TIMER_ROLL_TIMES for a delay
+// message; REAL_TOPIC, REAL_QID, TRANSACTION_CHECK_TIMES and
+// TRAN_PREPARED_QUEUE_OFFSET for a transactional one (which also gets its
+// message id again, see [Message.BrokerPropertiesLen]); 1ST_POP_TIME at a
+// redelivery; RETRY_TOPIC (a pop retry topic of up to about 255 bytes),
+// WAIT, ORIGIN_MESSAGE_ID and DELAY when a consumer sends it back or it
+// moves to the dead-letter queue. Together they take less than 900 bytes
+// with the longest names RocketMQ allows (topics of 127 bytes) and a
+// cluster name of up to 127. A message that leaves less was refused by
+// the broker (MESSAGE_ILLEGAL, which clients get as INTERNAL_SERVER_ERROR),
+// or, stored, was never delivered again once its invisible time had
+// passed: the broker's revive could not store it anew (RocketMQ 5.5.0
+// with a message 60 bytes short of the limit).
+const BrokerPropertiesReserve = 1024
+
+// propTransactionID is the property a broker copies a half message's id
+// into (TransactionalMessageUtil.TRANSACTION_ID).
+const propTransactionID = "__transactionId__"
+
+// BrokerPropertiesLen is how many bytes of [MaxStoredPropertiesLen] m
+// must leave free for the properties a RocketMQ broker adds:
+// [BrokerPropertiesReserve], and for a transactional message the copy of
+// its message id the broker writes into the half message (unbounded but
+// by the properties' total, like the id itself).
+func (m *Message) BrokerPropertiesLen() int {
+	n := BrokerPropertiesReserve
+	if m.Transactional {
+		n += len(propTransactionID) + len(m.ID) + 2
+	}
+	return n
+}
+
 // StoredProperties yields, in order, the properties a RocketMQ broker
 // stores for m when a proxy sends it as the Apache proxy's
 // SendMessageActivity does: the message id, tag and keys, the transaction

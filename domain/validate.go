@@ -133,10 +133,12 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	}
 	// Last, where a broker refuses it: a RocketMQ broker cannot store
 	// more properties (the message id, trace context and born host count
-	// as well, and none of the checks above bounds them).
-	if n := m.StoredPropertiesLen(); n > MaxStoredPropertiesLen {
+	// as well, and none of the checks above bounds them), and it adds its
+	// own to them (BrokerPropertiesReserve).
+	if n, most := m.StoredPropertiesLen(), MaxStoredPropertiesLen-m.BrokerPropertiesLen(); n > most {
 		return Errorf(ReasonPropertiesTooLarge,
-			"the message's properties (message id, tag, keys, trace context, born host, user properties, ...) take %d bytes where RocketMQ stores at most %d", n, MaxStoredPropertiesLen)
+			"the message's properties (message id, tag, keys, trace context, born host, user properties, ...) take %d bytes where at most %d are accepted: a RocketMQ broker stores at most %d and adds up to %d of its own (cluster name, delay, transaction, redelivery and dead-letter bookkeeping)",
+			n, most, MaxStoredPropertiesLen, MaxStoredPropertiesLen-most)
 	}
 	return nil
 }

@@ -96,10 +96,23 @@ func TestValidateMessage(t *testing.T) {
 		{"group of 64 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 64) }, domain.ReasonIllegalMessageGroup},
 		{"group of 63 bytes", func(m *domain.Message) { m.Group = strings.Repeat("g", 63) }, 0},
 		{"blank group", func(m *domain.Message) { m.Group = " " }, domain.ReasonIllegalMessageGroup},
-		// A RocketMQ broker stores at most 32767 bytes of properties; the
-		// message id, trace context and born host count too.
-		{"properties of exactly 32767 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 32767) }, 0},
-		{"properties of 32768 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 32768) }, domain.ReasonPropertiesTooLarge},
+		// A RocketMQ broker stores at most 32767 bytes of properties and
+		// adds its own (1 KiB reserved); the message id, trace context and
+		// born host count too.
+		{"properties of exactly 31743 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 31743) }, 0},
+		{"properties of 31744 bytes", func(m *domain.Message) { fillProperties(m, &m.ID, 31744) }, domain.ReasonPropertiesTooLarge},
+		// What a single send to a broker refused (it adds CLUSTER), and a
+		// batch send stored but a redelivery could not store again.
+		{"properties of exactly 32767 bytes", func(m *domain.Message) { fillProperties(m, &m.TraceContext, 32767) }, domain.ReasonPropertiesTooLarge},
+		// A broker copies a half message's id into __transactionId__.
+		{"transactional, properties at the limit", func(m *domain.Message) {
+			m.Transactional = true
+			fillProperties(m, &m.TraceContext, 31743-len("__transactionId__")-len(m.ID)-2)
+		}, 0},
+		{"transactional, one byte over", func(m *domain.Message) {
+			m.Transactional = true
+			fillProperties(m, &m.TraceContext, 31743-len("__transactionId__")-len(m.ID)-1)
+		}, domain.ReasonPropertiesTooLarge},
 		{"trace context past the broker's limit", func(m *domain.Message) { fillProperties(m, &m.TraceContext, 32768) }, domain.ReasonPropertiesTooLarge},
 		{"born host past the broker's limit", func(m *domain.Message) { fillProperties(m, &m.BornHost, 32768) }, domain.ReasonPropertiesTooLarge},
 		{"unicode past the broker's limit", func(m *domain.Message) { m.ID = strings.Repeat("é", 16384) }, domain.ReasonPropertiesTooLarge},

@@ -47,7 +47,8 @@ func FuzzParseRecallHandle(f *testing.F) {
 // FuzzStoredPropertiesLenIsTheEncoders: the length by which every mode
 // refuses a message (domain.Message.StoredPropertiesLen) is the length of
 // the properties string cluster mode sends, and a message validation
-// accepts always encodes (RocketMQ's 32767-byte limit included).
+// accepts always encodes (it leaves room below RocketMQ's 32767-byte
+// limit; the encoder refuses only what exceeds it).
 func FuzzStoredPropertiesLenIsTheEncoders(f *testing.F) {
 	f.Add("01AB", "tag", "k1 k2", "00-trace", "10.0.0.1", "p", "v", int64(0), int32(0), 0)
 	f.Add("", "", "", "", "", "", "", int64(1700000000123), int32(3), 0)
@@ -72,7 +73,7 @@ func FuzzStoredPropertiesLenIsTheEncoders(f *testing.F) {
 		if len(s) != m.StoredPropertiesLen() {
 			t.Fatalf("encoded %d bytes, StoredPropertiesLen says %d", len(s), m.StoredPropertiesLen())
 		}
-		if _, _, _, err := encodeSend([]domain.Message{m}); (err == nil) != (len(s) <= domain.MaxStoredPropertiesLen) {
+		if _, _, _, err := encodeSend([]domain.Message{m}); (err == nil) != (len(s) <= remoting.MaxPropertiesLen) {
 			t.Fatalf("%d bytes: encodeSend %v", len(s), err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -263,4 +265,26 @@ func SendSettings(t testing.TB, stream v2.MessagingService_TelemetryClient, ct v
 	if err != nil || reply.GetSettings() == nil {
 		t.Fatalf("settings reply: %v %v", reply, err)
 	}
+}
+
+// PadStoredProperties sets m's trace context (which nothing bounds but
+// the properties' total) so that the properties string a RocketMQ broker
+// stores for m, as a proxy sends it (domain.Message.StoredPropertiesLen),
+// takes n bytes. m's other fields must be final.
+func PadStoredProperties(m *v2.Message, n int) {
+	sp := m.GetSystemProperties()
+	dm := domain.Message{ID: sp.GetMessageId(), Topic: m.GetTopic().GetName(), Tag: sp.GetTag(), Keys: sp.GetKeys(),
+		Group: sp.GetMessageGroup(), BornHost: sp.GetBornHost(), Properties: m.GetUserProperties(), TraceContext: "t",
+		Transactional: sp.GetMessageType() == v2.MessageType_TRANSACTION, ReconsumeTimes: sp.GetDeliveryAttempt()}
+	if sp.BornTimestamp != nil {
+		dm.BornAt = sp.GetBornTimestamp().AsTime()
+	}
+	if sp.DeliveryTimestamp != nil {
+		dm.DeliverAt = sp.GetDeliveryTimestamp().AsTime()
+	}
+	if sp.OrphanedTransactionRecoveryDuration != nil {
+		dm.TransactionRecovery = sp.GetOrphanedTransactionRecoveryDuration().AsDuration()
+	}
+	tc := strings.Repeat("t", n-dm.StoredPropertiesLen()+1)
+	sp.TraceContext = &tc
 }
