@@ -69,18 +69,17 @@ const MaxStoredPropertiesLen = 32767
 // BrokerPropertiesReserve is what a message's properties as sent must
 // leave free of [MaxStoredPropertiesLen] for the properties a RocketMQ
 // broker adds to them over the message's life, each time storing it anew:
-// at every single send CLUSTER (its cluster name) among others (RocketMQ
-// 5.5.0 refused a message 30 bytes short of the limit with the cluster
-// name "rmqproxy-e2e"); TIMER_OUT_MS, REAL_TOPIC, REAL_QID,
+// at every single send CLUSTER (its cluster name), MSG_REGION (its region)
+// and TRACE_ON; TIMER_OUT_MS, REAL_TOPIC, REAL_QID,
 // TIMER_ENQUEUE_MS, TIMER_DEQUEUE_MS and TIMER_ROLL_TIMES for a delay
 // message; REAL_TOPIC, REAL_QID, TRANSACTION_CHECK_TIMES and
 // TRAN_PREPARED_QUEUE_OFFSET for a transactional one (which also gets its
 // message id again, see [Message.BrokerPropertiesLen]); 1ST_POP_TIME at a
 // redelivery; RETRY_TOPIC (a pop retry topic of up to about 255 bytes),
 // WAIT, ORIGIN_MESSAGE_ID and DELAY when a consumer sends it back or it
-// moves to the dead-letter queue. Together they take less than 900 bytes
+// moves to the dead-letter queue. Together they take less than 1000 bytes
 // with the longest names RocketMQ allows (topics of 127 bytes) and a
-// cluster name of up to 127. A message that leaves less was refused by
+// cluster name and region of up to 64 bytes each. A message that leaves less was refused by
 // the broker (MESSAGE_ILLEGAL, which clients get as INTERNAL_SERVER_ERROR),
 // or, stored, was never delivered again once its invisible time had
 // passed: the broker's revive could not store it anew (RocketMQ 5.5.0

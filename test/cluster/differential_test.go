@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -62,6 +63,8 @@ var knownDifferences = map[string]struct {
 	"settings/subscription without client type":       {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
 	"settings/subscription of an unknown client type": {"compatibility.md: Telemetry settings with a subscription but a client type other than push/simple consumer", 0, codes.InvalidArgument},
 	"settings/publishing of an unknown client type":   {"compatibility.md: Telemetry settings ... a client type the protocol does not define", 0, codes.InvalidArgument},
+
+	"send/properties at the broker's limit": {"compatibility.md: a message whose properties a RocketMQ broker cannot store, or cannot store again", v2.Code_MESSAGE_PROPERTIES_TOO_LARGE, codes.OK},
 
 	"forward/received message, commit-log offset beyond the log": {
 		"compatibility.md: cluster mode: ForwardMessageToDeadLetterQueue with a receipt handle whose commit-log offset lies beyond the broker's commit log",
@@ -233,6 +236,17 @@ func TestDifferentialAgainstApacheProxy(t *testing.T) {
 		x.SystemProperties.MessageType = v2.MessageType_DELAY
 	}))
 	ask["send/batch mixing topics"] = send(m(normal, nil), m(delay, nil))
+	ask["send/property value NUL"] = send(m(normal, func(x *v2.Message) { x.UserProperties = map[string]string{"a": "x\x00y"} }))
+	ask["send/gzip body"] = send(m(normal, func(x *v2.Message) {
+		x.Body, x.SystemProperties.BodyEncoding = gzipped(bytes.Repeat([]byte("gzip body "), 1000)), v2.Encoding_GZIP
+	}))
+	// Properties padded through the trace context: the most rmqproxy
+	// accepts, and RocketMQ's own limit, which leaves no room for what a
+	// broker adds.
+	ask["send/properties at rmqproxy's limit"] = send(m(normal, func(x *v2.Message) {
+		testenv.PadStoredProperties(x, domain.MaxStoredPropertiesLen-domain.BrokerPropertiesReserve)
+	}))
+	ask["send/properties at the broker's limit"] = send(m(normal, func(x *v2.Message) { testenv.PadStoredProperties(x, domain.MaxStoredPropertiesLen) }))
 
 	// Consumer side (after each target's own settings).
 	receive := func(mutate func(*v2.ReceiveMessageRequest)) func(raw *testenv.RawClient) answer {

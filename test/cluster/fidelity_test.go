@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"fmt"
@@ -28,6 +30,7 @@ type fidelityCase struct {
 	name   string
 	delay  bool // to the DELAY topic
 	fifo   bool // to the FIFO topic
+	tx     bool // to the TRANSACTION topic, committed after the send
 	mutate func(m *v2.Message)
 }
 
@@ -41,11 +44,18 @@ var knownFidelityDifferences = map[string]v2.Code{
 	"property __SHARDINGKEY":      v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY,
 	"property TRACE_CONTEXT":      v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY,
 	"property empty name":         v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY,
+	"property __RMQ.TRANSIENT.x":  v2.Code_ILLEGAL_MESSAGE_PROPERTY_KEY,
+	// "a message whose properties a RocketMQ broker cannot store, or
+	// cannot store again when it redelivers the message"
+	"properties at the broker's limit":                v2.Code_MESSAGE_PROPERTIES_TOO_LARGE,
+	"properties 30 bytes short of the broker's limit": v2.Code_MESSAGE_PROPERTIES_TOO_LARGE,
+	"properties 60 bytes short of the broker's limit": v2.Code_MESSAGE_PROPERTIES_TOO_LARGE,
 }
 
 // leakedThroughApache are the properties RocketMQ writes for itself that
 // the Apache proxy delivers as user properties and rmqproxy does not
-// (compatibility.md, "properties of a delivered message").
+// (compatibility.md, "properties of a delivered message"), with those
+// named __RMQ.TRANSIENT.*.
 var leakedThroughApache = []string{"__SHARDINGKEY", "TRACE_CONTEXT", "CHECK_IMMUNITY_TIME_IN_SECONDS", "TRANSACTION_CHECK_TIMES",
 	"__transactionId__", "INNER_NUM", "INNER_BASE", "__STARTDELIVERTIME"}
 
@@ -53,8 +63,10 @@ var leakedThroughApache = []string{"__SHARDINGKEY", "TRACE_CONTEXT", "CHECK_IMMU
 // proxy what compatibility.md lists rmqproxy delivering otherwise: the
 // leaked system properties and empty keys ("message keys").
 func asRmqproxyDelivers(m *v2.Message) {
-	for _, k := range leakedThroughApache {
-		delete(m.UserProperties, k)
+	for k := range m.UserProperties {
+		if slices.Contains(leakedThroughApache, k) || strings.HasPrefix(k, "__RMQ.TRANSIENT.") {
+			delete(m.UserProperties, k)
+		}
 	}
 	m.SystemProperties.Keys = slices.DeleteFunc(m.SystemProperties.Keys, func(k string) bool { return k == "" })
 }
@@ -124,18 +136,64 @@ func fidelityCases() []fidelityCase {
 		{name: "delivery attempt sent", mutate: func(m *v2.Message) { m.SystemProperties.DeliveryAttempt = ptrTo(int32(3)) }},
 		{name: "message id not hex", mutate: func(m *v2.Message) { m.SystemProperties.MessageId = "id-" + testenv.NewMessageID() + "-ü" }},
 		{name: "gzip encoding", mutate: func(m *v2.Message) { m.SystemProperties.BodyEncoding = v2.Encoding_GZIP }},
+		{name: "gzip body", mutate: func(m *v2.Message) {
+			// As the Go client sends a body over 4 KiB.
+			m.Body, m.SystemProperties.BodyEncoding = gzipped(bytes.Repeat([]byte("gzip body "), 1000)), v2.Encoding_GZIP
+		}},
+		{name: "property value NUL", mutate: props("a", "x\x00y")},
+		{name: "property name NUL", mutate: props("a\x00b", "v")},
+		{name: "property name \\x02", mutate: props("a\x02b", "v")},
+		{name: "property value of 16 KiB", mutate: props("long", strings.Repeat("v", 16<<10-len("long")))},
+		{name: "property value over 16 KiB", mutate: props("long", strings.Repeat("v", 16<<10-len("long")+1))},
+		{name: "128 properties", mutate: func(m *v2.Message) {
+			for i := range 128 {
+				m.UserProperties[fmt.Sprintf("p%03d", i)] = fmt.Sprintf("value %d \x7e", i)
+			}
+		}},
+		{name: "property DELAY", mutate: props("DELAY", "3")},
+		{name: "property TRAN_MSG", mutate: props("TRAN_MSG", "true")},
+		{name: "property MSG_REGION", mutate: props("MSG_REGION", "r")},
+		{name: "property TIMER_DELIVER_MS", mutate: props("TIMER_DELIVER_MS", "1")},
+		{name: "property CLUSTER", mutate: props("CLUSTER", "c")},
+		{name: "property ORIGIN_GROUP", mutate: props("ORIGIN_GROUP", "g")},
+		{name: "property __RMQ.TRANSIENT.x", mutate: props("__RMQ.TRANSIENT.x", "v")},
+		{name: "key \\x02", mutate: keys("a\x02b")},
+		{name: "tag \\x01", mutate: tag("a\x01b")},
+		// Padded through the trace context: the most rmqproxy accepts
+		// (RocketMQ's 32767 less what a broker adds), what a broker
+		// refuses at the send (it adds CLUSTER and more), and what it
+		// stores but cannot store again at a redelivery.
+		{name: "properties at rmqproxy's limit", mutate: padded(domain.MaxStoredPropertiesLen - domain.BrokerPropertiesReserve)},
+		{name: "properties at the broker's limit", mutate: padded(domain.MaxStoredPropertiesLen)},
+		{name: "properties 30 bytes short of the broker's limit", mutate: padded(domain.MaxStoredPropertiesLen - 30)},
+		{name: "properties 60 bytes short of the broker's limit", mutate: padded(domain.MaxStoredPropertiesLen - 60)},
+		{name: "committed transactional message", tx: true, mutate: func(m *v2.Message) { m.SystemProperties.MessageType = v2.MessageType_TRANSACTION }},
 	}
 	return cs
 }
 
 func ptrTo[T any](v T) *T { return &v }
 
+// padded pads a message's properties to n bytes (testenv.PadStoredProperties).
+func padded(n int) func(*v2.Message) {
+	return func(m *v2.Message) { testenv.PadStoredProperties(m, n) }
+}
+
+// gzipped is b gzip-compressed.
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
 // fidelityTarget is a proxy the cases go through.
 type fidelityTarget struct {
 	name          string
 	raw           *testenv.RawClient
 	normal, delay string
-	fifo          string
+	fifo, tx      string
 	group         string
 	// consumers are the clients of tg's groups (group -> client): one
 	// client each, as a client has the settings of one group.
@@ -167,27 +225,29 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 	apache := testenv.NameServer().StartApacheProxy(t, broker.Cluster)
 	theirs := &testenv.Proxy{Addr: apache.GRPC}
 
-	normal, delay, fifo := testenv.Name(t, "fid-normal"), testenv.Name(t, "fid-delay"), testenv.Name(t, "fid-fifo")
+	normal, delay, fifo, tx := testenv.Name(t, "fid-normal"), testenv.Name(t, "fid-delay"), testenv.Name(t, "fid-fifo"), testenv.Name(t, "fid-tx")
 	ours.CreateTopic(t, normal, domain.MessageTypeNormal, 2)
 	ours.CreateTopic(t, delay, domain.MessageTypeDelay, 2)
 	local.CreateTopic(t, "fid-normal", domain.MessageTypeNormal, 2)
 	local.CreateTopic(t, "fid-delay", domain.MessageTypeDelay, 2)
 	ours.CreateTopic(t, fifo, domain.MessageTypeFIFO, 2)
 	local.CreateTopic(t, "fid-fifo", domain.MessageTypeFIFO, 2)
-	for _, topic := range []string{normal, delay, fifo} {
+	ours.CreateTopic(t, tx, domain.MessageTypeTransaction, 1)
+	local.CreateTopic(t, "fid-tx", domain.MessageTypeTransaction, 1)
+	for _, topic := range []string{normal, delay, fifo, tx} {
 		testenv.WaitForRoute(t, theirs, topic)
 	}
 	targets := []*fidelityTarget{
-		{name: "rmqproxy", raw: testenv.NewRawClient(t, ours), normal: normal, delay: delay, fifo: fifo, group: testenv.Name(t, "g-fid-ours")},
-		{name: "apache", raw: testenv.NewRawClient(t, theirs), normal: normal, delay: delay, fifo: fifo, group: testenv.Name(t, "g-fid-apache")},
-		{name: "local", raw: testenv.NewRawClient(t, local), normal: "fid-normal", delay: "fid-delay", fifo: "fid-fifo", group: "g-fid-local"},
+		{name: "rmqproxy", raw: testenv.NewRawClient(t, ours), normal: normal, delay: delay, fifo: fifo, tx: tx, group: testenv.Name(t, "g-fid-ours")},
+		{name: "apache", raw: testenv.NewRawClient(t, theirs), normal: normal, delay: delay, fifo: fifo, tx: tx, group: testenv.Name(t, "g-fid-apache")},
+		{name: "local", raw: testenv.NewRawClient(t, local), normal: "fid-normal", delay: "fid-delay", fifo: "fid-fifo", tx: "fid-tx", group: "g-fid-local"},
 	}
 	for i, tg := range targets {
 		p := []*testenv.Proxy{ours, theirs, local}[i]
 		orderly := true
 		[]*testenv.Proxy{ours, ours, local}[i].CreateGroup(t, application.GroupSpec{Name: tg.group + "-f", Orderly: &orderly})
 		tg.consumers = map[string]*testenv.RawClient{}
-		for group, topic := range map[string]string{tg.group: tg.normal, tg.group + "-d": tg.delay, tg.group + "-f": tg.fifo} {
+		for group, topic := range map[string]string{tg.group: tg.normal, tg.group + "-d": tg.delay, tg.group + "-f": tg.fifo, tg.group + "-t": tg.tx} {
 			tg.consumers[group] = testenv.NewRawClient(t, p)
 			tg.consumers[group].Subscribe(t, group, topic)
 		}
@@ -206,6 +266,9 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 			}
 			if c.fifo {
 				topic = tg.fifo
+			}
+			if c.tx {
+				topic = tg.tx
 			}
 			m := testenv.RawMessage(topic, []byte("body of "+c.name), "")
 			c.mutate(m)
@@ -227,8 +290,20 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 					if tg.name == "apache" && tx == m.GetSystemProperties().GetMessageId() {
 						tx = ""
 					}
+					// compatibility.md, "Delay messages are stored once":
+					// local mode's receipt of a half message has offset -1.
+					offset := e.GetOffset() >= 0 || c.tx && tg.name == "local"
+					if c.tx {
+						// Each proxy's own form.
+						tx = fmt.Sprint(e.GetTransactionId() != "")
+						end, err := tg.raw.EndTransaction(tg.raw.Ctx(t), &v2.EndTransactionRequest{Topic: m.GetTopic(), MessageId: e.GetMessageId(),
+							TransactionId: e.GetTransactionId(), Resolution: v2.TransactionResolution_COMMIT, Source: v2.TransactionSource_SOURCE_CLIENT})
+						if err != nil || end.GetStatus().GetCode() != v2.Code_OK {
+							t.Errorf("%s: commit of %s: %v %v", tg.name, c.name, end.GetStatus(), err)
+						}
+					}
 					receipts[i] += fmt.Sprintf("[%v, id as sent %v, offset %v, transaction id %q, recall handle %v]", e.GetStatus().GetCode(),
-						e.GetMessageId() == m.GetSystemProperties().GetMessageId(), e.GetOffset() >= 0, tx, e.GetRecallHandle() != "")
+						e.GetMessageId() == m.GetSystemProperties().GetMessageId(), offset, tx, e.GetRecallHandle() != "")
 				}
 			}
 		}
@@ -297,7 +372,7 @@ func TestMessageFidelityAgainstApacheProxy(t *testing.T) {
 	// a receive shows, but for the delivery's own fields.
 	for _, tg := range []*fidelityTarget{targets[0], targets[2]} {
 		got := map[string]*v2.Message{}
-		for _, topic := range []string{tg.normal, tg.delay, tg.fifo} {
+		for _, topic := range []string{tg.normal, tg.delay, tg.fifo, tg.tx} {
 			pullAll(t, tg, topic, got)
 		}
 		for _, s := range oks {
@@ -356,7 +431,7 @@ func receiveAll(t *testing.T, tg *fidelityTarget, want []sent) map[string]*v2.Me
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		for _, q := range []struct{ group, topic string }{{tg.group, tg.normal}, {tg.group + "-d", tg.delay}, {tg.group + "-f", tg.fifo}} {
+		for _, q := range []struct{ group, topic string }{{tg.group, tg.normal}, {tg.group + "-d", tg.delay}, {tg.group + "-f", tg.fifo}, {tg.group + "-t", tg.tx}} {
 			req := testenv.ReceiveRequest(q.group, q.topic, 32, time.Minute)
 			req.LongPollingTimeout = durationpb.New(time.Second)
 			raw := tg.consumers[q.group]
@@ -517,7 +592,7 @@ func storedView(s *v2.Message, m *remoting.Message) string {
 	for _, f := range m.Properties {
 		v := fmt.Sprintf("%q", f.Value)
 		switch f.Key {
-		case remoting.PropertyUniqKey:
+		case remoting.PropertyUniqKey, remoting.PropertyTransactionID:
 			v = fmt.Sprint(f.Value == s.GetSystemProperties().GetMessageId())
 		case remoting.PropertyBornTimestamp:
 			if s.GetSystemProperties().GetBornTimestamp() == nil {
@@ -533,7 +608,7 @@ func storedView(s *v2.Message, m *remoting.Message) string {
 		case remoting.PropertyKeys:
 			// compatibility.md: rmqproxy stores no empty key.
 			v = fmt.Sprintf("%q", strings.Join(strings.Fields(f.Value), " "))
-		case "TIMER_DELIVER_MS", "TIMER_OUT_MS", "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "REAL_QID", remoting.PropertyMinOffset, remoting.PropertyMaxOffset:
+		case "TIMER_DELIVER_MS", "TIMER_OUT_MS", "TIMER_ENQUEUE_MS", "TIMER_DEQUEUE_MS", "REAL_QID", "TRAN_PREPARED_QUEUE_OFFSET", remoting.PropertyMinOffset, remoting.PropertyMaxOffset:
 			v = "*"
 		}
 		props = append(props, f.Key+"="+v)
