@@ -424,17 +424,44 @@ func newRequest(code remoting.RequestCode, h remoting.Header, body []byte) *remo
 // that answered last and failing over to the next on a transport failure
 // (not on an answer). mk builds a fresh request per attempt.
 func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command, ok ...remoting.ResponseCode) (*remoting.Command, error) {
+	return b.askNameServers(ctx, mk, nil, ok...)
+}
+
+// askNameServers is callNameServer that also moves on from an answer that
+// lacks what was asked for (lacks reports it: a topic without a route, a
+// cluster without a master), each NameServer asked at most once: a
+// NameServer restarted within the brokers' registration interval (30 s)
+// knows no broker while the others do. It returns the first answer that
+// does not lack it; when every answer lacks it, the first answer, as
+// callNameServer would.
+func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command, lacks func(*remoting.Command) bool, ok ...remoting.ResponseCode) (*remoting.Command, error) {
 	n := len(b.cfg.NameServers)
 	start := int(b.nsCur.Load())
 	var lastErr error
 	var unreached []string
+	var lacking *remoting.Command // the first answer that lacks it
+	lackingIdx := 0
+	var lackingCode remoting.RequestCode
 	for i := range n {
 		idx := (start + i) % n
 		req := mk()
 		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], req)
 		if err == nil {
-			b.nsCur.Store(int32(idx))
-			return resp, expect(remoting.RequestCode(req.Code), resp, ok...)
+			if lacks == nil || !lacks(resp) {
+				b.nsCur.Store(int32(idx))
+				return resp, expect(remoting.RequestCode(req.Code), resp, ok...)
+			}
+			if lacking == nil {
+				lacking, lackingIdx, lackingCode = resp, idx, remoting.RequestCode(req.Code)
+			}
+			if i < n-1 {
+				b.log.LogAttrs(ctx, slog.LevelDebug, "a NameServer's answer lacks what was asked; asking the next",
+					slog.String("nameServer", b.cfg.NameServers[idx]), slog.Int("code", int(req.Code)))
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			continue
 		}
 		lastErr = err
 		var ce *client.Error
@@ -445,6 +472,10 @@ func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command
 		if ctx.Err() != nil || !retryable {
 			break
 		}
+	}
+	if lacking != nil {
+		b.nsCur.Store(int32(lackingIdx))
+		return lacking, expect(lackingCode, lacking, ok...)
 	}
 	if len(unreached) == 0 || !transportFailure(lastErr) {
 		return nil, lastErr

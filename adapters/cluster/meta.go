@@ -82,15 +82,33 @@ func newMetaCache(b *Broker) *metaCache {
 // refreshCluster reads the cluster's brokers from the NameServers.
 func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 	v, err := c.shared(ctx, "cluster", func(ctx context.Context) (any, error) {
-		resp, err := c.b.callNameServer(ctx, func() *remoting.Command {
+		// A NameServer that knows no master of the cluster (restarted,
+		// the brokers not registered with it again yet) is passed over
+		// for one that does; its answer is decoded once.
+		var info remoting.ClusterInfo
+		var decoded *remoting.Command // the answer info was decoded from
+		var decodeErr error
+		decode := func(resp *remoting.Command) {
+			info, decoded = remoting.ClusterInfo{}, resp
+			decodeErr = remoting.DecodeJSONBody(resp.Body, &info)
+		}
+		resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
 			return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
+		}, func(resp *remoting.Command) bool {
+			if resp.Code != int32(remoting.ResponseSuccess) {
+				return false
+			}
+			decode(resp)
+			return decodeErr == nil && !hasMaster(&info, c.b.cfg.ClusterName)
 		})
 		if err != nil {
 			return nil, mapError(err)
 		}
-		var info remoting.ClusterInfo
-		if err := remoting.DecodeJSONBody(resp.Body, &info); err != nil {
-			return nil, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's cluster info could not be decoded")
+		if decoded != resp { // every answer lacked a master: the first one's
+			decode(resp)
+		}
+		if decodeErr != nil {
+			return nil, domain.Wrap(domain.ReasonBrokerError, decodeErr, "the NameServer's cluster info could not be decoded")
 		}
 		view := &clusterView{brokers: map[string]string{}, fetched: c.b.clock.Now()}
 		for name, bd := range info.BrokerAddrTable {
@@ -141,6 +159,16 @@ func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
 		return v, nil
 	}
 	return fresh, err
+}
+
+// hasMaster reports whether info lists a master broker of cluster.
+func hasMaster(info *remoting.ClusterInfo, cluster string) bool {
+	for _, name := range info.ClusterAddrTable[cluster] {
+		if info.BrokerAddrTable[name].BrokerAddrs[remoting.MasterID] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // currentView returns the cached cluster view (nil before the first read).
@@ -292,10 +320,13 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 // fetchTopic reads a topic's route from the NameServers and its
 // configuration from one of its brokers, and caches both.
 func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, error) {
-	resp, err := c.b.callNameServer(ctx, func() *remoting.Command {
+	// A NameServer that routes no such topic (restarted, the brokers not
+	// registered with it again yet) is passed over for one that does; a
+	// topic that does not exist costs one lookup per NameServer.
+	resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
 		return remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
 			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil)
-	})
+	}, func(resp *remoting.Command) bool { return resp.Code == int32(remoting.ResponseTopicNotExist) })
 	if err != nil {
 		if isCode(err, remoting.ResponseTopicNotExist) {
 			c.forgetTopic(name)

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/rocketmqenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
 )
 
 // TestTopicDeleteReachesEveryNameServer runs a broker registered with two
@@ -70,5 +73,43 @@ func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
 		if ok, err := routed(addr, topic); ok || err != nil {
 			t.Errorf("NameServer %s still routes the deleted topic (%v)", addr, err)
 		}
+	}
+}
+
+// TestNameServerWithoutTheBrokerIsPassedOver runs rmqproxy with two
+// NameServers, the first listed knowing no broker (as one restarted less
+// than the brokers' 30 s registration interval ago) and the second knowing
+// the broker. rmqproxy asked only the first NameServer that answered, so
+// readiness failed ("no master broker") and every route lookup answered
+// TOPIC_NOT_FOUND, although the second NameServer routed the topic; it
+// asks the next NameServer when an answer lacks the route or the master.
+func TestNameServerWithoutTheBrokerIsPassedOver(t *testing.T) {
+	cfg, _ := testenv.ClusterConfig(t)
+	ns := testenv.NameServer()
+	empty := rocketmqenv.StartNameServer(t) // no broker registers with it
+	clusterName, topic := testenv.Name(t, "nsfb-cluster"), testenv.Name(t, "nsfb-orders")
+	ns.AddBroker(t, rocketmqenv.Options{BrokerName: testenv.Name(t, "broker-nsfb"), ClusterName: clusterName})
+	cfg.Cluster.NameServers = []string{empty.NameServer, ns.NameServer}
+	cfg.Cluster.ClusterName = clusterName
+	p := testenv.Start(t, cfg)
+
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if code, body := readyz(t, p.HealthAddr()); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return nil
+	})
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, err := p.Admin.Topic(t.Context(), topic)
+		return err
+	})
+	producer := testenv.NewProducer(t, p, topic)
+	msg := &rmq.Message{Topic: topic, Body: []byte("routed by the second NameServer")}
+	if _, err := producer.Send(t.Context(), msg); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if code, body := readyz(t, p.HealthAddr()); code != http.StatusOK {
+		t.Errorf("/readyz after the send: %d %s", code, body)
 	}
 }
