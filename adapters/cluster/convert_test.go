@@ -210,6 +210,13 @@ func TestMapError(t *testing.T) {
 	if err := mapError(resp(remoting.ResponseSystemError)); domain.MessageOf(err) != "r" {
 		t.Errorf("the broker's remark is not the message: %q", domain.MessageOf(err))
 	}
+	congested := &remoting.ResponseError{Code: remoting.ResponseSystemError, Remark: "timer message is under flow control, max num limit is 2 or the current value is greater than 1 and less than 2, trigger random flow control"}
+	for _, err := range []error{congested, fmt.Errorf("send: %w", congested), sendError(congested), endTransactionError(congested)} {
+		if got := mapError(err); domain.ReasonOf(got) != domain.ReasonTooManyRequests || !strings.Contains(domain.MessageOf(got), "timer is congested") ||
+			!strings.Contains(domain.MessageOf(got), congested.Remark) {
+			t.Errorf("a timer under flow control (%v) is %v %q, want too many requests saying the timer is congested, with the remark", err, domain.ReasonOf(got), domain.MessageOf(got))
+		}
+	}
 	if err := mapError(&client.Error{Kind: client.KindCanceled}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled call is %v", err)
 	}

@@ -18,7 +18,9 @@ import (
 // TOPIC_NOT_FOUND, SYSTEM_BUSY → TOO_MANY_REQUESTS, REQUEST_CODE_NOT_SUPPORTED →
 // NOT_IMPLEMENTED, SUBSCRIPTION_GROUP_NOT_EXIST → CONSUMER_GROUP_NOT_FOUND, a
 // timeout → PROXY_TIMEOUT, any other code → INTERNAL_SERVER_ERROR with the
-// broker's remark. A broker that cannot be reached is UNAVAILABLE (which
+// broker's remark. Unlike the Apache proxy, a timer under flow control
+// (SYSTEM_ERROR "timer message is under flow control ...") is
+// TOO_MANY_REQUESTS, as the overload it is. A broker that cannot be reached is UNAVAILABLE (which
 // clients retry after a back-off) rather than upstream's internal error.
 // Domain errors pass through; a cancellation stays a context error.
 func mapError(err error) error {
@@ -53,6 +55,10 @@ func mapError(err error) error {
 	return err
 }
 
+// timerCongested starts the remark of a 5.x broker whose timer refuses a
+// delay message for the number already due at its delivery time.
+const timerCongested = "timer message is under flow control"
+
 func mapResponse(re *remoting.ResponseError) error {
 	msg := re.Remark
 	if msg == "" {
@@ -63,6 +69,16 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonTopicNotFound, re, msg)
 	case remoting.ResponseSystemBusy, remoting.ResponsePollingFull, remoting.ResponseFlowControl:
 		return domain.Wrap(domain.ReasonTooManyRequests, re, msg)
+	case remoting.ResponseSystemError:
+		if strings.HasPrefix(re.Remark, timerCongested) {
+			// A 5.x broker's timer wheel holds more messages due in the
+			// delivery time's slot than timerCongestNumEachSlot allows
+			// (WHEEL_TIMER_FLOW_CONTROL, answered to a send or to the
+			// commit of a delay transaction): a passing overload, which
+			// the clients retry with back-off.
+			return domain.Wrap(domain.ReasonTooManyRequests, re, "the broker's timer is congested at this delivery time "+
+				"(more messages are due in its slot than its timerCongestNumEachSlot allows): retry later or choose another delivery time; the broker said: "+msg)
+		}
 	case remoting.ResponseGoAway:
 		// A 5.3.1+ broker (or proxy) in its shutdown grace period answers
 		// every request so, without acting on it.

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +43,52 @@ func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 	}
 	if st := send(2 * 24 * time.Hour); st.GetCode() != v2.Code_OK {
 		t.Errorf("delivery in 2 days: %v %q", st.GetCode(), st.GetMessage())
+	}
+}
+
+// TestCongestedTimerIsTooManyRequests: a broker whose timer wheel holds
+// more messages due in one slot than its timerCongestNumEachSlot refuses
+// another delay message for that delivery time (SYSTEM_ERROR "timer
+// message is under flow control ..."), which reached the client as
+// INTERNAL_SERVER_ERROR; it is TOO_MANY_REQUESTS, which the clients retry
+// with back-off, saying that the broker's timer is congested.
+func TestCongestedTimerIsTooManyRequests(t *testing.T) {
+	brokers := testenv.AddClusterBrokersWith(t, 1, "timerCongestNumEachSlot=1")
+	cfg, _ := testenv.ClusterConfig(t)
+	cfg.Cluster.ClusterName = brokers[0].Cluster
+	p := testenv.Start(t, cfg)
+	topic := testenv.Name(t, "delay-congested")
+	p.CreateTopic(t, topic, domain.MessageTypeDelay, 1)
+	raw := testenv.NewRawClient(t, p)
+	// One delivery time for all, a whole second: the broker's timer slots
+	// are a second wide by default.
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	sent := 0
+	var refused *v2.Status
+	// The timer counts a message in its slot once it has moved it from the
+	// commit log into the wheel, a little after the send: send until the
+	// broker refuses one.
+	testenv.WaitFor(t, time.Minute, func() error {
+		m := testenv.RawMessage(topic, []byte("at the same time"), "")
+		m.SystemProperties.MessageType = v2.MessageType_DELAY
+		m.SystemProperties.DeliveryTimestamp = timestamppb.New(at)
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := resp.GetStatus(); st.GetCode() != v2.Code_OK {
+			refused = st
+			return nil
+		}
+		sent++
+		return fmt.Errorf("%d messages due at %s stored, none refused yet", sent, at)
+	})
+	t.Logf("refused after %d: %v %q", sent, refused.GetCode(), refused.GetMessage())
+	if refused.GetCode() != v2.Code_TOO_MANY_REQUESTS || !strings.Contains(refused.GetMessage(), "timer is congested") {
+		t.Errorf("after %d messages due at the same time: %v %q, want TOO_MANY_REQUESTS saying the broker's timer is congested",
+			sent, refused.GetCode(), refused.GetMessage())
+	}
+	if sent < 2 {
+		t.Errorf("refused after %d messages; timerCongestNumEachSlot=1 takes 2", sent)
 	}
 }
