@@ -1091,30 +1091,10 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	if len(rec.counts()) == 0 {
 		t.Fatal("no transaction was checked back")
 	}
-	dump := func() []byte {
-		h.e.mu.Lock()
-		h.e.promoteLocked()
-		h.e.reviveDueLocked(h.e.clock.Now())
-		b, err := h.e.canonicalStateLocked()
-		h.e.mu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	live := dump()
-	h.crashRestart(true)
-	fromSnap := dump()
-	h.e.crash()
-	snaps, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "snapshot", "*.snap"))
-	if len(snaps) == 0 {
+	if snaps, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "snapshot", "*.snap")); len(snaps) == 0 {
 		t.Fatal("no snapshot written")
 	}
-	for _, s := range snaps {
-		os.Remove(s)
-	}
-	h.open()
-	fromLog := dump()
+	live, fromSnap, fromLog := h.replayStates()
 	if !bytes.Equal(live, fromSnap) {
 		t.Errorf("state after snapshot + replay differs from the live state:\n%q\n%q", live, fromSnap)
 	}
@@ -1124,6 +1104,41 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	if !bytes.Contains(live, []byte("\nlater3")) || !bytes.Contains(live, []byte("\nrecalled3")) || bytes.Contains(live, []byte("\nrecalled2")) {
 		t.Errorf("pending timers in the dump: %q", live[bytes.IndexByte(live, '\n'):])
 	}
+}
+
+// canonicalState is canonicalStateLocked with the visible consume-queue
+// entries promoted and the due deliveries revived first.
+func (h *harness) canonicalState() []byte {
+	h.t.Helper()
+	h.e.mu.Lock()
+	h.e.promoteLocked()
+	h.e.reviveDueLocked(h.e.clock.Now())
+	b, err := h.e.canonicalStateLocked()
+	h.e.mu.Unlock()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b
+}
+
+// replayStates returns the canonical state of the live engine, of the
+// engine reopened after a crash (every appended record written: snapshot
+// plus replay), and of the engine reopened with every snapshot deleted
+// (a full replay of the log). It leaves the last one open.
+func (h *harness) replayStates() (live, fromSnap, fromLog []byte) {
+	h.t.Helper()
+	live = h.canonicalState()
+	h.crashRestart(true)
+	fromSnap = h.canonicalState()
+	h.e.crash()
+	snaps, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "snapshot", "*.snap"))
+	for _, s := range snaps {
+		if err := os.Remove(s); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.open()
+	return live, fromSnap, h.canonicalState()
 }
 
 // canonicalStateLocked is the snapshot of the state with the timer buckets
