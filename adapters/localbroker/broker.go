@@ -172,10 +172,11 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 			return nil, err
 		}
 	}
-	qi := e.queueLocked(t.Name, q.QueueID)
-	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: qi.count, Messages: make([]record.Message, len(msgs))}
-	if deferred {
-		b.QueueOffset = -1
+	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: -1, Messages: make([]record.Message, len(msgs))}
+	if !deferred {
+		// A deferred batch enters no queue (replay does not create one for
+		// it either): the queue is created by the first message stored in it.
+		b.QueueOffset = e.queueLocked(t.Name, q.QueueID).count
 	}
 	for i := range msgs {
 		b.Messages[i] = record.Message{Message: msgs[i], StoredAt: now}
@@ -186,7 +187,7 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 			b.Messages[i].BornAt = now
 		}
 	}
-	first := qi.count
+	first := b.QueueOffset
 	var locs []record.Location
 	off, end, err := e.appendApplyCheckedLocked(record.TypeMessageBatch, func(dst []byte) []byte {
 		var p []byte
