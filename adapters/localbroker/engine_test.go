@@ -1107,9 +1107,13 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 }
 
 // canonicalState is canonicalStateLocked with the visible consume-queue
-// entries promoted and the due deliveries revived first.
+// entries promoted and the due deliveries revived first (those that used
+// their last attempt moved to the dead-letter queue: a bare
+// reviveDueLocked stops at the first one the reviver has not read, and
+// leaves the later ones as they were).
 func (h *harness) canonicalState() []byte {
 	h.t.Helper()
+	h.revive()
 	h.e.mu.Lock()
 	h.e.promoteLocked()
 	h.e.reviveDueLocked(h.e.clock.Now())
