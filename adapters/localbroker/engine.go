@@ -886,6 +886,17 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 			return bad(err)
 		}
 		if c := e.cons[consKey{d.Group, d.Topic, d.QueueID}]; c != nil {
+			if cur := c.inflight[d.Offset]; cur != nil && cur.run != 0 && cur.inFlight() && len(d.Copy.Messages) > 0 &&
+				cur.deadline <= d.Copy.Messages[0].StoredAt.UnixMilli() && !e.exhaustedLocked(cur) {
+				// Moved after its invisible time passed, by a forward of
+				// its outlived handle: it was visible again then, which
+				// released the held messages of its run, but expiries are
+				// not logged (replay sees it in flight): release them as
+				// that expiry did, so that the move does not consume them.
+				// One that used its last attempt was never visible again:
+				// the reviver moves it with its run's held messages.
+				c.releaseRun(cur)
+			}
 			c.consume(d.Offset)
 		}
 		// The copy's batch starts where its first message's length prefix

@@ -1145,6 +1145,67 @@ func (h *harness) replayStates() (live, fromSnap, fromLog []byte) {
 	return live, fromSnap, h.canonicalState()
 }
 
+// describeState renders a canonical state (see canonicalStateLocked) as
+// lines of text, for a readable difference.
+func describeState(b []byte) []string {
+	for i := range b {
+		if b[i] != '\n' {
+			continue
+		}
+		s, err := decodeSnapshot(b[:i])
+		if err != nil {
+			continue
+		}
+		var out []string
+		for _, q := range s.queues {
+			out = append(out, fmt.Sprintf("queue %+v", q))
+		}
+		for _, st := range s.states {
+			out = append(out, fmt.Sprintf("state %+v floor %d next %d acked %v", st.key, st.floor, st.next, st.acked))
+			for _, d := range st.deliveries {
+				out = append(out, fmt.Sprintf("  delivery %d %+v", d.offset, d.d))
+			}
+		}
+		for _, x := range s.timers {
+			out = append(out, fmt.Sprintf("timers %+v", x))
+		}
+		for _, x := range s.txns {
+			out = append(out, fmt.Sprintf("txn %d %+v", x.origin, x.st))
+		}
+		for _, x := range s.offsets {
+			out = append(out, fmt.Sprintf("offset %+v", x))
+		}
+		for _, x := range s.deleted {
+			out = append(out, fmt.Sprintf("deleted %+v", x))
+		}
+		for _, x := range s.topics {
+			out = append(out, fmt.Sprintf("topic %+v", x))
+		}
+		for _, x := range s.groups {
+			out = append(out, fmt.Sprintf("group %+v", x))
+		}
+		return append(out, strings.Split(string(b[i+1:]), "\n")...)
+	}
+	return []string{fmt.Sprintf("undecodable %q", b)}
+}
+
+// stateDiff lists the lines of a's and b's descriptions that differ.
+func stateDiff(a, b []byte) string {
+	da, db := describeState(a), describeState(b)
+	var out []string
+	for _, l := range da {
+		if !slices.Contains(db, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range db {
+		if !slices.Contains(da, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // canonicalStateLocked is the snapshot of the state with the timer buckets
 // reduced to their pending timers (a bucket's bytes depend on when drained
 // buckets were deleted; its pending timers do not), followed by the pending

@@ -1,6 +1,7 @@
 package localbroker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -627,5 +628,43 @@ func TestFIFOLongPollWokenByDeadLetter(t *testing.T) {
 				t.Fatalf("the waiting FIFO pop got %v after the head left for the DLQ, want A2", ids(got))
 			}
 		})
+	}
+}
+
+// TestForwardOfAnOutlivedRunMemberKeepsTheRunReleased: a FIFO run whose
+// later message was acked (held) and whose earlier message's invisible
+// time then passed is released: the later message is delivered again. A
+// forward of the earlier message afterwards (its handle outlived, the
+// message visible again) moved it to the dead-letter queue and left the
+// later one visible; but expiries are not logged, so replay found the
+// earlier one still in flight and the later one held, and consumed the
+// later one with the move: after a restart it was never delivered again,
+// and the recovered state differed from the live one. Replay now releases
+// the run of a moved delivery whose invisible time had passed when it was
+// moved, as the expiry did (unless it had used its last attempt: the
+// reviver moves those without releasing their run).
+func TestForwardOfAnOutlivedRunMemberKeepsTheRunReleased(t *testing.T) {
+	h := newHarness(t, nil)
+	h.createGroup("g", 4, true)
+	h.send("f", 0, fifoMsg("f", "A0", "A"), fifoMsg("f", "A1", "A"))
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	run := h.popFIFO("g", "f", 2, time.Second)
+	if !slices.Equal(ids(run), []string{"A0", "A1"}) {
+		t.Fatalf("run %v", ids(run))
+	}
+	h.ack("g", run[1]) // held: A0 is in flight
+	h.fake().Advance(time.Minute)
+	h.revive() // A0 visible again, A1 released with it
+	if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("g", run[0])); err != nil {
+		t.Fatal(err)
+	}
+	live, fromSnap, fromLog := h.replayStates()
+	if !bytes.Equal(live, fromSnap) || !bytes.Equal(fromSnap, fromLog) {
+		t.Fatalf("states differ:\nlive vs snapshot + replay:\n%s\nsnapshot + replay vs full replay:\n%s", stateDiff(live, fromSnap), stateDiff(fromSnap, fromLog))
+	}
+	if got := h.popFIFO("g", "f", 2, time.Minute); !slices.Equal(ids(got), []string{"A1"}) || got[0].DeliveryAttempt != 2 {
+		t.Fatalf("after a restart: %v; want A1 again (attempt 2)", ids(got))
 	}
 }
