@@ -34,7 +34,8 @@ import (
 //
 // CI runs a few seeds; RMQPROXY_ENGINE_SEEDS=n runs seeds 1..n,
 // RMQPROXY_ENGINE_SEED=s one seed (as -run 'TestEngineRandomOperations/seed=s$'
-// does for the CI seeds), RMQPROXY_ENGINE_OPS the operations per seed.
+// does for the CI seeds), RMQPROXY_ENGINE_OPS the operations per seed,
+// RMQPROXY_ENGINE_MIX another operation mix (see run).
 // The engine's own goroutines (timers, check-backs, the reviver) run too,
 // so a seed's trace may differ slightly between runs; the checks hold
 // whatever they did.
@@ -112,7 +113,8 @@ type mTopic struct {
 	exists bool
 	inc    int
 	queues int32
-	counts map[int32]int64 // messages stored per queue (normal and FIFO topics)
+	counts map[int32]int64   // messages stored per queue (normal and FIFO topics)
+	stored map[int32][]*mMsg // those messages, in queue order
 }
 
 // mGroupDef is a consumer group's fixed subscription.
@@ -283,12 +285,26 @@ func (m *engineModel) run(ops int) {
 		{"pop", 16, m.opPop}, {"pop FIFO", 10, m.opPopFIFO}, {"ack", 12, m.opAck}, {"ack batch", 4, m.opAckBatch},
 		{"change invisible", 6, m.opChangeInvisible}, {"forward", 2, m.opForward}, {"recall", 3, m.opRecall},
 		{"end transaction", 4, m.opEndTxn}, {"answer check-back", 3, m.opAnswerCheck}, {"advance", 9, m.opAdvance},
-		{"pull offset", 3, m.opPullOffset}, {"topic admin", 2, m.opTopicAdmin}, {"group admin", 2, m.opGroupAdmin},
+		{"pull offset", 3, m.opPullOffset}, {"pull", 3, m.opPull}, {"change invisible batch", 2, m.opChangeInvisibleBatch}, {"topic admin", 2, m.opTopicAdmin}, {"group admin", 2, m.opGroupAdmin},
 		{"snapshot", 2, m.opSnapshot}, {"crash", 2, m.opCrash}, {"restart", 1, m.opRestart}, {"replay equivalence", 2, m.opEquivalence},
 	}
+	// RMQPROXY_ENGINE_MIX weighs some operations more: fifo (FIFO sends
+	// and pops, invisible-time changes, forwards, clock moves, crashes) or
+	// admin (topic and group changes, crashes, restarts, replay checks).
+	mixes := map[string]map[string]int{
+		"fifo":  {"send FIFO": 3, "pop FIFO": 3, "change invisible": 2, "change invisible batch": 2, "forward": 3, "advance": 2, "crash": 2},
+		"admin": {"topic admin": 5, "group admin": 5, "crash": 3, "restart": 3, "replay equivalence": 3},
+	}
+	mix := os.Getenv("RMQPROXY_ENGINE_MIX")
+	if _, ok := mixes[mix]; mix != "" && !ok {
+		m.t.Fatalf("RMQPROXY_ENGINE_MIX=%q: want fifo or admin", mix)
+	}
 	total := 0
-	for _, o := range table {
-		total += o.weight
+	for i := range table {
+		if f := mixes[mix][table[i].name]; f > 0 {
+			table[i].weight *= f
+		}
+		total += table[i].weight
 	}
 	done := map[string]int{}
 	for m.op = 1; m.op <= ops; m.op++ {
@@ -314,7 +330,7 @@ func (m *engineModel) createTopic(d mTopicDef) {
 	if _, err := m.h.e.CreateTopic(m.t.Context(), domain.Topic{Name: d.name, Type: d.typ, QueueCount: q}); err != nil {
 		m.failf("create topic %s: %v", d.name, err)
 	}
-	mt.exists, mt.queues, mt.counts = true, q, map[int32]int64{}
+	mt.exists, mt.queues, mt.counts, mt.stored = true, q, map[int32]int64{}, map[int32][]*mMsg{}
 	mt.inc++
 	m.logf("create topic %s (%d queues, incarnation %d)", d.name, q, mt.inc)
 }
@@ -529,7 +545,7 @@ func (m *engineModel) opSendNormal() {
 			m.failf("send to %s#%d: offset %d, model %d", topic, qid, r.QueueOffset, mt.counts[qid])
 		}
 		mt.counts[qid]++
-		m.record(msgs[i], qid, r, msVisible)
+		mt.stored[qid] = append(mt.stored[qid], m.record(msgs[i], qid, r, msVisible))
 	}
 	m.logf("send %v to %s#%d", ids2(msgs), topic, qid)
 }
@@ -564,6 +580,7 @@ func (m *engineModel) opSendFIFO() {
 		}
 		mt.counts[qid]++
 		mm := m.record(msgs[i], qid, r, msVisible)
+		mt.stored[qid] = append(mt.stored[qid], mm)
 		k := m.fifoKey(mm)
 		m.fifoSeq[k] = append(m.fifoSeq[k], mm)
 	}
@@ -887,6 +904,37 @@ func (m *engineModel) opChangeInvisible() {
 	}
 }
 
+func (m *engineModel) opChangeInvisibleBatch() {
+	in := m.inflight()
+	if len(in) < 2 {
+		return
+	}
+	m.rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+	in = in[:min(len(in), 2+m.pick(3))]
+	var reqs []ports.ChangeInvisibleRequest
+	var valid []bool
+	for _, x := range in {
+		inv := []time.Duration{0, time.Second, 30 * time.Second}[m.pick(3)]
+		reqs = append(reqs, ports.ChangeInvisibleRequest{AckRequest: m.ackReq(x.group, x.del), InvisibleTime: inv})
+		valid = append(valid, m.handleValid(x.del))
+	}
+	hs, errs := m.h.e.ChangeInvisibleBatch(m.t.Context(), reqs)
+	for i, x := range in {
+		err := errs[i]
+		m.logf("batch change invisible %s %s to %v (valid %v): %v", x.group, x.del.m.id, reqs[i].InvisibleTime, valid[i], err)
+		switch {
+		case err == nil:
+			x.del.handle, x.del.deadline = hs[i], m.now().Add(reqs[i].InvisibleTime)
+		case valid[i]:
+			m.failf("change invisible of %s by %s with a valid handle: %v", x.del.m.id, x.group, err)
+		case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
+			x.del.inflight = false
+		default:
+			m.failf("change invisible of %s by %s: %v", x.del.m.id, x.group, err)
+		}
+	}
+}
+
 func (m *engineModel) opForward() {
 	in := m.inflight()
 	if len(in) == 0 {
@@ -1032,6 +1080,34 @@ func (m *engineModel) opPullOffset() {
 		m.failf("offset update: %v", err)
 	default:
 		m.offsets[consKey{"puller", topic, qid}] = off
+	}
+}
+
+// opPull reads a queue of a normal or FIFO topic from a random offset and
+// checks that it holds what was sent to it, in order.
+func (m *engineModel) opPull() {
+	topic := []string{"n0", "n1", "f0"}[m.pick(3)]
+	mt := m.topics[topic]
+	if !mt.exists {
+		return
+	}
+	qid := int32(m.pick(int(mt.queues)))
+	off := int64(m.pick(int(mt.counts[qid]) + 1))
+	r, err := m.h.e.Pull(m.t.Context(), ports.PullRequest{Group: "inspector", Queue: domain.QueueRef{Topic: topic, BrokerName: m.h.cfg.BrokerName, QueueID: qid}, Offset: off, BatchSize: 8})
+	m.logf("pull %s#%d from %d: %v next %d min %d max %d %v", topic, qid, off, ids(r.Messages), r.NextOffset, r.MinOffset, r.MaxOffset, err)
+	if err != nil {
+		m.failf("pull %s#%d from %d: %v", topic, qid, off, err)
+	}
+	want := mt.stored[qid][off:min(off+8, int64(len(mt.stored[qid])))]
+	var wantIDs []string
+	for _, x := range want {
+		wantIDs = append(wantIDs, x.id)
+	}
+	if !slices.Equal(ids(r.Messages), wantIDs) && !(len(wantIDs) == 0 && len(r.Messages) == 0) {
+		m.failf("pull %s#%d from %d: %v, model %v", topic, qid, off, ids(r.Messages), wantIDs)
+	}
+	if r.MaxOffset != mt.counts[qid] || r.MinOffset != 0 || r.NextOffset != off+int64(len(want)) {
+		m.failf("pull %s#%d from %d: next %d min %d max %d; model holds %d", topic, qid, off, r.NextOffset, r.MinOffset, r.MaxOffset, mt.counts[qid])
 	}
 }
 
