@@ -145,12 +145,46 @@ type mDel struct {
 	acked      bool
 	forwarded  bool // moved to the dead-letter queue by a forward
 	maybeFwd   bool // a forward with an outlived handle: moved or not
+	// fwdOutlived: a forward after the invisible time of a delivery that
+	// was certainly made (the message visible again).
+	fwdOutlived bool
 	// A FIFO pop with runs hands out runs: an ack of a later message of a
 	// run is final only once the earlier ones are; if one of them becomes
 	// visible again first, the run is delivered again from it.
-	run      int     // the pop that delivered the message in a run of two or more, 0 otherwise
-	validAck bool    // acked with a handle the engine had to take
-	heldBy   []*mDel // the earlier messages of its run when it was acked
+	run        int     // the pop that delivered the message in a run of two or more, 0 otherwise
+	runAttempt int32   // the delivery attempt of the run's delivery
+	validAck   bool    // acked with a handle the engine had to take
+	heldBy     []*mDel // the earlier messages of its run when it was acked
+}
+
+// mustRedeliver reports whether del was acked in a FIFO run while an
+// earlier message of the run was in flight, and that message then became
+// visible again (not acked nor forwarded in time, delivered again, or
+// released itself) rather than moved to the dead-letter queue after its
+// last attempt: the ack was void, and del is to be delivered again.
+func mustRedeliver(mg *mGroup, del *mDel) bool {
+	if !del.acked || del.run == 0 {
+		return false
+	}
+	for _, e := range del.heldBy {
+		switch {
+		case e.run != del.run:
+			return true // delivered again: it was visible again first
+		case e.runAttempt >= mg.minMax:
+			// May have been moved to the dead-letter queue after its last
+			// attempt, the run's held messages with it.
+		case e.maybeFwd && !e.fwdOutlived:
+			// Forwarded with a handle whose pop a crash may have lost:
+			// moved or not.
+		case e.validAck || e.forwarded:
+			if mustRedeliver(mg, e) {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // surelyFinal reports whether del's ack is final: acked, and, in a FIFO
@@ -713,7 +747,7 @@ func (m *engineModel) pop(group, topic string, qid int32, fifo, runs bool, n int
 			m.failf("handle of %s: %v", sm.ID, err)
 		}
 		del.inflight, del.handle, del.deadline, del.certain, del.acked = true, hd, now.Add(inv), true, false
-		del.run, del.validAck, del.heldBy = 0, false, nil
+		del.run, del.validAck, del.heldBy, del.runAttempt = 0, false, nil, sm.DeliveryAttempt
 		if runLen[fmt.Sprint(sm.QueueID, "/", sm.Group)] > 1 {
 			del.run = m.op
 		}
@@ -835,7 +869,7 @@ func (m *engineModel) acked(what, group string, del *mDel, err error) {
 	m.logf("%s %s %s (valid %v): %v", what, group, del.m.id, m.handleValid(del), err)
 	switch {
 	case err == nil:
-		del.acked, del.inflight, del.validAck = true, false, m.handleValid(del)
+		del.acked, del.inflight, del.validAck = true, false, del.deadline.After(m.now()) // a lost pop would have made it fail
 		if del.run != 0 {
 			mg := m.groups[group]
 			for _, e := range m.fifoSeq[m.fifoKey(del.m)] {
@@ -957,6 +991,7 @@ func (m *engineModel) opForward() {
 		m.fwdSure[x.group][x.del.m.id] = true
 	} else {
 		x.del.maybeFwd = true
+		x.del.fwdOutlived = x.del.certain
 	}
 }
 
@@ -1278,7 +1313,7 @@ func (m *engineModel) finish() {
 			}
 			del := mg.dels[mm.id]
 			owed := mm.state == msVisible || mm.state == msTimer
-			consumedBefore := del != nil && (del.forwarded || del.maybeFwd || (del.acked && drained[d.name][mm.id] == 0))
+			consumedBefore := del != nil && (del.forwarded || del.maybeFwd || (del.acked && drained[d.name][mm.id] == 0 && !mustRedeliver(mg, del)))
 			switch {
 			case !owed:
 				if drained[d.name][mm.id] > 0 {
