@@ -39,7 +39,7 @@ type LimitsConfig struct {
 	MaxUserPropertyCount   int           `yaml:"maxUserPropertyCount" help:"most user properties one message may carry"`
 	MaxPropertiesSize      int64         `yaml:"maxPropertiesSize" unit:"bytes" help:"most bytes of user property keys and values, tag and keys of one message together"`
 	MaxMessageGroupSize    int           `yaml:"maxMessageGroupSize" help:"message groups must be shorter than this many bytes"`
-	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie; 0: no limit"`
+	MaxDelay               time.Duration `yaml:"maxDelay" help:"how far in the future a delay message's delivery time may lie; 0: no limit (in cluster mode the brokers' timerMaxDelaySec, 3 days by default, still bounds it: beyond, the send is refused ILLEGAL_DELIVERY_TIME)"`
 	MaxTransactionRecovery time.Duration `yaml:"maxTransactionRecovery" help:"longest orphaned-transaction recovery duration a producer may ask for; 0: no limit"`
 	TopicMessageTypeCheck  bool          `yaml:"topicMessageTypeCheck" help:"reject messages whose type does not match the topic's type, and ask clients to check it too"`
 	// MaxFilterExpressionLength protects the proxy: each receive compiles

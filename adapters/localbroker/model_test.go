@@ -32,37 +32,37 @@ import (
 // and past every invisible time and timer, that every group gets every
 // message it is owed, or finds it in its dead-letter queue.
 //
-// CI runs a few seeds; RMQPROXY_ENGINE_SEEDS=n runs seeds 1..n,
-// RMQPROXY_ENGINE_SEED=s one seed (as -run 'TestEngineRandomOperations/seed=s$'
-// does for the CI seeds), RMQPROXY_ENGINE_OPS the operations per seed,
-// RMQPROXY_ENGINE_MIX another operation mix (see run).
+// CI runs a few seeds; RMQPROXY_TEST_ENGINE_SEEDS=n runs seeds 1..n,
+// RMQPROXY_TEST_ENGINE_SEED=s one seed (as -run 'TestEngineRandomOperations/seed=s$'
+// does for the CI seeds), RMQPROXY_TEST_ENGINE_OPS the operations per seed,
+// RMQPROXY_TEST_ENGINE_MIX another operation mix (see run).
 // The engine's own goroutines (timers, check-backs, the reviver) run too,
 // so a seed's trace may differ slightly between runs; the checks hold
 // whatever they did.
 func TestEngineRandomOperations(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4, 5}
 	ops := 250
-	if v := os.Getenv("RMQPROXY_ENGINE_SEEDS"); v != "" {
+	if v := os.Getenv("RMQPROXY_TEST_ENGINE_SEEDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			t.Fatalf("RMQPROXY_ENGINE_SEEDS=%q: %v", v, err)
+			t.Fatalf("RMQPROXY_TEST_ENGINE_SEEDS=%q: %v", v, err)
 		}
 		seeds = seeds[:0]
 		for s := range n {
 			seeds = append(seeds, uint64(s+1))
 		}
 	}
-	if v := os.Getenv("RMQPROXY_ENGINE_SEED"); v != "" {
+	if v := os.Getenv("RMQPROXY_TEST_ENGINE_SEED"); v != "" {
 		s, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("RMQPROXY_ENGINE_SEED=%q: %v", v, err)
+			t.Fatalf("RMQPROXY_TEST_ENGINE_SEED=%q: %v", v, err)
 		}
 		seeds = []uint64{s}
 	}
-	if v := os.Getenv("RMQPROXY_ENGINE_OPS"); v != "" {
+	if v := os.Getenv("RMQPROXY_TEST_ENGINE_OPS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			t.Fatalf("RMQPROXY_ENGINE_OPS=%q: %v", v, err)
+			t.Fatalf("RMQPROXY_TEST_ENGINE_OPS=%q: %v", v, err)
 		}
 		ops = n
 	}
@@ -71,7 +71,7 @@ func TestEngineRandomOperations(t *testing.T) {
 			m := newEngineModel(t, seed)
 			defer func() {
 				if t.Failed() {
-					t.Logf("seed %d failed; re-run with RMQPROXY_ENGINE_SEED=%d RMQPROXY_ENGINE_OPS=%d; trace:\n%s",
+					t.Logf("seed %d failed; re-run with RMQPROXY_TEST_ENGINE_SEED=%d RMQPROXY_TEST_ENGINE_OPS=%d; trace:\n%s",
 						seed, seed, ops, strings.Join(m.trace, "\n"))
 				}
 			}()
@@ -322,16 +322,16 @@ func (m *engineModel) run(ops int) {
 		{"pull offset", 3, m.opPullOffset}, {"pull", 3, m.opPull}, {"change invisible batch", 2, m.opChangeInvisibleBatch}, {"topic admin", 2, m.opTopicAdmin}, {"group admin", 2, m.opGroupAdmin},
 		{"snapshot", 2, m.opSnapshot}, {"crash", 2, m.opCrash}, {"restart", 1, m.opRestart}, {"replay equivalence", 2, m.opEquivalence},
 	}
-	// RMQPROXY_ENGINE_MIX weighs some operations more: fifo (FIFO sends
+	// RMQPROXY_TEST_ENGINE_MIX weighs some operations more: fifo (FIFO sends
 	// and pops, invisible-time changes, forwards, clock moves, crashes) or
 	// admin (topic and group changes, crashes, restarts, replay checks).
 	mixes := map[string]map[string]int{
 		"fifo":  {"send FIFO": 3, "pop FIFO": 3, "change invisible": 2, "change invisible batch": 2, "forward": 3, "advance": 2, "crash": 2},
 		"admin": {"topic admin": 5, "group admin": 5, "crash": 3, "restart": 3, "replay equivalence": 3},
 	}
-	mix := os.Getenv("RMQPROXY_ENGINE_MIX")
+	mix := os.Getenv("RMQPROXY_TEST_ENGINE_MIX")
 	if _, ok := mixes[mix]; mix != "" && !ok {
-		m.t.Fatalf("RMQPROXY_ENGINE_MIX=%q: want fifo or admin", mix)
+		m.t.Fatalf("RMQPROXY_TEST_ENGINE_MIX=%q: want fifo or admin", mix)
 	}
 	total := 0
 	for i := range table {
