@@ -237,9 +237,10 @@ func TestCancelledStartLeavesNoGoroutines(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
+	// The start's own deadline, far shorter than the 10-minute wait: a
+	// start that the cancel did not end returns at this deadline instead.
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
-	began := time.Now()
 	err := a.Start(app.WithStartCancel(ctx, cancelled, &progress))
 	<-watched
 	if err == nil || !errors.Is(err, context.Canceled) {
@@ -248,8 +249,8 @@ func TestCancelledStartLeavesNoGoroutines(t *testing.T) {
 	if got := progress.Doing(); got != waiting {
 		t.Fatalf("progress %q, want %q", got, waiting)
 	}
-	if took := time.Since(began); took > 30*time.Second {
-		t.Fatalf("the cancelled start took %v", took)
+	if ctx.Err() != nil {
+		t.Fatalf("the cancelled start returned only at its own deadline: %v", err)
 	}
 	t.Logf("start: %v", err)
 }
