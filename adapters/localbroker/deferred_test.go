@@ -3,6 +3,7 @@ package localbroker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/goroutines"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -50,6 +52,11 @@ func (h *harness) settle(end int64) {
 }
 
 // checkTxns runs the transaction check-backs due at the fake clock's time.
+// The engine's own check-back loop may run a pass meanwhile and take some
+// of them (it runs late on a busy machine: its first pass after a restart,
+// or one kicked by a counted check-back, can come after the test moved the
+// clock); the check-backs it took are counted once it has handed them
+// over, so checkTxns waits for it to be idle before it settles the log.
 func (h *harness) checkTxns() {
 	h.t.Helper()
 	e := h.e
@@ -65,7 +72,35 @@ func (h *harness) checkTxns() {
 	}
 	e.mu.Unlock()
 	e.deliverChecks(context.Background(), all)
+	h.waitTxnLoopIdle()
 	h.settle(e.clog.NextOffset())
+}
+
+// waitTxnLoopIdle waits until the engine's check-back loop is parked
+// between passes with no kick pending: a pass it ran has then handed its
+// check-backs to the handler, and no other starts before the clock moves
+// (the timer it waits on is hours of real time away, or fires a pass that
+// finds nothing due at the same fake time).
+func (h *harness) waitTxnLoopIdle() {
+	h.t.Helper()
+	waitfor.Condition(h.t, 10*time.Second, time.Millisecond, func() error {
+		if len(h.e.txnKick) > 0 {
+			return errors.New("a check-back pass is kicked")
+		}
+		for _, s := range goroutines.Stacks() {
+			if !strings.Contains(s, "\ngithub.com/rmqproxy/rmqproxy/adapters/localbroker.(*Engine).txnLoop(") {
+				continue
+			}
+			// Parked: blocked in runLoop's select, runLoop the top frame
+			// (a pass runs in txnLoop.func1, above runLoop).
+			header, rest, _ := strings.Cut(s, "\n")
+			if strings.Contains(header, "[select") && strings.HasPrefix(rest, "github.com/rmqproxy/rmqproxy/adapters/localbroker.(*Engine).runLoop(") {
+				return nil
+			}
+			return fmt.Errorf("the check-back loop is in a pass:\n%s", s)
+		}
+		return errors.New("no check-back loop runs")
+	})
 }
 
 func delayMsg(topic, id string, at time.Time) domain.Message {
