@@ -393,12 +393,23 @@ func (o *ClientOps) ask(ctx context.Context, clientID string, ch ports.ClientCha
 	if err := ch.Send(ctx, build(nonce)); err != nil {
 		return ClientReply{}, domain.Wrap(domain.ReasonUnavailable, err, "cannot send the "+what+" request to client "+clientID)
 	}
-	select {
-	case r := <-answer:
+	answered := func(r ClientReply) (ClientReply, error) {
 		o.log.LogAttrs(ctx, slog.LevelInfo, "client answered", slog.String("client_id", clientID), slog.String("request", what),
 			slog.String("nonce", nonce), slog.String("code", r.Code))
 		return r, nil
+	}
+	select {
+	case r := <-answer:
+		return answered(r)
 	case <-ctx.Done():
+		// An answer in by now is the answer: a select with both ready
+		// chooses either, and a wait that starts late (a busy machine, a
+		// Send that took the whole time) finds both ready.
+		select {
+		case r := <-answer:
+			return answered(r)
+		default:
+		}
 		if err := context.Cause(ctx); err != context.DeadlineExceeded {
 			return ClientReply{}, err
 		}

@@ -103,6 +103,37 @@ func TestThreadStackWaitsForTheAnswerWithItsNonce(t *testing.T) {
 	}
 }
 
+// lateReturningChannel answers each command at once but returns from Send
+// only once the command's time is up, as a machine too busy to run the
+// wait before then would.
+type lateReturningChannel struct{ answeringChannel }
+
+func (c *lateReturningChannel) Send(ctx context.Context, cmd ports.ClientCommand) error {
+	c.answer(cmd)
+	<-ctx.Done()
+	return nil
+}
+
+// An answer that is in when messaging.clients.commandTimeout ends is the
+// answer, not a timeout: the wait saw both ready and chose either (half of
+// the waits on a busy machine said the client did not answer).
+func TestAnswerInWhenTheCommandTimeoutEndsIsTheAnswer(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Clients.CommandTimeout = time.Millisecond
+	m, _, _ := newTestMessaging(cfg)
+	ops := NewClientOps(cfg, m.sessions, nil, nil, slog.New(slog.DiscardHandler))
+	ch := &lateReturningChannel{answeringChannel{openChannel: *newOpenChannel()}}
+	ch.answer = func(cmd ports.ClientCommand) {
+		m.ClientReplied(asClient(context.Background(), "p1"), ClientReply{Nonce: cmd.PrintThreadStack.Nonce, Code: "OK", StackTrace: "goroutine 1"})
+	}
+	register(t, m, "p1", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, ch)
+	for i := range 50 { // either way each time: 50 catch it all but surely
+		if r, err := ops.ThreadStack(t.Context(), "p1"); err != nil || r.StackTrace != "goroutine 1" {
+			t.Fatalf("wait %d: ThreadStack = %+v, %v; want the answer that was in", i, r, err)
+		}
+	}
+}
+
 func TestThreadStackTimesOutAndRefusesUnknownClients(t *testing.T) {
 	m, ops := newTestClientOps(t, nil)
 	register(t, m, "silent", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t"}}}, newOpenChannel())
