@@ -112,6 +112,10 @@ func TestMigrateCancelledBySignal(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// The lock is held until after the exit and the wait for it has no
+	// end of its own: an exit at all is the signal's doing, which the
+	// message says too. (A bound in wall time on the exit, 10 s, was one a
+	// busy machine could miss.)
 	var werr error
 	select {
 	case werr = <-exited:
@@ -121,8 +125,8 @@ func TestMigrateCancelledBySignal(t *testing.T) {
 	}
 	took := time.Since(sent)
 	code := cmd.ProcessState.ExitCode()
-	if code != 1 || !strings.Contains(out.String(), "migrate up cancelled by a signal (terminated)") || took > 10*time.Second {
-		t.Fatalf("exit %d %v after SIGTERM (%v), want 1 within 10s and the cancellation said:\n%s", code, took, werr, out.String())
+	if code != 1 || !strings.Contains(out.String(), "migrate up cancelled by a signal (terminated)") {
+		t.Fatalf("exit %d %v after SIGTERM (%v), want 1 and the cancellation said:\n%s", code, took, werr, out.String())
 	}
 	t.Logf("exit %d %v after SIGTERM: %s", code, took, out.String())
 	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(0x726d71706d696772)); err != nil {
