@@ -17,17 +17,14 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
-// cancelledStartBound is how soon after SIGTERM a cancelled start must
-// have ended the process: far less than the recovery or the wait it cut
-// short (30 s and 5 min below), with room for a loaded machine and the
-// race detector.
-const cancelledStartBound = 10 * time.Second
-
 // signalDuringStart sends SIGTERM to c, waits for it to exit, and checks
-// that it exited 1 within cancelledStartBound, having logged once that
-// the start was cancelled while doing inProgress, and that it stopped
-// (the admin API and the gRPC server never started). It returns the
-// logs.
+// that it exited 1, having logged once that the start was cancelled while
+// doing inProgress, and that it stopped (the admin API and the gRPC server
+// never started). It returns the logs. How soon it exited is logged, not
+// bounded (a bound of 10 s in wall time was one a busy machine could
+// miss): what the start was doing would not have ended by itself before
+// ExitedWith gives up (a 2-minute NameServer request; a recovery the test
+// then checks did not finish).
 func signalDuringStart(t *testing.T, c *testenv.Child, inProgress string) string {
 	t.Helper()
 	sent := time.Now()
@@ -39,9 +36,6 @@ func signalDuringStart(t *testing.T, c *testenv.Child, inProgress string) string
 	t.Logf("exit %d %v after SIGTERM; logs:\n%s", code, took, logs)
 	if code != 1 {
 		t.Errorf("exit code %d, want 1 (a cancelled start)", code)
-	}
-	if took > cancelledStartBound {
-		t.Errorf("exited %v after SIGTERM, want within %v", took, cancelledStartBound)
 	}
 	var cancelled []map[string]any
 	for _, line := range strings.Split(logs, "\n") {
