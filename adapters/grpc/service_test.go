@@ -474,10 +474,17 @@ func TestReflectionIsASetting(t *testing.T) {
 // called.
 func smallWindowTelemetry(t *testing.T, ts *testServer, clientID string) (stream v2.MessagingService_TelemetryClient, end func()) {
 	t.Helper()
+	return windowedTelemetry(t, ts, clientID, 64<<10)
+}
+
+// windowedTelemetry is smallWindowTelemetry with a fixed flow-control
+// window of window bytes.
+func windowedTelemetry(t *testing.T, ts *testServer, clientID string, window int32) (stream v2.MessagingService_TelemetryClient, end func()) {
+	t.Helper()
 	conn, err := grpclib.NewClient("passthrough:///bufnet",
 		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }),
 		grpclib.WithTransportCredentials(insecure.NewCredentials()),
-		grpclib.WithInitialWindowSize(64<<10), grpclib.WithInitialConnWindowSize(64<<10))
+		grpclib.WithInitialWindowSize(window), grpclib.WithInitialConnWindowSize(window))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +502,14 @@ func smallWindowTelemetry(t *testing.T, ts *testServer, clientID string) (stream
 // fixed 64 KiB flow-control window) and declares a producer of topic.
 func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.MessagingService_TelemetryClient {
 	t.Helper()
-	stream, _ := smallWindowTelemetry(t, ts, clientID)
+	return windowedProducerStream(t, ts, clientID, topic, 64<<10)
+}
+
+// windowedProducerStream is producerStream with a fixed flow-control
+// window of window bytes.
+func windowedProducerStream(t *testing.T, ts *testServer, clientID, topic string, window int32) v2.MessagingService_TelemetryClient {
+	t.Helper()
+	stream, _ := windowedTelemetry(t, ts, clientID, window)
 	ct := v2.ClientType_PRODUCER
 	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
 		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
@@ -515,13 +529,19 @@ func producerStream(t *testing.T, ts *testServer, clientID, topic string) v2.Mes
 // first check-back). Every check-back still reaches the other producer,
 // except the few the stalled one's bounded queue took before it counted as
 // stalled, and the broker's calls never block.
+//
+// The healthy producer's window holds every check-back and the wait for
+// room in its queue has no end before the test's: a write to it never
+// waits for this test's reads, which a busy machine delays by seconds (it
+// then counted as stalled and its check-backs were dropped: "healthy
+// producer after 153 check-backs"), and a full queue only slows it.
 func TestCheckBacksPassOverAStalledClient(t *testing.T) {
 	b := &fakeBroker{}
-	ts := startTestServer(t, b)
+	ts := startTestServer(t, b, func(_ *Config, a *application.Config) { a.CheckSendTimeout = time.Hour })
 	producerStream(t, ts, "stalled", "tx") // never read again
-	healthy := producerStream(t, ts, "healthy", "tx")
 	const checks = 200
 	body := bytes.Repeat([]byte("x"), 256<<10) // four times the stalled client's window
+	healthy := windowedProducerStream(t, ts, "healthy", "tx", 2*checks*int32(len(body)))
 	h := b.handler()
 	relayed := make(chan struct{})
 	go func() {
