@@ -27,6 +27,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/goroutines"
 )
 
 // fakeBroker is the broker side of the gRPC service's unit tests. Methods a
@@ -525,35 +526,52 @@ func windowedProducerStream(t *testing.T, ts *testServer, clientID, topic string
 }
 
 // TestCheckBacksPassOverAStalledClient: of two producers of a topic, one
-// never reads its Telemetry stream (its flow-control window fills with the
-// first check-back). Every check-back still reaches the other producer,
-// except the few the stalled one's bounded queue took before it counted as
+// never reads its Telemetry stream (its flow-control window fills with a
+// check-back). Every check-back still reaches the other producer, except
+// the few the stalled one's bounded queue took before it counted as
 // stalled, and the broker's calls never block.
 //
-// The healthy producer's window holds every check-back and the wait for
-// room in its queue has no end before the test's: a write to it never
-// waits for this test's reads, which a busy machine delays by seconds (it
-// then counted as stalled and its check-backs were dropped: "healthy
-// producer after 153 check-backs"), and a full queue only slows it.
+// Nothing here waits on this test's reads or on the machine's speed: the
+// stalled producer gets the one large check-back (four times its window)
+// while it is the only producer, the healthy one then gets small ones on a
+// connection whose window holds them all, so that no write to it waits
+// for its reader (one that waited past stalledAfter on a busy machine made
+// it count as stalled and its check-backs were dropped: "healthy producer
+// after 153 check-backs"), and the wait for room in a full queue has no end
+// before the test's (CheckSendTimeout an hour).
 func TestCheckBacksPassOverAStalledClient(t *testing.T) {
 	b := &fakeBroker{}
 	ts := startTestServer(t, b, func(_ *Config, a *application.Config) { a.CheckSendTimeout = time.Hour })
 	producerStream(t, ts, "stalled", "tx") // never read again
 	const checks = 200
-	body := bytes.Repeat([]byte("x"), 256<<10) // four times the stalled client's window
-	healthy := windowedProducerStream(t, ts, "healthy", "tx", 2*checks*int32(len(body)))
 	h := b.handler()
+	check := func(i int, body []byte) ports.TransactionCheck {
+		msg := domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: fmt.Sprintf("m%03d", i), Body: body}, TransactionID: fmt.Sprintf("tx%03d", i)}
+		return ports.TransactionCheck{Message: msg, Checks: 1}
+	}
+	// The large one fills the stalled producer's window (gRPC takes it in
+	// its buffers); the write of the next one waits for good.
+	h(context.Background(), check(0, bytes.Repeat([]byte("x"), 256<<10)))
+	h(context.Background(), check(1, []byte("x")))
+	waitFor(t, 10*time.Second, func() error {
+		for _, g := range goroutines.Stacks() {
+			if strings.Contains(g, "\ngithub.com/rmqproxy/rmqproxy/adapters/grpc.(*telemetryChannel).write(") {
+				return nil
+			}
+		}
+		return errors.New("no write to the stalled producer waits")
+	})
+	healthy := windowedProducerStream(t, ts, "healthy", "tx", 16<<20)
 	relayed := make(chan struct{})
 	go func() {
 		defer close(relayed)
-		for i := range checks {
-			msg := domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: fmt.Sprintf("m%03d", i), Body: body}, TransactionID: fmt.Sprintf("tx%03d", i)}
-			h(context.Background(), ports.TransactionCheck{Message: msg, Checks: 1})
+		for i := 2; i < checks; i++ {
+			h(context.Background(), check(i, []byte("x")))
 		}
 	}()
 	got := map[string]bool{}
-	// The stalled client takes at most its queue and the message its
-	// stream is stuck on (and one the stream's buffers may hold).
+	// The stalled client took the message its stream is stuck on and the
+	// one its stream's buffers hold, and takes at most its queue besides.
 	for len(got) < checks-telemetryQueueLength-2 {
 		cmd, err := healthy.Recv()
 		if err != nil {
@@ -564,6 +582,9 @@ func TestCheckBacksPassOverAStalledClient(t *testing.T) {
 		}
 	}
 	<-relayed
+	if got["tx000"] || got["tx001"] {
+		t.Error("the healthy producer got a check-back the stalled one had taken")
+	}
 	t.Logf("the healthy producer got %d of %d check-backs", len(got), checks)
 }
 
