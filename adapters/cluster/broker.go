@@ -175,7 +175,11 @@ func (b *Broker) Start(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if lastErr == nil || ctx.Err() == nil { // not the attempt the wait's end cut short
+		// The attempt the wait's end cut short failed with that end
+		// alone ("the broker did not answer in time"), which says nothing
+		// of the NameServers and the message below says already: the
+		// cause kept is the last attempt's that ended by itself.
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 			lastErr = err
 			var de *domain.Error
 			if errors.As(err, &de) && de.Err != nil && transportFailure(err) {
@@ -184,6 +188,9 @@ func (b *Broker) Start(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = errors.New("no attempt ended before the wait did")
+			}
 			// fx does not stop a module whose start failed: the
 			// connections opened to the NameServers close here.
 			_ = b.rpc.Close()
