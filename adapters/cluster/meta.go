@@ -136,11 +136,23 @@ func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 // own ctx allows.
 func (c *metaCache) shared(ctx context.Context, key string, fetch func(context.Context) (any, error)) (any, error) {
 	detached := context.WithoutCancel(ctx)
-	ch := c.group.DoChan(key, func() (any, error) { return fetch(detached) })
+	return awaitShared(ctx, c.group.DoChan(key, func() (any, error) { return fetch(detached) }))
+}
+
+// awaitShared waits for a shared fetch's result on ch, as long as ctx
+// allows. A result in by the time ctx ends is the result: a select with
+// both ready chooses either, and a wait that starts late (a busy machine)
+// finds both ready.
+func awaitShared(ctx context.Context, ch <-chan singleflight.Result) (any, error) {
 	select {
 	case r := <-ch:
 		return r.Val, r.Err
 	case <-ctx.Done():
+		select {
+		case r := <-ch:
+			return r.Val, r.Err
+		default:
+		}
 		return nil, mapError(ctx.Err())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
+	"golang.org/x/sync/singleflight"
 )
 
 // fakeTopicNameServer answers as a NameServer and broker at once: one
@@ -260,5 +261,22 @@ func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	_, err = b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || !strings.Contains(msg, "rmqproxy topic create orders") {
 		t.Errorf("a broker registered: %v", err)
+	}
+}
+
+// TestSharedResultWinsOverTheCallersEnd: a caller whose ctx ended just as
+// the shared fetch's result came in got an error half of the time (a
+// select with both ready chooses either), although the result was in. With
+// both ready, the result is returned every time.
+func TestSharedResultWinsOverTheCallersEnd(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i := range 200 { // without the preference, all pass with chance 2^-200
+		ch := make(chan singleflight.Result, 1)
+		ch <- singleflight.Result{Val: i}
+		v, err := awaitShared(ctx, ch)
+		if err != nil || v != i {
+			t.Fatalf("round %d: %v, %v; want the result in", i, v, err)
+		}
 	}
 }
