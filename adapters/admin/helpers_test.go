@@ -12,15 +12,14 @@ import (
 
 	"log/slog"
 
-	"go.uber.org/goleak"
-
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 

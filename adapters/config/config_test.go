@@ -17,14 +17,14 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
-	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 type tlsConfig struct {
 	Enabled     bool          `yaml:"enabled" help:"Serve TLS on the gRPC port."`

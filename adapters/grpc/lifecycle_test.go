@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 // TestServerThatNeverServedLeavesNoGoroutines: a server built but never
@@ -22,7 +24,7 @@ func TestServerThatNeverServedLeavesNoGoroutines(t *testing.T) {
 	defer busy.Close()
 	for name, address := range map[string]string{"not started": "", "port in use": busy.Addr().String()} {
 		t.Run(name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 			cfg := DefaultConfig()
 			cfg.TLS.SelfSignedDir = t.TempDir()
 			log := slog.New(slog.DiscardHandler)

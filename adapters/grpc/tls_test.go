@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	grpclib "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 // serveHealthOnly runs a gRPC server with the sniffing credentials and the
@@ -69,7 +70,7 @@ func healthCheck(addr string, creds credentials.TransportCredentials) error {
 	return err
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func TestTLSModes(t *testing.T) {
 	tlsClient := credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})

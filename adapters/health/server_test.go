@@ -18,14 +18,14 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
-	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func newLogger(t *testing.T) (*slog.Logger, *logbuf.Buffer) {
 	t.Helper()

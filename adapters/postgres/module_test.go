@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 // TestFailedStartClosesThePool: when PostgreSQL cannot be reached at
@@ -19,7 +20,7 @@ import (
 // does not stop a hook whose start failed, and the pool's health-check
 // goroutine was left running.
 func TestFailedStartClosesThePool(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"go.uber.org/fx"
 	"go.uber.org/goleak"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -22,6 +23,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 // TestClusterStartStopLeavesNoGoroutines: a whole start and stop of the
@@ -33,7 +35,7 @@ func TestClusterStartStopLeavesNoGoroutines(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.HeartbeatInterval = 200 * time.Millisecond
 	topic, group := testenv.Name(t, "lifecycle-t"), testenv.Name(t, "lifecycle-g")
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	var (
 		srv *grpcadapter.Server
 		adm *application.Admin

@@ -14,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rmqproxy/rmqproxy/adapters/internal/handshake"
 	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // serverConfig returns a TLS configuration of a self-signed certificate
 // for 127.0.0.1 offering ALPN http/1.1 only (as the admin API's), and a

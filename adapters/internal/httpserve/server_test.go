@@ -13,13 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rmqproxy/rmqproxy/adapters/internal/httpserve"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // records is a slog.Handler that keeps every record, at every level; a
 // record at Error fails the test, which expects none.

@@ -14,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 func newClient(t *testing.T, cfg client.Config) *client.Client {
 	t.Helper()

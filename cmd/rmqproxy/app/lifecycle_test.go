@@ -17,6 +17,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"go.uber.org/fx"
 	"go.uber.org/goleak"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +27,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
 
 // lifecycleConfig is a local-mode configuration with every reload loop on
@@ -79,7 +81,7 @@ func startStop(t *testing.T, cfg app.Root, use func(addr string) (after func()))
 // stream open when it stops, and every reload loop running, leaves no
 // goroutine of its own behind.
 func TestStartStopLeavesNoGoroutines(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := lifecycleConfig(t)
 	err := startStop(t, cfg, func(addr string) func() {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
@@ -144,7 +146,7 @@ func TestFailedStartLeavesNoGoroutines(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 			cfg := lifecycleConfig(t)
 			good := cfg
 			breakIt(&cfg)
@@ -180,10 +182,10 @@ func busyClosed(t *testing.T) string {
 // directory of a running one fails to start, saying the directory is
 // locked, and leaves nothing running; the first one is unaffected.
 func TestLockedDataDirLeavesNoGoroutines(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := lifecycleConfig(t)
 	err := startStop(t, cfg, func(string) func() {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 		second := lifecycleConfig(t)
 		second.Local.DataDir = cfg.Local.DataDir
 		err := startStop(t, second, nil)
@@ -202,7 +204,7 @@ func TestLockedDataDirLeavesNoGoroutines(t *testing.T) {
 // whole start and stop leaves no goroutine behind.
 func TestStartStopWithPostgresLeavesNoGoroutines(t *testing.T) {
 	dsn := pgenv.Database(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := lifecycleConfig(t)
 	cfg.Auth.Enabled, cfg.Postgres.DSN = true, dsn
 	cfg.Postgres.SecretKeys = "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
@@ -217,7 +219,7 @@ func TestStartStopWithPostgresLeavesNoGoroutines(t *testing.T) {
 // telemetry and the health server): no goroutine is left behind. The
 // progress says what the start was doing.
 func TestCancelledStartLeavesNoGoroutines(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer leakcheck.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := lifecycleConfig(t)
 	cfg.Mode, cfg.Cluster.NameServers, cfg.Cluster.StartTimeout = app.ModeCluster, []string{busyClosed(t)}, 10*time.Minute
 	a := fx.New(app.Options(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
