@@ -25,15 +25,21 @@ import (
 // message.
 func TestClientOperations(t *testing.T) {
 	cfg := testenv.Config(t)
-	cfg.Messaging.Clients.CommandTimeout = 2 * time.Second
+	// The answering clients answer well within it on a loaded machine; the
+	// timeout itself is checked on a proxy of its own, below.
+	cfg.Messaging.Clients.CommandTimeout = 20 * time.Second // at most 25 s is allowed (the CLI waits 30 s)
 	p := testenv.Start(t, cfg)
-	cli := func(want int, args ...string) string {
+	cliOf := func(p *testenv.Proxy, want int, args ...string) string {
 		t.Helper()
 		code, out := testenv.CLI(t, append(args, "--admin.address="+p.AdminAddr())...)
 		if code != want {
 			t.Fatalf("rmqproxy %v: exit %d, want %d:\n%s", args, code, want, out)
 		}
 		return out
+	}
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		return cliOf(p, want, args...)
 	}
 	list := func(args ...string) []admin.ConnectedClient {
 		t.Helper()
@@ -163,11 +169,18 @@ func TestClientOperations(t *testing.T) {
 	}
 
 	// A client that does not answer: the command times out after
-	// messaging.clients.commandTimeout, saying so.
-	silent := testenv.NewRawClient(t, p)
-	silent.Subscribe(t, group, topic)
+	// messaging.clients.commandTimeout, saying so (a proxy with a short
+	// one, which no answer is expected within).
+	cfg2 := testenv.Config(t)
+	cfg2.Messaging.Clients.CommandTimeout = 2 * time.Second
+	p2 := testenv.Start(t, cfg2)
+	topic2, group2 := testenv.Name(t, "cops-silent-topic"), testenv.Name(t, "cops-silent-group")
+	p2.CreateTopic(t, topic2, domain.MessageTypeNormal, 2)
+	p2.CreateGroup(t, application.GroupSpec{Name: group2})
+	silent := testenv.NewRawClient(t, p2)
+	silent.Subscribe(t, group2, topic2)
 	start := time.Now()
-	if out := cli(1, "client", "stack", silent.ID()); !strings.Contains(out, "client "+silent.ID()+" did not answer the thread stack request within 2s") {
+	if out := cliOf(p2, 1, "client", "stack", silent.ID()); !strings.Contains(out, "client "+silent.ID()+" did not answer the thread stack request within 2s") {
 		t.Fatalf("client stack of a silent client:\n%s", out)
 	}
 	t.Logf("silent client: answered after %v", time.Since(start).Round(time.Millisecond))
