@@ -899,13 +899,25 @@ func (m *engineModel) opAck() {
 	m.acked("ack", x.group, x.del, m.h.e.Ack(m.t.Context(), m.ackReq(x.group, x.del)))
 }
 
-func (m *engineModel) opAckBatch() {
+// inflightBatch returns 2 to 4 in-flight deliveries picked at random, nil
+// when fewer than 2 are in flight.
+func (m *engineModel) inflightBatch() []struct {
+	group string
+	del   *mDel
+} {
 	in := m.inflight()
 	if len(in) < 2 {
-		return
+		return nil
 	}
 	m.rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-	in = in[:min(len(in), 2+m.pick(3))]
+	return in[:min(len(in), 2+m.pick(3))]
+}
+
+func (m *engineModel) opAckBatch() {
+	in := m.inflightBatch()
+	if in == nil {
+		return
+	}
 	var reqs []ports.AckRequest
 	for _, x := range in {
 		reqs = append(reqs, m.ackReq(x.group, x.del))
@@ -926,25 +938,30 @@ func (m *engineModel) opChangeInvisible() {
 	valid := m.handleValid(x.del)
 	nh, err := m.h.e.ChangeInvisible(m.t.Context(), ports.ChangeInvisibleRequest{AckRequest: m.ackReq(x.group, x.del), InvisibleTime: inv})
 	m.logf("change invisible %s %s to %v (valid %v): %v", x.group, x.del.m.id, inv, valid, err)
+	m.changedInvisible(x.group, x.del, inv, nh, valid, err)
+}
+
+// changedInvisible applies to the model the answer of an invisible-time
+// change of group's delivery del to inv: the new handle, or the delivery
+// gone (a refused outdated handle), or a failure of the test.
+func (m *engineModel) changedInvisible(group string, del *mDel, inv time.Duration, nh domain.ReceiptHandle, valid bool, err error) {
 	switch {
 	case err == nil:
-		x.del.handle, x.del.deadline = nh, m.now().Add(inv)
+		del.handle, del.deadline = nh, m.now().Add(inv)
 	case valid:
-		m.failf("change invisible of %s by %s with a valid handle: %v", x.del.m.id, x.group, err)
+		m.failf("change invisible of %s by %s with a valid handle: %v", del.m.id, group, err)
 	case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
-		x.del.inflight = false
+		del.inflight = false
 	default:
-		m.failf("change invisible of %s by %s: %v", x.del.m.id, x.group, err)
+		m.failf("change invisible of %s by %s: %v", del.m.id, group, err)
 	}
 }
 
 func (m *engineModel) opChangeInvisibleBatch() {
-	in := m.inflight()
-	if len(in) < 2 {
+	in := m.inflightBatch()
+	if in == nil {
 		return
 	}
-	m.rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-	in = in[:min(len(in), 2+m.pick(3))]
 	var reqs []ports.ChangeInvisibleRequest
 	var valid []bool
 	for _, x := range in {
@@ -956,16 +973,7 @@ func (m *engineModel) opChangeInvisibleBatch() {
 	for i, x := range in {
 		err := errs[i]
 		m.logf("batch change invisible %s %s to %v (valid %v): %v", x.group, x.del.m.id, reqs[i].InvisibleTime, valid[i], err)
-		switch {
-		case err == nil:
-			x.del.handle, x.del.deadline = hs[i], m.now().Add(reqs[i].InvisibleTime)
-		case valid[i]:
-			m.failf("change invisible of %s by %s with a valid handle: %v", x.del.m.id, x.group, err)
-		case domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
-			x.del.inflight = false
-		default:
-			m.failf("change invisible of %s by %s: %v", x.del.m.id, x.group, err)
-		}
+		m.changedInvisible(x.group, x.del, reqs[i].InvisibleTime, hs[i], valid[i], err)
 	}
 }
 
@@ -1096,14 +1104,23 @@ func (m *engineModel) opAdvance() {
 
 // ---- pull offsets, snapshots, crashes
 
-func (m *engineModel) opPullOffset() {
-	topic := []string{"n0", "n1", "f0"}[m.pick(3)]
-	mt := m.topics[topic]
+// pickQueueOffset picks a queue of a normal or FIFO topic and an offset
+// in it up to its end; ok is false when the topic picked does not exist.
+func (m *engineModel) pickQueueOffset() (topic string, mt *mTopic, qid int32, off int64, ok bool) {
+	topic = []string{"n0", "n1", "f0"}[m.pick(3)]
+	mt = m.topics[topic]
 	if !mt.exists {
+		return topic, mt, 0, 0, false
+	}
+	qid = int32(m.pick(int(mt.queues)))
+	return topic, mt, qid, int64(m.pick(int(mt.counts[qid]) + 1)), true
+}
+
+func (m *engineModel) opPullOffset() {
+	topic, _, qid, off, ok := m.pickQueueOffset()
+	if !ok {
 		return
 	}
-	qid := int32(m.pick(int(mt.queues)))
-	off := int64(m.pick(int(mt.counts[qid]) + 1))
 	err := m.h.e.UpdateOffset(m.t.Context(), "puller", domain.QueueRef{Topic: topic, BrokerName: m.h.cfg.BrokerName, QueueID: qid}, off)
 	m.logf("update offset puller %s#%d to %d: %v", topic, qid, off, err)
 	switch {
@@ -1121,13 +1138,10 @@ func (m *engineModel) opPullOffset() {
 // opPull reads a queue of a normal or FIFO topic from a random offset and
 // checks that it holds what was sent to it, in order.
 func (m *engineModel) opPull() {
-	topic := []string{"n0", "n1", "f0"}[m.pick(3)]
-	mt := m.topics[topic]
-	if !mt.exists {
+	topic, mt, qid, off, ok := m.pickQueueOffset()
+	if !ok {
 		return
 	}
-	qid := int32(m.pick(int(mt.queues)))
-	off := int64(m.pick(int(mt.counts[qid]) + 1))
 	r, err := m.h.e.Pull(m.t.Context(), ports.PullRequest{Group: "inspector", Queue: domain.QueueRef{Topic: topic, BrokerName: m.h.cfg.BrokerName, QueueID: qid}, Offset: off, BatchSize: 8})
 	m.logf("pull %s#%d from %d: %v next %d min %d max %d %v", topic, qid, off, ids(r.Messages), r.NextOffset, r.MinOffset, r.MaxOffset, err)
 	if err != nil {
