@@ -175,10 +175,7 @@ func TestClientOperations(t *testing.T) {
 	cfg2.Messaging.Clients.CommandTimeout = 2 * time.Second
 	p2 := testenv.Start(t, cfg2)
 	topic2, group2 := testenv.Name(t, "cops-silent-topic"), testenv.Name(t, "cops-silent-group")
-	p2.CreateTopic(t, topic2, domain.MessageTypeNormal, 2)
-	p2.CreateGroup(t, application.GroupSpec{Name: group2})
-	silent := testenv.NewRawClient(t, p2)
-	silent.Subscribe(t, group2, topic2)
+	silent := p2.Subscriber(t, topic2, group2, 2)
 	start := time.Now()
 	if out := cliOf(p2, 1, "client", "stack", silent.ID()); !strings.Contains(out, "client "+silent.ID()+" did not answer the thread stack request within 2s") {
 		t.Fatalf("client stack of a silent client:\n%s", out)
