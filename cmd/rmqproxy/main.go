@@ -31,6 +31,12 @@ import (
 // otherwise the module version from the build information is used.
 var version = ""
 
+// commit is the source commit, set at build time with -ldflags
+// "-X main.commit=$(git rev-parse HEAD)" where the go command cannot stamp
+// it (a build from a source archive, or with -buildvcs=false); otherwise
+// vcs.revision from the build information is used.
+var commit = ""
+
 const usage = `rmqproxy: a RocketMQ 5 proxy serving the official gRPC clients.
 
 Usage:
@@ -226,14 +232,15 @@ func writeSettingsHelp(w io.Writer, intro string) error {
 
 // versionString describes this build: the version set with -ldflags or
 // recorded by the go command (a tagged module version), the commit it was
-// built from when the go command stamped it, and the Go version.
+// built from (set with -ldflags, or stamped by the go command; "commit
+// unknown" when neither), and the Go version.
 func versionString() string {
 	info, _ := debug.ReadBuildInfo()
-	return describeBuild(version, info)
+	return describeBuild(version, commit, info)
 }
 
 // describeBuild is versionString over given inputs; info may be nil.
-func describeBuild(v string, info *debug.BuildInfo) string {
+func describeBuild(v, c string, info *debug.BuildInfo) string {
 	ok := info != nil
 	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
 		v = info.Main.Version
@@ -241,9 +248,8 @@ func describeBuild(v string, info *debug.BuildInfo) string {
 	if v == "" {
 		v = "dev"
 	}
-	details := []string{}
-	if ok {
-		var rev, modified string
+	rev, modified := c, ""
+	if rev == "" && ok {
 		for _, s := range info.Settings {
 			switch s.Key {
 			case "vcs.revision":
@@ -252,15 +258,16 @@ func describeBuild(v string, info *debug.BuildInfo) string {
 				modified = s.Value
 			}
 		}
-		if rev != "" {
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-			if modified == "true" {
-				rev += "-dirty"
-			}
-			details = append(details, "commit "+rev)
+	}
+	details := []string{"commit unknown (built without VCS information)"}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
 		}
+		if modified == "true" {
+			rev += "-dirty"
+		}
+		details = []string{"commit " + rev}
 	}
 	goVersion := runtime.Version()
 	if ok && info.GoVersion != "" {

@@ -439,16 +439,23 @@ func TestVersion(t *testing.T) {
 	platform := runtime.GOOS + "/" + runtime.GOARCH
 	for _, tt := range []struct {
 		ldflags string
+		commit  string
 		info    *debug.BuildInfo
 		want    string
 	}{
-		{"v1.2.3", vcs, "rmqproxy v1.2.3 (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
-		{"", vcs, "rmqproxy dev (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
-		{"", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v0.4.0"}}, "rmqproxy v0.4.0 (go1.26.1 " + platform + ")"},
-		{"", nil, "rmqproxy dev (" + runtime.Version() + " " + platform + ")"},
+		{"v1.2.3", "", vcs, "rmqproxy v1.2.3 (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
+		{"", "", vcs, "rmqproxy dev (commit 0123456789ab-dirty, go1.26.0 " + platform + ")"},
+		// -X main.commit wins over what the go command stamped.
+		{"v1.2.3", "fedcba9876543210", vcs, "rmqproxy v1.2.3 (commit fedcba987654, go1.26.0 " + platform + ")"},
+		// No VCS data (a source archive, -buildvcs=false, go install of a
+		// module version): the commit is said to be unknown, not left out.
+		{"", "", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v0.4.0"}},
+			"rmqproxy v0.4.0 (commit unknown (built without VCS information), go1.26.1 " + platform + ")"},
+		{"", "", nil, "rmqproxy dev (commit unknown (built without VCS information), " + runtime.Version() + " " + platform + ")"},
+		{"", "0123abc", nil, "rmqproxy dev (commit 0123abc, " + runtime.Version() + " " + platform + ")"},
 	} {
-		if got := describeBuild(tt.ldflags, tt.info); got != tt.want {
-			t.Errorf("describeBuild(%q, %+v) = %q, want %q", tt.ldflags, tt.info, got, tt.want)
+		if got := describeBuild(tt.ldflags, tt.commit, tt.info); got != tt.want {
+			t.Errorf("describeBuild(%q, %q, %+v) = %q, want %q", tt.ldflags, tt.commit, tt.info, got, tt.want)
 		}
 	}
 }
