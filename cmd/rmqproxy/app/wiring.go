@@ -32,13 +32,25 @@ const StartTimeout = 10 * time.Minute
 // NewLogger builds the process logger from the log settings.
 func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 	lv, _ := c.level()
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationsAsText}
 	// otel.LogHandler adds the trace id, client id and request id of the
 	// request a record is logged for.
 	if c.Format == "json" {
 		return slog.New(otel.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
 	return slog.New(otel.LogHandler(slog.NewTextHandler(w, opts)))
+}
+
+// durationsAsText logs every duration attribute (drain_delay, the access
+// log's duration, expires_in ...) as Go writes it, "5s" or "1.5ms", in
+// both formats: slog's JSON handler would write nanoseconds, a bare
+// number whose unit the reader has to guess, while its text handler
+// writes "5s". The slog.HandlerOptions.ReplaceAttr hook of NewLogger.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // Options returns the fx options of the whole proxy for cfg. The broker
