@@ -40,6 +40,11 @@ type SchemaState struct {
 	Version uint // 0: no migration applied
 	Dirty   bool // a migration failed half-way; fix it by hand, then force
 	Latest  uint // the latest version this build knows
+	// From and FromDirty are the version before the run (read under the
+	// migrations lock, so no other run moved it in between); for
+	// MigrateVersion they equal Version and Dirty.
+	From      uint
+	FromDirty bool
 }
 
 // Migrate runs op on the database dsn names, with the migrations embedded
@@ -101,8 +106,12 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 		}
 	})
 	defer stop()
-	if v, dirty, err := m.Version(); err == nil && v > state.Latest {
-		return SchemaState{Version: v, Dirty: dirty, Latest: state.Latest}, fmt.Errorf("the database's schema version %d is newer than this rmqproxy knows (%d): use the rmqproxy release that migrated it", v, state.Latest)
+	if v, dirty, err := m.Version(); err == nil {
+		state.From, state.FromDirty = v, dirty
+	}
+	if state.From > state.Latest {
+		state.Version, state.Dirty = state.From, state.FromDirty
+		return state, fmt.Errorf("the database's schema version %d is newer than this rmqproxy knows (%d): use the rmqproxy release that migrated it", state.From, state.Latest)
 	}
 	if op == MigrateDown && steps > 0 {
 		// golang-migrate reverts what it can before reporting a short
@@ -115,7 +124,8 @@ func Migrate(ctx context.Context, dsn string, op MigrateOp, steps int) (SchemaSt
 			return state, err
 		}
 		if applied := migrations.Applied(v); steps > applied {
-			return SchemaState{Version: v, Latest: state.Latest}, fmt.Errorf("cannot revert %d migrations: only %d applied", steps, applied)
+			state.Version = v
+			return state, fmt.Errorf("cannot revert %d migrations: only %d applied", steps, applied)
 		}
 	}
 	switch op {

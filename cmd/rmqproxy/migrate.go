@@ -24,6 +24,9 @@ const migrateUsage = `Usage:
   rmqproxy migrate down [N | --all]   revert the last N migrations (default 1)
   rmqproxy migrate version            print the schema version
 
+up and down print the version they moved the schema from and to, or that
+it already was where they would take it.
+
 Manages the PostgreSQL schema rmqproxy keeps users, ACL policies and the
 audit log in (schema rmqproxy, created when missing), with the migrations
 built into this binary. Run it with the schema owner's connection string;
@@ -154,8 +157,32 @@ func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "schema version %d%s; this rmqproxy knows up to %d\n", st.Version, dirty, st.Latest)
+	fmt.Fprintln(stdout, migrateOutcome(op, st))
 	return nil
+}
+
+// migrateOutcome says what a migrate run that succeeded did: for up and
+// down, from which version to which, or that there was nothing to do.
+func migrateOutcome(op postgres.MigrateOp, st postgres.SchemaState) string {
+	version := func(v uint, dirty bool) string {
+		if dirty {
+			return fmt.Sprintf("%d (dirty: a migration failed half-way)", v)
+		}
+		return strconv.FormatUint(uint64(v), 10)
+	}
+	knows := fmt.Sprintf("; this rmqproxy knows up to %d", st.Latest)
+	moved := st.From != st.Version || st.FromDirty != st.Dirty
+	switch {
+	case op == postgres.MigrateUp && moved:
+		return fmt.Sprintf("migrated the schema from version %s to %s%s", version(st.From, st.FromDirty), version(st.Version, st.Dirty), knows)
+	case op == postgres.MigrateUp:
+		return fmt.Sprintf("schema already at version %s, nothing to apply%s", version(st.Version, st.Dirty), knows)
+	case op == postgres.MigrateDown && moved:
+		return fmt.Sprintf("reverted the schema from version %s to %s%s", version(st.From, st.FromDirty), version(st.Version, st.Dirty), knows)
+	case op == postgres.MigrateDown:
+		return fmt.Sprintf("schema already at version %s, nothing to revert%s", version(st.Version, st.Dirty), knows)
+	}
+	return fmt.Sprintf("schema version %s%s", version(st.Version, st.Dirty), knows)
 }
 
 // cancelOnSignal returns a context that SIGINT or SIGTERM cancels, and

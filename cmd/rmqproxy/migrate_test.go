@@ -24,19 +24,21 @@ func TestMigrateCommand(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"migrate", "version", "--postgres.dsn", dsn}, 0, "schema version 0;"},
-		{[]string{"migrate", "up", "--postgres.dsn=" + dsn}, 0, "schema version 7;"},
-		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 7;"},
+		{[]string{"migrate", "version", "--postgres.dsn", dsn}, 0, "schema version 0; this rmqproxy knows up to 7"},
+		// up and down say what they did: from which version to which, or
+		// that there was nothing to do.
+		{[]string{"migrate", "up", "--postgres.dsn=" + dsn}, 0, "migrated the schema from version 0 to 7; this rmqproxy knows up to 7"},
+		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema already at version 7, nothing to apply; this rmqproxy knows up to 7"},
 		{[]string{"migrate", "down", "8", "--postgres.dsn", dsn}, 1, "cannot revert 8 migrations: only 7 applied"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 6;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 5;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 4;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 3;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 2;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 1;"},
-		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "schema version 0;"},
-		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "schema version 7;"},
-		{[]string{"migrate", "down", "--all", "--postgres.dsn", dsn}, 0, "schema version 0;"},
+		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "reverted the schema from version 7 to 6;"},
+		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "reverted the schema from version 6 to 5;"},
+		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "reverted the schema from version 5 to 4;"},
+		{[]string{"migrate", "down", "--postgres.dsn", dsn}, 0, "reverted the schema from version 4 to 3;"},
+		{[]string{"migrate", "down", "2", "--postgres.dsn", dsn}, 0, "reverted the schema from version 3 to 1;"},
+		{[]string{"migrate", "up", "--postgres.dsn", dsn}, 0, "migrated the schema from version 1 to 7;"},
+		{[]string{"migrate", "down", "--all", "--postgres.dsn", dsn}, 0, "reverted the schema from version 7 to 0;"},
+		{[]string{"migrate", "down", "--all", "--postgres.dsn", dsn}, 0, "schema already at version 0, nothing to revert;"},
+		{[]string{"migrate", "version", "--postgres.dsn", dsn}, 0, "schema version 0;"},
 		{[]string{"migrate", "down", "zero", "--postgres.dsn", dsn}, 2, "takes a number"},
 		{[]string{"migrate", "sideways"}, 2, `unknown migrate command "sideways"`},
 		{[]string{"migrate", "up", "--postgres.dns", dsn}, 2, "did you mean --postgres.dsn?"},
@@ -132,7 +134,7 @@ func TestMigrateCancelledBySignal(t *testing.T) {
 	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(0x726d71706d696772)); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI("migrate", "up", "--postgres.dsn", dsn); code != 0 || !strings.Contains(out, "schema version 7;") {
+	if code, out, errOut := runCLI("migrate", "up", "--postgres.dsn", dsn); code != 0 || !strings.Contains(out, "migrated the schema from version 0 to 7;") {
 		t.Fatalf("the next run: exit %d %s %s", code, out, errOut)
 	}
 }
