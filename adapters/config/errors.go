@@ -100,6 +100,17 @@ func (e *UnknownKeyError) Error() string {
 	return b.String()
 }
 
+// ArgumentError is a command-line argument that is not a flag (settings
+// are flags only): a caller can tell a command word given after flags
+// ("rmqproxy --log.level debug migrate up") from other mistakes.
+type ArgumentError struct {
+	Arg string
+}
+
+func (e *ArgumentError) Error() string {
+	return "flags: unexpected argument " + quoteShort(e.Arg) + "; settings are flags such as --grpc.address=:8081"
+}
+
 // quoteShort quotes s for an error message, shortening it so that a huge
 // value cannot flood a log line.
 func quoteShort(s string) string {

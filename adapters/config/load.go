@@ -197,7 +197,7 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 			break
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			l.errs = append(l.errs, fmt.Errorf("flags: unexpected argument %s; settings are flags such as --grpc.address=:8081", quoteShort(a)))
+			l.errs = append(l.errs, &ArgumentError{Arg: a})
 			continue
 		}
 		name := strings.TrimPrefix(a[1:], "-")

@@ -383,6 +383,9 @@ func (cmd adminCommand) run(args []string, src config.Sources, stdout, stderr io
 	}
 	f := newAdminFlags(cmd.name + " " + sub)
 	subs := cmd.setup(f.fs)
+	if err := flagsFirst("rmqproxy "+cmd.name, args, slices.Sorted(maps.Keys(subs))); err != nil {
+		return fmt.Errorf("%w\n%s", err, cmd.usage)
+	}
 	s, ok := subs[sub]
 	if !ok {
 		return fmt.Errorf("%w: unknown %s command %q%s\n%s", errUsage, cmd.name, sub, didYouMean(sub, slices.Sorted(maps.Keys(subs)), ""), cmd.usage)

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +61,9 @@ Usage:
                                            read the audit log (PostgreSQL)
   rmqproxy version                         print the version (also --version)
   rmqproxy help [command]                  show help (also --help, or COMMAND --help)
+
+Flags go after the command words: "rmqproxy migrate up --postgres.dsn DSN",
+not "rmqproxy migrate --postgres.dsn DSN up".
 
 Settings come from defaults < a YAML file (--config FILE or RMQPROXY_CONFIG)
 < environment (RMQPROXY_GRPC_ADDRESS=...) < flags (--grpc.address=...).
@@ -131,6 +135,13 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		err = serve(rest, src, stdout, stderr)
+		var arg *config.ArgumentError
+		if cmd != args0(args) && errors.As(err, &arg) && slices.Contains(commands, arg.Arg) {
+			// rmqproxy --log.level debug migrate up
+			if hint := flagsFirst("rmqproxy", args, commands); hint != nil {
+				err = hint
+			}
+		}
 	case "config":
 		err = configCommand(rest, src, stdout)
 	case "topic":
@@ -173,6 +184,65 @@ func run(args []string, src config.Sources, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
+
+// args0 is args[0], or "".
+func args0(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// flagsFirst is the usage error of a command line that gives flags before
+// the command word (rmqproxy migrate --postgres.dsn DSN up): every command
+// takes its flags after its words, as the usage lines show. The error
+// shows how to write it, with the words moved first and the flags' values
+// left out ("…", for a DSN or a secret must not reach a terminal log);
+// prefix is what precedes args ("rmqproxy migrate") and words are the
+// command words that may come first. nil when args does not start with a
+// flag.
+func flagsFirst(prefix string, args, words []string) error {
+	if len(args) == 0 || len(args[0]) < 2 || args[0][0] != '-' || isHelp(args[0]) {
+		return nil
+	}
+	at := slices.IndexFunc(args, func(a string) bool { return slices.Contains(words, a) })
+	if at < 0 {
+		return fmt.Errorf("%w: %s needs its command (%s) before the flags: %s %s %s",
+			errUsage, prefix, orList(words), prefix, strings.Join(words, "|"), strings.Join(elideValues(args), " "))
+	}
+	fixed := append([]string{prefix, args[at]}, elideValues(args[at+1:])...)
+	line := strings.Join(append(fixed, elideValues(args[:at])...), " ")
+	if strings.Contains(line, "…") {
+		line += "  (… for each value)"
+	}
+	return fmt.Errorf("%w: flags go after the command, not before it: %s", errUsage, line)
+}
+
+// elideValues returns args with the values of flags replaced by "…":
+// after "=", and an argument that follows a flag without one.
+func elideValues(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "-"):
+			if name, _, ok := strings.Cut(a, "="); ok {
+				a = name + "=…"
+			}
+		case i > 0 && strings.HasPrefix(args[i-1], "-") && !strings.Contains(args[i-1], "="):
+			a = "…"
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// orList writes words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
 
 // isHelp reports whether arg asks for help.
 func isHelp(arg string) bool {
@@ -495,6 +565,9 @@ var hangupOnce sync.Once
 func configCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if len(args) > 0 && isHelp(args[0]) {
 		return writeSettingsHelp(stdout, configUsage)
+	}
+	if err := flagsFirst("rmqproxy config", args, []string{"print"}); err != nil {
+		return fmt.Errorf("%w\nUsage: rmqproxy config print [--config FILE] [--setting=value ...]", err)
 	}
 	if len(args) == 0 || args[0] != "print" {
 		sub := ": rmqproxy config needs a command"

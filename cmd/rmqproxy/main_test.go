@@ -611,3 +611,43 @@ func TestConfigPrintKeepsDerivedSettingsFollowing(t *testing.T) {
 		t.Errorf("explicit values: exit %d:\n%s", code, out)
 	}
 }
+
+// TestFlagsBeforeTheCommand: every command takes its flags after its
+// command words; flags given before them (rmqproxy migrate --postgres.dsn
+// DSN up) are a usage error that shows the line as it should be written,
+// the values left out, instead of "unknown migrate command
+// "--postgres.dsn"". Nothing runs, and a password in a value is not
+// echoed.
+func TestFlagsBeforeTheCommand(t *testing.T) {
+	const dsn = "postgres://u:hunter2@127.0.0.1:1/x"
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "--postgres.dsn", dsn, "up"}, "flags go after the command, not before it: rmqproxy migrate up --postgres.dsn …  (… for each value)"},
+		{[]string{"migrate", "--postgres.dsn=" + dsn, "down", "2"}, "rmqproxy migrate down 2 --postgres.dsn=…"},
+		{[]string{"migrate", "--postgres.dsn", dsn}, "rmqproxy migrate needs its command (up, down or version) before the flags: rmqproxy migrate up|down|version --postgres.dsn …"},
+		{[]string{"topic", "--json", "list"}, "flags go after the command, not before it: rmqproxy topic list --json\n"},
+		{[]string{"topic", "--admin.address", "127.0.0.1:1", "create", "orders"}, "rmqproxy topic create orders --admin.address …"},
+		{[]string{"group", "--wait=0", "stats", "billing"}, "rmqproxy group stats billing --wait=…"},
+		{[]string{"client", "--json", "list"}, "rmqproxy client list --json"},
+		{[]string{"user", "--postgres.dsn", dsn, "list"}, "rmqproxy user list --postgres.dsn …"},
+		{[]string{"acl", "--dry-run", "import", "acl.json"}, "rmqproxy acl import acl.json --dry-run"},
+		{[]string{"audit", "--since", "1h", "query"}, "rmqproxy audit query --since …"},
+		{[]string{"config", "--config", "rmqproxy.yaml", "print"}, "rmqproxy config print --config …"},
+		// Before the command itself: not settings of serve.
+		{[]string{"--log.level", "debug", "migrate", "up", "--postgres.dsn", dsn}, "rmqproxy migrate up --postgres.dsn … --log.level …"},
+	} {
+		code, out, errOut := runCLI(tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.want) || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tt.args, code, out, errOut, tt.want)
+		}
+		if strings.Contains(errOut, "hunter2") {
+			t.Errorf("%q: the password is echoed: %s", tt.args, errOut)
+		}
+	}
+	// A value that is a command word is still a value.
+	if code, _, errOut := runCLI("--local.dataDir", "config", "--grpc.adress=x"); code != 2 || !strings.Contains(errOut, "did you mean --grpc.address?") {
+		t.Errorf("--local.dataDir config: exit %d, %s", code, errOut)
+	}
+}

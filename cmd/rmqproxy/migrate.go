@@ -91,6 +91,9 @@ func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
 		_, err := io.WriteString(stdout, migrateUsage)
 		return err
 	}
+	if err := flagsFirst("rmqproxy migrate", args, []string{"up", "down", "version"}); err != nil {
+		return fmt.Errorf("%w\n%s", err, migrateUsage)
+	}
 	rest, settings, err := splitArgs(args[1:], map[string]bool{"all": false})
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, migrateUsage)

@@ -308,6 +308,9 @@ func subcommandOf(args []string, usage, cmd string, subs []string, stdout io.Wri
 		_, err := io.WriteString(stdout, usage)
 		return "", true, err
 	}
+	if err := flagsFirst("rmqproxy "+cmd, args, subs); err != nil {
+		return "", false, fmt.Errorf("%w\n%s", err, usage)
+	}
 	if !slices.Contains(subs, args[0]) {
 		return "", false, fmt.Errorf("%w: unknown %s command %q%s\n%s", errUsage, cmd, args[0], didYouMean(args[0], subs, ""), usage)
 	}
