@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,8 +71,10 @@ to clients from them. Within a policy type, Deny beats Allow
 
 import reads an ACL 2.0 export (JSON or YAML: users and acls as mqadmin
 lists them; --format acl, the default) or a classic plain_acl.yml (--format
-plain) and applies it in one transaction; --dry-run only shows what it
-would do.
+plain) and applies it in one transaction; --dry-run changes nothing and
+shows, against what PostgreSQL holds, each user it would create (with the
+defaults for what the file leaves out) or update (keeping what the file
+leaves out), and the entries it would put.
 
 ` + pgSettingsUsage
 
@@ -256,29 +259,100 @@ func printUsers(w io.Writer, users []domain.User, asJSON bool) error {
 	return tw.Flush()
 }
 
-// printImportUsers lists the users of an import; "(kept)" marks what the
-// file leaves out, which an existing user keeps (a new one gets the
-// default: Normal, enable).
-func printImportUsers(w io.Writer, users []ports.ImportUser) error {
+// printImportPlan shows what an import would do to what PostgreSQL holds
+// now (acl import --dry-run): each user it would create, with the
+// defaults for what the file leaves out (Normal, enable), and each it
+// would update, keeping what the file leaves out; then the entries it
+// would put. An import the store would refuse for a new user without a
+// secret is reported as an error after the plan.
+func printImportPlan(ctx context.Context, w io.Writer, admin *application.SecurityAdmin, users []ports.ImportUser, entries []domain.ACLEntry) error {
+	stored := make([]*domain.User, len(users))
+	var creates int
+	var noSecret []string
+	for i, u := range users {
+		got, err := admin.GetUser(ctx, u.Name)
+		switch {
+		case err == nil:
+			stored[i] = &got
+		case domain.ReasonOf(err) == domain.ReasonNotFound:
+			creates++
+			if u.Secret == nil {
+				noSecret = append(noSecret, strconv.Quote(u.Name))
+			}
+		default:
+			return err
+		}
+	}
+	fmt.Fprintf(w, "would import %d users (create %d, update %d) and %d ACL entries:\n", len(users), creates, len(users)-creates, len(entries))
+	if err := printImportUsers(w, users, stored); err != nil {
+		return err
+	}
+	if err := printEntries(w, entries, false); err != nil {
+		return err
+	}
+	if len(noSecret) > 0 {
+		return fmt.Errorf("the import would be refused: new users need a secret (password) in the file, and %s have none", strings.Join(noSecret, ", "))
+	}
+	return nil
+}
+
+// printImportUsers lists the users of an import: ACTION create (stored[i]
+// nil), where what the file leaves out shows the default a new user gets,
+// or update, where it shows the stored value it keeps and a change shows
+// what it was.
+func printImportUsers(w io.Writer, users []ports.ImportUser, stored []*domain.User) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSTATUS\tSECRET\tDESCRIPTION")
-	for _, u := range users {
-		typ, status, secret, desc := "(kept)", "(kept)", "(kept)", "(kept)"
-		if u.Type != nil {
-			typ = u.Type.String()
+	fmt.Fprintln(tw, "ACTION\tNAME\tTYPE\tSTATUS\tSECRET\tDESCRIPTION")
+	for i, u := range users {
+		var typ, status, secret, desc string
+		if stored[i] == nil {
+			var def domain.User // what the store gives a new user
+			typ, status, secret, desc = def.Type.String()+" (default)", def.Status.String()+" (default)", "(none)", oneLine(u.DescriptionIfNew)
+			if u.Type != nil {
+				typ = u.Type.String()
+			}
+			if u.Status != nil {
+				status = u.Status.String()
+			}
+			if u.Secret != nil {
+				secret = "(set)"
+			}
+			if u.Description != nil {
+				desc = oneLine(*u.Description)
+			}
+			fmt.Fprintf(tw, "create\t%s\t%s\t%s\t%s\t%s\n", u.Name, typ, status, secret, desc)
+			continue
 		}
-		if u.Status != nil {
-			status = u.Status.String()
-		}
+		cur := stored[i]
+		typ = changed(u.Type, cur.Type)
+		status = changed(u.Status, cur.Status)
+		secret = "(kept)"
 		if u.Secret != nil {
-			secret = "(set)"
+			secret = "(replaced)"
 		}
+		desc = oneLine(cur.Description) + " (kept)"
 		if u.Description != nil {
 			desc = oneLine(*u.Description)
+			if *u.Description != cur.Description {
+				desc += " (changed)"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, typ, status, secret, desc)
+		fmt.Fprintf(tw, "update\t%s\t%s\t%s\t%s\t%s\n", u.Name, typ, status, secret, strings.TrimSpace(desc))
 	}
 	return tw.Flush()
+}
+
+// changed shows a field an import updates: the stored value with "(kept)"
+// when the file leaves it out, the new one with what it was when it
+// differs.
+func changed[T comparable](given *T, stored T) string {
+	switch {
+	case given == nil:
+		return fmt.Sprint(stored) + " (kept)"
+	case *given != stored:
+		return fmt.Sprintf("%v (was %v)", *given, stored)
+	}
+	return fmt.Sprint(*given)
 }
 
 func oneLine(s string) string {
@@ -571,16 +645,9 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		if err != nil {
 			return fmt.Errorf("%s: %w", pos[0], err)
 		}
-		if *dryRun {
-			fmt.Fprintf(stdout, "would import %d users and %d ACL entries:\n", len(users), len(entries))
-			if err := printImportUsers(stdout, users); err != nil {
-				return err
-			}
-			return printEntries(stdout, entries, false)
-		}
 	}
 	keyUse := keysIfSet
-	if sub == "import" {
+	if sub == "import" && !*dryRun { // a dry run writes no secret
 		keyUse = keysNeeded
 	}
 	cli, err := openSecurity(settings, src, keyUse)
@@ -613,6 +680,9 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		}
 		return printEntries(stdout, es, *asJSON)
 	case "import":
+		if *dryRun {
+			return printImportPlan(ctx, stdout, cli.admin, users, entries)
+		}
 		if err := cli.admin.Import(ctx, cli.actor, users, entries); err != nil {
 			return err
 		}

@@ -98,7 +98,7 @@ func TestSecurityCommands(t *testing.T) {
 	if err := os.WriteFile(plain, []byte("accounts:\n  - accessKey: legacy\n    secretKey: 12345678\n    whiteRemoteAddress: 192.168.1.*\n    topicPerms: [topicA=PUB|SUB, topicB=DENY]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := cli(0, "acl", "import", plain, "--format", "plain", "--dry-run"); !strings.Contains(out, "would import 1 users and 2 ACL entries") {
+	if out := cli(0, "acl", "import", plain, "--format", "plain", "--dry-run"); !strings.Contains(out, "would import 1 users (create 1, update 0) and 2 ACL entries") {
 		t.Fatalf("dry run: %s", out)
 	}
 	if out := cli(0, "user", "list", "--json"); strings.Contains(out, "legacy") {
@@ -219,4 +219,76 @@ func TestSecurityCommandsCheckWhatTheyUse(t *testing.T) {
 			t.Errorf("rmqproxy %v with %q: exit %d, stderr %q; want exit 1 and %q", tt.args, tt.env, code, e.String(), tt.want)
 		}
 	}
+}
+
+// TestACLImportDryRun: acl import --dry-run compares the file with what
+// PostgreSQL holds. A user that does not exist yet is shown as created,
+// with the defaults a new user gets for what the file leaves out (it
+// showed "(kept)", as for an existing user); an existing user as updated,
+// with the stored values it keeps; a new user without a secret fails the
+// dry run as it would fail the import. Nothing is written.
+func TestACLImportDryRun(t *testing.T) {
+	dsn := pgenv.Database(t)
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	pg := []string{"--postgres.dsn", dsn, "--postgres.secretKeys", "k1:" + base64.StdEncoding.EncodeToString(k[:])}
+	cli := func(wantCode int, args ...string) string {
+		t.Helper()
+		code, out, errOut := runCLI(append(args, pg...)...)
+		if code != wantCode {
+			t.Fatalf("rmqproxy %v: exit %d (want %d)\nstdout: %s\nstderr: %s", args, code, wantCode, out, errOut)
+		}
+		return strings.Join(strings.Fields(out+errOut), " ") // columns as single spaces
+	}
+	cli(0, "user", "create", "ops", "--type", "Super", "--description", "operators")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "acl.yaml")
+	if err := os.WriteFile(file, []byte(`users:
+  - username: ops
+    userType: Super
+  - username: fresh
+    password: fresh-secret-0123456789
+    userStatus: enable
+  - username: plain
+    password: plain-secret-0123456789
+acls:
+  - subject: User:fresh
+    policies:
+      - policyType: Custom
+        entries:
+          - {resource: "Topic:orders", actions: [Pub], decision: Allow}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := cli(0, "acl", "import", file, "--dry-run")
+	for _, want := range []string{
+		"would import 3 users (create 2, update 1) and 1 ACL entries:",
+		"ACTION NAME TYPE STATUS SECRET DESCRIPTION",
+		"update ops Super enable (kept) (kept) operators (kept)",
+		"create fresh Normal (default) enable (set)",
+		"create plain Normal (default) enable (default) (set)",
+		"User:fresh Custom Topic:orders Pub any Allow",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "fresh (kept)") || strings.Contains(out, "plain (kept)") {
+		t.Errorf("a new user shown as kept:\n%s", out)
+	}
+	if out := cli(0, "user", "list"); strings.Contains(out, "fresh") || strings.Contains(out, "plain") {
+		t.Fatalf("the dry run imported: %s", out)
+	}
+	// A new user without a secret: the import would be refused.
+	ghost := filepath.Join(dir, "ghost.yaml")
+	if err := os.WriteFile(ghost, []byte("users:\n  - username: ghost\n    userType: Super\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = cli(1, "acl", "import", ghost, "--dry-run")
+	for _, want := range []string{"create ghost Super enable (default) (none)", `the import would be refused: new users need a secret (password) in the file, and "ghost" have none`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run of a user without a secret lacks %q:\n%s", want, out)
+		}
+	}
+	cli(1, "acl", "import", ghost) // as the import is
 }
