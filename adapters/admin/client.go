@@ -243,8 +243,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 func (c *Client) transportError(err error) error {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
-			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? its admin API listens on admin.address, default %s; pass --admin.address",
-			c.base, DefaultAddress))
+			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? %s", c.base, addressHint))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return domain.Wrap(domain.ReasonTimeout, err, "the admin API at "+c.base+" did not answer in time")
@@ -266,9 +265,14 @@ func (c *Client) transportError(err error) error {
 	// server's HTTP/2 frames, "malformed HTTP response", or sent them
 	// before the request, which net/http reports as a failed peek).
 	return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
-		"%s did not answer in HTTP/1.1 (it closed the connection or spoke another protocol): is it the rmqproxy admin API (admin.address, default %s) and not its gRPC port (grpc.address) or another service? pass --admin.address",
-		c.base, DefaultAddress))
+		"%s is not an rmqproxy admin API: it did not answer in HTTP/1.1 (it closed the connection or spoke another protocol, as rmqproxy's gRPC port, grpc.address, does). %s",
+		c.base, addressHint))
 }
+
+// addressHint says where the admin API is and how to point the admin
+// commands at it.
+var addressHint = fmt.Sprintf("The admin API listens on the proxy's admin.address (default %s): "+
+	"give that address with --admin.address HOST:PORT, RMQPROXY_ADMIN_ADDRESS or admin.address in --config FILE", DefaultAddress)
 
 // answerError rebuilds the server's *domain.Error from its JSON error body.
 // An answer that is not one (a proxy in between, another service on the

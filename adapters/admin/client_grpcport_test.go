@@ -16,9 +16,11 @@ import (
 // TestClientAtAGRPCPort: the admin commands pointed at a gRPC port (such as
 // --admin.address 127.0.0.1:8081, rmqproxy's grpc.address) get HTTP/2
 // frames back (grpc-go) or the connection reset (rmqproxy's port, which
-// tells TLS from HTTP/2 and hangs up on anything else). The error asks
-// whether the address is the admin API's instead of only repeating the
-// transport's complaint.
+// tells TLS from HTTP/2 and hangs up on anything else). The error says the
+// address is not an admin API, as a gRPC port answers so, and names the
+// setting, its default and the ways to give the admin API's address,
+// instead of only repeating the transport's complaint (or asking "is it
+// the gRPC port?").
 func TestClientAtAGRPCPort(t *testing.T) {
 	grpcPort := func(t *testing.T) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,7 +67,11 @@ func TestClientAtAGRPCPort(t *testing.T) {
 			_, err = c.Topics(t.Context())
 			t.Logf("cause: %v", errors.Unwrap(err))
 			de := wantReason(t, err, domain.ReasonUnavailable)
-			for _, want := range []string{addr + " did not answer in HTTP/1.1", "is it the rmqproxy admin API (admin.address, default 127.0.0.1:8082)", "grpc.address", "--admin.address"} {
+			for _, want := range []string{
+				addr + " is not an rmqproxy admin API: it did not answer in HTTP/1.1",
+				"as rmqproxy's gRPC port, grpc.address, does",
+				"The admin API listens on the proxy's admin.address (default 127.0.0.1:8082): give that address with --admin.address HOST:PORT, RMQPROXY_ADMIN_ADDRESS or admin.address in --config FILE",
+			} {
 				if !strings.Contains(de.Msg, want) {
 					t.Errorf("message lacks %q: %s", want, de.Msg)
 				}
