@@ -114,6 +114,36 @@ func TestDocsNameOnlyExistingSettings(t *testing.T) {
 	}
 }
 
+// notSettingsInHelp are dotted names in the settings' help that are not
+// settings: a gRPC service, a field of the settings the proxy pushes to
+// producers, abbreviations.
+var notSettingsInHelp = []string{"grpc.health.v1", "publishing.max_body_size", "e.g", "i.e"}
+
+// TestHelpNamesOnlyExistingSettings: every dotted name in a setting's help
+// (what --help, config print and the README table show) is a setting or a
+// section of settings written in full, such as grpc.tls.mode, not a
+// fragment of one ("needs tls.mode enforcing": there is no tls.mode), so
+// that the help cannot send a reader to a key that does not exist. A
+// setting of the same section may still be named alone (certFile).
+func TestHelpNamesOnlyExistingSettings(t *testing.T) {
+	settings := config.Reference(app.Defaults(app.ProfileDevelopment))
+	known := map[string]bool{}
+	for _, st := range settings {
+		parts := strings.Split(st.Key, ".")
+		for n := 1; n <= len(parts); n++ {
+			known[strings.Join(parts[:n], ".")] = true
+		}
+	}
+	dotted := regexp.MustCompile(`(?:^|[^a-zA-Z0-9_./-])([a-z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)+)`)
+	for _, st := range settings {
+		for _, m := range dotted.FindAllStringSubmatch(st.Help, -1) {
+			if name := m[1]; !known[name] && !slices.Contains(notSettingsInHelp, name) {
+				t.Errorf("the help of %s names %q, which is no setting (write the whole key): %s", st.Key, name, st.Help)
+			}
+		}
+	}
+}
+
 // TestTestVariablesDoNotStopTheProxy: every RMQPROXY_ variable the code and
 // the tests read (os.Getenv, os.LookupEnv) is a setting's, RMQPROXY_CONFIG,
 // or starts with RMQPROXY_TEST_, the prefix the configuration leaves to the
