@@ -20,8 +20,8 @@ import (
 
 // Config is the admin API's slice of the configuration (key admin).
 type Config struct {
-	Enabled bool   `yaml:"enabled" help:"Serve the admin HTTP API that the rmqproxy topic, group and client commands use."`
-	Address string `yaml:"address" help:"Listen address (host:port) of the admin HTTP API. Loopback by default; an address beyond loopback (another interface, 0.0.0.0, :8082) is refused unless auth.enabled is true (every call then needs a Super user's signature) and admin.tls.enabled is true."`
+	Enabled bool   `yaml:"enabled" help:"serve the admin HTTP API that the rmqproxy topic, group and client commands use"`
+	Address string `yaml:"address" help:"listen address (host:port) of the admin HTTP API; loopback by default: an address beyond loopback (another interface, 0.0.0.0, :8082) is refused unless auth.enabled is true (every call then needs a Super user's signature) and admin.tls.enabled is true"`
 	// TLS makes the API serve HTTPS only.
 	TLS TLSConfig `yaml:"tls"`
 	// HandshakeTimeout bounds each TLS handshake (admin.tls.enabled).
@@ -31,7 +31,7 @@ type Config struct {
 	// commands sign their calls with when the proxy has auth.enabled.
 	AccessKey    string   `yaml:"accessKey" help:"Super user the rmqproxy topic, group and client commands sign admin API calls as, when the proxy has auth.enabled (the API then answers Super users only)"`
 	SecretKey    string   `yaml:"secretKey" secret:"true" help:"secret of admin.accessKey (set it through RMQPROXY_ADMIN_SECRET_KEY or the configuration file, not on the command line)"`
-	AllowedHosts []string `yaml:"allowedHosts" help:"Host names (or host:port) the admin API answers besides loopback and the host of admin.address; requests addressed to any other Host header get 403, so a web page cannot reach the API by DNS rebinding. * allows every host."`
+	AllowedHosts []string `yaml:"allowedHosts" help:"host names (or host:port) the admin API answers besides loopback and the host of admin.address; requests addressed to any other Host header get 403, so a web page cannot reach the API by DNS rebinding; * allows every host"`
 }
 
 // TLSConfig is the admin API's transport security (key admin.tls).

@@ -20,9 +20,9 @@ import (
 
 // Config is the health server's slice of the configuration (key health).
 type Config struct {
-	Address      string        `yaml:"address" help:"Listen address (host:port) of the health endpoints /livez, /healthz and /readyz and of the Prometheus metrics /metrics."`
-	CheckTimeout time.Duration `yaml:"checkTimeout" help:"How long one readiness check may take before /readyz counts it as failing."`
-	Pprof        bool          `yaml:"pprof" help:"Also serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on health.address, for performance work. Off by default. Served only to clients on this host (loopback peer and Host; reach them through an SSH tunnel or kubectl port-forward): profiles can hold message contents. No /debug/pprof/cmdline."`
+	Address      string        `yaml:"address" help:"listen address (host:port) of the health endpoints /livez, /healthz and /readyz and of the Prometheus metrics /metrics"`
+	CheckTimeout time.Duration `yaml:"checkTimeout" help:"how long one readiness check may take before /readyz counts it as failing"`
+	Pprof        bool          `yaml:"pprof" help:"also serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on health.address, for performance work; off by default; served only to clients on this host (loopback peer and Host; reach them through an SSH tunnel or kubectl port-forward), since profiles can hold message contents; no /debug/pprof/cmdline"`
 }
 
 // DefaultConfig returns the defaults: every interface, port 9090, 2s checks.

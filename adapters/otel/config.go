@@ -14,29 +14,29 @@ import (
 // OTLPConfig says where spans (and, with metrics.otlp, metrics) are
 // exported (key otlp).
 type OTLPConfig struct {
-	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)."`
-	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS. Empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http. No user name or password (the exporter would not send them): put credentials in otlp.headers."`
-	Headers  string        `yaml:"headers" secret:"true" help:"Headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted."`
-	Timeout  time.Duration `yaml:"timeout" help:"How long one export may take before it is abandoned."`
+	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)"`
+	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS; empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http; no user name or password (the exporter would not send them): put credentials in otlp.headers"`
+	Headers  string        `yaml:"headers" secret:"true" help:"headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted"`
+	Timeout  time.Duration `yaml:"timeout" help:"how long one export may take before it is abandoned"`
 }
 
 // TracingConfig turns tracing on (key tracing).
 type TracingConfig struct {
-	Enabled     bool    `yaml:"enabled" help:"Trace every request with OpenTelemetry and export the spans over OTLP (see otlp.*). Off by default; off costs nothing."`
-	SampleRatio float64 `yaml:"sampleRatio" help:"Fraction of traces kept, between 0 and 1, for requests that carry no sampling decision; a request whose caller (traceparent metadata) or message (trace_context) carries a trace context follows that context's decision."`
+	Enabled     bool    `yaml:"enabled" help:"trace every request with OpenTelemetry and export the spans over OTLP (see otlp.*); off by default, and off costs nothing"`
+	SampleRatio float64 `yaml:"sampleRatio" help:"fraction of traces kept, between 0 and 1, for requests that carry no sampling decision; a request whose caller (traceparent metadata) or message (trace_context) carries a trace context follows that context's decision"`
 }
 
 // MetricsConfig says which metrics are kept and where they go (key
 // metrics).
 type MetricsConfig struct {
-	Enabled      bool          `yaml:"enabled" help:"Record metrics (RocketMQ's rocketmq_* names and rmqproxy_* ones; see docs/observability.md)."`
-	Prometheus   bool          `yaml:"prometheus" help:"Serve the metrics in the Prometheus text format at /metrics on health.address and admin.address."`
-	OTLP         bool          `yaml:"otlp" help:"Also push the metrics over OTLP to otlp.endpoint every metrics.otlpInterval."`
-	OTLPInterval time.Duration `yaml:"otlpInterval" help:"How often metrics are pushed over OTLP; at least 1s."`
-	Topics       []string      `yaml:"topics" help:"Topics whose metrics carry their own topic label; every other topic is counted under topic=\"_other\". Empty: the first metrics.maxTopics topics seen."`
-	Groups       []string      `yaml:"groups" help:"Consumer groups whose metrics carry their own consumer_group label; every other group is counted under \"_other\". Empty: the first metrics.maxGroups groups seen."`
-	MaxTopics    int           `yaml:"maxTopics" help:"With no metrics.topics list, how many topics get a label of their own (bounds the number of time series); a topic deleted through rmqproxy frees its label for the next new topic."`
-	MaxGroups    int           `yaml:"maxGroups" help:"With no metrics.groups list, how many consumer groups get a label of their own; a group deleted through rmqproxy frees its label."`
+	Enabled      bool          `yaml:"enabled" help:"record metrics (RocketMQ's rocketmq_* names and rmqproxy_* ones; see docs/observability.md)"`
+	Prometheus   bool          `yaml:"prometheus" help:"serve the metrics in the Prometheus text format at /metrics on health.address and admin.address"`
+	OTLP         bool          `yaml:"otlp" help:"also push the metrics over OTLP to otlp.endpoint every metrics.otlpInterval"`
+	OTLPInterval time.Duration `yaml:"otlpInterval" help:"how often metrics are pushed over OTLP; at least 1s"`
+	Topics       []string      `yaml:"topics" help:"topics whose metrics carry their own topic label; every other topic is counted under topic=\"_other\"; empty: the first metrics.maxTopics topics seen"`
+	Groups       []string      `yaml:"groups" help:"consumer groups whose metrics carry their own consumer_group label; every other group is counted under \"_other\"; empty: the first metrics.maxGroups groups seen"`
+	MaxTopics    int           `yaml:"maxTopics" help:"with no metrics.topics list, how many topics get a label of their own (bounds the number of time series); a topic deleted through rmqproxy frees its label for the next new topic"`
+	MaxGroups    int           `yaml:"maxGroups" help:"with no metrics.groups list, how many consumer groups get a label of their own; a group deleted through rmqproxy frees its label"`
 }
 
 // Protocols of OTLP export.

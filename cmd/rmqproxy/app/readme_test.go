@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
@@ -140,6 +141,23 @@ func TestHelpNamesOnlyExistingSettings(t *testing.T) {
 			if name := m[1]; !known[name] && !slices.Contains(notSettingsInHelp, name) {
 				t.Errorf("the help of %s names %q, which is no setting (write the whole key): %s", st.Key, name, st.Help)
 			}
+		}
+	}
+}
+
+// TestHelpIsWrittenAlike: every setting's help is written as most are, a
+// phrase that starts in lower case (unless with a name such as PEM,
+// PostgreSQL or Super) and ends without a full stop, so that --help, config
+// print and the README table do not mix two styles.
+func TestHelpIsWrittenAlike(t *testing.T) {
+	for _, st := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
+		first, _, _ := strings.Cut(st.Help, " ")
+		upper := strings.IndexFunc(first, unicode.IsUpper)
+		if upper == 0 && first != "Super" && strings.LastIndexFunc(first, unicode.IsUpper) == 0 {
+			t.Errorf("the help of %s starts as a sentence (%q); write it as a phrase in lower case: %s", st.Key, first, st.Help)
+		}
+		if strings.HasSuffix(st.Help, ".") {
+			t.Errorf("the help of %s ends with a full stop: %s", st.Key, st.Help)
 		}
 	}
 }
