@@ -86,8 +86,8 @@ const serveUsage = `Usage: rmqproxy [serve] [--config FILE] [--setting=value ...
 Runs the proxy until SIGINT or SIGTERM, then stops in stages (see the
 shutdown settings); a second signal ends the drain at once, and the storage
 engine still flushes and closes. A signal during the start cancels it: what
-had started stops and rmqproxy exits 1. Flags are --key=value or --key value; a boolean alone
-(--admin.enabled) means true.
+had started stops and rmqproxy exits 1. Flags are --key=value or --key
+value; a boolean alone (--auth.enabled) means true.
 
 `
 

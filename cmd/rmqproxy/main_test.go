@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
 )
 
@@ -649,5 +651,38 @@ func TestFlagsBeforeTheCommand(t *testing.T) {
 	// A value that is a command word is still a value.
 	if code, _, errOut := runCLI("--local.dataDir", "config", "--grpc.adress=x"); code != 2 || !strings.Contains(errOut, "did you mean --grpc.address?") {
 		t.Errorf("--local.dataDir config: exit %d, %s", code, errOut)
+	}
+}
+
+// TestUsageSaysWhatTheFlagsTake: the usage texts describe the flags as
+// they are parsed. serve's example of a boolean given alone is a setting
+// that is false by default (--admin.enabled, true by default, showed
+// nothing); audit's --until takes a duration as --since does; acl get and
+// list filter by --policy-type.
+func TestUsageSaysWhatTheFlagsTake(t *testing.T) {
+	example := regexp.MustCompile(`a boolean alone\s+\((--[a-zA-Z.]+)\) means true`).FindStringSubmatch(serveUsage)
+	if example == nil {
+		t.Fatalf("serve's usage gives no boolean example:\n%s", serveUsage)
+	}
+	var found bool
+	for _, st := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
+		if st.Flag == example[1] {
+			found = true
+			if st.Type != "bool" || st.Default != "false" {
+				t.Errorf("serve's usage shows %s alone as a boolean set to true, but it is a %s that defaults to %s", st.Flag, st.Type, st.Default)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("serve's usage shows %s, which is no setting", example[1])
+	}
+	now := time.Now()
+	if got, err := parseSince("1h", now); err != nil || !got.Equal(now.Add(-time.Hour)) {
+		t.Fatalf("--until 1h: %v %v", got, err)
+	}
+	for _, want := range []string{"[--until DURATION|TIME]", "acl get User:NAME [--policy-type T]", "acl list [--policy-type T]"} {
+		if !strings.Contains(auditUsage+aclUsage, want) {
+			t.Errorf("usage lacks %q", want)
+		}
 	}
 }

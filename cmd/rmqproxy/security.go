@@ -32,7 +32,8 @@ running proxy applies a change within a second. With auth.source file,
 edit the policy file (auth.file) instead. Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
   --postgres.secretKeys KEYS    to write secrets (RMQPROXY_POSTGRES_SECRET_KEYS)
-  --postgres.activeSecretKey ID
+  --postgres.activeSecretKey ID the key of secretKeys that encrypts new secrets
+                                (RMQPROXY_POSTGRES_ACTIVE_SECRET_KEY; default: the only one)
 Every change is recorded in the audit log, as done by cli:<OS user>.
 `
 
@@ -58,8 +59,8 @@ const aclUsage = `Usage:
                       [--source-ip CIDR[,CIDR...]] [--policy-type Custom|Default]
   rmqproxy acl update User:NAME --resource KEY ... (same flags; the entry must exist)
   rmqproxy acl delete User:NAME [--resource KEY] [--policy-type T]
-  rmqproxy acl get User:NAME [--json]
-  rmqproxy acl list [--json]
+  rmqproxy acl get User:NAME [--policy-type T] [--json]
+  rmqproxy acl list [--policy-type T] [--json]
   rmqproxy acl import FILE [--format acl|plain] [--dry-run]
 
 KEY is an ACL 2.0 resource: * (everything), Topic:* or Group:* (every topic
@@ -79,7 +80,7 @@ leaves out), and the entries it would put.
 ` + pgSettingsUsage
 
 const auditUsage = `Usage:
-  rmqproxy audit query [--principal NAME] [--since DURATION|TIME] [--until TIME]
+  rmqproxy audit query [--principal NAME] [--since DURATION|TIME] [--until DURATION|TIME]
                        [--decision ALLOW|DENY|ERROR] [--category authn|authz|admin|system]
                        [--limit N] [--json]
 
@@ -87,9 +88,10 @@ Prints audit events, newest first: authentication failures, authorization
 denials (and allowed requests with auth.auditAllowed), admin changes, and
 "audit.dropped" system events that count events lost when the buffer was
 full. Repeated refusals are coalesced: COUNT says how many decisions an
-event stands for, from its TIME to its LAST. --since takes a duration back
-from now (1h) or an RFC 3339 time, and finds events whose last occurrence
-is since then.
+event stands for, from its TIME to its LAST. --since and --until take a
+duration back from now (1h) or an RFC 3339 time; --since finds events
+whose last occurrence is since then, --until those whose first is before
+then.
 It reads PostgreSQL directly (auth.source postgres); with auth.source file
 the audit events are in the proxy's log (component=audit). Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
