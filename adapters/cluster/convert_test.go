@@ -211,11 +211,25 @@ func TestMapError(t *testing.T) {
 		t.Errorf("the broker's remark is not the message: %q", domain.MessageOf(err))
 	}
 	congested := &remoting.ResponseError{Code: remoting.ResponseSystemError, Remark: "timer message is under flow control, max num limit is 2 or the current value is greater than 1 and less than 2, trigger random flow control"}
-	for _, err := range []error{congested, fmt.Errorf("send: %w", congested), sendError(congested), endTransactionError(congested)} {
+	for _, err := range []error{congested, fmt.Errorf("send: %w", congested), endTransactionError(congested)} {
 		if got := mapError(err); domain.ReasonOf(got) != domain.ReasonTooManyRequests || !strings.Contains(domain.MessageOf(got), "timer is congested") ||
 			!strings.Contains(domain.MessageOf(got), congested.Remark) {
 			t.Errorf("a timer under flow control (%v) is %v %q, want too many requests saying the timer is congested, with the remark", err, domain.ReasonOf(got), domain.MessageOf(got))
 		}
+	}
+	// The broker answers a delivery time beyond its timer's reach so to a
+	// send and to the commit of a delay transaction alike; the commit's
+	// was mapped to an internal error.
+	beyond := &remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Request: remoting.RequestEndTransaction,
+		Remark: "timer message illegal, the delay time should not be bigger than the max delay 259200000ms; or if set del msg, the delay time should be bigger than the current time"}
+	for _, err := range []error{beyond, fmt.Errorf("send: %w", beyond), endTransactionError(beyond)} {
+		if got := mapError(err); domain.ReasonOf(got) != domain.ReasonIllegalDeliveryTime || !strings.Contains(domain.MessageOf(got), "timerMaxDelaySec") ||
+			!strings.Contains(domain.MessageOf(got), beyond.Remark) {
+			t.Errorf("a delivery time beyond the timer (%v) is %v %q, want illegal delivery time naming timerMaxDelaySec, with the remark", err, domain.ReasonOf(got), domain.MessageOf(got))
+		}
+	}
+	if got := mapError(&remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Remark: "the message is illegal, maybe msg body or properties length not matched."}); domain.ReasonOf(got) != domain.ReasonBrokerError {
+		t.Errorf("another MESSAGE_ILLEGAL is %v, want the broker's error", domain.ReasonOf(got))
 	}
 	if err := mapError(&client.Error{Kind: client.KindCanceled}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled call is %v", err)

@@ -20,8 +20,12 @@ import (
 // timeout → PROXY_TIMEOUT, any other code → INTERNAL_SERVER_ERROR with the
 // broker's remark. Unlike the Apache proxy, a timer under flow control
 // (SYSTEM_ERROR "timer message is under flow control ...") is
-// TOO_MANY_REQUESTS, as the overload it is. A broker that cannot be reached is UNAVAILABLE (which
-// clients retry after a back-off) rather than upstream's internal error.
+// TOO_MANY_REQUESTS, as the overload it is, and a delivery time beyond the
+// timer's reach (MESSAGE_ILLEGAL "timer message illegal ...") is
+// ILLEGAL_DELIVERY_TIME, whichever request stored the message (a send, a
+// batch send, the commit of a delay transaction). A broker that cannot be
+// reached is UNAVAILABLE (which clients retry after a back-off) rather
+// than upstream's internal error.
 // Domain errors pass through; a cancellation stays a context error.
 func mapError(err error) error {
 	if err == nil {
@@ -55,9 +59,20 @@ func mapError(err error) error {
 	return err
 }
 
-// timerCongested starts the remark of a 5.x broker whose timer refuses a
-// delay message for the number already due at its delivery time.
-const timerCongested = "timer message is under flow control"
+// Remarks a 5.x broker starts its answer with when its timer refuses to
+// store a delay message (SendMessageProcessor for a send or a batch send,
+// EndTransactionProcessor for the commit of a delay transaction: the same
+// text for both). Other requests that store a message answer otherwise: a
+// CONSUMER_SEND_MSG_BACK with the store status's name, a RECALL_MESSAGE
+// with "recall failed, execute error".
+const (
+	// timerCongested: WHEEL_TIMER_FLOW_CONTROL (SYSTEM_ERROR), more messages
+	// due in the delivery time's slot than its timerCongestNumEachSlot.
+	timerCongested = "timer message is under flow control"
+	// timerRefusal: WHEEL_TIMER_MSG_ILLEGAL (MESSAGE_ILLEGAL), a delivery
+	// time beyond its timerMaxDelaySec (3 days by default).
+	timerRefusal = "timer message illegal"
+)
 
 func mapResponse(re *remoting.ResponseError) error {
 	msg := re.Remark
@@ -78,6 +93,14 @@ func mapResponse(re *remoting.ResponseError) error {
 			// the clients retry with back-off.
 			return domain.Wrap(domain.ReasonTooManyRequests, re, "the broker's timer is congested at this delivery time "+
 				"(more messages are due in its slot than its timerCongestNumEachSlot allows): retry later or choose another delivery time; the broker said: "+msg)
+		}
+	case remoting.ResponseMessageIllegal:
+		if strings.HasPrefix(re.Remark, timerRefusal) {
+			// The client chose the delivery time; rmqproxy refuses it
+			// itself when messaging.limits.maxDelay is within the brokers'
+			// limit.
+			return domain.Wrap(domain.ReasonIllegalDeliveryTime, re, "the delivery time lies further ahead than the broker's timer accepts (its timerMaxDelaySec): "+
+				msg+"; messaging.limits.maxDelay should not exceed the brokers' timerMaxDelaySec")
 		}
 	case remoting.ResponseGoAway:
 		// A 5.3.1+ broker (or proxy) in its shutdown grace period answers

@@ -70,33 +70,16 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 			b.meta.invalidateTopic(q.Topic)
 		}
 		if !movable || attempt >= maxSendAttempts || !notStored(err) || ctx.Err() != nil {
-			return nil, sendError(err)
+			return nil, mapError(err)
 		}
 		alt, ok := b.otherQueue(e, q, tried)
 		if !ok {
-			return nil, sendError(err)
+			return nil, mapError(err)
 		}
 		b.log.LogAttrs(ctx, slog.LevelDebug, "send failed before storing; trying another broker",
 			slog.String("broker", q.BrokerName), slog.String("next", alt.BrokerName), slog.Any("error", err))
 		q = alt
 	}
-}
-
-// timerRefusal starts the remark of a broker refusing a delay message
-// whose delivery time lies beyond its timer's reach (timerMaxDelaySec, 3
-// days by default; SendMessageProcessor, WHEEL_TIMER_MSG_ILLEGAL).
-const timerRefusal = "timer message illegal"
-
-// sendError is mapError for a failed send: a delivery time the broker's
-// timer refuses is the client's ILLEGAL_DELIVERY_TIME (rmqproxy refuses
-// it itself when messaging.limits.maxDelay is within the brokers' limit),
-// not an internal error.
-func sendError(err error) error {
-	if isCode(err, remoting.ResponseMessageIllegal) && strings.HasPrefix(remarkOf(err), timerRefusal) {
-		return domain.Wrap(domain.ReasonIllegalDeliveryTime, err, "the delivery time lies further ahead than the broker's timer accepts (its timerMaxDelaySec): "+
-			remarkOf(err)+"; messaging.limits.maxDelay should not exceed the brokers' timerMaxDelaySec")
-	}
-	return mapError(err)
 }
 
 // otherQueue picks a writable queue of a broker not tried yet and not
