@@ -256,6 +256,8 @@ func TestNotStoredOnlyWhenNothingCanHaveBeenStored(t *testing.T) {
 		{&remoting.ResponseError{Code: remoting.ResponseSystemBusy}, true},
 		{&remoting.ResponseError{Code: remoting.ResponseFlushDiskTimeout}, false},
 		{&remoting.ResponseError{Code: remoting.ResponseSystemError}, false},
+		{&remoting.ResponseError{Code: remoting.ResponseSystemError, Remark: "timer message is under flow control, max num limit is 2"}, true},
+		{&remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Remark: "timer message illegal, the delay time should not be bigger than the max delay 259200000ms"}, false},
 		{&remoting.ResponseError{Code: remoting.ResponseGoAway}, true},
 	} {
 		if got := notStored(tt.err); got != tt.want {

@@ -228,7 +228,9 @@ func transportFailure(err error) bool {
 // while it waited for a connection or an in-flight slot, the connection
 // broke or cluster.requestTimeout passed), or the broker answered that it
 // refused the message (busy, not writable, not serving, shutting down:
-// GO_AWAY is answered instead of processing the request). A request that
+// GO_AWAY is answered instead of processing the request; its timer
+// congested at the delivery time: the broker checks that before it
+// stores, and every broker has a timer wheel of its own). A request that
 // may have been written is never retried elsewhere, whatever the failure:
 // the broker may have stored it. A request not sent because rmqproxy is
 // closing, or because it could not be encoded, would fail the same way
@@ -243,6 +245,8 @@ func notStored(err error) bool {
 		switch re.Code {
 		case remoting.ResponseSystemBusy, remoting.ResponseServiceNotAvailable, remoting.ResponseNoPermission, remoting.ResponseGoAway:
 			return true
+		case remoting.ResponseSystemError:
+			return strings.HasPrefix(re.Remark, timerCongested)
 		}
 	}
 	return false

@@ -223,3 +223,74 @@ func waitCallsParked(t *testing.T, n int) {
 		return nil
 	})
 }
+
+// TestCongestedTimerMovesToAnotherBroker: a broker whose timer is
+// congested at a delay message's delivery time (SYSTEM_ERROR "timer
+// message is under flow control ...") refuses the message before storing
+// it, and another broker's timer is a wheel of its own: the send moves to
+// b2 and succeeds there, where it failed with b1's refusal. A delivery
+// time beyond b1's timer (MESSAGE_ILLEGAL "timer message illegal ...") is
+// the client's to fix, and stays ILLEGAL_DELIVERY_TIME without trying b2.
+func TestCongestedTimerMovesToAnotherBroker(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		code   remoting.ResponseCode
+		remark string
+		moves  bool
+		reason domain.Reason
+	}{
+		{"congested", remoting.ResponseSystemError, "timer message is under flow control, max num limit is 2 or the current value is greater than 1 and less than 2, trigger random flow control", true, 0},
+		{"beyond reach", remoting.ResponseMessageIllegal, "timer message illegal, the delay time should not be bigger than the max delay 259200000ms; or if set del msg, the delay time should be bigger than the current time", false, domain.ReasonIllegalDeliveryTime},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var refused, stored []string // bodies b1 refused, b2 stored
+			broker := func(refuse bool) func(*remoting.Command) *remoting.Command {
+				return func(req *remoting.Command) *remoting.Command {
+					switch remoting.RequestCode(req.Code) {
+					case remoting.RequestGetTopicConfig:
+						return topicConfigAnswer(req)
+					case remoting.RequestSendMessageV2:
+						mu.Lock()
+						defer mu.Unlock()
+						if refuse {
+							refused = append(refused, string(req.Body))
+							return remoting.NewResponse(req, tt.code, tt.remark)
+						}
+						var h remoting.SendMessageRequestHeader
+						if err := h.DecodeFieldsV2(req.Fields); err != nil {
+							return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+						}
+						stored = append(stored, string(req.Body))
+						resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+						sr := remoting.SendMessageResponseHeader{MsgID: "0A00000100002A9F0000000000000000", QueueID: h.QueueID, QueueOffset: int64(len(stored) - 1)}
+						resp.Fields = sr.AppendFields(nil)
+						return resp
+					}
+					return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
+				}
+			}
+			b1, b2 := startFakeSocket(t, broker(true)), startFakeSocket(t, broker(false))
+			b := newOnFakeSocket(t, startFakeSocket(t, twoBrokerNameServer(b1, b2)), func(*Config) {})
+			m := domain.Message{Topic: "T", Body: []byte("later"), ID: "ID-later", DeliverAt: time.Now().Add(time.Hour)}
+			receipts, err := b.Send(t.Context(), domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 1}, []domain.Message{m})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(refused) != 1 {
+				t.Fatalf("b1 was asked %d times, want once", len(refused))
+			}
+			if !tt.moves {
+				if domain.ReasonOf(err) != tt.reason || len(stored) != 0 {
+					t.Fatalf("send: %v (reason %v), b2 stored %q; want reason %v and nothing sent to b2", err, domain.ReasonOf(err), stored, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("send refused by b1's congested timer failed instead of moving to b2: %v", err)
+			}
+			if len(stored) != 1 || receipts[0].QueueID != 1 {
+				t.Fatalf("b2 stored %q (receipt %+v), want the message once, in queue 1", stored, receipts)
+			}
+		})
+	}
+}

@@ -68,7 +68,9 @@ func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 // another delay message for that delivery time (SYSTEM_ERROR "timer
 // message is under flow control ..."), which reached the client as
 // INTERNAL_SERVER_ERROR; it is TOO_MANY_REQUESTS, which the clients retry
-// with back-off, saying that the broker's timer is congested.
+// with back-off, saying that the broker's timer is congested. The broker
+// is its cluster's only one: with another, the send moves there
+// (TestCongestedTimerMovesToAnotherBroker, adapters/cluster).
 func TestCongestedTimerIsTooManyRequests(t *testing.T) {
 	brokers := testenv.AddClusterBrokersWith(t, 1, "timerCongestNumEachSlot=1")
 	cfg, _ := testenv.ClusterConfig(t)
