@@ -185,12 +185,26 @@ func (e *Engine) pull(topic string, qid int32, cq *consumequeue.Queue, start, of
 		if err != nil {
 			return nil, 0, err
 		}
-		if gone || !req.Filter.Match(&m.Message) {
+		if gone || !matches(req.Filter, &m) {
 			continue
 		}
 		out = append(out, e.storedMessage(topic, qid, qoff, ent, &m, nextAttempt(0, m.PriorAttempts)))
 	}
 	return out, next, nil
+}
+
+// matches reports whether f selects m as a broker's filter does: a
+// committed transactional message is matched as the transactional message
+// consumers get (storedMessage), whose TRAN_MSG and __transactionId__ a
+// SQL92 filter reads as a broker keeps them, although its record no
+// longer marks it transactional.
+func matches(f filter.Filter, m *record.Message) bool {
+	if m.TxnOrigin > 0 && !m.Transactional {
+		c := m.Message
+		c.Transactional = true
+		return f.Match(&c)
+	}
+	return f.Match(&m.Message)
 }
 
 // storedMessage builds what consumers get for the message of an entry.

@@ -268,7 +268,7 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 				return err
 			}
 		}
-		r.match = !r.gone && f.Match(&r.msg.Message)
+		r.match = !r.gone && matches(f, &r.msg)
 		cache[off] = r
 	}
 	return nil

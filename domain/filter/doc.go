@@ -99,10 +99,16 @@
 //	TRACE_CONTEXT                   TraceContext
 //	__BORNHOST                      BornHost
 //	BORN_TIMESTAMP                  BornAt, in Unix milliseconds
+//	TRAN_MSG                        "true" for transactional messages
+//	__transactionId__               ID, for transactional messages
 //
-// A system property hides a user property of the same name. Properties the
-// broker adds by itself (CLUSTER, PGROUP, TRAN_MSG, which it clears at
-// commit, REAL_TOPIC, MIN_OFFSET and so on) are not visible. An empty value
+// TRAN_MSG is the proxy's and __transactionId__ the broker's, and a
+// RocketMQ 5.5.0 broker keeps both in a committed transactional message,
+// where its filters read them. A system property hides a user property of
+// the same name. Other properties a broker has (the producer group PGROUP,
+// CLUSTER, MSG_REGION and TRACE_ON from its configuration, REAL_TOPIC,
+// MIN_OFFSET and so on) are not visible, although a broker's filter sees
+// PGROUP and CLUSTER (docs/compatibility.md, "Local mode"). An empty value
 // is a missing property, because the broker drops empty values when it
 // decodes stored properties.
 //

@@ -33,7 +33,7 @@ package filter
 //	message as a property map              broker module, filter/MessageEvaluationContext.java        propNode
 //	empty values dropped                   common module, message/MessageDecoder.java 638-661         propNode
 //	system properties from a gRPC message  proxy module, grpc/v2/producer/SendMessageActivity.java 198-295 sysProp.lookup
-//	TRAN_MSG cleared at commit             broker module, processor/EndTransactionProcessor.java 146  sysProp (not exposed)
+//	TRAN_MSG, __transactionId__ kept       a 5.5.0 broker, seen through cluster mode (test/e2e)       sysProp.lookup
 //
 // Java library behaviour the rules depend on, reproduced in sql92_value.go:
 // Integer.parseInt, Long.parseLong (Character.digit accepts every decimal

@@ -315,6 +315,8 @@ const (
 	sysTraceContext
 	sysBornHost
 	sysBornTimestamp
+	sysTransactionPrepared
+	sysTransactionID
 )
 
 // sysPropNames maps property names (MessageConst upstream) to system
@@ -330,6 +332,8 @@ var sysPropNames = map[string]sysProp{
 	"TRACE_CONTEXT":                  sysTraceContext,
 	"__BORNHOST":                     sysBornHost,
 	"BORN_TIMESTAMP":                 sysBornTimestamp,
+	"TRAN_MSG":                       sysTransactionPrepared,
+	"__transactionId__":              sysTransactionID,
 }
 
 // lookup returns the system property's value and whether the message has
@@ -371,6 +375,22 @@ func (p sysProp) lookup(m *domain.Message) (string, bool) {
 	case sysBornTimestamp:
 		if !m.BornAt.IsZero() {
 			s = strconv.FormatInt(m.BornAt.UnixMilli(), 10)
+		}
+	case sysTransactionPrepared:
+		// The proxy writes TRAN_MSG=true on the half message, and a
+		// RocketMQ 5.5.0 broker's commit keeps it in the message it
+		// stores, although EndTransactionProcessor clears it from its
+		// property map (seen through cluster mode:
+		// TestSQL92FiltersSeeTransactionProperties in test/e2e).
+		if m.Transactional {
+			s = "true"
+		}
+	case sysTransactionID:
+		// The broker copies the half message's UNIQ_KEY into
+		// __transactionId__ (TransactionalMessageBridge.parseHalfMessageInner),
+		// and the commit keeps it.
+		if m.Transactional {
+			s = m.ID
 		}
 	}
 	return s, s != ""

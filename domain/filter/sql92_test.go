@@ -323,6 +323,9 @@ func TestSQL92SystemProperties(t *testing.T) {
 		{"no delivery time", "TIMER_DELIVER_MS IS NULL", &domain.Message{}, true},
 		{"no recovery unless transactional", "CHECK_IMMUNITY_TIME_IN_SECONDS IS NULL", &domain.Message{TransactionRecovery: time.Second}, true},
 		{"no keys", "KEYS IS NULL", &domain.Message{}, true},
+		{"transactional", "TRAN_MSG = 'true'", m, true},
+		{"transaction id is the message id", "__transactionId__ = '01ABC'", m, true},
+		{"not transactional", "TRAN_MSG IS NULL AND __transactionId__ IS NULL", &domain.Message{ID: "01ABC"}, true},
 	})
 }
 

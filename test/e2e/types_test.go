@@ -324,6 +324,48 @@ func TestPullAndOffsets(t *testing.T) {
 	}
 }
 
+// TestSQL92FiltersSeeTransactionProperties: a RocketMQ 5.5.0 broker keeps
+// TRAN_MSG=true and __transactionId__ (the message id) in a committed
+// transactional message, and its SQL92 filters read them (cluster mode);
+// local mode's filters read neither, so a subscription naming them got
+// nothing there that it got through a broker. Both modes now deliver the
+// message to the subscription that names them and not to the one that
+// wants them absent.
+func TestSQL92FiltersSeeTransactionProperties(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic := testenv.Name(t, "sql-tx")
+	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 1)
+	sub := func(group, expr string) rmq.SimpleConsumer {
+		return testenv.NewSimpleConsumer(t, p, testenv.Name(t, group), time.Second,
+			map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpressionWithType(expr, rmq.SQL92)})
+	}
+	named := sub("g-sql-tx", "TRAN_MSG = 'true' AND __transactionId__ IS NOT NULL")
+	absent := sub("g-sql-tx-absent", "TRAN_MSG IS NULL OR __transactionId__ IS NULL")
+	pr, err := rmq.NewProducer(p.ClientConfig(""), rmq.WithTopics(topic),
+		rmq.WithTransactionChecker(&rmq.TransactionChecker{Check: func(*rmq.MessageView) rmq.TransactionResolution { return rmq.COMMIT }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pr.GracefulStop() }()
+	tx := pr.BeginTransaction()
+	r, err := pr.SendWithTransaction(t.Context(), &rmq.Message{Topic: topic, Body: []byte("committed")}, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveAll(t, named, 1, 30*time.Second); len(got) != 1 || got[r[0].MessageID].IsZero() {
+		t.Fatalf("received %v, want the committed message %s", got, r[0].MessageID)
+	}
+	if ms := testenv.ReceiveAnswered(t, absent, 16, 2*time.Second); len(ms) != 0 {
+		t.Fatalf("the committed message reached a subscription wanting no TRAN_MSG or __transactionId__: %s", ms[0].GetMessageId())
+	}
+}
+
 // TestSQL92Filters subscribes with SQL92 expressions: matching messages
 // arrive, others do not, and a malformed expression is refused when the
 // consumer subscribes.
