@@ -68,9 +68,10 @@ func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 // another delay message for that delivery time (SYSTEM_ERROR "timer
 // message is under flow control ..."), which reached the client as
 // INTERNAL_SERVER_ERROR; it is TOO_MANY_REQUESTS, which the clients retry
-// with back-off, saying that the broker's timer is congested. The broker
-// is its cluster's only one: with another, the send moves there
-// (TestCongestedTimerMovesToAnotherBroker, adapters/cluster).
+// with back-off, saying that the broker's timer is congested, when the
+// topic has no other broker. Once a second broker, with a timer of its
+// own, serves a topic too, a send the congested broker refuses (it stored
+// nothing) moves there and succeeds, where it failed as above.
 func TestCongestedTimerIsTooManyRequests(t *testing.T) {
 	brokers := testenv.AddClusterBrokersWith(t, 1, "timerCongestNumEachSlot=1")
 	cfg, _ := testenv.ClusterConfig(t)
@@ -109,5 +110,42 @@ func TestCongestedTimerIsTooManyRequests(t *testing.T) {
 	}
 	if sent < 2 {
 		t.Errorf("refused after %d messages; timerCongestNumEachSlot=1 takes 2", sent)
+	}
+
+	// The first broker's slot at that time stays full: it refuses every
+	// further message due then, whatever its topic.
+	second := testenv.AddClusterBrokerTo(t, brokers[0].Cluster)
+	p2 := testenv.Start(t, cfg) // a view of the cluster with both brokers
+	both := testenv.Name(t, "delay-congested-both")
+	p2.CreateTopic(t, both, domain.MessageTypeDelay, 1)
+	raw2 := testenv.NewRawClient(t, p2)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		resp, err := raw2.QueryRoute(raw2.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: both}})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, q := range resp.GetMessageQueues() {
+			seen[q.GetBroker().GetName()] = true
+		}
+		if !seen[brokers[0].Name] || !seen[second.Name] {
+			return fmt.Errorf("route of %s: brokers %v, want %s and %s", both, seen, brokers[0].Name, second.Name)
+		}
+		return nil
+	})
+	// Sends take the topic's queues in turn: half of them went to the
+	// congested broker first.
+	for i := range 6 {
+		m := testenv.RawMessage(both, []byte("at the same time"), "")
+		m.SystemProperties.MessageType = v2.MessageType_DELAY
+		m.SystemProperties.DeliveryTimestamp = timestamppb.New(at)
+		resp, err := raw2.SendMessage(raw2.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := resp.GetStatus(); st.GetCode() != v2.Code_OK {
+			t.Errorf("send %d due at %s with a second broker in the topic: %v %q, want OK (stored by the broker whose timer is not congested)",
+				i, at, st.GetCode(), st.GetMessage())
+		}
 	}
 }

@@ -276,6 +276,16 @@ func AddClusterBrokersWith(t testing.TB, n int, extra ...string) []*ClusterBroke
 	return out
 }
 
+// AddClusterBrokerTo starts one more broker of the test's own in cluster
+// (one of AddClusterBrokersWith's), with the cluster pass's settings and
+// extra broker.conf lines; it is killed when the test ends.
+func AddClusterBrokerTo(t testing.TB, cluster string, extra ...string) *ClusterBroker {
+	t.Helper()
+	clusterBroker(t)
+	name := "broker-" + strconv.Itoa(int(brokerSeq.Add(1)))
+	return nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: passBrokerSettings(extra...)})
+}
+
 // Claim records that the running test uses a topic or consumer group name
 // (kind says which) in the cluster pass, and fails the test when another
 // test used it before: the pass's tests share one broker.
