@@ -111,6 +111,13 @@ func (l Limits) ValidateMessage(m *Message, now time.Time) error {
 	if !m.DeliverAt.IsZero() && l.MaxDelay > 0 && m.DeliverAt.Sub(now) > l.MaxDelay {
 		return Errorf(ReasonIllegalDeliveryTime, "the max delay time of message is too large, max is %d", l.MaxDelay.Milliseconds())
 	}
+	// A RocketMQ broker (5.5.0) runs a half message with a delivery time
+	// through its timer and then stores the commit in the half topic,
+	// where no consumer ever gets it: accepted, it would be lost. The
+	// official clients refuse to send one; so does rmqproxy, in both modes.
+	if m.Transactional && !m.DeliverAt.IsZero() {
+		return Errorf(ReasonMessageTypeConflict, "a transactional message cannot have a delivery time (RocketMQ brokers never deliver its commit); send it without one and commit it when it is due, or send a DELAY message")
+	}
 	// Upstream writes any value as RECONSUME_TIME; a negative count of
 	// deliveries is no count, and local mode keeps the broker's own.
 	if m.ReconsumeTimes < 0 {

@@ -259,6 +259,19 @@ func TestReservedPropertyKeysAreTheBrokers(t *testing.T) {
 	}
 }
 
+func TestTransactionalMessageWithDeliveryTimeIsRefused(t *testing.T) {
+	l := domain.DefaultLimits()
+	now := time.Now()
+	m := domain.Message{Topic: "t", ID: "id", Body: []byte("b"), Transactional: true, DeliverAt: now.Add(time.Minute)}
+	if err := l.ValidateMessage(&m, now); !domain.HasReason(err, domain.ReasonMessageTypeConflict) {
+		t.Fatalf("transactional with delivery time: %v, want MESSAGE_PROPERTY_CONFLICT_WITH_TYPE", err)
+	}
+	m.DeliverAt = time.Time{}
+	if err := l.ValidateMessage(&m, now); err != nil {
+		t.Fatalf("transactional: %v", err)
+	}
+}
+
 func TestUnservedKindsAreRefused(t *testing.T) {
 	p := int32(1)
 	for name, c := range map[string]struct {

@@ -20,11 +20,8 @@ import (
 // (MESSAGE_ILLEGAL "timer message illegal ..."), which reached the client
 // as INTERNAL_SERVER_ERROR; it is the client's ILLEGAL_DELIVERY_TIME, as
 // rmqproxy answers when its own limit refuses it. One within reach is
-// stored. A transactional message with such a delivery time is refused
-// the same way at its send: a 5.5.0 broker puts a half message through
-// its timer (it stores it with the transaction flag cleared), so it is
-// the send, not the commit, that meets the timer's limit (the commit's
-// refusal, the same answer, is mapped alike: TestMapError).
+// stored. (A transactional message with a delivery time is refused
+// before it reaches a broker: TestBadInputGetsPreciseCodes.)
 func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Messaging.Limits.MaxDelay = 0
@@ -49,18 +46,6 @@ func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 		t.Errorf("delivery in 2 days: %v %q", st.GetCode(), st.GetMessage())
 	}
 
-	txTopic := testenv.Name(t, "delay-beyond-tx")
-	p.CreateTopic(t, txTopic, domain.MessageTypeTransaction, 1)
-	m := testenv.RawMessage(txTopic, []byte("committed later"), "")
-	m.SystemProperties.MessageType = v2.MessageType_TRANSACTION
-	m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(4 * 24 * time.Hour))
-	resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := resp.GetStatus(); st.GetCode() != v2.Code_ILLEGAL_DELIVERY_TIME || !strings.Contains(st.GetMessage(), "timerMaxDelaySec") {
-		t.Errorf("transactional message delivered in 4 days: %v %q, want ILLEGAL_DELIVERY_TIME naming timerMaxDelaySec", st.GetCode(), st.GetMessage())
-	}
 }
 
 // TestCongestedTimerIsTooManyRequests: a broker whose timer wheel holds

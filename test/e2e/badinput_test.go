@@ -112,6 +112,9 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"delay message to NORMAL topic", []*v2.Message{msg(normal, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(time.Minute))
 		})}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		// Accepted and never delivered by a RocketMQ broker (its commit
+		// lands in the half topic); the official clients refuse to send it.
+		{"transactional message with a delivery time", []*v2.Message{msg(badTx, func(m *v2.Message) { transactional(m); delayed(m) })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"delay beyond the limit", []*v2.Message{msg(badDelay, func(m *v2.Message) {
 			m.SystemProperties.DeliveryTimestamp = timestamppb.New(time.Now().Add(25 * time.Hour))
 		})}, v2.Code_ILLEGAL_DELIVERY_TIME},
