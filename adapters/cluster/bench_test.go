@@ -45,4 +45,5 @@ func BenchmarkSendCodec(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(len(frame)-1024), "frame-overhead-B")
 }

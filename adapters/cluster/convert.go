@@ -43,6 +43,25 @@ func messageProperties(m *domain.Message) remoting.Properties {
 	return p
 }
 
+// formatProperties returns the properties string of m's broker
+// properties, remoting.FormatProperties(messageProperties(m)) without the
+// slice in between: the string is its one allocation (beside the text of
+// numbers such as the born timestamp).
+func formatProperties(m *domain.Message) (string, error) {
+	var sb strings.Builder
+	sb.Grow(m.StoredPropertiesLen())
+	for k, v := range m.StoredProperties() {
+		if err := remoting.CheckProperty(k, v); err != nil {
+			return "", err
+		}
+		sb.WriteString(k)
+		sb.WriteByte(remoting.NameValueSeparator)
+		sb.WriteString(v)
+		sb.WriteByte(remoting.PropertySeparator)
+	}
+	return sb.String(), nil
+}
+
 // sysFlagOf is the message system flag the Apache proxy sends.
 func sysFlagOf(m *domain.Message) int32 {
 	var f int32

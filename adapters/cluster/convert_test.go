@@ -359,3 +359,46 @@ func TestStoreHostTextIsSharedWithinAnAnswer(t *testing.T) {
 		t.Errorf("storedMessage: store host %q", s)
 	}
 }
+
+// TestSendRequestWireForm: a send goes out with the binary (ROCKETMQ)
+// header, which decodes to the V2 ext fields the JSON header carried, and
+// the properties string is the one FormatProperties makes of the message's
+// broker properties.
+func TestSendRequestWireForm(t *testing.T) {
+	q := domain.QueueRef{Topic: "T", BrokerName: "broker-a", QueueID: 3}
+	msgs := []domain.Message{{Topic: "T", Body: []byte("hello"), Tag: "TagA", Keys: []string{"k1", "k2"}, ID: "01ABCDEF",
+		TraceContext: "00-abc", BornHost: "10.0.0.1", BornAt: time.UnixMilli(1700000000123), Properties: map[string]string{"a": "1"}}}
+	body, code, props, err := encodeSend(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := remoting.FormatProperties(messageProperties(&msgs[0]))
+	if err != nil || props != want {
+		t.Fatalf("properties %q, want %q (%v)", props, want, err)
+	}
+	for _, batch := range []bool{false, true} {
+		ms, c := msgs, code
+		if batch {
+			ms, c = []domain.Message{msgs[0], msgs[0]}, remoting.RequestSendBatchMessage
+		}
+		req := sendRequest(q, ms, body, c, props, time.Now())
+		if req.Serialize != remoting.RocketMQ {
+			t.Fatalf("send request serialized as %v, want ROCKETMQ", req.Serialize)
+		}
+		frame, err := remoting.AppendCommand(nil, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, _, err := remoting.Decode(frame, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ProducerGroup: q.Topic, Topic: q.Topic,
+			DefaultTopic: defaultTopic, DefaultTopicQueueNums: defaultTopicQueueNums, QueueID: q.QueueID,
+			BornTimestamp: 1700000000123, Properties: props, Batch: batch}
+		if wantFields := h.AppendFieldsV2(nil); dec.Code != int32(c) || dec.Serialize != remoting.RocketMQ ||
+			!reflect.DeepEqual(dec.Fields, wantFields) || string(dec.Body) != "hello" {
+			t.Fatalf("decoded %+v, want code %d and fields %v", dec, c, wantFields)
+		}
+	}
+}

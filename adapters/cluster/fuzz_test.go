@@ -64,11 +64,17 @@ func FuzzStoredPropertiesLenIsTheEncoders(f *testing.F) {
 		}
 		s, err := remoting.FormatProperties(messageProperties(&m))
 		if err != nil {
+			if _, ferr := formatProperties(&m); ferr == nil || ferr.Error() != err.Error() {
+				t.Fatalf("formatProperties fails with %v, FormatProperties with %v", ferr, err)
+			}
 			// Only what validation refuses may fail to encode.
 			if err := (domain.Limits{}).ValidateMessage(&m, time.Now()); err == nil {
 				t.Fatalf("validated but does not encode: %v", err)
 			}
 			return
+		}
+		if f, ferr := formatProperties(&m); f != s || ferr != nil {
+			t.Fatalf("formatProperties gives %q, %v; FormatProperties %q", f, ferr, s)
 		}
 		if len(s) != m.StoredPropertiesLen() {
 			t.Fatalf("encoded %d bytes, StoredPropertiesLen says %d", len(s), m.StoredPropertiesLen())

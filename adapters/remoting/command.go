@@ -129,6 +129,20 @@ func NewHeaderRequest(code RequestCode, h Header, body []byte) *Command {
 	return &r.Command
 }
 
+// NewSendRequestV2 is NewHeaderRequest of a SEND_MESSAGE_V2 or
+// SEND_BATCH_MESSAGE (h's V2 keys), without h escaping to the heap.
+func NewSendRequestV2(code RequestCode, h *SendMessageRequestHeader, body []byte) *Command {
+	r := &sendRequest{Command: Command{Code: int32(code), Language: LanguageGo, Version: DefaultVersion, Body: body}}
+	r.Fields = h.AppendFieldsV2(r.fields[:0])
+	return &r.Command
+}
+
+// sendRequest is a send request with room for its ext fields.
+type sendRequest struct {
+	Command
+	fields [sendHeaderFields]Field
+}
+
 // headerRequest is a request with room for its ext fields.
 type headerRequest struct {
 	Command
