@@ -94,25 +94,57 @@ func withCreateType(err error, topic string, msgs []domain.Message) error {
 	return &domain.Error{Reason: de.Reason, Msg: strings.Replace(de.Msg, cmd, typed, 1), Err: de.Err}
 }
 
-// selectQueue picks the queue a batch is stored in.
+// selectQueue picks the queue a batch is stored in: of the route's
+// writable queues in (broker name, queue id) order, the one the batch's
+// message group hashes to, or else the topic's next in turn.
 func (m *Messaging) selectQueue(route ports.Route, msgs []domain.Message) (domain.QueueRef, error) {
-	writable := route.WritableQueues()
-	if len(writable) == 0 {
+	n := 0
+	for i := range route.Queues {
+		if route.Queues[i].Permission.Writable() {
+			n++
+		}
+	}
+	if n == 0 {
 		return domain.QueueRef{}, domain.Errorf(domain.ReasonForbidden, "topic %q has no writable queue", route.Topic.Name)
 	}
-	slices.SortFunc(writable, func(a, b ports.RouteQueue) int {
-		if c := strings.Compare(a.BrokerName, b.BrokerName); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.QueueID, b.QueueID)
-	})
-	var q ports.RouteQueue
+	var k int
 	if g := commonGroup(msgs); g != "" {
-		q = writable[domain.FIFOQueueIndex(g, len(writable))]
+		k = domain.FIFOQueueIndex(g, n)
 	} else {
-		q = writable[nextTurn(&m.sendTurns, route.Topic.Name)%uint64(len(writable))]
+		k = int(nextTurn(&m.sendTurns, route.Topic.Name) % uint64(n))
+	}
+	q, ok := kthWritable(route.Queues, k)
+	if !ok {
+		writable := route.WritableQueues()
+		slices.SortFunc(writable, compareQueues)
+		q = writable[k]
 	}
 	return domain.QueueRef{Topic: route.Topic.Name, BrokerName: q.BrokerName, QueueID: q.QueueID}, nil
+}
+
+func compareQueues(a, b ports.RouteQueue) int {
+	if c := strings.Compare(a.BrokerName, b.BrokerName); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.QueueID, b.QueueID)
+}
+
+// kthWritable returns the k-th writable queue (from 0) of queues when they
+// are in (broker name, queue id) order already, as the brokers' adapters
+// give them, without copying them; ok is false when they are not.
+func kthWritable(queues []ports.RouteQueue, k int) (q ports.RouteQueue, ok bool) {
+	if !slices.IsSortedFunc(queues, compareQueues) {
+		return q, false
+	}
+	for i := range queues {
+		if queues[i].Permission.Writable() {
+			if k == 0 {
+				return queues[i], true
+			}
+			k--
+		}
+	}
+	return q, false
 }
 
 // commonGroup returns the message group shared by every message of the

@@ -95,8 +95,14 @@ func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
 // ackAt sends one ACK_MESSAGE to the broker at addr.
 func (b *Broker) ackAt(ctx context.Context, addr string, req ports.AckRequest) error {
 	h := req.Handle
-	_, err := b.call(ctx, addr, remoting.RequestAckMessage, &remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName},
-		ConsumerGroup: req.Group, Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset}, nil)
+	ah := remoting.AckMessageRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName},
+		ConsumerGroup: req.Group, Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset}
+	r := remoting.NewRequestWithRoom(remoting.RequestAckMessage, nil)
+	r.Fields = ah.AppendFields(r.Fields) // (through call's remoting.Header, ah would escape)
+	resp, err := b.invoke(ctx, addr, r)
+	if err == nil {
+		err = expect(remoting.RequestAckMessage, resp)
+	}
 	if err != nil {
 		b.failed(h.BrokerName, err)
 		return mapError(err)

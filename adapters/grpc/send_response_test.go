@@ -37,3 +37,19 @@ func TestSendResponseForOneMessageAllocatesOnce(t *testing.T) {
 		t.Errorf("sendResponse allocates %v times for one receipt, want 1", n)
 	}
 }
+
+// TestAckOfOneEntryAnswersAsTheGeneralPath: the answer to an ack of one
+// entry that succeeded is what the multi-entry path builds for it, in one
+// allocation.
+func TestAckOfOneEntryAnswersAsTheGeneralPath(t *testing.T) {
+	e := &v2.AckMessageEntry{MessageId: "01AB", ReceiptHandle: "handle"}
+	ok := &v2.Status{Code: v2.Code_OK, Message: "OK"}
+	want := &v2.AckMessageResponse{Status: commonStatus(map[v2.Code]bool{ok.Code: true}),
+		Entries: []*v2.AckMessageResultEntry{{MessageId: e.MessageId, ReceiptHandle: e.ReceiptHandle, Status: okStatus()}}}
+	if got := ackedOne(e); !proto.Equal(got, want) || !proto.Equal(want.Status, ok) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { ackedOne(e) }); n != 1 {
+		t.Errorf("ackedOne allocates %v times, want 1", n)
+	}
+}

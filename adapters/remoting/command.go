@@ -124,8 +124,19 @@ func NewRequest(code RequestCode, fields Fields, body []byte) *Command {
 // NewHeaderRequest is NewRequest with h's ext fields, which it keeps in
 // the command's own allocation (room for 16, what EncodeHeader gives).
 func NewHeaderRequest(code RequestCode, h Header, body []byte) *Command {
+	r := NewRequestWithRoom(code, body)
+	r.Fields = h.AppendFields(r.Fields)
+	return r
+}
+
+// NewRequestWithRoom is NewRequest without ext fields yet but with room
+// for 16 in the command's own allocation: append them to its Fields with
+// a header's AppendFields. Unlike NewHeaderRequest, whose header escapes
+// to the heap through its interface, a header called so can stay on the
+// caller's stack.
+func NewRequestWithRoom(code RequestCode, body []byte) *Command {
 	r := &headerRequest{Command: Command{Code: int32(code), Language: LanguageGo, Version: DefaultVersion, Body: body}}
-	r.Fields = h.AppendFields(r.fields[:0])
+	r.Fields = r.fields[:0]
 	return &r.Command
 }
 
