@@ -2,7 +2,6 @@ package grpc
 
 import (
 	"crypto/md5"
-	"encoding/hex"
 	"net/netip"
 	"strings"
 	"time"
@@ -114,57 +113,82 @@ func toProtoMessageType(t domain.MessageType) v2.MessageType {
 
 // bodyDigest is the upper-case hex MD5 the clients verify case-sensitively.
 func bodyDigest(body []byte) *v2.Digest {
+	d := &v2.Digest{}
+	setBodyDigest(d, body)
+	return d
+}
+
+// setBodyDigest sets d to body's digest (see bodyDigest), the checksum's
+// text in one allocation.
+func setBodyDigest(d *v2.Digest, body []byte) {
+	const upperHex = "0123456789ABCDEF"
 	sum := md5.Sum(body)
-	return &v2.Digest{Type: v2.DigestType_MD5, Checksum: strings.ToUpper(hex.EncodeToString(sum[:]))}
+	var sb strings.Builder
+	sb.Grow(2 * len(sum))
+	for _, c := range sum {
+		sb.WriteByte(upperHex[c>>4])
+		sb.WriteByte(upperHex[c&0x0f])
+	}
+	d.Type, d.Checksum = v2.DigestType_MD5, sb.String()
+}
+
+// protoMessage is what toProtoMessage builds for one message, in one
+// allocation: the message, its parts and the values its optional fields
+// point to.
+type protoMessage struct {
+	msg                     v2.Message
+	sp                      v2.SystemProperties
+	digest                  v2.Digest
+	topic                   v2.Resource
+	born, stored, deliverAt timestamppb.Timestamp
+	queueOffset             int64
+	attempt                 int32
+	tag, handle, group      string
+	trace                   string
 }
 
 // toProtoMessage renders a delivered message as the Apache proxy does.
 func toProtoMessage(m *domain.StoredMessage) *v2.Message {
-	sp := &v2.SystemProperties{
-		Keys:            m.Keys,
-		MessageId:       m.ID,
-		BodyDigest:      bodyDigest(m.Body),
-		BodyEncoding:    v2.Encoding_IDENTITY,
-		MessageType:     toProtoMessageType(m.Type()),
-		BornHost:        m.BornHost,
-		StoreHost:       m.StoreHost,
-		QueueId:         m.QueueID,
-		QueueOffset:     ptr(m.QueueOffset),
-		DeliveryAttempt: ptr(m.DeliveryAttempt),
-	}
+	pm := &protoMessage{queueOffset: m.QueueOffset, attempt: m.DeliveryAttempt}
+	sp := &pm.sp
+	setBodyDigest(&pm.digest, m.Body)
+	sp.Keys, sp.MessageId, sp.BodyDigest, sp.BodyEncoding = m.Keys, m.ID, &pm.digest, v2.Encoding_IDENTITY
+	sp.MessageType, sp.BornHost, sp.StoreHost, sp.QueueId = toProtoMessageType(m.Type()), m.BornHost, m.StoreHost, m.QueueID
+	sp.QueueOffset, sp.DeliveryAttempt = &pm.queueOffset, &pm.attempt
 	if m.Compressed {
 		sp.BodyEncoding = v2.Encoding_GZIP
 	}
 	if m.Tag != "" {
-		sp.Tag = ptr(m.Tag)
+		pm.tag = m.Tag
+		sp.Tag = &pm.tag
 	}
 	if !m.BornAt.IsZero() {
-		sp.BornTimestamp = millis(m.BornAt)
+		sp.BornTimestamp = setMillis(&pm.born, m.BornAt)
 	}
 	if !m.StoredAt.IsZero() {
-		sp.StoreTimestamp = millis(m.StoredAt)
+		sp.StoreTimestamp = setMillis(&pm.stored, m.StoredAt)
 	}
 	if !m.DeliverAt.IsZero() {
-		sp.DeliveryTimestamp = millis(m.DeliverAt)
+		sp.DeliveryTimestamp = setMillis(&pm.deliverAt, m.DeliverAt)
 	}
 	if m.ReceiptHandle != "" {
-		sp.ReceiptHandle = ptr(m.ReceiptHandle)
+		pm.handle = m.ReceiptHandle
+		sp.ReceiptHandle = &pm.handle
 	}
 	if m.Group != "" {
-		sp.MessageGroup = ptr(m.Group)
+		pm.group = m.Group
+		sp.MessageGroup = &pm.group
 	}
 	if m.TraceContext != "" {
-		sp.TraceContext = ptr(m.TraceContext)
+		pm.trace = m.TraceContext
+		sp.TraceContext = &pm.trace
 	}
 	if m.DeadLetter != nil {
 		sp.DeadLetterQueue = &v2.DeadLetterQueue{Topic: m.DeadLetter.Topic, MessageId: m.DeadLetter.MessageID}
 	}
-	return &v2.Message{
-		Topic:            toResource(m.Topic),
-		UserProperties:   m.Properties,
-		SystemProperties: sp,
-		Body:             m.Body,
-	}
+	pm.topic.ResourceNamespace, pm.topic.Name = domain.SplitNamespace(m.Topic) // as toResource
+	pm.msg.Topic, pm.msg.UserProperties, pm.msg.SystemProperties, pm.msg.Body = &pm.topic, m.Properties, sp, m.Body
+	return &pm.msg
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -175,6 +199,13 @@ func ptr[T any](v T) *T { return &v }
 // what those of cluster mode and the Apache proxy see.
 func millis(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t.Truncate(time.Millisecond))
+}
+
+// setMillis sets ts to millis(t) and returns it.
+func setMillis(ts *timestamppb.Timestamp, t time.Time) *timestamppb.Timestamp {
+	t = t.Truncate(time.Millisecond)
+	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
+	return ts
 }
 
 func toPermission(p domain.Permission) v2.Permission {

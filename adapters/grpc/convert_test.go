@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -157,5 +158,46 @@ func TestBornHostOfTheConnection(t *testing.T) {
 		if sent.BornHost != "client-host" {
 			t.Errorf("from %s: the client's born host became %q", addr, sent.BornHost)
 		}
+	}
+}
+
+// TestToProtoMessageRendersEveryField: every field a delivered message
+// carries reaches the client's message, the optional ones only when set,
+// and the whole message is one allocation beside its digest's text.
+func TestToProtoMessageRendersEveryField(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 10, 11, 123_456_789, time.UTC)
+	full := &domain.StoredMessage{Message: domain.Message{Topic: "ns%t", Body: []byte("hello"), Tag: "tag", Keys: []string{"k1", "k2"},
+		ID: "01AB", Group: "g", DeliverAt: at.Add(time.Hour), TraceContext: "00-trace", BornHost: "10.0.0.1", BornAt: at,
+		Properties: map[string]string{"a": "1"}}, QueueID: 3, QueueOffset: 7, StoredAt: at.Add(time.Second), StoreHost: "10.0.0.2:10911",
+		ReceiptHandle: "handle", DeliveryAttempt: 2, DeadLetter: &domain.DeadLetterOrigin{Topic: "t", MessageID: "01CD"}}
+	ms := at.Truncate(time.Millisecond)
+	want := &v2.Message{Topic: &v2.Resource{ResourceNamespace: "ns", Name: "t"}, UserProperties: map[string]string{"a": "1"},
+		Body: []byte("hello"), SystemProperties: &v2.SystemProperties{Tag: ptr("tag"), Keys: []string{"k1", "k2"}, MessageId: "01AB",
+			BodyDigest: &v2.Digest{Type: v2.DigestType_MD5, Checksum: "5D41402ABC4B2A76B9719D911017C592"}, BodyEncoding: v2.Encoding_IDENTITY,
+			MessageType: v2.MessageType_DELAY, BornTimestamp: timestamppb.New(ms), BornHost: "10.0.0.1",
+			StoreTimestamp: timestamppb.New(ms.Add(time.Second)), StoreHost: "10.0.0.2:10911", DeliveryTimestamp: timestamppb.New(ms.Add(time.Hour)),
+			ReceiptHandle: ptr("handle"), QueueId: 3, QueueOffset: ptr(int64(7)), DeliveryAttempt: ptr(int32(2)), MessageGroup: ptr("g"),
+			TraceContext: ptr("00-trace"), DeadLetterQueue: &v2.DeadLetterQueue{Topic: "t", MessageId: "01CD"}}}
+	if got := toProtoMessage(full); !proto.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	bare := &domain.StoredMessage{Message: domain.Message{Topic: "t", Body: []byte("hello"), ID: "01AB"}}
+	want = &v2.Message{Topic: &v2.Resource{Name: "t"}, Body: []byte("hello"), SystemProperties: &v2.SystemProperties{MessageId: "01AB",
+		BodyDigest: &v2.Digest{Type: v2.DigestType_MD5, Checksum: "5D41402ABC4B2A76B9719D911017C592"}, BodyEncoding: v2.Encoding_IDENTITY,
+		MessageType: v2.MessageType_NORMAL, QueueOffset: ptr(int64(0)), DeliveryAttempt: ptr(int32(0))}}
+	if got := toProtoMessage(bare); !proto.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	full.DeadLetter = nil
+	if n := testing.AllocsPerRun(100, func() { toProtoMessage(full) }); n != 2 {
+		t.Errorf("toProtoMessage allocates %v times, want 2 (the message, its digest's text)", n)
+	}
+}
+
+func TestMessageFrameCarriesTheMessage(t *testing.T) {
+	m := &domain.StoredMessage{Message: domain.Message{Topic: "t", Body: []byte("hello"), ID: "01AB"}, ReceiptHandle: "h"}
+	want := &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: toProtoMessage(m)}}
+	if got := messageFrame(m); !proto.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }

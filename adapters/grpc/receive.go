@@ -64,8 +64,7 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 		return nil
 	}
 	for i := range msgs {
-		frame := &v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: toProtoMessage(&msgs[i])}}
-		if err := out.send(frame); err != nil {
+		if err := out.send(messageFrame(&msgs[i])); err != nil {
 			release(msgs[i:])
 			return nil
 		}
@@ -170,4 +169,16 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 		_ = out.send(&v2.PullMessageResponse{Content: &v2.PullMessageResponse_NextOffset{NextOffset: res.NextOffset}})
 	}
 	return nil
+}
+
+// messageFrame is the frame of a receive's answer that carries m, the
+// frame and its content in one allocation.
+func messageFrame(m *domain.StoredMessage) *v2.ReceiveMessageResponse {
+	f := &struct {
+		resp    v2.ReceiveMessageResponse
+		content v2.ReceiveMessageResponse_Message
+	}{}
+	f.content.Message = toProtoMessage(m)
+	f.resp.Content = &f.content
+	return &f.resp
 }
