@@ -134,17 +134,17 @@ func setBodyDigest(d *v2.Digest, body []byte) {
 
 // protoMessage is what toProtoMessage builds for one message, in one
 // allocation: the message, its parts and the values its optional fields
-// point to.
+// point to (but the delivery time, which only delay messages have).
 type protoMessage struct {
-	msg                     v2.Message
-	sp                      v2.SystemProperties
-	digest                  v2.Digest
-	topic                   v2.Resource
-	born, stored, deliverAt timestamppb.Timestamp
-	queueOffset             int64
-	attempt                 int32
-	tag, handle, group      string
-	trace                   string
+	msg                v2.Message
+	sp                 v2.SystemProperties
+	digest             v2.Digest
+	topic              v2.Resource
+	born, stored       timestamppb.Timestamp
+	queueOffset        int64
+	attempt            int32
+	tag, handle, group string
+	trace              string
 }
 
 // toProtoMessage renders a delivered message as the Apache proxy does.
@@ -169,7 +169,7 @@ func toProtoMessage(m *domain.StoredMessage) *v2.Message {
 		sp.StoreTimestamp = setMillis(&pm.stored, m.StoredAt)
 	}
 	if !m.DeliverAt.IsZero() {
-		sp.DeliveryTimestamp = setMillis(&pm.deliverAt, m.DeliverAt)
+		sp.DeliveryTimestamp = millis(m.DeliverAt)
 	}
 	if m.ReceiptHandle != "" {
 		pm.handle = m.ReceiptHandle
