@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 func TestSendResponseCarriesEveryReceipt(t *testing.T) {
@@ -51,5 +52,26 @@ func TestAckOfOneEntryAnswersAsTheGeneralPath(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { ackedOne(e) }); n != 1 {
 		t.Errorf("ackedOne allocates %v times, want 1", n)
+	}
+}
+
+// TestAdmissionAllocatesNoClosure: admitting a request and ending its
+// admission allocate nothing of the pipeline's own beyond what the traffic
+// budgets return (the request info's context is tapHeaders's).
+func TestAdmissionAllocatesNoClosure(t *testing.T) {
+	s := &Service{admit: &admission{limit: 10}}
+	ctx := ports.WithRequestInfo(t.Context(), ports.RequestInfo{ClientID: "c"})
+	req := &v2.AckMessageRequest{}
+	if n := testing.AllocsPerRun(100, func() {
+		_, a, st := s.admitRequest(ctx, kindConsumer, req)
+		if st != nil {
+			t.Fatal(st)
+		}
+		a.end()
+	}); n != 0 {
+		t.Errorf("admission allocates %v times, want 0", n)
+	}
+	if s.admit.inflight[kindConsumer].Load() != 0 {
+		t.Fatal("the admission was not ended")
 	}
 }
