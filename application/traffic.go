@@ -621,20 +621,44 @@ func (t *Traffic) ChargeReceive(ctx context.Context, group, topic string, messag
 // is larger than the whole budget is admitted only when nothing else is in
 // flight, so that it can still be served.
 func (t *Traffic) AcquireBytes(n int64) (func(), error) {
+	b, err := t.ReserveBytes(n)
+	if err != nil {
+		return nil, err
+	}
+	return b.Release, nil
+}
+
+// ReserveBytes is AcquireBytes returning the reservation as a value,
+// which costs no allocation: the send path takes one per request.
+func (t *Traffic) ReserveBytes(n int64) (BytesReservation, error) {
 	max := t.cfg.MaxInflightBytes
 	if max <= 0 || n <= 0 {
-		return func() {}, nil
+		return BytesReservation{}, nil
 	}
 	for {
 		cur := t.inflight.Load()
 		if cur > 0 && cur+n > max {
 			t.throttled[scopeInflightBytes][DirectionSend].Add(1)
-			return nil, domain.Errorf(domain.ReasonTooManyRequests,
+			return BytesReservation{}, domain.Errorf(domain.ReasonTooManyRequests,
 				"the proxy is processing %d bytes of messages, its budget is %d (traffic.maxInflightBytes); retry later", cur, max)
 		}
 		if t.inflight.CompareAndSwap(cur, cur+n) {
-			return func() { t.inflight.Add(-n) }, nil
+			return BytesReservation{t: t, n: n}, nil
 		}
+	}
+}
+
+// BytesReservation is bytes of the in-flight send budget ReserveBytes
+// reserved; the zero value reserves none.
+type BytesReservation struct {
+	t *Traffic
+	n int64
+}
+
+// Release gives the bytes back; call it once.
+func (b BytesReservation) Release() {
+	if b.t != nil {
+		b.t.inflight.Add(-b.n)
 	}
 }
 
@@ -651,6 +675,16 @@ type clientKey struct{ user, client string }
 // traffic.maxInflightPerClient requests in flight, or its user
 // traffic.maxInflightPerUser.
 func (t *Traffic) EnterClient(ctx context.Context, d Direction) (func(), error) {
+	e, err := t.EnterClientRequest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return e.Leave, nil
+}
+
+// EnterClientRequest is EnterClient returning the request's place as a
+// value, which costs no allocation: every request takes one.
+func (t *Traffic) EnterClientRequest(ctx context.Context, d Direction) (ClientRequest, error) {
 	maxClient, maxUser := t.cfg.MaxInflightPerClient, t.cfg.MaxInflightPerUser
 	k := clientKey{userOf(ctx), ports.RequestInfoFrom(ctx).ClientID}
 	if k.client == "" {
@@ -660,19 +694,19 @@ func (t *Traffic) EnterClient(ctx context.Context, d Direction) (func(), error) 
 		maxUser = 0
 	}
 	if maxClient <= 0 && maxUser <= 0 {
-		return func() {}, nil
+		return ClientRequest{}, nil
 	}
 	t.clientMu.Lock()
 	if n := t.clientRequest[k]; maxClient > 0 && n >= maxClient {
 		t.clientMu.Unlock()
 		t.throttled[scopeClientInflight][d].Add(1)
-		return nil, domain.Errorf(domain.ReasonTooManyRequests,
+		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
 			"this client has %d requests in flight, its limit (traffic.maxInflightPerClient); retry later", n)
 	}
 	if n := t.userRequest[k.user]; maxUser > 0 && n >= maxUser {
 		t.clientMu.Unlock()
 		t.throttled[scopeUserInflight][d].Add(1)
-		return nil, domain.Errorf(domain.ReasonTooManyRequests,
+		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
 			"the clients of this user have %d requests in flight, its limit (traffic.maxInflightPerUser); retry later", n)
 	}
 	if maxClient > 0 {
@@ -682,16 +716,31 @@ func (t *Traffic) EnterClient(ctx context.Context, d Direction) (func(), error) 
 		t.userRequest[k.user]++
 	}
 	t.clientMu.Unlock()
-	return func() {
-		t.clientMu.Lock()
-		if maxClient > 0 {
-			decrement(t.clientRequest, k)
-		}
-		if maxUser > 0 {
-			decrement(t.userRequest, k.user)
-		}
-		t.clientMu.Unlock()
-	}, nil
+	return ClientRequest{t: t, k: k, client: maxClient > 0, user: maxUser > 0}, nil
+}
+
+// ClientRequest is a request EnterClientRequest counted for its client
+// and user; the zero value counts nowhere.
+type ClientRequest struct {
+	t            *Traffic
+	k            clientKey
+	client, user bool // counted for the client, for the user
+}
+
+// Leave ends the request's count; call it once.
+func (e ClientRequest) Leave() {
+	if e.t == nil {
+		return
+	}
+	t := e.t
+	t.clientMu.Lock()
+	if e.client {
+		decrement(t.clientRequest, e.k)
+	}
+	if e.user {
+		decrement(t.userRequest, e.k.user)
+	}
+	t.clientMu.Unlock()
 }
 
 // decrement counts one less for k, forgetting k at zero.

@@ -391,3 +391,29 @@ func TestTrafficRulesValidate(t *testing.T) {
 		t.Fatalf("the default namespace: %v", err)
 	}
 }
+
+// TestTrafficSlotsAllocateNothing: the in-flight counts every request
+// takes (its client's and user's, a send's bytes) cost no allocation.
+func TestTrafficSlotsAllocateNothing(t *testing.T) {
+	cfg := DefaultTrafficConfig()
+	cfg.MaxInflightBytes, cfg.MaxInflightPerClient, cfg.MaxInflightPerUser = 1000, 10, 10
+	tr := NewTraffic(cfg, ports.SystemClock{})
+	ctx := WithPrincipal(ports.WithRequestInfo(t.Context(), ports.RequestInfo{ClientID: "a"}), Principal{User: domain.User{Name: "u"}})
+	if n := testing.AllocsPerRun(100, func() {
+		e, err := tr.EnterClientRequest(ctx, DirectionSend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tr.ReserveBytes(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+		e.Leave()
+	}); n != 0 {
+		t.Errorf("%v allocations, want 0", n)
+	}
+	if tr.InflightBytes() != 0 {
+		t.Fatalf("%d bytes in flight after the releases", tr.InflightBytes())
+	}
+}

@@ -174,13 +174,13 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 		return ctx, a, nil
 	}
 	var err error
-	if a.leaveClient, err = s.traffic.EnterClient(ctx, k.direction()); err != nil {
+	if a.client, err = s.traffic.EnterClientRequest(ctx, k.direction()); err != nil {
 		s.admit.leave(k)
 		return ctx, admitted{}, statusOf(ctx, s.log, err)
 	}
 	if send, ok := req.(*v2.SendMessageRequest); ok {
-		if a.release, err = s.traffic.AcquireBytes(bodyBytes(send)); err != nil {
-			a.leaveClient()
+		if a.bytes, err = s.traffic.ReserveBytes(bodyBytes(send)); err != nil {
+			a.client.Leave()
 			s.admit.leave(k)
 			return ctx, admitted{}, statusOf(ctx, s.log, err)
 		}
@@ -189,21 +189,19 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 }
 
 // admitted is a request admitRequest let in; end ends its admission. A
-// value, not a closure over its parts: one allocation less per request.
+// value, not closures over its parts: no allocation per request.
 type admitted struct {
-	s                    *Service
-	k                    kind
-	release, leaveClient func() // the traffic budgets taken; nil: none
+	s *Service
+	k kind
+	// The traffic budgets taken; zero values when none.
+	client application.ClientRequest
+	bytes  application.BytesReservation
 }
 
-// end releases what the admission took, as it was taken in reverse.
+// end releases what the admission took, in the reverse order.
 func (a admitted) end() {
-	if a.release != nil {
-		a.release()
-	}
-	if a.leaveClient != nil {
-		a.leaveClient()
-	}
+	a.bytes.Release()
+	a.client.Leave()
 	a.s.admit.leave(a.k)
 }
 

@@ -6,6 +6,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -72,6 +73,23 @@ func TestAdmissionAllocatesNoClosure(t *testing.T) {
 		t.Errorf("admission allocates %v times, want 0", n)
 	}
 	if s.admit.inflight[kindConsumer].Load() != 0 {
+		t.Fatal("the admission was not ended")
+	}
+	// With traffic budgets: the client's and user's counts, a send's bytes.
+	cfg := application.DefaultTrafficConfig()
+	cfg.MaxInflightBytes, cfg.MaxInflightPerClient, cfg.MaxInflightPerUser = 1<<20, 10, 10
+	s.traffic = application.NewTraffic(cfg, ports.SystemClock{})
+	send := &v2.SendMessageRequest{Messages: []*v2.Message{{Body: []byte("hello")}}}
+	if n := testing.AllocsPerRun(100, func() {
+		_, a, st := s.admitRequest(ctx, kindProducer, send)
+		if st != nil {
+			t.Fatal(st)
+		}
+		a.end()
+	}); n != 0 {
+		t.Errorf("admission with traffic budgets allocates %v times, want 0", n)
+	}
+	if s.traffic.InflightBytes() != 0 || s.admit.inflight[kindProducer].Load() != 0 {
 		t.Fatal("the admission was not ended")
 	}
 }
