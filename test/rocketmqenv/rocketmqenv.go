@@ -272,28 +272,71 @@ func (c *Cluster) StartApacheProxy(t testing.TB, clusterName string) *ApacheProx
 // and collector when serverJIT is set (see Options.ServerJIT).
 func (c *Cluster) StartApacheProxyJIT(t testing.TB, clusterName string, serverJIT bool) *ApacheProxy {
 	t.Helper()
+	ap, err := c.startApacheProxy(clusterName, serverJIT, func(p *proc) { t.Cleanup(p.killIfRunning) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+// StartApacheProxyAsync is StartApacheProxy started in the background, so
+// that the test can start its other processes meanwhile (a JVM takes many
+// seconds to start): the function it returns waits until the proxy's
+// gRPC port accepts connections and returns it, failing the test when it
+// did not start; call it on the test's goroutine. The proxy is killed when
+// the test ends, whether it was waited for or not.
+func (c *Cluster) StartApacheProxyAsync(t testing.TB, clusterName string) func() *ApacheProxy {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		started []*proc
+		ap      *ApacheProxy
+		err     error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ap, err = c.startApacheProxy(clusterName, false, func(p *proc) {
+			mu.Lock()
+			started = append(started, p)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() {
+		<-done
+		for _, p := range started {
+			p.killIfRunning()
+		}
+	})
+	return func() *ApacheProxy {
+		t.Helper()
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ap
+	}
+}
+
+// startApacheProxy starts the Apache proxy (again on other ports when a
+// port was taken before it bound it) and waits until its gRPC port accepts
+// connections; started is called with each JVM it starts, which the caller
+// must kill.
+func (c *Cluster) startApacheProxy(clusterName string, serverJIT bool, started func(*proc)) (*ApacheProxy, error) {
 	conf := filepath.Join(c.Dir, "conf")
 	if err := extract(c.lib, "rocketmq-proxy-", "rmq.proxy.logback.xml", filepath.Join(conf, "rmq.proxy.logback.xml")); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var ap *ApacheProxy
 	err := onFreePorts(func() error {
 		var err error
 		ap, err = c.launchApacheProxy(conf, clusterName, serverJIT)
 		if ap != nil {
-			p := ap.p
-			t.Cleanup(func() {
-				if !p.exited() {
-					p.kill(syscall.SIGKILL, 0)
-				}
-			})
+			started(ap.p)
 		}
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ap
+	return ap, err
 }
 
 // launchApacheProxy starts the Apache proxy on free ports and waits until
@@ -421,6 +464,34 @@ func (c *Cluster) AddBroker(t testing.TB, opt Options) *Broker {
 	return b
 }
 
+// AddBrokers is AddBroker for several brokers, started at once (each JVM
+// takes seconds to start, mostly waiting on its own start-up).
+func (c *Cluster) AddBrokers(t testing.TB, opts ...Options) []*Broker {
+	t.Helper()
+	out := make([]*Broker, len(opts))
+	errs := make([]error, len(opts))
+	var wg sync.WaitGroup
+	for i, opt := range opts {
+		wg.Go(func() { out[i], errs[i] = c.launchBroker(opt) })
+	}
+	wg.Wait()
+	for _, b := range out {
+		if b != nil {
+			t.Cleanup(func() {
+				if err := b.Kill(); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // Kill stops the broker with SIGKILL and waits until the NameServer no
 // longer lists it (it drops a broker whose connection closed).
 func (b *Broker) Kill() error {
@@ -522,15 +593,23 @@ func extract(lib, prefix, name, to string) error {
 		return fmt.Errorf("%s in %s: %w", name, jars[0], err)
 	}
 	defer f.Close()
-	out, err := os.Create(to)
+	// Written beside to and renamed into place: tests running in parallel
+	// extract the same file while a JVM started by another may be reading
+	// it.
+	out, err := os.CreateTemp(filepath.Dir(to), filepath.Base(to)+".*")
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, f); err != nil {
 		out.Close()
+		os.Remove(out.Name())
 		return err
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		os.Remove(out.Name())
+		return err
+	}
+	return os.Rename(out.Name(), to)
 }
 
 // proc is one JVM.
@@ -555,6 +634,13 @@ func (p *proc) exited() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// killIfRunning kills the JVM (SIGKILL) unless it has ended.
+func (p *proc) killIfRunning() {
+	if !p.exited() {
+		p.kill(syscall.SIGKILL, 0)
 	}
 }
 
@@ -730,17 +816,30 @@ func (c *Cluster) Processes() map[string]int {
 	return m
 }
 
-// Close stops the JVMs, brokers first: SIGTERM to each process group, then
-// SIGKILL to a group still running after 30 s. It removes the directory
-// when LaunchNameServer made it.
+// Close stops the JVMs, the NameServer last: SIGTERM to each process
+// group, then SIGKILL to a group still running after 30 s. The brokers and
+// proxies stop at once (each shutdown takes seconds), then the NameServer.
+// It removes the directory when LaunchNameServer made it.
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	procs := c.procs
 	c.procs = nil
 	c.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		if !procs[i].exited() {
-			procs[i].kill(syscall.SIGTERM, 30*time.Second)
+	term := func(p *proc) {
+		if !p.exited() {
+			p.kill(syscall.SIGTERM, 30*time.Second)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		if p.name != "namesrv" {
+			wg.Go(func() { term(p) })
+		}
+	}
+	wg.Wait()
+	for _, p := range procs {
+		if p.name == "namesrv" {
+			term(p)
 		}
 	}
 	if c.ownsDir {

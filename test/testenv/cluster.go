@@ -218,8 +218,13 @@ func clusterBroker(t testing.TB) *ClusterBroker {
 }
 
 // brokerCheckedFor holds the top-level tests for which the shared broker
-// was checked (see ensureSharedBroker).
-var brokerCheckedFor sync.Map // test name → struct{}
+// was checked (see ensureSharedBroker); ensureMu makes tests running in
+// parallel check it one at a time, so that a broker that died is restarted
+// once.
+var (
+	brokerCheckedFor sync.Map // test name → struct{}
+	ensureMu         sync.Mutex
+)
 
 // ensureSharedBroker checks once per top-level test that the pass's broker
 // is registered, so that a broker that died or dropped out under load
@@ -231,6 +236,8 @@ func ensureSharedBroker(t testing.TB) {
 	if _, checked := brokerCheckedFor.LoadOrStore(test, struct{}{}); checked {
 		return
 	}
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
 	exit, err := sharedBroker.EnsureRunning()
 	if exit != "" {
 		t.Logf("the cluster pass's broker had exited before %s; restarted it. Its last output:\n%s", test, exit)
@@ -268,12 +275,12 @@ func AddClusterBrokersWith(t testing.TB, n int, extra ...string) []*ClusterBroke
 	t.Helper()
 	clusterBroker(t)
 	cluster := "cluster-" + strconv.Itoa(int(brokerSeq.Add(1)))
-	out := make([]*ClusterBroker, n)
-	for i := range out {
+	opts := make([]rocketmqenv.Options, n)
+	for i := range opts {
 		name := "broker-" + strconv.Itoa(int(brokerSeq.Add(1)))
-		out[i] = nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: passBrokerSettings(extra...)})
+		opts[i] = rocketmqenv.Options{BrokerName: name, ClusterName: cluster, Extra: passBrokerSettings(extra...)}
 	}
-	return out
+	return nameServer.AddBrokers(t, opts...) // started at once
 }
 
 // AddClusterBrokerTo starts one more broker of the test's own in cluster
