@@ -25,6 +25,7 @@ import (
 // come back with them. The broker did not refuse a batch either (rmqproxy
 // would then have acked one by one, and logged it).
 func TestBatchAckIsFinalOnTheBroker(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	t.Run("one request", func(t *testing.T) {

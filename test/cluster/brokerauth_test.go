@@ -50,6 +50,7 @@ var brokerAuthSettings = []string{
 // broker refuses rmqproxy, and the client gets an error that says so and
 // names the settings to check.
 func TestBrokerWithAuthentication(t *testing.T) {
+	t.Parallel() // see TestMain
 	brokers := testenv.AddClusterBrokersWith(t, 1, brokerAuthSettings...)
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.ClusterName = brokers[0].Cluster

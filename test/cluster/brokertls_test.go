@@ -23,6 +23,7 @@ import (
 // commands, sends, receives and acks work through it, and through a second
 // rmqproxy that asks for TLS 1.3 (cluster.tls.minVersion).
 func TestBrokerWithTLS(t *testing.T) {
+	t.Parallel()             // see TestMain
 	testenv.ClusterConfig(t) // skips (or fails) the test as the cluster pass does when RocketMQ is missing
 	dir := t.TempDir()
 	ca, cert, key, caFile := testenv.NewCA(t), filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key"), filepath.Join(dir, "ca.pem")

@@ -27,6 +27,7 @@ import (
 // an ack through the other with the new handle, and a transaction sent
 // through one is committed through the other. Nothing is delivered twice.
 func TestTwoProxiesShareHandlesAndTransactions(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	a := testenv.Start(t, cfg)
 	b := testenv.Start(t, cfg)
@@ -127,6 +128,7 @@ func TestTwoProxiesShareHandlesAndTransactions(t *testing.T) {
 // rmqproxy in cluster mode exits at start with a message naming the
 // addresses and the setting.
 func TestStartFailsClearlyWithoutNameServer(t *testing.T) {
+	t.Parallel() // see TestMain
 	if testenv.NameServer() == nil {
 		testenv.ClusterConfig(t) // skips, or fails when services are required
 	}
@@ -142,6 +144,7 @@ func TestStartFailsClearlyWithoutNameServer(t *testing.T) {
 // ready when one registers. Admin commands then create topics on it with
 // their message type.
 func TestReadinessFollowsTheCluster(t *testing.T) {
+	t.Parallel() // see TestMain
 	if testenv.NameServer() == nil {
 		testenv.ClusterConfig(t)
 	}

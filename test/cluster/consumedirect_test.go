@@ -31,6 +31,7 @@ import (
 // answers of a consumer that does consume (the Java push consumer) are in
 // test/interop's verify scenario, cluster target.
 func TestConsumeMessageDirectlyThroughTheBroker(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	group, topic, other := testenv.Name(t, "g-direct"), testenv.Name(t, "direct"), testenv.Name(t, "direct-other")
@@ -150,6 +151,7 @@ func (b brokerClient) groupClient(group string) string {
 // consumer's CR_SUCCESS is in test/interop's verify scenario), and the tool
 // prints the proxy's answer saying so.
 func TestMQAdminQueryMsgByIDReachesThePushConsumer(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	java, lib, err := rocketmqenv.Available()
 	if err != nil {

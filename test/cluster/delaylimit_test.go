@@ -23,6 +23,7 @@ import (
 // stored. (A transactional message with a delivery time is refused
 // before it reaches a broker: TestBadInputGetsPreciseCodes.)
 func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Messaging.Limits.MaxDelay = 0
 	p := testenv.Start(t, cfg)
@@ -58,6 +59,7 @@ func TestDelayBeyondTheBrokersTimerIsIllegalDeliveryTime(t *testing.T) {
 // own, serves a topic too, a send the congested broker refuses (it stored
 // nothing) moves there and succeeds, where it failed as above.
 func TestCongestedTimerIsTooManyRequests(t *testing.T) {
+	t.Parallel() // see TestMain
 	brokers := testenv.AddClusterBrokersWith(t, 1, "timerCongestNumEachSlot=1")
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.ClusterName = brokers[0].Cluster

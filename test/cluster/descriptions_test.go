@@ -22,6 +22,7 @@ import (
 // that does not answer creates the topic, stores the description on the
 // NameServer that answers, and reports the one that did not.
 func TestDescriptionsAcrossProxies(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	a := testenv.Start(t, cfg)
 	b := testenv.Start(t, cfg)
@@ -73,6 +74,7 @@ func TestDescriptionsAcrossProxies(t *testing.T) {
 // latest update (not the first NameServer's copy), with the created time
 // of the creation, and gives the first NameServer the latest copy again.
 func TestDescriptionsLatestCopyAcrossNameServers(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	second := rocketmqenv.StartNameServer(t)
 	first := cfg.Cluster.NameServers[0]

@@ -91,10 +91,13 @@ var knownModeDifferences = map[string]string{
 // local mode, which must agree (addPullRows). A difference that
 // docs/compatibility.md does not list fails.
 func TestDifferentialAgainstApacheProxy(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	cfg.Messaging = application.DefaultConfig() // the Apache proxy's defaults
+	// The Apache proxy's JVM starts while rmqproxy does.
+	apacheStarted := testenv.NameServer().StartApacheProxyAsync(t, broker.Cluster)
 	ours := testenv.Start(t, cfg)
-	apache := testenv.NameServer().StartApacheProxy(t, broker.Cluster)
+	apache := apacheStarted()
 	theirs := &testenv.Proxy{Addr: apache.GRPC}
 
 	normal, fifo, delay, txTopic := testenv.Name(t, "diff-normal"), testenv.Name(t, "diff-fifo"), testenv.Name(t, "diff-delay"), testenv.Name(t, "diff-tx")

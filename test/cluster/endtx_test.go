@@ -21,6 +21,7 @@ import (
 // either resolution, is INVALID_TRANSACTION_ID, and consumers get the
 // committed message once and the rolled-back one never.
 func TestTransactionEndsOnce(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "tx-once"), testenv.Name(t, "g-tx-once")

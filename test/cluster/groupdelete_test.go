@@ -23,6 +23,7 @@ import (
 // created again under the name got the old group's redeliveries. The
 // dead-letter topic is kept, and the command says so.
 func TestGroupDeleteRemovesItsRetryTopics(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "gdel-orders"), testenv.Name(t, "gdel-group")

@@ -25,6 +25,7 @@ import (
 // only the first NameServer that answers left clients of the other one
 // routed to brokers that no longer have the topic.
 func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	ns := testenv.NameServer()
 	second := rocketmqenv.StartNameServer(t)
@@ -84,6 +85,7 @@ func TestTopicDeleteReachesEveryNameServer(t *testing.T) {
 // TOPIC_NOT_FOUND, although the second NameServer routed the topic; it
 // asks the next NameServer when an answer lacks the route or the master.
 func TestNameServerWithoutTheBrokerIsPassedOver(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	ns := testenv.NameServer()
 	empty := rocketmqenv.StartNameServer(t) // no broker registers with it

@@ -35,6 +35,7 @@ func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.by
 // release whose handle ends within cluster.requestTimeout: the message is
 // delivered once more, by the broker's revival, and then no more.
 func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
+	t.Parallel() // see TestMain
 	f := startNearEnd(t, "release-near-end")
 	id := f.send(t)
 	first, h := f.attempt(t, id, 1)
@@ -73,6 +74,7 @@ func TestReleaseNearTheHandlesEndDeliversOnce(t *testing.T) {
 // the message is not lost: the broker delivers it again, and that
 // delivery's forward moves it.
 func TestForwardOfAnExpiredHandleMovesTheMessageOnce(t *testing.T) {
+	t.Parallel() // see TestMain
 	f := startNearEnd(t, "forward-expired")
 	dlq := domain.DeadLetterTopic(f.group)
 

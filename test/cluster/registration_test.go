@@ -26,6 +26,7 @@ import (
 // one address for a consumer group and a producer group, and once the
 // clients are gone, at none.
 func TestRegistrationsStayOnOneConnection(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	cfg.Cluster.HeartbeatInterval = 200 * time.Millisecond
 	p := testenv.Start(t, cfg)

@@ -43,6 +43,7 @@ const retryTopicV2 = "enableRetryTopicV2=true"
 // each retry topic), deletes it and its retry topics; with one Group:G+T
 // entry less the broker refuses that retry topic's delete.
 func TestBrokerWithRetryTopicV2(t *testing.T) {
+	t.Parallel() // see TestMain
 	brokers := testenv.AddClusterBrokersWith(t, 1, append(slices.Clone(brokerAuthSettings), retryTopicV2)...)
 	superCfg, _ := testenv.ClusterConfig(t)
 	superCfg.Cluster.ClusterName = brokers[0].Cluster
@@ -406,6 +407,7 @@ func ackHalfOfRedelivered(t *testing.T, p *testenv.Proxy, group, topic string) {
 // for any message: clients still see them as messages of their topic, and
 // their acks, in one batch, hold.
 func TestBrokerReturningTheActualRetryTopic(t *testing.T) {
+	t.Parallel() // see TestMain
 	brokers := testenv.AddClusterBrokersWith(t, 1, retryTopicV2, "popResponseReturnActualRetryTopic=true")
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.ClusterName = brokers[0].Cluster

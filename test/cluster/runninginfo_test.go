@@ -22,6 +22,7 @@ import (
 // subscription and client version and, with jstackEnable, the client's
 // goroutine dump, which it asked for over the client's Telemetry stream.
 func TestConsumerRunningInfoThroughTheBroker(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "running-info"), testenv.Name(t, "g-running-info")

@@ -22,6 +22,7 @@ import (
 // batch's first, not theirs). Received through rmqproxy: every message
 // with its own body, tag, keys, property and born time.
 func TestCoalescedSendsKeepEveryMessage(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	const n = 400

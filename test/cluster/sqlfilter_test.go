@@ -19,6 +19,7 @@ import (
 // shows of the message, found no CLUSTER, and acked the message as "not
 // for this subscription": it was lost to the group.
 func TestSQL92FilterIsTheBrokers(t *testing.T) {
+	t.Parallel() // see TestMain
 	cfg, _ := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "sql-broker"), testenv.Name(t, "g-sql-broker")

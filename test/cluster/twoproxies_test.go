@@ -23,6 +23,7 @@ import (
 // surviving instance once the killed one's deliveries become visible
 // again.
 func TestSIGKILLOneOfTwoProxies(t *testing.T) {
+	t.Parallel() // see TestMain
 	fast := []string{"--messaging.consumer.minInvisibleTime=1s", "--messaging.consumer.minLongPolling=1s", "--messaging.consumer.maxLongPolling=5s"}
 	a := testenv.StartChild(t, t.TempDir(), fast...)
 	b := testenv.StartChild(t, t.TempDir(), fast...)
