@@ -79,171 +79,182 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "app-v2", SecretKey: "app-v2-secret"}
 	p := testenv.Start(t, cfg)
 
-	t.Run("redelivery, invisible time and dead letter", func(t *testing.T) {
-		pr := testenv.NewProducer(t, p, topic)
-		msg := &rmq.Message{Topic: topic, Body: []byte("payload")}
-		msg.AddProperty("p", "v")
-		msg.SetTag("tg")
-		r, err := pr.Send(t.Context(), msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := r[0].MessageID
-		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-		var first *rmq.MessageView
-		testenv.WaitFor(t, 30*time.Second, func() error {
-			ms, err := c.Receive(t.Context(), 1, 2*time.Second)
-			if len(ms) == 0 {
-				return fmt.Errorf("no message yet: %v", err)
+	// The four wait on the broker's revivals, on topics and groups of their
+	// own: they run at once. The group delete needs what the dead-letter
+	// forward left (fwGroup's retry topics), so it runs after them.
+	t.Run("redeliveries", func(t *testing.T) {
+		t.Run("redelivery, invisible time and dead letter", func(t *testing.T) {
+			t.Parallel()
+			pr := testenv.NewProducer(t, p, topic)
+			msg := &rmq.Message{Topic: topic, Body: []byte("payload")}
+			msg.AddProperty("p", "v")
+			msg.SetTag("tg")
+			r, err := pr.Send(t.Context(), msg)
+			if err != nil {
+				t.Fatal(err)
 			}
-			first = ms[0]
-			return nil
-		})
-		if first.GetMessageId() != id || first.GetDeliveryAttempt() != 1 || handleTopicType(first.GetReceiptHandle()) != "0" {
-			t.Fatalf("first delivery: %s attempt %d handle %q", first.GetMessageId(), first.GetDeliveryAttempt(), first.GetReceiptHandle())
-		}
-		// Not acked: the broker revives it into %RETRY%group+topic.
-		again := redeliveredV2(t, c, 3*time.Second)
-		if again.GetMessageId() != id || again.GetTopic() != topic || again.GetDeliveryAttempt() != 2 || string(again.GetBody()) != "payload" ||
-			fmt.Sprint(again.GetProperties()) != "map[p:v]" || again.GetTag() == nil || *again.GetTag() != "tg" {
-			t.Fatalf("redelivery: %s topic %q attempt %d body %q properties %v tag %v", again.GetMessageId(), again.GetTopic(),
-				again.GetDeliveryAttempt(), again.GetBody(), again.GetProperties(), again.GetTag())
-		}
-		// Its invisible time changed on the broker: it comes back (and,
-		// its last attempt used, goes to the dead-letter queue) only after
-		// the new one, not after the 3 s it was received with.
-		const changed = 15 * time.Second
-		tc := testenv.WallNow()
-		if err := c.ChangeInvisibleDuration(again, changed); err != nil {
-			t.Fatalf("change invisible duration of a redelivered message: %v", err)
-		}
-		// The group's stats have a row of its retry topic, under the
-		// broker's name for it.
-		retry := remoting.PopRetryTopic(topic, group, true)
-		testenv.WaitFor(t, 30*time.Second, func() error {
-			stats, err := p.Admin.GroupStats(t.Context(), group)
-			if err != nil || !slices.ContainsFunc(stats, func(s ports.QueueStats) bool { return s.Topic == retry }) {
-				return fmt.Errorf("group stats without a row of %s: %+v %v", retry, stats, err)
+			id := r[0].MessageID
+			c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+			var first *rmq.MessageView
+			testenv.WaitFor(t, 30*time.Second, func() error {
+				ms, err := c.Receive(t.Context(), 1, 2*time.Second)
+				if len(ms) == 0 {
+					return fmt.Errorf("no message yet: %v", err)
+				}
+				first = ms[0]
+				return nil
+			})
+			if first.GetMessageId() != id || first.GetDeliveryAttempt() != 1 || handleTopicType(first.GetReceiptHandle()) != "0" {
+				t.Fatalf("first delivery: %s attempt %d handle %q", first.GetMessageId(), first.GetDeliveryAttempt(), first.GetReceiptHandle())
 			}
-			return nil
-		})
-		dlq := domain.DeadLetterTopic(group)
-		testenv.WaitFor(t, 2*time.Minute, func() error {
-			if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
-				t.Fatalf("an exhausted message was delivered again (attempt %d, handle %q)", ms[0].GetDeliveryAttempt(), ms[0].GetReceiptHandle())
+			// Not acked: the broker revives it into %RETRY%group+topic.
+			again := redeliveredV2(t, c, 3*time.Second)
+			if again.GetMessageId() != id || again.GetTopic() != topic || again.GetDeliveryAttempt() != 2 || string(again.GetBody()) != "payload" ||
+				fmt.Sprint(again.GetProperties()) != "map[p:v]" || again.GetTag() == nil || *again.GetTag() != "tg" {
+				t.Fatalf("redelivery: %s topic %q attempt %d body %q properties %v tag %v", again.GetMessageId(), again.GetTopic(),
+					again.GetDeliveryAttempt(), again.GetBody(), again.GetProperties(), again.GetTag())
 			}
-			_, err := p.Admin.Topic(t.Context(), dlq)
-			return err
+			// Its invisible time changed on the broker: it comes back (and,
+			// its last attempt used, goes to the dead-letter queue) only after
+			// the new one, not after the 3 s it was received with.
+			const changed = 15 * time.Second
+			tc := testenv.WallNow()
+			if err := c.ChangeInvisibleDuration(again, changed); err != nil {
+				t.Fatalf("change invisible duration of a redelivered message: %v", err)
+			}
+			// The group's stats have a row of its retry topic, under the
+			// broker's name for it.
+			retry := remoting.PopRetryTopic(topic, group, true)
+			testenv.WaitFor(t, 30*time.Second, func() error {
+				stats, err := p.Admin.GroupStats(t.Context(), group)
+				if err != nil || !slices.ContainsFunc(stats, func(s ports.QueueStats) bool { return s.Topic == retry }) {
+					return fmt.Errorf("group stats without a row of %s: %+v %v", retry, stats, err)
+				}
+				return nil
+			})
+			dlq := domain.DeadLetterTopic(group)
+			testenv.WaitFor(t, 2*time.Minute, func() error {
+				if ms := testenv.ReceiveAnswered(t, c, 1, time.Second); len(ms) != 0 {
+					t.Fatalf("an exhausted message was delivered again (attempt %d, handle %q)", ms[0].GetDeliveryAttempt(), ms[0].GetReceiptHandle())
+				}
+				_, err := p.Admin.Topic(t.Context(), dlq)
+				return err
+			})
+			testenv.WaitForRoute(t, p, dlq)
+			raw := testenv.NewRawClient(t, p)
+			raw.Subscribe(t, dlqReader, dlq)
+			dead := raw.ReceiveN(t, dlqReader, dlq, 1, time.Minute, 30*time.Second)[0]
+			sp := dead.GetSystemProperties()
+			if sp.GetMessageId() != id || dead.GetTopic().GetName() != dlq || string(dead.GetBody()) != "payload" || sp.GetTag() != "tg" ||
+				fmt.Sprint(dead.GetUserProperties()) != "map[p:v]" {
+				t.Fatalf("dead letter: %s topic %q body %q tag %q properties %v", sp.GetMessageId(), dead.GetTopic().GetName(), dead.GetBody(),
+					sp.GetTag(), dead.GetUserProperties())
+			}
+			if stored := sp.GetStoreTimestamp().AsTime(); stored.Before(tc.Add(changed - time.Second)) {
+				t.Errorf("moved to the dead-letter queue at %v, %v after its invisible time was changed to %v: the change did not hold",
+					stored, stored.Sub(tc), changed)
+			}
 		})
-		testenv.WaitForRoute(t, p, dlq)
-		raw := testenv.NewRawClient(t, p)
-		raw.Subscribe(t, dlqReader, dlq)
-		dead := raw.ReceiveN(t, dlqReader, dlq, 1, time.Minute, 30*time.Second)[0]
-		sp := dead.GetSystemProperties()
-		if sp.GetMessageId() != id || dead.GetTopic().GetName() != dlq || string(dead.GetBody()) != "payload" || sp.GetTag() != "tg" ||
-			fmt.Sprint(dead.GetUserProperties()) != "map[p:v]" {
-			t.Fatalf("dead letter: %s topic %q body %q tag %q properties %v", sp.GetMessageId(), dead.GetTopic().GetName(), dead.GetBody(),
-				sp.GetTag(), dead.GetUserProperties())
-		}
-		if stored := sp.GetStoreTimestamp().AsTime(); stored.Before(tc.Add(changed - time.Second)) {
-			t.Errorf("moved to the dead-letter queue at %v, %v after its invisible time was changed to %v: the change did not hold",
-				stored, stored.Sub(tc), changed)
-		}
-	})
 
-	t.Run("dead-letter forward", func(t *testing.T) {
-		raw := testenv.NewRawClient(t, p)
-		raw.Subscribe(t, fwGroup, fwTopic)
-		rawOther := testenv.NewRawClient(t, p)
-		rawOther.Subscribe(t, fwGroup, other)
-		rawForeign := testenv.NewRawClient(t, p)
-		rawForeign.Subscribe(t, otherGroup, fwTopic)
-		raw.SendN(t, fwTopic, 1)
-		raw.SendN(t, other, 1)
-		// Each redelivered from its pop retry topic: %RETRY%fwGroup+fwTopic,
-		// %RETRY%fwGroup+other, %RETRY%otherGroup+fwTopic.
-		own := retried(t, raw, fwGroup, fwTopic)
-		ofOther := retried(t, rawOther, fwGroup, other)
-		foreign := retried(t, rawForeign, otherGroup, fwTopic)
-		for _, m := range [][]*v2.Message{own, ofOther, foreign} {
-			if tt := handleTopicType(m[0].GetSystemProperties().GetReceiptHandle()); tt != "2" {
-				t.Fatalf("redelivered with topic type %s, want 2: %v", tt, m[0])
+		t.Run("dead-letter forward", func(t *testing.T) {
+			t.Parallel()
+			raw := testenv.NewRawClient(t, p)
+			raw.Subscribe(t, fwGroup, fwTopic)
+			rawOther := testenv.NewRawClient(t, p)
+			rawOther.Subscribe(t, fwGroup, other)
+			rawForeign := testenv.NewRawClient(t, p)
+			rawForeign.Subscribe(t, otherGroup, fwTopic)
+			raw.SendN(t, fwTopic, 1)
+			raw.SendN(t, other, 1)
+			// Each redelivered from its pop retry topic: %RETRY%fwGroup+fwTopic,
+			// %RETRY%fwGroup+other, %RETRY%otherGroup+fwTopic.
+			own := retried(t, raw, fwGroup, fwTopic)
+			ofOther := retried(t, rawOther, fwGroup, other)
+			foreign := retried(t, rawForeign, otherGroup, fwTopic)
+			for _, m := range [][]*v2.Message{own, ofOther, foreign} {
+				if tt := handleTopicType(m[0].GetSystemProperties().GetReceiptHandle()); tt != "2" {
+					t.Fatalf("redelivered with topic type %s, want 2: %v", tt, m[0])
+				}
 			}
-		}
-		if own[0].GetTopic().GetName() != fwTopic || ofOther[0].GetTopic().GetName() != other || foreign[0].GetTopic().GetName() != fwTopic {
-			t.Errorf("redelivered messages show topics %q, %q, %q; want %q, %q, %q", own[0].GetTopic().GetName(),
-				ofOther[0].GetTopic().GetName(), foreign[0].GetTopic().GetName(), fwTopic, other, fwTopic)
-		}
-		forward := func(what string, m *v2.Message) {
-			t.Helper()
-			fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
-				Group: &v2.Resource{Name: fwGroup}, Topic: &v2.Resource{Name: fwTopic},
-				ReceiptHandle: m.GetSystemProperties().GetReceiptHandle(), MessageId: m.GetSystemProperties().GetMessageId(),
-				DeliveryAttempt: 2, MaxDeliveryAttempts: 16})
-			if err != nil || fw.GetStatus().GetCode() != v2.Code_OK {
-				t.Fatalf("dead-letter forward of %s: %v %v", what, fw, err)
+			if own[0].GetTopic().GetName() != fwTopic || ofOther[0].GetTopic().GetName() != other || foreign[0].GetTopic().GetName() != fwTopic {
+				t.Errorf("redelivered messages show topics %q, %q, %q; want %q, %q, %q", own[0].GetTopic().GetName(),
+					ofOther[0].GetTopic().GetName(), foreign[0].GetTopic().GetName(), fwTopic, other, fwTopic)
 			}
-		}
-		// Named as fwGroup's delivery of fwTopic: answered OK, nothing moved.
-		forward("a message of the group's retry topic for another topic", ofOther[0])
-		forward("a message of another group's retry topic", foreign[0])
-		forward("a redelivered message", own[0])
+			forward := func(what string, m *v2.Message) {
+				t.Helper()
+				fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{
+					Group: &v2.Resource{Name: fwGroup}, Topic: &v2.Resource{Name: fwTopic},
+					ReceiptHandle: m.GetSystemProperties().GetReceiptHandle(), MessageId: m.GetSystemProperties().GetMessageId(),
+					DeliveryAttempt: 2, MaxDeliveryAttempts: 16})
+				if err != nil || fw.GetStatus().GetCode() != v2.Code_OK {
+					t.Fatalf("dead-letter forward of %s: %v %v", what, fw, err)
+				}
+			}
+			// Named as fwGroup's delivery of fwTopic: answered OK, nothing moved.
+			forward("a message of the group's retry topic for another topic", ofOther[0])
+			forward("a message of another group's retry topic", foreign[0])
+			forward("a redelivered message", own[0])
 
-		dlq := domain.DeadLetterTopic(fwGroup)
-		testenv.WaitForRoute(t, p, dlq)
-		reader := testenv.NewRawClient(t, p)
-		reader.Subscribe(t, fwDLQReader, dlq)
-		dead := reader.ReceiveN(t, fwDLQReader, dlq, 1, time.Minute, 30*time.Second)
-		dead = append(dead, reader.ReceiveAnswered(t, testenv.ReceiveRequest(fwDLQReader, dlq, 16, time.Minute))...)
-		var got []string
-		for _, m := range dead {
-			got = append(got, m.GetSystemProperties().GetMessageId()+" "+string(m.GetBody()))
-		}
-		if want := own[0].GetSystemProperties().GetMessageId() + " " + string(own[0].GetBody()); len(got) != 1 || got[0] != want {
-			t.Errorf("%s holds %q, want only %q", dlq, got, want)
-		}
-		// The messages the refused forwards named are still their groups'.
-		for _, c := range []struct {
-			raw          *testenv.RawClient
-			group, topic string
-			m            []*v2.Message
-		}{{rawOther, fwGroup, other, ofOther}, {rawForeign, otherGroup, fwTopic, foreign}} {
-			ack, err := c.raw.AckMessage(c.raw.Ctx(t), testenv.AckRequest(c.group, c.topic, c.m))
-			if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
-				t.Errorf("ack of %s's redelivered message of %s: %v %v", c.group, c.topic, ack, err)
+			dlq := domain.DeadLetterTopic(fwGroup)
+			testenv.WaitForRoute(t, p, dlq)
+			reader := testenv.NewRawClient(t, p)
+			reader.Subscribe(t, fwDLQReader, dlq)
+			dead := reader.ReceiveN(t, fwDLQReader, dlq, 1, time.Minute, 30*time.Second)
+			dead = append(dead, reader.ReceiveAnswered(t, testenv.ReceiveRequest(fwDLQReader, dlq, 16, time.Minute))...)
+			var got []string
+			for _, m := range dead {
+				got = append(got, m.GetSystemProperties().GetMessageId()+" "+string(m.GetBody()))
 			}
-		}
-	})
-	t.Run("consume directly a redelivered message", func(t *testing.T) {
-		pr := testenv.NewProducer(t, p, directTopic)
-		r, err := pr.Send(t.Context(), &rmq.Message{Topic: directTopic, Body: []byte("consume me directly")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := testenv.NewSimpleConsumer(t, p, directGroup, time.Second, map[string]*rmq.FilterExpression{directTopic: rmq.SUB_ALL})
-		testenv.WaitFor(t, 30*time.Second, func() error {
-			if ms, err := c.Receive(t.Context(), 1, time.Second); len(ms) == 0 {
-				return fmt.Errorf("no message yet: %v", err)
+			if want := own[0].GetSystemProperties().GetMessageId() + " " + string(own[0].GetBody()); len(got) != 1 || got[0] != want {
+				t.Errorf("%s holds %q, want only %q", dlq, got, want)
 			}
-			return nil
+			// The messages the refused forwards named are still their groups'.
+			for _, c := range []struct {
+				raw          *testenv.RawClient
+				group, topic string
+				m            []*v2.Message
+			}{{rawOther, fwGroup, other, ofOther}, {rawForeign, otherGroup, fwTopic, foreign}} {
+				ack, err := c.raw.AckMessage(c.raw.Ctx(t), testenv.AckRequest(c.group, c.topic, c.m))
+				if err != nil || ack.GetStatus().GetCode() != v2.Code_OK {
+					t.Errorf("ack of %s's redelivered message of %s: %v %v", c.group, c.topic, ack, err)
+				}
+			}
 		})
-		if err := c.ChangeInvisibleDuration(redeliveredV2(t, c, 3*time.Second), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		// mqadmin queryMsgById -g directGroup -d <the proxy> with the
-		// offset id of the copy in %RETRY%directGroup+directTopic: the
-		// broker sends that copy; the Go consumer, asked about a message of
-		// the topic it subscribes to, answers that it does not implement it.
-		bc := superBrokerClient(t, brokers[0].Addr)
-		resp := bc.do(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{ConsumerGroup: directGroup,
-			ClientID: bc.groupClient(directGroup), MsgID: bc.offsetID(remoting.PopRetryTopic(directTopic, directGroup, true), r[0].MessageID),
-			Topic: directTopic})
-		if want := "of group " + directGroup + " connected to this proxy answered NOT_IMPLEMENTED"; resp.Code != int32(remoting.ResponseRequestCodeNotSupported) ||
-			!strings.Contains(resp.Remark, want) {
-			t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
-		}
+		t.Run("consume directly a redelivered message", func(t *testing.T) {
+			t.Parallel()
+			pr := testenv.NewProducer(t, p, directTopic)
+			r, err := pr.Send(t.Context(), &rmq.Message{Topic: directTopic, Body: []byte("consume me directly")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := testenv.NewSimpleConsumer(t, p, directGroup, time.Second, map[string]*rmq.FilterExpression{directTopic: rmq.SUB_ALL})
+			testenv.WaitFor(t, 30*time.Second, func() error {
+				if ms, err := c.Receive(t.Context(), 1, time.Second); len(ms) == 0 {
+					return fmt.Errorf("no message yet: %v", err)
+				}
+				return nil
+			})
+			if err := c.ChangeInvisibleDuration(redeliveredV2(t, c, 3*time.Second), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			// mqadmin queryMsgById -g directGroup -d <the proxy> with the
+			// offset id of the copy in %RETRY%directGroup+directTopic: the
+			// broker sends that copy; the Go consumer, asked about a message of
+			// the topic it subscribes to, answers that it does not implement it.
+			bc := superBrokerClient(t, brokers[0].Addr)
+			resp := bc.do(remoting.RequestConsumeMessageDirectly, &remoting.ConsumeMessageDirectlyRequestHeader{ConsumerGroup: directGroup,
+				ClientID: bc.groupClient(directGroup), MsgID: bc.offsetID(remoting.PopRetryTopic(directTopic, directGroup, true), r[0].MessageID),
+				Topic: directTopic})
+			if want := "of group " + directGroup + " connected to this proxy answered NOT_IMPLEMENTED"; resp.Code != int32(remoting.ResponseRequestCodeNotSupported) ||
+				!strings.Contains(resp.Remark, want) {
+				t.Errorf("consume directly: code %d %q, want %d and %q", resp.Code, resp.Remark, remoting.ResponseRequestCodeNotSupported, want)
+			}
+		})
+		t.Run("batch ack of redelivered messages", func(t *testing.T) {
+			t.Parallel()
+			ackHalfOfRedelivered(t, p, batchGroup, batchTopic)
+		})
 	})
-	t.Run("batch ack of redelivered messages", func(t *testing.T) { ackHalfOfRedelivered(t, p, batchGroup, batchTopic) })
 	t.Run("group delete", func(t *testing.T) {
 		// Signed as a broker user with exactly the permissions
 		// docs/security.md lists for group delete with this naming
