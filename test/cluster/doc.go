@@ -7,5 +7,7 @@
 // Apache RocketMQ proxy in front of the same broker
 // (TestDifferentialAgainstApacheProxy), and the cluster-mode benchmarks
 // (docs/cluster.md, "Performance"). The scenarios both modes share run in
-// test/e2e against both.
+// test/e2e against both. Most of the tests run in parallel, 4 at once by
+// default (see TestMain), each under names of its own on the shared
+// broker or on brokers of its own.
 package cluster
