@@ -461,6 +461,9 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 		e.closeQueues()
 		return nil, nil, false, 0, err
 	}
+	// The running engine forgot the deletions retention removed from the
+	// log, maybe after the snapshot was taken: so does recovery.
+	e.forgetDeletionsBeforeLocked(clog.StartOffset())
 	return clog, snap, imported, replayed, nil
 }
 

@@ -1393,6 +1393,37 @@ func TestRetentionSkipsDeletedMessages(t *testing.T) {
 	}
 }
 
+// TestReplayForgetsDeletionsRetentionRemoved: the running engine forgets
+// a topic's deletion once retention removed its record (no deferred
+// message stored before it is left); a restart from a snapshot taken
+// before that retention run kept it, so its state was not the live one.
+func TestReplayForgetsDeletionsRetentionRemoved(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
+	h.restart()
+	ctx := t.Context()
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "gone", Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.DeleteTopic(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		m := msg("t", fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send("t", 0, m)
+	}
+	h.retire("t", "late")
+	if h.e.clog.StartOffset() == 0 {
+		t.Fatal("no segment deleted")
+	}
+	live := h.canonicalState()
+	h.crashRestart(true)
+	if replayed := h.canonicalState(); !bytes.Equal(live, replayed) {
+		t.Fatalf("state after snapshot + replay differs from the live state (- live, + snapshot and replay):\n%s", stateDiff(live, replayed))
+	}
+}
+
 func TestAsyncFlushAndCancelledSend(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Flush = "async" })
 	h.send("t", 0, msg("t", "a", ""))
