@@ -1594,3 +1594,49 @@ func forwardRefused(err error, reason string) bool {
 	var r *ports.ForwardRefusedError
 	return errors.As(err, &r) && r.Reason == reason && r.Err == nil
 }
+
+// TestOutlivedForwardOfRemovedMessageKeepsReleasedRun: a FIFO run [a, b]
+// is delivered, b acked, and a's invisible time passes (the run released:
+// b visible again); retention then removes a's segment, and a forward of
+// a's outlived handle comes. It moves nothing (nothing is left to copy),
+// and a restart must not consume b, which the live engine had released.
+func TestOutlivedForwardOfRemovedMessageKeepsReleasedRun(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = clocktest.New(time.Now()) // segment ages come from file times
+	h.restart()
+	ctx := t.Context()
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "f", Type: domain.MessageTypeFIFO, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.createGroup("g", 5, true)
+	h.send("f", 0, fifoMsg("f", "a", "A"))
+	for i := range 40 {
+		m := msg("n", fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send("n", 0, m)
+	}
+	h.send("f", 0, fifoMsg("f", "b", "A"))
+	got := h.popFIFO("g", "f", 2, 10*time.Second)
+	if !slices.Equal(ids(got), []string{"a", "b"}) {
+		t.Fatalf("got %v", ids(got))
+	}
+	h.ack("g", got[1])
+	h.fake().Advance(11 * time.Second)
+	h.revive()
+	h.retire("n", "late")
+	start := h.e.clog.StartOffset()
+	if start <= got[0].CommitLogOffset || start > got[1].CommitLogOffset {
+		t.Fatalf("log starts at %d; a is at %d, b at %d", start, got[0].CommitLogOffset, got[1].CommitLogOffset)
+	}
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", got[0])); err != nil {
+		t.Fatal(err)
+	}
+	live := h.canonicalState()
+	h.crashRestart(true)
+	if replayed := h.canonicalState(); !bytes.Equal(live, replayed) {
+		t.Fatalf("state after snapshot + replay differs from the live state (- live, + snapshot and replay):\n%s", stateDiff(live, replayed))
+	}
+	if got := h.popFIFO("g", "f", 2, time.Minute); !slices.Equal(ids(got), []string{"b"}) {
+		t.Fatalf("after the forward and a restart got %v, want b again", ids(got))
+	}
+}
