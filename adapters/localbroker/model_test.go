@@ -165,6 +165,8 @@ type mDel struct {
 	runAttempt int32   // the delivery attempt of the run's delivery
 	validAck   bool    // acked with a handle the engine had to take
 	heldBy     []*mDel // the earlier messages of its run when it was acked
+	ackOp      int     // the operation of its ack
+	fwdOp      int     // the operation of its forward (maybeFwd, forwarded)
 }
 
 // mustRedeliver reports whether del was acked in a FIFO run while an
@@ -189,6 +191,11 @@ func mustRedeliver(mg *mGroup, del *mDel) bool {
 		case e.maybeFwd && !e.fwdOutlived:
 			// Forwarded with a handle whose pop a crash may have lost:
 			// moved or not.
+		case e.maybeFwd && e.fwdOp < del.ackOp:
+			// Forwarded with an outlived handle before del's ack: moved
+			// (consumed, its run released before del's ack, which then
+			// is final) or not yet visible again, left in flight (its
+			// expiry releases the run later).
 		case e.validAck || e.forwarded:
 			if mustRedeliver(mg, e) {
 				return true
@@ -909,6 +916,7 @@ func (m *engineModel) acked(what, group string, del *mDel, err error) {
 	switch {
 	case err == nil:
 		del.acked, del.inflight, del.validAck = true, false, del.deadline.After(m.now()) // a lost pop would have made it fail
+		del.ackOp = m.op
 		if del.run != 0 {
 			mg := m.groups[group]
 			for _, e := range m.fifoSeq[m.fifoKey(del.m)] {
@@ -1046,6 +1054,7 @@ func (m *engineModel) forward(group string, del *mDel) {
 		m.fwdOp[x.group] = map[string]int{}
 	}
 	m.fwdOp[x.group][x.del.m.id] = m.op
+	x.del.fwdOp = m.op
 	if valid {
 		x.del.forwarded = true
 		m.fwdSure[x.group][x.del.m.id] = true
