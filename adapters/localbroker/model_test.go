@@ -196,7 +196,10 @@ func mustRedeliver(mg *mGroup, del *mDel) bool {
 			// (consumed, its run released before del's ack, which then
 			// is final) or not yet visible again, left in flight (its
 			// expiry releases the run later).
-		case e.validAck || e.forwarded:
+		case e.acked || e.forwarded:
+			// An ack taken after the invisible time (the reviver had not
+			// made it visible yet, or it would have been refused)
+			// consumed it before its run was released, as a valid one.
 			if mustRedeliver(mg, e) {
 				return true
 			}
