@@ -38,7 +38,8 @@ import (
 // and past every invisible time and timer, that every group gets every
 // message it is owed, or finds it in its dead-letter queue.
 //
-// CI runs a few seeds; RMQPROXY_TEST_ENGINE_SEEDS=n runs seeds 1..n,
+// CI runs a few seeds (three of them with the retention mix);
+// RMQPROXY_TEST_ENGINE_SEEDS=n runs seeds 1..n,
 // RMQPROXY_TEST_ENGINE_SEED=s one seed (as -run 'TestEngineRandomOperations/seed=s$'
 // does for the CI seeds), RMQPROXY_TEST_ENGINE_OPS the operations per seed,
 // RMQPROXY_TEST_ENGINE_MIX another operation mix (fifo, admin, retention;
@@ -73,16 +74,33 @@ func TestEngineRandomOperations(t *testing.T) {
 		}
 		ops = n
 	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			m := newEngineModel(t, seed)
+	type run struct {
+		seed uint64
+		mix  string
+	}
+	var runs []run
+	mix, envSet := os.LookupEnv("RMQPROXY_TEST_ENGINE_MIX")
+	for _, s := range seeds {
+		runs = append(runs, run{s, mix})
+	}
+	if !envSet && os.Getenv("RMQPROXY_TEST_ENGINE_SEEDS") == "" && os.Getenv("RMQPROXY_TEST_ENGINE_SEED") == "" {
+		// CI also runs a few seeds of the retention mix.
+		runs = append(runs, run{6, "retention"}, run{7, "retention"}, run{8, "retention"})
+	}
+	for _, r := range runs {
+		name := fmt.Sprintf("seed=%d", r.seed)
+		if r.mix != mix {
+			name += ",mix=" + r.mix
+		}
+		t.Run(name, func(t *testing.T) {
+			m := newEngineModel(t, r.seed)
 			defer func() {
 				if t.Failed() {
-					t.Logf("seed %d failed; re-run with RMQPROXY_TEST_ENGINE_SEED=%d RMQPROXY_TEST_ENGINE_OPS=%d; trace:\n%s",
-						seed, seed, ops, strings.Join(m.trace, "\n"))
+					t.Logf("seed %d failed; re-run with RMQPROXY_TEST_ENGINE_SEED=%d RMQPROXY_TEST_ENGINE_OPS=%d RMQPROXY_TEST_ENGINE_MIX=%s; trace:\n%s",
+						r.seed, r.seed, ops, r.mix, strings.Join(m.trace, "\n"))
 				}
 			}()
-			m.run(ops)
+			m.run(ops, r.mix)
 		})
 	}
 }
@@ -346,7 +364,7 @@ func (m *engineModel) topicDef(name string) mTopicDef {
 	panic(name)
 }
 
-func (m *engineModel) run(ops int) {
+func (m *engineModel) run(ops int, mix string) {
 	type op struct {
 		name   string
 		weight int
@@ -370,7 +388,6 @@ func (m *engineModel) run(ops int) {
 		"admin":     {"topic admin": 5, "group admin": 5, "crash": 3, "restart": 3, "replay equivalence": 3},
 		"retention": {"retention": 6, "forward": 4, "send FIFO": 2, "pop FIFO": 2, "group admin": 3, "advance": 2, "replay equivalence": 3},
 	}
-	mix := os.Getenv("RMQPROXY_TEST_ENGINE_MIX")
 	if _, ok := mixes[mix]; mix != "" && !ok {
 		m.t.Fatalf("RMQPROXY_TEST_ENGINE_MIX=%q: want fifo, admin or retention", mix)
 	}
