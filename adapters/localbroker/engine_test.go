@@ -204,6 +204,16 @@ func (h *harness) revive() {
 	}
 }
 
+// fill sends 40 messages of 500 bytes (ids "0" to "39") to queue 0 of
+// topic: several segments of the tests' small commit log.
+func (h *harness) fill(topic string) {
+	for i := range 40 {
+		m := msg(topic, fmt.Sprint(i), "")
+		m.Body = bytes.Repeat([]byte{'x'}, 500)
+		h.send(topic, 0, m)
+	}
+}
+
 // retire takes two snapshots, each followed by a send of a message with id
 // to topic (queue 0), so that the segments before them are no longer
 // needed, then moves the clock two hours on and applies retention.
@@ -1362,11 +1372,7 @@ func TestRetentionSkipsDeletedMessages(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
 	h.clock = clocktest.New(time.Now()) // segment ages come from file times
 	h.restart()
-	for i := range 40 {
-		m := msg("t", fmt.Sprint(i), "")
-		m.Body = bytes.Repeat([]byte{'x'}, 500)
-		h.send("t", 0, m)
-	}
+	h.fill("t")
 	ctx := t.Context()
 	if err := h.e.Snapshot(ctx); err != nil {
 		t.Fatal(err)
@@ -1408,11 +1414,7 @@ func TestReplayForgetsDeletionsRetentionRemoved(t *testing.T) {
 	if err := h.e.DeleteTopic(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 40 {
-		m := msg("t", fmt.Sprint(i), "")
-		m.Body = bytes.Repeat([]byte{'x'}, 500)
-		h.send("t", 0, m)
-	}
+	h.fill("t")
 	h.retire("t", "late")
 	if h.e.clog.StartOffset() == 0 {
 		t.Fatal("no segment deleted")
@@ -1547,11 +1549,7 @@ func TestRetentionForgetsTopicDeletions(t *testing.T) {
 	if n := len(h.e.topicDeletedAt); n != 20 {
 		t.Fatalf("%d deletions remembered, want 20", n)
 	}
-	for i := range 40 {
-		m := msg("t", fmt.Sprint(i), "")
-		m.Body = bytes.Repeat([]byte{'x'}, 500)
-		h.send("t", 0, m)
-	}
+	h.fill("t")
 	h.retire("t", "more")
 	if h.e.clog.StartOffset() == 0 {
 		t.Fatal("no segment deleted")
@@ -1610,11 +1608,7 @@ func TestOutlivedForwardOfRemovedMessageKeepsReleasedRun(t *testing.T) {
 	}
 	h.createGroup("g", 5, true)
 	h.send("f", 0, fifoMsg("f", "a", "A"))
-	for i := range 40 {
-		m := msg("n", fmt.Sprint(i), "")
-		m.Body = bytes.Repeat([]byte{'x'}, 500)
-		h.send("n", 0, m)
-	}
+	h.fill("n")
 	h.send("f", 0, fifoMsg("f", "b", "A"))
 	got := h.popFIFO("g", "f", 2, 10*time.Second)
 	if !slices.Equal(ids(got), []string{"a", "b"}) {

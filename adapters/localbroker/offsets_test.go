@@ -238,11 +238,7 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 	h.restart()
 	ctx := t.Context()
 	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
-	for i := range 40 {
-		m := msg("t", fmt.Sprint(i), "")
-		m.Body = bytes.Repeat([]byte{'x'}, 500)
-		h.send("t", 0, m)
-	}
+	h.fill("t")
 	h.retire("t", "late")
 	minOff, err := h.e.QueryOffset(ctx, q, ports.OffsetBeginning, time.Time{})
 	if err != nil || minOff == 0 || minOff >= 42 {

@@ -13,15 +13,15 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
 )
 
-// TestSecurityCommands drives user, acl and audit against a fresh
-// database, with hostile input (SQL metacharacters, huge values, unicode):
-// each is refused with a usage or validation error, or stored literally.
-func TestSecurityCommands(t *testing.T) {
+// databaseCLI returns a runner of rmqproxy commands against a fresh
+// database (and a new secret key) that fails the test unless the command
+// exits with wantCode, and returns its stdout and stderr together.
+func databaseCLI(t *testing.T) func(wantCode int, args ...string) string {
 	dsn := pgenv.Database(t)
 	var k [32]byte
 	_, _ = rand.Read(k[:])
 	pg := []string{"--postgres.dsn", dsn, "--postgres.secretKeys", "k1:" + base64.StdEncoding.EncodeToString(k[:])}
-	cli := func(wantCode int, args ...string) string {
+	return func(wantCode int, args ...string) string {
 		t.Helper()
 		code, out, errOut := runCLI(append(args, pg...)...)
 		if code != wantCode {
@@ -29,6 +29,13 @@ func TestSecurityCommands(t *testing.T) {
 		}
 		return out + errOut
 	}
+}
+
+// TestSecurityCommands drives user, acl and audit against a fresh
+// database, with hostile input (SQL metacharacters, huge values, unicode):
+// each is refused with a usage or validation error, or stored literally.
+func TestSecurityCommands(t *testing.T) {
+	cli := databaseCLI(t)
 	out := cli(0, "user", "create", "admin", "--type", "Super")
 	if !strings.Contains(out, "secret (shown only now): ") {
 		t.Fatalf("no generated secret: %s", out)
@@ -228,17 +235,10 @@ func TestSecurityCommandsCheckWhatTheyUse(t *testing.T) {
 // with the stored values it keeps; a new user without a secret fails the
 // dry run as it would fail the import. Nothing is written.
 func TestACLImportDryRun(t *testing.T) {
-	dsn := pgenv.Database(t)
-	var k [32]byte
-	_, _ = rand.Read(k[:])
-	pg := []string{"--postgres.dsn", dsn, "--postgres.secretKeys", "k1:" + base64.StdEncoding.EncodeToString(k[:])}
+	run := databaseCLI(t)
 	cli := func(wantCode int, args ...string) string {
 		t.Helper()
-		code, out, errOut := runCLI(append(args, pg...)...)
-		if code != wantCode {
-			t.Fatalf("rmqproxy %v: exit %d (want %d)\nstdout: %s\nstderr: %s", args, code, wantCode, out, errOut)
-		}
-		return strings.Join(strings.Fields(out+errOut), " ") // columns as single spaces
+		return strings.Join(strings.Fields(run(wantCode, args...)), " ") // columns as single spaces
 	}
 	cli(0, "user", "create", "ops", "--type", "Super", "--description", "operators")
 	dir := t.TempDir()
