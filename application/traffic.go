@@ -615,21 +615,12 @@ func (t *Traffic) ChargeReceive(ctx context.Context, group, topic string, messag
 	unlockAll(cs)
 }
 
-// AcquireBytes reserves n bytes of the in-flight send budget
-// (traffic.maxInflightBytes) and returns the function that gives them
-// back, or a TooManyRequests error when they do not fit. A request that
+// ReserveBytes reserves n bytes of the in-flight send budget
+// (traffic.maxInflightBytes) and returns the reservation, to be released
+// (a value: no allocation per send), or a TooManyRequests error when they
+// do not fit. A request that
 // is larger than the whole budget is admitted only when nothing else is in
 // flight, so that it can still be served.
-func (t *Traffic) AcquireBytes(n int64) (func(), error) {
-	b, err := t.ReserveBytes(n)
-	if err != nil {
-		return nil, err
-	}
-	return b.Release, nil
-}
-
-// ReserveBytes is AcquireBytes returning the reservation as a value,
-// which costs no allocation: the send path takes one per request.
 func (t *Traffic) ReserveBytes(n int64) (BytesReservation, error) {
 	max := t.cfg.MaxInflightBytes
 	if max <= 0 || n <= 0 {

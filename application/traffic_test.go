@@ -234,30 +234,30 @@ func TestTrafficInflightBytes(t *testing.T) {
 	cfg := DefaultTrafficConfig()
 	cfg.MaxInflightBytes = 100
 	tr := NewTraffic(cfg, ports.SystemClock{})
-	release60, err := tr.AcquireBytes(60)
+	release60, err := tr.ReserveBytes(60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.AcquireBytes(50); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "traffic.maxInflightBytes") {
+	if _, err := tr.ReserveBytes(50); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "traffic.maxInflightBytes") {
 		t.Fatalf("over the budget: %v", err)
 	}
-	release40, err := tr.AcquireBytes(40)
+	release40, err := tr.ReserveBytes(40)
 	if err != nil {
 		t.Fatalf("up to the budget: %v", err)
 	}
-	release60()
-	release40()
+	release60.Release()
+	release40.Release()
 	if tr.InflightBytes() != 0 {
 		t.Fatalf("in flight %d after release", tr.InflightBytes())
 	}
-	releaseBig, err := tr.AcquireBytes(500)
+	releaseBig, err := tr.ReserveBytes(500)
 	if err != nil {
 		t.Fatalf("a request larger than the budget with nothing in flight: %v", err)
 	}
-	if _, err := tr.AcquireBytes(1); err == nil {
+	if _, err := tr.ReserveBytes(1); err == nil {
 		t.Fatal("admitted beside the oversized request")
 	}
-	releaseBig()
+	releaseBig.Release()
 	if throttledCount(tr, "inflight_bytes", DirectionSend) != 2 {
 		t.Fatalf("stats %+v", tr.Stats().Throttled)
 	}
