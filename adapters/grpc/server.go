@@ -172,6 +172,8 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		grpclib.InTapHandle(svc.tapHeaders),
 		// Compressed requests are refused unread (compression.go).
 		refuseCompressedRequests(),
+		// Sends decode with fewer allocations (codec.go).
+		forceServerCodec(),
 	}
 	if cfg.FlowControlWindow > 0 {
 		// Fixed windows turn grpc-go's window estimation off: it pings the
