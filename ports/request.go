@@ -22,20 +22,42 @@ type RequestInfo struct {
 
 type requestInfoKey struct{}
 
+// requestInfoCtx carries a RequestInfo: one allocation per request where
+// context.WithValue takes two (the value boxed into an interface, and the
+// context).
+type requestInfoCtx struct {
+	context.Context
+	info RequestInfo
+}
+
+// Value returns a pointer to the RequestInfo for requestInfoKey (the
+// accessors copy it out) and asks the parent for every other key.
+func (c *requestInfoCtx) Value(key any) any {
+	if _, ok := key.(requestInfoKey); ok {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
 // WithRequestInfo returns a context carrying info.
 func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, info)
+	if ctx == nil {
+		panic("ports: WithRequestInfo of a nil context")
+	}
+	return &requestInfoCtx{Context: ctx, info: info}
 }
 
 // LookupRequestInfo returns the RequestInfo of ctx and whether ctx carries
 // one.
 func LookupRequestInfo(ctx context.Context) (RequestInfo, bool) {
-	info, ok := ctx.Value(requestInfoKey{}).(RequestInfo)
-	return info, ok
+	if info, ok := ctx.Value(requestInfoKey{}).(*RequestInfo); ok {
+		return *info, true
+	}
+	return RequestInfo{}, false
 }
 
 // RequestInfoFrom returns the RequestInfo of ctx, or the zero value.
 func RequestInfoFrom(ctx context.Context) RequestInfo {
-	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	info, _ := LookupRequestInfo(ctx)
 	return info
 }
