@@ -183,6 +183,8 @@ func rawSeeds() map[string][]byte {
 		"huge field number":        varintField(nil, protowire.MaxValidNumber, 1),
 		"messages as varint field": varintField(nil, 1, 0),
 	}
+	seeds["most messages decoded here"] = bytes.Repeat([]byte{0x0a, 0x00}, maxMessages)
+	seeds["too many messages"] = bytes.Repeat([]byte{0x0a, 0x00}, maxMessages+1)
 	return seeds
 }
 
@@ -242,7 +244,7 @@ func TestUnmarshalOddEncodings(t *testing.T) {
 	fast := map[string]bool{"minimal": true, "same map key twice": true, "map value only": true, "map key only": true,
 		"empty map entry": true, "keys interleaved": true, "negative enum": true, "large enum": true, "large priority": true,
 		"negative nanos": true, "invalid utf8 body": true, "utf8 strings": true, "non-minimal tag": true,
-		"non-minimal length": true, "empty submessages": true, "empty message": true}
+		"non-minimal length": true, "empty submessages": true, "empty message": true, "most messages decoded here": true}
 	for name, b := range rawSeeds() {
 		t.Run(name, func(t *testing.T) {
 			if got := accepted(b); got != fast[name] {
