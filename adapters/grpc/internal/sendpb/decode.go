@@ -35,6 +35,7 @@ const (
 	fieldSysBornTime     = 7  // google.protobuf.Timestamp
 	fieldSysBornHost     = 8  // string
 	fieldSysDeliveryTime = 11 // optional google.protobuf.Timestamp
+	fieldSysQueueID      = 13 // int32 (the Java client sets it)
 	fieldSysMessageGroup = 17 // optional string
 	fieldSysTraceContext = 18 // optional string
 	fieldSysLiteTopic    = 21 // optional string
@@ -327,7 +328,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 		}
 		b = b[n:]
 		switch num {
-		case fieldSysBodyEncoding, fieldSysMessageType, fieldSysPriority:
+		case fieldSysBodyEncoding, fieldSysMessageType, fieldSysQueueID, fieldSysPriority:
 			if typ != protowire.VarintType || !once(&seen, num) {
 				return false
 			}
@@ -344,6 +345,8 @@ func (d *decoder) system(b []byte, a *arena) bool {
 				a.sys.BodyEncoding = v2.Encoding(int32(x))
 			case fieldSysMessageType:
 				a.sys.MessageType = v2.MessageType(int32(x))
+			case fieldSysQueueID:
+				a.sys.QueueId = int32(x)
 			default:
 				a.priority = int32(x)
 				a.sys.Priority = &a.priority

@@ -61,6 +61,10 @@ func withLite(m *v2.Message) {
 	m.SystemProperties.LiteTopic = proto.String("lite-1")
 	m.SystemProperties.Priority = proto.Int32(3)
 }
+
+// javaStyle sets the queue id as the Java client 5.x does.
+func javaStyle(m *v2.Message) { m.SystemProperties.QueueId = 3 }
+
 func withEmptyTag(m *v2.Message) { m.SystemProperties.Tag = proto.String("") }
 func withGzip(m *v2.Message)     { m.SystemProperties.BodyEncoding = v2.Encoding_GZIP }
 
@@ -72,20 +76,21 @@ func clientRequests() map[string]*v2.SendMessageRequest {
 	}
 	all := []func(*v2.Message){withTag, withKeys, withProps, withTrace, withNamespace}
 	return map[string]*v2.SendMessageRequest{
-		"plain":       one(),
-		"tag":         one(withTag),
-		"keys":        one(withKeys),
-		"properties":  one(withProps),
-		"trace":       one(withTrace),
-		"delay":       one(withDelay, withTag),
-		"fifo":        one(withGroup, withKeys),
-		"transaction": one(withTransaction, withProps),
-		"namespace":   one(withNamespace),
-		"empty body":  one(withEmptyBody),
-		"lite":        one(withLite),
-		"empty tag":   one(withEmptyTag),
-		"gzip":        one(withGzip),
-		"everything":  one(append(all, withDelay)...),
+		"plain":         one(),
+		"tag":           one(withTag),
+		"keys":          one(withKeys),
+		"properties":    one(withProps),
+		"trace":         one(withTrace),
+		"delay":         one(withDelay, withTag),
+		"fifo":          one(withGroup, withKeys),
+		"transaction":   one(withTransaction, withProps),
+		"namespace":     one(withNamespace),
+		"empty body":    one(withEmptyBody),
+		"lite":          one(withLite),
+		"empty tag":     one(withEmptyTag),
+		"gzip":          one(withGzip),
+		"java queue id": one(javaStyle, withTag, withKeys, withProps),
+		"everything":    one(append(all, withDelay)...),
 		"batch": {Messages: []*v2.Message{clientMessage(0, withTag, withKeys), clientMessage(1, withProps),
 			clientMessage(2), clientMessage(3, withKeys, withEmptyBody)}},
 		"batch of empties": {Messages: []*v2.Message{{}, {}, {Topic: &v2.Resource{}}}},
@@ -178,6 +183,8 @@ func rawSeeds() map[string][]byte {
 		"store timestamp":          request(bytesField(nil, 3, bytesField(sys, 9, ts))),
 		"body digest":              request(bytesField(nil, 3, bytesField(sys, 4, varintField(nil, 1, 1)))),
 		"queue id":                 request(bytesField(nil, 3, varintField(sys, 13, 4))),
+		"queue id twice":           request(bytesField(nil, 3, varintField(varintField(sys, 13, 4), 13, 5))),
+		"negative queue id":        request(bytesField(nil, 3, varintField(sys, 13, ^uint64(0)))),
 		"empty submessages":        request(bytesField(bytesField(bytesField(nil, 1, nil), 3, bytesField(bytesField(nil, 7, nil), 11, nil)), 4, nil)),
 		"empty message":            request(nil),
 		"huge field number":        varintField(nil, protowire.MaxValidNumber, 1),
@@ -244,7 +251,8 @@ func TestUnmarshalOddEncodings(t *testing.T) {
 	fast := map[string]bool{"minimal": true, "same map key twice": true, "map value only": true, "map key only": true,
 		"empty map entry": true, "keys interleaved": true, "negative enum": true, "large enum": true, "large priority": true,
 		"negative nanos": true, "invalid utf8 body": true, "utf8 strings": true, "non-minimal tag": true,
-		"non-minimal length": true, "empty submessages": true, "empty message": true, "most messages decoded here": true}
+		"non-minimal length": true, "empty submessages": true, "empty message": true, "most messages decoded here": true,
+		"queue id": true, "negative queue id": true}
 	for name, b := range rawSeeds() {
 		t.Run(name, func(t *testing.T) {
 			if got := accepted(b); got != fast[name] {
