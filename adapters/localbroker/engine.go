@@ -77,6 +77,9 @@ type Engine struct {
 	// encodeBuf is reused to encode records (the commit log copies them);
 	// see appendApplyLocked.
 	encodeBuf []byte
+	// batchDec decodes the message batches applied into room it reuses;
+	// see applyRecordLocked.
+	batchDec record.MetaDecoder
 
 	// Delay messages: the on-disk timing wheel and its in-memory window.
 	// timerWidth and timerLookahead are timerBucketWidth and timerLookahead
@@ -834,12 +837,28 @@ func (e *Engine) applyRecordLocked(off, end int64, typ record.Type, p []byte) er
 		return e.applyStateRecordLocked(off, end, typ, p)
 	}
 	// Every send comes here, in a small stack frame. Indexing needs no
-	// bodies, keys or properties: they are not copied.
-	b, locs, err := record.DecodeBatchMeta(p)
+	// bodies, keys or properties: they are not copied. The decoder's room
+	// is taken while in use, in case an apply ever applies another batch;
+	// nothing applying a batch keeps its messages or locations (strings in
+	// them are copies, or the topic's own name).
+	d := e.batchDec
+	e.batchDec = record.MetaDecoder{}
+	b, locs, err := d.Decode(p, e.topicNameLocked)
 	if err != nil {
 		return undecodable(off, typ, err)
 	}
-	return e.dispatchBatchLocked(off, end, &b, p, locs)
+	err = e.dispatchBatchLocked(off, end, &b, p, locs)
+	e.batchDec = d
+	return err
+}
+
+// topicNameLocked returns the name of the topic called name when there is
+// one: a string that the engine holds already.
+func (e *Engine) topicNameLocked(name []byte) (string, bool) {
+	if t, ok := e.topics[string(name)]; ok {
+		return t.Name, true
+	}
+	return "", false
 }
 
 func undecodable(off int64, typ record.Type, err error) error {

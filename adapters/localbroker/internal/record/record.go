@@ -118,8 +118,8 @@ type reader struct {
 	b   []byte
 	off int
 	err error
-	// meta makes decodeMessage check but not copy message bodies, keys and
-	// user properties (see DecodeBatchMeta).
+	// meta makes decodeMessage check but not copy the message fields that
+	// indexing does not read (see DecodeBatchMeta).
 	meta bool
 }
 
@@ -202,6 +202,16 @@ func (r *reader) raw() []byte {
 }
 
 func (r *reader) str() string { return string(r.raw()) }
+
+// metaStr is str for a message field that indexing never reads: in meta
+// mode it is checked but not copied.
+func (r *reader) metaStr() string {
+	if r.meta {
+		r.raw()
+		return ""
+	}
+	return r.str()
+}
 
 func (r *reader) count() int {
 	n := r.uvarint()
@@ -354,7 +364,11 @@ func decodeMessage(r *reader, topic string) Message {
 	m.Compressed = flags&flagCompressed != 0
 	m.Transactional = flags&flagTransactional != 0
 	m.StoredAt = decodeTime(r)
-	m.ID = r.str()
+	if r.meta && !m.Transactional {
+		r.raw() // only a half message's state keeps its id
+	} else {
+		m.ID = r.str()
+	}
 	m.Tag = r.str()
 	if n := r.count(); n > 0 && r.meta {
 		for range n {
@@ -366,11 +380,11 @@ func decodeMessage(r *reader, topic string) Message {
 			m.Keys[i] = r.str()
 		}
 	}
-	m.Group = r.str()
+	m.Group = r.metaStr()
 	m.DeliverAt = decodeTime(r)
 	m.TransactionRecovery = time.Duration(r.varint())
-	m.TraceContext = r.str()
-	m.BornHost = r.str()
+	m.TraceContext = r.metaStr()
+	m.BornHost = r.metaStr()
 	m.BornAt = decodeTime(r)
 	m.ReconsumeTimes = r.int32v()
 	if n := r.count(); n > 0 && r.meta {
@@ -490,21 +504,61 @@ func DecodeBatch(p []byte) (Batch, []Location, error) {
 }
 
 // DecodeBatchMeta decodes a message-batch payload like DecodeBatch, except
-// that the messages come without Body, Keys and Properties: those are
-// checked as thoroughly but not copied. It is what applying the record to
-// the engine's indexes needs, live and in replay.
+// that the messages come with only what indexing them needs: without Body,
+// Keys, Properties, Group, TraceContext and BornHost, and with an ID only
+// when Transactional (the state of a half message keeps it). Those fields
+// are checked as thoroughly but not copied. It is what applying the record
+// to the engine's indexes needs, live and in replay.
 func DecodeBatchMeta(p []byte) (Batch, []Location, error) {
+	var d MetaDecoder
+	return d.Decode(p, nil)
+}
+
+// MetaDecoder decodes message-batch payloads as DecodeBatchMeta does, into
+// room it keeps for the next payload: the messages and locations Decode
+// returns are valid until its next call (strings in them stay valid). The
+// zero value is ready to use; it is not safe for concurrent use.
+type MetaDecoder struct {
+	msgs []Message
+	locs []Location
+}
+
+// maxKeptMessages bounds the messages a MetaDecoder keeps room for, so that
+// one large batch does not pin its size.
+const maxKeptMessages = 1024
+
+// Decode decodes p like DecodeBatchMeta. topic, when not nil, may return
+// a string equal to the topic name it is given (ok set), which the batch
+// then holds instead of a copy of the name: it must not keep name.
+func (d *MetaDecoder) Decode(p []byte, topic func(name []byte) (string, bool)) (Batch, []Location, error) {
+	if cap(d.msgs) > maxKeptMessages {
+		d.msgs, d.locs = nil, nil
+	}
 	r := reader{b: p, meta: true}
-	b, locs := decodeBatch(&r, 0)
+	b, locs := decodeBatchInto(&r, 0, d.msgs[:0], d.locs[:0], topic)
 	if err := r.end(); err != nil {
 		return Batch{}, nil, err
 	}
+	d.msgs, d.locs = b.Messages, locs
 	return b, locs, nil
 }
 
 func decodeBatch(r *reader, base int) (Batch, []Location) {
+	return decodeBatchInto(r, base, nil, nil, nil)
+}
+
+// decodeBatchInto decodes a batch appending its messages to msgs and their
+// locations to locs; see MetaDecoder.Decode for topic.
+func decodeBatchInto(r *reader, base int, msgs []Message, locs []Location, topic func([]byte) (string, bool)) (Batch, []Location) {
 	var b Batch
-	b.Topic = r.str()
+	if name := r.raw(); topic != nil && r.err == nil {
+		var ok bool
+		if b.Topic, ok = topic(name); !ok {
+			b.Topic = string(name)
+		}
+	} else {
+		b.Topic = string(name)
+	}
 	b.QueueID = r.int32v()
 	b.QueueOffset = r.varint()
 	if b.QueueOffset < -1 {
@@ -514,8 +568,10 @@ func decodeBatch(r *reader, base int) (Batch, []Location) {
 	if r.err != nil {
 		return b, nil
 	}
-	b.Messages = make([]Message, 0, n)
-	locs := make([]Location, 0, n)
+	if msgs == nil {
+		msgs, locs = make([]Message, 0, n), make([]Location, 0, n)
+	}
+	b.Messages, locs = slices.Grow(msgs, n), slices.Grow(locs, n)
 	for range n {
 		raw := r.raw()
 		if r.err != nil {

@@ -106,11 +106,14 @@ func TestBatchLocations(t *testing.T) {
 	}
 }
 
-// TestDecodeBatchMeta: the same batch as DecodeBatch, without bodies, keys
-// and properties, and the same verdict on damaged payloads.
+// TestDecodeBatchMeta: the same batch as DecodeBatch, without the fields
+// indexing does not read (the id only of transactional messages), and the
+// same verdict on damaged payloads.
 func TestDecodeBatchMeta(t *testing.T) {
 	full := sampleMessage()
-	b := Batch{Topic: "t", QueueID: 1, QueueOffset: 4, Messages: []Message{full, {Message: domain.Message{ID: "2", Body: []byte("b")}}}}
+	plain := sampleMessage()
+	plain.Transactional = false
+	b := Batch{Topic: "t", QueueID: 1, QueueOffset: 4, Messages: []Message{full, plain, {Message: domain.Message{ID: "2", Body: []byte("b")}}}}
 	p, locs := AppendBatch(nil, &b)
 	got, glocs, err := DecodeBatchMeta(p)
 	if err != nil {
@@ -118,16 +121,78 @@ func TestDecodeBatchMeta(t *testing.T) {
 	}
 	want, _, _ := DecodeBatch(p)
 	for i := range want.Messages {
-		want.Messages[i].Body, want.Messages[i].Keys, want.Messages[i].Properties = nil, nil, nil
+		m := &want.Messages[i]
+		m.Body, m.Keys, m.Properties = nil, nil, nil
+		m.Group, m.TraceContext, m.BornHost = "", "", ""
+		if !m.Transactional {
+			m.ID = ""
+		}
+	}
+	if got.Messages[0].ID != full.ID || got.Messages[1].ID != "" || got.Messages[0].Tag != full.Tag {
+		t.Fatalf("DecodeBatchMeta ids and tag: %q %q %q", got.Messages[0].ID, got.Messages[1].ID, got.Messages[0].Tag)
 	}
 	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(glocs, locs) {
 		t.Fatalf("DecodeBatchMeta:\n got %#v %v\nwant %#v %v", got, glocs, want, locs)
+	}
+	var d MetaDecoder
+	for round := range 2 { // the second decodes into the room the first left
+		dgot, dlocs, err := d.Decode(p, nil)
+		if err != nil || !reflect.DeepEqual(dgot, want) || !reflect.DeepEqual(dlocs, locs) {
+			t.Fatalf("MetaDecoder round %d:\n got %#v %v %v\nwant %#v %v", round, dgot, dlocs, err, want, locs)
+		}
 	}
 	for cut := range len(p) {
 		_, _, errFull := DecodeBatch(p[:cut])
 		_, _, errMeta := DecodeBatchMeta(p[:cut])
 		if (errFull == nil) != (errMeta == nil) {
 			t.Fatalf("payload cut at %d: DecodeBatch says %v, DecodeBatchMeta %v", cut, errFull, errMeta)
+		}
+	}
+}
+
+// TestMetaDecoderAllocs pins what decoding the record of a one-message
+// send costs the engine: nothing once the decoder has room and the topic
+// name is known, whatever the message's id, group, trace context and born
+// host (a transactional message's id is the one string copied); a name the
+// topic function does not know is copied.
+func TestMetaDecoderAllocs(t *testing.T) {
+	m := Message{Message: domain.Message{ID: "0100AABBCCDD", Group: "group", TraceContext: "00-abc-def", BornHost: "10.0.0.1:1234",
+		Body: make([]byte, 1024), Keys: []string{"k"}, Properties: map[string]string{"p": "v"}}, StoredAt: time.UnixMilli(1700000000000)}
+	b := Batch{Topic: "some-topic", QueueID: 3, QueueOffset: 7, Messages: []Message{m}}
+	p, _ := AppendBatch(nil, &b)
+	txn := b
+	txn.QueueOffset, txn.Messages = -1, []Message{m}
+	txn.Messages[0].Transactional = true
+	pt, _ := AppendBatch(nil, &txn)
+	known := func(name []byte) (string, bool) {
+		if string(name) == b.Topic {
+			return b.Topic, true
+		}
+		return "", false
+	}
+	unknown := func([]byte) (string, bool) { return "", false }
+	var d MetaDecoder
+	for _, c := range []struct {
+		name  string
+		p     []byte
+		topic func([]byte) (string, bool)
+		max   float64
+	}{
+		{"known topic", p, known, 0},
+		{"transactional", pt, known, 1},
+		{"unknown topic", p, unknown, 1},
+		{"no topic function", p, nil, 1},
+	} {
+		var err error
+		got := testing.AllocsPerRun(100, func() {
+			var b Batch
+			b, _, err = d.Decode(c.p, c.topic)
+			if err == nil && b.Topic != "some-topic" {
+				t.Fatalf("topic %q", b.Topic)
+			}
+		})
+		if err != nil || got > c.max {
+			t.Errorf("%s: %v allocations per decode (%v), want at most %v", c.name, got, err, c.max)
 		}
 	}
 }
