@@ -14,7 +14,9 @@ import (
 // (cluster mode). All methods honour ctx's deadline and cancellation.
 type Broker interface {
 	// Route returns the queues of a topic, sorted by broker name then queue
-	// id. A missing topic is a ReasonTopicNotFound error.
+	// id. A missing topic is a ReasonTopicNotFound error. The queues may be
+	// shared with other callers (brokers cache them): read them, never
+	// modify them.
 	Route(ctx context.Context, topic string) (Route, error)
 
 	// Send stores msgs, which all belong to queue q's topic, in queue q, in

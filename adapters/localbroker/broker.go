@@ -77,7 +77,8 @@ func (e *Engine) waitDurableUnobserved(ctx context.Context, end int64, what stri
 	return nil
 }
 
-// Route returns the queues of a topic.
+// Route returns the queues of a topic. Every route of one topic definition
+// shares its queues (read-only, as ports.Broker says): a send asks for one.
 func (e *Engine) Route(ctx context.Context, topic string) (ports.Route, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -88,11 +89,15 @@ func (e *Engine) Route(ctx context.Context, topic string) (ports.Route, error) {
 	if err != nil {
 		return ports.Route{}, err
 	}
-	r := ports.Route{Topic: t.Topic, Queues: make([]ports.RouteQueue, t.QueueCount)}
-	for i := range r.Queues {
-		r.Queues[i] = ports.RouteQueue{BrokerName: e.cfg.BrokerName, QueueID: int32(i), Permission: t.Permission}
+	if t.route == nil {
+		// Built once per topicMeta: a topic change puts a new one in
+		// e.topics, none is modified.
+		t.route = make([]ports.RouteQueue, t.QueueCount)
+		for i := range t.route {
+			t.route[i] = ports.RouteQueue{BrokerName: e.cfg.BrokerName, QueueID: int32(i), Permission: t.Permission}
+		}
 	}
-	return r, nil
+	return ports.Route{Topic: t.Topic, Queues: t.route}, nil
 }
 
 // Send stores msgs in queue q atomically (one record, consecutive queue

@@ -899,6 +899,57 @@ func TestSendValidation(t *testing.T) {
 	wantReason(t, h.e.Ack(ctx, ports.AckRequest{Group: "g", Topic: "t", Handle: domain.ReceiptHandle{BrokerName: "other"}}), domain.ReasonInvalidReceiptHandle)
 }
 
+// TestRouteFollowsTopicChanges: the routes of one topic definition share
+// their queues, so a send's route lookup allocates nothing; an update
+// (more queues, another permission), a deletion and a new incarnation
+// each give the route the topic has then.
+func TestRouteFollowsTopicChanges(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
+	ctx := t.Context()
+	check := func(what string, n int, perm domain.Permission) {
+		t.Helper()
+		r, err := h.e.Route(ctx, "rt")
+		if err != nil || len(r.Queues) != n || r.Topic.QueueCount != int32(n) || r.Topic.Permission != perm {
+			t.Fatalf("%s: route %+v %v, want %d queues %v", what, r, err, n, perm)
+		}
+		for i, q := range r.Queues {
+			if q != (ports.RouteQueue{BrokerName: h.cfg.BrokerName, QueueID: int32(i), Permission: perm}) {
+				t.Fatalf("%s: queue %d is %+v", what, i, q)
+			}
+		}
+	}
+	tp := domain.Topic{Name: "rt", Type: domain.MessageTypeNormal, QueueCount: 2, Permission: domain.PermReadWrite}
+	if _, err := h.e.CreateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	check("created", 2, domain.PermReadWrite)
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = h.e.Route(ctx, "rt") }); allocs != 0 {
+		t.Errorf("a route lookup allocates %v times, want 0", allocs)
+	}
+	tp.QueueCount = 4
+	if _, err := h.e.UpdateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	check("more queues", 4, domain.PermReadWrite)
+	tp.Permission = domain.PermRead
+	if _, err := h.e.UpdateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	check("read-only", 4, domain.PermRead)
+	if err := h.e.DeleteTopic(ctx, "rt"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.e.Route(ctx, "rt")
+	wantReason(t, err, domain.ReasonTopicNotFound)
+	tp.QueueCount, tp.Permission = 1, domain.PermWrite
+	if _, err := h.e.CreateTopic(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	check("created again", 1, domain.PermWrite)
+	h.restart()
+	check("after a restart", 1, domain.PermWrite)
+}
+
 func TestAdmin(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AutoCreateTopics = false })
 	ctx := t.Context()

@@ -15,6 +15,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // Topics and consumer groups are defined by commit-log records (topic-put,
@@ -39,6 +40,8 @@ const (
 type topicMeta struct {
 	domain.Topic
 	incarnation uint64
+	// route is the queues Route answers, built on the first call.
+	route []ports.RouteQueue
 }
 
 type groupMeta struct {
