@@ -177,7 +177,10 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 			return nil, err
 		}
 	}
-	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: -1, Messages: make([]record.Message, len(msgs))}
+	// The batch's messages go in room the engine keeps (taken while in
+	// use), emptied once the record is encoded so that it keeps no body.
+	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: -1, Messages: slices.Grow(e.sendMsgs[:0], len(msgs))[:len(msgs)]}
+	e.sendMsgs = nil
 	if !deferred {
 		// A deferred batch enters no queue (replay does not create one for
 		// it either): the queue is created by the first message stored in it.
@@ -193,12 +196,17 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		}
 	}
 	first := b.QueueOffset
-	var locs []record.Location
+	var oneLoc [1]record.Location // a one-message send's, without allocating
+	locs := oneLoc[:0]
 	off, end, err := e.appendApplyCheckedLocked(record.TypeMessageBatch, func(dst []byte) []byte {
 		var p []byte
-		p, locs = record.AppendBatch(dst, &b)
+		p, locs = record.AppendBatchLocs(dst, &b, locs)
 		return p
 	}, func() error { return e.checkCopiesFit(msgs, locs) }, true)
+	clear(b.Messages)
+	if cap(b.Messages) <= maxReusedSendMessages {
+		e.sendMsgs = b.Messages[:0]
+	}
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -257,6 +265,10 @@ func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) err
 	}
 	return nil
 }
+
+// maxReusedSendMessages bounds the room for a send's messages kept between
+// sends (see send).
+const maxReusedSendMessages = 1024
 
 // maxReusedEncodeBuf bounds the encoding buffer kept between records, so
 // that one large batch does not pin its size.

@@ -77,6 +77,8 @@ type Engine struct {
 	// encodeBuf is reused to encode records (the commit log copies them);
 	// see appendApplyLocked.
 	encodeBuf []byte
+	// sendMsgs is room for the messages of the batch a send encodes.
+	sendMsgs []record.Message
 	// batchDec decodes the message batches applied into room it reuses;
 	// see applyRecordLocked.
 	batchDec record.MetaDecoder

@@ -444,10 +444,16 @@ type Location struct {
 // AppendBatch appends the payload of a message-batch record and reports where
 // each message's encoding lies in the returned payload.
 func AppendBatch(dst []byte, b *Batch) ([]byte, []Location) {
+	return AppendBatchLocs(dst, b, make([]Location, 0, len(b.Messages)))
+}
+
+// AppendBatchLocs is AppendBatch appending the locations to locs.
+func AppendBatchLocs(dst []byte, b *Batch, locs []Location) ([]byte, []Location) {
 	w := writer{b: dst}
 	start := len(dst)
-	locs := make([]Location, len(b.Messages))
-	appendBatch(&w, start, b, locs)
+	n := len(locs)
+	locs = slices.Grow(locs, len(b.Messages))[:n+len(b.Messages)]
+	appendBatch(&w, start, b, locs[n:])
 	return w.b, locs
 }
 

@@ -197,6 +197,30 @@ func TestMetaDecoderAllocs(t *testing.T) {
 	}
 }
 
+// TestAppendBatchLocs: the locations AppendBatch returns, appended after
+// those in locs, without allocating when dst and locs have room (the
+// engine encodes a one-message send so).
+func TestAppendBatchLocs(t *testing.T) {
+	b := Batch{Topic: "t", QueueOffset: 0, Messages: []Message{sampleMessage(), {Message: domain.Message{ID: "2", Body: []byte("b")}}}}
+	p, want := AppendBatch([]byte("prefix"), &b)
+	prior := Location{Pos: 1, Size: 2}
+	q, got := AppendBatchLocs([]byte("prefix"), &b, []Location{prior})
+	if !bytes.Equal(p, q) || !reflect.DeepEqual(got, append([]Location{prior}, want...)) {
+		t.Fatalf("AppendBatchLocs: %v, want %v after %v", got, want, prior)
+	}
+	one := Batch{Topic: "t", QueueOffset: 0, Messages: []Message{{Message: domain.Message{ID: "0100AABBCCDD", Body: make([]byte, 1024)}}}}
+	dst := make([]byte, 0, 4096)
+	if allocs := testing.AllocsPerRun(100, func() {
+		var room [1]Location
+		_, locs := AppendBatchLocs(dst, &one, room[:0])
+		if len(locs) != 1 {
+			t.Fatal("not one location")
+		}
+	}); allocs != 0 {
+		t.Errorf("encoding a one-message batch allocates %v times, want 0", allocs)
+	}
+}
+
 // TestBatchLayout pins the batch layout (each message as a uvarint length
 // and its AppendMessage encoding) for bodies whose encodings need 1, 2 and
 // 3 length bytes, with a prefix already in dst and properties present.
