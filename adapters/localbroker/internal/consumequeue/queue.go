@@ -33,8 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"hash/fnv"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -73,24 +71,39 @@ func TagHash(tag string) uint64 {
 	if tag == "" {
 		return 0
 	}
-	h := fnv.New64a()
-	_, _ = io.WriteString(h, tag)
-	if v := h.Sum64(); v != 0 {
-		return v
+	// 64-bit FNV-1a, as hash/fnv's New64a computes it, without its
+	// allocation.
+	h := uint64(fnvOffset64)
+	for i := range len(tag) {
+		h ^= uint64(tag[i])
+		h *= fnvPrime64
+	}
+	if h != 0 {
+		return h
 	}
 	return 1
 }
 
-// AppendEntry appends the encoding of e to dst.
+// The 64-bit FNV parameters.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// AppendEntry appends the encoding of e to dst. It encodes in place: an
+// array on the stack would be moved to the heap, as the checksum escapes
+// its input.
 func AppendEntry(dst []byte, e Entry) []byte {
-	var b [EntrySize]byte
+	n := len(dst)
+	dst = append(dst, make([]byte, EntrySize)...)
+	b := dst[n:]
 	binary.BigEndian.PutUint64(b[0:], uint64(e.CommitLogOffset))
 	binary.BigEndian.PutUint32(b[8:], uint32(e.Size))
 	binary.BigEndian.PutUint32(b[12:], e.CRC)
 	binary.BigEndian.PutUint64(b[16:], e.TagHash)
 	binary.BigEndian.PutUint64(b[24:], uint64(e.StoredAtMs))
 	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
-	return append(dst, b[:]...)
+	return dst
 }
 
 // DecodeEntry decodes one entry.

@@ -2,9 +2,13 @@ package consumequeue
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"hash/fnv"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -130,4 +134,44 @@ func TestGetRacingCloseIsErrClosed(t *testing.T) {
 		t.Fatalf("Get = %v, want ErrClosed", err)
 	}
 	_ = q.Close()
+}
+
+// tagHash keeps TagHash from being inlined into the test, which measures
+// what the function itself costs.
+var tagHash = TagHash
+
+// TestTagHash: 64-bit FNV-1a of the tag as hash/fnv computes it (the
+// index files hold it), 0 only for the empty tag, and no allocation.
+func TestTagHash(t *testing.T) {
+	for _, tag := range []string{"a", "TagA", "some longer tag with spaces", "\x00\xff", strings.Repeat("x", 300)} {
+		h := fnv.New64a()
+		h.Write([]byte(tag))
+		if got, want := TagHash(tag), h.Sum64(); got != want {
+			t.Errorf("TagHash(%q) = %#x, hash/fnv says %#x", tag, got, want)
+		}
+	}
+	if TagHash("") != 0 {
+		t.Error("the empty tag does not hash to 0")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = tagHash("TagA") }); allocs != 0 {
+		t.Errorf("TagHash allocates %v times, want 0", allocs)
+	}
+}
+
+// TestAppendEntryLayout: the entry is its five fields big-endian and a
+// CRC-32C of them, appended after what dst holds, without allocating when
+// dst has room.
+func TestAppendEntryLayout(t *testing.T) {
+	e := Entry{CommitLogOffset: 0x0102030405060708, Size: 0x11121314, CRC: 0x21222324, TagHash: 0x3132333435363738, StoredAtMs: 0x4142434445464748}
+	want := []byte{'p',
+		1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x21, 0x22, 0x23, 0x24,
+		0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48}
+	want = binary.BigEndian.AppendUint32(want, crc32.Checksum(want[1:], crc32.MakeTable(crc32.Castagnoli)))
+	if got := AppendEntry([]byte{'p'}, e); !bytes.Equal(got, want) {
+		t.Fatalf("AppendEntry = %x, want %x", got, want)
+	}
+	dst := make([]byte, 0, EntrySize)
+	if allocs := testing.AllocsPerRun(100, func() { _ = AppendEntry(dst, e) }); allocs != 0 {
+		t.Errorf("AppendEntry into room allocates %v times, want 0", allocs)
+	}
 }
