@@ -46,12 +46,21 @@ func (q *queueIndex) promote(vis int64) int {
 		return 0
 	}
 	q.visible += int64(n)
-	q.pend = q.pend[n:]
-	if len(q.pend) == 0 {
+	switch {
+	case n < len(q.pend):
+		q.pend = q.pend[n:]
+	case cap(q.pend) <= maxKeptPend:
+		// All visible: the room is kept for the next sends' entries.
+		q.pend = q.pend[:0]
+	default:
 		q.pend = nil
 	}
 	return n
 }
+
+// maxKeptPend bounds the room for pending entries a queue keeps once they
+// are all visible.
+const maxKeptPend = 256
 
 // deliveryState is what a snapshot keeps of a delivery.
 type deliveryState struct {
