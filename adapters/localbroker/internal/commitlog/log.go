@@ -194,7 +194,7 @@ type Log struct {
 	forceSyncTo    int64
 	closing        bool
 	failure        error
-	spare          [][]byte
+	spare          []*batch     // written batches, reused (with their buffers) by the next
 	segMu          sync.RWMutex // guards segs
 	segs           []*segment
 	written        atomic.Int64
@@ -418,18 +418,13 @@ func (l *Log) Append(typ byte, payload []byte, durable bool) (off, end int64, er
 	var b *batch
 	if off+size-l.assignBase > l.opts.SegmentSize && off > l.assignBase {
 		l.assignBase = off
-		b = &batch{base: off, roll: true}
+		b = l.newBatchLocked(off, true)
 		l.pending = append(l.pending, b)
 	} else if n := len(l.pending); n > 0 {
 		b = l.pending[n-1]
 	} else {
-		b = &batch{base: off}
+		b = l.newBatchLocked(off, false)
 		l.pending = append(l.pending, b)
-	}
-	if b.buf == nil {
-		if n := len(l.spare); n > 0 {
-			b.buf, l.spare = l.spare[n-1][:0], l.spare[:n-1]
-		}
 	}
 	b.buf = appendFrame(b.buf, off, typ, payload)
 	l.next = off + size
@@ -444,6 +439,20 @@ func (l *Log) Append(typ byte, payload []byte, durable bool) (off, end int64, er
 	default:
 	}
 	return off, off + size, nil
+}
+
+// newBatchLocked returns an empty batch at base, a spare one when there
+// is one (with its buffer's room).
+func (l *Log) newBatchLocked(base int64, roll bool) *batch {
+	n := len(l.spare)
+	if n == 0 {
+		return &batch{base: base, roll: roll}
+	}
+	b := l.spare[n-1]
+	l.spare[n-1] = nil
+	l.spare = l.spare[:n-1]
+	*b = batch{base: base, roll: roll, buf: b.buf[:0]}
+	return b
 }
 
 // gather waits, at most GroupCommitWait, until as many durable appends are
@@ -704,6 +713,15 @@ func (l *Log) run() {
 		l.mu.Unlock()
 
 		n, err := l.writeBatches(batches)
+		if err == nil && len(batches) > 0 {
+			// All written: the next appends reuse the list's room.
+			clear(batches)
+			l.mu.Lock()
+			if l.pending == nil {
+				l.pending = batches[:0]
+			}
+			l.mu.Unlock()
+		}
 		held = nil
 		retryC = nil
 		if err != nil && isNoSpace(err) {
@@ -911,7 +929,9 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 		l.written.Store(b.base + int64(n))
 		l.mu.Lock()
 		if len(l.spare) < 4 && cap(b.buf) <= 8<<20 {
-			l.spare = append(l.spare, b.buf[:0])
+			// Written: only the writer's list of the batches it takes
+			// still refers to it, and the writer is done with it.
+			l.spare = append(l.spare, b)
 		}
 		l.mu.Unlock()
 	}

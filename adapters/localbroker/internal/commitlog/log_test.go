@@ -441,3 +441,27 @@ func TestIntactRecordBeyondLimitsNotTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendReusesBatches: a lone writer's append after the previous one
+// is durable allocates nothing in the log but the channel that announces
+// the next write (the written batch, its buffer and the pending list are
+// reused).
+func TestAppendReusesBatches(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.SegmentSize = 1 << 20
+	l, _ := openLog(t, opts, 0)
+	defer l.Close(context.Background())
+	ctx := context.Background()
+	p := payloadN(0, 100)
+	var err error
+	send := func() {
+		var end int64
+		if _, end, err = l.Append(1, p, true); err == nil {
+			err = l.Wait(ctx, end)
+		}
+	}
+	send()
+	if allocs := testing.AllocsPerRun(100, send); err != nil || allocs > 1 {
+		t.Fatalf("%v allocations per durable append (%v), want at most 1", allocs, err)
+	}
+}
