@@ -14,9 +14,11 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// routeWait bounds how long CreateTopic waits for the NameServers to
-// publish a new topic's route.
-const routeWait = 15 * time.Second
+// routeWait bounds how long topic create and update wait for the
+// NameServers to route the topic to every master that took it: long
+// enough for a registration held up by a loaded broker or NameServer, and
+// short enough that the answer reaches the CLI within its 30 s.
+const routeWait = 25 * time.Second
 
 // Topic implements [ports.Metadata] from the cached route and topic
 // configuration.
@@ -205,8 +207,9 @@ func (b *Broker) checkTopicPut(ctx context.Context, t *domain.Topic) (exists boo
 }
 
 // putTopic creates or updates a topic on every master, with its message
-// type as the message.type attribute (FIFO topics are also "order").
-func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) error {
+// type as the message.type attribute (FIFO topics are also "order"), and
+// returns the names of the masters that took it.
+func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) ([]string, error) {
 	perm := int32(0)
 	if t.Permission.Readable() {
 		perm |= remoting.PermRead
@@ -214,6 +217,7 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) err
 	if t.Permission.Writable() {
 		perm |= remoting.PermWrite
 	}
+	var took []string
 	err := b.eachMaster(ctx, after, func(m master) error {
 		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateTopic, &remoting.CreateTopicRequestHeader{
 			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
@@ -226,17 +230,21 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) err
 				" or with `mqadmin updateBrokerConfig -c "+b.cfg.ClusterName+" -k enableMixedMessageType -v true`;"+
 				" or give the topic the one type its producers send: --type NORMAL, FIFO, DELAY or TRANSACTION)")
 		}
+		if err == nil {
+			took = append(took, m.name)
+		}
 		return err
 	})
 	b.meta.invalidateTopic(t.Name)
-	return err
+	return took, err
 }
 
 // CreateTopic implements [ports.Admin]: UPDATE_AND_CREATE_TOPIC on every
-// master of the cluster, then a wait until the NameServers route it (so
-// that clients can use it as soon as the command returns), then its
-// description to every NameServer. A NameServer that does not take the
-// description leaves the topic created: the error says so.
+// master of the cluster, then its description to every NameServer, then a
+// wait until the NameServers route it to every master (see awaitRoute), so
+// that clients can use it through this instance as soon as the command
+// returns. A NameServer that does not take the description leaves the
+// topic created: the error says so.
 func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
@@ -245,10 +253,8 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
 	}
-	if err := b.putTopic(ctx, t, fmt.Sprintf("once they answer, run `rmqproxy topic update %s` with the same options to create it on them too (create would answer that it exists)", t.Name)); err != nil {
-		return domain.Topic{}, err
-	}
-	if err := b.awaitRoute(ctx, t.Name); err != nil {
+	took, err := b.putTopic(ctx, t, fmt.Sprintf("once they answer, run `rmqproxy topic update %s` with the same options to create it on them too (create would answer that it exists)", t.Name))
+	if err != nil {
 		return domain.Topic{}, err
 	}
 	// Also without a description: a topic of the same name deleted by
@@ -256,6 +262,9 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was created", t.Name), err,
 			storeAgain("topic", t.Name, t.Description))
+	}
+	if err := b.awaitRoute(ctx, t, took, "created"); err != nil {
+		return domain.Topic{}, err
 	}
 	return t, nil
 }
@@ -272,31 +281,87 @@ func storeAgain(kind, name, description string) string {
 	return fmt.Sprintf("once they answer, run `rmqproxy %s update %s --description` with the text again", kind, name)
 }
 
-// awaitRoute waits until the NameServers route a topic.
-func (b *Broker) awaitRoute(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, routeWait)
+// awaitRoute waits until the NameServers route topic t to every master
+// of brokers (those that took it) with t's queue count, and leaves that
+// route in the cache: the route clients are served next. A broker answers
+// UPDATE_AND_CREATE_TOPIC before its registration of the topic with the
+// NameServers is known to have arrived (it waits for them for up to
+// registerBrokerTimeoutMills and answers SUCCESS whatever happened), and a
+// NameServer that dropped the broker (its connection closed) refuses the
+// registration of the one topic until the broker's next full
+// registration, every registerNameServerPeriod (30 s by default). The
+// route read first after the create was cached for cluster.routeTTL even
+// when it named only some of the masters. Lookups that fail (no route
+// yet, a NameServer or broker not answering in time) are repeated until
+// b.routeWait has passed; done ("created", "updated") says what happened
+// on the brokers in the error then.
+func (b *Broker) awaitRoute(ctx context.Context, t domain.Topic, brokers []string, done string) error {
+	wctx, cancel := context.WithTimeout(ctx, b.routeWait)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		b.meta.invalidateTopic(name)
-		_, err := b.meta.topic(ctx, name)
+		b.meta.invalidateTopic(t.Name)
+		lacking := brokers
+		e, err := b.meta.topic(wctx, t.Name)
 		if err == nil {
-			return nil
-		}
-		if !domain.HasReason(err, domain.ReasonTopicNotFound) {
-			return err
+			if lacking = unrouted(e, t.QueueCount, brokers); len(lacking) == 0 {
+				return nil
+			}
+		} else if r := domain.ReasonOf(err); r != domain.ReasonTopicNotFound && r != domain.ReasonUnavailable &&
+			r != domain.ReasonTimeout && r != domain.ReasonTooManyRequests {
+			return domain.Wrap(r, err, fmt.Sprintf("topic %q was %s on the brokers, but reading its route failed: %s", t.Name, done, domain.MessageOf(err)))
 		}
 		select {
 		case <-ctx.Done():
-			return domain.Errorf(domain.ReasonTimeout, "the brokers created topic %q but the NameServers do not route it after %v; it will appear once the brokers register it", name, routeWait)
+			return mapError(ctx.Err())
+		case <-wctx.Done():
+			return notRouted(t, done, lacking, err, b.routeWait)
 		case <-tick.C:
 		}
 	}
 }
 
+// unrouted returns the brokers that e does not route t's queueCount queues
+// to.
+func unrouted(e *topicEntry, queueCount int32, brokers []string) []string {
+	var out []string
+	for _, name := range brokers {
+		n := int32(0)
+		for _, q := range e.route.Queues {
+			if q.BrokerName == name {
+				n++
+			}
+		}
+		if e.masters[name] == "" || n != queueCount {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// notRouted is awaitRoute's error when the wait ran out: the topic is on
+// the brokers, clients cannot use it (or get its old queues) until the
+// NameServers route it, and what to check.
+func notRouted(t domain.Topic, done string, lacking []string, lastErr error, waited time.Duration) error {
+	which := "broker " + lacking[0]
+	if len(lacking) > 1 {
+		which = "brokers " + strings.Join(lacking, ", ")
+	}
+	msg := fmt.Sprintf("topic %q was %s on the brokers, but after %v the NameServers do not route it to %s with its %d queues",
+		t.Name, done, waited, which, t.QueueCount)
+	if lastErr != nil {
+		msg += " (" + domain.MessageOf(lastErr) + ")"
+	}
+	msg += "; until they do, clients get TOPIC_NOT_FOUND or the queues routed before." +
+		" A broker registers a topic with its NameServers when it creates or changes it, and all its topics every registerNameServerPeriod (30 s by default):" +
+		" check that every broker's namesrvAddr lists the NameServers of cluster.nameServers and that the brokers reach them (their broker.log says so)"
+	return domain.Errorf(domain.ReasonTimeout, "%s", msg)
+}
+
 // UpdateTopic implements [ports.Admin] with UPDATE_AND_CREATE_TOPIC on every
-// master, then the description (kept or changed) to every NameServer.
+// master, then the description (kept or changed) to every NameServer, then
+// a wait until the NameServers route the new queue count (see awaitRoute).
 func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
@@ -305,12 +370,16 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 	if !exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", t.Name, t.Name)
 	}
-	if err := b.putTopic(ctx, t, "once they answer, run the command again"); err != nil {
+	took, err := b.putTopic(ctx, t, "once they answer, run the command again")
+	if err != nil {
 		return domain.Topic{}, err
 	}
 	if err := b.storeEntry(ctx, topicKV, t.Name, entryOf(t.Description, t.CreatedAt, t.UpdatedAt)); err != nil {
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was updated", t.Name), err,
 			"once they answer, run the command again")
+	}
+	if err := b.awaitRoute(ctx, t, took, "updated"); err != nil {
+		return domain.Topic{}, err
 	}
 	return t, nil
 }

@@ -61,6 +61,10 @@ type Broker struct {
 	// sendline.go).
 	sendLines sendLines
 
+	// routeWait bounds topic create's and update's wait for the route
+	// (routeWait; tests shorten it).
+	routeWait time.Duration
+
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
 
@@ -92,7 +96,7 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, log: log.With("component", "cluster"), clock: clock, id: proxyClientID(),
 		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1),
-		ackLines: ackLines{Limits: ackLimits}, sendLines: sendLines{Limits: sendLimits}}
+		ackLines: ackLines{Limits: ackLimits}, sendLines: sendLines{Limits: sendLimits}, routeWait: routeWait}
 	b.meta = newMetaCache(b)
 	ccfg := client.Config{
 		ConnsPerAddr: cfg.ConnectionsPerBroker,

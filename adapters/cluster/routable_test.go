@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// lateRoutes is a NameServer (and two masters, b1 and b2) whose route of a
+// topic follows a broker's create or update only after some route lookups:
+// the broker's registration of the topic with the NameServer arrives late,
+// as on a loaded machine or when the NameServer had dropped the broker and
+// takes the topic only with the broker's next full registration (every
+// registerNameServerPeriod, 30 s by default).
+type lateRoutes struct {
+	mu sync.Mutex
+	// lag is how many route lookups after a broker's create or update the
+	// NameServer routes the change (-1: never).
+	lag        map[string]int
+	pending    map[string]pendingRoute // broker → change not routed yet
+	routed     map[string]int32        // broker → queue count routed
+	configured map[string]int32        // broker → queue count it has
+	lookups    int
+	addrs      map[string]string
+}
+
+type pendingRoute struct {
+	queues int32
+	left   int
+}
+
+func startLateRoutes(t *testing.T, lag map[string]int) (*lateRoutes, *Broker) {
+	t.Helper()
+	f := &lateRoutes{lag: lag, pending: map[string]pendingRoute{}, routed: map[string]int32{}, configured: map[string]int32{}, addrs: map[string]string{}}
+	serve := func(broker string) func(*remoting.Command) *remoting.Command {
+		return func(req *remoting.Command) *remoting.Command { return f.answer(broker, req) }
+	}
+	f.addrs["b1"] = startFakeSocket(t, serve("b1"))
+	f.addrs["b2"] = startFakeSocket(t, serve("b2"))
+	return f, newTestBroker(t, f.addrs["b1"], nil)
+}
+
+func (f *lateRoutes) answer(broker string, req *remoting.Command) *remoting.Command {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	switch remoting.RequestCode(req.Code) {
+	case remoting.RequestGetBrokerClusterInfo:
+		resp.Body = twoBrokerCluster(f.addrs["b1"], f.addrs["b2"])
+	case remoting.RequestGetAllTopicConfig:
+		table := map[string]remoting.TopicConfig{}
+		if q, ok := f.configured[broker]; ok {
+			table["orders"] = remoting.TopicConfig{TopicName: "orders", ReadQueueNums: q, WriteQueueNums: q, Perm: remoting.PermRead | remoting.PermWrite}
+		}
+		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: table})
+	case remoting.RequestUpdateAndCreateTopic:
+		q, _ := strconv.Atoi(req.Fields.Value("readQueueNums"))
+		f.configured[broker] = int32(q)
+		f.pending[broker] = pendingRoute{queues: int32(q), left: f.lag[broker]}
+	case remoting.RequestGetTopicConfig:
+		q := f.configured[broker]
+		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: q, WriteQueueNums: q, Perm: remoting.PermRead | remoting.PermWrite})
+	case remoting.RequestGetRouteinfoByTopic:
+		f.lookups++
+		for b, p := range f.pending {
+			if p.left == 0 {
+				f.routed[b] = p.queues
+				delete(f.pending, b)
+			} else if p.left > 0 {
+				p.left--
+				f.pending[b] = p
+			}
+		}
+		if len(f.routed) == 0 {
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
+		}
+		var rd remoting.TopicRouteData
+		for _, b := range slices.Sorted(maps.Keys(f.routed)) {
+			rd.QueueDatas = append(rd.QueueDatas, remoting.QueueData{BrokerName: b, ReadQueueNums: f.routed[b], WriteQueueNums: f.routed[b], Perm: remoting.PermRead | remoting.PermWrite})
+			rd.BrokerDatas = append(rd.BrokerDatas, remoting.BrokerData{Cluster: "DefaultCluster", BrokerName: b, BrokerAddrs: map[int64]string{0: f.addrs[b]}})
+		}
+		resp.Body, _ = remoting.EncodeJSONBody(rd)
+	}
+	return resp
+}
+
+func (f *lateRoutes) routeLookups() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookups
+}
+
+// queuesPerBroker counts a route's queues by broker.
+func queuesPerBroker(b *Broker, t *testing.T, topic string) map[string]int {
+	t.Helper()
+	r, err := b.Route(t.Context(), topic)
+	if err != nil {
+		t.Fatalf("route of %s: %v", topic, err)
+	}
+	out := map[string]int{}
+	for _, q := range r.Queues {
+		out[q.BrokerName]++
+	}
+	return out
+}
+
+// TestCreateAndUpdateReturnOnceEveryBrokerIsRouted: a topic created on two
+// masters whose registrations reach the NameServer late (the first after
+// 2 route lookups, the second after 4) was reported created as soon as the
+// NameServer routed it to the first: the route cached then, with b1's
+// queues only, was what clients got for cluster.routeTTL (sends and
+// receives to half the queues). An update of the queue count did not wait
+// at all, and the route read right after it kept the old count for
+// cluster.routeTTL. Both now return once the NameServers route the topic
+// to every master with its queue count, and the route served right after
+// is that one, from the cache. A lookup made before the create (answered
+// TOPIC_NOT_FOUND) leaves nothing behind that the create has to clear.
+func TestCreateAndUpdateReturnOnceEveryBrokerIsRouted(t *testing.T) {
+	f, b := startLateRoutes(t, map[string]int{"b1": 2, "b2": 4})
+	b.routeWait = 10 * time.Second
+
+	if _, err := b.Route(t.Context(), "orders"); !domain.HasReason(err, domain.ReasonTopicNotFound) {
+		t.Fatalf("route before the create: %v, want TOPIC_NOT_FOUND", err)
+	}
+	if _, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 2}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	n := f.routeLookups()
+	if got := queuesPerBroker(b, t, "orders"); got["b1"] != 2 || got["b2"] != 2 {
+		t.Errorf("route right after the create: queues per broker %v, want 2 on b1 and 2 on b2", got)
+	}
+	if m := f.routeLookups(); m != n {
+		t.Errorf("the route right after the create took %d more NameServer lookups, want it from the cache", m-n)
+	}
+
+	if _, err := b.UpdateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 4}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if got := queuesPerBroker(b, t, "orders"); got["b1"] != 4 || got["b2"] != 4 {
+		t.Errorf("route right after the update to 4 queues: queues per broker %v, want 4 on b1 and 4 on b2", got)
+	}
+}
+
+// TestCreateNotRoutedInTimeSaysSo: when the NameServers do not route the
+// new topic to every master within the wait, create fails with a timeout
+// that says the topic was created on the brokers, names the broker the
+// route lacks and says what to check.
+func TestCreateNotRoutedInTimeSaysSo(t *testing.T) {
+	_, b := startLateRoutes(t, map[string]int{"b1": 0, "b2": -1})
+	b.routeWait = 300 * time.Millisecond
+	_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 2})
+	msg := domain.MessageOf(err)
+	if domain.ReasonOf(err) != domain.ReasonTimeout || !strings.Contains(msg, `topic "orders" was created on the brokers`) ||
+		!strings.Contains(msg, "b2") || !strings.Contains(msg, "namesrvAddr") {
+		t.Fatalf("create never routed to b2: %v (reason %v)", err, domain.ReasonOf(err))
+	}
+}
