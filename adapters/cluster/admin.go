@@ -414,7 +414,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		}
 	}
 	err = b.deleteRoute(ctx, name, fmt.Sprintf("topic %q was deleted from the brokers", name), fmt.Sprintf("once they answer, run `rmqproxy topic delete %s` again", name))
-	b.meta.forgetTopic(name)
+	b.meta.forgetDeletedTopic(name)
 	if err != nil {
 		return err
 	}
@@ -692,7 +692,7 @@ func (b *Broker) deleteRetryTopics(ctx context.Context, group string, topics []s
 			return err
 		})
 		if err != nil {
-			b.meta.forgetTopic(t)
+			b.meta.forgetDeletedTopic(t)
 			msg := domain.MessageOf(err)
 			if !strings.HasSuffix(msg, again) { // every broker failed
 				msg += "; " + again
@@ -700,7 +700,7 @@ func (b *Broker) deleteRetryTopics(ctx context.Context, group string, topics []s
 			return domain.Wrap(domain.ReasonOf(err), err, fmt.Sprintf("%s, but its retry topic %q (the messages waiting to be delivered again) was not deleted from every broker: %s", what, t, msg))
 		}
 		err = b.deleteRoute(ctx, t, fmt.Sprintf("%s, and its retry topic %q from the brokers", what, t), again)
-		b.meta.forgetTopic(t)
+		b.meta.forgetDeletedTopic(t)
 		if err != nil {
 			return err
 		}

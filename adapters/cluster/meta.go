@@ -67,7 +67,11 @@ type metaCache struct {
 	// reads it again (a restarted broker may have a new address).
 	clusterStale bool
 	topics       map[string]*topicEntry
-	groups       map[string]groupEntry
+	// deletes counts the topics deleted through this instance (see
+	// forgetDeletedTopic): a fetch that began before one (its answer may
+	// predate the delete) does not cache what it read.
+	deletes uint64
+	groups  map[string]groupEntry
 }
 
 type groupEntry struct {
@@ -332,6 +336,9 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 // fetchTopic reads a topic's route from the NameServers and its
 // configuration from one of its brokers, and caches both.
 func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, error) {
+	c.mu.Lock()
+	deletes := c.deletes
+	c.mu.Unlock()
 	// A NameServer that routes no such topic (restarted, the brokers not
 	// registered with it again yet) is passed over for one that does; a
 	// topic that does not exist costs one lookup per NameServer.
@@ -374,7 +381,9 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 	}
 	e.route.Topic = cfg
 	c.mu.Lock()
-	c.topics[name] = e
+	if c.deletes == deletes {
+		c.topics[name] = e
+	}
 	c.mu.Unlock()
 	return e, nil
 }
@@ -496,6 +505,18 @@ func (c *metaCache) forgetTopic(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.topics, name)
+}
+
+// forgetDeletedTopic drops the entry of a topic deleted through this
+// instance, and keeps the fetches under way, of any topic, from caching
+// what they read: one of this topic may have been answered before the
+// delete, and would have been served for cluster.routeTTL. Deletes are
+// rare; a fetch that does not cache costs one lookup more.
+func (c *metaCache) forgetDeletedTopic(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.topics, name)
+	c.deletes++
 }
 
 // consumerGroup returns a group's configuration from the first master of

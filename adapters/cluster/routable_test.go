@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bufio"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,4 +163,100 @@ func TestCreateNotRoutedInTimeSaysSo(t *testing.T) {
 		!strings.Contains(msg, "b2") || !strings.Contains(msg, "namesrvAddr") {
 		t.Fatalf("create never routed to b2: %v (reason %v)", err, domain.ReasonOf(err))
 	}
+}
+
+// TestDeleteDropsARouteReadBeforeIt: a route lookup that the NameServer
+// answered before a topic delete through this instance, but that ended
+// after it, put the deleted topic's route into the cache after the delete
+// had dropped it: this instance then served the deleted topic's route for
+// cluster.routeTTL (clients sent to it until a broker refused). A lookup
+// that overlaps a delete leaves nothing in the cache; the next one asks
+// the NameServers.
+func TestDeleteDropsARouteReadBeforeIt(t *testing.T) {
+	var mu sync.Mutex
+	deleted := false
+	lookups := 0
+	arrived, hold := make(chan struct{}), make(chan struct{})
+	var addr string
+	addr = startConcurrentFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetAllTopicConfig:
+			mu.Lock()
+			table := map[string]remoting.TopicConfig{}
+			if !deleted {
+				table["T"] = remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}
+			}
+			mu.Unlock()
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: table})
+		case remoting.RequestDeleteTopicInBroker, remoting.RequestDeleteTopicInNamesrv:
+			mu.Lock()
+			deleted = true
+			mu.Unlock()
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		case remoting.RequestGetRouteinfoByTopic:
+			mu.Lock()
+			lookups++
+			first, gone := lookups == 1, deleted
+			mu.Unlock()
+			if first { // answered with the route, held until after the delete
+				close(arrived)
+				<-hold
+			} else if gone {
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: T")
+			}
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+
+	done := make(chan error, 1)
+	go func() { _, err := b.Route(t.Context(), "T"); done <- err }()
+	<-arrived
+	if err := b.DeleteTopic(t.Context(), "T"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatalf("the lookup that overlapped the delete: %v", err)
+	}
+	if _, err := b.Route(t.Context(), "T"); !domain.HasReason(err, domain.ReasonTopicNotFound) {
+		t.Errorf("route after the delete: %v, want TOPIC_NOT_FOUND (not the route read before it, from the cache)", err)
+	}
+}
+
+// startConcurrentFakeSocket is startFakeSocket answering each request on a
+// goroutine of its own, so that one answer held back does not hold back
+// the others on the same connection.
+func startConcurrentFakeSocket(t *testing.T, answer func(*remoting.Command) *remoting.Command) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
+		var writeMu sync.Mutex
+		var reqs sync.WaitGroup
+		defer reqs.Wait()
+		br := bufio.NewReader(nc)
+		for {
+			req, err := remoting.ReadCommand(br, 0)
+			if err != nil {
+				return
+			}
+			reqs.Go(func() {
+				b, _ := remoting.AppendCommand(nil, answer(req))
+				writeMu.Lock()
+				defer writeMu.Unlock()
+				_, _ = nc.Write(b)
+			})
+		}
+	})
+	return ln.Addr().String()
 }
