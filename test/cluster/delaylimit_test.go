@@ -106,20 +106,18 @@ func TestCongestedTimerIsTooManyRequests(t *testing.T) {
 	both := testenv.Name(t, "delay-congested-both")
 	p2.CreateTopic(t, both, domain.MessageTypeDelay, 1)
 	raw2 := testenv.NewRawClient(t, p2)
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		resp, err := raw2.QueryRoute(raw2.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: both}})
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, q := range resp.GetMessageQueues() {
-			seen[q.GetBroker().GetName()] = true
-		}
-		if !seen[brokers[0].Name] || !seen[second.Name] {
-			return fmt.Errorf("route of %s: brokers %v, want %s and %s", both, seen, brokers[0].Name, second.Name)
-		}
-		return nil
-	})
+	// Create returns once the NameServers route the topic to both brokers.
+	resp, err := raw2.QueryRoute(raw2.Ctx(t), &v2.QueryRouteRequest{Topic: &v2.Resource{Name: both}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, q := range resp.GetMessageQueues() {
+		seen[q.GetBroker().GetName()] = true
+	}
+	if !seen[brokers[0].Name] || !seen[second.Name] {
+		t.Fatalf("route of %s right after its create: brokers %v (%v), want %s and %s", both, seen, resp.GetStatus(), brokers[0].Name, second.Name)
+	}
 	// Sends take the topic's queues in turn: half of them went to the
 	// congested broker first.
 	for i := range 6 {
