@@ -293,9 +293,11 @@ func storeAgain(kind, name, description string) string {
 // route read first after the create was cached for cluster.routeTTL even
 // when it named only some of the masters. Lookups that fail (no route
 // yet, a NameServer or broker not answering in time) are repeated until
-// b.routeWait has passed; done ("created", "updated") says what happened
-// on the brokers in the error then.
+// b.routeWait has passed (or the caller's deadline, if sooner); done
+// ("created", "updated") says what happened on the brokers in the error
+// then.
 func (b *Broker) awaitRoute(ctx context.Context, t domain.Topic, brokers []string, done string) error {
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, b.routeWait)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -313,10 +315,8 @@ func (b *Broker) awaitRoute(ctx context.Context, t domain.Topic, brokers []strin
 			return domain.Wrap(r, err, fmt.Sprintf("topic %q was %s on the brokers, but reading its route failed: %s", t.Name, done, domain.MessageOf(err)))
 		}
 		select {
-		case <-ctx.Done():
-			return mapError(ctx.Err())
-		case <-wctx.Done():
-			return notRouted(t, done, lacking, err, b.routeWait)
+		case <-wctx.Done(): // the wait, or the caller's deadline, ran out
+			return notRouted(t, done, lacking, err, time.Since(start).Round(100*time.Millisecond))
 		case <-tick.C:
 		}
 	}
