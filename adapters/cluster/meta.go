@@ -348,6 +348,9 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 	}, func(resp *remoting.Command) bool { return resp.Code == int32(remoting.ResponseTopicNotExist) })
 	if err != nil {
 		if isCode(err, remoting.ResponseTopicNotExist) {
+			if e := c.droppedWithItsBrokers(ctx, name); e != nil {
+				return e, nil
+			}
 			c.forgetTopic(name)
 			// The NameServers route no topic while no broker is registered
 			// with them (all down, or cut off from them): the topic may
@@ -386,6 +389,40 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 	}
 	c.mu.Unlock()
 	return e, nil
+}
+
+// droppedWithItsBrokers returns the cached entry of a topic the
+// NameServers no longer route when they list none of the brokers of its
+// route any more, no call to those brokers failed since it was read (it is
+// not stale) and it was read within maxStale; else nil. A NameServer drops
+// a broker whose connection to it closes (a broker closes its connection
+// when one of its requests times out, as on a loaded machine) and with it
+// every route through it, until the broker's next registration, every
+// registerNameServerPeriod (30 s by default): the broker still serves the
+// topic meanwhile, and clients were told TOPIC_NOT_FOUND. A broker that
+// is really gone fails the first call to it, which makes the entry stale:
+// the next lookup answers that no broker is registered.
+func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *topicEntry {
+	c.mu.Lock()
+	e := c.topics[name]
+	c.mu.Unlock()
+	if e == nil || e.stale || len(e.masters) == 0 || c.b.clock.Now().Sub(e.fetched) >= maxStale {
+		return nil
+	}
+	// Read now: a view read before the NameServers dropped the brokers
+	// still lists them.
+	v, err := c.refreshCluster(ctx)
+	if err != nil {
+		return nil
+	}
+	for bn := range e.masters {
+		if v.brokers[bn] != "" {
+			return nil // a deleted topic, or a route the NameServers changed
+		}
+	}
+	c.b.log.LogAttrs(ctx, slog.LevelDebug, "the NameServers dropped the brokers of a topic's route; serving the route read before",
+		slog.String("topic", name), slog.Time("read", e.fetched))
+	return e
 }
 
 // topicConfig reads the topic's configuration from the first broker of

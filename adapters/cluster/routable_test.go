@@ -8,11 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
 )
 
 // lateRoutes is a NameServer (and two masters, b1 and b2) whose route of a
@@ -259,4 +262,97 @@ func startConcurrentFakeSocket(t *testing.T, answer func(*remoting.Command) *rem
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestRouteKeptWhileTheNameServersDroppedItsBroker: a NameServer drops a
+// broker whose connection to it closes (a broker closes it when one of
+// its requests times out, as on a loaded machine), and with it every route
+// through it until the broker registers again (every 30 s by default).
+// Lookups of a topic on that broker alone answered TOPIC_NOT_FOUND
+// meanwhile, although the broker still served it (how TestBrokerWithTLS
+// failed once at a load average of 50, right after creating its topic).
+// The route read before is served while the NameServers list none of its
+// brokers, no call to them failed and it is younger than maxStale; a
+// failed call, a topic the NameServers do not route while they list its
+// broker (deleted by another tool), or an older route answer
+// TOPIC_NOT_FOUND as before.
+func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
+	var listed, routed atomic.Bool
+	listed.Store(true)
+	routed.Store(true)
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			if listed.Load() {
+				resp.Body = oneBrokerCluster(addr)
+			} else {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
+			}
+		case remoting.RequestGetRouteinfoByTopic:
+			if !routed.Load() {
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
+			}
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		}
+		return resp
+	})
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, addr, clock)
+	expire := func() { clock.Advance(b.cfg.RouteTTL) } // the next lookup asks the NameServer
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The NameServer drops the broker, which is still up.
+	listed.Store(false)
+	routed.Store(false)
+	expire()
+	if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
+		t.Fatalf("route while the NameServer dropped the broker: %+v, %v; want the route read before", r, err)
+	}
+	// It registers again: the NameServer's route is read.
+	listed.Store(true)
+	routed.Store(true)
+	expire()
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatalf("route once the broker registered again: %v", err)
+	}
+
+	// Deleted by another tool: the broker is listed, the topic not routed.
+	routed.Store(false)
+	expire()
+	if _, err := b.Route(t.Context(), "orders"); !domain.HasReason(err, domain.ReasonTopicNotFound) || !strings.Contains(domain.MessageOf(err), "does not exist") {
+		t.Errorf("route of a topic deleted elsewhere: %v, want TOPIC_NOT_FOUND saying it does not exist", err)
+	}
+
+	// A route read more than maxStale ago is not served.
+	routed.Store(true)
+	expire()
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	listed.Store(false)
+	routed.Store(false)
+	clock.Advance(maxStale)
+	if _, err := b.Route(t.Context(), "orders"); !domain.HasReason(err, domain.ReasonTopicNotFound) {
+		t.Errorf("route read %v ago, its broker dropped: %v, want TOPIC_NOT_FOUND", maxStale, err)
+	}
+
+	// A broker that failed a call is taken for gone.
+	listed.Store(true)
+	routed.Store(true)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	listed.Store(false)
+	routed.Store(false)
+	b.failed("b1", &client.Error{Kind: client.KindDial})
+	if _, err := b.Route(t.Context(), "orders"); !domain.HasReason(err, domain.ReasonTopicNotFound) ||
+		!strings.Contains(domain.MessageOf(err), "has no master broker registered") {
+		t.Errorf("route after a failed call to the dropped broker: %v, want TOPIC_NOT_FOUND saying no broker is registered", err)
+	}
 }
