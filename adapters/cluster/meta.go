@@ -53,7 +53,18 @@ type topicEntry struct {
 	masters map[string]string // broker name → master address, from the route
 	fetched time.Time
 	stale   bool // a broker failed for it: read again before the next use
+	// kept is when the NameServers were last found to have dropped every
+	// broker of the route, which was then served as read before (see
+	// droppedWithItsBrokers); until keptRecheck later, lookups serve it
+	// without asking them again. Guarded by metaCache.mu.
+	kept time.Time
 }
+
+// keptRecheck is how often the NameServers are asked again for a route
+// served while they dropped its brokers: every lookup would otherwise ask
+// them twice (the route and the cluster), at the rate of sends, until the
+// brokers register again (every 30 s by default).
+const keptRecheck = time.Second
 
 // metaCache caches the cluster's brokers, topic routes and configurations
 // and group configurations; lookups of one key share one fetch.
@@ -316,10 +327,14 @@ func (c *metaCache) brokerNameOf(addr string) string {
 func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error) {
 	c.mu.Lock()
 	e := c.topics[name]
-	stale := e != nil && e.stale
+	var stale bool
+	var kept time.Time
+	if e != nil {
+		stale, kept = e.stale, e.kept
+	}
 	c.mu.Unlock()
 	now := c.b.clock.Now()
-	if e != nil && !stale && now.Sub(e.fetched) < c.b.cfg.RouteTTL {
+	if e != nil && !stale && (now.Sub(e.fetched) < c.b.cfg.RouteTTL || now.Sub(kept) < keptRecheck && now.Sub(e.fetched) < maxStale) {
 		return e, nil
 	}
 	v, err := c.shared(ctx, "topic\x00"+name, func(ctx context.Context) (any, error) { return c.fetchTopic(ctx, name) })
@@ -420,6 +435,9 @@ func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *top
 			return nil // a deleted topic, or a route the NameServers changed
 		}
 	}
+	c.mu.Lock()
+	e.kept = c.b.clock.Now()
+	c.mu.Unlock()
 	c.b.log.LogAttrs(ctx, slog.LevelDebug, "the NameServers dropped the brokers of a topic's route; serving the route read before",
 		slog.String("topic", name), slog.Time("read", e.fetched))
 	return e

@@ -356,3 +356,57 @@ func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
 		t.Errorf("route after a failed call to the dropped broker: %v, want TOPIC_NOT_FOUND saying no broker is registered", err)
 	}
 }
+
+// TestKeptRouteRecheckedAtMostOncePerInterval: while the NameServers have
+// dropped the brokers of a route that is served as read before, lookups
+// ask them again at most every keptRecheck, not on every lookup (each
+// send would otherwise cost two NameServer requests until the brokers
+// register again).
+func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
+	var dropped atomic.Bool
+	var lookups atomic.Int32
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			if dropped.Load() {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
+			} else {
+				resp.Body = oneBrokerCluster(addr)
+			}
+		case remoting.RequestGetRouteinfoByTopic:
+			lookups.Add(1)
+			if dropped.Load() {
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
+			}
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		}
+		return resp
+	})
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, addr, clock)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	dropped.Store(true)
+	clock.Advance(b.cfg.RouteTTL)
+	before := lookups.Load()
+	for i := range 50 {
+		if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
+			t.Fatalf("lookup %d while the NameServer dropped the broker: %+v, %v; want the route read before", i, r, err)
+		}
+	}
+	if n := lookups.Load() - before; n != 1 {
+		t.Errorf("50 lookups within %v asked the NameServer for the route %d times, want 1", keptRecheck, n)
+	}
+	clock.Advance(keptRecheck)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if n := lookups.Load() - before; n != 2 {
+		t.Errorf("after %v the NameServer was asked %d times in all, want 2 (asked again)", keptRecheck, n)
+	}
+}
