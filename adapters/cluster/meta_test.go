@@ -176,37 +176,17 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 // broker killed under a sending producer). A broker failure makes the view
 // stale, so it is read again and the answer says no broker is registered.
 func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
-	var registered atomic.Bool
-	registered.Store(true)
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			if registered.Load() {
-				resp.Body = oneBrokerCluster(addr)
-			} else {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			}
-		case remoting.RequestGetRouteinfoByTopic:
-			if !registered.Load() {
-				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
-			}
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		}
-		return resp
-	})
+	ns := startOrdersNameServer(t)
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, addr, clock)
+	b := newTestBroker(t, ns.addr, clock)
 	if _, err := b.meta.view(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.meta.topic(t.Context(), "orders"); err != nil {
 		t.Fatal(err)
 	}
-	registered.Store(false)
+	ns.listed.Store(false)
+	ns.routed.Store(false)
 	b.failed("b1", &client.Error{Kind: client.KindDial})
 	_, err := b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||

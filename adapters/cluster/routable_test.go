@@ -277,31 +277,10 @@ func startConcurrentFakeSocket(t *testing.T, answer func(*remoting.Command) *rem
 // broker (deleted by another tool), or an older route answer
 // TOPIC_NOT_FOUND as before.
 func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
-	var listed, routed atomic.Bool
-	listed.Store(true)
-	routed.Store(true)
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			if listed.Load() {
-				resp.Body = oneBrokerCluster(addr)
-			} else {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			}
-		case remoting.RequestGetRouteinfoByTopic:
-			if !routed.Load() {
-				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
-			}
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		}
-		return resp
-	})
+	ns := startOrdersNameServer(t)
+	listed, routed := &ns.listed, &ns.routed
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, addr, clock)
+	b := newTestBroker(t, ns.addr, clock)
 	expire := func() { clock.Advance(b.cfg.RouteTTL) } // the next lookup asks the NameServer
 	if _, err := b.Route(t.Context(), "orders"); err != nil {
 		t.Fatal(err)
@@ -363,21 +342,61 @@ func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
 // send would otherwise cost two NameServer requests until the brokers
 // register again).
 func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
-	var dropped atomic.Bool
-	var lookups atomic.Int32
+	ns := startOrdersNameServer(t)
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, ns.addr, clock)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	ns.listed.Store(false) // the NameServer dropped the broker
+	ns.routed.Store(false)
+	clock.Advance(b.cfg.RouteTTL)
+	before := ns.lookups.Load()
+	for i := range 50 {
+		if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
+			t.Fatalf("lookup %d while the NameServer dropped the broker: %+v, %v; want the route read before", i, r, err)
+		}
+	}
+	if n := ns.lookups.Load() - before; n != 1 {
+		t.Errorf("50 lookups within %v asked the NameServer for the route %d times, want 1", keptRecheck, n)
+	}
+	clock.Advance(keptRecheck)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if n := ns.lookups.Load() - before; n != 2 {
+		t.Errorf("after %v the NameServer was asked %d times in all, want 2 (asked again)", keptRecheck, n)
+	}
+}
+
+// ordersNameServer is a fake NameServer and master broker b1 on one socket
+// (the topic configuration comes from the same fake), serving the topic
+// "orders" with one queue: GET_BROKER_CLUSTER_INFO lists b1 while listed
+// is set, GET_ROUTEINFO_BY_TOPIC routes the topic while routed is set
+// (TOPIC_NOT_EXIST otherwise) and counts itself in lookups.
+type ordersNameServer struct {
+	addr           string
+	listed, routed atomic.Bool
+	lookups        atomic.Int32
+}
+
+func startOrdersNameServer(t *testing.T) *ordersNameServer {
+	ns := &ordersNameServer{}
+	ns.listed.Store(true)
+	ns.routed.Store(true)
 	var addr string
 	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetBrokerClusterInfo:
-			if dropped.Load() {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			} else {
+			if ns.listed.Load() {
 				resp.Body = oneBrokerCluster(addr)
+			} else {
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
 			}
 		case remoting.RequestGetRouteinfoByTopic:
-			lookups.Add(1)
-			if dropped.Load() {
+			ns.lookups.Add(1)
+			if !ns.routed.Load() {
 				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
 			}
 			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
@@ -386,27 +405,6 @@ func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
 		}
 		return resp
 	})
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, addr, clock)
-	if _, err := b.Route(t.Context(), "orders"); err != nil {
-		t.Fatal(err)
-	}
-	dropped.Store(true)
-	clock.Advance(b.cfg.RouteTTL)
-	before := lookups.Load()
-	for i := range 50 {
-		if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
-			t.Fatalf("lookup %d while the NameServer dropped the broker: %+v, %v; want the route read before", i, r, err)
-		}
-	}
-	if n := lookups.Load() - before; n != 1 {
-		t.Errorf("50 lookups within %v asked the NameServer for the route %d times, want 1", keptRecheck, n)
-	}
-	clock.Advance(keptRecheck)
-	if _, err := b.Route(t.Context(), "orders"); err != nil {
-		t.Fatal(err)
-	}
-	if n := lookups.Load() - before; n != 2 {
-		t.Errorf("after %v the NameServer was asked %d times in all, want 2 (asked again)", keptRecheck, n)
-	}
+	ns.addr = addr
+	return ns
 }
