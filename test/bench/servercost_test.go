@@ -1,10 +1,12 @@
 package bench_test
 
 import (
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 
@@ -84,5 +86,118 @@ func BenchmarkSendServerCost(b *testing.B) {
 			b.ReportMetric(float64(heap1.TotalAlloc-heap0.TotalAlloc)/n, "server-B/op")
 			b.ReportMetric((cpu1-cpu0)/n*1e6, "server-cpu-µs/op")
 		})
+	}
+}
+
+// BenchmarkConsumeServerCost runs the rmqproxy binary as a child process
+// (flush: sync) with a backlog of 1 KiB messages and reports what the
+// server alone spent per message consumed by an official Go consumer
+// (server-allocs/op, server-B/op, server-cpu-µs/op as in
+// BenchmarkSendServerCost):
+//
+//   - simple: a SimpleConsumer receiving 32 at a time and acking each
+//     message of a receive concurrently, after a warm-up of 2000 messages;
+//   - push: a PushConsumer (32 consumption threads) draining the backlog,
+//     its start-up included (a few thousand allocations in all).
+//
+// With RMQPROXY_TEST_ALLOCS_PROFILE=<prefix> it also writes the server's
+// allocation profiles before and after the measured part to
+// <prefix>-<consumer>-before.pb.gz and -after.pb.gz:
+//
+//	go test -run '^$' -bench ConsumeServerCost -benchtime 20000x ./test/bench
+//	go tool pprof -sample_index=alloc_objects -diff_base <before> <after>
+func BenchmarkConsumeServerCost(b *testing.B) {
+	for _, consumer := range []string{"simple", "push"} {
+		b.Run("consumer="+consumer, func(b *testing.B) {
+			c := testenv.StartChild(b, b.TempDir(), "--local.flush=sync", "--health.pprof=true", "--log.level=info")
+			if c.GRPCAddr == "" || c.HealthAddr == "" {
+				b.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
+			}
+			ac, err := admin.NewClient(c.AdminAddr, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "cost", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
+				b.Fatal(err)
+			}
+			p := &testenv.Proxy{Addr: c.GRPCAddr}
+			pr := testenv.NewProducer(b, p, "cost")
+			warm := 0
+			if consumer == "simple" {
+				warm = 2000
+			}
+			preload(b, pr, "cost", warm+b.N, func(int) string { return "" })
+			var sc rmq.SimpleConsumer
+			if consumer == "simple" {
+				sc = testenv.NewSimpleConsumer(b, p, "g-cost", 5*time.Second, map[string]*rmq.FilterExpression{"cost": rmq.SUB_ALL})
+				receiveAck(b, sc, warm)
+			}
+			pprof := "http://" + c.HealthAddr + "/debug/pprof"
+			profile := os.Getenv("RMQPROXY_TEST_ALLOCS_PROFILE")
+			if profile != "" {
+				if err := servercost.SaveAllocsProfile(pprof, profile+"-"+consumer+"-before.pb.gz"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			heap0, err := servercost.ReadHeap(pprof)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu0, err := servercost.CPU(c.PID())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(body1KiB)))
+			b.ResetTimer()
+			if consumer == "simple" {
+				receiveAck(b, sc, b.N)
+			} else {
+				consumeAll(b, p, "g-cost", "cost", b.N)
+			}
+			b.StopTimer()
+			cpu1, err := servercost.CPU(c.PID())
+			if err != nil {
+				b.Fatal(err)
+			}
+			heap1, err := servercost.ReadHeap(pprof)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if profile != "" {
+				if err := servercost.SaveAllocsProfile(pprof, profile+"-"+consumer+"-after.pb.gz"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(heap1.Mallocs-heap0.Mallocs)/n, "server-allocs/op")
+			b.ReportMetric(float64(heap1.TotalAlloc-heap0.TotalAlloc)/n, "server-B/op")
+			b.ReportMetric((cpu1-cpu0)/n*1e6, "server-cpu-µs/op")
+		})
+	}
+}
+
+// receiveAck receives up to 32 messages at a time with c and acks each
+// message of a receive concurrently until n messages were acked.
+func receiveAck(b *testing.B, c rmq.SimpleConsumer, n int) {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for done := 0; done < n; {
+		if time.Now().After(deadline) {
+			b.Fatalf("consumed %d of %d in 10 minutes", done, n)
+		}
+		ms, err := c.Receive(b.Context(), int32(min(32, n-done)), time.Minute)
+		if err != nil && !testenv.IsNoMessage(err) {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, m := range ms {
+			wg.Go(func() {
+				if err := c.Ack(b.Context(), m); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		done += len(ms)
 	}
 }

@@ -101,3 +101,30 @@ func ReadHeap(base string) (Heap, error) {
 	}
 	return h, nil
 }
+
+// SaveAllocsProfile writes the /debug/pprof/allocs profile under base to
+// path, as of a garbage collection.
+// Two of them, taken before and after a run, give that run's
+// allocation sites:
+//
+//	go tool pprof -sample_index=alloc_objects -diff_base before after
+func SaveAllocsProfile(base, path string) error {
+	// The profile a collection publishes lags by a cycle: the second one
+	// covers what was allocated before the first.
+	var b []byte
+	for range 2 {
+		resp, err := http.Get(strings.TrimSuffix(base, "/") + "/allocs?gc=1")
+		if err != nil {
+			return err
+		}
+		b, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s (is pprof on? rmqproxy: --health.pprof=true)", base, resp.Status)
+		}
+	}
+	return os.WriteFile(path, b, 0o644)
+}
