@@ -31,6 +31,9 @@ func codecMessages() []proto.Message {
 		&v2.SendMessageResponse{Status: okStatus(), Entries: []*v2.SendResultEntry{{Status: okStatus(), MessageId: "01AB", TransactionId: "tx", Offset: 42}}},
 		&v2.SendMessageResponse{},
 		&v2.QueryRouteRequest{Topic: &v2.Resource{Name: "t"}},
+		&v2.AckMessageRequest{Group: &v2.Resource{Name: "g"}, Topic: &v2.Resource{Name: "t"},
+			Entries: []*v2.AckMessageEntry{{MessageId: "01AB", ReceiptHandle: "handle"}}},
+		&v2.AckMessageRequest{},
 		&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: big.Messages[0]}},
 	}
 }
@@ -93,6 +96,15 @@ func TestServerCodecErrorsAreProtobufs(t *testing.T) {
 		want := encoding.GetCodecV2("proto").Unmarshal(mem.BufferSlice{mem.SliceBuffer(in)}, new(v2.SendMessageRequest))
 		if got == nil || want == nil || got.Error() != want.Error() {
 			t.Errorf("%x: error %v, default codec %v", in, got, want)
+		}
+	}
+	badAck := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), // entries
+		protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), []byte{0xff})) // receipt_handle
+	for _, in := range [][]byte{badAck, badAck[:len(badAck)-1], {0x1a}} {
+		got := serverCodec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(in)}, new(v2.AckMessageRequest))
+		want := encoding.GetCodecV2("proto").Unmarshal(mem.BufferSlice{mem.SliceBuffer(in)}, new(v2.AckMessageRequest))
+		if got == nil || want == nil || got.Error() != want.Error() {
+			t.Errorf("ack %x: error %v, default codec %v", in, got, want)
 		}
 	}
 }
