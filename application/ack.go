@@ -33,8 +33,14 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 	}
 	// One broker call for all entries: their records share the wait for
 	// durability (one group commit instead of one fsync per entry).
-	results := make([]error, len(entries))
-	reqs := make([]ports.AckRequest, 0, len(entries))
+	var results []error
+	var reqs []ports.AckRequest
+	if len(entries) == 1 { // the usual ack: both in one allocation
+		one := new(ackOne)
+		results, reqs = one.result[:], one.req[:0]
+	} else {
+		results, reqs = make([]error, len(entries)), make([]ports.AckRequest, 0, len(entries))
+	}
 	idx := make([]int, 0, len(entries))
 	now := m.clock.Now()
 	for i, e := range entries {
@@ -55,6 +61,12 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 		}
 	}
 	return results, nil
+}
+
+// ackOne holds the result and the broker request of an ack of one entry.
+type ackOne struct {
+	result [1]error
+	req    [1]ports.AckRequest
 }
 
 func errExpiredHandle() error {

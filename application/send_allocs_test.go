@@ -17,6 +17,7 @@ type allocBroker struct {
 	ports.Broker
 	route    ports.Route
 	receipts []domain.SendReceipt
+	ackErrs  []error
 }
 
 func (b *allocBroker) Route(context.Context, string) (ports.Route, error) { return b.route, nil }
@@ -45,5 +46,31 @@ func TestSendMessageAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { _, err = m.SendMessage(ctx, msgs) })
 	if err != nil || allocs != 0 {
 		t.Fatalf("SendMessage: %v allocations per send (%v), want 0", allocs, err)
+	}
+}
+
+func (b *allocBroker) AckBatch(context.Context, []ports.AckRequest) []error { return b.ackErrs }
+
+// TestAckMessageAllocs pins what the ack use case itself allocates per ack
+// of one entry (as the official clients send them): its result and the
+// broker request, in one allocation.
+func TestAckMessageAllocs(t *testing.T) {
+	cfg := DefaultConfig()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	clock := fixedClock{time.Unix(1_700_000_000, 0)}
+	s := NewSessions(cfg, clock, log)
+	b := &allocBroker{ackErrs: make([]error, 1)}
+	m := NewMessaging(MessagingParams{Config: cfg, Broker: b, Clock: clock, Log: log, Sessions: s, Renewer: NewRenewer(cfg, b, nil, clock, log)})
+	h := domain.ReceiptHandle{StartOffset: 1, RetrieveTime: clock.t.UnixMilli(), InvisibleTime: 30_000, BrokerName: "b", QueueID: 2, QueueOffset: 3, CommitLogOffset: 4}
+	entries := []AckEntry{{MessageID: "id", ReceiptHandle: h.String()}}
+	ctx := context.Background()
+	var results []error
+	var err error
+	allocs := testing.AllocsPerRun(100, func() { results, err = m.AckMessage(ctx, "g", "t", entries) })
+	if err != nil || len(results) != 1 || results[0] != nil {
+		t.Fatalf("AckMessage = %v, %v", results, err)
+	}
+	if allocs > 1 {
+		t.Fatalf("AckMessage: %v allocations per ack of one entry, want at most 1", allocs)
 	}
 }
