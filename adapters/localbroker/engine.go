@@ -889,7 +889,7 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 		}
 		e.applyPopLocked(&pop)
 	case record.TypeAck:
-		a, err := record.DecodeAck(p)
+		a, err := record.DecodeAckView(p) // the names only look the state up
 		if err != nil {
 			return bad(err)
 		}

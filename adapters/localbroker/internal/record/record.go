@@ -21,6 +21,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -769,11 +770,29 @@ func DecodeAck(b []byte) (Ack, error) {
 	var a Ack
 	a.Group = r.str()
 	a.Topic = r.str()
+	return decodeAckRest(&r, a)
+}
+
+// DecodeAckView is DecodeAck without copies of the group and topic names:
+// they alias b, so they are valid only as long as b is and must not be kept
+// (applying an ack only looks its queue state up with them).
+func DecodeAckView(b []byte) (Ack, error) {
+	r := reader{b: b}
+	var a Ack
+	a.Group = view(r.raw())
+	a.Topic = view(r.raw())
+	return decodeAckRest(&r, a)
+}
+
+func decodeAckRest(r *reader, a Ack) (Ack, error) {
 	a.QueueID = r.int32v()
 	a.Offset = r.varint()
 	a.Receipt = r.varint()
 	return a, r.end()
 }
+
+// view returns the bytes of p as a string without copying them.
+func view(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
 
 // ChangeInvisible records a new invisible deadline and receipt id for one
 // delivery.

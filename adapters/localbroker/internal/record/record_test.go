@@ -378,3 +378,27 @@ func TestCopyHeadroomBoundsCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAckView: the same ack as DecodeAck, decoded without
+// allocating; its names alias the payload.
+func TestDecodeAckView(t *testing.T) {
+	a := Ack{Group: "g-orders", Topic: "orders", QueueID: 3, Offset: 1 << 40, Receipt: 77}
+	p := AppendAck(nil, &a)
+	got, err := DecodeAckView(p)
+	if err != nil || got != a {
+		t.Fatalf("DecodeAckView = %+v, %v; want %+v", got, err, a)
+	}
+	if want, err := DecodeAck(p); err != nil || got != want {
+		t.Fatalf("DecodeAckView = %+v, DecodeAck = %+v, %v", got, want, err)
+	}
+	for n := range len(p) {
+		_, err1 := DecodeAck(p[:n])
+		_, err2 := DecodeAckView(p[:n])
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("truncated to %d: DecodeAck error %v, DecodeAckView error %v", n, err1, err2)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = DecodeAckView(p) }); allocs != 0 {
+		t.Errorf("%.0f allocations per DecodeAckView, want 0", allocs)
+	}
+}
