@@ -223,6 +223,14 @@ func TestStorageHooks(t *testing.T) {
 	if ctx, done := h.Send(context.Background(), 1); done != nil || ctx == nil {
 		t.Error("a send outside a request span got a span")
 	}
+	// Unsampled requests (most, at a low ratio) cost nothing here.
+	bg := context.Background()
+	if allocs := testing.AllocsPerRun(100, func() {
+		_, _ = h.Send(bg, 1)
+		_ = h.Durable(bg)
+	}); allocs != 0 {
+		t.Errorf("%.0f allocations per send and durable wait outside a recorded span, want 0", allocs)
+	}
 	ctx, span := p.Tracer().Start(context.Background(), "send t")
 	sctx, done := h.Send(ctx, 2)
 	if done == nil || trace.SpanFromContext(sctx).SpanContext().SpanID() == span.SpanContext().SpanID() {
