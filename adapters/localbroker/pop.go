@@ -254,7 +254,9 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 	if hook := e.readHook.Load(); hook != nil {
 		(*hook)(topic)
 	}
-	for _, off := range offs {
+	reads := make([]popRead, len(offs)) // one allocation, not one per message
+	var buf []byte                      // the records' bytes, decoded into copies
+	for i, off := range offs {
 		ent, err := cq.Get(off)
 		if err != nil {
 			if errors.Is(err, consumequeue.ErrClosed) {
@@ -262,9 +264,10 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 			}
 			return e.queueReadError(err)
 		}
-		r := &popRead{ent: ent, gone: ent.CommitLogOffset < start}
+		r := &reads[i]
+		r.ent, r.gone = ent, ent.CommitLogOffset < start
 		if !r.gone {
-			if r.msg, r.gone, err = e.readMessage(topic, ent); err != nil {
+			if r.msg, r.gone, err = e.readMessageInto(&buf, topic, ent); err != nil {
 				return err
 			}
 		}
@@ -278,10 +281,24 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 // engine lock. gone is set when its segment was deleted by retention or the
 // bytes are damaged (the message cannot be delivered and is skipped).
 func (e *Engine) readMessage(topic string, ent consumequeue.Entry) (m record.Message, gone bool, err error) {
+	return e.readMessageInto(nil, topic, ent)
+}
+
+// readMessageInto is readMessage reading the record into *buf (kept for the
+// next read; nil: a new buffer). The message does not alias it:
+// record.DecodeMessage copies what it returns.
+func (e *Engine) readMessageInto(buf *[]byte, topic string, ent consumequeue.Entry) (m record.Message, gone bool, err error) {
 	if ent.Size == 0 {
 		return m, true, nil // a placeholder of a rebuilt queue (consumequeue.Gone)
 	}
-	b, err := e.clog.ReadAt(ent.CommitLogOffset, int(ent.Size))
+	var dst []byte
+	if buf != nil {
+		dst = *buf
+	}
+	b, err := e.clog.ReadAtInto(dst, ent.CommitLogOffset, int(ent.Size))
+	if buf != nil && err == nil {
+		*buf = b
+	}
 	if errors.Is(err, commitlog.ErrGone) {
 		return m, true, nil
 	}

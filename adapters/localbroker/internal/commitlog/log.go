@@ -959,6 +959,13 @@ func (l *Log) fsyncActive() error {
 // bytes below VisibleOffset. It returns ErrGone when the segment holding off
 // was deleted.
 func (l *Log) ReadAt(off int64, n int) ([]byte, error) {
+	return l.ReadAtInto(nil, off, n)
+}
+
+// ReadAtInto is ReadAt into dst's room when it holds n bytes (the result
+// is then dst[:n]), into a new slice otherwise: a reader of many records
+// that keeps nothing of them reuses one buffer.
+func (l *Log) ReadAtInto(dst []byte, off int64, n int) ([]byte, error) {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
 	s := l.segmentOfLocked(off)
@@ -968,7 +975,12 @@ func (l *Log) ReadAt(off int64, n int) ([]byte, error) {
 	if n < 0 || off-s.base+int64(n) > s.size.Load() {
 		return nil, fmt.Errorf("commitlog: read of %d bytes at %d beyond the end of segment %s", n, off, s.path)
 	}
-	buf := make([]byte, n)
+	var buf []byte
+	if cap(dst) >= n {
+		buf = dst[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := s.f.ReadAt(buf, off-s.base); err != nil {
 		return nil, fmt.Errorf("commitlog: read %s: %w", s.path, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv/leakcheck"
 )
@@ -463,5 +464,36 @@ func TestAppendReusesBatches(t *testing.T) {
 	send()
 	if allocs := testing.AllocsPerRun(100, send); err != nil || allocs > 1 {
 		t.Fatalf("%v allocations per durable append (%v), want at most 1", allocs, err)
+	}
+}
+
+// TestReadAtIntoReusesRoom: ReadAtInto reads what ReadAt does, into dst
+// when it has room (without allocating), into a new slice when not.
+func TestReadAtIntoReusesRoom(t *testing.T) {
+	l, _ := openLog(t, testOptions(t.TempDir()), 0)
+	defer l.Close(context.Background())
+	var offs []int64
+	for i, n := range []int{100, 10, 300} {
+		off, end, err := l.Append(1, payloadN(i, n), true)
+		if err == nil {
+			err = l.Wait(context.Background(), end)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+	}
+	buf := make([]byte, 0, 200)
+	for i, n := range []int{100, 10, 300} {
+		got, err := l.ReadAtInto(buf, offs[i]+PayloadStart, n)
+		if err != nil || !bytes.Equal(got, payloadN(i, n)) {
+			t.Fatalf("record %d: ReadAtInto = %q, %v", i, got, err)
+		}
+		if reused := unsafe.SliceData(got) == unsafe.SliceData(buf); reused != (n <= cap(buf)) {
+			t.Errorf("record %d (%d bytes, room %d): room used %v", i, n, cap(buf), reused)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = l.ReadAtInto(buf, offs[0]+PayloadStart, 100) }); allocs != 0 {
+		t.Errorf("%.0f allocations per ReadAtInto with room, want 0", allocs)
 	}
 }
