@@ -336,7 +336,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 	look := func(off int64) *popRead {
 		r := cache[off]
 		if r == nil {
-			w.missing = append(w.missing, off)
+			w.missing = appendRoom(w.missing, ahead, off)
 		}
 		return r
 	}
@@ -369,11 +369,11 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 			unpassed++
 		}
 		if r.gone || !r.match {
-			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
+			w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
 		}
-		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(d.attempt, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
-		w.picks = append(w.picks, off)
+		w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(d.attempt, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
+		w.picks = appendRoom(w.picks, remaining, off)
 		if taken != nil {
 			taken[r.msg.Group]++
 		}
@@ -396,7 +396,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 			continue
 		}
 		if r.gone || !r.match {
-			w.entries = append(w.entries, record.PopEntry{Kind: record.PopConsumed, Offset: off})
+			w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
 		}
 		if g := r.msg.Group; req.FIFO && g != "" {
@@ -410,12 +410,12 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 					waiting = map[string]bool{}
 				}
 				waiting[g] = true
-				w.entries = append(w.entries, record.PopEntry{Kind: record.PopPassed, Offset: off, MsgGroup: g})
+				w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopPassed, Offset: off, MsgGroup: g})
 				continue
 			}
 		}
-		w.entries = append(w.entries, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(0, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
-		w.picks = append(w.picks, off)
+		w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(0, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
+		w.picks = appendRoom(w.picks, remaining, off)
 		if taken != nil {
 			taken[r.msg.Group]++
 		}
@@ -423,6 +423,19 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 	w.next = next
 	return w
 }
+
+// appendRoom appends v to s, making s with room for n elements (at most
+// maxWalkRoom) first if it has none: a walk's lists take one allocation
+// each rather than one per doubling.
+func appendRoom[T any](s []T, n int, v T) []T {
+	if s == nil {
+		s = make([]T, 0, min(max(n, 1), maxWalkRoom))
+	}
+	return append(s, v)
+}
+
+// maxWalkRoom bounds the room appendRoom makes.
+const maxWalkRoom = 64
 
 // nextAttempt is the delivery attempt after attempt (0: not delivered to
 // the group yet) of a message. A first delivery counts on from the
