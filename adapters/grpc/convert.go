@@ -3,8 +3,8 @@ package grpc
 import (
 	"crypto/md5"
 	"net/netip"
-	"strings"
 	"time"
+	"unsafe"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/proto"
@@ -111,30 +111,10 @@ func toProtoMessageType(t domain.MessageType) v2.MessageType {
 	return v2.MessageType_MESSAGE_TYPE_UNSPECIFIED
 }
 
-// bodyDigest is the upper-case hex MD5 the clients verify case-sensitively.
-func bodyDigest(body []byte) *v2.Digest {
-	d := &v2.Digest{}
-	setBodyDigest(d, body)
-	return d
-}
-
-// setBodyDigest sets d to body's digest (see bodyDigest), the checksum's
-// text in one allocation.
-func setBodyDigest(d *v2.Digest, body []byte) {
-	const upperHex = "0123456789ABCDEF"
-	sum := md5.Sum(body)
-	var sb strings.Builder
-	sb.Grow(2 * len(sum))
-	for _, c := range sum {
-		sb.WriteByte(upperHex[c>>4])
-		sb.WriteByte(upperHex[c&0x0f])
-	}
-	d.Type, d.Checksum = v2.DigestType_MD5, sb.String()
-}
-
 // protoMessage is what toProtoMessage builds for one message, in one
-// allocation: the message, its parts and the values its optional fields
-// point to (but the delivery time, which only delay messages have).
+// allocation: the message, its parts, the values its optional fields point
+// to (but the delivery time, which only delay messages have) and the text
+// of its body's checksum.
 type protoMessage struct {
 	msg                v2.Message
 	sp                 v2.SystemProperties
@@ -145,13 +125,24 @@ type protoMessage struct {
 	attempt            int32
 	tag, handle, group string
 	trace              string
+	// checksum holds the bytes of digest.Checksum: written once, before
+	// the string is made, and never again.
+	checksum [2 * md5.Size]byte
 }
 
 // toProtoMessage renders a delivered message as the Apache proxy does.
 func toProtoMessage(m *domain.StoredMessage) *v2.Message {
-	pm := &protoMessage{queueOffset: m.QueueOffset, attempt: m.DeliveryAttempt}
+	pm := new(protoMessage)
+	fillProtoMessage(pm, m)
+	return &pm.msg
+}
+
+// fillProtoMessage renders m into pm, which must be zero (see
+// toProtoMessage).
+func fillProtoMessage(pm *protoMessage, m *domain.StoredMessage) {
+	pm.queueOffset, pm.attempt = m.QueueOffset, m.DeliveryAttempt
 	sp := &pm.sp
-	setBodyDigest(&pm.digest, m.Body)
+	pm.digest.Type, pm.digest.Checksum = v2.DigestType_MD5, hexChecksum(&pm.checksum, m.Body)
 	sp.Keys, sp.MessageId, sp.BodyDigest, sp.BodyEncoding = m.Keys, m.ID, &pm.digest, v2.Encoding_IDENTITY
 	sp.MessageType, sp.BornHost, sp.StoreHost, sp.QueueId = toProtoMessageType(m.Type()), m.BornHost, m.StoreHost, m.QueueID
 	sp.QueueOffset, sp.DeliveryAttempt = &pm.queueOffset, &pm.attempt
@@ -188,7 +179,19 @@ func toProtoMessage(m *domain.StoredMessage) *v2.Message {
 	}
 	pm.topic.ResourceNamespace, pm.topic.Name = domain.SplitNamespace(m.Topic) // as toResource
 	pm.msg.Topic, pm.msg.UserProperties, pm.msg.SystemProperties, pm.msg.Body = &pm.topic, m.Properties, sp, m.Body
-	return &pm.msg
+}
+
+// hexChecksum writes body's MD5 in upper-case hex (the clients verify it
+// case-sensitively) into
+// text and returns it as a string that shares text's memory: text must not
+// change afterwards.
+func hexChecksum(text *[2 * md5.Size]byte, body []byte) string {
+	const upperHex = "0123456789ABCDEF"
+	sum := md5.Sum(body)
+	for i, c := range sum {
+		text[2*i], text[2*i+1] = upperHex[c>>4], upperHex[c&0x0f]
+	}
+	return unsafe.String(&text[0], len(text))
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -171,14 +171,17 @@ func (s *Service) PullMessage(req *v2.PullMessageRequest, stream v2.MessagingSer
 	return nil
 }
 
-// messageFrame is the frame of a receive's answer that carries m, the
-// frame and its content in one allocation.
+// messageFrame is the frame of a receive's answer that carries m: the
+// frame, its content and the message (see toProtoMessage) in one
+// allocation.
 func messageFrame(m *domain.StoredMessage) *v2.ReceiveMessageResponse {
 	f := &struct {
 		resp    v2.ReceiveMessageResponse
 		content v2.ReceiveMessageResponse_Message
+		msg     protoMessage
 	}{}
-	f.content.Message = toProtoMessage(m)
+	fillProtoMessage(&f.msg, m)
+	f.content.Message = &f.msg.msg
 	f.resp.Content = &f.content
 	return &f.resp
 }
