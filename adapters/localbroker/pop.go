@@ -256,8 +256,9 @@ func (e *Engine) readForPop(topic string, cq *consumequeue.Queue, start int64, o
 	}
 	reads := make([]popRead, len(offs)) // one allocation, not one per message
 	var buf []byte                      // the records' bytes, decoded into copies
+	room := new([consumequeue.EntrySize]byte)
 	for i, off := range offs {
-		ent, err := cq.Get(off)
+		ent, err := cq.GetInto(room, off)
 		if err != nil {
 			if errors.Is(err, consumequeue.ErrClosed) {
 				return err

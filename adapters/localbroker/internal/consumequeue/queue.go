@@ -196,6 +196,13 @@ func (q *Queue) Append(e Entry) (int64, error) {
 
 // Get returns the entry at queue offset i.
 func (q *Queue) Get(i int64) (Entry, error) {
+	return q.GetInto(new([EntrySize]byte), i)
+}
+
+// GetInto is Get reading an entry from the file into room (whose array
+// would escape to the file read, an allocation per call): a reader of many
+// entries passes the same room.
+func (q *Queue) GetInto(room *[EntrySize]byte, i int64) (Entry, error) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -211,7 +218,7 @@ func (q *Queue) Get(i int64) (Entry, error) {
 		return e, nil
 	}
 	q.mu.Unlock()
-	var b [EntrySize]byte
+	b := room
 	if _, err := q.f.ReadAt(b[:], i*EntrySize); err != nil {
 		if errors.Is(err, os.ErrClosed) {
 			return Entry{}, ErrClosed // closed since the check above

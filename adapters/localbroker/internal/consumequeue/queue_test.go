@@ -175,3 +175,32 @@ func TestAppendEntryLayout(t *testing.T) {
 		t.Errorf("AppendEntry into room allocates %v times, want 0", allocs)
 	}
 }
+
+// TestGetIntoReusesRoom: GetInto returns what Get does, and reads an entry
+// from the file without allocating.
+func TestGetIntoReusesRoom(t *testing.T) {
+	q, err := Open(filepath.Join(t.TempDir(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for i := range 4 {
+		if _, err := q.Append(Entry{CommitLogOffset: int64(i * 100), Size: 10, CRC: uint32(i), TagHash: TagHash("a"), StoredAtMs: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Flush(2); err != nil {
+		t.Fatal(err)
+	}
+	room := new([EntrySize]byte)
+	for i := range int64(4) { // from the file, then from the tail
+		got, err1 := q.GetInto(room, i)
+		want, err2 := q.Get(i)
+		if err1 != nil || err2 != nil || got != want || got.CommitLogOffset != i*100 {
+			t.Fatalf("GetInto(%d) = %+v, %v; Get = %+v, %v", i, got, err1, want, err2)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = q.GetInto(room, 0) }); allocs != 0 {
+		t.Errorf("%.0f allocations per GetInto of a flushed entry, want 0", allocs)
+	}
+}
