@@ -70,7 +70,7 @@ func startAckBroker(t *testing.T, f *fakeAckBroker, batchAck bool) (*fakeAckBrok
 // newOnFakeSocket returns an adapter whose one NameServer is addr (a fake
 // socket), its configuration changed by configure, closed when the test
 // ends.
-func newOnFakeSocket(t *testing.T, addr string, configure func(*Config)) *Broker {
+func newOnFakeSocket(t testing.TB, addr string, configure func(*Config)) *Broker {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{addr}

@@ -32,7 +32,7 @@ func startFakeKV(t *testing.T) *fakeKV {
 
 // startFakeSocket serves Remoting requests on a loopback port with answer
 // until the test ends, and returns the address.
-func startFakeSocket(t *testing.T, answer func(*remoting.Command) *remoting.Command) string {
+func startFakeSocket(t testing.TB, answer func(*remoting.Command) *remoting.Command) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func startFakeSocket(t *testing.T, answer func(*remoting.Command) *remoting.Comm
 // serveFakeSocket answers the Remoting requests of every connection ln
 // accepts (a TLS listener: after its handshake) with answer, until the
 // test ends; it returns ln's address.
-func serveFakeSocket(t *testing.T, ln net.Listener, answer func(*remoting.Command) *remoting.Command) string {
+func serveFakeSocket(t testing.TB, ln net.Listener, answer func(*remoting.Command) *remoting.Command) string {
 	t.Helper()
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
@@ -68,7 +68,7 @@ func serveFakeSocket(t *testing.T, ln net.Listener, answer func(*remoting.Comman
 // goroutine of its own; the connection is closed when serve returns or the
 // test ends, whichever comes first. wg counts the accept loop and those
 // goroutines.
-func acceptEach(t *testing.T, wg *sync.WaitGroup, ln net.Listener, serve func(nc net.Conn)) {
+func acceptEach(t testing.TB, wg *sync.WaitGroup, ln net.Listener, serve func(nc net.Conn)) {
 	wg.Go(func() {
 		for {
 			nc, err := ln.Accept()

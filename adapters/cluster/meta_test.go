@@ -56,7 +56,7 @@ func newTestBroker(t *testing.T, nameServer string, clock *clocktest.Clock) *Bro
 
 // newBroker returns an adapter of cfg and clock (nil: the system clock),
 // closed when the test ends.
-func newBroker(t *testing.T, cfg Config, clock ports.Clock) *Broker {
+func newBroker(t testing.TB, cfg Config, clock ports.Clock) *Broker {
 	t.Helper()
 	b, err := New(cfg, nil, clock)
 	if err != nil {

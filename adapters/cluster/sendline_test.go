@@ -75,7 +75,7 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 	return resp
 }
 
-func startSendBroker(t *testing.T, f *fakeSendBroker, configure func(*Config)) *Broker {
+func startSendBroker(t testing.TB, f *fakeSendBroker, configure func(*Config)) *Broker {
 	t.Helper()
 	f.addr = startFakeSocket(t, f.answer)
 	return newOnFakeSocket(t, f.addr, configure)

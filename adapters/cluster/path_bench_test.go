@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/domain/filter"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// The benchmarks below run the adapter's produce and consume calls over a
+// fake broker on a loopback socket (see startFakeSocket): the allocations
+// counted include the fake's own per request (reading the request, encoding
+// its answer), which do not change with the adapter.
+
+// BenchmarkSendAlone is one 1 KiB send at a time through Broker.Send (the
+// send line with a free flight, as a lone sender's), answered at once.
+func BenchmarkSendAlone(b *testing.B) {
+	f := &fakeSendBroker{}
+	br := startSendBroker(b, f, func(*Config) {})
+	ctx := context.Background()
+	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 1}
+	msgs := []domain.Message{{Topic: "T", Body: bytes.Repeat([]byte("x"), 1024), Tag: "tag-a",
+		ID: "0100155D0A1B2C3D4E5F60718293A4B5C6", BornHost: "10.0.0.7", BornAt: time.UnixMilli(1764763200123)}}
+	if _, err := br.Send(ctx, q, msgs); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.Send(ctx, q, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// popAnswerBody is a pop answer of n 1 KiB messages of topic T, queue 0,
+// offsets 100.., as a 5.5.0 broker stores a message the Go client sent
+// through a proxy.
+func popAnswerBody(tb testing.TB, n int) []byte {
+	var body []byte
+	for i := range n {
+		m := remoting.Message{MagicCode: remoting.MagicV1, QueueID: 0, QueueOffset: int64(100 + i), CommitLogOffset: int64(4096 * (i + 1)),
+			BornTimestamp: 1764763200123, BornHost: netip.MustParseAddrPort("10.0.0.7:50000"), StoreTimestamp: 1764763200125,
+			StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"), Body: bytes.Repeat([]byte("x"), 1024), Topic: "T",
+			Properties: remoting.PropertiesFromMap(map[string]string{"UNIQ_KEY": "0100155D0A1B2C3D4E5F6071829300" + strconv.Itoa(10+i),
+				"TAGS": "tag-a", "__BORNHOST": "10.0.0.7", "BORN_TIMESTAMP": "1764763200123", "CLUSTER": "DefaultCluster",
+				"MIN_OFFSET": "0", "MAX_OFFSET": strconv.Itoa(100 + n)})}
+		m.BodyCRC = remoting.BodyCRC(m.Body)
+		var err error
+		if body, err = remoting.AppendMessage(body, &m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return body
+}
+
+// startPopBroker is a NameServer and broker b1 (topic T of 1 queue) behind
+// one socket that answers every POP_MESSAGE with n messages and every ack
+// with SUCCESS.
+func startPopBroker(tb testing.TB, n int) *Broker {
+	body := popAnswerBody(tb, n)
+	offs := make([]string, n)
+	for i := range offs {
+		offs[i] = strconv.Itoa(100 + i)
+	}
+	var addr string
+	addr = startFakeSocket(tb, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6,
+				Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
+		case remoting.RequestPopMessage:
+			resp.Fields = (&remoting.PopMessageResponseHeader{PopTime: time.Now().UnixMilli(), InvisibleTime: 60000, ReviveQid: 3, RestNum: 0,
+				StartOffsetInfo: "0 0 100", MsgOffsetInfo: "0 0 " + strings.Join(offs, ",")}).AppendFields(nil)
+			resp.Body = body
+		case remoting.RequestAckMessage, remoting.RequestBatchAckMessage:
+		case remoting.RequestChangeMessageInvisibletime:
+			var h remoting.ChangeInvisibleTimeRequestHeader
+			_ = h.DecodeFields(req.Fields)
+			resp.Fields = remoting.EncodeHeader(&remoting.ChangeInvisibleTimeResponseHeader{PopTime: time.Now().UnixMilli(), InvisibleTime: h.InvisibleTime, ReviveQid: 3})
+		default:
+			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	return newBroker(tb, cfg, nil)
+}
+
+var popBenchRequest = ports.PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxMessages: 32, InvisibleTime: time.Minute,
+	PollTimeout: time.Second, Filter: filter.All}
+
+// BenchmarkPop is one POP_MESSAGE answered with 32 messages of 1 KiB,
+// decoded into delivered messages with their receipt handles.
+func BenchmarkPop(b *testing.B) {
+	br := startPopBroker(b, 32)
+	ctx := context.Background()
+	if _, err := br.Pop(ctx, popBenchRequest); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		msgs, err := br.Pop(ctx, popBenchRequest)
+		if err != nil || len(msgs) != 32 {
+			b.Fatal(len(msgs), err)
+		}
+	}
+}
+
+// BenchmarkAck is one ACK_MESSAGE at a time (Broker.AckBatch of one
+// delivery, as a client's AckMessage of one entry).
+func BenchmarkAck(b *testing.B) {
+	br := startPopBroker(b, 32)
+	ctx := context.Background()
+	msgs, err := br.Pop(ctx, popBenchRequest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := domain.ParseReceiptHandle(msgs[0].ReceiptHandle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := []ports.AckRequest{{Group: "G", Topic: "T", MessageID: msgs[0].ID, Handle: h}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if errs := br.AckBatch(ctx, reqs); errs[0] != nil {
+			b.Fatal(errs[0])
+		}
+	}
+}
