@@ -1,11 +1,13 @@
 package remoting
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // Magic codes of stored messages.
@@ -220,8 +222,10 @@ const minStoredLen = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 4 +
 // DecodeMessages decodes the concatenated stored-format records of a
 // pull/pop/query body. Each record must be exactly as long as its TOTALSIZE
 // says. On a malformed record it returns the records before it and a
-// *DecodeError naming the record. Bodies, topics and properties alias
-// body (the strings share one copy of each record's text).
+// *DecodeError naming the record. Bodies and topics alias body; the
+// properties of all records share one copy of their text and one slice of
+// fields (each message's capped to its own, so that appending to one
+// copies it).
 func DecodeMessages(body []byte) ([]Message, error) {
 	n := 0
 	for i := 0; i+4 <= len(body) && n < len(body)/minStoredLen; n++ {
@@ -232,22 +236,58 @@ func DecodeMessages(body []byte) ([]Message, error) {
 		i += size
 	}
 	msgs := make([]Message, 0, n+1)
+	// Where each message's properties text lies in body: on the stack for
+	// an answer of up to 64 messages (a pop or pull asks for at most 32).
+	var room [64][2]int
+	spans := room[:0]
+	if n+1 > len(room) {
+		spans = make([][2]int, 0, n+1)
+	}
 	topic := "" // the previous message's: the messages of one answer mostly share it
+	textLen, fieldsCap := 0, 0
+	var err error
 	for i := 0; i < len(body); {
-		m, size, err := decodeMessage(body[i:], topic)
-		if err != nil {
-			return msgs, &DecodeError{What: "message " + strconv.Itoa(len(msgs)) + " at byte " + strconv.Itoa(i), Reason: err.Error()}
+		m, size, props, derr := decodeMessage(body[i:], topic)
+		if derr != nil {
+			err = &DecodeError{What: "message " + strconv.Itoa(len(msgs)) + " at byte " + strconv.Itoa(i), Reason: derr.Error()}
+			break
 		}
 		msgs = append(msgs, m)
+		start := i + size - len(props) // the properties end the record
+		spans = append(spans, [2]int{start, start + len(props)})
+		textLen += len(props)
+		if len(props) > 0 {
+			fieldsCap += bytes.Count(props, []byte{PropertySeparator}) + 1
+		}
 		topic = m.Topic
 		i += size
 	}
-	return msgs, nil
+	if textLen == 0 {
+		return msgs, err
+	}
+	var sb strings.Builder
+	sb.Grow(textLen)
+	for _, sp := range spans {
+		sb.Write(body[sp[0]:sp[1]])
+	}
+	text := sb.String()
+	fields := make(Properties, 0, fieldsCap)
+	off := 0
+	for k := range msgs {
+		l := spans[k][1] - spans[k][0]
+		from := len(fields)
+		fields = appendProperties(fields, text[off:off+l])
+		off += l
+		if len(fields) > from {
+			msgs[k].Properties = fields[from:len(fields):len(fields)]
+		}
+	}
+	return msgs, err
 }
 
 // DecodeMessage decodes one stored-format record that fills b.
 func DecodeMessage(b []byte) (Message, error) {
-	m, size, err := decodeMessage(b, "")
+	m, size, props, err := decodeMessage(b, "")
 	if err == nil && size != len(b) {
 		err = decodeErr("message", strconv.Itoa(len(b)-size)+" bytes after the record")
 	}
@@ -257,6 +297,7 @@ func DecodeMessage(b []byte) (Message, error) {
 		}
 		return Message{}, err
 	}
+	m.Properties = ParseProperties(string(props))
 	return m, nil
 }
 
@@ -264,21 +305,21 @@ type reasonErr string
 
 func (e reasonErr) Error() string { return string(e) }
 
-// decodeMessage decodes the record at the start of b and returns its size.
+// decodeMessage decodes the record at the start of b but its properties,
+// and returns its size and its properties' text (which ends the record).
 // A topic equal to prevTopic is given prevTopic's string (no copy).
-func decodeMessage(b []byte, prevTopic string) (Message, int, error) {
-	var m Message
+func decodeMessage(b []byte, prevTopic string) (m Message, size int, props []byte, err error) {
 	if len(b) < 4 {
-		return m, 0, reasonErr("truncated size")
+		return m, 0, nil, reasonErr("truncated size")
 	}
-	size := int(int32(binary.BigEndian.Uint32(b)))
+	size = int(int32(binary.BigEndian.Uint32(b)))
 	if size < minStoredLen || size > len(b) {
-		return m, 0, reasonErr("size " + strconv.Itoa(size) + " outside 65.." + strconv.Itoa(len(b)))
+		return m, 0, nil, reasonErr("size " + strconv.Itoa(size) + " outside 65.." + strconv.Itoa(len(b)))
 	}
 	r := msgReader{b: b[:size], i: 4}
 	m.MagicCode = r.i32()
 	if m.MagicCode != MagicV1 && m.MagicCode != MagicV2 {
-		return m, 0, reasonErr("bad magic code " + strconv.Itoa(int(m.MagicCode)))
+		return m, 0, nil, reasonErr("bad magic code " + strconv.Itoa(int(m.MagicCode)))
 	}
 	m.BodyCRC = r.i32()
 	m.QueueID = r.i32()
@@ -289,11 +330,11 @@ func decodeMessage(b []byte, prevTopic string) (Message, int, error) {
 	m.BornTimestamp = r.i64()
 	var ok bool
 	if m.BornHost, ok = r.host(m.SysFlag&SysFlagBornHostV6 != 0); !ok {
-		return m, 0, reasonErr("bad born host")
+		return m, 0, nil, reasonErr("bad born host")
 	}
 	m.StoreTimestamp = r.i64()
 	if m.StoreHost, ok = r.host(m.SysFlag&SysFlagStoreHostV6 != 0); !ok {
-		return m, 0, reasonErr("bad store host")
+		return m, 0, nil, reasonErr("bad store host")
 	}
 	m.ReconsumeTimes = r.i32()
 	m.PreparedTransactionOffset = r.i64()
@@ -308,16 +349,15 @@ func decodeMessage(b []byte, prevTopic string) (Message, int, error) {
 		topicLen = int(int8(t[0]))
 	}
 	topic := r.take(topicLen)
-	props := r.take(int(int16(r.u16())))
+	props = r.take(int(int16(r.u16())))
 	if r.bad {
-		return m, 0, reasonErr("fields overrun the record's size " + strconv.Itoa(size))
+		return m, 0, nil, reasonErr("fields overrun the record's size " + strconv.Itoa(size))
 	}
 	if r.i != size {
-		return m, 0, reasonErr(strconv.Itoa(size-r.i) + " unread bytes inside the record")
+		return m, 0, nil, reasonErr(strconv.Itoa(size-r.i) + " unread bytes inside the record")
 	}
 	if m.Topic = prevTopic; string(topic) != prevTopic {
 		m.Topic = string(topic)
 	}
-	m.Properties = ParseProperties(string(props))
-	return m, size, nil
+	return m, size, props, nil
 }

@@ -154,7 +154,16 @@ func ParseProperties(s string) Properties {
 	if s == "" {
 		return nil
 	}
-	p := make(Properties, 0, strings.Count(s, "\x02")+1)
+	p := appendProperties(make(Properties, 0, strings.Count(s, "\x02")+1), s)
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}
+
+// appendProperties appends the properties of s to p, as ParseProperties
+// reads them.
+func appendProperties(p Properties, s string) Properties {
 	for len(s) > 0 {
 		seg := s
 		if i := strings.IndexByte(s, PropertySeparator); i >= 0 {
@@ -165,9 +174,6 @@ func ParseProperties(s string) Properties {
 		if k := strings.IndexByte(seg, NameValueSeparator); k > 0 && k < len(seg)-1 {
 			p = append(p, Field{seg[:k], seg[k+1:]})
 		}
-	}
-	if len(p) == 0 {
-		return nil
 	}
 	return p
 }
