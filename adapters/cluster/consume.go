@@ -91,18 +91,23 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
 			continue
 		}
-		sm := storedMessageOf(m, req.Topic, broker, &hosts)
+		// Built in place in out (a local would escape to the filter, one
+		// allocation per message) and taken back when it is filtered out.
+		out = append(out, storedMessageOf(m, req.Topic, broker, &hosts))
+		sm := &out[len(out)-1]
 		sm.ReceiptHandle = handle.String()
 		if !f.Match(&sm.Message) {
 			// Not for this subscription (the broker filters tags by hash):
 			// consumed silently.
-			if err := b.Ack(context.WithoutCancel(ctx), ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: sm.ID, Handle: handle}); err != nil {
+			id := sm.ID
+			*sm = domain.StoredMessage{} // keep no reference to it in out's room
+			out = out[:len(out)-1]
+			if err := b.Ack(context.WithoutCancel(ctx), ports.AckRequest{Group: req.Group, Topic: req.Topic, MessageID: id, Handle: handle}); err != nil {
 				b.log.LogAttrs(ctx, slog.LevelDebug, "acking a filtered-out message failed; the broker redelivers it later",
-					slog.String("msg_id", sm.ID), slog.Any("error", err))
+					slog.String("msg_id", id), slog.Any("error", err))
 			}
 			continue
 		}
-		out = append(out, sm)
 	}
 	return out, nil
 }
