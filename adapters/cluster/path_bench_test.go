@@ -42,15 +42,19 @@ func BenchmarkSendAlone(b *testing.B) {
 
 // popAnswerBody is a pop answer of n 1 KiB messages of topic T, queue 0,
 // offsets 100.., as a 5.5.0 broker stores a message the Go client sent
-// through a proxy.
-func popAnswerBody(tb testing.TB, n int) []byte {
+// through a proxy; message i has tag tagOf(i) (nil: "tag-a").
+func popAnswerBody(tb testing.TB, n int, tagOf func(int) string) []byte {
 	var body []byte
 	for i := range n {
+		tag := "tag-a"
+		if tagOf != nil {
+			tag = tagOf(i)
+		}
 		m := remoting.Message{MagicCode: remoting.MagicV1, QueueID: 0, QueueOffset: int64(100 + i), CommitLogOffset: int64(4096 * (i + 1)),
 			BornTimestamp: 1764763200123, BornHost: netip.MustParseAddrPort("10.0.0.7:50000"), StoreTimestamp: 1764763200125,
 			StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"), Body: bytes.Repeat([]byte("x"), 1024), Topic: "T",
 			Properties: remoting.PropertiesFromMap(map[string]string{"UNIQ_KEY": "0100155D0A1B2C3D4E5F6071829300" + strconv.Itoa(10+i),
-				"TAGS": "tag-a", "__BORNHOST": "10.0.0.7", "BORN_TIMESTAMP": "1764763200123", "CLUSTER": "DefaultCluster",
+				"TAGS": tag, "__BORNHOST": "10.0.0.7", "BORN_TIMESTAMP": "1764763200123", "CLUSTER": "DefaultCluster",
 				"MIN_OFFSET": "0", "MAX_OFFSET": strconv.Itoa(100 + n)})}
 		m.BodyCRC = remoting.BodyCRC(m.Body)
 		var err error
@@ -62,10 +66,11 @@ func popAnswerBody(tb testing.TB, n int) []byte {
 }
 
 // startPopBroker is a NameServer and broker b1 (topic T of 1 queue) behind
-// one socket that answers every POP_MESSAGE with n messages and every ack
-// with SUCCESS.
-func startPopBroker(tb testing.TB, n int) *Broker {
-	body := popAnswerBody(tb, n)
+// one socket that answers every POP_MESSAGE with n messages (tagged by
+// tagOf, see popAnswerBody) and every ack with SUCCESS, after passing it to
+// onAck (when not nil).
+func startPopBroker(tb testing.TB, n int, tagOf func(int) string, onAck func(*remoting.Command)) *Broker {
+	body := popAnswerBody(tb, n, tagOf)
 	offs := make([]string, n)
 	for i := range offs {
 		offs[i] = strconv.Itoa(100 + i)
@@ -86,6 +91,9 @@ func startPopBroker(tb testing.TB, n int) *Broker {
 				StartOffsetInfo: "0 0 100", MsgOffsetInfo: "0 0 " + strings.Join(offs, ",")}).AppendFields(nil)
 			resp.Body = body
 		case remoting.RequestAckMessage, remoting.RequestBatchAckMessage:
+			if onAck != nil {
+				onAck(req)
+			}
 		case remoting.RequestChangeMessageInvisibletime:
 			var h remoting.ChangeInvisibleTimeRequestHeader
 			_ = h.DecodeFields(req.Fields)
@@ -106,7 +114,7 @@ var popBenchRequest = ports.PopRequest{Group: "G", Topic: "T", QueueID: -1, MaxM
 // BenchmarkPop is one POP_MESSAGE answered with 32 messages of 1 KiB,
 // decoded into delivered messages with their receipt handles.
 func BenchmarkPop(b *testing.B) {
-	br := startPopBroker(b, 32)
+	br := startPopBroker(b, 32, nil, nil)
 	ctx := context.Background()
 	if _, err := br.Pop(ctx, popBenchRequest); err != nil {
 		b.Fatal(err)
@@ -123,7 +131,7 @@ func BenchmarkPop(b *testing.B) {
 // BenchmarkAck is one ACK_MESSAGE at a time (Broker.AckBatch of one
 // delivery, as a client's AckMessage of one entry).
 func BenchmarkAck(b *testing.B) {
-	br := startPopBroker(b, 32)
+	br := startPopBroker(b, 32, nil, nil)
 	ctx := context.Background()
 	msgs, err := br.Pop(ctx, popBenchRequest)
 	if err != nil {
