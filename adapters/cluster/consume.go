@@ -77,7 +77,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		}
 		return nil, mapError(err)
 	}
-	raw, err := popped(resp, req, broker)
+	raw, cks, err := popped(resp, req, broker)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	var hosts hostName
 	for i := range raw {
 		m := &raw[i]
-		handle, err := popHandle(m)
+		handle, err := popHandle(m, cks[i])
 		if err != nil {
 			b.log.LogAttrs(ctx, slog.LevelWarn, "a popped message has no usable checkpoint; it becomes visible again after its invisible time",
 				slog.String("broker", broker), slog.String("msg_id", m.MsgID()), slog.Any("error", err))
@@ -112,28 +112,34 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	return out, nil
 }
 
-// popped decodes the messages of a successful POP_MESSAGE answer, each
-// with its checkpoint.
-func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remoting.Message, error) {
+// popped decodes the messages of a successful POP_MESSAGE answer and the
+// checkpoint of each (remoting.PopExtraInfos: as the broker's client
+// would set them as POP_CK, without the text in between).
+func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remoting.Message, []remoting.ExtraInfo, error) {
 	var ph remoting.PopMessageResponseHeader
 	if err := decodeHeader(resp, &ph); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	raw, err := remoting.DecodeMessages(resp.Body)
 	if err != nil {
-		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
+		return nil, nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
 	}
-	if err := remoting.PopCheckpoints(req.Topic, &ph, broker, req.FIFO, raw); err != nil {
-		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")
+	cks, err := remoting.PopExtraInfos(req.Topic, &ph, broker, req.FIFO, raw, nil)
+	if err != nil {
+		return nil, nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")
 	}
-	return raw, nil
+	return raw, cks, nil
 }
 
-// popHandle is the receipt handle of a popped message: its checkpoint
-// (set by [popped]) and its commit-log offset.
-func popHandle(m *remoting.Message) (domain.ReceiptHandle, error) {
-	ck, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
-	if err != nil {
+// popHandle is the receipt handle of a popped message: its checkpoint ck
+// (see [popped]) and its commit-log offset. A message whose own POP_CK
+// does not parse has the zero ck, and gets the parse's error.
+func popHandle(m *remoting.Message, ck remoting.ExtraInfo) (domain.ReceiptHandle, error) {
+	if ck.BrokerName == "" {
+		_, err := remoting.ParseExtraInfo(m.Properties.Value(remoting.PropertyPopCK))
+		if err == nil { // cannot be: a parsed checkpoint names its broker
+			err = errors.New("the pop checkpoint names no broker")
+		}
 		return domain.ReceiptHandle{}, err
 	}
 	h, _ := handleOf(ck, m.CommitLogOffset)
@@ -161,7 +167,7 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 	if remoting.ResponseCode(resp.Code) != remoting.ResponseSuccess {
 		return
 	}
-	raw, err := popped(resp, req, broker)
+	raw, cks, err := popped(resp, req, broker)
 	if err != nil {
 		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and cannot be read; its messages become visible after their invisible time",
 			slog.String("broker", broker), slog.Any("error", err))
@@ -171,7 +177,7 @@ func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broke
 	now := b.clock.Now()
 	expiring := 0
 	for i := range raw {
-		h, err := popHandle(&raw[i])
+		h, err := popHandle(&raw[i], cks[i])
 		if err != nil {
 			continue
 		}

@@ -1,6 +1,7 @@
 package remoting
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -246,7 +247,7 @@ func ParseMsgOffsetInfo(s string) (map[string][]int64, error) {
 			return decodeErr("msgOffsetInfo", "duplicate key "+strconv.Quote(clip(k)))
 		}
 		offs := make([]int64, 0, strings.Count(v, ",")+1)
-		for _, o := range strings.Split(v, ",") {
+		for o := range strings.SplitSeq(v, ",") {
 			n, err := strconv.ParseInt(o, 10, 64)
 			if err != nil {
 				return decodeErr("msgOffsetInfo", "bad offset "+strconv.Quote(clip(o)))
@@ -285,74 +286,18 @@ func ParseOrderCountInfo(s string) (map[string]int32, error) {
 // none, from the message's own offset), 1ST_POP_TIME is set when absent,
 // and for an orderly pop the order count becomes ReconsumeTimes. topic is
 // the popped topic; brokerName the broker that answered. Light message
-// queues (LMQ) are not supported.
+// queues (LMQ) are not supported. See PopExtraInfos for the checkpoints
+// without the properties.
 func PopCheckpoints(topic string, resp *PopMessageResponseHeader, brokerName string, order bool, msgs []Message) error {
-	var start map[string]int64
-	var offs map[string][]int64
-	var counts map[string]int32
-	var err error
-	if resp.StartOffsetInfo != "" {
-		if start, err = ParseStartOffsetInfo(resp.StartOffsetInfo); err != nil {
-			return err
-		}
-		if offs, err = ParseMsgOffsetInfo(resp.MsgOffsetInfo); err != nil {
-			return err
-		}
-		if counts, err = ParseOrderCountInfo(resp.OrderCountInfo); err != nil {
-			return err
-		}
+	cks, err := PopExtraInfos(topic, resp, brokerName, order, msgs, nil)
+	if err != nil {
+		return err
 	}
-	// Sorted (as received) queue offsets per retryFlag@queueId.
-	sorted := make(map[string][]int64, 4)
-	keyOf := func(m *Message) string {
-		flag := RetryFlagOf(m.Topic)
-		if ck, ok := m.Properties.Get(PropertyPopCK); ok {
-			if e, err := ParseExtraInfo(ck); err == nil {
-				flag = e.RetryFlag
-			}
-		}
-		return flag + "@" + strconv.Itoa(int(m.QueueID))
-	}
-	for i := range msgs {
-		k := keyOf(&msgs[i])
-		sorted[k] = append(sorted[k], msgs[i].QueueOffset)
-	}
-	firstCK := make(map[string]ExtraInfo, 4)
 	popTime := strconv.FormatInt(resp.PopTime, 10)
 	for i := range msgs {
 		m := &msgs[i]
-		if start == nil {
-			k := m.Topic + "\x00" + strconv.Itoa(int(m.QueueID))
-			e, ok := firstCK[k]
-			if !ok {
-				e = ExtraInfo{CkQueueOffset: m.QueueOffset, PopTime: resp.PopTime, InvisibleTime: resp.InvisibleTime,
-					ReviveQid: resp.ReviveQid, RetryFlag: RetryFlagOf(m.Topic), BrokerName: brokerName, QueueID: m.QueueID, CommitLogOffset: -1}
-				firstCK[k] = e
-			}
-			e.QueueOffset = m.QueueOffset
-			m.Properties.Set(PropertyPopCK, e.String())
-		} else if _, has := m.Properties.Get(PropertyPopCK); !has {
-			k := keyOf(m)
-			st, ok1 := start[k]
-			list, ok2 := offs[k]
-			idx := indexOf(sorted[k], m.QueueOffset)
-			if !ok1 || !ok2 || idx < 0 || idx >= len(list) {
-				return decodeErr("pop response", "no offset info for message at "+k+" offset "+strconv.FormatInt(m.QueueOffset, 10))
-			}
-			e := ExtraInfo{CkQueueOffset: st, PopTime: resp.PopTime, InvisibleTime: resp.InvisibleTime,
-				ReviveQid: resp.ReviveQid, RetryFlag: RetryFlagOf(m.Topic), BrokerName: brokerName, QueueID: m.QueueID,
-				QueueOffset: list[idx], CommitLogOffset: -1}
-			m.Properties.Set(PropertyPopCK, e.String())
-			if order && counts != nil {
-				flag, _, _ := strings.Cut(k, "@")
-				c, ok := counts[flag+"@qo"+strconv.Itoa(int(m.QueueID))+"%"+strconv.FormatInt(m.QueueOffset, 10)]
-				if !ok {
-					c, ok = counts[k]
-				}
-				if ok && c > 0 {
-					m.ReconsumeTimes = c
-				}
-			}
+		if _, has := m.Properties.Get(PropertyPopCK); resp.StartOffsetInfo == "" || !has {
+			m.Properties.Set(PropertyPopCK, cks[i].String())
 		}
 		if _, ok := m.Properties.Get(PropertyFirstPopTime); !ok {
 			m.Properties = append(m.Properties, Field{PropertyFirstPopTime, popTime})
@@ -361,11 +306,123 @@ func PopCheckpoints(topic string, resp *PopMessageResponseHeader, brokerName str
 	return nil
 }
 
-func indexOf(s []int64, v int64) int {
-	for i, x := range s {
-		if x == v {
-			return i
+// popKey is a retryFlag@queueId key of a pop answer's offset infos.
+type popKey struct {
+	flag    string
+	queueID int32
+}
+
+// appendText appends k as the offset infos write it ("0@3").
+func (k popKey) appendText(b []byte) []byte {
+	b = append(b, k.flag...)
+	b = append(b, '@')
+	return strconv.AppendInt(b, int64(k.queueID), 10)
+}
+
+// PopExtraInfos returns the checkpoint of each popped message, in order,
+// appended to dst: what PopCheckpoints sets as its POP_CK, without
+// formatting it (a message's own POP_CK is parsed). A message whose own
+// POP_CK does not parse gets the zero ExtraInfo, whose empty broker name
+// no parsed checkpoint has (ParseExtraInfo of its POP_CK says why). For an
+// orderly pop the order count becomes the message's ReconsumeTimes; the
+// messages' properties are left as they are.
+func PopExtraInfos(topic string, resp *PopMessageResponseHeader, brokerName string, order bool, msgs []Message, dst []ExtraInfo) ([]ExtraInfo, error) {
+	var start map[string]int64
+	var offs map[string][]int64
+	var counts map[string]int32
+	var err error
+	if resp.StartOffsetInfo != "" {
+		if start, err = ParseStartOffsetInfo(resp.StartOffsetInfo); err != nil {
+			return dst, err
+		}
+		if offs, err = ParseMsgOffsetInfo(resp.MsgOffsetInfo); err != nil {
+			return dst, err
+		}
+		if resp.OrderCountInfo != "" { // (empty: no counts, as parsed)
+			if counts, err = ParseOrderCountInfo(resp.OrderCountInfo); err != nil {
+				return dst, err
+			}
 		}
 	}
-	return -1
+	dst = slices.Grow(dst, len(msgs))
+	if start == nil {
+		// No offset infos (an older broker): each message's own offset,
+		// the start offset the first of its topic and queue's.
+		for i := range msgs {
+			m := &msgs[i]
+			e := ExtraInfo{CkQueueOffset: m.QueueOffset, PopTime: resp.PopTime, InvisibleTime: resp.InvisibleTime,
+				ReviveQid: resp.ReviveQid, RetryFlag: RetryFlagOf(m.Topic), BrokerName: brokerName, QueueID: m.QueueID, CommitLogOffset: -1}
+			for j := range i {
+				if msgs[j].Topic == m.Topic && msgs[j].QueueID == m.QueueID {
+					e.CkQueueOffset = msgs[j].QueueOffset
+					break
+				}
+			}
+			e.QueueOffset = m.QueueOffset
+			dst = append(dst, e)
+		}
+		return dst, nil
+	}
+	// Each message's retryFlag@queueId, on the stack for up to 32.
+	var room [32]popKey
+	keys := room[:0]
+	if len(msgs) > len(room) {
+		keys = make([]popKey, 0, len(msgs))
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		k := popKey{flag: RetryFlagOf(m.Topic), queueID: m.QueueID}
+		if ck, ok := m.Properties.Get(PropertyPopCK); ok {
+			if e, err := ParseExtraInfo(ck); err == nil {
+				k.flag = e.RetryFlag
+			}
+		}
+		keys = append(keys, k)
+	}
+	var kb [48]byte // a key's text, for the lookups (no allocation)
+	for i := range msgs {
+		m := &msgs[i]
+		if ck, has := m.Properties.Get(PropertyPopCK); has {
+			e, err := ParseExtraInfo(ck)
+			if err != nil {
+				e = ExtraInfo{}
+			}
+			dst = append(dst, e)
+			continue
+		}
+		k := keys[i]
+		kt := k.appendText(kb[:0])
+		st, ok1 := start[string(kt)]
+		list, ok2 := offs[string(kt)]
+		// Its place among the messages of its key, in the order received
+		// (the first of an offset that comes twice).
+		idx := 0
+		for j := range msgs {
+			if keys[j] != k {
+				continue
+			}
+			if msgs[j].QueueOffset == m.QueueOffset {
+				break
+			}
+			idx++
+		}
+		if !ok1 || !ok2 || idx >= len(list) {
+			return dst, decodeErr("pop response", "no offset info for message at "+string(kt)+" offset "+strconv.FormatInt(m.QueueOffset, 10))
+		}
+		dst = append(dst, ExtraInfo{CkQueueOffset: st, PopTime: resp.PopTime, InvisibleTime: resp.InvisibleTime,
+			ReviveQid: resp.ReviveQid, RetryFlag: RetryFlagOf(m.Topic), BrokerName: brokerName, QueueID: m.QueueID,
+			QueueOffset: list[idx], CommitLogOffset: -1})
+		if order && counts != nil {
+			ct := strconv.AppendInt(append(append(kb[:0], k.flag...), "@qo"...), int64(m.QueueID), 10)
+			ct = strconv.AppendInt(append(ct, '%'), m.QueueOffset, 10)
+			c, ok := counts[string(ct)]
+			if !ok {
+				c, ok = counts[string(k.appendText(kb[:0]))]
+			}
+			if ok && c > 0 {
+				m.ReconsumeTimes = c
+			}
+		}
+	}
+	return dst, nil
 }

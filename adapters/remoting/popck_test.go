@@ -3,6 +3,8 @@ package remoting_test
 import (
 	"net/netip"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -129,5 +131,71 @@ func TestParseExtraInfoAllocatesNothing(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("ParseExtraInfo allocates %.0f objects, want 0", allocs)
+	}
+}
+
+// TestPopExtraInfos: the checkpoints PopExtraInfos returns are what
+// PopCheckpoints writes as POP_CK (a message's own one parsed, a message
+// whose own one does not parse the zero ExtraInfo), and the properties are
+// left alone. For an answer of 32 messages of one queue the only
+// allocations are the offset infos' parsing and the result.
+func TestPopExtraInfos(t *testing.T) {
+	msg := func(topic string, q int32, off int64, props ...remoting.Field) remoting.Message {
+		return remoting.Message{Topic: topic, QueueID: q, QueueOffset: off,
+			Properties: append(remoting.Properties{{Key: "UNIQ_KEY", Value: "u"}}, props...)}
+	}
+	resp := remoting.PopMessageResponseHeader{PopTime: 1000, InvisibleTime: 60000, ReviveQid: 3,
+		StartOffsetInfo: "0 1 100;2 0 7", MsgOffsetInfo: "0 1 100,102,102;2 0 7", OrderCountInfo: "0 qo1%102 4;0 1 1;2 0 0"}
+	msgs := func() []remoting.Message {
+		return []remoting.Message{
+			msg("T", 1, 100), msg("T", 1, 102), msg("T", 1, 102), // the same offset twice: the first's place
+			msg("%RETRY%G+T", 0, 7),
+			msg("%RETRY%G+T", 0, 9, remoting.Field{Key: "POP_CK", Value: "9 1 2 3 2 b 0 9"}),
+			msg("%RETRY%G+T", 0, 8, remoting.Field{Key: "POP_CK", Value: "not a checkpoint"}),
+		}
+	}
+	got, withProps := msgs(), msgs()
+	cks, err := remoting.PopExtraInfos("T", &resp, "broker-a", true, got, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remoting.PopCheckpoints("T", &resp, "broker-a", true, withProps); err != nil {
+		t.Fatal(err)
+	}
+	if len(cks) != len(got) {
+		t.Fatalf("%d checkpoints for %d messages", len(cks), len(got))
+	}
+	for i := range got {
+		want, err := remoting.ParseExtraInfo(withProps[i].Properties.Value("POP_CK"))
+		if err != nil {
+			want = remoting.ExtraInfo{}
+		}
+		if cks[i] != want {
+			t.Fatalf("message %d: %+v, want %+v", i, cks[i], want)
+		}
+		if len(got[i].Properties) != len(msgs()[i].Properties) || got[i].ReconsumeTimes != withProps[i].ReconsumeTimes {
+			t.Fatalf("message %d: properties %v, reconsume times %d (%d)", i, got[i].Properties, got[i].ReconsumeTimes, withProps[i].ReconsumeTimes)
+		}
+	}
+	if cks[1].QueueOffset != 102 || cks[2].QueueOffset != 102 || got[1].ReconsumeTimes != 4 || cks[5].BrokerName != "" {
+		t.Fatalf("%+v", cks)
+	}
+
+	offs := make([]string, 32)
+	many := make([]remoting.Message, 32)
+	for i := range many {
+		offs[i] = strconv.Itoa(100 + i)
+		many[i] = msg("T", 1, int64(100+i))
+	}
+	resp = remoting.PopMessageResponseHeader{PopTime: 1000, InvisibleTime: 60000, ReviveQid: 3,
+		StartOffsetInfo: "0 1 100", MsgOffsetInfo: "0 1 " + strings.Join(offs, ",")}
+	dst := make([]remoting.ExtraInfo, 0, 32)
+	n := testing.AllocsPerRun(20, func() {
+		if _, err := remoting.PopExtraInfos("T", &resp, "broker-a", false, many, dst); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 7 {
+		t.Errorf("%v allocations for 32 messages, want at most 7 (the offset infos' parsing)", n)
 	}
 }
