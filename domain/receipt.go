@@ -53,7 +53,11 @@ func (h ReceiptHandle) Expired(now time.Time) bool {
 
 // String encodes the handle in RocketMQ's text form.
 func (h ReceiptHandle) String() string {
-	b := make([]byte, 0, 96)
+	return string(h.Append(make([]byte, 0, 96)))
+}
+
+// Append appends the handle's text form (see String) to b.
+func (h ReceiptHandle) Append(b []byte) []byte {
 	b = strconv.AppendInt(b, h.StartOffset, 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, h.RetrieveTime, 10)
@@ -73,7 +77,7 @@ func (h ReceiptHandle) String() string {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, h.CommitLogOffset, 10)
 	}
-	return string(b)
+	return b
 }
 
 // maxReceiptHandleLength bounds the input ParseReceiptHandle looks at; real

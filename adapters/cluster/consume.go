@@ -81,8 +81,22 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	if err != nil {
 		return nil, err
 	}
+	return b.deliveries(ctx, req, broker, f, raw, cks), nil
+}
+
+// deliveries turns the messages of a pop answer (with their checkpoints,
+// see [popped]) into the messages delivered to the receive: a message
+// without a usable checkpoint is left out (the broker delivers it again
+// after its invisible time), one that f refuses is acked and left out.
+func (b *Broker) deliveries(ctx context.Context, req ports.PopRequest, broker string, f filter.Filter, raw []remoting.Message, cks []remoting.ExtraInfo) []domain.StoredMessage {
 	out := make([]domain.StoredMessage, 0, len(raw))
 	var hosts hostName
+	// The receipt handles' text, written one after the other and made one
+	// string at the end, of which each message's handle is a part: on the
+	// stack for a usual answer (32 handles of some 50-90 bytes).
+	var textRoom [4096]byte
+	var spanRoom [maxPopBatch][2]int
+	text, spans := textRoom[:0], spanRoom[:0]
 	for i := range raw {
 		m := &raw[i]
 		handle, err := popHandle(m, cks[i])
@@ -95,7 +109,6 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		// allocation per message) and taken back when it is filtered out.
 		out = append(out, storedMessageOf(m, req.Topic, broker, &hosts))
 		sm := &out[len(out)-1]
-		sm.ReceiptHandle = handle.String()
 		if !f.Match(&sm.Message) {
 			// Not for this subscription (the broker filters tags by hash):
 			// consumed silently.
@@ -108,8 +121,15 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			}
 			continue
 		}
+		from := len(text)
+		text = handle.Append(text)
+		spans = append(spans, [2]int{from, len(text)})
 	}
-	return out, nil
+	all := string(text)
+	for k, sp := range spans {
+		out[k].ReceiptHandle = all[sp[0]:sp[1]]
+	}
+	return out
 }
 
 // popped decodes the messages of a successful POP_MESSAGE answer and the

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -63,5 +64,40 @@ func TestPopDropsAndAcksFilteredMessages(t *testing.T) {
 	slices.Sort(acked)
 	if want := []int64{101, 104, 107}; !slices.Equal(acked, want) {
 		t.Fatalf("acked %v, want %v", acked, want)
+	}
+}
+
+// TestDeliveriesAllocs: turning a pop answer of 32 messages (as the Go
+// client's, without keys or user properties) into deliveries takes three
+// allocations: the messages, one string holding all their receipt handles
+// and the text of their store host.
+func TestDeliveriesAllocs(t *testing.T) {
+	raw, err := remoting.DecodeMessages(popAnswerBody(t, 32, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := remoting.PopMessageResponseHeader{PopTime: 1764763200200, InvisibleTime: 60000, ReviveQid: 3,
+		StartOffsetInfo: "0 0 100", MsgOffsetInfo: "0 0 100"}
+	for i := 101; i < 132; i++ {
+		resp.MsgOffsetInfo += "," + strconv.Itoa(i)
+	}
+	cks, err := remoting.PopExtraInfos("T", &resp, "b1", false, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{}
+	var out []domain.StoredMessage
+	n := testing.AllocsPerRun(20, func() { out = b.deliveries(t.Context(), popBenchRequest, "b1", filter.All, raw, cks) })
+	if n > 3 {
+		t.Errorf("%v allocations for 32 deliveries, want at most 3", n)
+	}
+	if len(out) != 32 {
+		t.Fatalf("%d deliveries", len(out))
+	}
+	for i, m := range out {
+		want, _ := handleOf(cks[i], raw[i].CommitLogOffset)
+		if m.ReceiptHandle != want.String() || m.ID != raw[i].MsgID() || m.StoreHost != "127.0.0.1:10911" {
+			t.Fatalf("delivery %d: handle %q want %q, id %q, store host %q", i, m.ReceiptHandle, want.String(), m.ID, m.StoreHost)
+		}
 	}
 }
