@@ -34,10 +34,10 @@ var ackLimits = coalesce.Limits[ports.AckRequest]{Flights: ackFlightsPerBroker, 
 // the ack's result is returned. The request has a deadline of its own
 // (cluster.requestTimeout): it carries the acks of several callers.
 func (b *Broker) coalescedAck(ctx context.Context, broker, addr string, req ports.AckRequest) error {
-	res, err := b.ackLines.Line(broker).Do(ctx, req, func(reqs []ports.AckRequest) []error {
+	res, err := b.ackLines.Line(broker).Do(ctx, req, func(reqs []ports.AckRequest, errs []error) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.RequestTimeout)
 		defer cancel()
-		return b.ackOnBroker(sctx, broker, addr, reqs)
+		b.ackOnBroker(sctx, broker, addr, reqs, errs)
 	})
 	if err != nil {
 		return err

@@ -69,7 +69,9 @@ func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 		for j, i := range idx {
 			batch[j] = reqs[i]
 		}
-		for j, err := range b.ackOnBroker(ctx, name, addr, batch) {
+		batchErrs := make([]error, len(idx))
+		b.ackOnBroker(ctx, name, addr, batch, batchErrs)
+		for j, err := range batchErrs {
 			errs[idx[j]] = err
 		}
 	})
@@ -131,19 +133,17 @@ type ackKey struct {
 }
 
 // ackOnBroker acks reqs, all batchable deliveries of the broker name at
-// addr: one ACK_MESSAGE for one, else one BATCH_ACK_MESSAGE. It returns
-// one error per request.
-func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []ports.AckRequest) []error {
-	errs := make([]error, len(reqs))
+// addr: one ACK_MESSAGE for one, else one BATCH_ACK_MESSAGE. It sets each
+// request's error in errs (as long as reqs, nil when called).
+func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []ports.AckRequest, errs []error) {
 	if len(reqs) == 1 {
 		errs[0] = b.ackAt(ctx, addr, reqs[0])
-		return errs
+		return
 	}
-	fail := func(err error) []error {
+	fail := func(err error) {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
 	}
 	body := remoting.BatchAckMessageRequestBody{BrokerName: name}
 	at := map[ackKey]int{}
@@ -162,12 +162,13 @@ func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []port
 	}
 	enc, err := remoting.EncodeJSONBody(body)
 	if err != nil {
-		return fail(domain.Wrap(domain.ReasonInternal, err, "encoding a batch ack"))
+		fail(domain.Wrap(domain.ReasonInternal, err, "encoding a batch ack"))
+		return
 	}
 	_, err = b.call(ctx, addr, remoting.RequestBatchAckMessage, nil, enc)
 	switch {
 	case err == nil:
-		return errs
+		return
 	case isResponse(err):
 		// The broker refused the batch as a whole (an older broker without
 		// BATCH_ACK_MESSAGE, an ACL that does not allow it, ...): ask once
@@ -177,10 +178,10 @@ func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []port
 				"broker", name, "error", err)
 		}
 		each(len(reqs), func(i int) { errs[i] = b.ackAt(ctx, addr, reqs[i]) })
-		return errs
+		return
 	}
 	b.failed(name, err)
-	return fail(mapError(err))
+	fail(mapError(err))
 }
 
 // retryFlag is the checkpoint retry flag of a receipt handle's topic type.

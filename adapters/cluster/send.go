@@ -55,10 +55,7 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		tried[q.BrokerName] = true
 		var receipts []domain.SendReceipt
 		if attempt == 1 && shared {
-			var r domain.SendReceipt
-			if r, err = b.sendCoalesced(ctx, e, q, &msgs[0], props); err == nil {
-				receipts = []domain.SendReceipt{r}
-			}
+			receipts, err = b.sendCoalesced(ctx, e, q, &msgs[0], props)
 		} else {
 			receipts, err = b.sendTo(ctx, e, q, msgs, body, code, props)
 		}

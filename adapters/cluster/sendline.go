@@ -49,8 +49,11 @@ type pendingSend struct {
 
 // sendResult is what a coalesced request answered for one message.
 type sendResult struct {
-	receipt domain.SendReceipt
-	err     error // the broker's or the connection's, raw (see mapError)
+	// receipts holds the message's receipt: a one-receipt part of the
+	// request's (capped: appending to it copies), which Send returns as
+	// it is.
+	receipts []domain.SendReceipt
+	err      error // the broker's or the connection's, raw (see mapError)
 	// alone: the broker refused the batch as such (MESSAGE_ILLEGAL: too
 	// large for its maxMessageSize, ...); the message is to be sent alone,
 	// so that it gets an answer of its own.
@@ -72,50 +75,48 @@ func (b *Broker) coalescible(msgs []domain.Message) bool {
 }
 
 // sendCoalesced sends m (props: its formatted properties) to queue q
-// through the line of q's broker and topic and returns its receipt. A
+// through the line of q's broker and topic and returns its receipt (in a
+// slice of one). A
 // message that waited goes to the queue of the first message of its
 // request. A caller that gives up while its message waits gets ctx's
 // error; nothing was sent.
-func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.QueueRef, m *domain.Message, props string) (domain.SendReceipt, error) {
+func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.QueueRef, m *domain.Message, props string) ([]domain.SendReceipt, error) {
 	item := pendingSend{msg: m, props: props}
 	if d, ok := ctx.Deadline(); ok {
 		item.deadline = d
 	}
 	key := sendKey{broker: q.BrokerName, topic: q.Topic, compressed: m.Compressed}
-	res, err := b.sendLines.Line(key).Do(ctx, item, func(items []pendingSend) []sendResult {
+	res, err := b.sendLines.Line(key).Do(ctx, item, func(items []pendingSend, out []sendResult) {
 		if len(items) == 1 {
 			// Alone (it is this caller's own: a request's first item is
 			// its sender's): as without the line.
-			r, err := b.sendAlone(ctx, e, q, items[0])
-			return []sendResult{{receipt: r, err: err}}
+			out[0].receipts, out[0].err = b.sendAlone(ctx, e, q, items[0])
+			return
 		}
-		return b.sendBatchOf(ctx, e, q, items)
+		b.sendBatchOf(ctx, e, q, items, out)
 	})
 	switch {
 	case err != nil:
-		return domain.SendReceipt{}, err
+		return nil, err
 	case res.alone:
 		return b.sendAlone(ctx, e, q, item)
 	case res.err != nil:
-		return domain.SendReceipt{}, res.err
+		return nil, res.err
 	}
-	return res.receipt, nil
+	return res.receipts, nil
 }
 
-// sendAlone sends it in a SEND_MESSAGE_V2 of its own to q.
-func (b *Broker) sendAlone(ctx context.Context, e *topicEntry, q domain.QueueRef, it pendingSend) (domain.SendReceipt, error) {
-	receipts, err := b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
-	if err != nil {
-		return domain.SendReceipt{}, err
-	}
-	return receipts[0], nil
+// sendAlone sends it in a SEND_MESSAGE_V2 of its own to q and returns its
+// receipt, in a slice of one.
+func (b *Broker) sendAlone(ctx context.Context, e *topicEntry, q domain.QueueRef, it pendingSend) ([]domain.SendReceipt, error) {
+	return b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
 }
 
 // sendBatchOf sends items, messages of several callers, in one
-// SEND_BATCH_MESSAGE to q. The request waits for the latest of the
-// callers' deadlines, at most cluster.requestTimeout.
-func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueRef, items []pendingSend) []sendResult {
-	out := make([]sendResult, len(items))
+// SEND_BATCH_MESSAGE to q, and sets their results in out. The request
+// waits for the latest of the callers' deadlines, at most
+// cluster.requestTimeout.
+func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueRef, items []pendingSend, out []sendResult) {
 	msgs := make([]domain.Message, len(items))
 	size, latest, bounded := 0, time.Time{}, true
 	for i, it := range items {
@@ -134,7 +135,7 @@ func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueR
 			for i := range out {
 				out[i].alone = true
 			}
-			return out
+			return
 		}
 	}
 	sctx := context.WithoutCancel(ctx)
@@ -147,14 +148,13 @@ func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueR
 	for i := range out {
 		switch {
 		case err == nil:
-			out[i].receipt = receipts[i]
+			out[i].receipts = receipts[i : i+1 : i+1]
 		case refusedAsBatch(err):
 			out[i].alone = true
 		default:
 			out[i].err = err
 		}
 	}
-	return out
 }
 
 // refusedAsBatch reports whether a broker refused a batch for what it is

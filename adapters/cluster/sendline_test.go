@@ -90,6 +90,9 @@ func sendOne(ctx context.Context, b *Broker, i int) (domain.SendReceipt, error) 
 	if err != nil {
 		return domain.SendReceipt{}, err
 	}
+	if len(r) != 1 || cap(r) != 1 { // a batch's receipts are shared: capped, so that appending copies
+		return domain.SendReceipt{}, fmt.Errorf("%d receipts (room for %d), want 1", len(r), cap(r))
+	}
 	return r[0], nil
 }
 

@@ -29,12 +29,13 @@ type Limits[T any] struct {
 	Weight func(T) int
 }
 
-// Flush sends one request carrying items and returns one result per item,
-// in order. It is called by one of the callers of Do whose items it
-// carries; it owns no item after it returns. A request carries the items
-// of several callers, so Flush bounds its own time rather than follow the
+// Flush sends one request carrying items and sets each item's result in
+// results (as long as items, zero when called), in order. It is called by
+// one of the callers of Do whose items it carries; it owns neither slice
+// after it returns (the Line reuses them). A request carries the items of
+// several callers, so Flush bounds its own time rather than follow the
 // calling caller's context (see context.WithoutCancel).
-type Flush[T, R any] func(items []T) []R
+type Flush[T, R any] func(items []T, results []R)
 
 // Line coalesces the requests of one destination. The zero Line is not
 // usable: make one with New.
@@ -44,6 +45,14 @@ type Line[T, R any] struct {
 	inFlight int
 	waiting  []*waiter[T, R]
 	waiters  sync.Pool // of *waiter[T, R], each with its channel
+	ones     sync.Pool // of *one[T, R]: a lone item's request
+}
+
+// one holds the item and result of a request of one item, so that a lone
+// item's request allocates neither slice.
+type one[T, R any] struct {
+	items   [1]T
+	results [1]R
 }
 
 // waiter is an item that waits in a Line. Whoever takes it out of
@@ -83,7 +92,15 @@ func (l *Line[T, R]) Do(ctx context.Context, item T, flush Flush[T, R]) (R, erro
 		l.inFlight++
 		l.mu.Unlock()
 		// Nothing to wait for: no waiter, no channel.
-		r := flush([]T{item})[0]
+		o, _ := l.ones.Get().(*one[T, R])
+		if o == nil {
+			o = new(one[T, R])
+		}
+		o.items[0] = item
+		flush(o.items[:], o.results[:])
+		r := o.results[0]
+		*o = one[T, R]{} // hold on to no caller's item or result
+		l.ones.Put(o)
 		l.handOff()
 		return r, nil
 	}
@@ -152,7 +169,8 @@ func (l *Line[T, R]) send(flush Flush[T, R], batch []*waiter[T, R]) R {
 	for i, w := range batch {
 		items[i] = w.item
 	}
-	results := flush(items)
+	results := make([]R, len(batch))
+	flush(items, results)
 	for i, w := range batch[1:] {
 		w.ch <- signal[T, R]{result: results[i+1]} // w is not to be touched after this
 	}
