@@ -35,8 +35,14 @@ var ackLimits = coalesce.Limits[ports.AckRequest]{Flights: ackFlightsPerBroker, 
 // (cluster.requestTimeout): it carries the acks of several callers.
 func (b *Broker) coalescedAck(ctx context.Context, broker, addr string, req ports.AckRequest) error {
 	res, err := b.ackLines.Line(broker).Do(ctx, req, func(reqs []ports.AckRequest, errs []error) {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.RequestTimeout)
-		defer cancel()
+		sctx := context.WithoutCancel(ctx)
+		if len(reqs) > 1 {
+			// One deadline for the batch and, should the broker refuse
+			// it, the acks sent one by one after it.
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithTimeout(sctx, b.cfg.RequestTimeout)
+			defer cancel()
+		} // (one ACK_MESSAGE: invoke bounds it by cluster.requestTimeout)
 		b.ackOnBroker(sctx, broker, addr, reqs, errs)
 	})
 	if err != nil {

@@ -184,6 +184,43 @@ func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command)
 // of its own, bounded like the handlers of peer requests.
 type LateHandler func(ctx context.Context, addr string, resp *remoting.Command)
 
+// InvokeWithin is Invoke ending after timeout at the latest, as
+// Invoke(context.WithTimeout(ctx, timeout)) does, without that context
+// and its timer per call when a connection is at hand: the wait is then
+// bounded by a timer the client reuses.
+func (c *Client) InvokeWithin(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
+		return c.invoke(ctx, addr, req, nil, callPooled) // ctx ends first anyway
+	}
+	cn := c.connected(addr)
+	if cn == nil { // to be dialled (or failing): bounded as the dial is
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return c.invoke(ctx, addr, req, nil, callPooled)
+	}
+	t := getTimer(timeout)
+	defer putTimer(t)
+	return cn.invoke(ctx, req, nil, true, t.C)
+}
+
+// timers holds stopped timers for InvokeWithin. A stopped timer sends
+// nothing after Stop returns (Go 1.23 timers), so a reused one fires only
+// for its new call.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, _ := timers.Get().(*time.Timer); t != nil {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
+}
+
 // InvokeWithLate is Invoke, but an answer that comes after ctx ended goes
 // to late: for requests whose effect the caller must undo when it cannot
 // use the answer (a POP_MESSAGE hides the messages it returns). An answer
@@ -235,7 +272,7 @@ func (c *Client) invoke(ctx context.Context, addr string, req *remoting.Command,
 	if err != nil {
 		return nil, err
 	}
-	return cn.invoke(ctx, req, late, kind != callLongPoll)
+	return cn.invoke(ctx, req, late, kind != callLongPoll, nil)
 }
 
 // InvokeOneway sends req with the oneway flag and returns once it is
@@ -327,20 +364,9 @@ func (c *Client) conn(ctx context.Context, addr string, pinned bool) (*conn, err
 	}
 	var start uint32
 	if !pinned {
-		start = p.next.Add(1)
-		// Prefer a connected slot, and dial the chosen one in the background
-		// when it is not; dial in the chosen one when none is connected.
-		for i := range p.slots {
-			s := &p.slots[(int(start)+i)%len(p.slots)]
-			s.mu.Lock()
-			cn := s.conn
-			s.mu.Unlock()
-			if cn != nil && cn.usable() {
-				if i > 0 {
-					c.fill(addr, &p.slots[int(start)%len(p.slots)])
-				}
-				return cn, nil
-			}
+		var cn *conn
+		if cn, start = c.next(addr, p); cn != nil {
+			return cn, nil
 		}
 	}
 	s := &p.slots[int(start)%len(p.slots)]
@@ -384,6 +410,38 @@ func (c *Client) conn(ctx context.Context, addr string, pinned bool) (*conn, err
 		}
 		return cn, nil
 	}
+}
+
+// next returns the next connected connection of addr's pool p, or nil and
+// the slot to dial in (start). It prefers a connected slot, and dials the
+// chosen one in the background when it is not.
+func (c *Client) next(addr string, p *pool) (cn *conn, start uint32) {
+	start = p.next.Add(1)
+	for i := range p.slots {
+		s := &p.slots[(int(start)+i)%len(p.slots)]
+		s.mu.Lock()
+		cn := s.conn
+		s.mu.Unlock()
+		if cn != nil && cn.usable() {
+			if i > 0 {
+				c.fill(addr, &p.slots[int(start)%len(p.slots)])
+			}
+			return cn, start
+		}
+	}
+	return nil, start
+}
+
+// connected returns a connected connection of addr's pool, as conn would
+// for a pooled call, or nil when there is none (conn would dial) or the
+// client is closed (conn would say so).
+func (c *Client) connected(addr string) *conn {
+	p, err := c.pool(addr)
+	if err != nil {
+		return nil
+	}
+	cn, _ := c.next(addr, p)
+	return cn
 }
 
 // dialed records in s (s.mu held) how its dial, announced by ch, ended: its

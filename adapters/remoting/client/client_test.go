@@ -834,3 +834,61 @@ func TestIdlePoolsAreForgotten(t *testing.T) {
 		t.Fatalf("the live broker accepted %d connections: its pool was dropped", n)
 	}
 }
+
+// TestInvokeWithin: a call bounded by InvokeWithin's timeout times out
+// as one bounded by its context's deadline does (the same error, of
+// context.DeadlineExceeded), on a pool not connected yet as well (it
+// dials); its reused timer does not end the calls after it early, and a
+// canceled context still ends a call. A call on a connected pool
+// allocates no timer or context of its own.
+func TestInvokeWithin(t *testing.T) {
+	fb := newFakeBroker(t, func(p *peer) {
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if req.Fields.Value("n") != "never" {
+				_ = p.write(answer(req, req.Fields.Value("n")))
+			}
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 1})
+	ctx := context.Background()
+	if _, err := c.InvokeWithin(ctx, fb.addr(), request("never"), 20*time.Millisecond); asError(t, err).Kind != client.KindTimeout {
+		t.Fatalf("unanswered first call (dialling): %v", err)
+	}
+	_, err := c.InvokeWithin(ctx, fb.addr(), request("never"), 20*time.Millisecond)
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, want := c.Invoke(dctx, fb.addr(), request("never"))
+	if ce, we := asError(t, err), asError(t, want); !errors.Is(err, context.DeadlineExceeded) || ce.Error() != we.Error() || ce.Retryable() != we.Retryable() {
+		t.Fatalf("unanswered call: %v (retryable %v), with a context's deadline %v (%v)", err, ce.Retryable(), want, we.Retryable())
+	}
+	for i := range 20 { // the timers reused: none fires into a later call
+		n := strconv.Itoa(i)
+		if resp, err := c.InvokeWithin(ctx, fb.addr(), request(n), time.Minute); err != nil || resp.Remark != n {
+			t.Fatalf("call %d after a timeout: %v %v", i, resp, err)
+		}
+	}
+	canceled, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	if _, err := c.InvokeWithin(canceled, fb.addr(), request("x"), time.Minute); asError(t, err).Kind != client.KindCanceled {
+		t.Fatalf("canceled call: %v", err)
+	}
+	n := testing.AllocsPerRun(50, func() {
+		if _, err := c.InvokeWithin(ctx, fb.addr(), request("a"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	})
+	m := testing.AllocsPerRun(50, func() {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if _, err := c.Invoke(cctx, fb.addr(), request("a")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > m-3 {
+		t.Errorf("InvokeWithin: %v allocations a call, Invoke with a context.WithTimeout %v; want at least 3 fewer", n, m)
+	}
+}

@@ -212,13 +212,16 @@ func (cn *conn) encode(req *remoting.Command) (*[]byte, error) {
 
 // invoke sends req and waits for its answer; with slot, it first takes one
 // of the connection's MaxInFlight slots (waiting for one when all are
-// taken).
-func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHandler, slot bool) (*remoting.Command, error) {
+// taken). It gives up when ctx ends or expire fires (nil: never), which
+// is a timeout as ctx's deadline is.
+func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHandler, slot bool, expire <-chan time.Time) (*remoting.Command, error) {
 	if slot {
 		select {
 		case cn.sem <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctxError(ctx, cn.addr, false)
+		case <-expire:
+			return nil, cn.expired(false)
 		case <-cn.done:
 			return nil, cn.failure(false)
 		}
@@ -253,6 +256,10 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		cn.forget(req.Opaque)
 		putBuf(buf)
 		return nil, ctxError(ctx, cn.addr, false)
+	case <-expire:
+		cn.forget(req.Opaque)
+		putBuf(buf)
+		return nil, cn.expired(false)
 	case <-cn.done:
 		putBuf(buf)
 		return nil, cn.failure(false)
@@ -269,6 +276,14 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 			cn.dropIfSilent(sent)
 		}
 		return nil, ctxError(ctx, cn.addr, true)
+	case <-expire:
+		if resp, ok := cn.giveUp(req.Opaque, ch, late); ok {
+			return resp, nil
+		}
+		if slot {
+			cn.dropIfSilent(sent)
+		}
+		return nil, cn.expired(true)
 	case <-cn.done:
 		select { // the answer may have come just before the failure
 		case resp := <-ch:
@@ -278,6 +293,12 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		}
 		return nil, cn.failure(true)
 	}
+}
+
+// expired is the error of a call whose expire timer fired: a timeout,
+// as ctxError says for a context's deadline.
+func (cn *conn) expired(delivered bool) error {
+	return &Error{Kind: KindTimeout, Addr: cn.addr, Err: context.DeadlineExceeded, unsent: !delivered}
 }
 
 // giveUp stops waiting for the answer to opaque: the answer, when it comes,
