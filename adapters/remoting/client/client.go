@@ -193,7 +193,7 @@ func (c *Client) InvokeWithin(ctx context.Context, addr string, req *remoting.Co
 		return c.invoke(ctx, addr, req, nil, callPooled) // ctx ends first anyway
 	}
 	cn := c.connected(addr)
-	if cn == nil { // to be dialled (or failing): bounded as the dial is
+	if cn == nil || timeout <= 0 { // to be dialled (or failing), or over: as Invoke
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return c.invoke(ctx, addr, req, nil, callPooled)

@@ -842,11 +842,15 @@ func TestIdlePoolsAreForgotten(t *testing.T) {
 // canceled context still ends a call. A call on a connected pool
 // allocates no timer or context of its own.
 func TestInvokeWithin(t *testing.T) {
+	var late atomic.Int32 // requests that came after their time was over
 	fb := newFakeBroker(t, func(p *peer) {
 		for {
 			req, err := p.read()
 			if err != nil {
 				return
+			}
+			if req.Fields.Value("n") == "over" {
+				late.Add(1)
 			}
 			if req.Fields.Value("n") != "never" {
 				_ = p.write(answer(req, req.Fields.Value("n")))
@@ -870,6 +874,12 @@ func TestInvokeWithin(t *testing.T) {
 		if resp, err := c.InvokeWithin(ctx, fb.addr(), request(n), time.Minute); err != nil || resp.Remark != n {
 			t.Fatalf("call %d after a timeout: %v %v", i, resp, err)
 		}
+	}
+	if _, err := c.InvokeWithin(ctx, fb.addr(), request("over"), 0); asError(t, err).Kind != client.KindTimeout || !asError(t, err).Retryable() {
+		t.Fatalf("a call with no time left: %v", err)
+	}
+	if _, err := c.InvokeWithin(ctx, fb.addr(), request("last"), time.Minute); err != nil || late.Load() != 0 {
+		t.Fatalf("a call with no time left was sent (%d), or the next failed: %v", late.Load(), err)
 	}
 	canceled, cancelNow := context.WithCancel(ctx)
 	cancelNow()

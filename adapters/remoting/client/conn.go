@@ -233,6 +233,11 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx, cn.addr, false)
 	}
+	select {
+	case <-expire:
+		return nil, cn.expired(false)
+	default:
+	}
 	req.Opaque = cn.c.nextOpaque()
 	req.Flag &^= remoting.FlagResponse | remoting.FlagOneway
 	buf, err := cn.encode(req)
