@@ -341,7 +341,13 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 // a timer it reuses (client.InvokeWithin), where a derived context cost a
 // timer and four allocations per request whose ctx did not end sooner.
 func (b *Broker) invoke(ctx context.Context, addr string, req *remoting.Command) (*remoting.Command, error) {
-	resp, err := b.rpc.InvokeWithin(ctx, addr, req, b.cfg.RequestTimeout)
+	return b.invokeWithin(ctx, addr, req, b.cfg.RequestTimeout)
+}
+
+// invokeWithin is invoke bounded by timeout instead of
+// Config.RequestTimeout.
+func (b *Broker) invokeWithin(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+	resp, err := b.rpc.InvokeWithin(ctx, addr, req, timeout)
 	if err == nil {
 		b.answered(addr)
 	}

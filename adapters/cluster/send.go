@@ -57,7 +57,7 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		if attempt == 1 && shared {
 			receipts, err = b.sendCoalesced(ctx, e, q, &msgs[0], props)
 		} else {
-			receipts, err = b.sendTo(ctx, e, q, msgs, body, code, props)
+			receipts, err = b.sendTo(ctx, e, q, msgs, body, code, props, b.cfg.RequestTimeout)
 		}
 		if err == nil {
 			return receipts, nil
@@ -160,14 +160,15 @@ func propertiesError(err error) error {
 	return domain.Wrap(domain.ReasonPropertiesTooLarge, err, "the message's properties are longer than RocketMQ's limit of 32767 bytes")
 }
 
-// sendTo sends to one queue and returns one receipt per message, or the
-// raw failure (see mapError).
-func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, msgs []domain.Message, body []byte, code remoting.RequestCode, props string) ([]domain.SendReceipt, error) {
+// sendTo sends to one queue, waiting at most timeout (and while ctx
+// lasts), and returns one receipt per message, or the raw failure (see
+// mapError).
+func (b *Broker) sendTo(ctx context.Context, e *topicEntry, q domain.QueueRef, msgs []domain.Message, body []byte, code remoting.RequestCode, props string, timeout time.Duration) ([]domain.SendReceipt, error) {
 	addr, err := e.addr(q.BrokerName)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := b.invoke(ctx, addr, sendRequest(q, msgs, body, code, props, b.clock.Now()))
+	resp, err := b.invokeWithin(ctx, addr, sendRequest(q, msgs, body, code, props, b.clock.Now()), timeout)
 	if err != nil {
 		return nil, err
 	}

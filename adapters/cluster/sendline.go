@@ -109,7 +109,7 @@ func (b *Broker) sendCoalesced(ctx context.Context, e *topicEntry, q domain.Queu
 // sendAlone sends it in a SEND_MESSAGE_V2 of its own to q and returns its
 // receipt, in a slice of one.
 func (b *Broker) sendAlone(ctx context.Context, e *topicEntry, q domain.QueueRef, it pendingSend) ([]domain.SendReceipt, error) {
-	return b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props)
+	return b.sendTo(ctx, e, q, []domain.Message{*it.msg}, it.msg.Body, remoting.RequestSendMessageV2, it.props, b.cfg.RequestTimeout)
 }
 
 // sendBatchOf sends items, messages of several callers, in one
@@ -138,13 +138,13 @@ func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueR
 			return
 		}
 	}
-	sctx := context.WithoutCancel(ctx)
+	// Bounded by the client's reused timer (see invoke), not a context
+	// with a deadline and a timer of its own per batch.
+	timeout := b.cfg.RequestTimeout
 	if bounded {
-		var cancel context.CancelFunc
-		sctx, cancel = context.WithDeadline(sctx, latest) // and cluster.requestTimeout (invoke)
-		defer cancel()
+		timeout = min(timeout, time.Until(latest))
 	}
-	receipts, err := b.sendTo(sctx, e, q, msgs, body, remoting.RequestSendBatchMessage, "")
+	receipts, err := b.sendTo(context.WithoutCancel(ctx), e, q, msgs, body, remoting.RequestSendBatchMessage, "", timeout)
 	for i := range out {
 		switch {
 		case err == nil:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
@@ -240,4 +241,63 @@ func waitLine(t *testing.T, state func() (int, int), inFlight, waiting int) {
 		}
 		return nil
 	})
+}
+
+// TestBatchWaitsForTheLatestDeadline: a coalesced batch whose callers all
+// have deadlines ends with a timeout once the latest has passed, although
+// cluster.requestTimeout is far off, and one of a caller without a
+// deadline waits for requestTimeout (here: still waiting when the others
+// would have ended).
+func TestBatchWaitsForTheLatestDeadline(t *testing.T) {
+	unblock := make(chan struct{})
+	f := &fakeSendBroker{}
+	f.addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestSendBatchMessage {
+			<-unblock // never answered while the test runs
+		}
+		return f.answer(req)
+	})
+	b := newOnFakeSocket(t, f.addr, func(c *Config) { c.RequestTimeout = time.Hour })
+	t.Cleanup(func() { close(unblock) }) // before the socket's and the adapter's
+	e, err := b.meta.topic(t.Context(), "T")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}
+	m := domain.Message{Topic: "T", Body: []byte("x"), ID: "ID1"}
+	items := func(deadlines ...time.Time) []pendingSend {
+		var its []pendingSend
+		for _, d := range deadlines {
+			its = append(its, pendingSend{msg: &m, props: "UNIQ_KEY\x01ID1\x02", deadline: d})
+		}
+		return its
+	}
+	run := func(its []pendingSend) chan []sendResult {
+		done := make(chan []sendResult, 1)
+		go func() {
+			out := make([]sendResult, len(its))
+			b.sendBatchOf(context.Background(), e, q, its, out)
+			done <- out
+		}()
+		return done
+	}
+	now := time.Now()
+	bounded := run(items(now.Add(50*time.Millisecond), now.Add(200*time.Millisecond)))
+	unbounded := run(items(now.Add(50*time.Millisecond), time.Time{}))
+	select {
+	case out := <-bounded:
+		for i, r := range out {
+			var ce *client.Error
+			if !errors.As(r.err, &ce) || ce.Kind != client.KindTimeout {
+				t.Fatalf("item %d of the bounded batch: %+v", i, r)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch did not end at its callers' latest deadline")
+	}
+	select {
+	case out := <-unbounded:
+		t.Fatalf("the batch of a caller without a deadline ended before cluster.requestTimeout: %+v", out)
+	default:
+	}
 }
