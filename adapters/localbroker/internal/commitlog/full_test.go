@@ -178,3 +178,54 @@ func TestDiskFullRecovers(t *testing.T) {
 	}
 	t.Logf("%d records stored, %d in the log after reopening", len(stored), len(got))
 }
+
+// TestHeldDurableAppendsSyncedOnceWritten: a durable append whose write
+// found the disk full is held; once the writer made room (shrinking the
+// reserve) and wrote it, it is fdatasync'ed then, so that its waiter is
+// answered at once, not at the next periodic flush (FlushInterval, an hour
+// here). Consumer-state appends go on past the first shrink of the reserve
+// until one is held and written after the second.
+func TestHeldDurableAppendsSyncedOnceWritten(t *testing.T) {
+	dir := filepath.Join(tmpfs.Mount(t, "1m"), "log")
+	opts := testOptions(dir)
+	opts.SegmentSize, opts.MaxRecordSize = 256<<10, 16<<10
+	opts.Reserve = 256 << 10 // shrunk in steps of 64 KiB
+	opts.DiskRetry = time.Hour
+	opts.ReserveType = func(typ byte) bool { return typ == 2 }
+	l, _ := openLog(t, opts, 0)
+	defer func() { _ = l.Close(context.Background()) }()
+	ctx := t.Context()
+	// Fill the disk with records forced durable by Sync (its request
+	// outlives a hold, unlike a durable append's).
+	for i := 0; ; i++ {
+		_, end, err := l.Append(1, payloadN(i, 8<<10), false)
+		if errors.Is(err, ErrDiskFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+		if i > 1000 {
+			t.Fatal("a 1 MiB file system never filled")
+		}
+	}
+	// 12 records of 8 KiB need more than the 64 KiB the first shrink
+	// freed and less than the reserve: at least one is held and written
+	// once the reserve shrank again.
+	for i := range 12 {
+		_, end, err := l.Append(2, payloadN(i, 8<<10), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = l.Wait(wctx, end)
+		cancel()
+		if err != nil {
+			t.Fatalf("durable consumer-state append %d while the disk is full: %v (written up to %d, synced up to %d, record ends at %d)",
+				i, err, l.written.Load(), l.SyncedOffset(), end)
+		}
+	}
+}

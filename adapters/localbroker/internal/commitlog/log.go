@@ -670,6 +670,7 @@ func (l *Log) run() {
 	tick := time.NewTicker(l.opts.FlushInterval)
 	defer tick.Stop()
 	var held []*batch     // batches waiting for disk space, oldest first
+	heldWant := false     // held holds durable appends: sync once they are written
 	var retry *time.Timer // while held: when to try again
 	var retryC <-chan time.Time
 	var lastFullCheck time.Time
@@ -706,7 +707,7 @@ func (l *Log) run() {
 			batches = append(held, batches...)
 		}
 		l.pending = nil
-		want := l.wantSync && l.opts.Flush == FlushSync
+		want := (l.wantSync || heldWant) && l.opts.Flush == FlushSync
 		l.wantSync = false
 		force := l.forceSyncTo
 		closing := l.closing
@@ -722,10 +723,14 @@ func (l *Log) run() {
 			}
 			l.mu.Unlock()
 		}
-		held = nil
+		held, heldWant = nil, false
 		retryC = nil
 		if err != nil && isNoSpace(err) {
 			held = batches[n:]
+			// The durable appends among them were announced by the
+			// wantSync this round consumed: the round that writes them
+			// must sync.
+			heldWant = want
 			l.holdForSpace(held, err)
 			if l.shrinkReserve() {
 				retryC = closedTimeChan // room was made: try again at once
