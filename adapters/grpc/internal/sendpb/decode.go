@@ -1,13 +1,12 @@
 package sendpb
 
 import (
-	"strings"
-	"unicode/utf8"
-
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/adapters/grpc/internal/wire"
 )
 
 // Field numbers decoded here (apache/rocketmq/v2/service.proto and
@@ -21,9 +20,7 @@ const (
 	fieldMessageSystemProp = 3 // Message.system_properties, SystemProperties
 	fieldMessageBody       = 4 // Message.body, bytes
 
-	fieldResourceNamespace = 1 // Resource.resource_namespace, string
-	fieldResourceName      = 2 // Resource.name, string
-
+	// A map entry's fields are both strings (wire.Pass.Strings).
 	fieldEntryKey   = 1 // map entry key, string
 	fieldEntryValue = 2 // map entry value, string
 
@@ -69,21 +66,19 @@ type arena struct {
 	one [1]*v2.Message
 }
 
-// decoder runs both passes over a request: with build false it only checks
-// the input and counts, with build true (on input the first pass accepted)
+// decoder runs both passes over a request: with Build false it only checks
+// the input and counts, with Build true (on input the first pass accepted)
 // it fills the arenas.
 type decoder struct {
-	build bool
+	wire.Pass
 	// msg is the index of the next message.
 	msg int
-	// strLen and keyLen total the string bytes and keys of the request.
-	strLen int
+	// keyLen totals the keys of the request.
 	keyLen int
 
 	// Second pass only.
 	arenas []arena
 	msgs   []*v2.Message
-	strs   strings.Builder
 	keys   []string
 	keyOff int
 }
@@ -97,7 +92,8 @@ func Unmarshal(b []byte, req *v2.SendMessageRequest) error {
 		return proto.Unmarshal(b, req)
 	}
 	n := d.msg
-	d.build, d.msg = true, 0
+	d.msg = 0
+	d.Second()
 	if n > 0 {
 		d.arenas = make([]arena, n)
 		if n == 1 {
@@ -105,9 +101,6 @@ func Unmarshal(b []byte, req *v2.SendMessageRequest) error {
 		} else {
 			d.msgs = make([]*v2.Message, n)
 		}
-	}
-	if d.strLen > 0 {
-		d.strs.Grow(d.strLen)
 	}
 	if d.keyLen > 0 {
 		d.keys = make([]string, d.keyLen)
@@ -121,8 +114,8 @@ func Unmarshal(b []byte, req *v2.SendMessageRequest) error {
 // request decodes a SendMessageRequest.
 func (d *decoder) request(b []byte) bool {
 	for len(b) > 0 {
-		v, n := field(b, fieldRequestMessages)
-		if n < 0 {
+		num, v, n := wire.Bytes(b)
+		if n < 0 || num != fieldRequestMessages {
 			return false
 		}
 		b = b[n:]
@@ -133,50 +126,6 @@ func (d *decoder) request(b []byte) bool {
 	return true
 }
 
-// field consumes a length-delimited field numbered num at the start of b
-// and returns its value and the bytes consumed, or n < 0 when b starts with
-// anything else.
-func field(b []byte, num protowire.Number) (v []byte, n int) {
-	got, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || got != num || typ != protowire.BytesType {
-		return nil, -1
-	}
-	v, m := protowire.ConsumeBytes(b[n:])
-	if m < 0 {
-		return nil, -1
-	}
-	return v, n + m
-}
-
-// once records field num in seen and reports whether it was new.
-func once(seen *uint32, num protowire.Number) bool {
-	bit := uint32(1) << uint(num)
-	if *seen&bit != 0 {
-		return false
-	}
-	*seen |= bit
-	return true
-}
-
-// str returns the string value v: in the first pass it checks v as
-// protobuf does and counts its bytes, in the second it copies v into the
-// request's string buffer.
-func (d *decoder) str(v []byte) (string, bool) {
-	if !d.build {
-		if !utf8.Valid(v) {
-			return "", false
-		}
-		d.strLen += len(v)
-		return "", true
-	}
-	if len(v) == 0 {
-		return "", true
-	}
-	off := d.strs.Len()
-	d.strs.Write(v) // within the capacity grown for the request: never moves
-	return d.strs.String()[off:], true
-}
-
 // message decodes one Message of the request.
 func (d *decoder) message(b []byte) bool {
 	i := d.msg
@@ -185,53 +134,51 @@ func (d *decoder) message(b []byte) bool {
 	}
 	d.msg++
 	var a *arena
-	if d.build {
+	if d.Build {
 		a = &d.arenas[i]
 		d.msgs[i] = &a.msg
 	}
-	var seen uint32
+	var seen wire.Seen
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
+		num, v, n := wire.Bytes(b)
+		if n < 0 {
 			return false
 		}
-		v, m := protowire.ConsumeBytes(b[n:])
-		if m < 0 {
-			return false
-		}
-		b = b[n+m:]
+		b = b[n:]
 		switch num {
 		case fieldMessageTopic:
-			if !once(&seen, num) || !d.resource(v, a) {
-				return false
+			var r *v2.Resource
+			if d.Build {
+				r = &a.topic
+				a.msg.Topic = r
 			}
-			if d.build {
-				a.msg.Topic = &a.topic
+			if !seen.Once(num) || !d.Resource(v, r) {
+				return false
 			}
 		case fieldMessageUserProps:
-			k, val, ok := d.entry(v)
-			if !ok {
+			var kv [fieldEntryValue]string
+			if _, ok := d.Strings(v, kv[:]); !ok {
 				return false
 			}
-			if !d.build {
+			if !d.Build {
 				continue
 			}
 			if a.msg.UserProperties == nil {
 				a.msg.UserProperties = make(map[string]string, 1+entries(b))
 			}
-			a.msg.UserProperties[k] = val
+			a.msg.UserProperties[kv[fieldEntryKey-1]] = kv[fieldEntryValue-1]
 		case fieldMessageSystemProp:
-			if !once(&seen, num) || !d.system(v, a) {
+			if !seen.Once(num) || !d.system(v, a) {
 				return false
 			}
-			if d.build {
+			if d.Build {
 				a.msg.SystemProperties = &a.sys
 			}
 		case fieldMessageBody:
-			if !once(&seen, num) {
+			if !seen.Once(num) {
 				return false
 			}
-			if d.build {
+			if d.Build {
 				a.msg.Body = append([]byte(nil), v...) // nil when empty, as protobuf
 			}
 		default:
@@ -246,9 +193,8 @@ func (d *decoder) message(b []byte) bool {
 func entries(b []byte) int {
 	n := 0
 	for len(b) > 0 {
-		num, _, m := protowire.ConsumeTag(b)
-		_, l := protowire.ConsumeBytes(b[m:])
-		b = b[m+l:]
+		num, _, m := wire.Bytes(b)
+		b = b[m:]
 		if num == fieldMessageUserProps {
 			n++
 		}
@@ -256,70 +202,9 @@ func entries(b []byte) int {
 	return n
 }
 
-// resource decodes a Resource into a.topic.
-func (d *decoder) resource(b []byte, a *arena) bool {
-	var seen uint32
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
-			return false
-		}
-		v, m := protowire.ConsumeBytes(b[n:])
-		if m < 0 {
-			return false
-		}
-		b = b[n+m:]
-		if (num != fieldResourceNamespace && num != fieldResourceName) || !once(&seen, num) {
-			return false
-		}
-		s, ok := d.str(v)
-		if !ok {
-			return false
-		}
-		if d.build {
-			if num == fieldResourceNamespace {
-				a.topic.ResourceNamespace = s
-			} else {
-				a.topic.Name = s
-			}
-		}
-	}
-	return true
-}
-
-// entry decodes a map<string, string> entry: each of key and value at most
-// once (protobuf defaults a missing one to "").
-func (d *decoder) entry(b []byte) (key, value string, ok bool) {
-	var seen uint32
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
-			return "", "", false
-		}
-		v, m := protowire.ConsumeBytes(b[n:])
-		if m < 0 {
-			return "", "", false
-		}
-		b = b[n+m:]
-		if (num != fieldEntryKey && num != fieldEntryValue) || !once(&seen, num) {
-			return "", "", false
-		}
-		s, ok := d.str(v)
-		if !ok {
-			return "", "", false
-		}
-		if num == fieldEntryKey {
-			key = s
-		} else {
-			value = s
-		}
-	}
-	return key, value, true
-}
-
 // system decodes SystemProperties into a.sys (and a's optional fields).
 func (d *decoder) system(b []byte, a *arena) bool {
-	var seen uint32
+	var seen wire.Seen
 	keyStart := d.keyOff
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -329,7 +214,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 		b = b[n:]
 		switch num {
 		case fieldSysBodyEncoding, fieldSysMessageType, fieldSysQueueID, fieldSysPriority:
-			if typ != protowire.VarintType || !once(&seen, num) {
+			if typ != protowire.VarintType || !seen.Once(num) {
 				return false
 			}
 			x, m := protowire.ConsumeVarint(b)
@@ -337,7 +222,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 				return false
 			}
 			b = b[m:]
-			if !d.build {
+			if !d.Build {
 				continue
 			}
 			switch num {
@@ -358,7 +243,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 			}
 		case fieldSysTag, fieldSysMessageID, fieldSysBornTime, fieldSysBornHost, fieldSysDeliveryTime,
 			fieldSysMessageGroup, fieldSysTraceContext, fieldSysLiteTopic:
-			if typ != protowire.BytesType || !once(&seen, num) {
+			if typ != protowire.BytesType || !seen.Once(num) {
 				return false
 			}
 		default:
@@ -375,7 +260,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 			if !ok {
 				return false
 			}
-			if !d.build {
+			if !d.Build {
 				continue
 			}
 			ts := &a.born
@@ -390,11 +275,11 @@ func (d *decoder) system(b []byte, a *arena) bool {
 			}
 			continue
 		}
-		s, ok := d.str(v)
+		s, ok := d.Str(v)
 		if !ok {
 			return false
 		}
-		if !d.build {
+		if !d.Build {
 			if num == fieldSysKeys {
 				d.keyLen++
 			}
@@ -422,7 +307,7 @@ func (d *decoder) system(b []byte, a *arena) bool {
 			a.sys.LiteTopic = &a.lite
 		}
 	}
-	if d.build && d.keyOff > keyStart {
+	if d.Build && d.keyOff > keyStart {
 		a.sys.Keys = d.keys[keyStart:d.keyOff:d.keyOff]
 	}
 	return true
@@ -430,13 +315,13 @@ func (d *decoder) system(b []byte, a *arena) bool {
 
 // timestamp decodes a google.protobuf.Timestamp.
 func timestamp(b []byte) (seconds int64, nanos int32, ok bool) {
-	var seen uint32
+	var seen wire.Seen
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.VarintType {
 			return 0, 0, false
 		}
-		if (num != fieldTimestampSeconds && num != fieldTimestampNanos) || !once(&seen, num) {
+		if (num != fieldTimestampSeconds && num != fieldTimestampNanos) || !seen.Once(num) {
 			return 0, 0, false
 		}
 		x, m := protowire.ConsumeVarint(b[n:])
