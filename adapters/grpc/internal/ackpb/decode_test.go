@@ -3,11 +3,12 @@ package ackpb
 import (
 	"bytes"
 	"testing"
-	"unsafe"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/rmqproxy/rmqproxy/adapters/grpc/internal/wire/wiretest"
 )
 
 // clientEntry is an entry as the official Go client v5.1.4 builds it
@@ -45,15 +46,7 @@ func clientRequests() map[string]*v2.AckMessageRequest {
 // rawSeeds are encodings the Go client never produces, each exercising a
 // rule of the decoder: most must fall back to proto.Unmarshal.
 func rawSeeds() map[string][]byte {
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
-		return protowire.AppendTag(b, num, typ)
-	}
-	bytesField := func(b []byte, num protowire.Number, v []byte) []byte {
-		return protowire.AppendBytes(tag(b, num, protowire.BytesType), v)
-	}
-	varintField := func(b []byte, num protowire.Number, v uint64) []byte {
-		return protowire.AppendVarint(tag(b, num, protowire.VarintType), v)
-	}
+	tag, bytesField, varintField := wiretest.Tag, wiretest.BytesField, wiretest.VarintField
 	group := bytesField(nil, 2, []byte("g"))
 	topic := bytesField(nil, 2, []byte("t"))
 	entry := bytesField(bytesField(nil, 1, []byte("id-1")), 2, []byte("handle-1"))
@@ -108,67 +101,26 @@ func rawSeeds() map[string][]byte {
 	return seeds
 }
 
-// check compares Unmarshal with proto.Unmarshal on b: equal results or the
-// same error, and a result that does not alias b.
-func check(t *testing.T, b []byte) {
-	t.Helper()
-	input := append([]byte(nil), b...)
-	got := &v2.AckMessageRequest{Group: &v2.Resource{Name: "stale"}, Entries: []*v2.AckMessageEntry{{MessageId: "stale"}}}
-	gotErr := Unmarshal(input, got)
-	want := new(v2.AckMessageRequest)
-	wantErr := proto.Unmarshal(b, want)
-	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
-		t.Fatalf("input %x: Unmarshal error %v, proto.Unmarshal error %v", b, gotErr, wantErr)
-	}
-	if gotErr != nil {
-		return
-	}
-	for i := range input { // gRPC reuses its receive buffer
-		input[i] = 0xff
-	}
-	if !proto.Equal(got, want) {
-		t.Fatalf("input %x:\nUnmarshal:       %v\nproto.Unmarshal: %v", b, got, want)
-	}
+// harness tests Unmarshal against proto.Unmarshal.
+var harness = wiretest.Decoder[*v2.AckMessageRequest]{
+	Unmarshal: Unmarshal,
+	Accepted: func(b []byte) bool {
+		var d decoder
+		return d.request(b, nil)
+	},
+	Stale: func() *v2.AckMessageRequest {
+		return &v2.AckMessageRequest{Group: &v2.Resource{Name: "stale"}, Entries: []*v2.AckMessageEntry{{MessageId: "stale"}}}
+	},
 }
 
-// accepted reports whether Unmarshal decodes b itself.
-func accepted(b []byte) bool {
-	var d decoder
-	return d.request(b, nil)
-}
-
-func TestUnmarshalClientRequests(t *testing.T) {
-	for name, req := range clientRequests() {
-		t.Run(name, func(t *testing.T) {
-			b := mustMarshal(t, req)
-			if !accepted(b) {
-				t.Fatalf("a request of the Go client falls back to proto.Unmarshal: %v", req)
-			}
-			check(t, b)
-			got := new(v2.AckMessageRequest)
-			if err := Unmarshal(b, got); err != nil || !proto.Equal(got, req) {
-				t.Fatalf("Unmarshal = %v, %v; want %v", got, err, req)
-			}
-			for n := range len(b) { // every truncation
-				check(t, b[:n])
-			}
-		})
-	}
-}
+func TestUnmarshalClientRequests(t *testing.T) { harness.ClientRequests(t, clientRequests()) }
 
 func TestUnmarshalOddEncodings(t *testing.T) {
 	// Inputs the fast path must decode itself (all others fall back).
 	fast := map[string]bool{"minimal": true, "entries first": true, "entries around": true, "lite topic": true,
 		"utf8 strings": true, "non-minimal tag": true, "non-minimal length": true, "empty submessages": true,
 		"most entries decoded here": true}
-	for name, b := range rawSeeds() {
-		t.Run(name, func(t *testing.T) {
-			if got := accepted(b); got != fast[name] {
-				t.Errorf("decoded without proto.Unmarshal: %v, want %v", got, fast[name])
-			}
-			check(t, b)
-		})
-	}
+	harness.OddEncodings(t, rawSeeds(), fast)
 }
 
 // TestStringsShareOneBuffer checks the allocation layout the package
@@ -177,7 +129,7 @@ func TestUnmarshalOddEncodings(t *testing.T) {
 func TestStringsShareOneBuffer(t *testing.T) {
 	for _, name := range []string{"one", "batch"} {
 		req := clientRequests()[name]
-		b := mustMarshal(t, req)
+		b := wiretest.Marshal(t, req)
 		got := new(v2.AckMessageRequest)
 		if err := Unmarshal(b, got); err != nil {
 			t.Fatal(err)
@@ -189,11 +141,11 @@ func TestStringsShareOneBuffer(t *testing.T) {
 		}
 		last := lastEntry.GetReceiptHandle()
 		// The strings were copied in the order of the input, one after another.
-		lo, hi := stringAddr(first), stringAddr(last)+uintptr(len(last))
-		if id := stringAddr(got.Entries[0].GetMessageId()); id <= lo || id >= hi {
+		lo, hi := wiretest.StringAddr(first), wiretest.StringAddr(last)+uintptr(len(last))
+		if id := wiretest.StringAddr(got.Entries[0].GetMessageId()); id <= lo || id >= hi {
 			t.Errorf("%s: message id outside the string buffer [%#x, %#x)", name, lo, hi)
 		}
-		if in := bytesAddr(b); lo >= in && lo < in+uintptr(len(b)) {
+		if in := wiretest.BytesAddr(b); lo >= in && lo < in+uintptr(len(b)) {
 			t.Errorf("%s: the result aliases the input", name)
 		}
 		if len(got.Entries) > 1 && got.Entries[0] == got.Entries[1] {
@@ -202,51 +154,11 @@ func TestStringsShareOneBuffer(t *testing.T) {
 	}
 }
 
-func stringAddr(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
-func bytesAddr(b []byte) uintptr  { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
-
 func TestUnmarshalAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts")
-	}
-	for _, c := range []struct {
-		name string
-		max  float64
-	}{
-		{"one", 2},   // the arena, the string buffer
-		{"batch", 4}, // and the entries' arenas and pointers
-	} {
-		b := mustMarshal(t, clientRequests()[c.name])
-		req := new(v2.AckMessageRequest)
-		got := testing.AllocsPerRun(100, func() {
-			if err := Unmarshal(b, req); err != nil {
-				t.Fatal(err)
-			}
-		})
-		protoAllocs := testing.AllocsPerRun(100, func() { _ = proto.Unmarshal(b, req) })
-		t.Logf("%s: %.0f allocations (proto.Unmarshal: %.0f)", c.name, got, protoAllocs)
-		if got > c.max {
-			t.Errorf("%s: %.0f allocations per Unmarshal, want at most %.0f (proto.Unmarshal: %.0f)", c.name, got, c.max, protoAllocs)
-		}
-	}
-}
-
-func mustMarshal(tb testing.TB, m proto.Message) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-func FuzzUnmarshal(f *testing.F) {
-	for _, req := range clientRequests() {
-		f.Add(mustMarshal(f, req))
-	}
-	for _, b := range rawSeeds() {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		check(t, b)
+	harness.Allocations(t, []wiretest.AllocCase{
+		{Name: "one", Input: wiretest.Marshal(t, clientRequests()["one"]), Max: 2},     // the arena, the string buffer
+		{Name: "batch", Input: wiretest.Marshal(t, clientRequests()["batch"]), Max: 4}, // and the entries' arenas and pointers
 	})
 }
+
+func FuzzUnmarshal(f *testing.F) { harness.Fuzz(f, clientRequests(), rawSeeds()) }

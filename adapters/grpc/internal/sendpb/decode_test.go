@@ -5,12 +5,13 @@ import (
 	"strconv"
 	"testing"
 	"time"
-	"unsafe"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rmqproxy/rmqproxy/adapters/grpc/internal/wire/wiretest"
 )
 
 // clientMessage builds a message as the official Go client v5.1.4 does
@@ -101,15 +102,7 @@ func clientRequests() map[string]*v2.SendMessageRequest {
 // rawSeeds are encodings the Go client never produces, each exercising a
 // rule of the decoder: most must fall back to proto.Unmarshal.
 func rawSeeds() map[string][]byte {
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
-		return protowire.AppendTag(b, num, typ)
-	}
-	bytesField := func(b []byte, num protowire.Number, v []byte) []byte {
-		return protowire.AppendBytes(tag(b, num, protowire.BytesType), v)
-	}
-	varintField := func(b []byte, num protowire.Number, v uint64) []byte {
-		return protowire.AppendVarint(tag(b, num, protowire.VarintType), v)
-	}
+	tag, bytesField, varintField := wiretest.Tag, wiretest.BytesField, wiretest.VarintField
 	request := func(msgs ...[]byte) []byte {
 		var b []byte
 		for _, m := range msgs {
@@ -195,56 +188,19 @@ func rawSeeds() map[string][]byte {
 	return seeds
 }
 
-// check compares Unmarshal with proto.Unmarshal on b: equal results or the
-// same error, and a result that does not alias b.
-func check(t *testing.T, b []byte) {
-	t.Helper()
-	input := append([]byte(nil), b...)
-	got := &v2.SendMessageRequest{Messages: []*v2.Message{{Body: []byte("stale")}}}
-	gotErr := Unmarshal(input, got)
-	want := new(v2.SendMessageRequest)
-	wantErr := proto.Unmarshal(b, want)
-	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
-		t.Fatalf("input %x: Unmarshal error %v, proto.Unmarshal error %v", b, gotErr, wantErr)
-	}
-	if gotErr != nil {
-		return
-	}
-	for i := range input { // gRPC reuses its receive buffer
-		input[i] = 0xff
-	}
-	if !proto.Equal(got, want) {
-		t.Fatalf("input %x:\nUnmarshal:       %v\nproto.Unmarshal: %v", b, got, want)
-	}
+// harness tests Unmarshal against proto.Unmarshal.
+var harness = wiretest.Decoder[*v2.SendMessageRequest]{
+	Unmarshal: Unmarshal,
+	Accepted: func(b []byte) bool {
+		var d decoder
+		return d.request(b)
+	},
+	Stale: func() *v2.SendMessageRequest {
+		return &v2.SendMessageRequest{Messages: []*v2.Message{{Body: []byte("stale")}}}
+	},
 }
 
-// accepted reports whether Unmarshal decodes b itself.
-func accepted(b []byte) bool {
-	var d decoder
-	return d.request(b)
-}
-
-func TestUnmarshalClientRequests(t *testing.T) {
-	for name, req := range clientRequests() {
-		t.Run(name, func(t *testing.T) {
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !accepted(b) {
-				t.Fatalf("a request of the Go client falls back to proto.Unmarshal: %v", req)
-			}
-			check(t, b)
-			got := new(v2.SendMessageRequest)
-			if err := Unmarshal(b, got); err != nil || !proto.Equal(got, req) {
-				t.Fatalf("Unmarshal = %v, %v; want %v", got, err, req)
-			}
-			for n := range len(b) { // every truncation
-				check(t, b[:n])
-			}
-		})
-	}
-}
+func TestUnmarshalClientRequests(t *testing.T) { harness.ClientRequests(t, clientRequests()) }
 
 func TestUnmarshalOddEncodings(t *testing.T) {
 	// Inputs the fast path must decode itself (all others fall back).
@@ -253,25 +209,14 @@ func TestUnmarshalOddEncodings(t *testing.T) {
 		"negative nanos": true, "invalid utf8 body": true, "utf8 strings": true, "non-minimal tag": true,
 		"non-minimal length": true, "empty submessages": true, "empty message": true, "most messages decoded here": true,
 		"queue id": true, "negative queue id": true}
-	for name, b := range rawSeeds() {
-		t.Run(name, func(t *testing.T) {
-			if got := accepted(b); got != fast[name] {
-				t.Errorf("decoded without proto.Unmarshal: %v, want %v", got, fast[name])
-			}
-			check(t, b)
-		})
-	}
+	harness.OddEncodings(t, rawSeeds(), fast)
 }
 
 // TestStringsShareOneBuffer checks the allocation layout the package
 // promises: strings in one buffer apart from the body, messages in one
 // arena slice, nothing aliasing the input.
 func TestStringsShareOneBuffer(t *testing.T) {
-	req := clientRequests()["batch"]
-	b, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := wiretest.Marshal(t, clientRequests()["batch"])
 	got := new(v2.SendMessageRequest)
 	if err := Unmarshal(b, got); err != nil {
 		t.Fatal(err)
@@ -280,15 +225,15 @@ func TestStringsShareOneBuffer(t *testing.T) {
 	topic, id := first.GetTopic().GetName(), first.GetSystemProperties().GetMessageId()
 	last := got.Messages[len(got.Messages)-1].GetSystemProperties().GetKeys()[1]
 	// The strings were copied in the order of the input, one after another.
-	lo, hi := stringAddr(topic), stringAddr(last)+uintptr(len(last))
-	if stringAddr(id) <= lo || stringAddr(id) >= hi {
+	lo, hi := wiretest.StringAddr(topic), wiretest.StringAddr(last)+uintptr(len(last))
+	if wiretest.StringAddr(id) <= lo || wiretest.StringAddr(id) >= hi {
 		t.Errorf("message id outside the string buffer [%#x, %#x)", lo, hi)
 	}
-	body := bytesAddr(first.Body)
+	body := wiretest.BytesAddr(first.Body)
 	if body >= lo && body < hi {
 		t.Error("the body shares the strings' buffer")
 	}
-	in, inEnd := bytesAddr(b), bytesAddr(b)+uintptr(len(b))
+	in, inEnd := wiretest.BytesAddr(b), wiretest.BytesAddr(b)+uintptr(len(b))
 	for _, p := range []uintptr{lo, body} {
 		if p >= in && p < inEnd {
 			t.Error("the result aliases the input")
@@ -299,54 +244,18 @@ func TestStringsShareOneBuffer(t *testing.T) {
 	}
 }
 
-func stringAddr(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
-func bytesAddr(b []byte) uintptr  { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
-
 // typicalRequest is a Go client's send of one 1 KiB message without
 // keys, tag or properties, as BenchmarkSendServerCost sends it.
-func typicalRequest(tb testing.TB) []byte {
-	b, err := proto.Marshal(clientRequests()["plain"])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func typicalRequest(tb testing.TB) []byte { return wiretest.Marshal(tb, clientRequests()["plain"]) }
 
 func TestUnmarshalAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts")
-	}
-	for _, c := range []struct {
-		name string
-		b    []byte
-		max  float64
-	}{
+	harness.Allocations(t, []wiretest.AllocCase{
 		// The arena slice, the string buffer, the body.
-		{"plain", typicalRequest(t), 3},
+		{Name: "plain", Input: typicalRequest(t), Max: 3},
 		// And the keys' slice and the properties' map (a map of up to 8
 		// entries is the map and one group).
-		{"tag, keys, properties", mustMarshal(t, clientRequests()["everything"]), 6},
-	} {
-		req := new(v2.SendMessageRequest)
-		got := testing.AllocsPerRun(100, func() {
-			if err := Unmarshal(c.b, req); err != nil {
-				t.Fatal(err)
-			}
-		})
-		protoAllocs := testing.AllocsPerRun(100, func() { _ = proto.Unmarshal(c.b, req) })
-		t.Logf("%s: %.0f allocations (proto.Unmarshal: %.0f)", c.name, got, protoAllocs)
-		if got > c.max {
-			t.Errorf("%s: %.0f allocations per Unmarshal, want at most %.0f (proto.Unmarshal: %.0f)", c.name, got, c.max, protoAllocs)
-		}
-	}
-}
-
-func mustMarshal(tb testing.TB, m proto.Message) []byte {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+		{Name: "tag, keys, properties", Input: wiretest.Marshal(t, clientRequests()["everything"]), Max: 6},
+	})
 }
 
 // BenchmarkDecodeSendMessage decodes a Go client's single-message send
@@ -372,14 +281,4 @@ func BenchmarkDecodeSendMessage(b *testing.B) {
 	}
 }
 
-func FuzzUnmarshal(f *testing.F) {
-	for _, req := range clientRequests() {
-		f.Add(mustMarshal(f, req))
-	}
-	for _, b := range rawSeeds() {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		check(t, b)
-	})
-}
+func FuzzUnmarshal(f *testing.F) { harness.Fuzz(f, clientRequests(), rawSeeds()) }
