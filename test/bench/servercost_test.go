@@ -29,17 +29,7 @@ import (
 func BenchmarkSendServerCost(b *testing.B) {
 	for _, inFlight := range []int{1, 64} {
 		b.Run("inflight="+strconv.Itoa(inFlight), func(b *testing.B) {
-			c := testenv.StartChild(b, b.TempDir(), "--local.flush=sync", "--health.pprof=true", "--log.level=info")
-			if c.GRPCAddr == "" || c.HealthAddr == "" {
-				b.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
-			}
-			ac, err := admin.NewClient(c.AdminAddr, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "cost", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
-				b.Fatal(err)
-			}
+			c := startCostServer(b)
 			pr := testenv.NewProducer(b, &testenv.Proxy{Addr: c.GRPCAddr}, "cost")
 			send := func(n int) {
 				var next atomic.Int64
@@ -59,32 +49,9 @@ func BenchmarkSendServerCost(b *testing.B) {
 				wg.Wait()
 			}
 			send(2000) // warm-up: connections, buffers, worker stacks
-			pprof := "http://" + c.HealthAddr + "/debug/pprof"
-			heap0, err := servercost.ReadHeap(pprof)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cpu0, err := servercost.CPU(c.PID())
-			if err != nil {
-				b.Fatal(err)
-			}
 			b.SetBytes(int64(len(body1KiB)))
 			b.ReportAllocs()
-			b.ResetTimer()
-			send(b.N)
-			b.StopTimer()
-			cpu1, err := servercost.CPU(c.PID())
-			if err != nil {
-				b.Fatal(err)
-			}
-			heap1, err := servercost.ReadHeap(pprof)
-			if err != nil {
-				b.Fatal(err)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(heap1.Mallocs-heap0.Mallocs)/n, "server-allocs/op")
-			b.ReportMetric(float64(heap1.TotalAlloc-heap0.TotalAlloc)/n, "server-B/op")
-			b.ReportMetric((cpu1-cpu0)/n*1e6, "server-cpu-µs/op")
+			measureServer(b, c, func() { send(b.N) })
 		})
 	}
 }
@@ -109,17 +76,7 @@ func BenchmarkSendServerCost(b *testing.B) {
 func BenchmarkConsumeServerCost(b *testing.B) {
 	for _, consumer := range []string{"simple", "push"} {
 		b.Run("consumer="+consumer, func(b *testing.B) {
-			c := testenv.StartChild(b, b.TempDir(), "--local.flush=sync", "--health.pprof=true", "--log.level=info")
-			if c.GRPCAddr == "" || c.HealthAddr == "" {
-				b.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
-			}
-			ac, err := admin.NewClient(c.AdminAddr, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "cost", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
-				b.Fatal(err)
-			}
+			c := startCostServer(b)
 			p := &testenv.Proxy{Addr: c.GRPCAddr}
 			pr := testenv.NewProducer(b, p, "cost")
 			warm := 0
@@ -132,72 +89,76 @@ func BenchmarkConsumeServerCost(b *testing.B) {
 				sc = testenv.NewSimpleConsumer(b, p, "g-cost", 5*time.Second, map[string]*rmq.FilterExpression{"cost": rmq.SUB_ALL})
 				receiveAck(b, sc, warm)
 			}
-			pprof := "http://" + c.HealthAddr + "/debug/pprof"
 			profile := os.Getenv("RMQPROXY_TEST_ALLOCS_PROFILE")
-			if profile != "" {
-				if err := servercost.SaveAllocsProfile(pprof, profile+"-"+consumer+"-before.pb.gz"); err != nil {
+			saveProfile := func(when string) {
+				if profile == "" {
+					return
+				}
+				if err := servercost.SaveAllocsProfile(pprofURL(c), profile+"-"+consumer+"-"+when+".pb.gz"); err != nil {
 					b.Fatal(err)
 				}
 			}
-			heap0, err := servercost.ReadHeap(pprof)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cpu0, err := servercost.CPU(c.PID())
-			if err != nil {
-				b.Fatal(err)
-			}
+			saveProfile("before")
 			b.SetBytes(int64(len(body1KiB)))
-			b.ResetTimer()
-			if consumer == "simple" {
-				receiveAck(b, sc, b.N)
-			} else {
-				consumeAll(b, p, "g-cost", "cost", b.N)
-			}
-			b.StopTimer()
-			cpu1, err := servercost.CPU(c.PID())
-			if err != nil {
-				b.Fatal(err)
-			}
-			heap1, err := servercost.ReadHeap(pprof)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if profile != "" {
-				if err := servercost.SaveAllocsProfile(pprof, profile+"-"+consumer+"-after.pb.gz"); err != nil {
-					b.Fatal(err)
+			measureServer(b, c, func() {
+				if consumer == "simple" {
+					receiveAck(b, sc, b.N)
+				} else {
+					consumeAll(b, p, "g-cost", "cost", b.N)
 				}
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(heap1.Mallocs-heap0.Mallocs)/n, "server-allocs/op")
-			b.ReportMetric(float64(heap1.TotalAlloc-heap0.TotalAlloc)/n, "server-B/op")
-			b.ReportMetric((cpu1-cpu0)/n*1e6, "server-cpu-µs/op")
+			})
+			saveProfile("after")
 		})
 	}
 }
 
-// receiveAck receives up to 32 messages at a time with c and acks each
-// message of a receive concurrently until n messages were acked.
-func receiveAck(b *testing.B, c rmq.SimpleConsumer, n int) {
+// startCostServer runs the rmqproxy binary as a child process (flush:
+// sync, pprof on) with topic "cost" of 8 queues.
+func startCostServer(b *testing.B) *testenv.Child {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for done := 0; done < n; {
-		if time.Now().After(deadline) {
-			b.Fatalf("consumed %d of %d in 10 minutes", done, n)
-		}
-		ms, err := c.Receive(b.Context(), int32(min(32, n-done)), time.Minute)
-		if err != nil && !testenv.IsNoMessage(err) {
-			b.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		for _, m := range ms {
-			wg.Go(func() {
-				if err := c.Ack(b.Context(), m); err != nil {
-					b.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		done += len(ms)
+	c := testenv.StartChild(b, b.TempDir(), "--local.flush=sync", "--health.pprof=true", "--log.level=info")
+	if c.GRPCAddr == "" || c.HealthAddr == "" {
+		b.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
 	}
+	ac, err := admin.NewClient(c.AdminAddr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "cost", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// pprofURL is the base of server c's net/http/pprof pages.
+func pprofURL(c *testenv.Child) string { return "http://" + c.HealthAddr + "/debug/pprof" }
+
+// measureServer runs run as the benchmark's timed part and reports what
+// server c spent in it per b.N: server-allocs/op and server-B/op (from its
+// pprof counters), server-cpu-µs/op (from /proc).
+func measureServer(b *testing.B, c *testenv.Child, run func()) {
+	b.Helper()
+	heap0, err := servercost.ReadHeap(pprofURL(c))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu0, err := servercost.CPU(c.PID())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	run()
+	b.StopTimer()
+	cpu1, err := servercost.CPU(c.PID())
+	if err != nil {
+		b.Fatal(err)
+	}
+	heap1, err := servercost.ReadHeap(pprofURL(c))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(heap1.Mallocs-heap0.Mallocs)/n, "server-allocs/op")
+	b.ReportMetric(float64(heap1.TotalAlloc-heap0.TotalAlloc)/n, "server-B/op")
+	b.ReportMetric((cpu1-cpu0)/n*1e6, "server-cpu-µs/op")
 }
