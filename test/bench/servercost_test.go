@@ -29,7 +29,7 @@ import (
 func BenchmarkSendServerCost(b *testing.B) {
 	for _, inFlight := range []int{1, 64} {
 		b.Run("inflight="+strconv.Itoa(inFlight), func(b *testing.B) {
-			c := startCostServer(b)
+			c := startServer(b, "cost", "--local.flush=sync", "--health.pprof=true", "--log.level=info")
 			pr := testenv.NewProducer(b, &testenv.Proxy{Addr: c.GRPCAddr}, "cost")
 			send := func(n int) {
 				var next atomic.Int64
@@ -76,7 +76,7 @@ func BenchmarkSendServerCost(b *testing.B) {
 func BenchmarkConsumeServerCost(b *testing.B) {
 	for _, consumer := range []string{"simple", "push"} {
 		b.Run("consumer="+consumer, func(b *testing.B) {
-			c := startCostServer(b)
+			c := startServer(b, "cost", "--local.flush=sync", "--health.pprof=true", "--log.level=info")
 			p := &testenv.Proxy{Addr: c.GRPCAddr}
 			pr := testenv.NewProducer(b, p, "cost")
 			warm := 0
@@ -112,11 +112,11 @@ func BenchmarkConsumeServerCost(b *testing.B) {
 	}
 }
 
-// startCostServer runs the rmqproxy binary as a child process (flush:
-// sync, pprof on) with topic "cost" of 8 queues.
-func startCostServer(b *testing.B) *testenv.Child {
+// startServer runs the rmqproxy binary as a child process with args and
+// creates topic, normal with 8 queues, through its admin API.
+func startServer(b *testing.B, topic string, args ...string) *testenv.Child {
 	b.Helper()
-	c := testenv.StartChild(b, b.TempDir(), "--local.flush=sync", "--health.pprof=true", "--log.level=info")
+	c := testenv.StartChild(b, b.TempDir(), args...)
 	if c.GRPCAddr == "" || c.HealthAddr == "" {
 		b.Fatalf("rmqproxy is not serving; logs:\n%s", c.Output())
 	}
@@ -124,7 +124,7 @@ func startCostServer(b *testing.B) *testenv.Child {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "cost", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
+	if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
 		b.Fatal(err)
 	}
 	return c

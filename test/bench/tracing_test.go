@@ -8,9 +8,6 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 
-	"github.com/rmqproxy/rmqproxy/adapters/admin"
-	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/bench/servercost"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -36,17 +33,7 @@ func BenchmarkTracingSend(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			col := testenv.StartOTLPCollector(b)
 			args := append([]string{"--local.flush=sync", "--health.pprof=true", "--otlp.endpoint=" + col.Endpoint()}, c.flags...)
-			child := testenv.StartChild(b, b.TempDir(), args...)
-			if child.GRPCAddr == "" || child.HealthAddr == "" {
-				b.Fatalf("rmqproxy is not serving; logs:\n%s", child.Output())
-			}
-			ac, err := admin.NewClient(child.AdminAddr, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := ac.CreateTopic(b.Context(), application.TopicSpec{Name: "traced", Type: domain.MessageTypeNormal, QueueCount: 8}); err != nil {
-				b.Fatal(err)
-			}
+			child := startServer(b, "traced", args...)
 			pr := testenv.NewProducer(b, &testenv.Proxy{Addr: child.GRPCAddr}, "traced")
 			send := func(n int) {
 				var next atomic.Int64
