@@ -369,7 +369,7 @@ func adminPermissions(t *testing.T, superCfg app.Root, b *testenv.ClusterBroker,
 		_, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: adminTopic, Type: domain.MessageTypeNormal, QueueCount: 1})
 		adminOK("create topic", err)
 	})
-	as("adm-topic-update", []aclEntry{{"Topic:" + adminTopic, []string{"Create"}}}, func(p *testenv.Proxy, _ *admin.Client) {
+	as("adm-topic-update", []aclEntry{{"Topic:" + adminTopic, []string{"Create", "Get"}}}, func(p *testenv.Proxy, _ *admin.Client) {
 		desc := "updated"
 		_, err := p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: adminTopic, Type: domain.MessageTypeNormal, QueueCount: 2, Description: &desc})
 		adminOK("update topic", err)
