@@ -551,6 +551,14 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 		"storePathRootDir=" + store, "storePathCommitLog=" + filepath.Join(store, "commitlog"),
 		"mappedFileSizeCommitLog=134217728", "diskMaxUsedSpaceRatio=95", "autoCreateTopicEnable=false",
 		"autoCreateSubscriptionGroup=true", "enablePropertyFilter=true",
+		// A broker closes its connection to the NameServer when one of its
+		// requests there times out (3 s for some), and the NameServer then
+		// drops the broker and every route through it until the broker's
+		// next full registration (30 s): on a machine loaded by the rest of
+		// the suite, tests then failed with "no master broker registered".
+		// rmqproxy's handling of a dropped broker has tests of its own
+		// (TestSendWhileTheNameServerDroppedTheBroker unregisters it).
+		"clientCloseSocketIfTimeout=false",
 	}
 	conf := filepath.Join(c.Dir, "conf", name+".conf")
 	if err := writeLines(conf, append(lines, opt.Extra...)...); err != nil {
