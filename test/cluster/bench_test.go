@@ -61,7 +61,9 @@ import (
 // and CLUSTER_BENCH_BATCH_ACK=false turn rmqproxy's coalescing of sends and
 // acks off; CLUSTER_BENCH_CONNECTIONS sets cluster.connectionsPerBroker; CLUSTER_BENCH_APACHE=false leaves the Apache proxy out. CLUSTER_BENCH_DIRECT_SENDERS changes
 // the direct produce row's alone, e.g. to compare the broker's cost
-// per message at the rate the proxies reach.
+// per message at the rate the proxies reach. CLUSTER_BENCH_DIRECT_PROPS=1
+// adds a direct produce row whose messages carry the properties rmqproxy
+// stores for a Go client's message (see directRows).
 
 var benchBody = func() []byte {
 	b := make([]byte, 1024)
@@ -458,37 +460,66 @@ func BenchmarkClusterProduce(b *testing.B) {
 		if n, err := strconv.Atoi(os.Getenv("CLUSTER_BENCH_DIRECT_SENDERS")); err == nil {
 			directSenders = n
 		}
-		b.Run(pass+"direct-remoting", func(b *testing.B) {
-			rc := client.New(client.Config{})
-			defer rc.Close()
-			var seq atomic.Int64
-			begin := func() func(int64) { return paths.startRow(b, "direct-remoting", "produce") }
-			runSenders(b, directSenders, begin, func(ctx context.Context) error {
-				n := seq.Add(1)
-				props, _ := remoting.FormatProperties(remoting.Properties{{Key: remoting.PropertyUniqKey, Value: fmt.Sprintf("BENCH%028X", n)}})
-				h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: paths.broker.Name}, ProducerGroup: paths.topic,
-					Topic: paths.topic, DefaultTopic: "TBW102", DefaultTopicQueueNums: 4, QueueID: int32(n % 8),
-					BornTimestamp: time.Now().UnixMilli(), Properties: props}
-				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-				// Up to 3 attempts on a busy broker, as the Java producer
-				// (retryTimesWhenSendFailed 2) and the Go client both do.
-				var err error
-				for range 3 {
-					req := remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody)
-					var resp *remoting.Command
-					if resp, err = rc.Invoke(cctx, paths.broker.Addr, req); err != nil {
-						return err
-					}
-					var re *remoting.ResponseError
-					if err = remoting.Expect(resp); !errors.As(err, &re) || !re.Retryable() {
-						return err
-					}
-				}
-				return err
+		for _, row := range directRows() {
+			b.Run(pass+row, func(b *testing.B) {
+				directProduce(b, paths, row, directSenders)
 			})
-		})
+		}
 	}
+}
+
+// directRows names the direct produce rows: "direct-remoting", whose
+// messages carry one property (UNIQ_KEY), and with
+// CLUSTER_BENCH_DIRECT_PROPS=1 also "direct-remoting-client-props", whose
+// messages carry the properties rmqproxy writes for a message of the Go
+// client without tag or keys (UNIQ_KEY, RECONSUME_TIME, PGROUP, BORN_HOST,
+// BORN_TIMESTAMP), to tell the broker's cost of those properties from the
+// other differences between the proxy rows and the direct one.
+func directRows() []string {
+	if os.Getenv("CLUSTER_BENCH_DIRECT_PROPS") == "1" {
+		return []string{"direct-remoting", "direct-remoting-client-props"}
+	}
+	return []string{"direct-remoting"}
+}
+
+// directProduce is a direct produce row: senders SEND_MESSAGE_V2 calls at
+// once, straight to the broker.
+func directProduce(b *testing.B, paths *benchPaths, row string, senders int) {
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	var seq atomic.Int64
+	begin := func() func(int64) { return paths.startRow(b, row, "produce") }
+	clientProps := row == "direct-remoting-client-props"
+	runSenders(b, senders, begin, func(ctx context.Context) error {
+		n := seq.Add(1)
+		fields := remoting.Properties{{Key: remoting.PropertyUniqKey, Value: fmt.Sprintf("BENCH%028X", n)}}
+		if clientProps {
+			fields = append(fields, remoting.Field{Key: "RECONSUME_TIME", Value: "0"}, remoting.Field{Key: "PGROUP", Value: paths.topic},
+				remoting.Field{Key: remoting.PropertyBornHost, Value: "127.0.0.1:54321"},
+				remoting.Field{Key: remoting.PropertyBornTimestamp, Value: strconv.FormatInt(time.Now().UnixMilli(), 10)})
+		}
+		props, _ := remoting.FormatProperties(fields)
+		h := remoting.SendMessageRequestHeader{RPC: remoting.RPC{BrokerName: paths.broker.Name}, ProducerGroup: paths.topic,
+			Topic: paths.topic, DefaultTopic: "TBW102", DefaultTopicQueueNums: 4, QueueID: int32(n % 8),
+			BornTimestamp: time.Now().UnixMilli(), Properties: props}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		// Up to 3 attempts on a busy broker, as the Java producer
+		// (retryTimesWhenSendFailed 2) and the Go client both do.
+		var err error
+		for range 3 {
+			req := remoting.NewRequest(remoting.RequestSendMessageV2, h.AppendFieldsV2(nil), benchBody)
+			var resp *remoting.Command
+			if resp, err = rc.Invoke(cctx, paths.broker.Addr, req); err != nil {
+				return err
+			}
+			var re *remoting.ResponseError
+			if err = remoting.Expect(resp); !errors.As(err, &re) || !re.Retryable() {
+				return err
+			}
+		}
+		return err
+	})
 }
 
 // benchPasses names the passes of the produce and consume benchmarks over
