@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/fx"
-
 	"github.com/rmqproxy/rmqproxy/adapters/health"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/brokermodule"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -148,25 +147,17 @@ func (c Config) Validate() error {
 // connection. The hooks are appended by the module's invoke, so that
 // modules listed before it (the health server) start first and report the
 // wait.
-var Module = fx.Module("cluster",
-	fx.Provide(
-		fx.Annotate(New,
-			fx.As(fx.Self()),
-			fx.As(new(ports.Broker)),
-			fx.As(new(ports.Metadata)),
-			fx.As(new(ports.Admin)),
-			fx.As(new(ports.Transactions)),
-			fx.As(new(ports.Recaller)),
-			fx.As(new(ports.Offsets)),
-			fx.As(new(ports.ClientTracker)),
-			fx.As(new(ports.MessageLookup)),
-			fx.As(new(ports.ConsumerRelay)),
-		),
-		health.AsCheck(func(b *Broker) health.Check { return health.Check{Name: "cluster", Check: b.readiness} }),
-	),
-	fx.Invoke(func(lc fx.Lifecycle, b *Broker) {
-		lc.Append(fx.Hook{OnStart: b.Start, OnStop: b.Close})
-	}),
+var Module = brokermodule.Module("cluster", New,
+	func(b *Broker) func(context.Context) error { return b.readiness },
+	new(ports.Broker),
+	new(ports.Metadata),
+	new(ports.Admin),
+	new(ports.Transactions),
+	new(ports.Recaller),
+	new(ports.Offsets),
+	new(ports.ClientTracker),
+	new(ports.MessageLookup),
+	new(ports.ConsumerRelay),
 )
 
 // The ports the adapter implements.

@@ -11,10 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/fx"
-
-	"github.com/rmqproxy/rmqproxy/adapters/health"
-
+	"github.com/rmqproxy/rmqproxy/adapters/internal/brokermodule"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -179,23 +176,15 @@ func (c Config) Validate() error {
 // appended by the module's invoke, not when the engine is built, so that
 // modules listed before it (the health server) start before recovery and
 // report it.
-var Module = fx.Module("localbroker",
-	fx.Provide(
-		fx.Annotate(newModuleEngine,
-			fx.As(fx.Self()),
-			fx.As(new(ports.Broker)),
-			fx.As(new(ports.Metadata)),
-			fx.As(new(ports.Admin)),
-			fx.As(new(ports.Transactions)),
-			fx.As(new(ports.Recaller)),
-			fx.As(new(ports.Offsets)),
-			fx.As(new(ports.MessageLookup)),
-		),
-		health.AsCheck(func(e *Engine) health.Check { return health.Check{Name: "localbroker", Check: e.Ready} }),
-	),
-	fx.Invoke(func(lc fx.Lifecycle, e *Engine) {
-		lc.Append(fx.Hook{OnStart: e.Start, OnStop: e.Close})
-	}),
+var Module = brokermodule.Module("localbroker", newModuleEngine,
+	func(e *Engine) func(context.Context) error { return e.Ready },
+	new(ports.Broker),
+	new(ports.Metadata),
+	new(ports.Admin),
+	new(ports.Transactions),
+	new(ports.Recaller),
+	new(ports.Offsets),
+	new(ports.MessageLookup),
 )
 
 func newModuleEngine(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
