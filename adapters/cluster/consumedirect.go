@@ -41,11 +41,8 @@ func (b *Broker) SetConsumeDirectlyHandler(h ports.ConsumeDirectlyHandler) {
 func (b *Broker) onConsumeDirectly(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
 	start := b.clock.Now()
 	var h remoting.ConsumeMessageDirectlyRequestHeader
-	if err := h.DecodeFields(req.Fields); err != nil {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot read the request: "+err.Error())
-	}
-	if h.ClientID != b.id {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "this proxy is client "+b.id+", not "+h.ClientID)
+	if fail := b.clientRequest(req, &h, &h.ClientID); fail != nil {
+		return fail
 	}
 	handler := b.consumeDirectly.Load()
 	if handler == nil {
@@ -109,13 +106,10 @@ func (b *Broker) onConsumeDirectly(ctx context.Context, addr string, req *remoti
 			answer.ClientID, h.ConsumerGroup, answer.Code, quoted(answer.Message)))
 	}
 	body.SpentTimeMills = b.clock.Now().Sub(start).Milliseconds()
-	data, err := remoting.EncodeJSONBody(body)
-	if err != nil {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot encode the answer: "+err.Error())
+	resp, ok := jsonAnswer(req, body)
+	if ok {
+		log(body.ConsumeResult)
 	}
-	log(body.ConsumeResult)
-	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-	resp.Body = data
 	return resp
 }
 

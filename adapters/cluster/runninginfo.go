@@ -30,11 +30,8 @@ func (b *Broker) SetConsumerRunningInfoHandler(h ports.ConsumerRunningInfoHandle
 // cluster mode answers REQUEST_CODE_NOT_SUPPORTED (docs/compatibility.md).
 func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *remoting.Command) *remoting.Command {
 	var h remoting.GetConsumerRunningInfoRequestHeader
-	if err := h.DecodeFields(req.Fields); err != nil {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot read the request: "+err.Error())
-	}
-	if h.ClientID != b.id {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "this proxy is client "+b.id+", not "+h.ClientID)
+	if fail := b.clientRequest(req, &h, &h.ClientID); fail != nil {
+		return fail
 	}
 	handler := b.runningInfo.Load()
 	if handler == nil {
@@ -61,14 +58,11 @@ func (b *Broker) onConsumerRunningInfo(ctx context.Context, addr string, req *re
 	for _, s := range info.Subscriptions {
 		body.SubscriptionSet = append(body.SubscriptionSet, subscriptionData(s, now))
 	}
-	data, err := remoting.EncodeJSONBody(body)
-	if err != nil {
-		return remoting.NewResponse(req, remoting.ResponseSystemError, "cannot encode the answer: "+err.Error())
+	resp, ok := jsonAnswer(req, body)
+	if ok {
+		b.log.LogAttrs(ctx, slog.LevelInfo, "consumer running info answered", slog.String("broker_addr", addr),
+			slog.String("consumer_group", h.ConsumerGroup), slog.Int("clients", len(info.Clients)), slog.Bool("jstack", h.JstackEnable))
 	}
-	b.log.LogAttrs(ctx, slog.LevelInfo, "consumer running info answered", slog.String("broker_addr", addr),
-		slog.String("consumer_group", h.ConsumerGroup), slog.Int("clients", len(info.Clients)), slog.Bool("jstack", h.JstackEnable))
-	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-	resp.Body = data
 	return resp
 }
 
