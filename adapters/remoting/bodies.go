@@ -47,47 +47,27 @@ func normalizeValue(p *jsonScanner, out []byte, depth int) ([]byte, error) {
 	if depth > maxJSONDepth {
 		return nil, p.err("JSON nested deeper than 64")
 	}
-	switch p.peek() {
+	switch open := p.peek(); open {
 	case '"':
-		start := p.i
-		if _, err := p.str(); err != nil {
-			return nil, err
+		return copyJSONString(p, out)
+	case '{', '[':
+		end, expected := byte('}'), "expected ',' or '}'"
+		if open == '[' {
+			end, expected = ']', "expected ',' or ']'"
 		}
-		return append(out, p.s[start:p.i]...), nil
-	case '{':
 		p.i++
-		out = append(out, '{')
-		if p.peek() == '}' {
+		out = append(out, open)
+		if p.peek() == end {
 			p.i++
-			return append(out, '}'), nil
+			return append(out, end), nil
 		}
 		for {
-			if p.peek() == '"' {
-				start := p.i
-				if _, err := p.str(); err != nil {
-					return nil, err
-				}
-				out = append(out, p.s[start:p.i]...)
-			} else {
-				k, err := p.key(depth)
-				if err != nil {
-					return nil, err
-				}
-				if k[0] == '{' || k[0] == '[' {
-					// Compact an object key so that equal keys compare equal.
-					var c []byte
-					if c, err = NormalizeJSON([]byte(k)); err != nil {
-						return nil, err
-					}
-					k = string(c)
-				}
-				out = appendJSONString(out, k)
-			}
-			if err := p.expect(':'); err != nil {
-				return nil, err
-			}
-			out = append(out, ':')
 			var err error
+			if open == '{' {
+				if out, err = normalizeKey(p, out, depth); err != nil {
+					return nil, err
+				}
+			}
 			if out, err = normalizeValue(p, out, depth+1); err != nil {
 				return nil, err
 			}
@@ -95,34 +75,11 @@ func normalizeValue(p *jsonScanner, out []byte, depth int) ([]byte, error) {
 			case ',':
 				p.i++
 				out = append(out, ',')
-			case '}':
+			case end:
 				p.i++
-				return append(out, '}'), nil
+				return append(out, end), nil
 			default:
-				return nil, p.err("expected ',' or '}'")
-			}
-		}
-	case '[':
-		p.i++
-		out = append(out, '[')
-		if p.peek() == ']' {
-			p.i++
-			return append(out, ']'), nil
-		}
-		for {
-			var err error
-			if out, err = normalizeValue(p, out, depth+1); err != nil {
-				return nil, err
-			}
-			switch p.peek() {
-			case ',':
-				p.i++
-				out = append(out, ',')
-			case ']':
-				p.i++
-				return append(out, ']'), nil
-			default:
-				return nil, p.err("expected ',' or ']'")
+				return nil, p.err(expected)
 			}
 		}
 	}
@@ -131,6 +88,43 @@ func normalizeValue(p *jsonScanner, out []byte, depth int) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, lit...), nil
+}
+
+// normalizeKey copies an object key as a JSON string, and the ':' after it.
+func normalizeKey(p *jsonScanner, out []byte, depth int) ([]byte, error) {
+	var err error
+	if p.peek() == '"' {
+		if out, err = copyJSONString(p, out); err != nil {
+			return nil, err
+		}
+	} else {
+		k, err := p.key(depth)
+		if err != nil {
+			return nil, err
+		}
+		if k[0] == '{' || k[0] == '[' {
+			// Compact an object key so that equal keys compare equal.
+			var c []byte
+			if c, err = NormalizeJSON([]byte(k)); err != nil {
+				return nil, err
+			}
+			k = string(c)
+		}
+		out = appendJSONString(out, k)
+	}
+	if err := p.expect(':'); err != nil {
+		return nil, err
+	}
+	return append(out, ':'), nil
+}
+
+// copyJSONString copies the string at p as it is written.
+func copyJSONString(p *jsonScanner, out []byte) ([]byte, error) {
+	start := p.i
+	if _, err := p.str(); err != nil {
+		return nil, err
+	}
+	return append(out, p.s[start:p.i]...), nil
 }
 
 // QueueData is one broker's queues of a topic in a route.
