@@ -249,11 +249,7 @@ func parseType(s string) (domain.MessageType, error) {
 
 // Spec turns the request into the use case's input.
 func (r CreateTopicRequest) Spec() (application.TopicSpec, error) {
-	t, err := parseType(r.Type)
-	if err != nil {
-		return application.TopicSpec{}, err
-	}
-	return application.TopicSpec{Name: r.Name, Type: t, QueueCount: r.QueueCount, Description: r.Description}, nil
+	return UpdateTopicRequest{Type: r.Type, QueueCount: r.QueueCount, Description: r.Description}.Spec(r.Name)
 }
 
 // Spec turns the request into the use case's input for topic name.
