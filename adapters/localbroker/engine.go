@@ -1030,22 +1030,7 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 		}
 	}
 	e.removals = append(e.removals, rm)
-	for k, c := range e.cons {
-		if k.topic == topic {
-			c.release()
-			delete(e.cons, k)
-		}
-	}
-	for k := range e.gates {
-		if k.topic == topic {
-			delete(e.gates, k)
-		}
-	}
-	for k := range e.offsets {
-		if k.topic == topic {
-			delete(e.offsets, k)
-		}
-	}
+	e.dropConsStateLocked(func(k consKey) bool { return k.topic == topic })
 	// Half messages are in memory: drop them now. Timers are on disk: the
 	// timer service drops those stored before the deletion when they fire.
 	for o, t := range e.txns {
@@ -1059,19 +1044,25 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 }
 
 func (e *Engine) dropGroupStateLocked(group string) {
+	e.dropConsStateLocked(func(k consKey) bool { return k.group == group })
+}
+
+// dropConsStateLocked drops what the engine keeps for the groups on the
+// queues that drop matches: pop state, pop gates and pull offsets.
+func (e *Engine) dropConsStateLocked(drop func(consKey) bool) {
 	for k, c := range e.cons {
-		if k.group == group {
+		if drop(k) {
 			c.release()
 			delete(e.cons, k)
 		}
 	}
 	for k := range e.gates {
-		if k.group == group {
+		if drop(k) {
 			delete(e.gates, k)
 		}
 	}
 	for k := range e.offsets {
-		if k.group == group {
+		if drop(k) {
 			delete(e.offsets, k)
 		}
 	}
