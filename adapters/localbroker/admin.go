@@ -15,10 +15,7 @@ import (
 func (e *Engine) Topic(ctx context.Context, name string) (domain.Topic, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
-		return domain.Topic{}, err
-	}
-	t, err := e.topicLocked(ctx, name, true)
+	t, err := e.openTopicLocked(ctx, name, true)
 	if err != nil {
 		return domain.Topic{}, err
 	}

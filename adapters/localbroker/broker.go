@@ -39,6 +39,15 @@ func (e *Engine) checkOpenLocked() error {
 	return nil
 }
 
+// openTopicLocked checks that the engine is open and returns the topic (see
+// topicLocked).
+func (e *Engine) openTopicLocked(ctx context.Context, name string, create bool) (*topicMeta, error) {
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	return e.topicLocked(ctx, name, create)
+}
+
 // ioError maps a commit-log failure to a domain error.
 func ioError(err error, what string) error {
 	switch {
@@ -82,10 +91,7 @@ func (e *Engine) waitDurableUnobserved(ctx context.Context, end int64, what stri
 func (e *Engine) Route(ctx context.Context, topic string) (ports.Route, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.checkOpenLocked(); err != nil {
-		return ports.Route{}, err
-	}
-	t, err := e.topicLocked(ctx, topic, true)
+	t, err := e.openTopicLocked(ctx, topic, true)
 	if err != nil {
 		return ports.Route{}, err
 	}
@@ -154,11 +160,7 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		return nil, err
 	}
 	e.mu.Lock()
-	if err := e.checkOpenLocked(); err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
-	t, err := e.topicLocked(ctx, q.Topic, true)
+	t, err := e.openTopicLocked(ctx, q.Topic, true)
 	if err != nil {
 		e.mu.Unlock()
 		return nil, err

@@ -21,11 +21,7 @@ func (e *Engine) LookupMessage(ctx context.Context, topic, messageID string) (do
 		min, max int64
 	}
 	e.mu.Lock()
-	if err := e.checkOpenLocked(); err != nil {
-		e.mu.Unlock()
-		return domain.StoredMessage{}, err
-	}
-	t, err := e.topicLocked(ctx, topic, false)
+	t, err := e.openTopicLocked(ctx, topic, false)
 	if err != nil {
 		e.mu.Unlock()
 		return domain.StoredMessage{}, err

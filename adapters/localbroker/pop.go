@@ -74,11 +74,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	defer e.unregister(&p)
 	for {
 		e.mu.Lock()
-		if err := e.checkOpenLocked(); err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-		t, err := e.topicLocked(ctx, req.Topic, true)
+		t, err := e.openTopicLocked(ctx, req.Topic, true)
 		if err != nil {
 			e.mu.Unlock()
 			return nil, err
