@@ -291,15 +291,11 @@ func (p *parser) between(value expr, op token, not bool) (expr, *SyntaxError) {
 	span := expr{cat: catBool, pos: value.pos, end: high.end}
 	if not {
 		// ComparisonExpression.createNotBetween: value < low OR value > high.
-		lt, err := p.relation(relLT, value, low, op)
+		xs, bad, err := p.bounds(value, relLT, low, relGT, high, op)
 		if err != nil {
-			return lt, err
+			return bad, err
 		}
-		gt, err := p.relation(relGT, value, high, op)
-		if err != nil {
-			return gt, err
-		}
-		span.n = &orNode{xs: []node{lt.n, gt.n}}
+		span.n = &orNode{xs: xs}
 		return span, nil
 	}
 	// ComparisonExpression.createBetween rejects constant bounds that are
@@ -316,16 +312,26 @@ func (p *parser) between(value expr, op token, not bool) (expr, *SyntaxError) {
 			return span, p.errorAt(low.pos, fmt.Sprintf("the lower bound of BETWEEN, %s, is greater than the upper bound, %s", low.val, high.val))
 		}
 	}
-	ge, err := p.relation(relGE, value, low, op)
+	xs, bad, err := p.bounds(value, relGE, low, relLE, high, op)
 	if err != nil {
-		return ge, err
+		return bad, err
 	}
-	le, err := p.relation(relLE, value, high, op)
-	if err != nil {
-		return le, err
-	}
-	span.n = &andNode{xs: []node{ge.n, le.n}}
+	span.n = &andNode{xs: xs}
 	return span, nil
+}
+
+// bounds builds the two comparisons of a BETWEEN, value rl low and value rh
+// high; on an error it returns the operand at fault, as relation does.
+func (p *parser) bounds(value expr, rl relOp, low expr, rh relOp, high expr, op token) ([]node, expr, *SyntaxError) {
+	l, err := p.relation(rl, value, low, op)
+	if err != nil {
+		return nil, l, err
+	}
+	h, err := p.relation(rh, value, high, op)
+	if err != nil {
+		return nil, h, err
+	}
+	return []node{l.n, h.n}, expr{}, nil
 }
 
 func (p *parser) in(left expr, not bool) (expr, *SyntaxError) {
