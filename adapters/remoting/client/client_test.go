@@ -34,6 +34,14 @@ func request(n string) *remoting.Command {
 	return remoting.NewRequest(remoting.RequestHeartBeat, remoting.Fields{{Key: "n", Value: n}}, nil)
 }
 
+// invoke makes a call that must not fail.
+func invoke(t *testing.T, c *client.Client, addr, n string) {
+	t.Helper()
+	if _, err := c.Invoke(t.Context(), addr, request(n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func asError(t *testing.T, err error) *client.Error {
 	t.Helper()
 	var ce *client.Error
@@ -212,11 +220,7 @@ func TestMisbehavingPeer(t *testing.T) {
 func TestInFlightBound(t *testing.T) {
 	release := make(chan struct{})
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			if req.Fields.Value("n") == "held" {
 				go func() {
 					select {
@@ -225,17 +229,15 @@ func TestInFlightBound(t *testing.T) {
 					}
 					_ = p.write(answer(req, "held"))
 				}()
-				continue
+				return nil
 			}
-			_ = p.write(answer(req, "ok"))
-		}
+			return answer(req, "ok")
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1, MaxInFlight: 1})
 	// Connect first: a probe below with its 20 ms budget must wait for the
 	// slot, not be cut short while dialing on a loaded machine.
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "warm")
 	first := make(chan error, 1)
 	go func() {
 		resp, err := c.Invoke(t.Context(), fb.addr(), request("held"))
@@ -268,9 +270,7 @@ func TestInFlightBound(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("third")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "third")
 }
 
 func TestReconnectBackoff(t *testing.T) {
@@ -313,26 +313,20 @@ func TestGoAwayMovesToANewConnection(t *testing.T) {
 	var first atomic.Bool
 	first.Store(true)
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			resp := answer(req, "ok")
 			if first.CompareAndSwap(true, false) {
 				resp.Code = int32(remoting.ResponseGoAway)
 			}
-			_ = p.write(resp)
-		}
+			return resp
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1})
 	resp, err := c.Invoke(t.Context(), fb.addr(), request("1"))
 	if err != nil || remoting.Expect(resp) == nil || !remoting.Expect(resp).(*remoting.ResponseError).Retryable() {
 		t.Fatalf("%+v %v", resp, err)
 	}
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("2")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "2")
 	if n := fb.acceptedConns(); n != 2 {
 		t.Fatalf("%d connections after GO_AWAY, want 2", n)
 	}
@@ -588,17 +582,13 @@ func TestPoolFillsUp(t *testing.T) {
 func TestLongPollsTakeNoInFlightSlot(t *testing.T) {
 	polls := make(chan struct{}, 64)
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
 				polls <- struct{}{}
-				continue // held until the test ends
+				return nil // held until the test ends
 			}
-			_ = p.write(answer(req, "ok"))
-		}
+			return answer(req, "ok")
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 2, MaxInFlight: 4})
 	pollCtx, stop := context.WithCancel(t.Context())
@@ -634,23 +624,18 @@ func TestLongPollsTakeNoInFlightSlot(t *testing.T) {
 func TestEndedContextSendsNothing(t *testing.T) {
 	var dead atomic.Int32
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			if req.Fields.Value("n") == "dead" {
 				dead.Add(1)
 			}
-			if !req.IsOneway() {
-				_ = p.write(answer(req, "ok"))
+			if req.IsOneway() {
+				return nil
 			}
-		}
+			return answer(req, "ok")
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1})
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "warm")
 	ended, cancel := context.WithCancel(t.Context())
 	cancel()
 	for i := range 200 {
@@ -669,9 +654,7 @@ func TestEndedContextSendsNothing(t *testing.T) {
 	}
 	// One connection writes in order: the broker has read every earlier
 	// frame when it answers this one.
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("sync")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "sync")
 	if n := dead.Load(); n != 0 {
 		t.Fatalf("%d of 200 calls with an ended context reached the broker", n)
 	}
@@ -686,15 +669,12 @@ func TestSilentConnectionIsReplaced(t *testing.T) {
 	var conns atomic.Int32
 	fb := newFakeBroker(t, func(p *peer) {
 		silent := conns.Add(1) == 1
-		for {
-			req, err := p.read()
-			if err != nil {
-				return // the client dropped the connection (or the test ended)
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
+			if silent {
+				return nil
 			}
-			if !silent {
-				_ = p.write(answer(req, "ok"))
-			}
-		}
+			return answer(req, "ok")
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1, SilenceTimeout: 100 * time.Millisecond})
 	waitfor.Condition(t, 10*time.Second, time.Millisecond, func() error {
@@ -714,22 +694,16 @@ func TestSilentConnectionIsReplaced(t *testing.T) {
 func TestSlowAnswerOnALiveConnection(t *testing.T) {
 	gotSlow := make(chan struct{})
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			if req.Fields.Value("n") == "slow" {
 				close(gotSlow) // and never answered
-				continue
+				return nil
 			}
-			_ = p.write(answer(req, "ok"))
-		}
+			return answer(req, "ok")
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1, SilenceTimeout: time.Millisecond})
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "warm")
 	slow := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -739,15 +713,11 @@ func TestSlowAnswerOnALiveConnection(t *testing.T) {
 	}()
 	<-gotSlow
 	// An answer read after the slow call was written: the peer is alive.
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("fast")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "fast")
 	if ce := asError(t, <-slow); ce.Kind != client.KindTimeout {
 		t.Fatalf("slow call: %v", ce)
 	}
-	if _, err := c.Invoke(t.Context(), fb.addr(), request("after")); err != nil {
-		t.Fatal(err)
-	}
+	invoke(t, c, fb.addr(), "after")
 	if n := fb.acceptedConns(); n != 1 {
 		t.Fatalf("%d connections: a live one was dropped", n)
 	}
@@ -762,15 +732,11 @@ func TestGoAwayConnectionsAreClosed(t *testing.T) {
 	fb := newFakeBroker(t, func(p *peer) {
 		open.Add(1)
 		defer open.Add(-1)
-		for {
-			req, err := p.read()
-			if err != nil {
-				return // closed by the client
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			resp := answer(req, "go away")
 			resp.Code = int32(remoting.ResponseGoAway)
-			_ = p.write(resp)
-		}
+			return resp
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 2})
 	for range 20 {
@@ -801,9 +767,7 @@ func TestIdlePoolsAreForgotten(t *testing.T) {
 	client.SetPoolIdle(c, 0)
 	gone, live := newFakeBroker(t, echo), newFakeBroker(t, echo)
 	for _, fb := range []*fakeBroker{gone, live} {
-		if _, err := c.Invoke(t.Context(), fb.addr(), request("1")); err != nil {
-			t.Fatal(err)
-		}
+		invoke(t, c, fb.addr(), "1")
 	}
 	gone.close()
 	waitfor.Condition(t, 10*time.Second, 5*time.Millisecond, func() error {
@@ -844,18 +808,15 @@ func TestIdlePoolsAreForgotten(t *testing.T) {
 func TestInvokeWithin(t *testing.T) {
 	var late atomic.Int32 // requests that came after their time was over
 	fb := newFakeBroker(t, func(p *peer) {
-		for {
-			req, err := p.read()
-			if err != nil {
-				return
-			}
+		p.answerEach(func(req *remoting.Command) *remoting.Command {
 			if req.Fields.Value("n") == "over" {
 				late.Add(1)
 			}
-			if req.Fields.Value("n") != "never" {
-				_ = p.write(answer(req, req.Fields.Value("n")))
+			if req.Fields.Value("n") == "never" {
+				return nil
 			}
-		}
+			return answer(req, req.Fields.Value("n"))
+		})
 	})
 	c := newClient(t, client.Config{ConnsPerAddr: 1})
 	ctx := context.Background()

@@ -40,6 +40,20 @@ func (p *peer) write(cmd *remoting.Command) error {
 	return err
 }
 
+// answerEach reads the requests on the connection until it ends and writes
+// what handle returns for each (nil: no answer).
+func (p *peer) answerEach(handle func(req *remoting.Command) *remoting.Command) {
+	for {
+		req, err := p.read()
+		if err != nil {
+			return
+		}
+		if resp := handle(req); resp != nil {
+			_ = p.write(resp)
+		}
+	}
+}
+
 func (p *peer) writeRaw(b []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
