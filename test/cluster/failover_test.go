@@ -51,94 +51,65 @@ func TestTwoBrokersFailover(t *testing.T) {
 		sentOK       atomic.Int64          // sends answered OK
 		phase        atomic.Int32          // 0 before the kill, 1 while down, 2 after the restart
 		okDown       atomic.Int64          // sends answered OK while a broker is down
-		stop         = make(chan struct{})
-		wg           sync.WaitGroup
+		l            = newLoad()
 	)
 	const sendTimeout = 10 * time.Second
 	// Two producers at about 50 sends a second each, two consumers: the
 	// consumers keep up, so the drain at the end is short.
 	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pace := time.NewTicker(20 * time.Millisecond)
-			defer pace.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				case <-pace.C:
+		l.paced(20*time.Millisecond, func(i int) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+			start := time.Now()
+			r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
+			took := time.Since(start)
+			cancel()
+			mu.Lock()
+			switch {
+			case err == nil:
+				acked[r[0].MessageID] = true
+				sentOK.Add(1)
+				if phase.Load() == 1 {
+					okDown.Add(1)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-				start := time.Now()
-				r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("w%d-%d", w, i))})
-				took := time.Since(start)
-				cancel()
-				mu.Lock()
-				switch {
-				case err == nil:
-					acked[r[0].MessageID] = true
-					sentOK.Add(1)
-					if phase.Load() == 1 {
-						okDown.Add(1)
-					}
-				default:
-					var st *rmq.ErrRpcStatus
-					if errors.As(err, &st) && !retryableCodes[v2.Code(st.GetCode())] {
-						t.Errorf("send failed with a code clients do not retry: %v", err)
-					}
-					if took > sendTimeout+2*time.Second {
-						t.Errorf("a send returned %v after it started, past its %v deadline: %v", took, sendTimeout, err)
-					}
-					failures[firstLine(err.Error())]++
+			default:
+				var st *rmq.ErrRpcStatus
+				if errors.As(err, &st) && !retryableCodes[v2.Code(st.GetCode())] {
+					t.Errorf("send failed with a code clients do not retry: %v", err)
 				}
-				mu.Unlock()
+				if took > sendTimeout+2*time.Second {
+					t.Errorf("a send returned %v after it started, past its %v deadline: %v", took, sendTimeout, err)
+				}
+				failures[firstLine(err.Error())]++
 			}
-		}()
+			mu.Unlock()
+			return true
+		})
 	}
 	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ms, err := c.Receive(context.Background(), 32, 20*time.Second)
-				if err != nil && !testenv.IsNoMessage(err) {
-					mu.Lock()
-					recvFailures[firstLine(err.Error())]++
-					mu.Unlock()
-				}
-				for _, m := range ms {
-					mu.Lock()
-					received[m.GetMessageId()] = brokerOf(m.GetReceiptHandle())
-					mu.Unlock()
-					_ = c.Ack(context.Background(), m)
-				}
+		l.loop(func() bool {
+			ms, err := c.Receive(context.Background(), 32, 20*time.Second)
+			if err != nil && !testenv.IsNoMessage(err) {
+				mu.Lock()
+				recvFailures[firstLine(err.Error())]++
+				mu.Unlock()
 			}
-		}()
+			for _, m := range ms {
+				mu.Lock()
+				received[m.GetMessageId()] = brokerOf(m.GetReceiptHandle())
+				mu.Unlock()
+				_ = c.Ack(context.Background(), m)
+			}
+			return true
+		})
 	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	defer l.end()
 
 	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, 300))
 	// Sends spread over both brokers.
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		per := map[string]int{}
-		for _, b := range received {
-			per[b]++
-		}
+		per := countValues(received)
 		if per[brokers[0].Name] == 0 || per[brokers[1].Name] == 0 {
 			return fmt.Errorf("received per broker: %v", per)
 		}
@@ -158,10 +129,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 	logPer := func(when string) {
 		mu.Lock()
 		defer mu.Unlock()
-		per := map[string]int{}
-		for _, b := range received {
-			per[b]++
-		}
+		per := countValues(received)
 		t.Logf("%s: %d acked, received per broker %v, send failures %v, receive failures %v", when, len(acked), per, failures, recvFailures)
 	}
 	logPer("before the restart")
@@ -171,8 +139,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 	phase.Store(2)
 	before = sentOK.Load()
 	testenv.WaitFor(t, 90*time.Second, sendsAnsweredOK(&sentOK, before+300))
-	close(stop)
-	wg.Wait()
+	l.end()
 	logPer("after the restart")
 
 	// Every acknowledged send is consumed, including those the killed
@@ -180,10 +147,7 @@ func TestTwoBrokersFailover(t *testing.T) {
 	drainAcked(t, 120*time.Second, c, 32, 20*time.Second, &mu, acked, received, func(m *rmq.MessageView) string { return brokerOf(m.GetReceiptHandle()) })
 	mu.Lock()
 	defer mu.Unlock()
-	per := map[string]int{}
-	for _, b := range received {
-		per[b]++
-	}
+	per := countValues(received)
 	t.Logf("%d sends answered OK (%d while a broker was down), consumed per broker %v, send failures %v", len(acked), okDown.Load(), per, failures)
 }
 

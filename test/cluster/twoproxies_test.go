@@ -39,86 +39,55 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 		mu       sync.Mutex
 		acked    = map[string]string{} // message id → proxy that answered OK
 		received = map[string]string{} // message id → proxy it came through
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
+		l        = newLoad()
 		killed   atomic.Bool
 		sentOK   atomic.Int64
 	)
 	produce := func(name string, p *testenv.Proxy) {
 		pr := testenv.NewProducer(t, p, topic)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pace := time.NewTicker(20 * time.Millisecond)
-			defer pace.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				case <-pace.C:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("%s-%d", name, i))})
-				cancel()
-				if err != nil {
-					if name == "A" && killed.Load() {
-						return // its proxy is gone
-					}
-					continue // not acknowledged: nothing to check
-				}
-				mu.Lock()
-				acked[r[0].MessageID] = name
-				mu.Unlock()
-				sentOK.Add(1)
+		l.paced(20*time.Millisecond, func(i int) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: []byte(fmt.Sprintf("%s-%d", name, i))})
+			cancel()
+			if err != nil {
+				// Not acknowledged: nothing to check; A's proxy may be gone.
+				return name != "A" || !killed.Load()
 			}
-		}()
+			mu.Lock()
+			acked[r[0].MessageID] = name
+			mu.Unlock()
+			sentOK.Add(1)
+			return true
+		})
 	}
 	consume := func(name string, p *testenv.Proxy) rmq.SimpleConsumer {
 		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if name == "A" && killed.Load() {
-					return
-				}
-				ms, _ := c.Receive(context.Background(), 16, 3*time.Second)
-				for _, m := range ms {
-					mu.Lock()
-					received[m.GetMessageId()] = name
-					mu.Unlock()
-					_ = c.Ack(context.Background(), m)
-				}
+		l.loop(func() bool {
+			if name == "A" && killed.Load() {
+				return false
 			}
-		}()
+			ms, _ := c.Receive(context.Background(), 16, 3*time.Second)
+			for _, m := range ms {
+				mu.Lock()
+				received[m.GetMessageId()] = name
+				mu.Unlock()
+				_ = c.Ack(context.Background(), m)
+			}
+			return true
+		})
 		return c
 	}
 	produce("A", pa)
 	produce("B", pb)
 	consume("A", pa)
 	cb := consume("B", pb)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	defer l.end()
 
 	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, 400))
 	testenv.WaitFor(t, 60*time.Second, func() error { // both instances serve the group
 		mu.Lock()
 		defer mu.Unlock()
-		per := map[string]int{}
-		for _, via := range received {
-			per[via]++
-		}
+		per := countValues(received)
 		if per["A"] == 0 || per["B"] == 0 {
 			return fmt.Errorf("received through %v", per)
 		}
@@ -128,23 +97,14 @@ func TestSIGKILLOneOfTwoProxies(t *testing.T) {
 	a.Kill(t)
 	before := sentOK.Load()
 	testenv.WaitFor(t, 60*time.Second, sendsAnsweredOK(&sentOK, before+200))
-	close(stop)
-	wg.Wait()
+	l.end()
 
 	// Everything acknowledged, through either instance, is consumed through
 	// B (what A's consumer held comes back after its invisible time).
 	drainAcked(t, 90*time.Second, cb, 16, 3*time.Second, &mu, acked, received, func(*rmq.MessageView) string { return "B" })
 	mu.Lock()
 	defer mu.Unlock()
-	by := map[string]int{}
-	for _, p := range acked {
-		by[p]++
-	}
-	via := map[string]int{}
-	for _, p := range received {
-		via[p]++
-	}
-	t.Logf("sends answered OK per proxy %v; consumed through %v", by, via)
+	t.Logf("sends answered OK per proxy %v; consumed through %v", countValues(acked), countValues(received))
 }
 
 func adminOf(t *testing.T, c *testenv.Child) *admin.Client {
