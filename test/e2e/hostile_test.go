@@ -33,6 +33,38 @@ func memory(t *testing.T, c *testenv.Child) testenv.ProcessMemory {
 	return m
 }
 
+// dialH2 opens a raw HTTP/2 connection to c's gRPC port, closed when the
+// test ends.
+func dialH2(t *testing.T, c *testenv.Child) *testenv.H2Conn {
+	t.Helper()
+	h, err := testenv.DialH2(c.GRPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// waitClosedByServer fails t unless the server closes h within 30 s of
+// the attack, which sent what.
+func waitClosedByServer(t *testing.T, h *testenv.H2Conn, what string) {
+	t.Helper()
+	select {
+	case <-h.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the connection is still open after %s", what)
+	}
+}
+
+// checkPeakGrowth fails t when the child's peak resident memory grew by
+// more than limit bytes during the attack.
+func checkPeakGrowth(t *testing.T, before, after testenv.ProcessMemory, limit int64) {
+	t.Helper()
+	if grew := after.Peak - before.Peak; grew > limit {
+		t.Errorf("peak RSS grew by %d MiB", grew>>20)
+	}
+}
+
 // stillServes checks that a well-behaved client is served.
 func stillServes(t *testing.T, c *testenv.Child) {
 	t.Helper()
@@ -50,28 +82,18 @@ func stillServes(t *testing.T, c *testenv.Child) {
 func TestHostileHeaderBlocks(t *testing.T) {
 	c := testenv.StartMeasuredChild(t, t.TempDir())
 	before := memory(t, c)
-	h, err := testenv.DialH2(c.GRPCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := dialH2(t, c)
 	sent := 0
 	for ; sent < 100; sent++ {
 		if err := h.OpenStreamWithHeader(routePath, "hostile", 8<<20); err != nil {
 			break // the server closed the connection
 		}
 	}
-	select {
-	case <-h.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the connection is still open after %d streams of 8 MB header blocks", sent)
-	}
+	waitClosedByServer(t, h, fmt.Sprintf("%d streams of 8 MB header blocks", sent))
 	after := memory(t, c)
 	t.Logf("sent %d of 100 8-MB header blocks before the server closed the connection (%v); child memory before %v, after %v",
 		sent, h.Closed(), before, after)
-	if grew := after.Peak - before.Peak; grew > 200<<20 {
-		t.Errorf("peak RSS grew by %d MiB", grew>>20)
-	}
+	checkPeakGrowth(t, before, after, 200<<20)
 	stillServes(t, c)
 }
 
@@ -87,11 +109,7 @@ func TestHostileTelemetryStreams(t *testing.T) {
 	before := memory(t, c)
 	var hs []*testenv.H2Conn
 	for range conns {
-		h, err := testenv.DialH2(c.GRPCAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
+		h := dialH2(t, c)
 		hs = append(hs, h)
 	}
 	testenv.WaitFor(t, 10*time.Second, func() error {
@@ -138,9 +156,7 @@ func TestHostileTelemetryStreams(t *testing.T) {
 	after := memory(t, c)
 	t.Logf("10,000 Telemetry streams without settings: %d ended at once by admission, %d after the settings timeout (%q); child memory before %v, after %v",
 		limited, timedOut, sample, before, after)
-	if grew := after.Peak - before.Peak; grew > 500<<20 {
-		t.Errorf("peak RSS grew by %d MiB", grew>>20)
-	}
+	checkPeakGrowth(t, before, after, 500<<20)
 	stillServes(t, c)
 }
 
@@ -149,11 +165,7 @@ func TestHostileTelemetryStreams(t *testing.T) {
 func TestHostileStreamsPerConnection(t *testing.T) {
 	const limit = 100
 	c := testenv.StartMeasuredChild(t, t.TempDir(), fmt.Sprintf("--grpc.maxConcurrentStreams=%d", limit), "--grpc.settingsTimeout=1m")
-	h, err := testenv.DialH2(c.GRPCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := dialH2(t, c)
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		if v, ok := h.Setting(http2.SettingMaxConcurrentStreams); !ok || v != limit {
 			return fmt.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d (sent: %v)", v, ok)
@@ -186,11 +198,7 @@ func TestHostileStreamsPerConnection(t *testing.T) {
 func TestHostileRapidReset(t *testing.T) {
 	c := testenv.StartMeasuredChild(t, t.TempDir())
 	before := memory(t, c)
-	h, err := testenv.DialH2(c.GRPCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := dialH2(t, c)
 	sent := 0
 	for ; sent < 200_000; sent++ {
 		if err := h.OpenAndReset(routePath, "hostile"); err != nil {
@@ -200,11 +208,7 @@ func TestHostileRapidReset(t *testing.T) {
 			break
 		}
 	}
-	select {
-	case <-h.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the connection is still open after %d open-and-reset streams", sent)
-	}
+	waitClosedByServer(t, h, fmt.Sprintf("%d open-and-reset streams", sent))
 	after := memory(t, c)
 	t.Logf("the server closed the connection after %d of 200,000 open-and-reset streams (%v); child memory before %v, after %v",
 		sent, h.Closed(), before, after)
@@ -231,11 +235,7 @@ func TestHostileConnectionsPerAddress(t *testing.T) {
 	before := memory(t, c)
 	var hs []*testenv.H2Conn
 	for range limit + 10 {
-		h, err := testenv.DialH2(c.GRPCAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
+		h := dialH2(t, c)
 		hs = append(hs, h)
 	}
 	testenv.WaitFor(t, 10*time.Second, func() error {
