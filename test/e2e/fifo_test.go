@@ -103,29 +103,19 @@ func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
 
 	log := newOrderLog()
 	consumer := func() rmq.PushConsumer {
-		pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
-			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
-			rmq.WithPushConsumptionThreadCount(4),
-			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-				if failOnce && *m.GetMessageGroup() == "group-3" && m.GetProperties()["seq"] == "5" {
-					log.mu.Lock()
-					first := !log.failed[m.GetMessageId()]
-					log.failed[m.GetMessageId()] = true
-					log.mu.Unlock()
-					if first {
-						return rmq.FAILURE // retried in place: group-3 must wait for it
-					}
+		return testenv.StartPushConsumer(t, p, group, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+			if failOnce && *m.GetMessageGroup() == "group-3" && m.GetProperties()["seq"] == "5" {
+				log.mu.Lock()
+				first := !log.failed[m.GetMessageId()]
+				log.failed[m.GetMessageId()] = true
+				log.mu.Unlock()
+				if first {
+					return rmq.FAILURE // retried in place: group-3 must wait for it
 				}
-				log.record(m)
-				return rmq.SUCCESS
-			}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pc.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return pc
+			}
+			log.record(m)
+			return rmq.SUCCESS
+		}, rmq.WithPushConsumptionThreadCount(4))
 	}
 	a, b := consumer(), consumer()
 	defer a.GracefulStop()
@@ -369,29 +359,21 @@ func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	sendFIFO(t, pr, topic, 1, 5) // group-0, seq 0..4; seq 2 is poison
 	log := newOrderLog()
 	var lastFailure, after time.Time // of seq 2, of seq 3 (under log.mu)
-	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
-		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-			switch m.GetProperties()["seq"] {
-			case "2":
-				log.mu.Lock()
-				lastFailure = time.Now()
-				log.mu.Unlock()
-				return rmq.FAILURE
-			case "3":
-				log.mu.Lock()
-				after = time.Now()
-				log.mu.Unlock()
-			}
-			log.record(m)
-			return rmq.SUCCESS
-		}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pc := testenv.StartPushConsumer(t, p, group, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+		switch m.GetProperties()["seq"] {
+		case "2":
+			log.mu.Lock()
+			lastFailure = time.Now()
+			log.mu.Unlock()
+			return rmq.FAILURE
+		case "3":
+			log.mu.Lock()
+			after = time.Now()
+			log.mu.Unlock()
+		}
+		log.record(m)
+		return rmq.SUCCESS
+	})
 	defer pc.GracefulStop()
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		if n := log.total(); n < 4 {

@@ -30,22 +30,14 @@ func TestConsumersResumeAfterKill9(t *testing.T) {
 
 	var mu sync.Mutex
 	pushed := map[string]time.Time{} // phase → first push delivery
-	pc, err := rmq.NewPushConsumer(p1.ClientConfig(testenv.Name(t, "g-resume-push")),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
-		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-			mu.Lock()
-			defer mu.Unlock()
-			if _, ok := pushed[m.GetProperties()["phase"]]; !ok {
-				pushed[m.GetProperties()["phase"]] = time.Now()
-			}
-			return rmq.SUCCESS
-		}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pc := testenv.StartPushConsumer(t, p1, testenv.Name(t, "g-resume-push"), topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := pushed[m.GetProperties()["phase"]]; !ok {
+			pushed[m.GetProperties()["phase"]] = time.Now()
+		}
+		return rmq.SUCCESS
+	})
 	t.Cleanup(func() { _ = pc.GracefulStop() })
 
 	send := func(phase string) {

@@ -157,20 +157,11 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 
 	t.Run("push consumer", func(t *testing.T) {
 		got := testenv.NewCollector()
-		pc, err := rmq.NewPushConsumer(p.ClientConfig(pushGroup),
-			rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
-			rmq.WithPushConsumptionThreadCount(8),
-			rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-				verify("push", m)
-				got.Add(m)
-				return rmq.SUCCESS
-			}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pc.Start(); err != nil {
-			t.Fatal(err)
-		}
+		pc := testenv.StartPushConsumer(t, p, pushGroup, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+			verify("push", m)
+			got.Add(m)
+			return rmq.SUCCESS
+		}, rmq.WithPushConsumptionThreadCount(8))
 		defer pc.GracefulStop()
 		testenv.WaitFor(t, 60*time.Second, got.WantAtLeast(1000))
 		// Every message is acked: none comes back after the invisible time
@@ -450,21 +441,13 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	var mu sync.Mutex
 	deliveries := 0
 	release := make(chan struct{})
-	pc, err := rmq.NewPushConsumer(p.ClientConfig(group),
-		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
-		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: func(m *rmq.MessageView) rmq.ConsumerResult {
-			mu.Lock()
-			deliveries++
-			mu.Unlock()
-			<-release // hold the message for several invisible times
-			return rmq.SUCCESS
-		}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pc := testenv.StartPushConsumer(t, p, group, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+		mu.Lock()
+		deliveries++
+		mu.Unlock()
+		<-release // hold the message for several invisible times
+		return rmq.SUCCESS
+	})
 	defer pc.GracefulStop()
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		mu.Lock()

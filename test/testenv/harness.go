@@ -275,6 +275,26 @@ func NewProducer(t testing.TB, p *Proxy, topics ...string) rmq.Producer {
 	return pr
 }
 
+// StartPushConsumer starts an official Go push consumer of group through
+// p, subscribed to every message of topic, that hands each message to
+// consume. Stopping it is left to the test: some stop it halfway.
+func StartPushConsumer(t testing.TB, p *Proxy, group, topic string, consume func(*rmq.MessageView) rmq.ConsumerResult,
+	opts ...rmq.PushConsumerOption) rmq.PushConsumer {
+	t.Helper()
+	opts = append([]rmq.PushConsumerOption{
+		rmq.WithPushSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL}),
+		rmq.WithPushMessageListener(&rmq.FuncMessageListener{Consume: consume}),
+	}, opts...)
+	pc, err := rmq.NewPushConsumer(p.ClientConfig(group), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return pc
+}
+
 // NewSimpleConsumer starts an official Go simple consumer of group through
 // p, stopped when the test ends. Its Ack fails when the proxy refuses the
 // ack (see checkedConsumer), which the client's own Ack does not report.
