@@ -149,14 +149,7 @@ func (c Config) Validate() error {
 // wait.
 var Module = brokermodule.Module("cluster", New,
 	func(b *Broker) func(context.Context) error { return b.readiness },
-	new(ports.Broker),
-	new(ports.Metadata),
-	new(ports.Admin),
-	new(ports.Transactions),
-	new(ports.Recaller),
-	new(ports.Offsets),
 	new(ports.ClientTracker),
-	new(ports.MessageLookup),
 	new(ports.ConsumerRelay),
 )
 

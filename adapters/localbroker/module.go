@@ -178,13 +178,6 @@ func (c Config) Validate() error {
 // report it.
 var Module = brokermodule.Module("localbroker", newModuleEngine,
 	func(e *Engine) func(context.Context) error { return e.Ready },
-	new(ports.Broker),
-	new(ports.Metadata),
-	new(ports.Admin),
-	new(ports.Transactions),
-	new(ports.Recaller),
-	new(ports.Offsets),
-	new(ports.MessageLookup),
 )
 
 func newModuleEngine(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {
