@@ -14,11 +14,19 @@ import (
 	"github.com/rmqproxy/rmqproxy/ports"
 )
 
-// routeWait bounds how long topic create and update wait for the
-// NameServers to route the topic to every master that took it: long
-// enough for a registration held up by a loaded broker or NameServer, and
-// short enough that the answer reaches the CLI within its 30 s.
+// routeWait bounds how long topic create and update take before they
+// answer, waiting for the NameServers to route the topic to every master
+// that took it: long enough for a registration held up by a loaded broker
+// or NameServer, and short enough that the answer reaches the CLI within
+// its 30 s. It counts from the command's start, the broker calls before
+// the wait included.
 const routeWait = 25 * time.Second
+
+// routeAnswerMargin is how long before the caller's deadline, when the
+// caller's context has one sooner than routeWait's end, the wait for the
+// route ends: the answer, which says what happened on the brokers, then
+// reaches the caller before it gives up.
+const routeAnswerMargin = time.Second
 
 // Topic implements [ports.Metadata] from the cached route and topic
 // configuration.
@@ -246,6 +254,7 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) ([]
 // returns. A NameServer that does not take the description leaves the
 // topic created: the error says so.
 func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	start := time.Now()
 	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
@@ -263,7 +272,7 @@ func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was created", t.Name), err,
 			storeAgain("topic", t.Name, t.Description))
 	}
-	if err := b.awaitRoute(ctx, t, took, "created"); err != nil {
+	if err := b.awaitRoute(ctx, start, t, took, "created"); err != nil {
 		return domain.Topic{}, err
 	}
 	return t, nil
@@ -291,35 +300,68 @@ func storeAgain(kind, name, description string) string {
 // registration of the one topic until the broker's next full
 // registration, every registerNameServerPeriod (30 s by default). The
 // route read first after the create was cached for cluster.routeTTL even
-// when it named only some of the masters. Lookups that fail (no route
-// yet, a NameServer or broker not answering in time) are repeated until
-// b.routeWait has passed (or the caller's deadline, if sooner); done
+// when it named only some of the masters.
+//
+// Each round reads the route alone; the topic's configuration, which the
+// cached entry holds too, is read once, when the route is complete.
+// Lookups that fail (no route yet, a NameServer or broker not answering in
+// time) are repeated until routeWaitEnd (b.routeWait after start, the
+// command's start, or a margin before the caller's deadline); the first
+// round runs even when that time is spent already (slow brokers). done
 // ("created", "updated") says what happened on the brokers in the error
 // then.
-func (b *Broker) awaitRoute(ctx context.Context, t domain.Topic, brokers []string, done string) error {
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, b.routeWait)
+func (b *Broker) awaitRoute(ctx context.Context, start time.Time, t domain.Topic, brokers []string, done string) error {
+	wctx, cancel := context.WithDeadline(ctx, routeWaitEnd(ctx, start, b.routeWait))
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	rctx := ctx // the first round's
 	for {
-		b.meta.invalidateTopic(t.Name)
 		lacking := brokers
-		e, err := b.meta.topic(wctx, t.Name)
+		e, _, err := b.meta.readRoute(rctx, t.Name)
 		if err == nil {
 			if lacking = unrouted(e, t.QueueCount, brokers); len(lacking) == 0 {
-				return nil
+				// The route again with the configuration, into the cache
+				// (a lookup under way joins it rather than caching an
+				// older route after it).
+				b.meta.invalidateTopic(t.Name)
+				if e, err = b.meta.topic(rctx, t.Name); err == nil {
+					if lacking = unrouted(e, t.QueueCount, brokers); len(lacking) == 0 {
+						return nil
+					}
+				}
 			}
-		} else if r := domain.ReasonOf(err); r != domain.ReasonTopicNotFound && r != domain.ReasonUnavailable &&
-			r != domain.ReasonTimeout && r != domain.ReasonTooManyRequests {
-			return domain.Wrap(r, err, fmt.Sprintf("topic %q was %s on the brokers, but reading its route failed: %s", t.Name, done, domain.MessageOf(err)))
+		}
+		if err != nil {
+			if r := domain.ReasonOf(err); r != domain.ReasonTopicNotFound && r != domain.ReasonUnavailable &&
+				r != domain.ReasonTimeout && r != domain.ReasonTooManyRequests {
+				return domain.Wrap(r, err, fmt.Sprintf("topic %q was %s on the brokers, but reading its route failed: %s", t.Name, done, domain.MessageOf(err)))
+			}
+		}
+		if wctx.Err() != nil {
+			return notRouted(t, done, lacking, err, time.Since(start).Round(100*time.Millisecond))
 		}
 		select {
 		case <-wctx.Done(): // the wait, or the caller's deadline, ran out
 			return notRouted(t, done, lacking, err, time.Since(start).Round(100*time.Millisecond))
 		case <-tick.C:
 		}
+		rctx = wctx
 	}
+}
+
+// routeWaitEnd is when awaitRoute stops waiting: wait after start, or
+// routeAnswerMargin before ctx's deadline when that is sooner. The admin
+// API's requests carry no deadline (HTTP does not pass on the CLI's 30 s;
+// a request's context ends only when the CLI hangs up), so the fixed bound
+// is what keeps the answer within the CLI's time; a caller's own deadline
+// (one in the process, or a client that sends it) can only shorten it.
+func routeWaitEnd(ctx context.Context, start time.Time, wait time.Duration) time.Time {
+	end := start.Add(wait)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-routeAnswerMargin).Before(end) {
+		end = dl.Add(-routeAnswerMargin)
+	}
+	return end
 }
 
 // unrouted returns the brokers that e does not route t's queueCount queues
@@ -363,6 +405,7 @@ func notRouted(t domain.Topic, done string, lacking []string, lastErr error, wai
 // master, then the description (kept or changed) to every NameServer, then
 // a wait until the NameServers route the new queue count (see awaitRoute).
 func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
+	start := time.Now()
 	exists, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
@@ -378,7 +421,7 @@ func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic,
 		return domain.Topic{}, descriptionFailed(fmt.Sprintf("topic %q was updated", t.Name), err,
 			"once they answer, run the command again")
 	}
-	if err := b.awaitRoute(ctx, t, took, "updated"); err != nil {
+	if err := b.awaitRoute(ctx, start, t, took, "updated"); err != nil {
 		return domain.Topic{}, err
 	}
 	return t, nil

@@ -348,51 +348,16 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 	return v.(*topicEntry), nil
 }
 
-// fetchTopic reads a topic's route from the NameServers and its
-// configuration from one of its brokers, and caches both.
+// fetchTopic reads a topic's route from the NameServers (see readRoute)
+// and its configuration from one of its brokers, and caches both.
 func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, error) {
 	c.mu.Lock()
 	deletes := c.deletes
 	c.mu.Unlock()
-	// A NameServer that routes no such topic (restarted, the brokers not
-	// registered with it again yet) is passed over for one that does; a
-	// topic that does not exist costs one lookup per NameServer.
-	resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
-		return remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
-			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil)
-	}, func(resp *remoting.Command) bool { return resp.Code == int32(remoting.ResponseTopicNotExist) })
-	if err != nil {
-		if isCode(err, remoting.ResponseTopicNotExist) {
-			if e := c.droppedWithItsBrokers(ctx, name); e != nil {
-				return e, nil
-			}
-			c.forgetTopic(name)
-			// The NameServers route no topic while no broker is registered
-			// with them (all down, or cut off from them): the topic may
-			// exist, and creating it is not what to do. The view is read
-			// again when older than noRouteViewAge (a broker that went
-			// away is in an older one), at most that often however many
-			// unknown topics are asked for.
-			if v, verr := c.recentView(ctx, noRouteViewAge); verr == nil && len(v.masterList()) == 0 {
-				return nil, domain.Errorf(domain.ReasonTopicNotFound,
-					"topic %q has no route: %s, so they route no topic (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
-					name, v.noMaster(c.b.cfg.ClusterName))
-			}
-			return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist in the cluster; create it with `rmqproxy topic create %s`", name, name)
-		}
-		return nil, mapError(err)
+	e, kept, err := c.readRoute(ctx, name)
+	if err != nil || kept {
+		return e, err
 	}
-	var rd remoting.TopicRouteData
-	if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
-		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
-	}
-	e := &topicEntry{masters: map[string]string{}, fetched: c.b.clock.Now()}
-	for _, bd := range rd.BrokerDatas {
-		if a := bd.BrokerAddrs[remoting.MasterID]; a != "" {
-			e.masters[bd.BrokerName] = a
-		}
-	}
-	e.route = routeOf(name, &rd, e.masters)
 	cfg, err := c.topicConfig(ctx, name, e)
 	if err != nil {
 		return nil, err
@@ -404,6 +369,54 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 	}
 	c.mu.Unlock()
 	return e, nil
+}
+
+// readRoute reads a topic's route from the NameServers into a new entry
+// without its configuration (route.Topic holds only the name), and caches
+// nothing. When the NameServers dropped every broker of a cached route
+// (see droppedWithItsBrokers), it returns that cached entry, configuration
+// and all, with kept set.
+func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, kept bool, err error) {
+	// A NameServer that routes no such topic (restarted, the brokers not
+	// registered with it again yet) is passed over for one that does; a
+	// topic that does not exist costs one lookup per NameServer.
+	resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
+		return remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
+			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil)
+	}, func(resp *remoting.Command) bool { return resp.Code == int32(remoting.ResponseTopicNotExist) })
+	if err != nil {
+		if isCode(err, remoting.ResponseTopicNotExist) {
+			if e := c.droppedWithItsBrokers(ctx, name); e != nil {
+				return e, true, nil
+			}
+			c.forgetTopic(name)
+			// The NameServers route no topic while no broker is registered
+			// with them (all down, or cut off from them): the topic may
+			// exist, and creating it is not what to do. The view is read
+			// again when older than noRouteViewAge (a broker that went
+			// away is in an older one), at most that often however many
+			// unknown topics are asked for.
+			if v, verr := c.recentView(ctx, noRouteViewAge); verr == nil && len(v.masterList()) == 0 {
+				return nil, false, domain.Errorf(domain.ReasonTopicNotFound,
+					"topic %q has no route: %s, so they route no topic (the brokers are down or cannot reach them); check the brokers and cluster.clusterName",
+					name, v.noMaster(c.b.cfg.ClusterName))
+			}
+			return nil, false, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist in the cluster; create it with `rmqproxy topic create %s`", name, name)
+		}
+		return nil, false, mapError(err)
+	}
+	var rd remoting.TopicRouteData
+	if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
+		return nil, false, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
+	}
+	e = &topicEntry{masters: map[string]string{}, fetched: c.b.clock.Now()}
+	for _, bd := range rd.BrokerDatas {
+		if a := bd.BrokerAddrs[remoting.MasterID]; a != "" {
+			e.masters[bd.BrokerName] = a
+		}
+	}
+	e.route = routeOf(name, &rd, e.masters)
+	return e, false, nil
 }
 
 // droppedWithItsBrokers returns the cached entry of a topic the

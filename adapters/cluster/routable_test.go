@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"maps"
 	"net"
 	"slices"
@@ -33,7 +34,12 @@ type lateRoutes struct {
 	routed     map[string]int32        // broker → queue count routed
 	configured map[string]int32        // broker → queue count it has
 	lookups    int
-	addrs      map[string]string
+	// configReads counts GET_TOPIC_CONFIG requests.
+	configReads int
+	// createTakes is how long a broker takes to answer
+	// UPDATE_AND_CREATE_TOPIC (a loaded broker).
+	createTakes time.Duration
+	addrs       map[string]string
 }
 
 type pendingRoute struct {
@@ -53,6 +59,12 @@ func startLateRoutes(t *testing.T, lag map[string]int) (*lateRoutes, *Broker) {
 }
 
 func (f *lateRoutes) answer(broker string, req *remoting.Command) *remoting.Command {
+	if remoting.RequestCode(req.Code) == remoting.RequestUpdateAndCreateTopic {
+		f.mu.Lock()
+		d := f.createTakes
+		f.mu.Unlock()
+		time.Sleep(d) // a slow broker, not a wait of the test
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
@@ -70,6 +82,7 @@ func (f *lateRoutes) answer(broker string, req *remoting.Command) *remoting.Comm
 		f.configured[broker] = int32(q)
 		f.pending[broker] = pendingRoute{queues: int32(q), left: f.lag[broker]}
 	case remoting.RequestGetTopicConfig:
+		f.configReads++
 		q := f.configured[broker]
 		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: q, WriteQueueNums: q, Perm: remoting.PermRead | remoting.PermWrite})
 	case remoting.RequestGetRouteinfoByTopic:
@@ -100,6 +113,12 @@ func (f *lateRoutes) routeLookups() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lookups
+}
+
+func (f *lateRoutes) topicConfigReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.configReads
 }
 
 // queuesPerBroker counts a route's queues by broker.
@@ -150,6 +169,96 @@ func TestCreateAndUpdateReturnOnceEveryBrokerIsRouted(t *testing.T) {
 	}
 	if got := queuesPerBroker(b, t, "orders"); got["b1"] != 4 || got["b2"] != 4 {
 		t.Errorf("route right after the update to 4 queues: queues per broker %v, want 4 on b1 and 4 on b2", got)
+	}
+}
+
+// TestRouteWaitReadsTheConfigurationOnce: each round of the wait for the
+// route read the topic's configuration from a broker (GET_TOPIC_CONFIG) as
+// well as the route, though only the route decides whether to wait on:
+// one broker call per 100 ms for up to 25 s. The rounds read the route
+// alone; the configuration is read once, when the route is complete (it
+// goes into the cache with the route, which clients are served next).
+func TestRouteWaitReadsTheConfigurationOnce(t *testing.T) {
+	f, b := startLateRoutes(t, map[string]int{"b1": 2, "b2": 4})
+	b.routeWait = 10 * time.Second
+	if _, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 2}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if n := f.topicConfigReads(); n != 1 {
+		t.Errorf("create (routed after %d route lookups) read the topic's configuration %d times, want once", f.routeLookups(), n)
+	}
+	r, err := b.Route(t.Context(), "orders")
+	if err != nil || r.Topic.QueueCount != 2 || r.Topic.Type != domain.MessageTypeNormal || r.Topic.Permission != domain.PermReadWrite {
+		t.Errorf("route right after the create: %+v, %v; want the topic's configuration with it", r.Topic, err)
+	}
+	before := f.topicConfigReads()
+	if _, err := b.UpdateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 4}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if n := f.topicConfigReads() - before; n != 1 {
+		t.Errorf("update read the topic's configuration %d times, want once", n)
+	}
+}
+
+// TestRouteWaitCountsFromTheCommandsStart: the wait for the route was
+// bounded from its own start, so brokers slow to take the topic (a
+// broker answers UPDATE_AND_CREATE_TOPIC only after its registration with
+// the NameServers, up to 24 s) pushed the answer past the CLI's 30 s. It
+// is bounded from the command's start now, and still reads the route once
+// when the time is spent by then: a topic routed already is reported
+// created, one that is not says so after that one lookup.
+func TestRouteWaitCountsFromTheCommandsStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lag  int // b2's
+	}{{"routed", 0}, {"not routed", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, b := startLateRoutes(t, map[string]int{"b1": 0, "b2": tc.lag})
+			b.routeWait = 300 * time.Millisecond
+			f.createTakes = 400 * time.Millisecond // per broker: the wait's time is spent before it begins
+			_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 2})
+			if tc.lag == 0 {
+				if err != nil {
+					t.Fatalf("create routed at the first lookup: %v", err)
+				}
+				return
+			}
+			if domain.ReasonOf(err) != domain.ReasonTimeout || !strings.Contains(domain.MessageOf(err), `topic "orders" was created on the brokers`) {
+				t.Fatalf("create never routed to b2: %v (reason %v)", err, domain.ReasonOf(err))
+			}
+			if n := f.routeLookups(); n != 1 {
+				t.Errorf("the wait read the route %d times after the brokers had taken longer than the whole wait, want once", n)
+			}
+		})
+	}
+}
+
+// TestRouteWaitEndsBeforeTheCallersDeadline: a caller's deadline sooner
+// than the wait's own end ends the wait routeAnswerMargin before it, so
+// that the answer saying what happened reaches the caller before it gives
+// up.
+func TestRouteWaitEndsBeforeTheCallersDeadline(t *testing.T) {
+	start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	wait := 25 * time.Second
+	for _, tc := range []struct {
+		name     string
+		deadline time.Time // zero: none
+		want     time.Time
+	}{
+		{"no deadline", time.Time{}, start.Add(wait)},
+		{"later deadline", start.Add(time.Minute), start.Add(wait)},
+		{"sooner deadline", start.Add(10 * time.Second), start.Add(10*time.Second - routeAnswerMargin)},
+		{"deadline within the margin", start.Add(routeAnswerMargin / 2), start.Add(-routeAnswerMargin / 2)},
+	} {
+		ctx := t.Context()
+		if !tc.deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, tc.deadline)
+			defer cancel()
+		}
+		if got := routeWaitEnd(ctx, start, wait); !got.Equal(tc.want) {
+			t.Errorf("%s: the wait ends at %v, want %v", tc.name, got.Sub(start), tc.want.Sub(start))
+		}
 	}
 }
 
