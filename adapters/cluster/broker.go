@@ -67,6 +67,10 @@ type Broker struct {
 
 	// popTurns rotates receives that name no broker over the brokers.
 	popTurns atomic.Uint64
+	// latePop is releaseLatePop as a func value, made once: each receive
+	// passes it to its POP_MESSAGE (a method value or closure made per
+	// call is an allocation per receive).
+	latePop client.LateHandler
 
 	// readyAt is when a readiness probe last passed (UnixNano), 0 after a
 	// broker's transport failure (see Ready).
@@ -98,6 +102,7 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1),
 		ackLines: ackLines{Limits: ackLimits}, sendLines: sendLines{Limits: sendLimits}, routeWait: routeWait}
 	b.meta = newMetaCache(b)
+	b.latePop = b.releaseLatePop
 	ccfg := client.Config{
 		ConnsPerAddr: cfg.ConnectionsPerBroker,
 		MaxInFlight:  cfg.MaxInFlight,
@@ -355,13 +360,12 @@ func (b *Broker) invokeWithin(ctx context.Context, addr string, req *remoting.Co
 }
 
 // poll sends a long poll (POP_MESSAGE, PULL_MESSAGE with suspend), bounded
-// by ctx and timeout; an answer that comes after that goes to late, when
-// not nil. Long polls take no in-flight slot of the connection (see
-// client.InvokeLongPoll).
+// by ctx and timeout (a timer the client reuses, not a derived context;
+// see client.InvokeLongPollWithin); an answer that comes after that goes
+// to late, when not nil. Long polls take no in-flight slot of the
+// connection (see client.InvokeLongPoll).
 func (b *Broker) poll(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late client.LateHandler) (*remoting.Command, error) {
-	ctx, cancel := bounded(ctx, timeout)
-	defer cancel()
-	resp, err := b.rpc.InvokeLongPoll(ctx, addr, req, late)
+	resp, err := b.rpc.InvokeLongPollWithin(ctx, addr, req, timeout, late)
 	if err == nil {
 		b.answered(addr)
 	}

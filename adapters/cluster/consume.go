@@ -56,8 +56,12 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
 		PollTime: poll.Milliseconds(), BornTime: 0, InitMode: remoting.InitModeMax,
 		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
-	resp, err := b.poll(ctx, addr, remoting.NewHeaderRequest(remoting.RequestPopMessage, &h, nil), timeout,
-		func(ctx context.Context, _ string, resp *remoting.Command) { b.releaseLatePop(ctx, req, broker, resp) })
+	// h stays on the stack (NewHeaderRequest's interface would move it to
+	// the heap), and the late handler reads what it needs from the
+	// request: no allocation per receive for either.
+	pr := remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
+	pr.Fields = h.AppendFields(pr.Fields)
+	resp, err := b.poll(ctx, addr, pr, timeout, b.latePop)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.failed(broker, err)
@@ -182,11 +186,20 @@ const lateReleaseInvisibleTime = time.Second
 // little, and a release the broker applies too late delivers it twice. The
 // answer may come up to a minute late (the Remoting client's late window),
 // and the handle's pop time is the broker's clock, which this host's is
-// assumed to follow.
-func (b *Broker) releaseLatePop(ctx context.Context, req ports.PopRequest, broker string, resp *remoting.Command) {
+// assumed to follow. The group, topic, order and broker are those of the
+// POP_MESSAGE request (pop), as Pop sent them.
+func (b *Broker) releaseLatePop(ctx context.Context, _ string, pop, resp *remoting.Command) {
 	if remoting.ResponseCode(resp.Code) != remoting.ResponseSuccess {
 		return
 	}
+	var ph remoting.PopMessageRequestHeader
+	if err := ph.DecodeFields(pop.Fields); err != nil { // cannot be: Pop encoded it
+		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up, and its request cannot be read back; its messages become visible after their invisible time",
+			slog.Any("error", err))
+		return
+	}
+	req := ports.PopRequest{Group: ph.ConsumerGroup, Topic: ph.Topic, FIFO: ph.Order}
+	broker := ph.BrokerName
 	raw, cks, err := popped(resp, req, broker)
 	if err != nil {
 		b.log.LogAttrs(ctx, slog.LevelWarn, "a pop answer came after its receive gave up and cannot be read; its messages become visible after their invisible time",
@@ -291,14 +304,22 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 	ch := remoting.ChangeInvisibleTimeRequestHeader{RPC: remoting.RPC{BrokerName: h.BrokerName}, ConsumerGroup: req.Group,
 		Topic: realTopic(req.Topic, req.Group, h), QueueID: h.QueueID, ExtraInfo: h.String(), Offset: h.QueueOffset,
 		InvisibleTime: req.InvisibleTime.Milliseconds()}
-	resp, err := b.call(ctx, addr, remoting.RequestChangeMessageInvisibletime, &ch, nil)
+	// As b.call and decodeHeader, with the headers' own methods called
+	// directly: through the remoting.Header interface both headers moved
+	// to the heap, two allocations per change.
+	cmd := remoting.NewRequestWithRoom(remoting.RequestChangeMessageInvisibletime, nil)
+	cmd.Fields = ch.AppendFields(cmd.Fields)
+	resp, err := b.invoke(ctx, addr, cmd)
+	if err == nil {
+		err = expect(remoting.RequestChangeMessageInvisibletime, resp)
+	}
 	if err != nil {
 		b.failed(h.BrokerName, err)
 		return domain.ReceiptHandle{}, mapError(err)
 	}
 	var cr remoting.ChangeInvisibleTimeResponseHeader
-	if err := decodeHeader(resp, &cr); err != nil {
-		return domain.ReceiptHandle{}, err
+	if err := cr.DecodeFields(resp.Fields); err != nil {
+		return domain.ReceiptHandle{}, headerError(err)
 	}
 	return handleOf(remoting.ChangedExtraInfo(&ch, &cr, h.BrokerName), h.CommitLogOffset)
 }

@@ -149,3 +149,27 @@ func BenchmarkAck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChangeInvisible is one CHANGE_MESSAGE_INVISIBLETIME at a time
+// (Broker.ChangeInvisible, as a client's ChangeInvisibleDuration), the new
+// receipt handle built from the broker's answer.
+func BenchmarkChangeInvisible(b *testing.B) {
+	br := startPopBroker(b, 32, nil, nil)
+	ctx := context.Background()
+	msgs, err := br.Pop(ctx, popBenchRequest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := domain.ParseReceiptHandle(msgs[0].ReceiptHandle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: "G", Topic: "T", MessageID: msgs[0].ID, Handle: h},
+		InvisibleTime: 30 * time.Second}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.ChangeInvisible(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

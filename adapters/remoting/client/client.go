@@ -178,29 +178,48 @@ func (c *Client) Invoke(ctx context.Context, addr string, req *remoting.Command)
 	return c.InvokeWithLate(ctx, addr, req, nil)
 }
 
-// LateHandler receives the answer to a call whose caller gave up (its
-// context ended) after the request was sent, when the answer still comes
-// within a minute; ctx ends when the client closes. It runs on a goroutine
-// of its own, bounded like the handlers of peer requests.
-type LateHandler func(ctx context.Context, addr string, resp *remoting.Command)
+// LateHandler receives the answer resp to a call whose caller gave up (its
+// context ended, or its timeout) after the request req was sent, when the
+// answer still comes within a minute; ctx ends when the client closes. It
+// runs on a goroutine of its own, bounded like the handlers of peer
+// requests. req is the request as sent (signed), which the client keeps
+// for it until then: a handler that reads what it needs from the request
+// can be one func for every call, where a closure over the call's own
+// values is an allocation per call, late or not.
+type LateHandler func(ctx context.Context, addr string, req, resp *remoting.Command)
 
 // InvokeWithin is Invoke ending after timeout at the latest, as
 // Invoke(context.WithTimeout(ctx, timeout)) does, without that context
 // and its timer per call when a connection is at hand: the wait is then
 // bounded by a timer the client reuses.
 func (c *Client) InvokeWithin(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration) (*remoting.Command, error) {
+	return c.invokeWithin(ctx, addr, req, timeout, nil, callPooled)
+}
+
+// InvokeLongPollWithin is InvokeLongPoll ending after timeout at the
+// latest, without a derived context per call, as InvokeWithin is Invoke.
+func (c *Client) InvokeLongPollWithin(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late LateHandler) (*remoting.Command, error) {
+	return c.invokeWithin(ctx, addr, req, timeout, late, callLongPoll)
+}
+
+// invokeWithin is invoke ending after timeout at the latest (see
+// InvokeWithin); kind is callPooled or callLongPoll.
+func (c *Client) invokeWithin(ctx context.Context, addr string, req *remoting.Command, timeout time.Duration, late LateHandler, kind callKind) (*remoting.Command, error) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= timeout {
-		return c.invoke(ctx, addr, req, nil, callPooled) // ctx ends first anyway
+		return c.invoke(ctx, addr, req, late, kind) // ctx ends first anyway
 	}
 	cn := c.connected(addr)
 	if cn == nil || timeout <= 0 { // to be dialled (or failing), or over: as Invoke
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return c.invoke(ctx, addr, req, nil, callPooled)
+		return c.invoke(ctx, addr, req, late, kind)
 	}
+	// Each call has a timer of its own while it runs; it goes back to the
+	// pool only after the call returned (the conn no longer selects on it)
+	// and was stopped.
 	t := getTimer(timeout)
 	defer putTimer(t)
-	return cn.invoke(ctx, req, nil, true, t.C)
+	return cn.invoke(ctx, req, late, kind != callLongPoll, t.C)
 }
 
 // timers holds stopped timers for InvokeWithin. A stopped timer sends
@@ -224,7 +243,9 @@ func putTimer(t *time.Timer) {
 // InvokeWithLate is Invoke, but an answer that comes after ctx ended goes
 // to late: for requests whose effect the caller must undo when it cannot
 // use the answer (a POP_MESSAGE hides the messages it returns). An answer
-// that comes while ctx ends is returned, not handed to late.
+// that comes while ctx ends is returned, not handed to late. With a late
+// handler, req is handed to it and must not be reused once the call gave
+// up.
 func (c *Client) InvokeWithLate(ctx context.Context, addr string, req *remoting.Command, late LateHandler) (*remoting.Command, error) {
 	return c.invoke(ctx, addr, req, late, callPooled)
 }

@@ -433,9 +433,12 @@ func TestLateAnswer(t *testing.T) {
 	for _, n := range []string{"with-handler", "without"} {
 		var h client.LateHandler
 		if n == "with-handler" {
-			h = func(_ context.Context, addr string, resp *remoting.Command) {
+			h = func(_ context.Context, addr string, req, resp *remoting.Command) {
 				if addr != fb.addr() {
 					t.Errorf("late answer from %s, want %s", addr, fb.addr())
+				}
+				if req.Opaque != resp.Opaque || req.Fields.Value("n") != resp.Remark {
+					t.Errorf("late answer %q (opaque %d) handed with the request of %q (opaque %d)", resp.Remark, resp.Opaque, req.Fields.Value("n"), req.Opaque)
 				}
 				late <- resp.Remark
 			}
@@ -861,5 +864,95 @@ func TestInvokeWithin(t *testing.T) {
 	})
 	if n > m-3 {
 		t.Errorf("InvokeWithin: %v allocations a call, Invoke with a context.WithTimeout %v; want at least 3 fewer", n, m)
+	}
+}
+
+// TestInvokeLongPollWithin: a long poll bounded by a timeout instead of a
+// derived context ends with the same timeout error, hands an answer that
+// comes afterwards to its late handler with its request, takes no
+// in-flight slot (a quick call behind a held poll on the only connection,
+// with one slot, is answered), and makes at least 3 allocations fewer than
+// InvokeLongPoll under a context.WithTimeout.
+func TestInvokeLongPollWithin(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan string, 2)
+	fb := newFakeBroker(t, func(p *peer) {
+		var held sync.WaitGroup
+		defer held.Wait()
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			if n := req.Fields.Value("n"); strings.HasPrefix(n, "held") {
+				arrived <- n
+				held.Go(func() {
+					<-release
+					_ = p.write(answer(req, n))
+				})
+				continue
+			}
+			_ = p.write(answer(req, req.Fields.Value("n")))
+		}
+	})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the fake's own cleanup, which waits for its held answers
+	c := newClient(t, client.Config{ConnsPerAddr: 1, MaxInFlight: 1})
+	ctx := context.Background()
+	if _, err := c.Invoke(t.Context(), fb.addr(), request("warm")); err != nil {
+		t.Fatal(err)
+	}
+	late := make(chan string, 1)
+	handler := func(_ context.Context, _ string, req, resp *remoting.Command) {
+		late <- req.Fields.Value("n") + "=" + resp.Remark
+	}
+	_, err := c.InvokeLongPollWithin(ctx, fb.addr(), request("held-1"), 50*time.Millisecond, handler)
+	if ce := asError(t, err); ce.Kind != client.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("held long poll: %v, want a timeout", err)
+	}
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.InvokeLongPollWithin(ctx, fb.addr(), request("held-2"), time.Minute, nil)
+		polled <- err
+	}()
+	for n := range 2 {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the broker got %d of the 2 long polls", n)
+		}
+	}
+	qctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if resp, err := c.InvokeWithin(qctx, fb.addr(), request("quick"), 10*time.Second); err != nil || resp.Remark != "quick" {
+		t.Fatalf("a quick call behind held polls: %v %v", resp, err)
+	}
+	unblock()
+	select {
+	case got := <-late:
+		if got != "held-1=held-1" {
+			t.Fatalf("late handler got %q, want the answer to held-1 with its request", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late answer never reached its handler")
+	}
+	if err := <-polled; err != nil {
+		t.Fatalf("held-2, answered: %v", err)
+	}
+	n := testing.AllocsPerRun(50, func() {
+		if _, err := c.InvokeLongPollWithin(ctx, fb.addr(), request("a"), time.Minute, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	m := testing.AllocsPerRun(50, func() {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if _, err := c.InvokeLongPoll(cctx, fb.addr(), request("a"), nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > m-3 {
+		t.Errorf("InvokeLongPollWithin: %v allocations a call, InvokeLongPoll with a context.WithTimeout %v; want at least 3 fewer", n, m)
 	}
 }

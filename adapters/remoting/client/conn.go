@@ -49,6 +49,7 @@ func mono() int64 { return int64(time.Since(monoStart)) }
 type answer struct {
 	ch   chan *remoting.Command // buffered (1); nil once the caller gave up
 	late LateHandler
+	req  *remoting.Command // the request, for late (set with it)
 }
 
 // lateWindow is how long an answer to a call whose caller gave up is
@@ -274,7 +275,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		answerPool.Put(ch)
 		return resp, nil
 	case <-ctx.Done():
-		if resp, ok := cn.giveUp(req.Opaque, ch, late); ok {
+		if resp, ok := cn.giveUp(req, ch, late); ok {
 			return resp, nil
 		}
 		if slot && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -282,7 +283,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		}
 		return nil, ctxError(ctx, cn.addr, true)
 	case <-expire:
-		if resp, ok := cn.giveUp(req.Opaque, ch, late); ok {
+		if resp, ok := cn.giveUp(req, ch, late); ok {
 			return resp, nil
 		}
 		if slot {
@@ -310,12 +311,13 @@ func (cn *conn) expired(delivered bool) error {
 // goes to late (within lateWindow), or nowhere. An answer that came while
 // the caller was giving up is returned instead (ok), so that it is never
 // dropped between the two.
-func (cn *conn) giveUp(opaque int32, ch chan *remoting.Command, late LateHandler) (resp *remoting.Command, ok bool) {
+func (cn *conn) giveUp(req *remoting.Command, ch chan *remoting.Command, late LateHandler) (resp *remoting.Command, ok bool) {
+	opaque := req.Opaque
 	cn.mu.Lock()
 	_, waiting := cn.pending[opaque]
 	if waiting {
 		if late != nil {
-			cn.pending[opaque] = answer{late: late}
+			cn.pending[opaque] = answer{late: late, req: req}
 			time.AfterFunc(lateWindow, func() { cn.forgetLate(opaque) })
 		} else {
 			delete(cn.pending, opaque)
@@ -451,7 +453,7 @@ func (cn *conn) readLoop() {
 			}
 			cn.mu.Unlock()
 			if ok && a.ch == nil {
-				cn.runLate(a.late, cmd)
+				cn.runLate(a.late, a.req, cmd)
 			}
 			cn.closeIfDrained()
 			continue
@@ -490,7 +492,7 @@ func (cn *conn) serve(req *remoting.Command) {
 
 // runLate runs a late handler on its own goroutine, within the same bound
 // as the peer's requests; when too many run, the answer is dropped.
-func (cn *conn) runLate(late LateHandler, resp *remoting.Command) {
+func (cn *conn) runLate(late LateHandler, req, resp *remoting.Command) {
 	c := cn.c
 	select {
 	case c.handlers <- struct{}{}:
@@ -503,7 +505,7 @@ func (cn *conn) runLate(late LateHandler, resp *remoting.Command) {
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-c.handlers }()
-		late(c.root, cn.addr, resp)
+		late(c.root, cn.addr, req, resp)
 	}()
 }
 
