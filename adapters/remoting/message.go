@@ -235,7 +235,7 @@ func DecodeMessages(body []byte) ([]Message, error) {
 		}
 		i += size
 	}
-	msgs := make([]Message, 0, n+1)
+	msgs := make([]Message, 0, n) // n bounds them: decodeMessage refuses what the count stopped at
 	// Where each message's properties text lies in body: on the stack for
 	// an answer of up to 64 messages (a pop or pull asks for at most 32).
 	var room [64][2]int
@@ -256,15 +256,21 @@ func DecodeMessages(body []byte) ([]Message, error) {
 		start := i + size - len(props) // the properties end the record
 		spans = append(spans, [2]int{start, start + len(props)})
 		textLen += len(props)
-		if len(props) > 0 {
-			fieldsCap += bytes.Count(props, []byte{PropertySeparator}) + 1
-		}
+		fieldsCap += propertySegments(props, bytes.Count(props, []byte{PropertySeparator}))
 		topic = m.Topic
 		i += size
 	}
 	if textLen == 0 {
 		return msgs, err
 	}
+	// What the text and the fields take is rounded up to a size class
+	// once, for all messages, where it was per message before (75 bytes of
+	// text in 80, 4 fields in 128): BenchmarkDecodePull's 2,400 bytes of
+	// text take 2,688, and its fields, which hold pointers and so carry an
+	// 8-byte malloc header beyond 512 bytes, 3,200 for 3,080. With the
+	// fields counted exactly (one per segment, not one more per message:
+	// RocketMQ ends every property with \x02) that is less than the 64
+	// allocations of before took; counted one over, it was 896 bytes more.
 	var sb strings.Builder
 	sb.Grow(textLen)
 	for _, sp := range spans {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 )
@@ -185,6 +187,11 @@ func TestProperties(t *testing.T) {
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Fatalf("%q: got %q want %q", tt.in, got, tt.want)
 		}
+		// Room for one property per segment, with or without the
+		// trailing separator (it was one more with it).
+		if segs := strings.Count(strings.TrimSuffix(tt.in, "\x02"), "\x02") + 1; tt.in != "" && cap(got) > segs {
+			t.Errorf("%q: room for %d properties, want at most %d", tt.in, cap(got), segs)
+		}
 	}
 	p := remoting.ParseProperties("a\x011\x02a\x012\x02")
 	if p.Value("a") != "2" {
@@ -202,6 +209,19 @@ func TestProperties(t *testing.T) {
 	if got := remoting.FormatAttributes(map[string]string{"message.type": "FIFO"}, "x"); got != "+message.type=FIFO,-x" {
 		t.Fatal(got)
 	}
+}
+
+// bytesPerRun is testing.AllocsPerRun for the bytes f allocates.
+func bytesPerRun(runs int, f func()) int {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return int((after.TotalAlloc - before.TotalAlloc) / uint64(runs))
 }
 
 // TestDecodeMessagesSharesPropertyText: the messages of one answer get
@@ -245,6 +265,20 @@ func TestDecodeMessagesSharesPropertyText(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(20, func() { _, _ = remoting.DecodeMessages(body) }); n > 3 {
 		t.Errorf("decoding 32 messages: %v allocations, want at most 3", n)
+	}
+	// Room for 32 messages, their text and 62 properties (RocketMQ ends
+	// each with \x02), each rounded up to its size class (at most an
+	// eighth above these sizes) and an 8-byte malloc header: counted one
+	// over per message (93 properties), and one message over, it was more.
+	textLen := 0
+	for i := range msgs {
+		for _, f := range msgs[i].Properties {
+			textLen += len(f.Key) + len(f.Value) + 2
+		}
+	}
+	exact := 32*int(unsafe.Sizeof(remoting.Message{})) + textLen + 62*int(unsafe.Sizeof(remoting.Field{}))
+	if got := bytesPerRun(20, func() { _, _ = remoting.DecodeMessages(body) }); got > exact*9/8+3*8 {
+		t.Errorf("decoding 32 messages: %d bytes, want at most %d (%d exactly, size classes on top)", got, exact*9/8+3*8, exact)
 	}
 	bad := append(bytes.Clone(body[:len(body)/2]), 0, 0, 0, 99)
 	msgs, err = remoting.DecodeMessages(bad)

@@ -154,11 +154,23 @@ func ParseProperties(s string) Properties {
 	if s == "" {
 		return nil
 	}
-	p := appendProperties(make(Properties, 0, strings.Count(s, "\x02")+1), s)
+	p := appendProperties(make(Properties, 0, propertySegments(s, strings.Count(s, "\x02"))), s)
 	if len(p) == 0 {
 		return nil
 	}
 	return p
+}
+
+// propertySegments is how many segments appendProperties reads from a
+// properties text s with seps \x02 in it: one per \x02, and one for what
+// follows the last. It bounds the properties read, and is their number for
+// text as RocketMQ writes it, which ends every property with \x02 (the
+// separator count plus one took room for a property more).
+func propertySegments[S ~string | ~[]byte](s S, seps int) int {
+	if len(s) > 0 && s[len(s)-1] != PropertySeparator {
+		return seps + 1
+	}
+	return seps
 }
 
 // appendProperties appends the properties of s to p, as ParseProperties
