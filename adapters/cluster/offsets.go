@@ -89,7 +89,9 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	h := remoting.PullMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: req.Group, Topic: q.Topic,
 		QueueID: q.QueueID, QueueOffset: req.Offset, MaxMsgNums: max(req.BatchSize, 1), SysFlag: flags,
 		SuspendTimeoutMillis: poll.Milliseconds(), Subscription: exp, SubVersion: b.clock.Now().UnixMilli(), ExpressionType: expType}
-	resp, err := b.poll(ctx, addr, remoting.NewHeaderRequest(remoting.RequestPullMessage, &h, nil), timeout, nil)
+	pr := remoting.NewRequestWithRoom(remoting.RequestPullMessage, nil)
+	pr.Fields = h.AppendFields(pr.Fields) // h stays on the stack, as in Pop
+	resp, err := b.poll(ctx, addr, pr, timeout, nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.failed(q.BrokerName, err)
