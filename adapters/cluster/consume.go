@@ -141,8 +141,8 @@ func (b *Broker) deliveries(ctx context.Context, req ports.PopRequest, broker st
 // would set them as POP_CK, without the text in between).
 func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remoting.Message, []remoting.ExtraInfo, error) {
 	var ph remoting.PopMessageResponseHeader
-	if err := decodeHeader(resp, &ph); err != nil {
-		return nil, nil, err
+	if err := ph.DecodeFields(resp.Fields); err != nil { // not decodeHeader: its interface moved ph to the heap
+		return nil, nil, headerError(err)
 	}
 	raw, err := remoting.DecodeMessages(resp.Body)
 	if err != nil {

@@ -102,8 +102,8 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	code := remoting.ResponseCode(resp.Code)
 	switch code {
 	case remoting.ResponseSuccess, remoting.ResponsePullNotFound, remoting.ResponsePullRetryImmediately, remoting.ResponsePullOffsetMoved:
-		if err := decodeHeader(resp, &ph); err != nil {
-			return ports.PullResult{}, err
+		if err := ph.DecodeFields(resp.Fields); err != nil { // not decodeHeader: its interface moved ph to the heap
+			return ports.PullResult{}, headerError(err)
 		}
 	default:
 		return ports.PullResult{}, mapError(expect(remoting.RequestPullMessage, resp))
