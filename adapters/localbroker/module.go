@@ -35,7 +35,7 @@ type Config struct {
 
 	AutoCreateTopics    bool    `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
 	AutoCreateTopicType string  `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
-	AutoCreateGroups    bool    `yaml:"autoCreateGroups" help:"create unknown consumer groups on first receive"`
+	AutoCreateGroups    bool    `yaml:"autoCreateGroups" help:"create unknown consumer groups on first use (a consumer's settings, receive, pull, offset commit)"`
 	AutoCreateMaxTopics int     `yaml:"autoCreateMaxTopics" help:"auto-creation creates no topic once this many topics exist (the client gets TOPIC_NOT_FOUND saying so); topics created with rmqproxy topic create are not limited"`
 	AutoCreateMaxGroups int     `yaml:"autoCreateMaxGroups" help:"auto-creation creates no consumer group once this many groups exist (CONSUMER_GROUP_NOT_FOUND saying so)"`
 	AutoCreateRate      float64 `yaml:"autoCreateRate" help:"at most this many topics and groups are auto-created per second, with bursts of one second's worth; beyond it the client gets TOO_MANY_REQUESTS and retries"`
