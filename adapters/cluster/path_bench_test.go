@@ -128,12 +128,12 @@ func BenchmarkPop(b *testing.B) {
 	}
 }
 
-// BenchmarkAck is one ACK_MESSAGE at a time (Broker.AckBatch of one
-// delivery, as a client's AckMessage of one entry).
-func BenchmarkAck(b *testing.B) {
+// poppedForBench starts a fake broker of 32 messages, pops them and
+// returns the broker with the first message's ack request.
+func poppedForBench(b *testing.B) (*Broker, ports.AckRequest) {
+	b.Helper()
 	br := startPopBroker(b, 32, nil, nil)
-	ctx := context.Background()
-	msgs, err := br.Pop(ctx, popBenchRequest)
+	msgs, err := br.Pop(context.Background(), popBenchRequest)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +141,15 @@ func BenchmarkAck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reqs := []ports.AckRequest{{Group: "G", Topic: "T", MessageID: msgs[0].ID, Handle: h}}
+	return br, ports.AckRequest{Group: "G", Topic: "T", MessageID: msgs[0].ID, Handle: h}
+}
+
+// BenchmarkAck is one ACK_MESSAGE at a time (Broker.AckBatch of one
+// delivery, as a client's AckMessage of one entry).
+func BenchmarkAck(b *testing.B) {
+	br, ack := poppedForBench(b)
+	ctx := context.Background()
+	reqs := []ports.AckRequest{ack}
 	b.ReportAllocs()
 	for b.Loop() {
 		if errs := br.AckBatch(ctx, reqs); errs[0] != nil {
@@ -154,18 +162,9 @@ func BenchmarkAck(b *testing.B) {
 // (Broker.ChangeInvisible, as a client's ChangeInvisibleDuration), the new
 // receipt handle built from the broker's answer.
 func BenchmarkChangeInvisible(b *testing.B) {
-	br := startPopBroker(b, 32, nil, nil)
+	br, ack := poppedForBench(b)
 	ctx := context.Background()
-	msgs, err := br.Pop(ctx, popBenchRequest)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := domain.ParseReceiptHandle(msgs[0].ReceiptHandle)
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := ports.ChangeInvisibleRequest{AckRequest: ports.AckRequest{Group: "G", Topic: "T", MessageID: msgs[0].ID, Handle: h},
-		InvisibleTime: 30 * time.Second}
+	req := ports.ChangeInvisibleRequest{AckRequest: ack, InvisibleTime: 30 * time.Second}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := br.ChangeInvisible(ctx, req); err != nil {
