@@ -384,8 +384,14 @@ func unrouted(e *topicEntry, queueCount int32, brokers []string) []string {
 
 // notRouted is awaitRoute's error when the wait ran out: the topic is on
 // the brokers, clients cannot use it (or get its old queues) until the
-// NameServers route it, and what to check.
+// NameServers route it, and what to check. With no broker lacking (the
+// route came complete, but reading it back with the topic's configuration
+// failed: lastErr), it says so.
 func notRouted(t domain.Topic, done string, lacking []string, lastErr error, waited time.Duration) error {
+	if len(lacking) == 0 {
+		return domain.Errorf(domain.ReasonTimeout, "topic %q was %s on the brokers and the NameServers route it, but after %v its configuration could not be read back (%s); clients may get the route read before for up to cluster.routeTTL",
+			t.Name, done, waited, domain.MessageOf(lastErr))
+	}
 	which := "broker " + lacking[0]
 	if len(lacking) > 1 {
 		which = "brokers " + strings.Join(lacking, ", ")

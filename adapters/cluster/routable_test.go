@@ -39,7 +39,10 @@ type lateRoutes struct {
 	// createTakes is how long a broker takes to answer
 	// UPDATE_AND_CREATE_TOPIC (a loaded broker).
 	createTakes time.Duration
-	addrs       map[string]string
+	// configBusy answers GET_TOPIC_CONFIG with SYSTEM_BUSY (a loaded
+	// broker).
+	configBusy bool
+	addrs      map[string]string
 }
 
 type pendingRoute struct {
@@ -83,6 +86,9 @@ func (f *lateRoutes) answer(broker string, req *remoting.Command) *remoting.Comm
 		f.pending[broker] = pendingRoute{queues: int32(q), left: f.lag[broker]}
 	case remoting.RequestGetTopicConfig:
 		f.configReads++
+		if f.configBusy {
+			return remoting.NewResponse(req, remoting.ResponseSystemBusy, "[PCBUSY_CLEAN_QUEUE]broker busy")
+		}
 		q := f.configured[broker]
 		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: q, WriteQueueNums: q, Perm: remoting.PermRead | remoting.PermWrite})
 	case remoting.RequestGetRouteinfoByTopic:
@@ -274,6 +280,26 @@ func TestCreateNotRoutedInTimeSaysSo(t *testing.T) {
 	if domain.ReasonOf(err) != domain.ReasonTimeout || !strings.Contains(msg, `topic "orders" was created on the brokers`) ||
 		!strings.Contains(msg, "b2") || !strings.Contains(msg, "namesrvAddr") {
 		t.Fatalf("create never routed to b2: %v (reason %v)", err, domain.ReasonOf(err))
+	}
+}
+
+// TestRouteRoutedButConfigurationUnreadAtTheEnd: when the wait's time was
+// over as the route came complete and reading the topic's configuration
+// then failed with an error the wait retries (a busy broker, a timeout),
+// awaitRoute built its not-routed error from the empty list of the brokers
+// the route lacked, and panicked (index out of range). It fails now with
+// a timeout, as a route that did not come complete in time does, that says
+// the topic is routed but its configuration could not be read, and why.
+func TestRouteRoutedButConfigurationUnreadAtTheEnd(t *testing.T) {
+	f, b := startLateRoutes(t, map[string]int{"b1": 0, "b2": 0})
+	b.routeWait = 300 * time.Millisecond
+	f.createTakes = 400 * time.Millisecond // per broker: the wait's time is spent before it begins
+	f.configBusy = true
+	_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 2})
+	msg := domain.MessageOf(err)
+	if domain.ReasonOf(err) != domain.ReasonTimeout || !strings.Contains(msg, `topic "orders" was created on the brokers and the NameServers route it`) ||
+		!strings.Contains(msg, "configuration could not be read") || !strings.Contains(msg, "busy") {
+		t.Fatalf("create routed, its configuration unreadable: %v (reason %v)", err, domain.ReasonOf(err))
 	}
 }
 
