@@ -956,3 +956,124 @@ func TestInvokeLongPollWithin(t *testing.T) {
 		t.Errorf("InvokeLongPollWithin: %v allocations a call, InvokeLongPoll with a context.WithTimeout %v; want at least 3 fewer", n, m)
 	}
 }
+
+// TestLongPollWithinStress: many long polls at once, bounded by the
+// client's pooled timers, some given up by their timer, some by their
+// context, some answered in time, with quick calls sharing the timer pool
+// in between. Every request the peer received is accounted for exactly
+// once: its answer returned to its caller, or handed to its late handler
+// with that very request; never both, never neither. A call with a minute
+// left that the peer answers at once never times out: a timer that fired
+// for an earlier call (or was stopped after firing) does not end a later
+// call that reuses it.
+func TestLongPollWithinStress(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		received = map[string]bool{}
+		returned = map[string]bool{}
+		late     = map[string]int{}
+		wrongReq atomic.Int32
+	)
+	fb := newFakeBroker(t, func(p *peer) {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for {
+			req, err := p.read()
+			if err != nil {
+				return
+			}
+			n := req.Fields.Value("n")
+			mu.Lock()
+			received[n] = true
+			mu.Unlock()
+			d, _ := strconv.Atoi(req.Fields.Value("us"))
+			wg.Go(func() {
+				time.Sleep(time.Duration(d) * time.Microsecond) // a broker holding the poll
+				_ = p.write(answer(req, n))
+			})
+		}
+	})
+	c := newClient(t, client.Config{ConnsPerAddr: 2, MaxHandlers: 4096})
+	invoke(t, c, fb.addr(), "warm")
+	invoke(t, c, fb.addr(), "warm2") // both connections of the pool, usually
+	handler := func(_ context.Context, _ string, req, resp *remoting.Command) {
+		if req.Opaque != resp.Opaque || req.Fields.Value("n") != resp.Remark {
+			wrongReq.Add(1)
+		}
+		mu.Lock()
+		late[resp.Remark]++
+		mu.Unlock()
+	}
+	poll := func(n string, us int) *remoting.Command {
+		return remoting.NewRequest(remoting.RequestPopMessage, remoting.Fields{{Key: "n", Value: n}, {Key: "us", Value: strconv.Itoa(us)}}, nil)
+	}
+	const workers, rounds = 8, 300
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				n := fmt.Sprintf("%d-%d", w, i)
+				var resp *remoting.Command
+				var err error
+				switch i % 4 {
+				case 0: // given up by its timer, or just answered in time
+					resp, err = c.InvokeLongPollWithin(context.Background(), fb.addr(), poll(n, (i*37)%2000), time.Duration(200+(i*53)%1500)*time.Microsecond, handler)
+				case 1: // given up by its context
+					ctx, cancel := context.WithCancel(context.Background())
+					time.AfterFunc(time.Duration((i*41)%1500)*time.Microsecond, cancel)
+					resp, err = c.InvokeLongPollWithin(ctx, fb.addr(), poll(n, (i*29)%2000), time.Minute, handler)
+					cancel()
+				case 2: // answered at once, with a minute left: must not time out
+					resp, err = c.InvokeLongPollWithin(context.Background(), fb.addr(), poll(n, 0), time.Minute, handler)
+					if err != nil {
+						t.Errorf("long poll %s with a minute left, answered at once: %v", n, err)
+					}
+				case 3: // a quick call on the same timer pool
+					resp, err = c.InvokeWithin(context.Background(), fb.addr(), poll(n, 0), time.Minute)
+					if err != nil {
+						t.Errorf("quick call %s with a minute left, answered at once: %v", n, err)
+					}
+				}
+				if err == nil {
+					if resp.Remark != n {
+						t.Errorf("call %s got the answer to %s", n, resp.Remark)
+					}
+					mu.Lock()
+					returned[n] = true
+					mu.Unlock()
+				} else if k := asError(t, err).Kind; k != client.KindTimeout && k != client.KindCanceled {
+					t.Errorf("call %s: %v", n, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Every request the peer got is answered (within 2 ms): wait until each
+	// is accounted for.
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "every answer returned or handed to its late handler", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for n := range received {
+			if !returned[n] && late[n] == 0 && !strings.HasPrefix(n, "warm") {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	timedOut := 0
+	for n, k := range late {
+		timedOut++
+		if k != 1 || returned[n] {
+			t.Errorf("answer to %s: handed %d times to the late handler, returned to its caller too: %v", n, k, returned[n])
+		}
+		if !received[n] {
+			t.Errorf("late answer to %s, which the peer never got", n)
+		}
+	}
+	if wrongReq.Load() != 0 {
+		t.Errorf("%d late answers handed with another request", wrongReq.Load())
+	}
+	t.Logf("%d requests received, %d answers returned, %d handed to the late handler", len(received), len(returned), timedOut)
+}
