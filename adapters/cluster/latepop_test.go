@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
 	"github.com/rmqproxy/rmqproxy/test/testenv/logbuf"
@@ -31,6 +32,41 @@ func TestLatePopAnswerReleasesItsMessages(t *testing.T) {
 	select {
 	case h := <-lb.changed:
 		if h.InvisibleTime != lateReleaseInvisibleTime.Milliseconds() || h.ConsumerGroup != "g" || h.Topic != "T" || h.Offset != 5 {
+			t.Fatalf("released with %+v", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late answer's message was not released")
+	}
+}
+
+// TestLatePopAnswerAfterItsTimeoutReleasesItsMessages: a receive whose
+// context has no deadline is bounded by cluster.requestTimeout plus its
+// polling time, a timer of the Remoting client rather than a context
+// (client.InvokeLongPollWithin): an answer that comes after that timer
+// ended the receive is released as one after a context's deadline, its
+// group, topic and broker read back from the POP_MESSAGE request, here
+// signed (ACL), as sent.
+func TestLatePopAnswerAfterItsTimeoutReleasesItsMessages(t *testing.T) {
+	lb := startLatePopBroker(t, 0)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{lb.addr}
+	cfg.RequestTimeout = 300 * time.Millisecond
+	cfg.ACL.AccessKey, cfg.ACL.SecretKey = "ak", "sk"
+	b, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := context.Background() // no deadline: the poll's timer bounds the receive
+	msgs, err := b.Pop(ctx, ports.PopRequest{Group: "g", Topic: "T", QueueID: -1, MaxMessages: 1, InvisibleTime: time.Minute,
+		PollTimeout: 100 * time.Millisecond, Filter: filter.All})
+	if err == nil || !domain.HasReason(err, domain.ReasonTimeout) {
+		t.Fatalf("the pop returned %d messages, %v; want a timeout before its answer came", len(msgs), err)
+	}
+	close(lb.release)
+	select {
+	case h := <-lb.changed:
+		if h.InvisibleTime != lateReleaseInvisibleTime.Milliseconds() || h.ConsumerGroup != "g" || h.Topic != "T" || h.Offset != 5 || h.BrokerName != "b" {
 			t.Fatalf("released with %+v", h)
 		}
 	case <-time.After(10 * time.Second):
@@ -125,6 +161,10 @@ func startLatePopBroker(t *testing.T, popAge time.Duration) *latePopBroker {
 					QueueDatas:  []remoting.QueueData{{BrokerName: "b", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}},
 					BrokerDatas: []remoting.BrokerData{{Cluster: "c", BrokerName: "b", BrokerAddrs: map[int64]string{0: addr}}},
 				})
+			case remoting.RequestGetBrokerClusterInfo: // a release after the broker's failure (its routes stale) looks it up
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
+					BrokerAddrTable:  map[string]remoting.BrokerData{"b": {Cluster: "c", BrokerName: "b", BrokerAddrs: map[int64]string{0: addr}}},
+					ClusterAddrTable: map[string][]string{"c": {"b"}}})
 			case remoting.RequestGetTopicConfig:
 				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
 			case remoting.RequestPopMessage:
