@@ -178,6 +178,60 @@ func TestCreateAndUpdateReturnOnceEveryBrokerIsRouted(t *testing.T) {
 	}
 }
 
+// TestRouteWaitWithClientsLookingUp: clients looking the topic up all
+// through the wait (their lookups cache routes naming only some of the
+// masters, and the wait's read-back may join one under way) leave, once
+// create and then update return, the complete route with the topic's
+// configuration in the cache: the route served next, not an older one a
+// lookup under way put there after the wait.
+func TestRouteWaitWithClientsLookingUp(t *testing.T) {
+	f, b := startLateRoutes(t, map[string]int{"b1": 3, "b2": 9})
+	b.routeWait = 10 * time.Second
+	for _, queues := range []int32{2, 4} {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = b.Route(t.Context(), "orders")
+				}
+			})
+		}
+		topic := domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: queues}
+		var err error
+		if queues == 2 {
+			_, err = b.CreateTopic(t.Context(), topic)
+		} else {
+			_, err = b.UpdateTopic(t.Context(), topic)
+		}
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("%d queues: %v", queues, err)
+		}
+		n := f.routeLookups()
+		r, err := b.Route(t.Context(), "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := map[string]int32{}
+		for _, q := range r.Queues {
+			per[q.BrokerName]++
+		}
+		if per["b1"] != queues || per["b2"] != queues || r.Topic.QueueCount != queues {
+			t.Errorf("route served after the %d-queue command: queues per broker %v, configuration's queue count %d", queues, per, r.Topic.QueueCount)
+		}
+		if m := f.routeLookups(); m != n {
+			t.Errorf("the route after the %d-queue command took %d more NameServer lookups, want it from the cache", queues, m-n)
+		}
+	}
+}
+
 // TestRouteWaitReadsTheConfigurationOnce: each round of the wait for the
 // route read the topic's configuration from a broker (GET_TOPIC_CONFIG) as
 // well as the route, though only the route decides whether to wait on:
