@@ -236,7 +236,15 @@ func getTimer(d time.Duration) *time.Timer {
 }
 
 func putTimer(t *time.Timer) {
-	t.Stop()
+	// With Go 1.23 timers Stop leaves nothing in the channel; the drain
+	// keeps a pooled timer clean under GODEBUG=asynctimerchan=1 too, where
+	// a timer that fired while its call ended another way keeps its value.
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 	timers.Put(t)
 }
 
