@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,28 +225,41 @@ func (c *Client) invokeWithin(ctx context.Context, addr string, req *remoting.Co
 
 // timers holds stopped timers for InvokeWithin. A stopped timer sends
 // nothing after Stop returns (Go 1.23 timers), so a reused one fires only
-// for its new call.
+// for its new call. Under GODEBUG=asynctimerchan=1 (the earlier timers,
+// selectable at run time) a timer that fired can still deliver its value
+// after Stop returned, so no timer is reused then.
 var timers sync.Pool
 
+// reuseTimers reports whether timers may be reused: not under
+// GODEBUG=asynctimerchan=1 (the last setting of the key counts, as for
+// the runtime).
+var reuseTimers = syncTimerChannels(os.Getenv("GODEBUG"))
+
+func syncTimerChannels(godebug string) bool {
+	sync := true
+	for _, kv := range strings.Split(godebug, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == "asynctimerchan" {
+			sync = v != "1"
+		}
+	}
+	return sync
+}
+
 func getTimer(d time.Duration) *time.Timer {
-	if t, _ := timers.Get().(*time.Timer); t != nil {
-		t.Reset(d)
-		return t
+	if reuseTimers {
+		if t, _ := timers.Get().(*time.Timer); t != nil {
+			t.Reset(d)
+			return t
+		}
 	}
 	return time.NewTimer(d)
 }
 
 func putTimer(t *time.Timer) {
-	// With Go 1.23 timers Stop leaves nothing in the channel; the drain
-	// keeps a pooled timer clean under GODEBUG=asynctimerchan=1 too, where
-	// a timer that fired while its call ended another way keeps its value.
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
+	t.Stop()
+	if reuseTimers {
+		timers.Put(t)
 	}
-	timers.Put(t)
 }
 
 // InvokeWithLate is Invoke, but an answer that comes after ctx ended goes
