@@ -114,7 +114,8 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	if len(sent) != 1000 {
 		t.Fatalf("sent %d messages", len(sent))
 	}
-	verify := func(who string, m *rmq.MessageView) {
+	verify := func(t *testing.T, who string, m *rmq.MessageView) {
+		t.Helper()
 		want, ok := sent[m.GetMessageId()]
 		if !ok {
 			t.Errorf("%s: unknown message %s", who, m.GetMessageId())
@@ -127,25 +128,40 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 		}
 	}
 
+	// The three consumers (three groups) run as parallel subtests, so that
+	// their waits for redeliveries that must not come (an invisible time
+	// and the broker's revive delay each) overlap. They take turns at
+	// draining the topic, so that each drains it on a machine no busier
+	// than when they ran one after the other (a simple consumer must
+	// verify and ack each batch within simpleInvisible).
+	var draining sync.Mutex
+	inTurn := func(drain func()) {
+		draining.Lock()
+		defer draining.Unlock()
+		drain()
+	}
 	t.Run("simple consumer", func(t *testing.T) {
+		t.Parallel()
 		c := testenv.NewSimpleConsumer(t, p, simpleGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 		got := testenv.NewCollector()
 		deliveries := newDeliveryLog()
-		testenv.WaitFor(t, 60*time.Second, func() error {
-			ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
-			if err != nil && !testenv.IsNoMessage(err) {
-				return err
-			}
-			for _, m := range ms {
-				if !deliveries.excuse(t, p, m) {
-					verify("simple", m)
-					got.Add(m)
+		inTurn(func() {
+			testenv.WaitFor(t, 60*time.Second, func() error {
+				ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
+				if err != nil && !testenv.IsNoMessage(err) {
+					return err
 				}
-				if err := deliveries.ack(t, c, m); err != nil {
-					t.Errorf("ack: %v", err)
+				for _, m := range ms {
+					if !deliveries.excuse(t, p, m) {
+						verify(t, "simple", m)
+						got.Add(m)
+					}
+					if err := deliveries.ack(t, c, m); err != nil {
+						t.Errorf("ack: %v", err)
+					}
 				}
-			}
-			return got.WantAtLeast(1000)()
+				return got.WantAtLeast(1000)()
+			})
 		})
 		if n, dups := got.Count(); n != 1000 || dups != 0 {
 			t.Fatalf("simple consumer got %d distinct, %d duplicates", n, dups)
@@ -156,14 +172,17 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("push consumer", func(t *testing.T) {
+		t.Parallel()
 		got := testenv.NewCollector()
-		pc := testenv.StartPushConsumer(t, p, pushGroup, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
-			verify("push", m)
-			got.Add(m)
-			return rmq.SUCCESS
-		}, rmq.WithPushConsumptionThreadCount(8))
-		defer pc.GracefulStop()
-		testenv.WaitFor(t, 60*time.Second, got.WantAtLeast(1000))
+		inTurn(func() {
+			pc := testenv.StartPushConsumer(t, p, pushGroup, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+				verify(t, "push", m)
+				got.Add(m)
+				return rmq.SUCCESS
+			}, rmq.WithPushConsumptionThreadCount(8))
+			t.Cleanup(func() { _ = pc.GracefulStop() })
+			testenv.WaitFor(t, 60*time.Second, got.WantAtLeast(1000))
+		})
 		// Every message is acked: none comes back after the invisible time
 		// the proxy gave it (it stops renewing once acked) and the
 		// broker's revive delay.
@@ -206,26 +225,29 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("tag filter", func(t *testing.T) {
+		t.Parallel()
 		c := testenv.NewSimpleConsumer(t, p, tagGroup, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression("TagA")})
 		got := testenv.NewCollector()
 		deliveries := newDeliveryLog()
-		testenv.WaitFor(t, 60*time.Second, func() error {
-			ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
-			if err != nil && !testenv.IsNoMessage(err) {
-				return err
-			}
-			for _, m := range ms {
-				if m.GetTag() == nil || *m.GetTag() != "TagA" {
-					t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
+		inTurn(func() {
+			testenv.WaitFor(t, 60*time.Second, func() error {
+				ms, err := deliveries.receive(t, c, simpleBatch, simpleInvisible)
+				if err != nil && !testenv.IsNoMessage(err) {
+					return err
 				}
-				if !deliveries.excuse(t, p, m) {
-					got.Add(m)
+				for _, m := range ms {
+					if m.GetTag() == nil || *m.GetTag() != "TagA" {
+						t.Errorf("tag filter TagA delivered tag %v", m.GetTag())
+					}
+					if !deliveries.excuse(t, p, m) {
+						got.Add(m)
+					}
+					if err := deliveries.ack(t, c, m); err != nil {
+						t.Errorf("ack: %v", err)
+					}
 				}
-				if err := deliveries.ack(t, c, m); err != nil {
-					t.Errorf("ack: %v", err)
-				}
-			}
-			return got.WantAtLeast(500)()
+				return got.WantAtLeast(500)()
+			})
 		})
 		if n, dups := got.Count(); n != 500 || dups != 0 {
 			t.Fatalf("TagA subscription got %d distinct, %d dups", n, dups)
