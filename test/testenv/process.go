@@ -103,6 +103,22 @@ func buildBinary(t testing.TB, kind buildKind) string {
 	return b.path
 }
 
+// childEnv is the environment of the rmqproxy processes the tests start:
+// this process's, with the race detector's exit sleep turned off. A binary
+// built with the race detector sleeps atexit_sleep_ms (default 1 s) before
+// it exits with status 0, so that goroutines still running may reach more
+// racy accesses; a race report under way is waited for either way. Each CLI
+// command that succeeded and each proxy that stopped cleanly paid that
+// second. A GORACE that sets atexit_sleep_ms itself is kept.
+func childEnv() []string {
+	env := os.Environ()
+	gorace := os.Getenv("GORACE")
+	if strings.Contains(gorace, "atexit_sleep_ms") {
+		return env
+	}
+	return append(env, "GORACE="+strings.TrimSpace(gorace+" atexit_sleep_ms=0"))
+}
+
 // removeBinary deletes what Binary built.
 func removeBinary() {
 	buildsMu.Lock()
@@ -191,9 +207,7 @@ func startChildEnv(t testing.TB, binary, dataDir string, extra, env []string) *C
 	}
 	args = append(args, extra...)
 	c := &Child{cmd: exec.Command(binary, args...), exited: make(chan struct{}), ready: make(chan struct{})}
-	if len(env) > 0 {
-		c.cmd.Env = append(os.Environ(), env...)
-	}
+	c.cmd.Env = append(childEnv(), env...)
 	childproc.DieWithParent(c.cmd)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
@@ -289,7 +303,9 @@ func CLI(t testing.TB, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, Binary(t), args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
