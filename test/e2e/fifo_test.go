@@ -117,9 +117,7 @@ func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
 			return rmq.SUCCESS
 		}, rmq.WithPushConsumptionThreadCount(4))
 	}
-	a, b := consumer(), consumer()
-	defer a.GracefulStop()
-	defer b.GracefulStop()
+	stopTogether(t, consumer(), consumer())
 	testenv.WaitFor(t, 90*time.Second, func() error {
 		if n := log.total(); n < groups*perGroup {
 			return fmt.Errorf("%d of %d processed", n, groups*perGroup)
@@ -418,4 +416,25 @@ func TestFIFOPoisonMessageGoesToDeadLetterQueue(t *testing.T) {
 	if err := dlq.Ack(t.Context(), dead[0]); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stopTogether stops push consumers pcs at once when the test ends. The Go
+// client v5.1.4 spends about 9 s in a push consumer's GracefulStop here:
+// a receive answered "no message" never leaves its count of receives in
+// flight (receiveMessageImmediatelyWithAttemptId skips doAfter for
+// MESSAGE_NOT_FOUND), so GracefulStop waits its whole bound (request
+// timeout 3 s + long-polling time, testenv.Config's 5 s) and then sleeps
+// 1 s. One after the other, each consumer paid it in turn.
+func stopTogether(t *testing.T, pcs ...rmq.PushConsumer) {
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, pc := range pcs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = pc.GracefulStop()
+			}()
+		}
+		wg.Wait()
+	})
 }
