@@ -30,6 +30,7 @@ func pushReceive(t *testing.T, c *testenv.RawClient, group, topic string) []*v2.
 // client says goodbye (NotifyClientTermination) or falls silent (session
 // expiry), instead of staying invisible.
 func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	cfg.Messaging.Clients.ExpiryTimeout = 10 * time.Second
 	p := testenv.Start(t, cfg)

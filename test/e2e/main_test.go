@@ -14,3 +14,13 @@ func TestMain(m *testing.M) {
 	testenv.UseChildProcess = true
 	os.Exit(testenv.MainTargets(m))
 }
+
+// waitsInParallel runs a test that spends most of its time waiting (for
+// invisible times, a session's expiry, deliveries that must not come) in
+// parallel with the other tests that call it: after the pass's other
+// tests, up to -parallel (GOMAXPROCS) at a time. Such a test runs its own
+// proxy (its own ports and data directory) with topics and groups of its
+// own, changes nothing the other tests share (the cluster pass's broker
+// stays up), and bounds times only from below or with generous deadlines,
+// which a busier machine cannot break.
+func waitsInParallel(t *testing.T) { t.Parallel() }

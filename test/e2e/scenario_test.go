@@ -318,6 +318,7 @@ func expectNoRedelivery(t *testing.T, p *testenv.Proxy, c rmq.SimpleConsumer, de
 // attempts it lands in the dead-letter queue, where it keeps its id, body,
 // tag, keys, properties and born time, and counts its deliveries on.
 func TestRedeliveryInvisibleTimeAndDeadLetter(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic, group := testenv.Name(t, "retry"), testenv.Name(t, "g-retry")
 	dlqTopic := domain.DeadLetterTopic(group)
@@ -518,6 +519,7 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 // Both modes answer both forwards OK, hold the message in the dead-letter
 // queue once, and deliver it to the group no more.
 func TestDeadLetterForwardOfAnExpiredHandleMovesOnce(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic, group, reader := testenv.Name(t, "dlq-expired"), testenv.Name(t, "g-dlq-expired"), testenv.Name(t, "g-dlq-expired-reader")
 	raw := p.Subscriber(t, topic, group, 1)
