@@ -16,7 +16,8 @@ func TestMain(m *testing.M) {
 }
 
 // waitsInParallel runs a test that spends most of its time waiting (for
-// invisible times, a session's expiry, deliveries that must not come) in
+// invisible times, a session's expiry, deliveries that must not come, the
+// messages a killed proxy had handed out to come again) in
 // parallel with the other tests that call it: after the pass's other
 // tests, up to -parallel (GOMAXPROCS) at a time. Such a test runs its own
 // proxy (its own ports and data directory) with topics and groups of its

@@ -78,6 +78,7 @@ func TestKill9KeepsPendingTimers(t *testing.T) {
 // run comes again from its unacked first message and the rest follows in
 // order, without the acked half.
 func TestKill9KeepsFIFOProgress(t *testing.T) {
+	waitsInParallel(t)
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, fastConsumer...)
 	topic, group := testenv.Name(t, "fifo-r"), testenv.Name(t, "g-fifo-r")
