@@ -454,6 +454,9 @@ func TestPushConsumerHoldsMessageWhileProxyRenews(t *testing.T) {
 	cfg.Messaging.Consumer.DefaultInvisibleTime = 3 * time.Second
 	cfg.Messaging.Consumer.RenewAhead = 2 * time.Second
 	cfg.Messaging.Consumer.RenewPeriod = 200 * time.Millisecond
+	// The push consumer long-polls 1 s, not 5: the Go client v5.1.4's
+	// GracefulStop waits its request timeout plus that (see stopTogether).
+	cfg.Messaging.Consumer.MaxLongPolling = cfg.Messaging.Consumer.MinLongPolling
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "held"), testenv.Name(t, "g-held")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
