@@ -236,13 +236,13 @@ var timers sync.Pool
 var reuseTimers = syncTimerChannels(os.Getenv("GODEBUG"))
 
 func syncTimerChannels(godebug string) bool {
-	sync := true
+	synchronous := true
 	for _, kv := range strings.Split(godebug, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == "asynctimerchan" {
-			sync = v != "1"
+			synchronous = v != "1"
 		}
 	}
-	return sync
+	return synchronous
 }
 
 func getTimer(d time.Duration) *time.Timer {
