@@ -3,6 +3,7 @@ package commitlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -26,8 +27,15 @@ func blockingSync(release chan struct{}) func(*os.File) error {
 // MaxPending (ErrBusy), consumer-state types at twice it; WaitRoom waits
 // within its context and returns once the writer catches up.
 func TestPendingBytesBounded(t *testing.T) {
+	for _, prealloc := range []int64{0, 32 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { testPendingBytesBounded(t, prealloc) })
+	}
+}
+
+func testPendingBytesBounded(t *testing.T, prealloc int64) {
 	release := make(chan struct{})
 	opts := testOptions(t.TempDir())
+	opts.Preallocate = prealloc
 	opts.SegmentSize, opts.MaxPending = 1<<20, 4096
 	opts.Sync = func(f *os.File) error { return nil }
 	opts.ReserveType = func(typ byte) bool { return typ == 2 }
@@ -116,8 +124,15 @@ func TestSyncErrorIsPermanent(t *testing.T) {
 // written is lost, and the log accepts everything again once the file
 // system grows.
 func TestDiskFullRecovers(t *testing.T) {
+	for _, prealloc := range []int64{0, 32 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { testDiskFullRecovers(t, prealloc) })
+	}
+}
+
+func testDiskFullRecovers(t *testing.T, prealloc int64) {
 	dir := filepath.Join(tmpfs.Mount(t, "1m"), "log")
 	opts := testOptions(dir)
+	opts.Preallocate = prealloc
 	opts.SegmentSize, opts.MaxRecordSize = 256<<10, 16<<10
 	opts.Reserve = 128 << 10
 	opts.DiskRetry = 20 * time.Millisecond
@@ -186,8 +201,15 @@ func TestDiskFullRecovers(t *testing.T) {
 // here). Consumer-state appends go on past the first shrink of the reserve
 // until one is held and written after the second.
 func TestHeldDurableAppendsSyncedOnceWritten(t *testing.T) {
+	for _, prealloc := range []int64{0, 32 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { testHeldDurableAppendsSyncedOnceWritten(t, prealloc) })
+	}
+}
+
+func testHeldDurableAppendsSyncedOnceWritten(t *testing.T, prealloc int64) {
 	dir := filepath.Join(tmpfs.Mount(t, "1m"), "log")
 	opts := testOptions(dir)
+	opts.Preallocate = prealloc
 	opts.SegmentSize, opts.MaxRecordSize = 256<<10, 16<<10
 	opts.Reserve = 256 << 10 // shrunk in steps of 64 KiB
 	opts.DiskRetry = time.Hour

@@ -113,6 +113,16 @@ type Options struct {
 	// DiskRetry is how often a write waiting for disk space is tried again
 	// (default one second).
 	DiskRetry time.Duration
+	// Preallocate, when > 0, keeps zeros written up to this many bytes
+	// ahead of the records of the active segment, so that an append
+	// overwrites blocks the file has already written instead of growing it:
+	// its fdatasync then flushes the data only, not also a new file size
+	// (on ext4 a journal commit for every sync). The zeros are written in
+	// steps of Preallocate bytes, never past SegmentSize, and the active
+	// segment is cut back to its records before the log rolls. Open reads
+	// the zeros after the last record as the log's end. 0: segments grow
+	// by appending.
+	Preallocate int64
 	// GroupCommitWait, with FlushSync, is the longest the writer waits
 	// for more durable appends before it writes and syncs a group, when the
 	// previous group had several (see gather). 0: it never waits.
@@ -168,7 +178,10 @@ type segment struct {
 	base int64
 	f    *os.File
 	path string
-	size atomic.Int64 // bytes in the file (grows only for the active segment)
+	size atomic.Int64 // bytes of records (grows only for the active segment)
+	// fileSize is the file's length: size plus the zeros written ahead of
+	// the records (Options.Preallocate). Writer goroutine only after Open.
+	fileSize int64
 }
 
 type batch struct {
@@ -321,7 +334,7 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 	}
 	for _, b := range bases {
 		p := filepath.Join(l.opts.Dir, SegmentName(b))
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("commitlog: open segment %s: %w", p, err)
 		}
@@ -332,6 +345,7 @@ func (l *Log) load(from int64, replay func(int64, byte, []byte) error) error {
 		}
 		s := &segment{base: b, f: f, path: p}
 		s.size.Store(st.Size())
+		s.fileSize = st.Size()
 		l.segs = append(l.segs, s)
 	}
 	if len(l.segs) == 0 {
@@ -362,7 +376,7 @@ func (l *Log) createSegment(base int64) error {
 	p := filepath.Join(l.opts.Dir, SegmentName(base))
 	// Not O_EXCL: an attempt that failed for lack of space may have left the
 	// empty file behind.
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("commitlog: create segment %s: %w", p, err)
 	}
@@ -744,7 +758,7 @@ func (l *Log) run() {
 		}
 		if err == nil {
 			w := l.written.Load()
-			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load() || held != nil)
+			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load() || held != nil || l.unsyncedTooLong(w))
 			if needSync {
 				err = l.fsyncActive()
 				if err == nil {
@@ -902,6 +916,9 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 		if b.roll {
 			// Make the old segment complete before the new one exists:
 			// after any crash, only the last segment can have a torn tail.
+			if err := l.trimActive(); err != nil {
+				return i, err
+			}
 			if err := l.fsyncActive(); err != nil {
 				return i, err
 			}
@@ -918,19 +935,27 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 		if got := s.base + s.size.Load(); got != b.base {
 			return i, fmt.Errorf("internal: batch at %d but segment %s ends at %d", b.base, s.path, got)
 		}
-		n, err := s.f.Write(b.buf)
+		pos := b.base - s.base
+		if end := pos + int64(len(b.buf)); end > s.fileSize && l.opts.Preallocate > 0 {
+			if err := l.zeroAhead(s, end); err != nil {
+				return i, fmt.Errorf("write %s: %w", s.path, err)
+			}
+		}
+		n, err := s.f.WriteAt(b.buf, pos)
 		l.stats.writes.Add(1)
 		l.stats.bytes.Add(int64(n))
 		if err != nil {
 			if n > 0 {
-				if terr := s.f.Truncate(b.base - s.base); terr != nil {
+				if terr := s.f.Truncate(pos); terr != nil {
 					// Not retryable: the segment holds a partial batch.
 					return i, fmt.Errorf("write %s: %v; then truncate: %w", s.path, err, terr)
 				}
+				s.fileSize = pos
 			}
 			return i, fmt.Errorf("write %s: %w", s.path, err)
 		}
 		s.size.Add(int64(n))
+		s.fileSize = max(s.fileSize, pos+int64(n))
 		l.written.Store(b.base + int64(n))
 		l.mu.Lock()
 		if len(l.spare) < 4 && cap(b.buf) <= 8<<20 {
@@ -941,6 +966,61 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 		l.mu.Unlock()
 	}
 	return len(batches), nil
+}
+
+// unsyncedTooLong reports whether the bytes written since the last
+// fdatasync, up to w, exceed MaxPending while the log writes ahead of its
+// zeros: Open relies on that bound (see holeWindow).
+func (l *Log) unsyncedTooLong(w int64) bool {
+	return l.opts.Preallocate > 0 && l.opts.MaxPending > 0 && w-l.synced.Load() > l.opts.MaxPending
+}
+
+// holeWindow is how far before the end of the last segment's records a
+// power loss can have left a hole: with Preallocate, written but not yet
+// synced pages reach the disk in any order, and a page that did not reads
+// back as zeros. The writer syncs once more than MaxPending bytes were
+// written since the last sync, and one round writes at most twice
+// MaxPending (the reserve types' share), so unsynced bytes never reach
+// three times MaxPending. 0: no bound is known (MaxPending 0).
+func (l *Log) holeWindow() int64 {
+	return 3 * l.opts.MaxPending
+}
+
+// zeros is the source of the zeros written ahead of the records.
+var zeros = make([]byte, 256<<10)
+
+// zeroAhead writes zeros to s from its end to at least end and, if the
+// segment has room, Preallocate bytes further. A disk too full for the
+// zeros is no error: the records are then written where the zeros would
+// have gone, growing the file, and the disk-full handling of that write
+// applies.
+func (l *Log) zeroAhead(s *segment, end int64) error {
+	to := max(end, min(s.fileSize+l.opts.Preallocate, l.opts.SegmentSize))
+	for s.fileSize < to {
+		n := min(int64(len(zeros)), to-s.fileSize)
+		w, err := s.f.WriteAt(zeros[:n], s.fileSize)
+		s.fileSize += int64(w)
+		if isNoSpace(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimActive cuts the zeros written ahead of the active segment's records
+// away: only the last segment may end in zeros.
+func (l *Log) trimActive() error {
+	s := l.active()
+	if size := s.size.Load(); s.fileSize > size {
+		if err := s.f.Truncate(size); err != nil {
+			return fmt.Errorf("truncate %s to its records: %w", s.path, err)
+		}
+		s.fileSize = size
+	}
+	return nil
 }
 
 func (l *Log) fsyncActive() error {

@@ -105,10 +105,13 @@ func TestConcurrentAppendsReadBackIntact(t *testing.T) {
 		writers, appends  int
 		large, largeEvery int
 		gather            time.Duration
+		prealloc          int64
 	}{
 		{name: "sync", flush: FlushSync, segment: 64 << 10, maxRec: 16 << 10, writers: 8, appends: 150},
 		{name: "sync gathering", flush: FlushSync, segment: 64 << 10, maxRec: 16 << 10, writers: 8, appends: 100, gather: 100 * time.Microsecond},
 		{name: "async", flush: FlushAsync, segment: 64 << 10, maxRec: 16 << 10, writers: 8, appends: 150},
+		{name: "sync preallocated", flush: FlushSync, segment: 64 << 10, maxRec: 16 << 10, writers: 8, appends: 150, prealloc: 8 << 10},
+		{name: "async preallocated", flush: FlushAsync, segment: 64 << 10, maxRec: 16 << 10, writers: 8, appends: 150, prealloc: 20 << 10},
 		{name: "large batches", flush: FlushSync, segment: 24 << 20, maxRec: 9 << 20, writers: 4, appends: 30, large: 8<<20 + 4096, largeEvery: 11},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -116,6 +119,7 @@ func TestConcurrentAppendsReadBackIntact(t *testing.T) {
 			opts := testOptions(dir)
 			opts.Flush, opts.SegmentSize, opts.MaxRecordSize = c.flush, c.segment, c.maxRec
 			opts.GroupCommitWait = c.gather
+			opts.Preallocate = c.prealloc
 			l, _ := openLog(t, opts, 0)
 			defer l.Close(context.Background())
 			ctx := t.Context()
@@ -202,8 +206,15 @@ func TestConcurrentAppendsReadBackIntact(t *testing.T) {
 // Every record appended, answered durable or held, is in the log with its
 // bytes, and nothing else is.
 func TestDiskFullKeepsRecordsIntact(t *testing.T) {
+	for _, prealloc := range []int64{0, 32 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { testDiskFullKeepsRecordsIntact(t, prealloc) })
+	}
+}
+
+func testDiskFullKeepsRecordsIntact(t *testing.T, prealloc int64) {
 	dir := filepath.Join(tmpfs.Mount(t, "1m"), "log")
 	opts := testOptions(dir)
+	opts.Preallocate = prealloc
 	opts.SegmentSize, opts.MaxRecordSize = 256<<10, 16<<10
 	opts.Reserve = 128 << 10
 	opts.DiskRetry = 5 * time.Millisecond

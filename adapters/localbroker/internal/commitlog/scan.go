@@ -202,6 +202,34 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 // mode.
 func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	s := l.segs[i]
+	if i == len(l.segs)-1 {
+		end, err := lastNonZero(r, pos)
+		if err != nil {
+			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+		}
+		if end == pos {
+			// Zeros written ahead of the records (Options.Preallocate):
+			// the log's clean end. They stay for the next appends.
+			s.size.Store(pos)
+			return nil
+		}
+		if w := l.holeWindow(); w > 0 && end-pos <= w {
+			hole, err := zeroPage(r, pos, end)
+			if err != nil {
+				return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+			}
+			if hole >= 0 {
+				// Records written after the last completed fdatasync, some
+				// of whose pages did not reach the disk before a power
+				// loss: none of them was durable, and what follows the hole
+				// cannot be trusted to be complete.
+				cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
+					"%s; the zero page at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
+					problem, hole, end-pos)}
+				return l.cutAt(i, pos, cerr, false)
+			}
+		}
+	}
 	if frameProblem(problem) == "bad length" || frameProblem(problem) == "unknown record type" {
 		// Not torn if whole and checksummed: written under other limits or
 		// by a newer version. Dropping it would lose a stored record.
@@ -292,6 +320,7 @@ func (l *Log) cutAt(i int, pos int64, cerr *CorruptionError, validFollows bool) 
 		return fmt.Errorf("commitlog: fdatasync %s: %w", s.path, err)
 	}
 	s.size.Store(pos)
+	s.fileSize = pos
 	for _, t := range l.segs[i+1:] {
 		_ = t.f.Close()
 		if err := os.Remove(t.path); err != nil {
@@ -310,4 +339,53 @@ func (l *Log) cutAt(i int, pos int64, cerr *CorruptionError, validFollows bool) 
 			"segment", s.path, "offset", cerr.Offset, "reason", cerr.Reason, "bytes_dropped", dropped)
 	}
 	return nil
+}
+
+// lastNonZero returns the segment position just after the last byte at or
+// after pos that is not zero (pos when there is none).
+func lastNonZero(r *segReader, pos int64) (int64, error) {
+	for end := r.size; end > pos; {
+		start := max(pos, end-readChunk)
+		b, err := r.window(start, end-start)
+		if err != nil {
+			return 0, err
+		}
+		if int64(len(b)) < end-start {
+			return 0, fmt.Errorf("short read at %d", start)
+		}
+		for j := len(b) - 1; j >= 0; j-- {
+			if b[j] != 0 {
+				return start + int64(j) + 1, nil
+			}
+		}
+		end = start
+	}
+	return pos, nil
+}
+
+// pageSize is the unit in which written pages reach the disk.
+const pageSize = 4096
+
+// zeroPage returns the segment position of the first page-aligned, whole
+// page of zeros in [pos, end), or -1.
+func zeroPage(r *segReader, pos, end int64) (int64, error) {
+	for p := (pos + pageSize - 1) / pageSize * pageSize; p+pageSize <= end; p += pageSize {
+		b, err := r.window(p, pageSize)
+		if err != nil {
+			return 0, err
+		}
+		if len(b) == pageSize && allZero(b) {
+			return p, nil
+		}
+	}
+	return -1, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,231 @@
+package commitlog
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// preallocOptions are options of a log that writes zeros ahead of its
+// records; warnings go to logged.
+func preallocOptions(dir string, logged *bytes.Buffer) Options {
+	opts := testOptions(dir)
+	opts.SegmentSize, opts.MaxRecordSize = 1<<20, 16<<10
+	opts.Preallocate = 64 << 10
+	opts.MaxPending = 16 << 10 // hole window: 48 KiB
+	opts.Logger = slog.New(slog.NewTextHandler(logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return opts
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+func sameRecords(t *testing.T, got, want []rec) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("replayed %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].off != want[i].off || got[i].typ != want[i].typ || !bytes.Equal(got[i].payload, want[i].payload) {
+			t.Fatalf("record %d: got offset %d (%d bytes), want offset %d (%d bytes)", i, got[i].off, len(got[i].payload), want[i].off, len(want[i].payload))
+		}
+	}
+}
+
+// TestPreallocatedSegmentsEndAtTheirRecords: with Preallocate, the active
+// segment holds zeros ahead of its records (never past SegmentSize), every
+// other segment ends at its last record, and a reopened log ends at its
+// last record without calling the zeros a torn tail, with or without
+// Preallocate.
+func TestPreallocatedSegmentsEndAtTheirRecords(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	opts := testOptions(dir)
+	opts.Preallocate = 1024
+	opts.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l, _ := openLog(t, opts, 0)
+	var want []rec
+	for i := range 40 {
+		p := payloadN(i, 200+i)
+		off, _ := appendWait(t, l, 1, p)
+		want = append(want, rec{off, 1, p})
+	}
+	segs := l.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("expected the log to roll, got %d segments", len(segs))
+	}
+	for _, s := range segs[:len(segs)-1] {
+		if got := fileSize(t, s.Path); got != s.Size {
+			t.Fatalf("segment %s: file holds %d bytes, its records %d: only the active segment may hold zeros", s.Path, got, s.Size)
+		}
+	}
+	last := segs[len(segs)-1]
+	if got := fileSize(t, last.Path); got <= last.Size || got > opts.SegmentSize {
+		t.Fatalf("active segment: file holds %d bytes for %d bytes of records; want zeros ahead, up to the segment size %d", got, last.Size, opts.SegmentSize)
+	}
+	end := l.NextOffset()
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	l2, got := openLog(t, opts, 0)
+	sameRecords(t, got, want)
+	if l2.NextOffset() != end {
+		t.Fatalf("reopened log ends at %d, want %d", l2.NextOffset(), end)
+	}
+	p := []byte("after reopening")
+	off, _ := appendWait(t, l2, 1, p)
+	want = append(want, rec{off, 1, p})
+	l2.Close(t.Context())
+
+	// Without Preallocate (an older configuration): the zeros left are
+	// overwritten by the next records.
+	opts.Preallocate = 0
+	l3, got := openLog(t, opts, 0)
+	sameRecords(t, got, want)
+	p = []byte("without preallocation")
+	off, _ = appendWait(t, l3, 1, p)
+	want = append(want, rec{off, 1, p})
+	l3.Close(t.Context())
+	l4, got := openLog(t, opts, 0)
+	defer l4.Close(t.Context())
+	sameRecords(t, got, want)
+	if logged.Len() > 0 {
+		t.Fatalf("reopening a log that ends in zeros logged:\n%s", logged.String())
+	}
+}
+
+// writeUnsyncedTail makes a preallocated log of 60 records of 1,000 bytes
+// and closes it; it returns the records and the log's segment.
+func writeUnsyncedTail(t *testing.T, opts Options) ([]rec, string) {
+	t.Helper()
+	l, _ := openLog(t, opts, 0)
+	var all []rec
+	for i := range 60 {
+		p := payloadN(i, 1000)
+		off, _ := appendWait(t, l, 1, p)
+		all = append(all, rec{off, 1, p})
+	}
+	seg := lastSegment(t, opts.Dir)
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return all, seg
+}
+
+// zeroPageAt zeroes the 4 KiB page of the file holding position pos, as a
+// power loss does to a written page that had not reached the disk yet,
+// and returns the page's start.
+func zeroPageAt(t *testing.T, path string, pos int64) int64 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := pos / pageSize * pageSize
+	if _, err := f.WriteAt(make([]byte, pageSize), start); err != nil {
+		t.Fatal(err)
+	}
+	return start
+}
+
+// firstOverlapping returns the index of the first record whose frame
+// reaches into [from, ...).
+func firstOverlapping(all []rec, from int64) int {
+	for i, r := range all {
+		if r.off+FrameSize(len(r.payload)) > from {
+			return i
+		}
+	}
+	return len(all)
+}
+
+// TestPowerLossHoleCutsTheUnsyncedTail: in a preallocated segment, the
+// pages of writes not yet synced reach the disk in any order; one that did
+// not reads back as zeros, with intact records after it. Near the end of
+// the records (within three times MaxPending, the most the writer leaves
+// unsynced) that is a power loss, not damage: recovery: strict cuts the log
+// at the first record the hole touches, says so, and the log goes on.
+func TestPowerLossHoleCutsTheUnsyncedTail(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	opts := preallocOptions(dir, &logged)
+	all, seg := writeUnsyncedTail(t, opts)
+	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
+	hole := zeroPageAt(t, seg, end-30_000) // ~30 KB of records after it
+	keep := firstOverlapping(all, hole)
+	if keep == 0 || end-all[keep].off > 3*opts.MaxPending {
+		t.Fatalf("test set-up: the hole must lie within the window (record %d of %d)", keep, len(all))
+	}
+
+	l, got := openLog(t, opts, 0)
+	sameRecords(t, got, all[:keep])
+	if l.NextOffset() != all[keep].off {
+		t.Fatalf("log ends at %d, want %d (the first record the hole touches)", l.NextOffset(), all[keep].off)
+	}
+	if !strings.Contains(logged.String(), "power loss") {
+		t.Fatalf("the cut was not logged as a power loss's:\n%s", logged.String())
+	}
+	p := []byte("after the power loss")
+	off, _ := appendWait(t, l, 1, p)
+	l.Close(t.Context())
+	l2, got := openLog(t, opts, 0)
+	defer l2.Close(t.Context())
+	sameRecords(t, got, append(all[:keep:keep], rec{off, 1, p}))
+}
+
+// TestZeroPageBeforeTheWindowRefused: a zero page farther from the end of
+// the records than the writer ever leaves unsynced is damage to synced
+// records (a lost write): recovery: strict refuses to open and changes
+// nothing, as for any damage with intact records after it.
+func TestZeroPageBeforeTheWindowRefused(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	opts := preallocOptions(dir, &logged)
+	opts.MaxPending = 4 << 10 // window: 12 KiB
+	all, seg := writeUnsyncedTail(t, opts)
+	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
+	hole := zeroPageAt(t, seg, end-30_000)
+	bad := all[firstOverlapping(all, hole)].off
+	size := fileSize(t, seg)
+
+	_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
+	var cerr *CorruptionError
+	if !errors.As(err, &cerr) || cerr.Offset != bad {
+		t.Fatalf("strict recovery of a zero page %d bytes before the end: %v, want a *CorruptionError at %d", end-hole, err, bad)
+	}
+	if fileSize(t, seg) != size {
+		t.Fatal("strict recovery changed the segment")
+	}
+}
+
+// TestPreallocatedAsyncLogSyncsAfterMaxPending: the bound the hole window
+// relies on holds with FlushAsync too: once more than MaxPending bytes were
+// written since the last fdatasync, the writer syncs without waiting for
+// FlushInterval (here an hour).
+func TestPreallocatedAsyncLogSyncsAfterMaxPending(t *testing.T) {
+	var logged bytes.Buffer
+	opts := preallocOptions(t.TempDir(), &logged)
+	opts.Flush, opts.FlushInterval = FlushAsync, time.Hour
+	opts.MaxPending = 4 << 10
+	l, _ := openLog(t, opts, 0)
+	defer l.Close(t.Context())
+	var end int64
+	for i := range 10 {
+		_, end = appendWait(t, l, 1, payloadN(i, 1000))
+	}
+	if synced := l.SyncedOffset(); synced < end-3*opts.MaxPending || l.Stats().Fsyncs == 0 {
+		t.Fatalf("%d bytes written, %d synced (%d fdatasyncs): the unsynced bytes exceed three times MaxPending", end, synced, l.Stats().Fsyncs)
+	}
+}
