@@ -990,11 +990,16 @@ func (l *Log) holeWindow() int64 {
 var zeros = make([]byte, 256<<10)
 
 // zeroAhead writes zeros to s from its end to at least end and, if the
-// segment has room, Preallocate bytes further. A disk too full for the
-// zeros is no error: the records are then written where the zeros would
-// have gone, growing the file, and the disk-full handling of that write
-// applies.
+// segment has room, Preallocate bytes further. It writes none while the
+// file system has less than four times Preallocate free: near a full disk
+// the zeros would take the room the other files of the broker and the
+// disk-full handling count on. A disk too full for the zeros is no error:
+// the records are then written where the zeros would have gone, growing
+// the file, and the disk-full handling of that write applies.
 func (l *Log) zeroAhead(s *segment, end int64) error {
+	if free, err := freeSpace(s.f); err != nil || free < 4*l.opts.Preallocate {
+		return nil
+	}
 	to := max(end, min(s.fileSize+l.opts.Preallocate, l.opts.SegmentSize))
 	for s.fileSize < to {
 		n := min(int64(len(zeros)), to-s.fileSize)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/test/testenv/tmpfs"
 )
 
 // preallocOptions are options of a log that writes zeros ahead of its
@@ -227,5 +230,29 @@ func TestPreallocatedAsyncLogSyncsAfterMaxPending(t *testing.T) {
 	}
 	if synced := l.SyncedOffset(); synced < end-3*opts.MaxPending || l.Stats().Fsyncs == 0 {
 		t.Fatalf("%d bytes written, %d synced (%d fdatasyncs): the unsynced bytes exceed three times MaxPending", end, synced, l.Stats().Fsyncs)
+	}
+}
+
+// TestNoZerosAheadOnANearlyFullDisk: zeros are written ahead only while the
+// file system has four times Preallocate free; on a smaller one segments
+// grow by appending, as without Preallocate.
+func TestNoZerosAheadOnANearlyFullDisk(t *testing.T) {
+	for _, c := range []struct {
+		fs    string
+		zeros bool
+	}{{"2m", false}, {"16m", true}} {
+		t.Run(c.fs, func(t *testing.T) {
+			dir := filepath.Join(tmpfs.Mount(t, c.fs), "log")
+			opts := testOptions(dir)
+			opts.SegmentSize, opts.MaxRecordSize = 8<<20, 16<<10
+			opts.Preallocate = 1 << 20
+			l, _ := openLog(t, opts, 0)
+			defer l.Close(t.Context())
+			appendWait(t, l, 1, payloadN(1, 1000))
+			s := l.Segments()[0]
+			if got := fileSize(t, s.Path) > s.Size; got != c.zeros {
+				t.Fatalf("on a %s file system: zeros ahead of the records: %v, want %v", c.fs, got, c.zeros)
+			}
+		})
 	}
 }

@@ -35,3 +35,13 @@ func allocate(f *os.File, off, n int64) error {
 		return err
 	}
 }
+
+// freeSpace returns the bytes of f's file system that an unprivileged
+// writer may still use.
+func freeSpace(f *os.File) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
