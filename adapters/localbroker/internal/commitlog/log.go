@@ -969,19 +969,22 @@ func (l *Log) writeBatches(batches []*batch) (int, error) {
 }
 
 // unsyncedTooLong reports whether the bytes written since the last
-// fdatasync, up to w, exceed MaxPending while the log writes ahead of its
-// zeros: Open relies on that bound (see holeWindow).
+// fdatasync, up to w, exceed MaxPending: Open relies on that bound (see
+// holeWindow).
 func (l *Log) unsyncedTooLong(w int64) bool {
-	return l.opts.Preallocate > 0 && l.opts.MaxPending > 0 && w-l.synced.Load() > l.opts.MaxPending
+	return l.opts.MaxPending > 0 && w-l.synced.Load() > l.opts.MaxPending
 }
 
 // holeWindow is how far before the end of the last segment's records a
-// power loss can have left a hole: with Preallocate, written but not yet
-// synced pages reach the disk in any order, and a page that did not reads
-// back as zeros. The writer syncs once more than MaxPending bytes were
-// written since the last sync, and one round writes at most twice
-// MaxPending (the reserve types' share), so unsynced bytes never reach
-// three times MaxPending. 0: no bound is known (MaxPending 0).
+// power loss can have left a hole: written but not yet synced pages reach
+// the disk in any order, and one that did not reads back as zeros (over
+// the zeros of Preallocate, or a hole the file system fills with zeros).
+// A zero page means no fdatasync completed after it was written, so
+// nothing from it on was synced; the window tells that from damage to
+// synced records (a lost write): the writer syncs once more than
+// MaxPending bytes were written since the last sync, and one round writes
+// at most twice MaxPending (the reserve types' share), so unsynced bytes
+// never reach three times MaxPending. 0: no bound is known (MaxPending 0).
 func (l *Log) holeWindow() int64 {
 	return 3 * l.opts.MaxPending
 }

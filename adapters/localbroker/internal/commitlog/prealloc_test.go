@@ -3,6 +3,7 @@ package commitlog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -154,16 +155,24 @@ func firstOverlapping(all []rec, from int64) int {
 	return len(all)
 }
 
-// TestPowerLossHoleCutsTheUnsyncedTail: in a preallocated segment, the
-// pages of writes not yet synced reach the disk in any order; one that did
-// not reads back as zeros, with intact records after it. Near the end of
+// TestPowerLossHoleCutsTheUnsyncedTail: the pages of writes not yet synced
+// reach the disk in any order; one that did not reads back as zeros (over
+// Preallocate's zeros, or filled in by the file system), with intact
+// records after it. Near the end of
 // the records (within three times MaxPending, the most the writer leaves
 // unsynced) that is a power loss, not damage: recovery: strict cuts the log
 // at the first record the hole touches, says so, and the log goes on.
 func TestPowerLossHoleCutsTheUnsyncedTail(t *testing.T) {
+	for _, prealloc := range []int64{0, 64 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { testPowerLossHoleCutsTheUnsyncedTail(t, prealloc) })
+	}
+}
+
+func testPowerLossHoleCutsTheUnsyncedTail(t *testing.T, prealloc int64) {
 	dir := t.TempDir()
 	var logged bytes.Buffer
 	opts := preallocOptions(dir, &logged)
+	opts.Preallocate = prealloc
 	all, seg := writeUnsyncedTail(t, opts)
 	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
 	hole := zeroPageAt(t, seg, end-30_000) // ~30 KB of records after it
@@ -213,23 +222,27 @@ func TestZeroPageBeforeTheWindowRefused(t *testing.T) {
 	}
 }
 
-// TestPreallocatedAsyncLogSyncsAfterMaxPending: the bound the hole window
-// relies on holds with FlushAsync too: once more than MaxPending bytes were
-// written since the last fdatasync, the writer syncs without waiting for
-// FlushInterval (here an hour).
-func TestPreallocatedAsyncLogSyncsAfterMaxPending(t *testing.T) {
-	var logged bytes.Buffer
-	opts := preallocOptions(t.TempDir(), &logged)
-	opts.Flush, opts.FlushInterval = FlushAsync, time.Hour
-	opts.MaxPending = 4 << 10
-	l, _ := openLog(t, opts, 0)
-	defer l.Close(t.Context())
-	var end int64
-	for i := range 10 {
-		_, end = appendWait(t, l, 1, payloadN(i, 1000))
-	}
-	if synced := l.SyncedOffset(); synced < end-3*opts.MaxPending || l.Stats().Fsyncs == 0 {
-		t.Fatalf("%d bytes written, %d synced (%d fdatasyncs): the unsynced bytes exceed three times MaxPending", end, synced, l.Stats().Fsyncs)
+// TestAsyncLogSyncsAfterMaxPending: the bound the hole window relies on
+// holds with FlushAsync too, with or without Preallocate: once more than
+// MaxPending bytes were written since the last fdatasync, the writer syncs
+// without waiting for FlushInterval (here an hour).
+func TestAsyncLogSyncsAfterMaxPending(t *testing.T) {
+	for _, prealloc := range []int64{0, 64 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) {
+			var logged bytes.Buffer
+			opts := preallocOptions(t.TempDir(), &logged)
+			opts.Flush, opts.FlushInterval = FlushAsync, time.Hour
+			opts.MaxPending, opts.Preallocate = 4<<10, prealloc
+			l, _ := openLog(t, opts, 0)
+			defer l.Close(t.Context())
+			var end int64
+			for i := range 10 {
+				_, end = appendWait(t, l, 1, payloadN(i, 1000))
+			}
+			if synced := l.SyncedOffset(); synced < end-3*opts.MaxPending || l.Stats().Fsyncs == 0 {
+				t.Fatalf("%d bytes written, %d synced (%d fdatasyncs): the unsynced bytes exceed three times MaxPending", end, synced, l.Stats().Fsyncs)
+			}
+		})
 	}
 }
 
