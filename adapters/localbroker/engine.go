@@ -394,7 +394,7 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 	clog, err = commitlog.Open(commitlog.Options{
 		Dir:             e.dir("commitlog"),
 		SegmentSize:     e.cfg.SegmentSize,
-		Preallocate:     e.cfg.Preallocate,
+		Preallocate:     min(e.cfg.Preallocate, e.cfg.SegmentSize),
 		MaxRecordSize:   e.cfg.MaxRecordSize,
 		Flush:           e.flush,
 		FlushInterval:   e.cfg.FlushInterval,

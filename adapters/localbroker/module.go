@@ -25,7 +25,7 @@ type Config struct {
 	FlushInterval    time.Duration `yaml:"flushInterval" help:"how often written but unsynced commit-log bytes are fdatasync'ed"`
 	GroupCommitWait  time.Duration `yaml:"groupCommitWait" help:"with flush: sync, the longest the commit-log writer waits for more sends before one fdatasync covers them all, when its previous fdatasync covered several (a lone sender never waits); 0 syncs as soon as anything is written"`
 	SegmentSize      int64         `yaml:"segmentSize" unit:"bytes" help:"size of one commit-log segment file"`
-	Preallocate      int64         `yaml:"preallocate" unit:"bytes" help:"zeros written ahead of the commit log's records, this many at a time, so that a send's fdatasync flushes its data without also committing a new file size (faster on ext4 and XFS); none while the disk has less than four times this free; 0 turns it off (copy-on-write file systems such as btrfs or ZFS gain nothing from it)"`
+	Preallocate      int64         `yaml:"preallocate" unit:"bytes" help:"zeros written ahead of the commit log's records, this many at a time (at most segmentSize), so that a send's fdatasync flushes its data without also committing a new file size (faster on ext4 and XFS); none while the disk has less than four times this free; 0 turns it off (copy-on-write file systems such as btrfs or ZFS gain nothing from it)"`
 	MaxRecordSize    int64         `yaml:"maxRecordSize" unit:"bytes" help:"largest commit-log record (one send batch); must be smaller than segmentSize"`
 	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
 	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
@@ -114,8 +114,8 @@ func (c Config) Validate() error {
 	if c.SegmentSize <= c.MaxRecordSize+64 {
 		bad("segmentSize must be > maxRecordSize (+64 bytes of framing), got segmentSize %d and maxRecordSize %d", c.SegmentSize, c.MaxRecordSize)
 	}
-	if c.Preallocate < 0 || c.Preallocate > c.SegmentSize {
-		bad("preallocate must be between 0 (off) and segmentSize (%d), got %d", c.SegmentSize, c.Preallocate)
+	if c.Preallocate < 0 {
+		bad("preallocate must be >= 0 (0 turns it off), got %d", c.Preallocate)
 	}
 	if c.SnapshotInterval <= 0 {
 		bad("snapshotInterval must be > 0, got %v", c.SnapshotInterval)
