@@ -146,12 +146,9 @@ func run(ctx context.Context, args []string) error {
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
-	pr, err := rmq.NewProducer(&rmq.Config{Endpoint: f.endpoint}, rmq.WithTopics(f.topic, f.drainTopic))
+	pr, err := startProducer(f.endpoint, f.topic, f.drainTopic)
 	if err != nil {
 		return err
-	}
-	if err := pr.Start(); err != nil {
-		return fmt.Errorf("producer start: %w", err)
 	}
 	defer pr.GracefulStop()
 	if f.firstWarmup > 0 {
@@ -618,4 +615,27 @@ func table(w io.Writer, files []string) error {
 		fmt.Fprintf(w, "| %s | %s | %.2f× | %s |\n", k.label, work, rate/baseRate, p99)
 	}
 	return nil
+}
+
+// startProducer starts a producer of topics, trying three times: the Go
+// client v5.1.4 can fail its own start-up with "grpc: error while
+// marshaling: ... size mismatch" (it marshals its settings, whose retry
+// policy it shares with the code applying the server's settings answer on
+// another goroutine: producerSettings.toProtobuf and applySettingsCommand),
+// whatever the server.
+func startProducer(endpoint string, topics ...string) (rmq.Producer, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var pr rmq.Producer
+		pr, err = rmq.NewProducer(&rmq.Config{Endpoint: endpoint}, rmq.WithTopics(topics...))
+		if err != nil {
+			return nil, err
+		}
+		if err = pr.Start(); err == nil {
+			return pr, nil
+		}
+		fmt.Fprintf(os.Stderr, "loadgen: producer start, attempt %d of 3: %v\n", attempt, err)
+		_ = pr.GracefulStop()
+	}
+	return nil, fmt.Errorf("producer start: %w", err)
 }
