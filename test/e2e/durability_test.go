@@ -318,11 +318,15 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 	t.Run("torn tail", func(t *testing.T) {
 		// A crash in the middle of a write leaves a partial record: a length
 		// that promises more bytes than follow.
-		f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+		// It is written where the records end, over the zeros the log
+		// keeps ahead of them (local.preallocate).
+		f, err := os.OpenFile(last, os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Write([]byte{0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3})
+		if _, err := f.WriteAt([]byte{0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3}, recordsEnd(intact)); err != nil {
+			t.Fatal(err)
+		}
 		f.Close()
 		c := testenv.StartChild(t, dataDir, fastConsumer...)
 		got := drain(t, c.Proxy(t), "torn", "g-torn-"+t.Name()[len(t.Name())-4:])
@@ -339,7 +343,7 @@ func TestTornTailAndCorruptionAtStart(t *testing.T) {
 
 	t.Run("corruption in the middle", func(t *testing.T) {
 		damaged := append([]byte(nil), intact...)
-		damaged[len(damaged)/2] ^= 0xff // inside an acknowledged record
+		damaged[recordsEnd(intact)/2] ^= 0xff // inside an acknowledged record
 		if err := os.WriteFile(last, damaged, 0o644); err != nil {
 			t.Fatal(err)
 		}
