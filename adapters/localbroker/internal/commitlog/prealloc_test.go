@@ -269,3 +269,66 @@ func TestNoZerosAheadOnANearlyFullDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroBodyAfterDamageIsNoHole: a record damaged in place (a flipped
+// bit) near the end, followed by an intact record whose body holds whole
+// pages of zeros, is damage, not a power loss's hole: the zero pages lie
+// in the later record, beyond the damaged one, and recovery: strict
+// refuses as for any damage with intact records after it.
+func TestZeroBodyAfterDamageIsNoHole(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	opts := preallocOptions(dir, &logged)
+	opts.MaxRecordSize = 32 << 10
+	l, _ := openLog(t, opts, 0)
+	for i := range 5 {
+		appendWait(t, l, 1, payloadN(i, 1000))
+	}
+	damaged, _ := appendWait(t, l, 1, payloadN(5, 1000))
+	body := append(bytes.Repeat([]byte{'x'}, 4200), make([]byte, 12<<10)...)
+	appendWait(t, l, 1, body)
+	appendWait(t, l, 1, payloadN(7, 100))
+	seg := lastSegment(t, dir)
+	l.Close(t.Context())
+
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[damaged+PayloadStart+500] ^= 0x01
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(opts, 0, func(int64, byte, []byte) error { return nil })
+	var cerr *CorruptionError
+	if !errors.As(err, &cerr) || cerr.Offset != damaged {
+		t.Fatalf("strict recovery of a damaged record followed by a record with a body of zeros: %v, want a *CorruptionError at %d", err, damaged)
+	}
+}
+
+// TestIntactLargeRecordWithZeroPagesRefused: a whole, checksummed record
+// longer than this run's MaxRecordSize (it was lowered) is not damage and
+// not a hole, even when its body holds pages of zeros: recovery refuses to
+// start and says to raise the limit, changing nothing.
+func TestIntactLargeRecordWithZeroPagesRefused(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	opts := preallocOptions(dir, &logged)
+	opts.MaxRecordSize = 64 << 10
+	l, _ := openLog(t, opts, 0)
+	appendWait(t, l, 1, payloadN(1, 100))
+	appendWait(t, l, 1, make([]byte, 20<<10))
+	appendWait(t, l, 1, payloadN(2, 100))
+	seg := lastSegment(t, dir)
+	l.Close(t.Context())
+	size := fileSize(t, seg)
+
+	opts.MaxRecordSize = 8 << 10
+	_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "set local.maxRecordSize") {
+		t.Fatalf("reopening with a lower maxRecordSize: %v, want the refusal that names local.maxRecordSize", err)
+	}
+	if fileSize(t, seg) != size {
+		t.Fatal("recovery changed the segment")
+	}
+}

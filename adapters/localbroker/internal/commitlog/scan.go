@@ -202,32 +202,18 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 // mode.
 func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	s := l.segs[i]
-	if i == len(l.segs)-1 {
-		end, err := lastNonZero(r, pos)
-		if err != nil {
+	last := i == len(l.segs)-1
+	var dataEnd int64 // the last segment's last non-zero byte, +1
+	if last {
+		var err error
+		if dataEnd, err = lastNonZero(r, pos); err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		}
-		if end == pos {
+		if dataEnd == pos {
 			// Zeros written ahead of the records (Options.Preallocate):
 			// the log's clean end. They stay for the next appends.
 			s.size.Store(pos)
 			return nil
-		}
-		if w := l.holeWindow(); w > 0 && end-pos <= w {
-			hole, err := zeroPage(r, pos, end)
-			if err != nil {
-				return fmt.Errorf("commitlog: read %s: %w", s.path, err)
-			}
-			if hole >= 0 {
-				// Records written after the last completed fdatasync, some
-				// of whose pages did not reach the disk before a power
-				// loss: none of them was durable, and what follows the hole
-				// cannot be trusted to be complete.
-				cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
-					"%s; the zero page at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
-					problem, hole, end-pos)}
-				return l.cutAt(i, pos, cerr, false)
-			}
 		}
 	}
 	if frameProblem(problem) == "bad length" || frameProblem(problem) == "unknown record type" {
@@ -246,6 +232,20 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 			return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but has type %d, which this version does not know: "+
 				"it was written by a newer rmqproxy; run that version or a later one on this data directory (nothing was changed)",
 				s.base+pos, s.path, typ)
+		}
+	}
+	if last {
+		if hole, err := l.powerLossHole(r, pos, dataEnd); err != nil {
+			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+		} else if hole >= 0 {
+			// Records written after the last completed fdatasync, some of
+			// whose pages did not reach the disk before a power loss: none
+			// of them was durable, and what follows the hole cannot be
+			// trusted to be complete.
+			cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
+				"%s; the zero page at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
+				problem, hole, dataEnd-pos)}
+			return l.cutAt(i, pos, cerr, false)
 		}
 	}
 	laterData := false
@@ -361,6 +361,30 @@ func lastNonZero(r *segReader, pos int64) (int64, error) {
 		end = start
 	}
 	return pos, nil
+}
+
+// powerLossHole returns the position of a whole zero page that makes the
+// bad frame at pos of the last segment a power loss's hole (see
+// holeWindow), or -1. The last non-zero byte (dataEnd) must lie within the
+// window, and the page must be where the bad frame is: within the extent
+// its length claims when that is plausible, else in the page after pos. A
+// zero page further on belongs to a record after the bad one (a body of
+// zeros), which says nothing about the bad frame.
+func (l *Log) powerLossHole(r *segReader, pos, dataEnd int64) (int64, error) {
+	if w := l.holeWindow(); w <= 0 || dataEnd-pos > w {
+		return -1, nil
+	}
+	extent := int64(PayloadStart)
+	h, err := r.window(pos, 4)
+	if err != nil {
+		return 0, err
+	}
+	if len(h) == 4 {
+		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 {
+			extent = HeaderSize + n
+		}
+	}
+	return zeroPage(r, pos, min(dataEnd, pos+extent+pageSize))
 }
 
 // pageSize is the unit in which written pages reach the disk.
