@@ -634,8 +634,8 @@ func startProducer(endpoint string, topics ...string) (rmq.Producer, error) {
 		if err = pr.Start(); err == nil {
 			return pr, nil
 		}
+		// Start stopped the client already.
 		fmt.Fprintf(os.Stderr, "loadgen: producer start, attempt %d of 3: %v\n", attempt, err)
-		_ = pr.GracefulStop()
 	}
 	return nil, fmt.Errorf("producer start: %w", err)
 }
