@@ -332,3 +332,53 @@ func TestIntactLargeRecordWithZeroPagesRefused(t *testing.T) {
 		t.Fatal("recovery changed the segment")
 	}
 }
+
+// TestDamagedLengthBeforeTheZerosRefused: damage to the length of a synced
+// record of the last segment that makes it claim an extent reaching into
+// the zeros written ahead of the records is no torn tail: the intact
+// records after it are found and recovery: strict refuses, as it does
+// without Preallocate (there the claimed extent passes the file's end, and
+// the search for valid records looks at every later position). It used to
+// skip the claimed extent, zeros included, find nothing, and cut the
+// intact records away as a torn tail.
+func TestDamagedLengthBeforeTheZerosRefused(t *testing.T) {
+	for _, prealloc := range []int64{0, 64 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) {
+			var logged bytes.Buffer
+			opts := preallocOptions(t.TempDir(), &logged)
+			opts.Preallocate = prealloc
+			l, _ := openLog(t, opts, 0)
+			var all []rec
+			for i := range 30 {
+				p := payloadN(i, 1000)
+				off, _ := appendWait(t, l, 1, p)
+				all = append(all, rec{off, 1, p})
+			}
+			seg := lastSegment(t, opts.Dir)
+			if err := l.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// Record 20's length now claims 16,000 bytes: past the last
+			// record, within the file when zeros follow the records.
+			bad := all[20].off
+			f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{0, 0, 0x3e, 0x80}, bad); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			size := fileSize(t, seg)
+
+			_, err = Open(opts, 0, func(int64, byte, []byte) error { return nil })
+			var cerr *CorruptionError
+			if !errors.As(err, &cerr) || cerr.Offset != bad {
+				t.Fatalf("strict recovery of a damaged length with intact records after it: %v, want a *CorruptionError at %d", err, bad)
+			}
+			if fileSize(t, seg) != size {
+				t.Fatal("strict recovery changed the segment")
+			}
+		})
+	}
+}

@@ -75,8 +75,10 @@ func (l *Log) frameAt(r *segReader, base, pos int64) (size int64, problem frameP
 // position can be forged inside one; what is trusted as a record is only
 // what is reachable from the segment start by walking valid frames, and a
 // forged frame never is. The search must not be fooled either:
-//   - when the bad frame's length is plausible and the segment holds the
-//     whole extent it claims (a complete frame whose checksum fails), the
+//   - when the bad frame's length is plausible and the segment's data
+//     (up to its last non-zero byte, not the zeros Preallocate writes
+//     ahead) holds the whole extent it claims (a complete frame whose
+//     checksum fails), the
 //     search starts where that extent ends: frames inside it are never
 //     looked at, they would lie in its payload, a producer's body among
 //     others;
@@ -103,11 +105,19 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		return false, false, err
 	}
 	if len(h) == 4 {
-		// Only a claimed extent the segment holds is skipped: a frame
-		// claiming more than that is a torn last write or a damaged
-		// length, which its length cannot tell apart, and damage must
-		// not make strict recovery cut the intact records after it.
-		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= r.size {
+		// Only a claimed extent the segment's data holds is skipped: a
+		// frame claiming more than that is a torn last write or a
+		// damaged length, which its length cannot tell apart, and damage
+		// must not make strict recovery cut the intact records after it.
+		// The data ends at the last byte that is not zero: the zeros
+		// written ahead of the records (Options.Preallocate) are no
+		// data, and a damaged length reaching into them must not hide
+		// the records between.
+		dataEnd, err := lastNonZero(r, pos)
+		if err != nil {
+			return false, false, err
+		}
+		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= dataEnd {
 			start = pos + HeaderSize + n
 		}
 	}
