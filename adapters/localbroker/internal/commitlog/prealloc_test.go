@@ -382,3 +382,47 @@ func TestDamagedLengthBeforeTheZerosRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestIntactRecordWithZerosBeyondLimitsNotCut: a whole, checksummed record
+// near the end that only fails this run's limits (a smaller
+// MaxRecordSize, a type only a newer version knows) is refused with the
+// setting or version that reads it, also when its body holds a page of
+// zeros within the hole window: the hole check used to come first and cut
+// it, and the records after it, as a power loss's unsynced writes.
+func TestIntactRecordWithZerosBeyondLimitsNotCut(t *testing.T) {
+	cases := map[string]struct {
+		typ    byte
+		narrow func(*Options)
+		want   string
+	}{
+		"smaller max record size": {typ: 1, narrow: func(o *Options) { o.MaxRecordSize = 8 << 10 }, want: "local.maxRecordSize to at least 12001"},
+		"type of a newer version": {typ: 77, narrow: func(o *Options) { o.KnownType = func(b byte) bool { return b >= 1 && b <= 13 } }, want: "newer rmqproxy"},
+	}
+	for name, c := range cases {
+		for _, prealloc := range []int64{0, 64 << 10} {
+			t.Run(fmt.Sprintf("%s/preallocate=%d", name, prealloc), func(t *testing.T) {
+				dir := t.TempDir()
+				var logged bytes.Buffer
+				opts := preallocOptions(dir, &logged)
+				opts.Preallocate = prealloc
+				l, _ := openLog(t, opts, 0)
+				appendWait(t, l, 1, payloadN(0, 10))
+				appendWait(t, l, c.typ, make([]byte, 12000)) // a body of zeros
+				appendWait(t, l, 1, payloadN(2, 10))
+				end := l.NextOffset()
+				l.Close(t.Context())
+				narrowed := opts
+				c.narrow(&narrowed)
+				_, err := Open(narrowed, 0, func(int64, byte, []byte) error { return nil })
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("Open: %v, want an error saying %q", err, c.want)
+				}
+				l2, got := openLog(t, opts, 0)
+				defer l2.Close(t.Context())
+				if l2.NextOffset() != end || len(got) != 3 {
+					t.Fatalf("log changed: end %d (want %d), %d records", l2.NextOffset(), end, len(got))
+				}
+			})
+		}
+	}
+}

@@ -212,11 +212,12 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 // mode.
 func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	s := l.segs[i]
-	last := i == len(l.segs)-1
-	var dataEnd int64 // the last segment's last non-zero byte, +1
-	if last {
-		var err error
-		if dataEnd, err = lastNonZero(r, pos); err != nil {
+	if err := l.refuseIntact(r, s, pos, problem); err != nil {
+		return err
+	}
+	if i == len(l.segs)-1 {
+		dataEnd, err := lastNonZero(r, pos) // the last non-zero byte, +1
+		if err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		}
 		if dataEnd == pos {
@@ -225,26 +226,6 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 			s.size.Store(pos)
 			return nil
 		}
-	}
-	if frameProblem(problem) == "bad length" || frameProblem(problem) == "unknown record type" {
-		// Not torn if whole and checksummed: written under other limits or
-		// by a newer version. Dropping it would lose a stored record.
-		n, typ, ok, err := l.intactFrame(r, s.base, pos)
-		if err != nil {
-			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
-		}
-		if ok && problem == "bad length" {
-			return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but holds %d bytes, more than the maximum record size %d: "+
-				"it was written with a larger maxRecordSize; set local.maxRecordSize to at least %d to open this log (nothing was changed)",
-				s.base+pos, s.path, n, l.opts.MaxRecordSize, n)
-		}
-		if ok {
-			return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but has type %d, which this version does not know: "+
-				"it was written by a newer rmqproxy; run that version or a later one on this data directory (nothing was changed)",
-				s.base+pos, s.path, typ)
-		}
-	}
-	if last {
 		if hole, err := l.powerLossHole(r, pos, dataEnd); err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		} else if hole >= 0 {
@@ -277,6 +258,32 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	}
 	cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: problem}
 	return l.cutAt(i, pos, cerr, validFollows)
+}
+
+// refuseIntact returns the error refusing a bad frame that is whole and
+// checksummed: it was written under other limits or by a newer version,
+// and dropping it would lose a stored record. It runs before any cut (a
+// power loss's hole near the end included: such a record's body may hold
+// a page of zeros). nil when the frame is not such a record.
+func (l *Log) refuseIntact(r *segReader, s *segment, pos int64, problem string) error {
+	if frameProblem(problem) != "bad length" && frameProblem(problem) != "unknown record type" {
+		return nil
+	}
+	n, typ, ok, err := l.intactFrame(r, s.base, pos)
+	if err != nil {
+		return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	}
+	if ok && problem == "bad length" {
+		return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but holds %d bytes, more than the maximum record size %d: "+
+			"it was written with a larger maxRecordSize; set local.maxRecordSize to at least %d to open this log (nothing was changed)",
+			s.base+pos, s.path, n, l.opts.MaxRecordSize, n)
+	}
+	if ok {
+		return fmt.Errorf("commitlog: the record at offset %d (segment %s) is intact but has type %d, which this version does not know: "+
+			"it was written by a newer rmqproxy; run that version or a later one on this data directory (nothing was changed)",
+			s.base+pos, s.path, typ)
+	}
+	return nil
 }
 
 // intactFrame reports whether a whole frame with a valid checksum starts at
