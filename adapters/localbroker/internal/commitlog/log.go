@@ -983,10 +983,15 @@ func (l *Log) unsyncedTooLong(w int64) bool {
 // nothing from it on was synced; the window tells that from damage to
 // synced records (a lost write): the writer syncs once more than
 // MaxPending bytes were written since the last sync, and one round writes
-// at most twice MaxPending (the reserve types' share), so unsynced bytes
-// never reach three times MaxPending. 0: no bound is known (MaxPending 0).
+// at most twice MaxPending (the reserve types' share) or one record of up
+// to MaxRecordSize (a record always fits when nothing is pending, however
+// large), so unsynced bytes never exceed MaxPending plus the larger of
+// those. 0: no bound is known (MaxPending 0).
 func (l *Log) holeWindow() int64 {
-	return 3 * l.opts.MaxPending
+	if l.opts.MaxPending <= 0 {
+		return 0
+	}
+	return l.opts.MaxPending + max(2*l.opts.MaxPending, HeaderSize+l.opts.MaxRecordSize)
 }
 
 // zeros is the source of the zeros written ahead of the records.

@@ -205,7 +205,7 @@ func TestZeroPageBeforeTheWindowRefused(t *testing.T) {
 	dir := t.TempDir()
 	var logged bytes.Buffer
 	opts := preallocOptions(dir, &logged)
-	opts.MaxPending = 4 << 10 // window: 12 KiB
+	opts.MaxPending = 4 << 10 // window: 4 KiB + a largest record (16 KiB)
 	all, seg := writeUnsyncedTail(t, opts)
 	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
 	hole := zeroPageAt(t, seg, end-30_000)
@@ -424,5 +424,55 @@ func TestIntactRecordWithZerosBeyondLimitsNotCut(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHoleWindowCoversARecordLargerThanMaxPending: a record may be larger
+// than MaxPending (one always fits when nothing is pending), so one round
+// can write up to a whole maximum record after MaxPending unsynced bytes: a
+// power loss's zero page in the unsynced bytes before such a record, with
+// the record intact after it, is cut as a hole, not refused by recovery:
+// strict as damage to synced records (the window was three times
+// MaxPending, less than MaxPending plus the record).
+func TestHoleWindowCoversARecordLargerThanMaxPending(t *testing.T) {
+	for _, prealloc := range []int64{0, 64 << 10} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) {
+			dir := t.TempDir()
+			var logged bytes.Buffer
+			opts := preallocOptions(dir, &logged)
+			opts.Flush, opts.FlushInterval = FlushAsync, time.Hour
+			opts.Preallocate, opts.MaxPending, opts.MaxRecordSize = prealloc, 8<<10, 32<<10
+			l, _ := openLog(t, opts, 0)
+			var all []rec
+			add := func(p []byte) {
+				off, _ := appendWait(t, l, 1, p)
+				all = append(all, rec{off, 1, p})
+			}
+			for i := range 5 {
+				add(payloadN(i, 1000))
+			}
+			if err := l.Sync(t.Context(), l.NextOffset()); err != nil {
+				t.Fatal(err)
+			}
+			synced := l.SyncedOffset()
+			add(payloadN(10, 8000))  // written, not synced: under MaxPending
+			add(payloadN(11, 30000)) // one round of its own, then synced
+			seg := lastSegment(t, opts.Dir)
+			if err := l.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// A power loss before that sync stored the large record but not
+			// a page of the one before it.
+			hole := zeroPageAt(t, seg, synced+pageSize+100)
+			if hole < synced || hole+pageSize > all[6].off {
+				t.Fatalf("test set-up: the hole [%d, %d) must lie within the unsynced record [%d, %d)", hole, hole+pageSize, synced, all[6].off)
+			}
+			l2, got := openLog(t, opts, 0)
+			defer l2.Close(t.Context())
+			sameRecords(t, got, all[:5])
+			if !strings.Contains(logged.String(), "power loss") {
+				t.Fatalf("the cut was not logged as a power loss's:\n%s", logged.String())
+			}
+		})
 	}
 }
