@@ -376,6 +376,10 @@ func TestDamagedLengthBeforeTheZerosRefused(t *testing.T) {
 			if !errors.As(err, &cerr) || cerr.Offset != bad {
 				t.Fatalf("strict recovery of a damaged length with intact records after it: %v, want a *CorruptionError at %d", err, bad)
 			}
+			// The bytes it says follow are the records', not the zeros'.
+			if end := all[29].off + FrameSize(len(all[29].payload)); cerr.Dropped != end-bad {
+				t.Fatalf("the error counts %d bytes after the bad record, want %d (the records' end minus its offset)", cerr.Dropped, end-bad)
+			}
 			if fileSize(t, seg) != size {
 				t.Fatal("strict recovery changed the segment")
 			}

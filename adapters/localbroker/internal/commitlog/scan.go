@@ -226,6 +226,9 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 			s.size.Store(pos)
 			return nil
 		}
+		// The zeros after dataEnd are no records: what a cut drops, and
+		// the error counts, ends there.
+		s.size.Store(dataEnd)
 		if hole, err := l.powerLossHole(r, pos, dataEnd); err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		} else if hole >= 0 {
