@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1387,13 +1388,21 @@ func TestTornTailAndCorruption(t *testing.T) {
 	}
 	segs, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "commitlog", "0*"))
 	last := segs[len(segs)-1]
+	base, _ := strconv.ParseInt(filepath.Base(last), 10, 64)
+	end := h.e.clog.NextOffset()
 	h.e.crash()
-	f, _ := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
-	f.Write([]byte{0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3}) // a torn record
+	// A torn record where the records end: over the zeros written ahead of
+	// them (local.preallocate), not after them (that would be a torn
+	// record after a hole, cut as a power loss's).
+	f, _ := os.OpenFile(last, os.O_WRONLY, 0)
+	f.WriteAt([]byte{0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3}, end-base)
 	f.Close()
 	h.open()
 	if got := h.pop("g", "t", 0, 10, time.Minute); len(got) != 5 {
 		t.Fatalf("after torn tail: %d messages", len(got))
+	}
+	if !h.warns.contains("torn tail", fmt.Sprint("offset=", end)) || h.warns.contains("power loss") {
+		t.Fatalf("the torn record was not cut as a torn tail at %d: %q", end, h.warns.lines)
 	}
 	h.send("t", 0, msg("t", "after", ""))
 	h.e.crash()
