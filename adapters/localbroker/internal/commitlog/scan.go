@@ -113,11 +113,14 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		// written ahead of the records (Options.Preallocate) are no
 		// data, and a damaged length reaching into them must not hide
 		// the records between.
+		// (n is read first: lastNonZero reuses the reader's buffer h
+		// points into.)
+		n := int64(binary.BigEndian.Uint32(h))
 		dataEnd, err := lastNonZero(r, pos)
 		if err != nil {
 			return false, false, err
 		}
-		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= dataEnd {
+		if n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= dataEnd {
 			start = pos + HeaderSize + n
 		}
 	}
