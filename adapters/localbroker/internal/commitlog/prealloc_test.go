@@ -306,33 +306,6 @@ func TestZeroBodyAfterDamageIsNoHole(t *testing.T) {
 	}
 }
 
-// TestIntactLargeRecordWithZeroPagesRefused: a whole, checksummed record
-// longer than this run's MaxRecordSize (it was lowered) is not damage and
-// not a hole, even when its body holds pages of zeros: recovery refuses to
-// start and says to raise the limit, changing nothing.
-func TestIntactLargeRecordWithZeroPagesRefused(t *testing.T) {
-	dir := t.TempDir()
-	var logged bytes.Buffer
-	opts := preallocOptions(dir, &logged)
-	opts.MaxRecordSize = 64 << 10
-	l, _ := openLog(t, opts, 0)
-	appendWait(t, l, 1, payloadN(1, 100))
-	appendWait(t, l, 1, make([]byte, 20<<10))
-	appendWait(t, l, 1, payloadN(2, 100))
-	seg := lastSegment(t, dir)
-	l.Close(t.Context())
-	size := fileSize(t, seg)
-
-	opts.MaxRecordSize = 8 << 10
-	_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "set local.maxRecordSize") {
-		t.Fatalf("reopening with a lower maxRecordSize: %v, want the refusal that names local.maxRecordSize", err)
-	}
-	if fileSize(t, seg) != size {
-		t.Fatal("recovery changed the segment")
-	}
-}
-
 // TestDamagedLengthBeforeTheZerosRefused: damage to the length of a synced
 // record of the last segment that makes it claim an extent reaching into
 // the zeros written ahead of the records is no torn tail: the intact
