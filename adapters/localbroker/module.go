@@ -29,7 +29,7 @@ type Config struct {
 	MaxRecordSize    int64         `yaml:"maxRecordSize" unit:"bytes" help:"largest commit-log record (one send batch); must be smaller than segmentSize"`
 	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
 	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
-	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record"`
+	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record (either way a torn last write and the never-synced tail a power loss leaves are cut, with a warning)"`
 	MaxPendingBytes  int64         `yaml:"maxPendingBytes" unit:"bytes" help:"bound on the commit-log bytes accepted but not yet written; beyond it sends wait (within their deadline) and then get TOO_MANY_REQUESTS"`
 	DiskReserve      int64         `yaml:"diskReserve" unit:"bytes" help:"space kept in a ballast file (<dataDir>/reserve) and given up when the disk is full, so that acknowledgements and receives go on while sends are refused; 0 turns it off"`
 	DiskHighWater    float64       `yaml:"diskHighWater" help:"/readyz and grpc.health.v1 report not ready once the file system of dataDir is fuller than this fraction (0.95 = 95%); 0 turns the check off"`
