@@ -75,13 +75,13 @@ func (l *Log) frameAt(r *segReader, base, pos int64) (size int64, problem frameP
 // position can be forged inside one; what is trusted as a record is only
 // what is reachable from the segment start by walking valid frames, and a
 // forged frame never is. The search must not be fooled either:
-//   - when the bad frame's length is plausible and the segment's data
-//     (up to its last non-zero byte, not the zeros Preallocate writes
-//     ahead) holds the whole extent it claims (a complete frame whose
-//     checksum fails), the
-//     search starts where that extent ends: frames inside it are never
-//     looked at, they would lie in its payload, a producer's body among
-//     others;
+//   - when the bad frame's length is plausible and the extent it claims
+//     ends exactly where the segment's data ends (its last non-zero byte,
+//     not the zeros Preallocate writes ahead: a complete last frame whose
+//     checksum fails), frames inside it are never looked at, they would
+//     lie in its payload, a producer's body among others. An extent ending
+//     before the data does may be a damaged length covering intact
+//     records: every later position is searched;
 //   - a frame claiming more than the segment holds is a torn last write or
 //     a damaged length, which nothing in it tells apart: the search looks
 //     at every later position, so that damage never makes strict recovery
@@ -105,10 +105,11 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		return false, false, err
 	}
 	if len(h) == 4 {
-		// Only a claimed extent the segment's data holds is skipped: a
-		// frame claiming more than that is a torn last write or a
-		// damaged length, which its length cannot tell apart, and damage
-		// must not make strict recovery cut the intact records after it.
+		// Only a claimed extent ending where the segment's data ends is
+		// skipped: a frame claiming more than that is a torn last write
+		// or a damaged length, which its length cannot tell apart, one
+		// claiming less may be a damaged length over intact records, and
+		// damage must not make strict recovery cut them away.
 		// The data ends at the last byte that is not zero: the zeros
 		// written ahead of the records (Options.Preallocate) are no
 		// data, and a damaged length reaching into them must not hide
@@ -120,14 +121,21 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		if err != nil {
 			return false, false, err
 		}
-		if n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n <= dataEnd {
+		if n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n == dataEnd {
 			start = pos + HeaderSize + n
 		}
 	}
-	budget := searchBudget(r.size-start, l.opts.MaxRecordSize)
+	return l.searchValid(r, base, start, r.size)
+}
+
+// searchValid reports whether a valid frame starts at a segment position in
+// [from, to) (it may end after to), within the budget for those bytes (see
+// validAfter).
+func (l *Log) searchValid(r *segReader, base, from, to int64) (found, gaveUp bool, err error) {
+	budget := searchBudget(to-from, l.opts.MaxRecordSize)
 	work := int64(0)
 	defer func() { l.searchWork += work }()
-	for p := start; p+PayloadStart <= r.size; p++ {
+	for p := from; p < to && p+PayloadStart <= r.size; p++ {
 		work += PayloadStart
 		h, err := r.window(p, PayloadStart)
 		if err != nil {
@@ -232,7 +240,7 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 		// The zeros after dataEnd are no records: what a cut drops, and
 		// the error counts, ends there.
 		s.size.Store(dataEnd)
-		if hole, err := l.powerLossHole(r, pos, dataEnd); err != nil {
+		if hole, err := l.powerLossHole(r, s.base, pos, dataEnd); err != nil {
 			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 		} else if hole >= 0 {
 			// Records written after the last completed fdatasync, some of
@@ -392,8 +400,10 @@ func lastNonZero(r *segReader, pos int64) (int64, error) {
 // window, and the page must be where the bad frame is: within the extent
 // its length claims when that is plausible, else in the page after pos. A
 // zero page further on belongs to a record after the bad one (a body of
-// zeros), which says nothing about the bad frame.
-func (l *Log) powerLossHole(r *segReader, pos, dataEnd int64) (int64, error) {
+// zeros), which says nothing about the bad frame; so does one after a
+// valid frame that starts past pos (a damaged length can claim an extent
+// over intact records).
+func (l *Log) powerLossHole(r *segReader, base, pos, dataEnd int64) (int64, error) {
 	if w := l.holeWindow(); w <= 0 || dataEnd-pos > w {
 		return -1, nil
 	}
@@ -407,7 +417,17 @@ func (l *Log) powerLossHole(r *segReader, pos, dataEnd int64) (int64, error) {
 			extent = HeaderSize + n
 		}
 	}
-	return zeroPage(r, pos, min(dataEnd, pos+extent+pageSize))
+	hole, err := zeroPage(r, pos, min(dataEnd, pos+extent+pageSize))
+	if err != nil || hole < 0 {
+		return hole, err
+	}
+	// A valid frame between the bad frame and the page is a record after
+	// it (a damaged length claims an extent over it and its body of
+	// zeros), or one forged in a torn record's body: no hole either way.
+	if found, gaveUp, err := l.searchValid(r, base, pos+1, hole); err != nil || found || gaveUp {
+		return -1, err
+	}
+	return hole, nil
 }
 
 // pageSize is the unit in which written pages reach the disk.
