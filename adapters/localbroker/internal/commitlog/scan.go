@@ -248,7 +248,7 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 			// of them was durable, and what follows the hole cannot be
 			// trusted to be complete.
 			cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
-				"%s; the zero page at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
+				"%s; the zeros of a page a power loss did not store at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
 				problem, hole, dataEnd-pos)}
 			return l.cutAt(i, pos, cerr, false)
 		}
@@ -396,8 +396,10 @@ func lastNonZero(r *segReader, pos int64) (int64, error) {
 
 // powerLossHole returns the position of a whole zero page that makes the
 // bad frame at pos of the last segment a power loss's hole (see
-// holeWindow), or -1. The last non-zero byte (dataEnd) must lie within the
-// window, and the page must be where the bad frame is: within the extent
+// holeWindow), or -1: the page holding pos when it holds zeros from pos
+// (at least a header's worth) to its end, the page's synced version. The
+// last non-zero byte (dataEnd) must lie within the
+// window, and a whole zero page must be where the bad frame is: within the extent
 // its length claims when that is plausible, else in the page after pos. A
 // zero page further on belongs to a record after the bad one (a body of
 // zeros), which says nothing about the bad frame; so does one after a
@@ -406,6 +408,18 @@ func lastNonZero(r *segReader, pos int64) (int64, error) {
 func (l *Log) powerLossHole(r *segReader, base, pos, dataEnd int64) (int64, error) {
 	if w := l.holeWindow(); w <= 0 || dataEnd-pos > w {
 		return -1, nil
+	}
+	// The page holding pos, read back as it was synced: the records before
+	// pos, then zeros (the first record written after the last fdatasync
+	// starts inside it, and its new version did not reach the disk).
+	if next := (pos/pageSize + 1) * pageSize; next-pos >= PayloadStart && next <= dataEnd {
+		b, err := r.window(pos, next-pos)
+		if err != nil {
+			return 0, err
+		}
+		if int64(len(b)) == next-pos && allZero(b) {
+			return pos, nil
+		}
 	}
 	extent := int64(PayloadStart)
 	h, err := r.window(pos, 4)
