@@ -253,13 +253,11 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 			return l.cutAt(i, pos, cerr, false)
 		}
 	}
-	laterData := false
-	for _, t := range l.segs[i+1:] {
-		if t.size.Load() > 0 {
-			laterData = true
-		}
-	}
-	validFollows := laterData
+	// A later segment, even an empty one, exists only once segment i was
+	// fdatasynced whole (the writer syncs a segment before it creates the
+	// next): a bad frame in it is damage to synced records, never a torn
+	// tail.
+	validFollows := i < len(l.segs)-1
 	if !validFollows {
 		found, gaveUp, err := l.validAfter(r, s.base, pos)
 		if err != nil {
