@@ -55,3 +55,53 @@ func TestPowerLossOfThePageHoldingTheSyncPoint(t *testing.T) {
 		}
 	}
 }
+
+// TestPowerLossOfThePageHoldingAStraddlingHeader: when the first unsynced
+// record's header straddles a page boundary and the first page's new
+// version is lost, its length field reads as zeros (no record has length
+// 0) and the rest of the header comes from the next page, which the disk
+// stored: a power loss's hole too.
+func TestPowerLossOfThePageHoldingAStraddlingHeader(t *testing.T) {
+	for _, before := range []int64{4, 8} {
+		t.Run(fmt.Sprintf("bytesBeforeTheBoundary=%d", before), func(t *testing.T) {
+			var logged bytes.Buffer
+			opts := preallocOptions(t.TempDir(), &logged)
+			l, _ := openLog(t, opts, 0)
+			var all []rec
+			add := func(p []byte) {
+				off, _ := appendWait(t, l, 1, p)
+				all = append(all, rec{off, 1, p})
+			}
+			for i := range 30 {
+				add(payloadN(i, 1000))
+			}
+			end := all[29].off + FrameSize(1000)
+			boundary := (end/pageSize + 2) * pageSize
+			add(payloadN(30, int(boundary-before-end-PayloadStart)))
+			keep := len(all)
+			for i := range 10 {
+				add(payloadN(31+i, 1000))
+			}
+			seg := lastSegment(t, opts.Dir)
+			l.Close(t.Context())
+			if all[keep].off != boundary-before {
+				t.Fatalf("test set-up: record at %d, want %d", all[keep].off, boundary-before)
+			}
+			f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(make([]byte, before), boundary-before); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			l2, got := openLog(t, opts, 0)
+			defer l2.Close(t.Context())
+			sameRecords(t, got, all[:keep])
+			if !strings.Contains(logged.String(), "power loss") {
+				t.Fatalf("the cut was not logged as a power loss's:\n%s", logged.String())
+			}
+		})
+	}
+}

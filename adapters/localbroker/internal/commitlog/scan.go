@@ -395,7 +395,7 @@ func lastNonZero(r *segReader, pos int64) (int64, error) {
 // powerLossHole returns the position of a whole zero page that makes the
 // bad frame at pos of the last segment a power loss's hole (see
 // holeWindow), or -1: the page holding pos when it holds zeros from pos
-// (at least a header's worth) to its end, the page's synced version. The
+// (at least a length field's worth) to its end, the page's synced version. The
 // last non-zero byte (dataEnd) must lie within the
 // window, and a whole zero page must be where the bad frame is: within the extent
 // its length claims when that is plausible, else in the page after pos. A
@@ -409,8 +409,11 @@ func (l *Log) powerLossHole(r *segReader, base, pos, dataEnd int64) (int64, erro
 	}
 	// The page holding pos, read back as it was synced: the records before
 	// pos, then zeros (the first record written after the last fdatasync
-	// starts inside it, and its new version did not reach the disk).
-	if next := (pos/pageSize + 1) * pageSize; next-pos >= PayloadStart && next <= dataEnd {
+	// starts inside it, and its new version did not reach the disk). At
+	// least the length field must lie in those zeros (no record has length
+	// 0; a length's high bytes are often zero), the rest of the header may
+	// be in the next page.
+	if next := (pos/pageSize + 1) * pageSize; next-pos >= 4 && next <= dataEnd {
 		b, err := r.window(pos, next-pos)
 		if err != nil {
 			return 0, err
