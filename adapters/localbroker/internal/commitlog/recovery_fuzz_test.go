@@ -65,7 +65,8 @@ func fuzzSpec(pairs ...int) []byte {
 // record after the synced ones, when an unsynced record's body holds
 // frames forged for their positions. With one bit of a synced byte flipped instead (damage), Open may
 // refuse, but must not panic, and if it opens it replays a prefix of the
-// records as written.
+// records as written; strict may open only if no synced record follows the
+// damaged one intact (it must not cut intact synced records away).
 //
 // Parameters: spec (see fuzzRecords), synced (how many records were
 // synced, mod the count), prealloc, tail (with prealloc: extra zero pages;
@@ -133,8 +134,13 @@ func FuzzRecoveryKeepsSyncedRecords(f *testing.F) {
 		file := make([]byte, size)
 		copy(file, written)
 		damaged := damage != 0 && syncedEnd > 0
+		hit := -1 // the record holding the damaged byte
 		if damaged {
-			file[int64(damage>>3)%syncedEnd] ^= 1 << (damage & 7)
+			at := int64(damage>>3) % syncedEnd
+			file[at] ^= 1 << (damage & 7)
+			for hit+1 < len(recs) && recs[hit+1].off <= at {
+				hit++
+			}
 		} else {
 			for i, p := 0, syncedEnd/pageSize*pageSize; p < size && i < 64; i, p = i+1, p+pageSize {
 				if lost&(1<<i) != 0 {
@@ -173,6 +179,12 @@ func FuzzRecoveryKeepsSyncedRecords(f *testing.F) {
 			lg.Close(t.Context())
 			if next != end(n) {
 				t.Fatalf("mode %d: replayed %d records ending at %d, but the log continues at %d", mode, n, end(n), next)
+			}
+			if mode == RecoveryStrict && damaged && hit < nSynced-1 && n < nSynced {
+				// Synced records after the damaged one are intact: strict
+				// must refuse rather than drop them.
+				t.Fatalf("strict recovery opened, dropping synced records %d..%d after damage to record %d (replayed %d)",
+					n, nSynced-1, hit, n)
 			}
 			if !damaged && n < nSynced {
 				t.Fatalf("mode %d: replayed %d records, %d were synced (ending at %d; file %d bytes, records end at %d, lost pages %b)",
