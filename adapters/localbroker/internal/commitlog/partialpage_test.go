@@ -23,7 +23,7 @@ func TestPowerLossOfThePageHoldingTheSyncPoint(t *testing.T) {
 				var logged bytes.Buffer
 				opts := preallocOptions(t.TempDir(), &logged)
 				opts.Preallocate = prealloc
-				all, seg := writeUnsyncedTail(t, opts)
+				all, seg := writeRecords(t, opts, 60)
 				end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
 				// The sync point: a record starting well inside a page,
 				// ~20 KB before the end.

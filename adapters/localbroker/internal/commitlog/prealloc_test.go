@@ -109,13 +109,13 @@ func TestPreallocatedSegmentsEndAtTheirRecords(t *testing.T) {
 	}
 }
 
-// writeUnsyncedTail makes a preallocated log of 60 records of 1,000 bytes
-// and closes it; it returns the records and the log's segment.
-func writeUnsyncedTail(t *testing.T, opts Options) ([]rec, string) {
+// writeRecords makes a log of n records of 1,000 bytes with opts and
+// closes it; it returns the records and the log's segment.
+func writeRecords(t *testing.T, opts Options, n int) ([]rec, string) {
 	t.Helper()
 	l, _ := openLog(t, opts, 0)
 	var all []rec
-	for i := range 60 {
+	for i := range n {
 		p := payloadN(i, 1000)
 		off, _ := appendWait(t, l, 1, p)
 		all = append(all, rec{off, 1, p})
@@ -125,6 +125,23 @@ func writeUnsyncedTail(t *testing.T, opts Options) ([]rec, string) {
 		t.Fatal(err)
 	}
 	return all, seg
+}
+
+// openRefused opens the log of opts, whose recovery: strict must refuse
+// with a *CorruptionError at bad and leave seg as it was; it returns the
+// error.
+func openRefused(t *testing.T, opts Options, seg string, bad int64) *CorruptionError {
+	t.Helper()
+	size := fileSize(t, seg)
+	_, err := Open(opts, 0, func(int64, byte, []byte) error { return nil })
+	var cerr *CorruptionError
+	if !errors.As(err, &cerr) || cerr.Offset != bad {
+		t.Fatalf("strict recovery with intact records after the damage: %v, want a *CorruptionError at %d", err, bad)
+	}
+	if fileSize(t, seg) != size {
+		t.Fatal("strict recovery changed the segment")
+	}
+	return cerr
 }
 
 // zeroPageAt zeroes the 4 KiB page of the file holding position pos, as a
@@ -173,7 +190,7 @@ func testPowerLossHoleCutsTheUnsyncedTail(t *testing.T, prealloc int64) {
 	var logged bytes.Buffer
 	opts := preallocOptions(dir, &logged)
 	opts.Preallocate = prealloc
-	all, seg := writeUnsyncedTail(t, opts)
+	all, seg := writeRecords(t, opts, 60)
 	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
 	hole := zeroPageAt(t, seg, end-30_000) // ~30 KB of records after it
 	keep := firstOverlapping(all, hole)
@@ -206,7 +223,7 @@ func TestZeroPageBeforeTheWindowRefused(t *testing.T) {
 	var logged bytes.Buffer
 	opts := preallocOptions(dir, &logged)
 	opts.MaxPending = 4 << 10 // window: 4 KiB + a largest record (16 KiB)
-	all, seg := writeUnsyncedTail(t, opts)
+	all, seg := writeRecords(t, opts, 60)
 	end := all[len(all)-1].off + FrameSize(len(all[len(all)-1].payload))
 	hole := zeroPageAt(t, seg, end-30_000)
 	bad := all[firstOverlapping(all, hole)].off
@@ -320,17 +337,7 @@ func TestDamagedLengthBeforeTheZerosRefused(t *testing.T) {
 			var logged bytes.Buffer
 			opts := preallocOptions(t.TempDir(), &logged)
 			opts.Preallocate = prealloc
-			l, _ := openLog(t, opts, 0)
-			var all []rec
-			for i := range 30 {
-				p := payloadN(i, 1000)
-				off, _ := appendWait(t, l, 1, p)
-				all = append(all, rec{off, 1, p})
-			}
-			seg := lastSegment(t, opts.Dir)
-			if err := l.Close(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			all, seg := writeRecords(t, opts, 30)
 			// Record 20's length now claims 16,000 bytes: past the last
 			// record, within the file when zeros follow the records.
 			bad := all[20].off
@@ -342,19 +349,10 @@ func TestDamagedLengthBeforeTheZerosRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
-			size := fileSize(t, seg)
-
-			_, err = Open(opts, 0, func(int64, byte, []byte) error { return nil })
-			var cerr *CorruptionError
-			if !errors.As(err, &cerr) || cerr.Offset != bad {
-				t.Fatalf("strict recovery of a damaged length with intact records after it: %v, want a *CorruptionError at %d", err, bad)
-			}
+			cerr := openRefused(t, opts, seg, bad)
 			// The bytes it says follow are the records', not the zeros'.
 			if end := all[29].off + FrameSize(len(all[29].payload)); cerr.Dropped != end-bad {
 				t.Fatalf("the error counts %d bytes after the bad record, want %d (the records' end minus its offset)", cerr.Dropped, end-bad)
-			}
-			if fileSize(t, seg) != size {
-				t.Fatal("strict recovery changed the segment")
 			}
 		})
 	}

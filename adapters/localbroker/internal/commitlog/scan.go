@@ -98,7 +98,9 @@ func (l *Log) frameAt(r *segReader, base, pos int64) (size int64, problem frameP
 //
 // Valid or not, nothing after the bad frame is ever replayed: truncation
 // cuts at the bad frame.
-func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err error) {
+// dataEnd is the segment position after its last non-zero byte (see
+// lastNonZero), which the caller has found already.
+func (l *Log) validAfter(r *segReader, base, pos, dataEnd int64) (found, gaveUp bool, err error) {
 	start := pos + 1
 	h, err := r.window(pos, 4)
 	if err != nil {
@@ -114,14 +116,7 @@ func (l *Log) validAfter(r *segReader, base, pos int64) (found, gaveUp bool, err
 		// written ahead of the records (Options.Preallocate) are no
 		// data, and a damaged length reaching into them must not hide
 		// the records between.
-		// (n is read first: lastNonZero reuses the reader's buffer h
-		// points into.)
-		n := int64(binary.BigEndian.Uint32(h))
-		dataEnd, err := lastNonZero(r, pos)
-		if err != nil {
-			return false, false, err
-		}
-		if n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n == dataEnd {
+		if n := int64(binary.BigEndian.Uint32(h)); n >= 1 && n <= l.opts.MaxRecordSize+1 && pos+HeaderSize+n == dataEnd {
 			start = pos + HeaderSize + n
 		}
 	}
@@ -226,50 +221,47 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	if err := l.refuseIntact(r, s, pos, problem); err != nil {
 		return err
 	}
-	if i == len(l.segs)-1 {
-		dataEnd, err := lastNonZero(r, pos) // the last non-zero byte, +1
-		if err != nil {
-			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
-		}
-		if dataEnd == pos {
-			// Zeros written ahead of the records (Options.Preallocate):
-			// the log's clean end. They stay for the next appends.
-			s.size.Store(pos)
-			return nil
-		}
-		// The zeros after dataEnd are no records: what a cut drops, and
-		// the error counts, ends there.
-		s.size.Store(dataEnd)
-		if hole, err := l.powerLossHole(r, s.base, pos, dataEnd); err != nil {
-			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
-		} else if hole >= 0 {
-			// Records written after the last completed fdatasync, some of
-			// whose pages did not reach the disk before a power loss: none
-			// of them was durable, and what follows the hole cannot be
-			// trusted to be complete.
-			cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
-				"%s; the zeros of a page a power loss did not store at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
-				problem, hole, dataEnd-pos)}
-			return l.cutAt(i, pos, cerr, false)
-		}
+	if i < len(l.segs)-1 {
+		// A later segment, even an empty one, exists only once segment i
+		// was fdatasynced whole (the writer syncs a segment before it
+		// creates the next): a bad frame in it is damage to synced
+		// records, never a torn tail.
+		return l.cutAt(i, pos, &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: problem}, true)
 	}
-	// A later segment, even an empty one, exists only once segment i was
-	// fdatasynced whole (the writer syncs a segment before it creates the
-	// next): a bad frame in it is damage to synced records, never a torn
-	// tail.
-	validFollows := i < len(l.segs)-1
-	if !validFollows {
-		found, gaveUp, err := l.validAfter(r, s.base, pos)
-		if err != nil {
-			return fmt.Errorf("commitlog: read %s: %w", s.path, err)
-		}
-		validFollows = found || gaveUp
-		if gaveUp {
-			problem += "; the bytes after it are too many plausible record headers to tell a torn write from damage"
-		}
+	dataEnd, err := lastNonZero(r, pos) // the last non-zero byte, +1
+	if err != nil {
+		return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	}
+	if dataEnd == pos {
+		// Zeros written ahead of the records (Options.Preallocate): the
+		// log's clean end. They stay for the next appends.
+		s.size.Store(pos)
+		return nil
+	}
+	// The zeros after dataEnd are no records: what a cut drops, and the
+	// error counts, ends there.
+	s.size.Store(dataEnd)
+	if hole, err := l.powerLossHole(r, s.base, pos, dataEnd); err != nil {
+		return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	} else if hole >= 0 {
+		// Records written after the last completed fdatasync, some of
+		// whose pages did not reach the disk before a power loss: none of
+		// them was durable, and what follows the hole cannot be trusted to
+		// be complete.
+		cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
+			"%s; the zeros of a page a power loss did not store at segment position %d and the records up to %d bytes after it are writes a power loss kept only in part (they were never synced)",
+			problem, hole, dataEnd-pos)}
+		return l.cutAt(i, pos, cerr, false)
+	}
+	found, gaveUp, err := l.validAfter(r, s.base, pos, dataEnd)
+	if err != nil {
+		return fmt.Errorf("commitlog: read %s: %w", s.path, err)
+	}
+	if gaveUp {
+		problem += "; the bytes after it are too many plausible record headers to tell a torn write from damage"
 	}
 	cerr := &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: problem}
-	return l.cutAt(i, pos, cerr, validFollows)
+	return l.cutAt(i, pos, cerr, found || gaveUp)
 }
 
 // refuseIntact returns the error refusing a bad frame that is whole and
