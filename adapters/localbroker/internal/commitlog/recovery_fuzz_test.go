@@ -169,7 +169,13 @@ func FuzzRecoveryKeepsSyncedRecords(f *testing.F) {
 			}
 			if err != nil {
 				var cerr *CorruptionError
-				if damaged || mode == RecoveryStrict && forgedUnsynced && errors.As(err, &cerr) && cerr.Offset >= syncedEnd {
+				// The first unsynced record's length field can straddle a
+				// page boundary with fewer than 4 bytes in the page holding
+				// the sync point: that page read back as its synced version
+				// zeroes a byte of the length, which nothing tells from a
+				// damaged length, so strict may refuse (dropping nothing).
+				straddle := syncedEnd%pageSize > pageSize-4
+				if damaged || mode == RecoveryStrict && (forgedUnsynced || straddle) && errors.As(err, &cerr) && cerr.Offset >= syncedEnd {
 					continue
 				}
 				t.Fatalf("mode %d: Open after a power loss (%d of %d records synced, ending at %d; file %d bytes, records end at %d): %v",
