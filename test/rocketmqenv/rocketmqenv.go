@@ -684,7 +684,11 @@ func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
 
 func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []string, args ...string) (*proc, error) {
 	home := filepath.Join(c.Dir, name)
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	// The JVM's temporary files (Netty's self-signed certificates of a
+	// TLS-serving proxy, "keyutil_*", which it never deletes) go under the
+	// cluster's directory, removed with it, not into the system's /tmp.
+	tmp := filepath.Join(home, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	logConf := "rmq.broker.logback.xml"
@@ -701,7 +705,7 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 		quick = nil
 	}
 	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true"}, quick...)
-	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home,
+	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home, "-Djava.io.tmpdir="+tmp,
 		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf))
 	jvm = append(jvm, jvmExtra...) // after the defaults: a repeated -D takes the last value
 	jvm = append(jvm, "-cp", filepath.Join(c.lib, "*"), main)

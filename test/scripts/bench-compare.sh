@@ -186,7 +186,7 @@ start_apache() {
 	install_apache
 	local home=$out/apache ns proxy_grpc proxy_remoting broker
 	rm -rf "$home"
-	mkdir -p "$home/conf" "$home/store"
+	mkdir -p "$home/conf" "$home/store" "$home/tmp" # tmp: the JVMs' temporary files (Netty's keyutil_* certificates)
 	cp "$cache"/conf/*.xml "$home/conf/"
 	ns=$(free_port) proxy_grpc=$(free_port) proxy_remoting=$(free_port) broker=$(free_port)
 	cat > "$home/conf/namesrv.conf" <<-EOF
@@ -228,20 +228,20 @@ start_apache() {
 	local jenv=(env)
 	[ -f "$cache/lib/libloopbind.so" ] && jenv=(env "LD_PRELOAD=$cache/lib/libloopbind.so")
 	log "apache: starting the NameServer on 127.0.0.1:$ns"
-	"${nice[@]}" "${jenv[@]}" java -Xms512m -Xmx512m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
+	"${nice[@]}" "${jenv[@]}" java -Xms512m -Xmx512m -Duser.home="$home" -Djava.io.tmpdir="$home/tmp" -Drmq.logback.configurationFile="$home/conf/rmq.namesrv.logback.xml" \
 		-Dtls.server.mode=disabled -cp "$cp" org.apache.rocketmq.namesrv.NamesrvStartup -c "$home/conf/namesrv.conf" \
 		> "$home/namesrv.out" 2>&1 &
 	local ns_pid=$!
 	pids+=("$ns_pid")
 	wait_port "$ns" 60 "NameServer"
 	log "apache: starting the proxy (local mode, broker on $broker) with gRPC on 127.0.0.1:$proxy_grpc"
-	"${nice[@]}" "${jenv[@]}" java -Xms1g -Xmx1g -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
+	"${nice[@]}" "${jenv[@]}" java -Xms1g -Xmx1g -Duser.home="$home" -Djava.io.tmpdir="$home/tmp" -Drmq.logback.configurationFile="$home/conf/rmq.proxy.logback.xml" \
 		-cp "$cp" org.apache.rocketmq.proxy.ProxyStartup -pc "$home/conf/proxy.json" -pm local \
 		> "$home/proxy.out" 2>&1 &
 	local proxy_pid=$!
 	pids+=("$proxy_pid")
 	wait_port "$broker" 120 "the proxy's broker"
-	local admin=("${jenv[@]}" java -Xms128m -Xmx256m -Duser.home="$home" -Drmq.logback.configurationFile="$home/conf/rmq.tools.logback.xml"
+	local admin=("${jenv[@]}" java -Xms128m -Xmx256m -Duser.home="$home" -Djava.io.tmpdir="$home/tmp" -Drmq.logback.configurationFile="$home/conf/rmq.tools.logback.xml"
 		-cp "$cp" org.apache.rocketmq.tools.command.MQAdminStartup)
 	for t in bench drain; do
 		"${admin[@]}" updateTopic -n 127.0.0.1:"$ns" -b 127.0.0.1:"$broker" -t "$t" -r 8 -w 8 -a +message.type=NORMAL > "$home/admin.out" 2>&1 ||
