@@ -409,6 +409,15 @@ func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, 
 	if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
 		return nil, false, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
 	}
+	for _, qd := range rd.QueueDatas {
+		if max(qd.ReadQueueNums, qd.WriteQueueNums) > maxRouteQueues {
+			// Garbage: routeOf would build a queue per count (2^31 of them
+			// exhausted memory).
+			return nil, false, domain.Errorf(domain.ReasonBrokerError,
+				"the NameServer's route of topic %s gives broker %s %d read and %d write queues; rmqproxy accepts at most %d per broker",
+				name, qd.BrokerName, qd.ReadQueueNums, qd.WriteQueueNums, maxRouteQueues)
+		}
+	}
 	e = &topicEntry{masters: map[string]string{}, fetched: c.b.clock.Now()}
 	for _, bd := range rd.BrokerDatas {
 		if a := bd.BrokerAddrs[remoting.MasterID]; a != "" {
@@ -749,3 +758,8 @@ func (e *topicEntry) addr(brokerName string) (string, error) {
 	}
 	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q serves no queue of topic %q", brokerName, e.route.Topic.Name)
 }
+
+// maxRouteQueues bounds the queues of one broker in a topic's route read
+// from the NameServers: far more than any topic has (each queue is a
+// directory of files on the broker), and few enough to build.
+const maxRouteQueues = 1 << 16

@@ -1,0 +1,41 @@
+package cluster
+
+import (
+	"math"
+	"testing"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// TestRouteWithImpossibleQueueCountsIsRefused: a NameServer (or a broker
+// registered with it) answering garbage, a route whose queue counts no
+// topic has, was turned into one route queue per count: with
+// readQueueNums 2147483647 rmqproxy tried to build 2^31 queues and died
+// out of memory on the first send, receive or route query of the topic.
+// Such a route is refused as the broker's error. The test uses a count
+// just above the limit first (which the unbounded code built without
+// trouble, failing the test before the second count could exhaust memory).
+func TestRouteWithImpossibleQueueCountsIsRefused(t *testing.T) {
+	for _, queues := range []int32{maxRouteQueues + 1, math.MaxInt32} {
+		var addr string
+		addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetBrokerClusterInfo:
+				resp.Body = oneBrokerCluster(addr)
+			case remoting.RequestGetRouteinfoByTopic:
+				resp.Body = oneBrokerRoute(addr, queues, remoting.PermRead|remoting.PermWrite)
+			case remoting.RequestGetTopicConfig:
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+			}
+			return resp
+		})
+		b := newTestBroker(t, addr, nil)
+		_, err := b.Route(t.Context(), "T")
+		if !domain.HasReason(err, domain.ReasonBrokerError) {
+			t.Fatalf("route of T with %d queues on b1: err = %v, want a broker error", queues, err)
+		}
+		t.Logf("%d queues: %v", queues, err)
+	}
+}
