@@ -148,6 +148,13 @@ func popped(resp *remoting.Command, req ports.PopRequest, broker string) ([]remo
 	if err != nil {
 		return nil, nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer could not be decoded")
 	}
+	if len(raw) > maxPopBatch {
+		// Garbage: a broker answers at most the messages asked for (one
+		// record per consume-queue unit), and finding each message's
+		// checkpoint among the others takes time quadratic in their number.
+		return nil, nil, domain.Errorf(domain.ReasonBrokerError,
+			"the broker's pop answer carries %d messages, more than the %d a pop asks for at most", len(raw), maxPopBatch)
+	}
 	cks, err := remoting.PopExtraInfos(req.Topic, &ph, broker, req.FIFO, raw, nil)
 	if err != nil {
 		return nil, nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's pop answer carries no usable checkpoint")

@@ -39,3 +39,19 @@ func TestRouteWithImpossibleQueueCountsIsRefused(t *testing.T) {
 		t.Logf("%d queues: %v", queues, err)
 	}
 }
+
+// TestPopAnswerWithMoreMessagesThanAskedIsRefused: a pop answer carrying
+// more messages than any POP_MESSAGE asks for (32) is garbage. Each
+// message's checkpoint was looked up among the answer's other messages
+// (quadratic): an answer of tens of thousands of minimal records, which a
+// 16 MiB frame holds, kept a core busy for seconds per receive (20000
+// records took a second). Such an answer is refused as the broker's
+// error before its checkpoints are read.
+func TestPopAnswerWithMoreMessagesThanAskedIsRefused(t *testing.T) {
+	b := startPopBroker(t, maxPopBatch+1, nil, nil)
+	msgs, err := b.Pop(t.Context(), popBenchRequest)
+	if !domain.HasReason(err, domain.ReasonBrokerError) {
+		t.Fatalf("pop answered with %d messages: got %d messages, err = %v; want a broker error", maxPopBatch+1, len(msgs), err)
+	}
+	t.Log(err)
+}
