@@ -469,6 +469,7 @@ func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *top
 // its route that answers.
 func (c *metaCache) topicConfig(ctx context.Context, name string, e *topicEntry) (domain.Topic, error) {
 	names := slices.Sorted(maps.Keys(e.masters))
+	isolatedLast(c.b, names, func(n string) string { return n })
 	var lastErr error
 	for _, bn := range names {
 		resp, err := c.b.call(ctx, e.masters[bn], remoting.RequestGetTopicConfig, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: bn}, Topic: name}, nil)
@@ -610,6 +611,7 @@ func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.Cons
 		if err != nil {
 			return nil, err
 		}
+		isolatedLast(c.b, ms, func(m master) string { return m.name })
 		var lastErr error
 		for _, m := range ms {
 			resp, err := c.b.call(ctx, m.addr, remoting.RequestGetSubscriptiongroupConfig,
@@ -727,6 +729,25 @@ func (f *faults) isolated(broker string, now time.Time) bool {
 		return false
 	}
 	return ok
+}
+
+// isolatedLast moves the brokers isolated after a recent failure (see
+// [Broker.failed]) to the end of list, keeping the order otherwise, for
+// requests any broker can answer: a broker that stopped answering made each
+// such request wait cluster.requestTimeout before the next was asked, and
+// the sends and receives waiting on it time out.
+func isolatedLast[T any](b *Broker, list []T, name func(T) string) {
+	now := b.clock.Now()
+	var isolated []T
+	kept := list[:0]
+	for _, x := range list {
+		if b.faults.isolated(name(x), now) {
+			isolated = append(isolated, x)
+		} else {
+			kept = append(kept, x)
+		}
+	}
+	copy(list[len(kept):], isolated)
 }
 
 // failed records a failed call to a broker: a transport failure isolates
