@@ -50,6 +50,12 @@ func mapError(err error) error {
 			return domain.Wrap(domain.ReasonUnavailable, err, "the broker cannot be reached now; retry")
 		case client.KindClosed:
 			return domain.Wrap(domain.ReasonUnavailable, err, "rmqproxy is shutting down")
+		case client.KindEncode:
+			if errors.Is(err, remoting.ErrFrameTooLarge) {
+				// Only a send carries that much: its body.
+				return domain.Wrap(domain.ReasonBodyTooLarge, err, "the message is too large for a RocketMQ broker: its request would exceed the "+
+					"16 MiB frame a broker reads (messaging.limits.maxBodySize should stay well below it)")
+			}
 		}
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -203,6 +204,12 @@ func (cn *conn) encode(req *remoting.Command) (*[]byte, error) {
 	}
 	buf := bufPool.Get().(*[]byte)
 	frame, err := remoting.AppendCommand((*buf)[:0], req)
+	if err == nil && len(frame) > cn.c.cfg.MaxFrameSize {
+		// The peer reads no longer frame than this client does (RocketMQ's
+		// frameMaxLength, 16 MiB by default, on both sides): it would close
+		// the connection, failing every other call in flight on it.
+		err = fmt.Errorf("a request of %d bytes exceeds the peer's frame limit of %d: %w", len(frame), cn.c.cfg.MaxFrameSize, remoting.ErrFrameTooLarge)
+	}
 	if err != nil {
 		putBuf(buf)
 		return nil, &Error{Kind: KindEncode, Addr: cn.addr, Err: err}
