@@ -20,7 +20,8 @@ import (
 //
 // A broker answers a whole BATCH_ACK_MESSAGE with one code, so a batch
 // the broker refuses is retried one ACK_MESSAGE per delivery: each then
-// gets the broker's own answer. (Brokers skip, rather than refuse, a
+// gets the broker's own answer. A broker that refuses every request
+// (overloaded, shutting down: see brokerRefusesAll) is not asked again. (Brokers skip, rather than refuse, a
 // batched offset outside the queue's range, which a single ACK_MESSAGE
 // answers with NO_MESSAGE; docs/compatibility.md.)
 func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error {
@@ -169,7 +170,7 @@ func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []port
 	switch {
 	case err == nil:
 		return
-	case isResponse(err):
+	case isResponse(err) && !brokerRefusesAll(err):
 		// The broker refused the batch as a whole (an older broker without
 		// BATCH_ACK_MESSAGE, an ACL that does not allow it, ...): ask once
 		// per delivery, so each gets its own answer.
@@ -182,6 +183,15 @@ func (b *Broker) ackOnBroker(ctx context.Context, name, addr string, reqs []port
 	}
 	b.failed(name, err)
 	fail(mapError(err))
+}
+
+// brokerRefusesAll reports whether a broker's answer refuses any request
+// now, not the request it answers: it is overloaded (SYSTEM_BUSY, its
+// queue for the request's kind full; FLOW_CONTROL) or shutting down
+// (GO_AWAY). Asking again once per delivery of a batch so answered would
+// multiply the requests to a broker that just said it cannot take them.
+func brokerRefusesAll(err error) bool {
+	return isCode(err, remoting.ResponseSystemBusy) || isCode(err, remoting.ResponseFlowControl) || isCode(err, remoting.ResponseGoAway)
 }
 
 // retryFlag is the checkpoint retry flag of a receipt handle's topic type.

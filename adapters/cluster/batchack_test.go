@@ -19,10 +19,12 @@ import (
 type fakeAckBroker struct {
 	addr        string
 	refuseBatch bool
-	hold        chan struct{} // when set, ACK_MESSAGE is answered once it is closed
-	mu          sync.Mutex
-	batches     []remoting.BatchAckMessageRequestBody
-	singles     []remoting.AckMessageRequestHeader
+	// batchCode, when set, answers every BATCH_ACK_MESSAGE (with a remark).
+	batchCode remoting.ResponseCode
+	hold      chan struct{} // when set, ACK_MESSAGE is answered once it is closed
+	mu        sync.Mutex
+	batches   []remoting.BatchAckMessageRequestBody
+	singles   []remoting.AckMessageRequestHeader
 }
 
 func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
@@ -38,6 +40,9 @@ func (f *fakeAckBroker) answer(req *remoting.Command) *remoting.Command {
 	case remoting.RequestBatchAckMessage:
 		if f.refuseBatch {
 			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "request type 200151 not supported")
+		}
+		if f.batchCode != 0 {
+			return remoting.NewResponse(req, f.batchCode, "answered "+f.batchCode.String())
 		}
 		var body remoting.BatchAckMessageRequestBody
 		if err := remoting.DecodeJSONBody(req.Body, &body); err != nil {
@@ -265,5 +270,37 @@ func TestBatchAckRefusalIsLoggedWithTheRequest(t *testing.T) {
 		if !w {
 			t.Error("the refusal was logged without the request's context")
 		}
+	}
+}
+
+// TestBusyBrokerIsNotAskedOncePerDelivery: a broker that answers a
+// BATCH_ACK_MESSAGE SYSTEM_BUSY (its ack queue full: overloaded) or
+// GO_AWAY (shutting down) refuses the request, not the batch. Such an
+// answer was taken for a refusal of batches and the deliveries were
+// acked one ACK_MESSAGE each, up to 1024 requests for one to a broker
+// that just said it is overloaded (and a Warn advising to turn
+// cluster.batchAck off). Now each delivery of the batch gets the broker's
+// answer: TOO_MANY_REQUESTS or UNAVAILABLE, which clients retry.
+func TestBusyBrokerIsNotAskedOncePerDelivery(t *testing.T) {
+	for _, c := range []struct {
+		code   remoting.ResponseCode
+		reason domain.Reason
+	}{{remoting.ResponseSystemBusy, domain.ReasonTooManyRequests}, {remoting.ResponseGoAway, domain.ReasonUnavailable}} {
+		t.Run(c.code.String(), func(t *testing.T) {
+			f, b := startAckBroker(t, &fakeAckBroker{batchCode: c.code}, true)
+			reqs := ackDeliveries()[:3] // one checkpoint of b1
+			errs := b.AckBatch(t.Context(), reqs)
+			f.mu.Lock()
+			singles := len(f.singles)
+			f.mu.Unlock()
+			if singles != 0 {
+				t.Errorf("%d ACK_MESSAGE sent after the batch was answered %v, want none", singles, c.code)
+			}
+			for i, err := range errs {
+				if domain.ReasonOf(err) != c.reason {
+					t.Errorf("entry %d: %v (reason %v), want %v", i, err, domain.ReasonOf(err), c.reason)
+				}
+			}
+		})
 	}
 }
