@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -447,36 +448,59 @@ func (b *Broker) callNameServer(ctx context.Context, mk func() *remoting.Command
 	return b.askNameServers(ctx, mk, nil, ok...)
 }
 
+// nsVerdict is how askNameServers' caller judges a NameServer's answer.
+type nsVerdict uint8
+
+const (
+	nsAnswered nsVerdict = iota // it holds what was asked for
+	nsLacks                     // a proper answer without it: no such topic, no master of the cluster
+	nsUnusable                  // an error code, or a body that does not decode
+)
+
 // askNameServers is callNameServer that also moves on from an answer that
-// lacks what was asked for (lacks reports it: a topic without a route, a
-// cluster without a master), each NameServer asked at most once: a
-// NameServer restarted within the brokers' registration interval (30 s)
-// knows no broker while the others do. It returns the first answer that
-// does not lack it; when every answer lacks it, the first answer, as
-// callNameServer would.
-func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command, lacks func(*remoting.Command) bool, ok ...remoting.ResponseCode) (*remoting.Command, error) {
+// judge finds lacking what was asked for (a topic without a route, a
+// cluster without a master) or unusable (an error code, a body that does
+// not decode: a NameServer answering garbage, or the port of a broker or
+// of another server listed among them by mistake), each NameServer asked
+// at most once: a NameServer restarted within the brokers' registration
+// interval (30 s) knows no broker while the others do. It returns the
+// first answer that holds it; when none does, the first one lacking it,
+// else the first one, as callNameServer would. The NameServer whose
+// answer is returned is asked first next time.
+func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command, judge func(*remoting.Command) nsVerdict, ok ...remoting.ResponseCode) (*remoting.Command, error) {
 	n := len(b.cfg.NameServers)
 	start := int(b.nsCur.Load())
 	var lastErr error
 	var unreached []string
-	var lacking *remoting.Command // the first answer that lacks it
-	lackingIdx := 0
-	var lackingCode remoting.RequestCode
+	type answer struct {
+		resp *remoting.Command
+		idx  int
+		code remoting.RequestCode
+	}
+	var lacking, unusable *answer // the first answer of each kind
 	for i := range n {
 		idx := (start + i) % n
 		req := mk()
 		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], req)
 		if err == nil {
-			if lacks == nil || !lacks(resp) {
+			v := nsAnswered
+			if judge != nil {
+				v = judge(resp)
+			}
+			if v == nsAnswered {
 				b.nsCur.Store(int32(idx))
 				return resp, expect(remoting.RequestCode(req.Code), resp, ok...)
 			}
-			if lacking == nil {
-				lacking, lackingIdx, lackingCode = resp, idx, remoting.RequestCode(req.Code)
+			a := &answer{resp, idx, remoting.RequestCode(req.Code)}
+			switch {
+			case v == nsLacks && lacking == nil:
+				lacking = a
+			case v == nsUnusable && unusable == nil:
+				unusable = a
 			}
 			if i < n-1 {
-				b.log.LogAttrs(ctx, slog.LevelDebug, "a NameServer's answer lacks what was asked; asking the next",
-					slog.String("nameServer", b.cfg.NameServers[idx]), slog.Int("code", int(req.Code)))
+				b.log.LogAttrs(ctx, slog.LevelDebug, "a NameServer's answer lacks what was asked, or cannot be used; asking the next",
+					slog.String("nameServer", b.cfg.NameServers[idx]), slog.Int("code", int(req.Code)), slog.Int("answer", int(resp.Code)))
 			}
 			if ctx.Err() != nil {
 				break
@@ -493,9 +517,9 @@ func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command
 			break
 		}
 	}
-	if lacking != nil {
-		b.nsCur.Store(int32(lackingIdx))
-		return lacking, expect(lackingCode, lacking, ok...)
+	if a := cmp.Or(lacking, unusable); a != nil {
+		b.nsCur.Store(int32(a.idx))
+		return a.resp, expect(a.code, a.resp, ok...)
 	}
 	if len(unreached) == 0 || !transportFailure(lastErr) {
 		return nil, lastErr

@@ -98,8 +98,9 @@ func newMetaCache(b *Broker) *metaCache {
 func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 	v, err := c.shared(ctx, "cluster", func(ctx context.Context) (any, error) {
 		// A NameServer that knows no master of the cluster (restarted,
-		// the brokers not registered with it again yet) is passed over
-		// for one that does; its answer is decoded once.
+		// the brokers not registered with it again yet), or whose answer
+		// cannot be used, is passed over for one that does; its answer is
+		// decoded once.
 		var info remoting.ClusterInfo
 		var decoded *remoting.Command // the answer info was decoded from
 		var decodeErr error
@@ -109,12 +110,18 @@ func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
 		}
 		resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
 			return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
-		}, func(resp *remoting.Command) bool {
+		}, func(resp *remoting.Command) nsVerdict {
 			if resp.Code != int32(remoting.ResponseSuccess) {
-				return false
+				return nsUnusable
 			}
 			decode(resp)
-			return decodeErr == nil && !hasMaster(&info, c.b.cfg.ClusterName)
+			switch {
+			case decodeErr != nil:
+				return nsUnusable
+			case !hasMaster(&info, c.b.cfg.ClusterName):
+				return nsLacks
+			}
+			return nsAnswered
 		})
 		if err != nil {
 			return nil, mapError(err)
@@ -378,12 +385,32 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 // and all, with kept set.
 func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, kept bool, err error) {
 	// A NameServer that routes no such topic (restarted, the brokers not
-	// registered with it again yet) is passed over for one that does; a
-	// topic that does not exist costs one lookup per NameServer.
+	// registered with it again yet), or whose answer cannot be used, is
+	// passed over for one that does; a topic that does not exist costs one
+	// lookup per NameServer. The route is decoded once.
+	var rd remoting.TopicRouteData
+	var decoded *remoting.Command // the answer rd was decoded from
+	var decodeErr error
+	decode := func(resp *remoting.Command) {
+		rd, decoded = remoting.TopicRouteData{}, resp
+		decodeErr = decodeRoute(resp.Body, &rd, name)
+	}
 	resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
 		return remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
 			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil)
-	}, func(resp *remoting.Command) bool { return resp.Code == int32(remoting.ResponseTopicNotExist) })
+	}, func(resp *remoting.Command) nsVerdict {
+		switch remoting.ResponseCode(resp.Code) {
+		case remoting.ResponseTopicNotExist:
+			return nsLacks
+		case remoting.ResponseSuccess:
+		default:
+			return nsUnusable
+		}
+		if decode(resp); decodeErr != nil {
+			return nsUnusable
+		}
+		return nsAnswered
+	})
 	if err != nil {
 		if isCode(err, remoting.ResponseTopicNotExist) {
 			if e := c.droppedWithItsBrokers(ctx, name); e != nil {
@@ -405,18 +432,11 @@ func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, 
 		}
 		return nil, false, mapError(err)
 	}
-	var rd remoting.TopicRouteData
-	if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
-		return nil, false, domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
+	if decoded != resp {
+		decode(resp)
 	}
-	for _, qd := range rd.QueueDatas {
-		if max(qd.ReadQueueNums, qd.WriteQueueNums) > maxRouteQueues {
-			// Garbage: routeOf would build a queue per count (2^31 of them
-			// exhausted memory).
-			return nil, false, domain.Errorf(domain.ReasonBrokerError,
-				"the NameServer's route of topic %s gives broker %s %d read and %d write queues; rmqproxy accepts at most %d per broker",
-				name, qd.BrokerName, qd.ReadQueueNums, qd.WriteQueueNums, maxRouteQueues)
-		}
+	if decodeErr != nil {
+		return nil, false, decodeErr
 	}
 	e = &topicEntry{masters: map[string]string{}, fetched: c.b.clock.Now()}
 	for _, bd := range rd.BrokerDatas {
@@ -426,6 +446,24 @@ func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, 
 	}
 	e.route = routeOf(name, &rd, e.masters)
 	return e, false, nil
+}
+
+// decodeRoute decodes a NameServer's route of topic name into rd,
+// refusing one that cannot be a real topic's.
+func decodeRoute(body []byte, rd *remoting.TopicRouteData, name string) error {
+	if err := remoting.DecodeJSONBody(body, rd); err != nil {
+		return domain.Wrap(domain.ReasonBrokerError, err, "the NameServer's route of topic "+name+" could not be decoded")
+	}
+	for _, qd := range rd.QueueDatas {
+		if max(qd.ReadQueueNums, qd.WriteQueueNums) > maxRouteQueues {
+			// Garbage: routeOf would build a queue per count (2^31 of them
+			// exhausted memory).
+			return domain.Errorf(domain.ReasonBrokerError,
+				"the NameServer's route of topic %s gives broker %s %d read and %d write queues; rmqproxy accepts at most %d per broker",
+				name, qd.BrokerName, qd.ReadQueueNums, qd.WriteQueueNums, maxRouteQueues)
+		}
+	}
+	return nil
 }
 
 // droppedWithItsBrokers returns the cached entry of a topic the

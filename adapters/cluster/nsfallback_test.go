@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,5 +87,54 @@ func TestNoNameServerRoutesTheTopic(t *testing.T) {
 	}
 	if n, m := lookups1.Load(), lookups2.Load(); n != 1 || m != 1 {
 		t.Errorf("route lookups: %d and %d, want one per NameServer", n, m)
+	}
+}
+
+// TestNameServerAnsweringGarbageIsPassedOver: a NameServer listed first
+// whose answers cannot be used (a body that does not decode; an error
+// code, as a broker's or another Remoting server's port listed by mistake
+// answers REQUEST_CODE_NOT_SUPPORTED) was taken at its word, because it
+// answered: readiness and every route lookup failed with the broker error
+// although the second NameServer answered properly, and the first, having
+// answered, stayed the one asked first. Such an answer is passed over for
+// the next NameServer's, as one lacking the topic or the cluster's masters
+// is.
+func TestNameServerAnsweringGarbageIsPassedOver(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		answer func(req *remoting.Command) *remoting.Command
+	}{
+		{"undecodable body", func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			resp.Body = []byte(`{"brokerAddrTable":`)
+			return resp
+		}},
+		{"error code", func(req *remoting.Command) *remoting.Command {
+			return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "request type "+strconv.Itoa(int(req.Code))+" not supported")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var asked atomic.Int32
+			bad := startFakeSocket(t, func(req *remoting.Command) *remoting.Command { asked.Add(1); return c.answer(req) })
+			good, _ := fakeTopicNameServer(t, nil)
+			cfg := DefaultConfig()
+			cfg.NameServers = []string{bad, good}
+			b := newBroker(t, cfg, nil)
+			if err := b.Ready(t.Context()); err != nil {
+				t.Errorf("readiness: %v", err)
+			}
+			if _, err := b.meta.topic(t.Context(), "T"); err != nil {
+				t.Errorf("route of T: %v", err)
+			}
+			// The NameServer that answered properly is asked first from now on.
+			before := asked.Load()
+			b.meta.forgetTopic("T")
+			if _, err := b.meta.topic(t.Context(), "T"); err != nil {
+				t.Errorf("route of T again: %v", err)
+			}
+			if n := asked.Load() - before; n != 0 {
+				t.Errorf("the NameServer answering garbage was asked %d more times, want 0", n)
+			}
+		})
 	}
 }
