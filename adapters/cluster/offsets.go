@@ -81,6 +81,12 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 		// answer comes too late and the pull fails instead of finding
 		// nothing.
 		poll = max(min(poll, timeout-pullHoldCheck-pollReserve(timeout)), 0)
+	} else if poll > 0 {
+		// No deadline binds the suspend: the call waits for the broker's
+		// hold check on top of it, or a pull at the end of a queue would
+		// time out (and isolate the broker) whenever requestTimeout is
+		// shorter than the check's wait.
+		timeout += pullHoldCheck
 	}
 	flags := remoting.PullSubscription
 	if poll > 0 {

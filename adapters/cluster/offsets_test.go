@@ -166,3 +166,45 @@ func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestPullWithoutDeadlineWaitsForTheHoldCheck: a pull whose caller set no
+// deadline (a gRPC client that sends none) was bounded by
+// cluster.requestTimeout on top of its suspend, and a broker answers a
+// suspended pull at its first look after the suspend, up to 5 s later
+// (pullHoldCheck): with requestTimeout below that, most pulls at the end
+// of a queue timed out (PROXY_TIMEOUT instead of no message), and each
+// timeout isolated the broker, so that sends and receives avoided a
+// healthy broker. The call now waits for the hold check on top. The fake
+// answers a second after the suspend, as a broker whose look came then.
+func TestPullWithoutDeadlineWaitsForTheHoldCheck(t *testing.T) {
+	const suspend = 300 * time.Millisecond
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		case remoting.RequestPullMessage:
+			var h remoting.PullMessageRequestHeader
+			if err := h.DecodeFields(req.Fields); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Duration(h.SuspendTimeoutMillis)*time.Millisecond + time.Second) // the broker's hold
+			resp = remoting.NewResponse(req, remoting.ResponsePullNotFound, "")
+			resp.Fields = (&remoting.PullMessageResponseHeader{NextBeginOffset: 1, MaxOffset: 1}).AppendFields(nil)
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	cfg.RequestTimeout = 500 * time.Millisecond
+	b := newBroker(t, cfg, nil)
+	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}
+	res, err := b.Pull(context.Background(), ports.PullRequest{Group: "G", Queue: q, Offset: 1, BatchSize: 1, Filter: filter.All, PollTimeout: suspend})
+	if err != nil || res.NextOffset != 1 {
+		t.Fatalf("pull at the end of the queue without a deadline: %+v, %v; want no message", res, err)
+	}
+	if b.faults.isolated("b1", time.Now()) {
+		t.Errorf("b1 isolated after a pull it answered")
+	}
+}
