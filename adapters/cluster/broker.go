@@ -246,6 +246,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.unregisterAll(ctx)
 	}
 	err := b.rpc.Close()
+	b.meta.close()
 	b.log.Info("cluster adapter closed")
 	return err
 }

@@ -83,6 +83,11 @@ type metaCache struct {
 	// predate the delete) does not cache what it read.
 	deletes uint64
 	groups  map[string]groupEntry
+	// refreshing holds the keys read in the background now, closed stops
+	// new ones and background counts them (see refreshInBackground).
+	refreshing map[string]bool
+	closed     bool
+	background sync.WaitGroup
 }
 
 type groupEntry struct {
@@ -96,59 +101,63 @@ func newMetaCache(b *Broker) *metaCache {
 
 // refreshCluster reads the cluster's brokers from the NameServers.
 func (c *metaCache) refreshCluster(ctx context.Context) (*clusterView, error) {
-	v, err := c.shared(ctx, "cluster", func(ctx context.Context) (any, error) {
-		// A NameServer that knows no master of the cluster (restarted,
-		// the brokers not registered with it again yet), or whose answer
-		// cannot be used, is passed over for one that does; its answer is
-		// decoded once.
-		var info remoting.ClusterInfo
-		var decoded *remoting.Command // the answer info was decoded from
-		var decodeErr error
-		decode := func(resp *remoting.Command) {
-			info, decoded = remoting.ClusterInfo{}, resp
-			decodeErr = remoting.DecodeJSONBody(resp.Body, &info)
-		}
-		resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
-			return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
-		}, func(resp *remoting.Command) nsVerdict {
-			if resp.Code != int32(remoting.ResponseSuccess) {
-				return nsUnusable
-			}
-			decode(resp)
-			switch {
-			case decodeErr != nil:
-				return nsUnusable
-			case !hasMaster(&info, c.b.cfg.ClusterName):
-				return nsLacks
-			}
-			return nsAnswered
-		})
-		if err != nil {
-			return nil, mapError(err)
-		}
-		if decoded != resp { // every answer lacked a master: the first one's
-			decode(resp)
-		}
-		if decodeErr != nil {
-			return nil, domain.Wrap(domain.ReasonBrokerError, decodeErr, "the NameServer's cluster info could not be decoded")
-		}
-		view := &clusterView{brokers: map[string]string{}, fetched: c.b.clock.Now()}
-		for name, bd := range info.BrokerAddrTable {
-			view.brokers[name] = bd.BrokerAddrs[remoting.MasterID]
-		}
-		view.members = slices.Sorted(slices.Values(info.ClusterAddrTable[c.b.cfg.ClusterName]))
-		for name := range info.ClusterAddrTable {
-			view.clusters = append(view.clusters, name)
-		}
-		c.mu.Lock()
-		c.cluster, c.clusterStale = view, false
-		c.mu.Unlock()
-		return view, nil
-	})
+	v, err := c.shared(ctx, "cluster", c.readCluster)
 	if err != nil {
 		return nil, err
 	}
 	return v.(*clusterView), nil
+}
+
+// readCluster reads the cluster's brokers from the NameServers and
+// caches them (a *clusterView); see refreshCluster.
+func (c *metaCache) readCluster(ctx context.Context) (any, error) {
+	// A NameServer that knows no master of the cluster (restarted,
+	// the brokers not registered with it again yet), or whose answer
+	// cannot be used, is passed over for one that does; its answer is
+	// decoded once.
+	var info remoting.ClusterInfo
+	var decoded *remoting.Command // the answer info was decoded from
+	var decodeErr error
+	decode := func(resp *remoting.Command) {
+		info, decoded = remoting.ClusterInfo{}, resp
+		decodeErr = remoting.DecodeJSONBody(resp.Body, &info)
+	}
+	resp, err := c.b.askNameServers(ctx, func() *remoting.Command {
+		return remoting.NewRequest(remoting.RequestGetBrokerClusterInfo, nil, nil)
+	}, func(resp *remoting.Command) nsVerdict {
+		if resp.Code != int32(remoting.ResponseSuccess) {
+			return nsUnusable
+		}
+		decode(resp)
+		switch {
+		case decodeErr != nil:
+			return nsUnusable
+		case !hasMaster(&info, c.b.cfg.ClusterName):
+			return nsLacks
+		}
+		return nsAnswered
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	if decoded != resp { // not the answer judged last
+		decode(resp)
+	}
+	if decodeErr != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, decodeErr, "the NameServer's cluster info could not be decoded")
+	}
+	view := &clusterView{brokers: map[string]string{}, fetched: c.b.clock.Now()}
+	for name, bd := range info.BrokerAddrTable {
+		view.brokers[name] = bd.BrokerAddrs[remoting.MasterID]
+	}
+	view.members = slices.Sorted(slices.Values(info.ClusterAddrTable[c.b.cfg.ClusterName]))
+	for name := range info.ClusterAddrTable {
+		view.clusters = append(view.clusters, name)
+	}
+	c.mu.Lock()
+	c.cluster, c.clusterStale = view, false
+	c.mu.Unlock()
+	return view, nil
 }
 
 // shared runs fetch once for the concurrent lookups of key. The fetch runs
@@ -179,14 +188,59 @@ func awaitShared(ctx context.Context, ch <-chan singleflight.Result) (any, error
 	}
 }
 
-// clusterView returns the cached view, reading it when missing or older
-// than the route TTL.
+// refreshInBackground runs fetch for key (as shared does, joining a fetch
+// of key under way) without anyone waiting for it: a cached value past its
+// TTL is served meanwhile. Without it, every lookup after the TTL waited
+// for the read, and while the NameServers hang (packets dropped, a hung
+// process) each read takes cluster.requestTimeout or the dial timeout per
+// NameServer, which the sends, receives and acks waiting on it did not
+// have. One runs per key at a time; none starts once the cache is closed.
+func (c *metaCache) refreshInBackground(ctx context.Context, key string, fetch func(context.Context) (any, error)) {
+	c.mu.Lock()
+	if c.closed || c.refreshing[key] {
+		c.mu.Unlock()
+		return
+	}
+	if c.refreshing == nil {
+		c.refreshing = map[string]bool{}
+	}
+	c.refreshing[key] = true
+	c.background.Add(1)
+	c.mu.Unlock()
+	detached := context.WithoutCancel(ctx)
+	go func() {
+		defer c.background.Done()
+		_, _ = c.shared(detached, key, fetch) // what it read is cached; a failure leaves the cached value
+		c.mu.Lock()
+		delete(c.refreshing, key)
+		c.mu.Unlock()
+	}()
+}
+
+// close starts no more background reads and waits for those under way
+// (they end quickly once the Remoting client is closed).
+func (c *metaCache) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.background.Wait()
+}
+
+// clusterView returns the cached view, reading it when missing, older
+// than maxStale, or made stale by a broker's failure; one older than the
+// route TTL is returned while it is read again in the background.
 func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
 	c.mu.Lock()
 	v, stale := c.cluster, c.clusterStale
 	c.mu.Unlock()
-	if v != nil && !stale && c.b.clock.Now().Sub(v.fetched) < c.b.cfg.RouteTTL {
-		return v, nil
+	if v != nil && !stale {
+		switch age := c.b.clock.Now().Sub(v.fetched); {
+		case age < c.b.cfg.RouteTTL:
+			return v, nil
+		case age < maxStale:
+			c.refreshInBackground(ctx, "cluster", c.readCluster)
+			return v, nil
+		}
 	}
 	fresh, err := c.refreshCluster(ctx)
 	if err != nil && v != nil && c.b.clock.Now().Sub(v.fetched) < maxStale {
@@ -344,7 +398,14 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 	if e != nil && !stale && (now.Sub(e.fetched) < c.b.cfg.RouteTTL || now.Sub(kept) < keptRecheck && now.Sub(e.fetched) < maxStale) {
 		return e, nil
 	}
-	v, err := c.shared(ctx, "topic\x00"+name, func(ctx context.Context) (any, error) { return c.fetchTopic(ctx, name) })
+	fetch := func(ctx context.Context) (any, error) { return c.fetchTopic(ctx, name) }
+	if e != nil && !stale && now.Sub(e.fetched) < maxStale {
+		// Past its TTL (or its recheck, for a route kept while the
+		// NameServers dropped its brokers): served while it is read again.
+		c.refreshInBackground(ctx, "topic\x00"+name, fetch)
+		return e, nil
+	}
+	v, err := c.shared(ctx, "topic\x00"+name, fetch)
 	if err != nil {
 		if e != nil && now.Sub(e.fetched) < maxStale && !domain.HasReason(err, domain.ReasonTopicNotFound) {
 			c.b.log.LogAttrs(ctx, slog.LevelDebug, "serving a stale route", slog.String("topic", name), slog.Any("error", err))

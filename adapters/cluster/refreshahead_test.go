@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/ports/clocktest"
+)
+
+// TestCachedMetadataServedWhileTheNameServersHang: the NameServers stop
+// answering (a host cut off whose packets are dropped, a hung process)
+// while the brokers serve. A route, the cluster's brokers and a group's
+// configuration are served from the cache for up to maxStale when they
+// cannot be read again, but every lookup after their TTL first waited for
+// the read to fail: cluster.requestTimeout (5 s) or the dial timeout per
+// NameServer, and again after each back-off. Sends, receives and acks (a
+// handle's broker is looked up in the cluster's brokers) waited on it and
+// timed out at their own deadline. A cached value past its TTL, not made
+// stale by a failure, is now served at once while it is read again in
+// the background.
+func TestCachedMetadataServedWhileTheNameServersHang(t *testing.T) {
+	var hang atomic.Bool
+	done := make(chan struct{})
+	broker := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		case remoting.RequestGetSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.NewSubscriptionGroupConfig("G"))
+		}
+		return resp
+	})
+	ns := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		if hang.Load() {
+			<-done
+		}
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(broker)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(broker, 1, remoting.PermRead|remoting.PermWrite)
+		}
+		return resp
+	})
+	t.Cleanup(func() { close(done) }) // before the socket's cleanup, which waits for the answers
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, ns, clock)
+	ctx := t.Context()
+	if _, err := b.Route(ctx, "T"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.meta.consumerGroup(ctx, "G"); err != nil {
+		t.Fatal(err)
+	}
+
+	hang.Store(true)
+	clock.Advance(b.cfg.RouteTTL + time.Second)
+	lookups := map[string]func(context.Context) error{
+		"route of T":    func(ctx context.Context) error { _, err := b.Route(ctx, "T"); return err },
+		"broker b1":     func(ctx context.Context) error { _, err := b.meta.brokerAddr(ctx, "b1"); return err },
+		"group G":       func(ctx context.Context) error { _, err := b.meta.consumerGroup(ctx, "G"); return err },
+		"route of T, 2": func(ctx context.Context) error { _, err := b.Route(ctx, "T"); return err },
+	}
+	for _, name := range []string{"route of T", "broker b1", "group G", "route of T, 2"} {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // less than requestTimeout
+		err := lookups[name](ctx)
+		switch {
+		case err != nil:
+			t.Errorf("%s while the NameServer hangs, within maxStale of the last read: %v", name, err)
+		case ctx.Err() != nil:
+			// Served, but only once the caller's deadline had passed: a
+			// gRPC answer then comes too late.
+			t.Errorf("%s while the NameServer hangs: served from the cache only after the caller's deadline", name)
+		}
+		cancel()
+	}
+}
+
+// settle waits for the reads started in the background (see
+// refreshInBackground) to end.
+func (c *metaCache) settle() { c.background.Wait() }
