@@ -303,17 +303,32 @@ func recent(at int64, now time.Time) bool {
 }
 
 // probe asks the NameServers for the cluster and its masters, one after
-// the other, for their runtime info, until one answers. When a broker
+// the other (each within its share of ctx's time), for their runtime info,
+// until one answers. When a broker
 // answered a request within readyReuse, the NameServer's answer is enough:
 // under load a broker can take seconds to gather its runtime info (store
 // and disk statistics) while it answers sends and pops at once, and
 // readiness must not fail an instance that is serving.
 func (b *Broker) probe(ctx context.Context, now time.Time) error {
-	info, err := b.meta.refreshCluster(ctx)
+	// The NameServers get half the probe's time: hanging ones (packets
+	// dropped, a hung process) took all of it, and a timeout was not taken
+	// for their failure, so readiness failed where, with NameServers that
+	// refuse connections, the instance serves from its cache.
+	nsCtx, cancel := ctx, context.CancelFunc(func() {})
+	if d, ok := ctx.Deadline(); ok {
+		nsCtx, cancel = context.WithTimeout(ctx, time.Until(d)/2)
+	}
+	info, err := b.meta.refreshCluster(nsCtx)
+	nsTimedOut := err != nil && nsCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if nsTimedOut {
+		err = domain.Wrap(domain.ReasonTimeout, err, fmt.Sprintf(
+			"no NameServer of cluster.nameServers %v answered within half the readiness check's time; check that they run and that rmqproxy can reach them", b.cfg.NameServers))
+	}
 	passed := error(nil) // what a probe whose broker answers returns
 	if err != nil {
 		v := b.meta.currentView()
-		if v == nil || now.Sub(v.fetched) >= maxStale || !transportFailure(err) {
+		if v == nil || now.Sub(v.fetched) >= maxStale || !(transportFailure(err) || nsTimedOut) {
 			return err
 		}
 		info, passed = v, &CachedRoutesError{Read: v.fetched, Age: now.Sub(v.fetched), Err: err}
@@ -328,10 +343,20 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	if recent(b.brokerAnsweredAt.Load(), now) {
 		return passed
 	}
+	// A master that stopped answering must not take all the probe's time
+	// (the health check's): each gets its share of what is left, and one
+	// isolated after a failure is asked last. A timeout here isolates
+	// nothing: a loaded broker can be slow to gather its runtime info.
+	isolatedLast(b, masters, func(m master) string { return m.name })
 	var lastErr error
-	for _, m := range masters {
+	for i, m := range masters {
 		req := remoting.NewRequest(remoting.RequestGetBrokerRuntimeInfo, nil, nil)
-		resp, err := b.invoke(ctx, m.addr, req)
+		mctx, cancel := ctx, context.CancelFunc(func() {})
+		if d, ok := ctx.Deadline(); ok && i < len(masters)-1 {
+			mctx, cancel = context.WithTimeout(ctx, time.Until(d)/time.Duration(len(masters)-i))
+		}
+		resp, err := b.invoke(mctx, m.addr, req)
+		cancel()
 		if err == nil {
 			err = remoting.Expect(resp)
 		}
