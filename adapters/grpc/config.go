@@ -30,6 +30,7 @@ type Config struct {
 	MaxStreamResetsPerSecond   int           `yaml:"maxStreamResetsPerSecond" help:"stream resets (RST_STREAM) a connection may send per second on average, with bursts of ten times as many; a connection resetting faster is closed (HTTP/2 rapid reset); 0: no limit"`
 	ResponseWriteTimeout       time.Duration `yaml:"responseWriteTimeout" help:"how long writing one message of a ReceiveMessage or PullMessage answer may take; a client that does not read it (its HTTP/2 flow-control window stays shut) has its connection closed, and the messages not written are made visible again instead of being held for as long as the client keeps the connection; 0: no limit"`
 	SettingsTimeout            time.Duration `yaml:"settingsTimeout" help:"a Telemetry stream that sends no client settings within this time is ended"`
+	RequestReadTimeout         time.Duration `yaml:"requestReadTimeout" help:"a call (other than Telemetry, see settingsTimeout) whose request message has not arrived within this time of its headers, and whose deadline is later or absent, is ended with gRPC CANCELLED, so that a client cannot hold streams by sending headers only; 0: no limit"`
 	Reflection                 bool          `yaml:"reflection" help:"serve gRPC server reflection (lets tools such as grpcurl list the services); off in the production profile"`
 	Auth                       AuthConfig    `yaml:"auth"`
 }
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		MaxStreamResetsPerSecond: 100,
 		ResponseWriteTimeout:     30 * time.Second,
 		SettingsTimeout:          10 * time.Second,
+		RequestReadTimeout:       10 * time.Second,
 		Reflection:               true,
 		Auth:                     DefaultAuthConfig(),
 	}
@@ -171,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.ResponseWriteTimeout < 0 {
 		errs = append(errs, errors.New("responseWriteTimeout must not be negative (0: no limit)"))
+	}
+	if c.RequestReadTimeout < 0 {
+		errs = append(errs, errors.New("requestReadTimeout must not be negative (0: no limit)"))
 	}
 	if c.SettingsTimeout <= 0 {
 		errs = append(errs, errors.New("settingsTimeout must be positive"))

@@ -105,6 +105,7 @@ func (o *observer) callStream(srv any, ss grpclib.ServerStream, info *grpclib.St
 }
 
 func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (any, error) {
+	requestArrived(ctx)
 	m := rpcMethods[info.FullMethod]
 	if m == nil {
 		return o.call(ctx, req, info, h)
@@ -138,6 +139,7 @@ func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServer
 }
 
 func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) error {
+	ss = awaitingRequest(ss)
 	m := rpcMethods[info.FullMethod]
 	if m == nil || !m.stream {
 		return o.callStream(srv, ss, info, h)

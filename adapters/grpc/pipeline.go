@@ -273,6 +273,7 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 // is logged with the stack, as the Apache proxy answers uncaught exceptions.
 func recoverUnary(log *slog.Logger) func(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (any, error) {
 	return func(ctx context.Context, req any, info *grpclib.UnaryServerInfo, h grpclib.UnaryHandler) (resp any, err error) {
+		requestArrived(ctx)
 		defer func() {
 			if r := recover(); r != nil {
 				err = panicError(ctx, log, info.FullMethod, r)
@@ -284,6 +285,7 @@ func recoverUnary(log *slog.Logger) func(ctx context.Context, req any, info *grp
 
 func recoverStream(log *slog.Logger) func(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) error {
 	return func(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) (err error) {
+		ss = awaitingRequest(ss)
 		defer func() {
 			if r := recover(); r != nil {
 				err = panicError(ss.Context(), log, info.FullMethod, r)

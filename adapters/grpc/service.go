@@ -43,6 +43,9 @@ type Service struct {
 	// closeConn closes the connection of a client address (set by
 	// NewServer; nil without a server): see frameSender.
 	closeConn func(net.Addr) bool
+	// requestReadTimeouts counts the calls ended for want of their
+	// request between warnings (see awaitRequest).
+	requestReadTimeouts refusals
 }
 
 // UseTelemetry makes the server built on the service trace, measure and

@@ -51,7 +51,7 @@ func (s *Service) tapHeaders(ctx context.Context, in *tap.Info) (context.Context
 		s.auth.stripped.Add(1)
 		ctx = metadata.NewIncomingContext(ctx, md)
 	}
-	return ports.WithRequestInfo(ctx, info), nil
+	return ports.WithRequestInfo(s.awaitRequest(ctx, in.FullMethodName), info), nil
 }
 
 // callerInfo returns what the request's metadata says about its caller and
