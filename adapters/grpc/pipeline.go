@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,10 @@ const (
 	// kindTelemetry counts open Telemetry streams.
 	kindTelemetry
 	kindTransaction
+	// kindOther counts the streams of the other services (grpc.health.v1
+	// Watch, server reflection) for as long as they are open (see
+	// countOtherStreams).
+	kindOther
 	kindCount
 )
 
@@ -53,7 +58,7 @@ func (a *admission) enter(k kind) bool {
 
 func (a *admission) leave(k kind) { a.inflight[k].Add(-1) }
 
-var kindNames = [kindCount]string{"route", "producer", "consumer", "poll", "client", "telemetry", "transaction"}
+var kindNames = [kindCount]string{"route", "producer", "consumer", "poll", "client", "telemetry", "transaction", "other"}
 
 // observe reports the requests in flight by kind (rmqproxy_rpc_inflight)
 // and the receives and pulls waiting for messages
@@ -267,6 +272,27 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 		return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message: the proxy is shutting down"}
 	}
 	return statusOf(ctx, s.log, err)
+}
+
+// countOtherStreams wraps the server's stream interceptor next so that the
+// streams of the services beside the MessagingService (a grpc.health.v1
+// Watch, server reflection), which last as long as their client keeps
+// them, count in admission (kindOther) while they are open, as Telemetry
+// streams do; beyond grpc.maxInflightPerKind they are refused with gRPC
+// RESOURCE_EXHAUSTED. (Their unary calls, health checks, end at once.)
+func (s *Service) countOtherStreams(next grpclib.StreamServerInterceptor) grpclib.StreamServerInterceptor {
+	prefix := "/" + v2.MessagingService_ServiceDesc.ServiceName + "/"
+	return func(srv any, ss grpclib.ServerStream, info *grpclib.StreamServerInfo, h grpclib.StreamHandler) error {
+		if strings.HasPrefix(info.FullMethod, prefix) {
+			return next(srv, ss, info, h)
+		}
+		if !s.admit.enter(kindOther) {
+			return status.Errorf(codes.ResourceExhausted,
+				"too many streams of %s and the other services beside the MessagingService are open (grpc.maxInflightPerKind); retry later", info.FullMethod)
+		}
+		defer s.admit.leave(kindOther)
+		return next(srv, ss, info, h)
+	}
 }
 
 // recoverUnary turns a panic in a handler into gRPC INTERNAL with an id that

@@ -145,11 +145,11 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		}
 	}
 	unary := []grpclib.UnaryServerInterceptor{recoverUnary(log)}
-	stream := []grpclib.StreamServerInterceptor{recoverStream(log)}
+	stream := recoverStream(log)
 	if o := newObserver(svc.tel, base, log); o != nil {
 		// The observer contains panics itself (see observe.go).
 		unary = []grpclib.UnaryServerInterceptor{o.unary}
-		stream = []grpclib.StreamServerInterceptor{o.stream}
+		stream = o.stream
 	}
 	opts := []grpclib.ServerOption{
 		grpclib.Creds(creds),
@@ -161,7 +161,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		grpclib.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// The request chain: see observe.go.
 		grpclib.ChainUnaryInterceptor(unary...),
-		grpclib.ChainStreamInterceptor(stream...),
+		grpclib.ChainStreamInterceptor(svc.countOtherStreams(stream)),
 		// Requests run on long-lived workers instead of a new goroutine
 		// each: a fresh goroutine grows its stack by copying on every
 		// request of the deep send path (13% of the CPU of a durable send).
