@@ -323,8 +323,12 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			_ = ch.write(&v2.TelemetryCommand{Status: &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}})
 			return nil
 		}
-		// The slot is given back also when the command panics.
-		err := func() error {
+		// The slot is given back also when the command panics, and before
+		// the reply is written: a client that does not read its stream
+		// makes the write wait for as long as it keeps the connection,
+		// which must not hold a place of kind client (heartbeats need
+		// them). The stream keeps its Telemetry place meanwhile.
+		reply, err := func() (*v2.TelemetryCommand, error) {
 			defer s.admit.leave(kindClient)
 			return s.telemetryCommand(ctx, ch, msg.cmd)
 		}()
@@ -334,10 +338,17 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		if msg.cmd.GetSettings() != nil {
 			settingsTimer.Stop()
 		}
+		// Through write, so that a client that does not read counts as
+		// stalled while its reply waits, as it does while a command waits.
+		if reply != nil && ch.write(reply) != nil {
+			return nil // the client went away; nothing to answer
+		}
 	}
 }
 
-func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cmd *v2.TelemetryCommand) error {
+// telemetryCommand handles a command of the client and returns the reply
+// to write (nil for none).
+func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cmd *v2.TelemetryCommand) (*v2.TelemetryCommand, error) {
 	switch c := cmd.GetCommand().(type) {
 	case *v2.TelemetryCommand_Settings:
 		info := ports.RequestInfoFrom(ctx)
@@ -348,16 +359,11 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 		}
 		if err != nil {
 			if isClientFault(err) {
-				return status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
+				return nil, status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 			}
-			return status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
+			return nil, status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 		}
-		reply := &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}
-		// Through write, so that a client that does not read counts as
-		// stalled while its reply waits, as it does while a command waits.
-		if err := ch.write(reply); err != nil {
-			return nil // the client went away; nothing to answer
-		}
+		return &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}, nil
 	case *v2.TelemetryCommand_ThreadStackTrace:
 		s.app.ClientReplied(ctx, application.ClientReply{Nonce: c.ThreadStackTrace.GetNonce(), Code: cmd.GetStatus().GetCode().String(),
 			Message: cmd.GetStatus().GetMessage(), StackTrace: c.ThreadStackTrace.GetThreadStackTrace()})
@@ -368,5 +374,5 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 		// Other commands from a client are ignored, as upstream does.
 		s.log.LogAttrs(ctx, slog.LevelDebug, "ignored telemetry command", slog.String("client_id", ports.RequestInfoFrom(ctx).ClientID))
 	}
-	return nil
+	return nil, nil
 }
