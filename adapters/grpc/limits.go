@@ -129,20 +129,26 @@ func (c *limitedConn) Close() error {
 
 // errTooManyResets ends a connection whose client resets streams faster
 // than grpc.maxStreamResetsPerSecond allows.
-var errTooManyResets = errors.New("the client reset streams faster than grpc.maxStreamResetsPerSecond allows")
+var errTooManyResets = errors.New("the client reset streams (or had them reset) faster than grpc.maxStreamResetsPerSecond allows")
 
 // HTTP/2 framing, as far as resetWatcher needs it (RFC 9113 §3.4, §4.1).
 const (
-	http2Preface     = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-	http2FrameHeader = 9
-	http2RSTStream   = 0x3
+	http2Preface      = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	http2FrameHeader  = 9
+	http2RSTStream    = 0x3
+	http2WindowUpdate = 0x8
 )
 
 // resetWatcher reads the client-to-server byte stream of an HTTP/2
-// connection (after TLS) and counts RST_STREAM frames in a token bucket
-// refilled at rate per second up to burst. When the bucket is empty the
-// connection's Read fails, which makes the gRPC transport close it. It only
-// follows frame headers, so its cost is a few operations per frame.
+// connection (after TLS) and counts, in a token bucket refilled at rate per
+// second up to burst, the streams the client ends early: its RST_STREAM
+// frames, and its WINDOW_UPDATE frames of increment 0 on a stream, a
+// stream error the server answers by resetting the stream (RFC 9113
+// §6.9), which costs it what a client's reset does ("MadeYouReset"). When
+// the bucket is empty the connection's Read fails, which makes the gRPC
+// transport close it. It follows frame headers, and reads the payload of
+// stream WINDOW_UPDATE frames only, so its cost is a few operations per
+// frame.
 type resetWatcher struct {
 	net.Conn
 	rate, burst float64
@@ -151,6 +157,11 @@ type resetWatcher struct {
 	skip   int // bytes of the preface or of a frame payload still to pass
 	hdr    [http2FrameHeader]byte
 	hdrLen int
+	// inc collects the payload (the increment) of a stream WINDOW_UPDATE
+	// frame while incWant is set; incLen bytes of it are read.
+	inc     [4]byte
+	incLen  int
+	incWant bool
 
 	tokens float64
 	last   time.Time
@@ -176,6 +187,19 @@ func (w *resetWatcher) Read(b []byte) (int, error) {
 			p = p[k:]
 			continue
 		}
+		if w.incWant {
+			k := copy(w.inc[w.incLen:], p)
+			w.incLen += k
+			p = p[k:]
+			if w.incLen < len(w.inc) {
+				break
+			}
+			w.incWant = false
+			if w.inc[0]&0x7f|w.inc[1]|w.inc[2]|w.inc[3] == 0 { // the reserved bit aside
+				w.ended()
+			}
+			continue
+		}
 		k := copy(w.hdr[w.hdrLen:], p)
 		w.hdrLen += k
 		p = p[k:]
@@ -183,15 +207,28 @@ func (w *resetWatcher) Read(b []byte) (int, error) {
 			break
 		}
 		w.hdrLen = 0
-		w.skip = int(w.hdr[0])<<16 | int(w.hdr[1])<<8 | int(w.hdr[2])
-		if w.hdr[3] == http2RSTStream && !w.take() {
-			// Frames already read may be handed to the transport; the
-			// next Read fails and the connection closes.
-			w.failed = true
-			w.onAbuse()
+		length := int(w.hdr[0])<<16 | int(w.hdr[1])<<8 | int(w.hdr[2])
+		stream := (uint32(w.hdr[5])<<24 | uint32(w.hdr[6])<<16 | uint32(w.hdr[7])<<8 | uint32(w.hdr[8])) & 0x7fffffff
+		switch {
+		case w.hdr[3] == http2RSTStream:
+			w.ended()
+		case w.hdr[3] == http2WindowUpdate && length == len(w.inc) && stream != 0:
+			w.incWant, w.incLen = true, 0
+			continue
 		}
+		w.skip = length
 	}
 	return n, err
+}
+
+// ended counts a stream the client ended early.
+func (w *resetWatcher) ended() {
+	if !w.failed && !w.take() {
+		// Frames already read may be handed to the transport; the next
+		// Read fails and the connection closes.
+		w.failed = true
+		w.onAbuse()
+	}
 }
 
 func (w *resetWatcher) take() bool {

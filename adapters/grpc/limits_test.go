@@ -209,6 +209,7 @@ func FuzzResetWatcher(f *testing.F) {
 	f.Add([]byte(http2.ClientPreface+"\x00\x00\x04\x03\x00\x00\x00\x00\x01\x00\x00\x00\x08"), uint64(2))
 	f.Add([]byte{}, uint64(3))
 	f.Add(bytes.Repeat([]byte{0xff}, 64), uint64(4))
+	f.Add([]byte(http2.ClientPreface+"\x00\x00\x04\x08\x00\x00\x00\x00\x01\x00\x00\x00\x00"), uint64(5))
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
 		w := newResetWatcher(&chunkConn{data: bytes.Clone(data), rnd: rand.New(rand.NewPCG(seed, seed))}, 1, func() {})
 		var out bytes.Buffer
@@ -262,5 +263,50 @@ func TestFlowControlWindow(t *testing.T) {
 		if got != c.want {
 			t.Fatalf("flowControlWindow %d: the server announced an initial window of %d, want %d", c.window, got, c.want)
 		}
+	}
+}
+
+// TestResetWatcherCountsZeroWindowUpdates: a WINDOW_UPDATE of increment 0
+// on a stream makes the server reset that stream, and counts as a reset;
+// other increments, and the connection's window updates, do not.
+func TestResetWatcherCountsZeroWindowUpdates(t *testing.T) {
+	updates := func(n int, stream uint32, inc uint32) []byte {
+		var buf bytes.Buffer
+		buf.WriteString(http2.ClientPreface)
+		fr := http2.NewFramer(&buf, nil)
+		fr.AllowIllegalWrites = true
+		for i := range n {
+			id := stream
+			if id != 0 {
+				id = uint32(2*i + 1)
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: bytes.Repeat([]byte{8}, 40), EndHeaders: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fr.WriteWindowUpdate(id, inc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return buf.Bytes()
+	}
+	for _, c := range []struct {
+		name      string
+		data      []byte
+		wantAbuse bool
+	}{
+		{"increment 0 within the burst", updates(10, 1, 0), false},
+		{"increment 0 beyond the burst", updates(30, 1, 0), true},
+		{"other increments", updates(3000, 1, 1<<20), false},
+		{"increment 0 with the reserved bit set", updates(30, 1, 1<<31), true},
+		{"connection updates", updates(3000, 0, 1<<20), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			abused := false
+			w := newResetWatcher(&chunkConn{data: c.data, rnd: rand.New(rand.NewPCG(3, 4))}, 1, func() { abused = true })
+			_, err := io.Copy(io.Discard, w)
+			if abused != c.wantAbuse || c.wantAbuse != errors.Is(err, errTooManyResets) {
+				t.Fatalf("abuse %v, read error %v; want abuse %v", abused, err, c.wantAbuse)
+			}
+		})
 	}
 }
