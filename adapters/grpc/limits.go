@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,16 +136,24 @@ var errTooManyResets = errors.New("the client reset streams (or had them reset) 
 const (
 	http2Preface      = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	http2FrameHeader  = 9
+	http2Data         = 0x0
+	http2Headers      = 0x1
 	http2RSTStream    = 0x3
 	http2WindowUpdate = 0x8
+	http2EndStream    = 0x1 // flag of DATA and HEADERS
 )
+
+// endedStreams is how many of the streams a client ended last (END_STREAM)
+// resetWatcher remembers, to count DATA it sends on them.
+const endedStreams = 16
 
 // resetWatcher reads the client-to-server byte stream of an HTTP/2
 // connection (after TLS) and counts, in a token bucket refilled at rate per
 // second up to burst, the streams the client ends early: its RST_STREAM
-// frames, and its WINDOW_UPDATE frames of increment 0 on a stream, a
-// stream error the server answers by resetting the stream (RFC 9113
-// §6.9), which costs it what a client's reset does ("MadeYouReset"). When
+// frames, and the frames the server answers by resetting the stream, which
+// cost it what a client's reset does ("MadeYouReset"): a WINDOW_UPDATE of
+// increment 0 on a stream (RFC 9113 §6.9), and DATA on a stream the client
+// has ended (§5.1; among the last endedStreams it ended). When
 // the bucket is empty the connection's Read fails, which makes the gRPC
 // transport close it. It follows frame headers, and reads the payload of
 // stream WINDOW_UPDATE frames only, so its cost is a few operations per
@@ -162,6 +171,10 @@ type resetWatcher struct {
 	inc     [4]byte
 	incLen  int
 	incWant bool
+	// ended holds the last streams the client ended, next the place of
+	// the next one.
+	endedIDs [endedStreams]uint32
+	next     int
 
 	tokens float64
 	last   time.Time
@@ -209,12 +222,17 @@ func (w *resetWatcher) Read(b []byte) (int, error) {
 		w.hdrLen = 0
 		length := int(w.hdr[0])<<16 | int(w.hdr[1])<<8 | int(w.hdr[2])
 		stream := (uint32(w.hdr[5])<<24 | uint32(w.hdr[6])<<16 | uint32(w.hdr[7])<<8 | uint32(w.hdr[8])) & 0x7fffffff
-		switch {
-		case w.hdr[3] == http2RSTStream:
+		switch typ, flags := w.hdr[3], w.hdr[4]; {
+		case typ == http2RSTStream:
 			w.ended()
-		case w.hdr[3] == http2WindowUpdate && length == len(w.inc) && stream != 0:
+		case typ == http2WindowUpdate && length == len(w.inc) && stream != 0:
 			w.incWant, w.incLen = true, 0
 			continue
+		case typ == http2Data && stream != 0 && slices.Contains(w.endedIDs[:], stream):
+			w.ended()
+		case (typ == http2Data || typ == http2Headers) && flags&http2EndStream != 0 && stream != 0:
+			w.endedIDs[w.next] = stream
+			w.next = (w.next + 1) % endedStreams
 		}
 		w.skip = length
 	}

@@ -266,39 +266,63 @@ func TestFlowControlWindow(t *testing.T) {
 	}
 }
 
-// TestResetWatcherCountsZeroWindowUpdates: a WINDOW_UPDATE of increment 0
-// on a stream makes the server reset that stream, and counts as a reset;
-// other increments, and the connection's window updates, do not.
-func TestResetWatcherCountsZeroWindowUpdates(t *testing.T) {
-	updates := func(n int, stream uint32, inc uint32) []byte {
+// TestResetWatcherCountsProvokedResets: frames the server answers by
+// resetting their stream count as resets: a WINDOW_UPDATE of increment 0
+// on a stream, DATA on a stream the client has ended. Other window
+// updates, the connection's, and requests (HEADERS, then DATA ending the
+// stream) do not.
+func TestResetWatcherCountsProvokedResets(t *testing.T) {
+	// stream writes n streams with each, from a framer that writes
+	// anything.
+	stream := func(n int, each func(fr *http2.Framer, id uint32) error) []byte {
 		var buf bytes.Buffer
 		buf.WriteString(http2.ClientPreface)
 		fr := http2.NewFramer(&buf, nil)
 		fr.AllowIllegalWrites = true
 		for i := range n {
-			id := stream
-			if id != 0 {
-				id = uint32(2*i + 1)
-				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: bytes.Repeat([]byte{8}, 40), EndHeaders: true}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := fr.WriteWindowUpdate(id, inc); err != nil {
+			if err := each(fr, uint32(2*i+1)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return buf.Bytes()
 	}
+	headers := func(fr *http2.Framer, id uint32, end bool) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: bytes.Repeat([]byte{8}, 40), EndHeaders: true, EndStream: end})
+	}
+	update := func(inc uint32) func(*http2.Framer, uint32) error {
+		return func(fr *http2.Framer, id uint32) error {
+			if err := headers(fr, id, false); err != nil {
+				return err
+			}
+			return fr.WriteWindowUpdate(id, inc)
+		}
+	}
+	dataAfterEnd := func(fr *http2.Framer, id uint32) error {
+		if err := headers(fr, id, true); err != nil {
+			return err
+		}
+		return fr.WriteData(id, false, []byte{0})
+	}
+	request := func(fr *http2.Framer, id uint32) error {
+		if err := headers(fr, id, false); err != nil {
+			return err
+		}
+		return fr.WriteData(id, true, bytes.Repeat([]byte{0}, 30))
+	}
+	connUpdate := func(fr *http2.Framer, _ uint32) error { return fr.WriteWindowUpdate(0, 1<<20) }
 	for _, c := range []struct {
 		name      string
 		data      []byte
 		wantAbuse bool
 	}{
-		{"increment 0 within the burst", updates(10, 1, 0), false},
-		{"increment 0 beyond the burst", updates(30, 1, 0), true},
-		{"other increments", updates(3000, 1, 1<<20), false},
-		{"increment 0 with the reserved bit set", updates(30, 1, 1<<31), true},
-		{"connection updates", updates(3000, 0, 1<<20), false},
+		{"window update of 0 within the burst", stream(10, update(0)), false},
+		{"window update of 0 beyond the burst", stream(30, update(0)), true},
+		{"window update of 0 with the reserved bit set", stream(30, update(1<<31)), true},
+		{"other window updates", stream(3000, update(1<<20)), false},
+		{"connection window updates", stream(3000, connUpdate), false},
+		{"DATA after the end of the stream within the burst", stream(10, dataAfterEnd), false},
+		{"DATA after the end of the stream beyond the burst", stream(30, dataAfterEnd), true},
+		{"requests", stream(3000, request), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			abused := false

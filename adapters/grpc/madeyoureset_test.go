@@ -23,6 +23,28 @@ import (
 // counted, and a connection opening and so ending thousands of calls a
 // second stayed open.
 func TestServerProvokedResetsCount(t *testing.T) {
+	t.Run("WINDOW_UPDATE of 0", func(t *testing.T) {
+		testProvokedResets(t, func(fr *http2.Framer, id uint32, hdr []byte) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hdr, EndHeaders: true}); err != nil {
+				return err
+			}
+			return fr.WriteWindowUpdate(id, 0)
+		})
+	})
+	t.Run("DATA after the end of the stream", func(t *testing.T) {
+		testProvokedResets(t, func(fr *http2.Framer, id uint32, hdr []byte) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hdr, EndHeaders: true, EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteData(id, false, []byte{0})
+		})
+	})
+}
+
+// testProvokedResets opens streams with provoke on one connection, which
+// must have the server reset each, and checks that the server closes the
+// connection.
+func testProvokedResets(t *testing.T, provoke func(fr *http2.Framer, id uint32, hdr []byte) error) {
 	ts := startTestServer(t, &fakeBroker{}, func(c *Config, _ *application.Config) { c.MaxStreamResetsPerSecond = 10 })
 	conn, err := ts.lis.DialContext(t.Context())
 	if err != nil {
@@ -66,9 +88,7 @@ func TestServerProvokedResetsCount(t *testing.T) {
 	const streams = 1000
 	sent := 0
 	for ; sent < streams; sent++ {
-		id := uint32(2*sent + 1)
-		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hdr.Bytes(), EndHeaders: true}) != nil ||
-			fr.WriteWindowUpdate(id, 0) != nil {
+		if provoke(fr, uint32(2*sent+1), hdr.Bytes()) != nil {
 			break
 		}
 	}
