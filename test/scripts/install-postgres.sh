@@ -88,6 +88,11 @@ start() {
     as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
   fi
+  if [ -f "$dir/port" ] && as "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    # Already running (started before with this DIR): the same answer.
+    echo "export RMQPROXY_TEST_POSTGRES='postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres?sslmode=disable'"
+    return
+  fi
   for i in $(seq 1 50); do
     if [ -f "$dir/port" ]; then
       port=$(cat "$dir/port")
