@@ -296,6 +296,16 @@ func (c *AuditCoalescer) flush(everything bool) {
 	}
 }
 
+// RecordWithin implements ports.AuditSink: a refusal is coalesced as
+// Record does (nothing waits on it); any other event goes to the sink.
+func (c *AuditCoalescer) RecordWithin(ctx context.Context, e domain.AuditEvent, wait time.Duration) bool {
+	if c.cfg.Window > 0 && e.Refusal() {
+		c.Record(e)
+		return true
+	}
+	return c.next.RecordWithin(ctx, e, wait)
+}
+
 // Dropped implements ports.AuditSink: the sink's drops (the coalescer
 // drops nothing).
 func (c *AuditCoalescer) Dropped() uint64 { return c.next.Dropped() }

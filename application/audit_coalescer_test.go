@@ -1,6 +1,7 @@
 package application_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,10 @@ func (s *recordingSink) Record(e domain.AuditEvent) {
 	s.mu.Lock()
 	s.events = append(s.events, e)
 	s.mu.Unlock()
+}
+func (s *recordingSink) RecordWithin(_ context.Context, e domain.AuditEvent, _ time.Duration) bool {
+	s.Record(e)
+	return true
 }
 func (s *recordingSink) Dropped() uint64         { return 0 }
 func (s *recordingSink) Stats() ports.AuditStats { return ports.AuditStats{} }

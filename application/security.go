@@ -34,6 +34,7 @@ type SecurityConfig struct {
 	ConflictResolution string              `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
 	AuditAllowed       bool                `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per resource a request is allowed, a receive's group and topic: heavy); denials, authentication failures and admin changes are always audited"`
 	CacheSize          int                 `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
+	AdminAuditWait     time.Duration       `yaml:"adminAuditWait" help:"how long an allowed admin API call waits for room in the audit buffer (full while the audit store is down or slow); if there is none, the call is refused with 503 UNAVAILABLE and not performed, so that no admin action happens without its audit event"`
 	AuditCoalesce      AuditCoalesceConfig `yaml:"auditCoalesce"`
 }
 
@@ -45,6 +46,7 @@ func DefaultSecurityConfig() SecurityConfig {
 		SuperUserBypass:    true,
 		ConflictResolution: domain.DenyOverrides.String(),
 		CacheSize:          100000,
+		AdminAuditWait:     100 * time.Millisecond,
 		AuditCoalesce:      DefaultAuditCoalesceConfig(),
 	}
 }
@@ -63,6 +65,9 @@ func (c SecurityConfig) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("cacheSize must not be negative (0: no cache), not %d", c.CacheSize))
+	}
+	if c.AdminAuditWait < 0 {
+		errs = append(errs, fmt.Errorf("adminAuditWait must not be negative (0: refuse at once when the audit buffer is full), not %s", c.AdminAuditWait))
 	}
 	return errors.Join(errs...)
 }
@@ -522,16 +527,19 @@ func clipText(s string) string {
 // the missing action; they are always audited, allowed requests only with
 // auth.auditAllowed.
 func (s *Security) Authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest) error {
-	return s.authorize(ctx, p, op, reqs, s.cfg.AuditAllowed)
+	return s.authorize(ctx, p, op, reqs, s.cfg.AuditAllowed, false)
 }
 
 // AuthorizeAudited is Authorize for admin actions: the decision is audited
-// whether it allows or denies, whatever auth.auditAllowed says.
+// whether it allows or denies, whatever auth.auditAllowed says, and an
+// allowed action is refused (UNAVAILABLE, retryable) when its events cannot
+// be buffered within auth.adminAuditWait: no admin action happens without
+// its audit event.
 func (s *Security) AuthorizeAudited(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest) error {
-	return s.authorize(ctx, p, op, reqs, true)
+	return s.authorize(ctx, p, op, reqs, true, true)
 }
 
-func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest, auditAllowed bool) error {
+func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest, auditAllowed, mustRecord bool) error {
 	if !s.cfg.Enabled {
 		return nil
 	}
@@ -575,15 +583,20 @@ func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs [
 			// One event per access, each with its own decision: the log
 			// must name every topic and group a request was allowed (a
 			// receive's topic, not only its group).
+			recorded := true
 			if len(reqs) == 0 {
-				s.recordDecision(ctx, st, p, op, nil, d, domain.AuditAllow)
+				recorded = s.recordAllowed(ctx, s.decisionEvent(ctx, st, p, op, nil, d, domain.AuditAllow), mustRecord)
 			}
 			for i := range reqs {
 				di := d
 				if i < len(each) {
 					di = each[i]
 				}
-				s.recordDecision(ctx, st, p, op, &reqs[i], di, domain.AuditAllow)
+				recorded = s.recordAllowed(ctx, s.decisionEvent(ctx, st, p, op, &reqs[i], di, domain.AuditAllow), mustRecord) && recorded
+			}
+			if !recorded {
+				return domain.Errorf(domain.ReasonUnavailable, "%s was not performed: the audit log could not take its event within auth.adminAuditWait "+
+					"(its buffer is full: the audit store is down or slow, see /readyz and rmqproxy_audit_dropped_total); retry later", op)
 			}
 		}
 		return nil
@@ -635,6 +648,20 @@ func firstOr(reqs []domain.AccessRequest) *domain.AccessRequest {
 }
 
 func (s *Security) recordDecision(ctx context.Context, st *securityState, p Principal, op string, req *domain.AccessRequest, d domain.AccessDecision, decision string) {
+	s.record(s.decisionEvent(ctx, st, p, op, req, d, decision))
+}
+
+// recordAllowed records an allowed decision's event; when must, it waits
+// up to auth.adminAuditWait for room, and reports whether it was taken.
+func (s *Security) recordAllowed(ctx context.Context, e domain.AuditEvent, must bool) bool {
+	if !must || s.audit == nil {
+		s.record(e)
+		return true
+	}
+	return s.audit.RecordWithin(ctx, s.clipped(e), s.cfg.AdminAuditWait)
+}
+
+func (s *Security) decisionEvent(ctx context.Context, st *securityState, p Principal, op string, req *domain.AccessRequest, d domain.AccessDecision, decision string) domain.AuditEvent {
 	info := ports.RequestInfoFrom(ctx)
 	e := domain.AuditEvent{
 		Category: domain.AuditAuthz, Principal: p.User.Name, SourceIP: info.RemoteAddr.Addr(), Protocol: info.Protocol,
@@ -643,7 +670,7 @@ func (s *Security) recordDecision(ctx context.Context, st *securityState, p Prin
 	if req != nil {
 		e.Resource, e.Actions = req.Resource.Key(), req.Actions.String()
 	}
-	s.record(e)
+	return e
 }
 
 // maxAuditResource bounds an audit event's resource key: the longest key
@@ -657,13 +684,18 @@ func (s *Security) record(e domain.AuditEvent) {
 	if s.audit == nil {
 		return
 	}
+	s.audit.Record(s.clipped(e))
+}
+
+// clipped stamps e's time and bounds its resource key.
+func (s *Security) clipped(e domain.AuditEvent) domain.AuditEvent {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	if len(e.Resource) > maxAuditResource {
 		e.Resource = strings.ToValidUTF8(e.Resource[:maxAuditResource], "") + "..."
 	}
-	s.audit.Record(e)
+	return e
 }
 
 // AuditDropped returns how many audit events were dropped (0 without an

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rmqproxy/rmqproxy/application"
@@ -51,13 +52,25 @@ func (s staticSource) Watch(ctx context.Context, _ int64, _ func(domain.PolicySn
 func (s staticSource) Health() error { return nil }
 
 type recorder struct {
-	mu  sync.Mutex
-	evs []domain.AuditEvent
+	mu     sync.Mutex
+	evs    []domain.AuditEvent
+	full   bool          // RecordWithin finds no room
+	waited time.Duration // the last wait RecordWithin was given
 }
 
 func (r *recorder) Record(e domain.AuditEvent) { r.mu.Lock(); r.evs = append(r.evs, e); r.mu.Unlock() }
-func (r *recorder) Dropped() uint64            { return 0 }
-func (r *recorder) Stats() ports.AuditStats    { return ports.AuditStats{} }
+func (r *recorder) RecordWithin(_ context.Context, e domain.AuditEvent, wait time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waited = wait
+	if r.full {
+		return false
+	}
+	r.evs = append(r.evs, e)
+	return true
+}
+func (r *recorder) Dropped() uint64         { return 0 }
+func (r *recorder) Stats() ports.AuditStats { return ports.AuditStats{} }
 func (r *recorder) last() domain.AuditEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -81,6 +94,39 @@ func newSecurity(t *testing.T, cfg application.SecurityConfig) (*application.Sec
 		t.Fatal(err)
 	}
 	return sec, rec
+}
+
+// TestAdminDecisionNeedsItsAuditEvent: an allowed admin decision whose
+// event the sink cannot take within auth.adminAuditWait is refused as
+// UNAVAILABLE (the action must not happen unaudited); an allowed data-plane
+// request never waits for the audit buffer.
+func TestAdminDecisionNeedsItsAuditEvent(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled, cfg.AuditAllowed = true, true
+	cfg.AdminAuditWait = 250 * time.Millisecond
+	sec, rec := newSecurity(t, cfg)
+	ctx := t.Context()
+	root := application.Principal{User: domain.User{Name: "root", Type: domain.UserSuper}}
+	topic, _ := domain.ParseResource("Topic:t1")
+	reqs := []domain.AccessRequest{{Resource: topic, Actions: domain.ActionCreate}}
+	rec.full = true
+	err := sec.AuthorizeAudited(ctx, root, "admin POST /v1/topics", reqs)
+	if !domain.HasReason(err, domain.ReasonUnavailable) || !strings.Contains(domain.MessageOf(err), "auth.adminAuditWait") {
+		t.Fatalf("admin call without room for its event: %v", err)
+	}
+	if rec.waited != cfg.AdminAuditWait {
+		t.Fatalf("waited %v for room, want auth.adminAuditWait %v", rec.waited, cfg.AdminAuditWait)
+	}
+	if err := sec.Authorize(ctx, root, "SendMessage", reqs); err != nil {
+		t.Fatalf("a data-plane request waited on the audit buffer: %v", err)
+	}
+	rec.full = false
+	if err := sec.AuthorizeAudited(ctx, root, "admin POST /v1/topics", reqs); err != nil {
+		t.Fatalf("admin call with room: %v", err)
+	}
+	if e := rec.last(); e.Decision != domain.AuditAllow || e.Operation != "admin POST /v1/topics" || e.Resource != "Topic:t1" {
+		t.Fatalf("audited %+v", e)
+	}
 }
 
 func creds(ak, secret, content string) application.Credentials {

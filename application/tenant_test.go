@@ -321,6 +321,10 @@ func (r *auditRecorder) Record(e domain.AuditEvent) {
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, e)
 }
+func (r *auditRecorder) RecordWithin(_ context.Context, e domain.AuditEvent, _ time.Duration) bool {
+	r.Record(e)
+	return true
+}
 func (r *auditRecorder) Dropped() uint64         { return 0 }
 func (r *auditRecorder) Stats() ports.AuditStats { return ports.AuditStats{} }
 

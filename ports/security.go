@@ -3,6 +3,7 @@ package ports
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -42,6 +43,12 @@ type Policy interface {
 // silently.
 type AuditSink interface {
 	Record(e domain.AuditEvent)
+	// RecordWithin is Record for an event whose action must not happen
+	// without it (an allowed admin call): it waits up to wait, or until
+	// ctx ends, for room in the buffer, and reports whether the event was
+	// taken. An event not taken is counted as dropped; the caller then
+	// refuses the action.
+	RecordWithin(ctx context.Context, e domain.AuditEvent, wait time.Duration) bool
 	// Dropped returns how many events were dropped so far.
 	Dropped() uint64
 	// Stats returns the sink's counters, for metrics.

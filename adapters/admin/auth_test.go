@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,13 +40,21 @@ func (s staticSource) Health() error { return nil }
 
 // auditLog records audit events.
 type auditLog struct {
-	mu  sync.Mutex
-	evs []domain.AuditEvent
+	mu   sync.Mutex
+	evs  []domain.AuditEvent
+	full atomic.Bool // RecordWithin finds no room
 }
 
 func (a *auditLog) Record(e domain.AuditEvent) { a.mu.Lock(); a.evs = append(a.evs, e); a.mu.Unlock() }
-func (a *auditLog) Dropped() uint64            { return 0 }
-func (a *auditLog) Stats() ports.AuditStats    { return ports.AuditStats{} }
+func (a *auditLog) RecordWithin(_ context.Context, e domain.AuditEvent, _ time.Duration) bool {
+	if a.full.Load() {
+		return false
+	}
+	a.Record(e)
+	return true
+}
+func (a *auditLog) Dropped() uint64         { return 0 }
+func (a *auditLog) Stats() ports.AuditStats { return ports.AuditStats{} }
 
 // last returns the last event recorded.
 func (a *auditLog) last(t *testing.T) domain.AuditEvent {
@@ -163,6 +172,32 @@ func TestSignedCallsAccepted(t *testing.T) {
 	// A query is part of the signed target.
 	if code, body, _ := f.send(t, f.signed(t, http.MethodGet, "/v1/topics?x=1", "")); code != http.StatusOK {
 		t.Fatalf("GET with a query: %d %s", code, body)
+	}
+}
+
+// TestAdminCallRefusedWithoutRoomForItsEvent: an allowed admin call whose
+// audit event the sink cannot take (its buffer full: the audit store down)
+// is refused, retryable, and not performed; once there is room it works.
+func TestAdminCallRefusedWithoutRoomForItsEvent(t *testing.T) {
+	f, audit := startSecureServer(t)
+	ctx := t.Context()
+	audit.full.Store(true)
+	_, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "unaudited"})
+	de := wantReason(t, err, domain.ReasonUnavailable)
+	if !strings.Contains(de.Error(), "auth.adminAuditWait") || !strings.Contains(de.Error(), "retry") {
+		t.Fatalf("the refusal does not say why and what to do: %v", de)
+	}
+	audit.full.Store(false)
+	if _, err := f.client.Topic(ctx, "unaudited"); err == nil {
+		t.Fatal("the refused call was performed: the topic exists")
+	} else {
+		wantReason(t, err, domain.ReasonTopicNotFound)
+	}
+	if _, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "unaudited"}); err != nil {
+		t.Fatalf("create with room in the audit buffer: %v", err)
+	}
+	if e := audit.last(t); e.Decision != domain.AuditAllow || e.Operation != "admin POST /v1/topics" {
+		t.Fatalf("audited %+v", e)
 	}
 }
 

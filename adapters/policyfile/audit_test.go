@@ -53,3 +53,33 @@ func TestLogAuditWritesCounts(t *testing.T) {
 		t.Errorf("coalesced event's line: %v", events[1])
 	}
 }
+
+// TestLogAuditRecordWithin: an event that must be recorded is refused after
+// its wait while the buffer stays full (and counted as dropped), and taken
+// once the writer empties it.
+func TestLogAuditRecordWithin(t *testing.T) {
+	var out logbuf.Buffer
+	a := policyfile.NewLogAudit(slog.New(slog.NewJSONHandler(&out, nil)), 1)
+	ev := domain.AuditEvent{Category: domain.AuditAuthz, Principal: "root", Operation: "admin POST /v1/topics", Decision: domain.AuditAllow}
+	if !a.RecordWithin(t.Context(), ev, time.Second) {
+		t.Fatal("an empty buffer refused the event")
+	}
+	if a.RecordWithin(t.Context(), ev, 20*time.Millisecond) {
+		t.Fatal("a full buffer that nothing empties took the event")
+	}
+	if a.Dropped() != 1 {
+		t.Fatalf("dropped %d, want the refused event counted", a.Dropped())
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !a.RecordWithin(t.Context(), ev, 10*time.Second) {
+		t.Fatal("the event was refused although the writer empties the buffer")
+	}
+	if err := a.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "admin POST /v1/topics"); n != 2 {
+		t.Fatalf("%d events written, want the 2 taken", n)
+	}
+}

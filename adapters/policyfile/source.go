@@ -151,6 +151,25 @@ func (a *LogAudit) Record(e domain.AuditEvent) {
 	}
 }
 
+// RecordWithin implements ports.AuditSink.
+func (a *LogAudit) RecordWithin(ctx context.Context, e domain.AuditEvent, wait time.Duration) bool {
+	select {
+	case a.ch <- e:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case a.ch <- e:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	a.dropped.Add(1)
+	return false
+}
+
 // Dropped implements ports.AuditSink.
 func (a *LogAudit) Dropped() uint64 { return a.dropped.Load() }
 

@@ -56,6 +56,10 @@ type AuditWriter struct {
 	// with its id), and reporting the drops it counts; run goroutine only.
 	report    *auditRow
 	reporting uint64
+	// unwritten is the batch the run goroutine held when it stopped, for
+	// Stop to write first. (It used to go back into the buffer, where
+	// events recorded meanwhile left it no room: they were dropped.)
+	unwritten []auditRow
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -83,6 +87,32 @@ func (w *AuditWriter) Record(e domain.AuditEvent) {
 		w.took(r)
 		w.dropped.Add(1)
 	}
+}
+
+// RecordWithin implements ports.AuditSink. The event is not a refusal
+// (those are never waited for), so it may take the buffer's last quarter.
+func (w *AuditWriter) RecordWithin(ctx context.Context, e domain.AuditEvent, wait time.Duration) bool {
+	if e.Refusal() {
+		w.Record(e)
+		return true
+	}
+	r := w.row(e)
+	select {
+	case w.ch <- r:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case w.ch <- r:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	// Its number is used: counted as dropped, the seq gap is explained.
+	w.dropped.Add(1)
+	return false
 }
 
 // took notes that r left the buffer (or never entered it).
@@ -142,7 +172,8 @@ func (w *AuditWriter) Stop(ctx context.Context) error {
 	}
 	w.stop()
 	w.done.Wait()
-	batch := w.drain(nil, cap(w.ch))
+	batch := w.drain(w.unwritten, len(w.unwritten)+cap(w.ch))
+	w.unwritten = nil
 	for len(batch) > 0 {
 		n := min(len(batch), w.cfg.BatchSize)
 		if err := w.write(ctx, batch[:n]); err != nil {
@@ -181,7 +212,7 @@ func (w *AuditWriter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// Stop writes what is left, with its own deadline.
-			w.requeue(batch)
+			w.unwritten = batch
 			return
 		case e := <-w.ch:
 			w.took(e)
@@ -196,26 +227,10 @@ func (w *AuditWriter) run(ctx context.Context) {
 			}
 		}
 		if !w.flush(ctx, batch) {
-			w.requeue(batch)
+			w.unwritten = batch
 			return
 		}
 		batch = batch[:0]
-	}
-}
-
-// requeue puts a batch back for Stop's final flush, counting what does not
-// fit as dropped.
-func (w *AuditWriter) requeue(batch []auditRow) {
-	for _, e := range batch {
-		if e.refusal {
-			w.refusals.Add(1)
-		}
-		select {
-		case w.ch <- e:
-		default:
-			w.took(e)
-			w.dropped.Add(1)
-		}
 	}
 }
 

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/pgenv"
@@ -245,5 +247,84 @@ func TestAuditBufferKeepsRoomForNonRefusals(t *testing.T) {
 	w.Record(domain.AuditEvent{Category: domain.AuditAuthz, Principal: "alice", Operation: "SendMessage", Decision: domain.AuditAllow})
 	if st := w.Stats(); st.Buffered != 8 || st.Dropped != before.Dropped+1 {
 		t.Errorf("a full buffer took an event: %+v", st)
+	}
+}
+
+// TestAuditRecordWithinWaitsForRoom: an event that must be recorded (an
+// allowed admin call's) waits for room in a full buffer: it is refused
+// after its wait while nothing drains (counted as dropped, so the seq gap
+// is reported), and taken, then stored, once the writer makes room.
+func TestAuditRecordWithinWaitsForRoom(t *testing.T) {
+	db := pool(t, pgenv.Database(t))
+	cfg := postgres.DefaultConfig().Audit
+	cfg.BufferSize = 1
+	cfg.FlushInterval = 10 * time.Millisecond
+	w := postgres.NewAuditWriter(db, postgres.ProxyID(), cfg, discard())
+	admin := func(op string) domain.AuditEvent {
+		return domain.AuditEvent{Category: domain.AuditAuthz, Principal: "root", Protocol: "admin-http", Operation: op, Decision: domain.AuditAllow}
+	}
+	if !w.RecordWithin(t.Context(), admin("waited-first"), time.Second) {
+		t.Fatal("an empty buffer refused the event")
+	}
+	if w.RecordWithin(t.Context(), admin("waited-refused"), 50*time.Millisecond) {
+		t.Fatal("a full buffer that nothing drains took the event")
+	}
+	if d := w.Dropped(); d != 1 {
+		t.Fatalf("dropped %d, want the refused event counted", d)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !w.RecordWithin(t.Context(), admin("waited-taken"), 10*time.Second) {
+		t.Fatal("the event was refused although the writer drains the buffer")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(t.Context(), `SELECT operation FROM rmqproxy.audit_events WHERE operation LIKE 'waited-%' OR operation = 'audit.dropped' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ops, []string{"waited-first", "waited-taken", "audit.dropped"}) && !slices.Equal(ops, []string{"waited-first", "audit.dropped", "waited-taken"}) {
+		t.Fatalf("stored %v, want the two events taken and the report of the refused one", ops)
+	}
+}
+
+// TestAuditStopWritesTheBatchInHandAndTheBuffer: at Stop, the batch the
+// writer had taken from the buffer (waiting for its flush interval) and the
+// events buffered after it are all written. The batch used to go back into
+// the buffer, where the newer events left it no room: it was dropped.
+func TestAuditStopWritesTheBatchInHandAndTheBuffer(t *testing.T) {
+	db := pool(t, pgenv.Database(t))
+	cfg := postgres.DefaultConfig().Audit
+	cfg.BufferSize = 2
+	cfg.FlushInterval = time.Hour // the batch in hand waits for Stop
+	w := postgres.NewAuditWriter(db, postgres.ProxyID(), cfg, discard())
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev := domain.AuditEvent{Category: domain.AuditAuthz, Principal: "root", Operation: "in-hand-or-buffered", Decision: domain.AuditAllow}
+	w.Record(ev)
+	w.Record(ev)
+	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the writer takes the buffered events", func() bool { return w.Pending() == 0 })
+	w.Record(ev)
+	w.Record(ev)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	if err := db.QueryRow(t.Context(), `SELECT count(*) FROM rmqproxy.audit_events WHERE operation = 'in-hand-or-buffered'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 4 || w.Dropped() != 0 {
+		t.Fatalf("stored %d of 4 events at Stop (%d dropped)", stored, w.Dropped())
 	}
 }
