@@ -123,10 +123,19 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	if len(msgs) == 0 {
 		return nil, domain.Errorf(domain.ReasonBadRequest, "no message to send")
 	}
+	// One send is one record, and replay must be able to decode every
+	// record appended (a record it refuses stops the engine and every
+	// later start).
+	if len(msgs) > record.MaxBatchMessages {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "a send of %d messages: the local broker stores at most %d messages in one send; send them in several", len(msgs), record.MaxBatchMessages)
+	}
 	now := e.clock.Now()
 	txns, timers := 0, 0
 	for i := range msgs {
 		m := &msgs[i]
+		if len(m.Keys) > record.MaxBatchMessages || len(m.Properties) > record.MaxBatchMessages {
+			return nil, domain.Errorf(domain.ReasonPropertiesTooLarge, "message %d has %d keys and %d properties: the local broker stores at most %d of each", i, len(m.Keys), len(m.Properties), record.MaxBatchMessages)
+		}
 		if m.Topic != q.Topic {
 			return nil, domain.Errorf(domain.ReasonMessageCorrupted, "message %d is for topic %q but the batch is sent to topic %q; all messages of one send must share the queue's topic", i, m.Topic, q.Topic)
 		}

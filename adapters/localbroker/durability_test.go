@@ -902,6 +902,38 @@ func TestGroupDeletedDuringPopRead(t *testing.T) {
 	}
 }
 
+// TestSendOfMoreMessagesThanARecordHoldsRefused: a send of more messages
+// than a batch record may hold (record.MaxBatchMessages; tiny ones fit in
+// maxRecordSize and a 130 MiB gRPC request) is refused before anything is
+// appended. It used to be stored: applying it failed (its message count is
+// beyond what decoding accepts), the engine stopped writing, and every
+// restart failed on the record ("cannot be decoded"), so the data directory
+// would not start again.
+func TestSendOfMoreMessagesThanARecordHoldsRefused(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("sends over a million messages in one batch (about 300 MB)")
+	}
+	h := newHarness(t, func(c *Config) { c.MaxRecordSize, c.SegmentSize = 64<<20, 128<<20 })
+	msgs := make([]domain.Message, record.MaxBatchMessages+1)
+	for i := range msgs {
+		msgs[i] = domain.Message{Topic: "t", ID: "m", Body: []byte("x")}
+	}
+	_, err := h.e.Send(t.Context(), domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, msgs)
+	wantReason(t, err, domain.ReasonBadRequest)
+	if !strings.Contains(err.Error(), fmt.Sprint(record.MaxBatchMessages)) {
+		t.Fatalf("the refusal does not say how many messages one send may hold: %v", err)
+	}
+	msgs = nil
+	if err := h.e.Ready(t.Context()); err != nil {
+		t.Fatalf("not ready after the refused send: %v", err)
+	}
+	h.send("t", 0, msg("t", "after", ""))
+	h.crashRestart(true)
+	if got := h.pop("g", "t", 0, 8, time.Minute); len(got) != 1 || got[0].ID != "after" {
+		t.Fatalf("after a restart got %v, want the message sent after the refused one", popIDs(got))
+	}
+}
+
 // TestLargestMessageCanBeCopied: the largest message a send accepts can
 // still be dead-lettered, fired as a timer and committed, each of which
 // writes a record with a copy of it; one byte more is refused at the send,

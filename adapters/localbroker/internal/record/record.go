@@ -105,6 +105,11 @@ func corrupt(format string, a ...any) error {
 // make the decoder allocate unbounded memory.
 const maxCount = 1 << 20
 
+// MaxBatchMessages is the most messages one batch record may hold (and the
+// most keys or properties one message may have): decoding refuses a longer
+// list as corrupt, so a writer must refuse more before it appends.
+const MaxBatchMessages = maxCount
+
 // writer appends primitives to a byte slice.
 type writer struct{ b []byte }
 
