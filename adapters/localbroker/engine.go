@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
@@ -615,6 +616,9 @@ func (e *Engine) openQueues(s *snapshot, current bool, force map[queueKey]bool) 
 		}
 		qi, err := e.openQueue(k)
 		if err != nil {
+			if hint := fileLimitHint(err, len(want)); hint != "" {
+				return domain.Wrap(domain.ReasonInternal, err, hint)
+			}
 			return err
 		}
 		good, err := qi.cq.Check(n)
@@ -642,6 +646,17 @@ func (e *Engine) openQueues(s *snapshot, current bool, force map[queueKey]bool) 
 		qi.count, qi.visible = n, n
 	}
 	return nil
+}
+
+// fileLimitHint says what to do when err is the process running out of
+// file descriptors while the engine holds that many consume queues ("" for
+// other errors): each holds its file open.
+func fileLimitHint(err error, queues int) string {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+		return ""
+	}
+	return fmt.Sprintf("the process may open no more files: the local broker keeps one open file per consume queue (%d here), besides the commit-log segments and every client connection; "+
+		"raise the open-file limit of rmqproxy (LimitNOFILE in its systemd unit, ulimit -n, or the container's nofile limit)", queues)
 }
 
 func (e *Engine) queuePath(k queueKey) string {
@@ -1389,10 +1404,15 @@ func (e *Engine) flushQueues() {
 			}
 		}
 	}
+	queues := len(e.queues)
 	e.mu.Unlock()
 	for _, j := range jobs {
 		if err := j.q.Flush(j.to); err != nil && !errors.Is(err, consumequeue.ErrClosed) {
-			e.warnLimited("flush-queue", "cannot write consume queue; will retry", "path", j.q.Path(), "error", err)
+			msg := "cannot write consume queue; will retry"
+			if hint := fileLimitHint(err, queues); hint != "" {
+				msg += ": " + hint
+			}
+			e.warnLimited("flush-queue", msg, "path", j.q.Path(), "error", err)
 		}
 	}
 	for _, b := range buckets {
