@@ -649,13 +649,13 @@ func (e *Engine) openQueues(s *snapshot, current bool, force map[queueKey]bool) 
 }
 
 // fileLimitHint says what to do when err is the process running out of
-// file descriptors while the engine holds that many consume queues ("" for
-// other errors): each holds its file open.
+// file descriptors while the engine has that many consume queues ("" for
+// other errors).
 func fileLimitHint(err error, queues int) string {
 	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
 		return ""
 	}
-	return fmt.Sprintf("the process may open no more files: the local broker keeps one open file per consume queue (%d here), besides the commit-log segments and every client connection; "+
+	return fmt.Sprintf("the process may open no more files: besides up to a quarter of its limit for the %d consume queues (files closed when not in use and opened again), the local broker holds every commit-log segment open, and each client connection takes one; "+
 		"raise the open-file limit of rmqproxy (LimitNOFILE in its systemd unit, ulimit -n, or the container's nofile limit)", queues)
 }
 

@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 )
@@ -128,16 +129,24 @@ func DecodeEntry(b []byte) (Entry, error) {
 	}, nil
 }
 
-// Queue is one open index file.
+// Queue is one index file.
+//
+// Its file is not held open for good: at most maxOpen index files (of all
+// queues of the process) are, so that a data directory with more queues
+// than the process may open files still works (see openFiles). A queue
+// whose file was closed to make room (synced first when it was written
+// since its last Sync) opens it again when it next reads or writes it.
 type Queue struct {
 	mu      sync.Mutex
 	path    string
-	f       *os.File
-	flushed int64   // entries in the file
-	tail    []Entry // entries [flushed, flushed+len(tail)) not yet written
-	dirty   bool    // written since the last Sync
-	created bool    // the file was created by Flush; Sync fsyncs its directories
+	f       *os.File // nil: no file yet (onDisk unset), or closed to make room
+	onDisk  bool     // the file exists at path
+	flushed int64    // entries in the file
+	tail    []Entry  // entries [flushed, flushed+len(tail)) not yet written
+	dirty   bool     // written since the last Sync
+	created bool     // the file was created by Flush; Sync fsyncs its directories
 	closed  bool
+	used    atomic.Int64 // openFiles' tick of the last use of f
 }
 
 // Open opens the index file at path. A partial last entry (a torn write) is
@@ -163,7 +172,9 @@ func Open(path string) (*Queue, error) {
 			return nil, fmt.Errorf("consumequeue: truncate %s: %w", path, err)
 		}
 	}
-	return &Queue{path: path, f: f, flushed: n}, nil
+	q := &Queue{path: path, f: f, onDisk: true, flushed: n}
+	openFiles.opened(q)
+	return q, nil
 }
 
 // Create returns a new, empty queue for path without touching the disk: the
@@ -217,11 +228,20 @@ func (q *Queue) GetInto(room *[EntrySize]byte, i int64) (Entry, error) {
 		q.mu.Unlock()
 		return e, nil
 	}
+	if err := q.reopenLocked(); err != nil {
+		q.mu.Unlock()
+		return Entry{}, err
+	}
+	f := q.f
 	q.mu.Unlock()
 	b := room
-	if _, err := q.f.ReadAt(b[:], i*EntrySize); err != nil {
-		if errors.Is(err, os.ErrClosed) {
-			return Entry{}, ErrClosed // closed since the check above
+	_, err := f.ReadAt(b[:], i*EntrySize)
+	if errors.Is(err, os.ErrClosed) {
+		err = q.readAt(b[:], i*EntrySize) // parked or closed since the check above
+	}
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return Entry{}, err
 		}
 		return Entry{}, fmt.Errorf("consumequeue: read %s at %d: %w", q.path, i, err)
 	}
@@ -236,9 +256,9 @@ func (q *Queue) GetInto(room *[EntrySize]byte, i int64) (Entry, error) {
 // are present and pass their checksum (n when all do).
 func (q *Queue) Check(n int64) (int64, error) {
 	q.mu.Lock()
-	f, flushed := q.f, q.flushed
+	onDisk, flushed := q.onDisk, q.flushed
 	q.mu.Unlock()
-	if f == nil {
+	if !onDisk {
 		return 0, nil
 	}
 	n = min(n, flushed)
@@ -246,7 +266,7 @@ func (q *Queue) Check(n int64) (int64, error) {
 	buf := make([]byte, chunk*EntrySize)
 	for i := int64(0); i < n; {
 		k := min(n-i, chunk)
-		if _, err := f.ReadAt(buf[:k*EntrySize], i*EntrySize); err != nil {
+		if err := q.readAt(buf[:k*EntrySize], i*EntrySize); err != nil {
 			return i, fmt.Errorf("consumequeue: read %s: %w", q.path, err)
 		}
 		for j := range k {
@@ -270,16 +290,19 @@ func (q *Queue) Flush(upTo int64) error {
 	if n <= 0 {
 		return nil
 	}
-	if q.f == nil {
+	if !q.onDisk {
 		dir := filepath.Dir(q.path)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("consumequeue: create %s: %w", dir, err)
 		}
-		f, err := os.OpenFile(q.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		f, err := openFiles.openFile(q, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
 			return fmt.Errorf("consumequeue: create %s: %w", q.path, err)
 		}
-		q.f, q.created = f, true
+		q.f, q.onDisk, q.created = f, true, true
+		openFiles.opened(q)
+	} else if err := q.reopenLocked(); err != nil {
+		return err
 	}
 	buf := make([]byte, 0, n*EntrySize)
 	for _, e := range q.tail[:n] {
@@ -301,8 +324,16 @@ func (q *Queue) Sync() error {
 	if q.closed {
 		return ErrClosed
 	}
+	return q.syncLocked()
+}
+
+// syncLocked is Sync with q.mu held.
+func (q *Queue) syncLocked() error {
 	if !q.dirty {
 		return nil
+	}
+	if err := q.reopenLocked(); err != nil {
+		return err
 	}
 	if err := q.f.Sync(); err != nil {
 		return fmt.Errorf("consumequeue: fsync %s: %w", q.path, err)
@@ -338,8 +369,11 @@ func (q *Queue) TruncateTo(n int64) error {
 		return nil
 	}
 	q.tail = nil
-	if q.f == nil {
+	if !q.onDisk {
 		return nil
+	}
+	if err := q.reopenLocked(); err != nil {
+		return err
 	}
 	if err := q.f.Truncate(n * EntrySize); err != nil {
 		return fmt.Errorf("consumequeue: truncate %s: %w", q.path, err)
@@ -360,6 +394,7 @@ func (q *Queue) Close() error {
 	if q.f == nil {
 		return nil
 	}
+	openFiles.forget(q)
 	return q.f.Close()
 }
 

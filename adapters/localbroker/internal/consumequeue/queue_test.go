@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -116,11 +118,11 @@ func TestEntryChecksum(t *testing.T) {
 	}
 }
 
-// TestGetRacingCloseIsErrClosed: Get reads a written entry after it let go
-// of the queue's mutex, so a Close (a removal of a deleted topic's queue)
-// can close the file in between; that read is ErrClosed, which callers
-// reading without the engine lock (pop, pull, offset queries) take as "the
-// topic was deleted: look again", not as a storage error.
+// TestGetRacingCloseIsErrClosed: Get reads the file outside of the queue's
+// mutex, so a Close (a removal of a deleted topic's queue) can close the
+// file in between; that read is ErrClosed, which callers reading without
+// the engine lock (pop, pull, offset queries) take as "the topic was
+// deleted: look again", not as a storage error.
 func TestGetRacingCloseIsErrClosed(t *testing.T) {
 	q := Create(filepath.Join(t.TempDir(), "0"))
 	if _, err := q.Append(Entry{CommitLogOffset: 1, Size: 1}); err != nil {
@@ -129,11 +131,148 @@ func TestGetRacingCloseIsErrClosed(t *testing.T) {
 	if err := q.Flush(1); err != nil {
 		t.Fatal(err)
 	}
-	_ = q.f.Close() // as Close does between Get's check and its read
+	f := q.f
+	_ = q.Close() // as Close does between Get's check and its read
+	if _, err := f.ReadAt(make([]byte, EntrySize), 0); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("read of the closed file = %v", err)
+	}
+	if err := q.readAt(make([]byte, EntrySize), 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after Close = %v, want ErrClosed", err)
+	}
 	if _, err := q.Get(0); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get = %v, want ErrClosed", err)
 	}
-	_ = q.Close()
+}
+
+// TestFilesBoundedAndReopened: with more queues than index files may be
+// open, the least recently used files are closed (synced first when
+// written since their last Sync) and opened again when read or written,
+// also while a read is under way (a parked file's read is retried). The
+// entries read back are those written.
+func TestFilesBoundedAndReopened(t *testing.T) {
+	openFiles.mu.Lock()
+	openFiles.limit = 8
+	openFiles.mu.Unlock()
+	defer func() {
+		openFiles.mu.Lock()
+		openFiles.limit = 0
+		openFiles.mu.Unlock()
+	}()
+	dir := t.TempDir()
+	var qs []*Queue
+	for i := range 40 {
+		q := Create(filepath.Join(dir, fmt.Sprint(i)))
+		for j := range 3 {
+			if _, err := q.Append(Entry{CommitLogOffset: int64(i*100 + j), Size: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.Flush(3); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, q)
+	}
+	openCount := func() int {
+		openFiles.mu.Lock()
+		defer openFiles.mu.Unlock()
+		n := 0
+		for q := range openFiles.open {
+			if slices.Contains(qs, q) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := openCount(); n > 8 {
+		t.Fatalf("%d index files open, want at most 8", n)
+	}
+	for round := range 3 {
+		for i, q := range qs {
+			for j := range int64(3) {
+				e, err := q.Get(j)
+				if err != nil || e.CommitLogOffset != int64(i*100)+j {
+					t.Fatalf("round %d: queue %d entry %d = %+v, %v", round, i, j, e, err)
+				}
+			}
+			if n := openCount(); n > 8 {
+				t.Fatalf("%d index files open, want at most 8", n)
+			}
+		}
+	}
+	// A parked file read while it is being closed is read again.
+	q := qs[0]
+	q.mu.Lock()
+	f := q.f
+	q.mu.Unlock()
+	if f == nil {
+		if _, err := q.Get(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.park()
+	if e, err := q.Get(1); err != nil || e.CommitLogOffset != 1 {
+		t.Fatalf("Get of a parked queue = %+v, %v", e, err)
+	}
+	// Written and not synced: synced when parked, so that nothing is
+	// left for a descriptor opened later to fsync. Appends, truncation
+	// and reopening keep the file's content.
+	for i, q := range qs[:20] {
+		if _, err := q.Append(Entry{CommitLogOffset: int64(i*100 + 3), Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Flush(4); err != nil {
+			t.Fatal(err)
+		}
+		if n := openCount(); n > 8 {
+			t.Fatalf("%d index files open while written, want at most 8", n)
+		}
+	}
+	for i, q := range qs[:20] {
+		q.mu.Lock()
+		parkedDirty := q.f == nil && q.dirty
+		q.mu.Unlock()
+		if parkedDirty {
+			t.Fatalf("queue %d was parked with writes not synced", i)
+		}
+		if err := q.TruncateTo(2); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			q.park()
+		} else if err := q.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, q := range qs {
+		want := int64(4)
+		if i < 20 {
+			want = 2
+		} else {
+			want = 3
+		}
+		if got := q.Count(); got != want {
+			t.Fatalf("queue %d has %d entries, want %d", i, got, want)
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(q.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Count() != want {
+			t.Fatalf("queue %d reopened has %d entries, want %d", i, r.Count(), want)
+		}
+		for j := range want {
+			if e, err := r.Get(j); err != nil || e.CommitLogOffset != int64(i*100)+j {
+				t.Fatalf("queue %d reopened entry %d = %+v, %v", i, j, e, err)
+			}
+		}
+		_ = r.Close()
+	}
 }
 
 // tagHash keeps TagHash from being inlined into the test, which measures

@@ -1,0 +1,166 @@
+package consumequeue
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// A process may hold only so many files open (RLIMIT_NOFILE), and the
+// commit log and every client connection need some too. Index files are
+// therefore not held open for good: openFiles counts those that are and,
+// past its limit, closes the least recently used ones ("parks" them); a
+// parked queue opens its file again when it next reads or writes it. A
+// file written since its last Sync is synced before it is parked (a
+// write-back error is reported to the descriptors open when it happens, so
+// its data must be durable before its descriptor goes); one that cannot
+// be synced stays open.
+
+// openFiles is the set of index files held open, of every queue of the
+// process.
+var openFiles = &filePool{open: map[*Queue]struct{}{}}
+
+type filePool struct {
+	mu   sync.Mutex
+	open map[*Queue]struct{}
+	// limit overrides the bound taken from the process's file limit (tests).
+	limit int
+	tick  atomic.Int64 // use counter: Queue.used holds the tick of its last use
+}
+
+// maxOpen is how many index files may be open at once: a quarter of the
+// process's open-file limit (at least 64, at most 32768), or limit.
+func (p *filePool) maxOpen() int {
+	if p.limit > 0 {
+		return p.limit
+	}
+	return min(max(processFileLimit()/4, 64), 32768)
+}
+
+// use records a use of q's open file.
+func (p *filePool) use(q *Queue) { q.used.Store(p.tick.Add(1)) }
+
+// opened registers q, whose file the caller (holding q.mu) just opened,
+// and parks the least recently used files beyond the limit.
+func (p *filePool) opened(q *Queue) {
+	p.use(q)
+	p.mu.Lock()
+	p.open[q] = struct{}{}
+	var victims []*Queue
+	if n, most := len(p.open), p.maxOpen(); n > most {
+		// An eighth more than needed, so that the next opens do not
+		// each sort the set again.
+		victims = p.oldestLocked(q, n-most+most/8)
+	}
+	p.mu.Unlock()
+	for _, v := range victims {
+		v.park()
+	}
+}
+
+// oldestLocked returns up to k of the open queues other than q, least
+// recently used first.
+func (p *filePool) oldestLocked(q *Queue, k int) []*Queue {
+	type use struct {
+		q    *Queue
+		tick int64 // read once: uses go on meanwhile
+	}
+	all := make([]use, 0, len(p.open))
+	for o := range p.open {
+		if o != q {
+			all = append(all, use{o, o.used.Load()})
+		}
+	}
+	slices.SortFunc(all, func(a, b use) int { return cmp.Compare(a.tick, b.tick) })
+	out := make([]*Queue, min(k, len(all)))
+	for i := range out {
+		out[i] = all[i].q
+	}
+	return out
+}
+
+// forget removes q, whose file is being closed (q.mu held), from the set.
+func (p *filePool) forget(q *Queue) {
+	p.mu.Lock()
+	delete(p.open, q)
+	p.mu.Unlock()
+}
+
+// openFile opens q's file with flags; when the process has no descriptor
+// left, it parks the least recently used half of the open index files and
+// tries once more.
+func (p *filePool) openFile(q *Queue, flags int) (*os.File, error) {
+	f, err := os.OpenFile(q.path, flags, 0o644)
+	if err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+		p.mu.Lock()
+		victims := p.oldestLocked(q, len(p.open)/2)
+		p.mu.Unlock()
+		for _, v := range victims {
+			v.park()
+		}
+		f, err = os.OpenFile(q.path, flags, 0o644)
+	}
+	return f, err
+}
+
+// park closes q's file, synced first if it was written since its last
+// Sync, unless another goroutine holds q now; q opens it again when it next
+// needs it.
+func (q *Queue) park() {
+	if !q.mu.TryLock() {
+		return // in use: it stays open
+	}
+	defer q.mu.Unlock()
+	if q.f == nil || q.closed || q.syncLocked() != nil {
+		return
+	}
+	openFiles.forget(q)
+	_ = q.f.Close() // reads in flight finish first (os.File counts them)
+	q.f = nil
+}
+
+// reopenLocked makes sure q's existing file is open (q.mu held).
+func (q *Queue) reopenLocked() error {
+	if q.f != nil {
+		openFiles.use(q)
+		return nil
+	}
+	if !q.onDisk {
+		return fmt.Errorf("consumequeue: %s has no file yet", q.path)
+	}
+	f, err := openFiles.openFile(q, os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("consumequeue: open %s again: %w", q.path, err)
+	}
+	q.f = f
+	openFiles.opened(q)
+	return nil
+}
+
+// readAt reads len(b) bytes of the file at off, opening it again when it
+// was parked (also while the read was under way); ErrClosed once the queue
+// is closed.
+func (q *Queue) readAt(b []byte, off int64) error {
+	for try := 0; ; try++ {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if err := q.reopenLocked(); err != nil {
+			q.mu.Unlock()
+			return err
+		}
+		f := q.f
+		q.mu.Unlock()
+		_, err := f.ReadAt(b, off)
+		if err == nil || !errors.Is(err, os.ErrClosed) || try >= 8 {
+			return err
+		}
+	}
+}
