@@ -902,6 +902,38 @@ func TestGroupDeletedDuringPopRead(t *testing.T) {
 	}
 }
 
+// TestCrashLeftoversOfAtomicWritesRemoved: a kill -9 while a snapshot (or
+// the consume-queue format marker) is being written leaves its temporary
+// file behind, as large as the snapshot; nothing read or removed them, so
+// every such crash left one more in the data directory for good. A start
+// removes them (the directory is locked: no other process writes there).
+func TestCrashLeftoversOfAtomicWritesRemoved(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.e.crash()
+	leftovers := []string{
+		filepath.Join(h.cfg.DataDir, "snapshot", "."+snapshotName(4096)+".tmp123456"),
+		filepath.Join(h.cfg.DataDir, "consumequeue", "."+queueFormatFile+".tmp42"),
+	}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{1}, 1<<16), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.open()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there after a start: %v", p, err)
+		}
+	}
+	if got := h.pop("g", "t", 0, 8, time.Minute); len(got) != 1 || got[0].ID != "a" {
+		t.Fatalf("got %v, want the message sent before the crash", popIDs(got))
+	}
+}
+
 // TestSendOfMoreMessagesThanARecordHoldsRefused: a send of more messages
 // than a batch record may hold (record.MaxBatchMessages; tiny ones fit in
 // maxRecordSize and a 130 MiB gRPC request) is refused before anything is

@@ -256,6 +256,15 @@ func (e *Engine) Start(ctx context.Context) error {
 			_ = lock.Close()
 		}
 	}()
+	// A crash while a snapshot (or the queue format marker) was being
+	// replaced left its temporary file: nothing reads it.
+	for _, d := range []string{e.dir("snapshot"), e.dir("consumequeue")} {
+		if removed, err := atomicfile.RemoveLeftovers(d); err != nil {
+			e.log.Warn("cannot remove the temporary files of interrupted writes; delete them by hand", "dir", d, "error", err)
+		} else if len(removed) > 0 {
+			e.log.Info("removed the temporary files of writes a crash interrupted", "dir", d, "files", removed)
+		}
+	}
 	if err := e.loadBoot(); err != nil {
 		return err
 	}

@@ -4,15 +4,17 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with data.
 func Write(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(dir, tempPrefix+filepath.Base(path)+tempInfix+"*")
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
@@ -38,6 +40,46 @@ func Write(path string, data []byte) error {
 	}
 	ok = true
 	return SyncDir(dir)
+}
+
+// tempPrefix and tempInfix frame the names of Write's temporary files:
+// "." + the target's name + ".tmp" + a random number.
+const (
+	tempPrefix = "."
+	tempInfix  = ".tmp"
+)
+
+// RemoveLeftovers removes from dir the temporary files of Writes that a
+// crash interrupted (a Write that returns removes its own), and returns
+// their names. Only the directory's owner may call it: a Write under way in
+// dir loses its temporary file.
+func RemoveLeftovers(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, ent := range ents {
+		name := ent.Name()
+		i := strings.LastIndex(name, tempInfix)
+		if !ent.Type().IsRegular() || !strings.HasPrefix(name, tempPrefix) || i <= len(tempPrefix) || !allDigits(name[i+len(tempInfix):]) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // SyncDir fsyncs a directory so that names created, renamed or removed in it
