@@ -14,12 +14,14 @@ import (
 // A process may hold only so many files open (RLIMIT_NOFILE), and the
 // commit log and every client connection need some too. Index files are
 // therefore not held open for good: openFiles counts those that are and,
-// past its limit, closes the least recently used ones ("parks" them); a
-// parked queue opens its file again when it next reads or writes it. A
-// file written since its last Sync is synced before it is parked (a
-// write-back error is reported to the descriptors open when it happens, so
-// its data must be durable before its descriptor goes); one that cannot
-// be synced stays open.
+// past its limit, closes the least recently used ones that have nothing to
+// fsync ("parks" them); a parked queue opens its file again when it next
+// reads or writes it. Files written since their last Sync are left open
+// then (the snapshot that syncs them makes them parkable), so that an open
+// does not pay for fsyncs; only when an open fails for lack of descriptors
+// are they parked too, synced first (a write-back error is reported to the
+// descriptors open when it happens, so the data must be durable before its
+// descriptor goes; one that cannot be synced stays open).
 
 // openFiles is the set of index files held open, of every queue of the
 // process.
@@ -59,7 +61,7 @@ func (p *filePool) opened(q *Queue) {
 	}
 	p.mu.Unlock()
 	for _, v := range victims {
-		v.park()
+		v.park(false)
 	}
 }
 
@@ -101,22 +103,22 @@ func (p *filePool) openFile(q *Queue, flags int) (*os.File, error) {
 		victims := p.oldestLocked(q, len(p.open)/2)
 		p.mu.Unlock()
 		for _, v := range victims {
-			v.park()
+			v.park(true)
 		}
 		f, err = os.OpenFile(q.path, flags, 0o644)
 	}
 	return f, err
 }
 
-// park closes q's file, synced first if it was written since its last
-// Sync, unless another goroutine holds q now; q opens it again when it next
-// needs it.
-func (q *Queue) park() {
+// park closes q's file unless another goroutine holds q now or the file
+// was written since its last Sync; with syncDirty such a file is synced
+// and closed. q opens it again when it next needs it.
+func (q *Queue) park(syncDirty bool) {
 	if !q.mu.TryLock() {
 		return // in use: it stays open
 	}
 	defer q.mu.Unlock()
-	if q.f == nil || q.closed || q.syncLocked() != nil {
+	if q.f == nil || q.closed || (q.dirty && !syncDirty) || q.syncLocked() != nil {
 		return
 	}
 	openFiles.forget(q)

@@ -134,8 +134,8 @@ func DecodeEntry(b []byte) (Entry, error) {
 // Its file is not held open for good: at most maxOpen index files (of all
 // queues of the process) are, so that a data directory with more queues
 // than the process may open files still works (see openFiles). A queue
-// whose file was closed to make room (synced first when it was written
-// since its last Sync) opens it again when it next reads or writes it.
+// whose file was closed to make room opens it again when it next reads or
+// writes it.
 type Queue struct {
 	mu      sync.Mutex
 	path    string
