@@ -276,14 +276,23 @@ func (m *Messaging) pollingTime(ctx context.Context, req ReceiveRequest, s Clien
 	return polling, nil
 }
 
+// unlimitedInvisibleTime bounds an invisible time when
+// consumer.maxInvisibleTime is 0 (no limit): brokers keep a delivery's
+// deadline in nanoseconds since 1970, which end in 2262, and a longer one
+// wrapped into the past (the message was visible again at once).
+const unlimitedInvisibleTime = 100 * 365 * 24 * time.Hour
+
 // checkInvisibleTime enforces [min, consumer.maxInvisibleTime] with the
 // Apache proxy's messages; like upstream it compares whole milliseconds.
 func (m *Messaging) checkInvisibleTime(d, minimum time.Duration) error {
 	maximum := m.cfg.Consumer.MaxInvisibleTime
+	if maximum <= 0 {
+		maximum = unlimitedInvisibleTime
+	}
 	if d.Milliseconds() < minimum.Milliseconds() {
 		return domain.Errorf(domain.ReasonIllegalInvisibleTime, "the invisibleTime is too small. min is %d", minimum.Milliseconds())
 	}
-	if maximum > 0 && d.Milliseconds() > maximum.Milliseconds() {
+	if d.Milliseconds() > maximum.Milliseconds() {
 		return domain.Errorf(domain.ReasonIllegalInvisibleTime, "the invisibleTime is too large. max is %d", maximum.Milliseconds())
 	}
 	return nil

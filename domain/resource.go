@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -122,8 +123,8 @@ func (g ConsumerGroup) Validate() error {
 	}
 	p := g.RetryPolicy
 	if len(p.Delays) == 0 {
-		if p.Initial <= 0 || p.Max < p.Initial || p.Multiplier < 1 {
-			return Errorf(ReasonBadRequest, "group %q: exponential retry needs initial > 0, max ≥ initial and multiplier ≥ 1 (got %v, %v, %v)", g.Name, p.Initial, p.Max, p.Multiplier)
+		if p.Initial <= 0 || p.Max < p.Initial || !(p.Multiplier >= 1) || math.IsInf(p.Multiplier, 1) { // NaN fails >= 1
+			return Errorf(ReasonBadRequest, "group %q: exponential retry needs initial > 0, max ≥ initial and a finite multiplier ≥ 1 (got %v, %v, %v)", g.Name, p.Initial, p.Max, p.Multiplier)
 		}
 	}
 	for _, d := range p.Delays {

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -229,6 +230,24 @@ func TestRetryPolicyDelay(t *testing.T) {
 	c := domain.RetryPolicy{Delays: domain.DefaultRetryDelays()}
 	if c.Delay(1) != time.Second || c.Delay(18) != 2*time.Hour || c.Delay(99) != 2*time.Hour {
 		t.Error("customized delays")
+	}
+}
+
+// TestRetryMultiplierMustBeFinite: a group whose multiplier is NaN or
+// infinite is refused: the local broker's group record refuses it on
+// replay, which would stop every later start.
+func TestRetryMultiplierMustBeFinite(t *testing.T) {
+	for _, m := range []float64{math.NaN(), math.Inf(1), 0.5} {
+		g := domain.NewConsumerGroup("g")
+		g.RetryPolicy = domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: m}
+		if err := g.Validate(); !domain.HasReason(err, domain.ReasonBadRequest) {
+			t.Errorf("multiplier %v: %v, want BAD_REQUEST", m, err)
+		}
+	}
+	g := domain.NewConsumerGroup("g")
+	g.RetryPolicy = domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 1.5}
+	if err := g.Validate(); err != nil {
+		t.Errorf("multiplier 1.5: %v", err)
 	}
 }
 
