@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/chansend"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -153,18 +154,8 @@ func (a *LogAudit) Record(e domain.AuditEvent) {
 
 // RecordWithin implements ports.AuditSink.
 func (a *LogAudit) RecordWithin(ctx context.Context, e domain.AuditEvent, wait time.Duration) bool {
-	select {
-	case a.ch <- e:
+	if chansend.Within(ctx, a.ch, e, wait) {
 		return true
-	default:
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case a.ch <- e:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
 	}
 	a.dropped.Add(1)
 	return false

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/chansend"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -96,19 +97,8 @@ func (w *AuditWriter) RecordWithin(ctx context.Context, e domain.AuditEvent, wai
 		w.Record(e)
 		return true
 	}
-	r := w.row(e)
-	select {
-	case w.ch <- r:
+	if chansend.Within(ctx, w.ch, w.row(e), wait) {
 		return true
-	default:
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case w.ch <- r:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
 	}
 	// Its number is used: counted as dropped, the seq gap is explained.
 	w.dropped.Add(1)
