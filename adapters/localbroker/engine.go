@@ -54,6 +54,9 @@ type Engine struct {
 	// engine lock, and only another recall can resolve a timer whose
 	// bucket is not loaded meanwhile (see Recall).
 	recallMu sync.Mutex
+	// attempts remembers what FIFO pops with an attempt id delivered (see
+	// attemptTable); it has its own lock.
+	attempts attemptTable
 
 	mu            sync.Mutex
 	state         engineState

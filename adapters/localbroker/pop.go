@@ -95,6 +95,11 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			}
 		}
 		now := e.clock.Now()
+		if retry := e.retryAttemptLocked(&req, t.Name, now); len(retry) > 0 {
+			e.mu.Unlock()
+			e.retryAttempt(ctx, retry)
+			continue
+		}
 		e.promoteLocked()
 		e.reviveDueLocked(now)
 		qids := e.popOrderLocked(t, &req)
@@ -110,6 +115,9 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		e.mu.Unlock()
 		msgs, progressed, err := e.popQueues(t.Name, g.incarnation, qids, gates, &req, now)
 		if err != nil || len(msgs) > 0 {
+			if err == nil {
+				e.rememberAttempt(&req, t.Name, now, msgs)
+			}
 			return msgs, err
 		}
 		if progressed {

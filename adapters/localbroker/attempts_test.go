@@ -1,0 +1,102 @@
+package localbroker
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+func (h *harness) popAttempt(group, topic, attempt string, n int32, runs bool) []domain.StoredMessage {
+	h.t.Helper()
+	got, err := h.e.Pop(h.t.Context(), ports.PopRequest{Group: group, Topic: topic, QueueID: -1, MaxMessages: n,
+		InvisibleTime: time.Minute, FIFO: true, FIFORuns: runs, AttemptID: attempt})
+	if err != nil {
+		h.t.Fatalf("Pop: %v", err)
+	}
+	return got
+}
+
+// TestFIFORetriedAttemptGetsItsMessagesAgain: a FIFO receive retried with
+// the attempt id of one whose answer the client lost (it timed out) gets
+// that receive's messages again, as a RocketMQ broker's orderly pop
+// answers a pop with the attempt id of the one holding the queue, instead
+// of leaving their message groups blocked for the invisible time (for a
+// push consumer, whose deliveries the proxy renews, for hours). Another
+// attempt still waits; what was acked, redelivered or renewed-and-acked
+// since is not handed out again.
+func TestFIFORetriedAttemptGetsItsMessagesAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"), fifoMsg("f", "B1", "B"), fifoMsg("f", "B2", "B"))
+	first := h.popAttempt("g", "f", "x1", 10, false)
+	if !slices.Equal(ids(first), []string{"A1", "B1"}) {
+		t.Fatalf("first pop %v", ids(first))
+	}
+	if more := h.popAttempt("g", "f", "other", 10, false); len(more) != 0 {
+		t.Fatalf("another attempt got %v while A1 and B1 are in flight", ids(more))
+	}
+	// The proxy renews B1 (a push consumer's delivery) before the retry.
+	if _, err := h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", first[1]), InvisibleTime: 3 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	again := h.popAttempt("g", "f", "x1", 10, false)
+	if !slices.Equal(ids(again), []string{"A1", "B1"}) {
+		t.Fatalf("retried attempt got %v, want A1 and B1 again", ids(again))
+	}
+	for _, m := range again {
+		if m.DeliveryAttempt != 2 {
+			t.Errorf("%s delivery attempt %d, want 2", m.ID, m.DeliveryAttempt)
+		}
+	}
+	// The first answer's handles are superseded.
+	wantReason(t, h.e.Ack(t.Context(), ackReq("g", first[0])), domain.ReasonInvalidReceiptHandle)
+	h.ack("g", again[0])
+	// Retried once more: only B1 is still in flight, A2 comes next in order.
+	third := h.popAttempt("g", "f", "x1", 10, false)
+	if !slices.Equal(ids(third), []string{"A2", "B1"}) {
+		t.Fatalf("third pop %v, want A2 and B1", ids(third))
+	}
+
+	// Runs (simple consumers) come again whole.
+	h.send("r", 0, fifoMsg("r", "R1", "R"), fifoMsg("r", "R2", "R"), fifoMsg("r", "R3", "R"))
+	run := h.popAttempt("g", "r", "y", 2, true)
+	if !slices.Equal(ids(run), []string{"R1", "R2"}) {
+		t.Fatalf("run %v", ids(run))
+	}
+	if run = h.popAttempt("g", "r", "y", 2, true); !slices.Equal(ids(run), []string{"R1", "R2"}) {
+		t.Fatalf("retried run %v", ids(run))
+	}
+	for _, m := range run {
+		h.ack("g", m)
+	}
+	if run = h.popAttempt("g", "r", "y", 2, true); !slices.Equal(ids(run), []string{"R3"}) {
+		t.Fatalf("after the run was acked, the same attempt got %v, want R3", ids(run))
+	}
+	if err := h.e.checkIndexes(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAttemptTableBounded: the attempts remembered stay within their
+// bound, the latest is always kept, and an expired one is not handed out.
+func TestAttemptTableBounded(t *testing.T) {
+	var tab attemptTable
+	now := time.Unix(1000, 0)
+	for i := range maxAttemptPops + 100 {
+		k := attemptKey{"g", "t", string(rune('a'+i%26)) + time.Duration(i).String()}
+		tab.remember(k, now, attemptPop{deadline: now.Add(time.Minute)})
+		if len(tab.pops) > maxAttemptPops {
+			t.Fatalf("%d attempts remembered, bound %d", len(tab.pops), maxAttemptPops)
+		}
+		if _, ok := tab.pops[k]; !ok {
+			t.Fatalf("the latest attempt %v was not remembered", k)
+		}
+	}
+	k := attemptKey{"g", "t", "old"}
+	tab.remember(k, now, attemptPop{deadline: now.Add(time.Second)})
+	if _, ok := tab.take(k, now.Add(time.Second)); ok {
+		t.Fatal("an attempt whose invisible time ended was handed out")
+	}
+}
