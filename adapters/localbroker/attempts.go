@@ -23,7 +23,9 @@ import (
 // FIFO pop with an attempt id delivered until its invisible time ends, and
 // a later FIFO pop of the same group, topic and attempt id first makes
 // those of its deliveries still in flight visible again, so that it hands
-// them out anew, in order. What a restart forgets only costs the wait.
+// them out anew, in order, as the same delivery (their delivery attempt
+// kept: a broker keeps its consumed counts for the same attempt id). What
+// a restart forgets only costs the wait.
 
 // attemptKey names the pops of one receive attempt.
 type attemptKey struct{ group, topic, id string }
@@ -94,15 +96,15 @@ func (t *attemptTable) remember(k attemptKey, now time.Time, p attemptPop) {
 // as that pop left them (same delivery attempt: not redelivered since; an
 // invisible-time change, the proxy's renewal among them, keeps it). The
 // caller holds e.mu.
-func (e *Engine) retryAttemptLocked(req *ports.PopRequest, topic string, now time.Time) []ports.ChangeInvisibleRequest {
+func (e *Engine) retryAttemptLocked(req *ports.PopRequest, topic string, now time.Time) attemptRetry {
 	if !req.FIFO || req.AttemptID == "" {
-		return nil
+		return attemptRetry{}
 	}
 	p, ok := e.attempts.take(attemptKey{req.Group, topic, req.AttemptID}, now)
 	if !ok {
-		return nil
+		return attemptRetry{}
 	}
-	var out []ports.ChangeInvisibleRequest
+	var out attemptRetry
 	for _, ad := range p.deliveries {
 		c := e.cons[consKey{req.Group, topic, ad.handle.QueueID}]
 		if c == nil {
@@ -114,19 +116,44 @@ func (e *Engine) retryAttemptLocked(req *ports.PopRequest, topic string, now tim
 		}
 		h := ad.handle
 		h.StartOffset = d.receipt
-		out = append(out, ports.ChangeInvisibleRequest{
+		out.reqs = append(out.reqs, ports.ChangeInvisibleRequest{
 			AckRequest: ports.AckRequest{Group: req.Group, Topic: topic, MessageID: ad.msgID, Handle: h},
 		})
+		out.attempts = append(out.attempts, ad.attempt)
 	}
 	return out
 }
 
-// retryAttempt makes the deliveries retryAttemptLocked found visible again.
-func (e *Engine) retryAttempt(ctx context.Context, reqs []ports.ChangeInvisibleRequest) {
+// attemptRetry is what retryAttemptLocked found: the changes that make the
+// earlier pop's deliveries visible again, and the delivery attempt of each.
+type attemptRetry struct {
+	reqs     []ports.ChangeInvisibleRequest
+	attempts []int32
+}
+
+// retryAttempt makes the deliveries retryAttemptLocked found visible again,
+// marked to keep their delivery attempt when they are delivered next: a
+// broker counts a retry with the same attempt id as the same delivery (the
+// consumed counts of its orderly pop carry over for the same attempt id).
+func (e *Engine) retryAttempt(ctx context.Context, r attemptRetry) {
+	reqs := r.reqs
 	if len(reqs) == 0 {
 		return
 	}
 	_, errs := e.ChangeInvisibleBatch(ctx, reqs)
+	e.mu.Lock()
+	for i, err := range errs {
+		if err != nil {
+			continue
+		}
+		h := reqs[i].Handle
+		if c := e.cons[consKey{reqs[i].Group, reqs[i].Topic, h.QueueID}]; c != nil {
+			if d := c.inflight[h.QueueOffset]; d != nil && d.attempt == r.attempts[i] {
+				d.keepAttempt = true
+			}
+		}
+	}
+	e.mu.Unlock()
 	for i, err := range errs {
 		if err != nil {
 			// Acked or changed meanwhile: nothing to hand out again.

@@ -46,8 +46,10 @@ func TestFIFORetriedAttemptGetsItsMessagesAgain(t *testing.T) {
 		t.Fatalf("retried attempt got %v, want A1 and B1 again", ids(again))
 	}
 	for _, m := range again {
-		if m.DeliveryAttempt != 2 {
-			t.Errorf("%s delivery attempt %d, want 2", m.ID, m.DeliveryAttempt)
+		// The same delivery for the broker: its consumed counts carry over
+		// for the same attempt id.
+		if m.DeliveryAttempt != 1 {
+			t.Errorf("%s delivery attempt %d, want 1 (a retried attempt is the same delivery)", m.ID, m.DeliveryAttempt)
 		}
 	}
 	// The first answer's handles are superseded.
@@ -57,6 +59,17 @@ func TestFIFORetriedAttemptGetsItsMessagesAgain(t *testing.T) {
 	third := h.popAttempt("g", "f", "x1", 10, false)
 	if !slices.Equal(ids(third), []string{"A2", "B1"}) {
 		t.Fatalf("third pop %v, want A2 and B1", ids(third))
+	}
+	if third[0].DeliveryAttempt != 1 || third[1].DeliveryAttempt != 1 {
+		t.Fatalf("third pop's delivery attempts %d and %d, want 1 and 1", third[0].DeliveryAttempt, third[1].DeliveryAttempt)
+	}
+	// A delivery made visible otherwise (a nack) counts as the next one.
+	if _, err := h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", third[1])}); err != nil {
+		t.Fatal(err)
+	}
+	h.ack("g", third[0])
+	if next := h.popAttempt("g", "f", "z", 10, false); len(next) == 0 || next[0].ID != "B1" || next[0].DeliveryAttempt != 2 {
+		t.Fatalf("after a nack of B1: %v, want B1 with delivery attempt 2", next)
 	}
 
 	// Runs (simple consumers) come again whole.

@@ -95,7 +95,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			}
 		}
 		now := e.clock.Now()
-		if retry := e.retryAttemptLocked(&req, t.Name, now); len(retry) > 0 {
+		if retry := e.retryAttemptLocked(&req, t.Name, now); len(retry.reqs) > 0 {
 			e.mu.Unlock()
 			e.retryAttempt(ctx, retry)
 			continue
@@ -377,7 +377,11 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 			w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopConsumed, Offset: off})
 			continue
 		}
-		w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(d.attempt, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
+		attempt := nextAttempt(d.attempt, r.msg.PriorAttempts)
+		if d.keepAttempt && d.attempt > 0 {
+			attempt = d.attempt // a FIFO receive retried with its attempt id (see attempts.go)
+		}
+		w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: attempt, MsgGroup: r.msg.Group})
 		w.picks = appendRoom(w.picks, remaining, off)
 		if taken != nil {
 			taken[r.msg.Group]++

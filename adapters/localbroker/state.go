@@ -85,6 +85,11 @@ type delivery struct {
 	offset int64
 	cs     *consState
 	hidx   int // index in the deadline heap, -1 when not in it
+	// keepAttempt (live only) makes the next delivery keep attempt: a
+	// FIFO receive retried with its attempt id gets it again as the same
+	// delivery (see attempts.go). The pop record carries the attempt it
+	// gave, so replay needs no flag; set clears it.
+	keepAttempt bool
 }
 
 func newDelivery(c *consState, off int64, st deliveryState) *delivery {
@@ -207,7 +212,7 @@ func (c *consState) set(off int64, st deliveryState) *delivery {
 		c.inflight[off] = d
 	} else {
 		c.untrack(d)
-		d.deliveryState = st
+		d.deliveryState, d.keepAttempt = st, false
 	}
 	c.track(d)
 	return d
