@@ -194,6 +194,8 @@ func TestMapError(t *testing.T) {
 		{resp(remoting.ResponseRequestCodeNotSupported), domain.ReasonNotImplemented},
 		{resp(remoting.ResponseSubscriptionGroupNotExist), domain.ReasonConsumerGroupNotFound},
 		{resp(remoting.ResponseFlushDiskTimeout), domain.ReasonPersistenceTimeout},
+		{resp(remoting.ResponseFlushSlaveTimeout), domain.ReasonReplicaPersistenceTimeout},
+		{resp(remoting.ResponseSlaveNotAvailable), domain.ReasonReplicaUnavailable},
 		{resp(remoting.ResponseSystemError), domain.ReasonBrokerError},
 		{resp(remoting.ResponseNoPermission), domain.ReasonBrokerError},
 		{resp(remoting.ResponseGoAway), domain.ReasonUnavailable},

@@ -116,8 +116,16 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonNotImplemented, re, msg)
 	case remoting.ResponseSubscriptionGroupNotExist:
 		return domain.Wrap(domain.ReasonConsumerGroupNotFound, re, msg)
-	case remoting.ResponseFlushDiskTimeout, remoting.ResponseFlushSlaveTimeout, remoting.ResponseSlaveNotAvailable:
+	case remoting.ResponseFlushDiskTimeout:
 		return domain.Wrap(domain.ReasonPersistenceTimeout, re, msg)
+	case remoting.ResponseFlushSlaveTimeout:
+		// Each of the three is a broker that stored the message but could
+		// not make it as durable as configured; the Apache proxy gives each
+		// its own code (MASTER_PERSISTENCE_TIMEOUT, SLAVE_PERSISTENCE_TIMEOUT,
+		// HA_NOT_AVAILABLE), and so do the clients' exceptions.
+		return domain.Wrap(domain.ReasonReplicaPersistenceTimeout, re, msg)
+	case remoting.ResponseSlaveNotAvailable:
+		return domain.Wrap(domain.ReasonReplicaUnavailable, re, msg)
 	case remoting.ResponseNoMessage:
 		// An ack or a change of the invisible time whose queue offset is
 		// outside its queue; the broker sets no remark, so the one every

@@ -86,6 +86,10 @@ func codeOf(r domain.Reason) v2.Code {
 		return v2.Code_PROXY_TIMEOUT
 	case domain.ReasonPersistenceTimeout:
 		return v2.Code_MASTER_PERSISTENCE_TIMEOUT
+	case domain.ReasonReplicaPersistenceTimeout:
+		return v2.Code_SLAVE_PERSISTENCE_TIMEOUT
+	case domain.ReasonReplicaUnavailable:
+		return v2.Code_HA_NOT_AVAILABLE
 	case domain.ReasonBrokerError:
 		// The Apache proxy answers any broker code it has no mapping for
 		// with INTERNAL_SERVER_ERROR and the broker's remark.

@@ -54,6 +54,10 @@ func TestCodeOfEveryReason(t *testing.T) {
 		domain.ReasonUnavailable:             v2.Code_TOO_MANY_REQUESTS,
 		domain.ReasonAlreadyExists:           v2.Code_BAD_REQUEST,
 		domain.ReasonBrokerError:             v2.Code_INTERNAL_SERVER_ERROR,
+		// As the Apache proxy answers a broker's FLUSH_SLAVE_TIMEOUT and
+		// SLAVE_NOT_AVAILABLE.
+		domain.ReasonReplicaPersistenceTimeout: v2.Code_SLAVE_PERSISTENCE_TIMEOUT,
+		domain.ReasonReplicaUnavailable:        v2.Code_HA_NOT_AVAILABLE,
 	}
 	for _, r := range domain.Reasons() {
 		w, ok := want[r]
