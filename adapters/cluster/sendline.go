@@ -27,7 +27,9 @@ import (
 // own properties in the batch record. What a batch cannot keep per
 // message is the born time: the broker stores the batch's (the first
 // message's) for all; each message's own stays in its BORN_TIMESTAMP
-// property, which rmqproxy shows to consumers (see storedMessage).
+// property, which rmqproxy shows to consumers (see storedMessage). A
+// message sent without a born time has no such property and is sent
+// alone.
 const (
 	sendFlights         = 2
 	maxCoalescedSends   = 256
@@ -71,7 +73,10 @@ func (b *Broker) coalescible(msgs []domain.Message) bool {
 		return false
 	}
 	m := &msgs[0]
-	return m.Type() == domain.MessageTypeNormal && m.ReconsumeTimes == 0
+	// A message without a born time gets this host's clock as the one the
+	// broker stores (see sendRequest): in a batch it would get the first
+	// message's, which may be another client's from any time.
+	return m.Type() == domain.MessageTypeNormal && m.ReconsumeTimes == 0 && !m.BornAt.IsZero()
 }
 
 // sendCoalesced sends m (props: its formatted properties) to queue q

@@ -301,3 +301,21 @@ func TestBatchWaitsForTheLatestDeadline(t *testing.T) {
 	default:
 	}
 }
+
+// TestSendWithoutBornTimeIsNotCoalesced: a message sent without a born
+// time gets this host's clock as the born time the broker stores
+// (sendRequest), which consumers read, so it must not share a
+// SEND_BATCH_MESSAGE: a batch carries one born time for all its messages,
+// its first message's, and behind another caller's message it took that
+// one's (a client's, from any time).
+func TestSendWithoutBornTimeIsNotCoalesced(t *testing.T) {
+	b := startSendBroker(t, &fakeSendBroker{}, func(*Config) {})
+	m := domain.Message{Topic: "T", Body: []byte("x"), ID: "ID1"}
+	if b.coalescible([]domain.Message{m}) {
+		t.Fatal("a message without a born time may share a batch")
+	}
+	m.BornAt = time.UnixMilli(1_700_000_000_000)
+	if !b.coalescible([]domain.Message{m}) {
+		t.Fatal("a normal message with a born time may not share a batch")
+	}
+}
