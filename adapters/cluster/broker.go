@@ -302,6 +302,16 @@ func recent(at int64, now time.Time) bool {
 	return at != 0 && now.Sub(time.Unix(0, at)) < readyReuse
 }
 
+// shareOf returns a context ending after 1/n of the time ctx has left, or
+// ctx itself (with a no-op cancel) when it has no deadline or n ≤ 1.
+func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, time.Until(d)/time.Duration(n))
+}
+
 // probe asks the NameServers for the cluster and its masters, one after
 // the other (each within its share of ctx's time), for their runtime info,
 // until one answers. When a broker
@@ -314,10 +324,7 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	// dropped, a hung process) took all of it, and a timeout was not taken
 	// for their failure, so readiness failed where, with NameServers that
 	// refuse connections, the instance serves from its cache.
-	nsCtx, cancel := ctx, context.CancelFunc(func() {})
-	if d, ok := ctx.Deadline(); ok {
-		nsCtx, cancel = context.WithTimeout(ctx, time.Until(d)/2)
-	}
+	nsCtx, cancel := shareOf(ctx, 2)
 	info, err := b.meta.refreshCluster(nsCtx)
 	nsTimedOut := err != nil && nsCtx.Err() != nil && ctx.Err() == nil
 	cancel()
@@ -351,10 +358,7 @@ func (b *Broker) probe(ctx context.Context, now time.Time) error {
 	var lastErr error
 	for i, m := range masters {
 		req := remoting.NewRequest(remoting.RequestGetBrokerRuntimeInfo, nil, nil)
-		mctx, cancel := ctx, context.CancelFunc(func() {})
-		if d, ok := ctx.Deadline(); ok && i < len(masters)-1 {
-			mctx, cancel = context.WithTimeout(ctx, time.Until(d)/time.Duration(len(masters)-i))
-		}
+		mctx, cancel := shareOf(ctx, len(masters)-i)
 		resp, err := b.invoke(mctx, m.addr, req)
 		cancel()
 		if err == nil {

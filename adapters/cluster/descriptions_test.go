@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"reflect"
 	"strings"
@@ -68,6 +69,20 @@ func serveFakeSocket(t testing.TB, ln net.Listener, answer func(*remoting.Comman
 // goroutine of its own; the connection is closed when serve returns or the
 // test ends, whichever comes first. wg counts the accept loop and those
 // goroutines.
+// startSilentPeer listens on loopback for a peer that takes connections
+// and reads what is sent but never answers (a frozen process, a host cut
+// off behind a live socket), and returns its address.
+func startSilentPeer(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	acceptEach(t, &wg, ln, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) })
+	return ln.Addr().String()
+}
+
 func acceptEach(t testing.TB, wg *sync.WaitGroup, ln net.Listener, serve func(nc net.Conn)) {
 	wg.Go(func() {
 		for {

@@ -2,9 +2,6 @@ package cluster
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,13 +20,7 @@ import (
 // once. The configuration is now read from a broker that did not fail
 // first.
 func TestMetadataReadFromAnIsolatedBrokerLast(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) }) // b1: never answers
+	silent := startSilentPeer(t) // b1: never answers
 	b2 := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetTopicConfig:
@@ -41,11 +32,11 @@ func TestMetadataReadFromAnIsolatedBrokerLast(t *testing.T) {
 		}
 		return remoting.NewResponse(req, remoting.ResponseRequestCodeNotSupported, "not supported here")
 	})
-	ns := startFakeSocket(t, twoBrokerNameServer(ln.Addr().String(), b2))
+	ns := startFakeSocket(t, twoBrokerNameServer(silent, b2))
 	b := newOnFakeSocket(t, ns, func(c *Config) { c.RequestTimeout = time.Minute })
 
 	// As a send to b1 that timed out does.
-	b.failed("b1", &client.Error{Kind: client.KindTimeout, Addr: ln.Addr().String(), Err: context.DeadlineExceeded})
+	b.failed("b1", &client.Error{Kind: client.KindTimeout, Addr: silent, Err: context.DeadlineExceeded})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

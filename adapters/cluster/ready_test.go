@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,22 +254,16 @@ func TestUnreachableNameServersAreNamedAsSuch(t *testing.T) {
 // cause, sending the operator to a broker. It names the NameServers and
 // says that no attempt ended.
 func TestStartCutShortSaysNothingOfABroker(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) }) // never answers
+	silent := startSilentPeer(t) // never answers
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{ln.Addr().String()}
+	cfg.NameServers = []string{silent}
 	cfg.StartTimeout = 300 * time.Millisecond
 	s, err := New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = s.Start(t.Context())
-	if err == nil || strings.Contains(err.Error(), "broker") || !strings.Contains(err.Error(), ln.Addr().String()) ||
+	if err == nil || strings.Contains(err.Error(), "broker") || !strings.Contains(err.Error(), silent) ||
 		!strings.Contains(err.Error(), "no attempt ended") {
 		t.Errorf("start: %v", err)
 	}

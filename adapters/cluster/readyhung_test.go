@@ -3,9 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,17 +20,11 @@ import (
 // its share of the time left (b1 half of it here, then b2 the rest), and
 // one isolated after a failure is asked last.
 func TestReadyWhileOneMasterHangs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) }) // b1: never answers
+	silent := startSilentPeer(t) // b1: never answers
 	b2 := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		return remoting.NewResponse(req, remoting.ResponseSuccess, "") // GET_BROKER_RUNTIME_INFO
 	})
-	ns := startFakeSocket(t, twoBrokerNameServer(ln.Addr().String(), b2))
+	ns := startFakeSocket(t, twoBrokerNameServer(silent, b2))
 	b := newOnFakeSocket(t, ns, func(*Config) {})
 	for i := range 2 {
 		// The health check's time (health.checkTimeout is 2 s; more here,
@@ -70,18 +61,12 @@ func TestReadinessServesCachedRoutesWhileTheNameServersHang(t *testing.T) {
 	if err := b.readiness(t.Context()); err != nil {
 		t.Fatalf("NameServer and broker up: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) }) // never answers
-	b.cfg.NameServers = []string{ln.Addr().String()}
+	silent := startSilentPeer(t) // never answers
+	b.cfg.NameServers = []string{silent}
 	clock.Advance(time.Minute)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second) // health.checkTimeout (2 s; more for a loaded machine)
 	defer cancel()
-	err = b.readiness(ctx)
+	err := b.readiness(ctx)
 	var cached *CachedRoutesError
 	if !errors.As(err, &cached) {
 		t.Fatalf("NameServer hanging, broker up: %v, want serving from the cached routes", err)
