@@ -22,6 +22,15 @@ const maxEndedTransactions = 1 << 16
 // transaction data is gone); so does rmqproxy, for as long as it remembers
 // the transaction. An end in progress holds its entry, so that two
 // concurrent ends cannot both reach the broker.
+//
+// An end that was written and not answered (no answer in time, the
+// connection closed after it) is in doubt: the broker may have ended the
+// transaction, so a retry is refused as after a success. Only the answer
+// to a check-back goes through then: a broker asks about a half message
+// that nothing ended in its log, which means that the end in doubt did not
+// arrive (or was not processed), and it discards the message after its
+// last check. The broker's answer to the end in doubt, when it comes late
+// after all, settles it (see settle).
 type endedTransactions struct {
 	mu    sync.Mutex
 	ended map[string]endedTransaction
@@ -38,7 +47,22 @@ type endedTransaction struct {
 	resolution ports.Resolution // ResolutionUnknown while the end is in progress
 	at         time.Time
 	seq        uint64
+	// inDoubt: the END_TRANSACTION of resolution was written at at and
+	// not answered.
+	inDoubt bool
 }
+
+// endOutcome is how an end that begin reserved went.
+type endOutcome uint8
+
+const (
+	// endFailed: the broker refused it, or the request was never sent.
+	endFailed endOutcome = iota
+	// endEnded: the broker answered SUCCESS.
+	endEnded
+	// endInDoubt: written (or queued for writing), not answered.
+	endInDoubt
+)
 
 type ringSlot struct {
 	key string
@@ -48,12 +72,18 @@ type ringSlot struct {
 func endedKey(broker, messageID string) string { return broker + " " + messageID }
 
 // begin reserves a transaction for an end; when it was ended, or is being
-// ended, already it returns that end and false.
-func (e *endedTransactions) begin(key string) (endedTransaction, bool) {
+// ended, already it returns that end and false. An end from a check-back
+// takes over a transaction whose end is in doubt; begin then returns that
+// end, which done restores should this one fail too.
+func (e *endedTransactions) begin(key string, fromCheck bool) (endedTransaction, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if prev, ok := e.ended[key]; ok {
-		return prev, false
+		if !fromCheck || !prev.inDoubt {
+			return prev, false
+		}
+		e.ended[key] = endedTransaction{seq: prev.seq}
+		return prev, true
 	}
 	if e.ended == nil {
 		e.ended = map[string]endedTransaction{}
@@ -73,20 +103,40 @@ func (e *endedTransactions) begin(key string) (endedTransaction, bool) {
 	return endedTransaction{}, true
 }
 
-// done records the outcome of an end that begin reserved: after a success
-// the transaction stays ended; after a failure it may be ended again (a
-// retry, or the answer to a check-back).
-func (e *endedTransactions) done(key string, r ports.Resolution, at time.Time, ok bool) {
+// done records the outcome of an end that begin reserved (prev is what
+// begin returned): after a success the transaction stays ended, and after
+// an end in doubt it stays in doubt; after a failure it may be ended again
+// (a retry, or the answer to a check-back), or, when it took over an end
+// in doubt, that end is in doubt again.
+func (e *endedTransactions) done(key string, prev endedTransaction, r ports.Resolution, at time.Time, o endOutcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur, held := e.ended[key]
 	if !held {
 		return
 	}
-	if !ok {
+	switch {
+	case o == endFailed && prev.inDoubt:
+		prev.seq = cur.seq
+		e.ended[key] = prev
+	case o == endFailed:
 		delete(e.ended, key)
-		return
+	default:
+		cur.resolution, cur.at, cur.inDoubt = r, at, o == endInDoubt
+		e.ended[key] = cur
 	}
-	cur.resolution, cur.at = r, at
-	e.ended[key] = cur
+}
+
+// settle records the broker's SUCCESS to an end of resolution r that came
+// after the end was left in doubt: the transaction is ended, and the
+// answer to a check-back of it (which the broker may have sent before it
+// logged the end) is refused from now on. An end in progress (a
+// check-back's, which took over) records its own outcome.
+func (e *endedTransactions) settle(key string, r ports.Resolution) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, held := e.ended[key]; held && cur.inDoubt {
+		cur.resolution, cur.inDoubt = r, false
+		e.ended[key] = cur
+	}
 }

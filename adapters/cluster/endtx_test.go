@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"bufio"
+	"context"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,10 +118,10 @@ func TestEndedTransactionsForgetTheOldestFirst(t *testing.T) {
 	now := time.Now()
 	for i := range maxEndedTransactions + 2 {
 		k := endedKey("b", strconv.Itoa(i))
-		if _, ok := e.begin(k); !ok {
+		if _, ok := e.begin(k, false); !ok {
 			t.Fatalf("%s taken", k)
 		}
-		e.done(k, ports.ResolutionCommit, now, true)
+		e.done(k, endedTransaction{}, ports.ResolutionCommit, now, endEnded)
 	}
 	if len(e.ended) != maxEndedTransactions {
 		t.Fatalf("%d remembered, want %d", len(e.ended), maxEndedTransactions)
@@ -130,16 +134,245 @@ func TestEndedTransactionsForgetTheOldestFirst(t *testing.T) {
 	// A failed end's slot, when it is reused, leaves a later end of the
 	// same transaction alone.
 	k := endedKey("b", "retried")
-	e.begin(k)
-	e.done(k, ports.ResolutionCommit, now, false)
+	e.begin(k, false)
+	e.done(k, endedTransaction{}, ports.ResolutionCommit, now, endFailed)
 	for i := range maxEndedTransactions - 1 {
 		kk := endedKey("c", strconv.Itoa(i))
-		e.begin(kk)
-		e.done(kk, ports.ResolutionCommit, now, true)
+		e.begin(kk, false)
+		e.done(kk, endedTransaction{}, ports.ResolutionCommit, now, endEnded)
 	}
-	e.begin(k)
-	e.done(k, ports.ResolutionCommit, now, true)
+	e.begin(k, false)
+	e.done(k, endedTransaction{}, ports.ResolutionCommit, now, endEnded)
 	if _, held := e.ended[k]; !held {
 		t.Fatal("the retried transaction was forgotten with its failed end's slot")
+	}
+}
+
+// startEndTxBroker is a broker (and its own NameServer) whose answers to
+// END_TRANSACTION end decides, with the request's header: the answer, nil
+// for none (a broker that read it and stalled, or whose answer was lost),
+// or closed to close the connection after reading it. end may block (until
+// the test ends at the latest). Every other request is answered SUCCESS.
+// It returns the address and the END_TRANSACTION requests it read.
+func startEndTxBroker(t *testing.T, end func(req *remoting.Command, h remoting.EndTransactionRequestHeader) (resp *remoting.Command, closed bool)) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	var ends atomic.Int32
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := remoting.ReadCommand(br, 0)
+			if err != nil {
+				return
+			}
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetBrokerClusterInfo:
+				resp.Body = oneBrokerCluster(addr)
+			case remoting.RequestEndTransaction:
+				ends.Add(1)
+				var h remoting.EndTransactionRequestHeader
+				if err := h.DecodeFields(req.Fields); err != nil {
+					t.Errorf("END_TRANSACTION header: %v", err)
+					return
+				}
+				var closed bool
+				if resp, closed = end(req, h); closed {
+					return
+				}
+				if resp == nil {
+					continue
+				}
+			}
+			b, _ := remoting.AppendCommand(nil, resp)
+			if _, err := nc.Write(b); err != nil {
+				return
+			}
+		}
+	})
+	return addr, &ends
+}
+
+// endsInDoubt are brokers that read the first END_TRANSACTION (not a
+// check-back's) and leave it unanswered: silent (the answer is lost, the
+// broker stalled) or closing the connection. A check-back's is answered
+// SUCCESS.
+var endsInDoubt = []struct {
+	name   string
+	closes bool
+}{{"unanswered", false}, {"connection closed", true}}
+
+func leaveEndsInDoubt(closes bool) func(req *remoting.Command, h remoting.EndTransactionRequestHeader) (*remoting.Command, bool) {
+	return func(req *remoting.Command, h remoting.EndTransactionRequestHeader) (*remoting.Command, bool) {
+		if h.FromTransactionCheck {
+			return remoting.NewResponse(req, remoting.ResponseSuccess, ""), false
+		}
+		return nil, closes
+	}
+}
+
+// endTx ends transaction msgID (commit log offset 10) of broker b1 within
+// timeout.
+func endTx(t *testing.T, b *Broker, msgID string, r ports.Resolution, fromCheck bool, timeout time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	id := transactionID{Broker: "b1", CommitLogOffset: 10, QueueOffset: 1, MessageID: msgID}.String()
+	return b.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "T", TransactionID: id, Resolution: r, FromCheck: fromCheck})
+}
+
+// TestEndTransactionInDoubtIsNotSentAgain: an END_TRANSACTION written to
+// the broker and not answered (no answer in time, or the connection closed
+// after it) may have ended the transaction; a retry would end it again (a
+// second commit stores the message twice). It is answered OK, as the
+// Apache proxy answers its oneway END_TRANSACTION, and the client's retry,
+// either resolution, is refused without reaching the broker.
+func TestEndTransactionInDoubtIsNotSentAgain(t *testing.T) {
+	for _, c := range endsInDoubt {
+		t.Run(c.name, func(t *testing.T) {
+			addr, ends := startEndTxBroker(t, leaveEndsInDoubt(c.closes))
+			b := newTestBroker(t, addr, nil)
+			if err := endTx(t, b, "01A", ports.ResolutionCommit, false, 300*time.Millisecond); err != nil {
+				t.Fatalf("an END_TRANSACTION written and not answered: %v, want OK (the check-back resolves it if it did not arrive)", err)
+			}
+			for _, r := range []ports.Resolution{ports.ResolutionCommit, ports.ResolutionRollback} {
+				err := endTx(t, b, "01A", r, false, 5*time.Second)
+				if domain.ReasonOf(err) != domain.ReasonInvalidTransactionID || !strings.Contains(domain.MessageOf(err), "did not answer") {
+					t.Fatalf("%v retried after an end in doubt: %v", r, err)
+				}
+			}
+			if n := ends.Load(); n != 1 {
+				t.Fatalf("the broker got %d END_TRANSACTION, want 1", n)
+			}
+		})
+	}
+}
+
+// TestEndTransactionCheckBackAfterAnEndInDoubt: the broker asks about a
+// half message that nothing ended in its log; when this instance's end of
+// it was in doubt, that end did not arrive (or was not processed), and the
+// answer to the check-back must reach the broker, or it asks again and
+// finally discards a message the application committed. Once answered,
+// the transaction is ended.
+func TestEndTransactionCheckBackAfterAnEndInDoubt(t *testing.T) {
+	for _, c := range endsInDoubt {
+		t.Run(c.name, func(t *testing.T) {
+			addr, ends := startEndTxBroker(t, leaveEndsInDoubt(c.closes))
+			b := newTestBroker(t, addr, nil)
+			if err := endTx(t, b, "01A", ports.ResolutionCommit, false, 300*time.Millisecond); err != nil {
+				t.Fatalf("an END_TRANSACTION written and not answered: %v, want OK", err)
+			}
+			if err := endTx(t, b, "01A", ports.ResolutionCommit, true, 5*time.Second); err != nil {
+				t.Fatalf("the check-back's end after an end in doubt: %v", err)
+			}
+			if n := ends.Load(); n != 2 {
+				t.Fatalf("the broker got %d END_TRANSACTION, want 2 (the check-back's reached it)", n)
+			}
+			err := endTx(t, b, "01A", ports.ResolutionCommit, true, 5*time.Second)
+			if domain.ReasonOf(err) != domain.ReasonInvalidTransactionID || !strings.Contains(domain.MessageOf(err), "already ended (COMMIT at ") {
+				t.Fatalf("a second check-back's end after the broker answered one: %v", err)
+			}
+			if n := ends.Load(); n != 2 {
+				t.Fatalf("the broker got %d END_TRANSACTION, want 2", n)
+			}
+		})
+	}
+}
+
+// TestEndTransactionNotSentMayBeRetried: an end whose request was never
+// queued for writing (here its context ended first) did not reach the
+// broker: it fails, and a retry is sent.
+func TestEndTransactionNotSentMayBeRetried(t *testing.T) {
+	addr, ends := startEndTxBroker(t, func(req *remoting.Command, _ remoting.EndTransactionRequestHeader) (*remoting.Command, bool) {
+		return remoting.NewResponse(req, remoting.ResponseSuccess, ""), false
+	})
+	b := newTestBroker(t, addr, nil)
+	if err := endTx(t, b, "01A", ports.ResolutionCommit, false, 5*time.Second); err != nil { // the broker's address is known now
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	id := transactionID{Broker: "b1", CommitLogOffset: 20, QueueOffset: 2, MessageID: "01B"}.String()
+	if err := b.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "T", TransactionID: id, Resolution: ports.ResolutionCommit}); err == nil {
+		t.Fatal("an end whose context had ended succeeded")
+	}
+	if err := b.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "T", TransactionID: id, Resolution: ports.ResolutionCommit}); err != nil {
+		t.Fatalf("the retry of an end that was not sent: %v", err)
+	}
+	if n := ends.Load(); n != 2 {
+		t.Fatalf("the broker got %d END_TRANSACTION, want 2", n)
+	}
+}
+
+// TestEndTransactionAnsweredLate: the broker's SUCCESS to an end in doubt
+// that comes after all (within the client's late window) settles it: a
+// check-back of it, sent before the broker logged the end, is then
+// refused instead of ending the transaction again.
+func TestEndTransactionAnsweredLate(t *testing.T) {
+	release := make(chan struct{})
+	addr, ends := startEndTxBroker(t, func(req *remoting.Command, _ remoting.EndTransactionRequestHeader) (*remoting.Command, bool) {
+		select {
+		case <-release:
+		case <-t.Context().Done():
+		}
+		return remoting.NewResponse(req, remoting.ResponseSuccess, ""), false
+	})
+	b := newTestBroker(t, addr, nil)
+	if err := endTx(t, b, "01A", ports.ResolutionRollback, false, 300*time.Millisecond); err != nil {
+		t.Fatalf("an END_TRANSACTION written and not answered: %v, want OK", err)
+	}
+	close(release)
+	key := endedKey("b1", "01A")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b.ended.mu.Lock()
+		e := b.ended.ended[key]
+		b.ended.mu.Unlock()
+		if !e.inDoubt && e.resolution == ports.ResolutionRollback {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late SUCCESS did not settle the end: %+v", e)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err := endTx(t, b, "01A", ports.ResolutionCommit, true, 5*time.Second)
+	if domain.ReasonOf(err) != domain.ReasonInvalidTransactionID || !strings.Contains(domain.MessageOf(err), "already ended (ROLLBACK at ") {
+		t.Fatalf("a check-back's end after the late SUCCESS: %v", err)
+	}
+	if n := ends.Load(); n != 1 {
+		t.Fatalf("the broker got %d END_TRANSACTION, want 1", n)
+	}
+}
+
+// TestEndedTransactionsCheckBackTakesOverAnEndInDoubt: a check-back's end
+// that fails leaves the end it took over in doubt, so that the next
+// check-back's answer is sent again, and a retry is still refused.
+func TestEndedTransactionsCheckBackTakesOverAnEndInDoubt(t *testing.T) {
+	var e endedTransactions
+	at := time.Unix(1_700_000_000, 0)
+	k := endedKey("b", "01A")
+	prev, _ := e.begin(k, false)
+	e.done(k, prev, ports.ResolutionCommit, at, endInDoubt)
+	for range 2 {
+		if prev, ok := e.begin(k, false); ok || !prev.inDoubt {
+			t.Fatalf("a retry of an end in doubt: taken %v, %+v", ok, prev)
+		}
+		prev, ok := e.begin(k, true)
+		if !ok || !prev.inDoubt || prev.resolution != ports.ResolutionCommit || !prev.at.Equal(at) {
+			t.Fatalf("a check-back's end of an end in doubt: taken %v, %+v", ok, prev)
+		}
+		if _, ok := e.begin(k, true); ok {
+			t.Fatal("two check-backs' ends at once")
+		}
+		e.done(k, prev, ports.ResolutionCommit, at.Add(time.Minute), endFailed)
+	}
+	if cur := e.ended[k]; !cur.inDoubt || !cur.at.Equal(at) || len(e.ring) != 1 {
+		t.Fatalf("after failed check-backs' ends: %+v, %d slots", cur, len(e.ring))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -288,6 +289,14 @@ func truncate(s string, n int) string {
 // the half message was sent with. A transaction this instance ended
 // already is refused before it reaches the broker (see
 // endedTransactions).
+//
+// An END_TRANSACTION written and not answered (no answer in time, the
+// connection closed after it) is answered OK, as the Apache proxy answers
+// the END_TRANSACTION it sends oneway: the broker may have ended the
+// transaction, so the end is kept as in doubt and a retry is refused (a
+// broker would commit again); if it did not arrive, the broker's
+// check-back asks the producer, whose answer is sent. An end that was
+// never written fails, and may be retried.
 func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionRequest) error {
 	t, err := parseTransactionID(req.TransactionID)
 	if err != nil {
@@ -311,25 +320,79 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 		msgID = t.MessageID
 	}
 	key := endedKey(t.Broker, t.MessageID)
-	if prev, ok := b.ended.begin(key); !ok {
-		if prev.resolution == ports.ResolutionUnknown {
-			return domain.Errorf(domain.ReasonInvalidTransactionID,
-				"transaction of message %s is being ended by another request; its outcome is that request's", t.MessageID)
-		}
-		return domain.Errorf(domain.ReasonInvalidTransactionID,
-			"transaction of message %s was already ended (%s at %s) through this rmqproxy; it cannot be ended again (the broker would store a committed message once more)",
-			t.MessageID, prev.resolution, prev.at.UTC().Format(time.RFC3339))
+	prev, ok := b.ended.begin(key, req.FromCheck)
+	if !ok {
+		return endedAlready(t.MessageID, prev)
 	}
 	h := remoting.EndTransactionRequestHeader{RPC: remoting.RPC{BrokerName: t.Broker}, Topic: req.Topic, ProducerGroup: req.Topic,
 		TranStateTableOffset: t.QueueOffset, CommitLogOffset: t.CommitLogOffset, CommitOrRollback: verdict,
 		FromTransactionCheck: req.FromCheck, MsgID: msgID, TransactionID: t.MessageID}
-	_, err = b.call(ctx, addr, remoting.RequestEndTransaction, &h, nil)
-	b.ended.done(key, req.Resolution, b.clock.Now(), err == nil)
-	if err != nil {
+	cctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
+	resp, err := b.rpc.InvokeWithLate(cctx, addr, newRequest(remoting.RequestEndTransaction, &h, nil), b.endAnsweredLate)
+	cancel()
+	if err == nil {
+		b.answered(addr)
+		err = expect(remoting.RequestEndTransaction, resp)
+	}
+	switch {
+	case err == nil:
+		b.ended.done(key, prev, req.Resolution, b.clock.Now(), endEnded)
+		return nil
+	case maybeDelivered(err):
+		b.ended.done(key, prev, req.Resolution, b.clock.Now(), endInDoubt)
+		b.failed(t.Broker, err)
+		b.log.LogAttrs(ctx, slog.LevelWarn, "END_TRANSACTION was sent but not answered: answered OK, as the Apache proxy does; it is not sent again, and if it did not arrive the broker's check-back resolves the transaction",
+			slog.String("broker", t.Broker), slog.String("message_id", t.MessageID), slog.String("resolution", req.Resolution.String()),
+			slog.Bool("from_check", req.FromCheck), slog.Any("error", err))
+		return nil
+	default:
+		b.ended.done(key, prev, req.Resolution, b.clock.Now(), endFailed)
 		b.failed(t.Broker, err)
 		return endTransactionError(err)
 	}
-	return nil
+}
+
+// endedAlready is the refusal of an end of a transaction this instance
+// ended, is ending, or left in doubt (prev).
+func endedAlready(msgID string, prev endedTransaction) error {
+	switch {
+	case prev.inDoubt:
+		return domain.Errorf(domain.ReasonInvalidTransactionID,
+			"transaction of message %s is being ended already: %s was sent to the broker at %s, which did not answer; it is not sent again (a broker that got it would end the transaction twice): if it did not arrive, the broker's check-back resolves the transaction",
+			msgID, prev.resolution, prev.at.UTC().Format(time.RFC3339))
+	case prev.resolution == ports.ResolutionUnknown:
+		return domain.Errorf(domain.ReasonInvalidTransactionID,
+			"transaction of message %s is being ended by another request; its outcome is that request's", msgID)
+	}
+	return domain.Errorf(domain.ReasonInvalidTransactionID,
+		"transaction of message %s was already ended (%s at %s) through this rmqproxy; it cannot be ended again (the broker would store a committed message once more)",
+		msgID, prev.resolution, prev.at.UTC().Format(time.RFC3339))
+}
+
+// maybeDelivered reports whether a failed request may have reached the
+// broker: it was queued for writing and not answered.
+func maybeDelivered(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.MaybeDelivered()
+}
+
+// endAnsweredLate is the late handler of END_TRANSACTION: the broker's
+// SUCCESS to an end left in doubt settles it (see endedTransactions.settle).
+func (b *Broker) endAnsweredLate(ctx context.Context, addr string, req, resp *remoting.Command) {
+	var h remoting.EndTransactionRequestHeader
+	if err := h.DecodeFields(req.Fields); err != nil {
+		return
+	}
+	r := ports.ResolutionRollback
+	if h.CommitOrRollback == remoting.TransactionCommit {
+		r = ports.ResolutionCommit
+	}
+	if err := expect(remoting.RequestEndTransaction, resp); err != nil {
+		b.log.LogAttrs(ctx, slog.LevelWarn, "the broker refused an END_TRANSACTION after it was left in doubt; the broker's check-back resolves the transaction",
+			slog.String("broker_addr", addr), slog.String("message_id", h.TransactionID), slog.String("resolution", r.String()), slog.Any("error", err))
+		return
+	}
+	b.ended.settle(endedKey(h.BrokerName, h.TransactionID), r)
 }
 
 // halfMessageRefusals are the remarks of the 5.x broker's
