@@ -242,11 +242,49 @@ func (c *metaCache) view(ctx context.Context) (*clusterView, error) {
 			return v, nil
 		}
 	}
-	fresh, err := c.refreshCluster(ctx)
-	if err != nil && v != nil && c.b.clock.Now().Sub(v.fetched) < maxStale {
-		return v, nil
+	if v != nil && c.b.clock.Now().Sub(v.fetched) < maxStale { // made stale by a broker's failure
+		fresh, done, err := c.readAgain(ctx, "cluster", c.readCluster)
+		if !done || err != nil {
+			return v, nil
+		}
+		return fresh.(*clusterView), nil
 	}
-	return fresh, err
+	return c.refreshCluster(ctx)
+}
+
+// staleReadWait bounds how long a lookup whose cached value a broker's
+// failure made stale waits for the value to be read again (see readAgain).
+const staleReadWait = time.Second
+
+// readAgain reads key again for a lookup whose cached value (read within
+// maxStale) a broker's failure made stale: a broker restarted at a new
+// address, or a new master, is found in the fresh value, which the
+// NameServers give at once while they answer. While they hang (packets
+// dropped, a hung process), every such lookup waited for the read to fail,
+// cluster.requestTimeout or the dial timeout per NameServer: sends,
+// receives and acks timed out although the cache still named the brokers
+// that serve. It now waits at most staleReadWait (or half the time ctx
+// has left, if less); then the read goes on in the background, and this
+// lookup, and those after it while that read lasts, are served the cached
+// value (done false: the failed broker stays isolated, so it is chosen
+// last).
+func (c *metaCache) readAgain(ctx context.Context, key string, fetch func(context.Context) (any, error)) (v any, done bool, err error) {
+	c.mu.Lock()
+	reading := c.refreshing[key]
+	c.mu.Unlock()
+	if reading {
+		return nil, false, nil
+	}
+	wait, cancel := shareOf(ctx, 2)
+	defer cancel()
+	wait, cancelWait := context.WithTimeout(wait, staleReadWait)
+	defer cancelWait()
+	v, err = c.shared(wait, key, fetch)
+	if err != nil && wait.Err() != nil && ctx.Err() == nil {
+		c.refreshInBackground(ctx, key, fetch)
+		return nil, false, nil
+	}
+	return v, true, err
 }
 
 // hasMaster reports whether info lists a master broker of cluster.
@@ -405,7 +443,17 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 		c.refreshInBackground(ctx, "topic\x00"+name, fetch)
 		return e, nil
 	}
-	v, err := c.shared(ctx, "topic\x00"+name, fetch)
+	key := "topic\x00" + name
+	var v any
+	var err error
+	if e != nil && now.Sub(e.fetched) < maxStale { // made stale by a broker's failure
+		var done bool
+		if v, done, err = c.readAgain(ctx, key, fetch); !done {
+			return e, nil
+		}
+	} else {
+		v, err = c.shared(ctx, key, fetch)
+	}
 	if err != nil {
 		if e != nil && now.Sub(e.fetched) < maxStale && !domain.HasReason(err, domain.ReasonTopicNotFound) {
 			c.b.log.LogAttrs(ctx, slog.LevelDebug, "serving a stale route", slog.String("topic", name), slog.Any("error", err))

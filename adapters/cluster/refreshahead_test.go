@@ -84,3 +84,67 @@ func TestCachedMetadataServedWhileTheNameServersHang(t *testing.T) {
 // settle waits for the reads started in the background (see
 // refreshInBackground) to end.
 func (c *metaCache) settle() { c.background.Wait() }
+
+// TestStaleMetadataServedWhileTheNameServersHang: a broker's failure makes
+// the routes through it and the cluster's brokers stale, and the next
+// lookup reads them again (a restarted broker may have a new address). When
+// the NameServers hang at that moment, every send, receive and ack (a
+// handle's broker is looked up in the cluster's brokers) waited for that
+// read to fail, cluster.requestTimeout or more, and timed out at its own
+// deadline, although the cache still named the brokers. Each lookup now
+// waits a bounded time for the read and is then served the cached value
+// while the read goes on.
+func TestStaleMetadataServedWhileTheNameServersHang(t *testing.T) {
+	var hang atomic.Bool
+	done := make(chan struct{})
+	broker := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		if remoting.RequestCode(req.Code) == remoting.RequestGetTopicConfig {
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		}
+		return resp
+	})
+	ns := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		if hang.Load() {
+			<-done
+		}
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(broker)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(broker, 1, remoting.PermRead|remoting.PermWrite)
+		}
+		return resp
+	})
+	t.Cleanup(func() { close(done) }) // before the socket's cleanup, which waits for the answers
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, ns, clock)
+	ctx := t.Context()
+	if _, err := b.Route(ctx, "T"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.meta.brokerAddr(ctx, "b1"); err != nil {
+		t.Fatal(err)
+	}
+
+	hang.Store(true)
+	b.meta.invalidateBroker("b1") // what a transport failure of b1 does (Broker.failed)
+	lookups := map[string]func(context.Context) error{
+		"route of T":    func(ctx context.Context) error { _, err := b.Route(ctx, "T"); return err },
+		"broker b1":     func(ctx context.Context) error { _, err := b.meta.brokerAddr(ctx, "b1"); return err },
+		"route of T, 2": func(ctx context.Context) error { _, err := b.Route(ctx, "T"); return err },
+		"broker b1, 2":  func(ctx context.Context) error { _, err := b.meta.brokerAddr(ctx, "b1"); return err },
+	}
+	for _, name := range []string{"route of T", "broker b1", "route of T, 2", "broker b1, 2"} {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // less than requestTimeout, as a client's send
+		err := lookups[name](ctx)
+		switch {
+		case err != nil:
+			t.Errorf("%s, made stale by a broker's failure, while the NameServer hangs: %v", name, err)
+		case ctx.Err() != nil:
+			t.Errorf("%s, made stale by a broker's failure, while the NameServer hangs: served only after the caller's deadline", name)
+		}
+		cancel()
+	}
+}
