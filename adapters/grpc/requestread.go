@@ -45,6 +45,9 @@ func (s *Service) awaitRequest(ctx context.Context, method string) context.Conte
 	ctx, cancel := context.WithCancelCause(ctx)
 	r := &requestRead{}
 	r.timer = time.AfterFunc(timeout, func() {
+		if ctx.Err() != nil {
+			return // ended already: the client cancelled it, or the server stops
+		}
 		cancel(errRequestReadTimeout)
 		if n, ok := s.requestReadTimeouts.warn(); ok {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ended calls whose request message did not arrive within grpc.requestReadTimeout of their headers",

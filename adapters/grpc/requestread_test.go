@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -196,4 +197,46 @@ func TestStalledRequestsAreEnded(t *testing.T) {
 		t.Error("the proxy did not log why it ended the calls")
 	}
 	wg.Wait()
+}
+
+// TestCancelledCallsAreNotCountedAsStalled: a call whose client cancelled
+// it (RST_STREAM) before its request arrived has ended; the warning about
+// calls ended for want of their request counted it all the same when its
+// timer fired, blaming clients that had done nothing wrong.
+func TestCancelledCallsAreNotCountedAsStalled(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := startTestServer(t, &fakeBroker{}, func(c *Config, a *application.Config) {
+		c.RequestReadTimeout = timeout
+	})
+	h := dialRawH2(t, func() (net.Conn, error) { return ts.lis.DialContext(t.Context()) })
+	const send = "/apache.rocketmq.v2.MessagingService/SendMessage"
+	cancelled := h.open(t, send, "cancels")
+	h.wmu.Lock()
+	err := h.fr.WriteRSTStream(cancelled, http2.ErrCodeCancel)
+	h.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := h.open(t, send, "stalls") // opened after: ended after the cancelled call's timer fired
+	waitFor(t, 20*timeout, func() error {
+		if _, ok := h.endOf(stalled); !ok {
+			return fmt.Errorf("a call without its request is still open %v after its headers", 20*timeout)
+		}
+		return nil
+	})
+	// Counted: those in the warnings logged, and those not yet warned of.
+	counted := ts.srv.svc.requestReadTimeouts.n.Load()
+	ts.logs.mu.Lock()
+	for _, r := range ts.logs.records {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "ended_since_last_warning" {
+				counted += a.Value.Int64()
+			}
+			return true
+		})
+	}
+	ts.logs.mu.Unlock()
+	if counted != 1 {
+		t.Errorf("%d calls counted as ended for want of their request, want 1 (the cancelled call is not one)", counted)
+	}
 }
