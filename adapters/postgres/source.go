@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +20,9 @@ const PolicyChannel = "rmqproxy_policy"
 // Source follows the policy in PostgreSQL (ports.PolicySource): a
 // dedicated connection LISTENs for revision announcements, and a ticker
 // checks the revision every reloadInterval in case a notification was
-// missed. Reloads are serialized and load any revision other than the one
-// in force (a restored database's may be lower).
+// missed. Reloads are serialized and load any policy version other than
+// the one in force (a restored database's revision may be lower, or the
+// same with another policy: see policyVersion).
 type Source struct {
 	store *Store
 	dsn   string
@@ -35,7 +35,7 @@ type Source struct {
 	// at once while a reload waits. Lock order: reloadMu, then mu.
 	reloadMu sync.Mutex
 	mu       sync.Mutex
-	current  int64
+	current  policyVersion
 	listen   error // why the LISTEN connection is down
 	load     error // why the last reload failed
 }
@@ -50,10 +50,10 @@ func NewSource(store *Store, dsn string, cfg Config, log *slog.Logger) *Source {
 
 // Load implements ports.PolicySource.
 func (s *Source) Load(ctx context.Context) (domain.PolicySnapshot, error) {
-	snap, err := s.store.LoadSnapshot(ctx)
+	snap, v, err := s.store.loadSnapshot(ctx)
 	if err == nil {
 		s.mu.Lock()
-		s.current = snap.Revision
+		s.current = v
 		s.mu.Unlock()
 	}
 	return snap, err
@@ -65,9 +65,9 @@ func (s *Source) Health() error {
 	defer s.mu.Unlock()
 	switch {
 	case s.listen != nil:
-		return fmt.Errorf("enforcing policy revision %d; PostgreSQL unreachable: %v", s.current, s.listen)
+		return fmt.Errorf("enforcing policy revision %d; PostgreSQL unreachable: %v", s.current.revision, s.listen)
 	case s.load != nil:
-		return fmt.Errorf("enforcing policy revision %d; reloading failed: %v", s.current, s.load)
+		return fmt.Errorf("enforcing policy revision %d; reloading failed: %v", s.current.revision, s.load)
 	}
 	return nil
 }
@@ -75,8 +75,8 @@ func (s *Source) Health() error {
 // Watch implements ports.PolicySource.
 func (s *Source) Watch(ctx context.Context, current int64, apply func(domain.PolicySnapshot) error) {
 	s.mu.Lock()
-	if current > s.current {
-		s.current = current
+	if current > s.current.revision {
+		s.current = policyVersion{revision: current}
 	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
@@ -89,41 +89,39 @@ func (s *Source) Watch(ctx context.Context, current int64, apply func(domain.Pol
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				s.reload(ctx, apply, 0)
+				s.reload(ctx, apply)
 			}
 		}
 	})
 	wg.Wait()
 }
 
-// reload loads and applies the policy if the database's revision differs
-// from the one in force; hint, a revision a notification announced, skips
-// the check when it is the one in force. A revision lower than the one in
-// force is loaded too: the database went back (restored from a backup,
-// failed over to a standby that missed the last commits, migrated down and
-// up), and what it holds now is the policy, whatever this proxy saw
-// before.
-func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) error, hint int64) {
+// reload loads and applies the policy if the database's policy version
+// differs from the one in force. A revision lower than the one in force is
+// loaded too, and so is the same revision changed at another time: the
+// database went back (restored from a backup, failed over to a standby
+// that missed the last commits, migrated down and up), and what it holds
+// now is the policy, whatever this proxy saw before. (A notification's
+// revision is not trusted to say "nothing new" either: in such a database
+// it may be the one in force.)
+func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.mu.Lock()
 	current := s.current
 	s.mu.Unlock()
-	if hint > 0 && hint == current {
-		return
-	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rev, err := s.store.Revision(rctx)
+	v, err := s.store.version(rctx)
 	if err != nil {
 		s.setLoad(ctx, redact(err))
 		return
 	}
-	if rev == current {
+	if v.same(current) {
 		s.setLoad(ctx, nil)
 		return
 	}
-	snap, err := s.store.LoadSnapshot(rctx)
+	snap, v, err := s.store.loadSnapshot(rctx)
 	if err != nil {
 		s.setLoad(ctx, err)
 		return
@@ -133,13 +131,13 @@ func (s *Source) reload(ctx context.Context, apply func(domain.PolicySnapshot) e
 		return
 	}
 	level := slog.LevelInfo
-	if snap.Revision < current {
+	if snap.Revision <= current.revision {
 		level = slog.LevelWarn // the database went back; say so
 	}
 	s.log.LogAttrs(ctx, level, "policy loaded", slog.Int64("revision", snap.Revision),
-		slog.Int64("previous_revision", current), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
+		slog.Int64("previous_revision", current.revision), slog.Int("users", len(snap.Users)), slog.Int("entries", len(snap.Entries)))
 	s.mu.Lock()
-	s.current = snap.Revision
+	s.current = v
 	s.mu.Unlock()
 	s.setLoad(ctx, nil)
 }
@@ -152,10 +150,10 @@ func (s *Source) setLoad(ctx context.Context, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil && s.load == nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "policy reload failed; the policy in force stays", slog.Int64("revision", s.current), slog.Any("error", err))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "policy reload failed; the policy in force stays", slog.Int64("revision", s.current.revision), slog.Any("error", err))
 	}
 	if err == nil && s.load != nil {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "policy reloads work again", slog.Int64("revision", s.current))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "policy reloads work again", slog.Int64("revision", s.current.revision))
 	}
 	s.load = err
 }
@@ -168,10 +166,10 @@ func (s *Source) setListen(ctx context.Context, err error) {
 	defer s.mu.Unlock()
 	if err != nil && s.listen == nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "lost PostgreSQL: enforcing the policy in force until it is back",
-			slog.Int64("revision", s.current), slog.Any("error", err))
+			slog.Int64("revision", s.current.revision), slog.Any("error", err))
 	}
 	if err == nil && s.listen != nil {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "PostgreSQL reachable again; listening for policy changes", slog.Int64("revision", s.current))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "PostgreSQL reachable again; listening for policy changes", slog.Int64("revision", s.current.revision))
 	}
 	s.listen = err
 }
@@ -210,13 +208,11 @@ func (s *Source) listenOnce(ctx context.Context, apply func(domain.PolicySnapsho
 		return err
 	}
 	s.setListen(ctx, nil)
-	s.reload(ctx, apply, 0)
+	s.reload(ctx, apply)
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
-		rev, _ := strconv.ParseInt(n.Payload, 10, 64)
-		s.reload(ctx, apply, rev)
+		s.reload(ctx, apply)
 	}
 }

@@ -144,3 +144,69 @@ func TestSourceFollowsRevisionThatWentBack(t *testing.T) {
 		return fmt.Errorf("bob's disabling (revision went from %d back to 1, then up) not loaded; revisions applied: %v", snap.Revision, view.revs)
 	})
 }
+
+// TestSourceFollowsAChangeThatReusesTheRevision: a database that went back
+// (a restore, a failover to a standby that missed the last commits) and
+// then took as many changes as it lost is at the revision a proxy
+// enforces, with another policy. The revision alone said "nothing new":
+// the NOTIFY was skipped as the revision in force and so was every
+// backstop check, and a user disabled there kept its access for as long
+// as nothing else changed. The revision's change time tells the two
+// apart.
+func TestSourceFollowsAChangeThatReusesTheRevision(t *testing.T) {
+	s, p, dsn := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, domain.Secret(name+"-secret-0123456789")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := postgres.DefaultConfig()
+	cfg.ReloadInterval = 50 * time.Millisecond
+	src := postgres.NewSource(s, dsn, cfg, discard())
+	snap, err := src.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view applied
+	_ = view.apply(snap)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); src.Watch(wctx, snap.Revision, view.apply) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, src.Health)
+
+	// One transaction: the database one change behind the proxy's
+	// revision, then one change (bob disabled) that brings it back to it.
+	tx, err := p.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `UPDATE rmqproxy.policy_revision SET revision = $1`, snap.Revision-1); err != nil {
+		t.Fatal(err)
+	}
+	var rev int64
+	if _, err := tx.Exec(ctx, `UPDATE rmqproxy.users SET status = 'disable' WHERE username = 'bob'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT revision FROM rmqproxy.policy_revision`).Scan(&rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rev != snap.Revision {
+		t.Fatalf("set-up: the database is at revision %d, not the proxy's %d", rev, snap.Revision)
+	}
+	waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
+		view.mu.Lock()
+		defer view.mu.Unlock()
+		for _, u := range view.last.Users {
+			if u.Name == "bob" && u.Status == domain.UserDisabled {
+				return nil
+			}
+		}
+		return fmt.Errorf("bob's disabling (committed at revision %d, the one in force, after the database went back) not loaded; revisions applied: %v", rev, view.revs)
+	})
+}

@@ -698,9 +698,30 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 
 // Revision returns the current policy revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
-	var r int64
-	err := s.pool.QueryRow(ctx, `SELECT revision FROM rmqproxy.policy_revision`).Scan(&r)
-	return r, err
+	v, err := s.version(ctx)
+	return v.revision, err
+}
+
+// policyVersion identifies one state of the policy: its revision and the
+// time of the change that set it (policy_revision.changed_at). The
+// revision alone does not: a database that went back (a restore, a
+// failover to a standby that missed the last commits) and then took as
+// many changes as it lost is at a revision a proxy already enforces, with
+// another policy; those changes were made at other times.
+type policyVersion struct {
+	revision  int64
+	changedAt time.Time
+}
+
+func (v policyVersion) same(o policyVersion) bool {
+	return v.revision == o.revision && v.changedAt.Equal(o.changedAt)
+}
+
+// version returns the current policy version.
+func (s *Store) version(ctx context.Context) (policyVersion, error) {
+	var v policyVersion
+	err := s.pool.QueryRow(ctx, `SELECT revision, changed_at FROM rmqproxy.policy_revision`).Scan(&v.revision, &v.changedAt)
+	return v, err
 }
 
 // LoadSnapshot reads users, their secrets and every ACL entry in one
@@ -710,9 +731,16 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // authentication. A secret that cannot be
 // decrypted fails the whole load (the previous snapshot stays in force).
 func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error) {
+	snap, _, err := s.loadSnapshot(ctx)
+	return snap, err
+}
+
+// loadSnapshot is LoadSnapshot, also returning the snapshot's version.
+func (s *Store) loadSnapshot(ctx context.Context) (domain.PolicySnapshot, policyVersion, error) {
 	var snap domain.PolicySnapshot
+	var changedAt time.Time
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT revision FROM rmqproxy.policy_revision`).Scan(&snap.Revision); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT revision, changed_at FROM rmqproxy.policy_revision`).Scan(&snap.Revision, &changedAt); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT username, user_type, status, description FROM rmqproxy.users ORDER BY username`)
@@ -787,7 +815,7 @@ func (s *Store) LoadSnapshot(ctx context.Context) (domain.PolicySnapshot, error)
 		return rows.Err()
 	})
 	if err != nil {
-		return domain.PolicySnapshot{}, fmt.Errorf("load the policy: %w", redact(err))
+		return domain.PolicySnapshot{}, policyVersion{}, fmt.Errorf("load the policy: %w", redact(err))
 	}
-	return snap, nil
+	return snap, policyVersion{revision: snap.Revision, changedAt: changedAt}, nil
 }
