@@ -103,7 +103,11 @@ func newAuditRow(id pgtype.UUID, proxyID string, seq int64, e domain.AuditEvent)
 		protocol: clean(e.Protocol, 32), operation: clean(e.Operation, 128), resource: clean(e.Resource, 1100),
 		actions: clean(e.Actions, 128), decision: e.Decision, reason: clean(e.Reason, 512), revision: e.Revision,
 		requestID: clean(e.RequestID, 128), clientID: clean(e.ClientID, 256), occurrences: e.Count(), refusal: e.Refusal()}
-	if last := e.LastTime; !last.IsZero() && !last.Before(e.Time) {
+	// Compared as stored, by the wall clock: a time read from time.Now
+	// compares by its monotonic reading, and after the wall clock was
+	// stepped back a later repeat has an earlier wall time, which the
+	// table's CHECK (last_occurred_at >= occurred_at) refuses.
+	if last := e.LastTime.Round(0); !last.IsZero() && !last.Before(e.Time.Round(0)) {
 		r.last = &last
 	}
 	if e.SourceIP.IsValid() {
