@@ -117,6 +117,7 @@ func (a *SecurityAdmin) PutEntries(ctx context.Context, by ports.Actor, entries 
 	if len(entries) == 0 || len(entries) > MaxEntriesPerChange {
 		return domain.Errorf(domain.ReasonBadRequest, "give 1 to %d entries", MaxEntriesPerChange)
 	}
+	entries = canonicalSubjects(entries)
 	for _, e := range entries {
 		if err := e.Validate(); err != nil {
 			return err
@@ -140,17 +141,56 @@ func (a *SecurityAdmin) DeleteEntries(ctx context.Context, by ports.Actor, f por
 	if _, err := domain.ParseSubject(f.Subject); err != nil {
 		return 0, err
 	}
+	f, err := canonicalFilter(f)
+	if err != nil {
+		return 0, err
+	}
 	return a.store.DeleteEntries(ctx, by, f)
 }
 
 // ListEntries lists entries (of one subject when given).
 func (a *SecurityAdmin) ListEntries(ctx context.Context, f ports.EntryFilter) ([]domain.ACLEntry, error) {
-	if f.Subject != "" {
-		if _, err := domain.ParseSubject(f.Subject); err != nil {
-			return nil, err
-		}
+	f, err := canonicalFilter(f)
+	if err != nil {
+		return nil, err
 	}
 	return a.store.ListEntries(ctx, f)
+}
+
+// canonicalFilter checks f's subject and resource and writes them as
+// entries store and audit events name them (User:NAME, Topic:NAME): an
+// administrator may type the types in any case.
+func canonicalFilter(f ports.EntryFilter) (ports.EntryFilter, error) {
+	if f.Subject != "" {
+		name, err := domain.ParseSubject(f.Subject)
+		if err != nil {
+			return f, err
+		}
+		f.Subject = domain.SubjectOf(name)
+	}
+	if f.Resource != "" {
+		r, err := domain.ParseResource(f.Resource)
+		if err != nil {
+			return f, err
+		}
+		f.Resource = r.Key()
+	}
+	return f, nil
+}
+
+// canonicalSubjects returns entries with their subjects written
+// User:NAME (ParseSubject accepts the type in any case; the store, and
+// the policy's matching, know only that form). Invalid subjects are left
+// for Validate to report.
+func canonicalSubjects(entries []domain.ACLEntry) []domain.ACLEntry {
+	out := make([]domain.ACLEntry, len(entries))
+	for i, e := range entries {
+		if name, err := domain.ParseSubject(e.Subject); err == nil {
+			e.Subject = domain.SubjectOf(name)
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // Import creates or updates users and entries in one transaction.
@@ -173,6 +213,7 @@ func (a *SecurityAdmin) Import(ctx context.Context, by ports.Actor, users []port
 			return err
 		}
 	}
+	entries = canonicalSubjects(entries)
 	for _, e := range entries {
 		if err := e.Validate(); err != nil {
 			return err

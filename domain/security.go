@@ -506,6 +506,9 @@ func ParseSubject(s string) (string, error) {
 // prefixes (none: any). It checks each part; Validate checks the whole.
 func ParseACLEntry(subject, resource, actions, decision string, sourceIPs ...string) (ACLEntry, error) {
 	e := ACLEntry{Subject: subject}
+	if name, err := ParseSubject(subject); err == nil {
+		e.Subject = SubjectOf(name) // the type in any case, as upstream: stored and matched as User:
+	}
 	var err error
 	if e.Resource, err = ParseResource(resource); err != nil {
 		return ACLEntry{}, err

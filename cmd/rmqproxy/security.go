@@ -670,7 +670,11 @@ func aclCommand(args []string, src config.Sources, _ io.Reader, stdout, stderr i
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %d ACL entries of %s\n", n, pos[0])
+		subject := pos[0]
+		if name, err := domain.ParseSubject(subject); err == nil {
+			subject = domain.SubjectOf(name)
+		}
+		fmt.Fprintf(stdout, "deleted %d ACL entries of %s\n", n, subject)
 	case "get", "list":
 		filter := ports.EntryFilter{PolicyType: ptype}
 		if sub == "get" {

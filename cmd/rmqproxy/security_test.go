@@ -292,3 +292,47 @@ acls:
 	}
 	cli(1, "acl", "import", ghost) // as the import is
 }
+
+// TestACLSubjectAndResourceAsTyped: the acl commands accept the subject's
+// and a resource's type in any case (User:, user:, USER:; Topic:,
+// topic:), as the policy file and imports do. They used to pass them on
+// as typed: acl create user:NAME failed with PostgreSQL's "violates check
+// constraint acl_entries_subject_check", acl get and acl delete of
+// user:NAME found none of its entries ("no ACL entry of user:NAME
+// matches"), and an acl delete with --resource topic:T was audited with
+// the resource as typed, not as every other event names it (Topic:T).
+func TestACLSubjectAndResourceAsTyped(t *testing.T) {
+	cli := databaseCLI(t)
+	cli(0, "user", "create", "admin", "--type", "Super")
+	cli(0, "user", "create", "alice")
+	cli(0, "acl", "create", "user:alice", "--resource", "topic:orders", "--actions", "Pub")
+	cli(0, "acl", "create", "User:alice", "--resource", "Group:g", "--actions", "Sub")
+	if out := cli(0, "acl", "get", "USER:alice"); !strings.Contains(out, "Topic:orders") || !strings.Contains(out, "Group:g") {
+		t.Fatalf("acl get USER:alice: %s", out)
+	}
+	if out := cli(0, "acl", "delete", "user:alice", "--resource", "topic:orders"); !strings.Contains(out, "deleted 1 ACL entries of User:alice") {
+		t.Fatalf("acl delete user:alice: %s", out)
+	}
+	var events []struct {
+		Operation string `json:"operation"`
+		Resource  string `json:"resource"`
+		Details   struct {
+			Subject string `json:"subject"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal([]byte(cli(0, "audit", "query", "--category", "admin", "--since", "1h", "--json")), &events); err != nil {
+		t.Fatal(err)
+	}
+	var deletes int
+	for _, e := range events {
+		if e.Operation == "acl.delete" {
+			deletes++
+			if e.Resource != "Topic:orders" || e.Details.Subject != "User:alice" {
+				t.Errorf("acl.delete audited with resource %q and subject %q, want Topic:orders and User:alice", e.Resource, e.Details.Subject)
+			}
+		}
+	}
+	if deletes != 1 {
+		t.Errorf("%d acl.delete events, want 1", deletes)
+	}
+}
