@@ -292,7 +292,7 @@ func TestStoreUsersEntriesSnapshot(t *testing.T) {
 			t.Fatalf("a secret reached the audit log: %+v", e)
 		}
 	}
-	if want := "user.delete user.update acl.put acl.put acl.put user.create user.create"; strings.Join(ops, " ") != want {
+	if want := "user.delete acl.delete acl.delete user.update acl.put acl.put acl.put user.create user.create"; strings.Join(ops, " ") != want {
 		t.Fatalf("admin audit events, newest first: %v, want %s", ops, want)
 	}
 }

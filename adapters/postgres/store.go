@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -311,7 +312,7 @@ func (s *Store) DeleteUser(ctx context.Context, by ports.Actor, name string) err
 		// COMMITTED, sees and deletes its entry; a later grant waits for
 		// the row and finds no user. Deleting the entries first would miss
 		// the entry of a grant still in flight.
-		tag, err := tx.Exec(ctx, `DELETE FROM rmqproxy.acl_entries WHERE subject = $1`, domain.SubjectOf(name))
+		n, err := s.deleteEntries(ctx, tx, by, ` WHERE subject = $1`, domain.SubjectOf(name))
 		if err != nil {
 			return err
 		}
@@ -319,7 +320,7 @@ func (s *Store) DeleteUser(ctx context.Context, by ports.Actor, name string) err
 			return err
 		}
 		return s.insertAudit(ctx, tx, adminEvent(by, "user.delete", domain.SubjectOf(name),
-			map[string]any{"entries_deleted": tag.RowsAffected()}))
+			map[string]any{"entries_deleted": n}))
 	})
 }
 
@@ -511,19 +512,58 @@ func (s *Store) DeleteEntries(ctx context.Context, by ports.Actor, f ports.Entry
 	if err != nil {
 		return 0, err
 	}
-	var n int64
+	var n int
 	err = s.txFunc(ctx, "delete ACL entries", false, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM rmqproxy.acl_entries`+entryFilterSQL, args...)
-		if err != nil {
+		var err error
+		if n, err = s.deleteEntries(ctx, tx, by, entryFilterSQL, args...); err != nil {
 			return err
 		}
-		n = tag.RowsAffected()
 		if n == 0 {
 			return domain.Errorf(domain.ReasonNotFound, "no ACL entry of %s matches", f.Subject)
 		}
-		return s.insertAudit(ctx, tx, adminEvent(by, "acl.delete", f.Resource, map[string]any{"subject": f.Subject, "deleted": n}))
+		return nil
 	})
-	return int(n), err
+	return n, err
+}
+
+// deleteEntries deletes the entries where (a WHERE clause of
+// selectEntriesSQL's columns) selects, and audits each as an acl.delete
+// event naming its resource and actions, with its subject, id, policy
+// type, decision, source addresses and description in the details: what
+// the entry granted or denied, as an acl.put event records what it
+// replaced.
+func (s *Store) deleteEntries(ctx context.Context, tx pgx.Tx, by ports.Actor, where string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, `DELETE FROM rmqproxy.acl_entries`+where+` RETURNING id, subject, policy_type, resource_type,
+  resource_pattern, resource_name, actions, source_cidrs, decision, description`, args...)
+	if err != nil {
+		return 0, err
+	}
+	var deleted []domain.ACLEntry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		deleted = append(deleted, e)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	sort.Slice(deleted, func(i, j int) bool { return deleted[i].ID < deleted[j].ID })
+	for _, e := range deleted {
+		ips := make([]string, len(e.SourceIPs))
+		for i, p := range e.SourceIPs {
+			ips[i] = p.String()
+		}
+		ev := adminEvent(by, "acl.delete", e.Resource.Key(), map[string]any{"subject": e.Subject, "id": e.ID,
+			"policy_type": e.PolicyType.String(), "decision": e.Decision.String(), "source_ips": ips, "description": e.Description})
+		ev.Actions = e.Actions.String()
+		if err := s.insertAudit(ctx, tx, ev); err != nil {
+			return 0, err
+		}
+	}
+	return len(deleted), nil
 }
 
 const selectEntriesSQL = `SELECT id, subject, policy_type, resource_type, resource_pattern, resource_name, actions,

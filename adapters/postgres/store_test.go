@@ -510,3 +510,53 @@ func TestSnapshotCarriesSecretExpiry(t *testing.T) {
 		t.Errorf("a replaced secret kept its expiry: %+v %v", snap.Users[0].SecretExpiry, err)
 	}
 }
+
+// TestACLDeleteSaysWhatItDeleted: each entry acl delete removes, and each
+// entry of a deleted user, is audited as an acl.delete event naming its
+// resource and actions, with its decision and source addresses in the
+// details, as acl.put records what it replaced. The log had one event per
+// command with the command's --resource (none when it deleted every entry
+// of the subject) and a count: an auditor could not tell which grants or
+// denials went, a Deny among them.
+func TestACLDeleteSaysWhatItDeleted(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, testSecret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutEntries(ctx, actor, []domain.ACLEntry{
+		mustEntry(t, "User:alice", "Topic:orders-*", "Pub,Sub", "Allow"),
+		mustEntry(t, "User:alice", "Topic:orders-secret", "All", "Deny", "10.0.0.0/8"),
+		mustEntry(t, "User:bob", "Group:g", "Sub", "Allow"),
+	}, ports.PutUpsert); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteEntries(ctx, actor, ports.EntryFilter{Subject: "User:alice"}); err != nil || n != 2 {
+		t.Fatalf("delete alice's entries: %d, %v", n, err)
+	}
+	if err := s.DeleteUser(ctx, actor, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range adminEvents(t, s, "acl.delete") {
+		var d struct {
+			Subject   string   `json:"subject"`
+			Decision  string   `json:"decision"`
+			SourceIPs []string `json:"source_ips"`
+		}
+		if err := json.Unmarshal([]byte(e.Details), &d); err != nil {
+			t.Fatalf("details %q: %v", e.Details, err)
+		}
+		got[e.Resource] = fmt.Sprintf("%s %s %s %v", d.Subject, e.Actions, d.Decision, d.SourceIPs)
+	}
+	want := map[string]string{
+		"Topic:orders-*":      "User:alice Pub,Sub Allow []",
+		"Topic:orders-secret": "User:alice All Deny [10.0.0.0/8]",
+		"Group:g":             "User:bob Sub Allow []",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("acl.delete events (resource: subject actions decision source addresses):\n got %v\nwant %v", got, want)
+	}
+}
