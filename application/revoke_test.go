@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // TestWatchRevocation: a policy that deletes or disables a user, or drops
@@ -127,5 +129,31 @@ func TestAuthenticationFailureLogIsBounded(t *testing.T) {
 	defer rec.mu.Unlock()
 	if len(rec.evs) != n {
 		t.Errorf("%d failures audited, want %d", len(rec.evs), n)
+	}
+}
+
+// TestRevocationAuditNamesTheStream: the audit event of a revocation says
+// which stream or long poll ended: the source address, protocol, client
+// id and request id of the request that opened it, and its operation. It
+// had the user and the reason only, so an auditor could not tell which
+// of a user's clients was cut off, or from where it was connected.
+func TestRevocationAuditNamesTheStream(t *testing.T) {
+	cfg := application.DefaultSecurityConfig()
+	cfg.Enabled = true
+	sec, rec := newSecurity(t, cfg)
+	ctx := ports.WithRequestInfo(t.Context(), ports.RequestInfo{Protocol: "grpc", RemoteAddr: netip.MustParseAddrPort("10.1.2.3:5000"),
+		RequestID: "r1", ClientID: "client-1"})
+	p, err := sec.Authenticate(ctx, "Telemetry", creds("alice", "alice-secret", "20250101T000000Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sec.WatchRevocation(p, func(error) {})()
+	if err := sec.Apply(domain.PolicySnapshot{Revision: 8}); err != nil {
+		t.Fatal(err)
+	}
+	e := rec.last()
+	if e.Operation != "revoke" || e.Principal != "alice" || e.SourceIP != netip.MustParseAddr("10.1.2.3") || e.Protocol != "grpc" ||
+		e.ClientID != "client-1" || e.RequestID != "r1" || e.Details != `{"ended":"Telemetry"}` {
+		t.Errorf("revocation audited as %+v, want alice's Telemetry stream of client-1 from 10.1.2.3 over grpc, opened by request r1", e)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,6 +81,11 @@ type Principal struct {
 	// policy without it revokes the principal (WatchRevocation).
 	// domain.Secret never prints its value.
 	secret domain.Secret
+	// op and origin are the operation and the request (its address,
+	// protocol, client and request id) authenticated, which the audit
+	// event of a revocation names.
+	op     string
+	origin ports.RequestInfo
 }
 
 type principalKey struct{}
@@ -350,9 +356,21 @@ func (s *Security) revokeStale(st *securityState) {
 }
 
 // fire audits a revocation and signals it; w is already out of watches.
+// The event names the stream or long poll that ends: the address,
+// protocol, client id and request id of the request that opened it, and
+// its operation (details "ended").
 func (s *Security) fire(st *securityState, w *revocationWatch, reason string) {
-	s.record(domain.AuditEvent{Category: domain.AuditAuthn, Principal: w.p.User.Name, Operation: "revoke",
-		Decision: domain.AuditDeny, Reason: reason, Revision: st.revision})
+	o := w.p.origin
+	var details string
+	if w.p.op != "" {
+		b, _ := json.Marshal(struct {
+			Ended string `json:"ended"`
+		}{w.p.op})
+		details = string(b)
+	}
+	s.record(domain.AuditEvent{Category: domain.AuditAuthn, Principal: w.p.User.Name, SourceIP: o.RemoteAddr.Addr(), Protocol: o.Protocol,
+		Operation: "revoke", Decision: domain.AuditDeny, Reason: reason, Revision: st.revision, RequestID: o.RequestID, ClientID: o.ClientID,
+		Details: details})
 	w.revoke(errRevoked)
 }
 
@@ -437,7 +455,7 @@ func (s *Security) Authenticate(ctx context.Context, op string, c Credentials) (
 		s.authnFailed(ctx, st, op, c.AccessKey, reason)
 		return Principal{}, errUnauthorized
 	}
-	return Principal{User: u.User, Revision: st.revision, secret: secret}, nil
+	return Principal{User: u.User, Revision: st.revision, secret: secret, op: op, origin: ports.RequestInfoFrom(ctx)}, nil
 }
 
 // verify compares sig with HMAC-SHA1(secret, content) for every secret of

@@ -214,12 +214,12 @@ func (a *LogAudit) write(e domain.AuditEvent) {
 		"policy_revision": e.Revision, "request_id": e.RequestID, "client_id": e.ClientID,
 	}
 	if e.Count() > 1 || !e.LastTime.IsZero() {
-		// A coalesced event: how many refusals, the last one's time, and
-		// how it was formed.
+		// A coalesced event: how many refusals and the last one's time.
 		fields["occurrences"], fields["last_time"] = e.Count(), e.LastTime
-		if e.Details != "" && json.Valid([]byte(e.Details)) {
-			fields["details"] = json.RawMessage(e.Details)
-		}
+	}
+	if e.Details != "" && json.Valid([]byte(e.Details)) {
+		// How a coalesced event was formed; what a revocation ended.
+		fields["details"] = json.RawMessage(e.Details)
 	}
 	_ = json.NewEncoder(&buf).Encode(fields)
 	a.log.Info("audit", slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
