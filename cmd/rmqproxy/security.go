@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -357,15 +359,25 @@ func changed[T comparable](given *T, stored T) string {
 	return fmt.Sprint(*given)
 }
 
+// oneLine makes text for a table cell: invalid UTF-8 and every character
+// a terminal may act on instead of showing, the C0 and C1 controls (ESC,
+// and U+009B, a CSI to terminals that read C1 controls in UTF-8), DEL,
+// format characters (bidirectional overrides, which reorder what follows
+// on the line) and line and paragraph separators, become spaces; text
+// over 60 bytes is cut at a character boundary.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			return ' '
 		}
 		return r
 	}, s)
 	if len(s) > 60 {
-		s = s[:57] + "..."
+		cut := 57
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	return s
 }
@@ -783,6 +795,13 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 		}
 		return printJSON(stdout, out)
 	}
+	return printAuditTable(stdout, evs)
+}
+
+// printAuditTable prints events as audit query's table. Their text is
+// what clients sent (a claimed AccessKey, a topic name) and goes through
+// oneLine.
+func printAuditTable(stdout io.Writer, evs []domain.AuditEvent) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCATEGORY\tPRINCIPAL\tSOURCE\tOPERATION\tRESOURCE\tACTIONS\tDECISION\tREASON\tCOUNT\tLAST")
 	for _, e := range evs {
