@@ -155,14 +155,48 @@ func parseHeaders(s string) (map[string]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return out, nil
 	}
-	for _, kv := range strings.Split(s, ",") {
+	for i, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
 			// The value may be a secret: name the position, not the text.
 			return nil, errors.New("headers must be key=value pairs separated by commas")
 		}
-		out[k] = strings.TrimSpace(v)
+		// Checked here because the exporters check only when they
+		// send: a name gRPC metadata refuses, or a value with a control
+		// or non-ASCII byte, failed every export (each logged, the data
+		// dropped) while the start went fine. Neither is echoed: a
+		// misplaced separator can put a secret in the name.
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("headers: the name of header %d is not a header name: use letters, digits and - _ . only (such as authorization=Bearer TOKEN)", i+1)
+		}
+		v = strings.TrimSpace(v)
+		if !printableASCII(v) {
+			return nil, fmt.Errorf("headers: the value of header %d has a character other than printable ASCII (space to ~), which gRPC metadata and HTTP headers cannot carry", i+1)
+		}
+		out[k] = v
 	}
 	return out, nil
+}
+
+// validHeaderName reports whether k is a name both exporters send: gRPC
+// metadata takes [0-9a-z-_.] (the exporter lowercases names), every one
+// of which is an HTTP token character.
+func validHeaderName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -46,6 +46,22 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err == nil || strings.Contains(err.Error(), "secret-token") {
 		t.Errorf("headers error %v shows the value", err)
 	}
+	// A header the exporters cannot send is refused at the start, not
+	// by every export (gRPC: "header key ... contains illegal
+	// characters"; HTTP: "invalid header field"), without echoing it.
+	for _, h := range []string{"x-ok=1,Bad Key=v", "authorization: Bearer s3cr3t=x", "x-token=s3cr3t\x01", "x-token=s3cr\u00e9t"} {
+		cfg := otel.DefaultOTLPConfig()
+		cfg.Headers = h
+		err := cfg.Validate()
+		if err == nil || strings.Contains(err.Error(), "s3cr") || strings.Contains(err.Error(), "Bad Key") {
+			t.Errorf("headers %q: got %v, want an error that does not show the header", h, err)
+		}
+	}
+	cfg = otel.DefaultOTLPConfig()
+	cfg.Headers = "Authorization=Basic dXNlcjpwYXNz==, x-scope.org_id=tenant-1"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("headers %q: %v", cfg.Headers, err)
+	}
 	// A user name and password in the endpoint would not be sent (the
 	// exporters dial the host and port only): refused, pointing at
 	// otlp.headers, and never echoed, whatever else is wrong with the URL.
