@@ -32,6 +32,10 @@ func TestConfigValidation(t *testing.T) {
 		{func(c *otel.OTLPConfig) { c.Endpoint = "http://collector:99999" }, `endpoint "http://collector:99999": port 99999 is not a number between 1 and 65535`},
 		{func(c *otel.OTLPConfig) { c.Endpoint = "https://collector:0" }, "port 0 is not a number between 1 and 65535"},
 		{func(c *otel.OTLPConfig) { c.Headers = "authorization" }, "key=value"},
+		// Without a port the gRPC exporter dialled 443, in plaintext too.
+		{func(c *otel.OTLPConfig) { c.Endpoint = "http://collector" }, `endpoint "http://collector" has no port: add it, such as http://collector:4317`},
+		{func(c *otel.OTLPConfig) { c.Endpoint = "https://collector/" }, "https://collector:4317"},
+		{func(c *otel.OTLPConfig) { c.Endpoint = "http://[::1]" }, "http://[::1]:4317"},
 		{func(c *otel.OTLPConfig) { c.Timeout = 0 }, "timeout must be positive"},
 	} {
 		cfg := otel.DefaultOTLPConfig()
