@@ -227,5 +227,17 @@ func (a *SecurityAdmin) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]
 	if q.Limit < 0 || q.Limit > 10000 {
 		return nil, domain.Errorf(domain.ReasonBadRequest, "limit must be between 1 and 10000")
 	}
+	// Matched exactly by the store: an unknown value (a typo, "deny" not
+	// upper-cased by a caller) would find nothing and look like a quiet log.
+	switch q.Decision {
+	case "", domain.AuditAllow, domain.AuditDeny, domain.AuditError:
+	default:
+		return nil, domain.Errorf(domain.ReasonBadRequest, "audit decision %q must be %s, %s or %s", q.Decision, domain.AuditAllow, domain.AuditDeny, domain.AuditError)
+	}
+	switch q.Category {
+	case "", domain.AuditAuthn, domain.AuditAuthz, domain.AuditAdmin, domain.AuditSystem:
+	default:
+		return nil, domain.Errorf(domain.ReasonBadRequest, "audit category %q must be %s, %s, %s or %s", q.Category, domain.AuditAuthn, domain.AuditAuthz, domain.AuditAdmin, domain.AuditSystem)
+	}
 	return a.store.QueryAudit(ctx, q)
 }
