@@ -164,7 +164,51 @@ func (r Root) Validate() error {
 	}
 	errs = append(errs, r.validateSecurity()...)
 	errs = append(errs, r.Admin.CheckExposure(r.Auth.Enabled))
+	errs = append(errs, r.checkListenersApart())
 	return errors.Join(errs...)
+}
+
+// checkListenersApart refuses two listeners of this process on one port
+// where their hosts overlap (the same host, or either every interface):
+// the second to start failed to bind, and its error blamed "another
+// process" and told to free the port.
+func (r Root) checkListenersApart() error {
+	type listener struct{ key, address string }
+	ls := []listener{{"grpc.address", r.GRPC.Address}, {"health.address", r.Health.Address}}
+	if r.Admin.Enabled {
+		ls = append(ls, listener{"admin.address", r.Admin.Address})
+	}
+	var errs []error
+	for i, a := range ls {
+		for _, b := range ls[i+1:] {
+			if sharePort(a.address, b.address) {
+				errs = append(errs, fmt.Errorf("%s %q and %s %q would listen on the same port: give each its own port (the defaults are grpc.address :8081, admin.address 127.0.0.1:8082, health.address :9090)",
+					a.key, a.address, b.key, b.address))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sharePort reports whether listen addresses a and b name the same
+// non-zero port on overlapping hosts. Addresses that do not parse are
+// left to their own settings' checks.
+func sharePort(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	na, err1 := net.LookupPort("tcp", pa)
+	nb, err2 := net.LookupPort("tcp", pb)
+	if err1 != nil || err2 != nil || na == 0 || na != nb {
+		return false
+	}
+	everywhere := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || err == nil && ip.IsUnspecified()
+	}
+	return ha == hb || everywhere(ha) || everywhere(hb)
 }
 
 // Validate checks the log settings.

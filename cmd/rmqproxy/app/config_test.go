@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/adapters/config"
@@ -40,5 +41,36 @@ func TestStoreHostFollowsGRPCAddress(t *testing.T) {
 	err := config.Load(&cfg, config.Sources{Args: []string{"--grpc.address=nowhere"}})
 	if err == nil || err.Error() != `grpc.address "nowhere" is not host:port: missing port in address` {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestListenersOnOnePortAreRefused: two listeners of the proxy on one
+// port failed at start on the second bind, with an error that blamed
+// another process; the configuration check now names both settings.
+func TestListenersOnOnePortAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // "" for accepted
+	}{
+		{[]string{"--health.address=127.0.0.1:8081"}, `grpc.address ":8081" and health.address "127.0.0.1:8081" would listen on the same port`},
+		{[]string{"--grpc.address=127.0.0.1:9090"}, `grpc.address "127.0.0.1:9090" and health.address ":9090" would listen on the same port`},
+		{[]string{"--health.address=127.0.0.1:8082"}, `health.address "127.0.0.1:8082" and admin.address "127.0.0.1:8082"`},
+		{[]string{"--grpc.address=[::]:7000", "--admin.address=[::1]:7000"}, `grpc.address "[::]:7000" and admin.address "[::1]:7000"`},
+		{[]string{"--grpc.address=127.0.0.1:7000", "--health.address=127.0.0.2:7000"}, ""},
+		{[]string{"--health.address=127.0.0.1:8082", "--admin.enabled=false"}, ""},
+		{[]string{"--grpc.address=127.0.0.1:0", "--health.address=127.0.0.1:0", "--admin.address=127.0.0.1:0"}, ""},
+		{nil, ""},
+	} {
+		cfg := app.Defaults(app.ProfileDevelopment)
+		err := config.Load(&cfg, config.Sources{Args: tt.args})
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tt.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "give each its own port") {
+			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
+		}
 	}
 }
