@@ -281,7 +281,7 @@ type adminCommand struct {
 
 // subcommand is one action of an adminCommand.
 type subcommand struct {
-	named bool // takes exactly one NAME; the others ignore positional arguments
+	named bool // takes exactly one NAME; the others take none
 	run   func(ctx context.Context, c *admin.Client, name string) (output, error)
 }
 
@@ -395,12 +395,21 @@ func (cmd adminCommand) run(args []string, src config.Sources, stdout, stderr io
 		return err
 	}
 	name := ""
+	arg := cmd.arg
+	if arg == "" {
+		arg = cmd.name + " name"
+	}
+	if !s.named && len(pos) > 0 {
+		// A list filters by flags, never by a name: printing every
+		// object for "topic list orders" looked like an answer.
+		hint := fmt.Sprintf("%s describe %s shows one", cmd.name, pos[0])
+		if cmd.name == "client" {
+			hint = "--group GROUP and --topic TOPIC filter the list"
+		}
+		return fmt.Errorf("%w: %s %s takes no %s, got %q (%s)\n%s", errUsage, cmd.name, sub, arg, pos[0], hint, cmd.usage)
+	}
 	if s.named {
 		if len(pos) != 1 {
-			arg := cmd.arg
-			if arg == "" {
-				arg = cmd.name + " name"
-			}
 			return fmt.Errorf("%w: %s %s needs exactly one %s\n%s", errUsage, cmd.name, sub, arg, cmd.usage)
 		}
 		name = pos[0]

@@ -123,6 +123,14 @@ func TestAdminCommands(t *testing.T) {
 			stderr: []string{"group stats needs exactly one group name"}},
 		{name: "delete without name", args: []string{"topic", "delete"}, code: 2,
 			stderr: []string{"topic delete needs exactly one topic name"}},
+		// A list does not filter by a name: it printed every object and
+		// exited 0 (user list and acl list refuse one).
+		{name: "topic list with a name", args: []string{"topic", "list", "orders"}, code: 2,
+			stderr: []string{`usage: topic list takes no topic name, got "orders" (topic describe orders shows one)`}},
+		{name: "group list with a name", args: []string{"group", "list", "--json", "g1"}, code: 2,
+			stderr: []string{`usage: group list takes no group name, got "g1" (group describe g1 shows one)`}},
+		{name: "client list with a name", args: []string{"client", "list", "g1"}, code: 2,
+			stderr: []string{`usage: client list takes no client id, got "g1" (--group GROUP and --topic TOPIC filter the list)`}},
 		{name: "unknown flag", args: []string{"topic", "list", "--bogus"}, code: 2,
 			stderr: []string{"usage: unknown flag \"--bogus\"\nUsage:"}},
 		{name: "misspelled flag", args: []string{"topic", "create", "t", "--tpye", "FIFO"}, code: 2,
@@ -172,8 +180,6 @@ func TestAdminCommands(t *testing.T) {
 			stdout: topicCreated, requests: []string{`POST /v1/topics {"name":"t1"}`}},
 		{name: "topic update, empty description is sent", args: []string{"topic", "update", "t1", "--description", ""},
 			requests: []string{`PUT /v1/topics/t1 {"description":""}`}},
-		{name: "topic list ignores positional arguments", args: []string{"topic", "list", "extra"},
-			stdout: "NAME  TYPE  QUEUES  PERMISSION  DESCRIPTION\na     FIFO  4       READ_WRITE  d\n", requests: []string{"GET /v1/topics"}},
 		{name: "topic describe escapes the name", args: []string{"topic", "describe", "a%b|c"}, requests: []string{"GET /v1/topics/a%25b%7Cc"}},
 		{name: "topic delete prints text even with --json", args: []string{"topic", "delete", "t1", "--json"},
 			stdout: "deleted topic t1\n", requests: []string{"DELETE /v1/topics/t1"}},
