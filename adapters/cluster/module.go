@@ -84,6 +84,13 @@ func (c Config) Validate() error {
 	}
 	for _, a := range c.NameServers {
 		shown := redact.Userinfo(a) // a NameServer takes no credentials: never echo them
+		if strings.Contains(a, ";") {
+			// RocketMQ's namesrvAddr (and NAMESRV_ADDR) separate with
+			// semicolons; the error said only "not host:port".
+			bad("nameServers: %q lists addresses separated by semicolons, as RocketMQ's namesrvAddr does: separate them with commas "+
+				"(--cluster.nameServers=ns1:9876,ns2:9876, RMQPROXY_CLUSTER_NAME_SERVERS alike) or list them in the file", shown)
+			continue
+		}
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host == "" || strings.ContainsAny(host, "@/") {
 			bad("nameServers: %q is not host:port (a NameServer address takes no scheme, user or password)", shown)
