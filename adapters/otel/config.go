@@ -16,7 +16,7 @@ import (
 // exported (key otlp).
 type OTLPConfig struct {
 	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)"`
-	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS (the port is required); empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http; no user name or password (the exporter would not send them): put credentials in otlp.headers"`
+	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS (an http:// URL needs its port; https:// without one is port 443); empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http; no user name or password (the exporter would not send them): put credentials in otlp.headers"`
 	Headers  string        `yaml:"headers" secret:"true" help:"headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted"`
 	Timeout  time.Duration `yaml:"timeout" help:"how long one export may take before it is abandoned"`
 }
@@ -140,14 +140,18 @@ func parseEndpoint(s string) (hostPort string, insecure bool, err error) {
 		return "", false, fmt.Errorf("endpoint %q must not carry a user name or password, which the exporter would not send: "+
 			"remove them and put the credentials in otlp.headers (such as authorization=Basic followed by the base64 of user:password), a secret best set through RMQPROXY_OTLP_HEADERS", shown)
 	}
-	// The exporters dial a host without a port on gRPC's 443 (even in
-	// plaintext over http://) or the scheme's 80 or 443, never OTLP's 4317
-	// or 4318, which the settings' help names: the port is asked for.
-	if p := u.Port(); p == "" {
-		return "", false, fmt.Errorf("endpoint %q has no port: add it, such as %s://%s (OTLP over gRPC; 4318 for otlp.protocol http, "+
-			"443 for a collector behind an HTTPS proxy)", shown, u.Scheme, net.JoinHostPort(u.Hostname(), "4317"))
-	} else if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
-		return "", false, fmt.Errorf("endpoint %q: port %s is not a number between 1 and 65535", shown, p)
+	// The exporters dial an http:// host without a port on gRPC's 443 (in
+	// plaintext) or HTTP's 80, never OTLP's 4317 or 4318, which the
+	// settings' help names: the port is asked for. An https:// one goes to
+	// 443, as a collector behind an HTTPS load balancer expects.
+	switch p := u.Port(); {
+	case p == "" && u.Scheme == "http":
+		return "", false, fmt.Errorf("endpoint %q has no port: add it, such as http://%s (OTLP over gRPC; 4318 for otlp.protocol http), "+
+			"or use https:// for a TLS collector on 443", shown, net.JoinHostPort(u.Hostname(), "4317"))
+	case p != "":
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return "", false, fmt.Errorf("endpoint %q: port %s is not a number between 1 and 65535", shown, p)
+		}
 	}
 	if u.Path != "" && u.Path != "/" {
 		return "", false, fmt.Errorf("endpoint %q must not have a path: the OTLP paths (/v1/traces, /v1/metrics) are added", shown)
