@@ -90,8 +90,11 @@ type Engine struct {
 	// Delay messages: the on-disk timing wheel and its in-memory window.
 	// timerWidth and timerLookahead are timerBucketWidth and timerLookahead
 	// (tests shrink them).
-	timers         *timerindex.Index
-	tw             timerWindow
+	timers *timerindex.Index
+	tw     timerWindow
+	// recallIdx holds the pending timers of the bucket, not loaded, that
+	// the latest recall looked in (see recallIndex); nil when none.
+	recallIdx      *recallIndex
 	timerWidth     time.Duration
 	timerLookahead time.Duration
 	// snapBuckets lists the timer buckets the newest kept snapshot records;
@@ -208,6 +211,7 @@ func (e *Engine) resetMaps() {
 	e.pendingQueues = map[queueKey]*queueIndex{}
 	e.heap = nil
 	e.tw = newTimerWindow()
+	e.recallIdx = nil
 	e.txns = map[int64]*txnState{}
 	e.txnHeap = nil
 	e.offsets = map[consKey]int64{}

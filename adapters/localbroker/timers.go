@@ -239,6 +239,9 @@ func (e *Engine) readBucket(b *timerindex.Bucket, from int64) ([]timerindex.Entr
 // unless flushed meanwhile), or, outside a pass, read now.
 func (e *Engine) loadBucketLocked(b *timerindex.Bucket) {
 	started := time.Now()
+	if e.recallIdx != nil && e.recallIdx.bucket == b {
+		e.recallIdx = nil // recalls find its timers in the window now
+	}
 	var entries []timerindex.Entry
 	var err error
 	if r := e.tw.preload[b]; r != nil && r.err == nil {
@@ -737,24 +740,97 @@ func (e *Engine) windowTimerLocked(deliverAt, origin int64) (t liveTimer, pendin
 	return liveTimer{}, false, nil
 }
 
-// bucketTimer finds a pending timer by reading its bucket file; it needs no
-// engine lock.
+// bucketTimer finds a pending timer by reading its bucket file; it needs
+// no engine lock, and the caller holds recallMu. The pending timers read
+// are kept (recallIndex) while the bucket is not loaded, so that the next
+// recall in it reads only the entries appended since: a mass recall of
+// the messages due in one minute reads their bucket once, not once per
+// recall.
 func (e *Engine) bucketTimer(b *timerindex.Bucket, deliverAt, origin int64) (liveTimer, bool, error) {
-	entries, _, err := e.readBucket(b, 0)
+	e.mu.Lock()
+	x := e.recallIdx
+	e.recallIdx = nil
+	e.mu.Unlock()
+	if x == nil || x.bucket != b {
+		x = newRecallIndex(b)
+	}
+	entries, length, err := e.readBucket(b, x.length)
+	if err != nil && x.length > 0 {
+		// Read whole again, as for a first recall in the bucket.
+		x = newRecallIndex(b)
+		entries, length, err = e.readBucket(b, 0)
+	}
 	if err != nil && !errors.Is(err, timerindex.ErrCorrupt) {
 		return liveTimer{}, false, domain.Wrap(domain.ReasonInternal, err, "cannot read the timer index")
 	}
-	for _, ent := range timerindex.Pending(entries) {
-		if ent.Origin == origin && ent.DeliverAt == deliverAt {
-			return liveTimer{deliverAt: ent.DeliverAt, topic: ent.Topic, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}, true, nil
-		}
-	}
+	x.apply(entries)
+	lt, ok := x.pending[origin]
+	ok = ok && lt.deliverAt == deliverAt
 	if err != nil {
-		// The timer may be after the damage: do not say it is not pending.
+		// The timer may be after the damage: do not say it is not pending
+		// (and keep nothing of a damaged bucket).
+		if ok {
+			return lt, true, nil
+		}
 		e.timerBucketDamaged(b, err)
 		return liveTimer{}, false, domain.Wrap(domain.ReasonUnavailable, err, "the timer index is damaged; the delay messages are intact and rmqproxy rebuilds the index when it restarts; retry later")
 	}
-	return liveTimer{}, false, nil
+	x.length = length
+	e.mu.Lock()
+	if b.Start() >= e.tw.loadedEnd && e.timers.Bucket(b.Start()) == b {
+		e.recallIdx = x // not loaded meanwhile (loading drops it)
+	}
+	e.mu.Unlock()
+	return lt, ok, nil
+}
+
+// recallIndex is the pending timers of one timer bucket that is not
+// loaded, as read up to length bytes of its file. Only recalls use it,
+// one at a time (recallMu); the engine keeps the latest one while its
+// bucket is not loaded, which costs about what the window will when the
+// bucket loads.
+type recallIndex struct {
+	bucket  *timerindex.Bucket
+	length  int64
+	pending map[int64]liveTimer // by origin
+	// early counts done entries read before their add (Pending's rule:
+	// a done cancels one add of its origin, wherever it stands).
+	early  map[int64]int
+	topics map[string]string // interned topic names
+}
+
+func newRecallIndex(b *timerindex.Bucket) *recallIndex {
+	return &recallIndex{bucket: b, pending: map[int64]liveTimer{}, early: map[int64]int{}, topics: map[string]string{}}
+}
+
+// apply takes in entries read from the bucket after those applied before.
+func (x *recallIndex) apply(entries []timerindex.Entry) {
+	for i := range entries {
+		ent := &entries[i]
+		switch ent.Kind {
+		case timerindex.KindAdd:
+			if n := x.early[ent.Origin]; n > 0 {
+				if n == 1 {
+					delete(x.early, ent.Origin)
+				} else {
+					x.early[ent.Origin] = n - 1
+				}
+				continue
+			}
+			t, ok := x.topics[ent.Topic]
+			if !ok {
+				t = ent.Topic
+				x.topics[t] = t
+			}
+			x.pending[ent.Origin] = liveTimer{deliverAt: ent.DeliverAt, topic: t, qid: ent.QueueID, size: ent.Size, crc: ent.CRC}
+		case timerindex.KindDone:
+			if _, ok := x.pending[ent.Origin]; ok {
+				delete(x.pending, ent.Origin)
+			} else {
+				x.early[ent.Origin]++
+			}
+		}
+	}
 }
 
 // timerBucketDamaged reports a bucket found damaged while running
