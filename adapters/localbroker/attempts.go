@@ -134,26 +134,15 @@ type attemptRetry struct {
 // retryAttempt makes the deliveries retryAttemptLocked found visible again,
 // marked to keep their delivery attempt when they are delivered next: a
 // broker counts a retry with the same attempt id as the same delivery (the
-// consumed counts of its orderly pop carry over for the same attempt id).
+// consumed counts of its orderly pop carry over for the same attempt id),
+// so one at its group's last attempt is handed out again rather than moved
+// to the dead-letter queue.
 func (e *Engine) retryAttempt(ctx context.Context, r attemptRetry) {
 	reqs := r.reqs
 	if len(reqs) == 0 {
 		return
 	}
-	_, errs := e.ChangeInvisibleBatch(ctx, reqs)
-	e.mu.Lock()
-	for i, err := range errs {
-		if err != nil {
-			continue
-		}
-		h := reqs[i].Handle
-		if c := e.cons[consKey{reqs[i].Group, reqs[i].Topic, h.QueueID}]; c != nil {
-			if d := c.inflight[h.QueueOffset]; d != nil && d.attempt == r.attempts[i] {
-				d.keepAttempt = true
-			}
-		}
-	}
-	e.mu.Unlock()
+	_, errs := e.changeInvisibleBatch(ctx, reqs, r.attempts)
 	for i, err := range errs {
 		if err != nil {
 			// Acked or changed meanwhile: nothing to hand out again.

@@ -113,3 +113,46 @@ func TestAttemptTableBounded(t *testing.T) {
 		t.Fatal("an attempt whose invisible time ended was handed out")
 	}
 }
+
+// TestFIFORetriedAttemptAtTheLastDeliveryAttempt: a FIFO receive retried
+// with its attempt id after the answer that held a message at its group's
+// last delivery attempt was lost gets that message again, at the same
+// attempt, as from a broker's orderly pop. Before, taking the delivery
+// back counted as its end: the message went to the dead-letter queue
+// without the consumer ever having had its last attempt, and the retry got
+// the next message of the group instead.
+func TestFIFORetriedAttemptAtTheLastDeliveryAttempt(t *testing.T) {
+	h := newHarness(t, nil)
+	h.createGroup("g", 2, true)
+	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"))
+	if first := h.popAttempt("g", "f", "x1", 10, false); !slices.Equal(ids(first), []string{"A1"}) {
+		t.Fatalf("first pop %v", ids(first))
+	}
+	h.fake().Advance(time.Minute + time.Second)
+	h.revive()
+	last := h.popAttempt("g", "f", "x2", 10, false)
+	if len(last) != 1 || last[0].ID != "A1" || last[0].DeliveryAttempt != 2 {
+		t.Fatalf("second pop %v, want A1 at its last attempt (2)", last)
+	}
+	// Its answer is lost; the client retries with the same attempt id.
+	again := h.popAttempt("g", "f", "x2", 10, false)
+	if len(again) != 1 || again[0].ID != "A1" || again[0].DeliveryAttempt != 2 {
+		t.Fatalf("retried attempt got %v, want A1 again at attempt 2", again)
+	}
+	h.e.mu.Lock()
+	_, dlqExists := h.e.topics[domain.DeadLetterTopic("g")]
+	h.e.mu.Unlock()
+	if dlqExists {
+		t.Fatal("dead-lettered although the retry got it")
+	}
+	// Not acked within its invisible time, it has used its last attempt.
+	h.fake().Advance(time.Minute + time.Second)
+	h.revive()
+	h.settle(h.e.clog.NextOffset())
+	if dl := h.popAll("dl", domain.DeadLetterTopic("g")); !slices.Equal(dl, []string{"A1"}) {
+		t.Fatalf("dead-letter queue holds %v, want A1", dl)
+	}
+	if next := h.popAttempt("g", "f", "x3", 10, false); len(next) != 1 || next[0].ID != "A2" || next[0].DeliveryAttempt != 1 {
+		t.Fatalf("after A1's dead-letter move: %v, want A2", next)
+	}
+}

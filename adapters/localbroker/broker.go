@@ -429,6 +429,17 @@ func (e *Engine) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 // ChangeInvisibleBatch changes the invisible time of several deliveries
 // with one wait for durability; see [ports.Broker].
 func (e *Engine) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest) ([]domain.ReceiptHandle, []error) {
+	return e.changeInvisibleBatch(ctx, reqs, nil)
+}
+
+// changeInvisibleBatch is ChangeInvisibleBatch; keep, when not nil, holds
+// for each request the delivery attempt of a delivery that a FIFO receive
+// retried with its attempt id takes back (see attempts.go): a delivery
+// still at that attempt is marked to be handed out again as the same
+// delivery (keepAttempt) before it is revived, so that it is neither
+// counted as a new attempt nor, at its group's last attempt, moved to the
+// dead-letter queue although the consumer never got it.
+func (e *Engine) changeInvisibleBatch(ctx context.Context, reqs []ports.ChangeInvisibleRequest, keep []int32) ([]domain.ReceiptHandle, []error) {
 	hs := make([]domain.ReceiptHandle, len(reqs))
 	errs := make([]error, len(reqs))
 	appended := make([]bool, len(reqs))
@@ -467,6 +478,9 @@ func (e *Engine) ChangeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 			continue
 		}
 		appended[i], end = true, recEnd
+		if keep != nil && d.attempt == keep[i] {
+			d.keepAttempt = true // after the change's apply, which clears it
+		}
 		h := req.Handle
 		h.StartOffset, h.RetrieveTime, h.InvisibleTime = receipt, nowMs, inv
 		hs[i] = h

@@ -1167,7 +1167,7 @@ func (e *Engine) reviveDueLocked(now time.Time) (stopped bool) {
 	for len(e.heap) > 0 && e.heap[0].deadline <= ms {
 		d := e.heap[0]
 		c := d.cs
-		if e.exhaustedLocked(d) && e.state == stateOpen {
+		if e.exhaustedLocked(d) && !d.keepAttempt && e.state == stateOpen {
 			pre := e.dlqPre[dlqKey{c, d.offset}]
 			if pre == nil {
 				e.kickReviver()
@@ -1232,7 +1232,7 @@ func (e *Engine) exhaustedDueLocked(nowMs int64) []exhaustedDue {
 			return false
 		}
 		visited++
-		if e.exhaustedLocked(d) {
+		if e.exhaustedLocked(d) && !d.keepAttempt {
 			x := exhaustedDue{key: dlqKey{d.cs, d.offset}, topic: d.cs.key.topic, start: e.clog.StartOffset()}
 			if qi := e.queues[queueKey{d.cs.key.topic, d.cs.key.qid}]; qi != nil {
 				x.cq = qi.cq
