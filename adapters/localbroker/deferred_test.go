@@ -1007,6 +1007,21 @@ func TestRecallsOfOneBucketReadItOnce(t *testing.T) {
 	other := h.send("d", 0, delayMsg("d", "other", at.Add(2*time.Hour)))[0]
 	recall(other)
 	recall(rs[n-10])
+	// Unused for a minute, the index is dropped (a lone recall in a large
+	// bucket does not pin its timers until the bucket loads).
+	h.fake().Advance(recallIndexIdle - time.Second)
+	h.e.dropIdleRecallIndex()
+	h.e.mu.Lock()
+	kept := h.e.recallIdx != nil
+	h.e.mu.Unlock()
+	h.fake().Advance(time.Second)
+	h.e.dropIdleRecallIndex()
+	h.e.mu.Lock()
+	dropped := h.e.recallIdx == nil
+	h.e.mu.Unlock()
+	if !kept || !dropped {
+		t.Fatalf("recall index kept %v before %v idle, dropped %v after", kept, recallIndexIdle, dropped)
+	}
 	// After a restart the recalls are remembered (the bucket holds them).
 	h.crashRestart(true)
 	h.e.bucketHook.Store(&hook)
@@ -1014,7 +1029,7 @@ func TestRecallsOfOneBucketReadItOnce(t *testing.T) {
 	wantReason(t, err, domain.ReasonNotFound)
 	recall(rs[n-9])
 	// Once the bucket is loaded, recalls find the timers in memory.
-	h.fake().Advance(at.Sub(now) - 2*time.Second)
+	h.fake().Advance(at.Sub(h.clock.Now()) - 2*time.Second)
 	h.fireTimers()
 	recall(rs[n-8])
 	_, err = h.e.Recall(ctx, "d", rs[n-9].RecallHandle)

@@ -1370,6 +1370,7 @@ func (e *Engine) maintenanceLoop() {
 			return
 		case <-flush.C:
 			e.flushQueues()
+			e.dropIdleRecallIndex()
 		case <-snap.C:
 			if err := e.Snapshot(ctx); err != nil && ctx.Err() == nil {
 				e.warnLimited("snapshot", "periodic snapshot failed; will retry", "error", err)

@@ -777,6 +777,7 @@ func (e *Engine) bucketTimer(b *timerindex.Bucket, deliverAt, origin int64) (liv
 	}
 	x.length = length
 	e.mu.Lock()
+	x.used = e.clock.Now()
 	if b.Start() >= e.tw.loadedEnd && e.timers.Bucket(b.Start()) == b {
 		e.recallIdx = x // not loaded meanwhile (loading drops it)
 	}
@@ -788,15 +789,32 @@ func (e *Engine) bucketTimer(b *timerindex.Bucket, deliverAt, origin int64) (liv
 // loaded, as read up to length bytes of its file. Only recalls use it,
 // one at a time (recallMu); the engine keeps the latest one while its
 // bucket is not loaded, which costs about what the window will when the
-// bucket loads.
+// bucket loads, and for at most recallIndexIdle after its last use.
 type recallIndex struct {
 	bucket  *timerindex.Bucket
 	length  int64
+	used    time.Time           // the engine clock's time of the recall that kept it
 	pending map[int64]liveTimer // by origin
 	// early counts done entries read before their add (Pending's rule:
 	// a done cancels one add of its origin, wherever it stands).
 	early  map[int64]int
 	topics map[string]string // interned topic names
+}
+
+// recallIndexIdle is how long the engine keeps a recall index no recall
+// used: a mass recall comes as a burst, and a lone recall in a large
+// bucket must not pin its timers in memory until the bucket loads (hours
+// later, perhaps).
+const recallIndexIdle = time.Minute
+
+// dropIdleRecallIndex forgets the recall index once recallIndexIdle passed
+// since a recall used it (the maintenance goroutine calls it every second).
+func (e *Engine) dropIdleRecallIndex() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x := e.recallIdx; x != nil && e.clock.Now().Sub(x.used) >= recallIndexIdle {
+		e.recallIdx = nil
+	}
 }
 
 func newRecallIndex(b *timerindex.Bucket) *recallIndex {
