@@ -97,7 +97,13 @@ func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
 	if err := domain.ValidateTopicName(name); err != nil {
 		return err
 	}
-	return a.store.DeleteTopic(ctx, name)
+	err := a.store.DeleteTopic(ctx, name)
+	if domain.HasReason(err, domain.ReasonTopicNotFound) {
+		// The stores' not-found errors suggest creating the topic, which
+		// is what a send or receive needs, not a delete.
+		return domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist, so there is nothing to delete (`rmqproxy topic list` lists the topics)", name)
+	}
+	return err
 }
 
 // Topic describes one topic.
@@ -183,7 +189,11 @@ func (a *Admin) DeleteGroup(ctx context.Context, name string) error {
 	if err := domain.ValidateGroupName(name); err != nil {
 		return err
 	}
-	return a.store.DeleteGroup(ctx, name)
+	err := a.store.DeleteGroup(ctx, name)
+	if domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
+		return domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist, so there is nothing to delete (`rmqproxy group list` lists the groups)", name)
+	}
+	return err
 }
 
 // Group describes one consumer group.

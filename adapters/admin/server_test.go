@@ -93,7 +93,10 @@ func TestTopicLifecycle(t *testing.T) {
 	if de := wantReason(t, err, domain.ReasonTopicNotFound); !strings.Contains(de.Msg, "rmqproxy topic create") {
 		t.Fatalf("not found message %q", de.Msg)
 	}
-	wantReason(t, f.client.DeleteTopic(ctx, name), domain.ReasonTopicNotFound)
+	// Deleting what is not there says so, and does not suggest creating it.
+	if de := wantReason(t, f.client.DeleteTopic(ctx, name), domain.ReasonTopicNotFound); strings.Contains(de.Msg, "create") || !strings.Contains(de.Msg, "rmqproxy topic list") {
+		t.Fatalf("delete of a missing topic: message %q, want one pointing at topic list and not at create", de.Msg)
+	}
 
 	_, err = f.client.CreateTopic(ctx, application.TopicSpec{Name: "bad name!"})
 	wantReason(t, err, domain.ReasonIllegalTopic)
@@ -185,7 +188,9 @@ func TestGroupLifecycle(t *testing.T) {
 	if de := wantReason(t, err, domain.ReasonConsumerGroupNotFound); !strings.Contains(de.Msg, "rmqproxy group create") {
 		t.Fatalf("message %q", de.Msg)
 	}
-	wantReason(t, f.client.DeleteGroup(ctx, "billing"), domain.ReasonConsumerGroupNotFound)
+	if de := wantReason(t, f.client.DeleteGroup(ctx, "billing"), domain.ReasonConsumerGroupNotFound); strings.Contains(de.Msg, "create") || !strings.Contains(de.Msg, "rmqproxy group list") {
+		t.Fatalf("delete of a missing group: message %q, want one pointing at group list and not at create", de.Msg)
+	}
 	_, err = f.client.CreateGroup(ctx, application.GroupSpec{Name: "CID_RMQ_SYS_x"})
 	wantReason(t, err, domain.ReasonIllegalConsumerGroup)
 }
