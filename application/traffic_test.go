@@ -417,3 +417,24 @@ func TestTrafficSlotsAllocateNothing(t *testing.T) {
 		t.Fatalf("%d bytes in flight after the releases", tr.InflightBytes())
 	}
 }
+
+// TestTrafficNamedZeroRateExemptsFromTheDefault: a rate of 0 is no limit,
+// and a named entry takes the place of the "*" entry as a whole, so it
+// exempts its topic (what docs/operations.md says: 0 is not a block).
+func TestTrafficNamedZeroRateExemptsFromTheDefault(t *testing.T) {
+	tr, _ := newTestTraffic(t, TrafficRules{Topics: ScopeRules{
+		Default: &Limits{Send: FlowLimits{Messages: Rate{PerSecond: 1}}},
+		Named:   map[string]Limits{"orders": {Send: FlowLimits{Messages: Rate{PerSecond: 0}}}},
+	}})
+	for i := range 100 {
+		if err := tr.AdmitSend(clientCtx("a"), "orders", 1, 0); err != nil {
+			t.Fatalf("send %d to orders (rate 0: no limit): %v", i, err)
+		}
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "other", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.AdmitSend(clientCtx("a"), "other", 1, 0); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("second send to another topic under the \"*\" limit of 1/s: %v", err)
+	}
+}
