@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,9 +147,7 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 	var positional []string
 	for {
 		if err := f.fs.Parse(args); err != nil {
-			// "for flag -name": the flag package's single dash.
-			msg := strings.ReplaceAll(err.Error(), " flag -", " flag --")
-			return nil, fmt.Errorf("%w: %s\n%s", errUsage, msg, usage)
+			return nil, fmt.Errorf("%w: %s\n%s", errUsage, doubleDash(err), usage)
 		}
 		args = f.fs.Args()
 		if len(args) == 0 {
@@ -157,6 +156,16 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// flagPackageDash matches a flag name as the flag package's errors write
+// it, with a single dash ("for flag -queues", "for -orderly", "flag needs an
+// argument: -queues").
+var flagPackageDash = regexp.MustCompile(`(flag |for |argument: )-(\w)`)
+
+// doubleDash returns a flag package error as the CLI writes flags: --name.
+func doubleDash(err error) string {
+	return flagPackageDash.ReplaceAllString(err.Error(), "${1}--${2}")
 }
 
 // checkNames reports the first flag in args that is not defined.

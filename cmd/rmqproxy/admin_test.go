@@ -153,6 +153,9 @@ func TestAdminCommands(t *testing.T) {
 			stderr: []string{`invalid value "4294967300" for flag --queues`}},
 		{name: "delivery attempts out of range", args: []string{"group", "create", "g", "--maxDeliveryAttempts=4294967301"}, code: 2,
 			stderr: []string{`invalid value "4294967301" for flag --maxDeliveryAttempts`}},
+		// The flag package names flags with one dash; the CLI's are --name.
+		{name: "bad boolean", args: []string{"group", "create", "g", "--orderly=maybe"}, code: 2,
+			stderr: []string{`invalid boolean value "maybe" for --orderly`}},
 		{name: "help flag", args: []string{"group", "create", "--help"}, stdout: groupUsage},
 		{name: "help after a name", args: []string{"topic", "create", "t", "-h"}, stdout: topicUsage},
 		{name: "help as a subcommand", args: []string{"topic", "help"}, stdout: topicUsage},
