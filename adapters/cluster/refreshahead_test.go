@@ -22,34 +22,7 @@ import (
 // stale by a failure, is now served at once while it is read again in
 // the background.
 func TestCachedMetadataServedWhileTheNameServersHang(t *testing.T) {
-	var hang atomic.Bool
-	done := make(chan struct{})
-	broker := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		case remoting.RequestGetSubscriptiongroupConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.NewSubscriptionGroupConfig("G"))
-		}
-		return resp
-	})
-	ns := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		if hang.Load() {
-			<-done
-		}
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(broker)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(broker, 1, remoting.PermRead|remoting.PermWrite)
-		}
-		return resp
-	})
-	t.Cleanup(func() { close(done) }) // before the socket's cleanup, which waits for the answers
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, ns, clock)
+	hang, b, clock := startHangingNameServer(t)
 	ctx := t.Context()
 	if _, err := b.Route(ctx, "T"); err != nil {
 		t.Fatal(err)
@@ -81,26 +54,20 @@ func TestCachedMetadataServedWhileTheNameServersHang(t *testing.T) {
 	}
 }
 
-// settle waits for the reads started in the background (see
-// refreshInBackground) to end.
-func (c *metaCache) settle() { c.background.Wait() }
-
-// TestStaleMetadataServedWhileTheNameServersHang: a broker's failure makes
-// the routes through it and the cluster's brokers stale, and the next
-// lookup reads them again (a restarted broker may have a new address). When
-// the NameServers hang at that moment, every send, receive and ack (a
-// handle's broker is looked up in the cluster's brokers) waited for that
-// read to fail, cluster.requestTimeout or more, and timed out at its own
-// deadline, although the cache still named the brokers. Each lookup now
-// waits a bounded time for the read and is then served the cached value
-// while the read goes on.
-func TestStaleMetadataServedWhileTheNameServersHang(t *testing.T) {
-	var hang atomic.Bool
+// startHangingNameServer starts a fake master broker b1 (topic T, group G)
+// and a fake NameServer routing T to it that stops answering once hang is
+// set, and returns an adapter of them on a fake clock.
+func startHangingNameServer(t *testing.T) (hang *atomic.Bool, b *Broker, clock *clocktest.Clock) {
+	t.Helper()
+	hang = new(atomic.Bool)
 	done := make(chan struct{})
 	broker := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetTopicConfig {
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
+		case remoting.RequestGetSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.NewSubscriptionGroupConfig("G"))
 		}
 		return resp
 	})
@@ -118,8 +85,25 @@ func TestStaleMetadataServedWhileTheNameServersHang(t *testing.T) {
 		return resp
 	})
 	t.Cleanup(func() { close(done) }) // before the socket's cleanup, which waits for the answers
-	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, ns, clock)
+	clock = clocktest.New(time.Unix(1_700_000_000, 0))
+	return hang, newTestBroker(t, ns, clock), clock
+}
+
+// settle waits for the reads started in the background (see
+// refreshInBackground) to end.
+func (c *metaCache) settle() { c.background.Wait() }
+
+// TestStaleMetadataServedWhileTheNameServersHang: a broker's failure makes
+// the routes through it and the cluster's brokers stale, and the next
+// lookup reads them again (a restarted broker may have a new address). When
+// the NameServers hang at that moment, every send, receive and ack (a
+// handle's broker is looked up in the cluster's brokers) waited for that
+// read to fail, cluster.requestTimeout or more, and timed out at its own
+// deadline, although the cache still named the brokers. Each lookup now
+// waits a bounded time for the read and is then served the cached value
+// while the read goes on.
+func TestStaleMetadataServedWhileTheNameServersHang(t *testing.T) {
+	hang, b, _ := startHangingNameServer(t)
 	ctx := t.Context()
 	if _, err := b.Route(ctx, "T"); err != nil {
 		t.Fatal(err)

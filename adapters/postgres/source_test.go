@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/rmqproxy/rmqproxy/adapters/postgres"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -104,26 +106,8 @@ func TestSourceHealthAnswersWhilePostgresHangs(t *testing.T) {
 // greater than its own, so it ignored every change (a user disabled or
 // deleted included) until the revision passed the old one again.
 func TestSourceFollowsRevisionThatWentBack(t *testing.T) {
-	s, p, dsn := newStore(t)
+	s, p, _, snap, view := watchAliceAndBob(t)
 	ctx := t.Context()
-	for _, name := range []string{"alice", "bob"} {
-		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, domain.Secret(name+"-secret-0123456789")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := postgres.DefaultConfig()
-	cfg.ReloadInterval = 50 * time.Millisecond
-	src := postgres.NewSource(s, dsn, cfg, discard())
-	snap, err := src.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var view applied
-	_ = view.apply(snap)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); src.Watch(wctx, snap.Revision, view.apply) }()
-	t.Cleanup(func() { cancel(); <-done })
 
 	// The database as a restore leaves it: an older revision.
 	if _, err := p.Exec(ctx, `UPDATE rmqproxy.policy_revision SET revision = 1`); err != nil {
@@ -133,16 +117,7 @@ func TestSourceFollowsRevisionThatWentBack(t *testing.T) {
 	if _, err := s.UpdateUser(ctx, actor, "bob", ports.UserUpdate{Status: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
-		view.mu.Lock()
-		defer view.mu.Unlock()
-		for _, u := range view.last.Users {
-			if u.Name == "bob" && u.Status == domain.UserDisabled {
-				return nil
-			}
-		}
-		return fmt.Errorf("bob's disabling (revision went from %d back to 1, then up) not loaded; revisions applied: %v", snap.Revision, view.revs)
-	})
+	waitBobDisabled(t, view, fmt.Sprintf("revision went from %d back to 1, then up", snap.Revision))
 }
 
 // TestSourceFollowsAChangeThatReusesTheRevision: a database that went back
@@ -154,26 +129,8 @@ func TestSourceFollowsRevisionThatWentBack(t *testing.T) {
 // as nothing else changed. The revision's change time tells the two
 // apart.
 func TestSourceFollowsAChangeThatReusesTheRevision(t *testing.T) {
-	s, p, dsn := newStore(t)
+	_, p, src, snap, view := watchAliceAndBob(t)
 	ctx := t.Context()
-	for _, name := range []string{"alice", "bob"} {
-		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, domain.Secret(name+"-secret-0123456789")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := postgres.DefaultConfig()
-	cfg.ReloadInterval = 50 * time.Millisecond
-	src := postgres.NewSource(s, dsn, cfg, discard())
-	snap, err := src.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var view applied
-	_ = view.apply(snap)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); src.Watch(wctx, snap.Revision, view.apply) }()
-	t.Cleanup(func() { cancel(); <-done })
 	waitfor.Condition(t, 10*time.Second, 10*time.Millisecond, src.Health)
 
 	// One transaction: the database one change behind the proxy's
@@ -199,6 +156,40 @@ func TestSourceFollowsAChangeThatReusesTheRevision(t *testing.T) {
 	if rev != snap.Revision {
 		t.Fatalf("set-up: the database is at revision %d, not the proxy's %d", rev, snap.Revision)
 	}
+	waitBobDisabled(t, view, fmt.Sprintf("committed at revision %d, the one in force, after the database went back", rev))
+}
+
+// watchAliceAndBob creates the users alice and bob in a new store and
+// follows its policy with a source checking every 50 ms, applied to view.
+func watchAliceAndBob(t *testing.T) (s *postgres.Store, p *pgxpool.Pool, src *postgres.Source, snap domain.PolicySnapshot, view *applied) {
+	t.Helper()
+	s, p, dsn := newStore(t)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, actor, domain.User{Name: name}, domain.Secret(name+"-secret-0123456789")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := postgres.DefaultConfig()
+	cfg.ReloadInterval = 50 * time.Millisecond
+	src = postgres.NewSource(s, dsn, cfg, discard())
+	snap, err := src.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view = &applied{}
+	_ = view.apply(snap)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); src.Watch(wctx, snap.Revision, view.apply) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, p, src, snap, view
+}
+
+// waitBobDisabled waits for view to hold bob disabled; what says which
+// change disabled him.
+func waitBobDisabled(t *testing.T, view *applied, what string) {
+	t.Helper()
 	waitfor.Condition(t, 5*time.Second, 10*time.Millisecond, func() error {
 		view.mu.Lock()
 		defer view.mu.Unlock()
@@ -207,6 +198,6 @@ func TestSourceFollowsAChangeThatReusesTheRevision(t *testing.T) {
 				return nil
 			}
 		}
-		return fmt.Errorf("bob's disabling (committed at revision %d, the one in force, after the database went back) not loaded; revisions applied: %v", rev, view.revs)
+		return fmt.Errorf("bob's disabling (%s) not loaded; revisions applied: %v", what, view.revs)
 	})
 }
