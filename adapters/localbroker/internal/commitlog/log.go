@@ -389,7 +389,7 @@ func (l *Log) createSegment(base int64) error {
 	}
 	if err := syncDir(l.opts.Dir); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("commitlog: fsync directory %s: %w", l.opts.Dir, err)
+		return fmt.Errorf("commitlog: fsync directory %s: %w (%w)", l.opts.Dir, err, errSyncFailed)
 	}
 	l.segMu.Lock()
 	l.segs = append(l.segs, &segment{base: base, f: f, path: p})
@@ -739,7 +739,7 @@ func (l *Log) run() {
 		}
 		held, heldWant = nil, false
 		retryC = nil
-		if err != nil && isNoSpace(err) {
+		if err != nil && isNoSpace(err) && !errors.Is(err, errSyncFailed) {
 			held = batches[n:]
 			// The durable appends among them were announced by the
 			// wantSync this round consumed: the round that writes them
@@ -806,6 +806,13 @@ var closedTimeChan = func() <-chan time.Time {
 	close(c)
 	return c
 }()
+
+// errSyncFailed marks an fdatasync (or directory fsync) error: permanent
+// whatever its errno. ENOSPC or EDQUOT from fdatasync means writeback of
+// pages already written found no space and they may be gone; Linux reports
+// such an error once, so a retried fdatasync would succeed and answer them
+// as durable. Only a write(2) that found no space is retried.
+var errSyncFailed = errors.New("fdatasync failed")
 
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
@@ -1047,7 +1054,7 @@ func (l *Log) fsyncActive() error {
 		l.opts.OnSync(time.Since(start), err)
 	}
 	if err != nil {
-		return fmt.Errorf("fdatasync %s: %w", s.path, err)
+		return fmt.Errorf("fdatasync %s: %w (%w)", s.path, err, errSyncFailed)
 	}
 	l.stats.fsyncs.Add(1)
 	return nil
