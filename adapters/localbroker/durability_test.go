@@ -1111,3 +1111,61 @@ func TestTruncateBeforeSnapshotDropsIt(t *testing.T) {
 		t.Fatalf("after the next crash: %v, want %v", ids(got), want)
 	}
 }
+
+// TestTruncateInterruptedBeforeSnapshotRemoval: a crash of the recovery of
+// TestTruncateBeforeSnapshotDropsIt after it cut the commit log before the
+// newer snapshot's offset and before it removed that snapshot (the cut is
+// fdatasynced first) leaves a snapshot beyond the log's end. With
+// recovery: truncate the next start removes it and recovers from the older
+// one, as the interrupted recovery would have done. (It failed every start,
+// "replay must start at offset N but the log ends at M".)
+func TestTruncateInterruptedBeforeSnapshotRemoval(t *testing.T) {
+	h := newHarness(t, nil)
+	snapshot := func() int64 {
+		t.Helper()
+		if err := h.e.Snapshot(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return h.e.snapOffsets[len(h.e.snapOffsets)-1]
+	}
+	sendAll := func(prefix string, n int) (want []string) {
+		for i := range n {
+			id := fmt.Sprint(prefix, i)
+			h.send("t", 0, msg("t", id, ""))
+			want = append(want, id)
+		}
+		return want
+	}
+	kept := sendAll("a", 5)
+	older := snapshot()
+	sendAll("b", 5)
+	newer := snapshot()
+	sendAll("c", 5)
+	h.e.crash()
+	// What the interrupted recovery left: the damaged index removed (it was
+	// to be rebuilt), the log cut at the corrupt record right after the
+	// older snapshot, the newer snapshot not yet removed.
+	if err := os.Remove(filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), older); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.Recovery = "truncate"
+	h.open()
+	if end := h.e.clog.NextOffset(); end != older {
+		t.Fatalf("log ends at %d, want %d", end, older)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "snapshot", snapshotName(newer))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot beyond the log's end kept: %v", err)
+	}
+	want := append(kept, sendAll("later", 20)...)
+	if got := h.pop("g", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
+		t.Fatalf("after the start: %v, want %v", ids(got), want)
+	}
+	h.e.flushQueues()
+	h.crashRestart(true)
+	if got := h.pop("g2", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
+		t.Fatalf("after the next crash: %v, want %v", ids(got), want)
+	}
+}

@@ -465,6 +465,16 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 			e.timerRebuild.Abort()
 		}
 		e.closeQueues()
+		var short *commitlog.ShortLogError
+		if errors.As(err, &short) && recovery == commitlog.RecoveryTruncate {
+			// A recovery that cut the log before the snapshot's offset
+			// was interrupted before it removed the snapshot (see
+			// dropSnapshotsBeyond): remove it now and recover from an
+			// older one, as that recovery would have.
+			if derr := e.dropSnapshotsBeyond(short.End, snap.logOffset); derr != nil {
+				return nil, nil, false, 0, derr
+			}
+		}
 		var de *domain.Error
 		if errors.As(err, &de) {
 			return nil, nil, false, 0, err

@@ -160,6 +160,19 @@ func searchBudget(n, maxRecord int64) int64 {
 	return 16*max(n, 0) + 4*(maxRecord+PayloadStart)
 }
 
+// ShortLogError is Open's error when the log ends before from: a snapshot
+// covers records the log does not hold (a recovery: truncate that cut the
+// log before the snapshot's offset was interrupted before it removed the
+// snapshot, or segments were lost).
+type ShortLogError struct {
+	From, End int64
+	Segment   string // the last segment's path
+}
+
+func (e *ShortLogError) Error() string {
+	return fmt.Sprintf("commitlog: replay must start at offset %d but the log ends at %d (segment %s); segments are missing or were truncated", e.From, e.End, e.Segment)
+}
+
 // scan validates the log from offset from to its end, replaying each record.
 func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 	// Segments must be contiguous.
@@ -182,7 +195,7 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 	}
 	last := l.segs[len(l.segs)-1]
 	if end := last.base + last.size.Load(); from > end {
-		return fmt.Errorf("commitlog: replay must start at offset %d but the log ends at %d (segment %s); segments are missing or were truncated", from, end, last.path)
+		return &ShortLogError{From: from, End: end, Segment: last.path}
 	}
 	for i := 0; i < len(l.segs); i++ {
 		s := l.segs[i]
