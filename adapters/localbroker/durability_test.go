@@ -1169,3 +1169,54 @@ func TestTruncateInterruptedBeforeSnapshotRemoval(t *testing.T) {
 		t.Fatalf("after the next crash: %v, want %v", ids(got), want)
 	}
 }
+
+// TestDamagedRecordBeforeTheSnapshotRefused: every record before the
+// offset of the snapshot recovery starts from was fdatasynced before the
+// snapshot was written, so a bad one there is damage, never a torn write:
+// recovery: strict refuses it, even as the log's last record (nothing
+// valid after it) and when a rebuild makes recovery read it (a damaged
+// consume queue: the scan starts at the oldest segment). It was cut as a
+// torn tail, the snapshot beyond the cut removed, and the engine started
+// without an acknowledged send.
+func TestDamagedRecordBeforeTheSnapshotRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	var last int64
+	for i := range 3 {
+		last = h.e.clog.NextOffset()
+		h.send("t", 0, msg("t", fmt.Sprint("m", i), ""))
+	}
+	if err := h.e.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.e.crash()
+	flip := func(path string, at int64) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[at] ^= 0xff
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flip(filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                    // damaged index: rebuild from the oldest segment
+	flip(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), last+20) // the last send's record, before the snapshot's offset
+	e, err := New(h.cfg, h.logger(), h.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Start(t.Context())
+	if err == nil {
+		_ = e.Close(context.Background())
+		t.Fatal("strict recovery started over a damaged record the snapshot covers")
+	}
+	if !strings.Contains(err.Error(), "corrupt at offset "+fmt.Sprint(last)) {
+		t.Fatalf("Start: %v, want the corruption at %d named", err, last)
+	}
+	h.cfg.Recovery = "truncate" // the way out the error names
+	h.open()
+	if got := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m0", "m1"}) {
+		t.Fatalf("after truncation: %v", ids(got))
+	}
+}

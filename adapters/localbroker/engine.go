@@ -417,6 +417,7 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 		FlushInterval:   e.cfg.FlushInterval,
 		GroupCommitWait: e.cfg.GroupCommitWait,
 		Recovery:        recovery,
+		SyncedBefore:    snap.logOffset,
 		Logger:          e.log,
 		KnownType:       func(b byte) bool { return record.Type(b).Known() },
 		MaxPending:      e.cfg.MaxPendingBytes,

@@ -123,6 +123,11 @@ type Options struct {
 	// the zeros after the last record as the log's end. 0: segments grow
 	// by appending.
 	Preallocate int64
+	// SyncedBefore tells Open that every record before this offset was
+	// fdatasynced (the snapshot recovery starts from covers them): a bad
+	// frame there is damage, never a torn write or a power loss's hole,
+	// and recovery: strict refuses it wherever it lies. 0: nothing known.
+	SyncedBefore int64
 	// GroupCommitWait, with FlushSync, is the longest the writer waits
 	// for more durable appends before it writes and syncs a group, when the
 	// previous group had several (see gather). 0: it never waits.

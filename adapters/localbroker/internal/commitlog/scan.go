@@ -245,6 +245,14 @@ func (l *Log) badRecord(i int, r *segReader, pos int64, problem string) error {
 	if err != nil {
 		return fmt.Errorf("commitlog: read %s: %w", s.path, err)
 	}
+	if s.base+pos < l.opts.SyncedBefore {
+		// Synced whole before a snapshot was written: no interrupted
+		// write, nor a power loss, explains a bad frame here (zeros
+		// included).
+		s.size.Store(max(dataEnd, pos))
+		return l.cutAt(i, pos, &CorruptionError{Segment: s.path, Offset: s.base + pos, Reason: fmt.Sprintf(
+			"%s; the snapshot recovery starts from covers the log up to offset %d, so this record was fdatasynced: damage, not an interrupted write", problem, l.opts.SyncedBefore)}, true)
+	}
 	if dataEnd == pos {
 		// Zeros written ahead of the records (Options.Preallocate): the
 		// log's clean end. They stay for the next appends.

@@ -69,3 +69,46 @@ func TestNoSpaceFromTheRollsSyncIsPermanent(t *testing.T) {
 		t.Fatal("a failed fdatasync put the log in the disk-full state")
 	}
 }
+
+// TestBadFrameBeforeSyncedBeforeRefused: Options.SyncedBefore says the
+// records before it were fdatasynced, so a bad last record there (its bytes
+// damaged, or zeroed by a lost write) is no torn tail: strict refuses it,
+// truncate cuts it. Without the bound both are cut as an interrupted write.
+func TestBadFrameBeforeSyncedBeforeRefused(t *testing.T) {
+	for _, zero := range []bool{false, true} {
+		t.Run(map[bool]string{false: "flipped", true: "zeroed"}[zero], func(t *testing.T) {
+			opts := testOptions(t.TempDir())
+			l, _ := openLog(t, opts, 0)
+			appendWait(t, l, 1, payloadN(0, 100))
+			off, end := appendWait(t, l, 1, payloadN(1, 100))
+			if err := l.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			seg := lastSegment(t, opts.Dir)
+			b, err := os.ReadFile(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if zero {
+				clear(b[off:end])
+			} else {
+				b[off+20] ^= 0xff
+			}
+			if err := os.WriteFile(seg, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			opts.SyncedBefore = end
+			_, err = Open(opts, FromStart, func(int64, byte, []byte) error { return nil })
+			var cerr *CorruptionError
+			if !errors.As(err, &cerr) || cerr.Offset != off {
+				t.Fatalf("strict Open: %v, want a CorruptionError at %d", err, off)
+			}
+			opts.Recovery = RecoveryTruncate
+			l, got := openLog(t, opts, FromStart)
+			defer func() { _ = l.Close(context.Background()) }()
+			if len(got) != 1 || l.NextOffset() != off {
+				t.Fatalf("truncate: %d records, log ends at %d; want 1 and %d", len(got), l.NextOffset(), off)
+			}
+		})
+	}
+}
