@@ -1220,3 +1220,93 @@ func TestDamagedRecordBeforeTheSnapshotRefused(t *testing.T) {
 		t.Fatalf("after truncation: %v", ids(got))
 	}
 }
+
+// TestRetentionRunsWhileWritesWaitForSpace: once the reserve is used up,
+// records wait in the writer for disk space, and the periodic snapshot,
+// which first makes the log durable up to its offset, cannot complete.
+// Retention must still run after it, as it does after a snapshot that
+// failed for lack of space, since deleting old segments may be what makes
+// room. (The snapshot waited for the held records without end, and the
+// maintenance loop with it: no retention, no queue flush, until an
+// operator freed space by hand.)
+func TestRetentionRunsWhileWritesWaitForSpace(t *testing.T) {
+	mnt := tmpfs.Mount(t, "3m")
+	h := newClosedHarness(t, func(c *Config) {
+		c.DataDir = filepath.Join(mnt, "data")
+		c.SegmentSize, c.MaxRecordSize = 128<<10, 32<<10
+		c.MaxPendingBytes = 1 << 20
+		c.DiskReserve = 64 << 10
+		c.Preallocate = 0
+		c.Retention = time.Hour
+		c.SnapshotInterval = 20 * time.Millisecond
+	})
+	clock := clocktest.New(time.Now())
+	h.clock = clock
+	h.open()
+	freed := false
+	defer func() {
+		if !freed { // let Close's snapshot complete
+			tmpfs.Resize(t, mnt, "16m")
+		}
+	}()
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}
+	body := bytes.Repeat([]byte{'x'}, 4<<10)
+	for i := 0; ; i++ {
+		if i > 2000 {
+			t.Fatal("a 3 MiB file system never filled")
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := h.e.Send(sctx, q, []domain.Message{{Topic: "t", ID: fmt.Sprint("m", i), Body: body}})
+		cancel()
+		if domain.HasReason(err, domain.ReasonUnavailable) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("send %d on a filling disk: %v", i, err)
+		}
+	}
+	// Invisible-time changes (consumer-state records) use up the reserve
+	// until one waits for space.
+	got := h.pop("g", "t", 0, 1, time.Hour)
+	if len(got) != 1 {
+		t.Fatalf("received %d messages", len(got))
+	}
+	req := ackReq("g", got[0])
+	held := false
+	for i := 0; i < 100000 && !held; i++ {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		nh, err := h.e.ChangeInvisible(cctx, ports.ChangeInvisibleRequest{AckRequest: req, InvisibleTime: time.Hour})
+		cancel()
+		switch {
+		case domain.HasReason(err, domain.ReasonPersistenceTimeout):
+			held = true
+		case err != nil:
+			t.Fatalf("invisible-time change %d on a full disk: %v", i, err)
+		default:
+			req.Handle = nh
+		}
+	}
+	if !held {
+		t.Fatal("the reserve was never used up")
+	}
+	start := h.e.clog.StartOffset()
+	clock.Set(time.Now().Add(2 * time.Hour)) // every segment is past retention
+	err := waitfor.Poll(30*time.Second, 10*time.Millisecond, func() error {
+		if s := h.e.clog.StartOffset(); s == start {
+			return fmt.Errorf("no segment deleted: the log starts at %d", s)
+		}
+		if full, err := h.e.clog.DiskFull(); full {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("retention did not free the full disk: %v", err)
+	}
+	freed = true
+	// The engine accepts sends again.
+	if _, err := h.e.Send(ctx, q, []domain.Message{{Topic: "t", ID: "after", Body: body}}); err != nil {
+		t.Fatalf("send after retention made room: %v", err)
+	}
+}

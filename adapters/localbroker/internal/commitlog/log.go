@@ -238,6 +238,9 @@ type Log struct {
 	fullErr  atomic.Pointer[error] // the ENOSPC error that set full
 	reserve  int64
 	waitDisk atomic.Int64 // bytes held back for lack of space
+	// stuck is set while records are held back with no room left to
+	// make (the reserve is used up): only freed space lets them through.
+	stuck atomic.Bool
 }
 
 // FromStart, as Open's from, replays the log from its oldest segment on.
@@ -636,10 +639,14 @@ func (l *Log) err() error {
 // promises (see VisibleOffset), the log fails, or ctx is done. A ctx that is
 // done only stops the waiting: the record is written anyway.
 func (l *Log) Wait(ctx context.Context, end int64) error {
-	return l.waitFor(ctx, end, l.VisibleOffset)
+	return l.waitFor(ctx, end, l.VisibleOffset, false)
 }
 
 // Sync forces an fdatasync covering every byte before end and waits for it.
+// While records wait for disk space with the reserve used up (only freed
+// space lets them through) it does not wait: it returns an error wrapping
+// ErrDiskFull, so that a caller such as the periodic snapshot goes on to
+// what may free space (retention).
 func (l *Log) Sync(ctx context.Context, end int64) error {
 	l.mu.Lock()
 	if end > l.forceSyncTo {
@@ -650,10 +657,10 @@ func (l *Log) Sync(ctx context.Context, end int64) error {
 	case l.kick <- struct{}{}:
 	default:
 	}
-	return l.waitFor(ctx, end, l.synced.Load)
+	return l.waitFor(ctx, end, l.synced.Load, true)
 }
 
-func (l *Log) waitFor(ctx context.Context, end int64, cur func() int64) error {
+func (l *Log) waitFor(ctx context.Context, end int64, cur func() int64, notStuck bool) error {
 	for {
 		ch := l.advanceChan()
 		if cur() >= end {
@@ -661,6 +668,9 @@ func (l *Log) waitFor(ctx context.Context, end int64, cur func() int64) error {
 		}
 		if err := l.err(); err != nil {
 			return err
+		}
+		if notStuck && l.stuck.Load() {
+			return fmt.Errorf("%w: %d bytes wait for disk space", l.diskFullError(), l.waitDisk.Load())
 		}
 		select {
 		case <-ch:
@@ -761,6 +771,7 @@ func (l *Log) run() {
 		} else if err == nil {
 			l.waitDisk.Store(0)
 		}
+		l.stuck.Store(held != nil && retryC == nil)
 		if err == nil {
 			w := l.written.Load()
 			needSync := w > l.synced.Load() && (want || periodic || closing || force > l.synced.Load() || held != nil || l.unsyncedTooLong(w))
