@@ -1310,3 +1310,56 @@ func TestRetentionRunsWhileWritesWaitForSpace(t *testing.T) {
 		t.Fatalf("send after retention made room: %v", err)
 	}
 }
+
+// TestLogShorterThanTheSnapshotRefused: a commit log that ends, at a
+// record boundary, before the offset of the snapshot recovery starts from
+// lost records that were fdatasynced (a lost or cut last segment):
+// recovery: strict refuses to start whether or not a rebuild makes it scan
+// from an older segment (with one it removed the snapshot and started
+// without the lost sends), and truncate starts from what is left.
+func TestLogShorterThanTheSnapshotRefused(t *testing.T) {
+	for _, rebuild := range []bool{false, true} {
+		t.Run(fmt.Sprint("rebuild=", rebuild), func(t *testing.T) {
+			h := newHarness(t, nil)
+			var last int64
+			for i := range 3 {
+				last = h.e.clog.NextOffset()
+				h.send("t", 0, msg("t", fmt.Sprint("m", i), ""))
+			}
+			if err := h.e.Snapshot(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			h.e.crash()
+			if rebuild { // a damaged index: the scan starts at the oldest segment
+				p := filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0")
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[3] ^= 0xff
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Truncate(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), last); err != nil {
+				t.Fatal(err)
+			}
+			e, err := New(h.cfg, h.logger(), h.clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err = e.Start(t.Context()); err == nil {
+				_ = e.Close(context.Background())
+				t.Fatal("strict recovery started over a log shorter than the snapshot")
+			}
+			if !strings.Contains(err.Error(), fmt.Sprint("the log ends at ", last)) {
+				t.Fatalf("Start: %v, want the log's end %d named", err, last)
+			}
+			h.cfg.Recovery = "truncate"
+			h.open()
+			if got := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m0", "m1"}) {
+				t.Fatalf("after truncation: %v", ids(got))
+			}
+		})
+	}
+}

@@ -160,9 +160,10 @@ func searchBudget(n, maxRecord int64) int64 {
 	return 16*max(n, 0) + 4*(maxRecord+PayloadStart)
 }
 
-// ShortLogError is Open's error when the log ends before from: a snapshot
-// covers records the log does not hold (a recovery: truncate that cut the
-// log before the snapshot's offset was interrupted before it removed the
+// ShortLogError is Open's error when the log ends before from or before
+// Options.SyncedBefore (whichever is larger, From): a snapshot covers
+// records the log does not hold (a recovery: truncate that cut the log
+// before the snapshot's offset was interrupted before it removed the
 // snapshot, or segments were lost).
 type ShortLogError struct {
 	From, End int64
@@ -170,7 +171,7 @@ type ShortLogError struct {
 }
 
 func (e *ShortLogError) Error() string {
-	return fmt.Sprintf("commitlog: replay must start at offset %d but the log ends at %d (segment %s); segments are missing or were truncated", e.From, e.End, e.Segment)
+	return fmt.Sprintf("commitlog: the log ends at %d (segment %s), before offset %d, up to which a snapshot covers it (its records were fdatasynced before the snapshot was written); segments are missing or were truncated", e.End, e.Segment, e.From)
 }
 
 // scan validates the log from offset from to its end, replaying each record.
@@ -194,8 +195,10 @@ func (l *Log) scan(from int64, replay func(int64, byte, []byte) error) error {
 		return fmt.Errorf("commitlog: replay must start at offset %d but the oldest segment %s starts at %d; the segments in between are missing", from, first.path, first.base)
 	}
 	last := l.segs[len(l.segs)-1]
-	if end := last.base + last.size.Load(); from > end {
-		return &ShortLogError{From: from, End: end, Segment: last.path}
+	// A log ending before the offset the snapshot covers lost synced
+	// records, also when a rebuild makes the scan start earlier.
+	if end, need := last.base+last.size.Load(), max(from, l.opts.SyncedBefore); need > end {
+		return &ShortLogError{From: need, End: end, Segment: last.path}
 	}
 	for i := 0; i < len(l.segs); i++ {
 		s := l.segs[i]
