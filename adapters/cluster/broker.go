@@ -46,6 +46,9 @@ type Broker struct {
 	check   ports.TransactionCheckHandler
 	// ended remembers the transactions this instance ended (see ended.go).
 	ended endedTransactions
+	// checked remembers the half message copies check-backs named (see
+	// checked.go).
+	checked checkedCopies
 	// runningInfo answers brokers' GET_CONSUMER_RUNNING_INFO; nil until
 	// the application sets it (see runninginfo.go).
 	runningInfo atomic.Pointer[ports.ConsumerRunningInfoHandler]

@@ -324,6 +324,9 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	if !ok {
 		return endedAlready(t.MessageID, prev)
 	}
+	// The copy the broker asks about now, should a check-back have named
+	// a later one than the id's (see checkedCopies).
+	t = b.checked.newest(key, t)
 	h := remoting.EndTransactionRequestHeader{RPC: remoting.RPC{BrokerName: t.Broker}, Topic: req.Topic, ProducerGroup: req.Topic,
 		TranStateTableOffset: t.QueueOffset, CommitLogOffset: t.CommitLogOffset, CommitOrRollback: verdict,
 		FromTransactionCheck: req.FromCheck, MsgID: msgID, TransactionID: t.MessageID}
@@ -465,7 +468,9 @@ func (b *Broker) onCheckTransaction(ctx context.Context, addr string, req *remot
 	if id == "" {
 		id = h.MsgID
 	}
-	sm.TransactionID = transactionID{Broker: broker, CommitLogOffset: h.CommitLogOffset, QueueOffset: h.TranStateTableOffset, MessageID: id}.String()
+	tid := transactionID{Broker: broker, CommitLogOffset: h.CommitLogOffset, QueueOffset: h.TranStateTableOffset, MessageID: id}
+	b.checked.record(endedKey(broker, id), tid)
+	sm.TransactionID = tid.String()
 	checks, _ := strconv.ParseInt(m.Properties.Value(remoting.PropertyTransactionCheckTimes), 10, 32)
 	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
