@@ -153,7 +153,8 @@ type Queue struct {
 // dropped. A missing file opens an empty queue whose file the first Flush
 // creates.
 func Open(path string) (*Queue, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	q := &Queue{path: path}
+	f, err := openFiles.openFile(q, os.O_RDWR)
 	if errors.Is(err, os.ErrNotExist) {
 		return Create(path), nil
 	}
@@ -172,7 +173,7 @@ func Open(path string) (*Queue, error) {
 			return nil, fmt.Errorf("consumequeue: truncate %s: %w", path, err)
 		}
 	}
-	q := &Queue{path: path, f: f, onDisk: true, flushed: n}
+	q.f, q.onDisk, q.flushed = f, true, n
 	openFiles.opened(q)
 	return q, nil
 }
