@@ -1057,40 +1057,14 @@ func TestLargestMessageCanBeCopied(t *testing.T) {
 // from its offset, now inside newer records, and truncated them away.)
 func TestTruncateBeforeSnapshotDropsIt(t *testing.T) {
 	h := newHarness(t, nil)
-	snapshot := func() int64 {
-		t.Helper()
-		if err := h.e.Snapshot(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return h.e.snapOffsets[len(h.e.snapOffsets)-1]
-	}
-	sendAll := func(prefix string, n int) (want []string) {
-		for i := range n {
-			id := fmt.Sprint(prefix, i)
-			h.send("t", 0, msg("t", id, ""))
-			want = append(want, id)
-		}
-		return want
-	}
-	kept := sendAll("a", 5)
-	older := snapshot()
-	sendAll("b", 5)
-	newer := snapshot()
-	sendAll("c", 5)
+	kept := h.sendIDs("a", 5)
+	older := h.snapshotOffset()
+	h.sendIDs("b", 5)
+	newer := h.snapshotOffset()
+	h.sendIDs("c", 5)
 	h.e.crash()
-	flip := func(path string, at int64) {
-		t.Helper()
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[at] ^= 0xff
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	flip(filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                     // damaged index: rebuild from the oldest segment
-	flip(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), older+20) // corrupt record just after the older snapshot
+	flipByte(t, filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                     // damaged index: rebuild from the oldest segment
+	flipByte(t, filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), older+20) // corrupt record just after the older snapshot
 	h.cfg.Recovery = "truncate"
 	h.open()
 	if end := h.e.clog.NextOffset(); end != older {
@@ -1101,7 +1075,7 @@ func TestTruncateBeforeSnapshotDropsIt(t *testing.T) {
 	}
 	// Records of another size than the b ones: the newer snapshot's offset
 	// falls inside one of them.
-	want := append(kept, sendAll("later", 20)...)
+	want := append(kept, h.sendIDs("later", 20)...)
 	if got := h.pop("g", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
 		t.Fatalf("after truncation: %v, want %v", ids(got), want)
 	}
@@ -1121,26 +1095,11 @@ func TestTruncateBeforeSnapshotDropsIt(t *testing.T) {
 // "replay must start at offset N but the log ends at M".)
 func TestTruncateInterruptedBeforeSnapshotRemoval(t *testing.T) {
 	h := newHarness(t, nil)
-	snapshot := func() int64 {
-		t.Helper()
-		if err := h.e.Snapshot(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return h.e.snapOffsets[len(h.e.snapOffsets)-1]
-	}
-	sendAll := func(prefix string, n int) (want []string) {
-		for i := range n {
-			id := fmt.Sprint(prefix, i)
-			h.send("t", 0, msg("t", id, ""))
-			want = append(want, id)
-		}
-		return want
-	}
-	kept := sendAll("a", 5)
-	older := snapshot()
-	sendAll("b", 5)
-	newer := snapshot()
-	sendAll("c", 5)
+	kept := h.sendIDs("a", 5)
+	older := h.snapshotOffset()
+	h.sendIDs("b", 5)
+	newer := h.snapshotOffset()
+	h.sendIDs("c", 5)
 	h.e.crash()
 	// What the interrupted recovery left: the damaged index removed (it was
 	// to be rebuilt), the log cut at the corrupt record right after the
@@ -1159,7 +1118,7 @@ func TestTruncateInterruptedBeforeSnapshotRemoval(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "snapshot", snapshotName(newer))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("snapshot beyond the log's end kept: %v", err)
 	}
-	want := append(kept, sendAll("later", 20)...)
+	want := append(kept, h.sendIDs("later", 20)...)
 	if got := h.pop("g", "t", 0, 100, time.Minute); !slices.Equal(ids(got), want) {
 		t.Fatalf("after the start: %v, want %v", ids(got), want)
 	}
@@ -1189,19 +1148,8 @@ func TestDamagedRecordBeforeTheSnapshotRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.e.crash()
-	flip := func(path string, at int64) {
-		t.Helper()
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[at] ^= 0xff
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	flip(filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                    // damaged index: rebuild from the oldest segment
-	flip(filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), last+20) // the last send's record, before the snapshot's offset
+	flipByte(t, filepath.Join(h.cfg.DataDir, "consumequeue", "t", "0"), 3)                    // damaged index: rebuild from the oldest segment
+	flipByte(t, filepath.Join(h.cfg.DataDir, "commitlog", commitlog.SegmentName(0)), last+20) // the last send's record, before the snapshot's offset
 	e, err := New(h.cfg, h.logger(), h.clock)
 	if err != nil {
 		t.Fatal(err)
@@ -1361,5 +1309,38 @@ func TestLogShorterThanTheSnapshotRefused(t *testing.T) {
 				t.Fatalf("after truncation: %v", ids(got))
 			}
 		})
+	}
+}
+
+// snapshotOffset writes a snapshot and returns its commit-log offset.
+func (h *harness) snapshotOffset() int64 {
+	h.t.Helper()
+	if err := h.e.Snapshot(h.t.Context()); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.e.snapOffsets[len(h.e.snapOffsets)-1]
+}
+
+// sendIDs sends n messages to queue 0 of topic t, with the ids prefix0,
+// prefix1, ..., and returns the ids.
+func (h *harness) sendIDs(prefix string, n int) (sent []string) {
+	for i := range n {
+		id := fmt.Sprint(prefix, i)
+		h.send("t", 0, msg("t", id, ""))
+		sent = append(sent, id)
+	}
+	return sent
+}
+
+// flipByte inverts the byte at offset at of the file at path.
+func flipByte(t *testing.T, path string, at int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[at] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
