@@ -24,6 +24,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
+	"github.com/rmqproxy/rmqproxy/test/goclient"
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
@@ -45,10 +46,7 @@ func withTestDirs(f func() int) int {
 	}
 	defer os.RemoveAll(dir)
 	defer removeBinary()
-	os.Setenv("rocketmq.client.logRoot", dir)
-	// The client chose its log file when its package was initialised,
-	// before this ran; make it choose again.
-	rmq.ResetLogger()
+	goclient.LogTo(dir)
 	return f()
 }
 

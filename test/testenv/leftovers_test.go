@@ -38,6 +38,10 @@ func TestNothingLeftBehind(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
+	// Each connection of the Go client logs every call to this file,
+	// whatever TMPDIR and its log root say (zaplog's default).
+	const rpcLog = "/tmp/rocketmq-logger.log"
+	before, _ := os.Stat(rpcLog)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "./testdata/leftovers")
@@ -62,5 +66,8 @@ func TestNothingLeftBehind(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, "logs")); !os.IsNotExist(err) {
 		t.Errorf("the Go client wrote to $HOME/logs: %v", err)
+	}
+	if after, err := os.Stat(rpcLog); err == nil && (before == nil || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime())) {
+		t.Errorf("the Go client logged its calls to %s (%d bytes now)", rpcLog, after.Size())
 	}
 }

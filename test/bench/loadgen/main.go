@@ -48,6 +48,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	"github.com/rmqproxy/rmqproxy/test/bench/servercost"
+	"github.com/rmqproxy/rmqproxy/test/goclient"
 )
 
 func main() {
@@ -139,9 +140,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		f.inFlight = append(f.inFlight, n)
 	}
-	if err := clientLogs(); err != nil {
+	removeLogs, err := clientLogs()
+	if err != nil {
 		return err
 	}
+	defer removeLogs()
 	body := make([]byte, f.body)
 	for i := range body {
 		body[i] = byte('a' + i%26)
@@ -192,19 +195,20 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// clientLogs keeps the Go client's log files out of $HOME unless the caller
-// chose a place.
-func clientLogs() error {
-	if os.Getenv("rocketmq.client.logRoot") != "" {
-		return nil
+// clientLogs points the Go client's log files (see goclient.LogTo) to
+// rocketmq.client.logRoot when the caller set it, else to a temporary
+// directory, which the returned function removes.
+func clientLogs() (func(), error) {
+	if dir := os.Getenv("rocketmq.client.logRoot"); dir != "" {
+		goclient.LogTo(dir)
+		return func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", "loadgen-client-logs")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	os.Setenv("rocketmq.client.logRoot", dir)
-	rmq.ResetLogger()
-	return nil
+	goclient.LogTo(dir)
+	return func() { _ = os.RemoveAll(dir) }, nil
 }
 
 // produce sends from n goroutines for d. With r set it records the
@@ -450,9 +454,11 @@ func wait(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := clientLogs(); err != nil {
+	removeLogs, err := clientLogs()
+	if err != nil {
 		return err
 	}
+	defer removeLogs()
 	deadline := time.Now().Add(*timeout)
 	for {
 		pr, err := rmq.NewProducer(&rmq.Config{Endpoint: *endpoint}, rmq.WithTopics(*topic))
