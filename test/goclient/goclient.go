@@ -10,13 +10,15 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	"github.com/apache/rocketmq-clients/golang/v5/pkg/zaplog"
+	"go.uber.org/zap"
 )
 
-// rpcLogDir is the directory of the per-call log (see LogTo).
+// rpcLog is the connections' call logger (see LogTo): one for the process,
+// as the client's default is, so that one file has one writer.
 var (
-	mu        sync.Mutex
-	rpcLogDir string
-	wrapOnce  sync.Once
+	mu       sync.Mutex
+	rpcLog   *zap.Logger
+	wrapOnce sync.Once
 )
 
 // LogTo makes the Go client write its log files under dir: its client log
@@ -25,23 +27,23 @@ var (
 // ignores the log root: it went to /tmp/rocketmq-logger.log, rotated at
 // 500 MB with three backups, so that test and benchmark runs left up to
 // 2 GB there. The calls are still logged, now to dir/rocketmq-rpc.log. Call
-// it before the first client is made; the last call's dir is used.
+// it before the first client is made; connections made after a later call
+// log under that call's dir.
 func LogTo(dir string) {
 	os.Setenv("rocketmq.client.logRoot", dir)
 	// The client chose its log file when its package was initialised;
 	// make it choose again.
 	rmq.ResetLogger()
 	mu.Lock()
-	rpcLogDir = dir
+	rpcLog = zaplog.New(zaplog.WithFileName(filepath.Join(dir, "rocketmq-rpc.log")))
 	mu.Unlock()
 	wrapOnce.Do(func() {
 		newRPCClient := rmq.NewRpcClient
 		rmq.NewRpcClient = func(target string, opts ...rmq.RpcClientOption) (rmq.RpcClient, error) {
 			mu.Lock()
-			file := filepath.Join(rpcLogDir, "rocketmq-rpc.log")
+			logger := rpcLog
 			mu.Unlock()
-			logger := rmq.WithZapLogger(zaplog.New(zaplog.WithFileName(file)))
-			return newRPCClient(target, append(opts, rmq.WithRpcClientConnOption(logger))...)
+			return newRPCClient(target, append(opts, rmq.WithRpcClientConnOption(rmq.WithZapLogger(logger)))...)
 		}
 	})
 }
