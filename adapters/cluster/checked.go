@@ -19,10 +19,7 @@ import "sync"
 type checkedCopies struct {
 	mu     sync.Mutex
 	latest map[string]transactionID
-	// ring holds the keys in the order they were first recorded,
-	// maxEndedTransactions slots; next is the slot to reuse.
-	ring []string
-	next int
+	order  takenOrder // of the keys, as first recorded (never removed but by it)
 }
 
 // record notes the copy a check-back named; an older copy than the one
@@ -39,12 +36,8 @@ func (c *checkedCopies) record(key string, t transactionID) {
 	if c.latest == nil {
 		c.latest = map[string]transactionID{}
 	}
-	if len(c.ring) < maxEndedTransactions {
-		c.ring = append(c.ring, key)
-	} else {
-		delete(c.latest, c.ring[c.next])
-		c.ring[c.next] = key
-		c.next = (c.next + 1) % maxEndedTransactions
+	if _, old, evicted := c.order.take(key); evicted {
+		delete(c.latest, old.key)
 	}
 	c.latest[key] = t
 }

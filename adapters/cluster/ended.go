@@ -34,13 +34,7 @@ const maxEndedTransactions = 1 << 16
 type endedTransactions struct {
 	mu    sync.Mutex
 	ended map[string]endedTransaction
-	// ring holds the entries in the order they were taken,
-	// maxEndedTransactions slots; next is the slot to reuse and seq
-	// numbers the entries, so that evicting a slot removes only the entry
-	// it was taken for.
-	ring []ringSlot
-	next int
-	seq  uint64
+	order takenOrder // of the entries, which carry the seq they were taken with
 }
 
 type endedTransaction struct {
@@ -64,9 +58,35 @@ const (
 	endInDoubt
 )
 
+// takenOrder bounds a map to maxEndedTransactions keys, forgetting the
+// one taken first: take numbers each key it is given (seq) and returns the
+// key whose slot it reused, with the number that key was taken with, so
+// that a key removed and taken again since is not forgotten for its older
+// slot.
+type takenOrder struct {
+	ring []ringSlot
+	next int // the slot to reuse once ring is full
+	seq  uint64
+}
+
 type ringSlot struct {
 	key string
 	seq uint64
+}
+
+// take records key and returns its number, and the slot it took over when
+// the ring was full (evicted false before).
+func (o *takenOrder) take(key string) (seq uint64, old ringSlot, evicted bool) {
+	o.seq++
+	slot := ringSlot{key: key, seq: o.seq}
+	if len(o.ring) < maxEndedTransactions {
+		o.ring = append(o.ring, slot)
+		return o.seq, ringSlot{}, false
+	}
+	old = o.ring[o.next]
+	o.ring[o.next] = slot
+	o.next = (o.next + 1) % maxEndedTransactions
+	return o.seq, old, true
 }
 
 func endedKey(broker, messageID string) string { return broker + " " + messageID }
@@ -88,18 +108,11 @@ func (e *endedTransactions) begin(key string, fromCheck bool) (endedTransaction,
 	if e.ended == nil {
 		e.ended = map[string]endedTransaction{}
 	}
-	e.seq++
-	slot := ringSlot{key: key, seq: e.seq}
-	if len(e.ring) < maxEndedTransactions {
-		e.ring = append(e.ring, slot)
-	} else {
-		if old := e.ring[e.next]; e.ended[old.key].seq == old.seq {
-			delete(e.ended, old.key)
-		}
-		e.ring[e.next] = slot
-		e.next = (e.next + 1) % maxEndedTransactions
+	seq, old, evicted := e.order.take(key)
+	if evicted && e.ended[old.key].seq == old.seq {
+		delete(e.ended, old.key)
 	}
-	e.ended[key] = endedTransaction{seq: e.seq}
+	e.ended[key] = endedTransaction{seq: seq}
 	return endedTransaction{}, true
 }
 

@@ -372,7 +372,7 @@ func TestEndedTransactionsCheckBackTakesOverAnEndInDoubt(t *testing.T) {
 		}
 		e.done(k, prev, ports.ResolutionCommit, at.Add(time.Minute), endFailed)
 	}
-	if cur := e.ended[k]; !cur.inDoubt || !cur.at.Equal(at) || len(e.ring) != 1 {
-		t.Fatalf("after failed check-backs' ends: %+v, %d slots", cur, len(e.ring))
+	if cur := e.ended[k]; !cur.inDoubt || !cur.at.Equal(at) || len(e.order.ring) != 1 {
+		t.Fatalf("after failed check-backs' ends: %+v, %d slots", cur, len(e.order.ring))
 	}
 }
