@@ -224,8 +224,8 @@ func (a *SecurityAdmin) Import(ctx context.Context, by ports.Actor, users []port
 
 // QueryAudit returns audit events, newest first.
 func (a *SecurityAdmin) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEvent, error) {
-	if q.Limit < 0 || q.Limit > 10000 {
-		return nil, domain.Errorf(domain.ReasonBadRequest, "limit must be between 1 and 10000")
+	if q.Limit < 0 || q.Limit > domain.MaxAuditQueryLimit {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "limit must be between 1 and %d", domain.MaxAuditQueryLimit)
 	}
 	// Matched exactly by the store: an unknown value (a typo, "deny" not
 	// upper-cased by a caller) would find nothing and look like a quiet log.

@@ -71,5 +71,8 @@ type AuditQuery struct {
 	Category  string    // exact; empty: any
 	Since     time.Time // inclusive; zero: no bound
 	Until     time.Time // exclusive; zero: no bound
-	Limit     int       // at most this many (1..10000)
+	Limit     int       // at most this many (1..MaxAuditQueryLimit; 0: 1000)
 }
+
+// MaxAuditQueryLimit is the most events one audit query returns.
+const MaxAuditQueryLimit = 10000

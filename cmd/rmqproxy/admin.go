@@ -476,9 +476,9 @@ var topics = adminCommand{name: "topic", usage: topicUsage, setup: func(fs *flag
 	desc := fs.String("description", "", "description")
 	spec := func(name string) (application.TopicSpec, error) {
 		s := application.TopicSpec{Name: name, QueueCount: *queues}
-		if flagSet(fs, "queues") && *queues == 0 { // 0 is "not given" to the API
-			return s, fmt.Errorf("%w: --queues 0: a topic needs at least 1 queue (without --queues, create makes %d and update keeps the count)",
-				errUsage, application.DefaultTopicQueueCount)
+		if flagSet(fs, "queues") && *queues < 1 { // 0 is "not given" to the API
+			return s, fmt.Errorf("%w: --queues %d: a topic needs at least 1 queue (without --queues, create makes %d and update keeps the count)",
+				errUsage, *queues, application.DefaultTopicQueueCount)
 		}
 		if *typ != "" {
 			t, err := domain.ParseTopicMessageType(*typ)
@@ -509,9 +509,9 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 	desc := fs.String("description", "", "description")
 	spec := func(name string) (application.GroupSpec, error) {
 		s := application.GroupSpec{Name: name, MaxDeliveryAttempts: *attempts}
-		if flagSet(fs, "maxDeliveryAttempts") && *attempts == 0 { // 0 is "not given" to the API
-			return s, fmt.Errorf("%w: --maxDeliveryAttempts 0: a message gets at least 1 delivery (without the flag, create takes %d and update keeps the value)",
-				errUsage, domain.DefaultMaxDeliveryAttempts)
+		if flagSet(fs, "maxDeliveryAttempts") && *attempts < 1 { // 0 is "not given" to the API
+			return s, fmt.Errorf("%w: --maxDeliveryAttempts %d: a message gets at least 1 delivery (without the flag, create takes %d and update keeps the value)",
+				errUsage, *attempts, domain.DefaultMaxDeliveryAttempts)
 		}
 		if flagSet(fs, "orderly") {
 			s.Orderly = orderly

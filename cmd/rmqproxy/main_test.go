@@ -93,6 +93,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"topic", "create", "t", "--queues", "0", "--wait", "0"}, "--queues 0: a topic needs at least 1 queue"},
 		{[]string{"topic", "update", "t", "--queues=0", "--wait", "0"}, "--queues 0: a topic needs at least 1 queue"},
 		{[]string{"group", "create", "g", "--maxDeliveryAttempts", "0", "--wait", "0"}, "--maxDeliveryAttempts 0: a message gets at least 1 delivery"},
+		// Below 0 is said here too, not sent for the proxy to refuse with
+		// exit 1 (or, with no proxy running, a connection error).
+		{[]string{"topic", "create", "t", "--queues", "-1", "--wait", "0", "--admin.address", "127.0.0.1:1"}, "--queues -1: a topic needs at least 1 queue"},
+		{[]string{"group", "update", "g", "--maxDeliveryAttempts=-3", "--wait", "0", "--admin.address", "127.0.0.1:1"}, "--maxDeliveryAttempts -3: a message gets at least 1 delivery"},
+		// A negative N is a number the user got wrong, not an unknown flag.
+		{[]string{"migrate", "down", "-1"}, `migrate down takes a number of migrations (1 or more) or --all, not "-1"`},
+		{[]string{"audit", "query", "--limit", "0"}, "--limit 0: audit query prints 1 to 10000 events"},
+		{[]string{"audit", "query", "--limit=10001"}, "--limit 10001: audit query prints 1 to 10000 events"},
 		{[]string{"client", "stack"}, "client stack needs exactly one client id"},
 		{[]string{"client", "verify", "id", "--topic", "t", "--message-id", "m"}, `unknown flag "--message-id" (did you mean --messageId?)`},
 		{[]string{"client", "lsit"}, `unknown client command "lsit" (did you mean list?)`},

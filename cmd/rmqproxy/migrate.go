@@ -94,6 +94,14 @@ func migrateCommand(args []string, src config.Sources, stdout io.Writer) error {
 	if err := flagsFirst("rmqproxy migrate", args, []string{"up", "down", "version"}); err != nil {
 		return fmt.Errorf("%w\n%s", err, migrateUsage)
 	}
+	if args[0] == "down" {
+		for _, a := range args[1:] {
+			// "-1" would otherwise be read as an unknown flag "--1".
+			if n, err := strconv.Atoi(a); err == nil && n < 1 {
+				return fmt.Errorf("%w: migrate down takes a number of migrations (1 or more) or --all, not %q\n%s", errUsage, a, migrateUsage)
+			}
+		}
+	}
 	rest, settings, err := splitArgs(args[1:], map[string]bool{"all": false})
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, migrateUsage)

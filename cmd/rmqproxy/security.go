@@ -93,7 +93,7 @@ full. Repeated refusals are coalesced: COUNT says how many decisions an
 event stands for, from its TIME to its LAST. --since and --until take a
 duration back from now (1h) or an RFC 3339 time; --since finds events
 whose last occurrence is since then, --until those whose first is before
-then.
+then. --limit prints at most that many (1 to 10000, default 100).
 It reads PostgreSQL directly (auth.source postgres); with auth.source file
 the audit events are in the proxy's log (component=audit). Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
@@ -757,6 +757,9 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: audit query takes no arguments, got %q\n%s", errUsage, pos[0], auditUsage)
+	}
+	if *limit < 1 || *limit > domain.MaxAuditQueryLimit {
+		return fmt.Errorf("%w: --limit %d: audit query prints 1 to %d events (default 100)", errUsage, *limit, domain.MaxAuditQueryLimit)
 	}
 	now := time.Now()
 	q := domain.AuditQuery{Principal: *principal, Decision: strings.ToUpper(*decision), Category: strings.ToLower(*category), Limit: *limit}
