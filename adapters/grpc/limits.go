@@ -19,7 +19,8 @@ import (
 //     larger blocks reset their stream);
 //   - streams per connection: grpc.maxConcurrentStreams (SETTINGS_MAX_CONCURRENT_STREAMS;
 //     more are refused with REFUSED_STREAM);
-//   - connections per client address: grpc.maxConnectionsPerAddress, and
+//   - connections per client address (an IPv6 address's /64):
+//     grpc.maxConnectionsPerAddress, and
 //     connections from all addresses: grpc.maxConnections (connLimiter);
 //   - stream resets: grpc.maxStreamResetsPerSecond (resetWatcher closes a
 //     connection that resets streams faster, the HTTP/2 "rapid reset" attack);
@@ -59,15 +60,16 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := remoteIP(c)
+		ip := remoteIP(c)
+		addr := clientAddress(ip)
 		l.mu.Lock()
 		n := l.conns[addr]
 		if l.maxPerAddr > 0 && n >= l.maxPerAddr {
 			l.mu.Unlock()
 			_ = c.Close()
 			if k, ok := l.refusedAddr.warn(); ok {
-				l.log.Warn("refused connections from a client address that holds grpc.maxConnectionsPerAddress connections",
-					slog.String("remote_ip", addr.String()), slog.Int("max", l.maxPerAddr), slog.Int64("refused_since_last_warning", k))
+				l.log.Warn("refused connections from a client address (an IPv6 address's /64) that holds grpc.maxConnectionsPerAddress connections",
+					slog.String("remote_ip", ip.String()), slog.Int("max", l.maxPerAddr), slog.Int64("refused_since_last_warning", k))
 			}
 			continue
 		}
@@ -76,7 +78,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			_ = c.Close()
 			if k, ok := l.refusedTotal.warn(); ok {
 				l.log.Warn("refused connections: the gRPC port holds grpc.maxConnections connections",
-					slog.String("remote_ip", addr.String()), slog.Int("max", l.maxTotal), slog.Int64("refused_since_last_warning", k))
+					slog.String("remote_ip", ip.String()), slog.Int("max", l.maxTotal), slog.Int64("refused_since_last_warning", k))
 			}
 			continue
 		}
@@ -110,6 +112,20 @@ func (r *refusals) warn() (int64, bool) {
 	}
 	r.n.Add(-n)
 	return n, true
+}
+
+// clientAddress is what grpc.maxConnectionsPerAddress counts as one client:
+// an IPv4 address, or an IPv6 address's /64, the least a network gives one
+// IPv6 host (which can then connect from any of its 2^64 addresses).
+func clientAddress(a netip.Addr) netip.Addr {
+	if !a.Is6() {
+		return a
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
 }
 
 func remoteIP(c net.Conn) netip.Addr {

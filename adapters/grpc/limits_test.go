@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,7 +134,7 @@ func TestConnLimiter(t *testing.T) {
 	third.Close()
 	second.Close()
 	l.mu.Lock()
-	n := l.conns[remoteIP(second)]
+	n := l.conns[clientAddress(remoteIP(second))]
 	l.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d connections counted after all closed", n)
@@ -332,5 +334,65 @@ func TestResetWatcherCountsProvokedResets(t *testing.T) {
 				t.Fatalf("abuse %v, read error %v; want abuse %v", abused, err, c.wantAbuse)
 			}
 		})
+	}
+}
+
+// addrListener hands out one end of a pipe per remote address given, then
+// ends (net.ErrClosed).
+type addrListener struct {
+	net.Listener
+	remotes []string
+	served  []net.Conn // the client ends, to see which were closed
+}
+
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
+
+func (l *addrListener) Accept() (net.Conn, error) {
+	if len(l.remotes) == 0 {
+		return nil, net.ErrClosed
+	}
+	server, client := net.Pipe()
+	l.served = append(l.served, client)
+	addr := net.TCPAddrFromAddrPort(netip.MustParseAddrPort(l.remotes[0]))
+	l.remotes = l.remotes[1:]
+	return remoteConn{Conn: server, remote: addr}, nil
+}
+
+// TestConnLimiterCountsAnIPv6ClientByItsPrefix: an IPv6 host is given a
+// whole /64 and can connect from as many of its addresses as it likes, so
+// grpc.maxConnectionsPerAddress counts a /64 as one client address (as the
+// audit log's coalescing does); IPv4 addresses (and IPv4-mapped ones) count
+// one by one.
+func TestConnLimiterCountsAnIPv6ClientByItsPrefix(t *testing.T) {
+	lis := &addrListener{remotes: []string{
+		"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1", // one /64: the third is refused
+		"[2001:db8:0:1::1]:1",                             // another /64
+		"10.0.0.1:1", "10.0.0.2:1", "[::ffff:10.0.0.3]:1", // three IPv4 clients
+	}}
+	l := newConnLimiter(lis, 2, 0, slog.New(slog.DiscardHandler))
+	var accepted []net.Conn
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+		accepted = append(accepted, c)
+	}
+	var got []string
+	for _, c := range accepted {
+		got = append(got, c.RemoteAddr().String())
+	}
+	want := []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8:0:1::1]:1", "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("accepted %v, want %v", got, want)
+	}
+	if _, err := lis.served[2].Read(make([]byte, 1)); err == nil {
+		t.Fatal("the third connection from one /64 was not closed")
 	}
 }
