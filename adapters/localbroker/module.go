@@ -32,7 +32,10 @@ type Config struct {
 	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record (either way a torn last write and the never-synced tail a power loss leaves are cut, with a warning)"`
 	MaxPendingBytes  int64         `yaml:"maxPendingBytes" unit:"bytes" help:"bound on the commit-log bytes accepted but not yet written; beyond it sends wait (within their deadline) and then get TOO_MANY_REQUESTS"`
 	DiskReserve      int64         `yaml:"diskReserve" unit:"bytes" help:"space kept in a ballast file (<dataDir>/reserve) and given up when the disk is full, so that acknowledgements and receives go on while sends are refused; 0 turns it off"`
-	DiskHighWater    float64       `yaml:"diskHighWater" help:"/readyz and grpc.health.v1 report not ready once the file system of dataDir is fuller than this fraction (0.95 = 95%); 0 turns the check off"`
+	// MaxInflightPerQueue bounds one consumer group's deliveries of one
+	// queue not yet acked (each ~150 B of memory and snapshot).
+	MaxInflightPerQueue int     `yaml:"maxInflightPerQueue" help:"deliveries one consumer group may hold unacked from one queue (each costs ~150 bytes of memory and of every snapshot); at the bound, receives get no new messages from that queue, only those visible again, until acks or invisible times that run out make room (as the Apache broker's popInflightMessageThreshold, which is off by default); 0: no limit"`
+	DiskHighWater       float64 `yaml:"diskHighWater" help:"/readyz and grpc.health.v1 report not ready once the file system of dataDir is fuller than this fraction (0.95 = 95%); 0 turns the check off"`
 
 	AutoCreateTopics    bool    `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
 	AutoCreateTopicType string  `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		MaxPendingBytes:     64 << 20,
 		DiskReserve:         64 << 20,
 		DiskHighWater:       0.95,
+		MaxInflightPerQueue: 100000,
 		AutoCreateTopics:    true,
 		AutoCreateTopicType: "MIXED",
 		AutoCreateGroups:    true,
@@ -142,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.AutoCreateMaxTopics < 0 {
 		bad("autoCreateMaxTopics must be >= 0, got %d", c.AutoCreateMaxTopics)
+	}
+	if c.MaxInflightPerQueue < 0 {
+		bad("maxInflightPerQueue must be >= 0 (0: no limit), got %d", c.MaxInflightPerQueue)
 	}
 	if c.AutoCreateMaxGroups < 0 {
 		bad("autoCreateMaxGroups must be >= 0, got %d", c.AutoCreateMaxGroups)

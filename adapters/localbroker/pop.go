@@ -49,6 +49,8 @@ type popWalk struct {
 	picks   []int64 // offsets delivered, in entries order
 	next    int64   // cursor after the pop
 	missing []int64 // offsets whose messages must be read before deciding
+	// atBound: the cursor stopped at local.maxInflightPerQueue.
+	atBound bool
 }
 
 // Pop hands out visible messages; see [ports.Broker].
@@ -235,10 +237,19 @@ func (e *Engine) popQueue(topic string, inc uint64, qid int32, req *ports.PopReq
 			e.mu.Unlock()
 			return nil, false, nil
 		}
-		w := walkPop(c, qi, req, remaining, ahead, cache)
+		w := walkPop(c, qi, req, remaining, ahead, cache, e.newRoomLocked(c))
 		if len(w.missing) == 0 {
 			out, err := e.commitPopLocked(k, qi, req, now, w, cache)
+			held := 0
+			if c := e.cons[k]; c != nil {
+				held = len(c.inflight)
+			}
 			e.mu.Unlock()
+			if w.atBound { // one warning a minute, naming the group that hit it
+				e.warnLimited("inflight-bound",
+					"a consumer group holds local.maxInflightPerQueue deliveries of a queue unacked: it gets no new messages from the queue until it acks some or their invisible times run out; make its consumers ack (or raise the setting)",
+					"group", req.Group, "topic", topic, "queue", qid, "unacked", held, "max", e.cfg.MaxInflightPerQueue)
+			}
 			return out, err == nil && len(out) == 0 && len(w.entries) > 0, err
 		}
 		start := e.clog.StartOffset()
@@ -336,7 +347,19 @@ func (e *Engine) readMessageInto(buf *[]byte, topic string, ent consumequeue.Ent
 // delivery never made), unless the state has maxPassedPerQueue passed
 // messages: the cursor then stops before it, and what follows waits
 // (head-of-line) until passed messages are delivered.
-func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahead int, cache map[int64]*popRead) popWalk {
+// newRoomLocked is how many new deliveries (and passed FIFO messages) the
+// consumer state may take before it holds local.maxInflightPerQueue.
+func (e *Engine) newRoomLocked(c *consState) int {
+	if e.cfg.MaxInflightPerQueue <= 0 {
+		return math.MaxInt
+	}
+	return e.cfg.MaxInflightPerQueue - len(c.inflight)
+}
+
+// walkPop plans a pop of up to remaining messages from c: first messages
+// visible again, then new ones from the cursor on, at most room of them
+// (see newRoomLocked).
+func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahead int, cache map[int64]*popRead, room int) popWalk {
 	var w popWalk
 	look := func(off int64) *popRead {
 		r := cache[off]
@@ -394,7 +417,12 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 	canPass, passed := maxPassedPerQueue-c.passed+unpassed, 0
 	unread := 0 // new messages listed as missing
 	next := c.next
+	added := 0 // new entries of c.inflight: deliveries and passed messages
 	for scanned := 0; next < qi.visible && scanned < maxScanPerQueue && !full(); scanned++ {
+		if added >= room {
+			w.atBound = true
+			break
+		}
 		off := next
 		next++
 		r := look(off)
@@ -415,6 +443,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 					break
 				}
 				passed++
+				added++
 				if waiting == nil {
 					waiting = map[string]bool{}
 				}
@@ -425,6 +454,7 @@ func walkPop(c *consState, qi *queueIndex, req *ports.PopRequest, remaining, ahe
 		}
 		w.entries = appendRoom(w.entries, remaining, record.PopEntry{Kind: record.PopDelivered, Offset: off, Attempt: nextAttempt(0, r.msg.PriorAttempts), MsgGroup: r.msg.Group})
 		w.picks = appendRoom(w.picks, remaining, off)
+		added++
 		if taken != nil {
 			taken[r.msg.Group]++
 		}
