@@ -24,10 +24,14 @@ const clientTTL = 3 * time.Minute
 type clientSet struct {
 	mu      sync.Mutex
 	clients map[string]trackedClient
-	// gone are groups no client holds any more, to unregister from the
-	// brokers on the next heartbeat round.
-	goneProducers map[string]bool
-	goneConsumers map[string]bool
+	// registered are the groups the last heartbeat named. A group that a
+	// heartbeat leaves out is unregistered in the same round, whatever
+	// made it go (its clients left or were forgotten, their settings
+	// dropped its subscriptions or named another group or fewer topics):
+	// a broker closes a connection on which a group it registered is not
+	// renewed within 120 s, failing every request in flight on it.
+	registeredProducers map[string]bool
+	registeredConsumers map[string]bool
 }
 
 type trackedClient struct {
@@ -36,7 +40,7 @@ type trackedClient struct {
 }
 
 func newClientSet() *clientSet {
-	return &clientSet{clients: map[string]trackedClient{}, goneProducers: map[string]bool{}, goneConsumers: map[string]bool{}}
+	return &clientSet{clients: map[string]trackedClient{}, registeredProducers: map[string]bool{}, registeredConsumers: map[string]bool{}}
 }
 
 // groups returns the producer groups (topics) and consumer groups of a set
@@ -65,10 +69,6 @@ func (b *Broker) ClientActive(ctx context.Context, c ports.ActiveClient) {
 	s.clients[c.ClientID] = trackedClient{c: c, seen: b.clock.Now()}
 	news := !had || !slices.Equal(old.c.ProducerTopics, c.ProducerTopics) || old.c.ConsumerGroup != c.ConsumerGroup ||
 		!slices.Equal(old.c.Subscriptions, c.Subscriptions)
-	for _, t := range c.ProducerTopics {
-		delete(s.goneProducers, t)
-	}
-	delete(s.goneConsumers, c.ConsumerGroup)
 	s.mu.Unlock()
 	if news {
 		b.heartbeatSoon()
@@ -80,25 +80,12 @@ func (b *Broker) ClientActive(ctx context.Context, c ports.ActiveClient) {
 func (b *Broker) ClientGone(ctx context.Context, clientID string) {
 	s := b.clients
 	s.mu.Lock()
-	if _, ok := s.clients[clientID]; !ok {
-		s.mu.Unlock()
-		return
-	}
-	before, beforeC := groupsOf(s.clients)
+	_, ok := s.clients[clientID]
 	delete(s.clients, clientID)
-	after, afterC := groupsOf(s.clients)
-	for g := range before {
-		if !after[g] {
-			s.goneProducers[g] = true
-		}
-	}
-	for g := range beforeC {
-		if !afterC[g] {
-			s.goneConsumers[g] = true
-		}
-	}
 	s.mu.Unlock()
-	b.heartbeatSoon()
+	if ok {
+		b.heartbeatSoon()
+	}
 }
 
 func (b *Broker) heartbeatSoon() {
@@ -113,7 +100,8 @@ func (b *Broker) heartbeatSoon() {
 // group for gRPC producers), one pop consumer group per group a connected
 // consumer with known subscriptions belongs to, with the union of their
 // subscriptions. It also
-// returns (and forgets) the groups to unregister.
+// returns the groups the previous heartbeat named and this one does not,
+// to unregister.
 func (b *Broker) heartbeatData() (hb remoting.HeartbeatData, goneP, goneC []string) {
 	s := b.clients
 	s.mu.Lock()
@@ -154,11 +142,26 @@ func (b *Broker) heartbeatData() (hb remoting.HeartbeatData, goneP, goneC []stri
 		}
 		hb.ConsumerDataSet = append(hb.ConsumerDataSet, cd)
 	}
-	goneP = slices.Sorted(maps.Keys(s.goneProducers))
-	goneC = slices.Sorted(maps.Keys(s.goneConsumers))
-	clear(s.goneProducers)
-	clear(s.goneConsumers)
+	goneP = leftOut(s.registeredProducers, producers)
+	goneC = leftOut(s.registeredConsumers, subs)
+	s.registeredProducers = producers
+	s.registeredConsumers = map[string]bool{}
+	for g := range subs {
+		s.registeredConsumers[g] = true
+	}
 	return hb, goneP, goneC
+}
+
+// leftOut returns, sorted, the groups of before that now lacks.
+func leftOut[V any](before map[string]bool, now map[string]V) []string {
+	var out []string
+	for g := range before {
+		if _, ok := now[g]; !ok {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // subscriptionData is a subscription as a Java client's heartbeat
@@ -213,11 +216,11 @@ func (b *Broker) heartbeatLoop(ctx context.Context) {
 // heartbeatRound sends one heartbeat (and the pending unregistrations) to
 // every master, one at a time, each bounded by the request timeout.
 func (b *Broker) heartbeatRound(ctx context.Context) {
-	hb, goneP, goneC := b.heartbeatData()
 	ms := b.meta.masters()
 	if len(ms) == 0 {
-		return
+		return // the groups left out meanwhile are unregistered next time
 	}
+	hb, goneP, goneC := b.heartbeatData()
 	body, err := remoting.EncodeJSONBody(hb)
 	if err != nil {
 		b.log.LogAttrs(ctx, slog.LevelError, "encoding a heartbeat failed", slog.Any("error", err))
@@ -262,6 +265,8 @@ func (b *Broker) unregisterAll(ctx context.Context) {
 	s := b.clients
 	s.mu.Lock()
 	producers, consumers := groupsOf(s.clients)
+	maps.Copy(producers, s.registeredProducers)
+	maps.Copy(consumers, s.registeredConsumers)
 	s.mu.Unlock()
 	ps := slices.Sorted(maps.Keys(producers))
 	cs := slices.Sorted(maps.Keys(consumers))

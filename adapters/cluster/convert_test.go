@@ -404,3 +404,57 @@ func TestSendRequestWireForm(t *testing.T) {
 		}
 	}
 }
+
+// stepClock is a clock moved by hand.
+type stepClock struct{ now time.Time }
+
+func (c *stepClock) Now() time.Time { return c.now }
+
+// TestGroupsLeavingTheHeartbeatAreUnregistered: a broker closes a
+// client's connection (failing every request in flight on it) once a
+// group it registered there is not renewed within 120 s, so every group
+// that leaves this proxy's heartbeat must be unregistered, whatever made
+// it leave: a consumer whose settings drop its last subscription, a
+// group's last subscribed consumer leaving while one known by its
+// heartbeat alone stays, a client's settings naming another group or
+// fewer topics, or a client forgotten by the tracker's own expiry.
+func TestGroupsLeavingTheHeartbeatAreUnregistered(t *testing.T) {
+	clock := &stepClock{now: time.Unix(1_700_000_000, 0)}
+	b := &Broker{id: "me", clock: clock, clients: newClientSet(), kick: make(chan struct{}, 1)}
+	ctx := context.Background()
+	sub := func(topic string) []ports.Subscription { return []ports.Subscription{{Topic: topic}} }
+	round := func(wantP, wantC []string) {
+		t.Helper()
+		_, goneP, goneC := b.heartbeatData()
+		if !reflect.DeepEqual(goneP, wantP) || !reflect.DeepEqual(goneC, wantC) {
+			t.Fatalf("unregistered producer groups %v and consumer groups %v, want %v and %v", goneP, goneC, wantP, wantC)
+		}
+	}
+	// The settings of a consumer drop its last subscription.
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c1", ConsumerGroup: "G1", Subscriptions: sub("T")})
+	round(nil, nil)
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c1", ConsumerGroup: "G1"})
+	round(nil, []string{"G1"})
+
+	// The subscribed consumer leaves; one known by its heartbeat alone stays.
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c2", ConsumerGroup: "G2", Subscriptions: sub("T")})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c3", ConsumerGroup: "G2"})
+	round(nil, nil)
+	b.ClientGone(ctx, "c2")
+	round(nil, []string{"G2"})
+
+	// Settings naming another group, and fewer topics.
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c4", ConsumerGroup: "G3", Subscriptions: sub("T")})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "p1", ProducerTopics: []string{"T1", "T2"}})
+	round(nil, nil)
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "c4", ConsumerGroup: "G4", Subscriptions: sub("T")})
+	b.ClientActive(ctx, ports.ActiveClient{ClientID: "p1", ProducerTopics: []string{"T1"}})
+	round([]string{"T2"}, []string{"G3"})
+
+	// The tracker forgets clients nothing refreshed (the application's
+	// expiry may be set longer than clientTTL).
+	clock.now = clock.now.Add(clientTTL + time.Second)
+	round([]string{"T1"}, []string{"G4"})
+	b.ClientGone(ctx, "c4")
+	round(nil, nil)
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -148,3 +150,54 @@ func (h producerGroupHeader) AppendFields(dst remoting.Fields) remoting.Fields {
 }
 
 func (h producerGroupHeader) DecodeFields(remoting.Fields) error { return nil }
+
+// TestGroupLeftWithoutSubscriptionsIsUnregistered: a consumer whose
+// settings drop its last subscription (the Go client's Unsubscribe, sent
+// with its next settings sync) leaves its group out of the proxy's
+// heartbeat (a broker replaces a group's subscriptions with a heartbeat's
+// set). The group must be unregistered then: left to expire, the broker
+// lists the proxy in the group for two more minutes and then closes the
+// connection it registered on, failing every request in flight there.
+func TestGroupLeftWithoutSubscriptionsIsUnregistered(t *testing.T) {
+	t.Parallel() // see TestMain
+	cfg, broker := testenv.ClusterConfig(t)
+	cfg.Cluster.HeartbeatInterval = 200 * time.Millisecond
+	p := testenv.Start(t, cfg)
+	topic, group := testenv.Name(t, "unsubscribed"), testenv.Name(t, "g-unsubscribed")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	bc := newBrokerClient(t, broker.Addr)
+	listed := func() bool {
+		return bc.do(remoting.RequestGetConsumerConnectionList, &remoting.ConsumerGroupRequestHeader{ConsumerGroup: group}).Code ==
+			int32(remoting.ResponseSuccess)
+	}
+	c := testenv.NewRawClient(t, p)
+	testenv.Claim(t, "consumer group", group)
+	stream, err := c.Telemetry(c.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.SendSettings(t, stream, v2.ClientType_SIMPLE_CONSUMER, group, topic)
+	testenv.WaitFor(t, 15*time.Second, func() error {
+		if !listed() {
+			return fmt.Errorf("the broker does not list the proxy in group %s", group)
+		}
+		return nil
+	})
+	ct := v2.ClientType_SIMPLE_CONSUMER
+	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub: &v2.Settings_Subscription{Subscription: &v2.Subscription{Group: &v2.Resource{Name: group}}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := stream.Recv(); err != nil || reply.GetSettings() == nil {
+		t.Fatalf("settings reply: %v %v", reply, err)
+	}
+	testenv.WaitFor(t, 15*time.Second, func() error {
+		if listed() {
+			return fmt.Errorf("the broker still lists the proxy in group %s, whose one consumer subscribes to nothing now", group)
+		}
+		return nil
+	})
+}
