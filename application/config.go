@@ -34,7 +34,7 @@ func (c Config) checkSendTimeout() time.Duration {
 
 // LimitsConfig bounds what a producer may send.
 type LimitsConfig struct {
-	MaxBodySize            int64         `yaml:"maxBodySize" unit:"bytes" help:"largest message body accepted (as sent, i.e. compressed if the client compressed it); also pushed to producers as publishing.max_body_size; 0 disables the check"`
+	MaxBodySize            int64         `yaml:"maxBodySize" unit:"bytes" help:"largest message body accepted (as sent, i.e. compressed if the client compressed it); also pushed to producers as publishing.max_body_size; 0 disables the check (producers are then told grpc.maxRecvMessageSize, the largest request taken)"`
 	RejectEmptyBody        bool          `yaml:"rejectEmptyBody" help:"reject messages without a body (MESSAGE_BODY_EMPTY)"`
 	MaxUserPropertyCount   int           `yaml:"maxUserPropertyCount" help:"most user properties one message may carry"`
 	MaxPropertiesSize      int64         `yaml:"maxPropertiesSize" unit:"bytes" help:"most bytes of user property keys and values, tag and keys of one message together"`

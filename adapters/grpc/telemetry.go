@@ -363,6 +363,13 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 			}
 			return nil, status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
 		}
+		if server.MaxBodySize == 0 {
+			// No body size check (messaging.limits.maxBodySize 0): the
+			// clients check publishing.max_body_size before sending, and
+			// 0 would make them refuse every body. The largest request
+			// the proxy takes bounds a body.
+			server.MaxBodySize = s.cfg.MaxRecvMessageSize
+		}
 		return &v2.TelemetryCommand{Status: okStatus(), Command: &v2.TelemetryCommand_Settings{Settings: mergeSettings(c.Settings, server)}}, nil
 	case *v2.TelemetryCommand_ThreadStackTrace:
 		s.app.ClientReplied(ctx, application.ClientReply{Nonce: c.ThreadStackTrace.GetNonce(), Code: cmd.GetStatus().GetCode().String(),

@@ -98,3 +98,39 @@ func TestDepartedClientsReleaseTheirMessages(t *testing.T) {
 		t.Fatalf("released after %v, before the session could expire", d)
 	}
 }
+
+// TestUnlimitedBodySizeReachesProducers: messaging.limits.maxBodySize 0
+// turns the proxy's body size check off, and the size pushed to producers
+// in their settings (publishing.max_body_size, which the official clients
+// check before sending) must not be 0 then: the Go client refused every
+// message with a body client-side ("message body size exceeds the
+// threshold, max size=0 bytes"). They get the largest request the proxy
+// takes (grpc.maxRecvMessageSize).
+func TestUnlimitedBodySizeReachesProducers(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Messaging.Limits.MaxBodySize = 0
+	p := testenv.Start(t, cfg)
+	topic := testenv.Name(t, "unlimited-body")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("with a body")}); err != nil {
+		t.Fatalf("send with messaging.limits.maxBodySize 0: %v", err)
+	}
+	raw := testenv.NewRawClient(t, p)
+	stream, err := raw.Telemetry(raw.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := v2.ClientType_PRODUCER
+	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{ClientType: &ct,
+		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reply.GetSettings().GetPublishing().GetMaxBodySize(), int32(cfg.GRPC.MaxRecvMessageSize); got != want {
+		t.Fatalf("publishing.max_body_size %d, want %d (grpc.maxRecvMessageSize)", got, want)
+	}
+}
