@@ -42,9 +42,10 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 		results, reqs = make([]error, len(entries)), make([]ports.AckRequest, 0, len(entries))
 	}
 	idx := make([]int, 0, len(entries))
+	var taken []*heldMessage // by reqs' index; nil while no delivery was taken
 	now := m.clock.Now()
 	for i, e := range entries {
-		h, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
+		h, hm, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
 		if err == nil && h.Expired(now) {
 			err = errExpiredHandle()
 		}
@@ -52,12 +53,28 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 			results[i] = err
 			continue
 		}
+		if hm != nil && taken == nil {
+			taken = make([]*heldMessage, len(entries))
+		}
+		if taken != nil {
+			taken[len(reqs)] = hm
+		}
 		reqs = append(reqs, ports.AckRequest{Group: group, Topic: topic, MessageID: e.MessageID, Handle: h})
 		idx = append(idx, i)
 	}
 	if len(reqs) > 0 {
+		gaveBack := false
 		for j, err := range m.broker.AckBatch(ctx, reqs) {
 			results[idx[j]] = err
+			if err != nil && taken != nil && taken[j] != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+				m.renewer.giveBack(ports.RequestInfoFrom(ctx).ClientID, group, reqs[j].MessageID, taken[j])
+				gaveBack = true
+			}
+		}
+		if clientID := ports.RequestInfoFrom(ctx).ClientID; gaveBack && !m.sessions.known(clientID) {
+			// The client left during the ack: what was given back is
+			// released as the rest of what it held was.
+			m.renewer.release(context.WithoutCancel(ctx), clientID, group)
 		}
 	}
 	return results, nil
@@ -86,12 +103,15 @@ func (m *Messaging) ownClient(ctx context.Context, op, group, topic string) erro
 // resolveHandle decodes a client's receipt handle and, if the proxy is
 // renewing that delivery for the client, stops renewing it and returns the
 // latest handle instead.
-func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle string) (domain.ReceiptHandle, error) {
+// The delivery it took from the renewals, if any, is returned too (see
+// [Renewer.giveBack]).
+func (m *Messaging) resolveHandle(ctx context.Context, group, messageID, handle string) (domain.ReceiptHandle, *heldMessage, error) {
 	h, err := domain.ParseReceiptHandle(handle)
 	if err != nil {
-		return domain.ReceiptHandle{}, err
+		return domain.ReceiptHandle{}, nil, err
 	}
-	return m.renewer.take(ports.RequestInfoFrom(ctx).ClientID, group, messageID, h), nil
+	h, hm := m.renewer.take(ports.RequestInfoFrom(ctx).ClientID, group, messageID, h)
+	return h, hm, nil
 }
 
 // ChangeInvisibleDuration makes a received message visible again after d
@@ -109,7 +129,7 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 	if err := m.checkInvisibleTime(d, 0); err != nil {
 		return "", err
 	}
-	h, err := m.resolveHandle(ctx, group, messageID, handle)
+	h, _, err := m.resolveHandle(ctx, group, messageID, handle)
 	if err != nil {
 		return "", err
 	}
@@ -138,7 +158,7 @@ func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, 
 	if err := domain.ValidateGroupName(group); err != nil {
 		return err
 	}
-	h, err := m.resolveHandle(ctx, group, messageID, handle)
+	h, _, err := m.resolveHandle(ctx, group, messageID, handle)
 	if err != nil {
 		return err
 	}

@@ -820,3 +820,58 @@ func TestDepartedClientLeavesExpiredDeliveries(t *testing.T) {
 		t.Fatal("a departed client's delivery is still held")
 	}
 }
+
+// TestFailedAckKeepsTheRenewedHandle: a push consumer acks with the
+// handle it received, for which the proxy substitutes the latest one its
+// renewals obtained. When the broker does not take the ack (unreachable,
+// overloaded, out of disk), the official push consumers try again a
+// second later with the same handle: the proxy must still know the
+// latest one then, and renew the delivery meanwhile. It forgot it at the
+// first try, so the retry named a checkpoint the renewal had superseded
+// (local mode: INVALID_RECEIPT_HANDLE, which the client gives up on;
+// a RocketMQ broker: OK without effect), and the message came again.
+func TestFailedAckKeepsTheRenewedHandle(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	msg, first := receiveHeld(t, m, b)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+	m.renewer.renewDue(t.Context())
+	renewed := heldHandle(t, m, msg)
+	if renewed == first {
+		t.Fatal("not renewed")
+	}
+	ack := func() error {
+		t.Helper()
+		res, err := m.AckMessage(asClient(t.Context(), "c1"), "g", "t", []AckEntry{{MessageID: msg.ID, ReceiptHandle: first.String()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	b.ackErrs = []error{domain.Errorf(domain.ReasonTooManyRequests, "the broker cannot be reached now; retry")}
+	if err := ack(); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("first ack: %v, want the broker's TOO_MANY_REQUESTS", err)
+	}
+	// Still renewed while the client tries again.
+	if got := heldHandle(t, m, msg); got != renewed {
+		t.Fatalf("held handle %v after the failed ack, want %v", got, renewed)
+	}
+	if err := ack(); err != nil {
+		t.Fatalf("second ack: %v", err)
+	}
+	if len(b.acks) != 2 || b.acks[1].Handle != renewed {
+		t.Fatalf("the retried ack named %v, want the renewed handle %v", b.acks[len(b.acks)-1].Handle, renewed)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("acked delivery still renewed: %v", m.renewer.held)
+	}
+	// A refused handle is not kept: the delivery is over.
+	msg, first = receiveHeld(t, m, b)
+	b.ackErrs = []error{domain.Errorf(domain.ReasonInvalidReceiptHandle, "expired")}
+	if err := ack(); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Fatalf("ack: %v", err)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("a delivery the broker refused the handle of is still renewed: %v", m.renewer.held)
+	}
+}

@@ -28,6 +28,8 @@ type fakeBroker struct {
 	acks      []ports.AckRequest
 	batches   []int // entries of each AckBatch / ChangeInvisibleBatch call
 	changeErr error // returned by ChangeInvisible when set
+	// ackErrs are returned by the next acks, one each, in order.
+	ackErrs []error
 	// forwardErr is returned by ForwardToDeadLetter.
 	forwardErr error
 	nextStart  int64
@@ -93,6 +95,11 @@ func (b *fakeBroker) Ack(_ context.Context, req ports.AckRequest) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.acks = append(b.acks, req)
+	if len(b.ackErrs) > 0 {
+		err := b.ackErrs[0]
+		b.ackErrs = b.ackErrs[1:]
+		return err
+	}
 	return nil
 }
 

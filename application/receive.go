@@ -341,7 +341,7 @@ func (m *Messaging) Release(ctx context.Context, group string, msgs []domain.Sto
 		if err != nil {
 			continue
 		}
-		h = m.renewer.take(info.ClientID, group, msg.ID, h)
+		h, _ = m.renewer.take(info.ClientID, group, msg.ID, h)
 		if h.Expired(cleared) {
 			continue
 		}

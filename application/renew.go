@@ -87,14 +87,15 @@ func (r *Renewer) track(clientID, group string, m *domain.StoredMessage, h domai
 
 // take stops renewing the delivery that h identifies and returns the handle
 // to use at the broker instead of h: the latest renewed one if the proxy
-// renewed it, h itself otherwise.
-func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle) domain.ReceiptHandle {
+// renewed it, h itself otherwise. taken is the delivery it took (nil for
+// none), for giveBack.
+func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle) (_ domain.ReceiptHandle, taken *heldMessage) {
 	k, d := holderKey{clientID, group}, deliveryOf(messageID, h)
 	r.mu.Lock()
 	hm := r.held[k][d]
 	r.mu.Unlock()
 	if hm == nil {
-		return h
+		return h, nil
 	}
 	// A renewal in progress holds hm.mu and writes hm.handle: wait for it
 	// so its new handle is used (a broker call, bounded by the broker's own
@@ -102,7 +103,7 @@ func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle
 	hm.mu.Lock()
 	defer hm.mu.Unlock()
 	if hm.forgotten || !sameDelivery(hm.handle, h) {
-		return h
+		return h, nil
 	}
 	hm.forgotten = true
 	r.mu.Lock()
@@ -113,7 +114,32 @@ func (r *Renewer) take(clientID, group, messageID string, h domain.ReceiptHandle
 		}
 	}
 	r.mu.Unlock()
-	return hm.handle
+	return hm.handle, hm
+}
+
+// giveBack renews again a delivery that take took for an ack the broker
+// did not carry out: the official push consumers try a failed ack again
+// a second later with the handle they received, and only this table
+// knows the latest handle (a retry naming the superseded one would leave
+// the message to come again). A delivery tracked again since is left as
+// it is.
+func (r *Renewer) giveBack(clientID, group, messageID string, hm *heldMessage) {
+	if hm == nil {
+		return
+	}
+	hm.mu.Lock()
+	defer hm.mu.Unlock()
+	k, d := holderKey{clientID, group}, deliveryOf(messageID, hm.handle)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !hm.forgotten || r.held[k][d] != nil {
+		return
+	}
+	hm.forgotten = false
+	if r.held[k] == nil {
+		r.held[k] = map[deliveryKey]*heldMessage{}
+	}
+	r.held[k][d] = hm
 }
 
 // sameDelivery reports whether two handles name the same message at the
