@@ -237,7 +237,9 @@ func (s *Service) ForwardMessageToDeadLetterQueue(ctx context.Context, req *v2.F
 
 func (s *Service) Heartbeat(ctx context.Context, req *v2.HeartbeatRequest) (*v2.HeartbeatResponse, error) {
 	return unary(s, ctx, kindClient, req, func(ctx context.Context) (*v2.HeartbeatResponse, error) {
-		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx)), application.ClientType(req.GetClientType())); err != nil {
+		// A type the protocol does not define counts as none (converted
+		// as it stands, 257 was a PRODUCER).
+		if err := s.app.Heartbeat(ctx, resourceName(req.GetGroup(), ports.RequestInfoFrom(ctx)), clientTypes[req.GetClientType()]); err != nil {
 			return nil, err
 		}
 		return &v2.HeartbeatResponse{Status: okStatus()}, nil

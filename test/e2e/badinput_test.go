@@ -229,6 +229,17 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 			t.Fatalf("%v %v", resp, err)
 		}
 	})
+	t.Run("heartbeat before settings naming a client type the protocol does not define", func(t *testing.T) {
+		// 257 and 258 are PRODUCER and PUSH_CONSUMER modulo 256: they
+		// were taken for those and the client registered.
+		for _, ct := range []v2.ClientType{99, 257, 258, -255} {
+			other := testenv.NewRawClient(t, p)
+			resp, err := other.Heartbeat(other.Ctx(t), &v2.HeartbeatRequest{Group: &v2.Resource{Name: group}, ClientType: ct})
+			if err != nil || resp.GetStatus().GetCode() != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
+				t.Errorf("client type %d: %v %v", ct, resp, err)
+			}
+		}
+	})
 	t.Run("receive before settings", func(t *testing.T) {
 		// Served with the request's group and filter (after a restart the
 		// Go client re-sends its settings only minutes later).
