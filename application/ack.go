@@ -66,18 +66,39 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 		gaveBack := false
 		for j, err := range m.broker.AckBatch(ctx, reqs) {
 			results[idx[j]] = err
-			if err != nil && taken != nil && taken[j] != nil && !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
-				m.renewer.giveBack(ports.RequestInfoFrom(ctx).ClientID, group, reqs[j].MessageID, taken[j])
+			if taken != nil && m.giveBackOnFailure(ctx, group, reqs[j].MessageID, taken[j], err) {
 				gaveBack = true
 			}
 		}
-		if clientID := ports.RequestInfoFrom(ctx).ClientID; gaveBack && !m.sessions.known(clientID) {
-			// The client left during the ack: what was given back is
-			// released as the rest of what it held was.
-			m.renewer.release(context.WithoutCancel(ctx), clientID, group)
+		if gaveBack {
+			m.releaseIfGone(ctx, group)
 		}
 	}
 	return results, nil
+}
+
+// giveBackOnFailure renews again a delivery taken from the renewals (hm;
+// nil for none) for a request the broker did not carry out (err), unless
+// the broker refused its handle, and reports whether it did: the official
+// push consumers try a failed ack or dead-letter forward again a second
+// later with the handle they received, which only the renewals can
+// replace with the latest one (see [Renewer.giveBack]). The caller then
+// calls releaseIfGone.
+func (m *Messaging) giveBackOnFailure(ctx context.Context, group, messageID string, hm *heldMessage, err error) bool {
+	if err == nil || hm == nil || domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		return false
+	}
+	m.renewer.giveBack(ports.RequestInfoFrom(ctx).ClientID, group, messageID, hm)
+	return true
+}
+
+// releaseIfGone releases what the client of ctx holds in group if it left
+// meanwhile (a delivery given back after its session ended), as the rest
+// of what it held was released.
+func (m *Messaging) releaseIfGone(ctx context.Context, group string) {
+	if clientID := ports.RequestInfoFrom(ctx).ClientID; !m.sessions.known(clientID) {
+		m.renewer.release(context.WithoutCancel(ctx), clientID, group)
+	}
 }
 
 // ackOne holds the result and the broker request of an ack of one entry.
@@ -158,7 +179,7 @@ func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, 
 	if err := domain.ValidateGroupName(group); err != nil {
 		return err
 	}
-	h, _, err := m.resolveHandle(ctx, group, messageID, handle)
+	h, hm, err := m.resolveHandle(ctx, group, messageID, handle)
 	if err != nil {
 		return err
 	}
@@ -168,6 +189,9 @@ func (m *Messaging) ForwardToDeadLetterQueue(ctx context.Context, group, topic, 
 	err = m.broker.ForwardToDeadLetter(ctx, ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h})
 	var refused *ports.ForwardRefusedError
 	if !errors.As(err, &refused) {
+		if m.giveBackOnFailure(ctx, group, messageID, hm, err) {
+			m.releaseIfGone(ctx, group)
+		}
 		return err
 	}
 	// A handle naming no message of the request's group and topic (made

@@ -875,3 +875,35 @@ func TestFailedAckKeepsTheRenewedHandle(t *testing.T) {
 		t.Fatalf("a delivery the broker refused the handle of is still renewed: %v", m.renewer.held)
 	}
 }
+
+// TestFailedForwardKeepsTheRenewedHandle: as TestFailedAckKeepsTheRenewedHandle,
+// for a dead-letter forward the broker did not carry out (the Go push
+// consumer tries it again every second with the handle it received).
+func TestFailedForwardKeepsTheRenewedHandle(t *testing.T) {
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	msg, first := receiveHeld(t, m, b)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+	m.renewer.renewDue(t.Context())
+	renewed := heldHandle(t, m, msg)
+	forward := func() error {
+		return m.ForwardToDeadLetterQueue(asClient(t.Context(), "c1"), "g", "t", msg.ID, first.String())
+	}
+	b.forwardErr = domain.Errorf(domain.ReasonTooManyRequests, "the broker cannot be reached now; retry")
+	if err := forward(); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("first forward: %v, want the broker's TOO_MANY_REQUESTS", err)
+	}
+	if got := heldHandle(t, m, msg); got != renewed {
+		t.Fatalf("held handle %v after the failed forward, want %v", got, renewed)
+	}
+	b.forwardErr = nil
+	if err := forward(); err != nil {
+		t.Fatalf("second forward: %v", err)
+	}
+	if len(b.forwards) != 2 || b.forwards[1].Handle != renewed {
+		t.Fatalf("the retried forward named %v, want the renewed handle %v", b.forwards[len(b.forwards)-1].Handle, renewed)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("forwarded delivery still renewed: %v", m.renewer.held)
+	}
+}

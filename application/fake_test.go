@@ -32,6 +32,7 @@ type fakeBroker struct {
 	ackErrs []error
 	// forwardErr is returned by ForwardToDeadLetter.
 	forwardErr error
+	forwards   []ports.AckRequest
 	nextStart  int64
 	route      ports.Route
 	routeErr   error // returned by Route when set
@@ -135,9 +136,10 @@ func (b *fakeBroker) ChangeInvisibleBatch(ctx context.Context, reqs []ports.Chan
 	return hs, errs
 }
 
-func (b *fakeBroker) ForwardToDeadLetter(context.Context, ports.AckRequest) error {
+func (b *fakeBroker) ForwardToDeadLetter(_ context.Context, req ports.AckRequest) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.forwards = append(b.forwards, req)
 	return b.forwardErr
 }
 
