@@ -17,7 +17,9 @@
 // set that does not load, or a file that cannot be read, is therefore not
 // refused at once: it is looked at again at every further change of the
 // files until it loads or, at most [DefaultSettle] (see [Store.SetSettle])
-// after the first look, it is refused (counted and logged once).
+// after the first look, it is refused (counted and logged once). A set
+// refused because its certificate was not valid yet is loaded at the first
+// look after its NotBefore, though the files do not change again.
 //
 // The certificate served is watched for its expiry too: a Warn line once
 // per certificate when it enters the warning window (see
@@ -31,6 +33,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -81,7 +84,21 @@ type Store struct {
 	// Watch).
 	warnBefore      time.Duration
 	warned, expired []byte
+
+	// validFrom is the NotBefore of the certificate of the files last
+	// refused because it was not valid yet (zero: none): Watch loads them
+	// once it has passed, though they do not change again.
+	validFrom time.Time
 }
+
+// notYetValidError is Load's error for a certificate whose NotBefore has
+// not come yet.
+type notYetValidError struct {
+	err       error
+	notBefore time.Time
+}
+
+func (e *notYetValidError) Error() string { return e.err.Error() }
 
 // New returns a store of certFile and keyFile (PEM), with the client CAs of
 // caFile (PEM bundle; empty: none) verified as clientAuth says. nextProtos
@@ -178,7 +195,11 @@ func (c *Store) Load(now time.Time) error {
 		return fmt.Errorf("certificate %s: %w", c.certFile, err)
 	}
 	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-		return fmt.Errorf("certificate %s is valid from %s to %s, not now", c.certFile, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		err := fmt.Errorf("certificate %s is valid from %s to %s, not now", c.certFile, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		if now.Before(leaf.NotBefore) {
+			return &notYetValidError{err: err, notBefore: leaf.NotBefore}
+		}
+		return err
 	}
 	if err := tlspolicy.CheckCertificate(c.cipherSuites, leaf); err != nil {
 		return fmt.Errorf("certificate %s: %s %w", c.certFile, c.suitesSetting, err)
@@ -347,6 +368,22 @@ func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 		return false
 	}
 	c.unreadable = ""
+	if sum == c.sum && !c.settling && !c.validFrom.IsZero() && !time.Now().Before(c.validFrom) {
+		// The files refused because their certificate was not valid yet
+		// are now: load them (reported already if they still do not).
+		c.validFrom = time.Time{}
+		if err := c.Load(time.Now()); err != nil {
+			var nyv *notYetValidError
+			if errors.As(err, &nyv) {
+				c.validFrom = nyv.notBefore
+			}
+			return false
+		}
+		c.reloads.Add(1)
+		log.LogAttrs(ctx, slog.LevelInfo, "TLS certificate reloaded: its validity has begun", slog.String("cert_file", c.certFile),
+			slog.Time("not_after", c.cert.Load().Leaf.NotAfter))
+		return false
+	}
 	if sum == c.sum { // unchanged since the last look
 		if !c.settling {
 			return false
@@ -362,6 +399,7 @@ func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 		// Settled as it is: load it once more, and refuse it.
 	}
 	c.settleGone = false
+	c.validFrom = time.Time{}
 	err = c.Load(time.Now())
 	if err == nil {
 		c.settling = false
@@ -384,6 +422,12 @@ func (c *Store) check(ctx context.Context, log *slog.Logger) (settling bool) {
 	}
 	c.settling = false
 	c.failures.Add(1)
+	if nyv := (*notYetValidError)(nil); errors.As(err, &nyv) {
+		c.validFrom = nyv.notBefore
+		log.LogAttrs(ctx, slog.LevelError, "TLS files changed but their certificate is not valid yet; still serving the previous certificate until it is",
+			slog.String("cert_file", c.certFile), slog.Time("not_before", nyv.notBefore), slog.Any("error", err))
+		return false
+	}
 	log.LogAttrs(ctx, slog.LevelError, "TLS files changed but do not load; still serving the previous certificate",
 		slog.String("cert_file", c.certFile), slog.Any("error", err))
 	return false

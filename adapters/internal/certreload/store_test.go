@@ -377,3 +377,40 @@ func TestLoadRefusesAKeyNoCipherSuiteFits(t *testing.T) {
 		t.Errorf("the refusal does not name the setting:\n%s", out)
 	}
 }
+
+// TestCertificateNotYetValidIsLoadedOnceValid: renewed files whose
+// certificate is not valid yet (issued by a host whose clock is ahead, or
+// with a NotBefore a moment away) are refused and the previous certificate
+// kept; once its NotBefore has passed, the next look loads them, although
+// the files did not change again (they were never looked at again, and
+// the previous certificate was served until it expired).
+func TestCertificateNotYetValidIsLoadedOnceValid(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	writePair(t, 1, cert, key)
+	s := New(cert, key, "", tls.NoClientCert, nil)
+	s.SetSettle(0)
+	if err := s.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs logbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	notBefore := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	certtest.SelfSigned(t, certtest.Spec{Serial: 2, Hosts: []string{"localhost"}, NotBefore: notBefore,
+		NotAfter: time.Now().Add(time.Hour).Truncate(time.Second)}).WriteFiles(t, cert, key)
+	s.check(t.Context(), log)
+	if got := s.Leaf().SerialNumber.Int64(); got != 1 || s.Failures() != 1 {
+		t.Fatalf("a certificate not valid yet: serving serial %d, %d failures; want 1 (the previous) and 1", got, s.Failures())
+	}
+	if !strings.Contains(logs.String(), "not now") {
+		t.Errorf("the refusal does not say the certificate is not valid yet:\n%s", logs.String())
+	}
+	waitfor.True(t, 10*time.Second, 50*time.Millisecond, "the new certificate's NotBefore to pass", func() bool { return time.Now().After(notBefore) })
+	s.check(t.Context(), log)
+	if got := s.Leaf().SerialNumber.Int64(); got != 2 || s.Reloads() != 1 {
+		t.Fatalf("once the certificate on disk is valid: serving serial %d, %d reloads; want 2 and 1", got, s.Reloads())
+	}
+	if s.Failures() != 1 {
+		t.Errorf("%d failures, want 1 (the first look only)", s.Failures())
+	}
+}
