@@ -147,6 +147,11 @@ func (s *Source) check(ctx context.Context, forced bool) {
 		r, again, err = s.read()
 		if again != sum {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "traffic rules file is being written; checking again later", slog.String("file", s.path))
+			if forced {
+				// A reload asked for (SIGHUP) is not dropped: with
+				// traffic.reloadInterval 0 no tick would check again.
+				s.Reload()
+			}
 			return
 		}
 	}
