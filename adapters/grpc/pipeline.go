@@ -291,6 +291,8 @@ func (s *Service) countOtherStreams(next grpclib.StreamServerInterceptor) grpcli
 				"too many streams of %s and the other services beside the MessagingService are open (grpc.maxInflightPerKind); retry later", info.FullMethod)
 		}
 		defer s.admit.leave(kindOther)
+		ss, release := s.endOnShutdown(ss)
+		defer release()
 		return next(srv, ss, info, h)
 	}
 }
