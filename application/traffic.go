@@ -20,10 +20,10 @@ type TrafficConfig struct {
 	RulesFile            string        `yaml:"rulesFile" help:"YAML or JSON file of rate limits (messages/s, bytes/s) per client, topic, consumer group, namespace and user (format in docs/operations.md); reloaded when it changes (see reloadInterval) and on SIGHUP; a file that does not load keeps the rules in force; empty: no rate limits"`
 	ReloadInterval       time.Duration `yaml:"reloadInterval" help:"how often rulesFile is checked for changes; 0: only on SIGHUP"`
 	MaxInflightBytes     int64         `yaml:"maxInflightBytes" unit:"bytes" help:"message bytes of send requests being processed at once (a memory budget); a send that would exceed it gets TOO_MANY_REQUESTS, except when nothing else is in flight; 0: no limit"`
-	MaxInflightPerClient int           `yaml:"maxInflightPerClient" help:"requests one client id may have in flight at once (long polls and its Telemetry stream count), so that one client cannot take every slot of grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS; 0: no limit"`
+	MaxInflightPerClient int           `yaml:"maxInflightPerClient" help:"requests one client id may have in flight at once (long polls and its Telemetry stream count), so that one client cannot take every slot of grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS; acks, invisible-time changes, dead-letterings, transaction ends, offset commits and heartbeats count apart, in a budget of the same size, so that long polls filling it never refuse them; 0: no limit"`
 	// MaxInflightPerUser bounds a tenant: client ids are the clients'
 	// choice, so a client inventing one per request is bounded only here.
-	MaxInflightPerUser int `yaml:"maxInflightPerUser" help:"with auth.enabled, requests all clients of one user may have in flight at once (long polls and Telemetry streams count), so that a client inventing client ids cannot take every slot of grpc.maxInflightPerKind from the other users; keep it below grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS; 0: no limit"`
+	MaxInflightPerUser int `yaml:"maxInflightPerUser" help:"with auth.enabled, requests all clients of one user may have in flight at once (long polls and Telemetry streams count), so that a client inventing client ids cannot take every slot of grpc.maxInflightPerKind from the other users; keep it below grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS (acks, transaction ends and heartbeats count apart, in a budget of the same size, as with maxInflightPerClient); 0: no limit"`
 }
 
 // DefaultTrafficConfig returns the defaults: no rate limits, 512 MiB of
@@ -283,9 +283,10 @@ type Traffic struct {
 
 	clientMu sync.Mutex
 	// clientRequest counts the requests in flight of each client id of
-	// each user (clientKey), userRequest those of each user.
+	// each user (clientKey), userRequest those of each user; finishing
+	// requests (EnterFinishingRequest) apart from the others.
 	clientRequest map[clientKey]int
-	userRequest   map[string]int
+	userRequest   map[userKey]int
 
 	throttled      [scopeCount][directionCount]atomic.Uint64
 	receiveWaits   atomic.Uint64
@@ -296,7 +297,7 @@ type Traffic struct {
 // limits until SetRules.
 func NewTraffic(cfg TrafficConfig, clock ports.Clock) *Traffic {
 	return &Traffic{cfg: cfg, clock: clock, buckets: map[bucketKey]*bucket{}, sweepAt: minSweep,
-		clientRequest: map[clientKey]int{}, userRequest: map[string]int{}}
+		clientRequest: map[clientKey]int{}, userRequest: map[userKey]int{}}
 }
 
 // SetRules puts rules in force (after validating them) and returns their
@@ -657,8 +658,18 @@ func (b BytesReservation) Release() {
 func (t *Traffic) InflightBytes() int64 { return t.inflight.Load() }
 
 // clientKey is a client id as one user uses it: the ids are the clients'
-// choice, so two users' clients with one id are two clients.
-type clientKey struct{ user, client string }
+// choice, so two users' clients with one id are two clients. Finishing
+// requests count apart.
+type clientKey struct {
+	user, client string
+	finishing    bool
+}
+
+// userKey is a user's count of requests, finishing ones apart.
+type userKey struct {
+	user      string
+	finishing bool
+}
 
 // EnterClient counts a request of the client (and user, when
 // authenticated) of ctx in flight and returns the function that ends it,
@@ -676,8 +687,28 @@ func (t *Traffic) EnterClient(ctx context.Context, d Direction) (func(), error) 
 // EnterClientRequest is EnterClient returning the request's place as a
 // value, which costs no allocation: every request takes one.
 func (t *Traffic) EnterClientRequest(ctx context.Context, d Direction) (ClientRequest, error) {
+	return t.enterClient(ctx, d, false)
+}
+
+// EnterFinishingRequest is EnterClientRequest for a request that finishes
+// work its client holds or keeps it known (an ack, an invisible-time
+// change, a transaction end, a heartbeat). These count in budgets of the
+// same sizes apart from the client's other requests: its Telemetry stream
+// and long polls, which may fill its budget for as long as they wait,
+// never keep it from acking what it received (refused acks bring messages
+// back; refused heartbeats let a session expire), while one user still
+// never holds more than traffic.maxInflightPerUser requests of a kind.
+func (t *Traffic) EnterFinishingRequest(ctx context.Context, d Direction) (ClientRequest, error) {
+	return t.enterClient(ctx, d, true)
+}
+
+func (t *Traffic) enterClient(ctx context.Context, d Direction, finishing bool) (ClientRequest, error) {
 	maxClient, maxUser := t.cfg.MaxInflightPerClient, t.cfg.MaxInflightPerUser
-	k := clientKey{userOf(ctx), ports.RequestInfoFrom(ctx).ClientID}
+	k := clientKey{userOf(ctx), ports.RequestInfoFrom(ctx).ClientID, finishing}
+	what := "requests"
+	if finishing {
+		what = "acks, transaction ends and heartbeats"
+	}
 	if k.client == "" {
 		maxClient = 0
 	}
@@ -692,19 +723,19 @@ func (t *Traffic) EnterClientRequest(ctx context.Context, d Direction) (ClientRe
 		t.clientMu.Unlock()
 		t.throttled[scopeClientInflight][d].Add(1)
 		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
-			"this client has %d requests in flight, its limit (traffic.maxInflightPerClient); retry later", n)
+			"this client has %d %s in flight, its limit (traffic.maxInflightPerClient); retry later", n, what)
 	}
-	if n := t.userRequest[k.user]; maxUser > 0 && n >= maxUser {
+	if n := t.userRequest[userKey{k.user, finishing}]; maxUser > 0 && n >= maxUser {
 		t.clientMu.Unlock()
 		t.throttled[scopeUserInflight][d].Add(1)
 		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
-			"the clients of this user have %d requests in flight, its limit (traffic.maxInflightPerUser); retry later", n)
+			"the clients of this user have %d %s in flight, its limit (traffic.maxInflightPerUser); retry later", n, what)
 	}
 	if maxClient > 0 {
 		t.clientRequest[k]++
 	}
 	if maxUser > 0 {
-		t.userRequest[k.user]++
+		t.userRequest[userKey{k.user, finishing}]++
 	}
 	t.clientMu.Unlock()
 	return ClientRequest{t: t, k: k, client: maxClient > 0, user: maxUser > 0}, nil
@@ -729,7 +760,7 @@ func (e ClientRequest) Leave() {
 		decrement(t.clientRequest, e.k)
 	}
 	if e.user {
-		decrement(t.userRequest, e.k.user)
+		decrement(t.userRequest, userKey{e.k.user, e.k.finishing})
 	}
 	t.clientMu.Unlock()
 }

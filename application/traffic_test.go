@@ -438,3 +438,62 @@ func TestTrafficNamedZeroRateExemptsFromTheDefault(t *testing.T) {
 		t.Fatalf("second send to another topic under the \"*\" limit of 1/s: %v", err)
 	}
 }
+
+// TestTrafficFinishingRequestsCountApart: acks, transaction ends and
+// heartbeats (EnterFinishingRequest) count in budgets of the same sizes
+// apart from a client's and a user's other requests: long polls filling
+// the budget do not refuse them, and they do not refuse long polls; each
+// count is still bounded, so one user never holds more than
+// maxInflightPerUser finishing requests either.
+func TestTrafficFinishingRequestsCountApart(t *testing.T) {
+	cfg := DefaultTrafficConfig()
+	cfg.MaxInflightPerClient = 2
+	cfg.MaxInflightPerUser = 3
+	tr := NewTraffic(cfg, ports.SystemClock{})
+	bob := func(client string) context.Context {
+		return WithPrincipal(clientCtx(client), Principal{User: domain.User{Name: "bob"}})
+	}
+	var leave []ClientRequest
+	enter := func(ctx context.Context, finishing bool) error {
+		f := tr.EnterClientRequest
+		if finishing {
+			f = tr.EnterFinishingRequest
+		}
+		e, err := f(ctx, DirectionReceive)
+		if err == nil {
+			leave = append(leave, e)
+		}
+		return err
+	}
+	for range 2 { // c1's long polls fill its budget
+		if err := enter(bob("c1"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enter(bob("c1"), false); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("c1's third poll: %v, want TOO_MANY_REQUESTS", err)
+	}
+	for i := range 2 {
+		if err := enter(bob("c1"), true); err != nil {
+			t.Fatalf("c1's ack %d while its polls fill its budget: %v", i+1, err)
+		}
+	}
+	if err := enter(bob("c1"), true); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "acks") {
+		t.Fatalf("c1's third ack in flight: %v, want TOO_MANY_REQUESTS about its acks", err)
+	}
+	if err := enter(bob("c2"), true); err != nil { // bob's third finishing request
+		t.Fatal(err)
+	}
+	if err := enter(bob("c3"), true); !domain.HasReason(err, domain.ReasonTooManyRequests) || !strings.Contains(err.Error(), "maxInflightPerUser") {
+		t.Fatalf("bob's fourth ack in flight: %v, want TOO_MANY_REQUESTS naming maxInflightPerUser", err)
+	}
+	if err := enter(bob("c2"), false); err != nil { // bob's third other request
+		t.Fatalf("a poll of bob's while his acks fill their budget: %v", err)
+	}
+	for _, e := range leave {
+		e.Leave()
+	}
+	if len(tr.clientRequest) != 0 || len(tr.userRequest) != 0 {
+		t.Fatalf("left in the maps: %v %v", tr.clientRequest, tr.userRequest)
+	}
+}

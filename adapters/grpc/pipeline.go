@@ -179,7 +179,11 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 		return ctx, a, nil
 	}
 	var err error
-	if a.client, err = s.traffic.EnterClientRequest(ctx, k.direction()); err != nil {
+	enter := s.traffic.EnterClientRequest
+	if finishesWork(req) {
+		enter = s.traffic.EnterFinishingRequest
+	}
+	if a.client, err = enter(ctx, k.direction()); err != nil {
 		s.admit.leave(k)
 		return ctx, admitted{}, statusOf(ctx, s.log, err)
 	}
@@ -191,6 +195,24 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 		}
 	}
 	return ctx, a, nil
+}
+
+// finishesWork reports whether req ends or keeps work its client already
+// holds (an ack, an invisible-time change, a dead-lettering, a transaction
+// end, an offset commit) or keeps the client known (a heartbeat, a
+// termination notice). They count in the client and user budgets
+// (traffic.maxInflightPerClient, traffic.maxInflightPerUser) apart from
+// the other requests (see application.Traffic.EnterFinishingRequest): a
+// consumer's Telemetry stream and long polls may fill its budget for as
+// long as they wait, and refusing its acks then brought its messages
+// back, refusing its heartbeats let its session expire.
+func finishesWork(req any) bool {
+	switch req.(type) {
+	case *v2.AckMessageRequest, *v2.ChangeInvisibleDurationRequest, *v2.ForwardMessageToDeadLetterQueueRequest,
+		*v2.EndTransactionRequest, *v2.UpdateOffsetRequest, *v2.HeartbeatRequest, *v2.NotifyClientTerminationRequest:
+		return true
+	}
+	return false
 }
 
 // admitted is a request admitRequest let in; end ends its admission. A

@@ -331,3 +331,81 @@ func TestPanickingTelemetryCommandFreesItsSlot(t *testing.T) {
 	}
 	subscribe(t, ts, "c2", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
 }
+
+// TestClientBudgetNeverRefusesFinishingRequests: a consumer whose
+// Telemetry stream and long polls fill traffic.maxInflightPerClient (a
+// push consumer long-polls every queue it is assigned) must still ack,
+// change invisible times, dead-letter, end transactions and heartbeat:
+// refused with TOO_MANY_REQUESTS, its acks failed while its polls waited
+// (the official Go push consumer retried them; messages whose acks kept
+// failing came again), and its heartbeats could let its session expire.
+// They count apart (application.TestTrafficFinishingRequestsCountApart);
+// new work (another receive, a send) is still refused.
+func TestClientBudgetNeverRefusesFinishingRequests(t *testing.T) {
+	polling := make(chan struct{}, 1)
+	b := &fakeBroker{pop: func(ctx context.Context, _ ports.PopRequest) ([]domain.StoredMessage, error) {
+		polling <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	cfg := application.DefaultTrafficConfig()
+	cfg.MaxInflightPerClient = 2 // the Telemetry stream and one long poll
+	ts := startTrafficServer(t, b, application.NewTraffic(cfg, ports.SystemClock{}))
+	subscribe(t, ts, "c1", v2.ClientType_SIMPLE_CONSUMER, "g", "t")
+	ctx, cancel := context.WithCancel(clientCtx(t.Context(), "c1"))
+	defer cancel()
+	first, err := ts.client.ReceiveMessage(ctx, receiveRequest("g", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-polling
+	c1 := clientCtx(t.Context(), "c1")
+	second, err := ts.client.ReceiveMessage(c1, receiveRequest("g", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := receiveAll(t, second); st.GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("a receive beyond the client's budget: %v, want TOO_MANY_REQUESTS", st)
+	}
+	if r, err := ts.client.SendMessage(c1, sendRequest("t")); err != nil || r.GetStatus().GetCode() != v2.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("a send beyond the client's budget: %v, %v; want TOO_MANY_REQUESTS", r.GetStatus(), err)
+	}
+	res := func(name string) *v2.Resource { return &v2.Resource{Name: name} }
+	calls := []struct {
+		name string
+		call func() (*v2.Status, error)
+	}{
+		{"ack", func() (*v2.Status, error) {
+			r, err := ts.client.AckMessage(c1, &v2.AckMessageRequest{Group: res("g"), Topic: res("t"),
+				Entries: []*v2.AckMessageEntry{{MessageId: "01", ReceiptHandle: "garbage"}}})
+			return r.GetStatus(), err
+		}},
+		{"change invisible duration", func() (*v2.Status, error) {
+			r, err := ts.client.ChangeInvisibleDuration(c1, &v2.ChangeInvisibleDurationRequest{Group: res("g"), Topic: res("t"),
+				ReceiptHandle: "garbage", InvisibleDuration: durationpb.New(time.Minute), MessageId: "01"})
+			return r.GetStatus(), err
+		}},
+		{"forward to the dead-letter queue", func() (*v2.Status, error) {
+			r, err := ts.client.ForwardMessageToDeadLetterQueue(c1, &v2.ForwardMessageToDeadLetterQueueRequest{Group: res("g"), Topic: res("t"),
+				ReceiptHandle: "garbage", MessageId: "01", DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+			return r.GetStatus(), err
+		}},
+		{"end transaction", func() (*v2.Status, error) {
+			r, err := ts.client.EndTransaction(c1, &v2.EndTransactionRequest{Topic: res("t"), MessageId: "01", TransactionId: "tx",
+				Resolution: v2.TransactionResolution_COMMIT, Source: v2.TransactionSource_SOURCE_CLIENT})
+			return r.GetStatus(), err
+		}},
+		{"heartbeat", func() (*v2.Status, error) {
+			r, err := ts.client.Heartbeat(c1, &v2.HeartbeatRequest{Group: res("g"), ClientType: v2.ClientType_SIMPLE_CONSUMER})
+			return r.GetStatus(), err
+		}},
+	}
+	for _, c := range calls {
+		st, err := c.call()
+		if err != nil || st.GetCode() == v2.Code_TOO_MANY_REQUESTS {
+			t.Errorf("%s while the client's polls fill its budget: %v, %v; want it served", c.name, st, err)
+		}
+	}
+	cancel()
+	_, _ = first.Recv()
+}
