@@ -620,7 +620,11 @@ func (e *Engine) forwardTargetLocked(ctx context.Context, req ports.AckRequest, 
 // hooks.DeadLetter is told here, once per message: a repeated forward of a
 // message already consumed does not get here. attempts is the count of
 // deliveries the copy carries (its consumers' delivery attempts go on from
-// it). ctx is the request's (the reviver's is none), for the log line.
+// it), except for an orderly group's: a RocketMQ broker's orderly pop
+// counts a FIFO message's deliveries apart from the message, which keeps
+// the reconsume times it was stored with, and its dead-letter copy
+// (CONSUMER_SEND_MSG_BACK) takes those plus one, however many deliveries
+// it used. ctx is the request's (the reviver's is none), for the log line.
 func (e *Engine) deadLetterEndLocked(ctx context.Context, k consKey, off, receipt int64, attempts int32, now time.Time, pre *popRead) (int64, error) {
 	if pre == nil {
 		qi := e.queues[queueKey{k.topic, k.qid}]
@@ -662,6 +666,9 @@ func (e *Engine) deadLetterEndLocked(ctx context.Context, k consKey, off, receip
 		origin = m.DeadLetter.Topic
 	}
 	cp.DeadLetter = &domain.DeadLetterOrigin{Topic: origin, MessageID: m.ID}
+	if g := e.groups[k.group]; g != nil && g.Orderly {
+		attempts = nextAttempt(0, m.PriorAttempts)
+	}
 	cp.PriorAttempts = attempts
 	rec := record.DeadLetter{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: off, Receipt: receipt,
 		Copy: record.Batch{Topic: dlq.Name, QueueID: 0, QueueOffset: dqi.count, Messages: []record.Message{cp}}}

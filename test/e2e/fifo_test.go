@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"sync"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -437,4 +437,88 @@ func stopTogether(t *testing.T, pcs ...rmq.PushConsumer) {
 		}
 		wg.Wait()
 	})
+}
+
+// TestFIFODeadLetterCopyCountsAsTheBrokersDoes: a RocketMQ broker's
+// orderly pop counts the deliveries of a FIFO message apart from the
+// message, which keeps the reconsume times it was stored with (0 for a
+// message sent fresh); a dead-letter copy takes those plus one
+// (CONSUMER_SEND_MSG_BACK), so its consumers get it at delivery attempt 2
+// however many deliveries it used, whether the proxy moved it when its
+// attempts ran out or the consumer forwarded it. Local mode counted the
+// deliveries into the copy (attempt 4 and 3 here), so a dead-letter
+// consumer group allowing 3 attempts had the first moved on to its own
+// dead-letter queue unseen, and local and cluster mode differed.
+func TestFIFODeadLetterCopyCountsAsTheBrokersDoes(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "fifo-dl-count"), testenv.Name(t, "g-fifo-dl-count")
+	orderly := true
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly, MaxDeliveryAttempts: 2})
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, group, topic)
+	ids := map[string]string{}
+	for _, body := range []string{"exhausted", "forwarded"} {
+		m := testenv.RawMessage(topic, []byte(body), "")
+		mg := "g1"
+		m.SystemProperties.MessageGroup, m.SystemProperties.MessageType = &mg, v2.MessageType_FIFO
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send: %v %v", resp, err)
+		}
+		ids[body] = m.GetSystemProperties().GetMessageId()
+	}
+	// receiveAt receives the group's next message, wanting body at attempt.
+	receiveAt := func(body string, attempt int32) *v2.Message {
+		t.Helper()
+		ms := raw.ReceiveN(t, group, topic, 1, 30*time.Second, 30*time.Second)
+		sp := ms[0].GetSystemProperties()
+		if string(ms[0].GetBody()) != body || sp.GetDeliveryAttempt() != attempt {
+			t.Fatalf("received %q at attempt %d, want %q at attempt %d", ms[0].GetBody(), sp.GetDeliveryAttempt(), body, attempt)
+		}
+		return ms[0]
+	}
+	nack := func(m *v2.Message) {
+		t.Helper()
+		sp := m.GetSystemProperties()
+		resp, err := raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+			Topic: &v2.Resource{Name: topic}, ReceiptHandle: sp.GetReceiptHandle(), MessageId: sp.GetMessageId(), InvisibleDuration: durationpb.New(0)})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("change invisible duration: %v %v", resp, err)
+		}
+	}
+	// The first uses both attempts of the group; the proxy moves it.
+	nack(receiveAt("exhausted", 1))
+	nack(receiveAt("exhausted", 2))
+	// The second is forwarded by the consumer at its second delivery.
+	nack(receiveAt("forwarded", 1))
+	m := receiveAt("forwarded", 2)
+	sp := m.GetSystemProperties()
+	fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{Group: &v2.Resource{Name: group},
+		Topic: &v2.Resource{Name: topic}, ReceiptHandle: sp.GetReceiptHandle(), MessageId: sp.GetMessageId(), DeliveryAttempt: 2, MaxDeliveryAttempts: 2})
+	if err != nil || fw.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("forward: %v %v", fw, err)
+	}
+
+	dlq := domain.DeadLetterTopic(group)
+	testenv.WaitForRoute(t, p, dlq)
+	reader := testenv.Name(t, "g-fifo-dl-count-reader")
+	p.CreateGroup(t, application.GroupSpec{Name: reader, MaxDeliveryAttempts: 3})
+	rr := testenv.NewRawClient(t, p)
+	rr.Subscribe(t, reader, dlq)
+	got := map[string]int32{}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		for _, dead := range rr.ReceiveAnswered(t, testenv.ReceiveRequest(reader, dlq, 2, 30*time.Second)) {
+			got[string(dead.GetBody())] = dead.GetSystemProperties().GetDeliveryAttempt()
+		}
+		if len(got) < 2 {
+			return fmt.Errorf("the reader allowing 3 attempts got %v of the dead-letter copies of %v", got, ids)
+		}
+		return nil
+	})
+	for body, attempt := range got {
+		if attempt != 2 {
+			t.Errorf("dead-letter copy of %q (%s) came at delivery attempt %d, want 2 (the broker's reconsume times 1)", body, ids[body], attempt)
+		}
+	}
 }
