@@ -128,3 +128,64 @@ func TestDeadLetterCopyOfAnOlderVersion(t *testing.T) {
 		h.fake().Advance(10 * time.Second)
 	}
 }
+
+// TestFIFODeadLetterCopyCountsTheMessagesOwnAttempts: a RocketMQ broker's
+// orderly pop counts a FIFO message's deliveries apart from the message,
+// whose stored reconsume times stay what they were; its dead-letter copy
+// takes those plus one. So the copy of an orderly group's message comes
+// with attempt 2 (for a message sent fresh), whether the reviver moved it
+// after it used both attempts of its group or its consumer forwarded it
+// at attempt 2, and a dead-letter copy read and forwarded by an orderly
+// group counts on from its own prior attempts.
+func TestFIFODeadLetterCopyCountsTheMessagesOwnAttempts(t *testing.T) {
+	h := newHarness(t, nil)
+	h.createGroup("g", 2, true)
+	h.send("f", 0, fifoMsg("f", "exhausted", "A"), fifoMsg("f", "forwarded", "B"))
+	for attempt := int32(1); attempt <= 2; attempt++ {
+		got := h.popFIFOMode("g", "f", 10, 10*time.Second, false)
+		if len(got) != 2 {
+			t.Fatalf("attempt %d: %+v", attempt, got)
+		}
+		for _, m := range got {
+			if m.DeliveryAttempt != attempt {
+				t.Fatalf("%s at attempt %d, want %d", m.ID, m.DeliveryAttempt, attempt)
+			}
+			if attempt == 2 && m.ID == "forwarded" {
+				if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("g", m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		h.fake().Advance(10 * time.Second)
+	}
+	h.revive() // moves "exhausted", which used both attempts
+	h.settle(h.e.clog.NextOffset())
+	dlq := domain.DeadLetterTopic("g")
+	first := h.pop("reader", dlq, 0, 10, 10*time.Second)
+	if len(first) != 2 {
+		t.Fatalf("DLQ holds %+v, want both messages", first)
+	}
+	for _, m := range first {
+		if m.DeliveryAttempt != 2 {
+			t.Errorf("dead-letter copy of %s comes with attempt %d, want 2 (the broker's reconsume times 0 + 1, + 1)", m.ID, m.DeliveryAttempt)
+		}
+	}
+	// An orderly group reading the dead-letter queue forwards a copy at
+	// its second delivery: the copy of the copy counts on from 1.
+	h.createGroup("fifo-reader", 5, true)
+	var fw []domain.StoredMessage
+	for range 2 {
+		fw = h.popFIFOMode("fifo-reader", dlq, 10, 10*time.Second, false)
+		h.fake().Advance(10 * time.Second)
+	}
+	if len(fw) == 0 {
+		t.Fatal("the orderly reader got nothing from the DLQ")
+	}
+	if err := h.e.ForwardToDeadLetter(t.Context(), ackReq("fifo-reader", fw[0])); err != nil {
+		t.Fatal(err)
+	}
+	h.settle(h.e.clog.NextOffset())
+	if cc := h.pop("reader2", domain.DeadLetterTopic("fifo-reader"), 0, 10, 10*time.Second); len(cc) != 1 || cc[0].DeliveryAttempt != 3 {
+		t.Fatalf("copy of a copy: %+v, want one at attempt 3", cc)
+	}
+}
