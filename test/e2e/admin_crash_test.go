@@ -75,6 +75,7 @@ func startServing(t *testing.T, dir string, flags ...string) *testenv.Child {
 // serve, each time.
 func TestKill9RightAfterTopicAndGroupDelete(t *testing.T) {
 	testenv.LocalOnly(t, "it reads the embedded broker's snapshot files")
+	waitsInParallel(t)
 	dir := t.TempDir()
 	flags := append([]string{"--local.snapshotInterval=200ms"}, fastConsumer...)
 	c := testenv.StartChild(t, dir, flags...)

@@ -289,6 +289,7 @@ func ackSome(t *testing.T, raw *testenv.RawClient, group, topic string, mu *sync
 // operator chooses truncation.
 func TestTornTailAndCorruptionAtStart(t *testing.T) {
 	testenv.LocalOnly(t, "it damages the embedded broker's commit log")
+	waitsInParallel(t)
 	dataDir := t.TempDir()
 	c1 := testenv.StartChild(t, dataDir, fastConsumer...)
 	createTopicVia(t, c1, "torn", 1)

@@ -20,6 +20,7 @@ import (
 // proxy must serve their receives before it has their settings. The resume
 // times are logged, not asserted.
 func TestConsumersResumeAfterKill9(t *testing.T) {
+	waitsInParallel(t)
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, append(fastConsumer, "--grpc.address="+freeport.Addr(t))...)
 	topic := testenv.Name(t, "resume")

@@ -36,6 +36,7 @@ func adminClient(t *testing.T, c *testenv.Child) *admin.Client {
 // TestKill9KeepsPendingTimers kills rmqproxy while delay messages wait for
 // their time: after a restart every one is delivered, none early.
 func TestKill9KeepsPendingTimers(t *testing.T) {
+	waitsInParallel(t)
 	dir := t.TempDir()
 	c1 := testenv.StartChild(t, dir, fastConsumer...)
 	topic := testenv.Name(t, "timers")
@@ -191,6 +192,7 @@ func TestKill9KeepsFIFOProgress(t *testing.T) {
 // delivered, the rolled back one never, and the open one is checked back
 // with a producer and committed.
 func TestKill9KeepsTransactions(t *testing.T) {
+	waitsInParallel(t)
 	dir := t.TempDir()
 	flags := append(fastConsumer, "--local.transactionTimeout=1s", "--local.transactionCheckInterval=1s")
 	c1 := testenv.StartChild(t, dir, flags...)

@@ -115,6 +115,7 @@ func TestSIGTERMDuringRecovery(t *testing.T) {
 	if testenv.Target == testenv.TargetCluster {
 		t.Skip("local mode's recovery")
 	}
+	waitsInParallel(t)
 	const (
 		topic, group = "start-cancel", "start-cancel-g"
 		n            = 300

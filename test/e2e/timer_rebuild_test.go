@@ -24,6 +24,7 @@ import (
 // recall succeeds) and the one recalled before the crash is not.
 func TestKill9DamagedTimerBucketsRebuilt(t *testing.T) {
 	testenv.LocalOnly(t, "it damages the embedded broker's timer-index files")
+	waitsInParallel(t)
 	dir := t.TempDir()
 	flags := append([]string{"--local.snapshotInterval=200ms"}, fastConsumer...)
 	c := testenv.StartChild(t, dir, flags...)
