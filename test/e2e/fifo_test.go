@@ -91,6 +91,7 @@ func sendFIFO(t *testing.T, pr rmq.Producer, topic string, groups, perGroup int)
 // failure reorders its group. The embedded broker hands out one message
 // per group at a time, which hides that client bug.
 func TestFIFOPushConsumersKeepGroupOrder(t *testing.T) {
+	waitsInParallel(t)
 	failOnce := testenv.Target == testenv.TargetLocal
 	p := testenv.Start(t, testenv.Config(t))
 	topic, group := testenv.Name(t, "fifo"), testenv.Name(t, "g-fifo")
@@ -160,6 +161,7 @@ func receiveUpTo(t *testing.T, c rmq.SimpleConsumer, n int32) []*rmq.MessageView
 // A RocketMQ broker (cluster mode) holds back a whole queue instead: see
 // fifoQueueBlocksUntilAck.
 func TestFIFOSimpleConsumerBlocksGroupUntilAck(t *testing.T) {
+	waitsInParallel(t)
 	if testenv.Target == testenv.TargetCluster {
 		fifoQueueBlocksUntilAck(t)
 		return

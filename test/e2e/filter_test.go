@@ -30,6 +30,7 @@ func longExpression(n int, sep string, part func(i int) string) string {
 // and only those. An expression beyond messaging.limits.maxFilterExpressionLength
 // is refused with ILLEGAL_FILTER_EXPRESSION naming the setting.
 func TestLongFilterExpressions(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic := testenv.Name(t, "long-filter")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)

@@ -29,6 +29,7 @@ import (
 // and one a few bytes shorter was stored but could not be redelivered
 // (the broker's revive adds 1ST_POP_TIME).
 func TestLargestPropertiesLiveThroughRedeliveryAndDeadLetter(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	normal, delay, tx := testenv.Name(t, "props-max"), testenv.Name(t, "props-max-delay"), testenv.Name(t, "props-max-tx")
 	group, reader := testenv.Name(t, "g-props-max"), testenv.Name(t, "g-props-max-dlq")

@@ -22,6 +22,7 @@ import (
 // Telemetry admission slots (grpc.maxInflightPerKind): with two slots,
 // producers started and stopped one after another all start.
 func TestStoppedClientsFreeTheirTelemetryStreams(t *testing.T) {
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	cfg.GRPC.MaxInflightPerKind = 2
 	p := testenv.Start(t, cfg)

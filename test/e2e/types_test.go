@@ -164,6 +164,7 @@ func TestPastDueDelayMessageDelivered(t *testing.T) {
 // delivered, a rolled back one never, and orphaned ones are resolved by the
 // producer's transaction checker when the broker checks back.
 func TestTransactionsCommitRollbackAndCheckBack(t *testing.T) {
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	cfg.Local.TransactionTimeout = time.Second
 	cfg.Local.TransactionCheckInterval = time.Second
@@ -332,6 +333,7 @@ func TestPullAndOffsets(t *testing.T) {
 // message to the subscription that names them and not to the one that
 // wants them absent.
 func TestSQL92FiltersSeeTransactionProperties(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic := testenv.Name(t, "sql-tx")
 	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 1)
@@ -370,6 +372,7 @@ func TestSQL92FiltersSeeTransactionProperties(t *testing.T) {
 // arrive, others do not, and a malformed expression is refused when the
 // consumer subscribes.
 func TestSQL92Filters(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic := testenv.Name(t, "sql")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
