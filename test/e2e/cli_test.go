@@ -27,6 +27,7 @@ import (
 // binary against a running rmqproxy, then stops it with SIGTERM: it exits 0
 // after closing the broker, and what was sent is there after a restart.
 func TestCLIAndGracefulShutdown(t *testing.T) {
+	waitsInParallel(t)
 	dataDir := t.TempDir()
 	c := testenv.StartChild(t, dataDir, "--profile=production")
 	admin := "--admin.address=" + c.AdminAddr

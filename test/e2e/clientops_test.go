@@ -24,6 +24,7 @@ import (
 // answers for it; a client that does not answer times out with a clear
 // message.
 func TestClientOperations(t *testing.T) {
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	// The answering clients answer well within it on a loaded machine; the
 	// timeout itself is checked on a proxy of its own, below.

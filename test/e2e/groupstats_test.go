@@ -61,6 +61,7 @@ func TestGroupStatsInFlight(t *testing.T) {
 // does), so that what waits for redelivery is never left out of the
 // backlog. After everything is received and acked nothing is consumable.
 func TestGroupStatsRedelivery(t *testing.T) {
+	waitsInParallel(t)
 	topic, group := testenv.Name(t, "stats-retry"), testenv.Name(t, "g-stats-retry")
 	p, raw := statsSetup(t, topic, group, 3)
 	raw.ReceiveN(t, group, topic, 2, 2*time.Second, 60*time.Second)

@@ -329,6 +329,7 @@ next:
 // official Go client: 10 sends of 100 bytes, then 10 receives and acks.
 // The counters move by exactly those amounts.
 func TestMetricsCountExactly(t *testing.T) {
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "otel-metrics"), testenv.Name(t, "g-otel-metrics")
@@ -431,6 +432,7 @@ func TestMetricsCountExactly(t *testing.T) {
 // were in flight. The engine that moves a message counts it, once.
 func TestDeadLetterMetricCountsEachMessageOnce(t *testing.T) {
 	testenv.LocalOnly(t, "in cluster mode the RocketMQ broker moves the messages and counts them in its own metric")
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	const topic, group = "dlq-metric", "g-dlq-metric"
 	raw := p.Subscriber(t, topic, group, 1)

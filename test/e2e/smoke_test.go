@@ -11,6 +11,7 @@ import (
 )
 
 func TestSmokeSendReceiveAck(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic, group := testenv.Name(t, "smoke"), testenv.Name(t, "g-smoke")
 	p.CreateTopic(t, topic, domain.MessageTypeNormal, 4)

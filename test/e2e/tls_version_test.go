@@ -20,6 +20,7 @@ import (
 // its handshake.
 func TestGRPCMinVersion13(t *testing.T) {
 	testenv.LocalOnly(t, "the gRPC port's TLS does not depend on the mode")
+	waitsInParallel(t)
 	cfg := testenv.Config(t)
 	cfg.GRPC.TLS.Mode = grpcadapter.TLSEnforcing
 	cfg.GRPC.TLS.MinVersion = "1.3"

@@ -102,6 +102,7 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 // handle) and reaches a simple consumer that
 // is already waiting in a long poll (speed: BenchmarkPastDueDelayUnderLoad).
 func TestPastDueDelayMessageDelivered(t *testing.T) {
+	waitsInParallel(t)
 	p := testenv.Start(t, testenv.Config(t))
 	topic := testenv.Name(t, "past-due")
 	p.CreateTopic(t, topic, domain.MessageTypeDelay, 4)
