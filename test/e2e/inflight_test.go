@@ -20,6 +20,7 @@ import (
 // the group and the setting.
 func TestUnackedDeliveriesBoundedPerQueue(t *testing.T) {
 	testenv.LocalOnly(t, "the bound is the embedded broker's (an Apache broker has its own, popInflightMessageThreshold, off by default)")
+	waitsInParallel(t) // its own proxy and names; long polls of 1 s, deadlines only
 	c := testenv.StartChild(t, t.TempDir(), append(slices.Clip(fastConsumer), "--local.maxInflightPerQueue=5")...)
 	topic, group := testenv.Name(t, "inflight"), testenv.Name(t, "g-inflight")
 	createTopicVia(t, c, topic, 1)
