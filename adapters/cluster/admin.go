@@ -90,17 +90,28 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 	return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), domain.MessageOf(first))
 }
 
-// allTopics reads every topic configuration of the cluster's masters.
+// allTopics reads every topic configuration of the cluster's masters. A
+// topic several masters have with different queue counts (each made with
+// `mqadmin updateTopic -b`) counts the largest: clients are routed to
+// every queue of every master, and update, which writes the count it reads
+// here to every master, took the queues above the first master's count
+// away from the others (their messages unreachable), with or without
+// --queues.
 func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig, error) {
 	return mergedMasterTables(ctx, b, remoting.RequestGetAllTopicConfig, "topic",
-		func(w *remoting.TopicConfigWrapper) map[string]remoting.TopicConfig { return w.TopicConfigTable })
+		func(w *remoting.TopicConfigWrapper) map[string]remoting.TopicConfig { return w.TopicConfigTable },
+		func(kept *remoting.TopicConfig, next remoting.TopicConfig) {
+			kept.ReadQueueNums = max(kept.ReadQueueNums, next.ReadQueueNums)
+			kept.WriteQueueNums = max(kept.WriteQueueNums, next.WriteQueueNums)
+		})
 }
 
 // mergedMasterTables asks every master of the cluster for one of its
 // name-keyed tables (code returns a JSON body W; table picks the table out
 // of it; kind names it in errors) and merges them: a name several masters
-// have keeps the entry of the first that has it.
-func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V) (map[string]V, error) {
+// have keeps the entry of the first that has it, to which merge (when not
+// nil) adds what the later ones have.
+func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V, merge func(kept *V, next V)) (map[string]V, error) {
 	out := map[string]V{}
 	err := b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, code, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
@@ -112,8 +123,11 @@ func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.
 			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's "+kind+" table could not be decoded")
 		}
 		for n, v := range table(&w) {
-			if _, seen := out[n]; !seen {
+			if kept, seen := out[n]; !seen {
 				out[n] = v
+			} else if merge != nil {
+				merge(&kept, v)
+				out[n] = kept
 			}
 		}
 		return nil
@@ -529,7 +543,7 @@ func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.Subscriptio
 	return mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
 		func(w *remoting.SubscriptionGroupWrapper) map[string]remoting.SubscriptionGroupConfig {
 			return w.SubscriptionGroupTable
-		})
+		}, nil)
 }
 
 // ListGroups implements [ports.Admin]: the user groups of every master,
