@@ -616,13 +616,43 @@ func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exi
 	return exists, nil
 }
 
-func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, after string) error {
-	body, err := remoting.EncodeJSONBody(subscriptionGroupOf(g))
-	if err != nil {
-		return err
-	}
-	err = b.eachMaster(ctx, after, func(m master) error {
-		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateSubscriptiongroup, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, body)
+// putGroup creates or updates (update) a group on every master. A master that has
+// the group has its configuration changed in what rmqproxy manages (the
+// maximum delivery attempts, orderly, the retry policy) and nothing else:
+// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP replaces the whole configuration,
+// and written from upstream's defaults an update (of the description
+// alone, too) turned back on a group whose consumption an operator had
+// stopped (`mqadmin updateSubGroup -s false`), and reset its broadcast
+// permission and consume timeout.
+func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, update bool, after string) error {
+	err := b.eachMaster(ctx, after, func(m master) error {
+		sg := subscriptionGroupOf(g)
+		var resp *remoting.Command
+		var err error
+		if update { // create found the group on no master
+			resp, err = b.call(ctx, m.addr, remoting.RequestGetSubscriptiongroupConfig,
+				&remoting.GetSubscriptionGroupConfigRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Group: g.Name}, nil)
+		}
+		switch {
+		case !update, isCode(err, remoting.ResponseSubscriptionGroupNotExist):
+		case err != nil:
+			return err
+		default:
+			var cur remoting.SubscriptionGroupConfig
+			if err := remoting.DecodeJSONBody(resp.Body, &cur); err != nil {
+				return domain.Wrap(domain.ReasonBrokerError, err, "the broker's configuration of group "+g.Name+" could not be decoded")
+			}
+			cur.GroupName, cur.RetryMaxTimes, cur.ConsumeMessageOrderly, cur.GroupRetryPolicy = sg.GroupName, sg.RetryMaxTimes, sg.ConsumeMessageOrderly, sg.GroupRetryPolicy
+			// Sent back as stored, the attributes would be read as changes
+			// ("+key=value"); left out, the broker keeps them.
+			cur.Attributes = nil
+			sg = cur
+		}
+		body, err := remoting.EncodeJSONBody(sg)
+		if err != nil {
+			return err
+		}
+		_, err = b.call(ctx, m.addr, remoting.RequestUpdateAndCreateSubscriptiongroup, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, body)
 		return err
 	})
 	b.meta.forgetGroup(g.Name)
@@ -651,7 +681,7 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
 	}
-	if err := b.putGroup(ctx, g, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
+	if err := b.putGroup(ctx, g, false, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was created", g.Name),
@@ -670,7 +700,7 @@ func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 	if !exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", g.Name, g.Name)
 	}
-	if err := b.putGroup(ctx, g, "once they answer, run the command again"); err != nil {
+	if err := b.putGroup(ctx, g, true, "once they answer, run the command again"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was updated", g.Name), "once they answer, run the command again"); err != nil {
