@@ -98,6 +98,12 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 // away from the others (their messages unreachable), with or without
 // --queues.
 func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig, error) {
+	all, _, err := b.topicTables(ctx)
+	return all, err
+}
+
+// topicTables is allTopics, with each master's own table (by broker name).
+func (b *Broker) topicTables(ctx context.Context) (map[string]remoting.TopicConfig, map[string]map[string]remoting.TopicConfig, error) {
 	return mergedMasterTables(ctx, b, remoting.RequestGetAllTopicConfig, "topic",
 		func(w *remoting.TopicConfigWrapper) map[string]remoting.TopicConfig { return w.TopicConfigTable },
 		func(kept *remoting.TopicConfig, next remoting.TopicConfig) {
@@ -110,9 +116,11 @@ func (b *Broker) allTopics(ctx context.Context) (map[string]remoting.TopicConfig
 // name-keyed tables (code returns a JSON body W; table picks the table out
 // of it; kind names it in errors) and merges them: a name several masters
 // have keeps the entry of the first that has it, to which merge (when not
-// nil) adds what the later ones have.
-func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V, merge func(kept *V, next V)) (map[string]V, error) {
+// nil) adds what the later ones have. It also returns each master's own
+// table, by broker name.
+func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V, merge func(kept *V, next V)) (map[string]V, map[string]map[string]V, error) {
 	out := map[string]V{}
+	own := map[string]map[string]V{}
 	err := b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, code, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
 		if err != nil {
@@ -122,6 +130,7 @@ func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.
 		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
 			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's "+kind+" table could not be decoded")
 		}
+		own[m.name] = table(&w)
 		for n, v := range table(&w) {
 			if kept, seen := out[n]; !seen {
 				out[n] = v
@@ -132,7 +141,7 @@ func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.
 		}
 		return nil
 	})
-	return out, err
+	return out, own, err
 }
 
 // userTopic reports whether a topic is one users see: theirs and the
@@ -214,24 +223,37 @@ func (b *Broker) topicExists(ctx context.Context, name string) (bool, error) {
 
 // checkTopicPut runs the checks CreateTopic and UpdateTopic share: it
 // gives t read-write permission when it has none, validates it, refuses the
-// brokers' own topics and reports whether a master has the topic.
-func (b *Broker) checkTopicPut(ctx context.Context, t *domain.Topic) (exists bool, err error) {
+// brokers' own topics and reports whether a master has the topic, with
+// each master's topic table.
+func (b *Broker) checkTopicPut(ctx context.Context, t *domain.Topic) (exists bool, own map[string]map[string]remoting.TopicConfig, err error) {
 	if t.Permission == domain.PermNone {
 		t.Permission = domain.PermReadWrite
 	}
 	if err := t.Validate(); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	return b.topicExists(ctx, t.Name)
+	all, own, err := b.topicTables(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	_, exists = all[t.Name]
+	return exists, own, nil
 }
 
 // putTopic creates or updates a topic on every master, with its message
 // type as the message.type attribute (FIFO topics are also "order"), and
-// returns the names of the masters that took it.
-func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) ([]string, error) {
+// returns the names of the masters that took it. A master that has the
+// topic (own: each master's topic table) keeps its permission, and its
+// read and write queue counts unless t has more queues than both: an
+// operator drains a broker's upper queues with fewer write than read
+// queues (`mqadmin updateTopic -w`), or stops a topic's writes on one
+// broker (`mqadmin updateTopicPerm`), and an update of the description or
+// type wrote the first master's permission and one count for both over
+// that, opening them to producers again.
+func (b *Broker) putTopic(ctx context.Context, t domain.Topic, own map[string]map[string]remoting.TopicConfig, after string) ([]string, error) {
 	perm := int32(0)
 	if t.Permission.Readable() {
 		perm |= remoting.PermRead
@@ -241,10 +263,17 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) ([]
 	}
 	var took []string
 	err := b.eachMaster(ctx, after, func(m master) error {
-		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateTopic, &remoting.CreateTopicRequestHeader{
+		h := &remoting.CreateTopicRequestHeader{
 			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
 			WriteQueueNums: t.QueueCount, Perm: perm, TopicFilterType: "SINGLE_TAG", Order: t.Type == domain.MessageTypeFIFO,
-			Attributes: remoting.FormatAttributes(map[string]string{remoting.TopicAttributeMessageType: t.Type.String()})}, nil)
+			Attributes: remoting.FormatAttributes(map[string]string{remoting.TopicAttributeMessageType: t.Type.String()})}
+		if cur, ok := own[m.name][t.Name]; ok {
+			h.Perm, h.TopicSysFlag = cur.Perm, cur.TopicSysFlag
+			if max(cur.ReadQueueNums, cur.WriteQueueNums) >= t.QueueCount {
+				h.ReadQueueNums, h.WriteQueueNums = cur.ReadQueueNums, cur.WriteQueueNums
+			}
+		}
+		_, err := b.call(ctx, m.addr, remoting.RequestUpdateAndCreateTopic, h, nil)
 		if t.Type == domain.MessageTypeMixed && isCode(err, remoting.ResponseInvalidParameter) {
 			// A broker refuses MIXED topics unless enableMixedMessageType.
 			return domain.Wrap(domain.ReasonBrokerError, err, domain.MessageOf(mapError(err))+
@@ -269,14 +298,14 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, after string) ([]
 // topic created: the error says so.
 func (b *Broker) CreateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	start := time.Now()
-	exists, err := b.checkTopicPut(ctx, &t)
+	exists, own, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
 	}
 	if exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonAlreadyExists, "topic %q already exists", t.Name)
 	}
-	took, err := b.putTopic(ctx, t, fmt.Sprintf("once they answer, run `rmqproxy topic update %s` with the same options to create it on them too (create would answer that it exists)", t.Name))
+	took, err := b.putTopic(ctx, t, own, fmt.Sprintf("once they answer, run `rmqproxy topic update %s` with the same options to create it on them too (create would answer that it exists)", t.Name))
 	if err != nil {
 		return domain.Topic{}, err
 	}
@@ -426,14 +455,14 @@ func notRouted(t domain.Topic, done string, lacking []string, lastErr error, wai
 // a wait until the NameServers route the new queue count (see awaitRoute).
 func (b *Broker) UpdateTopic(ctx context.Context, t domain.Topic) (domain.Topic, error) {
 	start := time.Now()
-	exists, err := b.checkTopicPut(ctx, &t)
+	exists, own, err := b.checkTopicPut(ctx, &t)
 	if err != nil {
 		return domain.Topic{}, err
 	}
 	if !exists {
 		return domain.Topic{}, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist; create it with `rmqproxy topic create %s`", t.Name, t.Name)
 	}
-	took, err := b.putTopic(ctx, t, "once they answer, run the command again")
+	took, err := b.putTopic(ctx, t, own, "once they answer, run the command again")
 	if err != nil {
 		return domain.Topic{}, err
 	}
@@ -540,10 +569,11 @@ var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true
 // allGroups reads every subscription group of the cluster's masters
 // (without creating any, unlike a single-group lookup).
 func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
-	return mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
+	all, _, err := mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
 		func(w *remoting.SubscriptionGroupWrapper) map[string]remoting.SubscriptionGroupConfig {
 			return w.SubscriptionGroupTable
 		}, nil)
+	return all, err
 }
 
 // ListGroups implements [ports.Admin]: the user groups of every master,

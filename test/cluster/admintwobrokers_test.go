@@ -91,6 +91,28 @@ func TestTopicOnTwoBrokersWithDifferentQueueCounts(t *testing.T) {
 			}
 		}
 	}
+	// A topic read-only on one broker (`mqadmin updateTopicPerm -b`, to stop
+	// its writes there) stays so after an update, each way round.
+	for i, topic := range []string{testenv.Name(t, "perm-split-a"), testenv.Name(t, "perm-split-b")} {
+		ro := brokers[i]
+		for _, b := range brokers {
+			createOnBroker(t, b.Addr, b.Name, topic, 4)
+		}
+		setOnBroker(t, ro, topic, 4, 4, remoting.PermRead)
+		desc := "changed"
+		if _, err := ac.UpdateTopic(t.Context(), application.TopicSpec{Name: topic, Description: &desc}); err != nil {
+			t.Fatalf("update %s: %v", topic, err)
+		}
+		for _, b := range brokers {
+			want := remoting.PermRead | remoting.PermWrite
+			if b == ro {
+				want = remoting.PermRead
+			}
+			if _, _, perm := brokerTopicConfig(t, b.Addr, topic); perm != want {
+				t.Errorf("%s on broker %s after a description update: perm %d, want %d as the operator left it", topic, b.Name, perm, want)
+			}
+		}
+	}
 	// Asking for a count between the two is shrinking the larger.
 	mid := testenv.Name(t, "uneven-mid")
 	createOnBroker(t, brokers[0].Addr, brokers[0].Name, mid, 2)
@@ -103,4 +125,74 @@ func TestTopicOnTwoBrokersWithDifferentQueueCounts(t *testing.T) {
 	if err == nil {
 		t.Errorf("update %s to 4 queues while a broker has 6: no error", mid)
 	}
+}
+
+// TestTopicUpdateKeepsABrokersDrain: an operator drains a topic's upper
+// queues on a broker (`mqadmin updateTopic -w 4 -r 8`: no new messages in
+// queues 4..7, which stay readable) and makes another topic read-only on
+// it (`mqadmin updateTopicPerm -p 4`); `rmqproxy topic update` of the
+// description must keep both, not open the drained queues and the
+// read-only topic to producers again.
+func TestTopicUpdateKeepsABrokersDrain(t *testing.T) {
+	t.Parallel() // see TestMain
+	cfg, b := testenv.ClusterConfig(t)
+	p := testenv.Start(t, cfg)
+	ac := p.Admin.(*admin.Client)
+	drained, readOnly := testenv.Name(t, "drained-queues"), testenv.Name(t, "read-only-topic")
+	for _, topic := range []string{drained, readOnly} {
+		testenv.Claim(t, "topic", topic)
+		if _, err := ac.CreateTopic(t.Context(), application.TopicSpec{Name: topic, QueueCount: 8}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setOnBroker(t, b, drained, 8, 4, remoting.PermRead|remoting.PermWrite)
+	setOnBroker(t, b, readOnly, 8, 8, remoting.PermRead)
+	desc := "changed"
+	for _, topic := range []string{drained, readOnly} {
+		if _, err := ac.UpdateTopic(t.Context(), application.TopicSpec{Name: topic, Description: &desc}); err != nil {
+			t.Fatalf("update %s: %v", topic, err)
+		}
+	}
+	if r, w, perm := brokerTopicConfig(t, b.Addr, drained); r != 8 || w != 4 || perm != remoting.PermRead|remoting.PermWrite {
+		t.Errorf("%s after a description update: %d read and %d write queues, perm %d; want 8, 4, 6 as the operator left them", drained, r, w, perm)
+	}
+	if r, w, perm := brokerTopicConfig(t, b.Addr, readOnly); r != 8 || w != 8 || perm != remoting.PermRead {
+		t.Errorf("%s after a description update: %d read and %d write queues, perm %d; want 8, 8, 4 (read-only) as the operator left them", readOnly, r, w, perm)
+	}
+}
+
+// setOnBroker changes a topic's queue counts and permission on a broker,
+// as `mqadmin updateTopic -b` does.
+func setOnBroker(t *testing.T, b *testenv.ClusterBroker, topic string, read, write, perm int32) {
+	t.Helper()
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := rc.Invoke(ctx, b.Addr, remoting.NewRequest(remoting.RequestUpdateAndCreateTopic, remoting.EncodeHeader(&remoting.CreateTopicRequestHeader{
+		RPC: remoting.RPC{BrokerName: b.Name}, Topic: topic, DefaultTopic: "TBW102", ReadQueueNums: read, WriteQueueNums: write,
+		Perm: perm, TopicFilterType: "SINGLE_TAG"}), nil))
+	if err != nil || resp.Code != 0 {
+		t.Fatalf("changing %s on %s: %v %v", topic, b.Name, resp, err)
+	}
+}
+
+// brokerTopicConfig returns a broker's read and write queue counts and
+// permission of a topic, asked straight.
+func brokerTopicConfig(t *testing.T, addr, topic string) (read, write, perm int32) {
+	t.Helper()
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := rc.Invoke(ctx, addr, remoting.NewRequest(remoting.RequestGetAllTopicConfig, nil, nil))
+	if err != nil || resp.Code != 0 {
+		t.Fatalf("the broker's topics: %v %v", resp, err)
+	}
+	var w remoting.TopicConfigWrapper
+	if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
+		t.Fatal(err)
+	}
+	tc := w.TopicConfigTable[topic]
+	return tc.ReadQueueNums, tc.WriteQueueNums, tc.Perm
 }
