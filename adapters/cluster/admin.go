@@ -569,11 +569,16 @@ var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true
 // allGroups reads every subscription group of the cluster's masters
 // (without creating any, unlike a single-group lookup).
 func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
-	all, _, err := mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
+	all, _, err := b.groupTables(ctx)
+	return all, err
+}
+
+// groupTables is allGroups, with each master's own table (by broker name).
+func (b *Broker) groupTables(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, map[string]map[string]remoting.SubscriptionGroupConfig, error) {
+	return mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
 		func(w *remoting.SubscriptionGroupWrapper) map[string]remoting.SubscriptionGroupConfig {
 			return w.SubscriptionGroupTable
 		}, nil)
-	return all, err
 }
 
 // ListGroups implements [ports.Admin]: the user groups of every master,
@@ -631,47 +636,33 @@ func storableRetryPolicy(g domain.ConsumerGroup) error {
 // checkGroupPut runs the checks CreateGroup and UpdateGroup share: it
 // validates g, refuses a retry policy the brokers cannot hold and reports
 // whether a master has the group.
-func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exists bool, err error) {
+func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exists bool, own map[string]map[string]remoting.SubscriptionGroupConfig, err error) {
 	if err := g.Validate(); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := storableRetryPolicy(g); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	all, err := b.allGroups(ctx)
+	all, own, err := b.groupTables(ctx)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	_, exists = all[g.Name]
-	return exists, nil
+	return exists, own, nil
 }
 
-// putGroup creates or updates (update) a group on every master. A master that has
-// the group has its configuration changed in what rmqproxy manages (the
+// putGroup creates or updates a group on every master. A master that has
+// the group (own: each master's group table) has its configuration changed in what rmqproxy manages (the
 // maximum delivery attempts, orderly, the retry policy) and nothing else:
 // UPDATE_AND_CREATE_SUBSCRIPTIONGROUP replaces the whole configuration,
 // and written from upstream's defaults an update (of the description
 // alone, too) turned back on a group whose consumption an operator had
 // stopped (`mqadmin updateSubGroup -s false`), and reset its broadcast
 // permission and consume timeout.
-func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, update bool, after string) error {
+func (b *Broker) putGroup(ctx context.Context, g domain.ConsumerGroup, own map[string]map[string]remoting.SubscriptionGroupConfig, after string) error {
 	err := b.eachMaster(ctx, after, func(m master) error {
 		sg := subscriptionGroupOf(g)
-		var resp *remoting.Command
-		var err error
-		if update { // create found the group on no master
-			resp, err = b.call(ctx, m.addr, remoting.RequestGetSubscriptiongroupConfig,
-				&remoting.GetSubscriptionGroupConfigRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Group: g.Name}, nil)
-		}
-		switch {
-		case !update, isCode(err, remoting.ResponseSubscriptionGroupNotExist):
-		case err != nil:
-			return err
-		default:
-			var cur remoting.SubscriptionGroupConfig
-			if err := remoting.DecodeJSONBody(resp.Body, &cur); err != nil {
-				return domain.Wrap(domain.ReasonBrokerError, err, "the broker's configuration of group "+g.Name+" could not be decoded")
-			}
+		if cur, ok := own[m.name][g.Name]; ok {
 			cur.GroupName, cur.RetryMaxTimes, cur.ConsumeMessageOrderly, cur.GroupRetryPolicy = sg.GroupName, sg.RetryMaxTimes, sg.ConsumeMessageOrderly, sg.GroupRetryPolicy
 			// Sent back as stored, the attributes would be read as changes
 			// ("+key=value"); left out, the broker keeps them.
@@ -704,14 +695,14 @@ func (b *Broker) putGroupDescription(ctx context.Context, g domain.ConsumerGroup
 // one). A NameServer that does not take the description leaves the group
 // created: the error says so.
 func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	exists, err := b.checkGroupPut(ctx, g)
+	exists, own, err := b.checkGroupPut(ctx, g)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonAlreadyExists, "consumer group %q already exists", g.Name)
 	}
-	if err := b.putGroup(ctx, g, false, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
+	if err := b.putGroup(ctx, g, own, fmt.Sprintf("once they answer, run `rmqproxy group update %s` with the same options to create it on them too (create would answer that it exists)", g.Name)); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was created", g.Name),
@@ -723,14 +714,14 @@ func (b *Broker) CreateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 
 // UpdateGroup implements [ports.Admin] like CreateGroup.
 func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domain.ConsumerGroup, error) {
-	exists, err := b.checkGroupPut(ctx, g)
+	exists, own, err := b.checkGroupPut(ctx, g)
 	if err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if !exists {
 		return domain.ConsumerGroup{}, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist; create it with `rmqproxy group create %s`", g.Name, g.Name)
 	}
-	if err := b.putGroup(ctx, g, true, "once they answer, run the command again"); err != nil {
+	if err := b.putGroup(ctx, g, own, "once they answer, run the command again"); err != nil {
 		return domain.ConsumerGroup{}, err
 	}
 	if err := b.putGroupDescription(ctx, g, fmt.Sprintf("consumer group %q was updated", g.Name), "once they answer, run the command again"); err != nil {
