@@ -634,14 +634,20 @@ func storableRetryPolicy(g domain.ConsumerGroup) error {
 }
 
 // checkGroupPut runs the checks CreateGroup and UpdateGroup share: it
-// validates g, refuses a retry policy the brokers cannot hold and reports
-// whether a master has the group.
+// validates g, refuses a retry policy the brokers cannot hold and
+// RocketMQ's own groups (sysGroups), and reports whether a master has the
+// group, with each master's group table.
 func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exists bool, own map[string]map[string]remoting.SubscriptionGroupConfig, err error) {
 	if err := g.Validate(); err != nil {
 		return false, nil, err
 	}
 	if err := storableRetryPolicy(g); err != nil {
 		return false, nil, err
+	}
+	if sysGroups[g.Name] {
+		// As delete refuses them: list does not show them, so one created
+		// under such a name was never listed, described or deleted.
+		return false, nil, domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not create or change it", g.Name)
 	}
 	all, own, err := b.groupTables(ctx)
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 // the cluster, or RocketMQ's own groups, so create, update and delete
 // refuse them too: deleting a retry topic lost the messages waiting in it
 // for redelivery (while describe said it did not exist), and a topic
-// created with such a name was never listed. No change reaches a broker.
+// created with such a name was never listed (a group too). No change
+// reaches a broker.
 // RocketMQ 5.5.0's own topics are among them: the RocksDB transaction
 // topics and the cluster's reply topic (<cluster>_REPLY_TOPIC), which
 // every 5.5.0 broker creates, were listed as the operator's topics.
@@ -70,6 +71,17 @@ func TestAdminLeavesTheBrokersOwnTopicsAndGroups(t *testing.T) {
 	}
 	if err := b.DeleteGroup(t.Context(), "TOOLS_CONSUMER"); domain.ReasonOf(err) != domain.ReasonIllegalConsumerGroup {
 		t.Errorf("delete TOOLS_CONSUMER: %v", err)
+	}
+	// Neither one the broker has nor one it does not have yet: a group
+	// created under such a name was never listed, and delete refused it.
+	for _, name := range []string{"TOOLS_CONSUMER", "SCHEDULE_CONSUMER"} {
+		g := domain.NewConsumerGroup(name)
+		if _, err := b.CreateGroup(t.Context(), g); domain.ReasonOf(err) != domain.ReasonIllegalConsumerGroup {
+			t.Errorf("create %s: %v", name, err)
+		}
+		if _, err := b.UpdateGroup(t.Context(), g); domain.ReasonOf(err) != domain.ReasonIllegalConsumerGroup {
+			t.Errorf("update %s: %v", name, err)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
