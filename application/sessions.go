@@ -119,6 +119,38 @@ func (s *Sessions) Census() []ClientCount {
 	return out
 }
 
+// Subscription is a consumer group's subscription to a topic.
+type Subscription struct{ Group, Topic string }
+
+// Subscriptions lists the topics the known consumers subscribe to, by
+// group, without repeats: only those of groups found to exist (see
+// [ClientSettings.GroupExists]) and topics their settings name (not one
+// of a consumer whose settings have not come yet). For the consumer
+// gauges, which report a group's lag on a topic it subscribes to before
+// its first receive of it. A nil *Sessions has none.
+func (s *Sessions) Subscriptions() []Subscription {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	seen := map[Subscription]struct{}{}
+	for _, c := range s.clients {
+		sub := c.settings.Subscription
+		if sub == nil || !c.settings.GroupExists {
+			continue
+		}
+		for _, e := range sub.Entries {
+			seen[Subscription{Group: sub.Group, Topic: e.Topic}] = struct{}{}
+		}
+	}
+	s.mu.Unlock()
+	out := make([]Subscription, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	return out
+}
+
 // PublishingSettings lists the topics a producer publishes to.
 type PublishingSettings struct {
 	Topics []string

@@ -244,6 +244,32 @@ func (e *Engine) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 	return out, nil
 }
 
+// TopicQueueStats reports what a consumer group without state on the
+// topic's queues (one that has not received from it yet) would see: every
+// message of each queue not acked, none in flight, the stored ones
+// receivable. Sorted by queue id.
+func (e *Engine) TopicQueueStats(ctx context.Context, topic string) ([]ports.QueueStats, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	t, ok := e.topics[topic]
+	if !ok {
+		return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", topic)
+	}
+	e.promoteLocked()
+	out := make([]ports.QueueStats, 0, t.QueueCount)
+	for qid := range t.QueueCount {
+		var count, visible int64
+		if qi := e.queues[queueKey{topic, qid}]; qi != nil {
+			count, visible = qi.count, qi.visible
+		}
+		out = append(out, ports.QueueStats{Topic: topic, QueueID: qid, MaxOffset: count, Consumable: visible})
+	}
+	return out, nil
+}
+
 // GroupStats reports the group's progress on every queue it has state on,
 // sorted by topic and queue id.
 func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {

@@ -584,3 +584,76 @@ func TestMetricsFreeTheLabelsOfDeletedTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerGaugesOfASubscribedGroupBeforeItsFirstReceive: the local
+// consumer gauges came from the group's consume state on each queue, which
+// its first receive of the queue makes; a group whose online consumers
+// subscribe to a topic but have not received from it yet (a new group, a
+// stuck consumer, a topic deleted and created again) had no
+// rocketmq_consumer_lag_messages series at all while messages waited for
+// it, so that a lag alert could not fire. Its lag and ready messages are
+// the topic's messages (its first receive starts at the beginning).
+func TestConsumerGaugesOfASubscribedGroupBeforeItsFirstReceive(t *testing.T) {
+	testenv.LocalOnly(t, "the consumer gauges are the embedded broker's")
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "gauge-new"), testenv.Name(t, "g-gauge-new")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	pr := testenv.NewProducer(t, p, topic)
+	send := func(n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("waiting")}); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+	}
+	labels := map[string]string{"topic": topic, "consumer_group": group}
+	want := func(when string, lag, inflight, ready float64) {
+		t.Helper()
+		fams := scrape(t, p)
+		for _, g := range []struct {
+			name string
+			want float64
+		}{{"rocketmq_consumer_lag_messages", lag}, {"rocketmq_consumer_inflight_messages", inflight}, {"rocketmq_consumer_ready_messages", ready}} {
+			if !hasSeries(fams, g.name, labels) {
+				t.Errorf("%s: no %s%v", when, g.name, labels)
+			} else if v := metricValue(fams, g.name, labels); v != g.want {
+				t.Errorf("%s: %s%v = %v, want %v", when, g.name, labels, v, g.want)
+			}
+		}
+	}
+	send(3)
+	want("3 messages sent, none received yet", 3, 0, 3)
+
+	var got []*rmq.MessageView
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 3, 30*time.Second)
+		if err != nil && !testenv.IsNoMessage(err) {
+			return err
+		}
+		got = append(got, ms...)
+		if len(got) < 3 {
+			return fmt.Errorf("%d of 3 received", len(got))
+		}
+		return nil
+	})
+	if err := c.Ack(t.Context(), got[0]); err != nil {
+		t.Fatal(err)
+	}
+	want("3 received, 1 acked", 2, 2, 0)
+
+	// The topic is deleted and created again; its consumer still
+	// subscribes to it.
+	ac, err := admin.NewClient(p.AdminAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	send(2)
+	want("created again, 2 messages sent", 2, 0, 2)
+}

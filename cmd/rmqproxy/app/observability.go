@@ -121,14 +121,14 @@ func (r *releasingAdmin) DeleteGroup(ctx context.Context, name string) error {
 }
 
 // instrumentEngine installs the storage hooks and the engine's gauges.
-func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, log *slog.Logger) {
+func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, sessions *application.Sessions, log *slog.Logger) {
 	h := p.StorageHooks()
 	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter})
 	meter := p.Meter()
 	if meter == nil {
 		return
 	}
-	if err := registerEngineGauges(meter, p.Telemetry().Metrics.Labels(), e, admin); err != nil {
+	if err := registerEngineGauges(meter, p.Telemetry().Metrics.Labels(), e, admin, sessions.Subscriptions); err != nil {
 		log.Warn("cannot register the storage gauges", slog.Any("error", err))
 	}
 }
@@ -145,8 +145,12 @@ type labelPolicy interface {
 
 // registerEngineGauges reports the local broker's storage and, per topic
 // and group, its consumers' progress (upstream's rocketmq_consumer_*
-// gauges), computed when metrics are collected.
-func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker.Engine, admin ports.Admin) error {
+// gauges), computed when metrics are collected. A group that subscribes
+// to a topic (subs: the known consumers' subscriptions) but has no state
+// on its queues yet, since it has not received from them, is reported
+// too: its first receive starts at the beginning, so every message of the
+// topic is lag and ready for it.
+func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker.Engine, admin ports.Admin, subs func() []application.Subscription) error {
 	logBytes, err := meter.Int64ObservableGauge("rmqproxy_storage_commitlog_bytes", metric.WithDescription("Bytes of the commit log still on disk."), metric.WithUnit("By"))
 	if err != nil {
 		return err
@@ -204,18 +208,38 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 		if err != nil {
 			return nil // not ready yet, or shutting down: report storage only
 		}
+		add := func(group string, q ports.QueueStats) {
+			k := key{labels.Topic(q.Topic), labels.Group(group)}
+			p := sums[k]
+			p.lag += max(q.MaxOffset-q.AckOffset, 0)
+			p.inflight += q.InFlight
+			p.ready += q.Consumable
+			sums[k] = p
+		}
+		exists := make(map[string]bool, len(groups))
+		reported := map[key]bool{} // names, not label values
 		for _, g := range groups {
+			exists[g.Name] = true
 			stats, err := admin.GroupStats(ctx, g.Name)
 			if err != nil {
 				continue
 			}
 			for _, q := range stats {
-				k := key{labels.Topic(q.Topic), labels.Group(g.Name)}
-				p := sums[k]
-				p.lag += max(q.MaxOffset-q.AckOffset, 0)
-				p.inflight += q.InFlight
-				p.ready += q.Consumable
-				sums[k] = p
+				reported[key{q.Topic, g.Name}] = true
+				add(g.Name, q)
+			}
+		}
+		for _, s := range subs() {
+			if !exists[s.Group] || reported[key{s.Topic, s.Group}] {
+				continue
+			}
+			reported[key{s.Topic, s.Group}] = true
+			stats, err := e.TopicQueueStats(ctx, s.Topic)
+			if err != nil {
+				continue // no such topic (any more)
+			}
+			for _, q := range stats {
+				add(s.Group, q)
 			}
 		}
 		for k, p := range sums {

@@ -153,7 +153,7 @@ func TestExhaustedDeliveriesCountAsSentToDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	instrumentEngine(e, p, e, log)
+	instrumentEngine(e, p, e, nil, log)
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
