@@ -32,6 +32,7 @@ type metricsReceiver struct {
 	names   map[string]bool
 	headers metadata.MD
 	topics  map[string]uint64
+	last    *colmetricspb.ExportMetricsServiceRequest
 }
 
 // startMetricsReceiver serves a metricsReceiver over OTLP/gRPC on a
@@ -55,6 +56,7 @@ func (r *metricsReceiver) Export(ctx context.Context, req *colmetricspb.ExportMe
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.headers, _ = metadata.FromIncomingContext(ctx)
+	r.last = req
 	r.topics = map[string]uint64{}
 	for _, rm := range req.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
@@ -239,6 +241,83 @@ func TestOTLPForgetsDeletedTopics(t *testing.T) {
 	for _, k := range []string{"rocketmq_messages_in_total{gone}", "rocketmq_message_size{gone}"} {
 		if again[k] <= first[k] {
 			t.Errorf("%s created again starts at %d, the first one at %d", k, again[k], first[k])
+		}
+	}
+}
+
+// lastSum returns the temporality and value of the point of the sum name
+// (or the count of the histogram name) with topic in the last export
+// (found false when there is none).
+func (r *metricsReceiver) lastSum(name, topic string) (temporality metricspb.AggregationTemporality, value int64, found bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rm := range r.last.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				if m.GetName() != name {
+					continue
+				}
+				for _, p := range m.GetSum().GetDataPoints() {
+					for _, a := range p.GetAttributes() {
+						if a.GetKey() == "topic" && a.GetValue().GetStringValue() == topic {
+							return m.GetSum().GetAggregationTemporality(), p.GetAsInt(), true
+						}
+					}
+				}
+				for _, p := range m.GetHistogram().GetDataPoints() { // its count
+					for _, a := range p.GetAttributes() {
+						if a.GetKey() == "topic" && a.GetValue().GetStringValue() == topic {
+							return m.GetHistogram().GetAggregationTemporality(), int64(p.GetCount()), true
+						}
+					}
+				}
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// TestLabelledMetricsFollowDeltaTemporality: with
+// OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta (what backends
+// that take only delta sums ask for), the SDK's instruments were exported
+// as deltas but the metrics labelled by topic or group (rmqproxy's own
+// table) stayed cumulative, so that such a backend dropped or misread
+// rocketmq_messages_in_total and the others. They follow the exporter's
+// temporality now: each export carries what was counted since the last.
+func TestLabelledMetricsFollowDeltaTemporality(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+	rec, endpoint := startMetricsReceiver(t)
+	p, err := otel.New(otel.Options{
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Timeout: 5 * time.Second},
+		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
+		Info:    otel.Info{Mode: "local"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	m := p.Telemetry().Metrics
+	flush := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range []int{1, 2, 0, 4} {
+		for range n {
+			m.MessageIn(context.Background(), "t", "normal", 10)
+		}
+		flush()
+		for _, name := range []string{"rocketmq_messages_in_total", "rocketmq_message_size"} {
+			tmp, v, ok := rec.lastSum(name, "t")
+			if !ok {
+				t.Fatalf("export %d: no %s{topic=t}", i, name)
+			}
+			if tmp != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA || v != int64(n) {
+				t.Errorf("export %d after %d messages: %s{topic=t} is %v %d, want DELTA %d", i, n, name, tmp, v, n)
+			}
 		}
 	}
 }

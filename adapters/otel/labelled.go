@@ -2,10 +2,14 @@ package otel
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
@@ -59,4 +63,99 @@ func (p *labelledProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, 
 			Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: pts}})
 	}
 	return []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: instrumentationName}, Metrics: out}}, nil
+}
+
+// deltaProducer hands an exporter that asks for delta temporality
+// (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE delta or lowmemory)
+// the points of a labelledProducer, which are cumulative, as deltas: what
+// was counted since its previous collection, as the SDK does for its own
+// instruments, so that a backend taking only deltas gets every metric. It
+// remembers the last cumulative point of each series it saw in the last
+// collection only (a deleted topic's series is forgotten with it).
+type deltaProducer struct {
+	src          sdkmetric.Producer
+	sums, histos bool // which kinds to turn into deltas
+
+	mu   sync.Mutex
+	prev map[deltaKey]deltaPoint
+}
+
+type deltaKey struct {
+	name  string
+	attrs attribute.Distinct
+	start int64 // a series made again (a topic created again) is another
+}
+
+type deltaPoint struct {
+	at      time.Time
+	value   int64 // sums
+	count   uint64
+	sum     int64
+	buckets []uint64
+}
+
+// newDeltaProducer returns src as exp wants it: src itself when exp takes
+// cumulative sums and histograms.
+func newDeltaProducer(src sdkmetric.Producer, exp sdkmetric.Exporter) sdkmetric.Producer {
+	sums := exp.Temporality(sdkmetric.InstrumentKindCounter) == metricdata.DeltaTemporality
+	histos := exp.Temporality(sdkmetric.InstrumentKindHistogram) == metricdata.DeltaTemporality
+	if !sums && !histos {
+		return src
+	}
+	return &deltaProducer{src: src, sums: sums, histos: histos}
+}
+
+// Produce implements sdkmetric.Producer.
+func (d *deltaProducer) Produce(ctx context.Context) ([]metricdata.ScopeMetrics, error) {
+	out, err := d.src.Produce(ctx)
+	if err != nil {
+		return out, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := make(map[deltaKey]deltaPoint, len(d.prev))
+	for i := range out {
+		for j := range out[i].Metrics {
+			m := &out[i].Metrics[j]
+			switch data := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				if !d.sums {
+					continue
+				}
+				for k := range data.DataPoints {
+					p := &data.DataPoints[k]
+					key := deltaKey{m.Name, p.Attributes.Equivalent(), p.StartTime.UnixNano()}
+					next[key] = deltaPoint{at: p.Time, value: p.Value}
+					if prev, ok := d.prev[key]; ok {
+						p.StartTime, p.Value = prev.at, p.Value-prev.value
+					}
+				}
+				data.Temporality = metricdata.DeltaTemporality
+				m.Data = data
+			case metricdata.Histogram[int64]:
+				if !d.histos {
+					continue
+				}
+				for k := range data.DataPoints {
+					p := &data.DataPoints[k]
+					key := deltaKey{m.Name, p.Attributes.Equivalent(), p.StartTime.UnixNano()}
+					next[key] = deltaPoint{at: p.Time, count: p.Count, sum: p.Sum, buckets: slices.Clone(p.BucketCounts)}
+					prev, ok := d.prev[key]
+					if !ok || len(prev.buckets) != len(p.BucketCounts) {
+						continue
+					}
+					p.StartTime, p.Count, p.Sum = prev.at, p.Count-prev.count, p.Sum-prev.sum
+					for b := range p.BucketCounts {
+						p.BucketCounts[b] -= prev.buckets[b]
+					}
+					// The extremes of the interval alone are not known.
+					p.Min, p.Max = metricdata.Extrema[int64]{}, metricdata.Extrema[int64]{}
+				}
+				data.Temporality = metricdata.DeltaTemporality
+				m.Data = data
+			}
+		}
+	}
+	d.prev = next
+	return out, nil
 }

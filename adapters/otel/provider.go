@@ -121,7 +121,7 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(labelled))))
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(newDeltaProducer(labelled, exp)))))
 	}
 	p.meter = sdkmetric.NewMeterProvider(opts...)
 	meter := p.meter.Meter(instrumentationName)
