@@ -506,10 +506,12 @@ func endSpan(span trace.Span, resp any, err error, code v2.Code) {
 
 // measureUnary records a unary request's metrics: its latency, and the
 // messages it stored or settled, counted from the entries answered OK.
-// ForwardMessageToDeadLetterQueue is not counted here: an OK answer does
-// not say a message moved (a client's retry of a forward that took effect
-// is answered OK again), so the broker that makes the move counts it (the
-// local engine's DeadLetter hook; in cluster mode the RocketMQ broker).
+// Acks are counted here only when the broker does not count them (see
+// observe.Metrics.AckEntries). ForwardMessageToDeadLetterQueue is not
+// counted here: an OK answer does not say a message moved (a client's
+// retry of a forward that took effect is answered OK again), so the
+// broker that makes the move counts it (the local engine's DeadLetter
+// hook; in cluster mode the RocketMQ broker).
 func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any, code v2.Code, name string, d time.Duration) {
 	mt := o.tel.Metrics
 	mt.RPC(ctx, "grpc", m.name, name, false, d)
@@ -530,7 +532,7 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 				n++
 			}
 		}
-		mt.Settle(ctx, observe.SettledAck, resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup()), n)
+		mt.AckEntries(ctx, resourceLabel(ctx, r.GetTopic()), resourceLabel(ctx, r.GetGroup()), n)
 	case *v2.EndTransactionRequest:
 		if code == v2.Code_OK {
 			switch r.GetResolution() {

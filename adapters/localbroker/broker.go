@@ -398,6 +398,9 @@ func (e *Engine) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 			continue
 		}
 		appended[i], end = true, recEnd
+		if h := e.hooks.Ack; h != nil {
+			h(k.topic, k.group)
+		}
 		e.wakeLocked(queueKey{k.topic, k.qid}, k.group, true, 1) // a FIFO message group may be unblocked
 	}
 	e.mu.Unlock()

@@ -35,6 +35,11 @@ type Hooks struct {
 	// under the engine's lock, when the record is appended (a crash before
 	// it is durable may undo a move that was told).
 	DeadLetter func(topic, group string)
+	// Ack is told each delivery the engine acks, once, with its topic and
+	// group, when the ack's record is appended (under the engine's lock); a
+	// repeated ack of a delivery already acked (a consumer's retry) is
+	// not told.
+	Ack func(topic, group string)
 }
 
 // SetHooks installs the storage hooks; call it before Start.

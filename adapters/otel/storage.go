@@ -31,6 +31,10 @@ type StorageHooks struct {
 	// (or consumed instead, its body removed by retention), whatever asked
 	// for the move (rocketmq_send_to_dlq_messages_total).
 	DeadLetter func(topic, group string)
+	// Ack counts a delivery the engine acked, once however often its ack
+	// is repeated (rmqproxy_messages_acked_total); with it installed the
+	// gRPC adapter no longer counts the ack entries it answers OK.
+	Ack func(topic, group string)
 }
 
 // StorageHooks returns the hooks for the local broker's storage engine.
@@ -54,6 +58,8 @@ func (p *Provider) StorageHooks() StorageHooks {
 	if m := p.tel.Metrics; m != nil {
 		h.Fsync = func(d time.Duration, _ error) { m.Fsync(d) }
 		h.DeadLetter = func(topic, group string) { m.Settle(context.Background(), observe.SettledDLQ, topic, group, 1) }
+		h.Ack = func(topic, group string) { m.Settle(context.Background(), observe.SettledAck, topic, group, 1) }
+		m.CountAcksAtBroker()
 	}
 	return h
 }

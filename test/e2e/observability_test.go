@@ -490,6 +490,34 @@ func TestDeadLetterMetricCountsEachMessageOnce(t *testing.T) {
 	wantDLQ("after reading the dead-letter queue", 2)
 }
 
+// TestAckMetricCountsEachDeliveryOnce: rmqproxy_messages_acked_total
+// counted every ack entry answered OK, so a consumer's retry of an ack
+// (its answer lost, or timed out: answered OK again, as the message is
+// acked) counted one delivery twice or more, and the acks exceeded the
+// deliveries. The local broker counts a delivery when it acks it, once.
+func TestAckMetricCountsEachDeliveryOnce(t *testing.T) {
+	testenv.LocalOnly(t, "in cluster mode an ack answered OK by the RocketMQ broker does not say whether it was a repeat")
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "ack-metric"), testenv.Name(t, "g-ack-metric")
+	raw := p.Subscriber(t, topic, group, 1)
+	raw.SendN(t, topic, 2)
+	msgs := raw.ReceiveN(t, group, topic, 2, 30*time.Second, 30*time.Second)
+	for i := range 3 { // the first ack of both, then two retries of it
+		resp, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, msgs))
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("ack %d: %v %v", i, resp, err)
+		}
+	}
+	labels := map[string]string{"topic": topic, "consumer_group": group}
+	fams := scrape(t, p)
+	if v := metricValue(fams, "rmqproxy_messages_acked_total", labels); v != 2 {
+		t.Errorf("rmqproxy_messages_acked_total%v = %v after 2 deliveries acked (the ack repeated twice), want 2", labels, v)
+	}
+	if v := metricValue(fams, "rocketmq_messages_out_total", labels); v != 2 {
+		t.Errorf("rocketmq_messages_out_total%v = %v, want 2", labels, v)
+	}
+}
+
 // TestMetricsFreeTheLabelsOfDeletedTopics: with every topic and group
 // label slot taken (metrics.maxTopics 2, metrics.maxGroups 1), deleting a
 // topic (the CLI) and a group (the admin API) frees their slots: none of

@@ -85,6 +85,11 @@ type Metrics struct {
 	rpcLatency   metric.Float64Histogram
 	fsyncLatency metric.Float64Histogram
 
+	// acksAtBroker: the broker counts the deliveries it acks (local
+	// mode's engine, which tells an ack from a repeat of it), so that the
+	// RPC side does not count ack entries (see [Metrics.AckEntries]).
+	acksAtBroker atomic.Bool
+
 	rpcOpts   optCache[rpcKey]
 	inOpts    seriesCache[inKey]
 	outOpts   seriesCache[outKey]
@@ -288,6 +293,26 @@ func (m *Metrics) Settle(_ context.Context, s Settled, topic, group string, n in
 		return attribute.NewSet(attribute.String(LabelTopic, k.topic), attribute.String(LabelConsumerGroup, k.group))
 	})
 	e.settled[s].Add(int64(n))
+}
+
+// CountAcksAtBroker says the broker counts the deliveries it acks with
+// [Metrics.Settle] ([SettledAck]), once each; [Metrics.AckEntries] then
+// counts nothing.
+func (m *Metrics) CountAcksAtBroker() {
+	if m != nil {
+		m.acksAtBroker.Store(true)
+	}
+}
+
+// AckEntries records n ack entries of topic and group answered OK,
+// unless the broker counts its acks (see [Metrics.CountAcksAtBroker]):
+// an OK answer does not say whether the delivery was acked by this
+// request or before (a consumer's retry).
+func (m *Metrics) AckEntries(ctx context.Context, topic, group string, n int) {
+	if m == nil || m.acksAtBroker.Load() {
+		return
+	}
+	m.Settle(ctx, SettledAck, topic, group, n)
 }
 
 // Fsync records one commit-log fdatasync.

@@ -123,7 +123,7 @@ func (r *releasingAdmin) DeleteGroup(ctx context.Context, name string) error {
 // instrumentEngine installs the storage hooks and the engine's gauges.
 func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, sessions *application.Sessions, log *slog.Logger) {
 	h := p.StorageHooks()
-	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter})
+	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter, Ack: h.Ack})
 	meter := p.Meter()
 	if meter == nil {
 		return
