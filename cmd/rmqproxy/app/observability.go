@@ -145,11 +145,11 @@ type labelPolicy interface {
 
 // registerEngineGauges reports the local broker's storage and, per topic
 // and group, its consumers' progress (upstream's rocketmq_consumer_*
-// gauges), computed when metrics are collected. A group that subscribes
-// to a topic (subs: the known consumers' subscriptions) but has no state
-// on its queues yet, since it has not received from them, is reported
-// too: its first receive starts at the beginning, so every message of the
-// topic is lag and ready for it.
+// gauges), computed when metrics are collected. The queues of a topic a
+// group subscribes to (subs: the known consumers' subscriptions) that it
+// has no state on yet, since it has not received from them, are reported
+// too: its first receive of a queue starts at the beginning, so every
+// message of the queue is lag and ready for it.
 func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker.Engine, admin ports.Admin, subs func() []application.Subscription) error {
 	logBytes, err := meter.Int64ObservableGauge("rmqproxy_storage_commitlog_bytes", metric.WithDescription("Bytes of the commit log still on disk."), metric.WithUnit("By"))
 	if err != nil {
@@ -216,8 +216,12 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 			p.ready += q.Consumable
 			sums[k] = p
 		}
+		type queue struct {
+			topic, group string // names, not label values
+			qid          int32
+		}
 		exists := make(map[string]bool, len(groups))
-		reported := map[key]bool{} // names, not label values
+		reported := map[queue]bool{}
 		for _, g := range groups {
 			exists[g.Name] = true
 			stats, err := admin.GroupStats(ctx, g.Name)
@@ -225,21 +229,26 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 				continue
 			}
 			for _, q := range stats {
-				reported[key{q.Topic, g.Name}] = true
+				reported[queue{q.Topic, g.Name, q.QueueID}] = true
 				add(g.Name, q)
 			}
 		}
+		// The queues of subscribed topics the group has no state on yet
+		// (none received from them, or only from some of the topic's
+		// queues).
 		for _, s := range subs() {
-			if !exists[s.Group] || reported[key{s.Topic, s.Group}] {
+			if !exists[s.Group] {
 				continue
 			}
-			reported[key{s.Topic, s.Group}] = true
 			stats, err := e.TopicQueueStats(ctx, s.Topic)
 			if err != nil {
 				continue // no such topic (any more)
 			}
 			for _, q := range stats {
-				add(s.Group, q)
+				if k := (queue{q.Topic, s.Group, q.QueueID}); !reported[k] {
+					reported[k] = true
+					add(s.Group, q)
+				}
 			}
 		}
 		for k, p := range sums {
