@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/chansend"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/settledfile"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -25,8 +26,10 @@ type Source struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	// settle waits between the two reads of a changed file (settleDelay,
-	// or until ctx ends); tests replace it to write during the wait.
+	// settle waits between the two reads of a changed file
+	// (settledfile.Wait); tests replace it to write during the wait. An
+	// empty file read in the middle of a rewrite would be a policy of no
+	// users: every client refused, its streams and long polls revoked.
 	settle func(ctx context.Context)
 
 	mu   sync.Mutex
@@ -39,23 +42,7 @@ var _ ports.PolicySource = (*Source)(nil)
 
 // NewSource returns a source for the file at path.
 func NewSource(path string, interval time.Duration, log *slog.Logger) *Source {
-	return &Source{path: path, interval: interval, log: log, settle: waitSettle}
-}
-
-// settleDelay is how long a changed file must keep its content before it
-// is applied: a look that reads a file being rewritten in place (truncated,
-// then written) would otherwise apply the part written so far, which may
-// load (an empty file is a policy of no users: every client refused, and
-// its streams and long polls revoked).
-const settleDelay = 200 * time.Millisecond
-
-func waitSettle(ctx context.Context) {
-	t := time.NewTimer(settleDelay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return &Source{path: path, interval: interval, log: log, settle: settledfile.Wait}
 }
 
 func (s *Source) read() (domain.PolicySnapshot, [32]byte, error) {
@@ -107,21 +94,13 @@ func (s *Source) Watch(ctx context.Context, _ int64, apply func(domain.PolicySna
 			return
 		case <-t.C:
 		}
-		snap, sum, err := s.read()
-		if s.changed(sum) {
-			// Applied only if a second read, settleDelay later, finds the
-			// same content: a file still being written waits for the
-			// next look.
-			s.settle(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			var again [32]byte
-			snap, again, err = s.read()
-			if again != sum {
-				s.log.LogAttrs(ctx, slog.LevelDebug, "policy file is being written; checking again later", slog.String("file", s.path))
-				continue
-			}
+		snap, sum, settled, err := settledfile.Read(ctx, s.read, s.changed, s.settle)
+		if ctx.Err() != nil {
+			return
+		}
+		if !settled {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "policy file is being written; checking again later", slog.String("file", s.path))
+			continue
 		}
 		s.mu.Lock()
 		if err == nil && sum == s.sum {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/settledfile"
 	"github.com/rmqproxy/rmqproxy/application"
 )
 
@@ -23,8 +24,9 @@ type Source struct {
 
 	reload chan struct{} // a pending reload request; capacity 1
 
-	// settle waits between the two reads of a changed file (settleDelay,
-	// or until ctx ends); tests replace it to write during the wait.
+	// settle waits between the two reads of a changed file
+	// (settledfile.Wait); tests replace it to write during the wait. An
+	// empty file read in the middle of a rewrite would lift every limit.
 	settle func(ctx context.Context)
 
 	mu   sync.Mutex // guards sum and fail
@@ -37,22 +39,7 @@ type Source struct {
 
 // NewSource returns a source of the file at path for traffic.
 func NewSource(path string, interval time.Duration, traffic *application.Traffic, log *slog.Logger) *Source {
-	return &Source{path: path, interval: interval, traffic: traffic, log: log, reload: make(chan struct{}, 1), settle: waitSettle}
-}
-
-// settleDelay is how long a changed file must keep its content before it
-// is applied: a check that reads a file being rewritten in place (truncated,
-// then written) would otherwise apply the part written so far, which may
-// load (an empty file lifts every limit).
-const settleDelay = 200 * time.Millisecond
-
-func waitSettle(ctx context.Context) {
-	t := time.NewTimer(settleDelay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return &Source{path: path, interval: interval, traffic: traffic, log: log, reload: make(chan struct{}, 1), settle: settledfile.Wait}
 }
 
 // read decodes the file and returns its rules and content hash.
@@ -134,26 +121,21 @@ func (s *Source) watch(ctx context.Context) {
 }
 
 // check reloads the file when it changed or when forced. A changed file
-// is applied only when a second read, settleDelay later, finds the same
-// content; a file still being written is left for the next check.
+// is applied only once it has settled (see settledfile); a file still
+// being written is left for the next check.
 func (s *Source) check(ctx context.Context, forced bool) {
-	r, sum, err := s.read()
-	if s.changed(sum) {
-		s.settle(ctx)
-		if ctx.Err() != nil {
-			return
+	r, sum, settled, err := settledfile.Read(ctx, s.read, s.changed, s.settle)
+	if ctx.Err() != nil {
+		return
+	}
+	if !settled {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "traffic rules file is being written; checking again later", slog.String("file", s.path))
+		if forced {
+			// A reload asked for (SIGHUP) is not dropped: with
+			// traffic.reloadInterval 0 no tick would check again.
+			s.Reload()
 		}
-		var again [32]byte
-		r, again, err = s.read()
-		if again != sum {
-			s.log.LogAttrs(ctx, slog.LevelDebug, "traffic rules file is being written; checking again later", slog.String("file", s.path))
-			if forced {
-				// A reload asked for (SIGHUP) is not dropped: with
-				// traffic.reloadInterval 0 no tick would check again.
-				s.Reload()
-			}
-			return
-		}
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
