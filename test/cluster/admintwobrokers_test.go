@@ -16,20 +16,8 @@ import (
 // topic (0, 0 when it has none), asked straight.
 func brokerTopicQueues(t *testing.T, addr, topic string) (read, write int32) {
 	t.Helper()
-	rc := client.New(client.Config{})
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	resp, err := rc.Invoke(ctx, addr, remoting.NewRequest(remoting.RequestGetAllTopicConfig, nil, nil))
-	if err != nil || resp.Code != 0 {
-		t.Fatalf("the broker's topics: %v %v", resp, err)
-	}
-	var w remoting.TopicConfigWrapper
-	if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
-		t.Fatal(err)
-	}
-	tc := w.TopicConfigTable[topic]
-	return tc.ReadQueueNums, tc.WriteQueueNums
+	read, write, _ = brokerTopicConfig(t, addr, topic)
+	return read, write
 }
 
 // createOnBroker creates a topic on one broker only, with its own queue
