@@ -63,6 +63,17 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 			}
 		}
 	}
+	// A batch is stored in one queue: a message of another group than
+	// the first's (or of a group, after one of none) would be stored
+	// outside its group's queue and consumed out of order with the
+	// group's other messages. Upstream stores such a batch round robin.
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Group != msgs[0].Group {
+			return nil, domain.Errorf(domain.ReasonBadRequest,
+				"message %d of the batch has message group %q where the first has %q; a batch is stored in one queue, and a message group's messages must all go to its own: send the messages of each message group (and those without one) in requests of their own",
+				i, msgs[i].Group, msgs[0].Group)
+		}
+	}
 	queue, err := m.selectQueue(route, msgs)
 	if err != nil {
 		return nil, err
@@ -108,7 +119,7 @@ func (m *Messaging) selectQueue(route ports.Route, msgs []domain.Message) (domai
 		return domain.QueueRef{}, domain.Errorf(domain.ReasonForbidden, "topic %q has no writable queue", route.Topic.Name)
 	}
 	var k int
-	if g := commonGroup(msgs); g != "" {
+	if g := msgs[0].Group; g != "" {
 		k = domain.FIFOQueueIndex(g, n)
 	} else {
 		k = int(nextTurn(&m.sendTurns, route.Topic.Name) % uint64(n))
@@ -145,17 +156,4 @@ func kthWritable(queues []ports.RouteQueue, k int) (q ports.RouteQueue, ok bool)
 		}
 	}
 	return q, false
-}
-
-// commonGroup returns the message group shared by every message of the
-// batch, or "" if there is none. (The Apache proxy hashes only single-message
-// requests; hashing a same-group batch keeps the group's order too.)
-func commonGroup(msgs []domain.Message) string {
-	g := msgs[0].Group
-	for i := 1; i < len(msgs) && g != ""; i++ {
-		if msgs[i].Group != g {
-			return ""
-		}
-	}
-	return g
 }

@@ -35,6 +35,14 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 	p.CreateTopic(t, badFIFO, domain.MessageTypeFIFO, 2)
 	p.CreateTopic(t, badDelay, domain.MessageTypeDelay, 2)
 	p.CreateTopic(t, badTx, domain.MessageTypeTransaction, 2)
+	// A RocketMQ broker takes MIXED topics only with enableMixedMessageType.
+	// In cluster mode the topic is FIFO, and the batch's NORMAL message a
+	// type conflict.
+	mixed, mixedType, mixedBatch := testenv.Name(t, "mixed"), domain.MessageTypeMixed, v2.Code_BAD_REQUEST
+	if testenv.Target == testenv.TargetCluster {
+		mixedType, mixedBatch = domain.MessageTypeFIFO, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+	}
+	p.CreateTopic(t, mixed, mixedType, 4)
 	p.CreateGroup(t, application.GroupSpec{Name: group})
 	raw := testenv.NewRawClient(t, p)
 
@@ -127,6 +135,11 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"batch of delay messages", []*v2.Message{msg(badDelay, delayed), msg(badDelay, delayed)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch of transactional messages", []*v2.Message{msg(badTx, transactional), msg(badTx, transactional)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg(normal, nil), msg(normal, grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
+		// A batch goes to one queue; a FIFO message outside its group's
+		// queue is consumed out of order with the group's other messages.
+		{"batch of two message groups", []*v2.Message{msg(badFIFO, grouped), msg(badFIFO, func(m *v2.Message) { g := "g2"; m.SystemProperties.MessageGroup = &g })}, v2.Code_BAD_REQUEST},
+		{"batch of a NORMAL and a FIFO message to a MIXED topic", []*v2.Message{msg(mixed, nil), msg(mixed, grouped)}, mixedBatch},
+		{"batch of one message group", []*v2.Message{msg(badFIFO, grouped), msg(badFIFO, grouped)}, v2.Code_OK},
 		{"batch mixing topics", []*v2.Message{msg(normal, nil), msg(badDelay, nil)}, v2.Code_MESSAGE_CORRUPTED},
 		// Upstream compares the messages' Resources: one topic named two
 		// ways (namespace field or prefix) is not the same.

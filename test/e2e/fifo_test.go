@@ -524,3 +524,46 @@ func TestFIFODeadLetterCopyCountsAsTheBrokersDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestFIFOBatchOfSeveralGroupsIsRefused: a batch goes to one queue, so a
+// batch holding two message groups (or a FIFO message and one of none)
+// put one group's message outside its group's queue, where it was
+// consumed out of order: a0 and b0 sent in one batch, then a1 and b1 on
+// their own, were delivered a1, b1, a0, b0 at once (local mode). Such a
+// batch is refused, in both modes.
+func TestFIFOBatchOfSeveralGroupsIsRefused(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "fifo-batch"), testenv.Name(t, "g-fifo-batch")
+	orderly := true
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 8)
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	raw := testenv.NewRawClient(t, p)
+	raw.Subscribe(t, group, topic)
+	m := func(g, body string) *v2.Message {
+		x := testenv.RawMessage(topic, []byte(body), "")
+		x.SystemProperties.MessageGroup = &g
+		return x
+	}
+	send := func(ms ...*v2.Message) *v2.Status {
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus()
+	}
+	st := send(m("a", "a0"), m("b", "b0"))
+	if st.GetCode() == v2.Code_BAD_REQUEST {
+		return
+	}
+	for _, body := range []string{"a1", "b1"} {
+		if st := send(m(body[:1], body)); st.GetCode() != v2.Code_OK {
+			t.Fatalf("send %s: %v", body, st)
+		}
+	}
+	got := raw.ReceiveN(t, group, topic, 2, time.Minute, 30*time.Second)
+	var order []string
+	for _, x := range got {
+		order = append(order, fmt.Sprintf("%s (queue %d)", x.Body, x.GetSystemProperties().GetQueueId()))
+	}
+	t.Fatalf("a batch of groups a and b was answered %v, want BAD_REQUEST; then delivered %v while a0 and b0 were not acked", st, order)
+}
