@@ -233,6 +233,13 @@ func TestMapError(t *testing.T) {
 	if got := mapError(&remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Remark: "the message is illegal, maybe msg body or properties length not matched."}); domain.ReasonOf(got) != domain.ReasonBrokerError {
 		t.Errorf("another MESSAGE_ILLEGAL is %v, want the broker's error", domain.ReasonOf(got))
 	}
+	// A 5.5.0 broker refuses a batch larger than its maxMessageSize with
+	// the text of the exception its encoder throws.
+	tooLarge := &remoting.ResponseError{Code: remoting.ResponseSystemError, Request: remoting.RequestSendBatchMessage,
+		Remark: "java.lang.RuntimeException: message body size exceeded, org.apache.rocketmq.store.MessageExtEncoder.encode(MessageExtEncoder.java:290)"}
+	if got := mapError(tooLarge); domain.ReasonOf(got) != domain.ReasonBodyTooLarge || !strings.Contains(domain.MessageOf(got), "maxMessageSize") {
+		t.Errorf("a batch over the broker's maxMessageSize is %v %q, want body too large naming maxMessageSize", domain.ReasonOf(got), domain.MessageOf(got))
+	}
 	if err := mapError(&client.Error{Kind: client.KindCanceled}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled call is %v", err)
 	}

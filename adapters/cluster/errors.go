@@ -23,7 +23,9 @@ import (
 // TOO_MANY_REQUESTS, as the overload it is, and a delivery time beyond the
 // timer's reach (MESSAGE_ILLEGAL "timer message illegal ...") is
 // ILLEGAL_DELIVERY_TIME, whichever request stored the message (a send, a
-// batch send, the commit of a delay transaction). A broker that cannot be
+// batch send, the commit of a delay transaction), and a batch larger than
+// the broker's maxMessageSize (SYSTEM_ERROR "...message body size
+// exceeded...") is MESSAGE_BODY_TOO_LARGE. A broker that cannot be
 // reached is UNAVAILABLE (which clients retry after a back-off) rather
 // than upstream's internal error.
 // Domain errors pass through; a cancellation stays a context error.
@@ -78,7 +80,20 @@ const (
 	// timerRefusal: WHEEL_TIMER_MSG_ILLEGAL (MESSAGE_ILLEGAL), a delivery
 	// time beyond its timerMaxDelaySec (3 days by default).
 	timerRefusal = "timer message illegal"
+	// batchTooLarge: a batch whose messages take more than its
+	// maxMessageSize together; its MessageExtEncoder throws, and the
+	// broker answers SYSTEM_ERROR with the exception's text (RocketMQ
+	// 5.5.0: "java.lang.RuntimeException: message body size exceeded,
+	// ..."), having stored nothing.
+	batchTooLarge = "message body size exceeded"
 )
+
+// isBatchTooLarge reports whether err is a broker's refusal of a batch
+// larger than its maxMessageSize (see batchTooLarge).
+func isBatchTooLarge(err error) bool {
+	var re *remoting.ResponseError
+	return errors.As(err, &re) && re.Code == remoting.ResponseSystemError && strings.Contains(re.Remark, batchTooLarge)
+}
 
 func mapResponse(re *remoting.ResponseError) error {
 	msg := re.Remark
@@ -99,6 +114,12 @@ func mapResponse(re *remoting.ResponseError) error {
 			// the clients retry with back-off.
 			return domain.Wrap(domain.ReasonTooManyRequests, re, "the broker's timer is congested at this delivery time "+
 				"(more messages are due in its slot than its timerCongestNumEachSlot allows): retry later or choose another delivery time; the broker said: "+msg)
+		}
+		if strings.Contains(re.Remark, batchTooLarge) {
+			// The client's batch is too large; an internal error (which
+			// the clients retry) is what upstream answers.
+			return domain.Wrap(domain.ReasonBodyTooLarge, re, "the messages of this request are larger together than the broker's maxMessageSize "+
+				"(a RocketMQ broker bounds a batch as one message): send fewer or smaller messages per request; the broker said: "+msg)
 		}
 	case remoting.ResponseMessageIllegal:
 		if strings.HasPrefix(re.Remark, timerRefusal) {

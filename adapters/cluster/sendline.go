@@ -167,5 +167,5 @@ func (b *Broker) sendBatchOf(ctx context.Context, e *topicEntry, q domain.QueueR
 // than for its topic or its state: each message then gets its own answer.
 func refusedAsBatch(err error) bool {
 	var re *remoting.ResponseError
-	return errors.As(err, &re) && (re.Code == remoting.ResponseMessageIllegal || re.Code == remoting.ResponseRequestCodeNotSupported)
+	return isBatchTooLarge(err) || errors.As(err, &re) && (re.Code == remoting.ResponseMessageIllegal || re.Code == remoting.ResponseRequestCodeNotSupported)
 }

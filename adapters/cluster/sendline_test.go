@@ -52,7 +52,10 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 		msgs := []remoting.BatchMessage{{Body: req.Body, Properties: remoting.ParseProperties(h.Properties)}}
 		if code == remoting.RequestSendBatchMessage {
 			if f.refuseBatch {
-				return remoting.NewResponse(req, remoting.ResponseMessageIllegal, "the message body size over max value, MAX: 4096")
+				// What a 5.5.0 broker answers (its MessageExtEncoder
+				// throws, and the exception's text is the remark).
+				return remoting.NewResponse(req, remoting.ResponseSystemError,
+					"java.lang.RuntimeException: message body size exceeded, org.apache.rocketmq.store.MessageExtEncoder.encode(MessageExtEncoder.java:290)")
 			}
 			var err error
 			if msgs, err = remoting.DecodeBatch(req.Body); err != nil || !h.Batch {

@@ -132,6 +132,11 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"priority message", []*v2.Message{msg(normal, func(m *v2.Message) { p := int32(3); m.SystemProperties.Priority = &p })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"lite message", []*v2.Message{msg(normal, func(m *v2.Message) { lt := "lite-1"; m.SystemProperties.LiteTopic = &lt })}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
 		{"batch mixing body encodings", []*v2.Message{msg(normal, nil), msg(normal, gzipped)}, inCluster(v2.Code_BAD_REQUEST)},
+		// A RocketMQ broker bounds a batch's messages together by its
+		// maxMessageSize (4 MiB): it answered with an internal error (a
+		// Java exception's text), which the clients retry.
+		{"batch over the brokers' maxMessageSize", []*v2.Message{msg(normal, func(m *v2.Message) { m.Body = make([]byte, 3<<20) }), msg(normal, func(m *v2.Message) { m.Body = make([]byte, 3<<20) })},
+			inCluster(v2.Code_MESSAGE_BODY_TOO_LARGE)},
 		{"batch of delay messages", []*v2.Message{msg(badDelay, delayed), msg(badDelay, delayed)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch of transactional messages", []*v2.Message{msg(badTx, transactional), msg(badTx, transactional)}, inCluster(v2.Code_BAD_REQUEST)},
 		{"batch with a FIFO message after a NORMAL one", []*v2.Message{msg(normal, nil), msg(normal, grouped)}, v2.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE},
