@@ -368,6 +368,7 @@ func TestLoadErrors(t *testing.T) {
 		unknown    []config.UnknownKeyError // Key, Source prefix, Suggestion
 		fields     []config.FieldError      // Key and Source prefix
 		wantInText []string
+		notInText  []string
 	}{
 		{
 			name:    "unknown yaml key with suggestion",
@@ -429,6 +430,21 @@ func TestLoadErrors(t *testing.T) {
 			name:       "arguments after --",
 			args:       []string{"--", "x"},
 			wantInText: []string{"unexpected arguments"},
+		},
+		{
+			// "--postgres.dsn= postgres://..." (a space after the =): the
+			// connection string becomes a stray argument, echoed in the
+			// usage error, its password hidden.
+			name:       "a stray argument holding a password",
+			args:       []string{"--postgres.dsn=", "postgres://u:hunter2@db:5432/x"},
+			wantInText: []string{`unexpected argument "postgres://u:REDACTED@db:5432/x"`},
+			notInText:  []string{"hunter2"},
+		},
+		{
+			name:       "stray arguments after -- holding a password",
+			args:       []string{"--", "postgres://u:hunter2@db/x"},
+			wantInText: []string{"u:REDACTED@db"},
+			notInText:  []string{"hunter2"},
 		},
 		{
 			name:   "flag without value",
@@ -560,6 +576,11 @@ func TestLoadErrors(t *testing.T) {
 			for _, s := range tt.wantInText {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("want %q in\n%v", s, err)
+				}
+			}
+			for _, s := range tt.notInText {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("%q printed in\n%v", s, err)
 				}
 			}
 			if n := len(tt.unknown) + len(tt.fields); n > 1 && len(all) != n {

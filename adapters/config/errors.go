@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 )
 
 // ErrHelp is returned by [Load] when the flags ask for help (--help, -h);
@@ -108,7 +110,9 @@ type ArgumentError struct {
 }
 
 func (e *ArgumentError) Error() string {
-	return "flags: unexpected argument " + quoteShort(e.Arg) + "; settings are flags such as --grpc.address=:8081"
+	// An argument may be a value that lost its flag ("--postgres.dsn= URL"):
+	// its password is not echoed.
+	return "flags: unexpected argument " + quoteShort(redact.Userinfo(e.Arg)) + "; settings are flags such as --grpc.address=:8081"
 }
 
 // quoteShort quotes s for an error message, shortening it so that a huge

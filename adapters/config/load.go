@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 )
 
 // Sources are the places [Load] reads settings from, besides the defaults
@@ -192,7 +194,11 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 		a := args[i]
 		if a == "--" {
 			if rest := args[i+1:]; len(rest) > 0 {
-				l.errs = append(l.errs, fmt.Errorf("flags: unexpected arguments %q; settings are flags such as --grpc.address=:8081", rest))
+				shown := make([]string, len(rest))
+				for i, a := range rest {
+					shown[i] = redact.Userinfo(a) // a value whose password is not echoed
+				}
+				l.errs = append(l.errs, fmt.Errorf("flags: unexpected arguments %q; settings are flags such as --grpc.address=:8081", shown))
 			}
 			break
 		}
