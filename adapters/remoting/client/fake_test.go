@@ -17,6 +17,7 @@ type fakeBroker struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	accepted int
+	closed   bool // close() began: connections accepted since are closed at once
 }
 
 // peer is one accepted connection, with framing helpers.
@@ -87,6 +88,15 @@ func fakeBrokerOn(t testing.TB, ln net.Listener, serve func(p *peer)) *fakeBroke
 				return
 			}
 			fb.mu.Lock()
+			if fb.closed {
+				// Accepted just before close() closed the listener, and
+				// after it closed the connections it knew: nothing would
+				// close this one, and close() would wait for its server
+				// for as long as the client keeps it open.
+				fb.mu.Unlock()
+				nc.Close()
+				return
+			}
 			fb.conns = append(fb.conns, nc)
 			fb.accepted++
 			fb.mu.Unlock()
@@ -113,6 +123,7 @@ func (fb *fakeBroker) acceptedConns() int {
 func (fb *fakeBroker) close() {
 	fb.ln.Close()
 	fb.mu.Lock()
+	fb.closed = true
 	for _, c := range fb.conns {
 		c.Close()
 	}
