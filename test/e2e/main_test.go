@@ -23,5 +23,10 @@ func TestMain(m *testing.M) {
 // proxy (its own ports and data directory) with topics and groups of its
 // own, changes nothing the other tests share (the cluster pass's broker
 // stays up), and bounds times only from below or with generous deadlines,
-// which a busier machine cannot break.
+// which a busier machine cannot break. A test with an upper bound on a
+// time, one that calls t.Setenv, or one that loads or measures the machine
+// as a whole stays sequential. -parallel stays at go test's default
+// (GOMAXPROCS): at 4, two real-broker tests of test/cluster, which
+// test/scripts/test.sh runs beside both passes, timed out waiting for
+// their own fresh brokers in one CI run on the 2-core machine.
 func waitsInParallel(t *testing.T) { t.Parallel() }
