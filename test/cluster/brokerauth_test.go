@@ -55,6 +55,10 @@ func TestBrokerWithAuthentication(t *testing.T) {
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.ClusterName = brokers[0].Cluster
 	cfg.Cluster.ACL = cluster.BrokerACL{AccessKey: "rmqproxy", SecretKey: "s3cret-key"}
+	// This test is about authentication, not time: its own broker, just
+	// started, answered its first admin requests in more than the default
+	// 5 s once when CI's other suites loaded the 2 cores.
+	cfg.Cluster.RequestTimeout = 20 * time.Second
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "auth-orders"), testenv.Name(t, "g-auth-orders")
 	raw := p.Subscriber(t, topic, group, 1)

@@ -47,6 +47,10 @@ func TestBrokerWithTLS(t *testing.T) {
 
 	cfg, _ := testenv.ClusterConfig(t)
 	cfg.Cluster.NameServers = []string{c.NameServer}
+	// This test is about TLS, not time: its own broker, just
+	// started, answered its first admin requests in more than the default
+	// 5 s once when CI's other suites loaded the 2 cores.
+	cfg.Cluster.RequestTimeout = 20 * time.Second
 	cfg.Cluster.ClusterName = "cluster-tls"
 	cfg.Cluster.TLS.Enabled = true
 	cfg.Cluster.TLS.CAFile = caFile
