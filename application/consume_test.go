@@ -821,6 +821,23 @@ func TestDepartedClientLeavesExpiredDeliveries(t *testing.T) {
 	}
 }
 
+// receiveRenewed has client c1 receive a message of group g with
+// auto-renewal and lets the proxy renew it once: it returns the handle
+// the client holds (first) and the latest, renewed one.
+func receiveRenewed(t *testing.T) (m *Messaging, b *fakeBroker, msg domain.StoredMessage, first, renewed domain.ReceiptHandle) {
+	t.Helper()
+	cfg := DefaultConfig()
+	m, b, clock := newTestMessaging(cfg)
+	msg, first = receiveHeld(t, m, b)
+	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
+	m.renewer.renewDue(t.Context())
+	renewed = heldHandle(t, m, msg)
+	if renewed == first {
+		t.Fatal("not renewed")
+	}
+	return m, b, msg, first, renewed
+}
+
 // TestFailedAckKeepsTheRenewedHandle: a push consumer acks with the
 // handle it received, for which the proxy substitutes the latest one its
 // renewals obtained. When the broker does not take the ack (unreachable,
@@ -831,15 +848,7 @@ func TestDepartedClientLeavesExpiredDeliveries(t *testing.T) {
 // (local mode: INVALID_RECEIPT_HANDLE, which the client gives up on;
 // a RocketMQ broker: OK without effect), and the message came again.
 func TestFailedAckKeepsTheRenewedHandle(t *testing.T) {
-	cfg := DefaultConfig()
-	m, b, clock := newTestMessaging(cfg)
-	msg, first := receiveHeld(t, m, b)
-	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
-	m.renewer.renewDue(t.Context())
-	renewed := heldHandle(t, m, msg)
-	if renewed == first {
-		t.Fatal("not renewed")
-	}
+	m, b, msg, first, renewed := receiveRenewed(t)
 	ack := func() error {
 		t.Helper()
 		res, err := m.AckMessage(asClient(t.Context(), "c1"), "g", "t", []AckEntry{{MessageID: msg.ID, ReceiptHandle: first.String()}})
@@ -880,12 +889,7 @@ func TestFailedAckKeepsTheRenewedHandle(t *testing.T) {
 // for a dead-letter forward the broker did not carry out (the Go push
 // consumer tries it again every second with the handle it received).
 func TestFailedForwardKeepsTheRenewedHandle(t *testing.T) {
-	cfg := DefaultConfig()
-	m, b, clock := newTestMessaging(cfg)
-	msg, first := receiveHeld(t, m, b)
-	clock.Advance(cfg.Consumer.DefaultInvisibleTime - cfg.Consumer.RenewAhead + time.Second)
-	m.renewer.renewDue(t.Context())
-	renewed := heldHandle(t, m, msg)
+	m, b, msg, first, renewed := receiveRenewed(t)
 	forward := func() error {
 		return m.ForwardToDeadLetterQueue(asClient(t.Context(), "c1"), "g", "t", msg.ID, first.String())
 	}

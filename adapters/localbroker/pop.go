@@ -241,7 +241,7 @@ func (e *Engine) popQueue(topic string, inc uint64, qid int32, req *ports.PopReq
 		if len(w.missing) == 0 {
 			out, err := e.commitPopLocked(k, qi, req, now, w, cache)
 			held := 0
-			if c := e.cons[k]; c != nil {
+			if c := e.cons[k]; w.atBound && c != nil {
 				held = len(c.inflight)
 			}
 			e.mu.Unlock()

@@ -92,19 +92,28 @@ func (r *metricsReceiver) lastTopics() map[string]uint64 {
 	return maps.Clone(r.topics)
 }
 
-// Metrics are pushed over OTLP/gRPC with the configured headers.
-func TestMetricsOverOTLPGRPC(t *testing.T) {
-	rec, endpoint := startMetricsReceiver(t)
-
+// startOTLPMetrics returns a provider pushing metrics over OTLP/gRPC to
+// endpoint with headers (exported only when a test flushes: the interval
+// is an hour), shut down when the test ends.
+func startOTLPMetrics(t *testing.T, endpoint, headers string) *otel.Provider {
+	t.Helper()
 	p, err := otel.New(otel.Options{
-		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Headers: "authorization=Bearer t0ken", Timeout: 5 * time.Second},
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Headers: headers, Timeout: 5 * time.Second},
 		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
 		Info:    otel.Info{Mode: "local"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = p.Shutdown(context.Background()) }()
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p
+}
+
+// Metrics are pushed over OTLP/gRPC with the configured headers.
+func TestMetricsOverOTLPGRPC(t *testing.T) {
+	rec, endpoint := startMetricsReceiver(t)
+
+	p := startOTLPMetrics(t, endpoint, "authorization=Bearer t0ken")
 	if p.MetricsHandler() != nil {
 		t.Error("/metrics served with metrics.prometheus off")
 	}
@@ -205,15 +214,7 @@ func TestSamplingFollowsTheParent(t *testing.T) {
 // a start of their own.
 func TestOTLPForgetsDeletedTopics(t *testing.T) {
 	rec, endpoint := startMetricsReceiver(t)
-	p, err := otel.New(otel.Options{
-		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Timeout: 5 * time.Second},
-		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
-		Info:    otel.Info{Mode: "local"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = p.Shutdown(context.Background()) }()
+	p := startOTLPMetrics(t, endpoint, "")
 	flush := func() map[string]uint64 {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -287,15 +288,7 @@ func (r *metricsReceiver) lastSum(name, topic string) (temporality metricspb.Agg
 func TestLabelledMetricsFollowDeltaTemporality(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
 	rec, endpoint := startMetricsReceiver(t)
-	p, err := otel.New(otel.Options{
-		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Timeout: 5 * time.Second},
-		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
-		Info:    otel.Info{Mode: "local"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = p.Shutdown(context.Background()) }()
+	p := startOTLPMetrics(t, endpoint, "")
 	m := p.Telemetry().Metrics
 	flush := func() {
 		t.Helper()

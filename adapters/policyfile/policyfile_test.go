@@ -1,7 +1,6 @@
 package policyfile_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,14 +230,7 @@ func TestSourceReloads(t *testing.T) {
 	if err != nil || snap.Revision != 1 || len(snap.Entries) != 1 {
 		t.Fatalf("%+v %v", snap, err)
 	}
-	applied := make(chan domain.PolicySnapshot, 10)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		src.Watch(ctx, 1, func(s domain.PolicySnapshot) error { applied <- s; return nil })
-	}()
-	defer func() { cancel(); <-done }()
+	applied := policyfile.WatchApplied(t, src)
 	write("users: [oops")
 	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the condition", func() bool { return src.Health() != nil })
 	write("users:\n  - name: alice\n    secret: alice-secret-0123\n")

@@ -39,14 +39,7 @@ func TestRewriteInProgressIsNotApplied(t *testing.T) {
 		}
 	}
 	write("") // the rewrite has truncated the file
-	applied := make(chan domain.PolicySnapshot, 16)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		src.Watch(ctx, 1, func(s domain.PolicySnapshot) error { applied <- s; return nil })
-	}()
-	defer func() { cancel(); <-done }()
+	applied := WatchApplied(t, src)
 	var got domain.PolicySnapshot
 	waitfor.True(t, 10*time.Second, 5*time.Millisecond, "the complete file to be applied", func() bool {
 		select {
