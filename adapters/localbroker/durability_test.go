@@ -538,6 +538,49 @@ func TestFailedStateAfterFsyncError(t *testing.T) {
 	h.send("t", 0, msg("t", "d", ""))
 }
 
+// TestNoSnapshotInTheFailedState: once applying a stored record failed
+// (the engine's failed state), live state may differ from what replay
+// builds, and the restart the error asks for must recover from the commit
+// log. No snapshot is written then, neither periodically nor at Close: one
+// covering the record would make every later start skip it for good. (The
+// failure is simulated: the record is appended and its apply fails before
+// changing anything.)
+func TestNoSnapshotInTheFailedState(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	q := domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: 0}
+	h.createGroup("p", 16, false)
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""))
+	before := h.snapshotOffset()
+	h.allow = append(h.allow, "the local broker stopped writing")
+	h.e.mu.Lock()
+	rec := record.OffsetCommit{Group: "p", Topic: "t", QueueID: 0, Offset: 2}
+	_, end, err := h.e.clog.Append(byte(record.TypeOffsetCommit), record.AppendOffsetCommit(nil, &rec), true)
+	if err == nil {
+		h.e.failLocked(errors.New("injected: applying the record failed"))
+	}
+	h.e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.clog.Sync(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Snapshot(ctx); !domain.HasReason(err, domain.ReasonUnavailable) {
+		t.Errorf("snapshot in the failed state: %v, want it refused as unavailable", err)
+	}
+	if err := h.e.Close(ctx); err != nil {
+		t.Errorf("Close in the failed state: %v", err)
+	}
+	h.open()
+	if got := h.e.snapOffsets[len(h.e.snapOffsets)-1]; got != before {
+		t.Errorf("newest snapshot at offset %d after the failed state, want the one before it (%d)", got, before)
+	}
+	if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 2 {
+		t.Fatalf("offset committed by the record whose apply failed, after a restart: %d %v; want 2 (replayed from the commit log)", off, err)
+	}
+}
+
 // openStallingDisk opens the engine on a disk that stalls: while stall is
 // set, every fsync waits until release is closed.
 func (h *harness) openStallingDisk() (stall *atomic.Bool, release chan struct{}) {

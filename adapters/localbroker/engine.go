@@ -1453,7 +1453,10 @@ func (e *Engine) flushQueues() {
 // Snapshot checkpoints consumer state and queue counts: it makes the commit
 // log durable up to the covered offset, writes and fsyncs the consume queues
 // up to the covered counts, then atomically writes the snapshot file. It
-// runs periodically and at Close; tests call it directly.
+// runs periodically and at Close; tests call it directly. None is written
+// in the failed state: live state may then differ from what replay builds,
+// and a snapshot covering the record whose apply failed would make every
+// later start skip it instead of recovering from the commit log.
 func (e *Engine) Snapshot(ctx context.Context) error {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
@@ -1461,6 +1464,10 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 	if e.state != stateOpen {
 		e.mu.Unlock()
 		return unavailable()
+	}
+	if e.failed != nil {
+		e.mu.Unlock()
+		return e.failedError()
 	}
 	clog := e.clog
 	off := clog.NextOffset()
@@ -1643,9 +1650,13 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
+	failed := e.failed != nil
 	e.mu.Unlock()
 	e.stopGoroutines()
-	snapErr := e.Snapshot(ctx)
+	var snapErr error
+	if !failed { // (the next start replays the log instead; see Snapshot)
+		snapErr = e.Snapshot(ctx)
+	}
 	e.snapMu.Lock()
 	e.mu.Lock()
 	e.state = stateClosed
