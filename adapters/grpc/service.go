@@ -335,8 +335,13 @@ func (s *Service) QueryOffset(ctx context.Context, req *v2.QueryOffsetRequest) (
 			return nil, domain.Errorf(domain.ReasonBadRequest, "unknown query offset policy %d", req.GetQueryOffsetPolicy())
 		}
 		var at time.Time
-		if req.GetTimestamp() != nil {
-			at = req.GetTimestamp().AsTime()
+		if ts := req.GetTimestamp(); ts != nil && policy == ports.OffsetTimestamp {
+			// An invalid Timestamp (outside 0001-01-01..9999-12-31, or bad
+			// nanos) has no instant; its milliseconds could overflow.
+			if err := ts.CheckValid(); err != nil {
+				return nil, domain.Errorf(domain.ReasonBadRequest, "timestamp {seconds: %d, nanos: %d} is no valid Timestamp: %v", ts.GetSeconds(), ts.GetNanos(), err)
+			}
+			at = ts.AsTime()
 		}
 		off, err := s.app.QueryOffset(ctx, queueRef(req.GetMessageQueue(), info), policy, at)
 		if err != nil {

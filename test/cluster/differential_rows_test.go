@@ -624,6 +624,7 @@ func (e *diffEnv) addPullRows(ask map[string]diffRow, topic, group string) {
 	ask["offset/query end"] = query(q(e.pull, 0), v2.QueryOffsetPolicy_END, nil)
 	ask["offset/query time in the future"] = query(q(e.pull, 0), v2.QueryOffsetPolicy_TIMESTAMP, timestamppb.New(time.Now().Add(time.Hour)))
 	ask["offset/query time 1970"] = query(q(e.pull, 0), v2.QueryOffsetPolicy_TIMESTAMP, timestamppb.New(time.Unix(0, 0)))
+	ask["offset/query time beyond year 9999"] = query(q(e.pull, 0), v2.QueryOffsetPolicy_TIMESTAMP, &timestamppb.Timestamp{Seconds: 1e16})
 	ask["offset/query time left out"] = query(q(e.pull, 0), v2.QueryOffsetPolicy_TIMESTAMP, nil)
 	ask["offset/query unknown topic"] = query(q("diff-nope", 0), v2.QueryOffsetPolicy_END, nil)
 	ask["offset/query illegal topic"] = query(q("a b", 0), v2.QueryOffsetPolicy_END, nil)

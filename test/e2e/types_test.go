@@ -267,6 +267,18 @@ func TestPullAndOffsets(t *testing.T) {
 	if off, code := query(v2.QueryOffsetPolicy_TIMESTAMP, before.Add(time.Hour)); off != 10 || code != v2.Code_OK {
 		t.Fatalf("timestamp after every message: %d %v", off, code)
 	}
+	// The last instant a protobuf Timestamp may hold (9999-12-31) is after
+	// every message too; one beyond it is not a valid Timestamp (its
+	// milliseconds overflowed an int64 past ~9×10^15 s: the answer was the
+	// queue's start).
+	if off, code := query(v2.QueryOffsetPolicy_TIMESTAMP, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)); off != 10 || code != v2.Code_OK {
+		t.Fatalf("timestamp 9999-12-31: %d %v", off, code)
+	}
+	for _, sec := range []int64{1e16, -1e16, 253402300800} {
+		if off, code := query(v2.QueryOffsetPolicy_TIMESTAMP, time.Unix(sec, 0)); code != v2.Code_BAD_REQUEST {
+			t.Errorf("timestamp of %d s, not a valid protobuf Timestamp: offset %d %v, want BAD_REQUEST", sec, off, code)
+		}
+	}
 	pull := func(offset int64, batch int32, expr string) (*v2.Status, []*v2.Message, int64) {
 		stream, err := raw.PullMessage(raw.Ctx(t), &v2.PullMessageRequest{Group: &v2.Resource{Name: groupName}, MessageQueue: mq, Offset: offset, BatchSize: batch,
 			FilterExpression: &v2.FilterExpression{Type: v2.FilterType_TAG, Expression: expr}})
