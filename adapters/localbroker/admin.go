@@ -246,8 +246,9 @@ func (e *Engine) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 
 // TopicQueueStats reports what a consumer group without state on the
 // topic's queues (one that has not received from it yet) would see: every
-// message of each queue not acked, none in flight, the stored ones
-// receivable. Sorted by queue id.
+// message of each queue that retention kept not acked, none in flight, the
+// stored ones receivable (a first receive skips the removed ones). Sorted
+// by queue id.
 func (e *Engine) TopicQueueStats(ctx context.Context, topic string) ([]ports.QueueStats, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -261,17 +262,18 @@ func (e *Engine) TopicQueueStats(ctx context.Context, topic string) ([]ports.Que
 	e.promoteLocked()
 	out := make([]ports.QueueStats, 0, t.QueueCount)
 	for qid := range t.QueueCount {
-		var count, visible int64
+		var count, visible, minOff int64
 		if qi := e.queues[queueKey{topic, qid}]; qi != nil {
-			count, visible = qi.count, qi.visible
+			count, visible, minOff = qi.count, qi.visible, e.keptFromLocked(qi)
 		}
-		out = append(out, ports.QueueStats{Topic: topic, QueueID: qid, MaxOffset: count, Consumable: visible})
+		out = append(out, ports.QueueStats{Topic: topic, QueueID: qid, MaxOffset: count, AckOffset: minOff, Consumable: max(visible-minOff, 0)})
 	}
 	return out, nil
 }
 
 // GroupStats reports the group's progress on every queue it has state on,
-// sorted by topic and queue id.
+// sorted by topic and queue id. Messages retention removed count as
+// consumed (the group's next receive skips them).
 func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -293,12 +295,23 @@ func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	out := make([]ports.QueueStats, 0, len(keys))
 	for _, k := range keys {
 		c := e.cons[k]
-		var count, visible int64
+		var count, visible, minOff int64
 		if qi := e.queues[queueKey{k.topic, k.qid}]; qi != nil {
-			count, visible = qi.count, qi.visible
+			count, visible, minOff = qi.count, qi.visible, e.keptFromLocked(qi)
 		}
-		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: c.floor,
-			InFlight: c.inFlightCount(), Consumable: max(visible-c.next, 0) + int64(len(c.visible))})
+		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: max(c.floor, minOff),
+			InFlight: c.inFlightCount(), Consumable: max(visible-max(c.next, minOff), 0) + int64(len(c.visible))})
 	}
 	return out, nil
+}
+
+// keptFromLocked is the queue's first offset retention kept, for stats:
+// 0 when the search cannot read the queue (the stats then count from its
+// start, as they did).
+func (e *Engine) keptFromLocked(qi *queueIndex) int64 {
+	off, err := e.minOffsetLocked(qi)
+	if err != nil {
+		return 0
+	}
+	return off
 }

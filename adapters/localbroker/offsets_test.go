@@ -277,6 +277,43 @@ func TestMinOffsetAfterRetention(t *testing.T) {
 	}
 }
 
+// TestStatsSkipWhatRetentionRemoved: the progress a group is reported
+// (rocketmq_consumer_lag_messages and _ready_messages) starts at the
+// queue's first kept message, for a group that never received from the
+// queue as for one whose position retention passed: a receive would skip
+// the removed ones without delivering them. They were counted until the
+// group's next receive passed them.
+func TestStatsSkipWhatRetentionRemoved(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SegmentSize = 8 << 10; c.MaxRecordSize = 2 << 10; c.Retention = time.Hour })
+	h.clock = clocktest.New(time.Now())
+	h.restart()
+	ctx := t.Context()
+	h.createGroup("old", 16, false)
+	h.createGroup("new", 16, false)
+	h.fill("t")
+	for _, m := range h.pop("old", "t", 0, 2, time.Minute) {
+		h.ack("old", m)
+	}
+	h.retire("t", "late")
+	minOff, err := h.e.QueryOffset(ctx, domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName}, ports.OffsetBeginning, time.Time{})
+	if err != nil || minOff <= 2 {
+		t.Fatalf("min offset after retention: %d %v", minOff, err)
+	}
+	const end = 42 // fill's 40 and retire's 2
+	want := ports.QueueStats{Topic: "t", QueueID: 0, MaxOffset: end, AckOffset: minOff, Consumable: end - minOff}
+	ts, err := h.e.TopicQueueStats(ctx, "t")
+	if err != nil || len(ts) == 0 || ts[0] != want {
+		t.Errorf("queue stats of a group without state: %+v %v, want %+v", ts, err, want)
+	}
+	gs, err := h.e.GroupStats(ctx, "old")
+	if err != nil || len(gs) != 1 || gs[0] != want {
+		t.Errorf("stats of a group whose position retention passed: %+v %v, want %+v", gs, err, want)
+	}
+	if got := h.pop("new", "t", 0, 64, time.Minute); int64(len(got)) != end-minOff {
+		t.Fatalf("a new group received %d messages, want the %d kept", len(got), end-minOff)
+	}
+}
+
 // TestFilteredPullScansABoundedStretch: a pull whose filter matches
 // nothing in a long backlog examines one stretch of maxScanPerQueue
 // entries when it has no poll time, and answers with the offset to pull
