@@ -102,7 +102,8 @@ func (r Route) WritableQueues() []RouteQueue {
 type PopRequest struct {
 	Group string
 	Topic string
-	// BrokerName selects the broker; empty means any.
+	// BrokerName selects the broker; empty, or one without a readable
+	// queue of the topic, means any (as the Apache proxy).
 	BrokerName string
 	// QueueID selects the queue; -1 lets the broker choose among all
 	// readable queues of the topic.

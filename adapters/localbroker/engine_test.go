@@ -900,6 +900,25 @@ func TestSendValidation(t *testing.T) {
 	wantReason(t, h.e.Ack(ctx, ports.AckRequest{Group: "g", Topic: "t", Handle: domain.ReceiptHandle{BrokerName: "other"}}), domain.ReasonInvalidReceiptHandle)
 }
 
+// TestPopNamingAnotherBrokerServed: a receive naming another broker (the
+// client's route from before local.brokerName was renamed, until it
+// refreshes) is served from the local broker, as the Apache proxy's local
+// mode picks one of its own queues when the named broker has none; it was
+// BAD_REQUEST, so every receive failed until the client's next route
+// refresh.
+func TestPopNamingAnotherBrokerServed(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("t", 0, msg("t", "a", ""))
+	h.send("t", 3, msg("t", "b", ""))
+	for _, qid := range []int32{-1, 3} {
+		got, err := h.e.Pop(t.Context(), ports.PopRequest{Group: "g", Topic: "t", BrokerName: "renamed-away", QueueID: qid, MaxMessages: 1, InvisibleTime: time.Minute})
+		if err != nil || len(got) != 1 || got[0].BrokerName != h.cfg.BrokerName || qid >= 0 && got[0].QueueID != qid {
+			t.Fatalf("pop of queue %d naming another broker: %+v %v", qid, got, err)
+		}
+		h.ack("g", got[0])
+	}
+}
+
 // TestRouteFollowsTopicChanges: the routes of one topic definition share
 // their queues, so a send's route lookup allocates nothing; an update
 // (more queues, another permission), a deletion and a new incarnation

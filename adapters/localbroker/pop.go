@@ -64,9 +64,10 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	if req.PollTimeout < 0 {
 		return nil, domain.Errorf(domain.ReasonIllegalPollingTime, "poll timeout must not be negative, got %v", req.PollTimeout)
 	}
-	if req.BrokerName != "" && req.BrokerName != e.cfg.BrokerName {
-		return nil, domain.Errorf(domain.ReasonBadRequest, "pop asks broker %q but this is the local broker %q", req.BrokerName, e.cfg.BrokerName)
-	}
+	// req.BrokerName is not checked: a client naming another broker (its
+	// route from before local.brokerName was renamed) is served from this
+	// one, as the Apache proxy's local mode and cluster mode fall back to a
+	// readable broker of the topic.
 	if req.Filter == nil {
 		req.Filter = filter.All
 	}
