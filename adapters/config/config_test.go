@@ -1235,3 +1235,44 @@ func TestLoadFor(t *testing.T) {
 		t.Error("LoadFor without keys: no error")
 	}
 }
+
+// TestSecretNotEchoedInErrors: a secret whose value is refused (longer
+// than the 64 KiB a value may have) is named by its key and source, never
+// shown, from the file, the environment or a flag; other settings still
+// show their offending text.
+func TestSecretNotEchoedInErrors(t *testing.T) {
+	const secret = "hunter2-"
+	long := secret + strings.Repeat("x", 64<<10)
+	for name, c := range map[string]struct {
+		file       string
+		env, args  []string
+		key, where string
+	}{
+		"file dsn":            {file: "postgres:\n  dsn: " + long + "\n", key: "postgres.dsn", where: "rmqproxy.yaml:2"},
+		"file keyPassword":    {file: "grpc:\n  tls:\n    keyPassword: " + long + "\n", key: "grpc.tls.keyPassword", where: "rmqproxy.yaml:3"},
+		"environment dsn":     {env: []string{"RMQPROXY_POSTGRES_DSN=" + long}, key: "postgres.dsn", where: "environment RMQPROXY_POSTGRES_DSN"},
+		"environment keyPass": {env: []string{"RMQPROXY_GRPC_TLS_KEY_PASSWORD=" + long}, key: "grpc.tls.keyPassword", where: "environment RMQPROXY_GRPC_TLS_KEY_PASSWORD"},
+		"flag dsn":            {args: []string{"--postgres.dsn=" + long}, key: "postgres.dsn", where: "flag --postgres.dsn"},
+		"flag keyPassword":    {args: []string{"--grpc.tls.keyPassword", long}, key: "grpc.tls.keyPassword", where: "flag --grpc.tls.keyPassword"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, c.file, c.env, c.args)
+			var fe *config.FieldError
+			if !errors.As(err, &fe) || fe.Key != c.key {
+				t.Fatalf("want a FieldError for %s, got %v", c.key, err)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, secret) || strings.Contains(fe.Value, secret) {
+				t.Fatalf("the error shows the secret: %.200s", msg)
+			}
+			if !strings.Contains(msg, c.where) || !strings.Contains(msg, "longer than") {
+				t.Fatalf("the error should name %s and say why: %.200s", c.where, msg)
+			}
+		})
+	}
+	// Not a secret: the start of the text is shown, shortened.
+	_, err := load(t, "", []string{"RMQPROXY_MODE=" + long}, nil)
+	if err == nil || !strings.Contains(err.Error(), secret) || len(err.Error()) > 400 {
+		t.Fatalf("a plain setting's long value: %.400s", err)
+	}
+}

@@ -37,7 +37,7 @@ func (e *loadErrors) Is(target error) bool {
 type FieldError struct {
 	Key    string // dotted key; for a validation error the key its message starts with, else the struct's key path ("" for the root)
 	Source string // "rmqproxy.yaml:12", "environment RMQPROXY_GRPC_ADDRESS", "flag --grpc.address"; "" for validation
-	Value  string // the offending text, "" when not applicable
+	Value  string // the offending text, "" when not applicable or a secret
 	Err    error
 }
 
@@ -113,6 +113,16 @@ func (e *ArgumentError) Error() string {
 	// An argument may be a value that lost its flag ("--postgres.dsn= URL"):
 	// its password is not echoed.
 	return "flags: unexpected argument " + quoteShort(redact.Userinfo(e.Arg)) + "; settings are flags such as --grpc.address=:8081"
+}
+
+// shownValue is the text of a refused value of f that its error may show:
+// none for a secret (even its first characters would give part of it
+// away), except Print's placeholder, which is no secret.
+func shownValue(f *field, s string) string {
+	if f.secret && s != redacted {
+		return ""
+	}
+	return s
 }
 
 // quoteShort quotes s for an error message, shortening it so that a huge

@@ -169,7 +169,7 @@ func (l *loader) apply(as []assignment) {
 			if strings.HasPrefix(a.source, "flag ") && !errors.Is(err, errPlaceholder) {
 				l.usage = true
 			}
-			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: a.value, Err: withExpected(err, a.f)})
+			l.fail(a.f, &FieldError{Key: a.f.key, Source: a.source, Value: shownValue(a.f, a.value), Err: withExpected(err, a.f)})
 			continue
 		}
 		l.set(a.f)
@@ -427,7 +427,7 @@ func (l *loader) applyMapping(sec *field, m *yaml.Node, file string, merges int)
 			continue
 		}
 		if err := l.setNode(f, v); err != nil {
-			l.fail(f, &FieldError{Key: f.key, Source: file + ":" + strconv.Itoa(v.Line), Value: scalarText(v), Err: err})
+			l.fail(f, &FieldError{Key: f.key, Source: file + ":" + strconv.Itoa(v.Line), Value: shownValue(f, scalarText(v)), Err: err})
 			continue
 		}
 		l.set(f)
