@@ -28,11 +28,11 @@ const (
 // SecurityConfig is the auth slice of the configuration.
 type SecurityConfig struct {
 	Enabled            bool                `yaml:"enabled" help:"authenticate every client request (AccessKey and HMAC signature, as the official clients send them) and authorize it against the ACL policy; off by default"`
-	Source             string              `yaml:"source" help:"where users and ACL policies come from: postgres (postgres.dsn; changes reach every proxy within a second) or file (auth.file, reloaded when it changes)"`
+	Source             string              `yaml:"source" enum:"postgres,file" help:"where users and ACL policies come from: postgres (postgres.dsn; changes reach every proxy within a second) or file (auth.file, reloaded when it changes)"`
 	File               string              `yaml:"file" help:"policy file (YAML: users with secrets, and ACL entries) for auth.source file; keep it readable by rmqproxy only"`
 	Authorization      bool                `yaml:"authorization" help:"check the ACL policy after authentication (default deny); false: every authenticated user may do anything"`
 	SuperUserBypass    bool                `yaml:"superUserBypass" help:"super users skip the ACL policy, as in Apache RocketMQ; false: super users need entries too"`
-	ConflictResolution string              `yaml:"conflictResolution" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
+	ConflictResolution string              `yaml:"conflictResolution" enum:"deny_overrides,rocketmq" help:"how matching ACL entries of a user are ranked: deny_overrides (any matching Deny beats every Allow of its policy type) or rocketmq (the most specific entry wins, as Apache RocketMQ's ACL 2.0)"`
 	AuditAllowed       bool                `yaml:"auditAllowed" help:"also audit allowed data-plane requests (one event per resource a request is allowed, a receive's group and topic: heavy); denials, authentication failures and admin changes are always audited"`
 	CacheSize          int                 `yaml:"cacheSize" help:"authorization decisions cached per policy revision (a new revision starts a new cache)"`
 	AdminAuditWait     time.Duration       `yaml:"adminAuditWait" help:"how long an allowed admin API call waits for room in the audit buffer (full while the audit store is down or slow); if there is none, the call is refused with 503 UNAVAILABLE and not performed, so that no admin action happens without its audit event"`

@@ -1276,3 +1276,47 @@ func TestSecretNotEchoedInErrors(t *testing.T) {
 		t.Fatalf("a plain setting's long value: %.400s", err)
 	}
 }
+
+// TestEnum: a string setting with an enum tag takes its words in any case
+// and with blanks around them, from every source, stores the tag's
+// spelling, and refuses any other value naming every word; a bad tag is a
+// bug in the Config struct.
+func TestEnum(t *testing.T) {
+	type withEnum struct {
+		Format string `yaml:"format" enum:"text,json" help:"text or json"`
+		Type   string `yaml:"type" enum:"NORMAL,FIFO" help:"NORMAL or FIFO"`
+	}
+	for _, src := range []config.Sources{
+		{Args: []string{"--format=JSON", "--type", "fifo"}},
+		{Env: []string{"RMQPROXY_FORMAT= Json ", "RMQPROXY_TYPE=Fifo"}},
+		{File: writeFile(t, "format: JSON\ntype: fifo\n")},
+	} {
+		var c withEnum
+		if err := config.Load(&c, src); err != nil || c.Format != "json" || c.Type != "FIFO" {
+			t.Errorf("%+v: %+v, %v", src, c, err)
+		}
+	}
+	var c withEnum
+	err := config.Load(&c, config.Sources{Env: []string{"RMQPROXY_FORMAT=xml"}})
+	if want := `environment RMQPROXY_FORMAT: format: invalid value "xml": must be text or json`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	for name, bad := range map[string]any{
+		"on an int": &struct {
+			N int `enum:"1,2"`
+		}{},
+		"a secret": &struct {
+			S config.Secret `enum:"a,b"`
+		}{},
+		"twice": &struct {
+			S string `enum:"a,A"`
+		}{},
+		"empty word": &struct {
+			S string `enum:"a,,b"`
+		}{},
+	} {
+		if err := config.Load(bad, config.Sources{}); err == nil || !strings.Contains(err.Error(), "enum") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

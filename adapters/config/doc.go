@@ -17,6 +17,9 @@
 //	help:"..."        one sentence shown by --help and the README table.
 //	secret:"true"     printed as REDACTED; implied by the [Secret] type.
 //	unit:"bytes"      on an int64: accepts 4MiB, 512KiB, 10MB or 4194304.
+//	enum:"text,json"  on a string: the words it takes, in any case (JSON,
+//	                  Json) and stored in the tag's spelling; any other
+//	                  value is refused naming them all.
 //
 // Leaf types: string, bool, int, int32, int64, float64, time.Duration,
 // []string, [Secret], and any type whose pointer implements

@@ -35,6 +35,7 @@ type field struct {
 	section  bool
 	kind     kind
 	secret   bool
+	enum     []string // the words a string setting takes (enum tag), in their documented spelling
 	help     string
 	children []*field // sections only, in declaration order
 	name     string   // last path element (the YAML key)
@@ -137,6 +138,11 @@ func (s *schema) walk(parent *field, t reflect.Type, index []int, prefix string,
 		}
 		f.kind = k
 		f.secret = sf.Type == secretType || sf.Tag.Get("secret") == "true"
+		if tag, ok := sf.Tag.Lookup("enum"); ok {
+			if f.enum, err = enumWords(tag, sf.Type, f.secret); err != nil {
+				return fmt.Errorf("config: %v.%s (%s): %w", t, sf.Name, key, err)
+			}
+		}
 		f.env = envName(key)
 		if other, dup := s.byEnv[f.env]; dup {
 			return fmt.Errorf("config: keys %q and %q both map to %s", other.key, key, f.env)
@@ -145,6 +151,26 @@ func (s *schema) walk(parent *field, t reflect.Type, index []int, prefix string,
 		s.leaves = append(s.leaves, f)
 	}
 	return nil
+}
+
+// enumWords reads an enum tag: comma-separated words, on a plain string
+// field, no two equal but for case.
+func enumWords(tag string, t reflect.Type, secret bool) ([]string, error) {
+	if t.Kind() != reflect.String || t == secretType || secret {
+		return nil, fmt.Errorf("enum:%q needs a string that is not a secret, not %v", tag, t)
+	}
+	words := strings.Split(tag, ",")
+	for i, w := range words {
+		if w == "" || strings.TrimSpace(w) != w {
+			return nil, fmt.Errorf("enum:%q has an empty or padded word", tag)
+		}
+		for _, o := range words[:i] {
+			if strings.EqualFold(o, w) {
+				return nil, fmt.Errorf("enum:%q lists %q twice", tag, w)
+			}
+		}
+	}
+	return words, nil
 }
 
 func yamlName(sf reflect.StructField) (name string, inline, skip bool) {

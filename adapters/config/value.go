@@ -30,6 +30,9 @@ func withExpected(err error, f *field) error {
 
 // expected describes the accepted form of a kind, for error messages.
 func expected(f *field) string {
+	if f.enum != nil {
+		return orList(f.enum)
+	}
 	switch f.kind {
 	case kindBool:
 		return "true or false"
@@ -108,6 +111,13 @@ func setScalar(f *field, v reflect.Value, s string) error {
 		if f.secret && s == redacted {
 			return fmt.Errorf("%w; give the real value (%s keeps it out of files and command lines)", errPlaceholder, f.env)
 		}
+		if f.enum != nil {
+			w, err := parseEnum(f, s)
+			if err != nil {
+				return err
+			}
+			s = w
+		}
 		v.SetString(s)
 	case kindBool:
 		b, err := parseBool(s)
@@ -149,6 +159,26 @@ func setScalar(f *field, v reflect.Value, s string) error {
 		return fmt.Errorf("cannot set a %s from one value", typeName(f))
 	}
 	return nil
+}
+
+// parseEnum returns the word of f's enum that s is, in any case and with
+// blanks around it, in its documented spelling.
+func parseEnum(f *field, s string) (string, error) {
+	t := strings.TrimSpace(s)
+	for _, w := range f.enum {
+		if strings.EqualFold(t, w) {
+			return w, nil
+		}
+	}
+	return "", errors.New("must be " + expected(f))
+}
+
+// orList writes words as "a, b or c".
+func orList(words []string) string {
+	if len(words) == 1 {
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 func parseBool(s string) (bool, error) {

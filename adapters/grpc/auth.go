@@ -34,7 +34,7 @@ const (
 // AuthConfig tunes request authentication on the gRPC port (auth.enabled
 // turns it on).
 type AuthConfig struct {
-	ClockSkew       string        `yaml:"clockSkew" help:"how x-mq-date-time, the signed timestamp, is checked: any_offset (default: within clockSkewWindow of now shifted by any whole-quarter-hour time zone offset, because the Java and Go clients send local time labelled Z), utc (within clockSkewWindow of now; breaks clients on hosts not running in UTC) or off (never, as Apache RocketMQ: a captured signature stays valid forever)"`
+	ClockSkew       string        `yaml:"clockSkew" enum:"any_offset,utc,off" help:"how x-mq-date-time, the signed timestamp, is checked: any_offset (default: within clockSkewWindow of now shifted by any whole-quarter-hour time zone offset, because the Java and Go clients send local time labelled Z), utc (within clockSkewWindow of now; breaks clients on hosts not running in UTC) or off (never, as Apache RocketMQ: a captured signature stays valid forever)"`
 	ClockSkewWindow time.Duration `yaml:"clockSkewWindow" help:"largest difference between a request's signed timestamp and the proxy's clock (after the time zone offset with any_offset); at most 7m with any_offset"`
 }
 

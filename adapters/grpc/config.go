@@ -37,7 +37,7 @@ type Config struct {
 
 // TLSConfig selects the transport security of the gRPC port.
 type TLSConfig struct {
-	Mode          string `yaml:"mode" help:"permissive (TLS and plaintext on one port, the clients' defaults), enforcing (TLS only) or disabled (plaintext only)"`
+	Mode          string `yaml:"mode" enum:"permissive,enforcing,disabled" help:"permissive (TLS and plaintext on one port, the clients' defaults), enforcing (TLS only) or disabled (plaintext only)"`
 	CertFile      string `yaml:"certFile" help:"PEM certificate chain; empty: a self-signed certificate is generated in selfSignedDir"`
 	KeyFile       string `yaml:"keyFile" help:"PEM private key of certFile"`
 	SelfSignedDir string `yaml:"selfSignedDir" help:"where the generated self-signed certificate is kept; empty: the tls folder of the data directory"`
@@ -46,7 +46,7 @@ type TLSConfig struct {
 	// CipherSuites limits the TLS 1.2 cipher suites.
 	CipherSuites []string `yaml:"cipherSuites" help:"TLS 1.2 cipher suites the gRPC port accepts, by IANA name (such as TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384), forward-secret (TLS_ECDHE_) ones without known weaknesses only, at least one for the key of certFile (ECDSA or RSA); empty: Go's defaults; TLS 1.3 suites cannot be chosen, so this does not apply to TLS 1.3 clients"`
 	// Client certificates (mTLS).
-	ClientAuth   string `yaml:"clientAuth" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a client without a valid certificate is refused; needs grpc.tls.mode enforcing)"`
+	ClientAuth   string `yaml:"clientAuth" enum:"none,request,require" help:"client certificates: none (default), request (verified against clientCAFile when a client sends one) or require (a client without a valid certificate is refused; needs grpc.tls.mode enforcing)"`
 	ClientCAFile string `yaml:"clientCAFile" help:"PEM bundle of the CAs that sign client certificates (clientAuth request or require); reloaded with the certificate"`
 	// ReloadInterval is how often the files are checked for changes.
 	ReloadInterval time.Duration `yaml:"reloadInterval" help:"how often certFile, keyFile and clientCAFile are checked for changes; a changed pair that loads is served to new connections without restart (a bad one is logged and the old one kept); 0: never"`

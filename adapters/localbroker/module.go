@@ -21,7 +21,7 @@ type Config struct {
 	DataDir          string        `yaml:"dataDir" help:"directory holding the commit log, consume queues, snapshots and metadata"`
 	BrokerName       string        `yaml:"brokerName" help:"broker name shown in routes and receipt handles; no spaces"`
 	StoreHost        string        `yaml:"storeHost" help:"ip:port recorded as the store host of stored messages; empty (the default): follows grpc.address, with 127.0.0.1 when that listens on every interface or names a host"`
-	Flush            string        `yaml:"flush" help:"sync: a send returns after fdatasync (survives power loss); async: after write(2), fdatasync every flushInterval (survives a process crash, a power loss may lose up to one interval)"`
+	Flush            string        `yaml:"flush" enum:"sync,async" help:"sync: a send returns after fdatasync (survives power loss); async: after write(2), fdatasync every flushInterval (survives a process crash, a power loss may lose up to one interval)"`
 	FlushInterval    time.Duration `yaml:"flushInterval" help:"how often written but unsynced commit-log bytes are fdatasync'ed"`
 	GroupCommitWait  time.Duration `yaml:"groupCommitWait" help:"with flush: sync, the longest the commit-log writer waits for more sends before one fdatasync covers them all, when its previous fdatasync covered several (a lone sender never waits); 0 syncs as soon as anything is written"`
 	SegmentSize      int64         `yaml:"segmentSize" unit:"bytes" help:"size of one commit-log segment file"`
@@ -29,7 +29,7 @@ type Config struct {
 	MaxRecordSize    int64         `yaml:"maxRecordSize" unit:"bytes" help:"largest commit-log record (one send batch); must be smaller than segmentSize"`
 	SnapshotInterval time.Duration `yaml:"snapshotInterval" help:"how often consumer state is checkpointed; shorter means faster restarts"`
 	Retention        time.Duration `yaml:"retention" help:"commit-log segments older than this are deleted once a snapshot covers them; 0 keeps them forever"`
-	Recovery         string        `yaml:"recovery" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record (either way a torn last write and the never-synced tail a power loss leaves are cut, with a warning)"`
+	Recovery         string        `yaml:"recovery" enum:"strict,truncate" help:"strict: refuse to start on a corrupt record followed by valid ones; truncate: drop the log from the first corrupt record (either way a torn last write and the never-synced tail a power loss leaves are cut, with a warning)"`
 	MaxPendingBytes  int64         `yaml:"maxPendingBytes" unit:"bytes" help:"bound on the commit-log bytes accepted but not yet written; beyond it sends wait (within their deadline) and then get TOO_MANY_REQUESTS"`
 	DiskReserve      int64         `yaml:"diskReserve" unit:"bytes" help:"space kept in a ballast file (<dataDir>/reserve) and given up when the disk is full, so that acknowledgements and receives go on while sends are refused; 0 turns it off"`
 	// MaxInflightPerQueue bounds one consumer group's deliveries of one
@@ -38,7 +38,7 @@ type Config struct {
 	DiskHighWater       float64 `yaml:"diskHighWater" help:"/readyz and grpc.health.v1 report not ready once the file system of dataDir is fuller than this fraction (0.95 = 95%); 0 turns the check off"`
 
 	AutoCreateTopics    bool    `yaml:"autoCreateTopics" help:"create unknown topics on first use (route, send, receive)"`
-	AutoCreateTopicType string  `yaml:"autoCreateTopicType" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
+	AutoCreateTopicType string  `yaml:"autoCreateTopicType" enum:"NORMAL,FIFO,DELAY,TRANSACTION,MIXED" help:"message type of auto-created topics: NORMAL, FIFO, DELAY, TRANSACTION or MIXED"`
 	AutoCreateGroups    bool    `yaml:"autoCreateGroups" help:"create unknown consumer groups on first use (a consumer's settings, receive, pull, offset commit)"`
 	AutoCreateMaxTopics int     `yaml:"autoCreateMaxTopics" help:"auto-creation creates no topic once this many topics exist (the client gets TOPIC_NOT_FOUND saying so); topics created with rmqproxy topic create are not limited"`
 	AutoCreateMaxGroups int     `yaml:"autoCreateMaxGroups" help:"auto-creation creates no consumer group once this many groups exist (CONSUMER_GROUP_NOT_FOUND saying so)"`
@@ -48,7 +48,7 @@ type Config struct {
 	TransactionTimeout        time.Duration `yaml:"transactionTimeout" help:"a half message neither committed nor rolled back this long after it was stored (or after its producer's recovery time, if longer) is checked back with a producer"`
 	TransactionCheckInterval  time.Duration `yaml:"transactionCheckInterval" help:"how long to wait between two check-backs of the same unresolved half message"`
 	TransactionCheckMax       int32         `yaml:"transactionCheckMax" help:"how many check-backs an unresolved half message gets before transactionCheckMaxAction applies; only those a connected producer took count (one that reached no producer is repeated one interval later)"`
-	TransactionCheckMaxAction string        `yaml:"transactionCheckMaxAction" help:"what happens to a half message still unresolved after transactionCheckMax check-backs, or (unless retention is 0) retention after it was stored: rollback (discard it, logged as a warning), commit (deliver it) or keep (keep it, stop checking after the last check-back; it pins the commit log until resolved)"`
+	TransactionCheckMaxAction string        `yaml:"transactionCheckMaxAction" enum:"rollback,commit,keep" help:"what happens to a half message still unresolved after transactionCheckMax check-backs, or (unless retention is 0) retention after it was stored: rollback (discard it, logged as a warning), commit (deliver it) or keep (keep it, stop checking after the last check-back; it pins the commit log until resolved)"`
 }
 
 // DefaultConfig returns the configuration rmqproxy runs with when nothing is

@@ -15,7 +15,7 @@ import (
 // OTLPConfig says where spans (and, with metrics.otlp, metrics) are
 // exported (key otlp).
 type OTLPConfig struct {
-	Protocol string        `yaml:"protocol" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)"`
+	Protocol string        `yaml:"protocol" enum:"grpc,http" help:"OTLP transport: grpc (default port 4317) or http (protobuf over HTTP, default port 4318)"`
 	Endpoint string        `yaml:"endpoint" help:"URL of the OTLP receiver (a collector): http://host:port is plaintext, https://host:port is TLS (an http:// URL needs its port; https:// without one is port 443); empty: http://127.0.0.1:4317 for grpc, http://127.0.0.1:4318 for http; no user name or password (the exporter would not send them): put credentials in otlp.headers"`
 	Headers  string        `yaml:"headers" secret:"true" help:"headers sent with every export, as key=value pairs separated by commas (such as an authorization token); printed redacted"`
 	Timeout  time.Duration `yaml:"timeout" help:"how long one export may take before it is abandoned"`

@@ -216,7 +216,7 @@ func TestSecurityCommandsCheckWhatTheyUse(t *testing.T) {
 	}{
 		{[]string{"migrate", "version"}, []string{"RMQPROXY_POSTGRES_DSN=postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=abc"}, "postgres.dsn is not a PostgreSQL connection string"},
 		{[]string{"migrate", "version"}, []string{"RMQPROXY_PROFILE=production", "RMQPROXY_POSTGRES_DSN=" + remote}, "postgres.dsn must verify the server's certificate"},
-		{[]string{"audit", "query"}, []string{"RMQPROXY_PROFILE=prod", "RMQPROXY_POSTGRES_DSN=" + remote}, `profile "prod" must be development or production`},
+		{[]string{"audit", "query"}, []string{"RMQPROXY_PROFILE=prod", "RMQPROXY_POSTGRES_DSN=" + remote}, `environment RMQPROXY_PROFILE: profile: invalid value "prod": must be development or production`},
 		{[]string{"user", "list"}, []string{"RMQPROXY_POSTGRES_DSN=" + remote, "RMQPROXY_POSTGRES_SECRET_KEYS=k1:short"}, "postgres.secretKeys: key \"k1\""},
 		{[]string{"acl", "list"}, []string{"RMQPROXY_POSTGRES_DSN=" + remote, "RMQPROXY_POSTGRES_SECRET_KEYS=REDACTED"}, "postgres.secretKeys"},
 	} {

@@ -36,8 +36,8 @@ const (
 // paths (grpc.address), the environment variables RMQPROXY_<KEY> and the
 // flags --<key>.
 type Root struct {
-	Mode      string                     `yaml:"mode" help:"local: embedded durable broker in this process (default); cluster: front an Apache RocketMQ cluster (NameServers and brokers, see the cluster section)"`
-	Profile   string                     `yaml:"profile" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection, sets shutdown.drainDelay to 5s, and refuses a postgres.dsn that does not verify the server's certificate unless PostgreSQL is on loopback, and cluster.tls.insecureSkipVerify"`
+	Mode      string                     `yaml:"mode" enum:"local,cluster" help:"local: embedded durable broker in this process (default); cluster: front an Apache RocketMQ cluster (NameServers and brokers, see the cluster section)"`
+	Profile   string                     `yaml:"profile" enum:"development,production" help:"development (default) or production; production turns off topic and group auto-creation (in local mode; in cluster mode the brokers' settings decide) and gRPC reflection, sets shutdown.drainDelay to 5s, and refuses a postgres.dsn that does not verify the server's certificate unless PostgreSQL is on loopback, and cluster.tls.insecureSkipVerify"`
 	Log       LogConfig                  `yaml:"log"`
 	GRPC      grpcadapter.Config         `yaml:"grpc"`
 	Admin     admin.Config               `yaml:"admin"`
@@ -56,8 +56,8 @@ type Root struct {
 
 // LogConfig selects the log output.
 type LogConfig struct {
-	Level  string `yaml:"level" help:"debug, info, warn or error"`
-	Format string `yaml:"format" help:"text or json"`
+	Level  string `yaml:"level" enum:"debug,info,warn,error" help:"debug, info, warn or error"`
+	Format string `yaml:"format" enum:"text,json" help:"text or json"`
 	Access bool   `yaml:"access" help:"log one line per request (component=access): RPC, code, duration, client id, request id, trace id, topic, group and message ids; never credentials"`
 	Bodies bool   `yaml:"bodies" help:"with log.access, also log the first 256 bytes of each message body sent; for debugging only, since bodies may hold personal or secret data"`
 }

@@ -74,3 +74,62 @@ func TestListenersOnOnePortAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestEnumSettingsIgnoreCase: every setting that takes one of a few words
+// takes them in any case, from a flag, the environment or the file, and
+// holds the documented spelling afterwards (log.level=DEBUG was accepted
+// while log.format=JSON, mode=LOCAL or local.flush=ASYNC were refused); a
+// word it does not take is refused naming the setting and every accepted
+// word.
+func TestEnumSettingsIgnoreCase(t *testing.T) {
+	for _, tt := range []struct {
+		key, given string
+		get        func(app.Root) string
+		want       string
+		accepted   string
+	}{
+		{"mode", "LOCAL", func(r app.Root) string { return r.Mode }, "local", "local or cluster"},
+		{"profile", "Production", func(r app.Root) string { return r.Profile }, "production", "development or production"},
+		{"log.level", "DEBUG", func(r app.Root) string { return r.Log.Level }, "debug", "debug, info, warn or error"},
+		{"log.format", "JSON", func(r app.Root) string { return r.Log.Format }, "json", "text or json"},
+		{"grpc.tls.mode", "Enforcing", func(r app.Root) string { return r.GRPC.TLS.Mode }, "enforcing", "permissive, enforcing or disabled"},
+		{"grpc.tls.clientAuth", "NONE", func(r app.Root) string { return r.GRPC.TLS.ClientAuth }, "none", "none, request or require"},
+		{"grpc.auth.clockSkew", "UTC", func(r app.Root) string { return r.GRPC.Auth.ClockSkew }, "utc", "any_offset, utc or off"},
+		{"local.flush", "ASYNC", func(r app.Root) string { return r.Local.Flush }, "async", "sync or async"},
+		{"local.recovery", "Truncate", func(r app.Root) string { return r.Local.Recovery }, "truncate", "strict or truncate"},
+		{"local.autoCreateTopicType", "fifo", func(r app.Root) string { return r.Local.AutoCreateTopicType }, "FIFO", "NORMAL, FIFO, DELAY, TRANSACTION or MIXED"},
+		{"local.transactionCheckMaxAction", "COMMIT", func(r app.Root) string { return r.Local.TransactionCheckMaxAction }, "commit", "rollback, commit or keep"},
+		{"auth.source", "FILE", func(r app.Root) string { return r.Auth.Source }, "file", "postgres or file"},
+		{"auth.conflictResolution", "RocketMQ", func(r app.Root) string { return r.Auth.ConflictResolution }, "rocketmq", "deny_overrides or rocketmq"},
+		{"otlp.protocol", "HTTP", func(r app.Root) string { return r.OTLP.Protocol }, "http", "grpc or http"},
+	} {
+		for _, src := range []config.Sources{
+			{Args: []string{"--" + tt.key + "=" + tt.given}},
+			{Env: []string{envOf(tt.key) + "=" + tt.given}},
+		} {
+			cfg := app.Defaults(app.ProfileDevelopment)
+			if err := config.Load(&cfg, src); err != nil {
+				t.Errorf("%s=%s: %v", tt.key, tt.given, err)
+				continue
+			}
+			if got := tt.get(cfg); got != tt.want {
+				t.Errorf("%s=%s: holds %q, want %q", tt.key, tt.given, got, tt.want)
+			}
+		}
+		cfg := app.Defaults(app.ProfileDevelopment)
+		err := config.Load(&cfg, config.Sources{Args: []string{"--" + tt.key + "=bogus"}})
+		if err == nil || !strings.Contains(err.Error(), tt.key) || !strings.Contains(err.Error(), tt.accepted) || !strings.Contains(err.Error(), `"bogus"`) {
+			t.Errorf("%s=bogus: got %v, want an error naming the setting, the value and %s", tt.key, err, tt.accepted)
+		}
+	}
+}
+
+// envOf is the environment variable of a setting's key.
+func envOf(key string) string {
+	for _, s := range config.Reference(app.Defaults(app.ProfileDevelopment)) {
+		if s.Key == key {
+			return s.Env
+		}
+	}
+	panic("no setting " + key)
+}
