@@ -133,7 +133,7 @@ func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServer
 		if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok {
 			st = r.GetStatus()
 		}
-		o.accessLog(ctx, m, req, st, name, d, 0)
+		o.accessLog(ctx, m, req, resp, st, name, d, 0, nil)
 	}
 	return resp, err
 }
@@ -180,7 +180,7 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 		w.span.End()
 	}
 	if o.tel.AccessLog {
-		o.accessLog(w.ctx, m, w.req, w.st, code, d, w.count)
+		o.accessLog(w.ctx, m, w.req, nil, w.st, code, d, w.count, w.ids)
 	}
 	return err
 }
@@ -198,6 +198,7 @@ type observedStream struct {
 	code  v2.Code
 	st    *v2.Status // the status frame
 	count int
+	ids   []string // of the messages delivered, for the access log
 }
 
 func (w *observedStream) Context() context.Context { return w.ctx }
@@ -233,6 +234,9 @@ func (w *observedStream) SendMsg(msg any) error {
 	}
 	w.count++
 	sp := pm.GetSystemProperties()
+	if w.o.tel.AccessLog {
+		w.ids = append(w.ids, sp.GetMessageId())
+	}
 	if w.o.tel.Measuring() {
 		_, group := streamTarget(w.ctx, w.req)
 		w.o.tel.Metrics.MessagesOut(w.ctx, resourceLabel(w.ctx, pm.GetTopic()), group, sp.GetDeliveryAttempt() > 1, 1, int64(len(pm.GetBody())))
@@ -545,6 +549,17 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 	}
 }
 
+// entryCodes is the entry_codes attribute of a response whose entries
+// were answered differently (MULTIPLE_RESULTS): each entry's code, in the
+// order of message_ids.
+func entryCodes[E interface{ GetStatus() *v2.Status }](entries []E) slog.Attr {
+	codes := make([]string, len(entries))
+	for i, e := range entries {
+		codes[i] = e.GetStatus().GetCode().String()
+	}
+	return slog.Any("entry_codes", codes)
+}
+
 // messageTypeLabel is upstream's message_type label value.
 func messageTypeLabel(t v2.MessageType) string {
 	switch t {
@@ -563,10 +578,12 @@ const maxLoggedBody = 256
 
 // accessLog writes one line per request: who, what, outcome, how long.
 // Metadata other than the client and request ids never appears (it may
-// hold credentials), and bodies only with the debugging switch. st is the
+// hold credentials), and bodies only with the debugging switch. resp is a
+// unary request's response (nil for a stream or an error); st is the
 // status answered (a unary response's, a stream's status frame), nil for
-// none.
-func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req any, st *v2.Status, code string, d time.Duration, delivered int) {
+// none; delivered and ids are the count and ids of the messages a stream
+// delivered.
+func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, st *v2.Status, code string, d time.Duration, delivered int, ids []string) {
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs, slog.String("rpc", m.name), slog.String("code", code), slog.Duration("duration", d),
 		slog.String("client_id", clientIDOf(ctx)))
@@ -587,6 +604,9 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req any, st *v2.
 			attrs = append(attrs, slog.String("topic", resourceLabel(ctx, msgs[0].GetTopic())))
 		}
 		attrs = append(attrs, slog.Any("message_ids", ids))
+		if out, ok := resp.(*v2.SendMessageResponse); ok && code == v2.Code_MULTIPLE_RESULTS.String() {
+			attrs = append(attrs, entryCodes(out.GetEntries()))
+		}
 		if o.tel.LogBodies {
 			bodies := make([]string, 0, len(msgs))
 			for _, pm := range msgs {
@@ -600,17 +620,50 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req any, st *v2.
 		}
 	case *v2.ReceiveMessageRequest, *v2.PullMessageRequest:
 		topic, group := streamTarget(ctx, r)
-		attrs = append(attrs, slog.String("topic", topic), slog.String("group", group), slog.Int("messages", delivered))
+		if ids == nil {
+			ids = []string{}
+		}
+		attrs = append(attrs, slog.String("topic", topic), slog.String("group", group), slog.Int("messages", delivered), slog.Any("message_ids", ids))
 	case *v2.AckMessageRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.Int("entries", len(r.GetEntries())))
+		entries := r.GetEntries()
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = e.GetMessageId()
+		}
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())),
+			slog.Int("entries", len(entries)), slog.Any("message_ids", ids))
+		if out, ok := resp.(*v2.AckMessageResponse); ok && code == v2.Code_MULTIPLE_RESULTS.String() {
+			attrs = append(attrs, entryCodes(out.GetEntries()))
+		}
 	case *v2.ChangeInvisibleDurationRequest:
 		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.String("message_id", r.GetMessageId()))
 	case *v2.ForwardMessageToDeadLetterQueueRequest:
 		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())), slog.String("message_id", r.GetMessageId()))
 	case *v2.EndTransactionRequest:
-		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("message_id", r.GetMessageId()), slog.String("resolution", r.GetResolution().String()))
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("message_id", r.GetMessageId()),
+			slog.String("transaction_id", r.GetTransactionId()), slog.String("resolution", r.GetResolution().String()))
+	case *v2.RecallMessageRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())))
 	case *v2.QueryRouteRequest:
 		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())))
+	case *v2.QueryAssignmentRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())))
+	case *v2.HeartbeatRequest:
+		if r.GetGroup() != nil { // producers name none
+			attrs = append(attrs, slog.String("group", resourceLabel(ctx, r.GetGroup())))
+		}
+	case *v2.NotifyClientTerminationRequest:
+		if r.GetGroup() != nil {
+			attrs = append(attrs, slog.String("group", resourceLabel(ctx, r.GetGroup())))
+		}
+	case *v2.UpdateOffsetRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetMessageQueue().GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())),
+			slog.Int("queue_id", int(r.GetMessageQueue().GetId())), slog.Int64("offset", r.GetOffset()))
+	case *v2.GetOffsetRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetMessageQueue().GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())),
+			slog.Int("queue_id", int(r.GetMessageQueue().GetId())))
+	case *v2.QueryOffsetRequest:
+		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetMessageQueue().GetTopic())), slog.Int("queue_id", int(r.GetMessageQueue().GetId())))
 	}
 	if st != nil && code != "OK" {
 		attrs = append(attrs, slog.String("status_message", st.GetMessage()))
