@@ -1,7 +1,10 @@
 package application
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -14,11 +17,30 @@ import (
 type Admin struct {
 	store ports.Admin
 	clock ports.Clock
+	// subscriptions and topics, when set (WithSubscribedQueues), let
+	// GroupStats add the queues of subscribed topics the store reports no
+	// state on.
+	subscriptions func() []Subscription
+	topics        ports.TopicQueueStats
 }
 
 // NewAdmin returns the admin use case over store.
 func NewAdmin(store ports.Admin, clock ports.Clock) *Admin {
 	return &Admin{store: store, clock: clock}
+}
+
+// WithSubscribedQueues makes GroupStats list every queue of the topics a
+// group's known consumers subscribe to (sessions' Subscriptions): for a
+// queue store's GroupStats leaves out, because the group has not received
+// from it yet, topics' TopicQueueStats tells what the group sees there,
+// as the consumer gauges count it. Without topics (a broker whose
+// GroupStats lists them itself) it changes nothing. Call it before a
+// is used; it returns a.
+func (a *Admin) WithSubscribedQueues(sessions *Sessions, topics ports.TopicQueueStats) *Admin {
+	if sessions != nil && topics != nil {
+		a.subscriptions, a.topics = sessions.Subscriptions, topics
+	}
+	return a
 }
 
 // DefaultTopicQueueCount is the queue count of a topic created without one
@@ -223,5 +245,47 @@ func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats
 	if err := domain.ValidateGroupName(name); err != nil {
 		return nil, err
 	}
-	return a.store.GroupStats(ctx, name)
+	stats, err := a.store.GroupStats(ctx, name)
+	if err != nil || a.topics == nil {
+		return stats, err
+	}
+	var topics []string
+	for _, s := range a.subscriptions() {
+		if s.Group == name {
+			topics = append(topics, s.Topic)
+		}
+	}
+	if len(topics) == 0 {
+		return stats, nil
+	}
+	type queue struct {
+		topic string
+		id    int32
+	}
+	listed := make(map[queue]bool, len(stats))
+	for _, q := range stats {
+		listed[queue{q.Topic, q.QueueID}] = true
+	}
+	added := false
+	for _, t := range topics {
+		qs, err := a.topics.TopicQueueStats(ctx, t)
+		if err != nil {
+			continue // deleted since (or never created): no queues
+		}
+		for _, q := range qs {
+			if !listed[queue{q.Topic, q.QueueID}] {
+				stats = append(stats, q)
+				added = true
+			}
+		}
+	}
+	if added {
+		slices.SortFunc(stats, func(x, y ports.QueueStats) int {
+			if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.QueueID, y.QueueID)
+		})
+	}
+	return stats, nil
 }

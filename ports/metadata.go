@@ -35,6 +35,18 @@ type Admin interface {
 	GroupStats(ctx context.Context, group string) ([]QueueStats, error)
 }
 
+// TopicQueueStats is an optional capability of a broker whose GroupStats
+// lists only the queues a group has consumer state on (the embedded
+// engine: a group has none on a queue before its first receive of it):
+// TopicQueueStats reports, per queue of a topic, what such a group sees
+// there (every message not acked, none in flight, the stored ones
+// consumable), so that the admin use case can list every queue of the
+// topics the group's consumers subscribe to. It fails with
+// ReasonTopicNotFound for a topic that does not exist.
+type TopicQueueStats interface {
+	TopicQueueStats(ctx context.Context, topic string) ([]QueueStats, error)
+}
+
 // QueueStats describes a group's progress on one queue.
 type QueueStats struct {
 	Topic      string

@@ -181,7 +181,7 @@ func (c Config) Validate() error {
 
 // Module provides the embedded engine as *Engine, [ports.Broker],
 // [ports.Metadata], [ports.Admin], [ports.Transactions], [ports.Recaller],
-// [ports.Offsets] and [ports.MessageLookup], and its readiness check ("localbroker", see
+// [ports.Offsets], [ports.MessageLookup] and [ports.TopicQueueStats], and its readiness check ("localbroker", see
 // [Engine.Ready]) to the health server. It takes Config, *slog.Logger and
 // [ports.Clock] from the container; the engine recovers in OnStart and
 // flushes, fsyncs and writes a final snapshot in OnStop. The hooks are
@@ -190,6 +190,7 @@ func (c Config) Validate() error {
 // report it.
 var Module = brokermodule.Module("localbroker", newModuleEngine,
 	func(e *Engine) func(context.Context) error { return e.Ready },
+	new(ports.TopicQueueStats),
 )
 
 func newModuleEngine(cfg Config, log *slog.Logger, clock ports.Clock) (*Engine, error) {

@@ -48,6 +48,12 @@ const groupUsage = `Usage:
   rmqproxy group describe NAME
   rmqproxy group stats NAME
 
+stats shows the group's progress per queue: in local mode every queue the
+group has received from and every queue of the topics its connected
+consumers subscribe to (one not received from yet has all its messages as
+backlog, as rocketmq_consumer_lag_messages counts them); in cluster mode
+the queues the brokers report.
+
 delete removes the group with its consumption state (offsets, messages in
 flight or waiting to be delivered again: in cluster mode its retry topics)
 and keeps its dead-letter topic %DLQ%NAME, which holds the messages the

@@ -148,3 +148,52 @@ func statsSetup(t *testing.T, topic, group string, n int) (*testenv.Proxy, *test
 	raw.Subscribe(t, group, topic)
 	return p, raw
 }
+
+// TestGroupStatsListTheSubscribedQueuesNotReceivedFrom: rmqproxy group
+// stats (GET /v1/groups/{name}/stats) listed only the queues the group had
+// received from, so a group whose consumers subscribe to a topic but have
+// not received from it yet (or only from some of its queues) showed no
+// backlog there, while rocketmq_consumer_lag_messages counted it. Every
+// queue of a subscribed topic is a row; one the group has no state on has
+// every message as its backlog (its first receive starts at the
+// beginning).
+func TestGroupStatsListTheSubscribedQueuesNotReceivedFrom(t *testing.T) {
+	testenv.LocalOnly(t, "in cluster mode the brokers' consume stats decide the rows")
+	topic, group := testenv.Name(t, "stats-subscribed"), testenv.Name(t, "g-stats-subscribed")
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	raw := testenv.NewRawClient(t, p)
+	raw.SendN(t, topic, 4)
+	raw.Subscribe(t, group, topic)
+	expect := func(when string, inFlight, consumable int64) {
+		t.Helper()
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			stats, err := p.Admin.GroupStats(t.Context(), group)
+			if err != nil {
+				return err
+			}
+			var sum ports.QueueStats
+			for i, q := range stats {
+				if q.Topic != topic || q.QueueID != int32(i) {
+					return fmt.Errorf("%s: rows %+v, want queues 0 and 1 of %s", when, stats, topic)
+				}
+				sum.MaxOffset += q.MaxOffset
+				sum.AckOffset += q.AckOffset
+				sum.InFlight += q.InFlight
+				sum.Consumable += q.Consumable
+			}
+			if want := (ports.QueueStats{MaxOffset: 4, InFlight: inFlight, Consumable: consumable}); len(stats) != 2 || sum != want {
+				return fmt.Errorf("%s: rows %+v (sums %+v), want 2 rows summing to %+v", when, stats, sum, want)
+			}
+			return nil
+		})
+	}
+	expect("subscribed, none received", 0, 4)
+	code, out := testenv.CLI(t, "group", "stats", group, "--admin.address="+p.AdminAddr())
+	if code != 0 || strings.Count(out, topic) != 2 || !strings.Contains(out, "TOTAL") {
+		t.Fatalf("rmqproxy group stats: exit %d, want a row for each of the 2 queues and a total:\n%s", code, out)
+	}
+	raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second)
+	expect("1 received", 1, 3)
+}

@@ -20,7 +20,7 @@ var applicationModule = fx.Module("application",
 		application.NewRenewer,
 		application.NewTraffic,
 		newMessaging,
-		application.NewAdmin,
+		newAdmin,
 		newClientOps,
 	),
 	fx.Invoke(runApplication),
@@ -53,6 +53,24 @@ func newMessaging(p messagingParams) *application.Messaging {
 		Transactions: p.Transactions, Recaller: p.Recaller, Offsets: p.Offsets, Tracker: p.Tracker,
 		Traffic: p.Traffic, Security: p.Security,
 	})
+}
+
+// adminParams are the admin use case's dependencies; only the embedded
+// broker has TopicQueueStats.
+type adminParams struct {
+	fx.In
+
+	Store    ports.Admin
+	Clock    ports.Clock
+	Sessions *application.Sessions
+	Topics   ports.TopicQueueStats `optional:"true"`
+}
+
+// newAdmin wires the admin use case: group stats list the queues of the
+// subscribed topics a group has not received from yet, as the consumer
+// gauges count them.
+func newAdmin(p adminParams) *application.Admin {
+	return application.NewAdmin(p.Store, p.Clock).WithSubscribedQueues(p.Sessions, p.Topics)
 }
 
 // newClientOps wires the client operations; the broker side may not be
