@@ -58,6 +58,25 @@ func Degraded(err error) error {
 	return degradedError{err}
 }
 
+// expectedError marks a check's error as a failure the proxy brings about
+// on purpose.
+type expectedError struct{ err error }
+
+func (e expectedError) Error() string { return e.err.Error() }
+func (e expectedError) Unwrap() error { return e.err }
+
+// Expected wraps err, a failure the proxy brings about on purpose (a
+// graceful stop reporting not ready while it drains), so that it is
+// logged at Info when the check starts failing: /readyz and
+// grpc.health.v1 report it as any failure, but an operator's alert on
+// Warn lines does not fire for a normal stop.
+func Expected(err error) error {
+	if err == nil {
+		return nil
+	}
+	return expectedError{err}
+}
+
 const maxErrorText = 300 // a check's error is cut to this length in the answer
 
 // Server serves /healthz and /readyz. Use [New]; Start binds and serves,
@@ -267,7 +286,11 @@ func (s *Server) noteOutcome(ctx context.Context, name string, err error) {
 	s.stateMu.Unlock()
 	switch {
 	case err != nil && !was:
-		s.log.WarnContext(ctx, "readiness check failing", "check", name, "error", err)
+		level := slog.LevelWarn
+		if errors.As(err, new(expectedError)) {
+			level = slog.LevelInfo
+		}
+		s.log.Log(ctx, level, "readiness check failing", "check", name, "error", err)
 	case err == nil && was && known:
 		s.log.InfoContext(ctx, "readiness check passing again", "check", name)
 	}

@@ -259,6 +259,41 @@ func TestReadinessChangesAreLoggedOnce(t *testing.T) {
 	}
 }
 
+// TestExpectedFailureIsLoggedAtInfo: a check whose failure the proxy
+// brings about on purpose (the drain of a graceful stop) makes the proxy
+// not ready like any failure, but its log line is Info: a normal stop
+// logged a Warn. An unexpected failure still warns.
+func TestExpectedFailureIsLoggedAtInfo(t *testing.T) {
+	logger, logs := newLogger(t)
+	s, err := health.New(health.DefaultConfig(), []health.Check{
+		{Name: "shutdown", Check: func(context.Context) error { return health.Expected(errors.New("shutting down")) }},
+		fail("broker", "disk full"),
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := s.Ready(t.Context())
+	if rep.Status != "not ready" || len(rep.Failing) != 2 || rep.Failing[1] != (health.Result{Name: "shutdown", Error: "shutting down"}) {
+		t.Errorf("report %+v, want both failing, the expected one with its own message", rep)
+	}
+	var levels = map[string]string{}
+	for line := range strings.Lines(logs.String()) {
+		var rec struct{ Level, Msg, Check string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg == "readiness check failing" {
+			levels[rec.Check] = rec.Level
+		}
+	}
+	if levels["shutdown"] != "INFO" || levels["broker"] != "WARN" {
+		t.Errorf("levels of the failing lines %v, want shutdown INFO and broker WARN:\n%s", levels, logs.String())
+	}
+	if health.Expected(nil) != nil {
+		t.Error("Expected(nil) is not nil")
+	}
+}
+
 func TestNewRejectsBadChecks(t *testing.T) {
 	for name, checks := range map[string][]health.Check{
 		"empty name": {{Check: func(context.Context) error { return nil }}},

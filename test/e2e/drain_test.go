@@ -281,3 +281,72 @@ func logTime(t *testing.T, logs, msg string) time.Time {
 	t.Fatalf("no log line says %q:\n%s", msg, logs)
 	return time.Time{}
 }
+
+// TestNormalDrainLogsNoWarning: a SIGTERM to a proxy with connected
+// clients (a producer, and a consumer whose receive long-polls) that
+// drains well within its budgets is a normal stop, and an operator's
+// alert on WARN lines must not fire for it: every line it logs is at Info
+// (or Debug). It logged one Warn, "readiness check failing" for the
+// shutdown check, as soon as /readyz or the gRPC health prober evaluated
+// the checks during shutdown.drainDelay (a load balancer's probe always
+// does). A stage that runs out of its budget still warns
+// (TestStageOverrunDoesNotStarveTheNext).
+func TestNormalDrainLogsNoWarning(t *testing.T) {
+	c := testenv.StartChild(t, filepath.Join(t.TempDir(), "data"), "--shutdown.drainDelay=2s", "--grpc.address="+freeport.Addr(t))
+	topic, group := testenv.Name(t, "calm-t"), testenv.Name(t, "calm-g")
+	createTopicCLI(t, c, topic)
+	testenv.Claim(t, "consumer group", group)
+	if code, out := testenv.CLI(t, "group", "create", group, "--admin.address="+c.AdminAddr); code != 0 {
+		t.Fatalf("group create: exit %d:\n%s", code, out)
+	}
+	p := c.Proxy(t)
+	producer := testenv.NewProducer(t, p, topic)
+	consumer := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	if _, err := producer.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := consumer.Receive(t.Context(), 1, 20*time.Second)
+		if err != nil {
+			return err
+		}
+		return consumer.Ack(t.Context(), ms[0])
+	})
+	// A receive left long-polling across the stop.
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = consumer.Receive(ctx, 1, 20*time.Second) })
+	t.Cleanup(wg.Wait)
+	t.Cleanup(stop)
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A load balancer's probe during the drain delay.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + c.HealthAddr + "/readyz")
+		if err != nil {
+			return nil // the health server is gone: the drain is over
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz answered %d, not yet 503", resp.StatusCode)
+		}
+		return nil
+	})
+	code, logs := c.ExitedWith(t)
+	if code != 0 || !strings.Contains(logs, `"msg":"rmqproxy stopped"`) {
+		t.Fatalf("exit code %d; logs:\n%s", code, logs)
+	}
+	if !strings.Contains(logs, `"check":"shutdown"`) {
+		t.Fatalf("the probe did not see the shutdown check fail:\n%s", logs)
+	}
+	var warned []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			warned = append(warned, line)
+		}
+	}
+	if len(warned) > 0 {
+		t.Errorf("a normal drain logged %d lines above Info:\n%s\nall logs:\n%s", len(warned), strings.Join(warned, ""), logs)
+	}
+}

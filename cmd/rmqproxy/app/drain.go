@@ -24,9 +24,11 @@ type drainNotice struct {
 	draining atomic.Bool
 }
 
+// check fails once the stop began; the failure is expected, so the health
+// server logs it at Info (a normal stop logs no Warn).
 func (d *drainNotice) check(context.Context) error {
 	if d.draining.Load() {
-		return errDraining
+		return health.Expected(errDraining)
 	}
 	return nil
 }
