@@ -107,9 +107,17 @@ func (e *UnknownKeyError) Error() string {
 // ("rmqproxy --log.level debug migrate up") from other mistakes.
 type ArgumentError struct {
 	Arg string
+	// AfterSecret is the key of the secret flag given empty (--key=) just
+	// before Arg, which may then be the secret's value: the message does
+	// not show Arg.
+	AfterSecret string
 }
 
 func (e *ArgumentError) Error() string {
+	if e.AfterSecret != "" {
+		return "flags: unexpected argument after --" + e.AfterSecret + "= (not shown: it may be the secret's value, cut off by a space); " +
+			"write --" + e.AfterSecret + "=VALUE, or better set it through " + envName(e.AfterSecret) + " or the configuration file"
+	}
 	// An argument may be a value that lost its flag ("--postgres.dsn= URL"):
 	// its password is not echoed.
 	return "flags: unexpected argument " + quoteShort(redact.Userinfo(e.Arg)) + "; settings are flags such as --grpc.address=:8081"

@@ -190,8 +190,14 @@ func (l *loader) keys(sections bool) []string {
 // parseArgs turns flags into assignments. flagFile is non-nil when --config
 // was given.
 func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, help bool) {
+	// emptySecret is the key of a secret flag given as --key= (empty) just
+	// before: an argument that follows it may be the secret's value, cut
+	// off by a space, and is not echoed.
+	emptySecret := ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		after := emptySecret
+		emptySecret = ""
 		if a == "--" {
 			if rest := args[i+1:]; len(rest) > 0 {
 				shown := make([]string, len(rest))
@@ -203,7 +209,7 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 			break
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			l.errs = append(l.errs, &ArgumentError{Arg: a})
+			l.errs = append(l.errs, &ArgumentError{Arg: a, AfterSecret: after})
 			continue
 		}
 		name := strings.TrimPrefix(a[1:], "-")
@@ -248,6 +254,9 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 		if !takeValue() {
 			l.errs = append(l.errs, &FieldError{Key: f.key, Source: "flag --" + f.key, Err: fmt.Errorf("needs a value: %s", expected(f))})
 			continue
+		}
+		if f.secret && hasValue && value == "" {
+			emptySecret = f.key
 		}
 		as = append(as, assignment{f: f, value: value, source: "flag --" + f.key})
 	}
