@@ -156,10 +156,20 @@ func mapResponse(re *remoting.ResponseError) error {
 		return domain.Wrap(domain.ReasonBrokerError, re, "the broker holds no message at the receipt handle's queue offset (NO_MESSAGE): "+
 			"the message was removed, or the handle belongs to another topic than the request names")
 	case remoting.ResponseNoPermission:
+		if permissionRefusal(re.Remark) {
+			// A permission an operator set on the topic, the group or the
+			// broker (perm without read or write, consumeEnable false,
+			// brokerPermission): FORBIDDEN, what the Apache proxy answers
+			// when its route says the topic is not readable or writable
+			// ("no readable queue"); for the broker's own refusal it
+			// answers INTERNAL_SERVER_ERROR.
+			return domain.Wrap(domain.ReasonForbidden, re, "the broker refused it: "+msg+
+				" (a permission of the topic, the consumer group or the broker, set by an operator)")
+		}
 		// A broker's authentication failing (wrong or missing credentials
-		// of rmqproxy itself), its authorization refusing rmqproxy's user
-		// a permission, or a permission of the topic (not writable): the
-		// client cannot fix any, so the code stays upstream's.
+		// of rmqproxy itself) or its authorization refusing rmqproxy's
+		// user a permission: the client cannot fix either, so the code
+		// stays upstream's.
 		if resource, ok := deniedResource(re.Remark); ok {
 			req := "a request"
 			if re.Request != 0 {
@@ -173,6 +183,18 @@ func mapResponse(re *remoting.ResponseError) error {
 			"; if the broker authenticates requests, cluster.acl.accessKey and cluster.acl.secretKey must be a user of the broker")
 	}
 	return domain.Wrap(domain.ReasonBrokerError, re, msg)
+}
+
+// permissionRefusal reports whether the remark of a NO_PERMISSION answer
+// is a 5.x broker's refusal for a permission of the topic, the group or
+// the broker itself rather than its authentication or authorization
+// (whose remarks are the auth exception's message): "the topic[T] peeking
+// message is forbidden", "the broker[ip] pop message is forbidden",
+// "Sending message to topic[T] is forbidden.", "the consumer group[G] is
+// forbidden for topic[T]", "subscription group no permission, G" (Pop,
+// Pull, Send and ConsumerSendMsgBack processors of RocketMQ 5.5.0).
+func permissionRefusal(remark string) bool {
+	return strings.Contains(remark, " is forbidden") || strings.HasPrefix(remark, "subscription group no permission")
 }
 
 // deniedResource returns the resource named in the remark of an ACL 2.0

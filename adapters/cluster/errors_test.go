@@ -62,3 +62,24 @@ func TestBrokerAuthorizationDenialSaysWhatIsMissing(t *testing.T) {
 		t.Errorf("authentication failure: %q", msg)
 	}
 }
+
+// TestBrokerPermissionRefusalIsForbidden: a broker refusing a request for
+// a permission an operator set on the topic, the group or the broker
+// (NO_PERMISSION with the processor's remark) is FORBIDDEN, as the Apache
+// proxy answers for a topic its route says is not readable or writable;
+// it was INTERNAL_SERVER_ERROR with advice on rmqproxy's credentials.
+func TestBrokerPermissionRefusalIsForbidden(t *testing.T) {
+	for _, remark := range []string{
+		"subscription group no permission, g",
+		"the topic[t] peeking message is forbidden",
+		"the broker[127.0.0.1] pop message is forbidden",
+		"the broker[127.0.0.1] sending message is forbidden",
+		"Sending message to topic[SCHEDULE_TOPIC_XXXX] is forbidden.",
+		"the topic[t] pulling message is forbidden",
+	} {
+		err := mapError(&remoting.ResponseError{Code: remoting.ResponseNoPermission, Request: remoting.RequestPopMessage, Remark: remark})
+		if msg := domain.MessageOf(err); !domain.HasReason(err, domain.ReasonForbidden) || !strings.Contains(msg, remark) || strings.Contains(msg, "cluster.acl") {
+			t.Errorf("%q: %v", remark, err)
+		}
+	}
+}

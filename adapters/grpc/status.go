@@ -99,8 +99,9 @@ func codeOf(r domain.Reason) v2.Code {
 	}
 }
 
-// statusOf turns an error into the status a client sees. Errors without a
-// domain reason are internal: the client gets a short id, and the same id is
+// statusOf turns an error into the status a client sees. A broker's
+// answer passed on as INTERNAL_SERVER_ERROR (ReasonBrokerError) is logged
+// at WARN. Errors without a domain reason are internal: the client gets a short id, and the same id is
 // logged with the full error chain. A request the client gave up on (it
 // cancelled, or its deadline passed) is not a server fault: it is answered
 // without an error log.
@@ -109,6 +110,14 @@ func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
 	switch {
 	case err == nil:
 		return okStatus()
+	case errors.As(err, &de) && de.Reason == domain.ReasonBrokerError:
+		// The client gets INTERNAL_SERVER_ERROR with the broker's words;
+		// the operator, who may have to act (grant rmqproxy's broker user
+		// a permission, look at the broker), gets them too, with the
+		// broker's code.
+		log.LogAttrs(ctx, slog.LevelWarn, "a broker refused a request; the client is answered INTERNAL_SERVER_ERROR",
+			slog.String("message", de.Msg), slog.Any("error", err))
+		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
 	case errors.As(err, &de) && de.Reason != domain.ReasonInternal:
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
 	case clientGaveUp(ctx, err) && errors.Is(err, context.Canceled):

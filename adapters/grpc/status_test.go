@@ -87,3 +87,21 @@ func TestStatusOfHidesInternals(t *testing.T) {
 		t.Fatalf("domain error status %v", st)
 	}
 }
+
+// TestStatusOfLogsABrokerRefusal: a broker answer rmqproxy passes on as
+// INTERNAL_SERVER_ERROR (a broker refusing rmqproxy's own user, an answer
+// no other code describes) reached the client only: an operator whose
+// clients all failed so found nothing in rmqproxy's log. It is logged at
+// WARN with what the client was told and the broker's answer.
+func TestStatusOfLogsABrokerRefusal(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cause := errors.New("remoting: NO_PERMISSION: User:proxy has no permission to access Topic:t")
+	st := statusOf(context.Background(), log, domain.Wrap(domain.ReasonBrokerError, cause, "the broker refused rmqproxy's broker user"))
+	if st.Code != v2.Code_INTERNAL_SERVER_ERROR || st.Message != "the broker refused rmqproxy's broker user" {
+		t.Fatalf("status %v", st)
+	}
+	if out := logged.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "rmqproxy's broker user") || !strings.Contains(out, "User:proxy has no permission") {
+		t.Fatalf("log %q lacks a WARN with the message and the broker's answer", out)
+	}
+}
