@@ -29,7 +29,10 @@ func (r Resolution) String() string {
 
 // EndTransactionRequest resolves a half message.
 type EndTransactionRequest struct {
-	Topic         string
+	Topic string
+	// MessageID is the message id the client names; informational (logs,
+	// the broker's END_TRANSACTION header): TransactionID alone names the
+	// transaction, as with the Apache proxy.
 	MessageID     string
 	TransactionID string
 	Resolution    Resolution

@@ -222,9 +222,10 @@ func (e *Engine) lookupTxnLocked(origin int64, req ports.EndTransactionRequest) 
 		return nil, invalid("transaction %s is unknown or already resolved (committed, rolled back, or discarded after %d unanswered check-backs)", req.TransactionID, e.cfg.TransactionCheckMax)
 	case st.topic != req.Topic:
 		return nil, invalid("transaction %s belongs to topic %q, not %q", req.TransactionID, st.topic, req.Topic)
-	case req.MessageID != "" && st.msgID != req.MessageID:
-		return nil, invalid("transaction %s is of message %q, not %q", req.TransactionID, st.msgID, req.MessageID)
 	}
+	// The request's message id is not checked: the transaction id names
+	// the transaction, as with the Apache proxy (which passes the message
+	// id to the broker, which only logs it) and in cluster mode.
 	return st, nil
 }
 
