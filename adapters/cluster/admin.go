@@ -574,11 +574,19 @@ func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.Subscriptio
 }
 
 // groupTables is allGroups, with each master's own table (by broker name).
+// A group several masters have with different settings is shown with the
+// first master's that are not a broker's own defaults (brokerDefaults),
+// else the first master's: what its consumers are given.
 func (b *Broker) groupTables(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, map[string]map[string]remoting.SubscriptionGroupConfig, error) {
 	return mergedMasterTables(ctx, b, remoting.RequestGetAllSubscriptiongroupConfig, "group",
 		func(w *remoting.SubscriptionGroupWrapper) map[string]remoting.SubscriptionGroupConfig {
 			return w.SubscriptionGroupTable
-		}, nil)
+		}, func(kept *remoting.SubscriptionGroupConfig, next remoting.SubscriptionGroupConfig) {
+			// As consumerGroup chooses what consumers are given.
+			if brokerDefaults(kept) && !brokerDefaults(&next) {
+				*kept = next
+			}
+		})
 }
 
 // ListGroups implements [ports.Admin]: the user groups of every master,

@@ -749,7 +749,10 @@ func (c *metaCache) forgetDeletedTopic(name string) {
 }
 
 // consumerGroup returns a group's configuration from the first master of
-// the cluster that answers, cached for the route TTL.
+// the cluster that has it with settings other than a broker's own
+// defaults (see brokerDefaults), else from the first that has it, as
+// list and describe show it; cached for the route TTL;
+// ReasonConsumerGroupNotFound when none that answered has it.
 func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.ConsumerGroup, error) {
 	c.mu.Lock()
 	e, ok := c.groups[name]
@@ -764,12 +767,23 @@ func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.Cons
 		}
 		isolatedLast(c.b, ms, func(m master) string { return m.name })
 		var lastErr error
+		notOn := 0                         // masters that answered that they lack the group
+		var fallback *domain.ConsumerGroup // the first answer with a broker's own defaults
 		for _, m := range ms {
+			if fallback != nil && c.b.faults.isolated(m.name, c.b.clock.Now()) {
+				// The group has an answer; one that failed recently (the
+				// isolated come last) is not waited for to better it.
+				break
+			}
 			resp, err := c.b.call(ctx, m.addr, remoting.RequestGetSubscriptiongroupConfig,
 				&remoting.GetSubscriptionGroupConfigRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Group: name}, nil)
 			if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {
-				c.forgetGroup(name)
-				return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist in the cluster; create it with `rmqproxy group create %s`", name, name)
+				// Another master may have it (made there alone, or before
+				// this one joined the cluster): list and describe show it
+				// with that master's settings, and so are its consumers
+				// given them.
+				notOn++
+				continue
 			}
 			if err != nil {
 				c.b.failed(m.name, err)
@@ -784,10 +798,29 @@ func (c *metaCache) consumerGroup(ctx context.Context, name string) (domain.Cons
 				return nil, domain.Wrap(domain.ReasonBrokerError, err, "broker "+m.name+"'s configuration of group "+name+" could not be decoded")
 			}
 			g := groupOf(&sg)
+			if brokerDefaults(&sg) {
+				// Perhaps made by this very request (see brokerDefaults):
+				// another master's settings, if one has others, are the
+				// group's.
+				if fallback == nil {
+					fallback = &g
+				}
+				continue
+			}
 			c.mu.Lock()
 			c.groups[name] = groupEntry{g: g, fetched: c.b.clock.Now()}
 			c.mu.Unlock()
 			return g, nil
+		}
+		if fallback != nil {
+			c.mu.Lock()
+			c.groups[name] = groupEntry{g: *fallback, fetched: c.b.clock.Now()}
+			c.mu.Unlock()
+			return *fallback, nil
+		}
+		if notOn > 0 {
+			c.forgetGroup(name)
+			return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist in the cluster; create it with `rmqproxy group create %s`", name, name)
 		}
 		return nil, mapError(lastErr)
 	})
@@ -804,6 +837,22 @@ func (c *metaCache) forgetGroup(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.groups, name)
+}
+
+// brokerDefaults reports whether sg holds what a broker makes a group
+// with on its own: the settings rmqproxy manages at upstream's defaults
+// (16 retries, not orderly) with no retry policy of their own (rmqproxy's
+// create and update always write one). A 5.x broker with
+// autoCreateSubscriptionGroup (its default) makes a group it lacks so
+// when a client pops with it, and when asked for its configuration
+// (GET_SUBSCRIPTIONGROUP_CONFIG, which rmqproxy asks for the settings it
+// gives consumers): a group made on some masters only (`mqadmin
+// updateSubGroup -b`, or before a master joined the cluster) then has
+// these defaults on the others, and they must not stand for the group.
+func brokerDefaults(sg *remoting.SubscriptionGroupConfig) bool {
+	p := sg.GroupRetryPolicy
+	return sg.RetryMaxTimes == 16 && !sg.ConsumeMessageOrderly &&
+		(p == nil || (p.Type != remoting.RetryPolicyExponential && (p.CustomizedRetryPolicy == nil || len(p.CustomizedRetryPolicy.Next) == 0)))
 }
 
 // groupOf turns a broker's subscription group into the domain's: max
