@@ -115,6 +115,10 @@ func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServer
 	if o.tel.Tracing() {
 		ctx, span = o.startUnarySpan(ctx, m, req)
 	}
+	var note *accessNote
+	if o.tel.AccessLog {
+		ctx, note = withAccessNote(ctx)
+	}
 	resp, err := o.call(ctx, req, info, h)
 	d := time.Since(start)
 	code := responseCode(resp, err)
@@ -133,7 +137,7 @@ func (o *observer) unary(ctx context.Context, req any, info *grpclib.UnaryServer
 		if r, ok := resp.(interface{ GetStatus() *v2.Status }); ok {
 			st = r.GetStatus()
 		}
-		o.accessLog(ctx, m, req, resp, st, name, d, 0, nil)
+		o.accessLog(ctx, m, req, resp, st, name, d, 0, nil, note)
 	}
 	return resp, err
 }
@@ -158,6 +162,10 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 			defer span.End()
 		}
 	}
+	var note *accessNote
+	if o.tel.AccessLog {
+		w.ctx, note = withAccessNote(w.ctx)
+	}
 	err := o.callStream(srv, w, info, h)
 	d := time.Since(w.start)
 	code := w.codeName(err)
@@ -180,7 +188,7 @@ func (o *observer) stream(srv any, ss grpclib.ServerStream, info *grpclib.Stream
 		w.span.End()
 	}
 	if o.tel.AccessLog {
-		o.accessLog(w.ctx, m, w.req, nil, w.st, code, d, w.count, w.ids)
+		o.accessLog(w.ctx, m, w.req, nil, w.st, code, d, w.count, w.ids, note)
 	}
 	return err
 }
@@ -582,11 +590,19 @@ const maxLoggedBody = 256
 // unary request's response (nil for a stream or an error); st is the
 // status answered (a unary response's, a stream's status frame), nil for
 // none; delivered and ids are the count and ids of the messages a stream
-// delivered.
-func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, st *v2.Status, code string, d time.Duration, delivered int, ids []string) {
-	attrs := make([]slog.Attr, 0, 12)
+// delivered; note is what the handler noted about its caller.
+func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, st *v2.Status, code string, d time.Duration, delivered int, ids []string, note *accessNote) {
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs, slog.String("rpc", m.name), slog.String("code", code), slog.Duration("duration", d),
 		slog.String("client_id", clientIDOf(ctx)))
+	// Who: the authenticated user (with authentication on) and the
+	// connection's address, which the client cannot choose.
+	if note != nil && note.user != "" {
+		attrs = append(attrs, slog.String("user", note.user))
+	}
+	if info, ok := ports.LookupRequestInfo(ctx); ok && info.RemoteAddr.IsValid() {
+		attrs = append(attrs, slog.String("remote_addr", info.RemoteAddr.String()))
+	}
 	if v := metadata.ValueFromIncomingContext(ctx, mdRequestID); len(v) > 0 {
 		attrs = append(attrs, slog.String("request_id", v[0]))
 	}

@@ -166,6 +166,7 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 				return ctx, admitted{}, st
 			}
 			ctx = application.WithPrincipal(ctx, p)
+			noteAuthenticated(ctx, p.User.Name)
 		}
 	}
 	if info.ClientID == "" {
