@@ -117,7 +117,10 @@ func (m *Messaging) serverSettings(ctx context.Context, s ClientSettings) (Serve
 
 // Heartbeat keeps a client's registration alive. A client the proxy does
 // not know (after a restart, before it re-sends its settings) is
-// registered with the type and group its heartbeat names.
+// registered with the type and group its heartbeat names, but not one that
+// said goodbye within messaging.clients.expiryTimeout and sent no settings
+// since (UNRECOGNIZED_CLIENT_TYPE, as the Apache proxy answers a heartbeat
+// of a client whose settings it dropped).
 func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	s, ok, err := m.sessions.touch(clientID, userOf(ctx))
@@ -128,12 +131,12 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 		var err error
 		switch {
 		case ct == ClientTypeProducer:
-			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}}.fromCaller(ctx))
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Publishing: &PublishingSettings{}}.fromCaller(ctx), true)
 		case ct.IsConsumer():
 			if err := domain.ValidateGroupName(group); err != nil {
 				return err
 			}
-			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}}.fromCaller(ctx))
+			s, err = m.sessions.putProvisional(clientID, ClientSettings{ClientType: ct, RequestTimeout: provisionalRequestTimeout, Subscription: &SubscriptionSettings{Group: group}}.fromCaller(ctx), true)
 		default:
 			return domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
 		}

@@ -101,7 +101,7 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 		return nil, err
 	}
 	if !known {
-		if settings, err = m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx)); err != nil {
+		if settings, err = m.sessions.putProvisional(info.ClientID, settings.fromCaller(ctx), false); err != nil {
 			return nil, m.foreignClient(ctx, "ReceiveMessage", err, func() []domain.AccessRequest { return consumerAccess(ctx, req.Group, req.Topic) })
 		}
 	}

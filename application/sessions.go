@@ -230,12 +230,22 @@ type Sessions struct {
 	perUser map[string]int
 	// replies are the answers awaited from clients (see clientops.go).
 	replies pendingReplies
+	// departed are the clients that said goodbye (NotifyClientTermination)
+	// within the expiry timeout: a heartbeat of one does not register it
+	// again (see [Sessions.putProvisional]).
+	departed map[string]departure
+}
+
+// departure is when a client of user said goodbye.
+type departure struct {
+	at   time.Time
+	user string
 }
 
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
 	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, maxUser: cfg.Clients.MaxClientsPerUser,
-		log: log, clients: map[string]*session{}, perUser: map[string]int{}}
+		log: log, clients: map[string]*session{}, perUser: map[string]int{}, departed: map[string]departure{}}
 }
 
 // setOnGone registers the callback run when a client is forgotten.
@@ -333,6 +343,7 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	} else if err := ownedLocked(cur, clientID, st.User); err != nil {
 		return ClientSettings{}, err
 	}
+	delete(s.departed, clientID) // it starts again
 	prev := cur.settings
 	cur.settings = st
 	cur.provisional = false
@@ -343,11 +354,23 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	return prev, nil
 }
 
+// errDeparted refuses to register a client by its heartbeat after it said
+// goodbye, with the Apache proxy's answer to a heartbeat of a client whose
+// settings it dropped.
+var errDeparted = domain.Errorf(domain.ReasonUnrecognizedClientType, "cannot find client settings for this client")
+
 // putProvisional stores settings inferred from a request of a client that
 // has not declared its own, unless it has meanwhile; it returns the
 // client's settings either way, or an error when the registry is full or
-// another user registered the client.
-func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSettings, error) {
+// another user registered the client. With notDeparted it refuses
+// (errDeparted) a client of the same user that said goodbye within the
+// expiry timeout and has not sent settings since: the official Go client
+// v5.1.4 says goodbye before it leaves its heartbeat timer, and a
+// heartbeat sent in between must not bring it back, as a consumer that
+// takes its share of an orderly group's queues or as a group's client on
+// the brokers, until it expires. (Another user may take the id: it is
+// free once its client left.)
+func (s *Sessions) putProvisional(clientID string, st ClientSettings, notDeparted bool) (ClientSettings, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.clients[clientID]; ok {
@@ -358,6 +381,12 @@ func (s *Sessions) putProvisional(clientID string, st ClientSettings) (ClientSet
 		return cur.settings, nil
 	}
 	now := s.clock.Now()
+	if d, ok := s.departed[clientID]; ok && notDeparted {
+		if !d.at.Before(now.Add(-s.expiry)) && d.user == st.User {
+			return ClientSettings{}, errDeparted
+		}
+		delete(s.departed, clientID)
+	}
 	if err := s.addLocked(clientID, st.User, &session{settings: st, provisional: true, lastSeen: now, since: now}); err != nil {
 		return ClientSettings{}, err
 	}
@@ -490,7 +519,34 @@ func (s *Sessions) remove(clientID, user string) (ClientSettings, ports.ClientCh
 		return ClientSettings{}, nil, false
 	}
 	s.deleteLocked(clientID, cur)
+	s.departLocked(clientID, user)
 	return cur.settings, cur.channel, true
+}
+
+// departLocked records that a client said goodbye. The record is kept
+// for the expiry timeout, and there are at most as many as the registry
+// holds clients: when full, the expired ones go, and if none has, the
+// goodbye is not recorded (a heartbeat may then register the client again,
+// as one after a restart does).
+func (s *Sessions) departLocked(clientID, user string) {
+	now := s.clock.Now()
+	if len(s.departed) >= s.max {
+		s.pruneDepartedLocked(now)
+		if len(s.departed) >= s.max {
+			return
+		}
+	}
+	s.departed[clientID] = departure{at: now, user: user}
+}
+
+// pruneDepartedLocked forgets the goodbyes older than the expiry timeout.
+func (s *Sessions) pruneDepartedLocked(now time.Time) {
+	cutoff := now.Add(-s.expiry)
+	for id, d := range s.departed {
+		if d.at.Before(cutoff) {
+			delete(s.departed, id)
+		}
+	}
 }
 
 // Count returns the number of known clients.
@@ -515,6 +571,7 @@ func (s *Sessions) expire(ctx context.Context) {
 			s.deleteLocked(id, cur)
 		}
 	}
+	s.pruneDepartedLocked(s.clock.Now())
 	onGone := s.onGone
 	s.mu.Unlock()
 	for _, g := range expired {

@@ -461,3 +461,52 @@ func TestForeignClientRefusalsNameTheirResources(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatAfterGoodbye: a heartbeat that comes after its client's
+// goodbye (the Go client says goodbye before it leaves its heartbeat
+// timer) does not register the client again, as the Apache proxy's does
+// not; new settings do, and so does a heartbeat once the expiry timeout
+// passed (as after a restart), or one of another user (the id is free).
+func TestHeartbeatAfterGoodbye(t *testing.T) {
+	cfg := DefaultConfig()
+	m, _, clock := newTestMessaging(cfg)
+	ctx := t.Context()
+	alice, bob := asUser(ctx, "c1", "alice"), asUser(ctx, "c1", "bob")
+	if err := m.Heartbeat(alice, "g", ClientTypePushConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NotifyClientTermination(alice, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Heartbeat(alice, "g", ClientTypePushConsumer); !domain.HasReason(err, domain.ReasonUnrecognizedClientType) {
+		t.Fatalf("heartbeat after the goodbye: %v, want UNRECOGNIZED_CLIENT_TYPE", err)
+	}
+	if m.sessions.known("c1") {
+		t.Fatal("a heartbeat after the goodbye registered the client again")
+	}
+	clock.Advance(cfg.Clients.ExpiryTimeout + 1)
+	if err := m.Heartbeat(alice, "g", ClientTypePushConsumer); err != nil {
+		t.Fatalf("heartbeat an expiry timeout after the goodbye: %v", err)
+	}
+	if err := m.NotifyClientTermination(alice, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Heartbeat(bob, "g", ClientTypePushConsumer); err != nil {
+		t.Fatalf("another user's heartbeat naming the id: %v", err)
+	}
+	if err := m.NotifyClientTermination(bob, "g"); err != nil {
+		t.Fatal(err)
+	}
+	settings := ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: "g",
+		Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	if _, err := m.UpdateSettings(bob, settings, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Heartbeat(bob, "g", ClientTypePushConsumer); err != nil {
+		t.Fatalf("heartbeat after new settings: %v", err)
+	}
+	m.sessions.expire(ctx)
+	if n := len(m.sessions.departed); n != 0 {
+		t.Fatalf("%d goodbyes remembered after new settings", n)
+	}
+}

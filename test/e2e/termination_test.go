@@ -10,6 +10,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
@@ -113,5 +114,59 @@ func TestGoodbyeLeavesTheStreamToTheClient(t *testing.T) {
 		case <-time.After(grpcadapter.GoodbyeGrace + 10*time.Second):
 			t.Fatalf("the stream of a client that said goodbye is still open %v later", time.Since(said))
 		}
+	}
+}
+
+// TestHeartbeatAfterGoodbyeDoesNotBringTheClientBack: the official Go
+// client v5.1.4 says goodbye (NotifyClientTermination) before it takes
+// itself off its heartbeat timer, so a heartbeat may come right after the
+// goodbye. The Apache proxy answers a heartbeat of a client whose settings
+// it dropped with UNRECOGNIZED_CLIENT_TYPE and does not register it; here
+// that heartbeat registered the client again, and for up to the session
+// expiry it took its share of an orderly group's queues (left unread) and
+// was listed as a consumer of the group. New settings on a Telemetry
+// stream still register it.
+func TestHeartbeatAfterGoodbyeDoesNotBringTheClientBack(t *testing.T) {
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "late-heartbeat"), testenv.Name(t, "g-late-heartbeat")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 4)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	stays, leaves := testenv.NewRawClient(t, p), testenv.NewRawClient(t, p)
+	stays.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	leaves.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	assigned := func() int {
+		t.Helper()
+		resp, err := stays.QueryAssignment(stays.Ctx(t), &v2.QueryAssignmentRequest{Topic: &v2.Resource{Name: topic}, Group: &v2.Resource{Name: group}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("query assignment: %v %v", resp, err)
+		}
+		return len(resp.GetAssignments())
+	}
+	if n := assigned(); n != 2 {
+		t.Fatalf("with two push consumers the one staying got %d of 4 queues", n)
+	}
+	bye, err := leaves.NotifyClientTermination(leaves.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: group}})
+	if err != nil || bye.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("goodbye: %v %v", bye, err)
+	}
+	hb, err := leaves.Heartbeat(leaves.Ctx(t), &v2.HeartbeatRequest{ClientType: v2.ClientType_PUSH_CONSUMER, Group: &v2.Resource{Name: group}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := hb.GetStatus().GetCode(); c != v2.Code_UNRECOGNIZED_CLIENT_TYPE {
+		t.Errorf("a heartbeat right after the goodbye was answered %v, want UNRECOGNIZED_CLIENT_TYPE as the Apache proxy answers", hb.GetStatus())
+	}
+	if n := assigned(); n != 4 {
+		t.Fatalf("after the other consumer's goodbye and a late heartbeat of it, the one staying got %d of 4 queues", n)
+	}
+	// The same client id starting again (its settings) is registered.
+	leaves.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	if n := assigned(); n != 2 {
+		t.Fatalf("after the client sent its settings again the other got %d of 4 queues", n)
+	}
+	hb, err = leaves.Heartbeat(leaves.Ctx(t), &v2.HeartbeatRequest{ClientType: v2.ClientType_PUSH_CONSUMER, Group: &v2.Resource{Name: group}})
+	if err != nil || hb.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("heartbeat after new settings: %v %v", hb, err)
 	}
 }
