@@ -110,3 +110,51 @@ func TestSessionsExpireSilentClients(t *testing.T) {
 		t.Fatalf("expired %v, %d left", gone, s.Count())
 	}
 }
+
+// TestSessionsIndexFollowSettings: the registry's indexes of groups and
+// topics (what QueryAssignment and check-backs read) follow a client's
+// settings as they change, and forget a client that leaves or expires.
+func TestSessionsIndexFollowSettings(t *testing.T) {
+	cfg := DefaultConfig()
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	s := NewSessions(cfg, clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ch := newOpenChannel()
+	push := func(group string) ClientSettings {
+		return ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: group}}
+	}
+	if _, err := s.put("c", ClientSettings{ClientType: ClientTypeProducer, Publishing: &PublishingSettings{Topics: []string{"t1", "t2"}}}, ch); err != nil {
+		t.Fatal(err)
+	}
+	if !s.hasProducerOf("t1") || len(s.producersOf("t2")) != 1 {
+		t.Fatal("the producer is not found by its topics")
+	}
+	if _, err := s.put("c", push("g1"), ch); err != nil {
+		t.Fatal(err)
+	}
+	if s.hasProducerOf("t1") || len(s.byTopic) != 0 {
+		t.Fatalf("a producer turned consumer is still a producer: %v", s.byTopic)
+	}
+	if got := s.pushConsumersOf("g1", "t"); len(got) != 1 {
+		t.Fatalf("consumers of g1: %v", got)
+	}
+	if _, err := s.put("c", push("g2"), ch); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.pushConsumersOf("g1", "t"); len(got) != 0 {
+		t.Fatalf("consumers of g1 after the client moved to g2: %v", got)
+	}
+	if _, _, ok := s.remove("c", ""); !ok || len(s.byGroup) != 0 {
+		t.Fatalf("after the goodbye: %v", s.byGroup)
+	}
+	if _, err := s.putProvisional("d", push("g3"), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.pushConsumersOf("g3", "t"); len(got) != 1 {
+		t.Fatalf("consumers of g3 (a heartbeat's): %v", got)
+	}
+	clock.Advance(cfg.Clients.ExpiryTimeout + 1)
+	s.expire(t.Context())
+	if len(s.byGroup)+len(s.byTopic) != 0 || s.Count() != 0 {
+		t.Fatalf("after expiry: %v %v", s.byGroup, s.byTopic)
+	}
+}

@@ -59,7 +59,7 @@ func (o *ClientOps) ConsumerRunningInfo(ctx context.Context, group string, withS
 	subs := map[string]ports.Subscription{}
 	s := o.sessions
 	s.mu.Lock()
-	for id, cur := range s.clients {
+	for id, cur := range s.byGroup[group] {
 		sub := cur.settings.Subscription
 		if sub == nil || sub.Group != group {
 			continue
@@ -319,7 +319,7 @@ func (o *ClientOps) directCandidates(group, topic string) ([]string, error) {
 	var others []string // topics the group's consumers subscribe to
 	s := o.sessions
 	s.mu.Lock()
-	for id, cur := range s.clients {
+	for id, cur := range s.byGroup[group] {
 		sub := cur.settings.Subscription
 		if sub == nil || sub.Group != group || !cur.settings.ClientType.IsConsumer() {
 			continue

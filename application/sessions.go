@@ -228,6 +228,12 @@ type Sessions struct {
 	clients map[string]*session
 	// perUser counts the known clients of each authenticated user.
 	perUser map[string]int
+	// byGroup holds the known clients with a subscription by its consumer
+	// group, byTopic the producers by each topic they publish to: the
+	// lookups of a group's consumers (every orderly push consumer's
+	// QueryAssignment) and a topic's producers (every transaction
+	// check-back) read only theirs, not every known client.
+	byGroup, byTopic index
 	// replies are the answers awaited from clients (see clientops.go).
 	replies pendingReplies
 	// departed are the clients that said goodbye (NotifyClientTermination)
@@ -245,7 +251,8 @@ type departure struct {
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
 	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, maxUser: cfg.Clients.MaxClientsPerUser,
-		log: log, clients: map[string]*session{}, perUser: map[string]int{}, departed: map[string]departure{}}
+		log: log, clients: map[string]*session{}, perUser: map[string]int{}, departed: map[string]departure{},
+		byGroup: index{}, byTopic: index{}}
 }
 
 // setOnGone registers the callback run when a client is forgotten.
@@ -313,12 +320,47 @@ func (s *Sessions) addLocked(clientID, user string, cur *session) error {
 	if user != "" {
 		s.perUser[user]++
 	}
+	s.indexLocked(clientID, cur, true)
 	return nil
+}
+
+// index maps a consumer group or a topic to the sessions under it, by
+// client id.
+type index map[string]map[string]*session
+
+func (x index) set(key, clientID string, cur *session, in bool) {
+	m := x[key]
+	if in {
+		if m == nil {
+			m = map[string]*session{}
+			x[key] = m
+		}
+		m[clientID] = cur
+		return
+	}
+	delete(m, clientID)
+	if len(m) == 0 {
+		delete(x, key)
+	}
+}
+
+// indexLocked adds a client to (in) or removes it from the indexes of its
+// current settings' group and topics.
+func (s *Sessions) indexLocked(clientID string, cur *session, in bool) {
+	if sub := cur.settings.Subscription; sub != nil {
+		s.byGroup.set(sub.Group, clientID, cur, in)
+	}
+	if p := cur.settings.Publishing; p != nil {
+		for _, t := range p.Topics {
+			s.byTopic.set(t, clientID, cur, in)
+		}
+	}
 }
 
 // deleteLocked forgets a known client.
 func (s *Sessions) deleteLocked(clientID string, cur *session) {
 	delete(s.clients, clientID)
+	s.indexLocked(clientID, cur, false)
 	if u := cur.settings.User; u != "" {
 		if s.perUser[u] <= 1 {
 			delete(s.perUser, u)
@@ -345,7 +387,9 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	}
 	delete(s.departed, clientID) // it starts again
 	prev := cur.settings
+	s.indexLocked(clientID, cur, false)
 	cur.settings = st
+	s.indexLocked(clientID, cur, true)
 	cur.provisional = false
 	if ch != nil {
 		cur.channel = ch
@@ -438,10 +482,8 @@ func (s *Sessions) groupExists(clientID, group string) {
 func (s *Sessions) GroupDeleted(group string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.clients {
-		if c.settings.Subscription != nil && c.settings.Subscription.Group == group {
-			c.settings.GroupExists = false
-		}
+	for _, c := range s.byGroup[group] {
+		c.settings.GroupExists = false
 	}
 }
 
@@ -592,7 +634,7 @@ func (s *Sessions) run(ctx context.Context, every time.Duration) {
 func (s *Sessions) hasProducerOf(topic string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, cur := range s.clients {
+	for _, cur := range s.byTopic[topic] {
 		if cur.liveProducerOf(topic) {
 			return true
 		}
@@ -628,7 +670,7 @@ func (s *Sessions) producersOf(topic string) []producer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := make([]string, 0)
-	for id, cur := range s.clients {
+	for id, cur := range s.byTopic[topic] {
 		if cur.liveProducerOf(topic) {
 			ids = append(ids, id)
 		}
@@ -660,7 +702,7 @@ func (s *Sessions) pushConsumersOf(group, topic string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
-	for id, cur := range s.clients {
+	for id, cur := range s.byGroup[group] {
 		sub := cur.settings.Subscription
 		if cur.settings.ClientType != ClientTypePushConsumer || sub == nil || sub.Group != group {
 			continue
