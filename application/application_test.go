@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -143,7 +144,7 @@ func TestSessionsIndexFollowSettings(t *testing.T) {
 	if got := s.pushConsumersOf("g1", "t"); len(got) != 0 {
 		t.Fatalf("consumers of g1 after the client moved to g2: %v", got)
 	}
-	if _, _, ok := s.remove("c", ""); !ok || len(s.byGroup) != 0 {
+	if _, _, ok := s.remove("c", "", netip.AddrPort{}); !ok || len(s.byGroup) != 0 {
 		t.Fatalf("after the goodbye: %v", s.byGroup)
 	}
 	if _, err := s.putProvisional("d", push("g3"), true); err != nil {

@@ -162,7 +162,9 @@ func (m *Messaging) Heartbeat(ctx context.Context, group string, ct ClientType) 
 // NotifyClientTermination forgets a client that is shutting down, makes
 // the messages it held visible again soon and ends its Telemetry stream
 // (the Apache proxy leaves it open; the Go client v5.1.4 would hold it
-// for half an hour after it stopped, see [ports.ClientChannel]).
+// for half an hour after it stopped, see [ports.ClientChannel]): the
+// stream of the goodbye's connection, not one another process using the
+// same client id opened (see [Sessions.remove]).
 func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) error {
 	clientID := ports.RequestInfoFrom(ctx).ClientID
 	user := userOf(ctx)
@@ -182,9 +184,9 @@ func (m *Messaging) NotifyClientTermination(ctx context.Context, group string) e
 	default:
 		return domain.Errorf(domain.ReasonUnrecognizedClientType, "%s", s.ClientType)
 	}
-	if s, ch, ok := m.sessions.remove(clientID, user); ok {
+	if s, streams, ok := m.sessions.remove(clientID, user, ports.RequestInfoFrom(ctx).RemoteAddr); ok {
 		m.clientGone(context.WithoutCancel(ctx), clientID, s)
-		if ch != nil {
+		for _, ch := range streams {
 			ch.End()
 		}
 	}

@@ -167,7 +167,7 @@ func (o *ClientOps) Clients(f ClientFilter) []ClientInfo {
 	out := make([]ClientInfo, 0, len(s.clients))
 	for id, cur := range s.clients {
 		c := ClientInfo{ClientID: id, Type: cur.settings.ClientType, Language: cur.settings.Language, Version: cur.settings.Version,
-			RemoteAddr: cur.settings.RemoteAddr, Since: cur.since, LastSeen: cur.lastSeen, Streaming: isOpen(cur.channel)}
+			RemoteAddr: cur.settings.RemoteAddr, Since: cur.since, LastSeen: cur.lastSeen, Streaming: isOpen(cur.channel())}
 		if p := cur.settings.Publishing; p != nil {
 			c.Topics = slices.Clone(p.Topics)
 		}
@@ -334,7 +334,7 @@ func (o *ClientOps) directCandidates(group, topic string) ([]string, error) {
 		}
 		c := candidate{id: id, push: cur.settings.ClientType == ClientTypePushConsumer}
 		in = append(in, c)
-		if isOpen(cur.channel) {
+		if isOpen(cur.channel()) {
 			streaming = append(streaming, c)
 		}
 	}

@@ -195,7 +195,9 @@ type ServerSettings struct {
 // session is the proxy's knowledge of one client, keyed by client id.
 type session struct {
 	settings ClientSettings
-	channel  ports.ClientChannel
+	// streams are the client's command streams, the one that sent
+	// settings last at the end (see [session.channel]).
+	streams  []clientStream
 	lastSeen time.Time
 	// since is when this process first heard of the client.
 	since time.Time
@@ -392,10 +394,49 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	s.indexLocked(clientID, cur, true)
 	cur.provisional = false
 	if ch != nil {
-		cur.channel = ch
+		cur.addStream(ch, st.RemoteAddr)
 	}
 	cur.lastSeen = s.clock.Now()
 	return prev, nil
+}
+
+// clientStream is a command stream of a client and the address of the
+// connection it came on.
+type clientStream struct {
+	ch   ports.ClientChannel
+	addr netip.AddrPort
+}
+
+// addStream makes ch, which just carried the client's settings, the
+// stream commands go to, and forgets the streams that ended. A client id
+// normally has one stream; more are open at once when two processes use
+// one id, or when a client opened a new stream before its old one ended.
+func (cur *session) addStream(ch ports.ClientChannel, addr netip.AddrPort) {
+	kept := cur.streams[:0]
+	for _, cs := range cur.streams {
+		if cs.ch != ch && isOpen(cs.ch) {
+			kept = append(kept, cs)
+		}
+	}
+	clear(cur.streams[len(kept):])
+	cur.streams = append(kept, clientStream{ch: ch, addr: addr})
+}
+
+// channel returns the stream commands go to: the open one that sent
+// settings last (as the Apache proxy writes a client id's commands to its
+// latest stream), or when none is open the last one (nil if the client
+// opened none). When the latest stream ends while an earlier one of the
+// client id is still open, the earlier one gets the commands.
+func (cur *session) channel() ports.ClientChannel {
+	for i := len(cur.streams) - 1; i >= 0; i-- {
+		if isOpen(cur.streams[i].ch) {
+			return cur.streams[i].ch
+		}
+	}
+	if n := len(cur.streams); n > 0 {
+		return cur.streams[n-1].ch
+	}
+	return nil
 }
 
 // errDeparted refuses to register a client by its heartbeat after it said
@@ -547,13 +588,17 @@ func (s *Sessions) channel(clientID string) (ports.ClientChannel, bool) {
 	if !ok {
 		return nil, false
 	}
-	return cur.channel, true
+	return cur.channel(), true
 }
 
-// remove forgets a client of user and returns its settings and its
-// command stream (nil if it opened none); a client another user
-// registered is kept.
-func (s *Sessions) remove(clientID, user string) (ClientSettings, ports.ClientChannel, bool) {
+// remove forgets a client of user, said goodbye on the connection from
+// addr, and returns its settings and the command streams to end: those
+// that came on that connection, or every one when none did (a balancer
+// that spreads one connection's requests over several of its own); a
+// stream of the client id on another connection (another process using
+// the id) is left to its client. A client another user registered is
+// kept.
+func (s *Sessions) remove(clientID, user string, addr netip.AddrPort) (ClientSettings, []ports.ClientChannel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.clients[clientID]
@@ -562,7 +607,17 @@ func (s *Sessions) remove(clientID, user string) (ClientSettings, ports.ClientCh
 	}
 	s.deleteLocked(clientID, cur)
 	s.departLocked(clientID, user)
-	return cur.settings, cur.channel, true
+	var end, all []ports.ClientChannel
+	for _, cs := range cur.streams {
+		all = append(all, cs.ch)
+		if cs.addr == addr {
+			end = append(end, cs.ch)
+		}
+	}
+	if len(end) == 0 {
+		end = all
+	}
+	return cur.settings, end, true
 }
 
 // departLocked records that a client said goodbye. The record is kept
@@ -645,15 +700,10 @@ func (s *Sessions) hasProducerOf(topic string) bool {
 // liveProducerOf reports whether the session is a producer that declared
 // topic in its publishing settings and has a command channel still open.
 func (cur *session) liveProducerOf(topic string) bool {
-	if cur.channel == nil || cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
+	if cur.settings.Publishing == nil || !slices.Contains(cur.settings.Publishing.Topics, topic) {
 		return false
 	}
-	select {
-	case <-cur.channel.Done():
-		return false
-	default:
-		return true
-	}
+	return isOpen(cur.channel())
 }
 
 // producer is a live producer of a topic: its command channel and who it
@@ -678,7 +728,7 @@ func (s *Sessions) producersOf(topic string) []producer {
 	slices.Sort(ids)
 	out := make([]producer, len(ids))
 	for i, id := range ids {
-		out[i] = producer{clientID: id, channel: s.clients[id].channel, settings: s.clients[id].settings}
+		out[i] = producer{clientID: id, channel: s.clients[id].channel(), settings: s.clients[id].settings}
 	}
 	return out
 }

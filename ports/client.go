@@ -8,8 +8,9 @@ import (
 )
 
 // ClientChannel is a live server-to-client command stream of one client
-// (a gRPC Telemetry stream). The session registry holds the latest channel
-// of each client; commands such as transaction check-backs go through it.
+// (a gRPC Telemetry stream). The session registry holds the open channels
+// of each client id; commands such as transaction check-backs go through
+// the one that last carried the client's settings.
 type ClientChannel interface {
 	// Done is closed when the stream ends.
 	Done() <-chan struct{}

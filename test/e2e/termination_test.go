@@ -1,13 +1,16 @@
 package e2e_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -168,5 +171,109 @@ func TestHeartbeatAfterGoodbyeDoesNotBringTheClientBack(t *testing.T) {
 	hb, err = leaves.Heartbeat(leaves.Ctx(t), &v2.HeartbeatRequest{ClientType: v2.ClientType_PUSH_CONSUMER, Group: &v2.Resource{Name: group}})
 	if err != nil || hb.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("heartbeat after new settings: %v %v", hb, err)
+	}
+}
+
+// TestOneClientIDOnTwoConnections: two processes using one client id (two
+// connections, a Telemetry stream each). The stream that sent settings
+// last gets the commands (as the Apache proxy's channel of a client id
+// writes to its latest stream); when it ends, the other's still open
+// stream gets them: a check-back of the producer whose stream stayed
+// open was dropped ("no producer connected") until its next settings.
+// And a goodbye ends only the stream of its own connection: one process's
+// goodbye completed the stream the other had opened last.
+func TestOneClientIDOnTwoConnections(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Local.TransactionTimeout = time.Second
+	cfg.Local.TransactionCheckInterval = time.Second
+	p := testenv.Start(t, cfg)
+	topic := testenv.Name(t, "one-id-tx")
+	p.CreateTopic(t, topic, domain.MessageTypeTransaction, 1)
+	producer := func(c *testenv.RawClient) v2.MessagingService_TelemetryClient {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		t.Cleanup(cancel)
+		stream, err := c.Telemetry(c.WithHeaders(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendProducerSettings(t, stream, topic)
+		return stream
+	}
+	first := testenv.NewRawClient(t, p)
+	firstStream := producer(first)
+	secondCtx, secondGone := context.WithCancel(t.Context())
+	second := testenv.NewRawClientAs(t, p, first)
+	secondStream, err := second.Telemetry(second.WithHeaders(secondCtx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendProducerSettings(t, secondStream, topic)
+	// The second process dies (its stream ends); the first sends an
+	// orphaned half message: its check-back comes to the first's stream.
+	secondGone()
+	m := testenv.RawMessage(topic, []byte("orphan"), "")
+	m.SystemProperties.MessageType = v2.MessageType_TRANSACTION
+	resp, err := first.SendMessage(first.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("half message: %v %v", resp, err)
+	}
+	checked := make(chan error, 1)
+	go func() {
+		for {
+			cmd, err := firstStream.Recv()
+			if err != nil {
+				checked <- fmt.Errorf("the first stream ended: %w", err)
+				return
+			}
+			if cmd.GetRecoverOrphanedTransactionCommand() != nil {
+				checked <- nil
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-checked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no check-back reached the open stream of the client id within 30 s (broker checks every second)")
+	}
+
+	// A third process with the id registers, then the first sends its
+	// settings again (the latest); the third says goodbye: the first's
+	// stream stays open and is served.
+	third := testenv.NewRawClientAs(t, p, first)
+	producer(third)
+	sendProducerSettings(t, firstStream, topic)
+	bye, err := third.NotifyClientTermination(third.Ctx(t), &v2.NotifyClientTerminationRequest{})
+	if err != nil || bye.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("goodbye: %v %v", bye, err)
+	}
+	sendProducerSettings(t, firstStream, topic)
+}
+
+// sendProducerSettings sends a producer's settings for topic on stream and
+// waits for their answer, skipping commands that come before it.
+func sendProducerSettings(t *testing.T, stream v2.MessagingService_TelemetryClient, topic string) {
+	t.Helper()
+	ct := v2.ClientType_PRODUCER
+	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType:     &ct,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub:         &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		reply, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("settings reply: %v", err)
+		}
+		if reply.GetSettings() != nil {
+			return
+		}
 	}
 }

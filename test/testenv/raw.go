@@ -40,6 +40,15 @@ func NewRawClient(t testing.TB, p *Proxy) *RawClient {
 	return &RawClient{MessagingServiceClient: v2.NewMessagingServiceClient(conn), clientID: fmt.Sprintf("raw-client-%d", rawSeq.Add(1))}
 }
 
+// NewRawClientAs is NewRawClient on a connection of its own that sends
+// the client id of other, as a second process using the same id would.
+func NewRawClientAs(t testing.TB, p *Proxy, other *RawClient) *RawClient {
+	t.Helper()
+	c := NewRawClient(t, p)
+	c.clientID = other.clientID
+	return c
+}
+
 // ID is the client id the raw client sends.
 func (c *RawClient) ID() string { return c.clientID }
 
