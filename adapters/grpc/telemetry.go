@@ -11,6 +11,7 @@ import (
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -19,6 +20,13 @@ import (
 // telemetryQueueLength bounds the server commands waiting for one client's
 // Telemetry stream.
 const telemetryQueueLength = 16
+
+// telemetryQueueBytes bounds the size of the server commands waiting for
+// one client's Telemetry stream (a check-back carries its message, up to
+// messaging.limits.maxBodySize): a client that does not read its stream
+// holds at most this much and one command more (an empty queue takes a
+// command of any size), plus what its stream's flow control lets through.
+const telemetryQueueBytes = 4 << 20
 
 // stalledAfter is how long a write to a client's Telemetry stream may wait
 // (for the client to open its HTTP/2 flow-control window) before the client
@@ -50,11 +58,15 @@ type telemetryChannel struct {
 	gen     uint64        // counts writes, so that a late stall mark is ignored
 	stalled chan struct{} // closed while a write has waited longer than stalledAfter
 	isStall bool
+	// queuedBytes is the size of the commands in queue; room is closed
+	// (and replaced) when the writer takes one.
+	queuedBytes int
+	room        chan struct{}
 }
 
 func newTelemetryChannel(stream v2.MessagingService_TelemetryServer) *telemetryChannel {
 	return &telemetryChannel{stream: stream, queue: make(chan queuedCommand, telemetryQueueLength), ended: make(chan struct{}),
-		stalled: make(chan struct{})}
+		stalled: make(chan struct{}), room: make(chan struct{})}
 }
 
 func (c *telemetryChannel) Done() <-chan struct{} { return c.stream.Context().Done() }
@@ -67,6 +79,33 @@ func (c *telemetryChannel) End() { c.endOnce.Do(func() { close(c.ended) }) }
 type queuedCommand struct {
 	msg     *v2.TelemetryCommand
 	written func()
+	size    int // of msg, for telemetryQueueBytes
+}
+
+// enqueue queues q if the queue has room for it, in places and in bytes;
+// when it has not, it returns the channels closed when the writer takes a
+// command and when the client counts as stalled.
+func (c *telemetryChannel) enqueue(q queuedCommand) (ok bool, room, stalled <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queuedBytes == 0 || c.queuedBytes+q.size <= telemetryQueueBytes {
+		select {
+		case c.queue <- q:
+			c.queuedBytes += q.size
+			return true, nil, nil
+		default:
+		}
+	}
+	return false, c.room, c.stalled
+}
+
+// taken records that the writer took q from the queue.
+func (c *telemetryChannel) taken(q queuedCommand) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queuedBytes -= q.size
+	close(c.room)
+	c.room = make(chan struct{})
 }
 
 // writeQueued writes a queued command and reports it written.
@@ -80,7 +119,8 @@ func (c *telemetryChannel) writeQueued(q queuedCommand) error {
 	return nil
 }
 
-// errClientBusy is the answer of TrySend when the client's queue is full.
+// errClientBusy is the answer of TrySend when the client's queue is full
+// (telemetryQueueLength commands, or telemetryQueueBytes).
 var errClientBusy = errors.New("the client's Telemetry command queue is full")
 
 // Send queues a server command for the client. When the queue is full it
@@ -125,29 +165,26 @@ func (c *telemetryChannel) send(ctx context.Context, cmd ports.ClientCommand, wa
 		return errors.New("the client said goodbye (NotifyClientTermination)")
 	default:
 	}
-	q := queuedCommand{msg: msg, written: cmd.Written}
-	select {
-	case c.queue <- q:
-		return nil
-	default:
-	}
-	if !wait {
-		return errClientBusy
-	}
-	c.mu.Lock()
-	stalled := c.stalled
-	c.mu.Unlock()
-	select {
-	case c.queue <- q:
-		return nil
-	case <-stalled:
-		return errClientStalled
-	case <-c.Done():
-		return errors.New("the client's Telemetry stream has ended")
-	case <-c.ended:
-		return errors.New("the client said goodbye (NotifyClientTermination)")
-	case <-ctx.Done():
-		return ctx.Err()
+	q := queuedCommand{msg: msg, written: cmd.Written, size: proto.Size(msg)}
+	for {
+		ok, room, stalled := c.enqueue(q)
+		if ok {
+			return nil
+		}
+		if !wait {
+			return errClientBusy
+		}
+		select {
+		case <-room:
+		case <-stalled:
+			return errClientStalled
+		case <-c.Done():
+			return errors.New("the client's Telemetry stream has ended")
+		case <-c.ended:
+			return errors.New("the client said goodbye (NotifyClientTermination)")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -300,6 +337,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 			return status.Errorf(codes.FailedPrecondition,
 				"no client settings within %v of opening the Telemetry stream (grpc.settingsTimeout); send the settings command first", s.cfg.SettingsTimeout)
 		case cmd := <-ch.queue:
+			ch.taken(cmd)
 			if err := ch.writeQueued(cmd); err != nil {
 				return nil // the client went away
 			}

@@ -211,3 +211,44 @@ func TestTrySendNeverWaits(t *testing.T) {
 		t.Fatalf("a command once the writer took one: %v", err)
 	}
 }
+
+// TestQueuedCommandsOfAClientAreBoundedInBytes: the commands waiting for a
+// client's Telemetry stream (check-backs carry their message, body and
+// all) take at most telemetryQueueBytes, and one command more: a producer
+// that stopped reading its stream held up to telemetryQueueLength
+// check-backs of messages up to messaging.limits.maxBodySize (4 MiB) each,
+// 64 MiB per such stream for the connection's life. A full queue refuses
+// at once (the dispatcher offers the check-back to another producer), and
+// takes commands again once the writer took some.
+func TestQueuedCommandsOfAClientAreBoundedInBytes(t *testing.T) {
+	ch := newTelemetryChannel(telemetryServerStub{ctx: t.Context()})
+	body := make([]byte, 1<<20)
+	cmd := ports.ClientCommand{RecoverTransaction: &domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: "m", Body: body}, TransactionID: "t"}}
+	queued := 0
+	for ch.TrySend(cmd) == nil {
+		queued++
+		if queued > telemetryQueueLength {
+			t.Fatal("the queue took more than telemetryQueueLength commands")
+		}
+	}
+	if held := queued * len(body); held > telemetryQueueBytes+len(body) {
+		t.Fatalf("a client that does not read its stream has %d commands, %d MiB, waiting for it; want at most %d MiB and one command",
+			queued, held>>20, telemetryQueueBytes>>20)
+	}
+	// A waiting Send gets its place once the writer takes a command.
+	sent := make(chan error, 1)
+	go func() { sent <- ch.Send(t.Context(), cmd) }()
+	q := <-ch.queue
+	ch.taken(q)
+	if err := <-sent; err != nil {
+		t.Fatalf("a command waiting for room once the writer took one: %v", err)
+	}
+	// An empty queue takes a command of any size.
+	for len(ch.queue) > 0 {
+		ch.taken(<-ch.queue)
+	}
+	huge := ports.ClientCommand{RecoverTransaction: &domain.StoredMessage{Message: domain.Message{Topic: "tx", ID: "m", Body: make([]byte, 2*telemetryQueueBytes)}, TransactionID: "t"}}
+	if err := ch.TrySend(huge); err != nil {
+		t.Fatalf("a command larger than telemetryQueueBytes for an empty queue: %v", err)
+	}
+}
