@@ -132,6 +132,10 @@ func (m *Messaging) clientGone(ctx context.Context, clientID string, st ClientSe
 }
 
 // track tells the tracker (if any) what a live client produces or consumes.
+// A goodbye that forgot the client meanwhile (between its registration
+// and this report) may have told the tracker it was gone before this
+// report came: it is told again, so that the tracker does not keep it
+// (cluster mode: its groups registered on the brokers for minutes).
 func (m *Messaging) track(ctx context.Context, clientID string, st ClientSettings) {
 	if m.tracker == nil {
 		return
@@ -148,4 +152,7 @@ func (m *Messaging) track(ctx context.Context, clientID string, st ClientSetting
 		}
 	}
 	m.tracker.ClientActive(ctx, c)
+	if !m.sessions.known(clientID) {
+		m.tracker.ClientGone(ctx, clientID)
+	}
 }

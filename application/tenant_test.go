@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -508,5 +509,75 @@ func TestHeartbeatAfterGoodbye(t *testing.T) {
 	m.sessions.expire(ctx)
 	if n := len(m.sessions.departed); n != 0 {
 		t.Fatalf("%d goodbyes remembered after new settings", n)
+	}
+}
+
+// goodbyeTracker is a client tracker that lets a goodbye land while a
+// heartbeat or settings of the same client are between their registration
+// and their report to the tracker (the Go client sends its heartbeats and
+// its goodbye from different goroutines).
+type goodbyeTracker struct {
+	mu     sync.Mutex
+	active map[string]bool
+	during func() // run once, inside the first ClientActive
+}
+
+func (g *goodbyeTracker) ClientActive(_ context.Context, c ports.ActiveClient) {
+	if f := g.during; f != nil {
+		g.during = nil
+		f()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active[c.ClientID] = true
+}
+
+func (g *goodbyeTracker) ClientGone(_ context.Context, clientID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.active, clientID)
+}
+
+// TestGoodbyeDuringAHeartbeatLeavesNoTrackedClient: a goodbye that lands
+// while a heartbeat (or settings) of its client is between the registry
+// and the tracker left the client with the tracker (cluster mode: its
+// group registered on the brokers for 3 minutes, as the proxy's client),
+// although the registry had forgotten it.
+func TestGoodbyeDuringAHeartbeatLeavesNoTrackedClient(t *testing.T) {
+	cfg := DefaultConfig()
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newFakeBroker(clock)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tr := &goodbyeTracker{active: map[string]bool{}}
+	m := NewMessaging(MessagingParams{Config: cfg, Broker: b, Meta: b, Clock: clock, Log: log, Tracker: tr,
+		Sessions: NewSessions(cfg, clock, log), Renewer: NewRenewer(cfg, b, b, clock, log)})
+	ctx := asClient(t.Context(), "c1")
+	settings := ClientSettings{ClientType: ClientTypePushConsumer, Subscription: &SubscriptionSettings{Group: "g",
+		Entries: []SubscriptionEntry{{Topic: "t", Filter: filter.Expression{Type: filter.TypeTag, Text: "*"}}}}}
+	for _, step := range []struct {
+		name string
+		call func() error
+	}{
+		{"heartbeat", func() error { return m.Heartbeat(ctx, "g", ClientTypePushConsumer) }},
+		{"settings", func() error { _, err := m.UpdateSettings(ctx, settings, nil); return err }},
+	} {
+		if _, err := m.UpdateSettings(ctx, settings, nil); err != nil {
+			t.Fatal(err)
+		}
+		tr.during = func() {
+			if err := m.NotifyClientTermination(ctx, "g"); err != nil {
+				t.Errorf("goodbye: %v", err)
+			}
+		}
+		if err := step.call(); err != nil {
+			t.Logf("%s answered %v", step.name, err)
+		}
+		if m.sessions.known("c1") {
+			t.Fatalf("%s: the registry knows the client after its goodbye", step.name)
+		}
+		if tr.active["c1"] {
+			t.Errorf("a goodbye during the client's %s left it with the tracker", step.name)
+		}
+		delete(tr.active, "c1")
 	}
 }
