@@ -357,6 +357,29 @@ func TestRecall(t *testing.T) {
 	}
 }
 
+// TestRecallAfterBrokerRename: local.brokerName is only the name routes
+// and handles show; a delay message sent before the operator renamed it is
+// still pending in this broker, and its recall handle still recalls it (a
+// handle of a message this broker does not hold stays NOT_FOUND).
+func TestRecallAfterBrokerRename(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	r := h.send("d", 0, delayMsg("d", "a", now.Add(time.Hour)))[0]
+	h.cfg.BrokerName = "renamed"
+	h.restart()
+	if id, err := h.e.Recall(t.Context(), "d", r.RecallHandle); err != nil || id != r.MessageID {
+		t.Fatalf("recall after the broker's rename: %q %v", id, err)
+	}
+	forged := encodeRecallHandle("d", "elsewhere", now.Add(time.Hour).UnixMilli(), "nobody", 12345)
+	_, err := h.e.Recall(t.Context(), "d", forged)
+	wantReason(t, err, domain.ReasonNotFound)
+	h.fake().Advance(2 * time.Hour)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); len(got) != 0 {
+		t.Fatalf("delivered %v; the recalled message must not be", got)
+	}
+}
+
 func TestDrainedTimerBucketsRemoved(t *testing.T) {
 	h := newHarness(t, nil)
 	now := h.clock.Now()

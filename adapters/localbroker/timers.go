@@ -655,9 +655,12 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	if h.topic != topic {
 		return "", domain.Errorf(domain.ReasonBadRequest, "the recall handle belongs to topic %q, not %q", h.topic, topic)
 	}
-	if h.broker != e.cfg.BrokerName {
-		return "", domain.Errorf(domain.ReasonBadRequest, "the recall handle belongs to broker %q, not to this local broker %q", h.broker, e.cfg.BrokerName)
-	}
+	// The handle's broker name is not checked: local mode has one broker,
+	// and local.brokerName is only the name it shows, which an operator
+	// may rename while delay messages sent under the old name are pending.
+	// The timer is found by its origin and checked against the handle's
+	// topic, delivery time and message id: a handle of a message this
+	// broker does not hold is not found.
 	notFound := func() (string, error) {
 		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q is not pending: it was already delivered or recalled, or never stored", h.msgID, topic)
 	}
