@@ -55,8 +55,11 @@ func (m *Messaging) SendMessage(ctx context.Context, msgs []domain.Message) ([]d
 	}
 	if m.cfg.Limits.TopicMessageTypeCheck {
 		// Every message, not only the first as upstream checks: a batch
-		// must not smuggle a message of another type into the topic (the
-		// local broker refuses it anyway; a RocketMQ broker would store it).
+		// must not smuggle a message of another type into the topic. This
+		// is the only check, in both modes: a RocketMQ broker and the
+		// local broker store any type, so with the setting off a topic
+		// takes every type (as the Apache proxy's
+		// enableTopicMessageTypeCheck off).
 		for i := range msgs {
 			if err := domain.CheckMessageType(topic, route.Topic.Type, &msgs[i]); err != nil {
 				return nil, err

@@ -182,12 +182,10 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		e.mu.Unlock()
 		return nil, domain.Errorf(domain.ReasonForbidden, "topic %q is not writable (permission %d)", t.Name, t.Permission)
 	}
-	for i := range msgs {
-		if err := domain.CheckMessageType(t.Name, t.Type, &msgs[i]); err != nil {
-			e.mu.Unlock()
-			return nil, err
-		}
-	}
+	// The topic's message type is not checked here: the application does
+	// when messaging.limits.topicMessageTypeCheck says so (as a RocketMQ
+	// broker stores any type, and the Apache proxy checks per its
+	// enableTopicMessageTypeCheck); the engine stores every type alike.
 	// The batch's messages go in room the engine keeps (taken while in
 	// use), emptied once the record is encoded so that it keeps no body.
 	b := record.Batch{Topic: t.Name, QueueID: q.QueueID, QueueOffset: -1, Messages: slices.Grow(e.sendMsgs[:0], len(msgs))[:len(msgs)]}

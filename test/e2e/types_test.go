@@ -97,6 +97,47 @@ func TestDelayMessagesArriveOnTime(t *testing.T) {
 	}
 }
 
+// TestMessageTypeCheckOff: with messaging.limits.topicMessageTypeCheck
+// off, a topic takes messages of any type, as through the Apache proxy
+// with enableTopicMessageTypeCheck off: a delay message sent to a NORMAL
+// topic is delivered at its delivery time (not before), and a FIFO message
+// is stored too. Local mode refused both with
+// MESSAGE_PROPERTY_CONFLICT_WITH_TYPE whatever the setting said.
+func TestMessageTypeCheckOff(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Messaging.Limits.TopicMessageTypeCheck = false
+	p := testenv.Start(t, cfg)
+	topic := testenv.Name(t, "any-type")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 2)
+	pr := testenv.NewProducer(t, p, topic)
+	due := map[string]time.Time{}
+	delayed := &rmq.Message{Topic: topic, Body: []byte("delayed")}
+	at := time.Now().Add(1500 * time.Millisecond)
+	delayed.SetDelayTimestamp(at)
+	fifo := &rmq.Message{Topic: topic, Body: []byte("fifo")}
+	fifo.SetMessageGroup("g1")
+	for _, m := range []*rmq.Message{delayed, fifo} {
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatalf("send %s to a NORMAL topic with the type check off: %v", m.Body, err)
+		}
+		due[r[0].MessageID] = time.Time{}
+		if m == delayed {
+			due[r[0].MessageID] = testenv.DeliveryTime(at)
+		}
+	}
+	c := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-any-type"), time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	for id, got := range receiveAll(t, c, len(due), 30*time.Second) {
+		want, ok := due[id]
+		if !ok {
+			t.Fatalf("unexpected message %s", id)
+		}
+		if got.Before(want) {
+			t.Errorf("message %s delivered %v before its delivery time", id, want.Sub(got))
+		}
+	}
+}
+
 // TestPastDueDelayMessageDelivered: a delay message whose delivery time
 // lies 20 s in the past is stored as due (its receipt has no recall
 // handle) and reaches a simple consumer that
