@@ -436,6 +436,39 @@ func TestTimersOfDeletedTopicDropped(t *testing.T) {
 	}
 }
 
+// TestDeletedTopicsTimersLogOnce: the delay messages of a deleted topic
+// are discarded when they come due; a topic deleted with many pending
+// wrote one WARN line per message (a flood of them, all due at once for a
+// mass-scheduled topic). The discards are logged at most once a minute,
+// with how many were not logged.
+func TestDeletedTopicsTimersLogOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clock.Now()
+	const n = 200
+	for i := range n {
+		h.send("d", 0, delayMsg("d", fmt.Sprint(i), now.Add(time.Minute)))
+	}
+	if err := h.e.DeleteTopic(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	h.fake().Advance(2 * time.Minute)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); len(got) != 0 {
+		t.Fatalf("delivered %v", got)
+	}
+	h.warns.mu.Lock()
+	lines := 0
+	for _, l := range h.warns.lines {
+		if strings.Contains(l, "delay message discarded") {
+			lines++
+		}
+	}
+	h.warns.mu.Unlock()
+	if lines != 1 {
+		t.Fatalf("%d warnings for the %d discarded delay messages of a deleted topic, want 1", lines, n)
+	}
+}
+
 func TestTransactionCommitAndRollback(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := t.Context()

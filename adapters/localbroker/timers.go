@@ -397,12 +397,16 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 		}, false)
 		return err
 	}
+	// A deleted topic may have had many pending (a whole day's schedule,
+	// perhaps due at once): their discards are logged at most once a
+	// minute, with how many were not.
+	warnDeleted := func(msg string, args ...any) { e.warnLimited("timer-drop-deleted", msg, args...) }
 	t, ok := e.topics[lt.topic]
 	if del, deleted := e.topicDeletedAt[lt.topic]; !ok || (deleted && origin < del) {
-		return drop(e.log.Warn, "its topic was deleted")
+		return drop(warnDeleted, "its topic was deleted")
 	}
 	if lt.qid >= t.QueueCount {
-		return drop(e.log.Warn, "its queue no longer exists")
+		return drop(warnDeleted, "its queue no longer exists")
 	}
 	m, err := e.passReadLocked(e.tw.pre, origin, lt.size, lt.crc, lt.topic)
 	if errors.Is(err, errNotStored) || errors.Is(err, errNotPreRead) {
