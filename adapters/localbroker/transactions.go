@@ -430,8 +430,10 @@ func (e *Engine) txnCheckLocked(origin int64, st *txnState) (*ports.TransactionC
 		return nil, e.unreadable(origin, err) // kept: read again later
 	}
 	st.readFailures = 0
+	// Delivery attempt 1, as a broker's proxy writes for the message of
+	// a check-back too (its reconsume times + 1).
 	sm := domain.StoredMessage{Message: m.Message, BrokerName: e.cfg.BrokerName, QueueID: st.qid, QueueOffset: -1,
-		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin)}
+		CommitLogOffset: origin, StoredAt: m.StoredAt, StoreHost: e.cfg.StoreHost, TransactionID: e.transactionID(origin), DeliveryAttempt: 1}
 	var handed atomic.Bool
 	return &ports.TransactionCheck{Message: sm, Checks: st.checks + 1, Handed: func() {
 		if !handed.Swap(true) {
