@@ -285,6 +285,64 @@ func TestEndTransactionCheckBackAfterAnEndInDoubt(t *testing.T) {
 	}
 }
 
+// TestEndTransactionCheckBackAnswerWithoutSourceAfterAnEndInDoubt: the
+// official Go client (v5.1.4) answers a check-back with an EndTransaction
+// that has no source (neither SOURCE_SERVER_CHECK nor SOURCE_CLIENT), naming
+// the transaction id of the check-back. After an end left in doubt, that
+// answer was refused as a retry ("is being ended already ... the broker's
+// check-back resolves the transaction") and never reached the broker, which
+// went on asking until transactionCheckMax and then discarded the half
+// message: a transaction the producer committed, and was answered OK, was
+// lost. An end naming a copy of the half message that a check-back relayed
+// by this instance named is the answer to that check-back, whatever its
+// source says: it is sent (as from a check), once.
+func TestEndTransactionCheckBackAnswerWithoutSourceAfterAnEndInDoubt(t *testing.T) {
+	for _, c := range endsInDoubt {
+		t.Run(c.name, func(t *testing.T) {
+			var fromCheck atomic.Bool
+			addr, ends := startEndTxBroker(t, func(req *remoting.Command, h remoting.EndTransactionRequestHeader) (*remoting.Command, bool) {
+				if h.CommitLogOffset == 10 { // the send receipt's copy: left in doubt
+					return nil, c.closes
+				}
+				fromCheck.Store(h.FromTransactionCheck)
+				return remoting.NewResponse(req, remoting.ResponseSuccess, ""), false
+			})
+			b := newTestBroker(t, addr, nil)
+			if err := endTx(t, b, "01A", ports.ResolutionCommit, false, 300*time.Millisecond); err != nil {
+				t.Fatalf("an END_TRANSACTION written and not answered: %v, want OK", err)
+			}
+			// The broker checks back (a new copy of the half message); this
+			// instance relays it (onCheckTransaction records the copy).
+			checkBack := transactionID{Broker: "b1", CommitLogOffset: 50, QueueOffset: 4, MessageID: "01A"}
+			b.checked.record(endedKey("b1", "01A"), checkBack)
+			end := func() error {
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				return b.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "T", TransactionID: checkBack.String(), Resolution: ports.ResolutionCommit})
+			}
+			if err := end(); err != nil {
+				t.Fatalf("the check-back's answer (no source) after an end in doubt: %v", err)
+			}
+			if n := ends.Load(); n != 2 {
+				t.Fatalf("the broker got %d END_TRANSACTION, want 2 (the check-back's answer reached it)", n)
+			}
+			if !fromCheck.Load() {
+				t.Error("the check-back's answer reached the broker as the producer's own end (fromTransactionCheck false)")
+			}
+			if err := end(); domain.ReasonOf(err) != domain.ReasonInvalidTransactionID || !strings.Contains(domain.MessageOf(err), "already ended (COMMIT at ") {
+				t.Fatalf("the same answer again after the broker answered it: %v, want INVALID_TRANSACTION_ID already ended", err)
+			}
+			if n := ends.Load(); n != 2 {
+				t.Fatalf("the broker got %d END_TRANSACTION, want 2", n)
+			}
+			// The producer's own retry (the send receipt's id) stays refused.
+			if err := endTx(t, b, "01A", ports.ResolutionCommit, false, 5*time.Second); domain.ReasonOf(err) != domain.ReasonInvalidTransactionID {
+				t.Fatalf("the producer's retry after the check-back's end: %v, want INVALID_TRANSACTION_ID", err)
+			}
+		})
+	}
+}
+
 // TestEndTransactionNotSentMayBeRetried: an end whose request was never
 // queued for writing (here its context ended first) did not reach the
 // broker: it fails, and a retry is sent.

@@ -320,7 +320,11 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 		msgID = t.MessageID
 	}
 	key := endedKey(t.Broker, t.MessageID)
-	prev, ok := b.ended.begin(key, req.FromCheck)
+	// An end naming a copy a check-back named answers that check-back,
+	// whatever source the client gave (the official Go client gives none):
+	// after an end in doubt it must still reach the broker.
+	fromCheck := req.FromCheck || b.checked.fromCheck(key, t)
+	prev, ok := b.ended.begin(key, fromCheck)
 	if !ok {
 		return endedAlready(t.MessageID, prev)
 	}
@@ -329,7 +333,7 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	t = b.checked.newest(key, t)
 	h := remoting.EndTransactionRequestHeader{RPC: remoting.RPC{BrokerName: t.Broker}, Topic: req.Topic, ProducerGroup: req.Topic,
 		TranStateTableOffset: t.QueueOffset, CommitLogOffset: t.CommitLogOffset, CommitOrRollback: verdict,
-		FromTransactionCheck: req.FromCheck, MsgID: msgID, TransactionID: t.MessageID}
+		FromTransactionCheck: fromCheck, MsgID: msgID, TransactionID: t.MessageID}
 	cctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
 	resp, err := b.rpc.InvokeWithLate(cctx, addr, newRequest(remoting.RequestEndTransaction, &h, nil), b.endAnsweredLate)
 	cancel()
@@ -346,7 +350,7 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 		b.failed(t.Broker, err)
 		b.log.LogAttrs(ctx, slog.LevelWarn, "END_TRANSACTION was sent but not answered: answered OK, as the Apache proxy does; it is not sent again, and if it did not arrive the broker's check-back resolves the transaction",
 			slog.String("broker", t.Broker), slog.String("message_id", t.MessageID), slog.String("resolution", req.Resolution.String()),
-			slog.Bool("from_check", req.FromCheck), slog.Any("error", err))
+			slog.Bool("from_check", fromCheck), slog.Any("error", err))
 		return nil
 	default:
 		b.ended.done(key, prev, req.Resolution, b.clock.Now(), endFailed)
