@@ -153,10 +153,13 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 	var positional []string
 	for {
 		if err := f.fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %s\n%s", errUsage, doubleDash(err), usage)
+			return nil, fmt.Errorf("%w: %s\n%s", errUsage, flagError(f.fs, err), usage)
 		}
 		args = f.fs.Args()
 		if len(args) == 0 {
+			if f.wait < 0 {
+				return nil, fmt.Errorf("%w: --wait %v: give how long to wait for a starting proxy, 0 or more (0 fails at once)\n%s", errUsage, f.wait, usage)
+			}
 			return positional, nil
 		}
 		positional = append(positional, args[0])
@@ -172,6 +175,46 @@ var flagPackageDash = regexp.MustCompile(`(flag |for |argument: )-(\w)`)
 // doubleDash returns a flag package error as the CLI writes flags: --name.
 func doubleDash(err error) string {
 	return flagPackageDash.ReplaceAllString(err.Error(), "${1}--${2}")
+}
+
+// flagValueError matches the flag package's error for a value its own
+// types (bool, int, duration) cannot parse: the flag's name and the bare
+// reason ("parse error", "value out of range").
+var flagValueError = regexp.MustCompile(`for (?:flag )?-([\w.-]+): (parse error|value out of range)$`)
+
+// flagError returns a flag package error as the CLI writes it (see
+// doubleDash) and, for a value of one of the flag package's own types,
+// says what the flag takes instead of a bare "parse error": "--wait 5"
+// did not say that a duration needs its unit.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := doubleDash(err)
+	m := flagValueError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return msg
+	}
+	fl := fs.Lookup(m[1])
+	if fl == nil {
+		return msg
+	}
+	g, ok := fl.Value.(flag.Getter)
+	if !ok {
+		return msg
+	}
+	var takes string
+	switch g.Get().(type) {
+	case time.Duration:
+		takes = "not a duration: give its unit, such as 10s, 1m30s or 0"
+	case int, int64, uint, uint64:
+		takes = "not a whole number"
+		if m[2] == "value out of range" {
+			takes = "out of range"
+		}
+	case bool:
+		takes = "not true or false"
+	default:
+		return msg
+	}
+	return strings.TrimSuffix(msg, m[2]) + takes
 }
 
 // checkNames reports the first flag in args that is not defined.

@@ -155,7 +155,13 @@ func TestAdminCommands(t *testing.T) {
 			stderr: []string{`invalid value "4294967301" for flag --maxDeliveryAttempts`}},
 		// The flag package names flags with one dash; the CLI's are --name.
 		{name: "bad boolean", args: []string{"group", "create", "g", "--orderly=maybe"}, code: 2,
-			stderr: []string{`invalid boolean value "maybe" for --orderly`}},
+			stderr: []string{`invalid boolean value "maybe" for --orderly: not true or false`}},
+		// A value of the flag package's own types was refused with a bare
+		// "parse error" that did not say what the flag takes.
+		{name: "wait without a unit", args: []string{"topic", "list", "--wait", "5"}, code: 2,
+			stderr: []string{`usage: invalid value "5" for flag --wait: not a duration: give its unit, such as 10s, 1m30s or 0` + "\nUsage:"}},
+		{name: "negative wait", args: []string{"topic", "list", "--wait=-1s"}, code: 2,
+			stderr: []string{"usage: --wait -1s: give how long to wait for a starting proxy, 0 or more (0 fails at once)\nUsage:"}},
 		{name: "help flag", args: []string{"group", "create", "--help"}, stdout: groupUsage},
 		{name: "help after a name", args: []string{"topic", "create", "t", "-h"}, stdout: topicUsage},
 		{name: "help as a subcommand", args: []string{"topic", "help"}, stdout: topicUsage},

@@ -101,6 +101,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"migrate", "down", "-1"}, `migrate down takes a number of migrations (1 or more) or --all, not "-1"`},
 		{[]string{"audit", "query", "--limit", "0"}, "--limit 0: audit query prints 1 to 10000 events"},
 		{[]string{"audit", "query", "--limit=10001"}, "--limit 10001: audit query prints 1 to 10000 events"},
+		// A number the flag package cannot parse is said as such, not as a
+		// bare "parse error".
+		{[]string{"audit", "query", "--limit", "ten"}, `invalid value "ten" for flag --limit: not a whole number`},
+		{[]string{"user", "list", "--json=yes"}, `invalid boolean value "yes" for --json: not true or false`},
 		{[]string{"client", "stack"}, "client stack needs exactly one client id"},
 		{[]string{"client", "verify", "id", "--topic", "t", "--message-id", "m"}, `unknown flag "--message-id" (did you mean --messageId?)`},
 		{[]string{"client", "lsit"}, `unknown client command "lsit" (did you mean list?)`},

@@ -209,7 +209,7 @@ func (c *cliFlags) parse(args []string) (positional, settings []string, err erro
 	}
 	for {
 		if err := c.fs.Parse(rest); err != nil {
-			return nil, nil, fmt.Errorf("%w: %s\n%s", errUsage, doubleDash(err), c.usage)
+			return nil, nil, fmt.Errorf("%w: %s\n%s", errUsage, flagError(c.fs, err), c.usage)
 		}
 		rest = c.fs.Args()
 		if len(rest) == 0 {
