@@ -853,6 +853,32 @@ func TestConfigFile(t *testing.T) {
 	}
 }
 
+// TestMissingConfigFileNamesItsSource: a file that cannot be read was
+// reported as "config file: open x.yaml: no such file or directory",
+// which did not say where the name came from: a RMQPROXY_CONFIG left in
+// the environment (a shell profile, a unit's EnvironmentFile) was hard to
+// find. The error names the flag or the variable.
+func TestMissingConfigFileNamesItsSource(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	for _, tt := range []struct {
+		name string
+		src  config.Sources
+		want string
+	}{
+		{"flag", config.Sources{Args: []string{"--config", missing}}, "config file named by --config: open " + missing + ": no such file or directory"},
+		{"environment", config.Sources{Env: []string{"RMQPROXY_CONFIG=" + missing}}, "config file named by RMQPROXY_CONFIG: open " + missing + ": no such file or directory"},
+		{"default file", config.Sources{File: missing}, "config file: open " + missing + ": no such file or directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaults()
+			err := config.Load(&cfg, tt.src)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one with %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"--grpc.adress=x", "--help"}} {
 		cfg := defaults()

@@ -81,17 +81,20 @@ func load(dst any, src Sources, uses []string) error {
 	}
 	envs, envFile := l.parseEnv(src.Env)
 
-	file := src.File
+	// from names where the file's name came from, so that an error about
+	// it points at what to change (a RMQPROXY_CONFIG left in the
+	// environment is easy to forget).
+	file, from := src.File, "config file"
 	switch {
 	case flagFile != nil:
-		file = *flagFile
+		file, from = *flagFile, "config file named by --config"
 	case envFile != nil:
-		file = *envFile
+		file, from = *envFile, "config file named by "+configEnv
 	}
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			l.errs = append(l.errs, fmt.Errorf("config file: %w", err))
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", from, err))
 		} else {
 			l.applyYAML(data, file)
 		}
