@@ -1346,6 +1346,13 @@ func TestLogShorterThanTheSnapshotRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), fmt.Sprint("the log ends at ", last)) {
 				t.Fatalf("Start: %v, want the log's end %d named", err, last)
 			}
+			// It says how to go on, as the corruption error does: it named
+			// the problem only ("segments are missing or were truncated").
+			for _, want := range []string{"Restore the data directory from a backup", "set local.recovery: truncate", fmt.Sprint("from offset ", last, " on")} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Start: %v, want it to say %q", err, want)
+				}
+			}
 			h.cfg.Recovery = "truncate"
 			h.open()
 			if got := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(got), []string{"m0", "m1"}) {

@@ -171,7 +171,9 @@ type ShortLogError struct {
 }
 
 func (e *ShortLogError) Error() string {
-	return fmt.Sprintf("commitlog: the log ends at %d (segment %s), before offset %d, up to which a snapshot covers it (its records were fdatasynced before the snapshot was written); segments are missing or were truncated", e.End, e.Segment, e.From)
+	return fmt.Sprintf("commitlog: the log ends at %d (segment %s), before offset %d, up to which a snapshot covers it (its records were fdatasynced before the snapshot was written); segments are missing or were truncated. "+
+		"Restore the data directory from a backup; or, to start anyway and drop everything from offset %d on (the snapshot is removed and recovery starts from an older one or from the oldest segment; messages and acknowledgements stored after that offset are lost), set local.recovery: truncate",
+		e.End, e.Segment, e.From, e.End)
 }
 
 // scan validates the log from offset from to its end, replaying each record.
