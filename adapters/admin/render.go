@@ -65,7 +65,7 @@ func PrintGroup(w io.Writer, g domain.ConsumerGroup) error {
 // (consumable + in flight) of each queue and a total line. An in-flight
 // count the broker does not report is "?", the backlog then at least the
 // consumable count (">=N"), and a note under the table says what the
-// other columns mean there.
+// other columns mean there. With no queue, a note says when there will be.
 func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TOPIC\tQUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
@@ -82,6 +82,13 @@ func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 		fmt.Fprintf(tw, "TOTAL\t\t\t\t%s\t%d\t%s\n", inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, unknown))
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(stats) == 0 {
+		// A header alone looks like a failure: say why there is nothing.
+		_, err := fmt.Fprintln(w, "no queues yet: a queue is listed once the group has received from it or a consumer of the group\n"+
+			"connected to this proxy subscribes to its topic (local mode), or once a broker reports the\n"+
+			"group's offsets (cluster mode).")
 		return err
 	}
 	if unknown {

@@ -51,6 +51,13 @@ func TestPrintTables(t *testing.T) {
 				"orders  0      10          4           2          4           6\n" +
 				"orders  1      3           3           0          0           0\n" +
 				"TOTAL                                  2          4           6\n"},
+		// A group with nothing to show printed the header alone, which
+		// looked like a failure (README's group create, then group stats).
+		{"stats of a group with no queues yet", func(b *bytes.Buffer) error { return admin.PrintGroupStats(b, nil) },
+			"TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
+				"no queues yet: a queue is listed once the group has received from it or a consumer of the group\n" +
+				"connected to this proxy subscribes to its topic (local mode), or once a broker reports the\n" +
+				"group's offsets (cluster mode).\n"},
 		{"stats without in-flight counts", func(b *bytes.Buffer) error {
 			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, Consumable: 6, InFlightUnknown: true},
 				{Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3, InFlightUnknown: true}})
