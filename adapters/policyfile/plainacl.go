@@ -39,7 +39,8 @@ type plainAccount struct {
 // entries on Topic:* and Group:*. Unlike upstream, whiteRemoteAddress is
 // kept as the source addresses of every entry of the account (the v1
 // forms 10.1.*.*, 10.1.1.{1,2}, 10.1.1.1-100 become CIDR prefixes; "*"
-// means any address), and unknown permissions are errors instead of All.
+// means any address; an admin account's restricts nothing, which a
+// warning says), and unknown permissions are errors instead of All.
 // globalWhiteRemoteAddresses, which let v1 skip signatures, are not
 // imported: the returned warnings say so.
 func DecodePlainACL(data []byte) (users []ports.ImportUser, entries []domain.ACLEntry, warnings []string, err error) {
@@ -83,6 +84,13 @@ func DecodePlainACL(data []byte) (users []ports.ImportUser, entries []domain.ACL
 		ips, err := V1Addresses(a.WhiteRemoteAddress)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("account %q: whiteRemoteAddress: %v", a.AccessKey, err)
+		}
+		if a.Admin != nil && *a.Admin && len(ips) > 0 {
+			// The address is kept on the account's entries only, which a
+			// Super user skips: it would be dropped without a word.
+			warnings = append(warnings, fmt.Sprintf("account %q (admin: true): its whiteRemoteAddress (%s) does not restrict where it connects from: "+
+				"rmqproxy keeps a whiteRemoteAddress only on the account's ACL entries, which a Super user skips (auth.superUserBypass); "+
+				"to bind it to those addresses, import it with admin: false and give it entries", a.AccessKey, strings.TrimSpace(a.WhiteRemoteAddress)))
 		}
 		subject := domain.SubjectOf(a.AccessKey)
 		add := func(ptype domain.PolicyType, typ domain.ResourceType, item, perm string) error {

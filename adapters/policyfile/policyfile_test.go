@@ -178,6 +178,16 @@ func TestDecodePlainACL(t *testing.T) {
 	if !strings.Contains(joined, "globalWhiteRemoteAddresses") || !strings.Contains(joined, `"RocketMQ": its secretKey has 8 characters`) {
 		t.Errorf("warnings: %v", warnings)
 	}
+	// rocketmq2 (admin: true, whiteRemoteAddress 192.168.1.*) became a
+	// Super user that connects from anywhere, and nothing said so: the
+	// address is kept only on entries, which it has none of and a Super
+	// user skips.
+	if !strings.Contains(joined, `account "rocketmq2" (admin: true): its whiteRemoteAddress (192.168.1.*) does not restrict where it connects from`) {
+		t.Errorf("no warning that the Super account's address is not kept: %v", warnings)
+	}
+	if strings.Contains(joined, `"rocketmq3" (admin`) || strings.Contains(joined, `"RocketMQ" (admin`) {
+		t.Errorf("warning for an account that is not admin: %v", warnings)
+	}
 	if _, _, _, err := policyfile.DecodePlainACL([]byte("accounts:\n  - accessKey: a\n    secretKey: 12345678\n    topicPerms: [t=READ]\n")); err == nil {
 		t.Error("unknown permission accepted")
 	}
