@@ -53,11 +53,20 @@ func (s *Store) txFunc(ctx context.Context, op string, lockUsers bool, fn func(p
 }
 
 // insertAudit writes an event of a change in the change's transaction. It
-// has seq 0: its id identifies it.
+// has seq 0: its id identifies it. The principal is what the CLI claims
+// (its OS user), so the event also names what the database authenticated:
+// the login role that made the change (details dbUser, session_user) and,
+// when the actor has no address, the client address PostgreSQL saw.
 func (s *Store) insertAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEvent) error {
-	_, err := tx.Exec(ctx, insertAuditSQL, auditArgs(newEventID(time.Now()), s.proxyID, 0, e)...)
+	_, err := tx.Exec(ctx, insertAdminAuditSQL, auditArgs(newEventID(time.Now()), s.proxyID, 0, e)...)
 	return err
 }
+
+// insertAdminAuditSQL is insertAuditSQL for admin changes (see insertAudit).
+const insertAdminAuditSQL = `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal, source_ip, protocol,
+  operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
+  VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::inet, inet_client_addr()), $8, $9, $10, $11, $12, $13, $14, $15, $16,
+  coalesce($17::jsonb, '{}'::jsonb) || jsonb_build_object('dbUser', session_user::text))`
 
 const insertAuditSQL = `INSERT INTO rmqproxy.audit_events (event_id, occurred_at, proxy_id, seq, category, principal, source_ip, protocol,
   operation, resource, actions, decision, reason, policy_revision, request_id, client_id, details)
