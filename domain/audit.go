@@ -72,6 +72,14 @@ type AuditQuery struct {
 	Since     time.Time // inclusive; zero: no bound
 	Until     time.Time // exclusive; zero: no bound
 	Limit     int       // at most this many (1..MaxAuditQueryLimit; 0: 1000)
+	// What an event names, each exact; empty: any.
+	Resource  string
+	Operation string
+	RequestID string
+	ClientID  string
+	// Source selects events from an address in the prefix; the zero
+	// prefix: any.
+	Source netip.Prefix
 }
 
 // MaxAuditQueryLimit is the most events one audit query returns.

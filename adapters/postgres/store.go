@@ -717,6 +717,10 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
 	if !q.Until.IsZero() {
 		until = q.Until
 	}
+	var source any
+	if q.Source.IsValid() {
+		source = q.Source.Masked().String()
+	}
 	// An event counts in the range it overlaps: a coalesced one from its
 	// first (occurred_at) to its last occurrence (last_occurred_at).
 	rows, err := s.pool.Query(ctx, `SELECT coalesce(event_id::text, ''), proxy_id, seq, occurred_at, category, principal, source_ip, protocol, operation, resource, actions,
@@ -724,7 +728,10 @@ func (s *Store) QueryAudit(ctx context.Context, q domain.AuditQuery) ([]domain.A
   FROM rmqproxy.audit_events
   WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR decision = $2) AND ($3 = '' OR category = $3)
   AND ($4::timestamptz IS NULL OR coalesce(last_occurred_at, occurred_at) >= $4) AND ($5::timestamptz IS NULL OR occurred_at < $5)
-  ORDER BY occurred_at DESC, id DESC LIMIT $6`, clean(q.Principal, 256), q.Decision, q.Category, since, until, q.Limit)
+  AND ($7 = '' OR resource = $7) AND ($8 = '' OR operation = $8) AND ($9 = '' OR request_id = $9) AND ($10 = '' OR client_id = $10)
+  AND ($11::inet IS NULL OR source_ip <<= $11::inet)
+  ORDER BY occurred_at DESC, id DESC LIMIT $6`, clean(q.Principal, 256), q.Decision, q.Category, since, until, q.Limit,
+		clean(q.Resource, 1100), clean(q.Operation, 128), clean(q.RequestID, 128), clean(q.ClientID, 256), source)
 	if err != nil {
 		return nil, storeError("query audit log", err)
 	}

@@ -84,7 +84,8 @@ leaves out), and the entries it would put.
 const auditUsage = `Usage:
   rmqproxy audit query [--principal NAME] [--since DURATION|TIME] [--until DURATION|TIME]
                        [--decision ALLOW|DENY|ERROR] [--category authn|authz|admin|system]
-                       [--limit N] [--json]
+                       [--resource TYPE:NAME] [--operation OP] [--request-id ID]
+                       [--client-id ID] [--source ADDRESS|PREFIX] [--limit N] [--json]
 
 Prints audit events, newest first: authentication failures, authorization
 denials (and allowed requests with auth.auditAllowed), admin changes, and
@@ -93,7 +94,11 @@ full. Repeated refusals are coalesced: COUNT says how many decisions an
 event stands for, from its TIME to its LAST. --since and --until take a
 duration back from now (1h) or an RFC 3339 time; --since finds events
 whose last occurrence is since then, --until those whose first is before
-then. --limit prints at most that many (1 to 10000, default 100).
+then. --resource (Topic:orders, User:alice for admin changes), --operation
+(SendMessage, acl.put), --request-id (a client's, or an admin call's
+X-Request-Id) and --client-id select events naming exactly that;
+--source those from an address or a CIDR prefix (10.0.0.0/8). --limit
+prints at most that many (1 to 10000, default 100).
 It reads PostgreSQL directly (auth.source postgres); with auth.source file
 the audit events are in the proxy's log (component=audit). Settings:
   --postgres.dsn DSN            (or RMQPROXY_POSTGRES_DSN, or --config FILE)
@@ -749,6 +754,11 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 	until := f.fs.String("until", "", "until")
 	decision := f.fs.String("decision", "", "decision")
 	category := f.fs.String("category", "", "category")
+	resource := f.fs.String("resource", "", "resource")
+	operation := f.fs.String("operation", "", "operation")
+	requestID := f.fs.String("request-id", "", "request id")
+	clientID := f.fs.String("client-id", "", "client id")
+	source := f.fs.String("source", "", "source address or prefix")
 	limit := f.fs.Int("limit", 100, "most events")
 	asJSON := f.fs.Bool("json", false, "print JSON")
 	pos, settings, err := f.parse(args[1:])
@@ -762,7 +772,22 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 		return fmt.Errorf("%w: --limit %d: audit query prints 1 to %d events (default 100)", errUsage, *limit, domain.MaxAuditQueryLimit)
 	}
 	now := time.Now()
-	q := domain.AuditQuery{Principal: *principal, Decision: strings.ToUpper(*decision), Category: strings.ToLower(*category), Limit: *limit}
+	q := domain.AuditQuery{Principal: *principal, Decision: strings.ToUpper(*decision), Category: strings.ToLower(*category), Limit: *limit,
+		Resource: *resource, Operation: *operation, RequestID: *requestID, ClientID: *clientID}
+	if *resource != "" {
+		// As stored: the type as upstream spells it (topic:orders is
+		// Topic:orders, user:alice User:alice).
+		if r, err := domain.ParseResource(*resource); err == nil {
+			q.Resource = r.Key()
+		} else if name, err := domain.ParseSubject(*resource); err == nil {
+			q.Resource = domain.SubjectOf(name)
+		}
+	}
+	if *source != "" {
+		if q.Source, err = domain.ParseSourceIP(*source); err != nil {
+			return fmt.Errorf("%w: --source %q is not an IP address or CIDR prefix (10.0.0.1, 10.0.0.0/8, fd00::/8)", errUsage, *source)
+		}
+	}
 	if q.Since, err = parseSince(*since, now); err != nil {
 		return err
 	}

@@ -131,6 +131,15 @@ func TestSecurityCommands(t *testing.T) {
 		t.Fatal("a secret reached the audit log")
 	}
 	cli(2, "audit", "query", "--since", "yesterday")
+	// An auditor finds the events naming one resource or operation.
+	out = cli(0, "audit", "query", "--resource", "user:alice", "--operation", "user.delete", "--json")
+	if !strings.Contains(out, `"operation": "user.delete"`) || strings.Contains(out, `"operation": "user.create"`) || strings.Contains(out, `"operation": "acl.put"`) {
+		t.Errorf("audit query --resource User:alice --operation user.delete: %s", out)
+	}
+	if out := cli(0, "audit", "query", "--source", "192.0.2.0/24", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("audit query --source of an address nothing came from: %s", out)
+	}
+	cli(2, "audit", "query", "--source", "somewhere")
 }
 
 // TestSecurityCommandsWithAPolicyFile: with auth.source file and no
