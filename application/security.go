@@ -627,6 +627,33 @@ func (s *Security) authorize(ctx context.Context, p Principal, op string, reqs [
 		p.User.Subject(), denied.Actions.String(), denied.Resource.Key(), addrText(denied.SourceIP))
 }
 
+// AdminOutcome records what became of an admin call that was allowed (its
+// authorization was audited before it ran): ok, or failed with reason
+// (the protocol's answer, such as http_409). The event (category admin)
+// names the call's principal, operation, resource and request id, so that
+// an auditor can tell a change made from one attempted and refused by the
+// handler (a create of a topic that exists, a delete of one that does
+// not). It goes through the audit buffer, never blocking.
+func (s *Security) AdminOutcome(ctx context.Context, p Principal, op string, reqs []domain.AccessRequest, ok bool, reason string) {
+	if !s.cfg.Enabled {
+		return
+	}
+	st := s.state.Load()
+	if st == nil {
+		st = &securityState{}
+	}
+	info := ports.RequestInfoFrom(ctx)
+	e := domain.AuditEvent{Category: domain.AuditAdmin, Principal: p.User.Name, SourceIP: info.RemoteAddr.Addr(), Protocol: info.Protocol,
+		Operation: op, Decision: domain.AuditAllow, Reason: reason, Revision: st.revision, RequestID: info.RequestID, ClientID: info.ClientID}
+	if !ok {
+		e.Decision = domain.AuditError
+	}
+	if len(reqs) > 0 {
+		e.Resource, e.Actions = reqs[0].Resource.Key(), reqs[0].Actions.String()
+	}
+	s.record(e)
+}
+
 // Refuse denies a request that maps to no access at all (an operation the
 // authorization table does not know): fail closed, for every user. The
 // application also refuses with it what no policy decides (a request

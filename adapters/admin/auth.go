@@ -123,16 +123,65 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		default:
 			err = s.useNonce(ctx, w, p, op, call)
 		}
+		var access []domain.AccessRequest
 		if err == nil {
-			err = s.sec.AuthorizeAudited(ctx, p, op, adminAccess(r, info.RemoteAddr.Addr()))
+			access = adminAccess(r, info.RemoteAddr.Addr())
+			err = s.sec.AuthorizeAudited(ctx, p, op, access)
 		}
 		if err != nil {
 			s.writeError(w, r.WithContext(ctx), err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(application.WithPrincipal(ctx, p)))
+		r = r.WithContext(application.WithPrincipal(ctx, p))
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// A call that may change something: its outcome is audited too,
+		// before its answer leaves.
+		ow := &outcomeWriter{ResponseWriter: w, record: func(status int) {
+			s.sec.AdminOutcome(ctx, p, op, access, status < 400, "http_"+strconv.Itoa(status))
+		}}
+		next.ServeHTTP(ow, r)
+		ow.finish()
 	})
 }
+
+// outcomeWriter calls record with the status of the answer before the
+// answer is written (once; 200 when the handler writes a body without a
+// status, or nothing at all).
+type outcomeWriter struct {
+	http.ResponseWriter
+	record   func(status int)
+	recorded bool
+}
+
+func (w *outcomeWriter) WriteHeader(status int) {
+	if !w.recorded && status >= 200 {
+		w.recorded = true
+		w.record(status)
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *outcomeWriter) Write(b []byte) (int, error) {
+	if !w.recorded {
+		w.recorded = true
+		w.record(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// finish records a handler that wrote nothing (net/http answers 200).
+func (w *outcomeWriter) finish() {
+	if !w.recorded {
+		w.recorded = true
+		w.record(http.StatusOK)
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *outcomeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // useNonce spends the nonce of a call whose signature verified: a nonce
 // already spent within the window is a replay (401), and a call the

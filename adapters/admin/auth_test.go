@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -55,6 +56,9 @@ func (a *auditLog) RecordWithin(_ context.Context, e domain.AuditEvent, _ time.D
 }
 func (a *auditLog) Dropped() uint64         { return 0 }
 func (a *auditLog) Stats() ports.AuditStats { return ports.AuditStats{} }
+
+// count returns how many events were recorded.
+func (a *auditLog) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.evs) }
 
 // last returns the last event recorded.
 func (a *auditLog) last(t *testing.T) domain.AuditEvent {
@@ -438,5 +442,42 @@ func TestNormalUserRefusedOnEveryEndpoint(t *testing.T) {
 	}
 	if _, ok := f.store.topics["t2"]; ok {
 		t.Fatal("topic t2 was created")
+	}
+}
+
+// TestAdminCallOutcomeIsAudited: an admin call was audited only by its
+// authorization (ALLOW, before the handler ran), so a topic create that
+// failed because the topic existed, or a delete of a topic that did not,
+// read in the log as a create or delete made by that user: an auditor
+// could not tell what happened. A call that changes something (any method
+// but GET and HEAD) now also has an event of its outcome (category admin,
+// ALLOW for a success, ERROR for a failure, reason http_<status>) with
+// the call's request id, recorded before the answer is sent.
+func TestAdminCallOutcomeIsAudited(t *testing.T) {
+	f, audit := startSecureServer(t)
+	outcome := func(t *testing.T, req *http.Request, wantDecision string, wantStatus int) {
+		t.Helper()
+		code, body, h := f.send(t, req)
+		if code != wantStatus {
+			t.Fatalf("%s %s: %d %s, want %d", req.Method, req.URL.Path, code, body, wantStatus)
+		}
+		e := audit.last(t)
+		if e.Category != domain.AuditAdmin || e.Decision != wantDecision || e.Reason != fmt.Sprintf("http_%d", wantStatus) ||
+			e.Principal != "root" || e.Operation != "admin "+req.Method+" "+req.URL.Path || e.RequestID != h.Get("X-Request-Id") || e.RequestID == "" {
+			t.Errorf("%s %s answered %d (request id %q): last event %+v, want its outcome (admin, %s, http_%d)",
+				req.Method, req.URL.Path, code, h.Get("X-Request-Id"), e, wantDecision, wantStatus)
+		}
+	}
+	outcome(t, f.signed(t, http.MethodPost, "/v1/topics", `{"name":"dup"}`), domain.AuditAllow, http.StatusCreated)
+	outcome(t, f.signed(t, http.MethodPost, "/v1/topics", `{"name":"dup"}`), domain.AuditError, http.StatusConflict)
+	outcome(t, f.signed(t, http.MethodDelete, "/v1/topics/absent", ""), domain.AuditError, http.StatusNotFound)
+	outcome(t, f.signed(t, http.MethodDelete, "/v1/topics/dup", ""), domain.AuditAllow, http.StatusNoContent)
+	// A read is audited by its authorization alone.
+	n := audit.count()
+	if code, body, _ := f.send(t, f.signed(t, http.MethodGet, "/v1/topics", "")); code != http.StatusOK {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	if e, added := audit.last(t), audit.count()-n; added != 1 || e.Category != domain.AuditAuthz {
+		t.Errorf("a list added %d events, the last %+v; want its authorization only", added, e)
 	}
 }

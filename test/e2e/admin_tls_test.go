@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -160,6 +161,27 @@ func TestAdminAPIOverTLS(t *testing.T) {
 		}
 		if len(seen) != len(want) {
 			return fmt.Errorf("audit: unexpected admin events: %v", seen)
+		}
+		return nil
+	})
+	// And what became of the calls that change something.
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		evs, err := s.store.QueryAudit(t.Context(), domain.AuditQuery{Principal: "admin", Category: domain.AuditAdmin, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		seen := map[string]int{}
+		for _, e := range evs {
+			if e.Protocol == "admin-http" {
+				seen[e.Decision+" "+e.Operation+" "+e.Resource+" "+e.Reason]++
+			}
+		}
+		want := map[string]int{
+			"ALLOW admin POST /v1/topics Topic:tls-topic http_201":             1,
+			"ALLOW admin DELETE /v1/topics/tls-topic Topic:tls-topic http_204": 1,
+		}
+		if !maps.Equal(seen, want) {
+			return fmt.Errorf("audit: outcome events %v, want %v", seen, want)
 		}
 		return nil
 	})
