@@ -36,7 +36,9 @@ edit the policy file (auth.file) instead. Settings:
   --postgres.secretKeys KEYS    to write secrets (RMQPROXY_POSTGRES_SECRET_KEYS)
   --postgres.activeSecretKey ID the key of secretKeys that encrypts new secrets
                                 (RMQPROXY_POSTGRES_ACTIVE_SECRET_KEY; default: the only one)
-Every change is recorded in the audit log, as done by cli:<OS user>.
+Every change is recorded in the audit log, as done by cli:<OS user>, with
+the PostgreSQL role that made it (details dbUser) and the address
+PostgreSQL saw.
 `
 
 const userUsage = `Usage:
