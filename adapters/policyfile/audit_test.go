@@ -83,3 +83,37 @@ func TestLogAuditRecordWithin(t *testing.T) {
 		t.Fatalf("%d events written, want the 2 taken", n)
 	}
 }
+
+// TestLogAuditIgnoresTheLogLevel: with auth.source file the audit log is
+// the process log, and its records were written at Info, so a proxy run
+// with log.level warn or error (a usual production setting) wrote none:
+// every denial, authentication failure and admin call went unrecorded
+// while rmqproxy_audit_events_total counted them as written. Audit
+// records are now written whatever the level.
+func TestLogAuditIgnoresTheLogLevel(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelError} {
+		var out logbuf.Buffer
+		log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: level})).With("component", "audit")
+		a := policyfile.NewLogAudit(log, 8)
+		if err := a.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		a.Record(domain.AuditEvent{Time: time.Now(), Category: domain.AuditAuthz, Principal: "tenant-a", Operation: "SendMessage",
+			Resource: "Topic:payments", Decision: domain.AuditDeny})
+		if err := a.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Msg       string `json:"msg"`
+			Component string `json:"component"`
+			Event     string `json:"event"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &rec); err != nil || rec.Msg != "audit" || rec.Component != "audit" ||
+			!strings.Contains(rec.Event, `"resource":"Topic:payments"`) {
+			t.Errorf("log level %s: audit output %q (%v), want the event", level, out.String(), err)
+		}
+		if got := a.Stats().Written; got != 1 {
+			t.Errorf("log level %s: written %d", level, got)
+		}
+	}
+}

@@ -147,8 +147,9 @@ func (s *Source) Health() error {
 }
 
 // LogAudit is an audit sink that writes each event as one JSON line to the
-// process log (component audit), through a bounded buffer: Record never
-// blocks, and events that do not fit are counted in Dropped.
+// process log (component audit), whatever its level (log.level), through
+// a bounded buffer: Record never blocks, and events that do not fit are
+// counted in Dropped.
 type LogAudit struct {
 	log     *slog.Logger
 	ch      chan domain.AuditEvent
@@ -244,6 +245,11 @@ func (a *LogAudit) write(e domain.AuditEvent) {
 		fields["details"] = json.RawMessage(e.Details)
 	}
 	_ = json.NewEncoder(&buf).Encode(fields)
-	a.log.Info("audit", slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
+	// Straight to the handler, at Info: Logger.Info drops a record below
+	// the handler's level, and the audit log must not depend on log.level
+	// (a proxy run at warn or error would record no audit event at all).
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "audit", 0)
+	r.AddAttrs(slog.String("event", string(bytes.TrimSpace(buf.Bytes()))))
+	_ = a.log.Handler().Handle(context.Background(), r)
 	a.written.Add(1)
 }
