@@ -684,5 +684,10 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, s
 	if st != nil && code != "OK" {
 		attrs = append(attrs, slog.String("status_message", st.GetMessage()))
 	}
-	o.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	// Straight to the handler, at Info: log.access asks for every line,
+	// and Logger.LogAttrs drops one below the handler's level (log.level
+	// warn or error would turn the access log off).
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	r.AddAttrs(attrs...)
+	_ = o.log.Handler().Handle(ctx, r)
 }

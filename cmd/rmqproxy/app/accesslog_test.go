@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +25,40 @@ import (
 // adapter's "component":"grpc": a JSON object with a key twice is refused
 // by strict log pipelines and read as either value by others.
 func TestAccessLogLineHasOneComponent(t *testing.T) {
+	line, logs := queryRouteAccessLine(t, "info")
+	if line == "" {
+		t.Fatalf("no access line for QueryRoute in:\n%s", logs)
+	}
+	if n := strings.Count(line, `"component":`); n != 1 || !strings.Contains(line, `"component":"access"`) {
+		t.Errorf("access line names %d components, want one, access:\n%s", n, line)
+	}
+}
+
+// TestAccessLogIgnoresTheLogLevel: the access lines were logged at Info,
+// so log.access with log.level warn or error (the level an operator sets
+// to keep the process log quiet) wrote none: the per-request record of
+// which user sent, received and acked what was silently off. It is
+// written whatever the level, as log.access asks.
+func TestAccessLogIgnoresTheLogLevel(t *testing.T) {
+	for _, level := range []string{"warn", "error"} {
+		if line, logs := queryRouteAccessLine(t, level); line == "" {
+			t.Errorf("log.level %s: no access line for QueryRoute in:\n%s", level, logs)
+		}
+	}
+}
+
+// queryRouteAccessLine runs the proxy with log.access, log.format json and
+// log.level level, sends a QueryRoute and returns its access line ("" if
+// none) and the whole log.
+func queryRouteAccessLine(t *testing.T, level string) (string, string) {
 	cfg := testenv.Config(t)
 	cfg.Log.Access = true
+	cfg.Log.Level = level
+	cfg.Log.Format = "json"
 	cfg.Local.AutoCreateTopics = true
 	var logs logbuf.Buffer
 	var srv *grpcadapter.Server
-	a := fx.New(app.Options(cfg, slog.New(slog.NewJSONHandler(&logs, nil))), fx.Populate(&srv))
+	a := fx.New(app.Options(cfg, app.NewLogger(&logs, cfg.Log)), fx.Populate(&srv))
 	if err := a.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +88,5 @@ func TestAccessLogLineHasOneComponent(t *testing.T) {
 			line = l
 		}
 	}
-	if line == "" {
-		t.Fatalf("no access line for QueryRoute in:\n%s", logs.String())
-	}
-	if n := strings.Count(line, `"component":`); n != 1 || !strings.Contains(line, `"component":"access"`) {
-		t.Errorf("access line names %d components, want one, access:\n%s", n, line)
-	}
+	return line, logs.String()
 }
