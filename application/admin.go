@@ -171,6 +171,9 @@ func (a *Admin) CreateGroup(ctx context.Context, s GroupSpec) (domain.ConsumerGr
 	applyGroupSpec(&g, s)
 	now := a.clock.Now().UTC().Truncate(time.Millisecond)
 	g.CreatedAt, g.UpdatedAt = now, now
+	if err := domain.ValidateNewGroupName(g.Name); err != nil {
+		return domain.ConsumerGroup{}, err
+	}
 	if err := g.Validate(); err != nil {
 		return domain.ConsumerGroup{}, err
 	}

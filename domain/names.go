@@ -128,7 +128,54 @@ func ValidateNewTopicName(name string) error {
 	if IsRetryTopic(name) {
 		return Errorf(ReasonIllegalTopic, "topic %q is reserved: the prefix %q names a consumer group's retry topic, which the brokers keep for the group (it holds the messages waiting to be delivered again)", truncate(name), RetryTopicPrefix)
 	}
+	if group, ok := strings.CutPrefix(name, DeadLetterTopicPrefix); ok {
+		// A dead-letter topic is the prefix and a group's name: one of no
+		// group, or of a group no one can create, never receives a message.
+		if group == "" {
+			return Errorf(ReasonIllegalTopic, "topic %q is reserved: the prefix %q names a consumer group's dead-letter topic (%%DLQ%%<group>), and this one names no group", name, DeadLetterTopicPrefix)
+		}
+		if err := ValidateNewGroupName(group); err != nil {
+			return Errorf(ReasonIllegalTopic, "topic %q is reserved: the prefix %q names a consumer group's dead-letter topic, and no group can be named %q: %s", truncate(name), DeadLetterTopicPrefix, truncate(group), MessageOf(err))
+		}
+	}
 	return ValidateTopicName(name)
+}
+
+// systemGroups are RocketMQ's own consumer groups (MixAll), which its
+// brokers and tools use.
+var systemGroups = map[string]struct{}{
+	"DEFAULT_CONSUMER": {}, "TOOLS_CONSUMER": {}, "SCHEDULE_CONSUMER": {},
+	"FILTERSRV_CONSUMER": {}, "__MONITOR_CONSUMER": {}, "SELF_TEST_C_GROUP": {},
+	"CID_ONS-HTTP-PROXY": {}, "CID_ONSAPI_PERMISSION": {}, "CID_ONSAPI_OWNER": {},
+	"CID_ONSAPI_PULL": {},
+}
+
+// IsSystemGroup reports whether name is one of RocketMQ's own consumer
+// groups (the listed names and the CID_RMQ_SYS_ prefix).
+func IsSystemGroup(name string) bool {
+	if _, ok := systemGroups[name]; ok {
+		return true
+	}
+	return strings.HasPrefix(name, "CID_RMQ_SYS_")
+}
+
+// ValidateNewGroupName checks the name of a consumer group an operator
+// creates (the admin API, in both modes): a valid name, neither one of
+// RocketMQ's own groups nor one starting with the retry or dead-letter
+// prefix, which name the topics the brokers derive from a group (a group
+// "%RETRY%g" would have the retry topic "%RETRY%%RETRY%g"). Its message
+// names the reserved name or prefix. Stored groups are not checked with
+// it, so one created before the check still loads.
+func ValidateNewGroupName(name string) error {
+	if _, ok := systemGroups[name]; ok {
+		return Errorf(ReasonIllegalConsumerGroup, "consumer group %q is reserved: it is RocketMQ's own, which its brokers and tools use", name)
+	}
+	for _, p := range []string{RetryTopicPrefix, DeadLetterTopicPrefix} {
+		if strings.HasPrefix(name, p) {
+			return Errorf(ReasonIllegalConsumerGroup, "consumer group %q is reserved: the prefix %q names the topics the brokers derive from a group (%sgroup), not a group", truncate(name), p, p)
+		}
+	}
+	return ValidateGroupName(name)
 }
 
 // ValidateGroupName checks a consumer group name as the Apache proxy does,

@@ -838,3 +838,39 @@ func TestReservedTopicNames(t *testing.T) {
 		t.Fatalf("create %%DLQ%%g: %v", err)
 	}
 }
+
+// TestReservedGroupAndDeadLetterNames: `group create %RETRY%g` and `topic
+// create %DLQ%` (a dead-letter topic of no group) were accepted, and in
+// local mode so was `group create SCHEDULE_CONSUMER`, which cluster mode
+// refused: each is refused, in both modes (application.Admin), with a
+// message saying what the name is reserved for.
+func TestReservedGroupAndDeadLetterNames(t *testing.T) {
+	f := startServer(t)
+	ctx := t.Context()
+	for name, want := range map[string]string{
+		"%RETRY%g":          `prefix "%RETRY%"`,
+		"%DLQ%g":            `prefix "%DLQ%"`,
+		"SCHEDULE_CONSUMER": "RocketMQ's own",
+		"TOOLS_CONSUMER":    "RocketMQ's own",
+	} {
+		_, err := f.client.CreateGroup(ctx, application.GroupSpec{Name: name})
+		if de := wantReason(t, err, domain.ReasonIllegalConsumerGroup); !strings.Contains(de.Msg, "reserved") || !strings.Contains(de.Msg, want) {
+			t.Errorf("group create %s: message %q does not say it is reserved (%s)", name, de.Msg, want)
+		}
+	}
+	for name, want := range map[string]string{
+		"%DLQ%":         "names no group",
+		"%DLQ%%RETRY%g": `prefix "%RETRY%"`,
+	} {
+		_, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: name})
+		if de := wantReason(t, err, domain.ReasonIllegalTopic); !strings.Contains(de.Msg, want) {
+			t.Errorf("topic create %s: message %q does not say why (%s)", name, de.Msg, want)
+		}
+	}
+	if _, err := f.client.CreateGroup(ctx, application.GroupSpec{Name: "ns%g"}); err != nil {
+		t.Errorf("group create ns%%g (a namespaced group): %v", err)
+	}
+	if _, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "%DLQ%ns%g", QueueCount: 1}); err != nil {
+		t.Errorf("topic create %%DLQ%%ns%%g: %v", err)
+	}
+}

@@ -561,11 +561,6 @@ func (b *Broker) routedByAnyNameServer(ctx context.Context, name string) bool {
 	return false
 }
 
-// sysGroups are RocketMQ's own consumer groups (MixAll).
-var sysGroups = map[string]bool{"DEFAULT_CONSUMER": true, "TOOLS_CONSUMER": true, "SCHEDULE_CONSUMER": true,
-	"FILTERSRV_CONSUMER": true, "__MONITOR_CONSUMER": true, "SELF_TEST_C_GROUP": true, "CID_ONS-HTTP-PROXY": true,
-	"CID_ONSAPI_PERMISSION": true, "CID_ONSAPI_OWNER": true, "CID_ONSAPI_PULL": true}
-
 // allGroups reads every subscription group of the cluster's masters
 // (without creating any, unlike a single-group lookup).
 func (b *Broker) allGroups(ctx context.Context) (map[string]remoting.SubscriptionGroupConfig, error) {
@@ -602,7 +597,7 @@ func (b *Broker) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error)
 	}
 	out := make([]domain.ConsumerGroup, 0, len(all))
 	for n, sg := range all {
-		if sysGroups[n] || strings.HasPrefix(n, "CID_RMQ_SYS_") || domain.ValidateGroupName(n) != nil {
+		if domain.IsSystemGroup(n) || domain.ValidateGroupName(n) != nil {
 			continue
 		}
 		sg.GroupName = n
@@ -643,7 +638,7 @@ func storableRetryPolicy(g domain.ConsumerGroup) error {
 
 // checkGroupPut runs the checks CreateGroup and UpdateGroup share: it
 // validates g, refuses a retry policy the brokers cannot hold and
-// RocketMQ's own groups (sysGroups), and reports whether a master has the
+// RocketMQ's own groups (domain.IsSystemGroup), and reports whether a master has the
 // group, with each master's group table.
 func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exists bool, own map[string]map[string]remoting.SubscriptionGroupConfig, err error) {
 	if err := g.Validate(); err != nil {
@@ -652,7 +647,7 @@ func (b *Broker) checkGroupPut(ctx context.Context, g domain.ConsumerGroup) (exi
 	if err := storableRetryPolicy(g); err != nil {
 		return false, nil, err
 	}
-	if sysGroups[g.Name] {
+	if domain.IsSystemGroup(g.Name) {
 		// As delete refuses them: list does not show them, so one created
 		// under such a name was never listed, described or deleted.
 		return false, nil, domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not create or change it", g.Name)
@@ -761,7 +756,7 @@ func (b *Broker) UpdateGroup(ctx context.Context, g domain.ConsumerGroup) (domai
 // failed half-way) has them deleted, so that running the command again
 // finishes it.
 func (b *Broker) DeleteGroup(ctx context.Context, name string) error {
-	if sysGroups[name] {
+	if domain.IsSystemGroup(name) {
 		// list does not show them; the brokers' own tools use them.
 		return domain.Errorf(domain.ReasonIllegalConsumerGroup, "consumer group %q is RocketMQ's own; rmqproxy does not delete it", name)
 	}
