@@ -160,6 +160,11 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 			if f.wait < 0 {
 				return nil, fmt.Errorf("%w: --wait %v: give how long to wait for a starting proxy, 0 or more (0 fails at once)\n%s", errUsage, f.wait, usage)
 			}
+			if f.given("admin.address") && strings.TrimSpace(f.address) == "" {
+				// A script's unset variable (--admin.address=$ADDR) fell
+				// back to the configuration's address without a word.
+				return nil, fmt.Errorf("%w: --admin.address is empty: give the admin API's HOST:PORT or URL, or leave the flag out to use admin.address of --config FILE or RMQPROXY_ADMIN_ADDRESS (default %s)\n%s", errUsage, admin.DefaultAddress, usage)
+			}
 			return positional, nil
 		}
 		positional = append(positional, args[0])

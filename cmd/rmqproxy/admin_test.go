@@ -175,6 +175,13 @@ func TestAdminCommands(t *testing.T) {
 		{name: "exponential needs three parts", args: []string{"group", "create", "g", "--retryExponential", "1s,2h"}, code: 2,
 			stderr: []string{"usage: --retryExponential takes INITIAL,MAX,MULTIPLIER, e.g. 1s,2h,2"}},
 
+		// An explicit empty value (a script's unset variable) fell back to
+		// the configuration's address without a word.
+		{name: "empty admin address", args: []string{"topic", "list", "--admin.address", "", "--wait=0"}, code: 2,
+			stderr: []string{"usage: --admin.address is empty: give the admin API's HOST:PORT or URL, or leave the flag out"}},
+		{name: "empty admin address with =", args: []string{"group", "list", "--admin.address= ", "--admin.address", " "}, code: 2,
+			stderr: []string{"usage: --admin.address is empty"}},
+
 		// Failures: exit 1, the reason on stderr.
 		{name: "bad admin address", args: []string{"topic", "list", "--admin.address", "ftp://x"}, code: 1,
 			stderr: []string{`rmqproxy: admin address "ftp://x" is not host:port or an http(s) URL`}},
