@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/certreload"
@@ -244,8 +246,21 @@ func (s *Server) Handler() http.Handler {
 	for _, r := range s.routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}
+	// The 404 lists what is served, the mounted routes (such as
+	// /metrics) too.
+	served := []string{"/v1/topics", "/v1/groups", "/v1/clients"}
+	for _, r := range s.routes {
+		p := r.Pattern
+		if i := strings.IndexByte(p, ' '); i >= 0 {
+			p = strings.TrimSpace(p[i+1:]) // "GET /metrics"
+		}
+		if !slices.Contains(served, p) {
+			served = append(served, p)
+		}
+	}
+	list := strings.Join(served[:len(served)-1], ", ") + " and " + served[len(served)-1]
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves /v1/topics, /v1/groups and /v1/clients", r.Method, truncate(r.URL.Path)))
+		s.writeError(w, r, domain.Errorf(domain.ReasonNotFound, "no such endpoint %s %s; the admin API serves %s", r.Method, truncate(r.URL.Path), list))
 	})
 	return s.guard(s.authenticate(mux))
 }
