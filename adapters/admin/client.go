@@ -243,13 +243,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 func (c *Client) transportError(err error) error {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return domain.Wrap(domain.ReasonUnavailable, err, fmt.Sprintf(
-			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? %s", c.base, addressHint))
+			"cannot connect to the rmqproxy admin API at %s: is rmqproxy running? A proxy started with admin.enabled=false (RMQPROXY_ADMIN_ENABLED=false) has no admin API: turn it on there (it is on by default). %s", c.base, addressHint))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return domain.Wrap(domain.ReasonTimeout, err, "the admin API at "+c.base+" did not answer in time")
 	}
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" serves plain HTTP (its admin.tls.enabled is false): use an http:// address")
+		return domain.Wrap(domain.ReasonUnavailable, err, "the admin API at "+c.base+" serves plain HTTP (its admin.tls.enabled is false): call it without --admin.tls.enabled (or with --admin.tls.enabled=false where RMQPROXY_ADMIN_TLS_ENABLED or admin.tls.enabled of --config FILE sets it), at an http:// address or a bare HOST:PORT")
 	}
 	var unknownAuthority x509.UnknownAuthorityError
 	if errors.As(err, &unknownAuthority) {
@@ -301,7 +301,7 @@ func (c *Client) answerError(resp *http.Response, data []byte) error {
 	snippet := strings.TrimSpace(string(data))
 	if resp.StatusCode == http.StatusBadRequest && strings.Contains(snippet, "HTTP request to an HTTPS server") {
 		return &domain.Error{Reason: domain.ReasonBadRequest, Msg: fmt.Sprintf(
-			"the admin API at %s serves HTTPS only (admin.tls.enabled): use an https:// address (or --config with admin.tls.enabled) and --admin.caFile with the CA of its certificate", c.base)}
+			"the admin API at %s serves HTTPS only (its admin.tls.enabled is true): pass --admin.tls.enabled (or give an https:// address, or set RMQPROXY_ADMIN_TLS_ENABLED=true or admin.tls.enabled: true in --config FILE) and --admin.caFile with the CA of its certificate", c.base)}
 	}
 	if len(snippet) > 200 {
 		snippet = snippet[:200] + "..."

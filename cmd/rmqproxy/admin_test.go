@@ -390,6 +390,18 @@ func TestAdminTLSEnabledFlag(t *testing.T) {
 	if code == 0 {
 		t.Errorf("topic list --admin.tls.enabled=false spoke HTTPS (stderr %q)", errOut)
 	}
+	// The hint says what to set (it named only an https:// address and
+	// --config, not the flag).
+	if !strings.Contains(errOut, "serves HTTPS only") || !strings.Contains(errOut, "pass --admin.tls.enabled") {
+		t.Errorf("plain HTTP to an HTTPS admin API: stderr %q does not say to pass --admin.tls.enabled", errOut)
+	}
+	// And the other way round: a plain HTTP API asked over HTTPS.
+	plain := httptest.NewServer(&fakeAPI{})
+	t.Cleanup(plain.Close)
+	code, _, errOut = runCLI("topic", "list", "--admin.address="+strings.TrimPrefix(plain.URL, "http://"), "--admin.tls.enabled", "--wait=0")
+	if code == 0 || !strings.Contains(errOut, "serves plain HTTP") || !strings.Contains(errOut, "without --admin.tls.enabled") {
+		t.Errorf("HTTPS to a plain HTTP admin API: exit %d, stderr %q does not say to drop --admin.tls.enabled", code, errOut)
+	}
 }
 
 // TestAdminClientIgnoresServerOnlySettings: the topic, group and client
