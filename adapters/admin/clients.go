@@ -187,14 +187,14 @@ func (c *Client) VerifyMessage(ctx context.Context, clientID, topic, messageID s
 // PrintClients writes clients as an aligned table for the CLI.
 func PrintClients(w io.Writer, l ClientList) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "CLIENT-ID\tKIND\tLANGUAGE\tVERSION\tGROUP\tTOPICS\tREMOTE-ADDRESS\tCONNECTED-SINCE\tSTREAM")
+	fmt.Fprintln(tw, "CLIENT-ID\tKIND\tTYPE\tLANGUAGE\tVERSION\tGROUP\tTOPICS\tREMOTE-ADDRESS\tCONNECTED-SINCE\tLAST-SEEN\tSTREAM")
 	for _, c := range l.Clients {
 		stream := "open"
 		if !c.TelemetryStream {
 			stream = "none"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(c.ClientID, 0), cell(c.Kind, 0), cell(c.Language, 0), cell(c.Version, 0),
-			cell(c.Group, 0), cell(strings.Join(c.Topics, ","), 60), cell(c.RemoteAddress, 0), timeCell(c.ConnectedSince), stream)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(c.ClientID, 0), cell(c.Kind, 0), cell(c.ClientType, 0), cell(c.Language, 0), cell(c.Version, 0),
+			cell(c.Group, 0), cell(strings.Join(c.Topics, ","), 60), cell(c.RemoteAddress, 0), timeCell(c.ConnectedSince), timeCell(c.LastSeen), stream)
 	}
 	return tw.Flush()
 }
