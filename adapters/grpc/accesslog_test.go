@@ -96,3 +96,36 @@ func TestAccessLogNamesTheMessagesAndGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogLeavesOutAnEmptyGroup: a producer's NotifyClientTermination
+// (or Heartbeat) with a Group Resource of no name was logged with
+// group="", as if a group of that name existed; a group is named only
+// when the request names one.
+func TestAccessLogLeavesOutAnEmptyGroup(t *testing.T) {
+	var logs logbuf.Buffer
+	o := newObserver(&observe.Telemetry{AccessLog: true}, slog.New(slog.NewJSONHandler(&logs, nil)), slog.New(slog.DiscardHandler))
+	ok := &v2.Status{Code: v2.Code_OK}
+	for method, req := range map[string]any{
+		"NotifyClientTermination": &v2.NotifyClientTerminationRequest{Group: &v2.Resource{}},
+		"Heartbeat":               &v2.HeartbeatRequest{Group: &v2.Resource{ResourceNamespace: "ns"}, ClientType: v2.ClientType_PRODUCER},
+	} {
+		info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/" + method}
+		if _, err := o.unary(context.Background(), req, info, func(context.Context, any) (any, error) {
+			return &v2.HeartbeatResponse{Status: ok}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if g, ok := m["group"]; ok {
+			t.Errorf("%s line has group=%q for a Resource with no name: %s", m["rpc"], g, l)
+		}
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 2 {
+		t.Fatalf("%d access lines, want 2:\n%s", n, logs.String())
+	}
+}

@@ -665,11 +665,13 @@ func (o *observer) accessLog(ctx context.Context, m *rpcMethod, req, resp any, s
 	case *v2.QueryAssignmentRequest:
 		attrs = append(attrs, slog.String("topic", resourceLabel(ctx, r.GetTopic())), slog.String("group", resourceLabel(ctx, r.GetGroup())))
 	case *v2.HeartbeatRequest:
-		if r.GetGroup() != nil { // producers name none
+		// Producers name no group: some send none, some a Resource of
+		// no name, which is no group either (it was logged as group="").
+		if r.GetGroup().GetName() != "" {
 			attrs = append(attrs, slog.String("group", resourceLabel(ctx, r.GetGroup())))
 		}
 	case *v2.NotifyClientTerminationRequest:
-		if r.GetGroup() != nil {
+		if r.GetGroup().GetName() != "" {
 			attrs = append(attrs, slog.String("group", resourceLabel(ctx, r.GetGroup())))
 		}
 	case *v2.UpdateOffsetRequest:
