@@ -9,6 +9,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -32,6 +33,37 @@ func brokerGroupConfig(t *testing.T, b *testenv.ClusterBroker, group string) rem
 	return sg
 }
 
+// putBrokerGroupConfig writes a group's settings straight to a broker, as
+// `mqadmin updateSubGroup -b` does.
+func putBrokerGroupConfig(t *testing.T, b *testenv.ClusterBroker, sg remoting.SubscriptionGroupConfig) {
+	t.Helper()
+	body, err := remoting.EncodeJSONBody(sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := client.New(client.Config{})
+	defer rc.Close()
+	resp, err := rc.Invoke(t.Context(), b.Addr, remoting.NewRequest(remoting.RequestUpdateAndCreateSubscriptiongroup,
+		remoting.EncodeHeader(&remoting.RPCHeader{RPC: remoting.RPC{BrokerName: b.Name}}), body))
+	if err != nil || resp.Code != 0 {
+		t.Fatalf("writing group %s on %s: %v %v", sg.GroupName, b.Name, resp, err)
+	}
+}
+
+// createTopicAndGroup creates a normal topic and a group through p's
+// admin, claiming their names.
+func createTopicAndGroup(t *testing.T, p *testenv.Proxy, topic, group string) {
+	t.Helper()
+	testenv.Claim(t, "topic", topic)
+	testenv.Claim(t, "group", group)
+	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGroupUpdateKeepsWhatItDoesNotChange: an operator stops a group's
 // consumption on the broker (`mqadmin updateSubGroup -s false`, consumeEnable
 // false) and turns off broadcast consumption; `rmqproxy group update`
@@ -50,17 +82,7 @@ func TestGroupUpdateKeepsWhatItDoesNotChange(t *testing.T) {
 	}
 	sg := brokerGroupConfig(t, b, group)
 	sg.ConsumeEnable, sg.ConsumeBroadcastEnable, sg.ConsumeTimeoutMinute = false, false, 7
-	body, err := remoting.EncodeJSONBody(sg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := client.New(client.Config{})
-	defer rc.Close()
-	resp, err := rc.Invoke(t.Context(), b.Addr, remoting.NewRequest(remoting.RequestUpdateAndCreateSubscriptiongroup,
-		remoting.EncodeHeader(&remoting.RPCHeader{RPC: remoting.RPC{BrokerName: b.Name}}), body))
-	if err != nil || resp.Code != 0 {
-		t.Fatalf("disabling %s on the broker: %v %v", group, resp, err)
-	}
+	putBrokerGroupConfig(t, b, sg)
 	desc := "paused for maintenance"
 	if _, err := ac.UpdateGroup(t.Context(), application.GroupSpec{Name: group, MaxDeliveryAttempts: 5, Description: &desc}); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
-	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -27,14 +25,7 @@ func TestGroupDeleteRemovesItsRetryTopics(t *testing.T) {
 	cfg, broker := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "gdel-orders"), testenv.Name(t, "gdel-group")
-	testenv.Claim(t, "topic", topic)
-	testenv.Claim(t, "group", group)
-	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
-		t.Fatal(err)
-	}
+	createTopicAndGroup(t, p, topic, group)
 
 	rc := client.New(client.Config{})
 	defer rc.Close()

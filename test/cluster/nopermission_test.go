@@ -7,10 +7,6 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
-	"github.com/rmqproxy/rmqproxy/adapters/remoting"
-	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
-	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
@@ -26,27 +22,10 @@ func TestReceiveFromAGroupWhoseConsumptionIsDisabled(t *testing.T) {
 	cfg, b := testenv.ClusterConfig(t)
 	p := testenv.Start(t, cfg)
 	topic, group := testenv.Name(t, "noperm-orders"), testenv.Name(t, "noperm-group")
-	testenv.Claim(t, "topic", topic)
-	testenv.Claim(t, "group", group)
-	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
-		t.Fatal(err)
-	}
+	createTopicAndGroup(t, p, topic, group)
 	sg := brokerGroupConfig(t, b, group)
 	sg.ConsumeEnable = false
-	body, err := remoting.EncodeJSONBody(sg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := client.New(client.Config{})
-	defer rc.Close()
-	resp, err := rc.Invoke(t.Context(), b.Addr, remoting.NewRequest(remoting.RequestUpdateAndCreateSubscriptiongroup,
-		remoting.EncodeHeader(&remoting.RPCHeader{RPC: remoting.RPC{BrokerName: b.Name}}), body))
-	if err != nil || resp.Code != 0 {
-		t.Fatalf("disabling %s on the broker: %v %v", group, resp, err)
-	}
+	putBrokerGroupConfig(t, b, sg)
 
 	raw := testenv.NewRawClient(t, p)
 	raw.Subscribe(t, group, topic)

@@ -65,6 +65,23 @@ func (l *errorLog) add(op string, err error) {
 	}
 }
 
+// drainClients creates a topic and a group named after prefix on c (with
+// the CLI) and connects a producer and a simple consumer of the official Go
+// client to them.
+func drainClients(t *testing.T, c *testenv.Child, prefix string) (topic, group string, producer rmq.Producer, consumer rmq.SimpleConsumer) {
+	t.Helper()
+	topic, group = testenv.Name(t, prefix+"-t"), testenv.Name(t, prefix+"-g")
+	createTopicCLI(t, c, topic)
+	testenv.Claim(t, "consumer group", group)
+	if code, out := testenv.CLI(t, "group", "create", group, "--admin.address="+c.AdminAddr); code != 0 {
+		t.Fatalf("group create: exit %d:\n%s", code, out)
+	}
+	p := c.Proxy(t)
+	producer = testenv.NewProducer(t, p, topic)
+	consumer = testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	return topic, group, producer, consumer
+}
+
 // TestDrainOnSIGTERM: SIGTERM during a produce/consume run of the official
 // Go client. The proxy reports not ready first (/readyz 503 naming the
 // shutdown, while sends still succeed during shutdown.drainDelay), then
@@ -77,15 +94,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	begin := time.Now()
 	defer func() { t.Logf("test body took %v", time.Since(begin)) }()
 	c := testenv.StartChild(t, data, "--shutdown.drainDelay=3s", "--shutdown.grpcDrain=10s", "--grpc.address="+freeport.Addr(t))
-	topic, group := testenv.Name(t, "drain-t"), testenv.Name(t, "drain-g")
-	createTopicCLI(t, c, topic)
-	testenv.Claim(t, "consumer group", group)
-	if code, out := testenv.CLI(t, "group", "create", group, "--admin.address="+c.AdminAddr); code != 0 {
-		t.Fatalf("group create: exit %d:\n%s", code, out)
-	}
-	p := c.Proxy(t)
-	producer := testenv.NewProducer(t, p, topic)
-	consumer := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	topic, group, producer, consumer := drainClients(t, c, "drain")
 
 	var (
 		mu         sync.Mutex
@@ -293,15 +302,7 @@ func logTime(t *testing.T, logs, msg string) time.Time {
 // (TestStageOverrunDoesNotStarveTheNext).
 func TestNormalDrainLogsNoWarning(t *testing.T) {
 	c := testenv.StartChild(t, filepath.Join(t.TempDir(), "data"), "--shutdown.drainDelay=2s", "--grpc.address="+freeport.Addr(t))
-	topic, group := testenv.Name(t, "calm-t"), testenv.Name(t, "calm-g")
-	createTopicCLI(t, c, topic)
-	testenv.Claim(t, "consumer group", group)
-	if code, out := testenv.CLI(t, "group", "create", group, "--admin.address="+c.AdminAddr); code != 0 {
-		t.Fatalf("group create: exit %d:\n%s", code, out)
-	}
-	p := c.Proxy(t)
-	producer := testenv.NewProducer(t, p, topic)
-	consumer := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	topic, _, producer, consumer := drainClients(t, c, "calm")
 	if _, err := producer.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("one")}); err != nil {
 		t.Fatal(err)
 	}
