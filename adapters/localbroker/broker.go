@@ -323,11 +323,24 @@ func (e *Engine) appendApplyCheckedLocked(typ record.Type, encode func([]byte) [
 // handleTarget resolves an ack-like request to the delivery it names. done
 // is set when the message is already consumed (the request is an
 // idempotent retry).
+//
+// A handle naming another broker is taken only when its receipt id is that
+// of the delivery in flight it names: local mode has one broker, and such a
+// handle is one this broker issued before local.brokerName was renamed
+// (receipt ids never repeat in a data directory). Refusing those made every
+// ack after a rename fail and the acked messages come again.
 func (e *Engine) handleTargetLocked(ctx context.Context, req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
-	h := req.Handle
-	if h.BrokerName != e.cfg.BrokerName {
+	k, d, done, err = e.handleTargetAnyBrokerLocked(ctx, req, now)
+	if h := req.Handle; h.BrokerName != e.cfg.BrokerName && (err != nil || d == nil) {
 		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle belongs to broker %q, not to this local broker %q", h.BrokerName, e.cfg.BrokerName)
 	}
+	return k, d, done, err
+}
+
+// handleTargetAnyBrokerLocked is handleTargetLocked without the check of
+// the handle's broker name.
+func (e *Engine) handleTargetAnyBrokerLocked(ctx context.Context, req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
+	h := req.Handle
 	t, err := e.topicLocked(ctx, req.Topic, false)
 	if err != nil {
 		return k, nil, false, err
@@ -484,6 +497,7 @@ func (e *Engine) changeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 		}
 		h := req.Handle
 		h.StartOffset, h.RetrieveTime, h.InvisibleTime = receipt, nowMs, inv
+		h.BrokerName = e.cfg.BrokerName // (a handle from before a rename names the old one)
 		hs[i] = h
 	}
 	if end > 0 {
@@ -594,10 +608,15 @@ func (e *Engine) forwardTargetLocked(ctx context.Context, req ports.AckRequest, 
 		return k, d, false, done, err
 	}
 	h := req.Handle
-	if h.BrokerName != e.cfg.BrokerName {
-		return k, d, false, done, err
-	}
 	k = consKey{req.Group, req.Topic, h.QueueID}
+	if h.BrokerName != e.cfg.BrokerName {
+		// Only a handle of this broker from before a rename of
+		// local.brokerName: its receipt id is still the delivery's.
+		c := e.cons[k]
+		if c == nil || c.inflight[h.QueueOffset] == nil || c.inflight[h.QueueOffset].receipt != h.StartOffset {
+			return k, d, false, done, err
+		}
+	}
 	if c := e.cons[k]; c != nil && h.QueueOffset < c.next && !c.consumed(h.QueueOffset) {
 		cur := c.inflight[h.QueueOffset]
 		switch {

@@ -909,6 +909,52 @@ func TestPopNamingAnotherBrokerServed(t *testing.T) {
 	}
 }
 
+// TestHandlesOfBeforeABrokerRename: after a restart (here a kill -9)
+// with local.brokerName renamed, the receipt handles consumers held named
+// the old name and every ack, invisible-time change and dead-letter forward
+// of them was refused (INVALID_RECEIPT_HANDLE "belongs to broker"): the
+// messages, processed and acked, were delivered again after their
+// invisible time. A handle whose receipt id is that of the delivery it
+// names is this broker's whatever name it carries; one whose receipt id
+// is not (forged, or a superseded delivery) is still refused.
+func TestHandlesOfBeforeABrokerRename(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""), msg("t", "c", ""))
+	got := h.pop("g", "t", 0, 3, time.Minute)
+	if !slices.Equal(ids(got), []string{"a", "b", "c"}) {
+		t.Fatalf("pop: %v", ids(got))
+	}
+	h.cfg.BrokerName = "renamed"
+	h.crashRestart(true)
+	if err := h.e.Ack(ctx, ackReq("g", got[0])); err != nil {
+		t.Fatalf("ack of a handle from before the rename: %v", err)
+	}
+	b := ackReq("g", got[1])
+	nh, err := h.e.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{AckRequest: b, InvisibleTime: time.Hour})
+	if err != nil {
+		t.Fatalf("invisible-time change of a handle from before the rename: %v", err)
+	}
+	if nh.BrokerName != "renamed" {
+		t.Fatalf("new handle names broker %q", nh.BrokerName)
+	}
+	// The superseded handle of b is refused, whatever broker it names.
+	wantReason(t, h.e.Ack(ctx, b), domain.ReasonInvalidReceiptHandle)
+	// c's handle outlives its invisible time: its forward still moves it.
+	h.fake().Advance(2 * time.Minute)
+	h.revive()
+	if err := h.e.ForwardToDeadLetter(ctx, ackReq("g", got[2])); err != nil {
+		t.Fatalf("forward of a handle from before the rename: %v", err)
+	}
+	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); !slices.Equal(ids(d), []string{"c"}) {
+		t.Fatalf("dead-letter queue: %v; want c", ids(d))
+	}
+	h.fake().Advance(2 * time.Hour)
+	if again := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(again), []string{"b"}) {
+		t.Fatalf("delivered again: %v; want b only (a was acked, c forwarded)", ids(again))
+	}
+}
+
 // TestRouteFollowsTopicChanges: the routes of one topic definition share
 // their queues, so a send's route lookup allocates nothing; an update
 // (more queues, another permission), a deletion and a new incarnation
