@@ -37,6 +37,10 @@ type Broker struct {
 
 	// nsCur is the index of the NameServer that answered last.
 	nsCur atomic.Int32
+	// nsFaults remembers the NameServers that did not answer in time or
+	// could not be reached (by address), for cluster.isolation: they are
+	// not asked again for what another NameServer answered lacking.
+	nsFaults *faults
 
 	meta    *metaCache
 	faults  *faults
@@ -103,7 +107,7 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		clock = ports.SystemClock{}
 	}
 	b := &Broker{cfg: cfg, log: log.With("component", "cluster"), clock: clock, id: proxyClientID(),
-		faults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1),
+		faults: newFaults(cfg.Isolation), nsFaults: newFaults(cfg.Isolation), clients: newClientSet(), kick: make(chan struct{}, 1),
 		ackLines: ackLines{Limits: ackLimits}, sendLines: sendLines{Limits: sendLimits}, routeWait: routeWait}
 	b.meta = newMetaCache(b)
 	b.latePop = b.releaseLatePop
@@ -499,7 +503,11 @@ const (
 // interval (30 s) knows no broker while the others do. It returns the
 // first answer that holds it; when none does, the first one lacking it,
 // else the first one, as callNameServer would. The NameServer whose
-// answer is returned is asked first next time.
+// answer is returned is asked first next time. Once one answered lacking,
+// the NameServers that failed to answer within cluster.isolation are not
+// asked: a hung one made every lookup of a topic that does not exist
+// (and every readiness probe while the cluster had no master) wait
+// cluster.requestTimeout for it.
 func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command, judge func(*remoting.Command) nsVerdict, ok ...remoting.ResponseCode) (*remoting.Command, error) {
 	n := len(b.cfg.NameServers)
 	start := int(b.nsCur.Load())
@@ -513,8 +521,12 @@ func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command
 	var lacking, unusable *answer // the first answer of each kind
 	for i := range n {
 		idx := (start + i) % n
+		addr := b.cfg.NameServers[idx]
+		if (lacking != nil || unusable != nil) && b.nsFaults.isolated(addr, b.clock.Now()) {
+			continue
+		}
 		req := mk()
-		resp, err := b.invoke(ctx, b.cfg.NameServers[idx], req)
+		resp, err := b.invoke(ctx, addr, req)
 		if err == nil {
 			v := nsAnswered
 			if judge != nil {
@@ -544,7 +556,10 @@ func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command
 		var ce *client.Error
 		retryable := errors.As(err, &ce) && ce.Retryable()
 		if retryable {
-			unreached = append(unreached, b.cfg.NameServers[idx]+": "+transportFailureText(ce.Kind))
+			unreached = append(unreached, addr+": "+transportFailureText(ce.Kind))
+			if ctx.Err() == nil { // the NameServer's failure, not the caller's deadline
+				b.nsFaults.mark(addr, b.clock.Now())
+			}
 		}
 		if ctx.Err() != nil || !retryable {
 			break

@@ -1,0 +1,93 @@
+package cluster
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/domain"
+)
+
+// hungNameServer is a NameServer that reads every request and answers
+// none (a hung JVM, a full GC), except route lookups of topic "marker",
+// which it answers at once: an answer to a marker says that every request
+// written before it on the same connection was read. It counts the other
+// requests.
+func hungNameServer(t *testing.T) (addr string, asked *atomic.Int32) {
+	asked = new(atomic.Int32)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	acceptEach(t, &wg, ln, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := remoting.ReadCommand(br, 0)
+			if err != nil {
+				return
+			}
+			var h remoting.GetRouteInfoRequestHeader
+			if remoting.RequestCode(req.Code) == remoting.RequestGetRouteinfoByTopic && h.DecodeFields(req.Fields) == nil && h.Topic == "marker" {
+				b, _ := remoting.AppendCommand(nil, remoting.NewResponse(req, remoting.ResponseTopicNotExist, "marker"))
+				if _, err := nc.Write(b); err != nil {
+					return
+				}
+				continue
+			}
+			asked.Add(1)
+		}
+	})
+	return ln.Addr().String(), asked
+}
+
+// TestHungNameServerIsNotWaitedForByEveryLookup: with two NameServers, one
+// answering and one hung (it accepts and reads, and answers nothing), a
+// lookup of a topic that does not exist is answered TOPIC_NOT_EXIST by the
+// first and then asked of the hung one, as a restarted NameServer may lack
+// what the other knows. Every such lookup waited cluster.requestTimeout
+// for the hung NameServer (5 s by default): each send to a missing topic,
+// each readiness probe while the cluster had no master. A NameServer that
+// just failed to answer is not asked again for that until cluster.isolation
+// has passed.
+func TestHungNameServerIsNotWaitedForByEveryLookup(t *testing.T) {
+	var goodAddr string
+	goodAddr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(goodAddr)
+		case remoting.RequestGetRouteinfoByTopic:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic")
+		}
+		return resp
+	})
+	hung, asked := hungNameServer(t)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{goodAddr, hung}
+	cfg.ConnectionsPerBroker = 1 // one connection to the hung NameServer: a marker answered follows every request before it
+	cfg.RequestTimeout = 200 * time.Millisecond
+	cfg.Isolation = time.Hour
+	b := newBroker(t, cfg, nil)
+
+	for i := range 3 {
+		if _, err := b.meta.topic(t.Context(), "missing"); domain.ReasonOf(err) != domain.ReasonTopicNotFound {
+			t.Fatalf("lookup %d of a missing topic: %v, want TOPIC_NOT_FOUND", i, err)
+		}
+	}
+	// Every request written to the hung NameServer before the marker has
+	// been read once the marker is answered.
+	marker := remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
+		remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: "marker", AcceptStandardJSONOnly: true}), nil)
+	if _, err := b.rpc.InvokeWithin(t.Context(), hung, marker, time.Minute); err != nil {
+		t.Fatalf("marker: %v", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the hung NameServer was asked %d times in 3 lookups of a missing topic, want 1 (each waited cluster.requestTimeout for it)", n)
+	}
+}
