@@ -214,7 +214,11 @@ func (b *Broker) heartbeatLoop(ctx context.Context) {
 }
 
 // heartbeatRound sends one heartbeat (and the pending unregistrations) to
-// every master, one at a time, each bounded by the request timeout.
+// every master, to all at once, each call bounded by the request timeout.
+// Sent one master after the other, a hung master (one call per group to
+// unregister, and the heartbeat, each waiting the request timeout) held
+// back the others' heartbeats, and the next round; a master that fails
+// a call is now sent nothing more in the round.
 func (b *Broker) heartbeatRound(ctx context.Context) {
 	ms := b.meta.masters()
 	if len(ms) == 0 {
@@ -226,37 +230,54 @@ func (b *Broker) heartbeatRound(ctx context.Context) {
 		b.log.LogAttrs(ctx, slog.LevelError, "encoding a heartbeat failed", slog.Any("error", err))
 		return
 	}
+	beat := len(hb.ProducerDataSet) != 0 || len(hb.ConsumerDataSet) != 0
+	var wg sync.WaitGroup
 	for _, m := range ms {
-		if ctx.Err() != nil {
-			return
-		}
-		b.unregister(ctx, m, goneP, goneC)
-		if len(hb.ProducerDataSet) == 0 && len(hb.ConsumerDataSet) == 0 {
-			continue
-		}
-		if err := b.callPinned(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
-			b.failed(m.name, err)
-			b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
-				slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
-		}
+		wg.Go(func() {
+			if ctx.Err() != nil || !b.unregister(ctx, m, goneP, goneC) || !beat {
+				return
+			}
+			if err := b.callPinned(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
+				b.failed(m.name, err)
+				b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
+					slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // unregister tells one broker that this proxy no longer has clients in the
-// given groups.
-func (b *Broker) unregister(ctx context.Context, m master, producers, consumers []string) {
-	send := func(h *remoting.UnregisterClientRequestHeader) {
-		if err := b.callPinned(ctx, m.addr, remoting.RequestUnregisterClient, h, nil); err != nil && ctx.Err() == nil {
-			b.log.LogAttrs(ctx, slog.LevelDebug, "unregistering a group from a broker failed; the broker expires it",
-				slog.String("broker", m.name), slog.Any("error", err))
+// given groups. It stops at a failure that says the broker cannot be
+// reached or does not answer (recorded, see [Broker.failed]), reporting
+// false: each further call would wait as long.
+func (b *Broker) unregister(ctx context.Context, m master, producers, consumers []string) bool {
+	send := func(h *remoting.UnregisterClientRequestHeader) bool {
+		err := b.callPinned(ctx, m.addr, remoting.RequestUnregisterClient, h, nil)
+		if err == nil || ctx.Err() != nil {
+			return err == nil
 		}
+		if transportFailure(err) {
+			b.failed(m.name, err)
+			b.log.LogAttrs(ctx, slog.LevelWarn, "unregistering a group from a broker failed; it is sent nothing more this round, and expires the groups left",
+				slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
+			return false
+		}
+		b.log.LogAttrs(ctx, slog.LevelDebug, "unregistering a group from a broker failed; the broker expires it",
+			slog.String("broker", m.name), slog.Any("error", err))
+		return true
 	}
 	for _, p := range producers {
-		send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ProducerGroup: p})
+		if !send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ProducerGroup: p}) {
+			return false
+		}
 	}
 	for _, c := range consumers {
-		send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ConsumerGroup: c})
+		if !send(&remoting.UnregisterClientRequestHeader{ClientID: b.id, ConsumerGroup: c}) {
+			return false
+		}
 	}
+	return true
 }
 
 // unregisterAll removes every group of this proxy from every broker, on
@@ -273,7 +294,9 @@ func (b *Broker) unregisterAll(ctx context.Context) {
 	if len(ps)+len(cs) == 0 {
 		return
 	}
+	var wg sync.WaitGroup
 	for _, m := range b.meta.masters() {
-		b.unregister(ctx, m, ps, cs)
+		wg.Go(func() { b.unregister(ctx, m, ps, cs) })
 	}
+	wg.Wait()
 }
