@@ -89,6 +89,15 @@ func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
 	if err != nil {
 		return err
 	}
+	err = b.ackTo(ctx, addr, req)
+	if moved := b.movedBroker(ctx, req.Handle.BrokerName, addr, err); moved != "" {
+		err = b.ackTo(ctx, moved, req)
+	}
+	return err
+}
+
+// ackTo acks req at the broker at addr.
+func (b *Broker) ackTo(ctx context.Context, addr string, req ports.AckRequest) error {
 	if b.cfg.BatchAck && batchable(req.Handle) {
 		return b.coalescedAck(ctx, req.Handle.BrokerName, addr, req)
 	}

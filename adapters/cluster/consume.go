@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/domain/filter"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -296,6 +297,27 @@ func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (stri
 	return b.meta.brokerAddr(ctx, h.BrokerName)
 }
 
+// movedBroker returns the address to send a request for broker name to
+// again after it failed at addr with err, or "" when it is not to be sent
+// again: only a request that certainly was not sent (no connection could
+// be made to addr), and only when the NameServers, asked again, name
+// another address for the broker (restarted elsewhere: a Kubernetes pod's
+// new IP, a new port). Without it, the acks and changes of the handles a
+// broker minted before it moved failed until the cluster view was read
+// again, each a redelivery for the consumer. The failure at addr has made
+// the view stale (see [Broker.failed]), so it is read again here.
+func (b *Broker) movedBroker(ctx context.Context, name, addr string, err error) string {
+	var ce *client.Error
+	if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.Kind != client.KindDial || ce.MaybeDelivered() {
+		return ""
+	}
+	a, aerr := b.meta.brokerAddr(ctx, name)
+	if aerr != nil || a == addr {
+		return ""
+	}
+	return a
+}
+
 // ChangeInvisible implements [ports.Broker]: CHANGE_MESSAGE_INVISIBLETIME to
 // the handle's broker; the new handle is the new checkpoint with the same
 // commit-log offset.
@@ -317,6 +339,11 @@ func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleR
 	cmd := remoting.NewRequestWithRoom(remoting.RequestChangeMessageInvisibletime, nil)
 	cmd.Fields = ch.AppendFields(cmd.Fields)
 	resp, err := b.invoke(ctx, addr, cmd)
+	if moved := b.movedBroker(ctx, h.BrokerName, addr, b.failedAt(h.BrokerName, err)); moved != "" {
+		cmd = remoting.NewRequestWithRoom(remoting.RequestChangeMessageInvisibletime, nil)
+		cmd.Fields = ch.AppendFields(cmd.Fields)
+		resp, err = b.invoke(ctx, moved, cmd)
+	}
 	if err == nil {
 		err = expect(remoting.RequestChangeMessageInvisibletime, resp)
 	}

@@ -962,6 +962,14 @@ func (b *Broker) failed(brokerName string, err error) {
 	b.brokerAnsweredAt.Store(0) // and asks a broker too
 }
 
+// failedAt is failed, returning err.
+func (b *Broker) failedAt(brokerName string, err error) error {
+	if err != nil {
+		b.failed(brokerName, err)
+	}
+	return err
+}
+
 // queue returns queue qid of brokerName in the route.
 func (e *topicEntry) queue(brokerName string, qid int32) (ports.RouteQueue, bool) {
 	i := slices.IndexFunc(e.route.Queues, func(q ports.RouteQueue) bool { return q.BrokerName == brokerName && q.QueueID == qid })
