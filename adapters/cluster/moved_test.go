@@ -12,11 +12,13 @@ import (
 // TestHandleRequestsFollowABrokerRestartedElsewhere: a broker restarted at
 // a new address (a Kubernetes pod's new IP, a new port) while the cluster
 // view still named the old one: every ack and invisible-time change of a
-// handle it minted before the restart failed with UNAVAILABLE until the
-// view was read again (each failed ack a redelivery, a duplicate for the
-// consumer), although the NameServers named the new address. A request
-// that could not be sent (no connection to the old address) now goes to
-// the address the NameServers give, once, when it differs.
+// handle it minted before the restart, and every end of a transaction it
+// holds, failed with UNAVAILABLE until the view was read again (each
+// failed ack a redelivery, a duplicate for the consumer; each failed end
+// an error for the producer), although the NameServers named the new
+// address. A request that could not be sent (no connection to the old
+// address) now goes to the address the NameServers give, once, when it
+// differs.
 func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there any more
 	var addr string
@@ -45,6 +47,11 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 		if err := b.Ack(t.Context(), req); err != nil {
 			t.Errorf("batchAck %v: ack: %v (reason %v)", batch, err, domain.ReasonOf(err))
 		}
+	}
+	moved()
+	id := transactionID{Broker: "b1", CommitLogOffset: 10, QueueOffset: 1, MessageID: "01AB"}.String()
+	if err := b.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "T", TransactionID: id, Resolution: ports.ResolutionCommit}); err != nil {
+		t.Errorf("transaction commit: %v (reason %v)", err, domain.ReasonOf(err))
 	}
 	moved()
 	if _, err := b.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: req, InvisibleTime: time.Minute}); err != nil {

@@ -337,6 +337,12 @@ func (b *Broker) EndTransaction(ctx context.Context, req ports.EndTransactionReq
 	cctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
 	resp, err := b.rpc.InvokeWithLate(cctx, addr, newRequest(remoting.RequestEndTransaction, &h, nil), b.endAnsweredLate)
 	cancel()
+	if moved := b.movedBroker(ctx, t.Broker, addr, b.failedAt(t.Broker, err)); moved != "" { // not sent: no end twice
+		addr = moved
+		cctx, cancel := bounded(ctx, b.cfg.RequestTimeout)
+		resp, err = b.rpc.InvokeWithLate(cctx, addr, newRequest(remoting.RequestEndTransaction, &h, nil), b.endAnsweredLate)
+		cancel()
+	}
 	if err == nil {
 		b.answered(addr)
 		err = expect(remoting.RequestEndTransaction, resp)
