@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -37,9 +38,10 @@ type Broker struct {
 
 	// nsCur is the index of the NameServer that answered last.
 	nsCur atomic.Int32
-	// nsFaults remembers the NameServers that did not answer in time or
-	// could not be reached (by address), for cluster.isolation: they are
-	// not asked again for what another NameServer answered lacking.
+	// nsFaults remembers the NameServers that did not answer in time, or
+	// could not be connected to in time (by address), for
+	// cluster.isolation: they are not asked again for what another
+	// NameServer answered lacking.
 	nsFaults *faults
 
 	meta    *metaCache
@@ -557,7 +559,7 @@ func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command
 		retryable := errors.As(err, &ce) && ce.Retryable()
 		if retryable {
 			unreached = append(unreached, addr+": "+transportFailureText(ce.Kind))
-			if ctx.Err() == nil { // the NameServer's failure, not the caller's deadline
+			if ctx.Err() == nil && slow(ce) { // the NameServer's failure, not the caller's deadline
 				b.nsFaults.mark(addr, b.clock.Now())
 			}
 		}
@@ -577,6 +579,15 @@ func (b *Broker) askNameServers(ctx context.Context, mk func() *remoting.Command
 	return nil, domain.Wrap(domain.ReasonOf(mapError(lastErr)), lastErr, fmt.Sprintf(
 		"no NameServer of cluster.nameServers answered (%s); retry, and check that they run and that rmqproxy can reach them",
 		strings.Join(unreached, "; ")))
+}
+
+// slow reports whether a failed call took its time: no answer within the
+// request timeout, or no connection within the dial timeout (a host that
+// drops packets). A peer that refuses connections fails at once, and one
+// that did may be back, with what another NameServer lacks.
+func slow(ce *client.Error) bool {
+	var ne net.Error
+	return ce.Kind == client.KindTimeout || ce.Kind == client.KindDial && errors.As(ce.Err, &ne) && ne.Timeout()
 }
 
 // transportFailureText says what a retryable client.Error's kind means.
