@@ -297,6 +297,13 @@ func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (stri
 	return b.meta.brokerAddr(ctx, h.BrokerName)
 }
 
+// unsentDial reports whether err is a call's that could not be sent
+// because no connection to its address could be made.
+func unsentDial(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Kind == client.KindDial && !ce.MaybeDelivered()
+}
+
 // movedBroker returns the address to send a request for broker name to
 // again after it failed at addr with err, or "" when it is not to be sent
 // again: only a request that certainly was not sent (no connection could
@@ -307,8 +314,7 @@ func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (stri
 // again, each a redelivery for the consumer. The failure at addr has made
 // the view stale (see [Broker.failed]), so it is read again here.
 func (b *Broker) movedBroker(ctx context.Context, name, addr string, err error) string {
-	var ce *client.Error
-	if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.Kind != client.KindDial || ce.MaybeDelivered() {
+	if ctx.Err() != nil || !unsentDial(err) {
 		return ""
 	}
 	a, aerr := b.meta.brokerAddr(ctx, name)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +57,51 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 	moved()
 	if _, err := b.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: req, InvisibleTime: time.Minute}); err != nil {
 		t.Errorf("invisible-time change: %v (reason %v)", err, domain.ReasonOf(err))
+	}
+}
+
+// TestSendFollowsABrokerRestartedElsewhere: a send to a broker restarted
+// at a new address while the cached route named the old one failed with
+// UNAVAILABLE when no other broker could take it (a cluster of one
+// broker; any FIFO message, which stays on its queue), although the
+// NameServers routed the topic to the new address. A send that could not
+// be sent (no connection) now goes to the same queue at the address the
+// route, read again, gives, when it differs.
+func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
+	const oldAddr = "127.0.0.1:1" // nothing listens there any more
+	var stored atomic.Int32
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			return topicConfigAnswer(req)
+		case remoting.RequestSendMessageV2:
+			var h remoting.SendMessageRequestHeader
+			if err := h.DecodeFieldsV2(req.Fields); err != nil {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+			}
+			sr := remoting.SendMessageResponseHeader{MsgID: "0A00000100002A9F0000000000000000", QueueID: h.QueueID, QueueOffset: int64(stored.Add(1) - 1)}
+			resp.Fields = sr.AppendFields(nil)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	for i, group := range []string{"", "fifo-group"} {
+		b.meta.forgetTopic("T")
+		e, err := b.meta.topic(t.Context(), "T")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.masters["b1"] = oldAddr // read before the broker moved
+		b.meta.cluster, b.meta.clusterStale = &clusterView{brokers: map[string]string{"b1": oldAddr}, members: []string{"b1"}, fetched: time.Now()}, false
+		m := domain.Message{Topic: "T", Body: []byte("body"), ID: "ID00000" + string(rune('0'+i)), Group: group, BornAt: time.Now()}
+		if _, err := b.Send(t.Context(), domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 1}, []domain.Message{m}); err != nil {
+			t.Errorf("send (message group %q) to a broker restarted at a new address: %v (reason %v)", group, err, domain.ReasonOf(err))
+		}
 	}
 }

@@ -67,6 +67,19 @@ func (b *Broker) Send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		if isCode(err, remoting.ResponseTopicNotExist) {
 			b.meta.invalidateTopic(q.Topic)
 		}
+		if attempt < maxSendAttempts && unsentDial(err) && ctx.Err() == nil {
+			// The broker may have moved (restarted at a new address): the
+			// route, made stale by the failure, is read again, and the
+			// send goes to the same queue there, FIFO or not.
+			if old, _ := e.addr(q.BrokerName); old != "" {
+				if fresh, ferr := b.meta.topic(ctx, q.Topic); ferr == nil {
+					if a, _ := fresh.addr(q.BrokerName); a != "" && a != old {
+						e = fresh
+						continue
+					}
+				}
+			}
+		}
 		if !movable || attempt >= maxSendAttempts || !notStored(err) || ctx.Err() != nil {
 			return nil, mapError(err)
 		}
