@@ -63,6 +63,22 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	pr := remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
 	pr.Fields = h.AppendFields(pr.Fields)
 	resp, err := b.poll(ctx, addr, pr, timeout, b.latePop)
+	if err != nil && ctx.Err() == nil && unsentDial(err) {
+		// The broker may have moved (restarted at a new address): the
+		// route, made stale by the failure, is read again, and the pop
+		// goes there (nothing was sent, nothing popped).
+		b.failed(broker, err)
+		if fresh, ferr := b.meta.topic(ctx, req.Topic); ferr == nil {
+			if a, _ := fresh.addr(broker); a != "" && a != addr {
+				addr = a
+				poll, timeout = b.pollBudget(ctx, req.PollTimeout)
+				h.PollTime = poll.Milliseconds()
+				pr = remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
+				pr.Fields = h.AppendFields(pr.Fields)
+				resp, err = b.poll(ctx, addr, pr, timeout, b.latePop)
+			}
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			b.failed(broker, err)

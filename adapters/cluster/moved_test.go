@@ -105,3 +105,40 @@ func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiveFollowsABrokerRestartedElsewhere: a receive naming a broker
+// restarted at a new address (or finding only it) while the cached route
+// named the old one failed with UNAVAILABLE; it now pops at the address
+// the route, read again, gives.
+func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
+	const oldAddr = "127.0.0.1:1" // nothing listens there any more
+	var pops atomic.Int32
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			return topicConfigAnswer(req)
+		case remoting.RequestPopMessage:
+			pops.Add(1)
+			return remoting.NewResponse(req, remoting.ResponsePollingTimeout, "no new message")
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	e, err := b.meta.topic(t.Context(), "T")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.masters["b1"] = oldAddr // read before the broker moved
+	ms, err := b.Pop(t.Context(), ports.PopRequest{Group: "G", Topic: "T", BrokerName: "b1", QueueID: -1, MaxMessages: 1,
+		InvisibleTime: time.Minute, PollTimeout: 10 * time.Millisecond})
+	if err != nil || len(ms) != 0 || pops.Load() != 1 {
+		t.Errorf("receive from a broker restarted at a new address: %d messages, %v (reason %v), %d pops at the new address; want none, nil, 1",
+			len(ms), err, domain.ReasonOf(err), pops.Load())
+	}
+}
