@@ -420,7 +420,13 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 	if err != nil {
 		return err
 	}
-	if err := b.handleNamesTopic(ctx, addr, req); err != nil {
+	err = b.handleNamesTopic(ctx, addr, req)
+	if moved := b.movedBroker(ctx, h.BrokerName, addr, err); moved != "" {
+		// Restarted elsewhere: the move goes there (see [Broker.movedBroker]).
+		addr = moved
+		err = b.handleNamesTopic(ctx, addr, req)
+	}
+	if err != nil {
 		return err
 	}
 	// Checked when the move is sent, as a change is (see [Broker.expiring]).

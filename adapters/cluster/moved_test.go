@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"encoding/base64"
+	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +16,8 @@ import (
 // TestHandleRequestsFollowABrokerRestartedElsewhere: a broker restarted at
 // a new address (a Kubernetes pod's new IP, a new port) while the cluster
 // view still named the old one: every ack and invisible-time change of a
-// handle it minted before the restart, and every end of a transaction it
+// handle it minted before the restart (dead-letter forwards too), every
+// recall of a delay message it holds and every end of a transaction it
 // holds, failed with UNAVAILABLE until the view was read again (each
 // failed ack a redelivery, a duplicate for the consumer; each failed end
 // an error for the producer), although the NameServers named the new
@@ -28,6 +32,16 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetBrokerClusterInfo:
 			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestViewMessageById:
+			body, err := remoting.AppendMessage(nil, &remoting.Message{MagicCode: remoting.MagicV1, CommitLogOffset: 100,
+				BornHost: netip.MustParseAddrPort("10.0.0.1:1234"), StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"),
+				Topic: "T", Body: []byte("b")})
+			if err != nil {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, err.Error())
+			}
+			resp.Body = body
+		case remoting.RequestRecallMessage:
+			resp.Fields = (&remoting.RecallMessageResponseHeader{MsgID: "01AB"}).AppendFields(nil)
 		case remoting.RequestChangeMessageInvisibletime:
 			var h remoting.ChangeInvisibleTimeRequestHeader
 			_ = h.DecodeFields(req.Fields)
@@ -57,6 +71,15 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 	moved()
 	if _, err := b.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: req, InvisibleTime: time.Minute}); err != nil {
 		t.Errorf("invisible-time change: %v (reason %v)", err, domain.ReasonOf(err))
+	}
+	moved()
+	if err := b.ForwardToDeadLetter(t.Context(), req); err != nil {
+		t.Errorf("dead-letter forward: %v (reason %v)", err, domain.ReasonOf(err))
+	}
+	moved()
+	recallHandle := base64.URLEncoding.EncodeToString([]byte("v1 T b1 " + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10) + " 01AB"))
+	if id, err := b.Recall(t.Context(), "T", recallHandle); err != nil || id != "01AB" {
+		t.Errorf("recall: %q, %v (reason %v)", id, err, domain.ReasonOf(err))
 	}
 }
 

@@ -535,8 +535,15 @@ func (b *Broker) Recall(ctx context.Context, topic, handle string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	resp, err := b.call(ctx, addr, remoting.RequestRecallMessage,
-		&remoting.RecallMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ProducerGroup: topic, Topic: topic, RecallHandle: handle}, nil)
+	recall := func(addr string) (*remoting.Command, error) {
+		return b.call(ctx, addr, remoting.RequestRecallMessage,
+			&remoting.RecallMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ProducerGroup: topic, Topic: topic, RecallHandle: handle}, nil)
+	}
+	resp, err := recall(addr)
+	if moved := b.movedBroker(ctx, broker, addr, b.failedAt(broker, err)); moved != "" {
+		// Restarted elsewhere (see [Broker.movedBroker]).
+		resp, err = recall(moved)
+	}
 	if err != nil {
 		b.failed(broker, err)
 		switch {
