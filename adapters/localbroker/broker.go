@@ -174,7 +174,7 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 		e.mu.Unlock()
 		return nil, err
 	}
-	if err := e.checkQueueRefLocked(t, q.QueueID); err != nil {
+	if err := e.checkQueueRefLocked(t, q.BrokerName, q.QueueID); err != nil {
 		e.mu.Unlock()
 		return nil, err
 	}
@@ -265,12 +265,10 @@ func (e *Engine) checkCopiesFit(msgs []domain.Message, locs []record.Location) e
 	return nil
 }
 
-// checkQueueRefLocked checks that queue qid exists in t. The broker name
-// a client gives is not checked: local mode has one broker, and a client
-// naming another (its route from before local.brokerName was renamed) is
-// served by this one, as the Apache proxy's local mode takes any broker
-// name for its broker.
-func (e *Engine) checkQueueRefLocked(t *topicMeta, qid int32) error {
+func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) error {
+	if broker != "" && broker != e.cfg.BrokerName {
+		return domain.Errorf(domain.ReasonBadRequest, "queue is on broker %q but this is the local broker %q; query the route again", broker, e.cfg.BrokerName)
+	}
 	if qid < 0 || qid >= t.QueueCount {
 		return domain.Errorf(domain.ReasonBadRequest, "topic %q has queues 0..%d; queue %d does not exist (query the route again)", t.Name, t.QueueCount-1, qid)
 	}

@@ -26,7 +26,7 @@ func (e *Engine) pullQueueLocked(ctx context.Context, q domain.QueueRef, forRead
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkQueueRefLocked(t, q.QueueID); err != nil {
+	if err := e.checkQueueRefLocked(t, q.BrokerName, q.QueueID); err != nil {
 		return nil, err
 	}
 	if forRead && !t.Permission.Readable() {

@@ -377,33 +377,3 @@ func TestGetOffsetCreatesNoGroup(t *testing.T) {
 	_, err = h.e.GetOffset(t.Context(), "nobody", q)
 	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
 }
-
-// TestOffsetsNamingAnotherBrokerServed: a pull consumer whose route is from
-// before local.brokerName was renamed names the old broker in its queue
-// until it reads the route again; its pulls, offset commits and offset
-// reads got BAD_REQUEST "query the route again". Local mode has one broker,
-// and the Apache proxy's local mode takes any broker name as its own
-// broker, so they are served.
-func TestOffsetsNamingAnotherBrokerServed(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := t.Context()
-	h.send("t", 1, msg("t", "a", ""), msg("t", "b", ""))
-	q := domain.QueueRef{Topic: "t", BrokerName: "renamed-away", QueueID: 1}
-	r, err := h.e.Pull(ctx, ports.PullRequest{Group: "p", Queue: q, Offset: 0, BatchSize: 2})
-	if err != nil || len(r.Messages) != 2 {
-		t.Fatalf("pull naming another broker: %+v %v", r, err)
-	}
-	if err := h.e.UpdateOffset(ctx, "p", q, 2); err != nil {
-		t.Fatalf("offset commit naming another broker: %v", err)
-	}
-	if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 2 {
-		t.Fatalf("offset read naming another broker: %d %v", off, err)
-	}
-	if off, err := h.e.QueryOffset(ctx, q, ports.OffsetEnd, time.Time{}); err != nil || off != 2 {
-		t.Fatalf("offset query naming another broker: %d %v", off, err)
-	}
-	// The queue id is still checked.
-	if _, err := h.e.GetOffset(ctx, "p", domain.QueueRef{Topic: "t", BrokerName: "renamed-away", QueueID: 99}); domain.ReasonOf(err) != domain.ReasonBadRequest {
-		t.Fatalf("offset read of queue 99: %v, want BAD_REQUEST", err)
-	}
-}

@@ -92,7 +92,7 @@ func (e *Engine) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			return nil, domain.Errorf(domain.ReasonForbidden, "topic %q is not readable (permission %d)", t.Name, t.Permission)
 		}
 		if req.QueueID >= 0 {
-			if err := e.checkQueueRefLocked(t, req.QueueID); err != nil {
+			if err := e.checkQueueRefLocked(t, "", req.QueueID); err != nil {
 				e.mu.Unlock()
 				return nil, err
 			}
