@@ -258,8 +258,28 @@ func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats
 			topics = append(topics, s.Topic)
 		}
 	}
-	if len(topics) == 0 {
+	added := UnreportedQueues(ctx, a.topics, topics, stats)
+	if len(added) == 0 {
 		return stats, nil
+	}
+	stats = append(stats, added...)
+	slices.SortFunc(stats, func(x, y ports.QueueStats) int {
+		if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.QueueID, y.QueueID)
+	})
+	return stats, nil
+}
+
+// UnreportedQueues returns the queues of the topics a group subscribes to
+// (subscribed) that its stats do not list, because it has not received
+// from them yet, as topics reports them; a topic that cannot be read
+// (deleted since, or never created) adds none. GroupStats and the
+// consumer gauges both add them.
+func UnreportedQueues(ctx context.Context, topics ports.TopicQueueStats, subscribed []string, stats []ports.QueueStats) []ports.QueueStats {
+	if len(subscribed) == 0 {
+		return nil
 	}
 	type queue struct {
 		topic string
@@ -269,26 +289,18 @@ func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats
 	for _, q := range stats {
 		listed[queue{q.Topic, q.QueueID}] = true
 	}
-	added := false
-	for _, t := range topics {
-		qs, err := a.topics.TopicQueueStats(ctx, t)
+	var out []ports.QueueStats
+	for _, t := range subscribed {
+		qs, err := topics.TopicQueueStats(ctx, t)
 		if err != nil {
-			continue // deleted since (or never created): no queues
+			continue
 		}
 		for _, q := range qs {
-			if !listed[queue{q.Topic, q.QueueID}] {
-				stats = append(stats, q)
-				added = true
+			if k := (queue{q.Topic, q.QueueID}); !listed[k] {
+				listed[k] = true
+				out = append(out, q)
 			}
 		}
 	}
-	if added {
-		slices.SortFunc(stats, func(x, y ports.QueueStats) int {
-			if c := strings.Compare(x.Topic, y.Topic); c != 0 {
-				return c
-			}
-			return cmp.Compare(x.QueueID, y.QueueID)
-		})
-	}
-	return stats, nil
+	return out
 }

@@ -216,39 +216,21 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 			p.ready += q.Consumable
 			sums[k] = p
 		}
-		type queue struct {
-			topic, group string // names, not label values
-			qid          int32
+		// The queues of subscribed topics a group has no state on yet (none
+		// received from them, or only from some of the topic's queues)
+		// count too, as group stats lists them.
+		subscribed := map[string][]string{}
+		for _, s := range subs() {
+			subscribed[s.Group] = append(subscribed[s.Group], s.Topic)
 		}
-		exists := make(map[string]bool, len(groups))
-		reported := map[queue]bool{}
 		for _, g := range groups {
-			exists[g.Name] = true
 			stats, err := admin.GroupStats(ctx, g.Name)
 			if err != nil {
-				continue
+				stats = nil
 			}
+			stats = append(stats, application.UnreportedQueues(ctx, e, subscribed[g.Name], stats)...)
 			for _, q := range stats {
-				reported[queue{q.Topic, g.Name, q.QueueID}] = true
 				add(g.Name, q)
-			}
-		}
-		// The queues of subscribed topics the group has no state on yet
-		// (none received from them, or only from some of the topic's
-		// queues).
-		for _, s := range subs() {
-			if !exists[s.Group] {
-				continue
-			}
-			stats, err := e.TopicQueueStats(ctx, s.Topic)
-			if err != nil {
-				continue // no such topic (any more)
-			}
-			for _, q := range stats {
-				if k := (queue{q.Topic, s.Group, q.QueueID}); !reported[k] {
-					reported[k] = true
-					add(s.Group, q)
-				}
 			}
 		}
 		for k, p := range sums {
