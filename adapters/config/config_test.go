@@ -828,7 +828,12 @@ func TestConfigFile(t *testing.T) {
 		{name: "env names the file", src: config.Sources{File: def, Env: []string{"RMQPROXY_CONFIG=" + env}}, wantAddr: "env", wantMode: "local"},
 		{name: "flag beats env", src: config.Sources{File: def, Env: []string{"RMQPROXY_CONFIG=" + env}, Args: []string{"--config", flg}}, wantAddr: "flag", wantMode: "local"},
 		{name: "flag with =", src: config.Sources{Args: []string{"--config=" + flg}}, wantAddr: "flag", wantMode: "local"},
-		{name: "empty flag means no file", src: config.Sources{File: def, Args: []string{"--config="}}, wantAddr: ":8081", wantMode: "local"},
+		// An empty --config (a script's unset variable: --config=$FILE)
+		// started the server on the defaults, local mode with ./data,
+		// without a word: it is a usage error.
+		{name: "empty flag", src: config.Sources{File: def, Args: []string{"--config="}}, wantErr: true},
+		{name: "blank flag", src: config.Sources{Args: []string{"--config", " "}}, wantErr: true},
+		{name: "empty env means no file", src: config.Sources{Env: []string{"RMQPROXY_CONFIG="}}, wantAddr: ":8081", wantMode: "local"},
 		{name: "env still overrides the chosen file", src: config.Sources{Env: []string{"RMQPROXY_GRPC_ADDRESS=e"}, Args: []string{"--config", flg}}, wantAddr: "e", wantMode: "local"},
 		{name: "missing file", src: config.Sources{Args: []string{"--config", filepath.Join(dir, "nope.yaml")}}, wantErr: true},
 		{name: "missing value", src: config.Sources{Args: []string{"--config"}}, wantErr: true},

@@ -50,8 +50,9 @@
 //
 // The file is chosen before any layering happens: --config <file> wins over
 // RMQPROXY_CONFIG, which wins over [Sources].File (the composition root's
-// default, possibly empty). An empty value (--config=) means "no file". A
-// file named by any of them must exist. Only then is the chosen file applied
+// default, possibly empty). An empty --config is a usage error (a script's
+// unset variable would start on the defaults); an empty RMQPROXY_CONFIG
+// means "no file". A file named by any of them must exist. Only then is the chosen file applied
 // over the defaults, the environment over the file and the flags over the
 // environment.
 //

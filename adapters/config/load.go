@@ -237,6 +237,12 @@ func (l *loader) parseArgs(args []string) (as []assignment, flagFile *string, he
 				l.errs = append(l.errs, errors.New("flag --config: needs a file name"))
 				continue
 			}
+			if strings.TrimSpace(value) == "" {
+				// A script's unset variable (--config=$FILE) would start
+				// on the defaults without a word.
+				l.errs = append(l.errs, errors.New("flag --config is empty: give the YAML file to read, or leave the flag out (RMQPROXY_CONFIG names a file when set; unset it to read none)"))
+				continue
+			}
 			v := value
 			flagFile = &v
 			continue

@@ -165,6 +165,9 @@ func (f *adminFlags) parse(args []string, usage string) ([]string, error) {
 				// back to the configuration's address without a word.
 				return nil, fmt.Errorf("%w: --admin.address is empty: give the admin API's HOST:PORT or URL, or leave the flag out to use admin.address of --config FILE or RMQPROXY_ADMIN_ADDRESS (default %s)\n%s", errUsage, admin.DefaultAddress, usage)
 			}
+			if f.given("config") && strings.TrimSpace(f.config) == "" {
+				return nil, fmt.Errorf("%w: --config is empty: give the YAML file to read admin.* from, or leave the flag out (RMQPROXY_CONFIG names a file when set)\n%s", errUsage, usage)
+			}
 			return positional, nil
 		}
 		positional = append(positional, args[0])

@@ -179,6 +179,9 @@ func TestAdminCommands(t *testing.T) {
 		// the configuration's address without a word.
 		{name: "empty admin address", args: []string{"topic", "list", "--admin.address", "", "--wait=0"}, code: 2,
 			stderr: []string{"usage: --admin.address is empty: give the admin API's HOST:PORT or URL, or leave the flag out"}},
+		// So did an empty --config: the default address was used.
+		{name: "empty config", args: []string{"topic", "list", "--config=", "--wait=0"}, code: 2,
+			stderr: []string{"usage: --config is empty: give the YAML file"}},
 		{name: "empty admin address with =", args: []string{"group", "list", "--admin.address= ", "--admin.address", " "}, code: 2,
 			stderr: []string{"usage: --admin.address is empty"}},
 
