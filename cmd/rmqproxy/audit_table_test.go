@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +42,36 @@ func TestAuditTableShowsNoControls(t *testing.T) {
 		if r != '\n' && (unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)) {
 			t.Errorf("the table holds %U:\n%q", r, out.String())
 		}
+	}
+}
+
+// TestAuditTableShowsTheRequestAndClient: audit query selects events by
+// --request-id and --client-id, but its table showed neither, so an
+// auditor who found a denial in it had to run it again with --json to
+// learn which request (to find in the access log) and which client it
+// was.
+func TestAuditTableShowsTheRequestAndClient(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	evs := []domain.AuditEvent{
+		{Time: t0, Category: domain.AuditAuthz, Principal: "alice", Operation: "SendMessage", Resource: "Topic:orders",
+			Actions: "Pub", Decision: domain.AuditDeny, Reason: domain.ReasonNoMatch, RequestID: "req-7f3a", ClientID: "host@123#1"},
+		{Time: t0, Category: domain.AuditAdmin, Principal: "root", Operation: "acl.put", Decision: domain.AuditAllow},
+	}
+	var out bytes.Buffer
+	if err := printAuditTable(&out, evs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want a header and two rows:\n%s", out.String())
+	}
+	if h := strings.Fields(lines[0]); !slices.Contains(h, "REQUEST-ID") || !slices.Contains(h, "CLIENT-ID") {
+		t.Errorf("header has no REQUEST-ID or CLIENT-ID column: %q", lines[0])
+	}
+	if f := strings.Fields(lines[1]); !slices.Contains(f, "req-7f3a") || !slices.Contains(f, "host@123#1") {
+		t.Errorf("the denial's row shows no request or client id: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); !slices.Equal(f[len(f)-3:], []string{"-", "-", "-"}) { // LAST, REQUEST-ID, CLIENT-ID
+		t.Errorf("a row without ids does not end with - for each: %q", lines[2])
 	}
 }

@@ -833,7 +833,7 @@ func auditCommand(args []string, src config.Sources, _ io.Reader, stdout, _ io.W
 // oneLine.
 func printAuditTable(stdout io.Writer, evs []domain.AuditEvent) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tCATEGORY\tPRINCIPAL\tSOURCE\tOPERATION\tRESOURCE\tACTIONS\tDECISION\tREASON\tCOUNT\tLAST")
+	fmt.Fprintln(tw, "TIME\tCATEGORY\tPRINCIPAL\tSOURCE\tOPERATION\tRESOURCE\tACTIONS\tDECISION\tREASON\tCOUNT\tLAST\tREQUEST-ID\tCLIENT-ID")
 	for _, e := range evs {
 		ip := "-"
 		if e.SourceIP.IsValid() {
@@ -843,10 +843,18 @@ func printAuditTable(stdout io.Writer, evs []domain.AuditEvent) error {
 		if !e.LastTime.IsZero() {
 			last = e.LastTime.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Category, oneLine(e.Principal), ip,
-			oneLine(e.Operation), oneLine(e.Resource), e.Actions, e.Decision, oneLine(e.Reason), e.Count(), last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Category, oneLine(e.Principal), ip,
+			oneLine(e.Operation), oneLine(e.Resource), e.Actions, e.Decision, oneLine(e.Reason), e.Count(), last,
+			orDash(oneLine(e.RequestID)), orDash(oneLine(e.ClientID)))
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func orNull(s string) string {
