@@ -662,17 +662,28 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	// The handle's broker name is not checked: local mode has one broker,
 	// and local.brokerName is only the name it shows, which an operator
 	// may rename while delay messages sent under the old name are pending.
-	// The timer is found by its origin and checked against the handle's
-	// topic, delivery time and message id: a handle of a message this
-	// broker does not hold is not found.
-	notFound := func() (string, error) {
-		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q is not pending: it was already delivered or recalled, or never stored", h.msgID, topic)
-	}
+	//
 	// Once its delivery time has passed a message is delivered, whether or
 	// not its timer fired yet (as upstream, which refuses such a recall).
 	passed := func(at int64) bool { return at <= e.clock.Now().UnixMilli() }
 	tooLate := func() (string, error) {
 		return "", domain.Errorf(domain.ReasonNotFound, "delay message %q of topic %q cannot be recalled: its delivery time has passed", h.msgID, topic)
+	}
+	// The timer is found by its origin and checked against the handle's
+	// topic, delivery time and message id. A handle naming no pending
+	// message before its delivery time (recalled already: a client
+	// retrying a recall whose answer it lost; or never held) is answered
+	// with its message id, as a RocketMQ broker answers every recall
+	// before the delivery time: RecallMessageProcessor stores a delete
+	// marker per recall without looking for the message, so it cannot
+	// tell a second recall from the first. Nothing is delivered for it
+	// either way.
+	notPending := func() (string, error) {
+		if passed(h.deliverAt) { // the timer fired meanwhile
+			return tooLate()
+		}
+		e.log.DebugContext(ctx, "recall of a delay message not pending (recalled already, or not held)", "topic", topic, "msg_id", h.msgID)
+		return h.msgID, nil
 	}
 	if passed(h.deliverAt) {
 		return tooLate()
@@ -695,11 +706,11 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 		}
 	}
 	if !pending || lt.topic != topic {
-		return notFound()
+		return notPending()
 	}
 	m, err := e.readDeferred(h.origin, lt.size, lt.crc, topic)
 	if err != nil || m.ID != h.msgID {
-		return notFound()
+		return notPending()
 	}
 	e.mu.Lock()
 	if err := e.checkOpenLocked(); err != nil {
@@ -711,7 +722,7 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 	// have resolved it (recalls are serialized by recallMu).
 	if _, pending, b := e.windowTimerLocked(h.deliverAt, h.origin); !pending && b == nil {
 		e.mu.Unlock()
-		return notFound()
+		return notPending()
 	}
 	if passed(lt.deliverAt) {
 		e.mu.Unlock()

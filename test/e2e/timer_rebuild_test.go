@@ -13,6 +13,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
 // TestKill9DamagedTimerBucketsRebuilt kills rmqproxy (SIGKILL) while delay
@@ -21,7 +22,9 @@ import (
 // rmqproxy rebuilds the buckets from the commit log and says so once; every
 // near message is delivered once, not before its time; the one fired before
 // the crash is not delivered again; the far ones are still pending (their
-// recall succeeds) and the one recalled before the crash is not.
+// recall recalls them: rmqproxy logs "delay message recalled") and the one
+// recalled before the crash is not (its recall is answered OK, as every
+// recall before the delivery time, but recalls nothing).
 func TestKill9DamagedTimerBucketsRebuilt(t *testing.T) {
 	testenv.LocalOnly(t, "it damages the embedded broker's timer-index files")
 	waitsInParallel(t)
@@ -53,12 +56,12 @@ func TestKill9DamagedTimerBucketsRebuilt(t *testing.T) {
 		at := start.Add(8*time.Second + time.Duration(i)*250*time.Millisecond)
 		due[strings.Fields(send(fmt.Sprint("near-", i), at))[0]] = testenv.DeliveryTime(at)
 	}
-	var far []string
+	var far [][]string // message id, recall handle
 	for i := range 3 {
-		far = append(far, strings.Fields(send(fmt.Sprint("far-", i), start.Add(time.Hour+time.Duration(i)*time.Second)))[1])
+		far = append(far, strings.Fields(send(fmt.Sprint("far-", i), start.Add(time.Hour+time.Duration(i)*time.Second))))
 	}
-	recalled := strings.Fields(send("recalled", start.Add(time.Hour)))[1]
-	if _, err := pr.Recall(ctx, "timers", recalled); err != nil {
+	recalled := strings.Fields(send("recalled", start.Add(time.Hour)))
+	if _, err := pr.Recall(ctx, "timers", recalled[1]); err != nil {
 		t.Fatal(err)
 	}
 	if got := receiveAll(t, sc, 1, 30*time.Second); len(got) != 1 || got[first].IsZero() {
@@ -116,13 +119,33 @@ func TestKill9DamagedTimerBucketsRebuilt(t *testing.T) {
 		t.Fatalf("delivered again after all: %s", ms[0].GetMessageId())
 	}
 	pr = testenv.NewProducer(t, c.Proxy(t), "timers")
-	for _, h := range far {
-		if _, err := pr.Recall(ctx, "timers", h); err != nil {
-			t.Errorf("a far timer is not pending after the rebuild: %v", err)
+	// A recall is answered OK whether or not the message is pending (as a
+	// broker answers); only one that recalls a pending message logs
+	// "delay message recalled". The recalled one goes first: once the far
+	// ones' lines are written, its line would have been too.
+	wasRecalled := func(id string) bool {
+		for _, l := range strings.Split(c.Output(), "\n") {
+			if strings.Contains(l, `"msg":"delay message recalled"`) && strings.Contains(l, `"msg_id":"`+id+`"`) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range append([][]string{recalled}, far...) {
+		if id, err := pr.Recall(ctx, "timers", m[1]); err != nil || id != m[0] {
+			t.Errorf("recall of %s after the rebuild: %q %v", m[0], id, err)
 		}
 	}
-	if _, err := pr.Recall(ctx, "timers", recalled); err == nil {
-		t.Error("the timer recalled before the crash is pending again")
+	waitfor.Condition(t, 30*time.Second, 10*time.Millisecond, func() error {
+		for _, m := range far {
+			if !wasRecalled(m[0]) {
+				return fmt.Errorf("the far timer %s was not pending after the rebuild (no \"delay message recalled\" logged)", m[0])
+			}
+		}
+		return nil
+	})
+	if wasRecalled(recalled[0]) {
+		t.Error("the timer recalled before the crash was pending again")
 	}
 	_ = pr.GracefulStop()
 }
