@@ -328,10 +328,15 @@ func (e *Engine) appendApplyCheckedLocked(typ record.Type, encode func([]byte) [
 // of the delivery in flight it names: local mode has one broker, and such a
 // handle is one this broker issued before local.brokerName was renamed
 // (receipt ids never repeat in a data directory). Refusing those made every
-// ack after a rename fail and the acked messages come again.
+// ack after a rename fail and the acked messages come again. So is one
+// naming a message consumed already (done), as a handle naming this broker
+// is: a client retrying an ack whose answer it lost, with a handle from
+// before the rename, is answered OK as a RocketMQ broker answers a retried
+// ack whatever broker name the handle carries (it was
+// INVALID_RECEIPT_HANDLE).
 func (e *Engine) handleTargetLocked(ctx context.Context, req ports.AckRequest, now time.Time) (k consKey, d *delivery, done bool, err error) {
 	k, d, done, err = e.handleTargetAnyBrokerLocked(ctx, req, now)
-	if h := req.Handle; h.BrokerName != e.cfg.BrokerName && (err != nil || d == nil) {
+	if h := req.Handle; h.BrokerName != e.cfg.BrokerName && (err != nil || (d == nil && !done)) {
 		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle belongs to broker %q, not to this local broker %q", h.BrokerName, e.cfg.BrokerName)
 	}
 	return k, d, done, err

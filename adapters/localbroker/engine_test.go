@@ -490,9 +490,13 @@ func TestForwardOfAnOutlivedHandle(t *testing.T) {
 	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); !slices.Equal(ids(d), []string{"a"}) {
 		t.Fatalf("dead-letter queue: %v; want a only", ids(d))
 	}
-	// A handle of another broker is still refused.
+	// A handle of another broker is still refused (one naming a message
+	// consumed already is a retry, answered as with this broker's name:
+	// TestRetriedAckOfAHandleOfBeforeABrokerRename).
+	h.send("t", 0, msg("t", "c", ""))
 	other := ackReq("g", first[1])
 	other.Handle.BrokerName = "elsewhere"
+	other.Handle.QueueOffset = 2
 	if err := h.e.ForwardToDeadLetter(ctx, other); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
 		t.Fatalf("forward of another broker's handle: %v", err)
 	}
@@ -953,6 +957,62 @@ func TestHandlesOfBeforeABrokerRename(t *testing.T) {
 	if again := h.pop("g", "t", 0, 10, time.Minute); !slices.Equal(ids(again), []string{"b"}) {
 		t.Fatalf("delivered again: %v; want b only (a was acked, c forwarded)", ids(again))
 	}
+}
+
+// TestRetriedAckOfAHandleOfBeforeABrokerRename: a client retrying an ack
+// whose answer it lost, with a handle from before a rename of
+// local.brokerName, of a message the first try acked, is answered as a
+// retried ack with a handle naming the current broker: OK (a RocketMQ
+// broker acks again whatever broker name the handle's extra info carries).
+// It was INVALID_RECEIPT_HANDLE "belongs to broker", and the Go client
+// then logs the ack failed. An invisible-time change of it is refused
+// alike, as already acknowledged.
+func TestRetriedAckOfAHandleOfBeforeABrokerRename(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 0, msg("t", "a", ""), msg("t", "b", ""))
+	got := h.pop("g", "t", 0, 2, time.Minute)
+	if !slices.Equal(ids(got), []string{"a", "b"}) {
+		t.Fatalf("pop: %v", ids(got))
+	}
+	a, b := ackReq("g", got[0]), ackReq("g", got[1])
+	if err := h.e.Ack(ctx, a); err != nil { // acked before the rename
+		t.Fatal(err)
+	}
+	h.cfg.BrokerName = "renamed"
+	h.crashRestart(true)
+	if err := h.e.Ack(ctx, b); err != nil { // acked after it
+		t.Fatalf("ack of a handle from before the rename: %v", err)
+	}
+	for _, r := range []ports.AckRequest{a, b} {
+		if err := h.e.Ack(ctx, r); err != nil {
+			t.Errorf("retried ack of %s with a handle from before the rename: %v", r.MessageID, err)
+		}
+		_, err := h.e.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{AckRequest: r, InvisibleTime: time.Minute})
+		if domain.ReasonOf(err) != domain.ReasonInvalidReceiptHandle || !strings.Contains(err.Error(), "already acknowledged") {
+			t.Errorf("invisible-time change of acked %s: %v, want INVALID_RECEIPT_HANDLE already acknowledged", r.MessageID, err)
+		}
+	}
+	// A forward repeated after the ack moves nothing and is answered OK,
+	// as with a handle of the current broker.
+	if err := h.e.ForwardToDeadLetter(ctx, a); err != nil {
+		t.Errorf("forward of acked a with a handle from before the rename: %v", err)
+	}
+	if d := h.pop("x", "%DLQ%g", 0, 10, time.Minute); len(d) != 0 {
+		t.Errorf("dead-letter queue: %v; want nothing", ids(d))
+	}
+	// The same retry with a handle naming the current broker.
+	cur := a
+	cur.Handle.BrokerName = "renamed"
+	if err := h.e.Ack(ctx, cur); err != nil {
+		t.Errorf("retried ack with a handle of the current broker: %v", err)
+	}
+	// A handle naming another broker and a message never delivered is
+	// still refused.
+	h.send("t", 0, msg("t", "c", ""))
+	never := a
+	never.Handle.QueueOffset = 2
+	wantReason(t, h.e.Ack(ctx, never), domain.ReasonInvalidReceiptHandle)
 }
 
 // TestRouteFollowsTopicChanges: the routes of one topic definition share
