@@ -613,6 +613,46 @@ func originOf(t *testing.T, txID string) int64 {
 	return id.CommitLogOffset
 }
 
+// TestFirstCheckBackAtTheProducersRecoveryTime: a RocketMQ broker checks
+// back a half message once its age passes its immunity time: the
+// producer's orphaned-transaction recovery duration in whole seconds (the
+// CHECK_IMMUNITY_TIME_IN_SECONDS the proxy writes, Durations.toSeconds),
+// or transactionTimeOut when it gave none or less than a second
+// (TransactionalMessageServiceImpl.check, getImmunityTime), shorter or
+// longer than transactionTimeOut. Local mode waited max(recovery,
+// transactionTimeout): a producer asking for 2 s was checked back after
+// 6 s.
+func TestFirstCheckBackAtTheProducersRecoveryTime(t *testing.T) {
+	h := newHarness(t, nil) // transactionTimeout 6 s
+	rec := &checkRecorder{}
+	h.e.SetTransactionCheckHandler(rec.handle)
+	withRecovery := func(id string, d time.Duration) domain.Message {
+		m := txMsg("tx", id)
+		m.TransactionRecovery = d
+		return m
+	}
+	rs := h.send("tx", 0, withRecovery("none", 0), withRecovery("half-second", 500*time.Millisecond),
+		withRecovery("two", 2*time.Second), withRecovery("almost-three", 2900*time.Millisecond), withRecovery("ten", 10*time.Second))
+	firstAt := map[string]time.Duration{"none": 6 * time.Second, "half-second": 6 * time.Second, "two": 2 * time.Second,
+		"almost-three": 2 * time.Second, "ten": 10 * time.Second}
+	start := h.clock.Now()
+	for _, step := range []time.Duration{time.Second, time.Second, time.Second, 2 * time.Second, time.Second, 3 * time.Second, time.Second} {
+		h.fake().Advance(step)
+		h.checkTxns()
+		age := h.clock.Now().Sub(start)
+		for _, r := range rs {
+			n, _ := h.txnChecks(originOf(t, r.TransactionID))
+			want := int32(0)
+			if age >= firstAt[r.MessageID] {
+				want = 1
+			}
+			if n != want {
+				t.Errorf("%s (first check-back due at %v) at %v: %d check-backs, want %d", r.MessageID, firstAt[r.MessageID], age, n, want)
+			}
+		}
+	}
+}
+
 func TestTransactionCheckBack(t *testing.T) {
 	for _, action := range []string{"rollback", "commit", "keep"} {
 		t.Run(action, func(t *testing.T) {

@@ -77,20 +77,36 @@ func (h *txnHeap) Pop() any {
 }
 
 // nextTxnAction is when the broker next acts on a pending half message: the
-// first check-back after max(recovery, transactionTimeout) from its store
-// time, then one every transactionCheckInterval after the last one that
-// reached a producer; after transactionCheckMax such check-backs, one
+// first check-back once its immunity time (firstCheckDelay) passed from its
+// store time, then one every transactionCheckInterval after the last one
+// that reached a producer; after transactionCheckMax such check-backs, one
 // interval later, transactionCheckMaxAction applies (keep: never). A
 // check-back that reached no producer is retried one interval later (an
 // in-memory schedule entry, see txnPassLocked).
 func (e *Engine) nextTxnAction(st *txnState) (int64, bool) {
 	if st.checks == 0 {
-		return st.storedAt + max(st.recovery, e.cfg.TransactionTimeout.Milliseconds()), true
+		return st.storedAt + e.firstCheckDelay(st.recovery), true
 	}
 	if st.checks >= e.cfg.TransactionCheckMax && e.cfg.TransactionCheckMaxAction == "keep" {
 		return 0, false
 	}
 	return st.lastCheck + e.cfg.TransactionCheckInterval.Milliseconds(), true
+}
+
+// firstCheckDelay is how long after its store a half message is first
+// checked back, in ms: as a RocketMQ broker's immunity time
+// (TransactionalMessageServiceImpl.check), the producer's recovery
+// duration in whole seconds (the CHECK_IMMUNITY_TIME_IN_SECONDS the Apache
+// proxy writes, truncated by Durations.toSeconds), shorter or longer than
+// transactionTimeout, or transactionTimeout when it gave none or less than
+// a second (the proxy then writes no property). A broker checks at its
+// next check pass after that (one every transactionCheckInterval); local
+// mode checks as soon as it is due, the earliest a broker may.
+func (e *Engine) firstCheckDelay(recoveryMs int64) int64 {
+	if s := recoveryMs / 1000 * 1000; s > 0 {
+		return s
+	}
+	return e.cfg.TransactionTimeout.Milliseconds()
 }
 
 func (e *Engine) scheduleTxnLocked(origin int64, st *txnState) {
