@@ -265,8 +265,12 @@ func (e *Engine) checkCopiesFit(msgs []domain.Message, locs []record.Location) e
 	return nil
 }
 
+// checkQueueRefLocked checks a queue a client names: broker empty, this
+// broker's name, or a name local.brokerName had before in this data
+// directory (a client's route from before a rename; see loadBrokerNames),
+// and a queue id of t.
 func (e *Engine) checkQueueRefLocked(t *topicMeta, broker string, qid int32) error {
-	if broker != "" && broker != e.cfg.BrokerName {
+	if broker != "" && broker != e.cfg.BrokerName && !e.formerNames[broker] {
 		return domain.Errorf(domain.ReasonBadRequest, "queue is on broker %q but this is the local broker %q; query the route again", broker, e.cfg.BrokerName)
 	}
 	if qid < 0 || qid >= t.QueueCount {

@@ -78,6 +78,9 @@ type Engine struct {
 	snapOffsets   []int64 // offsets of the kept snapshot files, oldest first
 	replaying     bool
 	lock          *os.File // flock on <dataDir>/LOCK, held while open
+	// formerNames are the values local.brokerName had before, in this data
+	// directory (meta/brokerNames; set by Start, read-only after).
+	formerNames map[string]bool
 	// encodeBuf is reused to encode records (the commit log copies them);
 	// see appendApplyLocked.
 	encodeBuf []byte
@@ -263,9 +266,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			_ = lock.Close()
 		}
 	}()
-	// A crash while a snapshot (or the queue format marker) was being
-	// replaced left its temporary file: nothing reads it.
-	for _, d := range []string{e.dir("snapshot"), e.dir("consumequeue")} {
+	// A crash while a snapshot (or the queue format marker, or the list of
+	// broker names) was being replaced left its temporary file: nothing
+	// reads it.
+	for _, d := range []string{e.dir("snapshot"), e.dir("consumequeue"), e.dir("meta")} {
 		if removed, err := atomicfile.RemoveLeftovers(d); err != nil {
 			e.log.Warn("cannot remove the temporary files of interrupted writes; delete them by hand", "dir", d, "error", err)
 		} else if len(removed) > 0 {
@@ -273,6 +277,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	if err := e.loadBoot(); err != nil {
+		return err
+	}
+	if err := e.loadBrokerNames(); err != nil {
 		return err
 	}
 	current, err := e.queueFormatCurrent()

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
@@ -29,12 +30,15 @@ import (
 //	groups.json  every consumer group, with its incarnation id (legacy, imported)
 //	boot         the boot counter (high bits of every receipt id), two
 //	             checksummed slots overwritten in place (see bootSlotSize)
+//	brokerNames  every value local.brokerName had at a start, in order
+//	             (JSON, replaced atomically; see loadBrokerNames)
 const (
-	topicsFile     = "topics.json"
-	groupsFile     = "groups.json"
-	bootFile       = "boot"
-	metaFormat     = 1
-	importedSuffix = ".imported"
+	topicsFile      = "topics.json"
+	groupsFile      = "groups.json"
+	bootFile        = "boot"
+	brokerNamesFile = "brokerNames"
+	metaFormat      = 1
+	importedSuffix  = ".imported"
 )
 
 type topicMeta struct {
@@ -274,6 +278,52 @@ func (e *Engine) loadBoot() error {
 		}
 	}
 	return e.newBootLocked(boot + 1)
+}
+
+type brokerNamesJSON struct {
+	Format int      `json:"format"`
+	Names  []string `json:"names"`
+}
+
+// loadBrokerNames reads the broker names this data directory was started
+// under and adds the current one. Local mode has one broker, and a client
+// whose route is from before a rename of local.brokerName names the old
+// name in its pulls and offset calls until it reads the route again: those
+// names are this broker's (checkQueueRefLocked). A name it never had stays
+// refused, as cluster mode refuses a broker it does not know. A damaged
+// file is replaced (with a warning): only the former names are lost.
+func (e *Engine) loadBrokerNames() error {
+	p := e.metaPath(brokerNamesFile)
+	var f brokerNamesJSON
+	b, err := e.readMeta(brokerNamesFile)
+	if err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot read "+p)
+	}
+	if b != nil {
+		if err := json.Unmarshal(b, &f); err != nil || f.Format != metaFormat {
+			e.log.Warn("the list of former broker names is damaged; starting it anew (pulls and offset calls naming a former local.brokerName are refused until the clients read their routes again)",
+				"path", p, "error", err, "format", f.Format)
+			f = brokerNamesJSON{}
+		}
+	}
+	e.formerNames = map[string]bool{}
+	for _, n := range f.Names {
+		if n != e.cfg.BrokerName {
+			e.formerNames[n] = true
+		}
+	}
+	if slices.Contains(f.Names, e.cfg.BrokerName) {
+		return nil
+	}
+	f.Format, f.Names = metaFormat, append(f.Names, e.cfg.BrokerName)
+	out, err := json.Marshal(f)
+	if err == nil {
+		err = atomicfile.Write(p, out)
+	}
+	if err != nil {
+		return domain.Wrap(domain.ReasonInternal, err, "cannot write "+p)
+	}
+	return nil
 }
 
 // importLegacyMeta reads topics.json and groups.json of a data directory

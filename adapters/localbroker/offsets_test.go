@@ -3,6 +3,8 @@ package localbroker
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -376,4 +378,67 @@ func TestGetOffsetCreatesNoGroup(t *testing.T) {
 	h.restart()
 	_, err = h.e.GetOffset(t.Context(), "nobody", q)
 	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
+}
+
+// TestOffsetsNamingAFormerBrokerName: a pull consumer whose route is from
+// before local.brokerName was renamed names the old broker in its queue
+// until it reads the route again; its pulls, offset commits, offset reads
+// and queries got BAD_REQUEST "query the route again". A name this data
+// directory was served under before is this broker's (as the Apache
+// proxy's local mode takes any broker name for its broker); a name it
+// never had is still refused, as cluster mode refuses a broker it does not
+// know (test/cluster's differential test compares the two modes there).
+func TestOffsetsNamingAFormerBrokerName(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	h.send("t", 1, msg("t", "a", ""), msg("t", "b", ""))
+	old := h.cfg.BrokerName
+	h.cfg.BrokerName = "renamed"
+	h.restart()
+	h.cfg.BrokerName = "renamed-again"
+	h.crashRestart(true)
+	for _, name := range []string{old, "renamed", "renamed-again", ""} {
+		q := domain.QueueRef{Topic: "t", BrokerName: name, QueueID: 1}
+		r, err := h.e.Pull(ctx, ports.PullRequest{Group: "p", Queue: q, Offset: 0, BatchSize: 2})
+		if err != nil || len(r.Messages) != 2 {
+			t.Fatalf("pull naming broker %q: %+v %v", name, r, err)
+		}
+		if err := h.e.UpdateOffset(ctx, "p", q, 2); err != nil {
+			t.Fatalf("offset commit naming broker %q: %v", name, err)
+		}
+		if off, err := h.e.GetOffset(ctx, "p", q); err != nil || off != 2 {
+			t.Fatalf("offset read naming broker %q: %d %v", name, off, err)
+		}
+		if off, err := h.e.QueryOffset(ctx, q, ports.OffsetEnd, time.Time{}); err != nil || off != 2 {
+			t.Fatalf("offset query naming broker %q: %d %v", name, off, err)
+		}
+		// The queue id is still checked.
+		q.QueueID = 99
+		if _, err := h.e.GetOffset(ctx, "p", q); domain.ReasonOf(err) != domain.ReasonBadRequest {
+			t.Fatalf("offset read of queue 99 naming broker %q: %v, want BAD_REQUEST", name, err)
+		}
+	}
+	// A broker this data directory never was.
+	q := domain.QueueRef{Topic: "t", BrokerName: "elsewhere", QueueID: 1}
+	_, err := h.e.Pull(ctx, ports.PullRequest{Group: "p", Queue: q, Offset: 0, BatchSize: 2})
+	wantReason(t, err, domain.ReasonBadRequest)
+	wantReason(t, h.e.UpdateOffset(ctx, "p", q, 1), domain.ReasonBadRequest)
+	_, err = h.e.GetOffset(ctx, "p", q)
+	wantReason(t, err, domain.ReasonBadRequest)
+	_, err = h.e.QueryOffset(ctx, q, ports.OffsetEnd, time.Time{})
+	wantReason(t, err, domain.ReasonBadRequest)
+	// A damaged list is started anew, with a warning: the former names
+	// are refused again, the current one served.
+	if err := os.WriteFile(filepath.Join(h.cfg.DataDir, "meta", brokerNamesFile), []byte("{garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	if !h.warns.contains("former broker names is damaged") {
+		t.Errorf("no warning about the damaged list: %q", h.warns.lines)
+	}
+	_, err = h.e.GetOffset(ctx, "p", domain.QueueRef{Topic: "t", BrokerName: old, QueueID: 1})
+	wantReason(t, err, domain.ReasonBadRequest)
+	if off, err := h.e.GetOffset(ctx, "p", domain.QueueRef{Topic: "t", BrokerName: "renamed-again", QueueID: 1}); err != nil || off != 2 {
+		t.Fatalf("offset read naming the current broker after the list was started anew: %d %v", off, err)
+	}
 }
