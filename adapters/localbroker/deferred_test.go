@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1158,5 +1159,32 @@ func TestRecallsOfOneBucketReadItOnce(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("delivered %v, want the %d not recalled %v", got, len(want), want)
+	}
+}
+
+// TestRecallOfAnUnreadableDelayMessage: a recall of a pending delay
+// message whose bytes cannot be read now (EIO) cannot check the handle's
+// message id against it; it must not be answered OK (the message stays
+// pending and is delivered) but UNAVAILABLE, for the client to retry, and
+// recalls it once the read works.
+func TestRecallOfAnUnreadableDelayMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	r := h.send("d", 0, delayMsg("d", "a", h.clock.Now().Add(time.Hour)))[0]
+	rh, err := decodeRecallHandle(r.RecallHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault := h.failReads(rh.origin, syscall.EIO)
+	_, err = h.e.Recall(ctx, "d", r.RecallHandle)
+	wantReason(t, err, domain.ReasonUnavailable)
+	fault.on.Store(false)
+	if id, err := h.e.Recall(ctx, "d", r.RecallHandle); err != nil || id != r.MessageID {
+		t.Fatalf("recall once the read works: %q %v", id, err)
+	}
+	h.fake().Advance(2 * time.Hour)
+	h.fireTimers()
+	if got := h.popAll("g", "d"); len(got) != 0 {
+		t.Fatalf("delivered %v; the recalled message must not be", got)
 	}
 }

@@ -709,7 +709,14 @@ func (e *Engine) Recall(ctx context.Context, topic, handle string) (string, erro
 		return notPending()
 	}
 	m, err := e.readDeferred(h.origin, lt.size, lt.crc, topic)
-	if err != nil || m.ID != h.msgID {
+	switch {
+	case errors.Is(err, errNotStored):
+		return "", domain.Wrap(domain.ReasonUnavailable, err, "the delay message is not stored yet; retry the recall")
+	case err != nil:
+		// The handle's message id cannot be checked against the pending
+		// message (a bad read, EIO): answering OK would leave it pending.
+		return "", domain.Wrap(domain.ReasonUnavailable, e.unreadable(h.origin, err), "the delay message cannot be read now; it is kept: retry the recall")
+	case m.ID != h.msgID:
 		return notPending()
 	}
 	e.mu.Lock()
