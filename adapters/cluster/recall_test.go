@@ -46,3 +46,34 @@ func TestRecallOfAnotherTopicsHandleIsBadRequest(t *testing.T) {
 		t.Fatalf("recall of topic T's handle: %q, %v", id, err)
 	}
 }
+
+// TestRecallRefusedByTheBrokersACLNamesTheACL: a broker's NO_PERMISSION to
+// a RECALL_MESSAGE was always explained as recallMessageEnable being false,
+// also when its ACL refused rmqproxy's broker user: an operator turned on
+// a setting that was on already. Only the broker's own refusal ("recall
+// failed, operation is forbidden") names the setting; an ACL refusal names
+// the user and the permission it lacks.
+func TestRecallRefusedByTheBrokersACLNamesTheACL(t *testing.T) {
+	var remark atomic.Value
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestRecallMessage {
+			return remoting.NewResponse(req, remoting.ResponseNoPermission, remark.Load().(string))
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	handle := base64.URLEncoding.EncodeToString([]byte("v1 T b1 " + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10) + " 01AB"))
+	for _, c := range []struct {
+		remark      string
+		want, wantN string
+	}{
+		{"recall failed, operation is forbidden", "recallMessageEnable", "cluster.acl"},
+		{"User:rmqproxy has no permission to access Topic:T from 127.0.0.1, no matched policies.", "cluster.acl.accessKey", "recallMessageEnable"},
+	} {
+		remark.Store(c.remark)
+		_, err := b.Recall(t.Context(), "T", handle)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.wantN) || !strings.Contains(err.Error(), c.remark) {
+			t.Errorf("recall refused with NO_PERMISSION %q: %v; want it to name %q and the broker's words, not %q", c.remark, err, c.want, c.wantN)
+		}
+	}
+}

@@ -518,6 +518,11 @@ func parseRecallHandle(s string) (topic, broker string, ok bool) {
 	return f[1], f[2], true
 }
 
+// recallDisabled starts the remark of a broker's NO_PERMISSION answer to a
+// RECALL_MESSAGE when its recallMessageEnable is false (RocketMQ 5.5.0
+// RecallMessageProcessor).
+const recallDisabled = "recall failed, operation is forbidden"
+
 // Recall implements [ports.Recaller]: RECALL_MESSAGE to the broker the
 // recall handle names.
 func (b *Broker) Recall(ctx context.Context, topic, handle string) (string, error) {
@@ -549,7 +554,11 @@ func (b *Broker) Recall(ctx context.Context, topic, handle string) (string, erro
 		switch {
 		case isCode(err, remoting.ResponseIllegalOperation) && strings.Contains(remarkOf(err), "timestamp invalid"):
 			return "", domain.Wrap(domain.ReasonNotFound, err, "the message cannot be recalled: its delivery time has passed")
-		case isCode(err, remoting.ResponseNoPermission):
+		case isCode(err, remoting.ResponseNoPermission) && strings.HasPrefix(remarkOf(err), recallDisabled):
+			// Not a permission of the topic or the group (mapError would
+			// make it FORBIDDEN): the broker's own setting. Any other
+			// NO_PERMISSION (its ACL refusing rmqproxy's broker user) is
+			// mapError's, which names its cause.
 			return "", domain.Wrap(domain.ReasonBrokerError, err, remarkOf(err)+" (the broker's recallMessageEnable is false)")
 		}
 		return "", mapError(err)
