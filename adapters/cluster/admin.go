@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
@@ -521,18 +522,16 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 // NameServer (DELETE_TOPIC_IN_NAMESRV), and says which did not take it
 // (what: the change that did take effect; advice: how to finish it).
 func (b *Broker) deleteRoute(ctx context.Context, name, what, advice string) error {
-	se := &storeError{total: len(b.cfg.NameServers)}
-	for _, addr := range b.cfg.NameServers {
+	err := b.everyNameServer(func(addr string) error {
 		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RequestDeleteTopicInNamesrv,
 			remoting.EncodeHeader(&remoting.TopicRequestHeader{Topic: name, ClusterName: b.cfg.ClusterName}), nil))
-		if err == nil {
-			err = remoting.Expect(resp)
-		}
 		if err != nil {
-			se.failed = append(se.failed, fmt.Errorf("NameServer %s: %w", addr, err))
+			return err
 		}
-	}
-	if len(se.failed) == 0 {
+		return remoting.Expect(resp)
+	})
+	var se *storeError
+	if !errors.As(err, &se) {
 		return nil
 	}
 	return domain.Wrap(domain.ReasonOf(mapError(se.failed[0])), se,
@@ -540,25 +539,26 @@ func (b *Broker) deleteRoute(ctx context.Context, name, what, advice string) err
 }
 
 // routedByAnyNameServer reports whether a NameServer that answers still
-// routes a topic to a broker of the cluster.
+// routes a topic to a broker of the cluster; the NameServers are asked at
+// once (see [Broker.everyNameServer]).
 func (b *Broker) routedByAnyNameServer(ctx context.Context, name string) bool {
-	for _, addr := range b.cfg.NameServers {
+	var routed atomic.Bool
+	_ = b.everyNameServer(func(addr string) error {
 		resp, err := b.invoke(ctx, addr, remoting.NewRequest(remoting.RequestGetRouteinfoByTopic,
 			remoting.EncodeHeader(&remoting.GetRouteInfoRequestHeader{Topic: name, AcceptStandardJSONOnly: true}), nil))
 		if err != nil || remoting.Expect(resp) != nil {
-			continue
+			return nil
 		}
 		var rd remoting.TopicRouteData
 		if err := remoting.DecodeJSONBody(resp.Body, &rd); err != nil {
-			continue
+			return nil
 		}
-		for _, bd := range rd.BrokerDatas {
-			if bd.Cluster == b.cfg.ClusterName {
-				return true
-			}
+		if slices.ContainsFunc(rd.BrokerDatas, func(bd remoting.BrokerData) bool { return bd.Cluster == b.cfg.ClusterName }) {
+			routed.Store(true)
 		}
-	}
-	return false
+		return nil
+	})
+	return routed.Load()
 }
 
 // allGroups reads every subscription group of the cluster's masters

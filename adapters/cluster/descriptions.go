@@ -211,13 +211,29 @@ func (b *Broker) entries(ctx context.Context, kind kvKind, live func(name string
 }
 
 // storeEntry writes a topic's or group's entry to every NameServer; the
-// zero entry deletes it. It tries each NameServer once and returns the
-// failures, each naming its NameServer, joined in a *storeError.
+// zero entry deletes it. It tries each NameServer once (see
+// [Broker.everyNameServer]).
 func (b *Broker) storeEntry(ctx context.Context, kind kvKind, name string, e kvEntry) error {
-	se := &storeError{total: len(b.cfg.NameServers)}
-	for _, addr := range b.cfg.NameServers {
-		if err := b.storeOn(ctx, addr, kind, name, e); err != nil {
-			se.failed = append(se.failed, fmt.Errorf("NameServer %s: %w", addr, err))
+	return b.everyNameServer(func(addr string) error { return b.storeOn(ctx, addr, kind, name, e) })
+}
+
+// everyNameServer runs f for every NameServer at once (as entries reads
+// them), and returns the failures, each naming its NameServer, in the
+// order of cluster.nameServers, joined in a *storeError; nil when none
+// failed. Asked one after the other, a hung NameServer held a command up
+// for its whole timeout before the next was asked, and when the command's
+// deadline passed meanwhile, those after it were not told at all.
+func (b *Broker) everyNameServer(f func(addr string) error) error {
+	errs := make([]error, len(b.cfg.NameServers))
+	var wg sync.WaitGroup
+	for i, addr := range b.cfg.NameServers {
+		wg.Go(func() { errs[i] = f(addr) })
+	}
+	wg.Wait()
+	se := &storeError{total: len(errs)}
+	for i, err := range errs {
+		if err != nil {
+			se.failed = append(se.failed, fmt.Errorf("NameServer %s: %w", b.cfg.NameServers[i], err))
 		}
 	}
 	if len(se.failed) == 0 {

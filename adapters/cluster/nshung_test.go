@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,5 +91,52 @@ func TestHungNameServerIsNotWaitedForByEveryLookup(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("the hung NameServer was asked %d times in 3 lookups of a missing topic, want 1 (each waited cluster.requestTimeout for it)", n)
+	}
+}
+
+// TestAdminDeleteTellsEveryNameServerAtOnce: a topic delete removed the
+// topic's route from the NameServers one after the other, each waited
+// for up to cluster.requestTimeout: a hung NameServer held the command up
+// for its whole timeout before the next one was asked, and when the
+// admin request's deadline passed meanwhile, the NameServers after it
+// were never told, and kept routing clients to the deleted topic. Every
+// NameServer is now asked at once, as the reads of descriptions already
+// were: two hung ones are both asked before either has answered.
+func TestAdminDeleteTellsEveryNameServerAtOnce(t *testing.T) {
+	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetAllTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+				"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}}})
+		case remoting.RequestGetKvlistByNamespace:
+			return remoting.NewResponse(req, remoting.ResponseQueryNotFound, "No config item")
+		}
+		return resp
+	})
+	hung1, asked1 := hungNameServer(t)
+	hung2, asked2 := hungNameServer(t)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr, hung1, hung2}
+	cfg.RequestTimeout = time.Hour // the admin request's deadline ends the wait
+	b := newBroker(t, cfg, nil)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.DeleteTopic(ctx, "orders") }()
+	deadline := time.After(10 * time.Second)
+	for asked1.Load() == 0 || asked2.Load() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the delete ended before both hung NameServers were asked (%d, %d): %v", asked1.Load(), asked2.Load(), err)
+		case <-deadline:
+			t.Fatalf("the hung NameServers were asked %d and %d times; want both asked while neither answered", asked1.Load(), asked2.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel() // the admin request's deadline
+	err := <-done
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "2 of 3 NameServers failed") || !strings.Contains(msg, hung1) || !strings.Contains(msg, hung2) {
+		t.Errorf("delete with two hung NameServers: %v; want it to name both", err)
 	}
 }
