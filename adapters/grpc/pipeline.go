@@ -107,7 +107,7 @@ func unary[Resp any](s *Service, ctx context.Context, k kind, req any, call func
 		if clientGaveUp(ctx, err) {
 			return resp, status.FromContextError(ctx.Err()).Err()
 		}
-		st := statusOf(ctx, s.log, err)
+		st := s.statusOf(ctx, err)
 		s.holdThrottledSend(ctx, req, st)
 		return fail(st), nil
 	}
@@ -186,13 +186,13 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 	}
 	if a.client, err = enter(ctx, k.direction()); err != nil {
 		s.admit.leave(k)
-		return ctx, admitted{}, statusOf(ctx, s.log, err)
+		return ctx, admitted{}, s.statusOf(ctx, err)
 	}
 	if send, ok := req.(*v2.SendMessageRequest); ok {
 		if a.bytes, err = s.traffic.ReserveBytes(bodyBytes(send)); err != nil {
 			a.client.Leave()
 			s.admit.leave(k)
-			return ctx, admitted{}, statusOf(ctx, s.log, err)
+			return ctx, admitted{}, s.statusOf(ctx, err)
 		}
 	}
 	return ctx, a, nil
@@ -289,12 +289,12 @@ func (s *Service) streamStatus(streamCtx context.Context, k kind, req any, call 
 	}
 	err := call(ctx, ports.RequestInfoFrom(ctx))
 	if cause := context.Cause(ctx); cause != nil && domain.ReasonOf(cause) == domain.ReasonUnauthorized && streamCtx.Err() == nil {
-		return statusOf(ctx, s.log, cause)
+		return s.statusOf(ctx, cause)
 	}
 	if err != nil && s.shutdown.Err() != nil && streamCtx.Err() == nil {
 		return &v2.Status{Code: v2.Code_MESSAGE_NOT_FOUND, Message: "no new message: the proxy is shutting down"}
 	}
-	return statusOf(ctx, s.log, err)
+	return s.statusOf(ctx, err)
 }
 
 // countOtherStreams wraps the server's stream interceptor next so that the

@@ -8,6 +8,7 @@ import (
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/limitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -46,6 +47,9 @@ type Service struct {
 	// requestReadTimeouts counts the calls ended for want of their
 	// request between warnings (see awaitRequest).
 	requestReadTimeouts refusals
+	// brokerRefusals keeps the log of broker refusals to a line a minute
+	// per refusal (see logRefusal).
+	brokerRefusals limitlog.Limiter
 }
 
 // UseTelemetry makes the server built on the service trace, measure and
@@ -158,7 +162,7 @@ func (s *Service) AckMessage(ctx context.Context, req *v2.AckMessageRequest) (*v
 		resp := &v2.AckMessageResponse{}
 		codes := map[v2.Code]bool{}
 		for i, e := range req.GetEntries() {
-			st := statusOf(ctx, s.log, results[i])
+			st := s.statusOf(ctx, results[i])
 			codes[st.Code] = true
 			resp.Entries = append(resp.Entries, &v2.AckMessageResultEntry{MessageId: e.GetMessageId(), ReceiptHandle: e.GetReceiptHandle(), Status: st})
 		}

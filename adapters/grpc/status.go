@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
@@ -101,22 +102,19 @@ func codeOf(r domain.Reason) v2.Code {
 
 // statusOf turns an error into the status a client sees. A broker's
 // answer passed on as INTERNAL_SERVER_ERROR (ReasonBrokerError) is logged
-// at WARN. Errors without a domain reason are internal: the client gets a short id, and the same id is
-// logged with the full error chain. A request the client gave up on (it
-// cancelled, or its deadline passed) is not a server fault: it is answered
-// without an error log.
-func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
+// at WARN, once a minute per answer (see [Service.logRefusal]). Errors
+// without a domain reason are internal: the client gets a short id, and
+// the same id is logged with the full error chain. A request the client
+// gave up on (it cancelled, or its deadline passed) is not a server fault:
+// it is answered without an error log.
+func (s *Service) statusOf(ctx context.Context, err error) *v2.Status {
+	log := s.log
 	var de *domain.Error
 	switch {
 	case err == nil:
 		return okStatus()
 	case errors.As(err, &de) && de.Reason == domain.ReasonBrokerError:
-		// The client gets INTERNAL_SERVER_ERROR with the broker's words;
-		// the operator, who may have to act (grant rmqproxy's broker user
-		// a permission, look at the broker), gets them too, with the
-		// broker's code.
-		log.LogAttrs(ctx, slog.LevelWarn, "a broker refused a request; the client is answered INTERNAL_SERVER_ERROR",
-			slog.String("message", de.Msg), slog.Any("error", err))
+		s.logRefusal(ctx, de, err)
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
 	case errors.As(err, &de) && de.Reason != domain.ReasonInternal:
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
@@ -130,6 +128,26 @@ func statusOf(ctx context.Context, log *slog.Logger, err error) *v2.Status {
 		log.LogAttrs(ctx, slog.LevelError, "internal error", slog.String("error_id", id), slog.Any("error", err))
 		return &v2.Status{Code: v2.Code_INTERNAL_SERVER_ERROR, Message: "internal error, id " + id}
 	}
+}
+
+// logRefusal logs a broker's answer passed on to the client as
+// INTERNAL_SERVER_ERROR: the client gets the broker's words, and the
+// operator, who may have to act (grant rmqproxy's broker user a
+// permission, look at the broker), gets them too, with the broker's code.
+// A refusal repeats at the request rate (every receive of a group whose
+// permission is missing), so each (the message, which names the broker's
+// code and the resource it refused) is logged once a minute, with the
+// count of those left out since.
+func (s *Service) logRefusal(ctx context.Context, de *domain.Error, err error) {
+	ok, suppressed := s.brokerRefusals.Allow(de.Msg, time.Now())
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("message", de.Msg), slog.Any("error", err)}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("repeats_suppressed", suppressed))
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "a broker refused a request; the client is answered INTERNAL_SERVER_ERROR (logged once a minute per refusal)", attrs...)
 }
 
 // clientGaveUp reports whether err is the end of ctx (the client cancelled

@@ -74,7 +74,7 @@ func TestCodeOfEveryReason(t *testing.T) {
 func TestStatusOfHidesInternals(t *testing.T) {
 	var logged strings.Builder
 	log := slog.New(slog.NewTextHandler(&logged, nil))
-	st := statusOf(context.Background(), log, fmt.Errorf("open segment: %w", errors.New("/secret/path: permission denied")))
+	st := (&Service{log: log}).statusOf(context.Background(), fmt.Errorf("open segment: %w", errors.New("/secret/path: permission denied")))
 	if st.Code != v2.Code_INTERNAL_SERVER_ERROR || strings.Contains(st.Message, "secret") || !strings.Contains(st.Message, "id ") {
 		t.Fatalf("status %v leaks or lacks an id", st)
 	}
@@ -82,7 +82,7 @@ func TestStatusOfHidesInternals(t *testing.T) {
 	if !strings.Contains(logged.String(), id) || !strings.Contains(logged.String(), "/secret/path") {
 		t.Fatalf("log %q does not hold the id %s and the cause", logged.String(), id)
 	}
-	st = statusOf(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", "x"))
+	st = (&Service{log: slog.New(slog.NewTextHandler(io.Discard, nil))}).statusOf(context.Background(), domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", "x"))
 	if st.Code != v2.Code_TOPIC_NOT_FOUND || st.Message != `topic "x" does not exist` {
 		t.Fatalf("domain error status %v", st)
 	}
@@ -97,11 +97,36 @@ func TestStatusOfLogsABrokerRefusal(t *testing.T) {
 	var logged strings.Builder
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	cause := errors.New("remoting: NO_PERMISSION: User:proxy has no permission to access Topic:t")
-	st := statusOf(context.Background(), log, domain.Wrap(domain.ReasonBrokerError, cause, "the broker refused rmqproxy's broker user"))
+	st := (&Service{log: log}).statusOf(context.Background(), domain.Wrap(domain.ReasonBrokerError, cause, "the broker refused rmqproxy's broker user"))
 	if st.Code != v2.Code_INTERNAL_SERVER_ERROR || st.Message != "the broker refused rmqproxy's broker user" {
 		t.Fatalf("status %v", st)
 	}
 	if out := logged.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "rmqproxy's broker user") || !strings.Contains(out, "User:proxy has no permission") {
 		t.Fatalf("log %q lacks a WARN with the message and the broker's answer", out)
+	}
+}
+
+// TestBrokerRefusalsAreLoggedOncePerInterval: every request a broker
+// refused (rmqproxy's broker user lacking a permission: every receive of
+// a group, every send to a topic) was logged at WARN, at the request rate.
+// Each refusal is logged once per interval; the next line of it says how
+// many were left out. Another refusal has a line of its own.
+func TestBrokerRefusalsAreLoggedOncePerInterval(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	s := &Service{log: log}
+	refusal := func(topic string) error {
+		cause := errors.New("remoting: NO_PERMISSION: User:proxy has no permission to access Topic:" + topic)
+		return domain.Wrap(domain.ReasonBrokerError, cause, "the broker refused rmqproxy's broker user on Topic:"+topic)
+	}
+	for range 100 {
+		if st := s.statusOf(context.Background(), refusal("a")); st.Code != v2.Code_INTERNAL_SERVER_ERROR {
+			t.Fatalf("status %v", st)
+		}
+	}
+	s.statusOf(context.Background(), refusal("b"))
+	out := logged.String()
+	if n := strings.Count(out, "level=WARN"); n != 2 || !strings.Contains(out, "Topic:a") || !strings.Contains(out, "Topic:b") {
+		t.Fatalf("101 refusals of two resources logged %d WARN lines, want one each:\n%s", n, out)
 	}
 }

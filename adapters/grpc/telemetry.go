@@ -261,7 +261,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 		leaveClient, err := s.traffic.EnterClient(ctx, application.DirectionSend)
 		if err != nil {
 			s.admit.leave(kindTelemetry)
-			_ = stream.Send(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
+			_ = stream.Send(&v2.TelemetryCommand{Status: s.statusOf(ctx, err)})
 			return nil
 		}
 		release = append(release, leaveClient)
@@ -331,7 +331,7 @@ func (s *Service) Telemetry(stream v2.MessagingService_TelemetryServer) error {
 				}
 			}
 		case err := <-revoked:
-			_ = ch.write(&v2.TelemetryCommand{Status: statusOf(ctx, s.log, err)})
+			_ = ch.write(&v2.TelemetryCommand{Status: s.statusOf(ctx, err)})
 			return nil
 		case <-settingsTimer.C:
 			return status.Errorf(codes.FailedPrecondition,
@@ -397,9 +397,9 @@ func (s *Service) telemetryCommand(ctx context.Context, ch *telemetryChannel, cm
 		}
 		if err != nil {
 			if isClientFault(err) {
-				return nil, status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
+				return nil, status.Errorf(codes.InvalidArgument, "process client telemetryCommand failed. %s", s.statusOf(ctx, err).GetMessage())
 			}
-			return nil, status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", statusOf(ctx, s.log, err).GetMessage())
+			return nil, status.Errorf(codes.Internal, "process client telemetryCommand failed. %s", s.statusOf(ctx, err).GetMessage())
 		}
 		if server.MaxBodySize == 0 {
 			// No body size check (messaging.limits.maxBodySize 0): the

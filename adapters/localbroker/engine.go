@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/limitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/atomicfile"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/consumequeue"
@@ -136,7 +137,7 @@ type Engine struct {
 	phase    atomic.Int32
 	replayed atomic.Int64
 	clogRef  atomic.Pointer[commitlog.Log]
-	limited  limitedLog
+	limited  limitlog.Limiter
 	damaged  atomic.Pointer[error] // a consume-queue entry or timer bucket failed its checksum while running
 	// syncFault, when set by a test before Start, replaces fdatasync.
 	syncFault func(*os.File) error

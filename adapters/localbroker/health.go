@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
@@ -94,38 +93,6 @@ func (e *Engine) Ready(ctx context.Context) error {
 	return nil
 }
 
-// limitedLog logs a repeating failure at most once per interval per key,
-// saying how many were suppressed in between.
-type limitedLog struct {
-	mu   sync.Mutex
-	last map[string]limitedEntry
-}
-
-type limitedEntry struct {
-	at         time.Time
-	suppressed int
-}
-
-const logEvery = time.Minute
-
-// allow reports whether to log key now, and how many were suppressed since
-// the last time it was logged.
-func (l *limitedLog) allow(key string, now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last = map[string]limitedEntry{}
-	}
-	ent, ok := l.last[key]
-	if ok && now.Sub(ent.at) < logEvery {
-		ent.suppressed++
-		l.last[key] = ent
-		return false, 0
-	}
-	l.last[key] = limitedEntry{at: now}
-	return true, ent.suppressed
-}
-
 // warnLimited logs a warning at most once a minute per key.
 func (e *Engine) warnLimited(key, msg string, args ...any) {
 	e.logLimited(e.log.Warn, key, msg, args...)
@@ -137,7 +104,7 @@ func (e *Engine) errorLimited(key, msg string, args ...any) {
 }
 
 func (e *Engine) logLimited(level func(string, ...any), key, msg string, args ...any) {
-	ok, suppressed := e.limited.allow(key, time.Now())
+	ok, suppressed := e.limited.Allow(key, time.Now())
 	if !ok {
 		return
 	}
