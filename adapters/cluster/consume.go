@@ -32,6 +32,7 @@ func pollReserve(remaining time.Duration) time.Duration {
 // match (a tag hash collision at the broker) are acked and dropped, as the
 // Apache proxy does.
 func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+	start := time.Now()
 	e, err := b.meta.topic(ctx, req.Topic)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,6 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		return nil, err
 	}
 	f, expType, exp := remotingExpression(req.Filter)
-	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
 	// BornTime 0: the broker stamps the request with its own clock. It
 	// times the long poll from bornTime (it ends at bornTime + pollTime)
 	// and answers POLLING_TIMEOUT at once when that lies more than 500 ms
@@ -55,34 +55,54 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	// The Apache proxy sends 0 too.
 	h := remoting.PopMessageRequestHeader{RPC: remoting.RPC{BrokerName: broker}, ConsumerGroup: req.Group, Topic: req.Topic,
 		QueueID: req.QueueID, MaxMsgNums: min(max(req.MaxMessages, 1), maxPopBatch), InvisibleTime: req.InvisibleTime.Milliseconds(),
-		PollTime: poll.Milliseconds(), BornTime: 0, InitMode: remoting.InitModeMax,
+		BornTime: 0, InitMode: remoting.InitModeMax,
 		ExpType: expType, Exp: exp, Order: req.FIFO, AttemptID: req.AttemptID}
-	// h stays on the stack (NewHeaderRequest's interface would move it to
-	// the heap), and the late handler reads what it needs from the
+	// pop sends h to addr, polling for what is left of the requested
+	// time. h stays on the stack (NewHeaderRequest's interface would move
+	// it to the heap), and the late handler reads what it needs from the
 	// request: no allocation per receive for either.
-	pr := remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
-	pr.Fields = h.AppendFields(pr.Fields)
-	resp, err := b.poll(ctx, addr, pr, timeout, b.latePop)
-	if err != nil && ctx.Err() == nil && unsentDial(err) {
-		// The broker may have moved (restarted at a new address): the
-		// route, made stale by the failure, is read again, and the pop
-		// goes there (nothing was sent, nothing popped).
-		b.failed(broker, err)
-		if fresh, ferr := b.meta.topic(ctx, req.Topic); ferr == nil {
-			if a, _ := fresh.addr(broker); a != "" && a != addr {
-				addr = a
-				poll, timeout = b.pollBudget(ctx, req.PollTimeout)
-				h.PollTime = poll.Milliseconds()
-				pr = remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
-				pr.Fields = h.AppendFields(pr.Fields)
-				resp, err = b.poll(ctx, addr, pr, timeout, b.latePop)
-			}
+	pop := func(addr string) (*remoting.Command, error) {
+		poll, timeout := b.pollBudget(ctx, req.PollTimeout-time.Since(start))
+		h.PollTime = poll.Milliseconds()
+		pr := remoting.NewRequestWithRoom(remoting.RequestPopMessage, nil)
+		pr.Fields = h.AppendFields(pr.Fields)
+		resp, err := b.poll(ctx, addr, pr, timeout, b.latePop)
+		if err == nil && remoting.ResponseCode(resp.Code) == remoting.ResponseGoAway {
+			return nil, expect(remoting.RequestPopMessage, resp) // shutting down: see brokerAway
 		}
+		return resp, err
+	}
+	resp, err := pop(addr)
+	for moved := false; err != nil && ctx.Err() == nil; {
+		b.failed(broker, err)
+		if a := b.movedBroker(ctx, broker, addr, err); a != "" && !moved {
+			// Restarted elsewhere (see [Broker.movedBroker]): nothing was
+			// sent, nothing popped.
+			moved, addr = true, a
+			resp, err = pop(addr)
+			continue
+		}
+		if !brokerAway(err) || !b.waitBrokerBack(ctx, req.PollTimeout-time.Since(start)) {
+			break
+		}
+		// The broker went away (restarting: it closed the connection
+		// unanswered, or takes none); the route is read again and the pop
+		// sent again, within the polling time. A pop the broker executed
+		// before its answer was lost made its messages invisible: they
+		// come again after their invisible time, as with the Apache proxy.
+		if e, err = b.meta.topic(ctx, req.Topic); err != nil {
+			return nil, err
+		}
+		if broker, err = b.popBroker(e, req.BrokerName); err != nil {
+			return nil, err
+		}
+		if addr, err = e.addr(broker); err != nil {
+			return nil, err
+		}
+		h.BrokerName = broker
+		resp, err = pop(addr)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			b.failed(broker, err)
-		}
 		return nil, mapError(err)
 	}
 	switch remoting.ResponseCode(resp.Code) {
@@ -311,6 +331,45 @@ func (b *Broker) popBroker(e *topicEntry, named string) (string, error) {
 // handleBroker returns the address of the broker a receipt handle names.
 func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (string, error) {
 	return b.meta.brokerAddr(ctx, h.BrokerName)
+}
+
+// brokerAwayPause is how long a receive whose broker went away (see
+// [brokerAway]) waits before it pops again.
+const brokerAwayPause = time.Second
+
+// brokerAway reports whether err says that a broker is away, restarting
+// or down, rather than slow or refusing: the connection closed before its
+// answer, no connection could be made, or it answered GO_AWAY (shutting
+// down, the request not acted on).
+func brokerAway(err error) bool {
+	if isCode(err, remoting.ResponseGoAway) {
+		return true
+	}
+	var ce *client.Error
+	return errors.As(err, &ce) && (ce.Kind == client.KindConnection || ce.Kind == client.KindDial)
+}
+
+// waitBrokerBack waits brokerAwayPause, for a receive with left of its
+// polling time to pop again after its broker went away, and reports
+// whether it may: not when the polling time (cut short by ctx's deadline,
+// see [Broker.pollBudget]) ends within the pause, nor when ctx ends.
+// Answered at once, the clients' push consumers receive again at once
+// (20 ms later for the Java one, after UNAVAILABLE's TOO_MANY_REQUESTS),
+// an error each time, all the while the broker is down; held, a receive
+// fails at most once per polling time, and not at all when the broker is
+// back within it.
+func (b *Broker) waitBrokerBack(ctx context.Context, left time.Duration) bool {
+	if poll, _ := b.pollBudget(ctx, left); poll <= brokerAwayPause {
+		return false
+	}
+	t := time.NewTimer(brokerAwayPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // unsentDial reports whether err is a call's that could not be sent

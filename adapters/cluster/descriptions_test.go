@@ -32,7 +32,8 @@ func startFakeKV(t *testing.T) *fakeKV {
 }
 
 // startFakeSocket serves Remoting requests on a loopback port with answer
-// until the test ends, and returns the address.
+// until the test ends, and returns the address. An answer of nil closes
+// the request's connection without answering (a broker restarting).
 func startFakeSocket(t testing.TB, answer func(*remoting.Command) *remoting.Command) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,7 +57,11 @@ func serveFakeSocket(t testing.TB, ln net.Listener, answer func(*remoting.Comman
 			if err != nil {
 				return
 			}
-			b, _ := remoting.AppendCommand(nil, answer(req))
+			resp := answer(req)
+			if resp == nil {
+				return
+			}
+			b, _ := remoting.AppendCommand(nil, resp)
 			if _, err := nc.Write(b); err != nil {
 				return
 			}

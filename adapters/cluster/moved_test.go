@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"context"
 	"encoding/base64"
+	"net"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -163,5 +165,92 @@ func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
 	if err != nil || len(ms) != 0 || pops.Load() != 1 {
 		t.Errorf("receive from a broker restarted at a new address: %d messages, %v (reason %v), %d pops at the new address; want none, nil, 1",
 			len(ms), err, domain.ReasonOf(err), pops.Load())
+	}
+}
+
+// TestReceiveOutlivesABrokerRestart: a long-polling receive whose broker
+// connection was closed by a broker restart (no answer) failed at once
+// with UNAVAILABLE, which the clients take as throttling: the Java push
+// consumer receives again after 20 ms and, while the broker is still
+// down, gets UNAVAILABLE again at once, an error line each time. A receive
+// whose broker went away now pops again, once the broker answers, within
+// its polling time: here the restarted broker answers that there is no new
+// message, and the receive is empty, without an error. So too after a
+// GO_AWAY (a broker shutting down answers so without acting).
+func TestReceiveOutlivesABrokerRestart(t *testing.T) {
+	var pops atomic.Int32
+	var goAway atomic.Bool
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(addr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
+		case remoting.RequestGetTopicConfig:
+			return topicConfigAnswer(req)
+		case remoting.RequestPopMessage:
+			if pops.Add(1) == 1 {
+				if goAway.Load() { // shutting down (5.3.1+), the pop not acted on
+					return remoting.NewResponse(req, remoting.ResponseGoAway, "broker is shutting down")
+				}
+				return nil // the broker restarts: the connection closes unanswered
+			}
+			return remoting.NewResponse(req, remoting.ResponsePollingTimeout, "no new message")
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	for i, named := range []string{"b1", "", "b1"} {
+		goAway.Store(i == 2)
+		pops.Store(0)
+		ms, err := b.Pop(t.Context(), ports.PopRequest{Group: "G", Topic: "T", BrokerName: named, QueueID: -1, MaxMessages: 1,
+			InvisibleTime: time.Minute, PollTimeout: 20 * time.Second})
+		if err != nil || len(ms) != 0 || pops.Load() != 2 {
+			t.Errorf("receive (broker %q, GO_AWAY %v) whose broker went away: %d messages, %v (reason %v), %d pops; want none, nil, 2",
+				named, goAway.Load(), len(ms), err, domain.ReasonOf(err), pops.Load())
+		}
+	}
+}
+
+// TestReceiveFromABrokerAwayForItsWholePollFails: a broker that stays
+// away for the whole polling time (it closes the receive's connection
+// unanswered and takes no other) is still an error for the receive
+// (UNAVAILABLE, which the clients retry), not an empty answer, and the
+// receive ends before its deadline.
+func TestReceiveFromABrokerAwayForItsWholePollFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerAddr := serveFakeSocket(t, ln, func(req *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
+			return nil
+		}
+		return topicConfigAnswer(req)
+	})
+	var nsAddr string
+	nsAddr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = oneBrokerCluster(brokerAddr)
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(brokerAddr, 4, remoting.PermRead|remoting.PermWrite)
+		}
+		return resp
+	})
+	b := newTestBroker(t, nsAddr, nil)
+	if _, err := b.meta.topic(t.Context(), "T"); err != nil { // read while the broker was up
+		t.Fatal(err)
+	}
+	ln.Close() // the broker goes away
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	_, err = b.Pop(ctx, ports.PopRequest{Group: "G", Topic: "T", BrokerName: "b1", QueueID: -1, MaxMessages: 1,
+		InvisibleTime: time.Minute, PollTimeout: 20 * time.Second})
+	if domain.ReasonOf(err) != domain.ReasonUnavailable || ctx.Err() != nil {
+		t.Errorf("receive from a broker away for its whole poll: %v (reason %v, context %v); want UNAVAILABLE before the deadline", err, domain.ReasonOf(err), ctx.Err())
 	}
 }
