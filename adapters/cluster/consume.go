@@ -86,19 +86,14 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 			break
 		}
 		// The broker went away (restarting: it closed the connection
-		// unanswered, or takes none); the route is read again and the pop
-		// sent again, within the polling time. A pop the broker executed
-		// before its answer was lost made its messages invisible: they
-		// come again after their invisible time, as with the Apache proxy.
-		if e, err = b.meta.topic(ctx, req.Topic); err != nil {
-			return nil, err
-		}
-		if broker, err = b.popBroker(e, req.BrokerName); err != nil {
-			return nil, err
-		}
-		if addr, err = e.addr(broker); err != nil {
-			return nil, err
-		}
+		// unanswered, or takes none); the pop is sent again, within the
+		// polling time, where the route read again says (another broker
+		// when the client named none), else where it went before: while
+		// the only broker of a cluster restarts, the NameServers route the
+		// topic nowhere. A pop the broker executed before its answer was
+		// lost made its messages invisible: they come again after their
+		// invisible time, as with the Apache proxy.
+		broker, addr = b.popAgain(ctx, req, broker, addr)
 		h.BrokerName = broker
 		resp, err = pop(addr)
 	}
@@ -331,6 +326,25 @@ func (b *Broker) popBroker(e *topicEntry, named string) (string, error) {
 // handleBroker returns the address of the broker a receipt handle names.
 func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (string, error) {
 	return b.meta.brokerAddr(ctx, h.BrokerName)
+}
+
+// popAgain returns the broker and address a receive pops at again after
+// its broker (at addr) went away: those the route, read again, gives, or
+// broker and addr when it gives none.
+func (b *Broker) popAgain(ctx context.Context, req ports.PopRequest, broker, addr string) (string, string) {
+	e, err := b.meta.topic(ctx, req.Topic)
+	if err != nil {
+		return broker, addr
+	}
+	bn, err := b.popBroker(e, req.BrokerName)
+	if err != nil {
+		return broker, addr
+	}
+	a, err := e.addr(bn)
+	if err != nil {
+		return broker, addr
+	}
+	return bn, a
 }
 
 // brokerAwayPause is how long a receive whose broker went away (see
