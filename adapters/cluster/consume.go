@@ -33,15 +33,7 @@ func pollReserve(remaining time.Duration) time.Duration {
 // Apache proxy does.
 func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
 	start := time.Now()
-	e, err := b.meta.topic(ctx, req.Topic)
-	if err != nil {
-		return nil, err
-	}
-	broker, err := b.popBroker(e, req.BrokerName)
-	if err != nil {
-		return nil, err
-	}
-	addr, err := e.addr(broker)
+	broker, addr, err := b.popTarget(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +85,9 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		// topic nowhere. A pop the broker executed before its answer was
 		// lost made its messages invisible: they come again after their
 		// invisible time, as with the Apache proxy.
-		broker, addr = b.popAgain(ctx, req, broker, addr)
+		if bn, a, err := b.popTarget(ctx, req); err == nil {
+			broker, addr = bn, a
+		}
 		h.BrokerName = broker
 		resp, err = pop(addr)
 	}
@@ -328,23 +322,18 @@ func (b *Broker) handleBroker(ctx context.Context, h domain.ReceiptHandle) (stri
 	return b.meta.brokerAddr(ctx, h.BrokerName)
 }
 
-// popAgain returns the broker and address a receive pops at again after
-// its broker (at addr) went away: those the route, read again, gives, or
-// broker and addr when it gives none.
-func (b *Broker) popAgain(ctx context.Context, req ports.PopRequest, broker, addr string) (string, string) {
+// popTarget returns the broker a receive pops at (see [Broker.popBroker])
+// and its address, from the topic's route.
+func (b *Broker) popTarget(ctx context.Context, req ports.PopRequest) (broker, addr string, err error) {
 	e, err := b.meta.topic(ctx, req.Topic)
 	if err != nil {
-		return broker, addr
+		return "", "", err
 	}
-	bn, err := b.popBroker(e, req.BrokerName)
-	if err != nil {
-		return broker, addr
+	if broker, err = b.popBroker(e, req.BrokerName); err != nil {
+		return "", "", err
 	}
-	a, err := e.addr(bn)
-	if err != nil {
-		return broker, addr
-	}
-	return bn, a
+	addr, err = e.addr(broker)
+	return broker, addr, err
 }
 
 // brokerAwayPause is how long a receive whose broker went away (see

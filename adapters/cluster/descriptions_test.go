@@ -33,7 +33,8 @@ func startFakeKV(t *testing.T) *fakeKV {
 
 // startFakeSocket serves Remoting requests on a loopback port with answer
 // until the test ends, and returns the address. An answer of nil closes
-// the request's connection without answering (a broker restarting).
+// the request's connection without answering (a broker restarting); one
+// of noAnswer leaves the request unanswered and reads on (a hung peer).
 func startFakeSocket(t testing.TB, answer func(*remoting.Command) *remoting.Command) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,6 +43,10 @@ func startFakeSocket(t testing.TB, answer func(*remoting.Command) *remoting.Comm
 	}
 	return serveFakeSocket(t, ln, answer)
 }
+
+// noAnswer is the answer of a fake socket (see startFakeSocket) that
+// leaves a request unanswered.
+var noAnswer = new(remoting.Command)
 
 // serveFakeSocket answers the Remoting requests of every connection ln
 // accepts (a TLS listener: after its handshake) with answer, until the
@@ -60,6 +65,9 @@ func serveFakeSocket(t testing.TB, ln net.Listener, answer func(*remoting.Comman
 			resp := answer(req)
 			if resp == nil {
 				return
+			}
+			if resp == noAnswer {
+				continue
 			}
 			b, _ := remoting.AppendCommand(nil, resp)
 			if _, err := nc.Write(b); err != nil {

@@ -27,13 +27,9 @@ import (
 // address) now goes to the address the NameServers give, once, when it
 // differs.
 func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
-	const oldAddr = "127.0.0.1:1" // nothing listens there any more
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	const oldAddr = "127.0.0.1:1"                                                              // nothing listens there any more
+	addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
 		case remoting.RequestViewMessageById:
 			body, err := remoting.AppendMessage(nil, &remoting.Message{MagicCode: remoting.MagicV1, CommitLogOffset: 100,
 				BornHost: netip.MustParseAddrPort("10.0.0.1:1234"), StoreHost: netip.MustParseAddrPort("127.0.0.1:10911"),
@@ -95,16 +91,8 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there any more
 	var stored atomic.Int32
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			return topicConfigAnswer(req)
 		case remoting.RequestSendMessageV2:
 			var h remoting.SendMessageRequestHeader
 			if err := h.DecodeFieldsV2(req.Fields); err != nil {
@@ -138,17 +126,8 @@ func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there any more
 	var pops atomic.Int32
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			return topicConfigAnswer(req)
-		case remoting.RequestPopMessage:
+	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
+		if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
 			pops.Add(1)
 			return remoting.NewResponse(req, remoting.ResponsePollingTimeout, "no new message")
 		}
@@ -180,17 +159,8 @@ func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
 func TestReceiveOutlivesABrokerRestart(t *testing.T) {
 	var pops atomic.Int32
 	var goAway atomic.Bool
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { // the NameServer, and b1
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			return topicConfigAnswer(req)
-		case remoting.RequestPopMessage:
+	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1
+		if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
 			if pops.Add(1) == 1 {
 				if goAway.Load() { // shutting down (5.3.1+), the pop not acted on
 					return remoting.NewResponse(req, remoting.ResponseGoAway, "broker is shutting down")
@@ -253,4 +223,22 @@ func TestReceiveFromABrokerAwayForItsWholePollFails(t *testing.T) {
 	if domain.ReasonOf(err) != domain.ReasonUnavailable || ctx.Err() != nil {
 		t.Errorf("receive from a broker away for its whole poll: %v (reason %v, context %v); want UNAVAILABLE before the deadline", err, domain.ReasonOf(err), ctx.Err())
 	}
+}
+
+// startFakeRoutedBroker is startFakeBroker that also routes every topic to
+// its broker (four queues, readable and writable) and answers
+// GET_TOPIC_CONFIG for it (a normal topic), as a NameServer and broker
+// would for a topic that exists; every other request goes to answer.
+func startFakeRoutedBroker(t *testing.T, answer func(addr string, req, resp *remoting.Command) *remoting.Command) string {
+	t.Helper()
+	return startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetRouteinfoByTopic:
+			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
+			return resp
+		case remoting.RequestGetTopicConfig:
+			return topicConfigAnswer(req)
+		}
+		return answer(addr, req, resp)
+	})
 }

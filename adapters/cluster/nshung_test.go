@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,31 +18,15 @@ import (
 // requests.
 func hungNameServer(t *testing.T) (addr string, asked *atomic.Int32) {
 	asked = new(atomic.Int32)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) {
-		br := bufio.NewReader(nc)
-		for {
-			req, err := remoting.ReadCommand(br, 0)
-			if err != nil {
-				return
-			}
-			var h remoting.GetRouteInfoRequestHeader
-			if remoting.RequestCode(req.Code) == remoting.RequestGetRouteinfoByTopic && h.DecodeFields(req.Fields) == nil && h.Topic == "marker" {
-				b, _ := remoting.AppendCommand(nil, remoting.NewResponse(req, remoting.ResponseTopicNotExist, "marker"))
-				if _, err := nc.Write(b); err != nil {
-					return
-				}
-				continue
-			}
-			asked.Add(1)
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		var h remoting.GetRouteInfoRequestHeader
+		if remoting.RequestCode(req.Code) == remoting.RequestGetRouteinfoByTopic && h.DecodeFields(req.Fields) == nil && h.Topic == "marker" {
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "marker")
 		}
+		asked.Add(1)
+		return noAnswer
 	})
-	return ln.Addr().String(), asked
+	return addr, asked
 }
 
 // TestHungNameServerIsNotWaitedForByEveryLookup: with two NameServers, one
