@@ -252,7 +252,7 @@ func (w *observedStream) SendMsg(msg any) error {
 	if w.span != nil {
 		// The consumer's span links to the producer's: the message carries
 		// the trace context of its send.
-		if sc, ok := observe.ParseTraceParent(sp.GetTraceContext(), ""); ok {
+		if sc, ok := messageTraceContext(pm); ok {
 			w.span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{observe.KeyMessageID.String(sp.GetMessageId())}})
 		}
 		if w.count == 1 {
@@ -356,10 +356,26 @@ func incomingTraceContext(ctx context.Context) context.Context {
 	return ctx
 }
 
+// messageTraceContext is the W3C trace context a message carries: its
+// trace_context system property (the C++ client's, or the one the proxy
+// wrote at its send), else its traceparent and tracestate user properties,
+// where OpenTelemetry's instrumentation of the Java client (the Java
+// agent) puts its producer span's context.
+func messageTraceContext(pm *v2.Message) (trace.SpanContext, bool) {
+	if sc, ok := observe.ParseTraceParent(pm.GetSystemProperties().GetTraceContext(), ""); ok {
+		return sc, true
+	}
+	props := pm.GetUserProperties()
+	if tp := props["traceparent"]; tp != "" {
+		return observe.ParseTraceParent(tp, props["tracestate"])
+	}
+	return trace.SpanContext{}, false
+}
+
 // startUnarySpan starts the span of a unary request. A send's span is the
 // child of the caller's trace context, or else, for a single message, of
-// the trace context the producer put in the message (as the C++ client
-// does); it links to the contexts of the other messages of a batch. The
+// the trace context the producer put in the message (see
+// messageTraceContext); it links to the contexts of the other messages of a batch. The
 // send's own context is then written into every message that carries
 // none, so that the consumer's receive span can link to it.
 //
@@ -370,7 +386,7 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 	parent := incomingTraceContext(ctx)
 	send, _ := req.(*v2.SendMessageRequest)
 	if send != nil && len(send.GetMessages()) == 1 && !trace.SpanContextFromContext(parent).IsValid() {
-		if sc, ok := observe.ParseTraceParent(send.GetMessages()[0].GetSystemProperties().GetTraceContext(), ""); ok {
+		if sc, ok := messageTraceContext(send.GetMessages()[0]); ok {
 			parent = trace.ContextWithRemoteSpanContext(parent, sc)
 		}
 	}
@@ -400,7 +416,7 @@ func (o *observer) startUnarySpan(ctx context.Context, m *rpcMethod, req any) (c
 		}
 		parentSpan := trace.SpanContextFromContext(parent).SpanID()
 		for _, pm := range msgs {
-			if sc, ok := observe.ParseTraceParent(pm.GetSystemProperties().GetTraceContext(), ""); ok && sc.SpanID() != parentSpan {
+			if sc, ok := messageTraceContext(pm); ok && sc.SpanID() != parentSpan {
 				span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{observe.KeyMessageID.String(pm.GetSystemProperties().GetMessageId())}})
 			}
 		}

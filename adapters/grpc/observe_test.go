@@ -274,3 +274,58 @@ func meteredObserver(t *testing.T) (*observer, func() []metricdata.HistogramData
 		return points
 	}
 }
+
+// The OpenTelemetry Java agent's instrumentation of the Java client v5
+// (rocketmq-client-java) puts its producer span's W3C context in the
+// message's user properties (traceparent, tracestate), not in the
+// trace_context system property, and the Java client sends no traceparent
+// metadata (its gRPC is shaded, out of the agent's reach). The proxy's
+// send span was the root of a trace of its own, and the receive span
+// linked to nothing of the producer's trace: the send span is now the
+// child of that context and a receive links to it.
+func TestSpansFollowTheTraceContextInUserProperties(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	o := newObserver(&observe.Telemetry{Tracer: tp.Tracer("test")}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	const traceID, spanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	props := map[string]string{"traceparent": "00-" + traceID + "-" + spanID + "-01", "tracestate": "vendor=x", "app": "y"}
+	msg := func() *v2.Message {
+		return &v2.Message{Topic: &v2.Resource{Name: "t"}, Body: []byte("x"), UserProperties: props,
+			SystemProperties: &v2.SystemProperties{MessageId: "id", MessageType: v2.MessageType_NORMAL}}
+	}
+	send := &v2.SendMessageRequest{Messages: []*v2.Message{msg()}}
+	resp := &v2.SendMessageResponse{Status: okStatus(), Entries: []*v2.SendResultEntry{{Status: okStatus(), MessageId: "id"}}}
+	_, _ = o.unary(context.Background(), send, &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"},
+		func(context.Context, any) (any, error) { return resp, nil })
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	if got := spans[0].Parent(); got.TraceID().String() != traceID || got.SpanID().String() != spanID {
+		t.Errorf("send span's parent %s/%s, want the producer's %s/%s (the traceparent user property)", got.TraceID(), got.SpanID(), traceID, spanID)
+	}
+	if ts := spans[0].SpanContext().TraceState().Get("vendor"); ts != "x" {
+		t.Errorf("send span's tracestate vendor=%q, want the producer's x", ts)
+	}
+
+	// A message stored with only the user property (unsampled send, or
+	// stored before tracing was on): the receive span links to it.
+	rec.Reset()
+	info := &grpclib.StreamServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/ReceiveMessage"}
+	req := &v2.ReceiveMessageRequest{Group: &v2.Resource{Name: "g"}, MessageQueue: &v2.MessageQueue{Topic: &v2.Resource{Name: "t"}}}
+	_ = o.stream(nil, &recvStream{ctxStream: ctxStream{ctx: context.Background()}, req: req}, info, func(_ any, ss grpclib.ServerStream) error {
+		var r v2.ReceiveMessageRequest
+		_ = ss.RecvMsg(&r)
+		_ = ss.SendMsg(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Status{Status: okStatus()}})
+		return ss.SendMsg(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_Message{Message: msg()}})
+	})
+	spans = rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	links := spans[0].Links()
+	if len(links) != 1 || links[0].SpanContext.TraceID().String() != traceID || links[0].SpanContext.SpanID().String() != spanID {
+		t.Errorf("receive span links %+v, want one to the producer's %s/%s", links, traceID, spanID)
+	}
+}

@@ -24,7 +24,7 @@ type OTLPConfig struct {
 // TracingConfig turns tracing on (key tracing).
 type TracingConfig struct {
 	Enabled     bool    `yaml:"enabled" help:"trace every request with OpenTelemetry and export the spans over OTLP (see otlp.*); off by default, and off costs nothing"`
-	SampleRatio float64 `yaml:"sampleRatio" help:"fraction of traces kept, between 0 and 1, for requests that carry no sampling decision; a request whose caller (traceparent metadata) or message (trace_context) carries a trace context follows that context's decision"`
+	SampleRatio float64 `yaml:"sampleRatio" help:"fraction of traces kept, between 0 and 1, for requests that carry no sampling decision; a request whose caller (traceparent metadata) or message (trace_context, or a traceparent user property) carries a trace context follows that context's decision"`
 }
 
 // MetricsConfig says which metrics are kept and where they go (key

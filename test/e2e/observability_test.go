@@ -250,6 +250,52 @@ func TestTracingFollowsTheProducersContext(t *testing.T) {
 	}
 }
 
+// TestTracingFollowsTheContextInUserProperties: OpenTelemetry's Java
+// agent puts the producer span's context in the message's traceparent
+// user property (the Java client sets no trace_context and sends no
+// traceparent metadata). Sent here by the official Go client with the same
+// property: the proxy's send span is the child of that context, so the
+// proxy's spans join the producer's trace, and the receive span links
+// into it.
+func TestTracingFollowsTheContextInUserProperties(t *testing.T) {
+	p, col, _ := tracedProxy(t)
+	topic, group := testenv.Name(t, "otel-userprop"), testenv.Name(t, "g-otel-userprop")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	const traceID, parentID = "6bf92f3577b34da6a3ce929d0e0e4736", "01f067aa0ba902b7"
+	msg := &rmq.Message{Topic: topic, Body: []byte("java agent")}
+	msg.AddProperty("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	r, err := pr.Send(t.Context(), msg)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	id := r[0].MessageID
+	send := findSpan(t, col, "send", func(s testenv.Span) bool { return s.Name == "send "+topic && s.Attrs["messaging.message.id"] == id })
+	if send.TraceID != traceID || send.ParentSpanID != parentID {
+		t.Errorf("send span in trace %s with parent %s, want the producer's %s %s (traceparent user property)", send.TraceID, send.ParentSpanID, traceID, parentID)
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	var got *rmq.MessageView
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ms, err := c.Receive(t.Context(), 1, 20*time.Second)
+		if len(ms) > 0 {
+			got = ms[0]
+			return nil
+		}
+		if err == nil || testenv.IsNoMessage(err) {
+			return fmt.Errorf("no message yet")
+		}
+		return err
+	})
+	if got.GetMessageId() != id || got.GetProperties()["traceparent"] != "00-"+traceID+"-"+parentID+"-01" {
+		t.Errorf("received %s with properties %v, want %s with the producer's traceparent", got.GetMessageId(), got.GetProperties(), id)
+	}
+	recv := findSpan(t, col, "receive", func(s testenv.Span) bool { return s.Name == "receive "+topic && len(s.Links) > 0 })
+	if len(recv.Links) != 1 || recv.Links[0].TraceID != traceID {
+		t.Errorf("receive links %+v, want one into the producer's trace %s", recv.Links, traceID)
+	}
+}
+
 // scrape reads the proxy's /metrics.
 func scrape(t *testing.T, p *testenv.Proxy) map[string]*dto.MetricFamily {
 	t.Helper()
