@@ -49,10 +49,15 @@ type TopicQueueStats interface {
 
 // QueueStats describes a group's progress on one queue.
 type QueueStats struct {
-	Topic      string
-	QueueID    int32
-	MaxOffset  int64 // next offset a new message will get
-	AckOffset  int64 // every message below this offset is consumed
+	Topic     string
+	QueueID   int32
+	MaxOffset int64 // next offset a new message will get
+	AckOffset int64 // every message below this offset is consumed
+	// AckedAbove counts the messages at or above AckOffset consumed
+	// already (acked out of order, dead-lettered or filtered out): the
+	// group's unacked messages are MaxOffset-AckOffset-AckedAbove. Local
+	// mode; 0 in cluster mode, whose brokers do not report it.
+	AckedAbove int64
 	InFlight   int64 // delivered, not yet acked
 	Consumable int64 // not yet delivered or visible again
 	// InFlightUnknown says that the broker does not report what is in

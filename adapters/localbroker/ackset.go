@@ -155,6 +155,39 @@ func (s *ackSet) next(from, limit int64, want bool) int64 {
 	return limit
 }
 
+// count returns how many offsets of [from, to) are in the set: a whole
+// chunk costs its count, a partial one a popcount of its words.
+func (s *ackSet) count(from, to int64) int64 {
+	from = max(from, s.base)
+	var n int64
+	for from < to {
+		i, b := s.locate(from)
+		if i >= len(s.chunks) {
+			break
+		}
+		chunkEnd := from - int64(b) + ackChunkBits
+		end := min(to, chunkEnd)
+		switch c := s.chunks[i]; {
+		case c == nil:
+		case b == 0 && end == chunkEnd:
+			n += int64(c.n)
+		default:
+			for off := from; off < end; {
+				wb := int(off-s.base) % ackChunkBits
+				w := c.w[wb/64] >> uint(wb%64)
+				bitsLeft := min(int64(64-wb%64), end-off)
+				if bitsLeft < 64 {
+					w &= (uint64(1) << uint(bitsLeft)) - 1
+				}
+				n += int64(bits.OnesCount64(w))
+				off += bitsLeft
+			}
+		}
+		from = chunkEnd
+	}
+	return n
+}
+
 // trim forgets the chunks that lie wholly below floor.
 func (s *ackSet) trim(floor int64) {
 	k := int((floor - s.base) / ackChunkBits)

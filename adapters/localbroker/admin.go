@@ -299,8 +299,10 @@ func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 		if qi := e.queues[queueKey{k.topic, k.qid}]; qi != nil {
 			count, visible, minOff = qi.count, qi.visible, e.keptFromLocked(qi)
 		}
-		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: max(c.floor, minOff),
-			InFlight: c.inFlightCount(), Consumable: max(visible-max(c.next, minOff), 0) + int64(len(c.visible))})
+		ackOff := max(c.floor, minOff)
+		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: ackOff,
+			AckedAbove: c.acked.count(ackOff, count), InFlight: c.inFlightCount(),
+			Consumable: max(visible-max(c.next, minOff), 0) + int64(len(c.visible))})
 	}
 	return out, nil
 }

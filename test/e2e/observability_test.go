@@ -745,3 +745,55 @@ func TestConsumerGaugesOfASubscribedGroupBeforeItsFirstReceive(t *testing.T) {
 	send(2)
 	want("created again, 2 messages sent", 2, 0, 2)
 }
+
+// TestConsumerLagCountsOnlyUnackedMessages: rocketmq_consumer_lag_messages
+// is the messages not yet acked (docs/observability.md). It was the
+// offsets from the group's first unacked message on, so that one message
+// held (a slow or poison message waiting for its redeliveries, for hours
+// with the default backoff) counted every message acked after it as lag:
+// the lag of a group keeping up grew with the traffic, and disagreed with
+// rmqproxy group stats' BACKLOG. Now it counts what is not acked.
+func TestConsumerLagCountsOnlyUnackedMessages(t *testing.T) {
+	testenv.LocalOnly(t, "the consumer gauges are the embedded broker's")
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "lag-held"), testenv.Name(t, "g-lag-held")
+	raw := p.Subscriber(t, topic, group, 1)
+	const n = 5
+	raw.SendN(t, topic, n)
+	got := raw.ReceiveN(t, group, topic, n, time.Hour, 30*time.Second)
+	// Every message acked but the first (the queue's first offset).
+	var first *v2.Message
+	rest := make([]*v2.Message, 0, n-1)
+	for _, m := range got {
+		if m.GetSystemProperties().GetQueueOffset() == 0 {
+			first = m
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	if first == nil || len(rest) != n-1 {
+		t.Fatalf("received offsets %v, want 0..%d", offsetsOf(got), n-1)
+	}
+	resp, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, rest))
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("ack: %v %v", resp.GetStatus(), err)
+	}
+	labels := map[string]string{"topic": topic, "consumer_group": group}
+	fams := scrape(t, p)
+	for _, g := range []struct {
+		name string
+		want float64
+	}{{"rocketmq_consumer_lag_messages", 1}, {"rocketmq_consumer_inflight_messages", 1}, {"rocketmq_consumer_ready_messages", 0}} {
+		if v := metricValue(fams, g.name, labels); v != g.want {
+			t.Errorf("%d sent, all received, all but the first acked: %s%v = %v, want %v", n, g.name, labels, v, g.want)
+		}
+	}
+}
+
+func offsetsOf(msgs []*v2.Message) []int64 {
+	out := make([]int64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.GetSystemProperties().GetQueueOffset()
+	}
+	return out
+}

@@ -211,7 +211,9 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 		add := func(group string, q ports.QueueStats) {
 			k := key{labels.Topic(q.Topic), labels.Group(group)}
 			p := sums[k]
-			p.lag += max(q.MaxOffset-q.AckOffset, 0)
+			// Not acked: from the first unacked message on, less those
+			// consumed after it (acked out of order).
+			p.lag += max(q.MaxOffset-q.AckOffset-q.AckedAbove, 0)
 			p.inflight += q.InFlight
 			p.ready += q.Consumable
 			sums[k] = p
