@@ -533,7 +533,8 @@ func endSpan(span trace.Span, resp any, err error, code v2.Code) {
 }
 
 // measureUnary records a unary request's metrics: its latency, and the
-// messages it stored or settled, counted from the entries answered OK.
+// messages it stored or settled, counted from the entries answered OK (a
+// send's: stored, see storedCode).
 // Acks are counted here only when the broker does not count them (see
 // observe.Metrics.AckEntries). ForwardMessageToDeadLetterQueue is not
 // counted here: an OK answer does not say a message moved (a client's
@@ -548,7 +549,15 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 		out, _ := resp.(*v2.SendMessageResponse)
 		entries := out.GetEntries()
 		for i, pm := range r.GetMessages() {
-			if i < len(entries) && entries[i].GetStatus().GetCode() == v2.Code_OK {
+			// A failed send is answered without entries: its status says
+			// whether the messages were stored all the same.
+			c := code
+			if i < len(entries) {
+				c = entries[i].GetStatus().GetCode()
+			} else if len(entries) > 0 {
+				continue
+			}
+			if storedCode(c) {
 				mt.MessageIn(ctx, resourceLabel(ctx, pm.GetTopic()), messageTypeLabel(pm.GetSystemProperties().GetMessageType()), len(pm.GetBody()))
 			}
 		}
@@ -571,6 +580,19 @@ func (o *observer) measureUnary(ctx context.Context, m *rpcMethod, req, resp any
 			}
 		}
 	}
+}
+
+// storedCode reports whether a send answered c stored its message: OK, or
+// stored but not as durable as configured (a RocketMQ broker's
+// FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT and SLAVE_NOT_AVAILABLE, which
+// the broker counts as stored too, and the local broker's wait for its
+// fsync cut short), whose message is delivered like any other.
+func storedCode(c v2.Code) bool {
+	switch c {
+	case v2.Code_OK, v2.Code_MASTER_PERSISTENCE_TIMEOUT, v2.Code_SLAVE_PERSISTENCE_TIMEOUT, v2.Code_HA_NOT_AVAILABLE:
+		return true
+	}
+	return false
 }
 
 // entryCodes is the entry_codes attribute of a response whose entries

@@ -329,3 +329,52 @@ func TestSpansFollowTheTraceContextInUserProperties(t *testing.T) {
 		t.Errorf("receive span links %+v, want one to the producer's %s/%s", links, traceID, spanID)
 	}
 }
+
+// A send a RocketMQ broker stored but could not make as durable as
+// configured (FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE:
+// answered MASTER_PERSISTENCE_TIMEOUT, SLAVE_PERSISTENCE_TIMEOUT,
+// HA_NOT_AVAILABLE) is delivered like any other, and the broker counts it
+// in its rocketmq_messages_in_total. rmqproxy counted only entries
+// answered OK: while a sync master's slave was down, every message sent
+// was stored and delivered (rocketmq_messages_out_total grew) and
+// rocketmq_messages_in_total stood still. A send refused (not stored)
+// counts nothing.
+func TestStoredButNotDurableSendsAreCountedIn(t *testing.T) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
+	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
+	in := func() int64 {
+		var n int64
+		for _, p := range m.Counters(nil) {
+			if observe.LabelledCounters[p.Counter].Name == observe.MetricMessagesIn {
+				n += p.Value
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		code v2.Code
+		want int64 // messages counted, of the 2 sent
+	}{
+		{v2.Code_MASTER_PERSISTENCE_TIMEOUT, 2}, {v2.Code_SLAVE_PERSISTENCE_TIMEOUT, 2}, {v2.Code_HA_NOT_AVAILABLE, 2},
+		{v2.Code_TOO_MANY_REQUESTS, 0}, {v2.Code_INTERNAL_SERVER_ERROR, 0},
+	} {
+		req := &v2.SendMessageRequest{}
+		for _, id := range []string{"a", "b"} {
+			req.Messages = append(req.Messages, &v2.Message{Topic: &v2.Resource{Name: "t"}, Body: []byte("x"),
+				SystemProperties: &v2.SystemProperties{MessageId: id, MessageType: v2.MessageType_NORMAL}})
+		}
+		// A failed send is answered with its status and no entries.
+		resp := &v2.SendMessageResponse{Status: &v2.Status{Code: c.code, Message: "m"}}
+		before := in()
+		_, _ = o.unary(context.Background(), req, info, func(context.Context, any) (any, error) { return resp, nil })
+		if got := in() - before; got != c.want {
+			t.Errorf("a send of 2 answered %v: rocketmq_messages_in_total grew by %d, want %d", c.code, got, c.want)
+		}
+	}
+}
