@@ -437,7 +437,10 @@ func (c *metaCache) topic(ctx context.Context, name string) (*topicEntry, error)
 	}
 	c.mu.Unlock()
 	now := c.b.clock.Now()
-	if e != nil && !stale && (now.Sub(e.fetched) < c.b.cfg.RouteTTL || now.Sub(kept) < keptRecheck && now.Sub(e.fetched) < maxStale) {
+	if e != nil && (!stale && now.Sub(e.fetched) < c.b.cfg.RouteTTL || now.Sub(kept) < keptRecheck && now.Sub(e.fetched) < maxStale) {
+		// Fresh, or kept while the NameServers dropped its brokers and
+		// checked again less than keptRecheck ago (also when a call to
+		// them failed since: they are down).
 		return e, nil
 	}
 	fetch := func(ctx context.Context) (any, error) { return c.fetchTopic(ctx, name) }
@@ -581,20 +584,21 @@ func decodeRoute(body []byte, rd *remoting.TopicRouteData, name string) error {
 
 // droppedWithItsBrokers returns the cached entry of a topic the
 // NameServers no longer route when they list none of the brokers of its
-// route any more, no call to those brokers failed since it was read (it is
-// not stale) and it was read within maxStale; else nil. A NameServer drops
-// a broker whose connection to it closes (a broker closes its connection
-// when one of its requests times out, as on a loaded machine) and with it
-// every route through it, until the broker's next registration, every
-// registerNameServerPeriod (30 s by default): the broker still serves the
-// topic meanwhile, and clients were told TOPIC_NOT_FOUND. A broker that
-// is really gone fails the first call to it, which makes the entry stale:
-// the next lookup answers that no broker is registered.
+// route any more and it was read within maxStale; else nil. A NameServer
+// drops a broker whose connection to it closes and with it every route
+// through it: a live broker (it closes its connection when one of its
+// requests times out, as on a loaded machine) until its next
+// registration, every registerNameServerPeriod (30 s by default); a broker
+// that is down (killed, restarting) until it is back. Clients were told
+// TOPIC_NOT_FOUND meanwhile for a topic that exists, and the push
+// consumers asked again every 20 ms. Served the route, a send to a broker
+// that is down fails as one that cannot be reached (retryable), and a
+// receive long-polls for it to come back (see [Broker.Pop]).
 func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *topicEntry {
 	c.mu.Lock()
 	e := c.topics[name]
 	c.mu.Unlock()
-	if e == nil || e.stale || len(e.masters) == 0 || c.b.clock.Now().Sub(e.fetched) >= maxStale {
+	if e == nil || len(e.masters) == 0 || c.b.clock.Now().Sub(e.fetched) >= maxStale {
 		return nil
 	}
 	// Read now: a view read before the NameServers dropped the brokers

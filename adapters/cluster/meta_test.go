@@ -169,12 +169,19 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 }
 
 // TestTopicLosingItsBrokerIsNotCalledMissing: a topic whose only broker
-// just went away (killed: a call to it failed, and the NameServers dropped
-// it) was answered "does not exist in the cluster; create it", for up to
-// noRouteViewAge after the cluster view was last read, because that view,
-// read before the broker failed, still listed it (seen with a real 5.5.0
-// broker killed under a sending producer). A broker failure makes the view
-// stale, so it is read again and the answer says no broker is registered.
+// just went away (killed or restarting: a call to it failed, and the
+// NameServers dropped it) was answered "does not exist in the cluster;
+// create it", for up to noRouteViewAge after the cluster view was last
+// read, because that view, read before the broker failed, still listed it
+// (seen with a real 5.5.0 broker killed under a sending producer); then
+// TOPIC_NOT_FOUND saying that no broker is registered, on every lookup
+// from the broker's failure on: a receive, a send or a route query
+// starting while the broker restarts was told that the topic it used a
+// moment ago is not found, and the push consumers asked again every
+// 20 ms. The route read before is served (a send fails as to a broker
+// that cannot be reached, a receive long-polls for it to come back), the
+// NameServers asked again at most once per keptRecheck; only a route read
+// maxStale ago or more is TOPIC_NOT_FOUND, saying no broker is registered.
 func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
 	ns := startOrdersNameServer(t)
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
@@ -188,10 +195,27 @@ func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
 	ns.listed.Store(false)
 	ns.routed.Store(false)
 	b.failed("b1", &client.Error{Kind: client.KindDial})
-	_, err := b.meta.topic(t.Context(), "orders")
+	e, err := b.meta.topic(t.Context(), "orders")
+	if err != nil || len(e.route.Queues) != 1 {
+		t.Fatalf("the topic's broker just failed: %v; want the route read before", err)
+	}
+	// Failing again and again (a receive popping every second, sends),
+	// the broker has the NameServers asked at most once per keptRecheck.
+	before := ns.lookups.Load()
+	for range 20 {
+		b.failed("b1", &client.Error{Kind: client.KindDial})
+		if _, err := b.meta.topic(t.Context(), "orders"); err != nil {
+			t.Fatalf("the topic's broker failed again: %v", err)
+		}
+	}
+	if n := ns.lookups.Load() - before; n != 0 {
+		t.Errorf("20 lookups within %v of the last check asked the NameServers %d times", keptRecheck, n)
+	}
+	clock.Advance(maxStale)
+	_, err = b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
 		!strings.Contains(msg, `cluster "DefaultCluster" has no master broker registered with the NameServers`) {
-		t.Errorf("the topic's broker just failed: %v", err)
+		t.Errorf("the topic's broker down for %v: %v", maxStale, err)
 	}
 }
 
