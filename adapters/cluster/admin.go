@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,21 +58,32 @@ func (b *Broker) ConsumerGroup(ctx context.Context, name string) (domain.Consume
 	return b.meta.consumerGroup(ctx, name)
 }
 
-// eachMaster runs f on every master of the cluster, all of them even
-// when some fail, and joins the failures. When only some fail, the
+// eachMaster runs f on every master of the cluster at once (f must be
+// safe for concurrent use), all of them even when some fail, and joins
+// the failures, in the masters' name order. When only some fail, the
 // message names each failed broker and says what the others did: for a
 // change (after: what the operator runs once the failed brokers answer)
 // that they applied it, for a read (after == "") that nothing is shown
-// rather than an incomplete result.
+// rather than an incomplete result. Asked one after the other, a hung
+// broker held the command up for its whole timeout before the next was
+// asked, and when the command's deadline passed meanwhile, the brokers
+// after it were not asked at all (as [Broker.everyNameServer] for the
+// NameServers).
 func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) error) error {
 	ms, err := b.meta.clusterMasters(ctx)
 	if err != nil {
 		return err
 	}
+	results := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Go(func() { results[i] = f(m) })
+	}
+	wg.Wait()
 	var errs []error
 	var failed []string
-	for _, m := range ms {
-		if err := f(m); err != nil {
+	for i, m := range ms {
+		if err := results[i]; err != nil {
 			b.failed(m.name, err)
 			errs = append(errs, fmt.Errorf("broker %s: %w", m.name, err))
 			failed = append(failed, fmt.Sprintf("broker %s: %s", m.name, domain.MessageOf(mapError(err))))
@@ -120,8 +133,8 @@ func (b *Broker) topicTables(ctx context.Context) (map[string]remoting.TopicConf
 // nil) adds what the later ones have. It also returns each master's own
 // table, by broker name.
 func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.RequestCode, kind string, table func(*W) map[string]V, merge func(kept *V, next V)) (map[string]V, map[string]map[string]V, error) {
-	out := map[string]V{}
 	own := map[string]map[string]V{}
+	var mu sync.Mutex
 	err := b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, code, &remoting.RPCHeader{RPC: remoting.RPC{BrokerName: m.name}}, nil)
 		if err != nil {
@@ -131,8 +144,16 @@ func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.
 		if err := remoting.DecodeJSONBody(resp.Body, &w); err != nil {
 			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's "+kind+" table could not be decoded")
 		}
+		mu.Lock()
 		own[m.name] = table(&w)
-		for n, v := range table(&w) {
+		mu.Unlock()
+		return nil
+	})
+	// Merged in the masters' name order (eachMaster's), whatever order
+	// they answered in.
+	out := map[string]V{}
+	for _, name := range slices.Sorted(maps.Keys(own)) {
+		for n, v := range own[name] {
 			if kept, seen := out[n]; !seen {
 				out[n] = v
 			} else if merge != nil {
@@ -140,8 +161,7 @@ func mergedMasterTables[W, V any](ctx context.Context, b *Broker, code remoting.
 				out[n] = kept
 			}
 		}
-		return nil
-	})
+	}
 	return out, own, err
 }
 
@@ -263,6 +283,7 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, own map[string]ma
 		perm |= remoting.PermWrite
 	}
 	var took []string
+	var mu sync.Mutex
 	err := b.eachMaster(ctx, after, func(m master) error {
 		h := &remoting.CreateTopicRequestHeader{
 			RPC: remoting.RPC{BrokerName: m.name}, Topic: t.Name, DefaultTopic: defaultTopic, ReadQueueNums: t.QueueCount,
@@ -283,10 +304,13 @@ func (b *Broker) putTopic(ctx context.Context, t domain.Topic, own map[string]ma
 				" or give the topic the one type its producers send: --type NORMAL, FIFO, DELAY or TRANSACTION)")
 		}
 		if err == nil {
+			mu.Lock()
 			took = append(took, m.name)
+			mu.Unlock()
 		}
 		return err
 	})
+	slices.Sort(took)
 	b.meta.invalidateTopic(t.Name)
 	return took, err
 }
@@ -899,6 +923,7 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", group)
 	}
 	var out []ports.QueueStats
+	var mu sync.Mutex
 	err = b.eachMaster(ctx, "", func(m master) error {
 		resp, err := b.call(ctx, m.addr, remoting.RequestGetConsumeStats,
 			&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, ConsumerGroup: group}, nil)
@@ -912,6 +937,8 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
 			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		for k, o := range cs.OffsetTable {
 			mq, err := remoting.ParseMessageQueueKey(k)
 			if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -329,5 +330,66 @@ func TestMixedTopicRefusedByTheBrokerSaysWhatToSet(t *testing.T) {
 	}
 	if domain.ReasonOf(err) != domain.ReasonBrokerError {
 		t.Errorf("reason %v, want the broker's error as before", domain.ReasonOf(err))
+	}
+}
+
+// TestAdminAsksEveryMasterAtOnce: an admin command asked the masters one
+// after the other, each waited for up to cluster.requestTimeout: a hung
+// broker held the command up for its whole timeout before the next was
+// asked, and when the admin request's deadline passed meanwhile, the
+// brokers after it were never asked (a topic delete left the topic on
+// them). Every master is now asked at once, as every NameServer is: two
+// brokers that hang on DELETE_TOPIC_IN_BROKER are both asked before
+// either has answered, and the error names both.
+func TestAdminAsksEveryMasterAtOnce(t *testing.T) {
+	hungBroker := func() (string, *atomic.Int32) {
+		asked := new(atomic.Int32)
+		return startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetAllTopicConfig:
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+					"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite}}})
+			case remoting.RequestDeleteTopicInBroker:
+				asked.Add(1)
+				return noAnswer
+			}
+			return resp
+		}), asked
+	}
+	b1, asked1 := hungBroker()
+	b2, asked2 := hungBroker()
+	ns := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			resp.Body = twoBrokerCluster(b1, b2)
+		case remoting.RequestGetKvlistByNamespace:
+			return remoting.NewResponse(req, remoting.ResponseQueryNotFound, "No config item")
+		}
+		return resp
+	})
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{ns}
+	cfg.RequestTimeout = time.Hour // the admin request's deadline ends the wait
+	b := newBroker(t, cfg, nil)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.DeleteTopic(ctx, "orders") }()
+	deadline := time.After(10 * time.Second)
+	for asked1.Load() == 0 || asked2.Load() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the delete ended before both hung brokers were asked (%d, %d): %v", asked1.Load(), asked2.Load(), err)
+		case <-deadline:
+			t.Fatalf("the hung brokers were asked %d and %d times; want both asked while neither answered", asked1.Load(), asked2.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel() // the admin request's deadline
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "broker b1") || !strings.Contains(err.Error(), "broker b2") {
+		t.Errorf("delete with two hung brokers: %v; want it to name both", err)
 	}
 }
