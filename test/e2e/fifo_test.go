@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -566,4 +567,109 @@ func TestFIFOBatchOfSeveralGroupsIsRefused(t *testing.T) {
 		order = append(order, fmt.Sprintf("%s (queue %d)", x.Body, x.GetSystemProperties().GetQueueId()))
 	}
 	t.Fatalf("a batch of groups a and b was answered %v, want BAD_REQUEST; then delivered %v while a0 and b0 were not acked", st, order)
+}
+
+// groupHolders checks, for consumers of one orderly group, that no message
+// of a message group goes to one consumer while another holds one of that
+// group, and that each group's messages come in send order, once.
+type groupHolders struct {
+	mu     sync.Mutex
+	holder map[string]string // message group → consumer holding it
+	next   map[string]int    // message group → next seq expected
+	done   int
+	bad    []string
+}
+
+// take records that consumer who got m.
+func (h *groupHolders) take(who string, m *rmq.MessageView) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := *m.GetMessageGroup()
+	seq, _ := strconv.Atoi(m.GetProperties()["seq"])
+	if other, ok := h.holder[g]; ok && other != who {
+		h.bad = append(h.bad, fmt.Sprintf("%s got %s/%d while %s held the group", who, g, seq, other))
+	}
+	if seq != h.next[g] {
+		h.bad = append(h.bad, fmt.Sprintf("%s got %s/%d, want seq %d", who, g, seq, h.next[g]))
+	}
+	h.holder[g], h.next[g] = who, seq+1
+}
+
+// finish records that ms are processed; called before they are acked, so
+// that the next message of their groups cannot come before.
+func (h *groupHolders) finish(ms ...*rmq.MessageView) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range ms {
+		delete(h.holder, *m.GetMessageGroup())
+	}
+	h.done += len(ms)
+}
+
+// TestFIFOPushAndSimpleConsumersShareGroups: two push consumers and two
+// simple consumers (receiving runs of 3) of one orderly group consume 6
+// message groups over 4 queues: no message group is ever held by two
+// consumers at once, and each is consumed in send order, once.
+func TestFIFOPushAndSimpleConsumersShareGroups(t *testing.T) {
+	waitsInParallel(t)
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "fifo-mix"), testenv.Name(t, "g-fifo-mix")
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 4)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	const groups, perGroup = 6, 20
+	sendFIFO(t, testenv.NewProducer(t, p, topic), topic, groups, perGroup)
+	h := &groupHolders{holder: map[string]string{}, next: map[string]int{}}
+	var pcs []rmq.PushConsumer
+	for i := range 2 {
+		who := fmt.Sprint("push consumer ", i)
+		pcs = append(pcs, testenv.StartPushConsumer(t, p, group, topic, func(m *rmq.MessageView) rmq.ConsumerResult {
+			h.take(who, m)
+			h.finish(m)
+			return rmq.SUCCESS
+		}))
+	}
+	stopTogether(t, pcs...)
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	for i := range 2 {
+		who := fmt.Sprint("simple consumer ", i)
+		c := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				ms, err := c.Receive(ctx, 3, 20*time.Second)
+				if err != nil && !testenv.IsNoMessage(err) && ctx.Err() == nil {
+					t.Errorf("%s: receive: %v", who, err)
+					return
+				}
+				for _, m := range ms {
+					h.take(who, m)
+				}
+				h.finish(ms...)
+				for _, m := range ms {
+					if err := c.Ack(t.Context(), m); err != nil {
+						t.Errorf("%s: ack: %v", who, err)
+					}
+				}
+			}
+		})
+	}
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.bad) > 0 {
+			return nil
+		}
+		if h.done < groups*perGroup {
+			return fmt.Errorf("%d of %d consumed", h.done, groups*perGroup)
+		}
+		return nil
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.bad) > 0 {
+		t.Fatalf("%d violations, the first: %v", len(h.bad), h.bad[:min(len(h.bad), 5)])
+	}
 }
