@@ -43,12 +43,12 @@ func (m *Messaging) AckMessage(ctx context.Context, group, topic string, entries
 	}
 	idx := make([]int, 0, len(entries))
 	var taken []*heldMessage // by reqs' index; nil while no delivery was taken
-	now := m.clock.Now()
 	for i, e := range entries {
+		// Whether the handle's invisible time has ended is the broker's
+		// to say (see [ports.Broker.Ack]): a push consumer's handle of a
+		// delivery the proxy renewed before a restart looks expired, but
+		// the local broker still holds the delivery under it.
 		h, hm, err := m.resolveHandle(ctx, group, e.MessageID, e.ReceiptHandle)
-		if err == nil && h.Expired(now) {
-			err = errExpiredHandle()
-		}
 		if err != nil {
 			results[i] = err
 			continue

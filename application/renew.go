@@ -279,6 +279,7 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 			}
 		} else {
 			req.InvisibleTime = renewSteps[min(hm.renewals, len(renewSteps)-1)]
+			req.Renewal = true
 		}
 		reqs = append(reqs, req)
 		todo = append(todo, it)

@@ -38,7 +38,10 @@ type Broker interface {
 
 	// Ack marks a delivered message consumed by the group; it is never
 	// delivered to that group again. A handle superseded by a later change
-	// or delivery is a ReasonInvalidReceiptHandle error.
+	// or delivery is a ReasonInvalidReceiptHandle error, and so is one
+	// whose invisible time has ended, unless the broker still holds the
+	// delivery under it (the local broker, for a delivery the proxy
+	// renewed: see [ChangeInvisibleRequest.Renewal]).
 	Ack(ctx context.Context, req AckRequest) error
 
 	// AckBatch acks several deliveries (of any groups and topics) at once,
@@ -148,6 +151,15 @@ type ChangeInvisibleRequest struct {
 	// while a change the broker applies too late delivers it twice.
 	// Client requests and renewals are not releases.
 	Release bool
+	// Renewal marks the proxy's own renewal of a delivery it holds for a
+	// push consumer, which keeps the handle it was given and acks with it
+	// (the proxy puts the latest handle in its place while it knows the
+	// renewals). A broker that can keeps that handle valid for the
+	// delivery (the local broker keeps its receipt id), so that the
+	// consumer's ack still takes after the proxy forgot its renewals (a
+	// restart): otherwise the message stayed invisible for the renewed
+	// time, its FIFO message group with it, and then came again.
+	Renewal bool
 }
 
 // ErrHandleExpiring is wrapped by the error of a change that was not sent

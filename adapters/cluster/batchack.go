@@ -33,6 +33,9 @@ func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 	byBroker := map[string][]int{}
 	var brokers []string // byBroker's keys in first-seen order
 	for i, r := range reqs {
+		if errs[i] = b.expiredAck(r); errs[i] != nil {
+			continue
+		}
 		if !b.cfg.BatchAck || len(reqs) == 1 || !batchable(r.Handle) {
 			singles = append(singles, i)
 			continue
@@ -85,6 +88,9 @@ func (b *Broker) AckBatch(ctx context.Context, reqs []ports.AckRequest) []error 
 // ackFlightsPerBroker of them in flight wait and go together in one
 // BATCH_ACK_MESSAGE (see ackline.go).
 func (b *Broker) Ack(ctx context.Context, req ports.AckRequest) error {
+	if err := b.expiredAck(req); err != nil {
+		return err
+	}
 	addr, err := b.handleBroker(ctx, req.Handle)
 	if err != nil {
 		return err
@@ -233,4 +239,26 @@ func (r *refusals) first(broker string, now time.Time) bool {
 	}
 	r.logged[broker] = now
 	return true
+}
+
+// expiredAck refuses an ack whose handle's invisible time has ended, as
+// the Apache proxy does (ConsumerProcessor.ackMessage): the broker may
+// have delivered the message again, or revives its checkpoint whatever
+// the ack does, so the consumer is told that its ack may not take.
+//
+// An orderly pop's handle is the broker's to judge: the broker keeps no
+// checkpoint to revive, and takes the ack only while the handle's pop is
+// the queue's latest (ConsumerOrderInfoManager.commitAndNext), whatever
+// time the handle shows. Renewals keep a FIFO message's pop time, so a
+// push consumer's ack with the handle it received takes after the
+// rmqproxy instance that renewed it is gone (restarted, killed, or the
+// client moved to another one), where one refused left the message's
+// queue blocked until the renewed invisible time ended, and then
+// delivered it again.
+func (b *Broker) expiredAck(req ports.AckRequest) error {
+	if req.Handle.ReviveQueueID != remoting.OrderlyReviveQid && req.Handle.Expired(b.clock.Now()) {
+		return domain.Errorf(domain.ReasonInvalidReceiptHandle,
+			"receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
+	}
+	return nil
 }

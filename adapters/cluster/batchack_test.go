@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -83,13 +84,18 @@ func newOnFakeSocket(t testing.TB, addr string, configure func(*Config)) *Broker
 	return newBroker(t, cfg, nil)
 }
 
+// recentPop is the pop time of the test's handles (plus a few seconds for
+// some), recent enough that they have not expired: an ack of an expired
+// handle is refused before it is sent (see expiredAck).
+var recentPop = time.Now().UnixMilli()
+
 // ackDeliveries are six deliveries: three of one pop of b1's queue 1
 // (offsets 100, 102 and 109 of a checkpoint at 100), one of another pop of
 // that queue, one from b1's retry topic, one of an orderly pop of b1 and
 // one of b2.
 func ackDeliveries() []ports.AckRequest {
 	h := func(broker string, start, popTime, off int64, topic domain.ReceiptTopicType, revive int32) domain.ReceiptHandle {
-		return domain.ReceiptHandle{StartOffset: start, RetrieveTime: popTime, InvisibleTime: 30000, ReviveQueueID: revive,
+		return domain.ReceiptHandle{StartOffset: start, RetrieveTime: recentPop + popTime, InvisibleTime: 30000, ReviveQueueID: revive,
 			TopicType: topic, BrokerName: broker, QueueID: 1, QueueOffset: off, CommitLogOffset: 4096}
 	}
 	n := domain.ReceiptTopicNormal
@@ -184,7 +190,7 @@ func TestConcurrentAcksShareARequest(t *testing.T) {
 	}
 	ack := func(ctx context.Context, off int64) error {
 		return b.Ack(ctx, ports.AckRequest{Group: "G", Topic: "T", MessageID: "m", Handle: domain.ReceiptHandle{StartOffset: 0,
-			RetrieveTime: 1000, InvisibleTime: 30000, ReviveQueueID: 3, BrokerName: "b1", QueueID: 1, QueueOffset: off, CommitLogOffset: 1}})
+			RetrieveTime: recentPop, InvisibleTime: 30000, ReviveQueueID: 3, BrokerName: "b1", QueueID: 1, QueueOffset: off, CommitLogOffset: 1}})
 	}
 	line := b.ackLines.Line("b1")
 	errs := make(chan error, 20)
@@ -302,5 +308,38 @@ func TestBusyBrokerIsNotAskedOncePerDelivery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAckOfAnExpiredHandle: an ack whose handle's invisible time has
+// ended is refused (INVALID_RECEIPT_HANDLE) without being sent, alone or
+// in a batch, as the Apache proxy refuses it; one of an orderly pop is
+// sent, since the broker judges it by its pop time, which renewals keep
+// (a push consumer's ack with the handle it received, after the instance
+// that renewed it is gone).
+func TestAckOfAnExpiredHandle(t *testing.T) {
+	f, b := newAckBroker(t, false, false)
+	expired := func(revive int32, off int64) ports.AckRequest {
+		return ports.AckRequest{Group: "G", Topic: "T", MessageID: "m", Handle: domain.ReceiptHandle{StartOffset: off,
+			RetrieveTime: recentPop - 60_000, InvisibleTime: 30000, ReviveQueueID: revive, BrokerName: "b1", QueueID: 1, QueueOffset: off, CommitLogOffset: 1}}
+	}
+	if err := b.Ack(t.Context(), expired(3, 1)); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Fatalf("ack of an expired handle: %v, want invalid receipt handle", err)
+	}
+	errs := b.AckBatch(t.Context(), []ports.AckRequest{expired(3, 2), expired(remoting.OrderlyReviveQid, 3)})
+	if !domain.HasReason(errs[0], domain.ReasonInvalidReceiptHandle) || errs[1] != nil {
+		t.Fatalf("batch of an expired handle and an expired orderly one: %v", errs)
+	}
+	if err := b.Ack(t.Context(), expired(remoting.OrderlyReviveQid, 4)); err != nil {
+		t.Fatalf("ack of an expired orderly handle: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var sent []int64
+	for _, h := range f.singles {
+		sent = append(sent, h.Offset)
+	}
+	if !slices.Equal(sent, []int64{3, 4}) {
+		t.Fatalf("acks sent for offsets %v, want the orderly ones 3 and 4", sent)
 	}
 }

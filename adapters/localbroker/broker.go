@@ -487,10 +487,16 @@ func (e *Engine) changeInvisibleBatch(ctx context.Context, reqs []ports.ChangeIn
 			errs[i] = err
 			continue
 		}
-		receipt, err := e.nextIDLocked()
-		if err != nil {
-			errs[i] = err
-			continue
+		// A renewal keeps the delivery's receipt id: the push consumer
+		// acks with the handle it was given, which must stay valid after
+		// a restart made the proxy forget its renewals (see
+		// ports.ChangeInvisibleRequest.Renewal).
+		receipt := d.receipt
+		if !req.Renewal {
+			if receipt, err = e.nextIDLocked(); err != nil {
+				errs[i] = err
+				continue
+			}
 		}
 		inv := req.InvisibleTime.Milliseconds()
 		rec := record.ChangeInvisible{Group: k.group, Topic: k.topic, QueueID: k.qid, Offset: req.Handle.QueueOffset,

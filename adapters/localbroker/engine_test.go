@@ -404,6 +404,43 @@ func TestChangeInvisible(t *testing.T) {
 	wantReason(t, err, domain.ReasonInvalidReceiptHandle)
 }
 
+// TestRenewalKeepsTheHandle: the proxy's renewals of a delivery (for a
+// push consumer, which acks with the handle it received) keep the handle
+// the pop gave valid, after a crash too, when the proxy no longer knows
+// the renewals: that ack takes, while the delivery is in flight. Before,
+// each renewal superseded it, and after a restart the consumer's ack was
+// refused and the message (and its FIFO message group) stayed invisible
+// for the renewed time, then came again. A client's own change still
+// supersedes the handle.
+func TestRenewalKeepsTheHandle(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send("f", 0, fifoMsg("f", "A1", "A"), fifoMsg("f", "A2", "A"))
+	first := h.popFIFO("g", "f", 1, 10*time.Second)[0]
+	renew := ports.ChangeInvisibleRequest{AckRequest: ackReq("g", first), InvisibleTime: time.Minute, Renewal: true}
+	for range 2 {
+		h.fake().Advance(8 * time.Second)
+		nh, err := h.e.ChangeInvisible(t.Context(), renew)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renew.Handle = nh
+	}
+	h.crashRestart(true)
+	h.fake().Advance(10 * time.Second) // past the pop's invisible time, within the renewal's
+	if got := h.popFIFO("g", "f", 1, 10*time.Second); len(got) != 0 {
+		t.Fatalf("delivered while the renewed head was in flight: %v", ids(got))
+	}
+	h.ack("g", first)
+	second := h.popFIFO("g", "f", 1, 10*time.Second)
+	if !slices.Equal(ids(second), []string{"A2"}) {
+		t.Fatalf("after the ack with the pop's handle: %v", ids(second))
+	}
+	if _, err := h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", second[0]), InvisibleTime: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, h.e.Ack(t.Context(), ackReq("g", second[0])), domain.ReasonInvalidReceiptHandle)
+}
+
 func TestMaxAttemptsMovesToDeadLetter(t *testing.T) {
 	h := newHarness(t, nil)
 	h.createGroup("g", 2, false)

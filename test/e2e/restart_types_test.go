@@ -2,16 +2,20 @@ package e2e_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
 
 // createTopicOfType creates a topic of type typ on a child proxy through
@@ -296,5 +300,95 @@ func TestTransactionRestartUsesNoCheck(t *testing.T) {
 	got := receiveAll(t, c, 1, 60*time.Second)
 	if _, ok := got[open]; !ok {
 		t.Fatalf("the open transaction was not committed by its producer after the restart: got %v; logs:\n%s", got, c2.Output())
+	}
+}
+
+// TestKill9KeepsTheHandleOfARenewedFIFOMessage: a push consumer (as the Go
+// client receives: auto-renewed, from its assigned queue) holds the first
+// message of a FIFO message group, which rmqproxy renews past the
+// handle's own invisible time; rmqproxy is killed with SIGKILL and
+// restarted. The consumer's ack with the handle it received is taken, and
+// the group goes on with its next message. Before, the restarted proxy,
+// which no longer knew the renewals, refused the ack (INVALID_RECEIPT_HANDLE,
+// "expired", and in local mode the renewal's new receipt superseded the
+// handle anyway), so the message stayed invisible until the renewed
+// invisible time ended (1 minute to an hour, by renewal step), blocking its
+// group that long, and then came again.
+func TestKill9KeepsTheHandleOfARenewedFIFOMessage(t *testing.T) {
+	waitsInParallel(t)
+	dir := t.TempDir()
+	flags := append(slices.Clone(fastConsumer), "--messaging.consumer.defaultInvisibleTime=5s",
+		"--messaging.consumer.renewAhead=2s", "--messaging.consumer.renewPeriod=1s")
+	c1 := testenv.StartChild(t, dir, append(flags, "--grpc.address="+freeport.Addr(t))...)
+	topic, group := testenv.Name(t, "fifo-renewed"), testenv.Name(t, "g-fifo-renewed")
+	createTopicOfType(t, c1, topic, domain.MessageTypeFIFO, 1)
+	orderly := true
+	testenv.Claim(t, "consumer group", group)
+	if _, err := adminClient(t, c1).CreateGroup(t.Context(), application.GroupSpec{Name: group, Orderly: &orderly}); err != nil {
+		t.Fatal(err)
+	}
+	raw := testenv.NewRawClient(t, c1.Proxy(t))
+	raw.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	mg := "g"
+	for _, body := range []string{"m0", "m1"} {
+		m := testenv.RawMessage(topic, []byte(body), "")
+		m.SystemProperties.MessageGroup, m.SystemProperties.MessageType = &mg, v2.MessageType_FIFO
+		resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+			t.Fatalf("send %s: %v %v", body, resp, err)
+		}
+	}
+	receive := func() []*v2.Message {
+		req := testenv.ReceiveRequest(group, topic, 1, 0)
+		req.InvisibleDuration, req.AutoRenew = nil, true
+		req.LongPollingTimeout = durationpb.New(5 * time.Second)
+		_, ms := raw.Receive(t, req)
+		return ms
+	}
+	var head []*v2.Message
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if head = receive(); len(head) == 0 {
+			return fmt.Errorf("the group's first message has not come")
+		}
+		return nil
+	})
+	if string(head[0].GetBody()) != "m0" {
+		t.Fatalf("received %s first", head[0].GetBody())
+	}
+	h, err := domain.ParseReceiptHandle(head[0].GetSystemProperties().GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past the handle's own invisible time the message is still held: the
+	// proxy renewed it.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if !h.Expired(time.Now()) {
+			return fmt.Errorf("the handle's invisible time has not ended")
+		}
+		return nil
+	})
+	if ms := receive(); len(ms) > 0 {
+		t.Fatalf("%s came while the first message was held", ms[0].GetBody())
+	}
+
+	c1.Kill(t)
+	testenv.StartChild(t, dir, append(flags, "--grpc.address="+c1.GRPCAddr)...)
+	var ack *v2.AckMessageResponse
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		ack, err = raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, head))
+		return err
+	})
+	if ack.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("the ack after the restart with the handle received before it: %v", ack)
+	}
+	var next []*v2.Message
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		if next = receive(); len(next) == 0 {
+			return fmt.Errorf("nothing received after the ack")
+		}
+		return nil
+	})
+	if got := string(next[0].GetBody()); got != "m1" {
+		t.Fatalf("after the ack the group gave %s (delivery attempt %d), want m1", got, next[0].GetSystemProperties().GetDeliveryAttempt())
 	}
 }
