@@ -166,7 +166,7 @@ func TestPrometheusServesExemplars(t *testing.T) {
 	want := `trace_id="` + span.SpanContext().TraceID().String() + `"`
 	found := false
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "rocketmq_rpc_latency_bucket") && strings.Contains(line, want) {
+		if strings.HasPrefix(line, "rocketmq_rpc_latency_milliseconds_bucket") && strings.Contains(line, want) {
 			found = true
 		}
 	}

@@ -231,7 +231,7 @@ func (p *Provider) MetricsHandler() http.Handler {
 	if p.registry == nil {
 		return nil
 	}
-	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
+	return promhttp.HandlerFor(compatGatherer{g: p.registry}, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
 		EnableOpenMetrics: true})
 }
 

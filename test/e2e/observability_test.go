@@ -407,7 +407,7 @@ func TestMetricsCountExactly(t *testing.T) {
 		{"rocketmq_messages_in_total", in, n},
 		{"rocketmq_throughput_in_total", in, n * size},
 		{"rocketmq_message_size", in, n},
-		{"rocketmq_rpc_latency", sendOK, n},
+		{"rocketmq_rpc_latency_milliseconds", sendOK, n},
 		{"rocketmq_messages_out_total", out, 0},
 	} {
 		if got := delta(before, mid, c.name, c.labels); got != c.want {
@@ -444,7 +444,7 @@ func TestMetricsCountExactly(t *testing.T) {
 		{"rocketmq_messages_out_total", out, float64(len(got))},
 		{"rocketmq_throughput_out_total", out, float64(len(got) * size)},
 		{"rmqproxy_messages_acked_total", out, float64(len(got))},
-		{"rocketmq_rpc_latency", ackOK, float64(len(got))},
+		{"rocketmq_rpc_latency_milliseconds", ackOK, float64(len(got))},
 		{"rocketmq_messages_in_total", in, 0},
 	} {
 		if got := delta(mid, after, c.name, c.labels); got != c.want {

@@ -20,7 +20,7 @@
 // is acked with the receipt handle the change returned and one shortened to
 // 1 s comes again (attempt 2) no sooner. After every program, each of its
 // clients must have said goodbye (NotifyClientTermination answered OK, seen
-// in the proxy's rocketmq_rpc_latency counts), and the RPCs answered with
+// in the proxy's rocketmq_rpc_latency_milliseconds counts), and the RPCs answered with
 // another code than OK are logged.
 //
 // The Java program also runs "limits": receives with an invisible duration

@@ -18,7 +18,7 @@ import (
 )
 
 // rpcKey is one RPC and the code it was answered with, as rmqproxy counts
-// them in rocketmq_rpc_latency (request_code, response_code).
+// them in rocketmq_rpc_latency_milliseconds (request_code, response_code).
 type rpcKey struct{ method, code string }
 
 // rpcCounts reads how many RPCs of each kind p has answered with each code.
@@ -40,7 +40,7 @@ func rpcCounts(t *testing.T, p *testenv.Proxy) map[rpcKey]uint64 {
 		return err
 	})
 	counts := map[rpcKey]uint64{}
-	for _, m := range fams["rocketmq_rpc_latency"].GetMetric() {
+	for _, m := range fams["rocketmq_rpc_latency_milliseconds"].GetMetric() {
 		var k rpcKey
 		grpc := false
 		for _, l := range m.GetLabel() {

@@ -53,9 +53,12 @@ const (
 
 // Histogram buckets. RPC latencies in milliseconds: upstream's buckets
 // (1, 3, 5, 7, 10, 100, 1000, 2000, 3000 ms) with finer ones below a
-// millisecond, where a local send lands, and longer ones for long polls.
+// millisecond, where a local send lands, and longer ones for long polls
+// (messaging.consumer.maxLongPolling, 20 s by default, may be set longer:
+// up to two minutes they get a bucket of their own, not +Inf, where
+// histogram_quantile would report the highest finite bound).
 var (
-	LatencyBuckets     = []float64{0.1, 0.25, 0.5, 1, 3, 5, 7, 10, 50, 100, 500, 1000, 2000, 3000, 10000, 30000}
+	LatencyBuckets     = []float64{0.1, 0.25, 0.5, 1, 3, 5, 7, 10, 50, 100, 500, 1000, 2000, 3000, 10000, 30000, 60000, 120000}
 	FsyncBuckets       = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000}
 	MessageSizeBuckets = []float64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
 )
