@@ -174,3 +174,59 @@ func TestPrometheusServesExemplars(t *testing.T) {
 		t.Errorf("no rocketmq_rpc_latency bucket with the exemplar %s:\n%s", want, body)
 	}
 }
+
+// TestPrometheusCarriesUpstreamConstantLabels: in cluster mode every
+// series carries node_type proxy and the node_id (the instance id), and the cluster label but
+// on the series the RocketMQ brokers export too (their totals would count
+// each message twice in a panel summing a cluster); rocketmq_rpc_latency
+// is rocketmq_rpc_latency_milliseconds, the Apache proxy's Prometheus name;
+// the series of a topic or group say is_system, which dashboards filter
+// on.
+func TestPrometheusCarriesUpstreamConstantLabels(t *testing.T) {
+	p, err := otel.New(otel.Options{Metrics: otel.MetricsConfig{Enabled: true, Prometheus: true, MaxTopics: 2, MaxGroups: 2},
+		Info: otel.Info{Mode: "cluster", InstanceID: "h:4242", Cluster: "C1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	m := p.Telemetry().Metrics
+	m.RPC(context.Background(), "grpc", "SendMessage", "OK", false, time.Millisecond)
+	m.MessageIn(context.Background(), "t", "normal", 10)
+	srv := httptest.NewServer(p.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		"rocketmq_rpc_latency_milliseconds": {"cluster": "C1", "node_type": "proxy", "node_id": "h:4242"},
+		"rocketmq_proxy_up":                 {"cluster": "C1", "node_type": "proxy", "node_id": "h:4242", "proxy_mode": "cluster"},
+		"rocketmq_messages_in_total":        {"cluster": "", "node_type": "proxy", "node_id": "h:4242", "is_system": "false"},
+		"target_info":                       {"service_instance_id": "h:4242", "node_id": ""},
+	}
+	for name, labels := range want {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) == 0 {
+			t.Errorf("no %s", name)
+			continue
+		}
+		have := map[string]string{}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				t.Errorf("%s%v: %s=%q, want %q", name, have, k, have[k], v)
+			}
+		}
+	}
+	if fams["rocketmq_rpc_latency"] != nil {
+		t.Errorf("rocketmq_rpc_latency on /metrics, want rocketmq_rpc_latency_milliseconds only")
+	}
+}

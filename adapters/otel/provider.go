@@ -43,6 +43,9 @@ type Info struct {
 	// InstanceID is service.instance.id: an address or host name that
 	// tells this proxy from the others of a deployment.
 	InstanceID string
+	// Cluster is the cluster label of the series on /metrics (empty:
+	// DefaultCluster, upstream's default).
+	Cluster string
 }
 
 // Options are what [New] builds from.
@@ -65,6 +68,7 @@ type Provider struct {
 	registry *promclient.Registry     // nil: no /metrics
 	tel      *observe.Telemetry
 	log      *slog.Logger
+	info     Info
 }
 
 // New builds the providers the options ask for. Exporters connect lazily:
@@ -74,7 +78,10 @@ func New(o Options) (*Provider, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{log: o.Log, tel: &observe.Telemetry{AccessLog: o.AccessLog, LogBodies: o.LogBodies}}
+	if o.Info.InstanceID == "" {
+		o.Info.InstanceID, _ = os.Hostname()
+	}
+	p := &Provider{log: o.Log, tel: &observe.Telemetry{AccessLog: o.AccessLog, LogBodies: o.LogBodies}, info: o.Info}
 	if !o.Tracing.Enabled && !o.Metrics.Enabled {
 		return p, nil
 	}
@@ -150,12 +157,8 @@ func newResource(info Info) *resource.Resource {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		version = bi.Main.Version
 	}
-	id := info.InstanceID
-	if id == "" {
-		id, _ = os.Hostname()
-	}
 	return resource.NewWithAttributes(semconv.SchemaURL,
-		semconv.ServiceName("rmqproxy"), semconv.ServiceVersion(version), semconv.ServiceInstanceID(id),
+		semconv.ServiceName("rmqproxy"), semconv.ServiceVersion(version), semconv.ServiceInstanceID(info.InstanceID),
 		attribute.String("rocketmq.proxy.mode", info.Mode))
 }
 
@@ -231,7 +234,12 @@ func (p *Provider) MetricsHandler() http.Handler {
 	if p.registry == nil {
 		return nil
 	}
-	return promhttp.HandlerFor(compatGatherer{g: p.registry}, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
+	cluster := p.info.Cluster
+	if cluster == "" {
+		cluster = "DefaultCluster"
+	}
+	g := compatGatherer{g: p.registry, info: p.info, cluster: cluster}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
 		EnableOpenMetrics: true})
 }
 

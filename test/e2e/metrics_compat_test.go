@@ -2,21 +2,36 @@ package e2e_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 )
 
+// seriesLabels returns the labels of a series as a map.
+func seriesLabels(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
 // TestMetricsMatchTheApacheProxysPrometheusNames scrapes a real rmqproxy
 // after a send and checks what a dashboard or alert rule written against
-// an Apache RocketMQ 5.5.0 proxy and broker queries (their OpenTelemetry
-// Java Prometheus exporter, scraped for reference): the RPC latency
+// an Apache RocketMQ 5.5.0 proxy and broker queries (their
+// OpenTelemetry Java Prometheus exporter, scraped for reference):
+// every series carries the constant labels cluster, node_type and
+// node_id that dashboards group and filter by; the RPC latency
 // histogram is rocketmq_rpc_latency_milliseconds (the exporter appends
 // the unit), with upstream's bucket bounds and bounds for long polls
-// beyond 30 s, which histogram_quantile would otherwise put at 30 s.
+// beyond 30 s; node_id is the instance id; the series of a topic say
+// is_system.
 func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
@@ -44,5 +59,48 @@ func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 				t.Errorf("rocketmq_rpc_latency_milliseconds buckets %v lack %v ms", bounds, want)
 			}
 		}
+	}
+
+	var instance string
+	for _, m := range fams["target_info"].GetMetric() {
+		instance = seriesLabels(m)["service_instance_id"]
+	}
+
+	wantCluster, nodeType := "DefaultCluster", "broker"
+	if cfg.Mode == app.ModeCluster {
+		wantCluster, nodeType = cfg.Cluster.ClusterName, "proxy"
+	}
+	// In cluster mode the brokers report these too (node_type broker):
+	// rmqproxy's copies carry no cluster, so that a panel summing a
+	// cluster does not count each message twice.
+	brokerCopies := map[string]bool{"rocketmq_messages_in_total": true, "rocketmq_throughput_in_total": true, "rocketmq_message_size": true,
+		"rocketmq_messages_out_total": true, "rocketmq_throughput_out_total": true, "rocketmq_commit_messages_total": true,
+		"rocketmq_rollback_messages_total": true, "rocketmq_producer_connections": true, "rocketmq_consumer_connections": true}
+	checked := 0
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "rocketmq_") && !strings.HasPrefix(name, "rmqproxy_") {
+			continue
+		}
+		wantType, cluster := nodeType, wantCluster
+		if name == "rocketmq_proxy_up" {
+			wantType = "proxy"
+		}
+		if cfg.Mode == app.ModeCluster && brokerCopies[name] {
+			cluster = ""
+		}
+		for _, m := range f.GetMetric() {
+			checked++
+			l := seriesLabels(m)
+			if l["cluster"] != cluster || l["node_type"] != wantType || l["node_id"] != instance || instance == "" {
+				t.Errorf("%s%v: want cluster=%q node_type=%q node_id=%q", name, l, cluster, wantType, instance)
+				break
+			}
+		}
+	}
+	if !hasSeries(fams, "rocketmq_messages_in_total", map[string]string{"topic": topic, "is_system": "false"}) {
+		t.Errorf("no rocketmq_messages_in_total{topic=%q,is_system=\"false\"}", topic)
+	}
+	if checked == 0 || !hasSeries(fams, "rocketmq_proxy_up", nil) {
+		t.Errorf("no rocketmq_ series scraped")
 	}
 }

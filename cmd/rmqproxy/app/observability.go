@@ -60,7 +60,10 @@ func telemetryInfo(cfg Root) otel.Info {
 			}
 		}
 	}
-	return otel.Info{Mode: cfg.Mode, InstanceID: id}
+	// The cluster label: cluster.clusterName in cluster mode; in local
+	// mode too, where it names nothing else and defaults, like the Apache
+	// proxy's local mode, to DefaultCluster.
+	return otel.Info{Mode: cfg.Mode, InstanceID: id, Cluster: cfg.Cluster.ClusterName}
 }
 
 // traceBrokerCalls decorates the broker port with spans when tracing is on;
