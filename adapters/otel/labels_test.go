@@ -176,7 +176,8 @@ func TestPrometheusServesExemplars(t *testing.T) {
 }
 
 // TestPrometheusCarriesUpstreamConstantLabels: in cluster mode every
-// series carries node_type proxy and the node_id (the instance id), and the cluster label but
+// series carries node_type proxy and the node_id (the instance id, with
+// the bound port in place of a configured 0), and the cluster label but
 // on the series the RocketMQ brokers export too (their totals would count
 // each message twice in a panel summing a cluster); rocketmq_rpc_latency
 // is rocketmq_rpc_latency_milliseconds, the Apache proxy's Prometheus name;
@@ -184,11 +185,12 @@ func TestPrometheusServesExemplars(t *testing.T) {
 // on.
 func TestPrometheusCarriesUpstreamConstantLabels(t *testing.T) {
 	p, err := otel.New(otel.Options{Metrics: otel.MetricsConfig{Enabled: true, Prometheus: true, MaxTopics: 2, MaxGroups: 2},
-		Info: otel.Info{Mode: "cluster", InstanceID: "h:4242", Cluster: "C1"}})
+		Info: otel.Info{Mode: "cluster", InstanceID: "h:0", Cluster: "C1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = p.Shutdown(context.Background()) }()
+	p.BoundPort(4242)
 	m := p.Telemetry().Metrics
 	m.RPC(context.Background(), "grpc", "SendMessage", "OK", false, time.Millisecond)
 	m.MessageIn(context.Background(), "t", "normal", 10)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -51,16 +52,27 @@ var brokerCopies = map[string]bool{
 type compatGatherer struct {
 	g       promclient.Gatherer
 	info    Info
+	bound   *atomic.Pointer[string] // the instance id with the bound port, once known
 	cluster string
 }
 
 func (c compatGatherer) Gather() ([]*dto.MetricFamily, error) {
 	fams, err := c.g.Gather()
 	id := c.info.InstanceID
+	if b := c.bound.Load(); b != nil {
+		id = *b
+	}
 	local := c.info.Mode != "cluster"
 	for _, f := range fams {
 		name := f.GetName()
 		if name == "target_info" {
+			for _, m := range f.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "service_instance_id" {
+						l.Value = &id
+					}
+				}
+			}
 			continue
 		}
 		if name == observe.MetricRPCLatency {

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -41,7 +44,9 @@ type Info struct {
 	// Mode is local or cluster (the proxy_mode label of rocketmq_proxy_up).
 	Mode string
 	// InstanceID is service.instance.id: an address or host name that
-	// tells this proxy from the others of a deployment.
+	// tells this proxy from the others of a deployment. One ending in :0
+	// (grpc.address with port 0) takes the port the listener is bound to
+	// on /metrics once [Provider.BoundPort] says it.
 	InstanceID string
 	// Cluster is the cluster label of the series on /metrics (empty:
 	// DefaultCluster, upstream's default).
@@ -69,6 +74,7 @@ type Provider struct {
 	tel      *observe.Telemetry
 	log      *slog.Logger
 	info     Info
+	bound    atomic.Pointer[string] // InstanceID with the bound port
 }
 
 // New builds the providers the options ask for. Exporters connect lazily:
@@ -238,9 +244,22 @@ func (p *Provider) MetricsHandler() http.Handler {
 	if cluster == "" {
 		cluster = "DefaultCluster"
 	}
-	g := compatGatherer{g: p.registry, info: p.info, cluster: cluster}
+	g := compatGatherer{g: p.registry, info: p.info, bound: &p.bound, cluster: cluster}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
 		EnableOpenMetrics: true})
+}
+
+// BoundPort tells the port the gRPC listener is bound to: an instance id
+// configured with port 0 shows it on /metrics (target_info's
+// service_instance_id and node_id) from then on. The resource of spans
+// and OTLP metrics is made before the listener binds and keeps port 0.
+func (p *Provider) BoundPort(port int) {
+	id, ok := strings.CutSuffix(p.info.InstanceID, ":0")
+	if !ok || port <= 0 {
+		return
+	}
+	id += ":" + strconv.Itoa(port)
+	p.bound.Store(&id)
 }
 
 // ForceFlush exports the spans and metrics buffered so far.

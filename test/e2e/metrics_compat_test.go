@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -30,8 +31,8 @@ func seriesLabels(m *dto.Metric) map[string]string {
 // node_id that dashboards group and filter by; the RPC latency
 // histogram is rocketmq_rpc_latency_milliseconds (the exporter appends
 // the unit), with upstream's bucket bounds and bounds for long polls
-// beyond 30 s; node_id is the instance id; the series of a topic say
-// is_system.
+// beyond 30 s; node_id is the instance id, with the port the gRPC
+// listener is bound to (grpc.address here ends in :0).
 func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 	cfg := testenv.Config(t)
 	p := testenv.Start(t, cfg)
@@ -61,9 +62,16 @@ func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 		}
 	}
 
+	_, port, err := net.SplitHostPort(p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var instance string
 	for _, m := range fams["target_info"].GetMetric() {
 		instance = seriesLabels(m)["service_instance_id"]
+	}
+	if !strings.HasSuffix(instance, ":"+port) {
+		t.Errorf("target_info service_instance_id = %q, want the bound gRPC port %s", instance, port)
 	}
 
 	wantCluster, nodeType := "DefaultCluster", "broker"

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
+	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker"
 	"github.com/rmqproxy/rmqproxy/adapters/otel"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -64,6 +65,17 @@ func telemetryInfo(cfg Root) otel.Info {
 	// mode too, where it names nothing else and defaults, like the Apache
 	// proxy's local mode, to DefaultCluster.
 	return otel.Info{Mode: cfg.Mode, InstanceID: id, Cluster: cfg.Cluster.ClusterName}
+}
+
+// reportBoundPort tells the telemetry the port the gRPC listener is bound
+// to, once it is (the stage after the gRPC server's): with grpc.address
+// ending in :0 the instance id shows it instead of port 0.
+func reportBoundPort(lc fx.Lifecycle, p *otel.Provider, srv *grpcadapter.Server) {
+	lc.Append(fx.StartHook(func() {
+		if a, ok := srv.Addr().(*net.TCPAddr); ok {
+			p.BoundPort(a.Port)
+		}
+	}))
 }
 
 // traceBrokerCalls decorates the broker port with spans when tracing is on;

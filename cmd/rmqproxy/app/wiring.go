@@ -86,7 +86,7 @@ func Options(cfg Root, log *slog.Logger) fx.Option {
 		inStage(stage{name: "background work", startBudget: StartTimeout, budget: minorStageBudget, starting: "starting the background work and loading the traffic rules"}, applicationModule, trafficfile.Module),
 		inStage(stage{name: "security", startBudget: StartTimeout, budget: minorStageBudget, starting: securityStarting(cfg)}, securityModule(cfg)),
 		inStage(stage{name: "gRPC drain", startBudget: StartTimeout, setting: "shutdown.grpcDrain", budget: cfg.Shutdown.GRPCDrain, serving: true, hurried: true, starting: "starting the gRPC server"}, grpcadapter.Module),
-		inStage(stage{name: "admin API", startBudget: StartTimeout, budget: minorStageBudget, serving: true, starting: "starting the admin API"}, admin.Module),
+		inStage(stage{name: "admin API", startBudget: StartTimeout, budget: minorStageBudget, serving: true, starting: "starting the admin API"}, admin.Module, fx.Invoke(reportBoundPort)),
 		// Stops first: not ready, still serving, for shutdown.drainDelay.
 		inStage(stage{name: "drain notice", startBudget: StartTimeout, setting: "shutdown.drainDelay", budget: drainStageBudget(cfg), hurried: true}, drainModule(cfg)),
 	)
