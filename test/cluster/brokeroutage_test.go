@@ -161,7 +161,9 @@ func firstErr(errs []error) error {
 }
 
 // rpcCodes returns the proxy's RPC count by "request_code response_code"
-// (rocketmq_rpc_latency's count).
+// (rocketmq_rpc_latency's count, rocketmq_rpc_latency_milliseconds_count on
+// /metrics as the Apache proxy names it). A scrape without it fails the
+// test, so that a renamed series cannot make its checks pass unseen.
 func rpcCodes(t *testing.T, p *testenv.Proxy) map[string]string {
 	t.Helper()
 	resp, err := http.Get("http://" + p.HealthAddr() + "/metrics")
@@ -174,7 +176,7 @@ func rpcCodes(t *testing.T, p *testenv.Proxy) map[string]string {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rocketmq_rpc_latency_count{") {
+		if !strings.HasPrefix(line, "rocketmq_rpc_latency_milliseconds_count{") {
 			continue
 		}
 		label := func(name string) string {
@@ -189,6 +191,9 @@ func rpcCodes(t *testing.T, p *testenv.Proxy) map[string]string {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("/metrics has no rocketmq_rpc_latency_milliseconds_count series")
 	}
 	return out
 }
