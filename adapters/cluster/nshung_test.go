@@ -101,6 +101,18 @@ func TestAdminDeleteTellsEveryNameServerAtOnce(t *testing.T) {
 	cfg.RequestTimeout = time.Hour // the admin request's deadline ends the wait
 	b := newBroker(t, cfg, nil)
 
+	err := deleteWhileBothHang(t, b, "NameServers", asked1, asked2)
+	if msg := domain.MessageOf(err); !strings.Contains(msg, "2 of 3 NameServers failed") || !strings.Contains(msg, hung1) || !strings.Contains(msg, hung2) {
+		t.Errorf("delete with two hung NameServers: %v; want it to name both", err)
+	}
+}
+
+// deleteWhileBothHang deletes topic "orders" through b and fails t unless
+// both hung peers (NameServers or brokers, named by what) are asked while
+// neither answers; then it ends the delete as the admin request's deadline
+// would and returns its error.
+func deleteWhileBothHang(t *testing.T, b *Broker, what string, asked1, asked2 *atomic.Int32) error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
@@ -109,15 +121,12 @@ func TestAdminDeleteTellsEveryNameServerAtOnce(t *testing.T) {
 	for asked1.Load() == 0 || asked2.Load() == 0 {
 		select {
 		case err := <-done:
-			t.Fatalf("the delete ended before both hung NameServers were asked (%d, %d): %v", asked1.Load(), asked2.Load(), err)
+			t.Fatalf("the delete ended before both hung %s were asked (%d, %d): %v", what, asked1.Load(), asked2.Load(), err)
 		case <-deadline:
-			t.Fatalf("the hung NameServers were asked %d and %d times; want both asked while neither answered", asked1.Load(), asked2.Load())
+			t.Fatalf("the hung %s were asked %d and %d times; want both asked while neither answered", what, asked1.Load(), asked2.Load())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	cancel() // the admin request's deadline
-	err := <-done
-	if msg := domain.MessageOf(err); !strings.Contains(msg, "2 of 3 NameServers failed") || !strings.Contains(msg, hung1) || !strings.Contains(msg, hung2) {
-		t.Errorf("delete with two hung NameServers: %v; want it to name both", err)
-	}
+	return <-done
 }

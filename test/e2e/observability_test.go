@@ -94,18 +94,7 @@ func TestTracingSendAndConsumeAreLinked(t *testing.T) {
 	id := r[0].MessageID
 
 	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	var got *rmq.MessageView
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		ms, err := c.Receive(t.Context(), 1, 20*time.Second)
-		if len(ms) > 0 {
-			got = ms[0]
-			return nil
-		}
-		if err == nil || testenv.IsNoMessage(err) {
-			return fmt.Errorf("no message yet")
-		}
-		return err
-	})
+	got := testenv.ReceiveFirst(t, c, 30*time.Second, 20*time.Second)
 	if got.GetMessageId() != id {
 		t.Fatalf("received %s, sent %s", got.GetMessageId(), id)
 	}
@@ -275,18 +264,7 @@ func TestTracingFollowsTheContextInUserProperties(t *testing.T) {
 		t.Errorf("send span in trace %s with parent %s, want the producer's %s %s (traceparent user property)", send.TraceID, send.ParentSpanID, traceID, parentID)
 	}
 	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	var got *rmq.MessageView
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		ms, err := c.Receive(t.Context(), 1, 20*time.Second)
-		if len(ms) > 0 {
-			got = ms[0]
-			return nil
-		}
-		if err == nil || testenv.IsNoMessage(err) {
-			return fmt.Errorf("no message yet")
-		}
-		return err
-	})
+	got := testenv.ReceiveFirst(t, c, 30*time.Second, 20*time.Second)
 	if got.GetMessageId() != id || got.GetProperties()["traceparent"] != "00-"+traceID+"-"+parentID+"-01" {
 		t.Errorf("received %s with properties %v, want %s with the producer's traceparent", got.GetMessageId(), got.GetProperties(), id)
 	}

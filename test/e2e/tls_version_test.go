@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"crypto/tls"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -43,22 +42,11 @@ func TestGRPCMinVersion13(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	var got []*rmq.MessageView
-	testenv.WaitFor(t, 20*time.Second, func() error {
-		ms, err := c.Receive(t.Context(), 16, 10*time.Second)
-		got = append(got, ms...)
-		if len(got) == 0 {
-			if err == nil || testenv.IsNoMessage(err) {
-				return errors.New("no message received yet")
-			}
-			return err
-		}
-		return nil
-	})
-	if string(got[0].GetBody()) != "over TLS 1.3" || got[0].GetMessageId() != r[0].MessageID {
-		t.Fatalf("got %q id %s, want the message sent (%s)", got[0].GetBody(), got[0].GetMessageId(), r[0].MessageID)
+	got := testenv.ReceiveFirst(t, c, 20*time.Second, 10*time.Second)
+	if string(got.GetBody()) != "over TLS 1.3" || got.GetMessageId() != r[0].MessageID {
+		t.Fatalf("got %q id %s, want the message sent (%s)", got.GetBody(), got.GetMessageId(), r[0].MessageID)
 	}
-	if err := c.Ack(t.Context(), got[0]); err != nil {
+	if err := c.Ack(t.Context(), got); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
 }

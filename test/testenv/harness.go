@@ -372,6 +372,26 @@ func ReceiveAnswered(t testing.TB, c rmq.SimpleConsumer, batch int32, invisible 
 	return ms
 }
 
+// ReceiveFirst receives from c (one message, invisible for invisible)
+// until a message comes, for up to within, and returns it; it fails t when
+// none came or a receive failed otherwise than with "no message".
+func ReceiveFirst(t testing.TB, c rmq.SimpleConsumer, within, invisible time.Duration) *rmq.MessageView {
+	t.Helper()
+	var got *rmq.MessageView
+	WaitFor(t, within, func() error {
+		ms, err := c.Receive(t.Context(), 1, invisible)
+		if len(ms) > 0 {
+			got = ms[0]
+			return nil
+		}
+		if err == nil || IsNoMessage(err) {
+			return errors.New("no message yet")
+		}
+		return err
+	})
+	return got
+}
+
 // receiveAnsweredWithin is how long ReceiveAnswered retries failed receives.
 var receiveAnsweredWithin = time.Minute
 
