@@ -32,6 +32,7 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 		}
 		sub := *s.Subscription
 		sub.Entries, sub.Ignored = nil, nil
+		var firstIgnored error
 		for _, e := range s.Subscription.Entries {
 			if err := m.cfg.checkFilterLength(e.Filter); err != nil {
 				return ServerSettings{}, err
@@ -50,14 +51,25 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 				// Accepted, as upstream accepts it: the client's receives
 				// of the topic fail with the precise code and its other
 				// subscriptions are served. It subscribes to nothing.
-				m.log.LogAttrs(ctx, slog.LevelWarn, "a consumer's settings subscribe to a topic it cannot receive from; its receives of it will fail",
-					slog.String("client_id", clientID), slog.String("consumer_group", sub.Group), slog.String("topic", e.Topic), slog.Any("error", err))
+				if len(sub.Ignored) == 0 {
+					firstIgnored = err
+				}
 				sub.Ignored = append(sub.Ignored, e)
 				continue
 			}
 			sub.Entries = append(sub.Entries, e)
 		}
 		s.Subscription = &sub
+		if len(sub.Ignored) > 0 {
+			// One line for the command, at most one a minute: a command
+			// may list any number of subscriptions and come again and
+			// again on the stream.
+			if n, ok := m.ignoredSubscriptionLog.add(m.clock.Now()); ok {
+				m.log.LogAttrs(ctx, slog.LevelWarn, "a consumer's settings subscribe to a topic it cannot receive from; its receives of it will fail (logged at most once a minute)",
+					slog.String("client_id", clientID), slog.String("consumer_group", sub.Group), slog.String("topic", sub.Ignored[0].Topic),
+					slog.Any("error", firstIgnored), slog.Int("ignored_subscriptions", len(sub.Ignored)), slog.Int("commands_not_logged", n-1))
+			}
+		}
 	default:
 		return ServerSettings{}, domain.Errorf(domain.ReasonBadRequest, "settings carry neither publishing nor subscription")
 	}

@@ -43,6 +43,9 @@ type Messaging struct {
 	// checkDrops rate-limits the warning about those dropped when it is full.
 	checks     checkQueue
 	checkDrops dropLog
+	// ignoredSubscriptionLog rate-limits the warning about consumer
+	// settings that subscribe to topics no receive can name.
+	ignoredSubscriptionLog dropLog
 }
 
 // MessagingParams are the dependencies of the messaging use cases. The
