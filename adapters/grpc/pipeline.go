@@ -173,6 +173,7 @@ func (s *Service) admitRequest(ctx context.Context, k kind, req any) (context.Co
 		return ctx, admitted{}, &v2.Status{Code: v2.Code_CLIENT_ID_REQUIRED, Message: "client id cannot be empty"}
 	}
 	if !s.admit.enter(k) {
+		s.logThrottled(ctx, "flow limit: the requests of kind "+kindNames[k]+" in flight reached grpc.maxInflightPerKind")
 		return ctx, admitted{}, &v2.Status{Code: v2.Code_TOO_MANY_REQUESTS, Message: "flow limit"}
 	}
 	a := admitted{s: s, k: k}

@@ -50,6 +50,9 @@ type Service struct {
 	// brokerRefusals keeps the log of broker refusals to a line a minute
 	// per refusal (see logRefusal).
 	brokerRefusals limitlog.Limiter
+	// throttles keeps the log of TOO_MANY_REQUESTS refusals to a line a
+	// minute per limit (see logThrottled).
+	throttles limitlog.Limiter
 }
 
 // UseTelemetry makes the server built on the service trace, measure and

@@ -6,11 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // codeOf maps a domain reason to the apache.rocketmq.v2.Code a client sees.
@@ -117,6 +122,9 @@ func (s *Service) statusOf(ctx context.Context, err error) *v2.Status {
 		s.logRefusal(ctx, de, err)
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
 	case errors.As(err, &de) && de.Reason != domain.ReasonInternal:
+		if de.Reason == domain.ReasonTooManyRequests {
+			s.logThrottled(ctx, de.Msg)
+		}
 		return &v2.Status{Code: codeOf(de.Reason), Message: de.Msg}
 	case clientGaveUp(ctx, err) && errors.Is(err, context.Canceled):
 		log.LogAttrs(ctx, slog.LevelDebug, "the client cancelled the request", slog.Any("error", err))
@@ -148,6 +156,39 @@ func (s *Service) logRefusal(ctx context.Context, de *domain.Error, err error) {
 		attrs = append(attrs, slog.Int("repeats_suppressed", suppressed))
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "a broker refused a request; the client is answered INTERNAL_SERVER_ERROR (logged once a minute per refusal)", attrs...)
+}
+
+// logThrottled logs a request refused with TOO_MANY_REQUESTS (limit is the
+// refusal's message, which names the limit), with the client, its user and
+// address and the RPC, so that the operator of a proxy shared by many
+// teams can tell who rmqproxy_throttled_requests_total counts. Refusals
+// come at the request rate, so each limit (its message with the numbers
+// left out) is logged once a minute, with the count of those left out.
+func (s *Service) logThrottled(ctx context.Context, limit string) {
+	key := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return '#'
+		}
+		return r
+	}, limit)
+	ok, suppressed := s.throttles.Allow(key, time.Now())
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("limit", limit), slog.String("client_id", ports.RequestInfoFrom(ctx).ClientID)}
+	if m, ok := grpclib.Method(ctx); ok {
+		attrs = append(attrs, slog.String("rpc", m))
+	}
+	if p, ok := application.PrincipalFrom(ctx); ok {
+		attrs = append(attrs, slog.String("user", p.User.Name))
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, slog.String("remote_addr", p.Addr.String()))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("repeats_suppressed", suppressed))
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "a request was refused with TOO_MANY_REQUESTS (logged once a minute per limit)", attrs...)
 }
 
 // clientGaveUp reports whether err is the end of ctx (the client cancelled
