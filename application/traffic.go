@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,13 +25,19 @@ type TrafficConfig struct {
 	// MaxInflightPerUser bounds a tenant: client ids are the clients'
 	// choice, so a client inventing one per request is bounded only here.
 	MaxInflightPerUser int `yaml:"maxInflightPerUser" help:"with auth.enabled, requests all clients of one user may have in flight at once (long polls and Telemetry streams count), so that a client inventing client ids cannot take every slot of grpc.maxInflightPerKind from the other users; keep it below grpc.maxInflightPerKind; more get TOO_MANY_REQUESTS (acks, transaction ends and heartbeats count apart, in a budget of the same size, as with maxInflightPerClient); 0: no limit"`
+	// MaxInflightPerAddress bounds what maxInflightPerUser bounds for
+	// clients that are not authenticated: their address is what they
+	// cannot choose.
+	MaxInflightPerAddress int `yaml:"maxInflightPerAddress" help:"requests all clients without authentication at one client IP address (an IPv6 /64) may have in flight at once (long polls and Telemetry streams count), so that a client inventing client ids cannot take every slot of grpc.maxInflightPerKind from the other clients; keep it below grpc.maxInflightPerKind and raise it when many clients share an address behind NAT (as grpc.maxConnectionsPerAddress); more get TOO_MANY_REQUESTS (acks, transaction ends and heartbeats count apart, in a budget of the same size, as with maxInflightPerClient); authenticated clients are bounded by maxInflightPerUser instead; 0: no limit"`
 }
 
 // DefaultTrafficConfig returns the defaults: no rate limits, 512 MiB of
-// send requests, 1000 requests per client and 5000 per user in flight
-// (half of grpc.maxInflightPerKind's default).
+// send requests, 1000 requests per client and 5000 per user and per
+// unauthenticated client address in flight (half of
+// grpc.maxInflightPerKind's default).
 func DefaultTrafficConfig() TrafficConfig {
-	return TrafficConfig{ReloadInterval: 10 * time.Second, MaxInflightBytes: 512 << 20, MaxInflightPerClient: 1000, MaxInflightPerUser: 5000}
+	return TrafficConfig{ReloadInterval: 10 * time.Second, MaxInflightBytes: 512 << 20, MaxInflightPerClient: 1000, MaxInflightPerUser: 5000,
+		MaxInflightPerAddress: 5000}
 }
 
 // Validate checks that the budgets are not negative.
@@ -42,7 +49,8 @@ func (c TrafficConfig) Validate() error {
 	for _, n := range []struct {
 		key   string
 		value int64
-	}{{"maxInflightBytes", c.MaxInflightBytes}, {"maxInflightPerClient", int64(c.MaxInflightPerClient)}, {"maxInflightPerUser", int64(c.MaxInflightPerUser)}} {
+	}{{"maxInflightBytes", c.MaxInflightBytes}, {"maxInflightPerClient", int64(c.MaxInflightPerClient)}, {"maxInflightPerUser", int64(c.MaxInflightPerUser)},
+		{"maxInflightPerAddress", int64(c.MaxInflightPerAddress)}} {
 		if n.value < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative (0: no limit), not %d", n.key, n.value))
 		}
@@ -176,10 +184,11 @@ const (
 	scopeInflightBytes
 	scopeClientInflight
 	scopeUserInflight
+	scopeAddressInflight
 	scopeCount
 )
 
-var scopeNames = [scopeCount]string{"client", "topic", "group", "namespace", "user", "inflight_bytes", "client_inflight", "user_inflight"}
+var scopeNames = [scopeCount]string{"client", "topic", "group", "namespace", "user", "inflight_bytes", "client_inflight", "user_inflight", "address_inflight"}
 
 // Direction is what a limit applies to.
 type Direction uint8
@@ -287,6 +296,9 @@ type Traffic struct {
 	// requests (EnterFinishingRequest) apart from the others.
 	clientRequest map[clientKey]int
 	userRequest   map[userKey]int
+	// addressRequest counts those of the unauthenticated clients of each
+	// client address (ClientAddress).
+	addressRequest map[addressKey]int
 
 	throttled      [scopeCount][directionCount]atomic.Uint64
 	receiveWaits   atomic.Uint64
@@ -297,7 +309,7 @@ type Traffic struct {
 // limits until SetRules.
 func NewTraffic(cfg TrafficConfig, clock ports.Clock) *Traffic {
 	return &Traffic{cfg: cfg, clock: clock, buckets: map[bucketKey]*bucket{}, sweepAt: minSweep,
-		clientRequest: map[clientKey]int{}, userRequest: map[userKey]int{}}
+		clientRequest: map[clientKey]int{}, userRequest: map[userKey]int{}, addressRequest: map[addressKey]int{}}
 }
 
 // SetRules puts rules in force (after validating them) and returns their
@@ -671,6 +683,28 @@ type userKey struct {
 	finishing bool
 }
 
+// addressKey is a client address's count of requests, finishing ones
+// apart.
+type addressKey struct {
+	addr      netip.Addr
+	finishing bool
+}
+
+// ClientAddress is what counts as one client address: an IPv4 address, or
+// an IPv6 address's /64, the least a network gives one IPv6 host (which
+// can then connect from any of its 2^64 addresses).
+func ClientAddress(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
 // EnterClient counts a request of the client (and user, when
 // authenticated) of ctx in flight and returns the function that ends it,
 // or a TooManyRequests error when the client already has
@@ -703,8 +737,9 @@ func (t *Traffic) EnterFinishingRequest(ctx context.Context, d Direction) (Clien
 }
 
 func (t *Traffic) enterClient(ctx context.Context, d Direction, finishing bool) (ClientRequest, error) {
-	maxClient, maxUser := t.cfg.MaxInflightPerClient, t.cfg.MaxInflightPerUser
-	k := clientKey{userOf(ctx), ports.RequestInfoFrom(ctx).ClientID, finishing}
+	maxClient, maxUser, maxAddr := t.cfg.MaxInflightPerClient, t.cfg.MaxInflightPerUser, t.cfg.MaxInflightPerAddress
+	info := ports.RequestInfoFrom(ctx)
+	k := clientKey{userOf(ctx), info.ClientID, finishing}
 	what := "requests"
 	if finishing {
 		what = "acks, transaction ends and heartbeats"
@@ -712,10 +747,16 @@ func (t *Traffic) enterClient(ctx context.Context, d Direction, finishing bool) 
 	if k.client == "" {
 		maxClient = 0
 	}
+	var ak addressKey
 	if k.user == "" {
 		maxUser = 0
+		// Without a user, the address is what the client cannot choose.
+		ak = addressKey{ClientAddress(info.RemoteAddr.Addr()), finishing}
 	}
-	if maxClient <= 0 && maxUser <= 0 {
+	if k.user != "" || !ak.addr.IsValid() {
+		maxAddr = 0
+	}
+	if maxClient <= 0 && maxUser <= 0 && maxAddr <= 0 {
 		return ClientRequest{}, nil
 	}
 	t.clientMu.Lock()
@@ -731,22 +772,32 @@ func (t *Traffic) enterClient(ctx context.Context, d Direction, finishing bool) 
 		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
 			"the clients of this user have %d %s in flight, its limit (traffic.maxInflightPerUser); retry later", n, what)
 	}
+	if n := t.addressRequest[ak]; maxAddr > 0 && n >= maxAddr {
+		t.clientMu.Unlock()
+		t.throttled[scopeAddressInflight][d].Add(1)
+		return ClientRequest{}, domain.Errorf(domain.ReasonTooManyRequests,
+			"the clients at this client address (an IPv6 address's /64) have %d %s in flight, its limit (traffic.maxInflightPerAddress); retry later", n, what)
+	}
 	if maxClient > 0 {
 		t.clientRequest[k]++
 	}
 	if maxUser > 0 {
 		t.userRequest[userKey{k.user, finishing}]++
 	}
+	if maxAddr > 0 {
+		t.addressRequest[ak]++
+	}
 	t.clientMu.Unlock()
-	return ClientRequest{t: t, k: k, client: maxClient > 0, user: maxUser > 0}, nil
+	return ClientRequest{t: t, k: k, a: ak, client: maxClient > 0, user: maxUser > 0, addr: maxAddr > 0}, nil
 }
 
 // ClientRequest is a request EnterClientRequest counted for its client
 // and user; the zero value counts nowhere.
 type ClientRequest struct {
-	t            *Traffic
-	k            clientKey
-	client, user bool // counted for the client, for the user
+	t                  *Traffic
+	k                  clientKey
+	a                  addressKey
+	client, user, addr bool // counted for the client, the user, the address
 }
 
 // Leave ends the request's count; call it once.
@@ -761,6 +812,9 @@ func (e ClientRequest) Leave() {
 	}
 	if e.user {
 		decrement(t.userRequest, userKey{e.k.user, e.k.finishing})
+	}
+	if e.addr {
+		decrement(t.addressRequest, e.a)
 	}
 	t.clientMu.Unlock()
 }
@@ -778,7 +832,7 @@ func decrement[K comparable](m map[K]int, k K) {
 // of rate limits, held for their whole polling time).
 type ThrottleCount struct {
 	// Scope is client, topic, group, namespace, user (rate limits),
-	// inflight_bytes, client_inflight or user_inflight.
+	// inflight_bytes, client_inflight, user_inflight or address_inflight.
 	Scope     string
 	Direction Direction
 	Count     uint64

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rmqproxy/rmqproxy/application"
 )
 
 // The gRPC port listens on every interface and has no authentication yet,
@@ -114,19 +116,10 @@ func (r *refusals) warn() (int64, bool) {
 	return n, true
 }
 
-// clientAddress is what grpc.maxConnectionsPerAddress counts as one client:
-// an IPv4 address, or an IPv6 address's /64, the least a network gives one
-// IPv6 host (which can then connect from any of its 2^64 addresses).
-func clientAddress(a netip.Addr) netip.Addr {
-	if !a.Is6() {
-		return a
-	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return a
-	}
-	return p.Addr()
-}
+// clientAddress is what grpc.maxConnectionsPerAddress counts as one client,
+// as traffic.maxInflightPerAddress does: an IPv4 address, or an IPv6
+// address's /64.
+func clientAddress(a netip.Addr) netip.Addr { return application.ClientAddress(a) }
 
 func remoteIP(c net.Conn) netip.Addr {
 	return addrPort(c.RemoteAddr()).Addr().Unmap()

@@ -331,7 +331,7 @@ func registerTrafficMetrics(p *otel.Provider, t *application.Traffic, log *slog.
 	}
 	err := func() error {
 		throttled, err := meter.Int64ObservableCounter("rmqproxy_throttled_requests_total",
-			metric.WithDescription("Requests refused with TOO_MANY_REQUESTS by traffic governance, by scope (client, topic, group, namespace, user: rate limits; inflight_bytes, client_inflight, user_inflight: budgets) and direction; receives count when they were held for their whole polling time."))
+			metric.WithDescription("Requests refused with TOO_MANY_REQUESTS by traffic governance, by scope (client, topic, group, namespace, user: rate limits; inflight_bytes, client_inflight, user_inflight, address_inflight: budgets) and direction; receives count when they were held for their whole polling time."))
 		if err != nil {
 			return err
 		}
