@@ -77,6 +77,9 @@ type ClientsConfig struct {
 	MaxClients    int           `yaml:"maxClients" help:"clients (client ids) known at once; a new one beyond gets TOO_MANY_REQUESTS until others expire"`
 	// MaxClientsPerUser keeps one tenant from filling MaxClients.
 	MaxClientsPerUser int `yaml:"maxClientsPerUser" help:"with auth.enabled, clients (client ids) one user may have known at once, so that a client inventing ids cannot take the registry other users need (maxClients); a new one beyond gets TOO_MANY_REQUESTS until others of the user expire or terminate; 0: no bound but maxClients"`
+	// MaxClientsPerAddress keeps one client address without
+	// authentication from filling MaxClients.
+	MaxClientsPerAddress int `yaml:"maxClientsPerAddress" help:"clients (client ids) without authentication registered from one client IP address (an IPv6 /64) that may be known at once, so that a client inventing ids cannot take the registry every other client needs (maxClients); a new one beyond gets TOO_MANY_REQUESTS until others of the address expire or terminate; raise it when many clients share an address behind NAT (as grpc.maxConnectionsPerAddress); authenticated clients are bounded by maxClientsPerUser instead; 0: no bound but maxClients"`
 	// CommandTimeout is the Apache proxy's grpcProxyRelayRequestTimeoutInSeconds.
 	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream (at most 25s)"`
 }
@@ -121,7 +124,8 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 5_000, CommandTimeout: 5 * time.Second},
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 5_000, MaxClientsPerAddress: 5_000,
+			CommandTimeout: 5 * time.Second},
 	}
 }
 
@@ -214,6 +218,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients.MaxClientsPerUser < 0 {
 		bad("clients.maxClientsPerUser must not be negative (0: no bound but clients.maxClients), not %d", c.Clients.MaxClientsPerUser)
+	}
+	if c.Clients.MaxClientsPerAddress < 0 {
+		bad("clients.maxClientsPerAddress must not be negative (0: no bound but clients.maxClients), not %d", c.Clients.MaxClientsPerAddress)
 	}
 	if c.Clients.CommandTimeout <= 0 || c.Clients.CommandTimeout > maxCommandTimeout {
 		bad("clients.commandTimeout must be more than 0 and at most %v (the admin CLI waits 30s for an answer), such as 5s, not %v", maxCommandTimeout, c.Clients.CommandTimeout)

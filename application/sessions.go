@@ -205,6 +205,10 @@ type session struct {
 	// heartbeat, not declared on a Telemetry stream (after a restart the Go
 	// client re-sends its settings only on its five-minute sync).
 	provisional bool
+	// addr is the client address (ClientAddress) an unauthenticated
+	// client was registered from and is counted under (see
+	// clients.maxClientsPerAddress); invalid when it is not counted.
+	addr netip.Addr
 }
 
 // Sessions is the registry of connected clients: their settings (from
@@ -224,12 +228,18 @@ type Sessions struct {
 	expiry  time.Duration
 	max     int // most clients known at once
 	maxUser int // most clients of one user known at once (0: no bound)
+	// maxAddr is the most unauthenticated clients of one client address
+	// known at once (0: no bound).
+	maxAddr int
 	log     *slog.Logger
 	onGone  func(ctx context.Context, clientID string, s ClientSettings)
 	mu      sync.Mutex
 	clients map[string]*session
 	// perUser counts the known clients of each authenticated user.
 	perUser map[string]int
+	// perAddr counts the known unauthenticated clients of each client
+	// address they were registered from.
+	perAddr map[netip.Addr]int
 	// byGroup holds the known clients with a subscription by its consumer
 	// group, byTopic the producers by each topic they publish to: the
 	// lookups of a group's consumers (every orderly push consumer's
@@ -253,7 +263,8 @@ type departure struct {
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
 	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, maxUser: cfg.Clients.MaxClientsPerUser,
-		log: log, clients: map[string]*session{}, perUser: map[string]int{}, departed: map[string]departure{},
+		maxAddr: cfg.Clients.MaxClientsPerAddress,
+		log:     log, clients: map[string]*session{}, perUser: map[string]int{}, perAddr: map[netip.Addr]int{}, departed: map[string]departure{},
 		byGroup: index{}, byTopic: index{}}
 }
 
@@ -308,9 +319,10 @@ func ownedLocked(cur *session, clientID, user string) error {
 	return nil
 }
 
-// addLocked registers a new client of user, unless the registry or the
-// user's share of it is full.
-func (s *Sessions) addLocked(clientID, user string, cur *session) error {
+// addLocked registers a new client of user (from addr, the address of
+// the request that registers it), unless the registry or the share of it
+// of the user (or, without one, of the client address) is full.
+func (s *Sessions) addLocked(clientID, user string, addr netip.AddrPort, cur *session) error {
 	if len(s.clients) >= s.max {
 		return s.errTooManyClients()
 	}
@@ -318,6 +330,17 @@ func (s *Sessions) addLocked(clientID, user string, cur *session) error {
 		return domain.Errorf(domain.ReasonTooManyRequests,
 			"this user has %d clients known to the proxy, its limit (messaging.clients.maxClientsPerUser); clients are forgotten %v after their last heartbeat", s.perUser[user], s.expiry)
 	}
+	var a netip.Addr
+	if user == "" && s.maxAddr > 0 && addr.IsValid() {
+		// Without a user, the address is what a client cannot choose.
+		a = ClientAddress(addr.Addr())
+		if n := s.perAddr[a]; n >= s.maxAddr {
+			return domain.Errorf(domain.ReasonTooManyRequests,
+				"%d clients registered from this client address (an IPv6 address's /64) are known to the proxy, its limit (messaging.clients.maxClientsPerAddress); clients are forgotten %v after their last heartbeat", n, s.expiry)
+		}
+		s.perAddr[a]++
+	}
+	cur.addr = a
 	s.clients[clientID] = cur
 	if user != "" {
 		s.perUser[user]++
@@ -370,6 +393,9 @@ func (s *Sessions) deleteLocked(clientID string, cur *session) {
 			s.perUser[u]--
 		}
 	}
+	if cur.addr.IsValid() {
+		decrement(s.perAddr, cur.addr)
+	}
 }
 
 // put stores a client's settings and channel, and returns the settings it
@@ -381,7 +407,7 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	cur := s.clients[clientID]
 	if cur == nil {
 		cur = &session{since: s.clock.Now(), settings: ClientSettings{User: st.User}}
-		if err := s.addLocked(clientID, st.User, cur); err != nil {
+		if err := s.addLocked(clientID, st.User, st.RemoteAddr, cur); err != nil {
 			return ClientSettings{}, err
 		}
 	} else if err := ownedLocked(cur, clientID, st.User); err != nil {
@@ -472,7 +498,7 @@ func (s *Sessions) putProvisional(clientID string, st ClientSettings, notDeparte
 		}
 		delete(s.departed, clientID)
 	}
-	if err := s.addLocked(clientID, st.User, &session{settings: st, provisional: true, lastSeen: now, since: now}); err != nil {
+	if err := s.addLocked(clientID, st.User, st.RemoteAddr, &session{settings: st, provisional: true, lastSeen: now, since: now}); err != nil {
 		return ClientSettings{}, err
 	}
 	return st, nil
