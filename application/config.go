@@ -80,6 +80,9 @@ type ClientsConfig struct {
 	// MaxClientsPerAddress keeps one client address without
 	// authentication from filling MaxClients.
 	MaxClientsPerAddress int `yaml:"maxClientsPerAddress" help:"clients (client ids) without authentication registered from one client IP address (an IPv6 /64) that may be known at once, so that a client inventing ids cannot take the registry every other client needs (maxClients); a new one beyond gets TOO_MANY_REQUESTS until others of the address expire or terminate; raise it when many clients share an address behind NAT (as grpc.maxConnectionsPerAddress); authenticated clients are bounded by maxClientsPerUser instead; 0: no bound but maxClients"`
+	// MaxSettingsBytes bounds the memory one tenant's clients' settings
+	// take: a settings command may be a whole gRPC request.
+	MaxSettingsBytes int64 `yaml:"maxSettingsBytes" unit:"bytes" help:"bytes of settings (topics, consumer groups, subscriptions and their filters) the known clients of one user (with auth.enabled) or, without authentication, registered from one client IP address (an IPv6 /64) may make the proxy keep, so that huge settings sent under many client ids cannot exhaust its memory (they are kept until the client expires); settings beyond it get TOO_MANY_REQUESTS (the Telemetry stream ends) until clients of that user or address shrink their settings, terminate or expire; 0: no bound"`
 	// CommandTimeout is the Apache proxy's grpcProxyRelayRequestTimeoutInSeconds.
 	CommandTimeout time.Duration `yaml:"commandTimeout" help:"how long rmqproxy client stack and client verify (and a broker's consumer running info request) wait for the client's answer on its Telemetry stream (at most 25s)"`
 }
@@ -124,7 +127,7 @@ func DefaultConfig() Config {
 			RenewMaxTime:         3 * time.Hour,
 			InvisibleTimeOnClear: time.Second,
 		},
-		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 5_000, MaxClientsPerAddress: 5_000,
+		Clients: ClientsConfig{ExpiryTimeout: 120 * time.Second, MaxClients: 100_000, MaxClientsPerUser: 5_000, MaxClientsPerAddress: 5_000, MaxSettingsBytes: 64 << 20,
 			CommandTimeout: 5 * time.Second},
 	}
 }
@@ -218,6 +221,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients.MaxClientsPerUser < 0 {
 		bad("clients.maxClientsPerUser must not be negative (0: no bound but clients.maxClients), not %d", c.Clients.MaxClientsPerUser)
+	}
+	if c.Clients.MaxSettingsBytes < 0 {
+		bad("clients.maxSettingsBytes must not be negative (0: no bound), not %d", c.Clients.MaxSettingsBytes)
 	}
 	if c.Clients.MaxClientsPerAddress < 0 {
 		bad("clients.maxClientsPerAddress must not be negative (0: no bound but clients.maxClients), not %d", c.Clients.MaxClientsPerAddress)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,6 +210,68 @@ type session struct {
 	// client was registered from and is counted under (see
 	// clients.maxClientsPerAddress); invalid when it is not counted.
 	addr netip.Addr
+	// owner is the user, or without one the client address, whose share
+	// of clients.maxSettingsBytes the settings take ("" for none), and
+	// size their bytes (settingsSize) counted there.
+	owner string
+	size  int64
+}
+
+// settingsSize is what a client's settings count in
+// clients.maxSettingsBytes: the bytes of its names and filters, and a
+// little for each entry.
+func settingsSize(st ClientSettings) int64 {
+	const entry = 64
+	n := int64(entry)
+	if p := st.Publishing; p != nil {
+		for _, t := range p.Topics {
+			n += entry + int64(len(t))
+		}
+	}
+	if sub := st.Subscription; sub != nil {
+		n += int64(len(sub.Group))
+		for _, es := range [][]SubscriptionEntry{sub.Entries, sub.Ignored} {
+			for _, e := range es {
+				n += entry + int64(len(e.Topic)+len(e.Filter.Text))
+			}
+		}
+	}
+	return n
+}
+
+// ownerOf is whose share of clients.maxSettingsBytes a client of user
+// registered from addr takes ("" for none).
+func ownerOf(user string, addr netip.AddrPort) string {
+	if user != "" {
+		return "user " + user
+	}
+	if addr.IsValid() {
+		return "address " + ClientAddress(addr.Addr()).String()
+	}
+	return ""
+}
+
+// resizeLocked makes cur's settings count size bytes in its owner's
+// share, or refuses when the share would be over clients.maxSettingsBytes
+// (settings that do not grow are never refused).
+func (s *Sessions) resizeLocked(cur *session, size int64) error {
+	if cur.owner == "" {
+		return nil
+	}
+	have := s.settingsBytes[cur.owner]
+	if s.maxBytes > 0 && size > cur.size && have-cur.size+size > s.maxBytes {
+		kind, _, _ := strings.Cut(cur.owner, " ")
+		return domain.Errorf(domain.ReasonTooManyRequests,
+			"the settings of the clients of this %s would take %d bytes, more than its limit of %d (messaging.clients.maxSettingsBytes); clients are forgotten %v after their last heartbeat",
+			kind, have-cur.size+size, s.maxBytes, s.expiry)
+	}
+	if have += size - cur.size; have > 0 {
+		s.settingsBytes[cur.owner] = have
+	} else {
+		delete(s.settingsBytes, cur.owner)
+	}
+	cur.size = size
+	return nil
 }
 
 // Sessions is the registry of connected clients: their settings (from
@@ -231,15 +294,20 @@ type Sessions struct {
 	// maxAddr is the most unauthenticated clients of one client address
 	// known at once (0: no bound).
 	maxAddr int
-	log     *slog.Logger
-	onGone  func(ctx context.Context, clientID string, s ClientSettings)
-	mu      sync.Mutex
-	clients map[string]*session
+	// maxBytes bounds settingsBytes of each owner (0: no bound).
+	maxBytes int64
+	log      *slog.Logger
+	onGone   func(ctx context.Context, clientID string, s ClientSettings)
+	mu       sync.Mutex
+	clients  map[string]*session
 	// perUser counts the known clients of each authenticated user.
 	perUser map[string]int
 	// perAddr counts the known unauthenticated clients of each client
 	// address they were registered from.
 	perAddr map[netip.Addr]int
+	// settingsBytes counts the settings bytes of the known clients of
+	// each owner (see session.owner).
+	settingsBytes map[string]int64
 	// byGroup holds the known clients with a subscription by its consumer
 	// group, byTopic the producers by each topic they publish to: the
 	// lookups of a group's consumers (every orderly push consumer's
@@ -263,9 +331,9 @@ type departure struct {
 // NewSessions returns an empty registry.
 func NewSessions(cfg Config, clock ports.Clock, log *slog.Logger) *Sessions {
 	return &Sessions{clock: clock, expiry: cfg.Clients.ExpiryTimeout, max: cfg.Clients.MaxClients, maxUser: cfg.Clients.MaxClientsPerUser,
-		maxAddr: cfg.Clients.MaxClientsPerAddress,
-		log:     log, clients: map[string]*session{}, perUser: map[string]int{}, perAddr: map[netip.Addr]int{}, departed: map[string]departure{},
-		byGroup: index{}, byTopic: index{}}
+		maxAddr: cfg.Clients.MaxClientsPerAddress, maxBytes: cfg.Clients.MaxSettingsBytes, log: log,
+		clients: map[string]*session{}, perUser: map[string]int{}, perAddr: map[netip.Addr]int{}, settingsBytes: map[string]int64{},
+		departed: map[string]departure{}, byGroup: index{}, byTopic: index{}}
 }
 
 // setOnGone registers the callback run when a client is forgotten.
@@ -341,6 +409,13 @@ func (s *Sessions) addLocked(clientID, user string, addr netip.AddrPort, cur *se
 		s.perAddr[a]++
 	}
 	cur.addr = a
+	cur.owner = ownerOf(user, addr)
+	if err := s.resizeLocked(cur, settingsSize(cur.settings)); err != nil {
+		if a.IsValid() {
+			decrement(s.perAddr, a)
+		}
+		return err
+	}
 	s.clients[clientID] = cur
 	if user != "" {
 		s.perUser[user]++
@@ -396,6 +471,7 @@ func (s *Sessions) deleteLocked(clientID string, cur *session) {
 	if cur.addr.IsValid() {
 		decrement(s.perAddr, cur.addr)
 	}
+	_ = s.resizeLocked(cur, 0) // never refused: it shrinks
 }
 
 // put stores a client's settings and channel, and returns the settings it
@@ -405,12 +481,19 @@ func (s *Sessions) put(clientID string, st ClientSettings, ch ports.ClientChanne
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.clients[clientID]
-	if cur == nil {
+	added := cur == nil
+	if added {
 		cur = &session{since: s.clock.Now(), settings: ClientSettings{User: st.User}}
 		if err := s.addLocked(clientID, st.User, st.RemoteAddr, cur); err != nil {
 			return ClientSettings{}, err
 		}
 	} else if err := ownedLocked(cur, clientID, st.User); err != nil {
+		return ClientSettings{}, err
+	}
+	if err := s.resizeLocked(cur, settingsSize(st)); err != nil {
+		if added {
+			s.deleteLocked(clientID, cur)
+		}
 		return ClientSettings{}, err
 	}
 	delete(s.departed, clientID) // it starts again
