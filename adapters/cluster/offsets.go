@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -54,13 +56,21 @@ func (b *Broker) routeQueue(ctx context.Context, q domain.QueueRef) (string, dom
 	}
 }
 
-// pullHoldCheck is how often a broker looks at its suspended pulls
-// (PullRequestHoldService waits 5 s between looks when longPollingEnable,
-// the default, is on).
-const pullHoldCheck = 5 * time.Second
-
 // Pull implements [ports.Offsets] with PULL_MESSAGE (suspended for the
 // polling time at the broker, subscription in the request).
+//
+// A broker answers a suspended pull at once when a message comes, else at
+// its first look at its suspended pulls after the suspend time: it looks
+// every 5 s (PullRequestHoldService with longPollingEnable, the default),
+// so up to 5 s late. The pull waits for the answer only until its poll
+// time ends (a second at least, when the deadline allows) and then
+// answers that nothing was found, from the offset asked (the broker holds
+// only a pull that found nothing there; the answer it sends later is
+// dropped, and a pull changes nothing at the broker). A poll of 2 s took
+// up to 7 s, and one whose deadline left no room for the 5 s on top asked
+// for no suspend at all: it came back at once, and a client pulling at
+// the end of a queue with such a deadline pulled in a tight loop where
+// local mode waits.
 func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullResult, error) {
 	q := req.Queue
 	addr, perm, err := b.routeQueue(ctx, q)
@@ -74,23 +84,15 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	}
 	f, expType, exp := remotingExpression(req.Filter)
 	poll, timeout := b.pollBudget(ctx, req.PollTimeout)
-	if _, ok := ctx.Deadline(); ok {
-		// A broker answers a suspended pull at its first look after the
-		// suspend time, and it looks every pullHoldCheck: the suspend must
-		// end that much before the deadline (or not be asked for), or the
-		// answer comes too late and the pull fails instead of finding
-		// nothing.
-		poll = max(min(poll, timeout-pullHoldCheck-pollReserve(timeout)), 0)
-	} else if poll > 0 {
-		// No deadline binds the suspend: the call waits for the broker's
-		// hold check on top of it, or a pull at the end of a queue would
-		// time out (and isolate the broker) whenever requestTimeout is
-		// shorter than the check's wait.
-		timeout += pullHoldCheck
-	}
 	flags := remoting.PullSubscription
 	if poll > 0 {
+		// The answer to a pull that finds messages comes at once: it is
+		// waited for at least a second (or cluster.requestTimeout when
+		// shorter), so that a very short poll does not give up on a
+		// broker a little slow to read them.
 		flags |= remoting.PullSuspend
+		grace := pollReserve(timeout) / 2
+		timeout = min(max(poll+grace, min(b.cfg.RequestTimeout, time.Second)), timeout-grace)
 	}
 	h := remoting.PullMessageRequestHeader{RPC: remoting.RPC{BrokerName: q.BrokerName}, ConsumerGroup: req.Group, Topic: q.Topic,
 		QueueID: q.QueueID, QueueOffset: req.Offset, MaxMsgNums: max(req.BatchSize, 1), SysFlag: flags,
@@ -99,6 +101,10 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 	pr.Fields = h.AppendFields(pr.Fields) // h stays on the stack, as in Pop
 	resp, err := b.poll(ctx, addr, pr, timeout, nil)
 	if err != nil {
+		if poll > 0 && ctx.Err() == nil && heldPastPoll(err) {
+			// Held at the broker for the whole poll time: nothing came.
+			return ports.PullResult{NextOffset: req.Offset, Messages: []domain.StoredMessage{}}, nil
+		}
 		if ctx.Err() == nil {
 			b.failed(q.BrokerName, err)
 		}
@@ -138,6 +144,13 @@ func (b *Broker) Pull(ctx context.Context, req ports.PullRequest) (ports.PullRes
 		}
 	}
 	return out, nil
+}
+
+// heldPastPoll reports whether err says that a suspended pull, sent to
+// the broker, was not answered within its poll time.
+func heldPastPoll(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Timeout() && ce.MaybeDelivered()
 }
 
 // queueOffset asks a queue's minimum or maximum offset.

@@ -114,15 +114,19 @@ func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 	}
 }
 
-// TestPullSuspendLeavesTheBrokersHoldCheck: a broker looks at suspended
-// pulls every 5 s (PullRequestHoldService with longPollingEnable), so it
-// answers one up to 5 s after its suspend time. A pull whose deadline
-// binds the long poll asks for a suspend that ends early enough for that:
-// a pull with 10 s of polling and 12 s of deadline at the end of a queue
-// was answered PROXY_TIMEOUT ("the broker did not answer in time", or
-// TOO_MANY_REQUESTS when the request timed out first) instead of
-// MESSAGE_NOT_FOUND. A poll the deadline does not bind is asked as is.
-func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
+// TestPullWaitsForItsPollTimeOnly: a broker answers a suspended pull at
+// its first look after the suspend time, and it looks every 5 s
+// (PullRequestHoldService with longPollingEnable). A pull whose deadline
+// left no room for those 5 s on top of its poll asked for no suspend at
+// all, so that a pull at the end of a queue with a poll of 10 s and a
+// deadline of 2 s came back at once (a client pulling in a loop pulled
+// without pause); and a pull without a deadline waited for the broker's
+// look (a poll of 2 s took up to 7 s). The fake holds every suspended pull
+// without answering it, as a broker whose look comes after the poll: the
+// pull asks for the poll the deadline allows and, at its end, answers
+// that nothing was found from the offset asked, counting no failure of the
+// broker.
+func TestPullWaitsForItsPollTimeOnly(t *testing.T) {
 	suspends := make(chan remoting.PullMessageRequestHeader, 4)
 	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
@@ -136,27 +140,35 @@ func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
 				t.Error(err)
 			}
 			suspends <- h
+			if h.SysFlag&remoting.PullSuspend != 0 {
+				return noAnswer // held: the broker's look comes after the poll
+			}
 			resp = remoting.NewResponse(req, remoting.ResponsePullNotFound, "")
 			resp.Fields = (&remoting.PullMessageResponseHeader{NextBeginOffset: 1, MaxOffset: 1}).AppendFields(nil)
 		}
 		return resp
 	})
-	b := newTestBroker(t, addr, nil)
+	cfg := DefaultConfig()
+	cfg.NameServers = []string{addr}
+	cfg.RequestTimeout = 500 * time.Millisecond
+	b := newBroker(t, cfg, nil)
 	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}
 	for _, c := range []struct {
-		poll, deadline time.Duration
-		atMost         time.Duration // the suspend asked for
-		atLeast        time.Duration
+		poll, deadline  time.Duration // deadline 0: none
+		atLeast, atMost time.Duration // the suspend asked for
 	}{
-		{poll: 10 * time.Second, deadline: 12 * time.Second, atMost: 12*time.Second - 5*time.Second, atLeast: 5 * time.Second},
-		{poll: 10 * time.Second, deadline: 30 * time.Second, atMost: 10 * time.Second, atLeast: 10 * time.Second},
-		{poll: 10 * time.Second, deadline: 4 * time.Second, atMost: 0, atLeast: 0},
+		{poll: 10 * time.Second, deadline: 2 * time.Second, atLeast: time.Second, atMost: 2 * time.Second},
+		{poll: 300 * time.Millisecond, atLeast: 300 * time.Millisecond, atMost: 300 * time.Millisecond},
+		{poll: 0, deadline: 2 * time.Second},
 	} {
-		ctx, cancel := context.WithTimeout(t.Context(), c.deadline)
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if c.deadline > 0 {
+			ctx, cancel = context.WithTimeout(t.Context(), c.deadline)
+		}
 		res, err := b.Pull(ctx, ports.PullRequest{Group: "G", Queue: q, Offset: 1, BatchSize: 1, Filter: filter.All, PollTimeout: c.poll})
 		cancel()
-		if err != nil || res.NextOffset != 1 {
-			t.Fatalf("pull: %+v %v", res, err)
+		if err != nil || res.NextOffset != 1 || len(res.Messages) != 0 {
+			t.Errorf("poll %v, deadline %v: %+v %v; want nothing found, next offset 1", c.poll, c.deadline, res, err)
 		}
 		h := <-suspends
 		got := time.Duration(h.SuspendTimeoutMillis) * time.Millisecond
@@ -164,6 +176,9 @@ func TestPullSuspendLeavesTheBrokersHoldCheck(t *testing.T) {
 			t.Errorf("poll %v, deadline %v: suspend %v (flag %v), want between %v and %v", c.poll, c.deadline, got,
 				h.SysFlag&remoting.PullSuspend != 0, c.atLeast, c.atMost)
 		}
+	}
+	if b.faults.isolated("b1", time.Now()) {
+		t.Errorf("b1 isolated after pulls it held")
 	}
 }
 
