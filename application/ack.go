@@ -107,10 +107,6 @@ type ackOne struct {
 	req    [1]ports.AckRequest
 }
 
-func errExpiredHandle() error {
-	return domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle is expired: the message became visible again and may have been delivered anew; ack or change it within its invisible duration")
-}
-
 // ownClient refuses a request naming a client id that another user
 // registered (see [Sessions]): the proxy renews a push consumer's
 // deliveries under its client id and resolveHandle stops that renewal, so
@@ -150,12 +146,14 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 	if err := m.checkInvisibleTime(d, 0); err != nil {
 		return "", err
 	}
+	// As for an ack, whether the handle's invisible time has ended is the
+	// broker's to say: a push consumer nacks with the handle it received,
+	// which looks expired after the proxy renewed the delivery and then
+	// forgot the renewals (a restart), while the local broker still holds
+	// the delivery under it.
 	h, _, err := m.resolveHandle(ctx, group, messageID, handle)
 	if err != nil {
 		return "", err
-	}
-	if h.Expired(m.clock.Now()) {
-		return "", errExpiredHandle()
 	}
 	nh, err := m.broker.ChangeInvisible(ctx, ports.ChangeInvisibleRequest{
 		AckRequest:    ports.AckRequest{Group: group, Topic: topic, MessageID: messageID, Handle: h},

@@ -407,6 +407,12 @@ func (b *Broker) movedBroker(ctx context.Context, name, addr string, err error) 
 // commit-log offset.
 func (b *Broker) ChangeInvisible(ctx context.Context, req ports.ChangeInvisibleRequest) (domain.ReceiptHandle, error) {
 	h := req.Handle
+	// Checked before the broker is looked up too: an expired handle is
+	// refused as expired, as the Apache proxy refuses it, whatever broker
+	// it names.
+	if err := b.expiring(req); err != nil {
+		return domain.ReceiptHandle{}, err
+	}
 	addr, err := b.handleBroker(ctx, h)
 	if err != nil {
 		return domain.ReceiptHandle{}, err

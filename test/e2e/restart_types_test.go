@@ -392,3 +392,93 @@ func TestKill9KeepsTheHandleOfARenewedFIFOMessage(t *testing.T) {
 		t.Fatalf("after the ack the group gave %s (delivery attempt %d), want m1", got, next[0].GetSystemProperties().GetDeliveryAttempt())
 	}
 }
+
+// TestKill9KeepsTheHandleOfARenewedMessageForANack: a push consumer holds
+// a message, which rmqproxy renews past the handle's own invisible time;
+// rmqproxy is killed with SIGKILL and restarted, and the consumer's
+// consumption fails: it nacks the message (ChangeInvisibleDuration to its
+// retry policy's backoff, with the handle it received, as the Go client's
+// push consumer does). In local mode the broker still holds the delivery
+// under that handle (renewals keep its receipt id, as for an ack), so the
+// nack is taken and the message comes again after the backoff. Before,
+// the proxy refused it by the handle's own time (INVALID_RECEIPT_HANDLE
+// "expired": the Go client gives the nack up), and the message stayed
+// invisible until the renewed invisible time ended (1 minute to an hour,
+// by renewal step). In cluster mode the expired handle is refused, as the
+// Apache proxy refuses it (docs/compatibility.md).
+func TestKill9KeepsTheHandleOfARenewedMessageForANack(t *testing.T) {
+	waitsInParallel(t)
+	dir := t.TempDir()
+	flags := append(slices.Clone(fastConsumer), "--messaging.consumer.defaultInvisibleTime=5s",
+		"--messaging.consumer.renewAhead=2s", "--messaging.consumer.renewPeriod=1s")
+	c1 := testenv.StartChild(t, dir, append(flags, "--grpc.address="+freeport.Addr(t))...)
+	topic, group := testenv.Name(t, "nack-renewed"), testenv.Name(t, "g-nack-renewed")
+	createTopicOfType(t, c1, topic, domain.MessageTypeNormal, 1)
+	testenv.Claim(t, "consumer group", group)
+	if _, err := adminClient(t, c1).CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
+		t.Fatal(err)
+	}
+	raw := testenv.NewRawClient(t, c1.Proxy(t))
+	raw.SubscribeAs(t, v2.ClientType_PUSH_CONSUMER, group, topic)
+	resp, err := raw.SendMessage(raw.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{testenv.RawMessage(topic, []byte("m0"), "")}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("send: %v %v", resp, err)
+	}
+	receive := func() []*v2.Message {
+		req := testenv.ReceiveRequest(group, topic, 1, 0)
+		req.InvisibleDuration, req.AutoRenew = nil, true
+		req.LongPollingTimeout = durationpb.New(5 * time.Second)
+		_, ms := raw.Receive(t, req)
+		return ms
+	}
+	var got []*v2.Message
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if got = receive(); len(got) == 0 {
+			return fmt.Errorf("the message has not come")
+		}
+		return nil
+	})
+	sp := got[0].GetSystemProperties()
+	h, err := domain.ParseReceiptHandle(sp.GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if !h.Expired(time.Now()) {
+			return fmt.Errorf("the handle's invisible time has not ended")
+		}
+		return nil
+	})
+	if ms := receive(); len(ms) > 0 {
+		t.Fatalf("%s came again while the proxy renewed it", ms[0].GetBody())
+	}
+
+	c1.Kill(t)
+	testenv.StartChild(t, dir, append(flags, "--grpc.address="+c1.GRPCAddr)...)
+	var nack *v2.ChangeInvisibleDurationResponse
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		nack, err = raw.ChangeInvisibleDuration(raw.Ctx(t), &v2.ChangeInvisibleDurationRequest{Group: &v2.Resource{Name: group},
+			Topic: &v2.Resource{Name: topic}, ReceiptHandle: sp.GetReceiptHandle(), MessageId: sp.GetMessageId(), InvisibleDuration: durationpb.New(time.Second)})
+		return err
+	})
+	if testenv.Target == testenv.TargetCluster {
+		if nack.GetStatus().GetCode() != v2.Code_INVALID_RECEIPT_HANDLE {
+			t.Fatalf("cluster mode: the nack of an expired handle after the restart: %v, want INVALID_RECEIPT_HANDLE as upstream", nack)
+		}
+		return
+	}
+	if nack.GetStatus().GetCode() != v2.Code_OK {
+		t.Fatalf("the nack after the restart with the handle received before it: %v", nack)
+	}
+	// The message comes again after the nack's second, well within the
+	// renewal's minute.
+	testenv.WaitFor(t, 20*time.Second, func() error {
+		if got = receive(); len(got) == 0 {
+			return fmt.Errorf("the nacked message has not come again")
+		}
+		return nil
+	})
+	if string(got[0].GetBody()) != "m0" || got[0].GetSystemProperties().GetDeliveryAttempt() != 2 {
+		t.Fatalf("after the nack: %s at attempt %d, want m0 at attempt 2", got[0].GetBody(), got[0].GetSystemProperties().GetDeliveryAttempt())
+	}
+}
