@@ -498,7 +498,13 @@ func (b *Broker) ForwardToDeadLetter(ctx context.Context, req ports.AckRequest) 
 		return err
 	}
 	// Checked when the move is sent, as a change is (see [Broker.expiring]).
-	if b.expiring(ports.ChangeInvisibleRequest{AckRequest: req}) != nil {
+	// Not an orderly pop's handle, as for an ack (see [Broker.expiredAck]):
+	// the broker keeps no checkpoint to revive and takes the ack that
+	// follows the move while the handle's pop is its queue's latest, which
+	// the proxy's renewals keep; a FIFO push consumer's forward with the
+	// handle it received, after the renewing instance was gone, moved
+	// nothing and left the queue blocked until the renewed time ended.
+	if h.ReviveQueueID != remoting.OrderlyReviveQid && b.expiring(ports.ChangeInvisibleRequest{AckRequest: req}) != nil {
 		b.log.LogAttrs(ctx, slog.LevelInfo, "dead-letter forward of a receipt handle whose invisible time has ended; nothing moved: the broker delivers the message again, and that delivery decides (past the group's maximum attempts, the receive moves it)",
 			slog.String("consumer_group", req.Group), slog.String("topic", req.Topic), slog.String("broker", h.BrokerName),
 			slog.String("msg_id", req.MessageID))

@@ -99,16 +99,26 @@ func TestForwardBeyondTheCommitLogIsAForgedHandle(t *testing.T) {
 // (after the read of the message), such a forward sends nothing and is
 // answered OK: the redelivery decides. A handle with 100 ms left is still
 // moved and acked (no margin, as for a client's change).
+//
+// An orderly pop's handle is moved and acked whatever time it shows: the
+// broker keeps no checkpoint to revive, and takes the ack only while the
+// handle's pop is the queue's latest, which the proxy's renewals keep (see
+// expiredAck). A FIFO push consumer's forward with the handle it received,
+// after the renewing instance was restarted or killed, moved nothing, and
+// the message's queue stayed blocked until the renewed invisible time
+// ended (a minute to an hour), where local mode moves it at once.
 func TestForwardOfAnExpiredHandleMovesNothing(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		left  time.Duration
-		moved bool
+		name    string
+		left    time.Duration
+		moved   bool
+		orderly bool
 	}{
-		{"100 ms before the end", 100 * time.Millisecond, true},
-		{"at the end", 0, false},
-		{"a second after the end", -time.Second, false},
-		{"expiring during the read", 5 * time.Second, false},
+		{"100 ms before the end", 100 * time.Millisecond, true, false},
+		{"at the end", 0, false, false},
+		{"a second after the end", -time.Second, false, false},
+		{"expiring during the read", 5 * time.Second, false, false},
+		{"orderly, a minute after the end", -time.Minute, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := clocktest.New(time.Now())
@@ -141,7 +151,11 @@ func TestForwardOfAnExpiredHandleMovesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close(context.Background()) })
-			if err := b.ForwardToDeadLetter(t.Context(), changeOf(clock, c.left, false).AckRequest); err != nil {
+			req := changeOf(clock, c.left, false).AckRequest
+			if c.orderly {
+				req.Handle.ReviveQueueID = remoting.OrderlyReviveQid
+			}
+			if err := b.ForwardToDeadLetter(t.Context(), req); err != nil {
 				t.Fatalf("forward: %v, want OK", err)
 			}
 			mu.Lock()

@@ -315,12 +315,42 @@ func TestTransactionRestartUsesNoCheck(t *testing.T) {
 // invisible time ended (1 minute to an hour, by renewal step), blocking its
 // group that long, and then came again.
 func TestKill9KeepsTheHandleOfARenewedFIFOMessage(t *testing.T) {
+	kill9RenewedFIFOHead(t, "fifo-renewed", func(raw *testenv.RawClient, group, topic string, head []*v2.Message) (*v2.Status, error) {
+		ack, err := raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, head))
+		return ack.GetStatus(), err
+	})
+}
+
+// TestKill9KeepsTheHandleOfARenewedFIFOMessageForAForward: as
+// TestKill9KeepsTheHandleOfARenewedFIFOMessage, but the consumer gave the
+// message up and forwards it to the dead-letter queue with the handle it
+// received (as the Go client's FIFO push consumer does after its local
+// retries). It is moved and the group goes on. Before, cluster mode
+// answered the forward of the expired orderly handle OK and moved
+// nothing, so the group stayed blocked until the renewed invisible time
+// ended, then the message came again; local mode moved it at once.
+func TestKill9KeepsTheHandleOfARenewedFIFOMessageForAForward(t *testing.T) {
+	kill9RenewedFIFOHead(t, "fifo-renewed-dlq", func(raw *testenv.RawClient, group, topic string, head []*v2.Message) (*v2.Status, error) {
+		sp := head[0].GetSystemProperties()
+		fw, err := raw.ForwardMessageToDeadLetterQueue(raw.Ctx(t), &v2.ForwardMessageToDeadLetterQueueRequest{Group: &v2.Resource{Name: group},
+			Topic: &v2.Resource{Name: topic}, ReceiptHandle: sp.GetReceiptHandle(), MessageId: sp.GetMessageId(), DeliveryAttempt: 1, MaxDeliveryAttempts: 16})
+		return fw.GetStatus(), err
+	})
+}
+
+// kill9RenewedFIFOHead has a push consumer hold the first message of a
+// FIFO message group past its handle's own invisible time (renewed by
+// rmqproxy), kills rmqproxy with SIGKILL and restarts it, ends the
+// delivery with end (an ack or a dead-letter forward, with the handle
+// received before the restart), and checks that it is answered OK and
+// that the group goes on with its next message.
+func kill9RenewedFIFOHead(t *testing.T, name string, end func(raw *testenv.RawClient, group, topic string, head []*v2.Message) (*v2.Status, error)) {
 	waitsInParallel(t)
 	dir := t.TempDir()
 	flags := append(slices.Clone(fastConsumer), "--messaging.consumer.defaultInvisibleTime=5s",
 		"--messaging.consumer.renewAhead=2s", "--messaging.consumer.renewPeriod=1s")
 	c1 := testenv.StartChild(t, dir, append(flags, "--grpc.address="+freeport.Addr(t))...)
-	topic, group := testenv.Name(t, "fifo-renewed"), testenv.Name(t, "g-fifo-renewed")
+	topic, group := testenv.Name(t, name), testenv.Name(t, "g-"+name)
 	createTopicOfType(t, c1, topic, domain.MessageTypeFIFO, 1)
 	orderly := true
 	testenv.Claim(t, "consumer group", group)
@@ -373,23 +403,23 @@ func TestKill9KeepsTheHandleOfARenewedFIFOMessage(t *testing.T) {
 
 	c1.Kill(t)
 	testenv.StartChild(t, dir, append(flags, "--grpc.address="+c1.GRPCAddr)...)
-	var ack *v2.AckMessageResponse
+	var st *v2.Status
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		ack, err = raw.AckMessage(raw.Ctx(t), testenv.AckRequest(group, topic, head))
+		st, err = end(raw, group, topic, head)
 		return err
 	})
-	if ack.GetStatus().GetCode() != v2.Code_OK {
-		t.Fatalf("the ack after the restart with the handle received before it: %v", ack)
+	if st.GetCode() != v2.Code_OK {
+		t.Fatalf("the ack or forward after the restart with the handle received before it: %v", st)
 	}
 	var next []*v2.Message
 	testenv.WaitFor(t, 90*time.Second, func() error {
 		if next = receive(); len(next) == 0 {
-			return fmt.Errorf("nothing received after the ack")
+			return fmt.Errorf("nothing received after the ack or forward")
 		}
 		return nil
 	})
 	if got := string(next[0].GetBody()); got != "m1" {
-		t.Fatalf("after the ack the group gave %s (delivery attempt %d), want m1", got, next[0].GetSystemProperties().GetDeliveryAttempt())
+		t.Fatalf("after the ack or forward the group gave %s (delivery attempt %d), want m1", got, next[0].GetSystemProperties().GetDeliveryAttempt())
 	}
 }
 
