@@ -34,13 +34,7 @@ type observedServer struct {
 
 func startObservedServer(t *testing.T, tc TLSConfig, handshakeTimeout time.Duration) *observedServer {
 	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reader := testMetrics(t)
 	c := DefaultConfig()
 	c.Address = "127.0.0.1:0"
 	c.TLS = tc

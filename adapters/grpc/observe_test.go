@@ -33,12 +33,7 @@ func TestObserverOffIsLeftOut(t *testing.T) {
 // With metrics on and tracing off, observing a send allocates nothing
 // once its label combination has been seen.
 func TestObserveSendWithoutAllocating(t *testing.T) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := testMetrics(t)
 	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	req := &v2.SendMessageRequest{Messages: []*v2.Message{{Topic: &v2.Resource{Name: "t"}, Body: make([]byte, 1024),
 		SystemProperties: &v2.SystemProperties{MessageId: "id", MessageType: v2.MessageType_NORMAL}}}}
@@ -105,12 +100,7 @@ func TestGRPCErrorResponseCode(t *testing.T) {
 // logged under namespace%name, not under the bare name, which is another
 // tenant's topic (the one of no namespace).
 func TestObservedNamesUseTheNamespaceHeader(t *testing.T) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := testMetrics(t)
 	var logs logbuf.Buffer
 	o := newObserver(&observe.Telemetry{Metrics: m, AccessLog: true}, slog.New(slog.NewTextHandler(&logs, nil)), slog.New(slog.DiscardHandler))
 	ctx := ports.WithRequestInfo(context.Background(), ports.RequestInfo{Namespace: "tenantA"})
@@ -250,13 +240,7 @@ func TestReceiveAccessLogShowsTheStatusMessage(t *testing.T) {
 // data points so far.
 func meteredObserver(t *testing.T) (*observer, func() []metricdata.HistogramDataPoint[float64]) {
 	t.Helper()
-	r := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := testMetrics(t)
 	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	return o, func() []metricdata.HistogramDataPoint[float64] {
 		var rm metricdata.ResourceMetrics
@@ -340,12 +324,7 @@ func TestSpansFollowTheTraceContextInUserProperties(t *testing.T) {
 // rocketmq_messages_in_total stood still. A send refused (not stored)
 // counts nothing.
 func TestStoredButNotDurableSendsAreCountedIn(t *testing.T) {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer func() { _ = mp.Shutdown(context.Background()) }()
-	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := testMetrics(t)
 	o := newObserver(&observe.Telemetry{Metrics: m}, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler))
 	info := &grpclib.UnaryServerInfo{FullMethod: "/apache.rocketmq.v2.MessagingService/SendMessage"}
 	in := func() int64 {
@@ -377,4 +356,19 @@ func TestStoredButNotDurableSendsAreCountedIn(t *testing.T) {
 			t.Errorf("a send of 2 answered %v: rocketmq_messages_in_total grew by %d, want %d", c.code, got, c.want)
 		}
 	}
+}
+
+// testMetrics returns rmqproxy's instruments on a meter provider of their
+// own (labels: 10 topics, 10 groups) and the reader that collects them;
+// the provider is shut down when the test ends.
+func testMetrics(t *testing.T) (*observe.Metrics, *sdkmetric.ManualReader) {
+	t.Helper()
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, err := observe.NewMetrics(mp.Meter("test"), observe.NewLabels(nil, 10, nil, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, r
 }

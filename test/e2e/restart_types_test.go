@@ -368,43 +368,17 @@ func kill9RenewedFIFOHead(t *testing.T, name string, end func(raw *testenv.RawCl
 			t.Fatalf("send %s: %v %v", body, resp, err)
 		}
 	}
-	receive := func() []*v2.Message {
-		req := testenv.ReceiveRequest(group, topic, 1, 0)
-		req.InvisibleDuration, req.AutoRenew = nil, true
-		req.LongPollingTimeout = durationpb.New(5 * time.Second)
-		_, ms := raw.Receive(t, req)
-		return ms
-	}
-	var head []*v2.Message
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if head = receive(); len(head) == 0 {
-			return fmt.Errorf("the group's first message has not come")
-		}
-		return nil
-	})
+	receive := autoRenewedReceive(t, raw, group, topic)
+	head := heldPastItsHandle(t, receive)
 	if string(head[0].GetBody()) != "m0" {
 		t.Fatalf("received %s first", head[0].GetBody())
-	}
-	h, err := domain.ParseReceiptHandle(head[0].GetSystemProperties().GetReceiptHandle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Past the handle's own invisible time the message is still held: the
-	// proxy renewed it.
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if !h.Expired(time.Now()) {
-			return fmt.Errorf("the handle's invisible time has not ended")
-		}
-		return nil
-	})
-	if ms := receive(); len(ms) > 0 {
-		t.Fatalf("%s came while the first message was held", ms[0].GetBody())
 	}
 
 	c1.Kill(t)
 	testenv.StartChild(t, dir, append(flags, "--grpc.address="+c1.GRPCAddr)...)
 	var st *v2.Status
 	testenv.WaitFor(t, 30*time.Second, func() error {
+		var err error
 		st, err = end(raw, group, topic, head)
 		return err
 	})
@@ -454,34 +428,9 @@ func TestKill9KeepsTheHandleOfARenewedMessageForANack(t *testing.T) {
 	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("send: %v %v", resp, err)
 	}
-	receive := func() []*v2.Message {
-		req := testenv.ReceiveRequest(group, topic, 1, 0)
-		req.InvisibleDuration, req.AutoRenew = nil, true
-		req.LongPollingTimeout = durationpb.New(5 * time.Second)
-		_, ms := raw.Receive(t, req)
-		return ms
-	}
-	var got []*v2.Message
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if got = receive(); len(got) == 0 {
-			return fmt.Errorf("the message has not come")
-		}
-		return nil
-	})
+	receive := autoRenewedReceive(t, raw, group, topic)
+	got := heldPastItsHandle(t, receive)
 	sp := got[0].GetSystemProperties()
-	h, err := domain.ParseReceiptHandle(sp.GetReceiptHandle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if !h.Expired(time.Now()) {
-			return fmt.Errorf("the handle's invisible time has not ended")
-		}
-		return nil
-	})
-	if ms := receive(); len(ms) > 0 {
-		t.Fatalf("%s came again while the proxy renewed it", ms[0].GetBody())
-	}
 
 	c1.Kill(t)
 	testenv.StartChild(t, dir, append(flags, "--grpc.address="+c1.GRPCAddr)...)
@@ -511,4 +460,47 @@ func TestKill9KeepsTheHandleOfARenewedMessageForANack(t *testing.T) {
 	if string(got[0].GetBody()) != "m0" || got[0].GetSystemProperties().GetDeliveryAttempt() != 2 {
 		t.Fatalf("after the nack: %s at attempt %d, want m0 at attempt 2", got[0].GetBody(), got[0].GetSystemProperties().GetDeliveryAttempt())
 	}
+}
+
+// autoRenewedReceive returns a push consumer's receive of one message of
+// group and topic whose invisible time rmqproxy renews (auto_renew, no
+// invisible duration), long polling 5 s.
+func autoRenewedReceive(t *testing.T, raw *testenv.RawClient, group, topic string) func() []*v2.Message {
+	return func() []*v2.Message {
+		req := testenv.ReceiveRequest(group, topic, 1, 0)
+		req.InvisibleDuration, req.AutoRenew = nil, true
+		req.LongPollingTimeout = durationpb.New(5 * time.Second)
+		_, ms := raw.Receive(t, req)
+		return ms
+	}
+}
+
+// heldPastItsHandle receives a message with receive (see
+// autoRenewedReceive), waits until its handle's own invisible time has
+// ended, and fails t if a receive then gets a message: the proxy renewed
+// the delivery, so nothing comes while it is held. It returns what the
+// first receive got.
+func heldPastItsHandle(t *testing.T, receive func() []*v2.Message) []*v2.Message {
+	t.Helper()
+	var got []*v2.Message
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if got = receive(); len(got) == 0 {
+			return fmt.Errorf("the first message has not come")
+		}
+		return nil
+	})
+	h, err := domain.ParseReceiptHandle(got[0].GetSystemProperties().GetReceiptHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if !h.Expired(time.Now()) {
+			return fmt.Errorf("the handle's invisible time has not ended")
+		}
+		return nil
+	})
+	if ms := receive(); len(ms) > 0 {
+		t.Fatalf("%s came while %s was held (renewed by the proxy)", ms[0].GetBody(), got[0].GetBody())
+	}
+	return got
 }
