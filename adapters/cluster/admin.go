@@ -74,12 +74,7 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 	if err != nil {
 		return err
 	}
-	results := make([]error, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Go(func() { results[i] = f(m) })
-	}
-	wg.Wait()
+	results := atOnce(ms, f)
 	var errs []error
 	var failed []string
 	for i, m := range ms {

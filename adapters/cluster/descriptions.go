@@ -160,12 +160,7 @@ func (b *Broker) readCopy(ctx context.Context, addr string, kind kvKind) nsCopy 
 // the latest one. It fails, naming the namespace, when no NameServer
 // answers: without the descriptions an update would clear them.
 func (b *Broker) entries(ctx context.Context, kind kvKind, live func(name string) bool) (map[string]kvEntry, error) {
-	copies := make([]nsCopy, len(b.cfg.NameServers))
-	var wg sync.WaitGroup
-	for i, addr := range b.cfg.NameServers {
-		wg.Go(func() { copies[i] = b.readCopy(ctx, addr, kind) })
-	}
-	wg.Wait()
+	copies := atOnce(b.cfg.NameServers, func(addr string) nsCopy { return b.readCopy(ctx, addr, kind) })
 	var answered []nsCopy
 	var firstErr error
 	for _, c := range copies {
@@ -217,19 +212,14 @@ func (b *Broker) storeEntry(ctx context.Context, kind kvKind, name string, e kvE
 	return b.everyNameServer(func(addr string) error { return b.storeOn(ctx, addr, kind, name, e) })
 }
 
-// everyNameServer runs f for every NameServer at once (as entries reads
-// them), and returns the failures, each naming its NameServer, in the
+// everyNameServer runs f for every NameServer at once (see atOnce), and
+// returns the failures, each naming its NameServer, in the
 // order of cluster.nameServers, joined in a *storeError; nil when none
 // failed. Asked one after the other, a hung NameServer held a command up
 // for its whole timeout before the next was asked, and when the command's
 // deadline passed meanwhile, those after it were not told at all.
 func (b *Broker) everyNameServer(f func(addr string) error) error {
-	errs := make([]error, len(b.cfg.NameServers))
-	var wg sync.WaitGroup
-	for i, addr := range b.cfg.NameServers {
-		wg.Go(func() { errs[i] = f(addr) })
-	}
-	wg.Wait()
+	errs := atOnce(b.cfg.NameServers, f)
 	se := &storeError{total: len(errs)}
 	for i, err := range errs {
 		if err != nil {
@@ -297,4 +287,18 @@ func descriptionFailed(what string, err error, advice string) error {
 		reason = domain.ReasonOf(mapError(se.failed[0]))
 	}
 	return domain.Wrap(reason, err, fmt.Sprintf("%s, but its description was not stored on every NameServer (%v); %s", what, err, advice))
+}
+
+// atOnce runs f on every item at the same time and returns the results in
+// the items' order: the NameServers and the masters are asked so, so that
+// a hung one delays none of the others (each call is bounded by its own
+// deadline).
+func atOnce[T, R any](items []T, f func(T) R) []R {
+	out := make([]R, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { out[i] = f(it) })
+	}
+	wg.Wait()
+	return out
 }

@@ -63,7 +63,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		addr := clientAddress(ip)
+		addr := application.ClientAddress(ip) // as traffic.maxInflightPerAddress counts one client
 		l.mu.Lock()
 		n := l.conns[addr]
 		if l.maxPerAddr > 0 && n >= l.maxPerAddr {
@@ -115,11 +115,6 @@ func (r *refusals) warn() (int64, bool) {
 	r.n.Add(-n)
 	return n, true
 }
-
-// clientAddress is what grpc.maxConnectionsPerAddress counts as one client,
-// as traffic.maxInflightPerAddress does: an IPv4 address, or an IPv6
-// address's /64.
-func clientAddress(a netip.Addr) netip.Addr { return application.ClientAddress(a) }
 
 func remoteIP(c net.Conn) netip.Addr {
 	return addrPort(c.RemoteAddr()).Addr().Unmap()

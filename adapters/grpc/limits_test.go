@@ -134,7 +134,7 @@ func TestConnLimiter(t *testing.T) {
 	third.Close()
 	second.Close()
 	l.mu.Lock()
-	n := l.conns[clientAddress(remoteIP(second))]
+	n := l.conns[application.ClientAddress(remoteIP(second))]
 	l.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d connections counted after all closed", n)
