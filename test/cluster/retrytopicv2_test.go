@@ -164,6 +164,15 @@ func TestBrokerWithRetryTopicV2(t *testing.T) {
 			rawOther.Subscribe(t, fwGroup, other)
 			rawForeign := testenv.NewRawClient(t, p)
 			rawForeign.Subscribe(t, otherGroup, fwTopic)
+			// The group delete after this subtest deletes fwGroup: its
+			// clients leave first, as the official clients do when they
+			// shut down. Otherwise rmqproxy goes on registering them with
+			// the broker (heartbeats, until they expire), whose
+			// autoCreateSubscriptionGroup makes the group again, and the
+			// delete's check found it.
+			for _, c := range []*testenv.RawClient{raw, rawOther} {
+				defer leave(t, c, fwGroup)
+			}
 			raw.SendN(t, fwTopic, 1)
 			raw.SendN(t, other, 1)
 			// Each redelivered from its pop retry topic: %RETRY%fwGroup+fwTopic,
@@ -470,4 +479,13 @@ func handleTopicType(handle string) string {
 		return f[4]
 	}
 	return ""
+}
+
+// leave says goodbye (NotifyClientTermination) for a raw client of group.
+func leave(t *testing.T, c *testenv.RawClient, group string) {
+	t.Helper()
+	resp, err := c.NotifyClientTermination(c.Ctx(t), &v2.NotifyClientTerminationRequest{Group: &v2.Resource{Name: group}})
+	if err != nil || resp.GetStatus().GetCode() != v2.Code_OK {
+		t.Errorf("goodbye of %s (%s): %v %v", c.ID(), group, resp, err)
+	}
 }
