@@ -314,3 +314,74 @@ func TestLabelledMetricsFollowDeltaTemporality(t *testing.T) {
 		}
 	}
 }
+
+// TestOTLPCarriesUpstreamConstantLabels: upstream's OTLP exporter puts the
+// constant labels (cluster, node_type, node_id) and is_system on every data
+// point, as on its Prometheus series; rmqproxy had them on /metrics only,
+// so a dashboard fed over OTLP and filtering on {cluster="C1"} found
+// nothing, and the resource named port 0 for a listener bound elsewhere.
+func TestOTLPCarriesUpstreamConstantLabels(t *testing.T) {
+	rec, endpoint := startMetricsReceiver(t)
+	p, err := otel.New(otel.Options{
+		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolGRPC, Endpoint: endpoint, Timeout: 5 * time.Second},
+		Metrics: otel.MetricsConfig{Enabled: true, OTLP: true, OTLPInterval: time.Hour, MaxTopics: 10, MaxGroups: 10},
+		Info:    otel.Info{Mode: "cluster", InstanceID: "h:0", Cluster: "C1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	p.BoundPort(4242)
+	m := p.Telemetry().Metrics
+	m.RPC(context.Background(), "grpc", "SendMessage", "OK", false, time.Millisecond)
+	m.MessageIn(context.Background(), "RMQ_SYS_TRANS_HALF_TOPIC", "transaction", 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		"rocketmq_rpc_latency":       {"cluster": "C1", "node_type": "proxy", "node_id": "h:4242", "request_code": "SendMessage"},
+		"rocketmq_proxy_up":          {"cluster": "C1", "node_type": "proxy", "node_id": "h:4242", "proxy_mode": "cluster"},
+		"rocketmq_messages_in_total": {"cluster": "", "node_type": "proxy", "node_id": "h:4242", "is_system": "true"},
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, rm := range rec.last.GetResourceMetrics() {
+		for _, a := range rm.GetResource().GetAttributes() {
+			if a.GetKey() == "service.instance.id" && a.GetValue().GetStringValue() != "h:4242" {
+				t.Errorf("resource service.instance.id %q, want h:4242", a.GetValue().GetStringValue())
+			}
+		}
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, metric := range sm.GetMetrics() {
+				labels, ok := want[metric.GetName()]
+				if !ok {
+					continue
+				}
+				delete(want, metric.GetName())
+				var attrs []*commonpb.KeyValue
+				switch {
+				case metric.GetSum() != nil:
+					attrs = metric.GetSum().GetDataPoints()[0].GetAttributes()
+				case metric.GetGauge() != nil:
+					attrs = metric.GetGauge().GetDataPoints()[0].GetAttributes()
+				case metric.GetHistogram() != nil:
+					attrs = metric.GetHistogram().GetDataPoints()[0].GetAttributes()
+				}
+				have := map[string]string{}
+				for _, a := range attrs {
+					have[a.GetKey()] = a.GetValue().GetStringValue()
+				}
+				for k, v := range labels {
+					if have[k] != v {
+						t.Errorf("%s%v: %s=%q, want %q", metric.GetName(), have, k, have[k], v)
+					}
+				}
+			}
+		}
+	}
+	for name := range want {
+		t.Errorf("%s not exported", name)
+	}
+}

@@ -4,13 +4,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
-	"github.com/rmqproxy/rmqproxy/domain"
 )
 
 // Constant labels the Apache RocketMQ broker and proxy put on every series
@@ -50,19 +48,13 @@ var brokerCopies = map[string]bool{
 // compatGatherer gives the Prometheus exposition the Apache proxy's shape:
 // the constant labels on every series and rocketmq_rpc_latency's name.
 type compatGatherer struct {
-	g       promclient.Gatherer
-	info    Info
-	bound   *atomic.Pointer[string] // the instance id with the bound port, once known
-	cluster string
+	g      promclient.Gatherer
+	labels constantLabels
 }
 
 func (c compatGatherer) Gather() ([]*dto.MetricFamily, error) {
 	fams, err := c.g.Gather()
-	id := c.info.InstanceID
-	if b := c.bound.Load(); b != nil {
-		id = *b
-	}
-	local := c.info.Mode != "cluster"
+	id := c.labels.nodeID()
 	for _, f := range fams {
 		name := f.GetName()
 		if name == "target_info" {
@@ -79,14 +71,8 @@ func (c compatGatherer) Gather() ([]*dto.MetricFamily, error) {
 			n := PrometheusRPCLatency
 			f.Name = &n
 		}
-		nodeType := NodeTypeProxy
-		if local && name != "rocketmq_proxy_up" {
-			nodeType = NodeTypeBroker
-		}
-		add := []*dto.LabelPair{label(LabelNodeID, id), label(LabelNodeType, nodeType)}
-		if local || !brokerCopies[name] {
-			add = append(add, label(LabelCluster, c.cluster))
-		}
+		nodeType, cluster := c.labels.forSeries(name)
+		add := []*dto.LabelPair{label(LabelNodeID, id), label(LabelNodeType, nodeType), label(LabelCluster, cluster)}
 		upstream := strings.HasPrefix(name, "rocketmq_")
 		for _, m := range f.Metric {
 			if upstream {
@@ -123,8 +109,7 @@ func withIsSystem(labels []*dto.LabelPair) []*dto.LabelPair {
 	if topic == "" && group == "" {
 		return labels
 	}
-	sys := topic != "" && domain.IsSystemTopic(topic) || group != "" && domain.IsSystemGroup(group)
-	return append(labels, label(labelIsSystem, strconv.FormatBool(sys)))
+	return append(labels, label(labelIsSystem, strconv.FormatBool(isSystem(topic, group))))
 }
 
 // labelIsSystem is upstream's LABEL_IS_SYSTEM.

@@ -130,10 +130,11 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 		opts = append(opts, sdkmetric.WithReader(exp))
 	}
 	if o.Metrics.OTLP {
-		exp, err := newMetricExporter(o.OTLP)
+		otlp, err := newMetricExporter(o.OTLP)
 		if err != nil {
 			return err
 		}
+		exp := &labelledExporter{Exporter: otlp, labels: p.constantLabels()}
 		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(o.Metrics.OTLPInterval), sdkmetric.WithProducer(newDeltaProducer(labelled, exp)))))
 	}
 	p.meter = sdkmetric.NewMeterProvider(opts...)
@@ -156,6 +157,15 @@ func (p *Provider) startMetrics(o Options, res *resource.Resource) error {
 	}
 	p.tel.Metrics = m
 	return nil
+}
+
+// constantLabels decides the constant labels of the series exported.
+func (p *Provider) constantLabels() constantLabels {
+	cluster := p.info.Cluster
+	if cluster == "" {
+		cluster = "DefaultCluster"
+	}
+	return constantLabels{info: p.info, bound: &p.bound, cluster: cluster}
 }
 
 func newResource(info Info) *resource.Resource {
@@ -240,19 +250,16 @@ func (p *Provider) MetricsHandler() http.Handler {
 	if p.registry == nil {
 		return nil
 	}
-	cluster := p.info.Cluster
-	if cluster == "" {
-		cluster = "DefaultCluster"
-	}
-	g := compatGatherer{g: p.registry, info: p.info, bound: &p.bound, cluster: cluster}
+	g := compatGatherer{g: p.registry, labels: p.constantLabels()}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slogPrinter{p.log}, ErrorHandling: promhttp.ContinueOnError,
 		EnableOpenMetrics: true})
 }
 
 // BoundPort tells the port the gRPC listener is bound to: an instance id
 // configured with port 0 shows it on /metrics (target_info's
-// service_instance_id and node_id) from then on. The resource of spans
-// and OTLP metrics is made before the listener binds and keeps port 0.
+// service_instance_id and node_id) and in OTLP metrics (their resource's
+// service.instance.id and node_id) from then on. The resource of spans is
+// made before the listener binds and keeps port 0.
 func (p *Provider) BoundPort(port int) {
 	id, ok := strings.CutSuffix(p.info.InstanceID, ":0")
 	if !ok || port <= 0 {
