@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.30.0"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/observe"
@@ -64,16 +65,13 @@ func isSystem(topic, group string) bool {
 type labelledExporter struct {
 	sdkmetric.Exporter
 	labels constantLabels
-
-	mu    sync.Mutex
-	resID string // the instance id res was made for
-	res   *resource.Resource
+	res    boundResource
 }
 
 // Export implements sdkmetric.Exporter.
 func (e *labelledExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	id := e.labels.nodeID()
-	rm.Resource = e.resource(rm.Resource, id)
+	rm.Resource = e.res.of(rm.Resource, e.labels.info.InstanceID, id)
 	for i := range rm.ScopeMetrics {
 		for j := range rm.ScopeMetrics[i].Metrics {
 			m := &rm.ScopeMetrics[i].Metrics[j]
@@ -101,23 +99,6 @@ func (e *labelledExporter) Export(ctx context.Context, rm *metricdata.ResourceMe
 		}
 	}
 	return e.Exporter.Export(ctx, rm)
-}
-
-// resource is res with service.instance.id set to id (made once per id).
-func (e *labelledExporter) resource(res *resource.Resource, id string) *resource.Resource {
-	if id == e.labels.info.InstanceID {
-		return res
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.res == nil || e.resID != id {
-		merged, err := resource.Merge(res, resource.NewSchemaless(semconv.ServiceInstanceID(id)))
-		if err != nil {
-			return res
-		}
-		e.res, e.resID = merged, id
-	}
-	return e.res
 }
 
 // pointLabels returns what relabel adds to a data point of the series
@@ -156,3 +137,60 @@ func relabel[P any](pts []P, attrs func(*P) *attribute.Set, add func(attribute.S
 		*a = add(*a)
 	}
 }
+
+// boundResource is a resource with the bound port in its
+// service.instance.id, made once for the id it was last asked for.
+type boundResource struct {
+	mu  sync.Mutex
+	id  string
+	res *resource.Resource
+}
+
+// of returns base, made with the instance id configured, with id as its
+// service.instance.id instead.
+func (b *boundResource) of(base *resource.Resource, configured, id string) *resource.Resource {
+	if id == configured {
+		return base
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.res == nil || b.id != id {
+		merged, err := resource.Merge(base, resource.NewSchemaless(semconv.ServiceInstanceID(id)))
+		if err != nil {
+			return base
+		}
+		b.res, b.id = merged, id
+	}
+	return b.res
+}
+
+// boundSpanExporter exports spans with the bound port in their resource's
+// service.instance.id once it is known (the tracer's resource is made
+// before the listener binds).
+type boundSpanExporter struct {
+	sdktrace.SpanExporter
+	labels constantLabels
+	res    boundResource
+}
+
+// ExportSpans implements sdktrace.SpanExporter.
+func (e *boundSpanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	id := e.labels.nodeID()
+	if id == e.labels.info.InstanceID || len(spans) == 0 {
+		return e.SpanExporter.ExportSpans(ctx, spans)
+	}
+	res := e.res.of(spans[0].Resource(), e.labels.info.InstanceID, id)
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		out[i] = withResource{ReadOnlySpan: s, res: res}
+	}
+	return e.SpanExporter.ExportSpans(ctx, out)
+}
+
+// withResource is a span with another resource.
+type withResource struct {
+	sdktrace.ReadOnlySpan
+	res *resource.Resource
+}
+
+func (w withResource) Resource() *resource.Resource { return w.res }

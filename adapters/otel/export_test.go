@@ -135,10 +135,12 @@ func TestMetricsOverOTLPGRPC(t *testing.T) {
 	}
 }
 
-// Spans are exported over OTLP/HTTP (protobuf) to /v1/traces.
+// Spans are exported over OTLP/HTTP (protobuf) to /v1/traces, their
+// resource naming the port the listener was bound to (the instance id was
+// configured with port 0).
 func TestTracesOverOTLPHTTP(t *testing.T) {
 	var mu sync.Mutex
-	var names []string
+	var names, instances []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
 			http.Error(w, "unexpected "+r.URL.Path, http.StatusNotFound)
@@ -152,6 +154,11 @@ func TestTracesOverOTLPHTTP(t *testing.T) {
 		}
 		mu.Lock()
 		for _, rs := range req.GetResourceSpans() {
+			for _, a := range rs.GetResource().GetAttributes() {
+				if a.GetKey() == "service.instance.id" {
+					instances = append(instances, a.GetValue().GetStringValue())
+				}
+			}
 			for _, ss := range rs.GetScopeSpans() {
 				for _, s := range ss.GetSpans() {
 					names = append(names, s.GetName())
@@ -167,11 +174,13 @@ func TestTracesOverOTLPHTTP(t *testing.T) {
 	p, err := otel.New(otel.Options{
 		OTLP:    otel.OTLPConfig{Protocol: otel.ProtocolHTTP, Endpoint: srv.URL, Timeout: 5 * time.Second},
 		Tracing: otel.TracingConfig{Enabled: true, SampleRatio: 1},
+		Info:    otel.Info{InstanceID: "h:0"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = p.Shutdown(context.Background()) }()
+	p.BoundPort(4242)
 	_, span := p.Tracer().Start(context.Background(), "send t")
 	span.End()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -183,6 +192,9 @@ func TestTracesOverOTLPHTTP(t *testing.T) {
 	defer mu.Unlock()
 	if len(names) != 1 || names[0] != "send t" {
 		t.Errorf("exported spans %v, want [send t]", names)
+	}
+	if len(instances) != 1 || instances[0] != "h:4242" {
+		t.Errorf("spans' service.instance.id %v, want [h:4242]", instances)
 	}
 }
 

@@ -103,7 +103,7 @@ func New(o Options) (*Provider, error) {
 		p.tracer = sdktrace.NewTracerProvider(
 			sdktrace.WithResource(res),
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.Tracing.SampleRatio))),
-			sdktrace.WithBatcher(exp),
+			sdktrace.WithBatcher(&boundSpanExporter{SpanExporter: exp, labels: p.constantLabels()}),
 		)
 		p.tel.Tracer = p.tracer.Tracer(instrumentationName)
 	}
@@ -257,9 +257,8 @@ func (p *Provider) MetricsHandler() http.Handler {
 
 // BoundPort tells the port the gRPC listener is bound to: an instance id
 // configured with port 0 shows it on /metrics (target_info's
-// service_instance_id and node_id) and in OTLP metrics (their resource's
-// service.instance.id and node_id) from then on. The resource of spans is
-// made before the listener binds and keeps port 0.
+// service_instance_id and node_id), in OTLP metrics (their resource's
+// service.instance.id and node_id) and in spans' resource from then on.
 func (p *Provider) BoundPort(port int) {
 	id, ok := strings.CutSuffix(p.info.InstanceID, ":0")
 	if !ok || port <= 0 {
