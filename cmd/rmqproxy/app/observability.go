@@ -290,12 +290,12 @@ func observeClients(meter metric.Meter, labels labelPolicy, census func() []appl
 	}
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		type key struct {
-			consumer       bool
-			lang, ver, grp string
+			consumer             bool
+			lang, ver, grp, mode string
 		}
 		sums := map[key]int64{}
 		for _, c := range census() {
-			k := key{consumer: c.Type.IsConsumer(), lang: labels.Language(c.Language), ver: labels.Version(c.Version)}
+			k := key{consumer: c.Type.IsConsumer(), lang: labels.Language(c.Language), ver: labels.Version(c.Version), mode: consumeMode(c.Type)}
 			switch {
 			case !k.consumer:
 			case c.GroupUnknown:
@@ -310,14 +310,34 @@ func observeClients(meter metric.Meter, labels labelPolicy, census func() []appl
 		for k, n := range sums {
 			if k.consumer {
 				o.ObserveInt64(consumers, n, metric.WithAttributes(attribute.String("consumer_group", k.grp),
-					attribute.String("language", k.lang), attribute.String("version", k.ver)))
+					attribute.String("language", k.lang), attribute.String("version", k.ver),
+					attribute.String("consume_mode", k.mode), protocolGRPC))
 			} else {
-				o.ObserveInt64(producers, n, metric.WithAttributes(attribute.String("language", k.lang), attribute.String("version", k.ver)))
+				o.ObserveInt64(producers, n, metric.WithAttributes(attribute.String("language", k.lang), attribute.String("version", k.ver), protocolGRPC))
 			}
 		}
 		return nil
 	}, producers, consumers)
 	return err
+}
+
+// protocolGRPC is the protocol_type of the connection gauges: every client
+// rmqproxy knows speaks gRPC (upstream's broker says "remoting" for every
+// client, the proxy's gRPC clients too).
+var protocolGRPC = attribute.String("protocol_type", "grpc")
+
+// consumeMode is upstream's consume_mode of a consumer: the consume type
+// the Apache proxy registers a gRPC consumer with, lowercased (a push
+// consumer CONSUME_PASSIVELY, "push"; a simple consumer CONSUME_ACTIVELY,
+// "pull").
+func consumeMode(t application.ClientType) string {
+	switch t {
+	case application.ClientTypePushConsumer:
+		return "push"
+	case application.ClientTypeSimpleConsumer:
+		return "pull"
+	}
+	return ""
 }
 
 // registerTrafficMetrics reports what traffic governance refused and held:

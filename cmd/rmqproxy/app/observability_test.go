@@ -102,6 +102,39 @@ func TestClientGaugesMadeUpGroupsTakeNoLabel(t *testing.T) {
 	}
 }
 
+// The connection gauges carry upstream's consume_mode (push for a push
+// consumer, pull for a simple consumer, as the Apache proxy registers
+// them) and protocol_type, which dashboards split consumers by.
+func TestClientGaugesSayConsumeModeAndProtocol(t *testing.T) {
+	p, err := otel.New(otel.Options{Metrics: otel.DefaultMetricsConfig(), Info: otel.Info{Mode: ModeLocal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	census := []application.ClientCount{
+		{Type: application.ClientTypePushConsumer, Language: "GOLANG", Version: "5.1.4", Group: "g", Count: 2},
+		{Type: application.ClientTypeSimpleConsumer, Language: "GOLANG", Version: "5.1.4", Group: "g", Count: 3},
+		{Type: application.ClientTypeProducer, Language: "GOLANG", Version: "5.1.4", Count: 1},
+	}
+	if err := observeClients(p.Meter(), p.Telemetry().Metrics.Labels(), func() []application.ClientCount { return census }); err != nil {
+		t.Fatal(err)
+	}
+	families := scrape(t, p)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rocketmq_consumer_connections", map[string]string{"consume_mode": "push", "protocol_type": "grpc", "consumer_group": "g"}, 2},
+		{"rocketmq_consumer_connections", map[string]string{"consume_mode": "pull", "protocol_type": "grpc", "consumer_group": "g"}, 3},
+		{"rocketmq_producer_connections", map[string]string{"protocol_type": "grpc"}, 1},
+	} {
+		if got := counterValue(families, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
 // scrape returns the metric families p serves at /metrics.
 func scrape(t *testing.T, p *otel.Provider) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -127,7 +160,7 @@ func counterValue(families map[string]*dto.MetricFamily, name string, want map[s
 			}
 		}
 		if n == len(want) {
-			v += m.GetCounter().GetValue()
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue() // a counter or a gauge
 		}
 	}
 	return v
