@@ -4,7 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
 )
 
@@ -18,20 +17,7 @@ import (
 // trouble, failing the test before the second count could exhaust memory).
 func TestRouteWithImpossibleQueueCountsIsRefused(t *testing.T) {
 	for _, queues := range []int32{maxRouteQueues + 1, math.MaxInt32} {
-		var addr string
-		addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			switch remoting.RequestCode(req.Code) {
-			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = oneBrokerCluster(addr)
-			case remoting.RequestGetRouteinfoByTopic:
-				resp.Body = oneBrokerRoute(addr, queues, remoting.PermRead|remoting.PermWrite)
-			case remoting.RequestGetTopicConfig:
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-			}
-			return resp
-		})
-		b := newTestBroker(t, addr, nil)
+		b := newTestBroker(t, startB1(t, queues, rw, nil).addr, nil)
 		_, err := b.Route(t.Context(), "T")
 		if !domain.HasReason(err, domain.ReasonBrokerError) {
 			t.Fatalf("route of T with %d queues on b1: err = %v, want a broker error", queues, err)

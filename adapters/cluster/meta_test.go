@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -18,30 +16,6 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 	"golang.org/x/sync/singleflight"
 )
-
-// fakeTopicNameServer answers as a NameServer and broker at once: one
-// master b1 at its own address, and topic T on it. Route lookups wait for
-// hold (nil: at once).
-func fakeTopicNameServer(t *testing.T, hold <-chan struct{}) (addr string, routeLookups *atomic.Int32) {
-	routeLookups = new(atomic.Int32)
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			routeLookups.Add(1)
-			if hold != nil {
-				<-hold
-			}
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		}
-		return resp
-	})
-	return addr, routeLookups
-}
 
 func newTestBroker(t *testing.T, nameServer string, clock *clocktest.Clock) *Broker {
 	t.Helper()
@@ -73,7 +47,7 @@ func newBroker(t testing.TB, cfg Config, clock ports.Clock) *Broker {
 // route of an idle topic, read before the move, still names the old one.
 func TestBrokerAddrFollowsTheClusterView(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there
-	nameServer, _ := fakeTopicNameServer(t, nil)
+	nameServer := startB1(t, 1, rw, nil).addr
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, nameServer, clock)
 	b.meta.topics["idle"] = &topicEntry{masters: map[string]string{"b1": oldAddr}, fetched: clock.Now()}
@@ -100,12 +74,14 @@ func TestBrokerAddrFollowsTheClusterView(t *testing.T) {
 // the others, and a caller waits no longer than its own context allows.
 func TestSharedLookupOutlivesAGivingUpCaller(t *testing.T) {
 	hold := make(chan struct{})
-	nameServer, lookups := fakeTopicNameServer(t, hold)
-	b := newTestBroker(t, nameServer, nil)
+	ns := newFakeNameServer("", 1, rw)
+	ns.hold = hold
+	ns.start(t, nil)
+	b := newTestBroker(t, ns.addr, nil)
 	first, giveUp := context.WithCancel(t.Context())
 	firstDone := make(chan error, 1)
 	go func() { _, err := b.meta.topic(first, "T"); firstDone <- err }()
-	waitfor.True(t, 10*time.Second, time.Millisecond, "the first caller's route lookup", func() bool { return lookups.Load() > 0 })
+	waitfor.True(t, 10*time.Second, time.Millisecond, "the first caller's route lookup", func() bool { return ns.routeLookups.Load() > 0 })
 	second := make(chan error, 1)
 	go func() { _, err := b.meta.topic(t.Context(), "T"); second <- err }()
 	short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
@@ -126,7 +102,7 @@ func TestSharedLookupOutlivesAGivingUpCaller(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the other caller got no answer")
 	}
-	if n := lookups.Load(); n != 1 {
+	if n := ns.routeLookups.Load(); n != 1 {
 		t.Fatalf("%d route lookups, want 1 shared", n)
 	}
 }
@@ -134,7 +110,7 @@ func TestSharedLookupOutlivesAGivingUpCaller(t *testing.T) {
 // TestTopicLookupAndBrokerFailureRace: a broker failure marks routes stale
 // while lookups read them (run with -race).
 func TestTopicLookupAndBrokerFailureRace(t *testing.T) {
-	nameServer, _ := fakeTopicNameServer(t, nil)
+	nameServer := startB1(t, 1, rw, nil).addr
 	b := newTestBroker(t, nameServer, nil)
 	if _, err := b.meta.topic(t.Context(), "T"); err != nil {
 		t.Fatal(err)
@@ -154,7 +130,7 @@ func TestTopicLookupAndBrokerFailureRace(t *testing.T) {
 // TestPruneForgetsUnusedTopicsAndGroups: cached topics and groups not read
 // for maxStale go (they would not be served any more); fresher ones stay.
 func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
-	nameServer, _ := fakeTopicNameServer(t, nil)
+	nameServer := startB1(t, 1, rw, nil).addr
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, nameServer, clock)
 	now := clock.Now()
@@ -226,26 +202,13 @@ func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
 // TOPIC_NOT_FOUND, as the Apache proxy answers). With a broker registered,
 // a topic without a route does not exist.
 func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
-	var registered atomic.Bool
-	var infos atomic.Int64
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			infos.Add(1)
-			if registered.Load() {
-				resp.Body = oneBrokerCluster(addr)
-			} else {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			}
-		case remoting.RequestGetRouteinfoByTopic:
-			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
-		}
-		return resp
-	})
+	ns := newFakeNameServer("", 1, rw)
+	ns.unlisted.Store(true)
+	ns.unrouted.Store(true)
+	ns.start(t, nil)
+	infos := &ns.listings
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, addr, clock)
+	b := newTestBroker(t, ns.addr, clock)
 	_, err := b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || strings.Contains(msg, "topic create") ||
 		!strings.Contains(msg, `topic "orders" has no route: cluster "DefaultCluster" has no master broker registered with the NameServers`) {
@@ -260,7 +223,7 @@ func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	if n := infos.Load() - before; n != 0 {
 		t.Errorf("20 lookups of unknown topics within %v read the cluster view %d more times", noRouteViewAge, n)
 	}
-	registered.Store(true)
+	ns.unlisted.Store(false)
 	clock.Advance(noRouteViewAge)
 	_, err = b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || !strings.Contains(msg, "rmqproxy topic create orders") {

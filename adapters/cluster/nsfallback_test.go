@@ -15,21 +15,11 @@ import (
 // listing, TOPIC_NOT_EXIST for every route. It counts the requests of each
 // kind.
 func fakeEmptyNameServer(t *testing.T) (addr string, listings, routeLookups *atomic.Int32) {
-	listings, routeLookups = new(atomic.Int32), new(atomic.Int32)
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			listings.Add(1)
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			return resp
-		case remoting.RequestGetRouteinfoByTopic:
-			routeLookups.Add(1)
-			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic")
-		}
-		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
-	})
-	return addr, listings, routeLookups
+	f := newFakeNameServer("", 1, rw)
+	f.unlisted.Store(true)
+	f.unrouted.Store(true)
+	f.start(t, nil)
+	return f.addr, &f.listings, &f.routeLookups
 }
 
 // TestNameServerWithoutBrokersIsPassedOver: with two NameServers, the
@@ -40,9 +30,10 @@ func fakeEmptyNameServer(t *testing.T) (addr string, listings, routeLookups *ato
 // and use its answer, and keep asking it first.
 func TestNameServerWithoutBrokersIsPassedOver(t *testing.T) {
 	empty, listings, emptyLookups := fakeEmptyNameServer(t)
-	full, fullLookups := fakeTopicNameServer(t, nil)
+	full := startB1(t, 1, rw, nil)
+	fullLookups := &full.routeLookups
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{empty, full}
+	cfg.NameServers = []string{empty, full.addr}
 
 	b := newBroker(t, cfg, nil)
 	if err := b.Ready(t.Context()); err != nil {
@@ -116,7 +107,7 @@ func TestNameServerAnsweringGarbageIsPassedOver(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var asked atomic.Int32
 			bad := startFakeSocket(t, func(req *remoting.Command) *remoting.Command { asked.Add(1); return c.answer(req) })
-			good, _ := fakeTopicNameServer(t, nil)
+			good := startB1(t, 1, rw, nil).addr
 			cfg := DefaultConfig()
 			cfg.NameServers = []string{bad, good}
 			b := newBroker(t, cfg, nil)

@@ -21,31 +21,16 @@ import (
 // route lacks makes the route be read again: once the topic has two
 // queues, queue 1 is served.
 func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
-	var queues atomic.Int32
-	queues.Store(1)
 	var mu sync.Mutex
 	var reached []remoting.RequestCode
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch code := remoting.RequestCode(req.Code); code {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			n := queues.Load()
-			resp.Body = oneBrokerRoute(addr, n, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			n := queues.Load()
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: n, WriteQueueNums: n, Perm: remoting.PermRead | remoting.PermWrite})
-		default:
-			mu.Lock()
-			reached = append(reached, code)
-			mu.Unlock()
-			resp.Fields = (&remoting.OffsetResponseHeader{Offset: 0}).AppendFields(nil)
-		}
+	f := startB1(t, 1, rw, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		mu.Lock()
+		reached = append(reached, remoting.RequestCode(req.Code))
+		mu.Unlock()
+		resp.Fields = (&remoting.OffsetResponseHeader{Offset: 0}).AppendFields(nil)
 		return resp
 	})
-	b := newTestBroker(t, addr, nil)
+	b := newTestBroker(t, f.addr, nil)
 	calls := map[string]func(q domain.QueueRef) error{
 		"PullMessage": func(q domain.QueueRef) error {
 			_, err := b.Pull(t.Context(), ports.PullRequest{Group: "G", Queue: q, BatchSize: 1, Filter: filter.All})
@@ -79,7 +64,7 @@ func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
 	}
 	mu.Unlock()
 
-	queues.Store(2) // the topic grew; the cached route does not know yet
+	f.queues.Store(2) // the topic grew; the cached route does not know yet
 	if err := calls["UpdateOffset"](domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 1}); err != nil {
 		t.Fatalf("UpdateOffset of queue 1 once the topic has two queues: %v", err)
 	}
@@ -92,19 +77,14 @@ func TestOffsetCallsRefuseAQueueTheRouteLacks(t *testing.T) {
 // hint about cluster.acl).
 func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 	var pulls atomic.Int32
-	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermWrite})
-		case remoting.RequestPullMessage:
+	f := startB1(t, 1, remoting.PermWrite, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestPullMessage {
 			pulls.Add(1)
 			return remoting.NewResponse(req, remoting.ResponseNoPermission, "the topic[T] pulling message is forbidden")
 		}
 		return resp
 	})
-	b := newTestBroker(t, addr, nil)
+	b := newTestBroker(t, f.addr, nil)
 	_, err := b.Pull(t.Context(), ports.PullRequest{Group: "G", Queue: domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}, BatchSize: 1, Filter: filter.All})
 	if domain.ReasonOf(err) != domain.ReasonForbidden {
 		t.Fatalf("pull of a write-only topic: %v; want FORBIDDEN", err)
@@ -128,13 +108,8 @@ func TestPullOfAnUnreadableTopicIsForbidden(t *testing.T) {
 // broker.
 func TestPullWaitsForItsPollTimeOnly(t *testing.T) {
 	suspends := make(chan remoting.PullMessageRequestHeader, 4)
-	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		case remoting.RequestPullMessage:
+	f := startB1(t, 1, rw, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestPullMessage {
 			var h remoting.PullMessageRequestHeader
 			if err := h.DecodeFields(req.Fields); err != nil {
 				t.Error(err)
@@ -149,7 +124,7 @@ func TestPullWaitsForItsPollTimeOnly(t *testing.T) {
 		return resp
 	})
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{addr}
+	cfg.NameServers = []string{f.addr}
 	cfg.RequestTimeout = 500 * time.Millisecond
 	b := newBroker(t, cfg, nil)
 	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}
@@ -193,13 +168,8 @@ func TestPullWaitsForItsPollTimeOnly(t *testing.T) {
 // answers a second after the suspend, as a broker whose look came then.
 func TestPullWithoutDeadlineWaitsForTheHoldCheck(t *testing.T) {
 	const suspend = 300 * time.Millisecond
-	addr := startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		case remoting.RequestPullMessage:
+	f := startB1(t, 1, rw, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestPullMessage {
 			var h remoting.PullMessageRequestHeader
 			if err := h.DecodeFields(req.Fields); err != nil {
 				t.Error(err)
@@ -211,7 +181,7 @@ func TestPullWithoutDeadlineWaitsForTheHoldCheck(t *testing.T) {
 		return resp
 	})
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{addr}
+	cfg.NameServers = []string{f.addr}
 	cfg.RequestTimeout = 500 * time.Millisecond
 	b := newBroker(t, cfg, nil)
 	q := domain.QueueRef{Topic: "T", BrokerName: "b1", QueueID: 0}

@@ -75,17 +75,8 @@ func startPopBroker(tb testing.TB, n int, tagOf func(int) string, onAck func(*re
 	for i := range offs {
 		offs[i] = strconv.Itoa(100 + i)
 	}
-	var addr string
-	addr = startFakeSocket(tb, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+	f := startB1(tb, 1, rw, func(_ string, req, resp *remoting.Command) *remoting.Command {
 		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 1, WriteQueueNums: 1, Perm: 6,
-				Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
 		case remoting.RequestPopMessage:
 			resp.Fields = (&remoting.PopMessageResponseHeader{PopTime: time.Now().UnixMilli(), InvisibleTime: 60000, ReviveQid: 3, RestNum: 0,
 				StartOffsetInfo: "0 0 100", MsgOffsetInfo: "0 0 " + strings.Join(offs, ",")}).AppendFields(nil)
@@ -104,7 +95,7 @@ func startPopBroker(tb testing.TB, n int, tagOf func(int) string, onAck func(*re
 		return resp
 	})
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{addr}
+	cfg.NameServers = []string{f.addr}
 	return newBroker(tb, cfg, nil)
 }
 

@@ -177,36 +177,6 @@ func TestHeartbeatLoopForgetsIdleLines(t *testing.T) {
 	})
 }
 
-// oneBrokerCluster is a NameServer's GET_BROKER_CLUSTER_INFO body for a
-// cluster of one master, b1 at addr.
-func oneBrokerCluster(addr string) []byte {
-	body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
-		BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
-	return body
-}
-
-// oneBrokerRoute is the route of a topic with queues queues of permission
-// perm (Perm* bits), all on master b1 at addr, of DefaultCluster.
-func oneBrokerRoute(addr string, queues, perm int32) []byte {
-	body, _ := remoting.EncodeJSONBody(remoting.TopicRouteData{
-		QueueDatas:  []remoting.QueueData{{BrokerName: "b1", ReadQueueNums: queues, WriteQueueNums: queues, Perm: perm}},
-		BrokerDatas: []remoting.BrokerData{{Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr}}},
-	})
-	return body
-}
-
-// twoBrokerCluster is oneBrokerCluster for masters b1 at addr1 and b2 at
-// addr2.
-func twoBrokerCluster(addr1, addr2 string) []byte {
-	body, _ := remoting.EncodeJSONBody(remoting.ClusterInfo{
-		BrokerAddrTable: map[string]remoting.BrokerData{
-			"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: addr1}},
-			"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: addr2}}},
-		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
-	return body
-}
-
 // TestUnreachableNameServersAreNamedAsSuch: with no NameServer answering,
 // readiness and a topic's route said "the broker cannot be reached now",
 // sending the operator to the brokers; they say that no NameServer of
