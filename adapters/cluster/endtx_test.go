@@ -1,12 +1,9 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,45 +153,25 @@ func TestEndedTransactionsForgetTheOldestFirst(t *testing.T) {
 // It returns the address and the END_TRANSACTION requests it read.
 func startEndTxBroker(t *testing.T, end func(req *remoting.Command, h remoting.EndTransactionRequestHeader) (resp *remoting.Command, closed bool)) (string, *atomic.Int32) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
 	var ends atomic.Int32
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	acceptEach(t, &wg, ln, func(nc net.Conn) {
-		br := bufio.NewReader(nc)
-		for {
-			req, err := remoting.ReadCommand(br, 0)
-			if err != nil {
-				return
-			}
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			switch remoting.RequestCode(req.Code) {
-			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = oneBrokerCluster(addr)
-			case remoting.RequestEndTransaction:
-				ends.Add(1)
-				var h remoting.EndTransactionRequestHeader
-				if err := h.DecodeFields(req.Fields); err != nil {
-					t.Errorf("END_TRANSACTION header: %v", err)
-					return
-				}
-				var closed bool
-				if resp, closed = end(req, h); closed {
-					return
-				}
-				if resp == nil {
-					continue
-				}
-			}
-			b, _ := remoting.AppendCommand(nil, resp)
-			if _, err := nc.Write(b); err != nil {
-				return
-			}
+	addr := startFakeBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) != remoting.RequestEndTransaction {
+			return resp
 		}
+		ends.Add(1)
+		var h remoting.EndTransactionRequestHeader
+		if err := h.DecodeFields(req.Fields); err != nil {
+			t.Errorf("END_TRANSACTION header: %v", err)
+			return nil
+		}
+		answer, closed := end(req, h)
+		switch {
+		case closed:
+			return nil
+		case answer == nil:
+			return noAnswer
+		}
+		return answer
 	})
 	return addr, &ends
 }

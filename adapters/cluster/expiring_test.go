@@ -30,9 +30,7 @@ func (f *fakeChangeBroker) answer(req *remoting.Command) *remoting.Command {
 		if f.onClusterInfo != nil {
 			f.onClusterInfo()
 		}
-		resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{
-			BrokerAddrTable:  map[string]remoting.BrokerData{"b1": {Cluster: "DefaultCluster", BrokerName: "b1", BrokerAddrs: map[int64]string{0: f.addr}}},
-			ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1"}}})
+		resp.Body = oneBrokerCluster(f.addr)
 	case remoting.RequestChangeMessageInvisibletime:
 		var h remoting.ChangeInvisibleTimeRequestHeader
 		if err := h.DecodeFields(req.Fields); err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net"
 	"sync/atomic"
 	"testing"
 
@@ -24,10 +25,11 @@ type fakeNameServer struct {
 	perm   int32
 	// hold, when set, is waited for by every route lookup.
 	hold <-chan struct{}
-	// unlisted makes GET_BROKER_CLUSTER_INFO list no master and unrouted
-	// makes GET_ROUTEINFO_BY_TOPIC answer TOPIC_NOT_EXIST, as a
-	// NameServer that the brokers have not registered with (yet) does.
-	unlisted, unrouted     atomic.Bool
+	// listed and routed (both set at first), once cleared, make
+	// GET_BROKER_CLUSTER_INFO list no master and GET_ROUTEINFO_BY_TOPIC
+	// answer TOPIC_NOT_EXIST, as a NameServer that the brokers have not
+	// registered with (yet) does.
+	listed, routed         atomic.Bool
 	listings, routeLookups atomic.Int32 // GET_BROKER_CLUSTER_INFO and GET_ROUTEINFO_BY_TOPIC requests
 }
 
@@ -36,6 +38,8 @@ type fakeNameServer struct {
 func newFakeNameServer(broker string, queues, perm int32) *fakeNameServer {
 	f := &fakeNameServer{broker: broker, perm: perm}
 	f.queues.Store(queues)
+	f.listed.Store(true)
+	f.routed.Store(true)
 	return f
 }
 
@@ -58,7 +62,19 @@ func startNameServerOf(t testing.TB, broker string) *fakeNameServer {
 // ends, with other for the requests f leaves (see answer).
 func (f *fakeNameServer) start(t testing.TB, other func(addr string, req, resp *remoting.Command) *remoting.Command) *fakeNameServer {
 	t.Helper()
-	f.addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command { return f.answer(req, other) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.serve(t, ln, other)
+}
+
+// serve is start on the connections ln accepts (a TLS listener: after its
+// handshake).
+func (f *fakeNameServer) serve(t testing.TB, ln net.Listener, other func(addr string, req, resp *remoting.Command) *remoting.Command) *fakeNameServer {
+	t.Helper()
+	f.addr = ln.Addr().String() // before the first request is read
+	serveFakeSocket(t, ln, func(req *remoting.Command) *remoting.Command { return f.answer(req, other) })
 	return f
 }
 
@@ -74,7 +90,7 @@ func (f *fakeNameServer) answer(req *remoting.Command, other func(addr string, r
 	switch remoting.RequestCode(req.Code) {
 	case remoting.RequestGetBrokerClusterInfo:
 		f.listings.Add(1)
-		if f.unlisted.Load() {
+		if !f.listed.Load() {
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
 		} else {
 			resp.Body = oneBrokerCluster(broker)
@@ -85,7 +101,7 @@ func (f *fakeNameServer) answer(req *remoting.Command, other func(addr string, r
 		if f.hold != nil {
 			<-f.hold
 		}
-		if f.unrouted.Load() {
+		if !f.routed.Load() {
 			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: "+req.Fields.Value("topic"))
 		}
 		resp.Body = oneBrokerRoute(broker, f.queues.Load(), f.perm)

@@ -159,7 +159,7 @@ func TestPruneForgetsUnusedTopicsAndGroups(t *testing.T) {
 // NameServers asked again at most once per keptRecheck; only a route read
 // maxStale ago or more is TOPIC_NOT_FOUND, saying no broker is registered.
 func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
-	ns := startOrdersNameServer(t)
+	ns := startB1(t, 1, rw, nil) // routes orders (every topic) to b1, one queue
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, ns.addr, clock)
 	if _, err := b.meta.view(t.Context()); err != nil {
@@ -177,14 +177,14 @@ func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
 	}
 	// Failing again and again (a receive popping every second, sends),
 	// the broker has the NameServers asked at most once per keptRecheck.
-	before := ns.lookups.Load()
+	before := ns.routeLookups.Load()
 	for range 20 {
 		b.failed("b1", &client.Error{Kind: client.KindDial})
 		if _, err := b.meta.topic(t.Context(), "orders"); err != nil {
 			t.Fatalf("the topic's broker failed again: %v", err)
 		}
 	}
-	if n := ns.lookups.Load() - before; n != 0 {
+	if n := ns.routeLookups.Load() - before; n != 0 {
 		t.Errorf("20 lookups within %v of the last check asked the NameServers %d times", keptRecheck, n)
 	}
 	clock.Advance(maxStale)
@@ -203,8 +203,8 @@ func TestTopicLosingItsBrokerIsNotCalledMissing(t *testing.T) {
 // a topic without a route does not exist.
 func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	ns := newFakeNameServer("", 1, rw)
-	ns.unlisted.Store(true)
-	ns.unrouted.Store(true)
+	ns.listed.Store(false)
+	ns.routed.Store(false)
 	ns.start(t, nil)
 	infos := &ns.listings
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
@@ -223,7 +223,7 @@ func TestTopicWithoutRouteWhileNoBrokerIsRegistered(t *testing.T) {
 	if n := infos.Load() - before; n != 0 {
 		t.Errorf("20 lookups of unknown topics within %v read the cluster view %d more times", noRouteViewAge, n)
 	}
-	ns.unlisted.Store(false)
+	ns.listed.Store(true)
 	clock.Advance(noRouteViewAge)
 	_, err = b.meta.topic(t.Context(), "orders")
 	if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonTopicNotFound || !strings.Contains(msg, "rmqproxy topic create orders") {

@@ -91,7 +91,7 @@ func TestHandleRequestsFollowABrokerRestartedElsewhere(t *testing.T) {
 func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there any more
 	var stored atomic.Int32
-	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
+	addr := startB1(t, 4, rw, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestSendMessageV2:
 			var h remoting.SendMessageRequestHeader
@@ -102,7 +102,7 @@ func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 			resp.Fields = sr.AppendFields(nil)
 		}
 		return resp
-	})
+	}).addr
 	b := newTestBroker(t, addr, nil)
 	for i, group := range []string{"", "fifo-group"} {
 		b.meta.forgetTopic("T")
@@ -126,13 +126,13 @@ func TestSendFollowsABrokerRestartedElsewhere(t *testing.T) {
 func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
 	const oldAddr = "127.0.0.1:1" // nothing listens there any more
 	var pops atomic.Int32
-	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
+	addr := startB1(t, 4, rw, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1 at its new address
 		if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
 			pops.Add(1)
 			return remoting.NewResponse(req, remoting.ResponsePollingTimeout, "no new message")
 		}
 		return resp
-	})
+	}).addr
 	b := newTestBroker(t, addr, nil)
 	e, err := b.meta.topic(t.Context(), "T")
 	if err != nil {
@@ -159,7 +159,7 @@ func TestReceiveFollowsABrokerRestartedElsewhere(t *testing.T) {
 func TestReceiveOutlivesABrokerRestart(t *testing.T) {
 	var pops atomic.Int32
 	var goAway atomic.Bool
-	addr := startFakeRoutedBroker(t, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1
+	addr := startB1(t, 4, rw, func(_ string, req, resp *remoting.Command) *remoting.Command { // the NameServer, and b1
 		if remoting.RequestCode(req.Code) == remoting.RequestPopMessage {
 			if pops.Add(1) == 1 {
 				if goAway.Load() { // shutting down (5.3.1+), the pop not acted on
@@ -170,7 +170,7 @@ func TestReceiveOutlivesABrokerRestart(t *testing.T) {
 			return remoting.NewResponse(req, remoting.ResponsePollingTimeout, "no new message")
 		}
 		return resp
-	})
+	}).addr
 	b := newTestBroker(t, addr, nil)
 	for i, named := range []string{"b1", "", "b1"} {
 		goAway.Store(i == 2)
@@ -200,18 +200,7 @@ func TestReceiveFromABrokerAwayForItsWholePollFails(t *testing.T) {
 		}
 		return topicConfigAnswer(req)
 	})
-	var nsAddr string
-	nsAddr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(brokerAddr)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(brokerAddr, 4, remoting.PermRead|remoting.PermWrite)
-		}
-		return resp
-	})
-	b := newTestBroker(t, nsAddr, nil)
+	b := newTestBroker(t, newFakeNameServer(brokerAddr, 4, rw).start(t, nil).addr, nil)
 	if _, err := b.meta.topic(t.Context(), "T"); err != nil { // read while the broker was up
 		t.Fatal(err)
 	}
@@ -223,22 +212,4 @@ func TestReceiveFromABrokerAwayForItsWholePollFails(t *testing.T) {
 	if domain.ReasonOf(err) != domain.ReasonUnavailable || ctx.Err() != nil {
 		t.Errorf("receive from a broker away for its whole poll: %v (reason %v, context %v); want UNAVAILABLE before the deadline", err, domain.ReasonOf(err), ctx.Err())
 	}
-}
-
-// startFakeRoutedBroker is startFakeBroker that also routes every topic to
-// its broker (four queues, readable and writable) and answers
-// GET_TOPIC_CONFIG for it (a normal topic), as a NameServer and broker
-// would for a topic that exists; every other request goes to answer.
-func startFakeRoutedBroker(t *testing.T, answer func(addr string, req, resp *remoting.Command) *remoting.Command) string {
-	t.Helper()
-	return startFakeBroker(t, func(addr string, req, resp *remoting.Command) *remoting.Command {
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(addr, 4, remoting.PermRead|remoting.PermWrite)
-			return resp
-		case remoting.RequestGetTopicConfig:
-			return topicConfigAnswer(req)
-		}
-		return answer(addr, req, resp)
-	})
 }

@@ -16,8 +16,8 @@ import (
 // kind.
 func fakeEmptyNameServer(t *testing.T) (addr string, listings, routeLookups *atomic.Int32) {
 	f := newFakeNameServer("", 1, rw)
-	f.unlisted.Store(true)
-	f.unrouted.Store(true)
+	f.listed.Store(false)
+	f.routed.Store(false)
 	f.start(t, nil)
 	return f.addr, &f.listings, &f.routeLookups
 }

@@ -39,20 +39,12 @@ func hungNameServer(t *testing.T) (addr string, asked *atomic.Int32) {
 // just failed to answer is not asked again for that until cluster.isolation
 // has passed.
 func TestHungNameServerIsNotWaitedForByEveryLookup(t *testing.T) {
-	var goodAddr string
-	goodAddr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(goodAddr)
-		case remoting.RequestGetRouteinfoByTopic:
-			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic")
-		}
-		return resp
-	})
+	good := newFakeNameServer("", 1, rw)
+	good.routed.Store(false)
+	good.start(t, nil)
 	hung, asked := hungNameServer(t)
 	cfg := DefaultConfig()
-	cfg.NameServers = []string{goodAddr, hung}
+	cfg.NameServers = []string{good.addr, hung}
 	cfg.ConnectionsPerBroker = 1 // one connection to the hung NameServer: a marker answered follows every request before it
 	cfg.RequestTimeout = 200 * time.Millisecond
 	cfg.Isolation = time.Hour

@@ -22,22 +22,17 @@ import (
 // again; after that, or after a broker's transport failure, the next check
 // probes again.
 func TestReadinessProbeIsReused(t *testing.T) {
-	var listings, runtimeInfos atomic.Int32
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			listings.Add(1)
-			resp.Body = oneBrokerCluster(addr)
-		case remoting.RequestGetBrokerRuntimeInfo:
+	var runtimeInfos atomic.Int32
+	ns := startB1(t, 1, rw, func(_ string, req, resp *remoting.Command) *remoting.Command {
+		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerRuntimeInfo {
 			runtimeInfos.Add(1)
 		}
 		return resp
 	})
+	addr := ns.addr
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, addr, clock)
-	probes := func() (int32, int32) { return listings.Load(), runtimeInfos.Load() }
+	probes := func() (int32, int32) { return ns.listings.Load(), runtimeInfos.Load() }
 	ready := func(wantListings, wantRuntimeInfos int32) {
 		t.Helper()
 		if err := b.Ready(t.Context()); err != nil {
@@ -66,23 +61,17 @@ func TestReadinessProbeIsReused(t *testing.T) {
 // gather); answers older than that, or a broker's transport failure since,
 // make the probe ask the broker again.
 func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
-	var listings, runtimeInfos atomic.Int32
+	var runtimeInfos atomic.Int32
 	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerRuntimeInfo {
 			runtimeInfos.Add(1)
 		}
 		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	})
-	nameServer := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			listings.Add(1)
-			resp.Body = oneBrokerCluster(brokerAddr)
-		}
-		return resp
-	})
+	ns := startNameServerOf(t, brokerAddr)
+	listings := &ns.listings
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, nameServer, clock)
+	b := newTestBroker(t, ns.addr, clock)
 	ready := func(wantListings, wantRuntimeInfos int32) {
 		t.Helper()
 		if err := b.Ready(t.Context()); err != nil {
@@ -119,28 +108,16 @@ func TestBrokerTrafficStandsInForTheReadinessProbe(t *testing.T) {
 // once (seen against a real 5.5.0 NameServer), answering route lookups
 // TOPIC_NOT_FOUND meanwhile.
 func TestNameServerWithoutBrokersFailsReadinessDespiteTraffic(t *testing.T) {
-	var registered atomic.Bool
-	registered.Store(true)
 	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	})
-	nameServer := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			if registered.Load() {
-				resp.Body = oneBrokerCluster(brokerAddr)
-			} else {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			}
-		}
-		return resp
-	})
+	ns := startNameServerOf(t, brokerAddr)
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, nameServer, clock)
+	b := newTestBroker(t, ns.addr, clock)
 	if err := b.Ready(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	registered.Store(false)
+	ns.listed.Store(false) // the brokers not registered with it (yet)
 	clock.Advance(readyReuse)
 	if _, err := b.call(t.Context(), brokerAddr, remoting.RequestGetMaxOffset, nil, nil); err != nil {
 		t.Fatal(err)
@@ -272,15 +249,8 @@ func TestReadinessServesCachedRoutesWhileNoNameServerAnswers(t *testing.T) {
 		}
 		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	})
-	nsAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(brokerAddr)
-		}
-		return resp
-	})
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, nsAddr, clock)
+	b := newTestBroker(t, startNameServerOf(t, brokerAddr).addr, clock)
 	if err := b.readiness(t.Context()); err != nil {
 		t.Fatalf("NameServer and broker up: %v", err)
 	}

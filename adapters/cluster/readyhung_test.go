@@ -49,15 +49,8 @@ func TestReadinessServesCachedRoutesWhileTheNameServersHang(t *testing.T) {
 	brokerAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		return remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	})
-	nsAddr := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(brokerAddr)
-		}
-		return resp
-	})
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
-	b := newTestBroker(t, nsAddr, clock)
+	b := newTestBroker(t, startNameServerOf(t, brokerAddr).addr, clock)
 	if err := b.readiness(t.Context()); err != nil {
 		t.Fatalf("NameServer and broker up: %v", err)
 	}

@@ -71,18 +71,12 @@ func startHangingNameServer(t *testing.T) (hang *atomic.Bool, b *Broker, clock *
 		}
 		return resp
 	})
+	routes := newFakeNameServer(broker, 1, rw)
 	ns := startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
 		if hang.Load() {
 			<-done
 		}
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			resp.Body = oneBrokerCluster(broker)
-		case remoting.RequestGetRouteinfoByTopic:
-			resp.Body = oneBrokerRoute(broker, 1, remoting.PermRead|remoting.PermWrite)
-		}
-		return resp
+		return routes.answer(req, nil)
 	})
 	t.Cleanup(func() { close(done) }) // before the socket's cleanup, which waits for the answers
 	clock = clocktest.New(time.Unix(1_700_000_000, 0))

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,7 +466,7 @@ func startConcurrentFakeSocket(t *testing.T, answer func(*remoting.Command) *rem
 // (deleted by another tool), or an older route, answer TOPIC_NOT_FOUND as
 // before.
 func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
-	ns := startOrdersNameServer(t)
+	ns := startB1(t, 1, rw, nil) // routes orders (every topic) to b1, one queue
 	listed, routed := &ns.listed, &ns.routed
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, ns.addr, clock)
@@ -538,7 +537,7 @@ func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
 // send would otherwise cost two NameServer requests until the brokers
 // register again).
 func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
-	ns := startOrdersNameServer(t)
+	ns := startB1(t, 1, rw, nil) // routes orders (every topic) to b1, one queue
 	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	b := newTestBroker(t, ns.addr, clock)
 	if _, err := b.Route(t.Context(), "orders"); err != nil {
@@ -547,14 +546,14 @@ func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
 	ns.listed.Store(false) // the NameServer dropped the broker
 	ns.routed.Store(false)
 	clock.Advance(b.cfg.RouteTTL)
-	before := ns.lookups.Load()
+	before := ns.routeLookups.Load()
 	for i := range 50 {
 		if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
 			t.Fatalf("lookup %d while the NameServer dropped the broker: %+v, %v; want the route read before", i, r, err)
 		}
 	}
 	b.meta.settle() // the route is read again in the background
-	if n := ns.lookups.Load() - before; n != 1 {
+	if n := ns.routeLookups.Load() - before; n != 1 {
 		t.Errorf("50 lookups within %v asked the NameServer for the route %d times, want 1", keptRecheck, n)
 	}
 	clock.Advance(keptRecheck)
@@ -562,47 +561,7 @@ func TestKeptRouteRecheckedAtMostOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.meta.settle()
-	if n := ns.lookups.Load() - before; n != 2 {
+	if n := ns.routeLookups.Load() - before; n != 2 {
 		t.Errorf("after %v the NameServer was asked %d times in all, want 2 (asked again)", keptRecheck, n)
 	}
-}
-
-// ordersNameServer is a fake NameServer and master broker b1 on one socket
-// (the topic configuration comes from the same fake), serving the topic
-// "orders" with one queue: GET_BROKER_CLUSTER_INFO lists b1 while listed
-// is set, GET_ROUTEINFO_BY_TOPIC routes the topic while routed is set
-// (TOPIC_NOT_EXIST otherwise) and counts itself in lookups.
-type ordersNameServer struct {
-	addr           string
-	listed, routed atomic.Bool
-	lookups        atomic.Int32
-}
-
-func startOrdersNameServer(t *testing.T) *ordersNameServer {
-	ns := &ordersNameServer{}
-	ns.listed.Store(true)
-	ns.routed.Store(true)
-	var addr string
-	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		switch remoting.RequestCode(req.Code) {
-		case remoting.RequestGetBrokerClusterInfo:
-			if ns.listed.Load() {
-				resp.Body = oneBrokerCluster(addr)
-			} else {
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.ClusterInfo{})
-			}
-		case remoting.RequestGetRouteinfoByTopic:
-			ns.lookups.Add(1)
-			if !ns.routed.Load() {
-				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: orders")
-			}
-			resp.Body = oneBrokerRoute(addr, 1, remoting.PermRead|remoting.PermWrite)
-		case remoting.RequestGetTopicConfig:
-			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: remoting.PermRead | remoting.PermWrite})
-		}
-		return resp
-	})
-	ns.addr = addr
-	return ns
 }

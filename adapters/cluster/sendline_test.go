@@ -15,8 +15,8 @@ import (
 	"github.com/rmqproxy/rmqproxy/test/testenv/waitfor"
 )
 
-// fakeSendBroker is a NameServer and a broker (b1, topic T of 4 queues)
-// behind one socket that stores what it is sent: per queue, the messages
+// fakeSendBroker is a broker (b1, topic T of 4 queues; its own NameServer
+// when served by startB1, see startSendBroker) that stores what it is sent: per queue, the messages
 // in order. While hold is open it answers no SEND_MESSAGE_V2; with
 // refuseBatch it answers SEND_BATCH_MESSAGE as a broker whose
 // maxMessageSize the batch exceeds.
@@ -39,11 +39,6 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 	defer f.mu.Unlock()
 	resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
 	switch code {
-	case remoting.RequestGetRouteinfoByTopic:
-		resp.Body = oneBrokerRoute(f.addr, 4, remoting.PermRead|remoting.PermWrite)
-	case remoting.RequestGetTopicConfig:
-		resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "T", ReadQueueNums: 4, WriteQueueNums: 4, Perm: 6,
-			Attributes: map[string]string{remoting.TopicAttributeMessageType: "NORMAL"}})
 	case remoting.RequestSendMessageV2, remoting.RequestSendBatchMessage:
 		var h remoting.SendMessageRequestHeader
 		if err := h.DecodeFieldsV2(req.Fields); err != nil {
@@ -81,7 +76,7 @@ func (f *fakeSendBroker) answer(req *remoting.Command) *remoting.Command {
 
 func startSendBroker(t testing.TB, f *fakeSendBroker, configure func(*Config)) *Broker {
 	t.Helper()
-	f.addr = startFakeSocket(t, f.answer)
+	f.addr = startB1(t, 4, rw, func(_ string, req, _ *remoting.Command) *remoting.Command { return f.answer(req) }).addr
 	return newOnFakeSocket(t, f.addr, configure)
 }
 
@@ -254,12 +249,12 @@ func waitLine(t *testing.T, state func() (int, int), inFlight, waiting int) {
 func TestBatchWaitsForTheLatestDeadline(t *testing.T) {
 	unblock := make(chan struct{})
 	f := &fakeSendBroker{}
-	f.addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+	f.addr = startB1(t, 4, rw, func(_ string, req, _ *remoting.Command) *remoting.Command {
 		if remoting.RequestCode(req.Code) == remoting.RequestSendBatchMessage {
 			<-unblock // never answered while the test runs
 		}
 		return f.answer(req)
-	})
+	}).addr
 	b := newOnFakeSocket(t, f.addr, func(c *Config) { c.RequestTimeout = time.Hour })
 	t.Cleanup(func() { close(unblock) }) // before the socket's and the adapter's
 	e, err := b.meta.topic(t.Context(), "T")

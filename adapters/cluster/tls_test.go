@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/test/testenv/certtest"
 )
 
@@ -36,15 +35,7 @@ func startTLSNameServer(t *testing.T, cert tls.Certificate, server *tls.Config) 
 		t.Fatal(err)
 	}
 	server.Certificates = []tls.Certificate{cert}
-	var addr string
-	addr = serveFakeSocket(t, tls.NewListener(ln, server), func(req *remoting.Command) *remoting.Command {
-		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-		if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
-			resp.Body = oneBrokerCluster(addr)
-		}
-		return resp
-	})
-	return addr
+	return newFakeNameServer("", 1, rw).serve(t, tls.NewListener(ln, server), nil).addr
 }
 
 // startOverTLS starts a Broker with cluster.tls tc against the NameServer
