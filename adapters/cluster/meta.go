@@ -385,7 +385,11 @@ func (c *metaCache) brokerAddr(ctx context.Context, name string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q is not a broker of this cluster (or has no master now)", name)
+	// BAD_REQUEST, not INVALID_RECEIPT_HANDLE: the Go push consumer
+	// retries such an ack (docs/compatibility.md), and a restarting
+	// broker's handles work again once it has registered.
+	return "", domain.Errorf(domain.ReasonBadRequest, "broker %q is not in the cluster's route now (restarting, without a master, or removed from the cluster): "+
+		"the client's retry succeeds once a restarting broker has registered with the NameServers again", name)
 }
 
 // routedAddr returns the address of a broker's master in the most recently

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,5 +212,27 @@ func TestReceiveFromABrokerAwayForItsWholePollFails(t *testing.T) {
 		InvisibleTime: time.Minute, PollTimeout: 20 * time.Second})
 	if domain.ReasonOf(err) != domain.ReasonUnavailable || ctx.Err() != nil {
 		t.Errorf("receive from a broker away for its whole poll: %v (reason %v, context %v); want UNAVAILABLE before the deadline", err, domain.ReasonOf(err), ctx.Err())
+	}
+}
+
+// TestRequestsOfABrokerNotInTheRouteSayWhy: while a broker restarts, the
+// NameServers do not list it until it has registered again, and the acks
+// and changes of the handles it minted are answered BAD_REQUEST (which the
+// Go push consumer retries). The message said the broker "is not a broker
+// of this cluster", which read in a client's log as a misconfiguration; it
+// says that the broker is not in the cluster's route now, why that may be,
+// and that the client's retry succeeds once it has registered again.
+func TestRequestsOfABrokerNotInTheRouteSayWhy(t *testing.T) {
+	b := newTestBroker(t, startB1(t, 1, rw, nil).addr, nil)
+	change := changeOf(ports.SystemClock{}, time.Minute, false)
+	change.Handle.BrokerName = "b2" // restarting: not listed
+	_, changeErr := b.ChangeInvisible(t.Context(), change)
+	for name, err := range map[string]error{"ack": b.Ack(t.Context(), change.AckRequest), "change": changeErr} {
+		msg := domain.MessageOf(err)
+		if domain.ReasonOf(err) != domain.ReasonBadRequest || !strings.Contains(msg, `broker "b2" is not in the cluster's route now (restarting`) ||
+			!strings.Contains(msg, "removed from the cluster") || !strings.Contains(msg, "retry succeeds once") {
+			t.Errorf("%s of a handle of a broker the NameServers do not list: %v (reason %v); want BAD_REQUEST saying it is not in the route now and the retry succeeds once it is back",
+				name, err, domain.ReasonOf(err))
+		}
 	}
 }
