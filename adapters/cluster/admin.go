@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -60,11 +61,13 @@ func (b *Broker) ConsumerGroup(ctx context.Context, name string) (domain.Consume
 
 // eachMaster runs f on every master of the cluster at once (f must be
 // safe for concurrent use), all of them even when some fail, and joins
-// the failures, in the masters' name order. When only some fail, the
-// message names each failed broker and says what the others did: for a
-// change (after: what the operator runs once the failed brokers answer)
-// that they applied it, for a read (after == "") that nothing is shown
-// rather than an incomplete result. Asked one after the other, a hung
+// the failures, in the masters' name order. With more than one master,
+// the message names each failed broker with its failure (see
+// brokerFailures; when every master failed, it named only the first
+// failure, without the broker) and, when only some fail, says what the
+// others did: for a change (after: what the operator runs once the failed
+// brokers answer) that they applied it, for a read (after == "") that
+// nothing is shown rather than an incomplete result. Asked one after the other, a hung
 // broker held the command up for its whole timeout before the next was
 // asked, and when the command's deadline passed meanwhile, the brokers
 // after it were not asked at all (as [Broker.everyNameServer] for the
@@ -76,27 +79,94 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 	}
 	results := atOnce(ms, f)
 	var errs []error
-	var failed []string
+	var failed []brokerFailure
 	for i, m := range ms {
 		if err := results[i]; err != nil {
 			b.failed(m.name, err)
 			errs = append(errs, fmt.Errorf("broker %s: %w", m.name, err))
-			failed = append(failed, fmt.Sprintf("broker %s: %s", m.name, domain.MessageOf(mapError(err))))
+			failed = append(failed, brokerFailure{m.name, domain.MessageOf(mapError(err))})
 		}
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	first := mapError(errs[0])
+	if len(ms) == 1 {
+		return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), domain.MessageOf(first))
+	}
+	msg := fmt.Sprintf("%d of %d brokers failed (%s)", len(errs), len(ms), brokerFailures(failed))
 	if len(errs) < len(ms) {
 		what := "the others answered, but a result without them would be incomplete; retry once they answer"
 		if after != "" {
 			what = "the others applied the change; " + after
 		}
-		return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...),
-			fmt.Sprintf("%d of %d brokers failed (%s); %s", len(errs), len(ms), strings.Join(failed, "; "), what))
+		msg += "; " + what
 	}
-	return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), domain.MessageOf(first))
+	return domain.Wrap(domain.ReasonOf(first), errors.Join(errs...), msg)
+}
+
+// brokerFailure is a master's failure of an admin call, as the client is
+// told it.
+type brokerFailure struct{ broker, msg string }
+
+// The bounds of brokerFailures' text.
+const (
+	failureMsgBytes    = 500 // of one failure's message (a broker's remark may be a Java stack trace)
+	failuresShown      = 5   // distinct failures
+	failedBrokersNamed = 8   // brokers named with one failure
+)
+
+// brokerFailures says which masters failed with what, in their order: a
+// failure several share once, with their names, and its length bounded
+// however many masters fail and however long their remarks.
+func brokerFailures(failed []brokerFailure) string {
+	var msgs []string
+	names := map[string][]string{}
+	for _, f := range failed {
+		if _, ok := names[f.msg]; !ok {
+			msgs = append(msgs, f.msg)
+		}
+		names[f.msg] = append(names[f.msg], f.broker)
+	}
+	var parts []string
+	left := 0
+	for i, msg := range msgs {
+		if i == failuresShown {
+			for _, m := range msgs[i:] {
+				left += len(names[m])
+			}
+			break
+		}
+		ns := names[msg]
+		who := "broker " + ns[0]
+		if len(ns) > 1 {
+			shown := ns[:min(len(ns), failedBrokersNamed)]
+			last := ns[len(shown)-1]
+			if len(ns) > len(shown) {
+				last = fmt.Sprintf("%d more", len(ns)-len(shown))
+			} else {
+				shown = shown[:len(shown)-1]
+			}
+			who = "brokers " + strings.Join(shown, ", ") + " and " + last
+		}
+		parts = append(parts, who+": "+clipFailure(msg))
+	}
+	if left > 0 {
+		parts = append(parts, fmt.Sprintf("%d more brokers failed otherwise", left))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clipFailure cuts msg to failureMsgBytes, at a rune's start.
+func clipFailure(msg string) string {
+	if len(msg) <= failureMsgBytes {
+		return msg
+	}
+	cut := failureMsgBytes
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // allTopics reads every topic configuration of the cluster's masters. A

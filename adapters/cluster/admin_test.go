@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +130,98 @@ func TestPartialFailuresSayWhatHappened(t *testing.T) {
 	if msg := domain.MessageOf(err); msg != "1 of 2 brokers failed (broker b2: disk full); the others answered, but a result without them would be incomplete; retry once they answer" {
 		t.Errorf("list with one of two brokers failing: %q", msg)
 	}
+}
+
+// TestEveryMasterFailingIsNamedEach: when every master failed an admin
+// change, the error was the first master's failure alone, without its
+// name: an operator fixing it found the next master failing otherwise
+// only on the next try. Each master is named with its failure.
+func TestEveryMasterFailingIsNamedEach(t *testing.T) {
+	var a1, a2 string
+	serve := func(failure string) func(req *remoting.Command) *remoting.Command {
+		return func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			switch remoting.RequestCode(req.Code) {
+			case remoting.RequestGetBrokerClusterInfo:
+				resp.Body = twoBrokerCluster(a1, a2)
+			case remoting.RequestGetAllTopicConfig:
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+					"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw}}})
+			case remoting.RequestGetAllSubscriptiongroupConfig:
+				resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{
+					"g": remoting.NewSubscriptionGroupConfig("g")}})
+			case remoting.RequestGetRouteinfoByTopic:
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
+			case remoting.RequestUpdateAndCreateTopic, remoting.RequestDeleteTopicInBroker,
+				remoting.RequestUpdateAndCreateSubscriptiongroup, remoting.RequestDeleteSubscriptiongroup:
+				return remoting.NewResponse(req, remoting.ResponseSystemError, failure)
+			}
+			return resp
+		}
+	}
+	a1, a2 = startFakeSocket(t, serve("disk full")), startFakeSocket(t, serve("the store is read-only"))
+	b := newTestBroker(t, a1, nil)
+	topic := func(name string) domain.Topic {
+		return domain.Topic{Name: name, Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite}
+	}
+	for what, call := range map[string]func() error{
+		"topic create": func() error { _, err := b.CreateTopic(t.Context(), topic("new")); return err },
+		"topic update": func() error { _, err := b.UpdateTopic(t.Context(), topic("orders")); return err },
+		"topic delete": func() error { return b.DeleteTopic(t.Context(), "orders") },
+		"group create": func() error { _, err := b.CreateGroup(t.Context(), domain.NewConsumerGroup("new-g")); return err },
+		"group update": func() error { _, err := b.UpdateGroup(t.Context(), domain.NewConsumerGroup("g")); return err },
+		"group delete": func() error { return b.DeleteGroup(t.Context(), "g") },
+	} {
+		err := call()
+		if msg := domain.MessageOf(err); domain.ReasonOf(err) != domain.ReasonBrokerError ||
+			!strings.Contains(msg, "broker b1: disk full") || !strings.Contains(msg, "broker b2: the store is read-only") {
+			t.Errorf("%s with both brokers failing: %v (reason %v); want each broker named with its failure", what, err, domain.ReasonOf(err))
+		}
+	}
+}
+
+// TestEveryMasterFailingIsNamedInBoundedText: the failures named are
+// bounded, however long the brokers' remarks (a Java stack trace) and
+// however many masters fail, and a failure several masters share is
+// given once, with their names.
+func TestEveryMasterFailingIsNamedInBoundedText(t *testing.T) {
+	const masters = 40
+	trace := strings.Repeat("\n\tat org.apache.rocketmq.store.Some.frame(Some.java:1)", 300)
+	var addr string
+	addr = startFakeSocket(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetBrokerClusterInfo:
+			ci := remoting.ClusterInfo{BrokerAddrTable: map[string]remoting.BrokerData{}, ClusterAddrTable: map[string][]string{}}
+			for i := range masters {
+				name := fmt.Sprintf("b%02d", i)
+				ci.BrokerAddrTable[name] = remoting.BrokerData{Cluster: "DefaultCluster", BrokerName: name, BrokerAddrs: map[int64]string{0: addr}}
+				ci.ClusterAddrTable["DefaultCluster"] = append(ci.ClusterAddrTable["DefaultCluster"], name)
+			}
+			resp.Body, _ = remoting.EncodeJSONBody(ci)
+		case remoting.RequestGetAllTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+				"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw}}})
+		case remoting.RequestDeleteTopicInBroker:
+			broker := req.Fields.Value("bname")
+			if n, _ := strconv.Atoi(strings.TrimPrefix(broker, "b")); n%2 == 1 {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+			}
+			return remoting.NewResponse(req, remoting.ResponseSystemError, "java.lang.IllegalStateException: store of "+broker+" broken"+trace)
+		}
+		return resp
+	})
+	b := newTestBroker(t, addr, nil)
+	err := b.DeleteTopic(t.Context(), "orders")
+	msg := domain.MessageOf(err)
+	if domain.ReasonOf(err) != domain.ReasonBrokerError || !strings.HasPrefix(msg, "40 of 40 brokers failed (broker b00: java.lang.IllegalStateException: store of b00 broken") ||
+		!strings.Contains(msg, "; brokers b01, b03, b05, b07, b09, b11, b13, b15 and 12 more: disk full;") || strings.Count(msg, "disk full") != 1 {
+		t.Errorf("delete with 40 brokers failing: %q (reason %v); want the first ones named with their failures, the brokers with one failure together", msg, domain.ReasonOf(err))
+	}
+	if len(msg) > 4096 {
+		t.Errorf("delete with 40 brokers failing: a message of %d bytes, want at most 4096", len(msg))
+	}
+	t.Log(msg)
 }
 
 // TestRetryPoliciesTheBrokersCannotHoldAreRefused: a broker keeps an
