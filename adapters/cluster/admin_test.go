@@ -97,29 +97,22 @@ func TestAdminLeavesTheBrokersOwnTopicsAndGroups(t *testing.T) {
 // second create answers that it exists), and a list does not claim that a
 // change was applied.
 func TestPartialFailuresSayWhatHappened(t *testing.T) {
-	var a1, a2 string
 	var failList atomic.Bool
-	serve := func(second bool) func(req *remoting.Command) *remoting.Command {
-		return func(req *remoting.Command) *remoting.Command {
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			switch remoting.RequestCode(req.Code) {
-			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = twoBrokerCluster(a1, a2)
-			case remoting.RequestGetAllTopicConfig:
-				if second && failList.Load() {
-					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
-				}
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
-			case remoting.RequestUpdateAndCreateTopic:
-				if second {
-					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
-				}
+	b := newTestBroker(t, startTwoMasters(t, func(broker string, req, resp *remoting.Command) *remoting.Command {
+		second := broker == "b2"
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetAllTopicConfig:
+			if second && failList.Load() {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
 			}
-			return resp
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
+		case remoting.RequestUpdateAndCreateTopic:
+			if second {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+			}
 		}
-	}
-	a1, a2 = startFakeSocket(t, serve(false)), startFakeSocket(t, serve(true))
-	b := newTestBroker(t, a1, nil)
+		return resp
+	}), nil)
 
 	_, err := b.CreateTopic(t.Context(), domain.Topic{Name: "orders", Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite})
 	if msg := domain.MessageOf(err); msg != "1 of 2 brokers failed (broker b2: disk full); the others applied the change; once they answer, run `rmqproxy topic update orders` with the same options to create it on them too (create would answer that it exists)" {
@@ -137,30 +130,23 @@ func TestPartialFailuresSayWhatHappened(t *testing.T) {
 // name: an operator fixing it found the next master failing otherwise
 // only on the next try. Each master is named with its failure.
 func TestEveryMasterFailingIsNamedEach(t *testing.T) {
-	var a1, a2 string
-	serve := func(failure string) func(req *remoting.Command) *remoting.Command {
-		return func(req *remoting.Command) *remoting.Command {
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			switch remoting.RequestCode(req.Code) {
-			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = twoBrokerCluster(a1, a2)
-			case remoting.RequestGetAllTopicConfig:
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
-					"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw}}})
-			case remoting.RequestGetAllSubscriptiongroupConfig:
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{
-					"g": remoting.NewSubscriptionGroupConfig("g")}})
-			case remoting.RequestGetRouteinfoByTopic:
-				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
-			case remoting.RequestUpdateAndCreateTopic, remoting.RequestDeleteTopicInBroker,
-				remoting.RequestUpdateAndCreateSubscriptiongroup, remoting.RequestDeleteSubscriptiongroup:
-				return remoting.NewResponse(req, remoting.ResponseSystemError, failure)
-			}
-			return resp
+	failure := map[string]string{"b1": "disk full", "b2": "the store is read-only"}
+	b := newTestBroker(t, startTwoMasters(t, func(broker string, req, resp *remoting.Command) *remoting.Command {
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetAllTopicConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
+				"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw}}})
+		case remoting.RequestGetAllSubscriptiongroupConfig:
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{
+				"g": remoting.NewSubscriptionGroupConfig("g")}})
+		case remoting.RequestGetRouteinfoByTopic:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
+		case remoting.RequestUpdateAndCreateTopic, remoting.RequestDeleteTopicInBroker,
+			remoting.RequestUpdateAndCreateSubscriptiongroup, remoting.RequestDeleteSubscriptiongroup:
+			return remoting.NewResponse(req, remoting.ResponseSystemError, failure[broker])
 		}
-	}
-	a1, a2 = startFakeSocket(t, serve("disk full")), startFakeSocket(t, serve("the store is read-only"))
-	b := newTestBroker(t, a1, nil)
+		return resp
+	}), nil)
 	topic := func(name string) domain.Topic {
 		return domain.Topic{Name: name, Type: domain.MessageTypeNormal, QueueCount: 1, Permission: domain.PermReadWrite}
 	}
@@ -301,45 +287,36 @@ func TestGroupRetryTopics(t *testing.T) {
 // group is deleted and to run it again, and running it again (the group
 // gone, its retry topic left) deletes the retry topic.
 func TestGroupDeleteNamesTheRetryTopicItLeft(t *testing.T) {
-	var a1, a2 string
 	var mu sync.Mutex
 	groupThere, retryThere, fail := true, map[string]bool{"b1": true, "b2": true}, true
-	serve := func(name string) func(req *remoting.Command) *remoting.Command {
-		second := name == "b2"
-		return func(req *remoting.Command) *remoting.Command {
-			mu.Lock()
-			defer mu.Unlock()
-			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
-			switch remoting.RequestCode(req.Code) {
-			case remoting.RequestGetBrokerClusterInfo:
-				resp.Body = twoBrokerCluster(a1, a2)
-			case remoting.RequestGetAllTopicConfig:
-				table := map[string]remoting.TopicConfig{"orders": {}}
-				if retryThere[name] {
-					table["%RETRY%g"] = remoting.TopicConfig{}
-				}
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: table})
-			case remoting.RequestGetAllSubscriptiongroupConfig:
-				table := map[string]remoting.SubscriptionGroupConfig{}
-				if groupThere {
-					table["g"] = remoting.SubscriptionGroupConfig{}
-				}
-				resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: table})
-			case remoting.RequestGetRouteinfoByTopic:
-				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
-			case remoting.RequestDeleteSubscriptiongroup:
-				groupThere = false
-			case remoting.RequestDeleteTopicInBroker:
-				if second && fail {
-					return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
-				}
-				retryThere[name] = false
+	b := newTestBroker(t, startTwoMasters(t, func(name string, req, resp *remoting.Command) *remoting.Command {
+		mu.Lock()
+		defer mu.Unlock()
+		switch remoting.RequestCode(req.Code) {
+		case remoting.RequestGetAllTopicConfig:
+			table := map[string]remoting.TopicConfig{"orders": {}}
+			if retryThere[name] {
+				table["%RETRY%g"] = remoting.TopicConfig{}
 			}
-			return resp
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: table})
+		case remoting.RequestGetAllSubscriptiongroupConfig:
+			table := map[string]remoting.SubscriptionGroupConfig{}
+			if groupThere {
+				table["g"] = remoting.SubscriptionGroupConfig{}
+			}
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: table})
+		case remoting.RequestGetRouteinfoByTopic:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "no route")
+		case remoting.RequestDeleteSubscriptiongroup:
+			groupThere = false
+		case remoting.RequestDeleteTopicInBroker:
+			if name == "b2" && fail {
+				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
+			}
+			retryThere[name] = false
 		}
-	}
-	a1, a2 = startFakeSocket(t, serve("b1")), startFakeSocket(t, serve("b2"))
-	b := newTestBroker(t, a1, nil)
+		return resp
+	}), nil)
 
 	err := b.DeleteGroup(t.Context(), "g")
 	want := `consumer group "g" was deleted, but its retry topic "%RETRY%g" (the messages waiting to be delivered again) was not deleted from every broker: ` +

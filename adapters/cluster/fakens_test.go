@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -147,4 +148,33 @@ func twoBrokerCluster(addr1, addr2 string) []byte {
 			"b2": {Cluster: "DefaultCluster", BrokerName: "b2", BrokerAddrs: map[int64]string{0: addr2}}},
 		ClusterAddrTable: map[string][]string{"DefaultCluster": {"b1", "b2"}}})
 	return body
+}
+
+// startTwoMasters starts masters b1 and b2 of DefaultCluster on a socket
+// each, both also NameServers listing the two: every request but
+// GET_BROKER_CLUSTER_INFO goes to answer, given the broker's name and a
+// SUCCESS response to fill or replace. It returns b1's address.
+func startTwoMasters(t *testing.T, answer func(broker string, req, resp *remoting.Command) *remoting.Command) string {
+	t.Helper()
+	var lns [2]net.Listener
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+	}
+	a1, a2 := lns[0].Addr().String(), lns[1].Addr().String()
+	for i, ln := range lns {
+		broker := fmt.Sprintf("b%d", i+1)
+		serveFakeSocket(t, ln, func(req *remoting.Command) *remoting.Command {
+			resp := remoting.NewResponse(req, remoting.ResponseSuccess, "")
+			if remoting.RequestCode(req.Code) == remoting.RequestGetBrokerClusterInfo {
+				resp.Body = twoBrokerCluster(a1, a2)
+				return resp
+			}
+			return answer(broker, req, resp)
+		})
+	}
+	return a1
 }
