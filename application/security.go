@@ -534,10 +534,7 @@ func (s *Security) authnFailed(ctx context.Context, st *securityState, op, ak, r
 }
 
 func clipText(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return strings.ToValidUTF8(s, "?")
+	return strings.ToValidUTF8(domain.Clip(s, 64), "?")
 }
 
 // Authorize checks that p may make every access in reqs (all must pass; the

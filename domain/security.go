@@ -38,7 +38,7 @@ func ParseUserType(s string) (UserType, error) {
 	case "normal":
 		return UserNormal, nil
 	}
-	return 0, Errorf(ReasonBadRequest, "user type %q must be Super or Normal", clip(s))
+	return 0, Errorf(ReasonBadRequest, "user type %q must be Super or Normal", clipName(s))
 }
 
 // UserStatus says whether a user may authenticate.
@@ -65,7 +65,7 @@ func ParseUserStatus(s string) (UserStatus, error) {
 	case "disable", "disabled":
 		return UserDisabled, nil
 	}
-	return 0, Errorf(ReasonBadRequest, "user status %q must be enable or disable", clip(s))
+	return 0, Errorf(ReasonBadRequest, "user status %q must be enable or disable", clipName(s))
 }
 
 // User is an account that clients authenticate as. Its secret is kept
@@ -106,7 +106,7 @@ func ValidateUserName(name string) error {
 		c := name[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '@' || c == '-')
 		if !ok {
-			return Errorf(ReasonBadRequest, "user name %q has a character other than A-Z a-z 0-9 . _ @ - (or does not start with a letter or digit)", clip(name))
+			return Errorf(ReasonBadRequest, "user name %q has a character other than A-Z a-z 0-9 . _ @ - (or does not start with a letter or digit)", clipName(name))
 		}
 	}
 	return nil
@@ -283,11 +283,11 @@ func ParseResource(key string) (Resource, error) {
 	}
 	typ, name, ok := strings.Cut(key, ":")
 	if !ok {
-		return Resource{}, Errorf(ReasonBadRequest, "resource %q is not *, TYPE:* , TYPE:PREFIX* or TYPE:NAME (TYPE is Cluster, Namespace, Topic or Group)", clip(key))
+		return Resource{}, Errorf(ReasonBadRequest, "resource %q is not *, TYPE:* , TYPE:PREFIX* or TYPE:NAME (TYPE is Cluster, Namespace, Topic or Group)", clipName(key))
 	}
 	t, ok := ParseResourceType(typ)
 	if !ok || t == ResourceAny {
-		return Resource{}, Errorf(ReasonBadRequest, "resource %q: type %q must be Cluster, Namespace, Topic or Group (or the whole resource *)", clip(key), clip(typ))
+		return Resource{}, Errorf(ReasonBadRequest, "resource %q: type %q must be Cluster, Namespace, Topic or Group (or the whole resource *)", clipName(key), clipName(typ))
 	}
 	r := Resource{Type: t}
 	switch {
@@ -300,7 +300,7 @@ func ParseResource(key string) (Resource, error) {
 		r.Name = name
 	}
 	if err := validateResourceName(r.Name); err != nil {
-		return Resource{}, Errorf(ReasonBadRequest, "resource %q: %s", clip(key), err)
+		return Resource{}, Errorf(ReasonBadRequest, "resource %q: %s", clipName(key), err)
 	}
 	return r, nil
 }
@@ -398,7 +398,7 @@ func ParseActions(s string) (Action, error) {
 	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '|' }) {
 		x, ok := ParseAction(part)
 		if !ok {
-			return 0, Errorf(ReasonBadRequest, "action %q must be one of All, Pub, Sub, Create, Update, Delete, Get, List", clip(strings.TrimSpace(part)))
+			return 0, Errorf(ReasonBadRequest, "action %q must be one of All, Pub, Sub, Create, Update, Delete, Get, List", clipName(strings.TrimSpace(part)))
 		}
 		if x == ActionAny {
 			return 0, Errorf(ReasonBadRequest, "action Any is for requests only; an ACL entry grants All or named actions")
@@ -444,7 +444,7 @@ func ParseDecision(s string) (Decision, error) {
 	case "deny":
 		return Deny, nil
 	}
-	return 0, Errorf(ReasonBadRequest, "decision %q must be Allow or Deny", clip(s))
+	return 0, Errorf(ReasonBadRequest, "decision %q must be Allow or Deny", clipName(s))
 }
 
 // PolicyType separates entries a subject's owner set (Custom) from
@@ -472,7 +472,7 @@ func ParsePolicyType(s string) (PolicyType, error) {
 	case "default":
 		return PolicyDefault, nil
 	}
-	return 0, Errorf(ReasonBadRequest, "policy type %q must be Custom or Default", clip(s))
+	return 0, Errorf(ReasonBadRequest, "policy type %q must be Custom or Default", clipName(s))
 }
 
 // ACLEntry is one rule: Subject may (or may not) perform Actions on
@@ -492,7 +492,7 @@ type ACLEntry struct {
 func ParseSubject(s string) (string, error) {
 	typ, name, ok := strings.Cut(s, ":")
 	if !ok || !strings.EqualFold(typ, "User") {
-		return "", Errorf(ReasonBadRequest, "subject %q must be User:<name>", clip(s))
+		return "", Errorf(ReasonBadRequest, "subject %q must be User:<name>", clipName(s))
 	}
 	if err := ValidateUserName(name); err != nil {
 		return "", err
@@ -537,13 +537,13 @@ func ParseSourceIP(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, Errorf(ReasonBadRequest, "source address %q is not an IP address or CIDR prefix", clip(s))
+			return netip.Prefix{}, Errorf(ReasonBadRequest, "source address %q is not an IP address or CIDR prefix", clipName(s))
 		}
 		a := p.Addr()
 		bits := p.Bits()
 		if a.Is4In6() {
 			if bits < 96 {
-				return netip.Prefix{}, Errorf(ReasonBadRequest, "source prefix %q mixes IPv4-mapped and plain IPv6", clip(s))
+				return netip.Prefix{}, Errorf(ReasonBadRequest, "source prefix %q mixes IPv4-mapped and plain IPv6", clipName(s))
 			}
 			a, bits = a.Unmap(), bits-96
 		}
@@ -551,7 +551,7 @@ func ParseSourceIP(s string) (netip.Prefix, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, Errorf(ReasonBadRequest, "source address %q is not an IP address or CIDR prefix", clip(s))
+		return netip.Prefix{}, Errorf(ReasonBadRequest, "source address %q is not an IP address or CIDR prefix", clipName(s))
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
@@ -571,22 +571,22 @@ func (e ACLEntry) Validate() error {
 				return Errorf(ReasonBadRequest, "resource %s:* has a name", e.Resource.Type)
 			}
 		} else if err := validateResourceName(e.Resource.Name); err != nil {
-			return Errorf(ReasonBadRequest, "resource %q: %s", clip(e.Resource.Key()), err)
+			return Errorf(ReasonBadRequest, "resource %q: %s", clipName(e.Resource.Key()), err)
 		}
 	}
 	if e.Actions == 0 || e.Actions&ActionAny != 0 || e.Actions&^(ActionAny-1) != 0 {
-		return Errorf(ReasonBadRequest, "entry for %s needs actions from All, Pub, Sub, Create, Update, Delete, Get, List (not Any)", clip(e.Resource.Key()))
+		return Errorf(ReasonBadRequest, "entry for %s needs actions from All, Pub, Sub, Create, Update, Delete, Get, List (not Any)", clipName(e.Resource.Key()))
 	}
 	if len(e.SourceIPs) > MaxSourceIPs {
-		return Errorf(ReasonBadRequest, "entry for %s has %d source addresses, more than %d", clip(e.Resource.Key()), len(e.SourceIPs), MaxSourceIPs)
+		return Errorf(ReasonBadRequest, "entry for %s has %d source addresses, more than %d", clipName(e.Resource.Key()), len(e.SourceIPs), MaxSourceIPs)
 	}
 	for _, p := range e.SourceIPs {
 		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
-			return Errorf(ReasonBadRequest, "entry for %s has an invalid source prefix", clip(e.Resource.Key()))
+			return Errorf(ReasonBadRequest, "entry for %s has an invalid source prefix", clipName(e.Resource.Key()))
 		}
 	}
 	if e.Decision > Deny || e.PolicyType > PolicyDefault {
-		return Errorf(ReasonBadRequest, "entry for %s has an unknown decision or policy type", clip(e.Resource.Key()))
+		return Errorf(ReasonBadRequest, "entry for %s has an unknown decision or policy type", clipName(e.Resource.Key()))
 	}
 	return ValidateDescription(e.Description)
 }
@@ -798,15 +798,5 @@ type PolicySnapshot struct {
 	Entries  []ACLEntry
 }
 
-// clip shortens user input quoted in error messages.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+// clipName is what a message quotes of a name or a value that is not one.
+func clipName(s string) string { return Clip(s, 64) }

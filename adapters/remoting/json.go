@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/rmqproxy/rmqproxy/domain"
 )
 
 // maxJSONDepth bounds nesting in every JSON this package scans, so that a
@@ -291,12 +293,7 @@ func (p *jsonScanner) scalar(depth int) (v string, ok bool, err error) {
 	return v, true, nil
 }
 
-func clip(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
-}
+func clip(s string) string { return domain.Clip(s, 32) }
 
 // appendJSONString appends s as a JSON string. Bytes are copied as they
 // are (invalid UTF-8 included, so that decoding gives s back); quotes,

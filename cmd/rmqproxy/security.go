@@ -380,11 +380,7 @@ func oneLine(s string) string {
 		return r
 	}, s)
 	if len(s) > 60 {
-		cut := 57
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
+		s = domain.Clip(s, 57)
 	}
 	return s
 }
