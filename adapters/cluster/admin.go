@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -149,24 +148,12 @@ func brokerFailures(failed []brokerFailure) string {
 			}
 			who = "brokers " + strings.Join(shown, ", ") + " and " + last
 		}
-		parts = append(parts, who+": "+clipFailure(msg))
+		parts = append(parts, who+": "+domain.Clip(msg, failureMsgBytes))
 	}
 	if left > 0 {
 		parts = append(parts, fmt.Sprintf("%d more brokers failed otherwise", left))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// clipFailure cuts msg to failureMsgBytes, at a rune's start.
-func clipFailure(msg string) string {
-	if len(msg) <= failureMsgBytes {
-		return msg
-	}
-	cut := failureMsgBytes
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + "…"
 }
 
 // allTopics reads every topic configuration of the cluster's masters. A
