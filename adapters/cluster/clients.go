@@ -168,7 +168,7 @@ func leftOut[V any](before map[string]bool, now map[string]V) []string {
 // carries it (tags and their hash codes for tag expressions).
 func subscriptionData(s ports.Subscription, at time.Time) remoting.SubscriptionData {
 	sd := remoting.SubscriptionData{Topic: s.Topic, SubString: "*", ExpressionType: remoting.ExpressionTag, SubVersion: at.UnixMilli()}
-	text := strings.TrimSpace(s.Filter.Text)
+	text := filter.TrimTag(s.Filter.Text)
 	if s.Filter.Type == filter.TypeSQL92 {
 		sd.ExpressionType, sd.SubString = remoting.ExpressionSQL92, text
 		return sd
@@ -178,7 +178,7 @@ func subscriptionData(s ports.Subscription, at time.Time) remoting.SubscriptionD
 	}
 	sd.SubString = text
 	for tag := range strings.SplitSeq(text, "||") {
-		if tag = strings.TrimSpace(tag); tag != "" {
+		if tag = filter.TrimTag(tag); tag != "" {
 			sd.TagsSet = append(sd.TagsSet, tag)
 			sd.CodeSet = append(sd.CodeSet, remoting.TagHashCode(tag))
 		}

@@ -1,8 +1,11 @@
 // Package filter compiles the subscription filter expressions of RocketMQ
 // consumers and matches messages against them.
 //
-// Tag expressions are "*" (or empty) for every message, or tags joined by
-// "||" ("a||b").
+// Tag expressions are "*" (or empty, or white space only) for every
+// message, or tags joined by "||" ("a||b"). Each tag is trimmed as Java's
+// String.trim trims it (characters up to U+0020 only, see [TrimTag]), as
+// the Apache proxy and broker do, and a message matches when its tag is one
+// of them exactly (case-sensitive).
 //
 // SQL92 expressions are RocketMQ's property filters ("a > 5 AND b IN
 // ('x','y') OR TAGS = 'T'"). They are parsed and evaluated as the Apache

@@ -65,8 +65,19 @@ type tagFilter struct {
 	expr string
 }
 
+// TrimTag trims a tag of a tag expression as Java's String.trim does, and
+// so the Apache proxy and broker: only characters up to U+0020 go. Other
+// white space (U+00A0, U+3000, ...) may end a message's tag and stays: a
+// tag trimmed of it would match other messages than those subscribed to.
+func TrimTag(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
+}
+
 func compileTag(text string) (Filter, error) {
-	t := strings.TrimSpace(text)
+	// Upstream subscribes to every message for "" and "*" only; padded
+	// with white space, or white space only, they are "*" here too
+	// (docs/compatibility.md).
+	t := TrimTag(text)
 	if t == "" || t == "*" {
 		return All, nil
 	}
@@ -81,7 +92,7 @@ func compileTag(text string) (Filter, error) {
 	}
 	f := &tagFilter{tags: make(map[string]struct{}, len(parts)), expr: text}
 	for _, p := range parts {
-		if p = strings.TrimSpace(p); p != "" {
+		if p = TrimTag(p); p != "" {
 			f.tags[p] = struct{}{}
 		}
 	}

@@ -22,6 +22,14 @@ func TestTagFilter(t *testing.T) {
 		{" a || b ", "b", true},
 		{"a||", "a", true},
 		{"|| a", "a", true},
+		{" \t*\n", "x", true},
+		// Trimmed as Java's String.trim: other white space is the tag's.
+		{"a\u00a0", "a\u00a0", true},
+		{"a\u00a0", "a", false},
+		{" \u3000a ||b", "\u3000a", true},
+		{" \u3000a ||b", "a", false},
+		{"\u3000", "\u3000", true},
+		{"\u3000", "x", false},
 	}
 	for _, c := range cases {
 		f, err := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: c.expr})

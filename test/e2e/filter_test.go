@@ -88,3 +88,41 @@ func TestLongFilterExpressions(t *testing.T) {
 		}
 	})
 }
+
+// TestTagExpressionsTrimAsJava subscribes with tag expressions whose tags
+// end in a no-break space (U+00A0) or an ideographic space (U+3000), which
+// are valid in message tags. The Apache proxy and broker trim a tag of an
+// expression as Java's String.trim does (characters up to U+0020 only), so
+// such a tag is subscribed to as written: the consumer receives the
+// messages with exactly that tag, and not those with the tag without the
+// space. rmqproxy trimmed Unicode spaces too: local mode delivered the
+// other tag's messages and consumed the subscribed ones unseen, cluster
+// mode acked and dropped the messages the broker delivered.
+func TestTagExpressionsTrimAsJava(t *testing.T) {
+	waitsInParallel(t)
+	p := testenv.Start(t, testenv.Config(t))
+	topic := testenv.Name(t, "tag-trim")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	ids := map[string]string{}
+	for _, tag := range []string{"x", "x\u00a0", "y\u3000", "y"} {
+		m := &rmq.Message{Topic: topic, Body: []byte(tag)}
+		m.SetTag(tag)
+		r, err := pr.Send(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[r[0].MessageID] = tag
+	}
+	cons := testenv.NewSimpleConsumer(t, p, testenv.Name(t, "g-tag-trim"), time.Second,
+		map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression(" x\u00a0 || y\u3000\t")})
+	got := receiveAll(t, cons, 2, 30*time.Second)
+	for id := range got {
+		if tag := ids[id]; tag != "x\u00a0" && tag != "y\u3000" {
+			t.Errorf("message tagged %q delivered", tag)
+		}
+	}
+	if ms := testenv.ReceiveAnswered(t, cons, 16, 2*time.Second); len(ms) != 0 {
+		t.Fatalf("message tagged %q delivered", *ms[0].GetTag())
+	}
+}
