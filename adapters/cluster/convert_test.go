@@ -240,6 +240,12 @@ func TestMapError(t *testing.T) {
 	if got := mapError(tooLarge); domain.ReasonOf(got) != domain.ReasonBodyTooLarge || !strings.Contains(domain.MessageOf(got), "maxMessageSize") {
 		t.Errorf("a batch over the broker's maxMessageSize is %v %q, want body too large naming maxMessageSize", domain.ReasonOf(got), domain.MessageOf(got))
 	}
+	// A broker with enablePropertyFilter=false refuses a SQL92 pull.
+	noSQL := &remoting.ResponseError{Code: remoting.ResponseSystemError, Request: remoting.RequestPullMessage,
+		Remark: "The broker does not support consumer to filter message by SQL92"}
+	if got := mapError(noSQL); domain.ReasonOf(got) != domain.ReasonNotImplemented || !strings.Contains(domain.MessageOf(got), "enablePropertyFilter") {
+		t.Errorf("a SQL92 pull refused by the broker's setting is %v %q, want not implemented naming enablePropertyFilter", domain.ReasonOf(got), domain.MessageOf(got))
+	}
 	if err := mapError(&client.Error{Kind: client.KindCanceled}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled call is %v", err)
 	}

@@ -86,6 +86,11 @@ const (
 	// 5.5.0: "java.lang.RuntimeException: message body size exceeded,
 	// ..."), having stored nothing.
 	batchTooLarge = "message body size exceeded"
+	// noPropertyFilter: a broker with enablePropertyFilter=false (its
+	// default) refusing a PULL_MESSAGE with a SQL92 filter (SYSTEM_ERROR,
+	// "The broker does not support consumer to filter message by SQL92").
+	// Its pops evaluate SQL92 filters all the same.
+	noPropertyFilter = "The broker does not support consumer to filter message by"
 )
 
 // isBatchTooLarge reports whether err is a broker's refusal of a batch
@@ -114,6 +119,11 @@ func mapResponse(re *remoting.ResponseError) error {
 			// the clients retry with back-off.
 			return domain.Wrap(domain.ReasonTooManyRequests, re, "the broker's timer is congested at this delivery time "+
 				"(more messages are due in its slot than its timerCongestNumEachSlot allows): retry later or choose another delivery time; the broker said: "+msg)
+		}
+		if strings.HasPrefix(re.Remark, noPropertyFilter) {
+			// Not a fault that passes: the broker is set up not to do it.
+			return domain.Wrap(domain.ReasonNotImplemented, re, "the broker does not evaluate SQL92 filters of pulls: set enablePropertyFilter=true "+
+				"in its broker.conf (receives are served without it) or pull with a tag filter; the broker said: "+msg)
 		}
 		if strings.Contains(re.Remark, batchTooLarge) {
 			// The client's batch is too large; an internal error (which
