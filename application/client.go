@@ -38,7 +38,8 @@ func (m *Messaging) UpdateSettings(ctx context.Context, s ClientSettings, ch por
 				return ServerSettings{}, err
 			}
 			// Upstream refuses only what it cannot even store: a tag
-			// expression of separators only, an empty SQL92 one.
+			// expression of separators only, an empty SQL92 one; rmqproxy
+			// also a tag expression that names no tag (" || ").
 			_, err := filter.Compile(e.Filter)
 			if err != nil && (e.Filter.Type != filter.TypeSQL92 || e.Filter.Text == "") {
 				// Upstream's fixed text for settings (the cause stays in the chain).

@@ -5,7 +5,8 @@
 // message, or tags joined by "||" ("a||b"). Each tag is trimmed as Java's
 // String.trim trims it (characters up to U+0020 only, see [TrimTag]), as
 // the Apache proxy and broker do, and a message matches when its tag is one
-// of them exactly (case-sensitive).
+// of them exactly (case-sensitive). An expression of separators and white
+// space that names no tag ("||", " || ") is refused.
 //
 // SQL92 expressions are RocketMQ's property filters ("a > 5 AND b IN
 // ('x','y') OR TAGS = 'T'"). They are parsed and evaluated as the Apache

@@ -96,6 +96,13 @@ func compileTag(text string) (Filter, error) {
 			f.tags[p] = struct{}{}
 		}
 	}
+	if len(f.tags) == 0 {
+		// Upstream takes " || ", which names no tag, and matches no
+		// message with it: a pop consumes every message it skips, so the
+		// group's messages would all be consumed unseen
+		// (docs/compatibility.md).
+		return nil, domain.Errorf(domain.ReasonIllegalFilterExpression, "tag expression %q has no tag; use \"*\" or tags joined by \"||\"", text)
+	}
 	return f, nil
 }
 

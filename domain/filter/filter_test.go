@@ -40,7 +40,7 @@ func TestTagFilter(t *testing.T) {
 			t.Errorf("%q matching tag %q = %v", c.expr, c.tag, got)
 		}
 	}
-	for _, bad := range []string{"||", "||||"} {
+	for _, bad := range []string{"||", "||||", " || ", "||\t", " ||  || "} {
 		if _, err := filter.Compile(filter.Expression{Type: filter.TypeTag, Text: bad}); !domain.HasReason(err, domain.ReasonIllegalFilterExpression) {
 			t.Errorf("%q: %v", bad, err)
 		}

@@ -286,6 +286,7 @@ func TestBadInputGetsPreciseCodes(t *testing.T) {
 		{"system group", func(r *v2.ReceiveMessageRequest) { r.Group = &v2.Resource{Name: "CID_RMQ_SYS_X"} }, v2.Code_ILLEGAL_CONSUMER_GROUP,
 			"cannot use system consumer group"},
 		{"bad tag expression", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = "||" }, v2.Code_ILLEGAL_FILTER_EXPRESSION, ""},
+		{"tag expression without a tag", func(r *v2.ReceiveMessageRequest) { r.FilterExpression.Expression = " || " }, v2.Code_ILLEGAL_FILTER_EXPRESSION, ""},
 		{"zero batch size", func(r *v2.ReceiveMessageRequest) { r.BatchSize = 0 }, v2.Code_BAD_REQUEST, ""},
 		// No valid protobuf Duration (nanos of the other sign, seconds
 		// beyond 10,000 years): the Apache proxy fails converting them

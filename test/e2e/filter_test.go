@@ -126,3 +126,45 @@ func TestTagExpressionsTrimAsJava(t *testing.T) {
 		t.Fatalf("message tagged %q delivered", *ms[0].GetTag())
 	}
 }
+
+// TestTagExpressionWithoutATagIsRefused subscribes with a tag expression
+// of separators and white space only (" || "). The Apache proxy refuses
+// "||" but takes this one, which names no tag: the broker delivers none of
+// the topic's messages to it, and since a pop consumes what its filter
+// skips, every message of the topic was consumed for the group unseen (in
+// both modes). It is refused as "||" is (the consumer's settings, and a
+// receive with ILLEGAL_FILTER_EXPRESSION), and the group's messages stay
+// for a consumer with a usable filter.
+func TestTagExpressionWithoutATagIsRefused(t *testing.T) {
+	waitsInParallel(t)
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "no-tag"), testenv.Name(t, "g-no-tag")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	pr := testenv.NewProducer(t, p, topic)
+	for _, tag := range []string{"a", ""} {
+		m := &rmq.Message{Topic: topic, Body: []byte("tag " + tag)}
+		if tag != "" {
+			m.SetTag(tag)
+		}
+		if _, err := pr.Send(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, err := rmq.NewSimpleConsumer(p.ClientConfig(group), rmq.WithSimpleAwaitDuration(time.Second),
+		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: rmq.NewFilterExpression(" || \t")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(); err == nil {
+		ms, err := bad.Receive(t.Context(), 16, 20*time.Second)
+		_ = bad.GracefulStop()
+		if err == nil || !strings.Contains(err.Error(), v2.Code_ILLEGAL_FILTER_EXPRESSION.String()) {
+			t.Fatalf("receive with a tag expression without a tag: %d messages, %v; want ILLEGAL_FILTER_EXPRESSION", len(ms), err)
+		}
+	} else if !strings.Contains(err.Error(), "expression format is not correct") {
+		// The settings are refused as upstream refuses "||" in them.
+		t.Fatalf("start with a tag expression without a tag: %v; want the settings refused", err)
+	}
+	good := testenv.NewSimpleConsumer(t, p, group, time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	receiveAll(t, good, 2, 30*time.Second)
+}
