@@ -123,7 +123,10 @@ func (m *Messaging) serverSettings(ctx context.Context, s ClientSettings) (Serve
 		return ServerSettings{}, err
 	}
 	out.MaxAttempts = g.MaxDeliveryAttempts
-	out.Backoff = g.RetryPolicy
+	// A nack's ChangeInvisibleDuration asks for the announced wait, and
+	// one beyond consumer.maxInvisibleTime is refused: the Go client
+	// retries it every second, and the message waited for renewMaxTime.
+	out.Backoff = g.RetryPolicy.Capped(m.cfg.Consumer.MaxInvisibleTime)
 	out.FIFO = g.Orderly
 	return out, nil
 }

@@ -275,7 +275,7 @@ func (r *Renewer) renewBatch(ctx context.Context, now time.Time, items []renewIt
 			req.Release = true
 			req.InvisibleTime = time.Second
 			if g, err := r.meta.ConsumerGroup(ctx, it.k.group); err == nil {
-				req.InvisibleTime = g.RetryPolicy.Delay(hm.attempt)
+				req.InvisibleTime = g.RetryPolicy.Capped(r.cfg.MaxInvisibleTime).Delay(hm.attempt)
 			}
 		} else {
 			req.InvisibleTime = renewSteps[min(hm.renewals, len(renewSteps)-1)]

@@ -96,6 +96,23 @@ func (p RetryPolicy) Delay(attempt int32) time.Duration {
 	return time.Duration(d)
 }
 
+// Capped returns the policy with every wait cut to longest (none when
+// longest is not positive): a consumer's nack asks for the wait as its
+// invisible time, which the proxy refuses beyond its longest.
+func (p RetryPolicy) Capped(longest time.Duration) RetryPolicy {
+	if longest <= 0 {
+		return p
+	}
+	out := RetryPolicy{Initial: min(p.Initial, longest), Max: min(p.Max, longest), Multiplier: p.Multiplier}
+	if len(p.Delays) > 0 {
+		out.Delays = make([]time.Duration, len(p.Delays))
+		for i, d := range p.Delays {
+			out.Delays[i] = min(d, longest)
+		}
+	}
+	return out
+}
+
 // ConsumerGroup is the configuration of a consumer group.
 type ConsumerGroup struct {
 	Name string

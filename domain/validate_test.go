@@ -233,6 +233,24 @@ func TestRetryPolicyDelay(t *testing.T) {
 	}
 }
 
+func TestRetryPolicyCapped(t *testing.T) {
+	p := domain.RetryPolicy{Delays: domain.DefaultRetryDelays()}
+	c := p.Capped(time.Minute)
+	if c.Delay(1) != time.Second || c.Delay(4) != 30*time.Second || c.Delay(6) != time.Minute || c.Delay(99) != time.Minute {
+		t.Errorf("customized delays capped at a minute: %v", c.Delays)
+	}
+	if p.Delay(99) != 2*time.Hour {
+		t.Errorf("capping changed the policy it was given: %v", p.Delays)
+	}
+	e := domain.RetryPolicy{Initial: 2 * time.Minute, Max: time.Hour, Multiplier: 2}.Capped(time.Minute)
+	if e.Initial != time.Minute || e.Max != time.Minute || e.Multiplier != 2 || e.Delay(3) != time.Minute {
+		t.Errorf("exponential capped at a minute: %+v", e)
+	}
+	if u := (domain.RetryPolicy{Delays: []time.Duration{time.Hour}}).Capped(0); u.Delay(1) != time.Hour {
+		t.Errorf("no cap: %v", u.Delays)
+	}
+}
+
 // TestRetryMultiplierMustBeFinite: a group whose multiplier is NaN or
 // infinite is refused: the local broker's group record refuses it on
 // replay, which would stop every later start.
