@@ -151,7 +151,7 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 	// which looks expired after the proxy renewed the delivery and then
 	// forgot the renewals (a restart), while the local broker still holds
 	// the delivery under it.
-	h, _, err := m.resolveHandle(ctx, group, messageID, handle)
+	h, hm, err := m.resolveHandle(ctx, group, messageID, handle)
 	if err != nil {
 		return "", err
 	}
@@ -160,6 +160,12 @@ func (m *Messaging) ChangeInvisibleDuration(ctx context.Context, group, topic, m
 		InvisibleTime: d,
 	})
 	if err != nil {
+		// Not carried out: the push consumer tries its nack again with
+		// the handle it received, which must still lead to the latest
+		// renewed one, renewed meanwhile (as for an ack or a forward).
+		if m.giveBackOnFailure(ctx, group, messageID, hm, err) {
+			m.releaseIfGone(ctx, group)
+		}
 		return "", err
 	}
 	return nh.String(), nil

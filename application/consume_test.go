@@ -885,6 +885,50 @@ func TestFailedAckKeepsTheRenewedHandle(t *testing.T) {
 	}
 }
 
+// TestFailedNackKeepsTheRenewedHandle: as TestFailedAckKeepsTheRenewedHandle,
+// for a push consumer's nack (ChangeInvisibleDuration to its retry
+// backoff) the broker did not carry out: the Go push consumer tries it
+// again every second with the handle it received. The proxy forgot the
+// renewed handle at the first try, so the retry named the checkpoint the
+// renewal had superseded (cluster mode: refused as expired once past the
+// handle's own time, or applied beside the renewed checkpoint, which then
+// delivered the message a second time), and the failed message came again
+// when the renewed invisible time ended instead of after its backoff.
+func TestFailedNackKeepsTheRenewedHandle(t *testing.T) {
+	m, b, msg, first, renewed := receiveRenewed(t)
+	nack := func() error {
+		_, err := m.ChangeInvisibleDuration(asClient(t.Context(), "c1"), "g", "t", msg.ID, first.String(), 5*time.Second)
+		return err
+	}
+	b.changeErr = domain.Errorf(domain.ReasonTooManyRequests, "the broker cannot be reached now; retry")
+	if err := nack(); !domain.HasReason(err, domain.ReasonTooManyRequests) {
+		t.Fatalf("first nack: %v, want the broker's TOO_MANY_REQUESTS", err)
+	}
+	if got := heldHandle(t, m, msg); got != renewed {
+		t.Fatalf("held handle %v after the failed nack, want %v", got, renewed)
+	}
+	b.changeErr = nil
+	if err := nack(); err != nil {
+		t.Fatalf("second nack: %v", err)
+	}
+	ch := b.changesSnapshot()
+	if last := ch[len(ch)-1]; last.Handle != renewed || last.InvisibleTime != 5*time.Second {
+		t.Fatalf("the retried nack named %v for %v, want the renewed handle %v for 5s", last.Handle, last.InvisibleTime, renewed)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("nacked delivery still renewed: %v", m.renewer.held)
+	}
+	// A refused handle is not kept: the delivery is over.
+	msg, first = receiveHeld(t, m, b)
+	b.changeErr = domain.Errorf(domain.ReasonInvalidReceiptHandle, "expired")
+	if err := nack(); !domain.HasReason(err, domain.ReasonInvalidReceiptHandle) {
+		t.Fatalf("nack: %v", err)
+	}
+	if len(m.renewer.held) != 0 {
+		t.Fatalf("a delivery the broker refused the handle of is still renewed: %v", m.renewer.held)
+	}
+}
+
 // TestFailedForwardKeepsTheRenewedHandle: as TestFailedAckKeepsTheRenewedHandle,
 // for a dead-letter forward the broker did not carry out (the Go push
 // consumer tries it again every second with the handle it received).
