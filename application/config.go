@@ -58,7 +58,7 @@ type ProducerConfig struct {
 // ConsumerConfig shapes receiving.
 type ConsumerConfig struct {
 	MinInvisibleTime     time.Duration `yaml:"minInvisibleTime" help:"shortest invisible duration a ReceiveMessage may ask for"`
-	MaxInvisibleTime     time.Duration `yaml:"maxInvisibleTime" help:"longest invisible duration a ReceiveMessage or ChangeInvisibleDuration may ask for (0: no limit but a hundred years)"`
+	MaxInvisibleTime     time.Duration `yaml:"maxInvisibleTime" help:"longest invisible duration a ReceiveMessage or ChangeInvisibleDuration may ask for (0: no limit but a hundred years); the retry delays announced to consumers are cut to it"`
 	MinLongPolling       time.Duration `yaml:"minLongPolling" help:"shortest long-polling time; a receive whose deadline leaves less is rejected (ILLEGAL_POLLING_TIME)"`
 	MaxLongPolling       time.Duration `yaml:"maxLongPolling" help:"longest long-polling time; also pushed to consumers"`
 	ReceiveBatchSize     int32         `yaml:"receiveBatchSize" help:"batch size pushed to push consumers"`
