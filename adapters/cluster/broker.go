@@ -117,7 +117,14 @@ func New(cfg Config, log *slog.Logger, clock ports.Clock) (*Broker, error) {
 		ConnsPerAddr: cfg.ConnectionsPerBroker,
 		MaxInFlight:  cfg.MaxInFlight,
 		DialTimeout:  cfg.DialTimeout,
-		Logger:       log, // the client adds component=remoting (slog.With would repeat the key)
+		// A pop answer holds up to maxPopBatch messages, one of each queue
+		// of the topic where the messages are large (the broker adds a
+		// second one of a queue only within 256 KiB), and a message is at
+		// most as large as a frame a broker reads: at the default 16 MiB
+		// the answer to a receive of 32 messages of 4 MiB was dropped with
+		// the connection, its messages left invisible.
+		MaxReadFrameSize: maxPopBatch * remoting.DefaultMaxFrameSize,
+		Logger:           log, // the client adds component=remoting (slog.With would repeat the key)
 		Handlers: map[remoting.RequestCode]client.Handler{
 			remoting.RequestCheckTransactionState:  b.onCheckTransaction,
 			remoting.RequestGetConsumerRunningInfo: b.onConsumerRunningInfo,

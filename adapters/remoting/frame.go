@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -76,7 +77,8 @@ func Decode(b []byte, maxFrame int) (cmd *Command, n int, err error) {
 // ReadCommand reads one frame from r. It returns io.EOF when r ends
 // cleanly before a frame, io.ErrUnexpectedEOF when it ends inside one, and
 // a *FrameError for a malformed or over-long frame (maxFrame as in
-// Decode). It checks the frame's size before allocating; a JSON header
+// Decode). It checks the frame's size before allocating, and allocates no
+// more than 16 MiB (growFrom) before the bytes arrive; a JSON header
 // that fits r's buffer is decoded from one string copied out of the buffer
 // and the body gets a buffer of its own (two allocations, the command with
 // its fields and the header's string, for an answer without body), anything else is read into one buffer of the frame's size
@@ -97,10 +99,9 @@ func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 	}
 	st, hlen := SerializeType(word>>24), int(word&0xFFFFFF)
 	if st != JSON || hlen > length-4 || hlen > r.Size() {
-		frame := make([]byte, length)
-		binary.BigEndian.PutUint32(frame, word)
-		if _, err := io.ReadFull(r, frame[4:]); err != nil {
-			return nil, unexpected(err)
+		frame, err := readFrame(r, word, length)
+		if err != nil {
+			return nil, err
 		}
 		return decodeFrame(frame)
 	}
@@ -112,9 +113,8 @@ func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 	_, _ = r.Discard(hlen) // what Peek returned is buffered
 	var body []byte
 	if n := length - 4 - hlen; n > 0 {
-		body = make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, unexpected(err)
+		if body, err = readBytes(r, nil, n); err != nil {
+			return nil, err
 		}
 	}
 	rc := &readCommand{Command: Command{Serialize: JSON, Body: body}}
@@ -126,6 +126,41 @@ func ReadCommand(r *bufio.Reader, maxFrame int) (*Command, error) {
 		rc.Fields = nil // none, as decodeFrame gives
 	}
 	return &rc.Command, nil
+}
+
+// growFrom is the size up to which a frame's buffer is allocated at once;
+// a longer frame's (a broker's answer may be larger than the frames it
+// reads: a pop answer holds up to 32 messages) grows as its bytes arrive,
+// so that a garbled length prefix costs no more than what was sent.
+const growFrom = DefaultMaxFrameSize
+
+// readFrame reads the rest of a frame of length bytes whose first word
+// (after the length prefix) has been read, into one buffer that starts
+// with that word.
+func readFrame(r *bufio.Reader, word uint32, length int) ([]byte, error) {
+	frame := make([]byte, 4, min(length, growFrom))
+	binary.BigEndian.PutUint32(frame, word)
+	return readBytes(r, frame, length-4)
+}
+
+// readBytes appends n bytes read from r to dst, growing dst as they
+// arrive beyond growFrom.
+func readBytes(r *bufio.Reader, dst []byte, n int) ([]byte, error) {
+	want := len(dst) + n
+	if dst == nil {
+		dst = make([]byte, 0, min(n, growFrom))
+	}
+	for len(dst) < want {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, min(want-len(dst), len(dst)))
+		}
+		k, err := io.ReadFull(r, dst[len(dst):min(cap(dst), want)])
+		dst = dst[:len(dst)+k]
+		if err != nil {
+			return nil, unexpected(err)
+		}
+	}
+	return dst, nil
 }
 
 // readCommand is a command read by ReadCommand with room for the ext

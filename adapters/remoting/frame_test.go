@@ -283,3 +283,28 @@ func TestReadCommandAllocations(t *testing.T) {
 		t.Errorf("ReadCommand allocates %.0f objects for an answer without body, want 2", allocs)
 	}
 }
+
+// TestReadCommandBeyond16MiB: a broker's answer may be longer than the
+// frames it reads (a pop answer of many large messages), so a reader
+// allowing more reads it whole, in either header encoding; a length
+// prefix whose bytes never come fails as a frame cut short.
+func TestReadCommandBeyond16MiB(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), (40<<20)/16+3)
+	for _, st := range []remoting.SerializeType{remoting.JSON, remoting.RocketMQ} {
+		cmd := remoting.Command{Code: 200, Serialize: st, Fields: remoting.Fields{{"a", "1"}}, Body: body}
+		frame, err := remoting.AppendCommand(nil, &cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remoting.ReadCommand(bufio.NewReader(bytes.NewReader(frame)), 0); err == nil {
+			t.Fatalf("%v: a %d-byte frame read with the default limit", st, len(frame))
+		}
+		got, err := remoting.ReadCommand(bufio.NewReader(bytes.NewReader(frame)), 64<<20)
+		if err != nil || !bytes.Equal(got.Body, body) || got.Code != 200 {
+			t.Fatalf("%v: %v (or not the frame written)", st, err)
+		}
+		if _, err := remoting.ReadCommand(bufio.NewReader(bytes.NewReader(frame[:20<<20])), 64<<20); err != io.ErrUnexpectedEOF {
+			t.Fatalf("%v: a frame cut short: %v", st, err)
+		}
+	}
+}

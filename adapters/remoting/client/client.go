@@ -53,8 +53,15 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the back-off after a failed dial
 	// (100 ms, doubling up to 5 s).
 	ReconnectMin, ReconnectMax time.Duration
-	// MaxFrameSize bounds frames read (remoting.DefaultMaxFrameSize).
+	// MaxFrameSize bounds the frames written, as the peer reads no longer
+	// ones (remoting.DefaultMaxFrameSize, RocketMQ's frameMaxLength): a
+	// longer request fails before it is written.
 	MaxFrameSize int
+	// MaxReadFrameSize bounds the frames read (MaxFrameSize when 0). A
+	// broker's answers are longer than the frames it reads when they carry
+	// many messages (a pop answer holds one message of each queue of the
+	// topic, each as large as a request the broker read).
+	MaxReadFrameSize int
 	// TLS, when set, wraps every connection (ServerName defaults to the
 	// address's host).
 	TLS *tls.Config
@@ -100,6 +107,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = remoting.DefaultMaxFrameSize
+	}
+	if c.MaxReadFrameSize <= 0 {
+		c.MaxReadFrameSize = c.MaxFrameSize
 	}
 	if c.MaxHandlers <= 0 {
 		c.MaxHandlers = 64

@@ -434,7 +434,7 @@ func (cn *conn) readLoop() {
 	defer cn.c.wg.Done()
 	br := bufio.NewReaderSize(cn.nc, 64<<10)
 	for {
-		cmd, err := remoting.ReadCommand(br, cn.c.cfg.MaxFrameSize)
+		cmd, err := remoting.ReadCommand(br, cn.c.cfg.MaxReadFrameSize)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("peer closed the connection")
