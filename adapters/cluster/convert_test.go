@@ -230,8 +230,17 @@ func TestMapError(t *testing.T) {
 			t.Errorf("a delivery time beyond the timer (%v) is %v %q, want illegal delivery time naming timerMaxDelaySec, with the remark", err, domain.ReasonOf(got), domain.MessageOf(got))
 		}
 	}
-	if got := mapError(&remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Remark: "the message is illegal, maybe msg body or properties length not matched."}); domain.ReasonOf(got) != domain.ReasonBrokerError {
+	if got := mapError(&remoting.ResponseError{Code: remoting.ResponseMessageIllegal,
+		Remark: "[LMQ_CONSUME_QUEUE_NUM_EXCEEDED]broker config enableLmq and enableMultiDispatch, lmq consumeQueue num exceed maxLmqConsumeQueueNum config num"}); domain.ReasonOf(got) != domain.ReasonBrokerError {
 		t.Errorf("another MESSAGE_ILLEGAL is %v, want the broker's error", domain.ReasonOf(got))
+	}
+	// A 5.5.0 broker refuses a message whose body is larger than its
+	// maxMessageSize so (messaging.limits.maxBodySize raised beyond it).
+	bodyTooLarge := &remoting.ResponseError{Code: remoting.ResponseMessageIllegal, Request: remoting.RequestSendMessageV2,
+		Remark: "the message is illegal, maybe msg body or properties length not matched. msg body length limit 4194304B, msg properties length limit 32KB."}
+	if got := mapError(bodyTooLarge); domain.ReasonOf(got) != domain.ReasonBodyTooLarge || !strings.Contains(domain.MessageOf(got), "maxMessageSize") ||
+		!strings.Contains(domain.MessageOf(got), bodyTooLarge.Remark) {
+		t.Errorf("a body beyond the broker's maxMessageSize is %v %q, want body too large naming maxMessageSize, with the remark", domain.ReasonOf(got), domain.MessageOf(got))
 	}
 	// A 5.5.0 broker refuses a batch larger than its maxMessageSize with
 	// the text of the exception its encoder throws.

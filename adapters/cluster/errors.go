@@ -25,7 +25,9 @@ import (
 // ILLEGAL_DELIVERY_TIME, whichever request stored the message (a send, a
 // batch send, the commit of a delay transaction), and a batch larger than
 // the broker's maxMessageSize (SYSTEM_ERROR "...message body size
-// exceeded...") is MESSAGE_BODY_TOO_LARGE. A broker that cannot be
+// exceeded...") or a message whose body is (MESSAGE_ILLEGAL "the message
+// is illegal, maybe msg body or properties length not matched ...") is
+// MESSAGE_BODY_TOO_LARGE. A broker that cannot be
 // reached is UNAVAILABLE (which clients retry after a back-off) rather
 // than upstream's internal error.
 // Domain errors pass through; a cancellation stays a context error.
@@ -91,6 +93,14 @@ const (
 	// "The broker does not support consumer to filter message by SQL92").
 	// Its pops evaluate SQL92 filters all the same.
 	noPropertyFilter = "The broker does not support consumer to filter message by"
+	// messageTooLarge: MESSAGE_ILLEGAL or PROPERTIES_SIZE_EXCEEDED of its
+	// store, a message whose body is larger than its maxMessageSize or
+	// whose properties take more than 32 KiB (SendMessageProcessor:
+	// "the message is illegal, maybe msg body or properties length not
+	// matched. msg body length limit ...B, msg properties length limit
+	// 32KB."). rmqproxy refuses larger properties before they reach a
+	// broker (domain.MaxStoredPropertiesLen): it is the body.
+	messageTooLarge = "the message is illegal, maybe msg body or properties length not matched"
 )
 
 // isBatchTooLarge reports whether err is a broker's refusal of a batch
@@ -138,6 +148,13 @@ func mapResponse(re *remoting.ResponseError) error {
 			// limit.
 			return domain.Wrap(domain.ReasonIllegalDeliveryTime, re, "the delivery time lies further ahead than the broker's timer accepts (its timerMaxDelaySec): "+
 				msg+"; messaging.limits.maxDelay should not exceed the brokers' timerMaxDelaySec")
+		}
+		if strings.HasPrefix(re.Remark, messageTooLarge) {
+			// The client's body is too large for the broker (upstream
+			// answers an internal error, a fault of the server): rmqproxy's
+			// own limit lets through more than the broker's.
+			return domain.Wrap(domain.ReasonBodyTooLarge, re, "the message body is larger than the broker accepts (its maxMessageSize); "+
+				"messaging.limits.maxBodySize should not exceed the brokers' maxMessageSize; the broker said: "+msg)
 		}
 	case remoting.ResponseGoAway:
 		// A 5.3.1+ broker (or proxy) in its shutdown grace period answers
