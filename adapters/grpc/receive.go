@@ -3,6 +3,8 @@ package grpc
 import (
 	"context"
 	"log/slog"
+	"net"
+	"sync"
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
@@ -79,15 +81,29 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 // flow-control window stays shut) never makes; a client that sends no
 // deadline would then hold the handler and the messages not yet written (a
 // whole receive batch, kept invisible and renewed) for as long as it keeps
-// the connection. A frame not written within grpc.responseWriteTimeout
-// closes the client's connection instead, which ends the Send with an
-// error. One timer serves all the frames of the answer.
+// the connection. A frame that waits grpc.responseWriteTimeout while less
+// than minWriteProgress was written to the client's connection closes it
+// instead, which ends the Send with an error. A client on a slow link,
+// which reads all the time, goes on: a 4 MiB message takes longer than
+// 30 s below some 140 KB/s, and its connection was closed as one that
+// does not read, its messages delivered again to be cut off the same way.
+// One timer serves all the frames of the answer.
 type frameSender struct {
 	s      *Service
 	ctx    context.Context
 	stream grpclib.ServerStream
-	stall  *time.Timer // armed while a frame is written; nil before the first
+	addr   net.Addr // the client's; nil before the first frame
+
+	mu      sync.Mutex
+	stall   *time.Timer // armed while a frame is written; nil before the first
+	writing bool        // a frame is being written
+	mark    int64       // the bytes written to the connection when the wait began or last progressed
 }
+
+// minWriteProgress is the least a connection must be written within
+// grpc.responseWriteTimeout while a frame waits (one HTTP/2 DATA frame):
+// the pings and window updates of an idle connection are less.
+const minWriteProgress = 16 << 10
 
 func (s *Service) frameSender(stream grpclib.ServerStream) *frameSender {
 	return &frameSender{s: s, ctx: stream.Context(), stream: stream}
@@ -96,27 +112,52 @@ func (s *Service) frameSender(stream grpclib.ServerStream) *frameSender {
 // send writes one frame.
 func (f *frameSender) send(frame any) error {
 	s := f.s
-	if s.closeConn == nil || s.cfg.ResponseWriteTimeout <= 0 {
+	if s.closeConn == nil || s.connWritten == nil || s.cfg.ResponseWriteTimeout <= 0 {
 		return f.stream.SendMsg(frame)
 	}
-	if f.stall == nil {
+	if f.addr == nil {
 		p, ok := peer.FromContext(f.ctx)
 		if !ok {
 			return f.stream.SendMsg(frame)
 		}
-		ctx := f.ctx
-		f.stall = time.AfterFunc(s.cfg.ResponseWriteTimeout, func() {
-			if s.closeConn(p.Addr) {
-				s.log.LogAttrs(ctx, slog.LevelWarn, "closed the connection of a client that did not read its answer within grpc.responseWriteTimeout",
-					slog.String("remote_addr", p.Addr.String()), slog.Duration("timeout", s.cfg.ResponseWriteTimeout))
-			}
-		})
+		f.addr = p.Addr
+	}
+	f.mu.Lock()
+	f.writing, f.mark = true, s.connWritten(f.addr)
+	if f.stall == nil {
+		f.stall = time.AfterFunc(s.cfg.ResponseWriteTimeout, f.waited)
 	} else {
 		f.stall.Reset(s.cfg.ResponseWriteTimeout)
 	}
+	f.mu.Unlock()
 	err := f.stream.SendMsg(frame)
+	f.mu.Lock()
+	f.writing = false
 	f.stall.Stop()
+	f.mu.Unlock()
 	return err
+}
+
+// waited runs when a frame has waited grpc.responseWriteTimeout: it waits
+// again if the connection made progress meanwhile, else closes it.
+func (f *frameSender) waited() {
+	s := f.s
+	f.mu.Lock()
+	if !f.writing {
+		f.mu.Unlock()
+		return
+	}
+	if n := s.connWritten(f.addr); n-f.mark >= minWriteProgress {
+		f.mark = n
+		f.stall.Reset(s.cfg.ResponseWriteTimeout)
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	if s.closeConn(f.addr) {
+		s.log.LogAttrs(f.ctx, slog.LevelWarn, "closed the connection of a client that did not read its answer within grpc.responseWriteTimeout",
+			slog.String("remote_addr", f.addr.String()), slog.Duration("timeout", s.cfg.ResponseWriteTimeout))
+	}
 }
 
 // PullMessage streams, as the protocol defines: a status frame, one frame

@@ -135,7 +135,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 	}
 	s.creds = creds
 	s.conns = newConnIndex()
-	svc.closeConn = s.conns.close
+	svc.closeConn, svc.connWritten = s.conns.close, s.conns.written
 	if cfg.MaxStreamResetsPerSecond > 0 {
 		creds.wrap = func(c net.Conn) net.Conn {
 			return newResetWatcher(c, cfg.MaxStreamResetsPerSecond, func() {

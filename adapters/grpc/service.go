@@ -44,6 +44,9 @@ type Service struct {
 	// closeConn closes the connection of a client address (set by
 	// NewServer; nil without a server): see frameSender.
 	closeConn func(net.Addr) bool
+	// connWritten returns the bytes written so far to the connection of
+	// a client address (set with closeConn): see frameSender.
+	connWritten func(net.Addr) int64
 	// requestReadTimeouts counts the calls ended for want of their
 	// request between warnings (see awaitRequest).
 	requestReadTimeouts refusals

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -193,11 +194,32 @@ func (x *connIndex) len() int {
 	return n
 }
 
-// indexedConn leaves its index when it is closed.
+// indexedConn leaves its index when it is closed, and counts the bytes
+// written to it.
 type indexedConn struct {
 	net.Conn
-	idx *connIndex
-	key string
+	idx     *connIndex
+	key     string
+	written atomic.Int64
+}
+
+func (c *indexedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// written returns the bytes written so far to the connections of remote
+// address addr.
+func (x *connIndex) written(addr net.Addr) int64 {
+	key := addr.String()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var n int64
+	for c := range x.conns[key] {
+		n += c.written.Load()
+	}
+	return n
 }
 
 func (x *connIndex) add(c net.Conn) net.Conn {

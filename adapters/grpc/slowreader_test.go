@@ -1,0 +1,104 @@
+package grpc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
+	grpclib "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// pacedConn reads at most 4 KiB per tick: a client on a slow link, which
+// reads its answers all the time, slowly.
+type pacedConn struct {
+	net.Conn
+	tick <-chan time.Time
+}
+
+func (c *pacedConn) Read(p []byte) (int, error) {
+	<-c.tick
+	return c.Conn.Read(p[:min(len(p), 4<<10)])
+}
+
+// TestSlowReaderIsNotCutOff: a client on a link slower than a message per
+// grpc.responseWriteTimeout (here 1 MiB messages, read at some 800 KB/s,
+// against 300 ms), which reads all the time, had its connection closed as
+// one that does not read: the receive failed and its messages came again,
+// to be cut off the same way each time (never delivered). A connection
+// that makes progress is not closed; its receive gets every message.
+func TestSlowReaderIsNotCutOff(t *testing.T) {
+	const batch, bodySize = 3, 1 << 20
+	rel := &released{}
+	b := &fakeBroker{pop: func(_ context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+		msgs := make([]domain.StoredMessage, batch)
+		for i := range msgs {
+			h := domain.ReceiptHandle{StartOffset: int64(i), RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 30_000,
+				BrokerName: "b", QueueOffset: int64(i), CommitLogOffset: -1}
+			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: req.Topic, ID: fmt.Sprintf("%032X", i), Body: bytes.Repeat([]byte{'x'}, bodySize)},
+				ReceiptHandle: h.String()}
+		}
+		return msgs, nil
+	}}
+	b.Broker = rel
+	ts := startTestServer(t, b, func(c *Config, a *application.Config) {
+		c.ResponseWriteTimeout = 300 * time.Millisecond
+		a.Consumer.MaxBatchSize = batch
+	})
+	ticker := time.NewTicker(5 * time.Millisecond)
+	t.Cleanup(ticker.Stop)
+	conn, err := grpclib.NewClient("passthrough:///bufnet",
+		grpclib.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			c, err := ts.lis.DialContext(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &pacedConn{Conn: c, tick: ticker.C}, nil
+		}),
+		grpclib.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := v2.NewMessagingServiceClient(conn)
+	req := receiveRequest("g", "t")
+	req.BatchSize = batch
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "slow-reader", "x-mq-language", "GO", "x-mq-client-version", "5.1.4")
+	stream, err := client.ReceiveMessage(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var st *v2.Status
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			if got < batch {
+				t.Fatalf("the receive broke after %d of %d messages: %v (status %v)", got, batch, err, st)
+			}
+			break
+		}
+		if m := r.GetMessage(); m != nil {
+			got++
+		} else if r.GetStatus() != nil {
+			st = r.GetStatus()
+		}
+	}
+	if st.GetCode() != v2.Code_OK || got != batch {
+		t.Fatalf("status %v, %d of %d messages", st, got, batch)
+	}
+	if ts.logs.contains("grpc.responseWriteTimeout") || rel.count() != 0 {
+		t.Fatalf("the connection of a client that reads was closed as stalled (%d messages released)", rel.count())
+	}
+}
