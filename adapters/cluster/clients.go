@@ -225,7 +225,7 @@ func (b *Broker) heartbeatRound(ctx context.Context) {
 		return // the groups left out meanwhile are unregistered next time
 	}
 	hb, goneP, goneC := b.heartbeatData()
-	body, err := remoting.EncodeJSONBody(hb)
+	bodies, err := b.heartbeatBodies(ctx, hb)
 	if err != nil {
 		b.log.LogAttrs(ctx, slog.LevelError, "encoding a heartbeat failed", slog.Any("error", err))
 		return
@@ -237,14 +237,99 @@ func (b *Broker) heartbeatRound(ctx context.Context) {
 			if ctx.Err() != nil || !b.unregister(ctx, m, goneP, goneC) || !beat {
 				return
 			}
-			if err := b.callPinned(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil && ctx.Err() == nil {
-				b.failed(m.name, err)
-				b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
-					slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
+			for _, body := range bodies {
+				if err := b.callPinned(ctx, m.addr, remoting.RequestHeartBeat, &remoting.RPCHeader{}, body); err != nil {
+					if ctx.Err() == nil {
+						b.failed(m.name, err)
+						b.log.LogAttrs(ctx, slog.LevelWarn, "heartbeat to a broker failed; it is retried next round",
+							slog.String("broker", m.name), slog.String("broker_addr", m.addr), slog.Any("error", err))
+					}
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// maxHeartbeatBody bounds the body of one HEART_BEAT: the request must fit
+// the 16 MiB frame a broker reads, with room for its header.
+const maxHeartbeatBody = remoting.DefaultMaxFrameSize - 64<<10
+
+// heartbeatBodies encodes hb as the bodies of one or more HEART_BEATs.
+// One heartbeat carries every group of every client of this proxy, so one
+// client's settings (many subscriptions with long tag expressions) could
+// make it longer than a broker reads: it then failed at every round, and
+// no group of any client was registered any more. A broker registers the
+// groups each heartbeat names, so the groups are split over heartbeats
+// that each fit; a group that cannot fit one alone is left out, logged.
+func (b *Broker) heartbeatBodies(ctx context.Context, hb remoting.HeartbeatData) ([][]byte, error) {
+	body, err := remoting.EncodeJSONBody(hb)
+	if err != nil || len(body) <= maxHeartbeatBody {
+		return [][]byte{body}, err
+	}
+	var bodies [][]byte
+	part := remoting.HeartbeatData{ClientID: hb.ClientID}
+	size := 0
+	flush := func() error {
+		if len(part.ProducerDataSet) == 0 && len(part.ConsumerDataSet) == 0 {
+			return nil
+		}
+		body, err := remoting.EncodeJSONBody(part)
+		if err != nil {
+			return err
+		}
+		bodies = append(bodies, body)
+		part = remoting.HeartbeatData{ClientID: hb.ClientID}
+		size = 0
+		return nil
+	}
+	// add counts an entry of n encoded bytes (and its comma) into part,
+	// first sending part on when the entry would not fit beside it.
+	add := func(n int) (bool, error) {
+		const room = 256 // the object around the entries
+		if n+1+room > maxHeartbeatBody {
+			return false, nil
+		}
+		if size+n+1+room > maxHeartbeatBody {
+			if err := flush(); err != nil {
+				return false, err
+			}
+		}
+		size += n + 1
+		return true, nil
+	}
+	for _, p := range hb.ProducerDataSet {
+		e, err := remoting.EncodeJSONBody(p)
+		if err != nil {
+			return nil, err
+		}
+		if ok, err := add(len(e)); err != nil {
+			return nil, err
+		} else if ok {
+			part.ProducerDataSet = append(part.ProducerDataSet, p)
+		}
+	}
+	for _, c := range hb.ConsumerDataSet {
+		e, err := remoting.EncodeJSONBody(c)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := add(len(e))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			b.log.LogAttrs(ctx, slog.LevelError, "a consumer group's subscriptions are too large for a heartbeat (16 MiB): the group is not registered with the brokers",
+				slog.String("consumer_group", c.GroupName), slog.Int("subscriptions", len(c.SubscriptionDataSet)), slog.Int("bytes", len(e)))
+			continue
+		}
+		part.ConsumerDataSet = append(part.ConsumerDataSet, c)
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return bodies, nil
 }
 
 // unregister tells one broker that this proxy no longer has clients in the
