@@ -98,12 +98,21 @@ type frameSender struct {
 	stall   *time.Timer // armed while a frame is written; nil before the first
 	writing bool        // a frame is being written
 	mark    int64       // the bytes written to the connection when the wait began or last progressed
+	waits   int         // timeouts the frame being written has waited
 }
 
 // minWriteProgress is the least a connection must be written within
 // grpc.responseWriteTimeout while a frame waits (one HTTP/2 DATA frame):
 // the pings and window updates of an idle connection are less.
 const minWriteProgress = 16 << 10
+
+// maxFrameWaits bounds how many grpc.responseWriteTimeouts one frame may
+// take, progress or not: the progress counted is the connection's, so a
+// client that leaves one stream unread while it reads others on the same
+// connection would otherwise hold the unread stream's messages until its
+// deadline, or for ever without one. Ten times 30 s lets a 4 MiB message
+// through a link of some 14 KB/s.
+const maxFrameWaits = 10
 
 func (s *Service) frameSender(stream grpclib.ServerStream) *frameSender {
 	return &frameSender{s: s, ctx: stream.Context(), stream: stream}
@@ -123,7 +132,7 @@ func (f *frameSender) send(frame any) error {
 		f.addr = p.Addr
 	}
 	f.mu.Lock()
-	f.writing, f.mark = true, s.connWritten(f.addr)
+	f.writing, f.mark, f.waits = true, s.connWritten(f.addr), 0
 	if f.stall == nil {
 		f.stall = time.AfterFunc(s.cfg.ResponseWriteTimeout, f.waited)
 	} else {
@@ -139,7 +148,8 @@ func (f *frameSender) send(frame any) error {
 }
 
 // waited runs when a frame has waited grpc.responseWriteTimeout: it waits
-// again if the connection made progress meanwhile, else closes it.
+// again if the connection made progress meanwhile (at most maxFrameWaits
+// times in all), else closes it.
 func (f *frameSender) waited() {
 	s := f.s
 	f.mu.Lock()
@@ -147,7 +157,8 @@ func (f *frameSender) waited() {
 		f.mu.Unlock()
 		return
 	}
-	if n := s.connWritten(f.addr); n-f.mark >= minWriteProgress {
+	f.waits++
+	if n := s.connWritten(f.addr); n-f.mark >= minWriteProgress && f.waits < maxFrameWaits {
 		f.mark = n
 		f.stall.Reset(s.cfg.ResponseWriteTimeout)
 		f.mu.Unlock()

@@ -3,8 +3,12 @@ package grpc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	grpclib "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -100,5 +105,49 @@ func TestSlowReaderIsNotCutOff(t *testing.T) {
 	}
 	if ts.logs.contains("grpc.responseWriteTimeout") || rel.count() != 0 {
 		t.Fatalf("the connection of a client that reads was closed as stalled (%d messages released)", rel.count())
+	}
+}
+
+// unreadStream is a server stream whose client never reads: SendMsg waits
+// until the connection is closed.
+type unreadStream struct {
+	grpclib.ServerStream
+	ctx    context.Context
+	closed <-chan struct{}
+}
+
+func (u *unreadStream) Context() context.Context { return u.ctx }
+
+func (u *unreadStream) SendMsg(any) error {
+	<-u.closed
+	return errors.New("connection closed")
+}
+
+// TestUnreadStreamOfABusyConnectionIsCutOff: the progress that lets a slow
+// reader go on is the connection's, so a client that never reads one
+// receive stream while it reads others on the same connection kept the
+// unread stream's messages (invisible, renewed) until its deadline, or for
+// ever without one. A frame waits at most maxFrameWaits timeouts.
+func TestUnreadStreamOfABusyConnectionIsCutOff(t *testing.T) {
+	closed := make(chan struct{})
+	var once sync.Once
+	var written atomic.Int64
+	s := &Service{cfg: Config{ResponseWriteTimeout: 10 * time.Millisecond}, log: slog.New(slog.DiscardHandler),
+		closeConn: func(net.Addr) bool { once.Do(func() { close(closed) }); return true },
+		// Other streams of the connection are read all the time.
+		connWritten: func(net.Addr) int64 { return written.Add(minWriteProgress) },
+	}
+	ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.frameSender(&unreadStream{ctx: ctx, closed: closed}).send(&v2.ReceiveMessageResponse{})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the unread frame was sent")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a frame never read, on a connection busy with other streams, was not cut off after %d timeouts", maxFrameWaits)
 	}
 }
