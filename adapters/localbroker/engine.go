@@ -1733,6 +1733,7 @@ type Stats struct {
 	LogBytes   int64 // bytes written
 	LogStart   int64 // first commit-log offset still on disk
 	LogEnd     int64 // next commit-log offset
+	LogSynced  int64 // commit-log offset up to which the log is fsynced
 
 	TimerBuckets        int // timing-wheel bucket files
 	TimersLoaded        int // pending timers of the buckets loaded in memory
@@ -1753,6 +1754,6 @@ func (e *Engine) Stats() Stats {
 	}
 	s := clog.Stats()
 	return Stats{LogAppends: s.Appends, LogWrites: s.Writes, LogFsyncs: s.Fsyncs, LogBytes: s.Bytes,
-		LogStart: clog.StartOffset(), LogEnd: clog.NextOffset(),
+		LogStart: clog.StartOffset(), LogEnd: clog.NextOffset(), LogSynced: clog.SyncedOffset(),
 		TimerBuckets: buckets, TimersLoaded: loaded, PendingTransactions: txns}
 }

@@ -31,6 +31,9 @@ type queueIndex struct {
 	// log's start offset minStart (0: none yet): the first entry retention
 	// kept moves only when retention moves the start.
 	minStart, minOff int64
+	// firstAt caches EarliestStoreTime's read: the store time of the
+	// message at queue offset firstAtOff-1 (0: none read yet).
+	firstAt, firstAtOff int64
 }
 
 type pendEntry struct{ logEnd int64 }

@@ -33,6 +33,19 @@ const (
 	PrometheusRPCLatency = observe.MetricRPCLatency + "_milliseconds"
 )
 
+// prometheusNames are the Prometheus names of the upstream instruments
+// that have a unit, as upstream's Java exporter makes them (unit
+// appended, seen in a scrape of an Apache RocketMQ 5.5.0 broker); names
+// ending in their unit already (rocketmq_storage_flush_behind_bytes) keep
+// theirs. Over OTLP they keep their names and units.
+var prometheusNames = map[string]string{
+	observe.MetricRPCLatency:                PrometheusRPCLatency,
+	"rocketmq_storage_size":                 "rocketmq_storage_size_bytes",
+	"rocketmq_storage_message_reserve_time": "rocketmq_storage_message_reserve_time_milliseconds",
+	"rocketmq_consumer_lag_latency":         "rocketmq_consumer_lag_latency_milliseconds",
+	"rocketmq_consumer_queueing_latency":    "rocketmq_consumer_queueing_latency_milliseconds",
+}
+
 // brokerCopies are the series a RocketMQ broker exports too when rmqproxy
 // runs in cluster mode (the messages it stores and delivers, the clients
 // rmqproxy registers with it): rmqproxy's carry no cluster label then, so
@@ -67,8 +80,7 @@ func (c compatGatherer) Gather() ([]*dto.MetricFamily, error) {
 			}
 			continue
 		}
-		if name == observe.MetricRPCLatency {
-			n := PrometheusRPCLatency
+		if n, ok := prometheusNames[name]; ok {
 			f.Name = &n
 		}
 		nodeType, cluster := c.labels.forSeries(name)

@@ -1,14 +1,17 @@
 package e2e_test
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/cmd/rmqproxy/app"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
@@ -111,4 +114,57 @@ func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 	if checked == 0 || !hasSeries(fams, "rocketmq_proxy_up", nil) {
 		t.Errorf("no rocketmq_ series scraped")
 	}
+}
+
+// TestLocalModeExportsTheBrokersStoreAndLatencyGauges: in local mode
+// rmqproxy is the broker, and dashboards written for an Apache RocketMQ
+// 5.5.0 broker query its store gauges and the consumers' latency gauges
+// under the names its Prometheus exporter gives them (unit appended,
+// storage_type and storage_medium labels; seen in a scrape of a 5.5.0
+// broker). None was exported: a reserve-time or lag-latency alert found
+// nothing. With a message held in flight and one not yet delivered, the
+// latencies of the group's series are positive.
+func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
+	testenv.LocalOnly(t, "the store gauges are the embedded broker's")
+	p := testenv.Start(t, testenv.Config(t))
+	topic, group := testenv.Name(t, "store-gauges"), testenv.Name(t, "g-store-gauges")
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	pr := testenv.NewProducer(t, p, topic)
+	for range 2 {
+		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	testenv.ReceiveFirst(t, c, 30*time.Second, time.Hour) // held in flight
+
+	storage := map[string]string{"storage_type": "local", "storage_medium": "disk"}
+	consumer := map[string]string{"topic": topic, "consumer_group": group, "is_system": "false"}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		fams := scrape(t, p)
+		for _, g := range []struct {
+			name   string
+			labels map[string]string
+		}{
+			{"rocketmq_storage_size_bytes", storage}, {"rocketmq_storage_message_reserve_time_milliseconds", storage},
+			{"rocketmq_consumer_lag_latency_milliseconds", consumer}, {"rocketmq_consumer_queueing_latency_milliseconds", consumer},
+		} {
+			if fams[g.name].GetType() != dto.MetricType_GAUGE || !hasSeries(fams, g.name, g.labels) {
+				return fmt.Errorf("no gauge %s%v", g.name, g.labels)
+			}
+			if v := metricValue(fams, g.name, g.labels); v <= 0 {
+				return fmt.Errorf("%s%v = %v, want > 0", g.name, g.labels, v)
+			}
+		}
+		if !hasSeries(fams, "rocketmq_storage_flush_behind_bytes", storage) {
+			return fmt.Errorf("no rocketmq_storage_flush_behind_bytes%v", storage)
+		}
+		for _, unsuffixed := range []string{"rocketmq_storage_size", "rocketmq_consumer_lag_latency"} {
+			if _, ok := fams[unsuffixed]; ok {
+				t.Errorf("/metrics has %s; upstream's Prometheus name has the unit appended", unsuffixed)
+			}
+		}
+		return nil
+	})
 }

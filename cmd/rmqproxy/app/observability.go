@@ -202,8 +202,37 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 	if err != nil {
 		return err
 	}
+	// Upstream's store gauges (DefaultStoreMetricsManager), with its
+	// units and storage labels; the Prometheus exposition appends the
+	// unit to the names as upstream's exporter does (otel.PrometheusName).
+	storageSize, err := meter.Int64ObservableGauge("rocketmq_storage_size", metric.WithDescription("Bytes used on the file system holding local.dataDir (as upstream's broker reports its store's)."), metric.WithUnit("bytes"))
+	if err != nil {
+		return err
+	}
+	flushBehind, err := meter.Int64ObservableGauge("rocketmq_storage_flush_behind_bytes", metric.WithDescription("Bytes of the commit log not yet fsynced."), metric.WithUnit("bytes"))
+	if err != nil {
+		return err
+	}
+	reserveTime, err := meter.Int64ObservableGauge("rocketmq_storage_message_reserve_time", metric.WithDescription("Age of the oldest message still in a queue."), metric.WithUnit("milliseconds"))
+	if err != nil {
+		return err
+	}
+	lagLatency, err := meter.Int64ObservableGauge("rocketmq_consumer_lag_latency", metric.WithDescription("Age of the oldest message of a topic a group has not consumed (acked)."), metric.WithUnit("milliseconds"))
+	if err != nil {
+		return err
+	}
+	queueingLatency, err := meter.Int64ObservableGauge("rocketmq_consumer_queueing_latency", metric.WithDescription("Age of the oldest message of a topic never delivered to a group."), metric.WithUnit("milliseconds"))
+	if err != nil {
+		return err
+	}
+	storageLabels := metric.WithAttributeSet(attribute.NewSet(attribute.String("storage_type", "local"), attribute.String("storage_medium", "disk")))
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		st := e.Stats()
+		now := time.Now().UnixMilli()
+		o.ObserveInt64(flushBehind, max(st.LogEnd-st.LogSynced, 0), storageLabels)
+		if at := e.EarliestStoreTime(); at > 0 {
+			o.ObserveInt64(reserveTime, max(now-at, 0), storageLabels)
+		}
 		o.ObserveInt64(logBytes, st.LogEnd-st.LogStart)
 		o.ObserveInt64(fsyncs, st.LogFsyncs)
 		o.ObserveInt64(appends, st.LogAppends)
@@ -211,11 +240,12 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 		if used, size, err := e.DiskUsage(); err == nil {
 			o.ObserveInt64(diskUsed, int64(used))
 			o.ObserveInt64(diskSize, int64(size))
+			o.ObserveInt64(storageSize, int64(used), storageLabels)
 		}
 		// Several topics or groups may share a label value (_other):
 		// sum before observing.
 		type key struct{ topic, group string }
-		type progress struct{ lag, inflight, ready int64 }
+		type progress struct{ lag, inflight, ready, unconsumed, undelivered int64 }
 		sums := map[key]progress{}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -249,16 +279,50 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 			for _, q := range stats {
 				add(g.Name, q)
 			}
+			// The oldest store times, for the latency gauges: of the
+			// series' queues, the oldest message (0: none).
+			ages, err := e.GroupAges(ctx, g.Name, subscribed[g.Name])
+			if err != nil {
+				continue
+			}
+			for _, a := range ages {
+				k := key{labels.Topic(a.Topic), labels.Group(g.Name)}
+				p := sums[k]
+				p.unconsumed = oldest(p.unconsumed, a.OldestUnconsumed)
+				p.undelivered = oldest(p.undelivered, a.OldestUndelivered)
+				sums[k] = p
+			}
 		}
 		for k, p := range sums {
 			set := metric.WithAttributeSet(attribute.NewSet(attribute.String("topic", k.topic), attribute.String("consumer_group", k.group)))
 			o.ObserveInt64(lag, p.lag, set)
 			o.ObserveInt64(inflight, p.inflight, set)
 			o.ObserveInt64(ready, p.ready, set)
+			// As upstream: 0 when there is no such message.
+			o.ObserveInt64(lagLatency, age(now, p.unconsumed), set)
+			o.ObserveInt64(queueingLatency, age(now, p.undelivered), set)
 		}
 		return nil
-	}, logBytes, fsyncs, appends, diskUsed, diskSize, half, lag, inflight, ready)
+	}, logBytes, fsyncs, appends, diskUsed, diskSize, half, lag, inflight, ready,
+		storageSize, flushBehind, reserveTime, lagLatency, queueingLatency)
 	return err
+}
+
+// oldest returns the earlier of two store times, 0 meaning none.
+func oldest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// age is how long before now (Unix ms) a message stored at storedAt has
+// waited, 0 for none.
+func age(now, storedAt int64) int64 {
+	if storedAt == 0 {
+		return 0
+	}
+	return max(now-storedAt, 0)
 }
 
 // registerClientGauges reports the known clients by language and version
