@@ -220,6 +220,13 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	if err != nil {
 		return nil, err
 	}
+	if h := e.hooks.TimerAdded; h != nil && timers > 0 {
+		for i := range msgs {
+			if !msgs[i].Transactional && msgs[i].DeliverAt.After(now.Add(timerTick)) {
+				h(t.Name)
+			}
+		}
+	}
 	if err := e.waitDurable(ctx, end, "the send"); err != nil {
 		return nil, err
 	}

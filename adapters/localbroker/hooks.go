@@ -40,6 +40,16 @@ type Hooks struct {
 	// repeated ack of a delivery already acked (a consumer's retry) is
 	// not told.
 	Ack func(topic, group string)
+	// TimerAdded is told each delay message a send stored for later
+	// delivery (a delivery time past the timer's precision), or a commit
+	// of a transactional one put in the timing wheel, with its topic, once
+	// its record is appended; TimerDone each timer that left
+	// the timing wheel, fired into its queue or dropped (its topic or
+	// queue deleted, its message removed), when its record is appended
+	// (under the engine's lock). A recalled timer is not told, and
+	// neither is the replay of either at a restart.
+	TimerAdded func(topic string)
+	TimerDone  func(topic string)
 }
 
 // SetHooks installs the storage hooks; call it before Start.

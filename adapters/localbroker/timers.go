@@ -395,6 +395,9 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 			p, _ := record.AppendResolve(dst, &rec)
 			return p
 		}, false)
+		if h := e.hooks.TimerDone; h != nil && err == nil {
+			h(lt.topic)
+		}
 		return err
 	}
 	// A deleted topic may have had many pending (a whole day's schedule,
@@ -435,6 +438,9 @@ func (e *Engine) fireLocked(origin int64, lt *liveTimer, now time.Time) error {
 		p, _ := record.AppendResolve(dst, &rec)
 		return p
 	}, true)
+	if h := e.hooks.TimerDone; h != nil && err == nil {
+		h(lt.topic)
+	}
 	return err
 }
 

@@ -310,6 +310,9 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time, pre 
 		p, _ := record.AppendResolve(dst, &rec)
 		return p
 	}, true)
+	if h := e.hooks.TimerAdded; h != nil && err == nil && b.QueueOffset < 0 {
+		h(st.topic) // a delay message committed: it enters the timing wheel now
+	}
 	return end, err
 }
 

@@ -3,7 +3,6 @@ package otel
 import (
 	"context"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -105,7 +104,7 @@ func (e *labelledExporter) Export(ctx context.Context, rm *metricdata.ResourceMe
 // named name.
 func (e *labelledExporter) pointLabels(name, id string) func(attribute.Set) attribute.Set {
 	nodeType, cluster := e.labels.forSeries(name)
-	upstream := strings.HasPrefix(name, "rocketmq_")
+	upstream := saysIsSystem(name)
 	return func(have attribute.Set) attribute.Set {
 		kvs := have.ToSlice()
 		n := len(kvs)

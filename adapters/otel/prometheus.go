@@ -85,7 +85,7 @@ func (c compatGatherer) Gather() ([]*dto.MetricFamily, error) {
 		}
 		nodeType, cluster := c.labels.forSeries(name)
 		add := []*dto.LabelPair{label(LabelNodeID, id), label(LabelNodeType, nodeType), label(LabelCluster, cluster)}
-		upstream := strings.HasPrefix(name, "rocketmq_")
+		upstream := saysIsSystem(name)
 		for _, m := range f.Metric {
 			if upstream {
 				m.Label = withIsSystem(m.Label)
@@ -126,5 +126,12 @@ func withIsSystem(labels []*dto.LabelPair) []*dto.LabelPair {
 
 // labelIsSystem is upstream's LABEL_IS_SYSTEM.
 const labelIsSystem = "is_system"
+
+// saysIsSystem reports whether the series of metric name get is_system
+// (with a topic or group label): upstream's broker metrics do, its store
+// metrics (DefaultStoreMetricsManager: the timer counters) do not.
+func saysIsSystem(name string) bool {
+	return strings.HasPrefix(name, "rocketmq_") && name != observe.MetricTimerEnqueue && name != observe.MetricTimerDequeue
+}
 
 func label(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }

@@ -35,6 +35,10 @@ type StorageHooks struct {
 	// is repeated (rmqproxy_messages_acked_total); with it installed the
 	// gRPC adapter no longer counts the ack entries it answers OK.
 	Ack func(topic, group string)
+	// TimerAdded and TimerDone count delay messages entering and leaving
+	// the timing wheel (rocketmq_timer_enqueue_total, _dequeue_total).
+	TimerAdded func(topic string)
+	TimerDone  func(topic string)
 }
 
 // StorageHooks returns the hooks for the local broker's storage engine.
@@ -59,6 +63,8 @@ func (p *Provider) StorageHooks() StorageHooks {
 		h.Fsync = func(d time.Duration, _ error) { m.Fsync(d) }
 		h.DeadLetter = func(topic, group string) { m.Settle(context.Background(), observe.SettledDLQ, topic, group, 1) }
 		h.Ack = func(topic, group string) { m.Settle(context.Background(), observe.SettledAck, topic, group, 1) }
+		h.TimerAdded = func(topic string) { m.Timer(topic, false) }
+		h.TimerDone = func(topic string) { m.Timer(topic, true) }
 		m.CountAcksAtBroker()
 	}
 	return h

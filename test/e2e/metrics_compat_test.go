@@ -123,7 +123,8 @@ func TestMetricsMatchTheApacheProxysPrometheusNames(t *testing.T) {
 // storage_type and storage_medium labels; seen in a scrape of a 5.5.0
 // broker). None was exported: a reserve-time or lag-latency alert found
 // nothing. With a message held in flight and one not yet delivered, the
-// latencies of the group's series are positive.
+// latencies of the group's series are positive; a delay message that
+// fired counts once in rocketmq_timer_enqueue_total and _dequeue_total.
 func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
 	testenv.LocalOnly(t, "the store gauges are the embedded broker's")
 	p := testenv.Start(t, testenv.Config(t))
@@ -138,6 +139,16 @@ func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
 	}
 	c := testenv.NewSimpleConsumer(t, p, group, 2*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
 	testenv.ReceiveFirst(t, c, 30*time.Second, time.Hour) // held in flight
+	// A delay message, due in a second: it enters the timing wheel and
+	// leaves it when it fires.
+	delayed := testenv.Name(t, "store-gauges-delay")
+	p.CreateTopic(t, delayed, domain.MessageTypeDelay, 1)
+	dp := testenv.NewProducer(t, p, delayed)
+	dm := &rmq.Message{Topic: delayed, Body: []byte("later")}
+	dm.SetDelayTimestamp(time.Now().Add(time.Second))
+	if _, err := dp.Send(t.Context(), dm); err != nil {
+		t.Fatal(err)
+	}
 
 	storage := map[string]string{"storage_type": "local", "storage_medium": "disk"}
 	consumer := map[string]string{"topic": topic, "consumer_group": group, "is_system": "false"}
@@ -159,6 +170,13 @@ func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
 		}
 		if !hasSeries(fams, "rocketmq_storage_flush_behind_bytes", storage) {
 			return fmt.Errorf("no rocketmq_storage_flush_behind_bytes%v", storage)
+		}
+		// Upstream's store counters: storage labels, no is_system.
+		timer := map[string]string{"topic": delayed, "storage_type": "local", "storage_medium": "disk", "is_system": ""}
+		for _, name := range []string{"rocketmq_timer_enqueue_total", "rocketmq_timer_dequeue_total"} {
+			if fams[name].GetType() != dto.MetricType_COUNTER || !hasSeries(fams, name, timer) || metricValue(fams, name, timer) != 1 {
+				return fmt.Errorf("no counter %s%v at 1 (delay message sent and fired)", name, timer)
+			}
 		}
 		for _, unsuffixed := range []string{"rocketmq_storage_size", "rocketmq_consumer_lag_latency"} {
 			if _, ok := fams[unsuffixed]; ok {

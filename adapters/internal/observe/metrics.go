@@ -27,6 +27,8 @@ const (
 	MetricRollbackMessage = "rocketmq_rollback_messages_total"
 	MetricMessagesAcked   = "rmqproxy_messages_acked_total"
 	MetricFsyncLatency    = "rmqproxy_storage_fsync_latency"
+	MetricTimerEnqueue    = "rocketmq_timer_enqueue_total"
+	MetricTimerDequeue    = "rocketmq_timer_dequeue_total"
 
 	// TLS of the listeners (label listener: grpc, admin).
 	MetricTLSCertificateExpiry  = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
@@ -49,6 +51,13 @@ const (
 	LabelListener      = "listener"
 	LabelReason        = "reason"
 	LabelResult        = "result"
+	// LabelStorageType and LabelStorageMedium are on upstream's store
+	// metrics (DefaultStoreMetricsConstant), with the values
+	// StorageTypeLocal and StorageMediumDisk.
+	LabelStorageType   = "storage_type"
+	LabelStorageMedium = "storage_medium"
+	StorageTypeLocal   = "local"
+	StorageMediumDisk  = "disk"
 )
 
 // Histogram buckets. RPC latencies in milliseconds: upstream's buckets
@@ -97,6 +106,7 @@ type Metrics struct {
 	inOpts    seriesCache[inKey]
 	outOpts   seriesCache[outKey]
 	groupOpts seriesCache[outKey]
+	timerOpts seriesCache[inKey]
 }
 
 type rpcKey struct {
@@ -129,6 +139,8 @@ var LabelledCounters = [...]Instrument{
 	counterSettled + int(SettledDLQ):      {MetricSendToDLQ, "Messages forwarded to a dead-letter queue by consumers.", "{message}"},
 	counterSettled + int(SettledCommit):   {MetricCommitMessages, "Transactional messages committed.", "{message}"},
 	counterSettled + int(SettledRollback): {MetricRollbackMessage, "Transactional messages rolled back.", "{message}"},
+	counterTimerEnqueue:                   {MetricTimerEnqueue, "Delay messages stored for later delivery (local mode).", ""},
+	counterTimerDequeue:                   {MetricTimerDequeue, "Delay messages that left the timing wheel: delivered into their queue, or dropped (local mode).", ""},
 }
 
 const (
@@ -137,6 +149,12 @@ const (
 	counterOut
 	counterThroughputOut
 	counterSettled // and one for each Settled kind after it
+)
+
+// The local broker's timer counters, after the settlement kinds.
+const (
+	counterTimerEnqueue = counterSettled + settledKinds + iota
+	counterTimerDequeue
 )
 
 // MessageSize is the message size histogram [Metrics.MessageSizes]
@@ -255,7 +273,34 @@ func (m *Metrics) Counters(dst []CounterPoint) []CounterPoint {
 			}
 		}
 	})
+	m.timerOpts.each(m.live, func(e *series) {
+		// As a counter never added to has no series.
+		if n := e.count.Load(); n > 0 {
+			point(counterTimerEnqueue, e, n)
+		}
+		if n := e.bytes.Load(); n > 0 {
+			point(counterTimerDequeue, e, n)
+		}
+	})
 	return dst
+}
+
+// Timer records a delay message of topic entering (done false) or
+// leaving (done true) the local broker's timing wheel.
+func (m *Metrics) Timer(topic string, done bool) {
+	if m == nil {
+		return
+	}
+	e := m.timerOpts.get(inKey{topic: m.labels.Topic(topic)}, func(k inKey) attribute.Set {
+		return attribute.NewSet(attribute.String(LabelTopic, k.topic),
+			attribute.String(LabelStorageType, StorageTypeLocal), attribute.String(LabelStorageMedium, StorageMediumDisk))
+	})
+	// count: entered; bytes: left (a timer series has no bytes).
+	if done {
+		e.bytes.Add(1)
+	} else {
+		e.count.Add(1)
+	}
 }
 
 // MessagesOut records n messages of bytes body bytes delivered to group.

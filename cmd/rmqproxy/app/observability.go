@@ -138,7 +138,8 @@ func (r *releasingAdmin) DeleteGroup(ctx context.Context, name string) error {
 // instrumentEngine installs the storage hooks and the engine's gauges.
 func instrumentEngine(e *localbroker.Engine, p *otel.Provider, admin ports.Admin, sessions *application.Sessions, log *slog.Logger) {
 	h := p.StorageHooks()
-	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter, Ack: h.Ack})
+	e.SetHooks(localbroker.Hooks{Send: h.Send, Durable: h.Durable, Fsync: h.Fsync, DeadLetter: h.DeadLetter, Ack: h.Ack,
+		TimerAdded: h.TimerAdded, TimerDone: h.TimerDone})
 	meter := p.Meter()
 	if meter == nil {
 		return
