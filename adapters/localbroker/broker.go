@@ -222,8 +222,12 @@ func (e *Engine) send(ctx context.Context, q domain.QueueRef, msgs []domain.Mess
 	}
 	if h := e.hooks.TimerAdded; h != nil && timers > 0 {
 		for i := range msgs {
-			if !msgs[i].Transactional && msgs[i].DeliverAt.After(now.Add(timerTick)) {
-				h(t.Name)
+			if m := &msgs[i]; !m.Transactional && m.DeliverAt.After(now.Add(timerTick)) {
+				born := m.BornAt
+				if born.IsZero() {
+					born = now // as stored
+				}
+				h(t.Name, m.DeliverAt.Sub(born))
 			}
 		}
 	}

@@ -42,13 +42,14 @@ type Hooks struct {
 	Ack func(topic, group string)
 	// TimerAdded is told each delay message a send stored for later
 	// delivery (a delivery time past the timer's precision), or a commit
-	// of a transactional one put in the timing wheel, with its topic, once
-	// its record is appended; TimerDone each timer that left
+	// of a transactional one put in the timing wheel, with its topic and
+	// its delay (delivery time less born time), once its record is
+	// appended; TimerDone each timer that left
 	// the timing wheel, fired into its queue or dropped (its topic or
 	// queue deleted, its message removed), when its record is appended
 	// (under the engine's lock). A recalled timer is not told, and
 	// neither is the replay of either at a restart.
-	TimerAdded func(topic string)
+	TimerAdded func(topic string, delay time.Duration)
 	TimerDone  func(topic string)
 }
 

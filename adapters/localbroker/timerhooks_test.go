@@ -13,6 +13,7 @@ import (
 type timerCounts struct {
 	mu          sync.Mutex
 	added, done map[string]int
+	delays      []time.Duration
 }
 
 func (c *timerCounts) hooks() Hooks {
@@ -24,7 +25,13 @@ func (c *timerCounts) hooks() Hooks {
 			c.mu.Unlock()
 		}
 	}
-	return Hooks{TimerAdded: count(c.added), TimerDone: count(c.done)}
+	added := count(c.added)
+	return Hooks{TimerAdded: func(topic string, delay time.Duration) {
+		added(topic)
+		c.mu.Lock()
+		c.delays = append(c.delays, delay)
+		c.mu.Unlock()
+	}, TimerDone: count(c.done)}
 }
 
 func (c *timerCounts) want(t *testing.T, step string, added, done map[string]int) {
@@ -49,6 +56,7 @@ func TestTimerHooksCountTheWheelsMessages(t *testing.T) {
 
 	late := msg("d", "late", "")
 	late.DeliverAt = h.clock.Now().Add(time.Minute)
+	late.BornAt = h.clock.Now().Add(-time.Second) // its delay counts from its birth
 	recalled := msg("d", "recalled", "")
 	recalled.DeliverAt = h.clock.Now().Add(time.Minute)
 	due := msg("d", "due", "")
@@ -60,6 +68,11 @@ func TestTimerHooksCountTheWheelsMessages(t *testing.T) {
 	tx.DeliverAt = h.clock.Now().Add(time.Minute)
 	txr := h.send("tx", 0, tx)[0]
 	c.want(t, "sent", map[string]int{"d": 2}, map[string]int{})
+	c.mu.Lock()
+	if len(c.delays) != 2 || c.delays[0] != time.Minute+time.Second || c.delays[1] != time.Minute {
+		t.Errorf("delays %v, want [1m1s 1m0s]", c.delays)
+	}
+	c.mu.Unlock()
 	if err := h.e.EndTransaction(t.Context(), ports.EndTransactionRequest{Topic: "tx", MessageID: "td", TransactionID: txr.TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
 		t.Fatal(err)
 	}

@@ -311,7 +311,7 @@ func (e *Engine) commitTxnLocked(origin int64, st *txnState, now time.Time, pre 
 		return p
 	}, true)
 	if h := e.hooks.TimerAdded; h != nil && err == nil && b.QueueOffset < 0 {
-		h(st.topic) // a delay message committed: it enters the timing wheel now
+		h(st.topic, m.DeliverAt.Sub(m.BornAt)) // a delay message committed: it enters the timing wheel now
 	}
 	return end, err
 }

@@ -32,7 +32,8 @@ func (p *labelledProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, 
 	m := p.m.Load()
 	counters := m.Counters(nil)
 	sizes := m.MessageSizes(nil)
-	if len(counters) == 0 && len(sizes) == 0 {
+	delays := m.DelayLatencies(nil)
+	if len(counters) == 0 && len(sizes) == 0 && len(delays) == 0 {
 		return nil, nil
 	}
 	now := time.Now()
@@ -49,20 +50,27 @@ func (p *labelledProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, 
 		out = append(out, metricdata.Metrics{Name: in.Name, Description: in.Description, Unit: in.Unit,
 			Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: pts}})
 	}
-	if len(sizes) > 0 {
-		pts := make([]metricdata.HistogramDataPoint[int64], len(sizes))
-		for i, h := range sizes {
-			pts[i] = metricdata.HistogramDataPoint[int64]{
-				Attributes: h.Attrs, StartTime: h.Start, Time: now,
-				Count: h.Count, Sum: h.Sum, Bounds: observe.MessageSizeBuckets, BucketCounts: h.Counts,
-				Min: metricdata.NewExtrema(h.Min), Max: metricdata.NewExtrema(h.Max),
-			}
-		}
-		in := observe.MessageSize
-		out = append(out, metricdata.Metrics{Name: in.Name, Description: in.Description, Unit: in.Unit,
-			Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: pts}})
-	}
+	out = appendHistogram(out, observe.MessageSize, observe.MessageSizeBuckets, sizes, now)
+	out = appendHistogram(out, observe.DelayLatency, observe.DelayLatencyBuckets, delays, now)
 	return []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: instrumentationName}, Metrics: out}}, nil
+}
+
+// appendHistogram appends the histogram in over bounds with points hs,
+// none when hs is empty.
+func appendHistogram(out []metricdata.Metrics, in observe.Instrument, bounds []float64, hs []observe.SizeHistogram, now time.Time) []metricdata.Metrics {
+	if len(hs) == 0 {
+		return out
+	}
+	pts := make([]metricdata.HistogramDataPoint[int64], len(hs))
+	for i, h := range hs {
+		pts[i] = metricdata.HistogramDataPoint[int64]{
+			Attributes: h.Attrs, StartTime: h.Start, Time: now,
+			Count: h.Count, Sum: h.Sum, Bounds: bounds, BucketCounts: h.Counts,
+			Min: metricdata.NewExtrema(h.Min), Max: metricdata.NewExtrema(h.Max),
+		}
+	}
+	return append(out, metricdata.Metrics{Name: in.Name, Description: in.Description, Unit: in.Unit,
+		Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: pts}})
 }
 
 // deltaProducer hands an exporter that asks for delta temporality

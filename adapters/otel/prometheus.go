@@ -44,6 +44,7 @@ var prometheusNames = map[string]string{
 	"rocketmq_storage_message_reserve_time": "rocketmq_storage_message_reserve_time_milliseconds",
 	"rocketmq_consumer_lag_latency":         "rocketmq_consumer_lag_latency_milliseconds",
 	"rocketmq_consumer_queueing_latency":    "rocketmq_consumer_queueing_latency_milliseconds",
+	observe.MetricDelayLatency:              observe.MetricDelayLatency + "_seconds",
 }
 
 // brokerCopies are the series a RocketMQ broker exports too when rmqproxy
@@ -129,9 +130,11 @@ const labelIsSystem = "is_system"
 
 // saysIsSystem reports whether the series of metric name get is_system
 // (with a topic or group label): upstream's broker metrics do, its store
-// metrics (DefaultStoreMetricsManager: the timer counters) do not.
+// metrics (DefaultStoreMetricsManager: the timer counters and the delay
+// histogram) do not.
 func saysIsSystem(name string) bool {
-	return strings.HasPrefix(name, "rocketmq_") && name != observe.MetricTimerEnqueue && name != observe.MetricTimerDequeue
+	return strings.HasPrefix(name, "rocketmq_") && name != observe.MetricTimerEnqueue && name != observe.MetricTimerDequeue &&
+		name != observe.MetricDelayLatency
 }
 
 func label(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }

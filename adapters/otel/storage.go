@@ -36,8 +36,9 @@ type StorageHooks struct {
 	// gRPC adapter no longer counts the ack entries it answers OK.
 	Ack func(topic, group string)
 	// TimerAdded and TimerDone count delay messages entering and leaving
-	// the timing wheel (rocketmq_timer_enqueue_total, _dequeue_total).
-	TimerAdded func(topic string)
+	// the timing wheel (rocketmq_timer_enqueue_total, _dequeue_total);
+	// TimerAdded records the delay (rocketmq_delay_message_latency).
+	TimerAdded func(topic string, delay time.Duration)
 	TimerDone  func(topic string)
 }
 
@@ -63,8 +64,8 @@ func (p *Provider) StorageHooks() StorageHooks {
 		h.Fsync = func(d time.Duration, _ error) { m.Fsync(d) }
 		h.DeadLetter = func(topic, group string) { m.Settle(context.Background(), observe.SettledDLQ, topic, group, 1) }
 		h.Ack = func(topic, group string) { m.Settle(context.Background(), observe.SettledAck, topic, group, 1) }
-		h.TimerAdded = func(topic string) { m.Timer(topic, false) }
-		h.TimerDone = func(topic string) { m.Timer(topic, true) }
+		h.TimerAdded = func(topic string, delay time.Duration) { m.Timer(topic, false, delay) }
+		h.TimerDone = func(topic string) { m.Timer(topic, true, 0) }
 		m.CountAcksAtBroker()
 	}
 	return h

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -178,7 +179,21 @@ func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
 				return fmt.Errorf("no counter %s%v at 1 (delay message sent and fired)", name, timer)
 			}
 		}
-		for _, unsuffixed := range []string{"rocketmq_storage_size", "rocketmq_consumer_lag_latency"} {
+		// Its delay (about a second) is in the first bucket, a minute.
+		const delay = "rocketmq_delay_message_latency_seconds"
+		if fams[delay].GetType() != dto.MetricType_HISTOGRAM || metricValue(fams, delay, timer) != 1 {
+			return fmt.Errorf("no histogram %s%v of 1 message", delay, timer)
+		}
+		var bounds []float64
+		for _, b := range fams[delay].GetMetric()[0].GetHistogram().GetBucket() {
+			if !math.IsInf(b.GetUpperBound(), 1) {
+				bounds = append(bounds, b.GetUpperBound())
+			}
+		}
+		if want := []float64{60, 600, 3600, 43200, 86400, 259200}; !slices.Equal(bounds, want) {
+			return fmt.Errorf("%s bounds %v, want upstream's %v", delay, bounds, want)
+		}
+		for _, unsuffixed := range []string{"rocketmq_storage_size", "rocketmq_consumer_lag_latency", "rocketmq_delay_message_latency"} {
 			if _, ok := fams[unsuffixed]; ok {
 				t.Errorf("/metrics has %s; upstream's Prometheus name has the unit appended", unsuffixed)
 			}

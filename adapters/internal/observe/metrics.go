@@ -29,6 +29,7 @@ const (
 	MetricFsyncLatency    = "rmqproxy_storage_fsync_latency"
 	MetricTimerEnqueue    = "rocketmq_timer_enqueue_total"
 	MetricTimerDequeue    = "rocketmq_timer_dequeue_total"
+	MetricDelayLatency    = "rocketmq_delay_message_latency"
 
 	// TLS of the listeners (label listener: grpc, admin).
 	MetricTLSCertificateExpiry  = "rmqproxy_tls_certificate_expiry_timestamp_seconds"
@@ -70,6 +71,9 @@ var (
 	LatencyBuckets     = []float64{0.1, 0.25, 0.5, 1, 3, 5, 7, 10, 50, 100, 500, 1000, 2000, 3000, 10000, 30000, 60000, 120000}
 	FsyncBuckets       = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000}
 	MessageSizeBuckets = []float64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
+	// DelayLatencyBuckets are upstream's bounds of
+	// rocketmq_delay_message_latency (seconds: a minute to three days).
+	DelayLatencyBuckets = []float64{60, 600, 3600, 43200, 86400, 259200}
 )
 
 // Metrics are the proxy's instruments. Gauges are registered by the parts
@@ -161,11 +165,17 @@ const (
 // reports, over [MessageSizeBuckets].
 var MessageSize = Instrument{MetricMessageSize, "Body size of the messages stored by sends.", "By"}
 
+// DelayLatency is the histogram [Metrics.DelayLatencies] reports, over
+// [DelayLatencyBuckets]: upstream's rocketmq_delay_message_latency, in
+// whole seconds as upstream records it.
+var DelayLatency = Instrument{MetricDelayLatency, "Delay of the delay messages entering the timing wheel (delivery time less born time; local mode).", "seconds"}
+
 // NewMetrics creates the instruments on meter; labels bounds the topic and
 // group label values.
 func NewMetrics(meter metric.Meter, labels *Labels) (*Metrics, error) {
 	m := &Metrics{meter: meter, labels: labels}
-	m.inOpts.sizes = true
+	m.inOpts.bounds = MessageSizeBuckets
+	m.timerOpts.bounds = DelayLatencyBuckets
 	var err error
 	if m.rpcLatency, err = meter.Float64Histogram(MetricRPCLatency, metric.WithDescription("RPC latency by request and response code (the histogram's count is the number of RPCs)."),
 		metric.WithUnit("ms"), metric.WithExplicitBucketBoundaries(LatencyBuckets...)); err != nil {
@@ -285,9 +295,10 @@ func (m *Metrics) Counters(dst []CounterPoint) []CounterPoint {
 	return dst
 }
 
-// Timer records a delay message of topic entering (done false) or
-// leaving (done true) the local broker's timing wheel.
-func (m *Metrics) Timer(topic string, done bool) {
+// Timer records a delay message of topic entering (done false; delay is
+// its delivery time less its born time) or leaving (done true) the local
+// broker's timing wheel.
+func (m *Metrics) Timer(topic string, done bool, delay time.Duration) {
 	if m == nil {
 		return
 	}
@@ -298,9 +309,42 @@ func (m *Metrics) Timer(topic string, done bool) {
 	// count: entered; bytes: left (a timer series has no bytes).
 	if done {
 		e.bytes.Add(1)
-	} else {
-		e.count.Add(1)
+		return
 	}
+	e.count.Add(1)
+	sec := max(int64(delay/time.Second), 0)
+	e.size.sum.Add(sec)
+	e.size.record(sec)
+}
+
+// DelayLatencies appends to dst the delay histograms ([DelayLatency]) of
+// the topics still in use that recorded something, and drops the entries
+// of freed label values.
+func (m *Metrics) DelayLatencies(dst []SizeHistogram) []SizeHistogram {
+	if m == nil {
+		return dst
+	}
+	m.timerOpts.each(m.live, func(e *series) {
+		if h, ok := e.size.read(e.attrs, e.start, e.size.sum.Load()); ok {
+			dst = append(dst, h)
+		}
+	})
+	return dst
+}
+
+// read returns the histogram's point with sum, false when it recorded
+// nothing.
+func (h *sizeCounts) read(attrs attribute.Set, start time.Time, sum int64) (SizeHistogram, bool) {
+	out := SizeHistogram{Attrs: attrs, Start: start, Sum: sum, Counts: make([]uint64, len(h.counts))}
+	for i := range h.counts {
+		out.Counts[i] = h.counts[i].Load()
+		out.Count += out.Counts[i]
+	}
+	if out.Count == 0 {
+		return out, false
+	}
+	out.Min, out.Max = h.min.Load(), h.max.Load()
+	return out, true
 }
 
 // MessagesOut records n messages of bytes body bytes delivered to group.
@@ -454,15 +498,18 @@ type series struct {
 	size sizeCounts
 }
 
-// sizeCounts is a histogram over MessageSizeBuckets, lock-free.
+// sizeCounts is a histogram over bounds (MessageSizeBuckets or
+// DelayLatencyBuckets), lock-free.
 type sizeCounts struct {
-	counts   []atomic.Uint64 // len(MessageSizeBuckets)+1
+	bounds   []float64
+	counts   []atomic.Uint64 // len(bounds)+1
 	min, max atomic.Int64
+	sum      atomic.Int64 // of the delay histogram (message sizes: the series' bytes)
 }
 
 func (h *sizeCounts) record(v int64) {
 	i := 0
-	for i < len(MessageSizeBuckets) && float64(v) > MessageSizeBuckets[i] {
+	for i < len(h.bounds) && float64(v) > h.bounds[i] {
 		i++
 	}
 	// The extremes first: a reader that sees the count sees them.
@@ -483,9 +530,9 @@ type seriesKey interface {
 // seriesCache maps label combinations to their counts. Its size is bounded
 // by the label policy (and the fixed message types).
 type seriesCache[K seriesKey] struct {
-	sizes bool // entries have a message size histogram
-	mu    sync.RWMutex
-	m     map[K]*series
+	bounds []float64 // entries have a histogram over these bounds (nil: none)
+	mu     sync.RWMutex
+	m      map[K]*series
 }
 
 func (c *seriesCache[K]) get(k K, build func(K) attribute.Set) *series {
@@ -497,8 +544,9 @@ func (c *seriesCache[K]) get(k K, build func(K) attribute.Set) *series {
 	}
 	set := build(k)
 	e = &series{attrs: set, start: time.Now()}
-	if c.sizes {
-		e.size.counts = make([]atomic.Uint64, len(MessageSizeBuckets)+1)
+	if c.bounds != nil {
+		e.size.bounds = c.bounds
+		e.size.counts = make([]atomic.Uint64, len(c.bounds)+1)
 		e.size.min.Store(math.MaxInt64)
 		e.size.max.Store(math.MinInt64)
 	}
