@@ -205,7 +205,7 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 	}
 	// Upstream's store gauges (DefaultStoreMetricsManager), with its
 	// units and storage labels; the Prometheus exposition appends the
-	// unit to the names as upstream's exporter does (otel.PrometheusName).
+	// unit to the names as upstream's exporter does (adapters/otel: prometheusNames).
 	storageSize, err := meter.Int64ObservableGauge("rocketmq_storage_size", metric.WithDescription("Bytes used on the file system holding local.dataDir (as upstream's broker reports its store's)."), metric.WithUnit("bytes"))
 	if err != nil {
 		return err
