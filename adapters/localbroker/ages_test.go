@@ -59,6 +59,25 @@ func TestGroupAgesFollowTheOldestMessages(t *testing.T) {
 	want("all acked", 0, 0)
 }
 
+// TestStatsCountTopicsAndGroups: the basis of rocketmq_topic_number and
+// rocketmq_consumer_group_number.
+func TestStatsCountTopicsAndGroups(t *testing.T) {
+	h := newHarness(t, nil)
+	st := h.e.Stats()
+	topics, groups := st.Topics, st.Groups
+	h.send("t", 0, msg("t", "a", "")) // auto-created
+	h.createGroup("g", 16, false)
+	if st := h.e.Stats(); st.Topics != topics+1 || st.Groups != groups+1 {
+		t.Fatalf("topics %d, groups %d; want %d, %d", st.Topics, st.Groups, topics+1, groups+1)
+	}
+	if err := h.e.DeleteTopic(t.Context(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.e.Stats(); st.Topics != topics {
+		t.Fatalf("after the delete: topics %d, want %d", st.Topics, topics)
+	}
+}
+
 // TestEarliestStoreTimeIsTheOldestMessageKept: the basis of
 // rocketmq_storage_message_reserve_time is the store time of the oldest
 // message still in a queue, and moves once retention removes it.

@@ -1738,6 +1738,7 @@ type Stats struct {
 	TimerBuckets        int // timing-wheel bucket files
 	TimersLoaded        int // pending timers of the buckets loaded in memory
 	PendingTransactions int // half messages neither committed nor rolled back
+	Topics, Groups      int // topics and consumer groups defined
 }
 
 // Stats returns the current counters (zero before Start).
@@ -1748,6 +1749,7 @@ func (e *Engine) Stats() Stats {
 	if e.timers != nil {
 		buckets, loaded, txns = e.timers.Len(), len(e.tw.live), len(e.txns)
 	}
+	topics, groups := len(e.topics), len(e.groups)
 	e.mu.Unlock()
 	if clog == nil {
 		return Stats{}
@@ -1755,5 +1757,5 @@ func (e *Engine) Stats() Stats {
 	s := clog.Stats()
 	return Stats{LogAppends: s.Appends, LogWrites: s.Writes, LogFsyncs: s.Fsyncs, LogBytes: s.Bytes,
 		LogStart: clog.StartOffset(), LogEnd: clog.NextOffset(), LogSynced: clog.SyncedOffset(),
-		TimerBuckets: buckets, TimersLoaded: loaded, PendingTransactions: txns}
+		TimerBuckets: buckets, TimersLoaded: loaded, PendingTransactions: txns, Topics: topics, Groups: groups}
 }

@@ -169,6 +169,13 @@ func TestLocalModeExportsTheBrokersStoreAndLatencyGauges(t *testing.T) {
 				return fmt.Errorf("%s%v = %v, want > 0", g.name, g.labels, v)
 			}
 		}
+		// Upstream's counts of topics and groups; the test's among them.
+		if v := metricValue(fams, "rocketmq_topic_number", nil); v < 2 {
+			return fmt.Errorf("rocketmq_topic_number = %v, want >= 2", v)
+		}
+		if v := metricValue(fams, "rocketmq_consumer_group_number", nil); v < 1 {
+			return fmt.Errorf("rocketmq_consumer_group_number = %v, want >= 1", v)
+		}
 		if !hasSeries(fams, "rocketmq_storage_flush_behind_bytes", storage) {
 			return fmt.Errorf("no rocketmq_storage_flush_behind_bytes%v", storage)
 		}

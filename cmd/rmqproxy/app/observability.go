@@ -226,6 +226,14 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 	if err != nil {
 		return err
 	}
+	topicNumber, err := meter.Int64ObservableGauge("rocketmq_topic_number", metric.WithDescription("Topics defined (the dead-letter topics made so far included)."))
+	if err != nil {
+		return err
+	}
+	groupNumber, err := meter.Int64ObservableGauge("rocketmq_consumer_group_number", metric.WithDescription("Consumer groups defined."))
+	if err != nil {
+		return err
+	}
 	storageLabels := metric.WithAttributeSet(attribute.NewSet(attribute.String("storage_type", "local"), attribute.String("storage_medium", "disk")))
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		st := e.Stats()
@@ -238,6 +246,8 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 		o.ObserveInt64(fsyncs, st.LogFsyncs)
 		o.ObserveInt64(appends, st.LogAppends)
 		o.ObserveInt64(half, int64(st.PendingTransactions))
+		o.ObserveInt64(topicNumber, int64(st.Topics))
+		o.ObserveInt64(groupNumber, int64(st.Groups))
 		if used, size, err := e.DiskUsage(); err == nil {
 			o.ObserveInt64(diskUsed, int64(used))
 			o.ObserveInt64(diskSize, int64(size))
@@ -305,7 +315,7 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 		}
 		return nil
 	}, logBytes, fsyncs, appends, diskUsed, diskSize, half, lag, inflight, ready,
-		storageSize, flushBehind, reserveTime, lagLatency, queueingLatency)
+		storageSize, flushBehind, reserveTime, lagLatency, queueingLatency, topicNumber, groupNumber)
 	return err
 }
 
