@@ -308,12 +308,41 @@ func (b *Broker) checkTopicPut(ctx context.Context, t *domain.Topic) (exists boo
 	if err := b.brokersOwnTopic(ctx, t.Name); err != nil {
 		return false, nil, err
 	}
-	all, own, err := b.topicTables(ctx)
+	own, err = b.topicOnMasters(ctx, t.Name)
 	if err != nil {
 		return false, nil, err
 	}
-	_, exists = all[t.Name]
-	return exists, own, nil
+	return len(own) > 0, own, nil
+}
+
+// topicOnMasters reads one topic's configuration from every master
+// (GET_TOPIC_CONFIG, which create and update need Get on Topic:T for
+// anyway), by broker name, as topicTables has it: the masters that lack it
+// are left out. Reading every master's whole topic table instead made each
+// create and update cost time in proportion to the topics of the cluster
+// (about 1.1 MB to decode per master for 5,000 topics), so that creating
+// thousands of topics took time growing with the square of their number.
+func (b *Broker) topicOnMasters(ctx context.Context, name string) (map[string]map[string]remoting.TopicConfig, error) {
+	own := map[string]map[string]remoting.TopicConfig{}
+	var mu sync.Mutex
+	err := b.eachMaster(ctx, "", func(m master) error {
+		resp, err := b.call(ctx, m.addr, remoting.RequestGetTopicConfig, &remoting.TopicRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, Topic: name}, nil)
+		if isCode(err, remoting.ResponseTopicNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var tc remoting.TopicConfig
+		if err := remoting.DecodeJSONBody(resp.Body, &tc); err != nil {
+			return domain.Wrap(domain.ReasonBrokerError, err, "broker "+m.name+"'s configuration of topic "+name+" could not be decoded")
+		}
+		mu.Lock()
+		own[m.name] = map[string]remoting.TopicConfig{name: tc}
+		mu.Unlock()
+		return nil
+	})
+	return own, err
 }
 
 // putTopic creates or updates a topic on every master, with its message

@@ -106,6 +106,8 @@ func TestPartialFailuresSayWhatHappened(t *testing.T) {
 				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
 			}
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
+		case remoting.RequestGetTopicConfig:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic in this broker")
 		case remoting.RequestUpdateAndCreateTopic:
 			if second {
 				return remoting.NewResponse(req, remoting.ResponseSystemError, "disk full")
@@ -136,6 +138,11 @@ func TestEveryMasterFailingIsNamedEach(t *testing.T) {
 		case remoting.RequestGetAllTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{
 				"orders": {TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw}}})
+		case remoting.RequestGetTopicConfig:
+			if req.Fields.Value("topic") != "orders" {
+				return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic in this broker")
+			}
+			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfig{TopicName: "orders", ReadQueueNums: 1, WriteQueueNums: 1, Perm: rw})
 		case remoting.RequestGetAllSubscriptiongroupConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.SubscriptionGroupWrapper{SubscriptionGroupTable: map[string]remoting.SubscriptionGroupConfig{
 				"g": remoting.NewSubscriptionGroupConfig("g")}})
@@ -388,6 +395,8 @@ func TestMixedTopicRefusedByTheBrokerSaysWhatToSet(t *testing.T) {
 		switch remoting.RequestCode(req.Code) {
 		case remoting.RequestGetAllTopicConfig:
 			resp.Body, _ = remoting.EncodeJSONBody(remoting.TopicConfigWrapper{TopicConfigTable: map[string]remoting.TopicConfig{}})
+		case remoting.RequestGetTopicConfig:
+			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic in this broker")
 		case remoting.RequestUpdateAndCreateTopic:
 			return remoting.NewResponse(req, remoting.ResponseInvalidParameter, "MIXED message type is not supported.")
 		}
