@@ -471,16 +471,23 @@ func serve(args []string, src config.Sources, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	log.Info("rmqproxy started", "version", versionString(), "mode", cfg.Mode, "profile", cfg.Profile)
-	select {
-	case s := <-sig:
-		log.Info("stopping", "signal", s.String())
-	case <-a.Done():
-	}
-	if err := stop(a, cfg, log, sig, hurry, hurryNow); err != nil {
+	if err := awaitStop(a, cfg, log, sig, hurry, hurryNow); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	log.Info("rmqproxy stopped")
 	return nil
+}
+
+// awaitStop waits for the SIGTERM or SIGINT on sig that asks for the stop,
+// then stops a (see stop: a further signal hurries it). It waits on sig
+// only, not on a.Done: fx relays the first SIGTERM or SIGINT there too,
+// and a wait woken by that relay left the same signal in sig, where stop
+// took it for a second one (now and then, as the two deliveries raced):
+// the drain notice and the gRPC drain ended at once.
+func awaitStop(a *fx.App, cfg app.Root, log *slog.Logger, sig <-chan os.Signal, hurry context.Context, hurryNow context.CancelFunc) error {
+	s := <-sig
+	log.Info("stopping", "signal", s.String())
+	return stop(a, cfg, log, sig, hurry, hurryNow)
 }
 
 // errStartCancelled is serve's error when a SIGTERM or SIGINT came during
