@@ -18,8 +18,8 @@ type Admin struct {
 	store ports.Admin
 	clock ports.Clock
 	// subscriptions and topics, when set (WithSubscribedQueues), let
-	// GroupStats add the queues of subscribed topics the store reports no
-	// state on.
+	// GroupStats add the queues of subscribed topics, and of topics it
+	// has consumed, that the store reports no state on.
 	subscriptions func() []Subscription
 	topics        ports.TopicQueueStats
 }
@@ -33,7 +33,9 @@ func NewAdmin(store ports.Admin, clock ports.Clock) *Admin {
 // group's known consumers subscribe to (sessions' Subscriptions): for a
 // queue store's GroupStats leaves out, because the group has not received
 // from it yet, topics' TopicQueueStats tells what the group sees there,
-// as the consumer gauges count it. Without topics (a broker whose
+// as the consumer gauges count it. The other queues of a topic the store
+// lists some queues of are added too, consumers connected or not (see
+// [UnreportedQueues]). Without topics (a broker whose
 // GroupStats lists them itself) it changes nothing. Call it before a
 // is used; it returns a.
 func (a *Admin) WithSubscribedQueues(sessions *Sessions, topics ports.TopicQueueStats) *Admin {
@@ -272,12 +274,20 @@ func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats
 	return stats, nil
 }
 
-// UnreportedQueues returns the queues of the topics a group subscribes to
-// (subscribed) that its stats do not list, because it has not received
-// from them yet, as topics reports them; a topic that cannot be read
-// (deleted since, or never created) adds none. GroupStats and the
-// consumer gauges both add them.
+// UnreportedQueues returns the queues that a group's stats do not list,
+// because it has not received from them yet, of the topics it subscribes
+// to (subscribed) and of those its stats list some queues of (consumed
+// before, by consumers gone since, from some of the topic's queues, or
+// before queues were added: a RocketMQ broker too reports every queue of
+// a topic a group has offsets on), as topics reports them; a topic that
+// cannot be read (deleted since, or never created) adds none. GroupStats
+// and the consumer gauges both add them.
 func UnreportedQueues(ctx context.Context, topics ports.TopicQueueStats, subscribed []string, stats []ports.QueueStats) []ports.QueueStats {
+	for _, q := range stats {
+		if !slices.Contains(subscribed, q.Topic) {
+			subscribed = append(slices.Clip(subscribed), q.Topic)
+		}
+	}
 	if len(subscribed) == 0 {
 		return nil
 	}

@@ -1,13 +1,16 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -196,4 +199,68 @@ func TestGroupStatsListTheSubscribedQueuesNotReceivedFrom(t *testing.T) {
 	}
 	raw.ReceiveN(t, group, topic, 1, time.Minute, 60*time.Second)
 	expect("1 received", 1, 3)
+}
+
+// TestGroupStatsListEveryQueueOfAConsumedTopic: a group consumed a topic,
+// its consumers went away, and queues were added to the topic (or the
+// group had received from only some of its queues). rmqproxy group stats
+// and rocketmq_consumer_lag_messages listed only the queues the group had
+// received from, so the messages of the others, which its next consumer
+// receives from their beginning, were no backlog while no consumer was
+// connected: exactly when an operator checks whether the group is behind.
+// A RocketMQ broker reports every queue of a topic the group has offsets
+// on (GET_CONSUME_STATS), connected consumers or not.
+func TestGroupStatsListEveryQueueOfAConsumedTopic(t *testing.T) {
+	testenv.LocalOnly(t, "in cluster mode the brokers' consume stats decide the rows, every queue of the topics the group has offsets on")
+	topic, group := testenv.Name(t, "stats-added"), testenv.Name(t, "g-stats-added")
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, topic, domain.MessageTypeNormal, 1)
+	p.CreateGroup(t, application.GroupSpec{Name: group})
+	pr := testenv.NewProducer(t, p, topic)
+	if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	m := testenv.ReceiveFirst(t, c, time.Minute, time.Minute)
+	if err := c.Ack(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.GracefulStop()
+	_ = pr.GracefulStop()
+	testenv.WaitFor(t, time.Minute, func() error {
+		code, out := testenv.CLI(t, "client", "list", "--group", group, "--json", "--admin.address="+p.AdminAddr())
+		var l admin.ClientList
+		if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil {
+			return fmt.Errorf("client list: exit %d, %v:\n%s", code, err, out)
+		}
+		if len(l.Clients) != 0 {
+			return fmt.Errorf("the group's consumer is still known: %+v", l.Clients)
+		}
+		return nil
+	})
+	if _, err := p.Admin.UpdateTopic(t.Context(), application.TopicSpec{Name: topic, QueueCount: 4}); err != nil {
+		t.Fatal(err)
+	}
+	pr = testenv.NewProducer(t, p, topic)
+	const sent = 8
+	for i := range sent {
+		if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint("later ", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		stats, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return err
+		}
+		var sum ports.QueueStats
+		for _, q := range stats {
+			sum.MaxOffset += q.MaxOffset
+			sum.Consumable += q.Consumable
+		}
+		if len(stats) != 4 || sum.MaxOffset != sent+1 || sum.Consumable != sent {
+			return fmt.Errorf("rows %+v, want the 4 queues with %d messages, %d of them consumable", stats, sent+1, sent)
+		}
+		return nil
+	})
 }

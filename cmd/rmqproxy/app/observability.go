@@ -274,9 +274,9 @@ func registerEngineGauges(meter metric.Meter, labels labelPolicy, e *localbroker
 			p.ready += q.Consumable
 			sums[k] = p
 		}
-		// The queues of subscribed topics a group has no state on yet (none
-		// received from them, or only from some of the topic's queues)
-		// count too, as group stats lists them.
+		// The queues of subscribed or consumed topics a group has no state
+		// on yet (none received from them, or only from some of the topic's
+		// queues, or added since) count too, as group stats lists them.
 		subscribed := map[string][]string{}
 		for _, s := range subs() {
 			subscribed[s.Group] = append(subscribed[s.Group], s.Topic)
