@@ -66,4 +66,11 @@ type QueueStats struct {
 	// in flight; AckOffset is then the offset up to which messages were
 	// delivered, and Consumable counts only messages never delivered.
 	InFlightUnknown bool
+	// InFlightInConsumable (cluster mode, with InFlightUnknown: an
+	// orderly group) says that Consumable counts the messages in flight
+	// too: a broker moves an orderly group's offset when its messages are
+	// acked, not when they are delivered, so AckOffset is the ack offset
+	// and Consumable every message not acked, which the broker does not
+	// split into delivered and not.
+	InFlightInConsumable bool
 }

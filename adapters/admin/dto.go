@@ -151,8 +151,13 @@ type QueueStats struct {
 	// InFlightUnknown (cluster mode): the brokers do not report what is
 	// in flight; inFlight stays 0 for clients that read it as a number.
 	InFlightUnknown bool `json:"inFlightUnknown,omitempty"`
+	// InFlightInConsumable (cluster mode, an orderly group): consumable
+	// counts the messages in flight too, and ackOffset is the offset up to
+	// which messages were acked (see ports.QueueStats).
+	InFlightInConsumable bool `json:"inFlightInConsumable,omitempty"`
 	// Backlog is inFlight + consumable, the table's BACKLOG; with
-	// inFlightUnknown it is a lower bound (the table's ">=N").
+	// inFlightUnknown it is a lower bound (the table's ">=N"), unless
+	// inFlightInConsumable, which makes it exact.
 	Backlog int64 `json:"backlog"`
 }
 
@@ -233,7 +238,8 @@ func statsDTO(group string, qs []ports.QueueStats) GroupStats {
 	out := GroupStats{Group: group, Queues: make([]QueueStats, 0, len(qs))}
 	for _, q := range qs {
 		out.Queues = append(out.Queues, QueueStats{Topic: q.Topic, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
-			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown, Backlog: q.InFlight + q.Consumable})
+			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown,
+			InFlightInConsumable: q.InFlightInConsumable, Backlog: q.InFlight + q.Consumable})
 	}
 	return out
 }

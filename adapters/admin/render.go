@@ -64,22 +64,27 @@ func PrintGroup(w io.Writer, g domain.ConsumerGroup) error {
 // PrintGroupStats writes a group's per-queue progress, with the backlog
 // (consumable + in flight) of each queue and a total line. An in-flight
 // count the broker does not report is "?", the backlog then at least the
-// consumable count (">=N"), and a note under the table says what the
-// other columns mean there. With no queue, a note says when there will be.
+// consumable count (">=N"), unless the consumable count includes what is
+// in flight (an orderly group's, in cluster mode), and a note under the
+// table says what the other columns mean there. With no queue, a note says
+// when there will be.
 func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TOPIC\tQUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
 	var inFlight, consumable int64
-	unknown := false
+	unknown, unsplit, partial := false, false, false
 	for _, q := range stats {
+		part := q.InFlightUnknown && !q.InFlightInConsumable // the backlog is a lower bound
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%s\n", cell(q.Topic, 0), q.QueueID, q.MaxOffset, q.AckOffset,
-			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, q.InFlightUnknown))
+			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, part))
 		inFlight += q.InFlight
 		consumable += q.Consumable
 		unknown = unknown || q.InFlightUnknown
+		unsplit = unsplit || q.InFlightUnknown && q.InFlightInConsumable
+		partial = partial || part
 	}
 	if len(stats) > 1 {
-		fmt.Fprintf(tw, "TOTAL\t\t\t\t%s\t%d\t%s\n", inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, unknown))
+		fmt.Fprintf(tw, "TOTAL\t\t\t\t%s\t%d\t%s\n", inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, partial))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -91,9 +96,15 @@ func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 			"group's offsets (cluster mode).")
 		return err
 	}
-	if unknown {
-		_, err := fmt.Fprintln(w, "IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n"+
-			"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.")
+	if partial {
+		if _, err := fmt.Fprintln(w, "IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n"+
+			"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered."); err != nil {
+			return err
+		}
+	}
+	if unsplit {
+		_, err := fmt.Fprintln(w, "IN-FLIGHT ? with an exact BACKLOG (an orderly group): ACK-OFFSET is the offset up to which messages\n"+
+			"were acked, and CONSUMABLE counts every message not acked, delivered (in flight) or not.")
 		return err
 	}
 	return nil

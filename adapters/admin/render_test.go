@@ -68,6 +68,16 @@ func TestPrintTables(t *testing.T) {
 				"TOTAL                                  ?          6           >=6\n" +
 				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
 				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
+		// An orderly group's rows (cluster mode) were under that note,
+		// which says nothing was delivered from a queue blocked by a held
+		// message; its consumable count includes what is in flight.
+		{"stats of an orderly group without in-flight counts", func(b *bytes.Buffer) error {
+			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 5, Consumable: 5, InFlightUnknown: true, InFlightInConsumable: true}})
+		},
+			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
+				"orders  0      5           0           ?          5           5\n" +
+				"IN-FLIGHT ? with an exact BACKLOG (an orderly group): ACK-OFFSET is the offset up to which messages\n" +
+				"were acked, and CONSUMABLE counts every message not acked, delivered (in flight) or not.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

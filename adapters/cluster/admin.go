@@ -994,13 +994,17 @@ func groupRetryTopics(group string, topics map[string]remoting.TopicConfig, grou
 // Consumable counts the messages never delivered. The group's retry topics
 // (where the broker revives what was not acked in time) are rows of their
 // own, under the broker's names: what waits there for redelivery is part of
-// the backlog.
+// the backlog. An orderly group's consumer offset moves when messages are
+// acked (its pops leave it at the first one not acked), so its rows are
+// InFlightInConsumable: AckOffset is the ack offset, and Consumable counts
+// the messages in flight too.
 func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
 	all, err := b.allGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := all[group]; !ok {
+	cfg, ok := all[group]
+	if !ok {
 		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", group)
 	}
 	var out []ports.QueueStats
@@ -1027,7 +1031,8 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 			}
 			consumed := max(o.ConsumerOffset, 0)
 			out = append(out, ports.QueueStats{Topic: mq.Topic, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
-				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0), InFlightUnknown: true})
+				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0), InFlightUnknown: true,
+				InFlightInConsumable: cfg.ConsumeMessageOrderly})
 		}
 		return nil
 	})

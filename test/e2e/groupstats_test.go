@@ -264,3 +264,51 @@ func TestGroupStatsListEveryQueueOfAConsumedTopic(t *testing.T) {
 		return nil
 	})
 }
+
+// TestGroupStatsOrderlyGroupWithAHeldMessage: an orderly group's consumer
+// holds the first of 5 messages of one message group, which blocks the
+// rest. In cluster mode rmqproxy group stats said ACK-OFFSET 0, CONSUMABLE
+// 5, BACKLOG ">=5", under a note saying that ACK-OFFSET is the offset up to
+// which messages were delivered and CONSUMABLE counts the messages never
+// delivered: the operator read that nothing had been delivered, when one
+// message is held. A broker moves an orderly group's offset when messages
+// are acked, not when they are delivered, so there ACK-OFFSET is the ack
+// offset and CONSUMABLE counts the in-flight messages too: the backlog is
+// exact, and the table says so.
+func TestGroupStatsOrderlyGroupWithAHeldMessage(t *testing.T) {
+	topic, group := testenv.Name(t, "stats-fifo"), testenv.Name(t, "g-stats-fifo")
+	p := testenv.Start(t, testenv.Config(t))
+	p.CreateTopic(t, topic, domain.MessageTypeFIFO, 1)
+	orderly := true
+	p.CreateGroup(t, application.GroupSpec{Name: group, Orderly: &orderly})
+	pr := testenv.NewProducer(t, p, topic)
+	for i := range 5 {
+		m := &rmq.Message{Topic: topic, Body: []byte(fmt.Sprint(i))}
+		m.SetMessageGroup("one")
+		if _, err := pr.Send(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	testenv.ReceiveFirst(t, c, time.Minute, 10*time.Minute)
+	cluster := testenv.Target == testenv.TargetCluster
+	want := ports.QueueStats{Topic: topic, MaxOffset: 5, InFlight: 1, Consumable: 4}
+	if cluster {
+		want = ports.QueueStats{Topic: topic, MaxOffset: 5, Consumable: 5, InFlightUnknown: true, InFlightInConsumable: true}
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		stats, err := p.Admin.GroupStats(t.Context(), group)
+		if err != nil {
+			return err
+		}
+		if len(stats) != 1 || stats[0] != want {
+			return fmt.Errorf("stats %+v, want %+v", stats, want)
+		}
+		return nil
+	})
+	code, out := testenv.CLI(t, "group", "stats", group, "--admin.address="+p.AdminAddr())
+	row := strings.Fields(strings.Split(out, "\n")[1])
+	if code != 0 || len(row) != 7 || row[6] != "5" || cluster && strings.Contains(out, "never delivered") {
+		t.Fatalf("rmqproxy group stats: exit %d, want the exact backlog 5 and no note that nothing was delivered:\n%s", code, out)
+	}
+}
