@@ -49,7 +49,10 @@ type TopicQueueStats interface {
 
 // QueueStats describes a group's progress on one queue.
 type QueueStats struct {
-	Topic     string
+	Topic string
+	// Broker names the broker holding the queue (cluster mode: a topic's
+	// queues on different brokers share their ids); "" in local mode.
+	Broker    string
 	QueueID   int32
 	MaxOffset int64 // next offset a new message will get
 	AckOffset int64 // every message below this offset is consumed

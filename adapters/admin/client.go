@@ -141,7 +141,7 @@ func (c *Client) GroupStats(ctx context.Context, name string) ([]ports.QueueStat
 	}
 	qs := make([]ports.QueueStats, 0, len(out.Queues))
 	for _, q := range out.Queues {
-		qs = append(qs, ports.QueueStats{Topic: q.Topic, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
+		qs = append(qs, ports.QueueStats{Topic: q.Topic, Broker: q.Broker, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
 			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown,
 			InFlightInConsumable: q.InFlightInConsumable})
 	}

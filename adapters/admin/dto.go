@@ -142,7 +142,9 @@ type UpdateGroupRequest struct {
 
 // QueueStats is a group's progress on one queue.
 type QueueStats struct {
-	Topic      string `json:"topic"`
+	Topic string `json:"topic"`
+	// Broker (cluster mode) names the broker holding the queue.
+	Broker     string `json:"broker,omitempty"`
 	QueueID    int32  `json:"queueId"`
 	MaxOffset  int64  `json:"maxOffset"`
 	AckOffset  int64  `json:"ackOffset"`
@@ -237,7 +239,7 @@ func groupsDTO(gs []domain.ConsumerGroup) GroupList {
 func statsDTO(group string, qs []ports.QueueStats) GroupStats {
 	out := GroupStats{Group: group, Queues: make([]QueueStats, 0, len(qs))}
 	for _, q := range qs {
-		out.Queues = append(out.Queues, QueueStats{Topic: q.Topic, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
+		out.Queues = append(out.Queues, QueueStats{Topic: q.Topic, Broker: q.Broker, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
 			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown,
 			InFlightInConsumable: q.InFlightInConsumable, Backlog: q.InFlight + q.Consumable})
 	}

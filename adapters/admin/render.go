@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -67,15 +68,21 @@ func PrintGroup(w io.Writer, g domain.ConsumerGroup) error {
 // consumable count (">=N"), unless the consumable count includes what is
 // in flight (an orderly group's, in cluster mode), and a note under the
 // table says what the other columns mean there. With no queue, a note says
-// when there will be.
+// when there will be. Rows that name their broker (cluster mode) have a
+// BROKER column.
 func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "TOPIC\tQUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
+	brokers := slices.ContainsFunc(stats, func(q ports.QueueStats) bool { return q.Broker != "" })
+	broker := func(q ports.QueueStats) string { return "" }
+	if brokers {
+		broker = func(q ports.QueueStats) string { return cell(q.Broker, 0) + "\t" }
+	}
+	fmt.Fprintln(tw, "TOPIC\t"+broker(ports.QueueStats{Broker: "BROKER"})+"QUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
 	var inFlight, consumable int64
 	unknown, unsplit, partial := false, false, false
 	for _, q := range stats {
 		part := q.InFlightUnknown && !q.InFlightInConsumable // the backlog is a lower bound
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%s\n", cell(q.Topic, 0), q.QueueID, q.MaxOffset, q.AckOffset,
+		fmt.Fprintf(tw, "%s\t%s%d\t%d\t%d\t%s\t%d\t%s\n", cell(q.Topic, 0), broker(q), q.QueueID, q.MaxOffset, q.AckOffset,
 			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, part))
 		inFlight += q.InFlight
 		consumable += q.Consumable
@@ -84,7 +91,11 @@ func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 		partial = partial || part
 	}
 	if len(stats) > 1 {
-		fmt.Fprintf(tw, "TOTAL\t\t\t\t%s\t%d\t%s\n", inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, partial))
+		pad := ""
+		if brokers {
+			pad = "\t"
+		}
+		fmt.Fprintf(tw, "TOTAL\t%s\t\t\t%s\t%d\t%s\n", pad, inFlightCell(inFlight, unknown), consumable, backlogCell(inFlight+consumable, partial))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -68,6 +68,17 @@ func TestPrintTables(t *testing.T) {
 				"TOTAL                                  ?          6           >=6\n" +
 				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
 				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
+		// Two brokers' queue 0 of one topic were two rows "orders 0".
+		{"stats of queues on two brokers", func(b *bytes.Buffer) error {
+			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", Broker: "broker-a", MaxOffset: 3, AckOffset: 3, InFlightUnknown: true},
+				{Topic: "orders", Broker: "broker-b", MaxOffset: 5, AckOffset: 2, Consumable: 3, InFlightUnknown: true}})
+		},
+			"TOPIC   BROKER    QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
+				"orders  broker-a  0      3           3           ?          0           >=0\n" +
+				"orders  broker-b  0      5           2           ?          3           >=3\n" +
+				"TOTAL                                            ?          3           >=3\n" +
+				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
+				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
 		// An orderly group's rows (cluster mode) were under that note,
 		// which says nothing was delivered from a queue blocked by a held
 		// message; its consumable count includes what is in flight.

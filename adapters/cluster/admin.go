@@ -985,8 +985,8 @@ func groupRetryTopics(group string, topics map[string]remoting.TopicConfig, grou
 }
 
 // GroupStats implements [ports.Admin] with GET_CONSUME_STATS on every
-// master: per queue, the broker's end offset and the group's consumer
-// offset. A broker commits a pop consumer's offset when it delivers the
+// master: per queue (named with its broker, sorted by topic, broker and
+// queue id), the broker's end offset and the group's consumer offset. A broker commits a pop consumer's offset when it delivers the
 // messages, not when they are acked, and counts what is in flight only in
 // its metrics (its pullOffset, upstream's "#Inflight" pullOffset −
 // consumerOffset, stays at the consumer offset: measured on 5.5.0), so
@@ -1030,7 +1030,11 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 				continue
 			}
 			consumed := max(o.ConsumerOffset, 0)
-			out = append(out, ports.QueueStats{Topic: mq.Topic, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
+			broker := mq.BrokerName
+			if broker == "" {
+				broker = m.name
+			}
+			out = append(out, ports.QueueStats{Topic: mq.Topic, Broker: broker, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
 				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0), InFlightUnknown: true,
 				InFlightInConsumable: cfg.ConsumeMessageOrderly})
 		}
@@ -1038,6 +1042,9 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	})
 	slices.SortFunc(out, func(a, b ports.QueueStats) int {
 		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Broker, b.Broker); c != 0 {
 			return c
 		}
 		return int(a.QueueID - b.QueueID)

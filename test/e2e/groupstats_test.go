@@ -31,6 +31,9 @@ func TestGroupStatsInFlight(t *testing.T) {
 	expect := func(when string, want ports.QueueStats) {
 		t.Helper()
 		want.Topic, want.MaxOffset, want.InFlightUnknown = topic, 5, cluster
+		if cluster {
+			want.Broker = testenv.Broker(t).Name
+		}
 		testenv.WaitFor(t, 30*time.Second, func() error {
 			stats, err := p.Admin.GroupStats(t.Context(), group)
 			if err != nil {
@@ -294,7 +297,7 @@ func TestGroupStatsOrderlyGroupWithAHeldMessage(t *testing.T) {
 	cluster := testenv.Target == testenv.TargetCluster
 	want := ports.QueueStats{Topic: topic, MaxOffset: 5, InFlight: 1, Consumable: 4}
 	if cluster {
-		want = ports.QueueStats{Topic: topic, MaxOffset: 5, Consumable: 5, InFlightUnknown: true, InFlightInConsumable: true}
+		want = ports.QueueStats{Topic: topic, Broker: testenv.Broker(t).Name, MaxOffset: 5, Consumable: 5, InFlightUnknown: true, InFlightInConsumable: true}
 	}
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		stats, err := p.Admin.GroupStats(t.Context(), group)
@@ -308,7 +311,7 @@ func TestGroupStatsOrderlyGroupWithAHeldMessage(t *testing.T) {
 	})
 	code, out := testenv.CLI(t, "group", "stats", group, "--admin.address="+p.AdminAddr())
 	row := strings.Fields(strings.Split(out, "\n")[1])
-	if code != 0 || len(row) != 7 || row[6] != "5" || cluster && strings.Contains(out, "never delivered") {
+	if code != 0 || len(row) < 7 || row[len(row)-1] != "5" || cluster && strings.Contains(out, "never delivered") {
 		t.Fatalf("rmqproxy group stats: exit %d, want the exact backlog 5 and no note that nothing was delivered:\n%s", code, out)
 	}
 }
