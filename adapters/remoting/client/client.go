@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -545,9 +546,28 @@ func (c *Client) fill(addr string, s *slot) {
 	}()
 }
 
+// dialAddress is the host:port net.Dial takes for a RocketMQ address. A
+// broker whose brokerIP1 is an IPv6 address registers itself as
+// "2001:db8::1:10911", without brackets (RocketMQ splits at the last
+// colon): that form gets its brackets. Any other address is kept.
+func dialAddress(addr string) string {
+	if strings.HasPrefix(addr, "[") {
+		return addr
+	}
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return addr
+	}
+	if ip, err := netip.ParseAddr(addr[:i]); err == nil && ip.Is6() {
+		return net.JoinHostPort(addr[:i], addr[i+1:])
+	}
+	return addr
+}
+
 func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
+	addr = dialAddress(addr)
 	var nc net.Conn
 	var err error
 	if c.cfg.Dial != nil {
