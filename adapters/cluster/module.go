@@ -11,6 +11,7 @@ import (
 
 	"github.com/rmqproxy/rmqproxy/adapters/health"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/brokermodule"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/tlspolicy"
 	"github.com/rmqproxy/rmqproxy/ports"
@@ -93,6 +94,10 @@ func (c Config) Validate() error {
 		}
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host == "" || strings.ContainsAny(host, "@/") {
+			if hint := listenaddr.IPv6Hint(a, 9876); hint != "" {
+				bad("nameServers: %q is not host:port%s", shown, hint)
+				continue
+			}
 			bad("nameServers: %q is not host:port (a NameServer address takes no scheme, user or password)", shown)
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/internal/brokermodule"
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/ports"
 )
@@ -99,7 +100,7 @@ func (c Config) Validate() error {
 		bad("brokerName must be non-empty and contain no whitespace (it is a field of space-separated receipt handles), got %q", c.BrokerName)
 	}
 	if _, err := netip.ParseAddrPort(c.StoreHost); err != nil {
-		bad("storeHost must be ip:port, got %q", c.StoreHost)
+		bad("storeHost must be ip:port, got %q%s", c.StoreHost, listenaddr.IPv6Hint(c.StoreHost, 8081))
 	}
 	switch c.Flush {
 	case "sync", "async":

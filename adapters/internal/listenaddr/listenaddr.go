@@ -2,7 +2,9 @@
 // (host:port) before anything starts, so that an address net.Listen would
 // refuse stops the configuration's validation instead of the start.
 // Adapters never import each other; this package is how the listening
-// adapters (gRPC, admin, health) share the rule.
+// adapters (gRPC, admin, health) share the rule, and how every address
+// setting (local.storeHost, cluster.nameServers too) says how to write an
+// IPv6 address (IPv6Hint).
 //
 // Errors never echo a user part (user@host) as written: it may be a
 // credential, and it is shown redacted as the redact package does.

@@ -133,3 +133,30 @@ func envOf(key string) string {
 	}
 	panic("no setting " + key)
 }
+
+// TestIPv6AddressesWithoutBracketsSayHowToWriteThem: an IPv6 address
+// written as RocketMQ writes it (namesrvAddr, brokerIP1 with a port:
+// "::1:9876") or without a port was refused with "not host:port" alone
+// (for cluster.nameServers: "takes no scheme, user or password"), which
+// does not tell an operator what is wrong; the error now shows the
+// bracketed form.
+func TestIPv6AddressesWithoutBracketsSayHowToWriteThem(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grpc.address=fd00::1:8081"}, "[fd00::1]:8081"},
+		{[]string{"--grpc.address=[::1]"}, "[::1]:8081"},
+		{[]string{"--admin.address=::1:8082"}, "[::1]:8082"},
+		{[]string{"--health.address=::1:9090"}, "[::1]:9090"},
+		{[]string{"--local.storeHost=::1:8081"}, "[::1]:8081"},
+		{[]string{"--mode=cluster", "--cluster.nameServers=::1:9876"}, "[::1]:9876"},
+		{[]string{"--mode=cluster", "--cluster.nameServers=[::1]:9876,fd00::2:9876"}, "[fd00::2]:9876"},
+	} {
+		cfg := app.Defaults(app.ProfileDevelopment)
+		err := config.Load(&cfg, config.Sources{Args: tt.args})
+		if err == nil || !strings.Contains(err.Error(), "an IPv6 address goes in brackets, then the port: "+tt.want) {
+			t.Errorf("%v: got %v, want it to show %s", tt.args, err, tt.want)
+		}
+	}
+}
