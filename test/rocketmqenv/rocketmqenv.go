@@ -52,6 +52,7 @@ type Cluster struct {
 	ClusterName string
 	Dir         string // stores and logs
 	java, lib   string
+	ipv6        bool // NameServer and brokers on ::1 (StartNameServerIPv6)
 	mu          sync.Mutex
 	procs       []*proc
 	ownsDir     bool
@@ -180,6 +181,47 @@ func StartNameServer(t testing.TB, jvm ...string) *Cluster {
 	return c
 }
 
+// StartNameServerIPv6 is StartNameServer on the IPv6 loopback: the
+// NameServer listens on [::1] (NameServer is "[::1]:port") and the
+// brokers AddBroker starts listen on ::1 and register as "::1:port" (as
+// RocketMQ writes an IPv6 brokerIP1 with its port). The test is skipped
+// when this machine has no IPv6 loopback.
+func StartNameServerIPv6(t testing.TB) *Cluster {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback on this machine: %v", err)
+	}
+	ln.Close()
+	if _, _, err := Available(); err != nil {
+		unavailable(t, err)
+	}
+	c, err := launchNameServer(t.TempDir(), nil, true)
+	if c != nil {
+		t.Cleanup(c.Close)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// host is the address the cluster's processes listen on and register.
+func (c *Cluster) host() string {
+	if c.ipv6 {
+		return "::1"
+	}
+	return "127.0.0.1"
+}
+
+// jvmStack is the JVM flag of the IP stack the cluster's processes use.
+func (c *Cluster) jvmStack() string {
+	if c.ipv6 {
+		return "-Djava.net.preferIPv4Stack=false"
+	}
+	return "-Djava.net.preferIPv4Stack=true"
+}
+
 // LaunchNameServer starts a NameServer (no broker) with its files in dir
 // (a new temporary directory, removed by Close, when dir is "") and
 // returns once it answers. It is for
@@ -190,11 +232,15 @@ func LaunchNameServer(dir string) (*Cluster, error) { return LaunchNameServerWit
 // LaunchNameServerWith is LaunchNameServer with JVM flags added to the
 // NameServer's (e.g. "-Dtls.server.mode=permissive").
 func LaunchNameServerWith(dir string, jvm []string) (*Cluster, error) {
+	return launchNameServer(dir, jvm, false)
+}
+
+func launchNameServer(dir string, jvm []string, ipv6 bool) (*Cluster, error) {
 	java, lib, err := Available()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, java: java, lib: lib}
+	c := &Cluster{Dir: dir, java: java, lib: lib, ipv6: ipv6}
 	if dir == "" {
 		if c.Dir, err = os.MkdirTemp("", "rmqproxy-rocketmq"); err != nil {
 			return nil, err
@@ -233,8 +279,8 @@ func (c *Cluster) launchNameServerOnce(conf string, jvm []string) error {
 	if err != nil {
 		return err
 	}
-	c.NameServer = "127.0.0.1:" + strconv.Itoa(nsPort)
-	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress=127.0.0.1"); err != nil {
+	c.NameServer = net.JoinHostPort(c.host(), strconv.Itoa(nsPort))
+	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress="+c.host()); err != nil {
 		return err
 	}
 	p, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, jvm, "-c", filepath.Join(conf, "namesrv.conf"))
@@ -555,13 +601,13 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := c.host() + ":" + strconv.Itoa(port) // as the broker registers it: "::1:port" on IPv6
 	name := "broker-" + opt.BrokerName
 	store := filepath.Join(c.Dir, name, "store")
 	lines := []string{
 		"brokerClusterName=" + opt.ClusterName, "brokerName=" + opt.BrokerName, "brokerId=0",
 		"namesrvAddr=" + c.NameServer, "listenPort=" + strconv.Itoa(port), "haListenPort=" + strconv.Itoa(port+1),
-		"brokerIP1=127.0.0.1", "brokerIP2=127.0.0.1", "bindAddress=127.0.0.1",
+		"brokerIP1=" + c.host(), "brokerIP2=" + c.host(), "bindAddress=" + c.host(),
 		"storePathRootDir=" + store, "storePathCommitLog=" + filepath.Join(store, "commitlog"),
 		"mappedFileSizeCommitLog=134217728", "diskMaxUsedSpaceRatio=95", "autoCreateTopicEnable=false",
 		"autoCreateSubscriptionGroup=true", "enablePropertyFilter=true",
@@ -704,7 +750,7 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 	if serverJIT {
 		quick = nil
 	}
-	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", "-Djava.net.preferIPv4Stack=true"}, quick...)
+	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", c.jvmStack()}, quick...)
 	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home, "-Djava.io.tmpdir="+tmp,
 		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf))
 	jvm = append(jvm, jvmExtra...) // after the defaults: a repeated -D takes the last value
