@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rmqproxy/rmqproxy/adapters/internal/listenaddr"
 	"github.com/rmqproxy/rmqproxy/adapters/internal/redact"
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -59,7 +60,7 @@ func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
 	shown := redact.Userinfo(baseURL) // never echo a password written into the URL
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("admin address %q is not host:port or an http(s) URL, such as 127.0.0.1:8082", shown)
+		return nil, fmt.Errorf("admin address %q is not host:port or an http(s) URL, such as 127.0.0.1:8082%s", shown, listenaddr.IPv6Hint(strings.TrimSpace(baseURL), 8082))
 	}
 	if u.User != nil || shown != baseURL {
 		return nil, fmt.Errorf("admin address %q must not carry a user name or password, which would not be sent: calls are signed as admin.accessKey with admin.secretKey", shown)
