@@ -47,6 +47,10 @@ func TestHeartbeatBeyondAFrameRegistersTheGroups(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	cfg.NameServers = []string{good}
+	// Heartbeats of several MiB each: on a loaded machine, under the race
+	// detector, one took longer than the default request timeout, and the
+	// round sends nothing more to a broker that failed a call.
+	cfg.RequestTimeout = time.Minute
 	b := newBroker(t, cfg, nil)
 	b.meta.cluster = &clusterView{brokers: map[string]string{"b": good}, members: []string{"b"}, fetched: time.Now()}
 	// Long SQL92 expressions stand in for many subscriptions of long tag
