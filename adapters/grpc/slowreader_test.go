@@ -1,10 +1,8 @@
 package grpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,8 +17,6 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/rmqproxy/rmqproxy/application"
-	"github.com/rmqproxy/rmqproxy/domain"
-	"github.com/rmqproxy/rmqproxy/ports"
 )
 
 // pacedConn reads at most 4 KiB per tick: a client on a slow link, which
@@ -44,16 +40,7 @@ func (c *pacedConn) Read(p []byte) (int, error) {
 func TestSlowReaderIsNotCutOff(t *testing.T) {
 	const batch, bodySize = 3, 1 << 20
 	rel := &released{}
-	b := &fakeBroker{pop: func(_ context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
-		msgs := make([]domain.StoredMessage, batch)
-		for i := range msgs {
-			h := domain.ReceiptHandle{StartOffset: int64(i), RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 30_000,
-				BrokerName: "b", QueueOffset: int64(i), CommitLogOffset: -1}
-			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: req.Topic, ID: fmt.Sprintf("%032X", i), Body: bytes.Repeat([]byte{'x'}, bodySize)},
-				ReceiptHandle: h.String()}
-		}
-		return msgs, nil
-	}}
+	b := &fakeBroker{pop: largePops(batch, bodySize, nil)}
 	b.Broker = rel
 	ts := startTestServer(t, b, func(c *Config, a *application.Config) {
 		c.ResponseWriteTimeout = 300 * time.Millisecond

@@ -110,17 +110,7 @@ func TestStalledReceiveIsReleased(t *testing.T) {
 	const streams, batch, bodySize = 8, 4, 1 << 20
 	rel := &released{}
 	var popped atomic.Int32
-	b := &fakeBroker{pop: func(_ context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
-		defer popped.Add(1)
-		msgs := make([]domain.StoredMessage, batch)
-		for i := range msgs {
-			h := domain.ReceiptHandle{StartOffset: int64(i), RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 30_000,
-				BrokerName: "b", QueueOffset: int64(i), CommitLogOffset: -1}
-			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: req.Topic, ID: fmt.Sprintf("%032X", i), Body: bytes.Repeat([]byte{'x'}, bodySize)},
-				ReceiptHandle: h.String()}
-		}
-		return msgs, nil
-	}}
+	b := &fakeBroker{pop: largePops(batch, bodySize, &popped)}
 	b.Broker = rel
 	ts := startTestServer(t, b, func(c *Config, a *application.Config) {
 		c.ResponseWriteTimeout = 500 * time.Millisecond
@@ -205,4 +195,22 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// largePops is a fake broker's pop answering batch messages of bodySize
+// bytes each time, counting its calls in popped (when not nil).
+func largePops(batch, bodySize int, popped *atomic.Int32) func(context.Context, ports.PopRequest) ([]domain.StoredMessage, error) {
+	return func(_ context.Context, req ports.PopRequest) ([]domain.StoredMessage, error) {
+		if popped != nil {
+			defer popped.Add(1)
+		}
+		msgs := make([]domain.StoredMessage, batch)
+		for i := range msgs {
+			h := domain.ReceiptHandle{StartOffset: int64(i), RetrieveTime: time.Now().UnixMilli(), InvisibleTime: 30_000,
+				BrokerName: "b", QueueOffset: int64(i), CommitLogOffset: -1}
+			msgs[i] = domain.StoredMessage{Message: domain.Message{Topic: req.Topic, ID: fmt.Sprintf("%032X", i), Body: bytes.Repeat([]byte{'x'}, bodySize)},
+				ReceiptHandle: h.String()}
+		}
+		return msgs, nil
+	}
 }
