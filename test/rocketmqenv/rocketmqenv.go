@@ -425,7 +425,11 @@ func (c *Cluster) launchApacheProxy(conf, clusterName string, serverJIT bool) (*
 		return nil, err
 	}
 	ap := &ApacheProxy{GRPC: "127.0.0.1:" + strconv.Itoa(grpcPort), p: p}
-	deadline := time.Now().Add(2 * time.Minute)
+	// Its JVM starts beside the brokers of the tests running in parallel
+	// and the rest of the suite: on two cores it took longer than two
+	// minutes in two CI runs of 2026-12-07 (this stop added tests that
+	// start brokers of their own).
+	deadline := time.Now().Add(startWait)
 	for {
 		if p.exited() {
 			return ap, fmt.Errorf("the Apache proxy exited while starting:\n%s", p.tail())
@@ -436,11 +440,14 @@ func (c *Cluster) launchApacheProxy(conf, clusterName string, serverJIT bool) (*
 			return ap, nil
 		}
 		if time.Now().After(deadline) {
-			return ap, fmt.Errorf("the Apache proxy did not listen within 2 minutes:\n%s", p.tail())
+			return ap, fmt.Errorf("the Apache proxy did not listen within %v:\n%s", startWait, p.tail())
 		}
 		time.Sleep(200 * time.Millisecond) // polling a port, which has no readiness notification
 	}
 }
+
+// startWait is how long the Apache proxy may take to listen.
+const startWait = 4 * time.Minute
 
 // PID is the Apache proxy JVM's process id (benchmarks read its CPU time).
 func (a *ApacheProxy) PID() int { return a.p.cmd.Process.Pid }
@@ -803,7 +810,11 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 func (c *Cluster) awaitNameServer() error {
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
-	deadline := time.Now().Add(2 * time.Minute)
+	// Its JVM starts beside the brokers of the tests running in parallel
+	// and the rest of the suite: on two cores it took longer than two
+	// minutes in two CI runs of 2026-12-07 (this stop added tests that
+	// start brokers of their own).
+	deadline := time.Now().Add(startWait)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -830,7 +841,11 @@ func (c *Cluster) awaitNameServer() error {
 func (c *Cluster) waitRegistered(b *Broker) error {
 	cl := client.New(client.Config{ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 	defer cl.Close()
-	deadline := time.Now().Add(2 * time.Minute)
+	// Its JVM starts beside the brokers of the tests running in parallel
+	// and the rest of the suite: on two cores it took longer than two
+	// minutes in two CI runs of 2026-12-07 (this stop added tests that
+	// start brokers of their own).
+	deadline := time.Now().Add(startWait)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var last error
