@@ -32,6 +32,10 @@ type fakeNameServer struct {
 	// registered with (yet) does.
 	listed, routed         atomic.Bool
 	listings, routeLookups atomic.Int32 // GET_BROKER_CLUSTER_INFO and GET_ROUTEINFO_BY_TOPIC requests
+	// unroutedLookups route lookups to come answer TOPIC_NOT_EXIST however
+	// routed is set: lookups the NameServer answered just before a
+	// broker's registration.
+	unroutedLookups atomic.Int32
 }
 
 // newFakeNameServer is a fakeNameServer, not started yet, whose b1 is at
@@ -102,7 +106,7 @@ func (f *fakeNameServer) answer(req *remoting.Command, other func(addr string, r
 		if f.hold != nil {
 			<-f.hold
 		}
-		if !f.routed.Load() {
+		if !f.routed.Load() || f.unroutedLookups.Add(-1) >= 0 {
 			return remoting.NewResponse(req, remoting.ResponseTopicNotExist, "No topic route info in name server for the topic: "+req.Fields.Value("topic"))
 		}
 		resp.Body = oneBrokerRoute(broker, f.queues.Load(), f.perm)

@@ -504,6 +504,13 @@ func (c *metaCache) fetchTopic(ctx context.Context, name string) (*topicEntry, e
 // (see droppedWithItsBrokers), it returns that cached entry, configuration
 // and all, with kept set.
 func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, kept bool, err error) {
+	return c.readRouteOnce(ctx, name, true)
+}
+
+// readRouteOnce is readRoute; again allows one more read of the route when
+// the NameServers, which routed no such topic, list its cached brokers
+// (see droppedWithItsBrokers).
+func (c *metaCache) readRouteOnce(ctx context.Context, name string, again bool) (e *topicEntry, kept bool, err error) {
 	// A NameServer that routes no such topic (restarted, the brokers not
 	// registered with it again yet), or whose answer cannot be used, is
 	// passed over for one that does; a topic that does not exist costs one
@@ -533,8 +540,15 @@ func (c *metaCache) readRoute(ctx context.Context, name string) (e *topicEntry, 
 	})
 	if err != nil {
 		if isCode(err, remoting.ResponseTopicNotExist) {
-			if e := c.droppedWithItsBrokers(ctx, name); e != nil {
+			e, relisted := c.droppedWithItsBrokers(ctx, name)
+			if e != nil {
 				return e, true, nil
+			}
+			if relisted && again {
+				// A broker restarting registers its routes and its place
+				// in the cluster at once: the route was asked for just
+				// before its registration, the cluster view just after.
+				return c.readRouteOnce(ctx, name, false)
 			}
 			c.forgetTopic(name)
 			// The NameServers route no topic while no broker is registered
@@ -588,7 +602,9 @@ func decodeRoute(body []byte, rd *remoting.TopicRouteData, name string) error {
 
 // droppedWithItsBrokers returns the cached entry of a topic the
 // NameServers no longer route when they list none of the brokers of its
-// route any more and it was read within maxStale; else nil. A NameServer
+// route any more and it was read within maxStale; else nil, with relisted
+// set when they list one of them (the caller may ask for the route once
+// more: a broker may have registered since it was asked for). A NameServer
 // drops a broker whose connection to it closes and with it every route
 // through it: a live broker (it closes its connection when one of its
 // requests times out, as on a loaded machine) until its next
@@ -598,22 +614,24 @@ func decodeRoute(body []byte, rd *remoting.TopicRouteData, name string) error {
 // consumers asked again every 20 ms. Served the route, a send to a broker
 // that is down fails as one that cannot be reached (retryable), and a
 // receive long-polls for it to come back (see [Broker.Pop]).
-func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *topicEntry {
+func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) (e *topicEntry, relisted bool) {
 	c.mu.Lock()
-	e := c.topics[name]
+	e = c.topics[name]
 	c.mu.Unlock()
 	if e == nil || len(e.masters) == 0 || c.b.clock.Now().Sub(e.fetched) >= maxStale {
-		return nil
+		return nil, false
 	}
 	// Read now: a view read before the NameServers dropped the brokers
 	// still lists them.
 	v, err := c.refreshCluster(ctx)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	for bn := range e.masters {
 		if v.brokers[bn] != "" {
-			return nil // a deleted topic, or a route the NameServers changed
+			// A deleted topic, a route the NameServers changed, or a
+			// broker that registered again since the route was asked for.
+			return nil, true
 		}
 	}
 	c.mu.Lock()
@@ -621,7 +639,7 @@ func (c *metaCache) droppedWithItsBrokers(ctx context.Context, name string) *top
 	c.mu.Unlock()
 	c.b.log.LogAttrs(ctx, slog.LevelDebug, "the NameServers dropped the brokers of a topic's route; serving the route read before",
 		slog.String("topic", name), slog.Time("read", e.fetched))
-	return e
+	return e, false
 }
 
 // topicConfig reads the topic's configuration from the first broker of

@@ -537,6 +537,41 @@ func TestRouteKeptWhileTheNameServersDroppedItsBroker(t *testing.T) {
 	}
 }
 
+// TestRouteOfABrokerRegisteringMeanwhileIsNotMissing: a restarting
+// broker registers with the NameServers its routes and its place in the
+// cluster at once, but a lookup after a failed call to it (the route kept
+// while the NameServers listed none of its brokers) that asked for the
+// route just before the registration and for the cluster view just after
+// saw no route for a broker that was listed, as for a topic deleted
+// elsewhere: TOPIC_NOT_FOUND for a topic that exists, once in CI's
+// TestClientsOutliveARealBrokerRestart (a real 5.5.0 broker killed and
+// started again under a producer). The route is read again once when its
+// brokers are listed again.
+func TestRouteOfABrokerRegisteringMeanwhileIsNotMissing(t *testing.T) {
+	ns := startB1(t, 1, rw, nil)
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
+	b := newTestBroker(t, ns.addr, clock)
+	if _, err := b.Route(t.Context(), "orders"); err != nil {
+		t.Fatal(err)
+	}
+	// Killed: the NameServer drops it, a call to it fails.
+	ns.listed.Store(false)
+	ns.routed.Store(false)
+	b.failed("b1", &client.Error{Kind: client.KindDial})
+	if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
+		t.Fatalf("route while the broker is down: %+v, %v; want the route read before", r, err)
+	}
+	// Started again: it registers between the next lookup's two reads.
+	ns.listed.Store(true)
+	ns.routed.Store(true)
+	ns.unroutedLookups.Store(1)
+	clock.Advance(keptRecheck)
+	b.failed("b1", &client.Error{Kind: client.KindDial})
+	if r, err := b.Route(t.Context(), "orders"); err != nil || len(r.Queues) != 1 {
+		t.Fatalf("route of a topic whose broker registered between the route lookup and the cluster view: %+v, %v; want its route", r, err)
+	}
+}
+
 // TestKeptRouteRecheckedAtMostOncePerInterval: while the NameServers have
 // dropped the brokers of a route that is served as read before, lookups
 // ask them again at most every keptRecheck, not on every lookup (each
