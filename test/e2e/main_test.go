@@ -11,6 +11,9 @@ import (
 // Every test runs twice: against local mode, then against cluster mode in
 // front of a real Apache RocketMQ (testenv.MainTargets).
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(churnClientEnv); spec != "" {
+		os.Exit(runChurnClient(spec))
+	}
 	testenv.UseChildProcess = true
 	os.Exit(testenv.MainTargets(m))
 }
