@@ -24,6 +24,7 @@ import (
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/goclient"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
+	"github.com/rmqproxy/rmqproxy/test/testenv/childproc"
 )
 
 // churnClientEnv, set in the environment of this test binary, makes it
@@ -110,6 +111,7 @@ func startChurnClient(t *testing.T, s churnSpec) *exec.Cmd {
 	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), churnClientEnv+"="+string(spec))
+	childproc.DieWithParent(cmd) // a client left by a killed test run would run for ever
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
