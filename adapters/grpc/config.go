@@ -18,6 +18,8 @@ type Config struct {
 	TLS                        TLSConfig     `yaml:"tls"`
 	MaxRecvMessageSize         int64         `yaml:"maxRecvMessageSize" unit:"bytes" help:"largest gRPC request accepted"`
 	ClientIdleTimeout          time.Duration `yaml:"clientIdleTimeout" help:"close connections idle for this long"`
+	KeepaliveTime              time.Duration `yaml:"keepaliveTime" help:"a connection from which nothing has arrived for this long is pinged (HTTP/2 PING), and closed if the client does not answer within keepaliveTimeout: the connections of clients whose host died or was cut off without a TCP reset are freed with their streams (a Telemetry stream holds an in-flight slot and takes transaction check-backs) instead of after the operating system's TCP timeouts (hours); the official clients heartbeat every 10 s, so a live one is rarely pinged; 0: never ping (grpc-go's and the Apache proxy's default of 2 h)"`
+	KeepaliveTimeout           time.Duration `yaml:"keepaliveTimeout" help:"how long a client has to answer a keepalive ping (see keepaliveTime) before its connection is closed"`
 	HandshakeTimeout           time.Duration `yaml:"handshakeTimeout" help:"time a new connection has to finish its TLS or HTTP/2 handshake"`
 	UseEndpointPortFromRequest bool          `yaml:"useEndpointPortFromRequest" help:"advertise the port the client dialled in routes instead of this listener's port (behind port-mapping load balancers)"`
 	MaxInflightPerKind         int           `yaml:"maxInflightPerKind" help:"requests of one kind (route, producer, consumer, long poll, client, Telemetry stream, transaction, other services' stream) served at once before new ones get TOO_MANY_REQUESTS (RESOURCE_EXHAUSTED for the other services: grpc.health.v1 Watch, server reflection); long polls and streams count for as long as they are open"`
@@ -66,6 +68,8 @@ func DefaultConfig() Config {
 		TLS:                TLSConfig{Mode: TLSPermissive, MinVersion: tlspolicy.Default, ClientAuth: ClientAuthNone, ReloadInterval: 30 * time.Second, ExpiryWarning: DefaultExpiryWarning},
 		MaxRecvMessageSize: 130 << 20,
 		ClientIdleTimeout:  120 * time.Second,
+		KeepaliveTime:      time.Minute,
+		KeepaliveTimeout:   20 * time.Second,
 		HandshakeTimeout:   10 * time.Second,
 		MaxInflightPerKind: 10000,
 		ThrottledSendHold:  20 * time.Millisecond,
@@ -144,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.ClientIdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clientIdleTimeout must be positive, not %v", c.ClientIdleTimeout))
+	}
+	if c.KeepaliveTime != 0 && c.KeepaliveTime < time.Second {
+		errs = append(errs, fmt.Errorf("keepaliveTime must be 0 (never ping) or at least 1s, not %v", c.KeepaliveTime))
+	}
+	if c.KeepaliveTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("keepaliveTimeout must be positive, not %v", c.KeepaliveTimeout))
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handshakeTimeout must be positive, not %v", c.HandshakeTimeout))

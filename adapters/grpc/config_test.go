@@ -50,16 +50,18 @@ func TestConfigTimeoutsNamedOneByOne(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.HandshakeTimeout = -time.Second
 	cfg.MaxConnections = -1
+	cfg.KeepaliveTime = 500 * time.Millisecond
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{"handshakeTimeout must be positive, not -1s", "maxConnections must not be negative (0: no limit), not -1"} {
+	for _, want := range []string{"handshakeTimeout must be positive, not -1s", "maxConnections must not be negative (0: no limit), not -1",
+		"keepaliveTime must be 0 (never ping) or at least 1s, not 500ms"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("lacks %q: %v", want, err)
 		}
 	}
-	for _, unwanted := range []string{"clientIdleTimeout", "maxConnectionsPerAddress", "maxStreamResetsPerSecond"} {
+	for _, unwanted := range []string{"clientIdleTimeout", "maxConnectionsPerAddress", "maxStreamResetsPerSecond", "keepaliveTimeout"} {
 		if strings.Contains(err.Error(), unwanted) {
 			t.Errorf("names %s, which is fine: %v", unwanted, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -157,7 +158,7 @@ func NewServer(cfg Config, svc *Service, log *slog.Logger) (*Server, error) {
 		grpclib.MaxRecvMsgSize(int(cfg.MaxRecvMessageSize)),
 		grpclib.MaxHeaderListSize(uint32(cfg.MaxHeaderListSize)),
 		grpclib.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
-		grpclib.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ClientIdleTimeout}),
+		grpclib.KeepaliveParams(keepaliveParams(cfg)),
 		grpclib.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// The request chain: see observe.go.
 		grpclib.ChainUnaryInterceptor(unary...),
@@ -324,4 +325,15 @@ type closeNotifyListener struct {
 func (l *closeNotifyListener) Close() error {
 	l.once.Do(func() { close(l.closed) })
 	return l.Listener.Close()
+}
+
+// keepaliveParams closes connections idle for ClientIdleTimeout and pings
+// the silent ones every KeepaliveTime (0: never, which grpc-go spells as
+// an infinite time).
+func keepaliveParams(cfg Config) keepalive.ServerParameters {
+	every := cfg.KeepaliveTime
+	if every == 0 {
+		every = time.Duration(math.MaxInt64)
+	}
+	return keepalive.ServerParameters{MaxConnectionIdle: cfg.ClientIdleTimeout, Time: every, Timeout: cfg.KeepaliveTimeout}
 }
