@@ -264,7 +264,9 @@ func (q *Queue) Check(n int64) (int64, error) {
 	}
 	n = min(n, flushed)
 	const chunk = 8192 // entries per read
-	buf := make([]byte, chunk*EntrySize)
+	// No larger than the entries to check: every start checks every queue,
+	// and most queues of a directory with thousands are small.
+	buf := make([]byte, min(n, chunk)*EntrySize)
 	for i := int64(0); i < n; {
 		k := min(n-i, chunk)
 		if err := q.readAt(buf[:k*EntrySize], i*EntrySize); err != nil {
