@@ -1,6 +1,7 @@
 package localbroker
 
 import (
+	"cmp"
 	"container/heap"
 	"slices"
 
@@ -344,6 +345,74 @@ func (c *consState) consumed(off int64) bool {
 func (c *consState) revive(d *delivery) {
 	c.setVisible(d)
 	c.releaseRun(d)
+}
+
+// reviveAll is revive for many in-flight deliveries of c whose deadlines
+// passed, taken out of the deadline heap already: their offsets join the
+// sorted visible indexes in one merge each, where one revive at a time
+// inserts each, moving the later ones (quadratic when the deadlines do not
+// follow the offsets).
+func (c *consState) reviveAll(ds []*delivery) {
+	slices.SortFunc(ds, func(a, b *delivery) int { return cmp.Compare(a.offset, b.offset) })
+	var vis, free []int64
+	var grouped map[string][]int64
+	for _, d := range ds {
+		if d.visible || d.held {
+			continue
+		}
+		c.untrack(d)
+		d.visible = true
+		// What track does for a visible delivery, but appending: the
+		// offsets come in order.
+		if d.attempt == 0 {
+			c.passed++
+		}
+		vis = append(vis, d.offset)
+		if d.msgGroup == "" {
+			free = append(free, d.offset)
+		} else {
+			if grouped == nil {
+				grouped = map[string][]int64{}
+			}
+			grouped[d.msgGroup] = append(grouped[d.msgGroup], d.offset)
+		}
+	}
+	c.visible = mergeSorted(c.visible, vis)
+	c.free = mergeSorted(c.free, free)
+	for g, offs := range grouped {
+		c.grouped[g] = mergeSorted(c.grouped[g], offs)
+	}
+	for _, d := range ds {
+		c.releaseRun(d)
+	}
+}
+
+// mergeSorted merges two sorted lists of offsets into one, without
+// duplicates; it may reuse a.
+func mergeSorted(a, b []int64) []int64 {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
+	case a[len(a)-1] < b[0]:
+		return append(a, b...)
+	}
+	out := make([]int64, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var v int64
+		switch {
+		case j == len(b) || i < len(a) && a[i] < b[j]:
+			v, i = a[i], i+1
+		case i == len(a) || b[j] < a[i]:
+			v, j = b[j], j+1
+		default:
+			v, i, j = a[i], i+1, j+1
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // releaseRun makes the later messages of d's run that were held visible:
