@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rmqproxy/rmqproxy/domain"
@@ -58,5 +61,52 @@ func TestStartCancelledDuringRecovery(t *testing.T) {
 	}
 	if got := len(h.pop("g", "t", 0, 2*n, 0)); got != n {
 		t.Fatalf("popped %d messages, want %d", got, n)
+	}
+}
+
+// TestReadyReportsRebuildProgress: while a start rebuilds the consume
+// queues from the whole commit log (their files were removed), readiness
+// says so and how far it got; it said "commit-log records replayed: 0"
+// until the rebuild ended, minutes for a large directory.
+func TestReadyReportsRebuildProgress(t *testing.T) {
+	const n = 50
+	h := newHarness(t, nil)
+	for i := range n {
+		h.send("t", 0, msg("t", fmt.Sprint("m", i), ""))
+	}
+	if err := h.e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(h.cfg.DataDir, "consumequeue", "t")); err != nil {
+		t.Fatal(err)
+	}
+	reached, release := make(chan struct{}), make(chan struct{})
+	read := 0
+	replayHook = func() {
+		if read++; read == 10 {
+			close(reached)
+			<-release
+		}
+	}
+	defer func() { replayHook = nil }()
+	e, err := New(h.cfg, h.logger(), h.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- e.Start(context.Background()) }()
+	<-reached
+	ready := e.Ready(t.Context())
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	h.e = e
+	if ready == nil || !strings.Contains(ready.Error(), "rebuilding indexes from the whole commit log (records read: 10, at byte ") {
+		t.Fatalf("readiness during the rebuild: %v", ready)
+	}
+	t.Logf("readiness during the rebuild: %v", ready)
+	if got := len(h.pop("g", "t", 0, 2*n, 0)); got != n {
+		t.Fatalf("popped %d messages after the rebuild, want %d", got, n)
 	}
 }

@@ -136,6 +136,7 @@ type Engine struct {
 	failedAt atomic.Pointer[error]
 	phase    atomic.Int32
 	replayed atomic.Int64
+	recovery recoveryProgress
 	clogRef  atomic.Pointer[commitlog.Log]
 	limited  limitlog.Limiter
 	damaged  atomic.Pointer[error] // a consume-queue entry or timer bucket failed its checksum while running
@@ -366,6 +367,7 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 		return nil, nil, false, 0, recoveryCancelled(ctx, 0)
 	}
 	e.resetMaps()
+	e.recovery.begin(stepSnapshot)
 	if snap, err = e.loadSnapshot(); err != nil {
 		return nil, nil, false, 0, err
 	}
@@ -378,6 +380,7 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 		e.closeQueues()
 		return nil, nil, false, 0, err
 	}
+	e.recovery.begin(stepTimers)
 	timers, damaged, err := timerindex.Open(e.dir("timer"), e.timerWidth.Milliseconds(), snap.timers)
 	if err != nil {
 		e.closeQueues()
@@ -409,6 +412,11 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 	if e.timerRebuild != nil && len(e.rebuild) == 0 {
 		from = e.timerScanStart(snap.logOffset)
 	}
+	e.recovery.begin(stepReplay)
+	if from != snap.logOffset {
+		e.recovery.begin(stepRebuild)
+	}
+	e.recovery.end.Store(logExtent(e.dir("commitlog")))
 	rebuilt := false
 	e.replaying = true
 	// The start is cancelled (SIGTERM during a long recovery) between
@@ -447,6 +455,8 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 		default:
 		}
 		read++
+		e.recovery.read.Add(1)
+		e.recovery.at.Store(off)
 		if replayHook != nil {
 			replayHook()
 		}
@@ -454,6 +464,7 @@ func (e *Engine) recoverLocked(ctx context.Context, current bool, force map[queu
 			return e.rebuildRecordLocked(off, record.Type(typ), payload)
 		}
 		if !rebuilt {
+			e.recovery.step.Store(stepReplay)
 			rebuilt = true
 			if err := e.finishRebuildLocked(); err != nil {
 				return err
@@ -642,7 +653,10 @@ func (e *Engine) openQueues(s *snapshot, current bool, force map[queueKey]bool) 
 		e.rebuild[k] = n
 		return nil
 	}
+	e.recovery.begin(stepQueues)
+	e.recovery.end.Store(int64(len(want)))
 	for k, n := range want {
+		e.recovery.read.Add(1)
 		if !current || force[k] {
 			if err := rebuild(k, n); err != nil {
 				return err

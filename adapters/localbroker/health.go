@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/commitlog"
@@ -63,7 +66,7 @@ func (e *Engine) Ready(ctx context.Context) error {
 	case phaseNew:
 		return errors.New("the local broker has not started")
 	case phaseRecovering:
-		return fmt.Errorf("the local broker is recovering its data directory (commit-log records replayed: %d)", e.replayed.Load())
+		return fmt.Errorf("the local broker is recovering its data directory: %s", e.recovery.String())
 	case phaseClosed:
 		return errors.New("the local broker is closed")
 	}
@@ -91,6 +94,75 @@ func (e *Engine) Ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// recoveryProgress says, to readiness, which step of recovery runs and how
+// far it got: a start that rebuilds the indexes of a large directory reads
+// the whole commit log, and readiness said "records replayed: 0" all along.
+type recoveryProgress struct {
+	step atomic.Int32
+	read atomic.Int64 // queues checked, or commit-log records read
+	at   atomic.Int64 // commit-log offset of the last record read
+	end  atomic.Int64 // queues to check, or the commit log's extent on disk
+}
+
+// Steps of recovery.
+const (
+	stepSnapshot int32 = iota
+	stepQueues
+	stepTimers
+	stepRebuild
+	stepReplay
+)
+
+// begin starts a step, its counters at zero.
+func (p *recoveryProgress) begin(step int32) {
+	p.read.Store(0)
+	p.at.Store(0)
+	p.end.Store(0)
+	p.step.Store(step)
+}
+
+func (p *recoveryProgress) String() string {
+	read, at, end := p.read.Load(), p.at.Load(), p.end.Load()
+	pos := func() string {
+		if end <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(", at byte %d of about %d (%.0f%%)", at, end, 100*float64(min(at, end))/float64(end))
+	}
+	switch p.step.Load() {
+	case stepQueues:
+		return fmt.Sprintf("checking the consume queues (%d of %d)", read, end)
+	case stepTimers:
+		return "checking the timer index (delay messages)"
+	case stepRebuild:
+		return fmt.Sprintf("rebuilding indexes from the whole commit log (records read: %d%s)", read, pos())
+	case stepReplay:
+		return fmt.Sprintf("replaying the commit log after the snapshot (records read: %d%s)", read, pos())
+	}
+	return "loading the snapshot"
+}
+
+// logExtent is the end of the last commit-log segment file in dir (its
+// base offset plus its size, preallocated zeros included), for the
+// progress readiness reports; 0 when it cannot tell.
+func logExtent(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var end int64
+	for _, ent := range ents {
+		base, err := strconv.ParseInt(ent.Name(), 10, 64)
+		if err != nil || len(ent.Name()) != 20 {
+			continue
+		}
+		if fi, err := ent.Info(); err == nil {
+			end = max(end, base+fi.Size())
+		}
+	}
+	return end
 }
 
 // warnLimited logs a warning at most once a minute per key.

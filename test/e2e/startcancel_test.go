@@ -135,7 +135,7 @@ func TestSIGTERMDuringRecovery(t *testing.T) {
 
 	// 100 ms a record: recovery would take over 30 s.
 	slow := testenv.StartChildEnvNoWait(t, testenv.BinaryWithTestHooks(t), dataDir, nil, []string{"RMQPROXY_TEST_REPLAY_DELAY=100ms"})
-	replayed := regexp.MustCompile(`records replayed: ([0-9]+)`)
+	replayed := regexp.MustCompile(`replaying the commit log after the snapshot \(records read: ([0-9]+)`)
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		addr := ""
 		for _, line := range strings.Split(slow.Output(), "\n") {
