@@ -36,6 +36,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -128,6 +129,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 		StoredAtMs:      int64(binary.BigEndian.Uint64(b[24:])),
 	}, nil
 }
+
+// keptRoom is the room for in-memory entries a queue keeps after Flush.
+const keptRoom = 1024
 
 // Queue is one index file.
 //
@@ -315,7 +319,13 @@ func (q *Queue) Flush(upTo int64) error {
 		return fmt.Errorf("consumequeue: write %s: %w", q.path, err)
 	}
 	q.flushed += n
-	q.tail = append(q.tail[:0], q.tail[n:]...)
+	if rest := q.tail[n:]; cap(q.tail) > keptRoom && len(rest) <= keptRoom {
+		// Room for many entries is not kept for good: a start that
+		// rebuilt or replayed many entries of this queue needed it once.
+		q.tail = slices.Clone(rest)
+	} else {
+		q.tail = append(q.tail[:0], rest...)
+	}
 	q.dirty = true
 	return nil
 }
