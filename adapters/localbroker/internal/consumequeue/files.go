@@ -33,6 +33,12 @@ type filePool struct {
 	// limit overrides the bound taken from the process's file limit (tests).
 	limit int
 	tick  atomic.Int64 // use counter: Queue.used holds the tick of its last use
+	scans int          // searches for the least recently used files (tests)
+	// retryAt is the number of open files at which to search again after
+	// a search that found too few files to park (written since their last
+	// sync): an eighth more than then, so that opening many written files
+	// does not sort every open file again at each open.
+	retryAt int
 }
 
 // maxOpen is how many index files may be open at once: a quarter of the
@@ -54,15 +60,26 @@ func (p *filePool) opened(q *Queue) {
 	p.mu.Lock()
 	p.open[q] = struct{}{}
 	var victims []*Queue
-	if n, most := len(p.open), p.maxOpen(); n > most {
+	n, most := len(p.open), p.maxOpen()
+	if n > most && n >= p.retryAt {
 		// An eighth more than needed, so that the next opens do not
 		// each sort the set again.
 		victims = p.oldestLocked(q, n-most+most/8)
 	}
 	p.mu.Unlock()
+	if victims == nil {
+		return
+	}
 	for _, v := range victims {
 		v.park(false)
 	}
+	p.mu.Lock()
+	if n := len(p.open); n > most {
+		p.retryAt = n + n/8 + 1
+	} else {
+		p.retryAt = 0
+	}
+	p.mu.Unlock()
 }
 
 // oldestLocked returns up to k of the open queues other than q, least
@@ -72,6 +89,7 @@ func (p *filePool) oldestLocked(q *Queue, k int) []*Queue {
 		q    *Queue
 		tick int64 // read once: uses go on meanwhile
 	}
+	p.scans++
 	all := make([]use, 0, len(p.open))
 	for o := range p.open {
 		if o != q {
@@ -90,6 +108,9 @@ func (p *filePool) oldestLocked(q *Queue, k int) []*Queue {
 func (p *filePool) forget(q *Queue) {
 	p.mu.Lock()
 	delete(p.open, q)
+	if len(p.open) < p.retryAt*8/9 {
+		p.retryAt = 0 // fewer than at the search that found too few to park
+	}
 	p.mu.Unlock()
 }
 

@@ -418,3 +418,69 @@ func TestFlushReleasesTheTailsRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestOpeningWrittenFilesBeyondTheLimitSortsRarely: files written since
+// their last sync are not parked, so past the open-file limit every open
+// sorted every open file again to find none to park: the first write of
+// 8,000 queues rebuilt at a start (limit 5,000) took seconds of CPU.
+func TestOpeningWrittenFilesBeyondTheLimitSortsRarely(t *testing.T) {
+	openFiles.mu.Lock()
+	openFiles.limit = 64
+	openFiles.scans = 0
+	openFiles.mu.Unlock()
+	t.Cleanup(func() {
+		openFiles.mu.Lock()
+		openFiles.limit = 0
+		openFiles.mu.Unlock()
+	})
+	dir := t.TempDir()
+	const queues = 1000
+	qs := make([]*Queue, queues)
+	t.Cleanup(func() {
+		for _, q := range qs {
+			if q != nil {
+				_ = q.Close()
+			}
+		}
+	})
+	for i := range qs {
+		qs[i] = Create(filepath.Join(dir, fmt.Sprint(i)))
+		if _, err := qs[i].Append(Entry{CommitLogOffset: int64(i), Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := qs[i].Flush(1); err != nil { // written, not synced: stays open
+			t.Fatal(err)
+		}
+	}
+	openFiles.mu.Lock()
+	scans := openFiles.scans
+	openFiles.scans = 0
+	openFiles.mu.Unlock()
+	// Growing by an eighth between searches: about 23 from 64 to 1,000.
+	if scans > 40 {
+		t.Fatalf("%d searches for files to park while opening %d written files beyond a limit of 64", scans, queues)
+	}
+	// Synced, they are parked again at the next search.
+	for _, q := range qs {
+		if err := q.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := make([]*Queue, 200)
+	for i := range extra {
+		extra[i] = Create(filepath.Join(dir, fmt.Sprint("x", i)))
+		qs = append(qs, extra[i])
+		if _, err := extra[i].Append(Entry{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := extra[i].Flush(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openFiles.mu.Lock()
+	open := len(openFiles.open)
+	openFiles.mu.Unlock()
+	if open > 64+200 {
+		t.Fatalf("%d files open after the others were synced, limit 64", open)
+	}
+}
