@@ -110,3 +110,63 @@ func TestReadyReportsRebuildProgress(t *testing.T) {
 		t.Fatalf("popped %d messages after the rebuild, want %d", got, n)
 	}
 }
+
+// TestRebuildHoldsBoundedEntries: a start that rebuilds consume queues
+// from the commit log writes their entries as it goes, whatever the number
+// of queues: each queue wrote only every 65,536 entries, so a directory of
+// many smaller queues held every entry of every queue in memory until the
+// rebuild ended (3 million messages: some 200 MB).
+func TestRebuildHoldsBoundedEntries(t *testing.T) {
+	const queues, perQueue, bound = 8, 100, 50
+	h := newHarness(t, nil)
+	if _, err := h.e.CreateTopic(t.Context(), domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: queues}); err != nil {
+		t.Fatal(err)
+	}
+	for q := range int32(queues) {
+		for i := 0; i < perQueue; i += 10 {
+			ms := make([]domain.Message, 10)
+			for j := range ms {
+				ms[j] = msg("t", fmt.Sprint(q, "-", i+j), "")
+			}
+			h.send("t", q, ms...)
+		}
+	}
+	if err := h.e.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(h.cfg.DataDir, "consumequeue", "t")); err != nil {
+		t.Fatal(err)
+	}
+	defer func(held, write int) { rebuildMaxHeld, rebuildMinWrite = held, write }(rebuildMaxHeld, rebuildMinWrite)
+	rebuildMaxHeld, rebuildMinWrite = bound, 2
+	var e *Engine
+	most := 0
+	replayHook = func() { // called with the engine lock held by Start
+		held := 0
+		for k := range e.rebuild {
+			if qi := e.queues[k]; qi != nil {
+				held += qi.cq.Unwritten()
+			}
+		}
+		most = max(most, held)
+	}
+	defer func() { replayHook = nil }()
+	e, err := New(h.cfg, h.logger(), h.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.e = e
+	replayHook = nil
+	// Queues holding fewer than rebuildMinWrite are not written.
+	if most > bound+2*queues {
+		t.Fatalf("the rebuild held up to %d entries in memory, bound %d", most, bound)
+	}
+	for q := range int32(queues) {
+		if got := len(h.pop("g", "t", q, 2*perQueue, 0)); got != perQueue {
+			t.Fatalf("queue %d: popped %d messages after the rebuild, want %d", q, got, perQueue)
+		}
+	}
+}

@@ -148,6 +148,9 @@ type Engine struct {
 	// entry count the snapshot gives them (see rebuild.go).
 	rebuild    map[queueKey]int64
 	rebuildErr error
+	// rebuildHeld counts the entries appended to rebuilt queues since they
+	// were last written (see rebuildAppendLocked).
+	rebuildHeld int
 	// timerRebuild rebuilds the timer buckets recovery found damaged
 	// (timerDamage; see rebuild.go); timerScanFrom is the offset of the
 	// first record the rebuild scan met (-1 before it met one).
@@ -225,6 +228,7 @@ func (e *Engine) resetMaps() {
 	e.shortQueues = map[queueKey]int64{}
 	e.rebuild = map[queueKey]int64{}
 	e.rebuildErr = nil
+	e.rebuildHeld = 0
 	e.timerRebuild, e.timerDamage, e.timerScanFrom = nil, nil, -1
 }
 

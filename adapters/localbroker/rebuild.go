@@ -105,6 +105,17 @@ func batchEntry(off int64, p []byte, loc record.Location, m *record.Message) con
 // rebuildFlushEvery bounds the entries a rebuilt queue holds in memory.
 const rebuildFlushEvery = 1 << 16
 
+// Every rebuildMaxHeld entries appended to rebuilt queues (~10 MB), those
+// holding at least rebuildMinWrite entries in memory are written: the
+// entries held stay under rebuildMaxHeld plus rebuildMinWrite per queue
+// (~2.5 KB, less than what a queue costs anyway), and the files of small
+// queues are created by the first flush after the start, as before.
+// Variables for tests.
+var (
+	rebuildMaxHeld  = 1 << 18
+	rebuildMinWrite = 64
+)
+
 // rebuildRecordLocked re-derives, from a record before the snapshot, the
 // entries of the queues being rebuilt.
 func (e *Engine) rebuildRecordLocked(off int64, typ record.Type, p []byte) error {
@@ -203,6 +214,17 @@ func (e *Engine) rebuildAppendLocked(qi *queueIndex, ent consumequeue.Entry) {
 	if qi.count%rebuildFlushEvery == 0 {
 		if err := qi.cq.Flush(qi.count); err != nil && e.rebuildErr == nil {
 			e.rebuildErr = err
+		}
+	}
+	// Many queues below that hold much together: write them.
+	if e.rebuildHeld++; e.rebuildHeld >= rebuildMaxHeld {
+		e.rebuildHeld = 0
+		for k := range e.rebuild {
+			if qi := e.queues[k]; qi != nil && qi.cq.Unwritten() >= rebuildMinWrite {
+				if err := qi.cq.Flush(qi.count); err != nil && e.rebuildErr == nil {
+					e.rebuildErr = err
+				}
+			}
 		}
 	}
 }

@@ -199,6 +199,14 @@ func (q *Queue) Count() int64 {
 	return q.flushed + int64(len(q.tail))
 }
 
+// Unwritten is the number of entries held in memory, not yet written to
+// the file.
+func (q *Queue) Unwritten() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.tail)
+}
+
 // Append adds e at queue offset Count() (in memory until Flush).
 func (q *Queue) Append(e Entry) (int64, error) {
 	q.mu.Lock()
