@@ -301,6 +301,8 @@ func BenchmarkRestartAtScale(b *testing.B) {
 				b.StopTimer()
 				after := prepare()
 				runtime.GC()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
 				p := startPeakSampler()
 				cpu := processCPU()
 				t0 := time.Now()
@@ -312,6 +314,8 @@ func BenchmarkRestartAtScale(b *testing.B) {
 				took := time.Since(t0)
 				cpu = processCPU() - cpu
 				heap, hwm := p.end()
+				runtime.ReadMemStats(&m1)
+				b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/(1<<20), "alloc-MiB")
 				b.ReportMetric(took.Seconds(), "wall-s/op")
 				b.ReportMetric(cpu.Seconds(), "cpu-s/op")
 				b.ReportMetric(heap, "peak-heap-MiB")
