@@ -271,7 +271,8 @@ func profileOpen(b *testing.B, name string) func() {
 // derived files (consume queues, timer buckets) removed. It reports the
 // wall and CPU time of Open, the peak of the Go heap during it, the
 // process's peak RSS from just before it, and the heap in use after it
-// and once the consume-queue entries it added were written.
+// and once the consume-queue entries it added were written, and how long
+// a snapshot's capture of the state holds the engine lock.
 func BenchmarkRestartAtScale(b *testing.B) {
 	sc := benchRestartScale()
 	cfg := DefaultConfig()
@@ -325,6 +326,13 @@ func BenchmarkRestartAtScale(b *testing.B) {
 				// recovery added (it does every second).
 				e.flushQueues()
 				b.ReportMetric(heapInUseMB(), "heap-flushed-MiB")
+				// What a snapshot of this state holds the engine lock
+				// for (sends wait meanwhile).
+				t1 := time.Now()
+				e.mu.Lock()
+				_ = e.captureLocked(e.clog.NextOffset())
+				e.mu.Unlock()
+				b.ReportMetric(float64(time.Since(t1).Microseconds())/1000, "capture-ms")
 				if after != nil {
 					after(e)
 				}
