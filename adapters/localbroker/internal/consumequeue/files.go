@@ -82,6 +82,16 @@ func (p *filePool) opened(q *Queue) {
 	p.mu.Unlock()
 }
 
+// synced notes that a file written since its last sync was synced, which
+// makes it one to park: the next open past the limit searches again rather
+// than waiting for retryAt (the files a snapshot syncs were left open, and
+// other files of the process need the descriptors they hold).
+func (p *filePool) synced() {
+	p.mu.Lock()
+	p.retryAt = 0
+	p.mu.Unlock()
+}
+
 // oldestLocked returns up to k of the open queues other than q, least
 // recently used first.
 func (p *filePool) oldestLocked(q *Queue, k int) []*Queue {

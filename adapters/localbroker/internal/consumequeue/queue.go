@@ -370,6 +370,7 @@ func (q *Queue) syncLocked() error {
 		q.created = false
 	}
 	q.dirty = false
+	openFiles.synced()
 	return nil
 }
 
