@@ -285,16 +285,10 @@ func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	}
 	e.promoteLocked()
 	e.reviveDueLocked(e.clock.Now())
-	var keys []consKey
-	for k := range e.cons {
-		if k.group == group {
-			keys = append(keys, k)
-		}
-	}
-	slices.SortFunc(keys, cmpKey)
-	out := make([]ports.QueueStats, 0, len(keys))
-	for _, k := range keys {
-		c := e.cons[k]
+	states := e.groupConsLocked(group)
+	out := make([]ports.QueueStats, 0, len(states))
+	for _, c := range states {
+		k := c.key
 		var count, visible, minOff int64
 		if qi := e.queues[queueKey{k.topic, k.qid}]; qi != nil {
 			count, visible, minOff = qi.count, qi.visible, e.keptFromLocked(qi)

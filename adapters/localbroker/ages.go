@@ -46,10 +46,8 @@ func (e *Engine) GroupAges(ctx context.Context, group string, subscribed []strin
 	var out []QueueAge
 	var reads []ageRead
 	seen := map[queueKey]bool{}
-	for k, c := range e.cons {
-		if k.group != group {
-			continue
-		}
+	for _, c := range e.groupConsLocked(group) {
+		k := c.key
 		qk := queueKey{k.topic, k.qid}
 		seen[qk] = true
 		qi := e.queues[qk]

@@ -66,6 +66,7 @@ type Engine struct {
 	groups        map[string]*groupMeta
 	queues        map[queueKey]*queueIndex
 	cons          map[consKey]*consState
+	groupCons     map[string]map[queueKey]*consState    // cons by group
 	waiters       map[queueKey]map[*poller]struct{}     // long pollers per queue
 	gates         map[consKey]*sync.Mutex               // serialize the pops of a group on a queue
 	readHook      atomic.Pointer[func(topic string)]    // tests: called before messages are read
@@ -175,6 +176,11 @@ type Engine struct {
 	dlqPre    map[dlqKey]*dlqRead
 	timerKick chan struct{}
 	txnKick   chan struct{}
+
+	// statesVisited counts the consumer states GroupStats and GroupAges
+	// looked at (tests: reporting on every group must look at each state
+	// once, not at every group's states per group).
+	statesVisited int64
 }
 
 // New validates cfg and returns an engine that is not open yet; Start opens
@@ -214,6 +220,7 @@ func (e *Engine) resetMaps() {
 	e.groups = map[string]*groupMeta{}
 	e.queues = map[queueKey]*queueIndex{}
 	e.cons = map[consKey]*consState{}
+	e.groupCons = map[string]map[queueKey]*consState{}
 	e.waiters = map[queueKey]map[*poller]struct{}{}
 	e.gates = map[consKey]*sync.Mutex{}
 	e.pendingQueues = map[queueKey]*queueIndex{}
@@ -1078,7 +1085,7 @@ func (e *Engine) applyPopLocked(p *record.Pop) {
 	c := e.cons[k]
 	if c == nil {
 		c = newConsState(k, &e.heap)
-		e.cons[k] = c
+		e.addConsLocked(c)
 	}
 	c.applyPop(p)
 }
@@ -1112,6 +1119,30 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 	e.wakeTopicLocked(topic)
 }
 
+// addConsLocked adds a consumer state to e.cons and to its group's index.
+func (e *Engine) addConsLocked(c *consState) {
+	e.cons[c.key] = c
+	byQueue := e.groupCons[c.key.group]
+	if byQueue == nil {
+		byQueue = map[queueKey]*consState{}
+		e.groupCons[c.key.group] = byQueue
+	}
+	byQueue[queueKey{c.key.topic, c.key.qid}] = c
+}
+
+// groupConsLocked returns the consumer states of a group, sorted by topic
+// and queue id: those of its index, not a walk of every group's.
+func (e *Engine) groupConsLocked(group string) []*consState {
+	byQueue := e.groupCons[group]
+	e.statesVisited += int64(len(byQueue))
+	out := make([]*consState, 0, len(byQueue))
+	for _, c := range byQueue {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *consState) int { return cmpKey(a.key, b.key) })
+	return out
+}
+
 func (e *Engine) dropGroupStateLocked(group string) {
 	e.dropConsStateLocked(func(k consKey) bool { return k.group == group })
 }
@@ -1123,6 +1154,11 @@ func (e *Engine) dropConsStateLocked(drop func(consKey) bool) {
 		if drop(k) {
 			c.release()
 			delete(e.cons, k)
+			byQueue := e.groupCons[k.group]
+			delete(byQueue, queueKey{k.topic, k.qid})
+			if len(byQueue) == 0 {
+				delete(e.groupCons, k.group)
+			}
 		}
 	}
 	for k := range e.gates {

@@ -359,8 +359,9 @@ func TestFIFOOrderAcrossCrash(t *testing.T) {
 	}
 }
 
-// checkIndexes verifies that the pop indexes of every consumer state match
-// its deliveries.
+// checkIndexes verifies that the index of consumer states by group holds
+// every state and that the pop indexes of every consumer state match its
+// deliveries.
 func (e *Engine) checkIndexes() (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -370,6 +371,21 @@ func (e *Engine) checkIndexes() (err error) {
 			err = fmt.Errorf("%d deliveries in flight but %d in the deadline heap", inFlight, len(e.heap))
 		}
 	}()
+	indexed := 0
+	for group, byQueue := range e.groupCons {
+		if len(byQueue) == 0 {
+			return fmt.Errorf("group %q has an empty entry in the index by group", group)
+		}
+		for qk, c := range byQueue {
+			if k := (consKey{group, qk.topic, qk.qid}); e.cons[k] != c {
+				return fmt.Errorf("%v: the index by group holds a state the engine does not", k)
+			}
+		}
+		indexed += len(byQueue)
+	}
+	if indexed != len(e.cons) {
+		return fmt.Errorf("%d consumer states, %d of them in the index by group", len(e.cons), indexed)
+	}
 	for k, c := range e.cons {
 		var vis, free []int64
 		grouped := map[string][]int64{}

@@ -558,7 +558,7 @@ func (e *Engine) restoreLocked(s *snapshot) {
 			}
 		}
 		c.advanceFloor()
-		e.cons[st.key] = c
+		e.addConsLocked(c)
 	}
 	for _, t := range s.txns {
 		st := t.st
