@@ -283,12 +283,23 @@ func (a *Admin) GroupStats(ctx context.Context, name string) ([]ports.QueueStats
 // cannot be read (deleted since, or never created) adds none. GroupStats
 // and the consumer gauges both add them.
 func UnreportedQueues(ctx context.Context, topics ports.TopicQueueStats, subscribed []string, stats []ports.QueueStats) []ports.QueueStats {
-	for _, q := range stats {
-		if !slices.Contains(subscribed, q.Topic) {
-			subscribed = append(slices.Clip(subscribed), q.Topic)
+	// The subscribed topics, then those of the stats, each once, in the
+	// order they come (a set: a group may have consumed thousands).
+	seen := make(map[string]bool, len(subscribed))
+	var names []string
+	for _, t := range subscribed {
+		if !seen[t] {
+			seen[t] = true
+			names = append(names, t)
 		}
 	}
-	if len(subscribed) == 0 {
+	for _, q := range stats {
+		if !seen[q.Topic] {
+			seen[q.Topic] = true
+			names = append(names, q.Topic)
+		}
+	}
+	if len(names) == 0 {
 		return nil
 	}
 	type queue struct {
@@ -300,7 +311,7 @@ func UnreportedQueues(ctx context.Context, topics ports.TopicQueueStats, subscri
 		listed[queue{q.Topic, q.QueueID}] = true
 	}
 	var out []ports.QueueStats
-	for _, t := range subscribed {
+	for _, t := range names {
 		qs, err := topics.TopicQueueStats(ctx, t)
 		if err != nil {
 			continue
