@@ -391,6 +391,7 @@ func (e *Engine) checkIndexes() (err error) {
 		grouped := map[string][]int64{}
 		busy := map[string]int32{}
 		passed := 0
+		var stateInFlight int64
 		for off, d := range c.inflight {
 			if d.offset != off || d.cs != c {
 				return fmt.Errorf("%v: delivery %d names offset %d", k, off, d.offset)
@@ -403,6 +404,7 @@ func (e *Engine) checkIndexes() (err error) {
 			}
 			if d.inFlight() {
 				inFlight++
+				stateInFlight++
 			}
 			switch {
 			case d.held:
@@ -430,6 +432,9 @@ func (e *Engine) checkIndexes() (err error) {
 		}
 		if passed != c.passed {
 			return fmt.Errorf("%v: %d passed deliveries but %d counted", k, passed, c.passed)
+		}
+		if stateInFlight != c.inFlightCount() {
+			return fmt.Errorf("%v: %d deliveries in flight but %d counted", k, stateInFlight, c.inFlightCount())
 		}
 	}
 	return nil

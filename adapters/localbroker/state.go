@@ -127,6 +127,7 @@ type consState struct {
 	grouped  map[string][]int64 // the visible offsets of each message group, sorted
 	busy     map[string]int32   // in-flight deliveries per message group
 	passed   int                // deliveries never made (attempt 0): passed FIFO messages
+	inFlight int64              // deliveries in flight (in the deadline heap)
 	// runs lists the offsets of every FIFO run of two or more messages; an
 	// offset whose delivery has a different run is stale.
 	runs map[runKey][]int64
@@ -170,6 +171,7 @@ func (c *consState) track(d *delivery) {
 		if d.msgGroup != "" {
 			c.busy[d.msgGroup]++
 		}
+		c.inFlight++
 		c.dl.add(d)
 	default:
 		c.visible = insertSorted(c.visible, d.offset)
@@ -194,6 +196,7 @@ func (c *consState) untrack(d *delivery) {
 				delete(c.busy, d.msgGroup)
 			}
 		}
+		c.inFlight--
 		c.dl.remove(d)
 	default:
 		off := d.offset
@@ -428,16 +431,10 @@ func (c *consState) releaseRun(d *delivery) {
 	}
 }
 
-// inFlightCount counts deliveries that are in flight now.
-func (c *consState) inFlightCount() int64 {
-	var n int64
-	for _, d := range c.inflight {
-		if d.inFlight() {
-			n++
-		}
-	}
-	return n
-}
+// inFlightCount counts deliveries that are in flight now (kept by track
+// and untrack: GroupStats asks it under the engine's lock, of queues that
+// may hold local.maxInflightPerQueue deliveries).
+func (c *consState) inFlightCount() int64 { return c.inFlight }
 
 // applyPop applies a pop record. Delivered entries become invisible until
 // the record's deadline; the messages of one group that an orderly pop
