@@ -150,16 +150,23 @@ func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListTopics lists every topic sorted by name.
+// ListTopics lists every topic sorted by name. Only the definitions are
+// taken under the engine's lock (a change puts a new one in e.topics, none
+// is modified); they are copied and sorted after it.
 func (e *Engine) ListTopics(ctx context.Context) ([]domain.Topic, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
-	out := make([]domain.Topic, 0, len(e.topics))
+	metas := make([]*topicMeta, 0, len(e.topics))
 	for _, t := range e.topics {
-		out = append(out, t.Topic)
+		metas = append(metas, t)
+	}
+	e.mu.Unlock()
+	out := make([]domain.Topic, len(metas))
+	for i, t := range metas {
+		out[i] = t.Topic
 	}
 	slices.SortFunc(out, func(a, b domain.Topic) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -229,16 +236,23 @@ func (e *Engine) DeleteGroup(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListGroups lists every consumer group sorted by name.
+// ListGroups lists every consumer group sorted by name. Only the
+// definitions are taken under the engine's lock (a change puts a new one
+// in e.groups, none is modified); they are copied and sorted after it.
 func (e *Engine) ListGroups(ctx context.Context) ([]domain.ConsumerGroup, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if err := e.checkOpenLocked(); err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
-	out := make([]domain.ConsumerGroup, 0, len(e.groups))
+	metas := make([]*groupMeta, 0, len(e.groups))
 	for _, g := range e.groups {
-		out = append(out, g.ConsumerGroup)
+		metas = append(metas, g)
+	}
+	e.mu.Unlock()
+	out := make([]domain.ConsumerGroup, len(metas))
+	for i, g := range metas {
+		out[i] = g.ConsumerGroup
 	}
 	slices.SortFunc(out, func(a, b domain.ConsumerGroup) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

@@ -41,6 +41,9 @@ const (
 	importedSuffix  = ".imported"
 )
 
+// topicMeta is a topic's definition: a change puts a new one in e.topics,
+// none is modified (ListTopics reads them after the engine's lock) but for
+// route, set under the lock.
 type topicMeta struct {
 	domain.Topic
 	incarnation uint64
@@ -48,6 +51,8 @@ type topicMeta struct {
 	route []ports.RouteQueue
 }
 
+// groupMeta is a group's definition: a change puts a new one in e.groups,
+// none is modified (ListGroups reads them after the engine's lock).
 type groupMeta struct {
 	domain.ConsumerGroup
 	incarnation uint64
