@@ -67,6 +67,7 @@ type Engine struct {
 	queues        map[queueKey]*queueIndex
 	cons          map[consKey]*consState
 	groupCons     map[string]map[queueKey]*consState    // cons by group
+	groupKeys     map[string]map[queueKey]struct{}      // keys of gates and offsets by group
 	waiters       map[queueKey]map[*poller]struct{}     // long pollers per queue
 	gates         map[consKey]*sync.Mutex               // serialize the pops of a group on a queue
 	readHook      atomic.Pointer[func(topic string)]    // tests: called before messages are read
@@ -221,6 +222,7 @@ func (e *Engine) resetMaps() {
 	e.queues = map[queueKey]*queueIndex{}
 	e.cons = map[consKey]*consState{}
 	e.groupCons = map[string]map[queueKey]*consState{}
+	e.groupKeys = map[string]map[queueKey]struct{}{}
 	e.waiters = map[queueKey]map[*poller]struct{}{}
 	e.gates = map[consKey]*sync.Mutex{}
 	e.pendingQueues = map[queueKey]*queueIndex{}
@@ -1029,7 +1031,7 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 		if err != nil {
 			return bad(err)
 		}
-		e.offsets[consKey{o.Group, o.Topic, o.QueueID}] = o.Offset
+		e.setOffsetLocked(consKey{o.Group, o.Topic, o.QueueID}, o.Offset)
 	case record.TypeTopicDeleted:
 		d, err := record.DecodeDeleted(p)
 		if err != nil {
@@ -1143,8 +1145,51 @@ func (e *Engine) groupConsLocked(group string) []*consState {
 	return out
 }
 
+// setOffsetLocked sets a pull consumer's committed offset.
+func (e *Engine) setOffsetLocked(k consKey, off int64) {
+	e.offsets[k] = off
+	e.noteKeyLocked(k)
+}
+
+// noteKeyLocked records in the group's index that k has a gate or an
+// offset.
+func (e *Engine) noteKeyLocked(k consKey) {
+	keys := e.groupKeys[k.group]
+	if keys == nil {
+		keys = map[queueKey]struct{}{}
+		e.groupKeys[k.group] = keys
+	}
+	keys[queueKey{k.topic, k.qid}] = struct{}{}
+}
+
+// forgetKeyLocked removes k from the group's index once it has neither a
+// gate nor an offset.
+func (e *Engine) forgetKeyLocked(k consKey) {
+	if _, ok := e.offsets[k]; ok || e.gates[k] != nil {
+		return
+	}
+	keys := e.groupKeys[k.group]
+	delete(keys, queueKey{k.topic, k.qid})
+	if len(keys) == 0 {
+		delete(e.groupKeys, k.group)
+	}
+}
+
+// dropGroupStateLocked drops what the engine keeps for a deleted group:
+// the states, gates and offsets its indexes list (not a walk of every
+// group's).
 func (e *Engine) dropGroupStateLocked(group string) {
-	e.dropConsStateLocked(func(k consKey) bool { return k.group == group })
+	for qk, c := range e.groupCons[group] {
+		c.release()
+		delete(e.cons, consKey{group, qk.topic, qk.qid})
+	}
+	delete(e.groupCons, group)
+	for qk := range e.groupKeys[group] {
+		k := consKey{group, qk.topic, qk.qid}
+		delete(e.gates, k)
+		delete(e.offsets, k)
+	}
+	delete(e.groupKeys, group)
 }
 
 // dropConsStateLocked drops what the engine keeps for the groups on the
@@ -1164,11 +1209,13 @@ func (e *Engine) dropConsStateLocked(drop func(consKey) bool) {
 	for k := range e.gates {
 		if drop(k) {
 			delete(e.gates, k)
+			e.forgetKeyLocked(k)
 		}
 	}
 	for k := range e.offsets {
 		if drop(k) {
 			delete(e.offsets, k)
+			e.forgetKeyLocked(k)
 		}
 	}
 }

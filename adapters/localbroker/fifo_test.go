@@ -359,8 +359,8 @@ func TestFIFOOrderAcrossCrash(t *testing.T) {
 	}
 }
 
-// checkIndexes verifies that the index of consumer states by group holds
-// every state and that the pop indexes of every consumer state match its
+// checkIndexes verifies that the indexes by group hold every consumer
+// state, gate and offset, and that the pop indexes of every consumer state match its
 // deliveries.
 func (e *Engine) checkIndexes() (err error) {
 	e.mu.Lock()
@@ -385,6 +385,28 @@ func (e *Engine) checkIndexes() (err error) {
 	}
 	if indexed != len(e.cons) {
 		return fmt.Errorf("%d consumer states, %d of them in the index by group", len(e.cons), indexed)
+	}
+	keys := map[consKey]bool{}
+	for k := range e.gates {
+		keys[k] = true
+	}
+	for k := range e.offsets {
+		keys[k] = true
+	}
+	indexed = 0
+	for group, byQueue := range e.groupKeys {
+		if len(byQueue) == 0 {
+			return fmt.Errorf("group %q has an empty entry in the index of gates and offsets", group)
+		}
+		for qk := range byQueue {
+			if k := (consKey{group, qk.topic, qk.qid}); !keys[k] {
+				return fmt.Errorf("%v: in the index of gates and offsets without either", k)
+			}
+		}
+		indexed += len(byQueue)
+	}
+	if indexed != len(keys) {
+		return fmt.Errorf("%d queues of groups with a gate or an offset, %d of them in the index", len(keys), indexed)
 	}
 	for k, c := range e.cons {
 		var vis, free []int64

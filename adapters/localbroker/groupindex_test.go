@@ -62,8 +62,9 @@ func TestReportingEveryGroupLooksAtEachStateOnce(t *testing.T) {
 // TestGroupReportsMatchAWalkOfEveryState: GroupStats and GroupAges, which
 // look at a group's own consumer states, answer what a walk of every
 // consumer state of the engine answers, on random states: pops, acks,
-// invisible times changed and run out, groups and topics deleted and
-// created again, restarts (states restored from a snapshot and the log).
+// invisible times run out, pull offsets committed, groups and topics
+// deleted and created again, restarts (states restored from a snapshot and
+// the log); the indexes by group stay complete (checkIndexes).
 func TestGroupReportsMatchAWalkOfEveryState(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Flush = "async" })
 	rng := rand.New(rand.NewPCG(37, 5))
@@ -100,7 +101,7 @@ func TestGroupReportsMatchAWalkOfEveryState(t *testing.T) {
 			for range 1 + rng.IntN(4) {
 				h.send(topic, int32(rng.IntN(8)), msg(topic, fmt.Sprint(step), ""))
 			}
-		case r < 55:
+		case r < 50:
 			if !created[g] {
 				h.createGroup(g, int32(1+rng.IntN(3)), false)
 				created[g] = true
@@ -110,6 +111,11 @@ func TestGroupReportsMatchAWalkOfEveryState(t *testing.T) {
 					group string
 					m     domain.StoredMessage
 				}{g, m})
+			}
+		case r < 55 && created[g]:
+			q := domain.QueueRef{Topic: topic, BrokerName: h.cfg.BrokerName, QueueID: int32(rng.IntN(8))}
+			if err := h.e.UpdateOffset(t.Context(), g, q, 0); err != nil && !domain.HasReason(err, domain.ReasonTopicNotFound) {
+				t.Fatal(err)
 			}
 		case r < 75 && len(held) > 0:
 			i := rng.IntN(len(held))
@@ -277,6 +283,37 @@ func BenchmarkGroupStatsManyInFlight(b *testing.B) {
 		st, err := h.e.GroupStats(b.Context(), "g")
 		if err != nil || len(st) != 2 || st[0].InFlight != 100000 {
 			b.Fatalf("GroupStats: %+v, %v", st, err)
+		}
+	}
+}
+
+// BenchmarkDeleteGroupAmongMany: deleting one of 5,000 groups, each with
+// consumer state on the 8 queues of one of 50 topics (an operator removing
+// groups one by one, under the engine's lock for each).
+func BenchmarkDeleteGroupAmongMany(b *testing.B) {
+	const groups = 5000
+	if b.N > groups {
+		b.Skipf("%d deletions asked, %d groups", b.N, groups)
+	}
+	h := newHarness(b, func(c *Config) { c.Flush = "async"; c.SegmentSize = 64 << 20 })
+	for t := range 50 {
+		for q := range int32(8) {
+			h.send(fmt.Sprint("t", t), q, msg(fmt.Sprint("t", t), "m", ""))
+		}
+	}
+	for g := range groups {
+		name := fmt.Sprint("g", g)
+		h.createGroup(name, 16, false)
+		for q := range int32(8) {
+			if len(h.pop(name, fmt.Sprint("t", g%50), q, 1, time.Hour)) != 1 {
+				b.Fatal("no message")
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := h.e.DeleteGroup(b.Context(), fmt.Sprint("g", i)); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -157,6 +157,7 @@ func (e *Engine) gateLocked(k consKey) *sync.Mutex {
 	if g == nil {
 		g = &sync.Mutex{}
 		e.gates[k] = g
+		e.noteKeyLocked(k)
 	}
 	return g
 }

@@ -566,7 +566,7 @@ func (e *Engine) restoreLocked(s *snapshot) {
 		e.scheduleTxnLocked(t.origin, &st)
 	}
 	for _, o := range s.offsets {
-		e.offsets[o.key] = o.offset
+		e.setOffsetLocked(o.key, o.offset)
 	}
 	for _, d := range s.deleted {
 		e.topicDeletedAt[d.topic] = d.offset
