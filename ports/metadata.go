@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/domain"
 )
@@ -76,4 +77,11 @@ type QueueStats struct {
 	// and Consumable every message not acked, which the broker does not
 	// split into delivered and not.
 	InFlightInConsumable bool
+	// ConsumedUpTo is the store time of the message just below AckOffset,
+	// the last one of the consumed prefix (upstream's consumerProgress
+	// #LastTime): how far in time the group has got on this queue. Zero
+	// when nothing is consumed, or when the store time of that message is
+	// gone (cluster mode: its commit log removed; local mode keeps the
+	// store time in the queue's index after retention removed the message).
+	ConsumedUpTo time.Time
 }

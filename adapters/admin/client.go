@@ -144,7 +144,7 @@ func (c *Client) GroupStats(ctx context.Context, name string) ([]ports.QueueStat
 	for _, q := range out.Queues {
 		qs = append(qs, ports.QueueStats{Topic: q.Topic, Broker: q.Broker, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
 			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown,
-			InFlightInConsumable: q.InFlightInConsumable})
+			InFlightInConsumable: q.InFlightInConsumable, ConsumedUpTo: q.ConsumedUpTo})
 	}
 	return qs, nil
 }

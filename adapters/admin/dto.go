@@ -161,6 +161,9 @@ type QueueStats struct {
 	// inFlightUnknown it is a lower bound (the table's ">=N"), unless
 	// inFlightInConsumable, which makes it exact.
 	Backlog int64 `json:"backlog"`
+	// ConsumedUpTo is the store time of the last message of the consumed
+	// prefix (the one below ackOffset), omitted when there is none.
+	ConsumedUpTo time.Time `json:"consumedUpTo,omitzero"`
 }
 
 // GroupStats is the answer of GET /v1/groups/{name}/stats.
@@ -241,7 +244,7 @@ func statsDTO(group string, qs []ports.QueueStats) GroupStats {
 	for _, q := range qs {
 		out.Queues = append(out.Queues, QueueStats{Topic: q.Topic, Broker: q.Broker, QueueID: q.QueueID, MaxOffset: q.MaxOffset, AckOffset: q.AckOffset,
 			InFlight: q.InFlight, Consumable: q.Consumable, InFlightUnknown: q.InFlightUnknown,
-			InFlightInConsumable: q.InFlightInConsumable, Backlog: q.InFlight + q.Consumable})
+			InFlightInConsumable: q.InFlightInConsumable, Backlog: q.InFlight + q.Consumable, ConsumedUpTo: q.ConsumedUpTo.UTC()})
 	}
 	return out
 }

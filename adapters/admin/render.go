@@ -69,7 +69,8 @@ func PrintGroup(w io.Writer, g domain.ConsumerGroup) error {
 // in flight (an orderly group's, in cluster mode), and a note under the
 // table says what the other columns mean there. With no queue, a note says
 // when there will be. Rows that name their broker (cluster mode) have a
-// BROKER column.
+// BROKER column. CONSUMED-UP-TO is the store time of the last message the
+// group consumed up to (mqadmin consumerProgress's #LastTime), "-" for none.
 func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	tw := newTable(w)
 	brokers := slices.ContainsFunc(stats, func(q ports.QueueStats) bool { return q.Broker != "" })
@@ -77,13 +78,13 @@ func PrintGroupStats(w io.Writer, stats []ports.QueueStats) error {
 	if brokers {
 		broker = func(q ports.QueueStats) string { return cell(q.Broker, 0) + "\t" }
 	}
-	fmt.Fprintln(tw, "TOPIC\t"+broker(ports.QueueStats{Broker: "BROKER"})+"QUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG")
+	fmt.Fprintln(tw, "TOPIC\t"+broker(ports.QueueStats{Broker: "BROKER"})+"QUEUE\tMAX-OFFSET\tACK-OFFSET\tIN-FLIGHT\tCONSUMABLE\tBACKLOG\tCONSUMED-UP-TO")
 	var inFlight, consumable int64
 	unknown, unsplit, partial := false, false, false
 	for _, q := range stats {
 		part := q.InFlightUnknown && !q.InFlightInConsumable // the backlog is a lower bound
-		fmt.Fprintf(tw, "%s\t%s%d\t%d\t%d\t%s\t%d\t%s\n", cell(q.Topic, 0), broker(q), q.QueueID, q.MaxOffset, q.AckOffset,
-			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, part))
+		fmt.Fprintf(tw, "%s\t%s%d\t%d\t%d\t%s\t%d\t%s\t%s\n", cell(q.Topic, 0), broker(q), q.QueueID, q.MaxOffset, q.AckOffset,
+			inFlightCell(q.InFlight, q.InFlightUnknown), q.Consumable, backlogCell(q.InFlight+q.Consumable, part), timeCell(q.ConsumedUpTo))
 		inFlight += q.InFlight
 		consumable += q.Consumable
 		unknown = unknown || q.InFlightUnknown

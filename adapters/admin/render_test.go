@@ -19,7 +19,7 @@ func TestPrintTables(t *testing.T) {
 	exp := domain.NewConsumerGroup("billing")
 	exp.RetryPolicy = domain.RetryPolicy{Initial: time.Second, Max: 2 * time.Hour, Multiplier: 2}
 	groups := []domain.ConsumerGroup{domain.NewConsumerGroup("audit"), exp}
-	stats := []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, InFlight: 2, Consumable: 4}, {Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3}}
+	stats := []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, InFlight: 2, Consumable: 4, ConsumedUpTo: time.Date(2026, 12, 7, 22, 3, 5, 0, time.FixedZone("CET", 3600))}, {Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3}}
 
 	tests := []struct {
 		name  string
@@ -47,14 +47,14 @@ func TestPrintTables(t *testing.T) {
 				"Retry policy:           customized 1s,5s,10s,30s,1m,2m,3m,4m,5m,6m,7m,8m,9m,10m,20m,30m,1h,2h\n" +
 				"Orderly:                false\nDescription:            -\nCreated:                -\nUpdated:                -\n"},
 		{"stats", func(b *bytes.Buffer) error { return admin.PrintGroupStats(b, stats) },
-			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
-				"orders  0      10          4           2          4           6\n" +
-				"orders  1      3           3           0          0           0\n" +
+			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
+				"orders  0      10          4           2          4           6        2026-12-07T21:03:05Z\n" +
+				"orders  1      3           3           0          0           0        -\n" +
 				"TOTAL                                  2          4           6\n"},
 		// A group with nothing to show printed the header alone, which
 		// looked like a failure (README's group create, then group stats).
 		{"stats of a group with no queues yet", func(b *bytes.Buffer) error { return admin.PrintGroupStats(b, nil) },
-			"TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
+			"TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
 				"no queues yet: a queue is listed once the group has received from it or a consumer of the group\n" +
 				"connected to this proxy subscribes to its topic (local mode), or once a broker reports the\n" +
 				"group's offsets (cluster mode).\n"},
@@ -62,9 +62,9 @@ func TestPrintTables(t *testing.T) {
 			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 10, AckOffset: 4, Consumable: 6, InFlightUnknown: true},
 				{Topic: "orders", QueueID: 1, MaxOffset: 3, AckOffset: 3, InFlightUnknown: true}})
 		},
-			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
-				"orders  0      10          4           ?          6           >=6\n" +
-				"orders  1      3           3           ?          0           >=0\n" +
+			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
+				"orders  0      10          4           ?          6           >=6      -\n" +
+				"orders  1      3           3           ?          0           >=0      -\n" +
 				"TOTAL                                  ?          6           >=6\n" +
 				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
 				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
@@ -73,9 +73,9 @@ func TestPrintTables(t *testing.T) {
 			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", Broker: "broker-a", MaxOffset: 3, AckOffset: 3, InFlightUnknown: true},
 				{Topic: "orders", Broker: "broker-b", MaxOffset: 5, AckOffset: 2, Consumable: 3, InFlightUnknown: true}})
 		},
-			"TOPIC   BROKER    QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
-				"orders  broker-a  0      3           3           ?          0           >=0\n" +
-				"orders  broker-b  0      5           2           ?          3           >=3\n" +
+			"TOPIC   BROKER    QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
+				"orders  broker-a  0      3           3           ?          0           >=0      -\n" +
+				"orders  broker-b  0      5           2           ?          3           >=3      -\n" +
 				"TOTAL                                            ?          3           >=3\n" +
 				"IN-FLIGHT ?: the brokers do not report messages delivered and not yet acked; there ACK-OFFSET is the\n" +
 				"offset up to which messages were delivered, and CONSUMABLE counts the messages never delivered.\n"},
@@ -85,8 +85,8 @@ func TestPrintTables(t *testing.T) {
 		{"stats of an orderly group without in-flight counts", func(b *bytes.Buffer) error {
 			return admin.PrintGroupStats(b, []ports.QueueStats{{Topic: "orders", QueueID: 0, MaxOffset: 5, Consumable: 5, InFlightUnknown: true, InFlightInConsumable: true}})
 		},
-			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\n" +
-				"orders  0      5           0           ?          5           5\n" +
+			"TOPIC   QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
+				"orders  0      5           0           ?          5           5        -\n" +
 				"IN-FLIGHT ? with an exact BACKLOG (an orderly group): ACK-OFFSET is the offset up to which messages\n" +
 				"were acked, and CONSUMABLE counts every message not acked, delivered (in flight) or not.\n"},
 	}

@@ -1034,9 +1034,13 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 			if broker == "" {
 				broker = m.name
 			}
-			out = append(out, ports.QueueStats{Topic: mq.Topic, Broker: broker, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
+			q := ports.QueueStats{Topic: mq.Topic, Broker: broker, QueueID: mq.QueueID, MaxOffset: o.BrokerOffset,
 				AckOffset: consumed, Consumable: max(o.BrokerOffset-consumed, 0), InFlightUnknown: true,
-				InFlightInConsumable: cfg.ConsumeMessageOrderly})
+				InFlightInConsumable: cfg.ConsumeMessageOrderly}
+			if o.LastTimestamp > 0 { // the store time below the consumer offset
+				q.ConsumedUpTo = time.UnixMilli(o.LastTimestamp)
+			}
+			out = append(out, q)
 		}
 		return nil
 	})

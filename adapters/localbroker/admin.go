@@ -287,32 +287,53 @@ func (e *Engine) TopicQueueStats(ctx context.Context, topic string) ([]ports.Que
 
 // GroupStats reports the group's progress on every queue it has state on,
 // sorted by topic and queue id. Messages retention removed count as
-// consumed (the group's next receive skips them).
+// consumed (the group's next receive skips them). The counts are taken
+// under the engine's lock; each queue's ConsumedUpTo is read after it from
+// the index entry below the ack offset (the index keeps a message's store
+// time), as GroupAges reads its ages.
 func (e *Engine) GroupStats(ctx context.Context, group string) ([]ports.QueueStats, error) {
+	out, reads, err := e.groupStatsLocked(group)
+	if err != nil {
+		return nil, err
+	}
+	for i, qi := range reads {
+		if at := storedAt(qi, out[i].AckOffset-1); at > 0 {
+			out[i].ConsumedUpTo = time.UnixMilli(at)
+		}
+	}
+	return out, nil
+}
+
+// groupStatsLocked takes the engine's lock and returns the group's stats
+// with the index of each row's queue (nil for none).
+func (e *Engine) groupStatsLocked(group string) ([]ports.QueueStats, []*queueIndex, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.checkOpenLocked(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, ok := e.groups[group]; !ok {
-		return nil, groupNotFound(group)
+		return nil, nil, groupNotFound(group)
 	}
 	e.promoteLocked()
 	e.reviveDueLocked(e.clock.Now())
 	states := e.groupConsLocked(group)
 	out := make([]ports.QueueStats, 0, len(states))
+	reads := make([]*queueIndex, 0, len(states))
 	for _, c := range states {
 		k := c.key
 		var count, visible, minOff int64
-		if qi := e.queues[queueKey{k.topic, k.qid}]; qi != nil {
+		qi := e.queues[queueKey{k.topic, k.qid}]
+		if qi != nil {
 			count, visible, minOff = qi.count, qi.visible, e.keptFromLocked(qi)
 		}
 		ackOff := max(c.floor, minOff)
 		out = append(out, ports.QueueStats{Topic: k.topic, QueueID: k.qid, MaxOffset: count, AckOffset: ackOff,
 			AckedAbove: c.acked.count(ackOff, count), InFlight: c.inFlightCount(),
 			Consumable: max(visible-max(c.next, minOff), 0) + int64(len(c.visible))})
+		reads = append(reads, qi)
 	}
-	return out, nil
+	return out, reads, nil
 }
 
 // keptFromLocked is the queue's first offset retention kept, for stats:

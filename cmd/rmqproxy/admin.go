@@ -52,7 +52,9 @@ stats shows the group's progress per queue: in local mode every queue the
 group has received from and every queue of the topics its connected
 consumers subscribe to (one not received from yet has all its messages as
 backlog, as rocketmq_consumer_lag_messages counts them); in cluster mode
-the queues the brokers report.
+the queues the brokers report. CONSUMED-UP-TO is the store time of the
+last message below ACK-OFFSET (mqadmin consumerProgress's #LastTime): a
+group that stopped consuming shows how far back it stopped.
 
 delete removes the group with its consumption state (offsets, messages in
 flight or waiting to be delivered again: in cluster mode its retry topics)

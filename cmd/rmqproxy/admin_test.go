@@ -41,7 +41,7 @@ func (f *fakeAPI) requests() []string {
 const (
 	cannedTopic = `{"name":"NAME","type":"FIFO","queueCount":4,"permission":"READ_WRITE","description":"d","createdAt":"2026-01-02T03:04:05Z"}`
 	cannedGroup = `{"name":"NAME","maxDeliveryAttempts":5,"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`
-	cannedStats = `{"group":"g","queues":[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2}]}`
+	cannedStats = `{"group":"g","queues":[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"consumedUpTo":"2026-12-07T21:03:05.123Z"},{"topic":"t","queueId":1,"maxOffset":0,"ackOffset":0}]}`
 )
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +215,10 @@ func TestAdminCommands(t *testing.T) {
 		{name: "group list", args: []string{"group", "list"}, requests: []string{"GET /v1/groups"},
 			stdout: "NAME  MAX-ATTEMPTS  RETRY             ORDERLY  DESCRIPTION\ng     5             customized 1s,5s  true     -\n"},
 		{name: "group stats", args: []string{"group", "stats", "g"}, requests: []string{"GET /v1/groups/g/stats"},
-			stdout: "TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG\nt      0      5           2           1          2           3\n"},
+			stdout: "TOPIC  QUEUE  MAX-OFFSET  ACK-OFFSET  IN-FLIGHT  CONSUMABLE  BACKLOG  CONSUMED-UP-TO\n" +
+				"t      0      5           2           1          2           3        2026-12-07T21:03:05Z\n" +
+				"t      1      0           0           0          0           0        -\n" +
+				"TOTAL                                 1          2           3\n"},
 		{name: "group delete says it kept the dead-letter topic", args: []string{"group", "delete", "g"},
 			stdout:   "deleted consumer group g\nkept its dead-letter topic %DLQ%g (the messages the group gave up on); delete it with `rmqproxy topic delete %DLQ%g` once they are no longer needed\n",
 			requests: []string{"DELETE /v1/groups/g", "GET /v1/topics/%25DLQ%25g"}},
@@ -268,7 +271,7 @@ func TestAdminCommandsJSON(t *testing.T) {
 		{[]string{"group", "list"}, `{"groups":[` + strings.ReplaceAll(cannedGroup, "NAME", "g") + `]}`},
 		{[]string{"group", "describe", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
 		{[]string{"group", "update", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
-		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"backlog":3}]`},
+		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"backlog":3,"consumedUpTo":"2026-12-07T21:03:05.123Z"},{"topic":"t","queueId":1,"maxOffset":0,"ackOffset":0,"inFlight":0,"consumable":0,"backlog":0}]`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -34,12 +34,31 @@ func TestGroupStatsInFlight(t *testing.T) {
 		if cluster {
 			want.Broker = testenv.Broker(t).Name
 		}
+		// Consumed up to the store time of the message below the ack
+		// offset, as mqadmin consumerProgress's #LastTime.
+		var upTo time.Time
+		for _, m := range got {
+			if m.GetSystemProperties().GetQueueOffset() == want.AckOffset-1 {
+				upTo = m.GetSystemProperties().GetStoreTimestamp().AsTime()
+			}
+		}
+		if want.AckOffset > 0 && upTo.IsZero() {
+			t.Fatalf("%s: no message received at offset %d", when, want.AckOffset-1)
+		}
 		testenv.WaitFor(t, 30*time.Second, func() error {
 			stats, err := p.Admin.GroupStats(t.Context(), group)
 			if err != nil {
 				return err
 			}
-			if len(stats) != 1 || stats[0] != want {
+			if len(stats) != 1 {
+				return fmt.Errorf("%s: stats %+v, want one row %+v", when, stats, want)
+			}
+			row := stats[0]
+			if !row.ConsumedUpTo.Equal(upTo) {
+				return fmt.Errorf("%s: consumed up to %v, want %v (the store time of the message at offset %d)", when, row.ConsumedUpTo, upTo, want.AckOffset-1)
+			}
+			row.ConsumedUpTo = time.Time{}
+			if row != want {
 				return fmt.Errorf("%s: stats %+v, want %+v", when, stats, want)
 			}
 			return nil
@@ -311,7 +330,7 @@ func TestGroupStatsOrderlyGroupWithAHeldMessage(t *testing.T) {
 	})
 	code, out := testenv.CLI(t, "group", "stats", group, "--admin.address="+p.AdminAddr())
 	row := strings.Fields(strings.Split(out, "\n")[1])
-	if code != 0 || len(row) < 7 || row[len(row)-1] != "5" || cluster && strings.Contains(out, "never delivered") {
-		t.Fatalf("rmqproxy group stats: exit %d, want the exact backlog 5 and no note that nothing was delivered:\n%s", code, out)
+	if code != 0 || len(row) < 8 || row[len(row)-2] != "5" || row[len(row)-1] != "-" || cluster && strings.Contains(out, "never delivered") {
+		t.Fatalf("rmqproxy group stats: exit %d, want the exact backlog 5, nothing consumed yet and no note that nothing was delivered:\n%s", code, out)
 	}
 }
