@@ -83,6 +83,9 @@ func TestGroupReportsMatchAWalkOfEveryState(t *testing.T) {
 		for _, g := range groups {
 			want, werr := h.e.groupStatsWalk(g)
 			got, err := h.e.GroupStats(t.Context(), g)
+			for i := range got {
+				got[i].ConsumedUpTo = time.Time{} // read after the lock, from the index: not what the walk compares
+			}
 			if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
 				t.Fatalf("step %d: GroupStats(%s) = %+v, %v; a walk of every state: %+v, %v", step, g, got, err, want, werr)
 			}
