@@ -251,7 +251,9 @@ func (b *Broker) Start(ctx context.Context) error {
 }
 
 // Close stops the heartbeat loop, unregisters this proxy's groups from the
-// brokers (best effort, bounded by ctx) and closes every connection.
+// brokers (best effort, bounded by ctx), waits within ctx's deadline for
+// the brokers to answer the pops of receives that gave up (see
+// awaitAbandonedPops), and closes every connection.
 func (b *Broker) Close(ctx context.Context) error {
 	if b.stop != nil {
 		b.stop()
@@ -261,10 +263,39 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 		b.unregisterAll(ctx)
 	}
+	b.awaitAbandonedPops(ctx)
 	err := b.rpc.Close()
 	b.meta.close()
 	b.log.Info("cluster adapter closed")
 	return err
+}
+
+// closeReserve is what Close keeps of its context's time for closing the
+// connections once it stops waiting for abandoned pops.
+const closeReserve = time.Second
+
+// awaitAbandonedPops waits, until closeReserve before ctx's deadline (not
+// at all without one), for
+// the brokers to answer the POP_MESSAGEs of receives that gave up, above
+// all those rmqproxy's stop ended at once. A broker holds such a pop until
+// its polling time ends (up to messaging.consumer.maxLongPolling) and
+// pops the next message that arrives meanwhile: its answer, released by
+// the late handler within a second, would reach a closed connection and
+// the message would stay invisible for its whole invisible time.
+func (b *Broker) awaitAbandonedPops(ctx context.Context) {
+	n := b.rpc.AbandonedPolls()
+	dl, ok := ctx.Deadline()
+	if n == 0 || !ok {
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, dl.Add(-min(closeReserve, time.Until(dl)/2)))
+	defer cancel()
+	b.log.LogAttrs(ctx, slog.LevelInfo, "waiting for the brokers to answer the pops of receives that ended, so that the messages they take are made visible again at once",
+		slog.Int("pops", n))
+	if left := b.rpc.AwaitAbandonedPolls(ctx); left > 0 {
+		b.log.LogAttrs(ctx, slog.LevelInfo, "closing with pops of receives that ended still held by the brokers; a message one of them takes from now on stays invisible for its invisible time",
+			slog.Int("pops", left))
+	}
 }
 
 // readyReuse is how long a passed readiness probe answers for the next

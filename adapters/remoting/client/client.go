@@ -130,6 +130,9 @@ type Client struct {
 	root     context.Context
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
+	// abandoned counts the long polls whose callers gave up and whose
+	// answers may still come (see AwaitAbandonedPolls).
+	abandoned abandonedPolls
 
 	mu     sync.Mutex
 	closed bool
@@ -158,6 +161,68 @@ func New(cfg Config) *Client {
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "remoting"), handlers: make(chan struct{}, cfg.MaxHandlers),
 		root: root, stop: stop, pools: make(map[string]*pool), conns: make(map[*conn]struct{}), poolIdle: poolIdleTime,
 		drops: make(map[string]*dropLog)}
+}
+
+// abandonedPolls counts long polls whose callers gave up with a late
+// handler: from then until the answer's handler is done, the answer
+// cannot come any more (its connection failed), or lateWindow passed.
+type abandonedPolls struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (a *abandonedPolls) add() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == 0 {
+		a.idle = make(chan struct{})
+	}
+	a.n++
+}
+
+// done counts k of them as over.
+func (a *abandonedPolls) done(k int) {
+	if k == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n -= k
+	if a.n == 0 {
+		close(a.idle)
+	}
+}
+
+// AbandonedPolls returns how many long polls (InvokeLongPoll,
+// InvokeLongPollWithin) whose callers gave up may still be answered, or
+// have their answers' late handlers running.
+func (c *Client) AbandonedPolls() int {
+	c.abandoned.mu.Lock()
+	defer c.abandoned.mu.Unlock()
+	return c.abandoned.n
+}
+
+// AwaitAbandonedPolls waits until no abandoned long poll is left (see
+// AbandonedPolls) or ctx ends, and returns how many are left. A peer that
+// holds a long poll (a broker's POP_MESSAGE) acts on it until it answers,
+// and an answer that comes after Close is lost: a caller that must handle
+// every answer (a pop's messages are invisible until released) waits with
+// this before Close.
+func (c *Client) AwaitAbandonedPolls(ctx context.Context) int {
+	for {
+		c.abandoned.mu.Lock()
+		n, idle := c.abandoned.n, c.abandoned.idle
+		c.abandoned.mu.Unlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return c.AbandonedPolls()
+		}
+	}
 }
 
 // Close closes every connection, fails the calls in progress with

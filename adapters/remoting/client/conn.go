@@ -51,6 +51,9 @@ type answer struct {
 	ch   chan *remoting.Command // buffered (1); nil once the caller gave up
 	late LateHandler
 	req  *remoting.Command // the request, for late (set with it)
+	// poll: a long poll whose caller gave up, counted in the client's
+	// abandoned polls until its answer was handled or will not come.
+	poll bool
 }
 
 // lateWindow is how long an answer to a call whose caller gave up is
@@ -81,9 +84,16 @@ func (cn *conn) fail(err *Error) {
 		return
 	}
 	cn.err = err
+	dropped := 0
+	for _, a := range cn.pending {
+		if a.poll {
+			dropped++
+		}
+	}
 	cn.pending = nil
 	close(cn.done)
 	cn.mu.Unlock()
+	cn.c.abandoned.done(dropped)
 	cn.nc.Close()
 	cn.c.forget(cn)
 	if err.Kind != KindClosed && err.Err != errDrained {
@@ -282,7 +292,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		answerPool.Put(ch)
 		return resp, nil
 	case <-ctx.Done():
-		if resp, ok := cn.giveUp(req, ch, late); ok {
+		if resp, ok := cn.giveUp(req, ch, late, !slot); ok {
 			return resp, nil
 		}
 		if slot && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -290,7 +300,7 @@ func (cn *conn) invoke(ctx context.Context, req *remoting.Command, late LateHand
 		}
 		return nil, ctxError(ctx, cn.addr, true)
 	case <-expire:
-		if resp, ok := cn.giveUp(req, ch, late); ok {
+		if resp, ok := cn.giveUp(req, ch, late, !slot); ok {
 			return resp, nil
 		}
 		if slot {
@@ -318,13 +328,16 @@ func (cn *conn) expired(delivered bool) error {
 // goes to late (within lateWindow), or nowhere. An answer that came while
 // the caller was giving up is returned instead (ok), so that it is never
 // dropped between the two.
-func (cn *conn) giveUp(req *remoting.Command, ch chan *remoting.Command, late LateHandler) (resp *remoting.Command, ok bool) {
+func (cn *conn) giveUp(req *remoting.Command, ch chan *remoting.Command, late LateHandler, poll bool) (resp *remoting.Command, ok bool) {
 	opaque := req.Opaque
 	cn.mu.Lock()
 	_, waiting := cn.pending[opaque]
 	if waiting {
 		if late != nil {
-			cn.pending[opaque] = answer{late: late, req: req}
+			cn.pending[opaque] = answer{late: late, req: req, poll: poll}
+			if poll {
+				cn.c.abandoned.add()
+			}
 			time.AfterFunc(lateWindow, func() { cn.forgetLate(opaque) })
 		} else {
 			delete(cn.pending, opaque)
@@ -363,10 +376,15 @@ func (cn *conn) dropIfSilent(sent int64) {
 // forgetLate drops a late handler whose answer did not come in time.
 func (cn *conn) forgetLate(opaque int32) {
 	cn.mu.Lock()
+	forgotten := 0
 	if a, ok := cn.pending[opaque]; ok && a.ch == nil {
 		delete(cn.pending, opaque)
+		if a.poll {
+			forgotten = 1
+		}
 	}
 	cn.mu.Unlock()
+	cn.c.abandoned.done(forgotten)
 	cn.closeIfDrained()
 }
 
@@ -460,7 +478,7 @@ func (cn *conn) readLoop() {
 			}
 			cn.mu.Unlock()
 			if ok && a.ch == nil {
-				cn.runLate(a.late, a.req, cmd)
+				cn.runLate(a.late, a.req, cmd, a.poll)
 			}
 			cn.closeIfDrained()
 			continue
@@ -498,19 +516,26 @@ func (cn *conn) serve(req *remoting.Command) {
 }
 
 // runLate runs a late handler on its own goroutine, within the same bound
-// as the peer's requests; when too many run, the answer is dropped.
-func (cn *conn) runLate(late LateHandler, req, resp *remoting.Command) {
+// as the peer's requests; when too many run, the answer is dropped. poll:
+// the answer is an abandoned poll's, counted until its handler is done.
+func (cn *conn) runLate(late LateHandler, req, resp *remoting.Command, poll bool) {
 	c := cn.c
+	handled := 0
+	if poll {
+		handled = 1
+	}
 	select {
 	case c.handlers <- struct{}{}:
 	default:
 		c.log.LogAttrs(c.root, slog.LevelWarn, "too many remoting handlers running; dropping an answer that came after its caller gave up",
 			slog.String("addr", cn.addr), slog.Int("code", int(resp.Code)))
+		c.abandoned.done(handled)
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.abandoned.done(handled)
 		defer func() { <-c.handlers }()
 		late(c.root, cn.addr, req, resp)
 	}()

@@ -21,7 +21,7 @@ import (
 type ShutdownConfig struct {
 	DrainDelay  time.Duration `yaml:"drainDelay" help:"at shutdown, how long the proxy goes on serving after it reports not ready (/readyz 503 and grpc.health.v1 NOT_SERVING), so that load balancers and Kubernetes Services stop sending it new clients before it closes its port; 0: close at once"`
 	GRPCDrain   time.Duration `yaml:"grpcDrain" help:"at shutdown, how long in-flight gRPC requests may take to finish once the port stops accepting (long polls end at once); then they are cancelled and shutdown goes on"`
-	EngineClose time.Duration `yaml:"engineClose" help:"at shutdown, how long the storage engine may take to flush, fsync, write its final snapshot and release the data directory; it runs after the gRPC drain, whether or not that finished in time"`
+	EngineClose time.Duration `yaml:"engineClose" help:"at shutdown, how long the storage engine may take to flush, fsync, write its final snapshot and release the data directory (in cluster mode: to unregister from the brokers and wait for their answers to the pops of the long polls the stop ended); it runs after the gRPC drain, whether or not that finished in time"`
 }
 
 // DefaultShutdownConfig returns the defaults. The two stages together fit
