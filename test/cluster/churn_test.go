@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/adapters/remoting"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -39,15 +38,7 @@ func TestBrokersForgetDepartedClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ct == v2.ClientType_PRODUCER {
-			if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-				ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
-				PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
-			}}}); err != nil {
-				t.Fatal(err)
-			}
-			if r, err := stream.Recv(); err != nil || r.GetSettings() == nil {
-				t.Fatalf("settings reply: %v %v", r, err)
-			}
+			testenv.SendProducerSettings(t, stream, topic)
 		} else {
 			testenv.SendSettings(t, stream, ct, group, topic)
 		}

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,64 +10,12 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/rmqproxy/rmqproxy/application"
 	"github.com/rmqproxy/rmqproxy/domain"
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
-
-// clientErrors keeps the errors official clients return during a run, by
-// kind, and those a client does not retry by itself.
-type clientErrors struct {
-	mu     sync.Mutex
-	counts map[string]int
-	bad    []string
-}
-
-func (l *clientErrors) add(op string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.counts == nil {
-		l.counts = map[string]int{}
-	}
-	key := op + ": " + err.Error()
-	var st *rmq.ErrRpcStatus
-	if errors.As(err, &st) {
-		key = op + ": " + v2.Code(st.GetCode()).String()
-	} else if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		key = op + ": gRPC " + s.Code().String()
-	}
-	l.counts[key]++
-	if !retriedOrGone(err) && len(l.bad) < 20 {
-		l.bad = append(l.bad, op+": "+err.Error())
-	}
-}
-
-func (l *clientErrors) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.counts)
-}
-
-// retriedOrGone reports whether a client error says "try again, here or
-// elsewhere": throttling, no message, or a proxy going away or gone.
-func retriedOrGone(err error) bool {
-	var st *rmq.ErrRpcStatus
-	if errors.As(err, &st) {
-		c := v2.Code(st.GetCode())
-		return c == v2.Code_TOO_MANY_REQUESTS || c == v2.Code_MESSAGE_NOT_FOUND
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Canceled:
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "transport is closing") || strings.Contains(msg, "error reading from server: EOF")
-}
 
 // TestRollingRestartOfTwoProxies upgrades two rmqproxy instances in front of
 // the same broker one after the other, as a platform team does: SIGTERM to
@@ -138,7 +85,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		received = map[string]int{}  // deliveries per message id
 		ackedOK  = map[string]bool{} // acks answered OK
 		again    []string            // delivered again after an ack answered OK
-		errs     clientErrors
+		errs     testenv.ClientErrors
 		l        = newLoad()
 	)
 	var (
@@ -156,7 +103,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		r, err := pr.Send(ctx, &rmq.Message{Topic: topic, Body: fmt.Appendf(nil, "m-%d", i)})
 		cancel()
 		if err != nil {
-			errs.add("send", err)
+			errs.Add("send", err)
 			return true
 		}
 		mu.Lock()
@@ -176,7 +123,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 			if err != nil {
 				// Not acknowledged: sent again with the same index, so that
 				// a stored copy cannot read as out of order.
-				errs.add("send FIFO", err)
+				errs.Add("send FIFO", err)
 				return true
 			}
 			mu.Lock()
@@ -220,7 +167,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 	consume := func(c rmq.SimpleConsumer) bool {
 		ms, err := c.Receive(context.Background(), 16, 10*time.Second)
 		if err != nil && !testenv.IsNoMessage(err) {
-			errs.add("receive", err)
+			errs.Add("receive", err)
 		}
 		for _, m := range ms {
 			id := m.GetMessageId()
@@ -234,7 +181,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 			}
 			mu.Unlock()
 			if err := c.Ack(context.Background(), m); err != nil {
-				errs.add("ack", err)
+				errs.Add("ack", err)
 				continue
 			}
 			mu.Lock()
@@ -283,7 +230,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 			r, err := txA.SendWithTransaction(ctx, &rmq.Message{Topic: txTopic, Body: fmt.Appendf(nil, "tx-%d", i)}, txA.BeginTransaction())
 			cancel()
 			if err != nil {
-				errs.add("send half", err)
+				errs.Add("send half", err)
 				continue
 			}
 			txMu.Lock()
@@ -295,7 +242,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 	l.loop(func() bool {
 		ms, err := txc.Receive(context.Background(), 16, 10*time.Second)
 		if err != nil && !testenv.IsNoMessage(err) {
-			errs.add("receive tx", err)
+			errs.Add("receive tx", err)
 		}
 		for _, m := range ms {
 			txMu.Lock()
@@ -428,9 +375,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 	if len(again) > 0 {
 		t.Errorf("%d messages delivered again after their ack was answered OK: %v", len(again), again)
 	}
-	errs.mu.Lock()
-	defer errs.mu.Unlock()
-	if len(errs.bad) > 0 {
-		t.Errorf("errors the clients do not retry: %q", errs.bad)
+	if bad := errs.Bad(); len(bad) > 0 {
+		t.Errorf("errors the clients do not retry: %q", bad)
 	}
 }

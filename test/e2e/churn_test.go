@@ -17,7 +17,6 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rmqproxy/rmqproxy/adapters/admin"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -315,16 +314,7 @@ func TestCheckBackOfAVanishedProducerReachesAnother(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := v2.ClientType_PRODUCER
-	if err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-		ClientType: &ct, RequestTimeout: durationpb.New(3 * time.Second),
-		PubSub: &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := stream.Recv(); err != nil || r.GetSettings() == nil {
-		t.Fatalf("settings reply: %v %v", r, err)
-	}
+	testenv.SendProducerSettings(t, stream, topic)
 	m := testenv.RawMessage(topic, []byte("half"), "")
 	m.SystemProperties.MessageType = v2.MessageType_TRANSACTION
 	resp, err := gone.SendMessage(gone.Ctx(t), &v2.SendMessageRequest{Messages: []*v2.Message{m}})

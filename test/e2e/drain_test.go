@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -14,56 +13,10 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/rmqproxy/rmqproxy/test/testenv"
 	"github.com/rmqproxy/rmqproxy/test/testenv/freeport"
 )
-
-// retryable reports whether a client error is one the official clients
-// retry by themselves or that says "try again elsewhere or later": the
-// proxy is throttling, going away, or gone.
-func retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return true
-	}
-	if c := rpcCode(err); c != 0 {
-		return c == v2.Code_TOO_MANY_REQUESTS || c == v2.Code_MESSAGE_NOT_FOUND
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Canceled:
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "transport is closing") || strings.Contains(msg, "error reading from server: EOF")
-}
-
-// errorLog keeps the client errors of a run, by kind.
-type errorLog struct {
-	mu     sync.Mutex
-	counts map[string]int
-	bad    []string
-}
-
-func (l *errorLog) add(op string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.counts == nil {
-		l.counts = map[string]int{}
-	}
-	key := op + ": " + err.Error()
-	if c := rpcCode(err); c != 0 {
-		key = op + ": " + c.String()
-	} else if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		key = op + ": gRPC " + s.Code().String()
-	}
-	l.counts[key]++
-	if !retryable(err) && len(l.bad) < 20 {
-		l.bad = append(l.bad, op+": "+err.Error())
-	}
-}
 
 // drainClients creates a topic and a group named after prefix on c (with
 // the CLI) and connects a producer and a simple consumer of the official Go
@@ -100,7 +53,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		mu         sync.Mutex
 		acked      = map[string]time.Time{} // message id → when the send was acknowledged
 		consumed   = map[string]bool{}
-		errs       errorLog
+		errs       testenv.ClientErrors
 		notReadyAt time.Time
 	)
 	ctx, stop := context.WithCancel(t.Context())
@@ -113,7 +66,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				cancel()
 				if err != nil {
 					if ctx.Err() == nil {
-						errs.add("send", err)
+						errs.Add("send", err)
 					}
 					continue
 				}
@@ -127,14 +80,14 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		for ctx.Err() == nil {
 			ms, err := consumer.Receive(ctx, 16, 20*time.Second)
 			if err != nil && ctx.Err() == nil && !testenv.IsNoMessage(err) {
-				errs.add("receive", err)
+				errs.Add("receive", err)
 			}
 			for _, m := range ms {
 				mu.Lock()
 				consumed[m.GetMessageId()] = true
 				mu.Unlock()
 				if err := consumer.Ack(ctx, m); err != nil && ctx.Err() == nil {
-					errs.add("ack", err)
+					errs.Add("ack", err)
 				}
 			}
 		}
@@ -146,9 +99,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	testenv.WaitFor(t, 60*time.Second, func() error {
 		if a, r := count(); a < 300 || r < 50 {
-			errs.mu.Lock()
-			defer errs.mu.Unlock()
-			return fmt.Errorf("%d sends acknowledged, %d messages received; client errors %v", a, r, errs.counts)
+			return fmt.Errorf("%d sends acknowledged, %d messages received; client errors %v", a, r, errs.String())
 		}
 		return nil
 	})
@@ -228,13 +179,11 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if servedWhileNotReady == 0 {
 		t.Errorf("no send was acknowledged after /readyz reported the shutdown; the drain delay should keep serving")
 	}
-	errs.mu.Lock()
 	t.Logf("SIGTERM → exit %v; %d sends acknowledged (%d after /readyz said 503), client errors by kind: %v",
-		exited.Round(time.Millisecond), len(want), servedWhileNotReady, errs.counts)
-	if len(errs.bad) > 0 {
-		t.Errorf("errors the clients do not retry: %q", errs.bad)
+		exited.Round(time.Millisecond), len(want), servedWhileNotReady, errs.String())
+	if bad := errs.Bad(); len(bad) > 0 {
+		t.Errorf("errors the clients do not retry: %q", bad)
 	}
-	errs.mu.Unlock()
 
 	// Restart on the same data (the same broker in cluster mode) and the
 	// same address, and consume what is left: every acknowledged send must

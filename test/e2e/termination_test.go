@@ -10,7 +10,6 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	grpcadapter "github.com/rmqproxy/rmqproxy/adapters/grpc"
 	"github.com/rmqproxy/rmqproxy/application"
@@ -197,7 +196,7 @@ func TestOneClientIDOnTwoConnections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sendProducerSettings(t, stream, topic)
+		testenv.SendProducerSettings(t, stream, topic)
 		return stream
 	}
 	first := testenv.NewRawClient(t, p)
@@ -208,7 +207,7 @@ func TestOneClientIDOnTwoConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sendProducerSettings(t, secondStream, topic)
+	testenv.SendProducerSettings(t, secondStream, topic)
 	// The second process dies (its stream ends); the first sends an
 	// orphaned half message: its check-back comes to the first's stream.
 	secondGone()
@@ -246,34 +245,10 @@ func TestOneClientIDOnTwoConnections(t *testing.T) {
 	// stream stays open and is served.
 	third := testenv.NewRawClientAs(t, p, first)
 	producer(third)
-	sendProducerSettings(t, firstStream, topic)
+	testenv.SendProducerSettings(t, firstStream, topic)
 	bye, err := third.NotifyClientTermination(third.Ctx(t), &v2.NotifyClientTerminationRequest{})
 	if err != nil || bye.GetStatus().GetCode() != v2.Code_OK {
 		t.Fatalf("goodbye: %v %v", bye, err)
 	}
-	sendProducerSettings(t, firstStream, topic)
-}
-
-// sendProducerSettings sends a producer's settings for topic on stream and
-// waits for their answer, skipping commands that come before it.
-func sendProducerSettings(t *testing.T, stream v2.MessagingService_TelemetryClient, topic string) {
-	t.Helper()
-	ct := v2.ClientType_PRODUCER
-	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
-		ClientType:     &ct,
-		RequestTimeout: durationpb.New(3 * time.Second),
-		PubSub:         &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		reply, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("settings reply: %v", err)
-		}
-		if reply.GetSettings() != nil {
-			return
-		}
-	}
+	testenv.SendProducerSettings(t, firstStream, topic)
 }

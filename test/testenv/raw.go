@@ -276,6 +276,30 @@ func SendSettings(t testing.TB, stream v2.MessagingService_TelemetryClient, ct v
 	}
 }
 
+// SendProducerSettings sends a producer's settings for topic on stream and
+// waits for their answer, skipping commands that come before it.
+func SendProducerSettings(t testing.TB, stream v2.MessagingService_TelemetryClient, topic string) {
+	t.Helper()
+	ct := v2.ClientType_PRODUCER
+	err := stream.Send(&v2.TelemetryCommand{Command: &v2.TelemetryCommand_Settings{Settings: &v2.Settings{
+		ClientType:     &ct,
+		RequestTimeout: durationpb.New(3 * time.Second),
+		PubSub:         &v2.Settings_Publishing{Publishing: &v2.Publishing{Topics: []*v2.Resource{{Name: topic}}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		reply, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("settings reply: %v", err)
+		}
+		if reply.GetSettings() != nil {
+			return
+		}
+	}
+}
+
 // PadStoredProperties sets m's trace context (which nothing bounds but
 // the properties' total) so that the properties string a RocketMQ broker
 // stores for m, as a proxy sends it (domain.Message.StoredPropertiesLen),
