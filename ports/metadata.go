@@ -34,6 +34,44 @@ type Admin interface {
 	// GroupStats reports, per queue of each subscribed topic, what the group
 	// has consumed and what is still in flight.
 	GroupStats(ctx context.Context, group string) ([]QueueStats, error)
+
+	// ResetOffset moves a group's position on a topic's queues (all of
+	// them, or the one req.QueueID names) to the offset req.Policy and
+	// req.At select, as mqadmin resetOffsetByTime does: the group's next
+	// receive there starts at that offset, backwards (the messages from
+	// there are delivered again) or forwards (the ones before are
+	// skipped). It fails with ReasonConsumerGroupNotFound,
+	// ReasonTopicNotFound or ReasonBadRequest (a queue the topic does not
+	// have) and changes nothing then. The answer is sorted by broker and
+	// queue id.
+	ResetOffset(ctx context.Context, req ResetOffsetRequest) ([]OffsetReset, error)
+}
+
+// ResetOffsetRequest selects the queues and the new position of a
+// consumer offset reset.
+type ResetOffsetRequest struct {
+	Group string
+	Topic string
+	// QueueID is the one queue to reset, or -1 for every queue of the
+	// topic (in cluster mode one queue id names that queue on every
+	// broker holding the topic).
+	QueueID int32
+	// Policy is OffsetBeginning (the first message still stored),
+	// OffsetEnd (after the last: skip every message stored) or
+	// OffsetTimestamp (the first message stored at or after At; after
+	// the last when none was).
+	Policy OffsetPolicy
+	At     time.Time
+}
+
+// OffsetReset reports the reset of one queue.
+type OffsetReset struct {
+	Broker  string // "" in local mode
+	QueueID int32
+	// OldOffset is where the group stood (its ack offset: every message
+	// below it consumed); NewOffset where it stands now.
+	OldOffset int64
+	NewOffset int64
 }
 
 // TopicQueueStats is an optional capability of a broker whose GroupStats

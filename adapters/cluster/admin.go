@@ -1055,3 +1055,8 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	})
 	return out, err
 }
+
+// ResetOffset moves a group's position; see [ports.Admin].
+func (b *Broker) ResetOffset(ctx context.Context, req ports.ResetOffsetRequest) ([]ports.OffsetReset, error) {
+	return nil, domain.Errorf(domain.ReasonNotImplemented, "resetting a consumer group's offsets is not implemented in cluster mode yet; use mqadmin resetOffsetByTime")
+}

@@ -1032,6 +1032,12 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 			return bad(err)
 		}
 		e.setOffsetLocked(consKey{o.Group, o.Topic, o.QueueID}, o.Offset)
+	case record.TypeConsumerReset:
+		r, err := record.DecodeConsumerReset(p)
+		if err != nil {
+			return bad(err)
+		}
+		e.applyConsumerResetLocked(&r)
 	case record.TypeTopicDeleted:
 		d, err := record.DecodeDeleted(p)
 		if err != nil {

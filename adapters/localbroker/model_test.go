@@ -376,7 +376,7 @@ func (m *engineModel) run(ops int, mix string) {
 		{"change invisible", 6, m.opChangeInvisible}, {"forward", 2, m.opForward}, {"recall", 3, m.opRecall},
 		{"end transaction", 4, m.opEndTxn}, {"answer check-back", 3, m.opAnswerCheck}, {"advance", 9, m.opAdvance},
 		{"pull offset", 3, m.opPullOffset}, {"pull", 3, m.opPull}, {"change invisible batch", 2, m.opChangeInvisibleBatch}, {"topic admin", 2, m.opTopicAdmin}, {"group admin", 2, m.opGroupAdmin},
-		{"snapshot", 2, m.opSnapshot}, {"retention", 2, m.opRetention}, {"crash", 2, m.opCrash}, {"restart", 1, m.opRestart}, {"replay equivalence", 2, m.opEquivalence},
+		{"reset", 1, m.opReset}, {"snapshot", 2, m.opSnapshot}, {"retention", 2, m.opRetention}, {"crash", 2, m.opCrash}, {"restart", 1, m.opRestart}, {"replay equivalence", 2, m.opEquivalence},
 	}
 	// RMQPROXY_TEST_ENGINE_MIX weighs some operations more: fifo (FIFO sends
 	// and pops, invisible-time changes, forwards, clock moves, crashes) or
@@ -385,7 +385,7 @@ func (m *engineModel) run(ops int, mix string) {
 	// checks).
 	mixes := map[string]map[string]int{
 		"fifo":      {"send FIFO": 3, "pop FIFO": 3, "change invisible": 2, "change invisible batch": 2, "forward": 3, "advance": 2, "crash": 2},
-		"admin":     {"topic admin": 5, "group admin": 5, "crash": 3, "restart": 3, "replay equivalence": 3},
+		"admin":     {"topic admin": 5, "group admin": 5, "reset": 4, "crash": 3, "restart": 3, "replay equivalence": 3},
 		"retention": {"retention": 6, "forward": 4, "send FIFO": 2, "pop FIFO": 2, "group admin": 3, "advance": 2, "replay equivalence": 3},
 	}
 	if _, ok := mixes[mix]; mix != "" && !ok {
@@ -512,6 +512,52 @@ func (m *engineModel) opGroupAdmin() {
 		mg.minMax = min(mg.minMax, mg.max)
 		m.lowestMax[d.name] = min(m.lowestMax[d.name], mg.max)
 		m.logf("update group %s (max %d)", d.name, mg.max)
+	}
+}
+
+// opReset resets a group's offsets on a topic (one queue or all) to the
+// first message stored: the group gets every message of those queues
+// again, from the first, as one it never had (a reset to a later offset
+// would need the model to know where timers fired).
+func (m *engineModel) opReset() {
+	d := m.groupDefs[m.pick(len(m.groupDefs))]
+	topics := d.topics
+	if len(topics) == 0 {
+		topics = []string{"n0", "n1", "f0"}
+	}
+	topic := topics[m.pick(len(topics))]
+	mg, mt := m.groups[d.name], m.topics[topic]
+	qid := m.randomQueue(topic)
+	res, err := m.h.e.ResetOffset(m.t.Context(), ports.ResetOffsetRequest{Group: d.name, Topic: topic, QueueID: qid, Policy: ports.OffsetBeginning})
+	m.logf("reset %s on %s#%d to the beginning: %+v %v", d.name, topic, qid, res, err)
+	switch {
+	case !mg.exists:
+		if !domain.HasReason(err, domain.ReasonConsumerGroupNotFound) {
+			m.failf("reset of a deleted group: %v", err)
+		}
+		return
+	case !mt.exists:
+		if !domain.HasReason(err, domain.ReasonTopicNotFound) {
+			m.failf("reset on a deleted topic: %v", err)
+		}
+		return
+	case err != nil:
+		m.failf("reset: %v", err)
+		return
+	}
+	if want := int(mt.queues); qid >= 0 && len(res) != 1 || qid < 0 && len(res) != want {
+		m.failf("reset answered %d queues", len(res))
+	}
+	for _, r := range res {
+		for id, del := range mg.dels {
+			if del.m.topic == topic && del.m.inc == mt.inc && del.m.qid == r.QueueID {
+				delete(mg.dels, id)
+			}
+		}
+		k := consKey{d.name, topic, r.QueueID}
+		if _, ok := m.offsets[k]; ok {
+			m.offsets[k] = r.NewOffset
+		}
 	}
 }
 

@@ -2,7 +2,8 @@
 // broker writes into its commit log: message batches, dispatches, pop, ack,
 // change-invisible and dead-letter records, topic/group definitions and
 // deletions, the resolutions of deferred (delay and half) messages,
-// transaction check-backs and pull-consumer offset commits.
+// transaction check-backs, pull-consumer offset commits and consumer
+// offset resets.
 //
 // It owns the byte layout only; framing (length, CRC, type byte) is the
 // commit log's job and the meaning of the records is the engine's.
@@ -44,7 +45,8 @@ const (
 	TypeOffsetCommit    Type = 11
 	TypeTopicPut        Type = 12
 	TypeGroupPut        Type = 13
-	maxType             Type = 13
+	TypeConsumerReset   Type = 14
+	maxType             Type = 14
 )
 
 // ConsumerState reports whether t is a small record of consumer or
@@ -53,7 +55,7 @@ const (
 func (t Type) ConsumerState() bool {
 	switch t {
 	case TypePop, TypeAck, TypeChangeInvisible, TypeTopicDeleted, TypeGroupDeleted, TypeTxnCheck,
-		TypeOffsetCommit, TypeTopicPut, TypeGroupPut:
+		TypeOffsetCommit, TypeTopicPut, TypeGroupPut, TypeConsumerReset:
 		return true
 	}
 	return false
@@ -90,6 +92,8 @@ func (t Type) String() string {
 		return "topic-put"
 	case TypeGroupPut:
 		return "group-put"
+	case TypeConsumerReset:
+		return "consumer-reset"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -1088,9 +1092,64 @@ func DecodeOffsetCommit(b []byte) (OffsetCommit, error) {
 	return o, r.end()
 }
 
+// ConsumerReset records an operator's reset of a consumer group's position
+// on queues of a topic (rmqproxy group reset): on each queue listed the
+// group's pop state starts afresh at Offset (ack floor and cursor there,
+// nothing acked above it, nothing in flight or to deliver again), and a
+// pull offset the group committed there becomes Offset.
+type ConsumerReset struct {
+	Group  string
+	Topic  string
+	Queues []QueueReset
+}
+
+// QueueReset is the new position of one queue of a ConsumerReset.
+type QueueReset struct {
+	QueueID int32
+	Offset  int64
+}
+
+// AppendConsumerReset appends the payload of a consumer-reset record.
+func AppendConsumerReset(dst []byte, c *ConsumerReset) []byte {
+	w := writer{b: dst}
+	w.str(c.Group)
+	w.str(c.Topic)
+	w.uvarint(uint64(len(c.Queues)))
+	for _, q := range c.Queues {
+		w.varint(int64(q.QueueID))
+		w.uvarint(uint64(q.Offset))
+	}
+	return w.b
+}
+
+// DecodeConsumerReset decodes a consumer-reset payload.
+func DecodeConsumerReset(b []byte) (ConsumerReset, error) {
+	r := reader{b: b}
+	var c ConsumerReset
+	c.Group = r.str()
+	c.Topic = r.str()
+	n := r.count()
+	if r.err == nil && n > 0 {
+		c.Queues = make([]QueueReset, 0, n)
+	}
+	for range n {
+		q := QueueReset{QueueID: r.int32v(), Offset: r.nonneg()}
+		if r.err != nil {
+			break
+		}
+		if q.QueueID < 0 {
+			r.fail("negative queue id")
+			break
+		}
+		c.Queues = append(c.Queues, q)
+	}
+	return c, r.end()
+}
+
 // Decode decodes the payload of a record of type t into one of *Batch-like
 // values (for tests and tools): Batch, Dispatch, Pop, Ack, ChangeInvisible,
-// DeadLetter, Deleted, Resolve, TxnCheck, OffsetCommit, TopicPut or GroupPut.
+// DeadLetter, Deleted, Resolve, TxnCheck, OffsetCommit, TopicPut, GroupPut or
+// ConsumerReset.
 func Decode(t Type, p []byte) (any, error) {
 	switch t {
 	case TypeMessageBatch:
@@ -1120,6 +1179,8 @@ func Decode(t Type, p []byte) (any, error) {
 		return DecodeTopicPut(p)
 	case TypeGroupPut:
 		return DecodeGroupPut(p)
+	case TypeConsumerReset:
+		return DecodeConsumerReset(p)
 	}
 	return nil, corrupt("unknown record type %d", t)
 }
@@ -1154,6 +1215,8 @@ func Encode(dst []byte, v any) ([]byte, error) {
 		return AppendTopicPut(dst, &v), nil
 	case GroupPut:
 		return AppendGroupPut(dst, &v), nil
+	case ConsumerReset:
+		return AppendConsumerReset(dst, &v), nil
 	}
 	return nil, fmt.Errorf("record: cannot encode %T", v)
 }

@@ -64,6 +64,8 @@ func samples() []struct {
 			RetryPolicy: domain.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Delays: []time.Duration{time.Second, 5 * time.Second}},
 			CreatedAt:   time.UnixMilli(1700000000000).UTC()}, Incarnation: 7}},
 		{TypeGroupPut, GroupPut{Group: domain.ConsumerGroup{Name: "h"}}},
+		{TypeConsumerReset, ConsumerReset{Group: "g", Topic: "t", Queues: []QueueReset{{QueueID: 0, Offset: 5}, {QueueID: 3, Offset: 1 << 40}}}},
+		{TypeConsumerReset, ConsumerReset{Group: "g", Topic: "t"}},
 	}
 }
 
