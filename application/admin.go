@@ -325,3 +325,83 @@ func UnreportedQueues(ctx context.Context, topics ports.TopicQueueStats, subscri
 	}
 	return out
 }
+
+// ResetSpec is a request to reset a consumer group's offsets on a topic
+// (rmqproxy group reset, mqadmin resetOffsetByTime).
+type ResetSpec struct {
+	Group string
+	Topic string
+	// QueueID is the queue to reset, or -1 for every queue of the topic.
+	QueueID int32
+	// To is where: "earliest" (the first message stored), "latest" (after
+	// the last: skip the backlog), an RFC 3339 time (the first message
+	// stored at or after it) or a duration (that long ago, by the proxy's
+	// clock), as [ParseResetTarget] reads it.
+	To string
+}
+
+// ResetTarget is a parsed ResetSpec.To.
+type ResetTarget struct {
+	Policy ports.OffsetPolicy
+	At     time.Time // OffsetTimestamp
+}
+
+// ParseResetTarget reads where a reset moves to: "earliest", "latest",
+// an RFC 3339 time, or a positive Go duration ("90m", "1h30m", "24h")
+// meaning that long before now. Errors are ReasonBadRequest.
+func ParseResetTarget(s string, now time.Time) (ResetTarget, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return ResetTarget{}, domain.Errorf(domain.ReasonBadRequest, "say where to reset to: earliest, latest, an RFC 3339 time (2026-01-02T15:04:05Z) or a duration ago (1h)")
+	case "earliest":
+		return ResetTarget{Policy: ports.OffsetBeginning}, nil
+	case "latest":
+		return ResetTarget{Policy: ports.OffsetEnd}, nil
+	}
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if t.Year() < 1970 || t.Year() > 9999 {
+			return ResetTarget{}, domain.Errorf(domain.ReasonBadRequest, "reset time %q is out of range (years 1970 to 9999)", s)
+		}
+		return ResetTarget{Policy: ports.OffsetTimestamp, At: t}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return ResetTarget{}, domain.Errorf(domain.ReasonBadRequest, "cannot read reset target %q: want earliest, latest, an RFC 3339 time (2026-01-02T15:04:05Z) or a duration ago (1h)", s)
+	}
+	if d <= 0 {
+		return ResetTarget{}, domain.Errorf(domain.ReasonBadRequest, "reset target %q: a duration means that long ago and must be positive", s)
+	}
+	return ResetTarget{Policy: ports.OffsetTimestamp, At: now.Add(-d)}, nil
+}
+
+// ResetOffset moves a group's position on a topic's queues: its next
+// receive there starts at the first message stored at or after the time
+// (earlier messages acked or not are skipped, later ones delivered again),
+// at the first stored, or after the last. See [ports.Admin].
+func (a *Admin) ResetOffset(ctx context.Context, s ResetSpec) ([]ports.OffsetReset, error) {
+	if err := domain.ValidateGroupName(s.Group); err != nil {
+		return nil, err
+	}
+	if s.Topic == "" {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "say which topic's offsets to reset (--topic)")
+	}
+	if err := domain.ValidateTopicName(s.Topic); err != nil {
+		return nil, err
+	}
+	if s.QueueID < -1 {
+		return nil, domain.Errorf(domain.ReasonBadRequest, "queue id %d is negative", s.QueueID)
+	}
+	to, err := ParseResetTarget(s.To, a.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.store.ResetOffset(ctx, ports.ResetOffsetRequest{Group: s.Group, Topic: s.Topic, QueueID: s.QueueID, Policy: to.Policy, At: to.At})
+	switch {
+	case domain.HasReason(err, domain.ReasonConsumerGroupNotFound):
+		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist, so it has no offsets to reset (`rmqproxy group list` lists the groups)", s.Group)
+	case domain.HasReason(err, domain.ReasonTopicNotFound):
+		return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist (`rmqproxy topic list` lists the topics)", s.Topic)
+	}
+	return out, err
+}

@@ -315,7 +315,9 @@ func requestTarget(r *http.Request) string {
 // adminAccess maps an admin call to what it accesses, as the Remoting
 // admin request codes do: reading, creating, updating or deleting one topic
 // or group (the name of a created one comes from the body, which is put
-// back for the handler), listing them (Cluster LIST), having a consumer
+// back for the handler), listing them (Cluster LIST), resetting a group's
+// offsets (Update on the group and the topic, as
+// INVOKE_BROKER_TO_RESET_OFFSET), having a consumer
 // verify a message (Sub on its topic, as CONSUME_MESSAGE_DIRECTLY) and
 // anything else, such as listing clients or asking one for its stacks (as
 // GET_PRODUCER_CONNECTION_LIST), /metrics or an unknown path (Cluster GET).
@@ -349,6 +351,14 @@ func adminAccess(r *http.Request, ip netip.Addr) []domain.AccessRequest {
 		}
 		peekBody(r, &body)
 		return one(domain.TopicResource(body.Topic), domain.ActionSub)
+	case len(segs) == 3 && segs[0] == "groups" && segs[2] == "reset" && r.Method == http.MethodPost:
+		// As INVOKE_BROKER_TO_RESET_OFFSET: Update on the group and the topic.
+		var body struct {
+			Topic string `json:"topic"`
+		}
+		peekBody(r, &body)
+		return []domain.AccessRequest{{Resource: domain.GroupResource(segs[1]), Actions: domain.ActionUpdate, SourceIP: ip},
+			{Resource: domain.TopicResource(body.Topic), Actions: domain.ActionUpdate, SourceIP: ip}}
 	case resource == nil:
 	case len(segs) == 1 && r.Method == http.MethodGet:
 		return one(domain.ClusterResource(""), domain.ActionList)

@@ -149,3 +149,22 @@ func TestUnreadableSignedBody(t *testing.T) {
 		t.Fatalf("fault %q, want %q", c.Fault, reasonBodyUnreadable)
 	}
 }
+
+// TestAdminAccessOfAReset: a reset is Update on the group and on the topic
+// the handler decodes, as INVOKE_BROKER_TO_RESET_OFFSET.
+func TestAdminAccessOfAReset(t *testing.T) {
+	body := `{"topic":"team-a-x","TOPIC":"payments","to":"1h"}`
+	r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/v1/groups/g%2Dpay/reset", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := adminAccess(r, netip.MustParseAddr("127.0.0.1"))
+	if len(got) != 2 || got[0].Resource != domain.GroupResource("g-pay") || got[0].Actions != domain.ActionUpdate ||
+		got[1].Resource != domain.TopicResource("payments") || got[1].Actions != domain.ActionUpdate {
+		t.Fatalf("authorized %+v", got)
+	}
+	v, err := decodeBody[ResetOffsetRequest](strings.NewReader(body))
+	if err != nil || v.Topic != "payments" {
+		t.Fatalf("the handler decodes %+v (%v)", v, err)
+	}
+}

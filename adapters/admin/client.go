@@ -149,6 +149,18 @@ func (c *Client) GroupStats(ctx context.Context, name string) ([]ports.QueueStat
 	return qs, nil
 }
 
+// ResetOffset resets a group's offsets on a topic; queueID -1 resets
+// every queue of it.
+func (c *Client) ResetOffset(ctx context.Context, group, topic string, queueID int32, to string) (ResetOffsetResult, error) {
+	req := ResetOffsetRequest{Topic: topic, To: to}
+	if queueID >= 0 {
+		req.QueueID = &queueID
+	}
+	var out ResetOffsetResult
+	err := c.do(ctx, http.MethodPost, groupPath(group)+"/reset", req, &out)
+	return out, err
+}
+
 func topicPath(name string) string { return "/v1/topics/" + url.PathEscape(name) }
 func groupPath(name string) string { return "/v1/groups/" + url.PathEscape(name) }
 

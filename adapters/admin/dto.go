@@ -172,7 +172,42 @@ type GroupStats struct {
 	Queues []QueueStats `json:"queues"`
 }
 
+// ResetOffsetRequest is the body of POST /v1/groups/{name}/reset.
+type ResetOffsetRequest struct {
+	Topic string `json:"topic"`
+	// QueueID is the one queue to reset; omitted (or -1): every queue of
+	// the topic.
+	QueueID *int32 `json:"queueId,omitempty"`
+	// To is "earliest", "latest", an RFC 3339 time or a duration ago
+	// ("1h"), read with the proxy's clock.
+	To string `json:"to"`
+}
+
+// QueueReset is one queue of a reset: where the group stood (its ack
+// offset) and where it stands now.
+type QueueReset struct {
+	Broker    string `json:"broker,omitempty"`
+	QueueID   int32  `json:"queueId"`
+	OldOffset int64  `json:"oldOffset"`
+	NewOffset int64  `json:"newOffset"`
+}
+
+// ResetOffsetResult is the answer of POST /v1/groups/{name}/reset.
+type ResetOffsetResult struct {
+	Group  string       `json:"group"`
+	Topic  string       `json:"topic"`
+	Queues []QueueReset `json:"queues"`
+}
+
 // --- domain → wire ---
+
+func resetDTO(group, topic string, rs []ports.OffsetReset) ResetOffsetResult {
+	out := ResetOffsetResult{Group: group, Topic: topic, Queues: make([]QueueReset, 0, len(rs))}
+	for _, q := range rs {
+		out.Queues = append(out.Queues, QueueReset{Broker: q.Broker, QueueID: q.QueueID, OldOffset: q.OldOffset, NewOffset: q.NewOffset})
+	}
+	return out
+}
 
 func topicDTO(t domain.Topic) Topic {
 	return Topic{
@@ -250,6 +285,15 @@ func statsDTO(group string, qs []ports.QueueStats) GroupStats {
 }
 
 // --- wire → domain (server side: requests) ---
+
+// Spec turns the request into the use case's input.
+func (r ResetOffsetRequest) Spec(group string) application.ResetSpec {
+	s := application.ResetSpec{Group: group, Topic: r.Topic, QueueID: -1, To: r.To}
+	if r.QueueID != nil {
+		s.QueueID = *r.QueueID
+	}
+	return s
+}
 
 func parseType(s string) (domain.MessageType, error) {
 	if s == "" {

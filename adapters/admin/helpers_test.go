@@ -36,6 +36,7 @@ type fakeStore struct {
 	groups  map[string]domain.ConsumerGroup
 	stats   map[string][]ports.QueueStats
 	fail    error
+	resets  []ports.ResetOffsetRequest // the ResetOffset calls
 	block   chan struct{}
 	entered chan struct{}
 }
@@ -180,6 +181,28 @@ func (f *fakeStore) GroupStats(_ context.Context, group string) ([]ports.QueueSt
 		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", group)
 	}
 	return f.stats[group], nil
+}
+
+// ResetOffset records the request and answers that queue 0 moved from 5
+// to 2 (and queue 1 from 0 to 0 for every queue).
+func (f *fakeStore) ResetOffset(_ context.Context, req ports.ResetOffsetRequest) ([]ports.OffsetReset, error) {
+	if err := f.failing(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.groups[req.Group]; !ok {
+		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", req.Group)
+	}
+	if _, ok := f.topics[req.Topic]; !ok {
+		return nil, domain.Errorf(domain.ReasonTopicNotFound, "topic %q does not exist", req.Topic)
+	}
+	f.resets = append(f.resets, req)
+	out := []ports.OffsetReset{{QueueID: 0, OldOffset: 5, NewOffset: 2}}
+	if req.QueueID < 0 {
+		out = append(out, ports.OffsetReset{QueueID: 1})
+	}
+	return out, nil
 }
 
 // logBuffer collects JSON log lines; an Error record fails the test unless

@@ -153,7 +153,7 @@ func PrintJSON(w io.Writer, v any) error {
 		out = groupsDTO(x)
 	case []ports.QueueStats:
 		out = statsDTO("", x).Queues
-	case ClientList, ClientAnswer:
+	case ClientList, ClientAnswer, ResetOffsetResult:
 		out = x
 	default:
 		return fmt.Errorf("admin: PrintJSON cannot print %T", v)
@@ -206,4 +206,21 @@ func retryCell(p domain.RetryPolicy, max int) string {
 		parts[i] = formatDuration(d)
 	}
 	return "customized " + strings.Join(parts, ",") + suffix
+}
+
+// PrintReset writes what a reset did: per queue the offset the group
+// stood at (its ack offset) and the one it stands at now. Rows that name
+// their broker (cluster mode) have a BROKER column.
+func PrintReset(w io.Writer, r ResetOffsetResult) error {
+	tw := newTable(w)
+	brokers := slices.ContainsFunc(r.Queues, func(q QueueReset) bool { return q.Broker != "" })
+	broker := func(string) string { return "" }
+	if brokers {
+		broker = func(b string) string { return cell(b, 0) + "\t" }
+	}
+	fmt.Fprintln(tw, "TOPIC\t"+broker("BROKER")+"QUEUE\tOLD-OFFSET\tNEW-OFFSET")
+	for _, q := range r.Queues {
+		fmt.Fprintf(tw, "%s\t%s%d\t%d\t%d\n", cell(r.Topic, 0), broker(q.Broker), q.QueueID, q.OldOffset, q.NewOffset)
+	}
+	return tw.Flush()
 }

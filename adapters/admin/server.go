@@ -237,6 +237,8 @@ func (s *Server) Handler() http.Handler {
 		http.MethodGet: s.getGroup, http.MethodPut: s.updateGroup, http.MethodDelete: s.deleteGroup})
 	route("/v1/groups/{name}/stats", map[string]func(http.ResponseWriter, *http.Request) error{
 		http.MethodGet: s.groupStats})
+	route("/v1/groups/{name}/reset", map[string]func(http.ResponseWriter, *http.Request) error{
+		http.MethodPost: s.resetOffset})
 	route("/v1/clients", map[string]func(http.ResponseWriter, *http.Request) error{
 		http.MethodGet: s.listClients})
 	route("/v1/clients/{id}/stack", map[string]func(http.ResponseWriter, *http.Request) error{
@@ -411,5 +413,20 @@ func (s *Server) groupStats(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, statsDTO(name, qs))
+	return nil
+}
+
+func (s *Server) resetOffset(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeRequest[ResetOffsetRequest](w, r)
+	if err != nil {
+		return err
+	}
+	spec := req.Spec(r.PathValue("name"))
+	rs, err := s.admin.ResetOffset(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "consumer offsets reset", "consumer_group", spec.Group, "topic", spec.Topic, "queue_id", spec.QueueID, "to", spec.To, "queues", len(rs))
+	writeJSON(w, http.StatusOK, resetDTO(spec.Group, spec.Topic, rs))
 	return nil
 }

@@ -181,6 +181,32 @@ func TestGroupLifecycle(t *testing.T) {
 	_, err = f.client.GroupStats(ctx, "nope")
 	wantReason(t, err, domain.ReasonConsumerGroupNotFound)
 
+	if _, err := f.client.CreateTopic(ctx, application.TopicSpec{Name: "orders"}); err != nil && !domain.HasReason(err, domain.ReasonAlreadyExists) {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		queue int32
+		to    string
+		want  ports.ResetOffsetRequest
+	}{
+		{-1, "90m", ports.ResetOffsetRequest{Group: "billing", Topic: "orders", QueueID: -1, Policy: ports.OffsetTimestamp, At: testNow.Add(-90 * time.Minute)}},
+		{1, "2026-01-02T03:04:05.5+01:00", ports.ResetOffsetRequest{Group: "billing", Topic: "orders", QueueID: 1, Policy: ports.OffsetTimestamp,
+			At: time.Date(2026, 1, 2, 2, 4, 5, 5e8, time.UTC)}},
+		{0, "earliest", ports.ResetOffsetRequest{Group: "billing", Topic: "orders", QueueID: 0, Policy: ports.OffsetBeginning}},
+		{-1, "LATEST", ports.ResetOffsetRequest{Group: "billing", Topic: "orders", QueueID: -1, Policy: ports.OffsetEnd}},
+	} {
+		res, err := f.client.ResetOffset(ctx, "billing", "orders", c.queue, c.to)
+		if err != nil || res.Group != "billing" || res.Topic != "orders" || len(res.Queues) == 0 || res.Queues[0] != (admin.QueueReset{QueueID: 0, OldOffset: 5, NewOffset: 2}) {
+			t.Fatalf("reset to %s: %+v %v", c.to, res, err)
+		}
+		f.store.mu.Lock()
+		got := f.store.resets[len(f.store.resets)-1]
+		f.store.mu.Unlock()
+		if got.Group != c.want.Group || got.Topic != c.want.Topic || got.QueueID != c.want.QueueID || got.Policy != c.want.Policy || !got.At.Equal(c.want.At) {
+			t.Fatalf("reset to %s reached the store as %+v, want %+v", c.to, got, c.want)
+		}
+	}
+
 	if err := f.client.DeleteGroup(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +367,17 @@ func TestRequestDecoding(t *testing.T) {
 		{"verify with an unknown field", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"t","id":"m"}`, 400, "BAD_REQUEST", `unknown field "id"`},
 		{"verify with an unknown client", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"t","messageId":"m"}`, 404, "NOT_FOUND", "rmqproxy client list"},
 		{"verify with an illegal topic", "POST", "/v1/clients/nobody/verify", "application/json", `{"topic":"a b","messageId":"m"}`, 400, "ILLEGAL_TOPIC", ""},
+		{"reset", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t","to":"1h"}`, 200, "", ""},
+		{"reset without content type", "POST", "/v1/groups/g/reset", "", `{"topic":"t","to":"1h"}`, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"reset by GET", "GET", "/v1/groups/g/reset", "", ``, 405, "METHOD_NOT_ALLOWED", "POST"},
+		{"reset to an unreadable time", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t","to":"yesterday"}`, 400, "BAD_REQUEST", "earliest, latest"},
+		{"reset to nowhere", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t"}`, 400, "BAD_REQUEST", "say where to reset to"},
+		{"reset to a negative duration", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t","to":"-1h"}`, 400, "BAD_REQUEST", "positive"},
+		{"reset without a topic", "POST", "/v1/groups/g/reset", "application/json", `{"to":"latest"}`, 400, "BAD_REQUEST", "which topic"},
+		{"reset of a negative queue", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t","queueId":-3,"to":"earliest"}`, 400, "BAD_REQUEST", "negative"},
+		{"reset on an unknown topic", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"nope","to":"latest"}`, 404, "TOPIC_NOT_FOUND", "rmqproxy topic list"},
+		{"reset of an unknown group", "POST", "/v1/groups/nope/reset", "application/json", `{"topic":"t","to":"latest"}`, 404, "CONSUMER_GROUP_NOT_FOUND", "rmqproxy group list"},
+		{"reset with an unknown field", "POST", "/v1/groups/g/reset", "application/json", `{"topic":"t","to":"latest","queue":1}`, 400, "BAD_REQUEST", `unknown field "queue"`},
 		{"delete", "DELETE", "/v1/topics/t", "", ``, 204, "", ""},
 	}
 	log := slog.New(slog.DiscardHandler)

@@ -47,6 +47,7 @@ const groupUsage = `Usage:
   rmqproxy group list
   rmqproxy group describe NAME
   rmqproxy group stats NAME
+  rmqproxy group reset NAME --topic TOPIC --to TIME [--queue N]
 
 stats shows the group's progress per queue: in local mode every queue the
 group has received from and every queue of the topics its connected
@@ -55,6 +56,18 @@ backlog, as rocketmq_consumer_lag_messages counts them); in cluster mode
 the queues the brokers report. CONSUMED-UP-TO is the store time of the
 last message below ACK-OFFSET (mqadmin consumerProgress's #LastTime): a
 group that stopped consuming shows how far back it stopped.
+
+reset moves the group's position on the topic's queues (or on queue N),
+as mqadmin resetOffsetByTime does: its consumers next receive, on each
+queue, from the first message stored at or after TIME, which is an
+RFC 3339 time (2026-01-02T15:04:05Z), a duration ago by the proxy's clock
+(1h, 90m), earliest (every message stored) or latest (skip the backlog).
+Moving back delivers messages again, acked or not; moving forward skips
+them. Messages in flight are dropped from the group's state: their
+consumers' acks and renewals fail (INVALID_RECEIPT_HANDLE) and they are
+delivered again if the new position is before them. It prints each queue's
+old and new offset. In cluster mode the brokers apply it (see
+docs/cluster.md).
 
 delete removes the group with its consumption state (offsets, messages in
 flight or waiting to be delivered again: in cluster mode its retry topics)
@@ -566,6 +579,26 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 	retryExp := fs.String("retryExponential", "", "exponential retry: INITIAL,MAX,MULTIPLIER")
 	orderly := fs.Bool("orderly", false, "consume FIFO topics in message-group order")
 	desc := fs.String("description", "", "description")
+	topic := fs.String("topic", "", "reset: the topic whose offsets to reset")
+	to := fs.String("to", "", "reset: earliest, latest, an RFC 3339 time or a duration ago")
+	queue := int32Flag(fs, "queue", "reset: only this queue")
+	reset := subcommand{named: true, run: func(ctx context.Context, c *admin.Client, name string) (output, error) {
+		if *topic == "" || *to == "" {
+			return output{}, fmt.Errorf("%w: group reset needs --topic TOPIC and --to TIME\n%s", errUsage, groupUsage)
+		}
+		if _, err := application.ParseResetTarget(*to, time.Now()); err != nil {
+			return output{}, fmt.Errorf("%w: --to: %s", errUsage, strings.TrimPrefix(err.Error(), domain.ReasonBadRequest.String()+": "))
+		}
+		qid := int32(-1)
+		if flagSet(fs, "queue") {
+			if *queue < 0 {
+				return output{}, fmt.Errorf("%w: --queue %d: a queue id is 0 or more (without --queue every queue of the topic is reset)", errUsage, *queue)
+			}
+			qid = *queue
+		}
+		r, err := c.ResetOffset(ctx, name, *topic, qid, *to)
+		return show(r, admin.PrintReset), err
+	}}
 	spec := func(name string) (application.GroupSpec, error) {
 		s := application.GroupSpec{Name: name, MaxDeliveryAttempts: *attempts}
 		if flagSet(fs, "maxDeliveryAttempts") && *attempts < 1 { // 0 is "not given" to the API
@@ -589,6 +622,7 @@ var groups = adminCommand{name: "group", usage: groupUsage, setup: func(fs *flag
 		"list":     list((*admin.Client).Groups, admin.PrintGroups),
 		"describe": describe((*admin.Client).Group, admin.PrintGroup),
 		"stats":    describe((*admin.Client).GroupStats, admin.PrintGroupStats),
+		"reset":    reset,
 		"create":   save(spec, (*admin.Client).CreateGroup, admin.PrintGroup),
 		"update":   save(spec, (*admin.Client).UpdateGroup, admin.PrintGroup),
 		"delete":   removeGroup,

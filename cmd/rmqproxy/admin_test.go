@@ -42,6 +42,7 @@ const (
 	cannedTopic = `{"name":"NAME","type":"FIFO","queueCount":4,"permission":"READ_WRITE","description":"d","createdAt":"2026-01-02T03:04:05Z"}`
 	cannedGroup = `{"name":"NAME","maxDeliveryAttempts":5,"retryPolicy":{"customized":["1s","5s"]},"orderly":true}`
 	cannedStats = `{"group":"g","queues":[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"consumedUpTo":"2026-12-07T21:03:05.123Z"},{"topic":"t","queueId":1,"maxOffset":0,"ackOffset":0}]}`
+	cannedReset = `{"group":"g","topic":"t","queues":[{"queueId":0,"oldOffset":10,"newOffset":4},{"queueId":1,"oldOffset":3,"newOffset":3}]}`
 )
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +65,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"groups":[`+strings.ReplaceAll(cannedGroup, "NAME", "g")+`]}`)
 	case strings.HasSuffix(p, "/stats"):
 		_, _ = io.WriteString(w, cannedStats)
+	case strings.HasSuffix(p, "/reset"):
+		_, _ = io.WriteString(w, cannedReset)
 	case strings.HasPrefix(p, "/v1/topics/"):
 		_, _ = io.WriteString(w, strings.ReplaceAll(cannedTopic, "NAME", name))
 	case strings.HasPrefix(p, "/v1/groups/"):
@@ -219,6 +222,23 @@ func TestAdminCommands(t *testing.T) {
 				"t      0      5           2           1          2           3        2026-12-07T21:03:05Z\n" +
 				"t      1      0           0           0          0           0        -\n" +
 				"TOTAL                                 1          2           3\n"},
+		{name: "group reset", args: []string{"group", "reset", "g", "--topic", "t", "--to", "1h"},
+			requests: []string{`POST /v1/groups/g/reset {"topic":"t","to":"1h"}`},
+			stdout:   "TOPIC  QUEUE  OLD-OFFSET  NEW-OFFSET\nt      0      10          4\nt      1      3           3\n"},
+		{name: "group reset of one queue", args: []string{"group", "reset", "--queue", "2", "g", "--topic=t", "--to", "2026-01-02T03:04:05Z"},
+			requests: []string{`POST /v1/groups/g/reset {"topic":"t","queueId":2,"to":"2026-01-02T03:04:05Z"}`}},
+		{name: "group reset of queue 0", args: []string{"group", "reset", "g", "--topic", "t", "--to", "latest", "--queue", "0"},
+			requests: []string{`POST /v1/groups/g/reset {"topic":"t","queueId":0,"to":"latest"}`}},
+		{name: "group reset without --to", args: []string{"group", "reset", "g", "--topic", "t"}, code: 2,
+			stderr: []string{"group reset needs --topic TOPIC and --to TIME"}},
+		{name: "group reset without --topic", args: []string{"group", "reset", "g", "--to", "earliest"}, code: 2,
+			stderr: []string{"group reset needs --topic TOPIC and --to TIME"}},
+		{name: "group reset to an unreadable time", args: []string{"group", "reset", "g", "--topic", "t", "--to", "yesterday"}, code: 2,
+			stderr: []string{`--to: cannot read reset target "yesterday"`}},
+		{name: "group reset of a negative queue", args: []string{"group", "reset", "g", "--topic", "t", "--to", "1h", "--queue", "-1"}, code: 2,
+			stderr: []string{"--queue -1"}},
+		{name: "group reset of a missing group", args: []string{"group", "reset", "missing", "--topic", "t", "--to", "1h"}, code: 1,
+			stderr: []string{"rmqproxy: ", "does not exist"}, requests: []string{`POST /v1/groups/missing/reset {"topic":"t","to":"1h"}`}},
 		{name: "group delete says it kept the dead-letter topic", args: []string{"group", "delete", "g"},
 			stdout:   "deleted consumer group g\nkept its dead-letter topic %DLQ%g (the messages the group gave up on); delete it with `rmqproxy topic delete %DLQ%g` once they are no longer needed\n",
 			requests: []string{"DELETE /v1/groups/g", "GET /v1/topics/%25DLQ%25g"}},
@@ -272,6 +292,7 @@ func TestAdminCommandsJSON(t *testing.T) {
 		{[]string{"group", "describe", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
 		{[]string{"group", "update", "g1"}, strings.ReplaceAll(cannedGroup, "NAME", "g1")},
 		{[]string{"group", "stats", "g"}, `[{"topic":"t","queueId":0,"maxOffset":5,"ackOffset":2,"inFlight":1,"consumable":2,"backlog":3,"consumedUpTo":"2026-12-07T21:03:05.123Z"},{"topic":"t","queueId":1,"maxOffset":0,"ackOffset":0,"inFlight":0,"consumable":0,"backlog":0}]`},
+		{[]string{"group", "reset", "g", "--topic", "t", "--to", "earliest"}, cannedReset},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
