@@ -1056,7 +1056,116 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	return out, err
 }
 
-// ResetOffset moves a group's position; see [ports.Admin].
+// ResetOffset implements [ports.Admin] with INVOKE_BROKER_TO_RESET_OFFSET
+// to each master holding queues of the topic, as mqadmin resetOffsetByTime
+// does against a 5.x broker: the broker (useServerSideResetOffset, on by
+// default) searches each queue's offset by store time itself (timestamp 0
+// for the first message stored, -1 for the queue's end), records it as the
+// group's reset offset (ConsumerOffsetManager.assignResetOffset), which
+// its next pop of the queue takes (and a pull consumer's next offset
+// query), clears the queue's pop in-flight count and answers the new
+// offsets. The old offsets are the group's consumer offsets read before
+// (GET_CONSUME_STATS; 0 for a queue the broker keeps none for). What the
+// broker keeps apart is not reset: messages in flight (their acks are
+// taken, and what is not acked comes back from the group's retry topic)
+// and that retry topic (see docs/compatibility.md).
 func (b *Broker) ResetOffset(ctx context.Context, req ports.ResetOffsetRequest) ([]ports.OffsetReset, error) {
-	return nil, domain.Errorf(domain.ReasonNotImplemented, "resetting a consumer group's offsets is not implemented in cluster mode yet; use mqadmin resetOffsetByTime")
+	groups, err := b.allGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := groups[req.Group]; !ok {
+		return nil, domain.Errorf(domain.ReasonConsumerGroupNotFound, "consumer group %q does not exist", req.Group)
+	}
+	var ts int64
+	switch req.Policy {
+	case ports.OffsetBeginning:
+	case ports.OffsetEnd:
+		ts = -1
+	case ports.OffsetTimestamp:
+		ts = max(req.At.UnixMilli(), 0)
+	default:
+		return nil, domain.Errorf(domain.ReasonBadRequest, "unknown offset policy %d", req.Policy)
+	}
+	b.meta.invalidateTopic(req.Topic) // the queues as they are now
+	e, err := b.meta.topic(ctx, req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	queues := map[string]int{}
+	var counts []string
+	for _, q := range e.route.Queues {
+		if q.Permission.Readable() && (req.QueueID < 0 || q.QueueID == req.QueueID) {
+			queues[q.BrokerName]++
+		}
+	}
+	if len(queues) == 0 {
+		perBroker := map[string]int{}
+		for _, q := range e.route.Queues {
+			perBroker[q.BrokerName]++
+		}
+		for name, n := range perBroker {
+			counts = append(counts, fmt.Sprintf("%s %d", name, n))
+		}
+		slices.Sort(counts)
+		return nil, domain.Errorf(domain.ReasonBadRequest, "topic %q has no readable queue %d (queues per broker: %s)", req.Topic, req.QueueID, strings.Join(counts, ", "))
+	}
+	names := slices.Sorted(maps.Keys(queues))
+	var out []ports.OffsetReset
+	for _, name := range names {
+		addr, err := e.addr(name)
+		if err != nil {
+			return out, err
+		}
+		rs, err := b.resetOnBroker(ctx, name, addr, req, ts)
+		if err != nil {
+			return out, fmt.Errorf("broker %s: %w", name, err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// resetOnBroker resets the group's offsets on one master's queues of the
+// topic and returns them, sorted by queue id.
+func (b *Broker) resetOnBroker(ctx context.Context, name, addr string, req ports.ResetOffsetRequest, ts int64) ([]ports.OffsetReset, error) {
+	old := map[int32]int64{}
+	resp, err := b.call(ctx, addr, remoting.RequestGetConsumeStats,
+		&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: name}, ConsumerGroup: req.Group, Topic: req.Topic}, nil)
+	switch {
+	case isCode(err, remoting.ResponseSubscriptionGroupNotExist), isCode(err, remoting.ResponseConsumerNotOnline):
+	case err != nil:
+		return nil, mapError(err)
+	default:
+		var cs remoting.ConsumeStats
+		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
+			return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
+		}
+		for k, o := range cs.OffsetTable {
+			if mq, err := remoting.ParseMessageQueueKey(k); err == nil && mq.Topic == req.Topic {
+				old[mq.QueueID] = max(o.ConsumerOffset, 0)
+			}
+		}
+	}
+	h := &remoting.ResetOffsetRequestHeader{RPC: remoting.RPC{BrokerName: name}, Topic: req.Topic, Group: req.Group, QueueID: max(req.QueueID, -1),
+		Timestamp: ts, Force: true}
+	resp, err = b.call(ctx, addr, remoting.RequestInvokeBrokerToResetOffset, h, nil)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	var body remoting.ResetOffsetBody
+	if err := remoting.DecodeJSONBody(resp.Body, &body); err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's answer to the offset reset could not be decoded")
+	}
+	var out []ports.OffsetReset
+	for k, off := range body.OffsetTable {
+		mq, err := remoting.ParseMessageQueueKey(k)
+		if err != nil || mq.Topic != req.Topic || (req.QueueID >= 0 && mq.QueueID != req.QueueID) {
+			continue
+		}
+		out = append(out, ports.OffsetReset{Broker: name, QueueID: mq.QueueID, OldOffset: old[mq.QueueID], NewOffset: off})
+	}
+	slices.SortFunc(out, func(a, b ports.OffsetReset) int { return int(a.QueueID - b.QueueID) })
+	b.log.InfoContext(ctx, "consumer offsets reset on a broker", "broker", name, "consumer_group", req.Group, "topic", req.Topic, "queues", len(out))
+	return out, nil
 }

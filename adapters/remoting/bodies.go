@@ -357,7 +357,15 @@ type ConsumeStats struct {
 	ConsumeTps  float64                  `json:"consumeTps"`
 }
 
-// ParseMessageQueueKey decodes an offset-table key of [ConsumeStats].
+// ResetOffsetBody is a broker's answer to INVOKE_BROKER_TO_RESET_OFFSET:
+// the new offset of each queue it reset, keyed by MessageQueue objects
+// (see [ConsumeStats]).
+type ResetOffsetBody struct {
+	OffsetTable map[string]int64 `json:"offsetTable"`
+}
+
+// ParseMessageQueueKey decodes an offset-table key of [ConsumeStats] or
+// [ResetOffsetBody].
 func ParseMessageQueueKey(key string) (MessageQueue, error) {
 	var mq MessageQueue
 	if err := json.Unmarshal([]byte(key), &mq); err != nil {

@@ -117,6 +117,28 @@ func TestBodiesEncodeEmptyCollections(t *testing.T) {
 // offset table keyed by MessageQueue objects.
 const consumeStatsBody = `{"consumeTps":0.0,"offsetTable":{{"brokerName":"broker-a","queueId":1,"topic":"T"}:{"brokerOffset":10,"consumerOffset":7,"lastTimestamp":1700000000000,"pullOffset":10},{"brokerName":"broker-a","queueId":0,"topic":"%RETRY%G"}:{"brokerOffset":0,"consumerOffset":0,"lastTimestamp":0,"pullOffset":0}}}`
 
+// TestResetOffsetBodyObjectKeys decodes an INVOKE_BROKER_TO_RESET_OFFSET
+// answer as a 5.5.0 broker writes it (ResetOffsetBody: fastjson's object
+// keys).
+func TestResetOffsetBodyObjectKeys(t *testing.T) {
+	const body = `{"offsetTable":{{"brokerName":"broker-a","queueId":0,"topic":"T"}:4,{"brokerName":"broker-a","queueId":1,"topic":"T"}:0}}`
+	var rb remoting.ResetOffsetBody
+	if err := remoting.DecodeJSONBody([]byte(body), &rb); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int32]int64{}
+	for k, off := range rb.OffsetTable {
+		mq, err := remoting.ParseMessageQueueKey(k)
+		if err != nil || mq.Topic != "T" || mq.BrokerName != "broker-a" {
+			t.Fatalf("key %q: %+v %v", k, mq, err)
+		}
+		got[mq.QueueID] = off
+	}
+	if len(got) != 2 || got[0] != 4 || got[1] != 0 {
+		t.Fatalf("offset table %v", got)
+	}
+}
+
 func TestConsumeStatsObjectKeys(t *testing.T) {
 	var cs remoting.ConsumeStats
 	if err := remoting.DecodeJSONBody([]byte(consumeStatsBody), &cs); err != nil {

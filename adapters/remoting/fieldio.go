@@ -146,3 +146,6 @@ func (h *RPC) decode(r *fieldReader) {
 
 // Int32 returns a pointer to v, for optional header fields.
 func Int32(v int32) *int32 { return &v }
+
+// Int64 returns a pointer to v, for optional header fields.
+func Int64(v int64) *int64 { return &v }

@@ -258,6 +258,12 @@ func FuzzJSONBody(f *testing.F) {
 			}
 		}
 		_, _ = remoting.ParseMessageQueueKey(string(b))
+		var reset remoting.ResetOffsetBody
+		if remoting.DecodeJSONBody(b, &reset) == nil {
+			for k := range reset.OffsetTable {
+				_, _ = remoting.ParseMessageQueueKey(k)
+			}
+		}
 		var list remoting.TopicList
 		_ = remoting.DecodeJSONBody(b, &list)
 		var kv remoting.KVTable

@@ -179,6 +179,52 @@ func (h *GetConsumeStatsRequestHeader) DecodeFields(f Fields) error {
 	return r.err
 }
 
+// ResetOffsetRequestHeader asks a broker to reset a consumer group's
+// offsets on a topic's queues (INVOKE_BROKER_TO_RESET_OFFSET, as mqadmin
+// resetOffsetByTime): a 5.x broker (useServerSideResetOffset, the default)
+// moves every queue (QueueID -1) or one to the first offset stored at or
+// after Timestamp (ms; negative: the queue's end), or to Offset when set
+// for one queue, and answers the new offsets (ResetOffsetBody).
+type ResetOffsetRequestHeader struct {
+	RPC
+	Topic     string // required
+	Group     string // required
+	QueueID   int32  // -1: every queue
+	Offset    *int64
+	Timestamp int64 // required
+	Force     bool  // isForce (required)
+}
+
+func (h *ResetOffsetRequestHeader) AppendFields(dst Fields) Fields {
+	dst = appendStr(dst, "topic", h.Topic)
+	dst = appendStr(dst, "group", h.Group)
+	dst = appendInt(dst, "queueId", int64(h.QueueID))
+	if h.Offset != nil {
+		dst = appendInt(dst, "offset", *h.Offset)
+	}
+	dst = appendInt(dst, "timestamp", h.Timestamp)
+	dst = appendBool(dst, "isForce", h.Force)
+	return h.RPC.appendFields(dst)
+}
+
+func (h *ResetOffsetRequestHeader) DecodeFields(f Fields) error {
+	r := fieldReader{f: f, what: "reset offset request header"}
+	h.Topic = r.str("topic", true)
+	h.Group = r.str("group", true)
+	h.QueueID = -1
+	if q := r.optI32("queueId"); q != nil {
+		h.QueueID = *q
+	}
+	if _, ok := r.get("offset", false); ok {
+		o := r.i64("offset", true)
+		h.Offset = &o
+	}
+	h.Timestamp = r.i64("timestamp", true)
+	h.Force = r.boolean("isForce")
+	h.RPC.decode(&r)
+	return r.err
+}
+
 // KVConfigRequestHeader names one entry of a NameServer's KV config: the
 // header of PUT_KV_CONFIG (with Value), GET_KV_CONFIG and DELETE_KV_CONFIG
 // (without). A NameServer keeps its KV config in memory and in its

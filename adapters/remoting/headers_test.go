@@ -87,6 +87,10 @@ func headerSamples() []struct {
 			&remoting.GetSubscriptionGroupConfigRequestHeader{}},
 		{"consume stats", &remoting.GetConsumeStatsRequestHeader{RPC: rpc, ConsumerGroup: "G", Topic: "T"},
 			&remoting.GetConsumeStatsRequestHeader{}},
+		{"reset offset", &remoting.ResetOffsetRequestHeader{RPC: rpc, Topic: "T", Group: "G", QueueID: 3, Offset: remoting.Int64(7),
+			Timestamp: 1700000000000, Force: true}, &remoting.ResetOffsetRequestHeader{}},
+		{"reset offset by time", &remoting.ResetOffsetRequestHeader{RPC: rpc, Topic: "T", Group: "G", QueueID: -1, Timestamp: -1},
+			&remoting.ResetOffsetRequestHeader{}},
 		{"kv config", &remoting.KVConfigRequestHeader{Namespace: "rmqproxy.topic.description.C", Key: "T", Value: "orders, \"EU\"\nline 2"},
 			&remoting.KVConfigRequestHeader{}},
 		{"kv config response", &remoting.KVConfigResponseHeader{Value: "v"}, &remoting.KVConfigResponseHeader{}},
@@ -176,5 +180,28 @@ func TestNewHeaderRequest(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(100, func() { _ = remoting.NewHeaderRequest(remoting.RequestAckMessage, h, nil) }); allocs > 2 {
 		t.Errorf("NewHeaderRequest allocates %.0f objects, want 2 (the request, the offset's text)", allocs)
+	}
+}
+
+// TestResetOffsetHeaderFields pins the ext-field names of
+// INVOKE_BROKER_TO_RESET_OFFSET to upstream's ResetOffsetRequestHeader
+// (fields topic, group, queueId, offset, timestamp, isForce); a broker
+// reads a missing queueId as -1 and a missing offset as null.
+func TestResetOffsetHeaderFields(t *testing.T) {
+	f := remoting.EncodeHeader(&remoting.ResetOffsetRequestHeader{Topic: "T", Group: "G", QueueID: 2, Offset: remoting.Int64(5), Timestamp: 1700000000000, Force: true})
+	want := remoting.Fields{{Key: "topic", Value: "T"}, {Key: "group", Value: "G"}, {Key: "queueId", Value: "2"}, {Key: "offset", Value: "5"},
+		{Key: "timestamp", Value: "1700000000000"}, {Key: "isForce", Value: "true"}}
+	if !reflect.DeepEqual(f, want) {
+		t.Fatalf("fields %v, want %v", f, want)
+	}
+	var h remoting.ResetOffsetRequestHeader
+	if err := h.DecodeFields(remoting.Fields{{Key: "topic", Value: "T"}, {Key: "group", Value: "G"}, {Key: "timestamp", Value: "-1"}, {Key: "isForce", Value: "false"}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.QueueID != -1 || h.Offset != nil || h.Timestamp != -1 {
+		t.Fatalf("decoded %+v", h)
+	}
+	if err := h.DecodeFields(remoting.Fields{{Key: "topic", Value: "T"}, {Key: "group", Value: "G"}}); err == nil {
+		t.Fatal("a header without a timestamp decoded")
 	}
 }

@@ -1,0 +1,145 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-clients/golang/v5"
+
+	"github.com/rmqproxy/rmqproxy/adapters/admin"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting"
+	"github.com/rmqproxy/rmqproxy/adapters/remoting/client"
+	"github.com/rmqproxy/rmqproxy/application"
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/test/testenv"
+)
+
+// TestResetOffsetOnTheBroker: rmqproxy group reset (POST
+// /v1/groups/{name}/reset) in cluster mode sends INVOKE_BROKER_TO_RESET_OFFSET
+// to the 5.5.0 broker, which moves the pop group: reset to the beginning
+// it gets the three messages it consumed again, reset to the end it skips
+// a backlog of two; the answer names the broker and each queue's old
+// offset (the broker's consumer offset) and new one, and the broker's
+// consumer offset is the new one. Unknown groups, topics and queues are
+// refused as in local mode.
+func TestResetOffsetOnTheBroker(t *testing.T) {
+	t.Parallel() // see TestMain
+	cfg, broker := testenv.ClusterConfig(t)
+	p := testenv.Start(t, cfg)
+	topic, group := testenv.Name(t, "reset-orders"), testenv.Name(t, "reset-group")
+	testenv.Claim(t, "topic", topic)
+	testenv.Claim(t, "group", group)
+	if _, err := p.Admin.CreateTopic(t.Context(), application.TopicSpec{Name: topic, Type: domain.MessageTypeNormal, QueueCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Admin.CreateGroup(t.Context(), application.GroupSpec{Name: group}); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := admin.NewClient(p.AdminAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := testenv.NewProducer(t, p, topic)
+	send := func(bodies ...string) {
+		t.Helper()
+		for _, b := range bodies {
+			if _, err := pr.Send(t.Context(), &rmq.Message{Topic: topic, Body: []byte(b)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
+	receive := func(n int) []string {
+		t.Helper()
+		var got []string
+		testenv.WaitFor(t, 2*time.Minute, func() error {
+			ms, err := c.Receive(t.Context(), int32(n-len(got)), time.Minute)
+			for _, m := range ms {
+				got = append(got, string(m.GetBody()))
+				if err := c.Ack(t.Context(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err != nil && !testenv.IsNoMessage(err) {
+				return err
+			}
+			if len(got) < n {
+				return fmt.Errorf("received %v of %d", got, n)
+			}
+			return nil
+		})
+		return got
+	}
+	brokerOffset := func() int64 {
+		t.Helper()
+		rc := client.New(client.Config{})
+		defer rc.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		resp, err := rc.Invoke(ctx, broker.Addr, remoting.NewRequest(remoting.RequestGetConsumeStats,
+			remoting.EncodeHeader(&remoting.GetConsumeStatsRequestHeader{ConsumerGroup: group, Topic: topic}), nil))
+		if err == nil {
+			err = remoting.Expect(resp)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs remoting.ConsumeStats
+		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
+			t.Fatal(err)
+		}
+		for k, o := range cs.OffsetTable {
+			if mq, _ := remoting.ParseMessageQueueKey(k); mq.Topic == topic && mq.QueueID == 0 {
+				return o.ConsumerOffset
+			}
+		}
+		t.Fatalf("the broker has no offset of %s on %s: %+v", group, topic, cs)
+		return 0
+	}
+
+	send("a", "b", "c")
+	if got := receive(3); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("first run: %v", got)
+	}
+	res, err := ac.ResetOffset(t.Context(), group, topic, -1, "earliest")
+	if want := []admin.QueueReset{{Broker: broker.Name, QueueID: 0, OldOffset: 3, NewOffset: 0}}; err != nil || !slices.Equal(res.Queues, want) {
+		t.Fatalf("reset to the beginning: %+v %v, want %+v", res, err, want)
+	}
+	if got := receive(3); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("after the reset to the beginning: %v", got)
+	}
+
+	send("d", "e")
+	res, err = ac.ResetOffset(t.Context(), group, topic, 0, "latest")
+	if want := []admin.QueueReset{{Broker: broker.Name, QueueID: 0, OldOffset: 3, NewOffset: 5}}; err != nil || !slices.Equal(res.Queues, want) {
+		t.Fatalf("reset to the end: %+v %v, want %+v", res, err, want)
+	}
+	send("after")
+	if got := receive(1); !slices.Equal(got, []string{"after"}) {
+		t.Fatalf("after the skip: %v", got)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if o := brokerOffset(); o != 6 {
+			return fmt.Errorf("the broker's consumer offset is %d, want 6", o)
+		}
+		return nil
+	})
+
+	for _, tc := range []struct {
+		group, topic string
+		queue        int32
+		want         domain.Reason
+	}{
+		{testenv.Name(t, "reset-nogroup"), topic, -1, domain.ReasonConsumerGroupNotFound},
+		{group, testenv.Name(t, "reset-notopic"), -1, domain.ReasonTopicNotFound},
+		{group, topic, 1, domain.ReasonBadRequest},
+	} {
+		_, err := ac.ResetOffset(t.Context(), tc.group, tc.topic, tc.queue, "1h")
+		if !domain.HasReason(err, tc.want) {
+			t.Errorf("reset of %s on %s#%d: %v, want %v", tc.group, tc.topic, tc.queue, err, tc.want)
+		}
+	}
+}
