@@ -375,7 +375,7 @@ func (e *Engine) handleTargetAnyBrokerLocked(ctx context.Context, req ports.AckR
 	k = consKey{req.Group, t.Name, h.QueueID}
 	c := e.cons[k]
 	if c == nil || h.QueueOffset >= c.next {
-		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "message at queue %d offset %d was never delivered to group %q; pass a handle received by this group", h.QueueID, h.QueueOffset, req.Group)
+		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "message at queue %d offset %d was never delivered to group %q, or not since an offset reset of the group; pass a handle received by this group since", h.QueueID, h.QueueOffset, req.Group)
 	}
 	if c.consumed(h.QueueOffset) {
 		return k, nil, true, nil
@@ -385,7 +385,7 @@ func (e *Engine) handleTargetAnyBrokerLocked(ctx context.Context, req ports.AckR
 	case d == nil || d.held:
 		return k, nil, true, nil
 	case d.receipt != h.StartOffset:
-		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle was superseded by a later delivery or invisible-time change; use the newest handle of this message")
+		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle was superseded by a later delivery or invisible-time change, or by an offset reset of the group; use the newest handle of this message")
 	case d.visible:
 		return k, nil, false, domain.Errorf(domain.ReasonInvalidReceiptHandle, "receipt handle expired: the invisible time passed and the message is visible again; it will be delivered again")
 	}
