@@ -93,7 +93,9 @@ func TestResetReplaysFromATimeAndSkipsABacklog(t *testing.T) {
 }
 
 func TestResetRefusesWhatDoesNotExist(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.DefaultQueueCount = 2; c.AutoCreateGroups = false })
+	// Groups and topics are auto-created on use (the default): a reset
+	// creates neither.
+	h := newHarness(t, func(c *Config) { c.DefaultQueueCount = 2 })
 	ctx := t.Context()
 	h.send("t", 0, msg("t", "0", ""))
 	h.createGroup("g", 3, false)
@@ -112,6 +114,9 @@ func TestResetRefusesWhatDoesNotExist(t *testing.T) {
 	}
 	if _, ok := h.e.groups["nope"]; ok {
 		t.Fatal("a reset created a group")
+	}
+	if _, ok := h.e.topics["nope"]; ok {
+		t.Fatal("a reset created a topic")
 	}
 }
 
