@@ -1,0 +1,240 @@
+package localbroker
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rmqproxy/rmqproxy/domain"
+	"github.com/rmqproxy/rmqproxy/ports"
+)
+
+// TestReviveAllMatchesOneByOneWithRuns: reviving due deliveries together
+// leaves a consumer state as reviving them one at a time does when the
+// deliveries form FIFO runs whose later members were acked while an
+// earlier one was in flight (held): the runs are released the same way,
+// and the indexes, the in-flight counts and the deadline heap agree.
+func TestReviveAllMatchesOneByOneWithRuns(t *testing.T) {
+	for seed := range uint64(40) {
+		build := func() (*consState, []*delivery) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			var dl deadlineHeap
+			c := newConsState(consKey{"g", "t", 0}, &dl)
+			const n = 120
+			groupOf := make([]string, n)
+			for off := range groupOf {
+				if g := rng.IntN(5); g > 0 {
+					groupOf[off] = fmt.Sprint("mg", g)
+				}
+			}
+			receipt := int64(1000)
+			done := map[int64]bool{}
+			for off := range int64(n) {
+				if done[off] {
+					continue
+				}
+				g := groupOf[off]
+				// A run: the next messages of the group, up to 4.
+				members := []int64{off}
+				if g != "" {
+					for o := off + 1; o < n && len(members) < 1+rng.IntN(4); o++ {
+						if groupOf[o] == g && !done[o] {
+							members = append(members, o)
+						}
+					}
+				}
+				receipt++
+				deadline := int64(rng.IntN(100))
+				for _, m := range members {
+					done[m] = true
+					st := deliveryState{attempt: int32(1 + rng.IntN(3)), receipt: receipt, deadline: deadline, msgGroup: g}
+					if len(members) > 1 {
+						st.run = receipt
+					} else if rng.IntN(8) == 0 {
+						st.visible = true
+					} else if rng.IntN(10) == 0 {
+						st.attempt = 0
+						st.visible = true
+					}
+					if rng.IntN(6) == 0 && !st.visible {
+						st.deadline = int64(rng.IntN(100)) // changed invisible time
+					}
+					c.set(m, st)
+				}
+				if len(members) > 1 {
+					c.runs[runKey{receipt, g}] = members
+					// Later members acked while an earlier one is in flight.
+					for _, m := range members[1:] {
+						if rng.IntN(3) == 0 {
+							c.ack(m)
+						}
+					}
+				}
+			}
+			var due []*delivery
+			for _, d := range c.inflight {
+				if d.inFlight() && d.deadline <= 60 {
+					due = append(due, d)
+				}
+			}
+			// Deadline order, as the heap hands them out.
+			slices.SortFunc(due, func(a, b *delivery) int {
+				return cmp.Or(cmp.Compare(a.deadline, b.deadline), cmp.Compare(a.offset, b.offset))
+			})
+			return c, due
+		}
+		one, due1 := build()
+		held := 0
+		for _, d := range one.inflight {
+			if d.held {
+				held++
+			}
+		}
+		for _, d := range due1 {
+			one.dl.remove(d)
+			one.revive(d)
+		}
+		all, due2 := build()
+		for _, d := range due2 {
+			all.dl.remove(d)
+		}
+		all.reviveAll(due2)
+		if held == 0 || len(due1) == 0 {
+			t.Fatalf("seed %d: %d held, %d due: the test exercises too little", seed, held, len(due1))
+		}
+		if err := sameConsState(one, all); err != nil {
+			t.Fatalf("seed %d (%d due, %d held): %v", seed, len(due1), held, err)
+		}
+	}
+}
+
+// sameConsState compares two consumer states built alike.
+func sameConsState(one, all *consState) error {
+	if !slices.Equal(one.visible, all.visible) || !slices.Equal(one.free, all.free) ||
+		!maps.EqualFunc(one.grouped, all.grouped, slices.Equal) || !maps.Equal(one.busy, all.busy) {
+		return fmt.Errorf("indexes: together visible %v free %v grouped %v busy %v; one by one visible %v free %v grouped %v busy %v",
+			all.visible, all.free, all.grouped, all.busy, one.visible, one.free, one.grouped, one.busy)
+	}
+	if one.passed != all.passed || one.inFlight != all.inFlight || len(*one.dl) != len(*all.dl) {
+		return fmt.Errorf("counts: together passed %d in flight %d heap %d; one by one passed %d in flight %d heap %d",
+			all.passed, all.inFlight, len(*all.dl), one.passed, one.inFlight, len(*one.dl))
+	}
+	if !slices.Equal(slices.Sorted(maps.Keys(one.inflight)), slices.Sorted(maps.Keys(all.inflight))) {
+		return fmt.Errorf("deliveries: together %v, one by one %v", slices.Sorted(maps.Keys(all.inflight)), slices.Sorted(maps.Keys(one.inflight)))
+	}
+	for off, d := range one.inflight {
+		if a := all.inflight[off]; a.deliveryState != d.deliveryState {
+			return fmt.Errorf("delivery %d: together %+v, one by one %+v", off, a.deliveryState, d.deliveryState)
+		}
+	}
+	return nil
+}
+
+// TestOnePassRevivesRunsAndDeadLettersTheExhausted: one reviver pass meets
+// FIFO runs of two message groups whose invisible times end together: the
+// run of group A used its last attempt (its head, and the members not
+// acked, go to the dead-letter queue; the members acked while the head was
+// in flight are consumed), the run of group B did not (it is made visible
+// again with its held member, which comes again in order). The outcome is
+// the same live, after a crash restart and after a restart; nothing of A
+// resurfaces, and the group's stats count nothing in flight.
+func TestOnePassRevivesRunsAndDeadLettersTheExhausted(t *testing.T) {
+	for _, bFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("bExpiresFirst=", bFirst), func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.createGroup("g", 2, true)
+			var as []domain.Message
+			for i := range 5 {
+				as = append(as, fifoMsg("f", fmt.Sprint("A", i), "A"))
+			}
+			h.send("f", 0, as...)
+			if got := h.popFIFO("g", "f", 10, 10*time.Second); len(got) != 5 {
+				t.Fatalf("first pop %v", ids(got))
+			}
+			h.fake().Advance(11 * time.Second)
+			h.revive()
+			h.send("f", 0, fifoMsg("f", "B0", "B"), fifoMsg("f", "B1", "B"), fifoMsg("f", "B2", "B"), fifoMsg("f", "N0", ""))
+			got := h.popFIFO("g", "f", 20, 10*time.Second)
+			if !slices.Equal(ids(got), []string{"A0", "A1", "A2", "A3", "A4", "B0", "B1", "B2", "N0"}) {
+				t.Fatalf("second pop %v", ids(got))
+			}
+			byID := map[string]domain.StoredMessage{}
+			for _, m := range got {
+				byID[m.ID] = m
+			}
+			// Held: A2 and A3 (A0 in flight), B1 (B0 in flight).
+			for _, id := range []string{"A2", "A3", "B1", "N0"} {
+				h.ack("g", byID[id])
+			}
+			if bFirst {
+				// B's run becomes visible a second before A's: in the same
+				// pass, but before A's dead-letter moves.
+				for _, id := range []string{"B0", "B2"} {
+					if _, err := h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", byID[id]), InvisibleTime: 9 * time.Second}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			h.fake().Advance(11 * time.Second)
+			h.revive()
+			if err := h.e.checkIndexes(); err != nil {
+				t.Fatal(err)
+			}
+			check := func(when string) {
+				t.Helper()
+				stats, err := h.e.GroupStats(t.Context(), "g")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(stats) != 1 || stats[0].InFlight != 0 || stats[0].Consumable != 3 {
+					t.Fatalf("%s: stats %+v, want nothing in flight and B0-B2 consumable", when, stats)
+				}
+				live := h.canonicalState()
+				h.crashRestart(true)
+				if after := h.canonicalState(); string(after) != string(live) {
+					t.Fatalf("%s: the state after a crash restart differs:\n%s", when, stateDiff(live, after))
+				}
+				h.restart()
+				if after := h.canonicalState(); string(after) != string(live) {
+					t.Fatalf("%s: the state after a restart differs:\n%s", when, stateDiff(live, after))
+				}
+			}
+			check("after the pass")
+			again := h.popFIFO("g", "f", 20, 10*time.Second)
+			if !slices.Equal(ids(again), []string{"B0", "B1", "B2"}) {
+				t.Fatalf("after the pass: %v, want B0 B1 B2 again (A's moved or consumed)", ids(again))
+			}
+			for _, m := range again {
+				if m.DeliveryAttempt != 2 {
+					t.Fatalf("%s delivered with attempt %d, want 2", m.ID, m.DeliveryAttempt)
+				}
+				h.ack("g", m)
+			}
+			dlq := h.pop("reader", domain.DeadLetterTopic("g"), 0, 20, time.Minute)
+			if !slices.Equal(sortedIDs(dlq), []string{"A0", "A1", "A4"}) {
+				t.Fatalf("dead-letter queue holds %v, want A0 A1 A4 (A2 and A3 were acked)", ids(dlq))
+			}
+			h.crashRestart(true)
+			if more := h.popFIFO("g", "f", 20, 10*time.Second); len(more) != 0 {
+				t.Fatalf("after a crash restart: %v delivered again", ids(more))
+			}
+			stats, err := h.e.GroupStats(t.Context(), "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stats) != 1 || stats[0].InFlight != 0 || stats[0].Consumable != 0 || stats[0].AckOffset != 9 {
+				t.Fatalf("stats after everything was consumed: %+v", stats)
+			}
+		})
+	}
+}
+
+func sortedIDs(ms []domain.StoredMessage) []string {
+	out := ids(ms)
+	slices.Sort(out)
+	return out
+}
