@@ -238,3 +238,94 @@ func sortedIDs(ms []domain.StoredMessage) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestListingsBesideDefinitionChanges: ListGroups and ListTopics read the
+// definitions after the engine's lock while groups and topics are updated,
+// deleted, created again and routed (which fills a topic's route) beside
+// them: under -race no access conflicts, and every listed definition is
+// whole (its description names the values it was written with).
+func TestListingsBesideDefinitionChanges(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	group := func(i, v int) domain.ConsumerGroup {
+		g := domain.NewConsumerGroup(fmt.Sprint("lg", i))
+		g.MaxDeliveryAttempts = int32(2 + v%10)
+		g.RetryPolicy = domain.RetryPolicy{Delays: []time.Duration{time.Duration(v+1) * time.Second}}
+		g.Description = fmt.Sprint("v", v)
+		return g
+	}
+	topic := func(i, v int) domain.Topic {
+		return domain.Topic{Name: fmt.Sprint("lt", i), Type: domain.MessageTypeNormal, QueueCount: int32(1 + v),
+			Permission: domain.PermReadWrite, Description: fmt.Sprint("v", v)}
+	}
+	for i := range 4 {
+		if _, err := h.e.CreateGroup(ctx, group(i, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.e.CreateTopic(ctx, topic(i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for v := 1; v <= 60; v++ {
+			i := v % 4
+			var err error
+			switch v % 5 {
+			case 0:
+				if err = h.e.DeleteGroup(ctx, fmt.Sprint("lg", i)); err == nil {
+					_, err = h.e.CreateGroup(ctx, group(i, v))
+				}
+			default:
+				if _, err = h.e.UpdateGroup(ctx, group(i, v)); err == nil {
+					_, err = h.e.UpdateTopic(ctx, topic(i, v))
+				}
+			}
+			if err == nil {
+				_, err = h.e.Route(ctx, fmt.Sprint("lt", i))
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	check := func() {
+		gs, err := h.e.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			var v int
+			if _, err := fmt.Sscanf(g.Description, "v%d", &v); err != nil {
+				continue // a dead-letter topic's owner, or another group
+			}
+			if want := group(0, v); g.MaxDeliveryAttempts != want.MaxDeliveryAttempts || !slices.Equal(g.RetryPolicy.Delays, want.RetryPolicy.Delays) {
+				t.Fatalf("group %s listed torn: %+v", g.Name, g)
+			}
+		}
+		ts, err := h.e.ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tp := range ts {
+			var v int
+			if _, err := fmt.Sscanf(tp.Description, "v%d", &v); err == nil && tp.QueueCount != int32(1+v) {
+				t.Fatalf("topic %s listed torn: %+v", tp.Name, tp)
+			}
+		}
+	}
+	for {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case <-done:
+			check()
+			return
+		default:
+			check()
+		}
+	}
+}
