@@ -329,3 +329,66 @@ func TestListingsBesideDefinitionChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupDeletedBetweenTheReviversReadAndItsPass: the reviver reads the
+// messages of exhausted deliveries without the engine's lock; the group is
+// deleted and created again meanwhile, and its new incarnation receives the
+// same messages. The pass then moves nothing to the dead-letter queue and
+// leaves the new deliveries in flight; the group's stats and the state
+// after a crash restart agree.
+func TestGroupDeletedBetweenTheReviversReadAndItsPass(t *testing.T) {
+	h := newHarness(t, nil)
+	h.createGroup("g", 1, false)
+	h.send("t", 0, msg("t", "m0", ""), msg("t", "m1", ""))
+	if got := h.pop("g", "t", 0, 10, 5*time.Second); len(got) != 2 {
+		t.Fatalf("first pop %v", ids(got))
+	}
+	h.fake().Advance(6 * time.Second)
+	h.e.mu.Lock()
+	due := h.e.exhaustedDueLocked(h.e.clock.Now().UnixMilli())
+	h.e.mu.Unlock()
+	if len(due) != 2 {
+		t.Fatalf("%d exhausted deliveries due, want 2", len(due))
+	}
+	pre := h.e.readExhausted(due)
+	if err := h.e.DeleteGroup(t.Context(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	h.createGroup("g", 1, false)
+	again := h.pop("g", "t", 0, 10, time.Minute)
+	if len(again) != 2 {
+		t.Fatalf("the new incarnation received %v, want m0 m1", ids(again))
+	}
+	h.e.mu.Lock()
+	h.e.dlqPre = pre
+	stopped := h.e.reviveDueLocked(h.e.clock.Now())
+	h.e.dlqPre = nil
+	h.e.mu.Unlock()
+	if stopped {
+		t.Fatal("the pass stopped at an exhausted delivery")
+	}
+	if err := h.e.checkIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := h.e.GroupStats(t.Context(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inFlight int64
+	for _, s := range stats {
+		inFlight += s.InFlight
+	}
+	if inFlight != int64(len(again)) {
+		t.Fatalf("stats count %d in flight, the new incarnation holds %v", inFlight, ids(again))
+	}
+	if ts, _ := h.e.ListTopics(t.Context()); slices.ContainsFunc(ts, func(tp domain.Topic) bool { return tp.Name == domain.DeadLetterTopic("g") }) {
+		if dlq := h.pop("reader", domain.DeadLetterTopic("g"), 0, 10, time.Minute); len(dlq) != 0 {
+			t.Fatalf("the deleted incarnation's deliveries moved to the dead-letter queue: %v", ids(dlq))
+		}
+	}
+	live := h.canonicalState()
+	h.crashRestart(true)
+	if after := h.canonicalState(); string(after) != string(live) {
+		t.Fatalf("the state after a crash restart differs:\n%s", stateDiff(live, after))
+	}
+}
