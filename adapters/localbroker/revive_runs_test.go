@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -391,4 +392,198 @@ func TestGroupDeletedBetweenTheReviversReadAndItsPass(t *testing.T) {
 	if after := h.canonicalState(); string(after) != string(live) {
 		t.Fatalf("the state after a crash restart differs:\n%s", stateDiff(live, after))
 	}
+}
+
+// TestFIFORandomRunsWithDeadLetters drives random FIFO pops (runs), acks
+// (of later run members while an earlier one is in flight: held),
+// invisible-time changes, expiries and crash restarts for an orderly group
+// whose messages go to the dead-letter queue after 3 deliveries, so that
+// passes of the reviver revive runs, release held members and move
+// exhausted messages together. Every pop's run of a message group starts
+// after messages that were all acked or moved, the indexes stay in step,
+// and once drained every message was consumed (its last ack answered OK)
+// or moved to the dead-letter queue, once. (Both may happen: an ack of a
+// handle whose invisible time passed answers OK once the message is gone,
+// as a RocketMQ broker's does.)
+func TestFIFORandomRunsWithDeadLetters(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { fifoDeadLetterRandom(t, seed) })
+	}
+}
+
+func fifoDeadLetterRandom(t *testing.T, seed uint64) {
+	h := newHarness(t, nil)
+	h.createGroup("g", 3, true)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	sent := map[string][]string{} // ids of each message group, in order
+	last := map[string]string{}   // id: "delivered" or "acked" (the last ack answered OK)
+	dlq := map[string]int{}
+	held := map[string]domain.StoredMessage{}
+	readDLQ := func() {
+		// The moves' records written, so that their copies are visible.
+		if err := h.e.clog.Sync(t.Context(), h.e.clog.NextOffset()); err != nil {
+			t.Fatal(err)
+		}
+		// Not before the engine creates the topic (one queue): a pop would
+		// create it with the default queue count.
+		ts, err := h.e.ListTopics(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ts, func(tp domain.Topic) bool { return tp.Name == domain.DeadLetterTopic("g") }) {
+			return
+		}
+		for {
+			got := h.pop("reader", domain.DeadLetterTopic("g"), 0, 32, time.Hour)
+			if len(got) == 0 {
+				return
+			}
+			for _, m := range got {
+				dlq[m.ID]++
+				h.ack("reader", m)
+			}
+		}
+	}
+	seq := func(m domain.StoredMessage) int {
+		var n int
+		fmt.Sscanf(m.ID[len(m.Group)+1:], "%d", &n)
+		return n
+	}
+	var trace []string
+	defer func() {
+		if t.Failed() {
+			t.Log(strings.Join(trace, "\n"))
+		}
+	}()
+	pop := func(step int, n int32, inv time.Duration) []domain.StoredMessage {
+		got := h.popFIFO("g", "f", n, inv)
+		trace = append(trace, fmt.Sprintf("%d pop %v: %v", step, inv, ids(got)))
+		readDLQ()
+		first := map[string]int{}
+		for _, m := range got {
+			last[m.ID] = "delivered"
+			held[m.ID] = m
+			if m.Group == "" {
+				continue
+			}
+			if f, ok := first[m.Group]; !ok {
+				first[m.Group] = seq(m)
+				for _, id := range sent[m.Group][:seq(m)] {
+					if last[id] != "acked" && dlq[id] == 0 {
+						t.Fatalf("step %d: %s delivered while %s is neither acked nor moved (%q)", step, m.ID, id, last[id])
+					}
+				}
+			} else if seq(m) != f+countGroup(got, m.Group, m.ID) {
+				t.Fatalf("step %d: the run of %s in %v is not consecutive", step, m.Group, ids(got))
+			}
+		}
+		return got
+	}
+	ack := func(step int, m domain.StoredMessage) {
+		delete(held, m.ID)
+		err := h.e.Ack(t.Context(), ackReq("g", m))
+		trace = append(trace, fmt.Sprintf("%d ack %s: %v", step, m.ID, err))
+		switch {
+		case err == nil:
+			last[m.ID] = "acked"
+		case !domain.HasReason(err, domain.ReasonInvalidReceiptHandle):
+			t.Fatal(err)
+		}
+	}
+	for step := range 1200 {
+		switch op := rng.IntN(10); {
+		case op < 2:
+			var batch []domain.Message
+			for range 1 + rng.IntN(4) {
+				grp := fmt.Sprint("G", rng.IntN(4))
+				if rng.IntN(6) == 0 {
+					grp = ""
+				}
+				id := fmt.Sprintf("%s-%d", grp, len(sent[grp]))
+				sent[grp] = append(sent[grp], id)
+				batch = append(batch, fifoMsg("f", id, grp))
+			}
+			h.send("f", 0, batch...)
+		case op < 5:
+			pop(step, int32(1+rng.IntN(8)), time.Duration(1+rng.IntN(10))*time.Second)
+		case op < 8 && len(held) > 0:
+			keys := slices.Sorted(maps.Keys(held))
+			ack(step, held[keys[rng.IntN(len(keys))]])
+		case op == 8 && len(held) > 0:
+			keys := slices.Sorted(maps.Keys(held))
+			m := held[keys[rng.IntN(len(keys))]]
+			nh, err := h.e.ChangeInvisible(t.Context(), ports.ChangeInvisibleRequest{AckRequest: ackReq("g", m), InvisibleTime: time.Duration(rng.IntN(3)) * time.Second})
+			trace = append(trace, fmt.Sprintf("%d change %s: %v", step, m.ID, err))
+			if err == nil {
+				m.ReceiptHandle = nh.String()
+				held[m.ID] = m
+			}
+		case op == 9:
+			adv := time.Duration(rng.IntN(12)) * time.Second
+			h.fake().Advance(adv)
+			h.revive()
+			trace = append(trace, fmt.Sprintf("%d advance %v and revive", step, adv))
+			if rng.IntN(15) == 0 {
+				trace = append(trace, fmt.Sprintf("%d crash", step))
+				h.crashRestart(true)
+				clear(held)
+			}
+		}
+		if err := h.e.checkIndexes(); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+	}
+	// Drain: everything comes again (or is moved) and is acked.
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Fatal("not drained after 200 rounds")
+		}
+		h.fake().Advance(20 * time.Second)
+		h.revive()
+		got := pop(-1, 32, 10*time.Second)
+		for _, m := range got {
+			ack(-1, m)
+		}
+		stats, err := h.e.GroupStats(t.Context(), "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 && len(stats) == 1 && stats[0].InFlight == 0 && stats[0].Consumable == 0 && stats[0].AckOffset == stats[0].MaxOffset {
+			break
+		}
+	}
+	readDLQ()
+	moved, consumed := 0, 0
+	for _, idsOf := range sent {
+		for _, id := range idsOf {
+			switch {
+			case dlq[id] > 1:
+				t.Fatalf("%s moved to the dead-letter queue %d times", id, dlq[id])
+			case dlq[id] == 0 && last[id] != "acked":
+				t.Fatalf("%s neither consumed nor moved (%q)", id, last[id])
+			case dlq[id] == 1:
+				moved++
+			default:
+				consumed++
+			}
+		}
+	}
+	t.Logf("consumed %d, moved %d", consumed, moved)
+	if moved < 10 || consumed < 50 {
+		t.Fatalf("consumed %d, moved %d: the test exercises too little", consumed, moved)
+	}
+}
+
+// countGroup counts the messages of group before id in ms.
+func countGroup(ms []domain.StoredMessage, group, id string) int {
+	n := 0
+	for _, m := range ms {
+		if m.ID == id {
+			return n
+		}
+		if m.Group == group {
+			n++
+		}
+	}
+	return n
 }
