@@ -75,6 +75,7 @@ type Engine struct {
 	readFault     atomic.Pointer[func(off int64) error] // tests: fails a deferred message's read
 	pendingQueues map[queueKey]*queueIndex              // queues with entries not yet visible
 	heap          deadlineHeap
+	cow           snapCOW // the capture of consumer states of a snapshot (see touch)
 	boot, seq     uint64
 	bootSlot      int // slot of the boot file holding boot
 	rr            uint32
@@ -1129,6 +1130,10 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 
 // addConsLocked adds a consumer state to e.cons and to its group's index.
 func (e *Engine) addConsLocked(c *consState) {
+	c.cow = &e.cow
+	if e.cow.active {
+		c.snapGen = e.cow.gen // not at the capture's log offset: left out
+	}
 	e.cons[c.key] = c
 	byQueue := e.groupCons[c.key.group]
 	if byQueue == nil {
@@ -1614,7 +1619,8 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil // nothing happened since the last snapshot
 	}
-	s := e.captureLocked(off)
+	capture := e.beginCaptureLocked(off)
+	s := capture.s
 	// The files of topics deleted before off go first (their deletion is
 	// made durable below, before anything is written): a recreated topic's
 	// new file must not be removed after it was written.
@@ -1636,6 +1642,7 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		bjobs = append(bjobs, bucketJob{e.timers.Bucket(st.Start), st.Length})
 	}
 	e.mu.Unlock()
+	capture.finish(e) // the consumer states, in batches under the lock
 	s.sortCanonical() // sorted and encoded without the engine lock
 	err := e.writeSnapshot(ctx, clog, s, func() error {
 		if len(removals) > 0 {

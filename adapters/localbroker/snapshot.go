@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/record"
 	"github.com/rmqproxy/rmqproxy/adapters/localbroker/internal/timerindex"
@@ -454,21 +456,71 @@ func (r *snapReader) decodeV3(s *snapshot) {
 	}
 }
 
-// captureLocked copies the current state into a snapshot covering the log
-// up to logOffset. It only copies (the engine lock is held); sortCanonical,
-// called without the lock, orders it so that equal states encode equally.
+// A snapshot's capture copies what is small under the engine lock (queue
+// counts, timer buckets, half messages, offsets, definitions) and starts a
+// copy-on-write capture of the consumer states, which hold the deliveries
+// in flight and can be large: beginCaptureLocked marks the capture active,
+// and until it ends, the first change to a consumer state copies that state
+// as it was at the snapshot's log offset (touch, called by every method of
+// consState that changes what a snapshot holds, and before a state is
+// dropped). The states nothing changed are copied afterwards, a few at a
+// time, each batch under the lock (stateCapture.finish), so that sends,
+// receives and acks wait for one batch, not for every state. States created
+// during the capture did not exist at the log offset and are left out.
+
+// snapCOW is the engine's copy-on-write capture of consumer states.
+type snapCOW struct {
+	gen    uint64 // of the capture in progress or of the latest one
+	active bool
+	out    []snapState // the states copied by touch
+}
+
+// touch copies c into the capture in progress unless it is copied already.
+func (c *consState) touch() {
+	if w := c.cow; w != nil && w.active && c.snapGen != w.gen {
+		c.snapGen = w.gen
+		w.out = append(w.out, c.snapState())
+	}
+}
+
+// snapState copies c's state as a snapshot holds it.
+func (c *consState) snapState() snapState {
+	st := snapState{key: c.key, floor: c.floor, next: c.next, acked: c.acked.ranges(c.floor, c.next),
+		deliveries: make([]snapDelivery, 0, len(c.inflight))}
+	for off, d := range c.inflight {
+		st.deliveries = append(st.deliveries, snapDelivery{offset: off, d: d.deliveryState})
+	}
+	return st
+}
+
+// stateCapture is a capture of consumer states in progress.
+type stateCapture struct {
+	s    *snapshot
+	gen  uint64
+	todo []*consState // the states that existed at the log offset
+}
+
+// captureLocked copies the whole state into a snapshot covering the log up
+// to logOffset, all under the lock (tests; snapshots use
+// beginCaptureLocked and finish).
 func (e *Engine) captureLocked(logOffset int64) *snapshot {
-	s := &snapshot{logOffset: logOffset, queues: make([]snapQueue, 0, len(e.queues)), states: make([]snapState, 0, len(e.cons))}
+	sc := e.beginCaptureLocked(logOffset)
+	sc.copyLocked(e, len(sc.todo))
+	return sc.endLocked(e)
+}
+
+// beginCaptureLocked copies the current state, but for the consumer states,
+// into a snapshot covering the log up to logOffset and starts the capture
+// of the consumer states. It only copies (the engine lock is held);
+// sortCanonical, called without the lock, orders the snapshot so that equal
+// states encode equally.
+func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
+	s := &snapshot{logOffset: logOffset, queues: make([]snapQueue, 0, len(e.queues)),
+		txns: make([]snapTxn, 0, len(e.txns)), offsets: make([]snapOffset, 0, len(e.offsets)),
+		deleted: make([]snapDeleted, 0, len(e.topicDeletedAt)), topics: make([]record.TopicPut, 0, len(e.topics)),
+		groups: make([]record.GroupPut, 0, len(e.groups))}
 	for k, q := range e.queues {
 		s.queues = append(s.queues, snapQueue{topic: k.topic, qid: k.qid, count: q.count})
-	}
-	for k, c := range e.cons {
-		st := snapState{key: k, floor: c.floor, next: c.next, acked: c.acked.ranges(c.floor, c.next),
-			deliveries: make([]snapDelivery, 0, len(c.inflight))}
-		for off, d := range c.inflight {
-			st.deliveries = append(st.deliveries, snapDelivery{offset: off, d: d.deliveryState})
-		}
-		s.states = append(s.states, st)
 	}
 	// Drained buckets are left out: every entry they hold before logOffset
 	// is resolved, so recovery from this snapshot deletes them.
@@ -493,8 +545,76 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 	for _, g := range e.groups {
 		s.groups = append(s.groups, record.GroupPut{Group: g.ConsumerGroup, Incarnation: g.incarnation})
 	}
-	return s
+	e.cow.gen++
+	e.cow.active = true
+	e.cow.out = make([]snapState, 0, len(e.cons))
+	sc := &stateCapture{s: s, gen: e.cow.gen, todo: make([]*consState, 0, len(e.cons))}
+	for _, c := range e.cons {
+		sc.todo = append(sc.todo, c)
+	}
+	return sc
 }
+
+// copyLocked copies up to n of the states still to copy (or, when they
+// hold many deliveries, until captureBatch deliveries are copied).
+func (sc *stateCapture) copyLocked(e *Engine, n int) {
+	copied := 0
+	for len(sc.todo) > 0 && n > 0 && copied < captureBatch {
+		c := sc.todo[0]
+		sc.todo[0] = nil
+		sc.todo = sc.todo[1:]
+		n--
+		if c.snapGen == sc.gen {
+			continue // copied by touch (changed or dropped since)
+		}
+		copied += len(c.inflight) + 1
+		c.touch()
+	}
+}
+
+// captureBatch bounds the deliveries one batch of a capture copies under
+// the lock (about a millisecond's work; a larger state is copied whole).
+const captureBatch = 8192
+
+// endLocked ends the capture (every state is copied) and returns the
+// snapshot.
+func (sc *stateCapture) endLocked(e *Engine) *snapshot {
+	sc.s.states = e.cow.out
+	e.cow.out, e.cow.active = nil, false
+	return sc.s
+}
+
+// finish copies the states nothing changed in batches, each under the
+// engine lock, and returns the snapshot and the longest time a batch held
+// the lock.
+func (sc *stateCapture) finish(e *Engine) (*snapshot, time.Duration) {
+	var longest time.Duration
+	for {
+		e.mu.Lock()
+		t0 := time.Now()
+		sc.copyLocked(e, captureStates)
+		if len(sc.todo) == 0 {
+			s := sc.endLocked(e)
+			longest = max(longest, time.Since(t0))
+			e.mu.Unlock()
+			return s, longest
+		}
+		longest = max(longest, time.Since(t0))
+		e.mu.Unlock()
+		if captureBatchHook != nil {
+			captureBatchHook()
+		}
+		runtime.Gosched()
+	}
+}
+
+// captureStates bounds the states one batch of a capture copies (a
+// variable for tests).
+var captureStates = 1024
+
+// captureBatchHook, when set (tests), runs between two batches of a
+// capture, without the lock.
+var captureBatchHook func()
 
 // sortCanonical orders a captured snapshot canonically.
 func (s *snapshot) sortCanonical() {

@@ -132,6 +132,12 @@ type consState struct {
 	// offset whose delivery has a different run is stale.
 	runs map[runKey][]int64
 	dl   *deadlineHeap
+	// cow is the engine's capture of consumer states for a snapshot (nil
+	// until the state is added to the engine) and snapGen the capture
+	// that copied this state or that started after it was created (see
+	// touch).
+	cow     *snapCOW
+	snapGen uint64
 }
 
 func newConsState(k consKey, dl *deadlineHeap) *consState {
@@ -185,6 +191,7 @@ func (c *consState) track(d *delivery) {
 
 // untrack removes delivery d from the indexes.
 func (c *consState) untrack(d *delivery) {
+	c.touch() // before any change: a snapshot may be capturing c
 	if d.attempt == 0 {
 		c.passed--
 	}
@@ -213,6 +220,7 @@ func (c *consState) untrack(d *delivery) {
 
 // set replaces the state of the delivery at off (creating it).
 func (c *consState) set(off int64, st deliveryState) *delivery {
+	c.touch() // before any change: a snapshot may be capturing c
 	d := c.inflight[off]
 	if d == nil {
 		d = newDelivery(c, off, st)
@@ -227,6 +235,7 @@ func (c *consState) set(off int64, st deliveryState) *delivery {
 
 // setVisible makes delivery d visible (again).
 func (c *consState) setVisible(d *delivery) {
+	c.touch() // before any change: a snapshot may be capturing c
 	if d.visible {
 		return
 	}
@@ -238,6 +247,7 @@ func (c *consState) setVisible(d *delivery) {
 // release drops every delivery from the deadline heap (the state is being
 // discarded).
 func (c *consState) release() {
+	c.touch() // before any change: a snapshot may be capturing c
 	for _, d := range c.inflight {
 		c.dl.remove(d)
 	}
@@ -280,6 +290,7 @@ func (c *consState) runMembers(rk runKey) []int64 {
 // earlier one in flight) or made visible again with them (an earlier one
 // visible again).
 func (c *consState) ack(off int64) {
+	c.touch() // before any change: a snapshot may be capturing c
 	d := c.inflight[off]
 	if d != nil && d.run != 0 {
 		inFlight, visible := false, false
@@ -308,6 +319,7 @@ func (c *consState) ack(off int64) {
 // consume marks off consumed (acked, dead-lettered or filtered out); later
 // messages of its run that were held are consumed with it.
 func (c *consState) consume(off int64) {
+	c.touch() // before any change: a snapshot may be capturing c
 	if off < c.floor || off >= c.next {
 		return
 	}
@@ -332,6 +344,7 @@ func (c *consState) consume(off int64) {
 }
 
 func (c *consState) advanceFloor() {
+	c.touch() // before any change: a snapshot may be capturing c
 	if c.floor < c.next && c.acked.has(c.floor) {
 		c.floor = c.acked.next(c.floor, c.next, false)
 		c.acked.trim(c.floor)
@@ -356,6 +369,7 @@ func (c *consState) revive(d *delivery) {
 // inserts each, moving the later ones (quadratic when the deadlines do not
 // follow the offsets).
 func (c *consState) reviveAll(ds []*delivery) {
+	c.touch() // before any change: a snapshot may be capturing c
 	slices.SortFunc(ds, func(a, b *delivery) int { return cmp.Compare(a.offset, b.offset) })
 	var vis, free []int64
 	var grouped map[string][]int64
@@ -440,6 +454,7 @@ func (c *consState) inFlightCount() int64 { return c.inFlight }
 // the record's deadline; the messages of one group that an orderly pop
 // delivered together form a run.
 func (c *consState) applyPop(p *record.Pop) {
+	c.touch() // before any change: a snapshot may be capturing c
 	if p.Next > c.next {
 		c.next = p.Next
 	}
@@ -507,6 +522,7 @@ func (c *consState) applyPop(p *record.Pop) {
 // applyChangeInvisible applies a change-invisible record and reports whether
 // the delivery existed.
 func (c *consState) applyChangeInvisible(ci *record.ChangeInvisible) bool {
+	c.touch() // before any change: a snapshot may be capturing c
 	d, ok := c.inflight[ci.Offset]
 	if !ok || d.held {
 		return false
