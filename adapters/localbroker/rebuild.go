@@ -140,11 +140,16 @@ func (e *Engine) rebuildRecordLocked(off int64, typ record.Type, p []byte) error
 	}
 	switch typ {
 	case record.TypeMessageBatch:
-		b, locs, err := record.DecodeBatchMeta(p)
+		// Into the room replay's decoder keeps (as applyRecordLocked
+		// does): the rebuild keeps nothing of the messages or locations.
+		d := e.batchDec
+		e.batchDec = record.MetaDecoder{}
+		b, locs, err := d.Decode(p, e.topicNameLocked)
 		if err != nil {
 			return bad(err)
 		}
 		batch(&b, locs)
+		e.batchDec = d
 	case record.TypeDeadLetter:
 		d, locs, err := record.DecodeDeadLetter(p)
 		if err != nil {
