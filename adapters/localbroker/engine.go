@@ -1024,6 +1024,7 @@ func (e *Engine) applyStateRecordLocked(off, end int64, typ record.Type, p []byt
 			return bad(err)
 		}
 		if st := e.txns[c.Origin]; st != nil {
+			e.cow.touchTxn(c.Origin, st)
 			st.checks, st.lastCheck = c.Checks, c.At.UnixMilli()
 			e.scheduleTxnLocked(c.Origin, st)
 		}
@@ -1120,6 +1121,7 @@ func (e *Engine) dropTopicStateLocked(topic string, off, end int64) {
 	// timer service drops those stored before the deletion when they fire.
 	for o, t := range e.txns {
 		if t.topic == topic {
+			e.cow.touchTxn(o, t)
 			delete(e.txns, o)
 		}
 	}

@@ -3,6 +3,8 @@ package localbroker
 import (
 	"bytes"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,10 +13,11 @@ import (
 )
 
 // TestSnapshotCapturedDuringTraffic takes snapshots whose capture of the
-// consumer states runs in batches of one state, with sends, pops, acks,
-// changes of invisible time, a group's deletion and a new group's pops
-// between the batches: the captured states must be those at the
-// snapshot's log offset (a copy of every state taken with it), and the
+// consumer states and half messages runs in batches of one, with sends, pops, acks,
+// changes of invisible time, a group's deletion and a new group's pops,
+// half messages sent, committed, rolled back and checked back between the
+// batches: the captured states must be those at the
+// snapshot's log offset (a copy of every one taken with it), and the
 // engine restarted from the snapshot must hold exactly the state a full
 // replay of the log builds, and the live one.
 func TestSnapshotCapturedDuringTraffic(t *testing.T) {
@@ -48,10 +51,34 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 			held[g] = append(held[g], ms[2:]...)
 		}
 	}
+	var halves []domain.SendReceipt // pending half messages
+	for i := range 12 {
+		halves = append(halves, h.send("tx", int32(i%2), txMsg("tx", fmt.Sprint("h", i)))...)
+	}
+	h.e.mu.Lock()
+	var origins []int64 // of the half messages sent so far
+	for o := range h.e.txns {
+		origins = append(origins, o)
+	}
+	h.e.mu.Unlock()
+	end := func(res ports.Resolution) {
+		r := halves[0]
+		halves = halves[1:]
+		if err := h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", MessageID: r.MessageID,
+			TransactionID: r.TransactionID, Resolution: res}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	round := 0
 	traffic := func() {
 		round++
 		sendAll(1)
+		end(ports.ResolutionCommit)
+		end(ports.ResolutionRollback)
+		halves = append(halves, h.send("tx", 0, txMsg("tx", fmt.Sprint("h", sent, "a")), txMsg("tx", fmt.Sprint("h", sent, "b")))...)
+		for _, o := range origins {
+			h.e.countTxnCheck(o) // a check-back a producer took (none once resolved)
+		}
 		for _, g := range []string{"g0", "g1"} {
 			held[g] = append(held[g], h.pop(g, "t", int32(round%4), 2, time.Minute)...)
 		}
@@ -90,6 +117,9 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 	for _, c := range h.e.cons {
 		want.states = append(want.states, c.snapState())
 	}
+	for o, st := range h.e.txns {
+		want.txns = append(want.txns, snapTxn{origin: o, st: *st})
+	}
 	h.e.mu.Unlock()
 	got, _ := sc.finish(h.e)
 	if round < 8 {
@@ -110,6 +140,86 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 	}
 	captureBatchHook = nil
 	traffic()
+	live, fromSnap, fromLog := h.replayStates()
+	if !bytes.Equal(live, fromSnap) {
+		t.Errorf("state after snapshot + replay differs from the live state:\n%s", stateDiff(live, fromSnap))
+	}
+	if !bytes.Equal(fromSnap, fromLog) {
+		t.Errorf("state after snapshot + replay differs from a full replay:\n%s", stateDiff(fromLog, fromSnap))
+	}
+}
+
+// TestSnapshotsDuringConcurrentTraffic takes snapshots (in batches of one
+// consumer state or half message) while clients send, pop, ack and send
+// and commit half messages from other goroutines until the last snapshot
+// is written: the engine restarted from the last one must hold exactly the
+// live state and the state a full replay of the log builds.
+func TestSnapshotsDuringConcurrentTraffic(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	if _, err := h.e.CreateTopic(ctx, domain.Topic{Name: "t", Type: domain.MessageTypeNormal, QueueCount: 4,
+		Permission: domain.PermRead | domain.PermWrite}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		h.createGroup(fmt.Sprint("g", i), 16, false)
+	}
+	saved := captureStates
+	captureStates = 1
+	defer func() { captureStates = saved }()
+	var stop atomic.Bool
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := fmt.Sprint("g", w)
+			for i := 0; !stop.Load(); i++ {
+				q := int32(i % 4)
+				if _, err := h.e.Send(ctx, domain.QueueRef{Topic: "t", BrokerName: h.cfg.BrokerName, QueueID: q},
+					[]domain.Message{msg("t", fmt.Sprint(w, "-", i), "")}); err != nil {
+					errs <- err
+					return
+				}
+				ms, err := h.e.Pop(ctx, ports.PopRequest{Group: g, Topic: "t", QueueID: q, MaxMessages: 2, InvisibleTime: time.Minute})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(ms) > 0 {
+					if err := h.e.Ack(ctx, ackReq(g, ms[0])); err != nil {
+						errs <- err
+						return
+					}
+				}
+				rs, err := h.e.Send(ctx, domain.QueueRef{Topic: "tx", BrokerName: h.cfg.BrokerName, QueueID: q},
+					[]domain.Message{txMsg("tx", fmt.Sprint("x", w, "-", i))})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i%2 == 0 {
+					if err := h.e.EndTransaction(ctx, ports.EndTransactionRequest{Topic: "tx", MessageID: rs[0].MessageID,
+						TransactionID: rs[0].TransactionID, Resolution: ports.ResolutionCommit}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 10 {
+		if err := h.e.Snapshot(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 	live, fromSnap, fromLog := h.replayStates()
 	if !bytes.Equal(live, fromSnap) {
 		t.Errorf("state after snapshot + replay differs from the live state:\n%s", stateDiff(live, fromSnap))

@@ -457,22 +457,37 @@ func (r *snapReader) decodeV3(s *snapshot) {
 }
 
 // A snapshot's capture copies what is small under the engine lock (queue
-// counts, timer buckets, half messages, offsets, definitions) and starts a
-// copy-on-write capture of the consumer states, which hold the deliveries
-// in flight and can be large: beginCaptureLocked marks the capture active,
-// and until it ends, the first change to a consumer state copies that state
-// as it was at the snapshot's log offset (touch, called by every method of
-// consState that changes what a snapshot holds, and before a state is
-// dropped). The states nothing changed are copied afterwards, a few at a
+// counts, timer buckets, offsets, definitions) and starts a copy-on-write
+// capture of the consumer states, which hold the deliveries in flight, and
+// of the half messages, both of which can number hundreds of thousands:
+// beginCaptureLocked marks the capture active, and until it ends, the first
+// change to a consumer state or half message copies it as it was at the
+// snapshot's log offset (consState.touch, called by every method of
+// consState that changes what a snapshot holds and before a state is
+// dropped; snapCOW.touchTxn, before a half message's check count changes or
+// it is dropped). Those nothing changed are copied afterwards, a batch at a
 // time, each batch under the lock (stateCapture.finish), so that sends,
-// receives and acks wait for one batch, not for every state. States created
-// during the capture did not exist at the log offset and are left out.
+// receives and acks wait for one batch, not for the whole copy. States and
+// half messages added during the capture did not exist at the log offset
+// and are left out.
 
-// snapCOW is the engine's copy-on-write capture of consumer states.
+// snapCOW is the engine's copy-on-write capture of consumer states and half
+// messages.
 type snapCOW struct {
 	gen    uint64 // of the capture in progress or of the latest one
 	active bool
 	out    []snapState // the states copied by touch
+	txns   []snapTxn   // the half messages copied by touchTxn
+}
+
+// touchTxn copies the half message at origin into the capture in progress
+// unless it is copied already; it is called before the state changes or
+// is dropped.
+func (w *snapCOW) touchTxn(origin int64, st *txnState) {
+	if w.active && st.snapGen != w.gen {
+		st.snapGen = w.gen
+		w.txns = append(w.txns, snapTxn{origin: origin, st: *st})
+	}
 }
 
 // touch copies c into the capture in progress unless it is copied already.
@@ -495,9 +510,15 @@ func (c *consState) snapState() snapState {
 
 // stateCapture is a capture of consumer states in progress.
 type stateCapture struct {
-	s    *snapshot
-	gen  uint64
-	todo []*consState // the states that existed at the log offset
+	s       *snapshot
+	gen     uint64
+	todo    []*consState // the states that existed at the log offset
+	txnTodo []txnRef     // the half messages pending at the log offset
+}
+
+type txnRef struct {
+	origin int64
+	st     *txnState
 }
 
 // captureLocked copies the whole state into a snapshot covering the log up
@@ -505,7 +526,7 @@ type stateCapture struct {
 // beginCaptureLocked and finish).
 func (e *Engine) captureLocked(logOffset int64) *snapshot {
 	sc := e.beginCaptureLocked(logOffset)
-	sc.copyLocked(e, len(sc.todo))
+	sc.copyLocked(e, len(sc.todo)+len(sc.txnTodo), math.MaxInt)
 	return sc.endLocked(e)
 }
 
@@ -516,7 +537,7 @@ func (e *Engine) captureLocked(logOffset int64) *snapshot {
 // states encode equally.
 func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
 	s := &snapshot{logOffset: logOffset, queues: make([]snapQueue, 0, len(e.queues)),
-		txns: make([]snapTxn, 0, len(e.txns)), offsets: make([]snapOffset, 0, len(e.offsets)),
+		offsets: make([]snapOffset, 0, len(e.offsets)),
 		deleted: make([]snapDeleted, 0, len(e.topicDeletedAt)), topics: make([]record.TopicPut, 0, len(e.topics)),
 		groups: make([]record.GroupPut, 0, len(e.groups))}
 	for k, q := range e.queues {
@@ -528,9 +549,6 @@ func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
 		if st := b.State(); st.Adds > st.Dones {
 			s.timers = append(s.timers, st)
 		}
-	}
-	for off, t := range e.txns {
-		s.txns = append(s.txns, snapTxn{origin: off, st: *t})
 	}
 	for k, o := range e.offsets {
 		s.offsets = append(s.offsets, snapOffset{key: k, offset: o})
@@ -547,19 +565,32 @@ func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
 	}
 	e.cow.gen++
 	e.cow.active = true
-	e.cow.out = make([]snapState, 0, len(e.cons))
-	sc := &stateCapture{s: s, gen: e.cow.gen, todo: make([]*consState, 0, len(e.cons))}
+	// The copies' slices grow in the batches, not here.
+	e.cow.out, e.cow.txns = nil, nil
+	sc := &stateCapture{s: s, gen: e.cow.gen, todo: make([]*consState, 0, len(e.cons)),
+		txnTodo: make([]txnRef, 0, len(e.txns))}
 	for _, c := range e.cons {
 		sc.todo = append(sc.todo, c)
+	}
+	for o, t := range e.txns {
+		sc.txnTodo = append(sc.txnTodo, txnRef{o, t})
 	}
 	return sc
 }
 
-// copyLocked copies up to n of the states still to copy (or, when they
-// hold many deliveries, until captureBatch deliveries are copied).
-func (sc *stateCapture) copyLocked(e *Engine, n int) {
+// copyLocked copies up to n of the states and half messages still to copy
+// (or, when the states hold many deliveries, until about budget deliveries
+// are copied).
+func (sc *stateCapture) copyLocked(e *Engine, n, budget int) {
 	copied := 0
-	for len(sc.todo) > 0 && n > 0 && copied < captureBatch {
+	for len(sc.txnTodo) > 0 && n > 0 {
+		t := sc.txnTodo[0]
+		sc.txnTodo[0] = txnRef{}
+		sc.txnTodo = sc.txnTodo[1:]
+		n--
+		e.cow.touchTxn(t.origin, t.st) // unless copied by a change or drop since
+	}
+	for len(sc.todo) > 0 && n > 0 && copied < budget {
 		c := sc.todo[0]
 		sc.todo[0] = nil
 		sc.todo = sc.todo[1:]
@@ -579,8 +610,8 @@ const captureBatch = 8192
 // endLocked ends the capture (every state is copied) and returns the
 // snapshot.
 func (sc *stateCapture) endLocked(e *Engine) *snapshot {
-	sc.s.states = e.cow.out
-	e.cow.out, e.cow.active = nil, false
+	sc.s.states, sc.s.txns = e.cow.out, e.cow.txns
+	e.cow.out, e.cow.txns, e.cow.active = nil, nil, false
 	return sc.s
 }
 
@@ -589,11 +620,19 @@ func (sc *stateCapture) endLocked(e *Engine) *snapshot {
 // the lock.
 func (sc *stateCapture) finish(e *Engine) (*snapshot, time.Duration) {
 	var longest time.Duration
-	for {
+	// Room for every copy, allocated without the lock (growing the slices
+	// in a batch would copy them under it).
+	states := make([]snapState, 0, len(sc.todo)+64)
+	txns := make([]snapTxn, 0, len(sc.txnTodo)+64)
+	for first := true; ; first = false {
 		e.mu.Lock()
 		t0 := time.Now()
-		sc.copyLocked(e, captureStates)
-		if len(sc.todo) == 0 {
+		if first {
+			e.cow.out = append(states, e.cow.out...)
+			e.cow.txns = append(txns, e.cow.txns...)
+		}
+		sc.copyLocked(e, captureStates, captureBatch)
+		if len(sc.todo) == 0 && len(sc.txnTodo) == 0 {
 			s := sc.endLocked(e)
 			longest = max(longest, time.Since(t0))
 			e.mu.Unlock()
@@ -608,8 +647,8 @@ func (sc *stateCapture) finish(e *Engine) (*snapshot, time.Duration) {
 	}
 }
 
-// captureStates bounds the states one batch of a capture copies (a
-// variable for tests).
+// captureStates bounds the states and half messages one batch of a
+// capture copies (a variable for tests).
 var captureStates = 1024
 
 // captureBatchHook, when set (tests), runs between two batches of a

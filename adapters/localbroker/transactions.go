@@ -53,6 +53,9 @@ type txnState struct {
 	// readFailures counts the failed reads of the half message in a row
 	// (in memory only): its next try waits retryWait(readFailures).
 	readFailures int32
+	// snapGen is the snapshot capture that copied this state or that
+	// started after it was added (see snapCOW.touchTxn).
+	snapGen uint64
 }
 
 type txnItem struct {
@@ -127,6 +130,9 @@ const txnHeapSlack = 1024
 // forgetTxnLocked drops a resolved or discarded transaction; its schedule
 // entry goes stale.
 func (e *Engine) forgetTxnLocked(origin int64) {
+	if st := e.txns[origin]; st != nil {
+		e.cow.touchTxn(origin, st)
+	}
 	delete(e.txns, origin)
 	e.compactTxnHeapLocked()
 }
@@ -149,6 +155,12 @@ func (e *Engine) compactTxnHeapLocked() {
 }
 
 func (e *Engine) addTxnLocked(origin int64, st *txnState) {
+	if old := e.txns[origin]; old != nil {
+		e.cow.touchTxn(origin, old)
+	}
+	if e.cow.active {
+		st.snapGen = e.cow.gen // not at the capture's log offset: left out
+	}
 	e.txns[origin] = st
 	e.scheduleTxnLocked(origin, st)
 }
