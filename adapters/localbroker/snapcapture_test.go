@@ -111,6 +111,7 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 	captureBatchHook = traffic
 	defer func() { captureStates, captureBatchHook = saved, nil }()
 
+	h.e.snapMu.Lock() // as Snapshot does
 	h.e.mu.Lock()
 	sc := h.e.beginCaptureLocked(h.e.clog.NextOffset())
 	want := *sc.s
@@ -122,6 +123,7 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 	}
 	h.e.mu.Unlock()
 	got, _ := sc.finish(h.e)
+	h.e.snapMu.Unlock()
 	if round < 8 {
 		t.Fatalf("the capture ran %d batches, want one a state", round+1)
 	}

@@ -522,20 +522,44 @@ type txnRef struct {
 }
 
 // captureLocked copies the whole state into a snapshot covering the log up
-// to logOffset, all under the lock (tests; snapshots use
-// beginCaptureLocked and finish).
+// to logOffset, all under the lock, without the copy-on-write capture
+// (tests; snapshots use beginCaptureLocked and finish).
 func (e *Engine) captureLocked(logOffset int64) *snapshot {
-	sc := e.beginCaptureLocked(logOffset)
-	sc.copyLocked(e, len(sc.todo)+len(sc.txnTodo), math.MaxInt)
-	return sc.endLocked(e)
+	s := e.captureSmallLocked(logOffset)
+	for _, c := range e.cons {
+		s.states = append(s.states, c.snapState())
+	}
+	for o, t := range e.txns {
+		s.txns = append(s.txns, snapTxn{origin: o, st: *t})
+	}
+	return s
 }
 
-// beginCaptureLocked copies the current state, but for the consumer states,
-// into a snapshot covering the log up to logOffset and starts the capture
-// of the consumer states. It only copies (the engine lock is held);
-// sortCanonical, called without the lock, orders the snapshot so that equal
-// states encode equally.
+// beginCaptureLocked copies the current state, but for the consumer states
+// and half messages, into a snapshot covering the log up to logOffset and
+// starts the capture of those (only one at a time: snapshots hold snapMu).
+// It only copies (the engine lock is held); sortCanonical, called without
+// the lock, orders the snapshot so that equal states encode equally.
 func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
+	s := e.captureSmallLocked(logOffset)
+	e.cow.gen++
+	e.cow.active = true
+	// The copies' slices grow in the batches, not here.
+	e.cow.out, e.cow.txns = nil, nil
+	sc := &stateCapture{s: s, gen: e.cow.gen, todo: make([]*consState, 0, len(e.cons)),
+		txnTodo: make([]txnRef, 0, len(e.txns))}
+	for _, c := range e.cons {
+		sc.todo = append(sc.todo, c)
+	}
+	for o, t := range e.txns {
+		sc.txnTodo = append(sc.txnTodo, txnRef{o, t})
+	}
+	return sc
+}
+
+// captureSmallLocked copies the state but for the consumer states and half
+// messages into a snapshot covering the log up to logOffset.
+func (e *Engine) captureSmallLocked(logOffset int64) *snapshot {
 	s := &snapshot{logOffset: logOffset, queues: make([]snapQueue, 0, len(e.queues)),
 		offsets: make([]snapOffset, 0, len(e.offsets)),
 		deleted: make([]snapDeleted, 0, len(e.topicDeletedAt)), topics: make([]record.TopicPut, 0, len(e.topics)),
@@ -563,19 +587,7 @@ func (e *Engine) beginCaptureLocked(logOffset int64) *stateCapture {
 	for _, g := range e.groups {
 		s.groups = append(s.groups, record.GroupPut{Group: g.ConsumerGroup, Incarnation: g.incarnation})
 	}
-	e.cow.gen++
-	e.cow.active = true
-	// The copies' slices grow in the batches, not here.
-	e.cow.out, e.cow.txns = nil, nil
-	sc := &stateCapture{s: s, gen: e.cow.gen, todo: make([]*consState, 0, len(e.cons)),
-		txnTodo: make([]txnRef, 0, len(e.txns))}
-	for _, c := range e.cons {
-		sc.todo = append(sc.todo, c)
-	}
-	for o, t := range e.txns {
-		sc.txnTodo = append(sc.txnTodo, txnRef{o, t})
-	}
-	return sc
+	return s
 }
 
 // copyLocked copies up to n of the states and half messages still to copy
