@@ -104,6 +104,15 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 		case 4:
 			h.createGroup("g3", 16, false)
 			h.pop("g3", "t", 0, 3, time.Minute)
+		case 5: // an offset reset replaces a group's states
+			if _, err := h.e.ResetOffset(ctx, ports.ResetOffsetRequest{Group: "g1", Topic: "t", QueueID: -1, Policy: ports.OffsetBeginning}); err != nil {
+				t.Fatal(err)
+			}
+			held["g1"] = nil // their handles are from before the reset
+		case 6:
+			if _, err := h.e.ResetOffset(ctx, ports.ResetOffsetRequest{Group: "g0", Topic: "t", QueueID: 2, Policy: ports.OffsetEnd}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	saved := captureStates
