@@ -1480,12 +1480,20 @@ func (e *Engine) revivePass() (wait time.Duration, stopped bool) {
 	return wait, stopped
 }
 
+// reviveLoopPaused, when set (tests), makes the background reviver skip
+// its passes, so that a test drives them (revivePass) at the points it
+// chooses.
+var reviveLoopPaused atomic.Bool
+
 func (e *Engine) reviveLoop() {
 	defer e.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait, stopped := e.revivePass()
+		wait, stopped := time.Hour, false
+		if !reviveLoopPaused.Load() {
+			wait, stopped = e.revivePass()
+		}
 		if stopped {
 			select {
 			case <-e.stop:
