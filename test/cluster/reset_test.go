@@ -54,27 +54,6 @@ func TestResetOffsetOnTheBroker(t *testing.T) {
 		}
 	}
 	c := testenv.NewSimpleConsumer(t, p, group, 5*time.Second, map[string]*rmq.FilterExpression{topic: rmq.SUB_ALL})
-	receive := func(n int) []string {
-		t.Helper()
-		var got []string
-		testenv.WaitFor(t, 2*time.Minute, func() error {
-			ms, err := c.Receive(t.Context(), int32(n-len(got)), time.Minute)
-			for _, m := range ms {
-				got = append(got, string(m.GetBody()))
-				if err := c.Ack(t.Context(), m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err != nil && !testenv.IsNoMessage(err) {
-				return err
-			}
-			if len(got) < n {
-				return fmt.Errorf("received %v of %d", got, n)
-			}
-			return nil
-		})
-		return got
-	}
 	brokerOffset := func() int64 {
 		t.Helper()
 		rc := client.New(client.Config{})
@@ -103,14 +82,14 @@ func TestResetOffsetOnTheBroker(t *testing.T) {
 	}
 
 	send("a", "b", "c")
-	if got := receive(3); !slices.Equal(got, []string{"a", "b", "c"}) {
+	if got := testenv.ReceiveBodies(t, c, 3); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("first run: %v", got)
 	}
 	res, err := ac.ResetOffset(t.Context(), group, topic, -1, "earliest")
 	if want := []admin.QueueReset{{Broker: broker.Name, QueueID: 0, OldOffset: 3, NewOffset: 0}}; err != nil || !slices.Equal(res.Queues, want) {
 		t.Fatalf("reset to the beginning: %+v %v, want %+v", res, err, want)
 	}
-	if got := receive(3); !slices.Equal(got, []string{"a", "b", "c"}) {
+	if got := testenv.ReceiveBodies(t, c, 3); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("after the reset to the beginning: %v", got)
 	}
 
@@ -120,7 +99,7 @@ func TestResetOffsetOnTheBroker(t *testing.T) {
 		t.Fatalf("reset to the end: %+v %v, want %+v", res, err, want)
 	}
 	send("after")
-	if got := receive(1); !slices.Equal(got, []string{"after"}) {
+	if got := testenv.ReceiveBodies(t, c, 1); !slices.Equal(got, []string{"after"}) {
 		t.Fatalf("after the skip: %v", got)
 	}
 	testenv.WaitFor(t, 30*time.Second, func() error {
@@ -140,7 +119,7 @@ func TestResetOffsetOnTheBroker(t *testing.T) {
 	if _, err := ac.ResetOffset(t.Context(), group, topic, -1, "latest"); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(1); !slices.Equal(got, []string{"inflight"}) {
+	if got := testenv.ReceiveBodies(t, c, 1); !slices.Equal(got, []string{"inflight"}) {
 		t.Fatalf("after a skip past a delivery in flight: %v", got)
 	}
 

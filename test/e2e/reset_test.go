@@ -24,30 +24,6 @@ func sendBodies(t *testing.T, pr rmq.Producer, topic string, bodies ...string) {
 	}
 }
 
-// receiveBodies receives n messages with c, acks each and returns their
-// bodies in the order received.
-func receiveBodies(t *testing.T, c rmq.SimpleConsumer, n int) []string {
-	t.Helper()
-	var got []string
-	testenv.WaitFor(t, 2*time.Minute, func() error {
-		ms, err := c.Receive(t.Context(), int32(n-len(got)), time.Minute)
-		for _, m := range ms {
-			got = append(got, string(m.GetBody()))
-			if err := c.Ack(t.Context(), m); err != nil {
-				t.Fatalf("ack of %s: %v", m.GetBody(), err)
-			}
-		}
-		if err != nil && !testenv.IsNoMessage(err) {
-			return err
-		}
-		if len(got) < n {
-			return fmt.Errorf("received %v, want %d messages", got, n)
-		}
-		return nil
-	})
-	return got
-}
-
 func bodies(prefix string, from, to int) []string {
 	var out []string
 	for i := from; i <= to; i++ {
@@ -91,7 +67,7 @@ func TestResetReplaysFromATimeAndSkipsABacklog(t *testing.T) {
 		return nil
 	})
 	sendBodies(t, pr, topic, bodies("m", 5, 10)...)
-	if got := receiveBodies(t, c, 10); !slices.Equal(got, bodies("m", 1, 10)) {
+	if got := testenv.ReceiveBodies(t, c, 10); !slices.Equal(got, bodies("m", 1, 10)) {
 		t.Fatalf("first run: %v", got)
 	}
 
@@ -100,7 +76,7 @@ func TestResetReplaysFromATimeAndSkipsABacklog(t *testing.T) {
 		t.Fatalf("reset output:\n%s", out)
 	}
 	// The replay: exactly the 5th to the 10th, in order (one queue).
-	if got := receiveBodies(t, c, 6); !slices.Equal(got, bodies("m", 5, 10)) {
+	if got := testenv.ReceiveBodies(t, c, 6); !slices.Equal(got, bodies("m", 5, 10)) {
 		t.Fatalf("after the reset to the time of the 5th: %v", got)
 	}
 
@@ -112,7 +88,7 @@ func TestResetReplaysFromATimeAndSkipsABacklog(t *testing.T) {
 	}
 	resetCLI(t, p.AdminAddr(), group, topic, "latest", "--queue", "0")
 	sendBodies(t, pr, topic, "after")
-	if got := receiveBodies(t, c, 1); !slices.Equal(got, []string{"after"}) {
+	if got := testenv.ReceiveBodies(t, c, 1); !slices.Equal(got, []string{"after"}) {
 		t.Fatalf("after the skip: %v", got)
 	}
 
@@ -170,7 +146,7 @@ func TestKill9AfterAResetKeepsIt(t *testing.T) {
 	_ = pr.GracefulStop()
 	subs := map[string]*rmq.FilterExpression{"reset-kill": rmq.SUB_ALL}
 	cons := testenv.NewSimpleConsumer(t, c.Proxy(t), "g-reset-kill", 2*time.Second, subs)
-	if got := receiveBodies(t, cons, 10); !slices.Equal(got, bodies("m", 1, 10)) {
+	if got := testenv.ReceiveBodies(t, cons, 10); !slices.Equal(got, bodies("m", 1, 10)) {
 		t.Fatalf("first run: %v", got)
 	}
 	_ = cons.GracefulStop()
@@ -179,7 +155,7 @@ func TestKill9AfterAResetKeepsIt(t *testing.T) {
 
 	c = startServing(t, dir, fastConsumer...)
 	cons = testenv.NewSimpleConsumer(t, c.Proxy(t), "g-reset-kill", 2*time.Second, subs)
-	if got := receiveBodies(t, cons, 10); !slices.Equal(got, bodies("m", 1, 10)) {
+	if got := testenv.ReceiveBodies(t, cons, 10); !slices.Equal(got, bodies("m", 1, 10)) {
 		t.Fatalf("after the reset and a kill -9: %v", got)
 	}
 }

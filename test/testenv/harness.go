@@ -315,6 +315,30 @@ func WaitFor(t testing.TB, d time.Duration, cond func() error) {
 	waitfor.Condition(t, d, 20*time.Millisecond, cond)
 }
 
+// ReceiveBodies receives n messages with c, acks each and returns their
+// bodies in the order received.
+func ReceiveBodies(t testing.TB, c rmq.SimpleConsumer, n int) []string {
+	t.Helper()
+	var got []string
+	WaitFor(t, 2*time.Minute, func() error {
+		ms, err := c.Receive(t.Context(), int32(n-len(got)), time.Minute)
+		for _, m := range ms {
+			got = append(got, string(m.GetBody()))
+			if err := c.Ack(t.Context(), m); err != nil {
+				t.Fatalf("ack of %s: %v", m.GetBody(), err)
+			}
+		}
+		if err != nil && !IsNoMessage(err) {
+			return err
+		}
+		if len(got) < n {
+			return fmt.Errorf("received %v, want %d messages", got, n)
+		}
+		return nil
+	})
+	return got
+}
+
 // Collector records received messages by id, counting duplicates.
 type Collector struct {
 	mu   sync.Mutex
