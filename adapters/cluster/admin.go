@@ -1010,17 +1010,12 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	var out []ports.QueueStats
 	var mu sync.Mutex
 	err = b.eachMaster(ctx, "", func(m master) error {
-		resp, err := b.call(ctx, m.addr, remoting.RequestGetConsumeStats,
-			&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: m.name}, ConsumerGroup: group}, nil)
+		cs, err := b.consumeStats(ctx, m.name, m.addr, group, "")
 		if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		var cs remoting.ConsumeStats
-		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
-			return domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -1093,7 +1088,6 @@ func (b *Broker) ResetOffset(ctx context.Context, req ports.ResetOffsetRequest) 
 		return nil, err
 	}
 	queues := map[string]int{}
-	var counts []string
 	for _, q := range e.route.Queues {
 		if q.Permission.Readable() && (req.QueueID < 0 || q.QueueID == req.QueueID) {
 			queues[q.BrokerName]++
@@ -1104,6 +1098,7 @@ func (b *Broker) ResetOffset(ctx context.Context, req ports.ResetOffsetRequest) 
 		for _, q := range e.route.Queues {
 			perBroker[q.BrokerName]++
 		}
+		var counts []string
 		for name, n := range perBroker {
 			counts = append(counts, fmt.Sprintf("%s %d", name, n))
 		}
@@ -1130,17 +1125,12 @@ func (b *Broker) ResetOffset(ctx context.Context, req ports.ResetOffsetRequest) 
 // topic and returns them, sorted by queue id.
 func (b *Broker) resetOnBroker(ctx context.Context, name, addr string, req ports.ResetOffsetRequest, ts int64) ([]ports.OffsetReset, error) {
 	old := map[int32]int64{}
-	resp, err := b.call(ctx, addr, remoting.RequestGetConsumeStats,
-		&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: name}, ConsumerGroup: req.Group, Topic: req.Topic}, nil)
+	cs, err := b.consumeStats(ctx, name, addr, req.Group, req.Topic)
 	switch {
 	case isCode(err, remoting.ResponseSubscriptionGroupNotExist), isCode(err, remoting.ResponseConsumerNotOnline):
 	case err != nil:
 		return nil, mapError(err)
 	default:
-		var cs remoting.ConsumeStats
-		if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
-			return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
-		}
 		for k, o := range cs.OffsetTable {
 			if mq, err := remoting.ParseMessageQueueKey(k); err == nil && mq.Topic == req.Topic {
 				old[mq.QueueID] = max(o.ConsumerOffset, 0)
@@ -1149,7 +1139,7 @@ func (b *Broker) resetOnBroker(ctx context.Context, name, addr string, req ports
 	}
 	h := &remoting.ResetOffsetRequestHeader{RPC: remoting.RPC{BrokerName: name}, Topic: req.Topic, Group: req.Group, QueueID: max(req.QueueID, -1),
 		Timestamp: ts, Force: true}
-	resp, err = b.call(ctx, addr, remoting.RequestInvokeBrokerToResetOffset, h, nil)
+	resp, err := b.call(ctx, addr, remoting.RequestInvokeBrokerToResetOffset, h, nil)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1168,4 +1158,21 @@ func (b *Broker) resetOnBroker(ctx context.Context, name, addr string, req ports
 	slices.SortFunc(out, func(a, b ports.OffsetReset) int { return int(a.QueueID - b.QueueID) })
 	b.log.InfoContext(ctx, "consumer offsets reset on a broker", "broker", name, "consumer_group", req.Group, "topic", req.Topic, "queues", len(out))
 	return out, nil
+}
+
+// consumeStats reads GET_CONSUME_STATS of a group (of one topic, or of
+// every topic with topic "") from one master. The call's error is
+// returned as it came, for the caller to tell a group the broker does not
+// know from a failure.
+func (b *Broker) consumeStats(ctx context.Context, name, addr, group, topic string) (*remoting.ConsumeStats, error) {
+	resp, err := b.call(ctx, addr, remoting.RequestGetConsumeStats,
+		&remoting.GetConsumeStatsRequestHeader{RPC: remoting.RPC{BrokerName: name}, ConsumerGroup: group, Topic: topic}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var cs remoting.ConsumeStats
+	if err := remoting.DecodeJSONBody(resp.Body, &cs); err != nil {
+		return nil, domain.Wrap(domain.ReasonBrokerError, err, "the broker's consume stats could not be decoded")
+	}
+	return &cs, nil
 }
