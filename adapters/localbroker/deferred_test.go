@@ -1,7 +1,6 @@
 package localbroker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1054,10 +1053,7 @@ func TestDeferredSendCreatesNoQueue(t *testing.T) {
 	if err := h.e.Snapshot(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	live, fromSnap, fromLog := h.replayStates()
-	if !bytes.Equal(live, fromSnap) || !bytes.Equal(fromSnap, fromLog) {
-		t.Fatalf("states differ:\nlive      %q\nsnapshot  %q\nfull log  %q", live, fromSnap, fromLog)
-	}
+	h.requireReplaysMatch()
 	if n := h.queueCount("d", 1) + h.queueCount("x", 2); n != 0 {
 		t.Fatalf("queues hold %d entries", n)
 	}

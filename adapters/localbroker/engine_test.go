@@ -1307,13 +1307,7 @@ func TestSnapshotReplayEquivalence(t *testing.T) {
 	if snaps, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "snapshot", "*.snap")); len(snaps) == 0 {
 		t.Fatal("no snapshot written")
 	}
-	live, fromSnap, fromLog := h.replayStates()
-	if !bytes.Equal(live, fromSnap) {
-		t.Errorf("state after snapshot + replay differs from the live state:\n%q\n%q", live, fromSnap)
-	}
-	if !bytes.Equal(fromSnap, fromLog) {
-		t.Error("state after snapshot + replay differs from a full replay")
-	}
+	live := h.requireReplaysMatch()
 	if !bytes.Contains(live, []byte("\nlater3")) || !bytes.Contains(live, []byte("\nrecalled3")) || bytes.Contains(live, []byte("\nrecalled2")) {
 		t.Errorf("pending timers in the dump: %q", live[bytes.IndexByte(live, '\n'):])
 	}
@@ -1356,6 +1350,30 @@ func (h *harness) replayStates() (live, fromSnap, fromLog []byte) {
 	}
 	h.open()
 	return live, fromSnap, h.canonicalState()
+}
+
+// requireReplaysMatch fails the test unless the live state, the state
+// after snapshot + replay and the state after a full replay are the same
+// (see replayStates); it returns the live state.
+func (h *harness) requireReplaysMatch() []byte {
+	h.t.Helper()
+	live, fromSnap, fromLog := h.replayStates()
+	if msg := replayMismatch(live, fromSnap, fromLog); msg != "" {
+		h.t.Fatal(msg)
+	}
+	return live
+}
+
+// replayMismatch describes how the three states of replayStates differ, or
+// returns "" when they are the same.
+func replayMismatch(live, fromSnap, fromLog []byte) string {
+	switch {
+	case !bytes.Equal(live, fromSnap):
+		return "state after snapshot + replay differs from the live state (- live, + snapshot and replay):\n" + stateDiff(live, fromSnap)
+	case !bytes.Equal(fromSnap, fromLog):
+		return "state after snapshot + replay differs from a full replay (- snapshot and replay, + full replay):\n" + stateDiff(fromSnap, fromLog)
+	}
+	return ""
 }
 
 // describeState renders a canonical state (see canonicalStateLocked) as

@@ -62,8 +62,5 @@ func TestInflightBoundPerQueue(t *testing.T) {
 	if got := strings.Join(rest, ","); got != "4,5,6,7,8,9" {
 		t.Fatalf("the rest came as %q", got)
 	}
-	live, fromSnap, fromLog := h.replayStates()
-	if string(live) != string(fromSnap) || string(live) != string(fromLog) {
-		t.Fatal("replayed state differs from the live one")
-	}
+	h.requireReplaysMatch()
 }

@@ -1503,12 +1503,8 @@ func (m *engineModel) opEquivalence() {
 		m.checkDefinitions("after replay")
 		return
 	}
-	live, fromSnap, fromLog := m.h.replayStates()
-	if !bytes.Equal(live, fromSnap) {
-		m.failf("state after snapshot + replay differs from the live state (- live, + snapshot and replay):\n%s", stateDiff(live, fromSnap))
-	}
-	if !bytes.Equal(fromSnap, fromLog) {
-		m.failf("state after snapshot + replay differs from a full replay (- snapshot and replay, + full replay):\n%s", stateDiff(fromSnap, fromLog))
+	if msg := replayMismatch(m.h.replayStates()); msg != "" {
+		m.failf("%s", msg)
 	}
 	m.checkDefinitions("after replays")
 }

@@ -1,7 +1,6 @@
 package localbroker
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -239,11 +238,5 @@ func TestResetsDuringPopsAndAcksReplayExactly(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	live, fromSnap, fromLog := h.replayStates()
-	if !bytes.Equal(live, fromSnap) {
-		t.Fatalf("snapshot + replay differs from the live state:\n%s", stateDiff(live, fromSnap))
-	}
-	if !bytes.Equal(fromSnap, fromLog) {
-		t.Fatalf("a full replay differs:\n%s", stateDiff(fromSnap, fromLog))
-	}
+	h.requireReplaysMatch()
 }

@@ -151,13 +151,7 @@ func TestSnapshotCapturedDuringTraffic(t *testing.T) {
 	}
 	captureBatchHook = nil
 	traffic()
-	live, fromSnap, fromLog := h.replayStates()
-	if !bytes.Equal(live, fromSnap) {
-		t.Errorf("state after snapshot + replay differs from the live state:\n%s", stateDiff(live, fromSnap))
-	}
-	if !bytes.Equal(fromSnap, fromLog) {
-		t.Errorf("state after snapshot + replay differs from a full replay:\n%s", stateDiff(fromLog, fromSnap))
-	}
+	h.requireReplaysMatch()
 }
 
 // TestSnapshotsDuringConcurrentTraffic takes snapshots (in batches of one
@@ -231,11 +225,5 @@ func TestSnapshotsDuringConcurrentTraffic(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	live, fromSnap, fromLog := h.replayStates()
-	if !bytes.Equal(live, fromSnap) {
-		t.Errorf("state after snapshot + replay differs from the live state:\n%s", stateDiff(live, fromSnap))
-	}
-	if !bytes.Equal(fromSnap, fromLog) {
-		t.Errorf("state after snapshot + replay differs from a full replay:\n%s", stateDiff(fromLog, fromSnap))
-	}
+	h.requireReplaysMatch()
 }
