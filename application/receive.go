@@ -145,6 +145,8 @@ func (m *Messaging) ReceiveMessage(ctx context.Context, req ReceiveRequest) ([]d
 	})
 	if err != nil {
 		if ctx.Err() == nil && popCtx.Err() != nil {
+			m.log.LogAttrs(ctx, slog.LevelDebug, "the receive's time ended before the broker answered its pop; a late answer is released",
+				slog.String("consumer_group", req.Group), slog.String("topic", req.Topic), slog.Any("error", err))
 			err = nil // polling time over: no message
 		} else {
 			return nil, err

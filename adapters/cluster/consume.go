@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +68,8 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	resp, err := pop(addr)
 	for moved := false; err != nil && ctx.Err() == nil; {
 		b.failed(broker, err)
+		b.log.LogAttrs(ctx, slog.LevelDebug, "a pop failed", slog.String("broker", broker), slog.String("consumer_group", req.Group),
+			slog.String("topic", req.Topic), slog.Any("error", err))
 		if a := b.movedBroker(ctx, broker, addr, err); a != "" && !moved {
 			// Restarted elsewhere (see [Broker.movedBroker]): nothing was
 			// sent, nothing popped.
@@ -92,6 +95,8 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 		resp, err = pop(addr)
 	}
 	if err != nil {
+		b.log.LogAttrs(ctx, slog.LevelDebug, "a pop ended without an answer", slog.String("broker", broker), slog.String("consumer_group", req.Group),
+			slog.String("topic", req.Topic), slog.Duration("took", time.Since(start)), slog.Any("error", err))
 		return nil, mapError(err)
 	}
 	switch remoting.ResponseCode(resp.Code) {
@@ -111,7 +116,24 @@ func (b *Broker) Pop(ctx context.Context, req ports.PopRequest) ([]domain.Stored
 	if err != nil {
 		return nil, err
 	}
+	if b.log.Enabled(ctx, slog.LevelDebug) {
+		b.log.LogAttrs(ctx, slog.LevelDebug, "popped", slog.String("broker", broker), slog.String("consumer_group", req.Group),
+			slog.String("topic", req.Topic), slog.Duration("took", time.Since(start)), slog.String("msg_ids", rawIDs(raw)))
+	}
 	return b.deliveries(ctx, req, broker, f, raw, cks), nil
+}
+
+// rawIDs is the message ids of raw, space separated, for debug logs that
+// a test searches for a message's id.
+func rawIDs(raw []remoting.Message) string {
+	var sb strings.Builder
+	for i := range raw {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(raw[i].MsgID())
+	}
+	return sb.String()
 }
 
 // deliveries turns the messages of a pop answer (with their checkpoints,
@@ -239,6 +261,8 @@ func (b *Broker) releaseLatePop(ctx context.Context, _ string, pop, resp *remoti
 			slog.String("broker", broker), slog.Any("error", err))
 		return
 	}
+	b.log.LogAttrs(ctx, slog.LevelDebug, "late pop answer", slog.String("broker", broker), slog.String("consumer_group", req.Group),
+		slog.String("topic", req.Topic), slog.String("msg_ids", rawIDs(raw)))
 	reqs := make([]ports.ChangeInvisibleRequest, 0, len(raw))
 	now := b.clock.Now()
 	expiring := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 	})
 	release := func(rest []domain.StoredMessage) {
 		_, ctx := s.callerInfo(stream.Context())
+		s.logAnswered(ctx, group, st, msgs[:len(msgs)-len(rest)], rest)
 		s.app.Release(ctx, group, rest)
 	}
 	if st.GetCode() != v2.Code_OK && len(msgs) > 0 {
@@ -71,8 +73,38 @@ func (s *Service) ReceiveMessage(req *v2.ReceiveMessageRequest, stream v2.Messag
 			return nil
 		}
 	}
-	_ = out.send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
+	err := out.send(&v2.ReceiveMessageResponse{Content: &v2.ReceiveMessageResponse_DeliveryTimestamp{DeliveryTimestamp: timestamppb.New(time.Now())}})
+	if len(msgs) > 0 && s.log.Enabled(stream.Context(), slog.LevelDebug) {
+		_, ctx := s.callerInfo(stream.Context())
+		s.logAnswered(ctx, group, st, msgs, nil, slog.Any("last_frame_error", err))
+	}
 	return nil
+}
+
+// logAnswered logs at DEBUG what a receive answered: the messages written
+// to the client's stream (sent) and those released because the stream
+// failed (released), by id.
+func (s *Service) logAnswered(ctx context.Context, group string, st *v2.Status, sent, released []domain.StoredMessage, attrs ...slog.Attr) {
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	ids := func(ms []domain.StoredMessage) string {
+		var b strings.Builder
+		for i := range ms {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(ms[i].ID)
+		}
+		return b.String()
+	}
+	info := ports.RequestInfoFrom(ctx)
+	attrs = append(attrs, slog.String("client_id", info.ClientID), slog.String("consumer_group", group), slog.String("status", st.GetCode().String()),
+		slog.String("sent_msg_ids", ids(sent)), slog.String("released_msg_ids", ids(released)))
+	if p, ok := peer.FromContext(ctx); ok {
+		attrs = append(attrs, slog.String("remote_addr", p.Addr.String()))
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "receive answered", attrs...)
 }
 
 // frameSender writes the frames of one server-streaming answer. gRPC's

@@ -2,7 +2,9 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,7 +48,10 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		}
 		return []string{"--grpc.address=" + addr, "--grpc.useEndpointPortFromRequest=true",
 			"--shutdown.drainDelay=" + delay, "--shutdown.grpcDrain=10s",
-			"--messaging.consumer.minInvisibleTime=1s", "--messaging.consumer.minLongPolling=1s", "--messaging.consumer.maxLongPolling=5s"}
+			"--messaging.consumer.minInvisibleTime=1s", "--messaging.consumer.minLongPolling=1s", "--messaging.consumer.maxLongPolling=5s",
+			// Pops, late pop answers and receive answers name their
+			// messages at DEBUG: a late message's story (see lateStory).
+			"--log.level=debug"}
 	}
 	a := testenv.StartChild(t, t.TempDir(), flags(addrA)...)
 	b := testenv.StartChild(t, t.TempDir(), flags(addrB)...)
@@ -54,7 +59,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for name, c := range children {
-				t.Logf("%s's last logs:\n%s", name, c.Output())
+				t.Logf("%s's logs above DEBUG:\n%s", name, aboveDebug(c.Output()))
 			}
 		}
 	}()
@@ -91,7 +96,8 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		l        = newLoad()
 	)
 	var (
-		pushed    = map[string]int{} // deliveries to the push consumer
+		lateIDs   = map[string]string{} // the ids of late → their group
+		pushed    = map[string]int{}    // deliveries to the push consumer
 		sentAt    = map[string]time.Time{}
 		late      []string           // acknowledged sends first consumed long after
 		fifoAcked = map[string]int{} // FIFO sends answered OK → their index in their message group
@@ -140,6 +146,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		pushed[m.GetMessageId()]++
 		if at, ok := sentAt[m.GetMessageId()]; ok && pushed[m.GetMessageId()] == 1 && time.Since(at) > latePush {
 			late = append(late, fmt.Sprintf("push %s after %v", m.GetMessageId(), time.Since(at).Round(time.Millisecond)))
+			lateIDs[m.GetMessageId()] = pushGroup
 		}
 		mu.Unlock()
 		return rmq.SUCCESS
@@ -177,6 +184,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 			received[id]++
 			if at, ok := sentAt[id]; ok && received[id] == 1 && time.Since(at) > lateSimple {
 				late = append(late, fmt.Sprintf("simple %s after %v", id, time.Since(at).Round(time.Millisecond)))
+				lateIDs[id] = group
 			}
 			if ackedOK[id] {
 				again = append(again, id)
@@ -370,6 +378,7 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 		len(acked), len(received), dups, len(pushed), pushDups, len(fifoAcked), len(fifoGot), fifoDups, errs.String())
 	if len(late) > 0 {
 		t.Errorf("%d acknowledged sends consumed only after an invisible time (%v simple, %v push: held invisible by a stopping proxy?): %v", len(late), lateSimple, latePush, late)
+		t.Log(lateStory(children, lateIDs))
 	}
 	if len(fifoOrder) > 0 {
 		t.Errorf("FIFO messages consumed out of order: %v", fifoOrder)
@@ -380,4 +389,92 @@ func TestRollingRestartOfTwoProxies(t *testing.T) {
 	if bad := errs.Bad(); len(bad) > 0 {
 		t.Errorf("errors the clients do not retry: %q", bad)
 	}
+}
+
+// lateStory is what the proxies logged about the late messages of ids
+// (id → its consumer group): the lines naming one of them for its group
+// (its pops, late pop answers, receive answers), each once, its lists of
+// message ids replaced by the late ones it names (the ids' last 6 digits),
+// the group's failed pops and the dropped broker connections, in the order
+// of time, so that a failure in
+// a CI run whose output is cut says which proxy popped a late message and
+// what became of it.
+func lateStory(children map[string]*testenv.Child, ids map[string]string) string {
+	type entry struct {
+		at, text string
+	}
+	var lines []entry
+	named := map[string]bool{}
+	groups := map[string]bool{}
+	for _, g := range ids {
+		groups[g] = true
+	}
+	for name, c := range children {
+		for line := range strings.Lines(c.Output()) {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			group, _ := rec["consumer_group"].(string)
+			msg, _ := rec["msg"].(string)
+			dropped := msg == "remoting connection dropped" // with the pops waiting on it
+			if !groups[group] && !dropped {
+				continue
+			}
+			var hits []string
+			for k, v := range rec {
+				text, ok := v.(string)
+				if !ok || !strings.HasSuffix(k, "msg_ids") {
+					continue
+				}
+				var in []string
+				for id := range strings.FieldsSeq(text) {
+					if ids[id] == group {
+						in = append(in, id[max(len(id)-6, 0):])
+						named[id] = true
+					}
+				}
+				if len(in) > 0 {
+					hits = append(hits, fmt.Sprintf("%s(%d of %d late): %s", k, len(in), len(strings.Fields(text)), strings.Join(in, " ")))
+				}
+				delete(rec, k)
+			}
+			if len(hits) == 0 && !dropped && !strings.HasPrefix(msg, "a pop ") && !strings.HasPrefix(msg, "the receive's time ended") {
+				continue
+			}
+			at, _ := rec["time"].(string)
+			for _, k := range []string{"time", "msg", "level", "request_id", "component", "topic"} {
+				delete(rec, k)
+			}
+			lines = append(lines, entry{at, fmt.Sprintf("%s %s: %s %v %s", at, name, msg, rec, strings.Join(hits, "; "))})
+		}
+	}
+	slices.SortFunc(lines, func(a, b entry) int { return strings.Compare(a.at, b.at) })
+	var sb strings.Builder
+	sb.WriteString("what the proxies logged about the late messages:\n")
+	for _, l := range lines {
+		sb.WriteString("  " + l.text + "\n")
+	}
+	var none []string
+	for id := range ids {
+		if !named[id] {
+			none = append(none, id)
+		}
+	}
+	if len(none) > 0 {
+		slices.Sort(none)
+		fmt.Fprintf(&sb, "  named by no log line: %v\n", none)
+	}
+	return sb.String()
+}
+
+// aboveDebug is the lines of a proxy's JSON log above DEBUG.
+func aboveDebug(logs string) string {
+	var sb strings.Builder
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, `"level":"DEBUG"`) {
+			sb.WriteString(line)
+		}
+	}
+	return sb.String()
 }

@@ -84,10 +84,13 @@ func (cn *conn) fail(err *Error) {
 		return
 	}
 	cn.err = err
-	dropped := 0
+	dropped, waiting := 0, 0
 	for _, a := range cn.pending {
 		if a.poll {
 			dropped++
+		}
+		if a.ch != nil {
+			waiting++
 		}
 	}
 	cn.pending = nil
@@ -97,7 +100,7 @@ func (cn *conn) fail(err *Error) {
 	cn.nc.Close()
 	cn.c.forget(cn)
 	if err.Kind != KindClosed && err.Err != errDrained {
-		cn.c.logDrop(cn.addr, err)
+		cn.c.logDrop(cn.addr, err, waiting, dropped)
 	}
 }
 
@@ -118,7 +121,11 @@ type dropLog struct {
 // logDrop logs a dropped connection to addr: at WARN the first time and
 // then at most once per dropWarnEvery, counting the drops logged at DEBUG
 // in between; [Client.heard] says once when the address works again.
-func (c *Client) logDrop(addr string, err *Error) {
+// waiting is the calls that waited for an answer on it, abandoned the
+// long polls whose callers had given up (their answers, and what the
+// peer did for them, are lost with the connection: a pop's messages stay
+// invisible for their invisible time).
+func (c *Client) logDrop(addr string, err *Error, waiting, abandoned int) {
 	now := time.Now()
 	level, since := slog.LevelDebug, 0
 	c.dropMu.Lock()
@@ -139,7 +146,8 @@ func (c *Client) logDrop(addr string, err *Error) {
 		d.since++
 	}
 	c.dropMu.Unlock()
-	attrs := []slog.Attr{slog.String("addr", addr), slog.String("error", err.Error())}
+	attrs := []slog.Attr{slog.String("addr", addr), slog.String("error", err.Error()),
+		slog.Int("calls_waiting", waiting), slog.Int("abandoned_polls", abandoned)}
 	if since > 0 {
 		attrs = append(attrs, slog.Int("drops_since_last_warning", since))
 	}
