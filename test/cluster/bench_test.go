@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,7 +46,11 @@ import (
 // a child process (the built binary, like the Apache proxy runs in a JVM of
 // its own), so that each process's CPU time can be told apart: every row
 // reports the CPU milliseconds per message of the proxy, the broker JVM
-// and this test process (the Go client, or the direct Remoting client).
+// and this test process (the Go client, or the direct Remoting client),
+// and the part of the broker's that its JIT compiler threads used
+// (broker-jit-cpu-ms/msg): compare the brokers' cost per message without
+// it (see jitCPU). CLUSTER_BENCH_JFR=DIR records the broker with JFR over
+// each measured row (see recordBroker).
 //
 // CLUSTER_BENCH_CPUPROFILE=FILE writes a CPU profile of rmqproxy taken
 // during its produce and consume rows (FILE.produce, FILE.consume), over
@@ -174,6 +180,48 @@ func busiestThreads(before, after map[string]threadUse, units float64) []threadS
 type threadUse struct {
 	name string
 	cpu  float64
+}
+
+// jitCPU returns the CPU seconds the JVM's JIT compiler threads (C1, C2)
+// used between two threadCPU readings, threads started between them
+// included. Each benchmark starts a broker of its own, whose C2 compiler
+// still works through the broker's code for minutes, while it is busy,
+// after the warm pass: CPU that follows the time a row lasts, not its
+// messages, so that a slower row's broker-cpu-ms/msg holds more of it
+// (broker-jit-cpu-ms/msg is that part).
+func jitCPU(before, after map[string]threadUse) float64 {
+	var s float64
+	for tid, a := range after {
+		if strings.HasPrefix(a.name, "C1 Compiler") || strings.HasPrefix(a.name, "C2 Compiler") {
+			s += a.cpu - before[tid].cpu
+		}
+	}
+	return s
+}
+
+// recordBroker records the broker JVM with JFR (its "profile" settings)
+// over a measured row when CLUSTER_BENCH_JFR names a directory, into
+// DIR/<workload>-<row>.jfr (read it with `jfr print --events
+// jdk.ExecutionSample` or `jfr summary`); the returned function stops it.
+// Starting a recording makes the JVM discard compiled code ("Jvmti state
+// change invalidated dependencies") and compile it again, so the CPU
+// figures of rows recorded so are not comparable with others.
+func (p *benchPaths) recordBroker(b *testing.B, row, workload string) func() {
+	dir := os.Getenv("CLUSTER_BENCH_JFR")
+	if dir == "" || b.N < 100 || strings.Contains(b.Name(), "/warm-") {
+		return func() {}
+	}
+	pid := strconv.Itoa(p.broker.PID())
+	name := workload + "-" + row
+	out, err := exec.Command("jcmd", pid, "JFR.start", "name="+name, "settings=profile", "filename="+filepath.Join(dir, name+".jfr")).CombinedOutput()
+	if err != nil {
+		b.Fatalf("jcmd JFR.start: %v: %s", err, out)
+	}
+	return func() {
+		if out, err := exec.Command("jcmd", pid, "JFR.stop", "name="+name).CombinedOutput(); err != nil {
+			b.Errorf("jcmd JFR.stop: %v: %s", err, out)
+		}
+	}
 }
 
 // threadCPU reads the CPU seconds of each thread of pid (by thread id).
@@ -372,21 +420,24 @@ func (p *benchPaths) startRow(b *testing.B, name, workload string) func(msgs int
 	if name == "rmqproxy" {
 		pprof = "http://" + p.ours.HealthAddr() + "/debug/pprof"
 	}
+	stopJFR := p.recordBroker(b, name, workload)
 	m := meterCPU(b, p.proxyPID(name), p.broker.PID(), pprof)
 	wait := func() {}
 	if name == "rmqproxy" && !strings.Contains(b.Name(), "/warm-") { // the measured pass's row only
 		wait = profileProxy(b, p.ours, workload)
 	}
 	threads := os.Getenv("CLUSTER_BENCH_THREADS") != ""
-	var before map[string]threadUse
-	if threads {
-		before = threadCPU(p.broker.PID())
-	}
+	before := threadCPU(p.broker.PID())
 	return func(msgs int64) {
 		m.report(b, msgs)
+		after := threadCPU(p.broker.PID())
+		stopJFR()
+		if msgs > 0 {
+			b.ReportMetric(jitCPU(before, after)*1000/float64(msgs), "broker-jit-cpu-ms/msg")
+		}
 		wait()
 		if threads && msgs > 0 {
-			for _, u := range busiestThreads(before, threadCPU(p.broker.PID()), float64(msgs)) {
+			for _, u := range busiestThreads(before, after, float64(msgs)) {
 				b.Logf("broker thread %-16s %.4f CPU-ms/msg", u.name, u.ms)
 			}
 		}
