@@ -4,8 +4,9 @@
 // jars test/scripts/install-rocketmq.sh copied from Maven Central (release
 // pinned in test/rocketmq/pom.xml), started with java on loopback, free
 // ports, small heaps, Remoting TLS disabled unless a test passes the JVM
-// flags for it, a logback file and a store per JVM in the test's temporary
-// directory, and stopped by PID when the test ends.
+// flags for it, a logback file per JVM in the test's temporary directory,
+// a store per broker on a tmpfs when there is one (/dev/shm; else beside
+// its logs), and stopped by PID when the test ends.
 //
 // On Linux every JVM runs with LD_PRELOAD=libloopbind.so (built into the
 // jars' directory from test/scripts/loopbind.c by install-rocketmq.sh):
@@ -56,6 +57,7 @@ type Cluster struct {
 	mu          sync.Mutex
 	procs       []*proc
 	ownsDir     bool
+	stores      string // the brokers' stores on a tmpfs, or "" (see storeDir)
 }
 
 // Options change the broker's settings; Extra lines go into broker.conf.
@@ -610,7 +612,7 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	}
 	addr := c.host() + ":" + strconv.Itoa(port) // as the broker registers it: "::1:port" on IPv6
 	name := "broker-" + opt.BrokerName
-	store := filepath.Join(c.Dir, name, "store")
+	store := c.storeDir(name, opt.ServerJIT)
 	lines := []string{
 		"brokerClusterName=" + opt.ClusterName, "brokerName=" + opt.BrokerName, "brokerId=0",
 		"namesrvAddr=" + c.NameServer, "listenPort=" + strconv.Itoa(port), "haListenPort=" + strconv.Itoa(port+1),
@@ -906,7 +908,8 @@ func (c *Cluster) Processes() map[string]int {
 // Close stops the JVMs, the NameServer last: SIGTERM to each process
 // group, then SIGKILL to a group still running after 30 s. The brokers and
 // proxies stop at once (each shutdown takes seconds), then the NameServer.
-// It removes the directory when LaunchNameServer made it.
+// It removes the directory when LaunchNameServer made it, and the
+// brokers' stores on a tmpfs (see storeDir).
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	procs := c.procs
@@ -931,5 +934,12 @@ func (c *Cluster) Close() {
 	}
 	if c.ownsDir {
 		_ = os.RemoveAll(c.Dir)
+	}
+	c.mu.Lock()
+	stores := c.stores
+	c.stores = ""
+	c.mu.Unlock()
+	if stores != "" {
+		_ = os.RemoveAll(stores)
 	}
 }
