@@ -743,8 +743,10 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 	// TLS-serving proxy, "keyutil_*", which it never deletes) go under the
 	// cluster's directory, removed with it, not into the system's /tmp.
 	tmp := filepath.Join(home, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, err
+	for _, d := range []string{tmp, filepath.Join(home, "logs")} { // logs: the GC log's, before logback makes it
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	logConf := "rmq.broker.logback.xml"
 	tls := "-Dtls.server.mode=disabled" // Remoting TLS: certificate generation dominates a start
@@ -761,7 +763,11 @@ func (c *Cluster) start(name, heap, main string, serverJIT bool, jvmExtra []stri
 	}
 	jvm := append([]string{"-Xms256m", "-Xmx" + heap, "-XX:MaxDirectMemorySize=512m", c.jvmStack()}, quick...)
 	jvm = append(jvm, "-XX:-UsePerfData", tls, "-Duser.home="+home, "-Djava.io.tmpdir="+tmp,
-		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf))
+		"-Drmq.logback.configurationFile="+filepath.Join(c.Dir, "conf", logConf),
+		// Each collection's pause and CPU time, and each safepoint, beside
+		// the JVM's own logs (see KeepFiles): a pause whose real time far
+		// exceeds its CPU time is a JVM starved of CPU.
+		"-Xlog:gc,gc+cpu,safepoint:file="+filepath.Join(home, "logs", "gc-%p.log")+":time,uptime,level,tags:filecount=2,filesize=5m")
 	jvm = append(jvm, jvmExtra...) // after the defaults: a repeated -D takes the last value
 	jvm = append(jvm, "-cp", filepath.Join(c.lib, "*"), main)
 	cmd := exec.Command(c.java, append(jvm, args...)...)
@@ -905,6 +911,15 @@ func (c *Cluster) Processes() map[string]int {
 	return m
 }
 
+// KeepFiles makes Close leave the directory LaunchNameServer made (the
+// JVMs' configuration and logs, GC logs included; not the brokers' stores
+// on a tmpfs), for a failed test run to be looked into.
+func (c *Cluster) KeepFiles() {
+	c.mu.Lock()
+	c.ownsDir = false
+	c.mu.Unlock()
+}
+
 // Close stops the JVMs, the NameServer last: SIGTERM to each process
 // group, then SIGKILL to a group still running after 30 s. The brokers and
 // proxies stop at once (each shutdown takes seconds), then the NameServer.
@@ -914,6 +929,7 @@ func (c *Cluster) Close() {
 	c.mu.Lock()
 	procs := c.procs
 	c.procs = nil
+	owns := c.ownsDir
 	c.mu.Unlock()
 	term := func(p *proc) {
 		if !p.exited() {
@@ -932,7 +948,7 @@ func (c *Cluster) Close() {
 			term(p)
 		}
 	}
-	if c.ownsDir {
+	if owns {
 		_ = os.RemoveAll(c.Dir)
 	}
 	c.mu.Lock()

@@ -163,6 +163,15 @@ func mainCluster(m *testing.M, always bool) int {
 		}
 	}
 	nameServer, nameServerErr = ns, err
+	code := 0
+	defer func() {
+		if code != 0 && ns != nil {
+			// The JVMs' logs say whether a broker that answered late was
+			// collecting garbage, starved of CPU, or busy.
+			ns.KeepFiles()
+			fmt.Printf("the cluster pass failed: the NameServer's and brokers' logs (GC logs included) are kept in %s\n", ns.Dir)
+		}
+	}()
 	defer func() {
 		nameServer, nameServerErr, sharedBroker = nil, nil, nil
 		brokerCheckedFor.Clear()
@@ -173,7 +182,8 @@ func mainCluster(m *testing.M, always bool) int {
 		clear(runs)
 		runsMu.Unlock()
 	}()
-	return m.Run()
+	code = m.Run()
+	return code
 }
 
 // LocalOnly skips the test in the cluster pass: it is about the embedded
