@@ -80,8 +80,8 @@ logs=$(mktemp -d /tmp/rmqproxy-test-logs.XXXXXX)
 # alongside them at a lower priority, on the CPU they leave idle.
 nice -n 10 bash -c "$(declare -f fuzz); FUZZTIME=$FUZZTIME fuzz" >"$logs/fuzz" 2>&1 &
 fuzzing=$!
-# The package tests are CPU-bound too and wait on nothing outside their
-# process, while the end-to-end tests' brokers and proxies answer within
+# The package tests are CPU-bound too (the few with services of their own
+# are not timed), while the end-to-end tests' brokers and proxies answer within
 # request timeouts (a starved test broker answered after 5 s in CI runs):
 # the packages run a little below them.
 nice -n 5 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/test/e2e$\|/test/cluster$') >"$logs/packages" 2>&1 &
