@@ -670,7 +670,7 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 		for _, s := range strings.Split(customized, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(s))
 			if err != nil {
-				return nil, fmt.Errorf("%w: --retry: %v", errUsage, err)
+				return nil, fmt.Errorf("%w: --retry: %q is not a duration: give each delay with its unit, separated by commas, such as 1s,5s,30s", errUsage, strings.TrimSpace(s))
 			}
 			p.Delays = append(p.Delays, d)
 		}
@@ -682,8 +682,15 @@ func retryPolicy(customized, exponential string) (*domain.RetryPolicy, error) {
 		}
 		var p domain.RetryPolicy
 		var err1, err2, err3 error
-		p.Initial, err1 = time.ParseDuration(strings.TrimSpace(parts[0]))
-		p.Max, err2 = time.ParseDuration(strings.TrimSpace(parts[1]))
+		duration := func(what, s string) (time.Duration, error) {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return 0, fmt.Errorf("%s %q is not a duration: give it with its unit, such as 1s,2h,2", what, s)
+			}
+			return d, nil
+		}
+		p.Initial, err1 = duration("initial delay", strings.TrimSpace(parts[0]))
+		p.Max, err2 = duration("maximum delay", strings.TrimSpace(parts[1]))
 		// ParseFloat, not Sscanf, which ignores text after the number.
 		m := strings.TrimSpace(parts[2])
 		if p.Multiplier, err3 = strconv.ParseFloat(m, 64); err3 != nil || math.IsNaN(p.Multiplier) || math.IsInf(p.Multiplier, 0) {
@@ -703,8 +710,11 @@ type int32Value int32
 
 func (v *int32Value) Set(s string) error {
 	n, err := strconv.ParseInt(s, 0, 32)
+	if errors.Is(err, strconv.ErrRange) {
+		return errors.New("out of range: at most 2147483647")
+	}
 	if err != nil {
-		return errors.New("not a whole number between -2147483648 and 2147483647")
+		return errors.New("not a whole number, such as 8")
 	}
 	*v = int32Value(n)
 	return nil
