@@ -129,7 +129,7 @@ func validateAddress(addr string) error {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082%s", redact.Userinfo(addr), listenaddr.IPv6Hint(addr, 8082))
+		return fmt.Errorf("address %q is not host:port, such as 127.0.0.1:8082%s%s", redact.Userinfo(addr), listenaddr.IPv6Hint(addr, 8082), listenaddr.PortOnlyHint(addr, true))
 	}
 	if err := listenaddr.CheckHost(addr, host, DefaultAddress); err != nil {
 		return err

@@ -98,7 +98,7 @@ func (c Config) Validate() error {
 		if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
 			reason = ae.Err // without the address, which may carry userinfo
 		}
-		errs = append(errs, fmt.Errorf("address %q is not host:port: %s%s", redact.Userinfo(c.Address), reason, listenaddr.IPv6Hint(c.Address, 8081)))
+		errs = append(errs, fmt.Errorf("address %q is not host:port: %s%s%s", redact.Userinfo(c.Address), reason, listenaddr.IPv6Hint(c.Address, 8081), listenaddr.PortOnlyHint(c.Address, false)))
 	} else if err := listenaddr.CheckHost(c.Address, host, "127.0.0.1:8081"); err != nil {
 		errs = append(errs, err)
 	} else if _, err := net.LookupPort("tcp", port); err != nil {

@@ -36,7 +36,7 @@ func (c Config) Validate() error {
 	if err := listenaddr.CheckUser(c.Address, ":9090"); err != nil {
 		errs = append(errs, err)
 	} else if host, port, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090%s", redact.Userinfo(c.Address), listenaddr.IPv6Hint(c.Address, 9090)))
+		errs = append(errs, fmt.Errorf("address %q is not host:port, such as :9090%s%s", redact.Userinfo(c.Address), listenaddr.IPv6Hint(c.Address, 9090), listenaddr.PortOnlyHint(c.Address, false)))
 	} else if err := listenaddr.CheckHost(c.Address, host, ":9090"); err != nil {
 		errs = append(errs, err)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {

@@ -39,3 +39,18 @@ func IPv6Hint(addr string, port int) string {
 	}
 	return ""
 }
+
+// PortOnlyHint returns, for an address setting that is a port alone
+// ("18081", as a YAML number or a flag gives it), how to write it: on every
+// interface (":18081"), or on loopback only ("127.0.0.1:18081") for a
+// setting whose default is loopback. For any other address it returns "".
+func PortOnlyHint(addr string, loopback bool) string {
+	n, err := strconv.ParseUint(addr, 10, 16)
+	if err != nil || strconv.FormatUint(n, 10) != addr {
+		return ""
+	}
+	if loopback {
+		return "; for port " + addr + " on loopback only write \"127.0.0.1:" + addr + "\""
+	}
+	return "; for port " + addr + " on every interface write \":" + addr + "\""
+}

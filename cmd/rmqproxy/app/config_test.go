@@ -42,6 +42,19 @@ func TestStoreHostFollowsGRPCAddress(t *testing.T) {
 	if err == nil || err.Error() != `grpc.address "nowhere" is not host:port: missing port in address` {
 		t.Fatalf("got %v", err)
 	}
+	// A port alone (as a YAML number, "address: 18081", or a flag) said
+	// only "missing port in address"; it now says how to write it.
+	for _, tt := range []struct{ arg, want string }{
+		{"--grpc.address=18081", `grpc.address "18081" is not host:port: missing port in address; for port 18081 on every interface write ":18081"`},
+		{"--health.address=19090", `health.address "19090" is not host:port, such as :9090; for port 19090 on every interface write ":19090"`},
+		{"--admin.address=18082", `admin.address "18082" is not host:port, such as 127.0.0.1:8082; for port 18082 on loopback only write "127.0.0.1:18082"`},
+	} {
+		cfg := app.Defaults(app.ProfileDevelopment)
+		err := config.Load(&cfg, config.Sources{Args: []string{tt.arg}})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: got %v\nwant %s", tt.arg, err, tt.want)
+		}
+	}
 }
 
 // TestListenersOnOnePortAreRefused: two listeners of the proxy on one
