@@ -317,6 +317,14 @@ func (c *Client) answerError(resp *http.Response, data []byte) error {
 		return &domain.Error{Reason: domain.ReasonBadRequest, Msg: fmt.Sprintf(
 			"the admin API at %s serves HTTPS only (its admin.tls.enabled is true): pass --admin.tls.enabled (or give an https:// address, or set RMQPROXY_ADMIN_TLS_ENABLED=true or admin.tls.enabled: true in --config FILE) and --admin.caFile with the CA of its certificate", c.base)}
 	}
+	if resp.StatusCode == http.StatusNotFound && resp.Request != nil {
+		// Every admin route exists on an admin API: a 404 that is not its
+		// JSON answer comes from another HTTP server, most often rmqproxy's
+		// own health port (the README's "health and metrics on :9090").
+		return &domain.Error{Reason: domain.ReasonUnavailable, Msg: fmt.Sprintf(
+			"%s is not an rmqproxy admin API: it answered %s to %s %s (as rmqproxy's health port, health.address, does: it serves only /livez, /healthz, /readyz and /metrics). %s",
+			c.base, resp.Status, resp.Request.Method, resp.Request.URL.Path, addressHint)}
+	}
 	if len(snippet) > 200 {
 		snippet = snippet[:200] + "..."
 	}
