@@ -48,8 +48,9 @@ Usage:
                                            print the effective configuration (secrets redacted)
   rmqproxy topic create|update|delete|list|describe ...
                                            manage the topics of a running proxy
-  rmqproxy group create|update|delete|list|describe|stats ...
-                                           manage the consumer groups of a running proxy
+  rmqproxy group create|update|delete|list|describe|stats|reset ...
+                                           manage the consumer groups of a running proxy, show
+                                           their progress, replay or skip messages (reset)
   rmqproxy client list|stack|verify ...    list the connected clients, print a client's thread
                                            stacks, have a consumer verify a message
   rmqproxy migrate up|down|version         manage the PostgreSQL schema (users, ACLs, audit log)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,39 @@ func TestHelp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpListsEverySubcommand: the top-level help left out "group reset"
+// ("rmqproxy group create|update|delete|list|describe|stats ..."), so a
+// user reading --help did not learn the group's offsets could be reset.
+// Every subcommand a command's own help shows is now on its line of the
+// top-level help.
+func TestHelpListsEverySubcommand(t *testing.T) {
+	_, top, _ := runCLI("--help")
+	for _, cmd := range []string{"topic", "group", "client", "migrate", "user", "acl", "audit", "config"} {
+		var line string
+		for _, l := range strings.Split(top, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "rmqproxy "+cmd+" ") {
+				line = l
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("top-level help has no line for %q:\n%s", cmd, top)
+			continue
+		}
+		_, own, _ := runCLI(cmd, "--help")
+		for _, l := range strings.Split(own, "\n") {
+			f := strings.Fields(l)
+			if len(f) < 3 || f[0] != "rmqproxy" || f[1] != cmd || strings.HasPrefix(f[2], "-") || strings.ToUpper(f[2]) == f[2] {
+				continue
+			}
+			verbs := strings.FieldsFunc(strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "rmqproxy "+cmd+" "))[0], func(r rune) bool { return r == '|' })
+			if !slices.Contains(verbs, f[2]) {
+				t.Errorf("top-level help line %q lacks %q, which \"rmqproxy %s --help\" shows", strings.TrimSpace(line), f[2], cmd)
+			}
+		}
 	}
 }
 
