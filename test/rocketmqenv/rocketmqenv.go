@@ -73,6 +73,10 @@ type Options struct {
 	// JVM flags added to the broker's, e.g. its TLS system properties
 	// ("-Dtls.server.mode=enforcing"; the default is disabled).
 	JVM []string
+	// BrokerID 0 (the default) starts a master (ASYNC_MASTER); a higher
+	// id starts a slave (SLAVE) of the master with the same BrokerName,
+	// with its own ports and store.
+	BrokerID int64
 }
 
 // LibDir returns where install-rocketmq.sh puts the jars, or the directory
@@ -457,6 +461,7 @@ func (a *ApacheProxy) PID() int { return a.p.cmd.Process.Pid }
 // Broker is one broker JVM started by AddBroker.
 type Broker struct {
 	Name, Cluster, Addr string
+	ID                  int64 // Options.BrokerID: 0 for a master
 	c                   *Cluster
 	mu                  sync.Mutex
 	p                   *proc
@@ -575,7 +580,7 @@ func (b *Broker) Kill() error {
 	for {
 		info, err := b.c.clusterInfo(cl)
 		if err == nil {
-			if bd, ok := info.BrokerAddrTable[b.Name]; !ok || bd.BrokerAddrs[remoting.MasterID] != b.Addr {
+			if bd, ok := info.BrokerAddrTable[b.Name]; !ok || bd.BrokerAddrs[b.ID] != b.Addr {
 				return nil
 			}
 		}
@@ -611,10 +616,14 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 		return nil, err
 	}
 	addr := c.host() + ":" + strconv.Itoa(port) // as the broker registers it: "::1:port" on IPv6
-	name := "broker-" + opt.BrokerName
+	name, role := "broker-"+opt.BrokerName, "ASYNC_MASTER"
+	if opt.BrokerID != 0 {
+		name, role = fmt.Sprintf("%s-%d", name, opt.BrokerID), "SLAVE"
+	}
 	store := c.storeDir(name, opt.ServerJIT)
 	lines := []string{
-		"brokerClusterName=" + opt.ClusterName, "brokerName=" + opt.BrokerName, "brokerId=0",
+		"brokerClusterName=" + opt.ClusterName, "brokerName=" + opt.BrokerName,
+		"brokerId=" + strconv.FormatInt(opt.BrokerID, 10), "brokerRole=" + role,
 		"namesrvAddr=" + c.NameServer, "listenPort=" + strconv.Itoa(port), "haListenPort=" + strconv.Itoa(port+1),
 		"brokerIP1=" + c.host(), "brokerIP2=" + c.host(), "bindAddress=" + c.host(),
 		"storePathRootDir=" + store, "storePathCommitLog=" + filepath.Join(store, "commitlog"),
@@ -637,13 +646,13 @@ func (c *Cluster) launchBrokerOnce(opt Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, c: c, p: p, proc: name, conf: conf, serverJIT: opt.ServerJIT, jvm: opt.JVM}
+	b := &Broker{Name: opt.BrokerName, Cluster: opt.ClusterName, Addr: addr, ID: opt.BrokerID, c: c, p: p, proc: name, conf: conf, serverJIT: opt.ServerJIT, jvm: opt.JVM}
 	if err := c.waitRegistered(b); err != nil {
 		p.kill(syscall.SIGKILL, 0)
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.Broker == "" {
+	if c.Broker == "" && opt.BrokerID == 0 {
 		c.Broker, c.BrokerName, c.ClusterName = addr, opt.BrokerName, opt.ClusterName
 	}
 	c.mu.Unlock()
@@ -868,7 +877,7 @@ func (c *Cluster) waitRegistered(b *Broker) error {
 		}
 		info, err := c.clusterInfo(cl)
 		if err == nil {
-			if bd, ok := info.BrokerAddrTable[b.Name]; ok && bd.BrokerAddrs[remoting.MasterID] == b.Addr {
+			if bd, ok := info.BrokerAddrTable[b.Name]; ok && bd.BrokerAddrs[b.ID] == b.Addr {
 				return nil
 			}
 			err = fmt.Errorf("broker %s not registered yet: %+v", b.Name, info)

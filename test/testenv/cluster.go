@@ -403,3 +403,12 @@ func SkipUnlessRequired(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// AddClusterSlave starts a slave (brokerId 1, SLAVE) of master, one of
+// AddClusterBrokersWith's: same broker name and cluster, its own ports and
+// store; it is killed when the test ends.
+func AddClusterSlave(t testing.TB, master *ClusterBroker, extra ...string) *ClusterBroker {
+	t.Helper()
+	clusterBroker(t)
+	return nameServer.AddBroker(t, rocketmqenv.Options{BrokerName: master.Name, ClusterName: master.Cluster, BrokerID: 1, Extra: passBrokerSettings(extra...)})
+}
