@@ -76,6 +76,22 @@ func (b *Broker) eachMaster(ctx context.Context, after string, f func(m master) 
 	if err != nil {
 		return err
 	}
+	return b.eachOf(ms, after, f)
+}
+
+// eachReader is eachMaster for a read that a slave can answer: a broker
+// group whose master is down is asked through its slave (see
+// clusterView.readerList) rather than left out of the result unsaid.
+func (b *Broker) eachReader(ctx context.Context, f func(m master) error) error {
+	ms, err := b.meta.clusterReaders(ctx)
+	if err != nil {
+		return err
+	}
+	return b.eachOf(ms, "", f)
+}
+
+// eachOf is eachMaster on the brokers ms.
+func (b *Broker) eachOf(ms []master, after string, f func(m master) error) error {
 	results := atOnce(ms, f)
 	var errs []error
 	var failed []brokerFailure
@@ -1009,7 +1025,7 @@ func (b *Broker) GroupStats(ctx context.Context, group string) ([]ports.QueueSta
 	}
 	var out []ports.QueueStats
 	var mu sync.Mutex
-	err = b.eachMaster(ctx, "", func(m master) error {
+	err = b.eachReader(ctx, func(m master) error {
 		cs, err := b.consumeStats(ctx, m.name, m.addr, group, "")
 		if isCode(err, remoting.ResponseSubscriptionGroupNotExist) {
 			return nil

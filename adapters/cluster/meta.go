@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,11 +30,28 @@ type clusterView struct {
 	// brokers maps every broker name the NameServers know (any cluster) to
 	// its master's address ("" when it has none).
 	brokers map[string]string
+	// slaves maps the name of a broker group without a master (stopped,
+	// its slaves still registered) to its slave of the lowest broker id,
+	// which read-only admin calls ask instead, as mqadmin does
+	// (BrokerData.selectBrokerAddr).
+	slaves map[string]string
 	// members are the broker names of the configured cluster, sorted.
 	members []string
 	// clusters are the names of every cluster, to tell their topics apart.
 	clusters []string
 	fetched  time.Time
+}
+
+// readerList returns, for every broker group of the configured cluster,
+// its master, or when it has none its slave (see slaves), in name order.
+func (v *clusterView) readerList() []master {
+	out := make([]master, 0, len(v.members))
+	for _, n := range v.members {
+		if a := cmp.Or(v.brokers[n], v.slaves[n]); a != "" {
+			out = append(out, master{n, a})
+		}
+	}
+	return out
 }
 
 // masterList returns the masters of the configured cluster, in name order.
@@ -146,9 +164,18 @@ func (c *metaCache) readCluster(ctx context.Context) (any, error) {
 	if decodeErr != nil {
 		return nil, domain.Wrap(domain.ReasonBrokerError, decodeErr, "the NameServer's cluster info could not be decoded")
 	}
-	view := &clusterView{brokers: map[string]string{}, fetched: c.b.clock.Now()}
+	view := &clusterView{brokers: map[string]string{}, slaves: map[string]string{}, fetched: c.b.clock.Now()}
 	for name, bd := range info.BrokerAddrTable {
 		view.brokers[name] = bd.BrokerAddrs[remoting.MasterID]
+		if view.brokers[name] == "" {
+			ids := slices.Sorted(maps.Keys(bd.BrokerAddrs))
+			for _, id := range ids {
+				if a := bd.BrokerAddrs[id]; a != "" && id != remoting.MasterID {
+					view.slaves[name] = a
+					break
+				}
+			}
+		}
 	}
 	view.members = slices.Sorted(slices.Values(info.ClusterAddrTable[c.b.cfg.ClusterName]))
 	for name := range info.ClusterAddrTable {
@@ -346,6 +373,19 @@ func (c *metaCache) clusterMasters(ctx context.Context) ([]master, error) {
 		return nil, domain.Errorf(domain.ReasonUnavailable, "%s; check cluster.clusterName and the brokers", v.noMaster(c.b.cfg.ClusterName))
 	}
 	return ms, nil
+}
+
+// clusterReaders returns the broker groups of the cluster to read from
+// (see clusterView.readerList); an error when none has a master.
+func (c *metaCache) clusterReaders(ctx context.Context) ([]master, error) {
+	v, err := c.view(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(v.masterList()) == 0 {
+		return nil, domain.Errorf(domain.ReasonUnavailable, "%s; check cluster.clusterName and the brokers", v.noMaster(c.b.cfg.ClusterName))
+	}
+	return v.readerList(), nil
 }
 
 // noMaster says that the configured cluster has no master broker, naming
