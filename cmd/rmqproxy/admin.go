@@ -711,6 +711,9 @@ type int32Value int32
 func (v *int32Value) Set(s string) error {
 	n, err := strconv.ParseInt(s, 0, 32)
 	if errors.Is(err, strconv.ErrRange) {
+		if strings.HasPrefix(strings.TrimSpace(s), "-") {
+			return errors.New("out of range: at least -2147483648")
+		}
 		return errors.New("out of range: at most 2147483647")
 	}
 	if err != nil {
