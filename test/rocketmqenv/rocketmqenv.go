@@ -286,7 +286,13 @@ func (c *Cluster) launchNameServerOnce(conf string, jvm []string) error {
 		return err
 	}
 	c.NameServer = net.JoinHostPort(c.host(), strconv.Itoa(nsPort))
-	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress="+c.host()); err != nil {
+	// Its KV configuration (rmqproxy's topic and group descriptions) is
+	// rewritten with fsyncs at every PUT_KV_CONFIG, under the NameServer's
+	// lock: on the tmpfs of the brokers' stores (see storeDir), not on
+	// the busy disk where CI runs saw those writes outlast
+	// cluster.requestTimeout.
+	kv := filepath.Join(c.storeDir("namesrv", false), "kvConfig.json")
+	if err := writeLines(filepath.Join(conf, "namesrv.conf"), "listenPort="+strconv.Itoa(nsPort), "bindAddress="+c.host(), "kvConfigPath="+kv); err != nil {
 		return err
 	}
 	p, err := c.start("namesrv", "512m", "org.apache.rocketmq.namesrv.NamesrvStartup", false, jvm, "-c", filepath.Join(conf, "namesrv.conf"))
