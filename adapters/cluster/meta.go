@@ -364,20 +364,18 @@ func (c *metaCache) masters() []master {
 // clusterMasters returns the masters of the configured cluster, or
 // ReasonUnavailable when it has none.
 func (c *metaCache) clusterMasters(ctx context.Context) ([]master, error) {
-	v, err := c.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ms := v.masterList()
-	if len(ms) == 0 {
-		return nil, domain.Errorf(domain.ReasonUnavailable, "%s; check cluster.clusterName and the brokers", v.noMaster(c.b.cfg.ClusterName))
-	}
-	return ms, nil
+	return c.clusterBrokers(ctx, (*clusterView).masterList)
 }
 
 // clusterReaders returns the broker groups of the cluster to read from
 // (see clusterView.readerList); an error when none has a master.
 func (c *metaCache) clusterReaders(ctx context.Context) ([]master, error) {
+	return c.clusterBrokers(ctx, (*clusterView).readerList)
+}
+
+// clusterBrokers returns list of the cluster's view, or an error naming
+// what the NameServers know when the cluster has no master.
+func (c *metaCache) clusterBrokers(ctx context.Context, list func(*clusterView) []master) ([]master, error) {
 	v, err := c.view(ctx)
 	if err != nil {
 		return nil, err
@@ -385,7 +383,7 @@ func (c *metaCache) clusterReaders(ctx context.Context) ([]master, error) {
 	if len(v.masterList()) == 0 {
 		return nil, domain.Errorf(domain.ReasonUnavailable, "%s; check cluster.clusterName and the brokers", v.noMaster(c.b.cfg.ClusterName))
 	}
-	return v.readerList(), nil
+	return list(v), nil
 }
 
 // noMaster says that the configured cluster has no master broker, naming
